@@ -1,1 +1,1410 @@
-fn main(){}
+//! The example CLI: every capability of the engine from a terminal.
+//!
+//! ```text
+//! cargo run --example crm -- demo
+//! cargo run --example crm -- customer list --search hwjs
+//! cargo run --example crm -- --as zhangsan customer add name=某某科技有限公司 phone=010-62345678
+//! cargo run --features postgres --example crm -- --db postgres://postgres@127.0.0.1/postgres demo
+//! ```
+//!
+//! The acting user is given with `--as` (the host application's identity);
+//! with `--password` (or `CRM_PASSWORD`) the CLI logs in with the local
+//! password instead.
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+use comfy_table::{ContentArrangement, Table as Grid, presets::UTF8_FULL_CONDENSED};
+use crm::clock::Clock;
+use crm::custom::{CustomFieldType, NewCustomField};
+use crm::ids::{RecordId, UserId};
+use crm::org::{NewCompany, NewUser, RoleSpec, User, UserPatch};
+use crm::store::Lifecycle;
+use crm::{
+    Actor, Cond, Crm, Entity, FieldRule, Fields, ListQuery, PageRequest, Permission, Record,
+    ShareAccess,
+};
+use serde_json::{Value as Json, json};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// The system clock, for the CLI (the engine itself never reads it).
+struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+#[derive(Parser)]
+#[command(name = "crm", about = "An embeddable CRM engine, from the terminal", version)]
+struct Cli {
+    /// A SQLite file path, `:memory:`, or a postgres:// URL (add `?schema=name` to pick the schema).
+    #[arg(long, global = true, env = "CRM_DB", default_value = "crm.db")]
+    db: String,
+    /// The company code (default: the only company, or DEMO).
+    #[arg(long, global = true, env = "CRM_COMPANY")]
+    company: Option<String>,
+    /// Act as this user (username).
+    #[arg(long = "as", global = true, env = "CRM_USER", default_value = "admin")]
+    user: String,
+    /// Log in with this local password instead of trusting --as.
+    #[arg(long, global = true, env = "CRM_PASSWORD")]
+    password: Option<String>,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates a company with its first administrator.
+    Init {
+        /// Company name.
+        #[arg(long)]
+        name: String,
+        /// Company code (used to log in).
+        #[arg(long)]
+        code: String,
+        /// Administrator username.
+        #[arg(long, default_value = "admin")]
+        admin: String,
+        /// Administrator display name.
+        #[arg(long, default_value = "管理员")]
+        admin_name: String,
+        /// Administrator password (for local login).
+        #[arg(long)]
+        admin_password: Option<String>,
+    },
+    /// Fills a company DEMO with realistic Chinese demo data.
+    Demo,
+    /// Shows who is acting and what they may do.
+    Whoami,
+    /// Lists companies.
+    Companies,
+    /// Users (用户).
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Departments (部门).
+    #[command(subcommand, alias = "department")]
+    Dept(DeptCmd),
+    /// Roles (角色).
+    #[command(subcommand)]
+    Role(RoleCmd),
+    /// User groups (用户组).
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Customers (客户).
+    #[command(subcommand)]
+    Customer(RecordCmd),
+    /// Contacts (联系人).
+    #[command(subcommand)]
+    Contact(RecordCmd),
+    /// Follow-up records (跟进记录).
+    #[command(subcommand, alias = "follow-up")]
+    Followup(RecordCmd),
+    /// Custom fields (自定义字段) and option lists.
+    #[command(subcommand)]
+    Field(FieldCmd),
+    /// Outbox events for the host application.
+    #[command(subcommand)]
+    Events(EventsCmd),
+}
+
+#[derive(Subcommand)]
+enum UserCmd {
+    /// Adds a user.
+    Add {
+        /// Login name.
+        username: String,
+        /// Display name.
+        name: String,
+        /// Department (name or id).
+        #[arg(long)]
+        dept: Option<String>,
+        /// Superior (username).
+        #[arg(long)]
+        superior: Option<String>,
+        /// Roles (names), repeatable.
+        #[arg(long)]
+        role: Vec<String>,
+        /// E-mail.
+        #[arg(long)]
+        email: Option<String>,
+        /// Mobile.
+        #[arg(long)]
+        mobile: Option<String>,
+        /// Initial password.
+        #[arg(long)]
+        set_password: Option<String>,
+    },
+    /// Lists users, optionally matching a name or pinyin.
+    List {
+        /// Search text.
+        search: Option<String>,
+    },
+    /// Shows a user.
+    Show {
+        /// Username.
+        username: String,
+    },
+    /// Changes a user.
+    Edit {
+        /// Username.
+        username: String,
+        /// Display name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Department (name or id; "none" clears).
+        #[arg(long)]
+        dept: Option<String>,
+        /// Superior (username; "none" clears).
+        #[arg(long)]
+        superior: Option<String>,
+        /// Roles (names), replacing the current ones.
+        #[arg(long)]
+        role: Vec<String>,
+        /// Deactivate the user.
+        #[arg(long)]
+        deactivate: bool,
+        /// Activate the user.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// Sets a user's password (administrators).
+    Passwd {
+        /// Username.
+        username: String,
+        /// The new password.
+        password: String,
+    },
+    /// Changes your own password.
+    ChangePassword {
+        /// The current password.
+        current: String,
+        /// The new password.
+        new: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeptCmd {
+    /// Adds a department.
+    Add {
+        /// Name.
+        name: String,
+        /// Parent (name or id).
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// Lists departments as a tree.
+    List,
+    /// Renames or moves a department.
+    Edit {
+        /// Department (name or id).
+        dept: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// New parent (name or id).
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// Deletes an empty department.
+    Delete {
+        /// Department (name or id).
+        dept: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RoleCmd {
+    /// Adds a role. Permissions look like `customer:read:department_tree`,
+    /// field rules like `contact.mobile=masked`.
+    Add {
+        /// Name.
+        name: String,
+        /// Grants, repeatable.
+        #[arg(long = "perm")]
+        permissions: Vec<String>,
+        /// Field rules, repeatable.
+        #[arg(long = "field")]
+        fields: Vec<String>,
+        /// Administrator role.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Lists roles.
+    List,
+    /// Replaces a role's grants and field rules.
+    Edit {
+        /// Role name.
+        name: String,
+        /// Grants, repeatable.
+        #[arg(long = "perm")]
+        permissions: Vec<String>,
+        /// Field rules, repeatable.
+        #[arg(long = "field")]
+        fields: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum GroupCmd {
+    /// Adds a group.
+    Add {
+        /// Name.
+        name: String,
+        /// Members (usernames).
+        members: Vec<String>,
+    },
+    /// Lists groups.
+    List,
+}
+
+#[derive(Args, Clone)]
+struct ListArgs {
+    /// Conditions like `level=A`, `name~科技`, `contacts.mobile^138`, `city:null`; repeatable.
+    #[arg(long = "where", short = 'w')]
+    conditions: Vec<String>,
+    /// Fuzzy search, pinyin initials included (e.g. hwjs).
+    #[arg(long, short = 's')]
+    search: Option<String>,
+    /// Sort keys like `name` or `-created_at`; repeatable.
+    #[arg(long)]
+    sort: Vec<String>,
+    /// Page number (from 1).
+    #[arg(long, default_value_t = 1)]
+    page: u64,
+    /// Rows per page.
+    #[arg(long, default_value_t = 10)]
+    per_page: u64,
+    /// Keyset paging: continue after this cursor ("" for the first page).
+    #[arg(long)]
+    after: Option<String>,
+    /// Show the recycle bin.
+    #[arg(long)]
+    deleted: bool,
+    /// Show archived records (history).
+    #[arg(long)]
+    archived: bool,
+}
+
+#[derive(Subcommand)]
+enum RecordCmd {
+    /// Adds a record from `field=value` pairs (API names or Chinese labels).
+    Add {
+        /// `field=value` pairs.
+        fields: Vec<String>,
+        /// For customers: a contact as `name=…,mobile=…`; repeatable.
+        #[arg(long)]
+        contact: Vec<String>,
+    },
+    /// Changes fields of a record.
+    Edit {
+        /// Id or code.
+        record: String,
+        /// `field=value` pairs (`field=` clears).
+        fields: Vec<String>,
+        /// The version you read; refused if someone changed it since.
+        #[arg(long)]
+        version: Option<i64>,
+    },
+    /// Shows a record.
+    Show {
+        /// Id or code.
+        record: String,
+    },
+    /// Lists records.
+    List(ListArgs),
+    /// Searches records by name, code, phone or pinyin.
+    Search {
+        /// The text.
+        text: String,
+    },
+    /// Moves records to the recycle bin.
+    Delete {
+        /// Ids or codes.
+        records: Vec<String>,
+    },
+    /// Restores records from the recycle bin.
+    Restore {
+        /// Ids or codes.
+        records: Vec<String>,
+    },
+    /// Removes deleted records for good.
+    Purge {
+        /// Ids or codes.
+        records: Vec<String>,
+    },
+    /// Moves records to history (转移到历史库).
+    Archive {
+        /// Ids or codes.
+        records: Vec<String>,
+    },
+    /// Transfers records to another owner.
+    Transfer {
+        /// Ids or codes.
+        records: Vec<String>,
+        /// The new owner (username).
+        #[arg(long)]
+        to: String,
+    },
+    /// Shares a record with a user.
+    Share {
+        /// Id or code.
+        record: String,
+        /// The user (username).
+        #[arg(long)]
+        with: String,
+        /// read or write.
+        #[arg(long, default_value = "read")]
+        access: String,
+        /// When the share ends (e.g. 2026-12-31 or 2026-12-31 18:00).
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Ends a share.
+    Unshare {
+        /// Id or code.
+        record: String,
+        /// The user (username).
+        #[arg(long)]
+        with: String,
+    },
+    /// Shows who changed what.
+    History {
+        /// Id or code.
+        record: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum FieldCmd {
+    /// Adds a custom field: `field add customer erp_code ERP编码 --type text`.
+    Add {
+        /// customer, contact or follow_up.
+        entity: String,
+        /// Key (a-z, 0-9, _).
+        key: String,
+        /// Label.
+        label: String,
+        /// text, number, money, date, select, multi_select, user, boolean.
+        #[arg(long = "type", default_value = "text")]
+        field_type: String,
+        /// Options for select fields, comma separated.
+        #[arg(long)]
+        options: Option<String>,
+        /// Required.
+        #[arg(long)]
+        required: bool,
+        /// Unique among the company's records.
+        #[arg(long)]
+        unique: bool,
+    },
+    /// Lists the fields of an entity, built-in and custom.
+    List {
+        /// customer, contact or follow_up.
+        entity: String,
+    },
+    /// Removes a custom field.
+    Delete {
+        /// The entity.
+        entity: String,
+        /// The key.
+        key: String,
+    },
+    /// Sets the options of a built-in choice field, e.g. customer categories.
+    Options {
+        /// The entity.
+        entity: String,
+        /// The field (e.g. category).
+        field: String,
+        /// Options, comma separated.
+        options: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum EventsCmd {
+    /// Events not yet acknowledged by a consumer.
+    Pending {
+        /// The consumer name.
+        #[arg(long, default_value = "erp")]
+        consumer: String,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: u64,
+    },
+    /// Acknowledges events up to a sequence number.
+    Ack {
+        /// The consumer name.
+        #[arg(long, default_value = "erp")]
+        consumer: String,
+        /// The last processed sequence number.
+        seq: i64,
+    },
+}
+
+type CliResult<T = ()> = Result<T, String>;
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+struct Ctx {
+    crm: Crm,
+    json: bool,
+}
+
+async fn run(cli: Cli) -> CliResult {
+    let store = crm::open_store(&cli.db).await.map_err(|e| format!("cannot open {}: {e}", cli.db))?;
+    let ctx = Ctx {
+        crm: Crm::new(store, Arc::new(SystemClock)),
+        json: cli.json,
+    };
+    match &cli.command {
+        Command::Init {
+            name,
+            code,
+            admin,
+            admin_name,
+            admin_password,
+        } => {
+            let (company, _) = ctx
+                .crm
+                .bootstrap(NewCompany {
+                    name: name.clone(),
+                    code: code.clone(),
+                    admin_username: admin.clone(),
+                    admin_display_name: admin_name.clone(),
+                    admin_password: admin_password.clone(),
+                })
+                .await
+                .map_err(err)?;
+            ctx.print(json!(company), || format!("created company {} ({}) with administrator {admin}", company.name, company.code));
+            return Ok(());
+        }
+        Command::Demo => return demo(&ctx).await,
+        Command::Companies => {
+            let list = ctx.crm.list_companies().await.map_err(err)?;
+            ctx.table(json!(list), &["code", "name", "id"], list.iter().map(|c| vec![c.code.clone(), c.name.clone(), c.id.to_string()]).collect());
+            return Ok(());
+        }
+        _ => {}
+    }
+    let actor = login(&ctx, &cli).await?;
+    match cli.command {
+        Command::Whoami => {
+            let user = ctx.crm.user(&actor, actor.user_id).await.map_err(err)?;
+            let mut lines = vec![format!("{} ({}), company {}", user.display_name, user.username, actor.company_id)];
+            for e in Entity::ALL {
+                let grants: Vec<String> = crm::Action::ALL
+                    .iter()
+                    .filter_map(|a| actor.scope_for(e, *a).map(|s| format!("{a}:{}", s.name())))
+                    .collect();
+                if !grants.is_empty() {
+                    lines.push(format!("  {:<13} {}", e.name(), grants.join(" ")));
+                }
+            }
+            ctx.print(json!({"user": user, "admin": actor.is_admin()}), || lines.join("\n"));
+        }
+        Command::User(cmd) => user_cmd(&ctx, &actor, cmd).await?,
+        Command::Dept(cmd) => dept_cmd(&ctx, &actor, cmd).await?,
+        Command::Role(cmd) => role_cmd(&ctx, &actor, cmd).await?,
+        Command::Group(cmd) => group_cmd(&ctx, &actor, cmd).await?,
+        Command::Customer(cmd) => record_cmd(&ctx, &actor, Entity::Customer, cmd).await?,
+        Command::Contact(cmd) => record_cmd(&ctx, &actor, Entity::Contact, cmd).await?,
+        Command::Followup(cmd) => record_cmd(&ctx, &actor, Entity::FollowUp, cmd).await?,
+        Command::Field(cmd) => field_cmd(&ctx, &actor, cmd).await?,
+        Command::Events(cmd) => events_cmd(&ctx, cmd).await?,
+        Command::Init { .. } | Command::Demo | Command::Companies => {}
+    }
+    Ok(())
+}
+
+async fn company_code(ctx: &Ctx, cli: &Cli) -> CliResult<String> {
+    if let Some(c) = &cli.company {
+        return Ok(c.clone());
+    }
+    let companies = ctx.crm.list_companies().await.map_err(err)?;
+    match companies.as_slice() {
+        [] => Err(format!(
+            "{} has no company yet; run `crm demo` or `crm init --name … --code …` first",
+            cli.db
+        )),
+        [one] => Ok(one.code.clone()),
+        many => {
+            if many.iter().any(|c| c.code == "DEMO") {
+                Ok("DEMO".into())
+            } else {
+                Err(format!(
+                    "several companies ({}); choose one with --company",
+                    many.iter().map(|c| c.code.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+            }
+        }
+    }
+}
+
+async fn login(ctx: &Ctx, cli: &Cli) -> CliResult<Actor> {
+    let code = company_code(ctx, cli).await?;
+    if let Some(p) = &cli.password {
+        return ctx.crm.authenticate(&code, &cli.user, p).await.map_err(err);
+    }
+    let company = ctx.crm.company_by_code(&code).await.map_err(err)?;
+    let user = find_user_in(ctx, company.id, &cli.user).await?;
+    ctx.crm.actor(user).await.map_err(err)
+}
+
+/// Finds a user id by username in a company without an actor yet: the
+/// CLI plays the host application, which knows who is logged in.
+async fn find_user_in(ctx: &Ctx, company: crm::ids::CompanyId, username: &str) -> CliResult<UserId> {
+    use crm::store::{CmpOp, Col, Filter, Select};
+    let mut sel = Select::all(crm::schema::Table::Users, company.0, ctx.crm.now());
+    sel.filter = Filter::Cmp(Col::Column("username"), CmpOp::Eq, username.into());
+    let rows = ctx.crm.store().select(&sel).await.map_err(err)?.rows;
+    rows.first()
+        .map(|r| UserId(r.id()))
+        .ok_or_else(|| format!("no user '{username}' in company {company}"))
+}
+
+impl Ctx {
+    fn print(&self, value: Json, human: impl FnOnce() -> String) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        } else {
+            println!("{}", human());
+        }
+    }
+
+    fn table(&self, value: Json, header: &[&str], rows: Vec<Vec<String>>) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            return;
+        }
+        let mut t = Grid::new();
+        t.load_preset(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic)
+            .set_header(header.to_vec());
+        for r in rows {
+            t.add_row(r);
+        }
+        println!("{t}");
+    }
+}
+
+fn users_by_id(users: &[User]) -> impl Fn(Option<UserId>) -> String + '_ {
+    move |id| match id {
+        Some(id) => users
+            .iter()
+            .find(|u| u.id == id)
+            .map(|u| u.display_name.clone())
+            .unwrap_or_else(|| id.to_string()),
+        None => String::new(),
+    }
+}
+
+async fn resolve_user(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<User> {
+    ctx.crm.resolve_user(actor, key).await.map_err(err)
+}
+
+async fn user_cmd(ctx: &Ctx, actor: &Actor, cmd: UserCmd) -> CliResult {
+    match cmd {
+        UserCmd::Add {
+            username,
+            name,
+            dept,
+            superior,
+            role,
+            email,
+            mobile,
+            set_password,
+        } => {
+            let department_id = match dept {
+                Some(d) => Some(ctx.crm.resolve_department(actor, &d).await.map_err(err)?.id),
+                None => actor.department_id,
+            };
+            let superior_id = match superior {
+                Some(s) => Some(resolve_user(ctx, actor, &s).await?.id),
+                None => None,
+            };
+            let mut role_ids = Vec::new();
+            for r in role {
+                role_ids.push(ctx.crm.resolve_role(actor, &r).await.map_err(err)?.id);
+            }
+            let u = ctx
+                .crm
+                .create_user(
+                    actor,
+                    NewUser {
+                        username,
+                        display_name: name,
+                        department_id,
+                        superior_id,
+                        role_ids,
+                        email,
+                        mobile,
+                        password: set_password,
+                    },
+                )
+                .await
+                .map_err(err)?;
+            ctx.print(json!(u), || format!("added user {} ({})", u.username, u.display_name));
+        }
+        UserCmd::List { search } => {
+            let users = ctx.crm.list_users(actor, search.as_deref()).await.map_err(err)?;
+            let depts = ctx.crm.list_departments(actor).await.map_err(err)?;
+            let roles = ctx.crm.list_roles(actor).await.map_err(err)?;
+            let name = users_by_id(&users);
+            let rows = users
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.username.clone(),
+                        u.display_name.clone(),
+                        u.department_id
+                            .and_then(|d| depts.iter().find(|x| x.id == d))
+                            .map(|d| d.name.clone())
+                            .unwrap_or_default(),
+                        name(u.superior_id),
+                        u.role_ids
+                            .iter()
+                            .filter_map(|r| roles.iter().find(|x| x.id == *r))
+                            .map(|r| r.name.clone())
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        if u.active { "是".into() } else { "否".into() },
+                    ]
+                })
+                .collect();
+            ctx.table(json!(users), &["用户名", "姓名", "部门", "上级", "角色", "启用"], rows);
+        }
+        UserCmd::Show { username } => {
+            let u = resolve_user(ctx, actor, &username).await?;
+            ctx.print(json!(u), || serde_json::to_string_pretty(&u).unwrap_or_default());
+        }
+        UserCmd::Edit {
+            username,
+            name,
+            dept,
+            superior,
+            role,
+            deactivate,
+            activate,
+        } => {
+            let u = resolve_user(ctx, actor, &username).await?;
+            let mut patch = UserPatch {
+                display_name: name,
+                ..UserPatch::default()
+            };
+            if let Some(d) = dept {
+                patch.department_id = Some(if d == "none" {
+                    None
+                } else {
+                    Some(ctx.crm.resolve_department(actor, &d).await.map_err(err)?.id)
+                });
+            }
+            if let Some(s) = superior {
+                patch.superior_id = Some(if s == "none" {
+                    None
+                } else {
+                    Some(resolve_user(ctx, actor, &s).await?.id)
+                });
+            }
+            if !role.is_empty() {
+                let mut ids = Vec::new();
+                for r in role {
+                    ids.push(ctx.crm.resolve_role(actor, &r).await.map_err(err)?.id);
+                }
+                patch.role_ids = Some(ids);
+            }
+            if deactivate {
+                patch.active = Some(false);
+            }
+            if activate {
+                patch.active = Some(true);
+            }
+            let u = ctx.crm.update_user(actor, u.id, u.version, patch).await.map_err(err)?;
+            ctx.print(json!(u), || format!("updated user {}", u.username));
+        }
+        UserCmd::Passwd { username, password } => {
+            let u = resolve_user(ctx, actor, &username).await?;
+            ctx.crm.set_password(actor, u.id, &password).await.map_err(err)?;
+            ctx.print(json!({"ok": true}), || format!("password of {} set", u.username));
+        }
+        UserCmd::ChangePassword { current, new } => {
+            ctx.crm.change_password(actor, &current, &new).await.map_err(err)?;
+            ctx.print(json!({"ok": true}), || "password changed".into());
+        }
+    }
+    Ok(())
+}
+
+async fn dept_cmd(ctx: &Ctx, actor: &Actor, cmd: DeptCmd) -> CliResult {
+    match cmd {
+        DeptCmd::Add { name, parent } => {
+            let parent = match parent {
+                Some(p) => Some(ctx.crm.resolve_department(actor, &p).await.map_err(err)?.id),
+                None => ctx.crm.list_departments(actor).await.map_err(err)?.into_iter().find(|d| d.parent_id.is_none()).map(|d| d.id),
+            };
+            let d = ctx.crm.create_department(actor, &name, parent).await.map_err(err)?;
+            ctx.print(json!(d), || format!("added department {}", d.name));
+        }
+        DeptCmd::List => {
+            let all = ctx.crm.list_departments(actor).await.map_err(err)?;
+            let mut lines = Vec::new();
+            fn walk(all: &[crm::org::Department], parent: Option<crm::ids::DepartmentId>, depth: usize, out: &mut Vec<String>) {
+                for d in all.iter().filter(|d| d.parent_id == parent) {
+                    out.push(format!("{}{}  ({})", "  ".repeat(depth), d.name, d.id));
+                    walk(all, Some(d.id), depth + 1, out);
+                }
+            }
+            walk(&all, None, 0, &mut lines);
+            ctx.print(json!(all), || lines.join("\n"));
+        }
+        DeptCmd::Edit { dept, name, parent } => {
+            let d = ctx.crm.resolve_department(actor, &dept).await.map_err(err)?;
+            let parent = match parent {
+                Some(p) if p == "none" => Some(None),
+                Some(p) => Some(Some(ctx.crm.resolve_department(actor, &p).await.map_err(err)?.id)),
+                None => None,
+            };
+            let d = ctx.crm.update_department(actor, d.id, name.as_deref(), parent).await.map_err(err)?;
+            ctx.print(json!(d), || format!("updated department {}", d.name));
+        }
+        DeptCmd::Delete { dept } => {
+            let d = ctx.crm.resolve_department(actor, &dept).await.map_err(err)?;
+            ctx.crm.delete_department(actor, d.id).await.map_err(err)?;
+            ctx.print(json!({"ok": true}), || format!("deleted department {}", d.name));
+        }
+    }
+    Ok(())
+}
+
+fn role_spec(name: String, permissions: Vec<String>, fields: Vec<String>, admin: bool) -> CliResult<RoleSpec> {
+    Ok(RoleSpec {
+        name,
+        is_admin: admin,
+        permissions: permissions
+            .iter()
+            .map(|p| p.parse::<Permission>())
+            .collect::<Result<_, _>>()?,
+        field_rules: fields
+            .iter()
+            .map(|f| f.parse::<FieldRule>())
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+async fn role_cmd(ctx: &Ctx, actor: &Actor, cmd: RoleCmd) -> CliResult {
+    match cmd {
+        RoleCmd::Add {
+            name,
+            permissions,
+            fields,
+            admin,
+        } => {
+            let r = ctx.crm.create_role(actor, role_spec(name, permissions, fields, admin)?).await.map_err(err)?;
+            ctx.print(json!(r), || format!("added role {}", r.name));
+        }
+        RoleCmd::List => {
+            let roles = ctx.crm.list_roles(actor).await.map_err(err)?;
+            let rows = roles
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.name.clone(),
+                        if r.is_admin { "全部".into() } else {
+                            r.permissions
+                                .iter()
+                                .map(|p| format!("{}:{}:{}", p.entity, p.action, p.scope.name()))
+                                .collect::<Vec<_>>()
+                                .join(" ")
+                        },
+                        r.field_rules
+                            .iter()
+                            .map(|f| format!("{}.{}={:?}", f.entity, f.field, f.access))
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    ]
+                })
+                .collect();
+            ctx.table(json!(roles), &["角色", "权限", "字段规则"], rows);
+        }
+        RoleCmd::Edit {
+            name,
+            permissions,
+            fields,
+        } => {
+            let r = ctx.crm.resolve_role(actor, &name).await.map_err(err)?;
+            let spec = role_spec(r.name.clone(), permissions, fields, r.is_admin)?;
+            let r = ctx.crm.update_role(actor, r.id, r.version, spec).await.map_err(err)?;
+            ctx.print(json!(r), || format!("updated role {}", r.name));
+        }
+    }
+    Ok(())
+}
+
+async fn group_cmd(ctx: &Ctx, actor: &Actor, cmd: GroupCmd) -> CliResult {
+    match cmd {
+        GroupCmd::Add { name, members } => {
+            let mut ids = Vec::new();
+            for m in members {
+                ids.push(resolve_user(ctx, actor, &m).await?.id);
+            }
+            let g = ctx.crm.create_group(actor, &name, &ids).await.map_err(err)?;
+            ctx.print(json!(g), || format!("added group {} with {} members", g.name, g.members.len()));
+        }
+        GroupCmd::List => {
+            let groups = ctx.crm.list_groups(actor).await.map_err(err)?;
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let name = users_by_id(&users);
+            let rows = groups
+                .iter()
+                .map(|g| vec![g.name.clone(), g.members.iter().map(|m| name(Some(*m))).collect::<Vec<_>>().join(", ")])
+                .collect();
+            ctx.table(json!(groups), &["用户组", "成员"], rows);
+        }
+    }
+    Ok(())
+}
+
+/// Parses `field=value` pairs; `field=` gives null.
+fn parse_pairs(pairs: &[String]) -> CliResult<Fields> {
+    let mut out = Fields::new();
+    for p in pairs {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| format!("'{p}' must look like field=value"))?;
+        let v = v.trim();
+        out.insert(
+            k.trim().to_string(),
+            if v.is_empty() { Json::Null } else { Json::String(v.to_string()) },
+        );
+    }
+    Ok(out)
+}
+
+async fn find_record(ctx: &Ctx, actor: &Actor, entity: Entity, key: &str, lifecycle: Lifecycle) -> CliResult<Record> {
+    if let Ok(id) = key.parse::<RecordId>() {
+        return ctx.crm.get_record(actor, entity, id).await.map_err(err);
+    }
+    let q = ListQuery::default()
+        .filter(Cond::Eq("code".into(), Json::String(key.trim().to_string())))
+        .lifecycle(lifecycle);
+    ctx.crm
+        .list_records(actor, entity, &q)
+        .await
+        .map_err(err)?
+        .items
+        .into_iter()
+        .next()
+        .ok_or_else(|| format!("{entity} {key} not found"))
+}
+
+async fn find_ids(ctx: &Ctx, actor: &Actor, entity: Entity, keys: &[String], lifecycle: Lifecycle) -> CliResult<Vec<RecordId>> {
+    if keys.is_empty() {
+        return Err("name at least one record (id or code)".into());
+    }
+    let mut ids = Vec::new();
+    for k in keys {
+        ids.push(find_record(ctx, actor, entity, k, lifecycle).await?.id);
+    }
+    Ok(ids)
+}
+
+fn columns(entity: Entity) -> (&'static [&'static str], &'static [&'static str]) {
+    match entity {
+        Entity::Customer => (
+            &["编号", "客户名称", "分类", "级别", "城市", "电话", "负责人", "下次跟进"],
+            &["code", "name", "category", "level", "city", "phone", "owner_id", "next_follow_up"],
+        ),
+        Entity::Contact => (
+            &["编号", "姓名", "客户", "职务", "手机", "邮箱", "负责人"],
+            &["code", "name", "customer_id", "title", "mobile", "email", "owner_id"],
+        ),
+        _ => (
+            &["编号", "客户", "方式", "内容", "跟进时间", "负责人"],
+            &["code", "customer_id", "channel", "content", "occurred_at", "owner_id"],
+        ),
+    }
+}
+
+fn cell(v: Option<&Json>) -> String {
+    match v {
+        None | Some(Json::Null) => String::new(),
+        Some(Json::String(s)) => s.clone(),
+        Some(Json::Array(a)) => a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(","),
+        Some(other) => other.to_string(),
+    }
+}
+
+async fn print_records(ctx: &Ctx, actor: &Actor, entity: Entity, page: &crm::Page<Record>) -> CliResult {
+    if ctx.json {
+        ctx.print(json!(page), String::new);
+        return Ok(());
+    }
+    let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+    let name = users_by_id(&users);
+    let (header, cols) = columns(entity);
+    let mut customers: Vec<(String, String)> = Vec::new();
+    let mut rows = Vec::new();
+    for r in &page.items {
+        let mut row = Vec::new();
+        for c in cols {
+            row.push(match *c {
+                "code" => r.code.clone().unwrap_or_default(),
+                "owner_id" => name(r.owner_id),
+                "customer_id" => {
+                    let id = cell(r.fields.get("customer_id"));
+                    match customers.iter().find(|(k, _)| *k == id) {
+                        Some((_, n)) => n.clone(),
+                        None => {
+                            let n = match id.parse::<RecordId>() {
+                                Ok(cid) => ctx
+                                    .crm
+                                    .get_record(actor, Entity::Customer, cid)
+                                    .await
+                                    .map(|c| c.text("name").unwrap_or_default().to_string())
+                                    .unwrap_or(id.clone()),
+                                Err(_) => id.clone(),
+                            };
+                            customers.push((id, n.clone()));
+                            n
+                        }
+                    }
+                }
+                "occurred_at" => cell(r.fields.get("occurred_at")).chars().take(16).collect::<String>().replace('T', " "),
+                other => cell(r.fields.get(other)),
+            });
+        }
+        rows.push(row);
+    }
+    ctx.table(Json::Null, header, rows);
+    let mut foot = Vec::new();
+    if let Some(t) = page.total {
+        foot.push(format!("{t} in all"));
+    }
+    if let Some(c) = &page.next_cursor {
+        foot.push(format!("next page: --after '{c}'"));
+    } else if page.has_more {
+        foot.push("more on the next page (--page)".into());
+    }
+    if !foot.is_empty() {
+        println!("{}", foot.join("; "));
+    }
+    Ok(())
+}
+
+fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User]) {
+    if ctx.json {
+        ctx.print(json!(r), String::new);
+        return;
+    }
+    let name = users_by_id(users);
+    let mut t = Grid::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    t.add_row(vec!["编号 code".to_string(), r.code.clone().unwrap_or_default()]);
+    t.add_row(vec!["id".to_string(), r.id.to_string()]);
+    t.add_row(vec!["版本 version".to_string(), r.version.to_string()]);
+    t.add_row(vec!["负责人 owner".to_string(), name(r.owner_id)]);
+    for def in entity.fields() {
+        if let Some(v) = r.fields.get(def.name) {
+            t.add_row(vec![format!("{} {}", def.zh, def.name), cell(Some(v))]);
+        }
+    }
+    for (k, v) in &r.custom {
+        t.add_row(vec![format!("custom.{k}"), cell(Some(v))]);
+    }
+    t.add_row(vec!["创建 created".to_string(), format!("{} by {}", r.created_at.format("%Y-%m-%d %H:%M"), name(r.created_by))]);
+    t.add_row(vec!["更新 updated".to_string(), r.updated_at.format("%Y-%m-%d %H:%M").to_string()]);
+    if let Some(d) = r.deleted_at {
+        t.add_row(vec!["删除 deleted".to_string(), d.format("%Y-%m-%d %H:%M").to_string()]);
+    }
+    if let Some(d) = r.archived_at {
+        t.add_row(vec!["归档 archived".to_string(), d.format("%Y-%m-%d %H:%M").to_string()]);
+    }
+    println!("{t}");
+}
+
+fn report(ctx: &Ctx, verb: &str, r: &crm::BatchReport) -> CliResult {
+    ctx.print(json!(r), || {
+        let mut lines = vec![format!("{verb}: {} done, {} refused", r.done.len(), r.refused.len())];
+        for (id, why) in &r.refused {
+            lines.push(format!("  refused {id}: {why}"));
+        }
+        lines.join("\n")
+    });
+    if r.done.is_empty() && !r.refused.is_empty() {
+        return Err(format!("nothing was {verb}"));
+    }
+    Ok(())
+}
+
+async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) -> CliResult {
+    match cmd {
+        RecordCmd::Add { fields, contact } => {
+            let f = parse_pairs(&fields)?;
+            let r = if contact.is_empty() {
+                ctx.crm.create_record(actor, entity, f).await.map_err(err)?
+            } else {
+                if entity != Entity::Customer {
+                    return Err("--contact is only for customers".into());
+                }
+                let contacts = contact
+                    .iter()
+                    .map(|c| parse_pairs(&c.split(',').map(str::to_string).collect::<Vec<_>>()))
+                    .collect::<CliResult<Vec<_>>>()?;
+                ctx.crm.create_customer_with_contacts(actor, f, contacts).await.map_err(err)?
+            };
+            ctx.print(json!(r), || format!("added {} {} {}", entity.name_zh(), r.code.clone().unwrap_or_default(), r.text("name").unwrap_or_default()));
+        }
+        RecordCmd::Edit { record, fields, version } => {
+            let current = find_record(ctx, actor, entity, &record, Lifecycle::Active).await?;
+            let r = ctx
+                .crm
+                .update_record(actor, entity, current.id, version.unwrap_or(current.version), parse_pairs(&fields)?)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(r), || format!("updated {} {} (version {})", entity.name_zh(), r.code.clone().unwrap_or_default(), r.version));
+        }
+        RecordCmd::Show { record } => {
+            let r = find_record(ctx, actor, entity, &record, Lifecycle::Any).await?;
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            print_record(ctx, entity, &r, &users);
+        }
+        RecordCmd::List(args) => {
+            let mut q = ListQuery::default();
+            for c in &args.conditions {
+                q = q.filter(Cond::parse(c)?);
+            }
+            if let Some(s) = args.search {
+                q = q.search(s);
+            }
+            for s in &args.sort {
+                q.sort.push(crm::query::SortBy::parse(s));
+            }
+            q.page = match args.after {
+                Some(a) => PageRequest::Keyset { after: (!a.is_empty()).then_some(a), limit: args.per_page },
+                None => PageRequest::Offset { page: args.page, per_page: args.per_page },
+            };
+            q.with_total = true;
+            q.lifecycle = if args.deleted {
+                Lifecycle::Deleted
+            } else if args.archived {
+                Lifecycle::Archived
+            } else {
+                Lifecycle::Active
+            };
+            let page = ctx.crm.list_records(actor, entity, &q).await.map_err(err)?;
+            print_records(ctx, actor, entity, &page).await?;
+        }
+        RecordCmd::Search { text } => {
+            let q = ListQuery::default().search(text).with_total();
+            let page = ctx.crm.list_records(actor, entity, &q).await.map_err(err)?;
+            print_records(ctx, actor, entity, &page).await?;
+        }
+        RecordCmd::Delete { records } => {
+            let ids = find_ids(ctx, actor, entity, &records, Lifecycle::Active).await?;
+            report(ctx, "deleted", &ctx.crm.delete_records(actor, entity, &ids).await)?;
+        }
+        RecordCmd::Restore { records } => {
+            let ids = find_ids(ctx, actor, entity, &records, Lifecycle::Deleted).await?;
+            report(ctx, "restored", &ctx.crm.restore_records(actor, entity, &ids).await)?;
+        }
+        RecordCmd::Purge { records } => {
+            let ids = find_ids(ctx, actor, entity, &records, Lifecycle::Deleted).await?;
+            report(ctx, "purged", &ctx.crm.purge_records(actor, entity, &ids).await)?;
+        }
+        RecordCmd::Archive { records } => {
+            let ids = find_ids(ctx, actor, entity, &records, Lifecycle::Active).await?;
+            report(ctx, "archived", &ctx.crm.archive_records(actor, entity, &ids).await)?;
+        }
+        RecordCmd::Transfer { records, to } => {
+            let ids = find_ids(ctx, actor, entity, &records, Lifecycle::Active).await?;
+            let to = resolve_user(ctx, actor, &to).await?;
+            let r = ctx.crm.transfer_records(actor, entity, &ids, to.id).await.map_err(err)?;
+            report(ctx, "transferred", &r)?;
+        }
+        RecordCmd::Share { record, with, access, until } => {
+            let r = find_record(ctx, actor, entity, &record, Lifecycle::Active).await?;
+            let u = resolve_user(ctx, actor, &with).await?;
+            let access: ShareAccess = access.parse()?;
+            let until = match until {
+                Some(t) => Some(ctx.crm.parse_datetime(&t)?),
+                None => None,
+            };
+            ctx.crm.share_record(actor, entity, r.id, u.id, access, until).await.map_err(err)?;
+            ctx.print(json!({"ok": true}), || format!("shared {} with {}", r.code.clone().unwrap_or_default(), u.display_name));
+        }
+        RecordCmd::Unshare { record, with } => {
+            let r = find_record(ctx, actor, entity, &record, Lifecycle::Active).await?;
+            let u = resolve_user(ctx, actor, &with).await?;
+            ctx.crm.unshare_record(actor, entity, r.id, u.id).await.map_err(err)?;
+            ctx.print(json!({"ok": true}), || format!("{} no longer shared with {}", r.code.clone().unwrap_or_default(), u.display_name));
+        }
+        RecordCmd::History { record } => {
+            let r = find_record(ctx, actor, entity, &record, Lifecycle::Any).await?;
+            let h = ctx.crm.history(actor, entity, r.id.0).await.map_err(err)?;
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let name = users_by_id(&users);
+            let rows = h
+                .iter()
+                .map(|e| {
+                    vec![
+                        e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        name(e.actor_id.map(UserId)),
+                        e.action.clone(),
+                        e.changes
+                            .iter()
+                            .map(|c| format!("{}: {} → {}", c.field, cell(Some(&c.before)), cell(Some(&c.after))))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    ]
+                })
+                .collect();
+            ctx.table(json!(h), &["时间", "操作人", "操作", "变更"], rows);
+        }
+    }
+    Ok(())
+}
+
+async fn field_cmd(ctx: &Ctx, actor: &Actor, cmd: FieldCmd) -> CliResult {
+    match cmd {
+        FieldCmd::Add {
+            entity,
+            key,
+            label,
+            field_type,
+            options,
+            required,
+            unique,
+        } => {
+            let d = ctx
+                .crm
+                .define_custom_field(
+                    actor,
+                    NewCustomField {
+                        entity: entity.parse()?,
+                        key,
+                        label,
+                        label_en: None,
+                        field_type: field_type.parse::<CustomFieldType>()?,
+                        options: options
+                            .map(|o| o.split([',', '，']).map(|s| s.trim().to_string()).collect())
+                            .unwrap_or_default(),
+                        required,
+                        unique,
+                    },
+                )
+                .await
+                .map_err(err)?;
+            ctx.print(json!(d), || format!("added custom field {}.{} ({})", d.entity, d.key, d.label));
+        }
+        FieldCmd::List { entity } => {
+            let e: Entity = entity.parse()?;
+            let mut rows: Vec<Vec<String>> = e
+                .fields()
+                .iter()
+                .map(|f| vec![f.name.to_string(), f.zh.to_string(), format!("{:?}", f.kind), if f.required { "是".into() } else { String::new() }])
+                .collect();
+            let customs = ctx.crm.custom_fields(actor, e).await.map_err(err)?;
+            for d in &customs {
+                rows.push(vec![
+                    format!("custom.{}", d.key),
+                    d.label.clone(),
+                    format!("{}{}", d.field_type.name(), if d.options.is_empty() { String::new() } else { format!(" [{}]", d.options.join(",")) }),
+                    if d.required { "是".into() } else { String::new() },
+                ]);
+            }
+            ctx.table(json!({"builtin": e.fields().iter().map(|f| f.name).collect::<Vec<_>>(), "custom": customs}), &["字段", "名称", "类型", "必填"], rows);
+        }
+        FieldCmd::Delete { entity, key } => {
+            ctx.crm.delete_custom_field(actor, entity.parse()?, &key).await.map_err(err)?;
+            ctx.print(json!({"ok": true}), || format!("removed custom field {entity}.{key}"));
+        }
+        FieldCmd::Options { entity, field, options } => {
+            let opts: Vec<String> = options.split([',', '，']).map(|s| s.trim().to_string()).collect();
+            ctx.crm.set_picklist(actor, entity.parse()?, &field, &opts).await.map_err(err)?;
+            ctx.print(json!({"ok": true}), || format!("{entity}.{field} options: {}", opts.join(", ")));
+        }
+    }
+    Ok(())
+}
+
+async fn events_cmd(ctx: &Ctx, cmd: EventsCmd) -> CliResult {
+    match cmd {
+        EventsCmd::Pending { consumer, limit } => {
+            let events = ctx.crm.pending_events(&consumer, limit).await.map_err(err)?;
+            let rows = events
+                .iter()
+                .map(|e| vec![e.seq.to_string(), e.event.at.format("%Y-%m-%d %H:%M:%S").to_string(), e.event.event_type.clone(), e.event.record_id.to_string()])
+                .collect();
+            ctx.table(json!(events), &["seq", "时间", "事件", "记录"], rows);
+        }
+        EventsCmd::Ack { consumer, seq } => {
+            ctx.crm.ack_events(&consumer, seq).await.map_err(err)?;
+            ctx.print(json!({"ok": true}), || format!("{consumer} acknowledged up to {seq}"));
+        }
+    }
+    Ok(())
+}
+
+/// Builds a valid unified social credit code from a region and a serial.
+fn demo_uscc(region: &str, serial: u32) -> String {
+    let body = format!("91{region}{:09}", serial % 1_000_000_000);
+    let body: String = body.chars().take(17).collect();
+    let check = crm::validate::uscc_check_char(&body).unwrap_or('0');
+    format!("{body}{check}")
+}
+
+async fn demo(ctx: &Ctx) -> CliResult {
+    if ctx.crm.company_by_code("DEMO").await.is_ok() {
+        return Err("the demo company DEMO exists already in this database; use another --db or explore it with `crm customer list`".into());
+    }
+    let (company, admin_id) = ctx
+        .crm
+        .bootstrap(NewCompany {
+            name: "示例科技有限公司".into(),
+            code: "DEMO".into(),
+            admin_username: "admin".into(),
+            admin_display_name: "系统管理员".into(),
+            admin_password: Some("Demo#2026".into()),
+        })
+        .await
+        .map_err(err)?;
+    let admin = ctx.crm.actor(admin_id).await.map_err(err)?;
+    let c = &ctx.crm;
+    let root = admin.department_id;
+    let sales = c.create_department(&admin, "销售部", root).await.map_err(err)?.id;
+    let north = c.create_department(&admin, "华北大区", Some(sales)).await.map_err(err)?.id;
+    let south = c.create_department(&admin, "华南大区", Some(sales)).await.map_err(err)?.id;
+    let service = c.create_department(&admin, "客服部", root).await.map_err(err)?.id;
+    let perms = |scope: &str| -> Vec<String> {
+        ["customer", "contact", "follow_up"]
+            .iter()
+            .flat_map(|e| ["read", "create", "update", "delete", "transfer", "share", "export", "import"].map(|a| format!("{e}:{a}:{scope}")))
+            .collect()
+    };
+    let seller = c.create_role(&admin, role_spec("销售".into(), perms("own"), vec![], false)?).await.map_err(err)?;
+    let manager = c.create_role(&admin, role_spec("销售经理".into(), perms("department_tree"), vec![], false)?).await.map_err(err)?;
+    let support = c
+        .create_role(
+            &admin,
+            role_spec(
+                "客服".into(),
+                vec!["customer:read:all".into(), "contact:read:all".into(), "follow_up:read:all".into(), "follow_up:create:all".into()],
+                vec!["contact.mobile=masked".into(), "contact.id_number=hidden".into(), "customer.uscc=masked".into()],
+                false,
+            )?,
+        )
+        .await
+        .map_err(err)?;
+    let mk = |username: &str, name: &str, dept, superior: Option<UserId>, role: &crm::Role| NewUser {
+        username: username.into(),
+        display_name: name.into(),
+        department_id: Some(dept),
+        superior_id: superior,
+        role_ids: vec![role.id],
+        password: Some("Demo#2026".into()),
+        ..NewUser::default()
+    };
+    let chen = c.create_user(&admin, mk("chenjing", "陈静", sales, None, &manager)).await.map_err(err)?;
+    let users = [
+        c.create_user(&admin, mk("zhangwei", "张伟", north, Some(chen.id), &seller)).await.map_err(err)?,
+        c.create_user(&admin, mk("wangfang", "王芳", north, Some(chen.id), &seller)).await.map_err(err)?,
+        c.create_user(&admin, mk("liqiang", "李强", south, Some(chen.id), &seller)).await.map_err(err)?,
+        c.create_user(&admin, mk("zengli", "曾丽", south, Some(chen.id), &seller)).await.map_err(err)?,
+    ];
+    c.create_user(&admin, mk("liuyang", "刘洋", service, None, &support)).await.map_err(err)?;
+    c.create_group(&admin, "重点客户攻坚组", &[users[0].id, users[2].id]).await.map_err(err)?;
+    let companies: [(&str, &str, &str, &str, &str, &str); 12] = [
+        ("北京华信智联科技有限公司", "北京", "110108", "010-62345678", "软件和信息技术", "VIP"),
+        ("上海浦江精密机械股份有限公司", "上海", "310115", "021-58761234", "机械制造", "普通"),
+        ("深圳市鹏城电子有限公司", "深圳", "440300", "0755-26781234", "电子元器件", "潜在"),
+        ("广州岭南食品集团有限公司", "广州", "440100", "020-87654321", "食品饮料", "VIP"),
+        ("重庆长江物流有限公司", "重庆", "500000", "023-63451234", "交通物流", "代理"),
+        ("杭州西湖数字传媒有限公司", "杭州", "330106", "0571-87651234", "文化传媒", "潜在"),
+        ("成都天府医疗器械有限公司", "成都", "510100", "028-85671234", "医疗器械", "普通"),
+        ("天津滨海新材料有限公司", "天津", "120116", "022-25671234", "新材料", "合作"),
+        ("武汉光谷光电技术有限公司", "武汉", "420100", "027-87561234", "光电", "普通"),
+        ("南京紫金教育科技有限公司", "南京", "320102", "025-84561234", "教育", "潜在"),
+        ("厦门鹭岛贸易有限公司", "厦门", "350200", "0592-5671234", "贸易", "分销商"),
+        ("苏州工业园区智造有限公司", "苏州", "320500", "0512-62561234", "智能制造", "VIP"),
+    ];
+    let people = [
+        ("赵敏", "总经理", "13810010001"),
+        ("钱勇", "采购经理", "13910020002"),
+        ("孙丽", "技术总监", "13710030003"),
+        ("周杰", "财务经理", "13610040004"),
+        ("吴倩", "行政主管", "15010050005"),
+        ("郑浩", "项目经理", "15110060006"),
+        ("冯晓", "副总裁", "18610070007"),
+        ("陈晨", "IT经理", "18710080008"),
+    ];
+    let levels = ["A", "B", "C", "B"];
+    let mut count = 0;
+    for (i, (name, city, region, phone, industry, category)) in companies.iter().enumerate() {
+        let owner = &users[i % users.len()];
+        let owner_actor = c.actor(owner.id).await.map_err(err)?;
+        let mut f = Fields::new();
+        for (k, v) in [
+            ("name", name.to_string()),
+            ("city", city.to_string()),
+            ("phone", phone.to_string()),
+            ("industry", industry.to_string()),
+            ("category", category.to_string()),
+            ("level", levels[i % 4].to_string()),
+            ("source", ["展会", "客户介绍", "网络推广", "自主开发"][i % 4].to_string()),
+            ("uscc", demo_uscc(region, 20_260_000 + i as u32 * 7919)),
+            ("next_follow_up", format!("2026-12-{:02}", 1 + i)),
+            ("tags", if i % 3 == 0 { "重点客户".into() } else { "常规".into() }),
+        ] {
+            f.insert(k.into(), json!(v));
+        }
+        let contacts: Vec<Fields> = (0..2)
+            .map(|j| {
+                let (pn, title, mobile) = people[(i * 2 + j) % people.len()];
+                let mut m = Fields::new();
+                m.insert("name".into(), json!(pn));
+                m.insert("title".into(), json!(title));
+                m.insert("mobile".into(), json!(format!("{}{}", &mobile[..9], (i * 2 + j) % 100 + 10)));
+                m.insert("email".into(), json!(format!("contact{}@example.cn", i * 2 + j)));
+                m.insert("birthday".into(), json!(format!("198{}-0{}-1{}", j + 2, 1 + i % 9, i % 9)));
+                m
+            })
+            .collect();
+        let cust = c.create_customer_with_contacts(&owner_actor, f, contacts).await.map_err(err)?;
+        let mut fu = Fields::new();
+        fu.insert("customer_id".into(), json!(cust.id.to_string()));
+        fu.insert("channel".into(), json!(["电话", "拜访", "微信", "邮件"][i % 4]));
+        fu.insert("content".into(), json!(format!("与{}沟通了年度采购计划，对方关注交付周期和价格", name)));
+        fu.insert("next_follow_up_at".into(), json!(format!("2026-12-{:02} 10:00", 10 + i)));
+        c.create_record(&owner_actor, Entity::FollowUp, fu).await.map_err(err)?;
+        count += 1;
+    }
+    ctx.print(json!({"company": company, "customers": count}), || {
+        format!(
+            "demo company {} ({}) ready: 5 departments, 3 roles, 6 users (password Demo#2026), {count} customers with 2 contacts and a follow-up each.\n\
+             Try: crm customer list | crm customer search hxzl | crm --as zhangwei customer list | crm --as liuyang contact list",
+            company.name, company.code
+        )
+    });
+    Ok(())
+}

@@ -1,1 +1,107 @@
-//! placeholder
+#![doc = include_str!("../README.md")]
+
+pub use crm_core as core;
+pub use crm_core::*;
+
+#[cfg(feature = "xlsx")]
+pub use crm_io as io;
+#[cfg(feature = "postgres")]
+pub use crm_store_postgres as postgres;
+#[cfg(feature = "sqlite")]
+pub use crm_store_sqlite as sqlite;
+
+use std::sync::Arc;
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenStoreError {
+    /// The SQLite store failed to open or migrate.
+    #[cfg(feature = "sqlite")]
+    #[error(transparent)]
+    Sqlite(#[from] crm_store_sqlite::OpenError),
+    /// The PostgreSQL store failed to connect or migrate.
+    #[cfg(feature = "postgres")]
+    #[error(transparent)]
+    Postgres(#[from] crm_store_postgres::OpenError),
+    /// The location names a backend this build does not include.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// Opens a store from a location: a `postgres://` or `postgresql://` URL
+/// (feature `postgres`; the schema comes from a `schema` query parameter,
+/// default `crm`), `:memory:`, or a SQLite file path (feature `sqlite`).
+pub async fn open_store(location: &str) -> Result<Arc<dyn store::Store>, OpenStoreError> {
+    let is_pg = location.starts_with("postgres://") || location.starts_with("postgresql://");
+    if is_pg {
+        #[cfg(feature = "postgres")]
+        {
+            let (url, schema) = split_schema(location);
+            let options = crm_store_postgres::PgOptions {
+                schema: schema.unwrap_or_else(|| "crm".to_string()),
+                ..Default::default()
+            };
+            let store = crm_store_postgres::PgStore::connect(&url, options).await?;
+            return Ok(Arc::new(store));
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(OpenStoreError::Unsupported(format!(
+            "{location} is a PostgreSQL URL but this build has no `postgres` feature"
+        )));
+    }
+    #[cfg(feature = "sqlite")]
+    {
+        let store = if location == ":memory:" {
+            crm_store_sqlite::SqliteStore::open_in_memory()?
+        } else {
+            crm_store_sqlite::SqliteStore::open(location)?
+        };
+        Ok(Arc::new(store))
+    }
+    #[cfg(not(feature = "sqlite"))]
+    Err(OpenStoreError::Unsupported(format!(
+        "{location} is a SQLite path but this build has no `sqlite` feature"
+    )))
+}
+
+/// Splits a `schema=` query parameter off a PostgreSQL URL.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+fn split_schema(url: &str) -> (String, Option<String>) {
+    let Some((base, query)) = url.split_once('?') else {
+        return (url.to_string(), None);
+    };
+    let mut schema = None;
+    let rest: Vec<&str> = query
+        .split('&')
+        .filter(|kv| match kv.strip_prefix("schema=") {
+            Some(s) => {
+                schema = Some(s.to_string());
+                false
+            }
+            None => true,
+        })
+        .collect();
+    let url = if rest.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}?{}", rest.join("&"))
+    };
+    (url, schema)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_schema;
+
+    #[test]
+    fn schema_parameter_is_split_off() {
+        assert_eq!(
+            split_schema("postgres://u@h/db?schema=erp_crm&sslmode=disable"),
+            (
+                "postgres://u@h/db?sslmode=disable".to_string(),
+                Some("erp_crm".to_string())
+            )
+        );
+        assert_eq!(split_schema("postgres://u@h/db"), ("postgres://u@h/db".to_string(), None));
+    }
+}

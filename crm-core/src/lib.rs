@@ -1,9 +1,29 @@
-#![doc = "The pure domain of the CRM engine: entities, permission rules, validation, the query model and the storage traits. No I/O happens here."]
+#![doc = include_str!("../README.md")]
 
+pub mod auth;
 pub mod clock;
+pub mod crm;
+pub mod custom;
+pub mod entity;
+pub mod error;
 pub mod ids;
+pub mod lifecycle;
+pub mod money;
+pub mod org;
+pub mod pinyin;
+pub mod query;
+pub mod records;
 pub mod schema;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod validate;
 pub mod value;
+
+pub use auth::{Action, Actor, DataScope, FieldAccess, FieldRule, Permission, Role};
+pub use clock::{Clock, ManualClock};
+pub use crm::{Crm, CrmConfig};
+pub use entity::Entity;
+pub use error::{Error, Result};
+pub use query::{Cond, ListQuery, Page, PageRequest};
+pub use records::{BatchReport, Fields, Record, ShareAccess};

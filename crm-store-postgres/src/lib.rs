@@ -1,5 +1,600 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+#![doc = include_str!("../README.md")]
+
+mod migrate;
+mod select;
+mod sql;
+
+use async_trait::async_trait;
+use crm_core::schema::Table;
+use crm_core::store::{
+    AuditEntry, ChangeSet, FieldChange, NewEvent, Op, OutboxEvent, Row, Select, Selected, Store,
+    StoreError,
+};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{AssertSqlSafe, Executor, Row as _};
+use sql::{Sql, column, column_list, decode_row, ident, invalid};
+use std::time::Duration;
+use uuid::Uuid;
+
+/// The name this backend reports in [`Store::backend`] and in errors.
+const BACKEND: &str = "postgres";
+
+/// The advisory lock class that serialises outbox writers; the second key is
+/// the schema's hash, so different schemas do not wait for each other.
+const OUTBOX_LOCK_CLASS: i32 = 0x4352_4d4f; // "CRMO"
+
+/// How to open a [`PgStore`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PgOptions {
+    /// The PostgreSQL schema the CRM's tables live in, so that the CRM can
+    /// share a host application's database. Must match `[a-z_][a-z0-9_]*`,
+    /// be at most 63 bytes and not start with `pg_`. Default `crm`.
+    pub schema: String,
+    /// The maximum number of pooled connections (used by [`PgStore::connect`]
+    /// only). Default 10.
+    pub max_connections: u32,
+    /// How often a change set is retried after a serialization failure
+    /// (`40001`) or a deadlock (`40P01`) before the error is reported.
+    /// Default 5.
+    pub max_retries: u32,
+    /// How long to wait for a connection (connecting, or from a busy pool)
+    /// before giving up; used by [`PgStore::connect`] only. Default 30 s.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PgOptions {
+    fn default() -> Self {
+        PgOptions {
+            schema: "crm".to_string(),
+            max_connections: 10,
+            max_retries: 5,
+            acquire_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Why a [`PgStore`] could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The database could not be reached or refused the connection.
+    #[error("cannot connect to PostgreSQL")]
+    Connect(#[source] sqlx::Error),
+    /// The schema name is not a plain lower-case identifier.
+    #[error(
+        "invalid schema name {name:?}: expected [a-z_][a-z0-9_]*, at most 63 bytes, not starting with pg_"
+    )]
+    InvalidSchemaName {
+        /// The refused name.
+        name: String,
+    },
+    /// A migration failed; nothing of it was applied.
+    #[error("migration {version} of schema {schema} failed")]
+    Migrate {
+        /// The number of the migration.
+        version: i64,
+        /// The schema.
+        schema: String,
+        /// The database error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The schema was migrated by a newer build than this one.
+    #[error("schema {schema} is at version {found}, newer than this build supports ({supported})")]
+    DatabaseTooNew {
+        /// The schema.
+        schema: String,
+        /// The highest version recorded in the schema.
+        found: i64,
+        /// The highest version this build knows.
+        supported: i64,
+    },
+}
+
+/// A [`Store`] on PostgreSQL (15 or newer), inside one schema of a database.
+///
+/// Every statement names its tables schema-qualified (`"crm"."customers"`),
+/// so the store works on any pool whatever its `search_path`; pools made by
+/// [`PgStore::connect`] additionally set `search_path` to the schema on every
+/// connection for the host's convenience.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    /// The schema name, validated.
+    schema: String,
+    /// The schema name quoted for SQL text.
+    quoted: String,
+    max_retries: u32,
+}
+
+/// Checks a schema name: `[a-z_][a-z0-9_]*`, at most 63 bytes, no `pg_` prefix.
+fn validate_schema(name: &str) -> Result<(), OpenError> {
+    let mut chars = name.chars();
+    let ok = matches!(chars.next(), Some('a'..='z' | '_'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+        && name.len() <= 63
+        && !name.starts_with("pg_");
+    if ok {
+        Ok(())
+    } else {
+        Err(OpenError::InvalidSchemaName {
+            name: name.to_string(),
+        })
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (e.g. `postgres://user:pw@host/db`), makes a pool
+    /// whose connections use the schema as `search_path`, creates the schema
+    /// if needed and applies pending migrations.
+    pub async fn connect(url: &str, options: PgOptions) -> Result<PgStore, OpenError> {
+        validate_schema(&options.schema)?;
+        let set_path = format!("SET search_path TO {}", ident(&options.schema));
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(move |conn, _meta| {
+                let set_path = set_path.clone();
+                Box::pin(async move {
+                    conn.execute(sqlx::raw_sql(AssertSqlSafe(set_path))).await?;
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await
+            .map_err(OpenError::Connect)?;
+        PgStore::from_pool(pool, options).await
+    }
+
+    /// Uses a pool the host already has. Statements are schema-qualified, so
+    /// the pool's `search_path` does not matter and is left alone;
+    /// `max_connections` is ignored. Creates the schema if needed and applies
+    /// pending migrations.
+    pub async fn from_pool(pool: PgPool, options: PgOptions) -> Result<PgStore, OpenError> {
+        validate_schema(&options.schema)?;
+        migrate::migrate(&pool, &options.schema).await?;
+        Ok(PgStore {
+            quoted: ident(&options.schema),
+            schema: options.schema,
+            pool,
+            max_retries: options.max_retries,
+        })
+    }
+
+    /// The pool, for hosts that want to run their own statements.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The schema the CRM's tables live in.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The newest migration version this build knows.
+    pub fn latest_migration() -> i64 {
+        migrate::LATEST
+    }
+
+    /// Drops the schema with everything in it. Meant for tests.
+    pub async fn drop_schema(&self) -> Result<(), StoreError> {
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            self.quoted
+        )))
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    /// `"schema"."table"`.
+    fn table(&self, table: &str) -> String {
+        format!("{}.{}", self.quoted, ident(table))
+    }
+
+    /// One attempt at applying a change set.
+    async fn try_apply(&self, changes: &ChangeSet) -> Result<(), Failure> {
+        let mut tx = self.pool.begin().await.map_err(|e| classify(e, None))?;
+        for op in &changes.ops {
+            self.apply_op(&mut tx, op).await?;
+        }
+        for a in &changes.audit {
+            let changes = serde_json::to_value(&a.changes).map_err(|e| Failure::Store(backend(e)))?;
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {} (company_id, table_name, record_id, actor_id, at, action, changes) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                self.table("audit_log")
+            )))
+            .bind(a.company_id)
+            .bind(a.table.name())
+            .bind(a.record_id)
+            .bind(a.actor_id)
+            .bind(a.at)
+            .bind(&a.action)
+            .bind(changes)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(e, None))?;
+        }
+        if !changes.events.is_empty() {
+            // `outbox.seq` comes from a sequence when the row is inserted, but
+            // becomes visible only when the transaction commits. Without this
+            // lock, writer A could take seq 10, writer B seq 11, B commit, a
+            // consumer read and acknowledge 11, and A commit 10 afterwards: the
+            // consumer would never see event 10. The transaction-scoped lock,
+            // taken as late as possible, makes writers take seqs one
+            // transaction at a time and holds until commit, and PostgreSQL
+            // makes a commit visible before releasing its locks: seq order is
+            // commit order, and a consumer that has seen seq n has seen every
+            // event below it.
+            sqlx::query("SELECT $1::int + length($2)")
+                .bind(OUTBOX_LOCK_CLASS)
+                .bind(&self.schema)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| classify(e, None))?;
+            for e in &changes.events {
+                sqlx::query(AssertSqlSafe(format!(
+                    "INSERT INTO {} (company_id, event_type, table_name, record_id, payload, at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                    self.table("outbox")
+                )))
+                .bind(e.company_id)
+                .bind(&e.event_type)
+                .bind(e.table.name())
+                .bind(e.record_id)
+                .bind(&e.payload)
+                .bind(e.at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| classify(e, None))?;
+            }
+        }
+        tx.commit().await.map_err(|e| classify(e, None))?;
+        Ok(())
+    }
+
+    async fn apply_op(&self, tx: &mut sqlx::PgConnection, op: &Op) -> Result<(), Failure> {
+        match op {
+            Op::Insert { table, values } => {
+                let mut sql = Sql::new();
+                let mut names = Vec::with_capacity(values.len());
+                let mut params = Vec::with_capacity(values.len());
+                for (name, value) in values {
+                    let def = column(*table, name).map_err(Failure::Store)?;
+                    names.push(ident(def.name));
+                    params.push(sql.col_param(*table, &def, value).map_err(Failure::Store)?);
+                }
+                sql.push(&format!(
+                    "INSERT INTO {} ({}) VALUES ({})",
+                    self.table(table.name()),
+                    names.join(", "),
+                    params.join(", ")
+                ));
+                let (text, args) = sql.finish()?;
+                sqlx::query_with(AssertSqlSafe(text), args)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| classify(e, Some(*table)))?;
+            }
+            Op::Update {
+                table,
+                id,
+                expected_version,
+                values,
+            } => {
+                let mut sql = Sql::new();
+                let mut sets = Vec::with_capacity(values.len() + 1);
+                for (name, value) in values {
+                    let def = column(*table, name).map_err(Failure::Store)?;
+                    if def.name == "version" {
+                        // Always `expected_version + 1`, set below.
+                        continue;
+                    }
+                    let p = sql.col_param(*table, &def, value).map_err(Failure::Store)?;
+                    sets.push(format!("{} = {p}", ident(def.name)));
+                }
+                let next = sql.param(expected_version.saturating_add(1));
+                sets.push(format!("\"version\" = {next}"));
+                let id_p = sql.param(*id);
+                let expected_p = sql.param(*expected_version);
+                sql.push(&format!(
+                    "UPDATE {} SET {} WHERE \"id\" = {id_p} AND \"version\" = {expected_p}",
+                    self.table(table.name()),
+                    sets.join(", ")
+                ));
+                let (text, args) = sql.finish()?;
+                let done = sqlx::query_with(AssertSqlSafe(text), args)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| classify(e, Some(*table)))?;
+                if done.rows_affected() == 0 {
+                    let actual: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+                        "SELECT \"version\" FROM {} WHERE \"id\" = $1",
+                        self.table(table.name())
+                    )))
+                    .bind(*id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| classify(e, Some(*table)))?;
+                    return Err(Failure::Store(match actual {
+                        None => StoreError::NotFound {
+                            table: *table,
+                            id: *id,
+                        },
+                        Some(actual) => StoreError::Conflict {
+                            table: *table,
+                            id: *id,
+                            expected: *expected_version,
+                            actual,
+                        },
+                    }));
+                }
+            }
+            Op::Delete { table, id } => {
+                let done = sqlx::query(AssertSqlSafe(format!(
+                    "DELETE FROM {} WHERE \"id\" = $1",
+                    self.table(table.name())
+                )))
+                .bind(*id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| classify(e, Some(*table)))?;
+                if done.rows_affected() == 0 {
+                    return Err(Failure::Store(StoreError::NotFound {
+                        table: *table,
+                        id: *id,
+                    }));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_select(&self, sel: &Select) -> Result<Selected, StoreError> {
+        let mut page = Sql::new();
+        select::page_query(&mut page, &self.quoted, sel)?;
+        let (text, args) = page.finish().map_err(Failure::into_store)?;
+        let query = sqlx::query_with(AssertSqlSafe(text), args);
+
+        let (rows, total): (Vec<PgRow>, Option<i64>) = if sel.with_total {
+            let mut count = Sql::new();
+            select::count_query(&mut count, &self.quoted, sel)?;
+            let (ctext, cargs) = count.finish().map_err(Failure::into_store)?;
+            // One snapshot for the page and the count, so they agree.
+            let mut tx = self.pool.begin().await.map_err(backend)?;
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+            let rows = query.fetch_all(&mut *tx).await.map_err(backend)?;
+            let total: i64 = sqlx::query_scalar_with(AssertSqlSafe(ctext), cargs)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+            tx.commit().await.map_err(backend)?;
+            (rows, Some(total))
+        } else {
+            (query.fetch_all(&self.pool).await.map_err(backend)?, None)
+        };
+
+        let limit = match &sel.paging {
+            crm_core::store::Paging::All => None,
+            crm_core::store::Paging::Offset { limit, .. }
+            | crm_core::store::Paging::Keyset { limit, .. } => Some(*limit),
+        };
+        let mut decoded = rows
+            .iter()
+            .map(|r| decode_row(sel.table, r))
+            .collect::<Result<Vec<Row>, _>>()?;
+        let has_more = match limit {
+            Some(limit) => {
+                let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+                let more = decoded.len() > limit;
+                decoded.truncate(limit);
+                more
+            }
+            None => false,
+        };
+        Ok(Selected {
+            rows: decoded,
+            has_more,
+            total: total.map(|t| u64::try_from(t).unwrap_or(0)),
+        })
+    }
+}
+
+/// How an attempt failed: worth retrying, or final.
+pub(crate) enum Failure {
+    /// A serialization failure or deadlock: retry the whole change set.
+    Retry(sqlx::Error),
+    /// Report this.
+    Store(StoreError),
+}
+
+impl Failure {
+    fn into_store(self) -> StoreError {
+        match self {
+            Failure::Retry(e) => backend(e),
+            Failure::Store(e) => e,
+        }
+    }
+}
+
+/// Any driver error as [`StoreError::Backend`], keeping it as the source.
+fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend {
+        backend: BACKEND,
+        source: Box::new(e),
+    }
+}
+
+/// Maps a driver error: unique violations to [`StoreError::Unique`] (when the
+/// table is known), `40001`/`40P01` to a retry, the rest to `Backend`.
+fn classify(e: sqlx::Error, table: Option<Table>) -> Failure {
+    if let sqlx::Error::Database(db) = &e {
+        if let Some(code) = db.code() {
+            if code == "40001" || code == "40P01" {
+                return Failure::Retry(e);
+            }
+        }
+        if let (true, Some(table)) = (db.is_unique_violation(), table) {
+            let detail = db
+                .constraint()
+                .map(str::to_string)
+                .unwrap_or_else(|| db.message().to_string());
+            return Failure::Store(StoreError::Unique { table, detail });
+        }
+    }
+    Failure::Store(backend(e))
+}
+
+/// The pause before retry number `attempt` (1-based): 5 ms, 10 ms, 20 ms … up
+/// to 200 ms, with a little jitter so that colliding writers spread out.
+fn backoff(attempt: u32) -> Duration {
+    let base = 5u64.saturating_mul(1 << attempt.min(6).saturating_sub(1)).min(200);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = u64::from(nanos) % (base / 2 + 1);
+    Duration::from_millis(base + jitter)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let mut attempt = 0;
+        loop {
+            match self.try_apply(changes).await {
+                Ok(()) => return Ok(()),
+                Err(Failure::Store(e)) => return Err(e),
+                Err(Failure::Retry(e)) => {
+                    if attempt >= self.max_retries {
+                        return Err(backend(e));
+                    }
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+    }
+
+    async fn get(&self, table: Table, id: Uuid) -> Result<Option<Row>, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {} FROM {} t WHERE t.\"id\" = $1",
+            column_list(table, "t"),
+            self.table(table.name())
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.map(|r| decode_row(table, &r)).transpose()
+    }
+
+    async fn select(&self, select: &Select) -> Result<Selected, StoreError> {
+        self.run_select(select).await
+    }
+
+    async fn next_sequence(&self, company: Uuid, key: &str) -> Result<i64, StoreError> {
+        let t = self.table("sequences");
+        sqlx::query_scalar(AssertSqlSafe(format!(
+            "INSERT INTO {t} AS q (company_id, key, value) VALUES ($1, $2, 1) \
+             ON CONFLICT (company_id, key) DO UPDATE SET value = q.value + 1 \
+             RETURNING value"
+        )))
+        .bind(company)
+        .bind(key)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
+    async fn history(&self, table: Table, record_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT company_id, table_name, actor_id, at, action, changes FROM {} \
+             WHERE table_name = $1 AND record_id = $2 ORDER BY seq",
+            self.table("audit_log")
+        )))
+        .bind(table.name())
+        .bind(record_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                let changes: serde_json::Value = r.try_get("changes").map_err(backend)?;
+                let changes: Vec<FieldChange> = serde_json::from_value(changes).map_err(backend)?;
+                Ok(AuditEntry {
+                    company_id: r.try_get("company_id").map_err(backend)?,
+                    table: stored_table(r)?,
+                    record_id,
+                    actor_id: r.try_get("actor_id").map_err(backend)?,
+                    at: r.try_get("at").map_err(backend)?,
+                    action: r.try_get("action").map_err(backend)?,
+                    changes,
+                })
+            })
+            .collect()
+    }
+
+    async fn outbox_pending(&self, consumer: &str, limit: u64) -> Result<Vec<OutboxEvent>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT seq, company_id, event_type, table_name, record_id, payload, at FROM {} \
+             WHERE seq > COALESCE((SELECT seq FROM {} WHERE consumer = $1), 0) \
+             ORDER BY seq LIMIT $2",
+            self.table("outbox"),
+            self.table("outbox_cursors")
+        )))
+        .bind(consumer)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxEvent {
+                    seq: r.try_get("seq").map_err(backend)?,
+                    event: NewEvent {
+                        company_id: r.try_get("company_id").map_err(backend)?,
+                        event_type: r.try_get("event_type").map_err(backend)?,
+                        table: stored_table(r)?,
+                        record_id: r.try_get("record_id").map_err(backend)?,
+                        payload: r.try_get("payload").map_err(backend)?,
+                        at: r.try_get("at").map_err(backend)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn outbox_ack(&self, consumer: &str, seq: i64) -> Result<(), StoreError> {
+        let t = self.table("outbox_cursors");
+        sqlx::query(AssertSqlSafe(format!(
+            "INSERT INTO {t} AS c (consumer, seq) VALUES ($1, $2) \
+             ON CONFLICT (consumer) DO UPDATE SET seq = GREATEST(c.seq, EXCLUDED.seq)"
+        )))
+        .bind(consumer)
+        .bind(seq)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+}
+
+/// The `table_name` column of an audit or outbox row as a [`Table`].
+fn stored_table(r: &PgRow) -> Result<Table, StoreError> {
+    let name: String = r.try_get("table_name").map_err(backend)?;
+    Table::from_name(&name).ok_or_else(|| invalid(format!("unknown table {name:?} in a stored row")))
 }
 
 #[cfg(test)]
@@ -7,8 +602,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+    fn schema_names_are_plain_identifiers() {
+        for ok in ["crm", "_x", "crm_test_1_2", &"a".repeat(63)] {
+            assert!(validate_schema(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Crm", "1crm", "crm-x", "crm\"; drop", "pg_crm", &"a".repeat(64), "crm x"] {
+            assert!(validate_schema(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_short() {
+        assert!(backoff(1) < Duration::from_millis(10));
+        assert!(backoff(10) <= Duration::from_millis(300));
     }
 }

@@ -1,14 +1,675 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+#![doc = include_str!("../README.md")]
+
+mod codec;
+mod error;
+mod migrate;
+mod query;
+
+pub use error::{BoxError, OpenError};
+pub use migrate::SCHEMA_VERSION;
+
+use async_trait::async_trait;
+use crm_core::schema::{ColType, ColumnDef, Table};
+use crm_core::store::{
+    AuditEntry, ChangeSet, FieldChange, NewEvent, Op, OutboxEvent, Row, Select, Selected, Store,
+    StoreError,
+};
+use crm_core::value::Value;
+use rusqlite::types::Value as Sql;
+use rusqlite::{
+    Connection, OpenFlags, OptionalExtension, TransactionBehavior, params, params_from_iter,
+};
+use std::fmt;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::time::Duration;
+use uuid::Uuid;
+
+use codec::{decode, decode_row, id_text, invalid, select_list, timestamp_text};
+
+/// The backend name reported by [`Store::backend`] and in errors.
+pub(crate) const BACKEND: &str = "sqlite";
+
+/// How long a connection waits for another writer before failing with
+/// `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many read-only connections a file-backed store keeps.
+pub const READ_CONNECTIONS: usize = 4;
+
+/// A [`Store`] backed by SQLite.
+///
+/// File-backed stores use WAL, one writer connection behind a mutex (every
+/// write is a `BEGIN IMMEDIATE` transaction) and [`READ_CONNECTIONS`]
+/// read-only connections, so reads run beside a write. In-memory stores use
+/// a single connection for everything. Calls block the calling thread; see
+/// the crate documentation.
+pub struct SqliteStore {
+    location: String,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("location", &self.location)
+            .field("readers", &self.readers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
+    // A panic while holding a connection leaves no transaction open (the
+    // transaction guard rolls back on unwind), so the connection is usable.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    if writer {
+        // In-memory databases answer "memory"; that is fine.
+        let _mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;
+    } else {
+        conn.pragma_update(None, "query_only", "ON")?;
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating it if needed) the database file at `path` and brings
+    /// its schema up to [`SCHEMA_VERSION`].
+    ///
+    /// Fails with [`OpenError::NewerSchema`] when the file was written by a
+    /// newer build.
+    pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore, OpenError> {
+        let path = path.as_ref();
+        let location = path.display().to_string();
+        let open_err = |e: rusqlite::Error| OpenError::Open {
+            path: location.clone(),
+            source: Box::new(e),
+        };
+        let mut writer = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(open_err)?;
+        configure(&writer, true).map_err(open_err)?;
+        migrate::run(&mut writer, &location, migrate::MIGRATIONS)?;
+        let readers = (0..READ_CONNECTIONS)
+            .map(|_| {
+                let conn = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&conn, false)?;
+                Ok(Mutex::new(conn))
+            })
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(open_err)?;
+        Ok(SqliteStore {
+            location,
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// Opens a fresh, private in-memory database (one connection, gone when
+    /// the store is dropped). Meant for tests and throw-away sessions.
+    pub fn open_in_memory() -> Result<SqliteStore, OpenError> {
+        let location = ":memory:".to_owned();
+        let open_err = |e: rusqlite::Error| OpenError::Open {
+            path: location.clone(),
+            source: Box::new(e),
+        };
+        let mut conn = Connection::open_in_memory().map_err(open_err)?;
+        configure(&conn, true).map_err(open_err)?;
+        migrate::run(&mut conn, &location, migrate::MIGRATIONS)?;
+        Ok(SqliteStore {
+            location,
+            writer: Mutex::new(conn),
+            readers: Vec::new(),
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    /// Runs `f` on a read connection: a free one of the pool, else waits for
+    /// one; the writer when there is no pool (in-memory).
+    fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let n = self.readers.len();
+        if n == 0 {
+            return f(&lock(&self.writer));
+        }
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
+        for i in 0..n {
+            match self.readers[(start + i) % n].try_lock() {
+                Ok(guard) => return f(&guard),
+                Err(TryLockError::Poisoned(p)) => return f(&p.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        f(&lock(&self.readers[start]))
+    }
+
+    /// Runs `f` in an IMMEDIATE transaction on the writer and commits when
+    /// it succeeds; rolls back otherwise.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = lock(&self.writer);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(error::backend)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(error::backend)?;
+        Ok(out)
+    }
+}
+
+fn column(table: Table, name: &str) -> Result<ColumnDef, StoreError> {
+    table
+        .column(name)
+        .ok_or_else(|| invalid(format!("{table} has no column {name:?}")))
+}
+
+fn apply_op(tx: &rusqlite::Transaction<'_>, op: &Op) -> Result<(), StoreError> {
+    match op {
+        Op::Insert { table, values } => {
+            let table = *table;
+            if values.is_empty() {
+                return Err(invalid(format!("insert into {table} without values")));
+            }
+            let mut names = Vec::with_capacity(values.len());
+            let mut params = Vec::with_capacity(values.len());
+            for (name, v) in values {
+                let col = column(table, name)?;
+                if names.contains(&col.name) {
+                    return Err(invalid(format!("insert into {table} sets {name} twice")));
+                }
+                names.push(col.name);
+                params.push(codec::encode(table, &col, v)?);
+            }
+            let sql = format!(
+                "INSERT INTO \"{}\" ({}) VALUES ({})",
+                table.name(),
+                names
+                    .iter()
+                    .map(|n| format!("\"{n}\""))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                vec!["?"; names.len()].join(", ")
+            );
+            tx.prepare_cached(&sql)
+                .and_then(|mut st| st.execute(params_from_iter(params)))
+                .map_err(|e| error::write(table, e))?;
+        }
+        Op::Update {
+            table,
+            id,
+            expected_version,
+            values,
+        } => {
+            let table = *table;
+            let mut sets = Vec::with_capacity(values.len() + 1);
+            let mut params = Vec::with_capacity(values.len() + 3);
+            for (name, v) in values {
+                let col = column(table, name)?;
+                if col.name == "version" {
+                    continue;
+                }
+                sets.push(format!("\"{}\" = ?", col.name));
+                params.push(codec::encode(table, &col, v)?);
+            }
+            sets.push("\"version\" = ?".to_owned());
+            params.push(Sql::Integer(expected_version.saturating_add(1)));
+            params.push(Sql::Text(id_text(id)));
+            params.push(Sql::Integer(*expected_version));
+            let sql = format!(
+                "UPDATE \"{}\" SET {} WHERE \"id\" = ? AND \"version\" = ?",
+                table.name(),
+                sets.join(", ")
+            );
+            let changed = tx
+                .prepare_cached(&sql)
+                .and_then(|mut st| st.execute(params_from_iter(params)))
+                .map_err(|e| error::write(table, e))?;
+            if changed == 0 {
+                let actual: Option<i64> = tx
+                    .prepare_cached(&format!(
+                        "SELECT \"version\" FROM \"{}\" WHERE \"id\" = ?",
+                        table.name()
+                    ))
+                    .and_then(|mut st| st.query_row([id_text(id)], |r| r.get(0)).optional())
+                    .map_err(error::backend)?;
+                return Err(match actual {
+                    None => StoreError::NotFound { table, id: *id },
+                    Some(actual) => StoreError::Conflict {
+                        table,
+                        id: *id,
+                        expected: *expected_version,
+                        actual,
+                    },
+                });
+            }
+        }
+        Op::Delete { table, id } => {
+            let table = *table;
+            let changed = tx
+                .prepare_cached(&format!(
+                    "DELETE FROM \"{}\" WHERE \"id\" = ?",
+                    table.name()
+                ))
+                .and_then(|mut st| st.execute([id_text(id)]))
+                .map_err(|e| error::write(table, e))?;
+            if changed == 0 {
+                return Err(StoreError::NotFound { table, id: *id });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn insert_audit(tx: &rusqlite::Transaction<'_>, a: &AuditEntry) -> Result<(), StoreError> {
+    let changes =
+        serde_json::to_string(&a.changes).map_err(|e| invalid(format!("audit changes: {e}")))?;
+    tx.prepare_cached(
+        "INSERT INTO audit_log (company_id, table_name, record_id, actor_id, at, action, changes) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            id_text(&a.company_id),
+            a.table.name(),
+            id_text(&a.record_id),
+            a.actor_id.as_ref().map(id_text),
+            timestamp_text(&a.at),
+            a.action,
+            changes,
+        ])
+    })
+    .map_err(error::backend)?;
+    Ok(())
+}
+
+fn insert_event(tx: &rusqlite::Transaction<'_>, e: &NewEvent) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO outbox (company_id, event_type, table_name, record_id, payload, at) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            id_text(&e.company_id),
+            e.event_type,
+            e.table.name(),
+            id_text(&e.record_id),
+            e.payload.to_string(),
+            timestamp_text(&e.at),
+        ])
+    })
+    .map_err(error::backend)?;
+    Ok(())
+}
+
+/// Decodes column `i` of a row of one of the store's own tables (audit log,
+/// outbox) with the given type.
+fn decode_at(
+    table: &str,
+    name: &'static str,
+    ty: ColType,
+    row: &rusqlite::Row<'_>,
+    i: usize,
+) -> Result<Value, StoreError> {
+    let col = ColumnDef {
+        name,
+        ty,
+        nullable: true,
+    };
+    decode(table, &col, row.get_ref(i).map_err(error::backend)?)
+}
+
+fn decode_id(
+    table: &str,
+    name: &'static str,
+    row: &rusqlite::Row<'_>,
+    i: usize,
+) -> Result<Option<Uuid>, StoreError> {
+    Ok(decode_at(table, name, ColType::Id, row, i)?.as_id())
+}
+
+fn required<T>(table: &str, name: &str, v: Option<T>) -> Result<T, StoreError> {
+    v.ok_or_else(|| invalid(format!("{table}.{name}: unexpected NULL")))
+}
+
+fn decode_table(table: &str, row: &rusqlite::Row<'_>, i: usize) -> Result<Table, StoreError> {
+    let name = decode_at(table, "table_name", ColType::Text, row, i)?;
+    let name = required(table, "table_name", name.as_text().map(str::to_owned))?;
+    Table::from_name(&name)
+        .ok_or_else(|| invalid(format!("{table}.table_name: unknown table {name:?}")))
+}
+
+fn decode_json(
+    table: &str,
+    name: &'static str,
+    row: &rusqlite::Row<'_>,
+    i: usize,
+) -> Result<serde_json::Value, StoreError> {
+    let v = decode_at(table, name, ColType::Json, row, i)?;
+    required(table, name, v.as_json().cloned())
+}
+
+fn decode_audit(row: &rusqlite::Row<'_>) -> Result<AuditEntry, StoreError> {
+    const T: &str = "audit_log";
+    let at = decode_at(T, "at", ColType::Timestamp, row, 4)?;
+    let action = decode_at(T, "action", ColType::Text, row, 5)?;
+    Ok(AuditEntry {
+        company_id: required(T, "company_id", decode_id(T, "company_id", row, 0)?)?,
+        table: decode_table(T, row, 1)?,
+        record_id: required(T, "record_id", decode_id(T, "record_id", row, 2)?)?,
+        actor_id: decode_id(T, "actor_id", row, 3)?,
+        at: required(T, "at", at.as_timestamp())?,
+        action: required(T, "action", action.as_text().map(str::to_owned))?,
+        changes: serde_json::from_value::<Vec<FieldChange>>(decode_json(T, "changes", row, 6)?)
+            .map_err(|e| invalid(format!("{T}.changes: cannot decode stored value: {e}")))?,
+    })
+}
+
+fn decode_event(row: &rusqlite::Row<'_>) -> Result<OutboxEvent, StoreError> {
+    const T: &str = "outbox";
+    let seq = decode_at(T, "seq", ColType::Int, row, 0)?;
+    let event_type = decode_at(T, "event_type", ColType::Text, row, 2)?;
+    let at = decode_at(T, "at", ColType::Timestamp, row, 6)?;
+    Ok(OutboxEvent {
+        seq: required(T, "seq", seq.as_int())?,
+        event: NewEvent {
+            company_id: required(T, "company_id", decode_id(T, "company_id", row, 1)?)?,
+            event_type: required(T, "event_type", event_type.as_text().map(str::to_owned))?,
+            table: decode_table(T, row, 3)?,
+            record_id: required(T, "record_id", decode_id(T, "record_id", row, 4)?)?,
+            payload: decode_json(T, "payload", row, 5)?,
+            at: required(T, "at", at.as_timestamp())?,
+        },
+    })
+}
+
+/// Runs a prepared query and decodes every row with `f`.
+fn collect<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    f: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut st = conn.prepare_cached(sql).map_err(error::backend)?;
+    let mut rows = st.query(params).map_err(error::backend)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(error::backend)? {
+        out.push(f(row)?);
+    }
+    Ok(out)
+}
+
+fn run_select(conn: &Connection, select: &Select) -> Result<Selected, StoreError> {
+    let compiled = query::compile_select(select)?;
+    // One read transaction, so the page and the total see the same data.
+    let tx = conn.unchecked_transaction().map_err(error::backend)?;
+    let mut rows = collect(
+        &tx,
+        &compiled.page.text,
+        params_from_iter(&compiled.page.params),
+        |r| decode_row(select.table, r),
+    )?;
+    let total = match &compiled.count {
+        Some(count) => {
+            let n: i64 = tx
+                .prepare_cached(&count.text)
+                .and_then(|mut st| st.query_row(params_from_iter(&count.params), |r| r.get(0)))
+                .map_err(error::backend)?;
+            Some(u64::try_from(n).unwrap_or(0))
+        }
+        None => None,
+    };
+    tx.finish().map_err(error::backend)?;
+    let mut has_more = false;
+    if let Some(limit) = compiled.limit {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+        if rows.len() > limit {
+            rows.truncate(limit);
+            has_more = true;
+        }
+    }
+    Ok(Selected {
+        rows,
+        has_more,
+        total,
+    })
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.write(|tx| {
+            for op in &changes.ops {
+                apply_op(tx, op)?;
+            }
+            for a in &changes.audit {
+                insert_audit(tx, a)?;
+            }
+            for e in &changes.events {
+                insert_event(tx, e)?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn get(&self, table: Table, id: Uuid) -> Result<Option<Row>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM \"{}\" t WHERE t.\"id\" = ?",
+            select_list(table, "t"),
+            table.name()
+        );
+        self.read(|conn| {
+            let mut rows = collect(conn, &sql, [id_text(&id)], |r| decode_row(table, r))?;
+            Ok(rows.pop())
+        })
+    }
+
+    async fn select(&self, select: &Select) -> Result<Selected, StoreError> {
+        self.read(|conn| run_select(conn, select))
+    }
+
+    async fn next_sequence(&self, company: Uuid, key: &str) -> Result<i64, StoreError> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO sequences (company_id, key, value) VALUES (?, ?, 1) \
+                 ON CONFLICT (company_id, key) DO UPDATE SET value = value + 1 RETURNING value",
+            )
+            .and_then(|mut st| st.query_row(params![id_text(&company), key], |r| r.get(0)))
+            .map_err(error::backend)
+        })
+    }
+
+    async fn history(&self, table: Table, record_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(|conn| {
+            collect(
+                conn,
+                "SELECT company_id, table_name, record_id, actor_id, at, action, changes \
+                 FROM audit_log WHERE table_name = ? AND record_id = ? ORDER BY seq",
+                params![table.name(), id_text(&record_id)],
+                decode_audit,
+            )
+        })
+    }
+
+    async fn outbox_pending(
+        &self,
+        consumer: &str,
+        limit: u64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            collect(
+                conn,
+                "SELECT seq, company_id, event_type, table_name, record_id, payload, at FROM outbox \
+                 WHERE seq > COALESCE((SELECT seq FROM outbox_cursors WHERE consumer = ?), 0) \
+                 ORDER BY seq LIMIT ?",
+                params![consumer, limit],
+                decode_event,
+            )
+        })
+    }
+
+    async fn outbox_ack(&self, consumer: &str, seq: i64) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO outbox_cursors (consumer, seq) VALUES (?, ?) \
+                 ON CONFLICT (consumer) DO UPDATE SET seq = max(seq, excluded.seq)",
+            )
+            .and_then(|mut st| st.execute(params![consumer, seq]))
+            .map_err(error::backend)?;
+            Ok(())
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The migrations create exactly the columns the schema description
+    /// lists, with matching types and nullability.
     #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+    fn schema_matches_the_core_description() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        let conn = lock(&store.writer);
+        for table in Table::ALL {
+            let mut st = conn
+                .prepare(&format!("PRAGMA table_info(\"{}\")", table.name()))
+                .expect("prepare");
+            let mut found: Vec<(String, String, bool, bool)> = st
+                .query_map([], |r| {
+                    Ok((
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get::<_, i64>(3)? == 1,
+                        r.get::<_, i64>(5)? > 0,
+                    ))
+                })
+                .expect("query")
+                .collect::<rusqlite::Result<_>>()
+                .expect("rows");
+            let mut expected: Vec<(String, String, bool, bool)> = table
+                .columns()
+                .iter()
+                .map(|c| {
+                    let ty = match c.ty {
+                        ColType::Int | ColType::Bool => "INTEGER",
+                        _ => "TEXT",
+                    };
+                    (
+                        c.name.to_owned(),
+                        ty.to_owned(),
+                        !c.nullable,
+                        c.name == "id",
+                    )
+                })
+                .collect();
+            found.sort();
+            expected.sort();
+            assert_eq!(found, expected, "{table}");
+        }
+    }
+
+    fn company_insert(id: Uuid, code: &str) -> ChangeSet {
+        let now: chrono::DateTime<chrono::Utc> = "2026-03-01T08:00:00Z".parse().expect("fixed");
+        ChangeSet {
+            ops: vec![Op::Insert {
+                table: Table::Companies,
+                values: vec![
+                    ("id", Value::Id(id)),
+                    ("company_id", Value::Id(id)),
+                    ("version", Value::Int(1)),
+                    ("created_at", Value::Timestamp(now)),
+                    ("updated_at", Value::Timestamp(now)),
+                    ("name", Value::from("甲")),
+                    ("code", Value::from(code)),
+                ],
+            }],
+            ..ChangeSet::default()
+        }
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn in_memory_stores_are_independent() {
+        let (a, b) = (
+            SqliteStore::open_in_memory().expect("a"),
+            SqliteStore::open_in_memory().expect("b"),
+        );
+        block_on(a.apply(&company_insert(Uuid::from_u128(1), "A"))).expect("insert");
+        assert!(
+            block_on(a.get(Table::Companies, Uuid::from_u128(1)))
+                .expect("get")
+                .is_some()
+        );
+        assert!(
+            block_on(b.get(Table::Companies, Uuid::from_u128(1)))
+                .expect("get")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn value_of_the_wrong_type_is_a_backend_error_naming_the_column() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        let mut changes = company_insert(Uuid::from_u128(1), "A");
+        if let Op::Insert { values, .. } = &mut changes.ops[0] {
+            values.push(("deleted_at", Value::from("yesterday")));
+        }
+        match block_on(store.apply(&changes)) {
+            Err(e @ StoreError::Backend { .. }) => {
+                assert!(e.to_string().contains("companies.deleted_at"), "{e}")
+            }
+            other => panic!("expected Backend, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn undecodable_stored_value_is_a_backend_error_not_a_panic() {
+        let store = SqliteStore::open_in_memory().expect("open");
+        let id = Uuid::from_u128(1);
+        block_on(store.apply(&company_insert(id, "A"))).expect("insert");
+        lock(&store.writer)
+            .execute("UPDATE companies SET updated_at = 'last tuesday'", [])
+            .expect("corrupt");
+        match block_on(store.get(Table::Companies, id)) {
+            Err(e @ StoreError::Backend { .. }) => {
+                assert!(e.to_string().contains("companies.updated_at"), "{e}")
+            }
+            other => panic!("expected Backend, got {other:?}"),
+        }
     }
 }

@@ -6,6 +6,7 @@
 //! `#[tokio::test]` per scenario, so a failure names the scenario and the
 //! backend.
 
+pub mod service_suite;
 pub mod store_suite;
 
 /// Expands to one `#[tokio::test]` per conformance scenario.
@@ -17,6 +18,7 @@ pub mod store_suite;
 macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::store_scenarios!($crate::__conformance_one; $make);
+        $crate::service_scenarios!($crate::__conformance_one; $make);
     };
 }
 

@@ -1,0 +1,459 @@
+//! Permission rules: roles grant actions on entities with a data scope, field
+//! rules hide, mask or freeze fields, and an [`Actor`] carries everything
+//! needed to decide what one user may see and do.
+
+use crate::entity::{Entity, MaskStyle};
+use crate::ids::{CompanyId, DepartmentId, RoleId, UserId};
+use crate::store::{Row, Scope};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+
+/// What can be done to an entity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// See records (lists, details, search).
+    Read,
+    /// Create records.
+    Create,
+    /// Edit records.
+    Update,
+    /// Delete (logically), restore and purge records.
+    Delete,
+    /// Change the owner of records.
+    Transfer,
+    /// Share records with other users.
+    Share,
+    /// Export records.
+    Export,
+    /// Import records.
+    Import,
+    /// Administer (users, departments, roles, custom fields).
+    Manage,
+}
+
+impl Action {
+    /// Every action.
+    pub const ALL: [Action; 9] = [
+        Action::Read,
+        Action::Create,
+        Action::Update,
+        Action::Delete,
+        Action::Transfer,
+        Action::Share,
+        Action::Export,
+        Action::Import,
+        Action::Manage,
+    ];
+
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+            Action::Transfer => "transfer",
+            Action::Share => "share",
+            Action::Export => "export",
+            Action::Import => "import",
+            Action::Manage => "manage",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Action::ALL
+            .into_iter()
+            .find(|a| a.name() == s.trim())
+            .ok_or_else(|| format!("unknown action '{s}'"))
+    }
+}
+
+/// Which records a grant covers (数据权限), narrowest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataScope {
+    /// Records the user owns (本人).
+    Own,
+    /// Records the user or anyone below them in the superior chain owns (本人及下属).
+    OwnAndSubordinates,
+    /// Records of the user's own department, and the user's own (本部门).
+    Department,
+    /// Records of the user's department and its sub-departments (本部门及下属部门).
+    DepartmentTree,
+    /// Every record of the company (全部).
+    All,
+}
+
+impl DataScope {
+    /// Every scope, narrowest first.
+    pub const ALL: [DataScope; 5] = [
+        DataScope::Own,
+        DataScope::OwnAndSubordinates,
+        DataScope::Department,
+        DataScope::DepartmentTree,
+        DataScope::All,
+    ];
+
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataScope::Own => "own",
+            DataScope::OwnAndSubordinates => "own_and_subordinates",
+            DataScope::Department => "department",
+            DataScope::DepartmentTree => "department_tree",
+            DataScope::All => "all",
+        }
+    }
+}
+
+impl FromStr for DataScope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DataScope::ALL
+            .into_iter()
+            .find(|d| d.name() == s.trim())
+            .ok_or_else(|| {
+                format!(
+                    "unknown data scope '{s}'; expected one of {}",
+                    DataScope::ALL.map(|d| d.name()).join(", ")
+                )
+            })
+    }
+}
+
+/// A grant: `action` on `entity` over `scope`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Permission {
+    /// The entity.
+    pub entity: Entity,
+    /// The action.
+    pub action: Action,
+    /// Which records.
+    pub scope: DataScope,
+}
+
+impl FromStr for Permission {
+    type Err = String;
+    /// Parses `entity:action:scope`, e.g. `customer:read:department_tree`;
+    /// the scope defaults to `all` for admin entities and `own` otherwise.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let parts: Vec<&str> = s.split(':').collect();
+        if parts.len() < 2 || parts.len() > 3 {
+            return Err(format!(
+                "permission '{s}' must look like entity:action[:scope], e.g. customer:read:department"
+            ));
+        }
+        let entity: Entity = parts[0].parse()?;
+        let action: Action = parts[1].parse()?;
+        let scope = match parts.get(2) {
+            Some(sc) => sc.parse()?,
+            None if entity.is_record() => DataScope::Own,
+            None => DataScope::All,
+        };
+        Ok(Permission {
+            entity,
+            action,
+            scope,
+        })
+    }
+}
+
+/// How a role may access one field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldAccess {
+    /// Visible and editable.
+    Full,
+    /// Visible, not editable.
+    ReadOnly,
+    /// Shown masked (e.g. 138****5678), not editable, not filterable.
+    Masked,
+    /// Not shown at all, not editable, not filterable.
+    Hidden,
+}
+
+impl FromStr for FieldAccess {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "full" => Ok(FieldAccess::Full),
+            "read_only" | "readonly" => Ok(FieldAccess::ReadOnly),
+            "masked" => Ok(FieldAccess::Masked),
+            "hidden" => Ok(FieldAccess::Hidden),
+            other => Err(format!(
+                "unknown field access '{other}'; expected full, read_only, masked or hidden"
+            )),
+        }
+    }
+}
+
+/// A field rule of a role.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FieldRule {
+    /// The entity.
+    pub entity: Entity,
+    /// The field (built-in API name or `custom.key`).
+    pub field: String,
+    /// The access.
+    pub access: FieldAccess,
+}
+
+impl FromStr for FieldRule {
+    type Err = String;
+    /// Parses `entity.field=access`, e.g. `contact.mobile=masked`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (lhs, access) = s
+            .split_once('=')
+            .ok_or_else(|| format!("field rule '{s}' must look like entity.field=access"))?;
+        let (entity, field) = lhs
+            .split_once('.')
+            .ok_or_else(|| format!("field rule '{s}' must look like entity.field=access"))?;
+        Ok(FieldRule {
+            entity: entity.parse()?,
+            field: field.trim().to_string(),
+            access: access.parse()?,
+        })
+    }
+}
+
+/// A role (角色).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    /// The id.
+    pub id: RoleId,
+    /// The name.
+    pub name: String,
+    /// Administrators may do everything in their company.
+    pub is_admin: bool,
+    /// Grants.
+    pub permissions: Vec<Permission>,
+    /// Field rules.
+    pub field_rules: Vec<FieldRule>,
+    /// The record version.
+    pub version: i64,
+}
+
+/// An authenticated user with everything needed to check permissions:
+/// roles, the department subtree and the subordinates. Build one with
+/// `Crm::actor` per request; it is a snapshot of the organisation.
+#[derive(Clone, Debug)]
+pub struct Actor {
+    /// The user.
+    pub user_id: UserId,
+    /// The user's company.
+    pub company_id: CompanyId,
+    /// The user's display name.
+    pub display_name: String,
+    /// The user's department.
+    pub department_id: Option<DepartmentId>,
+    /// The user's roles.
+    pub roles: Vec<Role>,
+    /// The user's department and every department below it.
+    pub department_tree: Vec<DepartmentId>,
+    /// Every user below this one in the superior chain (not including self).
+    pub subordinates: Vec<UserId>,
+}
+
+impl Actor {
+    /// Whether any role is an administrator role.
+    pub fn is_admin(&self) -> bool {
+        self.roles.iter().any(|r| r.is_admin)
+    }
+
+    /// The widest scope any role grants for the action, `None` if none does.
+    pub fn scope_for(&self, entity: Entity, action: Action) -> Option<DataScope> {
+        if self.is_admin() {
+            return Some(DataScope::All);
+        }
+        self.roles
+            .iter()
+            .flat_map(|r| r.permissions.iter())
+            .filter(|p| p.entity == entity && p.action == action)
+            .map(|p| p.scope)
+            .max()
+    }
+
+    /// Whether the actor may do the action on some records of the entity.
+    pub fn can(&self, entity: Entity, action: Action) -> bool {
+        self.scope_for(entity, action).is_some()
+    }
+
+    /// The store scope for the action: which records it covers, including
+    /// records shared with the actor. `None` when no role grants the action.
+    pub fn store_scope(&self, entity: Entity, action: Action) -> Option<Scope> {
+        let me = self.user_id.0;
+        let shared = Some(me);
+        let scope = match self.scope_for(entity, action) {
+            None if matches!(action, Action::Read) => {
+                return Some(Scope::Restricted {
+                    owners: Vec::new(),
+                    departments: Vec::new(),
+                    shared_with: shared,
+                });
+            }
+            None => return None,
+            Some(DataScope::All) => Scope::All,
+            Some(DataScope::Own) => Scope::Restricted {
+                owners: vec![me],
+                departments: Vec::new(),
+                shared_with: shared,
+            },
+            Some(DataScope::OwnAndSubordinates) => {
+                let mut owners = vec![me];
+                owners.extend(self.subordinates.iter().map(|u| u.0));
+                Scope::Restricted {
+                    owners,
+                    departments: Vec::new(),
+                    shared_with: shared,
+                }
+            }
+            Some(DataScope::Department) => Scope::Restricted {
+                owners: vec![me],
+                departments: self.department_id.map(|d| d.0).into_iter().collect(),
+                shared_with: shared,
+            },
+            Some(DataScope::DepartmentTree) => Scope::Restricted {
+                owners: vec![me],
+                departments: self.department_tree.iter().map(|d| d.0).collect(),
+                shared_with: shared,
+            },
+        };
+        Some(scope)
+    }
+
+    /// Whether a record row (of an owned table) lies within the actor's
+    /// scope for the action, not counting shares.
+    pub fn covers(&self, entity: Entity, action: Action, row: &Row) -> bool {
+        let owner = row.get("owner_id").as_id();
+        let dept = row.get("department_id").as_id();
+        match self.scope_for(entity, action) {
+            None => false,
+            Some(DataScope::All) => true,
+            Some(DataScope::Own) => owner == Some(self.user_id.0),
+            Some(DataScope::OwnAndSubordinates) => owner.is_some_and(|o| {
+                o == self.user_id.0 || self.subordinates.iter().any(|s| s.0 == o)
+            }),
+            Some(DataScope::Department) => {
+                owner == Some(self.user_id.0)
+                    || (dept.is_some() && dept == self.department_id.map(|d| d.0))
+            }
+            Some(DataScope::DepartmentTree) => {
+                owner == Some(self.user_id.0)
+                    || dept.is_some_and(|d| self.department_tree.iter().any(|t| t.0 == d))
+            }
+        }
+    }
+
+    /// The effective access to a field: the least restrictive over the
+    /// actor's roles (a role without a rule for the field gives full access).
+    pub fn field_access(&self, entity: Entity, field: &str) -> FieldAccess {
+        if self.is_admin() || self.roles.is_empty() {
+            return FieldAccess::Full;
+        }
+        self.roles
+            .iter()
+            .map(|r| {
+                r.field_rules
+                    .iter()
+                    .find(|fr| fr.entity == entity && fr.field == field)
+                    .map(|fr| fr.access)
+                    .unwrap_or(FieldAccess::Full)
+            })
+            .min()
+            .unwrap_or(FieldAccess::Full)
+    }
+
+    /// Fields of the entity that are not fully accessible, with their access.
+    pub fn restricted_fields(&self, entity: Entity) -> Vec<(String, FieldAccess)> {
+        if self.is_admin() {
+            return Vec::new();
+        }
+        let names: BTreeSet<&str> = self
+            .roles
+            .iter()
+            .flat_map(|r| r.field_rules.iter())
+            .filter(|fr| fr.entity == entity)
+            .map(|fr| fr.field.as_str())
+            .collect();
+        names
+            .into_iter()
+            .map(|n| (n.to_string(), self.field_access(entity, n)))
+            .filter(|(_, a)| *a != FieldAccess::Full)
+            .collect()
+    }
+}
+
+/// Masks a value for display: phones keep the first three and last four
+/// digits (138****5678), e-mails the first character and the domain, ID
+/// numbers the first six and last four characters, other text its first
+/// and last character.
+pub fn mask(style: MaskStyle, value: &str) -> String {
+    let chars: Vec<char> = value.chars().collect();
+    let n = chars.len();
+    let keep = |head: usize, tail: usize| -> String {
+        if n <= head + tail {
+            return "*".repeat(n.max(1));
+        }
+        let mut s: String = chars[..head].iter().collect();
+        s.push_str(&"*".repeat(n - head - tail));
+        s.extend(&chars[n - tail..]);
+        s
+    };
+    match style {
+        MaskStyle::Phone => keep(3, 4),
+        MaskStyle::IdNumber => keep(6, 4),
+        MaskStyle::Email => match value.split_once('@') {
+            Some((local, domain)) => {
+                let first: String = local.chars().take(1).collect();
+                format!("{first}***@{domain}")
+            }
+            None => keep(1, 0),
+        },
+        MaskStyle::Text => {
+            if n <= 2 {
+                "*".repeat(n.max(1))
+            } else {
+                keep(1, 1)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_phone_email_and_id() {
+        assert_eq!(mask(MaskStyle::Phone, "13812345678"), "138****5678");
+        assert_eq!(mask(MaskStyle::Email, "zhang.san@example.com"), "z***@example.com");
+        assert_eq!(mask(MaskStyle::IdNumber, "11010519491231002X"), "110105********002X");
+        assert_eq!(mask(MaskStyle::Text, "张三丰"), "张*丰");
+        assert_eq!(mask(MaskStyle::Text, "张三"), "**");
+    }
+
+    #[test]
+    fn parses_permissions_and_rules() {
+        let p: Permission = "customer:read:department_tree".parse().expect("parse");
+        assert_eq!(p.scope, DataScope::DepartmentTree);
+        let p: Permission = "customer:update".parse().expect("parse");
+        assert_eq!(p.scope, DataScope::Own);
+        let p: Permission = "user:manage".parse().expect("parse");
+        assert_eq!(p.scope, DataScope::All);
+        assert!("customer:fly".parse::<Permission>().is_err());
+        let r: FieldRule = "contact.mobile=masked".parse().expect("parse");
+        assert_eq!(r.access, FieldAccess::Masked);
+    }
+}

@@ -1,0 +1,328 @@
+//! The engine's entry point: [`Crm`] ties a [`Store`] and a [`Clock`] to the
+//! domain rules. Every operation takes the acting user's [`Actor`].
+
+use crate::auth::{Actor, Role};
+use crate::clock::{Clock, new_uuid};
+use crate::entity::Entity;
+use crate::error::{Error, Result};
+use crate::ids::{CompanyId, DepartmentId, RoleId, UserId};
+use crate::schema::Table;
+use crate::store::{AuditEntry, ChangeSet, FieldChange, Filter, NewEvent, Row, Select, Store};
+use crate::value::Value;
+use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
+use std::collections::HashMap;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Engine settings.
+#[derive(Clone, Debug)]
+pub struct CrmConfig {
+    /// The offset of the companies' local time from UTC, for dates in codes
+    /// (`KH-20261127-0001`) and for date-only inputs. Default UTC+8.
+    pub utc_offset: FixedOffset,
+    /// Whether a refused duplicate names the owner of the existing record
+    /// even when the actor cannot see it. Default false: the message says
+    /// only that someone else owns it.
+    pub reveal_duplicate_owner: bool,
+    /// Failed logins before an account is locked. Default 5.
+    pub max_failed_logins: i64,
+    /// How long a lockout lasts. Default 15 minutes.
+    pub lockout: chrono::Duration,
+    /// Minimum password length. Default 8.
+    pub min_password_len: usize,
+}
+
+impl Default for CrmConfig {
+    fn default() -> Self {
+        CrmConfig {
+            utc_offset: FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset")),
+            reveal_duplicate_owner: false,
+            max_failed_logins: 5,
+            lockout: chrono::Duration::minutes(15),
+            min_password_len: 8,
+        }
+    }
+}
+
+/// The CRM engine.
+#[derive(Clone)]
+pub struct Crm {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) config: CrmConfig,
+}
+
+impl std::fmt::Debug for Crm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Crm")
+            .field("backend", &self.store.backend())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl Crm {
+    /// An engine over a store with the given clock and default settings.
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Crm {
+        Crm::with_config(store, clock, CrmConfig::default())
+    }
+
+    /// An engine with explicit settings.
+    pub fn with_config(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: CrmConfig) -> Crm {
+        Crm {
+            store,
+            clock,
+            config,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &CrmConfig {
+        &self.config
+    }
+
+    /// Now, from the injected clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Today in the companies' local time.
+    pub fn today(&self) -> NaiveDate {
+        self.now().with_timezone(&self.config.utc_offset).date_naive()
+    }
+
+    pub(crate) fn new_id(&self) -> Uuid {
+        new_uuid(self.now())
+    }
+
+    /// Builds the actor for a user: roles, department subtree and
+    /// subordinates. Refuses inactive or deleted users.
+    pub async fn actor(&self, user_id: UserId) -> Result<Actor> {
+        let row = self
+            .store
+            .get(Table::Users, user_id.0)
+            .await?
+            .filter(|r| r.get("deleted_at").is_null())
+            .ok_or_else(|| Error::not_found("user", user_id))?;
+        if row.get("active").as_bool() != Some(true) {
+            return Err(Error::Forbidden(format!(
+                "user {} is deactivated",
+                row.get("username").as_text().unwrap_or_default()
+            )));
+        }
+        let company = row.get("company_id").as_id().unwrap_or_default();
+        let now = self.now();
+        let role_ids = json_ids(row.get("role_ids"));
+        let roles = if role_ids.is_empty() {
+            Vec::new()
+        } else {
+            let mut sel = Select::all(Table::Roles, company, now);
+            sel.filter = Filter::In(
+                crate::store::Col::Column("id"),
+                role_ids.iter().map(|u| Value::Id(*u)).collect(),
+            );
+            self.store
+                .select(&sel)
+                .await?
+                .rows
+                .iter()
+                .map(role_from_row)
+                .collect::<Result<Vec<_>>>()?
+        };
+        let department_id = row.get("department_id").as_id().map(DepartmentId);
+        let departments = self
+            .store
+            .select(&Select::all(Table::Departments, company, now))
+            .await?
+            .rows;
+        let department_tree = match department_id {
+            Some(d) => subtree(
+                d.0,
+                departments
+                    .iter()
+                    .map(|r| (r.id(), r.get("parent_id").as_id())),
+            )
+            .into_iter()
+            .map(DepartmentId)
+            .collect(),
+            None => Vec::new(),
+        };
+        let users = self
+            .store
+            .select(&Select::all(Table::Users, company, now))
+            .await?
+            .rows;
+        let subordinates = subtree(
+            user_id.0,
+            users.iter().map(|r| (r.id(), r.get("superior_id").as_id())),
+        )
+        .into_iter()
+        .filter(|u| *u != user_id.0)
+        .map(UserId)
+        .collect();
+        Ok(Actor {
+            user_id,
+            company_id: CompanyId(company),
+            display_name: row.get("display_name").as_text().unwrap_or_default().to_string(),
+            department_id,
+            roles,
+            department_tree,
+            subordinates,
+        })
+    }
+
+    /// Reads a live row of the actor's company or fails with not found.
+    pub(crate) async fn live_row(&self, actor: &Actor, table: Table, id: Uuid) -> Result<Row> {
+        self.store
+            .get(table, id)
+            .await?
+            .filter(|r| {
+                r.get("company_id").as_id() == Some(actor.company_id.0)
+                    && r.get("deleted_at").is_null()
+            })
+            .ok_or_else(|| Error::not_found(entity_name(table), id))
+    }
+
+    /// An audit entry by the actor.
+    pub(crate) fn audit(
+        &self,
+        actor: Option<&Actor>,
+        company: Uuid,
+        table: Table,
+        record: Uuid,
+        action: &str,
+        changes: Vec<FieldChange>,
+    ) -> AuditEntry {
+        AuditEntry {
+            company_id: company,
+            table,
+            record_id: record,
+            actor_id: actor.map(|a| a.user_id.0),
+            at: self.now(),
+            action: action.to_string(),
+            changes,
+        }
+    }
+
+    /// An outbox event.
+    pub(crate) fn event(
+        &self,
+        company: Uuid,
+        table: Table,
+        record: Uuid,
+        event_type: String,
+        payload: serde_json::Value,
+    ) -> NewEvent {
+        NewEvent {
+            company_id: company,
+            event_type,
+            table,
+            record_id: record,
+            payload,
+            at: self.now(),
+        }
+    }
+
+    /// Allocates the next human code for a document type, e.g.
+    /// `KH-20261127-0001`. Codes restart each day and are never reused.
+    pub async fn next_code(&self, company: CompanyId, prefix: &str) -> Result<String> {
+        let day = self.today().format("%Y%m%d").to_string();
+        let key = format!("{prefix}-{day}");
+        let n = self.store.next_sequence(company.0, &key).await?;
+        Ok(format!("{key}-{n:04}"))
+    }
+
+    /// Applies a change set.
+    pub(crate) async fn apply(&self, changes: ChangeSet) -> Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        self.store.apply(&changes).await.map_err(Error::from)
+    }
+
+    /// The audit history of a record the actor can see, oldest first.
+    pub async fn history(&self, actor: &Actor, entity: Entity, id: Uuid) -> Result<Vec<AuditEntry>> {
+        if entity.is_record() {
+            self.get_record(actor, entity, crate::ids::RecordId(id)).await?;
+        } else {
+            self.live_row(actor, entity.table(), id).await?;
+        }
+        Ok(self.store.history(entity.table(), id).await?)
+    }
+
+    /// Outbox events not yet acknowledged by `consumer`, oldest first. Each
+    /// event is delivered again until acknowledged (at least once).
+    pub async fn pending_events(
+        &self,
+        consumer: &str,
+        limit: u64,
+    ) -> Result<Vec<crate::store::OutboxEvent>> {
+        Ok(self.store.outbox_pending(consumer, limit).await?)
+    }
+
+    /// Acknowledges every event up to `seq` for `consumer`.
+    pub async fn ack_events(&self, consumer: &str, seq: i64) -> Result<()> {
+        Ok(self.store.outbox_ack(consumer, seq).await?)
+    }
+}
+
+pub(crate) fn entity_name(table: Table) -> String {
+    Entity::of_table(table)
+        .map(|e| e.name().to_string())
+        .unwrap_or_else(|| table.name().to_string())
+}
+
+/// Ids held in a JSON array column.
+pub(crate) fn json_ids(v: &Value) -> Vec<Uuid> {
+    v.as_json()
+        .and_then(|j| j.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().and_then(|s| Uuid::parse_str(s).ok()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The node and everything below it in a parent relation.
+pub(crate) fn subtree(root: Uuid, edges: impl Iterator<Item = (Uuid, Option<Uuid>)>) -> Vec<Uuid> {
+    let mut children: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+    for (id, parent) in edges {
+        if let Some(p) = parent {
+            children.entry(p).or_default().push(id);
+        }
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        if let Some(c) = children.get(&out[i]) {
+            for id in c {
+                if !out.contains(id) {
+                    out.push(*id);
+                }
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+pub(crate) fn role_from_row(r: &Row) -> Result<Role> {
+    let perms = r.get("permissions").as_json().cloned().unwrap_or_default();
+    let rules = r.get("field_rules").as_json().cloned().unwrap_or_default();
+    Ok(Role {
+        id: RoleId(r.id()),
+        name: r.get("name").as_text().unwrap_or_default().to_string(),
+        is_admin: r.get("is_admin").as_bool().unwrap_or(false),
+        permissions: serde_json::from_value(perms)
+            .map_err(|e| Error::InvalidState(format!("role {} has unreadable permissions: {e}", r.id())))?,
+        field_rules: serde_json::from_value(rules)
+            .map_err(|e| Error::InvalidState(format!("role {} has unreadable field rules: {e}", r.id())))?,
+        version: r.version(),
+    })
+}

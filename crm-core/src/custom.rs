@@ -1,0 +1,479 @@
+//! Custom fields (自定义字段) added per entity by an administrator, and the
+//! option lists of built-in choice fields. Custom values live in the record's
+//! `custom` JSON column, are validated like built-in fields and searchable.
+
+use crate::auth::{Action, Actor};
+use crate::crm::Crm;
+use crate::entity::{Entity, FieldKind};
+use crate::error::{Error, Result, ValidationErrors};
+use crate::ids::FieldId;
+use crate::schema::Table;
+use crate::store::{ChangeSet, CmpOp, Col, CustomType, FieldChange, Filter, Op, Row, Select, Sort};
+use crate::value::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use std::str::FromStr;
+
+/// The type of a custom field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CustomFieldType {
+    /// Free text.
+    Text,
+    /// A number.
+    Number,
+    /// An amount of money, kept in minor units (分).
+    Money,
+    /// A calendar date.
+    Date,
+    /// One of the options.
+    Select,
+    /// Several of the options.
+    MultiSelect,
+    /// A user of the company.
+    User,
+    /// Yes or no.
+    Boolean,
+}
+
+impl CustomFieldType {
+    /// Every type.
+    pub const ALL: [CustomFieldType; 8] = [
+        CustomFieldType::Text,
+        CustomFieldType::Number,
+        CustomFieldType::Money,
+        CustomFieldType::Date,
+        CustomFieldType::Select,
+        CustomFieldType::MultiSelect,
+        CustomFieldType::User,
+        CustomFieldType::Boolean,
+    ];
+
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CustomFieldType::Text => "text",
+            CustomFieldType::Number => "number",
+            CustomFieldType::Money => "money",
+            CustomFieldType::Date => "date",
+            CustomFieldType::Select => "select",
+            CustomFieldType::MultiSelect => "multi_select",
+            CustomFieldType::User => "user",
+            CustomFieldType::Boolean => "boolean",
+        }
+    }
+
+    /// How stored values compare in filters and sorting.
+    pub fn compare_as(self) -> CustomType {
+        match self {
+            CustomFieldType::Number | CustomFieldType::Money => CustomType::Number,
+            CustomFieldType::Boolean => CustomType::Bool,
+            _ => CustomType::Text,
+        }
+    }
+}
+
+impl FromStr for CustomFieldType {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        CustomFieldType::ALL
+            .into_iter()
+            .find(|t| t.name() == s.trim())
+            .ok_or_else(|| {
+                format!(
+                    "unknown custom field type '{s}'; expected one of {}",
+                    CustomFieldType::ALL.map(|t| t.name()).join(", ")
+                )
+            })
+    }
+}
+
+/// A custom field definition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CustomFieldDef {
+    /// The id.
+    pub id: FieldId,
+    /// The entity it extends.
+    pub entity: Entity,
+    /// The key (`[a-z][a-z0-9_]*`), used as `custom.key` in filters.
+    pub key: String,
+    /// The label (usually Chinese), also accepted as import header.
+    pub label: String,
+    /// An English label.
+    pub label_en: Option<String>,
+    /// The type.
+    pub field_type: CustomFieldType,
+    /// Options of select fields.
+    pub options: Vec<String>,
+    /// Whether a value is required.
+    pub required: bool,
+    /// Whether values must be unique among the company's live records.
+    pub unique: bool,
+    /// Display order.
+    pub position: i64,
+    /// The record version.
+    pub version: i64,
+}
+
+/// What defining a custom field takes.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NewCustomField {
+    /// The entity it extends (a business record entity).
+    pub entity: Entity,
+    /// The key.
+    pub key: String,
+    /// The label.
+    pub label: String,
+    /// An English label.
+    pub label_en: Option<String>,
+    /// The type.
+    pub field_type: CustomFieldType,
+    /// Options of select fields.
+    pub options: Vec<String>,
+    /// Required flag.
+    pub required: bool,
+    /// Unique flag.
+    pub unique: bool,
+}
+
+fn def_from_row(r: &Row) -> Result<CustomFieldDef> {
+    let entity: Entity = r
+        .get("entity")
+        .as_text()
+        .unwrap_or_default()
+        .parse()
+        .map_err(Error::InvalidState)?;
+    let field_type: CustomFieldType = r
+        .get("field_type")
+        .as_text()
+        .unwrap_or_default()
+        .parse()
+        .map_err(Error::InvalidState)?;
+    Ok(CustomFieldDef {
+        id: FieldId(r.id()),
+        entity,
+        key: r.get("key").as_text().unwrap_or_default().to_string(),
+        label: r.get("label").as_text().unwrap_or_default().to_string(),
+        label_en: r.get("label_en").as_text().map(str::to_string),
+        field_type,
+        options: r
+            .get("options")
+            .as_json()
+            .and_then(|j| serde_json::from_value(j.clone()).ok())
+            .unwrap_or_default(),
+        required: r.get("required").as_bool().unwrap_or(false),
+        unique: r.get("is_unique").as_bool().unwrap_or(false),
+        position: r.get("position").as_int().unwrap_or(0),
+        version: r.version(),
+    })
+}
+
+/// Whether a custom field key is well formed.
+pub fn valid_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && key.len() <= 40
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+impl CustomFieldDef {
+    /// The filter column of this field.
+    pub fn col(&self) -> Col {
+        Col::Custom {
+            key: self.key.clone(),
+            ty: self.field_type.compare_as(),
+        }
+    }
+
+    /// Validates and normalises a value (synchronous part: users are
+    /// resolved by the caller). `Ok(Json::Null)` means "no value".
+    pub fn coerce(&self, value: &Json) -> std::result::Result<Json, String> {
+        let text = match value {
+            Json::Null => return Ok(Json::Null),
+            Json::String(s) if s.trim().is_empty() => return Ok(Json::Null),
+            Json::String(s) => s.trim().to_string(),
+            other => other.to_string(),
+        };
+        match self.field_type {
+            CustomFieldType::Text => {
+                if text.chars().count() > 1000 {
+                    Err("is longer than 1000 characters".into())
+                } else {
+                    Ok(Json::String(text))
+                }
+            }
+            CustomFieldType::Number => {
+                let n: f64 = match value {
+                    Json::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+                    _ => text.replace(',', "").parse().map_err(|_| format!("'{text}' is not a number"))?,
+                };
+                serde_json::Number::from_f64(n)
+                    .map(Json::Number)
+                    .ok_or_else(|| format!("'{text}' is not a finite number"))
+            }
+            CustomFieldType::Money => crate::money::Money::parse(&text)
+                .map(|m| Json::from(m.minor))
+                .map_err(|e| e.to_string()),
+            CustomFieldType::Date => crate::records::parse_date(&text)
+                .map(|d| Json::String(d.format("%Y-%m-%d").to_string())),
+            CustomFieldType::Select => self.option(&text).map(Json::String),
+            CustomFieldType::MultiSelect => {
+                let items: Vec<String> = match value {
+                    Json::Array(a) => a
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                        .collect(),
+                    _ => text
+                        .split([',', '，', ';', '；', '、'])
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect(),
+                };
+                let mut out = Vec::new();
+                for i in items {
+                    let o = self.option(&i)?;
+                    if !out.contains(&o) {
+                        out.push(o);
+                    }
+                }
+                Ok(Json::Array(out.into_iter().map(Json::String).collect()))
+            }
+            CustomFieldType::User => Ok(Json::String(text)),
+            CustomFieldType::Boolean => match text.to_lowercase().as_str() {
+                "true" | "1" | "yes" | "y" | "是" | "对" => Ok(Json::Bool(true)),
+                "false" | "0" | "no" | "n" | "否" | "不是" => Ok(Json::Bool(false)),
+                _ => Err(format!("'{text}' is not yes/no (是/否)")),
+            },
+        }
+    }
+
+    fn option(&self, v: &str) -> std::result::Result<String, String> {
+        self.options
+            .iter()
+            .find(|o| o.as_str() == v || o.eq_ignore_ascii_case(v))
+            .cloned()
+            .ok_or_else(|| format!("'{v}' is not one of the options: {}", self.options.join(", ")))
+    }
+}
+
+impl Crm {
+    fn require_manage_fields(&self, actor: &Actor) -> Result<()> {
+        if actor.can(Entity::CustomField, Action::Manage) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "{} may not manage custom fields",
+                actor.display_name
+            )))
+        }
+    }
+
+    /// Defines a custom field on a business entity (needs `custom_field:manage`).
+    pub async fn define_custom_field(&self, actor: &Actor, input: NewCustomField) -> Result<CustomFieldDef> {
+        self.require_manage_fields(actor)?;
+        let mut errors = ValidationErrors::default();
+        if !input.entity.is_record() {
+            errors.push("entity", format!("{} cannot have custom fields", input.entity));
+        }
+        if !valid_key(&input.key) {
+            errors.push(
+                "key",
+                format!("'{}' must start with a lowercase letter and contain only a-z, 0-9 and _ (at most 40)", input.key),
+            );
+        } else if input.entity.field(&input.key).is_some()
+            || crate::entity::STANDARD_FIELDS.iter().any(|(n, _, _)| *n == input.key)
+        {
+            errors.push("key", format!("'{}' is a built-in field of {}", input.key, input.entity));
+        }
+        if input.label.trim().is_empty() {
+            errors.push("label", "is required");
+        }
+        let needs_options = matches!(
+            input.field_type,
+            CustomFieldType::Select | CustomFieldType::MultiSelect
+        );
+        if needs_options && input.options.iter().all(|o| o.trim().is_empty()) {
+            errors.push("options", format!("a {} field needs options", input.field_type.name()));
+        }
+        errors.into_result()?;
+        let existing = self.custom_fields(actor, input.entity).await?;
+        if existing.iter().any(|d| d.key == input.key || d.label == input.label.trim()) {
+            return Err(Error::Duplicate {
+                entity: "custom_field".into(),
+                message: format!(
+                    "{} already has a custom field with key '{}' or label '{}'",
+                    input.entity,
+                    input.key,
+                    input.label.trim()
+                ),
+            });
+        }
+        let now = self.now();
+        let id = self.new_id();
+        let options: Vec<String> = input
+            .options
+            .iter()
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .collect();
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Insert {
+            table: Table::CustomFields,
+            values: vec![
+                ("id", Value::Id(id)),
+                ("company_id", Value::Id(actor.company_id.0)),
+                ("version", Value::Int(1)),
+                ("created_at", Value::Timestamp(now)),
+                ("updated_at", Value::Timestamp(now)),
+                ("entity", input.entity.name().into()),
+                ("key", input.key.clone().into()),
+                ("label", input.label.trim().into()),
+                ("label_en", input.label_en.clone().into()),
+                ("field_type", input.field_type.name().into()),
+                ("options", Value::Json(serde_json::json!(options))),
+                ("required", input.required.into()),
+                ("is_unique", input.unique.into()),
+                ("position", Value::Int(existing.len() as i64)),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::CustomFields,
+            id,
+            "create",
+            vec![FieldChange {
+                field: "definition".into(),
+                before: Json::Null,
+                after: serde_json::to_value(&input).unwrap_or_default(),
+            }],
+        ));
+        self.apply(cs).await?;
+        def_from_row(&self.live_row(actor, Table::CustomFields, id).await?)
+    }
+
+    /// Removes a custom field definition; stored values stay in the records
+    /// but are no longer shown or validated.
+    pub async fn delete_custom_field(&self, actor: &Actor, entity: Entity, key: &str) -> Result<()> {
+        self.require_manage_fields(actor)?;
+        let def = self
+            .custom_fields(actor, entity)
+            .await?
+            .into_iter()
+            .find(|d| d.key == key)
+            .ok_or_else(|| Error::not_found("custom field", format!("{entity}.{key}")))?;
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::CustomFields,
+            id: def.id.0,
+            expected_version: def.version,
+            values: vec![("deleted_at", Value::Timestamp(self.now()))],
+        });
+        cs.audit.push(self.audit(Some(actor), actor.company_id.0, Table::CustomFields, def.id.0, "delete", Vec::new()));
+        self.apply(cs).await
+    }
+
+    /// The custom fields of an entity, in display order.
+    pub async fn custom_fields(&self, actor: &Actor, entity: Entity) -> Result<Vec<CustomFieldDef>> {
+        let mut sel = Select::all(Table::CustomFields, actor.company_id.0, self.now());
+        sel.filter = Filter::Cmp(Col::Column("entity"), CmpOp::Eq, entity.name().into());
+        sel.sort = vec![Sort {
+            col: Col::Column("position"),
+            desc: false,
+        }];
+        self.store.select(&sel).await?.rows.iter().map(def_from_row).collect()
+    }
+
+    /// Replaces the options of a built-in choice field (e.g. customer
+    /// categories), needs `custom_field:manage`.
+    pub async fn set_picklist(&self, actor: &Actor, entity: Entity, field: &str, options: &[String]) -> Result<()> {
+        self.require_manage_fields(actor)?;
+        let def = entity
+            .field(field)
+            .filter(|f| matches!(f.kind, FieldKind::Choice(_)))
+            .ok_or_else(|| Error::invalid("field", format!("{entity} has no choice field '{field}'")))?;
+        let options: Vec<String> = options
+            .iter()
+            .map(|o| o.trim().to_string())
+            .filter(|o| !o.is_empty())
+            .collect();
+        if options.is_empty() {
+            return Err(Error::invalid("options", "at least one option is needed"));
+        }
+        let existing = self.picklist_row(actor, entity, def.name).await?;
+        let now = self.now();
+        let mut cs = ChangeSet::default();
+        let id = match &existing {
+            Some(r) => {
+                cs.ops.push(Op::Update {
+                    table: Table::Picklists,
+                    id: r.id(),
+                    expected_version: r.version(),
+                    values: vec![
+                        ("updated_at", Value::Timestamp(now)),
+                        ("options", Value::Json(serde_json::json!(options))),
+                    ],
+                });
+                r.id()
+            }
+            None => {
+                let id = self.new_id();
+                cs.ops.push(Op::Insert {
+                    table: Table::Picklists,
+                    values: vec![
+                        ("id", Value::Id(id)),
+                        ("company_id", Value::Id(actor.company_id.0)),
+                        ("version", Value::Int(1)),
+                        ("created_at", Value::Timestamp(now)),
+                        ("updated_at", Value::Timestamp(now)),
+                        ("entity", entity.name().into()),
+                        ("field", def.name.into()),
+                        ("options", Value::Json(serde_json::json!(options))),
+                    ],
+                });
+                id
+            }
+        };
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Picklists,
+            id,
+            "update",
+            vec![FieldChange {
+                field: format!("{entity}.{}", def.name),
+                before: existing.map(|r| r.get("options").to_json()).unwrap_or(Json::Null),
+                after: serde_json::json!(options),
+            }],
+        ));
+        self.apply(cs).await
+    }
+
+    async fn picklist_row(&self, actor: &Actor, entity: Entity, field: &str) -> Result<Option<Row>> {
+        let mut sel = Select::all(Table::Picklists, actor.company_id.0, self.now());
+        sel.filter = Filter::And(vec![
+            Filter::Cmp(Col::Column("entity"), CmpOp::Eq, entity.name().into()),
+            Filter::Cmp(Col::Column("field"), CmpOp::Eq, field.into()),
+        ]);
+        Ok(self.store.select(&sel).await?.rows.into_iter().next())
+    }
+
+    /// The options of a built-in choice field: the company's list, or the
+    /// defaults when none was set.
+    pub async fn picklist(&self, actor: &Actor, entity: Entity, field: &str) -> Result<Vec<String>> {
+        let def = entity
+            .field(field)
+            .ok_or_else(|| Error::invalid("field", format!("{entity} has no field '{field}'")))?;
+        let FieldKind::Choice(defaults) = def.kind else {
+            return Err(Error::invalid("field", format!("{entity}.{field} is not a choice field")));
+        };
+        Ok(match self.picklist_row(actor, entity, def.name).await? {
+            Some(r) => r
+                .get("options")
+                .as_json()
+                .and_then(|j| serde_json::from_value(j.clone()).ok())
+                .unwrap_or_default(),
+            None => defaults.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+}

@@ -1,0 +1,443 @@
+//! Record lifecycle: logical delete with restore and purge, archive to
+//! history, transfer of ownership and sharing — single and in batches that
+//! report record by record.
+
+use crate::auth::{Action, Actor};
+use crate::crm::Crm;
+use crate::entity::Entity;
+use crate::error::{Error, Result};
+use crate::ids::{RecordId, UserId};
+use crate::records::{BatchReport, Share, ShareAccess};
+use crate::schema::Table;
+use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Row, Select};
+use crate::value::Value;
+use chrono::{DateTime, Utc};
+use serde_json::Value as Json;
+
+/// What a lifecycle step does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    Delete,
+    Restore,
+    Purge,
+    Archive,
+    Unarchive,
+}
+
+impl Step {
+    fn name(self) -> &'static str {
+        match self {
+            Step::Delete => "delete",
+            Step::Restore => "restore",
+            Step::Purge => "purge",
+            Step::Archive => "archive",
+            Step::Unarchive => "unarchive",
+        }
+    }
+
+    fn event(self) -> &'static str {
+        match self {
+            Step::Delete => "deleted",
+            Step::Restore => "restored",
+            Step::Purge => "purged",
+            Step::Archive => "archived",
+            Step::Unarchive => "unarchived",
+        }
+    }
+}
+
+impl Crm {
+    async fn owned_row(&self, actor: &Actor, entity: Entity, id: RecordId) -> Result<Row> {
+        if !entity.is_record() {
+            return Err(Error::invalid("entity", format!("{entity} is not a business record")));
+        }
+        self.store
+            .get(entity.table(), id.0)
+            .await?
+            .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
+            .ok_or_else(|| Error::not_found(entity, id))
+    }
+
+    /// Live child rows of a customer (contacts, follow-ups) in a state.
+    async fn children(&self, actor: &Actor, customer: uuid::Uuid, deleted_at: Option<DateTime<Utc>>) -> Result<Vec<Row>> {
+        let mut out = Vec::new();
+        for table in [Table::Contacts, Table::FollowUps] {
+            let mut sel = Select::all(table, actor.company_id.0, self.now());
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::And(vec![
+                Filter::Cmp(Col::Column("customer_id"), CmpOp::Eq, Value::Id(customer)),
+                match deleted_at {
+                    Some(t) => Filter::Cmp(Col::Column("deleted_at"), CmpOp::Eq, Value::Timestamp(t)),
+                    None => Filter::IsNull(Col::Column("deleted_at")),
+                },
+            ]);
+            out.extend(self.store.select(&sel).await?.rows);
+        }
+        Ok(out)
+    }
+
+    async fn step(&self, actor: &Actor, entity: Entity, id: RecordId, step: Step) -> Result<()> {
+        let row = self.owned_row(actor, entity, id).await?;
+        let action = match step {
+            Step::Archive | Step::Unarchive => Action::Update,
+            _ => Action::Delete,
+        };
+        if !actor.covers(entity, action, &row) {
+            if actor.covers(entity, Action::Read, &row) {
+                return Err(Error::Forbidden(format!(
+                    "{} may not {} {} {}",
+                    actor.display_name,
+                    step.name(),
+                    entity,
+                    row.get("code").as_text().unwrap_or(&id.to_string())
+                )));
+            }
+            return Err(Error::not_found(entity, id));
+        }
+        let deleted = row.get("deleted_at").as_timestamp();
+        let archived = row.get("archived_at").as_timestamp();
+        let code = row.get("code").as_text().unwrap_or_default().to_string();
+        let state_error = |m: &str| Err(Error::InvalidState(format!("{entity} {code} {m}")));
+        let now = self.now();
+        let mut cs = ChangeSet::default();
+        let (col, value): (&'static str, Value) = match step {
+            Step::Delete if deleted.is_some() => return state_error("is already in the recycle bin"),
+            Step::Delete => ("deleted_at", Value::Timestamp(now)),
+            Step::Restore if deleted.is_none() => return state_error("is not in the recycle bin"),
+            Step::Restore => ("deleted_at", Value::Null),
+            Step::Purge if deleted.is_none() => {
+                return state_error("must be deleted (in the recycle bin) before it can be purged");
+            }
+            Step::Purge => ("deleted_at", Value::Null),
+            Step::Archive if deleted.is_some() => return state_error("is in the recycle bin"),
+            Step::Archive if archived.is_some() => return state_error("is already archived"),
+            Step::Archive => ("archived_at", Value::Timestamp(now)),
+            Step::Unarchive if archived.is_none() => return state_error("is not archived"),
+            Step::Unarchive => ("archived_at", Value::Null),
+        };
+        if step == Step::Restore && entity == Entity::Customer {
+            // Restoring must not bring back a duplicate created meanwhile.
+            let mut probe = Select::all(Table::Customers, actor.company_id.0, now);
+            probe.filter = Filter::Or(
+                [("name_key", row.get("name_key")), ("uscc", row.get("uscc"))]
+                    .into_iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(c, v)| Filter::Cmp(Col::Column(c), CmpOp::Eq, v.clone()))
+                    .collect(),
+            );
+            if let Some(other) = self.store.select(&probe).await?.rows.first() {
+                return Err(Error::Duplicate {
+                    entity: entity.name().into(),
+                    message: format!(
+                        "cannot restore {code}: {} ({}) now holds the same name or credit code",
+                        other.get("name").as_text().unwrap_or_default(),
+                        other.get("code").as_text().unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        if step == Step::Purge {
+            cs.ops.push(Op::Delete { table: entity.table(), id: id.0 });
+        } else {
+            cs.ops.push(Op::Update {
+                table: entity.table(),
+                id: id.0,
+                expected_version: row.version(),
+                values: vec![(col, value.clone()), ("updated_at", Value::Timestamp(now))],
+            });
+        }
+        if entity == Entity::Customer && matches!(step, Step::Delete | Step::Restore) {
+            // Contacts and follow-ups go to the recycle bin with their
+            // customer and come back with it (those deleted at the same time).
+            let kids = match step {
+                Step::Delete => self.children(actor, id.0, None).await?,
+                _ => self.children(actor, id.0, deleted).await?,
+            };
+            for k in kids {
+                cs.ops.push(Op::Update {
+                    table: k.table,
+                    id: k.id(),
+                    expected_version: k.version(),
+                    values: vec![(col, value.clone()), ("updated_at", Value::Timestamp(now))],
+                });
+            }
+        }
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            entity.table(),
+            id.0,
+            step.name(),
+            if step == Step::Purge {
+                vec![FieldChange {
+                    field: "record".into(),
+                    before: Json::String(code.clone()),
+                    after: Json::Null,
+                }]
+            } else {
+                vec![FieldChange {
+                    field: col.into(),
+                    before: row.get(col).to_json(),
+                    after: value.to_json(),
+                }]
+            },
+        ));
+        cs.events.push(self.event(
+            actor.company_id.0,
+            entity.table(),
+            id.0,
+            format!("{entity}.{}", step.event()),
+            serde_json::json!({ "code": code }),
+        ));
+        self.apply(cs).await
+    }
+
+    async fn batch<F, Fut>(&self, ids: &[RecordId], f: F) -> BatchReport
+    where
+        F: Fn(RecordId) -> Fut,
+        Fut: std::future::Future<Output = Result<()>>,
+    {
+        let mut report = BatchReport::default();
+        for id in ids {
+            match f(*id).await {
+                Ok(()) => report.done.push(*id),
+                Err(e) => report.refused.push((*id, e.to_string())),
+            }
+        }
+        report
+    }
+
+    /// Moves records to the recycle bin (logical delete). A customer takes
+    /// its contacts and follow-ups with it.
+    pub async fn delete_records(&self, actor: &Actor, entity: Entity, ids: &[RecordId]) -> BatchReport {
+        self.batch(ids, |id| self.step(actor, entity, id, Step::Delete)).await
+    }
+
+    /// Brings records back from the recycle bin.
+    pub async fn restore_records(&self, actor: &Actor, entity: Entity, ids: &[RecordId]) -> BatchReport {
+        self.batch(ids, |id| self.step(actor, entity, id, Step::Restore)).await
+    }
+
+    /// Removes records from the recycle bin for good.
+    pub async fn purge_records(&self, actor: &Actor, entity: Entity, ids: &[RecordId]) -> BatchReport {
+        self.batch(ids, |id| self.step(actor, entity, id, Step::Purge)).await
+    }
+
+    /// Moves records out of the working set into history (转移到历史库).
+    pub async fn archive_records(&self, actor: &Actor, entity: Entity, ids: &[RecordId]) -> BatchReport {
+        self.batch(ids, |id| self.step(actor, entity, id, Step::Archive)).await
+    }
+
+    /// Brings archived records back into the working set.
+    pub async fn unarchive_records(&self, actor: &Actor, entity: Entity, ids: &[RecordId]) -> BatchReport {
+        self.batch(ids, |id| self.step(actor, entity, id, Step::Unarchive)).await
+    }
+
+    async fn transfer_one(&self, actor: &Actor, entity: Entity, id: RecordId, to: &crate::org::User) -> Result<()> {
+        let row = self.owned_row(actor, entity, id).await?;
+        if !row.get("deleted_at").is_null() {
+            return Err(Error::InvalidState(format!("{entity} {id} is in the recycle bin")));
+        }
+        if !actor.covers(entity, Action::Transfer, &row) {
+            return Err(Error::Forbidden(format!(
+                "{} may not transfer {} {}",
+                actor.display_name,
+                entity,
+                row.get("code").as_text().unwrap_or(&id.to_string())
+            )));
+        }
+        let before = row.get("owner_id").as_id();
+        if before == Some(to.id.0) {
+            return Ok(());
+        }
+        let now = self.now();
+        let values = vec![
+            ("owner_id", Value::Id(to.id.0)),
+            ("department_id", to.department_id.map(|d| d.0).into()),
+            ("updated_at", Value::Timestamp(now)),
+        ];
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: entity.table(),
+            id: id.0,
+            expected_version: row.version(),
+            values: values.clone(),
+        });
+        if entity == Entity::Customer {
+            // The customer's contacts follow their customer.
+            let mut sel = Select::all(Table::Contacts, actor.company_id.0, now);
+            sel.filter = Filter::Cmp(Col::Column("customer_id"), CmpOp::Eq, Value::Id(id.0));
+            for c in self.store.select(&sel).await?.rows {
+                cs.ops.push(Op::Update {
+                    table: Table::Contacts,
+                    id: c.id(),
+                    expected_version: c.version(),
+                    values: values.clone(),
+                });
+            }
+        }
+        let change = FieldChange {
+            field: "owner_id".into(),
+            before: before.map(|b| Json::String(b.to_string())).unwrap_or(Json::Null),
+            after: Json::String(to.id.to_string()),
+        };
+        cs.events.push(self.event(
+            actor.company_id.0,
+            entity.table(),
+            id.0,
+            format!("{entity}.transferred"),
+            serde_json::json!({"from": change.before, "to": change.after}),
+        ));
+        cs.audit.push(self.audit(Some(actor), actor.company_id.0, entity.table(), id.0, "transfer", vec![change]));
+        self.apply(cs).await
+    }
+
+    /// Transfers records to another owner (转移); the records take the new
+    /// owner's department, and a customer's contacts follow it.
+    pub async fn transfer_records(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        ids: &[RecordId],
+        to: UserId,
+    ) -> Result<BatchReport> {
+        let target = self.user(actor, to).await?;
+        if !target.active {
+            return Err(Error::invalid("to", format!("user {} is deactivated", target.username)));
+        }
+        Ok(self.batch(ids, |id| self.transfer_one(actor, entity, id, &target)).await)
+    }
+
+    /// Shares a record with a user, for reading or for editing, optionally
+    /// until a given time. Sharing again replaces the earlier share.
+    pub async fn share_record(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        id: RecordId,
+        with: UserId,
+        access: ShareAccess,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let row = self.owned_row(actor, entity, id).await?;
+        if !actor.covers(entity, Action::Share, &row) {
+            return Err(Error::Forbidden(format!(
+                "{} may not share {} {}",
+                actor.display_name,
+                entity,
+                row.get("code").as_text().unwrap_or(&id.to_string())
+            )));
+        }
+        let target = self.user(actor, with).await?;
+        if expires_at.is_some_and(|e| e <= self.now()) {
+            return Err(Error::invalid("expires_at", "a share must end in the future"));
+        }
+        let now = self.now();
+        let mut cs = ChangeSet::default();
+        for old in self.share_rows(actor, entity.table(), id.0, Some(with)).await? {
+            cs.ops.push(Op::Update {
+                table: Table::Shares,
+                id: old.id(),
+                expected_version: old.version(),
+                values: vec![("deleted_at", Value::Timestamp(now))],
+            });
+        }
+        let sid = self.new_id();
+        let access_name = match access {
+            ShareAccess::Read => "read",
+            ShareAccess::Write => "write",
+        };
+        cs.ops.push(Op::Insert {
+            table: Table::Shares,
+            values: vec![
+                ("id", Value::Id(sid)),
+                ("company_id", Value::Id(actor.company_id.0)),
+                ("version", Value::Int(1)),
+                ("created_at", Value::Timestamp(now)),
+                ("updated_at", Value::Timestamp(now)),
+                ("entity", entity.table().name().into()),
+                ("record_id", Value::Id(id.0)),
+                ("user_id", Value::Id(with.0)),
+                ("access", access_name.into()),
+                ("expires_at", expires_at.into()),
+                ("granted_by", Value::Id(actor.user_id.0)),
+            ],
+        });
+        let change = FieldChange {
+            field: format!("share:{}", target.username),
+            before: Json::Null,
+            after: serde_json::json!({"access": access_name, "expires_at": expires_at}),
+        };
+        cs.events.push(self.event(
+            actor.company_id.0,
+            entity.table(),
+            id.0,
+            format!("{entity}.shared"),
+            serde_json::json!({"user_id": with, "access": access_name, "expires_at": expires_at}),
+        ));
+        cs.audit.push(self.audit(Some(actor), actor.company_id.0, entity.table(), id.0, "share", vec![change]));
+        self.apply(cs).await
+    }
+
+    async fn share_rows(&self, actor: &Actor, table: Table, id: uuid::Uuid, user: Option<UserId>) -> Result<Vec<Row>> {
+        let mut sel = Select::all(Table::Shares, actor.company_id.0, self.now());
+        let mut f = vec![
+            Filter::Cmp(Col::Column("entity"), CmpOp::Eq, table.name().into()),
+            Filter::Cmp(Col::Column("record_id"), CmpOp::Eq, Value::Id(id)),
+        ];
+        if let Some(u) = user {
+            f.push(Filter::Cmp(Col::Column("user_id"), CmpOp::Eq, Value::Id(u.0)));
+        }
+        sel.filter = Filter::And(f);
+        Ok(self.store.select(&sel).await?.rows)
+    }
+
+    /// Ends a user's share of a record.
+    pub async fn unshare_record(&self, actor: &Actor, entity: Entity, id: RecordId, with: UserId) -> Result<()> {
+        let row = self.owned_row(actor, entity, id).await?;
+        if !actor.covers(entity, Action::Share, &row) {
+            return Err(Error::Forbidden(format!("{} may not change the sharing of {entity} {id}", actor.display_name)));
+        }
+        let rows = self.share_rows(actor, entity.table(), id.0, Some(with)).await?;
+        if rows.is_empty() {
+            return Err(Error::not_found("share", format!("{entity} {id} with user {with}")));
+        }
+        let now = self.now();
+        let mut cs = ChangeSet::default();
+        for r in rows {
+            cs.ops.push(Op::Update {
+                table: Table::Shares,
+                id: r.id(),
+                expected_version: r.version(),
+                values: vec![("deleted_at", Value::Timestamp(now))],
+            });
+        }
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            entity.table(),
+            id.0,
+            "unshare",
+            vec![FieldChange { field: format!("share:{with}"), before: Json::Bool(true), after: Json::Null }],
+        ));
+        self.apply(cs).await
+    }
+
+    /// The live shares of a record the actor can see.
+    pub async fn list_shares(&self, actor: &Actor, entity: Entity, id: RecordId) -> Result<Vec<Share>> {
+        self.get_record(actor, entity, id).await?;
+        let now = self.now();
+        Ok(self
+            .share_rows(actor, entity.table(), id.0, None)
+            .await?
+            .iter()
+            .filter(|r| r.get("expires_at").as_timestamp().is_none_or(|e| e > now))
+            .map(|r| Share {
+                user_id: UserId(r.get("user_id").as_id().unwrap_or_default()),
+                access: if r.get("access").as_text() == Some("write") { ShareAccess::Write } else { ShareAccess::Read },
+                expires_at: r.get("expires_at").as_timestamp(),
+                granted_by: UserId(r.get("granted_by").as_id().unwrap_or_default()),
+            })
+            .collect())
+    }
+}

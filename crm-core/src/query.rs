@@ -1,0 +1,275 @@
+//! The query model callers use: conditions over field names (built-in,
+//! standard, custom, and related records), free-text and pinyin search,
+//! sorting, offset or keyset paging, optional totals. The core resolves a
+//! [`ListQuery`] into a store [`Select`](crate::store::Select) that also
+//! carries the actor's data scope, so pages and counts only ever contain what
+//! the actor may see.
+
+use crate::store::Lifecycle;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// A condition over a record's fields. Field names are API names, Chinese
+/// labels, standard columns (`owner_id`, `created_at` …) or `custom.key`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cond {
+    /// Equal.
+    Eq(String, Json),
+    /// Not equal (records without a value match).
+    Ne(String, Json),
+    /// Less than.
+    Lt(String, Json),
+    /// Less or equal.
+    Le(String, Json),
+    /// Greater than.
+    Gt(String, Json),
+    /// Greater or equal.
+    Ge(String, Json),
+    /// One of.
+    In(String, Vec<Json>),
+    /// Contains the text (fuzzy, case-insensitive for ASCII).
+    Contains(String, String),
+    /// Starts with the text.
+    StartsWith(String, String),
+    /// Has no value.
+    IsNull(String),
+    /// Has a value.
+    NotNull(String),
+    /// All of.
+    And(Vec<Cond>),
+    /// Any of.
+    Or(Vec<Cond>),
+    /// Not.
+    Not(Box<Cond>),
+    /// Some related record (e.g. `contacts`) matches.
+    Related(String, Box<Cond>),
+}
+
+impl Cond {
+    /// Parses one condition in the compact form the CLI uses:
+    /// `field=value`, `field!=value`, `field<value`, `field<=value`,
+    /// `field>value`, `field>=value`, `field~text` (contains),
+    /// `field^text` (starts with), `field:in:a,b,c`, `field:null`,
+    /// `field:notnull`; a `relation.` prefix (e.g. `contacts.mobile^138`)
+    /// makes it a condition on related records.
+    pub fn parse(input: &str) -> Result<Cond, String> {
+        let s = input.trim();
+        let bad = || {
+            format!(
+                "cannot read the condition '{input}': use field=value, field!=value, field<value, field<=value, field>value, field>=value, field~text, field^text, field:in:a,b, field:null or field:notnull"
+            )
+        };
+        let (field, cond): (String, Box<dyn Fn(String) -> Cond>) = if let Some(f) =
+            s.strip_suffix(":notnull")
+        {
+            (f.to_string(), Box::new(Cond::NotNull))
+        } else if let Some(f) = s.strip_suffix(":null") {
+            (f.to_string(), Box::new(Cond::IsNull))
+        } else if let Some((f, list)) = s.split_once(":in:") {
+            let values: Vec<Json> = list
+                .split(',')
+                .map(|v| Json::String(v.trim().to_string()))
+                .collect();
+            (f.to_string(), Box::new(move |f| Cond::In(f, values.clone())))
+        } else {
+            let ops: [(&str, fn(String, String) -> Cond); 8] = [
+                ("!=", |f, v| Cond::Ne(f, Json::String(v))),
+                ("<=", |f, v| Cond::Le(f, Json::String(v))),
+                (">=", |f, v| Cond::Ge(f, Json::String(v))),
+                ("=", |f, v| Cond::Eq(f, Json::String(v))),
+                ("<", |f, v| Cond::Lt(f, Json::String(v))),
+                (">", |f, v| Cond::Gt(f, Json::String(v))),
+                ("~", Cond::Contains),
+                ("^", Cond::StartsWith),
+            ];
+            let found = ops
+                .iter()
+                .filter_map(|(op, make)| s.find(op).map(|i| (i, *op, *make)))
+                .min_by_key(|(i, op, _)| (*i, std::cmp::Reverse(op.len())));
+            let (i, op, make) = found.ok_or_else(bad)?;
+            let field = s[..i].trim().to_string();
+            let value = s[i + op.len()..].trim().to_string();
+            (field.clone(), Box::new(move |f| make(f, value.clone())))
+        };
+        let field = field.trim();
+        if field.is_empty() {
+            return Err(bad());
+        }
+        let relations = ["contacts", "follow_ups"];
+        if let Some((rel, rest)) = field.split_once('.')
+            && relations.contains(&rel)
+        {
+            return Ok(Cond::Related(rel.to_string(), Box::new(cond(rest.to_string()))));
+        }
+        Ok(cond(field.to_string()))
+    }
+}
+
+/// A sort key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SortBy {
+    /// The field.
+    pub field: String,
+    /// Descending when true.
+    pub desc: bool,
+}
+
+impl SortBy {
+    /// Parses `field` or `-field` (descending).
+    pub fn parse(s: &str) -> SortBy {
+        let s = s.trim();
+        match s.strip_prefix('-') {
+            Some(f) => SortBy {
+                field: f.to_string(),
+                desc: true,
+            },
+            None => SortBy {
+                field: s.to_string(),
+                desc: false,
+            },
+        }
+    }
+}
+
+/// Which page to read.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageRequest {
+    /// Page number `page` (from 1) of `per_page` rows.
+    Offset {
+        /// The page, from 1.
+        page: u64,
+        /// Rows per page.
+        per_page: u64,
+    },
+    /// `limit` rows after the opaque cursor of the previous page.
+    Keyset {
+        /// The previous page's `next_cursor`, none for the first page.
+        after: Option<String>,
+        /// Rows per page.
+        limit: u64,
+    },
+}
+
+impl Default for PageRequest {
+    /// The first page of 10 rows, as the planning documents specify.
+    fn default() -> Self {
+        PageRequest::Offset {
+            page: 1,
+            per_page: 10,
+        }
+    }
+}
+
+/// Rows per page at most.
+pub const MAX_PAGE_SIZE: u64 = 1000;
+
+/// A list request.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// Conditions, all of which must hold.
+    pub conditions: Vec<Cond>,
+    /// Fuzzy search over names, codes, phone numbers and pinyin keys.
+    pub search: Option<String>,
+    /// Sort keys; default newest first (`-created_at`).
+    pub sort: Vec<SortBy>,
+    /// Paging.
+    pub page: PageRequest,
+    /// Whether to count every matching record.
+    pub with_total: bool,
+    /// Working set, recycle bin, history or everything.
+    pub lifecycle: Lifecycle,
+}
+
+impl ListQuery {
+    /// A query with one condition added.
+    pub fn filter(mut self, cond: Cond) -> Self {
+        self.conditions.push(cond);
+        self
+    }
+
+    /// A query with a search text.
+    pub fn search(mut self, text: impl Into<String>) -> Self {
+        self.search = Some(text.into());
+        self
+    }
+
+    /// A query with a sort key added.
+    pub fn sort_by(mut self, field: &str, desc: bool) -> Self {
+        self.sort.push(SortBy {
+            field: field.to_string(),
+            desc,
+        });
+        self
+    }
+
+    /// A query with paging set.
+    pub fn page(mut self, page: PageRequest) -> Self {
+        self.page = page;
+        self
+    }
+
+    /// A query counting the total too.
+    pub fn with_total(mut self) -> Self {
+        self.with_total = true;
+        self
+    }
+
+    /// A query over another lifecycle state.
+    pub fn lifecycle(mut self, lifecycle: Lifecycle) -> Self {
+        self.lifecycle = lifecycle;
+        self
+    }
+}
+
+/// One page of results.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Page<T> {
+    /// The items.
+    pub items: Vec<T>,
+    /// All matching items, when asked for.
+    pub total: Option<u64>,
+    /// Whether more items follow.
+    pub has_more: bool,
+    /// For keyset paging: the cursor of the next page.
+    pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_compact_conditions() {
+        assert_eq!(
+            Cond::parse("name~华为").expect("parse"),
+            Cond::Contains("name".into(), "华为".into())
+        );
+        assert_eq!(
+            Cond::parse("level>=B").expect("parse"),
+            Cond::Ge("level".into(), Json::String("B".into()))
+        );
+        assert_eq!(
+            Cond::parse("level!=B").expect("parse"),
+            Cond::Ne("level".into(), Json::String("B".into()))
+        );
+        assert_eq!(
+            Cond::parse("contacts.mobile^138").expect("parse"),
+            Cond::Related(
+                "contacts".into(),
+                Box::new(Cond::StartsWith("mobile".into(), "138".into()))
+            )
+        );
+        assert_eq!(
+            Cond::parse("email:null").expect("parse"),
+            Cond::IsNull("email".into())
+        );
+        assert_eq!(
+            Cond::parse("category:in:VIP,普通").expect("parse"),
+            Cond::In("category".into(), vec![Json::from("VIP"), Json::from("普通")])
+        );
+        assert!(Cond::parse("nonsense").is_err());
+        assert!(Cond::parse("=x").is_err());
+    }
+}

@@ -1,0 +1,1469 @@
+//! Business records — customers, contacts, follow-ups — through one generic
+//! path: input fields are validated and normalised by their kind, checked
+//! against the actor's permissions and field rules, written as one change set
+//! with audit entries and outbox events, and read back masked.
+
+use crate::auth::{Action, Actor, FieldAccess, mask};
+use crate::crm::Crm;
+use crate::custom::{CustomFieldDef, CustomFieldType};
+use crate::entity::{Entity, FieldDef, FieldKind, STANDARD_FIELDS};
+use crate::error::{Error, Result, ValidationErrors};
+use crate::ids::{DepartmentId, RecordId, UserId};
+use crate::query::{Cond, ListQuery, MAX_PAGE_SIZE, Page, PageRequest};
+use crate::schema::{ColType, Table};
+use crate::store::{
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Paging, Row, Scope, Select, Sort,
+};
+use crate::value::Value;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// Input fields by name: API names, Chinese or English labels, `custom.key`
+/// or a custom field's key or label. Values are JSON (mostly strings).
+pub type Fields = BTreeMap<String, Json>;
+
+/// A business record as an actor sees it (masked and hidden fields applied).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Record {
+    /// The entity.
+    pub entity: Entity,
+    /// The id.
+    pub id: RecordId,
+    /// The human code, e.g. `KH-20261127-0001`.
+    pub code: Option<String>,
+    /// The version, to pass back when updating.
+    pub version: i64,
+    /// The owner (负责人).
+    pub owner_id: Option<UserId>,
+    /// The owner's department.
+    pub department_id: Option<DepartmentId>,
+    /// Who created it.
+    pub created_by: Option<UserId>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When it was deleted (in the recycle bin).
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// When it was archived to history.
+    pub archived_at: Option<DateTime<Utc>>,
+    /// Built-in fields by API name (hidden fields are absent).
+    pub fields: BTreeMap<String, Json>,
+    /// Custom fields by key (hidden fields are absent).
+    pub custom: BTreeMap<String, Json>,
+}
+
+impl Record {
+    /// A built-in field as text, if set.
+    pub fn text(&self, field: &str) -> Option<&str> {
+        self.fields.get(field).and_then(Json::as_str)
+    }
+}
+
+/// How a share grants access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ShareAccess {
+    /// See the record.
+    Read,
+    /// See and edit the record.
+    Write,
+}
+
+impl std::str::FromStr for ShareAccess {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.trim() {
+            "read" | "r" | "只读" => Ok(ShareAccess::Read),
+            "write" | "rw" | "read_write" | "读写" => Ok(ShareAccess::Write),
+            other => Err(format!("unknown share access '{other}'; expected read or write")),
+        }
+    }
+}
+
+/// A live share of a record.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Share {
+    /// The user it is shared with.
+    pub user_id: UserId,
+    /// The access.
+    pub access: ShareAccess,
+    /// When it ends, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Who shared it.
+    pub granted_by: UserId,
+}
+
+/// The outcome of a batch operation, record by record.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct BatchReport {
+    /// Records the operation was applied to.
+    pub done: Vec<RecordId>,
+    /// Records refused, with the reason.
+    pub refused: Vec<(RecordId, String)>,
+}
+
+/// Parses a date in the forms people type and spreadsheets hold:
+/// `2026-11-27`, `2026/11/27`, `2026.11.27`, `20261127`, `2026年11月27日`.
+pub fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
+    let t = s.trim();
+    let cleaned = t
+        .replace('年', "-")
+        .replace('月', "-")
+        .replace('日', "")
+        .replace(['/', '.'], "-");
+    let cleaned = cleaned.trim_end_matches('-');
+    NaiveDate::parse_from_str(cleaned, "%Y-%m-%d")
+        .or_else(|_| NaiveDate::parse_from_str(cleaned, "%Y%m%d"))
+        .or_else(|_| {
+            // A date-time: keep the date part.
+            NaiveDateTime::parse_from_str(cleaned, "%Y-%m-%d %H:%M:%S")
+                .or_else(|_| NaiveDateTime::parse_from_str(cleaned, "%Y-%m-%d %H:%M"))
+                .map(|d| d.date())
+        })
+        .map_err(|_| format!("'{t}' is not a date (expected e.g. 2026-11-27)"))
+}
+
+impl Crm {
+    /// Parses an instant: RFC 3339, or a local `YYYY-MM-DD HH:MM[:SS]` or a
+    /// date (midnight) in the companies' time zone.
+    pub fn parse_datetime(&self, s: &str) -> std::result::Result<DateTime<Utc>, String> {
+        let t = s.trim();
+        if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+            return Ok(d.with_timezone(&Utc));
+        }
+        let cleaned = t.replace('/', "-").replace('T', " ");
+        let local = NaiveDateTime::parse_from_str(&cleaned, "%Y-%m-%d %H:%M:%S")
+            .or_else(|_| NaiveDateTime::parse_from_str(&cleaned, "%Y-%m-%d %H:%M"))
+            .or_else(|_| parse_date(t).map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default()).map_err(|_| ()))
+            .map_err(|_| format!("'{t}' is not a date and time (expected e.g. 2026-11-27 14:30)"))?;
+        self.config
+            .utc_offset
+            .from_local_datetime(&local)
+            .single()
+            .map(|d| d.with_timezone(&Utc))
+            .ok_or_else(|| format!("'{t}' is not a valid local time"))
+    }
+}
+
+fn json_text(v: &Json) -> Option<String> {
+    match v {
+        Json::Null => None,
+        Json::String(s) => {
+            let t = s.trim();
+            (!t.is_empty()).then(|| t.to_string())
+        }
+        Json::Number(n) => Some(n.to_string()),
+        Json::Bool(b) => Some(b.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn tags_to_column(v: &Json) -> Option<String> {
+    let mut tags: Vec<String> = match v {
+        Json::Array(a) => a.iter().filter_map(json_text).collect(),
+        other => json_text(other)
+            .map(|s| {
+                s.split([',', '，', ';', '；', '、'])
+                    .map(|t| t.trim().to_string())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    tags.retain(|t| !t.is_empty());
+    tags.iter_mut().for_each(|t| *t = t.replace(',', ""));
+    tags.sort();
+    tags.dedup();
+    (!tags.is_empty()).then(|| format!(",{},", tags.join(",")))
+}
+
+fn tags_from_column(v: &Value) -> Json {
+    match v.as_text() {
+        Some(s) => Json::Array(
+            s.split(',')
+                .filter(|t| !t.is_empty())
+                .map(|t| Json::String(t.to_string()))
+                .collect(),
+        ),
+        None => Json::Array(Vec::new()),
+    }
+}
+
+/// One input field resolved to where it goes.
+enum Target {
+    Builtin(&'static FieldDef),
+    Custom(CustomFieldDef),
+    Owner,
+}
+
+fn field_label(def: &FieldDef) -> String {
+    format!("{} ({})", def.name, def.zh)
+}
+
+impl Crm {
+    fn resolve_target(entity: Entity, name: &str, customs: &[CustomFieldDef]) -> Option<Target> {
+        let n = name.trim();
+        if matches!(n, "owner_id" | "owner" | "负责人") {
+            return Some(Target::Owner);
+        }
+        if let Some(def) = entity.field(n) {
+            return Some(Target::Builtin(def));
+        }
+        let key = n.strip_prefix("custom.").unwrap_or(n);
+        customs
+            .iter()
+            .find(|d| d.key == key || d.label == key || d.label_en.as_deref() == Some(key))
+            .cloned()
+            .map(Target::Custom)
+    }
+
+    async fn picklist_for(&self, actor: &Actor, entity: Entity, def: &FieldDef) -> Result<Vec<String>> {
+        self.picklist(actor, entity, def.name).await
+    }
+
+    /// Validates one built-in value into the column values it sets.
+    async fn coerce_builtin(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        def: &'static FieldDef,
+        value: &Json,
+    ) -> std::result::Result<Vec<(&'static str, Value)>, String> {
+        let name = def.name;
+        if def.kind == FieldKind::Tags {
+            return Ok(vec![(name, tags_to_column(value).into())]);
+        }
+        if def.kind == FieldKind::Attachments {
+            return coerce_attachments(value).map(|j| vec![(name, Value::Json(j))]);
+        }
+        let Some(text) = json_text(value) else {
+            let mut out = vec![(name, Value::Null)];
+            if let FieldKind::Phone(k) | FieldKind::Mobile(k) = def.kind {
+                out.push((k, Value::Null));
+            }
+            return Ok(out);
+        };
+        let out = match def.kind {
+            FieldKind::Text(max) => {
+                if text.chars().count() > max {
+                    return Err(format!("is longer than {max} characters"));
+                }
+                vec![(name, text.into())]
+            }
+            FieldKind::CompanyName => {
+                if text.chars().count() > 128 {
+                    return Err("is longer than 128 characters".into());
+                }
+                vec![(name, text.into())]
+            }
+            FieldKind::PersonName => vec![(name, crate::validate::person_name(&text)?.into())],
+            FieldKind::Phone(key) => {
+                let p = crate::validate::phone(&text)?;
+                vec![(name, p.canonical.into()), (key, p.key.into())]
+            }
+            FieldKind::Mobile(key) => {
+                let m = crate::validate::mobile(&text)?;
+                vec![(name, m.clone().into()), (key, m.into())]
+            }
+            FieldKind::Email => vec![(name, crate::validate::email(&text)?.into())],
+            FieldKind::Url => vec![(name, crate::validate::url(&text)?.into())],
+            FieldKind::Uscc => vec![(name, crate::validate::uscc(&text)?.into())],
+            FieldKind::ResidentId => {
+                let id = crate::validate::resident_id(&text)?;
+                if id.birth_date > self.today() {
+                    return Err(format!(
+                        "resident ID {} has a birth date {} in the future",
+                        id.number, id.birth_date
+                    ));
+                }
+                vec![(name, id.number.into())]
+            }
+            FieldKind::Date => vec![(name, parse_date(&text)?.into())],
+            FieldKind::DateTime => vec![(name, self.parse_datetime(&text)?.into())],
+            FieldKind::Enum(options) => {
+                let v = options
+                    .iter()
+                    .find(|(api, zh)| api.eq_ignore_ascii_case(&text) || *zh == text)
+                    .map(|(api, _)| *api)
+                    .ok_or_else(|| {
+                        format!(
+                            "'{text}' is not one of: {}",
+                            options
+                                .iter()
+                                .map(|(a, z)| format!("{a} ({z})"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    })?;
+                vec![(name, v.into())]
+            }
+            FieldKind::Choice(_) => {
+                let options = self
+                    .picklist_for(actor, entity, def)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let v = options
+                    .iter()
+                    .find(|o| o.as_str() == text || o.eq_ignore_ascii_case(&text))
+                    .ok_or_else(|| format!("'{text}' is not one of: {}", options.join(", ")))?;
+                vec![(name, v.clone().into())]
+            }
+            FieldKind::Ref(target) => {
+                let row = self
+                    .resolve_ref(actor, target, &text)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                vec![(name, Value::Id(row.id()))]
+            }
+            // Handled before the text conversion above.
+            FieldKind::Tags | FieldKind::Attachments => Vec::new(),
+        };
+        Ok(out)
+    }
+
+    /// Finds a record the actor can see by id or code.
+    async fn resolve_ref(&self, actor: &Actor, entity: Entity, key: &str) -> Result<Row> {
+        let row = match Uuid::parse_str(key.trim()) {
+            Ok(id) => self.store.get(entity.table(), id).await?,
+            Err(_) => {
+                let mut sel = Select::all(entity.table(), actor.company_id.0, self.now());
+                sel.filter = Filter::Cmp(Col::Column("code"), CmpOp::Eq, key.trim().into());
+                self.store.select(&sel).await?.rows.into_iter().next()
+            }
+        };
+        let row = row.filter(|r| {
+            r.get("company_id").as_id() == Some(actor.company_id.0)
+                && r.get("deleted_at").is_null()
+                && r.get("archived_at").is_null()
+        });
+        match row {
+            Some(r) if self.can_on_row(actor, entity, Action::Read, &r).await? => Ok(r),
+            _ => Err(Error::not_found(entity, key)),
+        }
+    }
+
+    /// Whether a live share for the actor covers the row (`write` needed for
+    /// anything but reading).
+    async fn shared_with(&self, actor: &Actor, table: Table, id: Uuid, write: bool) -> Result<bool> {
+        let shares = self.shares_of(actor.company_id.0, table, id).await?;
+        Ok(shares
+            .iter()
+            .any(|s| s.user_id == actor.user_id && (!write || s.access == ShareAccess::Write)))
+    }
+
+    async fn shares_of(&self, company: Uuid, table: Table, id: Uuid) -> Result<Vec<Share>> {
+        let now = self.now();
+        let mut sel = Select::all(Table::Shares, company, now);
+        sel.filter = Filter::And(vec![
+            Filter::Cmp(Col::Column("entity"), CmpOp::Eq, table.name().into()),
+            Filter::Cmp(Col::Column("record_id"), CmpOp::Eq, Value::Id(id)),
+            Filter::Or(vec![
+                Filter::IsNull(Col::Column("expires_at")),
+                Filter::Cmp(Col::Column("expires_at"), CmpOp::Gt, Value::Timestamp(now)),
+            ]),
+        ]);
+        Ok(self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .map(|r| Share {
+                user_id: UserId(r.get("user_id").as_id().unwrap_or_default()),
+                access: if r.get("access").as_text() == Some("write") {
+                    ShareAccess::Write
+                } else {
+                    ShareAccess::Read
+                },
+                expires_at: r.get("expires_at").as_timestamp(),
+                granted_by: UserId(r.get("granted_by").as_id().unwrap_or_default()),
+            })
+            .collect())
+    }
+
+    /// Whether the actor may do `action` on this row: by data scope, or for
+    /// read and update by a live share.
+    async fn can_on_row(&self, actor: &Actor, entity: Entity, action: Action, row: &Row) -> Result<bool> {
+        if actor.covers(entity, action, row) {
+            return Ok(true);
+        }
+        match action {
+            Action::Read => self.shared_with(actor, entity.table(), row.id(), false).await,
+            Action::Update => self.shared_with(actor, entity.table(), row.id(), true).await,
+            _ => Ok(false),
+        }
+    }
+
+    fn forbid(actor: &Actor, action: Action, entity: Entity, what: &str) -> Error {
+        Error::Forbidden(format!(
+            "{} may not {} {} {}",
+            actor.display_name,
+            action,
+            entity.name(),
+            what
+        ))
+    }
+
+    /// Validates input fields. Returns column values to set and the custom
+    /// values to merge; every problem is reported at once.
+    async fn prepare(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        fields: &Fields,
+        customs: &[CustomFieldDef],
+        creating: bool,
+    ) -> Result<(BTreeMap<&'static str, Value>, BTreeMap<String, Json>, Option<UserId>)> {
+        let mut errors = ValidationErrors::default();
+        let mut set: BTreeMap<&'static str, Value> = BTreeMap::new();
+        let mut custom: BTreeMap<String, Json> = BTreeMap::new();
+        let mut owner = None;
+        for (name, value) in fields {
+            match Self::resolve_target(entity, name, customs) {
+                None => errors.push(name.clone(), format!("{entity} has no field '{name}'")),
+                Some(Target::Owner) => match json_text(value) {
+                    Some(key) => match self.resolve_user(actor, &key).await {
+                        Ok(u) if u.active => owner = Some(u.id),
+                        Ok(u) => errors.push("owner_id", format!("user {} is deactivated", u.username)),
+                        Err(_) => errors.push("owner_id", format!("no user '{key}'")),
+                    },
+                    None => errors.push("owner_id", "an owner cannot be cleared here; use transfer"),
+                },
+                Some(Target::Builtin(def)) => {
+                    if !def.writable {
+                        errors.push(field_label(def), "is computed and cannot be set");
+                        continue;
+                    }
+                    if actor.field_access(entity, def.name) != FieldAccess::Full {
+                        return Err(Error::Forbidden(format!(
+                            "{} may not change {}.{}",
+                            actor.display_name, entity, def.name
+                        )));
+                    }
+                    if !creating && matches!(def.kind, FieldKind::Ref(_)) && def.required {
+                        errors.push(field_label(def), "cannot be changed after creation");
+                        continue;
+                    }
+                    match self.coerce_builtin(actor, entity, def, value).await {
+                        Ok(vals) => {
+                            if def.required && vals.first().is_some_and(|(_, v)| v.is_null()) {
+                                errors.push(field_label(def), "is required");
+                            }
+                            set.extend(vals);
+                        }
+                        Err(m) => errors.push(field_label(def), m),
+                    }
+                }
+                Some(Target::Custom(def)) => {
+                    let fname = format!("custom.{}", def.key);
+                    if actor.field_access(entity, &fname) != FieldAccess::Full {
+                        return Err(Error::Forbidden(format!(
+                            "{} may not change {}.{}",
+                            actor.display_name, entity, fname
+                        )));
+                    }
+                    match def.coerce(value) {
+                        Ok(Json::String(u)) if def.field_type == CustomFieldType::User => {
+                            match self.resolve_user(actor, &u).await {
+                                Ok(user) => {
+                                    custom.insert(def.key.clone(), Json::String(user.id.to_string()));
+                                }
+                                Err(_) => errors.push(fname, format!("no user '{u}'")),
+                            }
+                        }
+                        Ok(v) => {
+                            if def.required && v.is_null() {
+                                errors.push(fname, "is required");
+                            } else {
+                                custom.insert(def.key.clone(), v);
+                            }
+                        }
+                        Err(m) => errors.push(fname, m),
+                    }
+                }
+            }
+        }
+        if creating {
+            for def in entity.fields() {
+                if def.required && !set.contains_key(def.name) && !errors.0.iter().any(|e| e.field == field_label(def)) {
+                    errors.push(field_label(def), "is required");
+                }
+            }
+            for def in customs {
+                if def.required && !custom.contains_key(&def.key) {
+                    errors.push(format!("custom.{}", def.key), "is required");
+                }
+            }
+        }
+        errors.into_result()?;
+        Ok((set, custom, owner))
+    }
+
+    /// Fills derived columns (normalised keys, pinyin) from the merged values
+    /// and checks rules that span fields.
+    fn derive(&self, entity: Entity, merged: &mut BTreeMap<&'static str, Value>) -> Result<()> {
+        let text = |m: &BTreeMap<&'static str, Value>, k: &str| {
+            m.get(k).and_then(Value::as_text).unwrap_or_default().to_string()
+        };
+        match entity {
+            Entity::Customer => {
+                let name = text(merged, "name");
+                let short = text(merged, "short_name");
+                merged.insert("name_key", crate::validate::company_name_key(&name).into());
+                let mut keys = crate::pinyin::search_keys(&name);
+                if !short.is_empty() {
+                    keys.push(' ');
+                    keys.push_str(&crate::pinyin::search_keys(&short));
+                }
+                merged.insert("pinyin_keys", keys.into());
+                if merged.get("kind").is_none_or(Value::is_null) {
+                    merged.insert("kind", "enterprise".into());
+                }
+                if text(merged, "kind") == "individual" && merged.get("uscc").is_some_and(|v| !v.is_null()) {
+                    return Err(Error::invalid(
+                        "uscc (统一社会信用代码)",
+                        "only enterprise customers have a unified social credit code",
+                    ));
+                }
+            }
+            Entity::Contact => {
+                let name = text(merged, "name");
+                merged.insert("pinyin_keys", crate::pinyin::search_keys(&name).into());
+            }
+            Entity::FollowUp => {
+                if merged.get("occurred_at").is_none_or(Value::is_null) {
+                    merged.insert("occurred_at", Value::Timestamp(self.now()));
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Refuses a record that duplicates a live one of the company, visible to
+    /// the actor or not.
+    async fn check_duplicates(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        merged: &BTreeMap<&'static str, Value>,
+        custom: &BTreeMap<String, Json>,
+        customs: &[CustomFieldDef],
+        exclude: Option<Uuid>,
+    ) -> Result<()> {
+        let mut checks: Vec<(String, Filter)> = Vec::new();
+        let get = |k: &str| merged.get(k).filter(|v| !v.is_null()).cloned();
+        match entity {
+            Entity::Customer => {
+                if let Some(v) = get("uscc") {
+                    checks.push((
+                        format!("unified social credit code {}", v.as_text().unwrap_or_default()),
+                        Filter::Cmp(Col::Column("uscc"), CmpOp::Eq, v),
+                    ));
+                }
+                if let Some(v) = get("name_key").filter(|v| v.as_text().is_some_and(|s| !s.is_empty())) {
+                    checks.push((
+                        format!("name {}", get("name").and_then(|n| n.as_text().map(str::to_string)).unwrap_or_default()),
+                        Filter::Cmp(Col::Column("name_key"), CmpOp::Eq, v),
+                    ));
+                }
+            }
+            Entity::Contact => {
+                if let (Some(m), Some(c)) = (get("mobile_key"), get("customer_id")) {
+                    checks.push((
+                        format!("mobile {} for the same customer", m.as_text().unwrap_or_default()),
+                        Filter::And(vec![
+                            Filter::Cmp(Col::Column("mobile_key"), CmpOp::Eq, m),
+                            Filter::Cmp(Col::Column("customer_id"), CmpOp::Eq, c),
+                        ]),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        for def in customs.iter().filter(|d| d.unique) {
+            if let Some(v) = custom.get(&def.key).filter(|v| !v.is_null()) {
+                let value = match v {
+                    Json::Number(n) => Value::Float(n.as_f64().unwrap_or_default()),
+                    Json::Bool(b) => Value::Bool(*b),
+                    Json::String(s) => Value::Text(s.clone()),
+                    other => Value::Text(other.to_string()),
+                };
+                checks.push((
+                    format!("{} {}", def.label, json_text(v).unwrap_or_default()),
+                    Filter::Cmp(def.col(), CmpOp::Eq, value),
+                ));
+            }
+        }
+        for (what, filter) in checks {
+            let mut sel = Select::all(entity.table(), actor.company_id.0, self.now());
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::And(vec![
+                filter,
+                Filter::IsNull(Col::Column("deleted_at")),
+                match exclude {
+                    Some(id) => Filter::Cmp(Col::Column("id"), CmpOp::Ne, Value::Id(id)),
+                    None => Filter::True,
+                },
+            ]);
+            sel.paging = Paging::Offset { offset: 0, limit: 1 };
+            if let Some(existing) = self.store.select(&sel).await?.rows.into_iter().next() {
+                let visible = self.can_on_row(actor, entity, Action::Read, &existing).await?;
+                let label = existing
+                    .get("name")
+                    .as_text()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| existing.id().to_string());
+                let code = existing.get("code").as_text().unwrap_or_default().to_string();
+                let owner_name = match existing.get("owner_id").as_id() {
+                    Some(o) => self.user(actor, UserId(o)).await.map(|u| u.display_name).ok(),
+                    None => None,
+                };
+                let owner = match (visible || self.config.reveal_duplicate_owner, owner_name) {
+                    (true, Some(n)) => format!("owned by {n}"),
+                    (true, None) => "without an owner".to_string(),
+                    (false, _) => "owned by someone else".to_string(),
+                };
+                let message = if visible || self.config.reveal_duplicate_owner {
+                    format!("{what} already belongs to {label} ({code}), {owner}")
+                } else {
+                    format!("{what} already belongs to another {entity}, {owner}")
+                };
+                return Err(Error::Duplicate {
+                    entity: entity.name().into(),
+                    message,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates a record.
+    pub async fn create_record(&self, actor: &Actor, entity: Entity, fields: Fields) -> Result<Record> {
+        let id = self.create_records(actor, entity, vec![fields], None).await?;
+        self.get_record(actor, entity, id[0]).await
+    }
+
+    /// Creates a customer together with its contacts, in one transaction.
+    pub async fn create_customer_with_contacts(
+        &self,
+        actor: &Actor,
+        customer: Fields,
+        contacts: Vec<Fields>,
+    ) -> Result<Record> {
+        let id = self.create_records(actor, Entity::Customer, vec![customer], Some(contacts)).await?;
+        self.get_record(actor, Entity::Customer, id[0]).await
+    }
+
+    async fn create_records(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        inputs: Vec<Fields>,
+        contacts: Option<Vec<Fields>>,
+    ) -> Result<Vec<RecordId>> {
+        if !entity.is_record() {
+            return Err(Error::invalid("entity", format!("{entity} is not a business record")));
+        }
+        if !actor.can(entity, Action::Create) {
+            return Err(Self::forbid(actor, Action::Create, entity, "records"));
+        }
+        let customs = self.custom_fields(actor, entity).await?;
+        let mut cs = ChangeSet::default();
+        let mut ids = Vec::new();
+        for fields in inputs {
+            let (ops, id, payload) = self.build_insert(actor, entity, &fields, &customs, None).await?;
+            let company = actor.company_id.0;
+            cs.ops.extend(ops);
+            cs.audit.push(self.audit(
+                Some(actor),
+                company,
+                entity.table(),
+                id,
+                "create",
+                payload
+                    .iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| FieldChange {
+                        field: k.clone(),
+                        before: Json::Null,
+                        after: v.clone(),
+                    })
+                    .collect(),
+            ));
+            cs.events.push(self.event(
+                company,
+                entity.table(),
+                id,
+                format!("{entity}.created"),
+                Json::Object(payload.clone().into_iter().collect()),
+            ));
+            if let Some(contacts) = &contacts {
+                let contact_customs = self.custom_fields(actor, Entity::Contact).await?;
+                for c in contacts {
+                    let (ops, cid, payload) = self
+                        .build_insert(actor, Entity::Contact, c, &contact_customs, Some(&cs.ops))
+                        .await?;
+                    cs.ops.extend(ops);
+                    cs.audit.push(self.audit(
+                        Some(actor),
+                        company,
+                        Table::Contacts,
+                        cid,
+                        "create",
+                        Vec::new(),
+                    ));
+                    cs.events.push(self.event(
+                        company,
+                        Table::Contacts,
+                        cid,
+                        "contact.created".into(),
+                        Json::Object(payload.into_iter().collect()),
+                    ));
+                }
+            }
+            ids.push(RecordId(id));
+        }
+        self.apply(cs).await?;
+        Ok(ids)
+    }
+
+    /// Builds the insert (and side updates) for one record. `pending` holds
+    /// ops of the same change set (a customer created together with its
+    /// contacts), whose first insert is the parent customer.
+    async fn build_insert(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        fields: &Fields,
+        customs: &[CustomFieldDef],
+        pending: Option<&[Op]>,
+    ) -> Result<(Vec<Op>, Uuid, BTreeMap<String, Json>)> {
+        let mut fields = fields.clone();
+        let parent_row = pending.and_then(|ops| ops.iter().rev().find_map(|op| match op {
+            Op::Insert { table: Table::Customers, values } => Some(values.clone()),
+            _ => None,
+        }));
+        if let Some(values) = &parent_row {
+            // A contact created with its customer: point it at that customer.
+            fields.retain(|k, _| Entity::Contact.field(k).is_none_or(|d| d.name != "customer_id"));
+            let (set, custom, owner) = self.prepare(actor, entity, &fields, customs, false).await?;
+            let parent_id = values.iter().find(|(k, _)| *k == "id").map(|(_, v)| v.clone()).unwrap_or(Value::Null);
+            let parent_owner = values.iter().find(|(k, _)| *k == "owner_id").and_then(|(_, v)| v.as_id());
+            let mut set = set;
+            set.insert("customer_id", parent_id);
+            if set.get("name").is_none_or(Value::is_null) {
+                return Err(Error::invalid("contact name (姓名)", "is required"));
+            }
+            return self
+                .finish_insert(actor, entity, set, custom, customs, owner.map(|o| o.0).or(parent_owner), true)
+                .await;
+        }
+        let (set, custom, owner) = self.prepare(actor, entity, &fields, customs, true).await?;
+        let mut owner = owner.map(|o| o.0);
+        if owner.is_some_and(|o| o != actor.user_id.0) && !actor.can(entity, Action::Transfer) {
+            return Err(Error::Forbidden(format!(
+                "{} may not create {} records for another owner",
+                actor.display_name, entity
+            )));
+        }
+        let mut side_ops = Vec::new();
+        if entity != Entity::Customer
+            && let Some(cust) = set.get("customer_id").and_then(Value::as_id)
+        {
+            let crow = self.live_row(actor, Table::Customers, cust).await?;
+            if entity == Entity::Contact && owner.is_none() {
+                owner = crow.get("owner_id").as_id();
+            }
+            if entity == Entity::FollowUp {
+                if let Some(contact) = set.get("contact_id").and_then(Value::as_id) {
+                    let c = self.live_row(actor, Table::Contacts, contact).await?;
+                    if c.get("customer_id").as_id() != Some(cust) {
+                        return Err(Error::invalid(
+                            "contact_id (联系人)",
+                            "the contact belongs to another customer",
+                        ));
+                    }
+                }
+                side_ops.push(self.follow_up_customer_update(&crow, &set)?);
+            }
+        }
+        let (mut ops, id, payload) = self
+            .finish_insert(actor, entity, set, custom, customs, owner, false)
+            .await?;
+        ops.extend(side_ops);
+        Ok((ops, id, payload))
+    }
+
+    /// The customer update a follow-up implies: last follow-up time and the
+    /// next follow-up date.
+    fn follow_up_customer_update(&self, customer: &Row, set: &BTreeMap<&'static str, Value>) -> Result<Op> {
+        let occurred = set
+            .get("occurred_at")
+            .and_then(Value::as_timestamp)
+            .unwrap_or_else(|| self.now());
+        let last = customer.get("last_follow_up_at").as_timestamp();
+        let mut values: Vec<(&'static str, Value)> = vec![("updated_at", Value::Timestamp(self.now()))];
+        if last.is_none_or(|l| occurred > l) {
+            values.push(("last_follow_up_at", Value::Timestamp(occurred)));
+        }
+        if let Some(next) = set.get("next_follow_up_at").and_then(Value::as_timestamp) {
+            values.push((
+                "next_follow_up",
+                Value::Date(next.with_timezone(&self.config.utc_offset).date_naive()),
+            ));
+        }
+        Ok(Op::Update {
+            table: Table::Customers,
+            id: customer.id(),
+            expected_version: customer.version(),
+            values,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_insert(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        mut set: BTreeMap<&'static str, Value>,
+        custom: BTreeMap<String, Json>,
+        customs: &[CustomFieldDef],
+        owner: Option<Uuid>,
+        skip_duplicates: bool,
+    ) -> Result<(Vec<Op>, Uuid, BTreeMap<String, Json>)> {
+        self.derive(entity, &mut set)?;
+        if !skip_duplicates {
+            self.check_duplicates(actor, entity, &set, &custom, customs, None).await?;
+        }
+        let owner = owner.unwrap_or(actor.user_id.0);
+        let owner_dept = if owner == actor.user_id.0 {
+            actor.department_id.map(|d| d.0)
+        } else {
+            self.user(actor, UserId(owner)).await?.department_id.map(|d| d.0)
+        };
+        let now = self.now();
+        let id = self.new_id();
+        let code = match entity.code_prefix() {
+            Some(p) => Some(self.next_code(actor.company_id, p).await?),
+            None => None,
+        };
+        let mut values: Vec<(&'static str, Value)> = vec![
+            ("id", Value::Id(id)),
+            ("company_id", Value::Id(actor.company_id.0)),
+            ("version", Value::Int(1)),
+            ("created_at", Value::Timestamp(now)),
+            ("updated_at", Value::Timestamp(now)),
+            ("owner_id", Value::Id(owner)),
+            ("department_id", owner_dept.into()),
+            ("created_by", Value::Id(actor.user_id.0)),
+            ("custom", Value::Json(Json::Object(custom.clone().into_iter().collect()))),
+            ("code", code.clone().into()),
+        ];
+        if entity == Entity::Customer && !set.contains_key("attachments") {
+            set.insert("attachments", Value::Json(Json::Array(Vec::new())));
+        }
+        let mut payload = BTreeMap::new();
+        payload.insert("id".to_string(), Json::String(id.to_string()));
+        payload.insert("code".to_string(), code.map(Json::String).unwrap_or(Json::Null));
+        payload.insert("owner_id".to_string(), Json::String(owner.to_string()));
+        for (k, v) in &set {
+            if !is_derived(*k) {
+                payload.insert(k.to_string(), output_json(entity, k, v));
+            }
+        }
+        for (k, v) in &custom {
+            payload.insert(format!("custom.{k}"), v.clone());
+        }
+        values.extend(set);
+        Ok((
+            vec![Op::Insert {
+                table: entity.table(),
+                values,
+            }],
+            id,
+            payload,
+        ))
+    }
+
+    /// Loads a record the actor can see (including the recycle bin and
+    /// history), masked per the actor's field rules.
+    pub async fn get_record(&self, actor: &Actor, entity: Entity, id: RecordId) -> Result<Record> {
+        let row = self.readable_row(actor, entity, id).await?;
+        let customs = self.custom_fields(actor, entity).await?;
+        Ok(self.to_record(actor, entity, &row, &customs))
+    }
+
+    async fn readable_row(&self, actor: &Actor, entity: Entity, id: RecordId) -> Result<Row> {
+        let row = self
+            .store
+            .get(entity.table(), id.0)
+            .await?
+            .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
+            .ok_or_else(|| Error::not_found(entity, id))?;
+        if !self.can_on_row(actor, entity, Action::Read, &row).await? {
+            // Not revealing whether it exists.
+            return Err(Error::not_found(entity, id));
+        }
+        Ok(row)
+    }
+
+    /// Turns a row into the record the actor sees.
+    pub(crate) fn to_record(&self, actor: &Actor, entity: Entity, row: &Row, customs: &[CustomFieldDef]) -> Record {
+        let mut fields = BTreeMap::new();
+        for def in entity.fields() {
+            let access = actor.field_access(entity, def.name);
+            if access == FieldAccess::Hidden {
+                continue;
+            }
+            let mut v = output_json(entity, def.name, row.get(def.name));
+            if access == FieldAccess::Masked
+                && let Json::String(s) = &v
+            {
+                v = Json::String(mask(def.mask_style(), s));
+            }
+            fields.insert(def.name.to_string(), v);
+        }
+        let stored = row.get("custom").as_json().and_then(Json::as_object).cloned().unwrap_or_default();
+        let mut custom = BTreeMap::new();
+        for def in customs {
+            let name = format!("custom.{}", def.key);
+            let access = actor.field_access(entity, &name);
+            if access == FieldAccess::Hidden {
+                continue;
+            }
+            let mut v = stored.get(&def.key).cloned().unwrap_or(Json::Null);
+            if access == FieldAccess::Masked
+                && let Some(s) = json_text(&v)
+            {
+                v = Json::String(mask(crate::entity::MaskStyle::Text, &s));
+            }
+            custom.insert(def.key.clone(), v);
+        }
+        Record {
+            entity,
+            id: RecordId(row.id()),
+            code: row.get("code").as_text().map(str::to_string),
+            version: row.version(),
+            owner_id: row.get("owner_id").as_id().map(UserId),
+            department_id: row.get("department_id").as_id().map(DepartmentId),
+            created_by: row.get("created_by").as_id().map(UserId),
+            created_at: row.get("created_at").as_timestamp().unwrap_or_default(),
+            updated_at: row.get("updated_at").as_timestamp().unwrap_or_default(),
+            deleted_at: row.get("deleted_at").as_timestamp(),
+            archived_at: row.get("archived_at").as_timestamp(),
+            fields,
+            custom,
+        }
+    }
+
+    /// Changes fields of a record. `expected_version` is the version the
+    /// caller read: if someone changed the record since, nothing is written
+    /// and [`Error::Conflict`] says so.
+    pub async fn update_record(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        id: RecordId,
+        expected_version: i64,
+        fields: Fields,
+    ) -> Result<Record> {
+        let row = self.readable_row(actor, entity, id).await?;
+        if !row.get("deleted_at").is_null() {
+            return Err(Error::InvalidState(format!("{entity} {id} is in the recycle bin; restore it first")));
+        }
+        if !self.can_on_row(actor, entity, Action::Update, &row).await? {
+            return Err(Self::forbid(actor, Action::Update, entity, &id.to_string()));
+        }
+        if row.version() != expected_version {
+            return Err(Error::Conflict {
+                entity: entity.name().into(),
+                id: id.to_string(),
+                expected: expected_version,
+                actual: row.version(),
+            });
+        }
+        let customs = self.custom_fields(actor, entity).await?;
+        let (set, custom_set, owner) = self.prepare(actor, entity, &fields, &customs, false).await?;
+        if owner.is_some() {
+            return Err(Error::invalid("owner_id", "use transfer to change the owner"));
+        }
+        // Merge with the stored values to derive keys and check duplicates.
+        let mut merged: BTreeMap<&'static str, Value> = BTreeMap::new();
+        for c in entity.table().columns() {
+            merged.insert(c.name, row.get(c.name).clone());
+        }
+        merged.extend(set.clone());
+        self.derive(entity, &mut merged)?;
+        let mut stored_custom = row.get("custom").as_json().and_then(Json::as_object).cloned().unwrap_or_default();
+        for (k, v) in &custom_set {
+            stored_custom.insert(k.clone(), v.clone());
+        }
+        let merged_custom: BTreeMap<String, Json> = stored_custom.clone().into_iter().collect();
+        let dup_relevant: BTreeMap<String, Json> =
+            custom_set.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let changed_dup_keys = set.keys().any(|k| matches!(*k, "name" | "uscc" | "mobile"))
+            || !dup_relevant.is_empty();
+        if changed_dup_keys {
+            let only_changed: BTreeMap<String, Json> = merged_custom
+                .iter()
+                .filter(|(k, _)| dup_relevant.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            let mut check = merged.clone();
+            if !set.contains_key("name") {
+                check.remove("name_key");
+            }
+            if !set.contains_key("uscc") {
+                check.remove("uscc");
+            }
+            if !set.contains_key("mobile") {
+                check.remove("mobile_key");
+            }
+            self.check_duplicates(actor, entity, &check, &only_changed, &customs, Some(row.id()))
+                .await?;
+        }
+        let mut values: Vec<(&'static str, Value)> = Vec::new();
+        let mut changes = Vec::new();
+        for (k, v) in &merged {
+            if *k == "version" || *k == "custom" {
+                continue;
+            }
+            let before = row.get(k);
+            if before != v {
+                values.push((*k, v.clone()));
+                if !is_derived(*k) {
+                    changes.push(FieldChange {
+                        field: k.to_string(),
+                        before: output_json(entity, k, before),
+                        after: output_json(entity, k, v),
+                    });
+                }
+            }
+        }
+        let old_custom = row.get("custom").as_json().and_then(Json::as_object).cloned().unwrap_or_default();
+        for (k, v) in &custom_set {
+            let before = old_custom.get(k).cloned().unwrap_or(Json::Null);
+            if &before != v {
+                changes.push(FieldChange {
+                    field: format!("custom.{k}"),
+                    before,
+                    after: v.clone(),
+                });
+            }
+        }
+        if changes.is_empty() {
+            return Ok(self.to_record(actor, entity, &row, &customs));
+        }
+        if !custom_set.is_empty() {
+            values.push(("custom", Value::Json(Json::Object(stored_custom))));
+        }
+        values.push(("updated_at", Value::Timestamp(self.now())));
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: entity.table(),
+            id: id.0,
+            expected_version,
+            values,
+        });
+        cs.events.push(self.event(
+            actor.company_id.0,
+            entity.table(),
+            id.0,
+            format!("{entity}.updated"),
+            serde_json::json!({ "version": expected_version + 1, "changes": &changes }),
+        ));
+        cs.audit.push(self.audit(Some(actor), actor.company_id.0, entity.table(), id.0, "update", changes));
+        self.apply(cs).await?;
+        self.get_record(actor, entity, id).await
+    }
+
+    /// Lists records the actor can see. Conditions, search, sort and paging
+    /// become one store query that also carries the actor's data scope, so
+    /// the page and the total only count visible records.
+    pub async fn list_records(&self, actor: &Actor, entity: Entity, query: &ListQuery) -> Result<Page<Record>> {
+        if !entity.is_record() {
+            return Err(Error::invalid("entity", format!("{entity} is not a business record")));
+        }
+        let customs = self.custom_fields(actor, entity).await?;
+        let scope = actor
+            .store_scope(entity, Action::Read)
+            .unwrap_or(Scope::Restricted { owners: Vec::new(), departments: Vec::new(), shared_with: None });
+        let mut filters = Vec::new();
+        for c in &query.conditions {
+            filters.push(self.resolve_cond(actor, entity, c, &customs).await?);
+        }
+        if let Some(q) = query.search.as_deref().filter(|q| !q.trim().is_empty()) {
+            filters.push(search_filter(entity, q));
+        }
+        let mut sort = Vec::new();
+        for s in &query.sort {
+            let (col, ty, nullable) = self.sort_col(actor, entity, &s.field, &customs)?;
+            let _ = ty;
+            sort.push((Sort { col, desc: s.desc }, nullable));
+        }
+        if sort.is_empty() {
+            sort.push((Sort { col: Col::Column("created_at"), desc: true }, false));
+        }
+        let paging = match &query.page {
+            PageRequest::Offset { page, per_page } => {
+                let per = (*per_page).clamp(1, MAX_PAGE_SIZE);
+                Paging::Offset { offset: page.saturating_sub(1) * per, limit: per }
+            }
+            PageRequest::Keyset { after, limit } => {
+                if let Some((s, _)) = sort.iter().find(|(_, nullable)| *nullable) {
+                    return Err(Error::invalid(
+                        "sort",
+                        format!("keyset paging needs sort fields that always have a value; {:?} may be empty", s.col),
+                    ));
+                }
+                let after = match after {
+                    Some(c) => Some(decode_cursor(c, sort.len() + 1)?),
+                    None => None,
+                };
+                Paging::Keyset { after, limit: (*limit).clamp(1, MAX_PAGE_SIZE) }
+            }
+        };
+        let sel = Select {
+            table: entity.table(),
+            company: actor.company_id.0,
+            lifecycle: query.lifecycle,
+            scope,
+            filter: Filter::And(filters),
+            sort: sort.iter().map(|(s, _)| s.clone()).collect(),
+            paging: paging.clone(),
+            with_total: query.with_total,
+            now: self.now(),
+        };
+        let res = self.store.select(&sel).await?;
+        let next_cursor = match (&paging, res.has_more, res.rows.last()) {
+            (Paging::Keyset { .. }, true, Some(last)) => {
+                let mut vals: Vec<Value> = sel
+                    .sort
+                    .iter()
+                    .map(|s| match &s.col {
+                        Col::Column(c) => last.get(c).clone(),
+                        Col::Custom { .. } => Value::Null,
+                    })
+                    .collect();
+                vals.push(Value::Id(last.id()));
+                Some(serde_json::to_string(&vals).unwrap_or_default())
+            }
+            _ => None,
+        };
+        Ok(Page {
+            items: res.rows.iter().map(|r| self.to_record(actor, entity, r, &customs)).collect(),
+            total: res.total,
+            has_more: res.has_more,
+            next_cursor,
+        })
+    }
+
+    fn sort_col(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        field: &str,
+        customs: &[CustomFieldDef],
+    ) -> Result<(Col, ColType, bool)> {
+        if matches!(field, "pinyin" | "拼音") {
+            return Ok((Col::Column("pinyin_keys"), ColType::Text, false));
+        }
+        let (col, ty, _) = self.field_col(actor, entity, field, customs)?;
+        let nullable = match &col {
+            Col::Column(c) => entity.table().column(c).is_none_or(|d| d.nullable),
+            Col::Custom { .. } => true,
+        };
+        Ok((col, ty, nullable))
+    }
+
+    /// Resolves a field name for filtering and sorting; hidden and masked
+    /// fields cannot be used, so their values cannot be inferred.
+    fn field_col(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        field: &str,
+        customs: &[CustomFieldDef],
+    ) -> Result<(Col, ColType, Option<&'static FieldDef>)> {
+        let f = field.trim();
+        let check = |name: &str| -> Result<()> {
+            match actor.field_access(entity, name) {
+                FieldAccess::Hidden | FieldAccess::Masked => Err(Error::Forbidden(format!(
+                    "{} may not filter or sort {} by {name}",
+                    actor.display_name, entity
+                ))),
+                _ => Ok(()),
+            }
+        };
+        if let Some((name, _, _)) = STANDARD_FIELDS
+            .iter()
+            .find(|(n, zh, en)| *n == f || *zh == f || en.eq_ignore_ascii_case(f))
+        {
+            let def = entity.table().column(name).ok_or_else(|| Error::invalid(f, "unknown field"))?;
+            return Ok((Col::Column(def.name), def.ty, None));
+        }
+        if let Some(def) = entity.field(f) {
+            check(def.name)?;
+            let col = match def.kind {
+                FieldKind::Phone(k) | FieldKind::Mobile(k) => k,
+                _ => def.name,
+            };
+            let ty = entity.table().column(col).map(|c| c.ty).unwrap_or(ColType::Text);
+            return Ok((Col::Column(col), ty, Some(def)));
+        }
+        let key = f.strip_prefix("custom.").unwrap_or(f);
+        if let Some(def) = customs.iter().find(|d| d.key == key || d.label == key) {
+            check(&format!("custom.{}", def.key))?;
+            let ty = match def.field_type.compare_as() {
+                crate::store::CustomType::Number => ColType::Int,
+                crate::store::CustomType::Bool => ColType::Bool,
+                crate::store::CustomType::Text => ColType::Text,
+            };
+            return Ok((def.col(), ty, None));
+        }
+        Err(Error::invalid(f, format!("{entity} has no field '{f}'")))
+    }
+
+    fn typed_value(
+        &self,
+        field: &str,
+        col: &Col,
+        ty: ColType,
+        def: Option<&'static FieldDef>,
+        v: &Json,
+    ) -> Result<Value> {
+        let bad = |m: String| Error::invalid(field, m);
+        let Some(text) = json_text(v) else {
+            return Ok(Value::Null);
+        };
+        if let Col::Custom { ty: ct, .. } = col {
+            return Ok(match ct {
+                crate::store::CustomType::Number => Value::Float(
+                    text.replace(',', "").parse::<f64>().map_err(|_| bad(format!("'{text}' is not a number")))?,
+                ),
+                crate::store::CustomType::Bool => Value::Bool(matches!(
+                    text.to_lowercase().as_str(),
+                    "true" | "1" | "yes" | "是"
+                )),
+                crate::store::CustomType::Text => Value::Text(text),
+            });
+        }
+        if let Some(def) = def {
+            match def.kind {
+                FieldKind::Phone(_) | FieldKind::Mobile(_) => {
+                    let key = crate::validate::phone(&text)
+                        .map(|p| p.key)
+                        .unwrap_or_else(|_| text.chars().filter(char::is_ascii_digit).collect());
+                    return Ok(Value::Text(key));
+                }
+                FieldKind::Enum(opts) => {
+                    let api = opts
+                        .iter()
+                        .find(|(a, z)| a.eq_ignore_ascii_case(&text) || *z == text)
+                        .map(|(a, _)| a.to_string())
+                        .unwrap_or(text);
+                    return Ok(Value::Text(api));
+                }
+                FieldKind::Tags => return Ok(Value::Text(format!(",{text},"))),
+                _ => {}
+            }
+        }
+        Ok(match ty {
+            ColType::Text | ColType::Json => Value::Text(text),
+            ColType::Int => Value::Int(text.parse().map_err(|_| bad(format!("'{text}' is not a whole number")))?),
+            ColType::Bool => Value::Bool(matches!(text.to_lowercase().as_str(), "true" | "1" | "yes" | "是")),
+            ColType::Date => Value::Date(parse_date(&text).map_err(bad)?),
+            ColType::Timestamp => Value::Timestamp(self.parse_datetime(&text).map_err(bad)?),
+            ColType::Id => Value::Id(
+                Uuid::parse_str(&text).map_err(|_| bad(format!("'{text}' is not an id")))?,
+            ),
+        })
+    }
+
+    /// Resolves a user-facing condition into a store filter.
+    fn resolve_cond<'a>(
+        &'a self,
+        actor: &'a Actor,
+        entity: Entity,
+        cond: &'a Cond,
+        customs: &'a [CustomFieldDef],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Filter>> + Send + 'a>> {
+        Box::pin(async move {
+            let cmp = |f: &str, op: CmpOp, v: &Json| -> Result<Filter> {
+                let (col, ty, def) = self.field_col(actor, entity, f, customs)?;
+                let value = self.typed_value(f, &col, ty, def, v)?;
+                if def.is_some_and(|d| d.kind == FieldKind::Tags) {
+                    let Value::Text(t) = value else { return Ok(Filter::True) };
+                    let has = Filter::Contains(col, t);
+                    return Ok(match op {
+                        CmpOp::Ne => Filter::Not(Box::new(has)),
+                        _ => has,
+                    });
+                }
+                Ok(if value.is_null() {
+                    match op {
+                        CmpOp::Ne => Filter::NotNull(col),
+                        _ => Filter::IsNull(col),
+                    }
+                } else {
+                    Filter::Cmp(col, op, value)
+                })
+            };
+            Ok(match cond {
+                Cond::Eq(f, v) => cmp(f, CmpOp::Eq, v)?,
+                Cond::Ne(f, v) => cmp(f, CmpOp::Ne, v)?,
+                Cond::Lt(f, v) => cmp(f, CmpOp::Lt, v)?,
+                Cond::Le(f, v) => cmp(f, CmpOp::Le, v)?,
+                Cond::Gt(f, v) => cmp(f, CmpOp::Gt, v)?,
+                Cond::Ge(f, v) => cmp(f, CmpOp::Ge, v)?,
+                Cond::In(f, vs) => {
+                    let (col, ty, def) = self.field_col(actor, entity, f, customs)?;
+                    let mut values = Vec::new();
+                    for v in vs {
+                        values.push(self.typed_value(f, &col, ty, def, v)?);
+                    }
+                    Filter::In(col, values)
+                }
+                Cond::Contains(f, t) | Cond::StartsWith(f, t) => {
+                    let (col, _, def) = self.field_col(actor, entity, f, customs)?;
+                    let needle = match def.map(|d| d.kind) {
+                        Some(FieldKind::Phone(_) | FieldKind::Mobile(_)) => {
+                            t.chars().filter(char::is_ascii_digit).collect()
+                        }
+                        _ => t.trim().to_string(),
+                    };
+                    if matches!(cond, Cond::Contains(..)) {
+                        Filter::Contains(col, needle)
+                    } else {
+                        Filter::StartsWith(col, needle)
+                    }
+                }
+                Cond::IsNull(f) => Filter::IsNull(self.field_col(actor, entity, f, customs)?.0),
+                Cond::NotNull(f) => Filter::NotNull(self.field_col(actor, entity, f, customs)?.0),
+                Cond::And(cs) => {
+                    let mut out = Vec::new();
+                    for c in cs {
+                        out.push(self.resolve_cond(actor, entity, c, customs).await?);
+                    }
+                    Filter::And(out)
+                }
+                Cond::Or(cs) => {
+                    let mut out = Vec::new();
+                    for c in cs {
+                        out.push(self.resolve_cond(actor, entity, c, customs).await?);
+                    }
+                    Filter::Or(out)
+                }
+                Cond::Not(c) => Filter::Not(Box::new(self.resolve_cond(actor, entity, c, customs).await?)),
+                Cond::Related(rel, c) => {
+                    let (_, target, fk) = entity
+                        .relations()
+                        .iter()
+                        .find(|(n, e, _)| *n == rel.as_str() || e.name() == rel.as_str() || e.name_zh() == rel.as_str())
+                        .copied()
+                        .ok_or_else(|| {
+                            Error::invalid(rel.clone(), format!("{entity} has no related records called '{rel}'"))
+                        })?;
+                    if !actor.can(target, Action::Read) {
+                        return Err(Self::forbid(actor, Action::Read, target, "records"));
+                    }
+                    let target_customs = self.custom_fields(actor, target).await?;
+                    let inner = self.resolve_cond(actor, target, c, &target_customs).await?;
+                    Filter::Related { table: target.table(), fk, filter: Box::new(inner) }
+                }
+            })
+        })
+    }
+}
+
+fn coerce_attachments(v: &Json) -> std::result::Result<Json, String> {
+    let items = match v {
+        Json::Null => return Ok(Json::Array(Vec::new())),
+        Json::Array(a) => a.clone(),
+        Json::String(s) if s.trim().is_empty() => return Ok(Json::Array(Vec::new())),
+        Json::String(s) => serde_json::from_str::<Vec<Json>>(s)
+            .map_err(|_| "must be a JSON list of {name, kind, uri, size}".to_string())?,
+        _ => return Err("must be a list of {name, kind, uri, size}".into()),
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let name = item.get("name").and_then(Json::as_str).unwrap_or_default().trim().to_string();
+        let uri = item.get("uri").and_then(Json::as_str).unwrap_or_default().trim().to_string();
+        if name.is_empty() || uri.is_empty() {
+            return Err(format!("attachment {} needs a name and a uri", i + 1));
+        }
+        let kind = item.get("kind").and_then(Json::as_str).unwrap_or("file");
+        if !["image", "file", "audio", "video"].contains(&kind) {
+            return Err(format!("attachment '{name}' has kind '{kind}'; expected image, file, audio or video"));
+        }
+        let size = item.get("size").and_then(Json::as_i64).unwrap_or(0);
+        out.push(serde_json::json!({"name": name, "kind": kind, "uri": uri, "size": size}));
+    }
+    Ok(Json::Array(out))
+}
+
+fn is_derived(col: &str) -> bool {
+    matches!(col, "name_key" | "pinyin_keys" | "phone_key" | "mobile_key")
+}
+
+/// The JSON shown for a stored column value.
+fn output_json(entity: Entity, col: &str, v: &Value) -> Json {
+    match entity.field(col).map(|d| d.kind) {
+        Some(FieldKind::Tags) => tags_from_column(v),
+        _ => v.to_json(),
+    }
+}
+
+fn decode_cursor(c: &str, len: usize) -> Result<Vec<Value>> {
+    let vals: Vec<Value> = serde_json::from_str(c)
+        .map_err(|_| Error::invalid("cursor", "the page cursor is not one this engine produced"))?;
+    if vals.len() != len {
+        return Err(Error::invalid(
+            "cursor",
+            "the page cursor belongs to a list with another sort order",
+        ));
+    }
+    Ok(vals)
+}
+
+/// Fuzzy search: names, codes, contact details and pinyin keys.
+fn search_filter(entity: Entity, q: &str) -> Filter {
+    let q = q.trim().to_string();
+    let py = crate::pinyin::normalise_query(&q);
+    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
+    let c = |col: &'static str, t: &str| Filter::Contains(Col::Column(col), t.to_string());
+    let mut any = Vec::new();
+    match entity {
+        Entity::Customer => {
+            any.extend([c("name", &q), c("short_name", &q), c("code", &q), c("email", &q), c("uscc", &q)]);
+            if !py.is_empty() {
+                any.push(c("pinyin_keys", &py));
+            }
+            if digits.len() >= 3 && digits.len() == q.chars().filter(|ch| !matches!(ch, ' ' | '-' | '+')).count() {
+                any.push(c("phone_key", &digits));
+            }
+        }
+        Entity::Contact => {
+            any.extend([c("name", &q), c("code", &q), c("email", &q), c("wechat", &q)]);
+            if !py.is_empty() {
+                any.push(c("pinyin_keys", &py));
+            }
+            if digits.len() >= 3 && digits.len() == q.chars().filter(|ch| !matches!(ch, ' ' | '-' | '+')).count() {
+                any.push(c("mobile_key", &digits));
+                any.push(c("phone_key", &digits));
+            }
+        }
+        _ => any.push(c("content", &q)),
+    }
+    Filter::Or(any)
+}
+
+impl From<crate::validate::Invalid> for String {
+    fn from(e: crate::validate::Invalid) -> String {
+        e.to_string()
+    }
+}

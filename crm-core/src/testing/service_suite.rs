@@ -1,0 +1,1355 @@
+//! Engine-level scenarios: organisation, permissions, customers, contacts,
+//! follow-ups, search, paging, lifecycle, sharing, custom fields, audit and
+//! outbox, run through [`Crm`] against each backend.
+
+/// Lists the engine-level scenarios for [`conformance_tests!`](crate::conformance_tests).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! service_scenarios {
+    ($each:path; $make:expr) => {
+        $each!($crate::testing::service_suite::login_lockout_and_password_change, crm_login_lockout_and_password_change, $make);
+        $each!($crate::testing::service_suite::customer_roundtrip_code_and_history, crm_customer_roundtrip_code_and_history, $make);
+        $each!($crate::testing::service_suite::validation_names_every_bad_field, crm_validation_names_every_bad_field, $make);
+        $each!($crate::testing::service_suite::concurrent_edit_is_a_conflict, crm_concurrent_edit_is_a_conflict, $make);
+        $each!($crate::testing::service_suite::data_scopes_limit_lists_counts_and_reads, crm_data_scopes_limit_lists_counts_and_reads, $make);
+        $each!($crate::testing::service_suite::sharing_read_write_and_expiry, crm_sharing_read_write_and_expiry, $make);
+        $each!($crate::testing::service_suite::field_rules_mask_hide_and_freeze, crm_field_rules_mask_hide_and_freeze, $make);
+        $each!($crate::testing::service_suite::filters_every_operator_and_related, crm_filters_every_operator_and_related, $make);
+        $each!($crate::testing::service_suite::offset_and_keyset_paging_agree, crm_offset_and_keyset_paging_agree, $make);
+        $each!($crate::testing::service_suite::delete_restore_purge_and_archive, crm_delete_restore_purge_and_archive, $make);
+        $each!($crate::testing::service_suite::custom_fields_validate_filter_and_unique, crm_custom_fields_validate_filter_and_unique, $make);
+        $each!($crate::testing::service_suite::pinyin_search_finds_every_reading, crm_pinyin_search_finds_every_reading, $make);
+        $each!($crate::testing::service_suite::duplicates_refused_even_when_invisible, crm_duplicates_refused_even_when_invisible, $make);
+        $each!($crate::testing::service_suite::batch_transfer_reports_per_record, crm_batch_transfer_reports_per_record, $make);
+        $each!($crate::testing::service_suite::follow_ups_update_the_customer, crm_follow_ups_update_the_customer, $make);
+        $each!($crate::testing::service_suite::outbox_delivers_in_order_until_acked, crm_outbox_delivers_in_order_until_acked, $make);
+        $each!($crate::testing::service_suite::organisation_admin_rules, crm_organisation_admin_rules, $make);
+        $each!($crate::testing::service_suite::companies_are_isolated, crm_companies_are_isolated, $make);
+        $each!($crate::testing::service_suite::visibility_matches_reference_model, crm_visibility_matches_reference_model, $make);
+    };
+}
+
+use crate::auth::{Action, Actor, DataScope, FieldAccess, FieldRule, Permission};
+use crate::clock::ManualClock;
+use crate::crm::Crm;
+use crate::custom::{CustomFieldType, NewCustomField};
+use crate::entity::Entity;
+use crate::error::Error;
+use crate::ids::{DepartmentId, RecordId, UserId};
+use crate::org::{NewCompany, NewUser, RoleSpec, UserPatch};
+use crate::query::{Cond, ListQuery, PageRequest};
+use crate::records::{Fields, Record, ShareAccess};
+use crate::store::{Lifecycle, Store};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Value as Json, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// 2026-11-27 10:00 in Beijing.
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 2, 0, 0)
+        .single()
+        .expect("valid start time")
+}
+
+/// A company with departments, roles and users used by most scenarios.
+///
+/// Departments: 总部 (root) → 销售部 → {销售一组, 销售二组}.
+/// Users: `admin` (administrator), `lisi` (manager of 销售部, scope
+/// department_tree), `zhangsan` (销售一组, superior lisi, scope own),
+/// `wangwu` (销售二组, scope own), `zhaoliu` (销售一组, scope department).
+pub struct World {
+    /// The engine.
+    pub crm: Crm,
+    /// The clock the engine uses.
+    pub clock: Arc<ManualClock>,
+    /// The administrator.
+    pub admin: Actor,
+    /// The sales manager.
+    pub lisi: Actor,
+    /// A sales person in group one.
+    pub zhangsan: Actor,
+    /// A sales person in group two.
+    pub wangwu: Actor,
+    /// A sales person with department scope in group one.
+    pub zhaoliu: Actor,
+    /// 销售部.
+    pub sales: DepartmentId,
+    /// 销售一组.
+    pub group1: DepartmentId,
+    /// 销售二组.
+    pub group2: DepartmentId,
+}
+
+fn perms(scope: DataScope) -> Vec<Permission> {
+    let mut out = Vec::new();
+    for entity in Entity::RECORDS {
+        for action in [
+            Action::Read,
+            Action::Create,
+            Action::Update,
+            Action::Delete,
+            Action::Transfer,
+            Action::Share,
+            Action::Export,
+            Action::Import,
+        ] {
+            out.push(Permission {
+                entity,
+                action,
+                scope,
+            });
+        }
+    }
+    out
+}
+
+impl World {
+    /// Builds the world on a fresh store, in a company with the given code.
+    pub async fn new(store: Arc<dyn Store>) -> World {
+        World::with_code(store, "HW").await
+    }
+
+    /// Builds the world in a company with the given code.
+    pub async fn with_code(store: Arc<dyn Store>, code: &str) -> World {
+        let clock = Arc::new(ManualClock::new(start()));
+        let crm = Crm::new(store, clock.clone());
+        let (_, admin_id) = crm
+            .bootstrap(NewCompany {
+                name: format!("{code}测试科技有限公司"),
+                code: code.into(),
+                admin_username: "admin".into(),
+                admin_display_name: "管理员".into(),
+                admin_password: Some("Admin#2026".into()),
+            })
+            .await
+            .expect("bootstrap");
+        let admin = crm.actor(admin_id).await.expect("admin actor");
+        let root = admin.department_id;
+        let sales = crm
+            .create_department(&admin, "销售部", root)
+            .await
+            .expect("sales")
+            .id;
+        let group1 = crm
+            .create_department(&admin, "销售一组", Some(sales))
+            .await
+            .expect("group1")
+            .id;
+        let group2 = crm
+            .create_department(&admin, "销售二组", Some(sales))
+            .await
+            .expect("group2")
+            .id;
+        let role = |name: &str, scope| RoleSpec {
+            name: name.into(),
+            is_admin: false,
+            permissions: perms(scope),
+            field_rules: Vec::new(),
+        };
+        let seller = crm
+            .create_role(&admin, role("销售", DataScope::Own))
+            .await
+            .expect("role");
+        let manager = crm
+            .create_role(&admin, role("经理", DataScope::DepartmentTree))
+            .await
+            .expect("role");
+        let lead = crm
+            .create_role(&admin, role("组长", DataScope::Department))
+            .await
+            .expect("role");
+        let user = |username: &str, name: &str, dept, superior, role: &crate::auth::Role| NewUser {
+            username: username.into(),
+            display_name: name.into(),
+            department_id: Some(dept),
+            superior_id: superior,
+            role_ids: vec![role.id],
+            password: None,
+            ..NewUser::default()
+        };
+        let lisi = crm
+            .create_user(&admin, user("lisi", "李四", sales, None, &manager))
+            .await
+            .expect("lisi");
+        let zhangsan = crm
+            .create_user(&admin, user("zhangsan", "张三", group1, Some(lisi.id), &seller))
+            .await
+            .expect("zhangsan");
+        let wangwu = crm
+            .create_user(&admin, user("wangwu", "王五", group2, Some(lisi.id), &seller))
+            .await
+            .expect("wangwu");
+        let zhaoliu = crm
+            .create_user(&admin, user("zhaoliu", "赵六", group1, None, &lead))
+            .await
+            .expect("zhaoliu");
+        World {
+            lisi: crm.actor(lisi.id).await.expect("actor"),
+            zhangsan: crm.actor(zhangsan.id).await.expect("actor"),
+            wangwu: crm.actor(wangwu.id).await.expect("actor"),
+            zhaoliu: crm.actor(zhaoliu.id).await.expect("actor"),
+            admin,
+            crm,
+            clock,
+            sales,
+            group1,
+            group2,
+        }
+    }
+
+    /// Creates a customer as `actor` with a name and extra fields.
+    pub async fn customer(&self, actor: &Actor, name: &str, extra: Json) -> Record {
+        let mut f = fields(extra);
+        f.insert("name".into(), json!(name));
+        self.crm
+            .create_record(actor, Entity::Customer, f)
+            .await
+            .unwrap_or_else(|e| panic!("create customer {name}: {e}"))
+    }
+
+    /// Lists ids of customers `actor` sees with the conditions.
+    pub async fn visible(&self, actor: &Actor, q: ListQuery) -> (Vec<RecordId>, Option<u64>) {
+        let page = self
+            .crm
+            .list_records(actor, Entity::Customer, &q.page(PageRequest::Offset { page: 1, per_page: 1000 }).with_total())
+            .await
+            .expect("list");
+        (page.items.iter().map(|r| r.id).collect(), page.total)
+    }
+}
+
+/// Builds input fields from a JSON object.
+pub fn fields(v: Json) -> Fields {
+    match v {
+        Json::Object(m) => m.into_iter().collect(),
+        Json::Null => Fields::new(),
+        other => panic!("fields must be an object, got {other}"),
+    }
+}
+
+fn names(items: &[Record]) -> BTreeSet<String> {
+    items
+        .iter()
+        .map(|r| r.text("name").unwrap_or_default().to_string())
+        .collect()
+}
+
+async fn names_for(w: &World, actor: &Actor, q: ListQuery) -> BTreeSet<String> {
+    let page = w
+        .crm
+        .list_records(actor, Entity::Customer, &q.page(PageRequest::Offset { page: 1, per_page: 1000 }))
+        .await
+        .expect("list");
+    names(&page.items)
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Local login: right password works, wrong ones lock the account after
+/// five tries until the lockout passes; a changed password replaces the old.
+pub async fn login_lockout_and_password_change(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let a = w.crm.authenticate("HW", "admin", "Admin#2026").await.expect("login");
+    assert_eq!(a.user_id, w.admin.user_id);
+    assert!(matches!(
+        w.crm.authenticate("HW", "admin", "wrong").await,
+        Err(Error::Unauthenticated(_))
+    ));
+    assert!(matches!(
+        w.crm.authenticate("NOPE", "admin", "Admin#2026").await,
+        Err(Error::Unauthenticated(_))
+    ));
+    for _ in 0..4 {
+        assert!(w.crm.authenticate("HW", "admin", "wrong").await.is_err());
+    }
+    // Five failures in a row (one above, four here): locked even for the right password.
+    let locked = w.crm.authenticate("HW", "admin", "Admin#2026").await;
+    match locked {
+        Err(Error::Unauthenticated(m)) => assert!(m.contains("locked"), "{m}"),
+        other => panic!("expected a lockout, got {other:?}"),
+    }
+    w.clock.advance(chrono::Duration::minutes(16));
+    let a = w.crm.authenticate("HW", "admin", "Admin#2026").await.expect("login after lockout");
+    w.crm
+        .change_password(&a, "Admin#2026", "NewPass#2027")
+        .await
+        .expect("change password");
+    assert!(w.crm.authenticate("HW", "admin", "Admin#2026").await.is_err());
+    w.crm.authenticate("HW", "admin", "NewPass#2027").await.expect("new password");
+    assert!(matches!(
+        w.crm.change_password(&a, "wrong", "Another#1").await,
+        Err(Error::Unauthenticated(_))
+    ));
+    assert!(matches!(
+        w.crm.change_password(&a, "NewPass#2027", "short").await,
+        Err(Error::Validation(_))
+    ));
+    // Users without a local password log in through the host only.
+    assert!(w.crm.authenticate("HW", "zhangsan", "anything").await.is_err());
+}
+
+/// A customer with every built-in field round-trips; the code is
+/// `KH-<local date>-0001`; the history names each changed field.
+pub async fn customer_roundtrip_code_and_history(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w
+        .customer(
+            &w.zhangsan,
+            "华为技术有限公司",
+            json!({
+                "简称": "华为",
+                "客户类型": "企业客户",
+                "category": "VIP",
+                "level": "A",
+                "source": "展会",
+                "industry": "通信",
+                "province": "广东省", "city": "深圳市", "district": "龙岗区",
+                "address": "坂田华为基地",
+                "phone": "0755-28780808",
+                "email": "Contact@Huawei.COM",
+                "website": "www.huawei.com",
+                "uscc": "914403001922038216",
+                "tags": "通信, 重点 ,通信",
+                "next_follow_up": "2026/12/01",
+                "notes": "战略客户",
+                "attachments": [{"name": "营业执照.pdf", "kind": "file", "uri": "files/1", "size": 1024}]
+            }),
+        )
+        .await;
+    assert_eq!(c.code.as_deref(), Some("KH-20261127-0001"));
+    assert_eq!(c.owner_id, Some(w.zhangsan.user_id));
+    assert_eq!(c.department_id, Some(w.group1));
+    assert_eq!(c.version, 1);
+    assert_eq!(c.text("kind"), Some("enterprise"));
+    assert_eq!(c.text("short_name"), Some("华为"));
+    assert_eq!(c.text("phone"), Some("0755-28780808"));
+    assert_eq!(c.text("uscc"), Some("914403001922038216"));
+    assert_eq!(c.text("next_follow_up"), Some("2026-12-01"));
+    assert_eq!(c.fields["tags"], json!(["通信", "重点"]));
+    assert_eq!(c.fields["attachments"][0]["name"], json!("营业执照.pdf"));
+    let again = w.crm.get_record(&w.zhangsan, Entity::Customer, c.id).await.expect("get");
+    assert_eq!(again, c);
+    let second = w.customer(&w.zhangsan, "中兴通讯股份有限公司", json!({})).await;
+    assert_eq!(second.code.as_deref(), Some("KH-20261127-0002"));
+
+    let updated = w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            c.version,
+            fields(json!({"level": "B", "notes": null, "客户分类": "普通"})),
+        )
+        .await
+        .expect("update");
+    assert_eq!(updated.version, 2);
+    assert_eq!(updated.text("level"), Some("B"));
+    assert_eq!(updated.fields["notes"], Json::Null);
+    let history = w.crm.history(&w.zhangsan, Entity::Customer, c.id.0).await.expect("history");
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].action, "create");
+    assert_eq!(history[1].action, "update");
+    assert_eq!(history[1].actor_id, Some(w.zhangsan.user_id.0));
+    let changed: BTreeSet<&str> = history[1].changes.iter().map(|c| c.field.as_str()).collect();
+    assert_eq!(changed, BTreeSet::from(["category", "level", "notes"]));
+    let level = history[1].changes.iter().find(|c| c.field == "level").expect("level change");
+    assert_eq!((level.before.clone(), level.after.clone()), (json!("A"), json!("B")));
+    // An update that changes nothing writes nothing.
+    let same = w
+        .crm
+        .update_record(&w.zhangsan, Entity::Customer, c.id, 2, fields(json!({"level": "B"})))
+        .await
+        .expect("noop");
+    assert_eq!(same.version, 2);
+}
+
+/// Bad input is refused with one message per bad field, naming the value,
+/// and nothing is stored.
+pub async fn validation_names_every_bad_field(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let mut f = fields(json!({
+        "name": "坏数据有限公司",
+        "uscc": "91440300192203821X",
+        "phone": "12345",
+        "email": "not-an-email",
+        "category": "不存在的分类",
+        "next_follow_up": "2026-13-45",
+        "colour": "red"
+    }));
+    f.insert("kind".into(), json!("alien"));
+    let err = w
+        .crm
+        .create_record(&w.zhangsan, Entity::Customer, f)
+        .await
+        .expect_err("invalid");
+    let Error::Validation(v) = err else { panic!("expected validation, got {err:?}") };
+    let fields_hit: BTreeSet<String> = v
+        .0
+        .iter()
+        .map(|e| e.field.split(' ').next().unwrap_or_default().to_string())
+        .collect();
+    for expected in ["uscc", "phone", "email", "category", "next_follow_up", "colour", "kind"] {
+        assert!(fields_hit.contains(expected), "no error for {expected}: {v}");
+    }
+    let text = v.to_string();
+    assert!(text.contains("91440300192203821X"), "{text}");
+    assert!(text.contains("2026-13-45"), "{text}");
+    let missing = w
+        .crm
+        .create_record(&w.zhangsan, Entity::Customer, fields(json!({"city": "北京"})))
+        .await
+        .expect_err("name required");
+    assert!(missing.to_string().contains("name"), "{missing}");
+    // Contacts: a bad mobile and a resident ID with a wrong check digit.
+    let c = w.customer(&w.zhangsan, "好客户有限公司", json!({})).await;
+    let err = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": c.id.to_string(), "name": "王小明", "mobile": "2381234567", "id_number": "110105194912310021"})),
+        )
+        .await
+        .expect_err("bad contact");
+    let text = err.to_string();
+    assert!(text.contains("mobile") && text.contains("id_number"), "{text}");
+    let (ids, total) = w.visible(&w.admin, ListQuery::default()).await;
+    assert_eq!((ids.len(), total), (1, Some(1)));
+}
+
+/// Two users edit the same record: the second gets a conflict and the first
+/// one's change is kept.
+pub async fn concurrent_edit_is_a_conflict(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "腾讯科技有限公司", json!({"level": "C"})).await;
+    let first = w
+        .crm
+        .update_record(&w.lisi, Entity::Customer, c.id, c.version, fields(json!({"level": "A"})))
+        .await
+        .expect("first edit");
+    let second = w
+        .crm
+        .update_record(&w.zhangsan, Entity::Customer, c.id, c.version, fields(json!({"level": "B"})))
+        .await;
+    match second {
+        Err(Error::Conflict { expected, actual, .. }) => assert_eq!((expected, actual), (1, 2)),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let now = w.crm.get_record(&w.admin, Entity::Customer, c.id).await.expect("get");
+    assert_eq!(now.text("level"), Some("A"));
+    assert_eq!(now.version, first.version);
+}
+
+/// Own, department, department tree, subordinates and all: lists, totals
+/// and single reads only show what the scope covers.
+pub async fn data_scopes_limit_lists_counts_and_reads(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let z = w.customer(&w.zhangsan, "张三的客户", json!({})).await;
+    w.customer(&w.wangwu, "王五的客户", json!({})).await;
+    w.customer(&w.zhaoliu, "赵六的客户", json!({})).await;
+    w.customer(&w.lisi, "李四的客户", json!({})).await;
+    w.customer(&w.admin, "管理员的客户", json!({})).await;
+    let all = set(&["张三的客户", "王五的客户", "赵六的客户", "李四的客户", "管理员的客户"]);
+    assert_eq!(names_for(&w, &w.admin, ListQuery::default()).await, all);
+    assert_eq!(names_for(&w, &w.zhangsan, ListQuery::default()).await, set(&["张三的客户"]));
+    assert_eq!(names_for(&w, &w.wangwu, ListQuery::default()).await, set(&["王五的客户"]));
+    // Department scope: own records and those of 销售一组.
+    assert_eq!(
+        names_for(&w, &w.zhaoliu, ListQuery::default()).await,
+        set(&["张三的客户", "赵六的客户"])
+    );
+    // Department tree from 销售部: everything below it, not the admin's.
+    assert_eq!(
+        names_for(&w, &w.lisi, ListQuery::default()).await,
+        set(&["张三的客户", "王五的客户", "赵六的客户", "李四的客户"])
+    );
+    let (ids, total) = w.visible(&w.zhaoliu, ListQuery::default()).await;
+    assert_eq!(total, Some(ids.len() as u64));
+    // Reading another's record is "not found", not "forbidden": no leak.
+    assert!(matches!(
+        w.crm.get_record(&w.wangwu, Entity::Customer, z.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        w.crm.update_record(&w.wangwu, Entity::Customer, z.id, 1, fields(json!({"level": "A"}))).await,
+        Err(Error::NotFound { .. })
+    ));
+    // Subordinates scope: lisi's role changed to own_and_subordinates sees
+    // his and his reports' (zhangsan, wangwu) but not zhaoliu's.
+    let role = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: "主管".into(),
+                is_admin: false,
+                permissions: perms(DataScope::OwnAndSubordinates),
+                field_rules: Vec::new(),
+            },
+        )
+        .await
+        .expect("role");
+    let lisi = w.crm.user(&w.admin, w.lisi.user_id).await.expect("user");
+    w.crm
+        .update_user(&w.admin, lisi.id, lisi.version, UserPatch { role_ids: Some(vec![role.id]), ..UserPatch::default() })
+        .await
+        .expect("update user");
+    let lisi = w.crm.actor(lisi.id).await.expect("actor");
+    assert_eq!(
+        names_for(&w, &lisi, ListQuery::default()).await,
+        set(&["张三的客户", "王五的客户", "李四的客户"])
+    );
+    // A user without any customer permission sees nothing and cannot create.
+    let nobody = w
+        .crm
+        .create_user(&w.admin, NewUser { username: "guest".into(), display_name: "访客".into(), ..NewUser::default() })
+        .await
+        .expect("guest");
+    let nobody = w.crm.actor(nobody.id).await.expect("actor");
+    assert!(names_for(&w, &nobody, ListQuery::default()).await.is_empty());
+    assert!(matches!(
+        w.crm.create_record(&nobody, Entity::Customer, fields(json!({"name": "x公司"}))).await,
+        Err(Error::Forbidden(_))
+    ));
+}
+
+/// Shares grant read or write, end when they expire, and can be withdrawn.
+pub async fn sharing_read_write_and_expiry(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "共享客户有限公司", json!({})).await;
+    assert!(names_for(&w, &w.wangwu, ListQuery::default()).await.is_empty());
+    w.crm
+        .share_record(&w.zhangsan, Entity::Customer, c.id, w.wangwu.user_id, ShareAccess::Read, None)
+        .await
+        .expect("share");
+    assert_eq!(names_for(&w, &w.wangwu, ListQuery::default()).await, set(&["共享客户有限公司"]));
+    w.crm.get_record(&w.wangwu, Entity::Customer, c.id).await.expect("read shared");
+    assert!(matches!(
+        w.crm.update_record(&w.wangwu, Entity::Customer, c.id, 1, fields(json!({"level": "A"}))).await,
+        Err(Error::Forbidden(_))
+    ));
+    let until = w.crm.now() + chrono::Duration::days(2);
+    w.crm
+        .share_record(&w.zhangsan, Entity::Customer, c.id, w.wangwu.user_id, ShareAccess::Write, Some(until))
+        .await
+        .expect("share write");
+    let shares = w.crm.list_shares(&w.zhangsan, Entity::Customer, c.id).await.expect("shares");
+    assert_eq!(shares.len(), 1, "sharing again replaces the earlier share");
+    assert_eq!(shares[0].access, ShareAccess::Write);
+    w.crm
+        .update_record(&w.wangwu, Entity::Customer, c.id, 1, fields(json!({"level": "A"})))
+        .await
+        .expect("write through share");
+    // Others still cannot share what they do not own.
+    assert!(matches!(
+        w.crm.share_record(&w.wangwu, Entity::Customer, c.id, w.zhaoliu.user_id, ShareAccess::Read, None).await,
+        Err(Error::Forbidden(_))
+    ));
+    w.clock.advance(chrono::Duration::days(3));
+    assert!(names_for(&w, &w.wangwu, ListQuery::default()).await.is_empty(), "expired share");
+    assert!(w.crm.get_record(&w.wangwu, Entity::Customer, c.id).await.is_err());
+    w.crm
+        .share_record(&w.zhangsan, Entity::Customer, c.id, w.wangwu.user_id, ShareAccess::Read, None)
+        .await
+        .expect("share again");
+    w.crm
+        .unshare_record(&w.zhangsan, Entity::Customer, c.id, w.wangwu.user_id)
+        .await
+        .expect("unshare");
+    assert!(names_for(&w, &w.wangwu, ListQuery::default()).await.is_empty(), "withdrawn share");
+    assert!(w
+        .crm
+        .share_record(&w.zhangsan, Entity::Customer, c.id, w.wangwu.user_id, ShareAccess::Read, Some(w.crm.now()))
+        .await
+        .is_err());
+}
+
+/// Field rules: masked values are shown masked and cannot be filtered or
+/// changed; hidden fields are absent; read-only fields cannot be changed.
+pub async fn field_rules_mask_hide_and_freeze(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let role = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: "客服".into(),
+                is_admin: false,
+                permissions: perms(DataScope::All),
+                field_rules: vec![
+                    FieldRule { entity: Entity::Contact, field: "mobile".into(), access: FieldAccess::Masked },
+                    FieldRule { entity: Entity::Contact, field: "email".into(), access: FieldAccess::Masked },
+                    FieldRule { entity: Entity::Contact, field: "id_number".into(), access: FieldAccess::Hidden },
+                    FieldRule { entity: Entity::Customer, field: "level".into(), access: FieldAccess::ReadOnly },
+                ],
+            },
+        )
+        .await
+        .expect("role");
+    let u = w
+        .crm
+        .create_user(&w.admin, NewUser { username: "kefu".into(), display_name: "客服小王".into(), role_ids: vec![role.id], ..NewUser::default() })
+        .await
+        .expect("user");
+    let kefu = w.crm.actor(u.id).await.expect("actor");
+    let c = w.customer(&w.admin, "遮蔽测试有限公司", json!({"level": "A"})).await;
+    let contact = w
+        .crm
+        .create_record(
+            &w.admin,
+            Entity::Contact,
+            fields(json!({"customer_id": c.id.to_string(), "name": "刘经理", "mobile": "+86 138-1234-5678", "email": "liu@example.com", "id_number": "11010519491231002X"})),
+        )
+        .await
+        .expect("contact");
+    assert_eq!(contact.text("mobile"), Some("13812345678"));
+    let seen = w.crm.get_record(&kefu, Entity::Contact, contact.id).await.expect("get");
+    assert_eq!(seen.text("mobile"), Some("138****5678"));
+    assert_eq!(seen.text("email"), Some("l***@example.com"));
+    assert!(!seen.fields.contains_key("id_number"));
+    let listed = w
+        .crm
+        .list_records(&kefu, Entity::Contact, &ListQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(listed.items[0].text("mobile"), Some("138****5678"));
+    assert!(matches!(
+        w.crm
+            .list_records(&kefu, Entity::Contact, &ListQuery::default().filter(Cond::StartsWith("mobile".into(), "138".into())))
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.crm
+            .list_records(&kefu, Entity::Customer, &ListQuery::default().filter(Cond::Related("contacts".into(), Box::new(Cond::IsNull("id_number".into())))))
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.crm.update_record(&kefu, Entity::Contact, contact.id, 1, fields(json!({"mobile": "13900000000"}))).await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.crm.update_record(&kefu, Entity::Customer, c.id, 1, fields(json!({"level": "B"}))).await,
+        Err(Error::Forbidden(_))
+    ));
+    // Read-only fields are visible and other fields stay editable.
+    let cust = w
+        .crm
+        .update_record(&kefu, Entity::Customer, c.id, 1, fields(json!({"notes": "已回访"})))
+        .await
+        .expect("edit other field");
+    assert_eq!(cust.text("level"), Some("A"));
+    // The administrator sees everything.
+    let full = w.crm.get_record(&w.admin, Entity::Contact, contact.id).await.expect("get");
+    assert_eq!(full.text("id_number"), Some("11010519491231002X"));
+}
+
+/// Every filter operator, related-record conditions and search.
+pub async fn filters_every_operator_and_related(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let a = w
+        .customer(&w.admin, "阿尔法科技有限公司", json!({"level": "A", "city": "北京", "tags": "重点,华北", "next_follow_up": "2026-12-01"}))
+        .await;
+    w.customer(&w.admin, "贝塔贸易有限公司", json!({"level": "B", "city": "上海", "next_follow_up": "2026-12-05"}))
+        .await;
+    w.customer(&w.admin, "伽马物流有限公司", json!({"level": "C", "tags": "华南"})).await;
+    w.crm
+        .create_record(
+            &w.admin,
+            Entity::Contact,
+            fields(json!({"customer_id": a.code.clone(), "name": "陈工", "mobile": "13812345678"})),
+        )
+        .await
+        .expect("contact by customer code");
+    let q = |c: Cond| ListQuery::default().filter(c);
+    let eq = |f: &str, v: &str| Cond::Eq(f.into(), json!(v));
+    assert_eq!(names_for(&w, &w.admin, q(eq("level", "A"))).await, set(&["阿尔法科技有限公司"]));
+    assert_eq!(names_for(&w, &w.admin, q(eq("客户级别", "A"))).await, set(&["阿尔法科技有限公司"]));
+    // Ne includes records without a value.
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Ne("city".into(), json!("北京")))).await,
+        set(&["贝塔贸易有限公司", "伽马物流有限公司"])
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Ge("level".into(), json!("B")))).await,
+        set(&["贝塔贸易有限公司", "伽马物流有限公司"])
+    );
+    assert_eq!(names_for(&w, &w.admin, q(Cond::Lt("level".into(), json!("B")))).await, set(&["阿尔法科技有限公司"]));
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Le("next_follow_up".into(), json!("2026-12-01")))).await,
+        set(&["阿尔法科技有限公司"])
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Gt("next_follow_up".into(), json!("2026-12-01")))).await,
+        set(&["贝塔贸易有限公司"])
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::In("level".into(), vec![json!("A"), json!("C")]))).await,
+        set(&["阿尔法科技有限公司", "伽马物流有限公司"])
+    );
+    assert!(names_for(&w, &w.admin, q(Cond::In("level".into(), vec![]))).await.is_empty());
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Contains("name".into(), "贸易".into()))).await,
+        set(&["贝塔贸易有限公司"])
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::StartsWith("name".into(), "伽马".into()))).await,
+        set(&["伽马物流有限公司"])
+    );
+    assert_eq!(names_for(&w, &w.admin, q(Cond::IsNull("city".into()))).await, set(&["伽马物流有限公司"]));
+    assert_eq!(names_for(&w, &w.admin, q(Cond::NotNull("tags".into()))).await.len(), 2);
+    assert_eq!(names_for(&w, &w.admin, q(eq("tags", "华南"))).await, set(&["伽马物流有限公司"]));
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Or(vec![eq("city", "上海"), eq("level", "C")]))).await,
+        set(&["贝塔贸易有限公司", "伽马物流有限公司"])
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Not(Box::new(Cond::And(vec![eq("level", "A"), eq("city", "北京")]))))).await,
+        set(&["贝塔贸易有限公司", "伽马物流有限公司"])
+    );
+    // Customers with a contact whose mobile starts with 138.
+    let related = Cond::parse("contacts.mobile^138").expect("parse");
+    assert_eq!(names_for(&w, &w.admin, q(related)).await, set(&["阿尔法科技有限公司"]));
+    assert!(names_for(&w, &w.admin, q(Cond::parse("contacts.mobile^139").expect("parse"))).await.is_empty());
+    // Several conditions combine with AND.
+    let both = ListQuery::default().filter(eq("city", "北京")).filter(eq("level", "B"));
+    assert!(names_for(&w, &w.admin, both).await.is_empty());
+    // Unknown fields and bad values are named.
+    let err = w
+        .crm
+        .list_records(&w.admin, Entity::Customer, &q(eq("colour", "red")))
+        .await
+        .expect_err("unknown field");
+    assert!(err.to_string().contains("colour"), "{err}");
+    let err = w
+        .crm
+        .list_records(&w.admin, Entity::Customer, &q(eq("next_follow_up", "soon")))
+        .await
+        .expect_err("bad date");
+    assert!(err.to_string().contains("soon"), "{err}");
+    // Search over name, code and phone.
+    assert_eq!(names_for(&w, &w.admin, ListQuery::default().search("物流")).await, set(&["伽马物流有限公司"]));
+    assert_eq!(
+        names_for(&w, &w.admin, ListQuery::default().search(a.code.clone().unwrap_or_default())).await,
+        set(&["阿尔法科技有限公司"])
+    );
+}
+
+/// Offset pages of 10 (the default) and keyset pages walk the same order,
+/// and the total counts every matching record.
+pub async fn offset_and_keyset_paging_agree(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    for i in 0..23 {
+        w.clock.advance(chrono::Duration::seconds(1));
+        w.customer(&w.admin, &format!("分页客户{i:02}有限公司"), json!({"level": (["A", "B", "C"][i % 3])})).await;
+    }
+    let first = w
+        .crm
+        .list_records(&w.admin, Entity::Customer, &ListQuery::default().with_total())
+        .await
+        .expect("page 1");
+    assert_eq!(first.items.len(), 10);
+    assert_eq!(first.total, Some(23));
+    assert!(first.has_more);
+    assert_eq!(first.items[0].text("name"), Some("分页客户22有限公司"), "newest first by default");
+    let sorted = ListQuery::default().sort_by("level", false).sort_by("name", true);
+    let mut by_offset = Vec::new();
+    for page in 1..=3 {
+        let p = w
+            .crm
+            .list_records(&w.admin, Entity::Customer, &sorted.clone().page(PageRequest::Offset { page, per_page: 10 }))
+            .await
+            .expect("offset page");
+        by_offset.extend(p.items.iter().map(|r| r.id));
+    }
+    let mut by_keyset = Vec::new();
+    let mut after = None;
+    loop {
+        let p = w
+            .crm
+            .list_records(&w.admin, Entity::Customer, &sorted.clone().page(PageRequest::Keyset { after: after.clone(), limit: 7 }))
+            .await
+            .expect("keyset page");
+        by_keyset.extend(p.items.iter().map(|r| r.id));
+        match p.next_cursor {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    assert_eq!(by_offset.len(), 23);
+    assert_eq!(by_offset, by_keyset);
+    let all = w
+        .crm
+        .list_records(&w.admin, Entity::Customer, &sorted.clone().page(PageRequest::Offset { page: 1, per_page: 100 }))
+        .await
+        .expect("all");
+    let levels: Vec<&str> = all.items.iter().map(|r| r.text("level").unwrap_or_default()).collect();
+    let mut expected = levels.clone();
+    expected.sort();
+    assert_eq!(levels, expected);
+    assert_eq!(all.items[0].text("name"), Some("分页客户21有限公司"));
+    // Keyset paging refuses sort fields that may be empty, and bad cursors.
+    assert!(w
+        .crm
+        .list_records(&w.admin, Entity::Customer, &ListQuery::default().sort_by("city", false).page(PageRequest::Keyset { after: None, limit: 5 }))
+        .await
+        .is_err());
+    assert!(w
+        .crm
+        .list_records(&w.admin, Entity::Customer, &sorted.page(PageRequest::Keyset { after: Some("garbage".into()), limit: 5 }))
+        .await
+        .is_err());
+}
+
+/// Delete sends a customer and its contacts to the recycle bin; restore
+/// brings them back; purge needs a deleted record; archive leaves the
+/// working set; codes are never reused.
+pub async fn delete_restore_purge_and_archive(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "回收站测试有限公司", json!({})).await;
+    let contact = w
+        .crm
+        .create_record(&w.zhangsan, Entity::Contact, fields(json!({"customer_id": c.id.to_string(), "name": "周工"})))
+        .await
+        .expect("contact");
+    assert_eq!(contact.owner_id, Some(w.zhangsan.user_id), "contacts take the customer's owner");
+    // Others cannot delete it.
+    let r = w.crm.delete_records(&w.wangwu, Entity::Customer, &[c.id]).await;
+    assert_eq!((r.done.len(), r.refused.len()), (0, 1));
+    let r = w.crm.delete_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
+    assert_eq!(r.done, vec![c.id]);
+    assert!(names_for(&w, &w.zhangsan, ListQuery::default()).await.is_empty());
+    let contacts = w.crm.list_records(&w.zhangsan, Entity::Contact, &ListQuery::default()).await.expect("list");
+    assert!(contacts.items.is_empty(), "contacts are deleted with their customer");
+    assert_eq!(
+        names_for(&w, &w.zhangsan, ListQuery::default().lifecycle(Lifecycle::Deleted)).await,
+        set(&["回收站测试有限公司"])
+    );
+    assert!(matches!(
+        w.crm.update_record(&w.zhangsan, Entity::Customer, c.id, 2, fields(json!({"level": "A"}))).await,
+        Err(Error::InvalidState(_))
+    ));
+    let again = w.crm.delete_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
+    assert!(again.refused[0].1.contains("recycle bin"), "{:?}", again.refused);
+    let r = w.crm.restore_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
+    assert_eq!(r.done, vec![c.id]);
+    let contacts = w.crm.list_records(&w.zhangsan, Entity::Contact, &ListQuery::default()).await.expect("list");
+    assert_eq!(contacts.items.len(), 1, "contacts come back with their customer");
+    let r = w.crm.purge_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
+    assert!(r.refused[0].1.contains("deleted"), "{:?}", r.refused);
+    w.crm.delete_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
+    let r = w.crm.purge_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
+    assert_eq!(r.done, vec![c.id]);
+    assert!(w.crm.get_record(&w.admin, Entity::Customer, c.id).await.is_err());
+    assert!(w.crm.get_record(&w.admin, Entity::Contact, contact.id).await.is_err());
+    let next = w.customer(&w.zhangsan, "新客户有限公司", json!({})).await;
+    assert_eq!(next.code.as_deref(), Some("KH-20261127-0002"), "codes are never reused");
+    // Archive to history and back.
+    let r = w.crm.archive_records(&w.zhangsan, Entity::Customer, &[next.id]).await;
+    assert_eq!(r.done, vec![next.id]);
+    assert!(names_for(&w, &w.zhangsan, ListQuery::default()).await.is_empty());
+    assert_eq!(
+        names_for(&w, &w.zhangsan, ListQuery::default().lifecycle(Lifecycle::Archived)).await,
+        set(&["新客户有限公司"])
+    );
+    w.crm.unarchive_records(&w.zhangsan, Entity::Customer, &[next.id]).await;
+    assert_eq!(names_for(&w, &w.zhangsan, ListQuery::default()).await, set(&["新客户有限公司"]));
+    // A new day starts a new series.
+    w.clock.advance(chrono::Duration::days(1));
+    let tomorrow = w.customer(&w.zhangsan, "明天的客户有限公司", json!({})).await;
+    assert_eq!(tomorrow.code.as_deref(), Some("KH-20261128-0001"));
+}
+
+/// Custom fields: typed validation, required and unique flags, options,
+/// filtering and sorting.
+pub async fn custom_fields_validate_filter_and_unique(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let def = |key: &str, label: &str, t, options: &[&str], required, unique| NewCustomField {
+        entity: Entity::Customer,
+        key: key.into(),
+        label: label.into(),
+        label_en: None,
+        field_type: t,
+        options: options.iter().map(|s| s.to_string()).collect(),
+        required,
+        unique,
+    };
+    w.crm
+        .define_custom_field(&w.admin, def("employees", "员工人数", CustomFieldType::Number, &[], false, false))
+        .await
+        .expect("number");
+    w.crm
+        .define_custom_field(&w.admin, def("erp_code", "ERP编码", CustomFieldType::Text, &[], true, true))
+        .await
+        .expect("text");
+    w.crm
+        .define_custom_field(&w.admin, def("scale", "规模", CustomFieldType::Select, &["大型", "中型", "小型"], false, false))
+        .await
+        .expect("select");
+    w.crm
+        .define_custom_field(&w.admin, def("budget", "预算", CustomFieldType::Money, &[], false, false))
+        .await
+        .expect("money");
+    w.crm
+        .define_custom_field(&w.admin, def("listed", "上市", CustomFieldType::Boolean, &[], false, false))
+        .await
+        .expect("bool");
+    assert!(matches!(
+        w.crm.define_custom_field(&w.zhangsan, def("x", "X", CustomFieldType::Text, &[], false, false)).await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(w.crm.define_custom_field(&w.admin, def("name", "名字", CustomFieldType::Text, &[], false, false)).await.is_err());
+    assert!(w.crm.define_custom_field(&w.admin, def("Bad-Key", "坏", CustomFieldType::Text, &[], false, false)).await.is_err());
+    assert!(w.crm.define_custom_field(&w.admin, def("opts", "无选项", CustomFieldType::Select, &[], false, false)).await.is_err());
+    let a = w
+        .customer(&w.admin, "自定义一有限公司", json!({"custom.employees": "1,200", "ERP编码": "E001", "规模": "大型", "budget": "¥12,345.67", "listed": "是"}))
+        .await;
+    assert_eq!(a.custom["employees"], json!(1200.0));
+    assert_eq!(a.custom["budget"], json!(1234567));
+    assert_eq!(a.custom["listed"], json!(true));
+    w.customer(&w.admin, "自定义二有限公司", json!({"employees": 80, "erp_code": "E002", "scale": "小型"})).await;
+    let err = w
+        .crm
+        .create_record(&w.admin, Entity::Customer, fields(json!({"name": "缺少编码有限公司"})))
+        .await
+        .expect_err("required custom");
+    assert!(err.to_string().contains("custom.erp_code"), "{err}");
+    let err = w
+        .crm
+        .create_record(&w.admin, Entity::Customer, fields(json!({"name": "重复编码有限公司", "erp_code": "E001"})))
+        .await
+        .expect_err("unique custom");
+    assert!(matches!(err, Error::Duplicate { .. }), "{err}");
+    let err = w
+        .crm
+        .create_record(&w.admin, Entity::Customer, fields(json!({"name": "坏值有限公司", "erp_code": "E003", "employees": "很多", "scale": "巨型"})))
+        .await
+        .expect_err("bad custom values");
+    let text = err.to_string();
+    assert!(text.contains("很多") && text.contains("巨型"), "{text}");
+    let q = |c: Cond| ListQuery::default().filter(c);
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Gt("custom.employees".into(), json!(100)))).await,
+        set(&["自定义一有限公司"])
+    );
+    assert_eq!(names_for(&w, &w.admin, q(Cond::Eq("规模".into(), json!("小型")))).await, set(&["自定义二有限公司"]));
+    assert_eq!(names_for(&w, &w.admin, q(Cond::Eq("listed".into(), json!(true)))).await, set(&["自定义一有限公司"]));
+    assert_eq!(names_for(&w, &w.admin, q(Cond::IsNull("budget".into()))).await, set(&["自定义二有限公司"]));
+    let sorted = w
+        .crm
+        .list_records(&w.admin, Entity::Customer, &ListQuery::default().sort_by("employees", false))
+        .await
+        .expect("sort by custom");
+    assert_eq!(sorted.items[0].text("name"), Some("自定义二有限公司"));
+    // Updating a unique custom field to a taken value is refused too.
+    let err = w
+        .crm
+        .update_record(&w.admin, Entity::Customer, a.id, a.version, fields(json!({"erp_code": "E002"})))
+        .await
+        .expect_err("unique on update");
+    assert!(matches!(err, Error::Duplicate { .. }), "{err}");
+    // Built-in choice lists are configurable per company.
+    w.crm
+        .set_picklist(&w.admin, Entity::Customer, "category", &["战略".into(), "普通".into()])
+        .await
+        .expect("picklist");
+    w.customer(&w.admin, "战略客户有限公司", json!({"erp_code": "E009", "category": "战略"})).await;
+    assert!(w
+        .crm
+        .create_record(&w.admin, Entity::Customer, fields(json!({"name": "VIP客户有限公司", "erp_code": "E010", "category": "VIP"})))
+        .await
+        .is_err());
+}
+
+/// Pinyin initials and full pinyin find Chinese names; names with several
+/// readings are found by each of them.
+pub async fn pinyin_search_finds_every_reading(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    w.customer(&w.admin, "华为技术有限公司", json!({})).await;
+    w.customer(&w.admin, "重庆长安汽车股份有限公司", json!({})).await;
+    w.customer(&w.admin, "曾氏贸易有限公司", json!({})).await;
+    w.customer(&w.admin, "IBM中国有限公司", json!({})).await;
+    let find = |q: &str| names_for(&w, &w.admin, ListQuery::default().search(q));
+    assert_eq!(find("hwjs").await, set(&["华为技术有限公司"]));
+    assert_eq!(find("huaweijishu").await, set(&["华为技术有限公司"]));
+    assert_eq!(find("HWJS").await, set(&["华为技术有限公司"]));
+    assert_eq!(find("chongqing").await, set(&["重庆长安汽车股份有限公司"]));
+    assert_eq!(find("cqca").await, set(&["重庆长安汽车股份有限公司"]));
+    assert_eq!(find("zengshi").await, set(&["曾氏贸易有限公司"]));
+    assert_eq!(find("cengshi").await, set(&["曾氏贸易有限公司"]));
+    assert_eq!(find("ibmzg").await, set(&["IBM中国有限公司"]));
+    assert!(find("xyzq").await.is_empty());
+    // Contacts and users are found by pinyin too.
+    let c = w.customer(&w.admin, "联系人拼音有限公司", json!({})).await;
+    w.crm
+        .create_record(&w.admin, Entity::Contact, fields(json!({"customer_id": c.id.to_string(), "name": "欧阳娜娜"})))
+        .await
+        .expect("contact");
+    let found = w
+        .crm
+        .list_records(&w.admin, Entity::Contact, &ListQuery::default().search("oynn"))
+        .await
+        .expect("search contacts");
+    assert_eq!(found.items.len(), 1);
+    let users = w.crm.list_users(&w.admin, Some("zs")).await.expect("users");
+    assert_eq!(users.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(), vec!["zhangsan"]);
+}
+
+/// A duplicate by credit code or normalised name is refused, even when the
+/// existing customer belongs to someone the actor cannot see, without
+/// naming that owner.
+pub async fn duplicates_refused_even_when_invisible(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    w.customer(&w.zhangsan, "深圳市腾讯计算机系统有限公司", json!({"uscc": "91440300708461136T"})).await;
+    let by_code = w
+        .crm
+        .create_record(&w.wangwu, Entity::Customer, fields(json!({"name": "腾讯深圳", "uscc": "91440300708461136t"})))
+        .await
+        .expect_err("duplicate credit code");
+    match &by_code {
+        Error::Duplicate { message, .. } => {
+            assert!(message.contains("91440300708461136T"), "{message}");
+            assert!(!message.contains("张三"), "the owner stays private: {message}");
+            assert!(message.contains("someone else"), "{message}");
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    let by_name = w
+        .crm
+        .create_record(&w.wangwu, Entity::Customer, fields(json!({"name": " 深圳市腾讯计算机系统 "})))
+        .await
+        .expect_err("duplicate name");
+    assert!(matches!(by_name, Error::Duplicate { .. }), "{by_name}");
+    // The owner's manager can see it and is told whose it is.
+    let seen = w
+        .crm
+        .create_record(&w.lisi, Entity::Customer, fields(json!({"name": "深圳市腾讯计算机系统有限责任公司"})))
+        .await
+        .expect_err("duplicate");
+    assert!(seen.to_string().contains("张三"), "{seen}");
+    assert_eq!(w.visible(&w.admin, ListQuery::default()).await.1, Some(1));
+}
+
+/// Batch transfer moves what the actor may transfer and reports the rest;
+/// contacts follow their customer and the new owner's department applies.
+pub async fn batch_transfer_reports_per_record(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let mine = w.customer(&w.zhangsan, "转移一有限公司", json!({})).await;
+    let contact = w
+        .crm
+        .create_record(&w.zhangsan, Entity::Contact, fields(json!({"customer_id": mine.id.to_string(), "name": "吴工"})))
+        .await
+        .expect("contact");
+    let other = w.customer(&w.zhaoliu, "转移二有限公司", json!({})).await;
+    let report = w
+        .crm
+        .transfer_records(&w.zhangsan, Entity::Customer, &[mine.id, other.id], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(report.done, vec![mine.id]);
+    assert_eq!(report.refused.len(), 1);
+    assert_eq!(report.refused[0].0, other.id);
+    let moved = w.crm.get_record(&w.wangwu, Entity::Customer, mine.id).await.expect("new owner sees it");
+    assert_eq!(moved.owner_id, Some(w.wangwu.user_id));
+    assert_eq!(moved.department_id, Some(w.group2));
+    let c = w.crm.get_record(&w.wangwu, Entity::Contact, contact.id).await.expect("contact follows");
+    assert_eq!(c.owner_id, Some(w.wangwu.user_id));
+    assert!(w.crm.get_record(&w.zhangsan, Entity::Customer, mine.id).await.is_err());
+    let h = w.crm.history(&w.wangwu, Entity::Customer, mine.id.0).await.expect("history");
+    assert_eq!(h.last().map(|e| e.action.as_str()), Some("transfer"));
+}
+
+/// A follow-up records the contact and sets the customer's last and next
+/// follow-up; contacts of another customer are refused.
+pub async fn follow_ups_update_the_customer(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "跟进测试有限公司", json!({})).await;
+    let other = w.customer(&w.zhangsan, "另一个有限公司", json!({})).await;
+    let contact = w
+        .crm
+        .create_record(&w.zhangsan, Entity::Contact, fields(json!({"customer_id": c.id.to_string(), "name": "郑经理"})))
+        .await
+        .expect("contact");
+    let f = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            fields(json!({"customer_id": c.id.to_string(), "contact_id": contact.id.to_string(), "channel": "电话", "content": "沟通需求", "occurred_at": "2026-11-27 09:30", "next_follow_up_at": "2026-12-03 10:00"})),
+        )
+        .await
+        .expect("follow-up");
+    assert_eq!(f.text("channel"), Some("call"));
+    assert_eq!(f.code.as_deref(), Some("GJ-20261127-0001"));
+    let c2 = w.crm.get_record(&w.zhangsan, Entity::Customer, c.id).await.expect("customer");
+    assert_eq!(c2.text("next_follow_up"), Some("2026-12-03"));
+    assert_eq!(c2.text("last_follow_up_at"), Some("2026-11-27T01:30:00.000000Z"));
+    let err = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            fields(json!({"customer_id": other.id.to_string(), "contact_id": contact.id.to_string(), "channel": "visit", "content": "x"})),
+        )
+        .await
+        .expect_err("contact of another customer");
+    assert!(err.to_string().contains("another customer"), "{err}");
+    // Someone who cannot see the customer cannot follow it up.
+    assert!(w
+        .crm
+        .create_record(&w.wangwu, Entity::FollowUp, fields(json!({"customer_id": c.id.to_string(), "channel": "call", "content": "x"})))
+        .await
+        .is_err());
+    let listed = w
+        .crm
+        .list_records(&w.zhangsan, Entity::FollowUp, &ListQuery::default().filter(Cond::Eq("customer_id".into(), json!(c.id.to_string()))))
+        .await
+        .expect("list follow-ups");
+    assert_eq!(listed.items.len(), 1);
+    // The last follow-up time only moves forward.
+    w.crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            fields(json!({"customer_id": c.id.to_string(), "channel": "wechat", "content": "补录", "occurred_at": "2026-11-20 09:00"})),
+        )
+        .await
+        .expect("older follow-up");
+    let c3 = w.crm.get_record(&w.zhangsan, Entity::Customer, c.id).await.expect("customer");
+    assert_eq!(c3.text("last_follow_up_at"), Some("2026-11-27T01:30:00.000000Z"));
+}
+
+/// The outbox hands events to a consumer in order and again until they are
+/// acknowledged; consumers are independent.
+pub async fn outbox_delivers_in_order_until_acked(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let all = w.crm.pending_events("erp", 1000).await.expect("pending");
+    let last_setup = all.last().map(|e| e.seq).unwrap_or(0);
+    w.crm.ack_events("erp", last_setup).await.expect("ack setup");
+    let c = w.customer(&w.zhangsan, "事件测试有限公司", json!({})).await;
+    w.crm
+        .update_record(&w.zhangsan, Entity::Customer, c.id, 1, fields(json!({"level": "A"})))
+        .await
+        .expect("update");
+    w.crm.delete_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
+    let events = w.crm.pending_events("erp", 10).await.expect("pending");
+    let types: Vec<&str> = events.iter().map(|e| e.event.event_type.as_str()).collect();
+    assert_eq!(types, vec!["customer.created", "customer.updated", "customer.deleted"]);
+    assert!(events.windows(2).all(|p| p[0].seq < p[1].seq));
+    assert_eq!(events[0].event.payload["name"], json!("事件测试有限公司"));
+    let again = w.crm.pending_events("erp", 10).await.expect("redelivered");
+    assert_eq!(again, events, "unacknowledged events are delivered again");
+    w.crm.ack_events("erp", events[1].seq).await.expect("ack");
+    let rest = w.crm.pending_events("erp", 10).await.expect("rest");
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].event.event_type, "customer.deleted");
+    w.crm.ack_events("erp", events[0].seq).await.expect("ack backwards is ignored");
+    assert_eq!(w.crm.pending_events("erp", 10).await.expect("rest").len(), 1);
+    let other = w.crm.pending_events("bi", 1000).await.expect("other consumer");
+    assert!(other.len() > 3, "another consumer starts from the beginning");
+    // A refused operation emits nothing.
+    let _ = w.crm.create_record(&w.zhangsan, Entity::Customer, fields(json!({"name": ""}))).await;
+    assert_eq!(w.crm.pending_events("erp", 10).await.expect("rest").len(), 1);
+}
+
+/// Organisation rules: only administrators manage users, usernames are
+/// unique, superiors and departments cannot form cycles, deactivated users
+/// cannot act.
+pub async fn organisation_admin_rules(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    assert!(matches!(
+        w.crm.create_user(&w.zhangsan, NewUser { username: "x".into(), display_name: "X".into(), ..NewUser::default() }).await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.crm.create_user(&w.admin, NewUser { username: "zhangsan".into(), display_name: "另一个张三".into(), ..NewUser::default() }).await,
+        Err(Error::Duplicate { .. })
+    ));
+    let bad = w
+        .crm
+        .create_user(&w.admin, NewUser { username: "bad".into(), display_name: "坏".into(), mobile: Some("123".into()), email: Some("x@".into()), ..NewUser::default() })
+        .await
+        .expect_err("bad contact details");
+    assert!(bad.to_string().contains("mobile") && bad.to_string().contains("email"), "{bad}");
+    // lisi is zhangsan's superior: making zhangsan lisi's superior is a cycle.
+    let lisi = w.crm.user(&w.admin, w.lisi.user_id).await.expect("lisi");
+    let err = w
+        .crm
+        .update_user(&w.admin, lisi.id, lisi.version, UserPatch { superior_id: Some(Some(w.zhangsan.user_id)), ..UserPatch::default() })
+        .await
+        .expect_err("cycle");
+    assert!(err.to_string().contains("cycle"), "{err}");
+    let err = w
+        .crm
+        .update_department(&w.admin, w.sales, None, Some(Some(w.group1)))
+        .await
+        .expect_err("department cycle");
+    assert!(err.to_string().contains("below itself"), "{err}");
+    assert!(w.crm.delete_department(&w.admin, w.group1).await.is_err(), "department with users");
+    let d = w.crm.create_department(&w.admin, "临时部门", Some(w.sales)).await.expect("dept");
+    w.crm.delete_department(&w.admin, d.id).await.expect("delete empty department");
+    assert_eq!(w.crm.list_departments(&w.admin).await.expect("list").len(), 4);
+    let g = w
+        .crm
+        .create_group(&w.admin, "华南项目组", &[w.zhangsan.user_id, w.wangwu.user_id])
+        .await
+        .expect("group");
+    let g = w.crm.set_group_members(&w.admin, g.id, g.version, &[w.zhangsan.user_id]).await.expect("members");
+    assert_eq!(g.members, vec![w.zhangsan.user_id]);
+    let wangwu = w.crm.user(&w.admin, w.wangwu.user_id).await.expect("user");
+    w.crm
+        .update_user(&w.admin, wangwu.id, wangwu.version, UserPatch { active: Some(false), ..UserPatch::default() })
+        .await
+        .expect("deactivate");
+    assert!(matches!(w.crm.actor(wangwu.id).await, Err(Error::Forbidden(_))));
+    // Nobody can transfer records to a deactivated user.
+    let c = w.customer(&w.zhangsan, "停用测试有限公司", json!({})).await;
+    assert!(w.crm.transfer_records(&w.zhangsan, Entity::Customer, &[c.id], wangwu.id).await.is_err());
+}
+
+/// Two companies in one store never see each other's data; usernames and
+/// customer names may repeat across companies.
+pub async fn companies_are_isolated(store: Arc<dyn Store>) {
+    let a = World::with_code(store.clone(), "AAA").await;
+    let b = World::with_code(store, "BBB").await;
+    a.customer(&a.admin, "同名客户有限公司", json!({"uscc": "91440300708461136T"})).await;
+    b.customer(&b.admin, "同名客户有限公司", json!({"uscc": "91440300708461136T"})).await;
+    let (ids_a, total_a) = a.visible(&a.admin, ListQuery::default()).await;
+    let (ids_b, _) = b.visible(&b.admin, ListQuery::default()).await;
+    assert_eq!(total_a, Some(1));
+    assert_ne!(ids_a, ids_b);
+    assert!(b.crm.get_record(&b.admin, Entity::Customer, ids_a[0]).await.is_err());
+    assert!(b.crm.user(&b.admin, a.zhangsan.user_id).await.is_err());
+    assert_eq!(a.crm.list_companies().await.expect("companies").len(), 2);
+    assert!(a
+        .crm
+        .bootstrap(NewCompany { name: "重复".into(), code: "AAA".into(), admin_username: "x".into(), admin_display_name: "x".into(), admin_password: None })
+        .await
+        .is_err());
+}
+
+/// Random organisations, roles, owners and shares: what every user lists
+/// (and counts) equals what a reference model of the permission rules says.
+pub async fn visibility_matches_reference_model(store: Arc<dyn Store>) {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    // Per user: department index (0 = 销售部, 1 = 一组, 2 = 二组), superior
+    // (an earlier user or none), scope index; per record: owner index;
+    // shares: (record, user, expired?).
+    let users = prop::collection::vec((0usize..3, prop::option::of(0usize..6), 0usize..5), 2..6);
+    let records = prop::collection::vec(0usize..6, 1..10);
+    let shares = prop::collection::vec((0usize..10, 0usize..6, any::<bool>()), 0..5);
+    let strategy = (users, records, shares);
+    let mut runner = TestRunner::deterministic();
+    for case in 0..6 {
+        let (users, records, shares) = strategy.new_tree(&mut runner).expect("case").current();
+        let w = World::with_code(store.clone(), &format!("P{case}")).await;
+        let depts = [w.sales, w.group1, w.group2];
+        let mut roles = Vec::new();
+        for scope in DataScope::ALL {
+            roles.push(
+                w.crm
+                    .create_role(&w.admin, RoleSpec { name: format!("r-{}", scope.name()), is_admin: false, permissions: perms(scope), field_rules: Vec::new() })
+                    .await
+                    .expect("role"),
+            );
+        }
+        let mut ids: Vec<UserId> = Vec::new();
+        for (i, (dept, superior, scope)) in users.iter().enumerate() {
+            let superior = superior.filter(|s| *s < i).map(|s| ids[s]);
+            let u = w
+                .crm
+                .create_user(
+                    &w.admin,
+                    NewUser {
+                        username: format!("u{i}"),
+                        display_name: format!("用户{i}"),
+                        department_id: Some(depts[*dept]),
+                        superior_id: superior,
+                        role_ids: vec![roles[*scope].id],
+                        ..NewUser::default()
+                    },
+                )
+                .await
+                .expect("user");
+            ids.push(u.id);
+        }
+        let n = ids.len();
+        let mut rec_ids = Vec::new();
+        let mut owners = Vec::new();
+        for (k, owner) in records.iter().enumerate() {
+            let owner = owner % n;
+            let r = w
+                .customer(&w.admin, &format!("模型客户{k}"), json!({"owner_id": ids[owner].to_string()}))
+                .await;
+            rec_ids.push(r.id);
+            owners.push(owner);
+        }
+        let mut live_shares = BTreeSet::new();
+        for (rec, user, expired) in &shares {
+            let rec = rec % rec_ids.len();
+            let user = user % n;
+            let until = if *expired { w.crm.now() + chrono::Duration::hours(1) } else { w.crm.now() + chrono::Duration::days(30) };
+            w.crm
+                .share_record(&w.admin, Entity::Customer, rec_ids[rec], ids[user], ShareAccess::Read, Some(until))
+                .await
+                .expect("share");
+            if !*expired {
+                live_shares.insert((rec, user));
+            } else {
+                live_shares.remove(&(rec, user));
+            }
+        }
+        w.clock.advance(chrono::Duration::hours(2));
+        // The model.
+        let below = |root: usize| -> BTreeSet<usize> {
+            let mut out = BTreeSet::from([root]);
+            loop {
+                let before = out.len();
+                for (i, (_, sup, _)) in users.iter().enumerate() {
+                    if let Some(s) = sup.filter(|s| *s < i)
+                        && out.contains(&s)
+                    {
+                        out.insert(i);
+                    }
+                }
+                if out.len() == before {
+                    return out;
+                }
+            }
+        };
+        let dept_tree = |d: usize| -> BTreeSet<usize> { if d == 0 { BTreeSet::from([0, 1, 2]) } else { BTreeSet::from([d]) } };
+        for (i, (dept, _, scope)) in users.iter().enumerate() {
+            let actor = w.crm.actor(ids[i]).await.expect("actor");
+            let expected: BTreeSet<RecordId> = (0..rec_ids.len())
+                .filter(|&k| {
+                    let o = owners[k];
+                    let by_scope = match DataScope::ALL[*scope] {
+                        DataScope::Own => o == i,
+                        DataScope::OwnAndSubordinates => below(i).contains(&o),
+                        DataScope::Department => o == i || users[o].0 == *dept,
+                        DataScope::DepartmentTree => o == i || dept_tree(*dept).contains(&users[o].0),
+                        DataScope::All => true,
+                    };
+                    by_scope || live_shares.contains(&(k, i))
+                })
+                .map(|k| rec_ids[k])
+                .collect();
+            let (seen, total) = w.visible(&actor, ListQuery::default()).await;
+            let seen_set: BTreeSet<RecordId> = seen.iter().copied().collect();
+            assert_eq!(seen_set, expected, "case {case}, user {i} ({:?})", DataScope::ALL[*scope]);
+            assert_eq!(total, Some(expected.len() as u64));
+            for (k, id) in rec_ids.iter().enumerate() {
+                let readable = w.crm.get_record(&actor, Entity::Customer, *id).await.is_ok();
+                assert_eq!(readable, expected.contains(id), "case {case}, user {i}, record {k}");
+            }
+        }
+    }
+}

@@ -1,0 +1,1968 @@
+//! Validation and normalisation of the identifiers and contact details a CRM
+//! keeps: unified social credit codes, resident ID numbers, phone numbers,
+//! e-mail and web addresses, company and person names.
+//!
+//! Every validator takes the text as typed (surrounding whitespace and
+//! full-width ASCII such as `１３８` or `（` are tolerated) and returns either
+//! the normalised value or an [`Invalid`] that names the problem and the
+//! offending value. `Invalid` displays in English
+//! (`unified social credit code 91350100M000100Y40 has check character 0,
+//! expected 3`) and [`Invalid::message_zh`] gives the Chinese twin
+//! (`统一社会信用代码 91350100M000100Y40 的校验码为 0，应为 3`).
+//! `String::from(invalid)` is the English message, so an `Invalid` can be
+//! handed straight to anything taking `impl Into<String>`.
+//!
+//! Nothing here reads a clock: the resident ID's "not born in the future"
+//! rule is checked by the caller with [`ResidentId::check_born_by`] and its
+//! injected date.
+
+use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/// The kind of value being validated; names it in messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Subject {
+    /// A unified social credit code (GB 32100-2015).
+    Uscc,
+    /// A mainland resident ID number (GB 11643-1999).
+    ResidentId,
+    /// A mainland mobile number.
+    Mobile,
+    /// A mainland fixed-line or 400/800 service number.
+    Landline,
+    /// An e-mail address.
+    Email,
+    /// A web address.
+    Url,
+    /// A person's name.
+    PersonName,
+}
+
+impl Subject {
+    /// The English name, as used in messages.
+    pub fn name_en(self) -> &'static str {
+        match self {
+            Subject::Uscc => "unified social credit code",
+            Subject::ResidentId => "resident ID number",
+            Subject::Mobile => "mobile number",
+            Subject::Landline => "landline number",
+            Subject::Email => "email address",
+            Subject::Url => "web address",
+            Subject::PersonName => "person name",
+        }
+    }
+
+    /// The Chinese name, as used in messages.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Subject::Uscc => "统一社会信用代码",
+            Subject::ResidentId => "居民身份证号码",
+            Subject::Mobile => "手机号码",
+            Subject::Landline => "固定电话号码",
+            Subject::Email => "电子邮箱地址",
+            Subject::Url => "网址",
+            Subject::PersonName => "姓名",
+        }
+    }
+}
+
+/// What is wrong with a resident ID's birth date.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BirthDateProblem {
+    /// The digits do not form a calendar date (e.g. `19990230`).
+    NotADate,
+    /// The date is before 1900-01-01.
+    Before1900,
+    /// The date is after the caller's "today".
+    InTheFuture,
+}
+
+/// Why a value was rejected. Each reason renders, together with the
+/// [`Subject`] and the value, into an English and a Chinese sentence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Nothing (or only whitespace) was given.
+    Empty,
+    /// Wrong number of characters.
+    Length {
+        /// How many characters were given.
+        actual: usize,
+        /// The accepted lengths.
+        expected: &'static [usize],
+    },
+    /// Wrong number of digits.
+    Digits {
+        /// How many digits were given.
+        actual: usize,
+        /// The accepted digit counts.
+        expected: &'static [usize],
+    },
+    /// A character that is not allowed here.
+    Character {
+        /// The character.
+        ch: char,
+        /// Its position, counting from 1.
+        position: usize,
+    },
+    /// Longer than allowed.
+    TooLong {
+        /// How many characters were given.
+        actual: usize,
+        /// The maximum.
+        max: usize,
+    },
+    /// USCC positions 3–8 (administrative division) are not six digits.
+    Division {
+        /// The six characters found.
+        code: String,
+    },
+    /// The check character does not match the one computed.
+    CheckCharacter {
+        /// The character given.
+        found: char,
+        /// The character computed.
+        expected: char,
+    },
+    /// A resident ID's birth date is impossible.
+    BirthDate {
+        /// The eight digits `YYYYMMDD`.
+        digits: String,
+        /// What is wrong.
+        problem: BirthDateProblem,
+    },
+    /// A mobile number that does not start with 13–19.
+    MobilePrefix,
+    /// An international number other than +86.
+    CountryCode {
+        /// The digits after `+` (or `00`).
+        code: String,
+    },
+    /// An area code that does not exist on the mainland.
+    AreaCode {
+        /// The code found.
+        code: String,
+    },
+    /// A landline without an area code.
+    MissingAreaCode,
+    /// A landline's local number is not 7–8 digits starting with 2–9.
+    LocalNumber {
+        /// The local number found.
+        number: String,
+    },
+    /// A bad extension.
+    Extension {
+        /// The extension found.
+        extension: String,
+    },
+    /// The e-mail address does not parse.
+    EmailSyntax {
+        /// What is wrong, in English.
+        en: &'static str,
+        /// What is wrong, in Chinese.
+        zh: &'static str,
+    },
+    /// The web address does not parse.
+    UrlSyntax {
+        /// What is wrong, in English.
+        en: &'static str,
+        /// What is wrong, in Chinese.
+        zh: &'static str,
+    },
+    /// The web address uses a scheme other than http/https.
+    UrlScheme {
+        /// The scheme found.
+        scheme: String,
+    },
+    /// The web address has no domain name with a dot and is no IP address.
+    UrlHost,
+}
+
+/// A rejected value: what it is, the value, and why.
+///
+/// `Display` gives the English message; [`Invalid::message_zh`] the Chinese.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invalid {
+    /// What kind of value it is.
+    pub subject: Subject,
+    /// The offending value (trimmed; normalised as far as validation got).
+    pub value: String,
+    /// Why it was rejected.
+    pub reason: Reason,
+}
+
+impl Invalid {
+    fn new(subject: Subject, value: impl Into<String>, reason: Reason) -> Invalid {
+        Invalid {
+            subject,
+            value: value.into(),
+            reason,
+        }
+    }
+
+    fn empty(subject: Subject) -> Invalid {
+        Invalid::new(subject, String::new(), Reason::Empty)
+    }
+
+    /// The English message (same as `to_string()`).
+    pub fn message_en(&self) -> String {
+        self.to_string()
+    }
+
+    /// The Chinese message, e.g.
+    /// `统一社会信用代码 91350100M000100Y40 的校验码为 0，应为 3`.
+    pub fn message_zh(&self) -> String {
+        let s = self.subject.name_zh();
+        let v = shown(&self.value);
+        let r = match &self.reason {
+            Reason::Empty => return format!("{s}不能为空"),
+            Reason::Length { actual, expected } => {
+                format!("长度为 {actual} 位，应为 {} 位", list(expected, " 或 "))
+            }
+            Reason::Digits { actual, expected } => {
+                format!("有 {actual} 位数字，应为 {} 位", list(expected, " 或 "))
+            }
+            Reason::Character { ch, position } => format!(
+                "的第 {position} 个字符“{}”无效{}",
+                ch.escape_debug(),
+                hint_zh(self.subject)
+            ),
+            Reason::TooLong { actual, max } => {
+                format!("长度为 {actual} 个字符，最多允许 {max} 个")
+            }
+            Reason::Division { code } => {
+                format!("第 3–8 位的行政区划码 {code} 应为 6 位数字")
+            }
+            Reason::CheckCharacter { found, expected } => {
+                format!("的校验码为 {found}，应为 {expected}")
+            }
+            Reason::BirthDate { digits, problem } => match problem {
+                BirthDateProblem::NotADate => format!("中的出生日期 {digits} 不是有效日期"),
+                BirthDateProblem::Before1900 => {
+                    format!("中的出生日期 {digits} 早于 1900 年 1 月 1 日")
+                }
+                BirthDateProblem::InTheFuture => format!("中的出生日期 {digits} 晚于今天"),
+            },
+            Reason::MobilePrefix => "应以 13 至 19 开头".to_owned(),
+            Reason::CountryCode { code } => {
+                format!("的国家代码为 +{code}，仅支持中国大陆号码（+86）")
+            }
+            Reason::AreaCode { code } => format!("的区号 {code} 不是有效的中国大陆区号"),
+            Reason::MissingAreaCode => {
+                "缺少区号，应写作 010-12345678 或 0755-1234567 的形式".to_owned()
+            }
+            Reason::LocalNumber { number } => {
+                format!("的本地号码 {number} 应为 7 或 8 位数字且不以 0 或 1 开头")
+            }
+            Reason::Extension { extension } => {
+                format!("的分机号 {extension} 应为 1 至 6 位数字")
+            }
+            Reason::EmailSyntax { zh, .. } => format!("格式不正确：{zh}"),
+            Reason::UrlSyntax { zh, .. } => format!("格式不正确：{zh}"),
+            Reason::UrlScheme { scheme } => {
+                format!("使用了 {scheme} 协议，仅支持 http 和 https")
+            }
+            Reason::UrlHost => "缺少带点的域名（如 www.example.com）或 IP 地址".to_owned(),
+        };
+        format!("{s} {v} {r}")
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = self.subject.name_en();
+        if self.reason == Reason::Empty {
+            return write!(f, "{s} is empty");
+        }
+        write!(f, "{s} {} ", shown(&self.value))?;
+        match &self.reason {
+            Reason::Empty => Ok(()),
+            Reason::Length { actual, expected } => write!(
+                f,
+                "has {actual} characters, expected {}",
+                list(expected, " or ")
+            ),
+            Reason::Digits { actual, expected } => {
+                write!(f, "has {actual} digits, expected {}", list(expected, " or "))
+            }
+            Reason::Character { ch, position } => write!(
+                f,
+                "has invalid character '{}' at position {position}{}",
+                ch.escape_debug(),
+                hint_en(self.subject)
+            ),
+            Reason::TooLong { actual, max } => {
+                write!(f, "has {actual} characters, at most {max} are allowed")
+            }
+            Reason::Division { code } => write!(
+                f,
+                "has administrative division code {code} at positions 3-8, which must be 6 digits"
+            ),
+            Reason::CheckCharacter { found, expected } => {
+                write!(f, "has check character {found}, expected {expected}")
+            }
+            Reason::BirthDate { digits, problem } => match problem {
+                BirthDateProblem::NotADate => write!(
+                    f,
+                    "has birth date {digits}, which is not a real calendar date"
+                ),
+                BirthDateProblem::Before1900 => {
+                    write!(f, "has birth date {digits}, which is before 1900-01-01")
+                }
+                BirthDateProblem::InTheFuture => {
+                    write!(f, "has birth date {digits}, which is in the future")
+                }
+            },
+            Reason::MobilePrefix => f.write_str("must start with 13 to 19"),
+            Reason::CountryCode { code } => write!(
+                f,
+                "has country code +{code}; only mainland China numbers (+86) are accepted"
+            ),
+            Reason::AreaCode { code } => {
+                write!(f, "has area code {code}, which is not a mainland area code")
+            }
+            Reason::MissingAreaCode => f.write_str(
+                "has no area code; write it like 010-12345678 or 0755-1234567",
+            ),
+            Reason::LocalNumber { number } => write!(
+                f,
+                "has local number {number}, expected 7 or 8 digits not starting with 0 or 1"
+            ),
+            Reason::Extension { extension } => {
+                write!(f, "has extension {extension}, expected 1 to 6 digits")
+            }
+            Reason::EmailSyntax { en, .. } => write!(f, "is malformed: {en}"),
+            Reason::UrlSyntax { en, .. } => write!(f, "is malformed: {en}"),
+            Reason::UrlScheme { scheme } => write!(
+                f,
+                "uses scheme {scheme}; only http and https are allowed"
+            ),
+            Reason::UrlHost => f.write_str(
+                "has no domain name with a dot (like www.example.com) and no IP address",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+// `impl From<Invalid> for String` (the English message) currently lives in
+// records.rs, which added it first; it belongs here and should move when
+// that file is next edited.
+
+fn hint_en(subject: Subject) -> &'static str {
+    match subject {
+        Subject::Uscc => " (allowed: digits and letters A-Y except I, O, S, V)",
+        Subject::ResidentId => " (only digits, and X as the last character)",
+        Subject::Mobile | Subject::Landline => {
+            " (only digits, spaces, dashes, dots and parentheses)"
+        }
+        Subject::PersonName => " (control characters are not allowed)",
+        Subject::Email | Subject::Url => "",
+    }
+}
+
+fn hint_zh(subject: Subject) -> &'static str {
+    match subject {
+        Subject::Uscc => "（只允许数字和除 I、O、S、V、Z 以外的大写字母）",
+        Subject::ResidentId => "（只允许数字，最后一位可以是 X）",
+        Subject::Mobile | Subject::Landline => "（只允许数字、空格、短横线、点和括号）",
+        Subject::PersonName => "（不允许控制字符）",
+        Subject::Email | Subject::Url => "",
+    }
+}
+
+fn list(items: &[usize], sep: &str) -> String {
+    items
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// The value as shown in a message: at most 64 characters.
+fn shown(value: &str) -> String {
+    const MAX: usize = 64;
+    if value.chars().count() <= MAX {
+        value.to_owned()
+    } else {
+        let mut s: String = value.chars().take(MAX - 1).collect();
+        s.push('…');
+        s
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Shared helpers
+// ---------------------------------------------------------------------------
+
+/// Maps full-width ASCII variants (U+FF01–U+FF5E) to ASCII and the
+/// ideographic space (U+3000) to a space; other characters are unchanged.
+pub(crate) fn halfwidth(c: char) -> char {
+    match c {
+        '\u{3000}' => ' ',
+        '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+        _ => c,
+    }
+}
+
+/// Trims and maps full-width ASCII to ASCII.
+fn clean(s: &str) -> String {
+    s.trim().chars().map(halfwidth).collect::<String>().trim().to_owned()
+}
+
+// ---------------------------------------------------------------------------
+// Unified social credit code
+// ---------------------------------------------------------------------------
+
+/// The 31 characters a unified social credit code may use, in value order
+/// (GB 32100-2015, table 1): digits and capitals without I, O, S, V, Z.
+pub const USCC_CHARSET: &str = "0123456789ABCDEFGHJKLMNPQRTUWXY";
+
+const USCC_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
+
+fn uscc_value(c: char) -> Option<u32> {
+    USCC_CHARSET.find(c).and_then(|i| u32::try_from(i).ok())
+}
+
+/// The check character (position 18) of a unified social credit code whose
+/// first 17 characters are given, or `None` when `first17` is not 17
+/// characters of [`USCC_CHARSET`]. The rule (GB 32100-2015, 5.2): with
+/// weights 3^(i) mod 31 = `[1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8,
+/// 24, 10, 30, 28]`, check = 31 − (Σ value × weight mod 31), where 31 maps
+/// to 0.
+pub fn uscc_check_char(first17: &str) -> Option<char> {
+    if first17.chars().count() != 17 {
+        return None;
+    }
+    let mut sum = 0u32;
+    for (c, w) in first17.chars().zip(USCC_WEIGHTS) {
+        sum += uscc_value(c)? * w;
+    }
+    let check = (31 - sum % 31) % 31;
+    USCC_CHARSET.chars().nth(usize::try_from(check).ok()?)
+}
+
+/// Validates a unified social credit code (统一社会信用代码, GB 32100-2015)
+/// and returns it normalised: whitespace removed, full-width characters
+/// mapped to ASCII, letters uppercased.
+///
+/// Checked: 18 characters from [`USCC_CHARSET`]; positions 3–8 (the
+/// administrative division code) are digits; position 18 is the check
+/// character of [`uscc_check_char`]. Not checked: the registration authority
+/// (position 1) and type (position 2) tables, which departments have
+/// extended since 2015, and the embedded organisation code's own check
+/// character (positions 9–17), which some issuers do not follow.
+pub fn uscc(s: &str) -> Result<String, Invalid> {
+    let code: String = s
+        .chars()
+        .map(halfwidth)
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if code.is_empty() {
+        return Err(Invalid::empty(Subject::Uscc));
+    }
+    let len = code.chars().count();
+    if len != 18 {
+        return Err(Invalid::new(
+            Subject::Uscc,
+            code,
+            Reason::Length {
+                actual: len,
+                expected: &[18],
+            },
+        ));
+    }
+    if let Some((i, ch)) = code.chars().enumerate().find(|(_, c)| uscc_value(*c).is_none()) {
+        return Err(Invalid::new(
+            Subject::Uscc,
+            code,
+            Reason::Character { ch, position: i + 1 },
+        ));
+    }
+    // All 18 characters are ASCII now, so byte slicing is safe.
+    let division = &code[2..8];
+    if !division.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Invalid::new(
+            Subject::Uscc,
+            code.clone(),
+            Reason::Division {
+                code: division.to_owned(),
+            },
+        ));
+    }
+    let expected = uscc_check_char(&code[..17]).unwrap_or('?');
+    let found = code.chars().last().unwrap_or('?');
+    if found != expected {
+        return Err(Invalid::new(
+            Subject::Uscc,
+            code,
+            Reason::CheckCharacter { found, expected },
+        ));
+    }
+    Ok(code)
+}
+
+// ---------------------------------------------------------------------------
+// Resident ID number
+// ---------------------------------------------------------------------------
+
+const ID_WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+const ID_CHECK: &[u8; 11] = b"10X98765432";
+
+/// The check character (position 18) of a resident ID number whose first 17
+/// digits are given (GB 11643-1999: Σ digit × weight mod 11 indexes
+/// `"10X98765432"`), or `None` when `first17` is not 17 ASCII digits.
+pub fn resident_id_check_char(first17: &str) -> Option<char> {
+    if first17.len() != 17 || !first17.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let sum: u32 = first17
+        .bytes()
+        .zip(ID_WEIGHTS)
+        .map(|(b, w)| u32::from(b - b'0') * w)
+        .sum();
+    ID_CHECK.get(usize::try_from(sum % 11).ok()?).map(|b| char::from(*b))
+}
+
+/// A person's sex as recorded in a resident ID number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gender {
+    /// Odd sequence digit.
+    Male,
+    /// Even sequence digit.
+    Female,
+}
+
+/// A validated resident ID number.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ResidentId {
+    /// The 18-character number, check character `X` uppercase.
+    pub number: String,
+    /// The birth date (positions 7–14).
+    pub birth_date: NaiveDate,
+    /// From the parity of position 17.
+    pub gender: Gender,
+    /// Whether the input was a legacy 15-digit number, upgraded to 18.
+    pub upgraded_from_15: bool,
+}
+
+impl ResidentId {
+    /// Whether the birth date is after `today` (which the caller takes from
+    /// its injected clock).
+    pub fn born_after(&self, today: NaiveDate) -> bool {
+        self.birth_date > today
+    }
+
+    /// `Ok` when the person was born on or before `today`, else the
+    /// "birth date in the future" error naming the number.
+    pub fn check_born_by(&self, today: NaiveDate) -> Result<(), Invalid> {
+        if self.born_after(today) {
+            Err(Invalid::new(
+                Subject::ResidentId,
+                self.number.clone(),
+                Reason::BirthDate {
+                    digits: self.birth_date.format("%Y%m%d").to_string(),
+                    problem: BirthDateProblem::InTheFuture,
+                },
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Age in whole years on `today`, or `None` when born after `today`.
+    pub fn age_on(&self, today: NaiveDate) -> Option<u32> {
+        if self.born_after(today) {
+            return None;
+        }
+        let mut age = today.year() - self.birth_date.year();
+        if (today.month(), today.day()) < (self.birth_date.month(), self.birth_date.day()) {
+            age -= 1;
+        }
+        u32::try_from(age).ok()
+    }
+}
+
+/// Validates a mainland resident ID number (居民身份证号码, GB 11643-1999).
+///
+/// Accepted: 17 digits plus a check character (digit or `X`/`x`);
+/// whitespace is removed and full-width digits mapped to ASCII. The birth
+/// date (positions 7–14) must be a real calendar date on or after
+/// 1900-01-01, and the check character must match
+/// [`resident_id_check_char`]. The region code (positions 1–6) is not
+/// checked against the division table, which changes every year.
+///
+/// Legacy 15-digit numbers (first generation, issued until 2004: 6-digit
+/// region, `YYMMDD` birth date in the 1900s, 3-digit sequence, no check
+/// character) are accepted and upgraded the official way: `19` is inserted
+/// before the birth date and the check character appended, so the old and
+/// the new number of one person normalise to the same value;
+/// [`ResidentId::upgraded_from_15`] tells which was given.
+///
+/// Whether the birth date is in the future depends on the clock, so the
+/// caller checks that with [`ResidentId::check_born_by`].
+pub fn resident_id(s: &str) -> Result<ResidentId, Invalid> {
+    let raw: String = s
+        .chars()
+        .map(halfwidth)
+        .filter(|c| !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if raw.is_empty() {
+        return Err(Invalid::empty(Subject::ResidentId));
+    }
+    let len = raw.chars().count();
+    if len != 18 && len != 15 {
+        return Err(Invalid::new(
+            Subject::ResidentId,
+            raw,
+            Reason::Length {
+                actual: len,
+                expected: &[18, 15],
+            },
+        ));
+    }
+    let bad = raw
+        .chars()
+        .enumerate()
+        .find(|&(i, c)| !(c.is_ascii_digit() || (c == 'X' && i == 17)));
+    if let Some((i, ch)) = bad {
+        return Err(Invalid::new(
+            Subject::ResidentId,
+            raw,
+            Reason::Character { ch, position: i + 1 },
+        ));
+    }
+    // ASCII from here on.
+    let upgraded = len == 15;
+    let body17 = if upgraded {
+        format!("{}19{}", &raw[..6], &raw[6..15])
+    } else {
+        raw[..17].to_owned()
+    };
+    let digits = &body17[6..14];
+    let date = parse_birth_date(digits).map_err(|problem| {
+        Invalid::new(
+            Subject::ResidentId,
+            raw.clone(),
+            Reason::BirthDate {
+                digits: digits.to_owned(),
+                problem,
+            },
+        )
+    })?;
+    let expected = resident_id_check_char(&body17).unwrap_or('?');
+    let number = if upgraded {
+        format!("{body17}{expected}")
+    } else {
+        let found = raw.chars().last().unwrap_or('?');
+        if found != expected {
+            return Err(Invalid::new(
+                Subject::ResidentId,
+                raw,
+                Reason::CheckCharacter { found, expected },
+            ));
+        }
+        raw
+    };
+    let gender = if (body17.as_bytes()[16] - b'0') % 2 == 1 {
+        Gender::Male
+    } else {
+        Gender::Female
+    };
+    Ok(ResidentId {
+        number,
+        birth_date: date,
+        gender,
+        upgraded_from_15: upgraded,
+    })
+}
+
+fn parse_birth_date(digits: &str) -> Result<NaiveDate, BirthDateProblem> {
+    let num = |r: std::ops::Range<usize>| digits.get(r).and_then(|t| t.parse::<u32>().ok());
+    let (Some(y), Some(m), Some(d)) = (num(0..4), num(4..6), num(6..8)) else {
+        return Err(BirthDateProblem::NotADate);
+    };
+    let y = i32::try_from(y).map_err(|_| BirthDateProblem::NotADate)?;
+    let date = NaiveDate::from_ymd_opt(y, m, d).ok_or(BirthDateProblem::NotADate)?;
+    if y < 1900 {
+        return Err(BirthDateProblem::Before1900);
+    }
+    Ok(date)
+}
+
+// ---------------------------------------------------------------------------
+// Phone numbers
+// ---------------------------------------------------------------------------
+
+/// Separators tolerated inside phone numbers.
+fn is_phone_separator(c: char) -> bool {
+    matches!(c, ' ' | '-' | '(' | ')' | '.' | '\t' | '—' | '–')
+}
+
+/// Validates a mainland mobile number and returns its 11-digit form.
+///
+/// Spaces, dashes, dots and parentheses are removed, full-width digits
+/// mapped to ASCII, and a leading `+86`, `0086`, or `86` followed by 11
+/// digits is dropped. The rest must be `1[3-9]` and nine more digits.
+/// Canonicalisation is idempotent.
+pub fn mobile(s: &str) -> Result<String, Invalid> {
+    let t = clean(s);
+    if t.is_empty() {
+        return Err(Invalid::empty(Subject::Mobile));
+    }
+    let compact: String = t.chars().filter(|c| !is_phone_separator(*c)).collect();
+    let rest = if let Some(r) = compact.strip_prefix("+86") {
+        r
+    } else if compact.starts_with('+') {
+        // The country code as written: digits up to the first separator.
+        let code = t
+            .chars()
+            .skip_while(|c| *c != '+')
+            .skip(1)
+            .take_while(char::is_ascii_digit)
+            .take(3)
+            .collect();
+        return Err(Invalid::new(
+            Subject::Mobile,
+            t.clone(),
+            Reason::CountryCode { code },
+        ));
+    } else if let Some(r) = compact.strip_prefix("0086") {
+        r
+    } else if compact.len() == 13 && compact.starts_with("86") {
+        &compact[2..]
+    } else {
+        &compact
+    };
+    if let Some(ch) = rest.chars().find(|c| !c.is_ascii_digit()) {
+        let position = t.chars().position(|c| c == ch).map_or(0, |p| p + 1);
+        return Err(Invalid::new(
+            Subject::Mobile,
+            t,
+            Reason::Character { ch, position },
+        ));
+    }
+    if rest.len() != 11 {
+        return Err(Invalid::new(
+            Subject::Mobile,
+            t,
+            Reason::Digits {
+                actual: rest.len(),
+                expected: &[11],
+            },
+        ));
+    }
+    let b = rest.as_bytes();
+    if b[0] != b'1' || !(b'3'..=b'9').contains(&b[1]) {
+        return Err(Invalid::new(Subject::Mobile, t, Reason::MobilePrefix));
+    }
+    Ok(rest.to_owned())
+}
+
+/// The parts of a fixed-line number.
+struct LandlineParts {
+    /// `0AA`/`0AAA`, or `400`/`800` for service numbers.
+    area: String,
+    /// The local number (7 for service numbers).
+    number: String,
+    extension: Option<String>,
+}
+
+impl LandlineParts {
+    fn is_service(&self) -> bool {
+        !self.area.starts_with('0')
+    }
+
+    fn canonical(&self) -> String {
+        let mut s = if self.is_service() {
+            format!("{}-{}-{}", self.area, &self.number[..3], &self.number[3..])
+        } else {
+            format!("{}-{}", self.area, self.number)
+        };
+        if let Some(e) = &self.extension {
+            s.push('-');
+            s.push_str(e);
+        }
+        s
+    }
+
+    fn key(&self) -> String {
+        format!("{}{}", self.area, self.number)
+    }
+}
+
+/// Extension markers, lowercase; the earliest occurrence wins.
+const EXTENSION_MARKERS: [&str; 5] = ["转", "分机", "ext", "x", "#"];
+
+fn parse_landline(s: &str) -> Result<LandlineParts, Invalid> {
+    let t = clean(s);
+    if t.is_empty() {
+        return Err(Invalid::empty(Subject::Landline));
+    }
+    let err = |reason| Invalid::new(Subject::Landline, t.clone(), reason);
+    let lower = t.to_lowercase();
+
+    // Explicit extension marker.
+    let marker = EXTENSION_MARKERS
+        .iter()
+        .filter_map(|m| lower.find(m).map(|i| (i, m.len())))
+        .min();
+    let (main, mut extension) = match marker {
+        Some((i, len)) => {
+            let ext: String = lower[i + len..]
+                .chars()
+                .filter(|c| !matches!(c, '.' | ':' | ' ' | '-' | '：'))
+                .collect();
+            if ext.is_empty() || ext.len() > 6 || !ext.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(err(Reason::Extension { extension: ext }));
+            }
+            (&lower[..i], Some(ext))
+        }
+        None => (lower.as_str(), None),
+    };
+
+    // Characters of the main part.
+    let main = main.trim();
+    for (i, ch) in main.chars().enumerate() {
+        let ok = ch.is_ascii_digit() || is_phone_separator(ch) || (ch == '+' && i == 0);
+        if !ok {
+            return Err(err(Reason::Character { ch, position: i + 1 }));
+        }
+    }
+    let mut groups: Vec<String> = main
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if groups.is_empty() {
+        return Err(err(Reason::Digits {
+            actual: 0,
+            expected: &[10, 11, 12],
+        }));
+    }
+
+    // International prefix.
+    let intl = if main.starts_with('+') {
+        if !groups[0].starts_with("86") {
+            let code = groups[0].chars().take(3).collect();
+            return Err(err(Reason::CountryCode { code }));
+        }
+        groups[0].drain(..2);
+        true
+    } else if groups[0].starts_with("0086") {
+        groups[0].drain(..4);
+        true
+    } else if groups[0] == "86" && groups.len() > 1 {
+        groups[0].clear();
+        true
+    } else if groups[0].starts_with("00") {
+        let code = groups[0][2..].chars().take(3).collect();
+        return Err(err(Reason::CountryCode { code }));
+    } else {
+        false
+    };
+    groups.retain(|g| !g.is_empty());
+    let mut digits: String = groups.concat();
+    if intl && !digits.starts_with('0') && !digits.starts_with("400") && !digits.starts_with("800")
+    {
+        digits.insert(0, '0');
+    }
+    let last_group_len = if groups.len() >= 2 {
+        groups.last().map_or(0, String::len)
+    } else {
+        0
+    };
+
+    // Service numbers: 400/800 plus seven digits.
+    if digits.starts_with("400") || digits.starts_with("800") {
+        let mut n = digits.len();
+        if n != 10 && extension.is_none() && n - last_group_len == 10 && last_group_len <= 6 {
+            extension = Some(digits[10..].to_owned());
+            n = 10;
+        }
+        if n != 10 {
+            return Err(err(Reason::Digits {
+                actual: n,
+                expected: &[10],
+            }));
+        }
+        return Ok(LandlineParts {
+            area: digits[..3].to_owned(),
+            number: digits[3..10].to_owned(),
+            extension,
+        });
+    }
+
+    if !digits.starts_with('0') {
+        return Err(err(Reason::MissingAreaCode));
+    }
+    let area_len = match digits.as_bytes().get(1) {
+        Some(b'1') if digits.starts_with("010") => 3,
+        Some(b'2') => 3,
+        Some(b'3'..=b'9') => 4,
+        _ => {
+            let code = digits.chars().take(3).collect();
+            return Err(err(Reason::AreaCode { code }));
+        }
+    };
+    if digits.len() < area_len {
+        return Err(err(Reason::AreaCode { code: digits }));
+    }
+    let mut number = digits[area_len..].to_owned();
+    if number.len() > 8
+        && extension.is_none()
+        && last_group_len <= 6
+        && (7..=8).contains(&(number.len() - last_group_len))
+    {
+        let at = number.len() - last_group_len;
+        extension = Some(number[at..].to_owned());
+        number.truncate(at);
+    }
+    let first_ok = number.bytes().next().is_some_and(|b| b >= b'2');
+    if !(7..=8).contains(&number.len()) || !first_ok {
+        return Err(err(Reason::LocalNumber { number }));
+    }
+    Ok(LandlineParts {
+        area: digits[..area_len].to_owned(),
+        number,
+        extension,
+    })
+}
+
+/// Validates a mainland fixed-line number and returns its canonical form
+/// `0AA-NNNNNNNN` / `0AAA-NNNNNNN`, with `-EXT` appended when there is an
+/// extension; 400/800 service numbers come back as `400-NNN-NNNN`.
+///
+/// Accepted input: area code `010` or `02X` (three digits) or `0XXX` (four
+/// digits) followed by a 7–8 digit local number not starting with 0 or 1,
+/// in any grouping with spaces, dashes, dots or parentheses
+/// (`(0755) 8765 4321`); an international prefix `+86`, `0086` or a
+/// separate `86`, after which the area code's leading 0 may be missing
+/// (`+86 10 6552 9988`); an extension after `转`, `分机`, `ext`, `x`, `#`,
+/// or as a trailing dash-separated group of up to six digits
+/// (`010-12345678-123`).
+pub fn landline(s: &str) -> Result<String, Invalid> {
+    parse_landline(s).map(|p| p.canonical())
+}
+
+/// What kind of number a [`Phone`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneKind {
+    /// A mobile number.
+    Mobile,
+    /// A fixed-line number with an area code.
+    Landline,
+    /// A nationwide 400/800 service number.
+    Service,
+}
+
+/// A validated phone number.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Phone {
+    /// Mobile, landline or service number.
+    pub kind: PhoneKind,
+    /// The canonical display form (see [`mobile`] and [`landline`]).
+    pub canonical: String,
+    /// The duplicate-detection key, digits only: the 11 digits of a mobile,
+    /// area code and local number of a landline (extension ignored), the 10
+    /// digits of a service number.
+    pub key: String,
+}
+
+/// Validates a mobile or fixed-line number (see [`mobile`] and
+/// [`landline`]). When both fail, the error is the mobile one if the number
+/// (after any +86 prefix) starts with 1, else the landline one.
+pub fn phone(s: &str) -> Result<Phone, Invalid> {
+    let mobile_err = match mobile(s) {
+        Ok(m) => {
+            return Ok(Phone {
+                kind: PhoneKind::Mobile,
+                key: m.clone(),
+                canonical: m,
+            });
+        }
+        Err(e) => e,
+    };
+    match parse_landline(s) {
+        Ok(p) => Ok(Phone {
+            kind: if p.is_service() {
+                PhoneKind::Service
+            } else {
+                PhoneKind::Landline
+            },
+            canonical: p.canonical(),
+            key: p.key(),
+        }),
+        Err(landline_err) => {
+            let digits: String = clean(s)
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == '+')
+                .collect();
+            let rest = digits
+                .strip_prefix("+86")
+                .or_else(|| digits.strip_prefix("0086"))
+                .or_else(|| digits.strip_prefix("86").filter(|r| r.len() == 11))
+                .unwrap_or(&digits);
+            if rest.starts_with('1') || mobile_err.reason == Reason::Empty {
+                Err(mobile_err)
+            } else {
+                Err(landline_err)
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// E-mail and web addresses
+// ---------------------------------------------------------------------------
+
+fn email_reason(e: &email_address::Error) -> Reason {
+    use email_address::Error as E;
+    let (en, zh) = match e {
+        E::MissingSeparator => ("there is no @", "缺少 @"),
+        E::LocalPartEmpty => ("nothing before the @", "@ 前面没有内容"),
+        E::LocalPartTooLong => (
+            "the part before the @ is longer than 64 characters",
+            "@ 前面的部分超过 64 个字符",
+        ),
+        E::DomainEmpty => ("no domain after the @", "@ 后面缺少域名"),
+        E::DomainTooLong => ("the domain is too long", "域名过长"),
+        E::SubDomainEmpty | E::DomainInvalidSeparator => (
+            "the domain has an empty part (two dots in a row, or a dot at an end)",
+            "域名中有空的部分（连续的点或首尾的点）",
+        ),
+        E::SubDomainTooLong => (
+            "a part of the domain is longer than 63 characters",
+            "域名的某一段超过 63 个字符",
+        ),
+        E::DomainTooFew => (
+            "the domain has no top-level part (like .com or .cn)",
+            "域名缺少顶级域（如 .com 或 .cn）",
+        ),
+        E::UnbalancedQuotes => ("unbalanced quotes", "引号不成对"),
+        E::InvalidComment => ("malformed comment", "注释格式不正确"),
+        E::InvalidIPAddress => ("malformed IP address", "IP 地址格式不正确"),
+        E::UnsupportedDomainLiteral => (
+            "an IP address in brackets is not accepted as a domain",
+            "不接受方括号中的 IP 地址作为域名",
+        ),
+        E::UnsupportedDisplayName | E::MissingDisplayName | E::MissingEndBracket => (
+            "give the bare address, without a name or angle brackets",
+            "只填写邮箱地址本身，不要包含姓名或尖括号",
+        ),
+        E::InvalidCharacter => ("it contains an invalid character", "包含无效字符"),
+    };
+    Reason::EmailSyntax { en, zh }
+}
+
+/// Validates an e-mail address with the `email_address` crate (RFC 5321/5322
+/// syntax; a top-level domain is required; display names and bracketed IP
+/// domains are rejected). Whitespace around it is trimmed and full-width
+/// ASCII mapped to ASCII (so `张三＠example。com`-style IME slips are
+/// repaired: `。` in the domain is read as a dot, as IDNA does). Returns the
+/// address with the local part as typed and the domain lowercased; the
+/// duplicate-detection key is [`email_key`] of it (all lowercase).
+pub fn email(s: &str) -> Result<String, Invalid> {
+    let t = clean(s);
+    if t.is_empty() {
+        return Err(Invalid::empty(Subject::Email));
+    }
+    let (local, domain) = match t.rsplit_once('@') {
+        Some((l, d)) => (l.to_owned(), d.replace(['。', '．', '｡'], ".").to_lowercase()),
+        None => {
+            let reason = email_reason(&email_address::Error::MissingSeparator);
+            return Err(Invalid::new(Subject::Email, t, reason));
+        }
+    };
+    let address = format!("{local}@{domain}");
+    let options = email_address::Options::default()
+        .with_required_tld()
+        .without_domain_literal()
+        .without_display_text();
+    match email_address::EmailAddress::parse_with_options(&address, options) {
+        Ok(_) => Ok(address),
+        Err(e) => Err(Invalid::new(Subject::Email, t, email_reason(&e))),
+    }
+}
+
+/// The duplicate-detection key of an address returned by [`email`]: the
+/// whole address lowercased. (Mail servers may treat local parts
+/// case-sensitively, but two contacts differing only in case are almost
+/// always the same person.)
+pub fn email_key(address: &str) -> String {
+    address.to_lowercase()
+}
+
+fn url_reason(e: url::ParseError) -> Reason {
+    use url::ParseError as P;
+    let (en, zh) = match e {
+        P::EmptyHost => ("there is no host name", "缺少主机名"),
+        P::IdnaError => ("invalid international domain name", "国际化域名无效"),
+        P::InvalidPort => ("invalid port number", "端口号无效"),
+        P::InvalidIpv4Address => ("invalid IPv4 address", "IPv4 地址无效"),
+        P::InvalidIpv6Address => ("invalid IPv6 address", "IPv6 地址无效"),
+        P::InvalidDomainCharacter => (
+            "the domain name contains an invalid character",
+            "域名包含无效字符",
+        ),
+        _ => ("it cannot be parsed", "无法解析"),
+    };
+    Reason::UrlSyntax { en, zh }
+}
+
+/// The scheme of `s` if it starts with one (`name:` not followed by a port
+/// number, so `localhost:8080` has none).
+fn leading_scheme(s: &str) -> Option<&str> {
+    let (head, tail) = s.split_once(':')?;
+    let mut chars = head.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !first_ok || !rest_ok {
+        return None;
+    }
+    let port_like = tail
+        .split(['/', '?', '#'])
+        .next()
+        .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if port_like { None } else { Some(head) }
+}
+
+/// Validates a web address and returns it normalised by the `url` crate
+/// (scheme and host lowercased, internationalised domains in punycode,
+/// default port dropped, path at least `/`).
+///
+/// Without a scheme `https://` is assumed (`www.huawei.com` →
+/// `https://www.huawei.com/`). Only `http` and `https` are accepted, and
+/// the host must be a domain name with a dot or an IP address.
+pub fn url(s: &str) -> Result<String, Invalid> {
+    let t = clean(s);
+    if t.is_empty() {
+        return Err(Invalid::empty(Subject::Url));
+    }
+    let text = match leading_scheme(&t) {
+        Some(scheme) => {
+            let scheme = scheme.to_ascii_lowercase();
+            if scheme != "http" && scheme != "https" {
+                return Err(Invalid::new(Subject::Url, t, Reason::UrlScheme { scheme }));
+            }
+            t.clone()
+        }
+        None => format!("https://{}", t.trim_start_matches('/')),
+    };
+    let parsed = url::Url::parse(&text)
+        .map_err(|e| Invalid::new(Subject::Url, t.clone(), url_reason(e)))?;
+    match parsed.host() {
+        Some(url::Host::Domain(d)) if d.contains('.') && !d.ends_with('.') => {}
+        Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => {}
+        _ => return Err(Invalid::new(Subject::Url, t, Reason::UrlHost)),
+    }
+    Ok(parsed.to_string())
+}
+
+// ---------------------------------------------------------------------------
+// Names
+// ---------------------------------------------------------------------------
+
+/// The longest person name accepted, in characters.
+pub const PERSON_NAME_MAX: usize = 64;
+
+/// Validates a person's name: trimmed, runs of whitespace inside collapsed
+/// to one space (full-width spaces included), not empty, at most
+/// [`PERSON_NAME_MAX`] characters, no control characters. Any script is
+/// accepted (`张三`, `欧阳娜娜`, `Zhang San`, `阿卜杜热合曼·买买提`).
+pub fn person_name(s: &str) -> Result<String, Invalid> {
+    let name = s
+        .split(|c: char| c.is_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if name.is_empty() {
+        return Err(Invalid::empty(Subject::PersonName));
+    }
+    if let Some((i, ch)) = name.chars().enumerate().find(|(_, c)| c.is_control()) {
+        return Err(Invalid::new(
+            Subject::PersonName,
+            name,
+            Reason::Character { ch, position: i + 1 },
+        ));
+    }
+    let n = name.chars().count();
+    if n > PERSON_NAME_MAX {
+        return Err(Invalid::new(
+            Subject::PersonName,
+            name,
+            Reason::TooLong {
+                actual: n,
+                max: PERSON_NAME_MAX,
+            },
+        ));
+    }
+    Ok(name)
+}
+
+/// Chinese legal-form suffixes stripped from company names, longest first.
+const ZH_SUFFIXES: [&str; 7] = [
+    "股份有限公司",
+    "有限责任公司",
+    "股份公司",
+    "有限公司",
+    "总公司",
+    "集团",
+    "公司",
+];
+
+/// English legal-form words stripped from company names (compared with
+/// whole words, so `Costco` keeps its `co`).
+const EN_SUFFIXES: [&str; 15] = [
+    "co",
+    "company",
+    "ltd",
+    "limited",
+    "inc",
+    "incorporated",
+    "corp",
+    "corporation",
+    "llc",
+    "llp",
+    "plc",
+    "gmbh",
+    "pte",
+    "pty",
+    "group",
+];
+
+/// A token of a company name: an ASCII word or one other character.
+#[derive(PartialEq)]
+enum NameToken {
+    Word(String),
+    Char(char),
+}
+
+fn name_tokens(name: &str) -> Vec<NameToken> {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    for c in name.chars().map(halfwidth).flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            word.push(c);
+            continue;
+        }
+        if !word.is_empty() {
+            out.push(NameToken::Word(std::mem::take(&mut word)));
+        }
+        if c.is_alphanumeric() {
+            out.push(NameToken::Char(c));
+        }
+    }
+    if !word.is_empty() {
+        out.push(NameToken::Word(word));
+    }
+    out
+}
+
+/// One stripping pass: tokenise, drop legal-form suffixes from the end while
+/// something remains, concatenate.
+fn company_key_pass(name: &str) -> String {
+    let mut tokens = name_tokens(name);
+    loop {
+        // A branch (分公司) is a customer of its own: stop.
+        if ends_with_chars(&tokens, "分公司") {
+            break;
+        }
+        let zh = ZH_SUFFIXES
+            .iter()
+            .find(|s| ends_with_chars(&tokens, s))
+            .map(|s| s.chars().count());
+        let cut = match (zh, tokens.last()) {
+            (Some(n), _) => n,
+            (None, Some(NameToken::Word(w))) if EN_SUFFIXES.contains(&w.as_str()) => 1,
+            _ => 0,
+        };
+        if cut == 0 || cut >= tokens.len() {
+            break;
+        }
+        tokens.truncate(tokens.len() - cut);
+    }
+    let mut key = String::new();
+    for t in tokens {
+        match t {
+            NameToken::Word(w) => key.push_str(&w),
+            NameToken::Char(c) => key.push(c),
+        }
+    }
+    key
+}
+
+fn ends_with_chars(tokens: &[NameToken], suffix: &str) -> bool {
+    let n = suffix.chars().count();
+    tokens.len() >= n
+        && tokens[tokens.len() - n..]
+            .iter()
+            .zip(suffix.chars())
+            .all(|(t, c)| *t == NameToken::Char(c))
+}
+
+/// The duplicate-detection key of a company name.
+///
+/// Steps: full-width ASCII is mapped to ASCII (`（中国）` → `(中国)`),
+/// everything lowercased; the name is split into ASCII words and single
+/// other characters, dropping whitespace, punctuation and symbols
+/// (parentheses included, so `阿里巴巴（中国）有限公司` → `阿里巴巴中国`
+/// and `阿里巴巴中国有限公司` gives the same key); legal-form suffixes are
+/// stripped from the end repeatedly — 股份有限公司, 有限责任公司, 股份公司,
+/// 有限公司, 总公司, 集团, 公司, and the whole English words co, company,
+/// ltd, limited, inc, incorporated, corp, corporation, llc, llp, plc, gmbh,
+/// pte, pty, group — but never down to nothing (`集团公司` → `集团`); the
+/// rest is concatenated. The pass is repeated until the key no longer
+/// changes, so `company_name_key` is idempotent.
+///
+/// Kept on purpose: a branch suffix 分公司 (a branch has its own licence
+/// and usually its own contacts: `华为技术有限公司北京分公司` stays distinct
+/// from `华为技术有限公司`), and place names at the front (`北京华为` and
+/// `华为` are different companies).
+///
+/// Examples: `华为技术有限公司` → `华为技术`;
+/// `  Huawei Technologies Co., Ltd. ` → `huaweitechnologies`.
+pub fn company_name_key(name: &str) -> String {
+    let mut key = company_key_pass(name);
+    loop {
+        let next = company_key_pass(&key);
+        if next == key {
+            return key;
+        }
+        key = next;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+// ---------------------------------------------------------------------------
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    // --- USCC -----------------------------------------------------------
+
+    /// Published codes that pass the GB 32100 check.
+    const REAL_USCC: [&str; 7] = [
+        "91350100M000100Y43",
+        "91110000802100433B",
+        "914403001922038216", // 华为技术有限公司
+        "91440300708461136T", // 深圳市腾讯计算机系统有限公司
+        "91330100799655058B", // 阿里巴巴（中国）有限公司
+        "91110108551385082Q", // 小米科技有限责任公司
+        "91110000710926094P", // 中国石油化工股份有限公司
+    ];
+
+    #[test]
+    fn uscc_accepts_real_codes() {
+        for c in REAL_USCC {
+            assert_eq!(uscc(c).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn uscc_normalises() {
+        assert_eq!(uscc(" 91350100m000100y43 ").unwrap(), "91350100M000100Y43");
+        assert_eq!(uscc("9135 0100 M000 100Y 43").unwrap(), "91350100M000100Y43");
+        assert_eq!(
+            uscc("９１３５０１００Ｍ０００１００Ｙ４３").unwrap(),
+            "91350100M000100Y43"
+        );
+    }
+
+    #[test]
+    fn uscc_check_character() {
+        let e = uscc("91350100M000100Y40").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unified social credit code 91350100M000100Y40 has check character 0, expected 3"
+        );
+        assert_eq!(
+            e.message_zh(),
+            "统一社会信用代码 91350100M000100Y40 的校验码为 0，应为 3"
+        );
+        assert_eq!(String::from(e.clone()), e.to_string());
+        // Transposed digits.
+        assert!(matches!(
+            uscc("91350100M000010Y43").unwrap_err().reason,
+            Reason::CheckCharacter { .. }
+        ));
+    }
+
+    #[test]
+    fn uscc_check_char_function() {
+        assert_eq!(uscc_check_char("91350100M000100Y4"), Some('3'));
+        assert_eq!(uscc_check_char("91350100M000100Y"), None);
+        assert_eq!(uscc_check_char("91350100M000100I4"), None);
+    }
+
+    #[test]
+    fn uscc_rejections() {
+        assert_eq!(uscc("  ").unwrap_err().reason, Reason::Empty);
+        assert_eq!(
+            uscc("  ").unwrap_err().to_string(),
+            "unified social credit code is empty"
+        );
+        assert_eq!(
+            uscc("91350100M000100Y4").unwrap_err().reason,
+            Reason::Length {
+                actual: 17,
+                expected: &[18]
+            }
+        );
+        let e = uscc("91350100I000100Y43").unwrap_err();
+        assert_eq!(e.reason, Reason::Character { ch: 'I', position: 9 });
+        assert!(e.to_string().contains("invalid character 'I' at position 9"));
+        for bad in ['O', 'Z', 'S', 'V'] {
+            let code = format!("9135010{bad}M000100Y43");
+            assert!(matches!(
+                uscc(&code).unwrap_err().reason,
+                Reason::Character { .. }
+            ));
+        }
+        let e = uscc("9135A100M000100Y43").unwrap_err();
+        assert_eq!(
+            e.reason,
+            Reason::Division {
+                code: "35A100".into()
+            }
+        );
+        assert!(e.message_zh().contains("行政区划码 35A100"));
+    }
+
+    fn uscc_char() -> impl Strategy<Value = char> {
+        proptest::sample::select(USCC_CHARSET.chars().collect::<Vec<_>>())
+    }
+
+    fn arb_uscc() -> impl Strategy<Value = String> {
+        (
+            uscc_char(),
+            uscc_char(),
+            "[0-9]{6}",
+            proptest::collection::vec(uscc_char(), 9),
+        )
+            .prop_map(|(a, b, div, rest)| {
+                let body: String = format!("{a}{b}{div}{}", rest.iter().collect::<String>());
+                let c = uscc_check_char(&body).unwrap();
+                format!("{body}{c}")
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn uscc_computed_check_validates(code in arb_uscc()) {
+            prop_assert_eq!(uscc(&code).unwrap(), code);
+        }
+
+        #[test]
+        fn uscc_single_change_fails(code in arb_uscc(), pos in 0usize..18, c in uscc_char()) {
+            let mut chars: Vec<char> = code.chars().collect();
+            prop_assume!(chars[pos] != c);
+            chars[pos] = c;
+            let changed: String = chars.into_iter().collect();
+            prop_assert!(uscc(&changed).is_err());
+        }
+    }
+
+    // --- Resident ID ----------------------------------------------------
+
+    #[test]
+    fn resident_id_standard_example() {
+        // The example of GB 11643-1999.
+        let id = resident_id("11010519491231002x").unwrap();
+        assert_eq!(id.number, "11010519491231002X");
+        assert_eq!(id.birth_date, d(1949, 12, 31));
+        assert_eq!(id.gender, Gender::Female);
+        assert!(!id.upgraded_from_15);
+    }
+
+    fn make_id(body17: &str) -> String {
+        format!("{body17}{}", resident_id_check_char(body17).unwrap())
+    }
+
+    #[test]
+    fn resident_id_gender_and_leap_years() {
+        let id = resident_id(&make_id("11010120000229001")).unwrap();
+        assert_eq!(id.birth_date, d(2000, 2, 29));
+        assert_eq!(id.gender, Gender::Male);
+        let id = resident_id(&make_id("44030419960229012")).unwrap();
+        assert_eq!(id.gender, Gender::Female);
+        // 1900 and 2100 are not leap years; 2000 and 1996 are.
+        let e = resident_id(&make_id("11010119000229001")).unwrap_err();
+        assert_eq!(
+            e.reason,
+            Reason::BirthDate {
+                digits: "19000229".into(),
+                problem: BirthDateProblem::NotADate
+            }
+        );
+        assert!(resident_id(&make_id("11010121000229001")).is_err());
+        assert!(resident_id(&make_id("11010119990230001")).is_err());
+        assert!(resident_id(&make_id("11010119991301001")).is_err());
+        assert!(resident_id(&make_id("11010119990100001")).is_err());
+        assert!(resident_id(&make_id("11010119000101001")).is_ok());
+    }
+
+    #[test]
+    fn resident_id_before_1900() {
+        // GB 11643's other example, born 1880.
+        let e = resident_id("440524188001010014").unwrap_err();
+        assert_eq!(
+            e.reason,
+            Reason::BirthDate {
+                digits: "18800101".into(),
+                problem: BirthDateProblem::Before1900
+            }
+        );
+        assert!(e.to_string().contains("before 1900-01-01"));
+        assert!(e.message_zh().contains("早于 1900 年"));
+    }
+
+    #[test]
+    fn resident_id_rejections() {
+        assert_eq!(resident_id("").unwrap_err().reason, Reason::Empty);
+        assert_eq!(
+            resident_id("1101051949123100").unwrap_err().reason,
+            Reason::Length {
+                actual: 16,
+                expected: &[18, 15]
+            }
+        );
+        assert_eq!(
+            resident_id("1101051949123100X2").unwrap_err().reason,
+            Reason::Character {
+                ch: 'X',
+                position: 17
+            }
+        );
+        assert_eq!(
+            resident_id("11010519491231002A").unwrap_err().reason,
+            Reason::Character {
+                ch: 'A',
+                position: 18
+            }
+        );
+        let e = resident_id("110105194912310021").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "resident ID number 110105194912310021 has check character 1, expected X"
+        );
+        assert_eq!(
+            e.message_zh(),
+            "居民身份证号码 110105194912310021 的校验码为 1，应为 X"
+        );
+    }
+
+    #[test]
+    fn resident_id_legacy_15() {
+        let id = resident_id("110105491231002").unwrap();
+        assert_eq!(id.number, "11010519491231002X");
+        assert!(id.upgraded_from_15);
+        assert_eq!(id.gender, Gender::Female);
+        assert!(resident_id("110105490231002").is_err()); // 1949-02-31
+    }
+
+    #[test]
+    fn resident_id_clock_helpers() {
+        let id = resident_id(&make_id("11010120000229001")).unwrap();
+        assert!(id.born_after(d(2000, 2, 28)));
+        assert!(!id.born_after(d(2000, 2, 29)));
+        let e = id.check_born_by(d(1999, 1, 1)).unwrap_err();
+        assert!(e.to_string().contains("20000229, which is in the future"));
+        assert!(e.message_zh().contains("晚于今天"));
+        assert!(id.check_born_by(d(2024, 1, 1)).is_ok());
+        assert_eq!(id.age_on(d(2001, 2, 28)), Some(0));
+        assert_eq!(id.age_on(d(2001, 3, 1)), Some(1));
+        assert_eq!(id.age_on(d(2024, 2, 29)), Some(24));
+        assert_eq!(id.age_on(d(1999, 2, 28)), None);
+    }
+
+    fn arb_id() -> impl Strategy<Value = String> {
+        ("[1-8][0-9]{5}", 0i64..73_000, "[0-9]{3}").prop_map(|(area, days, seq)| {
+            let date = d(1900, 1, 1) + chrono::Duration::days(days);
+            make_id(&format!("{area}{}{seq}", date.format("%Y%m%d")))
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn resident_id_computed_check_validates(id in arb_id()) {
+            prop_assert_eq!(resident_id(&id).unwrap().number, id);
+        }
+
+        #[test]
+        fn resident_id_single_change_fails(id in arb_id(), pos in 0usize..18, digit in 0u8..11) {
+            let new = if digit == 10 { 'X' } else { char::from(b'0' + digit) };
+            let mut chars: Vec<char> = id.chars().collect();
+            prop_assume!(chars[pos] != new);
+            chars[pos] = new;
+            let changed: String = chars.into_iter().collect();
+            prop_assert!(resident_id(&changed).is_err());
+        }
+    }
+
+    // --- Phones ---------------------------------------------------------
+
+    #[test]
+    fn mobile_forms() {
+        for s in [
+            "13812345678",
+            "138 1234 5678",
+            "138-1234-5678",
+            "(138)12345678",
+            "+86 138 1234 5678",
+            "+86-13812345678",
+            "008613812345678",
+            "8613812345678",
+            "１３８１２３４５６７８",
+            " 138.1234.5678 ",
+        ] {
+            assert_eq!(mobile(s).unwrap(), "13812345678", "{s}");
+        }
+        assert_eq!(mobile("19912345678").unwrap(), "19912345678");
+    }
+
+    #[test]
+    fn mobile_rejections() {
+        assert_eq!(mobile(" ").unwrap_err().reason, Reason::Empty);
+        let e = mobile("1381234567").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "mobile number 1381234567 has 10 digits, expected 11"
+        );
+        assert_eq!(e.message_zh(), "手机号码 1381234567 有 10 位数字，应为 11 位");
+        assert_eq!(
+            mobile("12812345678").unwrap_err().reason,
+            Reason::MobilePrefix
+        );
+        assert_eq!(
+            mobile("23812345678").unwrap_err().reason,
+            Reason::MobilePrefix
+        );
+        assert_eq!(
+            mobile("138a2345678").unwrap_err().reason,
+            Reason::Character {
+                ch: 'a',
+                position: 4
+            }
+        );
+        assert_eq!(
+            mobile("+1 415 555 2671").unwrap_err().reason,
+            Reason::CountryCode { code: "1".into() }
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn mobile_idempotent(s in "(\\+86|0086|86)?[ -]?1[3-9][0-9][ -]?[0-9]{4}[ -]?[0-9]{4}") {
+            let m = mobile(&s).unwrap();
+            prop_assert_eq!(mobile(&m).unwrap(), m);
+        }
+
+        #[test]
+        fn mobile_canonical_is_fixed_point(s in "\\PC{0,20}") {
+            if let Ok(m) = mobile(&s) {
+                prop_assert_eq!(mobile(&m).unwrap(), m.clone());
+                prop_assert_eq!(m.len(), 11);
+            }
+        }
+    }
+
+    #[test]
+    fn landline_forms() {
+        let cases = [
+            ("010-12345678", "010-12345678"),
+            ("(010) 1234 5678", "010-12345678"),
+            ("01012345678", "010-12345678"),
+            ("021 6123 4567", "021-61234567"),
+            ("0755-8765-4321", "0755-87654321"),
+            ("0755 8765432", "0755-8765432"),
+            ("+86 10 6552 9988", "010-65529988"),
+            ("+86 (0)755 8765 4321", "0755-87654321"),
+            ("0086-21-61234567", "021-61234567"),
+            ("86-755-87654321", "0755-87654321"),
+            ("010-12345678-123", "010-12345678-123"),
+            ("010-12345678转123", "010-12345678-123"),
+            ("010 12345678 分机 8", "010-12345678-8"),
+            ("0755-87654321 ext. 4567", "0755-87654321-4567"),
+            ("0755-87654321 EXT 4567", "0755-87654321-4567"),
+            ("0755-87654321x12", "0755-87654321-12"),
+            ("０１０－１２３４５６７８", "010-12345678"),
+            ("400-810-8888", "400-810-8888"),
+            ("4008108888", "400-810-8888"),
+            ("800 820 8820", "800-820-8820"),
+            ("400-810-8888 转 2", "400-810-8888-2"),
+            ("400-810-8888-2", "400-810-8888-2"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(landline(input).unwrap(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn landline_rejections() {
+        assert_eq!(landline("").unwrap_err().reason, Reason::Empty);
+        let e = landline("12345678").unwrap_err();
+        assert_eq!(e.reason, Reason::MissingAreaCode);
+        assert!(e.to_string().contains("has no area code"));
+        assert_eq!(
+            landline("011-12345678").unwrap_err().reason,
+            Reason::AreaCode { code: "011".into() }
+        );
+        let e = landline("010-123456").unwrap_err();
+        assert_eq!(
+            e.reason,
+            Reason::LocalNumber {
+                number: "123456".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "landline number 010-123456 has local number 123456, expected 7 or 8 digits not starting with 0 or 1"
+        );
+        assert_eq!(
+            landline("010-02345678").unwrap_err().reason,
+            Reason::LocalNumber {
+                number: "02345678".into()
+            }
+        );
+        assert_eq!(
+            landline("010-12345678 转 abc").unwrap_err().reason,
+            Reason::Extension {
+                extension: "abc".into()
+            }
+        );
+        assert_eq!(
+            landline("010-12345678 转 1234567").unwrap_err().reason,
+            Reason::Extension {
+                extension: "1234567".into()
+            }
+        );
+        assert_eq!(
+            landline("010-1234/5678").unwrap_err().reason,
+            Reason::Character {
+                ch: '/',
+                position: 9
+            }
+        );
+        assert_eq!(
+            landline("+852 2123 4567").unwrap_err().reason,
+            Reason::CountryCode { code: "852".into() }
+        );
+        assert_eq!(
+            landline("00852 2123 4567").unwrap_err().reason,
+            Reason::CountryCode { code: "852".into() }
+        );
+        assert_eq!(
+            landline("400-810-888").unwrap_err().reason,
+            Reason::Digits {
+                actual: 9,
+                expected: &[10]
+            }
+        );
+    }
+
+    #[test]
+    fn phone_kinds_and_keys() {
+        let p = phone("+86 138-1234-5678").unwrap();
+        assert_eq!(p.kind, PhoneKind::Mobile);
+        assert_eq!(p.canonical, "13812345678");
+        assert_eq!(p.key, "13812345678");
+        let p = phone("(0755) 8765 4321 转 88").unwrap();
+        assert_eq!(p.kind, PhoneKind::Landline);
+        assert_eq!(p.canonical, "0755-87654321-88");
+        assert_eq!(p.key, "075587654321");
+        assert_eq!(phone("0755-87654321").unwrap().key, p.key);
+        let p = phone("400 810 8888").unwrap();
+        assert_eq!(p.kind, PhoneKind::Service);
+        assert_eq!(p.key, "4008108888");
+    }
+
+    #[test]
+    fn phone_error_choice() {
+        assert_eq!(phone("1381234567").unwrap_err().subject, Subject::Mobile);
+        assert_eq!(phone("+86 1381234567").unwrap_err().subject, Subject::Mobile);
+        assert_eq!(phone("010-123").unwrap_err().subject, Subject::Landline);
+        assert_eq!(phone("").unwrap_err().reason, Reason::Empty);
+    }
+
+    // --- E-mail and URL -------------------------------------------------
+
+    #[test]
+    fn email_normalises_domain_only() {
+        let e = email("  Zhang.San@Example.COM ").unwrap();
+        assert_eq!(e, "Zhang.San@example.com");
+        assert_eq!(email_key(&e), "zhang.san@example.com");
+        assert_eq!(email("张三＠Example。CN").unwrap(), "张三@example.cn");
+    }
+
+    #[test]
+    fn email_rejections() {
+        assert_eq!(email("").unwrap_err().reason, Reason::Empty);
+        let e = email("zhangsan.example.com").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "email address zhangsan.example.com is malformed: there is no @"
+        );
+        assert_eq!(
+            e.message_zh(),
+            "电子邮箱地址 zhangsan.example.com 格式不正确：缺少 @"
+        );
+        for bad in [
+            "zhang@localhost",
+            "@example.com",
+            "zhang@",
+            "zhang@example..com",
+            "zhang san@example.com",
+            "Zhang <zhang@example.com>",
+            "zhang@[127.0.0.1]",
+        ] {
+            assert!(
+                matches!(email(bad).unwrap_err().reason, Reason::EmailSyntax { .. }),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn url_forms() {
+        let cases = [
+            ("www.huawei.com", "https://www.huawei.com/"),
+            ("HTTP://WWW.Huawei.com", "http://www.huawei.com/"),
+            ("https://www.huawei.com/cn/about", "https://www.huawei.com/cn/about"),
+            ("huawei.com:8080/x", "https://huawei.com:8080/x"),
+            ("https://example.com:443/", "https://example.com/"),
+            ("//example.com", "https://example.com/"),
+            ("192.168.1.10/crm", "https://192.168.1.10/crm"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(url(input).unwrap(), want, "{input}");
+        }
+        let idn = url("华为.中国").unwrap();
+        assert!(idn.starts_with("https://xn--") && idn.ends_with(".xn--fiqs8s/"), "{idn}");
+    }
+
+    #[test]
+    fn url_rejections() {
+        assert_eq!(url(" ").unwrap_err().reason, Reason::Empty);
+        let e = url("ftp://example.com").unwrap_err();
+        assert_eq!(e.reason, Reason::UrlScheme { scheme: "ftp".into() });
+        assert_eq!(
+            e.to_string(),
+            "web address ftp://example.com uses scheme ftp; only http and https are allowed"
+        );
+        assert!(matches!(
+            url("javascript:alert(1)").unwrap_err().reason,
+            Reason::UrlScheme { .. }
+        ));
+        assert!(matches!(
+            url("mailto:a@b.com").unwrap_err().reason,
+            Reason::UrlScheme { .. }
+        ));
+        assert_eq!(url("intranet").unwrap_err().reason, Reason::UrlHost);
+        assert!(matches!(
+            url("example.com:99999").unwrap_err().reason,
+            Reason::UrlSyntax { .. }
+        ));
+        assert!(matches!(
+            url("exa mple.com").unwrap_err().reason,
+            Reason::UrlSyntax { .. }
+        ));
+    }
+
+    // --- Names ----------------------------------------------------------
+
+    #[test]
+    fn person_names() {
+        assert_eq!(person_name("  张三 ").unwrap(), "张三");
+        assert_eq!(person_name("Zhang \u{3000} San").unwrap(), "Zhang San");
+        assert_eq!(
+            person_name("阿卜杜热合曼·买买提").unwrap(),
+            "阿卜杜热合曼·买买提"
+        );
+        assert_eq!(person_name(" \t").unwrap_err().reason, Reason::Empty);
+        assert_eq!(person_name(" \t").unwrap_err().message_zh(), "姓名不能为空");
+        let long = "张".repeat(65);
+        let e = person_name(&long).unwrap_err();
+        assert_eq!(e.reason, Reason::TooLong { actual: 65, max: 64 });
+        assert!(e.to_string().ends_with("has 65 characters, at most 64 are allowed"));
+        assert!(e.to_string().contains('…'));
+        assert!(person_name(&"张".repeat(64)).is_ok());
+        assert_eq!(
+            person_name("张\u{0}三").unwrap_err().reason,
+            Reason::Character {
+                ch: '\u{0}',
+                position: 2
+            }
+        );
+    }
+
+    #[test]
+    fn company_keys() {
+        let cases = [
+            ("华为技术有限公司", "华为技术"),
+            ("  Huawei Technologies Co., Ltd. ", "huaweitechnologies"),
+            ("阿里巴巴（中国）有限公司", "阿里巴巴中国"),
+            ("阿里巴巴(中国)有限公司", "阿里巴巴中国"),
+            ("阿里巴巴中国有限公司", "阿里巴巴中国"),
+            ("中国石油化工股份有限公司", "中国石油化工"),
+            ("小米科技有限责任公司", "小米科技"),
+            ("华为投资控股集团有限公司", "华为投资控股"),
+            ("华为集团", "华为"),
+            ("中国建筑工程总公司", "中国建筑工程"),
+            ("北京华为有限公司", "北京华为"),
+            ("华为技术有限公司北京分公司", "华为技术有限公司北京分公司"),
+            ("Costco Wholesale Corporation", "costcowholesale"),
+            ("Apple Inc.", "apple"),
+            ("SAP SE GmbH", "sapse"),
+            ("ＩＢＭ（中国）有限公司", "ibm中国"),
+            ("3M Company", "3m"),
+            ("集团公司", "集团"),
+            ("Limited", "limited"),
+            ("", ""),
+        ];
+        for (input, want) in cases {
+            assert_eq!(company_name_key(input), want, "{input}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn company_key_idempotent(s in "\\PC{0,30}") {
+            let k = company_name_key(&s);
+            prop_assert_eq!(company_name_key(&k), k);
+        }
+
+        #[test]
+        fn company_key_idempotent_on_suffixy_names(
+            parts in proptest::collection::vec(
+                proptest::sample::select(vec![
+                    "华为", "有限", "公司", "集团", "分", "股份", "co", "ltd", " ", ".", "（", "）", "l", "td", "Inc",
+                ]),
+                0..8,
+            )
+        ) {
+            let s: String = parts.concat();
+            let k = company_name_key(&s);
+            prop_assert_eq!(company_name_key(&k), k);
+        }
+    }
+}

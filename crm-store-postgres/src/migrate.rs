@@ -1,0 +1,90 @@
+//! Numbered migrations, embedded in the binary and tracked per schema in
+//! `schema_migrations(version, applied_at)`. See `migrations/NOTES.md`.
+
+use crate::OpenError;
+use sqlx::{AssertSqlSafe, PgPool};
+
+/// One migration file.
+struct Migration {
+    version: i64,
+    sql: &'static str,
+}
+
+/// Every migration of this build, in order. Append only.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    sql: include_str!("../migrations/0001_init.sql"),
+}];
+
+/// The newest schema version this build knows.
+pub(crate) const LATEST: i64 = 1;
+
+/// The advisory lock class of migrations; the second key is the schema's hash,
+/// so different schemas migrate independently.
+const MIGRATE_LOCK_CLASS: i32 = 0x4352_4d31; // "CRM1"
+
+/// Creates the schema when missing and applies every pending migration, each
+/// in its own transaction under an advisory lock, so that processes starting
+/// at the same time apply each migration exactly once.
+pub(crate) async fn migrate(pool: &PgPool, schema: &str) -> Result<(), OpenError> {
+    debug_assert_eq!(MIGRATIONS.last().map(|m| m.version), Some(LATEST));
+    let quoted = crate::sql::ident(schema);
+    for m in MIGRATIONS {
+        let fail = |source: sqlx::Error| OpenError::Migrate {
+            version: m.version,
+            schema: schema.to_string(),
+            source,
+        };
+        let mut tx = pool.begin().await.map_err(fail)?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(MIGRATE_LOCK_CLASS)
+            .bind(schema)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        // The schema name is validated as `[a-z_][a-z0-9_]*` and quoted.
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "CREATE SCHEMA IF NOT EXISTS {quoted}; \
+             SET LOCAL search_path TO {quoted}; \
+             CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations ( \
+                 version bigint PRIMARY KEY, \
+                 applied_at timestamptz NOT NULL DEFAULT now())"
+        )))
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+        let found: Option<i64> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT max(version) FROM {quoted}.schema_migrations"
+        )))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(fail)?;
+        let found = found.unwrap_or(0);
+        if found > LATEST {
+            return Err(OpenError::DatabaseTooNew {
+                schema: schema.to_string(),
+                found,
+                supported: LATEST,
+            });
+        }
+        let applied: bool = sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT EXISTS (SELECT 1 FROM {quoted}.schema_migrations WHERE version = $1)"
+        )))
+        .bind(m.version)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(fail)?;
+        if !applied {
+            sqlx::raw_sql(m.sql).execute(&mut *tx).await.map_err(fail)?;
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {quoted}.schema_migrations (version) VALUES ($1)"
+            )))
+            .bind(m.version)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,423 @@
+//! Compiles a [`Select`] into one statement (plus one `COUNT(*)` when a total
+//! is asked for), behaving exactly like the SQLite backend:
+//!
+//! - text compares byte-wise (`COLLATE "C"`, like SQLite's `BINARY`);
+//! - ascending keys sort NULLs last, descending keys NULLs first, and `id`
+//!   ascending always breaks ties;
+//! - `Contains`/`StartsWith` are case-insensitive `LIKE` with `%`, `_` and `\`
+//!   taken literally.
+
+use crate::sql::{Sql, Ty, column, column_list, ident, invalid};
+use crm_core::schema::{ColType, ColumnDef, Table};
+use crm_core::store::{CmpOp, Col, CustomType, Filter, Lifecycle, Paging, Scope, Select, Sort, StoreError};
+use crm_core::value::Value;
+
+/// A resolved column reference.
+#[derive(Clone, Debug)]
+enum Target {
+    Column(ColumnDef),
+    Custom { key: String, ty: CustomType },
+}
+
+/// A compiled column expression.
+struct Expr {
+    target: Target,
+    /// The SQL expression, typed: a custom field whose JSON value has another
+    /// type than the field's is NULL (like the SQLite backend's `json_type`
+    /// check), so that casts never fail.
+    sql: String,
+    /// Its type.
+    ty: Ty,
+}
+
+impl Expr {
+    /// The expression for comparisons and sorting: text in byte order.
+    fn ordered(&self) -> String {
+        if self.ty == Ty::Text {
+            format!("{} COLLATE \"C\"", self.sql)
+        } else {
+            self.sql.clone()
+        }
+    }
+
+    fn describe(&self, table: Table) -> String {
+        match &self.target {
+            Target::Column(c) => format!("{table}.{}", c.name),
+            Target::Custom { key, .. } => format!("{table}.custom.{key}"),
+        }
+    }
+
+    /// Binds `v` for comparison with this expression.
+    fn param(&self, sql: &mut Sql, table: Table, v: &Value) -> Result<String, StoreError> {
+        match &self.target {
+            Target::Column(c) => sql.col_param(table, c, v),
+            Target::Custom { key, ty } => sql.custom_param(key, *ty, v),
+        }
+    }
+
+    /// Refuses comparing or sorting JSON documents: their order differs
+    /// between backends.
+    fn check_ordered(&self, table: Table) -> Result<(), StoreError> {
+        match &self.target {
+            Target::Column(c) if c.ty == ColType::Json => Err(invalid(format!(
+                "{}: JSON columns cannot be compared or sorted",
+                self.describe(table)
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Refuses text matching on anything but text.
+    fn check_textual(&self, table: Table) -> Result<(), StoreError> {
+        if self.ty == Ty::Text {
+            Ok(())
+        } else {
+            Err(invalid(format!(
+                "{}: text matching needs a text column",
+                self.describe(table)
+            )))
+        }
+    }
+}
+
+fn valid_custom_key(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+fn expr(sql: &mut Sql, table: Table, alias: &str, col: &Col) -> Result<Expr, StoreError> {
+    match col {
+        Col::Column(name) => {
+            let def = column(table, name)?;
+            Ok(Expr {
+                sql: format!("{alias}.{}", ident(def.name)),
+                ty: Ty::of_col(def.ty),
+                target: Target::Column(def),
+            })
+        }
+        Col::Custom { key, ty } => {
+            if table.column("custom").is_none() {
+                return Err(invalid(format!("{table} has no custom fields (asked for {key:?})")));
+            }
+            if !valid_custom_key(key) {
+                return Err(invalid(format!("invalid custom field key {key:?}")));
+            }
+            let p = sql.param(key.clone());
+            let (json_type, cast) = match ty {
+                CustomType::Text => ("string", ""),
+                CustomType::Number => ("number", "::double precision"),
+                CustomType::Bool => ("boolean", "::boolean"),
+            };
+            Ok(Expr {
+                sql: format!(
+                    "(CASE WHEN jsonb_typeof({alias}.\"custom\" -> {p}) = '{json_type}' \
+                     THEN ({alias}.\"custom\" ->> {p}){cast} END)"
+                ),
+                ty: Ty::of_custom(*ty),
+                target: Target::Custom {
+                    key: key.clone(),
+                    ty: *ty,
+                },
+            })
+        }
+    }
+}
+
+/// Appends `cond` for the rows of `sel` (company, lifecycle, scope, filter),
+/// for the main table aliased `t`.
+pub(crate) fn where_clause(sql: &mut Sql, schema: &str, sel: &Select) -> Result<(), StoreError> {
+    let table = sel.table;
+    sql.push("t.\"company_id\" = ").bind(sel.company);
+    let owned = table.is_owned();
+    match sel.lifecycle {
+        Lifecycle::Active => {
+            sql.push(" AND t.\"deleted_at\" IS NULL");
+            if owned {
+                sql.push(" AND t.\"archived_at\" IS NULL");
+            }
+        }
+        Lifecycle::Deleted => {
+            sql.push(" AND t.\"deleted_at\" IS NOT NULL");
+        }
+        Lifecycle::Archived => {
+            if owned {
+                sql.push(" AND t.\"deleted_at\" IS NULL AND t.\"archived_at\" IS NOT NULL");
+            } else {
+                sql.push(" AND FALSE");
+            }
+        }
+        Lifecycle::Any => {}
+    }
+    if let (
+        true,
+        Scope::Restricted {
+            owners,
+            departments,
+            shared_with,
+        },
+    ) = (owned, &sel.scope)
+    {
+        let mut parts = Vec::new();
+        if !owners.is_empty() {
+            let p = sql.param(owners.clone());
+            parts.push(format!("t.\"owner_id\" = ANY({p})"));
+        }
+        if !departments.is_empty() {
+            let p = sql.param(departments.clone());
+            parts.push(format!("t.\"department_id\" = ANY({p})"));
+        }
+        if let Some(user) = shared_with {
+            let entity = sql.param(table.name().to_string());
+            let user = sql.param(*user);
+            let now = sql.param(sel.now);
+            parts.push(format!(
+                "EXISTS (SELECT 1 FROM {schema}.\"shares\" s WHERE s.\"entity\" = {entity} \
+                 AND s.\"record_id\" = t.\"id\" AND s.\"user_id\" = {user} \
+                 AND s.\"deleted_at\" IS NULL \
+                 AND (s.\"expires_at\" IS NULL OR s.\"expires_at\" > {now}))"
+            ));
+        }
+        if parts.is_empty() {
+            sql.push(" AND FALSE");
+        } else {
+            sql.push(" AND (").push(&parts.join(" OR ")).push(")");
+        }
+    }
+    sql.push(" AND ");
+    filter(sql, schema, table, "t", &sel.filter)
+}
+
+/// Escapes `%`, `_` and `\` for `LIKE … ESCAPE '\'`.
+fn escape_like(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn filter(sql: &mut Sql, schema: &str, table: Table, alias: &str, f: &Filter) -> Result<(), StoreError> {
+    match f {
+        Filter::True => {
+            sql.push("TRUE");
+        }
+        Filter::Cmp(col, op, value) => {
+            let e = expr(sql, table, alias, col)?;
+            e.check_ordered(table)?;
+            let p = e.param(sql, table, value)?;
+            let lhs = e.ordered();
+            let op = match op {
+                CmpOp::Eq => "=",
+                CmpOp::Ne => "IS DISTINCT FROM",
+                CmpOp::Lt => "<",
+                CmpOp::Le => "<=",
+                CmpOp::Gt => ">",
+                CmpOp::Ge => ">=",
+            };
+            sql.push(&format!("({lhs} {op} {p})"));
+        }
+        Filter::In(col, values) => {
+            let e = expr(sql, table, alias, col)?;
+            e.check_ordered(table)?;
+            if values.is_empty() {
+                sql.push("FALSE");
+            } else {
+                let ps = values
+                    .iter()
+                    .map(|v| e.param(sql, table, v))
+                    .collect::<Result<Vec<_>, _>>()?;
+                sql.push(&format!("({} IN ({}))", e.sql, ps.join(", ")));
+            }
+        }
+        Filter::Contains(col, needle) => {
+            like(sql, table, alias, col, format!("%{}%", escape_like(needle)))?;
+        }
+        Filter::StartsWith(col, needle) => {
+            like(sql, table, alias, col, format!("{}%", escape_like(needle)))?;
+        }
+        Filter::IsNull(col) => {
+            let e = expr(sql, table, alias, col)?;
+            sql.push(&format!("({} IS NULL)", e.sql));
+        }
+        Filter::NotNull(col) => {
+            let e = expr(sql, table, alias, col)?;
+            sql.push(&format!("({} IS NOT NULL)", e.sql));
+        }
+        Filter::And(fs) | Filter::Or(fs) if fs.is_empty() => {
+            sql.push(if matches!(f, Filter::And(_)) { "TRUE" } else { "FALSE" });
+        }
+        Filter::And(fs) | Filter::Or(fs) => {
+            let joiner = if matches!(f, Filter::And(_)) { " AND " } else { " OR " };
+            sql.push("(");
+            for (i, sub) in fs.iter().enumerate() {
+                if i > 0 {
+                    sql.push(joiner);
+                }
+                filter(sql, schema, table, alias, sub)?;
+            }
+            sql.push(")");
+        }
+        Filter::Not(inner) => {
+            sql.push("(NOT ");
+            filter(sql, schema, table, alias, inner)?;
+            sql.push(")");
+        }
+        Filter::Related {
+            table: related,
+            fk,
+            filter: inner,
+        } => {
+            let fk = column(*related, fk)?;
+            if fk.ty != ColType::Id {
+                return Err(invalid(format!("{related}.{} is not a reference", fk.name)));
+            }
+            let r = sql.alias();
+            sql.push(&format!(
+                "EXISTS (SELECT 1 FROM {schema}.{} {r} WHERE {r}.{} = {alias}.\"id\" \
+                 AND {r}.\"deleted_at\" IS NULL AND ",
+                ident(related.name()),
+                ident(fk.name),
+            ));
+            filter(sql, schema, *related, &r, inner)?;
+            sql.push(")");
+        }
+    }
+    Ok(())
+}
+
+fn like(sql: &mut Sql, table: Table, alias: &str, col: &Col, pattern: String) -> Result<(), StoreError> {
+    let e = expr(sql, table, alias, col)?;
+    e.check_textual(table)?;
+    let p = sql.param(pattern);
+    sql.push(&format!("(lower({}) LIKE lower({p}) ESCAPE '\\')", e.sql));
+    Ok(())
+}
+
+/// The main statement of a select: the page's rows, with one extra row
+/// fetched to tell whether more follow.
+pub(crate) fn page_query(sql: &mut Sql, schema: &str, sel: &Select) -> Result<(), StoreError> {
+    let table = sel.table;
+    sql.push(&format!(
+        "SELECT {} FROM {schema}.{} t WHERE ",
+        column_list(table, "t"),
+        ident(table.name())
+    ));
+    where_clause(sql, schema, sel)?;
+
+    let keys: Vec<(Expr, bool)> = sel
+        .sort
+        .iter()
+        .map(|Sort { col, desc }| {
+            let e = expr(sql, table, "t", col)?;
+            e.check_ordered(table)?;
+            Ok((e, *desc))
+        })
+        .collect::<Result<_, _>>()?;
+
+    if let Paging::Keyset { after: Some(after), .. } = &sel.paging {
+        keyset(sql, table, &keys, after)?;
+    }
+
+    sql.push(" ORDER BY ");
+    for (e, desc) in &keys {
+        let dir = if *desc { "DESC NULLS FIRST" } else { "ASC NULLS LAST" };
+        sql.push(&format!("{} {dir}, ", e.ordered()));
+    }
+    sql.push("t.\"id\" ASC");
+
+    match &sel.paging {
+        Paging::All => {}
+        Paging::Offset { offset, limit } => {
+            sql.push(" LIMIT ")
+                .bind(fetch_limit(*limit))
+                .push(" OFFSET ")
+                .bind(i64::try_from(*offset).unwrap_or(i64::MAX));
+        }
+        Paging::Keyset { limit, .. } => {
+            sql.push(" LIMIT ").bind(fetch_limit(*limit));
+        }
+    }
+    Ok(())
+}
+
+/// `limit + 1`, to learn whether more rows follow.
+fn fetch_limit(limit: u64) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX - 1).saturating_add(1)
+}
+
+/// Appends the condition "strictly after `after` in sort order". NULLs are
+/// the largest value in both directions (ascending NULLS LAST, descending
+/// NULLS FIRST), then `id` ascending decides.
+fn keyset(sql: &mut Sql, table: Table, keys: &[(Expr, bool)], after: &[Value]) -> Result<(), StoreError> {
+    if after.len() != keys.len() + 1 {
+        return Err(invalid(format!(
+            "keyset cursor has {} values, expected {} (one per sort key, then the id)",
+            after.len(),
+            keys.len() + 1
+        )));
+    }
+    let last_id = match after.last() {
+        Some(Value::Id(id)) => *id,
+        other => {
+            return Err(invalid(format!(
+                "keyset cursor must end with the row id, found {other:?}"
+            )));
+        }
+    };
+    // For each key: (strictly after, equal) as SQL.
+    let mut steps: Vec<(String, String)> = Vec::with_capacity(keys.len() + 1);
+    for ((e, desc), v) in keys.iter().zip(after) {
+        let x = e.ordered();
+        let step = if v.is_null() {
+            let gt = if *desc {
+                format!("{} IS NOT NULL", e.sql)
+            } else {
+                "FALSE".to_string()
+            };
+            (gt, format!("{} IS NULL", e.sql))
+        } else {
+            let p = e.param(sql, table, v)?;
+            let gt = if *desc {
+                format!("{x} < {p}")
+            } else {
+                format!("({x} > {p} OR {} IS NULL)", e.sql)
+            };
+            (gt, format!("{x} = {p}"))
+        };
+        steps.push(step);
+    }
+    let id = sql.param(last_id);
+    steps.push((format!("t.\"id\" > {id}"), String::new()));
+
+    let mut disjuncts = Vec::with_capacity(steps.len());
+    for i in 0..steps.len() {
+        let mut conj: Vec<&str> = steps[..i].iter().map(|(_, eq)| eq.as_str()).collect();
+        conj.push(&steps[i].0);
+        disjuncts.push(format!("({})", conj.join(" AND ")));
+    }
+    sql.push(" AND (").push(&disjuncts.join(" OR ")).push(")");
+    Ok(())
+}
+
+/// `SELECT COUNT(*)` over the same rows, without paging.
+pub(crate) fn count_query(sql: &mut Sql, schema: &str, sel: &Select) -> Result<(), StoreError> {
+    sql.push(&format!(
+        "SELECT COUNT(*) FROM {schema}.{} t WHERE ",
+        ident(sel.table.name())
+    ));
+    where_clause(sql, schema, sel)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_escapes_wildcards_and_backslash() {
+        assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
+    }
+}

@@ -1,0 +1,136 @@
+//! Schema migrations: numbered SQL files under `migrations/`, embedded at
+//! build time and tracked with `PRAGMA user_version`.
+
+use crate::error::OpenError;
+use rusqlite::{Connection, TransactionBehavior};
+
+/// One embedded migration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Migration {
+    /// Its number; `user_version` after it is applied.
+    pub(crate) number: u32,
+    /// Its file name.
+    pub(crate) name: &'static str,
+    /// Its SQL.
+    pub(crate) sql: &'static str,
+}
+
+/// Every migration, in order. Append only; never edit a shipped one.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    number: 1,
+    name: "0001_init.sql",
+    sql: include_str!("../migrations/0001_init.sql"),
+}];
+
+/// The schema version this build creates and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Brings the database up to the newest of `migrations`, each in its own
+/// IMMEDIATE transaction (so two processes opening the same new file do not
+/// both run it). Refuses a database newer than `migrations`.
+pub(crate) fn run(
+    conn: &mut Connection,
+    path: &str,
+    migrations: &[Migration],
+) -> Result<(), OpenError> {
+    let supported = migrations.len() as i64;
+    let found = user_version(conn).map_err(|e| OpenError::Open {
+        path: path.to_owned(),
+        source: Box::new(e),
+    })?;
+    if found > supported {
+        return Err(OpenError::NewerSchema { found, supported });
+    }
+    let failed = |m: &Migration| {
+        let (number, name) = (m.number, m.name);
+        move |e: rusqlite::Error| OpenError::Migrate {
+            number,
+            name,
+            source: Box::new(e),
+        }
+    };
+    for m in migrations {
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(failed(m))?;
+        // Read again under the write lock: another process may have migrated.
+        let found = user_version(&tx).map_err(failed(m))?;
+        if found > supported {
+            return Err(OpenError::NewerSchema { found, supported });
+        }
+        if found >= i64::from(m.number) {
+            continue;
+        }
+        tx.execute_batch(m.sql).map_err(failed(m))?;
+        tx.pragma_update(None, "user_version", m.number)
+            .map_err(failed(m))?;
+        tx.commit().map_err(failed(m))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_consecutively_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.number as usize, i + 1, "{}", m.name);
+            assert!(
+                m.name.starts_with(&format!("{:04}_", m.number)),
+                "{}",
+                m.name
+            );
+        }
+    }
+
+    #[test]
+    fn failed_migration_names_its_number_and_rolls_back() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        let broken = [
+            MIGRATIONS[0],
+            Migration {
+                number: 2,
+                name: "0002_broken.sql",
+                sql: "CREATE TABLE half_done (x INTEGER); SELECT * FROM no_such_table;",
+            },
+        ];
+        let err = run(&mut conn, ":memory:", &broken).expect_err("fails");
+        match &err {
+            OpenError::Migrate { number, name, .. } => {
+                assert_eq!((*number, *name), (2, "0002_broken.sql"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(std::error::Error::source(&err).is_some());
+        assert_eq!(user_version(&conn).expect("version"), 1);
+        let half_done: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'half_done'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("query");
+        assert_eq!(half_done, 0);
+        // Running again with the good migrations only is a no-op.
+        run(&mut conn, ":memory:", MIGRATIONS).expect("idempotent");
+    }
+
+    #[test]
+    fn newer_database_is_refused() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 3)
+            .expect("set");
+        match run(&mut conn, ":memory:", MIGRATIONS) {
+            Err(OpenError::NewerSchema { found, supported }) => {
+                assert_eq!((found, supported), (SCHEMA_VERSION + 3, SCHEMA_VERSION));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}

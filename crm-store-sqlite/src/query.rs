@@ -1,0 +1,581 @@
+//! Compiles a [`Select`] into SQL with bound parameters only.
+//!
+//! Column names come from the schema description ([`Table::column`]) and
+//! are quoted; every value, including custom field paths, the share entity
+//! and "now", is a bound parameter. The main table is aliased `t`, related
+//! tables `r1`, `r2` … by nesting depth, the share lookup `s`.
+
+use crate::codec::{encode, encode_custom, invalid, timestamp_text};
+use crm_core::schema::{ColType, ColumnDef, Table};
+use crm_core::store::{
+    CmpOp, Col, CustomType, Filter, Lifecycle, Paging, Scope, Select, Sort, StoreError,
+};
+use crm_core::value::Value;
+use rusqlite::types::Value as Sql;
+
+/// SQL text with its positional (`?`) parameters, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Query {
+    /// The statement.
+    pub(crate) text: String,
+    /// The parameters, in the order of the `?`s in `text`.
+    pub(crate) params: Vec<Sql>,
+}
+
+impl Query {
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+    }
+
+    fn bind(&mut self, v: Sql) {
+        self.text.push('?');
+        self.params.push(v);
+    }
+
+    fn append(&mut self, other: Query) {
+        self.text.push_str(&other.text);
+        self.params.extend(other.params);
+    }
+}
+
+/// A compiled select: the page query, the optional count query and the
+/// page size whose overflow row tells `has_more`.
+#[derive(Debug)]
+pub(crate) struct CompiledSelect {
+    /// Selects the rows of the page (one more than `limit`, when paged).
+    pub(crate) page: Query,
+    /// Counts every matching row, ignoring paging.
+    pub(crate) count: Option<Query>,
+    /// The page size, when paged.
+    pub(crate) limit: Option<u64>,
+}
+
+/// A resolved column expression.
+#[derive(Clone, Debug)]
+enum Expr {
+    Column(ColumnDef),
+    Custom { key: String, ty: CustomType },
+}
+
+fn resolve(table: Table, col: &Col) -> Result<Expr, StoreError> {
+    match col {
+        Col::Column(name) => table
+            .column(name)
+            .map(Expr::Column)
+            .ok_or_else(|| invalid(format!("{table} has no column {name:?}"))),
+        Col::Custom { key, ty } => {
+            if table.column("custom").is_none() {
+                return Err(invalid(format!(
+                    "{table} has no custom fields (asked for {key:?})"
+                )));
+            }
+            let mut chars = key.chars();
+            let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+                && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !valid {
+                return Err(invalid(format!("invalid custom field key {key:?}")));
+            }
+            Ok(Expr::Custom {
+                key: key.clone(),
+                ty: *ty,
+            })
+        }
+    }
+}
+
+fn push_expr(q: &mut Query, alias: &str, e: &Expr) {
+    match e {
+        Expr::Column(c) => q.push(&format!("{alias}.\"{}\"", c.name)),
+        Expr::Custom { key, ty } => {
+            let path = format!("$.\"{key}\"");
+            let (types, value) = match ty {
+                CustomType::Text => ("'text'", "json_extract"),
+                CustomType::Number => ("'integer', 'real'", "CAST(json_extract"),
+                CustomType::Bool => ("'true', 'false'", "json_extract"),
+            };
+            q.push(&format!("(CASE WHEN json_type({alias}.\"custom\", "));
+            q.bind(Sql::Text(path.clone()));
+            q.push(&format!(") IN ({types}) THEN {value}({alias}.\"custom\", "));
+            q.bind(Sql::Text(path));
+            q.push(if *ty == CustomType::Number {
+                ") AS REAL) END)"
+            } else {
+                ") END)"
+            });
+        }
+    }
+}
+
+fn encode_for(table: Table, e: &Expr, v: &Value) -> Result<Sql, StoreError> {
+    match e {
+        Expr::Column(c) => encode(table, c, v),
+        Expr::Custom { key, ty } => encode_custom(key, *ty, v),
+    }
+}
+
+fn describe(table: Table, e: &Expr) -> String {
+    match e {
+        Expr::Column(c) => format!("{table}.{}", c.name),
+        Expr::Custom { key, .. } => format!("{table}.custom.{key}"),
+    }
+}
+
+/// Refuses comparing or sorting JSON documents: their order differs between
+/// backends.
+fn ordered(table: Table, e: &Expr) -> Result<(), StoreError> {
+    match e {
+        Expr::Column(c) if c.ty == ColType::Json => Err(invalid(format!(
+            "{}: JSON columns cannot be compared or sorted",
+            describe(table, e)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn textual(table: Table, e: &Expr) -> Result<(), StoreError> {
+    match e {
+        Expr::Column(c) if c.ty == ColType::Text => Ok(()),
+        Expr::Custom {
+            ty: CustomType::Text,
+            ..
+        } => Ok(()),
+        _ => Err(invalid(format!(
+            "{}: text matching needs a text column",
+            describe(table, e)
+        ))),
+    }
+}
+
+/// Escapes `\`, `%` and `_` for `LIKE … ESCAPE '\'`.
+fn escape_like(needle: &str) -> String {
+    let mut out = String::with_capacity(needle.len());
+    for c in needle.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn compile_filter(
+    q: &mut Query,
+    table: Table,
+    alias: &str,
+    depth: usize,
+    f: &Filter,
+) -> Result<(), StoreError> {
+    match f {
+        Filter::True => q.push("1"),
+        Filter::Cmp(col, op, v) => {
+            let e = resolve(table, col)?;
+            ordered(table, &e)?;
+            let op = match op {
+                CmpOp::Eq => " = ",
+                CmpOp::Ne => " IS NOT ",
+                CmpOp::Lt => " < ",
+                CmpOp::Le => " <= ",
+                CmpOp::Gt => " > ",
+                CmpOp::Ge => " >= ",
+            };
+            let v = encode_for(table, &e, v)?;
+            q.push("(");
+            push_expr(q, alias, &e);
+            q.push(op);
+            q.bind(v);
+            q.push(")");
+        }
+        Filter::In(col, values) => {
+            let e = resolve(table, col)?;
+            ordered(table, &e)?;
+            if values.is_empty() {
+                q.push("0");
+                return Ok(());
+            }
+            let values = values
+                .iter()
+                .map(|v| encode_for(table, &e, v))
+                .collect::<Result<Vec<_>, _>>()?;
+            q.push("(");
+            push_expr(q, alias, &e);
+            q.push(" IN (");
+            for (i, v) in values.into_iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.bind(v);
+            }
+            q.push("))");
+        }
+        Filter::Contains(col, needle) | Filter::StartsWith(col, needle) => {
+            let e = resolve(table, col)?;
+            textual(table, &e)?;
+            let pattern = match f {
+                Filter::Contains(..) => format!("%{}%", escape_like(needle)),
+                _ => format!("{}%", escape_like(needle)),
+            };
+            q.push("(lower(");
+            push_expr(q, alias, &e);
+            q.push(") LIKE lower(");
+            q.bind(Sql::Text(pattern));
+            q.push(") ESCAPE '\\')");
+        }
+        Filter::IsNull(col) | Filter::NotNull(col) => {
+            let e = resolve(table, col)?;
+            q.push("(");
+            push_expr(q, alias, &e);
+            q.push(if matches!(f, Filter::IsNull(_)) {
+                " IS NULL)"
+            } else {
+                " IS NOT NULL)"
+            });
+        }
+        Filter::And(parts) | Filter::Or(parts) => {
+            let (joiner, empty) = if matches!(f, Filter::And(_)) {
+                (" AND ", "1")
+            } else {
+                (" OR ", "0")
+            };
+            if parts.is_empty() {
+                q.push(empty);
+                return Ok(());
+            }
+            q.push("(");
+            for (i, part) in parts.iter().enumerate() {
+                if i > 0 {
+                    q.push(joiner);
+                }
+                compile_filter(q, table, alias, depth, part)?;
+            }
+            q.push(")");
+        }
+        Filter::Not(inner) => {
+            q.push("(NOT ");
+            compile_filter(q, table, alias, depth, inner)?;
+            q.push(")");
+        }
+        Filter::Related {
+            table: related,
+            fk,
+            filter,
+        } => {
+            let fk_col = related
+                .column(fk)
+                .ok_or_else(|| invalid(format!("{related} has no column {fk:?}")))?;
+            if fk_col.ty != ColType::Id {
+                return Err(invalid(format!("{related}.{fk} is not a reference")));
+            }
+            let r = format!("r{}", depth + 1);
+            q.push(&format!(
+                "EXISTS (SELECT 1 FROM \"{}\" {r} WHERE {r}.\"{}\" = {alias}.\"id\" AND {r}.\"deleted_at\" IS NULL AND ",
+                related.name(),
+                fk_col.name
+            ));
+            compile_filter(q, *related, &r, depth + 1, filter)?;
+            q.push(")");
+        }
+    }
+    Ok(())
+}
+
+/// The WHERE condition shared by the page and the count: company,
+/// lifecycle, scope and filter.
+fn compile_where(s: &Select) -> Result<Query, StoreError> {
+    let table = s.table;
+    let owned = table.is_owned();
+    let mut q = Query::default();
+    q.push("t.\"company_id\" = ");
+    q.bind(Sql::Text(crate::codec::id_text(&s.company)));
+    match s.lifecycle {
+        Lifecycle::Active if owned => {
+            q.push(" AND t.\"deleted_at\" IS NULL AND t.\"archived_at\" IS NULL")
+        }
+        Lifecycle::Active => q.push(" AND t.\"deleted_at\" IS NULL"),
+        Lifecycle::Deleted => q.push(" AND t.\"deleted_at\" IS NOT NULL"),
+        Lifecycle::Archived if owned => {
+            q.push(" AND t.\"deleted_at\" IS NULL AND t.\"archived_at\" IS NOT NULL")
+        }
+        Lifecycle::Archived => q.push(" AND 0"),
+        Lifecycle::Any => {}
+    }
+    if let (
+        true,
+        Scope::Restricted {
+            owners,
+            departments,
+            shared_with,
+        },
+    ) = (owned, &s.scope)
+    {
+        let mut parts: Vec<Query> = Vec::new();
+        for (column, ids) in [("owner_id", owners), ("department_id", departments)] {
+            if ids.is_empty() {
+                continue;
+            }
+            let mut p = Query::default();
+            p.push(&format!("t.\"{column}\" IN ("));
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    p.push(", ");
+                }
+                p.bind(Sql::Text(crate::codec::id_text(id)));
+            }
+            p.push(")");
+            parts.push(p);
+        }
+        if let Some(user) = shared_with {
+            let mut p = Query::default();
+            p.push("EXISTS (SELECT 1 FROM \"shares\" s WHERE s.\"entity\" = ");
+            p.bind(Sql::Text(table.name().to_owned()));
+            p.push(" AND s.\"record_id\" = t.\"id\" AND s.\"user_id\" = ");
+            p.bind(Sql::Text(crate::codec::id_text(user)));
+            p.push(" AND s.\"deleted_at\" IS NULL AND (s.\"expires_at\" IS NULL OR s.\"expires_at\" > ");
+            p.bind(Sql::Text(timestamp_text(&s.now)));
+            p.push("))");
+            parts.push(p);
+        }
+        if parts.is_empty() {
+            q.push(" AND 0");
+        } else {
+            q.push(" AND (");
+            for (i, p) in parts.into_iter().enumerate() {
+                if i > 0 {
+                    q.push(" OR ");
+                }
+                q.append(p);
+            }
+            q.push(")");
+        }
+    }
+    if s.filter != Filter::True {
+        q.push(" AND ");
+        compile_filter(&mut q, table, "t", 0, &s.filter)?;
+    }
+    Ok(q)
+}
+
+/// The keyset condition "strictly after `after` in sort order", where NULL
+/// sorts after every value (ascending NULLS LAST, descending NULLS FIRST)
+/// and `id` ascending breaks ties.
+fn compile_keyset(
+    table: Table,
+    keys: &[(Expr, bool)],
+    after: &[Value],
+) -> Result<Query, StoreError> {
+    if after.len() != keys.len() + 1 {
+        return Err(invalid(format!(
+            "keyset cursor has {} values, expected {} (one per sort key, then the id)",
+            after.len(),
+            keys.len() + 1
+        )));
+    }
+    let id_col = table
+        .column("id")
+        .ok_or_else(|| invalid(format!("{table} has no id column")))?;
+    let id = match &after[keys.len()] {
+        Value::Id(_) => encode(table, &id_col, &after[keys.len()])?,
+        other => {
+            return Err(invalid(format!(
+                "keyset cursor must end with the row id, found {other:?}"
+            )));
+        }
+    };
+    let mut q = Query::default();
+    q.push("(");
+    for i in 0..=keys.len() {
+        if i > 0 {
+            q.push(" OR ");
+        }
+        q.push("(");
+        // Equal on every earlier key …
+        for ((e, _), v) in keys[..i].iter().zip(after) {
+            push_expr(&mut q, "t", e);
+            if v.is_null() {
+                q.push(" IS NULL");
+            } else {
+                q.push(" = ");
+                q.bind(encode_for(table, e, v)?);
+            }
+            q.push(" AND ");
+        }
+        // … and after on this one.
+        if i == keys.len() {
+            q.push("t.\"id\" > ");
+            q.bind(id.clone());
+        } else {
+            let (e, desc) = &keys[i];
+            let v = &after[i];
+            match (v.is_null(), desc) {
+                (true, false) => q.push("0"),
+                (true, true) => {
+                    push_expr(&mut q, "t", e);
+                    q.push(" IS NOT NULL");
+                }
+                (false, false) => {
+                    q.push("(");
+                    push_expr(&mut q, "t", e);
+                    q.push(" > ");
+                    q.bind(encode_for(table, e, v)?);
+                    q.push(" OR ");
+                    push_expr(&mut q, "t", e);
+                    q.push(" IS NULL)");
+                }
+                (false, true) => {
+                    push_expr(&mut q, "t", e);
+                    q.push(" < ");
+                    q.bind(encode_for(table, e, v)?);
+                }
+            }
+        }
+        q.push(")");
+    }
+    q.push(")");
+    Ok(q)
+}
+
+fn sql_limit(n: u64) -> Sql {
+    Sql::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// Compiles a select.
+pub(crate) fn compile_select(s: &Select) -> Result<CompiledSelect, StoreError> {
+    let table = s.table;
+    let keys = s
+        .sort
+        .iter()
+        .map(|Sort { col, desc }| {
+            let e = resolve(table, col)?;
+            ordered(table, &e)?;
+            Ok((e, *desc))
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let where_ = compile_where(s)?;
+    let from = format!(" FROM \"{}\" t WHERE ", table.name());
+
+    let count = if s.with_total {
+        let mut c = Query::default();
+        c.push("SELECT COUNT(*)");
+        c.push(&from);
+        c.append(Query {
+            text: where_.text.clone(),
+            params: where_.params.clone(),
+        });
+        Some(c)
+    } else {
+        None
+    };
+
+    let mut page = Query::default();
+    page.push("SELECT ");
+    page.push(&crate::codec::select_list(table, "t"));
+    page.push(&from);
+    page.append(where_);
+    if let Paging::Keyset {
+        after: Some(after), ..
+    } = &s.paging
+    {
+        page.push(" AND ");
+        page.append(compile_keyset(table, &keys, after)?);
+    }
+    page.push(" ORDER BY ");
+    for (e, desc) in &keys {
+        push_expr(&mut page, "t", e);
+        page.push(if *desc {
+            " DESC NULLS FIRST, "
+        } else {
+            " ASC NULLS LAST, "
+        });
+    }
+    page.push("t.\"id\" ASC");
+    let limit = match &s.paging {
+        Paging::All => None,
+        Paging::Offset { offset, limit } => {
+            page.push(" LIMIT ");
+            page.bind(sql_limit(limit.saturating_add(1)));
+            page.push(" OFFSET ");
+            page.bind(sql_limit(*offset));
+            Some(*limit)
+        }
+        Paging::Keyset { limit, .. } => {
+            page.push(" LIMIT ");
+            page.bind(sql_limit(limit.saturating_add(1)));
+            Some(*limit)
+        }
+    };
+    Ok(CompiledSelect { page, count, limit })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use uuid::Uuid;
+
+    fn select(filter: Filter) -> Select {
+        let now = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
+        let mut s = Select::all(Table::Customers, Uuid::nil(), now);
+        s.filter = filter;
+        s
+    }
+
+    #[test]
+    fn values_and_custom_keys_are_bound_never_inlined() {
+        let s = select(Filter::And(vec![
+            Filter::Cmp(
+                Col::Column("name"),
+                CmpOp::Eq,
+                Value::from("x'); DROP TABLE customers; --"),
+            ),
+            Filter::Cmp(
+                Col::Custom {
+                    key: "region".into(),
+                    ty: CustomType::Text,
+                },
+                CmpOp::Eq,
+                Value::from("华东"),
+            ),
+        ]));
+        let c = compile_select(&s).expect("compiles");
+        assert!(!c.page.text.contains("DROP"), "{}", c.page.text);
+        assert!(!c.page.text.contains("region"), "{}", c.page.text);
+        assert_eq!(c.page.text.matches('?').count(), c.page.params.len());
+    }
+
+    #[test]
+    fn unknown_columns_and_bad_custom_keys_are_refused() {
+        let err =
+            compile_select(&select(Filter::IsNull(Col::Column("nope")))).expect_err("refused");
+        assert!(
+            err.to_string().contains("customers has no column \"nope\""),
+            "{err}"
+        );
+        let bad = Col::Custom {
+            key: "a\"b".into(),
+            ty: CustomType::Text,
+        };
+        assert!(compile_select(&select(Filter::IsNull(bad))).is_err());
+    }
+
+    #[test]
+    fn like_needles_escape_wildcards_and_backslash() {
+        assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
+    }
+
+    #[test]
+    fn keyset_cursor_of_wrong_length_is_refused() {
+        let mut s = select(Filter::True);
+        s.sort = vec![Sort {
+            col: Col::Column("name"),
+            desc: false,
+        }];
+        s.paging = Paging::Keyset {
+            after: Some(vec![Value::Id(Uuid::nil())]),
+            limit: 10,
+        };
+        let err = compile_select(&s).expect_err("refused");
+        assert!(err.to_string().contains("expected 2"), "{err}");
+    }
+}

@@ -1,0 +1,268 @@
+//! File-backed behaviour: persistence across reopen, concurrent writers and
+//! refusing databases written by a newer build.
+
+use crm_core::schema::Table;
+use crm_core::store::{AuditEntry, ChangeSet, NewEvent, Op, Store, StoreError};
+use crm_core::value::Value;
+use crm_store_sqlite::{OpenError, SCHEMA_VERSION, SqliteStore};
+use std::path::Path;
+use std::sync::Arc;
+use uuid::Uuid;
+
+fn at() -> chrono::DateTime<chrono::Utc> {
+    "2026-03-01T08:00:00Z".parse().expect("fixed timestamp")
+}
+
+fn company() -> Uuid {
+    Uuid::from_u128(0xC0)
+}
+
+fn counter_id() -> Uuid {
+    Uuid::from_u128(0xD1)
+}
+
+fn insert_counter() -> ChangeSet {
+    ChangeSet {
+        ops: vec![Op::Insert {
+            table: Table::Departments,
+            values: vec![
+                ("id", Value::Id(counter_id())),
+                ("company_id", Value::Id(company())),
+                ("version", Value::Int(1)),
+                ("created_at", Value::Timestamp(at())),
+                ("updated_at", Value::Timestamp(at())),
+                ("name", Value::from("计数器")),
+                ("position", Value::Int(0)),
+            ],
+        }],
+        ..ChangeSet::default()
+    }
+}
+
+fn user_version(path: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(path).expect("open raw");
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version")
+}
+
+fn schema_objects(path: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(path).expect("open raw");
+    conn.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| r.get(0))
+        .expect("count")
+}
+
+#[tokio::test]
+async fn reopening_keeps_data_and_does_not_rerun_migrations() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crm.db");
+    {
+        let store = SqliteStore::open(&path).expect("first open");
+        store.apply(&insert_counter()).await.expect("insert");
+        assert_eq!(
+            store
+                .next_sequence(company(), "contract")
+                .await
+                .expect("seq"),
+            1
+        );
+    }
+    assert_eq!(user_version(&path), SCHEMA_VERSION);
+    let objects = schema_objects(&path);
+    {
+        // 0001_init.sql creates tables without IF NOT EXISTS: running it
+        // again would fail this open.
+        let store = SqliteStore::open(&path).expect("reopen");
+        let row = store
+            .get(Table::Departments, counter_id())
+            .await
+            .expect("get")
+            .expect("row kept");
+        assert_eq!(row.get("name"), &Value::from("计数器"));
+        assert_eq!(
+            store
+                .next_sequence(company(), "contract")
+                .await
+                .expect("seq"),
+            2
+        );
+    }
+    assert_eq!(user_version(&path), SCHEMA_VERSION);
+    assert_eq!(schema_objects(&path), objects);
+    let conn = rusqlite::Connection::open(&path).expect("open raw");
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .expect("journal_mode");
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn database_from_a_newer_build_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crm.db");
+    drop(SqliteStore::open(&path).expect("create"));
+    {
+        let conn = rusqlite::Connection::open(&path).expect("open raw");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("bump");
+    }
+    match SqliteStore::open(&path) {
+        Err(err @ OpenError::NewerSchema { found, supported }) => {
+            assert_eq!((found, supported), (SCHEMA_VERSION + 1, SCHEMA_VERSION));
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("version {}", SCHEMA_VERSION + 1)),
+                "{message}"
+            );
+            assert!(
+                message.contains(&format!("at most {SCHEMA_VERSION}")),
+                "{message}"
+            );
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    // Nothing was touched.
+    assert_eq!(user_version(&path), SCHEMA_VERSION + 1);
+}
+
+#[tokio::test]
+async fn unopenable_path_is_an_open_error_with_a_source() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("no-such-dir").join("crm.db");
+    match SqliteStore::open(&path) {
+        Err(err @ OpenError::Open { .. }) => {
+            assert!(err.to_string().contains("no-such-dir"), "{err}");
+            assert!(std::error::Error::source(&err).is_some());
+        }
+        other => panic!("expected Open error, got {other:?}"),
+    }
+}
+
+/// Increments the counter once as one change set (with an audit entry and
+/// an event), re-reading and retrying on `Conflict`. Returns the retries.
+async fn increment(store: &dyn Store) -> u32 {
+    for retries in 0..10_000 {
+        let row = store
+            .get(Table::Departments, counter_id())
+            .await
+            .expect("get")
+            .expect("counter");
+        let value = row.get("position").as_int().expect("int");
+        let changes = ChangeSet {
+            ops: vec![Op::Update {
+                table: Table::Departments,
+                id: counter_id(),
+                expected_version: row.version(),
+                values: vec![("position", Value::Int(value + 1))],
+            }],
+            audit: vec![AuditEntry {
+                company_id: company(),
+                table: Table::Departments,
+                record_id: counter_id(),
+                actor_id: None,
+                at: at(),
+                action: "update".into(),
+                changes: vec![],
+            }],
+            events: vec![NewEvent {
+                company_id: company(),
+                event_type: "counter.incremented".into(),
+                table: Table::Departments,
+                record_id: counter_id(),
+                payload: serde_json::json!({ "value": value + 1 }),
+                at: at(),
+            }],
+        };
+        match store.apply(&changes).await {
+            Ok(()) => return retries,
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(other) => panic!("increment failed: {other} ({other:?})"),
+        }
+    }
+    panic!("no progress after 10000 retries");
+}
+
+const THREADS: usize = 4;
+const PER_THREAD: usize = 50;
+
+async fn check_final_state(store: &dyn Store) {
+    let total = (THREADS * PER_THREAD) as i64;
+    let row = store
+        .get(Table::Departments, counter_id())
+        .await
+        .expect("get")
+        .expect("counter");
+    assert_eq!(row.get("position"), &Value::Int(total), "no lost update");
+    assert_eq!(row.version(), total + 1);
+    assert_eq!(
+        store
+            .history(Table::Departments, counter_id())
+            .await
+            .expect("history")
+            .len(),
+        THREADS * PER_THREAD
+    );
+    // Events are in commit order: their values count up 1, 2, … total.
+    let events = store.outbox_pending("test", 1000).await.expect("outbox");
+    let values: Vec<i64> = events
+        .iter()
+        .map(|e| e.event.payload["value"].as_i64().expect("value"))
+        .collect();
+    assert_eq!(values, (1..=total).collect::<Vec<_>>());
+}
+
+#[test]
+fn concurrent_writers_on_separate_connections_lose_no_update() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crm.db");
+    let setup = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let first = SqliteStore::open(&path).expect("open");
+    setup
+        .block_on(first.apply(&insert_counter()))
+        .expect("insert");
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            // Each thread has its own store (own writer connection), so the
+            // writers meet in SQLite's locks, not in one mutex.
+            let store = SqliteStore::open(&path).expect("open");
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async {
+                    let mut retries = 0;
+                    for _ in 0..PER_THREAD {
+                        retries += increment(&store).await;
+                    }
+                    retries
+                })
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread finished");
+    }
+    setup.block_on(check_final_state(&first));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_tasks_sharing_one_store_lose_no_update() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(SqliteStore::open(dir.path().join("crm.db")).expect("open"));
+    store.apply(&insert_counter()).await.expect("insert");
+    let tasks: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for _ in 0..PER_THREAD {
+                    increment(store.as_ref()).await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("task finished");
+    }
+    check_final_state(store.as_ref()).await;
+}
