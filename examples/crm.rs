@@ -567,7 +567,9 @@ async fn login(ctx: &Ctx, cli: &Cli) -> CliResult<Actor> {
         return ctx.crm.authenticate(&code, &cli.user, p).await.map_err(err);
     }
     let company = ctx.crm.company_by_code(&code).await.map_err(err)?;
-    let user = find_user_in(ctx, company.id, &cli.user).await?;
+    let user = find_user_in(ctx, company.id, &cli.user)
+        .await
+        .map_err(|_| format!("no user '{}' in company {}", cli.user, company.code))?;
     ctx.crm.actor(user).await.map_err(err)
 }
 
@@ -598,7 +600,7 @@ impl Ctx {
             return;
         }
         let mut t = Grid::new();
-        t.load_preset(UTF8_FULL_CONDENSED)
+        t.load_style(UTF8_FULL_CONDENSED)
             .set_content_arrangement(ContentArrangement::Dynamic)
             .set_header(header.to_vec());
         for r in rows {
@@ -1018,7 +1020,7 @@ fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User]) {
     }
     let name = users_by_id(users);
     let mut t = Grid::new();
-    t.load_preset(UTF8_FULL_CONDENSED)
+    t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic);
     t.add_row(vec!["编号 code".to_string(), r.code.clone().unwrap_or_default()]);
     t.add_row(vec!["id".to_string(), r.id.to_string()]);

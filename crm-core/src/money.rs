@@ -52,9 +52,7 @@ impl Currency {
                 b.to_ascii_uppercase(),
                 c.to_ascii_uppercase(),
             ])),
-            _ => Err(MoneyError::BadCurrency {
-                code: t.to_owned(),
-            }),
+            _ => Err(MoneyError::BadCurrency { code: t.to_owned() }),
         }
     }
 
@@ -359,7 +357,11 @@ impl Money {
         }
     }
 
-    fn with_minor(self, minor: Option<i64>, operation: impl FnOnce() -> String) -> Result<Money, MoneyError> {
+    fn with_minor(
+        self,
+        minor: Option<i64>,
+        operation: impl FnOnce() -> String,
+    ) -> Result<Money, MoneyError> {
         match minor {
             Some(m) => Ok(Money::new(m, self.currency)),
             None => Err(MoneyError::Overflow {
@@ -439,10 +441,12 @@ impl Money {
     }
 
     /// Splits in proportion to `weights` (e.g. `[30, 70]` for a 30 % down
-    /// payment), summing exactly to `self`. Each share is the exact
-    /// proportion truncated toward zero; the remaining minor units go one
-    /// at a time to the first instalments with a non-zero weight, so every
-    /// share is within one minor unit of its exact proportion.
+    /// payment), summing exactly to `self`, by the largest-remainder
+    /// method: each share is its exact proportion truncated toward zero,
+    /// and the minor units left over go one each to the shares with the
+    /// largest truncated fractions, earlier instalments first on ties. So
+    /// every share is less than one minor unit from its exact proportion,
+    /// and equal weights behave like [`Money::allocate`].
     pub fn allocate_by(self, weights: &[u64]) -> Result<Vec<Money>, MoneyError> {
         let total_weight: u128 = weights.iter().map(|w| u128::from(*w)).sum();
         if total_weight == 0 {
@@ -451,24 +455,28 @@ impl Money {
             });
         }
         let magnitude = u128::from(self.minor.unsigned_abs());
-        let mut shares: Vec<u128> = weights
+        // magnitude < 2^64 and a weight < 2^64, so the product fits in u128.
+        let mut shares: Vec<(u128, u128)> = weights
             .iter()
-            .map(|w| magnitude * u128::from(*w) / total_weight)
+            .map(|w| {
+                let exact = magnitude * u128::from(*w);
+                (exact / total_weight, exact % total_weight)
+            })
             .collect();
-        let mut left = magnitude - shares.iter().sum::<u128>();
-        for (share, w) in shares.iter_mut().zip(weights) {
-            if left == 0 {
-                break;
-            }
-            if *w > 0 {
-                *share += 1;
-                left -= 1;
-            }
+        let left = magnitude - shares.iter().map(|(q, _)| q).sum::<u128>();
+        let mut order: Vec<usize> = (0..shares.len()).collect();
+        // Stable: ties keep the earlier instalment first.
+        order.sort_by(|a, b| shares[*b].1.cmp(&shares[*a].1));
+        for &i in order
+            .iter()
+            .take(usize::try_from(left).unwrap_or(usize::MAX))
+        {
+            shares[i].0 += 1;
         }
         let negative = self.minor < 0;
         Ok(shares
             .into_iter()
-            .map(|s| {
+            .map(|(s, _)| {
                 let s = i128::try_from(s).unwrap_or(0);
                 let m = if negative { -s } else { s };
                 // |m| ≤ |self.minor|, so it fits.
@@ -603,7 +611,9 @@ impl Money {
                 out.push('分');
             }
             (j, f) => {
-                if yuan > 0 && yuan % 10 == 0 {
+                // Not `is_multiple_of`: the workspace supports Rust 1.85.
+                let units = yuan % 10;
+                if yuan > 0 && units == 0 {
                     out.push('零');
                 }
                 out.push_str(CAPITAL_DIGITS[j]);
@@ -676,12 +686,17 @@ fn capital_integer(n: u64) -> String {
 /// `1234567` → `1,234,567`.
 fn group_thousands(n: u64) -> String {
     let digits = n.to_string();
+    let head = match digits.len() % 3 {
+        0 => 3,
+        r => r,
+    };
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
+    out.push_str(&digits[..head]);
+    let mut i = head;
+    while i < digits.len() {
+        out.push(',');
+        out.push_str(&digits[i..i + 3]);
+        i += 3;
     }
     out
 }
@@ -761,7 +776,11 @@ fn leading_code(s: &str) -> Option<(&str, &str)> {
 /// A three-letter code at the end, not preceded by another letter.
 fn trailing_code(s: &str) -> Option<(&str, &str)> {
     let b = s.as_bytes();
-    let letters = b.iter().rev().take_while(|c| c.is_ascii_alphabetic()).count();
+    let letters = b
+        .iter()
+        .rev()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .count();
     (letters == 3).then(|| (s[..s.len() - 3].trim_end(), &s[s.len() - 3..]))
 }
 
@@ -931,13 +950,19 @@ mod tests {
             ("100010000", "壹亿零壹万元整"),
             ("120000000", "壹亿贰仟万元整"),
             ("1000000000", "壹拾亿元整"),
-            ("123456789012.34", "壹仟贰佰叁拾肆亿伍仟陆佰柒拾捌万玖仟零壹拾贰元叁角肆分"),
+            (
+                "123456789012.34",
+                "壹仟贰佰叁拾肆亿伍仟陆佰柒拾捌万玖仟零壹拾贰元叁角肆分",
+            ),
             ("1000000000000", "壹万亿元整"),
             ("1000056780000", "壹万亿零伍仟陆佰柒拾捌万元整"),
             ("1234500000000", "壹万贰仟叁佰肆拾伍亿元整"),
             ("1002300000000", "壹万零贰拾叁亿元整"),
             ("1000000000001", "壹万亿零壹元整"),
-            ("9999999999999999.99", "玖仟玖佰玖拾玖万玖仟玖佰玖拾玖亿玖仟玖佰玖拾玖万玖仟玖佰玖拾玖元玖角玖分"),
+            (
+                "9999999999999999.99",
+                "玖仟玖佰玖拾玖万玖仟玖佰玖拾玖亿玖仟玖佰玖拾玖万玖仟玖佰玖拾玖元玖角玖分",
+            ),
             // Negative.
             ("-1005", "负壹仟零伍元整"),
             ("-0.01", "负壹分"),
@@ -949,12 +974,24 @@ mod tests {
 
     #[test]
     fn capital_errors() {
-        let e = Money::new(100, Currency::USD).to_chinese_capital().unwrap_err();
-        assert_eq!(e, MoneyError::NotCny { currency: Currency::USD });
+        let e = Money::new(100, Currency::USD)
+            .to_chinese_capital()
+            .unwrap_err();
+        assert_eq!(
+            e,
+            MoneyError::NotCny {
+                currency: Currency::USD
+            }
+        );
         assert!(e.message_zh().contains("USD"));
         let e = Money::cny(i64::MAX).to_chinese_capital().unwrap_err();
         assert!(matches!(e, MoneyError::CapitalTooLarge { .. }));
-        assert!(Money::parse("10000000000000000").unwrap().to_chinese_capital().is_err());
+        assert!(
+            Money::parse("10000000000000000")
+                .unwrap()
+                .to_chinese_capital()
+                .is_err()
+        );
     }
 
     #[test]
@@ -1032,7 +1069,10 @@ mod tests {
             e.to_string(),
             "amount 1234.567 has 3 decimal places; CNY allows at most 2"
         );
-        assert_eq!(e.message_zh(), "金额 1234.567 有 3 位小数，CNY 最多允许 2 位");
+        assert_eq!(
+            e.message_zh(),
+            "金额 1234.567 有 3 位小数，CNY 最多允许 2 位"
+        );
         assert_eq!(
             Money::parse("12.5 JPY").unwrap_err(),
             MoneyError::Precision {
@@ -1081,9 +1121,15 @@ mod tests {
         assert_eq!(Money::cny(-1).to_string(), "-¥0.01");
         assert_eq!(Money::cny(0).to_string(), "¥0.00");
         assert_eq!(Money::cny(100_000_000).to_string(), "¥1,000,000.00");
-        assert_eq!(Money::new(123_456, Currency::USD).to_string(), "1,234.56 USD");
+        assert_eq!(
+            Money::new(123_456, Currency::USD).to_string(),
+            "1,234.56 USD"
+        );
         assert_eq!(Money::new(-5, Currency::JPY).to_string(), "-5 JPY");
-        assert_eq!(Money::cny(i64::MIN).to_string(), "-¥92,233,720,368,547,758.08");
+        assert_eq!(
+            Money::cny(i64::MIN).to_string(),
+            "-¥92,233,720,368,547,758.08"
+        );
         assert_eq!(Money::cny(-123_450).to_decimal_string(), "-1234.50");
         assert_eq!(Money::new(1234, Currency::JPY).to_decimal_string(), "1234");
         assert_eq!(format!("{:>12}", Money::cny(100)), "       ¥1.00");
@@ -1129,7 +1175,10 @@ mod tests {
         );
         let usd = Money::new(1, Currency::USD);
         let e = a.checked_add(usd).unwrap_err();
-        assert_eq!(e.to_string(), "currency mismatch: CNY and USD cannot be combined");
+        assert_eq!(
+            e.to_string(),
+            "currency mismatch: CNY and USD cannot be combined"
+        );
         assert!(a.checked_sub(usd).is_err());
         assert!(a.checked_cmp(&usd).is_err());
         assert!(Money::checked_sum(Currency::CNY, [a, usd]).is_err());
@@ -1152,8 +1201,19 @@ mod tests {
             vec![Money::cny(3334), Money::cny(3333), Money::cny(3333)]
         );
         let parts = Money::cny(-100).allocate(3).unwrap();
-        assert_eq!(parts, vec![Money::cny(-34), Money::cny(-33), Money::cny(-33)]);
-        assert_eq!(Money::cny(2).allocate(4).unwrap().iter().map(|m| m.minor).collect::<Vec<_>>(), [1, 1, 0, 0]);
+        assert_eq!(
+            parts,
+            vec![Money::cny(-34), Money::cny(-33), Money::cny(-33)]
+        );
+        assert_eq!(
+            Money::cny(2)
+                .allocate(4)
+                .unwrap()
+                .iter()
+                .map(|m| m.minor)
+                .collect::<Vec<_>>(),
+            [1, 1, 0, 0]
+        );
         assert!(matches!(
             Money::cny(1).allocate(0),
             Err(MoneyError::NoInstalments { .. })
@@ -1163,7 +1223,14 @@ mod tests {
         let parts = Money::cny(100).allocate_by(&[1, 1, 1]).unwrap();
         assert_eq!(parts, vec![Money::cny(34), Money::cny(33), Money::cny(33)]);
         let parts = Money::cny(100).allocate_by(&[0, 1, 1, 1]).unwrap();
-        assert_eq!(parts.iter().map(|m| m.minor).collect::<Vec<_>>(), [0, 34, 33, 33]);
+        assert_eq!(
+            parts.iter().map(|m| m.minor).collect::<Vec<_>>(),
+            [0, 34, 33, 33]
+        );
+        // 10 × 1/6 = 1.67, 10 × 2/6 = 3.33, 10 × 3/6 = 5: the largest
+        // remainder (the first) gets the leftover fen.
+        let parts = Money::cny(10).allocate_by(&[1, 2, 3]).unwrap();
+        assert_eq!(parts.iter().map(|m| m.minor).collect::<Vec<_>>(), [2, 3, 5]);
         let parts = Money::cny(-101).allocate_by(&[1, 1]).unwrap();
         assert_eq!(parts, vec![Money::cny(-51), Money::cny(-50)]);
         assert!(Money::cny(1).allocate_by(&[]).is_err());
@@ -1174,23 +1241,62 @@ mod tests {
     fn rates() {
         // 13 % VAT.
         assert_eq!(
-            Money::cny(10_000).apply_rate(1300, Rounding::HalfUp).unwrap(),
+            Money::cny(10_000)
+                .apply_rate(1300, Rounding::HalfUp)
+                .unwrap(),
             Money::cny(1300)
         );
         // 6.5 fen.
-        assert_eq!(Money::cny(50).apply_rate(1300, Rounding::HalfUp).unwrap(), Money::cny(7));
-        assert_eq!(Money::cny(50).apply_rate(1300, Rounding::HalfEven).unwrap(), Money::cny(6));
-        assert_eq!(Money::cny(50).apply_rate(1300, Rounding::TowardZero).unwrap(), Money::cny(6));
-        assert_eq!(Money::cny(50).apply_rate(1300, Rounding::AwayFromZero).unwrap(), Money::cny(7));
-        assert_eq!(Money::cny(-50).apply_rate(1300, Rounding::HalfUp).unwrap(), Money::cny(-7));
+        assert_eq!(
+            Money::cny(50).apply_rate(1300, Rounding::HalfUp).unwrap(),
+            Money::cny(7)
+        );
+        assert_eq!(
+            Money::cny(50).apply_rate(1300, Rounding::HalfEven).unwrap(),
+            Money::cny(6)
+        );
+        assert_eq!(
+            Money::cny(50)
+                .apply_rate(1300, Rounding::TowardZero)
+                .unwrap(),
+            Money::cny(6)
+        );
+        assert_eq!(
+            Money::cny(50)
+                .apply_rate(1300, Rounding::AwayFromZero)
+                .unwrap(),
+            Money::cny(7)
+        );
+        assert_eq!(
+            Money::cny(-50).apply_rate(1300, Rounding::HalfUp).unwrap(),
+            Money::cny(-7)
+        );
         // 7.5 fen → 8 (even).
-        assert_eq!(Money::cny(250).apply_rate(300, Rounding::HalfEven).unwrap(), Money::cny(8));
+        assert_eq!(
+            Money::cny(250).apply_rate(300, Rounding::HalfEven).unwrap(),
+            Money::cny(8)
+        );
         // 6.4 fen.
-        assert_eq!(Money::cny(64).apply_rate(1000, Rounding::HalfUp).unwrap(), Money::cny(6));
-        assert_eq!(Money::cny(64).apply_rate(1000, Rounding::AwayFromZero).unwrap(), Money::cny(7));
+        assert_eq!(
+            Money::cny(64).apply_rate(1000, Rounding::HalfUp).unwrap(),
+            Money::cny(6)
+        );
+        assert_eq!(
+            Money::cny(64)
+                .apply_rate(1000, Rounding::AwayFromZero)
+                .unwrap(),
+            Money::cny(7)
+        );
         // Discount.
-        assert_eq!(Money::cny(1000).apply_rate(-500, Rounding::HalfUp).unwrap(), Money::cny(-50));
-        assert!(Money::cny(i64::MAX).apply_rate(20_000, Rounding::HalfUp).is_err());
+        assert_eq!(
+            Money::cny(1000).apply_rate(-500, Rounding::HalfUp).unwrap(),
+            Money::cny(-50)
+        );
+        assert!(
+            Money::cny(i64::MAX)
+                .apply_rate(20_000, Rounding::HalfUp)
+                .is_err()
+        );
     }
 
     #[test]
@@ -1204,7 +1310,11 @@ mod tests {
             .split_tax_inclusive(600, Rounding::HalfUp)
             .unwrap();
         assert_eq!((net, tax), (Money::cny(9434), Money::cny(566)));
-        assert!(Money::cny(1).split_tax_inclusive(-1, Rounding::HalfUp).is_err());
+        assert!(
+            Money::cny(1)
+                .split_tax_inclusive(-1, Rounding::HalfUp)
+                .is_err()
+        );
     }
 
     fn arb_currency() -> impl Strategy<Value = Currency> {
@@ -1243,7 +1353,10 @@ mod tests {
             for (p, w) in parts.iter().zip(&weights) {
                 // Within one minor unit of the exact share: |p·total − minor·w| < total.
                 let diff = i128::from(p.minor) * total - i128::from(minor) * i128::from(*w);
-                prop_assert!(diff.abs() < total);
+                    prop_assert!(diff.abs() < total);
+            }
+            if weights.iter().all(|w| *w == weights[0]) {
+                prop_assert_eq!(parts, Money::cny(minor).allocate(weights.len()).unwrap());
             }
         }
 

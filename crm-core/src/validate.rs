@@ -253,7 +253,7 @@ impl Invalid {
             }
             Reason::AreaCode { code } => format!("的区号 {code} 不是有效的中国大陆区号"),
             Reason::MissingAreaCode => {
-                "缺少区号，应写作 010-12345678 或 0755-1234567 的形式".to_owned()
+                "缺少区号，应写作 010-62345678 或 0755-2345678 的形式".to_owned()
             }
             Reason::LocalNumber { number } => {
                 format!("的本地号码 {number} 应为 7 或 8 位数字且不以 0 或 1 开头")
@@ -287,7 +287,11 @@ impl fmt::Display for Invalid {
                 list(expected, " or ")
             ),
             Reason::Digits { actual, expected } => {
-                write!(f, "has {actual} digits, expected {}", list(expected, " or "))
+                write!(
+                    f,
+                    "has {actual} digits, expected {}",
+                    list(expected, " or ")
+                )
             }
             Reason::Character { ch, position } => write!(
                 f,
@@ -325,9 +329,9 @@ impl fmt::Display for Invalid {
             Reason::AreaCode { code } => {
                 write!(f, "has area code {code}, which is not a mainland area code")
             }
-            Reason::MissingAreaCode => f.write_str(
-                "has no area code; write it like 010-12345678 or 0755-1234567",
-            ),
+            Reason::MissingAreaCode => {
+                f.write_str("has no area code; write it like 010-62345678 or 0755-2345678")
+            }
             Reason::LocalNumber { number } => write!(
                 f,
                 "has local number {number}, expected 7 or 8 digits not starting with 0 or 1"
@@ -337,10 +341,9 @@ impl fmt::Display for Invalid {
             }
             Reason::EmailSyntax { en, .. } => write!(f, "is malformed: {en}"),
             Reason::UrlSyntax { en, .. } => write!(f, "is malformed: {en}"),
-            Reason::UrlScheme { scheme } => write!(
-                f,
-                "uses scheme {scheme}; only http and https are allowed"
-            ),
+            Reason::UrlScheme { scheme } => {
+                write!(f, "uses scheme {scheme}; only http and https are allowed")
+            }
             Reason::UrlHost => f.write_str(
                 "has no domain name with a dot (like www.example.com) and no IP address",
             ),
@@ -412,7 +415,12 @@ pub(crate) fn halfwidth(c: char) -> char {
 
 /// Trims and maps full-width ASCII to ASCII.
 fn clean(s: &str) -> String {
-    s.trim().chars().map(halfwidth).collect::<String>().trim().to_owned()
+    s.trim()
+        .chars()
+        .map(halfwidth)
+        .collect::<String>()
+        .trim()
+        .to_owned()
 }
 
 // ---------------------------------------------------------------------------
@@ -480,11 +488,18 @@ pub fn uscc(s: &str) -> Result<String, Invalid> {
             },
         ));
     }
-    if let Some((i, ch)) = code.chars().enumerate().find(|(_, c)| uscc_value(*c).is_none()) {
+    if let Some((i, ch)) = code
+        .chars()
+        .enumerate()
+        .find(|(_, c)| uscc_value(*c).is_none())
+    {
         return Err(Invalid::new(
             Subject::Uscc,
             code,
-            Reason::Character { ch, position: i + 1 },
+            Reason::Character {
+                ch,
+                position: i + 1,
+            },
         ));
     }
     // All 18 characters are ASCII now, so byte slicing is safe.
@@ -529,7 +544,9 @@ pub fn resident_id_check_char(first17: &str) -> Option<char> {
         .zip(ID_WEIGHTS)
         .map(|(b, w)| u32::from(b - b'0') * w)
         .sum();
-    ID_CHECK.get(usize::try_from(sum % 11).ok()?).map(|b| char::from(*b))
+    ID_CHECK
+        .get(usize::try_from(sum % 11).ok()?)
+        .map(|b| char::from(*b))
 }
 
 /// A person's sex as recorded in a resident ID number.
@@ -639,7 +656,10 @@ pub fn resident_id(s: &str) -> Result<ResidentId, Invalid> {
         return Err(Invalid::new(
             Subject::ResidentId,
             raw,
-            Reason::Character { ch, position: i + 1 },
+            Reason::Character {
+                ch,
+                position: i + 1,
+            },
         ));
     }
     // ASCII from here on.
@@ -836,7 +856,10 @@ fn parse_landline(s: &str) -> Result<LandlineParts, Invalid> {
     for (i, ch) in main.chars().enumerate() {
         let ok = ch.is_ascii_digit() || is_phone_separator(ch) || (ch == '+' && i == 0);
         if !ok {
-            return Err(err(Reason::Character { ch, position: i + 1 }));
+            return Err(err(Reason::Character {
+                ch,
+                position: i + 1,
+            }));
         }
     }
     let mut groups: Vec<String> = main
@@ -1079,7 +1102,10 @@ pub fn email(s: &str) -> Result<String, Invalid> {
         return Err(Invalid::empty(Subject::Email));
     }
     let (local, domain) = match t.rsplit_once('@') {
-        Some((l, d)) => (l.to_owned(), d.replace(['。', '．', '｡'], ".").to_lowercase()),
+        Some((l, d)) => (
+            l.to_owned(),
+            d.replace(['。', '．', '｡'], ".").to_lowercase(),
+        ),
         None => {
             let reason = email_reason(&email_address::Error::MissingSeparator);
             return Err(Invalid::new(Subject::Email, t, reason));
@@ -1160,8 +1186,8 @@ pub fn url(s: &str) -> Result<String, Invalid> {
         }
         None => format!("https://{}", t.trim_start_matches('/')),
     };
-    let parsed = url::Url::parse(&text)
-        .map_err(|e| Invalid::new(Subject::Url, t.clone(), url_reason(e)))?;
+    let parsed =
+        url::Url::parse(&text).map_err(|e| Invalid::new(Subject::Url, t.clone(), url_reason(e)))?;
     match parsed.host() {
         Some(url::Host::Domain(d)) if d.contains('.') && !d.ends_with('.') => {}
         Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => {}
@@ -1194,7 +1220,10 @@ pub fn person_name(s: &str) -> Result<String, Invalid> {
         return Err(Invalid::new(
             Subject::PersonName,
             name,
-            Reason::Character { ch, position: i + 1 },
+            Reason::Character {
+                ch,
+                position: i + 1,
+            },
         ));
     }
     let n = name.chars().count();
@@ -1381,7 +1410,10 @@ mod tests {
     #[test]
     fn uscc_normalises() {
         assert_eq!(uscc(" 91350100m000100y43 ").unwrap(), "91350100M000100Y43");
-        assert_eq!(uscc("9135 0100 M000 100Y 43").unwrap(), "91350100M000100Y43");
+        assert_eq!(
+            uscc("9135 0100 M000 100Y 43").unwrap(),
+            "91350100M000100Y43"
+        );
         assert_eq!(
             uscc("９１３５０１００Ｍ０００１００Ｙ４３").unwrap(),
             "91350100M000100Y43"
@@ -1429,8 +1461,17 @@ mod tests {
             }
         );
         let e = uscc("91350100I000100Y43").unwrap_err();
-        assert_eq!(e.reason, Reason::Character { ch: 'I', position: 9 });
-        assert!(e.to_string().contains("invalid character 'I' at position 9"));
+        assert_eq!(
+            e.reason,
+            Reason::Character {
+                ch: 'I',
+                position: 9
+            }
+        );
+        assert!(
+            e.to_string()
+                .contains("invalid character 'I' at position 9")
+        );
         for bad in ['O', 'Z', 'S', 'V'] {
             let code = format!("9135010{bad}M000100Y43");
             assert!(matches!(
@@ -1648,7 +1689,10 @@ mod tests {
             e.to_string(),
             "mobile number 1381234567 has 10 digits, expected 11"
         );
-        assert_eq!(e.message_zh(), "手机号码 1381234567 有 10 位数字，应为 11 位");
+        assert_eq!(
+            e.message_zh(),
+            "手机号码 1381234567 有 10 位数字，应为 11 位"
+        );
         assert_eq!(
             mobile("12812345678").unwrap_err().reason,
             Reason::MobilePrefix
@@ -1689,9 +1733,9 @@ mod tests {
     #[test]
     fn landline_forms() {
         let cases = [
-            ("010-12345678", "010-12345678"),
-            ("(010) 1234 5678", "010-12345678"),
-            ("01012345678", "010-12345678"),
+            ("010-62345678", "010-62345678"),
+            ("(010) 6234 5678", "010-62345678"),
+            ("01062345678", "010-62345678"),
             ("021 6123 4567", "021-61234567"),
             ("0755-8765-4321", "0755-87654321"),
             ("0755 8765432", "0755-8765432"),
@@ -1699,13 +1743,13 @@ mod tests {
             ("+86 (0)755 8765 4321", "0755-87654321"),
             ("0086-21-61234567", "021-61234567"),
             ("86-755-87654321", "0755-87654321"),
-            ("010-12345678-123", "010-12345678-123"),
-            ("010-12345678转123", "010-12345678-123"),
-            ("010 12345678 分机 8", "010-12345678-8"),
+            ("010-62345678-123", "010-62345678-123"),
+            ("010-62345678转123", "010-62345678-123"),
+            ("010 62345678 分机 8", "010-62345678-8"),
             ("0755-87654321 ext. 4567", "0755-87654321-4567"),
             ("0755-87654321 EXT 4567", "0755-87654321-4567"),
             ("0755-87654321x12", "0755-87654321-12"),
-            ("０１０－１２３４５６７８", "010-12345678"),
+            ("０１０－６２３４５６７８", "010-62345678"),
             ("400-810-8888", "400-810-8888"),
             ("4008108888", "400-810-8888"),
             ("800 820 8820", "800-820-8820"),
@@ -1720,23 +1764,23 @@ mod tests {
     #[test]
     fn landline_rejections() {
         assert_eq!(landline("").unwrap_err().reason, Reason::Empty);
-        let e = landline("12345678").unwrap_err();
+        let e = landline("62345678").unwrap_err();
         assert_eq!(e.reason, Reason::MissingAreaCode);
         assert!(e.to_string().contains("has no area code"));
         assert_eq!(
-            landline("011-12345678").unwrap_err().reason,
+            landline("011-62345678").unwrap_err().reason,
             Reason::AreaCode { code: "011".into() }
         );
-        let e = landline("010-123456").unwrap_err();
+        let e = landline("010-623456").unwrap_err();
         assert_eq!(
             e.reason,
             Reason::LocalNumber {
-                number: "123456".into()
+                number: "623456".into()
             }
         );
         assert_eq!(
             e.to_string(),
-            "landline number 010-123456 has local number 123456, expected 7 or 8 digits not starting with 0 or 1"
+            "landline number 010-623456 has local number 623456, expected 7 or 8 digits not starting with 0 or 1"
         );
         assert_eq!(
             landline("010-02345678").unwrap_err().reason,
@@ -1745,19 +1789,19 @@ mod tests {
             }
         );
         assert_eq!(
-            landline("010-12345678 转 abc").unwrap_err().reason,
+            landline("010-62345678 转 abc").unwrap_err().reason,
             Reason::Extension {
                 extension: "abc".into()
             }
         );
         assert_eq!(
-            landline("010-12345678 转 1234567").unwrap_err().reason,
+            landline("010-62345678 转 1234567").unwrap_err().reason,
             Reason::Extension {
                 extension: "1234567".into()
             }
         );
         assert_eq!(
-            landline("010-1234/5678").unwrap_err().reason,
+            landline("010-6234/5678").unwrap_err().reason,
             Reason::Character {
                 ch: '/',
                 position: 9
@@ -1799,7 +1843,10 @@ mod tests {
     #[test]
     fn phone_error_choice() {
         assert_eq!(phone("1381234567").unwrap_err().subject, Subject::Mobile);
-        assert_eq!(phone("+86 1381234567").unwrap_err().subject, Subject::Mobile);
+        assert_eq!(
+            phone("+86 1381234567").unwrap_err().subject,
+            Subject::Mobile
+        );
         assert_eq!(phone("010-123").unwrap_err().subject, Subject::Landline);
         assert_eq!(phone("").unwrap_err().reason, Reason::Empty);
     }
@@ -1847,7 +1894,10 @@ mod tests {
         let cases = [
             ("www.huawei.com", "https://www.huawei.com/"),
             ("HTTP://WWW.Huawei.com", "http://www.huawei.com/"),
-            ("https://www.huawei.com/cn/about", "https://www.huawei.com/cn/about"),
+            (
+                "https://www.huawei.com/cn/about",
+                "https://www.huawei.com/cn/about",
+            ),
             ("huawei.com:8080/x", "https://huawei.com:8080/x"),
             ("https://example.com:443/", "https://example.com/"),
             ("//example.com", "https://example.com/"),
@@ -1857,14 +1907,22 @@ mod tests {
             assert_eq!(url(input).unwrap(), want, "{input}");
         }
         let idn = url("华为.中国").unwrap();
-        assert!(idn.starts_with("https://xn--") && idn.ends_with(".xn--fiqs8s/"), "{idn}");
+        assert!(
+            idn.starts_with("https://xn--") && idn.ends_with(".xn--fiqs8s/"),
+            "{idn}"
+        );
     }
 
     #[test]
     fn url_rejections() {
         assert_eq!(url(" ").unwrap_err().reason, Reason::Empty);
         let e = url("ftp://example.com").unwrap_err();
-        assert_eq!(e.reason, Reason::UrlScheme { scheme: "ftp".into() });
+        assert_eq!(
+            e.reason,
+            Reason::UrlScheme {
+                scheme: "ftp".into()
+            }
+        );
         assert_eq!(
             e.to_string(),
             "web address ftp://example.com uses scheme ftp; only http and https are allowed"
@@ -1902,8 +1960,17 @@ mod tests {
         assert_eq!(person_name(" \t").unwrap_err().message_zh(), "姓名不能为空");
         let long = "张".repeat(65);
         let e = person_name(&long).unwrap_err();
-        assert_eq!(e.reason, Reason::TooLong { actual: 65, max: 64 });
-        assert!(e.to_string().ends_with("has 65 characters, at most 64 are allowed"));
+        assert_eq!(
+            e.reason,
+            Reason::TooLong {
+                actual: 65,
+                max: 64
+            }
+        );
+        assert!(
+            e.to_string()
+                .ends_with("has 65 characters, at most 64 are allowed")
+        );
         assert!(e.to_string().contains('…'));
         assert!(person_name(&"张".repeat(64)).is_ok());
         assert_eq!(

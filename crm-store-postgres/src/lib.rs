@@ -10,9 +10,9 @@ use crm_core::store::{
     AuditEntry, ChangeSet, FieldChange, NewEvent, Op, OutboxEvent, Row, Select, Selected, Store,
     StoreError,
 };
+use sql::{Sql, column, column_list, decode_row, ident, invalid};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Executor, Row as _};
-use sql::{Sql, column, column_list, decode_row, ident, invalid};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -199,7 +199,8 @@ impl PgStore {
             self.apply_op(&mut tx, op).await?;
         }
         for a in &changes.audit {
-            let changes = serde_json::to_value(&a.changes).map_err(|e| Failure::Store(backend(e)))?;
+            let changes =
+                serde_json::to_value(&a.changes).map_err(|e| Failure::Store(backend(e)))?;
             sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO {} (company_id, table_name, record_id, actor_id, at, action, changes) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -227,7 +228,7 @@ impl PgStore {
             // makes a commit visible before releasing its locks: seq order is
             // commit order, and a consumer that has seen seq n has seen every
             // event below it.
-            sqlx::query("SELECT $1::int + length($2)")
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
                 .bind(OUTBOX_LOCK_CLASS)
                 .bind(&self.schema)
                 .execute(&mut *tx)
@@ -433,10 +434,11 @@ fn backend(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
 /// table is known), `40001`/`40P01` to a retry, the rest to `Backend`.
 fn classify(e: sqlx::Error, table: Option<Table>) -> Failure {
     if let sqlx::Error::Database(db) = &e {
-        if let Some(code) = db.code() {
-            if code == "40001" || code == "40P01" {
-                return Failure::Retry(e);
-            }
+        if db
+            .code()
+            .is_some_and(|code| code == "40001" || code == "40P01")
+        {
+            return Failure::Retry(e);
         }
         if let (true, Some(table)) = (db.is_unique_violation(), table) {
             let detail = db
@@ -452,7 +454,9 @@ fn classify(e: sqlx::Error, table: Option<Table>) -> Failure {
 /// The pause before retry number `attempt` (1-based): 5 ms, 10 ms, 20 ms … up
 /// to 200 ms, with a little jitter so that colliding writers spread out.
 fn backoff(attempt: u32) -> Duration {
-    let base = 5u64.saturating_mul(1 << attempt.min(6).saturating_sub(1)).min(200);
+    let base = 5u64
+        .saturating_mul(1 << attempt.min(6).saturating_sub(1))
+        .min(200);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -546,7 +550,11 @@ impl Store for PgStore {
             .collect()
     }
 
-    async fn outbox_pending(&self, consumer: &str, limit: u64) -> Result<Vec<OutboxEvent>, StoreError> {
+    async fn outbox_pending(
+        &self,
+        consumer: &str,
+        limit: u64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT seq, company_id, event_type, table_name, record_id, payload, at FROM {} \
              WHERE seq > COALESCE((SELECT seq FROM {} WHERE consumer = $1), 0) \
@@ -594,7 +602,8 @@ impl Store for PgStore {
 /// The `table_name` column of an audit or outbox row as a [`Table`].
 fn stored_table(r: &PgRow) -> Result<Table, StoreError> {
     let name: String = r.try_get("table_name").map_err(backend)?;
-    Table::from_name(&name).ok_or_else(|| invalid(format!("unknown table {name:?} in a stored row")))
+    Table::from_name(&name)
+        .ok_or_else(|| invalid(format!("unknown table {name:?} in a stored row")))
 }
 
 #[cfg(test)]
@@ -606,7 +615,16 @@ mod tests {
         for ok in ["crm", "_x", "crm_test_1_2", &"a".repeat(63)] {
             assert!(validate_schema(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Crm", "1crm", "crm-x", "crm\"; drop", "pg_crm", &"a".repeat(64), "crm x"] {
+        for bad in [
+            "",
+            "Crm",
+            "1crm",
+            "crm-x",
+            "crm\"; drop",
+            "pg_crm",
+            &"a".repeat(64),
+            "crm x",
+        ] {
             assert!(validate_schema(bad).is_err(), "{bad}");
         }
     }

@@ -9,7 +9,9 @@
 
 use crate::sql::{Sql, Ty, column, column_list, ident, invalid};
 use crm_core::schema::{ColType, ColumnDef, Table};
-use crm_core::store::{CmpOp, Col, CustomType, Filter, Lifecycle, Paging, Scope, Select, Sort, StoreError};
+use crm_core::store::{
+    CmpOp, Col, CustomType, Filter, Lifecycle, Paging, Scope, Select, Sort, StoreError,
+};
 use crm_core::value::Value;
 
 /// A resolved column reference.
@@ -98,7 +100,9 @@ fn expr(sql: &mut Sql, table: Table, alias: &str, col: &Col) -> Result<Expr, Sto
         }
         Col::Custom { key, ty } => {
             if table.column("custom").is_none() {
-                return Err(invalid(format!("{table} has no custom fields (asked for {key:?})")));
+                return Err(invalid(format!(
+                    "{table} has no custom fields (asked for {key:?})"
+                )));
             }
             if !valid_custom_key(key) {
                 return Err(invalid(format!("invalid custom field key {key:?}")));
@@ -200,7 +204,13 @@ fn escape_like(s: &str) -> String {
     out
 }
 
-fn filter(sql: &mut Sql, schema: &str, table: Table, alias: &str, f: &Filter) -> Result<(), StoreError> {
+fn filter(
+    sql: &mut Sql,
+    schema: &str,
+    table: Table,
+    alias: &str,
+    f: &Filter,
+) -> Result<(), StoreError> {
     match f {
         Filter::True => {
             sql.push("TRUE");
@@ -225,6 +235,8 @@ fn filter(sql: &mut Sql, schema: &str, table: Table, alias: &str, f: &Filter) ->
             e.check_ordered(table)?;
             if values.is_empty() {
                 sql.push("FALSE");
+            } else if let Some(p) = array_param(sql, &e, values) {
+                sql.push(&format!("({} = ANY({p}))", e.sql));
             } else {
                 let ps = values
                     .iter()
@@ -248,10 +260,18 @@ fn filter(sql: &mut Sql, schema: &str, table: Table, alias: &str, f: &Filter) ->
             sql.push(&format!("({} IS NOT NULL)", e.sql));
         }
         Filter::And(fs) | Filter::Or(fs) if fs.is_empty() => {
-            sql.push(if matches!(f, Filter::And(_)) { "TRUE" } else { "FALSE" });
+            sql.push(if matches!(f, Filter::And(_)) {
+                "TRUE"
+            } else {
+                "FALSE"
+            });
         }
         Filter::And(fs) | Filter::Or(fs) => {
-            let joiner = if matches!(f, Filter::And(_)) { " AND " } else { " OR " };
+            let joiner = if matches!(f, Filter::And(_)) {
+                " AND "
+            } else {
+                " OR "
+            };
             sql.push("(");
             for (i, sub) in fs.iter().enumerate() {
                 if i > 0 {
@@ -289,7 +309,54 @@ fn filter(sql: &mut Sql, schema: &str, table: Table, alias: &str, f: &Filter) ->
     Ok(())
 }
 
-fn like(sql: &mut Sql, table: Table, alias: &str, col: &Col, pattern: String) -> Result<(), StoreError> {
+/// Lists longer than this are bound as one array (`= ANY($n)`) rather than
+/// one parameter per value, staying far below PostgreSQL's 65 535 parameters.
+const IN_LIST_MAX: usize = 64;
+
+/// Binds a long `In` list as one typed array, when every value fits the
+/// expression's type; `None` leaves it to the per-value path (which reports
+/// a mismatch). `x = ANY(array)` treats NULL elements as `x IN (…)` does.
+fn array_param(sql: &mut Sql, e: &Expr, values: &[Value]) -> Option<String> {
+    if values.len() <= IN_LIST_MAX {
+        return None;
+    }
+    fn typed<T>(values: &[Value], f: impl Fn(&Value) -> Option<T>) -> Option<Vec<Option<T>>> {
+        values
+            .iter()
+            .map(|v| if v.is_null() { Some(None) } else { f(v).map(Some) })
+            .collect()
+    }
+    let ty = match &e.target {
+        Target::Column(c) => c.ty,
+        Target::Custom { ty: CustomType::Number, .. } => {
+            let floats = typed(values, |v| match v {
+                Value::Int(i) => Some(*i as f64),
+                Value::Float(f) => Some(*f),
+                _ => None,
+            })?;
+            return Some(sql.param(floats));
+        }
+        Target::Custom { ty: CustomType::Text, .. } => ColType::Text,
+        Target::Custom { ty: CustomType::Bool, .. } => ColType::Bool,
+    };
+    Some(match ty {
+        ColType::Id => sql.param(typed(values, Value::as_id)?),
+        ColType::Text => sql.param(typed(values, |v| v.as_text().map(str::to_string))?),
+        ColType::Int => sql.param(typed(values, Value::as_int)?),
+        ColType::Bool => sql.param(typed(values, Value::as_bool)?),
+        ColType::Date => sql.param(typed(values, Value::as_date)?),
+        ColType::Timestamp => sql.param(typed(values, Value::as_timestamp)?),
+        ColType::Json => return None,
+    })
+}
+
+fn like(
+    sql: &mut Sql,
+    table: Table,
+    alias: &str,
+    col: &Col,
+    pattern: String,
+) -> Result<(), StoreError> {
     let e = expr(sql, table, alias, col)?;
     e.check_textual(table)?;
     let p = sql.param(pattern);
@@ -318,13 +385,20 @@ pub(crate) fn page_query(sql: &mut Sql, schema: &str, sel: &Select) -> Result<()
         })
         .collect::<Result<_, _>>()?;
 
-    if let Paging::Keyset { after: Some(after), .. } = &sel.paging {
+    if let Paging::Keyset {
+        after: Some(after), ..
+    } = &sel.paging
+    {
         keyset(sql, table, &keys, after)?;
     }
 
     sql.push(" ORDER BY ");
     for (e, desc) in &keys {
-        let dir = if *desc { "DESC NULLS FIRST" } else { "ASC NULLS LAST" };
+        let dir = if *desc {
+            "DESC NULLS FIRST"
+        } else {
+            "ASC NULLS LAST"
+        };
         sql.push(&format!("{} {dir}, ", e.ordered()));
     }
     sql.push("t.\"id\" ASC");
@@ -346,13 +420,20 @@ pub(crate) fn page_query(sql: &mut Sql, schema: &str, sel: &Select) -> Result<()
 
 /// `limit + 1`, to learn whether more rows follow.
 fn fetch_limit(limit: u64) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX - 1).saturating_add(1)
+    i64::try_from(limit)
+        .unwrap_or(i64::MAX - 1)
+        .saturating_add(1)
 }
 
 /// Appends the condition "strictly after `after` in sort order". NULLs are
 /// the largest value in both directions (ascending NULLS LAST, descending
 /// NULLS FIRST), then `id` ascending decides.
-fn keyset(sql: &mut Sql, table: Table, keys: &[(Expr, bool)], after: &[Value]) -> Result<(), StoreError> {
+fn keyset(
+    sql: &mut Sql,
+    table: Table,
+    keys: &[(Expr, bool)],
+    after: &[Value],
+) -> Result<(), StoreError> {
     if after.len() != keys.len() + 1 {
         return Err(invalid(format!(
             "keyset cursor has {} values, expected {} (one per sort key, then the id)",

@@ -147,7 +147,12 @@ impl Sql {
     /// Binds a value for column `col` of `table` with its natural type (NULL
     /// typed as the column). A value whose variant does not fit the column's
     /// type is refused, as the SQLite backend does.
-    pub(crate) fn col_param(&mut self, table: Table, col: &ColumnDef, v: &Value) -> Result<String, StoreError> {
+    pub(crate) fn col_param(
+        &mut self,
+        table: Table,
+        col: &ColumnDef,
+        v: &Value,
+    ) -> Result<String, StoreError> {
         Ok(match (col.ty, v) {
             (ty, Value::Null) => self.null_param(Ty::of_col(ty)),
             (ColType::Id, Value::Id(u)) => self.param(*u),
@@ -169,7 +174,12 @@ impl Sql {
 
     /// Binds a value compared with custom field `key` of type `ty`: numbers
     /// as `double precision`, dates as `YYYY-MM-DD` text.
-    pub(crate) fn custom_param(&mut self, key: &str, ty: CustomType, v: &Value) -> Result<String, StoreError> {
+    pub(crate) fn custom_param(
+        &mut self,
+        key: &str,
+        ty: CustomType,
+        v: &Value,
+    ) -> Result<String, StoreError> {
         Ok(match (ty, v) {
             (ty, Value::Null) => self.null_param(Ty::of_custom(ty)),
             (CustomType::Number, Value::Int(i)) => self.param(*i as f64),
@@ -189,7 +199,9 @@ impl Sql {
     /// The finished statement and its arguments.
     pub(crate) fn finish(self) -> Result<(String, PgArguments), Failure> {
         match self.error {
-            Some(e) => Err(Failure::Store(invalid(format!("cannot encode a parameter: {e}")))),
+            Some(e) => Err(Failure::Store(invalid(format!(
+                "cannot encode a parameter: {e}"
+            )))),
             None => Ok((self.text, self.args)),
         }
     }
@@ -260,7 +272,10 @@ fn decode_col(row: &PgRow, i: usize, ty: ColType) -> Result<Value, sqlx::Error> 
     where
         T: for<'r> sqlx::Decode<'r, Postgres> + Type<Postgres>,
     {
-        Ok(row.try_get::<Option<T>, _>(i)?.map(f).unwrap_or(Value::Null))
+        Ok(row
+            .try_get::<Option<T>, _>(i)?
+            .map(f)
+            .unwrap_or(Value::Null))
     }
     match ty {
         ColType::Id => get::<Uuid>(row, i, Value::Id),

@@ -86,15 +86,27 @@ async fn custom_schema_name_is_honoured_and_other_schemas_untouched() {
     .await
     .expect("tables");
     for t in Table::ALL {
-        assert!(tables.contains(&t.name().to_string()), "{t} missing in {tables:?}");
+        assert!(
+            tables.contains(&t.name().to_string()),
+            "{t} missing in {tables:?}"
+        );
     }
-    for t in ["audit_log", "outbox", "outbox_cursors", "sequences", "schema_migrations"] {
+    for t in [
+        "audit_log",
+        "outbox",
+        "outbox_cursors",
+        "sequences",
+        "schema_migrations",
+    ] {
         assert!(tables.contains(&t.to_string()), "{t} missing in {tables:?}");
     }
     assert_eq!(count_rows(&a, a.schema(), "companies").await, 1);
     assert_eq!(count_rows(&a, b.schema(), "companies").await, 0);
     assert!(
-        b.get(Table::Companies, company).await.expect("get").is_none(),
+        b.get(Table::Companies, company)
+            .await
+            .expect("get")
+            .is_none(),
         "a row written in one schema is visible through another"
     );
 
@@ -140,7 +152,15 @@ async fn from_pool_works_whatever_the_search_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_schema_names_are_refused_before_connecting() {
-    for bad in ["", "Crm", "1crm", "crm-x", "crm\"; DROP SCHEMA public; --", "pg_crm", &"a".repeat(64)] {
+    for bad in [
+        "",
+        "Crm",
+        "1crm",
+        "crm-x",
+        "crm\"; DROP SCHEMA public; --",
+        "pg_crm",
+        &"a".repeat(64),
+    ] {
         // Unreachable URL: the name must be refused before any connection.
         let err = PgStore::connect(
             "postgres://nobody@127.0.0.1:1/none",
@@ -168,7 +188,10 @@ async fn unreachable_server_is_a_connect_error() {
         .await
         .expect_err("refused");
     assert!(matches!(err, OpenError::Connect(_)), "{err}");
-    assert!(std::error::Error::source(&err).is_some(), "the driver error is kept");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the driver error is kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,7 +214,13 @@ async fn migrations_are_idempotent_on_reconnect() {
     .expect("versions");
     let expected: Vec<i64> = (1..=PgStore::latest_migration()).collect();
     assert_eq!(versions, expected);
-    assert!(again.get(Table::Companies, company).await.expect("get").is_some());
+    assert!(
+        again
+            .get(Table::Companies, company)
+            .await
+            .expect("get")
+            .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -279,7 +308,10 @@ async fn unique_violation_names_the_constraint() {
         )
     };
     store.apply(&user(new_uuid(now()))).await.expect("first");
-    let err = store.apply(&user(new_uuid(now()))).await.expect_err("duplicate");
+    let err = store
+        .apply(&user(new_uuid(now())))
+        .await
+        .expect_err("duplicate");
     match err {
         StoreError::Unique { table, detail } => {
             assert_eq!(table, Table::Users);
@@ -321,7 +353,12 @@ async fn concurrent_conflicting_increments_reach_the_exact_count() {
     let company = Uuid::now_v7();
     let id = new_uuid(now());
     store
-        .apply(&insert(Table::Departments, company, id, &[("position", Value::Int(0))]))
+        .apply(&insert(
+            Table::Departments,
+            company,
+            id,
+            &[("position", Value::Int(0))],
+        ))
         .await
         .expect("insert");
 
@@ -349,7 +386,9 @@ async fn concurrent_conflicting_increments_reach_the_exact_count() {
                     };
                     match store.apply(&change).await {
                         Ok(()) => break,
-                        Err(StoreError::Conflict { expected, actual, .. }) => {
+                        Err(StoreError::Conflict {
+                            expected, actual, ..
+                        }) => {
                             assert!(actual > expected);
                             conflicts += 1;
                         }
@@ -420,17 +459,20 @@ async fn outbox_is_gap_free_in_commit_order_under_concurrent_writers() {
         }));
     }
 
-    // A consumer polling while the writers write: every event exactly once,
-    // in increasing seq order, each writer's events in its own order.
+    // A consumer polling while the writers write, until they are done and
+    // nothing is pending: every event exactly once, in increasing seq order,
+    // each writer's events in its own order.
     let total = WRITERS * EACH;
     let mut seen: Vec<(i64, usize, usize)> = Vec::new();
     let mut last = 0i64;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while seen.len() < total {
-        assert!(std::time::Instant::now() < deadline, "consumer saw {} of {total}", seen.len());
+    loop {
+        let done = writers.iter().all(|h| h.is_finished());
         let batch = store.outbox_pending("consumer", 7).await.expect("pending");
         if batch.is_empty() {
-            tokio::task::yield_now().await;
+            if done {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             continue;
         }
         for e in &batch {
@@ -445,12 +487,20 @@ async fn outbox_is_gap_free_in_commit_order_under_concurrent_writers() {
     for h in writers {
         h.await.expect("writer");
     }
-    assert!(store.outbox_pending("consumer", 100).await.expect("pending").is_empty());
+    assert_eq!(
+        seen.len(),
+        total,
+        "the consumer skipped events that committed late"
+    );
 
     let distinct: BTreeSet<(usize, usize)> = seen.iter().map(|(_, w, n)| (*w, *n)).collect();
     assert_eq!(distinct.len(), total, "an event was missed or seen twice");
     for w in 0..WRITERS {
-        let ns: Vec<usize> = seen.iter().filter(|(_, x, _)| *x == w).map(|(_, _, n)| *n).collect();
+        let ns: Vec<usize> = seen
+            .iter()
+            .filter(|(_, x, _)| *x == w)
+            .map(|(_, _, n)| *n)
+            .collect();
         assert_eq!(ns, (0..EACH).collect::<Vec<_>>(), "writer {w} out of order");
     }
     // Nothing rolled back, so the seqs are contiguous too.
@@ -459,9 +509,25 @@ async fn outbox_is_gap_free_in_commit_order_under_concurrent_writers() {
         assert_eq!(*seq, first + i as i64, "gap in outbox seqs");
     }
     // A second consumer starts from the beginning; acknowledging backwards is ignored.
-    assert_eq!(store.outbox_pending("other", 1000).await.expect("pending").len(), total);
-    store.outbox_ack("consumer", 1).await.expect("ack backwards");
-    assert!(store.outbox_pending("consumer", 100).await.expect("pending").is_empty());
+    assert_eq!(
+        store
+            .outbox_pending("other", 1000)
+            .await
+            .expect("pending")
+            .len(),
+        total
+    );
+    store
+        .outbox_ack("consumer", 1)
+        .await
+        .expect("ack backwards");
+    assert!(
+        store
+            .outbox_pending("consumer", 100)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -474,7 +540,12 @@ async fn sequences_count_per_company_and_key_under_concurrency() {
         handles.push(tokio::spawn(async move {
             let mut got = Vec::new();
             for _ in 0..10 {
-                got.push(store.next_sequence(company, "contract").await.expect("next"));
+                got.push(
+                    store
+                        .next_sequence(company, "contract")
+                        .await
+                        .expect("next"),
+                );
             }
             got
         }));
@@ -485,8 +556,17 @@ async fn sequences_count_per_company_and_key_under_concurrency() {
     }
     all.sort_unstable();
     assert_eq!(all, (1..=40).collect::<Vec<i64>>());
-    assert_eq!(store.next_sequence(company, "quote").await.expect("next"), 1);
-    assert_eq!(store.next_sequence(Uuid::now_v7(), "contract").await.expect("next"), 1);
+    assert_eq!(
+        store.next_sequence(company, "quote").await.expect("next"),
+        1
+    );
+    assert_eq!(
+        store
+            .next_sequence(Uuid::now_v7(), "contract")
+            .await
+            .expect("next"),
+        1
+    );
 }
 
 /// Makes the store's change set deadlock with a host transaction: the host
@@ -571,7 +651,16 @@ async fn deadlocked_change_set_is_retried_and_succeeds() {
 async fn deadlock_without_retries_left_is_a_backend_error() {
     let (outcome, _store) = deadlock_with_host(0).await;
     let err = outcome.expect_err("no retries allowed");
-    assert!(matches!(err, StoreError::Backend { backend: "postgres", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Backend {
+                backend: "postgres",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let text = common::error_chain(&err);
     assert!(text.contains("deadlock"), "{text}");
 }

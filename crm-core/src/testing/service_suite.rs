@@ -757,7 +757,8 @@ pub async fn offset_and_keyset_paging_agree(store: Arc<dyn Store>) {
     assert_eq!(first.total, Some(23));
     assert!(first.has_more);
     assert_eq!(first.items[0].text("name"), Some("分页客户22有限公司"), "newest first by default");
-    let sorted = ListQuery::default().sort_by("level", false).sort_by("name", true);
+    // A multi-key, mixed-direction order walked by offset and by keyset.
+    let sorted = ListQuery::default().sort_by("kind", false).sort_by("name", true);
     let mut by_offset = Vec::new();
     for page in 1..=3 {
         let p = w
@@ -783,9 +784,13 @@ pub async fn offset_and_keyset_paging_agree(store: Arc<dyn Store>) {
     }
     assert_eq!(by_offset.len(), 23);
     assert_eq!(by_offset, by_keyset);
+    let first = w.crm.get_record(&w.admin, Entity::Customer, by_keyset[0]).await.expect("first");
+    assert_eq!(first.text("name"), Some("分页客户22有限公司"));
+    // Sorting by a field that may be empty works with offset paging.
+    let by_level = ListQuery::default().sort_by("level", false).sort_by("name", true);
     let all = w
         .crm
-        .list_records(&w.admin, Entity::Customer, &sorted.clone().page(PageRequest::Offset { page: 1, per_page: 100 }))
+        .list_records(&w.admin, Entity::Customer, &by_level.page(PageRequest::Offset { page: 1, per_page: 100 }))
         .await
         .expect("all");
     let levels: Vec<&str> = all.items.iter().map(|r| r.text("level").unwrap_or_default()).collect();

@@ -137,7 +137,10 @@ async fn liveness_session() -> Result<PgConnection, String> {
         }
         for schema in schemas {
             // Names come from pg_namespace and match the test prefix; quoted.
-            let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", schema.replace('"', "\"\""));
+            let sql = format!(
+                "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                schema.replace('"', "\"\"")
+            );
             sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
                 .execute(&mut conn)
                 .await
