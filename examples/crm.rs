@@ -37,7 +37,11 @@ impl Clock for SystemClock {
 }
 
 #[derive(Parser)]
-#[command(name = "crm", about = "An embeddable CRM engine, from the terminal", version)]
+#[command(
+    name = "crm",
+    about = "An embeddable CRM engine, from the terminal",
+    version
+)]
 struct Cli {
     /// A SQLite file path, `:memory:`, or a postgres:// URL (add `?schema=name` to pick the schema).
     #[arg(long, global = true, env = "CRM_DB", default_value = "crm.db")]
@@ -472,7 +476,9 @@ struct Ctx {
 }
 
 async fn run(cli: Cli) -> CliResult {
-    let store = crm::open_store(&cli.db).await.map_err(|e| format!("cannot open {}: {e}", cli.db))?;
+    let store = crm::open_store(&cli.db)
+        .await
+        .map_err(|e| format!("cannot open {}: {e}", cli.db))?;
     let ctx = Ctx {
         crm: Crm::new(store, Arc::new(SystemClock)),
         json: cli.json,
@@ -496,13 +502,24 @@ async fn run(cli: Cli) -> CliResult {
                 })
                 .await
                 .map_err(err)?;
-            ctx.print(json!(company), || format!("created company {} ({}) with administrator {admin}", company.name, company.code));
+            ctx.print(json!(company), || {
+                format!(
+                    "created company {} ({}) with administrator {admin}",
+                    company.name, company.code
+                )
+            });
             return Ok(());
         }
         Command::Demo => return demo(&ctx).await,
         Command::Companies => {
             let list = ctx.crm.list_companies().await.map_err(err)?;
-            ctx.table(json!(list), &["code", "name", "id"], list.iter().map(|c| vec![c.code.clone(), c.name.clone(), c.id.to_string()]).collect());
+            ctx.table(
+                json!(list),
+                &["code", "name", "id"],
+                list.iter()
+                    .map(|c| vec![c.code.clone(), c.name.clone(), c.id.to_string()])
+                    .collect(),
+            );
             return Ok(());
         }
         _ => {}
@@ -511,7 +528,10 @@ async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Whoami => {
             let user = ctx.crm.user(&actor, actor.user_id).await.map_err(err)?;
-            let mut lines = vec![format!("{} ({}), company {}", user.display_name, user.username, actor.company_id)];
+            let mut lines = vec![format!(
+                "{} ({}), company {}",
+                user.display_name, user.username, actor.company_id
+            )];
             for e in Entity::ALL {
                 let grants: Vec<String> = crm::Action::ALL
                     .iter()
@@ -521,7 +541,9 @@ async fn run(cli: Cli) -> CliResult {
                     lines.push(format!("  {:<13} {}", e.name(), grants.join(" ")));
                 }
             }
-            ctx.print(json!({"user": user, "admin": actor.is_admin()}), || lines.join("\n"));
+            ctx.print(json!({"user": user, "admin": actor.is_admin()}), || {
+                lines.join("\n")
+            });
         }
         Command::User(cmd) => user_cmd(&ctx, &actor, cmd).await?,
         Command::Dept(cmd) => dept_cmd(&ctx, &actor, cmd).await?,
@@ -554,7 +576,10 @@ async fn company_code(ctx: &Ctx, cli: &Cli) -> CliResult<String> {
             } else {
                 Err(format!(
                     "several companies ({}); choose one with --company",
-                    many.iter().map(|c| c.code.as_str()).collect::<Vec<_>>().join(", ")
+                    many.iter()
+                        .map(|c| c.code.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ))
             }
         }
@@ -575,7 +600,11 @@ async fn login(ctx: &Ctx, cli: &Cli) -> CliResult<Actor> {
 
 /// Finds a user id by username in a company without an actor yet: the
 /// CLI plays the host application, which knows who is logged in.
-async fn find_user_in(ctx: &Ctx, company: crm::ids::CompanyId, username: &str) -> CliResult<UserId> {
+async fn find_user_in(
+    ctx: &Ctx,
+    company: crm::ids::CompanyId,
+    username: &str,
+) -> CliResult<UserId> {
     use crm::store::{CmpOp, Col, Filter, Select};
     let mut sel = Select::all(crm::schema::Table::Users, company.0, ctx.crm.now());
     sel.filter = Filter::Cmp(Col::Column("username"), CmpOp::Eq, username.into());
@@ -588,7 +617,10 @@ async fn find_user_in(ctx: &Ctx, company: crm::ids::CompanyId, username: &str) -
 impl Ctx {
     fn print(&self, value: Json, human: impl FnOnce() -> String) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
         } else {
             println!("{}", human());
         }
@@ -596,7 +628,10 @@ impl Ctx {
 
     fn table(&self, value: Json, header: &[&str], rows: Vec<Vec<String>>) {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).unwrap_or_default()
+            );
             return;
         }
         let mut t = Grid::new();
@@ -666,10 +701,16 @@ async fn user_cmd(ctx: &Ctx, actor: &Actor, cmd: UserCmd) -> CliResult {
                 )
                 .await
                 .map_err(err)?;
-            ctx.print(json!(u), || format!("added user {} ({})", u.username, u.display_name));
+            ctx.print(json!(u), || {
+                format!("added user {} ({})", u.username, u.display_name)
+            });
         }
         UserCmd::List { search } => {
-            let users = ctx.crm.list_users(actor, search.as_deref()).await.map_err(err)?;
+            let users = ctx
+                .crm
+                .list_users(actor, search.as_deref())
+                .await
+                .map_err(err)?;
             let depts = ctx.crm.list_departments(actor).await.map_err(err)?;
             let roles = ctx.crm.list_roles(actor).await.map_err(err)?;
             let name = users_by_id(&users);
@@ -694,11 +735,17 @@ async fn user_cmd(ctx: &Ctx, actor: &Actor, cmd: UserCmd) -> CliResult {
                     ]
                 })
                 .collect();
-            ctx.table(json!(users), &["用户名", "姓名", "部门", "上级", "角色", "启用"], rows);
+            ctx.table(
+                json!(users),
+                &["用户名", "姓名", "部门", "上级", "角色", "启用"],
+                rows,
+            );
         }
         UserCmd::Show { username } => {
             let u = resolve_user(ctx, actor, &username).await?;
-            ctx.print(json!(u), || serde_json::to_string_pretty(&u).unwrap_or_default());
+            ctx.print(json!(u), || {
+                serde_json::to_string_pretty(&u).unwrap_or_default()
+            });
         }
         UserCmd::Edit {
             username,
@@ -741,16 +788,28 @@ async fn user_cmd(ctx: &Ctx, actor: &Actor, cmd: UserCmd) -> CliResult {
             if activate {
                 patch.active = Some(true);
             }
-            let u = ctx.crm.update_user(actor, u.id, u.version, patch).await.map_err(err)?;
+            let u = ctx
+                .crm
+                .update_user(actor, u.id, u.version, patch)
+                .await
+                .map_err(err)?;
             ctx.print(json!(u), || format!("updated user {}", u.username));
         }
         UserCmd::Passwd { username, password } => {
             let u = resolve_user(ctx, actor, &username).await?;
-            ctx.crm.set_password(actor, u.id, &password).await.map_err(err)?;
-            ctx.print(json!({"ok": true}), || format!("password of {} set", u.username));
+            ctx.crm
+                .set_password(actor, u.id, &password)
+                .await
+                .map_err(err)?;
+            ctx.print(json!({"ok": true}), || {
+                format!("password of {} set", u.username)
+            });
         }
         UserCmd::ChangePassword { current, new } => {
-            ctx.crm.change_password(actor, &current, &new).await.map_err(err)?;
+            ctx.crm
+                .change_password(actor, &current, &new)
+                .await
+                .map_err(err)?;
             ctx.print(json!({"ok": true}), || "password changed".into());
         }
     }
@@ -762,15 +821,31 @@ async fn dept_cmd(ctx: &Ctx, actor: &Actor, cmd: DeptCmd) -> CliResult {
         DeptCmd::Add { name, parent } => {
             let parent = match parent {
                 Some(p) => Some(ctx.crm.resolve_department(actor, &p).await.map_err(err)?.id),
-                None => ctx.crm.list_departments(actor).await.map_err(err)?.into_iter().find(|d| d.parent_id.is_none()).map(|d| d.id),
+                None => ctx
+                    .crm
+                    .list_departments(actor)
+                    .await
+                    .map_err(err)?
+                    .into_iter()
+                    .find(|d| d.parent_id.is_none())
+                    .map(|d| d.id),
             };
-            let d = ctx.crm.create_department(actor, &name, parent).await.map_err(err)?;
+            let d = ctx
+                .crm
+                .create_department(actor, &name, parent)
+                .await
+                .map_err(err)?;
             ctx.print(json!(d), || format!("added department {}", d.name));
         }
         DeptCmd::List => {
             let all = ctx.crm.list_departments(actor).await.map_err(err)?;
             let mut lines = Vec::new();
-            fn walk(all: &[crm::org::Department], parent: Option<crm::ids::DepartmentId>, depth: usize, out: &mut Vec<String>) {
+            fn walk(
+                all: &[crm::org::Department],
+                parent: Option<crm::ids::DepartmentId>,
+                depth: usize,
+                out: &mut Vec<String>,
+            ) {
                 for d in all.iter().filter(|d| d.parent_id == parent) {
                     out.push(format!("{}{}  ({})", "  ".repeat(depth), d.name, d.id));
                     walk(all, Some(d.id), depth + 1, out);
@@ -780,25 +855,46 @@ async fn dept_cmd(ctx: &Ctx, actor: &Actor, cmd: DeptCmd) -> CliResult {
             ctx.print(json!(all), || lines.join("\n"));
         }
         DeptCmd::Edit { dept, name, parent } => {
-            let d = ctx.crm.resolve_department(actor, &dept).await.map_err(err)?;
+            let d = ctx
+                .crm
+                .resolve_department(actor, &dept)
+                .await
+                .map_err(err)?;
             let parent = match parent {
                 Some(p) if p == "none" => Some(None),
-                Some(p) => Some(Some(ctx.crm.resolve_department(actor, &p).await.map_err(err)?.id)),
+                Some(p) => Some(Some(
+                    ctx.crm.resolve_department(actor, &p).await.map_err(err)?.id,
+                )),
                 None => None,
             };
-            let d = ctx.crm.update_department(actor, d.id, name.as_deref(), parent).await.map_err(err)?;
+            let d = ctx
+                .crm
+                .update_department(actor, d.id, name.as_deref(), parent)
+                .await
+                .map_err(err)?;
             ctx.print(json!(d), || format!("updated department {}", d.name));
         }
         DeptCmd::Delete { dept } => {
-            let d = ctx.crm.resolve_department(actor, &dept).await.map_err(err)?;
+            let d = ctx
+                .crm
+                .resolve_department(actor, &dept)
+                .await
+                .map_err(err)?;
             ctx.crm.delete_department(actor, d.id).await.map_err(err)?;
-            ctx.print(json!({"ok": true}), || format!("deleted department {}", d.name));
+            ctx.print(json!({"ok": true}), || {
+                format!("deleted department {}", d.name)
+            });
         }
     }
     Ok(())
 }
 
-fn role_spec(name: String, permissions: Vec<String>, fields: Vec<String>, admin: bool) -> CliResult<RoleSpec> {
+fn role_spec(
+    name: String,
+    permissions: Vec<String>,
+    fields: Vec<String>,
+    admin: bool,
+) -> CliResult<RoleSpec> {
     Ok(RoleSpec {
         name,
         is_admin: admin,
@@ -821,7 +917,11 @@ async fn role_cmd(ctx: &Ctx, actor: &Actor, cmd: RoleCmd) -> CliResult {
             fields,
             admin,
         } => {
-            let r = ctx.crm.create_role(actor, role_spec(name, permissions, fields, admin)?).await.map_err(err)?;
+            let r = ctx
+                .crm
+                .create_role(actor, role_spec(name, permissions, fields, admin)?)
+                .await
+                .map_err(err)?;
             ctx.print(json!(r), || format!("added role {}", r.name));
         }
         RoleCmd::List => {
@@ -831,7 +931,9 @@ async fn role_cmd(ctx: &Ctx, actor: &Actor, cmd: RoleCmd) -> CliResult {
                 .map(|r| {
                     vec![
                         r.name.clone(),
-                        if r.is_admin { "全部".into() } else {
+                        if r.is_admin {
+                            "全部".into()
+                        } else {
                             r.permissions
                                 .iter()
                                 .map(|p| format!("{}:{}:{}", p.entity, p.action, p.scope.name()))
@@ -855,7 +957,11 @@ async fn role_cmd(ctx: &Ctx, actor: &Actor, cmd: RoleCmd) -> CliResult {
         } => {
             let r = ctx.crm.resolve_role(actor, &name).await.map_err(err)?;
             let spec = role_spec(r.name.clone(), permissions, fields, r.is_admin)?;
-            let r = ctx.crm.update_role(actor, r.id, r.version, spec).await.map_err(err)?;
+            let r = ctx
+                .crm
+                .update_role(actor, r.id, r.version, spec)
+                .await
+                .map_err(err)?;
             ctx.print(json!(r), || format!("updated role {}", r.name));
         }
     }
@@ -869,8 +975,14 @@ async fn group_cmd(ctx: &Ctx, actor: &Actor, cmd: GroupCmd) -> CliResult {
             for m in members {
                 ids.push(resolve_user(ctx, actor, &m).await?.id);
             }
-            let g = ctx.crm.create_group(actor, &name, &ids).await.map_err(err)?;
-            ctx.print(json!(g), || format!("added group {} with {} members", g.name, g.members.len()));
+            let g = ctx
+                .crm
+                .create_group(actor, &name, &ids)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(g), || {
+                format!("added group {} with {} members", g.name, g.members.len())
+            });
         }
         GroupCmd::List => {
             let groups = ctx.crm.list_groups(actor).await.map_err(err)?;
@@ -878,7 +990,16 @@ async fn group_cmd(ctx: &Ctx, actor: &Actor, cmd: GroupCmd) -> CliResult {
             let name = users_by_id(&users);
             let rows = groups
                 .iter()
-                .map(|g| vec![g.name.clone(), g.members.iter().map(|m| name(Some(*m))).collect::<Vec<_>>().join(", ")])
+                .map(|g| {
+                    vec![
+                        g.name.clone(),
+                        g.members
+                            .iter()
+                            .map(|m| name(Some(*m)))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ]
+                })
                 .collect();
             ctx.table(json!(groups), &["用户组", "成员"], rows);
         }
@@ -896,18 +1017,31 @@ fn parse_pairs(pairs: &[String]) -> CliResult<Fields> {
         let v = v.trim();
         out.insert(
             k.trim().to_string(),
-            if v.is_empty() { Json::Null } else { Json::String(v.to_string()) },
+            if v.is_empty() {
+                Json::Null
+            } else {
+                Json::String(v.to_string())
+            },
         );
     }
     Ok(out)
 }
 
-async fn find_record(ctx: &Ctx, actor: &Actor, entity: Entity, key: &str, lifecycle: Lifecycle) -> CliResult<Record> {
+async fn find_record(
+    ctx: &Ctx,
+    actor: &Actor,
+    entity: Entity,
+    key: &str,
+    lifecycle: Lifecycle,
+) -> CliResult<Record> {
     if let Ok(id) = key.parse::<RecordId>() {
         return ctx.crm.get_record(actor, entity, id).await.map_err(err);
     }
     let q = ListQuery::default()
-        .filter(Cond::Eq("code".into(), Json::String(key.trim().to_string())))
+        .filter(Cond::Eq(
+            "code".into(),
+            Json::String(key.trim().to_string()),
+        ))
         .lifecycle(lifecycle);
     ctx.crm
         .list_records(actor, entity, &q)
@@ -919,7 +1053,13 @@ async fn find_record(ctx: &Ctx, actor: &Actor, entity: Entity, key: &str, lifecy
         .ok_or_else(|| format!("{entity} {key} not found"))
 }
 
-async fn find_ids(ctx: &Ctx, actor: &Actor, entity: Entity, keys: &[String], lifecycle: Lifecycle) -> CliResult<Vec<RecordId>> {
+async fn find_ids(
+    ctx: &Ctx,
+    actor: &Actor,
+    entity: Entity,
+    keys: &[String],
+    lifecycle: Lifecycle,
+) -> CliResult<Vec<RecordId>> {
     if keys.is_empty() {
         return Err("name at least one record (id or code)".into());
     }
@@ -933,16 +1073,49 @@ async fn find_ids(ctx: &Ctx, actor: &Actor, entity: Entity, keys: &[String], lif
 fn columns(entity: Entity) -> (&'static [&'static str], &'static [&'static str]) {
     match entity {
         Entity::Customer => (
-            &["编号", "客户名称", "分类", "级别", "城市", "电话", "负责人", "下次跟进"],
-            &["code", "name", "category", "level", "city", "phone", "owner_id", "next_follow_up"],
+            &[
+                "编号",
+                "客户名称",
+                "分类",
+                "级别",
+                "城市",
+                "电话",
+                "负责人",
+                "下次跟进",
+            ],
+            &[
+                "code",
+                "name",
+                "category",
+                "level",
+                "city",
+                "phone",
+                "owner_id",
+                "next_follow_up",
+            ],
         ),
         Entity::Contact => (
             &["编号", "姓名", "客户", "职务", "手机", "邮箱", "负责人"],
-            &["code", "name", "customer_id", "title", "mobile", "email", "owner_id"],
+            &[
+                "code",
+                "name",
+                "customer_id",
+                "title",
+                "mobile",
+                "email",
+                "owner_id",
+            ],
         ),
         _ => (
             &["编号", "客户", "方式", "内容", "跟进时间", "负责人"],
-            &["code", "customer_id", "channel", "content", "occurred_at", "owner_id"],
+            &[
+                "code",
+                "customer_id",
+                "channel",
+                "content",
+                "occurred_at",
+                "owner_id",
+            ],
         ),
     }
 }
@@ -951,12 +1124,25 @@ fn cell(v: Option<&Json>) -> String {
     match v {
         None | Some(Json::Null) => String::new(),
         Some(Json::String(s)) => s.clone(),
-        Some(Json::Array(a)) => a.iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect::<Vec<_>>().join(","),
+        Some(Json::Array(a)) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(","),
         Some(other) => other.to_string(),
     }
 }
 
-async fn print_records(ctx: &Ctx, actor: &Actor, entity: Entity, page: &crm::Page<Record>) -> CliResult {
+async fn print_records(
+    ctx: &Ctx,
+    actor: &Actor,
+    entity: Entity,
+    page: &crm::Page<Record>,
+) -> CliResult {
     if ctx.json {
         ctx.print(json!(page), String::new);
         return Ok(());
@@ -991,7 +1177,11 @@ async fn print_records(ctx: &Ctx, actor: &Actor, entity: Entity, page: &crm::Pag
                         }
                     }
                 }
-                "occurred_at" => cell(r.fields.get("occurred_at")).chars().take(16).collect::<String>().replace('T', " "),
+                "occurred_at" => cell(r.fields.get("occurred_at"))
+                    .chars()
+                    .take(16)
+                    .collect::<String>()
+                    .replace('T', " "),
                 other => cell(r.fields.get(other)),
             });
         }
@@ -1022,7 +1212,10 @@ fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User]) {
     let mut t = Grid::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic);
-    t.add_row(vec!["编号 code".to_string(), r.code.clone().unwrap_or_default()]);
+    t.add_row(vec![
+        "编号 code".to_string(),
+        r.code.clone().unwrap_or_default(),
+    ]);
     t.add_row(vec!["id".to_string(), r.id.to_string()]);
     t.add_row(vec!["版本 version".to_string(), r.version.to_string()]);
     t.add_row(vec!["负责人 owner".to_string(), name(r.owner_id)]);
@@ -1034,20 +1227,40 @@ fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User]) {
     for (k, v) in &r.custom {
         t.add_row(vec![format!("custom.{k}"), cell(Some(v))]);
     }
-    t.add_row(vec!["创建 created".to_string(), format!("{} by {}", r.created_at.format("%Y-%m-%d %H:%M"), name(r.created_by))]);
-    t.add_row(vec!["更新 updated".to_string(), r.updated_at.format("%Y-%m-%d %H:%M").to_string()]);
+    t.add_row(vec![
+        "创建 created".to_string(),
+        format!(
+            "{} by {}",
+            r.created_at.format("%Y-%m-%d %H:%M"),
+            name(r.created_by)
+        ),
+    ]);
+    t.add_row(vec![
+        "更新 updated".to_string(),
+        r.updated_at.format("%Y-%m-%d %H:%M").to_string(),
+    ]);
     if let Some(d) = r.deleted_at {
-        t.add_row(vec!["删除 deleted".to_string(), d.format("%Y-%m-%d %H:%M").to_string()]);
+        t.add_row(vec![
+            "删除 deleted".to_string(),
+            d.format("%Y-%m-%d %H:%M").to_string(),
+        ]);
     }
     if let Some(d) = r.archived_at {
-        t.add_row(vec!["归档 archived".to_string(), d.format("%Y-%m-%d %H:%M").to_string()]);
+        t.add_row(vec![
+            "归档 archived".to_string(),
+            d.format("%Y-%m-%d %H:%M").to_string(),
+        ]);
     }
     println!("{t}");
 }
 
 fn report(ctx: &Ctx, verb: &str, r: &crm::BatchReport) -> CliResult {
     ctx.print(json!(r), || {
-        let mut lines = vec![format!("{verb}: {} done, {} refused", r.done.len(), r.refused.len())];
+        let mut lines = vec![format!(
+            "{verb}: {} done, {} refused",
+            r.done.len(),
+            r.refused.len()
+        )];
         for (id, why) in &r.refused {
             lines.push(format!("  refused {id}: {why}"));
         }
@@ -1073,18 +1286,45 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                     .iter()
                     .map(|c| parse_pairs(&c.split(',').map(str::to_string).collect::<Vec<_>>()))
                     .collect::<CliResult<Vec<_>>>()?;
-                ctx.crm.create_customer_with_contacts(actor, f, contacts).await.map_err(err)?
+                ctx.crm
+                    .create_customer_with_contacts(actor, f, contacts)
+                    .await
+                    .map_err(err)?
             };
-            ctx.print(json!(r), || format!("added {} {} {}", entity.name_zh(), r.code.clone().unwrap_or_default(), r.text("name").unwrap_or_default()));
+            ctx.print(json!(r), || {
+                format!(
+                    "added {} {} {}",
+                    entity.name_zh(),
+                    r.code.clone().unwrap_or_default(),
+                    r.text("name").unwrap_or_default()
+                )
+            });
         }
-        RecordCmd::Edit { record, fields, version } => {
+        RecordCmd::Edit {
+            record,
+            fields,
+            version,
+        } => {
             let current = find_record(ctx, actor, entity, &record, Lifecycle::Active).await?;
             let r = ctx
                 .crm
-                .update_record(actor, entity, current.id, version.unwrap_or(current.version), parse_pairs(&fields)?)
+                .update_record(
+                    actor,
+                    entity,
+                    current.id,
+                    version.unwrap_or(current.version),
+                    parse_pairs(&fields)?,
+                )
                 .await
                 .map_err(err)?;
-            ctx.print(json!(r), || format!("updated {} {} (version {})", entity.name_zh(), r.code.clone().unwrap_or_default(), r.version));
+            ctx.print(json!(r), || {
+                format!(
+                    "updated {} {} (version {})",
+                    entity.name_zh(),
+                    r.code.clone().unwrap_or_default(),
+                    r.version
+                )
+            });
         }
         RecordCmd::Show { record } => {
             let r = find_record(ctx, actor, entity, &record, Lifecycle::Any).await?;
@@ -1103,8 +1343,14 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                 q.sort.push(crm::query::SortBy::parse(s));
             }
             q.page = match args.after {
-                Some(a) => PageRequest::Keyset { after: (!a.is_empty()).then_some(a), limit: args.per_page },
-                None => PageRequest::Offset { page: args.page, per_page: args.per_page },
+                Some(a) => PageRequest::Keyset {
+                    after: (!a.is_empty()).then_some(a),
+                    limit: args.per_page,
+                },
+                None => PageRequest::Offset {
+                    page: args.page,
+                    per_page: args.per_page,
+                },
             };
             q.with_total = true;
             q.lifecycle = if args.deleted {
@@ -1124,27 +1370,52 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
         }
         RecordCmd::Delete { records } => {
             let ids = find_ids(ctx, actor, entity, &records, Lifecycle::Active).await?;
-            report(ctx, "deleted", &ctx.crm.delete_records(actor, entity, &ids).await)?;
+            report(
+                ctx,
+                "deleted",
+                &ctx.crm.delete_records(actor, entity, &ids).await,
+            )?;
         }
         RecordCmd::Restore { records } => {
             let ids = find_ids(ctx, actor, entity, &records, Lifecycle::Deleted).await?;
-            report(ctx, "restored", &ctx.crm.restore_records(actor, entity, &ids).await)?;
+            report(
+                ctx,
+                "restored",
+                &ctx.crm.restore_records(actor, entity, &ids).await,
+            )?;
         }
         RecordCmd::Purge { records } => {
             let ids = find_ids(ctx, actor, entity, &records, Lifecycle::Deleted).await?;
-            report(ctx, "purged", &ctx.crm.purge_records(actor, entity, &ids).await)?;
+            report(
+                ctx,
+                "purged",
+                &ctx.crm.purge_records(actor, entity, &ids).await,
+            )?;
         }
         RecordCmd::Archive { records } => {
             let ids = find_ids(ctx, actor, entity, &records, Lifecycle::Active).await?;
-            report(ctx, "archived", &ctx.crm.archive_records(actor, entity, &ids).await)?;
+            report(
+                ctx,
+                "archived",
+                &ctx.crm.archive_records(actor, entity, &ids).await,
+            )?;
         }
         RecordCmd::Transfer { records, to } => {
             let ids = find_ids(ctx, actor, entity, &records, Lifecycle::Active).await?;
             let to = resolve_user(ctx, actor, &to).await?;
-            let r = ctx.crm.transfer_records(actor, entity, &ids, to.id).await.map_err(err)?;
+            let r = ctx
+                .crm
+                .transfer_records(actor, entity, &ids, to.id)
+                .await
+                .map_err(err)?;
             report(ctx, "transferred", &r)?;
         }
-        RecordCmd::Share { record, with, access, until } => {
+        RecordCmd::Share {
+            record,
+            with,
+            access,
+            until,
+        } => {
             let r = find_record(ctx, actor, entity, &record, Lifecycle::Active).await?;
             let u = resolve_user(ctx, actor, &with).await?;
             let access: ShareAccess = access.parse()?;
@@ -1152,14 +1423,32 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                 Some(t) => Some(ctx.crm.parse_datetime(&t)?),
                 None => None,
             };
-            ctx.crm.share_record(actor, entity, r.id, u.id, access, until).await.map_err(err)?;
-            ctx.print(json!({"ok": true}), || format!("shared {} with {}", r.code.clone().unwrap_or_default(), u.display_name));
+            ctx.crm
+                .share_record(actor, entity, r.id, u.id, access, until)
+                .await
+                .map_err(err)?;
+            ctx.print(json!({"ok": true}), || {
+                format!(
+                    "shared {} with {}",
+                    r.code.clone().unwrap_or_default(),
+                    u.display_name
+                )
+            });
         }
         RecordCmd::Unshare { record, with } => {
             let r = find_record(ctx, actor, entity, &record, Lifecycle::Active).await?;
             let u = resolve_user(ctx, actor, &with).await?;
-            ctx.crm.unshare_record(actor, entity, r.id, u.id).await.map_err(err)?;
-            ctx.print(json!({"ok": true}), || format!("{} no longer shared with {}", r.code.clone().unwrap_or_default(), u.display_name));
+            ctx.crm
+                .unshare_record(actor, entity, r.id, u.id)
+                .await
+                .map_err(err)?;
+            ctx.print(json!({"ok": true}), || {
+                format!(
+                    "{} no longer shared with {}",
+                    r.code.clone().unwrap_or_default(),
+                    u.display_name
+                )
+            });
         }
         RecordCmd::History { record } => {
             let r = find_record(ctx, actor, entity, &record, Lifecycle::Any).await?;
@@ -1175,7 +1464,14 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                         e.action.clone(),
                         e.changes
                             .iter()
-                            .map(|c| format!("{}: {} → {}", c.field, cell(Some(&c.before)), cell(Some(&c.after))))
+                            .map(|c| {
+                                format!(
+                                    "{}: {} → {}",
+                                    c.field,
+                                    cell(Some(&c.before)),
+                                    cell(Some(&c.after))
+                                )
+                            })
                             .collect::<Vec<_>>()
                             .join("\n"),
                     ]
@@ -1217,34 +1513,76 @@ async fn field_cmd(ctx: &Ctx, actor: &Actor, cmd: FieldCmd) -> CliResult {
                 )
                 .await
                 .map_err(err)?;
-            ctx.print(json!(d), || format!("added custom field {}.{} ({})", d.entity, d.key, d.label));
+            ctx.print(json!(d), || {
+                format!("added custom field {}.{} ({})", d.entity, d.key, d.label)
+            });
         }
         FieldCmd::List { entity } => {
             let e: Entity = entity.parse()?;
             let mut rows: Vec<Vec<String>> = e
                 .fields()
                 .iter()
-                .map(|f| vec![f.name.to_string(), f.zh.to_string(), format!("{:?}", f.kind), if f.required { "是".into() } else { String::new() }])
+                .map(|f| {
+                    vec![
+                        f.name.to_string(),
+                        f.zh.to_string(),
+                        format!("{:?}", f.kind),
+                        if f.required {
+                            "是".into()
+                        } else {
+                            String::new()
+                        },
+                    ]
+                })
                 .collect();
             let customs = ctx.crm.custom_fields(actor, e).await.map_err(err)?;
             for d in &customs {
                 rows.push(vec![
                     format!("custom.{}", d.key),
                     d.label.clone(),
-                    format!("{}{}", d.field_type.name(), if d.options.is_empty() { String::new() } else { format!(" [{}]", d.options.join(",")) }),
-                    if d.required { "是".into() } else { String::new() },
+                    format!(
+                        "{}{}",
+                        d.field_type.name(),
+                        if d.options.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" [{}]", d.options.join(","))
+                        }
+                    ),
+                    if d.required {
+                        "是".into()
+                    } else {
+                        String::new()
+                    },
                 ]);
             }
             ctx.table(json!({"builtin": e.fields().iter().map(|f| f.name).collect::<Vec<_>>(), "custom": customs}), &["字段", "名称", "类型", "必填"], rows);
         }
         FieldCmd::Delete { entity, key } => {
-            ctx.crm.delete_custom_field(actor, entity.parse()?, &key).await.map_err(err)?;
-            ctx.print(json!({"ok": true}), || format!("removed custom field {entity}.{key}"));
+            ctx.crm
+                .delete_custom_field(actor, entity.parse()?, &key)
+                .await
+                .map_err(err)?;
+            ctx.print(json!({"ok": true}), || {
+                format!("removed custom field {entity}.{key}")
+            });
         }
-        FieldCmd::Options { entity, field, options } => {
-            let opts: Vec<String> = options.split([',', '，']).map(|s| s.trim().to_string()).collect();
-            ctx.crm.set_picklist(actor, entity.parse()?, &field, &opts).await.map_err(err)?;
-            ctx.print(json!({"ok": true}), || format!("{entity}.{field} options: {}", opts.join(", ")));
+        FieldCmd::Options {
+            entity,
+            field,
+            options,
+        } => {
+            let opts: Vec<String> = options
+                .split([',', '，'])
+                .map(|s| s.trim().to_string())
+                .collect();
+            ctx.crm
+                .set_picklist(actor, entity.parse()?, &field, &opts)
+                .await
+                .map_err(err)?;
+            ctx.print(json!({"ok": true}), || {
+                format!("{entity}.{field} options: {}", opts.join(", "))
+            });
         }
     }
     Ok(())
@@ -1253,16 +1591,29 @@ async fn field_cmd(ctx: &Ctx, actor: &Actor, cmd: FieldCmd) -> CliResult {
 async fn events_cmd(ctx: &Ctx, cmd: EventsCmd) -> CliResult {
     match cmd {
         EventsCmd::Pending { consumer, limit } => {
-            let events = ctx.crm.pending_events(&consumer, limit).await.map_err(err)?;
+            let events = ctx
+                .crm
+                .pending_events(&consumer, limit)
+                .await
+                .map_err(err)?;
             let rows = events
                 .iter()
-                .map(|e| vec![e.seq.to_string(), e.event.at.format("%Y-%m-%d %H:%M:%S").to_string(), e.event.event_type.clone(), e.event.record_id.to_string()])
+                .map(|e| {
+                    vec![
+                        e.seq.to_string(),
+                        e.event.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        e.event.event_type.clone(),
+                        e.event.record_id.to_string(),
+                    ]
+                })
                 .collect();
             ctx.table(json!(events), &["seq", "时间", "事件", "记录"], rows);
         }
         EventsCmd::Ack { consumer, seq } => {
             ctx.crm.ack_events(&consumer, seq).await.map_err(err)?;
-            ctx.print(json!({"ok": true}), || format!("{consumer} acknowledged up to {seq}"));
+            ctx.print(json!({"ok": true}), || {
+                format!("{consumer} acknowledged up to {seq}")
+            });
         }
     }
     Ok(())
@@ -1294,61 +1645,209 @@ async fn demo(ctx: &Ctx) -> CliResult {
     let admin = ctx.crm.actor(admin_id).await.map_err(err)?;
     let c = &ctx.crm;
     let root = admin.department_id;
-    let sales = c.create_department(&admin, "销售部", root).await.map_err(err)?.id;
-    let north = c.create_department(&admin, "华北大区", Some(sales)).await.map_err(err)?.id;
-    let south = c.create_department(&admin, "华南大区", Some(sales)).await.map_err(err)?.id;
-    let service = c.create_department(&admin, "客服部", root).await.map_err(err)?.id;
+    let sales = c
+        .create_department(&admin, "销售部", root)
+        .await
+        .map_err(err)?
+        .id;
+    let north = c
+        .create_department(&admin, "华北大区", Some(sales))
+        .await
+        .map_err(err)?
+        .id;
+    let south = c
+        .create_department(&admin, "华南大区", Some(sales))
+        .await
+        .map_err(err)?
+        .id;
+    let service = c
+        .create_department(&admin, "客服部", root)
+        .await
+        .map_err(err)?
+        .id;
     let perms = |scope: &str| -> Vec<String> {
         ["customer", "contact", "follow_up"]
             .iter()
-            .flat_map(|e| ["read", "create", "update", "delete", "transfer", "share", "export", "import"].map(|a| format!("{e}:{a}:{scope}")))
+            .flat_map(|e| {
+                [
+                    "read", "create", "update", "delete", "transfer", "share", "export", "import",
+                ]
+                .map(|a| format!("{e}:{a}:{scope}"))
+            })
             .collect()
     };
-    let seller = c.create_role(&admin, role_spec("销售".into(), perms("own"), vec![], false)?).await.map_err(err)?;
-    let manager = c.create_role(&admin, role_spec("销售经理".into(), perms("department_tree"), vec![], false)?).await.map_err(err)?;
+    let seller = c
+        .create_role(
+            &admin,
+            role_spec("销售".into(), perms("own"), vec![], false)?,
+        )
+        .await
+        .map_err(err)?;
+    let manager = c
+        .create_role(
+            &admin,
+            role_spec("销售经理".into(), perms("department_tree"), vec![], false)?,
+        )
+        .await
+        .map_err(err)?;
     let support = c
         .create_role(
             &admin,
             role_spec(
                 "客服".into(),
-                vec!["customer:read:all".into(), "contact:read:all".into(), "follow_up:read:all".into(), "follow_up:create:all".into()],
-                vec!["contact.mobile=masked".into(), "contact.id_number=hidden".into(), "customer.uscc=masked".into()],
+                vec![
+                    "customer:read:all".into(),
+                    "contact:read:all".into(),
+                    "follow_up:read:all".into(),
+                    "follow_up:create:all".into(),
+                ],
+                vec![
+                    "contact.mobile=masked".into(),
+                    "contact.id_number=hidden".into(),
+                    "customer.uscc=masked".into(),
+                ],
                 false,
             )?,
         )
         .await
         .map_err(err)?;
-    let mk = |username: &str, name: &str, dept, superior: Option<UserId>, role: &crm::Role| NewUser {
-        username: username.into(),
-        display_name: name.into(),
-        department_id: Some(dept),
-        superior_id: superior,
-        role_ids: vec![role.id],
-        password: Some("Demo#2026".into()),
-        ..NewUser::default()
-    };
-    let chen = c.create_user(&admin, mk("chenjing", "陈静", sales, None, &manager)).await.map_err(err)?;
+    let mk =
+        |username: &str, name: &str, dept, superior: Option<UserId>, role: &crm::Role| NewUser {
+            username: username.into(),
+            display_name: name.into(),
+            department_id: Some(dept),
+            superior_id: superior,
+            role_ids: vec![role.id],
+            password: Some("Demo#2026".into()),
+            ..NewUser::default()
+        };
+    let chen = c
+        .create_user(&admin, mk("chenjing", "陈静", sales, None, &manager))
+        .await
+        .map_err(err)?;
     let users = [
-        c.create_user(&admin, mk("zhangwei", "张伟", north, Some(chen.id), &seller)).await.map_err(err)?,
-        c.create_user(&admin, mk("wangfang", "王芳", north, Some(chen.id), &seller)).await.map_err(err)?,
-        c.create_user(&admin, mk("liqiang", "李强", south, Some(chen.id), &seller)).await.map_err(err)?,
-        c.create_user(&admin, mk("zengli", "曾丽", south, Some(chen.id), &seller)).await.map_err(err)?,
+        c.create_user(
+            &admin,
+            mk("zhangwei", "张伟", north, Some(chen.id), &seller),
+        )
+        .await
+        .map_err(err)?,
+        c.create_user(
+            &admin,
+            mk("wangfang", "王芳", north, Some(chen.id), &seller),
+        )
+        .await
+        .map_err(err)?,
+        c.create_user(&admin, mk("liqiang", "李强", south, Some(chen.id), &seller))
+            .await
+            .map_err(err)?,
+        c.create_user(&admin, mk("zengli", "曾丽", south, Some(chen.id), &seller))
+            .await
+            .map_err(err)?,
     ];
-    c.create_user(&admin, mk("liuyang", "刘洋", service, None, &support)).await.map_err(err)?;
-    c.create_group(&admin, "重点客户攻坚组", &[users[0].id, users[2].id]).await.map_err(err)?;
+    c.create_user(&admin, mk("liuyang", "刘洋", service, None, &support))
+        .await
+        .map_err(err)?;
+    c.create_group(&admin, "重点客户攻坚组", &[users[0].id, users[2].id])
+        .await
+        .map_err(err)?;
     let companies: [(&str, &str, &str, &str, &str, &str); 12] = [
-        ("北京华信智联科技有限公司", "北京", "110108", "010-62345678", "软件和信息技术", "VIP"),
-        ("上海浦江精密机械股份有限公司", "上海", "310115", "021-58761234", "机械制造", "普通"),
-        ("深圳市鹏城电子有限公司", "深圳", "440300", "0755-26781234", "电子元器件", "潜在"),
-        ("广州岭南食品集团有限公司", "广州", "440100", "020-87654321", "食品饮料", "VIP"),
-        ("重庆长江物流有限公司", "重庆", "500000", "023-63451234", "交通物流", "代理"),
-        ("杭州西湖数字传媒有限公司", "杭州", "330106", "0571-87651234", "文化传媒", "潜在"),
-        ("成都天府医疗器械有限公司", "成都", "510100", "028-85671234", "医疗器械", "普通"),
-        ("天津滨海新材料有限公司", "天津", "120116", "022-25671234", "新材料", "合作"),
-        ("武汉光谷光电技术有限公司", "武汉", "420100", "027-87561234", "光电", "普通"),
-        ("南京紫金教育科技有限公司", "南京", "320102", "025-84561234", "教育", "潜在"),
-        ("厦门鹭岛贸易有限公司", "厦门", "350200", "0592-5671234", "贸易", "分销商"),
-        ("苏州工业园区智造有限公司", "苏州", "320500", "0512-62561234", "智能制造", "VIP"),
+        (
+            "北京华信智联科技有限公司",
+            "北京",
+            "110108",
+            "010-62345678",
+            "软件和信息技术",
+            "VIP",
+        ),
+        (
+            "上海浦江精密机械股份有限公司",
+            "上海",
+            "310115",
+            "021-58761234",
+            "机械制造",
+            "普通",
+        ),
+        (
+            "深圳市鹏城电子有限公司",
+            "深圳",
+            "440300",
+            "0755-26781234",
+            "电子元器件",
+            "潜在",
+        ),
+        (
+            "广州岭南食品集团有限公司",
+            "广州",
+            "440100",
+            "020-87654321",
+            "食品饮料",
+            "VIP",
+        ),
+        (
+            "重庆长江物流有限公司",
+            "重庆",
+            "500000",
+            "023-63451234",
+            "交通物流",
+            "代理",
+        ),
+        (
+            "杭州西湖数字传媒有限公司",
+            "杭州",
+            "330106",
+            "0571-87651234",
+            "文化传媒",
+            "潜在",
+        ),
+        (
+            "成都天府医疗器械有限公司",
+            "成都",
+            "510100",
+            "028-85671234",
+            "医疗器械",
+            "普通",
+        ),
+        (
+            "天津滨海新材料有限公司",
+            "天津",
+            "120116",
+            "022-25671234",
+            "新材料",
+            "合作",
+        ),
+        (
+            "武汉光谷光电技术有限公司",
+            "武汉",
+            "420100",
+            "027-87561234",
+            "光电",
+            "普通",
+        ),
+        (
+            "南京紫金教育科技有限公司",
+            "南京",
+            "320102",
+            "025-84561234",
+            "教育",
+            "潜在",
+        ),
+        (
+            "厦门鹭岛贸易有限公司",
+            "厦门",
+            "350200",
+            "0592-5671234",
+            "贸易",
+            "分销商",
+        ),
+        (
+            "苏州工业园区智造有限公司",
+            "苏州",
+            "320500",
+            "0512-62561234",
+            "智能制造",
+            "VIP",
+        ),
     ];
     let people = [
         ("赵敏", "总经理", "13810010001"),
@@ -1373,10 +1872,20 @@ async fn demo(ctx: &Ctx) -> CliResult {
             ("industry", industry.to_string()),
             ("category", category.to_string()),
             ("level", levels[i % 4].to_string()),
-            ("source", ["展会", "客户介绍", "网络推广", "自主开发"][i % 4].to_string()),
+            (
+                "source",
+                ["展会", "客户介绍", "网络推广", "自主开发"][i % 4].to_string(),
+            ),
             ("uscc", demo_uscc(region, 20_260_000 + i as u32 * 7919)),
             ("next_follow_up", format!("2026-12-{:02}", 1 + i)),
-            ("tags", if i % 3 == 0 { "重点客户".into() } else { "常规".into() }),
+            (
+                "tags",
+                if i % 3 == 0 {
+                    "重点客户".into()
+                } else {
+                    "常规".into()
+                },
+            ),
         ] {
             f.insert(k.into(), json!(v));
         }
@@ -1386,19 +1895,45 @@ async fn demo(ctx: &Ctx) -> CliResult {
                 let mut m = Fields::new();
                 m.insert("name".into(), json!(pn));
                 m.insert("title".into(), json!(title));
-                m.insert("mobile".into(), json!(format!("{}{}", &mobile[..9], (i * 2 + j) % 100 + 10)));
-                m.insert("email".into(), json!(format!("contact{}@example.cn", i * 2 + j)));
-                m.insert("birthday".into(), json!(format!("198{}-0{}-1{}", j + 2, 1 + i % 9, i % 9)));
+                m.insert(
+                    "mobile".into(),
+                    json!(format!("{}{}", &mobile[..9], (i * 2 + j) % 100 + 10)),
+                );
+                m.insert(
+                    "email".into(),
+                    json!(format!("contact{}@example.cn", i * 2 + j)),
+                );
+                m.insert(
+                    "birthday".into(),
+                    json!(format!("198{}-0{}-1{}", j + 2, 1 + i % 9, i % 9)),
+                );
                 m
             })
             .collect();
-        let cust = c.create_customer_with_contacts(&owner_actor, f, contacts).await.map_err(err)?;
+        let cust = c
+            .create_customer_with_contacts(&owner_actor, f, contacts)
+            .await
+            .map_err(err)?;
         let mut fu = Fields::new();
         fu.insert("customer_id".into(), json!(cust.id.to_string()));
-        fu.insert("channel".into(), json!(["电话", "拜访", "微信", "邮件"][i % 4]));
-        fu.insert("content".into(), json!(format!("与{}沟通了年度采购计划，对方关注交付周期和价格", name)));
-        fu.insert("next_follow_up_at".into(), json!(format!("2026-12-{:02} 10:00", 10 + i)));
-        c.create_record(&owner_actor, Entity::FollowUp, fu).await.map_err(err)?;
+        fu.insert(
+            "channel".into(),
+            json!(["电话", "拜访", "微信", "邮件"][i % 4]),
+        );
+        fu.insert(
+            "content".into(),
+            json!(format!(
+                "与{}沟通了年度采购计划，对方关注交付周期和价格",
+                name
+            )),
+        );
+        fu.insert(
+            "next_follow_up_at".into(),
+            json!(format!("2026-12-{:02} 10:00", 10 + i)),
+        );
+        c.create_record(&owner_actor, Entity::FollowUp, fu)
+            .await
+            .map_err(err)?;
         count += 1;
     }
     ctx.print(json!({"company": company, "customers": count}), || {

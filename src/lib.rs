@@ -102,6 +102,9 @@ mod tests {
                 Some("erp_crm".to_string())
             )
         );
-        assert_eq!(split_schema("postgres://u@h/db"), ("postgres://u@h/db".to_string(), None));
+        assert_eq!(
+            split_schema("postgres://u@h/db"),
+            ("postgres://u@h/db".to_string(), None)
+        );
     }
 }

@@ -11,8 +11,14 @@ fn cli() -> PathBuf {
         .parent()
         .and_then(|d| d.parent())
         .expect("target directory");
-    let bin = dir.join("examples").join(format!("crm{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "example binary missing at {}; build with `cargo test --workspace --all-features`", bin.display());
+    let bin = dir
+        .join("examples")
+        .join(format!("crm{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "example binary missing at {}; build with `cargo test --workspace --all-features`",
+        bin.display()
+    );
     bin
 }
 
@@ -42,7 +48,11 @@ fn fails(db: &str, args: &[&str]) -> String {
     let out = run(db, args);
     assert!(!out.status.success(), "crm {args:?} should have failed");
     let err = String::from_utf8(out.stderr).expect("utf-8 errors");
-    assert_eq!(err.trim().lines().count(), 1, "one line, no backtrace: {err}");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "one line, no backtrace: {err}"
+    );
     assert!(err.starts_with("error: "), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     err
@@ -53,32 +63,98 @@ fn walk_through(db: &str) {
     assert!(out.contains("12 customers"), "{out}");
     assert!(fails(db, &["demo"]).contains("exists already"));
     // Lists, search by pinyin initials, scoped views.
-    let all: serde_json::Value = serde_json::from_str(&ok(db, &["--json", "customer", "list"])).expect("json");
+    let all: serde_json::Value =
+        serde_json::from_str(&ok(db, &["--json", "customer", "list"])).expect("json");
     assert_eq!(all["total"], 12);
     assert_eq!(all["items"].as_array().map(Vec::len), Some(10));
     let found: serde_json::Value =
         serde_json::from_str(&ok(db, &["--json", "customer", "search", "hxzl"])).expect("json");
-    assert_eq!(found["items"][0]["fields"]["name"], "北京华信智联科技有限公司");
+    assert_eq!(
+        found["items"][0]["fields"]["name"],
+        "北京华信智联科技有限公司"
+    );
     let mine: serde_json::Value =
-        serde_json::from_str(&ok(db, &["--json", "--as", "zhangwei", "customer", "list"])).expect("json");
+        serde_json::from_str(&ok(db, &["--json", "--as", "zhangwei", "customer", "list"]))
+            .expect("json");
     assert_eq!(mine["total"], 3);
     let masked = ok(db, &["--as", "liuyang", "contact", "list"]);
     assert!(masked.contains("****"), "{masked}");
     // Add, edit, conflict, transfer, share, delete and restore.
-    let added = ok(db, &["--json", "--as", "zhangwei", "customer", "add", "name=命令行测试有限公司", "phone=010-88886666", "--contact", "name=孔明,mobile=13900001111"]);
+    let added = ok(
+        db,
+        &[
+            "--json",
+            "--as",
+            "zhangwei",
+            "customer",
+            "add",
+            "name=命令行测试有限公司",
+            "phone=010-88886666",
+            "--contact",
+            "name=孔明,mobile=13900001111",
+        ],
+    );
     let added: serde_json::Value = serde_json::from_str(&added).expect("json");
     let code = added["code"].as_str().expect("code").to_string();
-    ok(db, &["--as", "zhangwei", "customer", "edit", &code, "level=A", "客户来源=展会"]);
-    assert!(fails(db, &["--as", "zhangwei", "customer", "edit", &code, "level=B", "--version", "1"]).contains("changed by someone else"));
+    ok(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "customer",
+            "edit",
+            &code,
+            "level=A",
+            "客户来源=展会",
+        ],
+    );
+    assert!(
+        fails(
+            db,
+            &[
+                "--as",
+                "zhangwei",
+                "customer",
+                "edit",
+                &code,
+                "level=B",
+                "--version",
+                "1"
+            ]
+        )
+        .contains("changed by someone else")
+    );
     assert!(fails(db, &["customer", "add", "name=命令行测试"]).contains("duplicate"));
-    assert!(fails(db, &["customer", "add", "name=坏公司", "uscc=123"]).contains("统一社会信用代码"));
+    assert!(
+        fails(db, &["customer", "add", "name=坏公司", "uscc=123"]).contains("统一社会信用代码")
+    );
     assert!(fails(db, &["--as", "wangfang", "customer", "show", &code]).contains("not found"));
-    ok(db, &["--as", "zhangwei", "customer", "share", &code, "--with", "wangfang", "--access", "read"]);
+    ok(
+        db,
+        &[
+            "--as", "zhangwei", "customer", "share", &code, "--with", "wangfang", "--access",
+            "read",
+        ],
+    );
     ok(db, &["--as", "wangfang", "customer", "show", &code]);
-    ok(db, &["--as", "zhangwei", "customer", "transfer", &code, "--to", "liqiang"]);
+    ok(
+        db,
+        &[
+            "--as", "zhangwei", "customer", "transfer", &code, "--to", "liqiang",
+        ],
+    );
     let history = ok(db, &["customer", "history", &code]);
     assert!(history.contains("transfer"), "{history}");
-    ok(db, &["followup", "add", &format!("customer_id={code}"), "channel=拜访", "content=上门演示"]);
+    ok(
+        db,
+        &[
+            "followup",
+            "add",
+            &format!("customer_id={code}"),
+            "channel=拜访",
+            "content=上门演示",
+        ],
+    );
     ok(db, &["customer", "delete", &code]);
     let bin: serde_json::Value =
         serde_json::from_str(&ok(db, &["--json", "customer", "list", "--deleted"])).expect("json");
@@ -86,19 +162,55 @@ fn walk_through(db: &str) {
     ok(db, &["customer", "restore", &code]);
     // Organisation admin.
     ok(db, &["dept", "add", "西南大区", "--parent", "销售部"]);
-    ok(db, &["user", "add", "tangseng", "唐僧", "--dept", "西南大区", "--role", "销售", "--superior", "chenjing"]);
+    ok(
+        db,
+        &[
+            "user",
+            "add",
+            "tangseng",
+            "唐僧",
+            "--dept",
+            "西南大区",
+            "--role",
+            "销售",
+            "--superior",
+            "chenjing",
+        ],
+    );
     assert!(fails(db, &["--as", "tangseng", "user", "add", "x", "X"]).contains("forbidden"));
-    ok(db, &["field", "add", "customer", "erp_code", "ERP编码", "--type", "text", "--unique"]);
+    ok(
+        db,
+        &[
+            "field",
+            "add",
+            "customer",
+            "erp_code",
+            "ERP编码",
+            "--type",
+            "text",
+            "--unique",
+        ],
+    );
     ok(db, &["customer", "edit", &code, "erp_code=E-1"]);
-    let by_custom: serde_json::Value =
-        serde_json::from_str(&ok(db, &["--json", "customer", "list", "-w", "custom.erp_code=E-1"])).expect("json");
+    let by_custom: serde_json::Value = serde_json::from_str(&ok(
+        db,
+        &["--json", "customer", "list", "-w", "custom.erp_code=E-1"],
+    ))
+    .expect("json");
     assert_eq!(by_custom["total"], 1);
     assert!(fails(db, &["customer", "list", "-w", "nonsense"]).contains("condition"));
     let events: serde_json::Value =
-        serde_json::from_str(&ok(db, &["--json", "events", "pending", "--limit", "1000"])).expect("json");
+        serde_json::from_str(&ok(db, &["--json", "events", "pending", "--limit", "1000"]))
+            .expect("json");
     assert!(events.as_array().map(Vec::len).unwrap_or(0) > 20);
-    ok(db, &["--password", "Demo#2026", "--as", "zhangwei", "whoami"]);
-    assert!(fails(db, &["--password", "wrong", "--as", "zhangwei", "whoami"]).contains("authentication failed"));
+    ok(
+        db,
+        &["--password", "Demo#2026", "--as", "zhangwei", "whoami"],
+    );
+    assert!(
+        fails(db, &["--password", "wrong", "--as", "zhangwei", "whoami"])
+            .contains("authentication failed")
+    );
 }
 
 #[test]
@@ -126,7 +238,10 @@ fn cli_walkthrough_on_postgres() {
     rt.block_on(async {
         let store = crm::postgres::PgStore::connect(
             &base,
-            crm::postgres::PgOptions { schema: schema.clone(), ..Default::default() },
+            crm::postgres::PgOptions {
+                schema: schema.clone(),
+                ..Default::default()
+            },
         )
         .await
         .expect("connect");

@@ -342,9 +342,8 @@ impl Actor {
             None => false,
             Some(DataScope::All) => true,
             Some(DataScope::Own) => owner == Some(self.user_id.0),
-            Some(DataScope::OwnAndSubordinates) => owner.is_some_and(|o| {
-                o == self.user_id.0 || self.subordinates.iter().any(|s| s.0 == o)
-            }),
+            Some(DataScope::OwnAndSubordinates) => owner
+                .is_some_and(|o| o == self.user_id.0 || self.subordinates.iter().any(|s| s.0 == o)),
             Some(DataScope::Department) => {
                 owner == Some(self.user_id.0)
                     || (dept.is_some() && dept == self.department_id.map(|d| d.0))
@@ -438,8 +437,14 @@ mod tests {
     #[test]
     fn masks_phone_email_and_id() {
         assert_eq!(mask(MaskStyle::Phone, "13812345678"), "138****5678");
-        assert_eq!(mask(MaskStyle::Email, "zhang.san@example.com"), "z***@example.com");
-        assert_eq!(mask(MaskStyle::IdNumber, "11010519491231002X"), "110105********002X");
+        assert_eq!(
+            mask(MaskStyle::Email, "zhang.san@example.com"),
+            "z***@example.com"
+        );
+        assert_eq!(
+            mask(MaskStyle::IdNumber, "11010519491231002X"),
+            "110105********002X"
+        );
         assert_eq!(mask(MaskStyle::Text, "张三丰"), "张*丰");
         assert_eq!(mask(MaskStyle::Text, "张三"), "**");
     }

@@ -35,7 +35,8 @@ pub struct CrmConfig {
 impl Default for CrmConfig {
     fn default() -> Self {
         CrmConfig {
-            utc_offset: FixedOffset::east_opt(8 * 3600).unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset")),
+            utc_offset: FixedOffset::east_opt(8 * 3600)
+                .unwrap_or_else(|| FixedOffset::east_opt(0).expect("zero offset")),
             reveal_duplicate_owner: false,
             max_failed_logins: 5,
             lockout: chrono::Duration::minutes(15),
@@ -93,7 +94,9 @@ impl Crm {
 
     /// Today in the companies' local time.
     pub fn today(&self) -> NaiveDate {
-        self.now().with_timezone(&self.config.utc_offset).date_naive()
+        self.now()
+            .with_timezone(&self.config.utc_offset)
+            .date_naive()
     }
 
     pub(crate) fn new_id(&self) -> Uuid {
@@ -168,7 +171,11 @@ impl Crm {
         Ok(Actor {
             user_id,
             company_id: CompanyId(company),
-            display_name: row.get("display_name").as_text().unwrap_or_default().to_string(),
+            display_name: row
+                .get("display_name")
+                .as_text()
+                .unwrap_or_default()
+                .to_string(),
             department_id,
             roles,
             department_tree,
@@ -246,9 +253,15 @@ impl Crm {
     }
 
     /// The audit history of a record the actor can see, oldest first.
-    pub async fn history(&self, actor: &Actor, entity: Entity, id: Uuid) -> Result<Vec<AuditEntry>> {
+    pub async fn history(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        id: Uuid,
+    ) -> Result<Vec<AuditEntry>> {
         if entity.is_record() {
-            self.get_record(actor, entity, crate::ids::RecordId(id)).await?;
+            self.get_record(actor, entity, crate::ids::RecordId(id))
+                .await?;
         } else {
             self.live_row(actor, entity.table(), id).await?;
         }
@@ -319,10 +332,12 @@ pub(crate) fn role_from_row(r: &Row) -> Result<Role> {
         id: RoleId(r.id()),
         name: r.get("name").as_text().unwrap_or_default().to_string(),
         is_admin: r.get("is_admin").as_bool().unwrap_or(false),
-        permissions: serde_json::from_value(perms)
-            .map_err(|e| Error::InvalidState(format!("role {} has unreadable permissions: {e}", r.id())))?,
-        field_rules: serde_json::from_value(rules)
-            .map_err(|e| Error::InvalidState(format!("role {} has unreadable field rules: {e}", r.id())))?,
+        permissions: serde_json::from_value(perms).map_err(|e| {
+            Error::InvalidState(format!("role {} has unreadable permissions: {e}", r.id()))
+        })?,
+        field_rules: serde_json::from_value(rules).map_err(|e| {
+            Error::InvalidState(format!("role {} has unreadable field rules: {e}", r.id()))
+        })?,
         version: r.version(),
     })
 }

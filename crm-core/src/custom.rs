@@ -205,7 +205,10 @@ impl CustomFieldDef {
             CustomFieldType::Number => {
                 let n: f64 = match value {
                     Json::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-                    _ => text.replace(',', "").parse().map_err(|_| format!("'{text}' is not a number"))?,
+                    _ => text
+                        .replace(',', "")
+                        .parse()
+                        .map_err(|_| format!("'{text}' is not a number"))?,
                 };
                 serde_json::Number::from_f64(n)
                     .map(Json::Number)
@@ -221,7 +224,11 @@ impl CustomFieldDef {
                 let items: Vec<String> = match value {
                     Json::Array(a) => a
                         .iter()
-                        .map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))
+                        .map(|v| {
+                            v.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| v.to_string())
+                        })
                         .collect(),
                     _ => text
                         .split([',', '，', ';', '；', '、'])
@@ -252,7 +259,12 @@ impl CustomFieldDef {
             .iter()
             .find(|o| o.as_str() == v || o.eq_ignore_ascii_case(v))
             .cloned()
-            .ok_or_else(|| format!("'{v}' is not one of the options: {}", self.options.join(", ")))
+            .ok_or_else(|| {
+                format!(
+                    "'{v}' is not one of the options: {}",
+                    self.options.join(", ")
+                )
+            })
     }
 }
 
@@ -269,11 +281,18 @@ impl Crm {
     }
 
     /// Defines a custom field on a business entity (needs `custom_field:manage`).
-    pub async fn define_custom_field(&self, actor: &Actor, input: NewCustomField) -> Result<CustomFieldDef> {
+    pub async fn define_custom_field(
+        &self,
+        actor: &Actor,
+        input: NewCustomField,
+    ) -> Result<CustomFieldDef> {
         self.require_manage_fields(actor)?;
         let mut errors = ValidationErrors::default();
         if !input.entity.is_record() {
-            errors.push("entity", format!("{} cannot have custom fields", input.entity));
+            errors.push(
+                "entity",
+                format!("{} cannot have custom fields", input.entity),
+            );
         }
         if !valid_key(&input.key) {
             errors.push(
@@ -281,9 +300,14 @@ impl Crm {
                 format!("'{}' must start with a lowercase letter and contain only a-z, 0-9 and _ (at most 40)", input.key),
             );
         } else if input.entity.field(&input.key).is_some()
-            || crate::entity::STANDARD_FIELDS.iter().any(|(n, _, _)| *n == input.key)
+            || crate::entity::STANDARD_FIELDS
+                .iter()
+                .any(|(n, _, _)| *n == input.key)
         {
-            errors.push("key", format!("'{}' is a built-in field of {}", input.key, input.entity));
+            errors.push(
+                "key",
+                format!("'{}' is a built-in field of {}", input.key, input.entity),
+            );
         }
         if input.label.trim().is_empty() {
             errors.push("label", "is required");
@@ -293,11 +317,17 @@ impl Crm {
             CustomFieldType::Select | CustomFieldType::MultiSelect
         );
         if needs_options && input.options.iter().all(|o| o.trim().is_empty()) {
-            errors.push("options", format!("a {} field needs options", input.field_type.name()));
+            errors.push(
+                "options",
+                format!("a {} field needs options", input.field_type.name()),
+            );
         }
         errors.into_result()?;
         let existing = self.custom_fields(actor, input.entity).await?;
-        if existing.iter().any(|d| d.key == input.key || d.label == input.label.trim()) {
+        if existing
+            .iter()
+            .any(|d| d.key == input.key || d.label == input.label.trim())
+        {
             return Err(Error::Duplicate {
                 entity: "custom_field".into(),
                 message: format!(
@@ -354,7 +384,12 @@ impl Crm {
 
     /// Removes a custom field definition; stored values stay in the records
     /// but are no longer shown or validated.
-    pub async fn delete_custom_field(&self, actor: &Actor, entity: Entity, key: &str) -> Result<()> {
+    pub async fn delete_custom_field(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        key: &str,
+    ) -> Result<()> {
         self.require_manage_fields(actor)?;
         let def = self
             .custom_fields(actor, entity)
@@ -369,29 +404,54 @@ impl Crm {
             expected_version: def.version,
             values: vec![("deleted_at", Value::Timestamp(self.now()))],
         });
-        cs.audit.push(self.audit(Some(actor), actor.company_id.0, Table::CustomFields, def.id.0, "delete", Vec::new()));
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::CustomFields,
+            def.id.0,
+            "delete",
+            Vec::new(),
+        ));
         self.apply(cs).await
     }
 
     /// The custom fields of an entity, in display order.
-    pub async fn custom_fields(&self, actor: &Actor, entity: Entity) -> Result<Vec<CustomFieldDef>> {
+    pub async fn custom_fields(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+    ) -> Result<Vec<CustomFieldDef>> {
         let mut sel = Select::all(Table::CustomFields, actor.company_id.0, self.now());
         sel.filter = Filter::Cmp(Col::Column("entity"), CmpOp::Eq, entity.name().into());
         sel.sort = vec![Sort {
             col: Col::Column("position"),
             desc: false,
         }];
-        self.store.select(&sel).await?.rows.iter().map(def_from_row).collect()
+        self.store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .map(def_from_row)
+            .collect()
     }
 
     /// Replaces the options of a built-in choice field (e.g. customer
     /// categories), needs `custom_field:manage`.
-    pub async fn set_picklist(&self, actor: &Actor, entity: Entity, field: &str, options: &[String]) -> Result<()> {
+    pub async fn set_picklist(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        field: &str,
+        options: &[String],
+    ) -> Result<()> {
         self.require_manage_fields(actor)?;
         let def = entity
             .field(field)
             .filter(|f| matches!(f.kind, FieldKind::Choice(_)))
-            .ok_or_else(|| Error::invalid("field", format!("{entity} has no choice field '{field}'")))?;
+            .ok_or_else(|| {
+                Error::invalid("field", format!("{entity} has no choice field '{field}'"))
+            })?;
         let options: Vec<String> = options
             .iter()
             .map(|o| o.trim().to_string())
@@ -449,7 +509,12 @@ impl Crm {
         self.apply(cs).await
     }
 
-    async fn picklist_row(&self, actor: &Actor, entity: Entity, field: &str) -> Result<Option<Row>> {
+    async fn picklist_row(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        field: &str,
+    ) -> Result<Option<Row>> {
         let mut sel = Select::all(Table::Picklists, actor.company_id.0, self.now());
         sel.filter = Filter::And(vec![
             Filter::Cmp(Col::Column("entity"), CmpOp::Eq, entity.name().into()),
@@ -460,12 +525,20 @@ impl Crm {
 
     /// The options of a built-in choice field: the company's list, or the
     /// defaults when none was set.
-    pub async fn picklist(&self, actor: &Actor, entity: Entity, field: &str) -> Result<Vec<String>> {
+    pub async fn picklist(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        field: &str,
+    ) -> Result<Vec<String>> {
         let def = entity
             .field(field)
             .ok_or_else(|| Error::invalid("field", format!("{entity} has no field '{field}'")))?;
         let FieldKind::Choice(defaults) = def.kind else {
-            return Err(Error::invalid("field", format!("{entity}.{field} is not a choice field")));
+            return Err(Error::invalid(
+                "field",
+                format!("{entity}.{field} is not a choice field"),
+            ));
         };
         Ok(match self.picklist_row(actor, entity, def.name).await? {
             Some(r) => r

@@ -274,7 +274,8 @@ const fn alias(mut d: FieldDef, aliases: &'static [&'static str]) -> FieldDef {
 }
 
 /// Customer kinds.
-pub const CUSTOMER_KINDS: &[(&str, &str)] = &[("enterprise", "企业客户"), ("individual", "个人客户")];
+pub const CUSTOMER_KINDS: &[(&str, &str)] =
+    &[("enterprise", "企业客户"), ("individual", "个人客户")];
 /// Follow-up channels.
 pub const FOLLOW_UP_CHANNELS: &[(&str, &str)] = &[
     ("call", "电话"),
@@ -289,54 +290,131 @@ pub const FOLLOW_UP_CHANNELS: &[(&str, &str)] = &[
 use FieldKind as K;
 
 const CUSTOMER_FIELDS: &[FieldDef] = &[
-    req(alias(f("name", "客户名称", "Name", K::CompanyName), &["名称", "公司名称", "customer name"])),
+    req(alias(
+        f("name", "客户名称", "Name", K::CompanyName),
+        &["名称", "公司名称", "customer name"],
+    )),
     f("short_name", "简称", "Short name", K::Text(64)),
-    alias(f("kind", "客户类型", "Kind", K::Enum(CUSTOMER_KINDS)), &["类型"]),
+    alias(
+        f("kind", "客户类型", "Kind", K::Enum(CUSTOMER_KINDS)),
+        &["类型"],
+    ),
     alias(
         f(
             "category",
             "客户分类",
             "Category",
-            K::Choice(&["潜在", "普通", "VIP", "代理", "合作", "分销商", "供货商", "代理商", "合作伙伴"]),
+            K::Choice(&[
+                "潜在",
+                "普通",
+                "VIP",
+                "代理",
+                "合作",
+                "分销商",
+                "供货商",
+                "代理商",
+                "合作伙伴",
+            ]),
         ),
         &["分类"],
     ),
-    alias(f("level", "客户级别", "Level", K::Choice(&["A", "B", "C", "D"])), &["级别"]),
+    alias(
+        f(
+            "level",
+            "客户级别",
+            "Level",
+            K::Choice(&["A", "B", "C", "D"]),
+        ),
+        &["级别"],
+    ),
     alias(
         f(
             "source",
             "客户来源",
             "Source",
-            K::Choice(&["网络推广", "电话营销", "展会", "客户介绍", "自主开发", "广告", "其他"]),
+            K::Choice(&[
+                "网络推广",
+                "电话营销",
+                "展会",
+                "客户介绍",
+                "自主开发",
+                "广告",
+                "其他",
+            ]),
         ),
         &["来源"],
     ),
-    alias(f("industry", "所属行业", "Industry", K::Text(64)), &["行业"]),
+    alias(
+        f("industry", "所属行业", "Industry", K::Text(64)),
+        &["行业"],
+    ),
     f("province", "省份", "Province", K::Text(32)),
     f("city", "城市", "City", K::Text(32)),
     alias(f("district", "区县", "District", K::Text(32)), &["区/县"]),
     alias(f("address", "详细地址", "Address", K::Text(256)), &["地址"]),
-    alias(f("phone", "电话", "Phone", K::Phone("phone_key")), &["联系电话", "公司电话"]),
-    alias(f("email", "邮箱", "Email", K::Email), &["电子邮箱", "e-mail"]),
-    alias(f("website", "网址", "Website", K::Url), &["网站", "公司网址"]),
     alias(
-        f("uscc", "统一社会信用代码", "Unified social credit code", K::Uscc),
+        f("phone", "电话", "Phone", K::Phone("phone_key")),
+        &["联系电话", "公司电话"],
+    ),
+    alias(
+        f("email", "邮箱", "Email", K::Email),
+        &["电子邮箱", "e-mail"],
+    ),
+    alias(
+        f("website", "网址", "Website", K::Url),
+        &["网站", "公司网址"],
+    ),
+    alias(
+        f(
+            "uscc",
+            "统一社会信用代码",
+            "Unified social credit code",
+            K::Uscc,
+        ),
         &["信用代码", "USCC", "credit code"],
     ),
     f("tags", "标签", "Tags", K::Tags),
-    alias(f("next_follow_up", "下次跟进日期", "Next follow-up", K::Date), &["下次跟进"]),
-    ro(f("last_follow_up_at", "最近跟进时间", "Last follow-up", K::DateTime)),
+    alias(
+        f("next_follow_up", "下次跟进日期", "Next follow-up", K::Date),
+        &["下次跟进"],
+    ),
+    ro(f(
+        "last_follow_up_at",
+        "最近跟进时间",
+        "Last follow-up",
+        K::DateTime,
+    )),
     alias(f("notes", "备注", "Notes", K::Text(2000)), &["描述"]),
     f("attachments", "附件", "Attachments", K::Attachments),
 ];
 
 const CONTACT_FIELDS: &[FieldDef] = &[
-    req(alias(f("customer_id", "所属客户", "Customer", K::Ref(Entity::Customer)), &["客户"])),
-    req(alias(f("name", "姓名", "Name", K::PersonName), &["联系人姓名", "联系人", "contact name"])),
+    req(alias(
+        f(
+            "customer_id",
+            "所属客户",
+            "Customer",
+            K::Ref(Entity::Customer),
+        ),
+        &["客户"],
+    )),
+    req(alias(
+        f("name", "姓名", "Name", K::PersonName),
+        &["联系人姓名", "联系人", "contact name"],
+    )),
     alias(f("title", "职务", "Title", K::Text(64)), &["职位"]),
-    alias(f("department_name", "部门", "Department", K::Text(64)), &["所在部门"]),
-    alias(f("mobile", "手机", "Mobile", K::Mobile("mobile_key")), &["手机号", "手机号码"]),
-    alias(f("phone", "电话", "Phone", K::Phone("phone_key")), &["座机", "办公电话"]),
+    alias(
+        f("department_name", "部门", "Department", K::Text(64)),
+        &["所在部门"],
+    ),
+    alias(
+        f("mobile", "手机", "Mobile", K::Mobile("mobile_key")),
+        &["手机号", "手机号码"],
+    ),
+    alias(
+        f("phone", "电话", "Phone", K::Phone("phone_key")),
+        &["座机", "办公电话"],
+    ),
     alias(f("email", "邮箱", "Email", K::Email), &["电子邮箱"]),
     alias(f("wechat", "微信", "WeChat", K::Text(64)), &["微信号"]),
     alias(f("birthday", "生日", "Birthday", K::Date), &["出生日期"]),
@@ -349,17 +427,50 @@ const CONTACT_FIELDS: &[FieldDef] = &[
         ),
         &["角色"],
     ),
-    alias(f("id_number", "身份证号", "ID number", K::ResidentId), &["身份证"]),
+    alias(
+        f("id_number", "身份证号", "ID number", K::ResidentId),
+        &["身份证"],
+    ),
     alias(f("notes", "备注", "Notes", K::Text(2000)), &["描述"]),
 ];
 
 const FOLLOW_UP_FIELDS: &[FieldDef] = &[
-    req(alias(f("customer_id", "所属客户", "Customer", K::Ref(Entity::Customer)), &["客户"])),
-    alias(f("contact_id", "联系人", "Contact", K::Ref(Entity::Contact)), &[]),
-    req(alias(f("channel", "跟进方式", "Channel", K::Enum(FOLLOW_UP_CHANNELS)), &["方式"])),
-    req(alias(f("content", "跟进内容", "Content", K::Text(4000)), &["内容"])),
+    req(alias(
+        f(
+            "customer_id",
+            "所属客户",
+            "Customer",
+            K::Ref(Entity::Customer),
+        ),
+        &["客户"],
+    )),
+    alias(
+        f("contact_id", "联系人", "Contact", K::Ref(Entity::Contact)),
+        &[],
+    ),
+    req(alias(
+        f(
+            "channel",
+            "跟进方式",
+            "Channel",
+            K::Enum(FOLLOW_UP_CHANNELS),
+        ),
+        &["方式"],
+    )),
+    req(alias(
+        f("content", "跟进内容", "Content", K::Text(4000)),
+        &["内容"],
+    )),
     alias(f("occurred_at", "跟进时间", "Time", K::DateTime), &["时间"]),
-    alias(f("next_follow_up_at", "下次跟进时间", "Next follow-up", K::DateTime), &["下次跟进"]),
+    alias(
+        f(
+            "next_follow_up_at",
+            "下次跟进时间",
+            "Next follow-up",
+            K::DateTime,
+        ),
+        &["下次跟进"],
+    ),
 ];
 
 /// Standard columns every record has that can be filtered and sorted on,

@@ -67,7 +67,9 @@ pub enum Error {
     #[error("not allowed in the current state: {0}")]
     InvalidState(String),
     /// Someone else changed the record since it was read.
-    #[error("{entity} {id} was changed by someone else since you read it (your version {expected}, now {actual}); reload and apply your change again")]
+    #[error(
+        "{entity} {id} was changed by someone else since you read it (your version {expected}, now {actual}); reload and apply your change again"
+    )]
     Conflict {
         /// The entity.
         entity: String,

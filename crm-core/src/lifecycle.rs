@@ -49,7 +49,10 @@ impl Step {
 impl Crm {
     async fn owned_row(&self, actor: &Actor, entity: Entity, id: RecordId) -> Result<Row> {
         if !entity.is_record() {
-            return Err(Error::invalid("entity", format!("{entity} is not a business record")));
+            return Err(Error::invalid(
+                "entity",
+                format!("{entity} is not a business record"),
+            ));
         }
         self.store
             .get(entity.table(), id.0)
@@ -59,7 +62,12 @@ impl Crm {
     }
 
     /// Live child rows of a customer (contacts, follow-ups) in a state.
-    async fn children(&self, actor: &Actor, customer: uuid::Uuid, deleted_at: Option<DateTime<Utc>>) -> Result<Vec<Row>> {
+    async fn children(
+        &self,
+        actor: &Actor,
+        customer: uuid::Uuid,
+        deleted_at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Row>> {
         let mut out = Vec::new();
         for table in [Table::Contacts, Table::FollowUps] {
             let mut sel = Select::all(table, actor.company_id.0, self.now());
@@ -67,7 +75,9 @@ impl Crm {
             sel.filter = Filter::And(vec![
                 Filter::Cmp(Col::Column("customer_id"), CmpOp::Eq, Value::Id(customer)),
                 match deleted_at {
-                    Some(t) => Filter::Cmp(Col::Column("deleted_at"), CmpOp::Eq, Value::Timestamp(t)),
+                    Some(t) => {
+                        Filter::Cmp(Col::Column("deleted_at"), CmpOp::Eq, Value::Timestamp(t))
+                    }
                     None => Filter::IsNull(Col::Column("deleted_at")),
                 },
             ]);
@@ -101,7 +111,9 @@ impl Crm {
         let now = self.now();
         let mut cs = ChangeSet::default();
         let (col, value): (&'static str, Value) = match step {
-            Step::Delete if deleted.is_some() => return state_error("is already in the recycle bin"),
+            Step::Delete if deleted.is_some() => {
+                return state_error("is already in the recycle bin");
+            }
             Step::Delete => ("deleted_at", Value::Timestamp(now)),
             Step::Restore if deleted.is_none() => return state_error("is not in the recycle bin"),
             Step::Restore => ("deleted_at", Value::Null),
@@ -137,7 +149,10 @@ impl Crm {
             }
         }
         if step == Step::Purge {
-            cs.ops.push(Op::Delete { table: entity.table(), id: id.0 });
+            cs.ops.push(Op::Delete {
+                table: entity.table(),
+                id: id.0,
+            });
         } else {
             cs.ops.push(Op::Update {
                 table: entity.table(),
@@ -209,34 +224,72 @@ impl Crm {
 
     /// Moves records to the recycle bin (logical delete). A customer takes
     /// its contacts and follow-ups with it.
-    pub async fn delete_records(&self, actor: &Actor, entity: Entity, ids: &[RecordId]) -> BatchReport {
-        self.batch(ids, |id| self.step(actor, entity, id, Step::Delete)).await
+    pub async fn delete_records(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        ids: &[RecordId],
+    ) -> BatchReport {
+        self.batch(ids, |id| self.step(actor, entity, id, Step::Delete))
+            .await
     }
 
     /// Brings records back from the recycle bin.
-    pub async fn restore_records(&self, actor: &Actor, entity: Entity, ids: &[RecordId]) -> BatchReport {
-        self.batch(ids, |id| self.step(actor, entity, id, Step::Restore)).await
+    pub async fn restore_records(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        ids: &[RecordId],
+    ) -> BatchReport {
+        self.batch(ids, |id| self.step(actor, entity, id, Step::Restore))
+            .await
     }
 
     /// Removes records from the recycle bin for good.
-    pub async fn purge_records(&self, actor: &Actor, entity: Entity, ids: &[RecordId]) -> BatchReport {
-        self.batch(ids, |id| self.step(actor, entity, id, Step::Purge)).await
+    pub async fn purge_records(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        ids: &[RecordId],
+    ) -> BatchReport {
+        self.batch(ids, |id| self.step(actor, entity, id, Step::Purge))
+            .await
     }
 
     /// Moves records out of the working set into history (转移到历史库).
-    pub async fn archive_records(&self, actor: &Actor, entity: Entity, ids: &[RecordId]) -> BatchReport {
-        self.batch(ids, |id| self.step(actor, entity, id, Step::Archive)).await
+    pub async fn archive_records(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        ids: &[RecordId],
+    ) -> BatchReport {
+        self.batch(ids, |id| self.step(actor, entity, id, Step::Archive))
+            .await
     }
 
     /// Brings archived records back into the working set.
-    pub async fn unarchive_records(&self, actor: &Actor, entity: Entity, ids: &[RecordId]) -> BatchReport {
-        self.batch(ids, |id| self.step(actor, entity, id, Step::Unarchive)).await
+    pub async fn unarchive_records(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        ids: &[RecordId],
+    ) -> BatchReport {
+        self.batch(ids, |id| self.step(actor, entity, id, Step::Unarchive))
+            .await
     }
 
-    async fn transfer_one(&self, actor: &Actor, entity: Entity, id: RecordId, to: &crate::org::User) -> Result<()> {
+    async fn transfer_one(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        id: RecordId,
+        to: &crate::org::User,
+    ) -> Result<()> {
         let row = self.owned_row(actor, entity, id).await?;
         if !row.get("deleted_at").is_null() {
-            return Err(Error::InvalidState(format!("{entity} {id} is in the recycle bin")));
+            return Err(Error::InvalidState(format!(
+                "{entity} {id} is in the recycle bin"
+            )));
         }
         if !actor.covers(entity, Action::Transfer, &row) {
             return Err(Error::Forbidden(format!(
@@ -278,7 +331,9 @@ impl Crm {
         }
         let change = FieldChange {
             field: "owner_id".into(),
-            before: before.map(|b| Json::String(b.to_string())).unwrap_or(Json::Null),
+            before: before
+                .map(|b| Json::String(b.to_string()))
+                .unwrap_or(Json::Null),
             after: Json::String(to.id.to_string()),
         };
         cs.events.push(self.event(
@@ -288,7 +343,14 @@ impl Crm {
             format!("{entity}.transferred"),
             serde_json::json!({"from": change.before, "to": change.after}),
         ));
-        cs.audit.push(self.audit(Some(actor), actor.company_id.0, entity.table(), id.0, "transfer", vec![change]));
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            entity.table(),
+            id.0,
+            "transfer",
+            vec![change],
+        ));
         self.apply(cs).await
     }
 
@@ -303,9 +365,14 @@ impl Crm {
     ) -> Result<BatchReport> {
         let target = self.user(actor, to).await?;
         if !target.active {
-            return Err(Error::invalid("to", format!("user {} is deactivated", target.username)));
+            return Err(Error::invalid(
+                "to",
+                format!("user {} is deactivated", target.username),
+            ));
         }
-        Ok(self.batch(ids, |id| self.transfer_one(actor, entity, id, &target)).await)
+        Ok(self
+            .batch(ids, |id| self.transfer_one(actor, entity, id, &target))
+            .await)
     }
 
     /// Shares a record with a user, for reading or for editing, optionally
@@ -330,11 +397,17 @@ impl Crm {
         }
         let target = self.user(actor, with).await?;
         if expires_at.is_some_and(|e| e <= self.now()) {
-            return Err(Error::invalid("expires_at", "a share must end in the future"));
+            return Err(Error::invalid(
+                "expires_at",
+                "a share must end in the future",
+            ));
         }
         let now = self.now();
         let mut cs = ChangeSet::default();
-        for old in self.share_rows(actor, entity.table(), id.0, Some(with)).await? {
+        for old in self
+            .share_rows(actor, entity.table(), id.0, Some(with))
+            .await?
+        {
             cs.ops.push(Op::Update {
                 table: Table::Shares,
                 id: old.id(),
@@ -375,32 +448,63 @@ impl Crm {
             format!("{entity}.shared"),
             serde_json::json!({"user_id": with, "access": access_name, "expires_at": expires_at}),
         ));
-        cs.audit.push(self.audit(Some(actor), actor.company_id.0, entity.table(), id.0, "share", vec![change]));
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            entity.table(),
+            id.0,
+            "share",
+            vec![change],
+        ));
         self.apply(cs).await
     }
 
-    async fn share_rows(&self, actor: &Actor, table: Table, id: uuid::Uuid, user: Option<UserId>) -> Result<Vec<Row>> {
+    async fn share_rows(
+        &self,
+        actor: &Actor,
+        table: Table,
+        id: uuid::Uuid,
+        user: Option<UserId>,
+    ) -> Result<Vec<Row>> {
         let mut sel = Select::all(Table::Shares, actor.company_id.0, self.now());
         let mut f = vec![
             Filter::Cmp(Col::Column("entity"), CmpOp::Eq, table.name().into()),
             Filter::Cmp(Col::Column("record_id"), CmpOp::Eq, Value::Id(id)),
         ];
         if let Some(u) = user {
-            f.push(Filter::Cmp(Col::Column("user_id"), CmpOp::Eq, Value::Id(u.0)));
+            f.push(Filter::Cmp(
+                Col::Column("user_id"),
+                CmpOp::Eq,
+                Value::Id(u.0),
+            ));
         }
         sel.filter = Filter::And(f);
         Ok(self.store.select(&sel).await?.rows)
     }
 
     /// Ends a user's share of a record.
-    pub async fn unshare_record(&self, actor: &Actor, entity: Entity, id: RecordId, with: UserId) -> Result<()> {
+    pub async fn unshare_record(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        id: RecordId,
+        with: UserId,
+    ) -> Result<()> {
         let row = self.owned_row(actor, entity, id).await?;
         if !actor.covers(entity, Action::Share, &row) {
-            return Err(Error::Forbidden(format!("{} may not change the sharing of {entity} {id}", actor.display_name)));
+            return Err(Error::Forbidden(format!(
+                "{} may not change the sharing of {entity} {id}",
+                actor.display_name
+            )));
         }
-        let rows = self.share_rows(actor, entity.table(), id.0, Some(with)).await?;
+        let rows = self
+            .share_rows(actor, entity.table(), id.0, Some(with))
+            .await?;
         if rows.is_empty() {
-            return Err(Error::not_found("share", format!("{entity} {id} with user {with}")));
+            return Err(Error::not_found(
+                "share",
+                format!("{entity} {id} with user {with}"),
+            ));
         }
         let now = self.now();
         let mut cs = ChangeSet::default();
@@ -418,13 +522,22 @@ impl Crm {
             entity.table(),
             id.0,
             "unshare",
-            vec![FieldChange { field: format!("share:{with}"), before: Json::Bool(true), after: Json::Null }],
+            vec![FieldChange {
+                field: format!("share:{with}"),
+                before: Json::Bool(true),
+                after: Json::Null,
+            }],
         ));
         self.apply(cs).await
     }
 
     /// The live shares of a record the actor can see.
-    pub async fn list_shares(&self, actor: &Actor, entity: Entity, id: RecordId) -> Result<Vec<Share>> {
+    pub async fn list_shares(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        id: RecordId,
+    ) -> Result<Vec<Share>> {
         self.get_record(actor, entity, id).await?;
         let now = self.now();
         Ok(self
@@ -434,7 +547,11 @@ impl Crm {
             .filter(|r| r.get("expires_at").as_timestamp().is_none_or(|e| e > now))
             .map(|r| Share {
                 user_id: UserId(r.get("user_id").as_id().unwrap_or_default()),
-                access: if r.get("access").as_text() == Some("write") { ShareAccess::Write } else { ShareAccess::Read },
+                access: if r.get("access").as_text() == Some("write") {
+                    ShareAccess::Write
+                } else {
+                    ShareAccess::Read
+                },
                 expires_at: r.get("expires_at").as_timestamp(),
                 granted_by: UserId(r.get("granted_by").as_id().unwrap_or_default()),
             })

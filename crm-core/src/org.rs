@@ -8,11 +8,11 @@ use crate::entity::Entity;
 use crate::error::{Error, Result, ValidationErrors};
 use crate::ids::{CompanyId, DepartmentId, GroupId, RoleId, UserId};
 use crate::schema::Table;
-use crate::store::{ChangeSet, Col, CmpOp, FieldChange, Filter, Op, Row, Select};
+use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Op, Row, Select};
 use crate::value::Value;
+use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
-use argon2::Argon2;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -169,7 +169,10 @@ pub(crate) fn user_from_row(r: &Row) -> User {
         display_name: text(r, "display_name"),
         department_id: r.get("department_id").as_id().map(DepartmentId),
         superior_id: r.get("superior_id").as_id().map(UserId),
-        role_ids: json_ids(r.get("role_ids")).into_iter().map(RoleId).collect(),
+        role_ids: json_ids(r.get("role_ids"))
+            .into_iter()
+            .map(RoleId)
+            .collect(),
         email: opt_text(r, "email"),
         mobile: opt_text(r, "mobile"),
         active: r.get("active").as_bool().unwrap_or(false),
@@ -192,7 +195,10 @@ fn group_from_row(r: &Row) -> UserGroup {
     UserGroup {
         id: GroupId(r.id()),
         name: text(r, "name"),
-        members: json_ids(r.get("member_ids")).into_iter().map(UserId).collect(),
+        members: json_ids(r.get("member_ids"))
+            .into_iter()
+            .map(UserId)
+            .collect(),
         version: r.version(),
     }
 }
@@ -256,7 +262,12 @@ impl Crm {
         non_empty(&mut errors, "name", &input.name, 128);
         non_empty(&mut errors, "code", &input.code, 32);
         non_empty(&mut errors, "admin_username", &input.admin_username, 64);
-        non_empty(&mut errors, "admin_display_name", &input.admin_display_name, 64);
+        non_empty(
+            &mut errors,
+            "admin_display_name",
+            &input.admin_display_name,
+            64,
+        );
         errors.into_result()?;
         let hash = match &input.admin_password {
             Some(p) => Some(self.hash_password(p)?),
@@ -321,7 +332,14 @@ impl Crm {
             table: Table::Users,
             values: v,
         });
-        cs.audit.push(self.audit(None, company, Table::Companies, company, "create", Vec::new()));
+        cs.audit.push(self.audit(
+            None,
+            company,
+            Table::Companies,
+            company,
+            "create",
+            Vec::new(),
+        ));
         cs.events.push(self.event(
             company,
             Table::Companies,
@@ -405,7 +423,10 @@ impl Crm {
         vec![
             ("username", username.trim().into()),
             ("display_name", display_name.trim().into()),
-            ("pinyin_keys", crate::pinyin::search_keys(display_name).into()),
+            (
+                "pinyin_keys",
+                crate::pinyin::search_keys(display_name).into(),
+            ),
             ("department_id", department.into()),
             ("superior_id", superior.into()),
             ("role_ids", ids_json(roles)),
@@ -415,7 +436,9 @@ impl Crm {
     }
 
     async fn check_department(&self, actor: &Actor, id: DepartmentId) -> Result<()> {
-        self.live_row(actor, Table::Departments, id.0).await.map(|_| ())
+        self.live_row(actor, Table::Departments, id.0)
+            .await
+            .map(|_| ())
     }
 
     async fn check_roles(&self, actor: &Actor, ids: &[RoleId]) -> Result<()> {
@@ -449,8 +472,11 @@ impl Crm {
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "username", &input.username, 64);
         non_empty(&mut errors, "display_name", &input.display_name, 64);
-        let (email, mobile) =
-            Self::check_contact_details(input.email.as_deref(), input.mobile.as_deref(), &mut errors);
+        let (email, mobile) = Self::check_contact_details(
+            input.email.as_deref(),
+            input.mobile.as_deref(),
+            &mut errors,
+        );
         errors.into_result()?;
         if let Some(d) = input.department_id {
             self.check_department(actor, d).await?;
@@ -521,7 +547,9 @@ impl Crm {
 
     /// Loads a user of the actor's company.
     pub async fn user(&self, actor: &Actor, id: UserId) -> Result<User> {
-        Ok(user_from_row(&self.live_row(actor, Table::Users, id.0).await?))
+        Ok(user_from_row(
+            &self.live_row(actor, Table::Users, id.0).await?,
+        ))
     }
 
     /// Finds a user of the actor's company by login name.
@@ -560,7 +588,14 @@ impl Crm {
             col: Col::Column("username"),
             desc: false,
         }];
-        Ok(self.store.select(&sel).await?.rows.iter().map(user_from_row).collect())
+        Ok(self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .map(user_from_row)
+            .collect())
     }
 
     /// Changes a user (needs `user:manage`), checking the expected version.
@@ -590,7 +625,11 @@ impl Crm {
             non_empty(&mut errors, "display_name", n, 64);
             values.push(("display_name", n.trim().into()));
             values.push(("pinyin_keys", crate::pinyin::search_keys(n).into()));
-            change("display_name", before.display_name.clone().into(), n.trim().into());
+            change(
+                "display_name",
+                before.display_name.clone().into(),
+                n.trim().into(),
+            );
         }
         if let Some(d) = patch.department_id {
             if let Some(d) = d {
@@ -628,21 +667,37 @@ impl Crm {
                 }
             }
             values.push(("superior_id", s.map(|s| s.0).into()));
-            change("superior_id", serde_json::json!(before.superior_id), serde_json::json!(s));
+            change(
+                "superior_id",
+                serde_json::json!(before.superior_id),
+                serde_json::json!(s),
+            );
         }
         if let Some(r) = &patch.role_ids {
             self.check_roles(actor, r).await?;
             values.push(("role_ids", ids_json(r)));
-            change("role_ids", serde_json::json!(before.role_ids), serde_json::json!(r));
+            change(
+                "role_ids",
+                serde_json::json!(before.role_ids),
+                serde_json::json!(r),
+            );
         }
         if let Some(e) = &patch.email {
             let (email, _) = Self::check_contact_details(e.as_deref(), None, &mut errors);
-            change("email", serde_json::json!(before.email), serde_json::json!(email));
+            change(
+                "email",
+                serde_json::json!(before.email),
+                serde_json::json!(email),
+            );
             values.push(("email", email.into()));
         }
         if let Some(m) = &patch.mobile {
             let (_, mobile) = Self::check_contact_details(None, m.as_deref(), &mut errors);
-            change("mobile", serde_json::json!(before.mobile), serde_json::json!(mobile));
+            change(
+                "mobile",
+                serde_json::json!(before.mobile),
+                serde_json::json!(mobile),
+            );
             values.push(("mobile", mobile.into()));
         }
         if let Some(a) = patch.active {
@@ -668,7 +723,14 @@ impl Crm {
             "user.updated".into(),
             serde_json::json!({ "changes": &changes }),
         ));
-        cs.audit.push(self.audit(Some(actor), actor.company_id.0, Table::Users, id.0, "update", changes));
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Users,
+            id.0,
+            "update",
+            changes,
+        ));
         self.apply(cs).await?;
         self.user(actor, id).await
     }
@@ -677,16 +739,20 @@ impl Crm {
     pub async fn set_password(&self, actor: &Actor, id: UserId, password: &str) -> Result<()> {
         self.require(actor, Entity::User, Action::Manage)?;
         let row = self.live_row(actor, Table::Users, id.0).await?;
-        self.write_password(Some(actor), &row, password, "password_set").await
+        self.write_password(Some(actor), &row, password, "password_set")
+            .await
     }
 
     /// Changes the actor's own password after checking the current one.
     pub async fn change_password(&self, actor: &Actor, current: &str, new: &str) -> Result<()> {
         let row = self.live_row(actor, Table::Users, actor.user_id.0).await?;
         if !verify(&row, current) {
-            return Err(Error::Unauthenticated("the current password is wrong".into()));
+            return Err(Error::Unauthenticated(
+                "the current password is wrong".into(),
+            ));
         }
-        self.write_password(Some(actor), &row, new, "password_changed").await
+        self.write_password(Some(actor), &row, new, "password_changed")
+            .await
     }
 
     async fn write_password(
@@ -710,16 +776,25 @@ impl Crm {
             ],
         });
         let company = row.get("company_id").as_id().unwrap_or_default();
-        cs.audit.push(self.audit(actor, company, Table::Users, row.id(), action, Vec::new()));
+        cs.audit
+            .push(self.audit(actor, company, Table::Users, row.id(), action, Vec::new()));
         self.apply(cs).await
     }
 
     /// Logs a user in with a local password. After
     /// [`CrmConfig::max_failed_logins`](crate::crm::CrmConfig) failures in a
     /// row the account is locked for [`CrmConfig::lockout`](crate::crm::CrmConfig).
-    pub async fn authenticate(&self, company_code: &str, username: &str, password: &str) -> Result<Actor> {
+    pub async fn authenticate(
+        &self,
+        company_code: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<Actor> {
         let generic = || Error::Unauthenticated("wrong company, username or password".into());
-        let company = self.company_by_code(company_code).await.map_err(|_| generic())?;
+        let company = self
+            .company_by_code(company_code)
+            .await
+            .map_err(|_| generic())?;
         let mut sel = Select::all(Table::Users, company.id.0, self.now());
         sel.filter = Filter::Cmp(Col::Column("username"), CmpOp::Eq, username.trim().into());
         let row = self
@@ -737,11 +812,16 @@ impl Crm {
             return Err(Error::Unauthenticated(format!(
                 "account '{}' is locked after too many failed logins until {}",
                 username.trim(),
-                until.with_timezone(&self.config.utc_offset).format("%Y-%m-%d %H:%M")
+                until
+                    .with_timezone(&self.config.utc_offset)
+                    .format("%Y-%m-%d %H:%M")
             )));
         }
         if row.get("active").as_bool() != Some(true) {
-            return Err(Error::Unauthenticated(format!("account '{}' is deactivated", username.trim())));
+            return Err(Error::Unauthenticated(format!(
+                "account '{}' is deactivated",
+                username.trim()
+            )));
         }
         if row.get("password_hash").is_null() {
             return Err(Error::Unauthenticated(format!(
@@ -756,7 +836,10 @@ impl Crm {
                     table: Table::Users,
                     id: row.id(),
                     expected_version: row.version(),
-                    values: vec![("failed_logins", Value::Int(0)), ("locked_until", Value::Null)],
+                    values: vec![
+                        ("failed_logins", Value::Int(0)),
+                        ("locked_until", Value::Null),
+                    ],
                 });
                 self.apply(cs).await?;
             }
@@ -782,7 +865,14 @@ impl Crm {
             ],
         });
         if lock {
-            cs.audit.push(self.audit(None, company.id.0, Table::Users, row.id(), "locked", Vec::new()));
+            cs.audit.push(self.audit(
+                None,
+                company.id.0,
+                Table::Users,
+                row.id(),
+                "locked",
+                Vec::new(),
+            ));
         }
         self.apply(cs).await?;
         if lock {
@@ -841,7 +931,9 @@ impl Crm {
             }],
         ));
         self.apply(cs).await?;
-        Ok(department_from_row(&self.live_row(actor, Table::Departments, id).await?))
+        Ok(department_from_row(
+            &self.live_row(actor, Table::Departments, id).await?,
+        ))
     }
 
     /// Renames or moves a department; a department cannot move below itself.
@@ -854,7 +946,8 @@ impl Crm {
     ) -> Result<Department> {
         self.require(actor, Entity::Department, Action::Manage)?;
         let row = self.live_row(actor, Table::Departments, id.0).await?;
-        let mut values: Vec<(&'static str, Value)> = vec![("updated_at", Value::Timestamp(self.now()))];
+        let mut values: Vec<(&'static str, Value)> =
+            vec![("updated_at", Value::Timestamp(self.now()))];
         let mut changes = Vec::new();
         if let Some(n) = name {
             let mut errors = ValidationErrors::default();
@@ -875,7 +968,9 @@ impl Crm {
                 if below.contains(&p.0) {
                     return Err(Error::invalid(
                         "parent_id",
-                        format!("department {p} is inside this department; a department cannot move below itself"),
+                        format!(
+                            "department {p} is inside this department; a department cannot move below itself"
+                        ),
                     ));
                 }
             }
@@ -893,9 +988,18 @@ impl Crm {
             expected_version: row.version(),
             values,
         });
-        cs.audit.push(self.audit(Some(actor), actor.company_id.0, Table::Departments, id.0, "update", changes));
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Departments,
+            id.0,
+            "update",
+            changes,
+        ));
         self.apply(cs).await?;
-        Ok(department_from_row(&self.live_row(actor, Table::Departments, id.0).await?))
+        Ok(department_from_row(
+            &self.live_row(actor, Table::Departments, id.0).await?,
+        ))
     }
 
     /// Deletes an empty department (no sub-departments, no users).
@@ -924,7 +1028,14 @@ impl Crm {
             expected_version: row.version(),
             values: vec![("deleted_at", Value::Timestamp(self.now()))],
         });
-        cs.audit.push(self.audit(Some(actor), actor.company_id.0, Table::Departments, id.0, "delete", Vec::new()));
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Departments,
+            id.0,
+            "delete",
+            Vec::new(),
+        ));
         self.apply(cs).await
     }
 
@@ -975,8 +1086,14 @@ impl Crm {
                 ("updated_at", Value::Timestamp(now)),
                 ("name", spec.name.trim().into()),
                 ("is_admin", spec.is_admin.into()),
-                ("permissions", Value::Json(serde_json::to_value(&spec.permissions).unwrap_or_default())),
-                ("field_rules", Value::Json(serde_json::to_value(&spec.field_rules).unwrap_or_default())),
+                (
+                    "permissions",
+                    Value::Json(serde_json::to_value(&spec.permissions).unwrap_or_default()),
+                ),
+                (
+                    "field_rules",
+                    Value::Json(serde_json::to_value(&spec.field_rules).unwrap_or_default()),
+                ),
             ],
         });
         cs.audit.push(self.audit(
@@ -1019,8 +1136,14 @@ impl Crm {
                 ("updated_at", Value::Timestamp(self.now())),
                 ("name", spec.name.trim().into()),
                 ("is_admin", spec.is_admin.into()),
-                ("permissions", Value::Json(serde_json::to_value(&spec.permissions).unwrap_or_default())),
-                ("field_rules", Value::Json(serde_json::to_value(&spec.field_rules).unwrap_or_default())),
+                (
+                    "permissions",
+                    Value::Json(serde_json::to_value(&spec.permissions).unwrap_or_default()),
+                ),
+                (
+                    "field_rules",
+                    Value::Json(serde_json::to_value(&spec.field_rules).unwrap_or_default()),
+                ),
             ],
         });
         cs.audit.push(self.audit(
@@ -1046,7 +1169,13 @@ impl Crm {
             col: Col::Column("created_at"),
             desc: false,
         }];
-        self.store.select(&sel).await?.rows.iter().map(role_from_row).collect()
+        self.store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .map(role_from_row)
+            .collect()
     }
 
     /// Finds a role by id or by name.
@@ -1060,7 +1189,12 @@ impl Crm {
     }
 
     /// Creates a user group (needs `user_group:manage`).
-    pub async fn create_group(&self, actor: &Actor, name: &str, members: &[UserId]) -> Result<UserGroup> {
+    pub async fn create_group(
+        &self,
+        actor: &Actor,
+        name: &str,
+        members: &[UserId],
+    ) -> Result<UserGroup> {
         self.require(actor, Entity::UserGroup, Action::Manage)?;
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", name, 64);
@@ -1083,9 +1217,18 @@ impl Crm {
                 ("member_ids", ids_json(members)),
             ],
         });
-        cs.audit.push(self.audit(Some(actor), actor.company_id.0, Table::UserGroups, id, "create", Vec::new()));
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::UserGroups,
+            id,
+            "create",
+            Vec::new(),
+        ));
         self.apply(cs).await?;
-        Ok(group_from_row(&self.live_row(actor, Table::UserGroups, id).await?))
+        Ok(group_from_row(
+            &self.live_row(actor, Table::UserGroups, id).await?,
+        ))
     }
 
     /// Replaces a group's members.
@@ -1124,14 +1267,20 @@ impl Crm {
             }],
         ));
         self.apply(cs).await?;
-        Ok(group_from_row(&self.live_row(actor, Table::UserGroups, id.0).await?))
+        Ok(group_from_row(
+            &self.live_row(actor, Table::UserGroups, id.0).await?,
+        ))
     }
 
     /// The company's user groups.
     pub async fn list_groups(&self, actor: &Actor) -> Result<Vec<UserGroup>> {
         Ok(self
             .store
-            .select(&Select::all(Table::UserGroups, actor.company_id.0, self.now()))
+            .select(&Select::all(
+                Table::UserGroups,
+                actor.company_id.0,
+                self.now(),
+            ))
             .await?
             .rows
             .iter()
@@ -1144,7 +1293,9 @@ fn check_rules(rules: &[FieldRule], errors: &mut ValidationErrors) {
     for r in rules {
         let known = r.entity.field(&r.field).is_some()
             || r.field.starts_with("custom.")
-            || crate::entity::STANDARD_FIELDS.iter().any(|(n, _, _)| *n == r.field);
+            || crate::entity::STANDARD_FIELDS
+                .iter()
+                .any(|(n, _, _)| *n == r.field);
         if !known {
             errors.push(
                 "field_rules",

@@ -60,38 +60,41 @@ impl Cond {
                 "cannot read the condition '{input}': use field=value, field!=value, field<value, field<=value, field>value, field>=value, field~text, field^text, field:in:a,b, field:null or field:notnull"
             )
         };
-        let (field, cond): (String, Box<dyn Fn(String) -> Cond>) = if let Some(f) =
-            s.strip_suffix(":notnull")
-        {
-            (f.to_string(), Box::new(Cond::NotNull))
-        } else if let Some(f) = s.strip_suffix(":null") {
-            (f.to_string(), Box::new(Cond::IsNull))
-        } else if let Some((f, list)) = s.split_once(":in:") {
-            let values: Vec<Json> = list
-                .split(',')
-                .map(|v| Json::String(v.trim().to_string()))
-                .collect();
-            (f.to_string(), Box::new(move |f| Cond::In(f, values.clone())))
-        } else {
-            let ops: [(&str, fn(String, String) -> Cond); 8] = [
-                ("!=", |f, v| Cond::Ne(f, Json::String(v))),
-                ("<=", |f, v| Cond::Le(f, Json::String(v))),
-                (">=", |f, v| Cond::Ge(f, Json::String(v))),
-                ("=", |f, v| Cond::Eq(f, Json::String(v))),
-                ("<", |f, v| Cond::Lt(f, Json::String(v))),
-                (">", |f, v| Cond::Gt(f, Json::String(v))),
-                ("~", Cond::Contains),
-                ("^", Cond::StartsWith),
-            ];
-            let found = ops
-                .iter()
-                .filter_map(|(op, make)| s.find(op).map(|i| (i, *op, *make)))
-                .min_by_key(|(i, op, _)| (*i, std::cmp::Reverse(op.len())));
-            let (i, op, make) = found.ok_or_else(bad)?;
-            let field = s[..i].trim().to_string();
-            let value = s[i + op.len()..].trim().to_string();
-            (field.clone(), Box::new(move |f| make(f, value.clone())))
-        };
+        let (field, cond): (String, Box<dyn Fn(String) -> Cond>) =
+            if let Some(f) = s.strip_suffix(":notnull") {
+                (f.to_string(), Box::new(Cond::NotNull))
+            } else if let Some(f) = s.strip_suffix(":null") {
+                (f.to_string(), Box::new(Cond::IsNull))
+            } else if let Some((f, list)) = s.split_once(":in:") {
+                let values: Vec<Json> = list
+                    .split(',')
+                    .map(|v| Json::String(v.trim().to_string()))
+                    .collect();
+                (
+                    f.to_string(),
+                    Box::new(move |f| Cond::In(f, values.clone())),
+                )
+            } else {
+                type Make = fn(String, String) -> Cond;
+                let ops: [(&str, Make); 8] = [
+                    ("!=", |f, v| Cond::Ne(f, Json::String(v))),
+                    ("<=", |f, v| Cond::Le(f, Json::String(v))),
+                    (">=", |f, v| Cond::Ge(f, Json::String(v))),
+                    ("=", |f, v| Cond::Eq(f, Json::String(v))),
+                    ("<", |f, v| Cond::Lt(f, Json::String(v))),
+                    (">", |f, v| Cond::Gt(f, Json::String(v))),
+                    ("~", Cond::Contains),
+                    ("^", Cond::StartsWith),
+                ];
+                let found = ops
+                    .iter()
+                    .filter_map(|(op, make)| s.find(op).map(|i| (i, *op, *make)))
+                    .min_by_key(|(i, op, _)| (*i, std::cmp::Reverse(op.len())));
+                let (i, op, make) = found.ok_or_else(bad)?;
+                let field = s[..i].trim().to_string();
+                let value = s[i + op.len()..].trim().to_string();
+                (field.clone(), Box::new(move |f| make(f, value.clone())))
+            };
         let field = field.trim();
         if field.is_empty() {
             return Err(bad());
@@ -100,7 +103,10 @@ impl Cond {
         if let Some((rel, rest)) = field.split_once('.')
             && relations.contains(&rel)
         {
-            return Ok(Cond::Related(rel.to_string(), Box::new(cond(rest.to_string()))));
+            return Ok(Cond::Related(
+                rel.to_string(),
+                Box::new(cond(rest.to_string())),
+            ));
         }
         Ok(cond(field.to_string()))
     }
@@ -267,7 +273,10 @@ mod tests {
         );
         assert_eq!(
             Cond::parse("category:in:VIP,普通").expect("parse"),
-            Cond::In("category".into(), vec![Json::from("VIP"), Json::from("普通")])
+            Cond::In(
+                "category".into(),
+                vec![Json::from("VIP"), Json::from("普通")]
+            )
         );
         assert!(Cond::parse("nonsense").is_err());
         assert!(Cond::parse("=x").is_err());

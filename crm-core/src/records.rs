@@ -79,7 +79,9 @@ impl std::str::FromStr for ShareAccess {
         match s.trim() {
             "read" | "r" | "只读" => Ok(ShareAccess::Read),
             "write" | "rw" | "read_write" | "读写" => Ok(ShareAccess::Write),
-            other => Err(format!("unknown share access '{other}'; expected read or write")),
+            other => Err(format!(
+                "unknown share access '{other}'; expected read or write"
+            )),
         }
     }
 }
@@ -111,8 +113,7 @@ pub struct BatchReport {
 pub fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
     let t = s.trim();
     let cleaned = t
-        .replace('年', "-")
-        .replace('月', "-")
+        .replace(['年', '月'], "-")
         .replace('日', "")
         .replace(['/', '.'], "-");
     let cleaned = cleaned.trim_end_matches('-');
@@ -138,8 +139,14 @@ impl Crm {
         let cleaned = t.replace('/', "-").replace('T', " ");
         let local = NaiveDateTime::parse_from_str(&cleaned, "%Y-%m-%d %H:%M:%S")
             .or_else(|_| NaiveDateTime::parse_from_str(&cleaned, "%Y-%m-%d %H:%M"))
-            .or_else(|_| parse_date(t).map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default()).map_err(|_| ()))
-            .map_err(|_| format!("'{t}' is not a date and time (expected e.g. 2026-11-27 14:30)"))?;
+            .or_else(|_| {
+                parse_date(t)
+                    .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+                    .map_err(|_| ())
+            })
+            .map_err(|_| {
+                format!("'{t}' is not a date and time (expected e.g. 2026-11-27 14:30)")
+            })?;
         self.config
             .utc_offset
             .from_local_datetime(&local)
@@ -220,7 +227,12 @@ impl Crm {
             .map(Target::Custom)
     }
 
-    async fn picklist_for(&self, actor: &Actor, entity: Entity, def: &FieldDef) -> Result<Vec<String>> {
+    async fn picklist_for(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        def: &FieldDef,
+    ) -> Result<Vec<String>> {
         self.picklist(actor, entity, def.name).await
     }
 
@@ -325,7 +337,12 @@ impl Crm {
     }
 
     /// Finds a record the actor can see by id or code.
-    async fn resolve_ref(&self, actor: &Actor, entity: Entity, key: &str) -> Result<Row> {
+    pub(crate) async fn resolve_ref(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        key: &str,
+    ) -> Result<Row> {
         let row = match Uuid::parse_str(key.trim()) {
             Ok(id) => self.store.get(entity.table(), id).await?,
             Err(_) => {
@@ -347,7 +364,13 @@ impl Crm {
 
     /// Whether a live share for the actor covers the row (`write` needed for
     /// anything but reading).
-    async fn shared_with(&self, actor: &Actor, table: Table, id: Uuid, write: bool) -> Result<bool> {
+    async fn shared_with(
+        &self,
+        actor: &Actor,
+        table: Table,
+        id: Uuid,
+        write: bool,
+    ) -> Result<bool> {
         let shares = self.shares_of(actor.company_id.0, table, id).await?;
         Ok(shares
             .iter()
@@ -386,13 +409,25 @@ impl Crm {
 
     /// Whether the actor may do `action` on this row: by data scope, or for
     /// read and update by a live share.
-    async fn can_on_row(&self, actor: &Actor, entity: Entity, action: Action, row: &Row) -> Result<bool> {
+    pub(crate) async fn can_on_row(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        action: Action,
+        row: &Row,
+    ) -> Result<bool> {
         if actor.covers(entity, action, row) {
             return Ok(true);
         }
         match action {
-            Action::Read => self.shared_with(actor, entity.table(), row.id(), false).await,
-            Action::Update => self.shared_with(actor, entity.table(), row.id(), true).await,
+            Action::Read => {
+                self.shared_with(actor, entity.table(), row.id(), false)
+                    .await
+            }
+            Action::Update => {
+                self.shared_with(actor, entity.table(), row.id(), true)
+                    .await
+            }
             _ => Ok(false),
         }
     }
@@ -409,14 +444,18 @@ impl Crm {
 
     /// Validates input fields. Returns column values to set and the custom
     /// values to merge; every problem is reported at once.
-    async fn prepare(
+    pub(crate) async fn prepare(
         &self,
         actor: &Actor,
         entity: Entity,
         fields: &Fields,
         customs: &[CustomFieldDef],
         creating: bool,
-    ) -> Result<(BTreeMap<&'static str, Value>, BTreeMap<String, Json>, Option<UserId>)> {
+    ) -> Result<(
+        BTreeMap<&'static str, Value>,
+        BTreeMap<String, Json>,
+        Option<UserId>,
+    )> {
         let mut errors = ValidationErrors::default();
         let mut set: BTreeMap<&'static str, Value> = BTreeMap::new();
         let mut custom: BTreeMap<String, Json> = BTreeMap::new();
@@ -427,10 +466,14 @@ impl Crm {
                 Some(Target::Owner) => match json_text(value) {
                     Some(key) => match self.resolve_user(actor, &key).await {
                         Ok(u) if u.active => owner = Some(u.id),
-                        Ok(u) => errors.push("owner_id", format!("user {} is deactivated", u.username)),
+                        Ok(u) => {
+                            errors.push("owner_id", format!("user {} is deactivated", u.username))
+                        }
                         Err(_) => errors.push("owner_id", format!("no user '{key}'")),
                     },
-                    None => errors.push("owner_id", "an owner cannot be cleared here; use transfer"),
+                    None => {
+                        errors.push("owner_id", "an owner cannot be cleared here; use transfer")
+                    }
                 },
                 Some(Target::Builtin(def)) => {
                     if !def.writable {
@@ -469,7 +512,8 @@ impl Crm {
                         Ok(Json::String(u)) if def.field_type == CustomFieldType::User => {
                             match self.resolve_user(actor, &u).await {
                                 Ok(user) => {
-                                    custom.insert(def.key.clone(), Json::String(user.id.to_string()));
+                                    custom
+                                        .insert(def.key.clone(), Json::String(user.id.to_string()));
                                 }
                                 Err(_) => errors.push(fname, format!("no user '{u}'")),
                             }
@@ -488,7 +532,10 @@ impl Crm {
         }
         if creating {
             for def in entity.fields() {
-                if def.required && !set.contains_key(def.name) && !errors.0.iter().any(|e| e.field == field_label(def)) {
+                if def.required
+                    && !set.contains_key(def.name)
+                    && !errors.0.iter().any(|e| e.field == field_label(def))
+                {
                     errors.push(field_label(def), "is required");
                 }
             }
@@ -504,9 +551,16 @@ impl Crm {
 
     /// Fills derived columns (normalised keys, pinyin) from the merged values
     /// and checks rules that span fields.
-    fn derive(&self, entity: Entity, merged: &mut BTreeMap<&'static str, Value>) -> Result<()> {
+    pub(crate) fn derive(
+        &self,
+        entity: Entity,
+        merged: &mut BTreeMap<&'static str, Value>,
+    ) -> Result<()> {
         let text = |m: &BTreeMap<&'static str, Value>, k: &str| {
-            m.get(k).and_then(Value::as_text).unwrap_or_default().to_string()
+            m.get(k)
+                .and_then(Value::as_text)
+                .unwrap_or_default()
+                .to_string()
         };
         match entity {
             Entity::Customer => {
@@ -522,7 +576,9 @@ impl Crm {
                 if merged.get("kind").is_none_or(Value::is_null) {
                     merged.insert("kind", "enterprise".into());
                 }
-                if text(merged, "kind") == "individual" && merged.get("uscc").is_some_and(|v| !v.is_null()) {
+                if text(merged, "kind") == "individual"
+                    && merged.get("uscc").is_some_and(|v| !v.is_null())
+                {
                     return Err(Error::invalid(
                         "uscc (统一社会信用代码)",
                         "only enterprise customers have a unified social credit code",
@@ -533,10 +589,8 @@ impl Crm {
                 let name = text(merged, "name");
                 merged.insert("pinyin_keys", crate::pinyin::search_keys(&name).into());
             }
-            Entity::FollowUp => {
-                if merged.get("occurred_at").is_none_or(Value::is_null) {
-                    merged.insert("occurred_at", Value::Timestamp(self.now()));
-                }
+            Entity::FollowUp if merged.get("occurred_at").is_none_or(Value::is_null) => {
+                merged.insert("occurred_at", Value::Timestamp(self.now()));
             }
             _ => {}
         }
@@ -545,7 +599,7 @@ impl Crm {
 
     /// Refuses a record that duplicates a live one of the company, visible to
     /// the actor or not.
-    async fn check_duplicates(
+    pub(crate) async fn check_duplicates(
         &self,
         actor: &Actor,
         entity: Entity,
@@ -560,13 +614,23 @@ impl Crm {
             Entity::Customer => {
                 if let Some(v) = get("uscc") {
                     checks.push((
-                        format!("unified social credit code {}", v.as_text().unwrap_or_default()),
+                        format!(
+                            "unified social credit code {}",
+                            v.as_text().unwrap_or_default()
+                        ),
                         Filter::Cmp(Col::Column("uscc"), CmpOp::Eq, v),
                     ));
                 }
-                if let Some(v) = get("name_key").filter(|v| v.as_text().is_some_and(|s| !s.is_empty())) {
+                if let Some(v) =
+                    get("name_key").filter(|v| v.as_text().is_some_and(|s| !s.is_empty()))
+                {
                     checks.push((
-                        format!("name {}", get("name").and_then(|n| n.as_text().map(str::to_string)).unwrap_or_default()),
+                        format!(
+                            "name {}",
+                            get("name")
+                                .and_then(|n| n.as_text().map(str::to_string))
+                                .unwrap_or_default()
+                        ),
                         Filter::Cmp(Col::Column("name_key"), CmpOp::Eq, v),
                     ));
                 }
@@ -574,7 +638,10 @@ impl Crm {
             Entity::Contact => {
                 if let (Some(m), Some(c)) = (get("mobile_key"), get("customer_id")) {
                     checks.push((
-                        format!("mobile {} for the same customer", m.as_text().unwrap_or_default()),
+                        format!(
+                            "mobile {} for the same customer",
+                            m.as_text().unwrap_or_default()
+                        ),
                         Filter::And(vec![
                             Filter::Cmp(Col::Column("mobile_key"), CmpOp::Eq, m),
                             Filter::Cmp(Col::Column("customer_id"), CmpOp::Eq, c),
@@ -609,17 +676,30 @@ impl Crm {
                     None => Filter::True,
                 },
             ]);
-            sel.paging = Paging::Offset { offset: 0, limit: 1 };
+            sel.paging = Paging::Offset {
+                offset: 0,
+                limit: 1,
+            };
             if let Some(existing) = self.store.select(&sel).await?.rows.into_iter().next() {
-                let visible = self.can_on_row(actor, entity, Action::Read, &existing).await?;
+                let visible = self
+                    .can_on_row(actor, entity, Action::Read, &existing)
+                    .await?;
                 let label = existing
                     .get("name")
                     .as_text()
                     .map(str::to_string)
                     .unwrap_or_else(|| existing.id().to_string());
-                let code = existing.get("code").as_text().unwrap_or_default().to_string();
+                let code = existing
+                    .get("code")
+                    .as_text()
+                    .unwrap_or_default()
+                    .to_string();
                 let owner_name = match existing.get("owner_id").as_id() {
-                    Some(o) => self.user(actor, UserId(o)).await.map(|u| u.display_name).ok(),
+                    Some(o) => self
+                        .user(actor, UserId(o))
+                        .await
+                        .map(|u| u.display_name)
+                        .ok(),
                     None => None,
                 };
                 let owner = match (visible || self.config.reveal_duplicate_owner, owner_name) {
@@ -642,8 +722,15 @@ impl Crm {
     }
 
     /// Creates a record.
-    pub async fn create_record(&self, actor: &Actor, entity: Entity, fields: Fields) -> Result<Record> {
-        let id = self.create_records(actor, entity, vec![fields], None).await?;
+    pub async fn create_record(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        fields: Fields,
+    ) -> Result<Record> {
+        let id = self
+            .create_records(actor, entity, vec![fields], None)
+            .await?;
         self.get_record(actor, entity, id[0]).await
     }
 
@@ -654,11 +741,13 @@ impl Crm {
         customer: Fields,
         contacts: Vec<Fields>,
     ) -> Result<Record> {
-        let id = self.create_records(actor, Entity::Customer, vec![customer], Some(contacts)).await?;
+        let id = self
+            .create_records(actor, Entity::Customer, vec![customer], Some(contacts))
+            .await?;
         self.get_record(actor, Entity::Customer, id[0]).await
     }
 
-    async fn create_records(
+    pub(crate) async fn create_records(
         &self,
         actor: &Actor,
         entity: Entity,
@@ -666,7 +755,10 @@ impl Crm {
         contacts: Option<Vec<Fields>>,
     ) -> Result<Vec<RecordId>> {
         if !entity.is_record() {
-            return Err(Error::invalid("entity", format!("{entity} is not a business record")));
+            return Err(Error::invalid(
+                "entity",
+                format!("{entity} is not a business record"),
+            ));
         }
         if !actor.can(entity, Action::Create) {
             return Err(Self::forbid(actor, Action::Create, entity, "records"));
@@ -675,25 +767,29 @@ impl Crm {
         let mut cs = ChangeSet::default();
         let mut ids = Vec::new();
         for fields in inputs {
-            let (ops, id, payload) = self.build_insert(actor, entity, &fields, &customs, None).await?;
+            let (ops, id, payload) = self
+                .build_insert(actor, entity, &fields, &customs, None)
+                .await?;
             let company = actor.company_id.0;
             cs.ops.extend(ops);
-            cs.audit.push(self.audit(
-                Some(actor),
-                company,
-                entity.table(),
-                id,
-                "create",
-                payload
-                    .iter()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(k, v)| FieldChange {
-                        field: k.clone(),
-                        before: Json::Null,
-                        after: v.clone(),
-                    })
-                    .collect(),
-            ));
+            cs.audit.push(
+                self.audit(
+                    Some(actor),
+                    company,
+                    entity.table(),
+                    id,
+                    "create",
+                    payload
+                        .iter()
+                        .filter(|(_, v)| !v.is_null())
+                        .map(|(k, v)| FieldChange {
+                            field: k.clone(),
+                            before: Json::Null,
+                            after: v.clone(),
+                        })
+                        .collect(),
+                ),
+            );
             cs.events.push(self.event(
                 company,
                 entity.table(),
@@ -734,7 +830,7 @@ impl Crm {
     /// Builds the insert (and side updates) for one record. `pending` holds
     /// ops of the same change set (a customer created together with its
     /// contacts), whose first insert is the parent customer.
-    async fn build_insert(
+    pub(crate) async fn build_insert(
         &self,
         actor: &Actor,
         entity: Entity,
@@ -743,23 +839,47 @@ impl Crm {
         pending: Option<&[Op]>,
     ) -> Result<(Vec<Op>, Uuid, BTreeMap<String, Json>)> {
         let mut fields = fields.clone();
-        let parent_row = pending.and_then(|ops| ops.iter().rev().find_map(|op| match op {
-            Op::Insert { table: Table::Customers, values } => Some(values.clone()),
-            _ => None,
-        }));
+        let parent_row = pending.and_then(|ops| {
+            ops.iter().rev().find_map(|op| match op {
+                Op::Insert {
+                    table: Table::Customers,
+                    values,
+                } => Some(values.clone()),
+                _ => None,
+            })
+        });
         if let Some(values) = &parent_row {
             // A contact created with its customer: point it at that customer.
-            fields.retain(|k, _| Entity::Contact.field(k).is_none_or(|d| d.name != "customer_id"));
+            fields.retain(|k, _| {
+                Entity::Contact
+                    .field(k)
+                    .is_none_or(|d| d.name != "customer_id")
+            });
             let (set, custom, owner) = self.prepare(actor, entity, &fields, customs, false).await?;
-            let parent_id = values.iter().find(|(k, _)| *k == "id").map(|(_, v)| v.clone()).unwrap_or(Value::Null);
-            let parent_owner = values.iter().find(|(k, _)| *k == "owner_id").and_then(|(_, v)| v.as_id());
+            let parent_id = values
+                .iter()
+                .find(|(k, _)| *k == "id")
+                .map(|(_, v)| v.clone())
+                .unwrap_or(Value::Null);
+            let parent_owner = values
+                .iter()
+                .find(|(k, _)| *k == "owner_id")
+                .and_then(|(_, v)| v.as_id());
             let mut set = set;
             set.insert("customer_id", parent_id);
             if set.get("name").is_none_or(Value::is_null) {
                 return Err(Error::invalid("contact name (姓名)", "is required"));
             }
             return self
-                .finish_insert(actor, entity, set, custom, customs, owner.map(|o| o.0).or(parent_owner), true)
+                .finish_insert(
+                    actor,
+                    entity,
+                    set,
+                    custom,
+                    customs,
+                    owner.map(|o| o.0).or(parent_owner),
+                    true,
+                )
                 .await;
         }
         let (set, custom, owner) = self.prepare(actor, entity, &fields, customs, true).await?;
@@ -800,13 +920,18 @@ impl Crm {
 
     /// The customer update a follow-up implies: last follow-up time and the
     /// next follow-up date.
-    fn follow_up_customer_update(&self, customer: &Row, set: &BTreeMap<&'static str, Value>) -> Result<Op> {
+    fn follow_up_customer_update(
+        &self,
+        customer: &Row,
+        set: &BTreeMap<&'static str, Value>,
+    ) -> Result<Op> {
         let occurred = set
             .get("occurred_at")
             .and_then(Value::as_timestamp)
             .unwrap_or_else(|| self.now());
         let last = customer.get("last_follow_up_at").as_timestamp();
-        let mut values: Vec<(&'static str, Value)> = vec![("updated_at", Value::Timestamp(self.now()))];
+        let mut values: Vec<(&'static str, Value)> =
+            vec![("updated_at", Value::Timestamp(self.now()))];
         if last.is_none_or(|l| occurred > l) {
             values.push(("last_follow_up_at", Value::Timestamp(occurred)));
         }
@@ -825,7 +950,7 @@ impl Crm {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn finish_insert(
+    pub(crate) async fn finish_insert(
         &self,
         actor: &Actor,
         entity: Entity,
@@ -837,13 +962,17 @@ impl Crm {
     ) -> Result<(Vec<Op>, Uuid, BTreeMap<String, Json>)> {
         self.derive(entity, &mut set)?;
         if !skip_duplicates {
-            self.check_duplicates(actor, entity, &set, &custom, customs, None).await?;
+            self.check_duplicates(actor, entity, &set, &custom, customs, None)
+                .await?;
         }
         let owner = owner.unwrap_or(actor.user_id.0);
         let owner_dept = if owner == actor.user_id.0 {
             actor.department_id.map(|d| d.0)
         } else {
-            self.user(actor, UserId(owner)).await?.department_id.map(|d| d.0)
+            self.user(actor, UserId(owner))
+                .await?
+                .department_id
+                .map(|d| d.0)
         };
         let now = self.now();
         let id = self.new_id();
@@ -860,7 +989,10 @@ impl Crm {
             ("owner_id", Value::Id(owner)),
             ("department_id", owner_dept.into()),
             ("created_by", Value::Id(actor.user_id.0)),
-            ("custom", Value::Json(Json::Object(custom.clone().into_iter().collect()))),
+            (
+                "custom",
+                Value::Json(Json::Object(custom.clone().into_iter().collect())),
+            ),
             ("code", code.clone().into()),
         ];
         if entity == Entity::Customer && !set.contains_key("attachments") {
@@ -868,10 +1000,13 @@ impl Crm {
         }
         let mut payload = BTreeMap::new();
         payload.insert("id".to_string(), Json::String(id.to_string()));
-        payload.insert("code".to_string(), code.map(Json::String).unwrap_or(Json::Null));
+        payload.insert(
+            "code".to_string(),
+            code.map(Json::String).unwrap_or(Json::Null),
+        );
         payload.insert("owner_id".to_string(), Json::String(owner.to_string()));
         for (k, v) in &set {
-            if !is_derived(*k) {
+            if !is_derived(k) {
                 payload.insert(k.to_string(), output_json(entity, k, v));
             }
         }
@@ -897,7 +1032,12 @@ impl Crm {
         Ok(self.to_record(actor, entity, &row, &customs))
     }
 
-    async fn readable_row(&self, actor: &Actor, entity: Entity, id: RecordId) -> Result<Row> {
+    pub(crate) async fn readable_row(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        id: RecordId,
+    ) -> Result<Row> {
         let row = self
             .store
             .get(entity.table(), id.0)
@@ -912,7 +1052,13 @@ impl Crm {
     }
 
     /// Turns a row into the record the actor sees.
-    pub(crate) fn to_record(&self, actor: &Actor, entity: Entity, row: &Row, customs: &[CustomFieldDef]) -> Record {
+    pub(crate) fn to_record(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        row: &Row,
+        customs: &[CustomFieldDef],
+    ) -> Record {
         let mut fields = BTreeMap::new();
         for def in entity.fields() {
             let access = actor.field_access(entity, def.name);
@@ -927,7 +1073,12 @@ impl Crm {
             }
             fields.insert(def.name.to_string(), v);
         }
-        let stored = row.get("custom").as_json().and_then(Json::as_object).cloned().unwrap_or_default();
+        let stored = row
+            .get("custom")
+            .as_json()
+            .and_then(Json::as_object)
+            .cloned()
+            .unwrap_or_default();
         let mut custom = BTreeMap::new();
         for def in customs {
             let name = format!("custom.{}", def.key);
@@ -973,7 +1124,9 @@ impl Crm {
     ) -> Result<Record> {
         let row = self.readable_row(actor, entity, id).await?;
         if !row.get("deleted_at").is_null() {
-            return Err(Error::InvalidState(format!("{entity} {id} is in the recycle bin; restore it first")));
+            return Err(Error::InvalidState(format!(
+                "{entity} {id} is in the recycle bin; restore it first"
+            )));
         }
         if !self.can_on_row(actor, entity, Action::Update, &row).await? {
             return Err(Self::forbid(actor, Action::Update, entity, &id.to_string()));
@@ -987,9 +1140,14 @@ impl Crm {
             });
         }
         let customs = self.custom_fields(actor, entity).await?;
-        let (set, custom_set, owner) = self.prepare(actor, entity, &fields, &customs, false).await?;
+        let (set, custom_set, owner) = self
+            .prepare(actor, entity, &fields, &customs, false)
+            .await?;
         if owner.is_some() {
-            return Err(Error::invalid("owner_id", "use transfer to change the owner"));
+            return Err(Error::invalid(
+                "owner_id",
+                "use transfer to change the owner",
+            ));
         }
         // Merge with the stored values to derive keys and check duplicates.
         let mut merged: BTreeMap<&'static str, Value> = BTreeMap::new();
@@ -998,13 +1156,20 @@ impl Crm {
         }
         merged.extend(set.clone());
         self.derive(entity, &mut merged)?;
-        let mut stored_custom = row.get("custom").as_json().and_then(Json::as_object).cloned().unwrap_or_default();
+        let mut stored_custom = row
+            .get("custom")
+            .as_json()
+            .and_then(Json::as_object)
+            .cloned()
+            .unwrap_or_default();
         for (k, v) in &custom_set {
             stored_custom.insert(k.clone(), v.clone());
         }
         let merged_custom: BTreeMap<String, Json> = stored_custom.clone().into_iter().collect();
-        let dup_relevant: BTreeMap<String, Json> =
-            custom_set.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let dup_relevant: BTreeMap<String, Json> = custom_set
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let changed_dup_keys = set.keys().any(|k| matches!(*k, "name" | "uscc" | "mobile"))
             || !dup_relevant.is_empty();
         if changed_dup_keys {
@@ -1023,8 +1188,15 @@ impl Crm {
             if !set.contains_key("mobile") {
                 check.remove("mobile_key");
             }
-            self.check_duplicates(actor, entity, &check, &only_changed, &customs, Some(row.id()))
-                .await?;
+            self.check_duplicates(
+                actor,
+                entity,
+                &check,
+                &only_changed,
+                &customs,
+                Some(row.id()),
+            )
+            .await?;
         }
         let mut values: Vec<(&'static str, Value)> = Vec::new();
         let mut changes = Vec::new();
@@ -1035,7 +1207,7 @@ impl Crm {
             let before = row.get(k);
             if before != v {
                 values.push((*k, v.clone()));
-                if !is_derived(*k) {
+                if !is_derived(k) {
                     changes.push(FieldChange {
                         field: k.to_string(),
                         before: output_json(entity, k, before),
@@ -1044,7 +1216,12 @@ impl Crm {
                 }
             }
         }
-        let old_custom = row.get("custom").as_json().and_then(Json::as_object).cloned().unwrap_or_default();
+        let old_custom = row
+            .get("custom")
+            .as_json()
+            .and_then(Json::as_object)
+            .cloned()
+            .unwrap_or_default();
         for (k, v) in &custom_set {
             let before = old_custom.get(k).cloned().unwrap_or(Json::Null);
             if &before != v {
@@ -1076,7 +1253,14 @@ impl Crm {
             format!("{entity}.updated"),
             serde_json::json!({ "version": expected_version + 1, "changes": &changes }),
         ));
-        cs.audit.push(self.audit(Some(actor), actor.company_id.0, entity.table(), id.0, "update", changes));
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            entity.table(),
+            id.0,
+            "update",
+            changes,
+        ));
         self.apply(cs).await?;
         self.get_record(actor, entity, id).await
     }
@@ -1084,14 +1268,26 @@ impl Crm {
     /// Lists records the actor can see. Conditions, search, sort and paging
     /// become one store query that also carries the actor's data scope, so
     /// the page and the total only count visible records.
-    pub async fn list_records(&self, actor: &Actor, entity: Entity, query: &ListQuery) -> Result<Page<Record>> {
+    pub async fn list_records(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        query: &ListQuery,
+    ) -> Result<Page<Record>> {
         if !entity.is_record() {
-            return Err(Error::invalid("entity", format!("{entity} is not a business record")));
+            return Err(Error::invalid(
+                "entity",
+                format!("{entity} is not a business record"),
+            ));
         }
         let customs = self.custom_fields(actor, entity).await?;
         let scope = actor
             .store_scope(entity, Action::Read)
-            .unwrap_or(Scope::Restricted { owners: Vec::new(), departments: Vec::new(), shared_with: None });
+            .unwrap_or(Scope::Restricted {
+                owners: Vec::new(),
+                departments: Vec::new(),
+                shared_with: None,
+            });
         let mut filters = Vec::new();
         for c in &query.conditions {
             filters.push(self.resolve_cond(actor, entity, c, &customs).await?);
@@ -1101,30 +1297,32 @@ impl Crm {
         }
         let mut sort = Vec::new();
         for s in &query.sort {
-            let (col, ty, nullable) = self.sort_col(actor, entity, &s.field, &customs)?;
-            let _ = ty;
-            sort.push((Sort { col, desc: s.desc }, nullable));
+            let col = self.sort_col(actor, entity, &s.field, &customs)?;
+            sort.push(Sort { col, desc: s.desc });
         }
         if sort.is_empty() {
-            sort.push((Sort { col: Col::Column("created_at"), desc: true }, false));
+            sort.push(Sort {
+                col: Col::Column("created_at"),
+                desc: true,
+            });
         }
         let paging = match &query.page {
             PageRequest::Offset { page, per_page } => {
                 let per = (*per_page).clamp(1, MAX_PAGE_SIZE);
-                Paging::Offset { offset: page.saturating_sub(1) * per, limit: per }
+                Paging::Offset {
+                    offset: page.saturating_sub(1) * per,
+                    limit: per,
+                }
             }
             PageRequest::Keyset { after, limit } => {
-                if let Some((s, _)) = sort.iter().find(|(_, nullable)| *nullable) {
-                    return Err(Error::invalid(
-                        "sort",
-                        format!("keyset paging needs sort fields that always have a value; {:?} may be empty", s.col),
-                    ));
-                }
                 let after = match after {
                     Some(c) => Some(decode_cursor(c, sort.len() + 1)?),
                     None => None,
                 };
-                Paging::Keyset { after, limit: (*limit).clamp(1, MAX_PAGE_SIZE) }
+                Paging::Keyset {
+                    after,
+                    limit: (*limit).clamp(1, MAX_PAGE_SIZE),
+                }
             }
         };
         let sel = Select {
@@ -1133,7 +1331,7 @@ impl Crm {
             lifecycle: query.lifecycle,
             scope,
             filter: Filter::And(filters),
-            sort: sort.iter().map(|(s, _)| s.clone()).collect(),
+            sort,
             paging: paging.clone(),
             with_total: query.with_total,
             now: self.now(),
@@ -1141,21 +1339,19 @@ impl Crm {
         let res = self.store.select(&sel).await?;
         let next_cursor = match (&paging, res.has_more, res.rows.last()) {
             (Paging::Keyset { .. }, true, Some(last)) => {
-                let mut vals: Vec<Value> = sel
-                    .sort
-                    .iter()
-                    .map(|s| match &s.col {
-                        Col::Column(c) => last.get(c).clone(),
-                        Col::Custom { .. } => Value::Null,
-                    })
-                    .collect();
+                let mut vals: Vec<Value> =
+                    sel.sort.iter().map(|s| sort_value(last, &s.col)).collect();
                 vals.push(Value::Id(last.id()));
                 Some(serde_json::to_string(&vals).unwrap_or_default())
             }
             _ => None,
         };
         Ok(Page {
-            items: res.rows.iter().map(|r| self.to_record(actor, entity, r, &customs)).collect(),
+            items: res
+                .rows
+                .iter()
+                .map(|r| self.to_record(actor, entity, r, &customs))
+                .collect(),
             total: res.total,
             has_more: res.has_more,
             next_cursor,
@@ -1168,21 +1364,23 @@ impl Crm {
         entity: Entity,
         field: &str,
         customs: &[CustomFieldDef],
-    ) -> Result<(Col, ColType, bool)> {
+    ) -> Result<Col> {
         if matches!(field, "pinyin" | "拼音") {
-            return Ok((Col::Column("pinyin_keys"), ColType::Text, false));
+            return Ok(Col::Column("pinyin_keys"));
         }
         let (col, ty, _) = self.field_col(actor, entity, field, customs)?;
-        let nullable = match &col {
-            Col::Column(c) => entity.table().column(c).is_none_or(|d| d.nullable),
-            Col::Custom { .. } => true,
-        };
-        Ok((col, ty, nullable))
+        if ty == ColType::Json {
+            return Err(Error::invalid(
+                field,
+                format!("{entity} cannot be sorted by {field}"),
+            ));
+        }
+        Ok(col)
     }
 
     /// Resolves a field name for filtering and sorting; hidden and masked
     /// fields cannot be used, so their values cannot be inferred.
-    fn field_col(
+    pub(crate) fn field_col(
         &self,
         actor: &Actor,
         entity: Entity,
@@ -1203,7 +1401,10 @@ impl Crm {
             .iter()
             .find(|(n, zh, en)| *n == f || *zh == f || en.eq_ignore_ascii_case(f))
         {
-            let def = entity.table().column(name).ok_or_else(|| Error::invalid(f, "unknown field"))?;
+            let def = entity
+                .table()
+                .column(name)
+                .ok_or_else(|| Error::invalid(f, "unknown field"))?;
             return Ok((Col::Column(def.name), def.ty, None));
         }
         if let Some(def) = entity.field(f) {
@@ -1212,7 +1413,11 @@ impl Crm {
                 FieldKind::Phone(k) | FieldKind::Mobile(k) => k,
                 _ => def.name,
             };
-            let ty = entity.table().column(col).map(|c| c.ty).unwrap_or(ColType::Text);
+            let ty = entity
+                .table()
+                .column(col)
+                .map(|c| c.ty)
+                .unwrap_or(ColType::Text);
             return Ok((Col::Column(col), ty, Some(def)));
         }
         let key = f.strip_prefix("custom.").unwrap_or(f);
@@ -1228,7 +1433,7 @@ impl Crm {
         Err(Error::invalid(f, format!("{entity} has no field '{f}'")))
     }
 
-    fn typed_value(
+    pub(crate) fn typed_value(
         &self,
         field: &str,
         col: &Col,
@@ -1243,7 +1448,9 @@ impl Crm {
         if let Col::Custom { ty: ct, .. } = col {
             return Ok(match ct {
                 crate::store::CustomType::Number => Value::Float(
-                    text.replace(',', "").parse::<f64>().map_err(|_| bad(format!("'{text}' is not a number")))?,
+                    text.replace(',', "")
+                        .parse::<f64>()
+                        .map_err(|_| bad(format!("'{text}' is not a number")))?,
                 ),
                 crate::store::CustomType::Bool => Value::Bool(matches!(
                     text.to_lowercase().as_str(),
@@ -1273,9 +1480,16 @@ impl Crm {
             }
         }
         Ok(match ty {
-            ColType::Text | ColType::Json => Value::Text(text),
-            ColType::Int => Value::Int(text.parse().map_err(|_| bad(format!("'{text}' is not a whole number")))?),
-            ColType::Bool => Value::Bool(matches!(text.to_lowercase().as_str(), "true" | "1" | "yes" | "是")),
+            ColType::Json => return Err(bad(format!("'{field}' cannot be compared with a value"))),
+            ColType::Text => Value::Text(text),
+            ColType::Int => Value::Int(
+                text.parse()
+                    .map_err(|_| bad(format!("'{text}' is not a whole number")))?,
+            ),
+            ColType::Bool => Value::Bool(matches!(
+                text.to_lowercase().as_str(),
+                "true" | "1" | "yes" | "是"
+            )),
             ColType::Date => Value::Date(parse_date(&text).map_err(bad)?),
             ColType::Timestamp => Value::Timestamp(self.parse_datetime(&text).map_err(bad)?),
             ColType::Id => Value::Id(
@@ -1285,7 +1499,7 @@ impl Crm {
     }
 
     /// Resolves a user-facing condition into a store filter.
-    fn resolve_cond<'a>(
+    pub(crate) fn resolve_cond<'a>(
         &'a self,
         actor: &'a Actor,
         entity: Entity,
@@ -1297,7 +1511,9 @@ impl Crm {
                 let (col, ty, def) = self.field_col(actor, entity, f, customs)?;
                 let value = self.typed_value(f, &col, ty, def, v)?;
                 if def.is_some_and(|d| d.kind == FieldKind::Tags) {
-                    let Value::Text(t) = value else { return Ok(Filter::True) };
+                    let Value::Text(t) = value else {
+                        return Ok(Filter::True);
+                    };
                     let has = Filter::Contains(col, t);
                     return Ok(match op {
                         CmpOp::Ne => Filter::Not(Box::new(has)),
@@ -1329,7 +1545,13 @@ impl Crm {
                     Filter::In(col, values)
                 }
                 Cond::Contains(f, t) | Cond::StartsWith(f, t) => {
-                    let (col, _, def) = self.field_col(actor, entity, f, customs)?;
+                    let (col, ty, def) = self.field_col(actor, entity, f, customs)?;
+                    if ty != ColType::Text {
+                        return Err(Error::invalid(
+                            f.clone(),
+                            format!("'{f}' is not text; use =, <, > or in to compare it"),
+                        ));
+                    }
                     let needle = match def.map(|d| d.kind) {
                         Some(FieldKind::Phone(_) | FieldKind::Mobile(_)) => {
                             t.chars().filter(char::is_ascii_digit).collect()
@@ -1358,22 +1580,35 @@ impl Crm {
                     }
                     Filter::Or(out)
                 }
-                Cond::Not(c) => Filter::Not(Box::new(self.resolve_cond(actor, entity, c, customs).await?)),
+                Cond::Not(c) => Filter::Not(Box::new(
+                    self.resolve_cond(actor, entity, c, customs).await?,
+                )),
                 Cond::Related(rel, c) => {
                     let (_, target, fk) = entity
                         .relations()
                         .iter()
-                        .find(|(n, e, _)| *n == rel.as_str() || e.name() == rel.as_str() || e.name_zh() == rel.as_str())
+                        .find(|(n, e, _)| {
+                            *n == rel.as_str()
+                                || e.name() == rel.as_str()
+                                || e.name_zh() == rel.as_str()
+                        })
                         .copied()
                         .ok_or_else(|| {
-                            Error::invalid(rel.clone(), format!("{entity} has no related records called '{rel}'"))
+                            Error::invalid(
+                                rel.clone(),
+                                format!("{entity} has no related records called '{rel}'"),
+                            )
                         })?;
                     if !actor.can(target, Action::Read) {
                         return Err(Self::forbid(actor, Action::Read, target, "records"));
                     }
                     let target_customs = self.custom_fields(actor, target).await?;
                     let inner = self.resolve_cond(actor, target, c, &target_customs).await?;
-                    Filter::Related { table: target.table(), fk, filter: Box::new(inner) }
+                    Filter::Related {
+                        table: target.table(),
+                        fk,
+                        filter: Box::new(inner),
+                    }
                 }
             })
         })
@@ -1391,14 +1626,26 @@ fn coerce_attachments(v: &Json) -> std::result::Result<Json, String> {
     };
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let name = item.get("name").and_then(Json::as_str).unwrap_or_default().trim().to_string();
-        let uri = item.get("uri").and_then(Json::as_str).unwrap_or_default().trim().to_string();
+        let name = item
+            .get("name")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let uri = item
+            .get("uri")
+            .and_then(Json::as_str)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         if name.is_empty() || uri.is_empty() {
             return Err(format!("attachment {} needs a name and a uri", i + 1));
         }
         let kind = item.get("kind").and_then(Json::as_str).unwrap_or("file");
         if !["image", "file", "audio", "video"].contains(&kind) {
-            return Err(format!("attachment '{name}' has kind '{kind}'; expected image, file, audio or video"));
+            return Err(format!(
+                "attachment '{name}' has kind '{kind}'; expected image, file, audio or video"
+            ));
         }
         let size = item.get("size").and_then(Json::as_i64).unwrap_or(0);
         out.push(serde_json::json!({"name": name, "kind": kind, "uri": uri, "size": size}));
@@ -1415,6 +1662,29 @@ fn output_json(entity: Entity, col: &str, v: &Value) -> Json {
     match entity.field(col).map(|d| d.kind) {
         Some(FieldKind::Tags) => tags_from_column(v),
         _ => v.to_json(),
+    }
+}
+
+/// The value a row has for a sort key, as the store compares it.
+fn sort_value(row: &Row, col: &Col) -> Value {
+    match col {
+        Col::Column(c) => row.get(c).clone(),
+        Col::Custom { key, ty } => {
+            let v = row
+                .get("custom")
+                .as_json()
+                .and_then(|j| j.get(key))
+                .cloned()
+                .unwrap_or(Json::Null);
+            match (ty, v) {
+                (crate::store::CustomType::Number, Json::Number(n)) => {
+                    Value::Float(n.as_f64().unwrap_or_default())
+                }
+                (crate::store::CustomType::Bool, Json::Bool(b)) => Value::Bool(b),
+                (crate::store::CustomType::Text, Json::String(s)) => Value::Text(s),
+                _ => Value::Null,
+            }
+        }
     }
 }
 
@@ -1439,20 +1709,41 @@ fn search_filter(entity: Entity, q: &str) -> Filter {
     let mut any = Vec::new();
     match entity {
         Entity::Customer => {
-            any.extend([c("name", &q), c("short_name", &q), c("code", &q), c("email", &q), c("uscc", &q)]);
+            any.extend([
+                c("name", &q),
+                c("short_name", &q),
+                c("code", &q),
+                c("email", &q),
+                c("uscc", &q),
+            ]);
             if !py.is_empty() {
                 any.push(c("pinyin_keys", &py));
             }
-            if digits.len() >= 3 && digits.len() == q.chars().filter(|ch| !matches!(ch, ' ' | '-' | '+')).count() {
+            if digits.len() >= 3
+                && digits.len()
+                    == q.chars()
+                        .filter(|ch| !matches!(ch, ' ' | '-' | '+'))
+                        .count()
+            {
                 any.push(c("phone_key", &digits));
             }
         }
         Entity::Contact => {
-            any.extend([c("name", &q), c("code", &q), c("email", &q), c("wechat", &q)]);
+            any.extend([
+                c("name", &q),
+                c("code", &q),
+                c("email", &q),
+                c("wechat", &q),
+            ]);
             if !py.is_empty() {
                 any.push(c("pinyin_keys", &py));
             }
-            if digits.len() >= 3 && digits.len() == q.chars().filter(|ch| !matches!(ch, ' ' | '-' | '+')).count() {
+            if digits.len() >= 3
+                && digits.len()
+                    == q.chars()
+                        .filter(|ch| !matches!(ch, ' ' | '-' | '+'))
+                        .count()
+            {
                 any.push(c("mobile_key", &digits));
                 any.push(c("phone_key", &digits));
             }

@@ -281,7 +281,11 @@ impl Table {
     pub fn column(self, name: &str) -> Option<ColumnDef> {
         COMMON_COLUMNS
             .iter()
-            .chain(if self.is_owned() { &OWNED_COLUMNS[..] } else { &[] })
+            .chain(if self.is_owned() {
+                &OWNED_COLUMNS[..]
+            } else {
+                &[]
+            })
             .chain(self.specific())
             .find(|c| c.name == name)
             .copied()

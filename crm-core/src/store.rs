@@ -43,7 +43,10 @@ impl Row {
 
     /// The record's id.
     pub fn id(&self) -> Uuid {
-        self.values.first().and_then(Value::as_id).unwrap_or_default()
+        self.values
+            .first()
+            .and_then(Value::as_id)
+            .unwrap_or_default()
     }
 
     /// The record's version.
@@ -358,7 +361,9 @@ impl ChangeSet {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// An update expected a version that is no longer the stored one.
-    #[error("{table} {id} was changed by someone else (expected version {expected}, found {actual})")]
+    #[error(
+        "{table} {id} was changed by someone else (expected version {expected}, found {actual})"
+    )]
     Conflict {
         /// The table.
         table: Table,
@@ -420,7 +425,11 @@ pub trait Store: Send + Sync {
 
     /// Up to `limit` outbox events after the consumer's acknowledged position,
     /// in order.
-    async fn outbox_pending(&self, consumer: &str, limit: u64) -> Result<Vec<OutboxEvent>, StoreError>;
+    async fn outbox_pending(
+        &self,
+        consumer: &str,
+        limit: u64,
+    ) -> Result<Vec<OutboxEvent>, StoreError>;
 
     /// Records that the consumer has processed every event up to `seq`.
     /// Acknowledging backwards is ignored.

@@ -100,7 +100,9 @@ impl Value {
             Value::Float(f) => J::from(*f),
             Value::Text(s) => J::String(s.clone()),
             Value::Date(d) => J::String(d.format("%Y-%m-%d").to_string()),
-            Value::Timestamp(t) => J::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            Value::Timestamp(t) => {
+                J::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+            }
             Value::Id(u) => J::String(u.to_string()),
             Value::Json(j) => j.clone(),
         }

@@ -7,8 +7,8 @@ mod sql;
 use async_trait::async_trait;
 use crm_core::schema::Table;
 use crm_core::store::{
-    AuditEntry, ChangeSet, FieldChange, NewEvent, Op, OutboxEvent, Row, Select, Selected, Store,
-    StoreError,
+    AuditEntry, ChangeSet, FieldChange, NewEvent, Op, OutboxEvent, Paging, Row, Select, Selected,
+    Store, StoreError,
 };
 use sql::{Sql, column, column_list, decode_row, ident, invalid};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
@@ -380,9 +380,8 @@ impl PgStore {
         };
 
         let limit = match &sel.paging {
-            crm_core::store::Paging::All => None,
-            crm_core::store::Paging::Offset { limit, .. }
-            | crm_core::store::Paging::Keyset { limit, .. } => Some(*limit),
+            Paging::All => None,
+            Paging::Offset { limit, .. } | Paging::Keyset { limit, .. } => Some(*limit),
         };
         let mut decoded = rows
             .iter()

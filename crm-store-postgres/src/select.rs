@@ -323,12 +323,21 @@ fn array_param(sql: &mut Sql, e: &Expr, values: &[Value]) -> Option<String> {
     fn typed<T>(values: &[Value], f: impl Fn(&Value) -> Option<T>) -> Option<Vec<Option<T>>> {
         values
             .iter()
-            .map(|v| if v.is_null() { Some(None) } else { f(v).map(Some) })
+            .map(|v| {
+                if v.is_null() {
+                    Some(None)
+                } else {
+                    f(v).map(Some)
+                }
+            })
             .collect()
     }
     let ty = match &e.target {
         Target::Column(c) => c.ty,
-        Target::Custom { ty: CustomType::Number, .. } => {
+        Target::Custom {
+            ty: CustomType::Number,
+            ..
+        } => {
             let floats = typed(values, |v| match v {
                 Value::Int(i) => Some(*i as f64),
                 Value::Float(f) => Some(*f),
@@ -336,8 +345,14 @@ fn array_param(sql: &mut Sql, e: &Expr, values: &[Value]) -> Option<String> {
             })?;
             return Some(sql.param(floats));
         }
-        Target::Custom { ty: CustomType::Text, .. } => ColType::Text,
-        Target::Custom { ty: CustomType::Bool, .. } => ColType::Bool,
+        Target::Custom {
+            ty: CustomType::Text,
+            ..
+        } => ColType::Text,
+        Target::Custom {
+            ty: CustomType::Bool,
+            ..
+        } => ColType::Bool,
     };
     Some(match ty {
         ColType::Id => sql.param(typed(values, Value::as_id)?),

@@ -664,3 +664,91 @@ async fn deadlock_without_retries_left_is_a_backend_error() {
     let text = common::error_chain(&err);
     assert!(text.contains("deadlock"), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_in_lists_match_like_short_ones() {
+    use crm_core::store::{Col, CustomType, Filter};
+    let store = fresh_pg().await;
+    let company = Uuid::now_v7();
+    let ids: Vec<Uuid> = (1..=3).map(|n| Uuid::from_u128(n)).collect();
+    for (n, id) in ids.iter().enumerate() {
+        let extra = [
+            ("name", Value::from(format!("name {n}"))),
+            ("custom", Value::Json(serde_json::json!({ "score": n }))),
+        ];
+        store
+            .apply(&insert(Table::Customers, company, *id, &extra))
+            .await
+            .expect("insert");
+    }
+    let select = |filter: Filter| {
+        let mut s = Select::all(Table::Customers, company, now());
+        s.filter = filter;
+        s
+    };
+    let found =
+        |sel: crm_core::store::Selected| sel.rows.iter().map(|r| r.id()).collect::<Vec<_>>();
+
+    // More values than PostgreSQL takes as parameters.
+    let mut many: Vec<Value> = (1000..71_000u128)
+        .map(|n| Value::Id(Uuid::from_u128(n)))
+        .collect();
+    many.push(Value::Id(ids[2]));
+    many.push(Value::Null);
+    many.push(Value::Id(ids[0]));
+    let got = store
+        .select(&select(Filter::In(Col::Column("id"), many)))
+        .await
+        .expect("ids");
+    assert_eq!(found(got), vec![ids[0], ids[2]]);
+
+    let mut names: Vec<Value> = (0..100)
+        .map(|n| Value::from(format!("other {n}")))
+        .collect();
+    names.push(Value::from("name 1"));
+    let got = store
+        .select(&select(Filter::In(Col::Column("name"), names)))
+        .await
+        .expect("names");
+    assert_eq!(found(got), vec![ids[1]]);
+
+    let mut scores: Vec<Value> = (10..100).map(Value::Int).collect();
+    scores.push(Value::Float(1.0));
+    scores.push(Value::Int(2));
+    let score = Col::Custom {
+        key: "score".into(),
+        ty: CustomType::Number,
+    };
+    let got = store
+        .select(&select(Filter::In(score.clone(), scores.clone())))
+        .await
+        .expect("scores");
+    assert_eq!(found(got), vec![ids[1], ids[2]]);
+    // Under NOT, the list behaves as SQL's IN does (no NULLs here).
+    let got = store
+        .select(&select(Filter::Not(Box::new(Filter::In(score, scores)))))
+        .await
+        .expect("not scores");
+    assert_eq!(found(got), vec![ids[0]]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_schema_removes_the_schema_only() {
+    let keep = fresh_pg().await;
+    let gone = fresh_pg().await;
+    gone.drop_schema().await.expect("drop");
+    let exists = |schema: String| {
+        let pool = keep.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+            )
+            .bind(schema)
+            .fetch_one(&pool)
+            .await
+            .expect("exists")
+        }
+    };
+    assert!(!exists(gone.schema().to_string()).await);
+    assert!(exists(keep.schema().to_string()).await);
+}

@@ -7,25 +7,101 @@
 #[macro_export]
 macro_rules! service_scenarios {
     ($each:path; $make:expr) => {
-        $each!($crate::testing::service_suite::login_lockout_and_password_change, crm_login_lockout_and_password_change, $make);
-        $each!($crate::testing::service_suite::customer_roundtrip_code_and_history, crm_customer_roundtrip_code_and_history, $make);
-        $each!($crate::testing::service_suite::validation_names_every_bad_field, crm_validation_names_every_bad_field, $make);
-        $each!($crate::testing::service_suite::concurrent_edit_is_a_conflict, crm_concurrent_edit_is_a_conflict, $make);
-        $each!($crate::testing::service_suite::data_scopes_limit_lists_counts_and_reads, crm_data_scopes_limit_lists_counts_and_reads, $make);
-        $each!($crate::testing::service_suite::sharing_read_write_and_expiry, crm_sharing_read_write_and_expiry, $make);
-        $each!($crate::testing::service_suite::field_rules_mask_hide_and_freeze, crm_field_rules_mask_hide_and_freeze, $make);
-        $each!($crate::testing::service_suite::filters_every_operator_and_related, crm_filters_every_operator_and_related, $make);
-        $each!($crate::testing::service_suite::offset_and_keyset_paging_agree, crm_offset_and_keyset_paging_agree, $make);
-        $each!($crate::testing::service_suite::delete_restore_purge_and_archive, crm_delete_restore_purge_and_archive, $make);
-        $each!($crate::testing::service_suite::custom_fields_validate_filter_and_unique, crm_custom_fields_validate_filter_and_unique, $make);
-        $each!($crate::testing::service_suite::pinyin_search_finds_every_reading, crm_pinyin_search_finds_every_reading, $make);
-        $each!($crate::testing::service_suite::duplicates_refused_even_when_invisible, crm_duplicates_refused_even_when_invisible, $make);
-        $each!($crate::testing::service_suite::batch_transfer_reports_per_record, crm_batch_transfer_reports_per_record, $make);
-        $each!($crate::testing::service_suite::follow_ups_update_the_customer, crm_follow_ups_update_the_customer, $make);
-        $each!($crate::testing::service_suite::outbox_delivers_in_order_until_acked, crm_outbox_delivers_in_order_until_acked, $make);
-        $each!($crate::testing::service_suite::organisation_admin_rules, crm_organisation_admin_rules, $make);
-        $each!($crate::testing::service_suite::companies_are_isolated, crm_companies_are_isolated, $make);
-        $each!($crate::testing::service_suite::visibility_matches_reference_model, crm_visibility_matches_reference_model, $make);
+        $each!(
+            $crate::testing::service_suite::login_lockout_and_password_change,
+            crm_login_lockout_and_password_change,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::customer_roundtrip_code_and_history,
+            crm_customer_roundtrip_code_and_history,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::validation_names_every_bad_field,
+            crm_validation_names_every_bad_field,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::concurrent_edit_is_a_conflict,
+            crm_concurrent_edit_is_a_conflict,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::data_scopes_limit_lists_counts_and_reads,
+            crm_data_scopes_limit_lists_counts_and_reads,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::sharing_read_write_and_expiry,
+            crm_sharing_read_write_and_expiry,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::field_rules_mask_hide_and_freeze,
+            crm_field_rules_mask_hide_and_freeze,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::filters_every_operator_and_related,
+            crm_filters_every_operator_and_related,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::offset_and_keyset_paging_agree,
+            crm_offset_and_keyset_paging_agree,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::delete_restore_purge_and_archive,
+            crm_delete_restore_purge_and_archive,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::custom_fields_validate_filter_and_unique,
+            crm_custom_fields_validate_filter_and_unique,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::pinyin_search_finds_every_reading,
+            crm_pinyin_search_finds_every_reading,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::duplicates_refused_even_when_invisible,
+            crm_duplicates_refused_even_when_invisible,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::batch_transfer_reports_per_record,
+            crm_batch_transfer_reports_per_record,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::follow_ups_update_the_customer,
+            crm_follow_ups_update_the_customer,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::outbox_delivers_in_order_until_acked,
+            crm_outbox_delivers_in_order_until_acked,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::organisation_admin_rules,
+            crm_organisation_admin_rules,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::companies_are_isolated,
+            crm_companies_are_isolated,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::visibility_matches_reference_model,
+            crm_visibility_matches_reference_model,
+            $make
+        );
     };
 }
 
@@ -173,11 +249,17 @@ impl World {
             .await
             .expect("lisi");
         let zhangsan = crm
-            .create_user(&admin, user("zhangsan", "张三", group1, Some(lisi.id), &seller))
+            .create_user(
+                &admin,
+                user("zhangsan", "张三", group1, Some(lisi.id), &seller),
+            )
             .await
             .expect("zhangsan");
         let wangwu = crm
-            .create_user(&admin, user("wangwu", "王五", group2, Some(lisi.id), &seller))
+            .create_user(
+                &admin,
+                user("wangwu", "王五", group2, Some(lisi.id), &seller),
+            )
             .await
             .expect("wangwu");
         let zhaoliu = crm
@@ -212,7 +294,15 @@ impl World {
     pub async fn visible(&self, actor: &Actor, q: ListQuery) -> (Vec<RecordId>, Option<u64>) {
         let page = self
             .crm
-            .list_records(actor, Entity::Customer, &q.page(PageRequest::Offset { page: 1, per_page: 1000 }).with_total())
+            .list_records(
+                actor,
+                Entity::Customer,
+                &q.page(PageRequest::Offset {
+                    page: 1,
+                    per_page: 1000,
+                })
+                .with_total(),
+            )
             .await
             .expect("list");
         (page.items.iter().map(|r| r.id).collect(), page.total)
@@ -238,7 +328,14 @@ fn names(items: &[Record]) -> BTreeSet<String> {
 async fn names_for(w: &World, actor: &Actor, q: ListQuery) -> BTreeSet<String> {
     let page = w
         .crm
-        .list_records(actor, Entity::Customer, &q.page(PageRequest::Offset { page: 1, per_page: 1000 }))
+        .list_records(
+            actor,
+            Entity::Customer,
+            &q.page(PageRequest::Offset {
+                page: 1,
+                per_page: 1000,
+            }),
+        )
         .await
         .expect("list");
     names(&page.items)
@@ -252,7 +349,11 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 /// five tries until the lockout passes; a changed password replaces the old.
 pub async fn login_lockout_and_password_change(store: Arc<dyn Store>) {
     let w = World::new(store).await;
-    let a = w.crm.authenticate("HW", "admin", "Admin#2026").await.expect("login");
+    let a = w
+        .crm
+        .authenticate("HW", "admin", "Admin#2026")
+        .await
+        .expect("login");
     assert_eq!(a.user_id, w.admin.user_id);
     assert!(matches!(
         w.crm.authenticate("HW", "admin", "wrong").await,
@@ -272,13 +373,25 @@ pub async fn login_lockout_and_password_change(store: Arc<dyn Store>) {
         other => panic!("expected a lockout, got {other:?}"),
     }
     w.clock.advance(chrono::Duration::minutes(16));
-    let a = w.crm.authenticate("HW", "admin", "Admin#2026").await.expect("login after lockout");
+    let a = w
+        .crm
+        .authenticate("HW", "admin", "Admin#2026")
+        .await
+        .expect("login after lockout");
     w.crm
         .change_password(&a, "Admin#2026", "NewPass#2027")
         .await
         .expect("change password");
-    assert!(w.crm.authenticate("HW", "admin", "Admin#2026").await.is_err());
-    w.crm.authenticate("HW", "admin", "NewPass#2027").await.expect("new password");
+    assert!(
+        w.crm
+            .authenticate("HW", "admin", "Admin#2026")
+            .await
+            .is_err()
+    );
+    w.crm
+        .authenticate("HW", "admin", "NewPass#2027")
+        .await
+        .expect("new password");
     assert!(matches!(
         w.crm.change_password(&a, "wrong", "Another#1").await,
         Err(Error::Unauthenticated(_))
@@ -288,7 +401,12 @@ pub async fn login_lockout_and_password_change(store: Arc<dyn Store>) {
         Err(Error::Validation(_))
     ));
     // Users without a local password log in through the host only.
-    assert!(w.crm.authenticate("HW", "zhangsan", "anything").await.is_err());
+    assert!(
+        w.crm
+            .authenticate("HW", "zhangsan", "anything")
+            .await
+            .is_err()
+    );
 }
 
 /// A customer with every built-in field round-trips; the code is
@@ -330,9 +448,15 @@ pub async fn customer_roundtrip_code_and_history(store: Arc<dyn Store>) {
     assert_eq!(c.text("next_follow_up"), Some("2026-12-01"));
     assert_eq!(c.fields["tags"], json!(["通信", "重点"]));
     assert_eq!(c.fields["attachments"][0]["name"], json!("营业执照.pdf"));
-    let again = w.crm.get_record(&w.zhangsan, Entity::Customer, c.id).await.expect("get");
+    let again = w
+        .crm
+        .get_record(&w.zhangsan, Entity::Customer, c.id)
+        .await
+        .expect("get");
     assert_eq!(again, c);
-    let second = w.customer(&w.zhangsan, "中兴通讯股份有限公司", json!({})).await;
+    let second = w
+        .customer(&w.zhangsan, "中兴通讯股份有限公司", json!({}))
+        .await;
     assert_eq!(second.code.as_deref(), Some("KH-20261127-0002"));
 
     let updated = w
@@ -349,19 +473,40 @@ pub async fn customer_roundtrip_code_and_history(store: Arc<dyn Store>) {
     assert_eq!(updated.version, 2);
     assert_eq!(updated.text("level"), Some("B"));
     assert_eq!(updated.fields["notes"], Json::Null);
-    let history = w.crm.history(&w.zhangsan, Entity::Customer, c.id.0).await.expect("history");
+    let history = w
+        .crm
+        .history(&w.zhangsan, Entity::Customer, c.id.0)
+        .await
+        .expect("history");
     assert_eq!(history.len(), 2);
     assert_eq!(history[0].action, "create");
     assert_eq!(history[1].action, "update");
     assert_eq!(history[1].actor_id, Some(w.zhangsan.user_id.0));
-    let changed: BTreeSet<&str> = history[1].changes.iter().map(|c| c.field.as_str()).collect();
+    let changed: BTreeSet<&str> = history[1]
+        .changes
+        .iter()
+        .map(|c| c.field.as_str())
+        .collect();
     assert_eq!(changed, BTreeSet::from(["category", "level", "notes"]));
-    let level = history[1].changes.iter().find(|c| c.field == "level").expect("level change");
-    assert_eq!((level.before.clone(), level.after.clone()), (json!("A"), json!("B")));
+    let level = history[1]
+        .changes
+        .iter()
+        .find(|c| c.field == "level")
+        .expect("level change");
+    assert_eq!(
+        (level.before.clone(), level.after.clone()),
+        (json!("A"), json!("B"))
+    );
     // An update that changes nothing writes nothing.
     let same = w
         .crm
-        .update_record(&w.zhangsan, Entity::Customer, c.id, 2, fields(json!({"level": "B"})))
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            2,
+            fields(json!({"level": "B"})),
+        )
         .await
         .expect("noop");
     assert_eq!(same.version, 2);
@@ -386,21 +531,37 @@ pub async fn validation_names_every_bad_field(store: Arc<dyn Store>) {
         .create_record(&w.zhangsan, Entity::Customer, f)
         .await
         .expect_err("invalid");
-    let Error::Validation(v) = err else { panic!("expected validation, got {err:?}") };
-    let fields_hit: BTreeSet<String> = v
-        .0
-        .iter()
-        .map(|e| e.field.split(' ').next().unwrap_or_default().to_string())
-        .collect();
-    for expected in ["uscc", "phone", "email", "category", "next_follow_up", "colour", "kind"] {
-        assert!(fields_hit.contains(expected), "no error for {expected}: {v}");
+    let Error::Validation(v) = err else {
+        panic!("expected validation, got {err:?}")
+    };
+    let fields_hit: BTreeSet<String> =
+        v.0.iter()
+            .map(|e| e.field.split(' ').next().unwrap_or_default().to_string())
+            .collect();
+    for expected in [
+        "uscc",
+        "phone",
+        "email",
+        "category",
+        "next_follow_up",
+        "colour",
+        "kind",
+    ] {
+        assert!(
+            fields_hit.contains(expected),
+            "no error for {expected}: {v}"
+        );
     }
     let text = v.to_string();
     assert!(text.contains("91440300192203821X"), "{text}");
     assert!(text.contains("2026-13-45"), "{text}");
     let missing = w
         .crm
-        .create_record(&w.zhangsan, Entity::Customer, fields(json!({"city": "北京"})))
+        .create_record(
+            &w.zhangsan,
+            Entity::Customer,
+            fields(json!({"city": "北京"})),
+        )
         .await
         .expect_err("name required");
     assert!(missing.to_string().contains("name"), "{missing}");
@@ -416,7 +577,10 @@ pub async fn validation_names_every_bad_field(store: Arc<dyn Store>) {
         .await
         .expect_err("bad contact");
     let text = err.to_string();
-    assert!(text.contains("mobile") && text.contains("id_number"), "{text}");
+    assert!(
+        text.contains("mobile") && text.contains("id_number"),
+        "{text}"
+    );
     let (ids, total) = w.visible(&w.admin, ListQuery::default()).await;
     assert_eq!((ids.len(), total), (1, Some(1)));
 }
@@ -425,21 +589,41 @@ pub async fn validation_names_every_bad_field(store: Arc<dyn Store>) {
 /// one's change is kept.
 pub async fn concurrent_edit_is_a_conflict(store: Arc<dyn Store>) {
     let w = World::new(store).await;
-    let c = w.customer(&w.zhangsan, "腾讯科技有限公司", json!({"level": "C"})).await;
+    let c = w
+        .customer(&w.zhangsan, "腾讯科技有限公司", json!({"level": "C"}))
+        .await;
     let first = w
         .crm
-        .update_record(&w.lisi, Entity::Customer, c.id, c.version, fields(json!({"level": "A"})))
+        .update_record(
+            &w.lisi,
+            Entity::Customer,
+            c.id,
+            c.version,
+            fields(json!({"level": "A"})),
+        )
         .await
         .expect("first edit");
     let second = w
         .crm
-        .update_record(&w.zhangsan, Entity::Customer, c.id, c.version, fields(json!({"level": "B"})))
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            c.version,
+            fields(json!({"level": "B"})),
+        )
         .await;
     match second {
-        Err(Error::Conflict { expected, actual, .. }) => assert_eq!((expected, actual), (1, 2)),
+        Err(Error::Conflict {
+            expected, actual, ..
+        }) => assert_eq!((expected, actual), (1, 2)),
         other => panic!("expected a conflict, got {other:?}"),
     }
-    let now = w.crm.get_record(&w.admin, Entity::Customer, c.id).await.expect("get");
+    let now = w
+        .crm
+        .get_record(&w.admin, Entity::Customer, c.id)
+        .await
+        .expect("get");
     assert_eq!(now.text("level"), Some("A"));
     assert_eq!(now.version, first.version);
 }
@@ -453,10 +637,22 @@ pub async fn data_scopes_limit_lists_counts_and_reads(store: Arc<dyn Store>) {
     w.customer(&w.zhaoliu, "赵六的客户", json!({})).await;
     w.customer(&w.lisi, "李四的客户", json!({})).await;
     w.customer(&w.admin, "管理员的客户", json!({})).await;
-    let all = set(&["张三的客户", "王五的客户", "赵六的客户", "李四的客户", "管理员的客户"]);
+    let all = set(&[
+        "张三的客户",
+        "王五的客户",
+        "赵六的客户",
+        "李四的客户",
+        "管理员的客户",
+    ]);
     assert_eq!(names_for(&w, &w.admin, ListQuery::default()).await, all);
-    assert_eq!(names_for(&w, &w.zhangsan, ListQuery::default()).await, set(&["张三的客户"]));
-    assert_eq!(names_for(&w, &w.wangwu, ListQuery::default()).await, set(&["王五的客户"]));
+    assert_eq!(
+        names_for(&w, &w.zhangsan, ListQuery::default()).await,
+        set(&["张三的客户"])
+    );
+    assert_eq!(
+        names_for(&w, &w.wangwu, ListQuery::default()).await,
+        set(&["王五的客户"])
+    );
     // Department scope: own records and those of 销售一组.
     assert_eq!(
         names_for(&w, &w.zhaoliu, ListQuery::default()).await,
@@ -475,7 +671,15 @@ pub async fn data_scopes_limit_lists_counts_and_reads(store: Arc<dyn Store>) {
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
-        w.crm.update_record(&w.wangwu, Entity::Customer, z.id, 1, fields(json!({"level": "A"}))).await,
+        w.crm
+            .update_record(
+                &w.wangwu,
+                Entity::Customer,
+                z.id,
+                1,
+                fields(json!({"level": "A"}))
+            )
+            .await,
         Err(Error::NotFound { .. })
     ));
     // Subordinates scope: lisi's role changed to own_and_subordinates sees
@@ -495,7 +699,15 @@ pub async fn data_scopes_limit_lists_counts_and_reads(store: Arc<dyn Store>) {
         .expect("role");
     let lisi = w.crm.user(&w.admin, w.lisi.user_id).await.expect("user");
     w.crm
-        .update_user(&w.admin, lisi.id, lisi.version, UserPatch { role_ids: Some(vec![role.id]), ..UserPatch::default() })
+        .update_user(
+            &w.admin,
+            lisi.id,
+            lisi.version,
+            UserPatch {
+                role_ids: Some(vec![role.id]),
+                ..UserPatch::default()
+            },
+        )
         .await
         .expect("update user");
     let lisi = w.crm.actor(lisi.id).await.expect("actor");
@@ -506,13 +718,26 @@ pub async fn data_scopes_limit_lists_counts_and_reads(store: Arc<dyn Store>) {
     // A user without any customer permission sees nothing and cannot create.
     let nobody = w
         .crm
-        .create_user(&w.admin, NewUser { username: "guest".into(), display_name: "访客".into(), ..NewUser::default() })
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "guest".into(),
+                display_name: "访客".into(),
+                ..NewUser::default()
+            },
+        )
         .await
         .expect("guest");
     let nobody = w.crm.actor(nobody.id).await.expect("actor");
-    assert!(names_for(&w, &nobody, ListQuery::default()).await.is_empty());
+    assert!(
+        names_for(&w, &nobody, ListQuery::default())
+            .await
+            .is_empty()
+    );
     assert!(matches!(
-        w.crm.create_record(&nobody, Entity::Customer, fields(json!({"name": "x公司"}))).await,
+        w.crm
+            .create_record(&nobody, Entity::Customer, fields(json!({"name": "x公司"})))
+            .await,
         Err(Error::Forbidden(_))
     ));
 }
@@ -521,51 +746,132 @@ pub async fn data_scopes_limit_lists_counts_and_reads(store: Arc<dyn Store>) {
 pub async fn sharing_read_write_and_expiry(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let c = w.customer(&w.zhangsan, "共享客户有限公司", json!({})).await;
-    assert!(names_for(&w, &w.wangwu, ListQuery::default()).await.is_empty());
+    assert!(
+        names_for(&w, &w.wangwu, ListQuery::default())
+            .await
+            .is_empty()
+    );
     w.crm
-        .share_record(&w.zhangsan, Entity::Customer, c.id, w.wangwu.user_id, ShareAccess::Read, None)
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
         .await
         .expect("share");
-    assert_eq!(names_for(&w, &w.wangwu, ListQuery::default()).await, set(&["共享客户有限公司"]));
-    w.crm.get_record(&w.wangwu, Entity::Customer, c.id).await.expect("read shared");
+    assert_eq!(
+        names_for(&w, &w.wangwu, ListQuery::default()).await,
+        set(&["共享客户有限公司"])
+    );
+    w.crm
+        .get_record(&w.wangwu, Entity::Customer, c.id)
+        .await
+        .expect("read shared");
     assert!(matches!(
-        w.crm.update_record(&w.wangwu, Entity::Customer, c.id, 1, fields(json!({"level": "A"}))).await,
+        w.crm
+            .update_record(
+                &w.wangwu,
+                Entity::Customer,
+                c.id,
+                1,
+                fields(json!({"level": "A"}))
+            )
+            .await,
         Err(Error::Forbidden(_))
     ));
     let until = w.crm.now() + chrono::Duration::days(2);
     w.crm
-        .share_record(&w.zhangsan, Entity::Customer, c.id, w.wangwu.user_id, ShareAccess::Write, Some(until))
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Write,
+            Some(until),
+        )
         .await
         .expect("share write");
-    let shares = w.crm.list_shares(&w.zhangsan, Entity::Customer, c.id).await.expect("shares");
+    let shares = w
+        .crm
+        .list_shares(&w.zhangsan, Entity::Customer, c.id)
+        .await
+        .expect("shares");
     assert_eq!(shares.len(), 1, "sharing again replaces the earlier share");
     assert_eq!(shares[0].access, ShareAccess::Write);
     w.crm
-        .update_record(&w.wangwu, Entity::Customer, c.id, 1, fields(json!({"level": "A"})))
+        .update_record(
+            &w.wangwu,
+            Entity::Customer,
+            c.id,
+            1,
+            fields(json!({"level": "A"})),
+        )
         .await
         .expect("write through share");
     // Others still cannot share what they do not own.
     assert!(matches!(
-        w.crm.share_record(&w.wangwu, Entity::Customer, c.id, w.zhaoliu.user_id, ShareAccess::Read, None).await,
+        w.crm
+            .share_record(
+                &w.wangwu,
+                Entity::Customer,
+                c.id,
+                w.zhaoliu.user_id,
+                ShareAccess::Read,
+                None
+            )
+            .await,
         Err(Error::Forbidden(_))
     ));
     w.clock.advance(chrono::Duration::days(3));
-    assert!(names_for(&w, &w.wangwu, ListQuery::default()).await.is_empty(), "expired share");
-    assert!(w.crm.get_record(&w.wangwu, Entity::Customer, c.id).await.is_err());
+    assert!(
+        names_for(&w, &w.wangwu, ListQuery::default())
+            .await
+            .is_empty(),
+        "expired share"
+    );
+    assert!(
+        w.crm
+            .get_record(&w.wangwu, Entity::Customer, c.id)
+            .await
+            .is_err()
+    );
     w.crm
-        .share_record(&w.zhangsan, Entity::Customer, c.id, w.wangwu.user_id, ShareAccess::Read, None)
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
         .await
         .expect("share again");
     w.crm
         .unshare_record(&w.zhangsan, Entity::Customer, c.id, w.wangwu.user_id)
         .await
         .expect("unshare");
-    assert!(names_for(&w, &w.wangwu, ListQuery::default()).await.is_empty(), "withdrawn share");
-    assert!(w
-        .crm
-        .share_record(&w.zhangsan, Entity::Customer, c.id, w.wangwu.user_id, ShareAccess::Read, Some(w.crm.now()))
-        .await
-        .is_err());
+    assert!(
+        names_for(&w, &w.wangwu, ListQuery::default())
+            .await
+            .is_empty(),
+        "withdrawn share"
+    );
+    assert!(
+        w.crm
+            .share_record(
+                &w.zhangsan,
+                Entity::Customer,
+                c.id,
+                w.wangwu.user_id,
+                ShareAccess::Read,
+                Some(w.crm.now())
+            )
+            .await
+            .is_err()
+    );
 }
 
 /// Field rules: masked values are shown masked and cannot be filtered or
@@ -581,10 +887,26 @@ pub async fn field_rules_mask_hide_and_freeze(store: Arc<dyn Store>) {
                 is_admin: false,
                 permissions: perms(DataScope::All),
                 field_rules: vec![
-                    FieldRule { entity: Entity::Contact, field: "mobile".into(), access: FieldAccess::Masked },
-                    FieldRule { entity: Entity::Contact, field: "email".into(), access: FieldAccess::Masked },
-                    FieldRule { entity: Entity::Contact, field: "id_number".into(), access: FieldAccess::Hidden },
-                    FieldRule { entity: Entity::Customer, field: "level".into(), access: FieldAccess::ReadOnly },
+                    FieldRule {
+                        entity: Entity::Contact,
+                        field: "mobile".into(),
+                        access: FieldAccess::Masked,
+                    },
+                    FieldRule {
+                        entity: Entity::Contact,
+                        field: "email".into(),
+                        access: FieldAccess::Masked,
+                    },
+                    FieldRule {
+                        entity: Entity::Contact,
+                        field: "id_number".into(),
+                        access: FieldAccess::Hidden,
+                    },
+                    FieldRule {
+                        entity: Entity::Customer,
+                        field: "level".into(),
+                        access: FieldAccess::ReadOnly,
+                    },
                 ],
             },
         )
@@ -592,11 +914,21 @@ pub async fn field_rules_mask_hide_and_freeze(store: Arc<dyn Store>) {
         .expect("role");
     let u = w
         .crm
-        .create_user(&w.admin, NewUser { username: "kefu".into(), display_name: "客服小王".into(), role_ids: vec![role.id], ..NewUser::default() })
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "kefu".into(),
+                display_name: "客服小王".into(),
+                role_ids: vec![role.id],
+                ..NewUser::default()
+            },
+        )
         .await
         .expect("user");
     let kefu = w.crm.actor(u.id).await.expect("actor");
-    let c = w.customer(&w.admin, "遮蔽测试有限公司", json!({"level": "A"})).await;
+    let c = w
+        .customer(&w.admin, "遮蔽测试有限公司", json!({"level": "A"}))
+        .await;
     let contact = w
         .crm
         .create_record(
@@ -607,7 +939,11 @@ pub async fn field_rules_mask_hide_and_freeze(store: Arc<dyn Store>) {
         .await
         .expect("contact");
     assert_eq!(contact.text("mobile"), Some("13812345678"));
-    let seen = w.crm.get_record(&kefu, Entity::Contact, contact.id).await.expect("get");
+    let seen = w
+        .crm
+        .get_record(&kefu, Entity::Contact, contact.id)
+        .await
+        .expect("get");
     assert_eq!(seen.text("mobile"), Some("138****5678"));
     assert_eq!(seen.text("email"), Some("l***@example.com"));
     assert!(!seen.fields.contains_key("id_number"));
@@ -619,33 +955,70 @@ pub async fn field_rules_mask_hide_and_freeze(store: Arc<dyn Store>) {
     assert_eq!(listed.items[0].text("mobile"), Some("138****5678"));
     assert!(matches!(
         w.crm
-            .list_records(&kefu, Entity::Contact, &ListQuery::default().filter(Cond::StartsWith("mobile".into(), "138".into())))
+            .list_records(
+                &kefu,
+                Entity::Contact,
+                &ListQuery::default().filter(Cond::StartsWith("mobile".into(), "138".into()))
+            )
             .await,
         Err(Error::Forbidden(_))
     ));
     assert!(matches!(
         w.crm
-            .list_records(&kefu, Entity::Customer, &ListQuery::default().filter(Cond::Related("contacts".into(), Box::new(Cond::IsNull("id_number".into())))))
+            .list_records(
+                &kefu,
+                Entity::Customer,
+                &ListQuery::default().filter(Cond::Related(
+                    "contacts".into(),
+                    Box::new(Cond::IsNull("id_number".into()))
+                ))
+            )
             .await,
         Err(Error::Forbidden(_))
     ));
     assert!(matches!(
-        w.crm.update_record(&kefu, Entity::Contact, contact.id, 1, fields(json!({"mobile": "13900000000"}))).await,
+        w.crm
+            .update_record(
+                &kefu,
+                Entity::Contact,
+                contact.id,
+                1,
+                fields(json!({"mobile": "13900000000"}))
+            )
+            .await,
         Err(Error::Forbidden(_))
     ));
     assert!(matches!(
-        w.crm.update_record(&kefu, Entity::Customer, c.id, 1, fields(json!({"level": "B"}))).await,
+        w.crm
+            .update_record(
+                &kefu,
+                Entity::Customer,
+                c.id,
+                1,
+                fields(json!({"level": "B"}))
+            )
+            .await,
         Err(Error::Forbidden(_))
     ));
     // Read-only fields are visible and other fields stay editable.
     let cust = w
         .crm
-        .update_record(&kefu, Entity::Customer, c.id, 1, fields(json!({"notes": "已回访"})))
+        .update_record(
+            &kefu,
+            Entity::Customer,
+            c.id,
+            1,
+            fields(json!({"notes": "已回访"})),
+        )
         .await
         .expect("edit other field");
     assert_eq!(cust.text("level"), Some("A"));
     // The administrator sees everything.
-    let full = w.crm.get_record(&w.admin, Entity::Contact, contact.id).await.expect("get");
+    let full = w
+        .crm
+        .get_record(&w.admin, Entity::Contact, contact.id)
+        .await
+        .expect("get");
     assert_eq!(full.text("id_number"), Some("11010519491231002X"));
 }
 
@@ -655,9 +1028,18 @@ pub async fn filters_every_operator_and_related(store: Arc<dyn Store>) {
     let a = w
         .customer(&w.admin, "阿尔法科技有限公司", json!({"level": "A", "city": "北京", "tags": "重点,华北", "next_follow_up": "2026-12-01"}))
         .await;
-    w.customer(&w.admin, "贝塔贸易有限公司", json!({"level": "B", "city": "上海", "next_follow_up": "2026-12-05"}))
-        .await;
-    w.customer(&w.admin, "伽马物流有限公司", json!({"level": "C", "tags": "华南"})).await;
+    w.customer(
+        &w.admin,
+        "贝塔贸易有限公司",
+        json!({"level": "B", "city": "上海", "next_follow_up": "2026-12-05"}),
+    )
+    .await;
+    w.customer(
+        &w.admin,
+        "伽马物流有限公司",
+        json!({"level": "C", "tags": "华南"}),
+    )
+    .await;
     w.crm
         .create_record(
             &w.admin,
@@ -668,8 +1050,14 @@ pub async fn filters_every_operator_and_related(store: Arc<dyn Store>) {
         .expect("contact by customer code");
     let q = |c: Cond| ListQuery::default().filter(c);
     let eq = |f: &str, v: &str| Cond::Eq(f.into(), json!(v));
-    assert_eq!(names_for(&w, &w.admin, q(eq("level", "A"))).await, set(&["阿尔法科技有限公司"]));
-    assert_eq!(names_for(&w, &w.admin, q(eq("客户级别", "A"))).await, set(&["阿尔法科技有限公司"]));
+    assert_eq!(
+        names_for(&w, &w.admin, q(eq("level", "A"))).await,
+        set(&["阿尔法科技有限公司"])
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, q(eq("客户级别", "A"))).await,
+        set(&["阿尔法科技有限公司"])
+    );
     // Ne includes records without a value.
     assert_eq!(
         names_for(&w, &w.admin, q(Cond::Ne("city".into(), json!("北京")))).await,
@@ -679,45 +1067,114 @@ pub async fn filters_every_operator_and_related(store: Arc<dyn Store>) {
         names_for(&w, &w.admin, q(Cond::Ge("level".into(), json!("B")))).await,
         set(&["贝塔贸易有限公司", "伽马物流有限公司"])
     );
-    assert_eq!(names_for(&w, &w.admin, q(Cond::Lt("level".into(), json!("B")))).await, set(&["阿尔法科技有限公司"]));
     assert_eq!(
-        names_for(&w, &w.admin, q(Cond::Le("next_follow_up".into(), json!("2026-12-01")))).await,
+        names_for(&w, &w.admin, q(Cond::Lt("level".into(), json!("B")))).await,
         set(&["阿尔法科技有限公司"])
     );
     assert_eq!(
-        names_for(&w, &w.admin, q(Cond::Gt("next_follow_up".into(), json!("2026-12-01")))).await,
+        names_for(
+            &w,
+            &w.admin,
+            q(Cond::Le("next_follow_up".into(), json!("2026-12-01")))
+        )
+        .await,
+        set(&["阿尔法科技有限公司"])
+    );
+    assert_eq!(
+        names_for(
+            &w,
+            &w.admin,
+            q(Cond::Gt("next_follow_up".into(), json!("2026-12-01")))
+        )
+        .await,
         set(&["贝塔贸易有限公司"])
     );
     assert_eq!(
-        names_for(&w, &w.admin, q(Cond::In("level".into(), vec![json!("A"), json!("C")]))).await,
+        names_for(
+            &w,
+            &w.admin,
+            q(Cond::In("level".into(), vec![json!("A"), json!("C")]))
+        )
+        .await,
         set(&["阿尔法科技有限公司", "伽马物流有限公司"])
     );
-    assert!(names_for(&w, &w.admin, q(Cond::In("level".into(), vec![]))).await.is_empty());
+    assert!(
+        names_for(&w, &w.admin, q(Cond::In("level".into(), vec![])))
+            .await
+            .is_empty()
+    );
     assert_eq!(
-        names_for(&w, &w.admin, q(Cond::Contains("name".into(), "贸易".into()))).await,
+        names_for(
+            &w,
+            &w.admin,
+            q(Cond::Contains("name".into(), "贸易".into()))
+        )
+        .await,
         set(&["贝塔贸易有限公司"])
     );
     assert_eq!(
-        names_for(&w, &w.admin, q(Cond::StartsWith("name".into(), "伽马".into()))).await,
+        names_for(
+            &w,
+            &w.admin,
+            q(Cond::StartsWith("name".into(), "伽马".into()))
+        )
+        .await,
         set(&["伽马物流有限公司"])
     );
-    assert_eq!(names_for(&w, &w.admin, q(Cond::IsNull("city".into()))).await, set(&["伽马物流有限公司"]));
-    assert_eq!(names_for(&w, &w.admin, q(Cond::NotNull("tags".into()))).await.len(), 2);
-    assert_eq!(names_for(&w, &w.admin, q(eq("tags", "华南"))).await, set(&["伽马物流有限公司"]));
     assert_eq!(
-        names_for(&w, &w.admin, q(Cond::Or(vec![eq("city", "上海"), eq("level", "C")]))).await,
+        names_for(&w, &w.admin, q(Cond::IsNull("city".into()))).await,
+        set(&["伽马物流有限公司"])
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::NotNull("tags".into())))
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, q(eq("tags", "华南"))).await,
+        set(&["伽马物流有限公司"])
+    );
+    assert_eq!(
+        names_for(
+            &w,
+            &w.admin,
+            q(Cond::Or(vec![eq("city", "上海"), eq("level", "C")]))
+        )
+        .await,
         set(&["贝塔贸易有限公司", "伽马物流有限公司"])
     );
     assert_eq!(
-        names_for(&w, &w.admin, q(Cond::Not(Box::new(Cond::And(vec![eq("level", "A"), eq("city", "北京")]))))).await,
+        names_for(
+            &w,
+            &w.admin,
+            q(Cond::Not(Box::new(Cond::And(vec![
+                eq("level", "A"),
+                eq("city", "北京")
+            ]))))
+        )
+        .await,
         set(&["贝塔贸易有限公司", "伽马物流有限公司"])
     );
     // Customers with a contact whose mobile starts with 138.
     let related = Cond::parse("contacts.mobile^138").expect("parse");
-    assert_eq!(names_for(&w, &w.admin, q(related)).await, set(&["阿尔法科技有限公司"]));
-    assert!(names_for(&w, &w.admin, q(Cond::parse("contacts.mobile^139").expect("parse"))).await.is_empty());
+    assert_eq!(
+        names_for(&w, &w.admin, q(related)).await,
+        set(&["阿尔法科技有限公司"])
+    );
+    assert!(
+        names_for(
+            &w,
+            &w.admin,
+            q(Cond::parse("contacts.mobile^139").expect("parse"))
+        )
+        .await
+        .is_empty()
+    );
     // Several conditions combine with AND.
-    let both = ListQuery::default().filter(eq("city", "北京")).filter(eq("level", "B"));
+    let both = ListQuery::default()
+        .filter(eq("city", "北京"))
+        .filter(eq("level", "B"));
     assert!(names_for(&w, &w.admin, both).await.is_empty());
     // Unknown fields and bad values are named.
     let err = w
@@ -733,9 +1190,17 @@ pub async fn filters_every_operator_and_related(store: Arc<dyn Store>) {
         .expect_err("bad date");
     assert!(err.to_string().contains("soon"), "{err}");
     // Search over name, code and phone.
-    assert_eq!(names_for(&w, &w.admin, ListQuery::default().search("物流")).await, set(&["伽马物流有限公司"]));
     assert_eq!(
-        names_for(&w, &w.admin, ListQuery::default().search(a.code.clone().unwrap_or_default())).await,
+        names_for(&w, &w.admin, ListQuery::default().search("物流")).await,
+        set(&["伽马物流有限公司"])
+    );
+    assert_eq!(
+        names_for(
+            &w,
+            &w.admin,
+            ListQuery::default().search(a.code.clone().unwrap_or_default())
+        )
+        .await,
         set(&["阿尔法科技有限公司"])
     );
 }
@@ -746,24 +1211,45 @@ pub async fn offset_and_keyset_paging_agree(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     for i in 0..23 {
         w.clock.advance(chrono::Duration::seconds(1));
-        w.customer(&w.admin, &format!("分页客户{i:02}有限公司"), json!({"level": (["A", "B", "C"][i % 3])})).await;
+        w.customer(
+            &w.admin,
+            &format!("分页客户{i:02}有限公司"),
+            json!({"level": (["A", "B", "C"][i % 3])}),
+        )
+        .await;
     }
     let first = w
         .crm
-        .list_records(&w.admin, Entity::Customer, &ListQuery::default().with_total())
+        .list_records(
+            &w.admin,
+            Entity::Customer,
+            &ListQuery::default().with_total(),
+        )
         .await
         .expect("page 1");
     assert_eq!(first.items.len(), 10);
     assert_eq!(first.total, Some(23));
     assert!(first.has_more);
-    assert_eq!(first.items[0].text("name"), Some("分页客户22有限公司"), "newest first by default");
+    assert_eq!(
+        first.items[0].text("name"),
+        Some("分页客户22有限公司"),
+        "newest first by default"
+    );
     // A multi-key, mixed-direction order walked by offset and by keyset.
-    let sorted = ListQuery::default().sort_by("kind", false).sort_by("name", true);
+    let sorted = ListQuery::default()
+        .sort_by("kind", false)
+        .sort_by("name", true);
     let mut by_offset = Vec::new();
     for page in 1..=3 {
         let p = w
             .crm
-            .list_records(&w.admin, Entity::Customer, &sorted.clone().page(PageRequest::Offset { page, per_page: 10 }))
+            .list_records(
+                &w.admin,
+                Entity::Customer,
+                &sorted
+                    .clone()
+                    .page(PageRequest::Offset { page, per_page: 10 }),
+            )
             .await
             .expect("offset page");
         by_offset.extend(p.items.iter().map(|r| r.id));
@@ -773,7 +1259,14 @@ pub async fn offset_and_keyset_paging_agree(store: Arc<dyn Store>) {
     loop {
         let p = w
             .crm
-            .list_records(&w.admin, Entity::Customer, &sorted.clone().page(PageRequest::Keyset { after: after.clone(), limit: 7 }))
+            .list_records(
+                &w.admin,
+                Entity::Customer,
+                &sorted.clone().page(PageRequest::Keyset {
+                    after: after.clone(),
+                    limit: 7,
+                }),
+            )
             .await
             .expect("keyset page");
         by_keyset.extend(p.items.iter().map(|r| r.id));
@@ -784,31 +1277,103 @@ pub async fn offset_and_keyset_paging_agree(store: Arc<dyn Store>) {
     }
     assert_eq!(by_offset.len(), 23);
     assert_eq!(by_offset, by_keyset);
-    let first = w.crm.get_record(&w.admin, Entity::Customer, by_keyset[0]).await.expect("first");
+    let first = w
+        .crm
+        .get_record(&w.admin, Entity::Customer, by_keyset[0])
+        .await
+        .expect("first");
     assert_eq!(first.text("name"), Some("分页客户22有限公司"));
     // Sorting by a field that may be empty works with offset paging.
-    let by_level = ListQuery::default().sort_by("level", false).sort_by("name", true);
+    let by_level = ListQuery::default()
+        .sort_by("level", false)
+        .sort_by("name", true);
     let all = w
         .crm
-        .list_records(&w.admin, Entity::Customer, &by_level.page(PageRequest::Offset { page: 1, per_page: 100 }))
+        .list_records(
+            &w.admin,
+            Entity::Customer,
+            &by_level.page(PageRequest::Offset {
+                page: 1,
+                per_page: 100,
+            }),
+        )
         .await
         .expect("all");
-    let levels: Vec<&str> = all.items.iter().map(|r| r.text("level").unwrap_or_default()).collect();
+    let levels: Vec<&str> = all
+        .items
+        .iter()
+        .map(|r| r.text("level").unwrap_or_default())
+        .collect();
     let mut expected = levels.clone();
     expected.sort();
     assert_eq!(levels, expected);
     assert_eq!(all.items[0].text("name"), Some("分页客户21有限公司"));
-    // Keyset paging refuses sort fields that may be empty, and bad cursors.
-    assert!(w
-        .crm
-        .list_records(&w.admin, Entity::Customer, &ListQuery::default().sort_by("city", false).page(PageRequest::Keyset { after: None, limit: 5 }))
-        .await
-        .is_err());
-    assert!(w
-        .crm
-        .list_records(&w.admin, Entity::Customer, &sorted.page(PageRequest::Keyset { after: Some("garbage".into()), limit: 5 }))
-        .await
-        .is_err());
+    // Keyset paging over a field that is often empty and a custom field.
+    for field in ["next_follow_up", "level"] {
+        let q = ListQuery::default().sort_by(field, true);
+        let offset = w
+            .crm
+            .list_records(
+                &w.admin,
+                Entity::Customer,
+                &q.clone().page(PageRequest::Offset {
+                    page: 1,
+                    per_page: 100,
+                }),
+            )
+            .await
+            .expect("offset");
+        let mut keyset = Vec::new();
+        let mut after = None;
+        loop {
+            let p = w
+                .crm
+                .list_records(
+                    &w.admin,
+                    Entity::Customer,
+                    &q.clone().page(PageRequest::Keyset {
+                        after: after.clone(),
+                        limit: 4,
+                    }),
+                )
+                .await
+                .expect("keyset");
+            keyset.extend(p.items.iter().map(|r| r.id));
+            match p.next_cursor {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(
+            offset.items.iter().map(|r| r.id).collect::<Vec<_>>(),
+            keyset,
+            "{field}"
+        );
+    }
+    // Text-only operators on other types, and bad cursors, are refused.
+    assert!(
+        w.crm
+            .list_records(
+                &w.admin,
+                Entity::Customer,
+                &ListQuery::default().filter(Cond::Contains("next_follow_up".into(), "12".into()))
+            )
+            .await
+            .is_err()
+    );
+    assert!(
+        w.crm
+            .list_records(
+                &w.admin,
+                Entity::Customer,
+                &sorted.page(PageRequest::Keyset {
+                    after: Some("garbage".into()),
+                    limit: 5
+                })
+            )
+            .await
+            .is_err()
+    );
 }
 
 /// Delete sends a customer and its contacts to the recycle bin; restore
@@ -816,57 +1381,156 @@ pub async fn offset_and_keyset_paging_agree(store: Arc<dyn Store>) {
 /// working set; codes are never reused.
 pub async fn delete_restore_purge_and_archive(store: Arc<dyn Store>) {
     let w = World::new(store).await;
-    let c = w.customer(&w.zhangsan, "回收站测试有限公司", json!({})).await;
+    let c = w
+        .customer(&w.zhangsan, "回收站测试有限公司", json!({}))
+        .await;
     let contact = w
         .crm
-        .create_record(&w.zhangsan, Entity::Contact, fields(json!({"customer_id": c.id.to_string(), "name": "周工"})))
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": c.id.to_string(), "name": "周工"})),
+        )
         .await
         .expect("contact");
-    assert_eq!(contact.owner_id, Some(w.zhangsan.user_id), "contacts take the customer's owner");
-    // Others cannot delete it.
-    let r = w.crm.delete_records(&w.wangwu, Entity::Customer, &[c.id]).await;
-    assert_eq!((r.done.len(), r.refused.len()), (0, 1));
-    let r = w.crm.delete_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
-    assert_eq!(r.done, vec![c.id]);
-    assert!(names_for(&w, &w.zhangsan, ListQuery::default()).await.is_empty());
-    let contacts = w.crm.list_records(&w.zhangsan, Entity::Contact, &ListQuery::default()).await.expect("list");
-    assert!(contacts.items.is_empty(), "contacts are deleted with their customer");
     assert_eq!(
-        names_for(&w, &w.zhangsan, ListQuery::default().lifecycle(Lifecycle::Deleted)).await,
+        contact.owner_id,
+        Some(w.zhangsan.user_id),
+        "contacts take the customer's owner"
+    );
+    // Others cannot delete it.
+    let r = w
+        .crm
+        .delete_records(&w.wangwu, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!((r.done.len(), r.refused.len()), (0, 1));
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id]);
+    assert!(
+        names_for(&w, &w.zhangsan, ListQuery::default())
+            .await
+            .is_empty()
+    );
+    let contacts = w
+        .crm
+        .list_records(&w.zhangsan, Entity::Contact, &ListQuery::default())
+        .await
+        .expect("list");
+    assert!(
+        contacts.items.is_empty(),
+        "contacts are deleted with their customer"
+    );
+    assert_eq!(
+        names_for(
+            &w,
+            &w.zhangsan,
+            ListQuery::default().lifecycle(Lifecycle::Deleted)
+        )
+        .await,
         set(&["回收站测试有限公司"])
     );
     assert!(matches!(
-        w.crm.update_record(&w.zhangsan, Entity::Customer, c.id, 2, fields(json!({"level": "A"}))).await,
+        w.crm
+            .update_record(
+                &w.zhangsan,
+                Entity::Customer,
+                c.id,
+                2,
+                fields(json!({"level": "A"}))
+            )
+            .await,
         Err(Error::InvalidState(_))
     ));
-    let again = w.crm.delete_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
-    assert!(again.refused[0].1.contains("recycle bin"), "{:?}", again.refused);
-    let r = w.crm.restore_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
+    let again = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert!(
+        again.refused[0].1.contains("recycle bin"),
+        "{:?}",
+        again.refused
+    );
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
     assert_eq!(r.done, vec![c.id]);
-    let contacts = w.crm.list_records(&w.zhangsan, Entity::Contact, &ListQuery::default()).await.expect("list");
-    assert_eq!(contacts.items.len(), 1, "contacts come back with their customer");
-    let r = w.crm.purge_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
-    assert!(r.refused[0].1.contains("deleted"), "{:?}", r.refused);
-    w.crm.delete_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
-    let r = w.crm.purge_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
-    assert_eq!(r.done, vec![c.id]);
-    assert!(w.crm.get_record(&w.admin, Entity::Customer, c.id).await.is_err());
-    assert!(w.crm.get_record(&w.admin, Entity::Contact, contact.id).await.is_err());
-    let next = w.customer(&w.zhangsan, "新客户有限公司", json!({})).await;
-    assert_eq!(next.code.as_deref(), Some("KH-20261127-0002"), "codes are never reused");
-    // Archive to history and back.
-    let r = w.crm.archive_records(&w.zhangsan, Entity::Customer, &[next.id]).await;
-    assert_eq!(r.done, vec![next.id]);
-    assert!(names_for(&w, &w.zhangsan, ListQuery::default()).await.is_empty());
+    let contacts = w
+        .crm
+        .list_records(&w.zhangsan, Entity::Contact, &ListQuery::default())
+        .await
+        .expect("list");
     assert_eq!(
-        names_for(&w, &w.zhangsan, ListQuery::default().lifecycle(Lifecycle::Archived)).await,
+        contacts.items.len(),
+        1,
+        "contacts come back with their customer"
+    );
+    let r = w
+        .crm
+        .purge_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert!(r.refused[0].1.contains("deleted"), "{:?}", r.refused);
+    w.crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    let r = w
+        .crm
+        .purge_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id]);
+    assert!(
+        w.crm
+            .get_record(&w.admin, Entity::Customer, c.id)
+            .await
+            .is_err()
+    );
+    assert!(
+        w.crm
+            .get_record(&w.admin, Entity::Contact, contact.id)
+            .await
+            .is_err()
+    );
+    let next = w.customer(&w.zhangsan, "新客户有限公司", json!({})).await;
+    assert_eq!(
+        next.code.as_deref(),
+        Some("KH-20261127-0002"),
+        "codes are never reused"
+    );
+    // Archive to history and back.
+    let r = w
+        .crm
+        .archive_records(&w.zhangsan, Entity::Customer, &[next.id])
+        .await;
+    assert_eq!(r.done, vec![next.id]);
+    assert!(
+        names_for(&w, &w.zhangsan, ListQuery::default())
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        names_for(
+            &w,
+            &w.zhangsan,
+            ListQuery::default().lifecycle(Lifecycle::Archived)
+        )
+        .await,
         set(&["新客户有限公司"])
     );
-    w.crm.unarchive_records(&w.zhangsan, Entity::Customer, &[next.id]).await;
-    assert_eq!(names_for(&w, &w.zhangsan, ListQuery::default()).await, set(&["新客户有限公司"]));
+    w.crm
+        .unarchive_records(&w.zhangsan, Entity::Customer, &[next.id])
+        .await;
+    assert_eq!(
+        names_for(&w, &w.zhangsan, ListQuery::default()).await,
+        set(&["新客户有限公司"])
+    );
     // A new day starts a new series.
     w.clock.advance(chrono::Duration::days(1));
-    let tomorrow = w.customer(&w.zhangsan, "明天的客户有限公司", json!({})).await;
+    let tomorrow = w
+        .customer(&w.zhangsan, "明天的客户有限公司", json!({}))
+        .await;
     assert_eq!(tomorrow.code.as_deref(), Some("KH-20261128-0001"));
 }
 
@@ -885,48 +1549,133 @@ pub async fn custom_fields_validate_filter_and_unique(store: Arc<dyn Store>) {
         unique,
     };
     w.crm
-        .define_custom_field(&w.admin, def("employees", "员工人数", CustomFieldType::Number, &[], false, false))
+        .define_custom_field(
+            &w.admin,
+            def(
+                "employees",
+                "员工人数",
+                CustomFieldType::Number,
+                &[],
+                false,
+                false,
+            ),
+        )
         .await
         .expect("number");
     w.crm
-        .define_custom_field(&w.admin, def("erp_code", "ERP编码", CustomFieldType::Text, &[], true, true))
+        .define_custom_field(
+            &w.admin,
+            def(
+                "erp_code",
+                "ERP编码",
+                CustomFieldType::Text,
+                &[],
+                true,
+                true,
+            ),
+        )
         .await
         .expect("text");
     w.crm
-        .define_custom_field(&w.admin, def("scale", "规模", CustomFieldType::Select, &["大型", "中型", "小型"], false, false))
+        .define_custom_field(
+            &w.admin,
+            def(
+                "scale",
+                "规模",
+                CustomFieldType::Select,
+                &["大型", "中型", "小型"],
+                false,
+                false,
+            ),
+        )
         .await
         .expect("select");
     w.crm
-        .define_custom_field(&w.admin, def("budget", "预算", CustomFieldType::Money, &[], false, false))
+        .define_custom_field(
+            &w.admin,
+            def("budget", "预算", CustomFieldType::Money, &[], false, false),
+        )
         .await
         .expect("money");
     w.crm
-        .define_custom_field(&w.admin, def("listed", "上市", CustomFieldType::Boolean, &[], false, false))
+        .define_custom_field(
+            &w.admin,
+            def(
+                "listed",
+                "上市",
+                CustomFieldType::Boolean,
+                &[],
+                false,
+                false,
+            ),
+        )
         .await
         .expect("bool");
     assert!(matches!(
-        w.crm.define_custom_field(&w.zhangsan, def("x", "X", CustomFieldType::Text, &[], false, false)).await,
+        w.crm
+            .define_custom_field(
+                &w.zhangsan,
+                def("x", "X", CustomFieldType::Text, &[], false, false)
+            )
+            .await,
         Err(Error::Forbidden(_))
     ));
-    assert!(w.crm.define_custom_field(&w.admin, def("name", "名字", CustomFieldType::Text, &[], false, false)).await.is_err());
-    assert!(w.crm.define_custom_field(&w.admin, def("Bad-Key", "坏", CustomFieldType::Text, &[], false, false)).await.is_err());
-    assert!(w.crm.define_custom_field(&w.admin, def("opts", "无选项", CustomFieldType::Select, &[], false, false)).await.is_err());
+    assert!(
+        w.crm
+            .define_custom_field(
+                &w.admin,
+                def("name", "名字", CustomFieldType::Text, &[], false, false)
+            )
+            .await
+            .is_err()
+    );
+    assert!(
+        w.crm
+            .define_custom_field(
+                &w.admin,
+                def("Bad-Key", "坏", CustomFieldType::Text, &[], false, false)
+            )
+            .await
+            .is_err()
+    );
+    assert!(
+        w.crm
+            .define_custom_field(
+                &w.admin,
+                def("opts", "无选项", CustomFieldType::Select, &[], false, false)
+            )
+            .await
+            .is_err()
+    );
     let a = w
         .customer(&w.admin, "自定义一有限公司", json!({"custom.employees": "1,200", "ERP编码": "E001", "规模": "大型", "budget": "¥12,345.67", "listed": "是"}))
         .await;
     assert_eq!(a.custom["employees"], json!(1200.0));
     assert_eq!(a.custom["budget"], json!(1234567));
     assert_eq!(a.custom["listed"], json!(true));
-    w.customer(&w.admin, "自定义二有限公司", json!({"employees": 80, "erp_code": "E002", "scale": "小型"})).await;
+    w.customer(
+        &w.admin,
+        "自定义二有限公司",
+        json!({"employees": 80, "erp_code": "E002", "scale": "小型"}),
+    )
+    .await;
     let err = w
         .crm
-        .create_record(&w.admin, Entity::Customer, fields(json!({"name": "缺少编码有限公司"})))
+        .create_record(
+            &w.admin,
+            Entity::Customer,
+            fields(json!({"name": "缺少编码有限公司"})),
+        )
         .await
         .expect_err("required custom");
     assert!(err.to_string().contains("custom.erp_code"), "{err}");
     let err = w
         .crm
-        .create_record(&w.admin, Entity::Customer, fields(json!({"name": "重复编码有限公司", "erp_code": "E001"})))
+        .create_record(
+            &w.admin,
+            Entity::Customer,
+            fields(json!({"name": "重复编码有限公司", "erp_code": "E001"})),
+        )
         .await
         .expect_err("unique custom");
     assert!(matches!(err, Error::Duplicate { .. }), "{err}");
@@ -939,36 +1688,75 @@ pub async fn custom_fields_validate_filter_and_unique(store: Arc<dyn Store>) {
     assert!(text.contains("很多") && text.contains("巨型"), "{text}");
     let q = |c: Cond| ListQuery::default().filter(c);
     assert_eq!(
-        names_for(&w, &w.admin, q(Cond::Gt("custom.employees".into(), json!(100)))).await,
+        names_for(
+            &w,
+            &w.admin,
+            q(Cond::Gt("custom.employees".into(), json!(100)))
+        )
+        .await,
         set(&["自定义一有限公司"])
     );
-    assert_eq!(names_for(&w, &w.admin, q(Cond::Eq("规模".into(), json!("小型")))).await, set(&["自定义二有限公司"]));
-    assert_eq!(names_for(&w, &w.admin, q(Cond::Eq("listed".into(), json!(true)))).await, set(&["自定义一有限公司"]));
-    assert_eq!(names_for(&w, &w.admin, q(Cond::IsNull("budget".into()))).await, set(&["自定义二有限公司"]));
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Eq("规模".into(), json!("小型")))).await,
+        set(&["自定义二有限公司"])
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Eq("listed".into(), json!(true)))).await,
+        set(&["自定义一有限公司"])
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::IsNull("budget".into()))).await,
+        set(&["自定义二有限公司"])
+    );
     let sorted = w
         .crm
-        .list_records(&w.admin, Entity::Customer, &ListQuery::default().sort_by("employees", false))
+        .list_records(
+            &w.admin,
+            Entity::Customer,
+            &ListQuery::default().sort_by("employees", false),
+        )
         .await
         .expect("sort by custom");
     assert_eq!(sorted.items[0].text("name"), Some("自定义二有限公司"));
     // Updating a unique custom field to a taken value is refused too.
     let err = w
         .crm
-        .update_record(&w.admin, Entity::Customer, a.id, a.version, fields(json!({"erp_code": "E002"})))
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            a.id,
+            a.version,
+            fields(json!({"erp_code": "E002"})),
+        )
         .await
         .expect_err("unique on update");
     assert!(matches!(err, Error::Duplicate { .. }), "{err}");
     // Built-in choice lists are configurable per company.
     w.crm
-        .set_picklist(&w.admin, Entity::Customer, "category", &["战略".into(), "普通".into()])
+        .set_picklist(
+            &w.admin,
+            Entity::Customer,
+            "category",
+            &["战略".into(), "普通".into()],
+        )
         .await
         .expect("picklist");
-    w.customer(&w.admin, "战略客户有限公司", json!({"erp_code": "E009", "category": "战略"})).await;
-    assert!(w
-        .crm
-        .create_record(&w.admin, Entity::Customer, fields(json!({"name": "VIP客户有限公司", "erp_code": "E010", "category": "VIP"})))
-        .await
-        .is_err());
+    w.customer(
+        &w.admin,
+        "战略客户有限公司",
+        json!({"erp_code": "E009", "category": "战略"}),
+    )
+    .await;
+    assert!(
+        w.crm
+            .create_record(
+                &w.admin,
+                Entity::Customer,
+                fields(json!({"name": "VIP客户有限公司", "erp_code": "E010", "category": "VIP"}))
+            )
+            .await
+            .is_err()
+    );
 }
 
 /// Pinyin initials and full pinyin find Chinese names; names with several
@@ -976,7 +1764,8 @@ pub async fn custom_fields_validate_filter_and_unique(store: Arc<dyn Store>) {
 pub async fn pinyin_search_finds_every_reading(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     w.customer(&w.admin, "华为技术有限公司", json!({})).await;
-    w.customer(&w.admin, "重庆长安汽车股份有限公司", json!({})).await;
+    w.customer(&w.admin, "重庆长安汽车股份有限公司", json!({}))
+        .await;
     w.customer(&w.admin, "曾氏贸易有限公司", json!({})).await;
     w.customer(&w.admin, "IBM中国有限公司", json!({})).await;
     let find = |q: &str| names_for(&w, &w.admin, ListQuery::default().search(q));
@@ -992,17 +1781,31 @@ pub async fn pinyin_search_finds_every_reading(store: Arc<dyn Store>) {
     // Contacts and users are found by pinyin too.
     let c = w.customer(&w.admin, "联系人拼音有限公司", json!({})).await;
     w.crm
-        .create_record(&w.admin, Entity::Contact, fields(json!({"customer_id": c.id.to_string(), "name": "欧阳娜娜"})))
+        .create_record(
+            &w.admin,
+            Entity::Contact,
+            fields(json!({"customer_id": c.id.to_string(), "name": "欧阳娜娜"})),
+        )
         .await
         .expect("contact");
     let found = w
         .crm
-        .list_records(&w.admin, Entity::Contact, &ListQuery::default().search("oynn"))
+        .list_records(
+            &w.admin,
+            Entity::Contact,
+            &ListQuery::default().search("oynn"),
+        )
         .await
         .expect("search contacts");
     assert_eq!(found.items.len(), 1);
     let users = w.crm.list_users(&w.admin, Some("zs")).await.expect("users");
-    assert_eq!(users.iter().map(|u| u.username.as_str()).collect::<Vec<_>>(), vec!["zhangsan"]);
+    assert_eq!(
+        users
+            .iter()
+            .map(|u| u.username.as_str())
+            .collect::<Vec<_>>(),
+        vec!["zhangsan"]
+    );
 }
 
 /// A duplicate by credit code or normalised name is refused, even when the
@@ -1010,30 +1813,50 @@ pub async fn pinyin_search_finds_every_reading(store: Arc<dyn Store>) {
 /// naming that owner.
 pub async fn duplicates_refused_even_when_invisible(store: Arc<dyn Store>) {
     let w = World::new(store).await;
-    w.customer(&w.zhangsan, "深圳市腾讯计算机系统有限公司", json!({"uscc": "91440300708461136T"})).await;
+    w.customer(
+        &w.zhangsan,
+        "深圳市腾讯计算机系统有限公司",
+        json!({"uscc": "91440300708461136T"}),
+    )
+    .await;
     let by_code = w
         .crm
-        .create_record(&w.wangwu, Entity::Customer, fields(json!({"name": "腾讯深圳", "uscc": "91440300708461136t"})))
+        .create_record(
+            &w.wangwu,
+            Entity::Customer,
+            fields(json!({"name": "腾讯深圳", "uscc": "91440300708461136t"})),
+        )
         .await
         .expect_err("duplicate credit code");
     match &by_code {
         Error::Duplicate { message, .. } => {
             assert!(message.contains("91440300708461136T"), "{message}");
-            assert!(!message.contains("张三"), "the owner stays private: {message}");
+            assert!(
+                !message.contains("张三"),
+                "the owner stays private: {message}"
+            );
             assert!(message.contains("someone else"), "{message}");
         }
         other => panic!("expected a duplicate, got {other:?}"),
     }
     let by_name = w
         .crm
-        .create_record(&w.wangwu, Entity::Customer, fields(json!({"name": " 深圳市腾讯计算机系统 "})))
+        .create_record(
+            &w.wangwu,
+            Entity::Customer,
+            fields(json!({"name": " 深圳市腾讯计算机系统 "})),
+        )
         .await
         .expect_err("duplicate name");
     assert!(matches!(by_name, Error::Duplicate { .. }), "{by_name}");
     // The owner's manager can see it and is told whose it is.
     let seen = w
         .crm
-        .create_record(&w.lisi, Entity::Customer, fields(json!({"name": "深圳市腾讯计算机系统有限责任公司"})))
+        .create_record(
+            &w.lisi,
+            Entity::Customer,
+            fields(json!({"name": "深圳市腾讯计算机系统有限责任公司"})),
+        )
         .await
         .expect_err("duplicate");
     assert!(seen.to_string().contains("张三"), "{seen}");
@@ -1047,25 +1870,51 @@ pub async fn batch_transfer_reports_per_record(store: Arc<dyn Store>) {
     let mine = w.customer(&w.zhangsan, "转移一有限公司", json!({})).await;
     let contact = w
         .crm
-        .create_record(&w.zhangsan, Entity::Contact, fields(json!({"customer_id": mine.id.to_string(), "name": "吴工"})))
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": mine.id.to_string(), "name": "吴工"})),
+        )
         .await
         .expect("contact");
     let other = w.customer(&w.zhaoliu, "转移二有限公司", json!({})).await;
     let report = w
         .crm
-        .transfer_records(&w.zhangsan, Entity::Customer, &[mine.id, other.id], w.wangwu.user_id)
+        .transfer_records(
+            &w.zhangsan,
+            Entity::Customer,
+            &[mine.id, other.id],
+            w.wangwu.user_id,
+        )
         .await
         .expect("transfer");
     assert_eq!(report.done, vec![mine.id]);
     assert_eq!(report.refused.len(), 1);
     assert_eq!(report.refused[0].0, other.id);
-    let moved = w.crm.get_record(&w.wangwu, Entity::Customer, mine.id).await.expect("new owner sees it");
+    let moved = w
+        .crm
+        .get_record(&w.wangwu, Entity::Customer, mine.id)
+        .await
+        .expect("new owner sees it");
     assert_eq!(moved.owner_id, Some(w.wangwu.user_id));
     assert_eq!(moved.department_id, Some(w.group2));
-    let c = w.crm.get_record(&w.wangwu, Entity::Contact, contact.id).await.expect("contact follows");
+    let c = w
+        .crm
+        .get_record(&w.wangwu, Entity::Contact, contact.id)
+        .await
+        .expect("contact follows");
     assert_eq!(c.owner_id, Some(w.wangwu.user_id));
-    assert!(w.crm.get_record(&w.zhangsan, Entity::Customer, mine.id).await.is_err());
-    let h = w.crm.history(&w.wangwu, Entity::Customer, mine.id.0).await.expect("history");
+    assert!(
+        w.crm
+            .get_record(&w.zhangsan, Entity::Customer, mine.id)
+            .await
+            .is_err()
+    );
+    let h = w
+        .crm
+        .history(&w.wangwu, Entity::Customer, mine.id.0)
+        .await
+        .expect("history");
     assert_eq!(h.last().map(|e| e.action.as_str()), Some("transfer"));
 }
 
@@ -1077,7 +1926,11 @@ pub async fn follow_ups_update_the_customer(store: Arc<dyn Store>) {
     let other = w.customer(&w.zhangsan, "另一个有限公司", json!({})).await;
     let contact = w
         .crm
-        .create_record(&w.zhangsan, Entity::Contact, fields(json!({"customer_id": c.id.to_string(), "name": "郑经理"})))
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": c.id.to_string(), "name": "郑经理"})),
+        )
         .await
         .expect("contact");
     let f = w
@@ -1091,9 +1944,16 @@ pub async fn follow_ups_update_the_customer(store: Arc<dyn Store>) {
         .expect("follow-up");
     assert_eq!(f.text("channel"), Some("call"));
     assert_eq!(f.code.as_deref(), Some("GJ-20261127-0001"));
-    let c2 = w.crm.get_record(&w.zhangsan, Entity::Customer, c.id).await.expect("customer");
+    let c2 = w
+        .crm
+        .get_record(&w.zhangsan, Entity::Customer, c.id)
+        .await
+        .expect("customer");
     assert_eq!(c2.text("next_follow_up"), Some("2026-12-03"));
-    assert_eq!(c2.text("last_follow_up_at"), Some("2026-11-27T01:30:00.000000Z"));
+    assert_eq!(
+        c2.text("last_follow_up_at"),
+        Some("2026-11-27T01:30:00.000000Z")
+    );
     let err = w
         .crm
         .create_record(
@@ -1105,14 +1965,23 @@ pub async fn follow_ups_update_the_customer(store: Arc<dyn Store>) {
         .expect_err("contact of another customer");
     assert!(err.to_string().contains("another customer"), "{err}");
     // Someone who cannot see the customer cannot follow it up.
-    assert!(w
-        .crm
-        .create_record(&w.wangwu, Entity::FollowUp, fields(json!({"customer_id": c.id.to_string(), "channel": "call", "content": "x"})))
-        .await
-        .is_err());
+    assert!(
+        w.crm
+            .create_record(
+                &w.wangwu,
+                Entity::FollowUp,
+                fields(json!({"customer_id": c.id.to_string(), "channel": "call", "content": "x"}))
+            )
+            .await
+            .is_err()
+    );
     let listed = w
         .crm
-        .list_records(&w.zhangsan, Entity::FollowUp, &ListQuery::default().filter(Cond::Eq("customer_id".into(), json!(c.id.to_string()))))
+        .list_records(
+            &w.zhangsan,
+            Entity::FollowUp,
+            &ListQuery::default().filter(Cond::Eq("customer_id".into(), json!(c.id.to_string()))),
+        )
         .await
         .expect("list follow-ups");
     assert_eq!(listed.items.len(), 1);
@@ -1125,8 +1994,15 @@ pub async fn follow_ups_update_the_customer(store: Arc<dyn Store>) {
         )
         .await
         .expect("older follow-up");
-    let c3 = w.crm.get_record(&w.zhangsan, Entity::Customer, c.id).await.expect("customer");
-    assert_eq!(c3.text("last_follow_up_at"), Some("2026-11-27T01:30:00.000000Z"));
+    let c3 = w
+        .crm
+        .get_record(&w.zhangsan, Entity::Customer, c.id)
+        .await
+        .expect("customer");
+    assert_eq!(
+        c3.text("last_follow_up_at"),
+        Some("2026-11-27T01:30:00.000000Z")
+    );
 }
 
 /// The outbox hands events to a consumer in order and again until they are
@@ -1135,16 +2011,30 @@ pub async fn outbox_delivers_in_order_until_acked(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let all = w.crm.pending_events("erp", 1000).await.expect("pending");
     let last_setup = all.last().map(|e| e.seq).unwrap_or(0);
-    w.crm.ack_events("erp", last_setup).await.expect("ack setup");
+    w.crm
+        .ack_events("erp", last_setup)
+        .await
+        .expect("ack setup");
     let c = w.customer(&w.zhangsan, "事件测试有限公司", json!({})).await;
     w.crm
-        .update_record(&w.zhangsan, Entity::Customer, c.id, 1, fields(json!({"level": "A"})))
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            1,
+            fields(json!({"level": "A"})),
+        )
         .await
         .expect("update");
-    w.crm.delete_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
+    w.crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
     let events = w.crm.pending_events("erp", 10).await.expect("pending");
     let types: Vec<&str> = events.iter().map(|e| e.event.event_type.as_str()).collect();
-    assert_eq!(types, vec!["customer.created", "customer.updated", "customer.deleted"]);
+    assert_eq!(
+        types,
+        vec!["customer.created", "customer.updated", "customer.deleted"]
+    );
     assert!(events.windows(2).all(|p| p[0].seq < p[1].seq));
     assert_eq!(events[0].event.payload["name"], json!("事件测试有限公司"));
     let again = w.crm.pending_events("erp", 10).await.expect("redelivered");
@@ -1153,13 +2043,32 @@ pub async fn outbox_delivers_in_order_until_acked(store: Arc<dyn Store>) {
     let rest = w.crm.pending_events("erp", 10).await.expect("rest");
     assert_eq!(rest.len(), 1);
     assert_eq!(rest[0].event.event_type, "customer.deleted");
-    w.crm.ack_events("erp", events[0].seq).await.expect("ack backwards is ignored");
-    assert_eq!(w.crm.pending_events("erp", 10).await.expect("rest").len(), 1);
-    let other = w.crm.pending_events("bi", 1000).await.expect("other consumer");
-    assert!(other.len() > 3, "another consumer starts from the beginning");
+    w.crm
+        .ack_events("erp", events[0].seq)
+        .await
+        .expect("ack backwards is ignored");
+    assert_eq!(
+        w.crm.pending_events("erp", 10).await.expect("rest").len(),
+        1
+    );
+    let other = w
+        .crm
+        .pending_events("bi", 1000)
+        .await
+        .expect("other consumer");
+    assert!(
+        other.len() > 3,
+        "another consumer starts from the beginning"
+    );
     // A refused operation emits nothing.
-    let _ = w.crm.create_record(&w.zhangsan, Entity::Customer, fields(json!({"name": ""}))).await;
-    assert_eq!(w.crm.pending_events("erp", 10).await.expect("rest").len(), 1);
+    let _ = w
+        .crm
+        .create_record(&w.zhangsan, Entity::Customer, fields(json!({"name": ""})))
+        .await;
+    assert_eq!(
+        w.crm.pending_events("erp", 10).await.expect("rest").len(),
+        1
+    );
 }
 
 /// Organisation rules: only administrators manage users, usernames are
@@ -1168,24 +2077,62 @@ pub async fn outbox_delivers_in_order_until_acked(store: Arc<dyn Store>) {
 pub async fn organisation_admin_rules(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     assert!(matches!(
-        w.crm.create_user(&w.zhangsan, NewUser { username: "x".into(), display_name: "X".into(), ..NewUser::default() }).await,
+        w.crm
+            .create_user(
+                &w.zhangsan,
+                NewUser {
+                    username: "x".into(),
+                    display_name: "X".into(),
+                    ..NewUser::default()
+                }
+            )
+            .await,
         Err(Error::Forbidden(_))
     ));
     assert!(matches!(
-        w.crm.create_user(&w.admin, NewUser { username: "zhangsan".into(), display_name: "另一个张三".into(), ..NewUser::default() }).await,
+        w.crm
+            .create_user(
+                &w.admin,
+                NewUser {
+                    username: "zhangsan".into(),
+                    display_name: "另一个张三".into(),
+                    ..NewUser::default()
+                }
+            )
+            .await,
         Err(Error::Duplicate { .. })
     ));
     let bad = w
         .crm
-        .create_user(&w.admin, NewUser { username: "bad".into(), display_name: "坏".into(), mobile: Some("123".into()), email: Some("x@".into()), ..NewUser::default() })
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "bad".into(),
+                display_name: "坏".into(),
+                mobile: Some("123".into()),
+                email: Some("x@".into()),
+                ..NewUser::default()
+            },
+        )
         .await
         .expect_err("bad contact details");
-    assert!(bad.to_string().contains("mobile") && bad.to_string().contains("email"), "{bad}");
+    assert!(
+        bad.to_string().contains("mobile") && bad.to_string().contains("email"),
+        "{bad}"
+    );
     // lisi is zhangsan's superior: making zhangsan lisi's superior is a cycle.
     let lisi = w.crm.user(&w.admin, w.lisi.user_id).await.expect("lisi");
     let err = w
         .crm
-        .update_user(&w.admin, lisi.id, lisi.version, UserPatch { superior_id: Some(Some(w.zhangsan.user_id)), ..UserPatch::default() })
+        .update_user(
+            &w.admin,
+            lisi.id,
+            lisi.version,
+            UserPatch {
+                superior_id: Some(Some(w.zhangsan.user_id)),
+                ..UserPatch::default()
+            },
+        )
         .await
         .expect_err("cycle");
     assert!(err.to_string().contains("cycle"), "{err}");
@@ -1195,26 +2142,63 @@ pub async fn organisation_admin_rules(store: Arc<dyn Store>) {
         .await
         .expect_err("department cycle");
     assert!(err.to_string().contains("below itself"), "{err}");
-    assert!(w.crm.delete_department(&w.admin, w.group1).await.is_err(), "department with users");
-    let d = w.crm.create_department(&w.admin, "临时部门", Some(w.sales)).await.expect("dept");
-    w.crm.delete_department(&w.admin, d.id).await.expect("delete empty department");
-    assert_eq!(w.crm.list_departments(&w.admin).await.expect("list").len(), 4);
+    assert!(
+        w.crm.delete_department(&w.admin, w.group1).await.is_err(),
+        "department with users"
+    );
+    let d = w
+        .crm
+        .create_department(&w.admin, "临时部门", Some(w.sales))
+        .await
+        .expect("dept");
+    w.crm
+        .delete_department(&w.admin, d.id)
+        .await
+        .expect("delete empty department");
+    assert_eq!(
+        w.crm.list_departments(&w.admin).await.expect("list").len(),
+        4
+    );
     let g = w
         .crm
-        .create_group(&w.admin, "华南项目组", &[w.zhangsan.user_id, w.wangwu.user_id])
+        .create_group(
+            &w.admin,
+            "华南项目组",
+            &[w.zhangsan.user_id, w.wangwu.user_id],
+        )
         .await
         .expect("group");
-    let g = w.crm.set_group_members(&w.admin, g.id, g.version, &[w.zhangsan.user_id]).await.expect("members");
+    let g = w
+        .crm
+        .set_group_members(&w.admin, g.id, g.version, &[w.zhangsan.user_id])
+        .await
+        .expect("members");
     assert_eq!(g.members, vec![w.zhangsan.user_id]);
     let wangwu = w.crm.user(&w.admin, w.wangwu.user_id).await.expect("user");
     w.crm
-        .update_user(&w.admin, wangwu.id, wangwu.version, UserPatch { active: Some(false), ..UserPatch::default() })
+        .update_user(
+            &w.admin,
+            wangwu.id,
+            wangwu.version,
+            UserPatch {
+                active: Some(false),
+                ..UserPatch::default()
+            },
+        )
         .await
         .expect("deactivate");
-    assert!(matches!(w.crm.actor(wangwu.id).await, Err(Error::Forbidden(_))));
+    assert!(matches!(
+        w.crm.actor(wangwu.id).await,
+        Err(Error::Forbidden(_))
+    ));
     // Nobody can transfer records to a deactivated user.
     let c = w.customer(&w.zhangsan, "停用测试有限公司", json!({})).await;
-    assert!(w.crm.transfer_records(&w.zhangsan, Entity::Customer, &[c.id], wangwu.id).await.is_err());
+    assert!(
+        w.crm
+            .transfer_records(&w.zhangsan, Entity::Customer, &[c.id], wangwu.id)
+            .await
+            .is_err()
+    );
 }
 
 /// Two companies in one store never see each other's data; usernames and
@@ -1222,20 +2206,42 @@ pub async fn organisation_admin_rules(store: Arc<dyn Store>) {
 pub async fn companies_are_isolated(store: Arc<dyn Store>) {
     let a = World::with_code(store.clone(), "AAA").await;
     let b = World::with_code(store, "BBB").await;
-    a.customer(&a.admin, "同名客户有限公司", json!({"uscc": "91440300708461136T"})).await;
-    b.customer(&b.admin, "同名客户有限公司", json!({"uscc": "91440300708461136T"})).await;
+    a.customer(
+        &a.admin,
+        "同名客户有限公司",
+        json!({"uscc": "91440300708461136T"}),
+    )
+    .await;
+    b.customer(
+        &b.admin,
+        "同名客户有限公司",
+        json!({"uscc": "91440300708461136T"}),
+    )
+    .await;
     let (ids_a, total_a) = a.visible(&a.admin, ListQuery::default()).await;
     let (ids_b, _) = b.visible(&b.admin, ListQuery::default()).await;
     assert_eq!(total_a, Some(1));
     assert_ne!(ids_a, ids_b);
-    assert!(b.crm.get_record(&b.admin, Entity::Customer, ids_a[0]).await.is_err());
+    assert!(
+        b.crm
+            .get_record(&b.admin, Entity::Customer, ids_a[0])
+            .await
+            .is_err()
+    );
     assert!(b.crm.user(&b.admin, a.zhangsan.user_id).await.is_err());
     assert_eq!(a.crm.list_companies().await.expect("companies").len(), 2);
-    assert!(a
-        .crm
-        .bootstrap(NewCompany { name: "重复".into(), code: "AAA".into(), admin_username: "x".into(), admin_display_name: "x".into(), admin_password: None })
-        .await
-        .is_err());
+    assert!(
+        a.crm
+            .bootstrap(NewCompany {
+                name: "重复".into(),
+                code: "AAA".into(),
+                admin_username: "x".into(),
+                admin_display_name: "x".into(),
+                admin_password: None
+            })
+            .await
+            .is_err()
+    );
 }
 
 /// Random organisations, roles, owners and shares: what every user lists
@@ -1261,7 +2267,15 @@ pub async fn visibility_matches_reference_model(store: Arc<dyn Store>) {
         for scope in DataScope::ALL {
             roles.push(
                 w.crm
-                    .create_role(&w.admin, RoleSpec { name: format!("r-{}", scope.name()), is_admin: false, permissions: perms(scope), field_rules: Vec::new() })
+                    .create_role(
+                        &w.admin,
+                        RoleSpec {
+                            name: format!("r-{}", scope.name()),
+                            is_admin: false,
+                            permissions: perms(scope),
+                            field_rules: Vec::new(),
+                        },
+                    )
                     .await
                     .expect("role"),
             );
@@ -1292,7 +2306,11 @@ pub async fn visibility_matches_reference_model(store: Arc<dyn Store>) {
         for (k, owner) in records.iter().enumerate() {
             let owner = owner % n;
             let r = w
-                .customer(&w.admin, &format!("模型客户{k}"), json!({"owner_id": ids[owner].to_string()}))
+                .customer(
+                    &w.admin,
+                    &format!("模型客户{k}"),
+                    json!({"owner_id": ids[owner].to_string()}),
+                )
                 .await;
             rec_ids.push(r.id);
             owners.push(owner);
@@ -1301,9 +2319,20 @@ pub async fn visibility_matches_reference_model(store: Arc<dyn Store>) {
         for (rec, user, expired) in &shares {
             let rec = rec % rec_ids.len();
             let user = user % n;
-            let until = if *expired { w.crm.now() + chrono::Duration::hours(1) } else { w.crm.now() + chrono::Duration::days(30) };
+            let until = if *expired {
+                w.crm.now() + chrono::Duration::hours(1)
+            } else {
+                w.crm.now() + chrono::Duration::days(30)
+            };
             w.crm
-                .share_record(&w.admin, Entity::Customer, rec_ids[rec], ids[user], ShareAccess::Read, Some(until))
+                .share_record(
+                    &w.admin,
+                    Entity::Customer,
+                    rec_ids[rec],
+                    ids[user],
+                    ShareAccess::Read,
+                    Some(until),
+                )
                 .await
                 .expect("share");
             if !*expired {
@@ -1330,7 +2359,13 @@ pub async fn visibility_matches_reference_model(store: Arc<dyn Store>) {
                 }
             }
         };
-        let dept_tree = |d: usize| -> BTreeSet<usize> { if d == 0 { BTreeSet::from([0, 1, 2]) } else { BTreeSet::from([d]) } };
+        let dept_tree = |d: usize| -> BTreeSet<usize> {
+            if d == 0 {
+                BTreeSet::from([0, 1, 2])
+            } else {
+                BTreeSet::from([d])
+            }
+        };
         for (i, (dept, _, scope)) in users.iter().enumerate() {
             let actor = w.crm.actor(ids[i]).await.expect("actor");
             let expected: BTreeSet<RecordId> = (0..rec_ids.len())
@@ -1340,7 +2375,9 @@ pub async fn visibility_matches_reference_model(store: Arc<dyn Store>) {
                         DataScope::Own => o == i,
                         DataScope::OwnAndSubordinates => below(i).contains(&o),
                         DataScope::Department => o == i || users[o].0 == *dept,
-                        DataScope::DepartmentTree => o == i || dept_tree(*dept).contains(&users[o].0),
+                        DataScope::DepartmentTree => {
+                            o == i || dept_tree(*dept).contains(&users[o].0)
+                        }
                         DataScope::All => true,
                     };
                     by_scope || live_shares.contains(&(k, i))
@@ -1349,11 +2386,24 @@ pub async fn visibility_matches_reference_model(store: Arc<dyn Store>) {
                 .collect();
             let (seen, total) = w.visible(&actor, ListQuery::default()).await;
             let seen_set: BTreeSet<RecordId> = seen.iter().copied().collect();
-            assert_eq!(seen_set, expected, "case {case}, user {i} ({:?})", DataScope::ALL[*scope]);
+            assert_eq!(
+                seen_set,
+                expected,
+                "case {case}, user {i} ({:?})",
+                DataScope::ALL[*scope]
+            );
             assert_eq!(total, Some(expected.len() as u64));
             for (k, id) in rec_ids.iter().enumerate() {
-                let readable = w.crm.get_record(&actor, Entity::Customer, *id).await.is_ok();
-                assert_eq!(readable, expected.contains(id), "case {case}, user {i}, record {k}");
+                let readable = w
+                    .crm
+                    .get_record(&actor, Entity::Customer, *id)
+                    .await
+                    .is_ok();
+                assert_eq!(
+                    readable,
+                    expected.contains(id),
+                    "case {case}, user {i}, record {k}"
+                );
             }
         }
     }
