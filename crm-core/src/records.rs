@@ -160,8 +160,9 @@ fn json_text(v: &Json) -> Option<String> {
     match v {
         Json::Null => None,
         Json::String(s) => {
-            let t = s.trim();
-            (!t.is_empty()).then(|| t.to_string())
+            // NUL cannot be stored by every backend and is never meaningful.
+            let t = s.trim().replace('\0', "");
+            (!t.is_empty()).then_some(t)
         }
         Json::Number(n) => Some(n.to_string()),
         Json::Bool(b) => Some(b.to_string()),

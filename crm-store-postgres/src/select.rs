@@ -511,6 +511,76 @@ pub(crate) fn count_query(sql: &mut Sql, schema: &str, sel: &Select) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{TimeZone, Utc};
+    use uuid::Uuid;
+
+    fn select(filter: Filter) -> Select {
+        let now = Utc
+            .with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
+        let mut s = Select::all(Table::Customers, Uuid::nil(), now);
+        s.filter = filter;
+        s
+    }
+
+    fn compile(s: &Select) -> Result<String, StoreError> {
+        let mut sql = Sql::new();
+        page_query(&mut sql, "\"crm\"", s)?;
+        Ok(sql.text)
+    }
+
+    #[test]
+    fn values_and_custom_keys_are_bound_never_inlined() {
+        let s = select(Filter::And(vec![
+            Filter::Cmp(
+                Col::Column("name"),
+                CmpOp::Eq,
+                Value::from("x'); DROP TABLE customers; --"),
+            ),
+            Filter::Contains(
+                Col::Custom {
+                    key: "region".into(),
+                    ty: CustomType::Text,
+                },
+                "华东".into(),
+            ),
+        ]));
+        let text = compile(&s).expect("compiles");
+        assert!(!text.contains("DROP"), "{text}");
+        assert!(!text.contains("region"), "{text}");
+        assert!(!text.contains("华东"), "{text}");
+    }
+
+    #[test]
+    fn unknown_columns_bad_keys_and_mismatched_values_are_refused() {
+        let err = compile(&select(Filter::IsNull(Col::Column("nope")))).expect_err("refused");
+        assert!(
+            err.to_string().contains("customers has no column \"nope\""),
+            "{err}"
+        );
+        let bad = Col::Custom {
+            key: "a\"b".into(),
+            ty: CustomType::Text,
+        };
+        assert!(compile(&select(Filter::IsNull(bad))).is_err());
+        let mismatch = Filter::Cmp(
+            Col::Column("next_follow_up"),
+            CmpOp::Eq,
+            Value::from("soon"),
+        );
+        let err = compile(&select(mismatch)).expect_err("refused");
+        assert!(
+            err.to_string().contains("customers.next_follow_up"),
+            "{err}"
+        );
+        let json = Filter::Cmp(
+            Col::Column("attachments"),
+            CmpOp::Lt,
+            Value::Json(serde_json::json!([])),
+        );
+        assert!(compile(&select(json)).is_err());
+    }
 
     #[test]
     fn like_escapes_wildcards_and_backslash() {

@@ -670,7 +670,7 @@ async fn long_in_lists_match_like_short_ones() {
     use crm_core::store::{Col, CustomType, Filter};
     let store = fresh_pg().await;
     let company = Uuid::now_v7();
-    let ids: Vec<Uuid> = (1..=3).map(|n| Uuid::from_u128(n)).collect();
+    let ids: Vec<Uuid> = (1..=3).map(Uuid::from_u128).collect();
     for (n, id) in ids.iter().enumerate() {
         let extra = [
             ("name", Value::from(format!("name {n}"))),
