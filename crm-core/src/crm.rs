@@ -183,6 +183,19 @@ impl Crm {
         })
     }
 
+    /// The columns every new row starts with: id, company, version 1 and
+    /// both timestamps set to now.
+    pub(crate) fn new_row(&self, company: Uuid, id: Uuid) -> Vec<(&'static str, Value)> {
+        let now = self.now();
+        vec![
+            ("id", Value::Id(id)),
+            ("company_id", Value::Id(company)),
+            ("version", Value::Int(1)),
+            ("created_at", Value::Timestamp(now)),
+            ("updated_at", Value::Timestamp(now)),
+        ]
+    }
+
     /// Reads a live row of the actor's company or fails with not found.
     pub(crate) async fn live_row(&self, actor: &Actor, table: Table, id: Uuid) -> Result<Row> {
         self.store

@@ -338,7 +338,6 @@ impl Crm {
                 ),
             });
         }
-        let now = self.now();
         let id = self.new_id();
         let options: Vec<String> = input
             .options
@@ -349,22 +348,21 @@ impl Crm {
         let mut cs = ChangeSet::default();
         cs.ops.push(Op::Insert {
             table: Table::CustomFields,
-            values: vec![
-                ("id", Value::Id(id)),
-                ("company_id", Value::Id(actor.company_id.0)),
-                ("version", Value::Int(1)),
-                ("created_at", Value::Timestamp(now)),
-                ("updated_at", Value::Timestamp(now)),
-                ("entity", input.entity.name().into()),
-                ("key", input.key.clone().into()),
-                ("label", input.label.trim().into()),
-                ("label_en", input.label_en.clone().into()),
-                ("field_type", input.field_type.name().into()),
-                ("options", Value::Json(serde_json::json!(options))),
-                ("required", input.required.into()),
-                ("is_unique", input.unique.into()),
-                ("position", Value::Int(existing.len() as i64)),
-            ],
+            values: [
+                self.new_row(actor.company_id.0, id),
+                vec![
+                    ("entity", input.entity.name().into()),
+                    ("key", input.key.clone().into()),
+                    ("label", input.label.trim().into()),
+                    ("label_en", input.label_en.clone().into()),
+                    ("field_type", input.field_type.name().into()),
+                    ("options", Value::Json(serde_json::json!(options))),
+                    ("required", input.required.into()),
+                    ("is_unique", input.unique.into()),
+                    ("position", Value::Int(existing.len() as i64)),
+                ],
+            ]
+            .concat(),
         });
         cs.audit.push(self.audit(
             Some(actor),
@@ -480,16 +478,15 @@ impl Crm {
                 let id = self.new_id();
                 cs.ops.push(Op::Insert {
                     table: Table::Picklists,
-                    values: vec![
-                        ("id", Value::Id(id)),
-                        ("company_id", Value::Id(actor.company_id.0)),
-                        ("version", Value::Int(1)),
-                        ("created_at", Value::Timestamp(now)),
-                        ("updated_at", Value::Timestamp(now)),
-                        ("entity", entity.name().into()),
-                        ("field", def.name.into()),
-                        ("options", Value::Json(serde_json::json!(options))),
-                    ],
+                    values: [
+                        self.new_row(actor.company_id.0, id),
+                        vec![
+                            ("entity", entity.name().into()),
+                            ("field", def.name.into()),
+                            ("options", Value::Json(serde_json::json!(options))),
+                        ],
+                    ]
+                    .concat(),
                 });
                 id
             }

@@ -422,19 +422,18 @@ impl Crm {
         };
         cs.ops.push(Op::Insert {
             table: Table::Shares,
-            values: vec![
-                ("id", Value::Id(sid)),
-                ("company_id", Value::Id(actor.company_id.0)),
-                ("version", Value::Int(1)),
-                ("created_at", Value::Timestamp(now)),
-                ("updated_at", Value::Timestamp(now)),
-                ("entity", entity.table().name().into()),
-                ("record_id", Value::Id(id.0)),
-                ("user_id", Value::Id(with.0)),
-                ("access", access_name.into()),
-                ("expires_at", expires_at.into()),
-                ("granted_by", Value::Id(actor.user_id.0)),
-            ],
+            values: [
+                self.new_row(actor.company_id.0, sid),
+                vec![
+                    ("entity", entity.table().name().into()),
+                    ("record_id", Value::Id(id.0)),
+                    ("user_id", Value::Id(with.0)),
+                    ("access", access_name.into()),
+                    ("expires_at", expires_at.into()),
+                    ("granted_by", Value::Id(actor.user_id.0)),
+                ],
+            ]
+            .concat(),
         });
         let change = FieldChange {
             field: format!("share:{}", target.username),

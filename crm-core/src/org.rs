@@ -273,20 +273,11 @@ impl Crm {
             Some(p) => Some(self.hash_password(p)?),
             None => None,
         };
-        let now = self.now();
         let company = self.new_id();
         let dept = self.new_id();
         let role = self.new_id();
         let user = self.new_id();
-        let common = |id: Uuid| {
-            vec![
-                ("id", Value::Id(id)),
-                ("company_id", Value::Id(company)),
-                ("version", Value::Int(1)),
-                ("created_at", Value::Timestamp(now)),
-                ("updated_at", Value::Timestamp(now)),
-            ]
-        };
+        let common = |id: Uuid| [self.new_row(company, id), vec![]].concat();
         let mut cs = ChangeSet::default();
         let mut v = common(company);
         // Company rows belong to the system tenant (the nil UUID).
@@ -495,15 +486,8 @@ impl Crm {
             Some(p) => Some(self.hash_password(p)?),
             None => None,
         };
-        let now = self.now();
         let id = self.new_id();
-        let mut values = vec![
-            ("id", Value::Id(id)),
-            ("company_id", Value::Id(actor.company_id.0)),
-            ("version", Value::Int(1)),
-            ("created_at", Value::Timestamp(now)),
-            ("updated_at", Value::Timestamp(now)),
-        ];
+        let mut values = [self.new_row(actor.company_id.0, id), vec![]].concat();
         values.extend(self.user_values(
             &input.username,
             &input.display_name,
@@ -901,22 +885,20 @@ impl Crm {
         if let Some(p) = parent {
             self.check_department(actor, p).await?;
         }
-        let now = self.now();
         let id = self.new_id();
         let mut cs = ChangeSet::default();
         cs.ops.push(Op::Insert {
             table: Table::Departments,
-            values: vec![
-                ("id", Value::Id(id)),
-                ("company_id", Value::Id(actor.company_id.0)),
-                ("version", Value::Int(1)),
-                ("created_at", Value::Timestamp(now)),
-                ("updated_at", Value::Timestamp(now)),
-                ("name", name.trim().into()),
-                ("parent_id", parent.map(|p| p.0).into()),
-                ("manager_id", Value::Null),
-                ("position", Value::Int(0)),
-            ],
+            values: [
+                self.new_row(actor.company_id.0, id),
+                vec![
+                    ("name", name.trim().into()),
+                    ("parent_id", parent.map(|p| p.0).into()),
+                    ("manager_id", Value::Null),
+                    ("position", Value::Int(0)),
+                ],
+            ]
+            .concat(),
         });
         cs.audit.push(self.audit(
             Some(actor),
@@ -1073,28 +1055,11 @@ impl Crm {
         non_empty(&mut errors, "name", &spec.name, 64);
         check_rules(&spec.field_rules, &mut errors);
         errors.into_result()?;
-        let now = self.now();
         let id = self.new_id();
         let mut cs = ChangeSet::default();
         cs.ops.push(Op::Insert {
             table: Table::Roles,
-            values: vec![
-                ("id", Value::Id(id)),
-                ("company_id", Value::Id(actor.company_id.0)),
-                ("version", Value::Int(1)),
-                ("created_at", Value::Timestamp(now)),
-                ("updated_at", Value::Timestamp(now)),
-                ("name", spec.name.trim().into()),
-                ("is_admin", spec.is_admin.into()),
-                (
-                    "permissions",
-                    Value::Json(serde_json::to_value(&spec.permissions).unwrap_or_default()),
-                ),
-                (
-                    "field_rules",
-                    Value::Json(serde_json::to_value(&spec.field_rules).unwrap_or_default()),
-                ),
-            ],
+            values: [self.new_row(actor.company_id.0, id), role_values(&spec)].concat(),
         });
         cs.audit.push(self.audit(
             Some(actor),
@@ -1132,19 +1097,11 @@ impl Crm {
             table: Table::Roles,
             id: id.0,
             expected_version,
-            values: vec![
-                ("updated_at", Value::Timestamp(self.now())),
-                ("name", spec.name.trim().into()),
-                ("is_admin", spec.is_admin.into()),
-                (
-                    "permissions",
-                    Value::Json(serde_json::to_value(&spec.permissions).unwrap_or_default()),
-                ),
-                (
-                    "field_rules",
-                    Value::Json(serde_json::to_value(&spec.field_rules).unwrap_or_default()),
-                ),
-            ],
+            values: [
+                vec![("updated_at", Value::Timestamp(self.now()))],
+                role_values(&spec),
+            ]
+            .concat(),
         });
         cs.audit.push(self.audit(
             Some(actor),
@@ -1202,20 +1159,18 @@ impl Crm {
         for m in members {
             self.live_row(actor, Table::Users, m.0).await?;
         }
-        let now = self.now();
         let id = self.new_id();
         let mut cs = ChangeSet::default();
         cs.ops.push(Op::Insert {
             table: Table::UserGroups,
-            values: vec![
-                ("id", Value::Id(id)),
-                ("company_id", Value::Id(actor.company_id.0)),
-                ("version", Value::Int(1)),
-                ("created_at", Value::Timestamp(now)),
-                ("updated_at", Value::Timestamp(now)),
-                ("name", name.trim().into()),
-                ("member_ids", ids_json(members)),
-            ],
+            values: [
+                self.new_row(actor.company_id.0, id),
+                vec![
+                    ("name", name.trim().into()),
+                    ("member_ids", ids_json(members)),
+                ],
+            ]
+            .concat(),
         });
         cs.audit.push(self.audit(
             Some(actor),
@@ -1287,6 +1242,22 @@ impl Crm {
             .map(group_from_row)
             .collect())
     }
+}
+
+/// The stored columns of a role definition.
+fn role_values(spec: &RoleSpec) -> Vec<(&'static str, Value)> {
+    vec![
+        ("name", spec.name.trim().into()),
+        ("is_admin", spec.is_admin.into()),
+        (
+            "permissions",
+            Value::Json(serde_json::to_value(&spec.permissions).unwrap_or_default()),
+        ),
+        (
+            "field_rules",
+            Value::Json(serde_json::to_value(&spec.field_rules).unwrap_or_default()),
+        ),
+    ]
 }
 
 fn check_rules(rules: &[FieldRule], errors: &mut ValidationErrors) {

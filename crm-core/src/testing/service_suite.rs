@@ -341,6 +341,28 @@ async fn names_for(w: &World, actor: &Actor, q: ListQuery) -> BTreeSet<String> {
     names(&page.items)
 }
 
+/// Walks a list with keyset paging and returns the ids in order.
+async fn keyset_ids(w: &World, q: &ListQuery, limit: u64) -> Vec<RecordId> {
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let page = w
+            .crm
+            .list_records(
+                &w.admin,
+                Entity::Customer,
+                &q.clone().page(PageRequest::Keyset { after, limit }),
+            )
+            .await
+            .expect("keyset page");
+        ids.extend(page.items.iter().map(|r| r.id));
+        match page.next_cursor {
+            Some(c) => after = Some(c),
+            None => return ids,
+        }
+    }
+}
+
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
@@ -1254,27 +1276,7 @@ pub async fn offset_and_keyset_paging_agree(store: Arc<dyn Store>) {
             .expect("offset page");
         by_offset.extend(p.items.iter().map(|r| r.id));
     }
-    let mut by_keyset = Vec::new();
-    let mut after = None;
-    loop {
-        let p = w
-            .crm
-            .list_records(
-                &w.admin,
-                Entity::Customer,
-                &sorted.clone().page(PageRequest::Keyset {
-                    after: after.clone(),
-                    limit: 7,
-                }),
-            )
-            .await
-            .expect("keyset page");
-        by_keyset.extend(p.items.iter().map(|r| r.id));
-        match p.next_cursor {
-            Some(c) => after = Some(c),
-            None => break,
-        }
-    }
+    let by_keyset = keyset_ids(&w, &sorted, 7).await;
     assert_eq!(by_offset.len(), 23);
     assert_eq!(by_offset, by_keyset);
     let first = w
@@ -1323,27 +1325,7 @@ pub async fn offset_and_keyset_paging_agree(store: Arc<dyn Store>) {
             )
             .await
             .expect("offset");
-        let mut keyset = Vec::new();
-        let mut after = None;
-        loop {
-            let p = w
-                .crm
-                .list_records(
-                    &w.admin,
-                    Entity::Customer,
-                    &q.clone().page(PageRequest::Keyset {
-                        after: after.clone(),
-                        limit: 4,
-                    }),
-                )
-                .await
-                .expect("keyset");
-            keyset.extend(p.items.iter().map(|r| r.id));
-            match p.next_cursor {
-                Some(c) => after = Some(c),
-                None => break,
-            }
-        }
+        let keyset = keyset_ids(&w, &q, 4).await;
         assert_eq!(
             offset.items.iter().map(|r| r.id).collect::<Vec<_>>(),
             keyset,
