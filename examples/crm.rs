@@ -27,6 +27,13 @@ use serde_json::{Value as Json, json};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+#[path = "crm_cli/sales.rs"]
+mod sales;
+
+#[cfg(feature = "xlsx")]
+#[path = "crm_io/mod.rs"]
+mod io_cmds;
+
 /// The system clock, for the CLI (the engine itself never reads it).
 struct SystemClock;
 
@@ -115,6 +122,41 @@ enum Command {
     /// Outbox events for the host application.
     #[command(subcommand)]
     Events(EventsCmd),
+    /// Customer pools (客户池/公海): claim, release, assign, rules, sweep.
+    #[command(subcommand)]
+    Pool(PoolCmd),
+    /// Products (产品) and categories.
+    #[command(subcommand)]
+    Product(sales::ProductCmd),
+    /// Sales opportunities (销售机会).
+    #[command(subcommand, alias = "opp")]
+    Opportunity(sales::OpportunityCmd),
+    /// Quotes (报价).
+    #[command(subcommand)]
+    Quote(sales::QuoteCmd),
+    /// Contracts (合同), payments (回款) and invoices (开票).
+    #[command(subcommand)]
+    Contract(sales::ContractCmd),
+    /// Receivables (应收款) by customer and owner, with aging.
+    Receivables,
+    /// Approval flows (审批流) and approvals.
+    #[command(subcommand)]
+    Approval(sales::ApprovalCmd),
+    /// Grants the customer roles sales rights and defines default contract
+    /// and quote approval flows (administrators).
+    SalesSetup,
+    /// Writes an Excel import template (导入模板) for customers, contacts or users.
+    #[cfg(feature = "xlsx")]
+    Template(io_cmds::TemplateArgs),
+    /// Imports an Excel workbook (导入); `--undo ID` undoes one, `--list` lists them.
+    #[cfg(feature = "xlsx")]
+    Import(io_cmds::ImportArgs),
+    /// Exports the records you may see to an Excel workbook (导出).
+    #[cfg(feature = "xlsx")]
+    Export(io_cmds::ExportArgs),
+    /// Benchmarks Excel import and export against calamine, rusqlite and rust_xlsxwriter.
+    #[cfg(feature = "xlsx")]
+    BenchIo(io_cmds::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -332,6 +374,9 @@ enum RecordCmd {
     Delete {
         /// Ids or codes.
         records: Vec<String>,
+        /// Or every record you can see matching a filter.
+        #[command(flatten)]
+        select: SelectArgs,
     },
     /// Restores records from the recycle bin.
     Restore {
@@ -347,6 +392,9 @@ enum RecordCmd {
     Archive {
         /// Ids or codes.
         records: Vec<String>,
+        /// Or every record you can see matching a filter.
+        #[command(flatten)]
+        select: SelectArgs,
     },
     /// Transfers records to another owner.
     Transfer {
@@ -355,11 +403,17 @@ enum RecordCmd {
         /// The new owner (username).
         #[arg(long)]
         to: String,
+        /// Or every record you can see matching a filter.
+        #[command(flatten)]
+        select: SelectArgs,
     },
-    /// Shares a record with a user.
+    /// Shares records with a user.
     Share {
-        /// Id or code.
-        record: String,
+        /// Ids or codes.
+        records: Vec<String>,
+        /// Or every record you can see matching a filter.
+        #[command(flatten)]
+        select: SelectArgs,
         /// The user (username).
         #[arg(long)]
         with: String,
@@ -382,6 +436,75 @@ enum RecordCmd {
     History {
         /// Id or code.
         record: String,
+    },
+    /// Customers: the duplicate report, a check before creating
+    /// (`--check name=… phone=…`), the duplicates of one customer (`--of`),
+    /// and the duplicate settings (`--rules`, `--set email=block`).
+    Dupes {
+        /// Only these key fields (name, uscc, phone, email, custom.key).
+        #[arg(long)]
+        field: Vec<String>,
+        /// Check these `field=value` pairs against the customers.
+        #[arg(long, num_args = 1..)]
+        check: Vec<String>,
+        /// The duplicates of this customer (id or code).
+        #[arg(long)]
+        of: Option<String>,
+        /// Show the duplicate settings.
+        #[arg(long)]
+        rules: bool,
+        /// Change a setting: `field=block|warn|off` (administrators).
+        #[arg(long)]
+        set: Vec<String>,
+        /// Recompute every key and flag (administrators).
+        #[arg(long)]
+        rebuild: bool,
+        /// Continue the report after this cursor.
+        #[arg(long)]
+        after: Option<String>,
+        /// Groups per page.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Customers: merges others into a survivor (合并), choosing fields.
+    Merge {
+        /// The customer that stays (id or code).
+        survivor: String,
+        /// The customers merged into it.
+        #[arg(required = true)]
+        others: Vec<String>,
+        /// `field=CODE`: take this field from that customer; repeatable.
+        #[arg(long)]
+        take: Vec<String>,
+    },
+    /// Customers: the 360° view (360°客户视图).
+    View {
+        /// Id or code.
+        record: String,
+    },
+    /// Customers: due for follow-up today, or overdue.
+    Due {
+        /// Overdue instead of today.
+        #[arg(long)]
+        overdue: bool,
+    },
+    /// Customers: contacts with a birthday in the next days.
+    Birthdays {
+        /// How many days ahead.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+    /// Customers: about to be recycled to the pool within days.
+    Expiring {
+        /// How many days ahead.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
+    /// Customers: transferred or assigned to you in the last days.
+    Transferred {
+        /// How many days back.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
     },
 }
 
@@ -476,6 +599,11 @@ struct Ctx {
 }
 
 async fn run(cli: Cli) -> CliResult {
+    #[cfg(feature = "xlsx")]
+    let cli = match cli.command {
+        Command::BenchIo(a) => return io_cmds::bench(cli.json, a).await,
+        command => Cli { command, ..cli },
+    };
     let store = crm::open_store(&cli.db)
         .await
         .map_err(|e| format!("cannot open {}: {e}", cli.db))?;
@@ -554,6 +682,22 @@ async fn run(cli: Cli) -> CliResult {
         Command::Followup(cmd) => record_cmd(&ctx, &actor, Entity::FollowUp, cmd).await?,
         Command::Field(cmd) => field_cmd(&ctx, &actor, cmd).await?,
         Command::Events(cmd) => events_cmd(&ctx, cmd).await?,
+        Command::Pool(cmd) => pool_cmd(&ctx, &actor, cmd).await?,
+        Command::Product(cmd) => sales::product_cmd(&ctx, &actor, cmd).await?,
+        Command::Opportunity(cmd) => sales::opportunity_cmd(&ctx, &actor, cmd).await?,
+        Command::Quote(cmd) => sales::quote_cmd(&ctx, &actor, cmd).await?,
+        Command::Contract(cmd) => sales::contract_cmd(&ctx, &actor, cmd).await?,
+        Command::Receivables => sales::receivables_cmd(&ctx, &actor).await?,
+        Command::Approval(cmd) => sales::approval_cmd(&ctx, &actor, cmd).await?,
+        Command::SalesSetup => sales::sales_setup(&ctx, &actor).await?,
+        #[cfg(feature = "xlsx")]
+        Command::Template(a) => io_cmds::template(&ctx, &actor, a).await?,
+        #[cfg(feature = "xlsx")]
+        Command::Import(a) => io_cmds::import(&ctx, &actor, a).await?,
+        #[cfg(feature = "xlsx")]
+        Command::Export(a) => io_cmds::export(&ctx, &actor, a).await?,
+        #[cfg(feature = "xlsx")]
+        Command::BenchIo(_) => {}
         Command::Init { .. } | Command::Demo | Command::Companies => {}
     }
     Ok(())
@@ -1368,8 +1512,8 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             let page = ctx.crm.list_records(actor, entity, &q).await.map_err(err)?;
             print_records(ctx, actor, entity, &page).await?;
         }
-        RecordCmd::Delete { records } => {
-            let ids = find_ids(ctx, actor, entity, &records, Lifecycle::Active).await?;
+        RecordCmd::Delete { records, select } => {
+            let ids = batch_ids(ctx, actor, entity, &records, &select).await?;
             report(
                 ctx,
                 "deleted",
@@ -1392,16 +1536,20 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                 &ctx.crm.purge_records(actor, entity, &ids).await,
             )?;
         }
-        RecordCmd::Archive { records } => {
-            let ids = find_ids(ctx, actor, entity, &records, Lifecycle::Active).await?;
+        RecordCmd::Archive { records, select } => {
+            let ids = batch_ids(ctx, actor, entity, &records, &select).await?;
             report(
                 ctx,
                 "archived",
                 &ctx.crm.archive_records(actor, entity, &ids).await,
             )?;
         }
-        RecordCmd::Transfer { records, to } => {
-            let ids = find_ids(ctx, actor, entity, &records, Lifecycle::Active).await?;
+        RecordCmd::Transfer {
+            records,
+            to,
+            select,
+        } => {
+            let ids = batch_ids(ctx, actor, entity, &records, &select).await?;
             let to = resolve_user(ctx, actor, &to).await?;
             let r = ctx
                 .crm
@@ -1411,18 +1559,27 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             report(ctx, "transferred", &r)?;
         }
         RecordCmd::Share {
-            record,
+            records,
+            select,
             with,
             access,
             until,
         } => {
-            let r = find_record(ctx, actor, entity, &record, Lifecycle::Active).await?;
             let u = resolve_user(ctx, actor, &with).await?;
             let access: ShareAccess = access.parse()?;
             let until = match until {
                 Some(t) => Some(ctx.crm.parse_datetime(&t)?),
                 None => None,
             };
+            if records.len() != 1 || select.is_set() {
+                let ids = batch_ids(ctx, actor, entity, &records, &select).await?;
+                let r = ctx
+                    .crm
+                    .share_records(actor, entity, &ids, u.id, access, until)
+                    .await;
+                return report(ctx, "shared", &r);
+            }
+            let r = find_record(ctx, actor, entity, &records[0], Lifecycle::Active).await?;
             ctx.crm
                 .share_record(actor, entity, r.id, u.id, access, until)
                 .await
@@ -1449,6 +1606,18 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                     u.display_name
                 )
             });
+        }
+        RecordCmd::Dupes { .. }
+        | RecordCmd::Merge { .. }
+        | RecordCmd::View { .. }
+        | RecordCmd::Due { .. }
+        | RecordCmd::Birthdays { .. }
+        | RecordCmd::Expiring { .. }
+        | RecordCmd::Transferred { .. } => {
+            if entity != Entity::Customer {
+                return Err(format!("this command is for customers, not {entity}"));
+            }
+            customer_extra_cmd(ctx, actor, cmd).await?;
         }
         RecordCmd::History { record } => {
             let r = find_record(ctx, actor, entity, &record, Lifecycle::Any).await?;
@@ -1943,5 +2112,963 @@ async fn demo(ctx: &Ctx) -> CliResult {
             company.name, company.code
         )
     });
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Pools, duplicates, the 360° view, lists and batches on a filter.
+// ---------------------------------------------------------------------------
+
+#[derive(Args, Clone, Default)]
+struct SelectArgs {
+    /// Act on every record you can see matching these conditions (as in
+    /// `list --where`); repeatable.
+    #[arg(long = "where", short = 'w')]
+    conditions: Vec<String>,
+    /// Act on every record you can see matching this search.
+    #[arg(long, short = 's')]
+    search: Option<String>,
+}
+
+impl SelectArgs {
+    fn is_set(&self) -> bool {
+        !self.conditions.is_empty() || self.search.is_some()
+    }
+}
+
+/// The records a batch acts on: the ids or codes given, or every visible
+/// record matching the filter.
+async fn batch_ids(
+    ctx: &Ctx,
+    actor: &Actor,
+    entity: Entity,
+    records: &[String],
+    select: &SelectArgs,
+) -> CliResult<Vec<RecordId>> {
+    if !select.is_set() {
+        return find_ids(ctx, actor, entity, records, Lifecycle::Active).await;
+    }
+    if !records.is_empty() {
+        return Err("name records or give a filter (--where/--search), not both".into());
+    }
+    let mut q = ListQuery::default();
+    for c in &select.conditions {
+        q = q.filter(Cond::parse(c)?);
+    }
+    if let Some(s) = &select.search {
+        q = q.search(s.clone());
+    }
+    let ids = ctx
+        .crm
+        .resolve_targets(actor, entity, &crm::view::Targets::Matching(q))
+        .await
+        .map_err(err)?;
+    if ids.is_empty() {
+        return Err(format!("no {entity} you can see matches the filter"));
+    }
+    Ok(ids)
+}
+
+#[derive(Subcommand)]
+enum PoolCmd {
+    /// Adds a pool (administrators).
+    Add {
+        /// Name, e.g. 华东公海.
+        name: String,
+        /// Pool admins (usernames), repeatable.
+        #[arg(long)]
+        admin: Vec<String>,
+        /// Member users (usernames), repeatable.
+        #[arg(long)]
+        member: Vec<String>,
+        /// Member departments (name or id; sub-departments included), repeatable.
+        #[arg(long)]
+        dept: Vec<String>,
+        /// Customers per claim at most.
+        #[arg(long)]
+        max_per_claim: Option<u32>,
+        /// Claims per user per day at most.
+        #[arg(long)]
+        max_daily: Option<u32>,
+        /// Customers a user may hold at most.
+        #[arg(long)]
+        cap: Option<u32>,
+        /// Customers a department may hold at most.
+        #[arg(long)]
+        dept_cap: Option<u32>,
+        /// Closed-deal customers count toward the caps.
+        #[arg(long)]
+        deals_count: bool,
+        /// Days before a former owner may claim a customer back.
+        #[arg(long, default_value_t = 0)]
+        cooldown: u32,
+        /// Days before recycling that owners are warned.
+        #[arg(long, default_value_t = 0)]
+        warn: u32,
+    },
+    /// Lists the pools you belong to.
+    List,
+    /// Shows a pool with its rules and how many customers it holds.
+    Show {
+        /// Pool name or id.
+        pool: String,
+    },
+    /// Adds a recycling rule: `pool rule 华东公海 --kind no_follow_up --days 30 --level A=60`.
+    Rule {
+        /// Pool name or id.
+        pool: String,
+        /// no_follow_up, no_opportunity or no_deal.
+        #[arg(long)]
+        kind: String,
+        /// N days (for levels without their own).
+        #[arg(long, default_value_t = 0)]
+        days: u32,
+        /// `LEVEL=DAYS`, repeatable.
+        #[arg(long)]
+        level: Vec<String>,
+        /// Closed-deal customers are exempt.
+        #[arg(long)]
+        exempt_deals: bool,
+        /// Customers with an open opportunity are exempt.
+        #[arg(long)]
+        exempt_open: bool,
+    },
+    /// Lists the customers in a pool's public (or invalid) area.
+    Customers {
+        /// Pool name or id.
+        pool: String,
+        /// The invalid area instead (pool admins).
+        #[arg(long)]
+        invalid: bool,
+        /// Fuzzy search.
+        #[arg(long, short = 's')]
+        search: Option<String>,
+        /// Page number.
+        #[arg(long, default_value_t = 1)]
+        page: u64,
+    },
+    /// Claims customers from the public pool (领取).
+    Claim {
+        /// Ids or codes.
+        #[arg(required = true)]
+        records: Vec<String>,
+    },
+    /// Releases customers to the pool (退回) with a reason.
+    Release {
+        /// Ids or codes.
+        records: Vec<String>,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// The pool (default: the one it came from or its owner's).
+        #[arg(long)]
+        to: Option<String>,
+        /// Or every customer you can see matching a filter.
+        #[command(flatten)]
+        select: SelectArgs,
+    },
+    /// Assigns pool customers to a user (分配; pool admins).
+    Assign {
+        /// Ids or codes.
+        #[arg(required = true)]
+        records: Vec<String>,
+        /// The user (username).
+        #[arg(long)]
+        to: String,
+    },
+    /// Moves customers into a pool's public or invalid area.
+    Move {
+        /// Ids or codes.
+        records: Vec<String>,
+        /// The pool.
+        #[arg(long)]
+        to: String,
+        /// To the invalid area (无效客户库).
+        #[arg(long)]
+        invalid: bool,
+        /// Why.
+        #[arg(long)]
+        reason: String,
+        /// Or every customer you can see matching a filter.
+        #[command(flatten)]
+        select: SelectArgs,
+    },
+    /// Creates customers straight into a pool: `--row 'name=…,phone=…'`, repeatable.
+    Import {
+        /// Pool name or id.
+        pool: String,
+        /// One customer as comma-separated `field=value` pairs.
+        #[arg(long, required = true)]
+        row: Vec<String>,
+    },
+    /// Runs the recycling rules (回收); `--dry-run --at DATE` explains instead.
+    Sweep {
+        /// Change nothing; show what would happen and why.
+        #[arg(long)]
+        dry_run: bool,
+        /// For a dry run: evaluate at this date or time.
+        #[arg(long)]
+        at: Option<String>,
+        /// Only this pool.
+        #[arg(long)]
+        pool: Option<String>,
+    },
+    /// Explains rule by rule whether and when a customer would be recycled.
+    Explain {
+        /// Id or code.
+        record: String,
+        /// Evaluate at this date or time.
+        #[arg(long)]
+        at: Option<String>,
+    },
+    /// Shows every move of a customer between places.
+    History {
+        /// Id or code.
+        record: String,
+    },
+    /// Locks customers against recycling (managers); `--unlock` undoes it.
+    Lock {
+        /// Ids or codes.
+        #[arg(required = true)]
+        records: Vec<String>,
+        /// Unlock instead.
+        #[arg(long)]
+        unlock: bool,
+    },
+    /// Marks a customer closed-deal (成交).
+    Deal {
+        /// Id or code.
+        record: String,
+        /// When (default now).
+        #[arg(long)]
+        at: Option<String>,
+    },
+}
+
+/// A customer id by id or code, whether or not the actor can see it (pool
+/// customers have no owner); the engine checks the permissions.
+async fn customer_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<RecordId> {
+    use crm::store::{CmpOp, Col, Filter, Lifecycle as L, Select};
+    if let Ok(id) = key.parse::<RecordId>() {
+        return Ok(id);
+    }
+    let mut sel = Select::all(
+        crm::schema::Table::Customers,
+        actor.company_id.0,
+        ctx.crm.now(),
+    );
+    sel.lifecycle = L::Any;
+    sel.filter = Filter::And(vec![
+        Filter::Cmp(Col::Column("code"), CmpOp::Eq, key.trim().into()),
+        Filter::IsNull(Col::Column("deleted_at")),
+    ]);
+    let rows = ctx.crm.store().select(&sel).await.map_err(err)?.rows;
+    rows.first()
+        .map(|r| RecordId(r.id()))
+        .ok_or_else(|| format!("customer {key} not found"))
+}
+
+async fn customer_ids(ctx: &Ctx, actor: &Actor, keys: &[String]) -> CliResult<Vec<RecordId>> {
+    let mut out = Vec::new();
+    for k in keys {
+        out.push(customer_id(ctx, actor, k).await?);
+    }
+    Ok(out)
+}
+
+fn local(ctx: &Ctx, t: DateTime<Utc>) -> String {
+    t.with_timezone(&ctx.crm.config().utc_offset)
+        .format("%Y-%m-%d %H:%M")
+        .to_string()
+}
+
+async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
+    use crm::pool::{Place, PoolLimits, PoolSpec, RuleSpec, SweepOptions};
+    match cmd {
+        PoolCmd::Add {
+            name,
+            admin,
+            member,
+            dept,
+            max_per_claim,
+            max_daily,
+            cap,
+            dept_cap,
+            deals_count,
+            cooldown,
+            warn,
+        } => {
+            let mut spec = PoolSpec {
+                name,
+                limits: PoolLimits {
+                    max_per_claim,
+                    max_claims_per_day: max_daily,
+                    max_owned_per_user: cap,
+                    max_owned_per_department: dept_cap,
+                    deals_count_toward_cap: deals_count,
+                    reclaim_cooldown_days: cooldown,
+                    warn_days: warn,
+                },
+                ..PoolSpec::default()
+            };
+            for u in admin {
+                spec.admins.push(resolve_user(ctx, actor, &u).await?.id);
+            }
+            for u in member {
+                spec.member_users
+                    .push(resolve_user(ctx, actor, &u).await?.id);
+            }
+            for d in dept {
+                spec.member_departments
+                    .push(ctx.crm.resolve_department(actor, &d).await.map_err(err)?.id);
+            }
+            let p = ctx.crm.create_pool(actor, spec).await.map_err(err)?;
+            ctx.print(json!(p), || format!("added pool {}", p.name));
+        }
+        PoolCmd::List => {
+            let pools = ctx.crm.list_pools(actor).await.map_err(err)?;
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let name = users_by_id(&users);
+            let rows = pools
+                .iter()
+                .map(|p| {
+                    vec![
+                        p.name.clone(),
+                        p.admins
+                            .iter()
+                            .map(|u| name(Some(*u)))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                        format!(
+                            "{}{}",
+                            p.member_users
+                                .iter()
+                                .map(|u| name(Some(*u)))
+                                .collect::<Vec<_>>()
+                                .join(","),
+                            if p.member_departments.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" +{} 部门", p.member_departments.len())
+                            }
+                        ),
+                        serde_json::to_string(&p.limits).unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            ctx.table(json!(pools), &["公海", "管理员", "成员", "规则限制"], rows);
+        }
+        PoolCmd::Show { pool } => {
+            let p = ctx.crm.resolve_pool(actor, &pool).await.map_err(err)?;
+            let rules = ctx.crm.recycle_rules(actor, p.id).await.map_err(err)?;
+            let counts = ctx.crm.pool_counts(actor, p.id).await.map_err(err)?;
+            ctx.print(json!({"pool": p, "rules": rules, "counts": counts}), || {
+                let mut lines = vec![
+                    format!("{} ({})", p.name, p.id),
+                    format!(
+                        "  公海 {} · 无效 {}",
+                        counts.get(&Place::Public).copied().unwrap_or(0),
+                        counts.get(&Place::Invalid).copied().unwrap_or(0)
+                    ),
+                    format!(
+                        "  limits: {}",
+                        serde_json::to_string(&p.limits).unwrap_or_default()
+                    ),
+                ];
+                for r in &rules {
+                    lines.push(format!(
+                        "  rule {}: {}{}",
+                        r.id,
+                        r.describe(),
+                        if r.spec.enabled { "" } else { " (off)" }
+                    ));
+                }
+                lines.join("\n")
+            });
+        }
+        PoolCmd::Rule {
+            pool,
+            kind,
+            days,
+            level,
+            exempt_deals,
+            exempt_open,
+        } => {
+            let p = ctx.crm.resolve_pool(actor, &pool).await.map_err(err)?;
+            let mut spec = RuleSpec::new(kind.parse()?, days);
+            for l in level {
+                let (k, v) = l
+                    .split_once('=')
+                    .ok_or_else(|| format!("'{l}' must look like LEVEL=DAYS"))?;
+                let n: u32 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("'{v}' is not a number of days"))?;
+                spec.level_days.insert(k.trim().to_string(), n);
+            }
+            spec.exempt_deals = exempt_deals;
+            spec.exempt_open_opportunities = exempt_open;
+            let r = ctx
+                .crm
+                .add_recycle_rule(actor, p.id, spec)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(r), || {
+                format!("pool {}: rule {} added ({})", p.name, r.id, r.describe())
+            });
+        }
+        PoolCmd::Customers {
+            pool,
+            invalid,
+            search,
+            page,
+        } => {
+            let p = ctx.crm.resolve_pool(actor, &pool).await.map_err(err)?;
+            let mut q = ListQuery::default()
+                .page(PageRequest::Offset { page, per_page: 20 })
+                .with_total();
+            if let Some(s) = search {
+                q = q.search(s);
+            }
+            let place = if invalid {
+                Place::Invalid
+            } else {
+                Place::Public
+            };
+            let page = ctx
+                .crm
+                .pool_customers(actor, p.id, place, &q)
+                .await
+                .map_err(err)?;
+            print_records(ctx, actor, Entity::Customer, &page).await?;
+        }
+        PoolCmd::Claim { records } => {
+            let ids = customer_ids(ctx, actor, &records).await?;
+            let r = ctx.crm.claim(actor, &ids).await.map_err(err)?;
+            report(ctx, "claimed", &r)?;
+        }
+        PoolCmd::Release {
+            records,
+            reason,
+            to,
+            select,
+        } => {
+            let ids = if select.is_set() {
+                batch_ids(ctx, actor, Entity::Customer, &records, &select).await?
+            } else {
+                customer_ids(ctx, actor, &records).await?
+            };
+            let to = match to {
+                Some(t) => Some(ctx.crm.resolve_pool(actor, &t).await.map_err(err)?.id),
+                None => None,
+            };
+            let r = ctx
+                .crm
+                .release(actor, &ids, &reason, to)
+                .await
+                .map_err(err)?;
+            report(ctx, "released", &r)?;
+        }
+        PoolCmd::Assign { records, to } => {
+            let ids = customer_ids(ctx, actor, &records).await?;
+            let u = resolve_user(ctx, actor, &to).await?;
+            let r = ctx.crm.assign(actor, &ids, u.id).await.map_err(err)?;
+            report(ctx, "assigned", &r)?;
+        }
+        PoolCmd::Move {
+            records,
+            to,
+            invalid,
+            reason,
+            select,
+        } => {
+            let ids = if select.is_set() {
+                batch_ids(ctx, actor, Entity::Customer, &records, &select).await?
+            } else {
+                customer_ids(ctx, actor, &records).await?
+            };
+            let p = ctx.crm.resolve_pool(actor, &to).await.map_err(err)?;
+            let place = if invalid {
+                Place::Invalid
+            } else {
+                Place::Public
+            };
+            let r = ctx
+                .crm
+                .move_to_pool(actor, &ids, p.id, place, &reason)
+                .await
+                .map_err(err)?;
+            report(ctx, "moved", &r)?;
+        }
+        PoolCmd::Import { pool, row } => {
+            let p = ctx.crm.resolve_pool(actor, &pool).await.map_err(err)?;
+            let inputs = row
+                .iter()
+                .map(|r| parse_pairs(&r.split(',').map(str::to_string).collect::<Vec<_>>()))
+                .collect::<CliResult<Vec<_>>>()?;
+            let ids = ctx
+                .crm
+                .import_into_pool(actor, p.id, inputs)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(ids), || {
+                format!("{} customers imported into pool {}", ids.len(), p.name)
+            });
+        }
+        PoolCmd::Sweep { dry_run, at, pool } => {
+            let at = match at {
+                Some(t) => Some(ctx.crm.parse_datetime(&t)?),
+                None => None,
+            };
+            let pool = match pool {
+                Some(p) => Some(ctx.crm.resolve_pool(actor, &p).await.map_err(err)?.id),
+                None => None,
+            };
+            let s = ctx
+                .crm
+                .sweep(actor, &SweepOptions { dry_run, at, pool })
+                .await
+                .map_err(err)?;
+            if ctx.json {
+                ctx.print(json!(s), String::new);
+                return Ok(());
+            }
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let name = users_by_id(&users);
+            let (gone, warned) = if s.dry_run {
+                ("would recycle", "due soon")
+            } else {
+                ("recycled", "warned")
+            };
+            let mut rows = Vec::new();
+            for (what, items) in [
+                (gone, &s.recycled),
+                (warned, &s.warned),
+                ("due soon", &s.upcoming),
+            ] {
+                for i in items {
+                    rows.push(vec![
+                        what.to_string(),
+                        i.code.clone().unwrap_or_default(),
+                        i.name.clone(),
+                        name(i.owner_id),
+                        i.pool.clone(),
+                        i.rule.clone(),
+                        local(ctx, i.due_at),
+                        i.why.clone(),
+                    ]);
+                }
+            }
+            println!(
+                "{} at {}: {} {}, {} {}{}",
+                if s.dry_run { "dry run" } else { "sweep" },
+                local(ctx, s.at),
+                s.recycled.len(),
+                gone,
+                s.warned.len() + s.upcoming.len(),
+                warned,
+                if s.refused.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {} refused", s.refused.len())
+                }
+            );
+            if !rows.is_empty() {
+                ctx.table(
+                    Json::Null,
+                    &[
+                        "",
+                        "编号",
+                        "客户名称",
+                        "负责人",
+                        "公海",
+                        "规则",
+                        "到期",
+                        "原因",
+                    ],
+                    rows,
+                );
+            }
+            for (id, why) in &s.refused {
+                println!("  refused {id}: {why}");
+            }
+        }
+        PoolCmd::Explain { record, at } => {
+            let id = customer_id(ctx, actor, &record).await?;
+            let at = match at {
+                Some(t) => Some(ctx.crm.parse_datetime(&t)?),
+                None => None,
+            };
+            let e = ctx
+                .crm
+                .explain_recycling(actor, id, at)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(e), || {
+                let mut lines = vec![format!("{} at {}: {}", record, local(ctx, e.at), e.summary)];
+                for o in &e.outcomes {
+                    lines.push(format!(
+                        "  {:?}: {}{} — {}",
+                        o.status,
+                        o.rule,
+                        o.due_at
+                            .map(|d| format!(", due {}", local(ctx, d)))
+                            .unwrap_or_default(),
+                        o.why
+                    ));
+                }
+                lines.join("\n")
+            });
+        }
+        PoolCmd::History { record } => {
+            let id = customer_id(ctx, actor, &record).await?;
+            let h = ctx.crm.pool_history(actor, id).await.map_err(err)?;
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let name = users_by_id(&users);
+            let rows = h
+                .iter()
+                .map(|m| {
+                    vec![
+                        local(ctx, m.at),
+                        m.action.clone(),
+                        format!(
+                            "{} → {}",
+                            m.from.map(|p| p.name_zh()).unwrap_or("新建"),
+                            m.to.name_zh()
+                        ),
+                        format!("{} → {}", name(m.from_owner), name(m.to_owner)),
+                        m.actor_id
+                            .map(|a| name(Some(a)))
+                            .unwrap_or_else(|| "系统回收".into()),
+                        m.reason.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            ctx.table(
+                json!(h),
+                &["时间", "操作", "去向", "负责人", "操作人", "原因"],
+                rows,
+            );
+        }
+        PoolCmd::Lock { records, unlock } => {
+            let ids = customer_ids(ctx, actor, &records).await?;
+            let r = ctx.crm.set_locked(actor, &ids, !unlock).await;
+            report(ctx, if unlock { "unlocked" } else { "locked" }, &r)?;
+        }
+        PoolCmd::Deal { record, at } => {
+            let id = customer_id(ctx, actor, &record).await?;
+            let at = match at {
+                Some(t) => Some(ctx.crm.parse_datetime(&t)?),
+                None => None,
+            };
+            ctx.crm.mark_deal(actor, id, at).await.map_err(err)?;
+            ctx.print(json!({"ok": true}), || {
+                format!("{record} marked closed-deal (成交)")
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResult {
+    use crm::dedupe::{DuplicateQuery, MergeSpec};
+    match cmd {
+        RecordCmd::Dupes {
+            field,
+            check,
+            of,
+            rules,
+            set,
+            rebuild,
+            after,
+            limit,
+        } => {
+            for s in &set {
+                let (f, m) = s
+                    .split_once('=')
+                    .ok_or_else(|| format!("'{s}' must look like field=block|warn|off"))?;
+                ctx.crm
+                    .set_dedupe_rule(actor, f, m.parse()?)
+                    .await
+                    .map_err(err)?;
+            }
+            if rebuild {
+                let st = ctx.crm.rebuild_duplicate_keys(actor).await.map_err(err)?;
+                ctx.print(json!(st), || {
+                    format!(
+                        "{} customers: {} keys added, {} removed, {} flags changed",
+                        st.customers, st.added, st.removed, st.flagged
+                    )
+                });
+                return Ok(());
+            }
+            if rules || !set.is_empty() {
+                let r = ctx.crm.dedupe_rules(actor).await.map_err(err)?;
+                let rows = r
+                    .iter()
+                    .map(|x| vec![x.field.clone(), x.mode.to_string()])
+                    .collect();
+                ctx.table(json!(r), &["字段", "处理"], rows);
+                return Ok(());
+            }
+            let matches = if !check.is_empty() {
+                Some(
+                    ctx.crm
+                        .find_duplicates(actor, &parse_pairs(&check)?)
+                        .await
+                        .map_err(err)?,
+                )
+            } else if let Some(key) = of {
+                let r = find_record(ctx, actor, Entity::Customer, &key, Lifecycle::Any).await?;
+                Some(ctx.crm.duplicates_of(actor, r.id).await.map_err(err)?)
+            } else {
+                None
+            };
+            if let Some(m) = matches {
+                let rows = m
+                    .iter()
+                    .map(|x| {
+                        vec![
+                            x.field.clone(),
+                            x.value.clone(),
+                            x.mode.to_string(),
+                            x.code.clone().unwrap_or_else(|| "(hidden)".into()),
+                            x.name.clone().unwrap_or_default(),
+                            x.owner.clone(),
+                        ]
+                    })
+                    .collect();
+                ctx.table(
+                    json!(m),
+                    &["字段", "值", "处理", "编号", "客户名称", "负责人"],
+                    rows,
+                );
+                return Ok(());
+            }
+            let rep = ctx
+                .crm
+                .duplicate_report(
+                    actor,
+                    &DuplicateQuery {
+                        fields: field,
+                        after,
+                        limit,
+                    },
+                )
+                .await
+                .map_err(err)?;
+            if ctx.json {
+                ctx.print(json!(rep), String::new);
+                return Ok(());
+            }
+            let mut rows = Vec::new();
+            for g in &rep.groups {
+                rows.push(vec![
+                    g.reason.clone(),
+                    g.mode.to_string(),
+                    g.members
+                        .iter()
+                        .map(|m| format!("{} {}", m.code.clone().unwrap_or_default(), m.name))
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                    if g.hidden > 0 {
+                        format!("+{} hidden", g.hidden)
+                    } else {
+                        String::new()
+                    },
+                ]);
+            }
+            println!("{} duplicate groups", rep.groups.len());
+            if !rows.is_empty() {
+                ctx.table(Json::Null, &["原因", "处理", "客户", ""], rows);
+            }
+            if let Some(n) = rep.next {
+                println!("more: --after '{n}'");
+            }
+        }
+        RecordCmd::Merge {
+            survivor,
+            others,
+            take,
+        } => {
+            let s = find_record(ctx, actor, Entity::Customer, &survivor, Lifecycle::Active).await?;
+            let others = find_ids(ctx, actor, Entity::Customer, &others, Lifecycle::Active).await?;
+            let mut chosen = std::collections::BTreeMap::new();
+            for t in take {
+                let (f, c) = t
+                    .split_once('=')
+                    .ok_or_else(|| format!("'{t}' must look like field=CODE"))?;
+                let r = find_record(ctx, actor, Entity::Customer, c, Lifecycle::Active).await?;
+                chosen.insert(f.trim().to_string(), r.id);
+            }
+            let r = ctx
+                .crm
+                .merge_customers(
+                    actor,
+                    &MergeSpec {
+                        survivor: s.id,
+                        others: others.clone(),
+                        take: chosen,
+                    },
+                )
+                .await
+                .map_err(err)?;
+            ctx.print(json!(r), || {
+                format!(
+                    "merged {} customers into {} {}",
+                    others.len(),
+                    r.code.clone().unwrap_or_default(),
+                    r.text("name").unwrap_or_default()
+                )
+            });
+        }
+        RecordCmd::View { record } => {
+            let id = customer_id(ctx, actor, &record).await?;
+            let v = ctx.crm.customer_view(actor, id).await.map_err(err)?;
+            if ctx.json {
+                ctx.print(json!(v), String::new);
+                return Ok(());
+            }
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            print_record(ctx, Entity::Customer, &v.customer, &users);
+            let name = users_by_id(&users);
+            println!(
+                "place: {}{}{}",
+                v.place.place_zh,
+                v.place
+                    .pool
+                    .as_ref()
+                    .map(|(_, n)| format!(" · pool {n}"))
+                    .unwrap_or_default(),
+                if v.place.locked { " · locked" } else { "" }
+            );
+            if let Some(r) = &v.recycling {
+                println!("recycling: {}", r.summary);
+            }
+            println!("contacts ({}):", v.contacts.total);
+            for c in &v.contacts.items {
+                println!(
+                    "  {} {} {} {}",
+                    c.code.clone().unwrap_or_default(),
+                    c.text("name").unwrap_or_default(),
+                    c.text("title").unwrap_or_default(),
+                    c.text("mobile").unwrap_or_default()
+                );
+            }
+            println!("follow-ups ({}):", v.follow_ups.total);
+            for f in &v.follow_ups.items {
+                println!(
+                    "  {} {} {}",
+                    cell(f.fields.get("occurred_at"))
+                        .chars()
+                        .take(16)
+                        .collect::<String>()
+                        .replace('T', " "),
+                    f.text("channel").unwrap_or_default(),
+                    f.text("content").unwrap_or_default()
+                );
+            }
+            for (table, sec) in &v.sections {
+                println!("{} ({table}): {}", sec.title, sec.total);
+            }
+            if !v.attachments.is_empty() {
+                println!("attachments: {}", v.attachments.len());
+            }
+            for d in &v.possible_duplicates {
+                println!(
+                    "possible duplicate by {} {}: {} ({})",
+                    d.field,
+                    d.value,
+                    d.code.clone().unwrap_or_else(|| "hidden".into()),
+                    d.owner
+                );
+            }
+            for m in &v.pool_history {
+                println!(
+                    "  {} {} {} → {} by {}{}",
+                    local(ctx, m.at),
+                    m.action,
+                    name(m.from_owner),
+                    name(m.to_owner),
+                    m.actor_id
+                        .map(|a| name(Some(a)))
+                        .unwrap_or_else(|| "系统".into()),
+                    m.reason
+                        .as_ref()
+                        .map(|r| format!(": {r}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        RecordCmd::Due { overdue } => {
+            let page = PageRequest::Offset {
+                page: 1,
+                per_page: 100,
+            };
+            let p = if overdue {
+                ctx.crm.follow_ups_overdue(actor, page).await
+            } else {
+                ctx.crm.follow_ups_due_today(actor, page).await
+            }
+            .map_err(err)?;
+            print_records(ctx, actor, Entity::Customer, &p).await?;
+        }
+        RecordCmd::Birthdays { days } => {
+            let b = ctx.crm.upcoming_birthdays(actor, days).await.map_err(err)?;
+            let rows = b
+                .iter()
+                .map(|x| {
+                    vec![
+                        x.date.to_string(),
+                        x.in_days.to_string(),
+                        x.contact.text("name").unwrap_or_default().to_string(),
+                        x.contact.text("title").unwrap_or_default().to_string(),
+                        x.contact.text("mobile").unwrap_or_default().to_string(),
+                    ]
+                })
+                .collect();
+            ctx.table(json!(b), &["生日", "天后", "姓名", "职务", "手机"], rows);
+        }
+        RecordCmd::Expiring { days } => {
+            let items = ctx
+                .crm
+                .about_to_be_recycled(actor, days)
+                .await
+                .map_err(err)?;
+            let rows = items
+                .iter()
+                .map(|i| {
+                    vec![
+                        i.code.clone().unwrap_or_default(),
+                        i.name.clone(),
+                        local(ctx, i.due_at),
+                        i.rule.clone(),
+                        i.why.clone(),
+                    ]
+                })
+                .collect();
+            ctx.table(
+                json!(items),
+                &["编号", "客户名称", "回收时间", "规则", "原因"],
+                rows,
+            );
+        }
+        RecordCmd::Transferred { days } => {
+            let p = ctx
+                .crm
+                .recently_transferred_to_me(
+                    actor,
+                    days,
+                    PageRequest::Offset {
+                        page: 1,
+                        per_page: 100,
+                    },
+                )
+                .await
+                .map_err(err)?;
+            print_records(ctx, actor, Entity::Customer, &p).await?;
+        }
+        _ => {}
+    }
     Ok(())
 }

@@ -248,3 +248,144 @@ fn cli_walkthrough_on_postgres() {
         store.drop_schema().await.expect("drop schema");
     });
 }
+
+/// Pools, the sweep's dry run with its explanation, duplicates, merge, the
+/// 360° view and a batch on a filter, from the terminal.
+#[test]
+fn cli_pools_and_duplicates_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("crm-cli-pools-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db_path = dir.join("pools.db");
+    let _ = std::fs::remove_file(&db_path);
+    let db = db_path.to_str().expect("path");
+    ok(db, &["demo"]);
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&ok(db, &all)).expect("json")
+    };
+    ok(
+        db,
+        &[
+            "pool",
+            "add",
+            "华北公海",
+            "--admin",
+            "chenjing",
+            "--dept",
+            "华北大区",
+            "--cooldown",
+            "7",
+            "--warn",
+            "3",
+        ],
+    );
+    ok(
+        db,
+        &[
+            "pool",
+            "rule",
+            "华北公海",
+            "--kind",
+            "no_follow_up",
+            "--days",
+            "10",
+            "--level",
+            "A=20",
+        ],
+    );
+    // The dry run explains per customer which rule fires and when.
+    let at = (chrono::Utc::now() + chrono::Duration::days(40))
+        .format("%Y-%m-%d")
+        .to_string();
+    let dry = ok(db, &["pool", "sweep", "--dry-run", "--at", &at]);
+    assert!(dry.contains("would recycle"), "{dry}");
+    assert!(dry.contains("no follow-up for 10 days"), "{dry}");
+    let dry = json(&["pool", "sweep", "--dry-run", "--at", &at]);
+    assert_eq!(dry["dry_run"], true);
+    assert!(
+        dry["recycled"].as_array().map(Vec::len).unwrap_or(0) >= 6,
+        "{dry}"
+    );
+    assert_eq!(json(&["--as", "zhangwei", "customer", "list"])["total"], 3);
+    let mine = json(&["--as", "zhangwei", "customer", "list"]);
+    let first = mine["items"][0]["code"].as_str().expect("code").to_string();
+    let why = ok(db, &["pool", "explain", &first, "--at", &at]);
+    assert!(why.contains("fires"), "{why}");
+    // Import into the pool, claim, release with a reason, cooldown.
+    ok(
+        db,
+        &[
+            "pool",
+            "import",
+            "华北公海",
+            "--row",
+            "name=命令行公海有限公司,phone=010-88886666",
+        ],
+    );
+    let pool = json(&["--as", "zhangwei", "pool", "customers", "华北公海"]);
+    let code = pool["items"][0]["code"].as_str().expect("code").to_string();
+    ok(db, &["--as", "zhangwei", "pool", "claim", &code]);
+    ok(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "pool",
+            "release",
+            &code,
+            "--reason",
+            "暂无需求",
+        ],
+    );
+    assert!(
+        fails(db, &["--as", "zhangwei", "pool", "claim", &code]).contains("nothing was claimed")
+    );
+    let history = ok(db, &["pool", "history", &code]);
+    assert!(history.contains("暂无需求"), "{history}");
+    // Duplicates: a phone shared with a demo customer is reported, then merged.
+    let added = json(&[
+        "--as",
+        "zhangwei",
+        "customer",
+        "add",
+        "name=华信智联北京分部",
+        "phone=010-62345678",
+    ]);
+    let dup = added["code"].as_str().expect("code").to_string();
+    let report = ok(db, &["customer", "dupes"]);
+    assert!(report.contains("same phone"), "{report}");
+    let hx = json(&["customer", "list", "-w", "name=北京华信智联科技有限公司"]);
+    let hx = hx["items"][0]["code"].as_str().expect("code").to_string();
+    let merged = ok(
+        db,
+        &[
+            "customer",
+            "merge",
+            &hx,
+            &dup,
+            "--take",
+            &format!("name={hx}"),
+        ],
+    );
+    assert!(merged.contains("merged 1 customers"), "{merged}");
+    assert!(ok(db, &["customer", "dupes"]).contains("0 duplicate groups"));
+    let view = ok(db, &["customer", "view", &hx]);
+    assert!(view.contains("contacts (2)"), "{view}");
+    // A batch on a filter, reported per record.
+    let moved = ok(
+        db,
+        &[
+            "--as",
+            "chenjing",
+            "customer",
+            "transfer",
+            "--where",
+            "city=北京",
+            "--to",
+            "wangfang",
+        ],
+    );
+    assert!(moved.contains("transferred: 1 done"), "{moved}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -243,7 +243,13 @@ impl CustomFieldDef {
                         out.push(o);
                     }
                 }
-                Ok(Json::Array(out.into_iter().map(Json::String).collect()))
+                // Stored as `,a,b,` so that "has option a" is a plain text
+                // match on every backend; shown as a list.
+                Ok(if out.is_empty() {
+                    Json::Null
+                } else {
+                    Json::String(format!(",{},", out.join(",")))
+                })
             }
             CustomFieldType::User => Ok(Json::String(text)),
             CustomFieldType::Boolean => match text.to_lowercase().as_str() {
@@ -316,6 +322,9 @@ impl Crm {
             input.field_type,
             CustomFieldType::Select | CustomFieldType::MultiSelect
         );
+        if input.options.iter().any(|o| o.contains(',')) {
+            errors.push("options", "options cannot contain commas");
+        }
         if needs_options && input.options.iter().all(|o| o.trim().is_empty()) {
             errors.push(
                 "options",

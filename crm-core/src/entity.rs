@@ -26,11 +26,21 @@ pub enum Entity {
     UserGroup,
     /// Custom field definitions and option lists (自定义字段).
     CustomField,
+    /// Approval flows and approvals (审批流).
+    ApprovalFlow,
+    /// Products and product categories (产品).
+    Product,
+    /// Sales opportunities (销售机会).
+    Opportunity,
+    /// Quotes (报价).
+    Quote,
+    /// Contracts and orders, with their payments and invoices (合同).
+    Contract,
 }
 
 impl Entity {
     /// Every entity.
-    pub const ALL: [Entity; 8] = [
+    pub const ALL: [Entity; 13] = [
         Entity::Customer,
         Entity::Contact,
         Entity::FollowUp,
@@ -39,6 +49,11 @@ impl Entity {
         Entity::Role,
         Entity::UserGroup,
         Entity::CustomField,
+        Entity::ApprovalFlow,
+        Entity::Product,
+        Entity::Opportunity,
+        Entity::Quote,
+        Entity::Contract,
     ];
 
     /// The business entities: owned records with scopes, sharing, custom fields.
@@ -55,6 +70,11 @@ impl Entity {
             Entity::Role => "role",
             Entity::UserGroup => "user_group",
             Entity::CustomField => "custom_field",
+            Entity::ApprovalFlow => "approval_flow",
+            Entity::Product => "product",
+            Entity::Opportunity => "opportunity",
+            Entity::Quote => "quote",
+            Entity::Contract => "contract",
         }
     }
 
@@ -69,6 +89,11 @@ impl Entity {
             Entity::Role => "角色",
             Entity::UserGroup => "用户组",
             Entity::CustomField => "自定义字段",
+            Entity::ApprovalFlow => "审批流",
+            Entity::Product => "产品",
+            Entity::Opportunity => "销售机会",
+            Entity::Quote => "报价",
+            Entity::Contract => "合同",
         }
     }
 
@@ -83,6 +108,11 @@ impl Entity {
             Entity::Role => Table::Roles,
             Entity::UserGroup => Table::UserGroups,
             Entity::CustomField => Table::CustomFields,
+            Entity::ApprovalFlow => Table::ApprovalFlows,
+            Entity::Product => Table::Products,
+            Entity::Opportunity => Table::Opportunities,
+            Entity::Quote => Table::Quotes,
+            Entity::Contract => Table::Contracts,
         }
     }
 
@@ -102,6 +132,9 @@ impl Entity {
             Entity::Customer => Some("KH"),
             Entity::Contact => Some("LXR"),
             Entity::FollowUp => Some("GJ"),
+            Entity::Opportunity => Some("JH"),
+            Entity::Quote => Some("BJ"),
+            Entity::Contract => Some("HT"),
             _ => None,
         }
     }
@@ -273,6 +306,13 @@ const fn alias(mut d: FieldDef, aliases: &'static [&'static str]) -> FieldDef {
     d
 }
 
+/// Where a customer is (see `pool::Place`).
+pub const CUSTOMER_PLACES: &[(&str, &str)] = &[
+    ("private", "潜在客户库"),
+    ("deal", "成交客户库"),
+    ("public", "公海"),
+    ("invalid", "无效客户库"),
+];
 /// Customer kinds.
 pub const CUSTOMER_KINDS: &[(&str, &str)] =
     &[("enterprise", "企业客户"), ("individual", "个人客户")];
@@ -386,6 +426,28 @@ const CUSTOMER_FIELDS: &[FieldDef] = &[
     )),
     alias(f("notes", "备注", "Notes", K::Text(2000)), &["描述"]),
     f("attachments", "附件", "Attachments", K::Attachments),
+    // Kept by the pool operations (pool.rs); shown, filtered and sorted, not
+    // written through the record path.
+    ro(alias(
+        f("place", "客户池状态", "Place", K::Enum(CUSTOMER_PLACES)),
+        &["客户库"],
+    )),
+    ro(f("pool_id", "所属公海", "Pool", K::Text(36))),
+    ro(f("owned_since", "领取时间", "Held since", K::DateTime)),
+    ro(f("locked", "锁定", "Locked", K::Text(5))),
+    ro(f("closed_at", "成交时间", "Deal closed", K::DateTime)),
+    ro(f(
+        "last_opportunity_at",
+        "最近商机时间",
+        "Last opportunity",
+        K::DateTime,
+    )),
+    ro(f(
+        "open_opportunities",
+        "进行中商机数",
+        "Open opportunities",
+        K::Text(20),
+    )),
 ];
 
 const CONTACT_FIELDS: &[FieldDef] = &[

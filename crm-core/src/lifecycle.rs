@@ -204,6 +204,7 @@ impl Crm {
             format!("{entity}.{}", step.event()),
             serde_json::json!({ "code": code }),
         ));
+        self.index_customer_keys(&mut cs).await?;
         self.apply(cs).await
     }
 
@@ -317,6 +318,7 @@ impl Crm {
             values: values.clone(),
         });
         if entity == Entity::Customer {
+            self.transfer_pool_ops(actor, &row, to.id.0, &mut cs);
             // The customer's contacts follow their customer.
             let mut sel = Select::all(Table::Contacts, actor.company_id.0, now);
             sel.filter = Filter::Cmp(Col::Column("customer_id"), CmpOp::Eq, Value::Id(id.0));

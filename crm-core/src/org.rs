@@ -401,7 +401,7 @@ impl Crm {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn user_values(
+    pub(crate) fn user_values(
         &self,
         username: &str,
         display_name: &str,

@@ -156,7 +156,7 @@ impl Crm {
     }
 }
 
-fn json_text(v: &Json) -> Option<String> {
+pub(crate) fn json_text(v: &Json) -> Option<String> {
     match v {
         Json::Null => None,
         Json::String(s) => {
@@ -200,19 +200,43 @@ fn tags_from_column(v: &Value) -> Json {
     }
 }
 
+/// What [`Crm::prepare`] yields: column values to set, custom values to
+/// merge, and the owner named in the input.
+pub(crate) type Prepared = (
+    BTreeMap<&'static str, Value>,
+    BTreeMap<String, Json>,
+    Option<UserId>,
+);
+
+/// Values resolved once for many inputs (bulk imports), consulted by
+/// [`Crm::prepare_with`] before the store.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Lookups {
+    /// Options of built-in choice fields, by field API name.
+    pub(crate) picklists: std::collections::HashMap<&'static str, Vec<String>>,
+    /// The company's users by id and by username; `None` reads the store.
+    pub(crate) users: Option<std::collections::HashMap<String, crate::org::User>>,
+    /// Referenced records by entity and the key given (id or code).
+    pub(crate) refs: std::collections::HashMap<(Entity, String), Uuid>,
+}
+
 /// One input field resolved to where it goes.
-enum Target {
+pub(crate) enum Target {
     Builtin(&'static FieldDef),
     Custom(CustomFieldDef),
     Owner,
 }
 
-fn field_label(def: &FieldDef) -> String {
+pub(crate) fn field_label(def: &FieldDef) -> String {
     format!("{} ({})", def.name, def.zh)
 }
 
 impl Crm {
-    fn resolve_target(entity: Entity, name: &str, customs: &[CustomFieldDef]) -> Option<Target> {
+    pub(crate) fn resolve_target(
+        entity: Entity,
+        name: &str,
+        customs: &[CustomFieldDef],
+    ) -> Option<Target> {
         let n = name.trim();
         if matches!(n, "owner_id" | "owner" | "负责人") {
             return Some(Target::Owner);
@@ -228,13 +252,36 @@ impl Crm {
             .map(Target::Custom)
     }
 
-    async fn picklist_for(
+    async fn picklist_for<'l>(
         &self,
         actor: &Actor,
         entity: Entity,
         def: &FieldDef,
-    ) -> Result<Vec<String>> {
-        self.picklist(actor, entity, def.name).await
+        lookups: &'l Lookups,
+    ) -> Result<std::borrow::Cow<'l, [String]>> {
+        if let Some(options) = lookups.picklists.get(def.name) {
+            return Ok(std::borrow::Cow::Borrowed(options.as_slice()));
+        }
+        Ok(std::borrow::Cow::Owned(
+            self.picklist(actor, entity, def.name).await?,
+        ))
+    }
+
+    /// A user by id or username: from the lookups when they hold the
+    /// company's users, else from the store.
+    async fn lookup_user(
+        &self,
+        actor: &Actor,
+        key: &str,
+        lookups: &Lookups,
+    ) -> Result<crate::org::User> {
+        match &lookups.users {
+            Some(users) => users
+                .get(key.trim())
+                .cloned()
+                .ok_or_else(|| Error::not_found("user", key)),
+            None => self.resolve_user(actor, key).await,
+        }
     }
 
     /// Validates one built-in value into the column values it sets.
@@ -244,6 +291,7 @@ impl Crm {
         entity: Entity,
         def: &'static FieldDef,
         value: &Json,
+        lookups: &Lookups,
     ) -> std::result::Result<Vec<(&'static str, Value)>, String> {
         let name = def.name;
         if def.kind == FieldKind::Tags {
@@ -315,7 +363,7 @@ impl Crm {
             }
             FieldKind::Choice(_) => {
                 let options = self
-                    .picklist_for(actor, entity, def)
+                    .picklist_for(actor, entity, def, lookups)
                     .await
                     .map_err(|e| e.to_string())?;
                 let v = options
@@ -325,6 +373,9 @@ impl Crm {
                 vec![(name, v.clone().into())]
             }
             FieldKind::Ref(target) => {
+                if let Some(id) = lookups.refs.get(&(target, text.clone())) {
+                    return Ok(vec![(name, Value::Id(*id))]);
+                }
                 let row = self
                     .resolve_ref(actor, target, &text)
                     .await
@@ -452,11 +503,30 @@ impl Crm {
         fields: &Fields,
         customs: &[CustomFieldDef],
         creating: bool,
-    ) -> Result<(
-        BTreeMap<&'static str, Value>,
-        BTreeMap<String, Json>,
-        Option<UserId>,
-    )> {
+    ) -> Result<Prepared> {
+        self.prepare_with(
+            actor,
+            entity,
+            fields,
+            customs,
+            creating,
+            &Lookups::default(),
+        )
+        .await
+    }
+
+    /// [`Crm::prepare`] with lookups resolved beforehand (bulk imports pass
+    /// the picklists, users and referenced records once instead of one query
+    /// per value); what the lookups lack is read from the store.
+    pub(crate) async fn prepare_with(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        fields: &Fields,
+        customs: &[CustomFieldDef],
+        creating: bool,
+        lookups: &Lookups,
+    ) -> Result<Prepared> {
         let mut errors = ValidationErrors::default();
         let mut set: BTreeMap<&'static str, Value> = BTreeMap::new();
         let mut custom: BTreeMap<String, Json> = BTreeMap::new();
@@ -465,7 +535,7 @@ impl Crm {
             match Self::resolve_target(entity, name, customs) {
                 None => errors.push(name.clone(), format!("{entity} has no field '{name}'")),
                 Some(Target::Owner) => match json_text(value) {
-                    Some(key) => match self.resolve_user(actor, &key).await {
+                    Some(key) => match self.lookup_user(actor, &key, lookups).await {
                         Ok(u) if u.active => owner = Some(u.id),
                         Ok(u) => {
                             errors.push("owner_id", format!("user {} is deactivated", u.username))
@@ -491,7 +561,10 @@ impl Crm {
                         errors.push(field_label(def), "cannot be changed after creation");
                         continue;
                     }
-                    match self.coerce_builtin(actor, entity, def, value).await {
+                    match self
+                        .coerce_builtin(actor, entity, def, value, lookups)
+                        .await
+                    {
                         Ok(vals) => {
                             if def.required && vals.first().is_some_and(|(_, v)| v.is_null()) {
                                 errors.push(field_label(def), "is required");
@@ -511,7 +584,7 @@ impl Crm {
                     }
                     match def.coerce(value) {
                         Ok(Json::String(u)) if def.field_type == CustomFieldType::User => {
-                            match self.resolve_user(actor, &u).await {
+                            match self.lookup_user(actor, &u, lookups).await {
                                 Ok(user) => {
                                     custom
                                         .insert(def.key.clone(), Json::String(user.id.to_string()));
@@ -589,6 +662,11 @@ impl Crm {
             Entity::Contact => {
                 let name = text(merged, "name");
                 merged.insert("pinyin_keys", crate::pinyin::search_keys(&name).into());
+                let md = merged
+                    .get("birthday")
+                    .and_then(Value::as_date)
+                    .map(|d| d.format("%m-%d").to_string());
+                merged.insert("birthday_md", md.into());
             }
             Entity::FollowUp if merged.get("occurred_at").is_none_or(Value::is_null) => {
                 merged.insert("occurred_at", Value::Timestamp(self.now()));
@@ -611,9 +689,14 @@ impl Crm {
     ) -> Result<()> {
         let mut checks: Vec<(String, Filter)> = Vec::new();
         let get = |k: &str| merged.get(k).filter(|v| !v.is_null()).cloned();
+        let modes = match entity {
+            Entity::Customer => Some(self.dedupe_modes(actor.company_id.0).await?),
+            _ => None,
+        };
+        let blocks = |f: &str| modes.as_ref().is_some_and(|m| m.blocks(f));
         match entity {
             Entity::Customer => {
-                if let Some(v) = get("uscc") {
+                if let Some(v) = get("uscc").filter(|_| blocks("uscc")) {
                     checks.push((
                         format!(
                             "unified social credit code {}",
@@ -622,8 +705,8 @@ impl Crm {
                         Filter::Cmp(Col::Column("uscc"), CmpOp::Eq, v),
                     ));
                 }
-                if let Some(v) =
-                    get("name_key").filter(|v| v.as_text().is_some_and(|s| !s.is_empty()))
+                if let Some(v) = get("name_key")
+                    .filter(|v| v.as_text().is_some_and(|s| !s.is_empty()) && blocks("name"))
                 {
                     checks.push((
                         format!(
@@ -682,42 +765,15 @@ impl Crm {
                 limit: 1,
             };
             if let Some(existing) = self.store.select(&sel).await?.rows.into_iter().next() {
-                let visible = self
-                    .can_on_row(actor, entity, Action::Read, &existing)
-                    .await?;
-                let label = existing
-                    .get("name")
-                    .as_text()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| existing.id().to_string());
-                let code = existing
-                    .get("code")
-                    .as_text()
-                    .unwrap_or_default()
-                    .to_string();
-                let owner_name = match existing.get("owner_id").as_id() {
-                    Some(o) => self
-                        .user(actor, UserId(o))
-                        .await
-                        .map(|u| u.display_name)
-                        .ok(),
-                    None => None,
-                };
-                let owner = match (visible || self.config.reveal_duplicate_owner, owner_name) {
-                    (true, Some(n)) => format!("owned by {n}"),
-                    (true, None) => "without an owner".to_string(),
-                    (false, _) => "owned by someone else".to_string(),
-                };
-                let message = if visible || self.config.reveal_duplicate_owner {
-                    format!("{what} already belongs to {label} ({code}), {owner}")
-                } else {
-                    format!("{what} already belongs to another {entity}, {owner}")
-                };
-                return Err(Error::Duplicate {
-                    entity: entity.name().into(),
-                    message,
-                });
+                return Err(self
+                    .duplicate_refusal(actor, entity, &what, &existing)
+                    .await?);
             }
+        }
+        if entity == Entity::Customer {
+            // Phone, e-mail and configured custom fields, through the keys.
+            self.check_customer_keys(actor, merged, custom, exclude)
+                .await?;
         }
         Ok(())
     }
@@ -824,6 +880,7 @@ impl Crm {
             }
             ids.push(RecordId(id));
         }
+        self.index_customer_keys(&mut cs).await?;
         self.apply(cs).await?;
         Ok(ids)
     }
@@ -975,12 +1032,30 @@ impl Crm {
                 .department_id
                 .map(|d| d.0)
         };
-        let now = self.now();
-        let id = self.new_id();
         let code = match entity.code_prefix() {
             Some(p) => Some(self.next_code(actor.company_id, p).await?),
             None => None,
         };
+        let (op, id, payload) = self.insert_op(actor, entity, set, custom, owner, owner_dept, code);
+        Ok((vec![op], id, payload))
+    }
+
+    /// The insert of a validated, derived record with its owner, department
+    /// and code: the op, the new id and the event payload. Shared by single
+    /// creates and bulk imports.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn insert_op(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        mut set: BTreeMap<&'static str, Value>,
+        custom: BTreeMap<String, Json>,
+        owner: Uuid,
+        owner_dept: Option<Uuid>,
+        code: Option<String>,
+    ) -> (Op, Uuid, BTreeMap<String, Json>) {
+        let now = self.now();
+        let id = self.new_id();
         let mut values: Vec<(&'static str, Value)> = vec![
             ("id", Value::Id(id)),
             ("company_id", Value::Id(actor.company_id.0)),
@@ -1015,14 +1090,17 @@ impl Crm {
             payload.insert(format!("custom.{k}"), v.clone());
         }
         values.extend(set);
-        Ok((
-            vec![Op::Insert {
+        if entity == Entity::Customer {
+            values.extend(crate::pool::new_customer_values(now));
+        }
+        (
+            Op::Insert {
                 table: entity.table(),
                 values,
-            }],
+            },
             id,
             payload,
-        ))
+        )
     }
 
     /// Loads a record the actor can see (including the recycle bin and
@@ -1088,6 +1166,11 @@ impl Crm {
                 continue;
             }
             let mut v = stored.get(&def.key).cloned().unwrap_or(Json::Null);
+            if def.field_type == CustomFieldType::MultiSelect
+                && let Json::String(joined) = &v
+            {
+                v = tags_from_column(&Value::Text(joined.clone()));
+            }
             if access == FieldAccess::Masked
                 && let Some(s) = json_text(&v)
             {
@@ -1171,7 +1254,9 @@ impl Crm {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let changed_dup_keys = set.keys().any(|k| matches!(*k, "name" | "uscc" | "mobile"))
+        let changed_dup_keys = set
+            .keys()
+            .any(|k| matches!(*k, "name" | "uscc" | "mobile" | "phone" | "email"))
             || !dup_relevant.is_empty();
         if changed_dup_keys {
             let only_changed: BTreeMap<String, Json> = merged_custom
@@ -1188,6 +1273,12 @@ impl Crm {
             }
             if !set.contains_key("mobile") {
                 check.remove("mobile_key");
+            }
+            if !set.contains_key("phone") {
+                check.remove("phone_key");
+            }
+            if !set.contains_key("email") {
+                check.remove("email");
             }
             self.check_duplicates(
                 actor,
@@ -1262,6 +1353,7 @@ impl Crm {
             "update",
             changes,
         ));
+        self.index_customer_keys(&mut cs).await?;
         self.apply(cs).await?;
         self.get_record(actor, entity, id).await
     }
@@ -1275,6 +1367,20 @@ impl Crm {
         entity: Entity,
         query: &ListQuery,
     ) -> Result<Page<Record>> {
+        self.list_records_with(actor, entity, query, None, Filter::True)
+            .await
+    }
+
+    /// [`Crm::list_records`] with another scope than the actor's (pools show
+    /// ownerless customers to their members) and an extra resolved filter.
+    pub(crate) async fn list_records_with(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        query: &ListQuery,
+        scope: Option<Scope>,
+        extra: Filter,
+    ) -> Result<Page<Record>> {
         if !entity.is_record() {
             return Err(Error::invalid(
                 "entity",
@@ -1282,14 +1388,16 @@ impl Crm {
             ));
         }
         let customs = self.custom_fields(actor, entity).await?;
-        let scope = actor
-            .store_scope(entity, Action::Read)
-            .unwrap_or(Scope::Restricted {
-                owners: Vec::new(),
-                departments: Vec::new(),
-                shared_with: None,
-            });
-        let mut filters = Vec::new();
+        let scope = scope.unwrap_or_else(|| {
+            actor
+                .store_scope(entity, Action::Read)
+                .unwrap_or(Scope::Restricted {
+                    owners: Vec::new(),
+                    departments: Vec::new(),
+                    shared_with: None,
+                })
+        });
+        let mut filters = vec![extra];
         for c in &query.conditions {
             filters.push(self.resolve_cond(actor, entity, c, &customs).await?);
         }
@@ -1511,13 +1619,23 @@ impl Crm {
             let cmp = |f: &str, op: CmpOp, v: &Json| -> Result<Filter> {
                 let (col, ty, def) = self.field_col(actor, entity, f, customs)?;
                 let value = self.typed_value(f, &col, ty, def, v)?;
-                if def.is_some_and(|d| d.kind == FieldKind::Tags) {
+                let multi = matches!(&col, Col::Custom { key, .. } if customs
+                    .iter()
+                    .any(|d| &d.key == key && d.field_type == CustomFieldType::MultiSelect));
+                let value = match value {
+                    Value::Text(t) if multi => Value::Text(format!(",{t},")),
+                    other => other,
+                };
+                if multi || def.is_some_and(|d| d.kind == FieldKind::Tags) {
                     let Value::Text(t) = value else {
                         return Ok(Filter::True);
                     };
-                    let has = Filter::Contains(col, t);
+                    let has = Filter::Contains(col.clone(), t);
                     return Ok(match op {
-                        CmpOp::Ne => Filter::Not(Box::new(has)),
+                        // Like Ne elsewhere: records without any value match.
+                        CmpOp::Ne => {
+                            Filter::Or(vec![Filter::IsNull(col), Filter::Not(Box::new(has))])
+                        }
                         _ => has,
                     });
                 }
@@ -1654,12 +1772,15 @@ fn coerce_attachments(v: &Json) -> std::result::Result<Json, String> {
     Ok(Json::Array(out))
 }
 
-fn is_derived(col: &str) -> bool {
-    matches!(col, "name_key" | "pinyin_keys" | "phone_key" | "mobile_key")
+pub(crate) fn is_derived(col: &str) -> bool {
+    matches!(
+        col,
+        "name_key" | "pinyin_keys" | "phone_key" | "mobile_key" | "birthday_md"
+    )
 }
 
 /// The JSON shown for a stored column value.
-fn output_json(entity: Entity, col: &str, v: &Value) -> Json {
+pub(crate) fn output_json(entity: Entity, col: &str, v: &Value) -> Json {
     match entity.field(col).map(|d| d.kind) {
         Some(FieldKind::Tags) => tags_from_column(v),
         _ => v.to_json(),

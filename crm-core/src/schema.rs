@@ -151,6 +151,20 @@ const CUSTOMER: &[ColumnDef] = &[
     opt("last_follow_up_at", Timestamp),
     opt("notes", Text),
     col("attachments", Json),
+    // Customer pools (0002_pools): where the customer is, since when its
+    // owner holds it, who held it before, locking and the sales activity the
+    // recycling rules read.
+    col("place", Text),
+    opt("pool_id", Id),
+    opt("owned_since", Timestamp),
+    opt("previous_owner_id", Id),
+    opt("released_at", Timestamp),
+    col("locked", Bool),
+    opt("closed_at", Timestamp),
+    opt("last_opportunity_at", Timestamp),
+    col("open_opportunities", Int),
+    opt("recycle_warned_due", Timestamp),
+    opt("merged_into", Id),
 ];
 const CONTACT: &[ColumnDef] = &[
     col("customer_id", Id),
@@ -168,6 +182,8 @@ const CONTACT: &[ColumnDef] = &[
     opt("decision_role", Text),
     opt("id_number", Text),
     opt("notes", Text),
+    // The birthday as `MM-DD`, for "birthdays in the next N days" (0002_pools).
+    opt("birthday_md", Text),
 ];
 const FOLLOW_UP: &[ColumnDef] = &[
     col("customer_id", Id),
@@ -176,6 +192,220 @@ const FOLLOW_UP: &[ColumnDef] = &[
     col("content", Text),
     col("occurred_at", Timestamp),
     opt("next_follow_up_at", Timestamp),
+];
+const IMPORT: &[ColumnDef] = &[
+    col("entity", Text),
+    col("actor_id", Id),
+    col("file_name", Text),
+    col("file_hash", Text),
+    col("options", Json),
+    col("status", Text),
+    col("rows_done", Int),
+    col("created", Int),
+    col("updated", Int),
+    col("skipped", Int),
+    col("rejected", Int),
+    opt("finished_at", Timestamp),
+];
+const IMPORT_ITEM: &[ColumnDef] = &[
+    col("import_id", Id),
+    col("batch", Int),
+    col("first_row", Int),
+    col("last_row", Int),
+    col("created_ids", Json),
+    col("updated", Json),
+];
+
+const APPROVAL_FLOW: &[ColumnDef] = &[
+    col("doc_type", Text),
+    col("name", Text),
+    col("flow_version", Int),
+    col("active", Bool),
+    col("definition", Json),
+    opt("created_by", Id),
+];
+const APPROVAL_INSTANCE: &[ColumnDef] = &[
+    col("flow_id", Id),
+    col("flow_version", Int),
+    col("doc_type", Text),
+    col("document_id", Id),
+    opt("document_code", Text),
+    opt("title", Text),
+    col("applicant_id", Id),
+    col("status", Text),
+    col("pending_with", Text),
+    opt("amount", Int),
+    col("state", Json),
+    opt("finished_at", Timestamp),
+];
+const APPROVAL_ACTION: &[ColumnDef] = &[
+    col("instance_id", Id),
+    col("seq", Int),
+    col("action", Text),
+    opt("actor_id", Id),
+    opt("step_index", Int),
+    opt("step_name", Text),
+    opt("to_step", Int),
+    opt("comment", Text),
+];
+
+const POOL: &[ColumnDef] = &[
+    col("name", Text),
+    col("admin_ids", Json),
+    col("member_user_ids", Json),
+    col("member_department_ids", Json),
+    col("limits", Json),
+    col("position", Int),
+];
+const POOL_RULE: &[ColumnDef] = &[
+    col("pool_id", Id),
+    col("kind", Text),
+    col("days", Int),
+    col("level_days", Json),
+    col("exempt_deals", Bool),
+    col("exempt_open_opportunities", Bool),
+    col("enabled", Bool),
+    col("position", Int),
+];
+const POOL_MOVE: &[ColumnDef] = &[
+    col("customer_id", Id),
+    col("action", Text),
+    col("from_place", Text),
+    col("to_place", Text),
+    opt("pool_id", Id),
+    opt("from_owner", Id),
+    opt("to_owner", Id),
+    opt("actor_id", Id),
+    opt("rule_id", Id),
+    opt("reason", Text),
+    col("customer_version", Int),
+];
+const CUSTOMER_KEY: &[ColumnDef] = &[
+    col("customer_id", Id),
+    col("kind", Text),
+    col("key", Text),
+    col("duplicate", Bool),
+];
+const DEDUPE_RULE: &[ColumnDef] = &[col("field", Text), col("mode", Text)];
+
+const PRODUCT_CATEGORY: &[ColumnDef] = &[
+    col("name", Text),
+    col("code", Text),
+    opt("parent_id", Id),
+    col("position", Int),
+];
+const PRODUCT: &[ColumnDef] = &[
+    col("code", Text),
+    col("name", Text),
+    col("pinyin_keys", Text),
+    opt("category_id", Id),
+    col("unit", Text),
+    col("list_price", Int),
+    opt("cost", Int),
+    col("tax_rate", Int),
+    opt("spec", Text),
+    opt("description", Text),
+    col("status", Text),
+    col("custom", Json),
+];
+const PIPELINE: &[ColumnDef] = &[
+    col("name", Text),
+    opt("department_id", Id),
+    col("active", Bool),
+    col("definition", Json),
+];
+const OPPORTUNITY: &[ColumnDef] = &[
+    col("name", Text),
+    col("pinyin_keys", Text),
+    col("customer_id", Id),
+    opt("pipeline_id", Id),
+    col("stage", Text),
+    col("status", Text),
+    col("probability", Int),
+    col("amount", Int),
+    opt("expected_close", Date),
+    opt("lost_reason", Text),
+    opt("source", Text),
+    col("products", Json),
+    col("competitors", Json),
+    col("stage_history", Json),
+    col("stage_entered_at", Timestamp),
+    opt("closed_at", Timestamp),
+    opt("notes", Text),
+];
+
+const QUOTE: &[ColumnDef] = &[
+    col("title", Text),
+    col("pinyin_keys", Text),
+    col("customer_id", Id),
+    opt("opportunity_id", Id),
+    col("root_id", Id),
+    col("quote_version", Int),
+    col("status", Text),
+    col("lines", Json),
+    col("gross", Int),
+    col("discount", Int),
+    col("amount", Int),
+    col("tax", Int),
+    col("max_discount_bp", Int),
+    opt("valid_until", Date),
+    opt("contract_id", Id),
+    opt("notes", Text),
+];
+const CONTRACT: &[ColumnDef] = &[
+    col("title", Text),
+    col("pinyin_keys", Text),
+    col("customer_id", Id),
+    opt("opportunity_id", Id),
+    opt("quote_id", Id),
+    col("contract_type", Text),
+    col("status", Text),
+    col("lines", Json),
+    col("amount", Int),
+    col("tax", Int),
+    opt("signed_on", Date),
+    opt("start_on", Date),
+    opt("end_on", Date),
+    col("received", Int),
+    col("outstanding", Int),
+    col("invoiced", Int),
+    opt("terminated_reason", Text),
+    opt("notes", Text),
+];
+const PAYMENT_PLAN: &[ColumnDef] = &[
+    col("contract_id", Id),
+    col("instalment", Int),
+    col("due_on", Date),
+    col("amount", Int),
+    opt("notes", Text),
+];
+const PAYMENT: &[ColumnDef] = &[
+    col("contract_id", Id),
+    col("customer_id", Id),
+    opt("plan_id", Id),
+    col("amount", Int),
+    col("received_on", Date),
+    col("method", Text),
+    col("status", Text),
+    opt("receipt_no", Text),
+    opt("notes", Text),
+    col("recorded_by", Id),
+];
+const INVOICE: &[ColumnDef] = &[
+    col("contract_id", Id),
+    col("customer_id", Id),
+    col("kind", Text),
+    col("invoice_type", Text),
+    col("amount", Int),
+    opt("number", Text),
+    opt("invoice_date", Date),
+    opt("notes", Text),
+];
+const DELIVERY: &[ColumnDef] = &[
+    col("contract_id", Id),
+    col("delivered_on", Date),
+    col("lines", Json),
+    opt("notes", Text),
 ];
 
 /// Every table the engine stores generically.
@@ -204,11 +434,51 @@ pub enum Table {
     Contacts,
     /// Follow-up records.
     FollowUps,
+    /// Spreadsheet imports: options, checkpoint and counts (for resume and undo).
+    Imports,
+    /// What each committed batch of an import created and updated (for undo).
+    ImportItems,
+    /// Approval flow definitions, one row per version (审批流定义).
+    ApprovalFlows,
+    /// Approval instances, one per submitted document (审批单).
+    ApprovalInstances,
+    /// Every action taken on an approval (审批记录).
+    ApprovalActions,
+    /// Customer pools (客户池/公海) with their admins, members and limits.
+    Pools,
+    /// Recycling rules of the pools (回收规则).
+    PoolRules,
+    /// Every move of a customer between places (pool history).
+    PoolMoves,
+    /// Normalised duplicate-detection keys of customers (查重索引).
+    CustomerKeys,
+    /// Per-company duplicate-detection settings: which keys refuse or warn.
+    DedupeRules,
+    /// Product categories, two levels (产品类别).
+    ProductCategories,
+    /// Products (产品).
+    Products,
+    /// Sales pipelines: ordered stages (销售流程).
+    Pipelines,
+    /// Sales opportunities (销售机会).
+    Opportunities,
+    /// Quotes, one row per version (报价).
+    Quotes,
+    /// Contracts and orders (合同).
+    Contracts,
+    /// Payment plans: instalments with due dates (回款计划).
+    PaymentPlans,
+    /// Payments received (回款记录).
+    Payments,
+    /// Invoice plans and issued invoices (开票).
+    Invoices,
+    /// Deliveries of contract lines (发货).
+    Deliveries,
 }
 
 impl Table {
     /// All tables, in creation order.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 31] = [
         Table::Companies,
         Table::Departments,
         Table::Roles,
@@ -220,6 +490,26 @@ impl Table {
         Table::Customers,
         Table::Contacts,
         Table::FollowUps,
+        Table::Imports,
+        Table::ImportItems,
+        Table::ApprovalFlows,
+        Table::ApprovalInstances,
+        Table::ApprovalActions,
+        Table::Pools,
+        Table::PoolRules,
+        Table::PoolMoves,
+        Table::CustomerKeys,
+        Table::DedupeRules,
+        Table::ProductCategories,
+        Table::Products,
+        Table::Pipelines,
+        Table::Opportunities,
+        Table::Quotes,
+        Table::Contracts,
+        Table::PaymentPlans,
+        Table::Payments,
+        Table::Invoices,
+        Table::Deliveries,
     ];
 
     /// The SQL table name.
@@ -236,6 +526,26 @@ impl Table {
             Table::Customers => "customers",
             Table::Contacts => "contacts",
             Table::FollowUps => "follow_ups",
+            Table::Imports => "imports",
+            Table::ImportItems => "import_items",
+            Table::ApprovalFlows => "approval_flows",
+            Table::ApprovalInstances => "approval_instances",
+            Table::ApprovalActions => "approval_actions",
+            Table::Pools => "pools",
+            Table::PoolRules => "pool_rules",
+            Table::PoolMoves => "pool_moves",
+            Table::CustomerKeys => "customer_keys",
+            Table::DedupeRules => "dedupe_rules",
+            Table::ProductCategories => "product_categories",
+            Table::Products => "products",
+            Table::Pipelines => "pipelines",
+            Table::Opportunities => "opportunities",
+            Table::Quotes => "quotes",
+            Table::Contracts => "contracts",
+            Table::PaymentPlans => "payment_plans",
+            Table::Payments => "payments",
+            Table::Invoices => "invoices",
+            Table::Deliveries => "deliveries",
         }
     }
 
@@ -247,7 +557,15 @@ impl Table {
     /// Whether records of this table have an owner, a department, custom
     /// fields and can be archived and shared.
     pub fn is_owned(self) -> bool {
-        matches!(self, Table::Customers | Table::Contacts | Table::FollowUps)
+        matches!(
+            self,
+            Table::Customers
+                | Table::Contacts
+                | Table::FollowUps
+                | Table::Opportunities
+                | Table::Quotes
+                | Table::Contracts
+        )
     }
 
     fn specific(self) -> &'static [ColumnDef] {
@@ -263,6 +581,26 @@ impl Table {
             Table::Customers => CUSTOMER,
             Table::Contacts => CONTACT,
             Table::FollowUps => FOLLOW_UP,
+            Table::Imports => IMPORT,
+            Table::ImportItems => IMPORT_ITEM,
+            Table::ApprovalFlows => APPROVAL_FLOW,
+            Table::ApprovalInstances => APPROVAL_INSTANCE,
+            Table::ApprovalActions => APPROVAL_ACTION,
+            Table::Pools => POOL,
+            Table::PoolRules => POOL_RULE,
+            Table::PoolMoves => POOL_MOVE,
+            Table::CustomerKeys => CUSTOMER_KEY,
+            Table::DedupeRules => DEDUPE_RULE,
+            Table::ProductCategories => PRODUCT_CATEGORY,
+            Table::Products => PRODUCT,
+            Table::Pipelines => PIPELINE,
+            Table::Opportunities => OPPORTUNITY,
+            Table::Quotes => QUOTE,
+            Table::Contracts => CONTRACT,
+            Table::PaymentPlans => PAYMENT_PLAN,
+            Table::Payments => PAYMENT,
+            Table::Invoices => INVOICE,
+            Table::Deliveries => DELIVERY,
         }
     }
 

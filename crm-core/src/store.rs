@@ -420,6 +420,23 @@ pub trait Store: Send + Sync {
     /// (starting at 1). Committed on its own, so numbers are never reused.
     async fn next_sequence(&self, company: Uuid, key: &str) -> Result<i64, StoreError>;
 
+    /// Atomically advances the counter `key` of `company` by `count` and
+    /// returns the numbers taken, in increasing order. Committed on its own,
+    /// so numbers are never reused. Used by bulk imports; backends answer it
+    /// with one statement, the default takes the numbers one by one.
+    async fn reserve_sequence(
+        &self,
+        company: Uuid,
+        key: &str,
+        count: u32,
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut out = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            out.push(self.next_sequence(company, key).await?);
+        }
+        Ok(out)
+    }
+
     /// The audit entries of one record, oldest first.
     async fn history(&self, table: Table, record_id: Uuid) -> Result<Vec<AuditEntry>, StoreError>;
 

@@ -521,6 +521,31 @@ impl Store for PgStore {
         .map_err(backend)
     }
 
+    async fn reserve_sequence(
+        &self,
+        company: Uuid,
+        key: &str,
+        count: u32,
+    ) -> Result<Vec<i64>, StoreError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let n = i64::from(count);
+        let t = self.table("sequences");
+        let last: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "INSERT INTO {t} AS q (company_id, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (company_id, key) DO UPDATE SET value = q.value + $3 \
+             RETURNING value"
+        )))
+        .bind(company)
+        .bind(key)
+        .bind(n)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok((last - n + 1..=last).collect())
+    }
+
     async fn history(&self, table: Table, record_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT company_id, table_name, actor_id, at, action, changes FROM {} \

@@ -10,11 +10,28 @@ struct Migration {
     sql: &'static str,
 }
 
-/// Every migration of this build, in order. Append only.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+/// Every migration of this build, in increasing order. Append only. Versions
+/// may have gaps while parallel changes land (0002 may arrive after 0003):
+/// each version is recorded in `schema_migrations` and applied once,
+/// whenever it shows up.
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../migrations/0002_pools.sql"),
+    },
+    Migration {
+        version: 3,
+        sql: include_str!("../migrations/0003_imports.sql"),
+    },
+    Migration {
+        version: 4,
+        sql: include_str!("../migrations/0004_sales.sql"),
+    },
+];
 
 /// The newest schema version this build knows.
 pub(crate) const LATEST: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
@@ -93,9 +110,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn migrations_are_numbered_one_up_without_gaps() {
-        for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.version, i as i64 + 1);
+    fn migrations_are_numbered_increasingly_from_one() {
+        assert_eq!(MIGRATIONS[0].version, 1);
+        for pair in MIGRATIONS.windows(2) {
+            assert!(pair[1].version > pair[0].version);
         }
     }
 }

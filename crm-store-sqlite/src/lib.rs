@@ -506,6 +506,27 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn reserve_sequence(
+        &self,
+        company: Uuid,
+        key: &str,
+        count: u32,
+    ) -> Result<Vec<i64>, StoreError> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let n = i64::from(count);
+        let last: i64 = self.write(|tx| {
+            tx.prepare_cached(
+                "INSERT INTO sequences (company_id, key, value) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (company_id, key) DO UPDATE SET value = value + ?3 RETURNING value",
+            )
+            .and_then(|mut st| st.query_row(params![id_text(&company), key, n], |r| r.get(0)))
+            .map_err(error::backend)
+        })?;
+        Ok((last - n + 1..=last).collect())
+    }
+
     async fn history(&self, table: Table, record_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(|conn| {
             collect(

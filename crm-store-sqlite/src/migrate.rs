@@ -15,18 +15,63 @@ pub(crate) struct Migration {
     pub(crate) sql: &'static str,
 }
 
-/// Every migration, in order. Append only; never edit a shipped one.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    number: 1,
-    name: "0001_init.sql",
-    sql: include_str!("../migrations/0001_init.sql"),
-}];
+/// Every migration, in increasing order of number. Append only; never edit a
+/// shipped one. Numbers may have gaps while parallel changes land (0002 may
+/// arrive after 0003): each number is applied once, whenever it shows up.
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        number: 1,
+        name: "0001_init.sql",
+        sql: include_str!("../migrations/0001_init.sql"),
+    },
+    Migration {
+        number: 2,
+        name: "0002_pools.sql",
+        sql: include_str!("../migrations/0002_pools.sql"),
+    },
+    Migration {
+        number: 3,
+        name: "0003_imports.sql",
+        sql: include_str!("../migrations/0003_imports.sql"),
+    },
+    Migration {
+        number: 4,
+        name: "0004_sales.sql",
+        sql: include_str!("../migrations/0004_sales.sql"),
+    },
+];
 
-/// The schema version this build creates and understands.
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+/// The schema version this build creates and understands: the highest
+/// migration number.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].number as i64;
 
 fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
     conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Whether migration `number` has been applied. Applied numbers are kept in
+/// `schema_migrations`; a database from before that table gets every number
+/// of `migrations` up to its `user_version` recorded first.
+fn is_applied(conn: &Connection, number: u32, migrations: &[Migration]) -> rusqlite::Result<bool> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY) STRICT",
+    )?;
+    let any: i64 = conn.query_row("SELECT COUNT(*) FROM schema_migrations", [], |r| r.get(0))?;
+    let version = user_version(conn)?;
+    if any == 0 && version > 0 {
+        for m in migrations.iter().filter(|m| i64::from(m.number) <= version) {
+            conn.execute(
+                "INSERT INTO schema_migrations (number) VALUES (?)",
+                [m.number],
+            )?;
+        }
+    }
+    let recorded: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM schema_migrations WHERE number = ?",
+        [number],
+        |r| r.get(0),
+    )?;
+    Ok(recorded > 0)
 }
 
 /// Brings the database up to the newest of `migrations`, each in its own
@@ -37,7 +82,7 @@ pub(crate) fn run(
     path: &str,
     migrations: &[Migration],
 ) -> Result<(), OpenError> {
-    let supported = migrations.len() as i64;
+    let supported = migrations.last().map_or(0, |m| i64::from(m.number));
     let found = user_version(conn).map_err(|e| OpenError::Open {
         path: path.to_owned(),
         source: Box::new(e),
@@ -62,11 +107,17 @@ pub(crate) fn run(
         if found > supported {
             return Err(OpenError::NewerSchema { found, supported });
         }
-        if found >= i64::from(m.number) {
+        if is_applied(&tx, m.number, migrations).map_err(failed(m))? {
+            tx.commit().map_err(failed(m))?;
             continue;
         }
         tx.execute_batch(m.sql).map_err(failed(m))?;
-        tx.pragma_update(None, "user_version", m.number)
+        tx.execute(
+            "INSERT INTO schema_migrations (number) VALUES (?)",
+            [m.number],
+        )
+        .map_err(failed(m))?;
+        tx.pragma_update(None, "user_version", found.max(i64::from(m.number)))
             .map_err(failed(m))?;
         tx.commit().map_err(failed(m))?;
     }
@@ -78,9 +129,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn migrations_are_numbered_consecutively_from_one() {
+    fn migrations_are_numbered_increasingly_from_one() {
+        assert_eq!(MIGRATIONS[0].number, 1);
         for (i, m) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(m.number as usize, i + 1, "{}", m.name);
+            if i > 0 {
+                assert!(m.number > MIGRATIONS[i - 1].number, "{}", m.name);
+            }
             assert!(
                 m.name.starts_with(&format!("{:04}_", m.number)),
                 "{}",
@@ -119,6 +173,33 @@ mod tests {
         assert_eq!(half_done, 0);
         // Running again with the good migrations only is a no-op.
         run(&mut conn, ":memory:", MIGRATIONS).expect("idempotent");
+    }
+
+    #[test]
+    fn a_migration_filling_a_gap_later_is_applied_once() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        let m = |number, name, sql| Migration { number, name, sql };
+        let first = [
+            m(1, "0001_a.sql", "CREATE TABLE a (x INTEGER);"),
+            m(3, "0003_c.sql", "CREATE TABLE c (x INTEGER);"),
+        ];
+        run(&mut conn, ":memory:", &first).expect("first");
+        assert_eq!(user_version(&conn).expect("version"), 3);
+        let later = [
+            first[0],
+            m(2, "0002_b.sql", "CREATE TABLE b (x INTEGER);"),
+            first[1],
+        ];
+        run(&mut conn, ":memory:", &later).expect("gap filled");
+        run(&mut conn, ":memory:", &later).expect("idempotent");
+        let tables: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE name IN ('a', 'b', 'c')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("query");
+        assert_eq!((tables, user_version(&conn).expect("version")), (3, 3));
     }
 
     #[test]

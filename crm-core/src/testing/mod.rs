@@ -6,6 +6,9 @@
 //! `#[tokio::test]` per scenario, so a failure names the scenario and the
 //! backend.
 
+pub mod sales_suite;
+pub mod import_suite;
+pub mod pool_suite;
 pub mod service_suite;
 pub mod store_suite;
 
@@ -19,6 +22,9 @@ macro_rules! conformance_tests {
     ($make:expr) => {
         $crate::store_scenarios!($crate::__conformance_one; $make);
         $crate::service_scenarios!($crate::__conformance_one; $make);
+        $crate::pool_scenarios!($crate::__conformance_one; $make);
+        $crate::import_scenarios!($crate::__conformance_one; $make);
+        $crate::sales_scenarios!($crate::__conformance_one; $make);
     };
 }
 

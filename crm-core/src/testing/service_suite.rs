@@ -1593,6 +1593,20 @@ pub async fn custom_fields_validate_filter_and_unique(store: Arc<dyn Store>) {
         )
         .await
         .expect("bool");
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            def(
+                "channels",
+                "渠道",
+                CustomFieldType::MultiSelect,
+                &["线上", "线下", "代理"],
+                false,
+                false,
+            ),
+        )
+        .await
+        .expect("multi select");
     assert!(matches!(
         w.crm
             .define_custom_field(
@@ -1630,8 +1644,9 @@ pub async fn custom_fields_validate_filter_and_unique(store: Arc<dyn Store>) {
             .is_err()
     );
     let a = w
-        .customer(&w.admin, "自定义一有限公司", json!({"custom.employees": "1,200", "ERP编码": "E001", "规模": "大型", "budget": "¥12,345.67", "listed": "是"}))
+        .customer(&w.admin, "自定义一有限公司", json!({"custom.employees": "1,200", "ERP编码": "E001", "规模": "大型", "budget": "¥12,345.67", "listed": "是", "渠道": "线上，代理"}))
         .await;
+    assert_eq!(a.custom["channels"], json!(["线上", "代理"]));
     assert_eq!(a.custom["employees"], json!(1200.0));
     assert_eq!(a.custom["budget"], json!(1234567));
     assert_eq!(a.custom["listed"], json!(true));
@@ -1669,6 +1684,19 @@ pub async fn custom_fields_validate_filter_and_unique(store: Arc<dyn Store>) {
     let text = err.to_string();
     assert!(text.contains("很多") && text.contains("巨型"), "{text}");
     let q = |c: Cond| ListQuery::default().filter(c);
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Eq("channels".into(), json!("代理")))).await,
+        set(&["自定义一有限公司"])
+    );
+    assert!(
+        names_for(&w, &w.admin, q(Cond::Eq("channels".into(), json!("线下"))))
+            .await
+            .is_empty()
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Ne("channels".into(), json!("代理")))).await,
+        set(&["自定义二有限公司"])
+    );
     assert_eq!(
         names_for(
             &w,

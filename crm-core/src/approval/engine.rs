@@ -1,0 +1,684 @@
+//! The approval state machine (审批流), pure: no store, no clock.
+//!
+//! A [`FlowDef`] lists steps; submitting a document resolves them against
+//! the document's [`Facts`] and the organisation ([`Directory`]) into an
+//! [`Instance`] with concrete approvers per step. Every transition either
+//! fails without changing anything or returns the new instance together with
+//! the [`ActionRecord`]s to store. The transition rules live here and only
+//! here.
+
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::fmt;
+use uuid::Uuid;
+
+/// A condition a step applies under; all conditions of a step must hold.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Condition {
+    /// The document amount (minor units, 分) is at least `minor`.
+    AmountAtLeast {
+        /// The threshold in minor units.
+        minor: i64,
+    },
+    /// The document amount is below `minor`.
+    AmountBelow {
+        /// The threshold in minor units.
+        minor: i64,
+    },
+    /// The document's largest discount is above `bp` basis points
+    /// (quotes: a discount above the threshold needs approval).
+    DiscountAbove {
+        /// The threshold in basis points (1 000 = 10 %).
+        bp: i64,
+    },
+    /// The document type (e.g. a contract type `sales`) is one of these.
+    TypeIn {
+        /// The accepted types.
+        types: Vec<String>,
+    },
+}
+
+impl Condition {
+    /// Whether the facts satisfy the condition. A missing amount or type
+    /// satisfies no condition on it.
+    pub fn holds(&self, facts: &Facts) -> bool {
+        match self {
+            Condition::AmountAtLeast { minor } => facts.amount_minor.is_some_and(|a| a >= *minor),
+            Condition::AmountBelow { minor } => facts.amount_minor.is_some_and(|a| a < *minor),
+            Condition::DiscountAbove { bp } => facts.discount_bp.is_some_and(|d| d > *bp),
+            Condition::TypeIn { types } => facts
+                .kind
+                .as_deref()
+                .is_some_and(|k| types.iter().any(|t| t == k)),
+        }
+    }
+}
+
+/// Who approves a step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ApproverRule {
+    /// Named users.
+    Users {
+        /// The users.
+        users: Vec<Uuid>,
+    },
+    /// The applicant's N-th superior (1 = direct superior).
+    Superior {
+        /// Which level, from 1.
+        level: u32,
+    },
+    /// The applicant's superiors from the first up to `levels`, one after
+    /// the other (each level becomes its own step).
+    SuperiorsUpTo {
+        /// How many levels, from 1.
+        levels: u32,
+    },
+    /// Every user with the role.
+    Role {
+        /// The role.
+        role_id: Uuid,
+    },
+    /// The users the applicant picks when submitting.
+    ApplicantPicks,
+}
+
+/// How many of a step's approvers must approve.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SignMode {
+    /// Any one approver decides (或签).
+    #[default]
+    Any,
+    /// Every approver must approve (会签); one rejection rejects.
+    All,
+}
+
+/// What happens when a step resolves to nobody.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Fallback {
+    /// The step passes automatically (recorded as such).
+    #[default]
+    AutoPass,
+    /// The company's administrators approve instead (auto-pass if none).
+    Admins,
+}
+
+/// One step of a flow definition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepDef {
+    /// The step's name, e.g. `部门经理审批`.
+    pub name: String,
+    /// Conditions under which the step applies (all must hold; none = always).
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    /// Who approves.
+    pub approvers: ApproverRule,
+    /// 会签 or 或签.
+    #[serde(default)]
+    pub mode: SignMode,
+    /// When nobody resolves.
+    #[serde(default)]
+    pub fallback: Fallback,
+}
+
+/// Where a flow continues after a rejection to the applicant and a resubmission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Restart {
+    /// From the first step.
+    #[default]
+    FromFirst,
+    /// From the step that rejected (steps before it stay passed).
+    FromRejectingStep,
+}
+
+/// A flow definition (one version of it).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowDef {
+    /// The steps, in order.
+    pub steps: Vec<StepDef>,
+    /// Where a resubmission after a rejection restarts.
+    #[serde(default)]
+    pub restart: Restart,
+}
+
+impl FlowDef {
+    /// Checks the definition: at least one step, names present, levels ≥ 1,
+    /// named-user steps with at least one user.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.steps.is_empty() {
+            return Err("an approval flow needs at least one step".into());
+        }
+        for (i, s) in self.steps.iter().enumerate() {
+            let n = i + 1;
+            if s.name.trim().is_empty() {
+                return Err(format!("step {n} has no name"));
+            }
+            match &s.approvers {
+                ApproverRule::Users { users } if users.is_empty() => {
+                    return Err(format!("step {n} ({}) names no user", s.name));
+                }
+                ApproverRule::Superior { level: 0 } | ApproverRule::SuperiorsUpTo { levels: 0 } => {
+                    return Err(format!("step {n} ({}): superior levels start at 1", s.name));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the flow knows about the document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Facts {
+    /// The amount in minor units (分), when the document has one.
+    pub amount_minor: Option<i64>,
+    /// The document's kind (e.g. contract type), for `type in` conditions.
+    pub kind: Option<String>,
+    /// The document's largest discount in basis points, when it has one.
+    #[serde(default)]
+    pub discount_bp: Option<i64>,
+}
+
+/// The organisation as the engine needs it.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Directory {
+    /// Each user's direct superior.
+    pub superiors: HashMap<Uuid, Uuid>,
+    /// The active members of each role.
+    pub role_members: HashMap<Uuid, Vec<Uuid>>,
+    /// The company's active administrators.
+    pub admins: Vec<Uuid>,
+}
+
+impl Directory {
+    /// The `n`-th superior of `user` (1 = direct), if the chain is that long.
+    /// A cycle in the chain ends it.
+    pub fn superior(&self, user: Uuid, n: u32) -> Option<Uuid> {
+        let mut seen = vec![user];
+        let mut cur = user;
+        for _ in 0..n {
+            cur = *self.superiors.get(&cur)?;
+            if seen.contains(&cur) {
+                return None;
+            }
+            seen.push(cur);
+        }
+        Some(cur)
+    }
+}
+
+/// A step with its concrete approvers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolvedStep {
+    /// The index of the step in the definition.
+    pub def_index: usize,
+    /// The step's name.
+    pub name: String,
+    /// Who may act on it.
+    pub approvers: Vec<Uuid>,
+    /// 会签 or 或签.
+    pub mode: SignMode,
+}
+
+/// The status of an approval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Waiting for the current step's approvers (审批中).
+    Pending,
+    /// Every step approved (已通过); final.
+    Approved,
+    /// Rejected back to the applicant (已驳回); may be resubmitted.
+    Rejected,
+    /// Withdrawn by the applicant (已撤回); may be resubmitted.
+    Withdrawn,
+}
+
+impl Status {
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Approved => "approved",
+            Status::Rejected => "rejected",
+            Status::Withdrawn => "withdrawn",
+        }
+    }
+
+    /// The Chinese label.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            Status::Pending => "审批中",
+            Status::Approved => "已通过",
+            Status::Rejected => "已驳回",
+            Status::Withdrawn => "已撤回",
+        }
+    }
+
+    /// Parses an API name.
+    pub fn from_name(s: &str) -> Option<Status> {
+        [
+            Status::Pending,
+            Status::Approved,
+            Status::Rejected,
+            Status::Withdrawn,
+        ]
+        .into_iter()
+        .find(|x| x.name() == s)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a rejection sends the document.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "to", content = "step", rename_all = "snake_case")]
+pub enum RejectTo {
+    /// Back to the applicant: the approval ends as rejected.
+    Applicant,
+    /// Back to an earlier step (index into the resolved steps), which must
+    /// approve again.
+    Step(usize),
+}
+
+/// The kinds of recorded actions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionKind {
+    /// Submitted (or resubmitted) by the applicant.
+    Submit,
+    /// Approved by an approver.
+    Approve,
+    /// Rejected to the applicant.
+    Reject,
+    /// Returned to an earlier step.
+    Return,
+    /// Withdrawn by the applicant.
+    Withdraw,
+    /// A step with nobody to approve it passed by its fallback.
+    AutoPass,
+}
+
+impl ActionKind {
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ActionKind::Submit => "submit",
+            ActionKind::Approve => "approve",
+            ActionKind::Reject => "reject",
+            ActionKind::Return => "return",
+            ActionKind::Withdraw => "withdraw",
+            ActionKind::AutoPass => "auto_pass",
+        }
+    }
+}
+
+/// One recorded action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionRecord {
+    /// What happened.
+    pub kind: ActionKind,
+    /// Who did it (`None` for an automatic pass).
+    pub actor: Option<Uuid>,
+    /// The resolved step acted on, if any.
+    pub step: Option<usize>,
+    /// The name of the step (also for auto-passed definition steps).
+    pub step_name: Option<String>,
+    /// The step returned to, for [`ActionKind::Return`].
+    pub to_step: Option<usize>,
+    /// The actor's comment.
+    pub comment: Option<String>,
+}
+
+/// Why a transition was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalError {
+    /// The flow definition is invalid.
+    #[error("invalid approval flow: {0}")]
+    InvalidFlow(String),
+    /// The approval is not pending.
+    #[error("the approval is {0}, not pending")]
+    NotPending(Status),
+    /// The user is not an approver of the current step.
+    #[error("user {0} is not an approver of the current step")]
+    NotAnApprover(Uuid),
+    /// The user already approved the current step.
+    #[error("user {0} has already approved this step")]
+    AlreadyApproved(Uuid),
+    /// Only the applicant may do this.
+    #[error("only the applicant may do this")]
+    NotApplicant,
+    /// A rejection named a step that is not an earlier one.
+    #[error("step {0} is not an earlier step; can only return to steps 1..{1}")]
+    BadTarget(usize, usize),
+    /// Only a rejected or withdrawn approval can be resubmitted.
+    #[error("the approval is {0}; only a rejected or withdrawn one can be resubmitted")]
+    CannotResubmit(Status),
+}
+
+/// One approval of one document.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    /// Who submitted it.
+    pub applicant: Uuid,
+    /// The document facts at the last submission.
+    pub facts: Facts,
+    /// The approvers the applicant picked.
+    pub picked: Vec<Uuid>,
+    /// The status.
+    pub status: Status,
+    /// The resolved steps of the current round.
+    pub steps: Vec<ResolvedStep>,
+    /// The current step (index into `steps`); `steps.len()` when approved.
+    pub current: usize,
+    /// Who approved the current step so far (会签).
+    pub approved_by: Vec<Uuid>,
+    /// The definition index of the step that last rejected to the applicant.
+    pub rejected_at: Option<usize>,
+    /// Submission rounds (1 for the first submission).
+    pub round: u32,
+}
+
+/// Resolves the definition against the facts: skipped conditions drop
+/// steps, steps without approvers fall back. Returns the steps and the
+/// auto-pass records.
+pub fn resolve(
+    flow: &FlowDef,
+    dir: &Directory,
+    applicant: Uuid,
+    facts: &Facts,
+    picked: &[Uuid],
+) -> (Vec<ResolvedStep>, Vec<ActionRecord>) {
+    let mut steps = Vec::new();
+    let mut passes = Vec::new();
+    for (i, def) in flow.steps.iter().enumerate() {
+        if !def.conditions.iter().all(|c| c.holds(facts)) {
+            continue;
+        }
+        let groups: Vec<Vec<Uuid>> = match &def.approvers {
+            ApproverRule::Users { users } => vec![users.clone()],
+            ApproverRule::Superior { level } => {
+                vec![dir.superior(applicant, *level).into_iter().collect()]
+            }
+            ApproverRule::SuperiorsUpTo { levels } => {
+                let chain: Vec<Vec<Uuid>> = (1..=*levels)
+                    .map_while(|l| dir.superior(applicant, l))
+                    .map(|u| vec![u])
+                    .collect();
+                if chain.is_empty() {
+                    vec![Vec::new()]
+                } else {
+                    chain
+                }
+            }
+            ApproverRule::Role { role_id } => {
+                vec![dir.role_members.get(role_id).cloned().unwrap_or_default()]
+            }
+            ApproverRule::ApplicantPicks => vec![picked.to_vec()],
+        };
+        for group in groups {
+            let mut approvers = Vec::new();
+            for u in group {
+                if !approvers.contains(&u) {
+                    approvers.push(u);
+                }
+            }
+            if approvers.is_empty() && def.fallback == Fallback::Admins {
+                approvers = dir.admins.clone();
+            }
+            if approvers.is_empty() {
+                passes.push(ActionRecord {
+                    kind: ActionKind::AutoPass,
+                    actor: None,
+                    step: None,
+                    step_name: Some(def.name.clone()),
+                    to_step: None,
+                    comment: None,
+                });
+            } else {
+                steps.push(ResolvedStep {
+                    def_index: i,
+                    name: def.name.clone(),
+                    approvers,
+                    mode: def.mode,
+                });
+            }
+        }
+    }
+    (steps, passes)
+}
+
+fn record(
+    kind: ActionKind,
+    actor: Uuid,
+    step: Option<(usize, &ResolvedStep)>,
+    comment: Option<&str>,
+) -> ActionRecord {
+    ActionRecord {
+        kind,
+        actor: Some(actor),
+        step: step.map(|(i, _)| i),
+        step_name: step.map(|(_, s)| s.name.clone()),
+        to_step: None,
+        comment: comment.map(str::to_string),
+    }
+}
+
+impl Instance {
+    /// Submits a document: resolves the flow and starts at its first step
+    /// (approved at once when no step needs anybody).
+    pub fn submit(
+        flow: &FlowDef,
+        dir: &Directory,
+        applicant: Uuid,
+        facts: Facts,
+        picked: Vec<Uuid>,
+        comment: Option<&str>,
+    ) -> Result<(Instance, Vec<ActionRecord>), ApprovalError> {
+        flow.validate().map_err(ApprovalError::InvalidFlow)?;
+        let (steps, passes) = resolve(flow, dir, applicant, &facts, &picked);
+        let mut inst = Instance {
+            applicant,
+            facts,
+            picked,
+            status: Status::Pending,
+            steps,
+            current: 0,
+            approved_by: Vec::new(),
+            rejected_at: None,
+            round: 1,
+        };
+        let mut records = vec![record(ActionKind::Submit, applicant, None, comment)];
+        records.extend(passes);
+        inst.settle();
+        Ok((inst, records))
+    }
+
+    /// Resubmits a rejected or withdrawn approval (applicant only) with
+    /// possibly changed facts; restarts per the flow's [`Restart`] after a
+    /// rejection and from the first step after a withdrawal.
+    pub fn resubmit(
+        &self,
+        flow: &FlowDef,
+        dir: &Directory,
+        actor: Uuid,
+        facts: Facts,
+        picked: Vec<Uuid>,
+        comment: Option<&str>,
+    ) -> Result<(Instance, Vec<ActionRecord>), ApprovalError> {
+        if actor != self.applicant {
+            return Err(ApprovalError::NotApplicant);
+        }
+        if !matches!(self.status, Status::Rejected | Status::Withdrawn) {
+            return Err(ApprovalError::CannotResubmit(self.status));
+        }
+        flow.validate().map_err(ApprovalError::InvalidFlow)?;
+        let (steps, passes) = resolve(flow, dir, actor, &facts, &picked);
+        let start = match (self.status, flow.restart, self.rejected_at) {
+            (Status::Rejected, Restart::FromRejectingStep, Some(def)) => steps
+                .iter()
+                .position(|s| s.def_index >= def)
+                .unwrap_or(steps.len()),
+            _ => 0,
+        };
+        let mut inst = Instance {
+            applicant: self.applicant,
+            facts,
+            picked,
+            status: Status::Pending,
+            steps,
+            current: start,
+            approved_by: Vec::new(),
+            rejected_at: None,
+            round: self.round + 1,
+        };
+        let mut records = vec![record(ActionKind::Submit, actor, None, comment)];
+        records.extend(passes);
+        inst.settle();
+        Ok((inst, records))
+    }
+
+    /// Marks the approval approved when no step remains.
+    fn settle(&mut self) {
+        if self.status == Status::Pending && self.current >= self.steps.len() {
+            self.current = self.steps.len();
+            self.status = Status::Approved;
+            self.approved_by.clear();
+        }
+    }
+
+    /// The current step, while pending.
+    pub fn current_step(&self) -> Option<&ResolvedStep> {
+        if self.status == Status::Pending {
+            self.steps.get(self.current)
+        } else {
+            None
+        }
+    }
+
+    /// Who may act now: the current step's approvers who have not approved
+    /// yet. Empty unless pending.
+    pub fn pending_approvers(&self) -> Vec<Uuid> {
+        self.current_step()
+            .map(|s| {
+                s.approvers
+                    .iter()
+                    .copied()
+                    .filter(|u| !self.approved_by.contains(u))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether `user` is among the approvers of any resolved step.
+    pub fn involves(&self, user: Uuid) -> bool {
+        self.applicant == user || self.steps.iter().any(|s| s.approvers.contains(&user))
+    }
+
+    fn check_approver(&self, actor: Uuid) -> Result<usize, ApprovalError> {
+        if self.status != Status::Pending {
+            return Err(ApprovalError::NotPending(self.status));
+        }
+        let step = self
+            .steps
+            .get(self.current)
+            .ok_or(ApprovalError::NotPending(self.status))?;
+        if !step.approvers.contains(&actor) {
+            return Err(ApprovalError::NotAnApprover(actor));
+        }
+        if self.approved_by.contains(&actor) {
+            return Err(ApprovalError::AlreadyApproved(actor));
+        }
+        Ok(self.current)
+    }
+
+    /// An approver of the current step approves. Under 或签 the step passes;
+    /// under 会签 it passes when the last approver approves.
+    pub fn approve(
+        &self,
+        actor: Uuid,
+        comment: Option<&str>,
+    ) -> Result<(Instance, Vec<ActionRecord>), ApprovalError> {
+        let i = self.check_approver(actor)?;
+        let step = &self.steps[i];
+        let mut next = self.clone();
+        next.approved_by.push(actor);
+        let done = match step.mode {
+            SignMode::Any => true,
+            SignMode::All => step.approvers.iter().all(|u| next.approved_by.contains(u)),
+        };
+        if done {
+            next.current += 1;
+            next.approved_by.clear();
+            next.settle();
+        }
+        Ok((
+            next,
+            vec![record(ActionKind::Approve, actor, Some((i, step)), comment)],
+        ))
+    }
+
+    /// An approver of the current step rejects, to the applicant or back to
+    /// an earlier step.
+    pub fn reject(
+        &self,
+        actor: Uuid,
+        to: RejectTo,
+        comment: Option<&str>,
+    ) -> Result<(Instance, Vec<ActionRecord>), ApprovalError> {
+        let i = self.check_approver(actor)?;
+        let step = &self.steps[i];
+        let mut next = self.clone();
+        next.approved_by.clear();
+        let mut rec = match to {
+            RejectTo::Applicant => {
+                next.status = Status::Rejected;
+                next.rejected_at = Some(step.def_index);
+                record(ActionKind::Reject, actor, Some((i, step)), comment)
+            }
+            RejectTo::Step(k) => {
+                if k >= i {
+                    return Err(ApprovalError::BadTarget(k + 1, i));
+                }
+                next.current = k;
+                record(ActionKind::Return, actor, Some((i, step)), comment)
+            }
+        };
+        if let RejectTo::Step(k) = to {
+            rec.to_step = Some(k);
+        }
+        Ok((next, vec![rec]))
+    }
+
+    /// The applicant withdraws a pending approval.
+    pub fn withdraw(
+        &self,
+        actor: Uuid,
+        comment: Option<&str>,
+    ) -> Result<(Instance, Vec<ActionRecord>), ApprovalError> {
+        if actor != self.applicant {
+            return Err(ApprovalError::NotApplicant);
+        }
+        if self.status != Status::Pending {
+            return Err(ApprovalError::NotPending(self.status));
+        }
+        let mut next = self.clone();
+        next.status = Status::Withdrawn;
+        next.approved_by.clear();
+        Ok((
+            next,
+            vec![record(ActionKind::Withdraw, actor, None, comment)],
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests;

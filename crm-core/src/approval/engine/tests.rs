@@ -1,0 +1,533 @@
+use super::*;
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+
+fn u(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+fn users_step(name: &str, users: &[u128], mode: SignMode) -> StepDef {
+    StepDef {
+        name: name.into(),
+        conditions: Vec::new(),
+        approvers: ApproverRule::Users {
+            users: users.iter().map(|n| u(*n)).collect(),
+        },
+        mode,
+        fallback: Fallback::AutoPass,
+    }
+}
+
+fn amount(minor: i64) -> Facts {
+    Facts {
+        amount_minor: Some(minor),
+        kind: None,
+        discount_bp: None,
+    }
+}
+
+/// 1 → 2 → 3 → 4 superior chain; role R has 5 and 6; admin 9.
+fn dir() -> Directory {
+    Directory {
+        superiors: [(u(1), u(2)), (u(2), u(3)), (u(3), u(4))]
+            .into_iter()
+            .collect(),
+        role_members: [(u(100), vec![u(5), u(6)])].into_iter().collect(),
+        admins: vec![u(9)],
+    }
+}
+
+#[test]
+fn resolves_superiors_roles_picks_conditions_and_fallbacks() {
+    let flow = FlowDef {
+        steps: vec![
+            StepDef {
+                name: "直属上级".into(),
+                conditions: vec![],
+                approvers: ApproverRule::Superior { level: 1 },
+                mode: SignMode::Any,
+                fallback: Fallback::AutoPass,
+            },
+            StepDef {
+                name: "逐级".into(),
+                conditions: vec![Condition::AmountAtLeast { minor: 100_000 }],
+                approvers: ApproverRule::SuperiorsUpTo { levels: 5 },
+                mode: SignMode::Any,
+                fallback: Fallback::AutoPass,
+            },
+            StepDef {
+                name: "财务".into(),
+                conditions: vec![Condition::TypeIn {
+                    types: vec!["sales".into()],
+                }],
+                approvers: ApproverRule::Role { role_id: u(100) },
+                mode: SignMode::All,
+                fallback: Fallback::AutoPass,
+            },
+            StepDef {
+                name: "自选".into(),
+                conditions: vec![],
+                approvers: ApproverRule::ApplicantPicks,
+                mode: SignMode::Any,
+                fallback: Fallback::Admins,
+            },
+            StepDef {
+                name: "第九级".into(),
+                conditions: vec![],
+                approvers: ApproverRule::Superior { level: 9 },
+                mode: SignMode::Any,
+                fallback: Fallback::AutoPass,
+            },
+        ],
+        restart: Restart::FromFirst,
+    };
+    let facts = Facts {
+        amount_minor: Some(100_000),
+        kind: Some("sales".into()),
+        discount_bp: None,
+    };
+    let (steps, passes) = resolve(&flow, &dir(), u(1), &facts, &[]);
+    let names: Vec<(&str, Vec<Uuid>)> = steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.approvers.clone()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("直属上级", vec![u(2)]),
+            ("逐级", vec![u(2)]),
+            ("逐级", vec![u(3)]),
+            ("逐级", vec![u(4)]),
+            ("财务", vec![u(5), u(6)]),
+            ("自选", vec![u(9)]),
+        ]
+    );
+    assert_eq!(passes.len(), 1);
+    assert_eq!(passes[0].step_name.as_deref(), Some("第九级"));
+    // Below the threshold and another type: both conditional steps drop.
+    let facts = Facts {
+        amount_minor: Some(99_999),
+        kind: Some("service".into()),
+        discount_bp: None,
+    };
+    let (steps, _) = resolve(&flow, &dir(), u(1), &facts, &[u(7), u(7)]);
+    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, vec!["直属上级", "自选"]);
+    assert_eq!(steps[1].approvers, vec![u(7)], "picks are deduplicated");
+}
+
+#[test]
+fn countersign_needs_everyone_and_or_sign_anyone() {
+    let flow = FlowDef {
+        steps: vec![
+            users_step("会签", &[5, 6], SignMode::All),
+            users_step("或签", &[7, 8], SignMode::Any),
+        ],
+        restart: Restart::FromFirst,
+    };
+    let (i, rec) =
+        Instance::submit(&flow, &dir(), u(1), amount(1), vec![], Some("请审批")).expect("submit");
+    assert_eq!(rec[0].kind, ActionKind::Submit);
+    assert_eq!(i.pending_approvers(), vec![u(5), u(6)]);
+    assert_eq!(
+        i.approve(u(7), None).expect_err("not yet"),
+        ApprovalError::NotAnApprover(u(7))
+    );
+    let (i, _) = i.approve(u(5), Some("同意")).expect("5");
+    assert_eq!(i.current, 0);
+    assert_eq!(
+        i.approve(u(5), None).expect_err("twice"),
+        ApprovalError::AlreadyApproved(u(5))
+    );
+    assert_eq!(i.pending_approvers(), vec![u(6)]);
+    let (i, _) = i.approve(u(6), None).expect("6");
+    assert_eq!(i.current, 1);
+    let (i, rec) = i.approve(u(8), None).expect("8");
+    assert_eq!(i.status, Status::Approved);
+    assert_eq!(rec[0].step_name.as_deref(), Some("或签"));
+    assert!(i.pending_approvers().is_empty());
+    assert_eq!(
+        i.reject(u(7), RejectTo::Applicant, None)
+            .expect_err("final"),
+        ApprovalError::NotPending(Status::Approved)
+    );
+}
+
+#[test]
+fn return_to_earlier_step_and_restart_from_rejecting_step() {
+    let flow = FlowDef {
+        steps: vec![
+            users_step("一", &[5], SignMode::Any),
+            users_step("二", &[6], SignMode::Any),
+            users_step("三", &[7], SignMode::Any),
+        ],
+        restart: Restart::FromRejectingStep,
+    };
+    let (i, _) = Instance::submit(&flow, &dir(), u(1), amount(1), vec![], None).expect("submit");
+    let (i, _) = i.approve(u(5), None).expect("one");
+    let (i, _) = i.approve(u(6), None).expect("two");
+    assert_eq!(
+        i.reject(u(7), RejectTo::Step(2), None)
+            .expect_err("not earlier"),
+        ApprovalError::BadTarget(3, 2)
+    );
+    let (i, rec) = i
+        .reject(u(7), RejectTo::Step(1), Some("补充材料"))
+        .expect("return");
+    assert_eq!((rec[0].kind, rec[0].to_step), (ActionKind::Return, Some(1)));
+    assert_eq!(i.pending_approvers(), vec![u(6)]);
+    let (i, _) = i.approve(u(6), None).expect("two again");
+    let (i, _) = i
+        .reject(u(7), RejectTo::Applicant, Some("价格太低"))
+        .expect("reject");
+    assert_eq!(i.status, Status::Rejected);
+    assert_eq!(
+        i.resubmit(&flow, &dir(), u(5), amount(1), vec![], None)
+            .expect_err("applicant only"),
+        ApprovalError::NotApplicant
+    );
+    let (i, _) = i
+        .resubmit(&flow, &dir(), u(1), amount(2), vec![], None)
+        .expect("resubmit");
+    assert_eq!((i.status, i.current, i.round), (Status::Pending, 2, 2));
+    assert_eq!(i.pending_approvers(), vec![u(7)]);
+    // Withdrawal restarts from the first step.
+    let (i, _) = i.withdraw(u(1), None).expect("withdraw");
+    assert_eq!(
+        i.withdraw(u(1), None).expect_err("twice"),
+        ApprovalError::NotPending(Status::Withdrawn)
+    );
+    let (i, _) = i
+        .resubmit(&flow, &dir(), u(1), amount(2), vec![], None)
+        .expect("resubmit");
+    assert_eq!(i.current, 0);
+}
+
+#[test]
+fn flow_without_approvers_passes_at_once_and_invalid_flows_are_refused() {
+    let flow = FlowDef {
+        steps: vec![StepDef {
+            name: "上级".into(),
+            conditions: vec![],
+            approvers: ApproverRule::Superior { level: 1 },
+            mode: SignMode::Any,
+            fallback: Fallback::AutoPass,
+        }],
+        restart: Restart::FromFirst,
+    };
+    let (i, rec) = Instance::submit(&flow, &dir(), u(4), amount(1), vec![], None).expect("submit");
+    assert_eq!(i.status, Status::Approved);
+    assert_eq!(rec[1].kind, ActionKind::AutoPass);
+    let empty = FlowDef {
+        steps: vec![],
+        restart: Restart::FromFirst,
+    };
+    assert!(Instance::submit(&empty, &dir(), u(1), amount(1), vec![], None).is_err());
+    let nobody = FlowDef {
+        steps: vec![users_step("x", &[], SignMode::Any)],
+        restart: Restart::FromFirst,
+    };
+    assert!(nobody.validate().is_err());
+}
+
+// ---------------------------------------------------------------------------
+// Property test against a reference model
+// ---------------------------------------------------------------------------
+
+const APPLICANT: u128 = 1;
+const ADMIN: u128 = 6;
+
+/// The reference model: the rules written as plainly as possible.
+#[derive(Clone, Debug)]
+struct Model {
+    status: Status,
+    /// (definition index, approvers, everyone must sign)
+    steps: Vec<(usize, BTreeSet<u128>, bool)>,
+    cur: usize,
+    got: BTreeSet<u128>,
+    rejected_def: Option<usize>,
+}
+
+#[derive(Clone, Debug)]
+struct GenStep {
+    users: Vec<u128>,
+    all: bool,
+    picks: bool,
+    admins: bool,
+    min_amount: Option<i64>,
+}
+
+fn model_resolve(
+    flow: &[GenStep],
+    amount: i64,
+    picked: &[u128],
+) -> Vec<(usize, BTreeSet<u128>, bool)> {
+    let mut out = Vec::new();
+    for (i, s) in flow.iter().enumerate() {
+        if s.min_amount.is_some_and(|m| amount < m) {
+            continue;
+        }
+        let mut who: BTreeSet<u128> = if s.picks {
+            picked.iter().copied().collect()
+        } else {
+            s.users.iter().copied().collect()
+        };
+        if who.is_empty() && s.admins {
+            who.insert(ADMIN);
+        }
+        if !who.is_empty() {
+            out.push((i, who, s.all));
+        }
+    }
+    out
+}
+
+impl Model {
+    fn pending(&self) -> BTreeSet<u128> {
+        if self.status != Status::Pending {
+            return BTreeSet::new();
+        }
+        self.steps[self.cur]
+            .1
+            .difference(&self.got)
+            .copied()
+            .collect()
+    }
+
+    fn settle(&mut self) {
+        if self.status == Status::Pending && self.cur >= self.steps.len() {
+            self.status = Status::Approved;
+        }
+    }
+
+    /// Applies an op; false when it is refused (the model is unchanged then).
+    fn step(&mut self, op: &Op, flow: &[GenStep], restart_from_rejecting: bool) -> bool {
+        match *op {
+            Op::Approve(who) => {
+                if !self.pending().contains(&who) {
+                    return false;
+                }
+                self.got.insert(who);
+                let (_, approvers, all) = &self.steps[self.cur];
+                if !*all || approvers.is_subset(&self.got) {
+                    self.cur += 1;
+                    self.got.clear();
+                    self.settle();
+                }
+                true
+            }
+            Op::Reject(who) => {
+                if !self.pending().contains(&who) {
+                    return false;
+                }
+                self.status = Status::Rejected;
+                self.rejected_def = Some(self.steps[self.cur].0);
+                self.got.clear();
+                true
+            }
+            Op::Return(who, k) => {
+                if !self.pending().contains(&who) || k >= self.cur {
+                    return false;
+                }
+                self.cur = k;
+                self.got.clear();
+                true
+            }
+            Op::Withdraw(who) => {
+                if who != APPLICANT || self.status != Status::Pending {
+                    return false;
+                }
+                self.status = Status::Withdrawn;
+                self.got.clear();
+                true
+            }
+            Op::Resubmit(who, amount, ref picked) => {
+                if who != APPLICANT || !matches!(self.status, Status::Rejected | Status::Withdrawn)
+                {
+                    return false;
+                }
+                self.steps = model_resolve(flow, amount, picked);
+                self.cur = match (self.status, self.rejected_def) {
+                    (Status::Rejected, Some(d)) if restart_from_rejecting => self
+                        .steps
+                        .iter()
+                        .position(|s| s.0 >= d)
+                        .unwrap_or(self.steps.len()),
+                    _ => 0,
+                };
+                self.status = Status::Pending;
+                self.rejected_def = None;
+                self.got.clear();
+                self.settle();
+                true
+            }
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Approve(u128),
+    Reject(u128),
+    Return(u128, usize),
+    Withdraw(u128),
+    Resubmit(u128, i64, Vec<u128>),
+}
+
+fn user() -> impl Strategy<Value = u128> {
+    1u128..=6
+}
+
+fn gen_step() -> impl Strategy<Value = GenStep> {
+    (
+        proptest::collection::vec(user(), 1..4),
+        any::<bool>(),
+        prop::bool::weighted(0.2),
+        any::<bool>(),
+        prop::option::weighted(0.3, 0i64..200),
+    )
+        .prop_map(|(users, all, picks, admins, min_amount)| GenStep {
+            users,
+            all,
+            picks,
+            admins,
+            min_amount,
+        })
+}
+
+fn gen_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        5 => user().prop_map(Op::Approve),
+        1 => user().prop_map(Op::Reject),
+        1 => (user(), 0usize..4).prop_map(|(u, k)| Op::Return(u, k)),
+        1 => user().prop_map(Op::Withdraw),
+        1 => (user(), 0i64..200, proptest::collection::vec(user(), 0..3))
+            .prop_map(|(u, a, p)| Op::Resubmit(u, a, p)),
+    ]
+}
+
+fn to_flow(steps: &[GenStep], restart_from_rejecting: bool) -> FlowDef {
+    FlowDef {
+        steps: steps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| StepDef {
+                name: format!("步骤{i}"),
+                conditions: s
+                    .min_amount
+                    .map(|m| Condition::AmountAtLeast { minor: m })
+                    .into_iter()
+                    .collect(),
+                approvers: if s.picks {
+                    ApproverRule::ApplicantPicks
+                } else {
+                    ApproverRule::Users {
+                        users: s.users.iter().map(|n| u(*n)).collect(),
+                    }
+                },
+                mode: if s.all { SignMode::All } else { SignMode::Any },
+                fallback: if s.admins {
+                    Fallback::Admins
+                } else {
+                    Fallback::AutoPass
+                },
+            })
+            .collect(),
+        restart: if restart_from_rejecting {
+            Restart::FromRejectingStep
+        } else {
+            Restart::FromFirst
+        },
+    }
+}
+
+fn run(
+    inst: &Instance,
+    op: &Op,
+    flow: &FlowDef,
+    d: &Directory,
+) -> Result<(Instance, Vec<ActionRecord>), ApprovalError> {
+    match op {
+        Op::Approve(w) => inst.approve(u(*w), None),
+        Op::Reject(w) => inst.reject(u(*w), RejectTo::Applicant, None),
+        Op::Return(w, k) => inst.reject(u(*w), RejectTo::Step(*k), None),
+        Op::Withdraw(w) => inst.withdraw(u(*w), None),
+        Op::Resubmit(w, a, p) => inst.resubmit(
+            flow,
+            d,
+            u(*w),
+            amount(*a),
+            p.iter().map(|n| u(*n)).collect(),
+            None,
+        ),
+    }
+}
+
+fn as_set(v: Vec<Uuid>) -> BTreeSet<u128> {
+    v.into_iter().map(|x| x.as_u128()).collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// The engine agrees with the model on every action: which are allowed,
+    /// the status, the current step and who may act; nobody outside the
+    /// current step can approve or reject; an approved document is final
+    /// and is never rejected afterwards.
+    #[test]
+    fn engine_matches_model(
+        steps in proptest::collection::vec(gen_step(), 1..5),
+        restart_from_rejecting in any::<bool>(),
+        start_amount in 0i64..200,
+        picked in proptest::collection::vec(user(), 0..3),
+        ops in proptest::collection::vec(gen_op(), 0..40),
+    ) {
+        let flow = to_flow(&steps, restart_from_rejecting);
+        let d = Directory { admins: vec![u(ADMIN)], ..Directory::default() };
+        let (mut inst, rec) = Instance::submit(
+            &flow, &d, u(APPLICANT), amount(start_amount),
+            picked.iter().map(|n| u(*n)).collect(), None,
+        ).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(rec[0].kind, ActionKind::Submit);
+        let mut model = Model {
+            status: Status::Pending,
+            steps: model_resolve(&steps, start_amount, &picked),
+            cur: 0,
+            got: BTreeSet::new(),
+            rejected_def: None,
+        };
+        model.settle();
+        let mut ever_approved = inst.status == Status::Approved;
+        for op in &ops {
+            // Nobody outside the current step can act.
+            let allowed = model.pending();
+            for w in 1u128..=6 {
+                if !allowed.contains(&w) {
+                    prop_assert!(inst.approve(u(w), None).is_err());
+                    prop_assert!(inst.reject(u(w), RejectTo::Applicant, None).is_err());
+                }
+            }
+            let before = inst.status;
+            let got = run(&inst, op, &flow, &d);
+            let ok = model.step(op, &steps, restart_from_rejecting);
+            prop_assert_eq!(got.is_ok(), ok, "op {:?} from {:?}", op, before);
+            if let Ok((next, records)) = got {
+                prop_assert!(!records.is_empty());
+                if ever_approved {
+                    prop_assert!(false, "an approved document changed: {:?}", op);
+                }
+                inst = next;
+            }
+            prop_assert_eq!(inst.status, model.status);
+            prop_assert_eq!(as_set(inst.pending_approvers()), model.pending());
+            if inst.status == Status::Pending {
+                prop_assert_eq!(inst.current, model.cur);
+            }
+            if inst.status == Status::Approved {
+                ever_approved = true;
+                prop_assert!(inst.pending_approvers().is_empty());
+            }
+            prop_assert!(!(ever_approved && inst.status == Status::Rejected));
+        }
+    }
+}

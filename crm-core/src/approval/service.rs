@@ -1,0 +1,844 @@
+//! Stored approvals: flow versions, instances and their actions, with the
+//! permission rules and outbox events around the pure [`engine`](super::engine).
+//!
+//! - Defining a flow needs `approval_flow:manage` (administrators have it).
+//!   Each definition is a new version; the previous one is deactivated and
+//!   instances keep the version they started with.
+//! - Acting on an approval needs nothing but being an approver of its
+//!   current step (or the applicant, to withdraw and resubmit). Reading one
+//!   needs being involved in it, or `approval_flow:read`.
+
+use super::engine::{
+    ActionRecord, ApprovalError, Directory, Facts, FlowDef, Instance, RejectTo, Status,
+};
+use crate::auth::{Action, Actor};
+use crate::crm::{Crm, json_ids};
+use crate::entity::Entity;
+use crate::error::{Error, Result};
+use crate::schema::Table;
+use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Op, Row, Select, Sort};
+use crate::value::Value;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+/// One stored version of a flow definition.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FlowInfo {
+    /// The row id of this version.
+    pub id: Uuid,
+    /// The document type, e.g. `contract`, `quote`.
+    pub doc_type: String,
+    /// The flow's name.
+    pub name: String,
+    /// The version, from 1.
+    pub flow_version: i64,
+    /// Whether new submissions use this version.
+    pub active: bool,
+    /// The definition.
+    pub definition: FlowDef,
+}
+
+/// A document submitted for approval.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubmitRequest {
+    /// The document type, e.g. `contract`.
+    pub doc_type: String,
+    /// The document.
+    pub document_id: Uuid,
+    /// The document's human code, e.g. `HT-20261127-0001`.
+    pub document_code: Option<String>,
+    /// A title shown in pending lists.
+    pub title: Option<String>,
+    /// What conditions look at.
+    pub facts: Facts,
+    /// Approvers picked by the applicant (for `applicant_picks` steps).
+    pub picked: Vec<Uuid>,
+    /// The applicant's comment.
+    pub comment: Option<String>,
+}
+
+/// An approval (审批单) as stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalInfo {
+    /// The approval's id.
+    pub id: Uuid,
+    /// The document type.
+    pub doc_type: String,
+    /// The document.
+    pub document_id: Uuid,
+    /// The document's code.
+    pub document_code: Option<String>,
+    /// The title.
+    pub title: Option<String>,
+    /// The applicant.
+    pub applicant_id: Uuid,
+    /// The status.
+    pub status: Status,
+    /// The flow version the approval runs on.
+    pub flow_version: i64,
+    /// The name of the current step, while pending.
+    pub current_step: Option<String>,
+    /// Who may act now.
+    pub pending_with: Vec<Uuid>,
+    /// The full state.
+    pub state: Instance,
+    /// The row version.
+    pub version: i64,
+}
+
+/// One recorded action on an approval.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalAction {
+    /// Its position, from 1.
+    pub seq: i64,
+    /// `submit`, `approve`, `reject`, `return`, `withdraw`, `auto_pass`.
+    pub action: String,
+    /// Who (none for automatic passes).
+    pub actor_id: Option<Uuid>,
+    /// The step index (from 0) acted on.
+    pub step_index: Option<i64>,
+    /// The step's name.
+    pub step_name: Option<String>,
+    /// For returns: the step returned to.
+    pub to_step: Option<i64>,
+    /// The comment.
+    pub comment: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// What an approver does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Approve (同意).
+    Approve,
+    /// Reject, to the applicant or to an earlier step (驳回).
+    Reject(RejectTo),
+    /// Withdraw (applicant only, 撤回).
+    Withdraw,
+}
+
+/// The change set of an approval transition, before it is applied: callers
+/// that own the document (contracts, quotes) add their own ops to it so the
+/// document and the approval change atomically.
+#[derive(Debug)]
+pub struct Transition {
+    /// The approval after the transition.
+    pub info: ApprovalInfo,
+    /// The status before.
+    pub before: Option<Status>,
+    /// What to write.
+    pub changes: ChangeSet,
+}
+
+fn check_doc_type(doc_type: &str) -> Result<()> {
+    let ok = doc_type
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase())
+        && doc_type
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok && doc_type.len() <= 40 {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "doc_type",
+            format!("document type '{doc_type}' must look like contract or purchase_order"),
+        ))
+    }
+}
+
+fn engine_error(e: ApprovalError) -> Error {
+    match e {
+        ApprovalError::InvalidFlow(m) => Error::invalid("definition", m),
+        ApprovalError::NotAnApprover(_) | ApprovalError::NotApplicant => {
+            Error::Forbidden(e.to_string())
+        }
+        other => Error::InvalidState(other.to_string()),
+    }
+}
+
+fn eq(col: &'static str, v: Value) -> Filter {
+    Filter::Cmp(Col::Column(col), CmpOp::Eq, v)
+}
+
+fn text(v: impl Into<String>) -> Value {
+    Value::Text(v.into())
+}
+
+fn flow_from_row(r: &Row) -> Result<FlowInfo> {
+    let definition =
+        serde_json::from_value(r.get("definition").as_json().cloned().unwrap_or_default())
+            .map_err(|e| {
+                Error::InvalidState(format!("approval flow {} is unreadable: {e}", r.id()))
+            })?;
+    Ok(FlowInfo {
+        id: r.id(),
+        doc_type: r.get("doc_type").as_text().unwrap_or_default().to_string(),
+        name: r.get("name").as_text().unwrap_or_default().to_string(),
+        flow_version: r.get("flow_version").as_int().unwrap_or(0),
+        active: r.get("active").as_bool().unwrap_or(false),
+        definition,
+    })
+}
+
+fn info_from_row(r: &Row) -> Result<ApprovalInfo> {
+    let state: Instance =
+        serde_json::from_value(r.get("state").as_json().cloned().unwrap_or_default())
+            .map_err(|e| Error::InvalidState(format!("approval {} is unreadable: {e}", r.id())))?;
+    Ok(ApprovalInfo {
+        id: r.id(),
+        doc_type: r.get("doc_type").as_text().unwrap_or_default().to_string(),
+        document_id: r.get("document_id").as_id().unwrap_or_default(),
+        document_code: r.get("document_code").as_text().map(str::to_string),
+        title: r.get("title").as_text().map(str::to_string),
+        applicant_id: r.get("applicant_id").as_id().unwrap_or_default(),
+        status: state.status,
+        flow_version: r.get("flow_version").as_int().unwrap_or(0),
+        current_step: state.current_step().map(|s| s.name.clone()),
+        pending_with: state.pending_approvers(),
+        state,
+        version: r.version(),
+    })
+}
+
+fn pending_text(state: &Instance) -> String {
+    state
+        .pending_approvers()
+        .iter()
+        .map(Uuid::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn event_name(rec: &ActionRecord, after: Status) -> &'static str {
+    use super::engine::ActionKind as K;
+    match (rec.kind, after) {
+        (_, Status::Approved) => "approved",
+        (K::Submit, _) => "submitted",
+        (K::Approve, _) => "step_approved",
+        (K::Reject, _) => "rejected",
+        (K::Return, _) => "returned",
+        (K::Withdraw, _) => "withdrawn",
+        (K::AutoPass, _) => "step_approved",
+    }
+}
+
+impl Crm {
+    /// Defines (or redefines) the approval flow of a document type in the
+    /// actor's company; the new definition becomes version n + 1 and the
+    /// only active one. Running approvals keep their version.
+    pub async fn define_approval_flow(
+        &self,
+        actor: &Actor,
+        doc_type: &str,
+        name: &str,
+        definition: FlowDef,
+    ) -> Result<FlowInfo> {
+        if !actor.can(Entity::ApprovalFlow, Action::Manage) {
+            return Err(Error::Forbidden(format!(
+                "{} may not define approval flows",
+                actor.display_name
+            )));
+        }
+        check_doc_type(doc_type)?;
+        if name.trim().is_empty() {
+            return Err(Error::invalid("name", "an approval flow needs a name"));
+        }
+        definition
+            .validate()
+            .map_err(|m| Error::invalid("definition", m))?;
+        let company = actor.company_id.0;
+        let now = self.now();
+        let mut sel = Select::all(Table::ApprovalFlows, company, now);
+        sel.filter = eq("doc_type", text(doc_type));
+        let existing = self.store.select(&sel).await?.rows;
+        let mut changes = ChangeSet::default();
+        let mut latest = 0;
+        for r in &existing {
+            latest = latest.max(r.get("flow_version").as_int().unwrap_or(0));
+            if r.get("active").as_bool() == Some(true) {
+                changes.ops.push(Op::Update {
+                    table: Table::ApprovalFlows,
+                    id: r.id(),
+                    expected_version: r.version(),
+                    values: vec![
+                        ("active", Value::Bool(false)),
+                        ("updated_at", Value::Timestamp(now)),
+                    ],
+                });
+            }
+        }
+        let id = self.new_id();
+        let def_json = serde_json::to_value(&definition)
+            .map_err(|e| Error::InvalidState(format!("cannot encode the flow: {e}")))?;
+        changes.ops.push(Op::Insert {
+            table: Table::ApprovalFlows,
+            values: vec![
+                ("id", Value::Id(id)),
+                ("company_id", Value::Id(company)),
+                ("version", Value::Int(1)),
+                ("created_at", Value::Timestamp(now)),
+                ("updated_at", Value::Timestamp(now)),
+                ("doc_type", text(doc_type)),
+                ("name", text(name.trim())),
+                ("flow_version", Value::Int(latest + 1)),
+                ("active", Value::Bool(true)),
+                ("definition", Value::Json(def_json.clone())),
+                ("created_by", Value::Id(actor.user_id.0)),
+            ],
+        });
+        changes.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::ApprovalFlows,
+            id,
+            "create",
+            vec![FieldChange {
+                field: "definition".into(),
+                before: serde_json::Value::Null,
+                after: def_json,
+            }],
+        ));
+        changes.events.push(self.event(
+            company,
+            Table::ApprovalFlows,
+            id,
+            "approval_flow.defined".into(),
+            json!({"doc_type": doc_type, "flow_version": latest + 1}),
+        ));
+        self.apply(changes).await?;
+        Ok(FlowInfo {
+            id,
+            doc_type: doc_type.to_string(),
+            name: name.trim().to_string(),
+            flow_version: latest + 1,
+            active: true,
+            definition,
+        })
+    }
+
+    /// The active flow of a document type, if one is defined.
+    pub async fn approval_flow(&self, actor: &Actor, doc_type: &str) -> Result<Option<FlowInfo>> {
+        let mut sel = Select::all(Table::ApprovalFlows, actor.company_id.0, self.now());
+        sel.filter = Filter::And(vec![
+            eq("doc_type", text(doc_type)),
+            eq("active", Value::Bool(true)),
+        ]);
+        match self.store.select(&sel).await?.rows.first() {
+            Some(r) => Ok(Some(flow_from_row(r)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The organisation as the approval engine sees it: superiors, role
+    /// members and administrators among the active users.
+    pub(crate) async fn approval_directory(&self, company: Uuid) -> Result<Directory> {
+        let now = self.now();
+        let roles = self
+            .store
+            .select(&Select::all(Table::Roles, company, now))
+            .await?
+            .rows;
+        let admin_roles: Vec<Uuid> = roles
+            .iter()
+            .filter(|r| r.get("is_admin").as_bool() == Some(true))
+            .map(Row::id)
+            .collect();
+        let mut sel = Select::all(Table::Users, company, now);
+        sel.sort = vec![Sort {
+            col: Col::Column("username"),
+            desc: false,
+        }];
+        let users = self.store.select(&sel).await?.rows;
+        let mut dir = Directory::default();
+        for u in users {
+            if u.get("active").as_bool() != Some(true) {
+                continue;
+            }
+            let id = u.id();
+            if let Some(s) = u.get("superior_id").as_id() {
+                dir.superiors.insert(id, s);
+            }
+            for role in json_ids(u.get("role_ids")) {
+                dir.role_members.entry(role).or_default().push(id);
+                if admin_roles.contains(&role) && !dir.admins.contains(&id) {
+                    dir.admins.push(id);
+                }
+            }
+        }
+        Ok(dir)
+    }
+
+    async fn approval_row_for(
+        &self,
+        company: Uuid,
+        doc_type: &str,
+        doc: Uuid,
+    ) -> Result<Option<Row>> {
+        let mut sel = Select::all(Table::ApprovalInstances, company, self.now());
+        sel.filter = Filter::And(vec![
+            eq("doc_type", text(doc_type)),
+            eq("document_id", Value::Id(doc)),
+        ]);
+        Ok(self.store.select(&sel).await?.rows.into_iter().next())
+    }
+
+    /// Builds the change set of a submission (or resubmission) without
+    /// applying it. Fails when no flow is defined for the document type or
+    /// the document is already pending or approved.
+    pub async fn submission(&self, actor: &Actor, req: &SubmitRequest) -> Result<Transition> {
+        check_doc_type(&req.doc_type)?;
+        let company = actor.company_id.0;
+        let dir = self.approval_directory(company).await?;
+        let existing = self
+            .approval_row_for(company, &req.doc_type, req.document_id)
+            .await?;
+        let (flow, before, next, records, seq0, row) = match existing {
+            Some(row) => {
+                let info = info_from_row(&row)?;
+                let flow_row = self
+                    .store
+                    .get(
+                        Table::ApprovalFlows,
+                        row.get("flow_id").as_id().unwrap_or_default(),
+                    )
+                    .await?
+                    .ok_or_else(|| {
+                        Error::not_found("approval flow", row.get("flow_id").to_json())
+                    })?;
+                let flow = flow_from_row(&flow_row)?;
+                let (next, records) = info
+                    .state
+                    .resubmit(
+                        &flow.definition,
+                        &dir,
+                        actor.user_id.0,
+                        req.facts.clone(),
+                        req.picked.clone(),
+                        req.comment.as_deref(),
+                    )
+                    .map_err(engine_error)?;
+                let seq0 = self.approval_action_count(row.id()).await?;
+                (flow, Some(info.status), next, records, seq0, Some(row))
+            }
+            None => {
+                let flow = self
+                    .approval_flow(actor, &req.doc_type)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::InvalidState(format!(
+                            "no approval flow is defined for {}",
+                            req.doc_type
+                        ))
+                    })?;
+                let (next, records) = Instance::submit(
+                    &flow.definition,
+                    &dir,
+                    actor.user_id.0,
+                    req.facts.clone(),
+                    req.picked.clone(),
+                    req.comment.as_deref(),
+                )
+                .map_err(engine_error)?;
+                (flow, None, next, records, 0, None)
+            }
+        };
+        let now = self.now();
+        let id = row.as_ref().map(Row::id).unwrap_or_else(|| self.new_id());
+        let state = serde_json::to_value(&next)
+            .map_err(|e| Error::InvalidState(format!("cannot encode the approval: {e}")))?;
+        let mut values = vec![
+            ("updated_at", Value::Timestamp(now)),
+            ("status", text(next.status.name())),
+            ("pending_with", text(pending_text(&next))),
+            (
+                "amount",
+                next.facts.amount_minor.map_or(Value::Null, Value::Int),
+            ),
+            ("state", Value::Json(state)),
+            (
+                "document_code",
+                req.document_code.clone().map_or(Value::Null, Value::Text),
+            ),
+            ("title", req.title.clone().map_or(Value::Null, Value::Text)),
+            (
+                "finished_at",
+                if next.status == Status::Approved {
+                    Value::Timestamp(now)
+                } else {
+                    Value::Null
+                },
+            ),
+        ];
+        let mut changes = ChangeSet::default();
+        match &row {
+            Some(r) => changes.ops.push(Op::Update {
+                table: Table::ApprovalInstances,
+                id,
+                expected_version: r.version(),
+                values,
+            }),
+            None => {
+                values.extend([
+                    ("id", Value::Id(id)),
+                    ("company_id", Value::Id(company)),
+                    ("version", Value::Int(1)),
+                    ("created_at", Value::Timestamp(now)),
+                    ("flow_id", Value::Id(flow.id)),
+                    ("flow_version", Value::Int(flow.flow_version)),
+                    ("doc_type", text(&req.doc_type)),
+                    ("document_id", Value::Id(req.document_id)),
+                    ("applicant_id", Value::Id(actor.user_id.0)),
+                ]);
+                changes.ops.push(Op::Insert {
+                    table: Table::ApprovalInstances,
+                    values,
+                });
+            }
+        }
+        let version = row.as_ref().map_or(1, |r| r.version() + 1);
+        let info = ApprovalInfo {
+            id,
+            doc_type: req.doc_type.clone(),
+            document_id: req.document_id,
+            document_code: req.document_code.clone(),
+            title: req.title.clone(),
+            applicant_id: next.applicant,
+            status: next.status,
+            flow_version: flow.flow_version,
+            current_step: next.current_step().map(|s| s.name.clone()),
+            pending_with: next.pending_approvers(),
+            state: next,
+            version,
+        };
+        self.record_actions(actor, &info, before, &records, seq0, &mut changes);
+        self.sales_approval_effects(actor, &info, &mut changes)
+            .await?;
+        Ok(Transition {
+            info,
+            before,
+            changes,
+        })
+    }
+
+    /// Submits a document for approval (or resubmits a rejected or
+    /// withdrawn one, keeping its flow version).
+    pub async fn submit_for_approval(
+        &self,
+        actor: &Actor,
+        req: SubmitRequest,
+    ) -> Result<ApprovalInfo> {
+        let t = self.submission(actor, &req).await?;
+        self.apply(t.changes).await?;
+        Ok(t.info)
+    }
+
+    async fn approval_action_count(&self, instance: Uuid) -> Result<i64> {
+        let row = self.store.get(Table::ApprovalInstances, instance).await?;
+        let company = row
+            .and_then(|r| r.get("company_id").as_id())
+            .unwrap_or_default();
+        let mut sel = Select::all(Table::ApprovalActions, company, self.now());
+        sel.filter = eq("instance_id", Value::Id(instance));
+        Ok(self.store.select(&sel).await?.rows.len() as i64)
+    }
+
+    fn record_actions(
+        &self,
+        actor: &Actor,
+        info: &ApprovalInfo,
+        before: Option<Status>,
+        records: &[ActionRecord],
+        seq0: i64,
+        changes: &mut ChangeSet,
+    ) {
+        let company = actor.company_id.0;
+        let now = self.now();
+        for (n, rec) in records.iter().enumerate() {
+            changes.ops.push(Op::Insert {
+                table: Table::ApprovalActions,
+                values: vec![
+                    ("id", Value::Id(self.new_id())),
+                    ("company_id", Value::Id(company)),
+                    ("version", Value::Int(1)),
+                    ("created_at", Value::Timestamp(now)),
+                    ("updated_at", Value::Timestamp(now)),
+                    ("instance_id", Value::Id(info.id)),
+                    ("seq", Value::Int(seq0 + n as i64 + 1)),
+                    ("action", text(rec.kind.name())),
+                    ("actor_id", rec.actor.map_or(Value::Null, Value::Id)),
+                    (
+                        "step_index",
+                        rec.step.map_or(Value::Null, |s| Value::Int(s as i64)),
+                    ),
+                    (
+                        "step_name",
+                        rec.step_name.clone().map_or(Value::Null, Value::Text),
+                    ),
+                    (
+                        "to_step",
+                        rec.to_step.map_or(Value::Null, |s| Value::Int(s as i64)),
+                    ),
+                    (
+                        "comment",
+                        rec.comment.clone().map_or(Value::Null, Value::Text),
+                    ),
+                ],
+            });
+        }
+        let Some(first) = records.first() else {
+            return;
+        };
+        changes.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::ApprovalInstances,
+            info.id,
+            first.kind.name(),
+            vec![FieldChange {
+                field: "status".into(),
+                before: before.map_or(serde_json::Value::Null, |s| json!(s.name())),
+                after: json!(info.status.name()),
+            }],
+        ));
+        let name = event_name(first, info.status);
+        let payload = json!({
+            "approval_id": info.id,
+            "doc_type": info.doc_type,
+            "document_id": info.document_id,
+            "document_code": info.document_code,
+            "status": info.status.name(),
+            "applicant_id": info.applicant_id,
+            "actor_id": actor.user_id.0,
+            "pending_with": info.pending_with,
+            "comment": first.comment,
+        });
+        changes.events.push(self.event(
+            company,
+            Table::ApprovalInstances,
+            info.id,
+            format!("approval.{name}"),
+            payload.clone(),
+        ));
+        if matches!(info.status, Status::Approved | Status::Rejected) && before != Some(info.status)
+        {
+            changes.events.push(self.event(
+                company,
+                Table::ApprovalInstances,
+                info.id,
+                format!("{}.{}", info.doc_type, info.status.name()),
+                payload,
+            ));
+        }
+    }
+
+    /// Builds the change set of a decision on an approval without applying it.
+    pub async fn decision(
+        &self,
+        actor: &Actor,
+        approval: Uuid,
+        decision: Decision,
+        comment: Option<&str>,
+    ) -> Result<Transition> {
+        let row = self
+            .live_row(actor, Table::ApprovalInstances, approval)
+            .await?;
+        let info = info_from_row(&row)?;
+        if !info.state.involves(actor.user_id.0) && !actor.can(Entity::ApprovalFlow, Action::Read) {
+            return Err(Error::not_found("approval", approval));
+        }
+        let me = actor.user_id.0;
+        let (next, records) = match decision {
+            Decision::Approve => info.state.approve(me, comment),
+            Decision::Reject(to) => info.state.reject(me, to, comment),
+            Decision::Withdraw => info.state.withdraw(me, comment),
+        }
+        .map_err(engine_error)?;
+        let now = self.now();
+        let state = serde_json::to_value(&next)
+            .map_err(|e| Error::InvalidState(format!("cannot encode the approval: {e}")))?;
+        let mut changes = ChangeSet::default();
+        changes.ops.push(Op::Update {
+            table: Table::ApprovalInstances,
+            id: approval,
+            expected_version: row.version(),
+            values: vec![
+                ("updated_at", Value::Timestamp(now)),
+                ("status", text(next.status.name())),
+                ("pending_with", text(pending_text(&next))),
+                ("state", Value::Json(state)),
+                (
+                    "finished_at",
+                    if next.status == Status::Approved {
+                        Value::Timestamp(now)
+                    } else {
+                        Value::Null
+                    },
+                ),
+            ],
+        });
+        let seq0 = self.approval_action_count(approval).await?;
+        let before = Some(info.status);
+        let next_info = ApprovalInfo {
+            status: next.status,
+            current_step: next.current_step().map(|s| s.name.clone()),
+            pending_with: next.pending_approvers(),
+            state: next,
+            version: info.version + 1,
+            ..info
+        };
+        self.record_actions(actor, &next_info, before, &records, seq0, &mut changes);
+        self.sales_approval_effects(actor, &next_info, &mut changes)
+            .await?;
+        Ok(Transition {
+            info: next_info,
+            before,
+            changes,
+        })
+    }
+
+    /// Approves the current step (同意).
+    pub async fn approve(
+        &self,
+        actor: &Actor,
+        approval: Uuid,
+        comment: Option<&str>,
+    ) -> Result<ApprovalInfo> {
+        let t = self
+            .decision(actor, approval, Decision::Approve, comment)
+            .await?;
+        self.apply(t.changes).await?;
+        Ok(t.info)
+    }
+
+    /// Rejects, to the applicant or back to an earlier step (驳回).
+    pub async fn reject(
+        &self,
+        actor: &Actor,
+        approval: Uuid,
+        to: RejectTo,
+        comment: Option<&str>,
+    ) -> Result<ApprovalInfo> {
+        let t = self
+            .decision(actor, approval, Decision::Reject(to), comment)
+            .await?;
+        self.apply(t.changes).await?;
+        Ok(t.info)
+    }
+
+    /// Withdraws a pending approval (applicant only, 撤回).
+    pub async fn withdraw(
+        &self,
+        actor: &Actor,
+        approval: Uuid,
+        comment: Option<&str>,
+    ) -> Result<ApprovalInfo> {
+        let t = self
+            .decision(actor, approval, Decision::Withdraw, comment)
+            .await?;
+        self.apply(t.changes).await?;
+        Ok(t.info)
+    }
+
+    /// An approval the actor is involved in (or may read).
+    pub async fn approval(&self, actor: &Actor, approval: Uuid) -> Result<ApprovalInfo> {
+        let row = self
+            .live_row(actor, Table::ApprovalInstances, approval)
+            .await?;
+        let info = info_from_row(&row)?;
+        if info.state.involves(actor.user_id.0) || actor.can(Entity::ApprovalFlow, Action::Read) {
+            Ok(info)
+        } else {
+            Err(Error::not_found("approval", approval))
+        }
+    }
+
+    /// The approval of a document, if it was ever submitted.
+    pub async fn approval_of(
+        &self,
+        actor: &Actor,
+        doc_type: &str,
+        document: Uuid,
+    ) -> Result<Option<ApprovalInfo>> {
+        match self
+            .approval_row_for(actor.company_id.0, doc_type, document)
+            .await?
+        {
+            Some(r) => Ok(Some(self.approval(actor, r.id()).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Approvals waiting for the actor (待我审批), oldest first.
+    pub async fn pending_approvals(&self, actor: &Actor) -> Result<Vec<ApprovalInfo>> {
+        let mut sel = Select::all(Table::ApprovalInstances, actor.company_id.0, self.now());
+        sel.filter = Filter::And(vec![
+            eq("status", text(Status::Pending.name())),
+            Filter::Contains(Col::Column("pending_with"), actor.user_id.0.to_string()),
+        ]);
+        sel.sort = vec![Sort {
+            col: Col::Column("updated_at"),
+            desc: false,
+        }];
+        self.store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .map(info_from_row)
+            .collect()
+    }
+
+    /// Approvals the actor submitted, newest first.
+    pub async fn my_approvals(&self, actor: &Actor) -> Result<Vec<ApprovalInfo>> {
+        let mut sel = Select::all(Table::ApprovalInstances, actor.company_id.0, self.now());
+        sel.filter = eq("applicant_id", Value::Id(actor.user_id.0));
+        sel.sort = vec![Sort {
+            col: Col::Column("updated_at"),
+            desc: true,
+        }];
+        self.store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .map(info_from_row)
+            .collect()
+    }
+
+    /// Every action taken on an approval, in order.
+    pub async fn approval_actions(
+        &self,
+        actor: &Actor,
+        approval: Uuid,
+    ) -> Result<Vec<ApprovalAction>> {
+        self.approval(actor, approval).await?;
+        let mut sel = Select::all(Table::ApprovalActions, actor.company_id.0, self.now());
+        sel.filter = eq("instance_id", Value::Id(approval));
+        sel.sort = vec![Sort {
+            col: Col::Column("seq"),
+            desc: false,
+        }];
+        Ok(self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .map(|r| ApprovalAction {
+                seq: r.get("seq").as_int().unwrap_or(0),
+                action: r.get("action").as_text().unwrap_or_default().to_string(),
+                actor_id: r.get("actor_id").as_id(),
+                step_index: r.get("step_index").as_int(),
+                step_name: r.get("step_name").as_text().map(str::to_string),
+                to_step: r.get("to_step").as_int(),
+                comment: r.get("comment").as_text().map(str::to_string),
+                at: r.get("created_at").as_timestamp().unwrap_or_default(),
+            })
+            .collect())
+    }
+}

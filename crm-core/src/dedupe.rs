@@ -1,0 +1,1644 @@
+//! Duplicate customers (查重): the keys the engine keeps, checks on create and
+//! on demand, the company-wide report, and merging.
+//!
+//! Every live customer has rows in `customer_keys`, one per normalised key:
+//! `name` (the company name without legal-form suffixes, `name_key`),
+//! `uscc` (统一社会信用代码), `phone` (the canonical phone key), `email`
+//! (lowercased) and `custom.<key>` for each custom field configured as a
+//! duplicate key. A key row is flagged `duplicate` while another live
+//! customer shares it. The rows are kept by [`Crm::index_customer_keys`],
+//! which every write path calls on its change set before applying it, so a
+//! check is one index probe per key and the report walks only flagged rows —
+//! never a scan of the customers.
+//!
+//! Per company, each key field refuses duplicates ([`DedupeMode::Block`]),
+//! only reports them ([`DedupeMode::Warn`]: an event
+//! `customer.possible_duplicate` and the report) or is ignored. Defaults:
+//! name and credit code refuse, phone and e-mail warn.
+
+use crate::auth::{Action, Actor, FieldAccess};
+use crate::crm::Crm;
+use crate::custom::CustomFieldDef;
+use crate::entity::{Entity, FieldKind};
+use crate::error::{Error, Result};
+use crate::ids::{RecordId, UserId};
+use crate::pool::Place;
+use crate::records::{Fields, Record};
+use crate::schema::Table;
+use crate::store::{
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Paging, Row, Select, Sort,
+};
+use crate::value::Value;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// What a duplicate key does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DedupeMode {
+    /// A customer duplicating another on this key is refused.
+    Block,
+    /// Allowed, but reported (event and report).
+    Warn,
+    /// Not a duplicate key.
+    Off,
+}
+
+impl DedupeMode {
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DedupeMode::Block => "block",
+            DedupeMode::Warn => "warn",
+            DedupeMode::Off => "off",
+        }
+    }
+}
+
+impl fmt::Display for DedupeMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for DedupeMode {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.trim() {
+            "block" | "refuse" | "禁止" => Ok(DedupeMode::Block),
+            "warn" | "report" | "提醒" => Ok(DedupeMode::Warn),
+            "off" | "none" | "关闭" => Ok(DedupeMode::Off),
+            other => Err(format!(
+                "unknown duplicate mode '{other}'; expected block, warn or off"
+            )),
+        }
+    }
+}
+
+/// The built-in key fields with their labels and default modes.
+pub const BUILTIN_KEYS: [(&str, &str, DedupeMode); 4] = [
+    ("name", "客户名称", DedupeMode::Block),
+    ("uscc", "统一社会信用代码", DedupeMode::Block),
+    ("phone", "电话", DedupeMode::Warn),
+    ("email", "邮箱", DedupeMode::Warn),
+];
+
+/// A company's setting for one key field.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DedupeRule {
+    /// `name`, `uscc`, `phone`, `email` or `custom.<key>`.
+    pub field: String,
+    /// What a match does.
+    pub mode: DedupeMode,
+}
+
+/// The effective modes of a company.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Modes(BTreeMap<String, DedupeMode>);
+
+impl Modes {
+    pub(crate) fn mode(&self, field: &str) -> DedupeMode {
+        self.0.get(field).copied().unwrap_or_else(|| {
+            BUILTIN_KEYS
+                .iter()
+                .find(|(f, _, _)| *f == field)
+                .map(|(_, _, m)| *m)
+                .unwrap_or(DedupeMode::Off)
+        })
+    }
+
+    pub(crate) fn blocks(&self, field: &str) -> bool {
+        self.mode(field) == DedupeMode::Block
+    }
+
+    /// Custom field keys (without `custom.`) that are duplicate keys.
+    fn custom_keys(&self) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(f, m)| f.starts_with("custom.") && **m != DedupeMode::Off)
+            .map(|(f, _)| f.trim_start_matches("custom.").to_string())
+            .collect()
+    }
+}
+
+/// A live customer matching a key of a candidate or of another customer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DuplicateMatch {
+    /// The key field (`name`, `uscc`, `phone`, `email`, `custom.<key>`).
+    pub field: String,
+    /// The normalised value both share.
+    pub value: String,
+    /// What the company's setting does with such a match.
+    pub mode: DedupeMode,
+    /// Whether the actor can see the matching customer.
+    pub visible: bool,
+    /// The matching customer (absent when the actor may not know it).
+    pub customer: Option<RecordId>,
+    /// Its code (same condition).
+    pub code: Option<String>,
+    /// Its name (same condition).
+    pub name: Option<String>,
+    /// Whose it is: a name when the actor may know, else "someone else".
+    pub owner: String,
+}
+
+/// Which groups the report returns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateQuery {
+    /// Only these key fields (empty: all).
+    pub fields: Vec<String>,
+    /// Continue after this cursor (the previous report's `next`).
+    pub after: Option<String>,
+    /// Groups at most.
+    pub limit: usize,
+}
+
+impl Default for DuplicateQuery {
+    fn default() -> Self {
+        DuplicateQuery {
+            fields: Vec::new(),
+            after: None,
+            limit: 100,
+        }
+    }
+}
+
+/// A customer in a duplicate group.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DuplicateMember {
+    /// The customer.
+    pub id: RecordId,
+    /// Its code.
+    pub code: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// Its owner.
+    pub owner_id: Option<UserId>,
+    /// Where it is.
+    pub place: Place,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Customers sharing one key.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DuplicateGroup {
+    /// The key field.
+    pub field: String,
+    /// The shared normalised value.
+    pub value: String,
+    /// Why they matched, in words.
+    pub reason: String,
+    /// What the company's setting does with such matches.
+    pub mode: DedupeMode,
+    /// The members the actor can see, oldest first.
+    pub members: Vec<DuplicateMember>,
+    /// Members the actor cannot see.
+    pub hidden: usize,
+}
+
+/// One page of the duplicate report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DuplicateReport {
+    /// The groups, by field and value.
+    pub groups: Vec<DuplicateGroup>,
+    /// The cursor of the next page, when there is one.
+    pub next: Option<String>,
+}
+
+/// A merge: the survivor keeps its id, code and history; the others' values
+/// fill the survivor's blanks unless `take` says otherwise, their contacts,
+/// follow-ups, pool history and every other record pointing at them move to
+/// the survivor, and they go to the recycle bin marked `merged_into`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeSpec {
+    /// The customer that stays.
+    pub survivor: RecordId,
+    /// The customers merged into it.
+    pub others: Vec<RecordId>,
+    /// Field by field (API name, label or `custom.key`): whose value to keep.
+    pub take: BTreeMap<String, RecordId>,
+}
+
+/// What a rebuild of the keys did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct RebuildStats {
+    /// Customers looked at.
+    pub customers: u64,
+    /// Key rows added.
+    pub added: u64,
+    /// Key rows removed.
+    pub removed: u64,
+    /// Key rows whose duplicate flag changed.
+    pub flagged: u64,
+}
+
+fn col(c: &'static str) -> Col {
+    Col::Column(c)
+}
+
+fn eq(c: &'static str, v: impl Into<Value>) -> Filter {
+    Filter::Cmp(col(c), CmpOp::Eq, v.into())
+}
+
+/// The normalised key of a custom field value: trimmed, lowercased, inner
+/// whitespace collapsed.
+fn custom_key(v: &Json) -> Option<String> {
+    let s = match v {
+        Json::String(s) => s.clone(),
+        Json::Number(n) => n.to_string(),
+        Json::Bool(b) => b.to_string(),
+        _ => return None,
+    };
+    let k = s
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    (!k.is_empty()).then_some(k)
+}
+
+/// The keys of a customer, from its column values.
+pub(crate) fn keys_of(
+    get: &dyn Fn(&str) -> Value,
+    custom_keys: &[String],
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let text = |c: &str| {
+        get(c)
+            .as_text()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    if let Some(k) = text("name_key") {
+        out.push(("name".to_string(), k));
+    }
+    if let Some(k) = text("uscc") {
+        out.push(("uscc".to_string(), k));
+    }
+    if let Some(k) = text("phone_key") {
+        out.push(("phone".to_string(), k));
+    }
+    if let Some(k) = text("email") {
+        out.push(("email".to_string(), crate::validate::email_key(&k)));
+    }
+    if !custom_keys.is_empty()
+        && let Some(obj) = get("custom").as_json().and_then(Json::as_object).cloned()
+    {
+        for k in custom_keys {
+            if let Some(v) = obj.get(k).and_then(custom_key) {
+                out.push((format!("custom.{k}"), v));
+            }
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn field_label(field: &str, customs: &[CustomFieldDef]) -> String {
+    if let Some((_, zh, _)) = BUILTIN_KEYS.iter().find(|(f, _, _)| *f == field) {
+        return match field {
+            "name" => format!("normalised name ({zh})"),
+            "uscc" => format!("unified social credit code ({zh})"),
+            "phone" => format!("phone ({zh})"),
+            _ => format!("e-mail ({zh})"),
+        };
+    }
+    let key = field.trim_start_matches("custom.");
+    customs
+        .iter()
+        .find(|d| d.key == key)
+        .map(|d| d.label.clone())
+        .unwrap_or_else(|| field.to_string())
+}
+
+/// One customer's keys before and after a change set.
+struct KeyChange {
+    company: Uuid,
+    customer: Uuid,
+    values: BTreeMap<String, Value>,
+    existing: bool,
+    purged: bool,
+}
+
+impl Crm {
+    /// The effective duplicate settings of a company.
+    pub(crate) async fn dedupe_modes(&self, company: Uuid) -> Result<Modes> {
+        let rows = self
+            .store
+            .select(&Select::all(Table::DedupeRules, company, self.now()))
+            .await?
+            .rows;
+        let mut m = BTreeMap::new();
+        for r in rows {
+            if let (Some(f), Some(Ok(mode))) = (
+                r.get("field").as_text(),
+                r.get("mode").as_text().map(str::parse::<DedupeMode>),
+            ) {
+                m.insert(f.to_string(), mode);
+            }
+        }
+        Ok(Modes(m))
+    }
+
+    /// The company's duplicate settings: every built-in key field and every
+    /// configured custom field, with its mode.
+    pub async fn dedupe_rules(&self, actor: &Actor) -> Result<Vec<DedupeRule>> {
+        let modes = self.dedupe_modes(actor.company_id.0).await?;
+        let mut out: Vec<DedupeRule> = BUILTIN_KEYS
+            .iter()
+            .map(|(f, _, _)| DedupeRule {
+                field: f.to_string(),
+                mode: modes.mode(f),
+            })
+            .collect();
+        for (f, m) in &modes.0 {
+            if f.starts_with("custom.") {
+                out.push(DedupeRule {
+                    field: f.clone(),
+                    mode: *m,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Sets what a duplicate on a key field does (administrators). `field`
+    /// is `name`, `uscc`, `phone`, `email` or a customer custom field (key,
+    /// label or `custom.key`); switching a custom field on or off rebuilds
+    /// the keys.
+    pub async fn set_dedupe_rule(
+        &self,
+        actor: &Actor,
+        field: &str,
+        mode: DedupeMode,
+    ) -> Result<()> {
+        if !actor.is_admin() {
+            return Err(Error::Forbidden(format!(
+                "{} may not change the duplicate settings: administrators only",
+                actor.display_name
+            )));
+        }
+        let f = field.trim();
+        let canonical = if let Some((name, _, _)) =
+            BUILTIN_KEYS.iter().find(|(n, zh, _)| *n == f || *zh == f)
+        {
+            name.to_string()
+        } else {
+            let key = f.strip_prefix("custom.").unwrap_or(f);
+            let customs = self.custom_fields(actor, Entity::Customer).await?;
+            let def = customs
+                .iter()
+                .find(|d| d.key == key || d.label == key)
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "field",
+                        format!(
+                            "'{f}' is neither name, uscc, phone, email nor a customer custom field"
+                        ),
+                    )
+                })?;
+            format!("custom.{}", def.key)
+        };
+        let company = actor.company_id.0;
+        let before = self.dedupe_modes(company).await?;
+        let old = before.mode(&canonical);
+        if old == mode {
+            return Ok(());
+        }
+        let mut sel = Select::all(Table::DedupeRules, company, self.now());
+        sel.filter = eq("field", canonical.as_str());
+        let now = self.now();
+        let mut cs = ChangeSet::default();
+        let id = match self.store.select(&sel).await?.rows.into_iter().next() {
+            Some(r) => {
+                cs.ops.push(Op::Update {
+                    table: Table::DedupeRules,
+                    id: r.id(),
+                    expected_version: r.version(),
+                    values: vec![
+                        ("mode", mode.name().into()),
+                        ("updated_at", Value::Timestamp(now)),
+                    ],
+                });
+                r.id()
+            }
+            None => {
+                let id = self.new_id();
+                let mut values = self.new_row(company, id);
+                values.push(("field", canonical.clone().into()));
+                values.push(("mode", mode.name().into()));
+                cs.ops.push(Op::Insert {
+                    table: Table::DedupeRules,
+                    values,
+                });
+                id
+            }
+        };
+        cs.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::DedupeRules,
+            id,
+            "update",
+            vec![FieldChange {
+                field: canonical.clone(),
+                before: json!(old.name()),
+                after: json!(mode.name()),
+            }],
+        ));
+        self.apply(cs).await?;
+        if canonical.starts_with("custom.") && (old == DedupeMode::Off || mode == DedupeMode::Off) {
+            self.rebuild_duplicate_keys(actor).await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps `customer_keys` in step with the customer writes of a change
+    /// set: inserted, updated (key columns, custom values, deletion and
+    /// restore) and purged customers. Adds key inserts and deletes and fixes
+    /// the duplicate flags of the other customers sharing a key; refuses two
+    /// new customers of one change set sharing a refusing key. Every path
+    /// that writes customers calls it just before applying.
+    pub(crate) async fn index_customer_keys(&self, cs: &mut ChangeSet) -> Result<()> {
+        const KEY_COLUMNS: [&str; 6] = [
+            "name_key",
+            "uscc",
+            "phone_key",
+            "email",
+            "custom",
+            "deleted_at",
+        ];
+        let mut state: BTreeMap<Uuid, KeyChange> = BTreeMap::new();
+        let mut loads = Vec::new();
+        for op in &cs.ops {
+            match op {
+                Op::Insert {
+                    table: Table::Customers,
+                    values,
+                } => {
+                    let map: BTreeMap<String, Value> = values
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.clone()))
+                        .collect();
+                    let id = map.get("id").and_then(Value::as_id).unwrap_or_default();
+                    state.insert(
+                        id,
+                        KeyChange {
+                            company: map
+                                .get("company_id")
+                                .and_then(Value::as_id)
+                                .unwrap_or_default(),
+                            customer: id,
+                            values: map,
+                            existing: false,
+                            purged: false,
+                        },
+                    );
+                }
+                Op::Update {
+                    table: Table::Customers,
+                    id,
+                    values,
+                    ..
+                } => {
+                    if let Some(c) = state.get_mut(id) {
+                        for (k, v) in values {
+                            c.values.insert(k.to_string(), v.clone());
+                        }
+                    } else if values.iter().any(|(k, _)| KEY_COLUMNS.contains(k)) {
+                        loads.push(*id);
+                        state.insert(
+                            *id,
+                            KeyChange {
+                                company: Uuid::nil(),
+                                customer: *id,
+                                values: values
+                                    .iter()
+                                    .map(|(k, v)| (k.to_string(), v.clone()))
+                                    .collect(),
+                                existing: true,
+                                purged: false,
+                            },
+                        );
+                    }
+                }
+                Op::Delete {
+                    table: Table::Customers,
+                    id,
+                } => {
+                    let company = state.get(id).map(|c| c.company).unwrap_or_default();
+                    state.insert(
+                        *id,
+                        KeyChange {
+                            company,
+                            customer: *id,
+                            values: BTreeMap::new(),
+                            existing: true,
+                            purged: true,
+                        },
+                    );
+                    loads.push(*id);
+                }
+                _ => {}
+            }
+        }
+        if state.is_empty() {
+            return Ok(());
+        }
+        for id in loads {
+            let Some(row) = self.store.get(Table::Customers, id).await? else {
+                state.remove(&id);
+                continue;
+            };
+            if let Some(c) = state.get_mut(&id) {
+                c.company = row.get("company_id").as_id().unwrap_or_default();
+                if !c.purged {
+                    // The updates of this change set win over the stored values.
+                    for def in Table::Customers.columns() {
+                        c.values
+                            .entry(def.name.to_string())
+                            .or_insert_with(|| row.get(def.name).clone());
+                    }
+                }
+            }
+        }
+        let mut modes: HashMap<Uuid, Modes> = HashMap::new();
+        for c in state.values() {
+            if let std::collections::hash_map::Entry::Vacant(e) = modes.entry(c.company) {
+                e.insert(self.dedupe_modes(c.company).await?);
+            }
+        }
+        let now = self.now();
+        // Desired keys per customer, and their current rows.
+        let mut deletes: Vec<Row> = Vec::new();
+        let mut adds: Vec<(Uuid, Uuid, String, String)> = Vec::new();
+        let mut affected: BTreeSet<(Uuid, String, String)> = BTreeSet::new();
+        let existing: Vec<Uuid> = state
+            .values()
+            .filter(|c| c.existing)
+            .map(|c| c.customer)
+            .collect();
+        let mut current: HashMap<Uuid, Vec<Row>> = HashMap::new();
+        for chunk in existing.chunks(500) {
+            let company = state.get(&chunk[0]).map(|c| c.company).unwrap_or_default();
+            let mut sel = Select::all(Table::CustomerKeys, company, now);
+            sel.filter = Filter::In(
+                col("customer_id"),
+                chunk.iter().map(|u| Value::Id(*u)).collect(),
+            );
+            for r in self.store.select(&sel).await?.rows {
+                current
+                    .entry(r.get("customer_id").as_id().unwrap_or_default())
+                    .or_default()
+                    .push(r);
+            }
+        }
+        let mut purged: BTreeSet<Uuid> = BTreeSet::new();
+        for c in state.values() {
+            let custom_keys = modes
+                .get(&c.company)
+                .map(Modes::custom_keys)
+                .unwrap_or_default();
+            let deleted = c.purged || c.values.get("deleted_at").is_some_and(|v| !v.is_null());
+            let want: Vec<(String, String)> = if deleted {
+                Vec::new()
+            } else {
+                keys_of(
+                    &|k: &str| c.values.get(k).cloned().unwrap_or(Value::Null),
+                    &custom_keys,
+                )
+            };
+            let have = current.remove(&c.customer).unwrap_or_default();
+            for r in &have {
+                let k = (
+                    r.get("kind").as_text().unwrap_or_default().to_string(),
+                    r.get("key").as_text().unwrap_or_default().to_string(),
+                );
+                if !want.contains(&k) {
+                    affected.insert((c.company, k.0, k.1));
+                    deletes.push(r.clone());
+                }
+            }
+            for (kind, key) in want {
+                let present = have.iter().any(|r| {
+                    r.get("kind").as_text() == Some(kind.as_str())
+                        && r.get("key").as_text() == Some(key.as_str())
+                });
+                if !present {
+                    affected.insert((c.company, kind.clone(), key.clone()));
+                    adds.push((c.company, c.customer, kind, key));
+                }
+            }
+            if c.purged {
+                purged.insert(c.customer);
+            }
+        }
+        let deleted_ids: BTreeSet<Uuid> = deletes.iter().map(Row::id).collect();
+        let mut ops = Vec::new();
+        for r in &deletes {
+            let owner = r.get("customer_id").as_id().unwrap_or_default();
+            if !purged.contains(&owner) {
+                ops.push(Op::Delete {
+                    table: Table::CustomerKeys,
+                    id: r.id(),
+                });
+            }
+        }
+        // The stored rows of every affected key: one probe per kind and 500 keys.
+        let mut by_kind: BTreeMap<(Uuid, String), Vec<String>> = BTreeMap::new();
+        for (company, kind, key) in &affected {
+            by_kind
+                .entry((*company, kind.clone()))
+                .or_default()
+                .push(key.clone());
+        }
+        let mut stored_rows: HashMap<(Uuid, String, String), Vec<Row>> = HashMap::new();
+        for ((company, kind), keys) in by_kind {
+            for chunk in keys.chunks(500) {
+                let mut sel = Select::all(Table::CustomerKeys, company, now);
+                sel.filter = Filter::And(vec![
+                    eq("kind", kind.as_str()),
+                    Filter::In(
+                        col("key"),
+                        chunk.iter().map(|k| Value::Text(k.clone())).collect(),
+                    ),
+                ]);
+                for r in self.store.select(&sel).await?.rows {
+                    if deleted_ids.contains(&r.id()) {
+                        continue;
+                    }
+                    let key = r.get("key").as_text().unwrap_or_default().to_string();
+                    stored_rows
+                        .entry((company, kind.clone(), key))
+                        .or_default()
+                        .push(r);
+                }
+            }
+        }
+        let mut new_by_key: HashMap<(Uuid, String, String), Vec<Uuid>> = HashMap::new();
+        for (company, customer, kind, key) in &adds {
+            new_by_key
+                .entry((*company, kind.clone(), key.clone()))
+                .or_default()
+                .push(*customer);
+        }
+        for (company, kind, key) in affected {
+            let k = (company, kind.clone(), key.clone());
+            let stored = stored_rows.remove(&k).unwrap_or_default();
+            let new = new_by_key.remove(&k).unwrap_or_default();
+            let mode = modes
+                .get(&company)
+                .map(|m| m.mode(&kind))
+                .unwrap_or(DedupeMode::Off);
+            let fresh: BTreeSet<Uuid> = new
+                .iter()
+                .filter(|c| state.get(*c).is_some_and(|s| !s.existing))
+                .copied()
+                .collect();
+            if mode == DedupeMode::Block && fresh.len() > 1 {
+                return Err(Error::Duplicate {
+                    entity: Entity::Customer.name().into(),
+                    message: format!(
+                        "{kind} {key} appears on {} new customers at once",
+                        fresh.len()
+                    ),
+                });
+            }
+            let dup = stored.len() + new.len() > 1;
+            for r in &stored {
+                if r.get("duplicate").as_bool() != Some(dup) {
+                    ops.push(Op::Update {
+                        table: Table::CustomerKeys,
+                        id: r.id(),
+                        expected_version: r.version(),
+                        values: vec![
+                            ("duplicate", dup.into()),
+                            ("updated_at", Value::Timestamp(now)),
+                        ],
+                    });
+                }
+            }
+            for c in &new {
+                let mut values = self.new_row(company, self.new_id());
+                values.extend([
+                    ("customer_id", Value::Id(*c)),
+                    ("kind", kind.clone().into()),
+                    ("key", key.clone().into()),
+                    ("duplicate", dup.into()),
+                ]);
+                ops.push(Op::Insert {
+                    table: Table::CustomerKeys,
+                    values,
+                });
+                if dup && mode == DedupeMode::Warn {
+                    let others: Vec<String> = stored
+                        .iter()
+                        .filter_map(|r| r.get("customer_id").as_id())
+                        .chain(new.iter().copied())
+                        .filter(|o| o != c)
+                        .map(|o| o.to_string())
+                        .collect();
+                    cs.events.push(self.event(
+                        company,
+                        Table::Customers,
+                        *c,
+                        "customer.possible_duplicate".into(),
+                        json!({"field": kind, "value": key, "others": others}),
+                    ));
+                }
+            }
+        }
+        cs.ops.extend(ops);
+        Ok(())
+    }
+
+    /// The refusal for a record duplicating `existing`: names the record and
+    /// its owner when the actor may see it (or the configuration says so),
+    /// else only that someone else owns it.
+    pub(crate) async fn duplicate_refusal(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        what: &str,
+        existing: &Row,
+    ) -> Result<Error> {
+        let visible = self
+            .can_on_row(actor, entity, Action::Read, existing)
+            .await?;
+        let label = existing
+            .get("name")
+            .as_text()
+            .map(str::to_string)
+            .unwrap_or_else(|| existing.id().to_string());
+        let code = existing
+            .get("code")
+            .as_text()
+            .unwrap_or_default()
+            .to_string();
+        let owner = self.owner_words(actor, existing, visible).await;
+        let message = if visible || self.config.reveal_duplicate_owner {
+            format!("{what} already belongs to {label} ({code}), {owner}")
+        } else {
+            format!("{what} already belongs to another {entity}, {owner}")
+        };
+        Ok(Error::Duplicate {
+            entity: entity.name().into(),
+            message,
+        })
+    }
+
+    /// "owned by 张三", "without an owner" or "owned by someone else".
+    async fn owner_words(&self, actor: &Actor, row: &Row, visible: bool) -> String {
+        let owner_name = match row.get("owner_id").as_id() {
+            Some(o) => self
+                .user(actor, UserId(o))
+                .await
+                .map(|u| u.display_name)
+                .ok(),
+            None => None,
+        };
+        match (visible || self.config.reveal_duplicate_owner, owner_name) {
+            (true, Some(n)) => format!("owned by {n}"),
+            (true, None) => match Place::of_row(row) {
+                Place::Public | Place::Invalid => "in a customer pool".to_string(),
+                _ => "without an owner".to_string(),
+            },
+            (false, _) => "owned by someone else".to_string(),
+        }
+    }
+
+    /// Refuses a customer whose phone, e-mail or configured custom fields
+    /// duplicate another live customer on a refusing key (the name and the
+    /// credit code are checked by `check_duplicates` on the customer columns).
+    pub(crate) async fn check_customer_keys(
+        &self,
+        actor: &Actor,
+        merged: &BTreeMap<&'static str, Value>,
+        custom: &BTreeMap<String, Json>,
+        exclude: Option<Uuid>,
+    ) -> Result<()> {
+        let company = actor.company_id.0;
+        let modes = self.dedupe_modes(company).await?;
+        let mut values: BTreeMap<String, Value> = BTreeMap::new();
+        for f in ["phone_key", "email"] {
+            if let Some(v) = merged.get(f) {
+                values.insert(f.to_string(), v.clone());
+            }
+        }
+        values.insert(
+            "custom".into(),
+            Value::Json(Json::Object(custom.clone().into_iter().collect())),
+        );
+        let keys = keys_of(
+            &|k: &str| values.get(k).cloned().unwrap_or(Value::Null),
+            &modes.custom_keys(),
+        );
+        for (kind, key) in keys {
+            if kind == "name" || kind == "uscc" || !modes.blocks(&kind) {
+                continue;
+            }
+            let mut sel = Select::all(Table::CustomerKeys, company, self.now());
+            sel.filter = Filter::And(vec![
+                eq("kind", kind.as_str()),
+                eq("key", key.as_str()),
+                match exclude {
+                    Some(id) => Filter::Cmp(col("customer_id"), CmpOp::Ne, Value::Id(id)),
+                    None => Filter::True,
+                },
+            ]);
+            sel.paging = Paging::Offset {
+                offset: 0,
+                limit: 20,
+            };
+            // Name a match the actor can see when there is one.
+            let mut first: Option<Row> = None;
+            for r in self.store.select(&sel).await?.rows {
+                let Some(cid) = r.get("customer_id").as_id() else {
+                    continue;
+                };
+                if let Some(existing) = self
+                    .store
+                    .get(Table::Customers, cid)
+                    .await?
+                    .filter(|c| c.get("deleted_at").is_null())
+                {
+                    if self
+                        .can_on_row(actor, Entity::Customer, Action::Read, &existing)
+                        .await?
+                    {
+                        first = Some(existing);
+                        break;
+                    }
+                    first.get_or_insert(existing);
+                }
+            }
+            if let Some(existing) = first {
+                let customs = self.custom_fields(actor, Entity::Customer).await?;
+                let what = format!("{} {key}", field_label(&kind, &customs));
+                return Err(self
+                    .duplicate_refusal(actor, Entity::Customer, &what, &existing)
+                    .await?);
+            }
+        }
+        Ok(())
+    }
+
+    async fn matches_for_keys(
+        &self,
+        actor: &Actor,
+        keys: &[(String, String)],
+        exclude: Option<Uuid>,
+    ) -> Result<Vec<DuplicateMatch>> {
+        let company = actor.company_id.0;
+        let modes = self.dedupe_modes(company).await?;
+        let mut out = Vec::new();
+        let mut seen = BTreeSet::new();
+        for (kind, key) in keys {
+            let mode = modes.mode(kind);
+            if mode == DedupeMode::Off {
+                continue;
+            }
+            let mut sel = Select::all(Table::CustomerKeys, company, self.now());
+            sel.filter = Filter::And(vec![eq("kind", kind.as_str()), eq("key", key.as_str())]);
+            sel.paging = Paging::Offset {
+                offset: 0,
+                limit: 50,
+            };
+            for r in self.store.select(&sel).await?.rows {
+                let Some(cid) = r.get("customer_id").as_id().filter(|c| Some(*c) != exclude) else {
+                    continue;
+                };
+                if !seen.insert((kind.clone(), cid)) {
+                    continue;
+                }
+                let Some(row) = self
+                    .store
+                    .get(Table::Customers, cid)
+                    .await?
+                    .filter(|c| c.get("deleted_at").is_null())
+                else {
+                    continue;
+                };
+                let visible = self
+                    .can_on_row(actor, Entity::Customer, Action::Read, &row)
+                    .await?;
+                let known = visible || self.config.reveal_duplicate_owner;
+                out.push(DuplicateMatch {
+                    field: kind.clone(),
+                    value: key.clone(),
+                    mode,
+                    visible,
+                    customer: known.then_some(RecordId(cid)),
+                    code: if known {
+                        row.get("code").as_text().map(str::to_string)
+                    } else {
+                        None
+                    },
+                    name: if known {
+                        row.get("name").as_text().map(str::to_string)
+                    } else {
+                        None
+                    },
+                    owner: self.owner_words(actor, &row, visible).await,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Customers that an input (e.g. a customer about to be created) would
+    /// duplicate, on every key field not switched off, refusing or not.
+    /// Customers the actor cannot see are reported without name or code
+    /// (unless `CrmConfig::reveal_duplicate_owner`).
+    pub async fn find_duplicates(
+        &self,
+        actor: &Actor,
+        fields: &Fields,
+    ) -> Result<Vec<DuplicateMatch>> {
+        if !actor.can(Entity::Customer, Action::Create)
+            && !actor.can(Entity::Customer, Action::Read)
+        {
+            return Err(Error::Forbidden(format!(
+                "{} may not look for customers",
+                actor.display_name
+            )));
+        }
+        let customs = self.custom_fields(actor, Entity::Customer).await?;
+        let (mut set, custom, _) = self
+            .prepare(actor, Entity::Customer, fields, &customs, false)
+            .await?;
+        self.derive(Entity::Customer, &mut set)?;
+        let modes = self.dedupe_modes(actor.company_id.0).await?;
+        let mut values: BTreeMap<String, Value> = set
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        values.insert(
+            "custom".into(),
+            Value::Json(Json::Object(custom.into_iter().collect())),
+        );
+        let keys = keys_of(
+            &|k: &str| values.get(k).cloned().unwrap_or(Value::Null),
+            &modes.custom_keys(),
+        );
+        self.matches_for_keys(actor, &keys, None).await
+    }
+
+    /// Customers that share a key with a customer the actor can see.
+    pub async fn duplicates_of(&self, actor: &Actor, id: RecordId) -> Result<Vec<DuplicateMatch>> {
+        let row = self.readable_row(actor, Entity::Customer, id).await?;
+        let mut sel = Select::all(Table::CustomerKeys, actor.company_id.0, self.now());
+        sel.filter = eq("customer_id", Value::Id(row.id()));
+        let keys: Vec<(String, String)> = self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .filter(|r| r.get("duplicate").as_bool() == Some(true))
+            .map(|r| {
+                (
+                    r.get("kind").as_text().unwrap_or_default().to_string(),
+                    r.get("key").as_text().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        self.matches_for_keys(actor, &keys, Some(row.id())).await
+    }
+
+    /// The duplicate report of the company (查重报告): groups of live
+    /// customers sharing a key, with the reason, page by page. Only members
+    /// the actor can see are listed; groups without any are left out.
+    pub async fn duplicate_report(
+        &self,
+        actor: &Actor,
+        query: &DuplicateQuery,
+    ) -> Result<DuplicateReport> {
+        let company = actor.company_id.0;
+        let now = self.now();
+        let limit = query.limit.clamp(1, 1000);
+        let modes = self.dedupe_modes(company).await?;
+        let customs = self.custom_fields(actor, Entity::Customer).await?;
+        let mut base = vec![eq("duplicate", true)];
+        if !query.fields.is_empty() {
+            base.push(Filter::In(
+                col("kind"),
+                query
+                    .fields
+                    .iter()
+                    .map(|f| Value::Text(f.clone()))
+                    .collect(),
+            ));
+        }
+        if let Some(c) = &query.after {
+            let (k, v) = c.split_once('\u{1f}').ok_or_else(|| {
+                Error::invalid("after", "the cursor is not one this report produced")
+            })?;
+            base.push(Filter::Or(vec![
+                Filter::Cmp(col("kind"), CmpOp::Gt, k.into()),
+                Filter::And(vec![
+                    eq("kind", k),
+                    Filter::Cmp(col("key"), CmpOp::Gt, v.into()),
+                ]),
+            ]));
+        }
+        let mut groups: Vec<(String, String, Vec<Uuid>)> = Vec::new();
+        let mut after: Option<Vec<Value>> = None;
+        let mut more = false;
+        'walk: loop {
+            let mut sel = Select::all(Table::CustomerKeys, company, now);
+            sel.filter = Filter::And(base.clone());
+            sel.sort = vec![
+                Sort {
+                    col: col("kind"),
+                    desc: false,
+                },
+                Sort {
+                    col: col("key"),
+                    desc: false,
+                },
+            ];
+            sel.paging = Paging::Keyset {
+                after: after.clone(),
+                limit: 500,
+            };
+            let page = self.store.select(&sel).await?;
+            for r in &page.rows {
+                let kind = r.get("kind").as_text().unwrap_or_default().to_string();
+                let key = r.get("key").as_text().unwrap_or_default().to_string();
+                let cid = r.get("customer_id").as_id().unwrap_or_default();
+                match groups.last_mut() {
+                    Some((k, v, ids)) if *k == kind && *v == key => ids.push(cid),
+                    _ => {
+                        if groups.len() == limit {
+                            more = true;
+                            break 'walk;
+                        }
+                        groups.push((kind, key, vec![cid]));
+                    }
+                }
+            }
+            match page.rows.last() {
+                Some(last) if page.has_more => {
+                    after = Some(vec![
+                        last.get("kind").clone(),
+                        last.get("key").clone(),
+                        Value::Id(last.id()),
+                    ]);
+                }
+                _ => break,
+            }
+        }
+        let ids: Vec<Uuid> = groups
+            .iter()
+            .flat_map(|(_, _, ids)| ids.iter().copied())
+            .collect();
+        let mut visible: HashMap<Uuid, Row> = HashMap::new();
+        let scope = actor.store_scope(Entity::Customer, Action::Read).unwrap_or(
+            crate::store::Scope::Restricted {
+                owners: Vec::new(),
+                departments: Vec::new(),
+                shared_with: None,
+            },
+        );
+        for chunk in ids.chunks(500) {
+            let mut sel = Select::all(Table::Customers, company, now);
+            sel.lifecycle = Lifecycle::Any;
+            sel.scope = scope.clone();
+            sel.filter = Filter::And(vec![
+                Filter::In(col("id"), chunk.iter().map(|u| Value::Id(*u)).collect()),
+                Filter::IsNull(col("deleted_at")),
+            ]);
+            for r in self.store.select(&sel).await?.rows {
+                visible.insert(r.id(), r);
+            }
+        }
+        let next = if more {
+            groups.last().map(|(k, v, _)| format!("{k}\u{1f}{v}"))
+        } else {
+            None
+        };
+        let mut out = Vec::new();
+        for (field, value, ids) in groups {
+            let mut members: Vec<DuplicateMember> = ids
+                .iter()
+                .filter_map(|id| visible.get(id))
+                .map(|r| DuplicateMember {
+                    id: RecordId(r.id()),
+                    code: r.get("code").as_text().map(str::to_string),
+                    name: r.get("name").as_text().unwrap_or_default().to_string(),
+                    owner_id: r.get("owner_id").as_id().map(UserId),
+                    place: Place::of_row(r),
+                    created_at: r.get("created_at").as_timestamp().unwrap_or_default(),
+                })
+                .collect();
+            if members.is_empty() {
+                continue;
+            }
+            members
+                .sort_by(|x, y| (x.created_at, &x.code, x.id).cmp(&(y.created_at, &y.code, y.id)));
+            let hidden = ids.len() - members.len();
+            out.push(DuplicateGroup {
+                reason: format!("same {} {value}", field_label(&field, &customs)),
+                mode: modes.mode(&field),
+                field,
+                value,
+                members,
+                hidden,
+            });
+        }
+        Ok(DuplicateReport { groups: out, next })
+    }
+
+    /// Merges customers into one (合并客户). The actor must be allowed to
+    /// edit the survivor and to delete each of the others, and may only
+    /// choose fields it has full access to. One change set: the survivor's
+    /// new values, every record pointing at the others moved to it (contacts
+    /// also take its owner), the others in the recycle bin with
+    /// `merged_into`, audit entries on all of them and a `customer.merged`
+    /// event.
+    pub async fn merge_customers(&self, actor: &Actor, spec: &MergeSpec) -> Result<Record> {
+        let entity = Entity::Customer;
+        if spec.others.is_empty() {
+            return Err(Error::invalid(
+                "others",
+                "name at least one customer to merge into the survivor",
+            ));
+        }
+        let mut distinct = BTreeSet::from([spec.survivor]);
+        for o in &spec.others {
+            if !distinct.insert(*o) {
+                return Err(Error::invalid(
+                    "others",
+                    format!("customer {o} is named twice"),
+                ));
+            }
+        }
+        let live = |r: Row| -> Result<Row> {
+            if r.get("deleted_at").is_null() {
+                Ok(r)
+            } else {
+                Err(Error::InvalidState(format!(
+                    "customer {} is in the recycle bin",
+                    r.get("code").as_text().unwrap_or_default()
+                )))
+            }
+        };
+        let survivor = live(self.readable_row(actor, entity, spec.survivor).await?)?;
+        if !self
+            .can_on_row(actor, entity, Action::Update, &survivor)
+            .await?
+        {
+            return Err(Error::Forbidden(format!(
+                "{} may not edit customer {}, so may not merge into it",
+                actor.display_name,
+                survivor.get("code").as_text().unwrap_or_default()
+            )));
+        }
+        let mut others = Vec::new();
+        for o in &spec.others {
+            let row = live(self.readable_row(actor, entity, *o).await?)?;
+            if !actor.covers(entity, Action::Delete, &row) {
+                return Err(Error::Forbidden(format!(
+                    "{} may not delete customer {}, so may not merge it away",
+                    actor.display_name,
+                    row.get("code").as_text().unwrap_or_default()
+                )));
+            }
+            others.push(row);
+        }
+        let customs = self.custom_fields(actor, entity).await?;
+        let all: Vec<&Row> = std::iter::once(&survivor).chain(others.iter()).collect();
+        let find = |id: RecordId| all.iter().find(|r| r.id() == id.0).copied();
+        // Columns of a built-in field: the field and its key column.
+        let cols_of = |kind: FieldKind, name: &'static str| -> Vec<&'static str> {
+            match kind {
+                FieldKind::Phone(k) | FieldKind::Mobile(k) => vec![name, k],
+                _ => vec![name],
+            }
+        };
+        let mut merged: BTreeMap<&'static str, Value> = Table::Customers
+            .columns()
+            .iter()
+            .map(|c| (c.name, survivor.get(c.name).clone()))
+            .collect();
+        let mut custom: serde_json::Map<String, Json> = survivor
+            .get("custom")
+            .as_json()
+            .and_then(Json::as_object)
+            .cloned()
+            .unwrap_or_default();
+        // Blanks of the survivor are filled from the others, in order.
+        for def in entity.fields().iter().filter(|d| d.writable) {
+            if matches!(def.kind, FieldKind::Tags | FieldKind::Attachments) {
+                continue;
+            }
+            if merged.get(def.name).is_some_and(Value::is_null)
+                && let Some(src) = others.iter().find(|o| !o.get(def.name).is_null())
+            {
+                for c in cols_of(def.kind, def.name) {
+                    merged.insert(c, src.get(c).clone());
+                }
+            }
+        }
+        for o in &others {
+            if let Some(obj) = o.get("custom").as_json().and_then(Json::as_object) {
+                for (k, v) in obj {
+                    if custom.get(k).is_none_or(Json::is_null) && !v.is_null() {
+                        custom.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        // Explicit choices.
+        let mut taken_tags = false;
+        for (field, from) in &spec.take {
+            let src = find(*from).ok_or_else(|| {
+                Error::invalid(
+                    field.clone(),
+                    format!("customer {from} is not one of the customers being merged"),
+                )
+            })?;
+            if let Some(def) = entity.field(field) {
+                if !def.writable {
+                    return Err(Error::invalid(
+                        field.clone(),
+                        "is computed and cannot be chosen",
+                    ));
+                }
+                if actor.field_access(entity, def.name) != FieldAccess::Full {
+                    return Err(Error::Forbidden(format!(
+                        "{} may not change customer.{}",
+                        actor.display_name, def.name
+                    )));
+                }
+                taken_tags |= def.kind == FieldKind::Tags;
+                for c in cols_of(def.kind, def.name) {
+                    merged.insert(c, src.get(c).clone());
+                }
+                continue;
+            }
+            let key = field.strip_prefix("custom.").unwrap_or(field);
+            let def = customs
+                .iter()
+                .find(|d| d.key == key || d.label == key)
+                .ok_or_else(|| {
+                    Error::invalid(field.clone(), format!("customer has no field '{field}'"))
+                })?;
+            if actor.field_access(entity, &format!("custom.{}", def.key)) != FieldAccess::Full {
+                return Err(Error::Forbidden(format!(
+                    "{} may not change customer.custom.{}",
+                    actor.display_name, def.key
+                )));
+            }
+            let v = src
+                .get("custom")
+                .as_json()
+                .and_then(|j| j.get(&def.key))
+                .cloned()
+                .unwrap_or(Json::Null);
+            custom.insert(def.key.clone(), v);
+        }
+        // What combines: tags and attachments are united, the activity
+        // times take the latest, open opportunities add up, a lock stays.
+        if !taken_tags {
+            let mut tags: BTreeSet<String> = BTreeSet::new();
+            for r in &all {
+                if let Some(t) = r.get("tags").as_text() {
+                    tags.extend(t.split(',').filter(|s| !s.is_empty()).map(str::to_string));
+                }
+            }
+            let joined: Vec<String> = tags.into_iter().collect();
+            merged.insert(
+                "tags",
+                if joined.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Text(format!(",{},", joined.join(",")))
+                },
+            );
+        }
+        let mut attachments: Vec<Json> = Vec::new();
+        for r in &all {
+            if let Some(a) = r.get("attachments").as_json().and_then(Json::as_array) {
+                for item in a {
+                    if !attachments.iter().any(|x| x.get("uri") == item.get("uri")) {
+                        attachments.push(item.clone());
+                    }
+                }
+            }
+        }
+        merged.insert("attachments", Value::Json(Json::Array(attachments)));
+        for c in ["last_follow_up_at", "closed_at", "last_opportunity_at"] {
+            let latest = all.iter().filter_map(|r| r.get(c).as_timestamp()).max();
+            merged.insert(c, latest.into());
+        }
+        let next = all
+            .iter()
+            .filter_map(|r| r.get("next_follow_up").as_date())
+            .min();
+        merged.insert("next_follow_up", next.into());
+        let open: i64 = all
+            .iter()
+            .filter_map(|r| r.get("open_opportunities").as_int())
+            .sum();
+        merged.insert("open_opportunities", Value::Int(open));
+        let locked = all.iter().any(|r| r.get("locked").as_bool() == Some(true));
+        merged.insert("locked", locked.into());
+        if Place::of_row(&survivor) == Place::Private
+            && merged.get("closed_at").is_some_and(|v| !v.is_null())
+        {
+            merged.insert("place", Place::Deal.name().into());
+        }
+        self.derive(entity, &mut merged)?;
+        let now = self.now();
+        let company = actor.company_id.0;
+        let mut values: Vec<(&'static str, Value)> = Vec::new();
+        let mut changes = Vec::new();
+        for (k, v) in &merged {
+            if matches!(
+                *k,
+                "id" | "company_id" | "version" | "custom" | "updated_at"
+            ) {
+                continue;
+            }
+            let before = survivor.get(k);
+            if before != v {
+                values.push((*k, v.clone()));
+                if !matches!(*k, "name_key" | "pinyin_keys" | "phone_key") {
+                    changes.push(FieldChange {
+                        field: k.to_string(),
+                        before: before.to_json(),
+                        after: v.to_json(),
+                    });
+                }
+            }
+        }
+        let old_custom = survivor
+            .get("custom")
+            .as_json()
+            .cloned()
+            .unwrap_or(Json::Null);
+        let new_custom = Json::Object(custom);
+        if old_custom != new_custom {
+            changes.push(FieldChange {
+                field: "custom".into(),
+                before: old_custom,
+                after: new_custom.clone(),
+            });
+            values.push(("custom", Value::Json(new_custom)));
+        }
+        let codes: Vec<Json> = others.iter().map(|o| o.get("code").to_json()).collect();
+        changes.push(FieldChange {
+            field: "merged".into(),
+            before: Json::Null,
+            after: Json::Array(codes.clone()),
+        });
+        values.push(("updated_at", Value::Timestamp(now)));
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::Customers,
+            id: survivor.id(),
+            expected_version: survivor.version(),
+            values,
+        });
+        // Every record pointing at the others moves to the survivor.
+        let other_ids: Vec<Value> = others.iter().map(|o| Value::Id(o.id())).collect();
+        let mut moved: BTreeMap<&'static str, usize> = BTreeMap::new();
+        for table in Table::ALL {
+            if matches!(table, Table::Customers | Table::CustomerKeys)
+                || table
+                    .column("customer_id")
+                    .is_none_or(|c| c.ty != crate::schema::ColType::Id)
+            {
+                continue;
+            }
+            let mut sel = Select::all(table, company, now);
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::In(col("customer_id"), other_ids.clone());
+            for r in self.store.select(&sel).await?.rows {
+                let mut v = vec![
+                    ("customer_id", Value::Id(survivor.id())),
+                    ("updated_at", Value::Timestamp(now)),
+                ];
+                if table == Table::Contacts {
+                    v.push(("owner_id", survivor.get("owner_id").clone()));
+                    v.push(("department_id", survivor.get("department_id").clone()));
+                }
+                cs.ops.push(Op::Update {
+                    table,
+                    id: r.id(),
+                    expected_version: r.version(),
+                    values: v,
+                });
+                *moved.entry(table.name()).or_default() += 1;
+            }
+        }
+        for o in &others {
+            cs.ops.push(Op::Update {
+                table: Table::Customers,
+                id: o.id(),
+                expected_version: o.version(),
+                values: vec![
+                    ("deleted_at", Value::Timestamp(now)),
+                    ("merged_into", Value::Id(survivor.id())),
+                    ("updated_at", Value::Timestamp(now)),
+                ],
+            });
+            cs.audit.push(self.audit(
+                Some(actor),
+                company,
+                Table::Customers,
+                o.id(),
+                "merge",
+                vec![FieldChange {
+                    field: "merged_into".into(),
+                    before: Json::Null,
+                    after: survivor.get("code").to_json(),
+                }],
+            ));
+        }
+        changes.push(FieldChange {
+            field: "moved".into(),
+            before: Json::Null,
+            after: json!(moved),
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::Customers,
+            survivor.id(),
+            "merge",
+            changes,
+        ));
+        cs.events.push(self.event(
+            company,
+            Table::Customers,
+            survivor.id(),
+            "customer.merged".into(),
+            json!({
+                "code": survivor.get("code").to_json(),
+                "merged": others.iter().map(|o| o.id().to_string()).collect::<Vec<_>>(),
+                "merged_codes": codes,
+                "moved": moved,
+            }),
+        ));
+        self.index_customer_keys(&mut cs).await?;
+        self.apply(cs).await?;
+        self.get_record(actor, entity, spec.survivor).await
+    }
+
+    /// Recomputes every customer's keys and the duplicate flags of the
+    /// company (administrators): after changing which custom fields are
+    /// keys, or to repair keys written outside the engine. Works page by
+    /// page; safe to run again.
+    pub async fn rebuild_duplicate_keys(&self, actor: &Actor) -> Result<RebuildStats> {
+        if !actor.is_admin() {
+            return Err(Error::Forbidden(format!(
+                "{} may not rebuild the duplicate keys: administrators only",
+                actor.display_name
+            )));
+        }
+        let company = actor.company_id.0;
+        let now = self.now();
+        let modes = self.dedupe_modes(company).await?;
+        let custom_keys = modes.custom_keys();
+        let mut stats = RebuildStats::default();
+        let mut after: Option<Vec<Value>> = None;
+        loop {
+            let mut sel = Select::all(Table::Customers, company, now);
+            sel.lifecycle = Lifecycle::Any;
+            // No sort key: the store orders by id alone, along its primary key.
+            sel.sort = Vec::new();
+            sel.paging = Paging::Keyset {
+                after: after.clone(),
+                limit: 1000,
+            };
+            let page = self.store.select(&sel).await?;
+            if page.rows.is_empty() {
+                break;
+            }
+            stats.customers += page.rows.len() as u64;
+            let mut ksel = Select::all(Table::CustomerKeys, company, now);
+            ksel.filter = Filter::In(
+                col("customer_id"),
+                page.rows.iter().map(|r| Value::Id(r.id())).collect(),
+            );
+            let mut have: HashMap<Uuid, Vec<Row>> = HashMap::new();
+            for r in self.store.select(&ksel).await?.rows {
+                have.entry(r.get("customer_id").as_id().unwrap_or_default())
+                    .or_default()
+                    .push(r);
+            }
+            let mut cs = ChangeSet::default();
+            // Every key touched on this page is flagged again below, after
+            // the page is written: a group is right once its last member's
+            // page has run.
+            let mut touched: BTreeSet<(String, String)> = BTreeSet::new();
+            for c in &page.rows {
+                let want = if c.get("deleted_at").is_null() {
+                    keys_of(&|k: &str| c.get(k).clone(), &custom_keys)
+                } else {
+                    Vec::new()
+                };
+                let rows = have.remove(&c.id()).unwrap_or_default();
+                let mut kept = BTreeSet::new();
+                for r in rows {
+                    let k = (
+                        r.get("kind").as_text().unwrap_or_default().to_string(),
+                        r.get("key").as_text().unwrap_or_default().to_string(),
+                    );
+                    touched.insert(k.clone());
+                    if want.contains(&k) && kept.insert(k) {
+                        continue;
+                    }
+                    stats.removed += 1;
+                    cs.ops.push(Op::Delete {
+                        table: Table::CustomerKeys,
+                        id: r.id(),
+                    });
+                }
+                for (kind, key) in want.into_iter().filter(|k| !kept.contains(k)) {
+                    stats.added += 1;
+                    touched.insert((kind.clone(), key.clone()));
+                    let mut values = self.new_row(company, self.new_id());
+                    values.extend([
+                        ("customer_id", Value::Id(c.id())),
+                        ("kind", kind.into()),
+                        ("key", key.into()),
+                        ("duplicate", false.into()),
+                    ]);
+                    cs.ops.push(Op::Insert {
+                        table: Table::CustomerKeys,
+                        values,
+                    });
+                }
+            }
+            self.apply(cs).await?;
+            let flags = self.reflag(company, &touched).await?;
+            stats.flagged += flags.ops.len() as u64;
+            self.apply(flags).await?;
+            match page.rows.last() {
+                Some(last) if page.has_more => after = Some(vec![Value::Id(last.id())]),
+                _ => break,
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Sets the duplicate flag of every stored row of these keys to whether
+    /// another live row shares its key: one probe per kind and 500 keys.
+    async fn reflag(&self, company: Uuid, keys: &BTreeSet<(String, String)>) -> Result<ChangeSet> {
+        let now = self.now();
+        let mut by_kind: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+        for (kind, key) in keys {
+            by_kind
+                .entry(kind.as_str())
+                .or_default()
+                .push(Value::Text(key.clone()));
+        }
+        let mut cs = ChangeSet::default();
+        for (kind, values) in by_kind {
+            for chunk in values.chunks(500) {
+                let mut sel = Select::all(Table::CustomerKeys, company, now);
+                sel.filter = Filter::And(vec![
+                    eq("kind", kind),
+                    Filter::In(col("key"), chunk.to_vec()),
+                ]);
+                let mut groups: HashMap<String, Vec<Row>> = HashMap::new();
+                for r in self.store.select(&sel).await?.rows {
+                    groups
+                        .entry(r.get("key").as_text().unwrap_or_default().to_string())
+                        .or_default()
+                        .push(r);
+                }
+                for rows in groups.values() {
+                    let dup = rows.len() > 1;
+                    for r in rows
+                        .iter()
+                        .filter(|r| r.get("duplicate").as_bool() != Some(dup))
+                    {
+                        cs.ops.push(Op::Update {
+                            table: Table::CustomerKeys,
+                            id: r.id(),
+                            expected_version: r.version(),
+                            values: vec![
+                                ("duplicate", dup.into()),
+                                ("updated_at", Value::Timestamp(now)),
+                            ],
+                        });
+                    }
+                }
+            }
+        }
+        Ok(cs)
+    }
+}

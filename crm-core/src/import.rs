@@ -1,0 +1,3894 @@
+//! Bulk import (导入) of spreadsheet rows, and the core side of exports (导出).
+//!
+//! `crm-io` reads a workbook and hands rows of [`Cell`]s to an
+//! [`ImportSession`]. This module maps the header row to fields (Chinese or
+//! English labels, aliases, custom fields, repeated contact column groups),
+//! validates every row with the same rules as the API (`prepare` and
+//! `derive`, with picklists, users and referenced records looked up once per
+//! import or batch instead of once per value), detects duplicates within the
+//! file and against the store with the engine's duplicate keys — one query
+//! per key per batch, also finding records the actor cannot see — applies
+//! the import's [`DuplicatePolicy`], allocates codes per batch and writes
+//! each batch as one change set together with its checkpoint. An import is
+//! either one change set ([`CommitMode::Atomic`]) or checkpointed batches
+//! ([`CommitMode::Batches`]) that a re-run of the same file resumes; either
+//! can be undone with [`Crm::undo_import`].
+//!
+//! Exports go through [`Crm::export_columns`] and [`ExportCursor`]: the same
+//! list query as the API (filters plus the actor's scope in one store query,
+//! keyset paged), the field rules applied to every value, one page in memory
+//! at a time.
+//!
+//! Architecture invariant: nothing here reads files or names a backend; the
+//! store is reached only through [`crate::store::Store`].
+
+use crate::auth::{Action, Actor, FieldAccess};
+use crate::crm::Crm;
+use crate::custom::{CustomFieldDef, CustomFieldType};
+use crate::entity::{Entity, FieldDef, FieldKind};
+use crate::error::{Error, Result, ValidationErrors};
+use crate::ids::{DepartmentId, RoleId};
+use crate::org::User;
+use crate::query::{ListQuery, PageRequest};
+use crate::records::{Fields, Lookups, Target, field_label, is_derived, json_text, output_json};
+use crate::schema::Table;
+use crate::store::{
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Paging, Row, Select, Sort,
+};
+use crate::value::Value;
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Rows per batch unless the options say otherwise.
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
+
+/// Contact column groups a customer row may have at most.
+pub const MAX_CONTACT_GROUPS: u32 = 20;
+
+/// Values per `IN (…)` list of a duplicate or reference query.
+const IN_CHUNK: usize = 1000;
+
+// ---------------------------------------------------------------------------
+// Cells and rows
+// ---------------------------------------------------------------------------
+
+/// One cell as read from a spreadsheet.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Cell {
+    /// No value.
+    Empty,
+    /// Text (also numbers and dates stored as text).
+    Text(String),
+    /// A number (Excel keeps phone numbers typed as numbers this way).
+    Number(f64),
+    /// A boolean.
+    Bool(bool),
+    /// A date-formatted cell without a time of day.
+    Date(NaiveDate),
+    /// A date-formatted cell with a time of day.
+    DateTime(NaiveDateTime),
+    /// A spreadsheet error such as `#N/A`.
+    Error(String),
+}
+
+impl Cell {
+    /// Whether the cell holds nothing (or only whitespace).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Cell::Empty => true,
+            Cell::Text(s) => s.trim().is_empty(),
+            _ => false,
+        }
+    }
+
+    /// The cell as the text a person would have typed: whole numbers without
+    /// `.0` or exponent (`13812345678`), dates as `2026-11-27`.
+    pub fn to_text(&self) -> Option<String> {
+        match self {
+            Cell::Empty => None,
+            Cell::Text(s) => {
+                let t = s.trim();
+                (!t.is_empty()).then(|| t.to_string())
+            }
+            Cell::Number(f) => Some(number_text(*f)),
+            Cell::Bool(b) => Some(if *b { "是" } else { "否" }.to_string()),
+            Cell::Date(d) => Some(d.format("%Y-%m-%d").to_string()),
+            Cell::DateTime(dt) if dt.time() == NaiveTime::MIN => {
+                Some(dt.date().format("%Y-%m-%d").to_string())
+            }
+            Cell::DateTime(dt) => Some(dt.format("%Y-%m-%d %H:%M:%S").to_string()),
+            Cell::Error(e) => Some(e.clone()),
+        }
+    }
+}
+
+/// A number as text: whole numbers without fraction or exponent.
+pub fn number_text(f: f64) -> String {
+    if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f}")
+    }
+}
+
+/// The date of an Excel serial day number (1900 date system, as Excel
+/// counts it, including its phantom 1900-02-29); `None` outside 1900–9999.
+pub fn excel_serial_date(serial: f64) -> Option<NaiveDateTime> {
+    if !(1.0..2_958_466.0).contains(&serial) {
+        return None;
+    }
+    let base = NaiveDate::from_ymd_opt(1899, 12, 30)?.and_time(NaiveTime::MIN);
+    let days = serial.trunc() as i64;
+    // Serials 1..=60 count the non-existent 1900-02-29.
+    let days = if days < 61 { days + 1 } else { days };
+    let secs = ((serial.fract()) * 86_400.0).round() as i64;
+    base.checked_add_signed(chrono::Duration::days(days) + chrono::Duration::seconds(secs))
+}
+
+/// One data row: its 1-based row number in the sheet, cells in column order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SheetRow {
+    /// The row number as a spreadsheet shows it (the header is row 1).
+    pub number: u32,
+    /// The cells, in the order of the header's columns.
+    pub cells: Vec<Cell>,
+}
+
+// ---------------------------------------------------------------------------
+// Options and reports
+// ---------------------------------------------------------------------------
+
+/// What to do with a row that duplicates an existing record (by the
+/// engine's duplicate keys) or an earlier row of the file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DuplicatePolicy {
+    /// Leave the existing record alone and report the row as skipped.
+    #[default]
+    Skip,
+    /// Update the existing record with the row's non-empty values (if the
+    /// actor may edit it); a duplicate of an earlier row is rejected.
+    Update,
+    /// Fail the whole import: nothing is written.
+    Fail,
+}
+
+impl DuplicatePolicy {
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DuplicatePolicy::Skip => "skip",
+            DuplicatePolicy::Update => "update",
+            DuplicatePolicy::Fail => "fail",
+        }
+    }
+}
+
+impl FromStr for DuplicatePolicy {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        match s.trim() {
+            "skip" | "跳过" => Ok(DuplicatePolicy::Skip),
+            "update" | "更新" | "覆盖" => Ok(DuplicatePolicy::Update),
+            "fail" | "失败" | "报错" => Ok(DuplicatePolicy::Fail),
+            other => Err(format!(
+                "unknown duplicate policy '{other}'; expected skip, update or fail"
+            )),
+        }
+    }
+}
+
+/// How an import commits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitMode {
+    /// Everything in one change set at the end: all or nothing. Memory grows
+    /// with the file; meant for files up to some ten thousand rows.
+    #[default]
+    Atomic,
+    /// Each batch is one change set with its checkpoint; a failed or
+    /// interrupted import is resumed by importing the same file again.
+    Batches,
+}
+
+/// Where imported records go and how duplicates are handled.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImportOptions {
+    /// What is imported: customers (with contact column groups), contacts
+    /// or users.
+    pub entity: Entity,
+    /// What to do with duplicates.
+    pub policy: DuplicatePolicy,
+    /// All at once or in checkpointed batches.
+    pub commit: CommitMode,
+    /// Report what would happen without writing anything.
+    pub dry_run: bool,
+    /// Rows per batch (duplicate queries, code allocation, change sets).
+    pub batch_size: usize,
+    /// The owner of created records (username or id) unless a row names
+    /// one; default the actor. Another owner needs the transfer permission.
+    pub owner: Option<String>,
+    /// The department of created records (name or id); default the owner's.
+    pub department: Option<String>,
+    /// A customer pool to import into. Hook for the customer pools module:
+    /// refused until pools are part of the engine.
+    pub pool: Option<String>,
+    /// The file's name, for the import record.
+    pub file_name: String,
+    /// A digest of the file's content: an unfinished batched import of the
+    /// same digest is resumed. Empty disables resuming.
+    pub file_hash: String,
+}
+
+impl ImportOptions {
+    /// Defaults for an entity: skip duplicates, atomic, batches of
+    /// [`DEFAULT_BATCH_SIZE`], into the actor.
+    pub fn new(entity: Entity) -> ImportOptions {
+        ImportOptions {
+            entity,
+            policy: DuplicatePolicy::Skip,
+            commit: CommitMode::Atomic,
+            dry_run: false,
+            batch_size: DEFAULT_BATCH_SIZE,
+            owner: None,
+            department: None,
+            pool: None,
+            file_name: String::new(),
+            file_hash: String::new(),
+        }
+    }
+}
+
+/// The state of an import.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportStatus {
+    /// Batches are being committed (or the import was interrupted).
+    Running,
+    /// Every row was handled.
+    Done,
+    /// Stopped by a duplicate under [`DuplicatePolicy::Fail`].
+    Failed,
+    /// Undone.
+    Undone,
+}
+
+impl ImportStatus {
+    /// The stored name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImportStatus::Running => "running",
+            ImportStatus::Done => "done",
+            ImportStatus::Failed => "failed",
+            ImportStatus::Undone => "undone",
+        }
+    }
+
+    fn parse(s: &str) -> ImportStatus {
+        match s {
+            "done" => ImportStatus::Done,
+            "failed" => ImportStatus::Failed,
+            "undone" => ImportStatus::Undone,
+            _ => ImportStatus::Running,
+        }
+    }
+}
+
+/// Why a row was not imported as is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IssueKind {
+    /// A value is missing or invalid.
+    Invalid,
+    /// The actor may not do what the row asks (another owner, an update of a
+    /// record they cannot edit).
+    Forbidden,
+    /// The row duplicates an existing record.
+    Duplicate,
+    /// The row duplicates an earlier row of the file.
+    DuplicateInFile,
+}
+
+/// What happened to a row with an issue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowOutcome {
+    /// Not imported; fix and import again.
+    Rejected,
+    /// Left out on purpose (a duplicate under [`DuplicatePolicy::Skip`]).
+    Skipped,
+}
+
+/// A row that was rejected or skipped, with the reason in English and
+/// Chinese (for the error workbook).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RowIssue {
+    /// The sheet row number.
+    pub row: u32,
+    /// Rejected or skipped.
+    pub outcome: RowOutcome,
+    /// Why.
+    pub kind: IssueKind,
+    /// Every problem of the row, in English.
+    pub message_en: String,
+    /// Every problem of the row, in Chinese.
+    pub message_zh: String,
+}
+
+/// What an import did (or, for a dry run, would do).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ImportReport {
+    /// The import's id (none for a dry run); pass it to [`Crm::undo_import`].
+    pub import_id: Option<Uuid>,
+    /// The entity.
+    pub entity: Entity,
+    /// Whether nothing was written.
+    pub dry_run: bool,
+    /// Done, or failed by a duplicate under the fail policy.
+    pub status: ImportStatus,
+    /// Non-empty data rows seen (in this run).
+    pub rows: u64,
+    /// Records created (customers with contact groups count once).
+    pub created: u64,
+    /// Contacts created from contact column groups.
+    pub contacts_created: u64,
+    /// Existing records updated.
+    pub updated: u64,
+    /// Duplicates whose values were all the same already.
+    pub unchanged: u64,
+    /// Duplicates skipped.
+    pub skipped: u64,
+    /// Rows rejected.
+    pub rejected: u64,
+    /// The checkpoint a resumed import continued after.
+    pub resumed_after: Option<u32>,
+    /// Header cells that map to no field (extra columns are ignored).
+    pub ignored_columns: Vec<String>,
+    /// Every rejected or skipped row.
+    pub issues: Vec<RowIssue>,
+}
+
+/// What undoing an import did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UndoReport {
+    /// The import.
+    pub import_id: Uuid,
+    /// Records removed (customers, contacts; users are deactivated and deleted).
+    pub removed: u64,
+    /// Records restored to their values before the import.
+    pub restored: u64,
+}
+
+/// A stored import, for listing.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ImportInfo {
+    /// The id.
+    pub id: Uuid,
+    /// The entity.
+    pub entity: String,
+    /// The file name.
+    pub file_name: String,
+    /// The state.
+    pub status: ImportStatus,
+    /// The checkpoint: the last sheet row of the last committed batch.
+    pub rows_done: i64,
+    /// Records created.
+    pub created: i64,
+    /// Records updated.
+    pub updated: i64,
+    /// Rows skipped.
+    pub skipped: i64,
+    /// Rows rejected.
+    pub rejected: i64,
+    /// Who ran it.
+    pub actor_id: Uuid,
+    /// When it started.
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+// ---------------------------------------------------------------------------
+// Fields of importable entities and header mapping
+// ---------------------------------------------------------------------------
+
+const fn user_field(
+    name: &'static str,
+    zh: &'static str,
+    en: &'static str,
+    aliases: &'static [&'static str],
+    kind: FieldKind,
+    required: bool,
+) -> FieldDef {
+    FieldDef {
+        name,
+        zh,
+        en,
+        aliases,
+        kind,
+        required,
+        writable: true,
+    }
+}
+
+/// The importable fields of users (用户导入).
+const USER_FIELDS: &[FieldDef] = &[
+    user_field(
+        "username",
+        "用户名",
+        "Username",
+        &["账号", "登录名", "login"],
+        FieldKind::Text(64),
+        true,
+    ),
+    user_field(
+        "display_name",
+        "姓名",
+        "Display name",
+        &["名字", "name"],
+        FieldKind::Text(64),
+        true,
+    ),
+    user_field(
+        "department_id",
+        "部门",
+        "Department",
+        &["所属部门"],
+        FieldKind::Text(64),
+        false,
+    ),
+    user_field(
+        "superior_id",
+        "上级",
+        "Superior",
+        &["直属上级"],
+        FieldKind::Text(64),
+        false,
+    ),
+    user_field(
+        "role_ids",
+        "角色",
+        "Roles",
+        &[],
+        FieldKind::Text(256),
+        false,
+    ),
+    user_field(
+        "email",
+        "邮箱",
+        "Email",
+        &["电子邮箱"],
+        FieldKind::Email,
+        false,
+    ),
+    user_field(
+        "mobile",
+        "手机",
+        "Mobile",
+        &["手机号", "手机号码"],
+        FieldKind::Mobile("mobile"),
+        false,
+    ),
+];
+
+/// Whether an entity can be imported.
+pub fn importable(entity: Entity) -> bool {
+    matches!(entity, Entity::Customer | Entity::Contact | Entity::User)
+}
+
+/// The fields an import of the entity can set: the writable built-in
+/// fields of business records, the user fields for users. Later modules
+/// plug in by returning theirs.
+pub fn import_fields(entity: Entity) -> Vec<&'static FieldDef> {
+    match entity {
+        Entity::User => USER_FIELDS.iter().collect(),
+        e if importable(e) => e
+            .fields()
+            .iter()
+            .filter(|f| f.writable && f.kind != FieldKind::Attachments)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn find_field(entity: Entity, name: &str) -> Option<&'static FieldDef> {
+    let n = name.trim();
+    match entity {
+        Entity::User => USER_FIELDS.iter().find(|f| {
+            f.name == n || f.zh == n || f.en.eq_ignore_ascii_case(n) || f.aliases.contains(&n)
+        }),
+        e => e.field(n),
+    }
+}
+
+/// A header cell without the decorations templates and people add:
+/// surrounding spaces, a `*` marking a required column, `(必填)`.
+pub fn clean_header(h: &str) -> String {
+    let mut t: String = h
+        .chars()
+        .map(|c| match c {
+            '（' => '(',
+            '）' => ')',
+            '\u{3000}' | '\n' | '\r' | '\t' => ' ',
+            c => c,
+        })
+        .collect();
+    for suffix in ["(必填)", "(选填)", "(required)", "(optional)"] {
+        if let Some(s) = t.trim_end().strip_suffix(suffix) {
+            t = s.to_string();
+        }
+    }
+    t.trim()
+        .trim_matches(|c| c == '*' || c == '＊')
+        .trim()
+        .to_string()
+}
+
+/// Splits a contact group header: `联系人1姓名`, `联系人2 手机`, `Contact 1
+/// Mobile`, `联系人手机` (group 1), `联系人` (group 1's name).
+fn contact_group(h: &str) -> Option<(u32, String)> {
+    let lower = h.to_lowercase();
+    let rest = if let Some(r) = h.strip_prefix("联系人") {
+        r.to_string()
+    } else if lower.starts_with("contact") {
+        h.get("contact".len()..)?.to_string()
+    } else {
+        return None;
+    };
+    let rest = rest.trim_start();
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    let group = if digits.is_empty() {
+        1
+    } else {
+        digits.parse().ok()?
+    };
+    let field = rest[digits.len()..]
+        .trim_start_matches([' ', '-', '_', '.', ':', '：', '·'])
+        .trim()
+        .to_string();
+    let field = if field.is_empty() {
+        "name".to_string()
+    } else {
+        field
+    };
+    Some((group, field))
+}
+
+/// Where one column goes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnRole {
+    /// A field of the imported entity: its API name, `custom.key`, or
+    /// `owner_id`.
+    Field(String),
+    /// A field of the n-th contact (from 1) of a customer row.
+    Contact {
+        /// The group number.
+        group: u32,
+        /// The contact field's API name or `custom.key`.
+        field: String,
+    },
+    /// Not imported (an extra column).
+    Ignored,
+}
+
+/// The columns of a sheet mapped to fields.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HeaderMap {
+    /// One role per column, in column order.
+    pub roles: Vec<ColumnRole>,
+    /// Header cells that map to nothing.
+    pub ignored: Vec<String>,
+}
+
+/// How one target field is interpreted, for coercing cells.
+#[derive(Clone, Copy, Debug)]
+enum CellKind {
+    Builtin(FieldKind),
+    Custom(CustomFieldType),
+    Other,
+}
+
+impl Crm {
+    /// Maps a header row to fields: API names, Chinese and English labels,
+    /// aliases and custom field labels, in any order, extra columns ignored;
+    /// for customers also contact column groups (`联系人1姓名`, `联系人1手机`,
+    /// `联系人2姓名` …). Refuses a header that lacks a required field, names a
+    /// field twice, or names a field the actor may not set.
+    pub async fn map_headers(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        headers: &[String],
+    ) -> Result<HeaderMap> {
+        let customs = if entity.is_record() {
+            self.custom_fields(actor, entity).await?
+        } else {
+            Vec::new()
+        };
+        let contact_customs = if entity == Entity::Customer {
+            self.custom_fields(actor, Entity::Contact).await?
+        } else {
+            Vec::new()
+        };
+        map_headers_with(actor, entity, headers, &customs, &contact_customs)
+    }
+}
+
+fn map_headers_with(
+    actor: &Actor,
+    entity: Entity,
+    headers: &[String],
+    customs: &[CustomFieldDef],
+    contact_customs: &[CustomFieldDef],
+) -> Result<HeaderMap> {
+    if !importable(entity) {
+        return Err(Error::invalid(
+            "entity",
+            format!("{entity} cannot be imported (customers, contacts and users can)"),
+        ));
+    }
+    let mut errors = ValidationErrors::default();
+    let mut roles = Vec::with_capacity(headers.len());
+    let mut ignored = Vec::new();
+    let mut seen: HashMap<ColumnRole, String> = HashMap::new();
+    let resolve = |e: Entity, name: &str, customs: &[CustomFieldDef]| -> Option<String> {
+        if e == Entity::User {
+            return find_field(e, name).map(|d| d.name.to_string());
+        }
+        match Crm::resolve_target(e, name, customs)? {
+            Target::Owner => Some("owner_id".to_string()),
+            Target::Builtin(def) if def.writable && def.kind != FieldKind::Attachments => {
+                Some(def.name.to_string())
+            }
+            Target::Builtin(_) => None,
+            Target::Custom(def) => Some(format!("custom.{}", def.key)),
+        }
+    };
+    for (i, raw) in headers.iter().enumerate() {
+        let h = clean_header(raw);
+        if h.is_empty() {
+            roles.push(ColumnRole::Ignored);
+            continue;
+        }
+        let mut role = resolve(entity, &h, customs).map(ColumnRole::Field);
+        if role.is_none()
+            && entity == Entity::Customer
+            && let Some((group, field)) = contact_group(&h)
+            && (1..=MAX_CONTACT_GROUPS).contains(&group)
+        {
+            role = resolve(Entity::Contact, &field, contact_customs)
+                .filter(|f| f != "customer_id" && f != "owner_id")
+                .map(|field| ColumnRole::Contact { group, field });
+        }
+        let Some(role) = role else {
+            ignored.push(h);
+            roles.push(ColumnRole::Ignored);
+            continue;
+        };
+        let (e, field) = match &role {
+            ColumnRole::Field(f) => (entity, f.as_str()),
+            ColumnRole::Contact { field, .. } => (Entity::Contact, field.as_str()),
+            ColumnRole::Ignored => (entity, ""),
+        };
+        if e.is_record() && field != "owner_id" && actor.field_access(e, field) != FieldAccess::Full
+        {
+            return Err(Error::Forbidden(format!(
+                "{} may not set {e}.{field} (column {} '{h}')",
+                actor.display_name,
+                column_name(i)
+            )));
+        }
+        if let Some(prev) = seen.insert(role.clone(), h.clone()) {
+            errors.push(
+                h.clone(),
+                format!(
+                    "column {} '{h}' names the same field as '{prev}' (列重复)",
+                    column_name(i)
+                ),
+            );
+        }
+        roles.push(role);
+    }
+    for def in import_fields(entity) {
+        if def.required && !seen.contains_key(&ColumnRole::Field(def.name.to_string())) {
+            errors.push(
+                field_label(def),
+                format!(
+                    "the required column {} ({}) is missing (缺少必填列)",
+                    def.zh, def.en
+                ),
+            );
+        }
+    }
+    for def in customs.iter().filter(|d| d.required) {
+        if !seen.contains_key(&ColumnRole::Field(format!("custom.{}", def.key))) {
+            errors.push(
+                format!("custom.{}", def.key),
+                format!("the required column {} is missing (缺少必填列)", def.label),
+            );
+        }
+    }
+    let groups: HashSet<u32> = roles
+        .iter()
+        .filter_map(|r| match r {
+            ColumnRole::Contact { group, .. } => Some(*group),
+            _ => None,
+        })
+        .collect();
+    for g in groups {
+        if !seen.contains_key(&ColumnRole::Contact {
+            group: g,
+            field: "name".into(),
+        }) {
+            errors.push(
+                format!("联系人{g}姓名"),
+                format!("contact {g} has columns but no name column (联系人{g}缺少姓名列)"),
+            );
+        }
+    }
+    errors.into_result()?;
+    Ok(HeaderMap { roles, ignored })
+}
+
+/// The spreadsheet name of a 0-based column: A, B, …, Z, AA, …
+pub fn column_name(mut i: usize) -> String {
+    let mut s = Vec::new();
+    loop {
+        s.push(b'A' + (i % 26) as u8);
+        if i < 26 {
+            break;
+        }
+        i = i / 26 - 1;
+    }
+    s.reverse();
+    String::from_utf8(s).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------
+// Messages in Chinese
+// ---------------------------------------------------------------------------
+
+/// The Chinese twin of a validation message produced by `prepare`/`derive`.
+fn zh_message(kind: Option<CellKind>, raw: Option<&str>, en: &str) -> String {
+    if let (Some(CellKind::Builtin(k)), Some(raw)) = (kind, raw) {
+        let invalid = match k {
+            FieldKind::Phone(_) => crate::validate::phone(raw).err(),
+            FieldKind::Mobile(_) => crate::validate::mobile(raw).err(),
+            FieldKind::Email => crate::validate::email(raw).err(),
+            FieldKind::Url => crate::validate::url(raw).err(),
+            FieldKind::Uscc => crate::validate::uscc(raw).err(),
+            FieldKind::ResidentId => crate::validate::resident_id(raw).err(),
+            FieldKind::PersonName => crate::validate::person_name(raw).err(),
+            _ => None,
+        };
+        if let Some(inv) = invalid {
+            return inv.message_zh();
+        }
+    }
+    if en == "is required" {
+        return "必填".into();
+    }
+    if let Some(n) = en
+        .strip_prefix("is longer than ")
+        .and_then(|r| r.strip_suffix(" characters"))
+    {
+        return format!("超过 {n} 个字符");
+    }
+    if en == "is computed and cannot be set" {
+        return "为系统计算字段，不能导入".into();
+    }
+    if let Some((value, options)) = en
+        .split_once("' is not one of the options: ")
+        .or_else(|| en.split_once("' is not one of: "))
+    {
+        return format!(
+            "「{}」不是可选值之一，可选：{options}",
+            value.trim_start_matches('\'')
+        );
+    }
+    if let Some(v) = en.strip_suffix("' is not a date (expected e.g. 2026-11-27)") {
+        return format!(
+            "「{}」不是日期（例如 2026-11-27）",
+            v.trim_start_matches('\'')
+        );
+    }
+    if let Some(v) = en.strip_suffix("' is not a date and time (expected e.g. 2026-11-27 14:30)") {
+        return format!(
+            "「{}」不是日期时间（例如 2026-11-27 14:30）",
+            v.trim_start_matches('\'')
+        );
+    }
+    if let Some(v) = en.strip_suffix("' is not a number") {
+        return format!("「{}」不是数字", v.trim_start_matches('\''));
+    }
+    if let Some(v) = en.strip_suffix("' is not yes/no (是/否)") {
+        return format!("「{}」不是 是/否", v.trim_start_matches('\''));
+    }
+    if let Some(v) = en.strip_prefix("no user '") {
+        return format!("找不到用户「{}」", v.trim_end_matches('\''));
+    }
+    if let Some(v) = en
+        .strip_prefix("user ")
+        .and_then(|r| r.strip_suffix(" is deactivated"))
+    {
+        return format!("用户 {v} 已停用");
+    }
+    if en.contains("has a birth date") && en.contains("in the future") {
+        return "出生日期晚于今天".into();
+    }
+    if en == "only enterprise customers have a unified social credit code" {
+        return "个人客户不能填写统一社会信用代码".into();
+    }
+    if let Some(rest) = en.strip_suffix(" not found") {
+        let what = rest.split_once(' ').map(|(_, k)| k).unwrap_or(rest);
+        return format!("找不到「{what}」");
+    }
+    en.to_string()
+}
+
+// ---------------------------------------------------------------------------
+// The import session
+// ---------------------------------------------------------------------------
+
+/// One duplicate key of a validated row.
+#[derive(Clone, Debug)]
+struct DupKey {
+    /// Which key: `uscc`, `name_key`, `mobile_key`, `username`, `custom.x`.
+    kind: String,
+    /// The value as compared (for contacts prefixed by the customer id).
+    text: String,
+    /// The value to query.
+    value: Value,
+    /// The query column.
+    col: Col,
+    /// For messages, in English and Chinese.
+    what_en: String,
+    what_zh: String,
+}
+
+/// A contact of a customer row, validated.
+#[derive(Clone, Debug)]
+struct ContactDraft {
+    set: BTreeMap<&'static str, Value>,
+    custom: BTreeMap<String, Json>,
+}
+
+/// A validated row.
+#[derive(Clone, Debug)]
+struct Candidate {
+    number: u32,
+    set: BTreeMap<&'static str, Value>,
+    custom: BTreeMap<String, Json>,
+    owner: Option<Uuid>,
+    contacts: Vec<ContactDraft>,
+    keys: Vec<DupKey>,
+}
+
+/// What a batch creates and updates, kept per batch for undo.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct BatchItems {
+    /// Created rows: `[table, id]`, children after parents.
+    created: Vec<(Table, Uuid)>,
+    /// Updated rows with the version after the update and the values before.
+    updated: Vec<UpdatedItem>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct UpdatedItem {
+    table: Table,
+    id: Uuid,
+    version: i64,
+    before: Vec<(String, Value)>,
+}
+
+/// Counters of an import.
+#[derive(Clone, Copy, Debug, Default)]
+struct Counts {
+    rows: u64,
+    created: u64,
+    contacts: u64,
+    updated: u64,
+    unchanged: u64,
+    skipped: u64,
+    rejected: u64,
+}
+
+/// An import in progress: feed it rows with [`ImportSession::push`] (one
+/// call per batch) and close it with [`ImportSession::finish`].
+pub struct ImportSession<'a> {
+    crm: &'a Crm,
+    actor: Actor,
+    opts: ImportOptions,
+    v: RowValidator,
+    users: HashMap<Uuid, User>,
+    departments: HashMap<String, Uuid>,
+    roles: HashMap<String, RoleId>,
+    owner: Option<Uuid>,
+    department: Option<Uuid>,
+    import_id: Uuid,
+    import_version: i64,
+    resume_after: Option<u32>,
+    seen: HashMap<(String, String), u32>,
+    touched: HashMap<Uuid, u32>,
+    counts: Counts,
+    batch_no: i64,
+    atomic: ChangeSet,
+    failed: bool,
+    issues: Vec<RowIssue>,
+    /// Rows of the customers referenced by a contact import's batch.
+    ref_rows: HashMap<Uuid, Row>,
+}
+
+impl std::fmt::Debug for ImportSession<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportSession")
+            .field("options", &self.opts)
+            .field("import_id", &self.import_id)
+            .field("resume_after", &self.resume_after)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Crm {
+    /// Starts an import: checks the permission (`import` on the entity;
+    /// `user:manage` for users), maps the header row, resolves the target
+    /// owner and department, loads picklists, users and custom fields once,
+    /// and — for a batched import of a file seen before — finds the
+    /// checkpoint to resume after.
+    pub async fn begin_import(
+        &self,
+        actor: &Actor,
+        options: ImportOptions,
+        headers: &[String],
+    ) -> Result<ImportSession<'_>> {
+        let entity = options.entity;
+        let needed = if entity == Entity::User {
+            Action::Manage
+        } else {
+            Action::Import
+        };
+        if !actor.can(entity, needed) {
+            return Err(Error::Forbidden(format!(
+                "{} may not import {} records",
+                actor.display_name, entity
+            )));
+        }
+        if let Some(pool) = &options.pool {
+            // Hook for the customer pools module (客户池): once pools exist,
+            // resolve the pool here and give created customers its column.
+            return Err(Error::InvalidState(format!(
+                "cannot import into the customer pool '{pool}': customer pools are not part of this build yet (客户池尚未启用)"
+            )));
+        }
+        if options.batch_size == 0 {
+            return Err(Error::invalid("batch_size", "must be at least 1"));
+        }
+        let map = self.map_headers(actor, entity, headers).await?;
+        let customs = if entity.is_record() {
+            self.custom_fields(actor, entity).await?
+        } else {
+            Vec::new()
+        };
+        let contact_customs = if entity == Entity::Customer {
+            self.custom_fields(actor, Entity::Contact).await?
+        } else {
+            Vec::new()
+        };
+        let now = self.now();
+        let user_rows = self
+            .store
+            .select(&Select::all(Table::Users, actor.company_id.0, now))
+            .await?
+            .rows;
+        let mut users = HashMap::new();
+        let mut by_key = HashMap::new();
+        let mut names: HashMap<String, usize> = HashMap::new();
+        for r in &user_rows {
+            let u = crate::org::user_from_row(r);
+            by_key.insert(u.id.to_string(), u.clone());
+            by_key.insert(u.username.clone(), u.clone());
+            *names.entry(u.display_name.clone()).or_default() += 1;
+            users.insert(u.id.0, u);
+        }
+        // Display names (as exports show owners) when they are unambiguous.
+        for u in users.values() {
+            if names.get(&u.display_name) == Some(&1) {
+                by_key
+                    .entry(u.display_name.clone())
+                    .or_insert_with(|| u.clone());
+            }
+        }
+        let mut lookups = Lookups {
+            users: Some(by_key),
+            ..Lookups::default()
+        };
+        for e in [entity, Entity::Contact] {
+            if !e.is_record() || (e == Entity::Contact && entity == Entity::User) {
+                continue;
+            }
+            for def in e.fields() {
+                if matches!(def.kind, FieldKind::Choice(_))
+                    && !lookups.picklists.contains_key(def.name)
+                    && (e == entity || entity == Entity::Customer)
+                {
+                    let opts = self.picklist(actor, e, def.name).await?;
+                    lookups.picklists.insert(def.name, opts);
+                }
+            }
+        }
+        // Both entities share field names with choice lists only for
+        // fields they do not have in common, so one map serves both.
+        let mut departments = HashMap::new();
+        let mut roles = HashMap::new();
+        if entity == Entity::User || options.department.is_some() {
+            for d in self.list_departments(actor).await? {
+                departments.insert(d.id.to_string(), d.id.0);
+                departments.insert(d.name.clone(), d.id.0);
+            }
+        }
+        if entity == Entity::User {
+            for r in self.list_roles(actor).await? {
+                roles.insert(r.id.to_string(), r.id);
+                roles.insert(r.name.clone(), r.id);
+            }
+        }
+        let owner = match &options.owner {
+            Some(key) if entity != Entity::User => {
+                let u = lookups
+                    .users
+                    .as_ref()
+                    .and_then(|m| m.get(key.trim()))
+                    .cloned()
+                    .ok_or_else(|| Error::invalid("owner", format!("no user '{key}'")))?;
+                if !u.active {
+                    return Err(Error::invalid(
+                        "owner",
+                        format!("user {} is deactivated", u.username),
+                    ));
+                }
+                if u.id != actor.user_id && !actor.can(entity, Action::Transfer) {
+                    return Err(Error::Forbidden(format!(
+                        "{} may not import {} records for another owner",
+                        actor.display_name, entity
+                    )));
+                }
+                Some(u.id.0)
+            }
+            _ => None,
+        };
+        let department = match &options.department {
+            Some(key) if entity != Entity::User => {
+                let d = *departments
+                    .get(key.trim())
+                    .ok_or_else(|| Error::not_found("department", key))?;
+                if Some(DepartmentId(d)) != actor.department_id
+                    && !actor.can(entity, Action::Transfer)
+                {
+                    return Err(Error::Forbidden(format!(
+                        "{} may not import {} records into another department",
+                        actor.display_name, entity
+                    )));
+                }
+                Some(d)
+            }
+            _ => None,
+        };
+        let mut session = ImportSession {
+            crm: self,
+            actor: actor.clone(),
+            v: RowValidator {
+                crm: self.clone(),
+                actor: actor.clone(),
+                entity,
+                map: Arc::new(map),
+                customs: Arc::new(customs),
+                contact_customs: Arc::new(contact_customs),
+                lookups: Arc::new(lookups),
+                modes: if entity == Entity::Customer {
+                    Some(Arc::new(self.dedupe_modes(actor.company_id.0).await?))
+                } else {
+                    None
+                },
+            },
+            users,
+            departments,
+            roles,
+            owner,
+            department,
+            import_id: self.new_id(),
+            import_version: 0,
+            resume_after: None,
+            seen: HashMap::new(),
+            touched: HashMap::new(),
+            counts: Counts::default(),
+            batch_no: 0,
+            atomic: ChangeSet::default(),
+            failed: false,
+            issues: Vec::new(),
+            ref_rows: HashMap::new(),
+            opts: options,
+        };
+        if !session.opts.dry_run && session.opts.commit == CommitMode::Batches {
+            session.start_or_resume().await?;
+        }
+        Ok(session)
+    }
+
+    /// The imports of the actor's company, newest first.
+    pub async fn list_imports(&self, actor: &Actor) -> Result<Vec<ImportInfo>> {
+        let mut sel = Select::all(Table::Imports, actor.company_id.0, self.now());
+        sel.sort = vec![Sort {
+            col: Col::Column("created_at"),
+            desc: true,
+        }];
+        Ok(self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .filter(|r| actor.is_admin() || r.get("actor_id").as_id() == Some(actor.user_id.0))
+            .map(import_info)
+            .collect())
+    }
+
+    /// Undoes an import: records it created are removed (users deactivated
+    /// and deleted), records it updated get their earlier values back — all
+    /// in one change set, audited. Refused when any of them changed since
+    /// (the import's own changes excepted). Allowed to the actor who ran the
+    /// import and to administrators.
+    pub async fn undo_import(&self, actor: &Actor, import_id: Uuid) -> Result<UndoReport> {
+        let row = self.live_row(actor, Table::Imports, import_id).await?;
+        if !actor.is_admin() && row.get("actor_id").as_id() != Some(actor.user_id.0) {
+            return Err(Error::Forbidden(format!(
+                "{} may not undo an import someone else ran",
+                actor.display_name
+            )));
+        }
+        let status = ImportStatus::parse(row.get("status").as_text().unwrap_or_default());
+        if status == ImportStatus::Undone {
+            return Err(Error::InvalidState(format!(
+                "import {import_id} is already undone"
+            )));
+        }
+        let now = self.now();
+        let mut sel = Select::all(Table::ImportItems, actor.company_id.0, now);
+        sel.filter = Filter::Cmp(Col::Column("import_id"), CmpOp::Eq, Value::Id(import_id));
+        sel.sort = vec![Sort {
+            col: Col::Column("batch"),
+            desc: false,
+        }];
+        let items = self.store.select(&sel).await?.rows;
+        let mut created: Vec<(Table, Uuid)> = Vec::new();
+        let mut updated: Vec<UpdatedItem> = Vec::new();
+        for it in &items {
+            if let Some(j) = it.get("created_ids").as_json() {
+                let c: Vec<(Table, Uuid)> = serde_json::from_value(j.clone()).map_err(|e| {
+                    Error::InvalidState(format!("import item {} is unreadable: {e}", it.id()))
+                })?;
+                created.extend(c);
+            }
+            if let Some(j) = it.get("updated").as_json() {
+                let u: Vec<UpdatedItem> = serde_json::from_value(j.clone()).map_err(|e| {
+                    Error::InvalidState(format!("import item {} is unreadable: {e}", it.id()))
+                })?;
+                updated.extend(u);
+            }
+        }
+        // The current rows, read in chunks per table.
+        let mut wanted: BTreeMap<Table, Vec<Uuid>> = BTreeMap::new();
+        for (t, id) in &created {
+            wanted.entry(*t).or_default().push(*id);
+        }
+        for u in &updated {
+            wanted.entry(u.table).or_default().push(u.id);
+        }
+        let mut current: HashMap<Uuid, Row> = HashMap::new();
+        for (table, ids) in wanted {
+            for chunk in ids.chunks(IN_CHUNK) {
+                let mut sel = Select::all(table, actor.company_id.0, now);
+                sel.lifecycle = Lifecycle::Any;
+                sel.filter = Filter::In(
+                    Col::Column("id"),
+                    chunk.iter().map(|i| Value::Id(*i)).collect(),
+                );
+                for r in self.store.select(&sel).await?.rows {
+                    current.insert(r.id(), r);
+                }
+            }
+        }
+        let mut changed = Vec::new();
+        for (t, id) in &created {
+            if let Some(r) = current.get(id)
+                && (r.version() != 1 || !r.get("deleted_at").is_null())
+            {
+                changed.push(format!("{t} {}", row_label(r)));
+            }
+        }
+        for u in &updated {
+            match current.get(&u.id) {
+                Some(r) if r.version() == u.version => {}
+                Some(r) => changed.push(format!("{} {}", u.table, row_label(r))),
+                None => changed.push(format!("{} {}", u.table, u.id)),
+            }
+        }
+        if !changed.is_empty() {
+            let n = changed.len();
+            changed.truncate(5);
+            return Err(Error::InvalidState(format!(
+                "cannot undo import {import_id}: {n} record(s) changed since it ran ({}{}); undo is refused so that no later change is lost",
+                changed.join(", "),
+                if n > 5 { ", …" } else { "" }
+            )));
+        }
+        let company = actor.company_id.0;
+        let mut cs = ChangeSet::default();
+        let mut removed = 0;
+        // Children first: contacts before their customers.
+        let mut order: Vec<&(Table, Uuid)> = created.iter().collect();
+        order.sort_by_key(|(t, _)| match t {
+            Table::Contacts => 0,
+            _ => 1,
+        });
+        for (table, id) in order {
+            let Some(r) = current.get(id) else { continue };
+            if *table == Table::Users {
+                cs.ops.push(Op::Update {
+                    table: Table::Users,
+                    id: *id,
+                    expected_version: r.version(),
+                    values: vec![
+                        ("deleted_at", Value::Timestamp(now)),
+                        ("active", Value::Bool(false)),
+                        ("updated_at", Value::Timestamp(now)),
+                    ],
+                });
+            } else {
+                cs.ops.push(Op::Delete {
+                    table: *table,
+                    id: *id,
+                });
+            }
+            removed += 1;
+            cs.audit.push(self.audit(
+                Some(actor),
+                company,
+                *table,
+                *id,
+                "import_undo",
+                vec![FieldChange {
+                    field: "record".into(),
+                    before: Json::String(row_label(r)),
+                    after: Json::Null,
+                }],
+            ));
+            let entity = Entity::of_table(*table)
+                .map(|e| e.name())
+                .unwrap_or("record");
+            cs.events.push(self.event(
+                company,
+                *table,
+                *id,
+                if *table == Table::Users {
+                    format!("{entity}.deleted")
+                } else {
+                    format!("{entity}.purged")
+                },
+                json!({ "import_id": import_id }),
+            ));
+        }
+        let mut restored = 0;
+        for u in updated.iter().rev() {
+            let Some(r) = current.get(&u.id) else {
+                continue;
+            };
+            let mut values: Vec<(&'static str, Value)> = Vec::new();
+            let mut changes = Vec::new();
+            for (col, before) in &u.before {
+                let Some(c) = u.table.column(col).filter(|c| c.name != "updated_at") else {
+                    continue;
+                };
+                changes.push(FieldChange {
+                    field: c.name.to_string(),
+                    before: r.get(c.name).to_json(),
+                    after: before.to_json(),
+                });
+                values.push((c.name, before.clone()));
+            }
+            values.push(("updated_at", Value::Timestamp(now)));
+            cs.ops.push(Op::Update {
+                table: u.table,
+                id: u.id,
+                expected_version: u.version,
+                values,
+            });
+            restored += 1;
+            let entity = Entity::of_table(u.table)
+                .map(|e| e.name())
+                .unwrap_or("record");
+            cs.events.push(self.event(
+                company,
+                u.table,
+                u.id,
+                format!("{entity}.updated"),
+                json!({ "version": u.version + 1, "import_id": import_id, "changes": &changes }),
+            ));
+            cs.audit
+                .push(self.audit(Some(actor), company, u.table, u.id, "import_undo", changes));
+        }
+        self.index_customer_keys(&mut cs).await?;
+        cs.ops.push(Op::Update {
+            table: Table::Imports,
+            id: import_id,
+            expected_version: row.version(),
+            values: vec![
+                ("status", ImportStatus::Undone.name().into()),
+                ("updated_at", Value::Timestamp(now)),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::Imports,
+            import_id,
+            "undo",
+            vec![FieldChange {
+                field: "status".into(),
+                before: row.get("status").to_json(),
+                after: Json::String(ImportStatus::Undone.name().into()),
+            }],
+        ));
+        self.apply(cs).await?;
+        Ok(UndoReport {
+            import_id,
+            removed,
+            restored,
+        })
+    }
+
+    /// Allocates `n` consecutive human codes of a document type at once.
+    async fn next_codes(&self, actor: &Actor, prefix: &str, n: usize) -> Result<Vec<String>> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        let day = self.today().format("%Y%m%d").to_string();
+        let key = format!("{prefix}-{day}");
+        let count = u32::try_from(n).map_err(|_| Error::invalid("rows", "too many rows"))?;
+        Ok(self
+            .store
+            .reserve_sequence(actor.company_id.0, &key, count)
+            .await?
+            .into_iter()
+            .map(|k| format!("{key}-{k:04}"))
+            .collect())
+    }
+}
+
+fn import_info(r: &Row) -> ImportInfo {
+    let int = |c: &str| r.get(c).as_int().unwrap_or(0);
+    ImportInfo {
+        id: r.id(),
+        entity: r.get("entity").as_text().unwrap_or_default().to_string(),
+        file_name: r.get("file_name").as_text().unwrap_or_default().to_string(),
+        status: ImportStatus::parse(r.get("status").as_text().unwrap_or_default()),
+        rows_done: int("rows_done"),
+        created: int("created"),
+        updated: int("updated"),
+        skipped: int("skipped"),
+        rejected: int("rejected"),
+        actor_id: r.get("actor_id").as_id().unwrap_or_default(),
+        created_at: r.get("created_at").as_timestamp().unwrap_or_default(),
+    }
+}
+
+fn row_label(r: &Row) -> String {
+    r.get("code")
+        .as_text()
+        .or_else(|| r.get("username").as_text())
+        .or_else(|| r.get("name").as_text())
+        .map(str::to_string)
+        .unwrap_or_else(|| r.id().to_string())
+}
+
+/// The text a key value is compared by.
+fn key_text(v: &Value) -> String {
+    match v {
+        Value::Text(s) => s.clone(),
+        Value::Float(f) => number_text(*f),
+        Value::Int(i) => i.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Id(u) => u.to_string(),
+        other => other.to_json().to_string(),
+    }
+}
+
+fn custom_key_value(v: &Json) -> Value {
+    match v {
+        Json::Number(n) => Value::Float(n.as_f64().unwrap_or_default()),
+        Json::Bool(b) => Value::Bool(*b),
+        Json::String(s) => Value::Text(s.clone()),
+        other => Value::Text(other.to_string()),
+    }
+}
+
+impl<'a> ImportSession<'a> {
+    /// The header mapping.
+    pub fn header_map(&self) -> &HeaderMap {
+        &self.v.map
+    }
+
+    /// The import's id (also for a dry run, where nothing is stored).
+    pub fn import_id(&self) -> Uuid {
+        self.import_id
+    }
+
+    /// The checkpoint a resumed import continues after: rows up to it were
+    /// committed by an earlier run and are only checked, not written again.
+    pub fn resume_after(&self) -> Option<u32> {
+        self.resume_after
+    }
+
+    /// Whether a duplicate under [`DuplicatePolicy::Fail`] has failed the
+    /// import (later rows are only checked).
+    pub fn has_failed(&self) -> bool {
+        self.failed
+    }
+
+    async fn start_or_resume(&mut self) -> Result<()> {
+        let crm = self.crm;
+        let company = self.actor.company_id.0;
+        let now = crm.now();
+        if !self.opts.file_hash.is_empty() {
+            let mut sel = Select::all(Table::Imports, company, now);
+            sel.filter = Filter::And(vec![
+                Filter::Cmp(
+                    Col::Column("file_hash"),
+                    CmpOp::Eq,
+                    self.opts.file_hash.clone().into(),
+                ),
+                Filter::Cmp(
+                    Col::Column("entity"),
+                    CmpOp::Eq,
+                    self.opts.entity.name().into(),
+                ),
+                Filter::Cmp(
+                    Col::Column("status"),
+                    CmpOp::Eq,
+                    ImportStatus::Running.name().into(),
+                ),
+                Filter::Cmp(
+                    Col::Column("actor_id"),
+                    CmpOp::Eq,
+                    Value::Id(self.actor.user_id.0),
+                ),
+            ]);
+            sel.sort = vec![Sort {
+                col: Col::Column("created_at"),
+                desc: true,
+            }];
+            if let Some(r) = crm.store.select(&sel).await?.rows.into_iter().next() {
+                let int = |c: &str| r.get(c).as_int().unwrap_or(0);
+                self.import_id = r.id();
+                self.import_version = r.version();
+                self.resume_after = u32::try_from(int("rows_done")).ok().filter(|n| *n > 0);
+                self.counts = Counts {
+                    rows: 0,
+                    created: int("created") as u64,
+                    contacts: 0,
+                    updated: int("updated") as u64,
+                    unchanged: 0,
+                    skipped: int("skipped") as u64,
+                    rejected: int("rejected") as u64,
+                };
+                let mut items = Select::all(Table::ImportItems, company, now);
+                items.filter = Filter::Cmp(
+                    Col::Column("import_id"),
+                    CmpOp::Eq,
+                    Value::Id(self.import_id),
+                );
+                items.sort = vec![Sort {
+                    col: Col::Column("batch"),
+                    desc: true,
+                }];
+                items.paging = Paging::Offset {
+                    offset: 0,
+                    limit: 1,
+                };
+                self.batch_no = crm
+                    .store
+                    .select(&items)
+                    .await?
+                    .rows
+                    .first()
+                    .and_then(|r| r.get("batch").as_int())
+                    .unwrap_or(0);
+                return Ok(());
+            }
+        }
+        let mut cs = ChangeSet::default();
+        cs.ops.push(self.import_insert(ImportStatus::Running, 0));
+        cs.audit.push(crm.audit(
+            Some(&self.actor),
+            company,
+            Table::Imports,
+            self.import_id,
+            "create",
+            vec![FieldChange {
+                field: "file_name".into(),
+                before: Json::Null,
+                after: Json::String(self.opts.file_name.clone()),
+            }],
+        ));
+        crm.apply(cs).await?;
+        self.import_version = 1;
+        Ok(())
+    }
+
+    fn import_insert(&self, status: ImportStatus, rows_done: i64) -> Op {
+        let now = self.crm.now();
+        let c = &self.counts;
+        Op::Insert {
+            table: Table::Imports,
+            values: vec![
+                ("id", Value::Id(self.import_id)),
+                ("company_id", Value::Id(self.actor.company_id.0)),
+                ("version", Value::Int(1)),
+                ("created_at", Value::Timestamp(now)),
+                ("updated_at", Value::Timestamp(now)),
+                ("entity", self.opts.entity.name().into()),
+                ("actor_id", Value::Id(self.actor.user_id.0)),
+                ("file_name", self.opts.file_name.clone().into()),
+                ("file_hash", self.opts.file_hash.clone().into()),
+                (
+                    "options",
+                    Value::Json(serde_json::to_value(&self.opts).unwrap_or_default()),
+                ),
+                ("status", status.name().into()),
+                ("rows_done", Value::Int(rows_done)),
+                ("created", Value::Int((c.created + c.contacts) as i64)),
+                ("updated", Value::Int(c.updated as i64)),
+                ("skipped", Value::Int((c.skipped + c.unchanged) as i64)),
+                ("rejected", Value::Int(c.rejected as i64)),
+                (
+                    "finished_at",
+                    if status == ImportStatus::Running {
+                        Value::Null
+                    } else {
+                        Value::Timestamp(now)
+                    },
+                ),
+            ],
+        }
+    }
+
+    fn import_update(&mut self, status: ImportStatus, rows_done: i64) -> Op {
+        let now = self.crm.now();
+        let c = self.counts;
+        let op = Op::Update {
+            table: Table::Imports,
+            id: self.import_id,
+            expected_version: self.import_version,
+            values: vec![
+                ("updated_at", Value::Timestamp(now)),
+                ("status", status.name().into()),
+                ("rows_done", Value::Int(rows_done)),
+                ("created", Value::Int((c.created + c.contacts) as i64)),
+                ("updated", Value::Int(c.updated as i64)),
+                ("skipped", Value::Int((c.skipped + c.unchanged) as i64)),
+                ("rejected", Value::Int(c.rejected as i64)),
+                (
+                    "finished_at",
+                    if status == ImportStatus::Running {
+                        Value::Null
+                    } else {
+                        Value::Timestamp(now)
+                    },
+                ),
+            ],
+        };
+        self.import_version += 1;
+        op
+    }
+
+    fn item_insert(&mut self, first: u32, last: u32, items: &BatchItems) -> Op {
+        self.batch_no += 1;
+        let now = self.crm.now();
+        Op::Insert {
+            table: Table::ImportItems,
+            values: vec![
+                ("id", Value::Id(self.crm.new_id())),
+                ("company_id", Value::Id(self.actor.company_id.0)),
+                ("version", Value::Int(1)),
+                ("created_at", Value::Timestamp(now)),
+                ("updated_at", Value::Timestamp(now)),
+                ("import_id", Value::Id(self.import_id)),
+                ("batch", Value::Int(self.batch_no)),
+                ("first_row", Value::Int(i64::from(first))),
+                ("last_row", Value::Int(i64::from(last))),
+                (
+                    "created_ids",
+                    Value::Json(serde_json::to_value(&items.created).unwrap_or_default()),
+                ),
+                (
+                    "updated",
+                    Value::Json(serde_json::to_value(&items.updated).unwrap_or_default()),
+                ),
+            ],
+        }
+    }
+
+    /// Imports one batch of rows (in sheet order). Returns the rows of the
+    /// batch that were rejected or skipped. In a batched import the batch is
+    /// committed, with its checkpoint, before this returns.
+    pub async fn push(&mut self, rows: &[SheetRow]) -> Result<Vec<RowIssue>> {
+        self.push_inner(rows, None).await
+    }
+
+    /// A validator that can check the rows of a later batch on another
+    /// thread while this session writes (customer imports, whose lookups
+    /// are complete; `None` for the others). Pass its results to
+    /// [`ImportSession::push_checked`].
+    pub fn validator(&self) -> Option<RowValidator> {
+        (self.opts.entity == Entity::Customer).then(|| self.v.clone())
+    }
+
+    /// [`ImportSession::push`] with rows already validated by
+    /// [`RowValidator::check`] (one result per row, in order).
+    pub async fn push_checked(
+        &mut self,
+        rows: &[SheetRow],
+        checked: Vec<Checked>,
+    ) -> Result<Vec<RowIssue>> {
+        if checked.len() != rows.len() {
+            return Err(Error::invalid(
+                "checked",
+                "one validation result per row is needed",
+            ));
+        }
+        self.push_inner(rows, Some(checked)).await
+    }
+
+    async fn push_inner(
+        &mut self,
+        rows: &[SheetRow],
+        checked: Option<Vec<Checked>>,
+    ) -> Result<Vec<RowIssue>> {
+        let Some(first) = rows.first().map(|r| r.number) else {
+            return Ok(Vec::new());
+        };
+        let last = rows.last().map(|r| r.number).unwrap_or(first);
+        let mut issues = Vec::new();
+        let (cs, items) = if self.opts.entity == Entity::User {
+            self.user_batch(rows, &mut issues).await?
+        } else {
+            self.record_batch(rows, checked, &mut issues).await?
+        };
+        let replay = self.resume_after.is_some_and(|r| last <= r);
+        if self.failed || self.opts.dry_run || replay {
+            self.issues.extend(issues.iter().cloned());
+            return Ok(issues);
+        }
+        let mut cs = cs;
+        if !items.created.is_empty() || !items.updated.is_empty() {
+            let item = self.item_insert(first, last, &items);
+            cs.ops.push(item);
+        }
+        match self.opts.commit {
+            CommitMode::Atomic => {
+                self.atomic.ops.extend(cs.ops);
+                self.atomic.audit.extend(cs.audit);
+                self.atomic.events.extend(cs.events);
+            }
+            CommitMode::Batches => {
+                if self.opts.entity == Entity::Customer {
+                    self.crm.index_customer_keys(&mut cs).await?;
+                }
+                let op = self.import_update(ImportStatus::Running, i64::from(last));
+                cs.ops.push(op);
+                if let Err(e) = self.crm.apply(cs).await {
+                    self.import_version -= 1;
+                    return Err(e);
+                }
+            }
+        }
+        self.issues.extend(issues.iter().cloned());
+        Ok(issues)
+    }
+
+    /// Ends the import: an atomic import commits everything now (nothing if
+    /// a duplicate failed it), a batched one records that it is done.
+    pub async fn finish(mut self) -> Result<ImportReport> {
+        let status = if self.failed {
+            ImportStatus::Failed
+        } else {
+            ImportStatus::Done
+        };
+        let mut import_id = (!self.opts.dry_run).then_some(self.import_id);
+        if !self.opts.dry_run {
+            match self.opts.commit {
+                CommitMode::Atomic if self.failed => import_id = None,
+                CommitMode::Atomic => {
+                    let mut cs = std::mem::take(&mut self.atomic);
+                    if self.opts.entity == Entity::Customer {
+                        self.crm.index_customer_keys(&mut cs).await?;
+                    }
+                    let rows_done = i64::from(self.last_row_seen());
+                    cs.ops.insert(0, self.import_insert(status, rows_done));
+                    cs.audit.push(self.crm.audit(
+                        Some(&self.actor),
+                        self.actor.company_id.0,
+                        Table::Imports,
+                        self.import_id,
+                        "create",
+                        vec![FieldChange {
+                            field: "file_name".into(),
+                            before: Json::Null,
+                            after: Json::String(self.opts.file_name.clone()),
+                        }],
+                    ));
+                    self.crm.apply(cs).await?;
+                }
+                CommitMode::Batches => {
+                    let rows_done = i64::from(self.last_row_seen());
+                    let op = self.import_update(status, rows_done);
+                    self.crm
+                        .apply(ChangeSet {
+                            ops: vec![op],
+                            ..ChangeSet::default()
+                        })
+                        .await?;
+                }
+            }
+        }
+        let c = self.counts;
+        Ok(ImportReport {
+            import_id,
+            entity: self.opts.entity,
+            dry_run: self.opts.dry_run,
+            status,
+            rows: c.rows,
+            created: c.created,
+            contacts_created: c.contacts,
+            updated: c.updated,
+            unchanged: c.unchanged,
+            skipped: c.skipped,
+            rejected: c.rejected,
+            resumed_after: self.resume_after,
+            ignored_columns: self.v.map.ignored.clone(),
+            issues: std::mem::take(&mut self.issues),
+        })
+    }
+
+    fn last_row_seen(&self) -> u32 {
+        self.seen
+            .values()
+            .copied()
+            .chain(self.issues.iter().map(|i| i.row))
+            .chain(self.resume_after)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Whether a row is before the checkpoint of a resumed import (checked
+    /// for duplicates within the file, not written again).
+    fn is_replay(&self, number: u32) -> bool {
+        self.resume_after.is_some_and(|r| number <= r)
+    }
+
+    fn reject(
+        &mut self,
+        issues: &mut Vec<RowIssue>,
+        number: u32,
+        kind: IssueKind,
+        en: String,
+        zh: String,
+    ) {
+        if !self.is_replay(number) {
+            self.counts.rejected += 1;
+        }
+        issues.push(RowIssue {
+            row: number,
+            outcome: RowOutcome::Rejected,
+            kind,
+            message_en: en,
+            message_zh: zh,
+        });
+    }
+
+    /// A duplicate under the import's policy: skipped, rejected, or failing.
+    fn duplicate(
+        &mut self,
+        issues: &mut Vec<RowIssue>,
+        number: u32,
+        kind: IssueKind,
+        en: String,
+        zh: String,
+    ) {
+        match self.opts.policy {
+            DuplicatePolicy::Skip => {
+                self.counts.skipped += 1;
+                issues.push(RowIssue {
+                    row: number,
+                    outcome: RowOutcome::Skipped,
+                    kind,
+                    message_en: format!("skipped: {en}"),
+                    message_zh: format!("已跳过：{zh}"),
+                });
+            }
+            DuplicatePolicy::Fail => {
+                self.failed = true;
+                self.reject(issues, number, kind, en, zh);
+            }
+            DuplicatePolicy::Update => self.reject(issues, number, kind, en, zh),
+        }
+    }
+}
+
+/// Validates the rows of an import with the same rules as the API. Cheap to
+/// clone and `Send`: a reader thread can validate the next batch of a
+/// customer import while the session writes the previous one (see
+/// [`ImportSession::validator`]).
+#[derive(Clone)]
+pub struct RowValidator {
+    crm: Crm,
+    actor: Actor,
+    entity: Entity,
+    map: Arc<HeaderMap>,
+    customs: Arc<Vec<CustomFieldDef>>,
+    contact_customs: Arc<Vec<CustomFieldDef>>,
+    lookups: Arc<Lookups>,
+    /// The company's duplicate-key settings (customer imports).
+    modes: Option<Arc<crate::dedupe::Modes>>,
+}
+
+impl std::fmt::Debug for RowValidator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowValidator")
+            .field("entity", &self.entity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A row validated ahead of [`ImportSession::push_checked`].
+#[derive(Clone, Debug)]
+pub struct Checked(CheckedRow);
+
+#[derive(Clone, Debug)]
+enum CheckedRow {
+    Valid(Box<Candidate>),
+    Invalid(IssueKind, Vec<(String, String)>),
+    /// Needs the store (or failed on it): validated again by the session.
+    Later,
+}
+
+/// Polls a future once; `None` when it is not ready. Validation with
+/// complete lookups never waits for the store, so it completes on the
+/// first poll; anything that would wait is left to the async path.
+fn poll_now<F: std::future::Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
+impl RowValidator {
+    /// Validates rows without waiting for the store: one result per row.
+    /// Rows that would need the store are left for the session.
+    pub fn check(&self, rows: &[SheetRow]) -> Vec<Checked> {
+        rows.iter()
+            .map(|row| {
+                if row.cells.iter().all(Cell::is_empty) {
+                    return Checked(CheckedRow::Later);
+                }
+                Checked(match poll_now(self.validate_record(row)) {
+                    Some(Ok(Ok(c))) => CheckedRow::Valid(Box::new(c)),
+                    Some(Ok(Err((kind, problems)))) => CheckedRow::Invalid(kind, problems),
+                    Some(Err(_)) | None => CheckedRow::Later,
+                })
+            })
+            .collect()
+    }
+
+    /// The JSON value a cell gives a field of the given kind.
+    fn cell_json(cell: &Cell, kind: CellKind) -> Option<Json> {
+        match (cell, kind) {
+            (Cell::Empty, _) => None,
+            (
+                Cell::Number(f),
+                CellKind::Builtin(FieldKind::Date | FieldKind::DateTime)
+                | CellKind::Custom(CustomFieldType::Date),
+            ) => excel_serial_date(*f)
+                .map(|d| Json::String(Cell::DateTime(d).to_text().unwrap_or_default()))
+                .or_else(|| Some(Json::String(number_text(*f)))),
+            (Cell::Number(f), CellKind::Custom(CustomFieldType::Number)) => {
+                serde_json::Number::from_f64(*f).map(Json::Number)
+            }
+            (Cell::Bool(b), CellKind::Custom(CustomFieldType::Boolean)) => Some(Json::Bool(*b)),
+            (c, _) => c.to_text().map(Json::String),
+        }
+    }
+
+    fn kind_of(&self, entity: Entity, field: &str) -> CellKind {
+        let customs = if entity == self.entity {
+            &self.customs
+        } else {
+            &self.contact_customs
+        };
+        if let Some(key) = field.strip_prefix("custom.") {
+            return customs
+                .iter()
+                .find(|d| d.key == key)
+                .map(|d| CellKind::Custom(d.field_type))
+                .unwrap_or(CellKind::Other);
+        }
+        find_field(entity, field)
+            .map(|d| CellKind::Builtin(d.kind))
+            .unwrap_or(CellKind::Other)
+    }
+
+    /// The main fields and the contact groups of a row; error cells are
+    /// reported as problems.
+    fn row_fields(
+        &self,
+        row: &SheetRow,
+        errors: &mut Vec<(String, String)>,
+    ) -> (Fields, BTreeMap<u32, Fields>) {
+        let mut main = Fields::new();
+        let mut groups: BTreeMap<u32, Fields> = BTreeMap::new();
+        for (i, role) in self.map.roles.iter().enumerate() {
+            let Some(cell) = row.cells.get(i) else {
+                continue;
+            };
+            if cell.is_empty() {
+                continue;
+            }
+            let (entity, field, target) = match role {
+                ColumnRole::Ignored => continue,
+                ColumnRole::Field(f) => (self.entity, f, &mut main),
+                ColumnRole::Contact { group, field } => {
+                    (Entity::Contact, field, groups.entry(*group).or_default())
+                }
+            };
+            if let Cell::Error(e) = cell {
+                errors.push((
+                    format!(
+                        "column {} contains the spreadsheet error {e}",
+                        column_name(i)
+                    ),
+                    format!("{} 列的单元格是错误值 {e}", column_name(i)),
+                ));
+                continue;
+            }
+            if let Some(v) = Self::cell_json(cell, self.kind_of(entity, field)) {
+                target.insert(field.clone(), v);
+            }
+        }
+        (main, groups)
+    }
+
+    /// Turns `prepare`'s validation errors into one English and one
+    /// Chinese message.
+    fn messages(
+        &self,
+        entity: Entity,
+        fields: &Fields,
+        errors: &ValidationErrors,
+        prefix: Option<u32>,
+    ) -> Vec<(String, String)> {
+        let customs = if entity == self.entity {
+            &self.customs
+        } else {
+            &self.contact_customs
+        };
+        errors
+            .0
+            .iter()
+            .map(|e| {
+                let def = import_fields(entity)
+                    .into_iter()
+                    .find(|d| field_label(d) == e.field || d.name == e.field);
+                let custom = e
+                    .field
+                    .strip_prefix("custom.")
+                    .and_then(|k| customs.iter().find(|d| d.key == k));
+                let (label_en, label_zh, key) = match (def, custom) {
+                    (Some(d), _) => (d.en.to_string(), d.zh.to_string(), d.name.to_string()),
+                    (None, Some(c)) => (
+                        c.label_en.clone().unwrap_or_else(|| c.key.clone()),
+                        c.label.clone(),
+                        format!("custom.{}", c.key),
+                    ),
+                    (None, None) if e.field == "owner_id" => {
+                        ("Owner".into(), "负责人".into(), "owner_id".into())
+                    }
+                    (None, None) => (e.field.clone(), e.field.clone(), e.field.clone()),
+                };
+                let raw = fields.get(&key).and_then(json_text);
+                let kind = def
+                    .map(|d| CellKind::Builtin(d.kind))
+                    .or(custom.map(|c| CellKind::Custom(c.field_type)));
+                let zh = zh_message(kind, raw.as_deref(), &e.message);
+                let (pe, pz) = match prefix {
+                    Some(g) => (format!("contact {g} "), format!("联系人{g}")),
+                    None => (String::new(), String::new()),
+                };
+                (
+                    format!("{pe}{label_en}: {}", e.message),
+                    format!("{pz}{label_zh}：{zh}"),
+                )
+            })
+            .collect()
+    }
+
+    /// Validates a row of a record import.
+    async fn validate_record(
+        &self,
+        row: &SheetRow,
+    ) -> Result<std::result::Result<Candidate, (IssueKind, Vec<(String, String)>)>> {
+        let crm = &self.crm;
+        let entity = self.entity;
+        let mut problems = Vec::new();
+        let (fields, groups) = self.row_fields(row, &mut problems);
+        let prepared = crm
+            .prepare_with(
+                &self.actor,
+                entity,
+                &fields,
+                &self.customs,
+                true,
+                &self.lookups,
+            )
+            .await;
+        let (mut set, custom, owner) = match prepared {
+            Ok(p) => p,
+            Err(Error::Validation(v)) => {
+                problems.extend(self.messages(entity, &fields, &v, None));
+                (BTreeMap::new(), BTreeMap::new(), None)
+            }
+            Err(Error::Forbidden(m)) => {
+                return Ok(Err((
+                    IssueKind::Forbidden,
+                    vec![(m.clone(), format!("无权限：{m}"))],
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        if problems.is_empty()
+            && let Err(e) = crm.derive(entity, &mut set)
+        {
+            match e {
+                Error::Validation(v) => problems.extend(self.messages(entity, &fields, &v, None)),
+                other => return Err(other),
+            }
+        }
+        if let Some(o) = owner
+            && o.0 != self.actor.user_id.0
+            && !self.actor.can(entity, Action::Transfer)
+        {
+            return Ok(Err((
+                IssueKind::Forbidden,
+                vec![(
+                    format!(
+                        "{} may not create {entity} records for another owner",
+                        self.actor.display_name
+                    ),
+                    "无权为其他负责人创建记录".to_string(),
+                )],
+            )));
+        }
+        let mut contacts = Vec::new();
+        for (g, cf) in &groups {
+            match crm
+                .prepare_with(
+                    &self.actor,
+                    Entity::Contact,
+                    cf,
+                    &self.contact_customs,
+                    false,
+                    &self.lookups,
+                )
+                .await
+            {
+                Ok((mut cset, ccustom, _)) => {
+                    if cset.get("name").is_none_or(Value::is_null) {
+                        problems.push((
+                            format!("contact {g} Name: is required"),
+                            format!("联系人{g}姓名：必填"),
+                        ));
+                        continue;
+                    }
+                    if let Err(Error::Validation(v)) = crm.derive(Entity::Contact, &mut cset) {
+                        problems.extend(self.messages(Entity::Contact, cf, &v, Some(*g)));
+                    }
+                    contacts.push(ContactDraft {
+                        set: cset,
+                        custom: ccustom,
+                    });
+                }
+                Err(Error::Validation(v)) => {
+                    problems.extend(self.messages(Entity::Contact, cf, &v, Some(*g)))
+                }
+                Err(Error::Forbidden(m)) => {
+                    return Ok(Err((
+                        IssueKind::Forbidden,
+                        vec![(m.clone(), format!("无权限：{m}"))],
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if !problems.is_empty() {
+            return Ok(Err((IssueKind::Invalid, problems)));
+        }
+        // Contacts of one row must not share a mobile number.
+        let mut mobiles = HashSet::new();
+        for c in &contacts {
+            if let Some(m) = c.set.get("mobile_key").and_then(Value::as_text)
+                && !mobiles.insert(m.to_string())
+            {
+                return Ok(Err((
+                    IssueKind::DuplicateInFile,
+                    vec![(
+                        format!("two contacts of the row have the mobile {m}"),
+                        format!("同一行的两个联系人手机号相同：{m}"),
+                    )],
+                )));
+            }
+        }
+        let keys = self.record_keys(entity, &set, &custom);
+        Ok(Ok(Candidate {
+            number: row.number,
+            set,
+            custom,
+            owner: owner.map(|o| o.0),
+            contacts,
+            keys,
+        }))
+    }
+
+    /// The duplicate keys of a validated record (the same as
+    /// `check_duplicates` uses).
+    fn record_keys(
+        &self,
+        entity: Entity,
+        set: &BTreeMap<&'static str, Value>,
+        custom: &BTreeMap<String, Json>,
+    ) -> Vec<DupKey> {
+        let mut keys = Vec::new();
+        let get = |k: &str| set.get(k).filter(|v| !v.is_null()).cloned();
+        match entity {
+            Entity::Customer => {
+                if let Some(v) = get("uscc") {
+                    let t = key_text(&v);
+                    keys.push(DupKey {
+                        kind: "uscc".into(),
+                        text: t.clone(),
+                        col: Col::Column("uscc"),
+                        value: v,
+                        what_en: format!("unified social credit code {t}"),
+                        what_zh: format!("统一社会信用代码 {t}"),
+                    });
+                }
+                if let Some(v) =
+                    get("name_key").filter(|v| v.as_text().is_some_and(|s| !s.is_empty()))
+                {
+                    let name = get("name").map(|n| key_text(&n)).unwrap_or_default();
+                    keys.push(DupKey {
+                        kind: "name_key".into(),
+                        text: key_text(&v),
+                        col: Col::Column("name_key"),
+                        value: v,
+                        what_en: format!("name {name}"),
+                        what_zh: format!("客户名称 {name}"),
+                    });
+                }
+            }
+            Entity::Contact => {
+                if let (Some(m), Some(c)) = (get("mobile_key"), get("customer_id")) {
+                    let t = key_text(&m);
+                    keys.push(DupKey {
+                        kind: "mobile_key".into(),
+                        text: format!("{}:{t}", key_text(&c)),
+                        col: Col::Column("mobile_key"),
+                        value: m,
+                        what_en: format!("mobile {t} for the same customer"),
+                        what_zh: format!("同一客户的手机号 {t}"),
+                    });
+                }
+            }
+            _ => {}
+        }
+        if let Some(modes) = self.modes.as_deref().filter(|_| entity == Entity::Customer) {
+            // Phone, e-mail and custom keys the company's duplicate settings
+            // refuse, as kept in `customer_keys`.
+            let custom_keys: Vec<String> = self
+                .customs
+                .iter()
+                .filter(|d| {
+                    modes.mode(&format!("custom.{}", d.key)) != crate::dedupe::DedupeMode::Off
+                })
+                .map(|d| d.key.clone())
+                .collect();
+            let custom_json = Value::Json(Json::Object(custom.clone().into_iter().collect()));
+            let get = |k: &str| match k {
+                "custom" => custom_json.clone(),
+                k => set.get(k).cloned().unwrap_or(Value::Null),
+            };
+            for (kind, key) in crate::dedupe::keys_of(&get, &custom_keys) {
+                if kind == "name" || kind == "uscc" || !modes.blocks(&kind) {
+                    continue;
+                }
+                let (en, zh) = match kind.as_str() {
+                    "phone" => ("phone".to_string(), "电话".to_string()),
+                    "email" => ("e-mail".to_string(), "邮箱".to_string()),
+                    k => {
+                        let key = k.trim_start_matches("custom.");
+                        let label = self
+                            .customs
+                            .iter()
+                            .find(|d| d.key == key)
+                            .map(|d| d.label.clone())
+                            .unwrap_or_else(|| k.to_string());
+                        (label.clone(), label)
+                    }
+                };
+                keys.push(DupKey {
+                    kind: format!("keys.{kind}"),
+                    text: key.clone(),
+                    col: Col::Column("key"),
+                    value: Value::Text(key.clone()),
+                    what_en: format!("{en} {key}"),
+                    what_zh: format!("{zh} {key}"),
+                });
+            }
+        }
+        for def in self.customs.iter().filter(|d| d.unique) {
+            if let Some(v) = custom.get(&def.key).filter(|v| !v.is_null()) {
+                let value = custom_key_value(v);
+                let t = key_text(&value);
+                keys.push(DupKey {
+                    kind: format!("custom.{}", def.key),
+                    text: t.clone(),
+                    col: def.col(),
+                    value,
+                    what_en: format!("{} {t}", def.label),
+                    what_zh: format!("{} {t}", def.label),
+                });
+            }
+        }
+        keys
+    }
+
+}
+
+impl ImportSession<'_> {
+    /// Resolves the customers a contact import's batch refers to (by id,
+    /// code or name), with one scoped query.
+    async fn resolve_customers(&mut self, rows: &[SheetRow]) -> Result<()> {
+        let Some(col) = self
+            .v
+            .map
+            .roles
+            .iter()
+            .position(|r| *r == ColumnRole::Field("customer_id".into()))
+        else {
+            return Ok(());
+        };
+        let mut texts: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.cells.get(col).and_then(Cell::to_text))
+            .filter(|t| {
+                !self
+                    .v
+                    .lookups
+                    .refs
+                    .contains_key(&(Entity::Customer, t.clone()))
+            })
+            .collect();
+        texts.sort();
+        texts.dedup();
+        if texts.is_empty() {
+            return Ok(());
+        }
+        let crm = self.crm;
+        let scope = self
+            .actor
+            .store_scope(Entity::Customer, Action::Read)
+            .unwrap_or(crate::store::Scope::Restricted {
+                owners: Vec::new(),
+                departments: Vec::new(),
+                shared_with: None,
+            });
+        for chunk in texts.chunks(IN_CHUNK) {
+            let ids: Vec<Value> = chunk
+                .iter()
+                .filter_map(|t| Uuid::parse_str(t).ok().map(Value::Id))
+                .collect();
+            let name_keys: Vec<Value> = chunk
+                .iter()
+                .map(|t| crate::validate::company_name_key(t).into())
+                .collect();
+            let mut sel = Select::all(Table::Customers, self.actor.company_id.0, crm.now());
+            sel.scope = scope.clone();
+            sel.filter = Filter::Or(vec![
+                Filter::In(Col::Column("id"), ids),
+                Filter::In(
+                    Col::Column("code"),
+                    chunk.iter().map(|t| Value::Text(t.clone())).collect(),
+                ),
+                Filter::In(Col::Column("name_key"), name_keys),
+            ]);
+            for r in crm.store.select(&sel).await?.rows {
+                let id = r.id();
+                for t in chunk {
+                    let hit = t == &id.to_string()
+                        || r.get("code").as_text() == Some(t.as_str())
+                        || r.get("name_key").as_text()
+                            == Some(crate::validate::company_name_key(t).as_str());
+                    if hit {
+                        Arc::make_mut(&mut self.v.lookups).refs.insert((Entity::Customer, t.clone()), id);
+                    }
+                }
+                self.ref_rows.insert(id, r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Existing live records matching any of the candidates' keys: one query
+    /// per key kind (and chunk), whatever the actor's scope.
+    async fn existing(
+        &self,
+        table: Table,
+        cands: &[Candidate],
+    ) -> Result<HashMap<(String, String), Row>> {
+        let mut by_kind: BTreeMap<String, (Col, Vec<Value>)> = BTreeMap::new();
+        for c in cands {
+            for k in &c.keys {
+                by_kind
+                    .entry(k.kind.clone())
+                    .or_insert_with(|| (k.col.clone(), Vec::new()))
+                    .1
+                    .push(k.value.clone());
+            }
+        }
+        let crm = self.crm;
+        let mut found = HashMap::new();
+        for (kind, (col, mut values)) in by_kind {
+            values.sort_by_key(key_text);
+            values.dedup();
+            if let Some(key_kind) = kind.strip_prefix("keys.") {
+                // Through the duplicate keys: key rows, then their customers.
+                for chunk in values.chunks(IN_CHUNK) {
+                    let mut sel =
+                        Select::all(Table::CustomerKeys, self.actor.company_id.0, crm.now());
+                    sel.filter = Filter::And(vec![
+                        Filter::Cmp(Col::Column("kind"), CmpOp::Eq, key_kind.into()),
+                        Filter::In(Col::Column("key"), chunk.to_vec()),
+                    ]);
+                    let mut owners: HashMap<Uuid, String> = HashMap::new();
+                    for r in crm.store.select(&sel).await?.rows {
+                        if let Some(c) = r.get("customer_id").as_id() {
+                            owners.insert(c, key_text(r.get("key")));
+                        }
+                    }
+                    if owners.is_empty() {
+                        continue;
+                    }
+                    let mut sel = Select::all(table, self.actor.company_id.0, crm.now());
+                    sel.lifecycle = Lifecycle::Any;
+                    sel.filter = Filter::And(vec![
+                        Filter::In(
+                            Col::Column("id"),
+                            owners.keys().map(|u| Value::Id(*u)).collect(),
+                        ),
+                        Filter::IsNull(Col::Column("deleted_at")),
+                    ]);
+                    for r in crm.store.select(&sel).await?.rows {
+                        if let Some(key) = owners.get(&r.id()) {
+                            found.entry((kind.clone(), key.clone())).or_insert(r);
+                        }
+                    }
+                }
+                continue;
+            }
+            for chunk in values.chunks(IN_CHUNK) {
+                let mut sel = Select::all(table, self.actor.company_id.0, crm.now());
+                sel.lifecycle = Lifecycle::Any;
+                sel.filter = Filter::And(vec![
+                    Filter::In(col.clone(), chunk.to_vec()),
+                    Filter::IsNull(Col::Column("deleted_at")),
+                ]);
+                for r in crm.store.select(&sel).await?.rows {
+                    let text = match (&col, table) {
+                        (Col::Column("mobile_key"), Table::Contacts) => format!(
+                            "{}:{}",
+                            key_text(r.get("customer_id")),
+                            key_text(r.get("mobile_key"))
+                        ),
+                        (Col::Column(c), _) => key_text(r.get(c)),
+                        (Col::Custom { key, .. }, _) => r
+                            .get("custom")
+                            .as_json()
+                            .and_then(|j| j.get(key))
+                            .map(|v| key_text(&custom_key_value(v)))
+                            .unwrap_or_default(),
+                    };
+                    found.entry((kind.clone(), text)).or_insert(r);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Describes an existing duplicate the way `check_duplicates` does: by
+    /// name and code when the actor may see it, else only that it exists.
+    async fn describe(&self, key: &DupKey, existing: &Row) -> Result<(String, String)> {
+        let entity = self.opts.entity;
+        let visible = self
+            .crm
+            .can_on_row(&self.actor, entity, Action::Read, existing)
+            .await?
+            || self.crm.config.reveal_duplicate_owner;
+        let label = row_label_name(existing);
+        let code = existing
+            .get("code")
+            .as_text()
+            .unwrap_or_default()
+            .to_string();
+        let owner = existing
+            .get("owner_id")
+            .as_id()
+            .and_then(|o| self.users.get(&o))
+            .map(|u| u.display_name.clone());
+        Ok(if visible {
+            let (oe, oz) = match owner {
+                Some(n) => (format!("owned by {n}"), format!("负责人 {n}")),
+                None => ("without an owner".into(), "无负责人".into()),
+            };
+            (
+                format!("{} already belongs to {label} ({code}), {oe}", key.what_en),
+                format!("{} 已存在：{label}（{code}），{oz}", key.what_zh),
+            )
+        } else {
+            (
+                format!(
+                    "{} already belongs to another {entity}, owned by someone else",
+                    key.what_en
+                ),
+                format!(
+                    "{} 已属于另一个{}（负责人为其他人）",
+                    key.what_zh,
+                    entity.name_zh()
+                ),
+            )
+        })
+    }
+
+    async fn record_batch(
+        &mut self,
+        rows: &[SheetRow],
+        checked: Option<Vec<Checked>>,
+        issues: &mut Vec<RowIssue>,
+    ) -> Result<(ChangeSet, BatchItems)> {
+        let entity = self.opts.entity;
+        let crm = self.crm;
+        if entity == Entity::Contact {
+            self.resolve_customers(rows).await?;
+        }
+        // 1. Validate every row.
+        let mut cands = Vec::new();
+        let mut checked = checked.map(Vec::into_iter);
+        for row in rows {
+            let pre = checked.as_mut().and_then(Iterator::next).map(|c| c.0);
+            if row.cells.iter().all(Cell::is_empty) {
+                continue;
+            }
+            if !self.is_replay(row.number) {
+                self.counts.rows += 1;
+            }
+            let result = match pre {
+                Some(CheckedRow::Valid(c)) => Ok(*c),
+                Some(CheckedRow::Invalid(kind, problems)) => Err((kind, problems)),
+                Some(CheckedRow::Later) | None => self.v.validate_record(row).await?,
+            };
+            match result {
+                Ok(c) => cands.push(c),
+                Err((kind, problems)) => {
+                    let (en, zh) = join_problems(&problems);
+                    self.reject(issues, row.number, kind, en, zh);
+                }
+            }
+        }
+        // 2. Duplicates within the file (the first row wins).
+        let mut unique = Vec::new();
+        for c in cands {
+            let mut dup = None;
+            for k in &c.keys {
+                if let Some(first) = self.seen.get(&(k.kind.clone(), k.text.clone())) {
+                    dup = Some((*first, k.clone()));
+                    break;
+                }
+            }
+            for k in &c.keys {
+                self.seen
+                    .entry((k.kind.clone(), k.text.clone()))
+                    .or_insert(c.number);
+            }
+            if c.keys.is_empty() {
+                self.seen
+                    .insert(("row".into(), c.number.to_string()), c.number);
+            }
+            match dup {
+                Some((first, k)) if !self.is_replay(c.number) => self.duplicate(
+                    issues,
+                    c.number,
+                    IssueKind::DuplicateInFile,
+                    format!("{} repeats row {first} of this file", k.what_en),
+                    format!("{} 与本文件第 {first} 行重复", k.what_zh),
+                ),
+                Some(_) => {}
+                None if self.is_replay(c.number) => {}
+                None => unique.push(c),
+            }
+        }
+        if unique.is_empty() || self.failed {
+            return Ok((ChangeSet::default(), BatchItems::default()));
+        }
+        // 3. Duplicates in the store: one query per key kind.
+        let existing = self.existing(entity.table(), &unique).await?;
+        let mut creates = Vec::new();
+        let mut updates: Vec<(Candidate, Row)> = Vec::new();
+        for c in unique {
+            let hit = c.keys.iter().find_map(|k| {
+                existing
+                    .get(&(k.kind.clone(), k.text.clone()))
+                    .map(|r| (k, r))
+            });
+            let Some((k, row)) = hit else {
+                creates.push(c);
+                continue;
+            };
+            let (en, zh) = self.describe(k, row).await?;
+            if self.opts.policy != DuplicatePolicy::Update {
+                self.duplicate(issues, c.number, IssueKind::Duplicate, en, zh);
+                continue;
+            }
+            if let Some(first) = self.touched.get(&row.id()) {
+                let first = *first;
+                self.reject(
+                    issues,
+                    c.number,
+                    IssueKind::DuplicateInFile,
+                    format!("{en}; row {first} of this file already updates it"),
+                    format!("{zh}；本文件第 {first} 行已更新该记录"),
+                );
+                continue;
+            }
+            if !crm
+                .can_on_row(&self.actor, entity, Action::Update, row)
+                .await?
+            {
+                self.reject(
+                    issues,
+                    c.number,
+                    IssueKind::Forbidden,
+                    format!("{en}; {} may not update it", self.actor.display_name),
+                    format!("{zh}；你无权更新该记录"),
+                );
+                continue;
+            }
+            self.touched.insert(row.id(), c.number);
+            updates.push((c, row.clone()));
+        }
+        if self.failed {
+            return Ok((ChangeSet::default(), BatchItems::default()));
+        }
+        // 4. Build the writes.
+        let mut cs = ChangeSet::default();
+        let mut items = BatchItems::default();
+        let n_contacts: usize = creates.iter().map(|c| c.contacts.len()).sum::<usize>()
+            + updates.iter().map(|(c, _)| c.contacts.len()).sum::<usize>();
+        let (mut codes, mut contact_codes) = if self.opts.dry_run {
+            (Vec::new(), Vec::new())
+        } else {
+            let p = entity.code_prefix().unwrap_or("NO");
+            (
+                crm.next_codes(&self.actor, p, creates.len()).await?,
+                if entity == Entity::Customer {
+                    crm.next_codes(&self.actor, "LXR", n_contacts).await?
+                } else {
+                    Vec::new()
+                },
+            )
+        };
+        codes.reverse();
+        contact_codes.reverse();
+        let company = self.actor.company_id.0;
+        for c in creates {
+            let (owner, dept) = self.owner_of(&c)?;
+            let (op, id, payload) = crm.insert_op(
+                &self.actor,
+                entity,
+                c.set,
+                c.custom,
+                owner,
+                dept,
+                codes.pop(),
+            );
+            cs.ops.push(op);
+            self.created_entries(&mut cs, entity, id, payload);
+            items.created.push((entity.table(), id));
+            self.counts.created += 1;
+            for k in c.contacts {
+                self.add_contact(&mut cs, &mut items, id, owner, dept, k, contact_codes.pop());
+            }
+        }
+        // Contacts of updated customers: those not there yet (by mobile, or
+        // by name without a mobile) are added.
+        let mut existing_contacts: HashSet<(Uuid, String)> = HashSet::new();
+        let parents: Vec<Value> = updates
+            .iter()
+            .filter(|(c, _)| !c.contacts.is_empty())
+            .map(|(_, r)| Value::Id(r.id()))
+            .collect();
+        for chunk in parents.chunks(IN_CHUNK) {
+            let mut sel = Select::all(Table::Contacts, company, crm.now());
+            sel.filter = Filter::In(Col::Column("customer_id"), chunk.to_vec());
+            for r in crm.store.select(&sel).await?.rows {
+                let cid = r.get("customer_id").as_id().unwrap_or_default();
+                existing_contacts.insert((cid, contact_identity_row(&r)));
+            }
+        }
+        for (c, row) in updates {
+            let number = c.number;
+            let contacts = c.contacts.clone();
+            self.update_entries(&mut cs, &mut items, entity, &row, c, number);
+            let owner = row.get("owner_id").as_id().unwrap_or(self.actor.user_id.0);
+            let dept = row.get("department_id").as_id();
+            for k in contacts {
+                if existing_contacts.insert((row.id(), contact_identity(&k.set))) {
+                    self.add_contact(
+                        &mut cs,
+                        &mut items,
+                        row.id(),
+                        owner,
+                        dept,
+                        k,
+                        contact_codes.pop(),
+                    );
+                }
+            }
+        }
+        Ok((cs, items))
+    }
+
+    /// The owner and department of a created record.
+    fn owner_of(&self, c: &Candidate) -> Result<(Uuid, Option<Uuid>)> {
+        let mut owner = c.owner.or(self.owner);
+        if self.opts.entity == Entity::Contact && owner.is_none() {
+            owner = c
+                .set
+                .get("customer_id")
+                .and_then(Value::as_id)
+                .and_then(|id| self.ref_rows.get(&id))
+                .and_then(|r| r.get("owner_id").as_id());
+        }
+        let owner = owner.unwrap_or(self.actor.user_id.0);
+        let dept = match self.department {
+            Some(d) => Some(d),
+            None if owner == self.actor.user_id.0 => self.actor.department_id.map(|d| d.0),
+            None => self
+                .users
+                .get(&owner)
+                .and_then(|u| u.department_id)
+                .map(|d| d.0),
+        };
+        Ok((owner, dept))
+    }
+
+    fn created_entries(
+        &self,
+        cs: &mut ChangeSet,
+        entity: Entity,
+        id: Uuid,
+        payload: BTreeMap<String, Json>,
+    ) {
+        let company = self.actor.company_id.0;
+        // The audit entry names the import; the values are the record's own
+        // and travel in the event. (Imports also keep their own record.)
+        let changes = vec![FieldChange {
+            field: "import".into(),
+            before: Json::Null,
+            after: Json::String(self.import_id.to_string()),
+        }];
+        cs.audit.push(self.crm.audit(
+            Some(&self.actor),
+            company,
+            entity.table(),
+            id,
+            "create",
+            changes,
+        ));
+        cs.events.push(self.crm.event(
+            company,
+            entity.table(),
+            id,
+            format!("{entity}.created"),
+            Json::Object(payload.into_iter().collect()),
+        ));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_contact(
+        &mut self,
+        cs: &mut ChangeSet,
+        items: &mut BatchItems,
+        customer: Uuid,
+        owner: Uuid,
+        dept: Option<Uuid>,
+        mut k: ContactDraft,
+        code: Option<String>,
+    ) {
+        k.set.insert("customer_id", Value::Id(customer));
+        let (op, cid, payload) = self.crm.insert_op(
+            &self.actor,
+            Entity::Contact,
+            k.set,
+            k.custom,
+            owner,
+            dept,
+            code,
+        );
+        cs.ops.push(op);
+        self.created_entries(cs, Entity::Contact, cid, payload);
+        items.created.push((Table::Contacts, cid));
+        self.counts.contacts += 1;
+    }
+
+    /// The update of an existing record with a row's values (non-empty
+    /// cells only), like `update_record` does it.
+    fn update_entries(
+        &mut self,
+        cs: &mut ChangeSet,
+        items: &mut BatchItems,
+        entity: Entity,
+        row: &Row,
+        c: Candidate,
+        _number: u32,
+    ) {
+        let crm = self.crm;
+        let mut merged: BTreeMap<&'static str, Value> = BTreeMap::new();
+        for col in entity.table().columns() {
+            merged.insert(col.name, row.get(col.name).clone());
+        }
+        merged.extend(c.set);
+        if crm.derive(entity, &mut merged).is_err() {
+            // The stored record and the row disagree on a cross-field rule
+            // (e.g. kind); keep the row's own derived values.
+        }
+        let mut values: Vec<(&'static str, Value)> = Vec::new();
+        let mut before: Vec<(String, Value)> = Vec::new();
+        let mut changes = Vec::new();
+        for (k, v) in &merged {
+            if matches!(
+                *k,
+                "version" | "custom" | "id" | "company_id" | "created_at"
+            ) {
+                continue;
+            }
+            let old = row.get(k);
+            if old != v {
+                values.push((*k, v.clone()));
+                before.push((k.to_string(), old.clone()));
+                if !is_derived(k) {
+                    changes.push(FieldChange {
+                        field: k.to_string(),
+                        before: output_json(entity, k, old),
+                        after: output_json(entity, k, v),
+                    });
+                }
+            }
+        }
+        let old_custom = row
+            .get("custom")
+            .as_json()
+            .and_then(Json::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let mut new_custom = old_custom.clone();
+        for (k, v) in &c.custom {
+            let was = old_custom.get(k).cloned().unwrap_or(Json::Null);
+            if &was != v {
+                changes.push(FieldChange {
+                    field: format!("custom.{k}"),
+                    before: was,
+                    after: v.clone(),
+                });
+                new_custom.insert(k.clone(), v.clone());
+            }
+        }
+        if new_custom != old_custom {
+            values.push(("custom", Value::Json(Json::Object(new_custom))));
+            before.push(("custom".into(), row.get("custom").clone()));
+        }
+        if changes.is_empty() {
+            self.counts.unchanged += 1;
+            return;
+        }
+        let now = crm.now();
+        values.push(("updated_at", Value::Timestamp(now)));
+        let version = row.version();
+        cs.ops.push(Op::Update {
+            table: entity.table(),
+            id: row.id(),
+            expected_version: version,
+            values,
+        });
+        let company = self.actor.company_id.0;
+        cs.events.push(crm.event(
+            company,
+            entity.table(),
+            row.id(),
+            format!("{entity}.updated"),
+            json!({ "version": version + 1, "import_id": self.import_id, "changes": &changes }),
+        ));
+        changes.push(FieldChange {
+            field: "import".into(),
+            before: Json::Null,
+            after: Json::String(self.import_id.to_string()),
+        });
+        cs.audit.push(crm.audit(
+            Some(&self.actor),
+            company,
+            entity.table(),
+            row.id(),
+            "update",
+            changes,
+        ));
+        items.updated.push(UpdatedItem {
+            table: entity.table(),
+            id: row.id(),
+            version: version + 1,
+            before,
+        });
+        self.counts.updated += 1;
+    }
+
+    // -- users ---------------------------------------------------------------
+
+    async fn user_batch(
+        &mut self,
+        rows: &[SheetRow],
+        issues: &mut Vec<RowIssue>,
+    ) -> Result<(ChangeSet, BatchItems)> {
+        let crm = self.crm;
+        let company = self.actor.company_id.0;
+        let mut cs = ChangeSet::default();
+        let mut items = BatchItems::default();
+        for row in rows {
+            if row.cells.iter().all(Cell::is_empty) {
+                continue;
+            }
+            let replay = self.is_replay(row.number);
+            if !replay {
+                self.counts.rows += 1;
+            }
+            let mut problems = Vec::new();
+            let (fields, _) = self.v.row_fields(row, &mut problems);
+            let text = |k: &str| fields.get(k).and_then(json_text);
+            let mut errors = ValidationErrors::default();
+            for def in USER_FIELDS {
+                let v = text(def.name);
+                match (v, def.kind) {
+                    (None, _) if def.required => errors.push(field_label(def), "is required"),
+                    (Some(v), FieldKind::Text(max)) if v.chars().count() > max => {
+                        errors.push(field_label(def), format!("is longer than {max} characters"))
+                    }
+                    _ => {}
+                }
+            }
+            let email = text("email").and_then(|e| {
+                crate::validate::email(&e)
+                    .map_err(|m| errors.push(field_label(&USER_FIELDS[5]), m))
+                    .ok()
+            });
+            let mobile = text("mobile").and_then(|m| {
+                crate::validate::mobile(&m)
+                    .map_err(|msg| errors.push(field_label(&USER_FIELDS[6]), msg))
+                    .ok()
+            });
+            let department = text("department_id").and_then(|d| match self.departments.get(&d) {
+                Some(id) => Some(*id),
+                None => {
+                    errors.push(
+                        field_label(&USER_FIELDS[2]),
+                        format!("department {d} not found"),
+                    );
+                    None
+                }
+            });
+            let superior = text("superior_id").and_then(|s| {
+                match self.v.lookups.users.as_ref().and_then(|m| m.get(&s)) {
+                    Some(u) => Some(u.id.0),
+                    None => {
+                        errors.push(field_label(&USER_FIELDS[3]), format!("no user '{s}'"));
+                        None
+                    }
+                }
+            });
+            let mut roles = Vec::new();
+            if let Some(r) = text("role_ids") {
+                for name in r
+                    .split([',', '，', ';', '；', '、'])
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                {
+                    match self.roles.get(name) {
+                        Some(id) => roles.push(*id),
+                        None => errors.push(
+                            field_label(&USER_FIELDS[4]),
+                            format!("role {name} not found"),
+                        ),
+                    }
+                }
+            }
+            problems.extend(self.v.messages(Entity::User, &fields, &errors, None));
+            if !problems.is_empty() {
+                let (en, zh) = join_problems(&problems);
+                self.reject(issues, row.number, IssueKind::Invalid, en, zh);
+                continue;
+            }
+            let username = text("username").unwrap_or_default();
+            let display = text("display_name").unwrap_or_default();
+            let key = ("username".to_string(), username.clone());
+            if let Some(first) = self.seen.get(&key).copied() {
+                if !replay {
+                    self.duplicate(
+                        issues,
+                        row.number,
+                        IssueKind::DuplicateInFile,
+                        format!("username {username} repeats row {first} of this file"),
+                        format!("用户名 {username} 与本文件第 {first} 行重复"),
+                    );
+                }
+                continue;
+            }
+            self.seen.insert(key, row.number);
+            if replay || self.failed {
+                continue;
+            }
+            let existing = self
+                .v
+                .lookups
+                .users
+                .as_ref()
+                .and_then(|m| m.get(&username))
+                .cloned();
+            if let Some(u) = existing {
+                let en = format!("username {username} is already taken");
+                let zh = format!("用户名 {username} 已存在");
+                if self.opts.policy != DuplicatePolicy::Update {
+                    self.duplicate(issues, row.number, IssueKind::Duplicate, en, zh);
+                    continue;
+                }
+                let Some(urow) = crm.store.get(Table::Users, u.id.0).await? else {
+                    continue;
+                };
+                let mut values: Vec<(&'static str, Value)> = Vec::new();
+                let mut put = |col: &'static str, v: Value| {
+                    if urow.get(col) != &v {
+                        values.push((col, v));
+                    }
+                };
+                put("display_name", display.clone().into());
+                put("pinyin_keys", crate::pinyin::search_keys(&display).into());
+                if let Some(d) = department {
+                    put("department_id", Value::Id(d));
+                }
+                if let Some(s) = superior {
+                    put("superior_id", Value::Id(s));
+                }
+                if text("role_ids").is_some() {
+                    put(
+                        "role_ids",
+                        Value::Json(Json::Array(
+                            roles
+                                .iter()
+                                .map(|r| Json::String(r.0.to_string()))
+                                .collect(),
+                        )),
+                    );
+                }
+                if let Some(e) = email.clone() {
+                    put("email", e.into());
+                }
+                if let Some(m) = mobile.clone() {
+                    put("mobile", m.into());
+                }
+                if values.is_empty() {
+                    self.counts.unchanged += 1;
+                    continue;
+                }
+                let before: Vec<(String, Value)> = values
+                    .iter()
+                    .map(|(c, _)| (c.to_string(), urow.get(c).clone()))
+                    .collect();
+                let changes: Vec<FieldChange> = values
+                    .iter()
+                    .filter(|(c, _)| *c != "pinyin_keys")
+                    .map(|(c, v)| FieldChange {
+                        field: c.to_string(),
+                        before: urow.get(c).to_json(),
+                        after: v.to_json(),
+                    })
+                    .collect();
+                values.push(("updated_at", Value::Timestamp(crm.now())));
+                cs.ops.push(Op::Update {
+                    table: Table::Users,
+                    id: u.id.0,
+                    expected_version: urow.version(),
+                    values,
+                });
+                cs.audit.push(crm.audit(
+                    Some(&self.actor),
+                    company,
+                    Table::Users,
+                    u.id.0,
+                    "update",
+                    changes,
+                ));
+                items.updated.push(UpdatedItem {
+                    table: Table::Users,
+                    id: u.id.0,
+                    version: urow.version() + 1,
+                    before,
+                });
+                self.counts.updated += 1;
+                continue;
+            }
+            let id = crm.new_id();
+            let now = crm.now();
+            let mut values = vec![
+                ("id", Value::Id(id)),
+                ("company_id", Value::Id(company)),
+                ("version", Value::Int(1)),
+                ("created_at", Value::Timestamp(now)),
+                ("updated_at", Value::Timestamp(now)),
+            ];
+            values.extend(crm.user_values(
+                &username, &display, department, superior, &roles, email, mobile,
+            ));
+            values.push(("active", true.into()));
+            values.push(("password_hash", Value::Null));
+            values.push(("failed_logins", Value::Int(0)));
+            values.push(("locked_until", Value::Null));
+            cs.ops.push(Op::Insert {
+                table: Table::Users,
+                values,
+            });
+            cs.audit.push(crm.audit(
+                Some(&self.actor),
+                company,
+                Table::Users,
+                id,
+                "create",
+                vec![
+                    FieldChange {
+                        field: "username".into(),
+                        before: Json::Null,
+                        after: username.clone().into(),
+                    },
+                    FieldChange {
+                        field: "import".into(),
+                        before: Json::Null,
+                        after: Json::String(self.import_id.to_string()),
+                    },
+                ],
+            ));
+            cs.events.push(crm.event(
+                company,
+                Table::Users,
+                id,
+                "user.created".into(),
+                json!({"username": username, "display_name": display}),
+            ));
+            items.created.push((Table::Users, id));
+            self.counts.created += 1;
+        }
+        if self.failed {
+            return Ok((ChangeSet::default(), BatchItems::default()));
+        }
+        Ok((cs, items))
+    }
+}
+
+fn row_label_name(r: &Row) -> String {
+    r.get("name")
+        .as_text()
+        .map(str::to_string)
+        .unwrap_or_else(|| r.id().to_string())
+}
+
+/// How a contact is recognised among a customer's contacts: its mobile, or
+/// its name when it has none.
+fn contact_identity(set: &BTreeMap<&'static str, Value>) -> String {
+    match set.get("mobile_key").and_then(Value::as_text) {
+        Some(m) => format!("m:{m}"),
+        None => format!(
+            "n:{}",
+            set.get("name").and_then(Value::as_text).unwrap_or_default()
+        ),
+    }
+}
+
+fn contact_identity_row(r: &Row) -> String {
+    match r.get("mobile_key").as_text() {
+        Some(m) => format!("m:{m}"),
+        None => format!("n:{}", r.get("name").as_text().unwrap_or_default()),
+    }
+}
+
+fn join_problems(problems: &[(String, String)]) -> (String, String) {
+    (
+        problems
+            .iter()
+            .map(|(e, _)| e.as_str())
+            .collect::<Vec<_>>()
+            .join("; "),
+        problems
+            .iter()
+            .map(|(_, z)| z.as_str())
+            .collect::<Vec<_>>()
+            .join("；"),
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Templates
+// ---------------------------------------------------------------------------
+
+/// How a template or export column holds its values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ValueKind {
+    /// Text.
+    Text,
+    /// A calendar date.
+    Date,
+    /// A date and time.
+    DateTime,
+    /// A number.
+    Number,
+    /// Money in minor units (分), shown as a number with two decimals.
+    Money,
+    /// Yes or no.
+    Bool,
+}
+
+/// One column of an import template.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TemplateColumn {
+    /// The field (API name, `custom.key`, `owner_id`), for contact groups
+    /// prefixed `contactN.`.
+    pub key: String,
+    /// The Chinese header.
+    pub header_zh: String,
+    /// The English header.
+    pub header_en: String,
+    /// Whether a value is required.
+    pub required: bool,
+    /// The allowed values of choice fields.
+    pub options: Vec<String>,
+    /// How the values are held.
+    pub kind: ValueKind,
+    /// A sample value.
+    pub sample: String,
+    /// What to enter, in Chinese.
+    pub hint_zh: String,
+    /// What to enter, in English.
+    pub hint_en: String,
+}
+
+fn sample_for(entity: Entity, name: &str) -> &'static str {
+    match (entity, name) {
+        (Entity::Customer, "name") => "华为技术有限公司",
+        (Entity::Customer, "short_name") => "华为",
+        (Entity::Customer, "kind") => "企业客户",
+        (Entity::Customer, "category") => "VIP",
+        (Entity::Customer, "level") => "A",
+        (Entity::Customer, "source") => "展会",
+        (Entity::Customer, "industry") => "通信设备",
+        (Entity::Customer, "province") => "广东省",
+        (Entity::Customer, "city") => "深圳市",
+        (Entity::Customer, "district") => "龙岗区",
+        (Entity::Customer, "address") => "坂田华为基地",
+        (Entity::Customer, "phone") => "0755-28780808",
+        (Entity::Customer, "email") => "contact@huawei.com",
+        (Entity::Customer, "website") => "https://www.huawei.com",
+        (Entity::Customer, "uscc") => "914403001922038216",
+        (Entity::Customer, "tags") => "重点,华南",
+        (Entity::Customer, "next_follow_up") => "2026-12-01",
+        (Entity::Contact, "customer_id") => "KH-20261127-0001",
+        (Entity::Contact, "name") => "张伟",
+        (Entity::Contact, "title") => "采购经理",
+        (Entity::Contact, "department_name") => "采购部",
+        (Entity::Contact, "mobile") => "13812345678",
+        (Entity::Contact, "phone") => "010-62345678",
+        (Entity::Contact, "email") => "zhangwei@example.com",
+        (Entity::Contact, "wechat") => "zhangwei_2026",
+        (Entity::Contact, "birthday") => "1985-06-18",
+        (Entity::Contact, "decision_role") => "决策者",
+        (Entity::User, "username") => "zhangwei",
+        (Entity::User, "display_name") => "张伟",
+        (Entity::User, "department_id") => "销售部",
+        (Entity::User, "role_ids") => "销售",
+        (Entity::User, "email") => "zhangwei@example.com",
+        (Entity::User, "mobile") => "13812345678",
+        _ => "",
+    }
+}
+
+fn hint_for(kind: FieldKind) -> (&'static str, &'static str) {
+    match kind {
+        FieldKind::Phone(_) => (
+            "手机或座机，如 0755-28780808",
+            "mobile or landline, e.g. 0755-28780808",
+        ),
+        FieldKind::Mobile(_) => ("11 位手机号码", "11-digit mainland mobile number"),
+        FieldKind::Email => ("电子邮箱", "e-mail address"),
+        FieldKind::Url => ("网址", "web address"),
+        FieldKind::Uscc => (
+            "18 位统一社会信用代码",
+            "18-character unified social credit code",
+        ),
+        FieldKind::ResidentId => ("18 位居民身份证号码", "18-character resident ID number"),
+        FieldKind::Date => ("日期，如 2026-11-27", "date, e.g. 2026-11-27"),
+        FieldKind::DateTime => (
+            "日期时间，如 2026-11-27 14:30",
+            "date and time, e.g. 2026-11-27 14:30",
+        ),
+        FieldKind::Enum(_) | FieldKind::Choice(_) => ("从下拉列表选择", "pick from the list"),
+        FieldKind::Tags => ("多个标签用逗号分隔", "tags separated by commas"),
+        FieldKind::Ref(_) => ("客户编号或客户名称", "customer code or name"),
+        FieldKind::Text(_) | FieldKind::CompanyName | FieldKind::PersonName => ("", ""),
+        FieldKind::Attachments => ("", ""),
+    }
+}
+
+fn kind_value(kind: FieldKind) -> ValueKind {
+    match kind {
+        FieldKind::Date => ValueKind::Date,
+        FieldKind::DateTime => ValueKind::DateTime,
+        _ => ValueKind::Text,
+    }
+}
+
+fn custom_value_kind(t: CustomFieldType) -> ValueKind {
+    match t {
+        CustomFieldType::Number => ValueKind::Number,
+        CustomFieldType::Money => ValueKind::Money,
+        CustomFieldType::Date => ValueKind::Date,
+        CustomFieldType::Boolean => ValueKind::Bool,
+        _ => ValueKind::Text,
+    }
+}
+
+impl Crm {
+    /// The columns of an import template for an entity: every importable
+    /// field with Chinese and English headers, required marks, options of
+    /// choice fields (the company's picklists), custom fields, a sample
+    /// value and a hint; customers get `contact_groups` contact column
+    /// groups (联系人1姓名, 联系人1手机 …). Fields the actor may not set are
+    /// left out.
+    pub async fn template_columns(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        contact_groups: u32,
+    ) -> Result<Vec<TemplateColumn>> {
+        if !importable(entity) {
+            return Err(Error::invalid(
+                "entity",
+                format!("{entity} cannot be imported (customers, contacts and users can)"),
+            ));
+        }
+        let mut out = Vec::new();
+        self.template_fields(actor, entity, None, &mut out).await?;
+        if entity == Entity::Customer {
+            for g in 1..=contact_groups.min(MAX_CONTACT_GROUPS) {
+                self.template_fields(actor, Entity::Contact, Some(g), &mut out)
+                    .await?;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn template_fields(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        group: Option<u32>,
+        out: &mut Vec<TemplateColumn>,
+    ) -> Result<()> {
+        let (pz, pe, pk) = match group {
+            Some(g) => (
+                format!("联系人{g}"),
+                format!("Contact {g} "),
+                format!("contact{g}."),
+            ),
+            None => (String::new(), String::new(), String::new()),
+        };
+        for def in import_fields(entity) {
+            if group.is_some() && def.name == "customer_id" {
+                continue;
+            }
+            if entity.is_record() && actor.field_access(entity, def.name) != FieldAccess::Full {
+                continue;
+            }
+            let options = match def.kind {
+                FieldKind::Enum(o) => o.iter().map(|(_, zh)| zh.to_string()).collect(),
+                FieldKind::Choice(_) => self.picklist(actor, entity, def.name).await?,
+                _ => Vec::new(),
+            };
+            let (hz, he) = hint_for(def.kind);
+            let zh_label = if group.is_some() && def.name == "name" {
+                "姓名"
+            } else {
+                def.zh
+            };
+            out.push(TemplateColumn {
+                key: format!("{pk}{}", def.name),
+                header_zh: format!("{pz}{zh_label}"),
+                header_en: format!("{pe}{}", def.en),
+                required: def.required && (group.is_none() || def.name == "name")
+                    || (group.is_some() && def.name == "name"),
+                options,
+                kind: kind_value(def.kind),
+                sample: if group.is_some_and(|g| g > 1) {
+                    String::new()
+                } else {
+                    sample_for(entity, def.name).to_string()
+                },
+                hint_zh: hz.to_string(),
+                hint_en: he.to_string(),
+            });
+        }
+        if entity.is_record() {
+            if group.is_none() {
+                out.push(TemplateColumn {
+                    key: "owner_id".into(),
+                    header_zh: "负责人".into(),
+                    header_en: "Owner".into(),
+                    required: false,
+                    options: Vec::new(),
+                    kind: ValueKind::Text,
+                    sample: String::new(),
+                    hint_zh: "用户名，留空为导入人".into(),
+                    hint_en: "username; empty for the importing user".into(),
+                });
+            }
+            for def in self.custom_fields(actor, entity).await? {
+                if actor.field_access(entity, &format!("custom.{}", def.key)) != FieldAccess::Full {
+                    continue;
+                }
+                out.push(TemplateColumn {
+                    key: format!("{pk}custom.{}", def.key),
+                    header_zh: format!("{pz}{}", def.label),
+                    header_en: format!(
+                        "{pe}{}",
+                        def.label_en.clone().unwrap_or_else(|| def.key.clone())
+                    ),
+                    required: def.required,
+                    options: def.options.clone(),
+                    kind: custom_value_kind(def.field_type),
+                    sample: String::new(),
+                    hint_zh: "自定义字段".into(),
+                    hint_en: "custom field".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Exports
+// ---------------------------------------------------------------------------
+
+/// One exported column.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ExportColumn {
+    /// The field: `code`, `owner_id`, `department_id`, `created_at`,
+    /// `updated_at`, a built-in field's API name or `custom.key`.
+    pub key: String,
+    /// The Chinese header.
+    pub header_zh: String,
+    /// The English header.
+    pub header_en: String,
+    /// How its values are held.
+    pub kind: ValueKind,
+}
+
+/// One exported value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ExportValue {
+    /// Nothing.
+    Empty,
+    /// Text (also masked values).
+    Text(String),
+    /// A number.
+    Number(f64),
+    /// Money in minor units (分).
+    Money(i64),
+    /// A date.
+    Date(NaiveDate),
+    /// A local date and time (the companies' time zone).
+    DateTime(NaiveDateTime),
+    /// Yes or no.
+    Bool(bool),
+}
+
+const EXPORT_STANDARD: &[(&str, &str, &str, ValueKind)] = &[
+    ("code", "编号", "Code", ValueKind::Text),
+    ("owner_id", "负责人", "Owner", ValueKind::Text),
+    ("department_id", "所属部门", "Department", ValueKind::Text),
+    ("created_at", "创建时间", "Created", ValueKind::DateTime),
+    ("updated_at", "更新时间", "Updated", ValueKind::DateTime),
+];
+
+impl Crm {
+    /// The columns of an export of `entity`, in the order picked (field
+    /// names as in filters: API names, Chinese or English labels, standard
+    /// columns, `custom.key` or custom labels); none picked means code, every
+    /// visible field, owner, department and creation time. Needs the export
+    /// permission; hidden fields cannot be picked.
+    pub async fn export_columns(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        picks: &[String],
+    ) -> Result<Vec<ExportColumn>> {
+        if !entity.is_record() {
+            return Err(Error::invalid(
+                "entity",
+                format!("{entity} is not a business record"),
+            ));
+        }
+        if !actor.can(entity, Action::Export) {
+            return Err(Error::Forbidden(format!(
+                "{} may not export {} records",
+                actor.display_name, entity
+            )));
+        }
+        let customs = self.custom_fields(actor, entity).await?;
+        let std_col = |k: &str| {
+            EXPORT_STANDARD
+                .iter()
+                .find(|(n, zh, en, _)| *n == k || *zh == k || en.eq_ignore_ascii_case(k))
+                .map(|(n, zh, en, kind)| ExportColumn {
+                    key: n.to_string(),
+                    header_zh: zh.to_string(),
+                    header_en: en.to_string(),
+                    kind: *kind,
+                })
+        };
+        let builtin = |d: &FieldDef| ExportColumn {
+            key: d.name.to_string(),
+            header_zh: d.zh.to_string(),
+            header_en: d.en.to_string(),
+            kind: kind_value(d.kind),
+        };
+        let custom_col = |d: &CustomFieldDef| ExportColumn {
+            key: format!("custom.{}", d.key),
+            header_zh: d.label.clone(),
+            header_en: d.label_en.clone().unwrap_or_else(|| d.key.clone()),
+            kind: custom_value_kind(d.field_type),
+        };
+        let mut out = Vec::new();
+        if picks.is_empty() {
+            out.extend(std_col("code"));
+            for d in entity.fields() {
+                if d.kind != FieldKind::Attachments
+                    && actor.field_access(entity, d.name) != FieldAccess::Hidden
+                {
+                    out.push(builtin(d));
+                }
+            }
+            for d in &customs {
+                if actor.field_access(entity, &format!("custom.{}", d.key)) != FieldAccess::Hidden {
+                    out.push(custom_col(d));
+                }
+            }
+            out.extend(std_col("owner_id"));
+            out.extend(std_col("department_id"));
+            out.extend(std_col("created_at"));
+            return Ok(out);
+        }
+        for p in picks {
+            let p = p.trim();
+            let col = if let Some(c) = std_col(p) {
+                c
+            } else if let Some(d) = entity.field(p) {
+                if actor.field_access(entity, d.name) == FieldAccess::Hidden {
+                    return Err(Error::Forbidden(format!(
+                        "{} may not see {entity}.{}",
+                        actor.display_name, d.name
+                    )));
+                }
+                builtin(d)
+            } else {
+                let key = p.strip_prefix("custom.").unwrap_or(p);
+                let d = customs
+                    .iter()
+                    .find(|d| d.key == key || d.label == key || d.label_en.as_deref() == Some(key))
+                    .ok_or_else(|| Error::invalid(p, format!("{entity} has no field '{p}'")))?;
+                if actor.field_access(entity, &format!("custom.{}", d.key)) == FieldAccess::Hidden {
+                    return Err(Error::Forbidden(format!(
+                        "{} may not see {entity}.custom.{}",
+                        actor.display_name, d.key
+                    )));
+                }
+                custom_col(d)
+            };
+            if out.iter().any(|c: &ExportColumn| c.key == col.key) {
+                return Err(Error::invalid(p, format!("'{p}' is picked twice")));
+            }
+            out.push(col);
+        }
+        Ok(out)
+    }
+
+    /// Starts an export: the rows of `query` the actor can see (the query's
+    /// paging is replaced by keyset pages of `page_size`; without a sort,
+    /// oldest first), as values of `columns`.
+    pub async fn export_cursor(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        query: ListQuery,
+        columns: Vec<ExportColumn>,
+        page_size: u64,
+    ) -> Result<ExportCursor<'_>> {
+        if !actor.can(entity, Action::Export) {
+            return Err(Error::Forbidden(format!(
+                "{} may not export {} records",
+                actor.display_name, entity
+            )));
+        }
+        let now = self.now();
+        let users = self
+            .store
+            .select(&Select::all(Table::Users, actor.company_id.0, now))
+            .await?
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.id(),
+                    r.get("display_name")
+                        .as_text()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect();
+        let departments = self
+            .store
+            .select(&Select::all(Table::Departments, actor.company_id.0, now))
+            .await?
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.id(),
+                    r.get("name").as_text().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        let customs = self.custom_fields(actor, entity).await?;
+        let mut query = query;
+        if query.sort.is_empty() {
+            // Ids are time-ordered (UUIDv7): creation order, and each keyset
+            // page is one primary-key range read instead of a sort of the
+            // whole list.
+            query.sort = vec![crate::query::SortBy {
+                field: "id".into(),
+                desc: false,
+            }];
+        }
+        Ok(ExportCursor {
+            crm: self,
+            actor: actor.clone(),
+            entity,
+            query,
+            columns,
+            customs,
+            users,
+            departments,
+            page_size: page_size.clamp(1, crate::query::MAX_PAGE_SIZE),
+            after: None,
+            done: false,
+        })
+    }
+}
+
+/// Reads an export page by page; only one page is in memory at a time.
+pub struct ExportCursor<'a> {
+    crm: &'a Crm,
+    actor: Actor,
+    entity: Entity,
+    query: ListQuery,
+    columns: Vec<ExportColumn>,
+    customs: Vec<CustomFieldDef>,
+    users: HashMap<Uuid, String>,
+    departments: HashMap<Uuid, String>,
+    page_size: u64,
+    after: Option<String>,
+    done: bool,
+}
+
+impl std::fmt::Debug for ExportCursor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportCursor")
+            .field("entity", &self.entity)
+            .field("columns", &self.columns.len())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExportCursor<'_> {
+    /// The columns.
+    pub fn columns(&self) -> &[ExportColumn] {
+        &self.columns
+    }
+
+    /// The next page of rows, `None` at the end.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Vec<ExportValue>>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut q = self.query.clone();
+        q.page = PageRequest::Keyset {
+            after: self.after.clone(),
+            limit: self.page_size,
+        };
+        q.with_total = false;
+        let page = self.crm.list_records(&self.actor, self.entity, &q).await?;
+        self.after = page.next_cursor.clone();
+        self.done = !page.has_more || self.after.is_none();
+        // Names of referenced customers (contacts' customer), one query.
+        let mut refs: HashMap<Uuid, String> = HashMap::new();
+        let ref_cols: Vec<&str> = self
+            .columns
+            .iter()
+            .filter_map(|c| {
+                self.entity
+                    .field(&c.key)
+                    .filter(|d| matches!(d.kind, FieldKind::Ref(_)))
+                    .map(|d| d.name)
+            })
+            .collect();
+        if !ref_cols.is_empty() {
+            for d in self.entity.fields() {
+                let FieldKind::Ref(target) = d.kind else {
+                    continue;
+                };
+                if !ref_cols.contains(&d.name) {
+                    continue;
+                }
+                let ids: Vec<Value> = page
+                    .items
+                    .iter()
+                    .filter_map(|r| r.fields.get(d.name).and_then(Json::as_str))
+                    .filter_map(|s| Uuid::parse_str(s).ok())
+                    .map(Value::Id)
+                    .collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                let mut sel = Select::all(target.table(), self.actor.company_id.0, self.crm.now());
+                sel.lifecycle = Lifecycle::Any;
+                sel.filter = Filter::In(Col::Column("id"), ids);
+                for r in self.crm.store.select(&sel).await?.rows {
+                    refs.insert(r.id(), row_label_name(&r));
+                }
+            }
+        }
+        let offset = self.crm.config.utc_offset;
+        let local = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&offset).naive_local();
+        let mut out = Vec::with_capacity(page.items.len());
+        for rec in &page.items {
+            let mut row = Vec::with_capacity(self.columns.len());
+            for c in &self.columns {
+                let v = match c.key.as_str() {
+                    "code" => rec
+                        .code
+                        .clone()
+                        .map(ExportValue::Text)
+                        .unwrap_or(ExportValue::Empty),
+                    "owner_id" => rec
+                        .owner_id
+                        .and_then(|o| self.users.get(&o.0).cloned())
+                        .map(ExportValue::Text)
+                        .unwrap_or(ExportValue::Empty),
+                    "department_id" => rec
+                        .department_id
+                        .and_then(|d| self.departments.get(&d.0).cloned())
+                        .map(ExportValue::Text)
+                        .unwrap_or(ExportValue::Empty),
+                    "created_at" => ExportValue::DateTime(local(rec.created_at)),
+                    "updated_at" => ExportValue::DateTime(local(rec.updated_at)),
+                    key => match key.strip_prefix("custom.") {
+                        Some(k) => self.custom_value(k, rec.custom.get(k)),
+                        None => self.builtin_value(key, rec.fields.get(key), &refs, &local),
+                    },
+                };
+                row.push(v);
+            }
+            out.push(row);
+        }
+        if out.is_empty() && self.done {
+            return Ok(None);
+        }
+        Ok(Some(out))
+    }
+
+    fn builtin_value(
+        &self,
+        key: &str,
+        v: Option<&Json>,
+        refs: &HashMap<Uuid, String>,
+        local: &dyn Fn(chrono::DateTime<chrono::Utc>) -> NaiveDateTime,
+    ) -> ExportValue {
+        let Some(v) = v.filter(|v| !v.is_null()) else {
+            return ExportValue::Empty;
+        };
+        let kind = self.entity.field(key).map(|d| d.kind);
+        match (kind, v) {
+            (Some(FieldKind::Date), Json::String(s)) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(ExportValue::Date)
+                .unwrap_or_else(|_| ExportValue::Text(s.clone())),
+            (Some(FieldKind::DateTime), Json::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+                .map(|t| ExportValue::DateTime(local(t.with_timezone(&chrono::Utc))))
+                .unwrap_or_else(|_| ExportValue::Text(s.clone())),
+            (Some(FieldKind::Enum(opts)), Json::String(s)) => ExportValue::Text(
+                opts.iter()
+                    .find(|(a, _)| a == s)
+                    .map(|(_, zh)| zh.to_string())
+                    .unwrap_or_else(|| s.clone()),
+            ),
+            (Some(FieldKind::Ref(_)), Json::String(s)) => ExportValue::Text(
+                Uuid::parse_str(s)
+                    .ok()
+                    .and_then(|u| refs.get(&u).cloned())
+                    .unwrap_or_else(|| s.clone()),
+            ),
+            (_, Json::Array(a)) => {
+                ExportValue::Text(a.iter().filter_map(json_text).collect::<Vec<_>>().join(","))
+            }
+            (_, other) => json_text(other)
+                .map(ExportValue::Text)
+                .unwrap_or(ExportValue::Empty),
+        }
+    }
+
+    fn custom_value(&self, key: &str, v: Option<&Json>) -> ExportValue {
+        let Some(v) = v.filter(|v| !v.is_null()) else {
+            return ExportValue::Empty;
+        };
+        let ty = self
+            .customs
+            .iter()
+            .find(|d| d.key == key)
+            .map(|d| d.field_type);
+        match (ty, v) {
+            (Some(CustomFieldType::Number), Json::Number(n)) => {
+                ExportValue::Number(n.as_f64().unwrap_or_default())
+            }
+            (Some(CustomFieldType::Money), Json::Number(n)) => match n.as_i64() {
+                Some(m) => ExportValue::Money(m),
+                None => ExportValue::Number(n.as_f64().unwrap_or_default()),
+            },
+            (Some(CustomFieldType::Boolean), Json::Bool(b)) => ExportValue::Bool(*b),
+            (Some(CustomFieldType::Date), Json::String(s)) => {
+                NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                    .map(ExportValue::Date)
+                    .unwrap_or_else(|_| ExportValue::Text(s.clone()))
+            }
+            (Some(CustomFieldType::User), Json::String(s)) => ExportValue::Text(
+                Uuid::parse_str(s)
+                    .ok()
+                    .and_then(|u| self.users.get(&u).cloned())
+                    .unwrap_or_else(|| s.clone()),
+            ),
+            (_, Json::Array(a)) => ExportValue::Text(
+                a.iter()
+                    .filter_map(json_text)
+                    .collect::<Vec<_>>()
+                    .join("、"),
+            ),
+            (_, other) => json_text(other)
+                .map(ExportValue::Text)
+                .unwrap_or(ExportValue::Empty),
+        }
+    }
+}
+
+impl fmt::Display for ImportStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_lose_required_marks_and_hints() {
+        assert_eq!(clean_header(" *客户名称 "), "客户名称");
+        assert_eq!(clean_header("客户名称*"), "客户名称");
+        assert_eq!(clean_header("客户名称（必填）"), "客户名称");
+        assert_eq!(clean_header("Name (required)"), "Name");
+    }
+
+    #[test]
+    fn contact_groups_are_recognised_in_both_languages() {
+        assert_eq!(contact_group("联系人1姓名"), Some((1, "姓名".into())));
+        assert_eq!(contact_group("联系人2 手机"), Some((2, "手机".into())));
+        assert_eq!(contact_group("联系人手机"), Some((1, "手机".into())));
+        assert_eq!(contact_group("联系人"), Some((1, "name".into())));
+        assert_eq!(
+            contact_group("Contact 3 Mobile"),
+            Some((3, "Mobile".into()))
+        );
+        assert_eq!(contact_group("客户名称"), None);
+    }
+
+    #[test]
+    fn numbers_read_as_typed_and_serials_as_dates() {
+        assert_eq!(number_text(13812345678.0), "13812345678");
+        assert_eq!(number_text(1.5), "1.5");
+        let d = excel_serial_date(46353.0).map(|d| d.date());
+        assert_eq!(d, NaiveDate::from_ymd_opt(2026, 11, 27));
+        assert_eq!(
+            excel_serial_date(1.0).map(|d| d.date()),
+            NaiveDate::from_ymd_opt(1900, 1, 1)
+        );
+        assert_eq!(excel_serial_date(-3.0), None);
+        assert_eq!(column_name(0), "A");
+        assert_eq!(column_name(25), "Z");
+        assert_eq!(column_name(26), "AA");
+        assert_eq!(column_name(16383), "XFD");
+    }
+
+    #[test]
+    fn messages_have_chinese_twins() {
+        assert_eq!(zh_message(None, None, "is required"), "必填");
+        assert_eq!(
+            zh_message(None, None, "is longer than 64 characters"),
+            "超过 64 个字符"
+        );
+        assert!(
+            zh_message(
+                Some(CellKind::Builtin(FieldKind::Mobile("mobile_key"))),
+                Some("123"),
+                "x"
+            )
+            .contains("手机")
+        );
+        assert_eq!(
+            zh_message(None, None, "'Z' is not one of: A, B"),
+            "「Z」不是可选值之一，可选：A, B"
+        );
+    }
+}

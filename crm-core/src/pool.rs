@@ -1,0 +1,2709 @@
+//! Customer pools (客户池 / 公海): where a customer is, how it moves, and the
+//! rules that send neglected customers back.
+//!
+//! Every customer has exactly one [`Place`]: with an owner, as a potential
+//! customer (`private`, 潜在客户库) or a closed-deal one (`deal`, 成交客户库),
+//! or without an owner in a pool's public area (`public`, 公海) or its
+//! invalid/recycle area (`invalid`, 无效客户库). A company has several pools,
+//! each with admins, member users and member departments (sub-departments
+//! included) and [`PoolLimits`]. Members claim (领取) from the public area
+//! within the limits, owners release (退回) with a reason, pool admins assign
+//! (分配) and move, and [`RecycleRule`]s — data, several per pool — send
+//! customers back when nobody follows them up, no opportunity or no deal
+//! comes of them. Every move is a [`PoolMove`] row: who, when, why, which
+//! rule.
+//!
+//! A customer is governed by the pool it came from (`pool_id`), else by the
+//! first pool (in position order) whose members include its owner.
+//!
+//! The sweep ([`Crm::sweep`]) reads the time from the injected clock, never
+//! touches locked customers, warns owners `warn_days` before a customer would
+//! go (once per due date) and is idempotent. A dry run may look at any date
+//! and says per customer which rule fires and when.
+
+use crate::auth::{Action, Actor};
+use crate::crm::{Crm, json_ids, subtree};
+use crate::entity::Entity;
+use crate::error::{Error, Result};
+use crate::ids::{DepartmentId, RecordId, UserId};
+use crate::records::{BatchReport, Fields, Record};
+use crate::schema::Table;
+use crate::store::{
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Paging, Row, Scope, Select, Sort,
+};
+use crate::value::Value;
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value as Json, json};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+/// Where a customer is. Exactly one at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Place {
+    /// Owned, no deal yet (潜在客户库).
+    Private,
+    /// Owned, with a closed deal (成交客户库).
+    Deal,
+    /// In a pool's public area, without an owner (公海).
+    Public,
+    /// In a pool's invalid/recycle area, without an owner (无效客户库).
+    Invalid,
+}
+
+impl Place {
+    /// Every place.
+    pub const ALL: [Place; 4] = [Place::Private, Place::Deal, Place::Public, Place::Invalid];
+
+    /// The API name (stored in `customers.place`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Place::Private => "private",
+            Place::Deal => "deal",
+            Place::Public => "public",
+            Place::Invalid => "invalid",
+        }
+    }
+
+    /// The Chinese name.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            Place::Private => "潜在客户库",
+            Place::Deal => "成交客户库",
+            Place::Public => "公海",
+            Place::Invalid => "无效客户库",
+        }
+    }
+
+    /// Whether a customer here has an owner.
+    pub fn is_owned(self) -> bool {
+        matches!(self, Place::Private | Place::Deal)
+    }
+
+    /// The place of a customer row (`private` when unreadable).
+    pub fn of_row(row: &Row) -> Place {
+        row.get("place")
+            .as_text()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(Place::Private)
+    }
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Place {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let t = s.trim();
+        Place::ALL
+            .into_iter()
+            .find(|p| p.name() == t || p.name_zh() == t)
+            .or(match t {
+                "pool" | "公共资源库" => Some(Place::Public),
+                "潜在客户" | "owned" => Some(Place::Private),
+                "成交客户" | "closed" => Some(Place::Deal),
+                "无效" | "无效客户" | "recycle" => Some(Place::Invalid),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                format!("unknown place '{t}'; expected private, deal, public or invalid")
+            })
+    }
+}
+
+macro_rules! pool_id_type {
+    ($(#[$doc:meta] $name:ident),* $(,)?) => {$(
+        #[$doc]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+                Uuid::parse_str(s.trim()).map($name)
+            }
+        }
+    )*};
+}
+
+pool_id_type!(
+    /// A customer pool.
+    PoolId,
+    /// A recycling rule of a pool.
+    RuleId,
+);
+
+/// The limits of a pool. `None` means no limit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PoolLimits {
+    /// Customers one claim may take at most (每次领取上限).
+    pub max_per_claim: Option<u32>,
+    /// Claims from this pool per user per local day at most (每日领取上限).
+    pub max_claims_per_day: Option<u32>,
+    /// Customers a user may own at most when claiming or being assigned
+    /// from this pool (保有量上限).
+    pub max_owned_per_user: Option<u32>,
+    /// Customers the users of one department may own together at most.
+    pub max_owned_per_department: Option<u32>,
+    /// Whether closed-deal customers count toward those caps.
+    pub deals_count_toward_cap: bool,
+    /// Days after giving a customer up (release or recycling) before the
+    /// former owner may claim it again (0: at once).
+    pub reclaim_cooldown_days: u32,
+    /// Days before recycling that the owner is warned (0: no warning).
+    pub warn_days: u32,
+}
+
+/// What creating or changing a pool takes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolSpec {
+    /// The name, unique in the company (e.g. 华北公海).
+    pub name: String,
+    /// Users who manage the pool: assign, move, rules, sweep (公海管理员).
+    pub admins: Vec<UserId>,
+    /// Users who may claim from it.
+    pub member_users: Vec<UserId>,
+    /// Departments whose users (sub-departments included) may claim from it.
+    pub member_departments: Vec<DepartmentId>,
+    /// The limits.
+    pub limits: PoolLimits,
+}
+
+/// A pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pool {
+    /// The id.
+    pub id: PoolId,
+    /// The name.
+    pub name: String,
+    /// Its admins.
+    pub admins: Vec<UserId>,
+    /// Member users.
+    pub member_users: Vec<UserId>,
+    /// Member departments (with their sub-departments).
+    pub member_departments: Vec<DepartmentId>,
+    /// The limits.
+    pub limits: PoolLimits,
+    /// Order among the company's pools (governance: first match wins).
+    pub position: i64,
+    /// The record version.
+    pub version: i64,
+}
+
+/// What a recycling rule looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// No follow-up for N days, counted from the later of the last
+    /// follow-up and the claim (N天未跟进).
+    NoFollowUp,
+    /// No opportunity within N days of the claim (N天未新建商机).
+    NoOpportunity,
+    /// No deal within N days of the claim (N天未成交).
+    NoDeal,
+}
+
+impl RuleKind {
+    /// Every kind.
+    pub const ALL: [RuleKind; 3] = [
+        RuleKind::NoFollowUp,
+        RuleKind::NoOpportunity,
+        RuleKind::NoDeal,
+    ];
+
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RuleKind::NoFollowUp => "no_follow_up",
+            RuleKind::NoOpportunity => "no_opportunity",
+            RuleKind::NoDeal => "no_deal",
+        }
+    }
+
+    /// The Chinese name.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            RuleKind::NoFollowUp => "未跟进",
+            RuleKind::NoOpportunity => "未新建商机",
+            RuleKind::NoDeal => "未成交",
+        }
+    }
+}
+
+impl FromStr for RuleKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        let t = s.trim().replace('-', "_");
+        RuleKind::ALL
+            .into_iter()
+            .find(|k| k.name() == t || k.name_zh() == t)
+            .ok_or_else(|| {
+                format!("unknown rule kind '{s}'; expected no_follow_up, no_opportunity or no_deal")
+            })
+    }
+}
+
+/// What defining a recycling rule takes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleSpec {
+    /// What the rule looks at.
+    pub kind: RuleKind,
+    /// N, in days, for customers whose level has no entry in `level_days`
+    /// (0: the rule applies only to the levels listed).
+    pub days: u32,
+    /// N per customer level (客户级别), e.g. A → 60, C → 15.
+    pub level_days: BTreeMap<String, u32>,
+    /// Closed-deal customers are never recycled by this rule.
+    pub exempt_deals: bool,
+    /// Customers with an open opportunity are never recycled by this rule.
+    pub exempt_open_opportunities: bool,
+    /// Whether the rule is in force.
+    pub enabled: bool,
+}
+
+impl RuleSpec {
+    /// An enabled rule of `kind` with `days` for every level and no exemption.
+    pub fn new(kind: RuleKind, days: u32) -> RuleSpec {
+        RuleSpec {
+            kind,
+            days,
+            level_days: BTreeMap::new(),
+            exempt_deals: false,
+            exempt_open_opportunities: false,
+            enabled: true,
+        }
+    }
+}
+
+/// A recycling rule of a pool.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecycleRule {
+    /// The id.
+    pub id: RuleId,
+    /// The pool.
+    pub pool_id: PoolId,
+    /// The rule.
+    #[serde(flatten)]
+    pub spec: RuleSpec,
+    /// Order within the pool (ties of the due time go to the earlier rule).
+    pub position: i64,
+    /// The record version.
+    pub version: i64,
+}
+
+impl RecycleRule {
+    /// N for a customer level (0: the rule does not apply).
+    pub fn days_for(&self, level: Option<&str>) -> u32 {
+        level
+            .and_then(|l| self.spec.level_days.get(l))
+            .copied()
+            .unwrap_or(self.spec.days)
+    }
+
+    /// The rule in words, e.g. `no follow-up for 30 days (A: 60)`.
+    pub fn describe(&self) -> String {
+        let what = match self.spec.kind {
+            RuleKind::NoFollowUp => "no follow-up for",
+            RuleKind::NoOpportunity => "no opportunity within",
+            RuleKind::NoDeal => "no deal within",
+        };
+        let mut s = format!("{what} {} days", self.spec.days);
+        if !self.spec.level_days.is_empty() {
+            let levels: Vec<String> = self
+                .spec
+                .level_days
+                .iter()
+                .map(|(l, d)| format!("{l}: {d}"))
+                .collect();
+            s.push_str(&format!(" ({})", levels.join(", ")));
+        }
+        if self.spec.exempt_deals {
+            s.push_str(", closed deals exempt");
+        }
+        if self.spec.exempt_open_opportunities {
+            s.push_str(", open opportunities exempt");
+        }
+        s
+    }
+
+    /// The smallest N the rule uses for any level (0 when none).
+    fn min_days(&self) -> u32 {
+        self.spec
+            .level_days
+            .values()
+            .copied()
+            .chain(std::iter::once(self.spec.days))
+            .filter(|d| *d > 0)
+            .min()
+            .unwrap_or(0)
+    }
+}
+
+/// One move of a customer between places (pool history, 流转记录).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PoolMove {
+    /// The move's id.
+    pub id: Uuid,
+    /// The customer.
+    pub customer_id: RecordId,
+    /// What happened: `create`, `import`, `claim`, `release`, `assign`,
+    /// `recycle`, `invalidate`, `move`, `transfer`, `deal`.
+    pub action: String,
+    /// Where it was (`None` when it was just created).
+    pub from: Option<Place>,
+    /// Where it went.
+    pub to: Place,
+    /// The pool concerned.
+    pub pool_id: Option<PoolId>,
+    /// The owner before.
+    pub from_owner: Option<UserId>,
+    /// The owner after.
+    pub to_owner: Option<UserId>,
+    /// Who did it (`None`: the recycling sweep).
+    pub actor_id: Option<UserId>,
+    /// The rule that fired, for recycling.
+    pub rule_id: Option<RuleId>,
+    /// Why (the reason given, or the rule's explanation).
+    pub reason: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// How to run a sweep.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepOptions {
+    /// Only report what would happen; change nothing.
+    pub dry_run: bool,
+    /// For a dry run: the moment to evaluate (default: the clock's now). A
+    /// real sweep always runs at the clock's time.
+    pub at: Option<DateTime<Utc>>,
+    /// Only this pool (default: every pool the actor administers).
+    pub pool: Option<PoolId>,
+}
+
+/// One customer a sweep recycled, warned about or would recycle.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SweepItem {
+    /// The customer.
+    pub customer: RecordId,
+    /// Its code.
+    pub code: Option<String>,
+    /// Its name.
+    pub name: String,
+    /// Its owner.
+    pub owner_id: Option<UserId>,
+    /// The governing pool.
+    pub pool_id: PoolId,
+    /// The pool's name.
+    pub pool: String,
+    /// The rule that fires.
+    pub rule_id: RuleId,
+    /// The rule in words.
+    pub rule: String,
+    /// When the rule fires.
+    pub due_at: DateTime<Utc>,
+    /// Why, e.g. `last follow-up 2026-11-01, 30 days for level B`.
+    pub why: String,
+}
+
+/// What a sweep did (or, dry, would do).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SweepReport {
+    /// The moment evaluated.
+    pub at: DateTime<Utc>,
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+    /// Customers recycled (dry run: due at `at`).
+    pub recycled: Vec<SweepItem>,
+    /// Owners warned now (a real sweep; each due date is warned once).
+    pub warned: Vec<SweepItem>,
+    /// Dry run: customers due within the pools' warning periods after `at`.
+    pub upcoming: Vec<SweepItem>,
+    /// Customers that could not be moved (e.g. changed meanwhile), with why.
+    pub refused: Vec<(RecordId, String)>,
+}
+
+/// How one rule stands for one customer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleStatus {
+    /// Due at or before the moment evaluated: the customer goes.
+    Fires,
+    /// Due later.
+    Later,
+    /// The customer is exempt (closed deal, open opportunity, level).
+    Exempt,
+    /// The rule's condition is met for good (a deal or opportunity since the claim).
+    Satisfied,
+}
+
+/// One rule's verdict for one customer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RuleOutcome {
+    /// The rule.
+    pub rule_id: RuleId,
+    /// The rule in words.
+    pub rule: String,
+    /// The verdict.
+    pub status: RuleStatus,
+    /// When it fires, if ever.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Why.
+    pub why: String,
+}
+
+/// Why a customer would (not) be recycled at a moment.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecycleExplanation {
+    /// The customer.
+    pub customer: RecordId,
+    /// The moment evaluated.
+    pub at: DateTime<Utc>,
+    /// Where it is.
+    pub place: Place,
+    /// Whether it is locked (never recycled).
+    pub locked: bool,
+    /// The governing pool, if any.
+    pub pool: Option<(PoolId, String)>,
+    /// Every rule of that pool.
+    pub outcomes: Vec<RuleOutcome>,
+    /// The rule that fires first (at or after `at`), if any.
+    pub next: Option<RuleOutcome>,
+    /// The answer in one sentence.
+    pub summary: String,
+}
+
+/// What the sales module reports about a customer (商机/成交). Fields left
+/// `None` are not changed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SalesActivity {
+    /// An opportunity was created at this time.
+    pub opportunity_at: Option<DateTime<Utc>>,
+    /// The customer now has this many open opportunities.
+    pub open_opportunities: Option<i64>,
+    /// A deal was closed at this time (成交): an owned customer moves to the
+    /// closed-deal customers.
+    pub deal_closed_at: Option<DateTime<Utc>>,
+}
+
+/// A pool with its rules and resolved membership, for governance.
+struct Governed {
+    pool: Pool,
+    rules: Vec<RecycleRule>,
+    users: HashSet<Uuid>,
+    departments: HashSet<Uuid>,
+}
+
+/// The pools of a company in order.
+struct PoolSet {
+    pools: Vec<Governed>,
+}
+
+impl PoolSet {
+    fn index(&self, id: Uuid) -> Option<usize> {
+        self.pools.iter().position(|g| g.pool.id.0 == id)
+    }
+
+    /// The pool governing a customer: its pool, else the first whose
+    /// members include its owner or the owner's department.
+    fn governing(&self, row: &Row) -> Option<usize> {
+        if let Some(p) = row.get("pool_id").as_id() {
+            return self.index(p);
+        }
+        let owner = row.get("owner_id").as_id();
+        let dept = row.get("department_id").as_id();
+        self.pools.iter().position(|g| {
+            owner.is_some_and(|o| g.users.contains(&o))
+                || dept.is_some_and(|d| g.departments.contains(&d))
+        })
+    }
+
+    fn is_member(&self, i: usize, actor: &Actor) -> bool {
+        let g = &self.pools[i];
+        actor.is_admin()
+            || g.pool.admins.contains(&actor.user_id)
+            || g.users.contains(&actor.user_id.0)
+            || actor
+                .department_id
+                .is_some_and(|d| g.departments.contains(&d.0))
+    }
+
+    fn is_admin(&self, i: usize, actor: &Actor) -> bool {
+        actor.is_admin() || self.pools[i].pool.admins.contains(&actor.user_id)
+    }
+}
+
+/// How a customer moves: the parts of a move that differ per operation.
+struct Move<'a> {
+    action: &'static str,
+    to: Place,
+    /// The new owner and department; `None` for a pool.
+    owner: Option<(Uuid, Option<Uuid>)>,
+    pool: Option<Uuid>,
+    reason: Option<String>,
+    rule: Option<&'a RecycleRule>,
+    actor: Option<&'a Actor>,
+}
+
+/// The pool columns of a new customer: held by its owner from now on.
+pub(crate) fn new_customer_values(now: DateTime<Utc>) -> [(&'static str, Value); 4] {
+    [
+        ("place", Place::Private.name().into()),
+        ("owned_since", Value::Timestamp(now)),
+        ("locked", false.into()),
+        ("open_opportunities", Value::Int(0)),
+    ]
+}
+
+fn ids_json<T: fmt::Display>(ids: &[T]) -> Value {
+    Value::Json(Json::Array(
+        ids.iter().map(|i| Json::String(i.to_string())).collect(),
+    ))
+}
+
+fn pool_from_row(r: &Row) -> Pool {
+    Pool {
+        id: PoolId(r.id()),
+        name: r.get("name").as_text().unwrap_or_default().to_string(),
+        admins: json_ids(r.get("admin_ids"))
+            .into_iter()
+            .map(UserId)
+            .collect(),
+        member_users: json_ids(r.get("member_user_ids"))
+            .into_iter()
+            .map(UserId)
+            .collect(),
+        member_departments: json_ids(r.get("member_department_ids"))
+            .into_iter()
+            .map(DepartmentId)
+            .collect(),
+        limits: r
+            .get("limits")
+            .as_json()
+            .and_then(|j| serde_json::from_value(j.clone()).ok())
+            .unwrap_or_default(),
+        position: r.get("position").as_int().unwrap_or(0),
+        version: r.version(),
+    }
+}
+
+fn rule_from_row(r: &Row) -> Result<RecycleRule> {
+    let kind: RuleKind = r
+        .get("kind")
+        .as_text()
+        .unwrap_or_default()
+        .parse()
+        .map_err(Error::InvalidState)?;
+    Ok(RecycleRule {
+        id: RuleId(r.id()),
+        pool_id: PoolId(r.get("pool_id").as_id().unwrap_or_default()),
+        spec: RuleSpec {
+            kind,
+            days: u32::try_from(r.get("days").as_int().unwrap_or(0)).unwrap_or(0),
+            level_days: r
+                .get("level_days")
+                .as_json()
+                .and_then(|j| serde_json::from_value(j.clone()).ok())
+                .unwrap_or_default(),
+            exempt_deals: r.get("exempt_deals").as_bool().unwrap_or(false),
+            exempt_open_opportunities: r
+                .get("exempt_open_opportunities")
+                .as_bool()
+                .unwrap_or(false),
+            enabled: r.get("enabled").as_bool().unwrap_or(true),
+        },
+        position: r.get("position").as_int().unwrap_or(0),
+        version: r.version(),
+    })
+}
+
+pub(crate) fn move_from_row(r: &Row) -> PoolMove {
+    PoolMove {
+        id: r.id(),
+        customer_id: RecordId(r.get("customer_id").as_id().unwrap_or_default()),
+        action: r.get("action").as_text().unwrap_or_default().to_string(),
+        from: r.get("from_place").as_text().and_then(|p| p.parse().ok()),
+        to: r
+            .get("to_place")
+            .as_text()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(Place::Private),
+        pool_id: r.get("pool_id").as_id().map(PoolId),
+        from_owner: r.get("from_owner").as_id().map(UserId),
+        to_owner: r.get("to_owner").as_id().map(UserId),
+        actor_id: r.get("actor_id").as_id().map(UserId),
+        rule_id: r.get("rule_id").as_id().map(RuleId),
+        reason: r.get("reason").as_text().map(str::to_string),
+        at: r.get("created_at").as_timestamp().unwrap_or_default(),
+    }
+}
+
+fn col(c: &'static str) -> Col {
+    Col::Column(c)
+}
+
+fn eq(c: &'static str, v: impl Into<Value>) -> Filter {
+    Filter::Cmp(col(c), CmpOp::Eq, v.into())
+}
+
+fn days(n: u32) -> Duration {
+    Duration::days(i64::from(n))
+}
+
+fn text(row: &Row, c: &str) -> String {
+    row.get(c).as_text().unwrap_or_default().to_string()
+}
+
+/// A rule's verdict for a customer row, independent of the moment.
+enum Verdict {
+    Exempt(String),
+    Satisfied(String),
+    Due(DateTime<Utc>, String),
+}
+
+impl Crm {
+    fn local_date(&self, t: DateTime<Utc>) -> String {
+        t.with_timezone(&self.config.utc_offset)
+            .format("%Y-%m-%d")
+            .to_string()
+    }
+
+    /// Evaluates one rule for one owned customer.
+    fn verdict(&self, rule: &RecycleRule, row: &Row) -> Verdict {
+        let level = row.get("level").as_text();
+        if rule.spec.exempt_deals && Place::of_row(row) == Place::Deal {
+            return Verdict::Exempt("closed-deal customers are exempt".into());
+        }
+        let open = row.get("open_opportunities").as_int().unwrap_or(0);
+        if rule.spec.exempt_open_opportunities && open > 0 {
+            return Verdict::Exempt(format!("it has {open} open opportunities"));
+        }
+        let n = rule.days_for(level);
+        if n == 0 {
+            return Verdict::Exempt(format!(
+                "the rule does not apply to level {}",
+                level.unwrap_or("(none)")
+            ));
+        }
+        let level_note = match level.filter(|l| rule.spec.level_days.contains_key(*l)) {
+            Some(l) => format!("{n} days for level {l}"),
+            None => format!("{n} days"),
+        };
+        let since = row
+            .get("owned_since")
+            .as_timestamp()
+            .or_else(|| row.get("created_at").as_timestamp())
+            .unwrap_or_default();
+        match rule.spec.kind {
+            RuleKind::NoFollowUp => {
+                let last = row.get("last_follow_up_at").as_timestamp();
+                let (base, what) = match last {
+                    Some(l) if l > since => (l, "last follow-up"),
+                    _ => (since, "held since"),
+                };
+                Verdict::Due(
+                    base + days(n),
+                    format!("{what} {}, {level_note}", self.local_date(base)),
+                )
+            }
+            RuleKind::NoOpportunity => match row.get("last_opportunity_at").as_timestamp() {
+                Some(o) if o >= since => Verdict::Satisfied(format!(
+                    "opportunity on {} since it was taken on {}",
+                    self.local_date(o),
+                    self.local_date(since)
+                )),
+                _ => Verdict::Due(
+                    since + days(n),
+                    format!(
+                        "no opportunity since it was taken on {}, {level_note}",
+                        self.local_date(since)
+                    ),
+                ),
+            },
+            RuleKind::NoDeal => match row.get("closed_at").as_timestamp() {
+                Some(c) if c >= since => Verdict::Satisfied(format!(
+                    "deal closed on {} since it was taken on {}",
+                    self.local_date(c),
+                    self.local_date(since)
+                )),
+                _ => Verdict::Due(
+                    since + days(n),
+                    format!(
+                        "no deal since it was taken on {}, {level_note}",
+                        self.local_date(since)
+                    ),
+                ),
+            },
+        }
+    }
+
+    /// The rule that fires first for a customer, with its due time.
+    fn first_due<'a>(
+        &self,
+        rules: &'a [RecycleRule],
+        row: &Row,
+    ) -> Option<(&'a RecycleRule, DateTime<Utc>, String)> {
+        let mut best: Option<(&RecycleRule, DateTime<Utc>, String)> = None;
+        for r in rules.iter().filter(|r| r.spec.enabled) {
+            if let Verdict::Due(at, why) = self.verdict(r, row)
+                && best.as_ref().is_none_or(|(_, b, _)| at < *b)
+            {
+                best = Some((r, at, why));
+            }
+        }
+        best
+    }
+
+    async fn pool_set(&self, company: Uuid) -> Result<PoolSet> {
+        let now = self.now();
+        let mut sel = Select::all(Table::Pools, company, now);
+        sel.sort = vec![
+            Sort {
+                col: col("position"),
+                desc: false,
+            },
+            Sort {
+                col: col("created_at"),
+                desc: false,
+            },
+        ];
+        let pools: Vec<Pool> = self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .map(pool_from_row)
+            .collect();
+        let mut rsel = Select::all(Table::PoolRules, company, now);
+        rsel.sort = vec![
+            Sort {
+                col: col("position"),
+                desc: false,
+            },
+            Sort {
+                col: col("created_at"),
+                desc: false,
+            },
+        ];
+        let rules = self
+            .store
+            .select(&rsel)
+            .await?
+            .rows
+            .iter()
+            .map(rule_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let departments = self
+            .store
+            .select(&Select::all(Table::Departments, company, now))
+            .await?
+            .rows;
+        let edges: Vec<(Uuid, Option<Uuid>)> = departments
+            .iter()
+            .map(|r| (r.id(), r.get("parent_id").as_id()))
+            .collect();
+        Ok(PoolSet {
+            pools: pools
+                .into_iter()
+                .map(|pool| {
+                    let mut depts = HashSet::new();
+                    for d in &pool.member_departments {
+                        depts.extend(subtree(d.0, edges.iter().copied()));
+                    }
+                    Governed {
+                        rules: rules
+                            .iter()
+                            .filter(|r| r.pool_id == pool.id)
+                            .cloned()
+                            .collect(),
+                        users: pool.member_users.iter().map(|u| u.0).collect(),
+                        departments: depts,
+                        pool,
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    async fn count(&self, mut sel: Select) -> Result<u64> {
+        sel.with_total = true;
+        sel.paging = Paging::Offset {
+            offset: 0,
+            limit: 1,
+        };
+        Ok(self.store.select(&sel).await?.total.unwrap_or(0))
+    }
+
+    /// Customers a user (or, with `department`, a department) holds:
+    /// (potential, closed-deal).
+    async fn holdings(&self, company: Uuid, column: &'static str, id: Uuid) -> Result<(u64, u64)> {
+        let mut out = [0u64; 2];
+        for (i, place) in [Place::Private, Place::Deal].into_iter().enumerate() {
+            let mut sel = Select::all(Table::Customers, company, self.now());
+            sel.filter = Filter::And(vec![eq(column, Value::Id(id)), eq("place", place.name())]);
+            out[i] = self.count(sel).await?;
+        }
+        Ok((out[0], out[1]))
+    }
+
+    /// Claims of a user from a pool since the start of the local day.
+    async fn claims_today(&self, company: Uuid, pool: Uuid, user: Uuid) -> Result<u64> {
+        let now = self.now();
+        let local = now.with_timezone(&self.config.utc_offset);
+        let midnight = local
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .and_then(|d| d.and_local_timezone(self.config.utc_offset).single())
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or(now);
+        let mut sel = Select::all(Table::PoolMoves, company, now);
+        sel.filter = Filter::And(vec![
+            eq("to_owner", Value::Id(user)),
+            Filter::Cmp(col("created_at"), CmpOp::Ge, Value::Timestamp(midnight)),
+            eq("action", "claim"),
+            eq("pool_id", Value::Id(pool)),
+        ]);
+        self.count(sel).await
+    }
+
+    /// Reads a customer of the actor's company that is neither deleted nor
+    /// archived (not checking permissions).
+    async fn customer_row(&self, actor: &Actor, id: RecordId) -> Result<Row> {
+        self.store
+            .get(Table::Customers, id.0)
+            .await?
+            .filter(|r| {
+                r.get("company_id").as_id() == Some(actor.company_id.0)
+                    && r.get("deleted_at").is_null()
+                    && r.get("archived_at").is_null()
+            })
+            .ok_or_else(|| Error::not_found(Entity::Customer, id))
+    }
+
+    fn label(row: &Row) -> String {
+        row.get("code")
+            .as_text()
+            .map(str::to_string)
+            .unwrap_or_else(|| row.id().to_string())
+    }
+
+    /// The change set of one move: the customer, its contacts, the history
+    /// row, the audit entry and the event.
+    async fn move_changes(&self, company: Uuid, row: &Row, mv: &Move<'_>) -> Result<ChangeSet> {
+        let now = self.now();
+        let from = Place::of_row(row);
+        let before_owner = row.get("owner_id").as_id();
+        let (owner, dept) = match mv.owner {
+            Some((o, d)) => (Value::Id(o), Value::from(d)),
+            None => (Value::Null, Value::Null),
+        };
+        let mut values = vec![
+            ("place", Value::from(mv.to.name())),
+            ("owner_id", owner.clone()),
+            ("department_id", dept.clone()),
+            ("recycle_warned_due", Value::Null),
+            ("updated_at", Value::Timestamp(now)),
+        ];
+        if let Some(p) = mv.pool {
+            values.push(("pool_id", Value::Id(p)));
+        }
+        if mv.to.is_owned() {
+            if before_owner != mv.owner.map(|(o, _)| o) || !from.is_owned() {
+                values.push(("owned_since", Value::Timestamp(now)));
+            }
+        } else {
+            values.push(("owned_since", Value::Null));
+            if let Some(prev) = before_owner {
+                values.push(("previous_owner_id", Value::Id(prev)));
+                values.push(("released_at", Value::Timestamp(now)));
+            }
+        }
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::Customers,
+            id: row.id(),
+            expected_version: row.version(),
+            values,
+        });
+        if before_owner != mv.owner.map(|(o, _)| o) {
+            // Contacts follow their customer, into a pool too.
+            let mut sel = Select::all(Table::Contacts, company, now);
+            sel.filter = eq("customer_id", Value::Id(row.id()));
+            for c in self.store.select(&sel).await?.rows {
+                cs.ops.push(Op::Update {
+                    table: Table::Contacts,
+                    id: c.id(),
+                    expected_version: c.version(),
+                    values: vec![
+                        ("owner_id", owner.clone()),
+                        ("department_id", dept.clone()),
+                        ("updated_at", Value::Timestamp(now)),
+                    ],
+                });
+            }
+        }
+        let pool = mv.pool.or_else(|| row.get("pool_id").as_id());
+        let reason = match (mv.rule, &mv.reason) {
+            (Some(r), Some(why)) => Some(format!("{}: {why}", r.describe())),
+            (Some(r), None) => Some(r.describe()),
+            (None, reason) => reason.clone(),
+        };
+        cs.ops.push(self.move_insert(
+            company,
+            (row.id(), row.version() + 1),
+            mv.action,
+            Some(from),
+            mv.to,
+            pool,
+            before_owner,
+            mv.owner.map(|(o, _)| o),
+            mv.actor.map(|a| a.user_id.0),
+            mv.rule.map(|r| r.id.0),
+            reason.clone(),
+        ));
+        let idj = |u: Option<Uuid>| u.map(|u| Json::String(u.to_string())).unwrap_or(Json::Null);
+        let mut changes = vec![FieldChange {
+            field: "place".into(),
+            before: Json::String(from.name().into()),
+            after: Json::String(mv.to.name().into()),
+        }];
+        if before_owner != mv.owner.map(|(o, _)| o) {
+            changes.push(FieldChange {
+                field: "owner_id".into(),
+                before: idj(before_owner),
+                after: idj(mv.owner.map(|(o, _)| o)),
+            });
+        }
+        if let Some(r) = &reason {
+            changes.push(FieldChange {
+                field: "reason".into(),
+                before: Json::Null,
+                after: Json::String(r.clone()),
+            });
+        }
+        cs.audit.push(self.audit(
+            mv.actor,
+            company,
+            Table::Customers,
+            row.id(),
+            mv.action,
+            changes,
+        ));
+        let event = match mv.action {
+            "claim" => "claimed",
+            "release" => "released",
+            "assign" => "assigned",
+            "recycle" => "recycled",
+            "invalidate" => "invalidated",
+            _ => "moved",
+        };
+        cs.events.push(self.event(
+            company,
+            Table::Customers,
+            row.id(),
+            format!("customer.{event}"),
+            json!({
+                "code": row.get("code").to_json(),
+                "from": from.name(),
+                "to": mv.to.name(),
+                "pool_id": idj(pool),
+                "from_owner": idj(before_owner),
+                "to_owner": idj(mv.owner.map(|(o, _)| o)),
+                "rule_id": idj(mv.rule.map(|r| r.id.0)),
+                "reason": reason,
+            }),
+        ));
+        Ok(cs)
+    }
+
+    /// What a transfer (转移) adds for a customer: a new holding period, an
+    /// owned place for a customer taken out of a pool, and the history row.
+    pub(crate) fn transfer_pool_ops(&self, actor: &Actor, row: &Row, to: Uuid, cs: &mut ChangeSet) {
+        let now = self.now();
+        let from = Place::of_row(row);
+        let place = match from {
+            Place::Public | Place::Invalid if row.get("closed_at").is_null() => Place::Private,
+            Place::Public | Place::Invalid => Place::Deal,
+            owned => owned,
+        };
+        for op in &mut cs.ops {
+            if let Op::Update {
+                table: Table::Customers,
+                id,
+                values,
+                ..
+            } = op
+                && *id == row.id()
+            {
+                values.extend([
+                    ("owned_since", Value::Timestamp(now)),
+                    ("place", place.name().into()),
+                    ("recycle_warned_due", Value::Null),
+                ]);
+            }
+        }
+        cs.ops.push(self.move_insert(
+            actor.company_id.0,
+            (row.id(), row.version() + 1),
+            "transfer",
+            Some(from),
+            place,
+            row.get("pool_id").as_id(),
+            row.get("owner_id").as_id(),
+            Some(to),
+            Some(actor.user_id.0),
+            None,
+            None,
+        ));
+    }
+
+    /// A pool history row; `customer` is the customer and its version after
+    /// the move (which orders moves of one instant).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn move_insert(
+        &self,
+        company: Uuid,
+        customer: (Uuid, i64),
+        action: &str,
+        from: Option<Place>,
+        to: Place,
+        pool: Option<Uuid>,
+        from_owner: Option<Uuid>,
+        to_owner: Option<Uuid>,
+        actor: Option<Uuid>,
+        rule: Option<Uuid>,
+        reason: Option<String>,
+    ) -> Op {
+        let mut values = self.new_row(company, self.new_id());
+        values.extend([
+            ("customer_id", Value::Id(customer.0)),
+            ("customer_version", Value::Int(customer.1)),
+            ("action", Value::from(action)),
+            (
+                "from_place",
+                Value::from(from.map(Place::name).unwrap_or("none")),
+            ),
+            ("to_place", Value::from(to.name())),
+            ("pool_id", Value::from(pool)),
+            ("from_owner", Value::from(from_owner)),
+            ("to_owner", Value::from(to_owner)),
+            ("actor_id", Value::from(actor)),
+            ("rule_id", Value::from(rule)),
+            ("reason", Value::from(reason)),
+        ]);
+        Op::Insert {
+            table: Table::PoolMoves,
+            values,
+        }
+    }
+
+    fn require_admin(actor: &Actor, what: &str) -> Result<()> {
+        if actor.is_admin() {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "{} may not {what}: administrators only",
+                actor.display_name
+            )))
+        }
+    }
+
+    async fn check_pool_spec(
+        &self,
+        actor: &Actor,
+        spec: &PoolSpec,
+        except: Option<Uuid>,
+    ) -> Result<String> {
+        let name = spec.name.trim().to_string();
+        if name.is_empty() || name.chars().count() > 64 {
+            return Err(Error::invalid(
+                "name",
+                "a pool needs a name of 1 to 64 characters",
+            ));
+        }
+        let mut sel = Select::all(Table::Pools, actor.company_id.0, self.now());
+        sel.filter = eq("name", name.as_str());
+        if let Some(other) = self.store.select(&sel).await?.rows.first()
+            && Some(other.id()) != except
+        {
+            return Err(Error::Duplicate {
+                entity: "pool".into(),
+                message: format!("a pool called {name} exists already"),
+            });
+        }
+        for u in spec.admins.iter().chain(&spec.member_users) {
+            self.live_row(actor, Table::Users, u.0).await?;
+        }
+        for d in &spec.member_departments {
+            self.live_row(actor, Table::Departments, d.0).await?;
+        }
+        Ok(name)
+    }
+
+    fn pool_values(name: String, spec: &PoolSpec) -> Vec<(&'static str, Value)> {
+        vec![
+            ("name", Value::Text(name)),
+            ("admin_ids", ids_json(&spec.admins)),
+            ("member_user_ids", ids_json(&spec.member_users)),
+            ("member_department_ids", ids_json(&spec.member_departments)),
+            (
+                "limits",
+                Value::Json(serde_json::to_value(&spec.limits).unwrap_or_default()),
+            ),
+        ]
+    }
+
+    /// Creates a pool (administrators).
+    pub async fn create_pool(&self, actor: &Actor, spec: PoolSpec) -> Result<Pool> {
+        Self::require_admin(actor, "create pools")?;
+        let name = self.check_pool_spec(actor, &spec, None).await?;
+        let company = actor.company_id.0;
+        let position = self
+            .count(Select::all(Table::Pools, company, self.now()))
+            .await?;
+        let id = self.new_id();
+        let mut values = self.new_row(company, id);
+        values.extend(Self::pool_values(name.clone(), &spec));
+        values.push(("position", Value::Int(i64::try_from(position).unwrap_or(0))));
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Insert {
+            table: Table::Pools,
+            values,
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::Pools,
+            id,
+            "create",
+            vec![FieldChange {
+                field: "pool".into(),
+                before: Json::Null,
+                after: serde_json::to_value(&spec).unwrap_or_default(),
+            }],
+        ));
+        cs.events.push(self.event(
+            company,
+            Table::Pools,
+            id,
+            "pool.created".into(),
+            json!({"name": name}),
+        ));
+        self.apply(cs).await?;
+        self.pool(actor, PoolId(id)).await
+    }
+
+    /// Changes a pool (administrators); `expected_version` as read.
+    pub async fn update_pool(
+        &self,
+        actor: &Actor,
+        id: PoolId,
+        expected_version: i64,
+        spec: PoolSpec,
+    ) -> Result<Pool> {
+        Self::require_admin(actor, "change pools")?;
+        let row = self.live_row(actor, Table::Pools, id.0).await?;
+        let name = self.check_pool_spec(actor, &spec, Some(id.0)).await?;
+        let before = pool_from_row(&row);
+        let mut values = Self::pool_values(name, &spec);
+        values.push(("updated_at", Value::Timestamp(self.now())));
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::Pools,
+            id: id.0,
+            expected_version,
+            values,
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Pools,
+            id.0,
+            "update",
+            vec![FieldChange {
+                field: "pool".into(),
+                before: serde_json::to_value(PoolSpec {
+                    name: before.name,
+                    admins: before.admins,
+                    member_users: before.member_users,
+                    member_departments: before.member_departments,
+                    limits: before.limits,
+                })
+                .unwrap_or_default(),
+                after: serde_json::to_value(&spec).unwrap_or_default(),
+            }],
+        ));
+        self.apply(cs).await?;
+        self.pool(actor, id).await
+    }
+
+    /// A pool the actor belongs to or administers (any pool for administrators).
+    pub async fn pool(&self, actor: &Actor, id: PoolId) -> Result<Pool> {
+        let row = self.live_row(actor, Table::Pools, id.0).await?;
+        let set = self.pool_set(actor.company_id.0).await?;
+        match set.index(row.id()) {
+            Some(i) if set.is_member(i, actor) => Ok(pool_from_row(&row)),
+            _ => Err(Error::not_found("pool", id)),
+        }
+    }
+
+    /// Finds a pool by id or name.
+    pub async fn resolve_pool(&self, actor: &Actor, key: &str) -> Result<Pool> {
+        if let Ok(id) = key.parse::<PoolId>() {
+            return self.pool(actor, id).await;
+        }
+        self.list_pools(actor)
+            .await?
+            .into_iter()
+            .find(|p| p.name == key.trim())
+            .ok_or_else(|| Error::not_found("pool", key))
+    }
+
+    /// The pools the actor belongs to or administers, in order (every pool
+    /// for administrators).
+    pub async fn list_pools(&self, actor: &Actor) -> Result<Vec<Pool>> {
+        let set = self.pool_set(actor.company_id.0).await?;
+        Ok((0..set.pools.len())
+            .filter(|i| set.is_member(*i, actor))
+            .map(|i| set.pools[i].pool.clone())
+            .collect())
+    }
+
+    /// Removes an empty pool (administrators).
+    pub async fn delete_pool(&self, actor: &Actor, id: PoolId) -> Result<()> {
+        Self::require_admin(actor, "delete pools")?;
+        let row = self.live_row(actor, Table::Pools, id.0).await?;
+        let mut sel = Select::all(Table::Customers, actor.company_id.0, self.now());
+        sel.filter = Filter::And(vec![
+            eq("pool_id", Value::Id(id.0)),
+            Filter::In(
+                col("place"),
+                vec![Place::Public.name().into(), Place::Invalid.name().into()],
+            ),
+        ]);
+        let n = self.count(sel).await?;
+        if n > 0 {
+            return Err(Error::InvalidState(format!(
+                "pool {} still holds {n} customers; move them first",
+                text(&row, "name")
+            )));
+        }
+        let now = self.now();
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::Pools,
+            id: id.0,
+            expected_version: row.version(),
+            values: vec![("deleted_at", Value::Timestamp(now))],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Pools,
+            id.0,
+            "delete",
+            Vec::new(),
+        ));
+        self.apply(cs).await
+    }
+
+    fn check_rule(spec: &RuleSpec) -> Result<()> {
+        if spec.days == 0 && spec.level_days.values().all(|d| *d == 0) {
+            return Err(Error::invalid(
+                "days",
+                "a rule needs a number of days (for every level or per level)",
+            ));
+        }
+        if spec.days > 3650 || spec.level_days.values().any(|d| *d > 3650) {
+            return Err(Error::invalid("days", "at most 3650 days"));
+        }
+        Ok(())
+    }
+
+    fn rule_values(spec: &RuleSpec) -> Vec<(&'static str, Value)> {
+        vec![
+            ("kind", spec.kind.name().into()),
+            ("days", Value::Int(i64::from(spec.days))),
+            (
+                "level_days",
+                Value::Json(serde_json::to_value(&spec.level_days).unwrap_or_default()),
+            ),
+            ("exempt_deals", spec.exempt_deals.into()),
+            (
+                "exempt_open_opportunities",
+                spec.exempt_open_opportunities.into(),
+            ),
+            ("enabled", spec.enabled.into()),
+        ]
+    }
+
+    async fn admin_pool(&self, actor: &Actor, pool: PoolId) -> Result<(PoolSet, usize)> {
+        let set = self.pool_set(actor.company_id.0).await?;
+        let i = set
+            .index(pool.0)
+            .filter(|i| set.is_member(*i, actor))
+            .ok_or_else(|| Error::not_found("pool", pool))?;
+        if !set.is_admin(i, actor) {
+            return Err(Error::Forbidden(format!(
+                "{} does not administer pool {}",
+                actor.display_name, set.pools[i].pool.name
+            )));
+        }
+        Ok((set, i))
+    }
+
+    /// Adds a recycling rule to a pool (pool admins).
+    pub async fn add_recycle_rule(
+        &self,
+        actor: &Actor,
+        pool: PoolId,
+        spec: RuleSpec,
+    ) -> Result<RecycleRule> {
+        Self::check_rule(&spec)?;
+        let (set, i) = self.admin_pool(actor, pool).await?;
+        let company = actor.company_id.0;
+        let id = self.new_id();
+        let mut values = self.new_row(company, id);
+        values.push(("pool_id", Value::Id(pool.0)));
+        values.extend(Self::rule_values(&spec));
+        values.push((
+            "position",
+            Value::Int(i64::try_from(set.pools[i].rules.len()).unwrap_or(0)),
+        ));
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Insert {
+            table: Table::PoolRules,
+            values,
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::PoolRules,
+            id,
+            "create",
+            vec![FieldChange {
+                field: "rule".into(),
+                before: Json::Null,
+                after: serde_json::to_value(&spec).unwrap_or_default(),
+            }],
+        ));
+        self.apply(cs).await?;
+        let row = self.live_row(actor, Table::PoolRules, id).await?;
+        rule_from_row(&row)
+    }
+
+    /// Changes a recycling rule (pool admins).
+    pub async fn update_recycle_rule(
+        &self,
+        actor: &Actor,
+        id: RuleId,
+        expected_version: i64,
+        spec: RuleSpec,
+    ) -> Result<RecycleRule> {
+        Self::check_rule(&spec)?;
+        let row = self.live_row(actor, Table::PoolRules, id.0).await?;
+        let before = rule_from_row(&row)?;
+        self.admin_pool(actor, before.pool_id).await?;
+        let mut values = Self::rule_values(&spec);
+        values.push(("updated_at", Value::Timestamp(self.now())));
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::PoolRules,
+            id: id.0,
+            expected_version,
+            values,
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::PoolRules,
+            id.0,
+            "update",
+            vec![FieldChange {
+                field: "rule".into(),
+                before: serde_json::to_value(&before.spec).unwrap_or_default(),
+                after: serde_json::to_value(&spec).unwrap_or_default(),
+            }],
+        ));
+        self.apply(cs).await?;
+        rule_from_row(&self.live_row(actor, Table::PoolRules, id.0).await?)
+    }
+
+    /// Removes a recycling rule (pool admins).
+    pub async fn delete_recycle_rule(&self, actor: &Actor, id: RuleId) -> Result<()> {
+        let row = self.live_row(actor, Table::PoolRules, id.0).await?;
+        let rule = rule_from_row(&row)?;
+        self.admin_pool(actor, rule.pool_id).await?;
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::PoolRules,
+            id: id.0,
+            expected_version: row.version(),
+            values: vec![("deleted_at", Value::Timestamp(self.now()))],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::PoolRules,
+            id.0,
+            "delete",
+            Vec::new(),
+        ));
+        self.apply(cs).await
+    }
+
+    /// The recycling rules of a pool the actor belongs to.
+    pub async fn recycle_rules(&self, actor: &Actor, pool: PoolId) -> Result<Vec<RecycleRule>> {
+        let set = self.pool_set(actor.company_id.0).await?;
+        match set.index(pool.0) {
+            Some(i) if set.is_member(i, actor) => Ok(set.pools[i].rules.clone()),
+            _ => Err(Error::not_found("pool", pool)),
+        }
+    }
+
+    /// Customers in a pool's public area (members) or invalid area (pool
+    /// admins), with the query's conditions, search, sort and paging.
+    pub async fn pool_customers(
+        &self,
+        actor: &Actor,
+        pool: PoolId,
+        place: Place,
+        query: &crate::query::ListQuery,
+    ) -> Result<crate::query::Page<Record>> {
+        let set = self.pool_set(actor.company_id.0).await?;
+        let i = set
+            .index(pool.0)
+            .filter(|i| set.is_member(*i, actor))
+            .ok_or_else(|| Error::not_found("pool", pool))?;
+        match place {
+            Place::Public => {}
+            Place::Invalid if set.is_admin(i, actor) => {}
+            Place::Invalid => {
+                return Err(Error::Forbidden(format!(
+                    "{} may not see the invalid customers of pool {}",
+                    actor.display_name, set.pools[i].pool.name
+                )));
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "place",
+                    "a pool holds public and invalid customers only",
+                ));
+            }
+        }
+        let filter = Filter::And(vec![
+            eq("pool_id", Value::Id(pool.0)),
+            eq("place", place.name()),
+        ]);
+        self.list_records_with(actor, Entity::Customer, query, Some(Scope::All), filter)
+            .await
+    }
+
+    /// Claims customers from the public pool (领取) for the actor, within
+    /// the pool's limits: per claim (the whole claim is refused), per day,
+    /// the caps on customers held, and the former owner's cooldown.
+    pub async fn claim(&self, actor: &Actor, ids: &[RecordId]) -> Result<BatchReport> {
+        let company = actor.company_id.0;
+        let set = self.pool_set(company).await?;
+        let mut per_pool: HashMap<Uuid, u32> = HashMap::new();
+        let mut rows = Vec::new();
+        for id in ids {
+            let row = self.customer_row(actor, *id).await;
+            if let Ok(r) = &row
+                && let Some(p) = r.get("pool_id").as_id()
+            {
+                *per_pool.entry(p).or_default() += 1;
+            }
+            rows.push((*id, row));
+        }
+        for (p, n) in &per_pool {
+            if let Some(i) = set.index(*p)
+                && let Some(max) = set.pools[i].pool.limits.max_per_claim
+                && *n > max
+            {
+                return Err(Error::Forbidden(format!(
+                    "{} may claim at most {max} customers at a time from pool {} ({n} asked)",
+                    actor.display_name, set.pools[i].pool.name
+                )));
+            }
+        }
+        let now = self.now();
+        let (mut private, mut deal) = self.holdings(company, "owner_id", actor.user_id.0).await?;
+        let (mut dept_private, mut dept_deal) = match actor.department_id {
+            Some(d) => self.holdings(company, "department_id", d.0).await?,
+            None => (0, 0),
+        };
+        let mut today: HashMap<Uuid, u64> = HashMap::new();
+        let mut report = BatchReport::default();
+        for (id, row) in rows {
+            let outcome: Result<Place> = async {
+                let row = row?;
+                let place = Place::of_row(&row);
+                if place != Place::Public {
+                    return Err(Error::InvalidState(format!(
+                        "customer {} is not in a public pool (it is in {})",
+                        Self::label(&row),
+                        place.name_zh()
+                    )));
+                }
+                let i = row
+                    .get("pool_id")
+                    .as_id()
+                    .and_then(|p| set.index(p))
+                    .ok_or_else(|| {
+                        Error::InvalidState(format!(
+                            "customer {} is in no live pool",
+                            Self::label(&row)
+                        ))
+                    })?;
+                let g = &set.pools[i];
+                if !set.is_member(i, actor) {
+                    return Err(Error::Forbidden(format!(
+                        "{} is not a member of pool {}",
+                        actor.display_name, g.pool.name
+                    )));
+                }
+                let limits = &g.pool.limits;
+                if row.get("previous_owner_id").as_id() == Some(actor.user_id.0)
+                    && let Some(released) = row.get("released_at").as_timestamp()
+                    && released + days(limits.reclaim_cooldown_days) > now
+                {
+                    return Err(Error::Forbidden(format!(
+                        "{} gave customer {} up on {}; it may be claimed back from {}",
+                        actor.display_name,
+                        Self::label(&row),
+                        self.local_date(released),
+                        self.local_date(released + days(limits.reclaim_cooldown_days))
+                    )));
+                }
+                if let Some(max) = limits.max_claims_per_day {
+                    let n = match today.get(&g.pool.id.0) {
+                        Some(n) => *n,
+                        None => {
+                            self.claims_today(company, g.pool.id.0, actor.user_id.0)
+                                .await?
+                        }
+                    };
+                    today.insert(g.pool.id.0, n);
+                    if n >= u64::from(max) {
+                        return Err(Error::Forbidden(format!(
+                            "{} has reached the daily limit of {max} claims from pool {}",
+                            actor.display_name, g.pool.name
+                        )));
+                    }
+                }
+                let held = |p: u64, d: u64| {
+                    if limits.deals_count_toward_cap {
+                        p + d
+                    } else {
+                        p
+                    }
+                };
+                if let Some(cap) = limits.max_owned_per_user
+                    && held(private, deal) >= u64::from(cap)
+                {
+                    return Err(Error::Forbidden(format!(
+                        "{} already holds {} customers, the limit of pool {}",
+                        actor.display_name,
+                        held(private, deal),
+                        g.pool.name
+                    )));
+                }
+                if let Some(cap) = limits.max_owned_per_department
+                    && actor.department_id.is_some()
+                    && held(dept_private, dept_deal) >= u64::from(cap)
+                {
+                    return Err(Error::Forbidden(format!(
+                        "the department of {} already holds {} customers, the limit of pool {}",
+                        actor.display_name,
+                        held(dept_private, dept_deal),
+                        g.pool.name
+                    )));
+                }
+                let to = if row.get("closed_at").is_null() {
+                    Place::Private
+                } else {
+                    Place::Deal
+                };
+                let cs = self
+                    .move_changes(
+                        company,
+                        &row,
+                        &Move {
+                            action: "claim",
+                            to,
+                            owner: Some((actor.user_id.0, actor.department_id.map(|d| d.0))),
+                            pool: None,
+                            reason: None,
+                            rule: None,
+                            actor: Some(actor),
+                        },
+                    )
+                    .await?;
+                self.apply(cs).await?;
+                if let Some(n) = today.get_mut(&g.pool.id.0) {
+                    *n += 1;
+                }
+                Ok(to)
+            }
+            .await;
+            match outcome {
+                Ok(to) => {
+                    if to == Place::Deal {
+                        deal += 1;
+                        dept_deal += 1;
+                    } else {
+                        private += 1;
+                        dept_private += 1;
+                    }
+                    report.done.push(id);
+                }
+                Err(e) => report.refused.push((id, e.to_string())),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Releases customers to a pool (退回公海) with a reason: the owner, or
+    /// someone who may transfer them. The pool is `to`, else the one the
+    /// customer came from, else the first pool the owner belongs to.
+    pub async fn release(
+        &self,
+        actor: &Actor,
+        ids: &[RecordId],
+        reason: &str,
+        to: Option<PoolId>,
+    ) -> Result<BatchReport> {
+        self.to_pool(actor, ids, reason, to, Place::Public).await
+    }
+
+    /// Moves customers into a pool's public or invalid area (pool admins for
+    /// customers already in a pool; owners and those who may transfer them
+    /// for owned customers), with a reason.
+    pub async fn move_to_pool(
+        &self,
+        actor: &Actor,
+        ids: &[RecordId],
+        pool: PoolId,
+        place: Place,
+        reason: &str,
+    ) -> Result<BatchReport> {
+        if place.is_owned() {
+            return Err(Error::invalid(
+                "place",
+                "customers move to a pool's public or invalid area; use claim or assign to give them an owner",
+            ));
+        }
+        self.to_pool(actor, ids, reason, Some(pool), place).await
+    }
+
+    async fn to_pool(
+        &self,
+        actor: &Actor,
+        ids: &[RecordId],
+        reason: &str,
+        to: Option<PoolId>,
+        place: Place,
+    ) -> Result<BatchReport> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::invalid(
+                "reason",
+                "a reason is required to put a customer into a pool",
+            ));
+        }
+        let company = actor.company_id.0;
+        let set = self.pool_set(company).await?;
+        let target = match to {
+            Some(p) => Some(
+                set.index(p.0)
+                    .filter(|i| set.is_member(*i, actor))
+                    .ok_or_else(|| Error::not_found("pool", p))?,
+            ),
+            None => None,
+        };
+        let mut report = BatchReport::default();
+        for id in ids {
+            let outcome: Result<()> = async {
+                let row = self.customer_row(actor, *id).await?;
+                let from = Place::of_row(&row);
+                if from.is_owned() {
+                    let mine = row.get("owner_id").as_id() == Some(actor.user_id.0);
+                    if !mine && !actor.covers(Entity::Customer, Action::Transfer, &row) {
+                        if self
+                            .can_on_row(actor, Entity::Customer, Action::Read, &row)
+                            .await?
+                        {
+                            return Err(Error::Forbidden(format!(
+                                "{} may not give customer {} up",
+                                actor.display_name,
+                                Self::label(&row)
+                            )));
+                        }
+                        return Err(Error::not_found(Entity::Customer, id));
+                    }
+                } else {
+                    let src = row.get("pool_id").as_id().and_then(|p| set.index(p));
+                    if !src.is_some_and(|i| set.is_admin(i, actor)) {
+                        return Err(Error::Forbidden(format!(
+                            "{} does not administer the pool of customer {}",
+                            actor.display_name,
+                            Self::label(&row)
+                        )));
+                    }
+                }
+                let i = target.or_else(|| set.governing(&row)).ok_or_else(|| {
+                    Error::InvalidState(format!(
+                        "customer {} belongs to no pool; name the pool to put it in",
+                        Self::label(&row)
+                    ))
+                })?;
+                if !from.is_owned() && !set.is_admin(i, actor) {
+                    return Err(Error::Forbidden(format!(
+                        "{} does not administer pool {}",
+                        actor.display_name, set.pools[i].pool.name
+                    )));
+                }
+                if from == place && row.get("pool_id").as_id() == Some(set.pools[i].pool.id.0) {
+                    return Ok(());
+                }
+                let action = match (from.is_owned(), place) {
+                    (_, Place::Invalid) => "invalidate",
+                    (true, _) => "release",
+                    (false, _) => "move",
+                };
+                let cs = self
+                    .move_changes(
+                        company,
+                        &row,
+                        &Move {
+                            action,
+                            to: place,
+                            owner: None,
+                            pool: Some(set.pools[i].pool.id.0),
+                            reason: Some(reason.to_string()),
+                            rule: None,
+                            actor: Some(actor),
+                        },
+                    )
+                    .await?;
+                self.apply(cs).await
+            }
+            .await;
+            match outcome {
+                Ok(()) => report.done.push(*id),
+                Err(e) => report.refused.push((*id, e.to_string())),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Assigns customers from a pool to a user (分配), by an admin of the
+    /// pool. The user's caps of that pool apply; the cooldown does not.
+    pub async fn assign(&self, actor: &Actor, ids: &[RecordId], to: UserId) -> Result<BatchReport> {
+        let target = self.user(actor, to).await?;
+        if !target.active {
+            return Err(Error::invalid(
+                "to",
+                format!("user {} is deactivated", target.username),
+            ));
+        }
+        let company = actor.company_id.0;
+        let set = self.pool_set(company).await?;
+        let (mut private, mut deal) = self.holdings(company, "owner_id", to.0).await?;
+        let (mut dept_private, mut dept_deal) = match target.department_id {
+            Some(d) => self.holdings(company, "department_id", d.0).await?,
+            None => (0, 0),
+        };
+        let mut report = BatchReport::default();
+        for id in ids {
+            let outcome: Result<Place> = async {
+                let row = self.customer_row(actor, *id).await?;
+                let from = Place::of_row(&row);
+                if from.is_owned() {
+                    return Err(Error::InvalidState(format!(
+                        "customer {} has an owner; use transfer to give it to someone else",
+                        Self::label(&row)
+                    )));
+                }
+                let i = row
+                    .get("pool_id")
+                    .as_id()
+                    .and_then(|p| set.index(p))
+                    .filter(|i| set.is_admin(*i, actor))
+                    .ok_or_else(|| {
+                        Error::Forbidden(format!(
+                            "{} does not administer the pool of customer {}",
+                            actor.display_name,
+                            Self::label(&row)
+                        ))
+                    })?;
+                let limits = &set.pools[i].pool.limits;
+                let held = |p: u64, d: u64| {
+                    if limits.deals_count_toward_cap {
+                        p + d
+                    } else {
+                        p
+                    }
+                };
+                if let Some(cap) = limits.max_owned_per_user
+                    && held(private, deal) >= u64::from(cap)
+                {
+                    return Err(Error::Forbidden(format!(
+                        "{} already holds {} customers, the limit of pool {}",
+                        target.display_name,
+                        held(private, deal),
+                        set.pools[i].pool.name
+                    )));
+                }
+                if let Some(cap) = limits.max_owned_per_department
+                    && target.department_id.is_some()
+                    && held(dept_private, dept_deal) >= u64::from(cap)
+                {
+                    return Err(Error::Forbidden(format!(
+                        "the department of {} already holds {} customers, the limit of pool {}",
+                        target.display_name,
+                        held(dept_private, dept_deal),
+                        set.pools[i].pool.name
+                    )));
+                }
+                let place = if row.get("closed_at").is_null() {
+                    Place::Private
+                } else {
+                    Place::Deal
+                };
+                let cs = self
+                    .move_changes(
+                        company,
+                        &row,
+                        &Move {
+                            action: "assign",
+                            to: place,
+                            owner: Some((to.0, target.department_id.map(|d| d.0))),
+                            pool: None,
+                            reason: None,
+                            rule: None,
+                            actor: Some(actor),
+                        },
+                    )
+                    .await?;
+                self.apply(cs).await?;
+                Ok(place)
+            }
+            .await;
+            match outcome {
+                Ok(p) => {
+                    if p == Place::Deal {
+                        deal += 1;
+                        dept_deal += 1;
+                    } else {
+                        private += 1;
+                        dept_private += 1;
+                    }
+                    report.done.push(*id);
+                }
+                Err(e) => report.refused.push((*id, e.to_string())),
+            }
+        }
+        Ok(report)
+    }
+
+    /// Creates customers straight into a pool's public area (pool admins
+    /// who may create customers), all or none, with duplicate checks.
+    pub async fn import_into_pool(
+        &self,
+        actor: &Actor,
+        pool: PoolId,
+        inputs: Vec<Fields>,
+    ) -> Result<Vec<RecordId>> {
+        let (set, i) = self.admin_pool(actor, pool).await?;
+        if !actor.can(Entity::Customer, Action::Create) && !actor.is_admin() {
+            return Err(Error::Forbidden(format!(
+                "{} may not create customers",
+                actor.display_name
+            )));
+        }
+        let company = actor.company_id.0;
+        let customs = self.custom_fields(actor, Entity::Customer).await?;
+        let mut cs = ChangeSet::default();
+        let mut ids = Vec::new();
+        for fields in inputs {
+            let (mut ops, id, mut payload) = self
+                .build_insert(actor, Entity::Customer, &fields, &customs, None)
+                .await?;
+            for op in &mut ops {
+                if let Op::Insert {
+                    table: Table::Customers,
+                    values,
+                } = op
+                {
+                    values.retain(|(k, _)| {
+                        !matches!(
+                            *k,
+                            "owner_id" | "department_id" | "owned_since" | "place" | "pool_id"
+                        )
+                    });
+                    values.extend([
+                        ("owner_id", Value::Null),
+                        ("department_id", Value::Null),
+                        ("place", Place::Public.name().into()),
+                        ("pool_id", Value::Id(pool.0)),
+                    ]);
+                }
+            }
+            payload.insert("owner_id".into(), Json::Null);
+            payload.insert("place".into(), Json::String(Place::Public.name().into()));
+            payload.insert("pool_id".into(), Json::String(pool.to_string()));
+            cs.ops.extend(ops);
+            cs.ops.push(self.move_insert(
+                company,
+                (id, 1),
+                "import",
+                None,
+                Place::Public,
+                Some(pool.0),
+                None,
+                None,
+                Some(actor.user_id.0),
+                None,
+                Some(format!("imported into pool {}", set.pools[i].pool.name)),
+            ));
+            cs.audit.push(
+                self.audit(
+                    Some(actor),
+                    company,
+                    Table::Customers,
+                    id,
+                    "create",
+                    payload
+                        .iter()
+                        .filter(|(_, v)| !v.is_null())
+                        .map(|(k, v)| FieldChange {
+                            field: k.clone(),
+                            before: Json::Null,
+                            after: v.clone(),
+                        })
+                        .collect(),
+                ),
+            );
+            cs.events.push(self.event(
+                company,
+                Table::Customers,
+                id,
+                "customer.created".into(),
+                Json::Object(payload.into_iter().collect()),
+            ));
+            ids.push(RecordId(id));
+        }
+        self.index_customer_keys(&mut cs).await?;
+        self.apply(cs).await?;
+        Ok(ids)
+    }
+
+    /// Locks or unlocks customers (锁定): locked customers are never
+    /// recycled. Managers only: the actor must be allowed to transfer the
+    /// customer and, unless an administrator, must not be its owner.
+    pub async fn set_locked(&self, actor: &Actor, ids: &[RecordId], locked: bool) -> BatchReport {
+        let mut report = BatchReport::default();
+        for id in ids {
+            let outcome: Result<()> = async {
+                let row = self.customer_row(actor, *id).await?;
+                let own = row.get("owner_id").as_id() == Some(actor.user_id.0);
+                if !actor.covers(Entity::Customer, Action::Transfer, &row)
+                    || (own && !actor.is_admin())
+                {
+                    if self
+                        .can_on_row(actor, Entity::Customer, Action::Read, &row)
+                        .await?
+                    {
+                        return Err(Error::Forbidden(format!(
+                            "{} may not {} customer {}: a manager of its owner does that",
+                            actor.display_name,
+                            if locked { "lock" } else { "unlock" },
+                            Self::label(&row)
+                        )));
+                    }
+                    return Err(Error::not_found(Entity::Customer, id));
+                }
+                if row.get("locked").as_bool() == Some(locked) {
+                    return Ok(());
+                }
+                let mut cs = ChangeSet::default();
+                cs.ops.push(Op::Update {
+                    table: Table::Customers,
+                    id: id.0,
+                    expected_version: row.version(),
+                    values: vec![
+                        ("locked", locked.into()),
+                        ("updated_at", Value::Timestamp(self.now())),
+                    ],
+                });
+                let action = if locked { "lock" } else { "unlock" };
+                cs.audit.push(self.audit(
+                    Some(actor),
+                    actor.company_id.0,
+                    Table::Customers,
+                    id.0,
+                    action,
+                    vec![FieldChange {
+                        field: "locked".into(),
+                        before: Json::Bool(!locked),
+                        after: Json::Bool(locked),
+                    }],
+                ));
+                cs.events.push(self.event(
+                    actor.company_id.0,
+                    Table::Customers,
+                    id.0,
+                    format!("customer.{action}ed"),
+                    json!({"code": row.get("code").to_json()}),
+                ));
+                self.apply(cs).await
+            }
+            .await;
+            match outcome {
+                Ok(()) => report.done.push(*id),
+                Err(e) => report.refused.push((*id, e.to_string())),
+            }
+        }
+        report
+    }
+
+    /// The operations recording sales activity on a customer row: the
+    /// customer update and, when a deal moves an owned customer to the
+    /// closed-deal customers, the pool history row. For the sales module to
+    /// add to its own change sets (opportunity created, won, closed …).
+    pub(crate) fn sales_activity_ops(
+        &self,
+        actor: Option<&Actor>,
+        row: &Row,
+        activity: &SalesActivity,
+    ) -> Result<(Vec<Op>, Vec<FieldChange>)> {
+        let mut values: Vec<(&'static str, Value)> = Vec::new();
+        let mut changes = Vec::new();
+        let mut later = |name: &'static str,
+                         t: Option<DateTime<Utc>>,
+                         values: &mut Vec<(&'static str, Value)>| {
+            if let Some(t) = t
+                && row.get(name).as_timestamp().is_none_or(|b| t > b)
+            {
+                changes.push(FieldChange {
+                    field: name.into(),
+                    before: row.get(name).to_json(),
+                    after: Value::Timestamp(t).to_json(),
+                });
+                values.push((name, Value::Timestamp(t)));
+            }
+        };
+        later("last_opportunity_at", activity.opportunity_at, &mut values);
+        later("closed_at", activity.deal_closed_at, &mut values);
+        if let Some(n) = activity.open_opportunities {
+            if n < 0 {
+                return Err(Error::invalid("open_opportunities", "cannot be negative"));
+            }
+            if row.get("open_opportunities").as_int() != Some(n) {
+                changes.push(FieldChange {
+                    field: "open_opportunities".into(),
+                    before: row.get("open_opportunities").to_json(),
+                    after: json!(n),
+                });
+                values.push(("open_opportunities", Value::Int(n)));
+            }
+        }
+        let mut ops = Vec::new();
+        let place = Place::of_row(row);
+        if activity.deal_closed_at.is_some() && place == Place::Private {
+            values.push(("place", Place::Deal.name().into()));
+            changes.push(FieldChange {
+                field: "place".into(),
+                before: json!(place.name()),
+                after: json!(Place::Deal.name()),
+            });
+            let owner = row.get("owner_id").as_id();
+            ops.push(self.move_insert(
+                row.get("company_id").as_id().unwrap_or_default(),
+                (row.id(), row.version() + 1),
+                "deal",
+                Some(place),
+                Place::Deal,
+                row.get("pool_id").as_id(),
+                owner,
+                owner,
+                actor.map(|a| a.user_id.0),
+                None,
+                Some("deal closed".into()),
+            ));
+        }
+        if !values.is_empty() {
+            values.push(("updated_at", Value::Timestamp(self.now())));
+            ops.insert(
+                0,
+                Op::Update {
+                    table: Table::Customers,
+                    id: row.id(),
+                    expected_version: row.version(),
+                    values,
+                },
+            );
+        }
+        Ok((ops, changes))
+    }
+
+    /// Records sales activity on a customer (the sales module calls this, or
+    /// adds [`Crm::sales_activity_ops`] to its own change sets): the actor
+    /// must be allowed to edit the customer.
+    pub async fn record_sales_activity(
+        &self,
+        actor: &Actor,
+        id: RecordId,
+        activity: SalesActivity,
+    ) -> Result<()> {
+        let row = self.readable_row(actor, Entity::Customer, id).await?;
+        if !row.get("deleted_at").is_null() {
+            return Err(Error::InvalidState(format!(
+                "customer {} is in the recycle bin",
+                Self::label(&row)
+            )));
+        }
+        if !self
+            .can_on_row(actor, Entity::Customer, Action::Update, &row)
+            .await?
+        {
+            return Err(Error::Forbidden(format!(
+                "{} may not update customer {}",
+                actor.display_name,
+                Self::label(&row)
+            )));
+        }
+        let (ops, changes) = self.sales_activity_ops(Some(actor), &row, &activity)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let mut cs = ChangeSet {
+            ops,
+            ..ChangeSet::default()
+        };
+        let deal = changes.iter().any(|c| c.field == "closed_at");
+        cs.events.push(
+            self.event(
+                actor.company_id.0,
+                Table::Customers,
+                id.0,
+                if deal {
+                    "customer.deal_closed"
+                } else {
+                    "customer.sales_activity"
+                }
+                .into(),
+                json!({"code": row.get("code").to_json(), "changes": &changes}),
+            ),
+        );
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Customers,
+            id.0,
+            if deal { "deal" } else { "sales_activity" },
+            changes,
+        ));
+        self.apply(cs).await
+    }
+
+    /// Marks a customer as closed-deal (成交) now or at `at`: it moves to the
+    /// closed-deal customers and the "no deal" rules stop counting.
+    pub async fn mark_deal(
+        &self,
+        actor: &Actor,
+        id: RecordId,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let at = at.unwrap_or_else(|| self.now());
+        self.record_sales_activity(
+            actor,
+            id,
+            SalesActivity {
+                deal_closed_at: Some(at),
+                ..SalesActivity::default()
+            },
+        )
+        .await
+    }
+
+    /// The pool history of a customer, oldest first: readable customers, and
+    /// customers in a pool the actor belongs to.
+    pub async fn pool_history(&self, actor: &Actor, id: RecordId) -> Result<Vec<PoolMove>> {
+        self.customer_for_pool_view(actor, id).await?;
+        let mut sel = Select::all(Table::PoolMoves, actor.company_id.0, self.now());
+        sel.filter = eq("customer_id", Value::Id(id.0));
+        sel.sort = vec![
+            Sort {
+                col: col("created_at"),
+                desc: false,
+            },
+            Sort {
+                col: col("customer_version"),
+                desc: false,
+            },
+        ];
+        Ok(self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .map(move_from_row)
+            .collect())
+    }
+
+    /// A customer the actor may look at: readable by scope or share, or in
+    /// the public area of a pool the actor belongs to (the invalid area of a
+    /// pool the actor administers).
+    pub(crate) async fn customer_for_pool_view(&self, actor: &Actor, id: RecordId) -> Result<Row> {
+        if let Ok(row) = self.readable_row(actor, Entity::Customer, id).await {
+            return Ok(row);
+        }
+        let row = self
+            .store
+            .get(Table::Customers, id.0)
+            .await?
+            .filter(|r| {
+                r.get("company_id").as_id() == Some(actor.company_id.0)
+                    && r.get("deleted_at").is_null()
+            })
+            .ok_or_else(|| Error::not_found(Entity::Customer, id))?;
+        let place = Place::of_row(&row);
+        if !place.is_owned() {
+            let set = self.pool_set(actor.company_id.0).await?;
+            if let Some(i) = row.get("pool_id").as_id().and_then(|p| set.index(p))
+                && ((place == Place::Public && set.is_member(i, actor)) || set.is_admin(i, actor))
+            {
+                return Ok(row);
+            }
+        }
+        Err(Error::not_found(Entity::Customer, id))
+    }
+
+    /// The next page (by id, after `after`) of the customers of pool `i`
+    /// that may be due by `horizon`, optionally limited to a scope; `None`
+    /// when done. The store narrows by place, lock, governance and each
+    /// rule's earliest possible cut-off; the exact due times are computed
+    /// per row.
+    async fn sweep_candidates(
+        &self,
+        company: Uuid,
+        set: &PoolSet,
+        i: usize,
+        horizon: DateTime<Utc>,
+        scope: Scope,
+        after: &mut Option<Vec<Value>>,
+    ) -> Result<Option<Vec<Row>>> {
+        if after.as_ref().is_some_and(Vec::is_empty) {
+            return Ok(None);
+        }
+        let g = &set.pools[i];
+        let mut rule_filters = Vec::new();
+        for r in g.rules.iter().filter(|r| r.spec.enabled) {
+            let n = r.min_days();
+            if n == 0 {
+                continue;
+            }
+            let cutoff = Value::Timestamp(horizon - days(n));
+            let since_before = Filter::Or(vec![
+                Filter::Cmp(col("owned_since"), CmpOp::Le, cutoff.clone()),
+                Filter::And(vec![
+                    Filter::IsNull(col("owned_since")),
+                    Filter::Cmp(col("created_at"), CmpOp::Le, cutoff.clone()),
+                ]),
+            ]);
+            let mut parts = vec![since_before];
+            if r.spec.kind == RuleKind::NoFollowUp {
+                parts.push(Filter::Or(vec![
+                    Filter::IsNull(col("last_follow_up_at")),
+                    Filter::Cmp(col("last_follow_up_at"), CmpOp::Le, cutoff),
+                ]));
+            }
+            if r.spec.exempt_deals {
+                parts.push(eq("place", Place::Private.name()));
+            }
+            if r.spec.exempt_open_opportunities {
+                parts.push(Filter::Cmp(
+                    col("open_opportunities"),
+                    CmpOp::Le,
+                    Value::Int(0),
+                ));
+            }
+            rule_filters.push(Filter::And(parts));
+        }
+        if rule_filters.is_empty() {
+            return Ok(None);
+        }
+        let mut members = Vec::new();
+        if !g.users.is_empty() {
+            members.push(Filter::In(
+                col("owner_id"),
+                g.users.iter().map(|u| Value::Id(*u)).collect(),
+            ));
+        }
+        if !g.departments.is_empty() {
+            members.push(Filter::In(
+                col("department_id"),
+                g.departments.iter().map(|d| Value::Id(*d)).collect(),
+            ));
+        }
+        let governed = Filter::Or(vec![
+            eq("pool_id", Value::Id(g.pool.id.0)),
+            Filter::And(vec![Filter::IsNull(col("pool_id")), Filter::Or(members)]),
+        ]);
+        let mut sel = Select::all(Table::Customers, company, self.now());
+        sel.scope = scope;
+        sel.filter = Filter::And(vec![
+            Filter::In(
+                col("place"),
+                vec![Place::Private.name().into(), Place::Deal.name().into()],
+            ),
+            eq("locked", false),
+            governed,
+            Filter::Or(rule_filters),
+        ]);
+        // An explicit sort key (rather than the primary key's order) lets the
+        // store pick the place index and sort the few candidates.
+        sel.sort = vec![Sort {
+            col: col("id"),
+            desc: false,
+        }];
+        sel.paging = Paging::Keyset {
+            after: after.take(),
+            limit: 5000,
+        };
+        let page = self.store.select(&sel).await?;
+        // An empty cursor marks the last page as read.
+        *after = match page.rows.last() {
+            Some(last) if page.has_more => Some(vec![Value::Id(last.id()), Value::Id(last.id())]),
+            _ => Some(Vec::new()),
+        };
+        Ok((!page.rows.is_empty()).then_some(page.rows))
+    }
+
+    fn sweep_item(
+        &self,
+        g: &Governed,
+        row: &Row,
+        rule: &RecycleRule,
+        due: DateTime<Utc>,
+        why: String,
+    ) -> SweepItem {
+        SweepItem {
+            customer: RecordId(row.id()),
+            code: row.get("code").as_text().map(str::to_string),
+            name: text(row, "name"),
+            owner_id: row.get("owner_id").as_id().map(UserId),
+            pool_id: g.pool.id,
+            pool: g.pool.name.clone(),
+            rule_id: rule.id,
+            rule: rule.describe(),
+            due_at: due,
+            why,
+        }
+    }
+
+    /// Runs the recycling rules (公海回收) at the clock's time: customers whose
+    /// first rule is due go back to their pool's public area (owner cleared
+    /// on the customer and its contacts, the previous owner kept for the
+    /// cooldown), owners of customers due within the warning period are
+    /// warned (event `customer.recycle_warning`, once per due date). Locked
+    /// customers are never touched. Running it again changes nothing.
+    ///
+    /// Administrators sweep every pool, pool admins their own pools. With
+    /// `dry_run`, nothing changes and `at` may name another moment: the
+    /// report says per customer which rule fires and when.
+    pub async fn sweep(&self, actor: &Actor, options: &SweepOptions) -> Result<SweepReport> {
+        let now = self.now();
+        if !options.dry_run && options.at.is_some_and(|a| a != now) {
+            return Err(Error::invalid(
+                "at",
+                "only a dry run may look at another moment; a sweep runs at the clock's time",
+            ));
+        }
+        let at = options.at.unwrap_or(now);
+        let company = actor.company_id.0;
+        let set = self.pool_set(company).await?;
+        let pools: Vec<usize> = match options.pool {
+            Some(p) => {
+                let i = set.index(p.0).ok_or_else(|| Error::not_found("pool", p))?;
+                if !set.is_admin(i, actor) {
+                    return Err(Error::Forbidden(format!(
+                        "{} does not administer pool {}",
+                        actor.display_name, set.pools[i].pool.name
+                    )));
+                }
+                vec![i]
+            }
+            None => {
+                let mine: Vec<usize> = (0..set.pools.len())
+                    .filter(|i| set.is_admin(*i, actor))
+                    .collect();
+                if mine.is_empty() && !actor.is_admin() {
+                    return Err(Error::Forbidden(format!(
+                        "{} administers no pool and may not run the sweep",
+                        actor.display_name
+                    )));
+                }
+                mine
+            }
+        };
+        let mut report = SweepReport {
+            at,
+            dry_run: options.dry_run,
+            recycled: Vec::new(),
+            warned: Vec::new(),
+            upcoming: Vec::new(),
+            refused: Vec::new(),
+        };
+        for i in pools {
+            let g = &set.pools[i];
+            let horizon = at + days(g.pool.limits.warn_days);
+            let mut after = None;
+            while let Some(rows) = self
+                .sweep_candidates(company, &set, i, horizon, Scope::All, &mut after)
+                .await?
+            {
+                for row in rows {
+                    if set.governing(&row) != Some(i) {
+                        continue;
+                    }
+                    let Some((rule, due, why)) = self.first_due(&g.rules, &row) else {
+                        continue;
+                    };
+                    let item = self.sweep_item(g, &row, rule, due, why.clone());
+                    if due <= at {
+                        if options.dry_run {
+                            report.recycled.push(item);
+                            continue;
+                        }
+                        let moved: Result<()> = async {
+                            let cs = self
+                                .move_changes(
+                                    company,
+                                    &row,
+                                    &Move {
+                                        action: "recycle",
+                                        to: Place::Public,
+                                        owner: None,
+                                        pool: Some(g.pool.id.0),
+                                        reason: Some(why),
+                                        rule: Some(rule),
+                                        actor: None,
+                                    },
+                                )
+                                .await?;
+                            self.apply(cs).await
+                        }
+                        .await;
+                        match moved {
+                            Ok(()) => report.recycled.push(item),
+                            Err(e) => report.refused.push((item.customer, e.to_string())),
+                        }
+                    } else if due <= horizon {
+                        if options.dry_run {
+                            report.upcoming.push(item);
+                            continue;
+                        }
+                        if row.get("recycle_warned_due").as_timestamp() == Some(due) {
+                            continue;
+                        }
+                        let mut cs = ChangeSet::default();
+                        cs.ops.push(Op::Update {
+                            table: Table::Customers,
+                            id: row.id(),
+                            expected_version: row.version(),
+                            values: vec![("recycle_warned_due", Value::Timestamp(due))],
+                        });
+                        cs.events.push(self.event(
+                            company,
+                            Table::Customers,
+                            row.id(),
+                            "customer.recycle_warning".into(),
+                            json!({
+                                "code": row.get("code").to_json(),
+                                "owner_id": row.get("owner_id").to_json(),
+                                "pool_id": g.pool.id,
+                                "rule_id": rule.id,
+                                "rule": rule.describe(),
+                                "due_at": due,
+                                "why": item.why,
+                            }),
+                        ));
+                        match self.apply(cs).await {
+                            Ok(()) => report.warned.push(item),
+                            Err(e) => report.refused.push((item.customer, e.to_string())),
+                        }
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Customers the actor can see that their pools' rules would recycle
+    /// within `days` (overdue ones included), soonest first.
+    pub async fn about_to_be_recycled(
+        &self,
+        actor: &Actor,
+        within_days: u32,
+    ) -> Result<Vec<SweepItem>> {
+        let company = actor.company_id.0;
+        let set = self.pool_set(company).await?;
+        let horizon = self.now() + days(within_days);
+        let scope =
+            actor
+                .store_scope(Entity::Customer, Action::Read)
+                .unwrap_or(Scope::Restricted {
+                    owners: Vec::new(),
+                    departments: Vec::new(),
+                    shared_with: None,
+                });
+        let mut out = Vec::new();
+        for i in 0..set.pools.len() {
+            let mut after = None;
+            while let Some(rows) = self
+                .sweep_candidates(company, &set, i, horizon, scope.clone(), &mut after)
+                .await?
+            {
+                for row in rows {
+                    if set.governing(&row) != Some(i) {
+                        continue;
+                    }
+                    if let Some((rule, due, why)) = self.first_due(&set.pools[i].rules, &row)
+                        && due <= horizon
+                    {
+                        out.push(self.sweep_item(&set.pools[i], &row, rule, due, why));
+                    }
+                }
+            }
+        }
+        out.sort_by_key(|s| (s.due_at, s.customer));
+        Ok(out)
+    }
+
+    /// Explains, rule by rule, whether and when a customer the actor can see
+    /// would be recycled, evaluated at `at` (default now).
+    pub async fn explain_recycling(
+        &self,
+        actor: &Actor,
+        id: RecordId,
+        at: Option<DateTime<Utc>>,
+    ) -> Result<RecycleExplanation> {
+        let row = self.customer_for_pool_view(actor, id).await?;
+        let at = at.unwrap_or_else(|| self.now());
+        let set = self.pool_set(actor.company_id.0).await?;
+        let place = Place::of_row(&row);
+        let locked = row.get("locked").as_bool().unwrap_or(false);
+        let gi = set.governing(&row);
+        let mut outcomes = Vec::new();
+        if let Some(i) = gi
+            && place.is_owned()
+        {
+            for r in &set.pools[i].rules {
+                let (status, due, why) = if !r.spec.enabled {
+                    (
+                        RuleStatus::Exempt,
+                        None,
+                        "the rule is switched off".to_string(),
+                    )
+                } else {
+                    match self.verdict(r, &row) {
+                        Verdict::Exempt(w) => (RuleStatus::Exempt, None, w),
+                        Verdict::Satisfied(w) => (RuleStatus::Satisfied, None, w),
+                        Verdict::Due(d, w) if d <= at => (RuleStatus::Fires, Some(d), w),
+                        Verdict::Due(d, w) => (RuleStatus::Later, Some(d), w),
+                    }
+                };
+                outcomes.push(RuleOutcome {
+                    rule_id: r.id,
+                    rule: r.describe(),
+                    status,
+                    due_at: due,
+                    why,
+                });
+            }
+        }
+        let next = outcomes
+            .iter()
+            .filter(|o| o.due_at.is_some())
+            .min_by_key(|o| o.due_at)
+            .cloned();
+        let summary = match (place.is_owned(), gi, locked, &next) {
+            (false, _, _, _) => format!("it is in {}, not held by anyone", place.name_zh()),
+            (true, None, _, _) => "no pool governs it, so no rule applies".to_string(),
+            (true, Some(_), true, _) => "it is locked and is never recycled".to_string(),
+            (true, Some(_), false, None) => "no rule will recycle it".to_string(),
+            (true, Some(_), false, Some(o)) if o.status == RuleStatus::Fires => format!(
+                "'{}' fires: due {} ({})",
+                o.rule,
+                self.local_date(o.due_at.unwrap_or(at)),
+                o.why
+            ),
+            (true, Some(_), false, Some(o)) => format!(
+                "'{}' would recycle it on {} ({})",
+                o.rule,
+                self.local_date(o.due_at.unwrap_or(at)),
+                o.why
+            ),
+        };
+        Ok(RecycleExplanation {
+            customer: id,
+            at,
+            place,
+            locked,
+            pool: gi.map(|i| (set.pools[i].pool.id, set.pools[i].pool.name.clone())),
+            outcomes,
+            next,
+            summary,
+        })
+    }
+
+    /// The pool a customer row is governed by, with its name.
+    pub(crate) async fn governing_pool(
+        &self,
+        company: Uuid,
+        row: &Row,
+    ) -> Result<Option<(PoolId, String)>> {
+        let set = self.pool_set(company).await?;
+        Ok(set
+            .governing(row)
+            .map(|i| (set.pools[i].pool.id, set.pools[i].pool.name.clone())))
+    }
+
+    /// How many customers are in the public and the invalid area of a pool
+    /// the actor belongs to.
+    pub async fn pool_counts(&self, actor: &Actor, pool: PoolId) -> Result<BTreeMap<Place, u64>> {
+        self.pool(actor, pool).await?;
+        let mut out = BTreeMap::new();
+        for place in [Place::Public, Place::Invalid] {
+            let mut sel = Select::all(Table::Customers, actor.company_id.0, self.now());
+            sel.lifecycle = Lifecycle::Active;
+            sel.filter = Filter::And(vec![
+                eq("pool_id", Value::Id(pool.0)),
+                eq("place", place.name()),
+            ]);
+            out.insert(place, self.count(sel).await?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,950 @@
+//! Contracts and orders (合同及订单): typed, with lines and exact totals,
+//! approved through the approval engine (`contract` flows), with their
+//! received and invoiced amounts kept in the contract row in the same change
+//! set as the payment or invoice that changes them.
+
+use super::lines::{Line, LineInput, totals};
+use super::{opt_text, req_text};
+use crate::approval::{ApprovalInfo, Facts, Status, SubmitRequest};
+use crate::auth::{Action, Actor};
+use crate::crm::Crm;
+use crate::entity::Entity;
+use crate::error::{Error, Result};
+use crate::ids::RecordId;
+use crate::money::Money;
+use crate::query::Page;
+use crate::schema::Table;
+use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Op, Paging, Row, Select, Sort};
+use crate::value::Value;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Contract types (合同类型).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContractType {
+    /// 销售合同.
+    Sales,
+    /// 服务合同.
+    Service,
+    /// 业务合作.
+    Cooperation,
+    /// 采购合同.
+    Purchase,
+}
+
+impl ContractType {
+    /// Every type.
+    pub const ALL: [ContractType; 4] = [
+        ContractType::Sales,
+        ContractType::Service,
+        ContractType::Cooperation,
+        ContractType::Purchase,
+    ];
+
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ContractType::Sales => "sales",
+            ContractType::Service => "service",
+            ContractType::Cooperation => "cooperation",
+            ContractType::Purchase => "purchase",
+        }
+    }
+
+    /// The Chinese label.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            ContractType::Sales => "销售合同",
+            ContractType::Service => "服务合同",
+            ContractType::Cooperation => "业务合作",
+            ContractType::Purchase => "采购合同",
+        }
+    }
+
+    /// Parses an API name or Chinese label.
+    pub fn parse(s: &str) -> Option<ContractType> {
+        ContractType::ALL
+            .into_iter()
+            .find(|t| t.name() == s.trim() || t.label_zh() == s.trim())
+    }
+}
+
+/// Contract statuses (合同状态).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContractStatus {
+    /// 草稿: editable, not yet submitted.
+    Draft,
+    /// 审批中.
+    PendingApproval,
+    /// 执行中: approved; payments and invoices are recorded.
+    Executing,
+    /// 结束.
+    Finished,
+    /// 意外中止.
+    Terminated,
+}
+
+impl ContractStatus {
+    /// Every status.
+    pub const ALL: [ContractStatus; 5] = [
+        ContractStatus::Draft,
+        ContractStatus::PendingApproval,
+        ContractStatus::Executing,
+        ContractStatus::Finished,
+        ContractStatus::Terminated,
+    ];
+
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ContractStatus::Draft => "draft",
+            ContractStatus::PendingApproval => "pending_approval",
+            ContractStatus::Executing => "executing",
+            ContractStatus::Finished => "finished",
+            ContractStatus::Terminated => "terminated",
+        }
+    }
+
+    /// The Chinese label.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            ContractStatus::Draft => "草稿",
+            ContractStatus::PendingApproval => "审批中",
+            ContractStatus::Executing => "执行中",
+            ContractStatus::Finished => "结束",
+            ContractStatus::Terminated => "意外中止",
+        }
+    }
+
+    /// Parses an API name or Chinese label.
+    pub fn parse(s: &str) -> Option<ContractStatus> {
+        ContractStatus::ALL
+            .into_iter()
+            .find(|t| t.name() == s.trim() || t.label_zh() == s.trim())
+    }
+}
+
+/// A new contract (a draft).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewContract {
+    /// The title, e.g. `华为服务器采购合同`.
+    pub title: String,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// The type (default sales).
+    pub contract_type: Option<ContractType>,
+    /// The opportunity it closes.
+    pub opportunity_id: Option<Uuid>,
+    /// Lines; when empty, `amount` is the contract amount.
+    pub lines: Vec<LineInput>,
+    /// The amount of a contract without lines.
+    pub amount: Option<Money>,
+    /// Signing date (签约日期).
+    pub signed_on: Option<NaiveDate>,
+    /// Start date.
+    pub start_on: Option<NaiveDate>,
+    /// End date.
+    pub end_on: Option<NaiveDate>,
+    /// Notes.
+    pub notes: Option<String>,
+}
+
+/// Changes to a draft contract; `None` keeps a value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContractPatch {
+    /// The title.
+    pub title: Option<String>,
+    /// New lines (replace all; the amount follows).
+    pub lines: Option<Vec<LineInput>>,
+    /// The amount of a contract without lines.
+    pub amount: Option<Money>,
+    /// Signing date.
+    pub signed_on: Option<NaiveDate>,
+    /// Start date.
+    pub start_on: Option<NaiveDate>,
+    /// End date.
+    pub end_on: Option<NaiveDate>,
+    /// Notes.
+    pub notes: Option<String>,
+}
+
+/// A contract as the actor sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Contract {
+    /// The id.
+    pub id: Uuid,
+    /// The code, e.g. `HT-20261127-0001`.
+    pub code: String,
+    /// The title.
+    pub title: String,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// The owner.
+    pub owner_id: Option<Uuid>,
+    /// The owner's department.
+    pub department_id: Option<Uuid>,
+    /// The opportunity.
+    pub opportunity_id: Option<Uuid>,
+    /// The quote it was made from.
+    pub quote_id: Option<Uuid>,
+    /// The type.
+    pub contract_type: ContractType,
+    /// The status.
+    pub status: ContractStatus,
+    /// Lines.
+    pub lines: Vec<Line>,
+    /// The amount, tax included (合同金额).
+    pub amount: Money,
+    /// The amount in Chinese capitals (大写), for documents.
+    pub amount_capital: String,
+    /// The VAT in the amount.
+    pub tax: Money,
+    /// Signing date.
+    pub signed_on: Option<NaiveDate>,
+    /// Start date.
+    pub start_on: Option<NaiveDate>,
+    /// End date.
+    pub end_on: Option<NaiveDate>,
+    /// Confirmed payments received (已回款).
+    pub received: Money,
+    /// amount − received (未回款).
+    pub outstanding: Money,
+    /// Invoices issued (已开票).
+    pub invoiced: Money,
+    /// amount − invoiced (未开票).
+    pub not_invoiced: Money,
+    /// Why it was terminated.
+    pub terminated_reason: Option<String>,
+    /// Notes.
+    pub notes: Option<String>,
+    /// The row version.
+    pub version: i64,
+}
+
+/// A contract search.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ContractQuery {
+    /// Only this status.
+    pub status: Option<ContractStatus>,
+    /// Only this type.
+    pub contract_type: Option<ContractType>,
+    /// Only this customer's.
+    pub customer_id: Option<Uuid>,
+    /// Only executing contracts ending within this many days from today.
+    pub ending_within_days: Option<u32>,
+    /// Only executing contracts whose end date has passed.
+    pub expired: bool,
+    /// Only contracts not fully collected (未回款完).
+    pub not_fully_received: bool,
+    /// Code, title or pinyin initials.
+    pub search: Option<String>,
+    /// The page, from 1.
+    pub page: u64,
+    /// Items per page (default 10).
+    pub per_page: u64,
+}
+
+pub(crate) fn contract_from_row(r: &Row) -> Contract {
+    let amount = Money::cny(r.get("amount").as_int().unwrap_or(0));
+    let received = Money::cny(r.get("received").as_int().unwrap_or(0));
+    let invoiced = Money::cny(r.get("invoiced").as_int().unwrap_or(0));
+    Contract {
+        id: r.id(),
+        code: r.get("code").as_text().unwrap_or_default().to_string(),
+        title: r.get("title").as_text().unwrap_or_default().to_string(),
+        customer_id: r.get("customer_id").as_id().unwrap_or_default(),
+        owner_id: r.get("owner_id").as_id(),
+        department_id: r.get("department_id").as_id(),
+        opportunity_id: r.get("opportunity_id").as_id(),
+        quote_id: r.get("quote_id").as_id(),
+        contract_type: r
+            .get("contract_type")
+            .as_text()
+            .and_then(ContractType::parse)
+            .unwrap_or(ContractType::Sales),
+        status: r
+            .get("status")
+            .as_text()
+            .and_then(ContractStatus::parse)
+            .unwrap_or(ContractStatus::Draft),
+        lines: r
+            .get("lines")
+            .as_json()
+            .cloned()
+            .and_then(|j| serde_json::from_value(j).ok())
+            .unwrap_or_default(),
+        amount_capital: amount.to_chinese_capital().unwrap_or_default(),
+        amount,
+        tax: Money::cny(r.get("tax").as_int().unwrap_or(0)),
+        signed_on: r.get("signed_on").as_date(),
+        start_on: r.get("start_on").as_date(),
+        end_on: r.get("end_on").as_date(),
+        received,
+        outstanding: Money::cny(amount.minor - received.minor),
+        invoiced,
+        not_invoiced: Money::cny(amount.minor - invoiced.minor),
+        terminated_reason: r.get("terminated_reason").as_text().map(str::to_string),
+        notes: r.get("notes").as_text().map(str::to_string),
+        version: r.version(),
+    }
+}
+
+/// The status a document takes when its approval reaches `status`.
+fn contract_status_for(status: Status) -> ContractStatus {
+    match status {
+        Status::Pending => ContractStatus::PendingApproval,
+        Status::Approved => ContractStatus::Executing,
+        Status::Rejected | Status::Withdrawn => ContractStatus::Draft,
+    }
+}
+
+impl Crm {
+    /// Reads a live contract the actor may see.
+    pub(crate) async fn contract_row(&self, actor: &Actor, id: Uuid) -> Result<Row> {
+        let row = self
+            .readable_row(actor, Entity::Contract, RecordId(id))
+            .await?;
+        if !row.get("deleted_at").is_null() {
+            return Err(Error::not_found(Entity::Contract, id));
+        }
+        Ok(row)
+    }
+
+    /// Reads a live contract the actor may edit.
+    pub(crate) async fn writable_contract(&self, actor: &Actor, id: Uuid) -> Result<Row> {
+        let row = self.contract_row(actor, id).await?;
+        if !self
+            .can_on_row(actor, Entity::Contract, Action::Update, &row)
+            .await?
+        {
+            return Err(Error::Forbidden(format!(
+                "{} may not change contract {}",
+                actor.display_name,
+                row.get("code").as_text().unwrap_or_default()
+            )));
+        }
+        Ok(row)
+    }
+
+    /// Creates a draft contract for a customer the actor can see.
+    pub async fn create_contract(&self, actor: &Actor, input: NewContract) -> Result<Contract> {
+        self.create_contract_from(actor, input, None).await
+    }
+
+    pub(crate) async fn create_contract_from(
+        &self,
+        actor: &Actor,
+        input: NewContract,
+        quote: Option<(Row, Vec<Line>)>,
+    ) -> Result<Contract> {
+        if !actor.can(Entity::Contract, Action::Create) {
+            return Err(Error::Forbidden(format!(
+                "{} may not create contracts",
+                actor.display_name
+            )));
+        }
+        let title = req_text("title (合同名称)", &input.title, 128)?;
+        if let (Some(s), Some(e)) = (input.start_on, input.end_on)
+            && e < s
+        {
+            return Err(Error::invalid(
+                "end_on (结束日期)",
+                format!("{e} is before the start date {s}"),
+            ));
+        }
+        self.readable_row(actor, Entity::Customer, RecordId(input.customer_id))
+            .await
+            .map_err(|_| {
+                Error::invalid(
+                    "customer_id (客户)",
+                    format!("no customer {}", input.customer_id),
+                )
+            })?;
+        if let Some(o) = input.opportunity_id {
+            self.opportunity(actor, o).await.map_err(|_| {
+                Error::invalid("opportunity_id (销售机会)", format!("no opportunity {o}"))
+            })?;
+        }
+        let (quote_row, lines) = match quote {
+            Some((q, lines)) => (Some(q), lines),
+            None => (None, self.price_lines(actor, &input.lines).await?),
+        };
+        let quote_id = quote_row.as_ref().map(Row::id);
+        let t = totals(&lines).map_err(|m| Error::invalid("lines", m))?;
+        let (amount, tax) = if lines.is_empty() {
+            let a = input.amount.ok_or_else(|| {
+                Error::invalid(
+                    "amount (合同金额)",
+                    "a contract without lines needs an amount",
+                )
+            })?;
+            if a.is_negative() || a.is_zero() {
+                return Err(Error::invalid(
+                    "amount (合同金额)",
+                    format!("{a} is not positive"),
+                ));
+            }
+            (a, Money::cny(0))
+        } else {
+            (t.amount, t.tax)
+        };
+        let company = actor.company_id.0;
+        let code = self.next_code(actor.company_id, "HT").await?;
+        let id = self.new_id();
+        let now = self.now();
+        let ty = input.contract_type.unwrap_or(ContractType::Sales);
+        let lines_json = serde_json::to_value(&lines)
+            .map_err(|e| Error::InvalidState(format!("cannot encode lines: {e}")))?;
+        let values = vec![
+            ("id", Value::Id(id)),
+            ("company_id", Value::Id(company)),
+            ("version", Value::Int(1)),
+            ("created_at", Value::Timestamp(now)),
+            ("updated_at", Value::Timestamp(now)),
+            ("owner_id", Value::Id(actor.user_id.0)),
+            (
+                "department_id",
+                actor.department_id.map_or(Value::Null, |d| Value::Id(d.0)),
+            ),
+            ("created_by", Value::Id(actor.user_id.0)),
+            ("custom", Value::Json(json!({}))),
+            ("code", Value::Text(code.clone())),
+            (
+                "pinyin_keys",
+                Value::Text(crate::pinyin::search_keys(&title)),
+            ),
+            ("title", Value::Text(title.clone())),
+            ("customer_id", Value::Id(input.customer_id)),
+            (
+                "opportunity_id",
+                input.opportunity_id.map_or(Value::Null, Value::Id),
+            ),
+            ("quote_id", quote_id.map_or(Value::Null, Value::Id)),
+            ("contract_type", Value::Text(ty.name().into())),
+            ("status", Value::Text(ContractStatus::Draft.name().into())),
+            ("lines", Value::Json(lines_json)),
+            ("amount", Value::Int(amount.minor)),
+            ("tax", Value::Int(tax.minor)),
+            (
+                "signed_on",
+                input.signed_on.map_or(Value::Null, Value::Date),
+            ),
+            ("start_on", input.start_on.map_or(Value::Null, Value::Date)),
+            ("end_on", input.end_on.map_or(Value::Null, Value::Date)),
+            ("received", Value::Int(0)),
+            ("outstanding", Value::Int(amount.minor)),
+            ("invoiced", Value::Int(0)),
+            ("notes", opt_text(input.notes.clone())),
+        ];
+        let mut cs = ChangeSet::default();
+        cs.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::Contracts,
+            id,
+            "create",
+            vec![
+                FieldChange {
+                    field: "title".into(),
+                    before: serde_json::Value::Null,
+                    after: json!(title),
+                },
+                FieldChange {
+                    field: "amount".into(),
+                    before: serde_json::Value::Null,
+                    after: json!(amount.minor),
+                },
+            ],
+        ));
+        cs.events.push(self.event(
+            company,
+            Table::Contracts,
+            id,
+            "contract.created".into(),
+            json!({"code": code, "title": title, "customer_id": input.customer_id,
+                   "amount": amount.minor, "quote_id": quote_id}),
+        ));
+        cs.ops.push(Op::Insert {
+            table: Table::Contracts,
+            values,
+        });
+        if let Some(q) = &quote_row {
+            self.mark_quote_converted(actor, q, id, &mut cs);
+        }
+        self.apply(cs).await?;
+        self.contract(actor, id).await
+    }
+
+    /// Changes a draft contract if it is still at `expected_version`; dates
+    /// may change while executing too (e.g. an extension), lines and amount
+    /// only in a draft.
+    pub async fn update_contract(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        expected_version: i64,
+        patch: ContractPatch,
+    ) -> Result<Contract> {
+        let row = self.writable_contract(actor, id).await?;
+        let c = contract_from_row(&row);
+        let money_change = patch.lines.is_some() || patch.amount.is_some();
+        if money_change && c.status != ContractStatus::Draft {
+            return Err(Error::InvalidState(format!(
+                "contract {} is {}; lines and amount change only in a draft",
+                c.code,
+                c.status.label_zh()
+            )));
+        }
+        if !matches!(c.status, ContractStatus::Draft | ContractStatus::Executing) {
+            return Err(Error::InvalidState(format!(
+                "contract {} is {}; it cannot be changed",
+                c.code,
+                c.status.label_zh()
+            )));
+        }
+        let mut values: Vec<(&'static str, Value)> = Vec::new();
+        if let Some(t) = &patch.title {
+            let t = req_text("title (合同名称)", t, 128)?;
+            values.push(("pinyin_keys", Value::Text(crate::pinyin::search_keys(&t))));
+            values.push(("title", Value::Text(t)));
+        }
+        let new_amount = if let Some(lines) = &patch.lines {
+            let priced = self.price_lines(actor, lines).await?;
+            let t = totals(&priced).map_err(|m| Error::invalid("lines", m))?;
+            if priced.is_empty() {
+                return Err(Error::invalid("lines", "give lines or an amount"));
+            }
+            values.push((
+                "lines",
+                Value::Json(
+                    serde_json::to_value(&priced)
+                        .map_err(|e| Error::InvalidState(format!("cannot encode lines: {e}")))?,
+                ),
+            ));
+            values.push(("tax", Value::Int(t.tax.minor)));
+            Some(t.amount)
+        } else if let Some(a) = patch.amount {
+            if !c.lines.is_empty() {
+                return Err(Error::invalid(
+                    "amount (合同金额)",
+                    "the amount of a contract with lines is the sum of its lines",
+                ));
+            }
+            if a.minor <= 0 {
+                return Err(Error::invalid(
+                    "amount (合同金额)",
+                    format!("{a} is not positive"),
+                ));
+            }
+            Some(a)
+        } else {
+            None
+        };
+        if let Some(a) = new_amount {
+            values.push(("amount", Value::Int(a.minor)));
+            values.push(("outstanding", Value::Int(a.minor - c.received.minor)));
+        }
+        for (col, d) in [
+            ("signed_on", patch.signed_on),
+            ("start_on", patch.start_on),
+            ("end_on", patch.end_on),
+        ] {
+            if let Some(d) = d {
+                values.push((col, Value::Date(d)));
+            }
+        }
+        let start = patch.start_on.or(c.start_on);
+        let end = patch.end_on.or(c.end_on);
+        if let (Some(s), Some(e)) = (start, end)
+            && e < s
+        {
+            return Err(Error::invalid(
+                "end_on (结束日期)",
+                format!("{e} is before the start date {s}"),
+            ));
+        }
+        if let Some(n) = &patch.notes {
+            values.push(("notes", opt_text(Some(n.clone()))));
+        }
+        let changes: Vec<FieldChange> = values
+            .iter()
+            .filter(|(k, v)| !matches!(*k, "pinyin_keys" | "lines") && row.get(k) != v)
+            .map(|(k, v)| FieldChange {
+                field: (*k).into(),
+                before: row.get(k).to_json(),
+                after: v.to_json(),
+            })
+            .collect();
+        if values.is_empty() {
+            return Ok(c);
+        }
+        values.push(("updated_at", Value::Timestamp(self.now())));
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::Contracts,
+            id,
+            expected_version,
+            values,
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Contracts,
+            id,
+            "update",
+            changes,
+        ));
+        cs.events.push(self.event(
+            actor.company_id.0,
+            Table::Contracts,
+            id,
+            "contract.updated".into(),
+            json!({"code": c.code}),
+        ));
+        self.apply(cs).await?;
+        self.contract(actor, id).await
+    }
+
+    /// A contract the actor may see.
+    pub async fn contract(&self, actor: &Actor, id: Uuid) -> Result<Contract> {
+        Ok(contract_from_row(&self.contract_row(actor, id).await?))
+    }
+
+    /// Finds a contract the actor may see by its code.
+    pub async fn contract_by_code(&self, actor: &Actor, code: &str) -> Result<Contract> {
+        let mut sel = Select::all(Table::Contracts, actor.company_id.0, self.now());
+        sel.filter = Filter::Cmp(
+            Col::Column("code"),
+            CmpOp::Eq,
+            Value::Text(code.trim().into()),
+        );
+        let row = self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::not_found(Entity::Contract, code))?;
+        self.contract(actor, row.id()).await
+    }
+
+    /// Submits a draft contract for approval. Without a `contract` flow the
+    /// contract is approved at once. Returns the contract and its approval.
+    pub async fn submit_contract(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        picked: Vec<Uuid>,
+        comment: Option<&str>,
+    ) -> Result<(Contract, Option<ApprovalInfo>)> {
+        let row = self.writable_contract(actor, id).await?;
+        let c = contract_from_row(&row);
+        if c.status != ContractStatus::Draft {
+            return Err(Error::InvalidState(format!(
+                "contract {} is {}, only a draft can be submitted",
+                c.code,
+                c.status.label_zh()
+            )));
+        }
+        if self.approval_flow(actor, "contract").await?.is_none()
+            && self
+                .approval_of(actor, "contract", id)
+                .await
+                .ok()
+                .flatten()
+                .is_none()
+        {
+            let mut cs = ChangeSet::default();
+            self.set_contract_status(actor, &row, ContractStatus::Executing, &mut cs);
+            self.contract_deal_closed(actor, &row, &mut cs).await?;
+            cs.events.push(self.event(
+                actor.company_id.0,
+                Table::Contracts,
+                id,
+                "contract.approved".into(),
+                json!({"document_id": id, "document_code": c.code, "doc_type": "contract",
+                       "status": "approved", "approval_id": null}),
+            ));
+            self.apply(cs).await?;
+            return Ok((self.contract(actor, id).await?, None));
+        }
+        let t = self
+            .submission(
+                actor,
+                &SubmitRequest {
+                    doc_type: "contract".into(),
+                    document_id: id,
+                    document_code: Some(c.code.clone()),
+                    title: Some(c.title.clone()),
+                    facts: Facts {
+                        amount_minor: Some(c.amount.minor),
+                        kind: Some(c.contract_type.name().into()),
+                        discount_bp: None,
+                    },
+                    picked,
+                    comment: comment.map(str::to_string),
+                },
+            )
+            .await?;
+        self.apply(t.changes).await?;
+        Ok((self.contract(actor, id).await?, Some(t.info)))
+    }
+
+    /// Adds the status change of a contract to a change set.
+    pub(crate) fn set_contract_status(
+        &self,
+        actor: &Actor,
+        row: &Row,
+        status: ContractStatus,
+        cs: &mut ChangeSet,
+    ) {
+        let before = row.get("status").as_text().unwrap_or_default().to_string();
+        if before == status.name() {
+            return;
+        }
+        cs.ops.push(Op::Update {
+            table: Table::Contracts,
+            id: row.id(),
+            expected_version: row.version(),
+            values: vec![
+                ("status", Value::Text(status.name().into())),
+                ("updated_at", Value::Timestamp(self.now())),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Contracts,
+            row.id(),
+            "status",
+            vec![FieldChange {
+                field: "status".into(),
+                before: json!(before),
+                after: json!(status.name()),
+            }],
+        ));
+    }
+
+    /// Applies an approval's outcome to its contract (same change set).
+    pub(crate) async fn contract_approval_effect(
+        &self,
+        actor: &Actor,
+        info: &ApprovalInfo,
+        cs: &mut ChangeSet,
+    ) -> Result<()> {
+        let Some(row) = self.store.get(Table::Contracts, info.document_id).await? else {
+            return Ok(());
+        };
+        let status = contract_status_for(info.status);
+        self.set_contract_status(actor, &row, status, cs);
+        if status == ContractStatus::Executing {
+            self.contract_deal_closed(actor, &row, cs).await?;
+        }
+        Ok(())
+    }
+
+    /// An approved sales or service contract closes a deal with its
+    /// customer (成交), for the customer pools.
+    async fn contract_deal_closed(
+        &self,
+        actor: &Actor,
+        row: &Row,
+        cs: &mut ChangeSet,
+    ) -> Result<()> {
+        let c = contract_from_row(row);
+        if c.contract_type == ContractType::Purchase {
+            return Ok(());
+        }
+        self.customer_sales_activity(
+            actor,
+            c.customer_id,
+            crate::pool::SalesActivity {
+                deal_closed_at: Some(self.now()),
+                ..crate::pool::SalesActivity::default()
+            },
+            cs,
+        )
+        .await
+    }
+
+    /// Finishes an executing contract (结束) or terminates it (意外中止,
+    /// with a reason; also while pending approval).
+    pub async fn close_contract(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        terminate_reason: Option<&str>,
+    ) -> Result<Contract> {
+        let row = self.writable_contract(actor, id).await?;
+        let c = contract_from_row(&row);
+        let target = match terminate_reason {
+            Some(r) => {
+                if r.trim().is_empty() {
+                    return Err(Error::invalid(
+                        "reason",
+                        "terminating a contract needs a reason",
+                    ));
+                }
+                if !matches!(
+                    c.status,
+                    ContractStatus::Executing | ContractStatus::PendingApproval
+                ) {
+                    return Err(Error::InvalidState(format!(
+                        "contract {} is {}; only executing or pending contracts can be terminated",
+                        c.code,
+                        c.status.label_zh()
+                    )));
+                }
+                ContractStatus::Terminated
+            }
+            None => {
+                if c.status != ContractStatus::Executing {
+                    return Err(Error::InvalidState(format!(
+                        "contract {} is {}; only executing contracts can be finished",
+                        c.code,
+                        c.status.label_zh()
+                    )));
+                }
+                ContractStatus::Finished
+            }
+        };
+        let mut cs = ChangeSet::default();
+        let now = self.now();
+        cs.ops.push(Op::Update {
+            table: Table::Contracts,
+            id,
+            expected_version: row.version(),
+            values: vec![
+                ("status", Value::Text(target.name().into())),
+                (
+                    "terminated_reason",
+                    terminate_reason.map_or(Value::Null, |r| Value::Text(r.trim().into())),
+                ),
+                ("updated_at", Value::Timestamp(now)),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Contracts,
+            id,
+            "status",
+            vec![FieldChange {
+                field: "status".into(),
+                before: json!(c.status.name()),
+                after: json!(target.name()),
+            }],
+        ));
+        cs.events.push(self.event(
+            actor.company_id.0,
+            Table::Contracts,
+            id,
+            format!("contract.{}", target.name()),
+            json!({"code": c.code, "reason": terminate_reason,
+                   "received": c.received.minor, "outstanding": c.outstanding.minor}),
+        ));
+        self.apply(cs).await?;
+        self.contract(actor, id).await
+    }
+
+    /// Lists contracts the actor may see, newest first.
+    pub async fn list_contracts(&self, actor: &Actor, q: &ContractQuery) -> Result<Page<Contract>> {
+        let mut filters = Vec::new();
+        let eq = |c: &'static str, v: Value| Filter::Cmp(Col::Column(c), CmpOp::Eq, v);
+        if let Some(s) = q.status {
+            filters.push(eq("status", Value::Text(s.name().into())));
+        }
+        if let Some(t) = q.contract_type {
+            filters.push(eq("contract_type", Value::Text(t.name().into())));
+        }
+        if let Some(c) = q.customer_id {
+            filters.push(eq("customer_id", Value::Id(c)));
+        }
+        let today = self.today();
+        if let Some(n) = q.ending_within_days {
+            filters.push(eq(
+                "status",
+                Value::Text(ContractStatus::Executing.name().into()),
+            ));
+            filters.push(Filter::Cmp(
+                Col::Column("end_on"),
+                CmpOp::Ge,
+                Value::Date(today),
+            ));
+            filters.push(Filter::Cmp(
+                Col::Column("end_on"),
+                CmpOp::Le,
+                Value::Date(today + chrono::Duration::days(i64::from(n))),
+            ));
+        }
+        if q.expired {
+            filters.push(eq(
+                "status",
+                Value::Text(ContractStatus::Executing.name().into()),
+            ));
+            filters.push(Filter::Cmp(
+                Col::Column("end_on"),
+                CmpOp::Lt,
+                Value::Date(today),
+            ));
+        }
+        if q.not_fully_received {
+            filters.push(Filter::In(
+                Col::Column("status"),
+                vec![
+                    Value::Text(ContractStatus::Executing.name().into()),
+                    Value::Text(ContractStatus::Finished.name().into()),
+                ],
+            ));
+            filters.push(Filter::Cmp(
+                Col::Column("outstanding"),
+                CmpOp::Gt,
+                Value::Int(0),
+            ));
+        }
+        if let Some(s) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            let c = |col: &'static str, t: &str| Filter::Contains(Col::Column(col), t.to_string());
+            let mut any = vec![c("code", s), c("title", s)];
+            let py = crate::pinyin::normalise_query(s);
+            if !py.is_empty() {
+                any.push(c("pinyin_keys", &py));
+            }
+            filters.push(Filter::Or(any));
+        }
+        let mut sel = Select::all(Table::Contracts, actor.company_id.0, self.now());
+        sel.scope = actor.store_scope(Entity::Contract, Action::Read).unwrap_or(
+            crate::store::Scope::Restricted {
+                owners: Vec::new(),
+                departments: Vec::new(),
+                shared_with: Some(actor.user_id.0),
+            },
+        );
+        sel.filter = Filter::And(filters);
+        sel.sort = vec![Sort {
+            col: Col::Column("created_at"),
+            desc: true,
+        }];
+        let per_page = if q.per_page == 0 {
+            10
+        } else {
+            q.per_page.min(1000)
+        };
+        sel.paging = Paging::Offset {
+            offset: (q.page.max(1) - 1) * per_page,
+            limit: per_page,
+        };
+        sel.with_total = true;
+        let got = self.store.select(&sel).await?;
+        Ok(Page {
+            items: got.rows.iter().map(contract_from_row).collect(),
+            total: got.total,
+            has_more: got.has_more,
+            next_cursor: None,
+        })
+    }
+}

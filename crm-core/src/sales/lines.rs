@@ -1,0 +1,223 @@
+//! Document lines (quotes, contracts) and their exact totals, pure.
+//!
+//! Prices are tax-inclusive (含税价), as Chinese price lists are. Per line:
+//! gross = unit price × quantity; discount = gross × discount rate, rounded
+//! half up to the fen; amount = gross − discount; tax is separated from the
+//! amount at the line's VAT rate (价税分离), net = amount − tax. Document
+//! totals are sums of the line values, so every total reconciles with its
+//! lines to the fen by construction.
+
+use super::product::TAX_RATES;
+use crate::money::{Money, Rounding};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// A line as entered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineInput {
+    /// The catalogue product, if any.
+    pub product_id: Option<Uuid>,
+    /// The product name (taken from the catalogue when empty).
+    #[serde(default)]
+    pub name: String,
+    /// The unit.
+    #[serde(default)]
+    pub unit: Option<String>,
+    /// The quantity (whole units, > 0).
+    pub quantity: i64,
+    /// The unit price, tax included (taken from the catalogue when absent).
+    pub unit_price: Option<Money>,
+    /// The discount in basis points (0–10 000; 1 500 = 15 % off).
+    #[serde(default)]
+    pub discount_bp: i64,
+    /// The VAT rate in basis points (13 %, 9 %, 6 %, 0 %); from the
+    /// catalogue or 13 % when absent.
+    pub tax_rate: Option<i64>,
+}
+
+/// A line with its computed amounts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    /// The catalogue product, if any.
+    pub product_id: Option<Uuid>,
+    /// The product name.
+    pub name: String,
+    /// The unit.
+    pub unit: Option<String>,
+    /// The quantity.
+    pub quantity: i64,
+    /// The unit price, tax included.
+    pub unit_price: Money,
+    /// The discount in basis points.
+    pub discount_bp: i64,
+    /// The VAT rate in basis points.
+    pub tax_rate: i64,
+    /// unit price × quantity.
+    pub gross: Money,
+    /// The discount amount.
+    pub discount: Money,
+    /// gross − discount, tax included (价税合计).
+    pub amount: Money,
+    /// The VAT in `amount` (税额).
+    pub tax: Money,
+    /// amount − tax (不含税金额).
+    pub net: Money,
+}
+
+/// The totals of a document.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Σ gross.
+    pub gross: Money,
+    /// Σ discount.
+    pub discount: Money,
+    /// Σ amount (价税合计).
+    pub amount: Money,
+    /// Σ tax.
+    pub tax: Money,
+    /// Σ net.
+    pub net: Money,
+    /// The largest line discount, in basis points (what approval looks at).
+    pub max_discount_bp: i64,
+}
+
+/// A line problem: the line number (from 1), the field and the message.
+pub type LineError = (usize, &'static str, String);
+
+/// Computes one line.
+pub fn compute_line(
+    n: usize,
+    input: &LineInput,
+    price: Money,
+    tax_rate: i64,
+) -> Result<Line, LineError> {
+    let err = |f: &'static str, m: String| (n, f, m);
+    if input.quantity <= 0 {
+        return Err(err(
+            "quantity",
+            format!("{} is not positive", input.quantity),
+        ));
+    }
+    if price.is_negative() {
+        return Err(err("unit_price", format!("{price} is negative")));
+    }
+    if !(0..=10_000).contains(&input.discount_bp) {
+        return Err(err(
+            "discount_bp",
+            format!("{} is not between 0 and 10000", input.discount_bp),
+        ));
+    }
+    if !TAX_RATES.contains(&tax_rate) {
+        return Err(err(
+            "tax_rate",
+            format!("{tax_rate} is not one of 1300, 900, 600, 0 (13%, 9%, 6%, 0%)"),
+        ));
+    }
+    let gross = price
+        .checked_mul(input.quantity)
+        .map_err(|e| err("quantity", e.to_string()))?;
+    let discount = gross
+        .apply_rate(input.discount_bp, Rounding::HalfUp)
+        .map_err(|e| err("discount_bp", e.to_string()))?;
+    let amount = gross
+        .checked_sub(discount)
+        .map_err(|e| err("discount_bp", e.to_string()))?;
+    let (net, tax) = amount
+        .split_tax_inclusive(tax_rate, Rounding::HalfUp)
+        .map_err(|e| err("tax_rate", e.to_string()))?;
+    Ok(Line {
+        product_id: input.product_id,
+        name: input.name.trim().to_string(),
+        unit: input.unit.clone(),
+        quantity: input.quantity,
+        unit_price: price,
+        discount_bp: input.discount_bp,
+        tax_rate,
+        gross,
+        discount,
+        amount,
+        tax,
+        net,
+    })
+}
+
+/// Sums lines into totals.
+pub fn totals(lines: &[Line]) -> Result<Totals, String> {
+    let mut t = Totals::default();
+    for l in lines {
+        let add = |a: Money, b: Money| a.checked_add(b).map_err(|e| e.to_string());
+        t.gross = add(t.gross, l.gross)?;
+        t.discount = add(t.discount, l.discount)?;
+        t.amount = add(t.amount, l.amount)?;
+        t.tax = add(t.tax, l.tax)?;
+        t.net = add(t.net, l.net)?;
+        t.max_discount_bp = t.max_discount_bp.max(l.discount_bp);
+    }
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn input(q: i64, discount_bp: i64) -> LineInput {
+        LineInput {
+            product_id: None,
+            name: "服务器".into(),
+            unit: None,
+            quantity: q,
+            unit_price: None,
+            discount_bp,
+            tax_rate: None,
+        }
+    }
+
+    #[test]
+    fn line_amounts_are_exact() {
+        // 3 × ¥1,130.00 at 10 % off = ¥3,051.00 incl. 13 % VAT ¥351.00.
+        let l = compute_line(1, &input(3, 1000), Money::cny(113_000), 1300).expect("line");
+        assert_eq!(l.gross, Money::cny(339_000));
+        assert_eq!(l.discount, Money::cny(33_900));
+        assert_eq!(l.amount, Money::cny(305_100));
+        assert_eq!(l.tax, Money::cny(35_100));
+        assert_eq!(l.net, Money::cny(270_000));
+        assert!(compute_line(1, &input(0, 0), Money::cny(1), 1300).is_err());
+        assert!(compute_line(1, &input(1, 10_001), Money::cny(1), 1300).is_err());
+        assert_eq!(
+            compute_line(2, &input(1, 0), Money::cny(1), 1700)
+                .expect_err("rate")
+                .1,
+            "tax_rate"
+        );
+    }
+
+    proptest! {
+        /// Totals are the sums of the lines and every amount splits into
+        /// net and tax to the fen.
+        #[test]
+        fn totals_reconcile_with_lines(
+            lines in proptest::collection::vec(
+                (1i64..10_000, 0i64..100_000_000, 0i64..=10_000, 0usize..4),
+                0..20,
+            )
+        ) {
+            let computed: Vec<Line> = lines
+                .iter()
+                .enumerate()
+                .map(|(i, (q, p, d, r))| compute_line(i + 1, &input(*q, *d), Money::cny(*p), TAX_RATES[*r]))
+                .collect::<Result<_, _>>()
+                .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
+            let t = totals(&computed).map_err(TestCaseError::fail)?;
+            let sum = |f: fn(&Line) -> i64| computed.iter().map(f).sum::<i64>();
+            prop_assert_eq!(t.amount.minor, sum(|l| l.amount.minor));
+            prop_assert_eq!(t.tax.minor + t.net.minor, t.amount.minor);
+            prop_assert_eq!(t.gross.minor - t.discount.minor, t.amount.minor);
+            for l in &computed {
+                prop_assert_eq!(l.net.minor + l.tax.minor, l.amount.minor);
+                prop_assert!(l.discount.minor <= l.gross.minor);
+                prop_assert!(l.tax.minor >= 0 && l.net.minor >= 0);
+            }
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Sales: the product catalogue, opportunities with configurable pipelines
+//! and a weighted forecast, quotes, contracts and their deliveries, payment
+//! collection, invoices and receivables. Amounts are CNY in minor units (分) throughout;
+//! rules live in pure functions ([`pipeline`]), the `Crm` methods check
+//! permissions, build change sets with audit entries and outbox events, and
+//! apply them atomically.
+
+pub mod contract;
+pub mod delivery;
+pub mod lines;
+pub mod opportunity;
+pub mod payment;
+pub mod pipeline;
+pub mod product;
+pub mod quote;
+
+pub use contract::{
+    Contract, ContractPatch, ContractQuery, ContractStatus, ContractType, NewContract,
+};
+pub use delivery::{Delivery, DeliveryLine, LineProgress};
+pub use lines::{Line, LineInput, Totals};
+pub use opportunity::{
+    Competitor, ForecastRow, NewOpportunity, OppLine, Opportunity, OpportunityPatch,
+    OpportunityQuery,
+};
+pub use payment::{
+    Collection, Invoice, InvoiceType, Payment, PaymentInput, PlanInput, PlanStatus, ReceivableRow,
+};
+pub use pipeline::{OppState, OppStatus, PipelineDef, StageCommand, StageDef};
+pub use product::{Category, Product, ProductInput, ProductQuery, ProductStatus};
+pub use quote::{NewQuote, Quote, QuoteStatus};
+
+use crate::approval::ApprovalInfo;
+use crate::auth::Actor;
+use crate::crm::Crm;
+use crate::error::{Error, Result, ValidationErrors};
+use crate::money::Money;
+use crate::store::ChangeSet;
+use crate::value::Value;
+
+impl Crm {
+    /// Prices entered lines: catalogue products supply name, unit, price
+    /// and tax rate where the line leaves them out; discontinued or deleted
+    /// products are refused. Every line's problem is reported at once.
+    pub(crate) async fn price_lines(
+        &self,
+        actor: &Actor,
+        inputs: &[lines::LineInput],
+    ) -> Result<Vec<lines::Line>> {
+        let mut errors = ValidationErrors::default();
+        let mut out = Vec::new();
+        for (i, input) in inputs.iter().enumerate() {
+            let n = i + 1;
+            let mut input = input.clone();
+            let mut price = input.unit_price;
+            let mut rate = input.tax_rate;
+            if let Some(pid) = input.product_id {
+                match self.product(actor, pid).await {
+                    Ok(p) if !p.deleted && p.status == ProductStatus::OnSale => {
+                        if input.name.trim().is_empty() {
+                            input.name = p.name.clone();
+                        }
+                        if input.unit.is_none() {
+                            input.unit = Some(p.unit.clone());
+                        }
+                        price = price.or(Some(p.list_price));
+                        rate = rate.or(Some(p.tax_rate));
+                    }
+                    Ok(p) => {
+                        errors.push(
+                            format!("lines[{n}].product_id"),
+                            format!("product {} is not on sale", p.code),
+                        );
+                        continue;
+                    }
+                    Err(_) => {
+                        errors.push(
+                            format!("lines[{n}].product_id"),
+                            format!("no product {pid}"),
+                        );
+                        continue;
+                    }
+                }
+            }
+            if input.name.trim().is_empty() {
+                errors.push(format!("lines[{n}].name"), "is required");
+                continue;
+            }
+            let Some(price) = price else {
+                errors.push(format!("lines[{n}].unit_price"), "is required");
+                continue;
+            };
+            match lines::compute_line(n, &input, price, rate.unwrap_or(1300)) {
+                Ok(l) => out.push(l),
+                Err((n, f, m)) => errors.push(format!("lines[{n}].{f}"), m),
+            }
+        }
+        errors.into_result()?;
+        Ok(out)
+    }
+
+    /// Adds to a change set what the customer pools need to know about a
+    /// customer's sales (opportunity created, open opportunities, deal
+    /// closed): the customer row's update and its audit entry.
+    pub(crate) async fn customer_sales_activity(
+        &self,
+        actor: &Actor,
+        customer: uuid::Uuid,
+        activity: crate::pool::SalesActivity,
+        cs: &mut ChangeSet,
+    ) -> Result<()> {
+        let Some(row) = self
+            .store
+            .get(crate::schema::Table::Customers, customer)
+            .await?
+        else {
+            return Ok(());
+        };
+        if cs.ops.iter().any(|op| {
+            matches!(op, crate::store::Op::Update { table: crate::schema::Table::Customers, id, .. } if *id == customer)
+        }) {
+            return Ok(());
+        }
+        let (ops, changes) = self.sales_activity_ops(Some(actor), &row, &activity)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
+        cs.ops.extend(ops);
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            crate::schema::Table::Customers,
+            customer,
+            "sales_activity",
+            changes,
+        ));
+        Ok(())
+    }
+
+    /// Applies an approval's outcome to the sales document it approves, in
+    /// the approval's change set (contracts, quotes, payments).
+    pub(crate) async fn sales_approval_effects(
+        &self,
+        actor: &Actor,
+        info: &ApprovalInfo,
+        cs: &mut ChangeSet,
+    ) -> Result<()> {
+        match info.doc_type.as_str() {
+            "contract" => self.contract_approval_effect(actor, info, cs).await,
+            "quote" => self.quote_approval_effect(actor, info, cs).await,
+            "payment" => self.payment_approval_effect(actor, info, cs).await,
+            _ => Ok(()),
+        }
+    }
+}
+
+/// An optional integer column value.
+pub(crate) fn opt_int(v: Option<i64>) -> Value {
+    v.map_or(Value::Null, Value::Int)
+}
+
+/// An optional text column value; blank text is NULL.
+pub(crate) fn opt_text(v: Option<String>) -> Value {
+    v.map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .map_or(Value::Null, Value::Text)
+}
+
+/// A required, trimmed text of at most `max` characters.
+pub(crate) fn req_text(field: &str, v: &str, max: usize) -> Result<String> {
+    let t = v.trim();
+    if t.is_empty() {
+        return Err(Error::invalid(field, "is required"));
+    }
+    if t.chars().count() > max {
+        return Err(Error::invalid(
+            field,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    Ok(t.to_string())
+}
+
+/// Money as JSON for output: minor units, decimal text and display text.
+pub fn money_json(m: Money) -> serde_json::Value {
+    serde_json::json!({
+        "minor": m.minor,
+        "amount": m.to_decimal_string(),
+        "display": m.to_string(),
+    })
+}

@@ -1,0 +1,976 @@
+//! Sales opportunities (销售机会): owned records (scopes, sharing, transfer
+//! and the recycle bin work as for customers, through `lifecycle`), moved
+//! through a pipeline by the [`pipeline`](super::pipeline) stage machine,
+//! with product lines, competitors, stage history and a weighted forecast.
+
+use super::pipeline::{OppState, OppStatus, PipelineDef, StageCommand, StageVisit};
+use super::{opt_text, req_text};
+use crate::auth::{Action, Actor};
+use crate::crm::Crm;
+use crate::entity::Entity;
+use crate::error::{Error, Result, ValidationErrors};
+use crate::ids::RecordId;
+use crate::money::{Money, Rounding};
+use crate::query::Page;
+use crate::schema::Table;
+use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Op, Paging, Row, Select, Sort};
+use crate::value::Value;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// A product line of an opportunity.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OppLine {
+    /// The catalogue product, if any.
+    pub product_id: Option<Uuid>,
+    /// The product's name.
+    pub name: String,
+    /// The quantity (whole units).
+    pub quantity: i64,
+    /// The expected unit price.
+    pub unit_price: Money,
+}
+
+/// A competitor on an opportunity (竞争对手).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Competitor {
+    /// The competitor.
+    pub name: String,
+    /// Their offer, if known.
+    pub offer: Option<Money>,
+    /// Their strengths and weaknesses.
+    pub notes: Option<String>,
+    /// Our counter-plan (应对方案).
+    pub counter_plan: Option<String>,
+}
+
+/// A new opportunity.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewOpportunity {
+    /// The name, e.g. `华为数据中心扩容`.
+    pub name: String,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// The expected amount; the sum of the product lines when absent.
+    pub amount: Option<Money>,
+    /// The expected close date.
+    pub expected_close: Option<NaiveDate>,
+    /// The source (来源).
+    pub source: Option<String>,
+    /// Notes.
+    pub notes: Option<String>,
+    /// Product lines.
+    pub products: Vec<OppLine>,
+    /// Competitors.
+    pub competitors: Vec<Competitor>,
+}
+
+/// Changes to an opportunity; `None` keeps a value.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpportunityPatch {
+    /// The name.
+    pub name: Option<String>,
+    /// The expected amount.
+    pub amount: Option<Money>,
+    /// The expected close date.
+    pub expected_close: Option<NaiveDate>,
+    /// The source.
+    pub source: Option<String>,
+    /// Notes.
+    pub notes: Option<String>,
+    /// Product lines (replace all; the amount follows unless given).
+    pub products: Option<Vec<OppLine>>,
+    /// Competitors (replace all).
+    pub competitors: Option<Vec<Competitor>>,
+}
+
+/// An opportunity as the actor sees it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Opportunity {
+    /// The id.
+    pub id: Uuid,
+    /// The code, e.g. `JH-20261127-0001`.
+    pub code: String,
+    /// The name.
+    pub name: String,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// The owner.
+    pub owner_id: Option<Uuid>,
+    /// The owner's department.
+    pub department_id: Option<Uuid>,
+    /// The pipeline (none = the standard one).
+    pub pipeline_id: Option<Uuid>,
+    /// The current stage key.
+    pub stage: String,
+    /// The current stage's name.
+    pub stage_name: String,
+    /// The status.
+    pub status: OppStatus,
+    /// The win probability in percent.
+    pub probability: u8,
+    /// The expected amount.
+    pub amount: Money,
+    /// amount × probability, rounded half up to the fen.
+    pub weighted: Money,
+    /// The expected close date.
+    pub expected_close: Option<NaiveDate>,
+    /// Why it was lost.
+    pub lost_reason: Option<String>,
+    /// The source.
+    pub source: Option<String>,
+    /// Notes.
+    pub notes: Option<String>,
+    /// Product lines.
+    pub products: Vec<OppLine>,
+    /// Competitors.
+    pub competitors: Vec<Competitor>,
+    /// Stage history.
+    pub history: Vec<StageVisit>,
+    /// Seconds spent per stage, up to now.
+    pub time_per_stage: Vec<(String, i64)>,
+    /// The row version.
+    pub version: i64,
+}
+
+/// An opportunity search.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct OpportunityQuery {
+    /// Only this status.
+    pub status: Option<OppStatus>,
+    /// Only this stage key.
+    pub stage: Option<String>,
+    /// Only this customer's.
+    pub customer_id: Option<Uuid>,
+    /// Code, name or pinyin initials.
+    pub search: Option<String>,
+    /// The page, from 1.
+    pub page: u64,
+    /// Items per page (default 10).
+    pub per_page: u64,
+}
+
+/// One group of the weighted forecast.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForecastRow {
+    /// The owner.
+    pub owner_id: Option<Uuid>,
+    /// The department.
+    pub department_id: Option<Uuid>,
+    /// The expected close month, `YYYY-MM` (`-` when unknown).
+    pub month: String,
+    /// How many open opportunities.
+    pub count: u64,
+    /// Their expected amounts.
+    pub amount: Money,
+    /// Their weighted amounts (sum of each opportunity's weighted amount).
+    pub weighted: Money,
+}
+
+fn weighted(amount: Money, probability: u8) -> Money {
+    amount
+        .apply_rate(i64::from(probability) * 100, Rounding::HalfUp)
+        .unwrap_or(amount)
+}
+
+fn lines_total(lines: &[OppLine]) -> Result<Money> {
+    let mut total = Money::cny(0);
+    for l in lines {
+        let t = l
+            .unit_price
+            .checked_mul(l.quantity)
+            .and_then(|t| total.checked_add(t))
+            .map_err(|e| Error::invalid("products", e.to_string()))?;
+        total = t;
+    }
+    Ok(total)
+}
+
+fn check_lines(errors: &mut ValidationErrors, lines: &[OppLine], competitors: &[Competitor]) {
+    for (i, l) in lines.iter().enumerate() {
+        if l.quantity <= 0 {
+            errors.push(
+                format!("products[{}].quantity", i + 1),
+                format!("{} is not positive", l.quantity),
+            );
+        }
+        if l.unit_price.is_negative() {
+            errors.push(
+                format!("products[{}].unit_price", i + 1),
+                format!("{} is negative", l.unit_price),
+            );
+        }
+        if l.name.trim().is_empty() {
+            errors.push(format!("products[{}].name", i + 1), "is required");
+        }
+    }
+    for (i, c) in competitors.iter().enumerate() {
+        if c.name.trim().is_empty() {
+            errors.push(format!("competitors[{}].name", i + 1), "is required");
+        }
+    }
+}
+
+fn json_of<T: Serialize>(v: &T) -> Result<serde_json::Value> {
+    serde_json::to_value(v).map_err(|e| Error::InvalidState(format!("cannot encode: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned + Default>(v: &Value) -> T {
+    v.as_json()
+        .cloned()
+        .and_then(|j| serde_json::from_value(j).ok())
+        .unwrap_or_default()
+}
+
+fn state_of(row: &Row) -> OppState {
+    OppState {
+        stage: row.get("stage").as_text().unwrap_or_default().to_string(),
+        status: row
+            .get("status")
+            .as_text()
+            .and_then(OppStatus::parse)
+            .unwrap_or(OppStatus::Tracking),
+        history: from_json(row.get("stage_history")),
+        lost_reason: row.get("lost_reason").as_text().map(str::to_string),
+    }
+}
+
+fn filled(row: &Row, field: &str) -> bool {
+    match field {
+        "amount" => row.get("amount").as_int().is_some_and(|a| a > 0),
+        "products" | "competitors" => row
+            .get(field)
+            .as_json()
+            .and_then(|j| j.as_array())
+            .is_some_and(|a| !a.is_empty()),
+        other => !row.get(other).is_null(),
+    }
+}
+
+impl Crm {
+    /// How many open (tracking or on hold) opportunities a customer has,
+    /// not counting `except`.
+    async fn open_opportunities(
+        &self,
+        actor: &Actor,
+        customer: Uuid,
+        except: Option<Uuid>,
+    ) -> Result<i64> {
+        let mut sel = Select::all(Table::Opportunities, actor.company_id.0, self.now());
+        sel.filter = Filter::And(vec![
+            Filter::Cmp(Col::Column("customer_id"), CmpOp::Eq, Value::Id(customer)),
+            Filter::In(
+                Col::Column("status"),
+                vec![
+                    Value::Text(OppStatus::Tracking.name().into()),
+                    Value::Text(OppStatus::OnHold.name().into()),
+                ],
+            ),
+        ]);
+        Ok(self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .filter(|r| Some(r.id()) != except)
+            .count() as i64)
+    }
+
+    /// Defines the pipeline of the company (no department) or of one
+    /// department; it replaces the previous one for new opportunities.
+    pub async fn define_pipeline(
+        &self,
+        actor: &Actor,
+        name: &str,
+        department: Option<Uuid>,
+        def: PipelineDef,
+    ) -> Result<Uuid> {
+        if !actor.can(Entity::Opportunity, Action::Manage) {
+            return Err(Error::Forbidden(format!(
+                "{} may not define sales pipelines",
+                actor.display_name
+            )));
+        }
+        let name = req_text("name", name, 64)?;
+        def.validate().map_err(|m| Error::invalid("stages", m))?;
+        if let Some(d) = department {
+            self.live_row(actor, Table::Departments, d).await?;
+        }
+        let company = actor.company_id.0;
+        let now = self.now();
+        let mut cs = ChangeSet::default();
+        let mut sel = Select::all(Table::Pipelines, company, now);
+        sel.filter = Filter::And(vec![
+            Filter::Cmp(Col::Column("active"), CmpOp::Eq, Value::Bool(true)),
+            match department {
+                Some(d) => Filter::Cmp(Col::Column("department_id"), CmpOp::Eq, Value::Id(d)),
+                None => Filter::IsNull(Col::Column("department_id")),
+            },
+        ]);
+        for r in self.store.select(&sel).await?.rows {
+            cs.ops.push(Op::Update {
+                table: Table::Pipelines,
+                id: r.id(),
+                expected_version: r.version(),
+                values: vec![
+                    ("active", Value::Bool(false)),
+                    ("updated_at", Value::Timestamp(now)),
+                ],
+            });
+        }
+        let id = self.new_id();
+        let def_json = json_of(&def)?;
+        cs.ops.push(Op::Insert {
+            table: Table::Pipelines,
+            values: vec![
+                ("id", Value::Id(id)),
+                ("company_id", Value::Id(company)),
+                ("version", Value::Int(1)),
+                ("created_at", Value::Timestamp(now)),
+                ("updated_at", Value::Timestamp(now)),
+                ("name", Value::Text(name)),
+                ("department_id", department.map_or(Value::Null, Value::Id)),
+                ("active", Value::Bool(true)),
+                ("definition", Value::Json(def_json.clone())),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::Pipelines,
+            id,
+            "create",
+            vec![FieldChange {
+                field: "definition".into(),
+                before: serde_json::Value::Null,
+                after: def_json,
+            }],
+        ));
+        self.apply(cs).await?;
+        Ok(id)
+    }
+
+    /// The pipeline new opportunities of a department get: the
+    /// department's, else the company's, else the standard one.
+    pub async fn pipeline_for(
+        &self,
+        actor: &Actor,
+        department: Option<Uuid>,
+    ) -> Result<(Option<Uuid>, PipelineDef)> {
+        let mut sel = Select::all(Table::Pipelines, actor.company_id.0, self.now());
+        sel.filter = Filter::Cmp(Col::Column("active"), CmpOp::Eq, Value::Bool(true));
+        let rows = self.store.select(&sel).await?.rows;
+        let pick = rows
+            .iter()
+            .find(|r| department.is_some() && r.get("department_id").as_id() == department)
+            .or_else(|| rows.iter().find(|r| r.get("department_id").is_null()));
+        match pick {
+            Some(r) => Ok((Some(r.id()), pipeline_of_row(r)?)),
+            None => Ok((None, PipelineDef::standard())),
+        }
+    }
+
+    async fn pipeline_by_id(&self, id: Option<Uuid>) -> Result<PipelineDef> {
+        match id {
+            None => Ok(PipelineDef::standard()),
+            Some(id) => match self.store.get(Table::Pipelines, id).await? {
+                Some(r) => pipeline_of_row(&r),
+                None => Ok(PipelineDef::standard()),
+            },
+        }
+    }
+
+    /// Creates an opportunity owned by the actor, for a customer the actor
+    /// can see, in the first stage of the actor's department's pipeline.
+    pub async fn create_opportunity(
+        &self,
+        actor: &Actor,
+        input: NewOpportunity,
+    ) -> Result<Opportunity> {
+        if !actor.can(Entity::Opportunity, Action::Create) {
+            return Err(Error::Forbidden(format!(
+                "{} may not create opportunities",
+                actor.display_name
+            )));
+        }
+        let mut errors = ValidationErrors::default();
+        if input.name.trim().is_empty() {
+            errors.push("name (机会名称)", "is required");
+        }
+        if input.amount.is_some_and(|a| a.is_negative()) {
+            errors.push("amount (预计金额)", "is negative");
+        }
+        check_lines(&mut errors, &input.products, &input.competitors);
+        errors.into_result()?;
+        self.readable_row(actor, Entity::Customer, RecordId(input.customer_id))
+            .await
+            .map_err(|_| {
+                Error::invalid(
+                    "customer_id (客户)",
+                    format!("no customer {}", input.customer_id),
+                )
+            })?;
+        let amount = match input.amount {
+            Some(a) => a,
+            None => lines_total(&input.products)?,
+        };
+        let department = actor.department_id.map(|d| d.0);
+        let (pipeline_id, pipeline) = self.pipeline_for(actor, department).await?;
+        let now = self.now();
+        let state =
+            OppState::start(&pipeline, now).map_err(|e| Error::InvalidState(e.to_string()))?;
+        let company = actor.company_id.0;
+        let code = self.next_code(actor.company_id, "JH").await?;
+        let id = self.new_id();
+        let name = input.name.trim().to_string();
+        let values = vec![
+            ("id", Value::Id(id)),
+            ("company_id", Value::Id(company)),
+            ("version", Value::Int(1)),
+            ("created_at", Value::Timestamp(now)),
+            ("updated_at", Value::Timestamp(now)),
+            ("owner_id", Value::Id(actor.user_id.0)),
+            ("department_id", department.map_or(Value::Null, Value::Id)),
+            ("created_by", Value::Id(actor.user_id.0)),
+            ("custom", Value::Json(json!({}))),
+            ("code", Value::Text(code.clone())),
+            (
+                "pinyin_keys",
+                Value::Text(crate::pinyin::search_keys(&name)),
+            ),
+            ("name", Value::Text(name.clone())),
+            ("customer_id", Value::Id(input.customer_id)),
+            ("pipeline_id", pipeline_id.map_or(Value::Null, Value::Id)),
+            ("stage", Value::Text(state.stage.clone())),
+            ("status", Value::Text(state.status.name().into())),
+            (
+                "probability",
+                Value::Int(i64::from(state.probability(&pipeline))),
+            ),
+            ("amount", Value::Int(amount.minor)),
+            (
+                "expected_close",
+                input.expected_close.map_or(Value::Null, Value::Date),
+            ),
+            ("source", opt_text(input.source.clone())),
+            ("products", Value::Json(json_of(&input.products)?)),
+            ("competitors", Value::Json(json_of(&input.competitors)?)),
+            ("stage_history", Value::Json(json_of(&state.history)?)),
+            ("stage_entered_at", Value::Timestamp(now)),
+            ("notes", opt_text(input.notes.clone())),
+        ];
+        let mut cs = ChangeSet::default();
+        cs.audit.push(
+            self.audit(
+                Some(actor),
+                company,
+                Table::Opportunities,
+                id,
+                "create",
+                ["name", "customer_id", "amount", "stage"]
+                    .iter()
+                    .map(|k| FieldChange {
+                        field: (*k).into(),
+                        before: serde_json::Value::Null,
+                        after: values
+                            .iter()
+                            .find(|(c, _)| c == k)
+                            .map(|(_, v)| v.to_json())
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            ),
+        );
+        cs.events.push(self.event(
+            company,
+            Table::Opportunities,
+            id,
+            "opportunity.created".into(),
+            json!({"code": code, "name": name, "customer_id": input.customer_id, "amount": amount.minor}),
+        ));
+        cs.ops.push(Op::Insert {
+            table: Table::Opportunities,
+            values,
+        });
+        let open = self
+            .open_opportunities(actor, input.customer_id, None)
+            .await?
+            + 1;
+        self.customer_sales_activity(
+            actor,
+            input.customer_id,
+            crate::pool::SalesActivity {
+                opportunity_at: Some(now),
+                open_opportunities: Some(open),
+                deal_closed_at: None,
+            },
+            &mut cs,
+        )
+        .await?;
+        self.apply(cs).await?;
+        self.opportunity(actor, id).await
+    }
+
+    async fn opportunity_of_row(&self, row: &Row) -> Result<Opportunity> {
+        let pipeline_id = row.get("pipeline_id").as_id();
+        let pipeline = self.pipeline_by_id(pipeline_id).await?;
+        let state = state_of(row);
+        let amount = Money::cny(row.get("amount").as_int().unwrap_or(0));
+        let probability = state.probability(&pipeline);
+        Ok(Opportunity {
+            id: row.id(),
+            code: row.get("code").as_text().unwrap_or_default().to_string(),
+            name: row.get("name").as_text().unwrap_or_default().to_string(),
+            customer_id: row.get("customer_id").as_id().unwrap_or_default(),
+            owner_id: row.get("owner_id").as_id(),
+            department_id: row.get("department_id").as_id(),
+            pipeline_id,
+            stage_name: pipeline
+                .stage(&state.stage)
+                .map_or_else(|| state.stage.clone(), |s| s.name.clone()),
+            stage: state.stage.clone(),
+            status: state.status,
+            probability,
+            amount,
+            weighted: weighted(amount, probability),
+            expected_close: row.get("expected_close").as_date(),
+            lost_reason: state.lost_reason.clone(),
+            source: row.get("source").as_text().map(str::to_string),
+            notes: row.get("notes").as_text().map(str::to_string),
+            products: from_json(row.get("products")),
+            competitors: from_json(row.get("competitors")),
+            time_per_stage: state.time_per_stage(self.now()),
+            history: state.history,
+            version: row.version(),
+        })
+    }
+
+    /// An opportunity the actor may see (own scope, department, share …).
+    pub async fn opportunity(&self, actor: &Actor, id: Uuid) -> Result<Opportunity> {
+        let row = self
+            .readable_row(actor, Entity::Opportunity, RecordId(id))
+            .await?;
+        if !row.get("deleted_at").is_null() {
+            return Err(Error::not_found(Entity::Opportunity, id));
+        }
+        self.opportunity_of_row(&row).await
+    }
+
+    /// An opportunity the actor may see, by code.
+    pub async fn opportunity_by_code(&self, actor: &Actor, code: &str) -> Result<Opportunity> {
+        let mut sel = Select::all(Table::Opportunities, actor.company_id.0, self.now());
+        sel.filter = Filter::Cmp(
+            Col::Column("code"),
+            CmpOp::Eq,
+            Value::Text(code.trim().into()),
+        );
+        let row = self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::not_found(Entity::Opportunity, code))?;
+        self.opportunity(actor, row.id()).await
+    }
+
+    async fn writable_opportunity(&self, actor: &Actor, id: Uuid) -> Result<Row> {
+        let row = self
+            .readable_row(actor, Entity::Opportunity, RecordId(id))
+            .await?;
+        if !row.get("deleted_at").is_null() {
+            return Err(Error::not_found(Entity::Opportunity, id));
+        }
+        if !self
+            .can_on_row(actor, Entity::Opportunity, Action::Update, &row)
+            .await?
+        {
+            return Err(Error::Forbidden(format!(
+                "{} may not edit opportunity {}",
+                actor.display_name,
+                row.get("code").as_text().unwrap_or_default()
+            )));
+        }
+        Ok(row)
+    }
+
+    /// Changes an opportunity's details if it is still at `expected_version`.
+    pub async fn update_opportunity(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        expected_version: i64,
+        patch: OpportunityPatch,
+    ) -> Result<Opportunity> {
+        let row = self.writable_opportunity(actor, id).await?;
+        let mut errors = ValidationErrors::default();
+        if patch.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            errors.push("name (机会名称)", "is required");
+        }
+        if patch.amount.is_some_and(|a| a.is_negative()) {
+            errors.push("amount (预计金额)", "is negative");
+        }
+        check_lines(
+            &mut errors,
+            patch.products.as_deref().unwrap_or_default(),
+            patch.competitors.as_deref().unwrap_or_default(),
+        );
+        errors.into_result()?;
+        let mut values: Vec<(&'static str, Value)> = Vec::new();
+        if let Some(n) = &patch.name {
+            values.push(("name", Value::Text(n.trim().into())));
+            values.push((
+                "pinyin_keys",
+                Value::Text(crate::pinyin::search_keys(n.trim())),
+            ));
+        }
+        if let Some(lines) = &patch.products {
+            values.push(("products", Value::Json(json_of(lines)?)));
+            if patch.amount.is_none() {
+                values.push(("amount", Value::Int(lines_total(lines)?.minor)));
+            }
+        }
+        if let Some(a) = patch.amount {
+            values.push(("amount", Value::Int(a.minor)));
+        }
+        if let Some(c) = &patch.competitors {
+            values.push(("competitors", Value::Json(json_of(c)?)));
+        }
+        if let Some(d) = patch.expected_close {
+            values.push(("expected_close", Value::Date(d)));
+        }
+        if let Some(s) = &patch.source {
+            values.push(("source", opt_text(Some(s.clone()))));
+        }
+        if let Some(n) = &patch.notes {
+            values.push(("notes", opt_text(Some(n.clone()))));
+        }
+        let changes: Vec<FieldChange> = values
+            .iter()
+            .filter(|(k, v)| *k != "pinyin_keys" && row.get(k) != v)
+            .map(|(k, v)| FieldChange {
+                field: (*k).into(),
+                before: row.get(k).to_json(),
+                after: v.to_json(),
+            })
+            .collect();
+        if changes.is_empty() {
+            return self.opportunity_of_row(&row).await;
+        }
+        values.push(("updated_at", Value::Timestamp(self.now())));
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::Opportunities,
+            id,
+            expected_version,
+            values,
+        });
+        cs.events.push(self.event(
+            actor.company_id.0,
+            Table::Opportunities,
+            id,
+            "opportunity.updated".into(),
+            json!({"fields": changes.iter().map(|c| c.field.clone()).collect::<Vec<_>>()}),
+        ));
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Opportunities,
+            id,
+            "update",
+            changes,
+        ));
+        self.apply(cs).await?;
+        self.opportunity(actor, id).await
+    }
+
+    /// Moves an opportunity through its pipeline or changes its status
+    /// (won, lost with a reason, on hold, expired, reopened).
+    pub async fn change_opportunity_stage(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        expected_version: i64,
+        command: StageCommand,
+    ) -> Result<Opportunity> {
+        let row = self.writable_opportunity(actor, id).await?;
+        let pipeline = self.pipeline_by_id(row.get("pipeline_id").as_id()).await?;
+        let before = state_of(&row);
+        let now = self.now();
+        let next = before
+            .apply(&pipeline, &command, &|f| filled(&row, f), now)
+            .map_err(|e| Error::InvalidState(e.to_string()))?;
+        let closed = matches!(
+            next.status,
+            OppStatus::Won | OppStatus::Lost | OppStatus::Expired
+        );
+        let mut values = vec![
+            ("stage", Value::Text(next.stage.clone())),
+            ("status", Value::Text(next.status.name().into())),
+            (
+                "probability",
+                Value::Int(i64::from(next.probability(&pipeline))),
+            ),
+            ("stage_history", Value::Json(json_of(&next.history)?)),
+            (
+                "lost_reason",
+                next.lost_reason.clone().map_or(Value::Null, Value::Text),
+            ),
+            (
+                "closed_at",
+                if closed {
+                    Value::Timestamp(now)
+                } else {
+                    Value::Null
+                },
+            ),
+            ("updated_at", Value::Timestamp(now)),
+        ];
+        if next.stage != before.stage {
+            values.push(("stage_entered_at", Value::Timestamp(now)));
+        }
+        let mut changes = Vec::new();
+        for (k, b, a) in [
+            ("stage", json!(before.stage), json!(next.stage)),
+            (
+                "status",
+                json!(before.status.name()),
+                json!(next.status.name()),
+            ),
+            (
+                "lost_reason",
+                json!(before.lost_reason),
+                json!(next.lost_reason),
+            ),
+        ] {
+            if b != a {
+                changes.push(FieldChange {
+                    field: k.into(),
+                    before: b,
+                    after: a,
+                });
+            }
+        }
+        let event = match (before.status != next.status, next.status) {
+            (true, OppStatus::Won) => "opportunity.won",
+            (true, OppStatus::Lost) => "opportunity.lost",
+            (true, _) => "opportunity.status_changed",
+            (false, _) => "opportunity.stage_changed",
+        };
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::Opportunities,
+            id,
+            expected_version,
+            values,
+        });
+        cs.events.push(self.event(
+            actor.company_id.0,
+            Table::Opportunities,
+            id,
+            event.into(),
+            json!({
+                "code": row.get("code").to_json(),
+                "from_stage": before.stage,
+                "stage": next.stage,
+                "status": next.status.name(),
+                "amount": row.get("amount").to_json(),
+                "customer_id": row.get("customer_id").to_json(),
+                "lost_reason": next.lost_reason,
+            }),
+        ));
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Opportunities,
+            id,
+            "stage",
+            changes,
+        ));
+        let was_open = matches!(before.status, OppStatus::Tracking | OppStatus::OnHold);
+        if was_open == closed || next.status == OppStatus::Won {
+            let customer = row.get("customer_id").as_id().unwrap_or_default();
+            let open =
+                self.open_opportunities(actor, customer, Some(id)).await? + i64::from(!closed);
+            self.customer_sales_activity(
+                actor,
+                customer,
+                crate::pool::SalesActivity {
+                    opportunity_at: None,
+                    open_opportunities: Some(open),
+                    deal_closed_at: (next.status == OppStatus::Won).then_some(now),
+                },
+                &mut cs,
+            )
+            .await?;
+        }
+        self.apply(cs).await?;
+        self.opportunity(actor, id).await
+    }
+
+    fn opportunity_select(&self, actor: &Actor, q: &OpportunityQuery) -> Select {
+        let mut filters = Vec::new();
+        if let Some(s) = q.status {
+            filters.push(Filter::Cmp(
+                Col::Column("status"),
+                CmpOp::Eq,
+                Value::Text(s.name().into()),
+            ));
+        }
+        if let Some(s) = &q.stage {
+            filters.push(Filter::Cmp(
+                Col::Column("stage"),
+                CmpOp::Eq,
+                Value::Text(s.clone()),
+            ));
+        }
+        if let Some(c) = q.customer_id {
+            filters.push(Filter::Cmp(
+                Col::Column("customer_id"),
+                CmpOp::Eq,
+                Value::Id(c),
+            ));
+        }
+        if let Some(s) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            let c = |col: &'static str, t: &str| Filter::Contains(Col::Column(col), t.to_string());
+            let mut any = vec![c("code", s), c("name", s)];
+            let py = crate::pinyin::normalise_query(s);
+            if !py.is_empty() {
+                any.push(c("pinyin_keys", &py));
+            }
+            filters.push(Filter::Or(any));
+        }
+        let mut sel = Select::all(Table::Opportunities, actor.company_id.0, self.now());
+        sel.scope = actor
+            .store_scope(Entity::Opportunity, Action::Read)
+            .unwrap_or(crate::store::Scope::Restricted {
+                owners: Vec::new(),
+                departments: Vec::new(),
+                shared_with: Some(actor.user_id.0),
+            });
+        sel.filter = Filter::And(filters);
+        sel
+    }
+
+    /// Lists the opportunities the actor may see, newest first.
+    pub async fn list_opportunities(
+        &self,
+        actor: &Actor,
+        q: &OpportunityQuery,
+    ) -> Result<Page<Opportunity>> {
+        let mut sel = self.opportunity_select(actor, q);
+        let per_page = if q.per_page == 0 {
+            10
+        } else {
+            q.per_page.min(1000)
+        };
+        sel.sort = vec![Sort {
+            col: Col::Column("created_at"),
+            desc: true,
+        }];
+        sel.paging = Paging::Offset {
+            offset: (q.page.max(1) - 1) * per_page,
+            limit: per_page,
+        };
+        sel.with_total = true;
+        let got = self.store.select(&sel).await?;
+        let mut items = Vec::new();
+        for r in &got.rows {
+            items.push(self.opportunity_of_row(r).await?);
+        }
+        Ok(Page {
+            items,
+            total: got.total,
+            has_more: got.has_more,
+            next_cursor: None,
+        })
+    }
+
+    /// The weighted forecast (amount × probability) of the open (tracking)
+    /// opportunities the actor may see, by owner, department and expected
+    /// close month, optionally only for months from `from` to `to`
+    /// (`YYYY-MM`, inclusive).
+    pub async fn opportunity_forecast(
+        &self,
+        actor: &Actor,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+    ) -> Result<Vec<ForecastRow>> {
+        let mut sel = self.opportunity_select(
+            actor,
+            &OpportunityQuery {
+                status: Some(OppStatus::Tracking),
+                ..OpportunityQuery::default()
+            },
+        );
+        let mut extra = Vec::new();
+        if let Some(f) = from {
+            extra.push(Filter::Cmp(
+                Col::Column("expected_close"),
+                CmpOp::Ge,
+                Value::Date(f),
+            ));
+        }
+        if let Some(t) = to {
+            extra.push(Filter::Cmp(
+                Col::Column("expected_close"),
+                CmpOp::Le,
+                Value::Date(t),
+            ));
+        }
+        if !extra.is_empty() {
+            extra.push(sel.filter);
+            sel.filter = Filter::And(extra);
+        }
+        let rows = self.store.select(&sel).await?.rows;
+        let mut groups: BTreeMap<(String, String, String), ForecastRow> = BTreeMap::new();
+        for r in rows {
+            let amount = Money::cny(r.get("amount").as_int().unwrap_or(0));
+            let p = r.get("probability").as_int().unwrap_or(0).clamp(0, 100) as u8;
+            let owner = r.get("owner_id").as_id();
+            let dept = r.get("department_id").as_id();
+            let month = r
+                .get("expected_close")
+                .as_date()
+                .map_or_else(|| "-".to_string(), |d| d.format("%Y-%m").to_string());
+            let key = (
+                owner.map(|o| o.to_string()).unwrap_or_default(),
+                dept.map(|o| o.to_string()).unwrap_or_default(),
+                month.clone(),
+            );
+            let g = groups.entry(key).or_insert_with(|| ForecastRow {
+                owner_id: owner,
+                department_id: dept,
+                month,
+                count: 0,
+                amount: Money::cny(0),
+                weighted: Money::cny(0),
+            });
+            g.count += 1;
+            g.amount = g
+                .amount
+                .checked_add(amount)
+                .map_err(|e| Error::InvalidState(e.to_string()))?;
+            g.weighted = g
+                .weighted
+                .checked_add(weighted(amount, p))
+                .map_err(|e| Error::InvalidState(e.to_string()))?;
+        }
+        Ok(groups.into_values().collect())
+    }
+}
+
+fn pipeline_of_row(r: &Row) -> Result<PipelineDef> {
+    serde_json::from_value(r.get("definition").as_json().cloned().unwrap_or_default())
+        .map_err(|e| Error::InvalidState(format!("pipeline {} is unreadable: {e}", r.id())))
+}
+
+/// When the opportunity entered its current stage.
+pub fn stage_entered_at(o: &Opportunity) -> Option<DateTime<Utc>> {
+    o.history.last().map(|v| v.entered_at)
+}

@@ -1,0 +1,878 @@
+//! Payment collection (回款) and invoices (开票) of contracts, and the
+//! receivables lists.
+//!
+//! A contract's `received` and `outstanding` columns change only in the
+//! change set that confirms a payment, with the contract's expected version,
+//! so they always equal the sum of its confirmed payments; a payment that
+//! would exceed what is outstanding (counting payments awaiting approval) is
+//! refused. Plans are allocated in due-date order ([`allocate`]) to tell
+//! what is overdue and for how long.
+
+use super::contract::{ContractStatus, contract_from_row};
+use super::opt_text;
+use crate::approval::{ApprovalInfo, Facts, Status, SubmitRequest};
+use crate::auth::{Action, Actor};
+use crate::crm::Crm;
+use crate::entity::Entity;
+use crate::error::{Error, Result, ValidationErrors};
+use crate::money::Money;
+use crate::schema::Table;
+use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Op, Row, Select, Sort};
+use crate::value::Value;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::BTreeMap;
+use uuid::Uuid;
+
+/// One instalment of a payment plan, as entered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanInput {
+    /// When it is due.
+    pub due_on: NaiveDate,
+    /// How much.
+    pub amount: Money,
+    /// Notes.
+    pub notes: Option<String>,
+}
+
+/// One instalment with what has been received against it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanStatus {
+    /// The plan row.
+    pub id: Uuid,
+    /// Its number, from 1, in due-date order.
+    pub instalment: i64,
+    /// When it is due.
+    pub due_on: NaiveDate,
+    /// How much.
+    pub amount: Money,
+    /// Received against it (payments allocated oldest due first).
+    pub received: Money,
+    /// amount − received.
+    pub outstanding: Money,
+    /// Days past due of the outstanding part (0 when not due or paid).
+    pub days_overdue: i64,
+}
+
+/// A recorded payment (回款记录).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    /// The id.
+    pub id: Uuid,
+    /// The contract.
+    pub contract_id: Uuid,
+    /// How much.
+    pub amount: Money,
+    /// When received.
+    pub received_on: NaiveDate,
+    /// How (bank transfer, cash, acceptance bill …).
+    pub method: String,
+    /// `confirmed`, `pending_approval` or `rejected`.
+    pub status: String,
+    /// The receipt number.
+    pub receipt_no: Option<String>,
+    /// Notes.
+    pub notes: Option<String>,
+}
+
+/// A payment as entered.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentInput {
+    /// How much (positive).
+    pub amount: Money,
+    /// When received.
+    pub received_on: NaiveDate,
+    /// How (default 银行转账).
+    pub method: Option<String>,
+    /// The receipt number.
+    pub receipt_no: Option<String>,
+    /// Notes.
+    pub notes: Option<String>,
+}
+
+/// A contract's collection status.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collection {
+    /// The contract amount.
+    pub amount: Money,
+    /// Confirmed payments.
+    pub received: Money,
+    /// Payments awaiting approval.
+    pub pending: Money,
+    /// amount − received.
+    pub outstanding: Money,
+    /// Outstanding amounts of instalments past due.
+    pub overdue: Money,
+    /// The instalments.
+    pub plans: Vec<PlanStatus>,
+    /// The payments, oldest first.
+    pub payments: Vec<Payment>,
+}
+
+/// Invoice types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvoiceType {
+    /// 增值税专用发票.
+    VatSpecial,
+    /// 增值税普通发票.
+    VatNormal,
+}
+
+impl InvoiceType {
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            InvoiceType::VatSpecial => "vat_special",
+            InvoiceType::VatNormal => "vat_normal",
+        }
+    }
+
+    /// Parses an API name or the Chinese name (专票/普票 too).
+    pub fn parse(s: &str) -> Option<InvoiceType> {
+        match s.trim() {
+            "vat_special" | "增值税专用发票" | "专票" => Some(InvoiceType::VatSpecial),
+            "vat_normal" | "增值税普通发票" | "普票" => Some(InvoiceType::VatNormal),
+            _ => None,
+        }
+    }
+}
+
+/// An invoice plan or an issued invoice.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invoice {
+    /// The id.
+    pub id: Uuid,
+    /// The contract.
+    pub contract_id: Uuid,
+    /// `plan` (开票计划) or `issued` (开票记录).
+    pub kind: String,
+    /// The type.
+    pub invoice_type: InvoiceType,
+    /// The amount.
+    pub amount: Money,
+    /// The invoice number (issued only).
+    pub number: Option<String>,
+    /// The planned or issue date.
+    pub invoice_date: Option<NaiveDate>,
+}
+
+/// One line of the receivables list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceivableRow {
+    /// The customer.
+    pub customer_id: Uuid,
+    /// The owner.
+    pub owner_id: Option<Uuid>,
+    /// Contracts with something outstanding.
+    pub contracts: u64,
+    /// Outstanding.
+    pub outstanding: Money,
+    /// Not yet due (outstanding − overdue).
+    pub current: Money,
+    /// Overdue.
+    pub overdue: Money,
+    /// Overdue by age: 0–30, 31–60, 61–90, over 90 days.
+    pub aging: [Money; 4],
+}
+
+/// Allocates `received` to instalments in order (they must be sorted by due
+/// date): each instalment takes what it can, the rest goes to the next.
+/// Returns the amount received against each.
+pub fn allocate(plans: &[i64], received: i64) -> Vec<i64> {
+    let mut left = received.max(0);
+    plans
+        .iter()
+        .map(|amount| {
+            let take = left.min((*amount).max(0));
+            left -= take;
+            take
+        })
+        .collect()
+}
+
+/// The aging bucket (0–3) of an amount `days` past due (≥ 1).
+pub fn aging_bucket(days: i64) -> usize {
+    match days {
+        ..=30 => 0,
+        31..=60 => 1,
+        61..=90 => 2,
+        _ => 3,
+    }
+}
+
+fn payment_from_row(r: &Row) -> Payment {
+    Payment {
+        id: r.id(),
+        contract_id: r.get("contract_id").as_id().unwrap_or_default(),
+        amount: Money::cny(r.get("amount").as_int().unwrap_or(0)),
+        received_on: r.get("received_on").as_date().unwrap_or_default(),
+        method: r.get("method").as_text().unwrap_or_default().to_string(),
+        status: r.get("status").as_text().unwrap_or_default().to_string(),
+        receipt_no: r.get("receipt_no").as_text().map(str::to_string),
+        notes: r.get("notes").as_text().map(str::to_string),
+    }
+}
+
+fn invoice_from_row(r: &Row) -> Invoice {
+    Invoice {
+        id: r.id(),
+        contract_id: r.get("contract_id").as_id().unwrap_or_default(),
+        kind: r.get("kind").as_text().unwrap_or_default().to_string(),
+        invoice_type: r
+            .get("invoice_type")
+            .as_text()
+            .and_then(InvoiceType::parse)
+            .unwrap_or(InvoiceType::VatNormal),
+        amount: Money::cny(r.get("amount").as_int().unwrap_or(0)),
+        number: r.get("number").as_text().map(str::to_string),
+        invoice_date: r.get("invoice_date").as_date(),
+    }
+}
+
+fn base(crm: &Crm, actor: &Actor, id: Uuid) -> Vec<(&'static str, Value)> {
+    let now = crm.now();
+    vec![
+        ("id", Value::Id(id)),
+        ("company_id", Value::Id(actor.company_id.0)),
+        ("version", Value::Int(1)),
+        ("created_at", Value::Timestamp(now)),
+        ("updated_at", Value::Timestamp(now)),
+    ]
+}
+
+impl Crm {
+    async fn rows_of_contract(
+        &self,
+        actor: &Actor,
+        table: Table,
+        contract: Uuid,
+    ) -> Result<Vec<Row>> {
+        let mut sel = Select::all(table, actor.company_id.0, self.now());
+        sel.filter = Filter::Cmp(Col::Column("contract_id"), CmpOp::Eq, Value::Id(contract));
+        sel.sort = vec![Sort {
+            col: Col::Column("created_at"),
+            desc: false,
+        }];
+        Ok(self.store.select(&sel).await?.rows)
+    }
+
+    /// Replaces a contract's payment plan. The instalments must be positive
+    /// and add up to at most the contract amount.
+    pub async fn set_payment_plan(
+        &self,
+        actor: &Actor,
+        contract: Uuid,
+        plans: Vec<PlanInput>,
+    ) -> Result<Collection> {
+        let row = self.writable_contract(actor, contract).await?;
+        let c = contract_from_row(&row);
+        let mut errors = ValidationErrors::default();
+        let mut total = 0i64;
+        for (i, p) in plans.iter().enumerate() {
+            if p.amount.minor <= 0 {
+                errors.push(
+                    format!("plans[{}].amount", i + 1),
+                    format!("{} is not positive", p.amount),
+                );
+            }
+            total = total.saturating_add(p.amount.minor);
+        }
+        errors.into_result()?;
+        if total > c.amount.minor {
+            return Err(Error::invalid(
+                "plans",
+                format!(
+                    "the instalments add up to {}, more than the contract amount {}",
+                    Money::cny(total),
+                    c.amount
+                ),
+            ));
+        }
+        let mut sorted = plans.clone();
+        sorted.sort_by_key(|p| p.due_on);
+        let mut cs = ChangeSet::default();
+        for old in self
+            .rows_of_contract(actor, Table::PaymentPlans, contract)
+            .await?
+        {
+            cs.ops.push(Op::Delete {
+                table: Table::PaymentPlans,
+                id: old.id(),
+            });
+        }
+        for (i, p) in sorted.iter().enumerate() {
+            let mut values = base(self, actor, self.new_id());
+            values.extend([
+                ("contract_id", Value::Id(contract)),
+                ("instalment", Value::Int(i as i64 + 1)),
+                ("due_on", Value::Date(p.due_on)),
+                ("amount", Value::Int(p.amount.minor)),
+                ("notes", opt_text(p.notes.clone())),
+            ]);
+            cs.ops.push(Op::Insert {
+                table: Table::PaymentPlans,
+                values,
+            });
+        }
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Contracts,
+            contract,
+            "payment_plan",
+            vec![FieldChange {
+                field: "payment_plan".into(),
+                before: serde_json::Value::Null,
+                after: json!(sorted
+                    .iter()
+                    .map(|p| json!({"due_on": p.due_on, "amount": p.amount.minor}))
+                    .collect::<Vec<_>>()),
+            }],
+        ));
+        self.apply(cs).await?;
+        self.collection(actor, contract).await
+    }
+
+    /// A contract's plans, payments, received, outstanding and overdue
+    /// amounts as of today.
+    pub async fn collection(&self, actor: &Actor, contract: Uuid) -> Result<Collection> {
+        let row = self.contract_row(actor, contract).await?;
+        let c = contract_from_row(&row);
+        let plans = self
+            .rows_of_contract(actor, Table::PaymentPlans, contract)
+            .await?;
+        let payments: Vec<Payment> = self
+            .rows_of_contract(actor, Table::Payments, contract)
+            .await?
+            .iter()
+            .map(payment_from_row)
+            .collect();
+        let pending: i64 = payments
+            .iter()
+            .filter(|p| p.status == "pending_approval")
+            .map(|p| p.amount.minor)
+            .sum();
+        Ok(self.collection_of(&c.amount, c.received, Money::cny(pending), &plans, payments))
+    }
+
+    fn collection_of(
+        &self,
+        amount: &Money,
+        received: Money,
+        pending: Money,
+        plan_rows: &[Row],
+        payments: Vec<Payment>,
+    ) -> Collection {
+        let today = self.today();
+        let mut plans: Vec<&Row> = plan_rows.iter().collect();
+        plans.sort_by_key(|r| (r.get("due_on").as_date(), r.get("instalment").as_int()));
+        let amounts: Vec<i64> = plans
+            .iter()
+            .map(|r| r.get("amount").as_int().unwrap_or(0))
+            .collect();
+        let got = allocate(&amounts, received.minor);
+        let mut overdue = 0;
+        let statuses: Vec<PlanStatus> = plans
+            .iter()
+            .zip(amounts.iter().zip(got))
+            .map(|(r, (a, g))| {
+                let due_on = r.get("due_on").as_date().unwrap_or(today);
+                let outstanding = a - g;
+                let days = if outstanding > 0 && due_on < today {
+                    (today - due_on).num_days()
+                } else {
+                    0
+                };
+                if days > 0 {
+                    overdue += outstanding;
+                }
+                PlanStatus {
+                    id: r.id(),
+                    instalment: r.get("instalment").as_int().unwrap_or(0),
+                    due_on,
+                    amount: Money::cny(*a),
+                    received: Money::cny(g),
+                    outstanding: Money::cny(outstanding),
+                    days_overdue: days,
+                }
+            })
+            .collect();
+        Collection {
+            amount: *amount,
+            received,
+            pending,
+            outstanding: Money::cny(amount.minor - received.minor),
+            overdue: Money::cny(overdue),
+            plans: statuses,
+            payments,
+        }
+    }
+
+    /// Records a payment received on an executing contract. Refused when it
+    /// would exceed the outstanding amount (payments awaiting approval
+    /// count). With a `payment` approval flow the payment waits for
+    /// approval and counts as received only once approved.
+    pub async fn record_payment(
+        &self,
+        actor: &Actor,
+        contract: Uuid,
+        input: PaymentInput,
+    ) -> Result<(Payment, Option<ApprovalInfo>)> {
+        let row = self.writable_contract(actor, contract).await?;
+        let c = contract_from_row(&row);
+        if c.status != ContractStatus::Executing {
+            return Err(Error::InvalidState(format!(
+                "contract {} is {}; payments are recorded on executing contracts",
+                c.code,
+                c.status.label_zh()
+            )));
+        }
+        if input.amount.minor <= 0 || input.amount.currency.code() != "CNY" {
+            return Err(Error::invalid(
+                "amount (回款金额)",
+                format!("{} is not a positive CNY amount", input.amount),
+            ));
+        }
+        let pending: i64 = self
+            .rows_of_contract(actor, Table::Payments, contract)
+            .await?
+            .iter()
+            .filter(|r| r.get("status").as_text() == Some("pending_approval"))
+            .map(|r| r.get("amount").as_int().unwrap_or(0))
+            .sum();
+        let open = c.outstanding.minor - pending;
+        if input.amount.minor > open {
+            return Err(Error::InvalidState(format!(
+                "payment {} exceeds what is outstanding on contract {}: {} of {} (received {}, awaiting approval {}); overpayment is refused",
+                input.amount,
+                c.code,
+                Money::cny(open.max(0)),
+                c.amount,
+                c.received,
+                Money::cny(pending)
+            )));
+        }
+        let needs_approval = self.approval_flow(actor, "payment").await?.is_some();
+        let id = self.new_id();
+        let method = input
+            .method
+            .clone()
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| "银行转账".into());
+        let mut values = base(self, actor, id);
+        values.extend([
+            ("contract_id", Value::Id(contract)),
+            ("customer_id", Value::Id(c.customer_id)),
+            ("plan_id", Value::Null),
+            ("amount", Value::Int(input.amount.minor)),
+            ("received_on", Value::Date(input.received_on)),
+            ("method", Value::Text(method)),
+            (
+                "status",
+                Value::Text(
+                    if needs_approval {
+                        "pending_approval"
+                    } else {
+                        "confirmed"
+                    }
+                    .into(),
+                ),
+            ),
+            ("receipt_no", opt_text(input.receipt_no.clone())),
+            ("notes", opt_text(input.notes.clone())),
+            ("recorded_by", Value::Id(actor.user_id.0)),
+        ]);
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Insert {
+            table: Table::Payments,
+            values,
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Payments,
+            id,
+            "create",
+            vec![FieldChange {
+                field: "amount".into(),
+                before: serde_json::Value::Null,
+                after: json!(input.amount.minor),
+            }],
+        ));
+        if !needs_approval {
+            self.add_received(actor, &row, input.amount.minor, id, &mut cs);
+            self.apply(cs).await?;
+            let p = self.payment(id).await?;
+            return Ok((p, None));
+        }
+        // The payment row and its approval are written together.
+        let t = self
+            .submission(
+                actor,
+                &SubmitRequest {
+                    doc_type: "payment".into(),
+                    document_id: id,
+                    document_code: Some(c.code.clone()),
+                    title: Some(format!("{} 回款 {}", c.title, input.amount)),
+                    facts: Facts {
+                        amount_minor: Some(input.amount.minor),
+                        kind: None,
+                        discount_bp: None,
+                    },
+                    picked: Vec::new(),
+                    comment: input.notes.clone(),
+                },
+            )
+            .await?;
+        // The approval resolved in the submission may already be approved.
+        let approved = t.info.status == Status::Approved;
+        cs.ops.extend(t.changes.ops);
+        cs.audit.extend(t.changes.audit);
+        cs.events.extend(t.changes.events);
+        if !approved {
+            // Serialises pending receipts of the same contract, so two of
+            // them cannot both pass the overpayment check.
+            cs.ops.push(Op::Update {
+                table: Table::Contracts,
+                id: contract,
+                expected_version: row.version(),
+                values: vec![("updated_at", Value::Timestamp(self.now()))],
+            });
+        }
+        if approved {
+            cs.ops.retain(|op| {
+                !matches!(op, Op::Update { table: Table::Payments, id: pid, .. } if *pid == id)
+            });
+            if let Some(Op::Insert { values, .. }) = cs.ops.first_mut() {
+                for (k, v) in values.iter_mut() {
+                    if *k == "status" {
+                        *v = Value::Text("confirmed".into());
+                    }
+                }
+            }
+            self.add_received(actor, &row, input.amount.minor, id, &mut cs);
+        }
+        self.apply(cs).await?;
+        Ok((self.payment(id).await?, Some(t.info)))
+    }
+
+    async fn payment(&self, id: Uuid) -> Result<Payment> {
+        self.store
+            .get(Table::Payments, id)
+            .await?
+            .map(|r| payment_from_row(&r))
+            .ok_or_else(|| Error::not_found("payment", id))
+    }
+
+    /// Adds a confirmed payment to the contract's received amount.
+    fn add_received(
+        &self,
+        actor: &Actor,
+        contract: &Row,
+        amount: i64,
+        payment: Uuid,
+        cs: &mut ChangeSet,
+    ) {
+        let received = contract.get("received").as_int().unwrap_or(0);
+        let total = contract.get("amount").as_int().unwrap_or(0);
+        let after = received + amount;
+        cs.ops.push(Op::Update {
+            table: Table::Contracts,
+            id: contract.id(),
+            expected_version: contract.version(),
+            values: vec![
+                ("received", Value::Int(after)),
+                ("outstanding", Value::Int(total - after)),
+                ("updated_at", Value::Timestamp(self.now())),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Contracts,
+            contract.id(),
+            "payment",
+            vec![FieldChange {
+                field: "received".into(),
+                before: json!(received),
+                after: json!(after),
+            }],
+        ));
+        cs.events.push(self.event(
+            actor.company_id.0,
+            Table::Contracts,
+            contract.id(),
+            "contract.payment_received".into(),
+            json!({"code": contract.get("code").to_json(), "payment_id": payment,
+                   "amount": amount, "received": after, "outstanding": total - after}),
+        ));
+    }
+
+    /// Applies an approval's outcome to its payment (same change set):
+    /// approved payments count as received, rejected ones never do.
+    pub(crate) async fn payment_approval_effect(
+        &self,
+        actor: &Actor,
+        info: &ApprovalInfo,
+        cs: &mut ChangeSet,
+    ) -> Result<()> {
+        let Some(p) = self.store.get(Table::Payments, info.document_id).await? else {
+            return Ok(());
+        };
+        let status = match info.status {
+            Status::Approved => "confirmed",
+            Status::Rejected | Status::Withdrawn => "rejected",
+            Status::Pending => "pending_approval",
+        };
+        if p.get("status").as_text() == Some(status) {
+            return Ok(());
+        }
+        cs.ops.push(Op::Update {
+            table: Table::Payments,
+            id: p.id(),
+            expected_version: p.version(),
+            values: vec![
+                ("status", Value::Text(status.into())),
+                ("updated_at", Value::Timestamp(self.now())),
+            ],
+        });
+        if info.status == Status::Approved {
+            let contract = p.get("contract_id").as_id().unwrap_or_default();
+            let row = self
+                .store
+                .get(Table::Contracts, contract)
+                .await?
+                .ok_or_else(|| Error::not_found(Entity::Contract, contract))?;
+            let amount = p.get("amount").as_int().unwrap_or(0);
+            let c = contract_from_row(&row);
+            if amount > c.outstanding.minor {
+                return Err(Error::InvalidState(format!(
+                    "payment {} exceeds what is outstanding on contract {} ({}); overpayment is refused",
+                    Money::cny(amount),
+                    c.code,
+                    c.outstanding
+                )));
+            }
+            self.add_received(actor, &row, amount, p.id(), cs);
+        }
+        Ok(())
+    }
+
+    /// Adds an invoice plan (`number` none) or records an issued invoice.
+    /// Issued invoices add up to at most the contract amount.
+    pub async fn add_invoice(
+        &self,
+        actor: &Actor,
+        contract: Uuid,
+        invoice_type: InvoiceType,
+        amount: Money,
+        issued_number: Option<String>,
+        date: Option<NaiveDate>,
+    ) -> Result<Invoice> {
+        let row = self.writable_contract(actor, contract).await?;
+        let c = contract_from_row(&row);
+        if amount.minor <= 0 {
+            return Err(Error::invalid(
+                "amount (开票金额)",
+                format!("{amount} is not positive"),
+            ));
+        }
+        if matches!(
+            c.status,
+            ContractStatus::Draft | ContractStatus::PendingApproval
+        ) {
+            return Err(Error::InvalidState(format!(
+                "contract {} is {}; invoices follow approval",
+                c.code,
+                c.status.label_zh()
+            )));
+        }
+        let issued = issued_number
+            .as_deref()
+            .is_some_and(|n| !n.trim().is_empty());
+        if issued && amount.minor > c.not_invoiced.minor {
+            return Err(Error::InvalidState(format!(
+                "invoice {amount} exceeds what is not yet invoiced on contract {} ({})",
+                c.code, c.not_invoiced
+            )));
+        }
+        let id = self.new_id();
+        let mut values = base(self, actor, id);
+        values.extend([
+            ("contract_id", Value::Id(contract)),
+            ("customer_id", Value::Id(c.customer_id)),
+            (
+                "kind",
+                Value::Text(if issued { "issued" } else { "plan" }.into()),
+            ),
+            ("invoice_type", Value::Text(invoice_type.name().into())),
+            ("amount", Value::Int(amount.minor)),
+            ("number", opt_text(issued_number.clone())),
+            ("invoice_date", date.map_or(Value::Null, Value::Date)),
+        ]);
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Insert {
+            table: Table::Invoices,
+            values,
+        });
+        if issued {
+            let before = c.invoiced.minor;
+            cs.ops.push(Op::Update {
+                table: Table::Contracts,
+                id: contract,
+                expected_version: row.version(),
+                values: vec![
+                    ("invoiced", Value::Int(before + amount.minor)),
+                    ("updated_at", Value::Timestamp(self.now())),
+                ],
+            });
+            cs.audit.push(self.audit(
+                Some(actor),
+                actor.company_id.0,
+                Table::Contracts,
+                contract,
+                "invoice",
+                vec![FieldChange {
+                    field: "invoiced".into(),
+                    before: json!(before),
+                    after: json!(before + amount.minor),
+                }],
+            ));
+            cs.events.push(self.event(
+                actor.company_id.0,
+                Table::Contracts,
+                contract,
+                "contract.invoiced".into(),
+                json!({"code": c.code, "invoice_id": id, "number": issued_number,
+                       "amount": amount.minor, "invoice_type": invoice_type.name()}),
+            ));
+        }
+        self.apply(cs).await?;
+        Ok(invoice_from_row(
+            &self
+                .store
+                .get(Table::Invoices, id)
+                .await?
+                .ok_or_else(|| Error::not_found("invoice", id))?,
+        ))
+    }
+
+    /// A contract's invoice plans and issued invoices, oldest first.
+    pub async fn invoices(&self, actor: &Actor, contract: Uuid) -> Result<Vec<Invoice>> {
+        self.contract_row(actor, contract).await?;
+        Ok(self
+            .rows_of_contract(actor, Table::Invoices, contract)
+            .await?
+            .iter()
+            .map(invoice_from_row)
+            .collect())
+    }
+
+    /// Receivables (应收款) of the contracts the actor may see, as of today:
+    /// outstanding, overdue and overdue by age, per customer and owner.
+    pub async fn receivables(&self, actor: &Actor) -> Result<Vec<ReceivableRow>> {
+        let mut sel = Select::all(Table::Contracts, actor.company_id.0, self.now());
+        sel.scope = actor.store_scope(Entity::Contract, Action::Read).unwrap_or(
+            crate::store::Scope::Restricted {
+                owners: Vec::new(),
+                departments: Vec::new(),
+                shared_with: Some(actor.user_id.0),
+            },
+        );
+        sel.filter = Filter::And(vec![
+            Filter::In(
+                Col::Column("status"),
+                vec![
+                    Value::Text(ContractStatus::Executing.name().into()),
+                    Value::Text(ContractStatus::Finished.name().into()),
+                ],
+            ),
+            Filter::Cmp(Col::Column("outstanding"), CmpOp::Gt, Value::Int(0)),
+        ]);
+        let contracts = self.store.select(&sel).await?.rows;
+        let ids: Vec<Value> = contracts.iter().map(|r| Value::Id(r.id())).collect();
+        let mut plan_sel = Select::all(Table::PaymentPlans, actor.company_id.0, self.now());
+        plan_sel.filter = Filter::In(Col::Column("contract_id"), ids);
+        let mut plans_by: BTreeMap<Uuid, Vec<Row>> = BTreeMap::new();
+        for p in self.store.select(&plan_sel).await?.rows {
+            plans_by
+                .entry(p.get("contract_id").as_id().unwrap_or_default())
+                .or_default()
+                .push(p);
+        }
+        let mut out: BTreeMap<(Uuid, Option<Uuid>), ReceivableRow> = BTreeMap::new();
+        for r in &contracts {
+            let c = contract_from_row(r);
+            let col = self.collection_of(
+                &c.amount,
+                c.received,
+                Money::cny(0),
+                plans_by.get(&c.id).map(Vec::as_slice).unwrap_or_default(),
+                Vec::new(),
+            );
+            let e = out
+                .entry((c.customer_id, c.owner_id))
+                .or_insert_with(|| ReceivableRow {
+                    customer_id: c.customer_id,
+                    owner_id: c.owner_id,
+                    contracts: 0,
+                    outstanding: Money::cny(0),
+                    current: Money::cny(0),
+                    overdue: Money::cny(0),
+                    aging: [Money::cny(0); 4],
+                });
+            e.contracts += 1;
+            e.outstanding.minor += col.outstanding.minor;
+            e.overdue.minor += col.overdue.minor;
+            e.current.minor += col.outstanding.minor - col.overdue.minor;
+            for p in &col.plans {
+                if p.days_overdue > 0 {
+                    e.aging[aging_bucket(p.days_overdue)].minor += p.outstanding.minor;
+                }
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn allocation_fills_oldest_first() {
+        assert_eq!(allocate(&[100, 200, 300], 250), vec![100, 150, 0]);
+        assert_eq!(allocate(&[100, 200], 1000), vec![100, 200]);
+        assert_eq!(allocate(&[], 5), Vec::<i64>::new());
+        assert_eq!(aging_bucket(1), 0);
+        assert_eq!(aging_bucket(30), 0);
+        assert_eq!(aging_bucket(31), 1);
+        assert_eq!(aging_bucket(90), 2);
+        assert_eq!(aging_bucket(91), 3);
+    }
+
+    proptest! {
+        /// Allocation never drifts: what is allocated is the received amount
+        /// up to the plans' total, and no instalment gets more than it asks.
+        #[test]
+        fn allocation_reconciles(
+            plans in proptest::collection::vec(1i64..1_000_000_000, 0..12),
+            received in 0i64..20_000_000_000,
+        ) {
+            let got = allocate(&plans, received);
+            let total: i64 = plans.iter().sum();
+            prop_assert_eq!(got.iter().sum::<i64>(), received.min(total));
+            for (g, p) in got.iter().zip(&plans) {
+                prop_assert!(*g >= 0 && g <= p);
+            }
+            // Filled in order: an instalment is partly paid only if all
+            // later ones are unpaid.
+            if let Some(first_open) = got.iter().zip(&plans).position(|(g, p)| g < p) {
+                prop_assert!(got[first_open + 1..].iter().all(|g| *g == 0));
+            }
+        }
+    }
+}

@@ -1,0 +1,648 @@
+//! The product catalogue (产品): a two-level category tree with generated
+//! codes and products with prices in minor units, tax rates in basis points,
+//! status, logical delete, search (code, name, pinyin) and paging.
+//!
+//! Every user of the company may read the catalogue (it is the price list
+//! quotes and contracts pick from); changing it needs `product:create`,
+//! `product:update` or `product:delete`. Stock, purchasing and production
+//! will reference products by id from their own tables.
+
+use super::{money_json, opt_int, opt_text, req_text};
+use crate::auth::{Action, Actor};
+use crate::crm::Crm;
+use crate::entity::Entity;
+use crate::error::{Error, Result, ValidationErrors};
+use crate::money::Money;
+use crate::query::Page;
+use crate::schema::Table;
+use crate::store::{
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Paging, Row, Select, Sort,
+};
+use crate::value::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+/// The VAT rates products and quote lines may carry, in basis points
+/// (13 %, 9 %, 6 %, 0 %).
+pub const TAX_RATES: [i64; 4] = [1300, 900, 600, 0];
+
+/// A product category (产品类别).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Category {
+    /// The id.
+    pub id: Uuid,
+    /// The generated code: `01` at the top level, `0103` below `01`.
+    pub code: String,
+    /// The name.
+    pub name: String,
+    /// The parent (top-level categories have none).
+    pub parent_id: Option<Uuid>,
+}
+
+/// Whether a product is sold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductStatus {
+    /// On sale (在售).
+    OnSale,
+    /// Discontinued (停售): kept for old documents, not offered.
+    Discontinued,
+}
+
+impl ProductStatus {
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProductStatus::OnSale => "on_sale",
+            ProductStatus::Discontinued => "discontinued",
+        }
+    }
+
+    /// Parses an API name or Chinese label.
+    pub fn parse(s: &str) -> Option<ProductStatus> {
+        match s.trim() {
+            "on_sale" | "在售" => Some(ProductStatus::OnSale),
+            "discontinued" | "停售" => Some(ProductStatus::Discontinued),
+            _ => None,
+        }
+    }
+}
+
+/// A product (产品).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Product {
+    /// The id.
+    pub id: Uuid,
+    /// The code (given or generated, `CP-20261127-0001`).
+    pub code: String,
+    /// The name.
+    pub name: String,
+    /// The category.
+    pub category_id: Option<Uuid>,
+    /// The unit (台, 套, 个 …).
+    pub unit: String,
+    /// The list price (标准价), tax included.
+    pub list_price: Money,
+    /// The cost (成本), if known.
+    pub cost: Option<Money>,
+    /// The VAT rate in basis points.
+    pub tax_rate: i64,
+    /// Specification (规格型号).
+    pub spec: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Status.
+    pub status: ProductStatus,
+    /// Whether it is in the recycle bin.
+    pub deleted: bool,
+    /// The row version.
+    pub version: i64,
+}
+
+/// Input for a new product or a change (for a change, `None` keeps a value).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProductInput {
+    /// The code; generated when absent on create.
+    pub code: Option<String>,
+    /// The name (required on create).
+    pub name: Option<String>,
+    /// The category.
+    pub category_id: Option<Uuid>,
+    /// The unit (default `个`).
+    pub unit: Option<String>,
+    /// The list price (required on create).
+    pub list_price: Option<Money>,
+    /// The cost.
+    pub cost: Option<Money>,
+    /// The VAT rate in basis points (default 1300).
+    pub tax_rate: Option<i64>,
+    /// Specification.
+    pub spec: Option<String>,
+    /// Description.
+    pub description: Option<String>,
+    /// Status.
+    pub status: Option<ProductStatus>,
+}
+
+/// A product search.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProductQuery {
+    /// Code, name or pinyin initials.
+    pub search: Option<String>,
+    /// Only this category and its sub-categories.
+    pub category_id: Option<Uuid>,
+    /// Only this status.
+    pub status: Option<ProductStatus>,
+    /// The recycle bin instead of the working set.
+    pub deleted: bool,
+    /// The page, from 1 (default 1).
+    pub page: u64,
+    /// Items per page (default 10).
+    pub per_page: u64,
+}
+
+fn product_from_row(r: &Row) -> Product {
+    Product {
+        id: r.id(),
+        code: r.get("code").as_text().unwrap_or_default().to_string(),
+        name: r.get("name").as_text().unwrap_or_default().to_string(),
+        category_id: r.get("category_id").as_id(),
+        unit: r.get("unit").as_text().unwrap_or_default().to_string(),
+        list_price: Money::cny(r.get("list_price").as_int().unwrap_or(0)),
+        cost: r.get("cost").as_int().map(Money::cny),
+        tax_rate: r.get("tax_rate").as_int().unwrap_or(0),
+        spec: r.get("spec").as_text().map(str::to_string),
+        description: r.get("description").as_text().map(str::to_string),
+        status: r
+            .get("status")
+            .as_text()
+            .and_then(ProductStatus::parse)
+            .unwrap_or(ProductStatus::OnSale),
+        deleted: !r.get("deleted_at").is_null(),
+        version: r.version(),
+    }
+}
+
+fn category_from_row(r: &Row) -> Category {
+    Category {
+        id: r.id(),
+        code: r.get("code").as_text().unwrap_or_default().to_string(),
+        name: r.get("name").as_text().unwrap_or_default().to_string(),
+        parent_id: r.get("parent_id").as_id(),
+    }
+}
+
+impl Crm {
+    fn require_product(&self, actor: &Actor, action: Action) -> Result<()> {
+        if actor.can(Entity::Product, action) {
+            Ok(())
+        } else {
+            Err(Error::Forbidden(format!(
+                "{} may not {action} products",
+                actor.display_name
+            )))
+        }
+    }
+
+    /// Creates a category at the top level or below a top-level one; the
+    /// code is generated (`01`, `0101`).
+    pub async fn create_product_category(
+        &self,
+        actor: &Actor,
+        name: &str,
+        parent: Option<Uuid>,
+    ) -> Result<Category> {
+        self.require_product(actor, Action::Create)?;
+        let name = req_text("name", name, 64)?;
+        let company = actor.company_id.0;
+        let prefix = match parent {
+            Some(p) => {
+                let row = self.live_row(actor, Table::ProductCategories, p).await?;
+                if !row.get("parent_id").is_null() {
+                    return Err(Error::invalid(
+                        "parent_id",
+                        "product categories have two levels; the parent must be a top-level category",
+                    ));
+                }
+                row.get("code").as_text().unwrap_or_default().to_string()
+            }
+            None => String::new(),
+        };
+        let n = self
+            .store
+            .next_sequence(company, &format!("product_category:{prefix}"))
+            .await?;
+        if n > 99 {
+            return Err(Error::InvalidState(
+                "at most 99 categories per level".into(),
+            ));
+        }
+        let code = format!("{prefix}{n:02}");
+        let id = self.new_id();
+        let now = self.now();
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Insert {
+            table: Table::ProductCategories,
+            values: vec![
+                ("id", Value::Id(id)),
+                ("company_id", Value::Id(company)),
+                ("version", Value::Int(1)),
+                ("created_at", Value::Timestamp(now)),
+                ("updated_at", Value::Timestamp(now)),
+                ("name", Value::Text(name.clone())),
+                ("code", Value::Text(code.clone())),
+                ("parent_id", parent.map_or(Value::Null, Value::Id)),
+                ("position", Value::Int(n)),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::ProductCategories,
+            id,
+            "create",
+            vec![FieldChange {
+                field: "name".into(),
+                before: serde_json::Value::Null,
+                after: json!(name),
+            }],
+        ));
+        self.apply(cs).await?;
+        Ok(Category {
+            id,
+            code,
+            name,
+            parent_id: parent,
+        })
+    }
+
+    /// Every live category, ordered by code (so children follow parents).
+    pub async fn list_product_categories(&self, actor: &Actor) -> Result<Vec<Category>> {
+        let mut sel = Select::all(Table::ProductCategories, actor.company_id.0, self.now());
+        sel.sort = vec![Sort {
+            col: Col::Column("code"),
+            desc: false,
+        }];
+        Ok(self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .map(category_from_row)
+            .collect())
+    }
+
+    async fn check_product(
+        &self,
+        actor: &Actor,
+        input: &ProductInput,
+        creating: bool,
+    ) -> Result<()> {
+        let mut errors = ValidationErrors::default();
+        if creating && input.name.as_deref().is_none_or(|n| n.trim().is_empty()) {
+            errors.push("name (产品名称)", "is required");
+        }
+        if input
+            .name
+            .as_deref()
+            .is_some_and(|n| n.chars().count() > 128)
+        {
+            errors.push("name (产品名称)", "is longer than 128 characters");
+        }
+        if creating && input.list_price.is_none() {
+            errors.push("list_price (标准价)", "is required");
+        }
+        for (field, m) in [
+            ("list_price (标准价)", input.list_price),
+            ("cost (成本)", input.cost),
+        ] {
+            if let Some(m) = m {
+                if m.is_negative() {
+                    errors.push(field, format!("{m} is negative"));
+                }
+                if m.currency.code() != "CNY" {
+                    errors.push(field, format!("{m} is not in CNY"));
+                }
+            }
+        }
+        if let Some(r) = input.tax_rate
+            && !TAX_RATES.contains(&r)
+        {
+            errors.push(
+                "tax_rate (税率)",
+                format!("{}% is not one of 13%, 9%, 6%, 0%", r as f64 / 100.0),
+            );
+        }
+        if let Some(code) = &input.code
+            && (code.trim().is_empty() || code.chars().count() > 40)
+        {
+            errors.push("code (产品编号)", "must have 1 to 40 characters");
+        }
+        errors.into_result()?;
+        if let Some(c) = input.category_id {
+            self.live_row(actor, Table::ProductCategories, c)
+                .await
+                .map_err(|_| {
+                    Error::invalid("category_id (产品类别)", format!("no category {c}"))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Creates a product.
+    pub async fn create_product(&self, actor: &Actor, input: ProductInput) -> Result<Product> {
+        self.require_product(actor, Action::Create)?;
+        self.check_product(actor, &input, true).await?;
+        let company = actor.company_id.0;
+        let code = match &input.code {
+            Some(c) => c.trim().to_string(),
+            None => self.next_code(actor.company_id, "CP").await?,
+        };
+        let name = input.name.clone().unwrap_or_default().trim().to_string();
+        let id = self.new_id();
+        let now = self.now();
+        let values = vec![
+            ("id", Value::Id(id)),
+            ("company_id", Value::Id(company)),
+            ("version", Value::Int(1)),
+            ("created_at", Value::Timestamp(now)),
+            ("updated_at", Value::Timestamp(now)),
+            ("code", Value::Text(code)),
+            (
+                "pinyin_keys",
+                Value::Text(crate::pinyin::search_keys(&name)),
+            ),
+            ("name", Value::Text(name)),
+            (
+                "category_id",
+                input.category_id.map_or(Value::Null, Value::Id),
+            ),
+            (
+                "unit",
+                Value::Text(input.unit.clone().unwrap_or_else(|| "个".into())),
+            ),
+            (
+                "list_price",
+                Value::Int(input.list_price.map_or(0, |m| m.minor)),
+            ),
+            ("cost", opt_int(input.cost.map(|m| m.minor))),
+            ("tax_rate", Value::Int(input.tax_rate.unwrap_or(1300))),
+            ("spec", opt_text(input.spec.clone())),
+            ("description", opt_text(input.description.clone())),
+            (
+                "status",
+                Value::Text(input.status.unwrap_or(ProductStatus::OnSale).name().into()),
+            ),
+            ("custom", Value::Json(json!({}))),
+        ];
+        let mut cs = ChangeSet::default();
+        cs.audit.push(
+            self.audit(
+                Some(actor),
+                company,
+                Table::Products,
+                id,
+                "create",
+                values
+                    .iter()
+                    .filter(|(k, v)| {
+                        !v.is_null()
+                            && !matches!(
+                                *k,
+                                "id" | "company_id"
+                                    | "version"
+                                    | "created_at"
+                                    | "updated_at"
+                                    | "pinyin_keys"
+                                    | "custom"
+                            )
+                    })
+                    .map(|(k, v)| FieldChange {
+                        field: (*k).into(),
+                        before: serde_json::Value::Null,
+                        after: v.to_json(),
+                    })
+                    .collect(),
+            ),
+        );
+        cs.ops.push(Op::Insert {
+            table: Table::Products,
+            values,
+        });
+        self.apply(cs).await?;
+        self.product(actor, id).await
+    }
+
+    /// A product, live or in the recycle bin.
+    pub async fn product(&self, actor: &Actor, id: Uuid) -> Result<Product> {
+        self.store
+            .get(Table::Products, id)
+            .await?
+            .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
+            .map(|r| product_from_row(&r))
+            .ok_or_else(|| Error::not_found("product", id))
+    }
+
+    /// Finds a live product by code.
+    pub async fn product_by_code(&self, actor: &Actor, code: &str) -> Result<Product> {
+        let mut sel = Select::all(Table::Products, actor.company_id.0, self.now());
+        sel.filter = Filter::Cmp(
+            Col::Column("code"),
+            CmpOp::Eq,
+            Value::Text(code.trim().into()),
+        );
+        self.store
+            .select(&sel)
+            .await?
+            .rows
+            .first()
+            .map(product_from_row)
+            .ok_or_else(|| Error::not_found("product", code))
+    }
+
+    /// Changes a product if it is still at `expected_version`.
+    pub async fn update_product(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        expected_version: i64,
+        input: ProductInput,
+    ) -> Result<Product> {
+        self.require_product(actor, Action::Update)?;
+        self.check_product(actor, &input, false).await?;
+        let row = self.live_row(actor, Table::Products, id).await?;
+        let mut values: Vec<(&'static str, Value)> = Vec::new();
+        if let Some(c) = &input.code {
+            values.push(("code", Value::Text(c.trim().into())));
+        }
+        if let Some(n) = &input.name {
+            values.push(("name", Value::Text(n.trim().into())));
+            values.push((
+                "pinyin_keys",
+                Value::Text(crate::pinyin::search_keys(n.trim())),
+            ));
+        }
+        if let Some(c) = input.category_id {
+            values.push(("category_id", Value::Id(c)));
+        }
+        if let Some(u) = &input.unit {
+            values.push(("unit", Value::Text(u.clone())));
+        }
+        if let Some(m) = input.list_price {
+            values.push(("list_price", Value::Int(m.minor)));
+        }
+        if let Some(m) = input.cost {
+            values.push(("cost", Value::Int(m.minor)));
+        }
+        if let Some(r) = input.tax_rate {
+            values.push(("tax_rate", Value::Int(r)));
+        }
+        if let Some(s) = &input.spec {
+            values.push(("spec", Value::Text(s.clone())));
+        }
+        if let Some(d) = &input.description {
+            values.push(("description", Value::Text(d.clone())));
+        }
+        if let Some(s) = input.status {
+            values.push(("status", Value::Text(s.name().into())));
+        }
+        let changes: Vec<FieldChange> = values
+            .iter()
+            .filter(|(k, v)| *k != "pinyin_keys" && row.get(k) != v)
+            .map(|(k, v)| FieldChange {
+                field: (*k).into(),
+                before: row.get(k).to_json(),
+                after: v.to_json(),
+            })
+            .collect();
+        if changes.is_empty() {
+            return Ok(product_from_row(&row));
+        }
+        values.push(("updated_at", Value::Timestamp(self.now())));
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::Products,
+            id,
+            expected_version,
+            values,
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Products,
+            id,
+            "update",
+            changes,
+        ));
+        self.apply(cs).await?;
+        self.product(actor, id).await
+    }
+
+    /// Moves a product to the recycle bin, or restores it.
+    pub async fn set_product_deleted(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        deleted: bool,
+    ) -> Result<Product> {
+        self.require_product(actor, Action::Delete)?;
+        let row = self
+            .store
+            .get(Table::Products, id)
+            .await?
+            .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
+            .ok_or_else(|| Error::not_found("product", id))?;
+        if row.get("deleted_at").is_null() != deleted {
+            return Err(Error::InvalidState(format!(
+                "product {} is {}in the recycle bin",
+                row.get("code").as_text().unwrap_or_default(),
+                if deleted { "already " } else { "not " }
+            )));
+        }
+        let now = self.now();
+        let value = if deleted {
+            Value::Timestamp(now)
+        } else {
+            Value::Null
+        };
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::Products,
+            id,
+            expected_version: row.version(),
+            values: vec![
+                ("deleted_at", value.clone()),
+                ("updated_at", Value::Timestamp(now)),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Products,
+            id,
+            if deleted { "delete" } else { "restore" },
+            vec![FieldChange {
+                field: "deleted_at".into(),
+                before: row.get("deleted_at").to_json(),
+                after: value.to_json(),
+            }],
+        ));
+        self.apply(cs).await?;
+        self.product(actor, id).await
+    }
+
+    /// Searches products: one query for the page and the total.
+    pub async fn list_products(&self, actor: &Actor, q: &ProductQuery) -> Result<Page<Product>> {
+        let mut filters = Vec::new();
+        if let Some(s) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            let c = |col: &'static str, t: &str| Filter::Contains(Col::Column(col), t.to_string());
+            let mut any = vec![c("code", s), c("name", s)];
+            let py = crate::pinyin::normalise_query(s);
+            if !py.is_empty() {
+                any.push(c("pinyin_keys", &py));
+            }
+            filters.push(Filter::Or(any));
+        }
+        if let Some(cat) = q.category_id {
+            let subs: Vec<Value> = self
+                .list_product_categories(actor)
+                .await?
+                .into_iter()
+                .filter(|c| c.id == cat || c.parent_id == Some(cat))
+                .map(|c| Value::Id(c.id))
+                .collect();
+            filters.push(Filter::In(Col::Column("category_id"), subs));
+        }
+        if let Some(st) = q.status {
+            filters.push(Filter::Cmp(
+                Col::Column("status"),
+                CmpOp::Eq,
+                Value::Text(st.name().into()),
+            ));
+        }
+        let per_page = if q.per_page == 0 {
+            10
+        } else {
+            q.per_page.min(1000)
+        };
+        let page = q.page.max(1);
+        let mut sel = Select::all(Table::Products, actor.company_id.0, self.now());
+        sel.lifecycle = if q.deleted {
+            Lifecycle::Deleted
+        } else {
+            Lifecycle::Active
+        };
+        sel.filter = Filter::And(filters);
+        sel.sort = vec![Sort {
+            col: Col::Column("code"),
+            desc: false,
+        }];
+        sel.paging = Paging::Offset {
+            offset: (page - 1) * per_page,
+            limit: per_page,
+        };
+        sel.with_total = true;
+        let got = self.store.select(&sel).await?;
+        Ok(Page {
+            items: got.rows.iter().map(product_from_row).collect(),
+            total: got.total,
+            has_more: got.has_more,
+            next_cursor: None,
+        })
+    }
+}
+
+/// A product as JSON for documents and the CLI.
+pub fn product_json(p: &Product) -> serde_json::Value {
+    json!({
+        "id": p.id,
+        "code": p.code,
+        "name": p.name,
+        "unit": p.unit,
+        "list_price": money_json(p.list_price),
+        "tax_rate": p.tax_rate,
+        "status": p.status.name(),
+    })
+}

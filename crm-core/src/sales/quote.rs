@@ -1,0 +1,642 @@
+//! Quotes (报价): product lines with quantity, unit price, discount and VAT
+//! rate, exact totals, versions (a revision is a new row; the old one is
+//! superseded), approval when a discount is above the threshold configured
+//! in the `quote` flow (a `discount_above` condition), and conversion of an
+//! approved quote into a contract.
+
+use super::contract::{Contract, NewContract};
+use super::lines::{Line, LineInput, Totals, totals};
+use super::{opt_text, req_text};
+use crate::approval::{ApprovalInfo, Facts, Status, SubmitRequest};
+use crate::auth::{Action, Actor};
+use crate::crm::Crm;
+use crate::entity::Entity;
+use crate::error::{Error, Result};
+use crate::ids::RecordId;
+use crate::money::Money;
+use crate::schema::Table;
+use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Op, Row, Select, Sort};
+use crate::value::Value;
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Quote statuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QuoteStatus {
+    /// 草稿.
+    Draft,
+    /// 审批中.
+    PendingApproval,
+    /// 已批准: may be sent and turned into a contract.
+    Approved,
+    /// 已驳回: revise it.
+    Rejected,
+    /// 已作废: a later version replaced it.
+    Superseded,
+    /// 已转合同.
+    Converted,
+}
+
+impl QuoteStatus {
+    /// Every status.
+    pub const ALL: [QuoteStatus; 6] = [
+        QuoteStatus::Draft,
+        QuoteStatus::PendingApproval,
+        QuoteStatus::Approved,
+        QuoteStatus::Rejected,
+        QuoteStatus::Superseded,
+        QuoteStatus::Converted,
+    ];
+
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            QuoteStatus::Draft => "draft",
+            QuoteStatus::PendingApproval => "pending_approval",
+            QuoteStatus::Approved => "approved",
+            QuoteStatus::Rejected => "rejected",
+            QuoteStatus::Superseded => "superseded",
+            QuoteStatus::Converted => "converted",
+        }
+    }
+
+    /// Parses an API name.
+    pub fn parse(s: &str) -> Option<QuoteStatus> {
+        QuoteStatus::ALL.into_iter().find(|x| x.name() == s.trim())
+    }
+}
+
+/// A new quote.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewQuote {
+    /// The title.
+    pub title: String,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// The opportunity it prices.
+    pub opportunity_id: Option<Uuid>,
+    /// The lines (at least one).
+    pub lines: Vec<LineInput>,
+    /// Valid until (有效期).
+    pub valid_until: Option<NaiveDate>,
+    /// Notes.
+    pub notes: Option<String>,
+}
+
+/// A quote version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quote {
+    /// The id of this version.
+    pub id: Uuid,
+    /// The code, shared by all versions.
+    pub code: String,
+    /// The title.
+    pub title: String,
+    /// The customer.
+    pub customer_id: Uuid,
+    /// The owner.
+    pub owner_id: Option<Uuid>,
+    /// The opportunity.
+    pub opportunity_id: Option<Uuid>,
+    /// The first version's id.
+    pub root_id: Uuid,
+    /// The version number, from 1.
+    pub quote_version: i64,
+    /// The status.
+    pub status: QuoteStatus,
+    /// Lines.
+    pub lines: Vec<Line>,
+    /// Totals.
+    pub totals: Totals,
+    /// The total in Chinese capitals (大写).
+    pub amount_capital: String,
+    /// Valid until.
+    pub valid_until: Option<NaiveDate>,
+    /// The contract made from it.
+    pub contract_id: Option<Uuid>,
+    /// Notes.
+    pub notes: Option<String>,
+    /// The row version.
+    pub version: i64,
+}
+
+fn quote_from_row(r: &Row) -> Quote {
+    let lines: Vec<Line> = r
+        .get("lines")
+        .as_json()
+        .cloned()
+        .and_then(|j| serde_json::from_value(j).ok())
+        .unwrap_or_default();
+    let m = |c: &str| Money::cny(r.get(c).as_int().unwrap_or(0));
+    let amount = m("amount");
+    Quote {
+        id: r.id(),
+        code: r.get("code").as_text().unwrap_or_default().to_string(),
+        title: r.get("title").as_text().unwrap_or_default().to_string(),
+        customer_id: r.get("customer_id").as_id().unwrap_or_default(),
+        owner_id: r.get("owner_id").as_id(),
+        opportunity_id: r.get("opportunity_id").as_id(),
+        root_id: r.get("root_id").as_id().unwrap_or_default(),
+        quote_version: r.get("quote_version").as_int().unwrap_or(1),
+        status: r
+            .get("status")
+            .as_text()
+            .and_then(QuoteStatus::parse)
+            .unwrap_or(QuoteStatus::Draft),
+        totals: Totals {
+            gross: m("gross"),
+            discount: m("discount"),
+            amount,
+            tax: m("tax"),
+            net: Money::cny(amount.minor - m("tax").minor),
+            max_discount_bp: r.get("max_discount_bp").as_int().unwrap_or(0),
+        },
+        lines,
+        amount_capital: amount.to_chinese_capital().unwrap_or_default(),
+        valid_until: r.get("valid_until").as_date(),
+        contract_id: r.get("contract_id").as_id(),
+        notes: r.get("notes").as_text().map(str::to_string),
+        version: r.version(),
+    }
+}
+
+fn quote_status_for(status: Status) -> QuoteStatus {
+    match status {
+        Status::Pending => QuoteStatus::PendingApproval,
+        Status::Approved => QuoteStatus::Approved,
+        Status::Rejected => QuoteStatus::Rejected,
+        Status::Withdrawn => QuoteStatus::Draft,
+    }
+}
+
+impl Crm {
+    async fn writable_quote(&self, actor: &Actor, id: Uuid) -> Result<Row> {
+        let row = self
+            .readable_row(actor, Entity::Quote, RecordId(id))
+            .await?;
+        if !row.get("deleted_at").is_null() {
+            return Err(Error::not_found(Entity::Quote, id));
+        }
+        if !self
+            .can_on_row(actor, Entity::Quote, Action::Update, &row)
+            .await?
+        {
+            return Err(Error::Forbidden(format!(
+                "{} may not change quote {}",
+                actor.display_name,
+                row.get("code").as_text().unwrap_or_default()
+            )));
+        }
+        Ok(row)
+    }
+
+    /// Creates a draft quote (version 1) for a customer the actor can see.
+    pub async fn create_quote(&self, actor: &Actor, input: NewQuote) -> Result<Quote> {
+        if !actor.can(Entity::Quote, Action::Create) {
+            return Err(Error::Forbidden(format!(
+                "{} may not create quotes",
+                actor.display_name
+            )));
+        }
+        let title = req_text("title (报价名称)", &input.title, 128)?;
+        self.readable_row(actor, Entity::Customer, RecordId(input.customer_id))
+            .await
+            .map_err(|_| {
+                Error::invalid(
+                    "customer_id (客户)",
+                    format!("no customer {}", input.customer_id),
+                )
+            })?;
+        if input.lines.is_empty() {
+            return Err(Error::invalid("lines", "a quote needs at least one line"));
+        }
+        let lines = self.price_lines(actor, &input.lines).await?;
+        let code = self.next_code(actor.company_id, "BJ").await?;
+        let id = self.new_id();
+        let mut cs = ChangeSet::default();
+        self.insert_quote(
+            actor,
+            &mut cs,
+            QuoteRowInput {
+                id,
+                root_id: id,
+                quote_version: 1,
+                code,
+                title,
+                customer_id: input.customer_id,
+                opportunity_id: input.opportunity_id,
+                lines,
+                valid_until: input.valid_until,
+                notes: input.notes,
+            },
+        )?;
+        self.apply(cs).await?;
+        self.quote(actor, id).await
+    }
+
+    fn insert_quote(&self, actor: &Actor, cs: &mut ChangeSet, q: QuoteRowInput) -> Result<()> {
+        let t = totals(&q.lines).map_err(|m| Error::invalid("lines", m))?;
+        let now = self.now();
+        let company = actor.company_id.0;
+        let lines_json = serde_json::to_value(&q.lines)
+            .map_err(|e| Error::InvalidState(format!("cannot encode lines: {e}")))?;
+        cs.ops.push(Op::Insert {
+            table: Table::Quotes,
+            values: vec![
+                ("id", Value::Id(q.id)),
+                ("company_id", Value::Id(company)),
+                ("version", Value::Int(1)),
+                ("created_at", Value::Timestamp(now)),
+                ("updated_at", Value::Timestamp(now)),
+                ("owner_id", Value::Id(actor.user_id.0)),
+                (
+                    "department_id",
+                    actor.department_id.map_or(Value::Null, |d| Value::Id(d.0)),
+                ),
+                ("created_by", Value::Id(actor.user_id.0)),
+                ("custom", Value::Json(json!({}))),
+                ("code", Value::Text(q.code.clone())),
+                (
+                    "pinyin_keys",
+                    Value::Text(crate::pinyin::search_keys(&q.title)),
+                ),
+                ("title", Value::Text(q.title.clone())),
+                ("customer_id", Value::Id(q.customer_id)),
+                (
+                    "opportunity_id",
+                    q.opportunity_id.map_or(Value::Null, Value::Id),
+                ),
+                ("root_id", Value::Id(q.root_id)),
+                ("quote_version", Value::Int(q.quote_version)),
+                ("status", Value::Text(QuoteStatus::Draft.name().into())),
+                ("lines", Value::Json(lines_json)),
+                ("gross", Value::Int(t.gross.minor)),
+                ("discount", Value::Int(t.discount.minor)),
+                ("amount", Value::Int(t.amount.minor)),
+                ("tax", Value::Int(t.tax.minor)),
+                ("max_discount_bp", Value::Int(t.max_discount_bp)),
+                (
+                    "valid_until",
+                    q.valid_until.map_or(Value::Null, Value::Date),
+                ),
+                ("notes", opt_text(q.notes)),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::Quotes,
+            q.id,
+            "create",
+            vec![FieldChange {
+                field: "amount".into(),
+                before: serde_json::Value::Null,
+                after: json!(t.amount.minor),
+            }],
+        ));
+        cs.events.push(self.event(
+            company,
+            Table::Quotes,
+            q.id,
+            "quote.created".into(),
+            json!({"code": q.code, "quote_version": q.quote_version, "amount": t.amount.minor}),
+        ));
+        Ok(())
+    }
+
+    /// A quote version the actor may see.
+    pub async fn quote(&self, actor: &Actor, id: Uuid) -> Result<Quote> {
+        let row = self
+            .readable_row(actor, Entity::Quote, RecordId(id))
+            .await?;
+        Ok(quote_from_row(&row))
+    }
+
+    /// The latest version of a quote the actor may see, by code.
+    pub async fn quote_by_code(&self, actor: &Actor, code: &str) -> Result<Quote> {
+        let mut sel = Select::all(Table::Quotes, actor.company_id.0, self.now());
+        sel.filter = Filter::Cmp(
+            Col::Column("code"),
+            CmpOp::Eq,
+            Value::Text(code.trim().into()),
+        );
+        sel.sort = vec![Sort {
+            col: Col::Column("quote_version"),
+            desc: true,
+        }];
+        let row = self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::not_found(Entity::Quote, code))?;
+        self.quote(actor, row.id()).await
+    }
+
+    /// The quotes the actor may see, newest first: the current version of
+    /// each (superseded versions are left out), optionally one customer's.
+    pub async fn list_quotes(
+        &self,
+        actor: &Actor,
+        customer: Option<Uuid>,
+        page: u64,
+        per_page: u64,
+    ) -> Result<crate::query::Page<Quote>> {
+        let mut filters = vec![Filter::Not(Box::new(Filter::Cmp(
+            Col::Column("status"),
+            CmpOp::Eq,
+            Value::Text(QuoteStatus::Superseded.name().into()),
+        )))];
+        if let Some(c) = customer {
+            filters.push(Filter::Cmp(
+                Col::Column("customer_id"),
+                CmpOp::Eq,
+                Value::Id(c),
+            ));
+        }
+        let per_page = if per_page == 0 {
+            10
+        } else {
+            per_page.min(1000)
+        };
+        let mut sel = Select::all(Table::Quotes, actor.company_id.0, self.now());
+        sel.scope = actor.store_scope(Entity::Quote, Action::Read).unwrap_or(
+            crate::store::Scope::Restricted {
+                owners: Vec::new(),
+                departments: Vec::new(),
+                shared_with: Some(actor.user_id.0),
+            },
+        );
+        sel.filter = Filter::And(filters);
+        sel.sort = vec![Sort {
+            col: Col::Column("created_at"),
+            desc: true,
+        }];
+        sel.paging = crate::store::Paging::Offset {
+            offset: (page.max(1) - 1) * per_page,
+            limit: per_page,
+        };
+        sel.with_total = true;
+        let got = self.store.select(&sel).await?;
+        Ok(crate::query::Page {
+            items: got.rows.iter().map(quote_from_row).collect(),
+            total: got.total,
+            has_more: got.has_more,
+            next_cursor: None,
+        })
+    }
+
+    /// Every version of a quote, oldest first.
+    pub async fn quote_versions(&self, actor: &Actor, id: Uuid) -> Result<Vec<Quote>> {
+        let q = self.quote(actor, id).await?;
+        let mut sel = Select::all(Table::Quotes, actor.company_id.0, self.now());
+        sel.filter = Filter::Cmp(Col::Column("root_id"), CmpOp::Eq, Value::Id(q.root_id));
+        sel.sort = vec![Sort {
+            col: Col::Column("quote_version"),
+            desc: false,
+        }];
+        Ok(self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .map(quote_from_row)
+            .collect())
+    }
+
+    /// Revises a quote: a new version with new lines; the old one is
+    /// superseded. Quotes pending approval or converted cannot be revised.
+    pub async fn revise_quote(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        lines: Vec<LineInput>,
+        valid_until: Option<NaiveDate>,
+    ) -> Result<Quote> {
+        let row = self.writable_quote(actor, id).await?;
+        let old = quote_from_row(&row);
+        if !matches!(
+            old.status,
+            QuoteStatus::Draft | QuoteStatus::Approved | QuoteStatus::Rejected
+        ) {
+            return Err(Error::InvalidState(format!(
+                "quote {} v{} is {}; it cannot be revised",
+                old.code,
+                old.quote_version,
+                old.status.name()
+            )));
+        }
+        if lines.is_empty() {
+            return Err(Error::invalid("lines", "a quote needs at least one line"));
+        }
+        let priced = self.price_lines(actor, &lines).await?;
+        let new_id = self.new_id();
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::Quotes,
+            id,
+            expected_version: row.version(),
+            values: vec![
+                ("status", Value::Text(QuoteStatus::Superseded.name().into())),
+                ("updated_at", Value::Timestamp(self.now())),
+            ],
+        });
+        self.insert_quote(
+            actor,
+            &mut cs,
+            QuoteRowInput {
+                id: new_id,
+                root_id: old.root_id,
+                quote_version: old.quote_version + 1,
+                code: old.code.clone(),
+                title: old.title.clone(),
+                customer_id: old.customer_id,
+                opportunity_id: old.opportunity_id,
+                lines: priced,
+                valid_until: valid_until.or(old.valid_until),
+                notes: old.notes.clone(),
+            },
+        )?;
+        self.apply(cs).await?;
+        self.quote(actor, new_id).await
+    }
+
+    /// Submits a draft quote. With a `quote` flow its conditions decide
+    /// (e.g. `discount_above`); a flow whose steps all drop approves at once,
+    /// and so does the absence of a flow.
+    pub async fn submit_quote(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        comment: Option<&str>,
+    ) -> Result<(Quote, Option<ApprovalInfo>)> {
+        let row = self.writable_quote(actor, id).await?;
+        let q = quote_from_row(&row);
+        if q.status != QuoteStatus::Draft && q.status != QuoteStatus::Rejected {
+            return Err(Error::InvalidState(format!(
+                "quote {} v{} is {}; only drafts are submitted",
+                q.code,
+                q.quote_version,
+                q.status.name()
+            )));
+        }
+        if q.status == QuoteStatus::Rejected {
+            return Err(Error::InvalidState(format!(
+                "quote {} v{} was rejected; revise it first",
+                q.code, q.quote_version
+            )));
+        }
+        if self.approval_flow(actor, "quote").await?.is_none() {
+            let mut cs = ChangeSet::default();
+            self.set_quote_status(actor, &row, QuoteStatus::Approved, &mut cs);
+            self.apply(cs).await?;
+            return Ok((self.quote(actor, id).await?, None));
+        }
+        let t = self
+            .submission(
+                actor,
+                &SubmitRequest {
+                    doc_type: "quote".into(),
+                    document_id: id,
+                    document_code: Some(format!("{} v{}", q.code, q.quote_version)),
+                    title: Some(q.title.clone()),
+                    facts: Facts {
+                        amount_minor: Some(q.totals.amount.minor),
+                        kind: None,
+                        discount_bp: Some(q.totals.max_discount_bp),
+                    },
+                    picked: Vec::new(),
+                    comment: comment.map(str::to_string),
+                },
+            )
+            .await?;
+        self.apply(t.changes).await?;
+        Ok((self.quote(actor, id).await?, Some(t.info)))
+    }
+
+    fn set_quote_status(&self, actor: &Actor, row: &Row, status: QuoteStatus, cs: &mut ChangeSet) {
+        let before = row.get("status").as_text().unwrap_or_default().to_string();
+        if before == status.name() {
+            return;
+        }
+        cs.ops.push(Op::Update {
+            table: Table::Quotes,
+            id: row.id(),
+            expected_version: row.version(),
+            values: vec![
+                ("status", Value::Text(status.name().into())),
+                ("updated_at", Value::Timestamp(self.now())),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Quotes,
+            row.id(),
+            "status",
+            vec![FieldChange {
+                field: "status".into(),
+                before: json!(before),
+                after: json!(status.name()),
+            }],
+        ));
+    }
+
+    /// Applies an approval's outcome to its quote (same change set).
+    pub(crate) async fn quote_approval_effect(
+        &self,
+        actor: &Actor,
+        info: &ApprovalInfo,
+        cs: &mut ChangeSet,
+    ) -> Result<()> {
+        let Some(row) = self.store.get(Table::Quotes, info.document_id).await? else {
+            return Ok(());
+        };
+        self.set_quote_status(actor, &row, quote_status_for(info.status), cs);
+        Ok(())
+    }
+
+    pub(crate) fn mark_quote_converted(
+        &self,
+        actor: &Actor,
+        row: &Row,
+        contract: Uuid,
+        cs: &mut ChangeSet,
+    ) {
+        cs.ops.push(Op::Update {
+            table: Table::Quotes,
+            id: row.id(),
+            expected_version: row.version(),
+            values: vec![
+                ("status", Value::Text(QuoteStatus::Converted.name().into())),
+                ("contract_id", Value::Id(contract)),
+                ("updated_at", Value::Timestamp(self.now())),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Quotes,
+            row.id(),
+            "convert",
+            vec![FieldChange {
+                field: "contract_id".into(),
+                before: serde_json::Value::Null,
+                after: json!(contract),
+            }],
+        ));
+    }
+
+    /// Turns an approved quote into a draft contract with the same lines
+    /// and totals; the quote becomes converted, in the same change set.
+    pub async fn quote_to_contract(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        details: NewContract,
+    ) -> Result<Contract> {
+        let row = self.writable_quote(actor, id).await?;
+        let q = quote_from_row(&row);
+        if q.status != QuoteStatus::Approved {
+            return Err(Error::InvalidState(format!(
+                "quote {} v{} is {}; only an approved quote becomes a contract",
+                q.code,
+                q.quote_version,
+                q.status.name()
+            )));
+        }
+        let input = NewContract {
+            title: if details.title.trim().is_empty() {
+                q.title.clone()
+            } else {
+                details.title.clone()
+            },
+            customer_id: q.customer_id,
+            opportunity_id: details.opportunity_id.or(q.opportunity_id),
+            lines: Vec::new(),
+            amount: None,
+            ..details
+        };
+        self.create_contract_from(actor, input, Some((row, q.lines)))
+            .await
+    }
+}
+
+struct QuoteRowInput {
+    id: Uuid,
+    root_id: Uuid,
+    quote_version: i64,
+    code: String,
+    title: String,
+    customer_id: Uuid,
+    opportunity_id: Option<Uuid>,
+    lines: Vec<Line>,
+    valid_until: Option<NaiveDate>,
+    notes: Option<String>,
+}

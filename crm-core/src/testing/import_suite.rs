@@ -1,0 +1,1194 @@
+//! Import and export scenarios: header mapping, validation of every kind of
+//! bad value with Chinese messages, duplicate policies (also against records
+//! the actor cannot see), dry runs, undo, resume of batched imports, import
+//! into an owner or department, contacts and users, and exports limited by
+//! scope and field rules — run through [`Crm`] against each backend.
+//!
+//! The rows are built in memory as `crm-io` hands them over after reading a
+//! workbook; the workbook side (limits, hostile files, formula injection) is
+//! tested in `crm-io`.
+
+/// Lists the import/export scenarios for [`conformance_tests!`](crate::conformance_tests).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! import_scenarios {
+    ($each:path; $make:expr) => {
+        $each!(
+            $crate::testing::import_suite::import_maps_headers_and_creates_customers_with_contacts,
+            io_import_maps_headers_and_creates_customers_with_contacts,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_rejects_every_bad_value_in_both_languages,
+            io_import_rejects_every_bad_value_in_both_languages,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_duplicate_policies_skip_update_fail,
+            io_import_duplicate_policies_skip_update_fail,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_finds_duplicates_the_actor_cannot_see,
+            io_import_finds_duplicates_the_actor_cannot_see,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_dry_run_changes_nothing,
+            io_import_dry_run_changes_nothing,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_undo_removes_and_restores,
+            io_import_undo_removes_and_restores,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_in_batches_resumes_without_duplicates,
+            io_import_in_batches_resumes_without_duplicates,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_into_owner_department_and_pool_is_checked,
+            io_import_into_owner_department_and_pool_is_checked,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_contacts_and_users,
+            io_import_contacts_and_users,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_needs_permission_and_required_columns,
+            io_import_needs_permission_and_required_columns,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::export_applies_scope_field_rules_and_picks,
+            io_export_applies_scope_field_rules_and_picks,
+            $make
+        );
+    };
+}
+
+use crate::auth::{Action, Actor, DataScope, FieldAccess, FieldRule, Permission};
+use crate::entity::Entity;
+use crate::error::Error;
+use crate::import::{
+    Cell, CommitMode, DuplicatePolicy, ExportValue, ImportOptions, ImportReport, ImportStatus,
+    IssueKind, RowIssue, RowOutcome, SheetRow,
+};
+use crate::org::{NewUser, RoleSpec};
+use crate::query::{Cond, ListQuery, PageRequest};
+use crate::records::Record;
+use crate::schema::Table;
+use crate::store::{Select, Store};
+use crate::testing::service_suite::World;
+use serde_json::json;
+use std::sync::Arc;
+
+fn t(s: &str) -> Cell {
+    if s.is_empty() {
+        Cell::Empty
+    } else {
+        Cell::Text(s.to_string())
+    }
+}
+
+fn headers(h: &[&str]) -> Vec<String> {
+    h.iter().map(|s| s.to_string()).collect()
+}
+
+/// Rows numbered from 2 (row 1 is the header).
+fn rows(cells: Vec<Vec<Cell>>) -> Vec<SheetRow> {
+    cells
+        .into_iter()
+        .enumerate()
+        .map(|(i, cells)| SheetRow {
+            number: i as u32 + 2,
+            cells,
+        })
+        .collect()
+}
+
+/// A valid unified social credit code numbered `n`.
+pub fn uscc(n: u32) -> String {
+    let first = format!("91440300{n:09}");
+    let check = crate::validate::uscc_check_char(&first).unwrap_or('0');
+    format!("{first}{check}")
+}
+
+async fn run(
+    w: &World,
+    actor: &Actor,
+    opts: ImportOptions,
+    h: &[&str],
+    data: Vec<Vec<Cell>>,
+) -> ImportReport {
+    let mut s = w
+        .crm
+        .begin_import(actor, opts, &headers(h))
+        .await
+        .unwrap_or_else(|e| panic!("begin import: {e}"));
+    for chunk in rows(data).chunks(2) {
+        s.push(chunk).await.unwrap_or_else(|e| panic!("push: {e}"));
+    }
+    s.finish().await.unwrap_or_else(|e| panic!("finish: {e}"))
+}
+
+fn opts(entity: Entity) -> ImportOptions {
+    ImportOptions::new(entity)
+}
+
+async fn customers(w: &World, actor: &Actor) -> Vec<Record> {
+    w.crm
+        .list_records(
+            actor,
+            Entity::Customer,
+            &ListQuery::default().page(PageRequest::Offset {
+                page: 1,
+                per_page: 1000,
+            }),
+        )
+        .await
+        .expect("list")
+        .items
+}
+
+async fn find(w: &World, name: &str) -> Option<Record> {
+    customers(w, &w.admin)
+        .await
+        .into_iter()
+        .find(|r| r.text("name") == Some(name))
+}
+
+async fn count(store: &Arc<dyn Store>, w: &World, table: Table) -> usize {
+    store
+        .select(&Select::all(table, w.admin.company_id.0, w.crm.now()))
+        .await
+        .expect("select")
+        .rows
+        .len()
+}
+
+fn issue(report: &ImportReport, row: u32) -> &RowIssue {
+    report
+        .issues
+        .iter()
+        .find(|i| i.row == row)
+        .unwrap_or_else(|| panic!("no issue for row {row}: {:#?}", report.issues))
+}
+
+fn role_perms(actions: &[Action], scope: DataScope) -> Vec<Permission> {
+    let mut out = Vec::new();
+    for entity in Entity::RECORDS {
+        for action in actions {
+            out.push(Permission {
+                entity,
+                action: *action,
+                scope,
+            });
+        }
+    }
+    out
+}
+
+async fn user_with_role(
+    w: &World,
+    username: &str,
+    perms: Vec<Permission>,
+    rules: Vec<FieldRule>,
+) -> Actor {
+    let role = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: format!("{username}-role"),
+                is_admin: false,
+                permissions: perms,
+                field_rules: rules,
+            },
+        )
+        .await
+        .expect("role");
+    let u = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: username.into(),
+                display_name: format!("{username}用户"),
+                department_id: Some(w.group1),
+                role_ids: vec![role.id],
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("user");
+    w.crm.actor(u.id).await.expect("actor")
+}
+
+/// Headers in either language, in any order, with extra columns and
+/// required marks; numbers typed as numbers, Excel serial dates and date
+/// cells; customers get their contact groups, consecutive codes, an audit
+/// entry naming the import and `created` events.
+pub async fn import_maps_headers_and_creates_customers_with_contacts(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let h = [
+        "备注",
+        "客户名称*",
+        "Level",
+        "电话",
+        "统一社会信用代码",
+        "下次跟进日期",
+        "无关的列",
+        "联系人1姓名",
+        "联系人1手机",
+        "Contact 2 Name",
+        "Contact 2 Mobile",
+    ];
+    let report = run(
+        &w,
+        &w.zhangsan,
+        opts(Entity::Customer),
+        &h,
+        vec![
+            vec![
+                t("首批"),
+                t("华为技术有限公司"),
+                t("A"),
+                t("0755-28780808"),
+                t(&uscc(1)),
+                Cell::Number(46357.0),
+                t("忽略"),
+                t("张伟"),
+                Cell::Number(13812345678.0),
+                t("李娜"),
+                t("139 1234 5678"),
+            ],
+            vec![
+                Cell::Empty,
+                t("腾讯科技（深圳）有限公司"),
+                t("b"),
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Date(chrono::NaiveDate::from_ymd_opt(2026, 12, 24).expect("date")),
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+            ],
+            vec![Cell::Empty; 11],
+            vec![
+                t(""),
+                t("阿里巴巴（中国）有限公司"),
+                t("C"),
+                t(""),
+                t(""),
+                t("2026年12月31日"),
+                t(""),
+                t("王芳"),
+                t(""),
+                t(""),
+                t(""),
+            ],
+        ],
+    )
+    .await;
+    assert!(report.issues.is_empty(), "{:#?}", report.issues);
+    assert_eq!(report.status, ImportStatus::Done);
+    assert_eq!(
+        (report.rows, report.created, report.contacts_created),
+        (3, 3, 3)
+    );
+    assert_eq!(report.ignored_columns, vec!["无关的列".to_string()]);
+    let hw = find(&w, "华为技术有限公司").await.expect("imported");
+    assert_eq!(hw.code.as_deref(), Some("KH-20261127-0001"));
+    assert_eq!(hw.owner_id, Some(w.zhangsan.user_id));
+    assert_eq!(hw.department_id, Some(w.group1));
+    assert_eq!(hw.text("level"), Some("A"));
+    assert_eq!(hw.text("uscc"), Some(uscc(1).as_str()));
+    assert_eq!(hw.text("next_follow_up"), Some("2026-12-01"));
+    assert_eq!(hw.text("notes"), Some("首批"));
+    let tx = find(&w, "腾讯科技（深圳）有限公司")
+        .await
+        .expect("imported");
+    assert_eq!(tx.text("level"), Some("B"));
+    assert_eq!(tx.text("next_follow_up"), Some("2026-12-24"));
+    let ali = find(&w, "阿里巴巴（中国）有限公司")
+        .await
+        .expect("imported");
+    assert_eq!(ali.text("next_follow_up"), Some("2026-12-31"));
+    let contacts = w
+        .crm
+        .list_records(
+            &w.zhangsan,
+            Entity::Contact,
+            &ListQuery::default()
+                .filter(Cond::Eq("customer_id".into(), json!(hw.id.to_string())))
+                .page(PageRequest::Offset {
+                    page: 1,
+                    per_page: 100,
+                }),
+        )
+        .await
+        .expect("contacts");
+    let mut mobiles: Vec<_> = contacts
+        .items
+        .iter()
+        .map(|c| c.text("mobile").unwrap_or_default().to_string())
+        .collect();
+    mobiles.sort();
+    assert_eq!(mobiles, vec!["13812345678", "13912345678"]);
+    assert!(
+        contacts
+            .items
+            .iter()
+            .all(|c| c.owner_id == Some(w.zhangsan.user_id))
+    );
+    // Searchable by pinyin like any other customer.
+    let found = w
+        .crm
+        .list_records(
+            &w.zhangsan,
+            Entity::Customer,
+            &ListQuery::default().search("hwjs"),
+        )
+        .await
+        .expect("search");
+    assert_eq!(found.items.len(), 1);
+    let history = w
+        .crm
+        .history(&w.zhangsan, Entity::Customer, hw.id.0)
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 1);
+    let import_id = report.import_id.expect("id").to_string();
+    assert!(
+        history[0]
+            .changes
+            .iter()
+            .any(|c| c.field == "import" && c.after == json!(import_id))
+    );
+    let events = w.crm.pending_events("test", 100).await.expect("events");
+    let created = events
+        .iter()
+        .filter(|e| e.event.event_type == "customer.created")
+        .count();
+    assert_eq!(created, 3);
+    // Imported customers carry their duplicate keys like any other.
+    assert!(count(&store, &w, Table::CustomerKeys).await >= 3);
+    let imports = w.crm.list_imports(&w.zhangsan).await.expect("imports");
+    assert_eq!(imports.len(), 1);
+    assert_eq!(imports[0].created, 6);
+    assert_eq!(imports[0].status, ImportStatus::Done);
+}
+
+/// Every kind of bad value rejects its row (and only its row) with all of
+/// the row's problems, in English and Chinese.
+pub async fn import_rejects_every_bad_value_in_both_languages(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let h = [
+        "客户名称",
+        "客户类型",
+        "客户级别",
+        "电话",
+        "邮箱",
+        "网址",
+        "统一社会信用代码",
+        "下次跟进日期",
+        "简称",
+        "负责人",
+        "联系人1姓名",
+        "联系人1手机",
+        "联系人2姓名",
+        "联系人2手机",
+    ];
+    let good = |name: &str| -> Vec<Cell> {
+        let mut r = vec![Cell::Empty; 14];
+        r[0] = t(name);
+        r
+    };
+    let with = |name: &str, i: usize, v: Cell| {
+        let mut r = good(name);
+        r[i] = v;
+        r
+    };
+    let mut data = vec![
+        good("正常有限公司"),                                      // 2
+        with("", 2, t("A")),                                       // 3 name missing
+        with("坏信用代码有限公司", 6, t("91350100M000100Y40")),    // 4
+        with("坏电话有限公司", 3, t("12345")),                     // 5
+        with("坏邮箱有限公司", 4, t("not-an-email")),              // 6
+        with("坏网址有限公司", 5, t("ftp://x")),                   // 7
+        with("坏级别有限公司", 2, t("Z")),                         // 8
+        with("坏日期有限公司", 7, t("下周一")),                    // 9
+        with("过长简称有限公司", 8, t(&"长".repeat(65))),          // 10
+        with("无此负责人有限公司", 9, t("nobody")),                // 11
+        with("错误单元格有限公司", 2, Cell::Error("#N/A".into())), // 12
+        with("联系人无姓名有限公司", 11, t("13812345678")),        // 13
+        with("联系人坏手机有限公司", 10, t("赵六")),               // 14
+    ];
+    data[12][11] = t("1381234");
+    // 15: individual customer with a credit code (cross-field rule).
+    let mut r = with("个人客户张三", 1, t("个人客户"));
+    r[6] = t(&uscc(7));
+    data.push(r);
+    // 16: two contacts with one mobile.
+    let mut r = good("联系人重复手机有限公司");
+    r[10] = t("甲");
+    r[11] = t("13812345678");
+    r[12] = t("乙");
+    r[13] = t("13812345678");
+    data.push(r);
+    // 17: several problems at once.
+    let mut r = with("多处错误有限公司", 3, t("12345"));
+    r[4] = t("bad@");
+    data.push(r);
+    let report = run(&w, &w.admin, opts(Entity::Customer), &h, data).await;
+    assert_eq!(report.created, 1, "{:#?}", report.issues);
+    assert_eq!(report.rejected, 15);
+    let expect = [
+        (3, "客户名称：必填", "Name: is required"),
+        (4, "校验码", "check character"),
+        (5, "电话", "Phone"),
+        (6, "邮箱", "Email"),
+        (7, "网址", "Website"),
+        (8, "「Z」不是可选值之一", "'Z' is not one of"),
+        (9, "「下周一」不是日期", "is not a date"),
+        (10, "超过 64 个字符", "longer than 64"),
+        (11, "找不到用户「nobody」", "no user 'nobody'"),
+        (12, "错误值 #N/A", "#N/A"),
+        (13, "联系人1姓名：必填", "contact 1 Name: is required"),
+        (14, "联系人1手机", "contact 1 Mobile"),
+        (
+            15,
+            "个人客户不能填写统一社会信用代码",
+            "only enterprise customers",
+        ),
+        (16, "手机号相同", "the mobile"),
+    ];
+    for (row, zh, en) in expect {
+        let i = issue(&report, row);
+        assert_eq!(i.outcome, RowOutcome::Rejected, "row {row}");
+        assert_eq!(
+            i.kind,
+            if row == 16 {
+                IssueKind::DuplicateInFile
+            } else {
+                IssueKind::Invalid
+            },
+            "row {row}"
+        );
+        assert!(i.message_zh.contains(zh), "row {row}: {}", i.message_zh);
+        assert!(i.message_en.contains(en), "row {row}: {}", i.message_en);
+    }
+    let many = issue(&report, 17);
+    assert!(
+        many.message_zh.contains("电话") && many.message_zh.contains("邮箱"),
+        "{}",
+        many.message_zh
+    );
+    assert_eq!(customers(&w, &w.admin).await.len(), 1);
+}
+
+/// Skip leaves the existing record alone; update changes it (non-empty
+/// cells only) and adds new contacts; fail writes nothing; a row repeating
+/// an earlier row is never imported twice.
+pub async fn import_duplicate_policies_skip_update_fail(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let old = w
+        .customer(
+            &w.zhangsan,
+            "华为技术有限公司",
+            json!({"uscc": uscc(1), "level": "C", "city": "深圳市"}),
+        )
+        .await;
+    let h = [
+        "客户名称",
+        "统一社会信用代码",
+        "客户级别",
+        "城市",
+        "联系人1姓名",
+        "联系人1手机",
+    ];
+    let data = || {
+        vec![
+            // Same credit code, another spelling of the name.
+            vec![
+                t("华为技术有限公司 "),
+                t(&uscc(1)),
+                t("A"),
+                t(""),
+                t("张伟"),
+                t("13812345678"),
+            ],
+            vec![
+                t("新客户有限公司"),
+                t(""),
+                t("B"),
+                t("北京市"),
+                t(""),
+                t(""),
+            ],
+            // Repeats row 3 by name.
+            vec![t("新客户有限公司"), t(""), t("C"), t(""), t(""), t("")],
+        ]
+    };
+    // Skip.
+    let r = run(&w, &w.zhangsan, opts(Entity::Customer), &h, data()).await;
+    assert_eq!(
+        (r.created, r.skipped, r.rejected),
+        (1, 2, 0),
+        "{:#?}",
+        r.issues
+    );
+    let i = issue(&r, 2);
+    assert_eq!(
+        (i.outcome, i.kind),
+        (RowOutcome::Skipped, IssueKind::Duplicate)
+    );
+    assert!(
+        i.message_zh.contains("已跳过")
+            && i.message_zh.contains(old.code.as_deref().unwrap_or("?")),
+        "{}",
+        i.message_zh
+    );
+    let i = issue(&r, 4);
+    assert_eq!(i.kind, IssueKind::DuplicateInFile);
+    assert!(i.message_zh.contains("第 3 行"), "{}", i.message_zh);
+    assert_eq!(
+        find(&w, "华为技术有限公司")
+            .await
+            .expect("kept")
+            .text("level"),
+        Some("C")
+    );
+    // Update.
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(&w, &w.zhangsan, o, &h, data()).await;
+    assert_eq!((r.updated, r.unchanged), (1, 1), "{:#?}", r.issues);
+    assert_eq!(r.contacts_created, 1);
+    assert_eq!(r.rejected, 1, "a repeated row is not applied twice");
+    let hw = find(&w, "华为技术有限公司").await.expect("updated");
+    assert_eq!(hw.text("level"), Some("A"));
+    assert_eq!(hw.text("city"), Some("深圳市"), "empty cells do not clear");
+    assert_eq!(hw.version, 2);
+    let n = find(&w, "新客户有限公司").await.expect("kept");
+    assert_eq!(n.text("city"), Some("北京市"));
+    // Fail: nothing written, the duplicates named.
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Fail;
+    let before = count(&store, &w, Table::Customers).await;
+    let mut data = data();
+    data.push(vec![t("全新有限公司"), t(""), t("B"), t(""), t(""), t("")]);
+    let r = run(&w, &w.zhangsan, o, &h, data).await;
+    assert_eq!(r.status, ImportStatus::Failed);
+    assert_eq!(r.import_id, None);
+    assert!(r.rejected >= 2);
+    assert_eq!(count(&store, &w, Table::Customers).await, before);
+    assert!(find(&w, "全新有限公司").await.is_none());
+}
+
+/// A record the actor cannot see is still found as a duplicate; the message
+/// does not reveal it, and updating it is refused.
+pub async fn import_finds_duplicates_the_actor_cannot_see(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.customer(&w.wangwu, "隐藏客户有限公司", json!({"uscc": uscc(9)}))
+        .await;
+    let h = ["客户名称", "统一社会信用代码"];
+    let data = || vec![vec![t("另一个名字有限公司"), t(&uscc(9))]];
+    let r = run(&w, &w.zhangsan, opts(Entity::Customer), &h, data()).await;
+    assert_eq!((r.created, r.skipped), (0, 1));
+    let i = issue(&r, 2);
+    assert!(i.message_zh.contains("另一个客户"), "{}", i.message_zh);
+    assert!(!i.message_zh.contains("隐藏客户") && !i.message_en.contains("王五"));
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(&w, &w.zhangsan, o, &h, data()).await;
+    assert_eq!((r.updated, r.rejected), (0, 1));
+    assert_eq!(issue(&r, 2).kind, IssueKind::Forbidden);
+    assert_eq!(count(&store, &w, Table::Customers).await, 1);
+}
+
+/// A dry run reports what would happen and writes nothing: no records, no
+/// import record, no codes used.
+pub async fn import_dry_run_changes_nothing(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.customer(&w.admin, "已存在有限公司", json!({})).await;
+    let h = ["客户名称", "电话"];
+    let data = || {
+        vec![
+            vec![t("新一有限公司"), t("010-62345678")],
+            vec![t("已存在有限公司"), t("")],
+            vec![t("坏电话有限公司"), t("1")],
+        ]
+    };
+    let mut o = opts(Entity::Customer);
+    o.dry_run = true;
+    let events_before = w
+        .crm
+        .pending_events("dry", 1000)
+        .await
+        .expect("events")
+        .len();
+    let r = run(&w, &w.admin, o, &h, data()).await;
+    assert!(r.dry_run);
+    assert_eq!(r.import_id, None);
+    assert_eq!((r.created, r.skipped, r.rejected), (1, 1, 1));
+    assert_eq!(count(&store, &w, Table::Customers).await, 1);
+    assert_eq!(count(&store, &w, Table::Imports).await, 0);
+    assert_eq!(
+        w.crm
+            .pending_events("dry", 1000)
+            .await
+            .expect("events")
+            .len(),
+        events_before
+    );
+    // The same import for real reports the same and uses the next code.
+    let r = run(&w, &w.admin, opts(Entity::Customer), &h, data()).await;
+    assert_eq!((r.created, r.skipped, r.rejected), (1, 1, 1));
+    let n = find(&w, "新一有限公司").await.expect("created");
+    assert_eq!(n.code.as_deref(), Some("KH-20261127-0002"));
+}
+
+/// Undo removes what the import created (contacts with their customers)
+/// and restores what it updated; it is refused once a record changed since.
+pub async fn import_undo_removes_and_restores(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let old = w
+        .customer(&w.admin, "老客户有限公司", json!({"level": "C"}))
+        .await;
+    let h = ["客户名称", "客户级别", "联系人1姓名", "联系人1手机"];
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &h,
+        vec![
+            vec![t("老客户有限公司"), t("A"), t(""), t("")],
+            vec![t("新客户有限公司"), t("B"), t("张伟"), t("13812345678")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.updated, r.contacts_created), (1, 1, 1));
+    let id = r.import_id.expect("import id");
+    let undo = w.crm.undo_import(&w.admin, id).await.expect("undo");
+    assert_eq!((undo.removed, undo.restored), (2, 1));
+    assert!(find(&w, "新客户有限公司").await.is_none());
+    assert_eq!(count(&store, &w, Table::Contacts).await, 0);
+    let back = find(&w, "老客户有限公司").await.expect("kept");
+    assert_eq!(back.text("level"), Some("C"));
+    assert_eq!(back.id, old.id);
+    let history = w
+        .crm
+        .history(&w.admin, Entity::Customer, old.id.0)
+        .await
+        .expect("history");
+    assert!(history.iter().any(|a| a.action == "import_undo"));
+    assert!(matches!(
+        w.crm.undo_import(&w.admin, id).await,
+        Err(Error::InvalidState(_))
+    ));
+    // A record changed after the import blocks its undo.
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &h,
+        vec![vec![t("再导入有限公司"), t("B"), t(""), t("")]],
+    )
+    .await;
+    let c = find(&w, "再导入有限公司").await.expect("created");
+    let mut f = crate::records::Fields::new();
+    f.insert("level".into(), json!("A"));
+    w.crm
+        .update_record(&w.admin, Entity::Customer, c.id, c.version, f)
+        .await
+        .expect("edit");
+    match w.crm.undo_import(&w.admin, r.import_id.expect("id")).await {
+        Err(Error::InvalidState(m)) => assert!(m.contains("changed since"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(find(&w, "再导入有限公司").await.is_some());
+    // Only the importing user or an administrator may undo.
+    assert!(matches!(
+        w.crm
+            .undo_import(&w.zhangsan, r.import_id.expect("id"))
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+}
+
+/// A batched import commits batch by batch; when it is interrupted, running
+/// the same file again continues after the last committed batch without
+/// creating anything twice.
+pub async fn import_in_batches_resumes_without_duplicates(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let h = headers(&["客户名称", "客户级别"]);
+    let data: Vec<Vec<Cell>> = (0..7)
+        .map(|i| vec![t(&format!("批量客户{i}有限公司")), t("A")])
+        .collect();
+    let mut o = opts(Entity::Customer);
+    o.commit = CommitMode::Batches;
+    o.batch_size = 3;
+    o.file_name = "customers.xlsx".into();
+    o.file_hash = "sha256:abc".into();
+    {
+        let mut s = w
+            .crm
+            .begin_import(&w.admin, o.clone(), &h)
+            .await
+            .expect("begin");
+        assert_eq!(s.resume_after(), None);
+        let all = rows(data.clone());
+        s.push(&all[0..3]).await.expect("batch 1");
+        s.push(&all[3..6]).await.expect("batch 2");
+        // Interrupted: dropped without finish.
+    }
+    assert_eq!(count(&store, &w, Table::Customers).await, 6);
+    let imports = w.crm.list_imports(&w.admin).await.expect("imports");
+    assert_eq!(imports[0].status, ImportStatus::Running);
+    assert_eq!(imports[0].rows_done, 7);
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, o.clone(), &h)
+        .await
+        .expect("again");
+    assert_eq!(s.resume_after(), Some(7));
+    let all = rows(data.clone());
+    for chunk in all.chunks(3) {
+        s.push(chunk).await.expect("push");
+    }
+    let r = s.finish().await.expect("finish");
+    assert_eq!(r.status, ImportStatus::Done);
+    assert_eq!(r.resumed_after, Some(7));
+    assert_eq!(r.rows, 1, "only the rows after the checkpoint count");
+    assert_eq!(r.created, 7, "counts carry over");
+    assert_eq!(count(&store, &w, Table::Customers).await, 7);
+    assert_eq!(r.import_id, Some(imports[0].id));
+    // A finished import is not resumed: the same file again finds duplicates.
+    let r = run(&w, &w.admin, o, &["客户名称", "客户级别"], data).await;
+    assert_eq!((r.created, r.skipped), (0, 7));
+    // Undo covers every batch.
+    let undo = w
+        .crm
+        .undo_import(&w.admin, imports[0].id)
+        .await
+        .expect("undo");
+    assert_eq!(undo.removed, 7);
+    assert_eq!(count(&store, &w, Table::Customers).await, 0);
+}
+
+/// Imports into another owner or department need the transfer permission;
+/// owners named in the file too; importing into a pool is refused until
+/// pools exist.
+pub async fn import_into_owner_department_and_pool_is_checked(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let h = ["客户名称", "负责人"];
+    let mut o = opts(Entity::Customer);
+    o.owner = Some("wangwu".into());
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &h,
+        vec![vec![t("王五的客户有限公司"), t("")]],
+    )
+    .await;
+    assert_eq!(r.created, 1);
+    let c = find(&w, "王五的客户有限公司").await.expect("created");
+    assert_eq!(c.owner_id, Some(w.wangwu.user_id));
+    assert_eq!(c.department_id, Some(w.group2));
+    let mut o = opts(Entity::Customer);
+    o.department = Some("销售部".into());
+    run(
+        &w,
+        &w.admin,
+        o,
+        &h,
+        vec![vec![t("部门客户有限公司"), t("")]],
+    )
+    .await;
+    let c = find(&w, "部门客户有限公司").await.expect("created");
+    assert_eq!(c.department_id, Some(w.sales));
+    assert_eq!(c.owner_id, Some(w.admin.user_id));
+    // A user without transfer may import only for themselves.
+    let plain = user_with_role(
+        &w,
+        "plain",
+        role_perms(
+            &[Action::Read, Action::Create, Action::Import],
+            DataScope::Own,
+        ),
+        Vec::new(),
+    )
+    .await;
+    let mut o = opts(Entity::Customer);
+    o.owner = Some("zhangsan".into());
+    assert!(matches!(
+        w.crm.begin_import(&plain, o, &headers(&h)).await,
+        Err(Error::Forbidden(_))
+    ));
+    let mut o = opts(Entity::Customer);
+    o.department = Some("销售二组".into());
+    assert!(matches!(
+        w.crm.begin_import(&plain, o, &headers(&h)).await,
+        Err(Error::Forbidden(_))
+    ));
+    let r = run(
+        &w,
+        &plain,
+        opts(Entity::Customer),
+        &h,
+        vec![
+            vec![t("自己的客户有限公司"), t("")],
+            vec![t("别人的客户有限公司"), t("zhangsan")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 1));
+    assert_eq!(issue(&r, 3).kind, IssueKind::Forbidden);
+    let mut o = opts(Entity::Customer);
+    o.pool = Some("公海".into());
+    match w.crm.begin_import(&w.admin, o, &headers(&h)).await {
+        Err(Error::InvalidState(m)) => assert!(m.contains("pool"), "{m}"),
+        other => panic!("expected the pool hook to refuse, got {other:?}"),
+    }
+}
+
+/// Contacts refer to their customer by code or name (unknown ones are
+/// rejected, duplicates by mobile found); users get departments and roles by
+/// name, duplicate usernames found.
+pub async fn import_contacts_and_users(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let hw = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    w.customer(&w.zhangsan, "腾讯科技有限公司", json!({})).await;
+    w.customer(&w.wangwu, "王五私有有限公司", json!({})).await;
+    let h = ["所属客户", "姓名", "手机", "职务", "生日"];
+    let r = run(
+        &w,
+        &w.zhangsan,
+        opts(Entity::Contact),
+        &h,
+        vec![
+            vec![
+                t(hw.code.as_deref().unwrap_or("?")),
+                t("张伟"),
+                t("13812345678"),
+                t("经理"),
+                Cell::Number(31000.0),
+            ],
+            vec![
+                t("腾讯科技有限公司"),
+                t("李娜"),
+                t("13912345678"),
+                t(""),
+                t(""),
+            ],
+            vec![t("没有这个客户"), t("王芳"), t(""), t(""), t("")],
+            vec![t("王五私有有限公司"), t("赵强"), t(""), t(""), t("")],
+            vec![
+                t("华为技术有限公司"),
+                t("张伟二"),
+                t("138-1234-5678"),
+                t(""),
+                t(""),
+            ],
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.created, r.rejected, r.skipped),
+        (2, 2, 1),
+        "{:#?}",
+        r.issues
+    );
+    assert!(
+        issue(&r, 4).message_zh.contains("找不到"),
+        "{}",
+        issue(&r, 4).message_zh
+    );
+    assert!(
+        issue(&r, 5).message_zh.contains("找不到"),
+        "invisible customers are not found"
+    );
+    assert_eq!(issue(&r, 6).kind, IssueKind::DuplicateInFile);
+    let contacts = w
+        .crm
+        .list_records(&w.zhangsan, Entity::Contact, &ListQuery::default())
+        .await
+        .expect("contacts");
+    let zw = contacts
+        .items
+        .iter()
+        .find(|c| c.text("name") == Some("张伟"))
+        .expect("张伟");
+    assert_eq!(zw.text("birthday"), Some("1984-11-14"));
+    assert_eq!(zw.owner_id, Some(w.zhangsan.user_id));
+    // Users.
+    let h = ["用户名", "姓名", "部门", "角色", "手机", "上级"];
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::User),
+        &h,
+        vec![
+            vec![
+                t("xiaoming"),
+                t("小明"),
+                t("销售一组"),
+                t("销售"),
+                t("13700000001"),
+                t("lisi"),
+            ],
+            vec![t("zhangsan"), t("张三"), t(""), t(""), t(""), t("")],
+            vec![
+                t("xiaohong"),
+                t("小红"),
+                t("不存在的部门"),
+                t(""),
+                t(""),
+                t(""),
+            ],
+            vec![t("xiaoming"), t("小明二"), t(""), t(""), t(""), t("")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.created, r.skipped, r.rejected),
+        (1, 2, 1),
+        "{:#?}",
+        r.issues
+    );
+    assert!(issue(&r, 4).message_zh.contains("部门"));
+    let xm = w
+        .crm
+        .user_by_username(&w.admin, "xiaoming")
+        .await
+        .expect("imported user");
+    assert_eq!(xm.department_id, Some(w.group1));
+    assert_eq!(xm.role_ids.len(), 1);
+    assert_eq!(xm.superior_id, Some(w.lisi.user_id));
+    assert!(matches!(
+        w.crm
+            .begin_import(&w.zhangsan, opts(Entity::User), &headers(&h))
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+}
+
+/// Importing needs the import permission; a header without a required
+/// column, with a field twice, or with a field the actor may not set is
+/// refused before any row is read.
+pub async fn import_needs_permission_and_required_columns(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let reader = user_with_role(
+        &w,
+        "reader",
+        role_perms(&[Action::Read, Action::Create], DataScope::Own),
+        vec![FieldRule {
+            entity: Entity::Customer,
+            field: "level".into(),
+            access: FieldAccess::ReadOnly,
+        }],
+    )
+    .await;
+    assert!(matches!(
+        w.crm
+            .begin_import(&reader, opts(Entity::Customer), &headers(&["客户名称"]))
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    let frozen = user_with_role(
+        &w,
+        "frozen",
+        role_perms(
+            &[Action::Read, Action::Create, Action::Import],
+            DataScope::Own,
+        ),
+        vec![FieldRule {
+            entity: Entity::Customer,
+            field: "level".into(),
+            access: FieldAccess::ReadOnly,
+        }],
+    )
+    .await;
+    assert!(matches!(
+        w.crm
+            .begin_import(
+                &frozen,
+                opts(Entity::Customer),
+                &headers(&["客户名称", "客户级别"])
+            )
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    match w
+        .crm
+        .begin_import(
+            &w.admin,
+            opts(Entity::Customer),
+            &headers(&["电话", "Level"]),
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => assert!(v.to_string().contains("客户名称"), "{v}"),
+        other => panic!("expected a missing column, got {other:?}"),
+    }
+    match w
+        .crm
+        .begin_import(
+            &w.admin,
+            opts(Entity::Customer),
+            &headers(&["客户名称", "Name"]),
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => assert!(v.to_string().contains("列重复"), "{v}"),
+        other => panic!("expected a repeated column, got {other:?}"),
+    }
+    match w
+        .crm
+        .begin_import(
+            &w.admin,
+            opts(Entity::Customer),
+            &headers(&["客户名称", "联系人2手机"]),
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => assert!(v.to_string().contains("联系人2"), "{v}"),
+        other => panic!("expected a contact group without name, got {other:?}"),
+    }
+    assert!(
+        w.crm
+            .begin_import(&w.admin, opts(Entity::FollowUp), &headers(&["跟进内容"]))
+            .await
+            .is_err()
+    );
+}
+
+/// Exports contain only what the actor sees: their scope, masked fields
+/// masked, hidden fields absent (and refused when picked); picked columns in
+/// the order picked; dates typed; every page read.
+pub async fn export_applies_scope_field_rules_and_picks(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    for i in 0..5 {
+        w.customer(
+            &w.zhangsan,
+            &format!("张三客户{i}有限公司"),
+            json!({"phone": "13812345678", "next_follow_up": "2026-12-01", "level": "A"}),
+        )
+        .await;
+    }
+    w.customer(&w.wangwu, "王五客户有限公司", json!({})).await;
+    let cols = w
+        .crm
+        .export_columns(&w.zhangsan, Entity::Customer, &[])
+        .await
+        .expect("columns");
+    let mut cur = w
+        .crm
+        .export_cursor(
+            &w.zhangsan,
+            Entity::Customer,
+            ListQuery::default(),
+            cols.clone(),
+            2,
+        )
+        .await
+        .expect("cursor");
+    let mut n = 0;
+    let name_at = cols.iter().position(|c| c.key == "name").expect("name");
+    let date_at = cols
+        .iter()
+        .position(|c| c.key == "next_follow_up")
+        .expect("date");
+    while let Some(page) = cur.next_page().await.expect("page") {
+        for row in page {
+            n += 1;
+            match &row[name_at] {
+                ExportValue::Text(s) => assert!(s.starts_with("张三客户"), "{s}"),
+                other => panic!("{other:?}"),
+            }
+            assert_eq!(
+                row[date_at],
+                ExportValue::Date(chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("d"))
+            );
+        }
+    }
+    assert_eq!(n, 5, "only the actor's own customers");
+    // Field rules.
+    let masked = user_with_role(
+        &w,
+        "masked",
+        role_perms(&[Action::Read, Action::Export], DataScope::All),
+        vec![
+            FieldRule {
+                entity: Entity::Customer,
+                field: "phone".into(),
+                access: FieldAccess::Masked,
+            },
+            FieldRule {
+                entity: Entity::Customer,
+                field: "level".into(),
+                access: FieldAccess::Hidden,
+            },
+        ],
+    )
+    .await;
+    let cols = w
+        .crm
+        .export_columns(&masked, Entity::Customer, &[])
+        .await
+        .expect("columns");
+    assert!(cols.iter().all(|c| c.key != "level"));
+    assert!(matches!(
+        w.crm
+            .export_columns(&masked, Entity::Customer, &["客户级别".to_string()])
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    let picked = w
+        .crm
+        .export_columns(
+            &masked,
+            Entity::Customer,
+            &["电话".to_string(), "name".to_string(), "负责人".to_string()],
+        )
+        .await
+        .expect("picked");
+    assert_eq!(
+        picked.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(),
+        vec!["phone", "name", "owner_id"]
+    );
+    let q = ListQuery::default().filter(Cond::StartsWith("name".into(), "张三客户0".into()));
+    let mut cur = w
+        .crm
+        .export_cursor(&masked, Entity::Customer, q, picked, 100)
+        .await
+        .expect("cursor");
+    let page = cur.next_page().await.expect("page").expect("one page");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0][0], ExportValue::Text("138****5678".into()));
+    assert_eq!(page[0][2], ExportValue::Text("张三".into()));
+    assert!(cur.next_page().await.expect("end").is_none());
+    // No export permission, no export.
+    let reader = user_with_role(
+        &w,
+        "noexport",
+        role_perms(&[Action::Read], DataScope::All),
+        Vec::new(),
+    )
+    .await;
+    assert!(matches!(
+        w.crm.export_columns(&reader, Entity::Customer, &[]).await,
+        Err(Error::Forbidden(_))
+    ));
+}

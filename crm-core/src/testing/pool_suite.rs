@@ -1,0 +1,1547 @@
+//! Customer lifecycle scenarios: pools with claim, release, assign and
+//! their limits; recycling rules and the sweep (dry run, warnings,
+//! idempotence, locks); duplicate keys, the report and merge; the 360° view,
+//! the ready-made lists and batch operations on a filter; and a property
+//! test of pool operations against a reference model.
+
+/// Lists the pool scenarios for [`conformance_tests!`](crate::conformance_tests).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! pool_scenarios {
+    ($each:path; $make:expr) => {
+        $each!(
+            $crate::testing::pool_suite::pool_claim_release_assign_within_limits,
+            pool_claim_release_assign_within_limits,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::recycling_sweep_dry_run_warnings_and_idempotence,
+            pool_recycling_sweep_dry_run_warnings_and_idempotence,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::duplicate_keys_report_and_merge,
+            pool_duplicate_keys_report_and_merge,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::customer_view_lists_and_batches_by_filter,
+            pool_customer_view_lists_and_batches_by_filter,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::pool_operations_match_reference_model,
+            pool_operations_match_reference_model,
+            $make
+        );
+    };
+}
+
+use crate::auth::{Action, DataScope, FieldAccess, FieldRule, Permission};
+use crate::dedupe::{DedupeMode, DuplicateQuery, MergeSpec};
+use crate::entity::Entity;
+use crate::error::Error;
+use crate::ids::{RecordId, UserId};
+use crate::org::{NewUser, RoleSpec};
+use crate::pool::{Place, PoolLimits, PoolSpec, RuleKind, RuleSpec, RuleStatus, SweepOptions};
+use crate::query::{Cond, ListQuery, PageRequest};
+use crate::records::ShareAccess;
+use crate::schema::Table;
+use crate::store::{Row, Store};
+use crate::testing::service_suite::{World, fields};
+use crate::view::Targets;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+async fn row(w: &World, id: RecordId) -> Row {
+    w.crm
+        .store()
+        .get(Table::Customers, id.0)
+        .await
+        .expect("get")
+        .expect("customer exists")
+}
+
+fn place(r: &Row) -> Place {
+    Place::of_row(r)
+}
+
+fn owner(r: &Row) -> Option<UserId> {
+    r.get("owner_id").as_id().map(UserId)
+}
+
+async fn event_count(w: &World) -> usize {
+    w.crm
+        .pending_events("pool-suite", 100_000)
+        .await
+        .expect("events")
+        .len()
+}
+
+async fn events_of(w: &World, kind: &str) -> Vec<crate::store::OutboxEvent> {
+    w.crm
+        .pending_events("pool-suite", 100_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event.event_type == kind)
+        .collect()
+}
+
+/// Day `n` after the World's start (2026-11-27 10:00 in Beijing).
+fn day(n: i64) -> DateTime<Utc> {
+    let start: DateTime<Utc> = "2026-11-27T02:00:00Z".parse().expect("start");
+    start + Duration::days(n)
+}
+
+/// Claim (per claim, per day, caps with closed deals not counted, cooldown),
+/// release with a reason, assign by a pool admin, the invalid area, and the
+/// history of every move; contacts follow their customer into and out of
+/// the pool; only members see and claim.
+pub async fn pool_claim_release_assign_within_limits(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let spec = PoolSpec {
+        name: "华东公海".into(),
+        admins: vec![w.lisi.user_id],
+        member_users: Vec::new(),
+        member_departments: vec![w.group1],
+        limits: PoolLimits {
+            max_per_claim: Some(2),
+            max_claims_per_day: Some(3),
+            max_owned_per_user: Some(3),
+            deals_count_toward_cap: false,
+            reclaim_cooldown_days: 7,
+            ..PoolLimits::default()
+        },
+    };
+    assert!(matches!(
+        w.crm.create_pool(&w.lisi, spec.clone()).await,
+        Err(Error::Forbidden(_))
+    ));
+    let pool = w
+        .crm
+        .create_pool(&w.admin, spec.clone())
+        .await
+        .expect("pool");
+    assert!(matches!(
+        w.crm.create_pool(&w.admin, spec).await,
+        Err(Error::Duplicate { .. })
+    ));
+    let ids = w
+        .crm
+        .import_into_pool(
+            &w.lisi,
+            pool.id,
+            (0..6)
+                .map(|i| fields(json!({"name": format!("公海客户{i}有限公司"), "phone": format!("010-6{i}345678")})))
+                .collect(),
+        )
+        .await
+        .expect("import into the pool");
+    for id in &ids {
+        let r = row(&w, *id).await;
+        assert_eq!((place(&r), owner(&r)), (Place::Public, None));
+        assert_eq!(r.get("pool_id").as_id(), Some(pool.id.0));
+    }
+    // A contact of a pool customer follows it when claimed.
+    let contact = w
+        .crm
+        .create_record(
+            &w.admin,
+            Entity::Contact,
+            fields(json!({"customer_id": ids[0].to_string(), "name": "吴工"})),
+        )
+        .await
+        .expect("contact");
+    // Members see the public area; others do not; it is not in anyone's list.
+    let page = w
+        .crm
+        .pool_customers(
+            &w.zhangsan,
+            pool.id,
+            Place::Public,
+            &ListQuery::default().with_total(),
+        )
+        .await
+        .expect("members see the pool");
+    assert_eq!(page.total, Some(6));
+    assert!(matches!(
+        w.crm
+            .pool_customers(&w.wangwu, pool.id, Place::Public, &ListQuery::default())
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(
+        w.visible(&w.zhangsan, ListQuery::default()).await.1,
+        Some(0)
+    );
+    // Per claim: the whole claim is refused.
+    let too_many = w.crm.claim(&w.zhangsan, &ids[0..3]).await;
+    assert!(
+        matches!(too_many, Err(Error::Forbidden(ref m)) if m.contains("at most 2")),
+        "{too_many:?}"
+    );
+    let r = w.crm.claim(&w.zhangsan, &ids[0..2]).await.expect("claim");
+    assert_eq!(r.done, ids[0..2].to_vec());
+    let r0 = row(&w, ids[0]).await;
+    assert_eq!(
+        (place(&r0), owner(&r0)),
+        (Place::Private, Some(w.zhangsan.user_id))
+    );
+    assert_eq!(r0.get("department_id").as_id(), Some(w.group1.0));
+    let c = w
+        .crm
+        .get_record(&w.zhangsan, Entity::Contact, contact.id)
+        .await
+        .expect("the contact came along");
+    assert_eq!(c.owner_id, Some(w.zhangsan.user_id));
+    // Per day: the third claim of the day passes, the fourth does not.
+    let r = w.crm.claim(&w.zhangsan, &ids[2..4]).await.expect("claim");
+    assert_eq!(r.done, vec![ids[2]]);
+    assert!(r.refused[0].1.contains("daily limit"), "{:?}", r.refused);
+    // A closed deal moves to the closed-deal customers and, here, frees a slot.
+    w.crm
+        .mark_deal(&w.zhangsan, ids[0], None)
+        .await
+        .expect("deal");
+    assert_eq!(place(&row(&w, ids[0]).await), Place::Deal);
+    w.clock.advance(Duration::days(1));
+    let r = w.crm.claim(&w.zhangsan, &[ids[3]]).await.expect("claim");
+    assert_eq!(r.done, vec![ids[3]]);
+    let r = w.crm.claim(&w.zhangsan, &[ids[4]]).await.expect("claim");
+    assert!(
+        r.refused[0].1.contains("already holds 3"),
+        "{:?}",
+        r.refused
+    );
+    // Release needs a reason; then the former owner waits out the cooldown.
+    assert!(matches!(
+        w.crm.release(&w.zhangsan, &[ids[1]], "  ", None).await,
+        Err(Error::Validation(_))
+    ));
+    let r = w
+        .crm
+        .release(&w.zhangsan, &[ids[1]], "客户暂无采购计划", None)
+        .await
+        .expect("release");
+    assert_eq!(r.done, vec![ids[1]]);
+    let r1 = row(&w, ids[1]).await;
+    assert_eq!((place(&r1), owner(&r1)), (Place::Public, None));
+    assert_eq!(
+        r1.get("previous_owner_id").as_id(),
+        Some(w.zhangsan.user_id.0)
+    );
+    let r = w.crm.claim(&w.zhangsan, &[ids[1]]).await.expect("claim");
+    assert!(
+        r.refused[0].1.contains("claimed back from 2026-12-05"),
+        "{:?}",
+        r.refused
+    );
+    let r = w.crm.claim(&w.zhaoliu, &[ids[1]]).await.expect("claim");
+    assert_eq!(r.done, vec![ids[1]], "another member may take it at once");
+    let r = w.crm.claim(&w.zhangsan, &[ids[4]]).await.expect("claim");
+    assert_eq!(r.done, vec![ids[4]]);
+    // Cooldown over: a customer given up 8 days ago may be claimed back.
+    w.crm
+        .release(&w.zhangsan, &[ids[3]], "换人跟进", None)
+        .await
+        .expect("release");
+    w.clock.advance(Duration::days(8));
+    let r = w.crm.claim(&w.zhangsan, &[ids[3]]).await.expect("claim");
+    assert_eq!(r.done, vec![ids[3]]);
+    // Assign: pool admins only, to anyone, within the caps.
+    let r = w
+        .crm
+        .assign(&w.zhangsan, &[ids[5]], w.wangwu.user_id)
+        .await
+        .expect("assign");
+    assert!(r.done.is_empty() && r.refused[0].1.contains("does not administer"));
+    let r = w
+        .crm
+        .assign(&w.lisi, &[ids[5]], w.wangwu.user_id)
+        .await
+        .expect("assign");
+    assert_eq!(r.done, vec![ids[5]]);
+    let r5 = row(&w, ids[5]).await;
+    assert_eq!(
+        (place(&r5), owner(&r5), r5.get("department_id").as_id()),
+        (Place::Private, Some(w.wangwu.user_id), Some(w.group2.0))
+    );
+    // The manager moves it to the invalid area; only pool admins see that.
+    let r = w
+        .crm
+        .move_to_pool(&w.lisi, &[ids[5]], pool.id, Place::Invalid, "空号")
+        .await
+        .expect("invalidate");
+    assert_eq!(r.done, vec![ids[5]]);
+    let invalid = w
+        .crm
+        .pool_customers(
+            &w.lisi,
+            pool.id,
+            Place::Invalid,
+            &ListQuery::default().with_total(),
+        )
+        .await
+        .expect("invalid area");
+    assert_eq!(invalid.total, Some(1));
+    assert!(matches!(
+        w.crm
+            .pool_customers(&w.zhangsan, pool.id, Place::Invalid, &ListQuery::default())
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(
+        w.crm
+            .claim(&w.zhangsan, &[ids[5]])
+            .await
+            .expect("claim")
+            .refused[0]
+            .1
+            .contains("not in a public pool")
+    );
+    // Every move is in the history: who, when, why.
+    let h = w
+        .crm
+        .pool_history(&w.zhaoliu, ids[1])
+        .await
+        .expect("history");
+    let steps: Vec<(&str, Option<UserId>, Option<&str>)> = h
+        .iter()
+        .map(|m| (m.action.as_str(), m.actor_id, m.reason.as_deref()))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            (
+                "import",
+                Some(w.lisi.user_id),
+                Some("imported into pool 华东公海")
+            ),
+            ("claim", Some(w.zhangsan.user_id), None),
+            (
+                "release",
+                Some(w.zhangsan.user_id),
+                Some("客户暂无采购计划")
+            ),
+            ("claim", Some(w.zhaoliu.user_id), None),
+        ]
+    );
+    assert_eq!(h[2].to, Place::Public);
+    let h0 = w
+        .crm
+        .pool_history(&w.zhangsan, ids[0])
+        .await
+        .expect("history");
+    assert_eq!(
+        h0.last().map(|m| (m.action.as_str(), m.to)),
+        Some(("deal", Place::Deal))
+    );
+    assert_eq!(events_of(&w, "customer.claimed").await.len(), 7);
+    assert_eq!(events_of(&w, "customer.released").await.len(), 2);
+    // Every customer is in exactly one place.
+    for id in &ids {
+        let r = row(&w, *id).await;
+        assert_eq!(place(&r).is_owned(), owner(&r).is_some(), "{id}");
+    }
+}
+
+/// Rules as data: no follow-up for N days (N per level), no deal within N
+/// days with closed deals exempt. A dry run at any date says which rule
+/// fires and when; the real sweep uses the clock, warns owners once per due
+/// date, recycles (owner cleared on customer and contacts, previous owner
+/// kept for the cooldown), never touches locked customers and changes
+/// nothing when run again.
+pub async fn recycling_sweep_dry_run_warnings_and_idempotence(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "销售部公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_departments: vec![w.sales],
+                limits: PoolLimits {
+                    reclaim_cooldown_days: 5,
+                    warn_days: 3,
+                    ..PoolLimits::default()
+                },
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool");
+    let mut follow = RuleSpec::new(RuleKind::NoFollowUp, 10);
+    follow.level_days.insert("A".into(), 20);
+    let follow = w
+        .crm
+        .add_recycle_rule(&w.lisi, pool.id, follow)
+        .await
+        .expect("rule");
+    let mut no_deal = RuleSpec::new(RuleKind::NoDeal, 30);
+    no_deal.exempt_deals = true;
+    let no_deal = w
+        .crm
+        .add_recycle_rule(&w.lisi, pool.id, no_deal)
+        .await
+        .expect("rule");
+    assert!(matches!(
+        w.crm
+            .add_recycle_rule(&w.zhangsan, pool.id, RuleSpec::new(RuleKind::NoDeal, 5))
+            .await,
+        Err(Error::Forbidden(_)) | Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        w.crm
+            .add_recycle_rule(&w.lisi, pool.id, RuleSpec::new(RuleKind::NoDeal, 0))
+            .await,
+        Err(Error::Validation(_))
+    ));
+    let c1 = w
+        .customer(&w.zhangsan, "回收一有限公司", json!({"level": "B"}))
+        .await
+        .id;
+    let c2 = w
+        .customer(&w.zhangsan, "回收二有限公司", json!({"level": "A"}))
+        .await
+        .id;
+    let c3 = w
+        .customer(&w.zhangsan, "回收三有限公司", json!({"level": "B"}))
+        .await
+        .id;
+    let c4 = w
+        .customer(&w.zhangsan, "回收四有限公司", json!({"level": "B"}))
+        .await
+        .id;
+    let c5 = w
+        .customer(&w.zhangsan, "回收五有限公司", json!({"level": "B"}))
+        .await
+        .id;
+    let c6 = w
+        .customer(&w.wangwu, "回收六有限公司", json!({"level": "B"}))
+        .await
+        .id;
+    let contact = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": c1.to_string(), "name": "钱经理"})),
+        )
+        .await
+        .expect("contact")
+        .id;
+    // Owners cannot lock their own customers; their manager can.
+    let r = w.crm.set_locked(&w.zhangsan, &[c4], true).await;
+    assert!(r.done.is_empty(), "{r:?}");
+    let r = w.crm.set_locked(&w.lisi, &[c4], true).await;
+    assert_eq!(r.done, vec![c4]);
+    w.crm.mark_deal(&w.zhangsan, c5, None).await.expect("deal");
+    w.clock.advance(Duration::days(6));
+    for c in [c3, c5] {
+        w.crm
+            .create_record(
+                &w.zhangsan,
+                Entity::FollowUp,
+                fields(json!({"customer_id": c.to_string(), "channel": "call", "content": "回访"})),
+            )
+            .await
+            .expect("follow-up");
+    }
+    let ids = |items: &[crate::pool::SweepItem]| -> BTreeSet<RecordId> {
+        items.iter().map(|i| i.customer).collect()
+    };
+    // Dry runs at day 12 and 14: nothing changes, each customer is explained.
+    let before = event_count(&w).await;
+    let dry = w
+        .crm
+        .sweep(
+            &w.admin,
+            &SweepOptions {
+                dry_run: true,
+                at: Some(day(12)),
+                pool: None,
+            },
+        )
+        .await
+        .expect("dry run");
+    assert_eq!(ids(&dry.recycled), BTreeSet::from([c1, c6]));
+    assert!(dry.upcoming.is_empty(), "{:?}", dry.upcoming);
+    let item = dry.recycled.iter().find(|i| i.customer == c1).expect("c1");
+    assert_eq!(item.rule_id, follow.id);
+    assert_eq!(item.due_at, day(10));
+    assert!(
+        item.why.contains("held since 2026-11-27, 10 days"),
+        "{}",
+        item.why
+    );
+    let dry = w
+        .crm
+        .sweep(
+            &w.lisi,
+            &SweepOptions {
+                dry_run: true,
+                at: Some(day(14)),
+                pool: Some(pool.id),
+            },
+        )
+        .await
+        .expect("dry run");
+    assert_eq!(ids(&dry.upcoming), BTreeSet::from([c3, c5]));
+    assert!(
+        dry.upcoming
+            .iter()
+            .all(|i| i.due_at == day(16) && i.why.contains("last follow-up 2026-12-03")),
+        "{:?}",
+        dry.upcoming
+    );
+    assert_eq!(event_count(&w).await, before, "a dry run writes nothing");
+    assert_eq!(place(&row(&w, c1).await), Place::Private);
+    // The explanation, rule by rule.
+    let e = w
+        .crm
+        .explain_recycling(&w.zhangsan, c5, Some(day(40)))
+        .await
+        .expect("explain");
+    let by_rule: BTreeMap<_, _> = e.outcomes.iter().map(|o| (o.rule_id, o.status)).collect();
+    assert_eq!(by_rule[&follow.id], RuleStatus::Fires);
+    assert_eq!(by_rule[&no_deal.id], RuleStatus::Exempt);
+    let e = w
+        .crm
+        .explain_recycling(&w.zhangsan, c4, None)
+        .await
+        .expect("explain");
+    assert!(e.summary.contains("locked"), "{}", e.summary);
+    let e = w
+        .crm
+        .explain_recycling(&w.zhangsan, c2, Some(day(12)))
+        .await
+        .expect("explain");
+    assert_eq!(e.next.as_ref().and_then(|o| o.due_at), Some(day(20)));
+    assert!(e.summary.contains("2026-12-17"), "{}", e.summary);
+    // Only admins of the pool sweep; a real sweep runs at the clock's time.
+    assert!(matches!(
+        w.crm.sweep(&w.zhangsan, &SweepOptions::default()).await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.crm
+            .sweep(
+                &w.admin,
+                &SweepOptions {
+                    dry_run: false,
+                    at: Some(day(30)),
+                    pool: None
+                }
+            )
+            .await,
+        Err(Error::Validation(_))
+    ));
+    // Day 7: the owners of c1 and c6 are warned, once.
+    w.clock.advance(Duration::days(1));
+    let s = w
+        .crm
+        .sweep(&w.admin, &SweepOptions::default())
+        .await
+        .expect("sweep");
+    assert!(s.recycled.is_empty());
+    assert_eq!(ids(&s.warned), BTreeSet::from([c1, c6]));
+    let warnings = events_of(&w, "customer.recycle_warning").await;
+    assert_eq!(warnings.len(), 2);
+    let again = w
+        .crm
+        .sweep(&w.admin, &SweepOptions::default())
+        .await
+        .expect("sweep");
+    assert!(again.warned.is_empty() && again.recycled.is_empty());
+    assert_eq!(events_of(&w, "customer.recycle_warning").await.len(), 2);
+    // Day 10 and an hour: c1 and c6 go back to the pool.
+    w.clock.advance(Duration::days(3) + Duration::hours(1));
+    let s = w
+        .crm
+        .sweep(&w.admin, &SweepOptions::default())
+        .await
+        .expect("sweep");
+    assert_eq!(ids(&s.recycled), BTreeSet::from([c1, c6]));
+    let r1 = row(&w, c1).await;
+    assert_eq!((place(&r1), owner(&r1)), (Place::Public, None));
+    assert_eq!(
+        r1.get("previous_owner_id").as_id(),
+        Some(w.zhangsan.user_id.0)
+    );
+    assert_eq!(r1.get("pool_id").as_id(), Some(pool.id.0));
+    let k = w
+        .crm
+        .store()
+        .get(Table::Contacts, contact.0)
+        .await
+        .expect("get")
+        .expect("contact");
+    assert!(
+        k.get("owner_id").is_null(),
+        "the contact's owner is cleared too"
+    );
+    let h = w
+        .crm
+        .pool_history(&w.zhangsan, c1)
+        .await
+        .expect("history of a pool customer");
+    let last = h.last().expect("moved");
+    assert_eq!(
+        (
+            last.action.as_str(),
+            last.actor_id,
+            last.rule_id,
+            last.from_owner
+        ),
+        ("recycle", None, Some(follow.id), Some(w.zhangsan.user_id))
+    );
+    assert!(
+        last.reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no follow-up for 10 days")
+    );
+    // Idempotent: a second sweep changes nothing.
+    let events = event_count(&w).await;
+    let moves = h.len();
+    let again = w
+        .crm
+        .sweep(&w.admin, &SweepOptions::default())
+        .await
+        .expect("sweep");
+    assert!(
+        again.recycled.is_empty() && again.warned.is_empty(),
+        "{again:?}"
+    );
+    assert_eq!(event_count(&w).await, events);
+    assert_eq!(
+        w.crm
+            .pool_history(&w.zhangsan, c1)
+            .await
+            .expect("history")
+            .len(),
+        moves
+    );
+    // The former owner waits out the cooldown.
+    let r = w.crm.claim(&w.zhangsan, &[c1]).await.expect("claim");
+    assert!(r.refused[0].1.contains("claimed back"), "{r:?}");
+    // What is about to go, for its owner.
+    let soon = w
+        .crm
+        .about_to_be_recycled(&w.zhangsan, 7)
+        .await
+        .expect("list");
+    assert_eq!(ids(&soon), BTreeSet::from([c3, c5]));
+    assert!(
+        w.crm
+            .about_to_be_recycled(&w.wangwu, 30)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    // Far ahead, everything but the locked customer would go.
+    let dry = w
+        .crm
+        .sweep(
+            &w.admin,
+            &SweepOptions {
+                dry_run: true,
+                at: Some(day(100)),
+                pool: None,
+            },
+        )
+        .await
+        .expect("dry run");
+    assert_eq!(ids(&dry.recycled), BTreeSet::from([c2, c3, c5]));
+    let far = w
+        .crm
+        .explain_recycling(&w.zhangsan, c4, Some(day(100)))
+        .await
+        .expect("explain");
+    assert!(far.locked);
+}
+
+/// Phone and e-mail duplicates are allowed but reported (event, report with
+/// the reason, invisible members counted, not shown); a refusing key refuses
+/// even a customer the actor cannot see without naming its owner; custom
+/// fields become keys; merge keeps the survivor, takes chosen fields, moves
+/// contacts and follow-ups, is audited and permission-checked.
+pub async fn duplicate_keys_report_and_merge(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let a = w
+        .customer(
+            &w.zhangsan,
+            "北京华信智联科技有限公司",
+            json!({"phone": "010-62345678", "email": "info@hxzl.cn", "tags": "重点"}),
+        )
+        .await;
+    let b = w
+        .customer(
+            &w.wangwu,
+            "华信智联北京分公司",
+            json!({"phone": "010-62345678", "email": "INFO@HXZL.CN", "city": "北京", "tags": "渠道"}),
+        )
+        .await;
+    for (c, owner, name) in [(a.id, &w.zhangsan, "赵总"), (b.id, &w.wangwu, "钱总")] {
+        w.crm
+            .create_record(
+                owner,
+                Entity::Contact,
+                fields(json!({"customer_id": c.to_string(), "name": name})),
+            )
+            .await
+            .expect("contact");
+        w.crm
+            .create_record(
+                owner,
+                Entity::FollowUp,
+                fields(
+                    json!({"customer_id": c.to_string(), "channel": "visit", "content": "拜访"}),
+                ),
+            )
+            .await
+            .expect("follow-up");
+    }
+    let possible = events_of(&w, "customer.possible_duplicate").await;
+    assert_eq!(possible.len(), 2, "phone and e-mail of the second customer");
+    assert!(possible.iter().all(|e| e.event.record_id == b.id.0));
+    // On demand, before creating: invisible matches say only "someone else".
+    let found = w
+        .crm
+        .find_duplicates(
+            &w.wangwu,
+            &fields(json!({"name": "新公司", "phone": "010-62345678"})),
+        )
+        .await
+        .expect("check");
+    let hidden = found
+        .iter()
+        .find(|m| m.customer.is_none())
+        .expect("a's phone");
+    assert_eq!(
+        (hidden.field.as_str(), hidden.mode, hidden.visible),
+        ("phone", DedupeMode::Warn, false)
+    );
+    assert_eq!(hidden.owner, "owned by someone else");
+    assert!(found.iter().any(|m| m.customer == Some(b.id)));
+    // The company-wide report: phone and e-mail groups with their reason.
+    let report = w
+        .crm
+        .duplicate_report(&w.admin, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    let fields_found: BTreeSet<&str> = report.groups.iter().map(|g| g.field.as_str()).collect();
+    assert_eq!(fields_found, BTreeSet::from(["email", "phone"]));
+    let phone = report
+        .groups
+        .iter()
+        .find(|g| g.field == "phone")
+        .expect("phone");
+    assert_eq!(
+        phone.members.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![a.id, b.id]
+    );
+    assert!(phone.reason.contains("same phone"), "{}", phone.reason);
+    let page = w
+        .crm
+        .duplicate_report(
+            &w.admin,
+            &DuplicateQuery {
+                limit: 1,
+                ..DuplicateQuery::default()
+            },
+        )
+        .await
+        .expect("report");
+    assert_eq!(page.groups.len(), 1);
+    let rest = w
+        .crm
+        .duplicate_report(
+            &w.admin,
+            &DuplicateQuery {
+                after: page.next.clone(),
+                limit: 10,
+                ..DuplicateQuery::default()
+            },
+        )
+        .await
+        .expect("report");
+    assert_eq!((rest.groups.len(), rest.next.clone()), (1, None));
+    let mine = w
+        .crm
+        .duplicate_report(&w.wangwu, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    assert!(
+        mine.groups
+            .iter()
+            .all(|g| g.members.len() == 1 && g.hidden == 1)
+    );
+    // A refusing e-mail key refuses even when the match is invisible.
+    assert!(matches!(
+        w.crm
+            .set_dedupe_rule(&w.lisi, "email", DedupeMode::Block)
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    w.crm
+        .set_dedupe_rule(&w.admin, "email", DedupeMode::Block)
+        .await
+        .expect("setting");
+    let err = w
+        .crm
+        .create_record(
+            &w.zhaoliu,
+            Entity::Customer,
+            fields(json!({"name": "另一家公司", "email": "Info@hxzl.cn"})),
+        )
+        .await
+        .expect_err("refused");
+    // zhaoliu sees group one (zhangsan's a) and is told whose it is.
+    assert!(err.to_string().contains("张三"), "{err}");
+    w.customer(
+        &w.zhangsan,
+        "销售邮箱有限公司",
+        json!({"email": "sales@hxzl.cn"}),
+    )
+    .await;
+    let err = w
+        .crm
+        .create_record(
+            &w.wangwu,
+            Entity::Customer,
+            fields(json!({"name": "新客户有限公司", "email": "SALES@hxzl.cn"})),
+        )
+        .await
+        .expect_err("refused");
+    match &err {
+        Error::Duplicate { message, .. } => {
+            assert!(
+                message.contains("someone else") && !message.contains("张三"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    // Custom fields as keys.
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            crate::custom::NewCustomField {
+                entity: Entity::Customer,
+                key: "erp_code".into(),
+                label: "ERP编码".into(),
+                label_en: None,
+                field_type: crate::custom::CustomFieldType::Text,
+                options: Vec::new(),
+                required: false,
+                unique: false,
+            },
+        )
+        .await
+        .expect("field");
+    let x = w
+        .customer(&w.zhangsan, "甲有限公司", json!({"erp_code": "E-001"}))
+        .await;
+    let y = w
+        .customer(&w.zhangsan, "乙有限公司", json!({"erp_code": " e-001 "}))
+        .await;
+    w.crm
+        .set_dedupe_rule(&w.admin, "ERP编码", DedupeMode::Warn)
+        .await
+        .expect("setting with rebuild");
+    let report = w
+        .crm
+        .duplicate_report(
+            &w.zhangsan,
+            &DuplicateQuery {
+                fields: vec!["custom.erp_code".into()],
+                ..DuplicateQuery::default()
+            },
+        )
+        .await
+        .expect("report");
+    assert_eq!(report.groups.len(), 1);
+    assert_eq!(
+        report.groups[0]
+            .members
+            .iter()
+            .map(|m| m.id)
+            .collect::<Vec<_>>(),
+        vec![x.id, y.id]
+    );
+    assert!(
+        report.groups[0].reason.contains("ERP编码"),
+        "{}",
+        report.groups[0].reason
+    );
+    // Merge: permission-checked.
+    let spec = MergeSpec {
+        survivor: a.id,
+        others: vec![b.id],
+        take: BTreeMap::from([("city".to_string(), b.id), ("tags".to_string(), a.id)]),
+    };
+    assert!(
+        w.crm.merge_customers(&w.zhangsan, &spec).await.is_err(),
+        "b is not zhangsan's"
+    );
+    assert!(matches!(
+        w.crm
+            .merge_customers(
+                &w.lisi,
+                &MergeSpec {
+                    take: BTreeMap::from([("city".to_string(), x.id)]),
+                    ..spec.clone()
+                }
+            )
+            .await,
+        Err(Error::Validation(_))
+    ));
+    let merged = w.crm.merge_customers(&w.lisi, &spec).await.expect("merge");
+    assert_eq!(merged.id, a.id);
+    assert_eq!(merged.text("name"), Some("北京华信智联科技有限公司"));
+    assert_eq!(merged.text("city"), Some("北京"));
+    assert_eq!(merged.fields["tags"], json!(["重点"]));
+    let kids = w
+        .crm
+        .list_records(
+            &w.lisi,
+            Entity::Contact,
+            &ListQuery::default().filter(Cond::Eq("customer_id".into(), json!(a.id.to_string()))),
+        )
+        .await
+        .expect("contacts");
+    assert_eq!(kids.items.len(), 2);
+    assert!(
+        kids.items
+            .iter()
+            .all(|c| c.owner_id == Some(w.zhangsan.user_id))
+    );
+    let fups = w
+        .crm
+        .list_records(
+            &w.lisi,
+            Entity::FollowUp,
+            &ListQuery::default().filter(Cond::Eq("customer_id".into(), json!(a.id.to_string()))),
+        )
+        .await
+        .expect("follow-ups");
+    assert_eq!(fups.items.len(), 2);
+    let gone = row(&w, b.id).await;
+    assert!(gone.get("deleted_at").as_timestamp().is_some());
+    assert_eq!(gone.get("merged_into").as_id(), Some(a.id.0));
+    let audit = w
+        .crm
+        .history(&w.lisi, Entity::Customer, a.id.0)
+        .await
+        .expect("history");
+    let last = audit.last().expect("merge audited");
+    assert_eq!(last.action, "merge");
+    assert!(last.changes.iter().any(|c| c.field == "city"));
+    assert_eq!(events_of(&w, "customer.merged").await.len(), 1);
+    let report = w
+        .crm
+        .duplicate_report(&w.admin, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    assert!(
+        report.groups.iter().all(|g| g.field == "custom.erp_code"),
+        "{:?}",
+        report.groups
+    );
+    // A company may let equal names through and only report them.
+    w.crm
+        .set_dedupe_rule(&w.admin, "name", DedupeMode::Warn)
+        .await
+        .expect("setting");
+    w.customer(&w.wangwu, "北京华信智联科技有限公司", json!({}))
+        .await;
+    let names = w
+        .crm
+        .duplicate_report(
+            &w.admin,
+            &DuplicateQuery {
+                fields: vec!["name".into()],
+                ..DuplicateQuery::default()
+            },
+        )
+        .await
+        .expect("report");
+    assert_eq!(names.groups.len(), 1);
+    assert_eq!(names.groups[0].members.len(), 2);
+}
+
+/// The 360° view gathers contacts (masked per field rules), follow-ups,
+/// pool history and the forecast; the ready-made lists; batch transfer,
+/// share, move to pool, delete and archive on a filter report per record.
+pub async fn customer_view_lists_and_batches_by_filter(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let mut perms = Vec::new();
+    for e in Entity::RECORDS {
+        perms.push(Permission {
+            entity: e,
+            action: Action::Read,
+            scope: DataScope::All,
+        });
+    }
+    let role = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: "客服".into(),
+                is_admin: false,
+                permissions: perms,
+                field_rules: vec![FieldRule {
+                    entity: Entity::Contact,
+                    field: "mobile".into(),
+                    access: FieldAccess::Masked,
+                }],
+            },
+        )
+        .await
+        .expect("role");
+    let service = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "liuyang".into(),
+                display_name: "刘洋".into(),
+                role_ids: vec![role.id],
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("user");
+    let service = w.crm.actor(service.id).await.expect("actor");
+    let today = w.crm.today();
+    let k = w
+        .customer(
+            &w.zhangsan,
+            "三六零视图有限公司",
+            json!({"city": "北京", "next_follow_up": today.to_string(),
+                   "attachments": [{"name": "营业执照.png", "kind": "image", "uri": "s3://bucket/l.png", "size": 1024}]}),
+        )
+        .await;
+    let overdue = w
+        .customer(
+            &w.zhangsan,
+            "逾期跟进有限公司",
+            json!({"city": "北京", "next_follow_up": (today - Duration::days(2)).to_string()}),
+        )
+        .await;
+    let third = w
+        .customer(&w.zhangsan, "第三有限公司", json!({"city": "上海"}))
+        .await;
+    let birthday = format!("1985-{}", (today + Duration::days(3)).format("%m-%d"));
+    w.crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": k.id.to_string(), "name": "孙丽", "mobile": "13812345678", "birthday": birthday})),
+        )
+        .await
+        .expect("contact");
+    w.crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            fields(json!({"customer_id": k.id.to_string(), "channel": "wechat", "content": "发了报价"})),
+        )
+        .await
+        .expect("follow-up");
+    // The view, as the service agent sees it.
+    let v = w.crm.customer_view(&service, k.id).await.expect("view");
+    assert_eq!(v.customer.id, k.id);
+    assert_eq!(v.contacts.total, 1);
+    assert_eq!(v.contacts.items[0].text("mobile"), Some("138****5678"));
+    assert_eq!(v.follow_ups.total, 1);
+    assert_eq!(v.attachments.len(), 1);
+    assert_eq!(v.place.place, Place::Private);
+    assert!(v.pool_history.is_empty());
+    assert!(v.sections.keys().all(|t| Table::from_name(t).is_some()));
+    assert!(matches!(
+        w.crm.customer_view(&w.wangwu, k.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    // Lists.
+    let due = w
+        .crm
+        .follow_ups_due_today(&w.zhangsan, PageRequest::default())
+        .await
+        .expect("due");
+    assert_eq!(
+        due.items.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![k.id]
+    );
+    let late = w
+        .crm
+        .follow_ups_overdue(&w.zhangsan, PageRequest::default())
+        .await
+        .expect("overdue");
+    assert_eq!(
+        late.items.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![overdue.id]
+    );
+    let b = w
+        .crm
+        .upcoming_birthdays(&w.zhangsan, 7)
+        .await
+        .expect("birthdays");
+    assert_eq!(b.iter().map(|b| b.in_days).collect::<Vec<_>>(), vec![3]);
+    assert!(
+        w.crm
+            .upcoming_birthdays(&w.zhangsan, 2)
+            .await
+            .expect("birthdays")
+            .is_empty()
+    );
+    assert!(
+        w.crm
+            .upcoming_birthdays(&w.wangwu, 7)
+            .await
+            .expect("birthdays")
+            .is_empty()
+    );
+    // Batch on a filter: what zhangsan sees in 北京, including a customer
+    // shared with him that he may not transfer.
+    let shared = w
+        .customer(&w.wangwu, "北京共享有限公司", json!({"city": "北京"}))
+        .await;
+    w.crm
+        .share_record(
+            &w.wangwu,
+            Entity::Customer,
+            shared.id,
+            w.zhangsan.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    let beijing =
+        Targets::Matching(ListQuery::default().filter(Cond::Eq("city".into(), json!("北京"))));
+    let targets = w
+        .crm
+        .resolve_targets(&w.zhangsan, Entity::Customer, &beijing)
+        .await
+        .expect("targets");
+    assert_eq!(targets.len(), 3);
+    let report = w
+        .crm
+        .transfer_records(&w.zhangsan, Entity::Customer, &targets, w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(report.done.len(), 2);
+    assert_eq!(
+        report.refused.iter().map(|r| r.0).collect::<Vec<_>>(),
+        vec![shared.id]
+    );
+    assert!(
+        report.refused[0].1.contains("may not transfer"),
+        "{:?}",
+        report.refused
+    );
+    let moved = w
+        .crm
+        .recently_transferred_to_me(&w.wangwu, 7, PageRequest::default())
+        .await
+        .expect("list");
+    let moved: BTreeSet<RecordId> = moved.items.iter().map(|r| r.id).collect();
+    assert_eq!(moved, BTreeSet::from([k.id, overdue.id]));
+    let h = w.crm.pool_history(&w.wangwu, k.id).await.expect("history");
+    assert_eq!(
+        h.last().map(|m| (m.action.as_str(), m.to_owner)),
+        Some(("transfer", Some(w.wangwu.user_id)))
+    );
+    // Share, move to pool, archive and delete on filters.
+    let shanghai =
+        Targets::Matching(ListQuery::default().filter(Cond::Eq("city".into(), json!("上海"))));
+    let ids = w
+        .crm
+        .resolve_targets(&w.zhangsan, Entity::Customer, &shanghai)
+        .await
+        .expect("targets");
+    assert_eq!(ids, vec![third.id]);
+    let r = w
+        .crm
+        .share_records(
+            &w.zhangsan,
+            Entity::Customer,
+            &ids,
+            w.zhaoliu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await;
+    assert_eq!(r.done, vec![third.id]);
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "测试公海".into(),
+                member_users: vec![w.zhangsan.user_id],
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool");
+    let wang_all = Targets::Matching(ListQuery::default());
+    let ids = w
+        .crm
+        .resolve_targets(&w.wangwu, Entity::Customer, &wang_all)
+        .await
+        .expect("targets");
+    assert_eq!(ids.len(), 3);
+    let r = w
+        .crm
+        .move_to_pool(&w.wangwu, &ids, pool.id, Place::Public, "集中清理")
+        .await;
+    assert!(r.is_err(), "wangwu is not a member of the pool: {r:?}");
+    let r = w
+        .crm
+        .release(&w.wangwu, &ids, "集中清理", Some(pool.id))
+        .await;
+    assert!(r.is_err(), "nor may he name it");
+    let r = w
+        .crm
+        .archive_records(&w.zhangsan, Entity::Customer, &[third.id])
+        .await;
+    assert_eq!(r.done, vec![third.id]);
+    let r = w
+        .crm
+        .delete_records(
+            &w.wangwu,
+            Entity::Customer,
+            &w.crm
+                .resolve_targets(
+                    &w.wangwu,
+                    Entity::Customer,
+                    &Targets::Matching(
+                        ListQuery::default()
+                            .filter(Cond::Eq("name".into(), json!("逾期跟进有限公司"))),
+                    ),
+                )
+                .await
+                .expect("targets"),
+        )
+        .await;
+    assert_eq!(r.done, vec![overdue.id]);
+    assert!(
+        w.crm
+            .resolve_targets(&w.wangwu, Entity::Customer, &Targets::Ids(vec![k.id]))
+            .await
+            .expect("ids pass through")
+            == vec![k.id]
+    );
+}
+
+/// One step of the property test.
+#[derive(Clone, Debug)]
+enum Step {
+    Claim(usize, Vec<usize>),
+    Release(usize),
+    Assign(usize, usize),
+    FollowUp(usize),
+    Deal(usize),
+    Advance(i64),
+    Sweep,
+}
+
+/// The reference model of one customer.
+#[derive(Clone, Debug)]
+struct ModelCustomer {
+    place: Place,
+    owner: Option<usize>,
+    since: DateTime<Utc>,
+    last_follow_up: Option<DateTime<Utc>>,
+    previous: Option<usize>,
+    released: Option<DateTime<Utc>>,
+    closed: bool,
+}
+
+/// Random sequences of claim, release, assign, follow-up, deal, time and
+/// sweep, compared after every step with an in-memory model: every
+/// customer's place and owner agree, a customer has exactly one place,
+/// caps and daily limits are never exceeded and cooldowns hold.
+pub async fn pool_operations_match_reference_model(store: Arc<dyn Store>) {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    const N: usize = 5;
+    const CAP: usize = 2;
+    const PER_DAY: usize = 2;
+    const COOLDOWN: i64 = 2;
+    const RULE_DAYS: i64 = 3;
+    let step = prop_oneof![
+        3 => (0usize..2, prop::collection::btree_set(0usize..N, 1..4))
+            .prop_map(|(u, s)| Step::Claim(u, s.into_iter().collect())),
+        2 => (0usize..N).prop_map(Step::Release),
+        1 => (0usize..3, 0usize..N).prop_map(|(u, c)| Step::Assign(u, c)),
+        1 => (0usize..N).prop_map(Step::FollowUp),
+        1 => (0usize..N).prop_map(Step::Deal),
+        2 => (6i64..60).prop_map(Step::Advance),
+        2 => Just(Step::Sweep),
+    ];
+    let strategy = prop::collection::vec(step, 20..30);
+    let mut runner = TestRunner::deterministic();
+    for case in 0..4 {
+        let steps = strategy.new_tree(&mut runner).expect("case").current();
+        let w = World::with_code(store.clone(), &format!("PM{case}")).await;
+        let pool = w
+            .crm
+            .create_pool(
+                &w.admin,
+                PoolSpec {
+                    name: "模型公海".into(),
+                    admins: vec![w.lisi.user_id],
+                    member_departments: vec![w.group1],
+                    limits: PoolLimits {
+                        max_per_claim: Some(2),
+                        max_claims_per_day: Some(PER_DAY as u32),
+                        max_owned_per_user: Some(CAP as u32),
+                        deals_count_toward_cap: false,
+                        reclaim_cooldown_days: COOLDOWN as u32,
+                        warn_days: 0,
+                        ..PoolLimits::default()
+                    },
+                    ..PoolSpec::default()
+                },
+            )
+            .await
+            .expect("pool");
+        w.crm
+            .add_recycle_rule(
+                &w.lisi,
+                pool.id,
+                RuleSpec::new(RuleKind::NoFollowUp, RULE_DAYS as u32),
+            )
+            .await
+            .expect("rule");
+        let ids = w
+            .crm
+            .import_into_pool(
+                &w.lisi,
+                pool.id,
+                (0..N)
+                    .map(|i| fields(json!({"name": format!("模型客户{i}有限公司")})))
+                    .collect(),
+            )
+            .await
+            .expect("import");
+        // Users 0 and 1 are members (group one); 2 is not.
+        let users = [&w.zhangsan, &w.zhaoliu, &w.wangwu];
+        let mut model: Vec<ModelCustomer> = (0..N)
+            .map(|_| ModelCustomer {
+                place: Place::Public,
+                owner: None,
+                since: w.crm.now(),
+                last_follow_up: None,
+                previous: None,
+                released: None,
+                closed: false,
+            })
+            .collect();
+        let mut claims: Vec<(usize, chrono::NaiveDate)> = Vec::new();
+        let held = |m: &[ModelCustomer], u: usize| {
+            m.iter()
+                .filter(|c| c.owner == Some(u) && c.place == Place::Private)
+                .count()
+        };
+        for (n, step) in steps.iter().enumerate() {
+            let now = w.crm.now();
+            let today = w.crm.today();
+            let ctx = format!("case {case}, step {n} {step:?}");
+            match step {
+                Step::Claim(u, set) => {
+                    let picked: Vec<RecordId> = set.iter().map(|i| ids[*i]).collect();
+                    let got = w.crm.claim(users[*u], &picked).await;
+                    if set.len() > 2 {
+                        assert!(got.is_err(), "{ctx}: over the per-claim limit");
+                        continue;
+                    }
+                    let got = got.expect("claim");
+                    let mut expect_done = Vec::new();
+                    for i in set {
+                        let c = &model[*i];
+                        let cooling = c.previous == Some(*u)
+                            && c.released
+                                .is_some_and(|r| now < r + Duration::days(COOLDOWN));
+                        let today_claims = claims
+                            .iter()
+                            .filter(|(cu, d)| cu == u && *d == today)
+                            .count();
+                        let ok = c.place == Place::Public
+                            && !cooling
+                            && today_claims < PER_DAY
+                            && held(&model, *u) < CAP;
+                        if ok {
+                            let c = &mut model[*i];
+                            c.place = if c.closed {
+                                Place::Deal
+                            } else {
+                                Place::Private
+                            };
+                            c.owner = Some(*u);
+                            c.since = now;
+                            claims.push((*u, today));
+                            expect_done.push(ids[*i]);
+                        }
+                    }
+                    assert_eq!(got.done, expect_done, "{ctx}: {:?}", got.refused);
+                }
+                Step::Release(i) => {
+                    let c = model[*i].clone();
+                    let actor = match c.owner {
+                        Some(o) => users[o],
+                        None => users[0],
+                    };
+                    let got = w
+                        .crm
+                        .release(actor, &[ids[*i]], "模型退回", None)
+                        .await
+                        .expect("release");
+                    if let Some(o) = c.owner {
+                        assert_eq!(got.done, vec![ids[*i]], "{ctx}: {:?}", got.refused);
+                        let m = &mut model[*i];
+                        m.place = Place::Public;
+                        m.owner = None;
+                        m.previous = Some(o);
+                        m.released = Some(now);
+                    } else {
+                        assert!(got.done.is_empty(), "{ctx}");
+                    }
+                }
+                Step::Assign(u, i) => {
+                    let got = w
+                        .crm
+                        .assign(&w.lisi, &[ids[*i]], users[*u].user_id)
+                        .await
+                        .expect("assign");
+                    let ok = model[*i].place == Place::Public && held(&model, *u) < CAP;
+                    if ok {
+                        let m = &mut model[*i];
+                        m.place = if m.closed {
+                            Place::Deal
+                        } else {
+                            Place::Private
+                        };
+                        m.owner = Some(*u);
+                        m.since = now;
+                    }
+                    assert_eq!(got.done.len(), usize::from(ok), "{ctx}: {:?}", got.refused);
+                }
+                Step::FollowUp(i) => {
+                    w.crm
+                        .create_record(
+                            &w.admin,
+                            Entity::FollowUp,
+                            fields(json!({"customer_id": ids[*i].to_string(), "channel": "call", "content": "模型跟进"})),
+                        )
+                        .await
+                        .expect("follow-up");
+                    model[*i].last_follow_up = Some(now);
+                }
+                Step::Deal(i) => {
+                    w.crm
+                        .mark_deal(&w.admin, ids[*i], None)
+                        .await
+                        .expect("deal");
+                    let m = &mut model[*i];
+                    m.closed = true;
+                    if m.place == Place::Private {
+                        m.place = Place::Deal;
+                    }
+                }
+                Step::Advance(h) => w.clock.advance(Duration::hours(*h)),
+                Step::Sweep => {
+                    let s = w
+                        .crm
+                        .sweep(&w.admin, &SweepOptions::default())
+                        .await
+                        .expect("sweep");
+                    let mut expected = BTreeSet::new();
+                    for (i, m) in model.iter_mut().enumerate() {
+                        if !m.place.is_owned() {
+                            continue;
+                        }
+                        let base = m.last_follow_up.filter(|l| *l > m.since).unwrap_or(m.since);
+                        if base + Duration::days(RULE_DAYS) <= now {
+                            expected.insert(ids[i]);
+                            m.previous = m.owner;
+                            m.owner = None;
+                            m.place = Place::Public;
+                            m.released = Some(now);
+                        }
+                    }
+                    let got: BTreeSet<RecordId> = s.recycled.iter().map(|x| x.customer).collect();
+                    assert_eq!(got, expected, "{ctx}");
+                    assert!(s.refused.is_empty(), "{ctx}: {:?}", s.refused);
+                }
+            }
+            // Invariants after every step.
+            let mut per_user = [0usize; 3];
+            for (i, id) in ids.iter().enumerate() {
+                let r = row(&w, *id).await;
+                let p = place(&r);
+                let o = owner(&r).map(|o| {
+                    users
+                        .iter()
+                        .position(|u| u.user_id == o)
+                        .expect("known user")
+                });
+                assert_eq!(
+                    (p, o),
+                    (model[i].place, model[i].owner),
+                    "{ctx}: customer {i}"
+                );
+                assert_eq!(p.is_owned(), o.is_some(), "{ctx}: exactly one place");
+                if p == Place::Private
+                    && let Some(o) = o
+                {
+                    per_user[o] += 1;
+                }
+            }
+            assert!(
+                per_user.iter().all(|n| *n <= CAP),
+                "{ctx}: caps {per_user:?}"
+            );
+            for u in 0..2 {
+                let per_day = claims
+                    .iter()
+                    .filter(|(cu, d)| *cu == u && *d == today)
+                    .count();
+                assert!(per_day <= PER_DAY, "{ctx}");
+            }
+        }
+        // The recorded history agrees: no claim by the previous owner
+        // during the cooldown after it gave the customer up.
+        for (i, id) in ids.iter().enumerate() {
+            let h = w.crm.pool_history(&w.admin, *id).await.expect("history");
+            let mut last_release: Option<(UserId, DateTime<Utc>)> = None;
+            for m in &h {
+                match m.action.as_str() {
+                    "release" | "recycle" => last_release = m.from_owner.map(|o| (o, m.at)),
+                    "claim" => {
+                        if let (Some(o), Some((prev, at))) = (m.to_owner, last_release)
+                            && o == prev
+                        {
+                            assert!(
+                                m.at >= at + Duration::days(COOLDOWN),
+                                "case {case}: customer {i} reclaimed by {o} too early: {h:#?}"
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}

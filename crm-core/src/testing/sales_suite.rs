@@ -1,0 +1,1984 @@
+//! Sales scenarios: approval flows (and the documents built on them), run
+//! through [`Crm`](crate::crm::Crm) against each backend.
+
+/// Lists the sales scenarios for [`conformance_tests!`](crate::conformance_tests).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! sales_scenarios {
+    ($each:path; $make:expr) => {
+        $each!(
+            $crate::testing::sales_suite::approval_multi_step_countersign_and_events,
+            crm_sales_approval_multi_step_countersign_and_events,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::approval_reject_return_withdraw_and_resubmit,
+            crm_sales_approval_reject_return_withdraw_and_resubmit,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::approval_flow_versions_and_permissions,
+            crm_sales_approval_flow_versions_and_permissions,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::products_categories_search_and_paging,
+            crm_sales_products_categories_search_and_paging,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::opportunity_stages_scope_transfer_and_forecast,
+            crm_sales_opportunity_stages_scope_transfer_and_forecast,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::quote_discount_approval_versions_and_contract,
+            crm_sales_quote_discount_approval_versions_and_contract,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::contract_approval_payments_invoices_and_receivables,
+            crm_sales_contract_approval_payments_invoices_and_receivables,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::department_pipelines_and_deliveries,
+            crm_sales_department_pipelines_and_deliveries,
+            $make
+        );
+    };
+}
+
+use crate::approval::{
+    ApproverRule, Condition, Facts, Fallback, FlowDef, RejectTo, Restart, SignMode, Status,
+    StepDef, SubmitRequest,
+};
+use crate::error::Error;
+use crate::store::Store;
+use crate::testing::service_suite::World;
+use std::sync::Arc;
+use uuid::Uuid;
+
+fn step(name: &str, approvers: ApproverRule, mode: SignMode) -> StepDef {
+    StepDef {
+        name: name.into(),
+        conditions: Vec::new(),
+        approvers,
+        mode,
+        fallback: Fallback::AutoPass,
+    }
+}
+
+/// 直属上级 → (≥ ¥1,000,000) 总经理会签 (admin and 赵六).
+fn contract_flow(w: &World, restart: Restart) -> FlowDef {
+    let mut big = step(
+        "总经理会签",
+        ApproverRule::Users {
+            users: vec![w.admin.user_id.0, w.zhaoliu.user_id.0],
+        },
+        SignMode::All,
+    );
+    big.conditions = vec![Condition::AmountAtLeast { minor: 100_000_000 }];
+    FlowDef {
+        steps: vec![
+            step(
+                "直属上级",
+                ApproverRule::Superior { level: 1 },
+                SignMode::Any,
+            ),
+            big,
+        ],
+        restart,
+    }
+}
+
+fn request(doc: Uuid, minor: i64) -> SubmitRequest {
+    SubmitRequest {
+        doc_type: "contract".into(),
+        document_id: doc,
+        document_code: Some("HT-20261127-0001".into()),
+        title: Some("华为服务器采购合同".into()),
+        facts: Facts {
+            amount_minor: Some(minor),
+            kind: Some("sales".into()),
+            discount_bp: None,
+        },
+        picked: Vec::new(),
+        comment: Some("请审批".into()),
+    }
+}
+
+async fn ack_all(w: &World) {
+    let all = w.crm.pending_events("erp", 10_000).await.expect("pending");
+    if let Some(last) = all.last() {
+        w.crm.ack_events("erp", last.seq).await.expect("ack");
+    }
+}
+
+async fn event_types(w: &World) -> Vec<String> {
+    w.crm
+        .pending_events("erp", 10_000)
+        .await
+        .expect("pending")
+        .into_iter()
+        .map(|e| e.event.event_type)
+        .collect()
+}
+
+/// A big contract goes to the applicant's superior, then to a 会签 step
+/// where both must approve; outsiders cannot act, pending lists follow the
+/// flow, every action is recorded and the host gets `contract.approved`.
+pub async fn approval_multi_step_countersign_and_events(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let flow = w
+        .crm
+        .define_approval_flow(
+            &w.admin,
+            "contract",
+            "合同审批",
+            contract_flow(&w, Restart::FromFirst),
+        )
+        .await
+        .expect("define");
+    assert_eq!(flow.flow_version, 1);
+    ack_all(&w).await;
+    let doc = Uuid::from_u128(0xD0C1);
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 150_000_000))
+        .await
+        .expect("submit");
+    assert_eq!(a.status, Status::Pending);
+    assert_eq!(a.current_step.as_deref(), Some("直属上级"));
+    assert_eq!(a.pending_with, vec![w.lisi.user_id.0]);
+    // Submitting again while pending is refused.
+    assert!(matches!(
+        w.crm
+            .submit_for_approval(&w.zhangsan, request(doc, 150_000_000))
+            .await,
+        Err(Error::InvalidState(_))
+    ));
+    // Outsiders cannot act; one who is not involved cannot even see it.
+    match w.crm.approve(&w.wangwu, a.id, None).await {
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("wangwu approving: {other:?}"),
+    }
+    match w.crm.approve(&w.admin, a.id, None).await {
+        Err(Error::Forbidden(_)) => {}
+        other => panic!("admin approving step one: {other:?}"),
+    }
+    let mine = w.crm.pending_approvals(&w.lisi).await.expect("pending");
+    assert_eq!(mine.iter().map(|x| x.id).collect::<Vec<_>>(), vec![a.id]);
+    assert!(
+        w.crm
+            .pending_approvals(&w.admin)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    let a = w
+        .crm
+        .approve(&w.lisi, a.id, Some("同意"))
+        .await
+        .expect("lisi");
+    assert_eq!(a.current_step.as_deref(), Some("总经理会签"));
+    assert!(
+        w.crm
+            .pending_approvals(&w.lisi)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    assert_eq!(
+        w.crm.pending_approvals(&w.zhaoliu).await.expect("p").len(),
+        1
+    );
+    let a = w.crm.approve(&w.admin, a.id, None).await.expect("admin");
+    assert_eq!(a.status, Status::Pending, "会签 waits for everyone");
+    assert_eq!(a.pending_with, vec![w.zhaoliu.user_id.0]);
+    assert!(w.crm.approve(&w.admin, a.id, None).await.is_err());
+    let a = w
+        .crm
+        .approve(&w.zhaoliu, a.id, Some("可以签"))
+        .await
+        .expect("zhaoliu");
+    assert_eq!(a.status, Status::Approved);
+    assert!(a.pending_with.is_empty());
+    assert!(matches!(
+        w.crm
+            .reject(&w.zhaoliu, a.id, RejectTo::Applicant, None)
+            .await,
+        Err(Error::InvalidState(_))
+    ));
+    // Stored state equals what the calls returned.
+    let stored = w.crm.approval(&w.zhangsan, a.id).await.expect("get");
+    assert_eq!(stored, a);
+    let of = w
+        .crm
+        .approval_of(&w.zhangsan, "contract", doc)
+        .await
+        .expect("of");
+    assert_eq!(of.map(|x| x.id), Some(a.id));
+    let actions = w
+        .crm
+        .approval_actions(&w.zhangsan, a.id)
+        .await
+        .expect("actions");
+    let kinds: Vec<(&str, Option<Uuid>)> = actions
+        .iter()
+        .map(|x| (x.action.as_str(), x.actor_id))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("submit", Some(w.zhangsan.user_id.0)),
+            ("approve", Some(w.lisi.user_id.0)),
+            ("approve", Some(w.admin.user_id.0)),
+            ("approve", Some(w.zhaoliu.user_id.0)),
+        ]
+    );
+    assert_eq!(actions[1].comment.as_deref(), Some("同意"));
+    assert_eq!(actions[3].step_name.as_deref(), Some("总经理会签"));
+    assert_eq!(
+        event_types(&w).await,
+        vec![
+            "approval.submitted",
+            "approval.step_approved",
+            "approval.step_approved",
+            "approval.approved",
+            "contract.approved",
+        ]
+    );
+    // A small contract skips the 会签 step.
+    let small = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(Uuid::from_u128(0xD0C2), 99_999_999))
+        .await
+        .expect("small");
+    let small = w.crm.approve(&w.lisi, small.id, None).await.expect("lisi");
+    assert_eq!(small.status, Status::Approved);
+    // lisi has no superior: the step auto-passes and so does the whole flow.
+    let own = w
+        .crm
+        .submit_for_approval(&w.lisi, request(Uuid::from_u128(0xD0C3), 1))
+        .await
+        .expect("lisi submits");
+    assert_eq!(own.status, Status::Approved);
+    let actions = w
+        .crm
+        .approval_actions(&w.lisi, own.id)
+        .await
+        .expect("actions");
+    assert_eq!(actions.len(), 2);
+    assert_eq!(actions[1].action, "auto_pass");
+}
+
+/// Returning to an earlier step, rejecting to the applicant, resubmitting
+/// from the rejecting step, withdrawing and resubmitting from the start.
+pub async fn approval_reject_return_withdraw_and_resubmit(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "contract",
+            "合同审批",
+            contract_flow(&w, Restart::FromRejectingStep),
+        )
+        .await
+        .expect("define");
+    let doc = Uuid::from_u128(0xD0C1);
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 200_000_000))
+        .await
+        .expect("submit");
+    let a = w.crm.approve(&w.lisi, a.id, None).await.expect("lisi");
+    // 赵六 sends it back to step one.
+    let a = w
+        .crm
+        .reject(&w.zhaoliu, a.id, RejectTo::Step(0), Some("请经理再核"))
+        .await
+        .expect("return");
+    assert_eq!(a.status, Status::Pending);
+    assert_eq!(a.pending_with, vec![w.lisi.user_id.0]);
+    let a = w.crm.approve(&w.lisi, a.id, None).await.expect("again");
+    // The admin rejects to the applicant.
+    let a = w
+        .crm
+        .reject(&w.admin, a.id, RejectTo::Applicant, Some("价格过低"))
+        .await
+        .expect("reject");
+    assert_eq!(a.status, Status::Rejected);
+    assert!(
+        w.crm
+            .pending_approvals(&w.zhaoliu)
+            .await
+            .expect("p")
+            .is_empty()
+    );
+    // Only the applicant may resubmit; it restarts at the rejecting step.
+    assert!(matches!(
+        w.crm
+            .submit_for_approval(&w.lisi, request(doc, 200_000_000))
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 210_000_000))
+        .await
+        .expect("resubmit");
+    assert_eq!(a.current_step.as_deref(), Some("总经理会签"));
+    assert_eq!(a.state.round, 2);
+    // Withdrawal, then a resubmission starts from the first step.
+    assert!(matches!(
+        w.crm.withdraw(&w.lisi, a.id, None).await,
+        Err(Error::Forbidden(_))
+    ));
+    let a = w
+        .crm
+        .withdraw(&w.zhangsan, a.id, Some("改价"))
+        .await
+        .expect("withdraw");
+    assert_eq!(a.status, Status::Withdrawn);
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 210_000_000))
+        .await
+        .expect("resubmit");
+    assert_eq!(a.current_step.as_deref(), Some("直属上级"));
+    let kinds: Vec<String> = w
+        .crm
+        .approval_actions(&w.zhangsan, a.id)
+        .await
+        .expect("actions")
+        .into_iter()
+        .map(|x| x.action)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "submit", "approve", "return", "approve", "reject", "submit", "withdraw", "submit"
+        ]
+    );
+    // Two approvers acting on the same stale state: the second conflicts.
+    let a1 = w.crm.approval(&w.lisi, a.id).await.expect("get");
+    let t1 = w
+        .crm
+        .decision(&w.lisi, a1.id, crate::approval::Decision::Approve, None)
+        .await
+        .expect("t1");
+    let t2 = w
+        .crm
+        .decision(
+            &w.lisi,
+            a1.id,
+            crate::approval::Decision::Reject(RejectTo::Applicant),
+            None,
+        )
+        .await
+        .expect("t2");
+    w.crm.store().apply(&t1.changes).await.expect("first wins");
+    assert!(
+        w.crm.store().apply(&t2.changes).await.is_err(),
+        "stale decision refused"
+    );
+    let a = w.crm.approval(&w.lisi, a.id).await.expect("get");
+    assert_eq!(a.current_step.as_deref(), Some("总经理会签"));
+}
+
+/// Only flow managers define flows; a redefinition is a new version and
+/// running approvals keep the version they started with.
+pub async fn approval_flow_versions_and_permissions(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let flow = contract_flow(&w, Restart::FromFirst);
+    assert!(matches!(
+        w.crm
+            .define_approval_flow(&w.lisi, "contract", "合同审批", flow.clone())
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(matches!(
+        w.crm
+            .define_approval_flow(
+                &w.admin,
+                "contract",
+                "合同审批",
+                FlowDef {
+                    steps: vec![],
+                    restart: Restart::FromFirst
+                }
+            )
+            .await,
+        Err(Error::Validation(_))
+    ));
+    assert!(matches!(
+        w.crm
+            .define_approval_flow(&w.admin, "Bad Type", "x", flow.clone())
+            .await,
+        Err(Error::Validation(_))
+    ));
+    // No flow yet: submission is refused with a clear message.
+    match w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(Uuid::from_u128(1), 1))
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(m.contains("contract"), "{m}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    w.crm
+        .define_approval_flow(&w.admin, "contract", "合同审批", flow)
+        .await
+        .expect("v1");
+    let first = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(Uuid::from_u128(1), 1))
+        .await
+        .expect("submit on v1");
+    // v2: the role 经理's members, then the applicant's pick.
+    let manager_role = w
+        .lisi
+        .roles
+        .first()
+        .map(|r| r.id.0)
+        .expect("lisi has a role");
+    let v2 = w
+        .crm
+        .define_approval_flow(
+            &w.admin,
+            "contract",
+            "合同审批（新）",
+            FlowDef {
+                steps: vec![
+                    step(
+                        "经理",
+                        ApproverRule::Role {
+                            role_id: manager_role,
+                        },
+                        SignMode::Any,
+                    ),
+                    step("自选", ApproverRule::ApplicantPicks, SignMode::Any),
+                ],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("v2");
+    assert_eq!(v2.flow_version, 2);
+    let active = w
+        .crm
+        .approval_flow(&w.zhangsan, "contract")
+        .await
+        .expect("active")
+        .expect("some");
+    assert_eq!((active.flow_version, active.active), (2, true));
+    let first = w.crm.approval(&w.zhangsan, first.id).await.expect("first");
+    assert_eq!(
+        first.flow_version, 1,
+        "a running approval keeps its version"
+    );
+    let mut req = request(Uuid::from_u128(2), 1);
+    req.picked = vec![w.wangwu.user_id.0];
+    let second = w
+        .crm
+        .submit_for_approval(&w.zhangsan, req)
+        .await
+        .expect("submit on v2");
+    assert_eq!(second.flow_version, 2);
+    let second = w.crm.approve(&w.lisi, second.id, None).await.expect("role");
+    assert_eq!(second.pending_with, vec![w.wangwu.user_id.0]);
+    let second = w
+        .crm
+        .approve(&w.wangwu, second.id, None)
+        .await
+        .expect("pick");
+    assert_eq!(second.status, Status::Approved);
+    // History of the approval is audited.
+    let history = w
+        .crm
+        .store()
+        .history(crate::schema::Table::ApprovalInstances, second.id)
+        .await
+        .expect("history");
+    assert_eq!(
+        history
+            .iter()
+            .map(|h| h.action.as_str())
+            .collect::<Vec<_>>(),
+        vec!["submit", "approve", "approve"]
+    );
+}
+
+/// Grants the World's roles the sales permissions with their data scope
+/// (销售 own, 经理 department tree, 组长 department) and rebuilds the actors.
+pub async fn with_sales_rights(mut w: World) -> World {
+    use crate::auth::{Action, Permission};
+    use crate::entity::Entity;
+    let mut seen = Vec::new();
+    for actor in [&w.zhangsan, &w.lisi, &w.zhaoliu] {
+        for role in &actor.roles {
+            if seen.contains(&role.id) {
+                continue;
+            }
+            seen.push(role.id);
+            let scope = role
+                .permissions
+                .first()
+                .map(|p| p.scope)
+                .unwrap_or(crate::auth::DataScope::Own);
+            let mut permissions = role.permissions.clone();
+            for entity in SALES_ENTITIES {
+                for action in [
+                    Action::Read,
+                    Action::Create,
+                    Action::Update,
+                    Action::Delete,
+                    Action::Transfer,
+                    Action::Share,
+                ] {
+                    permissions.push(Permission {
+                        entity,
+                        action,
+                        scope,
+                    });
+                }
+            }
+            let _: &[Entity] = &SALES_ENTITIES;
+            w.crm
+                .update_role(
+                    &w.admin,
+                    role.id,
+                    role.version,
+                    crate::org::RoleSpec {
+                        name: role.name.clone(),
+                        is_admin: role.is_admin,
+                        permissions,
+                        field_rules: role.field_rules.clone(),
+                    },
+                )
+                .await
+                .expect("grant sales rights");
+        }
+    }
+    w.zhangsan = w.crm.actor(w.zhangsan.user_id).await.expect("actor");
+    w.wangwu = w.crm.actor(w.wangwu.user_id).await.expect("actor");
+    w.lisi = w.crm.actor(w.lisi.user_id).await.expect("actor");
+    w.zhaoliu = w.crm.actor(w.zhaoliu.user_id).await.expect("actor");
+    w
+}
+
+/// The record entities of the sales module.
+pub const SALES_ENTITIES: [crate::entity::Entity; 3] = [
+    crate::entity::Entity::Opportunity,
+    crate::entity::Entity::Quote,
+    crate::entity::Entity::Contract,
+];
+
+/// Categories get generated two-level codes; products are created only by
+/// those allowed, read by everyone, found by code, name and pinyin, by
+/// category (including sub-categories) and status, paged with totals, and
+/// go to the recycle bin and back; stale edits conflict.
+pub async fn products_categories_search_and_paging(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ProductInput, ProductQuery, ProductStatus};
+    let w = World::new(store).await;
+    let servers = w
+        .crm
+        .create_product_category(&w.admin, "服务器", None)
+        .await
+        .expect("cat");
+    let rack = w
+        .crm
+        .create_product_category(&w.admin, "机架式", Some(servers.id))
+        .await
+        .expect("sub");
+    let software = w
+        .crm
+        .create_product_category(&w.admin, "软件", None)
+        .await
+        .expect("cat");
+    assert_eq!(
+        (
+            servers.code.as_str(),
+            rack.code.as_str(),
+            software.code.as_str()
+        ),
+        ("01", "0101", "02")
+    );
+    assert!(matches!(
+        w.crm
+            .create_product_category(&w.admin, "第三级", Some(rack.id))
+            .await,
+        Err(Error::Validation(_))
+    ));
+    assert!(matches!(
+        w.crm
+            .create_product_category(&w.zhangsan, "无权", None)
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    let product = |code: &str, name: &str, cat: Uuid, fen: i64| ProductInput {
+        code: Some(code.into()),
+        name: Some(name.into()),
+        category_id: Some(cat),
+        unit: Some("台".into()),
+        list_price: Some(Money::cny(fen)),
+        cost: Some(Money::cny(fen / 2)),
+        tax_rate: Some(1300),
+        ..ProductInput::default()
+    };
+    let p1 = w
+        .crm
+        .create_product(
+            &w.admin,
+            product("SV-2288", "华为机架式服务器2288H", rack.id, 3_500_000),
+        )
+        .await
+        .expect("p1");
+    w.crm
+        .create_product(
+            &w.admin,
+            product("SV-1288", "华为机架服务器1288H", rack.id, 2_500_000),
+        )
+        .await
+        .expect("p2");
+    w.crm
+        .create_product(
+            &w.admin,
+            product("SW-ERP", "企业资源计划软件", software.id, 9_900_000),
+        )
+        .await
+        .expect("p3");
+    let generated = w
+        .crm
+        .create_product(
+            &w.admin,
+            ProductInput {
+                name: Some("实施服务".into()),
+                list_price: Some(Money::cny(100_000)),
+                tax_rate: Some(600),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("generated code");
+    assert_eq!(generated.code, "CP-20261127-0001");
+    assert_eq!(generated.unit, "个");
+    match w
+        .crm
+        .create_product(
+            &w.admin,
+            ProductInput {
+                name: Some("错误税率".into()),
+                list_price: Some(Money::cny(-1)),
+                tax_rate: Some(1700),
+                ..ProductInput::default()
+            },
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => {
+            let text = v.to_string();
+            assert!(
+                text.contains("tax_rate") && text.contains("list_price"),
+                "{text}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(
+        w.crm
+            .create_product(&w.admin, product("SV-2288", "重复编号", rack.id, 1))
+            .await,
+        Err(Error::Duplicate { .. })
+    ));
+    assert!(matches!(
+        w.crm
+            .create_product(&w.zhangsan, product("X", "无权", rack.id, 1))
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    let codes = |page: crate::query::Page<crate::sales::Product>| {
+        page.items.into_iter().map(|p| p.code).collect::<Vec<_>>()
+    };
+    let q = |search: &str| ProductQuery {
+        search: Some(search.into()),
+        ..ProductQuery::default()
+    };
+    // Everyone reads the catalogue; pinyin initials, name and code match.
+    assert_eq!(
+        codes(
+            w.crm
+                .list_products(&w.zhangsan, &q("fwq"))
+                .await
+                .expect("py")
+        ),
+        vec!["SV-1288", "SV-2288"]
+    );
+    assert_eq!(
+        codes(
+            w.crm
+                .list_products(&w.zhangsan, &q("机架式"))
+                .await
+                .expect("name")
+        ),
+        vec!["SV-2288"]
+    );
+    assert_eq!(
+        codes(
+            w.crm
+                .list_products(&w.zhangsan, &q("sw-"))
+                .await
+                .expect("code")
+        ),
+        vec!["SW-ERP"]
+    );
+    let by_cat = w
+        .crm
+        .list_products(
+            &w.zhangsan,
+            &ProductQuery {
+                category_id: Some(servers.id),
+                ..ProductQuery::default()
+            },
+        )
+        .await
+        .expect("category");
+    assert_eq!(by_cat.total, Some(2), "sub-categories are included");
+    let page2 = w
+        .crm
+        .list_products(
+            &w.zhangsan,
+            &ProductQuery {
+                page: 2,
+                per_page: 3,
+                ..ProductQuery::default()
+            },
+        )
+        .await
+        .expect("page");
+    assert_eq!(
+        (page2.items.len(), page2.total, page2.has_more),
+        (1, Some(4), false)
+    );
+    // Discontinue, with a stale second edit refused.
+    let stopped = w
+        .crm
+        .update_product(
+            &w.admin,
+            p1.id,
+            p1.version,
+            ProductInput {
+                status: Some(ProductStatus::Discontinued),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("discontinue");
+    assert_eq!(stopped.status, ProductStatus::Discontinued);
+    assert!(matches!(
+        w.crm
+            .update_product(
+                &w.admin,
+                p1.id,
+                p1.version,
+                ProductInput {
+                    name: Some("过期".into()),
+                    ..ProductInput::default()
+                },
+            )
+            .await,
+        Err(Error::Conflict { .. })
+    ));
+    let on_sale = w
+        .crm
+        .list_products(
+            &w.zhangsan,
+            &ProductQuery {
+                status: Some(ProductStatus::OnSale),
+                ..ProductQuery::default()
+            },
+        )
+        .await
+        .expect("on sale");
+    assert_eq!(on_sale.total, Some(3));
+    w.crm
+        .set_product_deleted(&w.admin, p1.id, true)
+        .await
+        .expect("delete");
+    assert_eq!(
+        w.crm
+            .list_products(&w.zhangsan, &ProductQuery::default())
+            .await
+            .expect("list")
+            .total,
+        Some(3)
+    );
+    let bin = w
+        .crm
+        .list_products(
+            &w.admin,
+            &ProductQuery {
+                deleted: true,
+                ..ProductQuery::default()
+            },
+        )
+        .await
+        .expect("bin");
+    assert_eq!(codes(bin), vec!["SV-2288"]);
+    w.crm
+        .set_product_deleted(&w.admin, p1.id, false)
+        .await
+        .expect("restore");
+    let history = w
+        .crm
+        .store()
+        .history(crate::schema::Table::Products, p1.id)
+        .await
+        .expect("history");
+    assert_eq!(
+        history
+            .iter()
+            .map(|h| h.action.as_str())
+            .collect::<Vec<_>>(),
+        vec!["create", "update", "delete", "restore"]
+    );
+}
+
+/// Opportunities follow data scopes, move through the standard pipeline
+/// with required fields, keep their stage history, can be transferred and
+/// shared like customers, and the weighted forecast adds up to the fen.
+pub async fn opportunity_stages_scope_transfer_and_forecast(store: Arc<dyn Store>) {
+    use crate::ids::RecordId;
+    use crate::money::Money;
+    use crate::records::ShareAccess;
+    use crate::sales::{
+        Competitor, NewOpportunity, OppLine, OppStatus, OpportunityPatch, OpportunityQuery,
+        StageCommand,
+    };
+    use chrono::NaiveDate;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let other = w
+        .customer(&w.wangwu, "中兴通讯股份有限公司", json!({}))
+        .await;
+    // A customer one cannot see cannot get opportunities.
+    assert!(matches!(
+        w.crm
+            .create_opportunity(
+                &w.zhangsan,
+                NewOpportunity {
+                    name: "越权".into(),
+                    customer_id: other.id.0,
+                    ..NewOpportunity::default()
+                },
+            )
+            .await,
+        Err(Error::Validation(_))
+    ));
+    let o = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "华为数据中心扩容".into(),
+                customer_id: customer.id.0,
+                products: vec![OppLine {
+                    product_id: None,
+                    name: "服务器".into(),
+                    quantity: 3,
+                    unit_price: Money::cny(3_333_333),
+                }],
+                competitors: vec![Competitor {
+                    name: "浪潮".into(),
+                    offer: Some(Money::cny(9_000_000)),
+                    notes: None,
+                    counter_plan: Some("强调服务".into()),
+                }],
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("create");
+    assert_eq!(o.code, "JH-20261127-0001");
+    assert_eq!(
+        o.amount,
+        Money::cny(9_999_999),
+        "amount is the sum of the lines"
+    );
+    assert_eq!((o.stage_name.as_str(), o.probability), ("初期沟通", 10));
+    assert_eq!(
+        o.weighted,
+        Money::cny(1_000_000),
+        "999,999.9 fen rounds half up"
+    );
+    // Scopes: wangwu (own) cannot see it, lisi (department tree) can.
+    assert!(matches!(
+        w.crm.opportunity(&w.wangwu, o.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    w.crm
+        .opportunity(&w.lisi, o.id)
+        .await
+        .expect("manager sees");
+    // 立项评估 requires an amount (present); 需求分析 an expected close date.
+    w.clock.advance(chrono::Duration::hours(2));
+    let o = w
+        .crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            StageCommand::MoveTo("assessment".into()),
+        )
+        .await
+        .expect("assessment");
+    match w
+        .crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            StageCommand::MoveTo("needs".into()),
+        )
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(m.contains("expected_close"), "{m}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(
+        w.crm
+            .change_opportunity_stage(
+                &w.zhangsan,
+                o.id,
+                o.version,
+                StageCommand::MoveTo("signing".into())
+            )
+            .await,
+        Err(Error::InvalidState(_))
+    ));
+    let o = w
+        .crm
+        .update_opportunity(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            OpportunityPatch {
+                expected_close: NaiveDate::from_ymd_opt(2027, 1, 15),
+                ..OpportunityPatch::default()
+            },
+        )
+        .await
+        .expect("close date");
+    w.clock.advance(chrono::Duration::hours(3));
+    let o = w
+        .crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            StageCommand::MoveTo("needs".into()),
+        )
+        .await
+        .expect("needs");
+    assert_eq!((o.stage_name.as_str(), o.probability), ("需求分析", 30));
+    assert_eq!(
+        o.time_per_stage,
+        vec![
+            ("initial".to_string(), 7200),
+            ("assessment".to_string(), 10800),
+            ("needs".to_string(), 0)
+        ]
+    );
+    // Stale versions conflict.
+    assert!(matches!(
+        w.crm
+            .change_opportunity_stage(&w.zhangsan, o.id, o.version - 1, StageCommand::Hold)
+            .await,
+        Err(Error::Conflict { .. })
+    ));
+    // A second opportunity, lost with a reason; a third won.
+    let lost = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "华为办公软件".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(500_000)),
+                expected_close: NaiveDate::from_ymd_opt(2027, 1, 31),
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("second");
+    assert!(matches!(
+        w.crm
+            .change_opportunity_stage(
+                &w.zhangsan,
+                lost.id,
+                lost.version,
+                StageCommand::Lose(String::new())
+            )
+            .await,
+        Err(Error::InvalidState(_))
+    ));
+    let lost = w
+        .crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            lost.id,
+            lost.version,
+            StageCommand::Lose("价格".into()),
+        )
+        .await
+        .expect("lost");
+    assert_eq!((lost.status, lost.probability), (OppStatus::Lost, 0));
+    assert_eq!(lost.lost_reason.as_deref(), Some("价格"));
+    let third = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "华为维保".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(333)),
+                expected_close: NaiveDate::from_ymd_opt(2027, 2, 1),
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("third");
+    // Forecast: open opportunities only, by owner, department and month.
+    let f = w
+        .crm
+        .opportunity_forecast(&w.lisi, None, None)
+        .await
+        .expect("forecast");
+    let got: Vec<(String, u64, i64, i64)> = f
+        .iter()
+        .map(|r| (r.month.clone(), r.count, r.amount.minor, r.weighted.minor))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("2027-01".to_string(), 1, 9_999_999, 3_000_000),
+            ("2027-02".to_string(), 1, 333, 33),
+        ]
+    );
+    assert!(f.iter().all(|r| r.owner_id == Some(w.zhangsan.user_id.0)));
+    assert!(
+        w.crm
+            .opportunity_forecast(&w.wangwu, None, None)
+            .await
+            .expect("empty")
+            .is_empty()
+    );
+    let list = w
+        .crm
+        .list_opportunities(
+            &w.lisi,
+            &OpportunityQuery {
+                search: Some("hwwb".into()),
+                ..OpportunityQuery::default()
+            },
+        )
+        .await
+        .expect("search");
+    assert_eq!(
+        list.items.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![third.id]
+    );
+    // Share for reading with wangwu, then transfer to him.
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            crate::entity::Entity::Opportunity,
+            RecordId(third.id),
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    w.crm
+        .opportunity(&w.wangwu, third.id)
+        .await
+        .expect("shared");
+    assert!(matches!(
+        w.crm
+            .change_opportunity_stage(&w.wangwu, third.id, third.version, StageCommand::Win)
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    let report = w
+        .crm
+        .transfer_records(
+            &w.zhangsan,
+            crate::entity::Entity::Opportunity,
+            &[RecordId(o.id)],
+            w.wangwu.user_id,
+        )
+        .await
+        .expect("transfer");
+    assert_eq!(report.done.len(), 1, "{report:?}");
+    let moved = w.crm.opportunity(&w.wangwu, o.id).await.expect("new owner");
+    assert_eq!(moved.owner_id, Some(w.wangwu.user_id.0));
+    assert!(matches!(
+        w.crm.opportunity(&w.zhangsan, o.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    let won = w
+        .crm
+        .change_opportunity_stage(&w.wangwu, o.id, moved.version, StageCommand::Win)
+        .await
+        .expect("win");
+    assert_eq!(
+        (won.status, won.stage_name.as_str(), won.probability),
+        (OppStatus::Won, "合同签约", 100)
+    );
+    let types: Vec<String> = w
+        .crm
+        .pending_events("erp", 10_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.event.event_type)
+        .filter(|t| t.starts_with("opportunity."))
+        .collect();
+    assert!(types.contains(&"opportunity.won".to_string()), "{types:?}");
+    assert!(types.contains(&"opportunity.lost".to_string()), "{types:?}");
+    assert!(
+        types.contains(&"opportunity.transferred".to_string()),
+        "{types:?}"
+    );
+    // The customer pools learn about the sales: open opportunities and the deal.
+    let row = w
+        .crm
+        .store()
+        .get(crate::schema::Table::Customers, customer.id.0)
+        .await
+        .expect("get")
+        .expect("customer");
+    assert_eq!(row.get("open_opportunities").as_int(), Some(1));
+    assert!(!row.get("last_opportunity_at").is_null());
+    assert!(!row.get("closed_at").is_null());
+}
+
+/// Quotes total exactly; a discount above the flow's threshold needs
+/// approval while a small one passes at once; a revision is a new version;
+/// an approved quote becomes a draft contract with the same lines.
+pub async fn quote_discount_approval_versions_and_contract(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewContract, NewQuote, ProductInput, QuoteStatus};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let server = w
+        .crm
+        .create_product(
+            &w.admin,
+            ProductInput {
+                code: Some("SV-2288".into()),
+                name: Some("机架式服务器".into()),
+                unit: Some("台".into()),
+                list_price: Some(Money::cny(3_500_000)),
+                tax_rate: Some(1300),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("product");
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "quote",
+            "报价折扣审批",
+            FlowDef {
+                steps: vec![StepDef {
+                    name: "经理审批".into(),
+                    conditions: vec![Condition::DiscountAbove { bp: 1000 }],
+                    approvers: ApproverRule::Superior { level: 1 },
+                    mode: SignMode::Any,
+                    fallback: Fallback::Admins,
+                }],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("flow");
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let line = |discount_bp: i64| LineInput {
+        product_id: Some(server.id),
+        name: String::new(),
+        unit: None,
+        quantity: 3,
+        unit_price: None,
+        discount_bp,
+        tax_rate: None,
+    };
+    let service = LineInput {
+        product_id: None,
+        name: "实施服务".into(),
+        unit: Some("项".into()),
+        quantity: 1,
+        unit_price: Some(Money::cny(1_000_001)),
+        discount_bp: 0,
+        tax_rate: Some(600),
+    };
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "华为服务器报价".into(),
+                customer_id: customer.id.0,
+                lines: vec![line(1500), service.clone()],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    assert_eq!(q.code, "BJ-20261127-0001");
+    assert_eq!(q.quote_version, 1);
+    // 3 × ¥35,000 − 15 % = ¥89,250.00 (13 %: tax ¥10,267.70);
+    // ¥10,000.01 at 6 %: tax ¥566.04.
+    assert_eq!(q.lines[0].amount, Money::cny(8_925_000));
+    assert_eq!(q.lines[0].tax, Money::cny(1_026_770));
+    assert_eq!(q.lines[1].tax, Money::cny(56_604));
+    assert_eq!(q.totals.amount, Money::cny(9_925_001));
+    assert_eq!(q.totals.tax, Money::cny(1_083_374));
+    assert_eq!(
+        q.totals.net.minor + q.totals.tax.minor,
+        q.totals.amount.minor
+    );
+    assert_eq!(q.totals.max_discount_bp, 1500);
+    assert_eq!(q.amount_capital, "玖万玖仟贰佰伍拾元零壹分");
+    // Lines are validated all at once.
+    match w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "错误".into(),
+                customer_id: customer.id.0,
+                lines: vec![
+                    LineInput {
+                        quantity: 0,
+                        ..line(0)
+                    },
+                    LineInput {
+                        tax_rate: Some(1700),
+                        ..service.clone()
+                    },
+                ],
+                ..NewQuote::default()
+            },
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => {
+            let t = v.to_string();
+            assert!(
+                t.contains("lines[1].quantity") && t.contains("lines[2].tax_rate"),
+                "{t}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // 15 % is above the 10 % threshold: the manager must approve.
+    let (q, approval) = w
+        .crm
+        .submit_quote(&w.zhangsan, q.id, None)
+        .await
+        .expect("submit");
+    assert_eq!(q.status, QuoteStatus::PendingApproval);
+    let approval = approval.expect("needs approval");
+    assert!(matches!(
+        w.crm
+            .quote_to_contract(&w.zhangsan, q.id, NewContract::default())
+            .await,
+        Err(Error::InvalidState(_))
+    ));
+    w.crm
+        .reject(&w.lisi, approval.id, RejectTo::Applicant, Some("折扣太大"))
+        .await
+        .expect("reject");
+    assert_eq!(
+        w.crm.quote(&w.zhangsan, q.id).await.expect("q").status,
+        QuoteStatus::Rejected
+    );
+    // Revise with 10 %: a new version, the old one superseded; no approval needed.
+    let q2 = w
+        .crm
+        .revise_quote(&w.zhangsan, q.id, vec![line(1000), service.clone()], None)
+        .await
+        .expect("revise");
+    assert_eq!(
+        (q2.code.as_str(), q2.quote_version),
+        ("BJ-20261127-0001", 2)
+    );
+    let versions = w
+        .crm
+        .quote_versions(&w.zhangsan, q2.id)
+        .await
+        .expect("versions");
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| (v.quote_version, v.status))
+            .collect::<Vec<_>>(),
+        vec![(1, QuoteStatus::Superseded), (2, QuoteStatus::Draft)]
+    );
+    let listed = w
+        .crm
+        .list_quotes(&w.lisi, Some(customer.id.0), 1, 10)
+        .await
+        .expect("list");
+    assert_eq!(
+        listed
+            .items
+            .iter()
+            .map(|q| q.quote_version)
+            .collect::<Vec<_>>(),
+        vec![2],
+        "superseded versions are left out"
+    );
+    assert_eq!(
+        w.crm
+            .list_quotes(&w.wangwu, None, 1, 10)
+            .await
+            .expect("list")
+            .total,
+        Some(0)
+    );
+    let (q2, approval) = w
+        .crm
+        .submit_quote(&w.zhangsan, q2.id, None)
+        .await
+        .expect("submit v2");
+    assert_eq!(q2.status, QuoteStatus::Approved);
+    assert_eq!(approval.map(|a| a.status), Some(Status::Approved));
+    let c = w
+        .crm
+        .quote_to_contract(
+            &w.zhangsan,
+            q2.id,
+            NewContract {
+                signed_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 27),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    assert_eq!(c.code, "HT-20261127-0001");
+    assert_eq!(c.title, "华为服务器报价");
+    assert_eq!(c.amount, q2.totals.amount);
+    assert_eq!(c.lines, q2.lines);
+    assert_eq!(c.quote_id, Some(q2.id));
+    let q2 = w.crm.quote(&w.zhangsan, q2.id).await.expect("q2");
+    assert_eq!(
+        (q2.status, q2.contract_id),
+        (QuoteStatus::Converted, Some(c.id))
+    );
+    assert!(matches!(
+        w.crm
+            .quote_to_contract(&w.zhangsan, q2.id, NewContract::default())
+            .await,
+        Err(Error::InvalidState(_))
+    ));
+}
+
+/// A contract is approved through its flow (the host gets
+/// `contract.approved`), then collected in instalments: overpayment is
+/// refused with a clear message, payments needing approval count only once
+/// approved, received/outstanding/overdue reconcile with the records to the
+/// fen, invoices cannot exceed the contract, receivables age by days past
+/// due, and end-date lists find contracts ending soon and expired.
+pub async fn contract_approval_payments_invoices_and_receivables(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{
+        ContractQuery, ContractStatus, InvoiceType, NewContract, PaymentInput, PlanInput,
+    };
+    use chrono::NaiveDate;
+    use serde_json::json;
+    let d = |m: u32, day: u32| NaiveDate::from_ymd_opt(2026, m, day).expect("date");
+    let w = with_sales_rights(World::new(store).await).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "contract",
+            "合同审批",
+            contract_flow(&w, Restart::FromFirst),
+        )
+        .await
+        .expect("flow");
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "华为年度服务合同".into(),
+                customer_id: customer.id.0,
+                contract_type: Some(crate::sales::ContractType::Service),
+                amount: Some(Money::cny(1_000_000)),
+                signed_on: Some(d(8, 1)),
+                start_on: Some(d(8, 1)),
+                end_on: Some(d(12, 15)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    assert_eq!(c.status, ContractStatus::Draft);
+    assert_eq!(c.amount_capital, "壹万元整");
+    assert!(matches!(
+        w.crm
+            .record_payment(
+                &w.zhangsan,
+                c.id,
+                PaymentInput {
+                    amount: Money::cny(1),
+                    received_on: d(11, 27),
+                    method: None,
+                    receipt_no: None,
+                    notes: None
+                }
+            )
+            .await,
+        Err(Error::InvalidState(_))
+    ));
+    ack_all(&w).await;
+    let (c, approval) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), Some("请批"))
+        .await
+        .expect("submit");
+    assert_eq!(c.status, ContractStatus::PendingApproval);
+    let approval = approval.expect("approval");
+    let c_approved = w
+        .crm
+        .approve(&w.lisi, approval.id, None)
+        .await
+        .expect("approve");
+    assert_eq!(c_approved.status, Status::Approved);
+    let c = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    assert_eq!(c.status, ContractStatus::Executing);
+    let types = event_types(&w).await;
+    assert!(
+        types.contains(&"contract.approved".to_string()),
+        "{types:?}"
+    );
+    // Plans: three instalments, due 9-01, 10-15 and 12-31.
+    assert!(matches!(
+        w.crm
+            .set_payment_plan(
+                &w.zhangsan,
+                c.id,
+                vec![PlanInput {
+                    due_on: d(9, 1),
+                    amount: Money::cny(1_000_001),
+                    notes: None
+                }]
+            )
+            .await,
+        Err(Error::Validation(_))
+    ));
+    let plan = |m, day, fen| PlanInput {
+        due_on: d(m, day),
+        amount: Money::cny(fen),
+        notes: None,
+    };
+    w.crm
+        .set_payment_plan(
+            &w.zhangsan,
+            c.id,
+            vec![
+                plan(12, 31, 333_334),
+                plan(9, 1, 333_333),
+                plan(10, 15, 333_333),
+            ],
+        )
+        .await
+        .expect("plan");
+    let pay = |fen, m, day| PaymentInput {
+        amount: Money::cny(fen),
+        received_on: d(m, day),
+        method: Some("银行转账".into()),
+        receipt_no: None,
+        notes: None,
+    };
+    w.crm
+        .record_payment(&w.zhangsan, c.id, pay(300_000, 9, 5))
+        .await
+        .expect("first payment");
+    // Today is 2026-11-27: instalment 1 has ¥33.33 open for 87 days,
+    // instalment 2 all of ¥3,333.33 for 43 days; the third is not due.
+    let col = w
+        .crm
+        .collection(&w.zhangsan, c.id)
+        .await
+        .expect("collection");
+    assert_eq!(col.received, Money::cny(300_000));
+    assert_eq!(col.outstanding, Money::cny(700_000));
+    assert_eq!(col.overdue, Money::cny(33_333 + 333_333));
+    assert_eq!(
+        col.plans
+            .iter()
+            .map(|p| (p.instalment, p.received.minor, p.days_overdue))
+            .collect::<Vec<_>>(),
+        vec![(1, 300_000, 87), (2, 0, 43), (3, 0, 0)]
+    );
+    let rec = w.crm.receivables(&w.lisi).await.expect("receivables");
+    assert_eq!(rec.len(), 1);
+    assert_eq!(rec[0].outstanding, Money::cny(700_000));
+    assert_eq!(rec[0].overdue, Money::cny(366_666));
+    assert_eq!(rec[0].current, Money::cny(333_334));
+    assert_eq!(
+        rec[0].aging.map(|m| m.minor),
+        [0, 333_333, 33_333, 0],
+        "31–60 and 61–90 days"
+    );
+    assert!(w.crm.receivables(&w.wangwu).await.expect("none").is_empty());
+    // Overpayment is refused, naming what is outstanding.
+    match w
+        .crm
+        .record_payment(&w.zhangsan, c.id, pay(700_001, 11, 27))
+        .await
+    {
+        Err(Error::InvalidState(m)) => {
+            assert!(m.contains("¥7,000.00") && m.contains("overpayment"), "{m}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // With a payment flow, receipts wait for the finance approver (admin).
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "payment",
+            "回款确认",
+            FlowDef {
+                steps: vec![step(
+                    "财务确认",
+                    ApproverRule::Users {
+                        users: vec![w.admin.user_id.0],
+                    },
+                    SignMode::Any,
+                )],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("payment flow");
+    let (p, a) = w
+        .crm
+        .record_payment(&w.zhangsan, c.id, pay(600_000, 11, 27))
+        .await
+        .expect("pending payment");
+    assert_eq!(p.status, "pending_approval");
+    let c_now = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    assert_eq!(
+        c_now.received,
+        Money::cny(300_000),
+        "not received before approval"
+    );
+    // The pending receipt counts against overpayment.
+    assert!(matches!(
+        w.crm
+            .record_payment(&w.zhangsan, c.id, pay(100_001, 11, 27))
+            .await,
+        Err(Error::InvalidState(_))
+    ));
+    w.crm
+        .approve(&w.admin, a.expect("approval").id, None)
+        .await
+        .expect("confirm");
+    let col = w
+        .crm
+        .collection(&w.zhangsan, c.id)
+        .await
+        .expect("collection");
+    assert_eq!(col.received, Money::cny(900_000));
+    assert_eq!(col.pending, Money::cny(0));
+    let confirmed: i64 = col
+        .payments
+        .iter()
+        .filter(|p| p.status == "confirmed")
+        .map(|p| p.amount.minor)
+        .sum();
+    assert_eq!(confirmed, col.received.minor, "received equals the records");
+    assert_eq!(
+        col.plans.iter().map(|p| p.received.minor).sum::<i64>(),
+        col.received.minor
+    );
+    assert_eq!(col.overdue, Money::cny(0));
+    // Invoices: a plan, then issued invoices up to the contract amount.
+    w.crm
+        .add_invoice(
+            &w.zhangsan,
+            c.id,
+            InvoiceType::VatSpecial,
+            Money::cny(500_000),
+            None,
+            Some(d(12, 1)),
+        )
+        .await
+        .expect("plan");
+    w.crm
+        .add_invoice(
+            &w.zhangsan,
+            c.id,
+            InvoiceType::VatSpecial,
+            Money::cny(900_000),
+            Some("04400123".into()),
+            Some(d(11, 27)),
+        )
+        .await
+        .expect("issued");
+    assert!(matches!(
+        w.crm
+            .add_invoice(
+                &w.zhangsan,
+                c.id,
+                InvoiceType::VatNormal,
+                Money::cny(100_001),
+                Some("04400124".into()),
+                None,
+            )
+            .await,
+        Err(Error::InvalidState(_))
+    ));
+    let c_now = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    assert_eq!(
+        (c_now.invoiced.minor, c_now.not_invoiced.minor),
+        (900_000, 100_000)
+    );
+    assert_eq!(
+        w.crm.invoices(&w.zhangsan, c.id).await.expect("inv").len(),
+        2
+    );
+    // End-date views: this one ends within 30 days, not within 10.
+    let q = |within: Option<u32>, expired: bool| ContractQuery {
+        ending_within_days: within,
+        expired,
+        ..ContractQuery::default()
+    };
+    assert_eq!(
+        w.crm
+            .list_contracts(&w.zhangsan, &q(Some(30), false))
+            .await
+            .expect("l")
+            .total,
+        Some(1)
+    );
+    assert_eq!(
+        w.crm
+            .list_contracts(&w.zhangsan, &q(Some(10), false))
+            .await
+            .expect("l")
+            .total,
+        Some(0)
+    );
+    assert_eq!(
+        w.crm
+            .list_contracts(&w.zhangsan, &q(None, true))
+            .await
+            .expect("l")
+            .total,
+        Some(0)
+    );
+    w.clock.advance(chrono::Duration::days(30));
+    assert_eq!(
+        w.crm
+            .list_contracts(&w.zhangsan, &q(None, true))
+            .await
+            .expect("l")
+            .total,
+        Some(1)
+    );
+    let open = ContractQuery {
+        not_fully_received: true,
+        ..ContractQuery::default()
+    };
+    assert_eq!(
+        w.crm.list_contracts(&w.lisi, &open).await.expect("l").total,
+        Some(1)
+    );
+    w.crm
+        .record_payment(&w.zhangsan, c.id, pay(100_000, 12, 27))
+        .await
+        .expect("last");
+    let a = w
+        .crm
+        .pending_approvals(&w.admin)
+        .await
+        .expect("p")
+        .into_iter()
+        .next()
+        .expect("one pending");
+    w.crm.approve(&w.admin, a.id, None).await.expect("confirm");
+    assert_eq!(
+        w.crm.list_contracts(&w.lisi, &open).await.expect("l").total,
+        Some(0)
+    );
+    let done = w
+        .crm
+        .close_contract(&w.zhangsan, c.id, None)
+        .await
+        .expect("finish");
+    assert_eq!(
+        (done.status, done.outstanding.minor),
+        (ContractStatus::Finished, 0)
+    );
+}
+
+/// A department's own pipeline applies to its members' new opportunities
+/// (others keep the standard one); deliveries never exceed what the
+/// contract ordered.
+pub async fn department_pipelines_and_deliveries(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{
+        DeliveryLine, LineInput, NewContract, NewOpportunity, PipelineDef, StageCommand, StageDef,
+    };
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let stage = |key: &str, name: &str, p: u8, next: &[&str]| StageDef {
+        key: key.into(),
+        name: name.into(),
+        probability: p,
+        required: Vec::new(),
+        next: next.iter().map(|s| s.to_string()).collect(),
+    };
+    assert!(matches!(
+        w.crm
+            .define_pipeline(&w.zhangsan, "x", None, PipelineDef::standard())
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    w.crm
+        .define_pipeline(
+            &w.admin,
+            "一组快速流程",
+            Some(w.group1.0),
+            PipelineDef {
+                stages: vec![
+                    stage("lead", "线索", 5, &["deal"]),
+                    stage("deal", "成交", 95, &[]),
+                ],
+            },
+        )
+        .await
+        .expect("pipeline");
+    let c1 = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c2 = w
+        .customer(&w.wangwu, "中兴通讯股份有限公司", json!({}))
+        .await;
+    let new = |name: &str, customer: Uuid| NewOpportunity {
+        name: name.into(),
+        customer_id: customer,
+        amount: Some(Money::cny(100)),
+        ..NewOpportunity::default()
+    };
+    let o1 = w
+        .crm
+        .create_opportunity(&w.zhangsan, new("一组机会", c1.id.0))
+        .await
+        .expect("group one");
+    assert_eq!((o1.stage_name.as_str(), o1.probability), ("线索", 5));
+    let o1 = w
+        .crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            o1.id,
+            o1.version,
+            StageCommand::MoveTo("deal".into()),
+        )
+        .await
+        .expect("move");
+    assert_eq!(o1.probability, 95);
+    let o2 = w
+        .crm
+        .create_opportunity(&w.wangwu, new("二组机会", c2.id.0))
+        .await
+        .expect("group two");
+    assert_eq!(o2.stage_name, "初期沟通");
+    // Deliveries of a two-line contract (no contract flow: approved at once).
+    let line = |name: &str, q| LineInput {
+        product_id: None,
+        name: name.into(),
+        unit: Some("台".into()),
+        quantity: q,
+        unit_price: Some(Money::cny(10_000)),
+        discount_bp: 0,
+        tax_rate: Some(1300),
+    };
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "设备销售合同".into(),
+                customer_id: c1.id.0,
+                lines: vec![line("服务器", 3), line("交换机", 2)],
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    assert_eq!(c.amount, Money::cny(50_000));
+    // A draft's lines can change (the amount follows); stale edits conflict.
+    let edited = w
+        .crm
+        .update_contract(
+            &w.zhangsan,
+            c.id,
+            c.version,
+            crate::sales::ContractPatch {
+                lines: Some(vec![
+                    line("服务器", 3),
+                    line("交换机", 2),
+                    line("光模块", 1),
+                ]),
+                ..crate::sales::ContractPatch::default()
+            },
+        )
+        .await
+        .expect("edit draft");
+    assert_eq!(edited.amount, Money::cny(60_000));
+    assert_eq!(edited.outstanding, Money::cny(60_000));
+    assert!(matches!(
+        w.crm
+            .update_contract(
+                &w.zhangsan,
+                c.id,
+                c.version,
+                crate::sales::ContractPatch {
+                    notes: Some("过期".into()),
+                    ..crate::sales::ContractPatch::default()
+                },
+            )
+            .await,
+        Err(Error::Conflict { .. })
+    ));
+    let c = edited;
+    let d = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
+    assert!(matches!(
+        w.crm
+            .record_delivery(
+                &w.zhangsan,
+                c.id,
+                d,
+                vec![DeliveryLine {
+                    line: 1,
+                    quantity: 1
+                }],
+                None
+            )
+            .await,
+        Err(Error::InvalidState(_))
+    ));
+    let (c, approval) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    assert!(approval.is_none());
+    assert_eq!(c.status, crate::sales::ContractStatus::Executing);
+    let p = w
+        .crm
+        .record_delivery(
+            &w.zhangsan,
+            c.id,
+            d,
+            vec![
+                DeliveryLine {
+                    line: 1,
+                    quantity: 2,
+                },
+                DeliveryLine {
+                    line: 2,
+                    quantity: 2,
+                },
+            ],
+            Some("顺丰 SF123".into()),
+        )
+        .await
+        .expect("deliver");
+    assert_eq!(
+        p.iter()
+            .map(|l| (l.delivered, l.remaining))
+            .collect::<Vec<_>>(),
+        vec![(2, 1), (2, 0), (0, 1)]
+    );
+    match w
+        .crm
+        .record_delivery(
+            &w.zhangsan,
+            c.id,
+            d,
+            vec![
+                DeliveryLine {
+                    line: 1,
+                    quantity: 1,
+                },
+                DeliveryLine {
+                    line: 2,
+                    quantity: 1,
+                },
+                DeliveryLine {
+                    line: 4,
+                    quantity: 1,
+                },
+            ],
+            None,
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => {
+            let t = v.to_string();
+            assert!(
+                t.contains("lines[2]") && t.contains("lines[3]") && !t.contains("lines[1]"),
+                "{t}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // Executing: dates may change, the amount not.
+    let c = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    assert!(matches!(
+        w.crm
+            .update_contract(
+                &w.zhangsan,
+                c.id,
+                c.version,
+                crate::sales::ContractPatch {
+                    amount: Some(Money::cny(1)),
+                    ..crate::sales::ContractPatch::default()
+                },
+            )
+            .await,
+        Err(Error::InvalidState(_))
+    ));
+    let extended = w
+        .crm
+        .update_contract(
+            &w.zhangsan,
+            c.id,
+            c.version,
+            crate::sales::ContractPatch {
+                end_on: chrono::NaiveDate::from_ymd_opt(2027, 12, 31),
+                ..crate::sales::ContractPatch::default()
+            },
+        )
+        .await
+        .expect("extend");
+    assert_eq!(
+        extended.end_on,
+        chrono::NaiveDate::from_ymd_opt(2027, 12, 31)
+    );
+    let (ds, p) = w.crm.deliveries(&w.lisi, c.id).await.expect("deliveries");
+    assert_eq!(ds.len(), 1);
+    assert_eq!(p[0].remaining, 1);
+}

@@ -1,0 +1,452 @@
+//! The 360° view of a customer (360°客户视图), the ready-made lists sales
+//! people open every morning, and batch operations on a filter.
+//!
+//! [`CustomerView`] gathers in one call what exists about a customer:
+//! contacts, follow-ups, pool place and history, attachments, possible
+//! duplicates and the recycling forecast — each read through the actor's
+//! data scope and field rules. Linked records of later modules
+//! (opportunities, quotes, contracts, payments, service tickets) appear in
+//! [`CustomerView::sections`] without changes here: every business entity
+//! whose table has a `customer_id` column gets a section named after the
+//! table, listed with the actor's scope for that entity.
+
+use crate::auth::{Action, Actor, FieldAccess};
+use crate::crm::Crm;
+use crate::dedupe::DuplicateMatch;
+use crate::entity::Entity;
+use crate::error::{Error, Result};
+use crate::ids::{RecordId, UserId};
+use crate::pool::{Place, PoolId, PoolMove, RecycleExplanation};
+use crate::query::{Cond, ListQuery, Page, PageRequest};
+use crate::records::{BatchReport, Record, ShareAccess};
+use crate::schema::{ColType, Table};
+use crate::store::{CmpOp, Col, Filter};
+use crate::value::Value;
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
+use serde::Serialize;
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+
+/// Rows per section of the view at most (the totals count them all).
+pub const VIEW_SECTION_LIMIT: u64 = 50;
+
+/// Records linked to a customer, of one kind.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ViewSection {
+    /// The entity (`contact`, `follow_up`, later `opportunity` …).
+    pub entity: String,
+    /// Its Chinese name.
+    pub title: String,
+    /// How many the actor may see.
+    pub total: u64,
+    /// The newest of them, at most [`VIEW_SECTION_LIMIT`].
+    pub items: Vec<Record>,
+}
+
+/// Where a customer is, in the pools.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlaceInfo {
+    /// The place.
+    pub place: Place,
+    /// Its Chinese name.
+    pub place_zh: String,
+    /// The governing pool.
+    pub pool: Option<(PoolId, String)>,
+    /// Locked against recycling.
+    pub locked: bool,
+    /// Since when the owner holds it.
+    pub owned_since: Option<DateTime<Utc>>,
+    /// The owner before (kept for the re-claim cooldown).
+    pub previous_owner_id: Option<UserId>,
+    /// When it last went into a pool.
+    pub released_at: Option<DateTime<Utc>>,
+    /// The latest deal.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// The latest opportunity.
+    pub last_opportunity_at: Option<DateTime<Utc>>,
+    /// Open opportunities.
+    pub open_opportunities: i64,
+}
+
+/// Everything about a customer, in one call (360°客户视图).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CustomerView {
+    /// The customer as the actor sees it.
+    pub customer: Record,
+    /// Its place in the pools.
+    pub place: PlaceInfo,
+    /// Contacts the actor may see.
+    pub contacts: ViewSection,
+    /// Follow-ups the actor may see, newest first.
+    pub follow_ups: ViewSection,
+    /// Every move between places, oldest first.
+    pub pool_history: Vec<PoolMove>,
+    /// The customer's attachments (empty when the field is hidden).
+    pub attachments: Vec<Json>,
+    /// Customers sharing a key with it.
+    pub possible_duplicates: Vec<DuplicateMatch>,
+    /// Whether and when a recycling rule would send it back.
+    pub recycling: Option<RecycleExplanation>,
+    /// Linked records of other modules, by table name (`opportunities`,
+    /// `quotes`, `contracts`, `payments`, `service_tickets` …).
+    pub sections: BTreeMap<String, ViewSection>,
+}
+
+/// A contact's upcoming birthday.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Birthday {
+    /// The contact as the actor sees it.
+    pub contact: Record,
+    /// The next birthday.
+    pub date: NaiveDate,
+    /// Days from today (0: today).
+    pub in_days: i64,
+}
+
+fn col(c: &'static str) -> Col {
+    Col::Column(c)
+}
+
+/// `MM-DD` of the birthdays falling on each of the next days (29 February
+/// is celebrated on 28 February in other years).
+fn month_days(today: NaiveDate, days: u32) -> Vec<String> {
+    let mut out = Vec::new();
+    for i in 0..=i64::from(days) {
+        let d = today + Duration::days(i);
+        out.push(d.format("%m-%d").to_string());
+        if d.month() == 2 && d.day() == 28 && NaiveDate::from_ymd_opt(d.year(), 2, 29).is_none() {
+            out.push("02-29".into());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The next date on or after `today` with the birthday's month and day.
+fn next_birthday(today: NaiveDate, birthday: NaiveDate) -> NaiveDate {
+    let on = |y: i32| {
+        NaiveDate::from_ymd_opt(y, birthday.month(), birthday.day())
+            .or_else(|| NaiveDate::from_ymd_opt(y, 2, 28))
+            .unwrap_or(today)
+    };
+    let this = on(today.year());
+    if this >= today {
+        this
+    } else {
+        on(today.year() + 1)
+    }
+}
+
+impl Crm {
+    async fn section(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        customer: RecordId,
+        sort: &str,
+    ) -> Result<ViewSection> {
+        let query = ListQuery::default()
+            .sort_by(sort, true)
+            .page(PageRequest::Offset {
+                page: 1,
+                per_page: VIEW_SECTION_LIMIT,
+            })
+            .with_total();
+        let filter = Filter::Cmp(col("customer_id"), CmpOp::Eq, Value::Id(customer.0));
+        let page = self
+            .list_records_with(actor, entity, &query, None, filter)
+            .await?;
+        Ok(ViewSection {
+            entity: entity.name().into(),
+            title: entity.name_zh().into(),
+            total: page.total.unwrap_or(page.items.len() as u64),
+            items: page.items,
+        })
+    }
+
+    /// The 360° view of a customer the actor can see (also a customer in a
+    /// pool the actor belongs to): the customer masked by the actor's field
+    /// rules, contacts and follow-ups within the actor's scope, pool place
+    /// and history, attachments, possible duplicates, the recycling
+    /// forecast and the linked records of other modules.
+    pub async fn customer_view(&self, actor: &Actor, id: RecordId) -> Result<CustomerView> {
+        let row = self.customer_for_pool_view(actor, id).await?;
+        let customs = self.custom_fields(actor, Entity::Customer).await?;
+        let customer = self.to_record(actor, Entity::Customer, &row, &customs);
+        let contacts = self
+            .section(actor, Entity::Contact, id, "created_at")
+            .await?;
+        let follow_ups = self
+            .section(actor, Entity::FollowUp, id, "occurred_at")
+            .await?;
+        let mut sections = BTreeMap::new();
+        for table in Table::ALL {
+            let Some(entity) = Entity::of_table(table).filter(|e| e.is_record()) else {
+                continue;
+            };
+            if matches!(
+                entity,
+                Entity::Customer | Entity::Contact | Entity::FollowUp
+            ) || table
+                .column("customer_id")
+                .is_none_or(|c| c.ty != ColType::Id)
+                || !actor.can(entity, Action::Read)
+            {
+                continue;
+            }
+            sections.insert(
+                table.name().to_string(),
+                self.section(actor, entity, id, "created_at").await?,
+            );
+        }
+        let attachments = match actor.field_access(Entity::Customer, "attachments") {
+            FieldAccess::Hidden => Vec::new(),
+            _ => row
+                .get("attachments")
+                .as_json()
+                .and_then(Json::as_array)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        let place = Place::of_row(&row);
+        let readable = self
+            .can_on_row(actor, Entity::Customer, Action::Read, &row)
+            .await?;
+        Ok(CustomerView {
+            place: PlaceInfo {
+                place,
+                place_zh: place.name_zh().into(),
+                pool: self.governing_pool(actor.company_id.0, &row).await?,
+                locked: row.get("locked").as_bool().unwrap_or(false),
+                owned_since: row.get("owned_since").as_timestamp(),
+                previous_owner_id: row.get("previous_owner_id").as_id().map(UserId),
+                released_at: row.get("released_at").as_timestamp(),
+                closed_at: row.get("closed_at").as_timestamp(),
+                last_opportunity_at: row.get("last_opportunity_at").as_timestamp(),
+                open_opportunities: row.get("open_opportunities").as_int().unwrap_or(0),
+            },
+            customer,
+            contacts,
+            follow_ups,
+            pool_history: self.pool_history(actor, id).await?,
+            attachments,
+            possible_duplicates: if readable {
+                self.duplicates_of(actor, id).await?
+            } else {
+                Vec::new()
+            },
+            recycling: if place.is_owned() {
+                Some(self.explain_recycling(actor, id, None).await?)
+            } else {
+                None
+            },
+            sections,
+        })
+    }
+
+    /// Customers the actor can see whose next follow-up date is today
+    /// (今日待跟进), by date.
+    pub async fn follow_ups_due_today(
+        &self,
+        actor: &Actor,
+        page: PageRequest,
+    ) -> Result<Page<Record>> {
+        let today = self.today();
+        let q = ListQuery::default()
+            .filter(Cond::Eq(
+                "next_follow_up".into(),
+                Json::String(today.to_string()),
+            ))
+            .sort_by("next_follow_up", false)
+            .page(page)
+            .with_total();
+        self.list_records(actor, Entity::Customer, &q).await
+    }
+
+    /// Customers the actor can see whose next follow-up date has passed
+    /// (逾期未跟进), most overdue first.
+    pub async fn follow_ups_overdue(
+        &self,
+        actor: &Actor,
+        page: PageRequest,
+    ) -> Result<Page<Record>> {
+        let today = self.today();
+        let q = ListQuery::default()
+            .filter(Cond::Lt(
+                "next_follow_up".into(),
+                Json::String(today.to_string()),
+            ))
+            .sort_by("next_follow_up", false)
+            .page(page)
+            .with_total();
+        self.list_records(actor, Entity::Customer, &q).await
+    }
+
+    /// Contacts the actor can see with a birthday in the next `days` days
+    /// (today included), soonest first (at most 1000).
+    pub async fn upcoming_birthdays(&self, actor: &Actor, days: u32) -> Result<Vec<Birthday>> {
+        let days = days.min(366);
+        let today = self.today();
+        let filter = Filter::In(
+            col("birthday_md"),
+            month_days(today, days)
+                .into_iter()
+                .map(Value::Text)
+                .collect(),
+        );
+        let q = ListQuery::default().page(PageRequest::Offset {
+            page: 1,
+            per_page: crate::query::MAX_PAGE_SIZE,
+        });
+        let page = self
+            .list_records_with(actor, Entity::Contact, &q, None, filter)
+            .await?;
+        let mut out: Vec<Birthday> = page
+            .items
+            .into_iter()
+            .filter_map(|c| {
+                let b = c.fields.get("birthday").and_then(Json::as_str)?;
+                let b = NaiveDate::parse_from_str(b, "%Y-%m-%d").ok()?;
+                let date = next_birthday(today, b);
+                let in_days = (date - today).num_days();
+                (in_days <= i64::from(days)).then_some(Birthday {
+                    contact: c,
+                    date,
+                    in_days,
+                })
+            })
+            .collect();
+        out.sort_by_key(|b| (b.in_days, b.contact.id));
+        Ok(out)
+    }
+
+    /// Customers the actor now owns that were transferred or assigned to it
+    /// by someone else in the last `days` days (最近转给我的), newest first.
+    pub async fn recently_transferred_to_me(
+        &self,
+        actor: &Actor,
+        days: u32,
+        page: PageRequest,
+    ) -> Result<Page<Record>> {
+        let since = self.now() - Duration::days(i64::from(days));
+        let me = Value::Id(actor.user_id.0);
+        let filter = Filter::And(vec![
+            Filter::Cmp(col("owner_id"), CmpOp::Eq, me.clone()),
+            Filter::Related {
+                table: Table::PoolMoves,
+                fk: "customer_id",
+                filter: Box::new(Filter::And(vec![
+                    Filter::Cmp(col("to_owner"), CmpOp::Eq, me),
+                    Filter::In(col("action"), vec!["transfer".into(), "assign".into()]),
+                    Filter::Cmp(col("created_at"), CmpOp::Ge, Value::Timestamp(since)),
+                ])),
+            },
+        ]);
+        let q = ListQuery::default()
+            .sort_by("owned_since", true)
+            .page(page)
+            .with_total();
+        self.list_records_with(actor, Entity::Customer, &q, None, filter)
+            .await
+    }
+
+    /// The ids a batch operation acts on: the ids given, or every record the
+    /// actor can see matching the query (at most [`MAX_BATCH`]; more is an
+    /// error, so a batch never silently stops half way).
+    pub async fn resolve_targets(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        targets: &Targets,
+    ) -> Result<Vec<RecordId>> {
+        let query = match targets {
+            Targets::Ids(ids) => return Ok(ids.clone()),
+            Targets::Matching(q) => q,
+        };
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let mut q = query.clone();
+            q.sort = Vec::new();
+            q.with_total = false;
+            q.page = PageRequest::Keyset {
+                after: after.clone(),
+                limit: crate::query::MAX_PAGE_SIZE,
+            };
+            let page = self
+                .list_records(actor, entity, &q.sort_by("created_at", false))
+                .await?;
+            out.extend(page.items.iter().map(|r| r.id));
+            if out.len() > MAX_BATCH {
+                return Err(Error::invalid(
+                    "filter",
+                    format!("more than {MAX_BATCH} {entity} records match; narrow the filter"),
+                ));
+            }
+            match page.next_cursor {
+                Some(c) if page.has_more => after = Some(c),
+                _ => break,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Shares several records with a user, reporting per record.
+    pub async fn share_records(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        ids: &[RecordId],
+        with: UserId,
+        access: ShareAccess,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> BatchReport {
+        let mut report = BatchReport::default();
+        for id in ids {
+            match self
+                .share_record(actor, entity, *id, with, access, expires_at)
+                .await
+            {
+                Ok(()) => report.done.push(*id),
+                Err(e) => report.refused.push((*id, e.to_string())),
+            }
+        }
+        report
+    }
+}
+
+/// Records a batch operation on a filter acts on at most.
+pub const MAX_BATCH: usize = 10_000;
+
+/// What a batch operation acts on: records by id, or every record the actor
+/// can see that matches a query.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Targets {
+    /// These records.
+    Ids(Vec<RecordId>),
+    /// Every visible record matching the query (its paging is ignored).
+    Matching(ListQuery),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(y, m, day).unwrap_or_default()
+    }
+
+    #[test]
+    fn birthday_windows_cross_the_year_and_keep_leap_days() {
+        assert_eq!(
+            month_days(d(2026, 12, 30), 3),
+            vec!["01-01", "01-02", "12-30", "12-31"]
+        );
+        assert!(month_days(d(2027, 2, 27), 2).contains(&"02-29".to_string()));
+        assert!(!month_days(d(2028, 2, 27), 1).contains(&"02-29".to_string()));
+        assert_eq!(next_birthday(d(2026, 12, 30), d(1990, 1, 2)), d(2027, 1, 2));
+        assert_eq!(next_birthday(d(2027, 2, 1), d(1992, 2, 29)), d(2027, 2, 28));
+        assert_eq!(next_birthday(d(2026, 5, 1), d(1980, 5, 1)), d(2026, 5, 1));
+    }
+}

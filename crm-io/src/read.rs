@@ -1,0 +1,466 @@
+//! Reading workbooks within limits.
+//!
+//! A workbook is read into memory only up to [`Limits::max_file_bytes`];
+//! every part of the zip is then decompressed once, counting the bytes that
+//! actually come out (the sizes the zip declares are not trusted), before
+//! calamine parses anything. The sheet is streamed cell by cell
+//! (`worksheet_cells_reader`): the declared dimension is never used, so a
+//! cell at XFD1048576 costs one cell, and rows, columns, cells and the
+//! length of a cell are counted against the limits as they stream by.
+//! `.xls`, `.xlsb` and `.ods` are refused: their readers materialise whole
+//! streams and ranges from declared sizes.
+
+use crate::IoError;
+use calamine::{DataRef, Reader, Xlsx};
+use crm_core::import::{Cell, SheetRow};
+use std::io::{Cursor, Read};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Bounds on what a workbook may make the reader do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Size of the file as stored (compressed). Default 64 MiB.
+    pub max_file_bytes: u64,
+    /// Uncompressed size of any one part (sheet, shared strings …).
+    /// Default 512 MiB.
+    pub max_part_bytes: u64,
+    /// Uncompressed size of all parts together. Default 1 GiB.
+    pub max_total_bytes: u64,
+    /// Parts in the zip. Default 10 000.
+    pub max_parts: usize,
+    /// Data rows. Default 1 048 575 (Excel's own maximum below the header).
+    pub max_rows: u32,
+    /// Columns. Default 256.
+    pub max_columns: u32,
+    /// Non-empty cells. Default 30 million.
+    pub max_cells: u64,
+    /// Characters in one cell. Default 32 767 (Excel's own maximum).
+    pub max_cell_chars: usize,
+    /// Distinct shared strings the workbook may declare. Default 10 million.
+    pub max_shared_strings: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 64 << 20,
+            max_part_bytes: 512 << 20,
+            max_total_bytes: 1 << 30,
+            max_parts: 10_000,
+            max_rows: 1_048_575,
+            max_columns: 256,
+            max_cells: 30_000_000,
+            max_cell_chars: 32_767,
+            max_shared_strings: 10_000_000,
+        }
+    }
+}
+
+/// A workbook checked against the limits, ready to be read.
+#[derive(Clone)]
+pub struct Workbook {
+    bytes: Arc<[u8]>,
+    sheets: Vec<String>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for Workbook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workbook")
+            .field("bytes", &self.bytes.len())
+            .field("sheets", &self.sheets)
+            .finish()
+    }
+}
+
+/// A header row and then data rows, as the reader streams them.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SheetEvent {
+    /// The header row (the first non-empty row).
+    Header {
+        /// The header cells' texts, in column order.
+        cells: Vec<String>,
+        /// The rows the sheet declares: a hint for progress bars only.
+        declared_rows: u32,
+    },
+    /// A data row.
+    Row(SheetRow),
+}
+
+impl Workbook {
+    /// Reads a workbook file, refusing it when it breaks a limit.
+    pub fn open(path: impl AsRef<Path>, limits: Limits) -> Result<Workbook, IoError> {
+        let path = path.as_ref();
+        let file = std::fs::File::open(path).map_err(|e| IoError::File {
+            path: path.display().to_string(),
+            source: e,
+        })?;
+        let mut bytes = Vec::new();
+        file.take(limits.max_file_bytes.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(|e| IoError::File {
+                path: path.display().to_string(),
+                source: e,
+            })?;
+        Workbook::from_bytes(bytes, limits)
+    }
+
+    /// Checks a workbook held in memory.
+    pub fn from_bytes(bytes: Vec<u8>, limits: Limits) -> Result<Workbook, IoError> {
+        if bytes.len() as u64 > limits.max_file_bytes {
+            return Err(IoError::TooLarge {
+                what: "the file".into(),
+                limit: format!("{} bytes", limits.max_file_bytes),
+            });
+        }
+        if bytes.starts_with(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]) {
+            return Err(IoError::Unsupported(
+                "an Excel 97-2003 workbook (.xls) or an encrypted workbook".into(),
+            ));
+        }
+        if !bytes.starts_with(b"PK\x03\x04") {
+            return Err(IoError::NotExcel(
+                "the file is not an Excel workbook (.xlsx)".into(),
+            ));
+        }
+        let bytes: Arc<[u8]> = bytes.into();
+        let sheets = prescan(&bytes, &limits)?;
+        if sheets.is_empty() {
+            return Err(IoError::NotExcel("the workbook has no worksheet".into()));
+        }
+        Ok(Workbook {
+            bytes,
+            sheets,
+            limits,
+        })
+    }
+
+    /// The names of the worksheets, in workbook order.
+    pub fn sheet_names(&self) -> &[String] {
+        &self.sheets
+    }
+
+    /// The workbook's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The limits it is read with.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The sheet to read: the one named, else the first.
+    pub fn resolve_sheet(&self, sheet: Option<&str>) -> Result<String, IoError> {
+        match sheet {
+            None => Ok(self.sheets[0].clone()),
+            Some(s) => self
+                .sheets
+                .iter()
+                .find(|n| n.as_str() == s.trim())
+                .cloned()
+                .ok_or_else(|| IoError::NoSheet {
+                    name: s.to_string(),
+                    available: self.sheets.clone(),
+                }),
+        }
+    }
+
+    /// Streams the sheet: first its header row, then every non-empty data
+    /// row (cells in the header's columns), calling `f` for each. Stops
+    /// early when `f` returns `false`.
+    pub fn read(
+        &self,
+        sheet: Option<&str>,
+        mut f: impl FnMut(SheetEvent) -> Result<bool, IoError>,
+    ) -> Result<(), IoError> {
+        let name = self.resolve_sheet(sheet)?;
+        let lim = self.limits;
+        let mut xlsx = open_xlsx(&self.bytes)?;
+        let mut reader = xlsx
+            .worksheet_cells_reader(&name)
+            .map_err(|e| IoError::Broken(e.to_string()))?;
+        let declared_rows = reader.dimensions().end.0.min(lim.max_rows);
+        let mut header: Option<(u32, usize)> = None;
+        let mut current: Option<u32> = None;
+        let mut cells: Vec<(u32, Cell)> = Vec::new();
+        let mut count: u64 = 0;
+        let mut flush = |row: u32,
+                         cells: &mut Vec<(u32, Cell)>,
+                         header: &mut Option<(u32, usize)>|
+         -> Result<bool, IoError> {
+            if cells.iter().all(|(_, c)| c.is_empty()) {
+                cells.clear();
+                return Ok(true);
+            }
+            let out = match header {
+                None => {
+                    let width = cells
+                        .iter()
+                        .map(|(c, _)| *c as usize + 1)
+                        .max()
+                        .unwrap_or(0);
+                    let mut names = vec![String::new(); width];
+                    for (c, cell) in cells.drain(..) {
+                        names[c as usize] = cell.to_text().unwrap_or_default();
+                    }
+                    *header = Some((row, width));
+                    f(SheetEvent::Header {
+                        cells: names,
+                        declared_rows,
+                    })?
+                }
+                Some((hrow, width)) => {
+                    if row - *hrow > lim.max_rows {
+                        return Err(IoError::TooLarge {
+                            what: "the sheet".into(),
+                            limit: format!("{} data rows", lim.max_rows),
+                        });
+                    }
+                    let mut out = vec![Cell::Empty; *width];
+                    for (c, cell) in cells.drain(..) {
+                        if let Some(slot) = out.get_mut(c as usize) {
+                            *slot = cell;
+                        }
+                    }
+                    f(SheetEvent::Row(SheetRow {
+                        number: row + 1,
+                        cells: out,
+                    }))?
+                }
+            };
+            cells.clear();
+            Ok(out)
+        };
+        loop {
+            let next = reader
+                .next_cell()
+                .map_err(|e| IoError::Broken(e.to_string()))?;
+            let Some(cell) = next else { break };
+            let (row, col) = cell.get_position();
+            if col >= lim.max_columns {
+                return Err(IoError::TooLarge {
+                    what: format!(
+                        "cell {}{} of the sheet",
+                        crm_core::import::column_name(col as usize),
+                        u64::from(row) + 1
+                    ),
+                    limit: format!("{} columns", lim.max_columns),
+                });
+            }
+            if let Some(cur) = current
+                && row != cur
+            {
+                if row < cur {
+                    return Err(IoError::Broken(format!(
+                        "row {} comes after row {} in the sheet",
+                        u64::from(row) + 1,
+                        u64::from(cur) + 1
+                    )));
+                }
+                if !flush(cur, &mut cells, &mut header)? {
+                    return Ok(());
+                }
+            }
+            current = Some(row);
+            let value = convert(cell.get_value(), &lim, row, col)?;
+            if !value.is_empty() {
+                count += 1;
+                if count > lim.max_cells {
+                    return Err(IoError::TooLarge {
+                        what: "the sheet".into(),
+                        limit: format!("{} cells", lim.max_cells),
+                    });
+                }
+                cells.push((col, value));
+            }
+        }
+        if let Some(cur) = current {
+            flush(cur, &mut cells, &mut header)?;
+        }
+        if header.is_none() {
+            return Err(IoError::Empty(name));
+        }
+        Ok(())
+    }
+}
+
+fn open_xlsx(bytes: &Arc<[u8]>) -> Result<Xlsx<Cursor<Arc<[u8]>>>, IoError> {
+    Xlsx::new(Cursor::new(bytes.clone())).map_err(|e| match e {
+        calamine::XlsxError::Password => {
+            IoError::Unsupported("a password-protected workbook".into())
+        }
+        other => IoError::Broken(other.to_string()),
+    })
+}
+
+/// Decompresses every part once, counting real bytes against the limits,
+/// checks what calamine would otherwise trust (the shared string count it
+/// reserves memory for), and returns the sheet names of `workbook.xml`.
+fn prescan(bytes: &Arc<[u8]>, lim: &Limits) -> Result<Vec<String>, IoError> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes.clone()))
+        .map_err(|e| IoError::NotExcel(format!("the file is not a readable zip: {e}")))?;
+    if zip.len() > lim.max_parts {
+        return Err(IoError::TooLarge {
+            what: "the zip".into(),
+            limit: format!("{} parts", lim.max_parts),
+        });
+    }
+    let names: Vec<String> = zip
+        .file_names()
+        .map(|n| n.map(|n| n.to_string()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| IoError::Broken(format!("a part name of the zip: {e}")))?;
+    if names.iter().any(|n| n.ends_with("workbook.bin")) {
+        return Err(IoError::Unsupported("a binary workbook (.xlsb)".into()));
+    }
+    if names.iter().any(|n| n == "content.xml") && !names.iter().any(|n| n.starts_with("xl/")) {
+        return Err(IoError::Unsupported(
+            "an OpenDocument spreadsheet (.ods)".into(),
+        ));
+    }
+    if !names.iter().any(|n| n.ends_with("workbook.xml")) {
+        return Err(IoError::NotExcel(
+            "the zip holds no Excel workbook (xl/workbook.xml)".into(),
+        ));
+    }
+    let mut total: u64 = 0;
+    let mut sheets = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    for i in 0..zip.len() {
+        let mut part = zip
+            .by_index(i)
+            .map_err(|e| IoError::Broken(format!("part {i} of the zip: {e}")))?;
+        let name = part
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| format!("part {i}"));
+        let shared = name.ends_with("sharedStrings.xml");
+        let workbook = name.ends_with("workbook.xml");
+        let mut size: u64 = 0;
+        let mut head = Vec::new();
+        loop {
+            let n = part
+                .read(&mut buf)
+                .map_err(|e| IoError::Broken(format!("{name}: {e}")))?;
+            if n == 0 {
+                break;
+            }
+            if shared && head.len() < 4096 {
+                head.extend_from_slice(&buf[..n.min(4096 - head.len())]);
+            }
+            if workbook && head.len() < (4 << 20) {
+                head.extend_from_slice(&buf[..n]);
+            }
+            size += n as u64;
+            total += n as u64;
+            if size > lim.max_part_bytes {
+                return Err(IoError::TooLarge {
+                    what: format!("{name} uncompressed"),
+                    limit: format!("{} bytes", lim.max_part_bytes),
+                });
+            }
+            if total > lim.max_total_bytes {
+                return Err(IoError::TooLarge {
+                    what: "the workbook uncompressed".into(),
+                    limit: format!("{} bytes", lim.max_total_bytes),
+                });
+            }
+        }
+        if shared {
+            let text = String::from_utf8_lossy(&head);
+            for attr in ["uniqueCount=\"", "count=\""] {
+                if let Some(n) = text
+                    .split(attr)
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    && n > lim.max_shared_strings
+                {
+                    return Err(IoError::TooLarge {
+                        what: format!("the shared strings ({n} declared)"),
+                        limit: format!("{} strings", lim.max_shared_strings),
+                    });
+                }
+            }
+        }
+        if workbook && sheets.is_empty() {
+            sheets = sheet_names(&String::from_utf8_lossy(&head));
+        }
+    }
+    Ok(sheets)
+}
+
+/// The `name` attributes of the `<sheet>` elements of `workbook.xml`, in
+/// order (calamine reads the same file again when the sheet is opened).
+fn sheet_names(xml: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for tag in xml.split('<').skip(1) {
+        let Some(tag) = tag.split('>').next() else {
+            continue;
+        };
+        let el = tag.split_whitespace().next().unwrap_or_default();
+        if el != "sheet" && !el.ends_with(":sheet") {
+            continue;
+        }
+        if let Some(v) = tag
+            .split(" name=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+        {
+            out.push(
+                v.replace("&lt;", "<")
+                    .replace("&gt;", ">")
+                    .replace("&quot;", "\"")
+                    .replace("&apos;", "'")
+                    .replace("&amp;", "&"),
+            );
+        }
+    }
+    out
+}
+
+fn convert(v: &DataRef<'_>, lim: &Limits, row: u32, col: u32) -> Result<Cell, IoError> {
+    let long = |s: &str| {
+        if s.len() > lim.max_cell_chars && s.chars().count() > lim.max_cell_chars {
+            Err(IoError::TooLarge {
+                what: format!(
+                    "cell {}{}",
+                    crm_core::import::column_name(col as usize),
+                    u64::from(row) + 1
+                ),
+                limit: format!("{} characters", lim.max_cell_chars),
+            })
+        } else {
+            Ok(())
+        }
+    };
+    Ok(match v {
+        DataRef::Empty => Cell::Empty,
+        DataRef::String(s) => {
+            long(s)?;
+            Cell::Text(s.clone())
+        }
+        DataRef::SharedString(s) => {
+            long(s)?;
+            Cell::Text((*s).to_string())
+        }
+        DataRef::Int(i) => Cell::Number(*i as f64),
+        DataRef::Float(f) => Cell::Number(*f),
+        DataRef::Bool(b) => Cell::Bool(*b),
+        DataRef::DateTime(d) => match d.as_datetime() {
+            Some(dt) if d.is_datetime() && dt.time() == chrono::NaiveTime::MIN => {
+                Cell::Date(dt.date())
+            }
+            Some(dt) if d.is_datetime() => Cell::DateTime(dt),
+            _ => Cell::Number(d.as_f64()),
+        },
+        DataRef::DateTimeIso(s) => chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
+            .map(Cell::DateTime)
+            .or_else(|_| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Cell::Date))
+            .unwrap_or_else(|_| Cell::Text(s.clone())),
+        DataRef::DurationIso(s) => Cell::Text(s.clone()),
+        DataRef::Error(e) => Cell::Error(e.to_string()),
+    })
+}

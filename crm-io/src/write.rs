@@ -1,0 +1,484 @@
+//! Writing workbooks: import templates, error workbooks and exports.
+//!
+//! Every worksheet that holds data is written in rust_xlsxwriter's constant
+//! memory mode: each row goes to a temporary file as soon as the next one
+//! starts, strings are written inline (no shared string table grows), so a
+//! million rows take the memory of one. Text is never written as a formula:
+//! text that a spreadsheet program could take for one (starting with `=`,
+//! `+`, `-`, `@`, tab, CR or LF) gets the quote prefix (`quotePrefix="1"`),
+//! so it stays text even when the cell is edited.
+
+use crate::{IoError, Lang};
+use crm_core::import::{Cell, ExportColumn, ExportValue, TemplateColumn, ValueKind};
+use rust_xlsxwriter::{
+    Color, DataValidation, Format, FormatBorder, Formula, Workbook as XlsxBook, Worksheet,
+    XlsxError,
+};
+
+impl From<XlsxError> for IoError {
+    fn from(e: XlsxError) -> Self {
+        IoError::Write(e.to_string())
+    }
+}
+
+/// Whether a spreadsheet program could read the text as a formula or
+/// command (formula injection, CSV/DDE injection).
+pub fn needs_quote_prefix(s: &str) -> bool {
+    matches!(
+        s.chars().next(),
+        Some('=' | '+' | '-' | '@' | '\t' | '\r' | '\n' | '＝' | '＋' | '－' | '＠')
+    )
+}
+
+/// The formats a data sheet uses.
+pub(crate) struct Formats {
+    pub(crate) header: Format,
+    pub(crate) required: Format,
+    pub(crate) text: Format,
+    pub(crate) quoted: Format,
+    pub(crate) date: Format,
+    pub(crate) datetime: Format,
+    pub(crate) money: Format,
+    pub(crate) number: Format,
+    pub(crate) wrap: Format,
+}
+
+impl Formats {
+    pub(crate) fn new() -> Formats {
+        let header = Format::new()
+            .set_bold()
+            .set_background_color(Color::RGB(0xDDEBF7))
+            .set_border(FormatBorder::Thin);
+        Formats {
+            required: header.clone().set_font_color(Color::RGB(0xC00000)),
+            header,
+            text: Format::new().set_num_format("@"),
+            quoted: Format::new().set_quote_prefix(),
+            date: Format::new().set_num_format("yyyy-mm-dd"),
+            datetime: Format::new().set_num_format("yyyy-mm-dd hh:mm"),
+            money: Format::new().set_num_format("#,##0.00"),
+            number: Format::new().set_num_format("General"),
+            wrap: Format::new().set_text_wrap(),
+        }
+    }
+}
+
+/// Writes text as text, with the quote prefix where a spreadsheet program
+/// could take it for a formula.
+pub(crate) fn write_text(
+    ws: &mut Worksheet,
+    row: u32,
+    col: u16,
+    s: &str,
+    f: &Formats,
+) -> Result<(), IoError> {
+    if needs_quote_prefix(s) {
+        ws.write_string_with_format(row, col, s, &f.quoted)?;
+    } else {
+        ws.write_string(row, col, s)?;
+    }
+    Ok(())
+}
+
+fn width_for(key: &str, kind: ValueKind, header: &str) -> f64 {
+    let base: f64 = match (key, kind) {
+        (_, ValueKind::Date) => 12.0,
+        (_, ValueKind::DateTime) => 17.0,
+        (_, ValueKind::Money | ValueKind::Number) => 14.0,
+        (_, ValueKind::Bool) => 8.0,
+        (k, _) if k.ends_with("name") && !k.ends_with("short_name") => 28.0,
+        (k, _) if k.ends_with("address") || k.ends_with("notes") => 36.0,
+        (k, _) if k.ends_with("uscc") || k.ends_with("email") || k.ends_with("website") => 24.0,
+        (k, _) if k.ends_with("code") => 18.0,
+        _ => 14.0,
+    };
+    // CJK characters are about two columns wide.
+    let header_width: f64 = header
+        .chars()
+        .map(|c| if c.is_ascii() { 1.1 } else { 2.1 })
+        .sum::<f64>()
+        + 2.0;
+    base.max(header_width).min(60.0)
+}
+
+fn header_text(c: &TemplateColumn, lang: Lang) -> String {
+    let h = match lang {
+        Lang::Zh => &c.header_zh,
+        Lang::En => &c.header_en,
+    };
+    if c.required {
+        format!("{h}*")
+    } else {
+        h.clone()
+    }
+}
+
+/// Writes an import template: a data sheet with the header row (required
+/// columns marked `*` in red, drop-down lists for choice fields, text format
+/// for codes and phone numbers so Excel keeps their digits, date format for
+/// dates), an example sheet with a sample row, and an instructions sheet
+/// listing every column with whether it is required, what to enter and the
+/// allowed values.
+pub fn template_workbook(columns: &[TemplateColumn], lang: Lang) -> Result<Vec<u8>, IoError> {
+    let f = Formats::new();
+    let mut book = XlsxBook::new();
+    let (data_name, example_name, help_name, lists_name) = match lang {
+        Lang::Zh => ("导入数据", "示例", "填写说明", "选项"),
+        Lang::En => ("Data", "Example", "Instructions", "Lists"),
+    };
+    // Option lists longer than Excel's 255-character inline limit live on a
+    // hidden sheet and are referenced by range.
+    let mut long_lists: Vec<(usize, &TemplateColumn)> = Vec::new();
+    {
+        let ws = book.add_worksheet();
+        ws.set_name(data_name)?;
+        for (i, c) in columns.iter().enumerate() {
+            let col = col_num(i)?;
+            let h = header_text(c, lang);
+            ws.write_string_with_format(
+                0,
+                col,
+                &h,
+                if c.required { &f.required } else { &f.header },
+            )?;
+            ws.set_column_width(col, width_for(&c.key, c.kind, &h))?;
+            match c.kind {
+                ValueKind::Date => {
+                    ws.set_column_format(col, &f.date)?;
+                }
+                ValueKind::DateTime => {
+                    ws.set_column_format(col, &f.datetime)?;
+                }
+                ValueKind::Text => {
+                    ws.set_column_format(col, &f.text)?;
+                }
+                _ => {}
+            }
+            if !c.options.is_empty() {
+                let joined: usize = c.options.iter().map(|o| o.chars().count() + 1).sum();
+                let dv = if joined <= 250 {
+                    DataValidation::new().allow_list_strings(&c.options)?
+                } else {
+                    long_lists.push((i, c));
+                    let n = long_lists.len();
+                    DataValidation::new().allow_list_formula(Formula::new(format!(
+                        "={lists_name}!${}$1:${}${}",
+                        crm_core::import::column_name(n - 1),
+                        crm_core::import::column_name(n - 1),
+                        c.options.len()
+                    )))
+                };
+                ws.add_data_validation(1, col, 10_000, col, &dv.ignore_blank(true))?;
+            }
+        }
+        ws.set_freeze_panes(1, 0)?;
+    }
+    {
+        let ws = book.add_worksheet();
+        ws.set_name(example_name)?;
+        for (i, c) in columns.iter().enumerate() {
+            let col = col_num(i)?;
+            let h = header_text(c, lang);
+            ws.write_string_with_format(0, col, &h, &f.header)?;
+            ws.set_column_width(col, width_for(&c.key, c.kind, &h))?;
+            if !c.sample.is_empty() {
+                write_text(ws, 1, col, &c.sample, &f)?;
+            }
+        }
+        ws.set_freeze_panes(1, 0)?;
+    }
+    {
+        let ws = book.add_worksheet();
+        ws.set_name(help_name)?;
+        let heads: [&str; 5] = match lang {
+            Lang::Zh => ["列名", "必填", "说明", "可选值", "示例"],
+            Lang::En => [
+                "Column",
+                "Required",
+                "What to enter",
+                "Allowed values",
+                "Example",
+            ],
+        };
+        let intro = match lang {
+            Lang::Zh => {
+                "在「导入数据」表第 1 行之下逐行填写，一行一条记录；带 * 的列必填；列的顺序可以调整，多余的列会被忽略；表头中文、英文均可。客户可带多个联系人（联系人1姓名、联系人1手机、联系人2姓名……）。重复数据（统一社会信用代码、客户名称、联系人手机）会被识别，按导入时选择的策略跳过、更新或报错；出错的行会连同原因导出到错误文件，改正后可重新导入。"
+            }
+            Lang::En => {
+                "Fill in the Data sheet below row 1, one record per row; columns marked * are required; columns may be reordered, extra columns are ignored, headers may be Chinese or English. A customer may carry several contacts (Contact 1 Name, Contact 1 Mobile, Contact 2 Name …). Duplicates (credit code, customer name, contact mobile) are detected and skipped, updated or refused as chosen for the import; rejected rows come back in an error workbook with the reason, to fix and import again."
+            }
+        };
+        ws.set_column_width(0, 22)?;
+        ws.set_column_width(1, 8)?;
+        ws.set_column_width(2, 40)?;
+        ws.set_column_width(3, 50)?;
+        ws.set_column_width(4, 24)?;
+        ws.merge_range(0, 0, 0, 4, intro, &f.wrap)?;
+        ws.set_row_height(0, 90)?;
+        for (i, h) in heads.iter().enumerate() {
+            ws.write_string_with_format(2, col_num(i)?, *h, &f.header)?;
+        }
+        for (i, c) in columns.iter().enumerate() {
+            let r = 3 + u32::try_from(i).map_err(|_| IoError::Write("too many columns".into()))?;
+            write_text(ws, r, 0, &header_text(c, lang).replace('*', ""), &f)?;
+            let req = match (c.required, lang) {
+                (true, Lang::Zh) => "是",
+                (false, Lang::Zh) => "",
+                (true, Lang::En) => "yes",
+                (false, Lang::En) => "",
+            };
+            ws.write_string(r, 1, req)?;
+            let hint = match lang {
+                Lang::Zh => &c.hint_zh,
+                Lang::En => &c.hint_en,
+            };
+            write_text(ws, r, 2, hint, &f)?;
+            write_text(ws, r, 3, &c.options.join("、"), &f)?;
+            write_text(ws, r, 4, &c.sample, &f)?;
+        }
+    }
+    if !long_lists.is_empty() {
+        let ws = book.add_worksheet();
+        ws.set_name(lists_name)?;
+        for (n, (_, c)) in long_lists.iter().enumerate() {
+            for (r, o) in c.options.iter().enumerate() {
+                let r = u32::try_from(r).map_err(|_| IoError::Write("too many options".into()))?;
+                write_text(ws, r, col_num(n)?, o, &f)?;
+            }
+        }
+        ws.set_hidden(true);
+    }
+    Ok(book.save_to_buffer()?)
+}
+
+pub(crate) fn col_num(i: usize) -> Result<u16, IoError> {
+    u16::try_from(i)
+        .ok()
+        .filter(|c| *c < 16_384)
+        .ok_or_else(|| IoError::Write(format!("column {} is beyond Excel's last column", i + 1)))
+}
+
+/// Collects rejected and skipped rows into an error workbook: the original
+/// header and cells of each row, then its row number and what is wrong, in
+/// the user's language. Rows are streamed to disk as they come.
+pub struct ErrorWorkbook {
+    book: XlsxBook,
+    formats: Formats,
+    next_row: u32,
+    width: usize,
+    lang: Lang,
+}
+
+impl std::fmt::Debug for ErrorWorkbook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErrorWorkbook")
+            .field("rows", &(self.next_row.saturating_sub(1)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ErrorWorkbook {
+    /// Starts an error workbook with the import's header row.
+    pub fn new(headers: &[String], lang: Lang) -> Result<ErrorWorkbook, IoError> {
+        let formats = Formats::new();
+        let mut book = XlsxBook::new();
+        let ws = book.add_worksheet_with_constant_memory()?;
+        ws.set_name(match lang {
+            Lang::Zh => "错误数据",
+            Lang::En => "Rejected rows",
+        })?;
+        let (row_h, why_h) = match lang {
+            Lang::Zh => ("原行号", "错误原因"),
+            Lang::En => ("Row", "What is wrong"),
+        };
+        for (i, h) in headers.iter().enumerate() {
+            let col = col_num(i)?;
+            ws.set_column_width(col, width_for("", ValueKind::Text, h))?;
+            ws.write_string_with_format(0, col, h, &formats.header)?;
+        }
+        let n = headers.len();
+        ws.set_column_width(col_num(n)?, 8)?;
+        ws.set_column_width(col_num(n + 1)?, 60)?;
+        ws.write_string_with_format(0, col_num(n)?, row_h, &formats.required)?;
+        ws.write_string_with_format(0, col_num(n + 1)?, why_h, &formats.required)?;
+        ws.set_freeze_panes(1, 0)?;
+        Ok(ErrorWorkbook {
+            book,
+            formats,
+            next_row: 1,
+            width: n,
+            lang,
+        })
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u32 {
+        self.next_row - 1
+    }
+
+    /// Adds a row: its original cells, its number and the reason (both
+    /// languages given; the workbook's language is written).
+    pub fn add(
+        &mut self,
+        number: u32,
+        cells: &[Cell],
+        message_zh: &str,
+        message_en: &str,
+    ) -> Result<(), IoError> {
+        let r = self.next_row;
+        let f = &self.formats;
+        let ws = self
+            .book
+            .worksheet_from_index(0)
+            .map_err(|e| IoError::Write(e.to_string()))?;
+        for (i, c) in cells.iter().enumerate().take(self.width) {
+            let col = col_num(i)?;
+            match c {
+                Cell::Empty => {}
+                Cell::Text(s) => write_text(ws, r, col, s, f)?,
+                Cell::Number(n) => {
+                    ws.write_number(r, col, *n)?;
+                }
+                Cell::Bool(b) => {
+                    ws.write_boolean(r, col, *b)?;
+                }
+                Cell::Date(d) => {
+                    ws.write_datetime_with_format(r, col, *d, &f.date)?;
+                }
+                Cell::DateTime(d) => {
+                    ws.write_datetime_with_format(r, col, *d, &f.datetime)?;
+                }
+                Cell::Error(e) => write_text(ws, r, col, e, f)?,
+            }
+        }
+        ws.write_number(r, col_num(self.width)?, f64::from(number))?;
+        let msg = match self.lang {
+            Lang::Zh => message_zh,
+            Lang::En => message_en,
+        };
+        write_text(ws, r, col_num(self.width + 1)?, msg, f)?;
+        self.next_row += 1;
+        Ok(())
+    }
+
+    /// The finished workbook.
+    pub fn finish(mut self) -> Result<Vec<u8>, IoError> {
+        let last = self.next_row.saturating_sub(1);
+        let width = col_num(self.width + 1)?;
+        let ws = self
+            .book
+            .worksheet_from_index(0)
+            .map_err(|e| IoError::Write(e.to_string()))?;
+        ws.autofilter(0, 0, last.max(1), width)?;
+        Ok(self.book.save_to_buffer()?)
+    }
+}
+
+/// Streams export rows into a worksheet: typed cells (dates as dates,
+/// money as numbers with two decimals), a frozen, filtered header row and
+/// sensible column widths, in constant memory.
+pub struct ExportSheet {
+    book: XlsxBook,
+    formats: Formats,
+    next_row: u32,
+    width: u16,
+}
+
+impl std::fmt::Debug for ExportSheet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportSheet")
+            .field("rows", &(self.next_row.saturating_sub(1)))
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExportSheet {
+    /// Starts an export sheet with the columns' headers in `lang`.
+    pub fn new(
+        columns: &[ExportColumn],
+        sheet_name: &str,
+        lang: Lang,
+    ) -> Result<ExportSheet, IoError> {
+        let formats = Formats::new();
+        let mut book = XlsxBook::new();
+        let ws = book.add_worksheet_with_constant_memory()?;
+        ws.set_name(sheet_name)?;
+        for (i, c) in columns.iter().enumerate() {
+            let col = col_num(i)?;
+            let h = match lang {
+                Lang::Zh => &c.header_zh,
+                Lang::En => &c.header_en,
+            };
+            ws.set_column_width(col, width_for(&c.key, c.kind, h))?;
+            ws.write_string_with_format(0, col, h, &formats.header)?;
+        }
+        ws.set_freeze_panes(1, 0)?;
+        Ok(ExportSheet {
+            book,
+            formats,
+            next_row: 1,
+            width: col_num(columns.len().saturating_sub(1))?,
+        })
+    }
+
+    /// Data rows written so far.
+    pub fn rows(&self) -> u32 {
+        self.next_row - 1
+    }
+
+    /// Appends one row.
+    pub fn add(&mut self, values: &[ExportValue]) -> Result<(), IoError> {
+        let r = self.next_row;
+        if r >= 1_048_576 {
+            return Err(IoError::TooLarge {
+                what: "the export".into(),
+                limit: "1 048 575 rows (Excel's maximum)".into(),
+            });
+        }
+        let f = &self.formats;
+        let ws = self
+            .book
+            .worksheet_from_index(0)
+            .map_err(|e| IoError::Write(e.to_string()))?;
+        for (i, v) in values.iter().enumerate() {
+            let col = col_num(i)?;
+            match v {
+                ExportValue::Empty => {}
+                ExportValue::Text(s) => write_text(ws, r, col, s, f)?,
+                ExportValue::Number(n) => {
+                    ws.write_number_with_format(r, col, *n, &f.number)?;
+                }
+                ExportValue::Money(m) => {
+                    ws.write_number_with_format(r, col, *m as f64 / 100.0, &f.money)?;
+                }
+                ExportValue::Date(d) => {
+                    ws.write_datetime_with_format(r, col, *d, &f.date)?;
+                }
+                ExportValue::DateTime(d) => {
+                    ws.write_datetime_with_format(r, col, *d, &f.datetime)?;
+                }
+                ExportValue::Bool(b) => {
+                    ws.write_boolean(r, col, *b)?;
+                }
+            }
+        }
+        self.next_row += 1;
+        Ok(())
+    }
+
+    /// Adds the autofilter over the rows written and saves the workbook.
+    pub fn finish<W: std::io::Write + std::io::Seek + Send>(
+        mut self,
+        out: W,
+    ) -> Result<(), IoError> {
+        let last = self.next_row.saturating_sub(1).max(1);
+        let width = self.width;
+        let ws = self
+            .book
+            .worksheet_from_index(0)
+            .map_err(|e| IoError::Write(e.to_string()))?;
+        ws.autofilter(0, 0, last, width)?;
+        self.book.save_to_writer(out)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,1787 @@
+//! Sales subcommands of the example CLI: products, opportunities, quotes,
+//! contracts with payments and invoices, receivables and approvals.
+//!
+//! ```text
+//! crm product add --code SV-2288 --name 机架式服务器 --price 35000 --unit 台
+//! crm --as zhangwei opportunity add --customer KH-20261127-0001 --name 数据中心扩容 --amount 100000
+//! crm --as zhangwei quote add --customer KH-20261127-0001 --title 服务器报价 --line SV-2288:3:15
+//! crm --as zhangwei quote submit BJ-20261127-0001
+//! crm approval pending
+//! crm --as zhangwei quote contract BJ-20261127-0001 --end 2027-06-30
+//! crm --as zhangwei contract submit HT-20261127-0001
+//! crm --as zhangwei contract pay HT-20261127-0001 --amount 30000 --date 2026-11-27
+//! crm receivables
+//! ```
+
+use super::{CliResult, Ctx, err, find_record};
+use chrono::NaiveDate;
+use clap::Subcommand;
+use crm::Actor;
+use crm::Uuid;
+use crm::approval::{
+    ApprovalInfo, ApproverRule, Condition, Fallback, FlowDef, RejectTo, Restart, SignMode, StepDef,
+};
+use crm::money::Money;
+use crm::sales::{
+    ContractQuery, ContractType, InvoiceType, LineInput, NewContract, NewOpportunity, NewQuote,
+    OppStatus, OpportunityQuery, PaymentInput, PlanInput, ProductInput, ProductQuery,
+    ProductStatus, StageCommand,
+};
+use crm::store::Lifecycle;
+use crm::{Entity, ListQuery};
+use serde_json::json;
+
+/// Products (产品) and categories.
+#[derive(Subcommand)]
+pub(crate) enum ProductCmd {
+    /// Adds a category (two levels; codes are generated).
+    CategoryAdd {
+        /// Name.
+        name: String,
+        /// Parent category code.
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// Lists categories.
+    Categories,
+    /// Adds a product.
+    Add {
+        /// Code (generated when absent).
+        #[arg(long)]
+        code: Option<String>,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// List price, tax included (e.g. 35000 or ¥35,000.00).
+        #[arg(long)]
+        price: String,
+        /// Cost.
+        #[arg(long)]
+        cost: Option<String>,
+        /// Unit.
+        #[arg(long)]
+        unit: Option<String>,
+        /// VAT rate in percent: 13, 9, 6 or 0.
+        #[arg(long, default_value_t = 13)]
+        tax: i64,
+        /// Category code.
+        #[arg(long)]
+        category: Option<String>,
+    },
+    /// Lists or searches products (code, name, pinyin initials).
+    List {
+        /// Search text.
+        #[arg(long)]
+        search: Option<String>,
+        /// Category code (includes sub-categories).
+        #[arg(long)]
+        category: Option<String>,
+        /// Page, from 1.
+        #[arg(long, default_value_t = 1)]
+        page: u64,
+    },
+    /// Stops selling a product (停售).
+    Discontinue {
+        /// Product code.
+        code: String,
+    },
+}
+
+/// Opportunities (销售机会).
+#[derive(Subcommand)]
+pub(crate) enum OpportunityCmd {
+    /// Adds an opportunity for a customer.
+    Add {
+        /// Customer code or name.
+        #[arg(long)]
+        customer: String,
+        /// Name.
+        #[arg(long)]
+        name: String,
+        /// Expected amount.
+        #[arg(long)]
+        amount: Option<String>,
+        /// Expected close date.
+        #[arg(long)]
+        close: Option<String>,
+    },
+    /// Changes an opportunity's expected amount or close date.
+    Edit {
+        /// Code.
+        code: String,
+        /// Expected amount.
+        #[arg(long)]
+        amount: Option<String>,
+        /// Expected close date.
+        #[arg(long)]
+        close: Option<String>,
+    },
+    /// Lists opportunities the actor may see.
+    List {
+        /// Only this status (tracking, won, lost, on_hold, expired).
+        #[arg(long)]
+        status: Option<String>,
+        /// Search text.
+        #[arg(long)]
+        search: Option<String>,
+    },
+    /// Shows an opportunity with its stage history.
+    Show {
+        /// Code.
+        code: String,
+    },
+    /// Moves an opportunity (--to STAGE) or changes its status.
+    Stage {
+        /// Code.
+        code: String,
+        /// Target stage key (initial, assessment, needs, proposal, bidding, negotiation, signing).
+        #[arg(long)]
+        to: Option<String>,
+        /// Mark won.
+        #[arg(long)]
+        win: bool,
+        /// Mark lost, with this reason.
+        #[arg(long)]
+        lose: Option<String>,
+        /// Put on hold.
+        #[arg(long)]
+        hold: bool,
+        /// Resume.
+        #[arg(long)]
+        resume: bool,
+        /// Mark expired.
+        #[arg(long)]
+        expire: bool,
+    },
+    /// Weighted forecast by owner, department and month.
+    Forecast,
+    /// Defines the pipeline of the company or of a department. Stages:
+    /// KEY:NAME:PROBABILITY[:FIELD+FIELD] in order; each may move one
+    /// forward or back to any earlier stage.
+    Pipeline {
+        /// Pipeline name.
+        #[arg(long)]
+        name: String,
+        /// Department (name or id); the company's pipeline when absent.
+        #[arg(long)]
+        dept: Option<String>,
+        /// Stages, in order.
+        #[arg(long = "stage", required = true)]
+        stages: Vec<String>,
+    },
+}
+
+/// Quotes (报价).
+#[derive(Subcommand)]
+pub(crate) enum QuoteCmd {
+    /// Adds a quote. Lines: PRODUCT_CODE:QTY[:DISCOUNT%] or NAME:QTY:PRICE[:TAX%[:DISCOUNT%]].
+    Add {
+        /// Customer code or name.
+        #[arg(long)]
+        customer: String,
+        /// Title.
+        #[arg(long)]
+        title: String,
+        /// Opportunity code.
+        #[arg(long)]
+        opportunity: Option<String>,
+        /// Lines.
+        #[arg(long = "line", required = true)]
+        lines: Vec<String>,
+    },
+    /// Lists current quote versions.
+    List {
+        /// Only this customer's (code or name).
+        #[arg(long)]
+        customer: Option<String>,
+    },
+    /// Shows a quote (latest version).
+    Show {
+        /// Code.
+        code: String,
+    },
+    /// Revises a quote: a new version with these lines.
+    Revise {
+        /// Code.
+        code: String,
+        /// Lines.
+        #[arg(long = "line", required = true)]
+        lines: Vec<String>,
+    },
+    /// Submits a quote (approval when a discount is above the flow's threshold).
+    Submit {
+        /// Code.
+        code: String,
+    },
+    /// Turns an approved quote into a draft contract.
+    Contract {
+        /// Code.
+        code: String,
+        /// Contract type (sales, service, cooperation, purchase).
+        #[arg(long)]
+        r#type: Option<String>,
+        /// Signing date.
+        #[arg(long)]
+        signed: Option<String>,
+        /// Start date.
+        #[arg(long)]
+        start: Option<String>,
+        /// End date.
+        #[arg(long)]
+        end: Option<String>,
+    },
+}
+
+/// Contracts (合同), payments (回款) and invoices (开票).
+#[derive(Subcommand)]
+pub(crate) enum ContractCmd {
+    /// Adds a draft contract without lines.
+    Add {
+        /// Customer code or name.
+        #[arg(long)]
+        customer: String,
+        /// Title.
+        #[arg(long)]
+        title: String,
+        /// Amount.
+        #[arg(long)]
+        amount: String,
+        /// Type (sales, service, cooperation, purchase).
+        #[arg(long)]
+        r#type: Option<String>,
+        /// Start date.
+        #[arg(long)]
+        start: Option<String>,
+        /// End date.
+        #[arg(long)]
+        end: Option<String>,
+    },
+    /// Changes a contract: title, end date (also while executing), amount (drafts).
+    Edit {
+        /// Code.
+        code: String,
+        /// Title.
+        #[arg(long)]
+        title: Option<String>,
+        /// Amount (drafts without lines).
+        #[arg(long)]
+        amount: Option<String>,
+        /// End date.
+        #[arg(long)]
+        end: Option<String>,
+    },
+    /// Lists contracts.
+    List {
+        /// Only executing contracts ending within N days.
+        #[arg(long)]
+        ending: Option<u32>,
+        /// Only executing contracts past their end date.
+        #[arg(long)]
+        expired: bool,
+        /// Only contracts not fully collected.
+        #[arg(long)]
+        unpaid: bool,
+    },
+    /// Shows a contract with its collection status.
+    Show {
+        /// Code.
+        code: String,
+    },
+    /// Submits a draft contract for approval.
+    Submit {
+        /// Code.
+        code: String,
+        /// Comment.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Sets the payment plan: --instalment DATE:AMOUNT, repeated.
+    Plan {
+        /// Code.
+        code: String,
+        /// Instalments.
+        #[arg(long = "instalment", required = true)]
+        instalments: Vec<String>,
+    },
+    /// Records a payment received.
+    Pay {
+        /// Code.
+        code: String,
+        /// Amount.
+        #[arg(long)]
+        amount: String,
+        /// Date received (default today).
+        #[arg(long)]
+        date: Option<String>,
+        /// Method.
+        #[arg(long)]
+        method: Option<String>,
+    },
+    /// Adds an invoice plan, or an issued invoice with --number.
+    Invoice {
+        /// Code.
+        code: String,
+        /// Amount.
+        #[arg(long)]
+        amount: String,
+        /// 专票 / 普票 (vat_special / vat_normal).
+        #[arg(long, default_value = "vat_special")]
+        r#type: String,
+        /// Invoice number (issued invoices).
+        #[arg(long)]
+        number: Option<String>,
+        /// Date.
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// Records a delivery: --line LINE:QTY, repeated (lines count from 1).
+    Deliver {
+        /// Code.
+        code: String,
+        /// Lines.
+        #[arg(long = "line", required = true)]
+        lines: Vec<String>,
+        /// Date (default today).
+        #[arg(long)]
+        date: Option<String>,
+        /// Notes (carrier, waybill).
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// Finishes an executing contract.
+    Finish {
+        /// Code.
+        code: String,
+    },
+    /// Terminates a contract with a reason.
+    Terminate {
+        /// Code.
+        code: String,
+        /// Reason.
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+/// Approval flows (审批流) and approvals.
+#[derive(Subcommand)]
+pub(crate) enum ApprovalCmd {
+    /// Defines the flow of a document type (contract, quote, payment …).
+    /// Steps: NAME=RULE[/all][@COND], RULE one of superior:N, superiors:N,
+    /// users:a,b, role:NAME, pick; COND amount>=YUAN, discount>PERCENT or
+    /// type=a,b.
+    Flow {
+        /// Document type.
+        doc_type: String,
+        /// Flow name.
+        #[arg(long)]
+        name: String,
+        /// Steps, in order.
+        #[arg(long = "step", required = true)]
+        steps: Vec<String>,
+        /// After a rejection, resubmissions restart at the rejecting step.
+        #[arg(long)]
+        restart_at_rejecting: bool,
+    },
+    /// Approvals waiting for me (待我审批).
+    Pending,
+    /// Approvals I submitted.
+    Mine,
+    /// Shows an approval (id or document code) with every action.
+    Show {
+        /// Approval id, or a contract or quote code.
+        key: String,
+    },
+    /// Approves the current step.
+    Approve {
+        /// Approval id, or a contract or quote code.
+        key: String,
+        /// Comment.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Rejects, to the applicant or back to an earlier step.
+    Reject {
+        /// Approval id, or a contract or quote code.
+        key: String,
+        /// Return to this earlier step (from 1) instead of the applicant.
+        #[arg(long)]
+        to_step: Option<usize>,
+        /// Comment.
+        #[arg(long)]
+        comment: Option<String>,
+    },
+    /// Withdraws my pending approval.
+    Withdraw {
+        /// Approval id, or a contract or quote code.
+        key: String,
+    },
+}
+
+fn money(s: &str) -> CliResult<Money> {
+    Money::parse(s).map_err(|e| format!("amount {s}: {e}"))
+}
+
+fn date(s: &str) -> CliResult<NaiveDate> {
+    crm::records::parse_date(s).map_err(|e| format!("date {s}: {e}"))
+}
+
+fn opt_date(s: &Option<String>) -> CliResult<Option<NaiveDate>> {
+    s.as_deref().map(date).transpose()
+}
+
+async fn customer_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<Uuid> {
+    if let Ok(r) = find_record(ctx, actor, Entity::Customer, key, Lifecycle::Active).await {
+        return Ok(r.id.0);
+    }
+    let page = ctx
+        .crm
+        .list_records(actor, Entity::Customer, &ListQuery::default().search(key))
+        .await
+        .map_err(err)?;
+    match page.items.as_slice() {
+        [one] => Ok(one.id.0),
+        [] => Err(format!("no customer {key}")),
+        _ => Err(format!("several customers match {key}; give the code")),
+    }
+}
+
+async fn category_id(ctx: &Ctx, actor: &Actor, code: &str) -> CliResult<Uuid> {
+    ctx.crm
+        .list_product_categories(actor)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .find(|c| c.code == code || c.name == code)
+        .map(|c| c.id)
+        .ok_or_else(|| format!("no product category {code}"))
+}
+
+fn percent_bp(s: &str) -> CliResult<i64> {
+    let m = Money::parse(s.trim_end_matches('%')).map_err(|e| format!("percent {s}: {e}"))?;
+    Ok(m.minor)
+}
+
+async fn parse_lines(ctx: &Ctx, actor: &Actor, specs: &[String]) -> CliResult<Vec<LineInput>> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let qty = |s: &str| {
+            s.parse::<i64>()
+                .map_err(|_| format!("line {spec}: quantity {s} is not a whole number"))
+        };
+        let line = match parts.as_slice() {
+            [code, q] | [code, q, _] if ctx.crm.product_by_code(actor, code).await.is_ok() => {
+                let p = ctx.crm.product_by_code(actor, code).await.map_err(err)?;
+                LineInput {
+                    product_id: Some(p.id),
+                    name: String::new(),
+                    unit: None,
+                    quantity: qty(q)?,
+                    unit_price: None,
+                    discount_bp: parts
+                        .get(2)
+                        .map(|d| percent_bp(d))
+                        .transpose()?
+                        .unwrap_or(0),
+                    tax_rate: None,
+                }
+            }
+            [name, q, price, rest @ ..] => LineInput {
+                product_id: None,
+                name: (*name).to_string(),
+                unit: None,
+                quantity: qty(q)?,
+                unit_price: Some(money(price)?),
+                tax_rate: rest.first().map(|t| percent_bp(t)).transpose()?,
+                discount_bp: rest.get(1).map(|d| percent_bp(d)).transpose()?.unwrap_or(0),
+            },
+            _ => {
+                return Err(format!(
+                    "line {spec}: expected PRODUCT_CODE:QTY[:DISCOUNT%] or NAME:QTY:PRICE[:TAX%[:DISCOUNT%]]"
+                ));
+            }
+        };
+        out.push(line);
+    }
+    Ok(out)
+}
+
+pub(crate) async fn product_cmd(ctx: &Ctx, actor: &Actor, cmd: ProductCmd) -> CliResult {
+    match cmd {
+        ProductCmd::CategoryAdd { name, parent } => {
+            let parent = match parent {
+                Some(p) => Some(category_id(ctx, actor, &p).await?),
+                None => None,
+            };
+            let c = ctx
+                .crm
+                .create_product_category(actor, &name, parent)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(c), || format!("category {} {}", c.code, c.name));
+        }
+        ProductCmd::Categories => {
+            let list = ctx.crm.list_product_categories(actor).await.map_err(err)?;
+            ctx.table(
+                json!(list),
+                &["code", "name"],
+                list.iter()
+                    .map(|c| vec![c.code.clone(), c.name.clone()])
+                    .collect(),
+            );
+        }
+        ProductCmd::Add {
+            code,
+            name,
+            price,
+            cost,
+            unit,
+            tax,
+            category,
+        } => {
+            let category_id = match category {
+                Some(c) => Some(category_id(ctx, actor, &c).await?),
+                None => None,
+            };
+            let p = ctx
+                .crm
+                .create_product(
+                    actor,
+                    ProductInput {
+                        code,
+                        name: Some(name),
+                        category_id,
+                        unit,
+                        list_price: Some(money(&price)?),
+                        cost: cost.as_deref().map(money).transpose()?,
+                        tax_rate: Some(tax * 100),
+                        ..ProductInput::default()
+                    },
+                )
+                .await
+                .map_err(err)?;
+            ctx.print(json!(p), || {
+                format!(
+                    "product {} {} {} / {}",
+                    p.code, p.name, p.list_price, p.unit
+                )
+            });
+        }
+        ProductCmd::List {
+            search,
+            category,
+            page,
+        } => {
+            let category_id = match category {
+                Some(c) => Some(category_id(ctx, actor, &c).await?),
+                None => None,
+            };
+            let page = ctx
+                .crm
+                .list_products(
+                    actor,
+                    &ProductQuery {
+                        search,
+                        category_id,
+                        page,
+                        ..ProductQuery::default()
+                    },
+                )
+                .await
+                .map_err(err)?;
+            ctx.table(
+                json!({"items": page.items, "total": page.total}),
+                &["code", "name", "unit", "price", "tax", "status"],
+                page.items
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.code.clone(),
+                            p.name.clone(),
+                            p.unit.clone(),
+                            p.list_price.to_string(),
+                            format!("{}%", p.tax_rate / 100),
+                            p.status.name().to_string(),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+        ProductCmd::Discontinue { code } => {
+            let p = ctx.crm.product_by_code(actor, &code).await.map_err(err)?;
+            let p = ctx
+                .crm
+                .update_product(
+                    actor,
+                    p.id,
+                    p.version,
+                    ProductInput {
+                        status: Some(ProductStatus::Discontinued),
+                        ..ProductInput::default()
+                    },
+                )
+                .await
+                .map_err(err)?;
+            ctx.print(json!(p), || format!("product {} discontinued", p.code));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCmd) -> CliResult {
+    match cmd {
+        OpportunityCmd::Add {
+            customer,
+            name,
+            amount,
+            close,
+        } => {
+            let customer_id = customer_id(ctx, actor, &customer).await?;
+            let o = ctx
+                .crm
+                .create_opportunity(
+                    actor,
+                    NewOpportunity {
+                        name,
+                        customer_id,
+                        amount: amount.as_deref().map(money).transpose()?,
+                        expected_close: opt_date(&close)?,
+                        ..NewOpportunity::default()
+                    },
+                )
+                .await
+                .map_err(err)?;
+            ctx.print(json!(o), || {
+                format!(
+                    "opportunity {} {} at {} ({}%)",
+                    o.code, o.name, o.stage_name, o.probability
+                )
+            });
+        }
+        OpportunityCmd::Edit {
+            code,
+            amount,
+            close,
+        } => {
+            let o = ctx
+                .crm
+                .opportunity_by_code(actor, &code)
+                .await
+                .map_err(err)?;
+            let o = ctx
+                .crm
+                .update_opportunity(
+                    actor,
+                    o.id,
+                    o.version,
+                    crm::sales::OpportunityPatch {
+                        amount: amount.as_deref().map(money).transpose()?,
+                        expected_close: opt_date(&close)?,
+                        ..crm::sales::OpportunityPatch::default()
+                    },
+                )
+                .await
+                .map_err(err)?;
+            ctx.print(json!(o), || {
+                format!("{} {} weighted {}", o.code, o.amount, o.weighted)
+            });
+        }
+        OpportunityCmd::List { status, search } => {
+            let status = match status {
+                Some(s) => Some(OppStatus::parse(&s).ok_or_else(|| format!("unknown status {s}"))?),
+                None => None,
+            };
+            let page = ctx
+                .crm
+                .list_opportunities(
+                    actor,
+                    &OpportunityQuery {
+                        status,
+                        search,
+                        per_page: 100,
+                        ..OpportunityQuery::default()
+                    },
+                )
+                .await
+                .map_err(err)?;
+            ctx.table(
+                json!({"items": page.items, "total": page.total}),
+                &[
+                    "code", "name", "stage", "status", "amount", "weighted", "close",
+                ],
+                page.items
+                    .iter()
+                    .map(|o| {
+                        vec![
+                            o.code.clone(),
+                            o.name.clone(),
+                            o.stage_name.clone(),
+                            o.status.label_zh().to_string(),
+                            o.amount.to_string(),
+                            o.weighted.to_string(),
+                            o.expected_close.map(|d| d.to_string()).unwrap_or_default(),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+        OpportunityCmd::Show { code } => {
+            let o = ctx
+                .crm
+                .opportunity_by_code(actor, &code)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(o), || {
+                let mut lines = vec![format!(
+                    "{} {} — {} {} ({}%), {} weighted {}",
+                    o.code,
+                    o.name,
+                    o.stage_name,
+                    o.status.label_zh(),
+                    o.probability,
+                    o.amount,
+                    o.weighted
+                )];
+                for (stage, secs) in &o.time_per_stage {
+                    lines.push(format!("  {stage}: {:.1} h", *secs as f64 / 3600.0));
+                }
+                lines.join("\n")
+            });
+        }
+        OpportunityCmd::Stage {
+            code,
+            to,
+            win,
+            lose,
+            hold,
+            resume,
+            expire,
+        } => {
+            let command = match (to, win, lose, hold, resume, expire) {
+                (Some(t), false, None, false, false, false) => StageCommand::MoveTo(t),
+                (None, true, None, false, false, false) => StageCommand::Win,
+                (None, false, Some(r), false, false, false) => StageCommand::Lose(r),
+                (None, false, None, true, false, false) => StageCommand::Hold,
+                (None, false, None, false, true, false) => StageCommand::Resume,
+                (None, false, None, false, false, true) => StageCommand::Expire,
+                _ => {
+                    return Err(
+                        "give exactly one of --to, --win, --lose, --hold, --resume, --expire"
+                            .into(),
+                    );
+                }
+            };
+            let o = ctx
+                .crm
+                .opportunity_by_code(actor, &code)
+                .await
+                .map_err(err)?;
+            let o = ctx
+                .crm
+                .change_opportunity_stage(actor, o.id, o.version, command)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(o), || {
+                format!(
+                    "{} is at {} ({}), {}%",
+                    o.code,
+                    o.stage_name,
+                    o.status.label_zh(),
+                    o.probability
+                )
+            });
+        }
+        OpportunityCmd::Pipeline { name, dept, stages } => {
+            let mut parsed: Vec<crm::sales::StageDef> = Vec::new();
+            for spec in &stages {
+                let parts: Vec<&str> = spec.split(':').collect();
+                let (key, label, p) = match parts.as_slice() {
+                    [k, n, p] | [k, n, p, _] => (*k, *n, *p),
+                    _ => {
+                        return Err(format!(
+                            "stage {spec}: expected KEY:NAME:PROBABILITY[:FIELD+FIELD]"
+                        ));
+                    }
+                };
+                parsed.push(crm::sales::StageDef {
+                    key: key.into(),
+                    name: label.into(),
+                    probability: p
+                        .parse()
+                        .map_err(|_| format!("stage {spec}: probability {p} is not 0–100"))?,
+                    required: parts
+                        .get(3)
+                        .map(|r| r.split('+').map(str::to_string).collect())
+                        .unwrap_or_default(),
+                    next: Vec::new(),
+                });
+            }
+            let keys: Vec<String> = parsed.iter().map(|s| s.key.clone()).collect();
+            for (i, s) in parsed.iter_mut().enumerate() {
+                s.next = keys
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j < i || *j == i + 1)
+                    .map(|(_, k)| k.clone())
+                    .collect();
+            }
+            let department = match dept {
+                Some(d) => Some(
+                    ctx.crm
+                        .resolve_department(actor, &d)
+                        .await
+                        .map_err(err)?
+                        .id
+                        .0,
+                ),
+                None => None,
+            };
+            let id = ctx
+                .crm
+                .define_pipeline(
+                    actor,
+                    &name,
+                    department,
+                    crm::sales::PipelineDef { stages: parsed },
+                )
+                .await
+                .map_err(err)?;
+            ctx.print(json!({"id": id}), || format!("pipeline {name} defined"));
+        }
+        OpportunityCmd::Forecast => {
+            let rows = ctx
+                .crm
+                .opportunity_forecast(actor, None, None)
+                .await
+                .map_err(err)?;
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let name = super::users_by_id(&users);
+            ctx.table(
+                json!(rows),
+                &["owner", "month", "count", "amount", "weighted"],
+                rows.iter()
+                    .map(|r| {
+                        vec![
+                            name(r.owner_id.map(crm::ids::UserId)),
+                            r.month.clone(),
+                            r.count.to_string(),
+                            r.amount.to_string(),
+                            r.weighted.to_string(),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn contract_details(
+    r#type: &Option<String>,
+    signed: &Option<String>,
+    start: &Option<String>,
+    end: &Option<String>,
+) -> CliResult<NewContract> {
+    Ok(NewContract {
+        contract_type: match r#type {
+            Some(t) => {
+                Some(ContractType::parse(t).ok_or_else(|| format!("unknown contract type {t}"))?)
+            }
+            None => None,
+        },
+        signed_on: opt_date(signed)?,
+        start_on: opt_date(start)?,
+        end_on: opt_date(end)?,
+        ..NewContract::default()
+    })
+}
+
+pub(crate) async fn quote_cmd(ctx: &Ctx, actor: &Actor, cmd: QuoteCmd) -> CliResult {
+    let show = |q: &crm::sales::Quote| {
+        let mut lines = vec![format!(
+            "{} v{} {} — {} ({}), tax {}, {}",
+            q.code,
+            q.quote_version,
+            q.title,
+            q.totals.amount,
+            q.amount_capital,
+            q.totals.tax,
+            q.status.name()
+        )];
+        for l in &q.lines {
+            lines.push(format!(
+                "  {} × {} @ {} −{}% = {} (tax {}%: {})",
+                l.name,
+                l.quantity,
+                l.unit_price,
+                l.discount_bp as f64 / 100.0,
+                l.amount,
+                l.tax_rate / 100,
+                l.tax
+            ));
+        }
+        lines.join("\n")
+    };
+    match cmd {
+        QuoteCmd::Add {
+            customer,
+            title,
+            opportunity,
+            lines,
+        } => {
+            let customer_id = customer_id(ctx, actor, &customer).await?;
+            let opportunity_id = match opportunity {
+                Some(o) => Some(
+                    ctx.crm
+                        .opportunity_by_code(actor, &o)
+                        .await
+                        .map_err(err)?
+                        .id,
+                ),
+                None => None,
+            };
+            let lines = parse_lines(ctx, actor, &lines).await?;
+            let q = ctx
+                .crm
+                .create_quote(
+                    actor,
+                    NewQuote {
+                        title,
+                        customer_id,
+                        opportunity_id,
+                        lines,
+                        ..NewQuote::default()
+                    },
+                )
+                .await
+                .map_err(err)?;
+            ctx.print(json!(q), || show(&q));
+        }
+        QuoteCmd::List { customer } => {
+            let customer = match customer {
+                Some(c) => Some(customer_id(ctx, actor, &c).await?),
+                None => None,
+            };
+            let page = ctx
+                .crm
+                .list_quotes(actor, customer, 1, 100)
+                .await
+                .map_err(err)?;
+            ctx.table(
+                json!({"items": page.items, "total": page.total}),
+                &[
+                    "code",
+                    "version",
+                    "title",
+                    "amount",
+                    "max discount",
+                    "status",
+                ],
+                page.items
+                    .iter()
+                    .map(|q| {
+                        vec![
+                            q.code.clone(),
+                            q.quote_version.to_string(),
+                            q.title.clone(),
+                            q.totals.amount.to_string(),
+                            format!("{}%", q.totals.max_discount_bp as f64 / 100.0),
+                            q.status.name().to_string(),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+        QuoteCmd::Show { code } => {
+            let q = ctx.crm.quote_by_code(actor, &code).await.map_err(err)?;
+            ctx.print(json!(q), || show(&q));
+        }
+        QuoteCmd::Revise { code, lines } => {
+            let q = ctx.crm.quote_by_code(actor, &code).await.map_err(err)?;
+            let lines = parse_lines(ctx, actor, &lines).await?;
+            let q = ctx
+                .crm
+                .revise_quote(actor, q.id, lines, None)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(q), || show(&q));
+        }
+        QuoteCmd::Submit { code } => {
+            let q = ctx.crm.quote_by_code(actor, &code).await.map_err(err)?;
+            let (q, a) = ctx.crm.submit_quote(actor, q.id, None).await.map_err(err)?;
+            ctx.print(json!({"quote": q, "approval": a}), || {
+                format!(
+                    "{} v{} is {}{}",
+                    q.code,
+                    q.quote_version,
+                    q.status.name(),
+                    pending_note(&a)
+                )
+            });
+        }
+        QuoteCmd::Contract {
+            code,
+            r#type,
+            signed,
+            start,
+            end,
+        } => {
+            let q = ctx.crm.quote_by_code(actor, &code).await.map_err(err)?;
+            let details = contract_details(&r#type, &signed, &start, &end)?;
+            let c = ctx
+                .crm
+                .quote_to_contract(actor, q.id, details)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(c), || {
+                format!(
+                    "contract {} {} {} ({}), draft",
+                    c.code, c.title, c.amount, c.amount_capital
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+fn pending_note(a: &Option<ApprovalInfo>) -> String {
+    match a {
+        Some(a) if !a.pending_with.is_empty() => format!(
+            "; approval {} waits at {}",
+            a.id,
+            a.current_step.clone().unwrap_or_default()
+        ),
+        _ => String::new(),
+    }
+}
+
+pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> CliResult {
+    let find =
+        |code: String| async move { ctx.crm.contract_by_code(actor, &code).await.map_err(err) };
+    match cmd {
+        ContractCmd::Add {
+            customer,
+            title,
+            amount,
+            r#type,
+            start,
+            end,
+        } => {
+            let customer_id = customer_id(ctx, actor, &customer).await?;
+            let mut input = contract_details(&r#type, &None, &start, &end)?;
+            input.title = title;
+            input.customer_id = customer_id;
+            input.amount = Some(money(&amount)?);
+            let c = ctx.crm.create_contract(actor, input).await.map_err(err)?;
+            ctx.print(json!(c), || {
+                format!("contract {} {} {}, draft", c.code, c.title, c.amount)
+            });
+        }
+        ContractCmd::List {
+            ending,
+            expired,
+            unpaid,
+        } => {
+            let page = ctx
+                .crm
+                .list_contracts(
+                    actor,
+                    &ContractQuery {
+                        ending_within_days: ending,
+                        expired,
+                        not_fully_received: unpaid,
+                        per_page: 100,
+                        ..ContractQuery::default()
+                    },
+                )
+                .await
+                .map_err(err)?;
+            ctx.table(
+                json!({"items": page.items, "total": page.total}),
+                &[
+                    "code",
+                    "title",
+                    "status",
+                    "amount",
+                    "received",
+                    "outstanding",
+                    "end",
+                ],
+                page.items
+                    .iter()
+                    .map(|c| {
+                        vec![
+                            c.code.clone(),
+                            c.title.clone(),
+                            c.status.label_zh().to_string(),
+                            c.amount.to_string(),
+                            c.received.to_string(),
+                            c.outstanding.to_string(),
+                            c.end_on.map(|d| d.to_string()).unwrap_or_default(),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+        ContractCmd::Edit {
+            code,
+            title,
+            amount,
+            end,
+        } => {
+            let c = find(code).await?;
+            let c = ctx
+                .crm
+                .update_contract(
+                    actor,
+                    c.id,
+                    c.version,
+                    crm::sales::ContractPatch {
+                        title,
+                        amount: amount.as_deref().map(money).transpose()?,
+                        end_on: opt_date(&end)?,
+                        ..crm::sales::ContractPatch::default()
+                    },
+                )
+                .await
+                .map_err(err)?;
+            ctx.print(json!(c), || {
+                format!(
+                    "contract {} {} {} until {}",
+                    c.code,
+                    c.title,
+                    c.amount,
+                    c.end_on.map(|d| d.to_string()).unwrap_or_default()
+                )
+            });
+        }
+        ContractCmd::Show { code } => {
+            let c = find(code).await?;
+            let col = ctx.crm.collection(actor, c.id).await.map_err(err)?;
+            ctx.print(json!({"contract": c, "collection": col}), || {
+                let mut lines = vec![
+                    format!(
+                        "{} {} [{}] {}",
+                        c.code,
+                        c.title,
+                        c.contract_type.label_zh(),
+                        c.status.label_zh()
+                    ),
+                    format!("  金额 {} ({})", c.amount, c.amount_capital),
+                    format!(
+                        "  已回款 {}  未回款 {}  逾期 {}  已开票 {}",
+                        col.received, col.outstanding, col.overdue, c.invoiced
+                    ),
+                ];
+                for p in &col.plans {
+                    lines.push(format!(
+                        "  第{}期 {} {} 已收 {}{}",
+                        p.instalment,
+                        p.due_on,
+                        p.amount,
+                        p.received,
+                        if p.days_overdue > 0 {
+                            format!(" 逾期 {} 天", p.days_overdue)
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
+                lines.join("\n")
+            });
+        }
+        ContractCmd::Submit { code, comment } => {
+            let c = find(code).await?;
+            let (c, a) = ctx
+                .crm
+                .submit_contract(actor, c.id, Vec::new(), comment.as_deref())
+                .await
+                .map_err(err)?;
+            ctx.print(json!({"contract": c, "approval": a}), || {
+                format!(
+                    "contract {} is {}{}",
+                    c.code,
+                    c.status.label_zh(),
+                    pending_note(&a)
+                )
+            });
+        }
+        ContractCmd::Plan { code, instalments } => {
+            let c = find(code).await?;
+            let mut plans = Vec::new();
+            for i in &instalments {
+                let (d, a) = i
+                    .split_once(':')
+                    .ok_or_else(|| format!("instalment {i}: expected DATE:AMOUNT"))?;
+                plans.push(PlanInput {
+                    due_on: date(d)?,
+                    amount: money(a)?,
+                    notes: None,
+                });
+            }
+            let col = ctx
+                .crm
+                .set_payment_plan(actor, c.id, plans)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(col), || {
+                format!("{} instalments for {}", col.plans.len(), c.code)
+            });
+        }
+        ContractCmd::Pay {
+            code,
+            amount,
+            date: when,
+            method,
+        } => {
+            let c = find(code).await?;
+            let received_on = match when {
+                Some(d) => date(&d)?,
+                None => ctx.crm.today(),
+            };
+            let (p, a) = ctx
+                .crm
+                .record_payment(
+                    actor,
+                    c.id,
+                    PaymentInput {
+                        amount: money(&amount)?,
+                        received_on,
+                        method,
+                        receipt_no: None,
+                        notes: None,
+                    },
+                )
+                .await
+                .map_err(err)?;
+            let c = ctx.crm.contract(actor, c.id).await.map_err(err)?;
+            ctx.print(json!({"payment": p, "contract": c, "approval": a}), || {
+                format!(
+                    "payment {} on {} {}; received {}, outstanding {}{}",
+                    p.amount,
+                    c.code,
+                    p.status,
+                    c.received,
+                    c.outstanding,
+                    pending_note(&a)
+                )
+            });
+        }
+        ContractCmd::Invoice {
+            code,
+            amount,
+            r#type,
+            number,
+            date: when,
+        } => {
+            let c = find(code).await?;
+            let ty = InvoiceType::parse(&r#type)
+                .ok_or_else(|| format!("unknown invoice type {}", r#type))?;
+            let inv = ctx
+                .crm
+                .add_invoice(actor, c.id, ty, money(&amount)?, number, opt_date(&when)?)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(inv), || {
+                format!(
+                    "invoice {} {} {} on {}",
+                    inv.kind,
+                    inv.invoice_type.name(),
+                    inv.amount,
+                    c.code
+                )
+            });
+        }
+        ContractCmd::Deliver {
+            code,
+            lines,
+            date: when,
+            notes,
+        } => {
+            let c = find(code).await?;
+            let mut parsed = Vec::new();
+            for l in &lines {
+                let (n, q) = l
+                    .split_once(':')
+                    .ok_or_else(|| format!("line {l}: expected LINE:QTY"))?;
+                parsed.push(crm::sales::DeliveryLine {
+                    line: n
+                        .parse()
+                        .map_err(|_| format!("line {l}: {n} is not a line number"))?,
+                    quantity: q
+                        .parse()
+                        .map_err(|_| format!("line {l}: {q} is not a quantity"))?,
+                });
+            }
+            let on = match when {
+                Some(d) => date(&d)?,
+                None => ctx.crm.today(),
+            };
+            let progress = ctx
+                .crm
+                .record_delivery(actor, c.id, on, parsed, notes)
+                .await
+                .map_err(err)?;
+            ctx.table(
+                json!(progress),
+                &["line", "product", "ordered", "delivered", "remaining"],
+                progress
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.line.to_string(),
+                            p.name.clone(),
+                            p.ordered.to_string(),
+                            p.delivered.to_string(),
+                            p.remaining.to_string(),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+        ContractCmd::Finish { code } => {
+            let c = find(code).await?;
+            let c = ctx
+                .crm
+                .close_contract(actor, c.id, None)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(c), || {
+                format!("contract {} is {}", c.code, c.status.label_zh())
+            });
+        }
+        ContractCmd::Terminate { code, reason } => {
+            let c = find(code).await?;
+            let c = ctx
+                .crm
+                .close_contract(actor, c.id, Some(&reason))
+                .await
+                .map_err(err)?;
+            ctx.print(json!(c), || {
+                format!("contract {} is {}", c.code, c.status.label_zh())
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn receivables_cmd(ctx: &Ctx, actor: &Actor) -> CliResult {
+    let rows = ctx.crm.receivables(actor).await.map_err(err)?;
+    let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+    let name = super::users_by_id(&users);
+    let mut table = Vec::new();
+    for r in &rows {
+        let customer = ctx
+            .crm
+            .get_record(actor, Entity::Customer, crm::ids::RecordId(r.customer_id))
+            .await
+            .map(|c| c.text("name").unwrap_or_default().to_string())
+            .unwrap_or_else(|_| r.customer_id.to_string());
+        table.push(vec![
+            customer,
+            name(r.owner_id.map(crm::ids::UserId)),
+            r.outstanding.to_string(),
+            r.current.to_string(),
+            r.overdue.to_string(),
+            r.aging[0].to_string(),
+            r.aging[1].to_string(),
+            r.aging[2].to_string(),
+            r.aging[3].to_string(),
+        ]);
+    }
+    ctx.table(
+        json!(rows),
+        &[
+            "customer",
+            "owner",
+            "outstanding",
+            "not due",
+            "overdue",
+            "0–30",
+            "31–60",
+            "61–90",
+            ">90",
+        ],
+        table,
+    );
+    Ok(())
+}
+
+fn parse_step(spec: &str, roles: &[crm::Role], users: &[crm::org::User]) -> CliResult<StepDef> {
+    let (name, rest) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("step {spec}: expected NAME=RULE[/all][@COND]"))?;
+    let (rule, cond) = match rest.split_once('@') {
+        Some((r, c)) => (r, Some(c)),
+        None => (rest, None),
+    };
+    let (rule, mode) = match rule.strip_suffix("/all") {
+        Some(r) => (r, SignMode::All),
+        None => (rule.strip_suffix("/any").unwrap_or(rule), SignMode::Any),
+    };
+    let user = |k: &str| {
+        users
+            .iter()
+            .find(|u| u.username == k || u.display_name == k)
+            .map(|u| u.id.0)
+            .ok_or_else(|| format!("step {spec}: no user {k}"))
+    };
+    let (kind, arg) = rule.split_once(':').unwrap_or((rule, ""));
+    let level = |a: &str| {
+        a.parse::<u32>()
+            .map_err(|_| format!("step {spec}: level {a} is not a number"))
+    };
+    let approvers = match kind {
+        "superior" => ApproverRule::Superior {
+            level: level(if arg.is_empty() { "1" } else { arg })?,
+        },
+        "superiors" => ApproverRule::SuperiorsUpTo {
+            levels: level(arg)?,
+        },
+        "users" => ApproverRule::Users {
+            users: arg.split(',').map(user).collect::<CliResult<_>>()?,
+        },
+        "role" => ApproverRule::Role {
+            role_id: roles
+                .iter()
+                .find(|r| r.name == arg)
+                .map(|r| r.id.0)
+                .ok_or_else(|| format!("step {spec}: no role {arg}"))?,
+        },
+        "pick" => ApproverRule::ApplicantPicks,
+        other => return Err(format!("step {spec}: unknown rule {other}")),
+    };
+    let mut conditions = Vec::new();
+    if let Some(c) = cond {
+        if let Some(a) = c.strip_prefix("amount>=") {
+            conditions.push(Condition::AmountAtLeast {
+                minor: money(a)?.minor,
+            });
+        } else if let Some(d) = c.strip_prefix("discount>") {
+            conditions.push(Condition::DiscountAbove { bp: percent_bp(d)? });
+        } else if let Some(t) = c.strip_prefix("type=") {
+            conditions.push(Condition::TypeIn {
+                types: t.split(',').map(str::to_string).collect(),
+            });
+        } else {
+            return Err(format!("step {spec}: unknown condition {c}"));
+        }
+    }
+    Ok(StepDef {
+        name: name.to_string(),
+        conditions,
+        approvers,
+        mode,
+        fallback: Fallback::Admins,
+    })
+}
+
+async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<Uuid> {
+    if let Ok(id) = key.parse::<Uuid>() {
+        return Ok(id);
+    }
+    if let Ok(c) = ctx.crm.contract_by_code(actor, key).await
+        && let Some(a) = ctx
+            .crm
+            .approval_of(actor, "contract", c.id)
+            .await
+            .map_err(err)?
+    {
+        return Ok(a.id);
+    }
+    if let Ok(q) = ctx.crm.quote_by_code(actor, key).await
+        && let Some(a) = ctx
+            .crm
+            .approval_of(actor, "quote", q.id)
+            .await
+            .map_err(err)?
+    {
+        return Ok(a.id);
+    }
+    Err(format!("no approval for {key}"))
+}
+
+fn approval_rows(list: &[ApprovalInfo]) -> Vec<Vec<String>> {
+    list.iter()
+        .map(|a| {
+            vec![
+                a.id.to_string(),
+                a.doc_type.clone(),
+                a.document_code.clone().unwrap_or_default(),
+                a.title.clone().unwrap_or_default(),
+                a.status.label_zh().to_string(),
+                a.current_step.clone().unwrap_or_default(),
+            ]
+        })
+        .collect()
+}
+
+pub(crate) async fn approval_cmd(ctx: &Ctx, actor: &Actor, cmd: ApprovalCmd) -> CliResult {
+    let header = ["id", "type", "document", "title", "status", "step"];
+    match cmd {
+        ApprovalCmd::Flow {
+            doc_type,
+            name,
+            steps,
+            restart_at_rejecting,
+        } => {
+            let roles = ctx.crm.list_roles(actor).await.map_err(err)?;
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let def = FlowDef {
+                steps: steps
+                    .iter()
+                    .map(|s| parse_step(s, &roles, &users))
+                    .collect::<CliResult<_>>()?,
+                restart: if restart_at_rejecting {
+                    Restart::FromRejectingStep
+                } else {
+                    Restart::FromFirst
+                },
+            };
+            let f = ctx
+                .crm
+                .define_approval_flow(actor, &doc_type, &name, def)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(f), || {
+                format!(
+                    "flow {} for {} version {} with {} steps",
+                    f.name,
+                    f.doc_type,
+                    f.flow_version,
+                    f.definition.steps.len()
+                )
+            });
+        }
+        ApprovalCmd::Pending => {
+            let list = ctx.crm.pending_approvals(actor).await.map_err(err)?;
+            ctx.table(json!(list), &header, approval_rows(&list));
+        }
+        ApprovalCmd::Mine => {
+            let list = ctx.crm.my_approvals(actor).await.map_err(err)?;
+            ctx.table(json!(list), &header, approval_rows(&list));
+        }
+        ApprovalCmd::Show { key } => {
+            let id = approval_id(ctx, actor, &key).await?;
+            let a = ctx.crm.approval(actor, id).await.map_err(err)?;
+            let actions = ctx.crm.approval_actions(actor, id).await.map_err(err)?;
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let name = super::users_by_id(&users);
+            ctx.print(json!({"approval": a, "actions": actions}), || {
+                let mut lines = vec![format!(
+                    "{} {} {} — {} {}",
+                    a.doc_type,
+                    a.document_code.clone().unwrap_or_default(),
+                    a.title.clone().unwrap_or_default(),
+                    a.status.label_zh(),
+                    a.current_step.clone().unwrap_or_default()
+                )];
+                for x in &actions {
+                    lines.push(format!(
+                        "  {} {} {} {} {}",
+                        x.at.format("%Y-%m-%d %H:%M"),
+                        name(x.actor_id.map(crm::ids::UserId)),
+                        x.action,
+                        x.step_name.clone().unwrap_or_default(),
+                        x.comment.clone().unwrap_or_default()
+                    ));
+                }
+                lines.join("\n")
+            });
+        }
+        ApprovalCmd::Approve { key, comment } => {
+            let id = approval_id(ctx, actor, &key).await?;
+            let a = ctx
+                .crm
+                .approve(actor, id, comment.as_deref())
+                .await
+                .map_err(err)?;
+            ctx.print(json!(a), || {
+                format!(
+                    "{} {}",
+                    a.document_code.clone().unwrap_or_default(),
+                    a.status.label_zh()
+                )
+            });
+        }
+        ApprovalCmd::Reject {
+            key,
+            to_step,
+            comment,
+        } => {
+            let id = approval_id(ctx, actor, &key).await?;
+            let to = match to_step {
+                Some(n) if n >= 1 => RejectTo::Step(n - 1),
+                Some(_) => return Err("steps count from 1".into()),
+                None => RejectTo::Applicant,
+            };
+            let a = ctx
+                .crm
+                .reject(actor, id, to, comment.as_deref())
+                .await
+                .map_err(err)?;
+            ctx.print(json!(a), || {
+                format!(
+                    "{} {}",
+                    a.document_code.clone().unwrap_or_default(),
+                    a.status.label_zh()
+                )
+            });
+        }
+        ApprovalCmd::Withdraw { key } => {
+            let id = approval_id(ctx, actor, &key).await?;
+            let a = ctx.crm.withdraw(actor, id, None).await.map_err(err)?;
+            ctx.print(json!(a), || {
+                format!(
+                    "{} {}",
+                    a.document_code.clone().unwrap_or_default(),
+                    a.status.label_zh()
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Gives every role that works with customers the same rights on
+/// opportunities, quotes and contracts (with its customer scope), and
+/// defines default flows: contracts go to the applicant's superior and, from
+/// ¥1,000,000, also to the administrators; quotes with a discount above 10 %
+/// go to the superior. Administrators only.
+pub(crate) async fn sales_setup(ctx: &Ctx, actor: &Actor) -> CliResult {
+    use crm::{Action, Permission};
+    let mut granted = Vec::new();
+    for role in ctx.crm.list_roles(actor).await.map_err(err)? {
+        if role.is_admin {
+            continue;
+        }
+        let scope_of = |a: Action| {
+            role.permissions
+                .iter()
+                .find(|p| p.entity == Entity::Customer && p.action == a)
+                .map(|p| p.scope)
+        };
+        let mut permissions: Vec<Permission> = role
+            .permissions
+            .iter()
+            .filter(|p| {
+                !matches!(
+                    p.entity,
+                    Entity::Opportunity | Entity::Quote | Entity::Contract
+                )
+            })
+            .copied()
+            .collect();
+        let mut any = false;
+        for entity in [Entity::Opportunity, Entity::Quote, Entity::Contract] {
+            for action in [
+                Action::Read,
+                Action::Create,
+                Action::Update,
+                Action::Delete,
+                Action::Transfer,
+                Action::Share,
+            ] {
+                if let Some(scope) = scope_of(action) {
+                    any = true;
+                    permissions.push(Permission {
+                        entity,
+                        action,
+                        scope,
+                    });
+                }
+            }
+        }
+        if !any {
+            continue;
+        }
+        ctx.crm
+            .update_role(
+                actor,
+                role.id,
+                role.version,
+                crm::org::RoleSpec {
+                    name: role.name.clone(),
+                    is_admin: false,
+                    permissions,
+                    field_rules: role.field_rules.clone(),
+                },
+            )
+            .await
+            .map_err(err)?;
+        granted.push(role.name.clone());
+    }
+    let mut flows = Vec::new();
+    if ctx
+        .crm
+        .approval_flow(actor, "contract")
+        .await
+        .map_err(err)?
+        .is_none()
+    {
+        let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+        let roles = ctx.crm.list_roles(actor).await.map_err(err)?;
+        let def = FlowDef {
+            steps: vec![
+                parse_step("直属上级审批=superior:1", &roles, &users)?,
+                parse_step("总经理审批=role:管理员@amount>=1000000", &roles, &users).unwrap_or(
+                    StepDef {
+                        name: "总经理审批".into(),
+                        conditions: vec![Condition::AmountAtLeast { minor: 100_000_000 }],
+                        approvers: ApproverRule::Users {
+                            users: vec![actor.user_id.0],
+                        },
+                        mode: SignMode::Any,
+                        fallback: Fallback::Admins,
+                    },
+                ),
+            ],
+            restart: Restart::FromFirst,
+        };
+        ctx.crm
+            .define_approval_flow(actor, "contract", "合同审批", def)
+            .await
+            .map_err(err)?;
+        flows.push("contract");
+    }
+    if ctx
+        .crm
+        .approval_flow(actor, "quote")
+        .await
+        .map_err(err)?
+        .is_none()
+    {
+        let def = FlowDef {
+            steps: vec![StepDef {
+                name: "折扣审批".into(),
+                conditions: vec![Condition::DiscountAbove { bp: 1000 }],
+                approvers: ApproverRule::Superior { level: 1 },
+                mode: SignMode::Any,
+                fallback: Fallback::Admins,
+            }],
+            restart: Restart::FromFirst,
+        };
+        ctx.crm
+            .define_approval_flow(actor, "quote", "报价折扣审批", def)
+            .await
+            .map_err(err)?;
+        flows.push("quote");
+    }
+    ctx.print(json!({"roles": granted, "flows": flows}), || {
+        format!(
+            "sales rights for {}; approval flows defined: {}",
+            if granted.is_empty() {
+                "no role".to_string()
+            } else {
+                granted.join("、")
+            },
+            if flows.is_empty() {
+                "none (already there)".to_string()
+            } else {
+                flows.join(", ")
+            }
+        )
+    });
+    Ok(())
+}

@@ -1,0 +1,374 @@
+//! The CLI's spreadsheet commands (feature `xlsx`): `template`, `import`,
+//! `export` and `bench-io`, with progress bars on the terminal.
+
+use super::{CliResult, Ctx, err};
+use clap::Args;
+use crm::import::{CommitMode, DuplicatePolicy, ImportOptions, ImportStatus};
+use crm::io::{Lang, Limits, ReadOptions, Workbook};
+use crm::query::SortBy;
+use crm::store::Lifecycle;
+use crm::{Actor, Cond, Entity, ListQuery};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+use std::path::PathBuf;
+
+#[path = "../../benches/io_bench/mod.rs"]
+mod io_bench;
+
+/// `crm template`.
+#[derive(Args)]
+pub struct TemplateArgs {
+    /// What the template imports: customer, contact or user.
+    pub entity: Entity,
+    /// Where to write it (default `<entity>-template.xlsx`).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// Header language: zh or en.
+    #[arg(long, default_value = "zh")]
+    pub lang: Lang,
+    /// Contact column groups of a customer template (联系人1姓名 …).
+    #[arg(long, default_value_t = 2)]
+    pub contacts: u32,
+}
+
+/// `crm import`.
+#[derive(Args)]
+pub struct ImportArgs {
+    /// What the workbook holds: customer (with contact column groups),
+    /// contact or user.
+    pub entity: Option<Entity>,
+    /// The workbook (.xlsx).
+    pub file: Option<PathBuf>,
+    /// The sheet to read (default the first).
+    #[arg(long)]
+    pub sheet: Option<String>,
+    /// Duplicates: skip, update or fail.
+    #[arg(long, default_value = "skip")]
+    pub policy: DuplicatePolicy,
+    /// Check everything and report, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Commit batch by batch with a checkpoint; importing the same file
+    /// again resumes an interrupted import. Default: all or nothing.
+    #[arg(long)]
+    pub batches: bool,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch_size: usize,
+    /// Owner of the imported records (username); needs transfer.
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Department of the imported records (name).
+    #[arg(long)]
+    pub department: Option<String>,
+    /// Customer pool to import into (not available yet).
+    #[arg(long)]
+    pub pool: Option<String>,
+    /// Where rejected and skipped rows go (default `<file>.errors.xlsx`).
+    #[arg(long)]
+    pub errors: Option<PathBuf>,
+    /// Language of the error workbook: zh or en.
+    #[arg(long, default_value = "zh")]
+    pub lang: Lang,
+    /// Undo the import with this id instead.
+    #[arg(long)]
+    pub undo: Option<String>,
+    /// List imports instead.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// `crm export`.
+#[derive(Args)]
+pub struct ExportArgs {
+    /// What to export: customer, contact or follow_up.
+    pub entity: Entity,
+    /// Where to write (default `<entity>-export.xlsx`).
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// Conditions like `level=A`, `contacts.mobile^138`; repeatable.
+    #[arg(long = "where", short = 'w')]
+    pub conditions: Vec<String>,
+    /// Fuzzy search, pinyin initials included.
+    #[arg(long, short = 's')]
+    pub search: Option<String>,
+    /// Sort keys like `name` or `-created_at`; repeatable.
+    #[arg(long)]
+    pub sort: Vec<String>,
+    /// Fields in the order wanted, comma-separated (default every visible
+    /// field).
+    #[arg(long, value_delimiter = ',')]
+    pub fields: Vec<String>,
+    /// Header language: zh or en.
+    #[arg(long, default_value = "zh")]
+    pub lang: Lang,
+    /// Export the recycle bin.
+    #[arg(long)]
+    pub deleted: bool,
+    /// Export archived records.
+    #[arg(long)]
+    pub archived: bool,
+}
+
+/// `crm bench-io`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Rows of the generated workbook.
+    #[arg(long, default_value_t = 100_000)]
+    pub rows: usize,
+    /// Also import into this PostgreSQL server.
+    #[arg(long)]
+    pub pg: Option<String>,
+    /// Also export a million rows to compare peak memory.
+    #[arg(long)]
+    pub million: bool,
+    /// Rows per import batch.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Working directory (default a temporary one).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// Runs one measurement (used by the benchmark itself).
+    #[arg(long, hide = true, num_args = 1.., allow_hyphen_values = true)]
+    pub child: Vec<String>,
+}
+
+fn bar(ctx: &Ctx, what: &str) -> ProgressBar {
+    if ctx.json {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(0);
+    pb.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} {{bar:40}} {{pos}}/{{len}} rows, {{per_sec}}, {{elapsed}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+pub async fn template(ctx: &Ctx, actor: &Actor, a: TemplateArgs) -> CliResult {
+    let bytes = crm::io::template(&ctx.crm, actor, a.entity, a.lang, a.contacts)
+        .await
+        .map_err(err)?;
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("{}-template.xlsx", a.entity.name())));
+    std::fs::write(&out, bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    ctx.print(json!({"template": out.display().to_string()}), || {
+        format!("wrote the {} import template to {}", a.entity, out.display())
+    });
+    Ok(())
+}
+
+pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
+    if a.list {
+        let list = ctx.crm.list_imports(actor).await.map_err(err)?;
+        ctx.table(
+            json!(list),
+            &["id", "entity", "file", "status", "rows done", "created", "updated", "skipped", "rejected"],
+            list.iter()
+                .map(|i| {
+                    vec![
+                        i.id.to_string(),
+                        i.entity.clone(),
+                        i.file_name.clone(),
+                        i.status.to_string(),
+                        i.rows_done.to_string(),
+                        i.created.to_string(),
+                        i.updated.to_string(),
+                        i.skipped.to_string(),
+                        i.rejected.to_string(),
+                    ]
+                })
+                .collect(),
+        );
+        return Ok(());
+    }
+    if let Some(id) = &a.undo {
+        let id: crm::ids::RecordId = id
+            .parse()
+            .map_err(|_| format!("'{id}' is not an import id"))?;
+        let r = ctx.crm.undo_import(actor, id.0).await.map_err(err)?;
+        ctx.print(json!(r), || {
+            format!(
+                "undid import {}: {} records removed, {} restored",
+                r.import_id, r.removed, r.restored
+            )
+        });
+        return Ok(());
+    }
+    let (Some(entity), Some(file)) = (a.entity, a.file.clone()) else {
+        return Err("name what to import and the file, e.g. `crm import customer 客户.xlsx`".into());
+    };
+    let wb = Workbook::open(&file, Limits::default()).map_err(err)?;
+    let mut o = ImportOptions::new(entity);
+    o.policy = a.policy;
+    o.dry_run = a.dry_run;
+    o.commit = if a.batches {
+        CommitMode::Batches
+    } else {
+        CommitMode::Atomic
+    };
+    o.batch_size = a.batch_size;
+    o.owner = a.owner.clone();
+    o.department = a.department.clone();
+    o.pool = a.pool.clone();
+    o.file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let pb = bar(ctx, "importing");
+    let mut progress = |p: crm::io::Progress| {
+        pb.set_length(p.total);
+        pb.set_position(p.rows);
+    };
+    let out = crm::io::import_workbook(
+        &ctx.crm,
+        actor,
+        &wb,
+        o,
+        &ReadOptions {
+            sheet: a.sheet.clone(),
+            lang: a.lang,
+        },
+        &mut progress,
+    )
+    .await
+    .map_err(err)?;
+    pb.finish_and_clear();
+    let r = &out.report;
+    let errors_at = match &out.error_workbook {
+        Some(bytes) => {
+            let path = a
+                .errors
+                .clone()
+                .unwrap_or_else(|| file.with_extension("errors.xlsx"));
+            std::fs::write(&path, bytes)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            Some(path)
+        }
+        None => None,
+    };
+    ctx.print(
+        json!({"report": r, "error_workbook": errors_at.as_ref().map(|p| p.display().to_string())}),
+        || {
+            let mut lines = vec![format!(
+                "{}{}: {} rows, {} created{}, {} updated, {} unchanged, {} skipped, {} rejected{}",
+                if r.dry_run { "dry run of " } else { "imported " },
+                file.display(),
+                r.rows,
+                r.created,
+                if r.contacts_created > 0 {
+                    format!(" (+{} contacts)", r.contacts_created)
+                } else {
+                    String::new()
+                },
+                r.updated,
+                r.unchanged,
+                r.skipped,
+                r.rejected,
+                r.import_id
+                    .map(|i| format!("; import {i} (undo with `crm import --undo {i}`)"))
+                    .unwrap_or_default()
+            )];
+            if let Some(after) = r.resumed_after {
+                lines.push(format!("resumed after row {after}"));
+            }
+            if !r.ignored_columns.is_empty() {
+                lines.push(format!("ignored columns: {}", r.ignored_columns.join(", ")));
+            }
+            for i in r.issues.iter().take(10) {
+                lines.push(format!("  row {}: {}", i.row, i.message_zh));
+            }
+            if r.issues.len() > 10 {
+                lines.push(format!("  … {} more", r.issues.len() - 10));
+            }
+            if let Some(p) = &errors_at {
+                lines.push(format!(
+                    "rejected and skipped rows, with the reason, are in {}",
+                    p.display()
+                ));
+            }
+            lines.join("\n")
+        },
+    );
+    if r.status == ImportStatus::Failed {
+        return Err("the import failed on duplicates (policy fail): nothing was written".into());
+    }
+    Ok(())
+}
+
+pub async fn export(ctx: &Ctx, actor: &Actor, a: ExportArgs) -> CliResult {
+    let mut q = ListQuery::default();
+    for c in &a.conditions {
+        q = q.filter(Cond::parse(c)?);
+    }
+    if let Some(s) = &a.search {
+        q = q.search(s);
+    }
+    q.sort = a.sort.iter().map(|s| SortBy::parse(s)).collect();
+    q.lifecycle = match (a.deleted, a.archived) {
+        (true, _) => Lifecycle::Deleted,
+        (_, true) => Lifecycle::Archived,
+        _ => Lifecycle::Active,
+    };
+    let out = a
+        .out
+        .unwrap_or_else(|| PathBuf::from(format!("{}-export.xlsx", a.entity.name())));
+    let file = std::fs::File::create(&out)
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let pb = bar(ctx, "exporting");
+    let mut progress = |p: crm::io::Progress| pb.set_position(p.rows);
+    let n = crm::io::export(
+        &ctx.crm,
+        actor,
+        a.entity,
+        q,
+        &a.fields,
+        a.lang,
+        std::io::BufWriter::new(file),
+        &mut progress,
+    )
+    .await;
+    pb.finish_and_clear();
+    let n = match n {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&out);
+            return Err(err(e));
+        }
+    };
+    ctx.print(json!({"rows": n, "file": out.display().to_string()}), || {
+        format!("exported {n} {} records to {}", a.entity, out.display())
+    });
+    Ok(())
+}
+
+pub async fn bench(json: bool, a: BenchArgs) -> CliResult {
+    if let Some(kind) = a.child.first() {
+        let line = io_bench::child(kind, &a.child).await?;
+        println!("{line}");
+        return Ok(());
+    }
+    let plan = io_bench::Plan {
+        rows: a.rows,
+        dir: a
+            .dir
+            .unwrap_or_else(|| std::env::temp_dir().join("crm-bench-io")),
+        pg: a.pg,
+        million: a.million,
+        batch: a.batch,
+    };
+    let launcher = io_bench::Launcher {
+        exe: std::env::current_exe().map_err(err)?,
+        prefix: vec!["--db".into(), ":memory:".into(), "bench-io".into()],
+    };
+    let report = io_bench::run(&launcher, &plan, &mut |m| {
+        if !json {
+            eprintln!("{m}");
+        }
+    })?;
+    println!("{report}");
+    Ok(())
+}
