@@ -68,22 +68,29 @@ fn template_export_import_and_undo_from_the_command_line() {
     // The export, imported back, finds every row a duplicate.
     let d = ok(&tmp, &["import", "customer", "out.xlsx", "--dry-run"]);
     assert!(d.contains("dry run") && d.contains("0 created"), "{d}");
-    std::fs::write(
-        tmp.join("new.csv"),
-        "客户名称\n新客户有限公司\n".as_bytes(),
-    )
-    .expect("write");
+    std::fs::write(tmp.join("new.csv"), "客户名称\n新客户有限公司\n".as_bytes()).expect("write");
     let out = run(&tmp, &["import", "customer", "new.csv"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("error: ") && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.starts_with("error: ") && err.trim().lines().count() == 1,
+        "{err}"
+    );
     assert!(err.contains(".xlsx"), "{err}");
     // A workbook of our own: the template's sheet with two rows.
     let json = ok(&tmp, &["--json", "export", "customer", "-o", "all.xlsx"]);
     assert!(json.contains("\"rows\""), "{json}");
-    let i = ok(&tmp, &["--json", "import", "customer", "all.xlsx", "--policy", "update"]);
+    let i = ok(
+        &tmp,
+        &[
+            "--json", "import", "customer", "all.xlsx", "--policy", "update",
+        ],
+    );
     let v: serde_json::Value = serde_json::from_str(&i).expect("json report");
-    let id = v["report"]["import_id"].as_str().expect("import id").to_string();
+    let id = v["report"]["import_id"]
+        .as_str()
+        .expect("import id")
+        .to_string();
     assert_eq!(v["report"]["created"], 0);
     let u = ok(&tmp, &["import", "--undo", &id]);
     assert!(u.contains("undid import"), "{u}");

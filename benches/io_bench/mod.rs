@@ -55,7 +55,9 @@ const CHARS: &[char] = &[
     '中', '新', '天', '海', '金', '龙', '凯', '博', '明', '光', '远', '科', '创', '力', '丰', '和',
     '福', '星', '宇', '云', '峰', '晨', '祥', '荣',
 ];
-const INDUSTRY: &[&str] = &["软件", "通信", "制造", "贸易", "医疗", "教育", "物流", "能源"];
+const INDUSTRY: &[&str] = &[
+    "软件", "通信", "制造", "贸易", "医疗", "教育", "物流", "能源",
+];
 const PLACES: &[(&str, &str)] = &[
     ("北京市", "北京市"),
     ("上海市", "上海市"),
@@ -269,21 +271,29 @@ pub async fn child(kind: &str, args: &[String]) -> Result<String, String> {
             let name = wb.sheet_names()[0].clone();
             let range = wb.worksheet_range(&name).map_err(|e| format!("{e}"))?;
             let cells = range.used_cells().count();
-            Ok(done(t.elapsed().as_secs_f64(), &format!("\"cells\":{cells}")))
+            Ok(done(
+                t.elapsed().as_secs_f64(),
+                &format!("\"cells\":{cells}"),
+            ))
         }
         "calamine-stream" => {
             let file = need(args, "--file")?;
             let t = Instant::now();
             let mut wb: Xlsx<_> = open_workbook(file).map_err(|e| format!("{e}"))?;
             let name = wb.sheet_names()[0].clone();
-            let mut r = wb.worksheet_cells_reader(&name).map_err(|e| format!("{e}"))?;
+            let mut r = wb
+                .worksheet_cells_reader(&name)
+                .map_err(|e| format!("{e}"))?;
             let mut cells = 0u64;
             while let Some(c) = r.next_cell().map_err(|e| format!("{e}"))? {
                 if !matches!(c.get_value(), calamine::DataRef::Empty) {
                     cells += 1;
                 }
             }
-            Ok(done(t.elapsed().as_secs_f64(), &format!("\"cells\":{cells}")))
+            Ok(done(
+                t.elapsed().as_secs_f64(),
+                &format!("\"cells\":{cells}"),
+            ))
         }
         "rusqlite" => {
             let file = need(args, "--file")?;
@@ -314,7 +324,10 @@ pub async fn child(kind: &str, args: &[String]) -> Result<String, String> {
                 let mut st = tx
                     .prepare(&format!(
                         "INSERT INTO plain ({}) VALUES ({})",
-                        (0..15).map(|i| format!("c{i}")).collect::<Vec<_>>().join(", "),
+                        (0..15)
+                            .map(|i| format!("c{i}"))
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         vec!["?"; 15].join(", ")
                     ))
                     .map_err(sqlite_err)?;
@@ -395,7 +408,13 @@ pub async fn child(kind: &str, args: &[String]) -> Result<String, String> {
                 .await
                 .map_err(|e| e.to_string())?;
             let mut cur = crm
-                .export_cursor(&admin, Entity::Customer, ListQuery::default(), cols.clone(), 1000)
+                .export_cursor(
+                    &admin,
+                    Entity::Customer,
+                    ListQuery::default(),
+                    cols.clone(),
+                    1000,
+                )
                 .await
                 .map_err(|e| e.to_string())?;
             let mut rows = Vec::new();
@@ -439,7 +458,10 @@ pub async fn child(kind: &str, args: &[String]) -> Result<String, String> {
                 }
             }
             book.save(out).map_err(e)?;
-            Ok(done(t.elapsed().as_secs_f64(), &format!("\"rows\":{}", rows.len())))
+            Ok(done(
+                t.elapsed().as_secs_f64(),
+                &format!("\"rows\":{}", rows.len()),
+            ))
         }
         other => Err(format!("unknown measurement {other}")),
     }
@@ -471,13 +493,16 @@ pub fn seed(db: &Path, rows: usize) -> Result<usize, String> {
             .iter()
             .map(|c| match c.as_str() {
                 "id" => uuid.to_string(),
-                "code" => format!("code || '-{round}'"),
+                "code" => format!("code || '-{round}-' || lower(hex(randomblob(8)))"),
                 c => format!("\"{c}\""),
             })
             .collect();
         conn.execute_batch(&format!(
             "INSERT INTO customers ({}) SELECT {} FROM customers LIMIT {}",
-            cols.iter().map(|c| format!("\"{c}\"")).collect::<Vec<_>>().join(", "),
+            cols.iter()
+                .map(|c| format!("\"{c}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
             select.join(", "),
             rows - n
         ))
@@ -581,12 +606,20 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
     let f = s(&file);
     log("calamine …");
     let cal = l.run("calamine", &["--file".into(), f.clone()])?;
+    log(&format!("  calamine: {}", cal.json));
     let cal_stream = l.run("calamine-stream", &["--file".into(), f.clone()])?;
+    log(&format!("  calamine stream: {}", cal_stream.json));
     log("rusqlite …");
     let plain = l.run(
         "rusqlite",
-        &["--file".into(), f.clone(), "--db".into(), s(&fresh("plain.db"))],
+        &[
+            "--file".into(),
+            f.clone(),
+            "--db".into(),
+            s(&fresh("plain.db")),
+        ],
     )?;
+    log(&format!("  rusqlite: {}", plain.json));
     log("import into SQLite …");
     let db = fresh("import.db");
     let imp = l.run(
@@ -600,6 +633,7 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
             plan.batch.to_string(),
         ],
     )?;
+    log(&format!("  import SQLite: {}", imp.json));
     let pg = match &plan.pg {
         Some(url) => {
             log("import into PostgreSQL …");
@@ -617,18 +651,33 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
         }
         None => None,
     };
+    if let Some(pg) = &pg {
+        log(&format!("  import PostgreSQL: {}", pg.json));
+    }
     log("export …");
     let ex_db = fresh("export.db");
     std::fs::copy(&db, &ex_db).map_err(|e| e.to_string())?;
     seed(&ex_db, plan.rows)?;
     let ex = l.run(
         "export",
-        &["--db".into(), s(&ex_db), "--out".into(), s(&plan.dir.join("export.xlsx"))],
+        &[
+            "--db".into(),
+            s(&ex_db),
+            "--out".into(),
+            s(&plan.dir.join("export.xlsx")),
+        ],
     )?;
+    log(&format!("  export: {}", ex.json));
     let xw = l.run(
         "xlsxwriter",
-        &["--db".into(), s(&ex_db), "--out".into(), s(&plan.dir.join("plain.xlsx"))],
+        &[
+            "--db".into(),
+            s(&ex_db),
+            "--out".into(),
+            s(&plan.dir.join("plain.xlsx")),
+        ],
     )?;
+    log(&format!("  rust_xlsxwriter: {}", xw.json));
     let million = if plan.million {
         log("export of 1 000 000 rows …");
         let m_db = fresh("million.db");
@@ -636,7 +685,12 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
         seed(&m_db, 1_000_000)?;
         Some(l.run(
             "export",
-            &["--db".into(), s(&m_db), "--out".into(), s(&plan.dir.join("million.xlsx"))],
+            &[
+                "--db".into(),
+                s(&m_db),
+                "--out".into(),
+                s(&plan.dir.join("million.xlsx")),
+            ],
         )?)
     } else {
         None

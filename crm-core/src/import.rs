@@ -216,8 +216,9 @@ pub struct ImportOptions {
     pub owner: Option<String>,
     /// The department of created records (name or id); default the owner's.
     pub department: Option<String>,
-    /// A customer pool to import into. Hook for the customer pools module:
-    /// refused until pools are part of the engine.
+    /// A customer pool to import into (name or id; pool administrators):
+    /// created customers go to the pool's public area without an owner,
+    /// like `Crm::import_into_pool`. Not with `owner` or `department`.
     pub pool: Option<String>,
     /// The file's name, for the import record.
     pub file_name: String,
@@ -910,6 +911,8 @@ pub struct ImportSession<'a> {
     roles: HashMap<String, RoleId>,
     owner: Option<Uuid>,
     department: Option<Uuid>,
+    /// The customer pool created customers go to, with its name.
+    pool: Option<(Uuid, String)>,
     import_id: Uuid,
     import_version: i64,
     resume_after: Option<u32>,
@@ -956,13 +959,6 @@ impl Crm {
             return Err(Error::Forbidden(format!(
                 "{} may not import {} records",
                 actor.display_name, entity
-            )));
-        }
-        if let Some(pool) = &options.pool {
-            // Hook for the customer pools module (客户池): once pools exist,
-            // resolve the pool here and give created customers its column.
-            return Err(Error::InvalidState(format!(
-                "cannot import into the customer pool '{pool}': customer pools are not part of this build yet (客户池尚未启用)"
             )));
         }
         if options.batch_size == 0 {
@@ -1037,6 +1033,38 @@ impl Crm {
                 roles.insert(r.name.clone(), r.id);
             }
         }
+        let pool = match &options.pool {
+            Some(_) if entity != Entity::Customer => {
+                return Err(Error::invalid(
+                    "pool",
+                    "only customers can be imported into a customer pool",
+                ));
+            }
+            Some(_) if options.owner.is_some() || options.department.is_some() => {
+                return Err(Error::invalid(
+                    "pool",
+                    "customers imported into a pool have no owner or department (公海客户无负责人)",
+                ));
+            }
+            Some(key) => {
+                let p = self.resolve_pool(actor, key).await?;
+                // As `import_into_pool`: pool administrators only.
+                if !actor.is_admin() && !p.admins.contains(&actor.user_id) {
+                    return Err(Error::Forbidden(format!(
+                        "{} does not administer pool {}",
+                        actor.display_name, p.name
+                    )));
+                }
+                if !actor.can(Entity::Customer, Action::Create) && !actor.is_admin() {
+                    return Err(Error::Forbidden(format!(
+                        "{} may not create customers",
+                        actor.display_name
+                    )));
+                }
+                Some((p.id.0, p.name))
+            }
+            None => None,
+        };
         let owner = match &options.owner {
             Some(key) if entity != Entity::User => {
                 let u = lookups
@@ -1100,6 +1128,7 @@ impl Crm {
             roles,
             owner,
             department,
+            pool,
             import_id: self.new_id(),
             import_version: 0,
             resume_after: None,
@@ -2265,7 +2294,6 @@ impl RowValidator {
         }
         keys
     }
-
 }
 
 impl ImportSession<'_> {
@@ -2315,17 +2343,30 @@ impl ImportSession<'_> {
                 .iter()
                 .map(|t| crate::validate::company_name_key(t).into())
                 .collect();
-            let mut sel = Select::all(Table::Customers, self.actor.company_id.0, crm.now());
-            sel.scope = scope.clone();
-            sel.filter = Filter::Or(vec![
-                Filter::In(Col::Column("id"), ids),
-                Filter::In(
-                    Col::Column("code"),
+            // One query per way of naming a customer, each sorted by its
+            // column so that its index is used.
+            let mut found = Vec::new();
+            for (column, values) in [
+                ("id", ids),
+                (
+                    "code",
                     chunk.iter().map(|t| Value::Text(t.clone())).collect(),
                 ),
-                Filter::In(Col::Column("name_key"), name_keys),
-            ]);
-            for r in crm.store.select(&sel).await?.rows {
+                ("name_key", name_keys),
+            ] {
+                if values.is_empty() {
+                    continue;
+                }
+                let mut sel = Select::all(Table::Customers, self.actor.company_id.0, crm.now());
+                sel.scope = scope.clone();
+                sel.filter = Filter::In(Col::Column(column), values);
+                sel.sort = vec![Sort {
+                    col: Col::Column(column),
+                    desc: false,
+                }];
+                found.extend(crm.store.select(&sel).await?.rows);
+            }
+            for r in found {
                 let id = r.id();
                 for t in chunk {
                     let hit = t == &id.to_string()
@@ -2333,7 +2374,9 @@ impl ImportSession<'_> {
                         || r.get("name_key").as_text()
                             == Some(crate::validate::company_name_key(t).as_str());
                     if hit {
-                        Arc::make_mut(&mut self.v.lookups).refs.insert((Entity::Customer, t.clone()), id);
+                        Arc::make_mut(&mut self.v.lookups)
+                            .refs
+                            .insert((Entity::Customer, t.clone()), id);
                     }
                 }
                 self.ref_rows.insert(id, r);
@@ -2406,6 +2449,12 @@ impl ImportSession<'_> {
                     Filter::In(col.clone(), chunk.to_vec()),
                     Filter::IsNull(Col::Column("deleted_at")),
                 ]);
+                // Sorted by the key, so that SQLite probes the key's index
+                // instead of walking the table in id order.
+                sel.sort = vec![Sort {
+                    col: col.clone(),
+                    desc: false,
+                }];
                 for r in crm.store.select(&sel).await?.rows {
                     let text = match (&col, table) {
                         (Col::Column("mobile_key"), Table::Contacts) => format!(
@@ -2614,7 +2663,7 @@ impl ImportSession<'_> {
         let company = self.actor.company_id.0;
         for c in creates {
             let (owner, dept) = self.owner_of(&c)?;
-            let (op, id, payload) = crm.insert_op(
+            let (mut op, id, mut payload) = crm.insert_op(
                 &self.actor,
                 entity,
                 c.set,
@@ -2623,7 +2672,43 @@ impl ImportSession<'_> {
                 dept,
                 codes.pop(),
             );
-            cs.ops.push(op);
+            if let Some((pool, name)) = &self.pool {
+                // Into the pool's public area, without an owner.
+                let public = crate::pool::Place::Public.name();
+                if let Op::Insert { values, .. } = &mut op {
+                    values.retain(|(k, _)| {
+                        !matches!(
+                            *k,
+                            "owner_id" | "department_id" | "owned_since" | "place" | "pool_id"
+                        )
+                    });
+                    values.extend([
+                        ("owner_id", Value::Null),
+                        ("department_id", Value::Null),
+                        ("place", public.into()),
+                        ("pool_id", Value::Id(*pool)),
+                    ]);
+                }
+                payload.insert("owner_id".into(), Json::Null);
+                payload.insert("place".into(), Json::String(public.into()));
+                payload.insert("pool_id".into(), Json::String(pool.to_string()));
+                cs.ops.push(op);
+                cs.ops.push(crm.move_insert(
+                    company,
+                    (id, 1),
+                    "import",
+                    None,
+                    crate::pool::Place::Public,
+                    Some(*pool),
+                    None,
+                    None,
+                    Some(self.actor.user_id.0),
+                    None,
+                    Some(format!("imported into pool {name}")),
+                ));
+            } else {
+                cs.ops.push(op);
+            }
             self.created_entries(&mut cs, entity, id, payload);
             items.created.push((entity.table(), id));
             self.counts.created += 1;
@@ -2642,6 +2727,10 @@ impl ImportSession<'_> {
         for chunk in parents.chunks(IN_CHUNK) {
             let mut sel = Select::all(Table::Contacts, company, crm.now());
             sel.filter = Filter::In(Col::Column("customer_id"), chunk.to_vec());
+            sel.sort = vec![Sort {
+                col: Col::Column("customer_id"),
+                desc: false,
+            }];
             for r in crm.store.select(&sel).await?.rows {
                 let cid = r.get("customer_id").as_id().unwrap_or_default();
                 existing_contacts.insert((cid, contact_identity_row(&r)));
@@ -2738,7 +2827,7 @@ impl ImportSession<'_> {
         code: Option<String>,
     ) {
         k.set.insert("customer_id", Value::Id(customer));
-        let (op, cid, payload) = self.crm.insert_op(
+        let (mut op, cid, payload) = self.crm.insert_op(
             &self.actor,
             Entity::Contact,
             k.set,
@@ -2747,6 +2836,16 @@ impl ImportSession<'_> {
             dept,
             code,
         );
+        if self.pool.is_some()
+            && let Op::Insert { values, .. } = &mut op
+        {
+            // Contacts follow their customer into the pool: no owner.
+            for (k, v) in values.iter_mut() {
+                if matches!(*k, "owner_id" | "department_id") {
+                    *v = Value::Null;
+                }
+            }
+        }
         cs.ops.push(op);
         self.created_entries(cs, Entity::Contact, cid, payload);
         items.created.push((Table::Contacts, cid));
@@ -3595,16 +3694,19 @@ impl Crm {
             .collect();
         let customs = self.custom_fields(actor, entity).await?;
         let mut query = query;
-        if query.sort.is_empty() {
-            // Ids are time-ordered (UUIDv7): creation order, and each keyset
-            // page is one primary-key range read instead of a sort of the
-            // whole list.
+        // Without a sort, pages go by id: ids are time-ordered (UUIDv7), so
+        // this is creation order, and each page is one index range read
+        // (`id > last`) instead of a sort of the whole list.
+        let by_id = query.sort.is_empty();
+        if by_id {
             query.sort = vec![crate::query::SortBy {
                 field: "id".into(),
                 desc: false,
             }];
         }
         Ok(ExportCursor {
+            by_id,
+            last_id: None,
             crm: self,
             actor: actor.clone(),
             entity,
@@ -3632,6 +3734,8 @@ pub struct ExportCursor<'a> {
     departments: HashMap<Uuid, String>,
     page_size: u64,
     after: Option<String>,
+    by_id: bool,
+    last_id: Option<Uuid>,
     done: bool,
 }
 
@@ -3657,14 +3761,32 @@ impl ExportCursor<'_> {
             return Ok(None);
         }
         let mut q = self.query.clone();
-        q.page = PageRequest::Keyset {
-            after: self.after.clone(),
-            limit: self.page_size,
-        };
+        if self.by_id {
+            if let Some(last) = self.last_id {
+                q.conditions.push(crate::query::Cond::Gt(
+                    "id".into(),
+                    Json::String(last.to_string()),
+                ));
+            }
+            q.page = PageRequest::Offset {
+                page: 1,
+                per_page: self.page_size,
+            };
+        } else {
+            q.page = PageRequest::Keyset {
+                after: self.after.clone(),
+                limit: self.page_size,
+            };
+        }
         q.with_total = false;
         let page = self.crm.list_records(&self.actor, self.entity, &q).await?;
-        self.after = page.next_cursor.clone();
-        self.done = !page.has_more || self.after.is_none();
+        if self.by_id {
+            self.last_id = page.items.last().map(|r| r.id.0);
+            self.done = !page.has_more || self.last_id.is_none();
+        } else {
+            self.after = page.next_cursor.clone();
+            self.done = !page.has_more || self.after.is_none();
+        }
         // Names of referenced customers (contacts' customer), one query.
         let mut refs: HashMap<Uuid, String> = HashMap::new();
         let ref_cols: Vec<&str> = self

@@ -44,3 +44,10 @@ CREATE TABLE import_items (
     updated jsonb NOT NULL
 );
 CREATE INDEX import_items_import ON import_items (import_id, batch);
+
+-- Exports page through a list by id (`id > last`; ids are time-ordered
+-- UUIDv7); with this index each page is one range read instead of a sort of
+-- the company's rows.
+CREATE INDEX customers_company_id_id ON customers (company_id, id);
+CREATE INDEX contacts_company_id_id ON contacts (company_id, id);
+CREATE INDEX follow_ups_company_id_id ON follow_ups (company_id, id);

@@ -61,7 +61,7 @@ pub struct ImportArgs {
     /// Department of the imported records (name).
     #[arg(long)]
     pub department: Option<String>,
-    /// Customer pool to import into (not available yet).
+    /// Customer pool to import into (its public area, no owner; pool admins).
     #[arg(long)]
     pub pool: Option<String>,
     /// Where rejected and skipped rows go (default `<file>.errors.xlsx`).
@@ -156,7 +156,11 @@ pub async fn template(ctx: &Ctx, actor: &Actor, a: TemplateArgs) -> CliResult {
         .unwrap_or_else(|| PathBuf::from(format!("{}-template.xlsx", a.entity.name())));
     std::fs::write(&out, bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     ctx.print(json!({"template": out.display().to_string()}), || {
-        format!("wrote the {} import template to {}", a.entity, out.display())
+        format!(
+            "wrote the {} import template to {}",
+            a.entity,
+            out.display()
+        )
     });
     Ok(())
 }
@@ -166,7 +170,17 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
         let list = ctx.crm.list_imports(actor).await.map_err(err)?;
         ctx.table(
             json!(list),
-            &["id", "entity", "file", "status", "rows done", "created", "updated", "skipped", "rejected"],
+            &[
+                "id",
+                "entity",
+                "file",
+                "status",
+                "rows done",
+                "created",
+                "updated",
+                "skipped",
+                "rejected",
+            ],
             list.iter()
                 .map(|i| {
                     vec![
@@ -199,7 +213,9 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
         return Ok(());
     }
     let (Some(entity), Some(file)) = (a.entity, a.file.clone()) else {
-        return Err("name what to import and the file, e.g. `crm import customer 客户.xlsx`".into());
+        return Err(
+            "name what to import and the file, e.g. `crm import customer 客户.xlsx`".into(),
+        );
     };
     let wb = Workbook::open(&file, Limits::default()).map_err(err)?;
     let mut o = ImportOptions::new(entity);
@@ -255,7 +271,11 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
         || {
             let mut lines = vec![format!(
                 "{}{}: {} rows, {} created{}, {} updated, {} unchanged, {} skipped, {} rejected{}",
-                if r.dry_run { "dry run of " } else { "imported " },
+                if r.dry_run {
+                    "dry run of "
+                } else {
+                    "imported "
+                },
                 file.display(),
                 r.rows,
                 r.created,
@@ -316,8 +336,8 @@ pub async fn export(ctx: &Ctx, actor: &Actor, a: ExportArgs) -> CliResult {
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from(format!("{}-export.xlsx", a.entity.name())));
-    let file = std::fs::File::create(&out)
-        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let file =
+        std::fs::File::create(&out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     let pb = bar(ctx, "exporting");
     let mut progress = |p: crm::io::Progress| pb.set_position(p.rows);
     let n = crm::io::export(
@@ -339,9 +359,10 @@ pub async fn export(ctx: &Ctx, actor: &Actor, a: ExportArgs) -> CliResult {
             return Err(err(e));
         }
     };
-    ctx.print(json!({"rows": n, "file": out.display().to_string()}), || {
-        format!("exported {n} {} records to {}", a.entity, out.display())
-    });
+    ctx.print(
+        json!({"rows": n, "file": out.display().to_string()}),
+        || format!("exported {n} {} records to {}", a.entity, out.display()),
+    );
     Ok(())
 }
 

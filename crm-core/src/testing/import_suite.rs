@@ -855,12 +855,53 @@ pub async fn import_into_owner_department_and_pool_is_checked(store: Arc<dyn Sto
     .await;
     assert_eq!((r.created, r.rejected), (1, 1));
     assert_eq!(issue(&r, 3).kind, IssueKind::Forbidden);
+    // Into a customer pool's public area: no owner; pool admins only.
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            crate::pool::PoolSpec {
+                name: "公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.sales],
+                limits: crate::pool::PoolLimits::default(),
+            },
+        )
+        .await
+        .expect("pool");
     let mut o = opts(Entity::Customer);
     o.pool = Some("公海".into());
-    match w.crm.begin_import(&w.admin, o, &headers(&h)).await {
-        Err(Error::InvalidState(m)) => assert!(m.contains("pool"), "{m}"),
-        other => panic!("expected the pool hook to refuse, got {other:?}"),
-    }
+    assert!(matches!(
+        w.crm.begin_import(&plain, o.clone(), &headers(&h)).await,
+        Err(Error::Forbidden(_) | Error::NotFound { .. })
+    ));
+    let r = run(
+        &w,
+        &w.lisi,
+        o.clone(),
+        &["客户名称", "联系人1姓名"],
+        vec![vec![t("公海客户有限公司"), t("孙经理")]],
+    )
+    .await;
+    assert_eq!((r.created, r.contacts_created), (1, 1), "{:#?}", r.issues);
+    let public = w
+        .crm
+        .pool_customers(
+            &w.lisi,
+            pool.id,
+            crate::pool::Place::Public,
+            &ListQuery::default(),
+        )
+        .await
+        .expect("pool list");
+    assert_eq!(public.items.len(), 1);
+    assert_eq!(public.items[0].owner_id, None);
+    o.owner = Some("lisi".into());
+    assert!(matches!(
+        w.crm.begin_import(&w.lisi, o, &headers(&h)).await,
+        Err(Error::Validation(_))
+    ));
 }
 
 /// Contacts refer to their customer by code or name (unknown ones are

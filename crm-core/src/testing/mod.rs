@@ -6,9 +6,9 @@
 //! `#[tokio::test]` per scenario, so a failure names the scenario and the
 //! backend.
 
-pub mod sales_suite;
 pub mod import_suite;
 pub mod pool_suite;
+pub mod sales_suite;
 pub mod service_suite;
 pub mod store_suite;
 
