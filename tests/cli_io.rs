@@ -3,43 +3,18 @@
 //! errors for files that are no workbooks.
 #![cfg(feature = "xlsx")]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn cli() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target directory");
-    let bin = dir
-        .join("examples")
-        .join(format!("crm{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.exists(), "example binary missing at {}", bin.display());
-    bin
-}
+use std::path::Path;
+use std::process::Output;
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(cli())
-        .current_dir(dir)
-        .arg("--db")
-        .arg(dir.join("crm.db"))
-        .args(args)
-        .env_remove("CRM_USER")
-        .env_remove("CRM_PASSWORD")
-        .env_remove("CRM_COMPANY")
-        .output()
-        .expect("run the CLI")
+    let db = dir.join("crm.db");
+    common::run_in(Some(dir), db.to_str().expect("utf-8 path"), args)
 }
 
 fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = run(dir, args);
-    assert!(
-        out.status.success(),
-        "crm {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
+    common::succeeded(args, run(dir, args))
 }
 
 #[test]

@@ -1,62 +1,9 @@
 //! The example CLI walks a deal from opportunity to quote to approved
 //! contract to collected payment, on SQLite and on PostgreSQL.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
-fn cli() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target directory");
-    let bin = dir
-        .join("examples")
-        .join(format!("crm{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "example binary missing at {}; build with `cargo test --workspace --all-features`",
-        bin.display()
-    );
-    bin
-}
-
-fn run(db: &str, args: &[&str]) -> Output {
-    Command::new(cli())
-        .arg("--db")
-        .arg(db)
-        .args(args)
-        .env_remove("CRM_USER")
-        .env_remove("CRM_PASSWORD")
-        .env_remove("CRM_COMPANY")
-        .output()
-        .expect("run the CLI")
-}
-
-fn ok(db: &str, args: &[&str]) -> String {
-    let out = run(db, args);
-    assert!(
-        out.status.success(),
-        "crm {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
-
-fn json(db: &str, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    serde_json::from_str(&ok(db, &all)).expect("json output")
-}
-
-fn fails(db: &str, args: &[&str]) -> String {
-    let out = run(db, args);
-    assert!(!out.status.success(), "crm {args:?} should have failed");
-    let err = String::from_utf8(out.stderr).expect("utf-8 errors");
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
-    assert!(err.starts_with("error: "), "{err}");
-    err
-}
+use common::{fails, json, ok};
 
 fn deal(db: &str) {
     ok(db, &["demo"]);

@@ -1,0 +1,84 @@
+//! Helpers shared by the CLI end-to-end tests: find the example binary cargo
+//! built, run it against a database and check its output and errors.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The example binary cargo built next to the running test.
+pub fn cli() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target directory");
+    let bin = dir
+        .join("examples")
+        .join(format!("crm{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "example binary missing at {}; build with `cargo test --workspace --all-features`",
+        bin.display()
+    );
+    bin
+}
+
+/// Runs the CLI on `db`, optionally in a working directory, with the
+/// identity variables cleared.
+pub fn run_in(dir: Option<&Path>, db: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new(cli());
+    if let Some(d) = dir {
+        cmd.current_dir(d);
+    }
+    cmd.arg("--db")
+        .arg(db)
+        .args(args)
+        .env_remove("CRM_USER")
+        .env_remove("CRM_PASSWORD")
+        .env_remove("CRM_COMPANY")
+        .output()
+        .expect("run the CLI")
+}
+
+/// Runs the CLI on `db`.
+pub fn run(db: &str, args: &[&str]) -> Output {
+    run_in(None, db, args)
+}
+
+/// The standard output of a run that must succeed.
+pub fn succeeded(args: &[&str], out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "crm {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Runs the CLI and expects success; returns standard output.
+pub fn ok(db: &str, args: &[&str]) -> String {
+    succeeded(args, run(db, args))
+}
+
+/// Runs the CLI with `--json` and parses the output.
+pub fn json(db: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    serde_json::from_str(&ok(db, &all)).expect("json output")
+}
+
+/// Runs the CLI and expects a failure reported as one line `error: …`,
+/// never a panic or a backtrace; returns that line.
+pub fn fails(db: &str, args: &[&str]) -> String {
+    let out = run(db, args);
+    assert!(!out.status.success(), "crm {args:?} should have failed");
+    let err = String::from_utf8(out.stderr).expect("utf-8 errors");
+    assert_eq!(
+        err.trim().lines().count(),
+        1,
+        "one line, no backtrace: {err}"
+    );
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
