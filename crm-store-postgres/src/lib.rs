@@ -195,24 +195,55 @@ impl PgStore {
     /// One attempt at applying a change set.
     async fn try_apply(&self, changes: &ChangeSet) -> Result<(), Failure> {
         let mut tx = self.pool.begin().await.map_err(|e| classify(e, None))?;
-        for op in &changes.ops {
-            self.apply_op(&mut tx, op).await?;
+        let mut i = 0;
+        while i < changes.ops.len() {
+            // Consecutive inserts into the same table with the same columns
+            // (a bulk write, e.g. duplicate keys or an import batch) go out as
+            // one multi-row INSERT; everything else one statement per op.
+            let run = insert_run(&changes.ops[i..]);
+            if run > 1 {
+                self.insert_rows(&mut tx, &changes.ops[i..i + run]).await?;
+                i += run;
+            } else {
+                self.apply_op(&mut tx, &changes.ops[i]).await?;
+                i += 1;
+            }
         }
-        for a in &changes.audit {
-            let changes =
-                serde_json::to_value(&a.changes).map_err(|e| Failure::Store(backend(e)))?;
+        if !changes.audit.is_empty() {
+            // One statement for all audit entries of the change set: a bulk
+            // write (an import) would otherwise pay a round trip per entry.
+            let mut company = Vec::with_capacity(changes.audit.len());
+            let mut table = Vec::with_capacity(changes.audit.len());
+            let mut record = Vec::with_capacity(changes.audit.len());
+            let mut actor = Vec::with_capacity(changes.audit.len());
+            let mut at = Vec::with_capacity(changes.audit.len());
+            let mut action = Vec::with_capacity(changes.audit.len());
+            let mut diff = Vec::with_capacity(changes.audit.len());
+            for a in &changes.audit {
+                company.push(a.company_id);
+                table.push(a.table.name());
+                record.push(a.record_id);
+                actor.push(a.actor_id);
+                at.push(a.at);
+                action.push(a.action.as_str());
+                diff.push(
+                    serde_json::to_value(&a.changes).map_err(|e| Failure::Store(backend(e)))?,
+                );
+            }
             sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO {} (company_id, table_name, record_id, actor_id, at, action, changes) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 SELECT c, t, r, a, w, x, d FROM UNNEST($1::uuid[], $2::text[], $3::uuid[], \
+                 $4::uuid[], $5::timestamptz[], $6::text[], $7::jsonb[]) \
+                 WITH ORDINALITY AS u(c, t, r, a, w, x, d, n) ORDER BY n",
                 self.table("audit_log")
             )))
-            .bind(a.company_id)
-            .bind(a.table.name())
-            .bind(a.record_id)
-            .bind(a.actor_id)
-            .bind(a.at)
-            .bind(&a.action)
-            .bind(changes)
+            .bind(company)
+            .bind(table)
+            .bind(record)
+            .bind(actor)
+            .bind(at)
+            .bind(action)
+            .bind(diff)
             .execute(&mut *tx)
             .await
             .map_err(|e| classify(e, None))?;
@@ -234,24 +265,83 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| classify(e, None))?;
+            // One statement for all events, inserted in the change set's
+            // order (ORDER BY the ordinality), so their seqs follow it.
+            let n = changes.events.len();
+            let mut company = Vec::with_capacity(n);
+            let mut kind = Vec::with_capacity(n);
+            let mut table = Vec::with_capacity(n);
+            let mut record = Vec::with_capacity(n);
+            let mut payload = Vec::with_capacity(n);
+            let mut at = Vec::with_capacity(n);
             for e in &changes.events {
-                sqlx::query(AssertSqlSafe(format!(
-                    "INSERT INTO {} (company_id, event_type, table_name, record_id, payload, at) \
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                    self.table("outbox")
-                )))
-                .bind(e.company_id)
-                .bind(&e.event_type)
-                .bind(e.table.name())
-                .bind(e.record_id)
-                .bind(&e.payload)
-                .bind(e.at)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| classify(e, None))?;
+                company.push(e.company_id);
+                kind.push(e.event_type.as_str());
+                table.push(e.table.name());
+                record.push(e.record_id);
+                payload.push(e.payload.clone());
+                at.push(e.at);
             }
+            sqlx::query(AssertSqlSafe(format!(
+                "INSERT INTO {} (company_id, event_type, table_name, record_id, payload, at) \
+                 SELECT c, k, t, r, p, w FROM UNNEST($1::uuid[], $2::text[], $3::text[], \
+                 $4::uuid[], $5::jsonb[], $6::timestamptz[]) \
+                 WITH ORDINALITY AS u(c, k, t, r, p, w, n) ORDER BY n",
+                self.table("outbox")
+            )))
+            .bind(company)
+            .bind(kind)
+            .bind(table)
+            .bind(record)
+            .bind(payload)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(e, None))?;
         }
         tx.commit().await.map_err(|e| classify(e, None))?;
+        Ok(())
+    }
+
+    /// Inserts a run of `Op::Insert`s that share table and columns (see
+    /// [`insert_run`]) with multi-row statements, each under the protocol's
+    /// limit of 65,535 bound parameters.
+    async fn insert_rows(&self, tx: &mut sqlx::PgConnection, ops: &[Op]) -> Result<(), Failure> {
+        let Some(Op::Insert { table, values }) = ops.first() else {
+            return Ok(());
+        };
+        let names = values
+            .iter()
+            .map(|(name, _)| column(*table, name).map(|d| ident(d.name)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Failure::Store)?;
+        let per_statement = (60_000 / values.len().max(1)).max(1);
+        for chunk in ops.chunks(per_statement) {
+            let mut sql = Sql::new();
+            let mut rows = Vec::with_capacity(chunk.len());
+            for op in chunk {
+                let Op::Insert { values, .. } = op else {
+                    continue;
+                };
+                let mut params = Vec::with_capacity(values.len());
+                for (name, value) in values {
+                    let def = column(*table, name).map_err(Failure::Store)?;
+                    params.push(sql.col_param(*table, &def, value).map_err(Failure::Store)?);
+                }
+                rows.push(format!("({})", params.join(", ")));
+            }
+            sql.push(&format!(
+                "INSERT INTO {} ({}) VALUES {}",
+                self.table(table.name()),
+                names.join(", "),
+                rows.join(", ")
+            ));
+            let (text, args) = sql.finish()?;
+            sqlx::query_with(AssertSqlSafe(text), args)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| classify(e, Some(*table)))?;
+        }
         Ok(())
     }
 
@@ -628,6 +718,27 @@ fn stored_table(r: &PgRow) -> Result<Table, StoreError> {
     let name: String = r.try_get("table_name").map_err(backend)?;
     Table::from_name(&name)
         .ok_or_else(|| invalid(format!("unknown table {name:?} in a stored row")))
+}
+
+/// How many ops from the start of `ops` are inserts into the same table with
+/// the same column names, in the same order (0 when the first is no insert).
+fn insert_run(ops: &[Op]) -> usize {
+    let Some(Op::Insert { table, values }) = ops.first() else {
+        return 0;
+    };
+    ops.iter()
+        .take_while(|op| match op {
+            Op::Insert {
+                table: t,
+                values: v,
+            } => {
+                t == table
+                    && v.len() == values.len()
+                    && v.iter().zip(values).all(|((a, _), (b, _))| a == b)
+            }
+            _ => false,
+        })
+        .count()
 }
 
 #[cfg(test)]

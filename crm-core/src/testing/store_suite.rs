@@ -62,6 +62,7 @@ macro_rules! store_scenarios {
         $each!($crate::testing::store_suite::sequences_start_at_one_per_company_and_key, store_sequences_start_at_one_per_company_and_key, $make);
         $each!($crate::testing::store_suite::history_is_oldest_first_with_changes_preserved, store_history_is_oldest_first_with_changes_preserved, $make);
         $each!($crate::testing::store_suite::outbox_redelivers_until_acked_in_order_per_consumer, store_outbox_redelivers_until_acked_in_order_per_consumer, $make);
+        $each!($crate::testing::store_suite::bulk_change_sets_apply_whole_in_order_or_not_at_all, store_bulk_change_sets_apply_whole_in_order_or_not_at_all, $make);
     };
 }
 
@@ -2694,4 +2695,88 @@ pub async fn outbox_redelivers_until_acked_in_order_per_consumer(store: Arc<dyn 
     assert!(next[0].seq > s3);
     ack("search", s1).await;
     assert_eq!(pending("search", 10).await.len(), 3);
+}
+
+/// A change set of many rows of one table (what bulk writes such as an
+/// import produce) applies every row with its own values, keeps the order
+/// of its events, and is refused whole when one row breaks a constraint.
+pub async fn bulk_change_sets_apply_whole_in_order_or_not_at_all(store: Arc<dyn Store>) {
+    let names: Vec<String> = (0..250).map(|i| format!("批量客户{i:03}")).collect();
+    let mut bulk = ChangeSet::default();
+    for (i, name) in names.iter().enumerate() {
+        let n = 1000 + i as u128;
+        bulk.ops.push(insert(
+            Table::Customers,
+            uid(n),
+            co_a(),
+            vec![("name", text(name)), ("code", text(&format!("B-{i:03}")))],
+        ));
+        bulk.events.push(event(
+            uid(n),
+            &format!("customer.created.{i:03}"),
+            json!({ "i": i }),
+            "2026-03-01T10:00:00Z",
+        ));
+    }
+    apply_ok(&store, bulk).await;
+    let rows = select(
+        &store,
+        &sorted(
+            Table::Customers,
+            vec![Sort {
+                col: column("name"),
+                desc: false,
+            }],
+        ),
+    )
+    .await
+    .rows;
+    let got: Vec<&str> = rows
+        .iter()
+        .filter_map(|r| r.get("name").as_text())
+        .collect();
+    assert_eq!(got, names.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        get(&store, Table::Customers, uid(1007)).await.get("code"),
+        &text("B-007")
+    );
+    let events = store
+        .outbox_pending("bulk", 1000)
+        .await
+        .unwrap_or_else(|e| panic!("outbox: {e}"));
+    let kinds: Vec<String> = events.iter().map(|e| e.event.event_type.clone()).collect();
+    let expected: Vec<String> = (0..250)
+        .map(|i| format!("customer.created.{i:03}"))
+        .collect();
+    assert_eq!(kinds, expected, "events keep the change set's order");
+    assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
+
+    // The 40th of 60 new rows reuses a live code: nothing of it is applied.
+    let mut broken = ChangeSet::default();
+    for i in 0..60u128 {
+        let code = if i == 39 {
+            "B-001".to_string()
+        } else {
+            format!("N-{i:03}")
+        };
+        broken.ops.push(insert(
+            Table::Customers,
+            uid(5000 + i),
+            co_a(),
+            vec![("name", text(&format!("新客户{i}"))), ("code", text(&code))],
+        ));
+    }
+    expect_unique(apply_err(&store, broken).await, Table::Customers);
+    assert_eq!(
+        store.get(Table::Customers, uid(5000)).await.ok().flatten(),
+        None,
+        "rolled back"
+    );
+    assert_eq!(
+        select(&store, &sel(Table::Customers, co_a()))
+            .await
+            .rows
+            .len(),
+        250
+    );
 }
