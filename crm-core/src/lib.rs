@@ -8,6 +8,7 @@ pub mod custom;
 pub mod dedupe;
 pub mod entity;
 pub mod error;
+pub mod export;
 pub mod ids;
 pub mod import;
 pub mod lifecycle;
