@@ -73,3 +73,48 @@ fn template_export_import_and_undo_from_the_command_line() {
     assert!(l.contains("undone"), "{l}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn product_template_import_and_price_update_from_the_command_line() {
+    let tmp = std::env::temp_dir().join(format!("crm-cli-io-product-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("dir");
+    ok(&tmp, &["demo"]);
+    let t = ok(&tmp, &["template", "product", "-o", "products-tpl.xlsx"]);
+    assert!(t.contains("products-tpl.xlsx"), "{t}");
+    let sheet = |name: &str, rows: &[&[&str]]| {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let ws = book.add_worksheet();
+        for (r, row) in rows.iter().enumerate() {
+            for (c, v) in row.iter().enumerate() {
+                ws.write_string(r as u32, c as u16, *v).expect("cell");
+            }
+        }
+        book.save(tmp.join(name)).expect("save");
+    };
+    sheet(
+        "products.xlsx",
+        &[
+            &["产品编号", "产品名称", "单位", "标准价", "税率"],
+            &["IMP-001", "扫描仪", "台", "1,280.50", "13%"],
+            &["IMP-002", "碎纸机", "台", "-5", "13%"],
+        ],
+    );
+    let out = run(&tmp, &["--json", "import", "product", "products.xlsx"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json report");
+    assert_eq!(v["report"]["created"], 1, "{text}");
+    assert_eq!(v["report"]["rejected"], 1, "{text}");
+    let listed = ok(&tmp, &["product", "list"]);
+    assert!(listed.contains("IMP-001") && listed.contains("1,280.50"), "{listed}");
+    // A price list: only codes and prices, updating what exists.
+    sheet("prices.xlsx", &[&["产品编号", "标准价"], &["IMP-001", "1300"]]);
+    let u = ok(
+        &tmp,
+        &["import", "product", "prices.xlsx", "--policy", "update"],
+    );
+    assert!(u.contains("1 updated"), "{u}");
+    let listed = ok(&tmp, &["product", "list"]);
+    assert!(listed.contains("1,300.00"), "{listed}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -7,22 +7,23 @@
 //! Architecture invariant: nothing here writes files or names a backend; the
 //! store is reached only through [`crate::store::Store`].
 
-use crate::auth::{Action, Actor, FieldAccess};
+use crate::auth::{Action, Actor, FieldAccess, mask};
 use crate::crm::Crm;
 use crate::custom::{CustomFieldDef, CustomFieldType};
 use crate::entity::Entity;
-use crate::entity::{FieldDef, FieldKind};
+use crate::entity::{FieldDef, FieldKind, MaskStyle};
 use crate::error::{Error, Result};
 use crate::import::{ValueKind, custom_value_kind, kind_value, row_label_name};
 use crate::query::{ListQuery, PageRequest};
-use crate::records::json_text;
-use crate::schema::Table;
-use crate::store::{Col, Filter, Lifecycle, Select};
+use crate::records::{Record, json_text};
+use crate::schema::{ColType, Table};
+use crate::store::{CmpOp, Col, CustomType, Filter, Lifecycle, Paging, Row, Scope, Select, Sort};
 use crate::value::Value;
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
 use serde::Serialize;
 use serde_json::Value as Json;
 use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// One exported column.
@@ -185,6 +186,12 @@ impl Crm {
                 actor.display_name, entity
             )));
         }
+        if !entity.is_record() {
+            return Err(Error::invalid(
+                "entity",
+                format!("{entity} is not a business record"),
+            ));
+        }
         let now = self.now();
         let users = self
             .store
@@ -221,28 +228,115 @@ impl Crm {
         // this is creation order, and each page is one index range read
         // (`id > last`) instead of a sort of the whole list.
         let by_id = query.sort.is_empty();
-        if by_id {
-            query.sort = vec![crate::query::SortBy {
-                field: "id".into(),
-                desc: false,
-            }];
-        }
+        let searching = query
+            .search
+            .as_deref()
+            .is_some_and(|q| !q.trim().is_empty());
+        let source = if searching {
+            // The fuzzy search is resolved by the list query itself.
+            if by_id {
+                query.sort = vec![crate::query::SortBy {
+                    field: "id".into(),
+                    desc: false,
+                }];
+            }
+            Source::Listed {
+                query,
+                after: None,
+                last_id: None,
+            }
+        } else {
+            Source::Direct(self.direct_export(actor, entity, &query, &customs).await?)
+        };
+        let convert = Converter::new(
+            entity,
+            actor,
+            columns,
+            &customs,
+            users,
+            departments,
+            self.config.utc_offset,
+        );
         Ok(ExportCursor {
             by_id,
-            last_id: None,
             crm: self,
             actor: actor.clone(),
             entity,
-            query,
-            columns,
-            customs,
-            users,
-            departments,
+            source,
+            convert: ExportConverter(Arc::new(convert)),
             page_size: page_size.clamp(1, crate::query::MAX_PAGE_SIZE),
-            after: None,
             done: false,
         })
     }
+
+    /// The store query of an export without a search text, resolved once:
+    /// the same conditions, scope and sort as [`Crm::list_records`].
+    async fn direct_export(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        query: &ListQuery,
+        customs: &[CustomFieldDef],
+    ) -> Result<Direct> {
+        let scope = actor
+            .store_scope(entity, Action::Read)
+            .unwrap_or(Scope::Restricted {
+                owners: Vec::new(),
+                departments: Vec::new(),
+                shared_with: None,
+            });
+        let mut filters = Vec::with_capacity(query.conditions.len() + 1);
+        for c in &query.conditions {
+            filters.push(self.resolve_cond(actor, entity, c, customs).await?);
+        }
+        let mut sort = Vec::with_capacity(query.sort.len());
+        for s in &query.sort {
+            let col = if matches!(s.field.as_str(), "pinyin" | "拼音") {
+                Col::Column("pinyin_keys")
+            } else {
+                let (col, ty, _) = self.field_col(actor, entity, &s.field, customs)?;
+                if ty == ColType::Json {
+                    return Err(Error::invalid(
+                        &s.field,
+                        format!("{entity} cannot be sorted by {}", s.field),
+                    ));
+                }
+                col
+            };
+            sort.push(Sort { col, desc: s.desc });
+        }
+        Ok(Direct {
+            scope,
+            filters,
+            sort,
+            lifecycle: query.lifecycle,
+            after: None,
+        })
+    }
+}
+
+/// Where an export's rows come from.
+enum Source {
+    /// Through [`Crm::list_records`] (exports with a search text).
+    Listed {
+        query: ListQuery,
+        after: Option<String>,
+        last_id: Option<Uuid>,
+    },
+    /// Straight from the store, with the list query resolved once.
+    Direct(Direct),
+}
+
+/// A resolved export query.
+struct Direct {
+    scope: Scope,
+    filters: Vec<Filter>,
+    /// Empty: by id.
+    sort: Vec<Sort>,
+    lifecycle: Lifecycle,
+    /// The position of the last row read: its sort values and its id (by id:
+    /// the id alone).
+    after: Option<Vec<Value>>,
 }
 
 /// Reads an export page by page; only one page is in memory at a time.
@@ -250,15 +344,10 @@ pub struct ExportCursor<'a> {
     crm: &'a Crm,
     actor: Actor,
     entity: Entity,
-    query: ListQuery,
-    columns: Vec<ExportColumn>,
-    customs: Vec<CustomFieldDef>,
-    users: HashMap<Uuid, String>,
-    departments: HashMap<Uuid, String>,
+    source: Source,
+    convert: ExportConverter,
     page_size: u64,
-    after: Option<String>,
     by_id: bool,
-    last_id: Option<Uuid>,
     done: bool,
 }
 
@@ -266,8 +355,44 @@ impl std::fmt::Debug for ExportCursor<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExportCursor")
             .field("entity", &self.entity)
-            .field("columns", &self.columns.len())
+            .field("columns", &self.convert.0.columns.len())
             .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One page of an export as read from the store, before its values are
+/// built: field rules are applied when [`ExportConverter`] turns it into
+/// rows, which may happen on another thread than the reading.
+pub struct ExportBatch {
+    items: Items,
+    refs: HashMap<Uuid, String>,
+}
+
+enum Items {
+    Records(Vec<Record>),
+    Rows(Vec<Row>),
+}
+
+impl ExportBatch {
+    /// The number of rows.
+    pub fn len(&self) -> usize {
+        match &self.items {
+            Items::Records(r) => r.len(),
+            Items::Rows(r) => r.len(),
+        }
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for ExportBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportBatch")
+            .field("rows", &self.len())
             .finish_non_exhaustive()
     }
 }
@@ -275,185 +400,567 @@ impl std::fmt::Debug for ExportCursor<'_> {
 impl ExportCursor<'_> {
     /// The columns.
     pub fn columns(&self) -> &[ExportColumn] {
-        &self.columns
+        &self.convert.0.columns
+    }
+
+    /// What turns this export's batches into rows of values; it can be sent
+    /// to another thread.
+    pub fn converter(&self) -> ExportConverter {
+        self.convert.clone()
     }
 
     /// The next page of rows, `None` at the end.
     pub async fn next_page(&mut self) -> Result<Option<Vec<Vec<ExportValue>>>> {
+        Ok(self.next_batch().await?.map(|b| self.convert.rows(b)))
+    }
+
+    /// The next page as read from the store, `None` at the end; turn it
+    /// into rows with [`ExportCursor::converter`].
+    pub async fn next_batch(&mut self) -> Result<Option<ExportBatch>> {
         if self.done {
             return Ok(None);
         }
-        let mut q = self.query.clone();
-        if self.by_id {
-            if let Some(last) = self.last_id {
-                q.conditions.push(crate::query::Cond::Gt(
-                    "id".into(),
-                    Json::String(last.to_string()),
-                ));
+        let items = match &mut self.source {
+            Source::Listed {
+                query,
+                after,
+                last_id,
+            } => {
+                let mut q = query.clone();
+                if self.by_id {
+                    if let Some(last) = *last_id {
+                        q.conditions.push(crate::query::Cond::Gt(
+                            "id".into(),
+                            Json::String(last.to_string()),
+                        ));
+                    }
+                    q.page = PageRequest::Offset {
+                        page: 1,
+                        per_page: self.page_size,
+                    };
+                } else {
+                    q.page = PageRequest::Keyset {
+                        after: after.clone(),
+                        limit: self.page_size,
+                    };
+                }
+                q.with_total = false;
+                let page = self.crm.list_records(&self.actor, self.entity, &q).await?;
+                if self.by_id {
+                    *last_id = page.items.last().map(|r| r.id.0);
+                    self.done = !page.has_more || last_id.is_none();
+                } else {
+                    after.clone_from(&page.next_cursor);
+                    self.done = !page.has_more || after.is_none();
+                }
+                Items::Records(page.items)
             }
-            q.page = PageRequest::Offset {
-                page: 1,
-                per_page: self.page_size,
-            };
-        } else {
-            q.page = PageRequest::Keyset {
-                after: self.after.clone(),
-                limit: self.page_size,
-            };
-        }
-        q.with_total = false;
-        let page = self.crm.list_records(&self.actor, self.entity, &q).await?;
-        if self.by_id {
-            self.last_id = page.items.last().map(|r| r.id.0);
-            self.done = !page.has_more || self.last_id.is_none();
-        } else {
-            self.after = page.next_cursor.clone();
-            self.done = !page.has_more || self.after.is_none();
-        }
-        // Names of referenced customers (contacts' customer), one query.
-        let mut refs: HashMap<Uuid, String> = HashMap::new();
-        let ref_cols: Vec<&str> = self
-            .columns
-            .iter()
-            .filter_map(|c| {
-                self.entity
-                    .field(&c.key)
-                    .filter(|d| matches!(d.kind, FieldKind::Ref(_)))
-                    .map(|d| d.name)
-            })
-            .collect();
-        if !ref_cols.is_empty() {
-            for d in self.entity.fields() {
-                let FieldKind::Ref(target) = d.kind else {
-                    continue;
+            Source::Direct(d) => {
+                let mut filters = d.filters.clone();
+                let (sort, paging) = if d.sort.is_empty() {
+                    if let Some(last) = d.after.as_ref().and_then(|a| a.first()) {
+                        filters.push(Filter::Cmp(Col::Column("id"), CmpOp::Gt, last.clone()));
+                    }
+                    (
+                        vec![Sort {
+                            col: Col::Column("id"),
+                            desc: false,
+                        }],
+                        Paging::Offset {
+                            offset: 0,
+                            limit: self.page_size,
+                        },
+                    )
+                } else {
+                    (
+                        d.sort.clone(),
+                        Paging::Keyset {
+                            after: d.after.clone(),
+                            limit: self.page_size,
+                        },
+                    )
                 };
-                if !ref_cols.contains(&d.name) {
-                    continue;
-                }
-                let ids: Vec<Value> = page
-                    .items
-                    .iter()
-                    .filter_map(|r| r.fields.get(d.name).and_then(Json::as_str))
-                    .filter_map(|s| Uuid::parse_str(s).ok())
-                    .map(Value::Id)
-                    .collect();
-                if ids.is_empty() {
-                    continue;
-                }
-                let mut sel = Select::all(target.table(), self.actor.company_id.0, self.crm.now());
-                sel.lifecycle = Lifecycle::Any;
-                sel.filter = Filter::In(Col::Column("id"), ids);
-                for r in self.crm.store.select(&sel).await?.rows {
-                    refs.insert(r.id(), row_label_name(&r));
-                }
-            }
-        }
-        let offset = self.crm.config.utc_offset;
-        let local = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&offset).naive_local();
-        let mut out = Vec::with_capacity(page.items.len());
-        for rec in &page.items {
-            let mut row = Vec::with_capacity(self.columns.len());
-            for c in &self.columns {
-                let v = match c.key.as_str() {
-                    "code" => rec
-                        .code
-                        .clone()
-                        .map(ExportValue::Text)
-                        .unwrap_or(ExportValue::Empty),
-                    "owner_id" => rec
-                        .owner_id
-                        .and_then(|o| self.users.get(&o.0).cloned())
-                        .map(ExportValue::Text)
-                        .unwrap_or(ExportValue::Empty),
-                    "department_id" => rec
-                        .department_id
-                        .and_then(|d| self.departments.get(&d.0).cloned())
-                        .map(ExportValue::Text)
-                        .unwrap_or(ExportValue::Empty),
-                    "created_at" => ExportValue::DateTime(local(rec.created_at)),
-                    "updated_at" => ExportValue::DateTime(local(rec.updated_at)),
-                    key => match key.strip_prefix("custom.") {
-                        Some(k) => self.custom_value(k, rec.custom.get(k)),
-                        None => self.builtin_value(key, rec.fields.get(key), &refs, &local),
-                    },
+                let sel = Select {
+                    table: self.entity.table(),
+                    company: self.actor.company_id.0,
+                    lifecycle: d.lifecycle,
+                    scope: d.scope.clone(),
+                    filter: Filter::And(filters),
+                    sort,
+                    paging,
+                    with_total: false,
+                    now: self.crm.now(),
                 };
-                row.push(v);
+                let res = self.crm.store.select(&sel).await?;
+                d.after = res.rows.last().map(|last| {
+                    let mut vals: Vec<Value> =
+                        d.sort.iter().map(|s| sort_value(last, &s.col)).collect();
+                    vals.push(Value::Id(last.id()));
+                    vals
+                });
+                self.done = !res.has_more || d.after.is_none();
+                Items::Rows(res.rows)
             }
-            out.push(row);
-        }
-        if out.is_empty() && self.done {
+        };
+        let refs = self.refs(&items).await?;
+        let batch = ExportBatch { items, refs };
+        if batch.is_empty() && self.done {
             return Ok(None);
         }
-        Ok(Some(out))
+        Ok(Some(batch))
     }
 
-    fn builtin_value(
+    /// Names of the records the page refers to (contacts' customer), one
+    /// query per referenced entity.
+    async fn refs(&self, items: &Items) -> Result<HashMap<Uuid, String>> {
+        let mut refs: HashMap<Uuid, String> = HashMap::new();
+        for r in &self.convert.0.ref_fields {
+            let ids: Vec<Value> = match items {
+                Items::Records(recs) => recs
+                    .iter()
+                    .filter_map(|rec| rec.fields.get(r.def.name).and_then(Json::as_str))
+                    .filter_map(|s| Uuid::parse_str(s).ok())
+                    .map(Value::Id)
+                    .collect(),
+                Items::Rows(rows) => match r.index {
+                    Some(i) if r.access == FieldAccess::Full || r.access == FieldAccess::ReadOnly => {
+                        rows.iter()
+                            .filter_map(|row| match row.values.get(i) {
+                                Some(Value::Id(u)) => Some(*u),
+                                Some(Value::Text(s)) => Uuid::parse_str(s).ok(),
+                                _ => None,
+                            })
+                            .map(Value::Id)
+                            .collect()
+                    }
+                    _ => Vec::new(),
+                },
+            };
+            if ids.is_empty() {
+                continue;
+            }
+            let mut sel = Select::all(r.target.table(), self.actor.company_id.0, self.crm.now());
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::In(Col::Column("id"), ids);
+            for row in self.crm.store.select(&sel).await?.rows {
+                refs.insert(row.id(), row_label_name(&row));
+            }
+        }
+        Ok(refs)
+    }
+}
+
+/// The value a row has for a sort key, as the store compares it (as the
+/// list query's keyset cursor holds it).
+fn sort_value(row: &Row, col: &Col) -> Value {
+    match col {
+        Col::Column(c) => row.get(c).clone(),
+        Col::Custom { key, ty } => {
+            let v = row
+                .get("custom")
+                .as_json()
+                .and_then(|j| j.get(key))
+                .cloned()
+                .unwrap_or(Json::Null);
+            match (ty, v) {
+                (CustomType::Number, Json::Number(n)) => Value::Float(n.as_f64().unwrap_or_default()),
+                (CustomType::Bool, Json::Bool(b)) => Value::Bool(b),
+                (CustomType::Text, Json::String(s)) => Value::Text(s),
+                _ => Value::Null,
+            }
+        }
+    }
+}
+
+/// Turns [`ExportBatch`]es into rows of [`ExportValue`]s, applying the
+/// actor's field rules (hidden fields are empty, masked ones masked); cheap
+/// to clone and can be sent to another thread.
+#[derive(Clone)]
+pub struct ExportConverter(Arc<Converter>);
+
+impl std::fmt::Debug for ExportConverter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportConverter")
+            .field("columns", &self.0.columns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ExportConverter {
+    /// The rows of a batch.
+    pub fn rows(&self, batch: ExportBatch) -> Vec<Vec<ExportValue>> {
+        let mut out = Vec::with_capacity(batch.len());
+        let _ = self.for_each_row(batch, |row| {
+            out.push(std::mem::take(row));
+            Ok::<(), std::convert::Infallible>(())
+        });
+        out
+    }
+
+    /// Calls `f` with each row of a batch in turn, in one buffer that `f`
+    /// may empty (e.g. by draining it); stops at the first error.
+    pub fn for_each_row<E>(
         &self,
-        key: &str,
-        v: Option<&Json>,
-        refs: &HashMap<Uuid, String>,
-        local: &dyn Fn(chrono::DateTime<chrono::Utc>) -> NaiveDateTime,
-    ) -> ExportValue {
-        let Some(v) = v.filter(|v| !v.is_null()) else {
-            return ExportValue::Empty;
+        batch: ExportBatch,
+        mut f: impl FnMut(&mut Vec<ExportValue>) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let c = &*self.0;
+        let refs = &batch.refs;
+        let mut row = Vec::with_capacity(c.plans.len());
+        match batch.items {
+            Items::Records(recs) => {
+                for rec in recs {
+                    row.clear();
+                    c.record_row(rec, refs, &mut row);
+                    f(&mut row)?;
+                }
+            }
+            Items::Rows(rows) => {
+                for r in rows {
+                    row.clear();
+                    c.store_row(r, refs, &mut row);
+                    f(&mut row)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How one column's value is found.
+enum Plan {
+    Code(Option<usize>),
+    Owner(Option<usize>),
+    Department(Option<usize>),
+    Created(Option<usize>),
+    Updated(Option<usize>),
+    Field {
+        def: &'static FieldDef,
+        index: Option<usize>,
+        masked: bool,
+        take: bool,
+    },
+    Custom {
+        key: String,
+        ty: CustomFieldType,
+        masked: bool,
+        take: bool,
+    },
+    /// A hidden or unknown field.
+    Empty,
+}
+
+struct RefField {
+    def: &'static FieldDef,
+    target: Entity,
+    index: Option<usize>,
+    access: FieldAccess,
+}
+
+struct Converter {
+    columns: Vec<ExportColumn>,
+    plans: Vec<Plan>,
+    ref_fields: Vec<RefField>,
+    custom_index: Option<usize>,
+    users: HashMap<Uuid, String>,
+    departments: HashMap<Uuid, String>,
+    offset: FixedOffset,
+}
+
+impl Converter {
+    fn new(
+        entity: Entity,
+        actor: &Actor,
+        columns: Vec<ExportColumn>,
+        customs: &[CustomFieldDef],
+        users: HashMap<Uuid, String>,
+        departments: HashMap<Uuid, String>,
+        offset: FixedOffset,
+    ) -> Converter {
+        let table_columns = entity.table().columns();
+        let index = |name: &str| table_columns.iter().position(|c| c.name == name);
+        let once = |key: &str| columns.iter().filter(|c| c.key == key).count() == 1;
+        let plans = columns
+            .iter()
+            .map(|c| match c.key.as_str() {
+                "code" => Plan::Code(index("code")),
+                "owner_id" => Plan::Owner(index("owner_id")),
+                "department_id" => Plan::Department(index("department_id")),
+                "created_at" => Plan::Created(index("created_at")),
+                "updated_at" => Plan::Updated(index("updated_at")),
+                key => match key.strip_prefix("custom.") {
+                    Some(k) => match customs.iter().find(|d| d.key == k) {
+                        Some(d) => match actor.field_access(entity, &format!("custom.{}", d.key)) {
+                            FieldAccess::Hidden => Plan::Empty,
+                            access => Plan::Custom {
+                                key: d.key.clone(),
+                                ty: d.field_type,
+                                masked: access == FieldAccess::Masked,
+                                take: once(key),
+                            },
+                        },
+                        None => Plan::Empty,
+                    },
+                    None => match entity.fields().iter().find(|d| d.name == key) {
+                        Some(def) => match actor.field_access(entity, def.name) {
+                            FieldAccess::Hidden => Plan::Empty,
+                            access => Plan::Field {
+                                def,
+                                index: index(def.name),
+                                masked: access == FieldAccess::Masked,
+                                take: once(key),
+                            },
+                        },
+                        None => Plan::Empty,
+                    },
+                },
+            })
+            .collect();
+        let picked: Vec<&str> = columns
+            .iter()
+            .filter_map(|c| entity.field(&c.key).map(|d| d.name))
+            .collect();
+        let ref_fields = entity
+            .fields()
+            .iter()
+            .filter_map(|def| match def.kind {
+                FieldKind::Ref(target) if picked.contains(&def.name) => Some(RefField {
+                    def,
+                    target,
+                    index: index(def.name),
+                    access: actor.field_access(entity, def.name),
+                }),
+                _ => None,
+            })
+            .collect();
+        Converter {
+            custom_index: index("custom"),
+            columns,
+            plans,
+            ref_fields,
+            users,
+            departments,
+            offset,
+        }
+    }
+
+    fn local(&self, t: DateTime<Utc>) -> NaiveDateTime {
+        t.with_timezone(&self.offset).naive_local()
+    }
+
+    fn user(&self, id: Option<Uuid>) -> ExportValue {
+        id.and_then(|o| self.users.get(&o).cloned())
+            .map(ExportValue::Text)
+            .unwrap_or(ExportValue::Empty)
+    }
+
+    fn department(&self, id: Option<Uuid>) -> ExportValue {
+        id.and_then(|d| self.departments.get(&d).cloned())
+            .map(ExportValue::Text)
+            .unwrap_or(ExportValue::Empty)
+    }
+
+    /// A row from a record as [`Crm::list_records`] shows it (field rules
+    /// already applied).
+    fn record_row(&self, mut rec: Record, refs: &HashMap<Uuid, String>, out: &mut Vec<ExportValue>) {
+        for p in &self.plans {
+            let v = match p {
+                Plan::Code(_) => rec
+                    .code
+                    .clone()
+                    .map(ExportValue::Text)
+                    .unwrap_or(ExportValue::Empty),
+                Plan::Owner(_) => self.user(rec.owner_id.map(|o| o.0)),
+                Plan::Department(_) => self.department(rec.department_id.map(|d| d.0)),
+                Plan::Created(_) => ExportValue::DateTime(self.local(rec.created_at)),
+                Plan::Updated(_) => ExportValue::DateTime(self.local(rec.updated_at)),
+                Plan::Field { def, take, .. } => {
+                    let v = if *take {
+                        rec.fields.remove(def.name)
+                    } else {
+                        rec.fields.get(def.name).cloned()
+                    };
+                    match v {
+                        Some(v) if !v.is_null() => self.builtin_value(def.kind, v, refs),
+                        _ => ExportValue::Empty,
+                    }
+                }
+                Plan::Custom { key, ty, take, .. } => {
+                    let v = if *take {
+                        rec.custom.remove(key)
+                    } else {
+                        rec.custom.get(key).cloned()
+                    };
+                    match v {
+                        Some(v) if !v.is_null() => self.custom_value(*ty, v),
+                        _ => ExportValue::Empty,
+                    }
+                }
+                Plan::Empty => ExportValue::Empty,
+            };
+            out.push(v);
+        }
+    }
+
+    /// A row straight from the store, with the field rules applied here as
+    /// [`Crm::list_records`] applies them.
+    fn store_row(&self, mut row: Row, refs: &HashMap<Uuid, String>, out: &mut Vec<ExportValue>) {
+        let mut custom = match self
+            .custom_index
+            .and_then(|i| row.values.get_mut(i))
+            .map(|v| std::mem::replace(v, Value::Null))
+        {
+            Some(Value::Json(Json::Object(m))) => m,
+            _ => serde_json::Map::new(),
         };
-        let kind = self.entity.field(key).map(|d| d.kind);
+        for p in &self.plans {
+            let v = match p {
+                Plan::Code(i) => match value_at(&row, *i) {
+                    Some(Value::Text(s)) => ExportValue::Text(s.clone()),
+                    _ => ExportValue::Empty,
+                },
+                Plan::Owner(i) => self.user(value_at(&row, *i).and_then(Value::as_id)),
+                Plan::Department(i) => self.department(value_at(&row, *i).and_then(Value::as_id)),
+                Plan::Created(i) | Plan::Updated(i) => ExportValue::DateTime(
+                    self.local(value_at(&row, *i).and_then(Value::as_timestamp).unwrap_or_default()),
+                ),
+                Plan::Field {
+                    def,
+                    index,
+                    masked,
+                    take,
+                } => {
+                    let v = match index.and_then(|i| row.values.get_mut(i)) {
+                        Some(v) if *take => std::mem::replace(v, Value::Null),
+                        Some(v) => v.clone(),
+                        None => Value::Null,
+                    };
+                    self.stored_builtin(def, v, *masked, refs)
+                }
+                Plan::Custom {
+                    key,
+                    ty,
+                    masked,
+                    take,
+                } => {
+                    let mut v = if *take {
+                        custom.remove(key)
+                    } else {
+                        custom.get(key).cloned()
+                    }
+                    .unwrap_or(Json::Null);
+                    if *ty == CustomFieldType::MultiSelect
+                        && let Json::String(joined) = v
+                    {
+                        v = tags_json(Some(&joined));
+                    }
+                    if *masked && let Some(s) = json_text(&v) {
+                        v = Json::String(mask(MaskStyle::Text, &s));
+                    }
+                    if v.is_null() {
+                        ExportValue::Empty
+                    } else {
+                        self.custom_value(*ty, v)
+                    }
+                }
+                Plan::Empty => ExportValue::Empty,
+            };
+            out.push(v);
+        }
+    }
+
+    /// A built-in field's stored value, shown as [`Crm::list_records`]
+    /// shows it (tags as a list, masked text masked).
+    fn stored_builtin(
+        &self,
+        def: &FieldDef,
+        v: Value,
+        masked: bool,
+        refs: &HashMap<Uuid, String>,
+    ) -> ExportValue {
+        if def.kind == FieldKind::Tags {
+            return self.builtin_value(def.kind, tags_json(v.as_text()), refs);
+        }
+        if !masked {
+            // The common cases without the detour through JSON text.
+            match (def.kind, &v) {
+                (_, Value::Null) => return ExportValue::Empty,
+                (FieldKind::Date, Value::Date(d)) => return ExportValue::Date(*d),
+                (FieldKind::DateTime, Value::Timestamp(t)) => {
+                    // As listed: RFC 3339 with microseconds.
+                    let t = *t
+                        - chrono::Duration::nanoseconds(i64::from(t.timestamp_subsec_nanos() % 1000));
+                    return ExportValue::DateTime(self.local(t));
+                }
+                (FieldKind::Ref(_), Value::Id(u)) => {
+                    return ExportValue::Text(
+                        refs.get(u).cloned().unwrap_or_else(|| u.to_string()),
+                    );
+                }
+                _ => {}
+            }
+        }
+        let mut j = into_json(v);
+        if masked && let Json::String(s) = &j {
+            j = Json::String(mask(def.mask_style(), s));
+        }
+        if j.is_null() {
+            ExportValue::Empty
+        } else {
+            self.builtin_value(def.kind, j, refs)
+        }
+    }
+
+    /// A built-in field's (non-null) value as listed.
+    fn builtin_value(&self, kind: FieldKind, v: Json, refs: &HashMap<Uuid, String>) -> ExportValue {
         match (kind, v) {
-            (Some(FieldKind::Date), Json::String(s)) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(ExportValue::Date)
-                .unwrap_or_else(|_| ExportValue::Text(s.clone())),
-            (Some(FieldKind::DateTime), Json::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
-                .map(|t| ExportValue::DateTime(local(t.with_timezone(&chrono::Utc))))
-                .unwrap_or_else(|_| ExportValue::Text(s.clone())),
-            (Some(FieldKind::Enum(opts)), Json::String(s)) => ExportValue::Text(
+            (FieldKind::Date, Json::String(s)) => match NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
+                Ok(d) => ExportValue::Date(d),
+                Err(_) => ExportValue::Text(s),
+            },
+            (FieldKind::DateTime, Json::String(s)) => match chrono::DateTime::parse_from_rfc3339(&s) {
+                Ok(t) => ExportValue::DateTime(self.local(t.with_timezone(&Utc))),
+                Err(_) => ExportValue::Text(s),
+            },
+            (FieldKind::Enum(opts), Json::String(s)) => ExportValue::Text(
                 opts.iter()
-                    .find(|(a, _)| a == s)
+                    .find(|(a, _)| *a == s)
                     .map(|(_, zh)| zh.to_string())
-                    .unwrap_or_else(|| s.clone()),
+                    .unwrap_or(s),
             ),
-            (Some(FieldKind::Ref(_)), Json::String(s)) => ExportValue::Text(
-                Uuid::parse_str(s)
+            (FieldKind::Ref(_), Json::String(s)) => ExportValue::Text(
+                Uuid::parse_str(&s)
                     .ok()
                     .and_then(|u| refs.get(&u).cloned())
-                    .unwrap_or_else(|| s.clone()),
+                    .unwrap_or(s),
             ),
             (_, Json::Array(a)) => {
                 ExportValue::Text(a.iter().filter_map(json_text).collect::<Vec<_>>().join(","))
             }
-            (_, other) => json_text(other)
-                .map(ExportValue::Text)
-                .unwrap_or(ExportValue::Empty),
+            (_, other) => text_value(other),
         }
     }
 
-    fn custom_value(&self, key: &str, v: Option<&Json>) -> ExportValue {
-        let Some(v) = v.filter(|v| !v.is_null()) else {
-            return ExportValue::Empty;
-        };
-        let ty = self
-            .customs
-            .iter()
-            .find(|d| d.key == key)
-            .map(|d| d.field_type);
+    /// A custom field's (non-null) value as listed.
+    fn custom_value(&self, ty: CustomFieldType, v: Json) -> ExportValue {
         match (ty, v) {
-            (Some(CustomFieldType::Number), Json::Number(n)) => {
+            (CustomFieldType::Number, Json::Number(n)) => {
                 ExportValue::Number(n.as_f64().unwrap_or_default())
             }
-            (Some(CustomFieldType::Money), Json::Number(n)) => match n.as_i64() {
+            (CustomFieldType::Money, Json::Number(n)) => match n.as_i64() {
                 Some(m) => ExportValue::Money(m),
                 None => ExportValue::Number(n.as_f64().unwrap_or_default()),
             },
-            (Some(CustomFieldType::Boolean), Json::Bool(b)) => ExportValue::Bool(*b),
-            (Some(CustomFieldType::Date), Json::String(s)) => {
-                NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                    .map(ExportValue::Date)
-                    .unwrap_or_else(|_| ExportValue::Text(s.clone()))
-            }
-            (Some(CustomFieldType::User), Json::String(s)) => ExportValue::Text(
-                Uuid::parse_str(s)
+            (CustomFieldType::Boolean, Json::Bool(b)) => ExportValue::Bool(b),
+            (CustomFieldType::Date, Json::String(s)) => match NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
+                Ok(d) => ExportValue::Date(d),
+                Err(_) => ExportValue::Text(s),
+            },
+            (CustomFieldType::User, Json::String(s)) => ExportValue::Text(
+                Uuid::parse_str(&s)
                     .ok()
                     .and_then(|u| self.users.get(&u).cloned())
-                    .unwrap_or_else(|| s.clone()),
+                    .unwrap_or(s),
             ),
             (_, Json::Array(a)) => ExportValue::Text(
                 a.iter()
@@ -461,9 +968,46 @@ impl ExportCursor<'_> {
                     .collect::<Vec<_>>()
                     .join("、"),
             ),
-            (_, other) => json_text(other)
-                .map(ExportValue::Text)
-                .unwrap_or(ExportValue::Empty),
+            (_, other) => text_value(other),
         }
+    }
+}
+
+fn value_at(row: &Row, i: Option<usize>) -> Option<&Value> {
+    i.and_then(|i| row.values.get(i))
+}
+
+/// A value as text (trimmed, without NUL), moving the string when it is
+/// already clean.
+fn text_value(v: Json) -> ExportValue {
+    match v {
+        Json::String(s) if !s.is_empty() && s.trim().len() == s.len() && !s.contains('\0') => {
+            ExportValue::Text(s)
+        }
+        other => json_text(&other)
+            .map(ExportValue::Text)
+            .unwrap_or(ExportValue::Empty),
+    }
+}
+
+/// A tags column (`a,b,c`) as the list the API shows.
+fn tags_json(s: Option<&str>) -> Json {
+    match s {
+        Some(s) => Json::Array(
+            s.split(',')
+                .filter(|t| !t.is_empty())
+                .map(|t| Json::String(t.to_string()))
+                .collect(),
+        ),
+        None => Json::Array(Vec::new()),
+    }
+}
+
+/// [`Value::to_json`], moving text and documents.
+fn into_json(v: Value) -> Json {
+    match v {
+        Value::Text(s) => Json::String(s),
+        Value::Json(j) => j,
+        other => other.to_json(),
     }
 }

@@ -395,7 +395,7 @@ pub struct ImportInfo {
 // Fields of importable entities and header mapping
 // ---------------------------------------------------------------------------
 
-const fn user_field(
+const fn static_field(
     name: &'static str,
     zh: &'static str,
     en: &'static str,
@@ -416,7 +416,7 @@ const fn user_field(
 
 /// The importable fields of users (用户导入).
 const USER_FIELDS: &[FieldDef] = &[
-    user_field(
+    static_field(
         "username",
         "用户名",
         "Username",
@@ -424,7 +424,7 @@ const USER_FIELDS: &[FieldDef] = &[
         FieldKind::Text(64),
         true,
     ),
-    user_field(
+    static_field(
         "display_name",
         "姓名",
         "Display name",
@@ -432,7 +432,7 @@ const USER_FIELDS: &[FieldDef] = &[
         FieldKind::Text(64),
         true,
     ),
-    user_field(
+    static_field(
         "department_id",
         "部门",
         "Department",
@@ -440,7 +440,7 @@ const USER_FIELDS: &[FieldDef] = &[
         FieldKind::Text(64),
         false,
     ),
-    user_field(
+    static_field(
         "superior_id",
         "上级",
         "Superior",
@@ -448,7 +448,7 @@ const USER_FIELDS: &[FieldDef] = &[
         FieldKind::Text(64),
         false,
     ),
-    user_field(
+    static_field(
         "role_ids",
         "角色",
         "Roles",
@@ -456,7 +456,7 @@ const USER_FIELDS: &[FieldDef] = &[
         FieldKind::Text(256),
         false,
     ),
-    user_field(
+    static_field(
         "email",
         "邮箱",
         "Email",
@@ -464,7 +464,7 @@ const USER_FIELDS: &[FieldDef] = &[
         FieldKind::Email,
         false,
     ),
-    user_field(
+    static_field(
         "mobile",
         "手机",
         "Mobile",
@@ -474,17 +474,119 @@ const USER_FIELDS: &[FieldDef] = &[
     ),
 ];
 
+/// The product statuses an import accepts (API value, Chinese label).
+const PRODUCT_STATUSES: &[(&str, &str)] = &[("on_sale", "在售"), ("discontinued", "停售")];
+
+/// The importable fields of products (产品导入).
+const PRODUCT_FIELDS: &[FieldDef] = &[
+    static_field(
+        "code",
+        "产品编号",
+        "Code",
+        &["编号", "产品代码", "货号", "SKU", "sku"],
+        FieldKind::Text(40),
+        false,
+    ),
+    static_field(
+        "name",
+        "产品名称",
+        "Name",
+        &["名称", "品名", "product"],
+        FieldKind::Text(128),
+        true,
+    ),
+    static_field(
+        "category_id",
+        "产品类别",
+        "Category",
+        &["类别", "分类", "产品分类"],
+        FieldKind::Text(128),
+        false,
+    ),
+    static_field(
+        "unit",
+        "单位",
+        "Unit",
+        &["计量单位"],
+        FieldKind::Text(16),
+        false,
+    ),
+    static_field(
+        "list_price",
+        "标准价",
+        "List price",
+        &["价格", "单价", "售价", "标准价格", "price"],
+        FieldKind::Text(32),
+        true,
+    ),
+    static_field(
+        "cost",
+        "成本",
+        "Cost",
+        &["成本价"],
+        FieldKind::Text(32),
+        false,
+    ),
+    static_field(
+        "tax_rate",
+        "税率",
+        "Tax rate",
+        &["增值税率"],
+        FieldKind::Text(16),
+        false,
+    ),
+    static_field(
+        "spec",
+        "规格",
+        "Specification",
+        &["规格型号", "型号", "spec"],
+        FieldKind::Text(200),
+        false,
+    ),
+    static_field(
+        "description",
+        "描述",
+        "Description",
+        &["说明", "产品描述"],
+        FieldKind::Text(2000),
+        false,
+    ),
+    static_field(
+        "status",
+        "状态",
+        "Status",
+        &["销售状态"],
+        FieldKind::Enum(PRODUCT_STATUSES),
+        false,
+    ),
+];
+
+/// The fields of an importable entity that is not an owned business record
+/// (users, products): a fixed list instead of the entity's field table.
+fn static_fields(entity: Entity) -> Option<&'static [FieldDef]> {
+    match entity {
+        Entity::User => Some(USER_FIELDS),
+        Entity::Product => Some(PRODUCT_FIELDS),
+        _ => None,
+    }
+}
+
 /// Whether an entity can be imported.
 pub fn importable(entity: Entity) -> bool {
-    matches!(entity, Entity::Customer | Entity::Contact | Entity::User)
+    matches!(
+        entity,
+        Entity::Customer | Entity::Contact | Entity::User | Entity::Product
+    )
 }
 
 /// The fields an import of the entity can set: the writable built-in
-/// fields of business records, the user fields for users. Later modules
-/// plug in by returning theirs.
+/// fields of business records, the user fields for users, the catalogue
+/// fields for products. Later modules plug in by returning theirs.
 pub fn import_fields(entity: Entity) -> Vec<&'static FieldDef> {
+    if let Some(fields) = static_fields(entity) {
+        return fields.iter().collect();
+    }
     match entity {
-        Entity::User => USER_FIELDS.iter().collect(),
         e if importable(e) => e
             .fields()
             .iter()
@@ -496,11 +598,11 @@ pub fn import_fields(entity: Entity) -> Vec<&'static FieldDef> {
 
 fn find_field(entity: Entity, name: &str) -> Option<&'static FieldDef> {
     let n = name.trim();
-    match entity {
-        Entity::User => USER_FIELDS.iter().find(|f| {
+    match static_fields(entity) {
+        Some(fields) => fields.iter().find(|f| {
             f.name == n || f.zh == n || f.en.eq_ignore_ascii_case(n) || f.aliases.contains(&n)
         }),
-        e => e.field(n),
+        None => entity.field(n),
     }
 }
 
@@ -614,7 +716,7 @@ impl Crm {
         } else {
             Vec::new()
         };
-        map_headers_with(actor, entity, headers, &customs, &contact_customs)
+        map_headers_with(actor, entity, headers, &customs, &contact_customs, true)
     }
 }
 
@@ -624,11 +726,12 @@ fn map_headers_with(
     headers: &[String],
     customs: &[CustomFieldDef],
     contact_customs: &[CustomFieldDef],
+    need_required: bool,
 ) -> Result<HeaderMap> {
     if !importable(entity) {
         return Err(Error::invalid(
             "entity",
-            format!("{entity} cannot be imported (customers, contacts and users can)"),
+            format!("{entity} cannot be imported (customers, contacts, users and products can)"),
         ));
     }
     let mut errors = ValidationErrors::default();
@@ -636,7 +739,7 @@ fn map_headers_with(
     let mut ignored = Vec::new();
     let mut seen: HashMap<ColumnRole, String> = HashMap::new();
     let resolve = |e: Entity, name: &str, customs: &[CustomFieldDef]| -> Option<String> {
-        if e == Entity::User {
+        if static_fields(e).is_some() {
             return find_field(e, name).map(|d| d.name.to_string());
         }
         match Crm::resolve_target(e, name, customs)? {
@@ -693,7 +796,7 @@ fn map_headers_with(
         }
         roles.push(role);
     }
-    for def in import_fields(entity) {
+    for def in import_fields(entity).into_iter().filter(|_| need_required) {
         if def.required && !seen.contains_key(&ColumnRole::Field(def.name.to_string())) {
             errors.push(
                 field_label(def),
@@ -808,6 +911,21 @@ fn zh_message(kind: Option<CellKind>, raw: Option<&str>, en: &str) -> String {
     if let Some(v) = en.strip_suffix("' is not yes/no (是/否)") {
         return format!("「{}」不是 是/否", v.trim_start_matches('\''));
     }
+    if let Some(v) = en.strip_suffix("' is not an amount") {
+        return format!("「{}」不是金额", v.trim_start_matches('\''));
+    }
+    if let Some(v) = en.strip_suffix("' is not a tax rate") {
+        return format!("「{}」不是税率", v.trim_start_matches('\''));
+    }
+    if let Some(v) = en.strip_suffix(" is not one of 13%, 9%, 6%, 0%") {
+        return format!("{v} 不是 13%、9%、6%、0% 之一");
+    }
+    if let Some(v) = en.strip_suffix(" is negative") {
+        return format!("{v} 为负数");
+    }
+    if en == "must have 1 to 40 characters" {
+        return "须为 1 到 40 个字符".into();
+    }
     if let Some(v) = en.strip_prefix("no user '") {
         return format!("找不到用户「{}」", v.trim_end_matches('\''));
     }
@@ -907,6 +1025,11 @@ pub struct ImportSession<'a> {
     users: HashMap<Uuid, User>,
     departments: HashMap<String, Uuid>,
     roles: HashMap<String, RoleId>,
+    /// Product categories by id, code, name (when unambiguous) and
+    /// `parent/child` path (product imports).
+    categories: HashMap<String, Uuid>,
+    /// The company's live products by duplicate key (product imports).
+    products: HashMap<(String, String), Row>,
     owner: Option<Uuid>,
     department: Option<Uuid>,
     /// The customer pool created customers go to, with its name.
@@ -959,10 +1082,21 @@ impl Crm {
                 actor.display_name, entity
             )));
         }
+        if entity == Entity::Product && !actor.can(entity, Action::Create) {
+            return Err(Error::Forbidden(format!(
+                "{} may not create products",
+                actor.display_name
+            )));
+        }
         if options.batch_size == 0 {
             return Err(Error::invalid("batch_size", "must be at least 1"));
         }
-        let map = self.map_headers(actor, entity, headers).await?;
+        if entity == Entity::Product && (options.owner.is_some() || options.department.is_some()) {
+            return Err(Error::invalid(
+                "owner",
+                "products have no owner or department (产品无负责人)",
+            ));
+        }
         let customs = if entity.is_record() {
             self.custom_fields(actor, entity).await?
         } else {
@@ -973,6 +1107,18 @@ impl Crm {
         } else {
             Vec::new()
         };
+        // A product update by code (a price list, say) needs no other
+        // column; rows that would create a product still need them all.
+        let need_required =
+            !(entity == Entity::Product && options.policy == DuplicatePolicy::Update);
+        let map = map_headers_with(
+            actor,
+            entity,
+            headers,
+            &customs,
+            &contact_customs,
+            need_required,
+        )?;
         let now = self.now();
         let user_rows = self
             .store
@@ -1029,6 +1175,21 @@ impl Crm {
             for r in self.list_roles(actor).await? {
                 roles.insert(r.id.to_string(), r.id);
                 roles.insert(r.name.clone(), r.id);
+            }
+        }
+        let mut categories = HashMap::new();
+        let mut products = HashMap::new();
+        if entity == Entity::Product {
+            categories = self.category_keys(actor).await?;
+            let mut sel = Select::all(Table::Products, actor.company_id.0, now);
+            sel.sort = vec![Sort {
+                col: Col::Column("code"),
+                desc: false,
+            }];
+            for r in self.store.select(&sel).await?.rows {
+                for k in product_keys(&r) {
+                    products.entry(k).or_insert_with(|| r.clone());
+                }
             }
         }
         let pool = match &options.pool {
@@ -1124,6 +1285,8 @@ impl Crm {
             users,
             departments,
             roles,
+            categories,
+            products,
             owner,
             department,
             pool,
@@ -1272,6 +1435,17 @@ impl Crm {
                     values: vec![
                         ("deleted_at", Value::Timestamp(now)),
                         ("active", Value::Bool(false)),
+                        ("updated_at", Value::Timestamp(now)),
+                    ],
+                });
+            } else if *table == Table::Products {
+                // Into the recycle bin: documents may already name it.
+                cs.ops.push(Op::Update {
+                    table: Table::Products,
+                    id: *id,
+                    expected_version: r.version(),
+                    values: vec![
+                        ("deleted_at", Value::Timestamp(now)),
                         ("updated_at", Value::Timestamp(now)),
                     ],
                 });
@@ -1692,6 +1866,8 @@ impl<'a> ImportSession<'a> {
         let mut issues = Vec::new();
         let (cs, items) = if self.opts.entity == Entity::User {
             self.user_batch(rows, &mut issues).await?
+        } else if self.opts.entity == Entity::Product {
+            self.product_batch(rows, &mut issues).await?
         } else {
             self.record_batch(rows, checked, &mut issues).await?
         };
@@ -3207,6 +3383,329 @@ impl ImportSession<'_> {
     }
 }
 
+// -- products ------------------------------------------------------------
+
+/// The duplicate keys of a stored product: its code, and its name with its
+/// specification.
+fn product_keys(r: &Row) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Some(c) = r.get("code").as_text() {
+        out.push(("code".to_string(), c.to_string()));
+    }
+    if let Some(n) = r.get("name").as_text() {
+        out.push((
+            "name_spec".to_string(),
+            name_spec_key(n, r.get("spec").as_text().unwrap_or_default()),
+        ));
+    }
+    out
+}
+
+/// Name and specification as one key: case and spaces do not count.
+fn name_spec_key(name: &str, spec: &str) -> String {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .map(crate::validate::halfwidth)
+            .filter(|c| !c.is_whitespace())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    format!("{}\u{1}{}", norm(name), norm(spec))
+}
+
+/// A tax rate as typed: `13%`, `13`, `0.13` (a fraction), in basis points.
+fn parse_tax_rate(text: &str) -> Option<i64> {
+    let t: String = text
+        .chars()
+        .map(crate::validate::halfwidth)
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let (num, percent) = match t.strip_suffix('%') {
+        Some(n) => (n, true),
+        None => (t.as_str(), false),
+    };
+    let v: f64 = num
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite() && *v >= 0.0)?;
+    let percent_value = if percent || v >= 1.0 { v } else { v * 100.0 };
+    let bp = (percent_value * 100.0).round();
+    ((bp - percent_value * 100.0).abs() < 1e-6 && bp <= 10_000.0).then_some(bp as i64)
+}
+
+impl Crm {
+    /// Product categories by id, code, `parent/child` path, and name when
+    /// no other category has the same name.
+    async fn category_keys(&self, actor: &Actor) -> Result<HashMap<String, Uuid>> {
+        let cats = self.list_product_categories(actor).await?;
+        let by_id: HashMap<Uuid, &crate::sales::product::Category> =
+            cats.iter().map(|c| (c.id, c)).collect();
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        for c in &cats {
+            *names.entry(c.name.as_str()).or_default() += 1;
+        }
+        let mut out = HashMap::new();
+        for c in &cats {
+            out.insert(c.id.to_string(), c.id);
+            out.insert(c.code.clone(), c.id);
+            if let Some(parent) = c.parent_id.and_then(|p| by_id.get(&p)) {
+                out.insert(format!("{}/{}", parent.name, c.name), c.id);
+            }
+            if names.get(c.name.as_str()) == Some(&1) {
+                out.entry(c.name.clone()).or_insert(c.id);
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl ImportSession<'_> {
+    async fn product_batch(
+        &mut self,
+        rows: &[SheetRow],
+        issues: &mut Vec<RowIssue>,
+    ) -> Result<(ChangeSet, BatchItems)> {
+        use crate::sales::product::{ProductInput, ProductStatus};
+        let crm = self.crm;
+        let mut cs = ChangeSet::default();
+        let mut items = BatchItems::default();
+        let mut creates: Vec<ProductInput> = Vec::new();
+        for row in rows {
+            if row.cells.iter().all(Cell::is_empty) {
+                continue;
+            }
+            let replay = self.is_replay(row.number);
+            if !replay {
+                self.counts.rows += 1;
+            }
+            let mut problems = Vec::new();
+            let (fields, _) = self.v.row_fields(row, &mut problems);
+            let text = |k: &str| {
+                fields
+                    .get(k)
+                    .and_then(json_text)
+                    .map(|t| t.trim().to_string())
+                    .filter(|t| !t.is_empty())
+            };
+            let mut errors = ValidationErrors::default();
+            let label = |name: &str| {
+                PRODUCT_FIELDS
+                    .iter()
+                    .find(|d| d.name == name)
+                    .map(field_label)
+                    .unwrap_or_else(|| name.to_string())
+            };
+            for def in PRODUCT_FIELDS {
+                if let (Some(v), FieldKind::Text(max)) = (text(def.name), def.kind)
+                    && v.chars().count() > max
+                {
+                    errors.push(field_label(def), format!("is longer than {max} characters"));
+                }
+            }
+            let mut money = |name: &str| {
+                text(name).and_then(|t| match crate::money::Money::parse(&t) {
+                    Ok(m) => Some(m),
+                    Err(_) => {
+                        errors.push(label(name), format!("'{t}' is not an amount"));
+                        None
+                    }
+                })
+            };
+            let list_price = money("list_price");
+            let cost = money("cost");
+            let tax_rate = text("tax_rate").and_then(|t| match parse_tax_rate(&t) {
+                Some(r) => Some(r),
+                None => {
+                    errors.push(label("tax_rate"), format!("'{t}' is not a tax rate"));
+                    None
+                }
+            });
+            let status = text("status").and_then(|t| match ProductStatus::parse(&t) {
+                Some(s) => Some(s),
+                None => {
+                    errors.push(label("status"), format!("'{t}' is not one of: 在售, 停售"));
+                    None
+                }
+            });
+            let category_id = text("category_id").and_then(|c| {
+                let key = c.replace(['／', '>', '＞'], "/");
+                let key = key.split('/').map(str::trim).collect::<Vec<_>>().join("/");
+                match self.categories.get(&key) {
+                    Some(id) => Some(*id),
+                    None => {
+                        errors.push(label("category_id"), format!("category {c} not found"));
+                        None
+                    }
+                }
+            });
+            let input = ProductInput {
+                code: text("code"),
+                name: text("name"),
+                category_id,
+                unit: text("unit"),
+                list_price,
+                cost,
+                tax_rate,
+                spec: text("spec"),
+                description: text("description"),
+                status,
+            };
+            // The duplicate key: the code when given, else name and spec.
+            let key = match &input.code {
+                Some(c) => ("code".to_string(), c.clone()),
+                None => (
+                    "name_spec".to_string(),
+                    name_spec_key(
+                        input.name.as_deref().unwrap_or_default(),
+                        input.spec.as_deref().unwrap_or_default(),
+                    ),
+                ),
+            };
+            let existing = self.products.get(&key).cloned();
+            let creating = existing.is_none() || self.opts.policy != DuplicatePolicy::Update;
+            errors.0.extend(Crm::product_errors(&input, creating).0);
+            problems.extend(self.v.messages(Entity::Product, &fields, &errors, None));
+            if !problems.is_empty() {
+                let (en, zh) = join_problems(&problems);
+                self.reject(issues, row.number, IssueKind::Invalid, en, zh);
+                continue;
+            }
+            let what_en = match &input.code {
+                Some(c) => format!("product code {c}"),
+                None => format!(
+                    "product {}{}",
+                    input.name.as_deref().unwrap_or_default(),
+                    input
+                        .spec
+                        .as_deref()
+                        .map(|s| format!(" ({s})"))
+                        .unwrap_or_default()
+                ),
+            };
+            let what_zh = match &input.code {
+                Some(c) => format!("产品编号 {c}"),
+                None => format!(
+                    "产品 {}{}",
+                    input.name.as_deref().unwrap_or_default(),
+                    input
+                        .spec
+                        .as_deref()
+                        .map(|s| format!("（{s}）"))
+                        .unwrap_or_default()
+                ),
+            };
+            if let Some(first) = self.seen.get(&key).copied() {
+                if !replay {
+                    self.duplicate(
+                        issues,
+                        row.number,
+                        IssueKind::DuplicateInFile,
+                        format!("{what_en} repeats row {first} of this file"),
+                        format!("{what_zh} 与本文件第 {first} 行重复"),
+                    );
+                }
+                continue;
+            }
+            self.seen.insert(key, row.number);
+            if replay || self.failed {
+                continue;
+            }
+            let Some(prow) = existing else {
+                creates.push(input);
+                continue;
+            };
+            let code = prow.get("code").as_text().unwrap_or_default().to_string();
+            let en = format!("{what_en} already exists ({code})");
+            let zh = format!("{what_zh} 已存在（{code}）");
+            if self.opts.policy != DuplicatePolicy::Update {
+                self.duplicate(issues, row.number, IssueKind::Duplicate, en, zh);
+                continue;
+            }
+            if !self.actor.can(Entity::Product, Action::Update) {
+                self.reject(
+                    issues,
+                    row.number,
+                    IssueKind::Forbidden,
+                    format!("{en}; {} may not update products", self.actor.display_name),
+                    format!("{zh}；你无权更新产品"),
+                );
+                continue;
+            }
+            let (values, changes) = crate::sales::product::product_changes(&prow, &input);
+            let mut values: Vec<(&'static str, Value)> = values
+                .into_iter()
+                .filter(|(k, v)| prow.get(k) != v)
+                .collect();
+            if values.is_empty() {
+                self.counts.unchanged += 1;
+                continue;
+            }
+            let before: Vec<(String, Value)> = values
+                .iter()
+                .map(|(c, _)| (c.to_string(), prow.get(c).clone()))
+                .collect();
+            values.push(("updated_at", Value::Timestamp(crm.now())));
+            cs.ops.push(Op::Update {
+                table: Table::Products,
+                id: prow.id(),
+                expected_version: prow.version(),
+                values,
+            });
+            cs.audit.push(crm.audit(
+                Some(&self.actor),
+                self.actor.company_id.0,
+                Table::Products,
+                prow.id(),
+                "update",
+                changes,
+            ));
+            items.updated.push(UpdatedItem {
+                table: Table::Products,
+                id: prow.id(),
+                version: prow.version() + 1,
+                before,
+            });
+            self.counts.updated += 1;
+        }
+        if self.failed {
+            return Ok((ChangeSet::default(), BatchItems::default()));
+        }
+        let auto = creates.iter().filter(|p| p.code.is_none()).count();
+        let mut codes = if self.opts.dry_run {
+            Vec::new()
+        } else {
+            crm.next_codes(&self.actor, "CP", auto).await?
+        };
+        codes.reverse();
+        for input in creates {
+            let id = crm.new_id();
+            let code = input
+                .code
+                .clone()
+                .or_else(|| codes.pop())
+                .unwrap_or_default();
+            let (op, mut audit) = crm.product_insert(&self.actor, id, code.clone(), &input);
+            audit.changes.push(FieldChange {
+                field: "import".into(),
+                before: Json::Null,
+                after: Json::String(self.import_id.to_string()),
+            });
+            cs.ops.push(op);
+            cs.audit.push(audit);
+            cs.events.push(crm.event(
+                self.actor.company_id.0,
+                Table::Products,
+                id,
+                "product.created".into(),
+                json!({"code": code, "name": input.name}),
+            ));
+            items.created.push((Table::Products, id));
+            self.counts.created += 1;
+        }
+        Ok((cs, items))
+    }
+}
+
 pub(crate) fn row_label_name(r: &Row) -> String {
     r.get("name")
         .as_text()
@@ -3329,6 +3828,16 @@ fn sample_for(entity: Entity, name: &str) -> &'static str {
         (Entity::User, "role_ids") => "销售",
         (Entity::User, "email") => "zhangwei@example.com",
         (Entity::User, "mobile") => "13812345678",
+        (Entity::Product, "code") => "CP-0001",
+        (Entity::Product, "name") => "激光打印机",
+        (Entity::Product, "category_id") => "办公设备/打印机",
+        (Entity::Product, "unit") => "台",
+        (Entity::Product, "list_price") => "2999.00",
+        (Entity::Product, "cost") => "2100.00",
+        (Entity::Product, "tax_rate") => "13%",
+        (Entity::Product, "spec") => "A4 黑白 30页/分",
+        (Entity::Product, "description") => "含一年上门保修",
+        (Entity::Product, "status") => "在售",
         _ => "",
     }
 }
@@ -3394,7 +3903,9 @@ impl Crm {
         if !importable(entity) {
             return Err(Error::invalid(
                 "entity",
-                format!("{entity} cannot be imported (customers, contacts and users can)"),
+                format!(
+                    "{entity} cannot be imported (customers, contacts, users and products can)"
+                ),
             ));
         }
         let mut out = Vec::new();
@@ -3433,9 +3944,30 @@ impl Crm {
             let options = match def.kind {
                 FieldKind::Enum(o) => o.iter().map(|(_, zh)| zh.to_string()).collect(),
                 FieldKind::Choice(_) => self.picklist(actor, entity, def.name).await?,
+                _ if entity == Entity::Product && def.name == "category_id" => {
+                    let mut paths: Vec<String> = self
+                        .category_keys(actor)
+                        .await?
+                        .into_keys()
+                        .filter(|k| k.contains('/'))
+                        .collect();
+                    paths.sort();
+                    paths
+                }
                 _ => Vec::new(),
             };
-            let (hz, he) = hint_for(def.kind);
+            let (hz, he) = match (entity, def.name) {
+                (Entity::Product, "code") => ("留空则自动编号", "empty for an automatic code"),
+                (Entity::Product, "category_id") => (
+                    "类别编号、名称或 一级/二级",
+                    "category code, name or parent/child",
+                ),
+                (Entity::Product, "list_price" | "cost") => {
+                    ("金额（元），如 2999.00", "amount in yuan, e.g. 2999.00")
+                }
+                (Entity::Product, "tax_rate") => ("13%、9%、6% 或 0%", "13%, 9%, 6% or 0%"),
+                _ => hint_for(def.kind),
+            };
             let zh_label = if group.is_some() && def.name == "name" {
                 "姓名"
             } else {
@@ -3448,7 +3980,10 @@ impl Crm {
                 required: def.required && (group.is_none() || def.name == "name")
                     || (group.is_some() && def.name == "name"),
                 options,
-                kind: kind_value(def.kind),
+                kind: match (entity, def.name) {
+                    (Entity::Product, "list_price" | "cost") => ValueKind::Money,
+                    _ => kind_value(def.kind),
+                },
                 sample: if group.is_some_and(|g| g > 1) {
                     String::new()
                 } else {

@@ -428,6 +428,25 @@ impl ExportSheet {
 
     /// Appends one row.
     pub fn add(&mut self, values: &[ExportValue]) -> Result<(), IoError> {
+        self.add_row(values.iter().map(|v| match v {
+            ExportValue::Text(s) => Out::Text(s.as_str()),
+            other => Out::Ref(other),
+        }))
+    }
+
+    /// Appends one row, taking its values (the buffer is left empty, ready
+    /// for the next row): text moves into the sheet without a copy.
+    pub fn add_values(&mut self, values: &mut Vec<ExportValue>) -> Result<(), IoError> {
+        self.add_row(values.drain(..).map(|v| match v {
+            ExportValue::Text(s) => Out::Text(s),
+            other => Out::Owned(other),
+        }))
+    }
+
+    fn add_row<'a, S>(&mut self, values: impl Iterator<Item = Out<'a, S>>) -> Result<(), IoError>
+    where
+        S: AsRef<str> + Into<String>,
+    {
         let r = self.next_row;
         if r >= 1_048_576 {
             return Err(IoError::TooLarge {
@@ -440,8 +459,20 @@ impl ExportSheet {
             .book
             .worksheet_from_index(0)
             .map_err(|e| IoError::Write(e.to_string()))?;
-        for (i, v) in values.iter().enumerate() {
+        for (i, v) in values.enumerate() {
             let col = col_num(i)?;
+            let v = match v {
+                Out::Text(s) => {
+                    if needs_quote_prefix(s.as_ref()) {
+                        ws.write_string_with_format(r, col, s, &f.quoted)?;
+                    } else {
+                        ws.write_string(r, col, s)?;
+                    }
+                    continue;
+                }
+                Out::Ref(v) => v,
+                Out::Owned(ref v) => v,
+            };
             match v {
                 ExportValue::Empty => {}
                 ExportValue::Text(s) => write_text(ws, r, col, s, f)?,
@@ -481,4 +512,11 @@ impl ExportSheet {
         self.book.save_to_writer(out)?;
         Ok(())
     }
+}
+
+/// An export cell to write: text (borrowed or owned) or another value.
+enum Out<'a, S> {
+    Text(S),
+    Ref(&'a ExportValue),
+    Owned(ExportValue),
 }

@@ -16,7 +16,8 @@ use crate::money::Money;
 use crate::query::Page;
 use crate::schema::Table;
 use crate::store::{
-    ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Paging, Row, Select, Sort,
+    AuditEntry, ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Paging, Row, Select,
+    Sort,
 };
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
@@ -274,12 +275,9 @@ impl Crm {
             .collect())
     }
 
-    async fn check_product(
-        &self,
-        actor: &Actor,
-        input: &ProductInput,
-        creating: bool,
-    ) -> Result<()> {
+    /// The problems of a product's fields that need no lookup (required
+    /// name and price on creation, lengths, amounts, tax rate, code).
+    pub(crate) fn product_errors(input: &ProductInput, creating: bool) -> ValidationErrors {
         let mut errors = ValidationErrors::default();
         if creating && input.name.as_deref().is_none_or(|n| n.trim().is_empty()) {
             errors.push("name (产品名称)", "is required");
@@ -320,7 +318,16 @@ impl Crm {
         {
             errors.push("code (产品编号)", "must have 1 to 40 characters");
         }
-        errors.into_result()?;
+        errors
+    }
+
+    async fn check_product(
+        &self,
+        actor: &Actor,
+        input: &ProductInput,
+        creating: bool,
+    ) -> Result<()> {
+        Self::product_errors(input, creating).into_result()?;
         if let Some(c) = input.category_id {
             self.live_row(actor, Table::ProductCategories, c)
                 .await
@@ -335,13 +342,37 @@ impl Crm {
     pub async fn create_product(&self, actor: &Actor, input: ProductInput) -> Result<Product> {
         self.require_product(actor, Action::Create)?;
         self.check_product(actor, &input, true).await?;
-        let company = actor.company_id.0;
         let code = match &input.code {
             Some(c) => c.trim().to_string(),
             None => self.next_code(actor.company_id, "CP").await?,
         };
-        let name = input.name.clone().unwrap_or_default().trim().to_string();
         let id = self.new_id();
+        let (op, audit) = self.product_insert(actor, id, code.clone(), &input);
+        let mut cs = ChangeSet::default();
+        cs.audit.push(audit);
+        cs.ops.push(op);
+        cs.events.push(self.event(
+            actor.company_id.0,
+            Table::Products,
+            id,
+            "product.created".into(),
+            json!({"code": code, "name": input.name}),
+        ));
+        self.apply(cs).await?;
+        self.product(actor, id).await
+    }
+
+    /// The insert of a new product and its audit entry (fields already
+    /// checked).
+    pub(crate) fn product_insert(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        code: String,
+        input: &ProductInput,
+    ) -> (Op, AuditEntry) {
+        let company = actor.company_id.0;
+        let name = input.name.clone().unwrap_or_default().trim().to_string();
         let now = self.now();
         let values = vec![
             ("id", Value::Id(id)),
@@ -377,42 +408,40 @@ impl Crm {
             ),
             ("custom", Value::Json(json!({}))),
         ];
-        let mut cs = ChangeSet::default();
-        cs.audit.push(
-            self.audit(
-                Some(actor),
-                company,
-                Table::Products,
-                id,
-                "create",
-                values
-                    .iter()
-                    .filter(|(k, v)| {
-                        !v.is_null()
-                            && !matches!(
-                                *k,
-                                "id" | "company_id"
-                                    | "version"
-                                    | "created_at"
-                                    | "updated_at"
-                                    | "pinyin_keys"
-                                    | "custom"
-                            )
-                    })
-                    .map(|(k, v)| FieldChange {
-                        field: (*k).into(),
-                        before: serde_json::Value::Null,
-                        after: v.to_json(),
-                    })
-                    .collect(),
-            ),
+        let audit = self.audit(
+            Some(actor),
+            company,
+            Table::Products,
+            id,
+            "create",
+            values
+                .iter()
+                .filter(|(k, v)| {
+                    !v.is_null()
+                        && !matches!(
+                            *k,
+                            "id" | "company_id"
+                                | "version"
+                                | "created_at"
+                                | "updated_at"
+                                | "pinyin_keys"
+                                | "custom"
+                        )
+                })
+                .map(|(k, v)| FieldChange {
+                    field: (*k).into(),
+                    before: serde_json::Value::Null,
+                    after: v.to_json(),
+                })
+                .collect(),
         );
-        cs.ops.push(Op::Insert {
-            table: Table::Products,
-            values,
-        });
-        self.apply(cs).await?;
-        self.product(actor, id).await
+        (
+            Op::Insert {
+                table: Table::Products,
+                values,
+            },
+            audit,
+        )
     }
 
     /// A product, live or in the recycle bin.
@@ -453,50 +482,7 @@ impl Crm {
         self.require_product(actor, Action::Update)?;
         self.check_product(actor, &input, false).await?;
         let row = self.live_row(actor, Table::Products, id).await?;
-        let mut values: Vec<(&'static str, Value)> = Vec::new();
-        if let Some(c) = &input.code {
-            values.push(("code", Value::Text(c.trim().into())));
-        }
-        if let Some(n) = &input.name {
-            values.push(("name", Value::Text(n.trim().into())));
-            values.push((
-                "pinyin_keys",
-                Value::Text(crate::pinyin::search_keys(n.trim())),
-            ));
-        }
-        if let Some(c) = input.category_id {
-            values.push(("category_id", Value::Id(c)));
-        }
-        if let Some(u) = &input.unit {
-            values.push(("unit", Value::Text(u.clone())));
-        }
-        if let Some(m) = input.list_price {
-            values.push(("list_price", Value::Int(m.minor)));
-        }
-        if let Some(m) = input.cost {
-            values.push(("cost", Value::Int(m.minor)));
-        }
-        if let Some(r) = input.tax_rate {
-            values.push(("tax_rate", Value::Int(r)));
-        }
-        if let Some(s) = &input.spec {
-            values.push(("spec", Value::Text(s.clone())));
-        }
-        if let Some(d) = &input.description {
-            values.push(("description", Value::Text(d.clone())));
-        }
-        if let Some(s) = input.status {
-            values.push(("status", Value::Text(s.name().into())));
-        }
-        let changes: Vec<FieldChange> = values
-            .iter()
-            .filter(|(k, v)| *k != "pinyin_keys" && row.get(k) != v)
-            .map(|(k, v)| FieldChange {
-                field: (*k).into(),
-                before: row.get(k).to_json(),
-                after: v.to_json(),
-            })
-            .collect();
+        let (mut values, changes) = product_changes(&row, &input);
         if changes.is_empty() {
             return Ok(product_from_row(&row));
         }
@@ -632,6 +618,59 @@ impl Crm {
             next_cursor: None,
         })
     }
+}
+
+/// The column values an update sets and the audited changes among them
+/// (values equal to the stored ones are not changes).
+pub(crate) fn product_changes(
+    row: &Row,
+    input: &ProductInput,
+) -> (Vec<(&'static str, Value)>, Vec<FieldChange>) {
+    let mut values: Vec<(&'static str, Value)> = Vec::new();
+    if let Some(c) = &input.code {
+        values.push(("code", Value::Text(c.trim().into())));
+    }
+    if let Some(n) = &input.name {
+        values.push(("name", Value::Text(n.trim().into())));
+        values.push((
+            "pinyin_keys",
+            Value::Text(crate::pinyin::search_keys(n.trim())),
+        ));
+    }
+    if let Some(c) = input.category_id {
+        values.push(("category_id", Value::Id(c)));
+    }
+    if let Some(u) = &input.unit {
+        values.push(("unit", Value::Text(u.clone())));
+    }
+    if let Some(m) = input.list_price {
+        values.push(("list_price", Value::Int(m.minor)));
+    }
+    if let Some(m) = input.cost {
+        values.push(("cost", Value::Int(m.minor)));
+    }
+    if let Some(r) = input.tax_rate {
+        values.push(("tax_rate", Value::Int(r)));
+    }
+    if let Some(s) = &input.spec {
+        values.push(("spec", Value::Text(s.clone())));
+    }
+    if let Some(d) = &input.description {
+        values.push(("description", Value::Text(d.clone())));
+    }
+    if let Some(s) = input.status {
+        values.push(("status", Value::Text(s.name().into())));
+    }
+    let changes: Vec<FieldChange> = values
+        .iter()
+        .filter(|(k, v)| *k != "pinyin_keys" && row.get(k) != v)
+        .map(|(k, v)| FieldChange {
+            field: (*k).into(),
+            before: row.get(k).to_json(),
+            after: v.to_json(),
+        })
+        .collect();
+    (values, changes)
 }
 
 /// A product as JSON for documents and the CLI.

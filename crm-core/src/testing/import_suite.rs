@@ -1,7 +1,7 @@
 //! Import and export scenarios: header mapping, validation of every kind of
 //! bad value with Chinese messages, duplicate policies (also against records
 //! the actor cannot see), dry runs, undo, resume of batched imports, import
-//! into an owner or department, contacts and users, and exports limited by
+//! into an owner or department, contacts, users and products, and exports limited by
 //! scope and field rules — run through [`Crm`] against each backend.
 //!
 //! The rows are built in memory as `crm-io` hands them over after reading a
@@ -56,6 +56,11 @@ macro_rules! import_scenarios {
         $each!(
             $crate::testing::import_suite::import_contacts_and_users,
             io_import_contacts_and_users,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_products_with_categories_duplicates_and_undo,
+            io_import_products_with_categories_duplicates_and_undo,
             $make
         );
         $each!(
@@ -1022,6 +1027,213 @@ pub async fn import_contacts_and_users(store: Arc<dyn Store>) {
             .begin_import(&w.zhangsan, opts(Entity::User), &headers(&h))
             .await,
         Err(Error::Forbidden(_))
+    ));
+}
+
+/// Products: categories by path or name, prices in yuan exact to the fen,
+/// tax rates as typed, automatic codes, duplicates by code (or by name and
+/// specification) within the file and against the catalogue, updates that
+/// undo restores, created products put in the recycle bin by undo, the
+/// template's columns, and the create permission.
+pub async fn import_products_with_categories_duplicates_and_undo(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let office = w
+        .crm
+        .create_product_category(&w.admin, "办公设备", None)
+        .await
+        .expect("category");
+    let printers = w
+        .crm
+        .create_product_category(&w.admin, "打印机", Some(office.id))
+        .await
+        .expect("sub-category");
+    let old = w
+        .crm
+        .create_product(
+            &w.admin,
+            crate::sales::product::ProductInput {
+                code: Some("CP-EXIST".into()),
+                name: Some("旧打印机".into()),
+                list_price: Some(crate::money::Money::parse("100").expect("money")),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("product");
+    let cols = w
+        .crm
+        .template_columns(&w.admin, Entity::Product, 0)
+        .await
+        .expect("template");
+    let col = |k: &str| cols.iter().find(|c| c.key == k).expect(k).clone();
+    assert!(col("name").required && !col("code").required);
+    assert_eq!(col("list_price").kind, crate::import::ValueKind::Money);
+    assert!(
+        col("category_id")
+            .options
+            .contains(&"办公设备/打印机".to_string())
+    );
+    assert_eq!(col("status").options, vec!["在售", "停售"]);
+    let h = [
+        "产品编号",
+        "Name",
+        "类别",
+        "单位",
+        "单价",
+        "税率",
+        "规格",
+        "状态",
+        "无关列",
+    ];
+    let row = |c: &[&str]| c.iter().map(|s| t(s)).collect::<Vec<_>>();
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Product),
+        &h,
+        vec![
+            row(&[
+                "CP-1",
+                "激光打印机",
+                "办公设备/打印机",
+                "台",
+                "¥2,999.00",
+                "13%",
+                "A4",
+                "在售",
+                "x",
+            ]),
+            vec![
+                t(""),
+                t("墨盒"),
+                t("打印机"),
+                t("个"),
+                Cell::Number(99.5),
+                Cell::Number(0.13),
+                t("黑色"),
+                t(""),
+                t(""),
+            ],
+            row(&["CP-EXIST", "新名字", "", "", "150", "9", "", "", ""]),
+            row(&["CP-1", "重复", "", "", "1", "", "", "", ""]),
+            row(&["CP-3", "坏价格", "", "", "abc", "15%", "", "停产", ""]),
+            row(&["CP-4", "无类别", "不存在", "", "10", "", "", "", ""]),
+            row(&["", " 墨盒 ", "", "", "98", "", "黑 色", "", ""]),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.created, r.skipped, r.rejected),
+        (2, 3, 2),
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(r.ignored_columns, vec!["无关列".to_string()]);
+    assert_eq!(issue(&r, 4).kind, IssueKind::Duplicate);
+    assert!(
+        issue(&r, 4).message_zh.contains("已存在"),
+        "{}",
+        issue(&r, 4).message_zh
+    );
+    assert_eq!(issue(&r, 5).kind, IssueKind::DuplicateInFile);
+    assert_eq!(issue(&r, 8).kind, IssueKind::DuplicateInFile);
+    let bad = issue(&r, 6);
+    assert_eq!(bad.kind, IssueKind::Invalid);
+    for part in ["不是金额", "不是 13%、9%、6%、0% 之一", "停产"] {
+        assert!(bad.message_zh.contains(part), "{}", bad.message_zh);
+    }
+    assert!(
+        bad.message_en.contains("'abc' is not an amount"),
+        "{}",
+        bad.message_en
+    );
+    assert!(
+        issue(&r, 7).message_zh.contains("找不到"),
+        "{}",
+        issue(&r, 7).message_zh
+    );
+    let p1 = w.crm.product_by_code(&w.admin, "CP-1").await.expect("CP-1");
+    assert_eq!(p1.list_price.minor, 299_900);
+    assert_eq!((p1.tax_rate, p1.category_id), (1300, Some(printers.id)));
+    assert_eq!((p1.unit.as_str(), p1.spec.as_deref()), ("台", Some("A4")));
+    let page = w
+        .crm
+        .list_products(
+            &w.admin,
+            &crate::sales::product::ProductQuery {
+                search: Some("墨盒".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("search");
+    assert_eq!(page.items.len(), 1);
+    let ink = &page.items[0];
+    assert!(ink.code.starts_with("CP-2"), "automatic code: {}", ink.code);
+    assert_eq!((ink.list_price.minor, ink.tax_rate), (9_950, 1300));
+    // Update by code; undo restores the old price.
+    let mut o = opts(Entity::Product);
+    o.policy = DuplicatePolicy::Update;
+    let u = run(
+        &w,
+        &w.admin,
+        o,
+        &["产品编号", "标准价"],
+        vec![row(&["CP-EXIST", "150"])],
+    )
+    .await;
+    assert_eq!(
+        (u.updated, u.created, u.rejected),
+        (1, 0, 0),
+        "{:#?}",
+        u.issues
+    );
+    let now = w.crm.product(&w.admin, old.id).await.expect("product");
+    assert_eq!(
+        (now.list_price.minor, now.name.as_str()),
+        (15_000, "旧打印机")
+    );
+    w.crm
+        .undo_import(&w.admin, u.import_id.expect("import id"))
+        .await
+        .expect("undo update");
+    let back = w.crm.product(&w.admin, old.id).await.expect("product");
+    assert_eq!(back.list_price.minor, 10_000);
+    w.crm
+        .undo_import(&w.admin, r.import_id.expect("import id"))
+        .await
+        .expect("undo create");
+    assert!(
+        w.crm
+            .product(&w.admin, p1.id)
+            .await
+            .expect("binned")
+            .deleted
+    );
+    assert!(w.crm.product_by_code(&w.admin, "CP-1").await.is_err());
+    // Importing products needs the create permission too.
+    let importer = user_with_role(
+        &w,
+        "pimporter",
+        vec![Permission {
+            entity: Entity::Product,
+            action: Action::Import,
+            scope: DataScope::All,
+        }],
+        Vec::new(),
+    )
+    .await;
+    assert!(matches!(
+        w.crm
+            .begin_import(&importer, opts(Entity::Product), &headers(&h))
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    let mut o = opts(Entity::Product);
+    o.owner = Some("zhangsan".into());
+    assert!(matches!(
+        w.crm.begin_import(&w.admin, o, &headers(&h)).await,
+        Err(Error::Validation(_))
     ));
 }
 
