@@ -17,7 +17,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use crm_core::schema::{ColType, ColumnDef, Table};
 use crm_core::store::{CustomType, Row, StoreError};
 use crm_core::value::Value;
-use rusqlite::types::{Value as Sql, ValueRef};
+use rusqlite::types::{ToSqlOutput, Value as Sql, ValueRef};
 use std::fmt;
 
 /// The format of stored timestamps: fixed width, microseconds, UTC.
@@ -46,14 +46,34 @@ pub(crate) fn invalid(message: impl Into<String>) -> StoreError {
     }
 }
 
-/// Formats a timestamp the way it is stored.
+/// Formats a timestamp the way it is stored ([`TIMESTAMP_FORMAT`]), without
+/// interpreting the format string on every call (this runs for every
+/// written row).
 pub(crate) fn timestamp_text(t: &DateTime<Utc>) -> String {
-    t.format(TIMESTAMP_FORMAT).to_string()
+    use chrono::{Datelike, Timelike};
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return t.format(TIMESTAMP_FORMAT).to_string();
+    }
+    let micros = t.timestamp_subsec_micros().min(999_999);
+    format!(
+        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{micros:06}Z",
+        t.month(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+    )
 }
 
-/// Formats a date the way it is stored.
+/// Formats a date the way it is stored ([`DATE_FORMAT`]).
 pub(crate) fn date_text(d: &NaiveDate) -> String {
-    d.format(DATE_FORMAT).to_string()
+    use chrono::Datelike;
+    let year = d.year();
+    if !(0..=9999).contains(&year) {
+        return d.format(DATE_FORMAT).to_string();
+    }
+    format!("{year:04}-{:02}-{:02}", d.month(), d.day())
 }
 
 /// Formats an id the way it is stored.
@@ -73,6 +93,18 @@ fn variant(v: &Value) -> &'static str {
         Value::Id(_) => "id",
         Value::Json(_) => "json",
     }
+}
+
+/// Encodes a value for a physical column of `table`, borrowing text.
+pub(crate) fn encode_ref<'a>(
+    table: Table,
+    col: &ColumnDef,
+    v: &'a Value,
+) -> Result<ToSqlOutput<'a>, StoreError> {
+    Ok(match (col.ty, v) {
+        (ColType::Text, Value::Text(s)) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        _ => ToSqlOutput::Owned(encode(table, col, v)?),
+    })
 }
 
 /// Encodes a value for a physical column of `table`.
@@ -247,5 +279,29 @@ mod tests {
         let col = table.column("id").expect("column");
         let err = decode(table.name(), &col, ValueRef::Text(b"nope")).expect_err("refused");
         assert!(err.to_string().contains("users.id"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod format_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn hand_formatted_timestamps_and_dates_match_the_stored_format() {
+        let cases = [
+            Utc.with_ymd_and_hms(2026, 11, 27, 5, 41, 14).unwrap()
+                + chrono::Duration::microseconds(130_988),
+            Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap()
+                + chrono::Duration::nanoseconds(999_999_999),
+        ];
+        for t in cases {
+            assert_eq!(timestamp_text(&t), t.format(TIMESTAMP_FORMAT).to_string());
+            let d = t.date_naive();
+            assert_eq!(date_text(&d), d.format(DATE_FORMAT).to_string());
+        }
+        let far = NaiveDate::from_ymd_opt(12345, 1, 2).unwrap();
+        assert_eq!(date_text(&far), far.format(DATE_FORMAT).to_string());
     }
 }
