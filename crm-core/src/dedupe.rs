@@ -484,8 +484,13 @@ impl Crm {
                     table: Table::Customers,
                     values,
                 } => {
+                    // Only what the keys are made of (a bulk import inserts
+                    // thousands of customers here).
                     let map: BTreeMap<String, Value> = values
                         .iter()
+                        .filter(|(k, _)| {
+                            KEY_COLUMNS.contains(k) || matches!(*k, "id" | "company_id")
+                        })
                         .map(|(k, v)| (k.to_string(), v.clone()))
                         .collect();
                     let id = map.get("id").and_then(Value::as_id).unwrap_or_default();

@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+mod checkpoint;
 mod codec;
 mod error;
 mod migrate;
 mod query;
 
+pub use checkpoint::{IDLE_CHECKPOINT, ROWS_PER_CHECKPOINT, WRITER_AUTOCHECKPOINT_PAGES};
 pub use error::{BoxError, OpenError};
 pub use migrate::SCHEMA_VERSION;
 
@@ -51,6 +53,9 @@ pub const READ_CONNECTIONS: usize = 4;
 /// the crate documentation.
 pub struct SqliteStore {
     location: String,
+    /// Background WAL checkpoints (file-backed stores); dropped, and its
+    /// thread joined, before the connections close.
+    checkpointer: Option<checkpoint::Checkpointer>,
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
@@ -83,6 +88,7 @@ fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
         // cache at every batch of a bulk import once a table has some
         // 10 000 rows.
         conn.pragma_update(None, "cache_size", WRITER_CACHE_KIB)?;
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
     } else {
         conn.pragma_update(None, "query_only", "ON")?;
     }
@@ -123,8 +129,10 @@ impl SqliteStore {
             })
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(open_err)?;
+        let checkpointer = checkpoint::Checkpointer::start(path).map_err(open_err)?;
         Ok(SqliteStore {
             location,
+            checkpointer: Some(checkpointer),
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
@@ -144,6 +152,7 @@ impl SqliteStore {
         migrate::run(&mut conn, &location, migrate::MIGRATIONS)?;
         Ok(SqliteStore {
             location,
+            checkpointer: None,
             writer: Mutex::new(conn),
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
@@ -181,8 +190,13 @@ impl SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(error::backend)?;
+        let before = tx.total_changes();
         let out = f(&tx)?;
+        let rows = usize::try_from(tx.total_changes().saturating_sub(before)).unwrap_or(0);
         tx.commit().map_err(error::backend)?;
+        if let Some(c) = &self.checkpointer {
+            c.committed(rows);
+        }
         Ok(out)
     }
 }

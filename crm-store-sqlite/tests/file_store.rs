@@ -266,3 +266,47 @@ async fn concurrent_tasks_sharing_one_store_lose_no_update() {
     }
     check_final_state(store.as_ref()).await;
 }
+
+/// Committed pages reach the database file through the background
+/// checkpoint, long before the writer's own automatic checkpoint would
+/// run: 1 500 small rows are some 60 pages of WAL, far below
+/// `WRITER_AUTOCHECKPOINT_PAGES`.
+#[tokio::test]
+async fn writes_are_checkpointed_in_the_background() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crm.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let size = || std::fs::metadata(&path).expect("db file").len();
+    // Let the schema's own pages settle first.
+    std::thread::sleep(crm_store_sqlite::IDLE_CHECKPOINT * 3);
+    let before = size();
+    let mut cs = ChangeSet::default();
+    for i in 0..1500u128 {
+        cs.ops.push(Op::Insert {
+            table: Table::Departments,
+            values: vec![
+                ("id", Value::Id(Uuid::from_u128(0x1_0000 + i))),
+                ("company_id", Value::Id(company())),
+                ("version", Value::Int(1)),
+                ("created_at", Value::Timestamp(at())),
+                ("updated_at", Value::Timestamp(at())),
+                ("name", Value::from(format!("部门{i}"))),
+                ("position", Value::Int(i as i64)),
+            ],
+        });
+    }
+    assert!(
+        1500 >= crm_store_sqlite::ROWS_PER_CHECKPOINT,
+        "the write is big enough to ask for a checkpoint at once"
+    );
+    store.apply(&cs).await.expect("bulk insert");
+    let mut grown = false;
+    for _ in 0..100 {
+        if size() > before {
+            grown = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(grown, "the database file did not grow within 5 s");
+}
