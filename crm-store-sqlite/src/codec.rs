@@ -290,10 +290,16 @@ mod format_tests {
     #[test]
     fn hand_formatted_timestamps_and_dates_match_the_stored_format() {
         let cases = [
-            Utc.with_ymd_and_hms(2026, 11, 27, 5, 41, 14).unwrap()
+            Utc.with_ymd_and_hms(2026, 11, 27, 5, 41, 14)
+                .single()
+                .expect("valid")
                 + chrono::Duration::microseconds(130_988),
-            Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap(),
-            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap()
+            Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0)
+                .single()
+                .expect("valid"),
+            Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
+                .single()
+                .expect("valid")
                 + chrono::Duration::nanoseconds(999_999_999),
         ];
         for t in cases {
@@ -301,7 +307,7 @@ mod format_tests {
             let d = t.date_naive();
             assert_eq!(date_text(&d), d.format(DATE_FORMAT).to_string());
         }
-        let far = NaiveDate::from_ymd_opt(12345, 1, 2).unwrap();
+        let far = NaiveDate::from_ymd_opt(12345, 1, 2).expect("valid");
         assert_eq!(date_text(&far), far.format(DATE_FORMAT).to_string());
     }
 }
