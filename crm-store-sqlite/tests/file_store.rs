@@ -281,7 +281,9 @@ async fn writes_are_checkpointed_in_the_background() {
     std::thread::sleep(crm_store_sqlite::IDLE_CHECKPOINT * 3);
     let before = size();
     let mut cs = ChangeSet::default();
-    for i in 0..1500u128 {
+    // Big enough to ask for a checkpoint at once.
+    let rows = crm_store_sqlite::ROWS_PER_CHECKPOINT as u128 + 500;
+    for i in 0..rows {
         cs.ops.push(Op::Insert {
             table: Table::Departments,
             values: vec![
@@ -295,10 +297,6 @@ async fn writes_are_checkpointed_in_the_background() {
             ],
         });
     }
-    assert!(
-        1500 >= crm_store_sqlite::ROWS_PER_CHECKPOINT,
-        "the write is big enough to ask for a checkpoint at once"
-    );
     store.apply(&cs).await.expect("bulk insert");
     let mut grown = false;
     for _ in 0..100 {
