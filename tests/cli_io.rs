@@ -106,9 +106,15 @@ fn product_template_import_and_price_update_from_the_command_line() {
     assert_eq!(v["report"]["created"], 1, "{text}");
     assert_eq!(v["report"]["rejected"], 1, "{text}");
     let listed = ok(&tmp, &["product", "list"]);
-    assert!(listed.contains("IMP-001") && listed.contains("1,280.50"), "{listed}");
+    assert!(
+        listed.contains("IMP-001") && listed.contains("1,280.50"),
+        "{listed}"
+    );
     // A price list: only codes and prices, updating what exists.
-    sheet("prices.xlsx", &[&["产品编号", "标准价"], &["IMP-001", "1300"]]);
+    sheet(
+        "prices.xlsx",
+        &[&["产品编号", "标准价"], &["IMP-001", "1300"]],
+    );
     let u = ok(
         &tmp,
         &["import", "product", "prices.xlsx", "--policy", "update"],

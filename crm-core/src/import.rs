@@ -1281,6 +1281,7 @@ impl Crm {
                 } else {
                     None
                 },
+                kinds: Arc::new(Vec::new()),
             },
             users,
             departments,
@@ -1303,6 +1304,18 @@ impl Crm {
             ref_rows: HashMap::new(),
             opts: options,
         };
+        let kinds = session
+            .v
+            .map
+            .roles
+            .iter()
+            .map(|role| match role {
+                ColumnRole::Ignored => CellKind::Other,
+                ColumnRole::Field(f) => session.v.kind_of(entity, f),
+                ColumnRole::Contact { field, .. } => session.v.kind_of(Entity::Contact, field),
+            })
+            .collect();
+        session.v.kinds = Arc::new(kinds);
         if !session.opts.dry_run && session.opts.commit == CommitMode::Batches {
             session.start_or_resume().await?;
         }
@@ -2047,6 +2060,8 @@ pub struct RowValidator {
     lookups: Arc<Lookups>,
     /// The company's duplicate-key settings (customer imports).
     modes: Option<Arc<crate::dedupe::Modes>>,
+    /// How each column's cells are read, worked out once from the header.
+    kinds: Arc<Vec<CellKind>>,
 }
 
 impl std::fmt::Debug for RowValidator {
@@ -2152,12 +2167,10 @@ impl RowValidator {
             if cell.is_empty() {
                 continue;
             }
-            let (entity, field, target) = match role {
+            let (field, target) = match role {
                 ColumnRole::Ignored => continue,
-                ColumnRole::Field(f) => (self.entity, f, &mut main),
-                ColumnRole::Contact { group, field } => {
-                    (Entity::Contact, field, groups.entry(*group).or_default())
-                }
+                ColumnRole::Field(f) => (f, &mut main),
+                ColumnRole::Contact { group, field } => (field, groups.entry(*group).or_default()),
             };
             if let Cell::Error(e) = cell {
                 errors.push((
@@ -2169,7 +2182,8 @@ impl RowValidator {
                 ));
                 continue;
             }
-            if let Some(v) = Self::cell_json(cell, self.kind_of(entity, field)) {
+            let kind = self.kinds.get(i).copied().unwrap_or(CellKind::Other);
+            if let Some(v) = Self::cell_json(cell, kind) {
                 target.insert(field.clone(), v);
             }
         }
