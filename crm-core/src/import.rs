@@ -2435,7 +2435,12 @@ impl RowValidator {
                 })
                 .map(|d| d.key.clone())
                 .collect();
-            let custom_json = Value::Json(Json::Object(custom.clone().into_iter().collect()));
+            // `keys_of` reads `custom` only when there are custom keys.
+            let custom_json = if custom_keys.is_empty() {
+                Value::Null
+            } else {
+                Value::Json(Json::Object(custom.clone().into_iter().collect()))
+            };
             let get = |k: &str| match k {
                 "custom" => custom_json.clone(),
                 k => set.get(k).cloned().unwrap_or(Value::Null),

@@ -121,40 +121,41 @@ impl<'a> Alts<'a> {
     }
 }
 
-/// The `v` and `u` spellings of the readings with `ü` (the only ones the
-/// data has in toneless form).
-fn umlaut(r: &str) -> Option<(&'static str, &'static str)> {
-    match r {
-        "lü" => Some(("lv", "lu")),
-        "lüe" => Some(("lve", "lue")),
-        "nü" => Some(("nv", "nu")),
-        "nüe" => Some(("nve", "nue")),
-        _ => None,
+/// A cheap first test of membership in [`HETERONYMS`]: bit `c mod 256`
+/// is set for every character there.
+const HETERONYM_FILTER: [u64; 4] = {
+    let mut bits = [0u64; 4];
+    let mut i = 0;
+    while i < HETERONYMS.len() {
+        let c = HETERONYMS[i].0 as u32;
+        bits[((c >> 6) & 3) as usize] |= 1 << (c & 63);
+        i += 1;
     }
+    bits
+};
+
+/// The readings of [`HETERONYMS`] for `c`, if it is there.
+fn heteronym(c: char) -> Option<&'static [&'static str]> {
+    let c32 = c as u32;
+    if HETERONYM_FILTER[((c32 >> 6) & 3) as usize] & (1 << (c32 & 63)) == 0 {
+        return None;
+    }
+    HETERONYMS
+        .binary_search_by_key(&c, |(h, _)| *h)
+        .ok()
+        .map(|i| HETERONYMS[i].1)
 }
 
-/// The toneless readings of a character: those of [`HETERONYMS`], else the
-/// commonest one, with `ü` written `v`, then the `u` spellings of the
-/// readings that have `ü`; at most [`MAX_READINGS`].
-fn readings(c: char) -> Option<Alts<'static>> {
-    let first: [&'static str; 1];
-    let base: &[&'static str] = match HETERONYMS.binary_search_by_key(&c, |(h, _)| *h) {
-        Ok(i) => HETERONYMS[i].1,
-        Err(_) => {
-            first = [c.to_pinyin()?.plain()];
-            &first
-        }
-    };
-    let mut out = Alts::default();
-    for r in base {
-        out.push_unique(umlaut(r).map_or(r, |(v, _)| v));
+/// The `v` and `u` spellings of the readings with `ü` (the only ones the
+/// data has in toneless form).
+fn umlaut(r: &str) -> Option<&'static [&'static str]> {
+    match r {
+        "lü" => Some(&["lv", "lu"]),
+        "lüe" => Some(&["lve", "lue"]),
+        "nü" => Some(&["nv", "nu"]),
+        "nüe" => Some(&["nve", "nue"]),
+        _ => None,
     }
-    for r in base {
-        if let Some((_, u)) = umlaut(r) {
-            out.push_unique(u);
-        }
-    }
-    (out.len > 0).then_some(out)
 }
 
 /// The first letter of a reading.
@@ -165,37 +166,73 @@ fn initial(r: &str) -> &str {
 /// One searchable position of a name: a Chinese character with its
 /// readings, or a run of letters and digits kept as typed.
 #[derive(Clone, Copy, Debug)]
-struct Position<'a> {
-    /// Full-pinyin alternatives (lowercase, toneless, `ü` as `v` or `u`).
-    full: Alts<'a>,
-    /// Initial-letter alternatives (the whole run for non-Chinese text).
-    initials: Alts<'a>,
-}
-
-/// A position before the runs of letters are borrowed from their buffer.
-enum Token {
-    Han(Alts<'static>),
-    /// A run of letters and digits: its byte range in the buffer.
+enum Position {
+    /// A character with one reading (lowercase, toneless).
+    One(&'static str),
+    /// A character with several readings: those of [`HETERONYMS`], or the
+    /// `v` and `u` spellings of a reading with `ü`.
+    Many(&'static [&'static str]),
+    /// A run of letters and digits: its byte range in the buffer of runs,
+    /// the only alternative in both forms.
     Word(usize, usize),
 }
 
-/// Splits a name into tokens, writing its runs of letters and digits,
+/// The position of a character with pinyin data: its commonest reading,
+/// or its readings in [`HETERONYMS`], with `ü` written both `v` and `u`.
+fn reading(c: char) -> Option<Position> {
+    if let Some(r) = heteronym(c) {
+        return Some(Position::Many(r));
+    }
+    let r = c.to_pinyin()?.plain();
+    Some(umlaut(r).map_or(Position::One(r), Position::Many))
+}
+
+impl Position {
+    /// The full-pinyin or the initials alternatives (at most
+    /// [`MAX_READINGS`]).
+    fn alts<'a>(&self, words: &'a str, initials: bool) -> Alts<'a> {
+        let pick = |r: &'a str| if initials { initial(r) } else { r };
+        match *self {
+            Position::One(r) => Alts::one(pick(r)),
+            Position::Many(rs) => {
+                let mut a = Alts::default();
+                for r in rs {
+                    a.push_unique(pick(r));
+                }
+                a
+            }
+            Position::Word(a, b) => Alts::one(&words[a..b]),
+        }
+    }
+
+    /// The first full-pinyin or initials alternative.
+    fn first<'a>(&self, words: &'a str, initials: bool) -> &'a str {
+        let r = match *self {
+            Position::One(r) => r,
+            Position::Many(rs) => rs.first().copied().unwrap_or_default(),
+            Position::Word(a, b) => return &words[a..b],
+        };
+        if initials { initial(r) } else { r }
+    }
+}
+
+/// Splits a name into positions, writing its runs of letters and digits,
 /// lowercased, into `words`.
-fn tokens(name: &str, words: &mut String) -> Vec<Token> {
-    let mut out = Vec::new();
+fn positions(name: &str, words: &mut String) -> Vec<Position> {
+    let mut out = Vec::with_capacity(name.len() / 3 + 1);
     let mut start: Option<usize> = None;
-    let flush = |start: &mut Option<usize>, words: &String, out: &mut Vec<Token>| {
+    let flush = |start: &mut Option<usize>, words: &String, out: &mut Vec<Position>| {
         if let Some(s) = start.take() {
-            out.push(Token::Word(s, words.len()));
+            out.push(Position::Word(s, words.len()));
         }
     };
     for c in name.chars().map(crate::validate::halfwidth) {
         if c.is_ascii_alphanumeric() {
             start.get_or_insert(words.len());
             words.push(c.to_ascii_lowercase());
-        } else if let Some(full) = readings(c) {
+        } else if let Some(p) = reading(c) {
             flush(&mut start, words, &mut out);
-            out.push(Token::Han(full));
+            out.push(p);
         } else if c.is_alphanumeric() {
             // Letters of other scripts, and Han characters without data.
             start.get_or_insert(words.len());
@@ -206,35 +243,6 @@ fn tokens(name: &str, words: &mut String) -> Vec<Token> {
     }
     flush(&mut start, words, &mut out);
     out
-}
-
-/// The positions of a name, handed to `f`.
-fn with_positions<R>(name: &str, f: impl FnOnce(&[Position<'_>]) -> R) -> R {
-    let mut words = String::new();
-    let tokens = tokens(name, &mut words);
-    let pos: Vec<Position<'_>> = tokens
-        .iter()
-        .map(|t| match t {
-            Token::Han(full) => {
-                let mut initials = Alts::default();
-                for r in full.as_slice() {
-                    initials.push_unique(initial(r));
-                }
-                Position {
-                    full: *full,
-                    initials,
-                }
-            }
-            Token::Word(a, b) => {
-                let w = Alts::one(&words[*a..*b]);
-                Position {
-                    full: w,
-                    initials: w,
-                }
-            }
-        })
-        .collect();
-    f(&pos)
 }
 
 /// The number of combinations, saturating.
@@ -302,18 +310,29 @@ fn keys_for(alts: &[Alts<'_>], keys: &mut Keys) {
         }
     }
     let rows: usize = radix.iter().product();
-    for row in 0..rows {
-        let mut digits = [0usize; GUARANTEED_SYLLABLES];
-        let mut rest = row;
+    let longest: usize = alts
+        .iter()
+        .map(|a| a.as_slice().iter().map(|s| s.len()).max().unwrap_or(0))
+        .sum();
+    keys.text.reserve(rows * (longest + 1));
+    keys.spans.reserve(rows);
+    // The digits run through every combination, the first one fastest.
+    let mut digits = [0usize; GUARANTEED_SYLLABLES];
+    for _ in 0..rows {
+        keys.push(alts.iter().zip(&slots).map(|(a, s)| match s {
+            None => a.items[0],
+            Some(s) => {
+                let d = digits[*s];
+                a.items[if d < a.len { d } else { d % a.len }]
+            }
+        }));
         for (d, r) in digits.iter_mut().zip(radix) {
-            *d = rest % r;
-            rest /= r;
+            *d += 1;
+            if *d < r {
+                break;
+            }
+            *d = 0;
         }
-        keys.push(
-            alts.iter()
-                .zip(&slots)
-                .map(|(a, s)| a.items[s.map_or(0, |s| digits[s] % a.len)]),
-        );
     }
 }
 
@@ -345,9 +364,11 @@ fn colour_positions(alts: &[Alts<'_>]) -> Vec<Option<usize>> {
 /// Whether `needle` occurs in `hay` (both short: a plain scan beats
 /// setting up a substring searcher).
 fn occurs(hay: &[u8], needle: &[u8]) -> bool {
-    match needle.first() {
-        None => true,
-        Some(&b) => hay.windows(needle.len()).any(|w| w[0] == b && w == needle),
+    match (needle.first(), needle.last()) {
+        (Some(&first), Some(&last)) => hay
+            .windows(needle.len())
+            .any(|w| w[0] == first && w[w.len() - 1] == last && w == needle),
+        _ => true,
     }
 }
 
@@ -416,14 +437,46 @@ fn prune(keys: Keys) -> String {
 /// most 4⁴ = 256 keys of each kind. Keys contained in other keys are
 /// dropped.
 pub fn search_keys(name: &str) -> String {
-    with_positions(name, |pos| {
-        let mut keys = Keys::default();
-        let full: Vec<Alts<'_>> = pos.iter().map(|p| p.full).collect();
-        keys_for(&full, &mut keys);
-        let initials: Vec<Alts<'_>> = pos.iter().map(|p| p.initials).collect();
-        keys_for(&initials, &mut keys);
-        prune(keys)
-    })
+    let mut words = String::new();
+    let pos = positions(name, &mut words);
+    if pos.is_empty() {
+        return String::new();
+    }
+    if !pos.iter().any(|p| matches!(p, Position::Many(_))) {
+        // One reading per position (most names): one key of each kind.
+        let len = |initials| {
+            pos.iter()
+                .map(|p| p.first(&words, initials).len())
+                .sum::<usize>()
+        };
+        let mut out = String::with_capacity(len(false) + 1 + len(true));
+        for p in &pos {
+            out.push_str(p.first(&words, false));
+        }
+        let split = out.len();
+        out.push(' ');
+        for p in &pos {
+            out.push_str(p.first(&words, true));
+        }
+        // The initials are never longer: drop them when the full key holds
+        // them (a name of letters only).
+        if occurs(&out.as_bytes()[..split], &out.as_bytes()[split + 1..]) {
+            out.truncate(split);
+        }
+        return out;
+    }
+    all_keys(&pos, &words)
+}
+
+/// The keys of [`search_keys`] made the general way: every key of both
+/// kinds, then pruned.
+fn all_keys(pos: &[Position], words: &str) -> String {
+    let mut keys = Keys::default();
+    for initials in [false, true] {
+        let alts: Vec<Alts<'_>> = pos.iter().map(|p| p.alts(words, initials)).collect();
+        keys_for(&alts, &mut keys);
+    }
+    prune(keys)
 }
 
 /// Normalises a search query for matching against [`search_keys`]:
@@ -541,7 +594,10 @@ mod tests {
             for r in *readings {
                 assert!(known.contains(r), "{c} {r} not in {known:?}");
             }
-            assert_eq!(readings(*c).unwrap().as_slice(), *readings);
+            assert!(readings.iter().all(|r| !r.contains('ü')), "{c}");
+            let mut words = String::new();
+            let pos = positions(&c.to_string(), &mut words);
+            assert_eq!(pos[0].alts(&words, false).as_slice(), *readings);
         }
     }
 
@@ -636,21 +692,18 @@ mod tests {
     /// Every combination of readings of every window of up to 4 positions.
     fn assert_windows_covered(name: &str) {
         let keys = search_keys(name);
-        with_positions(name, |pos| {
-            for kind in 0..2 {
-                let alts: Vec<Alts<'_>> = pos
-                    .iter()
-                    .map(|p| if kind == 0 { p.full } else { p.initials })
-                    .collect();
-                for len in 1..=GUARANTEED_SYLLABLES.min(alts.len()) {
-                    for start in 0..=alts.len() - len {
-                        for q in combinations(&alts[start..start + len]) {
-                            assert!(keys.contains(&q), "{name}: {q} not in {keys}");
-                        }
+        let mut words = String::new();
+        let pos = positions(name, &mut words);
+        for initials in [false, true] {
+            let alts: Vec<Alts<'_>> = pos.iter().map(|p| p.alts(&words, initials)).collect();
+            for len in 1..=GUARANTEED_SYLLABLES.min(alts.len()) {
+                for start in 0..=alts.len() - len {
+                    for q in combinations(&alts[start..start + len]) {
+                        assert!(keys.contains(&q), "{name}: {q} not in {keys}");
                     }
                 }
             }
-        });
+        }
     }
 
     #[test]
@@ -658,12 +711,15 @@ mod tests {
         let name = "重庆长沙曾行重庆长沙曾行乐调还都传会差重庆长沙曾行";
         assert_windows_covered(name);
         let n = key_count(name);
-        // Nearly every character here is a heteronym.
-        assert!(n > 2 * MAX_COMBINATIONS, "{n} keys");
-        assert!(n <= 2 * MAX_READINGS.pow(4), "{n} keys");
+        // Nearly every character here has two readings: any 4 consecutive
+        // ones combine in 16 ways, the least number of keys of each kind.
+        assert_eq!(n, 2 * 2usize.pow(4), "{n} keys");
         // The commonest reading of the whole name is one key.
-        let full: String =
-            with_positions(name, |pos| pos.iter().map(|p| p.full.items[0]).collect());
+        let mut words = String::new();
+        let full: String = positions(name, &mut words)
+            .iter()
+            .map(|p| p.first(&words, false))
+            .collect();
         assert!(search_keys(name).split(' ').any(|k| k == full));
     }
 
@@ -691,6 +747,13 @@ mod tests {
         ) {
             let name: String = chars.into_iter().collect();
             assert_windows_covered(&name);
+        }
+
+        #[test]
+        fn single_readings_shortcut_agrees(s in "[a-zA-Z0-9 ，华为技术有限公司中国银行长吕绿Ａé]{0,12}") {
+            let mut words = String::new();
+            let pos = positions(&s, &mut words);
+            prop_assert_eq!(search_keys(&s), all_keys(&pos, &words));
         }
 
         #[test]

@@ -112,6 +112,9 @@ pub struct BatchReport {
 /// `2026-11-27`, `2026/11/27`, `2026.11.27`, `20261127`, `2026年11月27日`.
 pub fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
     let t = s.trim();
+    if let Some(d) = iso_date(t) {
+        return Ok(d);
+    }
     let cleaned = t
         .replace(['年', '月'], "-")
         .replace('日', "")
@@ -128,25 +131,77 @@ pub fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
         .map_err(|_| format!("'{t}' is not a date (expected e.g. 2026-11-27)"))
 }
 
+/// A valid date written exactly `YYYY-MM-DD` (what spreadsheet date cells
+/// and the API give), read without a format string; anything else is left
+/// to the general parser.
+fn iso_date(t: &str) -> Option<NaiveDate> {
+    let b = t.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| {
+        b[r].iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let year = i32::try_from(num(0..4)?).ok()?;
+    NaiveDate::from_ymd_opt(year, num(5..7)?, num(8..10)?)
+}
+
+/// A local date and time in the forms [`Crm::parse_datetime`] accepts.
+fn local_datetime(t: &str) -> std::result::Result<NaiveDateTime, ()> {
+    let cleaned = t.replace('/', "-").replace('T', " ");
+    NaiveDateTime::parse_from_str(&cleaned, "%Y-%m-%d %H:%M:%S")
+        .or_else(|_| NaiveDateTime::parse_from_str(&cleaned, "%Y-%m-%d %H:%M"))
+        .or_else(|_| {
+            parse_date(t)
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+                .map_err(|_| ())
+        })
+        .map_err(|_| ())
+}
+
+/// A valid local date and time written exactly `YYYY-MM-DD`,
+/// `YYYY-MM-DD HH:MM` or `YYYY-MM-DD HH:MM:SS` (what spreadsheet cells
+/// give), read without format strings; anything else is left to
+/// [`local_datetime`].
+fn iso_local_datetime(t: &str) -> Option<NaiveDateTime> {
+    if !t.is_ascii() || !matches!(t.len(), 10 | 16 | 19) {
+        return None;
+    }
+    let date = iso_date(&t[..10])?;
+    let b = t.as_bytes();
+    let two = |i: usize| {
+        let (h, l) = (b[i], b[i + 1]);
+        (h.is_ascii_digit() && l.is_ascii_digit())
+            .then(|| u32::from(h - b'0') * 10 + u32::from(l - b'0'))
+    };
+    let (h, m, sec) = match t.len() {
+        10 => (0, 0, 0),
+        16 if b[10] == b' ' && b[13] == b':' => (two(11)?, two(14)?, 0),
+        19 if b[10] == b' ' && b[13] == b':' && b[16] == b':' => (two(11)?, two(14)?, two(17)?),
+        _ => return None,
+    };
+    date.and_hms_opt(h, m, sec)
+}
+
 impl Crm {
     /// Parses an instant: RFC 3339, or a local `YYYY-MM-DD HH:MM[:SS]` or a
     /// date (midnight) in the companies' time zone.
     pub fn parse_datetime(&self, s: &str) -> std::result::Result<DateTime<Utc>, String> {
         let t = s.trim();
-        if let Ok(d) = DateTime::parse_from_rfc3339(t) {
-            return Ok(d.with_timezone(&Utc));
-        }
-        let cleaned = t.replace('/', "-").replace('T', " ");
-        let local = NaiveDateTime::parse_from_str(&cleaned, "%Y-%m-%d %H:%M:%S")
-            .or_else(|_| NaiveDateTime::parse_from_str(&cleaned, "%Y-%m-%d %H:%M"))
-            .or_else(|_| {
-                parse_date(t)
-                    .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
-                    .map_err(|_| ())
-            })
-            .map_err(|_| {
-                format!("'{t}' is not a date and time (expected e.g. 2026-11-27 14:30)")
-            })?;
+        // Without an offset the text is never RFC 3339.
+        let local = match iso_local_datetime(t) {
+            Some(local) => local,
+            None => {
+                if let Ok(d) = DateTime::parse_from_rfc3339(t) {
+                    return Ok(d.with_timezone(&Utc));
+                }
+                local_datetime(t).map_err(|_| {
+                    format!("'{t}' is not a date and time (expected e.g. 2026-11-27 14:30)")
+                })?
+            }
+        };
         self.config
             .utc_offset
             .from_local_datetime(&local)
@@ -161,8 +216,13 @@ pub(crate) fn json_text(v: &Json) -> Option<String> {
         Json::Null => None,
         Json::String(s) => {
             // NUL cannot be stored by every backend and is never meaningful.
-            let t = s.trim().replace('\0', "");
-            (!t.is_empty()).then_some(t)
+            let t = s.trim();
+            if t.contains('\0') {
+                let t = t.replace('\0', "");
+                (!t.is_empty()).then_some(t)
+            } else {
+                (!t.is_empty()).then(|| t.to_owned())
+            }
         }
         Json::Number(n) => Some(n.to_string()),
         Json::Bool(b) => Some(b.to_string()),
@@ -221,10 +281,33 @@ pub(crate) struct Lookups {
 }
 
 /// One input field resolved to where it goes.
-pub(crate) enum Target {
+pub(crate) enum Target<'a> {
     Builtin(&'static FieldDef),
-    Custom(CustomFieldDef),
+    Custom(&'a CustomFieldDef),
     Owner,
+}
+
+/// The column values one built-in field sets: its own column and, for
+/// phone numbers, their duplicate key column.
+struct Columns {
+    main: (&'static str, Value),
+    key: Option<(&'static str, Value)>,
+}
+
+impl Columns {
+    fn one(name: &'static str, value: Value) -> Columns {
+        Columns {
+            main: (name, value),
+            key: None,
+        }
+    }
+
+    fn two(main: (&'static str, Value), key: (&'static str, Value)) -> Columns {
+        Columns {
+            main,
+            key: Some(key),
+        }
+    }
 }
 
 pub(crate) fn field_label(def: &FieldDef) -> String {
@@ -232,23 +315,30 @@ pub(crate) fn field_label(def: &FieldDef) -> String {
 }
 
 impl Crm {
-    pub(crate) fn resolve_target(
+    pub(crate) fn resolve_target<'a>(
         entity: Entity,
         name: &str,
-        customs: &[CustomFieldDef],
-    ) -> Option<Target> {
+        customs: &'a [CustomFieldDef],
+    ) -> Option<Target<'a>> {
         let n = name.trim();
         if matches!(n, "owner_id" | "owner" | "负责人") {
             return Some(Target::Owner);
         }
-        if let Some(def) = entity.field(n) {
+        // An API name (what imports pass) is found without comparing labels
+        // and aliases; `builtin_api_names_resolve_to_themselves` checks that
+        // this finds what `Entity::field` finds.
+        if let Some(def) = entity
+            .fields()
+            .iter()
+            .find(|f| f.name == n)
+            .or_else(|| entity.field(n))
+        {
             return Some(Target::Builtin(def));
         }
         let key = n.strip_prefix("custom.").unwrap_or(n);
         customs
             .iter()
             .find(|d| d.key == key || d.label == key || d.label_en.as_deref() == Some(key))
-            .cloned()
             .map(Target::Custom)
     }
 
@@ -292,46 +382,49 @@ impl Crm {
         def: &'static FieldDef,
         value: &Json,
         lookups: &Lookups,
-    ) -> std::result::Result<Vec<(&'static str, Value)>, String> {
+    ) -> std::result::Result<Columns, String> {
         let name = def.name;
         if def.kind == FieldKind::Tags {
-            return Ok(vec![(name, tags_to_column(value).into())]);
+            return Ok(Columns::one(name, tags_to_column(value).into()));
         }
         if def.kind == FieldKind::Attachments {
-            return coerce_attachments(value).map(|j| vec![(name, Value::Json(j))]);
+            return coerce_attachments(value).map(|j| Columns::one(name, Value::Json(j)));
         }
         let Some(text) = json_text(value) else {
-            let mut out = vec![(name, Value::Null)];
-            if let FieldKind::Phone(k) | FieldKind::Mobile(k) = def.kind {
-                out.push((k, Value::Null));
-            }
-            return Ok(out);
+            return Ok(match def.kind {
+                FieldKind::Phone(k) | FieldKind::Mobile(k) => {
+                    Columns::two((name, Value::Null), (k, Value::Null))
+                }
+                _ => Columns::one(name, Value::Null),
+            });
         };
         let out = match def.kind {
             FieldKind::Text(max) => {
                 if text.chars().count() > max {
                     return Err(format!("is longer than {max} characters"));
                 }
-                vec![(name, text.into())]
+                Columns::one(name, text.into())
             }
             FieldKind::CompanyName => {
                 if text.chars().count() > 128 {
                     return Err("is longer than 128 characters".into());
                 }
-                vec![(name, text.into())]
+                Columns::one(name, text.into())
             }
-            FieldKind::PersonName => vec![(name, crate::validate::person_name(&text)?.into())],
+            FieldKind::PersonName => {
+                Columns::one(name, crate::validate::person_name(&text)?.into())
+            }
             FieldKind::Phone(key) => {
                 let p = crate::validate::phone(&text)?;
-                vec![(name, p.canonical.into()), (key, p.key.into())]
+                Columns::two((name, p.canonical.into()), (key, p.key.into()))
             }
             FieldKind::Mobile(key) => {
                 let m = crate::validate::mobile(&text)?;
-                vec![(name, m.clone().into()), (key, m.into())]
+                Columns::two((name, m.clone().into()), (key, m.into()))
             }
-            FieldKind::Email => vec![(name, crate::validate::email(&text)?.into())],
-            FieldKind::Url => vec![(name, crate::validate::url(&text)?.into())],
-            FieldKind::Uscc => vec![(name, crate::validate::uscc(&text)?.into())],
+            FieldKind::Email => Columns::one(name, crate::validate::email(&text)?.into()),
+            FieldKind::Url => Columns::one(name, crate::validate::url(&text)?.into()),
+            FieldKind::Uscc => Columns::one(name, crate::validate::uscc(&text)?.into()),
             FieldKind::ResidentId => {
                 let id = crate::validate::resident_id(&text)?;
                 if id.birth_date > self.today() {
@@ -340,10 +433,10 @@ impl Crm {
                         id.number, id.birth_date
                     ));
                 }
-                vec![(name, id.number.into())]
+                Columns::one(name, id.number.into())
             }
-            FieldKind::Date => vec![(name, parse_date(&text)?.into())],
-            FieldKind::DateTime => vec![(name, self.parse_datetime(&text)?.into())],
+            FieldKind::Date => Columns::one(name, parse_date(&text)?.into()),
+            FieldKind::DateTime => Columns::one(name, self.parse_datetime(&text)?.into()),
             FieldKind::Enum(options) => {
                 let v = options
                     .iter()
@@ -359,7 +452,7 @@ impl Crm {
                                 .join(", ")
                         )
                     })?;
-                vec![(name, v.into())]
+                Columns::one(name, v.into())
             }
             FieldKind::Choice(_) => {
                 let options = self
@@ -370,20 +463,20 @@ impl Crm {
                     .iter()
                     .find(|o| o.as_str() == text || o.eq_ignore_ascii_case(&text))
                     .ok_or_else(|| format!("'{text}' is not one of: {}", options.join(", ")))?;
-                vec![(name, v.clone().into())]
+                Columns::one(name, v.clone().into())
             }
             FieldKind::Ref(target) => {
                 if let Some(id) = lookups.refs.get(&(target, text.clone())) {
-                    return Ok(vec![(name, Value::Id(*id))]);
+                    return Ok(Columns::one(name, Value::Id(*id)));
                 }
                 let row = self
                     .resolve_ref(actor, target, &text)
                     .await
                     .map_err(|e| e.to_string())?;
-                vec![(name, Value::Id(row.id()))]
+                Columns::one(name, Value::Id(row.id()))
             }
             // Handled before the text conversion above.
-            FieldKind::Tags | FieldKind::Attachments => Vec::new(),
+            FieldKind::Tags | FieldKind::Attachments => Columns::one(name, Value::Null),
         };
         Ok(out)
     }
@@ -565,11 +658,14 @@ impl Crm {
                         .coerce_builtin(actor, entity, def, value, lookups)
                         .await
                     {
-                        Ok(vals) => {
-                            if def.required && vals.first().is_some_and(|(_, v)| v.is_null()) {
+                        Ok(cols) => {
+                            if def.required && cols.main.1.is_null() {
                                 errors.push(field_label(def), "is required");
                             }
-                            set.extend(vals);
+                            set.insert(cols.main.0, cols.main.1);
+                            if let Some((k, v)) = cols.key {
+                                set.insert(k, v);
+                            }
                         }
                         Err(m) => errors.push(field_label(def), m),
                     }
@@ -630,27 +726,26 @@ impl Crm {
         entity: Entity,
         merged: &mut BTreeMap<&'static str, Value>,
     ) -> Result<()> {
-        let text = |m: &BTreeMap<&'static str, Value>, k: &str| {
-            m.get(k)
-                .and_then(Value::as_text)
-                .unwrap_or_default()
-                .to_string()
-        };
+        use chrono::Datelike;
+        fn text<'m>(m: &'m BTreeMap<&'static str, Value>, k: &str) -> Option<&'m str> {
+            m.get(k).and_then(Value::as_text)
+        }
         match entity {
             Entity::Customer => {
-                let name = text(merged, "name");
-                let short = text(merged, "short_name");
-                merged.insert("name_key", crate::validate::company_name_key(&name).into());
-                let mut keys = crate::pinyin::search_keys(&name);
+                let name = text(merged, "name").unwrap_or_default();
+                let short = text(merged, "short_name").unwrap_or_default();
+                let name_key = crate::validate::company_name_key(name);
+                let mut keys = crate::pinyin::search_keys(name);
                 if !short.is_empty() {
                     keys.push(' ');
-                    keys.push_str(&crate::pinyin::search_keys(&short));
+                    keys.push_str(&crate::pinyin::search_keys(short));
                 }
+                merged.insert("name_key", name_key.into());
                 merged.insert("pinyin_keys", keys.into());
                 if merged.get("kind").is_none_or(Value::is_null) {
                     merged.insert("kind", "enterprise".into());
                 }
-                if text(merged, "kind") == "individual"
+                if text(merged, "kind") == Some("individual")
                     && merged.get("uscc").is_some_and(|v| !v.is_null())
                 {
                     return Err(Error::invalid(
@@ -660,12 +755,12 @@ impl Crm {
                 }
             }
             Entity::Contact => {
-                let name = text(merged, "name");
-                merged.insert("pinyin_keys", crate::pinyin::search_keys(&name).into());
+                let keys = crate::pinyin::search_keys(text(merged, "name").unwrap_or_default());
+                merged.insert("pinyin_keys", keys.into());
                 let md = merged
                     .get("birthday")
                     .and_then(Value::as_date)
-                    .map(|d| d.format("%m-%d").to_string());
+                    .map(|d| format!("{:02}-{:02}", d.month(), d.day()));
                 merged.insert("birthday_md", md.into());
             }
             Entity::FollowUp if merged.get("occurred_at").is_none_or(Value::is_null) => {
@@ -1878,5 +1973,120 @@ fn search_filter(entity: Entity, q: &str) -> Filter {
 impl From<crate::validate::Invalid> for String {
     fn from(e: crate::validate::Invalid) -> String {
         e.to_string()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn builtin_api_names_resolve_to_themselves() {
+        for entity in Entity::ALL {
+            for def in entity.fields() {
+                let found = entity.field(def.name).unwrap();
+                assert!(std::ptr::eq(found, def), "{entity}.{}", def.name);
+                match Crm::resolve_target(entity, def.name, &[]) {
+                    Some(Target::Builtin(d)) => assert!(std::ptr::eq(d, def)),
+                    Some(Target::Owner) => assert_eq!(def.name, "owner_id"),
+                    _ => panic!("{entity}.{} not resolved", def.name),
+                }
+            }
+        }
+    }
+
+    /// The general date parser, as it was before the `YYYY-MM-DD` shortcut.
+    fn parse_date_general(s: &str) -> std::result::Result<NaiveDate, String> {
+        let t = s.trim();
+        let cleaned = t
+            .replace(['年', '月'], "-")
+            .replace('日', "")
+            .replace(['/', '.'], "-");
+        let cleaned = cleaned.trim_end_matches('-');
+        NaiveDate::parse_from_str(cleaned, "%Y-%m-%d")
+            .or_else(|_| NaiveDate::parse_from_str(cleaned, "%Y%m%d"))
+            .or_else(|_| {
+                NaiveDateTime::parse_from_str(cleaned, "%Y-%m-%d %H:%M:%S")
+                    .or_else(|_| NaiveDateTime::parse_from_str(cleaned, "%Y-%m-%d %H:%M"))
+                    .map(|d| d.date())
+            })
+            .map_err(|_| format!("'{t}' is not a date (expected e.g. 2026-11-27)"))
+    }
+
+    #[test]
+    fn iso_dates_parse_as_before() {
+        for s in [
+            "2026-11-27",
+            " 2026-02-29 ",
+            "2024-02-29",
+            "0000-01-01",
+            "9999-12-31",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-1-05",
+            "2026-01-5 ",
+            "2026/11/27",
+            "20261127",
+            "2026年11月27日",
+            "+2026-11-27",
+        ] {
+            assert_eq!(parse_date(s), parse_date_general(s), "{s}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn dates_parse_as_before(s in "[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9+ -]{8,11}") {
+            prop_assert_eq!(parse_date(&s), parse_date_general(&s));
+        }
+    }
+
+    #[test]
+    fn iso_datetimes_parse_as_before() {
+        for t in [
+            "2026-11-27",
+            "2026-11-27 14:30",
+            "2026-11-27 14:30:59",
+            "2026-11-27 24:00",
+            "2026-11-27 23:60",
+            "2026-11-27 23:59:60",
+            "2026-02-30 10:00",
+            "2026-11-27T14:30",
+            "2026-11-27 4:30",
+            "2026-11-27 14:3",
+        ] {
+            if let Some(fast) = iso_local_datetime(t) {
+                assert_eq!(Ok(fast), local_datetime(t), "{t}");
+            }
+        }
+        assert!(iso_local_datetime("2026-11-27 14:30:59").is_some());
+        assert!(iso_local_datetime("2026-11-27 23:59:60").is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn datetimes_parse_as_before(
+            t in "[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2}(:[0-9]{2})?)?"
+        ) {
+            if let Some(fast) = iso_local_datetime(&t) {
+                prop_assert_eq!(Ok(fast), local_datetime(&t));
+            } else {
+                // Only invalid dates and times are left to the general parser.
+                prop_assert!(local_datetime(&t).is_err() || t.ends_with(":60"));
+            }
+        }
+    }
+
+    #[test]
+    fn json_text_trims_and_drops_nul() {
+        assert_eq!(json_text(&Json::String(" a\0b ".into())), Some("ab".into()));
+        assert_eq!(json_text(&Json::String(" \0 ".into())), None);
+        assert_eq!(json_text(&Json::String("  ".into())), None);
+        assert_eq!(
+            json_text(&Json::String(" 华为 ".into())),
+            Some("华为".into())
+        );
     }
 }

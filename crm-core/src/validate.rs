@@ -415,8 +415,12 @@ pub(crate) fn halfwidth(c: char) -> char {
 
 /// Trims and maps full-width ASCII to ASCII.
 fn clean(s: &str) -> String {
-    s.trim()
-        .chars()
+    let t = s.trim();
+    if t.chars().all(|c| halfwidth(c) == c) {
+        // Nothing to map, and already trimmed.
+        return t.to_owned();
+    }
+    t.chars()
         .map(halfwidth)
         .collect::<String>()
         .trim()
@@ -435,8 +439,21 @@ const USCC_WEIGHTS: [u32; 17] = [
     1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
 ];
 
+/// The value of each ASCII character in [`USCC_CHARSET`], 255 for others.
+const USCC_VALUES: [u8; 128] = {
+    let chars = USCC_CHARSET.as_bytes();
+    let mut values = [255u8; 128];
+    let mut i = 0;
+    while i < chars.len() {
+        values[chars[i] as usize] = i as u8;
+        i += 1;
+    }
+    values
+};
+
 fn uscc_value(c: char) -> Option<u32> {
-    USCC_CHARSET.find(c).and_then(|i| u32::try_from(i).ok())
+    let v = *USCC_VALUES.get(usize::try_from(u32::from(c)).ok()?)?;
+    (v != 255).then_some(u32::from(v))
 }
 
 /// The check character (position 18) of a unified social credit code whose
@@ -454,7 +471,10 @@ pub fn uscc_check_char(first17: &str) -> Option<char> {
         sum += uscc_value(c)? * w;
     }
     let check = (31 - sum % 31) % 31;
-    USCC_CHARSET.chars().nth(usize::try_from(check).ok()?)
+    USCC_CHARSET
+        .as_bytes()
+        .get(usize::try_from(check).ok()?)
+        .map(|b| char::from(*b))
 }
 
 /// Validates a unified social credit code (统一社会信用代码, GB 32100-2015)
@@ -804,11 +824,21 @@ impl LandlineParts {
     }
 
     fn canonical(&self) -> String {
-        let mut s = if self.is_service() {
-            format!("{}-{}-{}", self.area, &self.number[..3], &self.number[3..])
+        let mut s = String::with_capacity(
+            self.area.len()
+                + self.number.len()
+                + 3
+                + self.extension.as_ref().map_or(0, String::len),
+        );
+        s.push_str(&self.area);
+        s.push('-');
+        if self.is_service() {
+            s.push_str(&self.number[..3]);
+            s.push('-');
+            s.push_str(&self.number[3..]);
         } else {
-            format!("{}-{}", self.area, self.number)
-        };
+            s.push_str(&self.number);
+        }
         if let Some(e) = &self.extension {
             s.push('-');
             s.push_str(e);
@@ -817,7 +847,10 @@ impl LandlineParts {
     }
 
     fn key(&self) -> String {
-        format!("{}{}", self.area, self.number)
+        let mut s = String::with_capacity(self.area.len() + self.number.len());
+        s.push_str(&self.area);
+        s.push_str(&self.number);
+        s
     }
 }
 
@@ -832,9 +865,13 @@ fn parse_landline(s: &str) -> Result<LandlineParts, Invalid> {
     let err = |reason| Invalid::new(Subject::Landline, t.clone(), reason);
     let lower = t.to_lowercase();
 
-    // Explicit extension marker.
+    // Explicit extension marker (every marker has a byte of these).
+    let may_have_marker = lower
+        .bytes()
+        .any(|b| b == b'#' || b == b'x' || !b.is_ascii());
     let marker = EXTENSION_MARKERS
         .iter()
+        .filter(|_| may_have_marker)
         .filter_map(|m| lower.find(m).map(|i| (i, m.len())))
         .min();
     let (main, mut extension) = match marker {
@@ -862,10 +899,9 @@ fn parse_landline(s: &str) -> Result<LandlineParts, Invalid> {
             }));
         }
     }
-    let mut groups: Vec<String> = main
+    let mut groups: Vec<&str> = main
         .split(|c: char| !c.is_ascii_digit())
         .filter(|g| !g.is_empty())
-        .map(str::to_owned)
         .collect();
     if groups.is_empty() {
         return Err(err(Reason::Digits {
@@ -880,13 +916,13 @@ fn parse_landline(s: &str) -> Result<LandlineParts, Invalid> {
             let code = groups[0].chars().take(3).collect();
             return Err(err(Reason::CountryCode { code }));
         }
-        groups[0].drain(..2);
+        groups[0] = &groups[0][2..];
         true
     } else if groups[0].starts_with("0086") {
-        groups[0].drain(..4);
+        groups[0] = &groups[0][4..];
         true
     } else if groups[0] == "86" && groups.len() > 1 {
-        groups[0].clear();
+        groups[0] = "";
         true
     } else if groups[0].starts_with("00") {
         let code = groups[0][2..].chars().take(3).collect();
@@ -901,7 +937,7 @@ fn parse_landline(s: &str) -> Result<LandlineParts, Invalid> {
         digits.insert(0, '0');
     }
     let last_group_len = if groups.len() >= 2 {
-        groups.last().map_or(0, String::len)
+        groups.last().map_or(0, |g| g.len())
     } else {
         0
     };
@@ -1102,16 +1138,20 @@ pub fn email(s: &str) -> Result<String, Invalid> {
         return Err(Invalid::empty(Subject::Email));
     }
     let (local, domain) = match t.rsplit_once('@') {
-        Some((l, d)) => (
+        Some((l, d)) if d.contains(['。', '．', '｡']) => (
             l.to_owned(),
             d.replace(['。', '．', '｡'], ".").to_lowercase(),
         ),
+        Some((l, d)) => (l.to_owned(), d.to_lowercase()),
         None => {
             let reason = email_reason(&email_address::Error::MissingSeparator);
             return Err(Invalid::new(Subject::Email, t, reason));
         }
     };
-    let address = format!("{local}@{domain}");
+    let mut address = String::with_capacity(local.len() + 1 + domain.len());
+    address.push_str(&local);
+    address.push('@');
+    address.push_str(&domain);
     let options = email_address::Options::default()
         .with_required_tld()
         .without_domain_literal()
@@ -1271,50 +1311,68 @@ const EN_SUFFIXES: [&str; 15] = [
     "group",
 ];
 
-/// A token of a company name: an ASCII word or one other character.
-#[derive(PartialEq)]
+/// A token of a company name: an ASCII word (its byte range in the buffer
+/// of words) or one other character.
+#[derive(Clone, Copy, PartialEq)]
 enum NameToken {
-    Word(String),
+    Word(usize, usize),
     Char(char),
 }
 
-fn name_tokens(name: &str) -> Vec<NameToken> {
-    let mut out = Vec::new();
-    let mut word = String::new();
-    for c in name.chars().map(halfwidth).flat_map(char::to_lowercase) {
-        if c.is_ascii_alphanumeric() {
-            word.push(c);
-            continue;
+/// Splits a name into tokens, writing the words, lowercased, into `words`.
+fn name_tokens(name: &str, words: &mut String, out: &mut Vec<NameToken>) {
+    let mut start: Option<usize> = None;
+    // `letter`: known to be alphanumeric (a CJK ideograph).
+    let mut token = |c: char, letter: bool| {
+        if !letter && c.is_ascii_alphanumeric() {
+            start.get_or_insert(words.len());
+            words.push(c);
+            return;
         }
-        if !word.is_empty() {
-            out.push(NameToken::Word(std::mem::take(&mut word)));
+        if let Some(s) = start.take() {
+            out.push(NameToken::Word(s, words.len()));
         }
-        if c.is_alphanumeric() {
+        if letter || c.is_alphanumeric() {
             out.push(NameToken::Char(c));
         }
+    };
+    for c in name.chars().map(halfwidth) {
+        if is_cjk_ideograph(c) {
+            // Alphanumeric and its own lowercase: skip the table look-ups.
+            token(c, true);
+        } else {
+            c.to_lowercase().for_each(|c| token(c, false));
+        }
     }
-    if !word.is_empty() {
-        out.push(NameToken::Word(word));
+    if let Some(s) = start {
+        out.push(NameToken::Word(s, words.len()));
     }
-    out
+}
+
+/// Whether `c` is in the CJK Unified Ideographs block (U+4E00–U+9FFF):
+/// letters (`is_alphanumeric`) that are their own lowercase.
+fn is_cjk_ideograph(c: char) -> bool {
+    ('\u{4E00}'..='\u{9FFF}').contains(&c)
 }
 
 /// One stripping pass: tokenise, drop legal-form suffixes from the end while
-/// something remains, concatenate.
-fn company_key_pass(name: &str) -> String {
-    let mut tokens = name_tokens(name);
+/// something remains, concatenate. `words` and `tokens` are scratch space.
+fn company_key_pass(name: &str, words: &mut String, tokens: &mut Vec<NameToken>) -> String {
+    words.clear();
+    tokens.clear();
+    name_tokens(name, words, tokens);
     loop {
         // A branch (分公司) is a customer of its own: stop.
-        if ends_with_chars(&tokens, "分公司") {
+        if ends_with_chars(tokens, "分公司") {
             break;
         }
         let zh = ZH_SUFFIXES
             .iter()
-            .find(|s| ends_with_chars(&tokens, s))
+            .find(|s| ends_with_chars(tokens, s))
             .map(|s| s.chars().count());
         let cut = match (zh, tokens.last()) {
             (Some(n), _) => n,
-            (None, Some(NameToken::Word(w))) if EN_SUFFIXES.contains(&w.as_str()) => 1,
+            (None, Some(NameToken::Word(a, b))) if EN_SUFFIXES.contains(&&words[*a..*b]) => 1,
             _ => 0,
         };
         if cut == 0 || cut >= tokens.len() {
@@ -1322,23 +1380,23 @@ fn company_key_pass(name: &str) -> String {
         }
         tokens.truncate(tokens.len() - cut);
     }
-    let mut key = String::new();
-    for t in tokens {
-        match t {
-            NameToken::Word(w) => key.push_str(&w),
+    let mut key = String::with_capacity(name.len());
+    for t in tokens.iter() {
+        match *t {
+            NameToken::Word(a, b) => key.push_str(&words[a..b]),
             NameToken::Char(c) => key.push(c),
         }
     }
     key
 }
 
+/// Whether the tokens end with the characters of `suffix`.
 fn ends_with_chars(tokens: &[NameToken], suffix: &str) -> bool {
-    let n = suffix.chars().count();
-    tokens.len() >= n
-        && tokens[tokens.len() - n..]
-            .iter()
-            .zip(suffix.chars())
-            .all(|(t, c)| *t == NameToken::Char(c))
+    let mut last = tokens.iter().rev();
+    suffix
+        .chars()
+        .rev()
+        .all(|c| last.next() == Some(&NameToken::Char(c)))
 }
 
 /// The duplicate-detection key of a company name.
@@ -1363,9 +1421,11 @@ fn ends_with_chars(tokens: &[NameToken], suffix: &str) -> bool {
 /// Examples: `华为技术有限公司` → `华为技术`;
 /// `  Huawei Technologies Co., Ltd. ` → `huaweitechnologies`.
 pub fn company_name_key(name: &str) -> String {
-    let mut key = company_key_pass(name);
+    let mut words = String::new();
+    let mut tokens = Vec::new();
+    let mut key = company_key_pass(name, &mut words, &mut tokens);
     loop {
-        let next = company_key_pass(&key);
+        let next = company_key_pass(&key, &mut words, &mut tokens);
         if next == key {
             return key;
         }
@@ -2029,7 +2089,121 @@ mod tests {
         ) {
             let s: String = parts.concat();
             let k = company_name_key(&s);
-            prop_assert_eq!(company_name_key(&k), k);
+            prop_assert_eq!(company_name_key(&k), k.clone());
+            prop_assert_eq!(reference::company_name_key(&s), k);
+        }
+
+        #[test]
+        fn company_key_as_before(s in "\\PC{0,30}") {
+            prop_assert_eq!(company_name_key(&s), reference::company_name_key(&s));
+        }
+
+        #[test]
+        fn clean_as_before(s in "\\PC{0,12}|[ 　Ａ-ｚ０-９ａ]{0,6}") {
+            let before = s.trim().chars().map(halfwidth).collect::<String>().trim().to_owned();
+            prop_assert_eq!(clean(&s), before);
+        }
+    }
+
+    #[test]
+    fn cjk_ideographs_are_caseless_letters() {
+        for u in 0x4E00..=0x9FFFu32 {
+            let c = char::from_u32(u).unwrap();
+            assert!(is_cjk_ideograph(c) && c.is_alphanumeric(), "{c}");
+            assert!(c.to_lowercase().eq([c]), "{c}");
+        }
+        assert!(!is_cjk_ideograph('\u{4DFF}') && !is_cjk_ideograph('\u{A000}'));
+    }
+
+    #[test]
+    fn uscc_values_as_before() {
+        for u in 0..0x3100u32 {
+            let Some(c) = char::from_u32(u) else { continue };
+            let before = USCC_CHARSET.find(c).and_then(|i| u32::try_from(i).ok());
+            assert_eq!(uscc_value(c), before, "{c}");
+        }
+    }
+
+    /// The company name key as first written (one `String` per word, a
+    /// fresh token list per pass), to compare the faster one with.
+    mod reference {
+        use super::super::{EN_SUFFIXES, ZH_SUFFIXES, halfwidth};
+
+        #[derive(PartialEq)]
+        enum NameToken {
+            Word(String),
+            Char(char),
+        }
+
+        fn name_tokens(name: &str) -> Vec<NameToken> {
+            let mut out = Vec::new();
+            let mut word = String::new();
+            for c in name.chars().map(halfwidth).flat_map(char::to_lowercase) {
+                if c.is_ascii_alphanumeric() {
+                    word.push(c);
+                    continue;
+                }
+                if !word.is_empty() {
+                    out.push(NameToken::Word(std::mem::take(&mut word)));
+                }
+                if c.is_alphanumeric() {
+                    out.push(NameToken::Char(c));
+                }
+            }
+            if !word.is_empty() {
+                out.push(NameToken::Word(word));
+            }
+            out
+        }
+
+        fn ends_with_chars(tokens: &[NameToken], suffix: &str) -> bool {
+            let n = suffix.chars().count();
+            tokens.len() >= n
+                && tokens[tokens.len() - n..]
+                    .iter()
+                    .zip(suffix.chars())
+                    .all(|(t, c)| *t == NameToken::Char(c))
+        }
+
+        fn pass(name: &str) -> String {
+            let mut tokens = name_tokens(name);
+            loop {
+                if ends_with_chars(&tokens, "分公司") {
+                    break;
+                }
+                let zh = ZH_SUFFIXES
+                    .iter()
+                    .find(|s| ends_with_chars(&tokens, s))
+                    .map(|s| s.chars().count());
+                let cut = match (zh, tokens.last()) {
+                    (Some(n), _) => n,
+                    (None, Some(NameToken::Word(w))) if EN_SUFFIXES.contains(&w.as_str()) => 1,
+                    _ => 0,
+                };
+                if cut == 0 || cut >= tokens.len() {
+                    break;
+                }
+                tokens.truncate(tokens.len() - cut);
+            }
+            let mut key = String::new();
+            for t in tokens {
+                match t {
+                    NameToken::Word(w) => key.push_str(&w),
+                    NameToken::Char(c) => key.push(c),
+                }
+            }
+            key
+        }
+
+        pub(super) fn company_name_key(name: &str) -> String {
+            let mut key = pass(name);
+            loop {
+                let next = pass(&key);
+                if next == key {
+                    return key;
+                }
+                key = next;
+            }
         }
     }
 }
