@@ -96,13 +96,30 @@ impl Cell {
             }
             Cell::Number(f) => Some(number_text(*f)),
             Cell::Bool(b) => Some(if *b { "是" } else { "否" }.to_string()),
-            Cell::Date(d) => Some(d.format("%Y-%m-%d").to_string()),
-            Cell::DateTime(dt) if dt.time() == NaiveTime::MIN => {
-                Some(dt.date().format("%Y-%m-%d").to_string())
+            Cell::Date(d) => Some(ymd(*d)),
+            Cell::DateTime(dt) if dt.time() == NaiveTime::MIN => Some(ymd(dt.date())),
+            Cell::DateTime(dt) => {
+                use chrono::Timelike;
+                Some(format!(
+                    "{} {:02}:{:02}:{:02}",
+                    ymd(dt.date()),
+                    dt.hour(),
+                    dt.minute(),
+                    dt.second()
+                ))
             }
-            Cell::DateTime(dt) => Some(dt.format("%Y-%m-%d %H:%M:%S").to_string()),
             Cell::Error(e) => Some(e.clone()),
         }
+    }
+}
+
+/// `2026-11-27`, without interpreting a format string for every cell.
+fn ymd(d: NaiveDate) -> String {
+    use chrono::Datelike;
+    if (0..=9999).contains(&d.year()) {
+        format!("{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+    } else {
+        d.format("%Y-%m-%d").to_string()
     }
 }
 
@@ -4077,6 +4094,21 @@ impl fmt::Display for ImportStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn date_cells_read_as_typed() {
+        let d = NaiveDate::from_ymd_opt(2026, 3, 7).expect("date");
+        assert_eq!(Cell::Date(d).to_text().as_deref(), Some("2026-03-07"));
+        let dt = d.and_hms_opt(9, 5, 3).expect("time");
+        assert_eq!(
+            Cell::DateTime(dt).to_text().as_deref(),
+            Some("2026-03-07 09:05:03")
+        );
+        assert_eq!(
+            Cell::DateTime(d.and_time(NaiveTime::MIN)).to_text().as_deref(),
+            Some("2026-03-07")
+        );
+    }
 
     #[test]
     fn seen_keys_tell_kinds_and_boundaries_apart() {
