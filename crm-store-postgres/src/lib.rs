@@ -3,6 +3,7 @@
 mod migrate;
 mod select;
 mod sql;
+mod stats;
 
 use async_trait::async_trait;
 use crm_core::schema::Table;
@@ -13,6 +14,7 @@ use crm_core::store::{
 use sql::{Sql, column, column_list, decode_row, ident, invalid};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Executor, Row as _};
+use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -104,6 +106,9 @@ pub struct PgStore {
     /// The schema name quoted for SQL text.
     quoted: String,
     max_retries: u32,
+    /// Rows inserted per table since its statistics were taken, shared by
+    /// clones; see [`stats`].
+    growth: Arc<stats::Growth>,
 }
 
 /// Checks a schema name: `[a-z_][a-z0-9_]*`, at most 63 bytes, no `pg_` prefix.
@@ -157,6 +162,7 @@ impl PgStore {
             schema: options.schema,
             pool,
             max_retries: options.max_retries,
+            growth: Arc::default(),
         })
     }
 
@@ -442,6 +448,41 @@ impl PgStore {
         Ok(())
     }
 
+    /// After a committed change set: `ANALYZE` the tables that have grown
+    /// enough since their statistics were taken (see [`stats`]), so that
+    /// plans — including the generic plans of prepared statements — stop
+    /// assuming the nearly empty tables of a fresh schema. The change set is
+    /// committed already: a failure here (say, a host role that does not own
+    /// the tables) only leaves the statistics to autovacuum.
+    async fn refresh_statistics(&self, changes: &ChangeSet) {
+        for (table, rows) in stats::inserts(changes) {
+            let mut next = self.growth.record(table, rows);
+            if next == stats::Next::LookUp {
+                let reltuples: Result<f32, _> = sqlx::query_scalar(
+                    "SELECT c.reltuples FROM pg_catalog.pg_class c \
+                     JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = $1 AND c.relname = $2",
+                )
+                .bind(&self.schema)
+                .bind(table.name())
+                .fetch_one(&self.pool)
+                .await;
+                let Ok(reltuples) = reltuples else {
+                    continue;
+                };
+                next = self.growth.settle(table, f64::from(reltuples));
+            }
+            if next == stats::Next::Analyze {
+                let _ = sqlx::raw_sql(AssertSqlSafe(format!(
+                    "ANALYZE {}",
+                    self.table(table.name())
+                )))
+                .execute(&self.pool)
+                .await;
+            }
+        }
+    }
+
     async fn run_select(&self, sel: &Select) -> Result<Selected, StoreError> {
         let mut page = Sql::new();
         select::page_query(&mut page, &self.quoted, sel)?;
@@ -567,7 +608,10 @@ impl Store for PgStore {
         let mut attempt = 0;
         loop {
             match self.try_apply(changes).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.refresh_statistics(changes).await;
+                    return Ok(());
+                }
                 Err(Failure::Store(e)) => return Err(e),
                 Err(Failure::Retry(e)) => {
                     if attempt >= self.max_retries {
@@ -744,6 +788,7 @@ fn insert_run(ops: &[Op]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crm_core::value::Value;
 
     #[test]
     fn schema_names_are_plain_identifiers() {
@@ -762,6 +807,133 @@ mod tests {
         ] {
             assert!(validate_schema(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Values for every non-nullable column of `table`, plus `extra`.
+    fn row(table: Table, company: Uuid, extra: &[(&'static str, Value)]) -> Op {
+        use crm_core::schema::ColType;
+        let now = chrono::Utc::now();
+        let mut values: Vec<(&'static str, Value)> = Vec::new();
+        for c in table.columns() {
+            if let Some((_, v)) = extra.iter().find(|(n, _)| *n == c.name) {
+                values.push((c.name, v.clone()));
+                continue;
+            }
+            let v = match (c.name, c.ty, c.nullable) {
+                ("id", _, _) => Value::Id(Uuid::now_v7()),
+                ("company_id", _, _) => Value::Id(company),
+                ("version", _, _) => Value::Int(1),
+                (_, _, true) => continue,
+                (_, ColType::Id, _) => Value::Id(Uuid::nil()),
+                (_, ColType::Text, _) => Value::Text(c.name.to_string()),
+                (_, ColType::Int, _) => Value::Int(0),
+                (_, ColType::Bool, _) => Value::Bool(false),
+                (_, ColType::Date, _) => Value::Date(now.date_naive()),
+                (_, ColType::Timestamp, _) => Value::Timestamp(now),
+                (_, ColType::Json, _) => Value::Json(serde_json::json!({})),
+            };
+            values.push((c.name, v));
+        }
+        Op::Insert { table, values }
+    }
+
+    /// The import's duplicate probe (`kind = $2 AND key = ANY($3)`), planned
+    /// generically as a prepared statement is after five executions, probes
+    /// the key index on all three columns once a bulk write has given the
+    /// table statistics — instead of reading every key of the kind.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bulk_written_keys_are_probed_through_their_index() {
+        let url = std::env::var("CRM_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let schema = format!("crm_unit_probe_{}", std::process::id());
+        let options = PgOptions {
+            schema: schema.clone(),
+            max_connections: 2,
+            ..PgOptions::default()
+        };
+        let store = PgStore::connect(&url, options.clone())
+            .await
+            .expect("PostgreSQL reachable (CRM_TEST_PG_URL)");
+        store.drop_schema().await.expect("drop a leftover schema");
+        let store = PgStore::connect(&url, options).await.expect("migrate");
+
+        let company = Uuid::now_v7();
+        let customer = Uuid::now_v7();
+        let kinds = ["name", "uscc", "phone", "email"];
+        let mut ops = vec![row(
+            Table::Customers,
+            company,
+            &[("id", Value::Id(customer))],
+        )];
+        for i in 0..2000 {
+            ops.push(row(
+                Table::CustomerKeys,
+                company,
+                &[
+                    ("customer_id", Value::Id(customer)),
+                    ("kind", Value::from(kinds[i % 4])),
+                    ("key", Value::from(format!("k{i}"))),
+                ],
+            ));
+        }
+        store
+            .apply(&ChangeSet {
+                ops,
+                ..ChangeSet::default()
+            })
+            .await
+            .expect("bulk write");
+
+        let analyzed: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+            "SELECT last_analyze FROM pg_catalog.pg_stat_user_tables \
+             WHERE schemaname = $1 AND relname = 'customer_keys'",
+        )
+        .bind(&schema)
+        .fetch_one(store.pool())
+        .await
+        .expect("statistics");
+        assert!(analyzed.is_some(), "the bulk write analyzed customer_keys");
+
+        let mut sel = Select::all(Table::CustomerKeys, company, chrono::Utc::now());
+        sel.filter = crm_core::store::Filter::And(vec![
+            crm_core::store::Filter::Cmp(
+                crm_core::store::Col::Column("kind"),
+                crm_core::store::CmpOp::Eq,
+                Value::from("uscc"),
+            ),
+            crm_core::store::Filter::In(
+                crm_core::store::Col::Column("key"),
+                (0..100).map(|i| Value::from(format!("k{i}"))).collect(),
+            ),
+        ]);
+        let mut sql = Sql::new();
+        select::page_query(&mut sql, &store.quoted, &sel).expect("compiles");
+        let mut conn = store.pool().acquire().await.expect("connection");
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "SET plan_cache_mode = force_generic_plan; \
+             PREPARE probe (uuid, text, text[]) AS {}",
+            sql.text
+        )))
+        .execute(&mut *conn)
+        .await
+        .expect("prepare");
+        let plan: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!(
+            "EXPLAIN EXECUTE probe('{company}', 'uscc', '{{k1,k2,k3}}')"
+        )))
+        .fetch_all(&mut *conn)
+        .await
+        .expect("explain");
+        let plan = plan.join("\n");
+        sqlx::raw_sql("DEALLOCATE probe; RESET plan_cache_mode")
+            .execute(&mut *conn)
+            .await
+            .expect("deallocate");
+        drop(conn);
+        store.drop_schema().await.expect("drop schema");
+        let probes_key = plan
+            .lines()
+            .any(|l| l.contains("Index Cond") && l.contains("key") && l.contains("ANY"));
+        assert!(probes_key, "{plan}");
     }
 
     #[test]

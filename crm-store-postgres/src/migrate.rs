@@ -31,10 +31,6 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         sql: include_str!("../migrations/0004_sales.sql"),
     },
-    Migration {
-        version: 6,
-        sql: include_str!("../migrations/0006_key_collation.sql"),
-    },
 ];
 
 /// The newest schema version this build knows.

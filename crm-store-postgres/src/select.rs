@@ -7,7 +7,7 @@
 //! - `Contains`/`StartsWith` are case-insensitive `LIKE` with `%`, `_` and `\`
 //!   taken literally.
 
-use crate::sql::{Sql, Ty, column, column_list, ident, invalid};
+use crate::sql::{Sql, Ty, column, column_list, ident, indexed_in_c, invalid};
 use crm_core::schema::{ColType, ColumnDef, Table};
 use crm_core::store::{
     CmpOp, Col, CustomType, Filter, Lifecycle, Paging, Scope, Select, Sort, StoreError,
@@ -39,6 +39,18 @@ impl Expr {
             format!("{} COLLATE \"C\"", self.sql)
         } else {
             self.sql.clone()
+        }
+    }
+
+    /// The expression for equality (`=`, `IS DISTINCT FROM`, `IN`): in the
+    /// collation of the column's indexes, so that they serve it (see
+    /// [`indexed_in_c`]); equality itself is the same in every collation.
+    fn equality(&self, table: Table) -> String {
+        match &self.target {
+            Target::Column(c) if self.ty == Ty::Text && indexed_in_c(table, c.name) => {
+                self.ordered()
+            }
+            _ => self.sql.clone(),
         }
     }
 
@@ -219,7 +231,15 @@ fn filter(
             let e = expr(sql, table, alias, col)?;
             e.check_ordered(table)?;
             let p = e.param(sql, table, value)?;
-            let lhs = e.ordered();
+            // Equality in the collation of the column's indexes (a plain
+            // `COLLATE "C"` would hide `customers.code` from its unique index,
+            // and a `code = $1` lookup would read the whole company); order
+            // comparisons in byte order.
+            let lhs = if matches!(op, CmpOp::Eq | CmpOp::Ne) {
+                e.equality(table)
+            } else {
+                e.ordered()
+            };
             let op = match op {
                 CmpOp::Eq => "=",
                 CmpOp::Ne => "IS DISTINCT FROM",
@@ -236,13 +256,13 @@ fn filter(
             if values.is_empty() {
                 sql.push("FALSE");
             } else if let Some(p) = array_param(sql, &e, values) {
-                sql.push(&format!("({} = ANY({p}))", e.sql));
+                sql.push(&format!("({} = ANY({p}))", e.equality(table)));
             } else {
                 let ps = values
                     .iter()
                     .map(|v| e.param(sql, table, v))
                     .collect::<Result<Vec<_>, _>>()?;
-                sql.push(&format!("({} IN ({}))", e.sql, ps.join(", ")));
+                sql.push(&format!("({} IN ({}))", e.equality(table), ps.join(", ")));
             }
         }
         Filter::Contains(col, needle) => {
@@ -580,6 +600,37 @@ mod tests {
             Value::Json(serde_json::json!([])),
         );
         assert!(compile(&select(json)).is_err());
+    }
+
+    #[test]
+    fn equality_is_written_in_the_collation_of_the_columns_indexes() {
+        let keys: Vec<Value> = (0..100).map(|i| Value::from(format!("k{i}"))).collect();
+        let mut s = select(Filter::And(vec![
+            Filter::Cmp(Col::Column("kind"), CmpOp::Eq, Value::from("uscc")),
+            Filter::In(Col::Column("key"), keys.clone()),
+            Filter::In(Col::Column("key"), keys[..3].to_vec()),
+        ]));
+        s.table = Table::CustomerKeys;
+        let text = compile(&s).expect("compiles");
+        assert!(text.contains(r#"(t."kind" COLLATE "C" = $2)"#), "{text}");
+        assert!(
+            text.contains(r#"(t."key" COLLATE "C" = ANY($3))"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"(t."key" COLLATE "C" IN ($4, $5, $6))"#),
+            "{text}"
+        );
+
+        let s = select(Filter::And(vec![
+            Filter::Cmp(Col::Column("code"), CmpOp::Eq, Value::from("KH-1")),
+            Filter::In(Col::Column("name_key"), keys),
+            Filter::Cmp(Col::Column("name"), CmpOp::Lt, Value::from("m")),
+        ]));
+        let text = compile(&s).expect("compiles");
+        assert!(text.contains(r#"(t."code" = $2)"#), "{text}");
+        assert!(text.contains(r#"(t."name_key" = ANY($3))"#), "{text}");
+        assert!(text.contains(r#"(t."name" COLLATE "C" < $4)"#), "{text}");
     }
 
     #[test]

@@ -241,6 +241,24 @@ pub(crate) fn column_list(table: Table, alias: &str) -> String {
     out
 }
 
+/// Whether the indexes on text column `column` of `table` are declared
+/// `COLLATE "C"` rather than in the column's own collation: the duplicate
+/// keys' `customer_keys_lookup_idx` and `customer_keys_duplicates_idx`
+/// (migration 0002), which also serve walks in byte order. Every other text
+/// index uses its column's collation.
+///
+/// Equality gives the same answer in either collation (under a deterministic
+/// collation, and a database's default always is one, equal means
+/// byte-equal), but PostgreSQL probes an index only with a comparison in the
+/// index's collation. So equality on these columns is written with
+/// `COLLATE "C"` and on all others without: with a mismatch the planner can
+/// use at most the columns before the text one — the import's probe
+/// `kind = $2 AND key = ANY($3)` then read every key of that kind in the
+/// company and compared each with the whole array.
+pub(crate) fn indexed_in_c(table: Table, column: &str) -> bool {
+    matches!((table, column), (Table::CustomerKeys, "kind" | "key"))
+}
+
 /// The column definition of `name`, or an error naming table and column.
 pub(crate) fn column(table: Table, name: &str) -> Result<ColumnDef, StoreError> {
     table
