@@ -4,6 +4,13 @@
 //! store query, keyset paged), the field rules applied to every value, one
 //! page in memory at a time. `crm-io` writes the workbook.
 //!
+//! The list query is resolved once per export; without a search text the
+//! cursor reads store rows and turns them into cells itself, with the field
+//! rules and column positions looked up once per export instead of per cell
+//! (with one, it reads pages of [`Crm::list_records`]; both give the same
+//! cells). Reading ([`ExportCursor::next_batch`]) and building cells
+//! ([`ExportConverter`]) are separate so that they can run on two threads.
+//!
 //! Architecture invariant: nothing here writes files or names a backend; the
 //! store is reached only through [`crate::store::Store`].
 
@@ -523,7 +530,9 @@ impl ExportCursor<'_> {
                     .map(Value::Id)
                     .collect(),
                 Items::Rows(rows) => match r.index {
-                    Some(i) if r.access == FieldAccess::Full || r.access == FieldAccess::ReadOnly => {
+                    Some(i)
+                        if r.access == FieldAccess::Full || r.access == FieldAccess::ReadOnly =>
+                    {
                         rows.iter()
                             .filter_map(|row| match row.values.get(i) {
                                 Some(Value::Id(u)) => Some(*u),
@@ -563,7 +572,9 @@ fn sort_value(row: &Row, col: &Col) -> Value {
                 .cloned()
                 .unwrap_or(Json::Null);
             match (ty, v) {
-                (CustomType::Number, Json::Number(n)) => Value::Float(n.as_f64().unwrap_or_default()),
+                (CustomType::Number, Json::Number(n)) => {
+                    Value::Float(n.as_f64().unwrap_or_default())
+                }
                 (CustomType::Bool, Json::Bool(b)) => Value::Bool(b),
                 (CustomType::Text, Json::String(s)) => Value::Text(s),
                 _ => Value::Null,
@@ -762,7 +773,12 @@ impl Converter {
 
     /// A row from a record as [`Crm::list_records`] shows it (field rules
     /// already applied).
-    fn record_row(&self, mut rec: Record, refs: &HashMap<Uuid, String>, out: &mut Vec<ExportValue>) {
+    fn record_row(
+        &self,
+        mut rec: Record,
+        refs: &HashMap<Uuid, String>,
+        out: &mut Vec<ExportValue>,
+    ) {
         for p in &self.plans {
             let v = match p {
                 Plan::Code(_) => rec
@@ -822,7 +838,11 @@ impl Converter {
                 Plan::Owner(i) => self.user(value_at(&row, *i).and_then(Value::as_id)),
                 Plan::Department(i) => self.department(value_at(&row, *i).and_then(Value::as_id)),
                 Plan::Created(i) | Plan::Updated(i) => ExportValue::DateTime(
-                    self.local(value_at(&row, *i).and_then(Value::as_timestamp).unwrap_or_default()),
+                    self.local(
+                        value_at(&row, *i)
+                            .and_then(Value::as_timestamp)
+                            .unwrap_or_default(),
+                    ),
                 ),
                 Plan::Field {
                     def,
@@ -889,7 +909,9 @@ impl Converter {
                 (FieldKind::DateTime, Value::Timestamp(t)) => {
                     // As listed: RFC 3339 with microseconds.
                     let t = *t
-                        - chrono::Duration::nanoseconds(i64::from(t.timestamp_subsec_nanos() % 1000));
+                        - chrono::Duration::nanoseconds(i64::from(
+                            t.timestamp_subsec_nanos() % 1000,
+                        ));
                     return ExportValue::DateTime(self.local(t));
                 }
                 (FieldKind::Ref(_), Value::Id(u)) => {
@@ -918,10 +940,12 @@ impl Converter {
                 Ok(d) => ExportValue::Date(d),
                 Err(_) => ExportValue::Text(s),
             },
-            (FieldKind::DateTime, Json::String(s)) => match chrono::DateTime::parse_from_rfc3339(&s) {
-                Ok(t) => ExportValue::DateTime(self.local(t.with_timezone(&Utc))),
-                Err(_) => ExportValue::Text(s),
-            },
+            (FieldKind::DateTime, Json::String(s)) => {
+                match chrono::DateTime::parse_from_rfc3339(&s) {
+                    Ok(t) => ExportValue::DateTime(self.local(t.with_timezone(&Utc))),
+                    Err(_) => ExportValue::Text(s),
+                }
+            }
             (FieldKind::Enum(opts), Json::String(s)) => ExportValue::Text(
                 opts.iter()
                     .find(|(a, _)| *a == s)
@@ -952,10 +976,12 @@ impl Converter {
                 None => ExportValue::Number(n.as_f64().unwrap_or_default()),
             },
             (CustomFieldType::Boolean, Json::Bool(b)) => ExportValue::Bool(b),
-            (CustomFieldType::Date, Json::String(s)) => match NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
-                Ok(d) => ExportValue::Date(d),
-                Err(_) => ExportValue::Text(s),
-            },
+            (CustomFieldType::Date, Json::String(s)) => {
+                match NaiveDate::parse_from_str(&s, "%Y-%m-%d") {
+                    Ok(d) => ExportValue::Date(d),
+                    Err(_) => ExportValue::Text(s),
+                }
+            }
             (CustomFieldType::User, Json::String(s)) => ExportValue::Text(
                 Uuid::parse_str(&s)
                     .ok()

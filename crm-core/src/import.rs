@@ -4105,7 +4105,9 @@ mod tests {
             Some("2026-03-07 09:05:03")
         );
         assert_eq!(
-            Cell::DateTime(d.and_time(NaiveTime::MIN)).to_text().as_deref(),
+            Cell::DateTime(d.and_time(NaiveTime::MIN))
+                .to_text()
+                .as_deref(),
             Some("2026-03-07")
         );
     }

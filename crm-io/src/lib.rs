@@ -346,7 +346,8 @@ async fn consume(
 /// Exports the records of `entity` that match `query` and that the actor
 /// can see, with the picked fields (all visible ones when none are picked)
 /// and headers in `lang`, to `out`. Returns the number of rows written.
-/// One page of records is in memory at a time.
+/// Pages are read here while a writer thread builds their cells and writes
+/// the sheet, at most a few pages in memory at a time.
 #[allow(clippy::too_many_arguments)]
 pub async fn export<W: std::io::Write + std::io::Seek + Send>(
     crm: &Crm,
@@ -363,7 +364,7 @@ pub async fn export<W: std::io::Write + std::io::Seek + Send>(
         Lang::Zh => entity.name_zh(),
         Lang::En => entity.name(),
     };
-    let mut sheet = ExportSheet::new(&columns, name, lang)?;
+    let sheet = ExportSheet::new(&columns, name, lang)?;
     let mut cursor = crm
         .export_cursor(
             actor,
@@ -373,14 +374,43 @@ pub async fn export<W: std::io::Write + std::io::Seek + Send>(
             crm_core::query::MAX_PAGE_SIZE,
         )
         .await?;
+    // Reading the pages (store queries) runs here while a writer thread
+    // turns them into cells (field rules, values) and writes the sheet; at
+    // most one page waits between them, so memory stays bounded.
+    let convert = cursor.converter();
+    let (tx, rx) = flume::bounded::<crm_core::export::ExportBatch>(1);
+    let (done_tx, done_rx) = flume::bounded::<Result<ExportSheet, IoError>>(1);
+    std::thread::Builder::new()
+        .name("crm-export-writer".into())
+        .spawn(move || {
+            let mut sheet = sheet;
+            let written = rx
+                .iter()
+                .try_for_each(|batch| convert.for_each_row(batch, |row| sheet.add_values(row)))
+                .map(|()| sheet);
+            let _ = done_tx.send(written);
+        })
+        .map_err(|e| IoError::Write(format!("cannot start the export writer: {e}")))?;
     let mut n: u64 = 0;
-    while let Some(page) = cursor.next_page().await? {
-        for row in &page {
-            sheet.add(row)?;
+    let read = async {
+        while let Some(batch) = cursor.next_batch().await? {
+            let rows = batch.len() as u64;
+            if tx.send_async(batch).await.is_err() {
+                // The writer stopped; its error is reported below.
+                break;
+            }
+            n += rows;
+            progress(Progress { rows: n, total: 0 });
         }
-        n += page.len() as u64;
-        progress(Progress { rows: n, total: 0 });
+        Ok::<(), IoError>(())
     }
-    sheet.finish(out)?;
+    .await;
+    drop(tx);
+    let written = done_rx
+        .recv_async()
+        .await
+        .map_err(|_| IoError::Write("the export writer stopped".into()))?;
+    read?;
+    written?.finish(out)?;
     Ok(n)
 }
