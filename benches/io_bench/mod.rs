@@ -17,7 +17,8 @@
 //!   (customers, duplicate keys, audit entries, outbox events, the import's
 //!   undo record), read back from its database and inserted with plain
 //!   prepared statements in one transaction into a fresh database with our
-//!   schema and its indexes (the reading is not timed) — the part of the
+//!   schema, its indexes and the writer's page cache (the reading is not
+//!   timed) — the part of the
 //!   import no engine code can remove without dropping an index, a key, the
 //!   audit or the events;
 //! - `export`: `crm_io::export` of every customer of a store to a file;
@@ -397,6 +398,9 @@ pub async fn child(kind: &str, args: &[String]) -> Result<String, String> {
             conn.pragma_update(None, "synchronous", "NORMAL")
                 .map_err(sqlite_err)?;
             conn.pragma_update(None, "foreign_keys", "ON")
+                .map_err(sqlite_err)?;
+            // The page cache the store's writer has.
+            conn.pragma_update(None, "cache_size", crm::sqlite::WRITER_CACHE_KIB)
                 .map_err(sqlite_err)?;
             let from = rusqlite::Connection::open(src).map_err(sqlite_err)?;
             let tables: Vec<String> = from
