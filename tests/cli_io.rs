@@ -122,5 +122,18 @@ fn product_template_import_and_price_update_from_the_command_line() {
     assert!(u.contains("1 updated"), "{u}");
     let listed = ok(&tmp, &["product", "list"]);
     assert!(listed.contains("1,300.00"), "{listed}");
+    // The exported price list imports back: every row is a known code.
+    let e = ok(&tmp, &["export", "product", "-o", "price-list.xlsx"]);
+    assert!(e.starts_with("exported "), "{e}");
+    let d = ok(&tmp, &["import", "product", "price-list.xlsx", "--dry-run"]);
+    assert!(d.contains("0 created"), "{d}");
+    assert!(d.contains("0 rejected"), "{d}");
+    // Imported back as an update, every value is what the catalogue holds.
+    let u = ok(
+        &tmp,
+        &["import", "product", "price-list.xlsx", "--policy", "update"],
+    );
+    assert!(u.contains("0 updated") && u.contains("unchanged"), "{u}");
+    assert!(!u.contains(" 0 unchanged"), "{u}");
     let _ = std::fs::remove_dir_all(&tmp);
 }

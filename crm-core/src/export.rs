@@ -86,6 +86,9 @@ impl Crm {
         entity: Entity,
         picks: &[String],
     ) -> Result<Vec<ExportColumn>> {
+        if entity == Entity::Product {
+            return self.product_export_columns(actor, picks);
+        }
         if !entity.is_record() {
             return Err(Error::invalid(
                 "entity",
@@ -1035,5 +1038,129 @@ fn into_json(v: Value) -> Json {
         Value::Text(s) => Json::String(s),
         Value::Json(j) => j,
         other => other.to_json(),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Product exports
+// ---------------------------------------------------------------------------
+
+impl Crm {
+    /// The columns of a product export: the product import's fields with
+    /// its headers, so that an exported price list imports back (prices
+    /// as money, the category as `parent/child`, the tax rate as `13%`, the
+    /// status as 在售/停售). Needs `product:export`.
+    fn product_export_columns(&self, actor: &Actor, picks: &[String]) -> Result<Vec<ExportColumn>> {
+        if !actor.can(Entity::Product, Action::Export) {
+            return Err(Error::Forbidden(format!(
+                "{} may not export products",
+                actor.display_name
+            )));
+        }
+        let fields = crate::import::PRODUCT_FIELDS;
+        let column = |d: &FieldDef| ExportColumn {
+            key: d.name.to_string(),
+            header_zh: d.zh.to_string(),
+            header_en: d.en.to_string(),
+            kind: match d.name {
+                "list_price" | "cost" => ValueKind::Money,
+                _ => ValueKind::Text,
+            },
+        };
+        if picks.is_empty() {
+            return Ok(fields.iter().map(column).collect());
+        }
+        picks
+            .iter()
+            .map(|p| {
+                let n = p.trim();
+                fields
+                    .iter()
+                    .find(|f| {
+                        f.name == n
+                            || f.zh == n
+                            || f.en.eq_ignore_ascii_case(n)
+                            || f.aliases.contains(&n)
+                    })
+                    .map(column)
+                    .ok_or_else(|| {
+                        Error::invalid("fields", format!("products have no field '{n}'"))
+                    })
+            })
+            .collect()
+    }
+
+    /// One page of a product export: the products `query` finds (its
+    /// `page` and `per_page`), each as the values of `columns`, and whether
+    /// more pages follow.
+    pub async fn product_export_page(
+        &self,
+        actor: &Actor,
+        columns: &[ExportColumn],
+        query: &crate::sales::product::ProductQuery,
+    ) -> Result<(Vec<Vec<ExportValue>>, bool)> {
+        if !actor.can(Entity::Product, Action::Export) {
+            return Err(Error::Forbidden(format!(
+                "{} may not export products",
+                actor.display_name
+            )));
+        }
+        let cats = self.list_product_categories(actor).await?;
+        let names: HashMap<Uuid, (String, Option<Uuid>)> = cats
+            .iter()
+            .map(|c| (c.id, (c.name.clone(), c.parent_id)))
+            .collect();
+        let path = |id: Uuid| -> String {
+            match names.get(&id) {
+                Some((name, Some(parent))) => match names.get(parent) {
+                    Some((p, _)) => format!("{p}/{name}"),
+                    None => name.clone(),
+                },
+                Some((name, None)) => name.clone(),
+                None => id.to_string(),
+            }
+        };
+        let page = self.list_products(actor, query).await?;
+        let text = |s: &str| ExportValue::Text(s.to_string());
+        let opt = |s: &Option<String>| s.as_deref().map_or(ExportValue::Empty, text);
+        let rows = page
+            .items
+            .iter()
+            .map(|p| {
+                columns
+                    .iter()
+                    .map(|c| match c.key.as_str() {
+                        "code" => text(&p.code),
+                        "name" => text(&p.name),
+                        "category_id" => p
+                            .category_id
+                            .map_or(ExportValue::Empty, |id| ExportValue::Text(path(id))),
+                        "unit" => text(&p.unit),
+                        "list_price" => ExportValue::Money(p.list_price.minor),
+                        "cost" => p
+                            .cost
+                            .map_or(ExportValue::Empty, |m| ExportValue::Money(m.minor)),
+                        "tax_rate" => ExportValue::Text(tax_rate_text(p.tax_rate)),
+                        "spec" => opt(&p.spec),
+                        "description" => opt(&p.description),
+                        "status" => text(match p.status {
+                            crate::sales::product::ProductStatus::OnSale => "在售",
+                            crate::sales::product::ProductStatus::Discontinued => "停售",
+                        }),
+                        _ => ExportValue::Empty,
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok((rows, page.has_more))
+    }
+}
+
+/// A tax rate in basis points as a person writes it: `13%`, `13.5%`.
+fn tax_rate_text(bp: i64) -> String {
+    if bp % 100 == 0 {
+        format!("{}%", bp / 100)
+    } else {
+        format!("{}%", bp as f64 / 100.0)
     }
 }

@@ -495,7 +495,7 @@ const USER_FIELDS: &[FieldDef] = &[
 const PRODUCT_STATUSES: &[(&str, &str)] = &[("on_sale", "在售"), ("discontinued", "停售")];
 
 /// The importable fields of products (产品导入).
-const PRODUCT_FIELDS: &[FieldDef] = &[
+pub(crate) const PRODUCT_FIELDS: &[FieldDef] = &[
     static_field(
         "code",
         "产品编号",

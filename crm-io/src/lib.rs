@@ -365,6 +365,9 @@ pub async fn export<W: std::io::Write + std::io::Seek + Send>(
         Lang::En => entity.name(),
     };
     let sheet = ExportSheet::new(&columns, name, lang)?;
+    if entity == Entity::Product {
+        return export_products(crm, actor, &query, &columns, sheet, out, progress).await;
+    }
     let mut cursor = crm
         .export_cursor(
             actor,
@@ -412,5 +415,46 @@ pub async fn export<W: std::io::Write + std::io::Seek + Send>(
         .map_err(|_| IoError::Write("the export writer stopped".into()))?;
     read?;
     written?.finish(out)?;
+    Ok(n)
+}
+
+/// A product (price list) export: pages of the catalogue, in code order,
+/// found by the query's search text (products take no conditions).
+async fn export_products<W: std::io::Write + std::io::Seek + Send>(
+    crm: &Crm,
+    actor: &Actor,
+    query: &ListQuery,
+    columns: &[crm_core::import::ExportColumn],
+    mut sheet: ExportSheet,
+    out: W,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<u64, IoError> {
+    if !query.conditions.is_empty() {
+        return Err(crm_core::error::Error::invalid(
+            "where",
+            "product exports take a search text, not conditions (产品导出只支持搜索)",
+        )
+        .into());
+    }
+    let mut q = crm_core::sales::product::ProductQuery {
+        search: query.search.clone(),
+        page: 1,
+        per_page: 1000,
+        ..Default::default()
+    };
+    let mut n: u64 = 0;
+    loop {
+        let (rows, more) = crm.product_export_page(actor, columns, &q).await?;
+        for row in &rows {
+            sheet.add(row)?;
+        }
+        n += rows.len() as u64;
+        progress(Progress { rows: n, total: 0 });
+        if !more || rows.is_empty() {
+            break;
+        }
+        q.page += 1;
+    }
+    sheet.finish(out)?;
     Ok(n)
 }

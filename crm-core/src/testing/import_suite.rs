@@ -1031,6 +1031,7 @@ pub async fn import_contacts_and_users(store: Arc<dyn Store>) {
 }
 
 /// Products: categories by path or name, prices in yuan exact to the fen,
+/// the price list exported with the import's headers,
 /// tax rates as typed, automatic codes, duplicates by code (or by name and
 /// specification) within the file and against the catalogue, updates that
 /// undo restores, created products put in the recycle bin by undo, the
@@ -1171,6 +1172,55 @@ pub async fn import_products_with_categories_duplicates_and_undo(store: Arc<dyn 
     let ink = &page.items[0];
     assert!(ink.code.starts_with("CP-2"), "automatic code: {}", ink.code);
     assert_eq!((ink.list_price.minor, ink.tax_rate), (9_950, 1300));
+    // The price list exports with the import's headers and values.
+    let cols = w
+        .crm
+        .export_columns(&w.admin, Entity::Product, &[])
+        .await
+        .expect("export columns");
+    assert_eq!(cols[0].header_zh, "产品编号");
+    let (rows, more) = w
+        .crm
+        .product_export_page(
+            &w.admin,
+            &cols,
+            &crate::sales::product::ProductQuery {
+                search: Some("激光".into()),
+                page: 1,
+                per_page: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("export page");
+    assert!(!more);
+    assert_eq!(
+        rows,
+        vec![vec![
+            ExportValue::Text("CP-1".into()),
+            ExportValue::Text("激光打印机".into()),
+            ExportValue::Text("办公设备/打印机".into()),
+            ExportValue::Text("台".into()),
+            ExportValue::Money(299_900),
+            ExportValue::Empty,
+            ExportValue::Text("13%".into()),
+            ExportValue::Text("A4".into()),
+            ExportValue::Empty,
+            ExportValue::Text("在售".into()),
+        ]]
+    );
+    let picked = w
+        .crm
+        .export_columns(&w.admin, Entity::Product, &["Code".into(), "标准价".into()])
+        .await
+        .expect("picked columns");
+    assert_eq!(picked.len(), 2);
+    assert!(matches!(
+        w.crm
+            .export_columns(&w.admin, Entity::Product, &["库存".into()])
+            .await,
+        Err(Error::Validation(_))
+    ));
     // Update by code; undo restores the old price.
     let mut o = opts(Entity::Product);
     o.policy = DuplicatePolicy::Update;
