@@ -1507,7 +1507,8 @@ impl Crm {
                 company,
                 *table,
                 *id,
-                if *table == Table::Users {
+                if matches!(*table, Table::Users | Table::Products) {
+                    // Kept, deactivated or in the recycle bin.
                     format!("{entity}.deleted")
                 } else {
                     format!("{entity}.purged")
@@ -3451,7 +3452,12 @@ fn name_spec_key(name: &str, spec: &str) -> String {
     format!("{}\u{1}{}", norm(name), norm(spec))
 }
 
-/// A tax rate as typed: `13%`, `13`, `0.13` (a fraction), in basis points.
+/// A tax rate as typed: `13%`, `13`, `0.13` (a fraction, as a cell
+/// formatted as a percentage holds it), in basis points. A bare number
+/// below 1 is a fraction, from 1 up a percentage: of the rates a product
+/// may carry (13 %, 9 %, 6 %, 0 %) none reads as another under either
+/// reading, so an ambiguous value is refused by the rate check rather
+/// than taken as a different valid rate.
 fn parse_tax_rate(text: &str) -> Option<i64> {
     let t: String = text
         .chars()
@@ -3492,6 +3498,12 @@ impl Crm {
             if names.get(c.name.as_str()) == Some(&1) {
                 out.entry(c.name.clone()).or_insert(c.id);
             }
+        }
+        // A bare name names the top-level category when one has it (a
+        // sub-category is reachable as `parent/child`), which is also how
+        // exports write top-level categories.
+        for c in cats.iter().filter(|c| c.parent_id.is_none()) {
+            out.insert(c.name.clone(), c.id);
         }
         Ok(out)
     }
@@ -3645,6 +3657,15 @@ impl ImportSession<'_> {
                 continue;
             }
             self.seen.insert(seen_key(&key.0, &key.1), row.number);
+            // A coded row's name and spec too, so that a later row without a
+            // code naming the same product is a repeat (coded rows are told
+            // apart by their codes only: two SKUs may share a name).
+            if let (Some(_), Some(name)) = (&input.code, &input.name) {
+                let ns = name_spec_key(name, input.spec.as_deref().unwrap_or_default());
+                self.seen
+                    .entry(seen_key("name_spec", &ns))
+                    .or_insert(row.number);
+            }
             if replay || self.failed {
                 continue;
             }
@@ -3652,6 +3673,16 @@ impl ImportSession<'_> {
                 creates.push(input);
                 continue;
             };
+            if let Some(first) = self.touched.get(&prow.id()).copied() {
+                self.reject(
+                    issues,
+                    row.number,
+                    IssueKind::DuplicateInFile,
+                    format!("{what_en}: row {first} of this file already updates this product"),
+                    format!("{what_zh}：本文件第 {first} 行已更新该产品"),
+                );
+                continue;
+            }
             let code = prow.get("code").as_text().unwrap_or_default().to_string();
             let en = format!("{what_en} already exists ({code})");
             let zh = format!("{what_zh} 已存在（{code}）");
@@ -3670,14 +3701,23 @@ impl ImportSession<'_> {
                 continue;
             }
             let (values, changes) = crate::sales::product::product_changes(&prow, &input);
-            let mut values: Vec<(&'static str, Value)> = values
-                .into_iter()
-                .filter(|(k, v)| prow.get(k) != v)
-                .collect();
-            if values.is_empty() {
+            if changes.is_empty() {
                 self.counts.unchanged += 1;
                 continue;
             }
+            // The search keys follow the name, and only when it changes.
+            let renamed = changes.iter().any(|c| c.field == "name");
+            let mut values: Vec<(&'static str, Value)> = values
+                .into_iter()
+                .filter(|(k, v)| {
+                    if *k == "pinyin_keys" {
+                        renamed
+                    } else {
+                        prow.get(k) != v
+                    }
+                })
+                .collect();
+            self.touched.insert(prow.id(), row.number);
             let before: Vec<(String, Value)> = values
                 .iter()
                 .map(|(c, _)| (c.to_string(), prow.get(c).clone()))

@@ -92,6 +92,9 @@ pub enum OpenError {
     },
 }
 
+/// How long the `ANALYZE` after a bulk write waits for a table lock.
+pub const ANALYZE_LOCK_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// A [`Store`] on PostgreSQL (15 or newer), inside one schema of a database.
 ///
 /// Every statement names its tables schema-qualified (`"crm"."customers"`),
@@ -473,14 +476,26 @@ impl PgStore {
                 next = self.growth.settle(table, f64::from(reltuples));
             }
             if next == stats::Next::Analyze {
-                let _ = sqlx::raw_sql(AssertSqlSafe(format!(
-                    "ANALYZE {}",
-                    self.table(table.name())
-                )))
-                .execute(&self.pool)
-                .await;
+                let _ = self.analyze(table.name()).await;
             }
         }
+    }
+
+    /// `ANALYZE` of one table, giving up after [`ANALYZE_LOCK_TIMEOUT`] when
+    /// a `VACUUM` or another `ANALYZE` holds the table: the caller's change
+    /// set is committed already and must not wait on maintenance.
+    async fn analyze(&self, table: &str) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "SET LOCAL lock_timeout = '{}ms'",
+            ANALYZE_LOCK_TIMEOUT.as_millis()
+        )))
+        .execute(&mut *tx)
+        .await?;
+        sqlx::raw_sql(AssertSqlSafe(format!("ANALYZE {}", self.table(table))))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
     }
 
     async fn run_select(&self, sel: &Select) -> Result<Selected, StoreError> {

@@ -52,10 +52,12 @@ pub(crate) fn invalid(message: impl Into<String>) -> StoreError {
 pub(crate) fn timestamp_text(t: &DateTime<Utc>) -> String {
     use chrono::{Datelike, Timelike};
     let year = t.year();
-    if !(0..=9999).contains(&year) {
+    // Years chrono pads differently, and leap seconds (chrono keeps them as
+    // 1_000_000_000 nanoseconds and more), go the slow way.
+    if !(0..=9999).contains(&year) || t.nanosecond() >= 1_000_000_000 {
         return t.format(TIMESTAMP_FORMAT).to_string();
     }
-    let micros = t.timestamp_subsec_micros().min(999_999);
+    let micros = t.timestamp_subsec_micros();
     format!(
         "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{micros:06}Z",
         t.month(),
@@ -307,6 +309,14 @@ mod format_tests {
             let d = t.date_naive();
             assert_eq!(date_text(&d), d.format(DATE_FORMAT).to_string());
         }
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .expect("leap second")
+            .and_utc();
+        assert_eq!(
+            timestamp_text(&leap),
+            leap.format(TIMESTAMP_FORMAT).to_string()
+        );
         let far = NaiveDate::from_ymd_opt(12345, 1, 2).expect("valid");
         assert_eq!(date_text(&far), far.format(DATE_FORMAT).to_string());
     }

@@ -1261,6 +1261,76 @@ pub async fn import_products_with_categories_duplicates_and_undo(store: Arc<dyn 
             .deleted
     );
     assert!(w.crm.product_by_code(&w.admin, "CP-1").await.is_err());
+    // Re-importing an unchanged row changes nothing, even where the stored
+    // search keys were made by an older rule.
+    let current = w.crm.product(&w.admin, old.id).await.expect("product");
+    store
+        .apply(&crate::store::ChangeSet {
+            ops: vec![crate::store::Op::Update {
+                table: Table::Products,
+                id: old.id,
+                expected_version: current.version,
+                values: vec![("pinyin_keys", crate::value::Value::from("stale keys"))],
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("stale keys");
+    let h3 = ["产品编号", "产品名称", "标准价"];
+    let mut o = opts(Entity::Product);
+    o.policy = DuplicatePolicy::Update;
+    let again = run(
+        &w,
+        &w.admin,
+        o,
+        &h3,
+        vec![row(&["CP-EXIST", "旧打印机", "100"])],
+    )
+    .await;
+    assert_eq!(
+        (again.updated, again.unchanged),
+        (0, 1),
+        "{:#?}",
+        again.issues
+    );
+    // One product updated by two rows of a file: the second is refused.
+    let mut o = opts(Entity::Product);
+    o.policy = DuplicatePolicy::Update;
+    let twice = run(
+        &w,
+        &w.admin,
+        o,
+        &h3,
+        vec![
+            row(&["CP-EXIST", "旧打印机二代", "120"]),
+            row(&["", "旧打印机", "130"]),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (twice.updated, twice.rejected),
+        (1, 1),
+        "{:#?}",
+        twice.issues
+    );
+    assert_eq!(issue(&twice, 3).kind, IssueKind::DuplicateInFile);
+    let renamed = w.crm.product(&w.admin, old.id).await.expect("product");
+    assert_eq!(
+        (renamed.name.as_str(), renamed.list_price.minor),
+        ("旧打印机二代", 12_000)
+    );
+    // A row without a code naming a product an earlier coded row creates is
+    // a repeat, not a second product.
+    let rep = run(
+        &w,
+        &w.admin,
+        opts(Entity::Product),
+        &h3,
+        vec![row(&["NEW-1", "订书机", "20"]), row(&["", "订书机", "20"])],
+    )
+    .await;
+    assert_eq!((rep.created, rep.skipped), (1, 1), "{:#?}", rep.issues);
+    assert_eq!(issue(&rep, 3).kind, IssueKind::DuplicateInFile);
     // Importing products needs the create permission too.
     let importer = user_with_role(
         &w,
