@@ -1101,7 +1101,13 @@ impl Crm {
                 actor.display_name, entity
             )));
         }
-        if entity == Entity::Product && !actor.can(entity, Action::Create) {
+        // Products: creating needs `product:create`; a price list (update
+        // policy) may also be run with `product:update` alone, its rows
+        // that would create a product then being refused one by one.
+        if entity == Entity::Product
+            && !actor.can(entity, Action::Create)
+            && !(options.policy == DuplicatePolicy::Update && actor.can(entity, Action::Update))
+        {
             return Err(Error::Forbidden(format!(
                 "{} may not create products",
                 actor.display_name
@@ -3670,6 +3676,19 @@ impl ImportSession<'_> {
                 continue;
             }
             let Some(prow) = existing else {
+                if !self.actor.can(Entity::Product, Action::Create) {
+                    self.reject(
+                        issues,
+                        row.number,
+                        IssueKind::Forbidden,
+                        format!(
+                            "{what_en} is not in the catalogue; {} may not create products",
+                            self.actor.display_name
+                        ),
+                        format!("{what_zh} 不在产品目录中；你无权新建产品"),
+                    );
+                    continue;
+                }
                 creates.push(input);
                 continue;
             };

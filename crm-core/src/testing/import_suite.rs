@@ -1349,6 +1349,46 @@ pub async fn import_products_with_categories_duplicates_and_undo(store: Arc<dyn 
             .await,
         Err(Error::Forbidden(_))
     ));
+    // A price-list keeper (import and update, no create) may run a price
+    // list; its rows naming unknown products are refused one by one.
+    let keeper = user_with_role(
+        &w,
+        "pricekeeper",
+        vec![
+            Permission {
+                entity: Entity::Product,
+                action: Action::Import,
+                scope: DataScope::All,
+            },
+            Permission {
+                entity: Entity::Product,
+                action: Action::Update,
+                scope: DataScope::All,
+            },
+        ],
+        Vec::new(),
+    )
+    .await;
+    let mut o = opts(Entity::Product);
+    o.policy = DuplicatePolicy::Update;
+    let prices = run(
+        &w,
+        &keeper,
+        o,
+        &h3,
+        vec![
+            row(&["CP-EXIST", "旧打印机二代", "125"]),
+            row(&["NO-SUCH", "新产品", "1"]),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (prices.updated, prices.rejected),
+        (1, 1),
+        "{:#?}",
+        prices.issues
+    );
+    assert_eq!(issue(&prices, 3).kind, IssueKind::Forbidden);
     let mut o = opts(Entity::Product);
     o.owner = Some("zhangsan".into());
     assert!(matches!(
