@@ -1057,31 +1057,20 @@ impl Crm {
                 actor.display_name
             )));
         }
-        let fields = crate::import::PRODUCT_FIELDS;
         let column = |d: &FieldDef| ExportColumn {
             key: d.name.to_string(),
             header_zh: d.zh.to_string(),
             header_en: d.en.to_string(),
-            kind: match d.name {
-                "list_price" | "cost" => ValueKind::Money,
-                _ => ValueKind::Text,
-            },
+            kind: crate::import::field_value_kind(Entity::Product, d),
         };
         if picks.is_empty() {
-            return Ok(fields.iter().map(column).collect());
+            return Ok(crate::import::PRODUCT_FIELDS.iter().map(column).collect());
         }
         picks
             .iter()
             .map(|p| {
                 let n = p.trim();
-                fields
-                    .iter()
-                    .find(|f| {
-                        f.name == n
-                            || f.zh == n
-                            || f.en.eq_ignore_ascii_case(n)
-                            || f.aliases.contains(&n)
-                    })
+                crate::import::find_field(Entity::Product, n)
                     .map(column)
                     .ok_or_else(|| {
                         Error::invalid("fields", format!("products have no field '{n}'"))
@@ -1143,10 +1132,10 @@ impl Crm {
                         "tax_rate" => ExportValue::Text(tax_rate_text(p.tax_rate)),
                         "spec" => opt(&p.spec),
                         "description" => opt(&p.description),
-                        "status" => text(match p.status {
-                            crate::sales::product::ProductStatus::OnSale => "在售",
-                            crate::sales::product::ProductStatus::Discontinued => "停售",
-                        }),
+                        "status" => crate::import::PRODUCT_STATUSES
+                            .iter()
+                            .find(|(api, _)| *api == p.status.name())
+                            .map_or(ExportValue::Empty, |(_, zh)| text(zh)),
                         _ => ExportValue::Empty,
                     })
                     .collect()
@@ -1158,9 +1147,5 @@ impl Crm {
 
 /// A tax rate in basis points as a person writes it: `13%`, `13.5%`.
 fn tax_rate_text(bp: i64) -> String {
-    if bp % 100 == 0 {
-        format!("{}%", bp / 100)
-    } else {
-        format!("{}%", bp as f64 / 100.0)
-    }
+    format!("{}%", bp as f64 / 100.0)
 }

@@ -492,7 +492,8 @@ const USER_FIELDS: &[FieldDef] = &[
 ];
 
 /// The product statuses an import accepts (API value, Chinese label).
-const PRODUCT_STATUSES: &[(&str, &str)] = &[("on_sale", "在售"), ("discontinued", "停售")];
+pub(crate) const PRODUCT_STATUSES: &[(&str, &str)] =
+    &[("on_sale", "在售"), ("discontinued", "停售")];
 
 /// The importable fields of products (产品导入).
 pub(crate) const PRODUCT_FIELDS: &[FieldDef] = &[
@@ -613,7 +614,7 @@ pub fn import_fields(entity: Entity) -> Vec<&'static FieldDef> {
     }
 }
 
-fn find_field(entity: Entity, name: &str) -> Option<&'static FieldDef> {
+pub(crate) fn find_field(entity: Entity, name: &str) -> Option<&'static FieldDef> {
     let n = name.trim();
     match static_fields(entity) {
         Some(fields) => fields.iter().find(|f| {
@@ -2016,6 +2017,34 @@ impl<'a> ImportSession<'a> {
             .unwrap_or(0)
     }
 
+    /// Whether a row's duplicate key (kind, text) appeared on an earlier
+    /// row of the file — then reported (unless the row is replayed by a
+    /// resume) — else remembers it for the rows after.
+    fn repeated_in_file(
+        &mut self,
+        issues: &mut Vec<RowIssue>,
+        number: u32,
+        key: (&str, &str),
+        what_en: &str,
+        what_zh: &str,
+    ) -> bool {
+        let k = seen_key(key.0, key.1);
+        let Some(first) = self.seen.get(&k).copied() else {
+            self.seen.insert(k, number);
+            return false;
+        };
+        if !self.is_replay(number) {
+            self.duplicate(
+                issues,
+                number,
+                IssueKind::DuplicateInFile,
+                format!("{what_en} repeats row {first} of this file"),
+                format!("{what_zh} 与本文件第 {first} 行重复"),
+            );
+        }
+        true
+    }
+
     /// Whether a row is before the checkpoint of a resumed import (checked
     /// for duplicates within the file, not written again).
     fn is_replay(&self, number: u32) -> bool {
@@ -3266,20 +3295,15 @@ impl ImportSession<'_> {
             }
             let username = text("username").unwrap_or_default();
             let display = text("display_name").unwrap_or_default();
-            let key = ("username".to_string(), username.clone());
-            if let Some(first) = self.seen.get(&seen_key(&key.0, &key.1)).copied() {
-                if !replay {
-                    self.duplicate(
-                        issues,
-                        row.number,
-                        IssueKind::DuplicateInFile,
-                        format!("username {username} repeats row {first} of this file"),
-                        format!("用户名 {username} 与本文件第 {first} 行重复"),
-                    );
-                }
+            if self.repeated_in_file(
+                issues,
+                row.number,
+                ("username", &username),
+                &format!("username {username}"),
+                &format!("用户名 {username}"),
+            ) {
                 continue;
             }
-            self.seen.insert(seen_key(&key.0, &key.1), row.number);
             if replay || self.failed {
                 continue;
             }
@@ -3545,9 +3569,7 @@ impl ImportSession<'_> {
             };
             let mut errors = ValidationErrors::default();
             let label = |name: &str| {
-                PRODUCT_FIELDS
-                    .iter()
-                    .find(|d| d.name == name)
+                find_field(Entity::Product, name)
                     .map(field_label)
                     .unwrap_or_else(|| name.to_string())
             };
@@ -3650,19 +3672,9 @@ impl ImportSession<'_> {
                         .unwrap_or_default()
                 ),
             };
-            if let Some(first) = self.seen.get(&seen_key(&key.0, &key.1)).copied() {
-                if !replay {
-                    self.duplicate(
-                        issues,
-                        row.number,
-                        IssueKind::DuplicateInFile,
-                        format!("{what_en} repeats row {first} of this file"),
-                        format!("{what_zh} 与本文件第 {first} 行重复"),
-                    );
-                }
+            if self.repeated_in_file(issues, row.number, (&key.0, &key.1), &what_en, &what_zh) {
                 continue;
             }
-            self.seen.insert(seen_key(&key.0, &key.1), row.number);
             // A coded row's name and spec too, so that a later row without a
             // code naming the same product is a repeat (coded rows are told
             // apart by their codes only: two SKUs may share a name).
@@ -3982,6 +3994,15 @@ fn hint_for(kind: FieldKind) -> (&'static str, &'static str) {
     }
 }
 
+/// How a template or export column of a built-in field holds its values
+/// (product prices are money though typed as text on import).
+pub(crate) fn field_value_kind(entity: Entity, def: &FieldDef) -> ValueKind {
+    match (entity, def.name) {
+        (Entity::Product, "list_price" | "cost") => ValueKind::Money,
+        _ => kind_value(def.kind),
+    }
+}
+
 pub(crate) fn kind_value(kind: FieldKind) -> ValueKind {
     match kind {
         FieldKind::Date => ValueKind::Date,
@@ -4093,10 +4114,7 @@ impl Crm {
                 required: def.required && (group.is_none() || def.name == "name")
                     || (group.is_some() && def.name == "name"),
                 options,
-                kind: match (entity, def.name) {
-                    (Entity::Product, "list_price" | "cost") => ValueKind::Money,
-                    _ => kind_value(def.kind),
-                },
+                kind: field_value_kind(entity, def),
                 sample: if group.is_some_and(|g| g > 1) {
                     String::new()
                 } else {
