@@ -262,7 +262,7 @@ impl Crm {
         if changes.is_empty() {
             return Ok(());
         }
-        self.store.apply(&changes).await.map_err(Error::from)
+        self.store.apply_owned(changes).await.map_err(Error::from)
     }
 
     /// The audit history of a record the actor can see, oldest first.

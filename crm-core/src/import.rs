@@ -1066,6 +1066,107 @@ pub struct ImportSession<'a> {
     issues: Vec<RowIssue>,
     /// Rows of the customers referenced by a contact import's batch.
     ref_rows: HashMap<Uuid, Row>,
+    /// The records of the batch being built whose codes are taken when it
+    /// is written (customer and contact imports).
+    slots: Vec<CodeSlot>,
+}
+
+/// A created record whose code is taken when its batch is written: the
+/// code's prefix, and where the record's insert and its `created` event
+/// sit in the batch's change set.
+#[derive(Debug, Clone, Copy)]
+struct CodeSlot {
+    prefix: &'static str,
+    op: usize,
+    event: usize,
+}
+
+/// A batch checked and built by [`ImportSession::prepare`] and not yet
+/// written.
+#[derive(Debug)]
+pub struct PreparedBatch<'a> {
+    /// The rows of the batch that were rejected or skipped, as
+    /// [`ImportSession::push`] returns them.
+    pub issues: Vec<RowIssue>,
+    /// The batch's writes: nothing is written until they are committed.
+    pub write: BatchWrite<'a>,
+}
+
+/// The writes of a prepared batch (nothing in a dry run, a replayed batch
+/// or an import that failed; in an all-or-nothing import they wait for
+/// [`ImportSession::finish`]).
+#[must_use = "a prepared batch is written only when committed"]
+pub struct BatchWrite<'a> {
+    crm: &'a Crm,
+    actor: Actor,
+    changes: Option<ChangeSet>,
+    slots: Vec<CodeSlot>,
+    index_keys: bool,
+}
+
+impl std::fmt::Debug for BatchWrite<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchWrite")
+            .field("ops", &self.changes.as_ref().map_or(0, |c| c.ops.len()))
+            .field("codes", &self.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BatchWrite<'_> {
+    /// Whether there is anything to write.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_none()
+    }
+
+    /// Writes the batch with its checkpoint, in one transaction: takes the
+    /// codes of its created records, keeps the duplicate keys of its
+    /// customers and applies. Batches must be committed in the order they
+    /// were prepared, each once the one before has finished; the next batch
+    /// may be prepared meanwhile. After a failure the import stops (drop the
+    /// session); running it again resumes after the last committed batch.
+    pub async fn commit(self) -> Result<()> {
+        let Some(mut cs) = self.changes else {
+            return Ok(());
+        };
+        assign_codes(self.crm, &self.actor, &mut cs, &self.slots).await?;
+        if self.index_keys {
+            self.crm.index_customer_keys(&mut cs).await?;
+        }
+        self.crm.apply(cs).await
+    }
+}
+
+/// Takes the codes of a batch's created records (one reservation per
+/// prefix, numbered in row order) and writes them into their inserts and
+/// `created` events.
+async fn assign_codes(
+    crm: &Crm,
+    actor: &Actor,
+    cs: &mut ChangeSet,
+    slots: &[CodeSlot],
+) -> Result<()> {
+    let mut prefixes: Vec<&'static str> = slots.iter().map(|s| s.prefix).collect();
+    prefixes.sort_unstable();
+    prefixes.dedup();
+    for prefix in prefixes {
+        let mine: Vec<&CodeSlot> = slots.iter().filter(|s| s.prefix == prefix).collect();
+        let codes = crm.next_codes(actor, prefix, mine.len()).await?;
+        for (slot, code) in mine.into_iter().zip(codes) {
+            if let Some(Op::Insert { values, .. }) = cs.ops.get_mut(slot.op) {
+                match values.iter_mut().find(|(k, _)| *k == "code") {
+                    Some((_, v)) => *v = Value::Text(code.clone()),
+                    None => values.push(("code", Value::Text(code.clone()))),
+                }
+            }
+            if let Some(Json::Object(payload)) =
+                cs.events.get_mut(slot.event).map(|e| &mut e.payload)
+            {
+                payload.insert("code".into(), Json::String(code));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for ImportSession<'_> {
@@ -1328,6 +1429,7 @@ impl Crm {
             failed: false,
             issues: Vec::new(),
             ref_rows: HashMap::new(),
+            slots: Vec::new(),
             opts: options,
         };
         let kinds = session
@@ -1899,11 +2001,57 @@ impl<'a> ImportSession<'a> {
         rows: &[SheetRow],
         checked: Option<Vec<Checked>>,
     ) -> Result<Vec<RowIssue>> {
+        let batch = self.prepare_inner(rows, checked).await?;
+        let checkpoint = !batch.write.is_empty() && self.opts.commit == CommitMode::Batches;
+        if let Err(e) = batch.write.commit().await {
+            if checkpoint {
+                self.import_version -= 1;
+            }
+            return Err(e);
+        }
+        Ok(batch.issues)
+    }
+
+    /// The first half of [`ImportSession::push`]: checks a batch of rows
+    /// (in sheet order) and builds its writes without writing them, so the
+    /// caller can commit them (see [`BatchWrite::commit`]) while it
+    /// prepares the next batch. `checked` holds [`RowValidator::check`]'s
+    /// results for the rows, one per row, when the caller has them.
+    pub async fn prepare(
+        &mut self,
+        rows: &[SheetRow],
+        checked: Option<Vec<Checked>>,
+    ) -> Result<PreparedBatch<'a>> {
+        if checked.as_ref().is_some_and(|c| c.len() != rows.len()) {
+            return Err(Error::invalid(
+                "checked",
+                "one validation result per row is needed",
+            ));
+        }
+        self.prepare_inner(rows, checked).await
+    }
+
+    async fn prepare_inner(
+        &mut self,
+        rows: &[SheetRow],
+        checked: Option<Vec<Checked>>,
+    ) -> Result<PreparedBatch<'a>> {
+        let mut write = BatchWrite {
+            crm: self.crm,
+            actor: self.actor.clone(),
+            changes: None,
+            slots: Vec::new(),
+            index_keys: false,
+        };
         let Some(first) = rows.first().map(|r| r.number) else {
-            return Ok(Vec::new());
+            return Ok(PreparedBatch {
+                issues: Vec::new(),
+                write,
+            });
         };
         let last = rows.last().map(|r| r.number).unwrap_or(first);
         let mut issues = Vec::new();
+        self.slots.clear();
         let (cs, items) = if self.opts.entity == Entity::User {
             self.user_batch(rows, &mut issues).await?
         } else if self.opts.entity == Entity::Product {
@@ -1911,10 +2059,11 @@ impl<'a> ImportSession<'a> {
         } else {
             self.record_batch(rows, checked, &mut issues).await?
         };
+        let slots = std::mem::take(&mut self.slots);
+        self.issues.extend(issues.iter().cloned());
         let replay = self.resume_after.is_some_and(|r| last <= r);
         if self.failed || self.opts.dry_run || replay {
-            self.issues.extend(issues.iter().cloned());
-            return Ok(issues);
+            return Ok(PreparedBatch { issues, write });
         }
         let mut cs = cs;
         if !items.created.is_empty() || !items.updated.is_empty() {
@@ -1923,24 +2072,21 @@ impl<'a> ImportSession<'a> {
         }
         match self.opts.commit {
             CommitMode::Atomic => {
+                // Codes now: the batch's indexes change once merged.
+                assign_codes(self.crm, &self.actor, &mut cs, &slots).await?;
                 self.atomic.ops.extend(cs.ops);
                 self.atomic.audit.extend(cs.audit);
                 self.atomic.events.extend(cs.events);
             }
             CommitMode::Batches => {
-                if self.opts.entity == Entity::Customer {
-                    self.crm.index_customer_keys(&mut cs).await?;
-                }
                 let op = self.import_update(ImportStatus::Running, i64::from(last));
                 cs.ops.push(op);
-                if let Err(e) = self.crm.apply(cs).await {
-                    self.import_version -= 1;
-                    return Err(e);
-                }
+                write.changes = Some(cs);
+                write.slots = slots;
+                write.index_keys = self.opts.entity == Entity::Customer;
             }
         }
-        self.issues.extend(issues.iter().cloned());
-        Ok(issues)
+        Ok(PreparedBatch { issues, write })
     }
 
     /// Ends the import: an atomic import commits everything now (nothing if
@@ -2891,35 +3037,14 @@ impl ImportSession<'_> {
         // 4. Build the writes.
         let mut cs = ChangeSet::default();
         let mut items = BatchItems::default();
-        let n_contacts: usize = creates.iter().map(|c| c.contacts.len()).sum::<usize>()
-            + updates.iter().map(|(c, _)| c.contacts.len()).sum::<usize>();
-        let (mut codes, mut contact_codes) = if self.opts.dry_run {
-            (Vec::new(), Vec::new())
-        } else {
-            let p = entity.code_prefix().unwrap_or("NO");
-            (
-                crm.next_codes(&self.actor, p, creates.len()).await?,
-                if entity == Entity::Customer {
-                    crm.next_codes(&self.actor, "LXR", n_contacts).await?
-                } else {
-                    Vec::new()
-                },
-            )
-        };
-        codes.reverse();
-        contact_codes.reverse();
+        // Codes are taken when the batch is written (not in a dry run).
+        let prefix = entity.code_prefix().unwrap_or("NO");
         let company = self.actor.company_id.0;
         for c in creates {
             let (owner, dept) = self.owner_of(&c)?;
-            let (mut op, id, mut payload) = crm.insert_op(
-                &self.actor,
-                entity,
-                c.set,
-                c.custom,
-                owner,
-                dept,
-                codes.pop(),
-            );
+            let (mut op, id, mut payload) =
+                crm.insert_op(&self.actor, entity, c.set, c.custom, owner, dept, None);
+            self.code_slot(&cs, prefix);
             if let Some((pool, name)) = &self.pool {
                 // Into the pool's public area, without an owner.
                 let public = crate::pool::Place::Public.name();
@@ -2961,7 +3086,7 @@ impl ImportSession<'_> {
             items.created.push((entity.table(), id));
             self.counts.created += 1;
             for k in c.contacts {
-                self.add_contact(&mut cs, &mut items, id, owner, dept, k, contact_codes.pop());
+                self.add_contact(&mut cs, &mut items, id, owner, dept, k);
             }
         }
         // Contacts of updated customers: those not there yet (by mobile, or
@@ -2992,15 +3117,7 @@ impl ImportSession<'_> {
             let dept = row.get("department_id").as_id();
             for k in contacts {
                 if existing_contacts.insert((row.id(), contact_identity(&k.set))) {
-                    self.add_contact(
-                        &mut cs,
-                        &mut items,
-                        row.id(),
-                        owner,
-                        dept,
-                        k,
-                        contact_codes.pop(),
-                    );
+                    self.add_contact(&mut cs, &mut items, row.id(), owner, dept, k);
                 }
             }
         }
@@ -3063,7 +3180,19 @@ impl ImportSession<'_> {
         ));
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Notes that the insert pushed next onto `cs`, and the `created` event
+    /// after it, get a code with `prefix` when the batch is written (not in
+    /// a dry run, which takes no codes).
+    fn code_slot(&mut self, cs: &ChangeSet, prefix: &'static str) {
+        if !self.opts.dry_run {
+            self.slots.push(CodeSlot {
+                prefix,
+                op: cs.ops.len(),
+                event: cs.events.len(),
+            });
+        }
+    }
+
     fn add_contact(
         &mut self,
         cs: &mut ChangeSet,
@@ -3072,7 +3201,6 @@ impl ImportSession<'_> {
         owner: Uuid,
         dept: Option<Uuid>,
         mut k: ContactDraft,
-        code: Option<String>,
     ) {
         k.set.insert("customer_id", Value::Id(customer));
         let (mut op, cid, payload) = self.crm.insert_op(
@@ -3082,8 +3210,9 @@ impl ImportSession<'_> {
             k.custom,
             owner,
             dept,
-            code,
+            None,
         );
+        self.code_slot(cs, Entity::Contact.code_prefix().unwrap_or("LXR"));
         if self.pool.is_some()
             && let Op::Insert { values, .. } = &mut op
         {

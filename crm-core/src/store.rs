@@ -3,7 +3,8 @@
 //! A store knows nothing of permissions or workflows: the core resolves those
 //! and hands the store a [`Select`] whose filter already contains the actor's
 //! data scope, or a [`ChangeSet`] that must be applied atomically or not at
-//! all. Stores compile both into SQL with bound parameters only.
+//! all. Stores compile both into SQL with bound parameters, except boolean
+//! equality, written as a literal so partial indexes can serve it.
 
 use crate::schema::Table;
 use crate::value::Value;
@@ -409,6 +410,14 @@ pub trait Store: Send + Sync {
 
     /// Applies a change set atomically: all of it or nothing.
     async fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError>;
+
+    /// [`Store::apply`] of a change set the store may keep: a backend whose
+    /// driver blocks (SQLite) hands it to a writer thread of its own, so the
+    /// caller's task can go on with other work (a bulk import prepares its
+    /// next batch) until the write is done. The engine writes through this.
+    async fn apply_owned(&self, changes: ChangeSet) -> Result<(), StoreError> {
+        self.apply(&changes).await
+    }
 
     /// Reads one row by id regardless of company or lifecycle.
     async fn get(&self, table: Table, id: Uuid) -> Result<Option<Row>, StoreError>;

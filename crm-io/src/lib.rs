@@ -28,8 +28,8 @@ pub use read::{Limits, SheetEvent, Workbook};
 pub use write::{ErrorWorkbook, ExportSheet, needs_quote_prefix, template_workbook};
 
 use crm_core::import::{
-    Checked, CommitMode, DuplicatePolicy, ImportOptions, ImportReport, IssueKind, RowValidator,
-    SheetRow,
+    BatchWrite, Checked, CommitMode, DuplicatePolicy, ImportOptions, ImportReport, IssueKind,
+    PreparedBatch, RowValidator, SheetRow,
 };
 use crm_core::{Actor, Crm, Entity, ListQuery};
 use sha2::{Digest, Sha256};
@@ -285,6 +285,14 @@ async fn run_import(
     outcome
 }
 
+/// What the reader handed over next, prepared.
+enum Step<'a> {
+    Batch(Vec<SheetRow>, Box<crm_core::Result<PreparedBatch<'a>>>),
+    Failed(IoError),
+    Skip,
+    End,
+}
+
 async fn consume(
     crm: &Crm,
     actor: &Actor,
@@ -305,24 +313,46 @@ async fn consume(
     let _ = vtx.send_async(session.validator()).await;
     let mut errors: Option<ErrorWorkbook> = None;
     let mut done: u64 = 0;
-    while let Ok(msg) = rx.recv_async().await {
-        let (batch, checked) = match msg {
-            Msg::Batch(b, c) => (b, c),
-            Msg::Failed(e) => return Err(e),
-            Msg::Header(..) => continue,
+    // Batch N is written while batch N+1 is received and prepared: the
+    // store's write (on SQLite, its writer thread) overlaps the checks,
+    // duplicate probes and building of the next batch.
+    let mut pending: Option<BatchWrite<'_>> = None;
+    loop {
+        let previous = pending.take();
+        let commit = async move {
+            match previous {
+                Some(w) => w.commit().await,
+                None => Ok(()),
+            }
         };
-        let issues = match checked {
-            Some(c) => session.push_checked(&batch, c).await?,
-            None => session.push(&batch).await?,
+        let next = async {
+            match rx.recv_async().await {
+                Ok(Msg::Batch(batch, checked)) => {
+                    let prepared = session.prepare(&batch, checked).await;
+                    Step::Batch(batch, Box::new(prepared))
+                }
+                Ok(Msg::Failed(e)) => Step::Failed(e),
+                Ok(Msg::Header(..)) => Step::Skip,
+                Err(_) => Step::End,
+            }
         };
-        if !issues.is_empty() {
+        let (committed, step) = futures_util::future::join(commit, next).await;
+        committed?;
+        let (batch, prepared) = match step {
+            Step::Batch(batch, prepared) => (batch, (*prepared)?),
+            Step::Failed(e) => return Err(e),
+            Step::Skip => continue,
+            Step::End => break,
+        };
+        if !prepared.issues.is_empty() {
             let wb = match &mut errors {
                 Some(w) => w,
                 None => errors.insert(ErrorWorkbook::new(&headers, lang)?),
             };
-            for i in &issues {
-                if let Some(row) = batch.iter().find(|r| r.number == i.row) {
-                    wb.add(i.row, &row.cells, &i.message_zh, &i.message_en)?;
+            for i in &prepared.issues {
+                // The batch is in sheet order.
+                if let Ok(at) = batch.binary_search_by_key(&i.row, |r| r.number) {
+                    wb.add(i.row, &batch[at].cells, &i.message_zh, &i.message_en)?;
                 }
             }
         }
@@ -331,6 +361,7 @@ async fn consume(
             rows: done,
             total: total.max(done),
         });
+        pending = Some(prepared.write);
     }
     let report = session.finish().await?;
     let error_workbook = match errors {

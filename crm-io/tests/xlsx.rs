@@ -3,7 +3,7 @@
 //! layout, scope) and formula injection. The engine-level behaviour of
 //! imports runs in the conformance suite on both backends.
 
-use crm_core::import::{CommitMode, DuplicatePolicy, ImportOptions, ImportStatus};
+use crm_core::import::{CommitMode, DuplicatePolicy, ImportOptions, ImportStatus, IssueKind};
 use crm_core::store::Store;
 use crm_core::testing::service_suite::{World, fields};
 use crm_core::{Entity, ListQuery};
@@ -657,4 +657,98 @@ async fn contacts_and_users_import_from_files() {
         "{:?}",
         r.cells
     );
+}
+
+/// Batches are committed while the next one is prepared: rows meeting
+/// records that an earlier batch creates or updates are still caught, codes
+/// follow the rows in order, and undo takes everything back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_batches_see_what_earlier_batches_write() {
+    let w = world().await;
+    let old = w
+        .customer(&w.admin, "老客户有限公司", json!({"phone": "010-62345678"}))
+        .await;
+    let rows: &[&[&str]] = &[
+        &["客户名称", "电话"],
+        &["甲一有限公司", ""],
+        &["甲二有限公司", ""],
+        // Batch 2: repeats a customer batch 1 creates; updates the old one.
+        &["甲一有限公司", ""],
+        &["老客户有限公司", "010-62345679"],
+        // Batch 3: the old customer again (already updated by row 5).
+        &["老客户有限公司", "010-62345670"],
+        &["甲三有限公司", ""],
+        &["甲四有限公司", ""],
+    ];
+    let mut o = ImportOptions::new(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    o.commit = CommitMode::Batches;
+    o.batch_size = 2;
+    let out = import(&w, book(rows), o, Lang::En).await.expect("import");
+    let r = &out.report;
+    assert_eq!(
+        (r.created, r.updated, r.rejected),
+        (4, 1, 2),
+        "{:#?}",
+        r.issues
+    );
+    let kinds: Vec<(u32, IssueKind)> = r.issues.iter().map(|i| (i.row, i.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            (4, IssueKind::DuplicateInFile),
+            (6, IssueKind::DuplicateInFile)
+        ]
+    );
+    let list = w
+        .crm
+        .list_records(&w.admin, Entity::Customer, &ListQuery::default())
+        .await
+        .expect("list");
+    let code_of = |name: &str| -> String {
+        list.items
+            .iter()
+            .find(|c| c.text("name") == Some(name))
+            .and_then(|c| c.code.clone())
+            .unwrap_or_else(|| panic!("{name} has a code"))
+    };
+    // The old customer took number 1; the import's follow in row order.
+    let codes: Vec<String> = [
+        "甲一有限公司",
+        "甲二有限公司",
+        "甲三有限公司",
+        "甲四有限公司",
+    ]
+    .iter()
+    .map(|n| code_of(n))
+    .collect();
+    let numbers: Vec<u32> = codes
+        .iter()
+        .map(|c| {
+            c.rsplit('-')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .expect("number")
+        })
+        .collect();
+    assert_eq!(numbers, [2, 3, 4, 5], "{codes:?}");
+    let updated = list
+        .items
+        .iter()
+        .find(|c| c.id == old.id)
+        .expect("old customer");
+    assert_eq!(updated.text("phone"), Some("010-62345679"));
+    let undo = w
+        .crm
+        .undo_import(&w.admin, r.import_id.expect("import id"))
+        .await
+        .expect("undo");
+    assert_eq!((undo.removed, undo.restored), (4, 1));
+    let after = w
+        .crm
+        .list_records(&w.admin, Entity::Customer, &ListQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(after.items.len(), 1);
+    assert_eq!(after.items[0].text("phone"), Some("010-62345678"));
 }

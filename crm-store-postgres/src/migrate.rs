@@ -31,6 +31,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         sql: include_str!("../migrations/0004_sales.sql"),
     },
+    Migration {
+        version: 5,
+        sql: include_str!("../migrations/0005_partial_duplicate_index.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -6,6 +6,9 @@
 //!   ascending always breaks ties;
 //! - `Contains`/`StartsWith` are case-insensitive `LIKE` with `%`, `_` and `\`
 //!   taken literally.
+//!
+//! Values are bound parameters, except a boolean compared for (in)equality,
+//! which is written as `TRUE` or `FALSE` (see [`Expr::bool_literal`]).
 
 use crate::sql::{Sql, Ty, column, column_list, ident, indexed_in_c, invalid};
 use crm_core::schema::{ColType, ColumnDef, Table};
@@ -51,6 +54,23 @@ impl Expr {
                 self.ordered()
             }
             _ => self.sql.clone(),
+        }
+    }
+
+    /// The SQL literal (`TRUE` or `FALSE`) of `v` compared for equality or
+    /// inequality with this expression, when both are boolean; `None` for
+    /// anything else, which is bound as usual.
+    ///
+    /// PostgreSQL uses a partial index (`customer_keys_duplicate_rows_idx …
+    /// WHERE duplicate`) only when the query's WHERE clause implies the
+    /// index's condition. A generic plan of a prepared statement, which the
+    /// store's statements get after five executions, cannot prove that from
+    /// `duplicate = $n`; from `duplicate = TRUE` it always can. The literal
+    /// is one of two fixed words, so no caller-provided text reaches the SQL.
+    fn bool_literal(&self, v: &Value) -> Option<&'static str> {
+        match v {
+            Value::Bool(b) if self.ty == Ty::Bool => Some(if *b { "TRUE" } else { "FALSE" }),
+            _ => None,
         }
     }
 
@@ -230,7 +250,10 @@ fn filter(
         Filter::Cmp(col, op, value) => {
             let e = expr(sql, table, alias, col)?;
             e.check_ordered(table)?;
-            let p = e.param(sql, table, value)?;
+            let p = match e.bool_literal(value) {
+                Some(l) if matches!(op, CmpOp::Eq | CmpOp::Ne) => l.to_string(),
+                _ => e.param(sql, table, value)?,
+            };
             // Equality in the collation of the column's indexes (a plain
             // `COLLATE "C"` would hide `customers.code` from its unique index,
             // and a `code = $1` lookup would read the whole company); order
@@ -631,6 +654,197 @@ mod tests {
         assert!(text.contains(r#"(t."code" = $2)"#), "{text}");
         assert!(text.contains(r#"(t."name_key" = ANY($3))"#), "{text}");
         assert!(text.contains(r#"(t."name" COLLATE "C" < $4)"#), "{text}");
+    }
+
+    #[test]
+    fn boolean_equality_is_written_as_a_literal() {
+        let flag = Col::Custom {
+            key: "vip".into(),
+            ty: CustomType::Bool,
+        };
+        let mut s = select(Filter::And(vec![
+            Filter::Cmp(Col::Column("duplicate"), CmpOp::Eq, Value::Bool(true)),
+            Filter::Cmp(Col::Column("duplicate"), CmpOp::Ne, Value::Bool(false)),
+            Filter::Cmp(Col::Column("kind"), CmpOp::Eq, Value::from("phone")),
+        ]));
+        s.table = Table::CustomerKeys;
+        let text = compile(&s).expect("compiles");
+        assert!(text.contains(r#"(t."duplicate" = TRUE)"#), "{text}");
+        assert!(
+            text.contains(r#"(t."duplicate" IS DISTINCT FROM FALSE)"#),
+            "{text}"
+        );
+        // The company is $1; the kind is the only other parameter.
+        assert!(text.contains(r#"(t."kind" COLLATE "C" = $2)"#), "{text}");
+        assert!(!text.contains("$3"), "{text}");
+
+        let text =
+            compile(&select(Filter::Cmp(flag, CmpOp::Eq, Value::Bool(false)))).expect("compiles");
+        assert!(text.contains("::boolean END) = FALSE)"), "{text}");
+
+        // Only booleans: order comparisons stay bound, and a boolean against
+        // a column of another type is still refused.
+        let text = compile(&select(Filter::Cmp(
+            Col::Column("locked"),
+            CmpOp::Lt,
+            Value::Bool(true),
+        )))
+        .expect("compiles");
+        assert!(text.contains(r#"(t."locked" < $2)"#), "{text}");
+        let wrong = Filter::Cmp(Col::Column("name"), CmpOp::Eq, Value::Bool(true));
+        assert!(compile(&select(wrong)).is_err());
+    }
+
+    /// The select of the duplicate report (`Crm::duplicate_report`): flagged
+    /// keys of the company, optionally of some kinds, by kind and key, keyset
+    /// paged.
+    fn report_select(company: Uuid, kinds: &[&str], after: Option<Vec<Value>>) -> Select {
+        let mut parts = vec![Filter::Cmp(
+            Col::Column("duplicate"),
+            CmpOp::Eq,
+            Value::Bool(true),
+        )];
+        if !kinds.is_empty() {
+            parts.push(Filter::In(
+                Col::Column("kind"),
+                kinds.iter().map(|k| Value::from(*k)).collect(),
+            ));
+        }
+        let mut s = select(Filter::And(parts));
+        s.table = Table::CustomerKeys;
+        s.company = company;
+        s.sort = ["kind", "key"]
+            .into_iter()
+            .map(|c| Sort {
+                col: Col::Column(c),
+                desc: false,
+            })
+            .collect();
+        s.paging = Paging::Keyset { after, limit: 500 };
+        s
+    }
+
+    /// The report's query, planned generically (as every prepared statement
+    /// of the store is after five executions) over many keys of which few are
+    /// flagged, reads the partial index `customer_keys_duplicate_rows_idx`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn duplicate_report_reads_the_partial_index() {
+        use crate::{PgOptions, PgStore};
+        use crm_core::store::{ChangeSet, Op, Store};
+        use sqlx::AssertSqlSafe;
+
+        let url = std::env::var("CRM_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let schema = format!("crm_unit_report_{}", std::process::id());
+        let options = PgOptions {
+            schema: schema.clone(),
+            max_connections: 2,
+            ..PgOptions::default()
+        };
+        let store = PgStore::connect(&url, options.clone())
+            .await
+            .expect("PostgreSQL reachable (CRM_TEST_PG_URL)");
+        store.drop_schema().await.expect("drop a leftover schema");
+        let store = PgStore::connect(&url, options).await.expect("migrate");
+
+        let company = Uuid::now_v7();
+        let customer = Uuid::now_v7();
+        let now = Utc::now();
+        let mut values: Vec<(&'static str, Value)> = Vec::new();
+        for c in Table::Customers.columns() {
+            let v = match (c.name, c.ty) {
+                ("id", _) => Value::Id(customer),
+                ("company_id", _) => Value::Id(company),
+                ("version", _) => Value::Int(1),
+                _ if c.nullable => continue,
+                (_, ColType::Id) => Value::Id(Uuid::nil()),
+                (_, ColType::Text) => Value::from(c.name),
+                (_, ColType::Int) => Value::Int(0),
+                (_, ColType::Bool) => Value::Bool(false),
+                (_, ColType::Date) => Value::Date(now.date_naive()),
+                (_, ColType::Timestamp) => Value::Timestamp(now),
+                (_, ColType::Json) => Value::Json(serde_json::json!({})),
+            };
+            values.push((c.name, v));
+        }
+        store
+            .apply(&ChangeSet {
+                ops: vec![Op::Insert {
+                    table: Table::Customers,
+                    values,
+                }],
+                ..ChangeSet::default()
+            })
+            .await
+            .expect("customer");
+        // 8 000 keys, 20 of them flagged.
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "INSERT INTO {q}.customer_keys \
+                 (id, company_id, version, created_at, updated_at, deleted_at, \
+                  customer_id, kind, key, duplicate) \
+             SELECT gen_random_uuid(), '{company}', 1, now(), now(), NULL, '{customer}', \
+                    (ARRAY['name', 'uscc', 'phone', 'email'])[i % 4 + 1], i::text, i < 20 \
+             FROM generate_series(0, 7999) AS i; \
+             ANALYZE {q}.customer_keys",
+            q = store.quoted
+        )))
+        .execute(store.pool())
+        .await
+        .expect("keys");
+
+        let after = vec![
+            Value::from("phone"),
+            Value::from("1"),
+            Value::Id(Uuid::nil()),
+        ];
+        let cases = [
+            (
+                report_select(company, &[], None),
+                "uuid, bigint",
+                "'{company}', 501",
+            ),
+            (
+                report_select(company, &["phone", "email"], None),
+                "uuid, text, text, bigint",
+                "'{company}', 'phone', 'email', 501",
+            ),
+            (
+                report_select(company, &[], Some(after)),
+                "uuid, text, text, uuid, bigint",
+                "'{company}', 'phone', '1', '00000000-0000-0000-0000-000000000000', 501",
+            ),
+        ];
+        let mut conn = store.pool().acquire().await.expect("connection");
+        let mut failures = Vec::new();
+        for (sel, types, args) in cases {
+            let mut sql = Sql::new();
+            page_query(&mut sql, &store.quoted, &sel).expect("compiles");
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "SET plan_cache_mode = force_generic_plan; \
+                 PREPARE report ({types}) AS {}",
+                sql.text
+            )))
+            .execute(&mut *conn)
+            .await
+            .expect("prepare");
+            let args = args.replace("{company}", &company.to_string());
+            let plan: Vec<String> =
+                sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN EXECUTE report({args})")))
+                    .fetch_all(&mut *conn)
+                    .await
+                    .expect("explain");
+            sqlx::raw_sql("DEALLOCATE report; RESET plan_cache_mode")
+                .execute(&mut *conn)
+                .await
+                .expect("deallocate");
+            let plan = plan.join("\n");
+            if !plan.contains("customer_keys_duplicate_rows_idx") {
+                failures.push(format!("{}\n{plan}", sql.text));
+            }
+        }
+        drop(conn);
+        store.drop_schema().await.expect("drop schema");
+        assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     }
 
     #[test]

@@ -1,9 +1,12 @@
 //! Building SQL text and its bound arguments together, binding [`Value`]s with
 //! their natural PostgreSQL types, and decoding rows back into [`Value`]s.
 //!
-//! Architecture invariant: no value ever becomes part of the SQL text. Table
-//! and column names come only from [`crm_core::schema`], the schema name is
-//! validated at open time; everything else is a `$n` parameter.
+//! Architecture invariant: no caller-provided value ever becomes part of the
+//! SQL text. Table and column names come only from [`crm_core::schema`], the
+//! schema name is validated at open time; everything else is a `$n`
+//! parameter, except that a boolean compared for (in)equality is written as
+//! one of the fixed literals `TRUE`/`FALSE` (so that a partial index such as
+//! `customer_keys_duplicate_rows_idx … WHERE duplicate` can serve it).
 
 use crate::{BACKEND, Failure};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -243,9 +246,10 @@ pub(crate) fn column_list(table: Table, alias: &str) -> String {
 
 /// Whether the indexes on text column `column` of `table` are declared
 /// `COLLATE "C"` rather than in the column's own collation: the duplicate
-/// keys' `customer_keys_lookup_idx` and `customer_keys_duplicates_idx`
-/// (migration 0002), which also serve walks in byte order. Every other text
-/// index uses its column's collation.
+/// keys' `customer_keys_lookup_idx` (migration 0002) and the partial
+/// `customer_keys_duplicate_rows_idx` (migration 0005, replacing 0002's
+/// `customer_keys_duplicates_idx`), which also serve walks in byte order.
+/// Every other text index uses its column's collation.
 ///
 /// Equality gives the same answer in either collation (under a deterministic
 /// collation, and a database's default always is one, equal means

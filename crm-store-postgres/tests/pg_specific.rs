@@ -752,3 +752,173 @@ async fn drop_schema_removes_the_schema_only() {
     assert!(!exists(gone.schema().to_string()).await);
     assert!(exists(keep.schema().to_string()).await);
 }
+
+/// An index whose key columns (in the same collations) begin another index's
+/// only costs writes: every plan probing through it probes the same way
+/// through the longer one. Unique and partial indexes are not redundant that
+/// way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_index_is_a_prefix_of_another() {
+    let store = fresh_pg().await;
+    let redundant: Vec<String> = sqlx::query_scalar(
+        "SELECT format('%s (%s) begins %s (%s)', \
+                       a.indexrelid::regclass, a.indkey, b.indexrelid::regclass, b.indkey) \
+         FROM pg_index a \
+         JOIN pg_index b ON b.indrelid = a.indrelid AND b.indexrelid <> a.indexrelid \
+         JOIN pg_class t ON t.oid = a.indrelid \
+         JOIN pg_namespace n ON n.oid = t.relnamespace \
+         WHERE n.nspname = $1 AND NOT a.indisunique \
+           AND a.indpred IS NULL AND b.indpred IS NULL \
+           AND a.indexprs IS NULL AND b.indexprs IS NULL \
+           AND a.indnkeyatts <= b.indnkeyatts \
+           AND (a.indkey::int2[])[0:a.indnkeyatts - 1] \
+               = (b.indkey::int2[])[0:a.indnkeyatts - 1] \
+           AND (a.indcollation::oid[])[0:a.indnkeyatts - 1] \
+               = (b.indcollation::oid[])[0:a.indnkeyatts - 1]",
+    )
+    .bind(store.schema())
+    .fetch_all(store.pool())
+    .await
+    .expect("indexes");
+    assert!(redundant.is_empty(), "{redundant:#?}");
+}
+
+/// A schema at version 4 (0001 to 0004 run and recorded as the store runs
+/// them) holding every row of the store `source`, which this build created.
+async fn schema_4_copy(source: &PgStore, target: &str) {
+    let from = source.schema();
+    let mut tx = source.pool().begin().await.expect("begin");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA \"{target}\"; \
+         SET LOCAL search_path TO \"{target}\"; \
+         CREATE TABLE schema_migrations ( \
+             version bigint PRIMARY KEY, \
+             applied_at timestamptz NOT NULL DEFAULT now()); \
+         INSERT INTO schema_migrations (version) VALUES (1), (2), (3), (4)"
+    )))
+    .execute(&mut *tx)
+    .await
+    .expect("schema");
+    for sql in [
+        include_str!("../migrations/0001_init.sql"),
+        include_str!("../migrations/0002_pools.sql"),
+        include_str!("../migrations/0003_imports.sql"),
+        include_str!("../migrations/0004_sales.sql"),
+    ] {
+        sqlx::raw_sql(sql)
+            .execute(&mut *tx)
+            .await
+            .expect("old migration");
+    }
+    let mut pending: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = $1 AND table_type = 'BASE TABLE' \
+           AND table_name <> 'schema_migrations'",
+    )
+    .bind(from)
+    .fetch_all(&mut *tx)
+    .await
+    .expect("tables");
+    // Referenced tables first: retry what a foreign key refused until every
+    // table is copied.
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut refused = Vec::new();
+        for table in std::mem::take(&mut pending) {
+            let copied = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "SAVEPOINT copy; \
+                 INSERT INTO \"{target}\".\"{table}\" SELECT * FROM \"{from}\".\"{table}\"; \
+                 RELEASE SAVEPOINT copy"
+            )))
+            .execute(&mut *tx)
+            .await;
+            if copied.is_err() {
+                sqlx::raw_sql("ROLLBACK TO SAVEPOINT copy")
+                    .execute(&mut *tx)
+                    .await
+                    .expect("rollback to savepoint");
+                refused.push(table);
+            }
+        }
+        assert!(refused.len() < before, "cannot copy {refused:?}");
+        pending = refused;
+    }
+    tx.commit().await.expect("commit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them() {
+    use crm_core::dedupe::DuplicateQuery;
+    use crm_core::testing::service_suite::World;
+    use serde_json::json;
+
+    let source = Arc::new(fresh_pg().await);
+    let w = World::new(source.clone()).await;
+    let phone = json!({"phone": "010-62345678"});
+    let a = w
+        .customer(&w.zhangsan, "北京华信智联科技有限公司", phone.clone())
+        .await;
+    let b = w.customer(&w.wangwu, "华信智联北京分公司", phone).await;
+    w.customer(
+        &w.wangwu,
+        "上海申通物流有限公司",
+        json!({"phone": "021-55556666"}),
+    )
+    .await;
+    let report = w
+        .crm
+        .duplicate_report(&w.admin, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    let members: Vec<_> = report
+        .groups
+        .iter()
+        .find(|g| g.field == "phone")
+        .map(|g| g.members.iter().map(|m| m.id).collect())
+        .unwrap_or_default();
+    assert_eq!(members, vec![a.id, b.id], "{report:?}");
+
+    let old = unique_schema();
+    schema_4_copy(&source, &old).await;
+    let keys = count_rows(&source, &old, "customer_keys").await;
+    assert!(keys >= 6, "name and phone keys of three customers");
+
+    let migrated = open(&old).await;
+    let versions: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT version FROM \"{old}\".schema_migrations ORDER BY version"
+    )))
+    .fetch_all(migrated.pool())
+    .await
+    .expect("versions");
+    let expected: Vec<i64> = (1..=PgStore::latest_migration()).collect();
+    assert_eq!(versions, expected);
+    assert_eq!(count_rows(&migrated, &old, "customer_keys").await, keys);
+    let indexes: Vec<String> = sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'customer_keys'",
+    )
+    .bind(&old)
+    .fetch_all(migrated.pool())
+    .await
+    .expect("indexes");
+    assert!(
+        !indexes
+            .iter()
+            .any(|d| d.contains("customer_keys_duplicates_idx")),
+        "{indexes:#?}"
+    );
+    assert!(
+        indexes
+            .iter()
+            .any(|d| d.contains("customer_keys_duplicate_rows_idx")
+                && d.ends_with("WHERE duplicate")),
+        "{indexes:#?}"
+    );
+
+    let crm = crm_core::Crm::new(Arc::new(migrated), w.clock.clone());
+    let actor = crm.actor(w.admin.user_id).await.expect("admin");
+    let again = crm
+        .duplicate_report(&actor, &DuplicateQuery::default())
+        .await
+        .expect("report after migration");
+    assert_eq!(again, report);
+}

@@ -5,6 +5,7 @@ mod codec;
 mod error;
 mod migrate;
 mod query;
+mod writer;
 
 pub use checkpoint::{IDLE_CHECKPOINT, ROWS_PER_CHECKPOINT, WRITER_AUTOCHECKPOINT_PAGES};
 pub use error::{BoxError, OpenError};
@@ -18,13 +19,11 @@ use crm_core::store::{
 };
 use crm_core::value::Value;
 use rusqlite::types::Value as Sql;
-use rusqlite::{
-    Connection, OpenFlags, OptionalExtension, TransactionBehavior, params, params_from_iter,
-};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 use std::fmt;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -49,14 +48,14 @@ pub const READ_CONNECTIONS: usize = 4;
 /// File-backed stores use WAL, one writer connection behind a mutex (every
 /// write is a `BEGIN IMMEDIATE` transaction) and [`READ_CONNECTIONS`]
 /// read-only connections, so reads run beside a write. In-memory stores use
-/// a single connection for everything. Calls block the calling thread; see
-/// the crate documentation.
+/// a single connection for everything. Calls block the calling thread,
+/// except [`Store::apply_owned`] (the engine's writes), which runs on a
+/// writer thread of the store's own; see the crate documentation.
 pub struct SqliteStore {
     location: String,
-    /// Background WAL checkpoints (file-backed stores); dropped, and its
-    /// thread joined, before the connections close.
-    checkpointer: Option<checkpoint::Checkpointer>,
-    writer: Mutex<Connection>,
+    /// Runs `apply_owned`; stopped and joined before the writer closes.
+    thread: writer::WriterThread,
+    writer: Arc<writer::Writer>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
@@ -70,11 +69,7 @@ impl fmt::Debug for SqliteStore {
     }
 }
 
-fn lock(m: &Mutex<Connection>) -> MutexGuard<'_, Connection> {
-    // A panic while holding a connection leaves no transaction open (the
-    // transaction guard rolls back on unwind), so the connection is usable.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
+use writer::lock;
 
 fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -130,10 +125,11 @@ impl SqliteStore {
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(open_err)?;
         let checkpointer = checkpoint::Checkpointer::start(path).map_err(open_err)?;
+        let thread = writer::WriterThread::start().map_err(|e| open_err(thread_error(e)))?;
         Ok(SqliteStore {
             location,
-            checkpointer: Some(checkpointer),
-            writer: Mutex::new(writer),
+            thread,
+            writer: Arc::new(writer::Writer::new(writer, Some(checkpointer))),
             readers,
             next_reader: AtomicUsize::new(0),
         })
@@ -150,10 +146,11 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory().map_err(open_err)?;
         configure(&conn, true).map_err(open_err)?;
         migrate::run(&mut conn, &location, migrate::MIGRATIONS)?;
+        let thread = writer::WriterThread::start().map_err(|e| open_err(thread_error(e)))?;
         Ok(SqliteStore {
             location,
-            checkpointer: None,
-            writer: Mutex::new(conn),
+            thread,
+            writer: Arc::new(writer::Writer::new(conn, None)),
             readers: Vec::new(),
             next_reader: AtomicUsize::new(0),
         })
@@ -167,7 +164,7 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         let n = self.readers.len();
         if n == 0 {
-            return f(&lock(&self.writer));
+            return f(&self.writer.lock());
         }
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
         for i in 0..n {
@@ -186,19 +183,57 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut conn = lock(&self.writer);
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(error::backend)?;
-        let before = tx.total_changes();
-        let out = f(&tx)?;
-        let rows = usize::try_from(tx.total_changes().saturating_sub(before)).unwrap_or(0);
-        tx.commit().map_err(error::backend)?;
-        if let Some(c) = &self.checkpointer {
-            c.committed(rows);
-        }
-        Ok(out)
+        self.writer.write(f)
     }
+}
+
+/// A thread that could not be started, as an open failure.
+fn thread_error(e: std::io::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+/// The JSON texts of a change set's audit changes and event payloads.
+struct JsonTexts {
+    audit: Vec<String>,
+    events: Vec<String>,
+}
+
+impl JsonTexts {
+    fn of(changes: &ChangeSet) -> Result<JsonTexts, StoreError> {
+        Ok(JsonTexts {
+            audit: changes
+                .audit
+                .iter()
+                .map(|a| {
+                    serde_json::to_string(&a.changes)
+                        .map_err(|e| invalid(format!("audit changes: {e}")))
+                })
+                .collect::<Result<_, _>>()?,
+            events: changes
+                .events
+                .iter()
+                .map(|e| e.payload.to_string())
+                .collect(),
+        })
+    }
+}
+
+/// Writes a change set's operations, audit entries and events in `tx`.
+fn apply_all(
+    tx: &rusqlite::Transaction<'_>,
+    changes: &ChangeSet,
+    json: JsonTexts,
+) -> Result<(), StoreError> {
+    for op in &changes.ops {
+        apply_op(tx, op)?;
+    }
+    for (a, text) in changes.audit.iter().zip(json.audit) {
+        insert_audit(tx, a, text)?;
+    }
+    for (e, text) in changes.events.iter().zip(json.events) {
+        insert_event(tx, e, text)?;
+    }
+    Ok(())
 }
 
 fn column(table: Table, name: &str) -> Result<ColumnDef, StoreError> {
@@ -312,9 +347,11 @@ fn apply_op(tx: &rusqlite::Transaction<'_>, op: &Op) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn insert_audit(tx: &rusqlite::Transaction<'_>, a: &AuditEntry) -> Result<(), StoreError> {
-    let changes =
-        serde_json::to_string(&a.changes).map_err(|e| invalid(format!("audit changes: {e}")))?;
+fn insert_audit(
+    tx: &rusqlite::Transaction<'_>,
+    a: &AuditEntry,
+    changes: String,
+) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO audit_log (company_id, table_name, record_id, actor_id, at, action, changes) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -334,7 +371,11 @@ fn insert_audit(tx: &rusqlite::Transaction<'_>, a: &AuditEntry) -> Result<(), St
     Ok(())
 }
 
-fn insert_event(tx: &rusqlite::Transaction<'_>, e: &NewEvent) -> Result<(), StoreError> {
+fn insert_event(
+    tx: &rusqlite::Transaction<'_>,
+    e: &NewEvent,
+    payload: String,
+) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO outbox (company_id, event_type, table_name, record_id, payload, at) \
          VALUES (?, ?, ?, ?, ?, ?)",
@@ -345,7 +386,7 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, e: &NewEvent) -> Result<(), Stor
             e.event_type,
             e.table.name(),
             id_text(&e.record_id),
-            e.payload.to_string(),
+            payload,
             timestamp_text(&e.at),
         ])
     })
@@ -496,18 +537,24 @@ impl Store for SqliteStore {
         if changes.is_empty() {
             return Ok(());
         }
-        self.write(|tx| {
-            for op in &changes.ops {
-                apply_op(tx, op)?;
-            }
-            for a in &changes.audit {
-                insert_audit(tx, a)?;
-            }
-            for e in &changes.events {
-                insert_event(tx, e)?;
-            }
-            Ok(())
-        })
+        let json = JsonTexts::of(changes)?;
+        self.write(|tx| apply_all(tx, changes, json))
+    }
+
+    async fn apply_owned(&self, changes: ChangeSet) -> Result<(), StoreError> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        // The JSON texts are made here and the change set comes back to be
+        // dropped here: the writer thread only writes.
+        let json = JsonTexts::of(&changes)?;
+        let writer = Arc::clone(&self.writer);
+        let (result, changes) = self
+            .thread
+            .run(move || Ok((writer.write(|tx| apply_all(tx, &changes, json)), changes)))
+            .await?;
+        drop(changes);
+        result
     }
 
     async fn get(&self, table: Table, id: Uuid) -> Result<Option<Row>, StoreError> {
@@ -610,7 +657,7 @@ mod tests {
     #[test]
     fn schema_matches_the_core_description() {
         let store = SqliteStore::open_in_memory().expect("open");
-        let conn = lock(&store.writer);
+        let conn = store.writer.lock();
         for table in Table::ALL {
             let mut st = conn
                 .prepare(&format!("PRAGMA table_info(\"{}\")", table.name()))
@@ -675,6 +722,44 @@ mod tests {
             .block_on(f)
     }
 
+    /// `apply_owned` hands its change set to the writer thread: writes run
+    /// in the order they were handed over, one abandoned by its caller
+    /// after the hand-over still completes, and a failing one writes
+    /// nothing and says why.
+    #[test]
+    fn owned_writes_run_in_order_on_the_writer_thread() {
+        use std::future::Future;
+        let store = SqliteStore::open_in_memory().expect("open");
+        let mut first = Box::pin(store.apply_owned(company_insert(Uuid::from_u128(1), "A")));
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        // The first poll hands the write over; then its caller gives up.
+        let _ = first.as_mut().poll(&mut cx);
+        drop(first);
+        block_on(store.apply_owned(company_insert(Uuid::from_u128(2), "B"))).expect("second");
+        for id in [1, 2] {
+            assert!(
+                block_on(store.get(Table::Companies, Uuid::from_u128(id)))
+                    .expect("get")
+                    .is_some(),
+                "company {id} written"
+            );
+        }
+        let mut clash = company_insert(Uuid::from_u128(3), "C");
+        clash
+            .ops
+            .extend(company_insert(Uuid::from_u128(1), "A").ops);
+        match block_on(store.apply_owned(clash)) {
+            Err(StoreError::Unique { .. }) => {}
+            other => panic!("expected Unique, got {other:?}"),
+        }
+        assert!(
+            block_on(store.get(Table::Companies, Uuid::from_u128(3)))
+                .expect("get")
+                .is_none(),
+            "nothing of the failed change set is written"
+        );
+    }
+
     #[test]
     fn in_memory_stores_are_independent() {
         let (a, b) = (
@@ -714,7 +799,9 @@ mod tests {
         let store = SqliteStore::open_in_memory().expect("open");
         let id = Uuid::from_u128(1);
         block_on(store.apply(&company_insert(id, "A"))).expect("insert");
-        lock(&store.writer)
+        store
+            .writer
+            .lock()
             .execute("UPDATE companies SET updated_at = 'last tuesday'", [])
             .expect("corrupt");
         match block_on(store.get(Table::Companies, id)) {

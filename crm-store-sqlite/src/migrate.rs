@@ -39,6 +39,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0004_sales.sql",
         sql: include_str!("../migrations/0004_sales.sql"),
     },
+    Migration {
+        number: 5,
+        name: "0005_partial_duplicate_index.sql",
+        sql: include_str!("../migrations/0005_partial_duplicate_index.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands: the highest
@@ -200,6 +205,91 @@ mod tests {
             )
             .expect("query");
         assert_eq!((tables, user_version(&conn).expect("version")), (3, 3));
+    }
+
+    #[test]
+    fn keys_of_a_schema_4_database_survive_and_flagged_ones_are_indexed() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        run(&mut conn, ":memory:", &MIGRATIONS[..4]).expect("schema 4");
+        assert_eq!(user_version(&conn).expect("version"), 4);
+        conn.execute_batch(
+            "PRAGMA foreign_keys = OFF; \
+             INSERT INTO customer_keys \
+                 (id, company_id, version, created_at, updated_at, deleted_at, \
+                  customer_id, kind, key, duplicate) \
+             VALUES ('k1', 'c', 1, 't', 't', NULL, 'a', 'phone', '010', 1), \
+                    ('k2', 'c', 1, 't', 't', NULL, 'b', 'phone', '010', 1), \
+                    ('k3', 'c', 1, 't', 't', NULL, 'b', 'name', 'hx', 0); \
+             PRAGMA foreign_keys = ON;",
+        )
+        .expect("keys");
+        run(&mut conn, ":memory:", MIGRATIONS).expect("migrate");
+        assert_eq!(user_version(&conn).expect("version"), SCHEMA_VERSION);
+        let all: i64 = conn
+            .query_row("SELECT COUNT(*) FROM customer_keys", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(all, 3);
+        let mut st = conn
+            .prepare(
+                "SELECT id FROM customer_keys INDEXED BY customer_keys_duplicate_rows \
+                 WHERE company_id = 'c' AND duplicate = 1 ORDER BY kind, key, id",
+            )
+            .expect("the partial index serves the report's condition");
+        let flagged: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<rusqlite::Result<_>>()
+            .expect("rows");
+        assert_eq!(flagged, ["k1", "k2"]);
+        let old: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'customer_keys_duplicates'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("query");
+        assert_eq!(old, 0);
+    }
+
+    /// An index whose columns begin another index's only costs writes: every
+    /// plan seeking through it seeks the same way through the longer one.
+    /// Unique and partial indexes are not redundant that way.
+    #[test]
+    fn no_index_is_a_prefix_of_another() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        run(&mut conn, ":memory:", MIGRATIONS).expect("migrate");
+        let tables: Vec<String> = conn
+            .prepare("SELECT name FROM sqlite_schema WHERE type = 'table'")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .expect("tables");
+        let mut redundant = Vec::new();
+        for table in tables {
+            // (name, unique, partial, columns)
+            let mut indexes: Vec<(String, bool, bool, Vec<String>)> = Vec::new();
+            let list: Vec<(String, bool, bool)> = conn
+                .prepare(&format!("PRAGMA index_list(\"{table}\")"))
+                .and_then(|mut st| {
+                    st.query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(4)?)))?
+                        .collect()
+                })
+                .expect("index list");
+            for (name, unique, partial) in list {
+                let columns: Vec<String> = conn
+                    .prepare(&format!("PRAGMA index_info(\"{name}\")"))
+                    .and_then(|mut st| st.query_map([], |r| r.get(2))?.collect())
+                    .expect("index info");
+                indexes.push((name, unique, partial, columns));
+            }
+            for (a, a_unique, a_partial, a_cols) in &indexes {
+                for (b, _, b_partial, b_cols) in &indexes {
+                    if a != b && !a_unique && !a_partial && !b_partial && b_cols.starts_with(a_cols)
+                    {
+                        redundant.push(format!("{table}: {a} {a_cols:?} begins {b} {b_cols:?}"));
+                    }
+                }
+            }
+        }
+        assert!(redundant.is_empty(), "{redundant:#?}");
     }
 
     #[test]

@@ -1,9 +1,11 @@
-//! Compiles a [`Select`] into SQL with bound parameters only.
+//! Compiles a [`Select`] into SQL whose values are bound parameters.
 //!
 //! Column names come from the schema description ([`Table::column`]) and
 //! are quoted; every value, including custom field paths, the share entity
-//! and "now", is a bound parameter. The main table is aliased `t`, related
-//! tables `r1`, `r2` … by nesting depth, the share lookup `s`.
+//! and "now", is a bound parameter — except a boolean compared for
+//! (in)equality, which is written as the literal `1` or `0` (see
+//! [`bool_literal`]). The main table is aliased `t`, related tables `r1`,
+//! `r2` … by nesting depth, the share lookup `s`.
 
 use crate::codec::{encode, encode_custom, invalid, timestamp_text};
 use crm_core::schema::{ColType, ColumnDef, Table};
@@ -146,6 +148,25 @@ fn textual(table: Table, e: &Expr) -> Result<(), StoreError> {
     }
 }
 
+/// The SQL literal (`1` or `0`) of a boolean value compared for equality or
+/// inequality with a boolean column or custom field; `None` for anything
+/// else, which is bound as usual.
+///
+/// SQLite uses a partial index (`customer_keys_duplicate_rows … WHERE
+/// duplicate = 1`) only when the query's WHERE clause implies the index's
+/// condition, and `duplicate = ?` never does, whatever is bound. The literal
+/// is one of two fixed strings, so no caller-provided text reaches the SQL.
+fn bool_literal(e: &Expr, v: &Value) -> Option<&'static str> {
+    let boolean = match e {
+        Expr::Column(c) => c.ty == ColType::Bool,
+        Expr::Custom { ty, .. } => *ty == CustomType::Bool,
+    };
+    match v {
+        Value::Bool(b) if boolean => Some(if *b { "1" } else { "0" }),
+        _ => None,
+    }
+}
+
 /// Escapes `\`, `%` and `_` for `LIKE … ESCAPE '\'`.
 fn escape_like(needle: &str) -> String {
     let mut out = String::with_capacity(needle.len());
@@ -170,6 +191,11 @@ fn compile_filter(
         Filter::Cmp(col, op, v) => {
             let e = resolve(table, col)?;
             ordered(table, &e)?;
+            let literal = if matches!(op, CmpOp::Eq | CmpOp::Ne) {
+                bool_literal(&e, v)
+            } else {
+                None
+            };
             let op = match op {
                 CmpOp::Eq => " = ",
                 CmpOp::Ne => " IS NOT ",
@@ -182,7 +208,10 @@ fn compile_filter(
             q.push("(");
             push_expr(q, alias, &e);
             q.push(op);
-            q.bind(v);
+            match literal {
+                Some(l) => q.push(l),
+                None => q.bind(v),
+            }
             q.push(")");
         }
         Filter::In(col, values) => {
@@ -562,6 +591,160 @@ mod tests {
     #[test]
     fn like_needles_escape_wildcards_and_backslash() {
         assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
+    }
+
+    /// The select of the duplicate report (`Crm::duplicate_report`): flagged
+    /// keys of the company, optionally of some kinds, by kind and key, keyset
+    /// paged.
+    fn report_select(kinds: &[&str], after: Option<Vec<Value>>) -> Select {
+        let mut parts = vec![Filter::Cmp(
+            Col::Column("duplicate"),
+            CmpOp::Eq,
+            Value::Bool(true),
+        )];
+        if !kinds.is_empty() {
+            parts.push(Filter::In(
+                Col::Column("kind"),
+                kinds.iter().map(|k| Value::from(*k)).collect(),
+            ));
+        }
+        let mut s = select(Filter::And(parts));
+        s.table = Table::CustomerKeys;
+        s.sort = ["kind", "key"]
+            .into_iter()
+            .map(|c| Sort {
+                col: Col::Column(c),
+                desc: false,
+            })
+            .collect();
+        s.paging = Paging::Keyset { after, limit: 500 };
+        s
+    }
+
+    /// The details of `EXPLAIN QUERY PLAN` of a compiled query.
+    fn plan(conn: &rusqlite::Connection, q: &Query) -> String {
+        let mut st = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {}", q.text))
+            .expect("prepare");
+        let rows = st
+            .query_map(rusqlite::params_from_iter(&q.params), |r| {
+                r.get::<_, String>(3)
+            })
+            .expect("explain")
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .expect("rows");
+        rows.join("\n")
+    }
+
+    #[test]
+    fn boolean_equality_is_written_as_a_literal() {
+        let flag = Col::Custom {
+            key: "vip".into(),
+            ty: CustomType::Bool,
+        };
+        let mut s = select(Filter::And(vec![
+            Filter::Cmp(Col::Column("duplicate"), CmpOp::Eq, Value::Bool(true)),
+            Filter::Cmp(Col::Column("duplicate"), CmpOp::Ne, Value::Bool(false)),
+            Filter::Cmp(flag.clone(), CmpOp::Eq, Value::Bool(false)),
+            Filter::Cmp(Col::Column("kind"), CmpOp::Eq, Value::from("phone")),
+        ]));
+        s.table = Table::CustomerKeys;
+        let err = compile_select(&s).expect_err("customer_keys has no custom fields");
+        assert!(err.to_string().contains("no custom fields"), "{err}");
+        if let Filter::And(parts) = &mut s.filter {
+            parts.remove(2);
+        }
+        let c = compile_select(&s).expect("compiles");
+        let text = &c.page.text;
+        assert!(text.contains(r#"(t."duplicate" = 1)"#), "{text}");
+        assert!(text.contains(r#"(t."duplicate" IS NOT 0)"#), "{text}");
+        assert!(text.contains(r#"(t."kind" = ?)"#), "{text}");
+        assert_eq!(text.matches('?').count(), c.page.params.len());
+        assert!(
+            !c.page.params.contains(&Sql::Integer(1)),
+            "{:?}",
+            c.page.params
+        );
+
+        let c = compile_select(&select(Filter::Cmp(flag, CmpOp::Eq, Value::Bool(false))))
+            .expect("compiles");
+        assert!(c.page.text.contains(") END) = 0)"), "{}", c.page.text);
+        assert_eq!(c.page.text.matches('?').count(), c.page.params.len());
+
+        // Only booleans: order comparisons stay bound, and a boolean against
+        // a column of another type is still refused.
+        let c = compile_select(&select(Filter::Cmp(
+            Col::Column("locked"),
+            CmpOp::Lt,
+            Value::Bool(true),
+        )))
+        .expect("compiles");
+        assert!(
+            c.page.text.contains(r#"(t."locked" < ?)"#),
+            "{}",
+            c.page.text
+        );
+        let wrong = Filter::Cmp(Col::Column("name"), CmpOp::Eq, Value::Bool(true));
+        assert!(compile_select(&select(wrong)).is_err());
+    }
+
+    #[test]
+    fn duplicate_report_reads_the_partial_index() {
+        let mut conn = rusqlite::Connection::open_in_memory().expect("open");
+        crate::migrate::run(&mut conn, ":memory:", crate::migrate::MIGRATIONS).expect("migrate");
+        let after = vec![
+            Value::from("phone"),
+            Value::from("01062345678"),
+            Value::Id(Uuid::nil()),
+        ];
+        let check = |conn: &rusqlite::Connection| {
+            for s in [
+                report_select(&[], None),
+                report_select(&["phone", "email"], None),
+                report_select(&[], Some(after.clone())),
+            ] {
+                let c = compile_select(&s).expect("compiles");
+                let plan = plan(conn, &c.page);
+                assert!(
+                    plan.contains("USING INDEX customer_keys_duplicate_rows (company_id=?"),
+                    "{}\n{plan}",
+                    c.page.text
+                );
+            }
+            // The duplicate check's probe still goes through the full index.
+            let mut probe = select(Filter::And(vec![
+                Filter::Cmp(Col::Column("kind"), CmpOp::Eq, Value::from("phone")),
+                Filter::In(Col::Column("key"), vec![Value::from("1"), Value::from("2")]),
+            ]));
+            probe.table = Table::CustomerKeys;
+            let c = compile_select(&probe).expect("compiles");
+            let plan = plan(conn, &c.page);
+            assert!(
+                plan.contains("customer_keys_lookup (company_id=? AND kind=? AND key=?)"),
+                "{plan}"
+            );
+        };
+        // Empty, as the store leaves it (it never runs ANALYZE) …
+        check(&conn);
+        // … and with statistics of many keys, few of them flagged.
+        conn.execute_batch(
+            "PRAGMA foreign_keys = OFF; \
+             WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 1999) \
+             INSERT INTO customer_keys \
+                 (id, company_id, version, created_at, updated_at, deleted_at, \
+                  customer_id, kind, key, duplicate) \
+             SELECT printf('00000000-0000-7000-8000-%012d', i), \
+                    '00000000-0000-0000-0000-000000000000', 1, \
+                    '2026-01-01T00:00:00.000000Z', '2026-01-01T00:00:00.000000Z', NULL, \
+                    printf('00000000-0000-7000-9000-%012d', i / 4), \
+                    CASE i % 4 WHEN 0 THEN 'name' WHEN 1 THEN 'uscc' \
+                        WHEN 2 THEN 'phone' ELSE 'email' END, \
+                    CAST(i / 4 AS TEXT), i < 20 \
+             FROM n; \
+             ANALYZE;",
+        )
+        .expect("fill");
+        check(&conn);
     }
 
     #[test]

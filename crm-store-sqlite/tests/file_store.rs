@@ -308,3 +308,102 @@ async fn writes_are_checkpointed_in_the_background() {
     }
     assert!(grown, "the database file did not grow within 5 s");
 }
+
+/// Creates at `target` a database at schema 4 — migrations 0001 to 0004 run
+/// and recorded as the store runs them — holding every row of `source`.
+fn schema_4_copy(source: &Path, target: &Path) {
+    let conn = rusqlite::Connection::open(target).expect("open target");
+    for sql in [
+        include_str!("../migrations/0001_init.sql"),
+        include_str!("../migrations/0002_pools.sql"),
+        include_str!("../migrations/0003_imports.sql"),
+        include_str!("../migrations/0004_sales.sql"),
+    ] {
+        conn.execute_batch(sql).expect("old migration");
+    }
+    conn.execute_batch(
+        "CREATE TABLE schema_migrations (number INTEGER PRIMARY KEY) STRICT; \
+         INSERT INTO schema_migrations (number) VALUES (1), (2), (3), (4); \
+         PRAGMA user_version = 4; \
+         PRAGMA foreign_keys = OFF;",
+    )
+    .expect("record schema 4");
+    conn.execute(
+        "ATTACH DATABASE ?1 AS src",
+        [source.to_str().expect("utf-8 path")],
+    )
+    .expect("attach");
+    let tables: Vec<String> = conn
+        .prepare(
+            "SELECT name FROM src.sqlite_schema WHERE type = 'table' \
+             AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations'",
+        )
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .expect("tables");
+    for table in tables {
+        conn.execute(
+            &format!("INSERT INTO main.\"{table}\" SELECT * FROM src.\"{table}\""),
+            [],
+        )
+        .expect("copy rows");
+    }
+    conn.execute_batch("DETACH DATABASE src").expect("detach");
+}
+
+#[tokio::test]
+async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them() {
+    use crm_core::dedupe::DuplicateQuery;
+    use crm_core::testing::service_suite::World;
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (source, old) = (dir.path().join("source.db"), dir.path().join("old.db"));
+    let store = Arc::new(SqliteStore::open(&source).expect("open source"));
+    let w = World::new(store.clone()).await;
+    let phone = json!({"phone": "010-62345678"});
+    let a = w
+        .customer(&w.zhangsan, "北京华信智联科技有限公司", phone.clone())
+        .await;
+    let b = w.customer(&w.wangwu, "华信智联北京分公司", phone).await;
+    w.customer(
+        &w.wangwu,
+        "上海申通物流有限公司",
+        json!({"phone": "021-55556666"}),
+    )
+    .await;
+    let report = w
+        .crm
+        .duplicate_report(&w.admin, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    let phone_group = report.groups.iter().find(|g| g.field == "phone");
+    let members: Vec<_> = phone_group
+        .map(|g| g.members.iter().map(|m| m.id).collect())
+        .unwrap_or_default();
+    assert_eq!(members, vec![a.id, b.id], "{report:?}");
+    let admin = w.admin.user_id;
+    let clock = w.clock.clone();
+    drop(w);
+    drop(store);
+
+    schema_4_copy(&source, &old);
+    assert_eq!(user_version(&old), 4);
+    let keys = |path: &Path| -> i64 {
+        rusqlite::Connection::open(path)
+            .and_then(|c| c.query_row("SELECT COUNT(*) FROM customer_keys", [], |r| r.get(0)))
+            .expect("count keys")
+    };
+    let before = keys(&old);
+    assert!(before >= 6, "name and phone keys of three customers");
+
+    let migrated: Arc<dyn Store> = Arc::new(SqliteStore::open(&old).expect("migrate"));
+    assert_eq!(user_version(&old), SCHEMA_VERSION);
+    assert_eq!(keys(&old), before);
+    let crm = crm_core::Crm::new(migrated, clock);
+    let actor = crm.actor(admin).await.expect("admin");
+    let again = crm
+        .duplicate_report(&actor, &DuplicateQuery::default())
+        .await
+        .expect("report after migration");
+    assert_eq!(again, report);
+}
