@@ -407,3 +407,134 @@ async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them
         .expect("report after migration");
     assert_eq!(again, report);
 }
+
+/// Statistics: opening a store analyzes what earlier sessions wrote, and
+/// with them the duplicate check of a new customer ("company, name key,
+/// newest first, one row") reads the name index instead of walking the
+/// whole company in id order.
+#[tokio::test]
+async fn statistics_steer_the_duplicate_check_to_the_name_index() {
+    use crm_core::testing::service_suite::World;
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crm.db");
+    let store = Arc::new(SqliteStore::open(&path).expect("open"));
+    let w = World::new(store.clone()).await;
+    for i in 0..20 {
+        w.customer(&w.admin, &format!("统计测试{i}有限公司"), json!({}))
+            .await;
+    }
+    let company = w.admin.company_id.0;
+    drop(w);
+    drop(store);
+    let conn = rusqlite::Connection::open(&path).expect("inspect");
+    // 5 000 more, copied by another program (so the store's thread never
+    // saw them written): new ids, codes and name keys.
+    let cols: Vec<String> = conn
+        .prepare("SELECT name FROM pragma_table_info('customers')")
+        .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+        .expect("columns");
+    let exprs: Vec<String> = cols
+        .iter()
+        .map(|c| match c.as_str() {
+            "id" => "lower(hex(randomblob(16)))".to_string(),
+            "code" | "name_key" => format!("\"{c}\" || '-' || n.x"),
+            other => format!("\"{other}\""),
+        })
+        .collect();
+    conn.execute_batch(&format!(
+        "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 250) \
+         INSERT INTO customers ({}) SELECT {} FROM customers, n",
+        cols.iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", "),
+        exprs.join(", ")
+    ))
+    .expect("copies");
+    // Nothing analyzed yet.
+    let analyzed = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'sqlite_stat1'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .and_then(|exists| {
+            if exists == 0 {
+                return Ok(0);
+            }
+            conn.query_row(
+                "SELECT COUNT(*) FROM sqlite_stat1 WHERE tbl = 'customers'",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .expect("stats")
+    };
+    assert_eq!(analyzed(&conn), 0);
+    let _reopened = SqliteStore::open(&path).expect("reopen");
+    assert!(analyzed(&conn) > 0, "opening analyzed the customers");
+    // A connection reads the statistics when it loads the schema.
+    let conn = rusqlite::Connection::open(&path).expect("inspect again");
+    let plan: Vec<String> = conn
+        .prepare(
+            "EXPLAIN QUERY PLAN SELECT t.\"id\" FROM customers t \
+             WHERE t.\"company_id\" = ?1 AND t.\"name_key\" = ?2 AND t.\"deleted_at\" IS NULL \
+             ORDER BY t.\"id\" LIMIT 1",
+        )
+        .and_then(|mut st| {
+            st.query_map(
+                rusqlite::params![company.to_string(), "统计测试7"],
+                |r| r.get::<_, String>(3),
+            )?
+            .collect()
+        })
+        .expect("plan");
+    assert!(
+        plan.iter().any(|p| p.contains("customers_name_key")),
+        "{plan:?}"
+    );
+}
+
+/// The background thread brings the statistics up to date once
+/// `ROWS_PER_ANALYZE` rows were written.
+#[tokio::test]
+async fn bulk_writes_are_analyzed_in_the_background() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crm.db");
+    let store = SqliteStore::open(&path).expect("open");
+    let mut cs = ChangeSet::default();
+    for i in 0..crm_store_sqlite::ROWS_PER_ANALYZE as u128 {
+        cs.ops.push(Op::Insert {
+            table: Table::Departments,
+            values: vec![
+                ("id", Value::Id(Uuid::from_u128(0x1_0000 + i))),
+                ("company_id", Value::Id(company())),
+                ("version", Value::Int(1)),
+                ("created_at", Value::Timestamp(at())),
+                ("updated_at", Value::Timestamp(at())),
+                ("name", Value::from(format!("部门{i}"))),
+                ("position", Value::Int(i as i64)),
+            ],
+        });
+    }
+    store.apply_owned(cs).await.expect("bulk insert");
+    let conn = rusqlite::Connection::open(&path).expect("inspect");
+    let mut rows = None;
+    for _ in 0..100 {
+        rows = conn
+            .query_row(
+                "SELECT stat FROM sqlite_stat1 WHERE tbl = 'departments' LIMIT 1",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .ok();
+        if rows.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let rows = rows.expect("departments analyzed within 5 s");
+    assert!(rows.starts_with("10000"), "{rows}");
+}
