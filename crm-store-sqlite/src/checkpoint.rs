@@ -11,20 +11,11 @@
 //! automatic checkpoint stays on at a higher threshold
 //! ([`WRITER_AUTOCHECKPOINT_PAGES`]) so the WAL stays bounded even if this
 //! thread falls behind.
-//!
-//! The same thread keeps the planner's statistics: after every
-//! [`ROWS_PER_ANALYZE`] written rows it runs `PRAGMA optimize`, which
-//! analyzes (with a bounded sample) the tables that have no statistics yet
-//! or have grown or shrunk a lot since. Without them SQLite guesses, and
-//! for "company = ? AND name_key = ? ORDER BY id LIMIT 1" (the duplicate
-//! check of every customer created) it guesses the `(company_id, id)` index
-//! and walks the whole company: 150 ms instead of 0.1 ms at 80 000
-//! customers.
 
 use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -32,15 +23,6 @@ use std::time::Duration;
 /// Rows written (inserted, updated or deleted) after which the writer asks
 /// for a checkpoint.
 pub const ROWS_PER_CHECKPOINT: usize = 1000;
-
-/// Rows written after which the statistics are brought up to date
-/// (`PRAGMA optimize`, which does nothing for tables that barely changed).
-pub const ROWS_PER_ANALYZE: usize = 10_000;
-
-/// What `PRAGMA optimize` does here: analyze (0x02) with a bounded sample
-/// (0x10), looking at every table (0x10000), not only the ones this
-/// connection queried.
-pub(crate) const OPTIMIZE: &str = "PRAGMA optimize=0x10012";
 
 /// How soon after a smaller write its pages are checkpointed.
 pub const IDLE_CHECKPOINT: Duration = Duration::from_millis(500);
@@ -54,37 +36,28 @@ pub(crate) struct Checkpointer {
     signal: Option<SyncSender<()>>,
     dirty: Arc<AtomicBool>,
     rows: AtomicUsize,
-    /// Rows written since the statistics were last brought up to date.
-    unanalyzed: Arc<AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Checkpointer {
-    /// Opens a connection to the database at `path` and starts the thread,
-    /// which counts up `stats` whenever it brought the statistics up to
-    /// date (see [`refresh_stats`]).
-    pub(crate) fn start(path: &Path, stats: Arc<AtomicU64>) -> rusqlite::Result<Checkpointer> {
+    /// Opens a connection to the database at `path` and starts the thread.
+    pub(crate) fn start(path: &Path) -> rusqlite::Result<Checkpointer> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // ANALYZE writes its statistics: it waits this long for the writer,
-        // else gives up until the next round.
-        conn.busy_timeout(Duration::from_millis(100))?;
         let (signal, wake) = sync_channel(1);
         let dirty = Arc::new(AtomicBool::new(false));
-        let unanalyzed = Arc::new(AtomicUsize::new(0));
-        let (flag, count) = (dirty.clone(), unanalyzed.clone());
+        let flag = dirty.clone();
         let thread = std::thread::Builder::new()
             .name("crm-sqlite-checkpoint".into())
-            .spawn(move || run(&conn, &wake, &flag, &count, &stats))
+            .spawn(move || run(&conn, &wake, &flag))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(Checkpointer {
             signal: Some(signal),
             dirty,
             rows: AtomicUsize::new(0),
-            unanalyzed,
             thread: Some(thread),
         })
     }
@@ -92,7 +65,6 @@ impl Checkpointer {
     /// Called by the writer after each commit with the number of rows it
     /// wrote.
     pub(crate) fn committed(&self, rows: usize) {
-        self.unanalyzed.fetch_add(rows, Ordering::AcqRel);
         self.dirty.store(true, Ordering::Release);
         let total = self.rows.fetch_add(rows, Ordering::AcqRel) + rows;
         if total >= ROWS_PER_CHECKPOINT {
@@ -105,13 +77,7 @@ impl Checkpointer {
     }
 }
 
-fn run(
-    conn: &Connection,
-    wake: &Receiver<()>,
-    dirty: &AtomicBool,
-    unanalyzed: &AtomicUsize,
-    stats: &AtomicU64,
-) {
+fn run(conn: &Connection, wake: &Receiver<()>, dirty: &AtomicBool) {
     loop {
         match wake.recv_timeout(IDLE_CHECKPOINT) {
             Ok(()) => {}
@@ -127,15 +93,6 @@ fn run(
         // also meet) only delay the checkpoint; the writer's automatic
         // checkpoint remains.
         let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-        if unanalyzed.load(Ordering::Acquire) >= ROWS_PER_ANALYZE {
-            let rows = unanalyzed.swap(0, Ordering::AcqRel);
-            if conn.execute_batch(OPTIMIZE).is_ok() {
-                stats.fetch_add(1, Ordering::AcqRel);
-            } else {
-                // The writer held on: next round.
-                unanalyzed.fetch_add(rows, Ordering::AcqRel);
-            }
-        }
     }
 }
 
@@ -146,13 +103,4 @@ impl Drop for Checkpointer {
             let _ = t.join();
         }
     }
-}
-
-/// A connection loads the statistics with the schema and does not notice
-/// another connection's `ANALYZE`. Returns the newer generation when
-/// `current` is ahead of the one the connection has `seen`: the caller then
-/// makes it load them again and stores the generation.
-pub(crate) fn stale(seen: &AtomicU64, current: &AtomicU64) -> Option<u64> {
-    let now = current.load(Ordering::Acquire);
-    (seen.load(Ordering::Acquire) < now).then_some(now)
 }

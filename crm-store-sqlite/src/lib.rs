@@ -7,9 +7,7 @@ mod migrate;
 mod query;
 mod writer;
 
-pub use checkpoint::{
-    IDLE_CHECKPOINT, ROWS_PER_ANALYZE, ROWS_PER_CHECKPOINT, WRITER_AUTOCHECKPOINT_PAGES,
-};
+pub use checkpoint::{IDLE_CHECKPOINT, ROWS_PER_CHECKPOINT, WRITER_AUTOCHECKPOINT_PAGES};
 pub use error::{BoxError, OpenError};
 pub use migrate::SCHEMA_VERSION;
 
@@ -24,7 +22,7 @@ use rusqlite::types::Value as Sql;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params, params_from_iter};
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, TryLockError};
 use std::time::Duration;
 use uuid::Uuid;
@@ -59,10 +57,6 @@ pub struct SqliteStore {
     thread: writer::WriterThread,
     writer: Arc<writer::Writer>,
     readers: Vec<Mutex<Connection>>,
-    /// The statistics generation each reader has loaded (see
-    /// `checkpoint::refresh_stats`), and the current one.
-    reader_stats: Vec<AtomicU64>,
-    stats: Arc<AtomicU64>,
     next_reader: AtomicUsize,
 }
 
@@ -119,29 +113,24 @@ impl SqliteStore {
         .map_err(open_err)?;
         configure(&writer, true).map_err(open_err)?;
         migrate::run(&mut writer, &location, migrate::MIGRATIONS)?;
-        // Statistics for tables written by earlier sessions (or another
-        // program); cheap when they are current. Only a planning aid: a
-        // failure here is no reason not to open.
-        let _ = writer.execute_batch(checkpoint::OPTIMIZE);
         let readers = (0..READ_CONNECTIONS)
-            .map(|_| open_reader(path).map(Mutex::new))
+            .map(|_| {
+                let conn = Connection::open_with_flags(
+                    path,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&conn, false)?;
+                Ok(Mutex::new(conn))
+            })
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(open_err)?;
-        let stats = Arc::new(AtomicU64::new(0));
-        let checkpointer =
-            checkpoint::Checkpointer::start(path, stats.clone()).map_err(open_err)?;
+        let checkpointer = checkpoint::Checkpointer::start(path).map_err(open_err)?;
         let thread = writer::WriterThread::start().map_err(|e| open_err(thread_error(e)))?;
         Ok(SqliteStore {
             location,
             thread,
-            writer: Arc::new(writer::Writer::new(
-                writer,
-                Some(checkpointer),
-                stats.clone(),
-            )),
-            reader_stats: readers.iter().map(|_| AtomicU64::new(0)).collect(),
+            writer: Arc::new(writer::Writer::new(writer, Some(checkpointer))),
             readers,
-            stats,
             next_reader: AtomicUsize::new(0),
         })
     }
@@ -158,14 +147,11 @@ impl SqliteStore {
         configure(&conn, true).map_err(open_err)?;
         migrate::run(&mut conn, &location, migrate::MIGRATIONS)?;
         let thread = writer::WriterThread::start().map_err(|e| open_err(thread_error(e)))?;
-        let stats = Arc::new(AtomicU64::new(0));
         Ok(SqliteStore {
             location,
             thread,
-            writer: Arc::new(writer::Writer::new(conn, None, stats.clone())),
+            writer: Arc::new(writer::Writer::new(conn, None)),
             readers: Vec::new(),
-            reader_stats: Vec::new(),
-            stats,
             next_reader: AtomicUsize::new(0),
         })
     }
@@ -181,33 +167,14 @@ impl SqliteStore {
             return f(&self.writer.lock());
         }
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed) % n;
-        // A reader older than the statistics is replaced by a new one, which
-        // loads them (a read-only connection cannot reload them itself).
-        let fresh = |i: usize, conn: &mut Connection| {
-            if let Some(now) = checkpoint::stale(&self.reader_stats[i], &self.stats) {
-                if let Ok(new) = open_reader(Path::new(&self.location)) {
-                    *conn = new;
-                }
-                self.reader_stats[i].store(now, Ordering::Release);
-            }
-        };
-        for i in (0..n).map(|k| (start + k) % n) {
-            match self.readers[i].try_lock() {
-                Ok(mut guard) => {
-                    fresh(i, &mut guard);
-                    return f(&guard);
-                }
-                Err(TryLockError::Poisoned(p)) => {
-                    let mut guard = p.into_inner();
-                    fresh(i, &mut guard);
-                    return f(&guard);
-                }
+        for i in 0..n {
+            match self.readers[(start + i) % n].try_lock() {
+                Ok(guard) => return f(&guard),
+                Err(TryLockError::Poisoned(p)) => return f(&p.into_inner()),
                 Err(TryLockError::WouldBlock) => {}
             }
         }
-        let mut guard = lock(&self.readers[start]);
-        fresh(start, &mut guard);
-        f(&guard)
+        f(&lock(&self.readers[start]))
     }
 
     /// Runs `f` in an IMMEDIATE transaction on the writer and commits when
@@ -218,16 +185,6 @@ impl SqliteStore {
     ) -> Result<T, StoreError> {
         self.writer.write(f)
     }
-}
-
-/// Opens one of a file store's read-only connections.
-fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    configure(&conn, false)?;
-    Ok(conn)
 }
 
 /// A thread that could not be started, as an open failure.
@@ -801,79 +758,6 @@ mod tests {
                 .is_none(),
             "nothing of the failed change set is written"
         );
-    }
-
-    /// Statistics computed by another connection (the checkpoint thread's)
-    /// reach the readers and the writer: with them the duplicate check of a
-    /// new customer reads the name index instead of walking the company.
-    #[test]
-    fn connections_reload_statistics_analyzed_elsewhere() {
-        use crm_core::testing::service_suite::World;
-        let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("crm.db");
-        let store = Arc::new(SqliteStore::open(&path).expect("open"));
-        let company = block_on(async {
-            let w = World::new(store.clone()).await;
-            for i in 0..20 {
-                w.customer(
-                    &w.admin,
-                    &format!("统计测试{i}有限公司"),
-                    serde_json::json!({}),
-                )
-                .await;
-            }
-            w.admin.company_id.0
-        });
-        {
-            // 5 000 copies with new ids, codes and name keys.
-            let conn = store.writer.lock();
-            let cols: Vec<String> = conn
-                .prepare("SELECT name FROM pragma_table_info('customers')")
-                .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
-                .expect("columns");
-            let exprs: Vec<String> = cols
-                .iter()
-                .map(|c| match c.as_str() {
-                    "id" => "lower(hex(randomblob(16)))".to_string(),
-                    "code" | "name_key" => format!("\"{c}\" || '-' || n.x"),
-                    other => format!("\"{other}\""),
-                })
-                .collect();
-            let names: Vec<String> = cols.iter().map(|c| format!("\"{c}\"")).collect();
-            conn.execute_batch(&format!(
-                "WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 250) \
-                 INSERT INTO customers ({}) SELECT {} FROM customers, n",
-                names.join(", "),
-                exprs.join(", ")
-            ))
-            .expect("copies");
-        }
-        let plan = |conn: &Connection| -> Result<String, StoreError> {
-            conn.prepare(
-                "EXPLAIN QUERY PLAN SELECT t.\"id\" FROM customers t \
-                 WHERE t.\"company_id\" = ?1 AND t.\"name_key\" = ?2 \
-                 AND t.\"deleted_at\" IS NULL ORDER BY t.\"id\" LIMIT 1",
-            )
-            .and_then(|mut st| {
-                st.query_map(params![id_text(&company), "统计测试7"], |r| {
-                    r.get::<_, String>(3)
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()
-            })
-            .map(|rows| rows.join("; "))
-            .map_err(error::backend)
-        };
-        // What the checkpoint thread does after many writes.
-        Connection::open(&path)
-            .and_then(|c| c.execute_batch(checkpoint::OPTIMIZE))
-            .expect("analyze");
-        store.stats.fetch_add(1, Ordering::AcqRel);
-        for _ in 0..READ_CONNECTIONS {
-            let p = store.read(|c| plan(c)).expect("plan");
-            assert!(p.contains("customers_name_key"), "reader: {p}");
-        }
-        let p = plan(&store.writer.lock()).expect("plan");
-        assert!(p.contains("customers_name_key"), "writer: {p}");
     }
 
     #[test]

@@ -13,8 +13,7 @@ use crate::error;
 use crm_core::store::StoreError;
 use rusqlite::{Connection, TransactionBehavior};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 /// The writer connection and what it tells the checkpointer.
@@ -23,35 +22,19 @@ pub(crate) struct Writer {
     /// thread joined, before the connection closes.
     checkpointer: Option<Checkpointer>,
     conn: Mutex<Connection>,
-    /// The statistics generation, and the one this connection has loaded.
-    stats: Arc<AtomicU64>,
-    seen: AtomicU64,
 }
 
 impl Writer {
-    pub(crate) fn new(
-        conn: Connection,
-        checkpointer: Option<Checkpointer>,
-        stats: Arc<AtomicU64>,
-    ) -> Writer {
+    pub(crate) fn new(conn: Connection, checkpointer: Option<Checkpointer>) -> Writer {
         Writer {
             checkpointer,
             conn: Mutex::new(conn),
-            stats,
-            seen: AtomicU64::new(0),
         }
     }
 
-    /// The connection, waiting for it when another write holds it; with
-    /// the newest statistics loaded.
+    /// The connection, waiting for it when another write holds it.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
-        let conn = lock(&self.conn);
-        if let Some(now) = crate::checkpoint::stale(&self.seen, &self.stats) {
-            // Reloads them; a failure leaves the old ones, no error.
-            let _ = conn.execute_batch("ANALYZE sqlite_schema");
-            self.seen.store(now, std::sync::atomic::Ordering::Release);
-        }
-        conn
+        lock(&self.conn)
     }
 
     /// Runs `f` in an IMMEDIATE transaction and commits when it succeeds;
