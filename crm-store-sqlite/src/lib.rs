@@ -5,6 +5,7 @@ mod codec;
 mod error;
 mod migrate;
 mod query;
+mod stats;
 mod writer;
 
 pub use checkpoint::{IDLE_CHECKPOINT, ROWS_PER_CHECKPOINT, WRITER_AUTOCHECKPOINT_PAGES};
@@ -113,6 +114,8 @@ impl SqliteStore {
         .map_err(open_err)?;
         configure(&writer, true).map_err(open_err)?;
         migrate::run(&mut writer, &location, migrate::MIGRATIONS)?;
+        // Before the readers open, so they plan with them.
+        stats::write(&writer).map_err(open_err)?;
         let readers = (0..READ_CONNECTIONS)
             .map(|_| {
                 let conn = Connection::open_with_flags(
@@ -146,6 +149,10 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory().map_err(open_err)?;
         configure(&conn, true).map_err(open_err)?;
         migrate::run(&mut conn, &location, migrate::MIGRATIONS)?;
+        stats::write(&conn).map_err(open_err)?;
+        // This connection also reads: it loads the statistics now.
+        conn.execute_batch("ANALYZE sqlite_schema")
+            .map_err(open_err)?;
         let thread = writer::WriterThread::start().map_err(|e| open_err(thread_error(e)))?;
         Ok(SqliteStore {
             location,
@@ -758,6 +765,71 @@ mod tests {
                 .is_none(),
             "nothing of the failed change set is written"
         );
+    }
+
+    /// With the store's statistics the planner reads the probes of the
+    /// duplicate checks through their own indexes, however few or many rows
+    /// there are, and still pages exports in id order.
+    #[test]
+    fn probes_plan_through_their_indexes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(dir.path().join("crm.db")).expect("open");
+        let plan = |sql: &str| -> String {
+            store
+                .read(|c| {
+                    c.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                        .and_then(|mut st| {
+                            st.query_map([], |r| r.get::<_, String>(3))?
+                                .collect::<rusqlite::Result<Vec<_>>>()
+                        })
+                        .map(|rows| rows.join("; "))
+                        .map_err(error::backend)
+                })
+                .expect("plan")
+        };
+        for (sql, index) in [
+            (
+                "SELECT t.id FROM customers t WHERE t.company_id = 'c' AND t.name_key = 'n' \
+                 AND t.deleted_at IS NULL ORDER BY t.id LIMIT 1",
+                "customers_name_key",
+            ),
+            (
+                "SELECT t.id FROM customers t WHERE t.company_id = 'c' AND t.uscc = 'u' \
+                 AND t.deleted_at IS NULL ORDER BY t.id LIMIT 1",
+                "customers_uscc",
+            ),
+            (
+                "SELECT t.id FROM customer_keys t WHERE t.company_id = 'c' \
+                 AND t.customer_id IN ('a', 'b') ORDER BY t.id",
+                "customer_keys_customer",
+            ),
+            (
+                "SELECT t.id FROM customer_keys t WHERE t.company_id = 'c' AND t.kind = 'phone' \
+                 AND t.key IN ('1', '2') ORDER BY t.id",
+                "customer_keys_lookup",
+            ),
+            (
+                "SELECT t.id FROM customers t WHERE t.company_id = 'c' AND t.id > 'x' \
+                 AND t.deleted_at IS NULL ORDER BY t.id LIMIT 1000",
+                "customers_company_id_id",
+            ),
+        ] {
+            let p = plan(sql);
+            assert!(p.contains(index), "{sql}: {p}");
+        }
+        // Every index has its row.
+        let missing: i64 = store
+            .read(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM sqlite_schema s WHERE s.type = 'index' \
+                     AND NOT EXISTS (SELECT 1 FROM sqlite_stat1 t WHERE t.idx = s.name)",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(error::backend)
+            })
+            .expect("count");
+        assert_eq!(missing, 0);
     }
 
     #[test]
