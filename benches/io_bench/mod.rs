@@ -639,6 +639,22 @@ pub struct Launcher {
 }
 
 impl Launcher {
+    /// Runs `kind` `runs` times, each with the arguments `args` makes (it
+    /// also clears what a run leaves), and returns the run of median time.
+    fn median(
+        &self,
+        kind: &str,
+        runs: usize,
+        args: &dyn Fn() -> Vec<String>,
+    ) -> Result<Figures, String> {
+        let mut all = Vec::with_capacity(runs);
+        for _ in 0..runs.max(1) {
+            all.push(self.run(kind, &args())?);
+        }
+        all.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+        Ok(all.swap_remove(all.len() / 2))
+    }
+
     fn run(&self, kind: &str, args: &[String]) -> Result<Figures, String> {
         let out = Command::new(&self.exe)
             .args(&self.prefix)
@@ -677,6 +693,8 @@ pub struct Plan {
     pub million: bool,
     /// Rows per import batch.
     pub batch: usize,
+    /// Runs of each measurement (the median run is reported).
+    pub runs: usize,
 }
 
 fn s(p: &Path) -> String {
@@ -698,39 +716,39 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
     generate(&file, plan.rows)?;
     let f = s(&file);
     log("calamine …");
-    let cal = l.run("calamine", &["--file".into(), f.clone()])?;
+    let runs = plan.runs;
+    let cal = l.median("calamine", runs, &|| vec!["--file".into(), f.clone()])?;
     log(&format!("  calamine: {}", cal.json));
-    let cal_stream = l.run("calamine-stream", &["--file".into(), f.clone()])?;
+    let cal_stream = l.median("calamine-stream", runs, &|| {
+        vec!["--file".into(), f.clone()]
+    })?;
     log(&format!("  calamine stream: {}", cal_stream.json));
     log("rusqlite …");
-    let plain = l.run(
-        "rusqlite",
-        &[
+    let plain = l.median("rusqlite", runs, &|| {
+        vec![
             "--file".into(),
             f.clone(),
             "--db".into(),
             s(&fresh("plain.db")),
-        ],
-    )?;
+        ]
+    })?;
     log(&format!("  rusqlite: {}", plain.json));
     log("import into SQLite …");
-    let db = fresh("import.db");
-    let imp = l.run(
-        "import",
-        &[
+    let db = plan.dir.join("import.db");
+    let imp = l.median("import", runs, &|| {
+        vec![
             "--file".into(),
             f.clone(),
             "--db".into(),
-            s(&db),
+            s(&fresh("import.db")),
             "--batch".into(),
             plan.batch.to_string(),
-        ],
-    )?;
+        ]
+    })?;
     log(&format!("  import SQLite: {}", imp.json));
-    let floor = l.run(
-        "floor",
-        &["--src".into(), s(&db), "--db".into(), s(&fresh("floor.db"))],
-    )?;
+    let floor = l.median("floor", runs, &|| {
+        vec!["--src".into(), s(&db), "--db".into(), s(&fresh("floor.db"))]
+    })?;
     log(&format!(
         "  SQLite alone writing the import's rows: {}",
         floor.json
@@ -738,17 +756,16 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
     let pg = match &plan.pg {
         Some(url) => {
             log("import into PostgreSQL …");
-            Some(l.run(
-                "import",
-                &[
+            Some(l.median("import", runs, &|| {
+                vec![
                     "--file".into(),
                     f.clone(),
                     "--pg".into(),
                     url.clone(),
                     "--batch".into(),
                     plan.batch.to_string(),
-                ],
-            )?)
+                ]
+            })?)
         }
         None => None,
     };
@@ -759,25 +776,23 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
     let ex_db = fresh("export.db");
     std::fs::copy(&db, &ex_db).map_err(|e| e.to_string())?;
     seed(&ex_db, plan.rows)?;
-    let ex = l.run(
-        "export",
-        &[
+    let ex = l.median("export", runs, &|| {
+        vec![
             "--db".into(),
             s(&ex_db),
             "--out".into(),
             s(&plan.dir.join("export.xlsx")),
-        ],
-    )?;
+        ]
+    })?;
     log(&format!("  export: {}", ex.json));
-    let xw = l.run(
-        "xlsxwriter",
-        &[
+    let xw = l.median("xlsxwriter", runs, &|| {
+        vec![
             "--db".into(),
             s(&ex_db),
             "--out".into(),
             s(&plan.dir.join("plain.xlsx")),
-        ],
-    )?;
+        ]
+    })?;
     log(&format!("  rust_xlsxwriter: {}", xw.json));
     let million = if plan.million {
         log("export of 1 000 000 rows …");
@@ -800,8 +815,8 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
     let mut out = String::new();
     let base = cal.secs + plain.secs;
     out.push_str(&format!(
-        "rows: {} (15 columns, 20% duplicates), batch {}\n",
-        plan.rows, plan.batch
+        "rows: {} (15 columns, 20% duplicates), batch {}, median of {} run(s)\n",
+        plan.rows, plan.batch, plan.runs
     ));
     out.push_str(&format!(
         "calamine read (worksheet_range)     {:>8.3} s  {:>8.1} MiB\n",
@@ -878,7 +893,8 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
     Ok(out)
 }
 
-/// Parses `--rows N --dir D --pg URL --million --batch N` for the parent.
+/// Parses `--rows N --dir D --pg URL --million --batch N --runs N` for the
+/// parent.
 pub fn plan_from_args(args: &[String]) -> Plan {
     Plan {
         rows: arg(args, "--rows")
@@ -892,5 +908,9 @@ pub fn plan_from_args(args: &[String]) -> Plan {
         batch: arg(args, "--batch")
             .and_then(|r| r.parse().ok())
             .unwrap_or(crm::import::DEFAULT_BATCH_SIZE),
+        runs: arg(args, "--runs")
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(1usize)
+            .max(1),
     }
 }

@@ -849,34 +849,12 @@ async fn schema_4_copy(source: &PgStore, target: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them() {
     use crm_core::dedupe::DuplicateQuery;
+    use crm_core::testing::pool_suite::two_sharing_a_phone;
     use crm_core::testing::service_suite::World;
-    use serde_json::json;
 
     let source = Arc::new(fresh_pg().await);
     let w = World::new(source.clone()).await;
-    let phone = json!({"phone": "010-62345678"});
-    let a = w
-        .customer(&w.zhangsan, "北京华信智联科技有限公司", phone.clone())
-        .await;
-    let b = w.customer(&w.wangwu, "华信智联北京分公司", phone).await;
-    w.customer(
-        &w.wangwu,
-        "上海申通物流有限公司",
-        json!({"phone": "021-55556666"}),
-    )
-    .await;
-    let report = w
-        .crm
-        .duplicate_report(&w.admin, &DuplicateQuery::default())
-        .await
-        .expect("report");
-    let members: Vec<_> = report
-        .groups
-        .iter()
-        .find(|g| g.field == "phone")
-        .map(|g| g.members.iter().map(|m| m.id).collect())
-        .unwrap_or_default();
-    assert_eq!(members, vec![a.id, b.id], "{report:?}");
+    let report = two_sharing_a_phone(&w).await;
 
     let old = unique_schema();
     schema_4_copy(&source, &old).await;

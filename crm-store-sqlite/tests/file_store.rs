@@ -353,34 +353,14 @@ fn schema_4_copy(source: &Path, target: &Path) {
 #[tokio::test]
 async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them() {
     use crm_core::dedupe::DuplicateQuery;
+    use crm_core::testing::pool_suite::two_sharing_a_phone;
     use crm_core::testing::service_suite::World;
-    use serde_json::json;
 
     let dir = tempfile::tempdir().expect("temp dir");
     let (source, old) = (dir.path().join("source.db"), dir.path().join("old.db"));
     let store = Arc::new(SqliteStore::open(&source).expect("open source"));
     let w = World::new(store.clone()).await;
-    let phone = json!({"phone": "010-62345678"});
-    let a = w
-        .customer(&w.zhangsan, "北京华信智联科技有限公司", phone.clone())
-        .await;
-    let b = w.customer(&w.wangwu, "华信智联北京分公司", phone).await;
-    w.customer(
-        &w.wangwu,
-        "上海申通物流有限公司",
-        json!({"phone": "021-55556666"}),
-    )
-    .await;
-    let report = w
-        .crm
-        .duplicate_report(&w.admin, &DuplicateQuery::default())
-        .await
-        .expect("report");
-    let phone_group = report.groups.iter().find(|g| g.field == "phone");
-    let members: Vec<_> = phone_group
-        .map(|g| g.members.iter().map(|m| m.id).collect())
-        .unwrap_or_default();
-    assert_eq!(members, vec![a.id, b.id], "{report:?}");
+    let report = two_sharing_a_phone(&w).await;
     let admin = w.admin.user_id;
     let clock = w.clock.clone();
     drop(w);

@@ -125,6 +125,9 @@ pub struct BenchArgs {
     /// Rows per import batch.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
+    /// Runs of each measurement; the median run is reported.
+    #[arg(long, default_value_t = 1)]
+    pub runs: usize,
     /// Working directory (default a temporary one).
     #[arg(long)]
     pub dir: Option<PathBuf>,
@@ -380,6 +383,7 @@ pub async fn bench(json: bool, a: BenchArgs) -> CliResult {
         pg: a.pg,
         million: a.million,
         batch: a.batch,
+        runs: a.runs.max(1),
     };
     let launcher = io_bench::Launcher {
         exe: std::env::current_exe().map_err(err)?,

@@ -55,6 +55,36 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+/// Three customers, two of whom share a phone number, and the duplicate
+/// report that shows those two (checked), for tests that carry duplicate
+/// keys through a migration.
+pub async fn two_sharing_a_phone(w: &World) -> crate::dedupe::DuplicateReport {
+    let phone = json!({"phone": "010-62345678"});
+    let a = w
+        .customer(&w.zhangsan, "北京华信智联科技有限公司", phone.clone())
+        .await;
+    let b = w.customer(&w.wangwu, "华信智联北京分公司", phone).await;
+    w.customer(
+        &w.wangwu,
+        "上海申通物流有限公司",
+        json!({"phone": "021-55556666"}),
+    )
+    .await;
+    let report = w
+        .crm
+        .duplicate_report(&w.admin, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    let members: Vec<RecordId> = report
+        .groups
+        .iter()
+        .find(|g| g.field == "phone")
+        .map(|g| g.members.iter().map(|m| m.id).collect())
+        .unwrap_or_default();
+    assert_eq!(members, vec![a.id, b.id], "{report:?}");
+    report
+}
+
 async fn row(w: &World, id: RecordId) -> Row {
     w.crm
         .store()
