@@ -323,7 +323,7 @@ fn field_label(field: &str, customs: &[CustomFieldDef]) -> String {
 struct KeyChange {
     company: Uuid,
     customer: Uuid,
-    values: BTreeMap<String, Value>,
+    values: BTreeMap<&'static str, Value>,
     existing: bool,
     purged: bool,
 }
@@ -486,12 +486,12 @@ impl Crm {
                 } => {
                     // Only what the keys are made of (a bulk import inserts
                     // thousands of customers here).
-                    let map: BTreeMap<String, Value> = values
+                    let map: BTreeMap<&'static str, Value> = values
                         .iter()
                         .filter(|(k, _)| {
                             KEY_COLUMNS.contains(k) || matches!(*k, "id" | "company_id")
                         })
-                        .map(|(k, v)| (k.to_string(), v.clone()))
+                        .map(|(k, v)| (*k, v.clone()))
                         .collect();
                     let id = map.get("id").and_then(Value::as_id).unwrap_or_default();
                     state.insert(
@@ -516,7 +516,7 @@ impl Crm {
                 } => {
                     if let Some(c) = state.get_mut(id) {
                         for (k, v) in values {
-                            c.values.insert(k.to_string(), v.clone());
+                            c.values.insert(*k, v.clone());
                         }
                     } else if values.iter().any(|(k, _)| KEY_COLUMNS.contains(k)) {
                         loads.push(*id);
@@ -525,10 +525,7 @@ impl Crm {
                             KeyChange {
                                 company: Uuid::nil(),
                                 customer: *id,
-                                values: values
-                                    .iter()
-                                    .map(|(k, v)| (k.to_string(), v.clone()))
-                                    .collect(),
+                                values: values.iter().map(|(k, v)| (*k, v.clone())).collect(),
                                 existing: true,
                                 purged: false,
                             },
@@ -569,7 +566,7 @@ impl Crm {
                     // The updates of this change set win over the stored values.
                     for def in Table::Customers.columns() {
                         c.values
-                            .entry(def.name.to_string())
+                            .entry(def.name)
                             .or_insert_with(|| row.get(def.name).clone());
                     }
                 }

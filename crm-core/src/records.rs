@@ -1151,7 +1151,9 @@ impl Crm {
     ) -> (Op, Uuid, BTreeMap<String, Json>) {
         let now = self.now();
         let id = self.new_id();
-        let mut values: Vec<(&'static str, Value)> = vec![
+        // Sized once: a bulk import builds thousands of these.
+        let mut values: Vec<(&'static str, Value)> = Vec::with_capacity(10 + set.len() + 5);
+        values.extend([
             ("id", Value::Id(id)),
             ("company_id", Value::Id(actor.company_id.0)),
             ("version", Value::Int(1)),
@@ -1165,25 +1167,28 @@ impl Crm {
                 Value::Json(Json::Object(custom.clone().into_iter().collect())),
             ),
             ("code", code.clone().into()),
-        ];
+        ]);
         if entity == Entity::Customer && !set.contains_key("attachments") {
             set.insert("attachments", Value::Json(Json::Array(Vec::new())));
         }
-        let mut payload = BTreeMap::new();
-        payload.insert("id".to_string(), Json::String(id.to_string()));
-        payload.insert(
+        // Collected, then built in one go (sorted), rather than inserted
+        // key by key.
+        let mut entries: Vec<(String, Json)> = Vec::with_capacity(3 + set.len() + custom.len());
+        entries.push(("id".to_string(), Json::String(id.to_string())));
+        entries.push((
             "code".to_string(),
             code.map(Json::String).unwrap_or(Json::Null),
-        );
-        payload.insert("owner_id".to_string(), Json::String(owner.to_string()));
+        ));
+        entries.push(("owner_id".to_string(), Json::String(owner.to_string())));
         for (k, v) in &set {
             if !is_derived(k) {
-                payload.insert(k.to_string(), output_json(entity, k, v));
+                entries.push((k.to_string(), output_json(entity, k, v)));
             }
         }
         for (k, v) in &custom {
-            payload.insert(format!("custom.{k}"), v.clone());
+            entries.push((format!("custom.{k}"), v.clone()));
         }
+        let payload: BTreeMap<String, Json> = entries.into_iter().collect();
         values.extend(set);
         if entity == Entity::Customer {
             values.extend(crate::pool::new_customer_values(now));
