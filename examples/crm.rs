@@ -145,6 +145,9 @@ enum Command {
     /// Grants the customer roles sales rights and defines default contract
     /// and quote approval flows (administrators).
     SalesSetup,
+    /// Recomputes the pinyin search keys of every record (administrators),
+    /// e.g. after an upgrade changed how they are made.
+    RebuildSearchKeys,
     /// Writes an Excel import template (导入模板) for customers, contacts or users.
     #[cfg(feature = "xlsx")]
     Template(io_cmds::TemplateArgs),
@@ -690,6 +693,15 @@ async fn run(cli: Cli) -> CliResult {
         Command::Receivables => sales::receivables_cmd(&ctx, &actor).await?,
         Command::Approval(cmd) => sales::approval_cmd(&ctx, &actor, cmd).await?,
         Command::SalesSetup => sales::sales_setup(&ctx, &actor).await?,
+        Command::RebuildSearchKeys => {
+            let st = ctx.crm.rebuild_search_keys(&actor).await.map_err(err)?;
+            ctx.print(json!(st), || {
+                format!(
+                    "search keys: {} rows looked at, {} brought up to date",
+                    st.rows, st.updated
+                )
+            });
+        }
         #[cfg(feature = "xlsx")]
         Command::Template(a) => io_cmds::template(&ctx, &actor, a).await?,
         #[cfg(feature = "xlsx")]

@@ -150,6 +150,14 @@ fn walk_through(db: &str) {
         serde_json::from_str(&ok(db, &["--json", "events", "pending", "--limit", "1000"]))
             .expect("json");
     assert!(events.as_array().map(Vec::len).unwrap_or(0) > 20);
+    // Search keys are current: a rebuild looks at every row and changes none.
+    let rebuilt: serde_json::Value =
+        serde_json::from_str(&ok(db, &["--json", "rebuild-search-keys"])).expect("json");
+    assert_eq!(rebuilt["updated"], 0, "{rebuilt}");
+    assert!(rebuilt["rows"].as_u64().unwrap_or(0) > 12, "{rebuilt}");
+    assert!(
+        fails(db, &["--as", "zhangwei", "rebuild-search-keys"]).contains("administrators only")
+    );
     ok(
         db,
         &["--password", "Demo#2026", "--as", "zhangwei", "whoami"],

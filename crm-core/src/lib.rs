@@ -12,6 +12,7 @@ pub mod export;
 pub mod ids;
 pub mod import;
 pub mod lifecycle;
+pub mod maintenance;
 pub mod money;
 pub mod org;
 pub mod pinyin;

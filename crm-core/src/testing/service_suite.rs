@@ -68,6 +68,11 @@ macro_rules! service_scenarios {
             $make
         );
         $each!(
+            $crate::testing::service_suite::search_keys_of_older_rules_are_rebuilt,
+            crm_search_keys_of_older_rules_are_rebuilt,
+            $make
+        );
+        $each!(
             $crate::testing::service_suite::duplicates_refused_even_when_invisible,
             crm_duplicates_refused_even_when_invisible,
             $make
@@ -1816,6 +1821,90 @@ pub async fn pinyin_search_finds_every_reading(store: Arc<dyn Store>) {
             .collect::<Vec<_>>(),
         vec!["zhangsan"]
     );
+}
+
+/// Search keys left by an older rule (here: overwritten through the store)
+/// are brought up to the current rule by an administrator's rebuild, which
+/// is audited; a second run changes nothing; others may not run it.
+pub async fn search_keys_of_older_rules_are_rebuilt(store: Arc<dyn Store>) {
+    use crate::schema::Table;
+    use crate::store::{ChangeSet, Op};
+    use crate::value::Value;
+    let w = World::new(store).await;
+    let c = w
+        .customer(
+            &w.admin,
+            "重庆长安汽车股份有限公司",
+            json!({"short_name": "长安汽车"}),
+        )
+        .await;
+    let k = w
+        .crm
+        .create_record(
+            &w.admin,
+            Entity::Contact,
+            fields(json!({"customer_id": c.id.to_string(), "name": "欧阳娜娜"})),
+        )
+        .await
+        .expect("contact");
+    for (table, id) in [(Table::Customers, c.id.0), (Table::Contacts, k.id.0)] {
+        let row = w
+            .crm
+            .store()
+            .get(table, id)
+            .await
+            .expect("get")
+            .expect("row");
+        w.crm
+            .store()
+            .apply(&ChangeSet {
+                ops: vec![Op::Update {
+                    table,
+                    id,
+                    expected_version: row.version(),
+                    values: vec![("pinyin_keys", Value::Text("old rule".into()))],
+                }],
+                ..ChangeSet::default()
+            })
+            .await
+            .expect("old keys");
+    }
+    let w = &w;
+    let customers = |q: &'static str| names_for(w, &w.admin, ListQuery::default().search(q));
+    let contacts = |q: &'static str| async move {
+        w.crm
+            .list_records(&w.admin, Entity::Contact, &ListQuery::default().search(q))
+            .await
+            .expect("contacts")
+            .items
+            .len()
+    };
+    assert!(customers("cqca").await.is_empty());
+    assert_eq!(contacts("oynn").await, 0);
+    match w.crm.rebuild_search_keys(&w.zhangsan).await {
+        Err(Error::Forbidden(_)) => {}
+        other => panic!("expected Forbidden, got {other:?}"),
+    }
+    let stats = w.crm.rebuild_search_keys(&w.admin).await.expect("rebuild");
+    assert_eq!(stats.updated, 2, "{stats:?}");
+    assert!(stats.rows >= 2, "{stats:?}");
+    assert_eq!(customers("cqca").await, set(&["重庆长安汽车股份有限公司"]));
+    // The short name's keys follow the name's.
+    assert_eq!(customers("caqc").await, set(&["重庆长安汽车股份有限公司"]));
+    assert_eq!(contacts("oynn").await, 1);
+    let again = w.crm.rebuild_search_keys(&w.admin).await.expect("again");
+    assert_eq!((again.rows, again.updated), (stats.rows, 0));
+    let company = w.admin.company_id.0;
+    let runs = w
+        .crm
+        .store()
+        .history(Table::Companies, company)
+        .await
+        .expect("history")
+        .into_iter()
+        .filter(|a| a.action == "rebuild_search_keys")
+        .count();
+    assert_eq!(runs, 2);
 }
 
 /// A duplicate by credit code or normalised name is refused, even when the

@@ -1,0 +1,131 @@
+//! Upkeep of stored derived values after the rules that make them change.
+//!
+//! Pinyin search keys (`pinyin_keys`) are made when a record is written. When
+//! a release changes how they are made (it did: the commonest reading of
+//! each character plus a table of name heteronyms replaced every reading of
+//! every character), rows written before keep their old keys until they are
+//! written again. [`Crm::rebuild_search_keys`] brings every row up to the
+//! current rule.
+
+use crate::auth::Actor;
+use crate::crm::Crm;
+use crate::error::{Error, Result};
+use crate::schema::Table;
+use crate::store::{ChangeSet, FieldChange, Lifecycle, Op, Paging, Row, Select};
+use crate::value::Value;
+use serde::Serialize;
+use serde_json::Value as Json;
+
+/// The tables with pinyin search keys and the columns the keys are made of,
+/// in order (a customer's short name follows its name).
+pub const SEARCH_KEY_SOURCES: &[(Table, &[&str])] = &[
+    (Table::Users, &["display_name"]),
+    (Table::Customers, &["name", "short_name"]),
+    (Table::Contacts, &["name"]),
+    (Table::Products, &["name"]),
+    (Table::Opportunities, &["name"]),
+    (Table::Quotes, &["title"]),
+    (Table::Contracts, &["title"]),
+];
+
+/// Rows read and written per step.
+const PAGE: u64 = 1000;
+
+/// What [`Crm::rebuild_search_keys`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SearchKeyStats {
+    /// Rows looked at (every table, deleted and archived rows included).
+    pub rows: u64,
+    /// Rows whose keys changed.
+    pub updated: u64,
+}
+
+/// The search keys of a row under the current rule: the keys of each
+/// non-empty source column, separated by a space.
+pub fn search_keys_of(row: &Row, sources: &[&str]) -> String {
+    let mut out = String::new();
+    for col in sources {
+        let Some(text) = row.get(col).as_text().map(str::trim) else {
+            continue;
+        };
+        if text.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&crate::pinyin::search_keys(text));
+    }
+    out
+}
+
+impl Crm {
+    /// Recomputes the pinyin search keys of every row of the actor's company
+    /// that has them (administrators): rows written under an older rule are
+    /// found by the current one afterwards. Page by page, each page in one
+    /// transaction; a row changed meanwhile by someone else fails the page
+    /// with a conflict, and running it again finishes the work (rows already
+    /// up to date are left alone). Rewritten rows get a new version. One
+    /// audit entry on the company records the run.
+    pub async fn rebuild_search_keys(&self, actor: &Actor) -> Result<SearchKeyStats> {
+        if !actor.is_admin() {
+            return Err(Error::Forbidden(format!(
+                "{} may not rebuild the search keys: administrators only",
+                actor.display_name
+            )));
+        }
+        let company = actor.company_id.0;
+        let mut stats = SearchKeyStats::default();
+        for (table, sources) in SEARCH_KEY_SOURCES {
+            let mut after: Option<Vec<Value>> = None;
+            loop {
+                let mut sel = Select::all(*table, company, self.now());
+                sel.lifecycle = Lifecycle::Any;
+                sel.paging = Paging::Keyset {
+                    after: after.clone(),
+                    limit: PAGE,
+                };
+                let page = self.store.select(&sel).await?;
+                let Some(last) = page.rows.last() else {
+                    break;
+                };
+                after = Some(vec![Value::Id(last.id())]);
+                stats.rows += page.rows.len() as u64;
+                let mut cs = ChangeSet::default();
+                for r in &page.rows {
+                    let keys = search_keys_of(r, sources);
+                    if r.get("pinyin_keys").as_text() != Some(keys.as_str()) {
+                        cs.ops.push(Op::Update {
+                            table: *table,
+                            id: r.id(),
+                            expected_version: r.version(),
+                            values: vec![("pinyin_keys", Value::Text(keys))],
+                        });
+                    }
+                }
+                stats.updated += cs.ops.len() as u64;
+                self.apply(cs).await?;
+                if !page.has_more {
+                    break;
+                }
+            }
+        }
+        self.apply(ChangeSet {
+            audit: vec![self.audit(
+                Some(actor),
+                company,
+                Table::Companies,
+                company,
+                "rebuild_search_keys",
+                vec![FieldChange {
+                    field: "search_keys_updated".into(),
+                    before: Json::Null,
+                    after: Json::from(stats.updated),
+                }],
+            )],
+            ..ChangeSet::default()
+        })
+        .await?;
+        Ok(stats)
+    }
+}
