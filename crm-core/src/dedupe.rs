@@ -32,7 +32,7 @@ use crate::value::Value;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
@@ -320,6 +320,22 @@ fn field_label(field: &str, customs: &[CustomFieldDef]) -> String {
 }
 
 /// One customer's keys before and after a change set.
+/// The customers and keys (company, kind, key) whose rows a run of
+/// [`Crm::index_customer_keys_noting`] read and wrote.
+#[derive(Debug, Default)]
+pub(crate) struct KeysTouched {
+    customers: HashSet<Uuid>,
+    keys: HashSet<(Uuid, String, String)>,
+}
+
+impl KeysTouched {
+    /// Whether the two share a customer or a key.
+    pub(crate) fn meets(&self, other: &KeysTouched) -> bool {
+        self.customers.iter().any(|c| other.customers.contains(c))
+            || self.keys.iter().any(|k| other.keys.contains(k))
+    }
+}
+
 struct KeyChange {
     company: Uuid,
     customer: Uuid,
@@ -468,6 +484,17 @@ impl Crm {
     /// new customers of one change set sharing a refusing key. Every path
     /// that writes customers calls it just before applying.
     pub(crate) async fn index_customer_keys(&self, cs: &mut ChangeSet) -> Result<()> {
+        self.index_customer_keys_noting(cs).await.map(drop)
+    }
+
+    /// [`Crm::index_customer_keys`], telling which keys and customers it
+    /// read and wrote: its result holds only while no other write touches
+    /// those (a pipelined import checks that against the batch still being
+    /// written).
+    pub(crate) async fn index_customer_keys_noting(
+        &self,
+        cs: &mut ChangeSet,
+    ) -> Result<KeysTouched> {
         const KEY_COLUMNS: [&str; 6] = [
             "name_key",
             "uscc",
@@ -553,7 +580,7 @@ impl Crm {
             }
         }
         if state.is_empty() {
-            return Ok(());
+            return Ok(KeysTouched::default());
         }
         for id in loads {
             let Some(row) = self.store.get(Table::Customers, id).await? else {
@@ -692,6 +719,10 @@ impl Crm {
                 .or_default()
                 .push(*customer);
         }
+        let touched = KeysTouched {
+            customers: state.keys().copied().collect(),
+            keys: affected.iter().cloned().collect(),
+        };
         for (company, kind, key) in affected {
             let k = (company, kind.clone(), key.clone());
             let stored = stored_rows.remove(&k).unwrap_or_default();
@@ -759,7 +790,7 @@ impl Crm {
             }
         }
         cs.ops.extend(ops);
-        Ok(())
+        Ok(touched)
     }
 
     /// The refusal for a record duplicating `existing`: names the record and

@@ -1034,7 +1034,10 @@ struct Counts {
 }
 
 /// An import in progress: feed it rows with [`ImportSession::push`] (one
-/// call per batch) and close it with [`ImportSession::finish`].
+/// call per batch) and close it with [`ImportSession::finish`]. Or split
+/// each push: [`ImportSession::prepare`] a batch, then commit its
+/// [`BatchWrite`] while preparing the next one (in order, one commit at a
+/// time), as crm-io does.
 pub struct ImportSession<'a> {
     crm: &'a Crm,
     actor: Actor,
@@ -1059,6 +1062,10 @@ pub struct ImportSession<'a> {
     /// file, by [`seen_key`].
     seen: HashMap<u128, u32>,
     touched: HashMap<Uuid, u32>,
+    /// The duplicate keys (kind, text) that rows of this import give the
+    /// records they update: a record's older key of such a kind no longer
+    /// names it, whatever a probe read before the update was written.
+    rekeyed: HashMap<Uuid, Vec<(String, String)>>,
     counts: Counts,
     batch_no: i64,
     atomic: ChangeSet,
@@ -1069,6 +1076,10 @@ pub struct ImportSession<'a> {
     /// The records of the batch being built whose codes are taken when it
     /// is written (customer and contact imports).
     slots: Vec<CodeSlot>,
+    /// The duplicate keys and customers the previous batch's writes touch
+    /// (customer imports): that batch may still be being written while the
+    /// next one is prepared.
+    last_keys: Option<crate::dedupe::KeysTouched>,
 }
 
 /// A created record whose code is taken when its batch is written: the
@@ -1119,12 +1130,16 @@ impl BatchWrite<'_> {
         self.changes.is_none()
     }
 
-    /// Writes the batch with its checkpoint, in one transaction: takes the
-    /// codes of its created records, keeps the duplicate keys of its
-    /// customers and applies. Batches must be committed in the order they
-    /// were prepared, each once the one before has finished; the next batch
-    /// may be prepared meanwhile. After a failure the import stops (drop the
-    /// session); running it again resumes after the last committed batch.
+    /// Writes the batch: takes the codes of its created records (reserved
+    /// on their own, committed first, so a failed batch leaves a gap in the
+    /// numbering and never reuses a number), keeps the duplicate keys of its
+    /// customers when preparing left that for now (they meet keys the batch
+    /// before writes), and applies the batch
+    /// with its checkpoint in one transaction. Batches must be committed in
+    /// the order they were prepared, each once the one before has finished;
+    /// the next batch may be prepared meanwhile. After a failure the import
+    /// stops (drop the session); running it again resumes after the last
+    /// committed batch.
     pub async fn commit(self) -> Result<()> {
         let Some(mut cs) = self.changes else {
             return Ok(());
@@ -1423,6 +1438,7 @@ impl Crm {
             resume_after: None,
             seen: HashMap::new(),
             touched: HashMap::new(),
+            rekeyed: HashMap::new(),
             counts: Counts::default(),
             batch_no: 0,
             atomic: ChangeSet::default(),
@@ -1430,6 +1446,7 @@ impl Crm {
             issues: Vec::new(),
             ref_rows: HashMap::new(),
             slots: Vec::new(),
+            last_keys: None,
             opts: options,
         };
         let kinds = session
@@ -2079,11 +2096,23 @@ impl<'a> ImportSession<'a> {
                 self.atomic.events.extend(cs.events);
             }
             CommitMode::Batches => {
+                if self.opts.entity == Entity::Customer {
+                    // The duplicate keys now, while the batch before may
+                    // still be written — unless they meet what that batch
+                    // writes: then at commit, once it is written.
+                    let (ops, events) = (cs.ops.len(), cs.events.len());
+                    let touched = self.crm.index_customer_keys_noting(&mut cs).await?;
+                    if self.last_keys.as_ref().is_some_and(|t| t.meets(&touched)) {
+                        cs.ops.truncate(ops);
+                        cs.events.truncate(events);
+                        write.index_keys = true;
+                    }
+                    self.last_keys = Some(touched);
+                }
                 let op = self.import_update(ImportStatus::Running, i64::from(last));
                 cs.ops.push(op);
                 write.changes = Some(cs);
                 write.slots = slots;
-                write.index_keys = self.opts.entity == Entity::Customer;
             }
         }
         Ok(PreparedBatch { issues, write })
@@ -2193,6 +2222,16 @@ impl<'a> ImportSession<'a> {
 
     /// Whether a row is before the checkpoint of a resumed import (checked
     /// for duplicates within the file, not written again).
+    /// Whether a row of this import gave record `id` another key of `k`'s
+    /// kind, so that `k` (read from the store before that update was
+    /// written, perhaps in a batch still being written) no longer names it.
+    fn rekeyed_away(&self, id: Uuid, k: &DupKey) -> bool {
+        self.rekeyed.get(&id).is_some_and(|keys| {
+            keys.iter()
+                .any(|(kind, text)| *kind == k.kind && *text != k.text)
+        })
+    }
+
     fn is_replay(&self, number: u32) -> bool {
         self.resume_after.is_some_and(|r| number <= r)
     }
@@ -2993,6 +3032,7 @@ impl ImportSession<'_> {
             let hit = c.keys.iter().find_map(|k| {
                 existing
                     .get(&(k.kind.clone(), k.text.clone()))
+                    .filter(|r| !self.rekeyed_away(r.id(), k))
                     .map(|r| (k, r))
             });
             let Some((k, row)) = hit else {
@@ -3029,6 +3069,13 @@ impl ImportSession<'_> {
                 continue;
             }
             self.touched.insert(row.id(), c.number);
+            self.rekeyed.insert(
+                row.id(),
+                c.keys
+                    .iter()
+                    .map(|k| (k.kind.clone(), k.text.clone()))
+                    .collect(),
+            );
             updates.push((c, row.clone()));
         }
         if self.failed {

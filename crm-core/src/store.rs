@@ -415,6 +415,8 @@ pub trait Store: Send + Sync {
     /// driver blocks (SQLite) hands it to a writer thread of its own, so the
     /// caller's task can go on with other work (a bulk import prepares its
     /// next batch) until the write is done. The engine writes through this.
+    /// A write handed over may still complete (as a whole) after the
+    /// returned future is dropped, e.g. by a host's timeout.
     async fn apply_owned(&self, changes: ChangeSet) -> Result<(), StoreError> {
         self.apply(&changes).await
     }

@@ -114,8 +114,9 @@ impl SqliteStore {
         .map_err(open_err)?;
         configure(&writer, true).map_err(open_err)?;
         migrate::run(&mut writer, &location, migrate::MIGRATIONS)?;
-        // Before the readers open, so they plan with them.
-        stats::write(&writer).map_err(open_err)?;
+        // Before the readers open, so they plan with them. Only a planning
+        // aid: a read-only file or a long-busy lock is no reason not to open.
+        let _ = stats::write(&mut writer);
         let readers = (0..READ_CONNECTIONS)
             .map(|_| {
                 let conn = Connection::open_with_flags(
@@ -149,10 +150,10 @@ impl SqliteStore {
         let mut conn = Connection::open_in_memory().map_err(open_err)?;
         configure(&conn, true).map_err(open_err)?;
         migrate::run(&mut conn, &location, migrate::MIGRATIONS)?;
-        stats::write(&conn).map_err(open_err)?;
-        // This connection also reads: it loads the statistics now.
-        conn.execute_batch("ANALYZE sqlite_schema")
-            .map_err(open_err)?;
+        if stats::write(&mut conn).is_ok() {
+            // This connection also reads: it loads the statistics now.
+            let _ = conn.execute_batch("ANALYZE sqlite_schema");
+        }
         let thread = writer::WriterThread::start().map_err(|e| open_err(thread_error(e)))?;
         Ok(SqliteStore {
             location,

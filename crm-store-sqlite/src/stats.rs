@@ -19,7 +19,7 @@
 //! are added at open for indexes that have none, so new migrations' indexes
 //! get theirs; rows already there (a user's own `ANALYZE`) are kept.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 /// The table size the statistics describe.
 const ROWS: u64 = 1_000_000;
@@ -45,9 +45,17 @@ fn shape(columns: &[String], unique: bool, partial: bool) -> String {
     out.iter().map(u64::to_string).collect::<Vec<_>>().join(" ")
 }
 
-/// Adds the statistics of every index that has none. Returns how many it
-/// added; a connection reads them when it next loads the schema.
-pub(crate) fn write(conn: &Connection) -> rusqlite::Result<usize> {
+/// Adds the statistics of every index that has none, in one transaction
+/// (two programs opening a new database at once add them once). Returns how
+/// many it added; a connection reads them when it next loads the schema.
+pub(crate) fn write(conn: &mut Connection) -> rusqlite::Result<usize> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let added = write_in(&tx)?;
+    tx.commit()?;
+    Ok(added)
+}
+
+fn write_in(conn: &Connection) -> rusqlite::Result<usize> {
     let has_table: i64 = conn.query_row(
         "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'sqlite_stat1'",
         [],

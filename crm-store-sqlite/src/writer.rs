@@ -105,14 +105,26 @@ impl WriterThread {
         if sent != Some(true) {
             return Err(stopped());
         }
-        answer.recv_async().await.unwrap_or_else(|_| Err(stopped()))
+        answer
+            .recv_async()
+            .await
+            .unwrap_or_else(|_| Err(panicked()))
     }
 }
 
 fn stopped() -> StoreError {
     StoreError::Backend {
         backend: crate::BACKEND,
-        source: "the SQLite writer thread stopped before finishing the write".into(),
+        source: "the SQLite writer thread has stopped".into(),
+    }
+}
+
+/// A job dropped its reply without answering: it panicked (and its
+/// transaction rolled back); the thread goes on with the next job.
+fn panicked() -> StoreError {
+    StoreError::Backend {
+        backend: crate::BACKEND,
+        source: "the write panicked on the SQLite writer thread and was rolled back".into(),
     }
 }
 

@@ -19,6 +19,16 @@ macro_rules! import_scenarios {
             $make
         );
         $each!(
+            $crate::testing::import_suite::import_prepared_ahead_keeps_shared_keys_flagged,
+            io_import_prepared_ahead_keeps_shared_keys_flagged,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_update_that_rekeys_a_record_frees_its_old_key,
+            io_import_update_that_rekeys_a_record_frees_its_old_key,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::import_rejects_every_bad_value_in_both_languages,
             io_import_rejects_every_bad_value_in_both_languages,
             $make
@@ -1604,4 +1614,137 @@ pub async fn export_applies_scope_field_rules_and_picks(store: Arc<dyn Store>) {
         w.crm.export_columns(&reader, Entity::Customer, &[]).await,
         Err(Error::Forbidden(_))
     ));
+}
+
+/// A batch prepared while the one before is not yet written (what crm-io
+/// does) still sees the keys that batch writes: customers of two batches
+/// sharing a reported phone number end up flagged as duplicates of each
+/// other, and codes follow the rows.
+pub async fn import_prepared_ahead_keeps_shared_keys_flagged(store: Arc<dyn Store>) {
+    use crate::dedupe::DuplicateQuery;
+    use crate::ids::RecordId;
+    let w = World::new(store).await;
+    let h = headers(&["客户名称", "电话"]);
+    let all = rows(vec![
+        vec![t("先行一有限公司"), t("010-62340001")],
+        vec![t("先行二有限公司"), t("010-62340002")],
+        // Shares batch 1's first phone (reported, not refused).
+        vec![t("先行三有限公司"), t("010-62340001")],
+        vec![t("先行四有限公司"), t("010-62340004")],
+    ]);
+    let mut o = opts(Entity::Customer);
+    o.commit = CommitMode::Batches;
+    o.batch_size = 2;
+    let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("begin");
+    let first = s.prepare(&all[0..2], None).await.expect("prepare 1");
+    // Batch 2 is prepared before batch 1 is written.
+    let second = s.prepare(&all[2..4], None).await.expect("prepare 2");
+    first.write.commit().await.expect("commit 1");
+    second.write.commit().await.expect("commit 2");
+    let r = s.finish().await.expect("finish");
+    assert_eq!(r.created, 4, "{:?}", r.issues);
+    let list = customers(&w, &w.admin).await;
+    let id_of = |name: &str| {
+        list.iter()
+            .find(|c| c.text("name") == Some(name))
+            .unwrap_or_else(|| panic!("{name} imported"))
+    };
+    let report = w
+        .crm
+        .duplicate_report(&w.admin, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    let phone: Vec<RecordId> = report
+        .groups
+        .iter()
+        .find(|g| g.field == "phone")
+        .map(|g| g.members.iter().map(|m| m.id).collect())
+        .unwrap_or_default();
+    let mut expected = vec![id_of("先行一有限公司").id, id_of("先行三有限公司").id];
+    expected.sort_by_key(|i| i.0);
+    let mut got = phone.clone();
+    got.sort_by_key(|i| i.0);
+    assert_eq!(got, expected, "{report:?}");
+    let mut codes: Vec<(String, String)> = list
+        .iter()
+        .map(|c| {
+            (
+                c.code.clone().unwrap_or_default(),
+                c.text("name").unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    codes.sort();
+    let names: Vec<&str> = codes.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "先行一有限公司",
+            "先行二有限公司",
+            "先行三有限公司",
+            "先行四有限公司"
+        ]
+    );
+}
+
+/// Under the update policy a row that gives a record a new credit code frees
+/// the old one: a later row carrying the old code creates a customer, in
+/// the same batch or in the next one prepared before the update is written.
+pub async fn import_update_that_rekeys_a_record_frees_its_old_key(store: Arc<dyn Store>) {
+    use crate::dedupe::DuplicateQuery;
+    let w = World::new(store).await;
+    let x = w
+        .customer(&w.admin, "换码甲有限公司", json!({"uscc": uscc(1)}))
+        .await;
+    let z = w
+        .customer(&w.admin, "换码乙有限公司", json!({"uscc": uscc(3)}))
+        .await;
+    let h = headers(&["客户名称", "统一社会信用代码"]);
+    let (c1, c2, c3, c4) = (uscc(1), uscc(2), uscc(3), uscc(4));
+    let all = rows(vec![
+        vec![t("换码甲有限公司"), t(&c2)],
+        vec![t("换码乙有限公司"), t(&c4)],
+        // Same batch: the old code of the record updated just above.
+        vec![t("接码丙有限公司"), t(&c3)],
+        // Next batch: the old code of the record updated in batch 1.
+        vec![t("接码丁有限公司"), t(&c1)],
+    ]);
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    o.commit = CommitMode::Batches;
+    o.batch_size = 3;
+    let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("begin");
+    let first = s.prepare(&all[0..3], None).await.expect("prepare 1");
+    let second = s.prepare(&all[3..4], None).await.expect("prepare 2");
+    first.write.commit().await.expect("commit 1");
+    second.write.commit().await.expect("commit 2");
+    let r = s.finish().await.expect("finish");
+    assert_eq!(
+        (r.created, r.updated, r.rejected),
+        (2, 2, 0),
+        "{:?}",
+        r.issues
+    );
+    let list = customers(&w, &w.admin).await;
+    let code_of = |name: &str| {
+        list.iter()
+            .find(|c| c.text("name") == Some(name))
+            .and_then(|c| c.text("uscc"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(code_of("换码甲有限公司"), c2);
+    assert_eq!(code_of("换码乙有限公司"), c4);
+    assert_eq!(code_of("接码丙有限公司"), c3);
+    assert_eq!(code_of("接码丁有限公司"), c1);
+    assert!(list.iter().any(|c| c.id == x.id) && list.iter().any(|c| c.id == z.id));
+    let report = w
+        .crm
+        .duplicate_report(&w.admin, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    assert!(
+        !report.groups.iter().any(|g| g.field == "uscc"),
+        "{report:?}"
+    );
 }
