@@ -1621,8 +1621,7 @@ pub async fn export_applies_scope_field_rules_and_picks(store: Arc<dyn Store>) {
 /// sharing a reported phone number end up flagged as duplicates of each
 /// other, and codes follow the rows.
 pub async fn import_prepared_ahead_keeps_shared_keys_flagged(store: Arc<dyn Store>) {
-    use crate::dedupe::DuplicateQuery;
-    use crate::ids::RecordId;
+    use crate::testing::pool_suite::{company_report, group_of};
     let w = World::new(store).await;
     let h = headers(&["客户名称", "电话"]);
     let all = rows(vec![
@@ -1649,17 +1648,8 @@ pub async fn import_prepared_ahead_keeps_shared_keys_flagged(store: Arc<dyn Stor
             .find(|c| c.text("name") == Some(name))
             .unwrap_or_else(|| panic!("{name} imported"))
     };
-    let report = w
-        .crm
-        .duplicate_report(&w.admin, &DuplicateQuery::default())
-        .await
-        .expect("report");
-    let phone: Vec<RecordId> = report
-        .groups
-        .iter()
-        .find(|g| g.field == "phone")
-        .map(|g| g.members.iter().map(|m| m.id).collect())
-        .unwrap_or_default();
+    let report = company_report(&w).await;
+    let phone = group_of(&report, "phone");
     let mut expected = vec![id_of("先行一有限公司").id, id_of("先行三有限公司").id];
     expected.sort_by_key(|i| i.0);
     let mut got = phone.clone();
@@ -1691,7 +1681,7 @@ pub async fn import_prepared_ahead_keeps_shared_keys_flagged(store: Arc<dyn Stor
 /// the old one: a later row carrying the old code creates a customer, in
 /// the same batch or in the next one prepared before the update is written.
 pub async fn import_update_that_rekeys_a_record_frees_its_old_key(store: Arc<dyn Store>) {
-    use crate::dedupe::DuplicateQuery;
+    use crate::testing::pool_suite::{company_report, group_of};
     let w = World::new(store).await;
     let x = w
         .customer(&w.admin, "换码甲有限公司", json!({"uscc": uscc(1)}))
@@ -1738,13 +1728,6 @@ pub async fn import_update_that_rekeys_a_record_frees_its_old_key(store: Arc<dyn
     assert_eq!(code_of("接码丙有限公司"), c3);
     assert_eq!(code_of("接码丁有限公司"), c1);
     assert!(list.iter().any(|c| c.id == x.id) && list.iter().any(|c| c.id == z.id));
-    let report = w
-        .crm
-        .duplicate_report(&w.admin, &DuplicateQuery::default())
-        .await
-        .expect("report");
-    assert!(
-        !report.groups.iter().any(|g| g.field == "uscc"),
-        "{report:?}"
-    );
+    let report = company_report(&w).await;
+    assert!(group_of(&report, "uscc").is_empty(), "{report:?}");
 }

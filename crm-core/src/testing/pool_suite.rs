@@ -70,19 +70,27 @@ pub async fn two_sharing_a_phone(w: &World) -> crate::dedupe::DuplicateReport {
         json!({"phone": "021-55556666"}),
     )
     .await;
-    let report = w
-        .crm
+    let report = company_report(w).await;
+    assert_eq!(group_of(&report, "phone"), vec![a.id, b.id], "{report:?}");
+    report
+}
+
+/// The company-wide duplicate report, as the administrator sees it.
+pub async fn company_report(w: &World) -> crate::dedupe::DuplicateReport {
+    w.crm
         .duplicate_report(&w.admin, &DuplicateQuery::default())
         .await
-        .expect("report");
-    let members: Vec<RecordId> = report
+        .expect("report")
+}
+
+/// The members of the report's group for `field` (none when it has none).
+pub fn group_of(report: &crate::dedupe::DuplicateReport, field: &str) -> Vec<RecordId> {
+    report
         .groups
         .iter()
-        .find(|g| g.field == "phone")
+        .find(|g| g.field == field)
         .map(|g| g.members.iter().map(|m| m.id).collect())
-        .unwrap_or_default();
-    assert_eq!(members, vec![a.id, b.id], "{report:?}");
-    report
+        .unwrap_or_default()
 }
 
 async fn row(w: &World, id: RecordId) -> Row {
