@@ -317,6 +317,8 @@ async fn consume(
     // store's write (on SQLite, its writer thread) overlaps the checks,
     // duplicate probes and building of the next batch.
     let mut pending: Option<BatchWrite<'_>> = None;
+    // Rows of the pending batch: progress counts rows once written.
+    let mut pending_rows: u64 = 0;
     loop {
         let previous = pending.take();
         let commit = async move {
@@ -338,6 +340,13 @@ async fn consume(
         };
         let (committed, step) = futures_util::future::join(commit, next).await;
         committed?;
+        if pending_rows > 0 {
+            done += std::mem::take(&mut pending_rows);
+            progress(Progress {
+                rows: done,
+                total: total.max(done),
+            });
+        }
         let (batch, prepared) = match step {
             Step::Batch(batch, prepared) => (batch, (*prepared)?),
             Step::Failed(e) => return Err(e),
@@ -356,11 +365,7 @@ async fn consume(
                 }
             }
         }
-        done += batch.len() as u64;
-        progress(Progress {
-            rows: done,
-            total: total.max(done),
-        });
+        pending_rows = batch.len() as u64;
         pending = Some(prepared.write);
     }
     let report = session.finish().await?;

@@ -752,3 +752,31 @@ async fn pipelined_batches_see_what_earlier_batches_write() {
     assert_eq!(after.items.len(), 1);
     assert_eq!(after.items[0].text("phone"), Some("010-62345678"));
 }
+
+/// Progress counts rows once their batch is written: after the last report
+/// every row of the sheet is in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_counts_written_rows() {
+    let w = world().await;
+    let rows: Vec<Vec<String>> = (0..5).map(|i| vec![format!("进度{i}有限公司")]).collect();
+    let mut sheet: Vec<Vec<&str>> = vec![vec!["客户名称"]];
+    sheet.extend(rows.iter().map(|r| vec![r[0].as_str()]));
+    let refs: Vec<&[&str]> = sheet.iter().map(Vec::as_slice).collect();
+    let wb = open(book(&refs)).expect("opens");
+    let mut o = ImportOptions::new(Entity::Customer);
+    o.commit = CommitMode::Batches;
+    o.batch_size = 2;
+    let mut seen = Vec::new();
+    let out = crm_io::import_workbook(
+        &w.crm,
+        &w.admin,
+        &wb,
+        o,
+        &ReadOptions::default(),
+        &mut |p| seen.push(p.rows),
+    )
+    .await
+    .expect("import");
+    assert_eq!(out.report.created, 5);
+    assert_eq!(seen, [2, 4, 5]);
+}
