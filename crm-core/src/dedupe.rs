@@ -319,9 +319,8 @@ fn field_label(field: &str, customs: &[CustomFieldDef]) -> String {
         .unwrap_or_else(|| field.to_string())
 }
 
-/// One customer's keys before and after a change set.
-/// The customers and keys (company, kind, key) whose rows a run of
-/// [`Crm::index_customer_keys_noting`] read and wrote.
+/// The customers and the keys (company, kind, key) whose key rows a run of
+/// [`Crm::index_customer_keys_noting`] inserts, deletes or re-flags.
 #[derive(Debug, Default)]
 pub(crate) struct KeysTouched {
     customers: HashSet<Uuid>,
@@ -336,6 +335,7 @@ impl KeysTouched {
     }
 }
 
+/// One customer's keys before and after a change set.
 struct KeyChange {
     company: Uuid,
     customer: Uuid,
@@ -487,10 +487,11 @@ impl Crm {
         self.index_customer_keys_noting(cs).await.map(drop)
     }
 
-    /// [`Crm::index_customer_keys`], telling which keys and customers it
-    /// read and wrote: its result holds only while no other write touches
+    /// [`Crm::index_customer_keys`], telling which customers and keys it
+    /// writes rows of: its result holds only while no other write touches
     /// those (a pipelined import checks that against the batch still being
-    /// written).
+    /// written; a concurrent writer outside the import can still leave a
+    /// duplicate flag unset, which `rebuild_duplicate_keys` repairs).
     pub(crate) async fn index_customer_keys_noting(
         &self,
         cs: &mut ChangeSet,

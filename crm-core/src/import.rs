@@ -39,6 +39,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use uuid::Uuid;
 
 pub use crate::export::{ExportColumn, ExportCursor, ExportValue};
@@ -1080,6 +1081,18 @@ pub struct ImportSession<'a> {
     /// (customer imports): that batch may still be being written while the
     /// next one is prepared.
     last_keys: Option<crate::dedupe::KeysTouched>,
+    /// Prepared batches whose writes are not yet committed (or dropped).
+    outstanding: Arc<AtomicUsize>,
+}
+
+/// Counts a prepared batch as outstanding until its write is committed or
+/// dropped.
+struct Outstanding(Arc<AtomicUsize>);
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A created record whose code is taken when its batch is written: the
@@ -1113,6 +1126,8 @@ pub struct BatchWrite<'a> {
     changes: Option<ChangeSet>,
     slots: Vec<CodeSlot>,
     index_keys: bool,
+    /// Held until the write is committed or dropped.
+    _outstanding: Option<Outstanding>,
 }
 
 impl std::fmt::Debug for BatchWrite<'_> {
@@ -1137,9 +1152,13 @@ impl BatchWrite<'_> {
     /// before writes), and applies the batch
     /// with its checkpoint in one transaction. Batches must be committed in
     /// the order they were prepared, each once the one before has finished;
-    /// the next batch may be prepared meanwhile. After a failure the import
-    /// stops (drop the session); running it again resumes after the last
-    /// committed batch.
+    /// the next batch may be prepared meanwhile — one, not more: preparing
+    /// while two prepared batches wait is refused. After a failure the
+    /// import stops (drop the session); running it again resumes after the
+    /// last committed batch. Another user's write of the same duplicate key
+    /// between preparing and committing can leave that key's duplicate flag
+    /// unset (the import itself is unaffected);
+    /// [`Crm::rebuild_duplicate_keys`] repairs flags.
     pub async fn commit(self) -> Result<()> {
         let Some(mut cs) = self.changes else {
             return Ok(());
@@ -1447,6 +1466,7 @@ impl Crm {
             ref_rows: HashMap::new(),
             slots: Vec::new(),
             last_keys: None,
+            outstanding: Arc::new(AtomicUsize::new(0)),
             opts: options,
         };
         let kinds = session
@@ -2053,12 +2073,23 @@ impl<'a> ImportSession<'a> {
         rows: &[SheetRow],
         checked: Option<Vec<Checked>>,
     ) -> Result<PreparedBatch<'a>> {
+        // One batch ahead at most: what is prepared now may read what the
+        // batch before writes (see `last_keys`), not what one further back
+        // does.
+        if self.outstanding.load(Ordering::Acquire) > 1 {
+            return Err(Error::InvalidState(
+                "two prepared batches of this import are not committed yet: commit the older \
+                 one before preparing another"
+                    .into(),
+            ));
+        }
         let mut write = BatchWrite {
             crm: self.crm,
             actor: self.actor.clone(),
             changes: None,
             slots: Vec::new(),
             index_keys: false,
+            _outstanding: None,
         };
         let Some(first) = rows.first().map(|r| r.number) else {
             return Ok(PreparedBatch {
@@ -2113,6 +2144,8 @@ impl<'a> ImportSession<'a> {
                 cs.ops.push(op);
                 write.changes = Some(cs);
                 write.slots = slots;
+                self.outstanding.fetch_add(1, Ordering::AcqRel);
+                write._outstanding = Some(Outstanding(self.outstanding.clone()));
             }
         }
         Ok(PreparedBatch { issues, write })
@@ -2220,8 +2253,6 @@ impl<'a> ImportSession<'a> {
         true
     }
 
-    /// Whether a row is before the checkpoint of a resumed import (checked
-    /// for duplicates within the file, not written again).
     /// Whether a row of this import gave record `id` another key of `k`'s
     /// kind, so that `k` (read from the store before that update was
     /// written, perhaps in a batch still being written) no longer names it.
@@ -2232,6 +2263,8 @@ impl<'a> ImportSession<'a> {
         })
     }
 
+    /// Whether a row is before the checkpoint of a resumed import (checked
+    /// for duplicates within the file, not written again).
     fn is_replay(&self, number: u32) -> bool {
         self.resume_after.is_some_and(|r| number <= r)
     }
@@ -2818,13 +2851,14 @@ impl ImportSession<'_> {
         Ok(())
     }
 
-    /// Existing live records matching any of the candidates' keys: one query
-    /// per key kind (and chunk), whatever the actor's scope.
+    /// Existing live records matching any of the candidates' keys, all of
+    /// them for each key (in id order): one query per key kind (and chunk),
+    /// whatever the actor's scope.
     async fn existing(
         &self,
         table: Table,
         cands: &[Candidate],
-    ) -> Result<HashMap<(String, String), Row>> {
+    ) -> Result<HashMap<(String, String), Vec<Row>>> {
         let mut by_kind: BTreeMap<String, (Col, Vec<Value>)> = BTreeMap::new();
         for c in cands {
             for k in &c.keys {
@@ -2869,7 +2903,10 @@ impl ImportSession<'_> {
                     ]);
                     for r in crm.store.select(&sel).await?.rows {
                         if let Some(key) = owners.get(&r.id()) {
-                            found.entry((kind.clone(), key.clone())).or_insert(r);
+                            found
+                                .entry((kind.clone(), key.clone()))
+                                .or_insert_with(Vec::new)
+                                .push(r);
                         }
                     }
                 }
@@ -2903,7 +2940,10 @@ impl ImportSession<'_> {
                             .map(|v| key_text(&custom_key_value(v)))
                             .unwrap_or_default(),
                     };
-                    found.entry((kind.clone(), text)).or_insert(r);
+                    found
+                        .entry((kind.clone(), text))
+                        .or_insert_with(Vec::new)
+                        .push(r);
                 }
             }
         }
@@ -3029,10 +3069,12 @@ impl ImportSession<'_> {
         let mut creates = Vec::new();
         let mut updates: Vec<(Candidate, Row)> = Vec::new();
         for c in unique {
+            // Every record holding the key counts, but one a row of this
+            // import moved away from it.
             let hit = c.keys.iter().find_map(|k| {
                 existing
                     .get(&(k.kind.clone(), k.text.clone()))
-                    .filter(|r| !self.rekeyed_away(r.id(), k))
+                    .and_then(|rows| rows.iter().find(|r| !self.rekeyed_away(r.id(), k)))
                     .map(|r| (k, r))
             });
             let Some((k, row)) = hit else {

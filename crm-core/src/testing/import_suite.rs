@@ -1638,6 +1638,11 @@ pub async fn import_prepared_ahead_keeps_shared_keys_flagged(store: Arc<dyn Stor
     let first = s.prepare(&all[0..2], None).await.expect("prepare 1");
     // Batch 2 is prepared before batch 1 is written.
     let second = s.prepare(&all[2..4], None).await.expect("prepare 2");
+    // Not a third: it could miss what batch 1 writes.
+    match s.prepare(&[], None).await {
+        Err(Error::InvalidState(m)) => assert!(m.contains("commit the older"), "{m}"),
+        other => panic!("expected InvalidState, got {other:?}"),
+    }
     first.write.commit().await.expect("commit 1");
     second.write.commit().await.expect("commit 2");
     let r = s.finish().await.expect("finish");
@@ -1681,6 +1686,7 @@ pub async fn import_prepared_ahead_keeps_shared_keys_flagged(store: Arc<dyn Stor
 /// the old one: a later row carrying the old code creates a customer, in
 /// the same batch or in the next one prepared before the update is written.
 pub async fn import_update_that_rekeys_a_record_frees_its_old_key(store: Arc<dyn Store>) {
+    use crate::ids::RecordId;
     use crate::testing::pool_suite::{company_report, group_of};
     let w = World::new(store).await;
     let x = w
@@ -1703,7 +1709,11 @@ pub async fn import_update_that_rekeys_a_record_frees_its_old_key(store: Arc<dyn
     o.policy = DuplicatePolicy::Update;
     o.commit = CommitMode::Batches;
     o.batch_size = 3;
-    let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("begin");
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, o.clone(), &h)
+        .await
+        .expect("begin");
     let first = s.prepare(&all[0..3], None).await.expect("prepare 1");
     let second = s.prepare(&all[3..4], None).await.expect("prepare 2");
     first.write.commit().await.expect("commit 1");
@@ -1715,6 +1725,40 @@ pub async fn import_update_that_rekeys_a_record_frees_its_old_key(store: Arc<dyn
         "{:?}",
         r.issues
     );
+    // Names only reported: two customers share one. A row renames the first
+    // (found by its code); a later row with that name updates the second,
+    // the one still holding it, instead of creating a third.
+    w.crm
+        .set_dedupe_rule(&w.admin, "name", crate::dedupe::DedupeMode::Warn)
+        .await
+        .expect("names reported");
+    let y1 = w
+        .customer(&w.admin, "同名有限公司", json!({"uscc": uscc(11)}))
+        .await;
+    // Ids follow the clock: the renamed one comes first in id order.
+    w.clock.advance(chrono::Duration::seconds(1));
+    let y2 = w
+        .customer(&w.admin, "同名有限公司", json!({"uscc": uscc(12)}))
+        .await;
+    let (c11, c13) = (uscc(11), uscc(13));
+    let again = rows(vec![
+        vec![t("改名集团有限公司"), t(&c11)],
+        vec![t("同名有限公司"), t(&c13)],
+    ]);
+    let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("begin");
+    let only = s.prepare(&again, None).await.expect("prepare");
+    only.write.commit().await.expect("commit");
+    let r = s.finish().await.expect("finish");
+    assert_eq!(
+        (r.created, r.updated, r.rejected),
+        (0, 2, 0),
+        "{:?}",
+        r.issues
+    );
+    let list = customers(&w, &w.admin).await;
+    let of = |id: RecordId| list.iter().find(|c| c.id == id).expect("customer");
+    assert_eq!(of(y1.id).text("name"), Some("改名集团有限公司"));
+    assert_eq!(of(y2.id).text("uscc"), Some(c13.as_str()));
     let list = customers(&w, &w.admin).await;
     let code_of = |name: &str| {
         list.iter()
