@@ -2024,12 +2024,6 @@ impl<'a> ImportSession<'a> {
         rows: &[SheetRow],
         checked: Vec<Checked>,
     ) -> Result<Vec<RowIssue>> {
-        if checked.len() != rows.len() {
-            return Err(Error::invalid(
-                "checked",
-                "one validation result per row is needed",
-            ));
-        }
         self.push_inner(rows, Some(checked)).await
     }
 
@@ -2038,7 +2032,7 @@ impl<'a> ImportSession<'a> {
         rows: &[SheetRow],
         checked: Option<Vec<Checked>>,
     ) -> Result<Vec<RowIssue>> {
-        let batch = self.prepare_inner(rows, checked).await?;
+        let batch = self.prepare(rows, checked).await?;
         let checkpoint = !batch.write.is_empty() && self.opts.commit == CommitMode::Batches;
         if let Err(e) = batch.write.commit().await {
             if checkpoint {
@@ -2065,14 +2059,6 @@ impl<'a> ImportSession<'a> {
                 "one validation result per row is needed",
             ));
         }
-        self.prepare_inner(rows, checked).await
-    }
-
-    async fn prepare_inner(
-        &mut self,
-        rows: &[SheetRow],
-        checked: Option<Vec<Checked>>,
-    ) -> Result<PreparedBatch<'a>> {
         // One batch ahead at most: what is prepared now may read what the
         // batch before writes (see `last_keys`), not what one further back
         // does.

@@ -824,8 +824,25 @@ mod tests {
         }
     }
 
+    /// A store in a fresh schema of its own, named after `tag` and the
+    /// process (drop it with `drop_schema` at the end of the test).
+    pub(crate) async fn fresh_store(tag: &str) -> PgStore {
+        let url = std::env::var("CRM_TEST_PG_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+        let options = PgOptions {
+            schema: format!("crm_unit_{tag}_{}", std::process::id()),
+            max_connections: 2,
+            ..PgOptions::default()
+        };
+        let store = PgStore::connect(&url, options.clone())
+            .await
+            .expect("PostgreSQL reachable (CRM_TEST_PG_URL)");
+        store.drop_schema().await.expect("drop a leftover schema");
+        PgStore::connect(&url, options).await.expect("migrate")
+    }
+
     /// Values for every non-nullable column of `table`, plus `extra`.
-    fn row(table: Table, company: Uuid, extra: &[(&'static str, Value)]) -> Op {
+    pub(crate) fn row(table: Table, company: Uuid, extra: &[(&'static str, Value)]) -> Op {
         use crm_core::schema::ColType;
         let now = chrono::Utc::now();
         let mut values: Vec<(&'static str, Value)> = Vec::new();
@@ -858,19 +875,7 @@ mod tests {
     /// table statistics — instead of reading every key of the kind.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn bulk_written_keys_are_probed_through_their_index() {
-        let url = std::env::var("CRM_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-        let schema = format!("crm_unit_probe_{}", std::process::id());
-        let options = PgOptions {
-            schema: schema.clone(),
-            max_connections: 2,
-            ..PgOptions::default()
-        };
-        let store = PgStore::connect(&url, options.clone())
-            .await
-            .expect("PostgreSQL reachable (CRM_TEST_PG_URL)");
-        store.drop_schema().await.expect("drop a leftover schema");
-        let store = PgStore::connect(&url, options).await.expect("migrate");
+        let store = fresh_store("probe").await;
 
         let company = Uuid::now_v7();
         let customer = Uuid::now_v7();
@@ -903,7 +908,7 @@ mod tests {
             "SELECT last_analyze FROM pg_catalog.pg_stat_user_tables \
              WHERE schemaname = $1 AND relname = 'customer_keys'",
         )
-        .bind(&schema)
+        .bind(store.schema())
         .fetch_one(store.pool())
         .await
         .expect("statistics");

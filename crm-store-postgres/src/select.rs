@@ -729,50 +729,20 @@ mod tests {
     /// flagged, reads the partial index `customer_keys_duplicate_rows_idx`.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn duplicate_report_reads_the_partial_index() {
-        use crate::{PgOptions, PgStore};
-        use crm_core::store::{ChangeSet, Op, Store};
+        use crate::tests::{fresh_store, row};
+        use crm_core::store::{ChangeSet, Store};
         use sqlx::AssertSqlSafe;
 
-        let url = std::env::var("CRM_TEST_PG_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-        let schema = format!("crm_unit_report_{}", std::process::id());
-        let options = PgOptions {
-            schema: schema.clone(),
-            max_connections: 2,
-            ..PgOptions::default()
-        };
-        let store = PgStore::connect(&url, options.clone())
-            .await
-            .expect("PostgreSQL reachable (CRM_TEST_PG_URL)");
-        store.drop_schema().await.expect("drop a leftover schema");
-        let store = PgStore::connect(&url, options).await.expect("migrate");
-
+        let store = fresh_store("report").await;
         let company = Uuid::now_v7();
         let customer = Uuid::now_v7();
-        let now = Utc::now();
-        let mut values: Vec<(&'static str, Value)> = Vec::new();
-        for c in Table::Customers.columns() {
-            let v = match (c.name, c.ty) {
-                ("id", _) => Value::Id(customer),
-                ("company_id", _) => Value::Id(company),
-                ("version", _) => Value::Int(1),
-                _ if c.nullable => continue,
-                (_, ColType::Id) => Value::Id(Uuid::nil()),
-                (_, ColType::Text) => Value::from(c.name),
-                (_, ColType::Int) => Value::Int(0),
-                (_, ColType::Bool) => Value::Bool(false),
-                (_, ColType::Date) => Value::Date(now.date_naive()),
-                (_, ColType::Timestamp) => Value::Timestamp(now),
-                (_, ColType::Json) => Value::Json(serde_json::json!({})),
-            };
-            values.push((c.name, v));
-        }
         store
             .apply(&ChangeSet {
-                ops: vec![Op::Insert {
-                    table: Table::Customers,
-                    values,
-                }],
+                ops: vec![row(
+                    Table::Customers,
+                    company,
+                    &[("id", Value::Id(customer))],
+                )],
                 ..ChangeSet::default()
             })
             .await

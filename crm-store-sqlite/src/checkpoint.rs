@@ -53,7 +53,7 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("crm-sqlite-checkpoint".into())
             .spawn(move || run(&conn, &wake, &flag))
-            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            .map_err(crate::thread_error)?;
         Ok(Checkpointer {
             signal: Some(signal),
             dirty,

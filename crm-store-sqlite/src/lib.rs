@@ -29,6 +29,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use codec::{decode, decode_row, id_text, invalid, select_list, timestamp_text};
+use writer::lock;
 
 /// The backend name reported by [`Store::backend`] and in errors.
 pub(crate) const BACKEND: &str = "sqlite";
@@ -69,8 +70,6 @@ impl fmt::Debug for SqliteStore {
             .finish_non_exhaustive()
     }
 }
-
-use writer::lock;
 
 fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -196,7 +195,7 @@ impl SqliteStore {
 }
 
 /// A thread that could not be started, as an open failure.
-fn thread_error(e: std::io::Error) -> rusqlite::Error {
+pub(crate) fn thread_error(e: std::io::Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(e))
 }
 

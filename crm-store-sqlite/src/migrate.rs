@@ -133,6 +133,16 @@ pub(crate) fn run(
 mod tests {
     use super::*;
 
+    /// How many schema objects (tables, indexes, …) are named `name`.
+    fn objects_named(conn: &Connection, name: &str) -> i64 {
+        conn.query_row(
+            "SELECT COUNT(*) FROM sqlite_schema WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .expect("query")
+    }
+
     #[test]
     fn migrations_are_numbered_increasingly_from_one() {
         assert_eq!(MIGRATIONS[0].number, 1);
@@ -168,14 +178,7 @@ mod tests {
         }
         assert!(std::error::Error::source(&err).is_some());
         assert_eq!(user_version(&conn).expect("version"), 1);
-        let half_done: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'half_done'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("query");
-        assert_eq!(half_done, 0);
+        assert_eq!(objects_named(&conn, "half_done"), 0);
         // Running again with the good migrations only is a no-op.
         run(&mut conn, ":memory:", MIGRATIONS).expect("idempotent");
     }
@@ -241,14 +244,7 @@ mod tests {
             .collect::<rusqlite::Result<_>>()
             .expect("rows");
         assert_eq!(flagged, ["k1", "k2"]);
-        let old: i64 = conn
-            .query_row(
-                "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'customer_keys_duplicates'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("query");
-        assert_eq!(old, 0);
+        assert_eq!(objects_named(&conn, "customer_keys_duplicates"), 0);
     }
 
     /// An index whose columns begin another index's only costs writes: every
