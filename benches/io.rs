@@ -11,6 +11,11 @@
 #[path = "io_bench/mod.rs"]
 mod io_bench;
 
+// The allocator the example CLI uses too: every measurement, the baselines
+// included, runs with it (see the README on allocators).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(i) = args.iter().position(|a| a == "--child") {

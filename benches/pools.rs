@@ -26,6 +26,10 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
 
+// The allocator of the example CLI and the io benchmark.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A small deterministic generator (no dependency needed).
 struct Lcg(u64);
 

@@ -34,6 +34,12 @@ mod sales;
 #[path = "crm_io/mod.rs"]
 mod io_cmds;
 
+// The engine leaves the allocator to its host. Bulk imports allocate and
+// free many small values on several threads, where mimalloc is about a fifth
+// faster than the system allocator (README, "Allocators").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The system clock, for the CLI (the engine itself never reads it).
 struct SystemClock;
 
