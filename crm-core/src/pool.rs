@@ -30,6 +30,7 @@ use crate::records::{BatchReport, Fields, Record};
 use crate::schema::Table;
 use crate::store::{
     ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Paging, Row, Scope, Select, Sort,
+    StoreError,
 };
 use crate::value::Value;
 use chrono::{DateTime, Duration, Utc};
@@ -146,6 +147,80 @@ pool_id_type!(
     /// A recycling rule of a pool.
     RuleId,
 );
+
+/// Tries of one claim or assignment whose holder rows another one changed
+/// meanwhile, before the conflict is reported.
+const HOLDER_TRIES: usize = 3;
+
+/// What a user and the user's department hold when a claim or assignment
+/// checks the pools' caps, with the versions of their `pool_holders` rows
+/// read before counting. Every claim and assignment bumps those versions in
+/// the transaction that moves the customer ([`Holding::guard`]), so one that
+/// counted before another committed fails with a version conflict on
+/// `pool_holders` instead of passing a cap with a slot that is gone; it then
+/// counts again ([`is_holder_conflict`]).
+#[derive(Clone, Debug)]
+struct Holding {
+    /// The user and the version of the user's row.
+    user: (Uuid, i64),
+    /// The department and the version of its row.
+    department: Option<(Uuid, i64)>,
+    /// The user's potential customers.
+    private: u64,
+    /// The user's closed-deal customers.
+    deal: u64,
+    /// The department's potential customers.
+    dept_private: u64,
+    /// The department's closed-deal customers.
+    dept_deal: u64,
+}
+
+impl Holding {
+    /// What the user holds toward a cap.
+    fn held(&self, deals_count: bool) -> u64 {
+        self.private + if deals_count { self.deal } else { 0 }
+    }
+
+    /// What the department holds toward a cap.
+    fn department_held(&self, deals_count: bool) -> u64 {
+        self.dept_private + if deals_count { self.dept_deal } else { 0 }
+    }
+
+    /// The version bumps to write with a move of one customer to the holder.
+    fn guard(&self, now: DateTime<Utc>) -> impl Iterator<Item = Op> + use<> {
+        [Some(self.user), self.department]
+            .into_iter()
+            .flatten()
+            .map(move |(id, version)| Op::Update {
+                table: Table::PoolHolders,
+                id,
+                expected_version: version,
+                values: vec![("updated_at", Value::Timestamp(now))],
+            })
+    }
+
+    /// Counts a customer moved to the holder, whose rows' versions the move
+    /// bumped.
+    fn took(&mut self, place: Place) {
+        if place == Place::Deal {
+            self.deal += 1;
+            self.dept_deal += 1;
+        } else {
+            self.private += 1;
+            self.dept_private += 1;
+        }
+        self.user.1 += 1;
+        if let Some((_, v)) = &mut self.department {
+            *v += 1;
+        }
+    }
+}
+
+/// Whether an error is another claim or assignment having changed a holder
+/// row since it was read.
+fn is_holder_conflict(e: &Error) -> bool {
+    matches!(e, Error::Conflict { entity, .. } if entity == Table::PoolHolders.name())
+}
 
 /// The limits of a pool. `None` means no limit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -862,6 +937,70 @@ impl Crm {
         Ok((out[0], out[1]))
     }
 
+    /// The version of a holder's row (`pool_holders`), creating the row on
+    /// first use. Two first uses at once: one insert wins, the other reads.
+    async fn holder_version(&self, company: Uuid, id: Uuid, kind: &'static str) -> Result<i64> {
+        for _ in 0..2 {
+            if let Some(row) = self.store.get(Table::PoolHolders, id).await? {
+                return Ok(row.version());
+            }
+            let now = self.now();
+            let cs = ChangeSet {
+                ops: vec![Op::Insert {
+                    table: Table::PoolHolders,
+                    values: vec![
+                        ("id", Value::Id(id)),
+                        ("company_id", Value::Id(company)),
+                        ("version", Value::Int(1)),
+                        ("created_at", Value::Timestamp(now)),
+                        ("updated_at", Value::Timestamp(now)),
+                        ("kind", Value::from(kind)),
+                    ],
+                }],
+                ..ChangeSet::default()
+            };
+            match self.store.apply(&cs).await {
+                Ok(()) => return Ok(1),
+                Err(StoreError::Unique { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(Error::Conflict {
+            entity: Table::PoolHolders.to_string(),
+            id: id.to_string(),
+            expected: 0,
+            actual: 1,
+        })
+    }
+
+    /// What a user and the user's department hold, read after their holder
+    /// rows' versions (see [`Holding`]).
+    async fn holding(
+        &self,
+        company: Uuid,
+        user: Uuid,
+        department: Option<Uuid>,
+    ) -> Result<Holding> {
+        let user_version = self.holder_version(company, user, "user").await?;
+        let department = match department {
+            Some(d) => Some((d, self.holder_version(company, d, "department").await?)),
+            None => None,
+        };
+        let (private, deal) = self.holdings(company, "owner_id", user).await?;
+        let (dept_private, dept_deal) = match department {
+            Some((d, _)) => self.holdings(company, "department_id", d).await?,
+            None => (0, 0),
+        };
+        Ok(Holding {
+            user: (user, user_version),
+            department,
+            private,
+            deal,
+            dept_private,
+            dept_deal,
+        })
+    }
+
     /// Claims of a user from a pool since the start of the local day.
     async fn claims_today(&self, company: Uuid, pool: Uuid, user: Uuid) -> Result<u64> {
         let now = self.now();
@@ -1517,7 +1656,10 @@ impl Crm {
 
     /// Claims customers from the public pool (领取) for the actor, within
     /// the pool's limits: per claim (the whole claim is refused), per day,
-    /// the caps on customers held, and the former owner's cooldown.
+    /// the caps on customers held, and the former owner's cooldown. The
+    /// caps and the daily limit hold against concurrent claims and
+    /// assignments: one that commits between this claim's counting and its
+    /// write makes it count again (see `Holding`).
     pub async fn claim(&self, actor: &Actor, ids: &[RecordId]) -> Result<BatchReport> {
         let company = actor.company_id.0;
         let set = self.pool_set(company).await?;
@@ -1543,141 +1685,184 @@ impl Crm {
                 )));
             }
         }
-        let now = self.now();
-        let (mut private, mut deal) = self.holdings(company, "owner_id", actor.user_id.0).await?;
-        let (mut dept_private, mut dept_deal) = match actor.department_id {
-            Some(d) => self.holdings(company, "department_id", d.0).await?,
-            None => (0, 0),
-        };
+        let mut holding = self
+            .holding(company, actor.user_id.0, actor.department_id.map(|d| d.0))
+            .await?;
         let mut today: HashMap<Uuid, u64> = HashMap::new();
         let mut report = BatchReport::default();
         for (id, row) in rows {
-            let outcome: Result<Place> = async {
-                let row = row?;
-                let place = Place::of_row(&row);
-                if place != Place::Public {
-                    return Err(Error::InvalidState(format!(
-                        "customer {} is not in a public pool (it is in {})",
-                        Self::label(&row),
-                        place.name_zh()
-                    )));
+            let mut row = match row {
+                Ok(r) => r,
+                Err(e) => {
+                    report.refused.push((id, e.to_string()));
+                    continue;
                 }
-                let i = row
-                    .get("pool_id")
-                    .as_id()
-                    .and_then(|p| set.index(p))
-                    .ok_or_else(|| {
-                        Error::InvalidState(format!(
-                            "customer {} is in no live pool",
-                            Self::label(&row)
-                        ))
-                    })?;
-                let g = &set.pools[i];
-                if !set.is_member(i, actor) {
-                    return Err(Error::Forbidden(format!(
-                        "{} is not a member of pool {}",
-                        actor.display_name, g.pool.name
-                    )));
-                }
-                let limits = &g.pool.limits;
-                if row.get("previous_owner_id").as_id() == Some(actor.user_id.0)
-                    && let Some(released) = row.get("released_at").as_timestamp()
-                    && released + days(limits.reclaim_cooldown_days) > now
-                {
-                    return Err(Error::Forbidden(format!(
-                        "{} gave customer {} up on {}; it may be claimed back from {}",
-                        actor.display_name,
-                        Self::label(&row),
-                        self.local_date(released),
-                        self.local_date(released + days(limits.reclaim_cooldown_days))
-                    )));
-                }
-                if let Some(max) = limits.max_claims_per_day {
-                    let n = match today.get(&g.pool.id.0) {
-                        Some(n) => *n,
-                        None => {
-                            self.claims_today(company, g.pool.id.0, actor.user_id.0)
-                                .await?
+            };
+            let mut tries = 1;
+            let outcome = loop {
+                let outcome = self
+                    .claim_one(actor, &set, &row, &holding, &mut today)
+                    .await;
+                match outcome {
+                    Err(e) if is_holder_conflict(&e) && tries < HOLDER_TRIES => {
+                        // Another claim or assignment to this user or
+                        // department committed after the counts were read:
+                        // count again, and read the customer again.
+                        tries += 1;
+                        today.clear();
+                        match self
+                            .holding(company, actor.user_id.0, actor.department_id.map(|d| d.0))
+                            .await
+                        {
+                            Ok(h) => holding = h,
+                            Err(e) => break Err(e),
                         }
-                    };
-                    today.insert(g.pool.id.0, n);
-                    if n >= u64::from(max) {
-                        return Err(Error::Forbidden(format!(
-                            "{} has reached the daily limit of {max} claims from pool {}",
-                            actor.display_name, g.pool.name
-                        )));
+                        match self.customer_row(actor, id).await {
+                            Ok(r) => row = r,
+                            Err(e) => break Err(e),
+                        }
                     }
+                    other => break other,
                 }
-                let held = |p: u64, d: u64| {
-                    if limits.deals_count_toward_cap {
-                        p + d
-                    } else {
-                        p
-                    }
-                };
-                if let Some(cap) = limits.max_owned_per_user
-                    && held(private, deal) >= u64::from(cap)
-                {
-                    return Err(Error::Forbidden(format!(
-                        "{} already holds {} customers, the limit of pool {}",
-                        actor.display_name,
-                        held(private, deal),
-                        g.pool.name
-                    )));
-                }
-                if let Some(cap) = limits.max_owned_per_department
-                    && actor.department_id.is_some()
-                    && held(dept_private, dept_deal) >= u64::from(cap)
-                {
-                    return Err(Error::Forbidden(format!(
-                        "the department of {} already holds {} customers, the limit of pool {}",
-                        actor.display_name,
-                        held(dept_private, dept_deal),
-                        g.pool.name
-                    )));
-                }
-                let to = if row.get("closed_at").is_null() {
-                    Place::Private
-                } else {
-                    Place::Deal
-                };
-                let cs = self
-                    .move_changes(
-                        company,
-                        &row,
-                        &Move {
-                            action: "claim",
-                            to,
-                            owner: Some((actor.user_id.0, actor.department_id.map(|d| d.0))),
-                            pool: None,
-                            reason: None,
-                            rule: None,
-                            actor: Some(actor),
-                        },
-                    )
-                    .await?;
-                self.apply(cs).await?;
-                if let Some(n) = today.get_mut(&g.pool.id.0) {
-                    *n += 1;
-                }
-                Ok(to)
-            }
-            .await;
+            };
             match outcome {
                 Ok(to) => {
-                    if to == Place::Deal {
-                        deal += 1;
-                        dept_deal += 1;
-                    } else {
-                        private += 1;
-                        dept_private += 1;
-                    }
+                    holding.took(to);
                     report.done.push(id);
                 }
                 Err(e) => report.refused.push((id, e.to_string())),
             }
         }
         Ok(report)
+    }
+
+    /// Claims one public customer for the actor within the limits of its
+    /// pool, given what the actor holds and has claimed today per pool.
+    async fn claim_one(
+        &self,
+        actor: &Actor,
+        set: &PoolSet,
+        row: &Row,
+        holding: &Holding,
+        today: &mut HashMap<Uuid, u64>,
+    ) -> Result<Place> {
+        let company = actor.company_id.0;
+        let now = self.now();
+        let place = Place::of_row(row);
+        if place != Place::Public {
+            return Err(Error::InvalidState(format!(
+                "customer {} is not in a public pool (it is in {})",
+                Self::label(row),
+                place.name_zh()
+            )));
+        }
+        let i = row
+            .get("pool_id")
+            .as_id()
+            .and_then(|p| set.index(p))
+            .ok_or_else(|| {
+                Error::InvalidState(format!("customer {} is in no live pool", Self::label(row)))
+            })?;
+        let g = &set.pools[i];
+        if !set.is_member(i, actor) {
+            return Err(Error::Forbidden(format!(
+                "{} is not a member of pool {}",
+                actor.display_name, g.pool.name
+            )));
+        }
+        let limits = &g.pool.limits;
+        if row.get("previous_owner_id").as_id() == Some(actor.user_id.0)
+            && let Some(released) = row.get("released_at").as_timestamp()
+            && released + days(limits.reclaim_cooldown_days) > now
+        {
+            return Err(Error::Forbidden(format!(
+                "{} gave customer {} up on {}; it may be claimed back from {}",
+                actor.display_name,
+                Self::label(row),
+                self.local_date(released),
+                self.local_date(released + days(limits.reclaim_cooldown_days))
+            )));
+        }
+        if let Some(max) = limits.max_claims_per_day {
+            let n = match today.get(&g.pool.id.0) {
+                Some(n) => *n,
+                None => {
+                    self.claims_today(company, g.pool.id.0, actor.user_id.0)
+                        .await?
+                }
+            };
+            today.insert(g.pool.id.0, n);
+            if n >= u64::from(max) {
+                return Err(Error::Forbidden(format!(
+                    "{} has reached the daily limit of {max} claims from pool {}",
+                    actor.display_name, g.pool.name
+                )));
+            }
+        }
+        self.check_caps(
+            &actor.display_name,
+            &g.pool,
+            holding,
+            actor.department_id.is_some(),
+        )?;
+        let to = if row.get("closed_at").is_null() {
+            Place::Private
+        } else {
+            Place::Deal
+        };
+        let mut cs = self
+            .move_changes(
+                company,
+                row,
+                &Move {
+                    action: "claim",
+                    to,
+                    owner: Some((actor.user_id.0, actor.department_id.map(|d| d.0))),
+                    pool: None,
+                    reason: None,
+                    rule: None,
+                    actor: Some(actor),
+                },
+            )
+            .await?;
+        cs.ops.extend(holding.guard(now));
+        self.apply(cs).await?;
+        if let Some(n) = today.get_mut(&g.pool.id.0) {
+            *n += 1;
+        }
+        Ok(to)
+    }
+
+    /// Refuses a claim or assignment to `who` over the caps of `pool` on
+    /// customers held by a user and by a department.
+    fn check_caps(
+        &self,
+        who: &str,
+        pool: &Pool,
+        holding: &Holding,
+        has_department: bool,
+    ) -> Result<()> {
+        let limits = &pool.limits;
+        let held = holding.held(limits.deals_count_toward_cap);
+        if let Some(cap) = limits.max_owned_per_user
+            && held >= u64::from(cap)
+        {
+            return Err(Error::Forbidden(format!(
+                "{who} already holds {held} customers, the limit of pool {}",
+                pool.name
+            )));
+        }
+        let held = holding.department_held(limits.deals_count_toward_cap);
+        if let Some(cap) = limits.max_owned_per_department
+            && has_department
+            && held >= u64::from(cap)
+        {
+            return Err(Error::Forbidden(format!(
+                "the department of {who} already holds {held} customers, the limit of pool {}",
+                pool.name
+            )));
+        }
+        Ok(())
     }
 
     /// Releases customers to a pool (退回公海) with a reason: the owner, or
@@ -1826,96 +2011,80 @@ impl Crm {
         }
         let company = actor.company_id.0;
         let set = self.pool_set(company).await?;
-        let (mut private, mut deal) = self.holdings(company, "owner_id", to.0).await?;
-        let (mut dept_private, mut dept_deal) = match target.department_id {
-            Some(d) => self.holdings(company, "department_id", d.0).await?,
-            None => (0, 0),
-        };
+        let department = target.department_id.map(|d| d.0);
+        let mut holding = self.holding(company, to.0, department).await?;
         let mut report = BatchReport::default();
         for id in ids {
-            let outcome: Result<Place> = async {
-                let row = self.customer_row(actor, *id).await?;
-                let from = Place::of_row(&row);
-                if from.is_owned() {
-                    return Err(Error::InvalidState(format!(
-                        "customer {} has an owner; use transfer to give it to someone else",
-                        Self::label(&row)
-                    )));
-                }
-                let i = row
-                    .get("pool_id")
-                    .as_id()
-                    .and_then(|p| set.index(p))
-                    .filter(|i| set.is_admin(*i, actor))
-                    .ok_or_else(|| {
-                        Error::Forbidden(format!(
-                            "{} does not administer the pool of customer {}",
-                            actor.display_name,
+            let mut tries = 1;
+            let outcome = loop {
+                let outcome: Result<Place> = async {
+                    let row = self.customer_row(actor, *id).await?;
+                    let from = Place::of_row(&row);
+                    if from.is_owned() {
+                        return Err(Error::InvalidState(format!(
+                            "customer {} has an owner; use transfer to give it to someone else",
                             Self::label(&row)
-                        ))
-                    })?;
-                let limits = &set.pools[i].pool.limits;
-                let held = |p: u64, d: u64| {
-                    if limits.deals_count_toward_cap {
-                        p + d
-                    } else {
-                        p
+                        )));
                     }
-                };
-                if let Some(cap) = limits.max_owned_per_user
-                    && held(private, deal) >= u64::from(cap)
-                {
-                    return Err(Error::Forbidden(format!(
-                        "{} already holds {} customers, the limit of pool {}",
-                        target.display_name,
-                        held(private, deal),
-                        set.pools[i].pool.name
-                    )));
+                    let i = row
+                        .get("pool_id")
+                        .as_id()
+                        .and_then(|p| set.index(p))
+                        .filter(|i| set.is_admin(*i, actor))
+                        .ok_or_else(|| {
+                            Error::Forbidden(format!(
+                                "{} does not administer the pool of customer {}",
+                                actor.display_name,
+                                Self::label(&row)
+                            ))
+                        })?;
+                    self.check_caps(
+                        &target.display_name,
+                        &set.pools[i].pool,
+                        &holding,
+                        department.is_some(),
+                    )?;
+                    let place = if row.get("closed_at").is_null() {
+                        Place::Private
+                    } else {
+                        Place::Deal
+                    };
+                    let mut cs = self
+                        .move_changes(
+                            company,
+                            &row,
+                            &Move {
+                                action: "assign",
+                                to: place,
+                                owner: Some((to.0, department)),
+                                pool: None,
+                                reason: None,
+                                rule: None,
+                                actor: Some(actor),
+                            },
+                        )
+                        .await?;
+                    cs.ops.extend(holding.guard(self.now()));
+                    self.apply(cs).await?;
+                    Ok(place)
                 }
-                if let Some(cap) = limits.max_owned_per_department
-                    && target.department_id.is_some()
-                    && held(dept_private, dept_deal) >= u64::from(cap)
-                {
-                    return Err(Error::Forbidden(format!(
-                        "the department of {} already holds {} customers, the limit of pool {}",
-                        target.display_name,
-                        held(dept_private, dept_deal),
-                        set.pools[i].pool.name
-                    )));
+                .await;
+                match outcome {
+                    Err(e) if is_holder_conflict(&e) && tries < HOLDER_TRIES => {
+                        // Another claim or assignment to this user or
+                        // department committed after the counts were read.
+                        tries += 1;
+                        match self.holding(company, to.0, department).await {
+                            Ok(h) => holding = h,
+                            Err(e) => break Err(e),
+                        }
+                    }
+                    other => break other,
                 }
-                let place = if row.get("closed_at").is_null() {
-                    Place::Private
-                } else {
-                    Place::Deal
-                };
-                let cs = self
-                    .move_changes(
-                        company,
-                        &row,
-                        &Move {
-                            action: "assign",
-                            to: place,
-                            owner: Some((to.0, target.department_id.map(|d| d.0))),
-                            pool: None,
-                            reason: None,
-                            rule: None,
-                            actor: Some(actor),
-                        },
-                    )
-                    .await?;
-                self.apply(cs).await?;
-                Ok(place)
-            }
-            .await;
+            };
             match outcome {
                 Ok(p) => {
-                    if p == Place::Deal {
-                        deal += 1;
-                        dept_deal += 1;
-                    } else {
-                        private += 1;
-                        dept_private += 1;
-                    }
+                    holding.took(p);
                     report.done.push(*id);
                 }
                 Err(e) => report.refused.push((*id, e.to_string())),

@@ -287,6 +287,7 @@ const CUSTOMER_KEY: &[ColumnDef] = &[
     col("duplicate", Bool),
 ];
 const DEDUPE_RULE: &[ColumnDef] = &[col("field", Text), col("mode", Text)];
+const POOL_HOLDER: &[ColumnDef] = &[col("kind", Text)];
 
 const PRODUCT_CATEGORY: &[ColumnDef] = &[
     col("name", Text),
@@ -454,6 +455,10 @@ pub enum Table {
     CustomerKeys,
     /// Per-company duplicate-detection settings: which keys refuse or warn.
     DedupeRules,
+    /// One row per user or department that has claimed or been assigned
+    /// customers from a pool; its version orders concurrent claims, so that
+    /// the pools' caps hold (the row's id is the user's or department's).
+    PoolHolders,
     /// Product categories, two levels (产品类别).
     ProductCategories,
     /// Products (产品).
@@ -478,7 +483,7 @@ pub enum Table {
 
 impl Table {
     /// All tables, in creation order.
-    pub const ALL: [Table; 31] = [
+    pub const ALL: [Table; 32] = [
         Table::Companies,
         Table::Departments,
         Table::Roles,
@@ -510,6 +515,7 @@ impl Table {
         Table::Payments,
         Table::Invoices,
         Table::Deliveries,
+        Table::PoolHolders,
     ];
 
     /// The SQL table name.
@@ -536,6 +542,7 @@ impl Table {
             Table::PoolMoves => "pool_moves",
             Table::CustomerKeys => "customer_keys",
             Table::DedupeRules => "dedupe_rules",
+            Table::PoolHolders => "pool_holders",
             Table::ProductCategories => "product_categories",
             Table::Products => "products",
             Table::Pipelines => "pipelines",
@@ -591,6 +598,7 @@ impl Table {
             Table::PoolMoves => POOL_MOVE,
             Table::CustomerKeys => CUSTOMER_KEY,
             Table::DedupeRules => DEDUPE_RULE,
+            Table::PoolHolders => POOL_HOLDER,
             Table::ProductCategories => PRODUCT_CATEGORY,
             Table::Products => PRODUCT,
             Table::Pipelines => PIPELINE,

@@ -35,6 +35,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 5,
         sql: include_str!("../migrations/0005_partial_duplicate_index.sql"),
     },
+    Migration {
+        version: 6,
+        sql: include_str!("../migrations/0006_pool_holders.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

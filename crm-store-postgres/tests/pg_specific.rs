@@ -815,7 +815,8 @@ async fn schema_4_copy(source: &PgStore, target: &str) {
          WHERE table_schema = $1 AND table_type = 'BASE TABLE' \
            AND table_name <> 'schema_migrations'",
     )
-    .bind(from)
+    // The tables schema 4 has: later ones have nothing to copy into.
+    .bind(target)
     .fetch_all(&mut *tx)
     .await
     .expect("tables");

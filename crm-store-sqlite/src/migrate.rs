@@ -44,6 +44,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0005_partial_duplicate_index.sql",
         sql: include_str!("../migrations/0005_partial_duplicate_index.sql"),
     },
+    Migration {
+        number: 6,
+        name: "0006_pool_holders.sql",
+        sql: include_str!("../migrations/0006_pool_holders.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands: the highest

@@ -15,6 +15,11 @@ macro_rules! pool_scenarios {
             $make
         );
         $each!(
+            $crate::testing::pool_suite::pool_caps_hold_against_concurrent_claims,
+            pool_caps_hold_against_concurrent_claims,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::recycling_sweep_dry_run_warnings_and_idempotence,
             pool_recycling_sweep_dry_run_warnings_and_idempotence,
             $make
@@ -38,6 +43,7 @@ macro_rules! pool_scenarios {
 }
 
 use crate::auth::{Action, DataScope, FieldAccess, FieldRule, Permission};
+use crate::crm::Crm;
 use crate::dedupe::{DedupeMode, DuplicateQuery, MergeSpec};
 use crate::entity::Entity;
 use crate::error::Error;
@@ -47,13 +53,19 @@ use crate::pool::{Place, PoolLimits, PoolSpec, RuleKind, RuleSpec, RuleStatus, S
 use crate::query::{Cond, ListQuery, PageRequest};
 use crate::records::ShareAccess;
 use crate::schema::Table;
-use crate::store::{Row, Store};
+use crate::store::{
+    AuditEntry, ChangeSet, Op, OutboxEvent, Row, Select, Selected, Store, StoreError,
+};
 use crate::testing::service_suite::{World, fields};
 use crate::view::Targets;
+use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use uuid::Uuid;
 
 /// Three customers, two of whom share a phone number, and the duplicate
 /// report that shows those two (checked), for tests that carry duplicate
@@ -132,6 +144,236 @@ async fn events_of(w: &World, kind: &str) -> Vec<crate::store::OutboxEvent> {
 fn day(n: i64) -> DateTime<Utc> {
     let start: DateTime<Utc> = "2026-11-27T02:00:00Z".parse().expect("start");
     start + Duration::days(n)
+}
+
+/// Work run by [`BeforeCustomerWrite`].
+type Hook = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A store that, once armed, runs a piece of work — another session's
+/// operation on the same data, through an engine on the inner store — just
+/// before the next change set that updates a customer is written: two
+/// concurrent operations interleaved the worst way, deterministically.
+struct BeforeCustomerWrite {
+    inner: Arc<dyn Store>,
+    hook: Mutex<Option<Hook>>,
+}
+
+impl BeforeCustomerWrite {
+    fn arm(&self, work: impl Future<Output = ()> + Send + 'static) {
+        *self.hook.lock().expect("hook") = Some(Box::pin(work));
+    }
+
+    async fn before(&self, changes: &ChangeSet) {
+        let customer = changes.ops.iter().any(|op| {
+            matches!(
+                op,
+                Op::Update {
+                    table: Table::Customers,
+                    ..
+                }
+            )
+        });
+        if !customer {
+            return;
+        }
+        let work = self.hook.lock().expect("hook").take();
+        if let Some(work) = work {
+            work.await;
+        }
+    }
+}
+
+#[async_trait]
+impl Store for BeforeCustomerWrite {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
+        self.before(changes).await;
+        self.inner.apply(changes).await
+    }
+    async fn apply_owned(&self, changes: ChangeSet) -> Result<(), StoreError> {
+        self.before(&changes).await;
+        self.inner.apply_owned(changes).await
+    }
+    async fn get(&self, table: Table, id: Uuid) -> Result<Option<Row>, StoreError> {
+        self.inner.get(table, id).await
+    }
+    async fn select(&self, select: &Select) -> Result<Selected, StoreError> {
+        self.inner.select(select).await
+    }
+    async fn next_sequence(&self, company: Uuid, key: &str) -> Result<i64, StoreError> {
+        self.inner.next_sequence(company, key).await
+    }
+    async fn reserve_sequence(
+        &self,
+        company: Uuid,
+        key: &str,
+        count: u32,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.inner.reserve_sequence(company, key, count).await
+    }
+    async fn history(&self, table: Table, record_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.history(table, record_id).await
+    }
+    async fn outbox_pending(
+        &self,
+        consumer: &str,
+        limit: u64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.inner.outbox_pending(consumer, limit).await
+    }
+    async fn outbox_ack(&self, consumer: &str, seq: i64) -> Result<(), StoreError> {
+        self.inner.outbox_ack(consumer, seq).await
+    }
+}
+
+/// How many live customers a user owns.
+async fn owned_by(w: &World, user: UserId) -> usize {
+    let mut sel = Select::all(
+        Table::Customers,
+        w.admin.company_id.0,
+        crate::clock::Clock::now(&*w.clock),
+    );
+    sel.filter = crate::store::Filter::Cmp(
+        crate::store::Col::Column("owner_id"),
+        crate::store::CmpOp::Eq,
+        crate::value::Value::Id(user.0),
+    );
+    w.crm.store().select(&sel).await.expect("select").rows.len()
+}
+
+/// The pools' caps hold when two sessions claim at once: each claim counts
+/// what the user and the department hold, then writes; here the other
+/// session's claim (or an assignment racing a claim) commits between the
+/// two. The late one notices (its holder rows' versions moved), counts
+/// again and is refused, and it wrote nothing.
+pub async fn pool_caps_hold_against_concurrent_claims(store: Arc<dyn Store>) {
+    let hooked = Arc::new(BeforeCustomerWrite {
+        inner: store.clone(),
+        hook: Mutex::new(None),
+    });
+    let w = World::new(hooked.clone()).await;
+    // The other session: an engine on the same data, not hooked.
+    let other = Crm::new(store, w.clock.clone());
+    let pool_with = |name: &str, limits: PoolLimits| PoolSpec {
+        name: name.into(),
+        admins: vec![w.lisi.user_id],
+        member_users: Vec::new(),
+        member_departments: vec![w.group1],
+        limits,
+    };
+    let per_user = w
+        .crm
+        .create_pool(
+            &w.admin,
+            pool_with(
+                "每人一个",
+                PoolLimits {
+                    max_owned_per_user: Some(1),
+                    ..PoolLimits::default()
+                },
+            ),
+        )
+        .await
+        .expect("pool");
+    let per_department = w
+        .crm
+        .create_pool(
+            &w.admin,
+            pool_with(
+                "每组两个",
+                PoolLimits {
+                    max_owned_per_department: Some(2),
+                    ..PoolLimits::default()
+                },
+            ),
+        )
+        .await
+        .expect("pool");
+    let fill = |pool, tag: &'static str, n| {
+        let w = &w;
+        async move {
+            w.crm
+                .import_into_pool(
+                    &w.lisi,
+                    pool,
+                    (0..n)
+                        .map(|i| fields(json!({"name": format!("{tag}公海客户{i}有限公司")})))
+                        .collect(),
+                )
+                .await
+                .expect("import into the pool")
+        }
+    };
+    let a = fill(per_user.id, "甲", 3).await;
+    let b = fill(per_department.id, "乙", 2).await;
+    let claim_elsewhere = |who: crate::auth::Actor, id: RecordId| {
+        let other = other.clone();
+        async move {
+            let r = other.claim(&who, &[id]).await.expect("the other claim");
+            assert_eq!(r.done, vec![id], "{:?}", r.refused);
+        }
+    };
+
+    // One user, two sessions, a cap of one: the second claim is refused.
+    hooked.arm(claim_elsewhere(w.zhangsan.clone(), a[1]));
+    let r = w.crm.claim(&w.zhangsan, &[a[0]]).await.expect("claim");
+    assert!(r.done.is_empty(), "both claims passed a cap of one");
+    assert!(
+        r.refused[0].1.contains("already holds 1"),
+        "{:?}",
+        r.refused
+    );
+    assert_eq!(owned_by(&w, w.zhangsan.user_id).await, 1);
+    let a0 = row(&w, a[0]).await;
+    assert_eq!((place(&a0), owner(&a0)), (Place::Public, None));
+
+    // Two users of one department (which holds one customer), a cap of
+    // two: the later claim is refused.
+    hooked.arm(claim_elsewhere(w.zhangsan.clone(), b[1]));
+    let r = w.crm.claim(&w.zhaoliu, &[b[0]]).await.expect("claim");
+    assert!(r.done.is_empty(), "both claims passed the department's cap");
+    assert!(
+        r.refused[0]
+            .1
+            .contains("department of 赵六 already holds 2"),
+        "{:?}",
+        r.refused
+    );
+    assert_eq!(owned_by(&w, w.zhaoliu.user_id).await, 0);
+
+    // A pool admin assigns to a user who claims meanwhile, a cap of one:
+    // the assignment is refused.
+    hooked.arm(claim_elsewhere(w.zhaoliu.clone(), a[2]));
+    let r = w
+        .crm
+        .assign(&w.lisi, &[a[0]], w.zhaoliu.user_id)
+        .await
+        .expect("assign");
+    assert!(r.done.is_empty(), "the assignment passed a cap of one");
+    assert!(
+        r.refused[0].1.contains("赵六 already holds 1"),
+        "{:?}",
+        r.refused
+    );
+    assert_eq!(owned_by(&w, w.zhaoliu.user_id).await, 1);
+    assert_eq!(place(&row(&w, a[0]).await), Place::Public);
+
+    // Without a race the caps count as before, several customers in one
+    // claim included: with two slots free, both are taken.
+    w.crm
+        .release(&w.zhangsan, &[a[1], b[1]], "不再跟进", None)
+        .await
+        .expect("release");
+    w.crm
+        .release(&w.zhaoliu, &[a[2]], "不再跟进", None)
+        .await
+        .expect("release");
+    let r = w.crm.claim(&w.zhaoliu, &b).await.expect("claim");
+    assert_eq!(r.done, b, "{:?}", r.refused);
+    let r = w.crm.claim(&w.zhangsan, &[a[0]]).await.expect("claim");
+    assert_eq!(r.done, vec![a[0]], "{:?}", r.refused);
 }
 
 /// Claim (per claim, per day, caps with closed deals not counted, cooldown),
