@@ -791,12 +791,12 @@ mod tests {
             (
                 "SELECT t.id FROM customers t WHERE t.company_id = 'c' AND t.name_key = 'n' \
                  AND t.deleted_at IS NULL ORDER BY t.id LIMIT 1",
-                "customers_name_key",
+                "customers_by_name_key (name_key=?)",
             ),
             (
                 "SELECT t.id FROM customers t WHERE t.company_id = 'c' AND t.uscc = 'u' \
                  AND t.deleted_at IS NULL ORDER BY t.id LIMIT 1",
-                "customers_uscc",
+                "customers_by_uscc (uscc=?)",
             ),
             (
                 "SELECT t.id FROM customer_keys t WHERE t.company_id = 'c' \
@@ -806,7 +806,7 @@ mod tests {
             (
                 "SELECT t.id FROM customer_keys t WHERE t.company_id = 'c' AND t.kind = 'phone' \
                  AND t.key IN ('1', '2') ORDER BY t.id",
-                "customer_keys_lookup",
+                "customer_keys_by_key (key=? AND kind=?)",
             ),
             (
                 "SELECT t.id FROM customers t WHERE t.company_id = 'c' AND t.id > 'x' \

@@ -49,6 +49,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0006_pool_holders.sql",
         sql: include_str!("../migrations/0006_pool_holders.sql"),
     },
+    Migration {
+        number: 7,
+        name: "0007_keys_without_company_prefix.sql",
+        sql: include_str!("../migrations/0007_keys_without_company_prefix.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands: the highest

@@ -720,7 +720,7 @@ mod tests {
             let c = compile_select(&probe).expect("compiles");
             let plan = plan(conn, &c.page);
             assert!(
-                plan.contains("customer_keys_lookup (company_id=? AND kind=? AND key=?)"),
+                plan.contains("customer_keys_by_key (key=? AND kind=?)"),
                 "{plan}"
             );
         };

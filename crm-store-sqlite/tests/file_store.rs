@@ -335,7 +335,8 @@ fn schema_4_copy(source: &Path, target: &Path) {
     .expect("attach");
     let tables: Vec<String> = conn
         .prepare(
-            "SELECT name FROM src.sqlite_schema WHERE type = 'table' \
+            // The tables schema 4 has: later ones have nothing to copy into.
+            "SELECT name FROM main.sqlite_schema WHERE type = 'table' \
              AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations'",
         )
         .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())

@@ -1,0 +1,31 @@
+-- 0007: cheaper random-key indexes for bulk writes. The duplicate-key
+-- lookups (`customer_keys` by kind and key; customers by normalised name,
+-- credit code and phone) were indexed as `(company_id, …)`. A key's value
+-- already tells companies apart in practice — the same USCC or phone number
+-- in two companies of one database is rare — while `company_id`, a
+-- 36-character text, made up more than half of every entry. These indexes
+-- receive their entries in random order, so each batch of an import dirties
+-- most of their pages and writes them to the WAL again at commit; smaller
+-- entries mean fewer pages. Measured on the 100 000-row import's rows
+-- written in batches of 1 000 customers: customers 3.3 s → 2.5 s,
+-- customer_keys 2.8 s → 1.7 s.
+--
+-- Queries still say `company_id = ?`: it is checked on the rows the index
+-- finds. The key comes before its kind: a handful of kinds would make
+-- `kind` look selective to the planner's hand-written statistics, which
+-- take any column but `company_id` to narrow to a few rows, and it would
+-- then walk this index for the duplicate report (`kind IN (…)`) instead of
+-- the partial index of flagged keys. New names, so that the store writes fresh planner statistics for
+-- them (src/stats.rs keeps existing rows, keyed by index name).
+--
+-- SHIPPED once released: never edit; add a new numbered file instead.
+
+DROP INDEX customer_keys_lookup;
+CREATE INDEX customer_keys_by_key ON customer_keys (key, kind);
+
+DROP INDEX customers_name_key;
+CREATE INDEX customers_by_name_key ON customers (name_key);
+DROP INDEX customers_uscc;
+CREATE INDEX customers_by_uscc ON customers (uscc);
+DROP INDEX customers_phone_key;
+CREATE INDEX customers_by_phone_key ON customers (phone_key);
