@@ -944,18 +944,12 @@ impl Crm {
             if let Some(row) = self.store.get(Table::PoolHolders, id).await? {
                 return Ok(row.version());
             }
-            let now = self.now();
+            let mut values = self.new_row(company, id);
+            values.push(("kind", Value::from(kind)));
             let cs = ChangeSet {
                 ops: vec![Op::Insert {
                     table: Table::PoolHolders,
-                    values: vec![
-                        ("id", Value::Id(id)),
-                        ("company_id", Value::Id(company)),
-                        ("version", Value::Int(1)),
-                        ("created_at", Value::Timestamp(now)),
-                        ("updated_at", Value::Timestamp(now)),
-                        ("kind", Value::from(kind)),
-                    ],
+                    values,
                 }],
                 ..ChangeSet::default()
             };
@@ -1805,6 +1799,32 @@ impl Crm {
             holding,
             actor.department_id.is_some(),
         )?;
+        let to = self
+            .give_to_holder(
+                actor,
+                row,
+                "claim",
+                holding,
+                actor.department_id.map(|d| d.0),
+            )
+            .await?;
+        if let Some(n) = today.get_mut(&g.pool.id.0) {
+            *n += 1;
+        }
+        Ok(to)
+    }
+
+    /// Moves a pool customer to the holder's private or closed-deal
+    /// customers (by whether it has a closed deal), bumping the holder's
+    /// rows with it, on behalf of `actor` (the holder, or a pool admin).
+    async fn give_to_holder(
+        &self,
+        actor: &Actor,
+        row: &Row,
+        action: &'static str,
+        holding: &Holding,
+        department: Option<Uuid>,
+    ) -> Result<Place> {
         let to = if row.get("closed_at").is_null() {
             Place::Private
         } else {
@@ -1812,12 +1832,12 @@ impl Crm {
         };
         let mut cs = self
             .move_changes(
-                company,
+                actor.company_id.0,
                 row,
                 &Move {
-                    action: "claim",
+                    action,
                     to,
-                    owner: Some((actor.user_id.0, actor.department_id.map(|d| d.0))),
+                    owner: Some((holding.user.0, department)),
                     pool: None,
                     reason: None,
                     rule: None,
@@ -1825,11 +1845,8 @@ impl Crm {
                 },
             )
             .await?;
-        cs.ops.extend(holding.guard(now));
+        cs.ops.extend(holding.guard(self.now()));
         self.apply(cs).await?;
-        if let Some(n) = today.get_mut(&g.pool.id.0) {
-            *n += 1;
-        }
         Ok(to)
     }
 
@@ -2044,29 +2061,8 @@ impl Crm {
                         &holding,
                         department.is_some(),
                     )?;
-                    let place = if row.get("closed_at").is_null() {
-                        Place::Private
-                    } else {
-                        Place::Deal
-                    };
-                    let mut cs = self
-                        .move_changes(
-                            company,
-                            &row,
-                            &Move {
-                                action: "assign",
-                                to: place,
-                                owner: Some((to.0, department)),
-                                pool: None,
-                                reason: None,
-                                rule: None,
-                                actor: Some(actor),
-                            },
-                        )
-                        .await?;
-                    cs.ops.extend(holding.guard(self.now()));
-                    self.apply(cs).await?;
-                    Ok(place)
+                    self.give_to_holder(actor, &row, "assign", &holding, department)
+                        .await
                 }
                 .await;
                 match outcome {
