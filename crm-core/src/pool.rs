@@ -30,7 +30,6 @@ use crate::records::{BatchReport, Fields, Record};
 use crate::schema::Table;
 use crate::store::{
     ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Paging, Row, Scope, Select, Sort,
-    StoreError,
 };
 use crate::value::Value;
 use chrono::{DateTime, Duration, Utc};
@@ -149,16 +148,19 @@ pool_id_type!(
 );
 
 /// Tries of one claim or assignment whose holder rows another one changed
-/// meanwhile, before the conflict is reported.
-const HOLDER_TRIES: usize = 3;
+/// meanwhile (each failed try means another one committed), before it is
+/// refused with [`holders_busy`].
+const HOLDER_TRIES: usize = 5;
 
 /// What a user and the user's department hold when a claim or assignment
 /// checks the pools' caps, with the versions of their `pool_holders` rows
-/// read before counting. Every claim and assignment bumps those versions in
-/// the transaction that moves the customer ([`Holding::guard`]), so one that
-/// counted before another committed fails with a version conflict on
-/// `pool_holders` instead of passing a cap with a slot that is gone; it then
-/// counts again ([`is_holder_conflict`]).
+/// read before counting (0: no row yet). A claim or assignment under a cap
+/// bumps the versions its cap depends on in the transaction that moves the
+/// customer ([`Holding::guard`]; the first one inserts the row), so one that
+/// counted before another committed fails with a version conflict (or a
+/// duplicate row) on `pool_holders` instead of passing a cap with a slot
+/// that is gone; it then counts again ([`is_holder_conflict`]). Moves under
+/// no cap bump nothing, so they never wait on one another.
 #[derive(Clone, Debug)]
 struct Holding {
     /// The user and the version of the user's row.
@@ -175,6 +177,26 @@ struct Holding {
     dept_deal: u64,
 }
 
+/// Which holder rows a move checks against: the user's (per-user cap, or
+/// the daily limit of a claim) and the department's (per-department cap).
+#[derive(Clone, Copy, Debug, Default)]
+struct Guarded {
+    user: bool,
+    department: bool,
+}
+
+impl Guarded {
+    /// The rows a move into a user's hands from a pool with `limits`
+    /// depends on; `claim` for a claim (the daily limit counts claims).
+    fn by(limits: &PoolLimits, claim: bool) -> Guarded {
+        Guarded {
+            user: limits.max_owned_per_user.is_some()
+                || (claim && limits.max_claims_per_day.is_some()),
+            department: limits.max_owned_per_department.is_some(),
+        }
+    }
+}
+
 impl Holding {
     /// What the user holds toward a cap.
     fn held(&self, deals_count: bool) -> u64 {
@@ -186,22 +208,45 @@ impl Holding {
         self.dept_private + if deals_count { self.dept_deal } else { 0 }
     }
 
-    /// The version bumps to write with a move of one customer to the holder.
-    fn guard(&self, now: DateTime<Utc>) -> impl Iterator<Item = Op> + use<> {
-        [Some(self.user), self.department]
-            .into_iter()
-            .flatten()
-            .map(move |(id, version)| Op::Update {
-                table: Table::PoolHolders,
-                id,
-                expected_version: version,
-                values: vec![("updated_at", Value::Timestamp(now))],
-            })
+    /// The guarded rows: the user's, and the department's if there is one.
+    fn rows(&self, guarded: Guarded) -> impl Iterator<Item = (Uuid, i64, &'static str)> + use<> {
+        let user = guarded.user.then_some((self.user.0, self.user.1, "user"));
+        let department = self
+            .department
+            .filter(|_| guarded.department)
+            .map(|(d, v)| (d, v, "department"));
+        user.into_iter().chain(department)
     }
 
-    /// Counts a customer moved to the holder, whose rows' versions the move
-    /// bumped.
-    fn took(&mut self, place: Place) {
+    /// The writes that bump the guarded rows with a move of one customer to
+    /// the holder: an update expecting the version read, or the row's
+    /// insert when there was none.
+    fn guard(&self, crm: &Crm, company: Uuid, guarded: Guarded) -> Vec<Op> {
+        let now = crm.now();
+        self.rows(guarded)
+            .map(|(id, version, kind)| {
+                if version == 0 {
+                    let mut values = crm.new_row(company, id);
+                    values.push(("kind", Value::from(kind)));
+                    Op::Insert {
+                        table: Table::PoolHolders,
+                        values,
+                    }
+                } else {
+                    Op::Update {
+                        table: Table::PoolHolders,
+                        id,
+                        expected_version: version,
+                        values: vec![("updated_at", Value::Timestamp(now))],
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Counts a customer moved to the holder, whose guarded rows the move
+    /// bumped (an inserted row has version 1).
+    fn took(&mut self, place: Place, guarded: Guarded) {
         if place == Place::Deal {
             self.deal += 1;
             self.dept_deal += 1;
@@ -209,17 +254,30 @@ impl Holding {
             self.private += 1;
             self.dept_private += 1;
         }
-        self.user.1 += 1;
-        if let Some((_, v)) = &mut self.department {
+        if guarded.user {
+            self.user.1 += 1;
+        }
+        if guarded.department
+            && let Some((_, v)) = &mut self.department
+        {
             *v += 1;
         }
     }
 }
 
-/// Whether an error is another claim or assignment having changed a holder
-/// row since it was read.
+/// Whether an error is another claim or assignment having changed (or
+/// created) a holder row since it was read.
 fn is_holder_conflict(e: &Error) -> bool {
-    matches!(e, Error::Conflict { entity, .. } if entity == Table::PoolHolders.name())
+    let holders = Table::PoolHolders.name();
+    matches!(e, Error::Conflict { entity, .. } | Error::Duplicate { entity, .. } if entity == holders)
+}
+
+/// The refusal of a move whose holder rows kept changing under it.
+fn holders_busy(who: &str) -> Error {
+    Error::InvalidState(format!(
+        "others were claiming for {who} or {who}'s department at the same moment \
+         {HOLDER_TRIES} times in a row; nothing was changed, try again"
+    ))
 }
 
 /// The limits of a pool. `None` means no limit.
@@ -937,34 +995,14 @@ impl Crm {
         Ok((out[0], out[1]))
     }
 
-    /// The version of a holder's row (`pool_holders`), creating the row on
-    /// first use. Two first uses at once: one insert wins, the other reads.
-    async fn holder_version(&self, company: Uuid, id: Uuid, kind: &'static str) -> Result<i64> {
-        for _ in 0..2 {
-            if let Some(row) = self.store.get(Table::PoolHolders, id).await? {
-                return Ok(row.version());
-            }
-            let mut values = self.new_row(company, id);
-            values.push(("kind", Value::from(kind)));
-            let cs = ChangeSet {
-                ops: vec![Op::Insert {
-                    table: Table::PoolHolders,
-                    values,
-                }],
-                ..ChangeSet::default()
-            };
-            match self.store.apply(&cs).await {
-                Ok(()) => return Ok(1),
-                Err(StoreError::Unique { .. }) => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Error::Conflict {
-            entity: Table::PoolHolders.to_string(),
-            id: id.to_string(),
-            expected: 0,
-            actual: 1,
-        })
+    /// The version of a holder's row (`pool_holders`); 0 when it has none
+    /// yet (the first guarded move inserts it).
+    async fn holder_version(&self, id: Uuid) -> Result<i64> {
+        Ok(self
+            .store
+            .get(Table::PoolHolders, id)
+            .await?
+            .map_or(0, |r| r.version()))
     }
 
     /// What a user and the user's department hold, read after their holder
@@ -975,9 +1013,9 @@ impl Crm {
         user: Uuid,
         department: Option<Uuid>,
     ) -> Result<Holding> {
-        let user_version = self.holder_version(company, user, "user").await?;
+        let user_version = self.holder_version(user).await?;
         let department = match department {
-            Some(d) => Some((d, self.holder_version(company, d, "department").await?)),
+            Some(d) => Some((d, self.holder_version(d).await?)),
             None => None,
         };
         let (private, deal) = self.holdings(company, "owner_id", user).await?;
@@ -1716,12 +1754,15 @@ impl Crm {
                             Err(e) => break Err(e),
                         }
                     }
+                    Err(e) if is_holder_conflict(&e) => {
+                        break Err(holders_busy(&actor.display_name));
+                    }
                     other => break other,
                 }
             };
             match outcome {
-                Ok(to) => {
-                    holding.took(to);
+                Ok((to, guarded)) => {
+                    holding.took(to, guarded);
                     report.done.push(id);
                 }
                 Err(e) => report.refused.push((id, e.to_string())),
@@ -1731,7 +1772,8 @@ impl Crm {
     }
 
     /// Claims one public customer for the actor within the limits of its
-    /// pool, given what the actor holds and has claimed today per pool.
+    /// pool, given what the actor holds and has claimed today per pool;
+    /// returns where it went and which holder rows the move bumped.
     async fn claim_one(
         &self,
         actor: &Actor,
@@ -1739,7 +1781,7 @@ impl Crm {
         row: &Row,
         holding: &Holding,
         today: &mut HashMap<Uuid, u64>,
-    ) -> Result<Place> {
+    ) -> Result<(Place, Guarded)> {
         let company = actor.company_id.0;
         let now = self.now();
         let place = Place::of_row(row);
@@ -1799,6 +1841,7 @@ impl Crm {
             holding,
             actor.department_id.is_some(),
         )?;
+        let guarded = Guarded::by(limits, true);
         let to = self
             .give_to_holder(
                 actor,
@@ -1806,12 +1849,13 @@ impl Crm {
                 "claim",
                 holding,
                 actor.department_id.map(|d| d.0),
+                guarded,
             )
             .await?;
         if let Some(n) = today.get_mut(&g.pool.id.0) {
             *n += 1;
         }
-        Ok(to)
+        Ok((to, guarded))
     }
 
     /// Moves a pool customer to the holder's private or closed-deal
@@ -1824,6 +1868,7 @@ impl Crm {
         action: &'static str,
         holding: &Holding,
         department: Option<Uuid>,
+        guarded: Guarded,
     ) -> Result<Place> {
         let to = if row.get("closed_at").is_null() {
             Place::Private
@@ -1845,7 +1890,8 @@ impl Crm {
                 },
             )
             .await?;
-        cs.ops.extend(holding.guard(self.now()));
+        cs.ops
+            .extend(holding.guard(self, actor.company_id.0, guarded));
         self.apply(cs).await?;
         Ok(to)
     }
@@ -2034,7 +2080,7 @@ impl Crm {
         for id in ids {
             let mut tries = 1;
             let outcome = loop {
-                let outcome: Result<Place> = async {
+                let outcome: Result<(Place, Guarded)> = async {
                     let row = self.customer_row(actor, *id).await?;
                     let from = Place::of_row(&row);
                     if from.is_owned() {
@@ -2055,14 +2101,13 @@ impl Crm {
                                 Self::label(&row)
                             ))
                         })?;
-                    self.check_caps(
-                        &target.display_name,
-                        &set.pools[i].pool,
-                        &holding,
-                        department.is_some(),
-                    )?;
-                    self.give_to_holder(actor, &row, "assign", &holding, department)
-                        .await
+                    let pool = &set.pools[i].pool;
+                    self.check_caps(&target.display_name, pool, &holding, department.is_some())?;
+                    let guarded = Guarded::by(&pool.limits, false);
+                    let place = self
+                        .give_to_holder(actor, &row, "assign", &holding, department, guarded)
+                        .await?;
+                    Ok((place, guarded))
                 }
                 .await;
                 match outcome {
@@ -2075,12 +2120,15 @@ impl Crm {
                             Err(e) => break Err(e),
                         }
                     }
+                    Err(e) if is_holder_conflict(&e) => {
+                        break Err(holders_busy(&target.display_name));
+                    }
                     other => break other,
                 }
             };
             match outcome {
-                Ok(p) => {
-                    holding.took(p);
+                Ok((p, guarded)) => {
+                    holding.took(p, guarded);
                     report.done.push(*id);
                 }
                 Err(e) => report.refused.push((*id, e.to_string())),

@@ -455,9 +455,10 @@ pub enum Table {
     CustomerKeys,
     /// Per-company duplicate-detection settings: which keys refuse or warn.
     DedupeRules,
-    /// One row per user or department that has claimed or been assigned
-    /// customers from a pool; its version orders concurrent claims, so that
-    /// the pools' caps hold (the row's id is the user's or department's).
+    /// One row per user or department that has been given customers from a
+    /// pool under a cap; its version orders concurrent claims and
+    /// assignments, so that the caps hold (the row's id is the user's or
+    /// department's).
     PoolHolders,
     /// Product categories, two levels (产品类别).
     ProductCategories,

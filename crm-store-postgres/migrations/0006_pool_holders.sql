@@ -5,8 +5,13 @@
 -- assignment now also bumps the version of its holder's rows here, in the
 -- transaction that moves the customer: the second writer waits on the row
 -- lock, finds the version changed, and fails with a version conflict; the
--- engine then counts again (crm-core/src/pool.rs, `Holding`). A row's id is
--- the user's or the department's id; rows are created on first use.
+-- engine then counts again (crm-core/src/pool.rs, `Holding`). Only moves
+-- under a cap bump the rows their cap depends on, so uncapped claims never
+-- contend. A row's id is the user's or the department's id; the first such
+-- move of a holder inserts it.
+--
+-- Runs with search_path set to the CRM schema only; names are unqualified.
+-- SHIPPED once released: never edit; add a new numbered file instead.
 
 CREATE TABLE pool_holders (
     id uuid PRIMARY KEY,

@@ -5,8 +5,10 @@
 -- assignment now also bumps the version of its holder's rows here, in the
 -- transaction that moves the customer: one that counted before another
 -- committed fails with a version conflict and counts again
--- (crm-core/src/pool.rs, `Holding`). A row's id is the user's or the
--- department's id; rows are created on first use.
+-- (crm-core/src/pool.rs, `Holding`). Only moves under a cap bump the rows
+-- their cap depends on, so uncapped claims never contend. A row's id is the
+-- user's or the department's id; the first such move of a holder inserts
+-- it.
 --
 -- SHIPPED once released: never edit; add a new numbered file instead.
 

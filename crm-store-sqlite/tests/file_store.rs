@@ -388,3 +388,16 @@ async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them
         .expect("report after migration");
     assert_eq!(again, report);
 }
+
+/// The pools' caps against concurrent claims on a file store, whose reads
+/// go through the pool of reader connections while the writer thread writes
+/// (the conformance suite's in-memory store has one connection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_caps_hold_against_concurrent_claims_on_a_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(dir.path().join("crm.db")).expect("open");
+    crm_core::testing::pool_suite::pool_caps_hold_against_concurrent_claims(std::sync::Arc::new(
+        store,
+    ))
+    .await;
+}

@@ -64,6 +64,7 @@ use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
@@ -146,21 +147,50 @@ fn day(n: i64) -> DateTime<Utc> {
     start + Duration::days(n)
 }
 
-/// Work run by [`BeforeCustomerWrite`].
+/// Work run by [`Interleave`].
 type Hook = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A store that, once armed, runs a piece of work — another session's
-/// operation on the same data, through an engine on the inner store — just
-/// before the next change set that updates a customer is written: two
-/// concurrent operations interleaved the worst way, deterministically.
-struct BeforeCustomerWrite {
+/// operation on the same data, through an engine on the inner store — at a
+/// chosen point of this session's operation: just before the next change
+/// set that updates a customer is written, or just after the next count of
+/// customers is read. Two concurrent operations interleaved the worst way,
+/// deterministically. It also counts the writes refused for a changed or
+/// already created `pool_holders` row.
+struct Interleave {
     inner: Arc<dyn Store>,
-    hook: Mutex<Option<Hook>>,
+    before_customer_write: Mutex<Option<Hook>>,
+    after_count: Mutex<Option<Hook>>,
+    holder_conflicts: AtomicUsize,
 }
 
-impl BeforeCustomerWrite {
-    fn arm(&self, work: impl Future<Output = ()> + Send + 'static) {
-        *self.hook.lock().expect("hook") = Some(Box::pin(work));
+impl Interleave {
+    fn new(inner: Arc<dyn Store>) -> Interleave {
+        Interleave {
+            inner,
+            before_customer_write: Mutex::new(None),
+            after_count: Mutex::new(None),
+            holder_conflicts: AtomicUsize::new(0),
+        }
+    }
+
+    fn before_customer_write(&self, work: impl Future<Output = ()> + Send + 'static) {
+        *self.before_customer_write.lock().expect("hook") = Some(Box::pin(work));
+    }
+
+    fn after_count(&self, work: impl Future<Output = ()> + Send + 'static) {
+        *self.after_count.lock().expect("hook") = Some(Box::pin(work));
+    }
+
+    fn holder_conflicts(&self) -> usize {
+        self.holder_conflicts.load(Ordering::SeqCst)
+    }
+
+    async fn run(hook: &Mutex<Option<Hook>>) {
+        let work = hook.lock().expect("hook").take();
+        if let Some(work) = work {
+            work.await;
+        }
     }
 
     async fn before(&self, changes: &ChangeSet) {
@@ -173,34 +203,54 @@ impl BeforeCustomerWrite {
                 }
             )
         });
-        if !customer {
-            return;
+        if customer {
+            Interleave::run(&self.before_customer_write).await;
         }
-        let work = self.hook.lock().expect("hook").take();
-        if let Some(work) = work {
-            work.await;
+    }
+
+    fn after(&self, done: &Result<(), StoreError>) {
+        if let Err(
+            StoreError::Conflict {
+                table: Table::PoolHolders,
+                ..
+            }
+            | StoreError::Unique {
+                table: Table::PoolHolders,
+                ..
+            },
+        ) = done
+        {
+            self.holder_conflicts.fetch_add(1, Ordering::SeqCst);
         }
     }
 }
 
 #[async_trait]
-impl Store for BeforeCustomerWrite {
+impl Store for Interleave {
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
     async fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
         self.before(changes).await;
-        self.inner.apply(changes).await
+        let done = self.inner.apply(changes).await;
+        self.after(&done);
+        done
     }
     async fn apply_owned(&self, changes: ChangeSet) -> Result<(), StoreError> {
         self.before(&changes).await;
-        self.inner.apply_owned(changes).await
+        let done = self.inner.apply_owned(changes).await;
+        self.after(&done);
+        done
     }
     async fn get(&self, table: Table, id: Uuid) -> Result<Option<Row>, StoreError> {
         self.inner.get(table, id).await
     }
     async fn select(&self, select: &Select) -> Result<Selected, StoreError> {
-        self.inner.select(select).await
+        let found = self.inner.select(select).await;
+        if select.table == Table::Customers && select.with_total {
+            Interleave::run(&self.after_count).await;
+        }
+        found
     }
     async fn next_sequence(&self, company: Uuid, key: &str) -> Result<i64, StoreError> {
         self.inner.next_sequence(company, key).await
@@ -246,68 +296,69 @@ async fn owned_by(w: &World, user: UserId) -> usize {
 /// The pools' caps hold when two sessions claim at once: each claim counts
 /// what the user and the department hold, then writes; here the other
 /// session's claim (or an assignment racing a claim) commits between the
-/// two. The late one notices (its holder rows' versions moved), counts
-/// again and is refused, and it wrote nothing.
+/// two — after this one's write was built, or between its reading of the
+/// holder rows and its counts. The late one notices (its holder rows'
+/// versions moved), counts again and is refused, and it wrote nothing.
+/// Claims under no cap do not contend at all.
 pub async fn pool_caps_hold_against_concurrent_claims(store: Arc<dyn Store>) {
-    let hooked = Arc::new(BeforeCustomerWrite {
-        inner: store.clone(),
-        hook: Mutex::new(None),
-    });
+    let hooked = Arc::new(Interleave::new(store.clone()));
     let w = World::new(hooked.clone()).await;
     // The other session: an engine on the same data, not hooked.
     let other = Crm::new(store, w.clock.clone());
-    let pool_with = |name: &str, limits: PoolLimits| PoolSpec {
-        name: name.into(),
-        admins: vec![w.lisi.user_id],
-        member_users: Vec::new(),
-        member_departments: vec![w.group1],
-        limits,
-    };
-    let per_user = w
-        .crm
-        .create_pool(
-            &w.admin,
-            pool_with(
-                "每人一个",
-                PoolLimits {
-                    max_owned_per_user: Some(1),
-                    ..PoolLimits::default()
-                },
-            ),
-        )
-        .await
-        .expect("pool");
-    let per_department = w
-        .crm
-        .create_pool(
-            &w.admin,
-            pool_with(
-                "每组两个",
-                PoolLimits {
-                    max_owned_per_department: Some(2),
-                    ..PoolLimits::default()
-                },
-            ),
-        )
-        .await
-        .expect("pool");
-    let fill = |pool, tag: &'static str, n| {
+    let pool = |name: &'static str, limits: PoolLimits| {
         let w = &w;
         async move {
+            let pool = w
+                .crm
+                .create_pool(
+                    &w.admin,
+                    PoolSpec {
+                        name: name.into(),
+                        admins: vec![w.lisi.user_id],
+                        member_users: Vec::new(),
+                        member_departments: vec![w.group1],
+                        limits,
+                    },
+                )
+                .await
+                .expect("pool");
             w.crm
                 .import_into_pool(
                     &w.lisi,
-                    pool,
-                    (0..n)
-                        .map(|i| fields(json!({"name": format!("{tag}公海客户{i}有限公司")})))
+                    pool.id,
+                    (0..3)
+                        .map(|i| fields(json!({"name": format!("{name}公海客户{i}有限公司")})))
                         .collect(),
                 )
                 .await
                 .expect("import into the pool")
         }
     };
-    let a = fill(per_user.id, "甲", 3).await;
-    let b = fill(per_department.id, "乙", 2).await;
+    let a = pool(
+        "每人一个",
+        PoolLimits {
+            max_owned_per_user: Some(1),
+            ..PoolLimits::default()
+        },
+    )
+    .await;
+    let b = pool(
+        "每组两个",
+        PoolLimits {
+            max_owned_per_department: Some(2),
+            ..PoolLimits::default()
+        },
+    )
+    .await;
+    let d = pool(
+        "每天一个",
+        PoolLimits {
+            max_claims_per_day: Some(1),
+            ..PoolLimits::default()
+        },
+    )
+    .await;
+    let open = pool("不限", PoolLimits::default()).await;
     let claim_elsewhere = |who: crate::auth::Actor, id: RecordId| {
         let other = other.clone();
         async move {
@@ -315,9 +366,20 @@ pub async fn pool_caps_hold_against_concurrent_claims(store: Arc<dyn Store>) {
             assert_eq!(r.done, vec![id], "{:?}", r.refused);
         }
     };
+    let release = |who: crate::auth::Actor, ids: Vec<RecordId>| {
+        let w = &w;
+        async move {
+            let r = w
+                .crm
+                .release(&who, &ids, "不再跟进", None)
+                .await
+                .expect("release");
+            assert_eq!(r.done, ids, "{:?}", r.refused);
+        }
+    };
 
     // One user, two sessions, a cap of one: the second claim is refused.
-    hooked.arm(claim_elsewhere(w.zhangsan.clone(), a[1]));
+    hooked.before_customer_write(claim_elsewhere(w.zhangsan.clone(), a[1]));
     let r = w.crm.claim(&w.zhangsan, &[a[0]]).await.expect("claim");
     assert!(r.done.is_empty(), "both claims passed a cap of one");
     assert!(
@@ -328,10 +390,11 @@ pub async fn pool_caps_hold_against_concurrent_claims(store: Arc<dyn Store>) {
     assert_eq!(owned_by(&w, w.zhangsan.user_id).await, 1);
     let a0 = row(&w, a[0]).await;
     assert_eq!((place(&a0), owner(&a0)), (Place::Public, None));
+    assert_eq!(a0.version(), 1, "the refused claim wrote nothing");
 
     // Two users of one department (which holds one customer), a cap of
     // two: the later claim is refused.
-    hooked.arm(claim_elsewhere(w.zhangsan.clone(), b[1]));
+    hooked.before_customer_write(claim_elsewhere(w.zhangsan.clone(), b[1]));
     let r = w.crm.claim(&w.zhaoliu, &[b[0]]).await.expect("claim");
     assert!(r.done.is_empty(), "both claims passed the department's cap");
     assert!(
@@ -345,7 +408,7 @@ pub async fn pool_caps_hold_against_concurrent_claims(store: Arc<dyn Store>) {
 
     // A pool admin assigns to a user who claims meanwhile, a cap of one:
     // the assignment is refused.
-    hooked.arm(claim_elsewhere(w.zhaoliu.clone(), a[2]));
+    hooked.before_customer_write(claim_elsewhere(w.zhaoliu.clone(), a[2]));
     let r = w
         .crm
         .assign(&w.lisi, &[a[0]], w.zhaoliu.user_id)
@@ -359,21 +422,46 @@ pub async fn pool_caps_hold_against_concurrent_claims(store: Arc<dyn Store>) {
     );
     assert_eq!(owned_by(&w, w.zhaoliu.user_id).await, 1);
     assert_eq!(place(&row(&w, a[0]).await), Place::Public);
+    release(w.zhangsan.clone(), vec![a[1], b[1]]).await;
+    release(w.zhaoliu.clone(), vec![a[2]]).await;
+
+    // The other claim commits after this one read the holder rows but
+    // before it counted: its counts are fresh, yet the versions it holds
+    // are not, so it counts again — a claim that counted before reading the
+    // versions would pass here.
+    hooked.after_count(claim_elsewhere(w.zhaoliu.clone(), a[1]));
+    let r = w.crm.claim(&w.zhaoliu, &[a[0]]).await.expect("claim");
+    assert!(r.done.is_empty(), "both claims passed a cap of one");
+    assert!(
+        r.refused[0].1.contains("already holds 1"),
+        "{:?}",
+        r.refused
+    );
+    release(w.zhaoliu.clone(), vec![a[1]]).await;
+
+    // The daily limit holds the same way.
+    hooked.before_customer_write(claim_elsewhere(w.zhangsan.clone(), d[1]));
+    let r = w.crm.claim(&w.zhangsan, &[d[0]]).await.expect("claim");
+    assert!(r.done.is_empty(), "both claims passed a daily limit of one");
+    assert!(r.refused[0].1.contains("daily limit"), "{:?}", r.refused);
+    release(w.zhangsan.clone(), vec![d[1]]).await;
 
     // Without a race the caps count as before, several customers in one
-    // claim included: with two slots free, both are taken.
-    w.crm
-        .release(&w.zhangsan, &[a[1], b[1]], "不再跟进", None)
-        .await
-        .expect("release");
-    w.crm
-        .release(&w.zhaoliu, &[a[2]], "不再跟进", None)
-        .await
-        .expect("release");
-    let r = w.crm.claim(&w.zhaoliu, &b).await.expect("claim");
-    assert_eq!(r.done, b, "{:?}", r.refused);
+    // claim included, with no conflict: each move bumps what the next one
+    // of the same claim expects.
+    let conflicts = hooked.holder_conflicts();
+    assert!(conflicts >= 5, "{conflicts} conflicts seen");
+    let r = w.crm.claim(&w.zhaoliu, &b[0..2]).await.expect("claim");
+    assert_eq!(r.done, b[0..2].to_vec(), "{:?}", r.refused);
     let r = w.crm.claim(&w.zhangsan, &[a[0]]).await.expect("claim");
     assert_eq!(r.done, vec![a[0]], "{:?}", r.refused);
+    assert_eq!(hooked.holder_conflicts(), conflicts);
+
+    // Under no cap, two claims at once do not contend.
+    hooked.before_customer_write(claim_elsewhere(w.zhangsan.clone(), open[1]));
+    let r = w.crm.claim(&w.zhaoliu, &[open[0]]).await.expect("claim");
+    assert_eq!(r.done, vec![open[0]], "{:?}", r.refused);
+    assert_eq!(hooked.holder_conflicts(), conflicts);
 }
 
 /// Claim (per claim, per day, caps with closed deals not counted, cooldown),
