@@ -18,6 +18,11 @@
 -- the partial index of flagged keys. New names, so that the store writes fresh planner statistics for
 -- them (src/stats.rs keeps existing rows, keyed by index name).
 --
+-- Customers also get an index by department: data scopes of managers
+-- (`department_id IN (…)`) and the per-department pool caps counted a
+-- department's customers by walking the whole company. A department's
+-- entries sit together, so its inserts land on few pages.
+--
 -- SHIPPED once released: never edit; add a new numbered file instead.
 
 DROP INDEX customer_keys_lookup;
@@ -29,3 +34,4 @@ DROP INDEX customers_uscc;
 CREATE INDEX customers_by_uscc ON customers (uscc);
 DROP INDEX customers_phone_key;
 CREATE INDEX customers_by_phone_key ON customers (phone_key);
+CREATE INDEX customers_department ON customers (company_id, department_id);

@@ -813,6 +813,23 @@ mod tests {
                  AND t.deleted_at IS NULL ORDER BY t.id LIMIT 1000",
                 "customers_company_id_id",
             ),
+            // What a user and a department hold in one place (pool caps).
+            (
+                "SELECT COUNT(*) FROM customers t WHERE t.company_id = 'c' \
+                 AND t.owner_id = 'u' AND t.place = 'private' AND t.deleted_at IS NULL",
+                "customers_owner (company_id=? AND owner_id=?)",
+            ),
+            (
+                "SELECT COUNT(*) FROM customers t WHERE t.company_id = 'c' \
+                 AND t.department_id = 'd' AND t.place = 'deal' AND t.deleted_at IS NULL",
+                "customers_department (company_id=? AND department_id=?)",
+            ),
+            // A pool's public area.
+            (
+                "SELECT t.id FROM customers t WHERE t.company_id = 'c' AND t.place = 'public' \
+                 AND t.pool_id = 'p' AND t.deleted_at IS NULL ORDER BY t.id LIMIT 50",
+                "customers_place (company_id=? AND place=? AND pool_id=?)",
+            ),
         ] {
             let p = plan(sql);
             assert!(p.contains(index), "{sql}: {p}");
