@@ -17,7 +17,8 @@ use chrono::{DateTime, Duration, Utc};
 use crm::clock::ManualClock;
 use crm::dedupe::DuplicateQuery;
 use crm::org::{NewCompany, NewUser, RoleSpec};
-use crm::pool::{PoolLimits, PoolSpec, RuleKind, RuleSpec, SweepOptions};
+use crm::pool::{Place, PoolLimits, PoolSpec, RuleKind, RuleSpec, SweepOptions};
+use crm::query::{ListQuery, PageRequest};
 use crm::schema::Table;
 use crm::store::{ChangeSet, Op};
 use crm::value::Value;
@@ -301,6 +302,55 @@ async fn run(n: u64, dir: std::path::PathBuf) -> BenchResult {
         again.recycled.len(),
         again.warned.len()
     );
+
+    // Claims under caps: each counts what the claimer and the department
+    // hold (about 5 000 and 100 000 customers) before it writes.
+    let capped = crm
+        .update_pool(
+            &admin,
+            pool.id,
+            pool.version,
+            PoolSpec {
+                name: "公海".into(),
+                member_departments: vec![sales.id],
+                limits: PoolLimits {
+                    warn_days: 3,
+                    reclaim_cooldown_days: 7,
+                    max_claims_per_day: Some(10_000),
+                    max_owned_per_user: Some(100_000),
+                    max_owned_per_department: Some(1_000_000),
+                    ..PoolLimits::default()
+                },
+                ..PoolSpec::default()
+            },
+        )
+        .await?;
+    let claimer = crm.actor(users[1].id).await?;
+    let public = crm
+        .pool_customers(
+            &claimer,
+            capped.id,
+            Place::Public,
+            &ListQuery {
+                page: PageRequest::Offset {
+                    page: 1,
+                    per_page: 200,
+                },
+                ..ListQuery::default()
+            },
+        )
+        .await?;
+    let t = Instant::now();
+    let mut claimed = 0;
+    for r in &public.items {
+        claimed += crm.claim(&claimer, &[r.id]).await?.done.len();
+    }
+    println!(
+        "claim under caps: {:.2} ms each ({claimed} of {} claimed; the rest the claimer gave up within the cooldown)",
+        ms(t) / public.items.len().max(1) as f64,
+        public.items.len()
+    );
+
     clock.advance(Duration::days(1));
     let t = Instant::now();
     let next_day = crm.sweep(&admin, &SweepOptions::default()).await?;

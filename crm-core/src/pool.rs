@@ -1007,21 +1007,33 @@ impl Crm {
 
     /// What a user and the user's department hold, read after their holder
     /// rows' versions (see [`Holding`]).
+    /// Only what some pool of `set` caps is counted (a company without
+    /// department caps never counts a department's customers).
     async fn holding(
         &self,
+        set: &PoolSet,
         company: Uuid,
         user: Uuid,
         department: Option<Uuid>,
     ) -> Result<Holding> {
+        let capped = |cap: fn(&PoolLimits) -> Option<u32>| {
+            set.pools.iter().any(|g| cap(&g.pool.limits).is_some())
+        };
         let user_version = self.holder_version(user).await?;
         let department = match department {
             Some(d) => Some((d, self.holder_version(d).await?)),
             None => None,
         };
-        let (private, deal) = self.holdings(company, "owner_id", user).await?;
+        let (private, deal) = if capped(|l| l.max_owned_per_user) {
+            self.holdings(company, "owner_id", user).await?
+        } else {
+            (0, 0)
+        };
         let (dept_private, dept_deal) = match department {
-            Some((d, _)) => self.holdings(company, "department_id", d).await?,
-            None => (0, 0),
+            Some((d, _)) if capped(|l| l.max_owned_per_department) => {
+                self.holdings(company, "department_id", d).await?
+            }
+            _ => (0, 0),
         };
         Ok(Holding {
             user: (user, user_version),
@@ -1718,7 +1730,12 @@ impl Crm {
             }
         }
         let mut holding = self
-            .holding(company, actor.user_id.0, actor.department_id.map(|d| d.0))
+            .holding(
+                &set,
+                company,
+                actor.user_id.0,
+                actor.department_id.map(|d| d.0),
+            )
             .await?;
         let mut today: HashMap<Uuid, u64> = HashMap::new();
         let mut report = BatchReport::default();
@@ -1743,7 +1760,12 @@ impl Crm {
                         tries += 1;
                         today.clear();
                         match self
-                            .holding(company, actor.user_id.0, actor.department_id.map(|d| d.0))
+                            .holding(
+                                &set,
+                                company,
+                                actor.user_id.0,
+                                actor.department_id.map(|d| d.0),
+                            )
                             .await
                         {
                             Ok(h) => holding = h,
@@ -2075,7 +2097,7 @@ impl Crm {
         let company = actor.company_id.0;
         let set = self.pool_set(company).await?;
         let department = target.department_id.map(|d| d.0);
-        let mut holding = self.holding(company, to.0, department).await?;
+        let mut holding = self.holding(&set, company, to.0, department).await?;
         let mut report = BatchReport::default();
         for id in ids {
             let mut tries = 1;
@@ -2115,7 +2137,7 @@ impl Crm {
                         // Another claim or assignment to this user or
                         // department committed after the counts were read.
                         tries += 1;
-                        match self.holding(company, to.0, department).await {
+                        match self.holding(&set, company, to.0, department).await {
                             Ok(h) => holding = h,
                             Err(e) => break Err(e),
                         }

@@ -20,8 +20,12 @@
 --
 -- Customers also get an index by department: data scopes of managers
 -- (`department_id IN (…)`) and the per-department pool caps counted a
--- department's customers by walking the whole company. A department's
--- entries sit together, so its inserts land on few pages.
+-- department's customers by walking the whole company. It and the owner's
+-- index carry the place and the two lifecycle columns, so that counting
+-- what a user or a department holds (every capped claim does) reads the
+-- index alone, not every customer's row: 40 ms → a few at 80 000
+-- customers. Those columns are short or NULL, and an owner's or a
+-- department's entries sit together, so inserts land on few pages.
 --
 -- SHIPPED once released: never edit; add a new numbered file instead.
 
@@ -34,4 +38,8 @@ DROP INDEX customers_uscc;
 CREATE INDEX customers_by_uscc ON customers (uscc);
 DROP INDEX customers_phone_key;
 CREATE INDEX customers_by_phone_key ON customers (phone_key);
-CREATE INDEX customers_department ON customers (company_id, department_id);
+DROP INDEX customers_owner;
+CREATE INDEX customers_owner_place
+    ON customers (company_id, owner_id, place, deleted_at, archived_at);
+CREATE INDEX customers_department_place
+    ON customers (company_id, department_id, place, deleted_at, archived_at);

@@ -816,13 +816,23 @@ mod tests {
             // What a user and a department hold in one place (pool caps).
             (
                 "SELECT COUNT(*) FROM customers t WHERE t.company_id = 'c' \
-                 AND t.owner_id = 'u' AND t.place = 'private' AND t.deleted_at IS NULL",
-                "customers_owner (company_id=? AND owner_id=?)",
+                 AND t.deleted_at IS NULL AND t.archived_at IS NULL \
+                 AND (t.owner_id = 'u' AND t.place = 'private')",
+                "COVERING INDEX customers_owner_place (company_id=? AND owner_id=? AND place=? \
+                 AND deleted_at=? AND archived_at=?)",
             ),
             (
                 "SELECT COUNT(*) FROM customers t WHERE t.company_id = 'c' \
-                 AND t.department_id = 'd' AND t.place = 'deal' AND t.deleted_at IS NULL",
-                "customers_department (company_id=? AND department_id=?)",
+                 AND t.deleted_at IS NULL AND t.archived_at IS NULL \
+                 AND (t.department_id = 'd' AND t.place = 'deal')",
+                "COVERING INDEX customers_department_place (company_id=? AND department_id=? \
+                 AND place=? AND deleted_at=? AND archived_at=?)",
+            ),
+            // A user's own customers (the "own" data scope).
+            (
+                "SELECT t.id FROM customers t WHERE t.company_id = 'c' AND t.owner_id = 'u' \
+                 AND t.deleted_at IS NULL ORDER BY t.id LIMIT 50",
+                "customers_owner_place (company_id=? AND owner_id=?)",
             ),
             // A pool's public area.
             (

@@ -188,12 +188,12 @@ mod tests {
         // index a user analyzed.
         conn.execute_batch(
             "UPDATE sqlite_stat1 SET stat = '1000000 1000000 10 10' WHERE idx = 'customers_place'; \
-             UPDATE sqlite_stat1 SET stat = '84000 84000 4200' WHERE idx = 'customers_owner';",
+             UPDATE sqlite_stat1 SET stat = '84000 84000 4200' WHERE idx = 'customers_next_follow_up';",
         )
         .expect("older statistics");
         assert_eq!(write(&mut conn).expect("write"), 1);
         assert_eq!(stat(&conn, "customers_place"), "1000000 1000000 250000 10");
-        assert_eq!(stat(&conn, "customers_owner"), "84000 84000 4200");
+        assert_eq!(stat(&conn, "customers_next_follow_up"), "84000 84000 4200");
         assert_eq!(write(&mut conn).expect("write"), 0);
     }
 
