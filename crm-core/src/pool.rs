@@ -978,7 +978,7 @@ impl Crm {
         sel.with_total = true;
         sel.paging = Paging::Offset {
             offset: 0,
-            limit: 1,
+            limit: 0,
         };
         Ok(self.store.select(&sel).await?.total.unwrap_or(0))
     }

@@ -165,7 +165,9 @@ pub struct Sort {
 pub enum Paging {
     /// Every matching row.
     All,
-    /// Skip `offset` rows, then at most `limit`.
+    /// Skip `offset` rows, then at most `limit`. With `limit` 0 and
+    /// [`Select::with_total`] the store only counts (no rows are read, so no
+    /// sort runs); `has_more` then says whether rows lie past `offset`.
     Offset {
         /// Rows to skip.
         offset: u64,
@@ -222,6 +224,11 @@ pub struct Select {
 }
 
 impl Select {
+    /// Whether this select only counts: a total of an empty offset page.
+    pub fn counts_only(&self) -> bool {
+        self.with_total && matches!(self.paging, Paging::Offset { limit: 0, .. })
+    }
+
     /// A select of every active row of `table` in `company`, unscoped.
     pub fn all(table: Table, company: Uuid, now: DateTime<Utc>) -> Self {
         Select {

@@ -514,7 +514,11 @@ impl PgStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
-            let rows = query.fetch_all(&mut *tx).await.map_err(backend)?;
+            let rows = if sel.counts_only() {
+                Vec::new()
+            } else {
+                query.fetch_all(&mut *tx).await.map_err(backend)?
+            };
             let total: i64 = sqlx::query_scalar_with(AssertSqlSafe(ctext), cargs)
                 .fetch_one(&mut *tx)
                 .await
@@ -534,6 +538,12 @@ impl PgStore {
             .map(|r| decode_row(sel.table, r))
             .collect::<Result<Vec<Row>, _>>()?;
         let has_more = match limit {
+            _ if sel.counts_only() => match (&sel.paging, total) {
+                (Paging::Offset { offset, .. }, Some(total)) => {
+                    u64::try_from(total).unwrap_or(0) > *offset
+                }
+                _ => false,
+            },
             Some(limit) => {
                 let limit = usize::try_from(limit).unwrap_or(usize::MAX);
                 let more = decoded.len() > limit;

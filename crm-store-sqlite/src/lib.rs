@@ -502,12 +502,16 @@ fn run_select(conn: &Connection, select: &Select) -> Result<Selected, StoreError
     let compiled = query::compile_select(select)?;
     // One read transaction, so the page and the total see the same data.
     let tx = conn.unchecked_transaction().map_err(error::backend)?;
-    let mut rows = collect(
-        &tx,
-        &compiled.page.text,
-        params_from_iter(&compiled.page.params),
-        |r| decode_row(select.table, r),
-    )?;
+    let mut rows = if select.counts_only() {
+        Vec::new()
+    } else {
+        collect(
+            &tx,
+            &compiled.page.text,
+            params_from_iter(&compiled.page.params),
+            |r| decode_row(select.table, r),
+        )?
+    };
     let total = match &compiled.count {
         Some(count) => {
             let n: i64 = tx
@@ -519,7 +523,12 @@ fn run_select(conn: &Connection, select: &Select) -> Result<Selected, StoreError
         None => None,
     };
     tx.finish().map_err(error::backend)?;
-    let mut has_more = false;
+    let mut has_more = match (&select.paging, total) {
+        (crm_core::store::Paging::Offset { offset, .. }, Some(total)) if select.counts_only() => {
+            total > *offset
+        }
+        _ => false,
+    };
     if let Some(limit) = compiled.limit {
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         if rows.len() > limit {

@@ -19,7 +19,8 @@
 //! - `Related` sees only live (not deleted) related rows; it nests.
 //! - Shares grant visibility while `deleted_at IS NULL` and
 //!   (`expires_at IS NULL OR expires_at > now`), for the same entity only.
-//! - `with_total` counts every matching row, ignoring paging.
+//! - `with_total` counts every matching row, ignoring paging; an offset
+//!   page of no rows with a total only counts.
 //! - A change set is all or nothing, audit and outbox included.
 //! - Purging a customer cascades to its contacts and follow-ups; purging a
 //!   contact sets `follow_ups.contact_id` to NULL.
@@ -1875,6 +1876,21 @@ pub async fn with_total_counts_all_matches_regardless_of_paging(store: Arc<dyn S
     )
     .await;
     assert_eq!((beyond.rows.len(), beyond.total), (0, Some(7)));
+    // A page of no rows is a count alone; it says whether rows lie past
+    // its offset.
+    for (offset, more) in [(0, true), (6, true), (7, false)] {
+        let count = Select {
+            paging: Paging::Offset { offset, limit: 0 },
+            ..base.clone()
+        };
+        assert!(count.counts_only());
+        let counted = select(&store, &count).await;
+        assert_eq!(
+            (counted.rows.len(), counted.total, counted.has_more),
+            (0, Some(7), more),
+            "offset {offset}"
+        );
+    }
     let third = &all.rows[2];
     let keyset = Select {
         paging: Paging::Keyset {
