@@ -11,7 +11,12 @@
 -- customer_keys 2.8 s → 1.7 s.
 --
 -- Queries still say `company_id = ?`: it is checked on the rows the index
--- finds. The key comes before its kind: a handful of kinds would make
+-- finds. The trade-offs: a key shared by many companies of one database
+-- (the same real company prospected by many tenants) makes each probe read
+-- every tenant's rows of it — SQLite is the embedded store, usually of one
+-- or a few companies; PostgreSQL keeps `company_id` first in these indexes
+-- (16-byte uuids there). And a list sorted by phone or credit code is now
+-- sorted, not read in index order (lists sort by name or time by default). The key comes before its kind: a handful of kinds would make
 -- `kind` look selective to the planner's hand-written statistics, which
 -- take any column but `company_id` to narrow to a few rows, and it would
 -- then walk this index for the duplicate report (`kind IN (…)`) instead of
