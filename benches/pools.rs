@@ -110,21 +110,17 @@ async fn run(n: u64, dir: std::path::PathBuf) -> BenchResult {
             .await?,
         );
     }
-    let pool = crm
-        .create_pool(
-            &admin,
-            PoolSpec {
-                name: "公海".into(),
-                member_departments: vec![sales.id],
-                limits: PoolLimits {
-                    warn_days: 3,
-                    reclaim_cooldown_days: 7,
-                    ..PoolLimits::default()
-                },
-                ..PoolSpec::default()
-            },
-        )
-        .await?;
+    let spec = |limits: PoolLimits| PoolSpec {
+        name: "公海".into(),
+        member_departments: vec![sales.id],
+        limits: PoolLimits {
+            warn_days: 3,
+            reclaim_cooldown_days: 7,
+            ..limits
+        },
+        ..PoolSpec::default()
+    };
+    let pool = crm.create_pool(&admin, spec(PoolLimits::default())).await?;
     let mut rule = RuleSpec::new(RuleKind::NoFollowUp, 30);
     rule.level_days.insert("A".into(), 45);
     crm.add_recycle_rule(&admin, pool.id, rule).await?;
@@ -310,19 +306,12 @@ async fn run(n: u64, dir: std::path::PathBuf) -> BenchResult {
             &admin,
             pool.id,
             pool.version,
-            PoolSpec {
-                name: "公海".into(),
-                member_departments: vec![sales.id],
-                limits: PoolLimits {
-                    warn_days: 3,
-                    reclaim_cooldown_days: 7,
-                    max_claims_per_day: Some(10_000),
-                    max_owned_per_user: Some(100_000),
-                    max_owned_per_department: Some(1_000_000),
-                    ..PoolLimits::default()
-                },
-                ..PoolSpec::default()
-            },
+            spec(PoolLimits {
+                max_claims_per_day: Some(10_000),
+                max_owned_per_user: Some(100_000),
+                max_owned_per_department: Some(1_000_000),
+                ..PoolLimits::default()
+            }),
         )
         .await?;
     let claimer = crm.actor(users[1].id).await?;
