@@ -16,21 +16,25 @@
 -- every tenant's rows of it — SQLite is the embedded store, usually of one
 -- or a few companies; PostgreSQL keeps `company_id` first in these indexes
 -- (16-byte uuids there). And a list sorted by phone or credit code is now
--- sorted, not read in index order (lists sort by name or time by default). The key comes before its kind: a handful of kinds would make
--- `kind` look selective to the planner's hand-written statistics, which
+-- sorted, not read in index order (lists sort by name or time by default).
+--
+-- The key comes before its kind: a handful of kinds would make `kind` look
+-- selective to the planner's hand-written statistics (src/stats.rs), which
 -- take any column but `company_id` to narrow to a few rows, and it would
 -- then walk this index for the duplicate report (`kind IN (…)`) instead of
--- the partial index of flagged keys. New names, so that the store writes fresh planner statistics for
--- them (src/stats.rs keeps existing rows, keyed by index name).
+-- the partial index of flagged keys. New names, so that the store writes
+-- fresh planner statistics for them (src/stats.rs keeps existing rows,
+-- keyed by index name).
 --
--- Customers also get an index by department: data scopes of managers
--- (`department_id IN (…)`) and the per-department pool caps counted a
--- department's customers by walking the whole company. It and the owner's
--- index carry the place and the two lifecycle columns, so that counting
--- what a user or a department holds (every capped claim does) reads the
--- index alone, not every customer's row: 40 ms → a few at 80 000
--- customers. Those columns are short or NULL, and an owner's or a
--- department's entries sit together, so inserts land on few pages.
+-- Customers also get an index by department: the per-department pool caps
+-- counted a department's customers by walking the whole company. It and
+-- the owner's index carry the place and the two lifecycle columns, so that
+-- counting what a user or a department holds (every capped claim does)
+-- reads the index alone, not every customer's row: 40 ms → under 1 ms for
+-- an owner and about 8 ms for a department at 100 000 customers. Those
+-- columns are short or NULL, and an owner's or a department's entries sit
+-- together, so inserts land on few pages. (The data scopes' lists do not
+-- use them: their condition ORs the owner with a share lookup.)
 --
 -- SHIPPED once released: never edit; add a new numbered file instead.
 

@@ -837,11 +837,13 @@ mod tests {
                 "COVERING INDEX customers_department_place (company_id=? AND department_id=? \
                  AND place=? AND deleted_at=? AND archived_at=?)",
             ),
-            // A user's own customers (the "own" data scope).
+            // A place's customers, newest id first or by id (closed deals
+            // are few: read through the place, not the company in id order).
             (
-                "SELECT t.id FROM customers t WHERE t.company_id = 'c' AND t.owner_id = 'u' \
-                 AND t.deleted_at IS NULL ORDER BY t.id LIMIT 50",
-                "customers_owner_place (company_id=? AND owner_id=?)",
+                "SELECT t.id FROM customers t WHERE t.company_id = 'c' \
+                 AND t.deleted_at IS NULL AND t.archived_at IS NULL AND t.place = 'deal' \
+                 ORDER BY t.id LIMIT 50",
+                "customers_place (company_id=? AND place=?)",
             ),
             // A pool's public area.
             (

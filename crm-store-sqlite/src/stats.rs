@@ -14,13 +14,10 @@
 //!
 //! So the store writes `sqlite_stat1` rows that say what holds at any size
 //! (SQLite documents this use of the table): a large table; `company_id`
-//! narrows nothing; a column of a handful of values ([`FEW_VALUES`], such as
-//! a customer's place) narrows little; any other column narrows to a few
-//! rows; a unique index ends at one row; a partial index holds a small part
-//! of its table. Rows are added at open for indexes that have none, so new
-//! migrations' indexes get theirs; rows already there (a user's own
-//! `ANALYZE`) are kept, except those this module wrote by an earlier rule,
-//! which are brought up to the current one.
+//! narrows nothing; any other column narrows to a few rows; a unique index
+//! ends at one row; a partial index holds a small part of its table. Rows
+//! are added at open for indexes that have none, so new migrations' indexes
+//! get theirs; rows already there (a user's own `ANALYZE`) are kept.
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -30,42 +27,14 @@ const ROWS: u64 = 1_000_000;
 const NARROW: u64 = 10;
 /// How much smaller than its table a partial index is taken to be.
 const PARTIAL_SHARE: u64 = 1000;
-/// Columns of a handful of values: an equality on one keeps a quarter of the
-/// rows. Without this, `place` looked as selective as `owner_id`, and
-/// counting what one user holds in one place walked every customer of the
-/// company in that place through `(company_id, place, pool_id)`.
-const FEW_VALUES: [&str; 6] = [
-    "place",
-    "status",
-    "kind",
-    "doc_type",
-    "entity",
-    "table_name",
-];
-
-/// The rules a row of `sqlite_stat1` may have been written by: the current
-/// one first, then earlier ones, whose rows are replaced.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Rule {
-    /// Low-cardinality columns narrow little.
-    FewValues,
-    /// Every column but `company_id` narrows to a few rows (until schema 7).
-    Narrow,
-}
 
 /// The `stat` text of an index over `columns`.
 fn shape(columns: &[String], unique: bool, partial: bool) -> String {
-    shape_by(Rule::FewValues, columns, unique, partial)
-}
-
-fn shape_by(rule: Rule, columns: &[String], unique: bool, partial: bool) -> String {
     let rows = if partial { ROWS / PARTIAL_SHARE } else { ROWS };
     let mut out = vec![rows];
     let mut now = rows;
     for c in columns {
-        if rule == Rule::FewValues && FEW_VALUES.contains(&c.as_str()) {
-            now = (now / 4).max(1);
-        } else if c != "company_id" {
+        if c != "company_id" {
             now = now.min(NARROW);
         }
         out.push(now);
@@ -105,6 +74,17 @@ fn write_in(conn: &Connection) -> rusqlite::Result<usize> {
         .collect::<rusqlite::Result<_>>()?;
     let mut added = 0;
     for (index, table) in indexes {
+        let known = conn
+            .query_row(
+                "SELECT 1 FROM sqlite_stat1 WHERE tbl = ?1 AND idx = ?2",
+                params![table, index],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if known {
+            continue;
+        }
         let (unique, partial): (bool, bool) = conn.query_row(
             "SELECT \"unique\", partial FROM pragma_index_list(?1) WHERE name = ?2",
             params![table, index],
@@ -115,33 +95,10 @@ fn write_in(conn: &Connection) -> rusqlite::Result<usize> {
             .query_map([&index], |r| r.get::<_, Option<String>>(0))?
             .map(|c| c.map(Option::unwrap_or_default))
             .collect::<rusqlite::Result<_>>()?;
-        let stat = shape(&columns, unique, partial);
-        let known: Option<String> = conn
-            .query_row(
-                "SELECT stat FROM sqlite_stat1 WHERE tbl = ?1 AND idx = ?2",
-                params![table, index],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match known {
-            None => {
-                conn.execute(
-                    "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?1, ?2, ?3)",
-                    params![table, index, stat],
-                )?;
-            }
-            // Written by this module under the earlier rule: brought up to
-            // date (measured statistics never equal it exactly).
-            Some(old)
-                if old != stat && old == shape_by(Rule::Narrow, &columns, unique, partial) =>
-            {
-                conn.execute(
-                    "UPDATE sqlite_stat1 SET stat = ?3 WHERE tbl = ?1 AND idx = ?2",
-                    params![table, index, stat],
-                )?;
-            }
-            Some(_) => continue,
-        }
+        conn.execute(
+            "INSERT INTO sqlite_stat1 (tbl, idx, stat) VALUES (?1, ?2, ?3)",
+            params![table, index, shape(&columns, unique, partial)],
+        )?;
         added += 1;
     }
     Ok(added)
@@ -169,44 +126,6 @@ mod tests {
         assert_eq!(
             shape(&cols(&["customer_id", "company_id"]), false, false),
             "1000000 10 10"
-        );
-    }
-
-    #[test]
-    fn rows_of_the_earlier_rule_are_brought_up_to_date_and_measured_ones_kept() {
-        let mut conn = Connection::open_in_memory().expect("open");
-        crate::migrate::run(&mut conn, ":memory:", crate::migrate::MIGRATIONS).expect("migrate");
-        assert!(write(&mut conn).expect("write") > 0);
-        let stat = |conn: &Connection, idx: &str| -> String {
-            conn.query_row("SELECT stat FROM sqlite_stat1 WHERE idx = ?1", [idx], |r| {
-                r.get(0)
-            })
-            .expect("stat")
-        };
-        assert_eq!(stat(&conn, "customers_place"), "1000000 1000000 250000 10");
-        // A database whose statistics this module wrote before, and one
-        // index a user analyzed.
-        conn.execute_batch(
-            "UPDATE sqlite_stat1 SET stat = '1000000 1000000 10 10' WHERE idx = 'customers_place'; \
-             UPDATE sqlite_stat1 SET stat = '84000 84000 4200' WHERE idx = 'customers_next_follow_up';",
-        )
-        .expect("older statistics");
-        assert_eq!(write(&mut conn).expect("write"), 1);
-        assert_eq!(stat(&conn, "customers_place"), "1000000 1000000 250000 10");
-        assert_eq!(stat(&conn, "customers_next_follow_up"), "84000 84000 4200");
-        assert_eq!(write(&mut conn).expect("write"), 0);
-    }
-
-    #[test]
-    fn columns_of_few_values_narrow_little() {
-        assert_eq!(
-            shape(&cols(&["company_id", "place", "pool_id"]), false, false),
-            "1000000 1000000 250000 10"
-        );
-        assert_eq!(shape(&cols(&["key", "kind"]), false, false), "1000000 10 2");
-        assert_eq!(
-            shape_by(Rule::Narrow, &cols(&["company_id", "place"]), false, false),
-            "1000000 1000000 10"
         );
     }
 }
