@@ -299,6 +299,25 @@ async fn run(n: u64, dir: std::path::PathBuf) -> BenchResult {
         again.warned.len()
     );
 
+    // A sales person's customer list (scope "own": owned or shared), the
+    // first page with its total.
+    let t = Instant::now();
+    let mut listed = 0;
+    for _ in 0..20 {
+        let page = crm
+            .list_records(
+                &seller,
+                Entity::Customer,
+                &ListQuery::default().with_total(),
+            )
+            .await?;
+        listed = page.total.unwrap_or(0);
+    }
+    println!(
+        "a sales person's list, first page and total: {:.1} ms ({listed} customers)",
+        ms(t) / 20.0
+    );
+
     // Claims under caps: each counts what the claimer and the department
     // hold (about 5 000 and 100 000 customers) before it writes.
     let capped = crm
