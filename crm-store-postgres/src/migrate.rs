@@ -39,6 +39,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 6,
         sql: include_str!("../migrations/0006_pool_holders.sql"),
     },
+    Migration {
+        version: 7,
+        sql: include_str!("../migrations/0007_scope_indexes.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.
