@@ -1,8 +1,9 @@
--- 0007: scoped lists read through indexes. A user's data scope is "owner in
--- …, or department in …, or shared with me"; the query compiler writes the
--- share term as `id = ANY(ARRAY(SELECT record_id FROM shares …))`
--- (src/select.rs), so that each term is an index condition and the three
--- combine in a BitmapOr instead of a scan of the company's rows. The owner
+-- 0007: scoped customer lists read through indexes. A user's data scope is
+-- "owner in …, or department in …, or shared with me"; for customers the
+-- query compiler writes the share term as
+-- `id = ANY(ARRAY(SELECT record_id FROM shares …))` (src/select.rs), so that
+-- each term is an index condition and the three combine in a BitmapOr
+-- instead of a scan of the company's rows. The owner
 -- term has `customers_owner_id_idx`; these add the department term's index
 -- (also what the pools' per-department caps count) and the lookup of the
 -- records shared with a user.

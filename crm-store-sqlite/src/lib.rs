@@ -845,6 +845,13 @@ mod tests {
                  ORDER BY t.id LIMIT 50",
                 "customers_place (company_id=? AND place=?)",
             ),
+            // One user's share of one record (share, unshare, access).
+            (
+                "SELECT t.id FROM shares t WHERE t.company_id = 'c' AND t.deleted_at IS NULL \
+                 AND t.entity = 'customers' AND t.record_id = 'r' AND t.user_id = 'u' \
+                 ORDER BY t.id",
+                "shares_user (user_id=? AND entity=? AND record_id=?)",
+            ),
             // A pool's public area.
             (
                 "SELECT t.id FROM customers t WHERE t.company_id = 'c' AND t.place = 'public' \

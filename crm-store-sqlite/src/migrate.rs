@@ -51,8 +51,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         number: 7,
-        name: "0007_keys_without_company_prefix.sql",
-        sql: include_str!("../migrations/0007_keys_without_company_prefix.sql"),
+        name: "0007_indexes_for_imports_caps_and_scopes.sql",
+        sql: include_str!("../migrations/0007_indexes_for_imports_caps_and_scopes.sql"),
     },
 ];
 

@@ -354,9 +354,10 @@ fn compile_where(s: &Select) -> Result<Query, StoreError> {
         }
         if let Some(user) = shared_with {
             // `id IN (…)` rather than a correlated EXISTS: every term of the
-            // OR can then be read through an index (owners and departments
-            // through theirs, shared records through the primary key), so a
-            // scoped list or count does not walk the whole company.
+            // OR can then be read through an index (for customers: owners and
+            // departments through theirs, shared records through
+            // `(company_id, id)`), so a scoped list or count does not walk
+            // the whole company.
             let mut p = Query::default();
             p.push("t.\"id\" IN (SELECT s.\"record_id\" FROM \"shares\" s WHERE s.\"user_id\" = ");
             p.bind(Sql::Text(crate::codec::id_text(user)));

@@ -1,4 +1,6 @@
--- 0007: cheaper random-key indexes for bulk writes. The duplicate-key
+-- 0007: index shapes for bulk imports, pool caps and data scopes.
+--
+-- Cheaper random-key indexes for bulk writes. The duplicate-key
 -- lookups (`customer_keys` by kind and key; customers by normalised name,
 -- credit code and phone) were indexed as `(company_id, …)`. A key's value
 -- already tells companies apart in practice — the same USCC or phone number
@@ -33,13 +35,15 @@
 -- reads the index alone, not every customer's row: 40 ms → under 1 ms for
 -- an owner and about 8 ms for a department at 100 000 customers. Those
 -- columns are short or NULL, and an owner's or a department's entries sit
--- together, so inserts land on few pages. The data scopes' lists and
--- counts use them too: their condition (owner in …, or department in …, or
--- shared with me) is read term by term through the owner's, the
--- department's and the primary key's index, the shared records found
+-- together, so inserts land on few pages. The data scopes' customer lists
+-- and counts use them too: their condition (owner in …, or department in
+-- …, or shared with me) is read term by term through the owner's, the
+-- department's and the (company_id, id) index, the shared records found
 -- through `shares_user` (src/query.rs writes the share term as
 -- `id IN (…)`): a sales person's list at 100 000 customers no longer walks
--- the company.
+-- the company. `shares_user` ends with the record so that it also answers
+-- "this user's share of this record" as well as `shares_record_user`, which
+-- the planner would otherwise no longer prefer.
 --
 -- SHIPPED once released: never edit; add a new numbered file instead.
 
@@ -57,4 +61,4 @@ CREATE INDEX customers_owner_place
     ON customers (company_id, owner_id, place, deleted_at, archived_at);
 CREATE INDEX customers_department_place
     ON customers (company_id, department_id, place, deleted_at, archived_at);
-CREATE INDEX shares_user ON shares (user_id, entity);
+CREATE INDEX shares_user ON shares (user_id, entity, record_id);
