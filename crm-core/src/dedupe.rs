@@ -6,7 +6,7 @@
 //! `uscc` (统一社会信用代码), `phone` (the canonical phone key), `email`
 //! (lowercased) and `custom.<key>` for each custom field configured as a
 //! duplicate key. A key row is flagged `duplicate` while another live
-//! customer shares it. The rows are kept by [`Crm::index_customer_keys`],
+//! customer shares it. The rows are kept by `Crm::index_customer_keys`,
 //! which every write path calls on its change set before applying it, so a
 //! check is one index probe per key and the report walks only flagged rows —
 //! never a scan of the customers.

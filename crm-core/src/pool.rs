@@ -2401,7 +2401,7 @@ impl Crm {
     }
 
     /// Records sales activity on a customer (the sales module calls this, or
-    /// adds [`Crm::sales_activity_ops`] to its own change sets): the actor
+    /// adds `Crm::sales_activity_ops` to its own change sets): the actor
     /// must be allowed to edit the customer.
     pub async fn record_sales_activity(
         &self,

@@ -2,7 +2,7 @@
 //! bad value with Chinese messages, duplicate policies (also against records
 //! the actor cannot see), dry runs, undo, resume of batched imports, import
 //! into an owner or department, contacts, users and products, and exports limited by
-//! scope and field rules — run through [`Crm`] against each backend.
+//! scope and field rules — run through [`Crm`](crate::crm::Crm) against each backend.
 //!
 //! The rows are built in memory as `crm-io` hands them over after reading a
 //! workbook; the workbook side (limits, hostile files, formula injection) is
