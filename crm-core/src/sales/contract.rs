@@ -703,31 +703,7 @@ impl Crm {
         status: ContractStatus,
         cs: &mut ChangeSet,
     ) {
-        let before = row.get("status").as_text().unwrap_or_default().to_string();
-        if before == status.name() {
-            return;
-        }
-        cs.ops.push(Op::Update {
-            table: Table::Contracts,
-            id: row.id(),
-            expected_version: row.version(),
-            values: vec![
-                ("status", Value::Text(status.name().into())),
-                ("updated_at", Value::Timestamp(self.now())),
-            ],
-        });
-        cs.audit.push(self.audit(
-            Some(actor),
-            actor.company_id.0,
-            Table::Contracts,
-            row.id(),
-            "status",
-            vec![FieldChange {
-                field: "status".into(),
-                before: json!(before),
-                after: json!(status.name()),
-            }],
-        ));
+        self.set_document_status(actor, Table::Contracts, row, status.name(), cs);
     }
 
     /// Applies an approval's outcome to its contract (same change set).

@@ -35,10 +35,49 @@ use crate::auth::Actor;
 use crate::crm::Crm;
 use crate::error::{Error, Result, ValidationErrors};
 use crate::money::Money;
-use crate::store::ChangeSet;
+use crate::schema::Table;
+use crate::store::{ChangeSet, FieldChange, Op, Row};
 use crate::value::Value;
+use serde_json::json;
 
 impl Crm {
+    /// Sets the `status` of a sales document (quote, contract) in `cs`,
+    /// with its audit entry, unless it already has that status.
+    pub(crate) fn set_document_status(
+        &self,
+        actor: &Actor,
+        table: Table,
+        row: &Row,
+        status: &str,
+        cs: &mut ChangeSet,
+    ) {
+        let before = row.get("status").as_text().unwrap_or_default().to_string();
+        if before == status {
+            return;
+        }
+        cs.ops.push(Op::Update {
+            table,
+            id: row.id(),
+            expected_version: row.version(),
+            values: vec![
+                ("status", Value::Text(status.into())),
+                ("updated_at", Value::Timestamp(self.now())),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            table,
+            row.id(),
+            "status",
+            vec![FieldChange {
+                field: "status".into(),
+                before: json!(before),
+                after: json!(status),
+            }],
+        ));
+    }
+
     /// Prices entered lines: catalogue products supply name, unit, price
     /// and tax rate where the line leaves them out; discontinued or deleted
     /// products are refused. Every line's problem is reported at once.

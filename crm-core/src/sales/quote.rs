@@ -521,31 +521,7 @@ impl Crm {
     }
 
     fn set_quote_status(&self, actor: &Actor, row: &Row, status: QuoteStatus, cs: &mut ChangeSet) {
-        let before = row.get("status").as_text().unwrap_or_default().to_string();
-        if before == status.name() {
-            return;
-        }
-        cs.ops.push(Op::Update {
-            table: Table::Quotes,
-            id: row.id(),
-            expected_version: row.version(),
-            values: vec![
-                ("status", Value::Text(status.name().into())),
-                ("updated_at", Value::Timestamp(self.now())),
-            ],
-        });
-        cs.audit.push(self.audit(
-            Some(actor),
-            actor.company_id.0,
-            Table::Quotes,
-            row.id(),
-            "status",
-            vec![FieldChange {
-                field: "status".into(),
-                before: json!(before),
-                after: json!(status.name()),
-            }],
-        ));
+        self.set_document_status(actor, Table::Quotes, row, status.name(), cs);
     }
 
     /// Applies an approval's outcome to its quote (same change set).
