@@ -829,6 +829,76 @@ mod tests {
         assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     }
 
+    /// A sales person's scoped count of customers (owned, or shared with
+    /// them) reads through indexes — the owner's and the ids shared — in a
+    /// BitmapOr, not a scan of the company.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn scoped_customer_counts_read_through_indexes() {
+        use crate::tests::fresh_store;
+        use crm_core::store::Scope;
+        use sqlx::AssertSqlSafe;
+
+        let store = fresh_store("scope").await;
+        let company = Uuid::now_v7();
+        let me = Uuid::from_u128(3);
+        // 20 000 customers of 20 owners, a few of them shared with me.
+        sqlx::raw_sql(AssertSqlSafe(format!(
+            "INSERT INTO {q}.customers \
+                 (id, company_id, version, created_at, updated_at, custom, name, kind, \
+                  name_key, pinyin_keys, attachments, owner_id) \
+             SELECT gen_random_uuid(), '{company}', 1, now(), now(), '{{}}', 'n' || i, \
+                    'enterprise', 'n' || i, '', '[]', \
+                    ('00000000-0000-0000-0000-0000000000' || lpad((i % 20)::text, 2, '0'))::uuid \
+             FROM generate_series(1, 20000) AS i; \
+             INSERT INTO {q}.shares \
+                 (id, company_id, version, created_at, updated_at, entity, record_id, \
+                  user_id, access, granted_by) \
+             SELECT gen_random_uuid(), '{company}', 1, now(), now(), 'customers', id, '{me}', \
+                    'read', '{me}' \
+             FROM {q}.customers WHERE owner_id <> '{me}' LIMIT 30; \
+             ANALYZE {q}.customers; ANALYZE {q}.shares",
+            q = store.quoted
+        )))
+        .execute(store.pool())
+        .await
+        .expect("customers");
+        let mut sel = select(Filter::True);
+        sel.company = company;
+        sel.scope = Scope::Restricted {
+            owners: vec![me],
+            departments: Vec::new(),
+            shared_with: Some(me),
+        };
+        let mut sql = Sql::new();
+        count_query(&mut sql, &store.quoted, &sel).expect("compiles");
+        let (text, args) = sql
+            .finish()
+            .map_err(crate::Failure::into_store)
+            .expect("finish");
+        let plan: Vec<String> =
+            sqlx::query_scalar_with(AssertSqlSafe(format!("EXPLAIN {text}")), args)
+                .fetch_all(store.pool())
+                .await
+                .expect("explain");
+        let plan = plan.join("\n");
+        let counted: i64 = {
+            let mut sql = Sql::new();
+            count_query(&mut sql, &store.quoted, &sel).expect("compiles");
+            let (text, args) = sql
+                .finish()
+                .map_err(crate::Failure::into_store)
+                .expect("finish");
+            sqlx::query_scalar_with(AssertSqlSafe(text), args)
+                .fetch_one(store.pool())
+                .await
+                .expect("count")
+        };
+        store.drop_schema().await.expect("drop schema");
+        assert!(plan.contains("BitmapOr"), "{text}\n{plan}");
+        assert!(!plan.contains("Seq Scan on customers"), "{text}\n{plan}");
+        assert_eq!(counted, 1000 + 30);
+    }
+
     #[test]
     fn like_escapes_wildcards_and_backslash() {
         assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
