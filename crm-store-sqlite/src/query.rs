@@ -354,10 +354,9 @@ fn compile_where(s: &Select) -> Result<Query, StoreError> {
         }
         if let Some(user) = shared_with {
             // `id IN (…)` rather than a correlated EXISTS: every term of the
-            // OR can then be read through an index (for customers: owners and
-            // departments through theirs, shared records through
-            // `(company_id, id)`), so a scoped list or count does not walk
-            // the whole company.
+            // OR can then be read through an index (owners and departments
+            // through theirs, 0007; shared records by id), so a scoped list
+            // or count does not walk the whole company.
             let mut p = Query::default();
             p.push("t.\"id\" IN (SELECT s.\"record_id\" FROM \"shares\" s WHERE s.\"user_id\" = ");
             p.bind(Sql::Text(crate::codec::id_text(user)));
@@ -649,8 +648,15 @@ mod tests {
         let store = crate::SqliteStore::open_in_memory().expect("open");
         let conn = store.writer.lock();
         let me = Uuid::from_u128(7);
-        for departments in [Vec::new(), vec![Uuid::from_u128(8), Uuid::from_u128(9)]] {
+        let owned = Table::ALL.into_iter().filter(|t| t.is_owned());
+        for (table, departments) in owned.flat_map(|t| {
+            [
+                (t, Vec::new()),
+                (t, vec![Uuid::from_u128(8), Uuid::from_u128(9)]),
+            ]
+        }) {
             let mut s = select(Filter::True);
+            s.table = table;
             s.scope = Scope::Restricted {
                 owners: vec![me],
                 departments,
@@ -666,7 +672,7 @@ mod tests {
                 let p = plan(&conn, q);
                 assert!(p.contains("MULTI-INDEX OR"), "{}\n{p}", q.text);
                 assert!(!p.contains("SCAN t"), "{}\n{p}", q.text);
-                assert!(p.contains("shares_user"), "{}\n{p}", q.text);
+                assert!(p.contains("shares_user"), "{table}: {}\n{p}", q.text);
             }
         }
     }
