@@ -863,30 +863,25 @@ mod tests {
             departments: Vec::new(),
             shared_with: Some(me),
         };
-        let mut sql = Sql::new();
-        count_query(&mut sql, &store.quoted, &sel).expect("compiles");
-        let (text, args) = sql
-            .finish()
-            .map_err(crate::Failure::into_store)
-            .expect("finish");
+        let compiled = || {
+            let mut sql = Sql::new();
+            count_query(&mut sql, &store.quoted, &sel).expect("compiles");
+            sql.finish()
+                .map_err(crate::Failure::into_store)
+                .expect("finish")
+        };
+        let (text, args) = compiled();
         let plan: Vec<String> =
             sqlx::query_scalar_with(AssertSqlSafe(format!("EXPLAIN {text}")), args)
                 .fetch_all(store.pool())
                 .await
                 .expect("explain");
         let plan = plan.join("\n");
-        let counted: i64 = {
-            let mut sql = Sql::new();
-            count_query(&mut sql, &store.quoted, &sel).expect("compiles");
-            let (text, args) = sql
-                .finish()
-                .map_err(crate::Failure::into_store)
-                .expect("finish");
-            sqlx::query_scalar_with(AssertSqlSafe(text), args)
-                .fetch_one(store.pool())
-                .await
-                .expect("count")
-        };
+        let (count, args) = compiled();
+        let counted: i64 = sqlx::query_scalar_with(AssertSqlSafe(count), args)
+            .fetch_one(store.pool())
+            .await
+            .expect("count");
         store.drop_schema().await.expect("drop schema");
         assert!(plan.contains("BitmapOr"), "{text}\n{plan}");
         assert!(!plan.contains("Seq Scan on customers"), "{text}\n{plan}");
