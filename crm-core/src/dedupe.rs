@@ -858,9 +858,10 @@ impl Crm {
         merged: &BTreeMap<&'static str, Value>,
         custom: &BTreeMap<String, Json>,
         exclude: Option<Uuid>,
-    ) -> Result<()> {
+    ) -> Result<Vec<crate::store::Guard>> {
         let company = actor.company_id.0;
         let modes = self.dedupe_modes(company).await?;
+        let mut guards = Vec::new();
         let mut values: BTreeMap<String, Value> = BTreeMap::new();
         for f in ["phone_key", "email"] {
             if let Some(v) = merged.get(f) {
@@ -921,8 +922,13 @@ impl Crm {
                     .duplicate_refusal(actor, Entity::Customer, &what, &existing)
                     .await?);
             }
+            guards.push(crate::store::Guard {
+                key: format!("{company}:customer_keys:{kind}:{key}"),
+                message: format!("{kind} {key} was just taken by another customer"),
+                select: sel,
+            });
         }
-        Ok(())
+        Ok(guards)
     }
 
     async fn matches_for_keys(

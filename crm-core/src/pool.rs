@@ -2179,9 +2179,10 @@ impl Crm {
         let mut cs = ChangeSet::default();
         let mut ids = Vec::new();
         for fields in inputs {
-            let (mut ops, id, mut payload) = self
+            let (mut ops, id, mut payload, guards) = self
                 .build_insert(actor, Entity::Customer, &fields, &customs, None)
                 .await?;
+            cs.guards.extend(guards);
             for op in &mut ops {
                 if let Op::Insert {
                     table: Table::Customers,

@@ -12,7 +12,8 @@ use crate::ids::{DepartmentId, RecordId, UserId};
 use crate::query::{Cond, ListQuery, MAX_PAGE_SIZE, Page, PageRequest};
 use crate::schema::{ColType, Table};
 use crate::store::{
-    ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Paging, Row, Scope, Select, Sort,
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Paging, Row, Scope, Select,
+    Sort,
 };
 use crate::value::Value;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -772,7 +773,10 @@ impl Crm {
     }
 
     /// Refuses a record that duplicates a live one of the company, visible to
-    /// the actor or not.
+    /// the actor or not. Returns the guards that repeat each check inside
+    /// the write transaction (see [`Guard`]), for the change set that writes
+    /// the record: a concurrent writer of the same value cannot slip in
+    /// between this check and the write.
     pub(crate) async fn check_duplicates(
         &self,
         actor: &Actor,
@@ -781,7 +785,8 @@ impl Crm {
         custom: &BTreeMap<String, Json>,
         customs: &[CustomFieldDef],
         exclude: Option<Uuid>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Guard>> {
+        let mut guards = Vec::new();
         let mut checks: Vec<(String, Filter)> = Vec::new();
         let get = |k: &str| merged.get(k).filter(|v| !v.is_null()).cloned();
         let modes = match entity {
@@ -864,13 +869,20 @@ impl Crm {
                     .duplicate_refusal(actor, entity, &what, &existing)
                     .await?);
             }
+            guards.push(Guard {
+                key: format!("{}:{}:{what}", actor.company_id.0, entity.table()),
+                message: format!("{what} was just taken by another record"),
+                select: sel,
+            });
         }
         if entity == Entity::Customer {
             // Phone, e-mail and configured custom fields, through the keys.
-            self.check_customer_keys(actor, merged, custom, exclude)
-                .await?;
+            guards.extend(
+                self.check_customer_keys(actor, merged, custom, exclude)
+                    .await?,
+            );
         }
-        Ok(())
+        Ok(guards)
     }
 
     /// Creates a record.
@@ -919,11 +931,12 @@ impl Crm {
         let mut cs = ChangeSet::default();
         let mut ids = Vec::new();
         for fields in inputs {
-            let (ops, id, payload) = self
+            let (ops, id, payload, guards) = self
                 .build_insert(actor, entity, &fields, &customs, None)
                 .await?;
             let company = actor.company_id.0;
             cs.ops.extend(ops);
+            cs.guards.extend(guards);
             cs.audit.push(
                 self.audit(
                     Some(actor),
@@ -952,10 +965,11 @@ impl Crm {
             if let Some(contacts) = &contacts {
                 let contact_customs = self.custom_fields(actor, Entity::Contact).await?;
                 for c in contacts {
-                    let (ops, cid, payload) = self
+                    let (ops, cid, payload, guards) = self
                         .build_insert(actor, Entity::Contact, c, &contact_customs, Some(&cs.ops))
                         .await?;
                     cs.ops.extend(ops);
+                    cs.guards.extend(guards);
                     cs.audit.push(self.audit(
                         Some(actor),
                         company,
@@ -990,7 +1004,7 @@ impl Crm {
         fields: &Fields,
         customs: &[CustomFieldDef],
         pending: Option<&[Op]>,
-    ) -> Result<(Vec<Op>, Uuid, BTreeMap<String, Json>)> {
+    ) -> Result<Built> {
         let mut fields = fields.clone();
         let parent_row = pending.and_then(|ops| {
             ops.iter().rev().find_map(|op| match op {
@@ -1064,11 +1078,11 @@ impl Crm {
                 side_ops.push(self.follow_up_customer_update(&crow, &set)?);
             }
         }
-        let (mut ops, id, payload) = self
+        let (mut ops, id, payload, guards) = self
             .finish_insert(actor, entity, set, custom, customs, owner, false)
             .await?;
         ops.extend(side_ops);
-        Ok((ops, id, payload))
+        Ok((ops, id, payload, guards))
     }
 
     /// The customer update a follow-up implies: last follow-up time and the
@@ -1112,12 +1126,14 @@ impl Crm {
         customs: &[CustomFieldDef],
         owner: Option<Uuid>,
         skip_duplicates: bool,
-    ) -> Result<(Vec<Op>, Uuid, BTreeMap<String, Json>)> {
+    ) -> Result<Built> {
         self.derive(entity, &mut set)?;
-        if !skip_duplicates {
+        let guards = if skip_duplicates {
+            Vec::new()
+        } else {
             self.check_duplicates(actor, entity, &set, &custom, customs, None)
-                .await?;
-        }
+                .await?
+        };
         let owner = owner.unwrap_or(actor.user_id.0);
         let owner_dept = if owner == actor.user_id.0 {
             actor.department_id.map(|d| d.0)
@@ -1132,7 +1148,7 @@ impl Crm {
             None => None,
         };
         let (op, id, payload) = self.insert_op(actor, entity, set, custom, owner, owner_dept, code);
-        Ok((vec![op], id, payload))
+        Ok((vec![op], id, payload, guards))
     }
 
     /// The insert of a validated, derived record with its owner, department
@@ -1358,6 +1374,7 @@ impl Crm {
             .keys()
             .any(|k| matches!(*k, "name" | "uscc" | "mobile" | "phone" | "email"))
             || !dup_relevant.is_empty();
+        let mut guards = Vec::new();
         if changed_dup_keys {
             let only_changed: BTreeMap<String, Json> = merged_custom
                 .iter()
@@ -1380,15 +1397,16 @@ impl Crm {
             if !set.contains_key("email") {
                 check.remove("email");
             }
-            self.check_duplicates(
-                actor,
-                entity,
-                &check,
-                &only_changed,
-                &customs,
-                Some(row.id()),
-            )
-            .await?;
+            guards = self
+                .check_duplicates(
+                    actor,
+                    entity,
+                    &check,
+                    &only_changed,
+                    &customs,
+                    Some(row.id()),
+                )
+                .await?;
         }
         let mut values: Vec<(&'static str, Value)> = Vec::new();
         let mut changes = Vec::new();
@@ -1431,7 +1449,10 @@ impl Crm {
             values.push(("custom", Value::Json(Json::Object(stored_custom))));
         }
         values.push(("updated_at", Value::Timestamp(self.now())));
-        let mut cs = ChangeSet::default();
+        let mut cs = ChangeSet {
+            guards,
+            ..ChangeSet::default()
+        };
         cs.ops.push(Op::Update {
             table: entity.table(),
             id: id.0,
@@ -1980,6 +2001,10 @@ impl From<crate::validate::Invalid> for String {
         e.to_string()
     }
 }
+
+/// A record built for insertion: its ops, id, event payload and the guards
+/// of its duplicate checks.
+pub(crate) type Built = (Vec<Op>, Uuid, BTreeMap<String, Json>, Vec<Guard>);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

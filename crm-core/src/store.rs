@@ -347,9 +347,27 @@ pub struct OutboxEvent {
     pub event: NewEvent,
 }
 
+/// A condition a store checks inside the write transaction, before any op:
+/// `select` must find no row, else the whole change set is refused with
+/// [`StoreError::Unique`] carrying `message`. Writers guarding the same `key`
+/// are serialised (SQLite has one writer; PostgreSQL takes a
+/// transaction-scoped advisory lock on the key), so two change sets that
+/// each checked, before writing, that a value is free cannot both take it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Guard {
+    /// What is guarded, e.g. `customers:uscc:<company>:<value>`.
+    pub key: String,
+    /// The rows that must not exist.
+    pub select: Select,
+    /// What a refusal says (which field matched, and the value).
+    pub message: String,
+}
+
 /// Everything one operation writes; applied in one transaction.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ChangeSet {
+    /// Checked first, inside the transaction: see [`Guard`].
+    pub guards: Vec<Guard>,
     /// Row writes, applied in order.
     pub ops: Vec<Op>,
     /// Audit entries.

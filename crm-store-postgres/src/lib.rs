@@ -21,6 +21,10 @@ use uuid::Uuid;
 /// The name this backend reports in [`Store::backend`] and in errors.
 const BACKEND: &str = "postgres";
 
+/// The advisory lock class of guarded values (`Guard::key`, prefixed with
+/// the schema); the second key is its hash.
+const GUARD_LOCK_CLASS: i32 = 0x4352_4d47; // "CRMG"
+
 /// The advisory lock class that serialises outbox writers; the second key is
 /// the schema's hash, so different schemas do not wait for each other.
 const OUTBOX_LOCK_CLASS: i32 = 0x4352_4d4f; // "CRMO"
@@ -204,6 +208,45 @@ impl PgStore {
     /// One attempt at applying a change set.
     async fn try_apply(&self, changes: &ChangeSet) -> Result<(), Failure> {
         let mut tx = self.pool.begin().await.map_err(|e| classify(e, None))?;
+        if !changes.guards.is_empty() {
+            // One guarded key at a time, in a fixed order (no deadlock): a
+            // writer guarding the same key waits here until the other
+            // commits, and then (READ COMMITTED: each statement sees what
+            // was committed before it) finds the value taken.
+            let mut keys: Vec<&str> = changes.guards.iter().map(|g| g.key.as_str()).collect();
+            keys.sort_unstable();
+            keys.dedup();
+            for key in keys {
+                sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                    .bind(GUARD_LOCK_CLASS)
+                    .bind(format!("{}:{key}", self.schema))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| classify(e, None))?;
+            }
+            for guard in &changes.guards {
+                let mut sel = guard.select.clone();
+                sel.with_total = false;
+                sel.paging = Paging::Offset {
+                    offset: 0,
+                    limit: 1,
+                };
+                let mut page = Sql::new();
+                select::page_query(&mut page, &self.quoted, &sel).map_err(Failure::Store)?;
+                let (text, args) = page.finish()?;
+                let taken = sqlx::query_with(AssertSqlSafe(text), args)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| classify(e, Some(sel.table)))?
+                    .is_some();
+                if taken {
+                    return Err(Failure::Store(StoreError::Unique {
+                        table: sel.table,
+                        detail: guard.message.clone(),
+                    }));
+                }
+            }
+        }
         let mut i = 0;
         while i < changes.ops.len() {
             // Consecutive inserts into the same table with the same columns

@@ -231,6 +231,27 @@ fn apply_all(
     changes: &ChangeSet,
     json: JsonTexts,
 ) -> Result<(), StoreError> {
+    // The single writer holds the database: no other change set can take a
+    // guarded value between this check and the commit.
+    for guard in &changes.guards {
+        let mut sel = guard.select.clone();
+        sel.with_total = false;
+        sel.paging = crm_core::store::Paging::Offset {
+            offset: 0,
+            limit: 1,
+        };
+        let compiled = query::compile_select(&sel)?;
+        let taken = tx
+            .prepare_cached(&compiled.page.text)
+            .and_then(|mut st| st.exists(params_from_iter(&compiled.page.params)))
+            .map_err(error::backend)?;
+        if taken {
+            return Err(StoreError::Unique {
+                table: sel.table,
+                detail: guard.message.clone(),
+            });
+        }
+    }
     for op in &changes.ops {
         apply_op(tx, op)?;
     }

@@ -148,6 +148,7 @@ async fn increment(store: &dyn Store) -> u32 {
             .expect("counter");
         let value = row.get("position").as_int().expect("int");
         let changes = ChangeSet {
+            guards: Vec::new(),
             ops: vec![Op::Update {
                 table: Table::Departments,
                 id: counter_id(),

@@ -20,6 +20,11 @@ macro_rules! pool_scenarios {
             $make
         );
         $each!(
+            $crate::testing::pool_suite::concurrent_writes_of_one_customer_do_not_both_pass,
+            pool_concurrent_writes_of_one_customer_do_not_both_pass,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::recycling_sweep_dry_run_warnings_and_idempotence,
             pool_recycling_sweep_dry_run_warnings_and_idempotence,
             $make
@@ -153,8 +158,8 @@ type Hook = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// A store that, once armed, runs a piece of work — another session's
 /// operation on the same data, through an engine on the inner store — at a
 /// chosen point of this session's operation: just before the next change
-/// set that updates a customer is written, or just after the next count of
-/// customers is read. Two concurrent operations interleaved the worst way,
+/// set that inserts or updates a customer is written, or just after the
+/// next count of customers is read. Two concurrent operations interleaved the worst way,
 /// deterministically. It also counts the writes refused for a changed or
 /// already created `pool_holders` row.
 struct Interleave {
@@ -198,6 +203,9 @@ impl Interleave {
             matches!(
                 op,
                 Op::Update {
+                    table: Table::Customers,
+                    ..
+                } | Op::Insert {
                     table: Table::Customers,
                     ..
                 }
@@ -462,6 +470,100 @@ pub async fn pool_caps_hold_against_concurrent_claims(store: Arc<dyn Store>) {
     let r = w.crm.claim(&w.zhaoliu, &[open[0]]).await.expect("claim");
     assert_eq!(r.done, vec![open[0]], "{:?}", r.refused);
     assert_eq!(hooked.holder_conflicts(), conflicts);
+}
+
+/// Two sessions writing the same customer at once: each checks that the
+/// credit code is free, then writes; here the other session's create
+/// commits between the two. The late create (or an update to the same code)
+/// is refused as a duplicate, because the check is repeated inside the
+/// write transaction — not both written, silently.
+pub async fn concurrent_writes_of_one_customer_do_not_both_pass(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let create_elsewhere = |name: &'static str, uscc: &'static str| {
+        let other = other.clone();
+        let who = w.wangwu.clone();
+        async move {
+            other
+                .create_record(
+                    &who,
+                    Entity::Customer,
+                    fields(json!({"name": name, "uscc": uscc})),
+                )
+                .await
+                .expect("the other create");
+        }
+    };
+    let with_code = |uscc: &str| {
+        let mut sel = Select::all(
+            Table::Customers,
+            w.admin.company_id.0,
+            crate::clock::Clock::now(&*w.clock),
+        );
+        sel.filter = crate::store::Filter::Cmp(
+            crate::store::Col::Column("uscc"),
+            crate::store::CmpOp::Eq,
+            crate::value::Value::from(uscc),
+        );
+        sel
+    };
+
+    // Two creates of one credit code.
+    hooked.before_customer_write(create_elsewhere("深圳甲科技有限公司", "91440300708461136T"));
+    let late = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Customer,
+            fields(json!({"name": "深圳乙贸易有限公司", "uscc": "91440300708461136T"})),
+        )
+        .await;
+    assert!(matches!(late, Err(Error::Duplicate { .. })), "{late:?}");
+    let found = w.crm.store().select(&with_code("91440300708461136T")).await;
+    assert_eq!(found.expect("select").rows.len(), 1, "both creates passed");
+
+    // An update to a code that another session's create takes meanwhile.
+    let mine = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Customer,
+            fields(json!({"name": "深圳丙电子有限公司"})),
+        )
+        .await
+        .expect("create");
+    hooked.before_customer_write(create_elsewhere("深圳丁物流有限公司", "914403001922038216"));
+    let late = w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            mine.id,
+            mine.version,
+            fields(json!({"uscc": "914403001922038216"})),
+        )
+        .await;
+    assert!(matches!(late, Err(Error::Duplicate { .. })), "{late:?}");
+    let found = w.crm.store().select(&with_code("914403001922038216")).await;
+    assert_eq!(
+        found.expect("select").rows.len(),
+        1,
+        "the update passed too"
+    );
+
+    // Without a race, nothing changes: a free code is written.
+    let r = w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            mine.id,
+            mine.version,
+            fields(json!({"uscc": "91350100M000100Y43"})),
+        )
+        .await;
+    assert!(r.is_ok(), "{r:?}");
 }
 
 /// Claim (per claim, per day, caps with closed deals not counted, cooldown),

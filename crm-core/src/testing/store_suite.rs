@@ -59,6 +59,7 @@ macro_rules! store_scenarios {
         $each!($crate::testing::store_suite::ops_apply_in_order_within_a_change_set, store_ops_apply_in_order_within_a_change_set, $make);
         $each!($crate::testing::store_suite::delete_purges_and_cascades_to_children, store_delete_purges_and_cascades_to_children, $make);
         $each!($crate::testing::store_suite::unique_violations_are_reported_and_roll_back, store_unique_violations_are_reported_and_roll_back, $make);
+        $each!($crate::testing::store_suite::guards_refuse_a_change_set_whose_select_finds_rows, store_guards_refuse_a_change_set_whose_select_finds_rows, $make);
         $each!($crate::testing::store_suite::unique_codes_ignore_deleted_rows_and_nulls, store_unique_codes_ignore_deleted_rows_and_nulls, $make);
         $each!($crate::testing::store_suite::sequences_start_at_one_per_company_and_key, store_sequences_start_at_one_per_company_and_key, $make);
         $each!($crate::testing::store_suite::history_is_oldest_first_with_changes_preserved, store_history_is_oldest_first_with_changes_preserved, $make);
@@ -69,8 +70,8 @@ macro_rules! store_scenarios {
 
 use crate::schema::{ColType, ColumnDef, Table};
 use crate::store::{
-    AuditEntry, ChangeSet, CmpOp, Col, CustomType, FieldChange, Filter, Lifecycle, NewEvent, Op,
-    Paging, Row, Scope, Select, Sort, Store, StoreError,
+    AuditEntry, ChangeSet, CmpOp, Col, CustomType, FieldChange, Filter, Guard, Lifecycle, NewEvent,
+    Op, Paging, Row, Scope, Select, Sort, Store, StoreError,
 };
 use crate::value::Value;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -1992,6 +1993,7 @@ pub async fn stale_update_conflicts_and_nothing_of_the_change_set_is_applied(
     apply_ok(
         &store,
         ChangeSet {
+            guards: Vec::new(),
             ops: vec![Op::Update {
                 table: Table::Customers,
                 id: uid(1),
@@ -2015,6 +2017,7 @@ pub async fn stale_update_conflicts_and_nothing_of_the_change_set_is_applied(
     )
     .await;
     let stale = ChangeSet {
+        guards: Vec::new(),
         ops: vec![
             insert(Table::Customers, uid(2), co_a(), vec![("name", text("乙"))]),
             Op::Update {
@@ -2322,6 +2325,72 @@ fn expect_unique(err: StoreError, expected: Table) {
 }
 
 /// Duplicate ids and duplicate live business keys are `Unique` errors of
+/// A guard's select is checked inside the write transaction: when it finds
+/// a row the whole change set is refused as a uniqueness violation carrying
+/// the guard's message, and nothing of it is written; when it finds none
+/// the change set is applied.
+pub async fn guards_refuse_a_change_set_whose_select_finds_rows(store: Arc<dyn Store>) {
+    add_customer(&store, 1, "甲", vec![("uscc", text("91440300708461136T"))]).await;
+    let guard = |uscc: &str| Guard {
+        key: format!("uscc:{uscc}"),
+        select: Select {
+            filter: eq("uscc", uscc),
+            ..sorted(Table::Customers, Vec::new())
+        },
+        message: format!("credit code {uscc} is taken"),
+    };
+    let taken = ChangeSet {
+        guards: vec![guard("91440300708461136T")],
+        ops: vec![insert(
+            Table::Customers,
+            uid(2),
+            co_a(),
+            vec![("name", text("乙")), ("uscc", text("91440300708461136T"))],
+        )],
+        events: vec![event(
+            uid(2),
+            "customer.created",
+            json!({}),
+            "2026-03-01T10:00:00Z",
+        )],
+        ..ChangeSet::default()
+    };
+    match apply_err(&store, taken).await {
+        StoreError::Unique { table, detail } => {
+            assert_eq!(table, Table::Customers);
+            assert_eq!(detail, "credit code 91440300708461136T is taken");
+        }
+        other => panic!("expected a uniqueness refusal, got {other:?}"),
+    }
+    assert!(
+        store
+            .get(Table::Customers, uid(2))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        store
+            .outbox_pending("guards", 10)
+            .await
+            .expect("outbox")
+            .is_empty(),
+        "an event of the refused change set was written"
+    );
+    let free = ChangeSet {
+        guards: vec![guard("914403001922038216")],
+        ops: vec![insert(
+            Table::Customers,
+            uid(3),
+            co_a(),
+            vec![("name", text("丙")), ("uscc", text("914403001922038216"))],
+        )],
+        ..ChangeSet::default()
+    };
+    apply_ok(&store, free).await;
+    assert_eq!(get(&store, Table::Customers, uid(3)).await.id(), uid(3));
+}
+
 /// the table written, and roll the whole change set back.
 pub async fn unique_violations_are_reported_and_roll_back(store: Arc<dyn Store>) {
     add_customer(&store, 1, "甲", vec![("code", text("C-001"))]).await;
