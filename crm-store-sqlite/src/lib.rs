@@ -115,7 +115,10 @@ impl SqliteStore {
         migrate::run(&mut writer, &location, migrate::MIGRATIONS)?;
         // Before the readers open, so they plan with them. Only a planning
         // aid: a read-only file or a long-busy lock is no reason not to open.
-        let _ = stats::write(&mut writer);
+        // The writer reads too (change sets' guards): it loads them now.
+        if stats::write(&mut writer).is_ok() {
+            let _ = writer.execute_batch("ANALYZE sqlite_schema");
+        }
         let readers = (0..READ_CONNECTIONS)
             .map(|_| {
                 let conn = Connection::open_with_flags(
@@ -882,6 +885,19 @@ mod tests {
         ] {
             let p = plan(sql);
             assert!(p.contains(index), "{sql}: {p}");
+            // The writer plans the same: it runs change sets' guards, the
+            // duplicate probes again inside the write transaction.
+            let on_writer = {
+                let conn = store.writer.lock();
+                let mut st = conn
+                    .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .expect("prepare");
+                st.query_map([], |r| r.get::<_, String>(3))
+                    .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+                    .expect("plan")
+                    .join("; ")
+            };
+            assert_eq!(on_writer, p, "{sql}");
         }
         // Every index has its row.
         let missing: i64 = store
