@@ -533,17 +533,23 @@ pub async fn concurrent_writes_of_one_customer_do_not_both_pass(store: Arc<dyn S
         )
         .await
         .expect("create");
+    let set_code = |uscc: &'static str| {
+        let w = &w;
+        let mine = &mine;
+        async move {
+            w.crm
+                .update_record(
+                    &w.zhangsan,
+                    Entity::Customer,
+                    mine.id,
+                    mine.version,
+                    fields(json!({ "uscc": uscc })),
+                )
+                .await
+        }
+    };
     hooked.before_customer_write(create_elsewhere("深圳丁物流有限公司", "914403001922038216"));
-    let late = w
-        .crm
-        .update_record(
-            &w.zhangsan,
-            Entity::Customer,
-            mine.id,
-            mine.version,
-            fields(json!({"uscc": "914403001922038216"})),
-        )
-        .await;
+    let late = set_code("914403001922038216").await;
     assert!(matches!(late, Err(Error::Duplicate { .. })), "{late:?}");
     let found = w.crm.store().select(&with_code("914403001922038216")).await;
     assert_eq!(
@@ -553,16 +559,7 @@ pub async fn concurrent_writes_of_one_customer_do_not_both_pass(store: Arc<dyn S
     );
 
     // Without a race, nothing changes: a free code is written.
-    let r = w
-        .crm
-        .update_record(
-            &w.zhangsan,
-            Entity::Customer,
-            mine.id,
-            mine.version,
-            fields(json!({"uscc": "91350100M000100Y43"})),
-        )
-        .await;
+    let r = set_code("91350100M000100Y43").await;
     assert!(r.is_ok(), "{r:?}");
 }
 
