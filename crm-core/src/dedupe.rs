@@ -344,6 +344,48 @@ struct KeyChange {
     purged: bool,
 }
 
+/// The store query of one page of the duplicate report
+/// ([`Crm::duplicate_report`]): the company's keys flagged as shared, of the
+/// given kinds (every kind when empty), by kind and key, after the report's
+/// cursor `(kind, key)` and, within the walk, after the keyset position
+/// `after`, 500 rows at a time. Public so that each backend can check how it
+/// plans the query the engine really sends.
+pub fn duplicate_report_page(
+    company: Uuid,
+    now: DateTime<Utc>,
+    kinds: &[String],
+    cursor: Option<(&str, &str)>,
+    after: Option<Vec<Value>>,
+) -> Select {
+    let mut filters = vec![eq("duplicate", true)];
+    if !kinds.is_empty() {
+        filters.push(Filter::In(
+            col("kind"),
+            kinds.iter().map(|f| Value::Text(f.clone())).collect(),
+        ));
+    }
+    if let Some((k, v)) = cursor {
+        filters.push(Filter::Or(vec![
+            Filter::Cmp(col("kind"), CmpOp::Gt, k.into()),
+            Filter::And(vec![
+                eq("kind", k),
+                Filter::Cmp(col("key"), CmpOp::Gt, v.into()),
+            ]),
+        ]));
+    }
+    let mut sel = Select::all(Table::CustomerKeys, company, now);
+    sel.filter = Filter::And(filters);
+    sel.sort = ["kind", "key"]
+        .into_iter()
+        .map(|c| Sort {
+            col: col(c),
+            desc: false,
+        })
+        .collect();
+    sel.paging = Paging::Keyset { after, limit: 500 };
+    sel
+}
+
 impl Crm {
     /// The effective duplicate settings of a company.
     pub(crate) async fn dedupe_modes(&self, company: Uuid) -> Result<Modes> {
@@ -1067,49 +1109,17 @@ impl Crm {
         let limit = query.limit.clamp(1, 1000);
         let modes = self.dedupe_modes(company).await?;
         let customs = self.custom_fields(actor, Entity::Customer).await?;
-        let mut base = vec![eq("duplicate", true)];
-        if !query.fields.is_empty() {
-            base.push(Filter::In(
-                col("kind"),
-                query
-                    .fields
-                    .iter()
-                    .map(|f| Value::Text(f.clone()))
-                    .collect(),
-            ));
-        }
-        if let Some(c) = &query.after {
-            let (k, v) = c.split_once('\u{1f}').ok_or_else(|| {
+        let cursor = match &query.after {
+            Some(c) => Some(c.split_once('\u{1f}').ok_or_else(|| {
                 Error::invalid("after", "the cursor is not one this report produced")
-            })?;
-            base.push(Filter::Or(vec![
-                Filter::Cmp(col("kind"), CmpOp::Gt, k.into()),
-                Filter::And(vec![
-                    eq("kind", k),
-                    Filter::Cmp(col("key"), CmpOp::Gt, v.into()),
-                ]),
-            ]));
-        }
+            })?),
+            None => None,
+        };
         let mut groups: Vec<(String, String, Vec<Uuid>)> = Vec::new();
         let mut after: Option<Vec<Value>> = None;
         let mut more = false;
         'walk: loop {
-            let mut sel = Select::all(Table::CustomerKeys, company, now);
-            sel.filter = Filter::And(base.clone());
-            sel.sort = vec![
-                Sort {
-                    col: col("kind"),
-                    desc: false,
-                },
-                Sort {
-                    col: col("key"),
-                    desc: false,
-                },
-            ];
-            sel.paging = Paging::Keyset {
-                after: after.clone(),
-                limit: 500,
-            };
+            let sel = duplicate_report_page(company, now, &query.fields, cursor, after.clone());
             let page = self.store.select(&sel).await?;
             for r in &page.rows {
                 let kind = r.get("kind").as_text().unwrap_or_default().to_string();

@@ -701,33 +701,12 @@ mod tests {
         assert!(compile(&select(wrong)).is_err());
     }
 
-    /// The select of the duplicate report (`Crm::duplicate_report`): flagged
-    /// keys of the company, optionally of some kinds, by kind and key, keyset
-    /// paged.
+    /// The engine's query of a page of the duplicate report
+    /// (`crm_core::dedupe::duplicate_report_page`).
     fn report_select(company: Uuid, kinds: &[&str], after: Option<Vec<Value>>) -> Select {
-        let mut parts = vec![Filter::Cmp(
-            Col::Column("duplicate"),
-            CmpOp::Eq,
-            Value::Bool(true),
-        )];
-        if !kinds.is_empty() {
-            parts.push(Filter::In(
-                Col::Column("kind"),
-                kinds.iter().map(|k| Value::from(*k)).collect(),
-            ));
-        }
-        let mut s = select(Filter::And(parts));
-        s.table = Table::CustomerKeys;
-        s.company = company;
-        s.sort = ["kind", "key"]
-            .into_iter()
-            .map(|c| Sort {
-                col: Col::Column(c),
-                desc: false,
-            })
-            .collect();
-        s.paging = Paging::Keyset { after, limit: 500 };
-        s
+        let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
+        let now = select(Filter::True).now;
+        crm_core::dedupe::duplicate_report_page(company, now, &kinds, None, after)
     }
 
     /// The report's query, planned generically (as every prepared statement
