@@ -966,7 +966,10 @@ impl Crm {
             }
             guards.push(crate::store::Guard {
                 key: format!("{company}:customer_keys:{kind}:{key}"),
-                message: format!("{kind} {key} was just taken by another customer"),
+                message: format!(
+                    "{} {key} was just taken by another customer",
+                    field_label(&kind, &[])
+                ),
                 select: sel,
             });
         }

@@ -850,6 +850,10 @@ impl Crm {
             }
         }
         for (what, filter) in checks {
+            // The guarded value is what the filter compares (the normalised
+            // name, not the name as typed), so writers of two spellings of
+            // one name wait for each other.
+            let key = format!("{}:{}:{filter:?}", actor.company_id.0, entity.table());
             let mut sel = Select::all(entity.table(), actor.company_id.0, self.now());
             sel.lifecycle = Lifecycle::Any;
             sel.filter = Filter::And(vec![
@@ -870,7 +874,7 @@ impl Crm {
                     .await?);
             }
             guards.push(Guard {
-                key: format!("{}:{}:{what}", actor.company_id.0, entity.table()),
+                key,
                 message: format!("{what} was just taken by another record"),
                 select: sel,
             });
