@@ -328,7 +328,7 @@ struct ListArgs {
     #[arg(long, short = 's')]
     search: Option<String>,
     /// Sort keys like `name` or `-created_at`; repeatable.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     sort: Vec<String>,
     /// Page number (from 1).
     #[arg(long, default_value_t = 1)]

@@ -14,6 +14,13 @@ fn walk_through(db: &str) {
         serde_json::from_str(&ok(db, &["--json", "customer", "list"])).expect("json");
     assert_eq!(all["total"], 12);
     assert_eq!(all["items"].as_array().map(Vec::len), Some(10));
+    // A descending sort key is written as the README writes it.
+    let newest: serde_json::Value = serde_json::from_str(&ok(
+        db,
+        &["--json", "customer", "list", "--sort", "-created_at"],
+    ))
+    .expect("json");
+    assert_eq!(newest["total"], 12);
     let found: serde_json::Value =
         serde_json::from_str(&ok(db, &["--json", "customer", "search", "hxzl"])).expect("json");
     assert_eq!(

@@ -93,7 +93,7 @@ pub struct ExportArgs {
     #[arg(long, short = 's')]
     pub search: Option<String>,
     /// Sort keys like `name` or `-created_at`; repeatable.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub sort: Vec<String>,
     /// Fields in the order wanted, comma-separated (default every visible
     /// field).
