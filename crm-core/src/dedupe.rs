@@ -386,6 +386,13 @@ pub fn duplicate_report_page(
     sel
 }
 
+/// The lock key of a duplicate guard on the customer key `kind`/`key` (see
+/// [`crate::store::Guard`]): creates, updates and bulk imports guarding one
+/// key wait for each other.
+pub(crate) fn key_guard_key(company: Uuid, kind: &str, key: &str) -> String {
+    format!("{company}:customer_keys:{kind}:{key}")
+}
+
 impl Crm {
     /// The effective duplicate settings of a company.
     pub(crate) async fn dedupe_modes(&self, company: Uuid) -> Result<Modes> {
@@ -965,7 +972,7 @@ impl Crm {
                     .await?);
             }
             guards.push(crate::store::Guard {
-                key: format!("{company}:customer_keys:{kind}:{key}"),
+                keys: vec![key_guard_key(company, &kind, &key)],
                 message: format!(
                     "{} {key} was just taken by another customer",
                     field_label(&kind, &[])

@@ -22,14 +22,17 @@
 use crate::auth::{Action, Actor, FieldAccess};
 use crate::crm::Crm;
 use crate::custom::{CustomFieldDef, CustomFieldType};
+use crate::dedupe::key_guard_key;
 use crate::entity::{Entity, FieldDef, FieldKind};
 use crate::error::{Error, Result, ValidationErrors};
 use crate::ids::{DepartmentId, RoleId};
 use crate::org::User;
-use crate::records::{Fields, Lookups, Target, field_label, is_derived, json_text, output_json};
+use crate::records::{
+    Fields, Lookups, Target, field_label, guard_key, is_derived, json_text, output_json,
+};
 use crate::schema::Table;
 use crate::store::{
-    ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Paging, Row, Select, Sort,
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Paging, Row, Select, Sort,
 };
 use crate::value::Value;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
@@ -982,6 +985,10 @@ struct DupKey {
     value: Value,
     /// The query column.
     col: Col,
+    /// The customer a contact's mobile is unique within.
+    parent: Option<Value>,
+    /// What the key is, for a message about many values of it.
+    label: String,
     /// For messages, in English and Chinese.
     what_en: String,
     what_zh: String,
@@ -1083,6 +1090,14 @@ pub struct ImportSession<'a> {
     last_keys: Option<crate::dedupe::KeysTouched>,
     /// Prepared batches whose writes are not yet committed (or dropped).
     outstanding: Arc<AtomicUsize>,
+    /// The duplicate keys of the records the batch being built creates:
+    /// its change set guards them (see [`ImportSession::key_guards`]).
+    batch_keys: Vec<DupKey>,
+    /// An all-or-nothing import's created keys, updated records and first
+    /// row, guarded when it is written.
+    atomic_keys: Vec<DupKey>,
+    atomic_updated: Vec<Uuid>,
+    atomic_first: Option<u32>,
 }
 
 /// Counts a prepared batch as outstanding until its write is committed or
@@ -1467,6 +1482,10 @@ impl Crm {
             slots: Vec::new(),
             last_keys: None,
             outstanding: Arc::new(AtomicUsize::new(0)),
+            batch_keys: Vec::new(),
+            atomic_keys: Vec::new(),
+            atomic_updated: Vec::new(),
+            atomic_first: None,
             opts: options,
         };
         let kinds = session
@@ -2086,6 +2105,7 @@ impl<'a> ImportSession<'a> {
         let last = rows.last().map(|r| r.number).unwrap_or(first);
         let mut issues = Vec::new();
         self.slots.clear();
+        self.batch_keys.clear();
         let (cs, items) = if self.opts.entity == Entity::User {
             self.user_batch(rows, &mut issues).await?
         } else if self.opts.entity == Entity::Product {
@@ -2104,8 +2124,13 @@ impl<'a> ImportSession<'a> {
             let item = self.item_insert(first, last, &items);
             cs.ops.push(item);
         }
+        let keys = std::mem::take(&mut self.batch_keys);
+        let updated: Vec<Uuid> = items.updated.iter().map(|u| u.id).collect();
         match self.opts.commit {
             CommitMode::Atomic => {
+                self.atomic_keys.extend(keys);
+                self.atomic_updated.extend(updated);
+                self.atomic_first.get_or_insert(first);
                 // Codes now: the batch's indexes change once merged.
                 assign_codes(self.crm, &self.actor, &mut cs, &slots).await?;
                 self.atomic.ops.extend(cs.ops);
@@ -2113,6 +2138,7 @@ impl<'a> ImportSession<'a> {
                 self.atomic.events.extend(cs.events);
             }
             CommitMode::Batches => {
+                cs.guards = self.key_guards(&keys, &updated, (first, last), false);
                 if self.opts.entity == Entity::Customer {
                     // The duplicate keys now, while the batch before may
                     // still be written — unless they meet what that batch
@@ -2151,6 +2177,9 @@ impl<'a> ImportSession<'a> {
                 CommitMode::Atomic if self.failed => import_id = None,
                 CommitMode::Atomic => {
                     let mut cs = std::mem::take(&mut self.atomic);
+                    let rows = (self.atomic_first.unwrap_or_default(), self.last_row_seen());
+                    cs.guards =
+                        self.key_guards(&self.atomic_keys, &self.atomic_updated, rows, true);
                     if self.opts.entity == Entity::Customer {
                         self.crm.index_customer_keys(&mut cs).await?;
                     }
@@ -2242,6 +2271,132 @@ impl<'a> ImportSession<'a> {
     /// Whether a row of this import gave record `id` another key of `k`'s
     /// kind, so that `k` (read from the store before that update was
     /// written, perhaps in a batch still being written) no longer names it.
+    /// The guards of a change set that creates records with `keys` (what
+    /// the probes of [`ImportSession::existing`] found free) and updates the
+    /// records `updated`: the same probes, run again inside the write
+    /// transaction, one select per kind and [`IN_CHUNK`] values, locking
+    /// each value the way a single create's guard does. The records the
+    /// change set updates are left out: a row may move one of them away
+    /// from a key that another row then takes. `rows` (first and last)
+    /// and `atomic` are for the refusal's message.
+    fn key_guards(
+        &self,
+        keys: &[DupKey],
+        updated: &[Uuid],
+        rows: (u32, u32),
+        atomic: bool,
+    ) -> Vec<Guard> {
+        let company = self.actor.company_id.0;
+        let table = self.opts.entity.table();
+        let now = self.crm.now();
+        let not_updated = |col: &'static str| {
+            if updated.is_empty() {
+                Filter::True
+            } else {
+                Filter::Not(Box::new(Filter::In(
+                    Col::Column(col),
+                    updated.iter().map(|u| Value::Id(*u)).collect(),
+                )))
+            }
+        };
+        let again = if atomic {
+            "import the file again"
+        } else {
+            "import the file again to resume"
+        };
+        let mut by_kind: BTreeMap<&str, Vec<&DupKey>> = BTreeMap::new();
+        for k in keys {
+            by_kind.entry(k.kind.as_str()).or_default().push(k);
+        }
+        let mut guards = Vec::new();
+        for (kind, ks) in by_kind {
+            let message = format!(
+                "while this import ran, another user saved a record with the {} of one of \
+                 rows {}–{}; {again}: that row is then reported as a duplicate",
+                ks[0].label, rows.0, rows.1
+            );
+            for chunk in ks.chunks(IN_CHUNK) {
+                let mut lock_keys = Vec::with_capacity(chunk.len());
+                let select = if let Some(key_kind) = kind.strip_prefix("keys.") {
+                    let mut sel = Select::all(Table::CustomerKeys, company, now);
+                    for k in chunk {
+                        lock_keys.push(key_guard_key(company, key_kind, &k.text));
+                    }
+                    sel.filter = Filter::And(vec![
+                        Filter::Cmp(Col::Column("kind"), CmpOp::Eq, key_kind.into()),
+                        Filter::In(
+                            Col::Column("key"),
+                            chunk.iter().map(|k| k.value.clone()).collect(),
+                        ),
+                        not_updated("customer_id"),
+                    ]);
+                    sel
+                } else {
+                    let mut values = Vec::with_capacity(chunk.len());
+                    // A contact's mobile is unique within its customer.
+                    let mut per_parent: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
+                    for k in chunk {
+                        let same = Filter::Cmp(k.col.clone(), CmpOp::Eq, k.value.clone());
+                        match &k.parent {
+                            Some(parent) => {
+                                lock_keys.push(guard_key(
+                                    company,
+                                    table,
+                                    &Filter::And(vec![
+                                        same,
+                                        Filter::Cmp(
+                                            Col::Column("customer_id"),
+                                            CmpOp::Eq,
+                                            parent.clone(),
+                                        ),
+                                    ]),
+                                ));
+                                per_parent
+                                    .entry(key_text(parent))
+                                    .or_insert_with(|| (parent.clone(), Vec::new()))
+                                    .1
+                                    .push(k.value.clone());
+                            }
+                            None => {
+                                lock_keys.push(guard_key(company, table, &same));
+                                values.push(k.value.clone());
+                            }
+                        }
+                    }
+                    let found = if per_parent.is_empty() {
+                        Filter::In(chunk[0].col.clone(), values)
+                    } else {
+                        Filter::Or(
+                            per_parent
+                                .into_values()
+                                .map(|(parent, values)| {
+                                    Filter::And(vec![
+                                        Filter::Cmp(Col::Column("customer_id"), CmpOp::Eq, parent),
+                                        Filter::In(chunk[0].col.clone(), values),
+                                    ])
+                                })
+                                .collect(),
+                        )
+                    };
+                    let mut sel = Select::all(table, company, now);
+                    sel.lifecycle = Lifecycle::Any;
+                    sel.filter = Filter::And(vec![
+                        found,
+                        Filter::IsNull(Col::Column("deleted_at")),
+                        not_updated("id"),
+                    ]);
+                    sel
+                };
+                guards.push(Guard {
+                    keys: lock_keys,
+                    select,
+                    message: message.clone(),
+                });
+            }
+        }
+        guards
+    }
+
     fn rekeyed_away(&self, id: Uuid, k: &DupKey) -> bool {
         self.rekeyed.get(&id).is_some_and(|keys| {
             keys.iter()
@@ -2648,6 +2803,8 @@ impl RowValidator {
                         text: t.clone(),
                         col: Col::Column("uscc"),
                         value: v,
+                        parent: None,
+                        label: "unified social credit code".into(),
                         what_en: format!("unified social credit code {t}"),
                         what_zh: format!("统一社会信用代码 {t}"),
                     });
@@ -2661,6 +2818,8 @@ impl RowValidator {
                         text: key_text(&v),
                         col: Col::Column("name_key"),
                         value: v,
+                        parent: None,
+                        label: "name".into(),
                         what_en: format!("name {name}"),
                         what_zh: format!("客户名称 {name}"),
                     });
@@ -2674,6 +2833,8 @@ impl RowValidator {
                         text: format!("{}:{t}", key_text(&c)),
                         col: Col::Column("mobile_key"),
                         value: m,
+                        parent: Some(c),
+                        label: "mobile for the same customer".into(),
                         what_en: format!("mobile {t} for the same customer"),
                         what_zh: format!("同一客户的手机号 {t}"),
                     });
@@ -2725,6 +2886,8 @@ impl RowValidator {
                     text: key.clone(),
                     col: Col::Column("key"),
                     value: Value::Text(key.clone()),
+                    parent: None,
+                    label: en.clone(),
                     what_en: format!("{en} {key}"),
                     what_zh: format!("{zh} {key}"),
                 });
@@ -2739,6 +2902,8 @@ impl RowValidator {
                     text: t.clone(),
                     col: def.col(),
                     value,
+                    parent: None,
+                    label: def.label.clone(),
                     what_en: format!("{} {t}", def.label),
                     what_zh: format!("{} {t}", def.label),
                 });
@@ -3109,6 +3274,9 @@ impl ImportSession<'_> {
         if self.failed {
             return Ok((ChangeSet::default(), BatchItems::default()));
         }
+        // What the probes found free is guarded when the batch is written:
+        // another user creating one of these records meanwhile fails it.
+        self.batch_keys = creates.iter().flat_map(|c| c.keys.clone()).collect();
         // 4. Build the writes.
         let mut cs = ChangeSet::default();
         let mut items = BatchItems::default();

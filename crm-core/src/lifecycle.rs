@@ -7,9 +7,9 @@ use crate::crm::Crm;
 use crate::entity::Entity;
 use crate::error::{Error, Result};
 use crate::ids::{RecordId, UserId};
-use crate::records::{BatchReport, Share, ShareAccess};
+use crate::records::{BatchReport, Share, ShareAccess, guard_key};
 use crate::schema::Table;
-use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Row, Select};
+use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Row, Select};
 use crate::value::Value;
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
@@ -128,15 +128,29 @@ impl Crm {
             Step::Unarchive => ("archived_at", Value::Null),
         };
         if step == Step::Restore && entity == Entity::Customer {
-            // Restoring must not bring back a duplicate created meanwhile.
-            let mut probe = Select::all(Table::Customers, actor.company_id.0, now);
-            probe.filter = Filter::Or(
-                [("name_key", row.get("name_key")), ("uscc", row.get("uscc"))]
-                    .into_iter()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(c, v)| Filter::Cmp(Col::Column(c), CmpOp::Eq, v.clone()))
+            // Restoring must not bring back a duplicate created meanwhile,
+            // nor one created while the restore is written: the probe is
+            // guarded under the keys a create of the same name or credit
+            // code guards.
+            let company = actor.company_id.0;
+            let same: Vec<Filter> = [("name_key", row.get("name_key")), ("uscc", row.get("uscc"))]
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(c, v)| Filter::Cmp(Col::Column(c), CmpOp::Eq, v.clone()))
+                .collect();
+            let mut probe = Select::all(Table::Customers, company, now);
+            probe.filter = Filter::Or(same.clone());
+            cs.guards.push(Guard {
+                keys: same
+                    .iter()
+                    .map(|f| guard_key(company, Table::Customers, f))
                     .collect(),
-            );
+                select: probe.clone(),
+                message: format!(
+                    "cannot restore {code}: another customer with the same name or credit code \
+                     was just saved"
+                ),
+            });
             if let Some(other) = self.store.select(&probe).await?.rows.first() {
                 return Err(Error::Duplicate {
                     entity: entity.name().into(),

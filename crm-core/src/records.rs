@@ -853,7 +853,7 @@ impl Crm {
             // The guarded value is what the filter compares (the normalised
             // name, not the name as typed), so writers of two spellings of
             // one name wait for each other.
-            let key = format!("{}:{}:{filter:?}", actor.company_id.0, entity.table());
+            let key = guard_key(actor.company_id.0, entity.table(), &filter);
             let mut sel = Select::all(entity.table(), actor.company_id.0, self.now());
             sel.lifecycle = Lifecycle::Any;
             sel.filter = Filter::And(vec![
@@ -874,7 +874,7 @@ impl Crm {
                     .await?);
             }
             guards.push(Guard {
-                key,
+                keys: vec![key],
                 message: format!("{what} was just taken by another record"),
                 select: sel,
             });
@@ -1895,6 +1895,13 @@ fn coerce_attachments(v: &Json) -> std::result::Result<Json, String> {
         out.push(serde_json::json!({"name": name, "kind": kind, "uri": uri, "size": size}));
     }
     Ok(Json::Array(out))
+}
+
+/// The lock key of a duplicate guard on `filter` (see [`Guard`]): the value
+/// the filter compares, normalised as stored, so that a record's create or
+/// update and a bulk import guarding the same value wait for each other.
+pub(crate) fn guard_key(company: Uuid, table: Table, filter: &Filter) -> String {
+    format!("{company}:{table}:{filter:?}")
 }
 
 pub(crate) fn is_derived(col: &str) -> bool {

@@ -349,14 +349,17 @@ pub struct OutboxEvent {
 
 /// A condition a store checks inside the write transaction, before any op:
 /// `select` must find no row, else the whole change set is refused with
-/// [`StoreError::Unique`] carrying `message`. Writers guarding the same `key`
-/// are serialised (SQLite has one writer; PostgreSQL takes a
-/// transaction-scoped advisory lock on the key), so two change sets that
-/// each checked, before writing, that a value is free cannot both take it.
+/// [`StoreError::Unique`] carrying `message`. Writers guarding a common key
+/// are serialised (SQLite has one writer; PostgreSQL takes
+/// transaction-scoped advisory locks on the keys, hashed into a bounded
+/// set of locks), so two change sets that each checked, before writing,
+/// that a value is free cannot both take it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Guard {
-    /// What is guarded, e.g. `customers:uscc:<company>:<value>`.
-    pub key: String,
+    /// What is guarded: one key per value the select looks for, e.g.
+    /// `<company>:customer_keys:phone:<value>`. A guard of one value has
+    /// one key; a bulk import's guard of a thousand names has a thousand.
+    pub keys: Vec<String>,
     /// The rows that must not exist.
     pub select: Select,
     /// What a refusal says (which field matched, and the value).

@@ -21,9 +21,15 @@ use uuid::Uuid;
 /// The name this backend reports in [`Store::backend`] and in errors.
 const BACKEND: &str = "postgres";
 
-/// The advisory lock class of guarded values (`Guard::key`, prefixed with
-/// the schema); the second key is its hash.
+/// The advisory lock class of guarded values (`Guard::keys`, each prefixed
+/// with the schema); the second key is the hash's lowest bits (see
+/// [`GUARD_LOCKS`]).
 const GUARD_LOCK_CLASS: i32 = 0x4352_4d47; // "CRMG"
+
+/// How many advisory locks guarded keys are hashed into (a power of two):
+/// a change set holds at most this many, whatever it guards; two writers
+/// of different keys that share a lock only wait for each other.
+const GUARD_LOCKS: i32 = 512;
 
 /// The advisory lock class that serialises outbox writers; the second key is
 /// the schema's hash, so different schemas do not wait for each other.
@@ -209,21 +215,28 @@ impl PgStore {
     async fn try_apply(&self, changes: &ChangeSet) -> Result<(), Failure> {
         let mut tx = self.pool.begin().await.map_err(|e| classify(e, None))?;
         if !changes.guards.is_empty() {
-            // One guarded key at a time, in a fixed order (no deadlock): a
-            // writer guarding the same key waits here until the other
-            // commits, and then (READ COMMITTED: each statement sees what
-            // was committed before it) finds the value taken.
-            let mut keys: Vec<&str> = changes.guards.iter().map(|g| g.key.as_str()).collect();
-            keys.sort_unstable();
-            keys.dedup();
-            for key in keys {
-                sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
-                    .bind(GUARD_LOCK_CLASS)
-                    .bind(format!("{}:{key}", self.schema))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| classify(e, None))?;
-            }
+            // The guarded keys, hashed into GUARD_LOCKS locks (a bulk
+            // import's batch guards thousands of values; PostgreSQL's lock
+            // table is shared and bounded), taken in ascending order (no
+            // deadlock): a writer guarding a common key waits here until
+            // the other commits, and then (READ COMMITTED: each statement
+            // sees what was committed before it) finds the value taken.
+            let keys: Vec<String> = changes
+                .guards
+                .iter()
+                .flat_map(|g| &g.keys)
+                .map(|k| format!("{}:{k}", self.schema))
+                .collect();
+            sqlx::query(
+                "SELECT pg_advisory_xact_lock($1, b) FROM \
+                 (SELECT DISTINCT hashtext(k) & $3 AS b FROM unnest($2::text[]) AS k ORDER BY b) AS s",
+            )
+            .bind(GUARD_LOCK_CLASS)
+            .bind(&keys)
+            .bind(GUARD_LOCKS - 1)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| classify(e, None))?;
             for guard in &changes.guards {
                 let mut sel = guard.select.clone();
                 sel.with_total = false;

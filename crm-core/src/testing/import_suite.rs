@@ -29,6 +29,11 @@ macro_rules! import_scenarios {
             $make
         );
         $each!(
+            $crate::testing::import_suite::import_and_a_concurrent_create_do_not_both_pass,
+            io_import_and_a_concurrent_create_do_not_both_pass,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::import_rejects_every_bad_value_in_both_languages,
             io_import_rejects_every_bad_value_in_both_languages,
             $make
@@ -1774,4 +1779,181 @@ pub async fn import_update_that_rekeys_a_record_frees_its_old_key(store: Arc<dyn
     assert!(list.iter().any(|c| c.id == x.id) && list.iter().any(|c| c.id == z.id));
     let report = company_report(&w).await;
     assert!(group_of(&report, "uscc").is_empty(), "{report:?}");
+}
+
+/// Whether `create` and `batch` guard a common key: on PostgreSQL the two
+/// change sets then wait for each other (see `Guard`).
+fn guarded_alike(create: &[String], batch: &[String]) -> bool {
+    create.iter().any(|k| batch.contains(k))
+}
+
+fn refused_as_taken(result: Result<(), Error>, what: &str, rows: &str) {
+    match result {
+        Err(Error::Duplicate { message, .. }) => {
+            assert!(
+                message.contains("another user saved")
+                    && message.contains(what)
+                    && message.contains(rows),
+                "{message}"
+            );
+        }
+        other => panic!("expected the batch to be refused as a duplicate, got {other:?}"),
+    }
+}
+
+/// A record created by another user between an import's duplicate probes
+/// and the write of its batch fails that batch (checkpointed imports) or
+/// the whole import (all or nothing) instead of being silently duplicated:
+/// the batch's change set repeats its probes inside the write transaction,
+/// under the same keys a single create guards. Nothing of the refused batch
+/// is written, and importing the file again resumes and reports the row as
+/// a duplicate. Names and credit codes, refusing phone keys and a contact's
+/// mobile within its customer are covered; a record the batch updates away
+/// from a key does not count (see the rekeying scenario).
+pub async fn import_and_a_concurrent_create_do_not_both_pass(store: Arc<dyn Store>) {
+    use crate::testing::pool_suite::Interleave;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let last_keys = || hooked.guard_keys().last().cloned().unwrap_or_default();
+
+    // Checkpointed batches: names and credit codes.
+    let h = headers(&["客户名称", "统一社会信用代码"]);
+    let all = rows(vec![
+        vec![t("并发甲有限公司"), t(&uscc(31))],
+        vec![t("并发乙有限公司"), t(&uscc(32))],
+    ]);
+    let mut o = opts(Entity::Customer);
+    o.commit = CommitMode::Batches;
+    o.batch_size = 10;
+    o.file_name = "race.xlsx".into();
+    o.file_hash = "sha256:race".into();
+    {
+        let mut s = w
+            .crm
+            .begin_import(&w.admin, o.clone(), &h)
+            .await
+            .expect("begin");
+        let batch = s.prepare(&all, None).await.expect("prepare");
+        assert!(batch.issues.is_empty(), "{:?}", batch.issues);
+        // Another user, meanwhile: same name, spelled differently.
+        w.customer(&w.zhangsan, "并发甲有限公司 ", json!({})).await;
+        let create = last_keys();
+        refused_as_taken(batch.write.commit().await, "name", "rows 2–3");
+        assert!(
+            guarded_alike(&create, &last_keys()),
+            "{create:?} not among the batch's keys"
+        );
+    }
+    let names: Vec<String> = customers(&w, &w.admin)
+        .await
+        .iter()
+        .filter_map(|c| c.text("name").map(str::to_string))
+        .collect();
+    assert_eq!(names, ["并发甲有限公司"], "nothing of the batch is written");
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &["客户名称", "统一社会信用代码"],
+        vec![
+            vec![t("并发甲有限公司"), t(&uscc(31))],
+            vec![t("并发乙有限公司"), t(&uscc(32))],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.skipped), (1, 1), "{:?}", r.issues);
+    assert_eq!(issue(&r, 2).kind, IssueKind::Duplicate);
+
+    // A credit code taken under another name.
+    let mut o = opts(Entity::Customer);
+    o.commit = CommitMode::Batches;
+    let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("begin");
+    let batch = s
+        .prepare(&rows(vec![vec![t("代码丙有限公司"), t(&uscc(33))]]), None)
+        .await
+        .expect("prepare");
+    w.customer(&w.zhangsan, "别名丙有限公司", json!({"uscc": uscc(33)}))
+        .await;
+    let create = last_keys();
+    refused_as_taken(
+        batch.write.commit().await,
+        "unified social credit code",
+        "rows 2–2",
+    );
+    assert!(guarded_alike(&create, &last_keys()));
+    drop(s);
+    assert!(find(&w, "代码丙有限公司").await.is_none());
+
+    // All or nothing, with phones refused: through the duplicate keys.
+    w.crm
+        .set_dedupe_rule(&w.admin, "phone", crate::dedupe::DedupeMode::Block)
+        .await
+        .expect("phones refused");
+    let h = headers(&["客户名称", "电话"]);
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, opts(Entity::Customer), &h)
+        .await
+        .expect("begin");
+    let batch = s
+        .prepare(
+            &rows(vec![
+                vec![t("电话甲有限公司"), t("010-62350001")],
+                vec![t("电话乙有限公司"), t("010-62350002")],
+            ]),
+            None,
+        )
+        .await
+        .expect("prepare");
+    assert!(batch.issues.is_empty(), "{:?}", batch.issues);
+    batch.write.commit().await.expect("waits for finish");
+    w.customer(
+        &w.zhangsan,
+        "电话别家有限公司",
+        json!({"phone": "010 6235 0002"}),
+    )
+    .await;
+    let create = last_keys();
+    refused_as_taken(s.finish().await.map(|_| ()), "phone", "rows 2–3");
+    assert!(guarded_alike(&create, &last_keys()));
+    assert!(find(&w, "电话甲有限公司").await.is_none(), "all or nothing");
+
+    // Contacts: a mobile within its customer.
+    let host = find(&w, "并发甲有限公司").await.expect("customer");
+    let code = host.code.clone().expect("code");
+    let h = headers(&["所属客户", "姓名", "手机"]);
+    let mut o = opts(Entity::Contact);
+    o.commit = CommitMode::Batches;
+    let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("begin");
+    let batch = s
+        .prepare(
+            &rows(vec![
+                vec![t(&code), t("赵一"), t("13800138001")],
+                vec![t(&code), t("钱二"), t("13800138002")],
+            ]),
+            None,
+        )
+        .await
+        .expect("prepare");
+    w.crm
+        .create_record(
+            &w.admin,
+            Entity::Contact,
+            crate::testing::service_suite::fields(json!({
+                "customer_id": host.id.to_string(),
+                "name": "孙三",
+                "mobile": "138-0013-8002",
+            })),
+        )
+        .await
+        .expect("contact");
+    let create = last_keys();
+    refused_as_taken(
+        batch.write.commit().await,
+        "mobile for the same customer",
+        "rows 2–3",
+    );
+    assert!(guarded_alike(&create, &last_keys()));
+    drop(s);
+    assert_eq!(count(&store, &w, Table::Contacts).await, 1);
 }

@@ -162,21 +162,29 @@ type Hook = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// next count of customers is read. Two concurrent operations interleaved the worst way,
 /// deterministically. It also counts the writes refused for a changed or
 /// already created `pool_holders` row.
-struct Interleave {
+pub(crate) struct Interleave {
     inner: Arc<dyn Store>,
     before_customer_write: Mutex<Option<Hook>>,
     after_count: Mutex<Option<Hook>>,
     holder_conflicts: AtomicUsize,
+    /// The guard keys of every change set applied with guards, in order.
+    guard_keys: Mutex<Vec<Vec<String>>>,
 }
 
 impl Interleave {
-    fn new(inner: Arc<dyn Store>) -> Interleave {
+    pub(crate) fn new(inner: Arc<dyn Store>) -> Interleave {
         Interleave {
             inner,
             before_customer_write: Mutex::new(None),
             after_count: Mutex::new(None),
             holder_conflicts: AtomicUsize::new(0),
+            guard_keys: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The guard keys of the change sets applied with guards so far, in order.
+    pub(crate) fn guard_keys(&self) -> Vec<Vec<String>> {
+        self.guard_keys.lock().expect("keys").clone()
     }
 
     fn before_customer_write(&self, work: impl Future<Output = ()> + Send + 'static) {
@@ -199,6 +207,12 @@ impl Interleave {
     }
 
     async fn before(&self, changes: &ChangeSet) {
+        if !changes.guards.is_empty() {
+            self.guard_keys
+                .lock()
+                .expect("keys")
+                .push(changes.guards.iter().flat_map(|g| g.keys.clone()).collect());
+        }
         let customer = changes.ops.iter().any(|op| {
             matches!(
                 op,
@@ -474,9 +488,10 @@ pub async fn pool_caps_hold_against_concurrent_claims(store: Arc<dyn Store>) {
 
 /// Two sessions writing the same customer at once: each checks that the
 /// credit code is free, then writes; here the other session's create
-/// commits between the two. The late create (or an update to the same code)
-/// is refused as a duplicate, because the check is repeated inside the
-/// write transaction — not both written, silently.
+/// commits between the two. The late create (or an update to the same code,
+/// or the restore of a deleted customer holding it) is refused as a
+/// duplicate, because the check is repeated inside the write transaction —
+/// not both written, silently.
 pub async fn concurrent_writes_of_one_customer_do_not_both_pass(store: Arc<dyn Store>) {
     let hooked = Arc::new(Interleave::new(store.clone()));
     let w = World::new(hooked.clone()).await;
@@ -561,6 +576,31 @@ pub async fn concurrent_writes_of_one_customer_do_not_both_pass(store: Arc<dyn S
     // Without a race, nothing changes: a free code is written.
     let r = set_code("91350100M000100Y43").await;
     assert!(r.is_ok(), "{r:?}");
+
+    // A restore from the recycle bin racing a create of its credit code.
+    let gone = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Customer,
+            fields(json!({"name": "深圳戊软件有限公司", "uscc": "91440300MA5F00004K"})),
+        )
+        .await
+        .expect("create");
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[gone.id])
+        .await;
+    assert_eq!(r.done, vec![gone.id]);
+    hooked.before_customer_write(create_elsewhere("深圳己软件有限公司", "91440300MA5F00004K"));
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[gone.id])
+        .await;
+    assert!(r.done.is_empty(), "the restore passed too");
+    assert!(r.refused[0].1.contains("just saved"), "{:?}", r.refused);
+    let found = w.crm.store().select(&with_code("91440300MA5F00004K")).await;
+    assert_eq!(found.expect("select").rows.len(), 1);
 }
 
 /// Claim (per claim, per day, caps with closed deals not counted, cooldown),

@@ -2324,7 +2324,6 @@ fn expect_unique(err: StoreError, expected: Table) {
     }
 }
 
-/// Duplicate ids and duplicate live business keys are `Unique` errors of
 /// A guard's select is checked inside the write transaction: when it finds
 /// a row the whole change set is refused as a uniqueness violation carrying
 /// the guard's message, and nothing of it is written; when it finds none
@@ -2332,7 +2331,7 @@ fn expect_unique(err: StoreError, expected: Table) {
 pub async fn guards_refuse_a_change_set_whose_select_finds_rows(store: Arc<dyn Store>) {
     add_customer(&store, 1, "甲", vec![("uscc", text("91440300708461136T"))]).await;
     let guard = |uscc: &str| Guard {
-        key: format!("uscc:{uscc}"),
+        keys: vec![format!("uscc:{uscc}")],
         select: Select {
             filter: eq("uscc", uscc),
             ..sorted(Table::Customers, Vec::new())
@@ -2391,6 +2390,7 @@ pub async fn guards_refuse_a_change_set_whose_select_finds_rows(store: Arc<dyn S
     assert_eq!(get(&store, Table::Customers, uid(3)).await.id(), uid(3));
 }
 
+/// Duplicate ids and duplicate live business keys are `Unique` errors of
 /// the table written, and roll the whole change set back.
 pub async fn unique_violations_are_reported_and_roll_back(store: Arc<dyn Store>) {
     add_customer(&store, 1, "甲", vec![("code", text("C-001"))]).await;
