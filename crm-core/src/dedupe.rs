@@ -340,8 +340,89 @@ struct KeyChange {
     company: Uuid,
     customer: Uuid,
     values: BTreeMap<&'static str, Value>,
+    /// The column keys (see [`key_column`]) the stored customer holds.
+    held: Vec<(String, String)>,
     existing: bool,
     purged: bool,
+}
+
+/// The customers' column that holds the keys of `kind`, for the kinds the
+/// customers' own indexes serve: the normalised name, the credit code and
+/// the phone key. Their `customer_keys` rows exist only while a key is
+/// shared (flagged rows, for the report); the other kinds (e-mail, custom
+/// fields) have a row per live customer holding them.
+pub(crate) fn key_column(kind: &str) -> Option<&'static str> {
+    match kind {
+        "name" => Some("name_key"),
+        "uscc" => Some("uscc"),
+        "phone" => Some("phone_key"),
+        _ => None,
+    }
+}
+
+/// The select of the customers holding the key `kind`/`key`: the live
+/// customers with that column value for the column kinds (see
+/// [`key_column`]), the key rows (one per live holder) for the others.
+pub(crate) fn holders_select(company: Uuid, kind: &str, key: &str, now: DateTime<Utc>) -> Select {
+    match key_column(kind) {
+        Some(column) => {
+            let mut sel = Select::all(Table::Customers, company, now);
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::And(vec![eq(column, key), Filter::IsNull(col("deleted_at"))]);
+            sel
+        }
+        None => {
+            let mut sel = Select::all(Table::CustomerKeys, company, now);
+            sel.filter = Filter::And(vec![eq("kind", kind), eq("key", key)]);
+            sel
+        }
+    }
+}
+
+/// The update that sets a key row's duplicate flag.
+fn flag(r: &Row, dup: bool, now: DateTime<Utc>) -> Op {
+    Op::Update {
+        table: Table::CustomerKeys,
+        id: r.id(),
+        expected_version: r.version(),
+        values: vec![
+            ("duplicate", dup.into()),
+            ("updated_at", Value::Timestamp(now)),
+        ],
+    }
+}
+
+/// Makes the rows of one column key (see [`key_column`]) match its holders:
+/// a flagged row for each while two or more hold it, none otherwise. Returns
+/// the ops for the stored `rows` (deletes and flag fixes) and the holders
+/// that need a new row.
+fn sync_shared_key(
+    holders: &BTreeSet<Uuid>,
+    rows: &[Row],
+    now: DateTime<Utc>,
+) -> (Vec<Op>, Vec<Uuid>) {
+    let shared = holders.len() > 1;
+    let mut ops = Vec::new();
+    let mut covered = BTreeSet::new();
+    for r in rows {
+        let owner = r.get("customer_id").as_id().unwrap_or_default();
+        if shared && holders.contains(&owner) && covered.insert(owner) {
+            if r.get("duplicate").as_bool() != Some(true) {
+                ops.push(flag(r, true, now));
+            }
+        } else {
+            ops.push(Op::Delete {
+                table: Table::CustomerKeys,
+                id: r.id(),
+            });
+        }
+    }
+    let missing = if shared {
+        holders.difference(&covered).copied().collect()
+    } else {
+        Vec::new()
+    };
+    (ops, missing)
 }
 
 /// The store query of one page of the duplicate report
@@ -580,6 +661,7 @@ impl Crm {
                                 .unwrap_or_default(),
                             customer: id,
                             values: map,
+                            held: Vec::new(),
                             existing: false,
                             purged: false,
                         },
@@ -603,6 +685,7 @@ impl Crm {
                                 company: Uuid::nil(),
                                 customer: *id,
                                 values: values.iter().map(|(k, v)| (*k, v.clone())).collect(),
+                                held: Vec::new(),
                                 existing: true,
                                 purged: false,
                             },
@@ -620,6 +703,7 @@ impl Crm {
                             company,
                             customer: *id,
                             values: BTreeMap::new(),
+                            held: Vec::new(),
                             existing: true,
                             purged: true,
                         },
@@ -639,6 +723,13 @@ impl Crm {
             };
             if let Some(c) = state.get_mut(&id) {
                 c.company = row.get("company_id").as_id().unwrap_or_default();
+                // The column keys it holds now (none while deleted).
+                if row.get("deleted_at").is_null() {
+                    c.held = keys_of(&|k: &str| row.get(k).clone(), &[])
+                        .into_iter()
+                        .filter(|(kind, _)| key_column(kind).is_some())
+                        .collect();
+                }
                 if !c.purged {
                     // The updates of this change set win over the stored values.
                     for def in Table::Customers.columns() {
@@ -660,6 +751,9 @@ impl Crm {
         let mut deletes: Vec<Row> = Vec::new();
         let mut adds: Vec<(Uuid, Uuid, String, String)> = Vec::new();
         let mut affected: BTreeSet<(Uuid, String, String)> = BTreeSet::new();
+        // Per column key: the customers of this change set holding it
+        // afterwards, and whether each takes it now.
+        let mut wants: HashMap<(Uuid, String, String), Vec<(Uuid, bool)>> = HashMap::new();
         let existing: Vec<Uuid> = state
             .values()
             .filter(|c| c.existing)
@@ -706,18 +800,39 @@ impl Crm {
                     deletes.push(r.clone());
                 }
             }
-            for (kind, key) in want {
+            for (kind, key) in &want {
+                if key_column(kind).is_some() {
+                    // Shared column keys only: settled per key below.
+                    if !c.held.iter().any(|h| h.0 == *kind && h.1 == *key) {
+                        affected.insert((c.company, kind.clone(), key.clone()));
+                    }
+                    continue;
+                }
                 let present = have.iter().any(|r| {
                     r.get("kind").as_text() == Some(kind.as_str())
                         && r.get("key").as_text() == Some(key.as_str())
                 });
                 if !present {
                     affected.insert((c.company, kind.clone(), key.clone()));
-                    adds.push((c.company, c.customer, kind, key));
+                    adds.push((c.company, c.customer, kind.clone(), key.clone()));
+                }
+            }
+            for (kind, key) in &c.held {
+                if !want.contains(&(kind.clone(), key.clone())) {
+                    affected.insert((c.company, kind.clone(), key.clone()));
                 }
             }
             if c.purged {
                 purged.insert(c.customer);
+            }
+            for (kind, key) in want {
+                if key_column(&kind).is_some() {
+                    let taking = !c.held.iter().any(|h| h.0 == kind && h.1 == key);
+                    wants
+                        .entry((c.company, kind, key))
+                        .or_default()
+                        .push((c.customer, taking));
+                }
             }
         }
         let deleted_ids: BTreeSet<Uuid> = deletes.iter().map(Row::id).collect();
@@ -731,7 +846,8 @@ impl Crm {
                 });
             }
         }
-        // The stored rows of every affected key: one probe per kind and 500 keys.
+        // The stored rows of every affected key, and the customers holding
+        // each affected column key: one probe per kind and 500 keys.
         let mut by_kind: BTreeMap<(Uuid, String), Vec<String>> = BTreeMap::new();
         for (company, kind, key) in &affected {
             by_kind
@@ -740,6 +856,7 @@ impl Crm {
                 .push(key.clone());
         }
         let mut stored_rows: HashMap<(Uuid, String, String), Vec<Row>> = HashMap::new();
+        let mut holders: HashMap<(Uuid, String, String), BTreeSet<Uuid>> = HashMap::new();
         for ((company, kind), keys) in by_kind {
             for chunk in keys.chunks(500) {
                 let mut sel = Select::all(Table::CustomerKeys, company, now);
@@ -760,6 +877,17 @@ impl Crm {
                         .or_default()
                         .push(r);
                 }
+                if key_column(&kind).is_some() {
+                    // The customers this change set writes count as it leaves them.
+                    for (cid, key) in self.column_key_holders(company, &kind, chunk).await? {
+                        if !state.contains_key(&cid) {
+                            holders
+                                .entry((company, kind.clone(), key))
+                                .or_default()
+                                .insert(cid);
+                        }
+                    }
+                }
             }
         }
         let mut new_by_key: HashMap<(Uuid, String, String), Vec<Uuid>> = HashMap::new();
@@ -776,12 +904,22 @@ impl Crm {
         for (company, kind, key) in affected {
             let k = (company, kind.clone(), key.clone());
             let stored = stored_rows.remove(&k).unwrap_or_default();
-            let new = new_by_key.remove(&k).unwrap_or_default();
             let mode = modes
                 .get(&company)
                 .map(|m| m.mode(&kind))
                 .unwrap_or(DedupeMode::Off);
-            let fresh: BTreeSet<Uuid> = new
+            let column_holders = wants.remove(&k).unwrap_or_default();
+            // The customers that take the key now.
+            let takers: Vec<Uuid> = if key_column(&kind).is_some() {
+                column_holders
+                    .iter()
+                    .filter(|(_, taking)| *taking)
+                    .map(|(c, _)| *c)
+                    .collect()
+            } else {
+                new_by_key.remove(&k).unwrap_or_default()
+            };
+            let fresh: BTreeSet<Uuid> = takers
                 .iter()
                 .filter(|c| state.get(*c).is_some_and(|s| !s.existing))
                 .copied()
@@ -795,21 +933,31 @@ impl Crm {
                     ),
                 });
             }
-            let dup = stored.len() + new.len() > 1;
-            for r in &stored {
-                if r.get("duplicate").as_bool() != Some(dup) {
-                    ops.push(Op::Update {
-                        table: Table::CustomerKeys,
-                        id: r.id(),
-                        expected_version: r.version(),
-                        values: vec![
-                            ("duplicate", dup.into()),
-                            ("updated_at", Value::Timestamp(now)),
-                        ],
-                    });
+            let all: BTreeSet<Uuid> = if key_column(&kind).is_some() {
+                let mut all = holders.remove(&k).unwrap_or_default();
+                all.extend(column_holders.iter().map(|(c, _)| *c));
+                all
+            } else {
+                stored
+                    .iter()
+                    .filter_map(|r| r.get("customer_id").as_id())
+                    .chain(takers.iter().copied())
+                    .collect()
+            };
+            let dup = all.len() > 1;
+            let new_rows: Vec<Uuid> = if key_column(&kind).is_some() {
+                let (sync, missing) = sync_shared_key(&all, &stored, now);
+                ops.extend(sync);
+                missing
+            } else {
+                for r in &stored {
+                    if r.get("duplicate").as_bool() != Some(dup) {
+                        ops.push(flag(r, dup, now));
+                    }
                 }
-            }
-            for c in &new {
+                takers.clone()
+            };
+            for c in &new_rows {
                 let mut values = self.new_row(company, self.new_id());
                 values.extend([
                     ("customer_id", Value::Id(*c)),
@@ -821,12 +969,12 @@ impl Crm {
                     table: Table::CustomerKeys,
                     values,
                 });
-                if dup && mode == DedupeMode::Warn {
-                    let others: Vec<String> = stored
+            }
+            if dup && mode == DedupeMode::Warn {
+                for c in &takers {
+                    let others: Vec<String> = all
                         .iter()
-                        .filter_map(|r| r.get("customer_id").as_id())
-                        .chain(new.iter().copied())
-                        .filter(|o| o != c)
+                        .filter(|o| *o != c)
                         .map(|o| o.to_string())
                         .collect();
                     cs.events.push(self.event(
@@ -841,6 +989,66 @@ impl Crm {
         }
         cs.ops.extend(ops);
         Ok(touched)
+    }
+
+    /// The customers a [`holders_select`] finds.
+    async fn holders(&self, sel: &Select) -> Result<Vec<Uuid>> {
+        Ok(self
+            .store
+            .select(sel)
+            .await?
+            .rows
+            .iter()
+            .filter_map(|r| match sel.table {
+                Table::Customers => Some(r.id()),
+                _ => r.get("customer_id").as_id(),
+            })
+            .collect())
+    }
+
+    /// The live customers holding one of `keys` of the column kind `kind`
+    /// (name, credit code, phone), through the customers' own index:
+    /// `(customer, key)` pairs.
+    async fn column_key_holders(
+        &self,
+        company: Uuid,
+        kind: &str,
+        keys: &[String],
+    ) -> Result<Vec<(Uuid, String)>> {
+        let Some(column) = key_column(kind) else {
+            return Ok(Vec::new());
+        };
+        let mut sel = Select::all(Table::Customers, company, self.now());
+        sel.lifecycle = Lifecycle::Any;
+        sel.filter = Filter::And(vec![
+            Filter::In(
+                col(column),
+                keys.iter().map(|k| Value::Text(k.clone())).collect(),
+            ),
+            Filter::IsNull(col("deleted_at")),
+        ]);
+        // By the key, so that SQLite probes the key's index.
+        sel.sort = vec![Sort {
+            col: col(column),
+            desc: false,
+        }];
+        Ok(self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.id(),
+                    r.get(column)
+                        .as_text()
+                        .unwrap_or_default()
+                        .trim()
+                        .to_string(),
+                )
+            })
+            .collect())
     }
 
     /// The refusal for a record duplicating `existing`: names the record and
@@ -929,25 +1137,25 @@ impl Crm {
             if kind == "name" || kind == "uscc" || !modes.blocks(&kind) {
                 continue;
             }
-            let mut sel = Select::all(Table::CustomerKeys, company, self.now());
-            sel.filter = Filter::And(vec![
-                eq("kind", kind.as_str()),
-                eq("key", key.as_str()),
-                match exclude {
-                    Some(id) => Filter::Cmp(col("customer_id"), CmpOp::Ne, Value::Id(id)),
-                    None => Filter::True,
-                },
-            ]);
+            let mut sel = holders_select(company, &kind, &key, self.now());
+            if let Some(id) = exclude {
+                let by = if key_column(&kind).is_some() {
+                    "id"
+                } else {
+                    "customer_id"
+                };
+                sel.filter = Filter::And(vec![
+                    sel.filter,
+                    Filter::Cmp(col(by), CmpOp::Ne, Value::Id(id)),
+                ]);
+            }
             sel.paging = Paging::Offset {
                 offset: 0,
                 limit: 20,
             };
             // Name a match the actor can see when there is one.
             let mut first: Option<Row> = None;
-            for r in self.store.select(&sel).await?.rows {
-                let Some(cid) = r.get("customer_id").as_id() else {
-                    continue;
-                };
+            for cid in self.holders(&sel).await? {
                 if let Some(existing) = self
                     .store
                     .get(Table::Customers, cid)
@@ -998,17 +1206,13 @@ impl Crm {
             if mode == DedupeMode::Off {
                 continue;
             }
-            let mut sel = Select::all(Table::CustomerKeys, company, self.now());
-            sel.filter = Filter::And(vec![eq("kind", kind.as_str()), eq("key", key.as_str())]);
+            let mut sel = holders_select(company, kind, key, self.now());
             sel.paging = Paging::Offset {
                 offset: 0,
                 limit: 50,
             };
-            for r in self.store.select(&sel).await?.rows {
-                let Some(cid) = r.get("customer_id").as_id().filter(|c| Some(*c) != exclude) else {
-                    continue;
-                };
-                if !seen.insert((kind.clone(), cid)) {
+            for cid in self.holders(&sel).await? {
+                if Some(cid) == exclude || !seen.insert((kind.clone(), cid)) {
                     continue;
                 }
                 let Some(row) = self
@@ -1627,8 +1831,12 @@ impl Crm {
                     });
                 }
                 for (kind, key) in want.into_iter().filter(|k| !kept.contains(k)) {
-                    stats.added += 1;
                     touched.insert((kind.clone(), key.clone()));
+                    if key_column(&kind).is_some() {
+                        // A row only while shared: see `reflag`.
+                        continue;
+                    }
+                    stats.added += 1;
                     let mut values = self.new_row(company, self.new_id());
                     values.extend([
                         ("customer_id", Value::Id(c.id())),
@@ -1644,7 +1852,13 @@ impl Crm {
             }
             self.apply(cs).await?;
             let flags = self.reflag(company, &touched).await?;
-            stats.flagged += flags.ops.len() as u64;
+            for op in &flags.ops {
+                match op {
+                    Op::Insert { .. } => stats.added += 1,
+                    Op::Delete { .. } => stats.removed += 1,
+                    _ => stats.flagged += 1,
+                }
+            }
             self.apply(flags).await?;
             match page.rows.last() {
                 Some(last) if page.has_more => after = Some(vec![Value::Id(last.id())]),
@@ -1655,23 +1869,25 @@ impl Crm {
     }
 
     /// Sets the duplicate flag of every stored row of these keys to whether
-    /// another live row shares its key: one probe per kind and 500 keys.
+    /// another live row shares its key, and gives the column keys (see
+    /// [`key_column`]) a flagged row per holder while shared and none
+    /// otherwise: one probe per kind and 500 keys.
     async fn reflag(&self, company: Uuid, keys: &BTreeSet<(String, String)>) -> Result<ChangeSet> {
         let now = self.now();
-        let mut by_kind: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+        let mut by_kind: BTreeMap<&str, Vec<String>> = BTreeMap::new();
         for (kind, key) in keys {
-            by_kind
-                .entry(kind.as_str())
-                .or_default()
-                .push(Value::Text(key.clone()));
+            by_kind.entry(kind.as_str()).or_default().push(key.clone());
         }
         let mut cs = ChangeSet::default();
-        for (kind, values) in by_kind {
-            for chunk in values.chunks(500) {
+        for (kind, keys) in by_kind {
+            for chunk in keys.chunks(500) {
                 let mut sel = Select::all(Table::CustomerKeys, company, now);
                 sel.filter = Filter::And(vec![
                     eq("kind", kind),
-                    Filter::In(col("key"), chunk.to_vec()),
+                    Filter::In(
+                        col("key"),
+                        chunk.iter().map(|k| Value::Text(k.clone())).collect(),
+                    ),
                 ]);
                 let mut groups: HashMap<String, Vec<Row>> = HashMap::new();
                 for r in self.store.select(&sel).await?.rows {
@@ -1680,21 +1896,39 @@ impl Crm {
                         .or_default()
                         .push(r);
                 }
+                if key_column(kind).is_some() {
+                    let mut holders: HashMap<String, BTreeSet<Uuid>> = HashMap::new();
+                    for (cid, key) in self.column_key_holders(company, kind, chunk).await? {
+                        holders.entry(key).or_default().insert(cid);
+                    }
+                    for key in chunk {
+                        let rows = groups.remove(key).unwrap_or_default();
+                        let all = holders.remove(key).unwrap_or_default();
+                        let (ops, missing) = sync_shared_key(&all, &rows, now);
+                        cs.ops.extend(ops);
+                        for c in missing {
+                            let mut values = self.new_row(company, self.new_id());
+                            values.extend([
+                                ("customer_id", Value::Id(c)),
+                                ("kind", kind.into()),
+                                ("key", key.clone().into()),
+                                ("duplicate", true.into()),
+                            ]);
+                            cs.ops.push(Op::Insert {
+                                table: Table::CustomerKeys,
+                                values,
+                            });
+                        }
+                    }
+                    continue;
+                }
                 for rows in groups.values() {
                     let dup = rows.len() > 1;
                     for r in rows
                         .iter()
                         .filter(|r| r.get("duplicate").as_bool() != Some(dup))
                     {
-                        cs.ops.push(Op::Update {
-                            table: Table::CustomerKeys,
-                            id: r.id(),
-                            expected_version: r.version(),
-                            values: vec![
-                                ("duplicate", dup.into()),
-                                ("updated_at", Value::Timestamp(now)),
-                            ],
-                        });
+                        cs.ops.push(flag(r, dup, now));
                     }
                 }
             }

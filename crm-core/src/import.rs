@@ -2317,11 +2317,16 @@ impl<'a> ImportSession<'a> {
             );
             for chunk in ks.chunks(IN_CHUNK) {
                 let mut lock_keys = Vec::with_capacity(chunk.len());
-                let select = if let Some(key_kind) = kind.strip_prefix("keys.") {
-                    let mut sel = Select::all(Table::CustomerKeys, company, now);
+                let through_keys = kind.strip_prefix("keys.");
+                if let Some(key_kind) = through_keys {
                     for k in chunk {
                         lock_keys.push(key_guard_key(company, key_kind, &k.text));
                     }
+                }
+                let select = if let Some(key_kind) =
+                    through_keys.filter(|k| crate::dedupe::key_column(k).is_none())
+                {
+                    let mut sel = Select::all(Table::CustomerKeys, company, now);
                     sel.filter = Filter::And(vec![
                         Filter::Cmp(Col::Column("kind"), CmpOp::Eq, key_kind.into()),
                         Filter::In(
@@ -2358,7 +2363,9 @@ impl<'a> ImportSession<'a> {
                                     .push(k.value.clone());
                             }
                             None => {
-                                lock_keys.push(guard_key(company, table, &same));
+                                if through_keys.is_none() {
+                                    lock_keys.push(guard_key(company, table, &same));
+                                }
                                 values.push(k.value.clone());
                             }
                         }
@@ -2882,9 +2889,10 @@ impl RowValidator {
                     }
                 };
                 keys.push(DupKey {
+                    // Phones through the customers' own column.
+                    col: Col::Column(crate::dedupe::key_column(&kind).unwrap_or("key")),
                     kind: format!("keys.{kind}"),
                     text: key.clone(),
-                    col: Col::Column("key"),
                     value: Value::Text(key.clone()),
                     parent: None,
                     label: en.clone(),
@@ -3025,7 +3033,10 @@ impl ImportSession<'_> {
         for (kind, (col, mut values)) in by_kind {
             values.sort_by_key(key_text);
             values.dedup();
-            if let Some(key_kind) = kind.strip_prefix("keys.") {
+            if let Some(key_kind) = kind
+                .strip_prefix("keys.")
+                .filter(|k| crate::dedupe::key_column(k).is_none())
+            {
                 // Through the duplicate keys: key rows, then their customers.
                 for chunk in values.chunks(IN_CHUNK) {
                     let mut sel =

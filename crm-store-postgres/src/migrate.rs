@@ -43,6 +43,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 7,
         sql: include_str!("../migrations/0007_scope_indexes.sql"),
     },
+    Migration {
+        version: 8,
+        sql: include_str!("../migrations/0008_column_keys_only_while_shared.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

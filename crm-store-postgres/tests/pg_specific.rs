@@ -860,7 +860,7 @@ async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them
     let old = unique_schema();
     schema_4_copy(&source, &old).await;
     let keys = count_rows(&source, &old, "customer_keys").await;
-    assert!(keys >= 6, "name and phone keys of three customers");
+    assert!(keys >= 2, "the rows of the phone two customers share");
 
     let migrated = open(&old).await;
     let versions: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(

@@ -54,6 +54,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0007_indexes_for_imports_caps_and_scopes.sql",
         sql: include_str!("../migrations/0007_indexes_for_imports_caps_and_scopes.sql"),
     },
+    Migration {
+        number: 8,
+        name: "0008_column_keys_only_while_shared.sql",
+        sql: include_str!("../migrations/0008_column_keys_only_while_shared.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands: the highest
@@ -220,6 +225,9 @@ mod tests {
         assert_eq!((tables, user_version(&conn).expect("version")), (3, 3));
     }
 
+    /// Keys carried from schema 4: flagged ones are indexed for the report
+    /// (0005); unshared name, credit-code and phone rows go, the customers'
+    /// own columns serving them (0008); e-mail rows stay.
     #[test]
     fn keys_of_a_schema_4_database_survive_and_flagged_ones_are_indexed() {
         let mut conn = Connection::open_in_memory().expect("open");
@@ -232,16 +240,18 @@ mod tests {
                   customer_id, kind, key, duplicate) \
              VALUES ('k1', 'c', 1, 't', 't', NULL, 'a', 'phone', '010', 1), \
                     ('k2', 'c', 1, 't', 't', NULL, 'b', 'phone', '010', 1), \
-                    ('k3', 'c', 1, 't', 't', NULL, 'b', 'name', 'hx', 0); \
+                    ('k3', 'c', 1, 't', 't', NULL, 'b', 'name', 'hx', 0), \
+                    ('k4', 'c', 1, 't', 't', NULL, 'b', 'email', 'b@x.cn', 0); \
              PRAGMA foreign_keys = ON;",
         )
         .expect("keys");
         run(&mut conn, ":memory:", MIGRATIONS).expect("migrate");
         assert_eq!(user_version(&conn).expect("version"), SCHEMA_VERSION);
-        let all: i64 = conn
-            .query_row("SELECT COUNT(*) FROM customer_keys", [], |r| r.get(0))
-            .expect("count");
-        assert_eq!(all, 3);
+        let all: Vec<String> = conn
+            .prepare("SELECT id FROM customer_keys ORDER BY id")
+            .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
+            .expect("keys");
+        assert_eq!(all, ["k1", "k2", "k4"]);
         let mut st = conn
             .prepare(
                 "SELECT id FROM customer_keys INDEXED BY customer_keys_duplicate_rows \

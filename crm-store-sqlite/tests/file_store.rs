@@ -376,7 +376,7 @@ async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them
             .expect("count keys")
     };
     let before = keys(&old);
-    assert!(before >= 6, "name and phone keys of three customers");
+    assert!(before >= 2, "the rows of the phone two customers share");
 
     let migrated: Arc<dyn Store> = Arc::new(SqliteStore::open(&old).expect("migrate"));
     assert_eq!(user_version(&old), SCHEMA_VERSION);

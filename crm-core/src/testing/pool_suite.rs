@@ -30,6 +30,11 @@ macro_rules! pool_scenarios {
             $make
         );
         $each!(
+            $crate::testing::pool_suite::column_keys_have_rows_only_while_shared,
+            pool_column_keys_have_rows_only_while_shared,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::duplicate_keys_report_and_merge,
             pool_duplicate_keys_report_and_merge,
             $make
@@ -1170,6 +1175,148 @@ pub async fn recycling_sweep_dry_run_warnings_and_idempotence(store: Arc<dyn Sto
         .await
         .expect("explain");
     assert!(far.locked);
+}
+
+/// The key rows of one kind, as (customer, flagged) pairs.
+async fn key_rows(w: &World, kind: &str) -> BTreeSet<(RecordId, bool)> {
+    let mut sel = Select::all(
+        Table::CustomerKeys,
+        w.admin.company_id.0,
+        crate::clock::Clock::now(&*w.clock),
+    );
+    sel.filter = crate::store::Filter::Cmp(
+        crate::store::Col::Column("kind"),
+        crate::store::CmpOp::Eq,
+        kind.into(),
+    );
+    w.crm
+        .store()
+        .select(&sel)
+        .await
+        .expect("keys")
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                RecordId(r.get("customer_id").as_id().unwrap_or_default()),
+                r.get("duplicate").as_bool() == Some(true),
+            )
+        })
+        .collect()
+}
+
+/// The name, credit code and phone are looked up through the customers'
+/// own columns: their key rows exist only while two or more live customers
+/// share the key (flagged, one per holder) and go when a holder moves away,
+/// is deleted, and come back with a restore; e-mail keys keep a row per
+/// holder. Rebuilding the keys of a consistent company changes nothing, and
+/// drops an unshared column-key row (as a database before this rule holds).
+pub async fn column_keys_have_rows_only_while_shared(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let a = w
+        .customer(
+            &w.zhangsan,
+            "甲乙丙有限公司",
+            json!({"phone": "010-62340099", "email": "A@Example.cn"}),
+        )
+        .await;
+    assert!(key_rows(&w, "phone").await.is_empty());
+    assert!(key_rows(&w, "name").await.is_empty());
+    assert_eq!(key_rows(&w, "email").await, BTreeSet::from([(a.id, false)]));
+    let b = w
+        .customer(
+            &w.wangwu,
+            "丁戊己有限公司",
+            json!({"phone": "010 6234 0099"}),
+        )
+        .await;
+    let shared = BTreeSet::from([(a.id, true), (b.id, true)]);
+    assert_eq!(key_rows(&w, "phone").await, shared);
+    assert_eq!(group_of(&company_report(&w).await, "phone").len(), 2);
+    let set_phone = |version: i64, phone: &'static str| {
+        let w = &w;
+        let id = b.id;
+        async move {
+            w.crm
+                .update_record(
+                    &w.admin,
+                    Entity::Customer,
+                    id,
+                    version,
+                    fields(json!({ "phone": phone })),
+                )
+                .await
+                .expect("update")
+        }
+    };
+    let b = set_phone(b.version, "010-62340100").await;
+    assert!(key_rows(&w, "phone").await.is_empty(), "moved away");
+    assert!(group_of(&company_report(&w).await, "phone").is_empty());
+    set_phone(b.version, "010-62340099").await;
+    assert_eq!(key_rows(&w, "phone").await, shared, "back again");
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[a.id])
+        .await;
+    assert_eq!(r.done, vec![a.id]);
+    assert!(
+        key_rows(&w, "phone").await.is_empty(),
+        "one live holder left"
+    );
+    assert!(key_rows(&w, "email").await.is_empty());
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[a.id])
+        .await;
+    assert_eq!(r.done, vec![a.id], "{:?}", r.refused);
+    assert_eq!(key_rows(&w, "phone").await, shared, "restored");
+
+    let stats = w
+        .crm
+        .rebuild_duplicate_keys(&w.admin)
+        .await
+        .expect("rebuild");
+    assert_eq!(
+        (stats.customers, stats.added, stats.removed, stats.flagged),
+        (2, 0, 0, 0),
+        "{stats:?}"
+    );
+    // An unshared name row, as kept before: the rebuild drops it.
+    let now = crate::clock::Clock::now(&*w.clock);
+    let mut values = vec![
+        ("id", crate::value::Value::Id(Uuid::now_v7())),
+        ("company_id", crate::value::Value::Id(w.admin.company_id.0)),
+        ("version", crate::value::Value::Int(1)),
+        ("created_at", crate::value::Value::Timestamp(now)),
+        ("updated_at", crate::value::Value::Timestamp(now)),
+        ("deleted_at", crate::value::Value::Null),
+    ];
+    values.extend([
+        ("customer_id", crate::value::Value::Id(a.id.0)),
+        ("kind", "name".into()),
+        ("key", "甲乙丙".into()),
+        ("duplicate", false.into()),
+    ]);
+    w.crm
+        .store()
+        .apply(&ChangeSet {
+            ops: vec![Op::Insert {
+                table: Table::CustomerKeys,
+                values,
+            }],
+            ..ChangeSet::default()
+        })
+        .await
+        .expect("stale row");
+    assert_eq!(key_rows(&w, "name").await.len(), 1);
+    let stats = w
+        .crm
+        .rebuild_duplicate_keys(&w.admin)
+        .await
+        .expect("rebuild");
+    assert_eq!((stats.added, stats.removed), (0, 1), "{stats:?}");
+    assert!(key_rows(&w, "name").await.is_empty());
+    assert_eq!(key_rows(&w, "phone").await, shared);
 }
 
 /// Phone and e-mail duplicates are allowed but reported (event, report with
