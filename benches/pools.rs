@@ -210,7 +210,7 @@ async fn run(n: u64, dir: std::path::PathBuf) -> BenchResult {
     let stats = crm.rebuild_duplicate_keys(&admin).await?;
     let rebuild = ms(t);
     println!(
-        "built the duplicate keys in {:.1} s ({} keys, {} flagged)",
+        "built the duplicate keys in {:.1} s ({} key rows added, {} re-flagged)",
         rebuild / 1000.0,
         stats.added,
         stats.flagged

@@ -1,15 +1,20 @@
 //! Duplicate customers (查重): the keys the engine keeps, checks on create and
 //! on demand, the company-wide report, and merging.
 //!
-//! Every live customer has rows in `customer_keys`, one per normalised key:
-//! `name` (the company name without legal-form suffixes, `name_key`),
-//! `uscc` (统一社会信用代码), `phone` (the canonical phone key), `email`
-//! (lowercased) and `custom.<key>` for each custom field configured as a
-//! duplicate key. A key row is flagged `duplicate` while another live
-//! customer shares it. The rows are kept by `Crm::index_customer_keys`,
-//! which every write path calls on its change set before applying it, so a
-//! check is one index probe per key and the report walks only flagged rows —
-//! never a scan of the customers.
+//! A customer's keys are normalised values: `name` (the company name without
+//! legal-form suffixes, `name_key`), `uscc` (统一社会信用代码), `phone` (the
+//! canonical phone key), `email` (lowercased) and `custom.<key>` for each
+//! custom field configured as a duplicate key. The first three are columns
+//! of the customer with indexes of their own, so the customers holding one
+//! are found through those (`key_column`); their rows in `customer_keys`
+//! exist only while two or more live customers share the key, one per
+//! holder, flagged `duplicate`. E-mail and custom keys, which no customers'
+//! index serves, have a row per live customer holding them, flagged while
+//! shared. The rows are kept by `Crm::index_customer_keys`, which every
+//! write path calls on its change set before applying it, so a check is one
+//! index probe per key and the report walks only flagged rows — never a
+//! scan of the customers. (A bulk import of customers with unshared keys
+//! writes one key row per customer instead of four.)
 //!
 //! Per company, each key field refuses duplicates ([`DedupeMode::Block`]),
 //! only reports them ([`DedupeMode::Warn`]: an event
@@ -319,8 +324,9 @@ fn field_label(field: &str, customs: &[CustomFieldDef]) -> String {
         .unwrap_or_else(|| field.to_string())
 }
 
-/// The customers and the keys (company, kind, key) whose key rows a run of
-/// [`Crm::index_customer_keys_noting`] inserts, deletes or re-flags.
+/// What a run of [`Crm::index_customer_keys_noting`] worked out: the
+/// customers of its change set, and the keys (company, kind, key) they take
+/// or leave, whose rows — of any holder — it inserts, deletes or re-flags.
 #[derive(Debug, Default)]
 pub(crate) struct KeysTouched {
     customers: HashSet<Uuid>,

@@ -1170,10 +1170,14 @@ impl BatchWrite<'_> {
     /// the next batch may be prepared meanwhile — one, not more: preparing
     /// while two prepared batches wait is refused. After a failure the
     /// import stops (drop the session); running it again resumes after the
-    /// last committed batch. Another user's write of the same duplicate key
-    /// between preparing and committing can leave that key's duplicate flag
-    /// unset (the import itself is unaffected);
-    /// [`Crm::rebuild_duplicate_keys`] repairs flags.
+    /// last committed batch. A record another user saved meanwhile with a
+    /// refusing duplicate key of a record the batch creates fails the batch
+    /// ([`Error::Duplicate`]; nothing of it is written, and running the
+    /// import again reports that row as a duplicate). Another user's write
+    /// sharing a key that is only reported (a phone, an e-mail) between
+    /// preparing and committing can leave that key's duplicate rows
+    /// unflagged or missing (the import itself is unaffected);
+    /// [`Crm::rebuild_duplicate_keys`] repairs them.
     pub async fn commit(self) -> Result<()> {
         let Some(mut cs) = self.changes else {
             return Ok(());
@@ -2268,9 +2272,6 @@ impl<'a> ImportSession<'a> {
         true
     }
 
-    /// Whether a row of this import gave record `id` another key of `k`'s
-    /// kind, so that `k` (read from the store before that update was
-    /// written, perhaps in a batch still being written) no longer names it.
     /// The guards of a change set that creates records with `keys` (what
     /// the probes of [`ImportSession::existing`] found free) and updates the
     /// records `updated`: the same probes, run again inside the write
@@ -2404,6 +2405,9 @@ impl<'a> ImportSession<'a> {
         guards
     }
 
+    /// Whether a row of this import gave record `id` another key of `k`'s
+    /// kind, so that `k` (read from the store before that update was
+    /// written, perhaps in a batch still being written) no longer names it.
     fn rekeyed_away(&self, id: Uuid, k: &DupKey) -> bool {
         self.rekeyed.get(&id).is_some_and(|keys| {
             keys.iter()
@@ -2851,7 +2855,8 @@ impl RowValidator {
         }
         if let Some(modes) = self.modes.as_deref().filter(|_| entity == Entity::Customer) {
             // Phone, e-mail and custom keys the company's duplicate settings
-            // refuse, as kept in `customer_keys`.
+            // refuse: phones through the customers' column, the others
+            // through `customer_keys`.
             let custom_keys: Vec<String> = self
                 .customs
                 .iter()

@@ -135,11 +135,17 @@ impl Crm {
             let company = actor.company_id.0;
             let same: Vec<Filter> = [("name_key", row.get("name_key")), ("uscc", row.get("uscc"))]
                 .into_iter()
-                .filter(|(_, v)| !v.is_null())
+                .filter(|(_, v)| v.as_text().is_some_and(|t| !t.is_empty()))
                 .map(|(c, v)| Filter::Cmp(Col::Column(c), CmpOp::Eq, v.clone()))
                 .collect();
+            // Live customers, archived ones too, as a create's check sees them.
             let mut probe = Select::all(Table::Customers, company, now);
-            probe.filter = Filter::Or(same.clone());
+            probe.lifecycle = Lifecycle::Any;
+            probe.filter = Filter::And(vec![
+                Filter::Or(same.clone()),
+                Filter::IsNull(Col::Column("deleted_at")),
+                Filter::Cmp(Col::Column("id"), CmpOp::Ne, Value::Id(id.0)),
+            ]);
             cs.guards.push(Guard {
                 keys: same
                     .iter()

@@ -21,9 +21,9 @@ use uuid::Uuid;
 /// The name this backend reports in [`Store::backend`] and in errors.
 const BACKEND: &str = "postgres";
 
-/// The advisory lock class of guarded values (`Guard::keys`, each prefixed
-/// with the schema); the second key is the hash's lowest bits (see
-/// [`GUARD_LOCKS`]).
+/// The advisory lock class of guarded values (`Guard::keys`); the second key
+/// is the schema's hash with its lowest bits replaced by the key's (see
+/// [`GUARD_LOCKS`]), so that schemas do not wait for each other.
 const GUARD_LOCK_CLASS: i32 = 0x4352_4d47; // "CRMG"
 
 /// How many advisory locks guarded keys are hashed into (a power of two):
@@ -215,44 +215,53 @@ impl PgStore {
     async fn try_apply(&self, changes: &ChangeSet) -> Result<(), Failure> {
         let mut tx = self.pool.begin().await.map_err(|e| classify(e, None))?;
         if !changes.guards.is_empty() {
-            // The guarded keys, hashed into GUARD_LOCKS locks (a bulk
-            // import's batch guards thousands of values; PostgreSQL's lock
-            // table is shared and bounded), taken in ascending order (no
-            // deadlock): a writer guarding a common key waits here until
-            // the other commits, and then (READ COMMITTED: each statement
-            // sees what was committed before it) finds the value taken.
-            let keys: Vec<String> = changes
+            // A guard must see what was committed before it, whatever the
+            // host database's default isolation is.
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| classify(e, None))?;
+            // The guarded keys, hashed into GUARD_LOCKS locks of this
+            // schema's own (a bulk import's batch guards thousands of
+            // values; PostgreSQL's lock table is shared and bounded), taken
+            // in ascending order (no deadlock): a writer guarding a common
+            // key waits here until the other commits, and then (each
+            // statement sees what was committed before it) finds the value
+            // taken. While an import's batch is written, most other guarded
+            // writes of the schema wait for it (the length of one batch's
+            // transaction).
+            let keys: Vec<&str> = changes
                 .guards
                 .iter()
                 .flat_map(|g| &g.keys)
-                .map(|k| format!("{}:{k}", self.schema))
+                .map(String::as_str)
                 .collect();
             sqlx::query(
                 "SELECT pg_advisory_xact_lock($1, b) FROM \
-                 (SELECT DISTINCT hashtext(k) & $3 AS b FROM unnest($2::text[]) AS k ORDER BY b) AS s",
+                 (SELECT DISTINCT (hashtext($4) & ~$3) | (hashtext(k) & $3) AS b \
+                  FROM unnest($2::text[]) AS k ORDER BY b) AS s",
             )
             .bind(GUARD_LOCK_CLASS)
             .bind(&keys)
             .bind(GUARD_LOCKS - 1)
+            .bind(&self.schema)
             .execute(&mut *tx)
             .await
             .map_err(|e| classify(e, None))?;
+            // Each guard is a count of its select's rows: without the page's
+            // `ORDER BY id LIMIT 1`, which made the planner walk the primary
+            // key in search of a value that is not there (a bulk import's
+            // guard looks for a thousand), the filter's index finds them.
             for guard in &changes.guards {
-                let mut sel = guard.select.clone();
-                sel.with_total = false;
-                sel.paging = Paging::Offset {
-                    offset: 0,
-                    limit: 1,
-                };
-                let mut page = Sql::new();
-                select::page_query(&mut page, &self.quoted, &sel).map_err(Failure::Store)?;
-                let (text, args) = page.finish()?;
-                let taken = sqlx::query_with(AssertSqlSafe(text), args)
-                    .fetch_optional(&mut *tx)
+                let sel = &guard.select;
+                let mut count = Sql::new();
+                select::count_query(&mut count, &self.quoted, sel).map_err(Failure::Store)?;
+                let (text, args) = count.finish()?;
+                let taken: i64 = sqlx::query_scalar_with(AssertSqlSafe(text), args)
+                    .fetch_one(&mut *tx)
                     .await
-                    .map_err(|e| classify(e, Some(sel.table)))?
-                    .is_some();
-                if taken {
+                    .map_err(|e| classify(e, Some(sel.table)))?;
+                if taken > 0 {
                     return Err(Failure::Store(StoreError::Unique {
                         table: sel.table,
                         detail: guard.message.clone(),

@@ -236,19 +236,19 @@ fn apply_all(
 ) -> Result<(), StoreError> {
     // The single writer holds the database: no other change set can take a
     // guarded value between this check and the commit.
+    // Each guard is a count of its select's rows: no order, so the filter's
+    // index finds them (a bulk import's guard looks for a thousand values).
     for guard in &changes.guards {
         let mut sel = guard.select.clone();
-        sel.with_total = false;
-        sel.paging = crm_core::store::Paging::Offset {
-            offset: 0,
-            limit: 1,
-        };
-        let compiled = query::compile_select(&sel)?;
-        let taken = tx
-            .prepare_cached(&compiled.page.text)
-            .and_then(|mut st| st.exists(params_from_iter(&compiled.page.params)))
+        sel.with_total = true;
+        let count = query::compile_select(&sel)?
+            .count
+            .ok_or_else(|| codec::invalid("a guard's count query was not compiled"))?;
+        let taken: i64 = tx
+            .prepare_cached(&count.text)
+            .and_then(|mut st| st.query_row(params_from_iter(&count.params), |r| r.get(0)))
             .map_err(error::backend)?;
-        if taken {
+        if taken > 0 {
             return Err(StoreError::Unique {
                 table: sel.table,
                 detail: guard.message.clone(),
