@@ -861,6 +861,19 @@ async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them
     schema_4_copy(&source, &old).await;
     let keys = count_rows(&source, &old, "customer_keys").await;
     assert!(keys >= 2, "the rows of the phone two customers share");
+    // Schema 4 kept a row per customer and key: an unshared name row goes
+    // (0008), an e-mail row stays.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO \"{old}\".customer_keys \
+             (id, company_id, version, created_at, updated_at, customer_id, kind, key, duplicate) \
+         SELECT gen_random_uuid(), company_id, 1, now(), now(), id, k.kind, k.key, false \
+         FROM \"{old}\".customers, \
+              (VALUES ('name', 'old-unshared-name'), ('email', 'old@example.cn')) AS k (kind, key) \
+         WHERE name = '上海申通物流有限公司'"
+    )))
+    .execute(source.pool())
+    .await
+    .expect("schema 4 rows");
 
     let migrated = open(&old).await;
     let versions: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
@@ -871,7 +884,14 @@ async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them
     .expect("versions");
     let expected: Vec<i64> = (1..=PgStore::latest_migration()).collect();
     assert_eq!(versions, expected);
-    assert_eq!(count_rows(&migrated, &old, "customer_keys").await, keys);
+    assert_eq!(count_rows(&migrated, &old, "customer_keys").await, keys + 1);
+    let kinds: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT kind FROM \"{old}\".customer_keys WHERE NOT duplicate ORDER BY kind"
+    )))
+    .fetch_all(migrated.pool())
+    .await
+    .expect("unshared rows");
+    assert_eq!(kinds, ["email"]);
     let indexes: Vec<String> = sqlx::query_scalar(
         "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = 'customer_keys'",
     )

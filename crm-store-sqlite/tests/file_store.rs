@@ -375,12 +375,30 @@ async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them
             .and_then(|c| c.query_row("SELECT COUNT(*) FROM customer_keys", [], |r| r.get(0)))
             .expect("count keys")
     };
+    let shared = keys(&old);
+    assert!(shared >= 2, "the rows of the phone two customers share");
+    // Schema 4 kept a row per customer and key: an unshared name row goes
+    // (0008), an e-mail row stays.
+    rusqlite::Connection::open(&old)
+        .and_then(|c| {
+            c.execute_batch(
+                "INSERT INTO customer_keys \
+                     (id, company_id, version, created_at, updated_at, customer_id, kind, key, \
+                      duplicate) \
+                 SELECT id || k.kind, company_id, 1, created_at, created_at, id, k.kind, k.key, 0 \
+                 FROM customers, \
+                      (SELECT 'name' AS kind, 'old-unshared-name' AS key \
+                       UNION ALL SELECT 'email', 'old@example.cn') AS k \
+                 WHERE name = '上海申通物流有限公司'",
+            )
+        })
+        .expect("schema 4 rows");
     let before = keys(&old);
-    assert!(before >= 2, "the rows of the phone two customers share");
+    assert_eq!(before, shared + 2);
 
     let migrated: Arc<dyn Store> = Arc::new(SqliteStore::open(&old).expect("migrate"));
     assert_eq!(user_version(&old), SCHEMA_VERSION);
-    assert_eq!(keys(&old), before);
+    assert_eq!(keys(&old), before - 1, "the unshared name row went");
     let crm = crm_core::Crm::new(migrated, clock);
     let actor = crm.actor(admin).await.expect("admin");
     let again = crm
