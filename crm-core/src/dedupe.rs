@@ -366,22 +366,55 @@ pub(crate) fn key_column(kind: &str) -> Option<&'static str> {
     }
 }
 
-/// The select of the customers holding the key `kind`/`key`: the live
+/// The select of the customers holding one of `keys` of `kind`: the live
 /// customers with that column value for the column kinds (see
-/// [`key_column`]), the key rows (one per live holder) for the others.
-pub(crate) fn holders_select(company: Uuid, kind: &str, key: &str, now: DateTime<Utc>) -> Select {
+/// [`key_column`]), the key rows (one per live holder) for the others; the
+/// holder's id is in [`holder_column`] of the rows found.
+pub(crate) fn holders_select(
+    company: Uuid,
+    kind: &str,
+    keys: Vec<Value>,
+    now: DateTime<Utc>,
+) -> Select {
     match key_column(kind) {
         Some(column) => {
             let mut sel = Select::all(Table::Customers, company, now);
             sel.lifecycle = Lifecycle::Any;
-            sel.filter = Filter::And(vec![eq(column, key), Filter::IsNull(col("deleted_at"))]);
+            sel.filter = Filter::And(vec![
+                Filter::In(col(column), keys),
+                Filter::IsNull(col("deleted_at")),
+            ]);
             sel
         }
         None => {
             let mut sel = Select::all(Table::CustomerKeys, company, now);
-            sel.filter = Filter::And(vec![eq("kind", kind), eq("key", key)]);
+            sel.filter = Filter::And(vec![eq("kind", kind), Filter::In(col("key"), keys)]);
             sel
         }
+    }
+}
+
+/// The column naming the customer in the rows of a [`holders_select`].
+pub(crate) fn holder_column(kind: &str) -> &'static str {
+    if key_column(kind).is_some() {
+        "id"
+    } else {
+        "customer_id"
+    }
+}
+
+/// A key row of `customer`.
+fn key_row(crm: &Crm, company: Uuid, customer: Uuid, kind: &str, key: &str, dup: bool) -> Op {
+    let mut values = crm.new_row(company, crm.new_id());
+    values.extend([
+        ("customer_id", Value::Id(customer)),
+        ("kind", kind.into()),
+        ("key", key.into()),
+        ("duplicate", dup.into()),
+    ]);
+    Op::Insert {
+        table: Table::CustomerKeys,
+        values,
     }
 }
 
@@ -964,17 +997,7 @@ impl Crm {
                 takers.clone()
             };
             for c in &new_rows {
-                let mut values = self.new_row(company, self.new_id());
-                values.extend([
-                    ("customer_id", Value::Id(*c)),
-                    ("kind", kind.clone().into()),
-                    ("key", key.clone().into()),
-                    ("duplicate", dup.into()),
-                ]);
-                ops.push(Op::Insert {
-                    table: Table::CustomerKeys,
-                    values,
-                });
+                ops.push(key_row(self, company, *c, &kind, &key, dup));
             }
             if dup && mode == DedupeMode::Warn {
                 for c in &takers {
@@ -1024,15 +1047,12 @@ impl Crm {
         let Some(column) = key_column(kind) else {
             return Ok(Vec::new());
         };
-        let mut sel = Select::all(Table::Customers, company, self.now());
-        sel.lifecycle = Lifecycle::Any;
-        sel.filter = Filter::And(vec![
-            Filter::In(
-                col(column),
-                keys.iter().map(|k| Value::Text(k.clone())).collect(),
-            ),
-            Filter::IsNull(col("deleted_at")),
-        ]);
+        let mut sel = holders_select(
+            company,
+            kind,
+            keys.iter().map(|k| Value::Text(k.clone())).collect(),
+            self.now(),
+        );
         // By the key, so that SQLite probes the key's index.
         sel.sort = vec![Sort {
             col: col(column),
@@ -1143,16 +1163,11 @@ impl Crm {
             if kind == "name" || kind == "uscc" || !modes.blocks(&kind) {
                 continue;
             }
-            let mut sel = holders_select(company, &kind, &key, self.now());
+            let mut sel = holders_select(company, &kind, vec![key.as_str().into()], self.now());
             if let Some(id) = exclude {
-                let by = if key_column(&kind).is_some() {
-                    "id"
-                } else {
-                    "customer_id"
-                };
                 sel.filter = Filter::And(vec![
                     sel.filter,
-                    Filter::Cmp(col(by), CmpOp::Ne, Value::Id(id)),
+                    Filter::Cmp(col(holder_column(&kind)), CmpOp::Ne, Value::Id(id)),
                 ]);
             }
             sel.paging = Paging::Offset {
@@ -1212,7 +1227,7 @@ impl Crm {
             if mode == DedupeMode::Off {
                 continue;
             }
-            let mut sel = holders_select(company, kind, key, self.now());
+            let mut sel = holders_select(company, kind, vec![key.as_str().into()], self.now());
             sel.paging = Paging::Offset {
                 offset: 0,
                 limit: 50,
@@ -1843,17 +1858,8 @@ impl Crm {
                         continue;
                     }
                     stats.added += 1;
-                    let mut values = self.new_row(company, self.new_id());
-                    values.extend([
-                        ("customer_id", Value::Id(c.id())),
-                        ("kind", kind.into()),
-                        ("key", key.into()),
-                        ("duplicate", false.into()),
-                    ]);
-                    cs.ops.push(Op::Insert {
-                        table: Table::CustomerKeys,
-                        values,
-                    });
+                    cs.ops
+                        .push(key_row(self, company, c.id(), &kind, &key, false));
                 }
             }
             self.apply(cs).await?;
@@ -1913,17 +1919,7 @@ impl Crm {
                         let (ops, missing) = sync_shared_key(&all, &rows, now);
                         cs.ops.extend(ops);
                         for c in missing {
-                            let mut values = self.new_row(company, self.new_id());
-                            values.extend([
-                                ("customer_id", Value::Id(c)),
-                                ("kind", kind.into()),
-                                ("key", key.clone().into()),
-                                ("duplicate", true.into()),
-                            ]);
-                            cs.ops.push(Op::Insert {
-                                table: Table::CustomerKeys,
-                                values,
-                            });
+                            cs.ops.push(key_row(self, company, c, kind, key, true));
                         }
                     }
                     continue;

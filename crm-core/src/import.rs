@@ -22,7 +22,7 @@
 use crate::auth::{Action, Actor, FieldAccess};
 use crate::crm::Crm;
 use crate::custom::{CustomFieldDef, CustomFieldType};
-use crate::dedupe::key_guard_key;
+use crate::dedupe::{holder_column, holders_select, key_guard_key};
 use crate::entity::{Entity, FieldDef, FieldKind};
 use crate::error::{Error, Result, ValidationErrors};
 use crate::ids::{DepartmentId, RoleId};
@@ -38,7 +38,7 @@ use crate::value::Value;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -987,6 +987,9 @@ struct DupKey {
     col: Col,
     /// The customer a contact's mobile is unique within.
     parent: Option<Value>,
+    /// The records the store still shows holding the key that rows of this
+    /// import move away from it (see `rekeyed`).
+    moving: Vec<Uuid>,
     /// What the key is, for a message about many values of it.
     label: String,
     /// For messages, in English and Chinese.
@@ -1093,10 +1096,9 @@ pub struct ImportSession<'a> {
     /// The duplicate keys of the records the batch being built creates:
     /// its change set guards them (see [`ImportSession::key_guards`]).
     batch_keys: Vec<DupKey>,
-    /// An all-or-nothing import's created keys, updated records and first
-    /// row, guarded when it is written.
+    /// An all-or-nothing import's created keys and first row, guarded when
+    /// it is written.
     atomic_keys: Vec<DupKey>,
-    atomic_updated: Vec<Uuid>,
     atomic_first: Option<u32>,
 }
 
@@ -1172,8 +1174,9 @@ impl BatchWrite<'_> {
     /// import stops (drop the session); running it again resumes after the
     /// last committed batch. A record another user saved meanwhile with a
     /// refusing duplicate key of a record the batch creates fails the batch
-    /// ([`Error::Duplicate`]; nothing of it is written, and running the
-    /// import again reports that row as a duplicate). Another user's write
+    /// ([`Error::Duplicate`]; nothing of it is written; running the import
+    /// again meets that record like any other: under the skip policy the
+    /// row is reported as a duplicate). Another user's write
     /// sharing a key that is only reported (a phone, an e-mail) between
     /// preparing and committing can leave that key's duplicate rows
     /// unflagged or missing (the import itself is unaffected);
@@ -1488,7 +1491,6 @@ impl Crm {
             outstanding: Arc::new(AtomicUsize::new(0)),
             batch_keys: Vec::new(),
             atomic_keys: Vec::new(),
-            atomic_updated: Vec::new(),
             atomic_first: None,
             opts: options,
         };
@@ -2129,11 +2131,9 @@ impl<'a> ImportSession<'a> {
             cs.ops.push(item);
         }
         let keys = std::mem::take(&mut self.batch_keys);
-        let updated: Vec<Uuid> = items.updated.iter().map(|u| u.id).collect();
         match self.opts.commit {
             CommitMode::Atomic => {
                 self.atomic_keys.extend(keys);
-                self.atomic_updated.extend(updated);
                 self.atomic_first.get_or_insert(first);
                 // Codes now: the batch's indexes change once merged.
                 assign_codes(self.crm, &self.actor, &mut cs, &slots).await?;
@@ -2142,7 +2142,7 @@ impl<'a> ImportSession<'a> {
                 self.atomic.events.extend(cs.events);
             }
             CommitMode::Batches => {
-                cs.guards = self.key_guards(&keys, &updated, (first, last), false);
+                cs.guards = self.key_guards(&keys, (first, last), false);
                 if self.opts.entity == Entity::Customer {
                     // The duplicate keys now, while the batch before may
                     // still be written — unless they meet what that batch
@@ -2182,8 +2182,7 @@ impl<'a> ImportSession<'a> {
                 CommitMode::Atomic => {
                     let mut cs = std::mem::take(&mut self.atomic);
                     let rows = (self.atomic_first.unwrap_or_default(), self.last_row_seen());
-                    cs.guards =
-                        self.key_guards(&self.atomic_keys, &self.atomic_updated, rows, true);
+                    cs.guards = self.key_guards(&self.atomic_keys, rows, true);
                     if self.opts.entity == Entity::Customer {
                         self.crm.index_customer_keys(&mut cs).await?;
                     }
@@ -2273,30 +2272,24 @@ impl<'a> ImportSession<'a> {
     }
 
     /// The guards of a change set that creates records with `keys` (what
-    /// the probes of [`ImportSession::existing`] found free) and updates the
-    /// records `updated`: the same probes, run again inside the write
-    /// transaction, one select per kind and [`IN_CHUNK`] values, locking
-    /// each value the way a single create's guard does. The records the
-    /// change set updates are left out: a row may move one of them away
-    /// from a key that another row then takes. `rows` (first and last)
-    /// and `atomic` are for the refusal's message.
-    fn key_guards(
-        &self,
-        keys: &[DupKey],
-        updated: &[Uuid],
-        rows: (u32, u32),
-        atomic: bool,
-    ) -> Vec<Guard> {
+    /// the probes of [`ImportSession::existing`] found free): the same
+    /// probes, run again inside the write transaction, one select per kind
+    /// and [`IN_CHUNK`] values, locking each value the way a single create's
+    /// guard does. The records that rows of this import move away from a
+    /// key (`DupKey::moving`) are left out. `rows` (first and last) and
+    /// `atomic` are for the refusal's message.
+    fn key_guards(&self, keys: &[DupKey], rows: (u32, u32), atomic: bool) -> Vec<Guard> {
         let company = self.actor.company_id.0;
         let table = self.opts.entity.table();
         let now = self.crm.now();
-        let not_updated = |col: &'static str| {
-            if updated.is_empty() {
+        let not_moving = |chunk: &[&DupKey], col: &'static str| {
+            let moving: BTreeSet<Uuid> = chunk.iter().flat_map(|k| k.moving.clone()).collect();
+            if moving.is_empty() {
                 Filter::True
             } else {
                 Filter::Not(Box::new(Filter::In(
                     Col::Column(col),
-                    updated.iter().map(|u| Value::Id(*u)).collect(),
+                    moving.into_iter().map(Value::Id).collect(),
                 )))
             }
         };
@@ -2313,29 +2306,25 @@ impl<'a> ImportSession<'a> {
         for (kind, ks) in by_kind {
             let message = format!(
                 "while this import ran, another user saved a record with the {} of one of \
-                 rows {}–{}; {again}: that row is then reported as a duplicate",
+                 rows {}–{}; {again}: that row then meets the record like any duplicate",
                 ks[0].label, rows.0, rows.1
             );
             for chunk in ks.chunks(IN_CHUNK) {
                 let mut lock_keys = Vec::with_capacity(chunk.len());
-                let through_keys = kind.strip_prefix("keys.");
-                if let Some(key_kind) = through_keys {
+                let select = if let Some(key_kind) = kind.strip_prefix("keys.") {
+                    // Refusing phone, e-mail and custom keys, as
+                    // `check_customer_keys` probes and locks them.
                     for k in chunk {
                         lock_keys.push(key_guard_key(company, key_kind, &k.text));
                     }
-                }
-                let select = if let Some(key_kind) =
-                    through_keys.filter(|k| crate::dedupe::key_column(k).is_none())
-                {
-                    let mut sel = Select::all(Table::CustomerKeys, company, now);
-                    sel.filter = Filter::And(vec![
-                        Filter::Cmp(Col::Column("kind"), CmpOp::Eq, key_kind.into()),
-                        Filter::In(
-                            Col::Column("key"),
-                            chunk.iter().map(|k| k.value.clone()).collect(),
-                        ),
-                        not_updated("customer_id"),
-                    ]);
+                    let mut sel = holders_select(
+                        company,
+                        key_kind,
+                        chunk.iter().map(|k| k.value.clone()).collect(),
+                        now,
+                    );
+                    sel.filter =
+                        Filter::And(vec![sel.filter, not_moving(chunk, holder_column(key_kind))]);
                     sel
                 } else {
                     let mut values = Vec::with_capacity(chunk.len());
@@ -2364,9 +2353,7 @@ impl<'a> ImportSession<'a> {
                                     .push(k.value.clone());
                             }
                             None => {
-                                if through_keys.is_none() {
-                                    lock_keys.push(guard_key(company, table, &same));
-                                }
+                                lock_keys.push(guard_key(company, table, &same));
                                 values.push(k.value.clone());
                             }
                         }
@@ -2391,7 +2378,7 @@ impl<'a> ImportSession<'a> {
                     sel.filter = Filter::And(vec![
                         found,
                         Filter::IsNull(Col::Column("deleted_at")),
-                        not_updated("id"),
+                        not_moving(chunk, "id"),
                     ]);
                     sel
                 };
@@ -2815,6 +2802,7 @@ impl RowValidator {
                         col: Col::Column("uscc"),
                         value: v,
                         parent: None,
+                        moving: Vec::new(),
                         label: "unified social credit code".into(),
                         what_en: format!("unified social credit code {t}"),
                         what_zh: format!("统一社会信用代码 {t}"),
@@ -2830,6 +2818,7 @@ impl RowValidator {
                         col: Col::Column("name_key"),
                         value: v,
                         parent: None,
+                        moving: Vec::new(),
                         label: "name".into(),
                         what_en: format!("name {name}"),
                         what_zh: format!("客户名称 {name}"),
@@ -2845,6 +2834,7 @@ impl RowValidator {
                         col: Col::Column("mobile_key"),
                         value: m,
                         parent: Some(c),
+                        moving: Vec::new(),
                         label: "mobile for the same customer".into(),
                         what_en: format!("mobile {t} for the same customer"),
                         what_zh: format!("同一客户的手机号 {t}"),
@@ -2900,6 +2890,7 @@ impl RowValidator {
                     text: key.clone(),
                     value: Value::Text(key.clone()),
                     parent: None,
+                    moving: Vec::new(),
                     label: en.clone(),
                     what_en: format!("{en} {key}"),
                     what_zh: format!("{zh} {key}"),
@@ -2916,6 +2907,7 @@ impl RowValidator {
                     col: def.col(),
                     value,
                     parent: None,
+                    moving: Vec::new(),
                     label: def.label.clone(),
                     what_en: format!("{} {t}", def.label),
                     what_zh: format!("{} {t}", def.label),
@@ -3245,6 +3237,14 @@ impl ImportSession<'_> {
                     .map(|r| (k, r))
             });
             let Some((k, row)) = hit else {
+                // The records still holding its keys are moving away from
+                // them (rows of this import): its guards leave them out.
+                let mut c = c;
+                for k in &mut c.keys {
+                    if let Some(rows) = existing.get(&(k.kind.clone(), k.text.clone())) {
+                        k.moving = rows.iter().map(Row::id).collect();
+                    }
+                }
                 creates.push(c);
                 continue;
             };

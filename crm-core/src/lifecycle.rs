@@ -7,12 +7,13 @@ use crate::crm::Crm;
 use crate::entity::Entity;
 use crate::error::{Error, Result};
 use crate::ids::{RecordId, UserId};
-use crate::records::{BatchReport, Share, ShareAccess, guard_key};
+use crate::records::{BatchReport, Share, ShareAccess};
 use crate::schema::Table;
-use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Row, Select};
+use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Row, Select};
 use crate::value::Value;
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
+use std::collections::BTreeMap;
 
 /// What a lifecycle step does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,46 +128,26 @@ impl Crm {
             Step::Unarchive if archived.is_none() => return state_error("is not archived"),
             Step::Unarchive => ("archived_at", Value::Null),
         };
-        if step == Step::Restore && entity == Entity::Customer {
-            // Restoring must not bring back a duplicate created meanwhile,
-            // nor one created while the restore is written: the probe is
-            // guarded under the keys a create of the same name or credit
-            // code guards.
-            let company = actor.company_id.0;
-            let same: Vec<Filter> = [("name_key", row.get("name_key")), ("uscc", row.get("uscc"))]
-                .into_iter()
-                .filter(|(_, v)| v.as_text().is_some_and(|t| !t.is_empty()))
-                .map(|(c, v)| Filter::Cmp(Col::Column(c), CmpOp::Eq, v.clone()))
+        if step == Step::Restore && matches!(entity, Entity::Customer | Entity::Contact) {
+            // Restoring must not bring back a duplicate saved meanwhile, nor
+            // one saved while the restore is written: the record is checked
+            // as a create of its values would be, and guarded the same way.
+            let merged: BTreeMap<&'static str, Value> = entity
+                .table()
+                .columns()
+                .iter()
+                .map(|c| (c.name, row.get(c.name).clone()))
                 .collect();
-            // Live customers, archived ones too, as a create's check sees them.
-            let mut probe = Select::all(Table::Customers, company, now);
-            probe.lifecycle = Lifecycle::Any;
-            probe.filter = Filter::And(vec![
-                Filter::Or(same.clone()),
-                Filter::IsNull(Col::Column("deleted_at")),
-                Filter::Cmp(Col::Column("id"), CmpOp::Ne, Value::Id(id.0)),
-            ]);
-            cs.guards.push(Guard {
-                keys: same
-                    .iter()
-                    .map(|f| guard_key(company, Table::Customers, f))
-                    .collect(),
-                select: probe.clone(),
-                message: format!(
-                    "cannot restore {code}: another customer with the same name or credit code \
-                     was just saved"
-                ),
-            });
-            if let Some(other) = self.store.select(&probe).await?.rows.first() {
-                return Err(Error::Duplicate {
-                    entity: entity.name().into(),
-                    message: format!(
-                        "cannot restore {code}: {} ({}) now holds the same name or credit code",
-                        other.get("name").as_text().unwrap_or_default(),
-                        other.get("code").as_text().unwrap_or_default()
-                    ),
-                });
-            }
+            let custom: BTreeMap<String, Json> = row
+                .get("custom")
+                .as_json()
+                .and_then(Json::as_object)
+                .map(|o| o.clone().into_iter().collect())
+                .unwrap_or_default();
+            let customs = self.custom_fields(actor, entity).await?;
+            cs.guards = self
+                .check_duplicates(actor, entity, &merged, &custom, &customs, Some(id.0))
+                .await?;
         }
         if step == Step::Purge {
             cs.ops.push(Op::Delete {

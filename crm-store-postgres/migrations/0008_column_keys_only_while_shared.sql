@@ -11,8 +11,8 @@
 -- The unshared rows of those kinds go. Where a concurrent write left flags
 -- wrong (see `rebuild_duplicate_keys`), an unflagged row of a shared key
 -- goes as well while its group's flagged rows stay, and a flagged row of a
--- key no longer shared stays: such keys are put right by the next write of
--- one of their customers, or at once by rebuilding the keys
+-- key no longer shared stays: such a key is put right when a customer
+-- next takes or leaves it, or at once by rebuilding the keys
 -- (`crm dupes --rebuild`).
 --
 -- Runs with search_path set to the CRM schema only; names are unqualified.

@@ -239,7 +239,7 @@ impl PgStore {
             sqlx::query(
                 "SELECT pg_advisory_xact_lock($1, b) FROM \
                  (SELECT DISTINCT (hashtext($4) & ~$3) | (hashtext(k) & $3) AS b \
-                  FROM unnest($2::text[]) AS k ORDER BY b) AS s",
+                  FROM unnest($2::text[]) AS k) AS s ORDER BY b",
             )
             .bind(GUARD_LOCK_CLASS)
             .bind(&keys)

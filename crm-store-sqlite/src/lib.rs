@@ -239,18 +239,14 @@ fn apply_all(
     // Each guard is a count of its select's rows: no order, so the filter's
     // index finds them (a bulk import's guard looks for a thousand values).
     for guard in &changes.guards {
-        let mut sel = guard.select.clone();
-        sel.with_total = true;
-        let count = query::compile_select(&sel)?
-            .count
-            .ok_or_else(|| codec::invalid("a guard's count query was not compiled"))?;
+        let count = query::compile_count(&guard.select)?;
         let taken: i64 = tx
             .prepare_cached(&count.text)
             .and_then(|mut st| st.query_row(params_from_iter(&count.params), |r| r.get(0)))
             .map_err(error::backend)?;
         if taken > 0 {
             return Err(StoreError::Unique {
-                table: sel.table,
+                table: guard.select.table,
                 detail: guard.message.clone(),
             });
         }

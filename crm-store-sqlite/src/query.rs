@@ -471,6 +471,16 @@ fn sql_limit(n: u64) -> Sql {
 }
 
 /// Compiles a select.
+/// `SELECT COUNT(*)` of a select's rows, without order or paging (the
+/// change sets' guards).
+pub(crate) fn compile_count(s: &Select) -> Result<Query, StoreError> {
+    let mut c = Query::default();
+    c.push("SELECT COUNT(*)");
+    c.push(&format!(" FROM \"{}\" t WHERE ", s.table.name()));
+    c.append(compile_where(s)?);
+    Ok(c)
+}
+
 pub(crate) fn compile_select(s: &Select) -> Result<CompiledSelect, StoreError> {
     let table = s.table;
     let keys = s

@@ -1792,6 +1792,45 @@ pub async fn import_update_that_rekeys_a_record_frees_its_old_key(store: Arc<dyn
     assert!(list.iter().any(|c| c.id == x.id) && list.iter().any(|c| c.id == z.id));
     let report = company_report(&w).await;
     assert!(group_of(&report, "uscc").is_empty(), "{report:?}");
+
+    // All or nothing: nothing is written until the end, so the record a row
+    // moves away from its code still holds it when the import is written;
+    // a later row taking that code is not refused by its own import.
+    let a = w
+        .customer(&w.admin, "原子甲有限公司", json!({"uscc": uscc(21)}))
+        .await;
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    o.batch_size = 1;
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &["客户名称", "统一社会信用代码"],
+        // Pushed two rows at a time: the code is taken in the next push.
+        vec![
+            vec![t("原子丙有限公司"), t(&uscc(23))],
+            vec![t("原子甲有限公司"), t(&uscc(22))],
+            vec![t("原子乙有限公司"), t(&uscc(21))],
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.created, r.updated, r.rejected),
+        (2, 1, 0),
+        "{:?}",
+        r.issues
+    );
+    let list = customers(&w, &w.admin).await;
+    let holder = list
+        .iter()
+        .find(|c| c.text("uscc") == Some(uscc(21).as_str()))
+        .expect("the old code taken");
+    assert_eq!(holder.text("name"), Some("原子乙有限公司"));
+    assert!(
+        list.iter()
+            .any(|c| c.id == a.id && c.text("uscc") == Some(uscc(22).as_str()))
+    );
 }
 
 /// Whether `create` and `batch` guard a common key: on PostgreSQL the two
@@ -1897,7 +1936,8 @@ pub async fn import_and_a_concurrent_create_do_not_both_pass(store: Arc<dyn Stor
     drop(s);
     assert!(find(&w, "代码丙有限公司").await.is_none());
 
-    // All or nothing, with phones refused: through the duplicate keys.
+    // All or nothing, with phones refused (found through the customers'
+    // phone column).
     w.crm
         .set_dedupe_rule(&w.admin, "phone", crate::dedupe::DedupeMode::Block)
         .await
@@ -1930,6 +1970,37 @@ pub async fn import_and_a_concurrent_create_do_not_both_pass(store: Arc<dyn Stor
     refused_as_taken(s.finish().await.map(|_| ()), "phone", "rows 2–3");
     assert!(guarded_alike(&create, &last_keys()));
     assert!(find(&w, "电话甲有限公司").await.is_none(), "all or nothing");
+
+    // E-mails refused: through the key rows.
+    w.crm
+        .set_dedupe_rule(&w.admin, "email", crate::dedupe::DedupeMode::Block)
+        .await
+        .expect("e-mails refused");
+    let mut o = opts(Entity::Customer);
+    o.commit = CommitMode::Batches;
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, o, &headers(&["客户名称", "邮箱"]))
+        .await
+        .expect("begin");
+    let batch = s
+        .prepare(
+            &rows(vec![vec![t("邮箱甲有限公司"), t("sales@race.cn")]]),
+            None,
+        )
+        .await
+        .expect("prepare");
+    w.customer(
+        &w.zhangsan,
+        "邮箱别家有限公司",
+        json!({"email": "Sales@Race.cn"}),
+    )
+    .await;
+    let create = last_keys();
+    refused_as_taken(batch.write.commit().await, "e-mail", "rows 2–2");
+    assert!(guarded_alike(&create, &last_keys()));
+    drop(s);
+    assert!(find(&w, "邮箱甲有限公司").await.is_none());
 
     // Contacts: a mobile within its customer.
     let host = find(&w, "并发甲有限公司").await.expect("customer");

@@ -603,7 +603,26 @@ pub async fn concurrent_writes_of_one_customer_do_not_both_pass(store: Arc<dyn S
         .restore_records(&w.zhangsan, Entity::Customer, &[gone.id])
         .await;
     assert!(r.done.is_empty(), "the restore passed too");
-    assert!(r.refused[0].1.contains("just saved"), "{:?}", r.refused);
+    assert!(r.refused[0].1.contains("just taken"), "{:?}", r.refused);
+    // The restore and the create guarded a common key: on PostgreSQL they
+    // wait for each other.
+    let keys = hooked.guard_keys();
+    let (restore, create) = (&keys[keys.len() - 1], &keys[keys.len() - 2]);
+    assert!(
+        restore.iter().any(|k| create.contains(k)),
+        "{restore:?} / {create:?}"
+    );
+    // Without a race, a restore is refused as a create of its values would
+    // be (the holder, another user's, is not named to this one).
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[gone.id])
+        .await;
+    let why = &r.refused[0].1;
+    assert!(
+        why.contains("91440300MA5F00004K") && why.contains("someone else"),
+        "{why}"
+    );
     let found = w.crm.store().select(&with_code("91440300MA5F00004K")).await;
     assert_eq!(found.expect("select").rows.len(), 1);
 }
