@@ -28,7 +28,8 @@ use crate::error::{Error, Result, ValidationErrors};
 use crate::ids::{DepartmentId, RoleId};
 use crate::org::User;
 use crate::records::{
-    Fields, Lookups, Target, field_label, guard_key, is_derived, json_text, output_json,
+    Fields, Lookups, Target, custom_key_value, field_label, guard_key, is_derived, json_text,
+    output_json,
 };
 use crate::schema::Table;
 use crate::store::{
@@ -1809,15 +1810,6 @@ fn key_text(v: &Value) -> String {
         Value::Bool(b) => b.to_string(),
         Value::Id(u) => u.to_string(),
         other => other.to_json().to_string(),
-    }
-}
-
-fn custom_key_value(v: &Json) -> Value {
-    match v {
-        Json::Number(n) => Value::Float(n.as_f64().unwrap_or_default()),
-        Json::Bool(b) => Value::Bool(*b),
-        Json::String(s) => Value::Text(s.clone()),
-        other => Value::Text(other.to_string()),
     }
 }
 

@@ -837,12 +837,7 @@ impl Crm {
         }
         for def in customs.iter().filter(|d| d.unique) {
             if let Some(v) = custom.get(&def.key).filter(|v| !v.is_null()) {
-                let value = match v {
-                    Json::Number(n) => Value::Float(n.as_f64().unwrap_or_default()),
-                    Json::Bool(b) => Value::Bool(*b),
-                    Json::String(s) => Value::Text(s.clone()),
-                    other => Value::Text(other.to_string()),
-                };
+                let value = custom_key_value(v);
                 checks.push((
                     format!("{} {}", def.label, json_text(v).unwrap_or_default()),
                     Filter::Cmp(def.col(), CmpOp::Eq, value),
@@ -1895,6 +1890,17 @@ fn coerce_attachments(v: &Json) -> std::result::Result<Json, String> {
         out.push(serde_json::json!({"name": name, "kind": kind, "uri": uri, "size": size}));
     }
     Ok(Json::Array(out))
+}
+
+/// The value a unique custom field's duplicate check compares a JSON value
+/// as (creates, updates and imports alike: their guards' keys must match).
+pub(crate) fn custom_key_value(v: &Json) -> Value {
+    match v {
+        Json::Number(n) => Value::Float(n.as_f64().unwrap_or_default()),
+        Json::Bool(b) => Value::Bool(*b),
+        Json::String(s) => Value::Text(s.clone()),
+        other => Value::Text(other.to_string()),
+    }
 }
 
 /// The lock key of a duplicate guard on `filter` (see [`Guard`]): the value

@@ -1289,6 +1289,25 @@ pub async fn column_keys_have_rows_only_while_shared(store: Arc<dyn Store>) {
         .await;
     assert_eq!(r.done, vec![a.id], "{:?}", r.refused);
     assert_eq!(key_rows(&w, "phone").await, shared, "restored");
+    // A third holder joins and leaves: the other two stay flagged.
+    let c = w
+        .customer(&w.lisi, "庚辛壬有限公司", json!({"phone": "010-62340099"}))
+        .await;
+    let mut three = shared.clone();
+    three.insert((c.id, true));
+    assert_eq!(key_rows(&w, "phone").await, three);
+    let r = w
+        .crm
+        .delete_records(&w.admin, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id]);
+    assert_eq!(key_rows(&w, "phone").await, shared, "two still share it");
+    let r = w
+        .crm
+        .purge_records(&w.admin, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id]);
+    assert_eq!(key_rows(&w, "phone").await, shared);
 
     let stats = w
         .crm
