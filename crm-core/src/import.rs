@@ -988,8 +988,10 @@ struct DupKey {
     col: Col,
     /// The customer a contact's mobile is unique within.
     parent: Option<Value>,
-    /// The records the store still shows holding the key that rows of this
-    /// import move away from it (see `rekeyed`).
+    /// The records the guard of this key leaves out: for a created record,
+    /// those the store still shows holding the key that rows of this import
+    /// move away from it (see `rekeyed`); for an updated one, the record
+    /// and those the probe found holding the key.
     moving: Vec<Uuid>,
     /// What the key is, for a message about many values of it.
     label: String,
@@ -1174,7 +1176,8 @@ impl BatchWrite<'_> {
     /// while two prepared batches wait is refused. After a failure the
     /// import stops (drop the session); running it again resumes after the
     /// last committed batch. A record another user saved meanwhile with a
-    /// refusing duplicate key of a record the batch creates fails the batch
+    /// refusing duplicate key of a record the batch creates or updates fails
+    /// the batch
     /// ([`Error::Duplicate`]; nothing of it is written; running the import
     /// again meets that record like any other: under the skip policy the
     /// row is reported as a duplicate). Another user's write
@@ -2263,12 +2266,11 @@ impl<'a> ImportSession<'a> {
         true
     }
 
-    /// The guards of a change set that creates records with `keys` (what
-    /// the probes of [`ImportSession::existing`] found free): the same
-    /// probes, run again inside the write transaction, one select per kind
-    /// and [`IN_CHUNK`] values, locking each value the way a single create's
-    /// guard does. The records that rows of this import move away from a
-    /// key (`DupKey::moving`) are left out. `rows` (first and last) and
+    /// The guards of a change set that creates or updates records with
+    /// `keys` (as the probes of [`ImportSession::existing`] found them):
+    /// the same probes, run again inside the write transaction, one select
+    /// per kind and [`IN_CHUNK`] values, locking each value the way a single
+    /// create's guard does. The records of `DupKey::moving` are left out. `rows` (first and last) and
     /// `atomic` are for the refusal's message.
     fn key_guards(&self, keys: &[DupKey], rows: (u32, u32), atomic: bool) -> Vec<Guard> {
         let company = self.actor.company_id.0;
@@ -3219,6 +3221,7 @@ impl ImportSession<'_> {
         let existing = self.existing(entity.table(), &unique).await?;
         let mut creates = Vec::new();
         let mut updates: Vec<(Candidate, Row)> = Vec::new();
+        let mut update_keys: Vec<DupKey> = Vec::new();
         for c in unique {
             // Every record holding the key counts, but one a row of this
             // import moved away from it.
@@ -3277,14 +3280,28 @@ impl ImportSession<'_> {
                     .map(|k| (k.kind.clone(), k.text.clone()))
                     .collect(),
             );
+            // The keys it gives the record are guarded too: the record
+            // itself and whoever the probe found holding them do not count,
+            // a record saved meanwhile does.
+            for k in &c.keys {
+                let mut k = k.clone();
+                k.moving = existing
+                    .get(&(k.kind.clone(), k.text.clone()))
+                    .map(|rows| rows.iter().map(Row::id).collect())
+                    .unwrap_or_default();
+                k.moving.push(row.id());
+                update_keys.push(k);
+            }
             updates.push((c, row.clone()));
         }
         if self.failed {
             return Ok((ChangeSet::default(), BatchItems::default()));
         }
         // What the probes found free is guarded when the batch is written:
-        // another user creating one of these records meanwhile fails it.
+        // another user saving a record with one of these keys meanwhile
+        // fails it.
         self.batch_keys = creates.iter().flat_map(|c| c.keys.clone()).collect();
+        self.batch_keys.extend(update_keys);
         // 4. Build the writes.
         let mut cs = ChangeSet::default();
         let mut items = BatchItems::default();

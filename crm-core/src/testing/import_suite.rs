@@ -1860,8 +1860,9 @@ fn refused_as_taken(result: Result<(), Error>, what: &str, rows: &str) {
 /// under the same keys a single create guards. Nothing of the refused batch
 /// is written, and importing the file again resumes and reports the row as
 /// a duplicate. Names and credit codes, refusing phone keys and a contact's
-/// mobile within its customer are covered; a record the batch updates away
-/// from a key does not count (see the rekeying scenario).
+/// mobile within its customer are covered, and a name an update gives a
+/// record; a record the import moves away from a key does not count (see
+/// the rekeying scenario).
 pub async fn import_and_a_concurrent_create_do_not_both_pass(store: Arc<dyn Store>) {
     use crate::testing::pool_suite::Interleave;
     let hooked = Arc::new(Interleave::new(store.clone()));
@@ -1970,6 +1971,32 @@ pub async fn import_and_a_concurrent_create_do_not_both_pass(store: Arc<dyn Stor
     refused_as_taken(s.finish().await.map(|_| ()), "phone", "rows 2–3");
     assert!(guarded_alike(&create, &last_keys()));
     assert!(find(&w, "电话甲有限公司").await.is_none(), "all or nothing");
+
+    // An update that gives a record a name another user takes meanwhile.
+    let r = w
+        .customer(&w.admin, "更新前有限公司", json!({"uscc": uscc(41)}))
+        .await;
+    let mut o = opts(Entity::Customer);
+    o.commit = CommitMode::Batches;
+    o.policy = DuplicatePolicy::Update;
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, o, &headers(&["客户名称", "统一社会信用代码"]))
+        .await
+        .expect("begin");
+    let batch = s
+        .prepare(&rows(vec![vec![t("更新后有限公司"), t(&uscc(41))]]), None)
+        .await
+        .expect("prepare");
+    assert!(batch.issues.is_empty(), "{:?}", batch.issues);
+    w.customer(&w.zhangsan, "更新后有限公司", json!({})).await;
+    let create = last_keys();
+    refused_as_taken(batch.write.commit().await, "name", "rows 2–2");
+    assert!(guarded_alike(&create, &last_keys()));
+    drop(s);
+    let list = customers(&w, &w.admin).await;
+    let kept = list.iter().find(|c| c.id == r.id).expect("record");
+    assert_eq!(kept.text("name"), Some("更新前有限公司"), "not renamed");
 
     // E-mails refused: through the key rows.
     w.crm
