@@ -48,8 +48,11 @@ use uuid::Uuid;
 
 pub use crate::export::{ExportColumn, ExportCursor, ExportValue};
 
-/// Rows per batch unless the options say otherwise.
-pub const DEFAULT_BATCH_SIZE: usize = 1000;
+/// Rows per batch unless the options say otherwise: the checkpoint unit of
+/// a batched import and one write transaction. On the 100 000-row
+/// benchmark, 2 000 rows were about 10 % faster than 1 000 for 35 MiB more
+/// peak memory (still under calamine's own for the sheet).
+pub const DEFAULT_BATCH_SIZE: usize = 2000;
 
 /// Contact column groups a customer row may have at most.
 pub const MAX_CONTACT_GROUPS: u32 = 20;

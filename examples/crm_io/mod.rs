@@ -53,7 +53,7 @@ pub struct ImportArgs {
     #[arg(long)]
     pub batches: bool,
     /// Rows per batch.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = crm::import::DEFAULT_BATCH_SIZE)]
     pub batch_size: usize,
     /// Owner of the imported records (username); needs transfer.
     #[arg(long)]
