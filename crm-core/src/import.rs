@@ -3251,6 +3251,34 @@ impl ImportSession<'_> {
                 self.duplicate(issues, c.number, IssueKind::Duplicate, en, zh);
                 continue;
             }
+            // A row matching two records (its credit code one, its name
+            // another) would give one of them the other's refusing key: it
+            // updates neither.
+            let refusing = |kind: &str| match (kind, self.v.modes.as_deref()) {
+                ("name_key", Some(m)) => m.blocks("name"),
+                ("uscc", Some(m)) => m.blocks("uscc"),
+                _ => true,
+            };
+            let other = c.keys.iter().filter(|k| refusing(&k.kind)).find_map(|k| {
+                existing
+                    .get(&(k.kind.clone(), k.text.clone()))
+                    .and_then(|rows| {
+                        rows.iter()
+                            .find(|r| r.id() != row.id() && !self.rekeyed_away(r.id(), k))
+                    })
+                    .map(|r| (k, r))
+            });
+            if let Some((k2, other)) = other {
+                let (en2, zh2) = self.describe(k2, other).await?;
+                self.reject(
+                    issues,
+                    c.number,
+                    IssueKind::Duplicate,
+                    format!("{en}, and {en2}: the row matches two records and updates neither"),
+                    format!("{zh}；且{zh2}：该行对应两条记录，均不更新"),
+                );
+                continue;
+            }
             if let Some(first) = self.touched.get(&row.id()) {
                 let first = *first;
                 self.reject(

@@ -1831,6 +1831,36 @@ pub async fn import_update_that_rekeys_a_record_frees_its_old_key(store: Arc<dyn
         list.iter()
             .any(|c| c.id == a.id && c.text("uscc") == Some(uscc(22).as_str()))
     );
+
+    // A row whose code names one record and whose (refusing) name another
+    // updates neither: it would give the first the second's name. (Names
+    // only reported, as above, it updates the first.)
+    w.crm
+        .set_dedupe_rule(&w.admin, "name", crate::dedupe::DedupeMode::Block)
+        .await
+        .expect("names refused");
+    let p = w
+        .customer(&w.admin, "甲方有限公司", json!({"uscc": uscc(51)}))
+        .await;
+    w.customer(&w.admin, "乙方有限公司", json!({"uscc": uscc(52)}))
+        .await;
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &["客户名称", "统一社会信用代码"],
+        vec![vec![t("乙方有限公司"), t(&uscc(51))]],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (0, 1), "{:?}", r.issues);
+    let why = issue(&r, 2);
+    assert!(why.message_en.contains("matches two records"), "{why:?}");
+    assert!(why.message_zh.contains("两条记录"), "{why:?}");
+    let list = customers(&w, &w.admin).await;
+    let kept = list.iter().find(|c| c.id == p.id).expect("record");
+    assert_eq!(kept.text("name"), Some("甲方有限公司"));
 }
 
 /// Whether `create` and `batch` guard a common key: on PostgreSQL the two
