@@ -1099,8 +1099,8 @@ pub struct ImportSession<'a> {
     last_keys: Option<crate::dedupe::KeysTouched>,
     /// Prepared batches whose writes are not yet committed (or dropped).
     outstanding: Arc<AtomicUsize>,
-    /// The duplicate keys of the records the batch being built creates:
-    /// its change set guards them (see [`ImportSession::key_guards`]).
+    /// The duplicate keys of the records the batch being built creates or
+    /// updates: its change set guards them (see [`ImportSession::key_guards`]).
     batch_keys: Vec<DupKey>,
     /// An all-or-nothing import's created keys and first row, guarded when
     /// it is written.
@@ -1807,6 +1807,14 @@ fn row_label(r: &Row) -> String {
         .unwrap_or_else(|| r.id().to_string())
 }
 
+/// The records the probe found holding `k`.
+fn found_holding(existing: &HashMap<(String, String), Vec<Row>>, k: &DupKey) -> Vec<Uuid> {
+    existing
+        .get(&(k.kind.clone(), k.text.clone()))
+        .map(|rows| rows.iter().map(Row::id).collect())
+        .unwrap_or_default()
+}
+
 /// The text a key value is compared by.
 fn key_text(v: &Value) -> String {
     match v {
@@ -2273,8 +2281,8 @@ impl<'a> ImportSession<'a> {
     /// `keys` (as the probes of [`ImportSession::existing`] found them):
     /// the same probes, run again inside the write transaction, one select
     /// per kind and [`IN_CHUNK`] values, locking each value the way a single
-    /// create's guard does. The records of `DupKey::moving` are left out. `rows` (first and last) and
-    /// `atomic` are for the refusal's message.
+    /// create's guard does. The records of `DupKey::moving` are left out.
+    /// `rows` (first and last) and `atomic` are for the refusal's message.
     fn key_guards(&self, keys: &[DupKey], rows: (u32, u32), atomic: bool) -> Vec<Guard> {
         let company = self.actor.company_id.0;
         let table = self.opts.entity.table();
@@ -2387,6 +2395,20 @@ impl<'a> ImportSession<'a> {
             }
         }
         guards
+    }
+
+    /// The first record the probe found holding `k` that still holds it
+    /// (no row of this import moved it away), other than `except`.
+    fn holder<'r>(
+        &self,
+        existing: &'r HashMap<(String, String), Vec<Row>>,
+        k: &DupKey,
+        except: Option<Uuid>,
+    ) -> Option<&'r Row> {
+        existing
+            .get(&(k.kind.clone(), k.text.clone()))?
+            .iter()
+            .find(|r| Some(r.id()) != except && !self.rekeyed_away(r.id(), k))
     }
 
     /// Whether a row of this import gave record `id` another key of `k`'s
@@ -3228,20 +3250,16 @@ impl ImportSession<'_> {
         for c in unique {
             // Every record holding the key counts, but one a row of this
             // import moved away from it.
-            let hit = c.keys.iter().find_map(|k| {
-                existing
-                    .get(&(k.kind.clone(), k.text.clone()))
-                    .and_then(|rows| rows.iter().find(|r| !self.rekeyed_away(r.id(), k)))
-                    .map(|r| (k, r))
-            });
+            let hit = c
+                .keys
+                .iter()
+                .find_map(|k| self.holder(&existing, k, None).map(|r| (k, r)));
             let Some((k, row)) = hit else {
                 // The records still holding its keys are moving away from
                 // them (rows of this import): its guards leave them out.
                 let mut c = c;
                 for k in &mut c.keys {
-                    if let Some(rows) = existing.get(&(k.kind.clone(), k.text.clone())) {
-                        k.moving = rows.iter().map(Row::id).collect();
-                    }
+                    k.moving = found_holding(&existing, k);
                 }
                 creates.push(c);
                 continue;
@@ -3259,15 +3277,11 @@ impl ImportSession<'_> {
                 ("uscc", Some(m)) => m.blocks("uscc"),
                 _ => true,
             };
-            let other = c.keys.iter().filter(|k| refusing(&k.kind)).find_map(|k| {
-                existing
-                    .get(&(k.kind.clone(), k.text.clone()))
-                    .and_then(|rows| {
-                        rows.iter()
-                            .find(|r| r.id() != row.id() && !self.rekeyed_away(r.id(), k))
-                    })
-                    .map(|r| (k, r))
-            });
+            let other = c
+                .keys
+                .iter()
+                .filter(|k| refusing(&k.kind))
+                .find_map(|k| self.holder(&existing, k, Some(row.id())).map(|r| (k, r)));
             if let Some((k2, other)) = other {
                 let (en2, zh2) = self.describe(k2, other).await?;
                 self.reject(
@@ -3316,10 +3330,7 @@ impl ImportSession<'_> {
             // a record saved meanwhile does.
             for k in &c.keys {
                 let mut k = k.clone();
-                k.moving = existing
-                    .get(&(k.kind.clone(), k.text.clone()))
-                    .map(|rows| rows.iter().map(Row::id).collect())
-                    .unwrap_or_default();
+                k.moving = found_holding(&existing, &k);
                 k.moving.push(row.id());
                 update_keys.push(k);
             }
