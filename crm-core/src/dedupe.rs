@@ -3,18 +3,18 @@
 //!
 //! A customer's keys are normalised values: `name` (the company name without
 //! legal-form suffixes, `name_key`), `uscc` (统一社会信用代码), `phone` (the
-//! canonical phone key), `email` (lowercased) and `custom.<key>` for each
-//! custom field configured as a duplicate key. The first three are columns
-//! of the customer with indexes of their own, so the customers holding one
-//! are found through those (`key_column`); their rows in `customer_keys`
-//! exist only while two or more live customers share the key, one per
-//! holder, flagged `duplicate`. E-mail and custom keys, which no customers'
-//! index serves, have a row per live customer holding them, flagged while
-//! shared. The rows are kept by `Crm::index_customer_keys`, which every
-//! write path calls on its change set before applying it, so a check is one
-//! index probe per key and the report walks only flagged rows — never a
-//! scan of the customers. (A bulk import of customers with unshared keys
-//! writes one key row per customer instead of four.)
+//! canonical phone key), `email` (lowercased, `email_key`) and
+//! `custom.<key>` for each custom field configured as a duplicate key. The
+//! first four are columns of the customer with indexes of their own, so the
+//! customers holding one are found through those (`key_column`); their rows
+//! in `customer_keys` exist only while two or more live customers share the
+//! key, one per holder, flagged `duplicate`. Custom keys, which no
+//! customers' index serves, have a row per live customer holding them,
+//! flagged while shared. The rows are kept by `Crm::index_customer_keys`,
+//! which every write path calls on its change set before applying it, so a
+//! check is one index probe per key and the report walks only flagged rows
+//! — never a scan of the customers. (A bulk import of customers with
+//! unshared keys writes no key row at all.)
 //!
 //! Per company, each key field refuses duplicates ([`DedupeMode::Block`]),
 //! only reports them ([`DedupeMode::Warn`]: an event
@@ -290,8 +290,8 @@ pub(crate) fn keys_of(
     if let Some(k) = text("phone_key") {
         out.push(("phone".to_string(), k));
     }
-    if let Some(k) = text("email") {
-        out.push(("email".to_string(), crate::validate::email_key(&k)));
+    if let Some(k) = text("email_key") {
+        out.push(("email".to_string(), k));
     }
     if !custom_keys.is_empty()
         && let Some(obj) = get("custom").as_json().and_then(Json::as_object).cloned()
@@ -353,15 +353,16 @@ struct KeyChange {
 }
 
 /// The customers' column that holds the keys of `kind`, for the kinds the
-/// customers' own indexes serve: the normalised name, the credit code and
-/// the phone key. Their `customer_keys` rows exist only while a key is
-/// shared (flagged rows, for the report); the other kinds (e-mail, custom
-/// fields) have a row per live customer holding them.
+/// customers' own indexes serve: the normalised name, the credit code, the
+/// phone key and the lowercased e-mail. Their `customer_keys` rows exist
+/// only while a key is shared (flagged rows, for the report); custom-field
+/// keys have a row per live customer holding them.
 pub(crate) fn key_column(kind: &str) -> Option<&'static str> {
     match kind {
         "name" => Some("name_key"),
         "uscc" => Some("uscc"),
         "phone" => Some("phone_key"),
+        "email" => Some("email_key"),
         _ => None,
     }
 }
@@ -669,7 +670,7 @@ impl Crm {
             "name_key",
             "uscc",
             "phone_key",
-            "email",
+            "email_key",
             "custom",
             "deleted_at",
         ];
@@ -874,6 +875,16 @@ impl Crm {
                 }
             }
         }
+        // The column keys an existing customer of the change set held: their
+        // rows may need deleting or re-flagging whatever the key's holders now.
+        let held_before: HashSet<(Uuid, &str, &str)> = state
+            .values()
+            .flat_map(|c| {
+                c.held
+                    .iter()
+                    .map(|(kind, key)| (c.company, kind.as_str(), key.as_str()))
+            })
+            .collect();
         let deleted_ids: BTreeSet<Uuid> = deletes.iter().map(Row::id).collect();
         let mut ops = Vec::new();
         for r in &deletes {
@@ -885,26 +896,52 @@ impl Crm {
                 });
             }
         }
-        // The stored rows of every affected key, and the customers holding
-        // each affected column key: one probe per kind and 500 keys.
-        let mut by_kind: BTreeMap<(Uuid, String), Vec<String>> = BTreeMap::new();
+        // The customers holding each affected column key, and the stored
+        // rows of every affected key: one probe per kind and 500 keys.
+        let mut by_kind: BTreeMap<(Uuid, &str), Vec<&str>> = BTreeMap::new();
         for (company, kind, key) in &affected {
             by_kind
-                .entry((*company, kind.clone()))
+                .entry((*company, kind.as_str()))
                 .or_default()
-                .push(key.clone());
+                .push(key.as_str());
         }
         let mut stored_rows: HashMap<(Uuid, String, String), Vec<Row>> = HashMap::new();
         let mut holders: HashMap<(Uuid, String, String), BTreeSet<Uuid>> = HashMap::new();
         for ((company, kind), keys) in by_kind {
             for chunk in keys.chunks(500) {
+                let probe: Vec<&str> = if key_column(kind).is_some() {
+                    // The customers this change set writes count as it leaves them.
+                    for (cid, key) in self.column_key_holders(company, kind, chunk).await? {
+                        if !state.contains_key(&cid) {
+                            holders
+                                .entry((company, kind.to_string(), key))
+                                .or_default()
+                                .insert(cid);
+                        }
+                    }
+                    // A column key has rows only while shared: none to find
+                    // for a key that one customer of the change set alone
+                    // takes (the common case of a bulk import).
+                    chunk
+                        .iter()
+                        .copied()
+                        .filter(|key| {
+                            let k = (company, kind.to_string(), key.to_string());
+                            holders.contains_key(&k)
+                                || wants.get(&k).is_some_and(|w| w.len() > 1)
+                                || held_before.contains(&(company, kind, key))
+                        })
+                        .collect()
+                } else {
+                    chunk.to_vec()
+                };
+                if probe.is_empty() {
+                    continue;
+                }
                 let mut sel = Select::all(Table::CustomerKeys, company, now);
                 sel.filter = Filter::And(vec![
-                    eq("kind", kind.as_str()),
-                    Filter::In(
-                        col("key"),
-                        chunk.iter().map(|k| Value::Text(k.clone())).collect(),
-                    ),
+                    eq("kind", kind),
+                    Filter::In(col("key"), probe.iter().map(|k| Value::from(*k)).collect()),
                 ]);
                 for r in self.store.select(&sel).await?.rows {
                     if deleted_ids.contains(&r.id()) {
@@ -912,20 +949,9 @@ impl Crm {
                     }
                     let key = r.get("key").as_text().unwrap_or_default().to_string();
                     stored_rows
-                        .entry((company, kind.clone(), key))
+                        .entry((company, kind.to_string(), key))
                         .or_default()
                         .push(r);
-                }
-                if key_column(&kind).is_some() {
-                    // The customers this change set writes count as it leaves them.
-                    for (cid, key) in self.column_key_holders(company, &kind, chunk).await? {
-                        if !state.contains_key(&cid) {
-                            holders
-                                .entry((company, kind.clone(), key))
-                                .or_default()
-                                .insert(cid);
-                        }
-                    }
                 }
             }
         }
@@ -936,27 +962,31 @@ impl Crm {
                 .or_default()
                 .push(*customer);
         }
-        let touched = KeysTouched {
-            customers: state.keys().copied().collect(),
-            keys: affected.iter().cloned().collect(),
-        };
-        for (company, kind, key) in affected {
-            let k = (company, kind.clone(), key.clone());
-            let stored = stored_rows.remove(&k).unwrap_or_default();
+        for k in &affected {
+            let (company, kind, key) = (k.0, &k.1, &k.2);
+            let stored = stored_rows.remove(k).unwrap_or_default();
+            let column_holders = wants.remove(k).unwrap_or_default();
+            if key_column(kind).is_some()
+                && stored.is_empty()
+                && column_holders.len() <= 1
+                && !holders.contains_key(k)
+            {
+                // One holder and no rows: nothing to write.
+                continue;
+            }
             let mode = modes
                 .get(&company)
-                .map(|m| m.mode(&kind))
+                .map(|m| m.mode(kind))
                 .unwrap_or(DedupeMode::Off);
-            let column_holders = wants.remove(&k).unwrap_or_default();
             // The customers that take the key now.
-            let takers: Vec<Uuid> = if key_column(&kind).is_some() {
+            let takers: Vec<Uuid> = if key_column(kind).is_some() {
                 column_holders
                     .iter()
                     .filter(|(_, taking)| *taking)
                     .map(|(c, _)| *c)
                     .collect()
             } else {
-                new_by_key.remove(&k).unwrap_or_default()
+                new_by_key.remove(k).unwrap_or_default()
             };
             let fresh: BTreeSet<Uuid> = takers
                 .iter()
@@ -972,8 +1002,8 @@ impl Crm {
                     ),
                 });
             }
-            let all: BTreeSet<Uuid> = if key_column(&kind).is_some() {
-                let mut all = holders.remove(&k).unwrap_or_default();
+            let all: BTreeSet<Uuid> = if key_column(kind).is_some() {
+                let mut all = holders.remove(k).unwrap_or_default();
                 all.extend(column_holders.iter().map(|(c, _)| *c));
                 all
             } else {
@@ -984,7 +1014,7 @@ impl Crm {
                     .collect()
             };
             let dup = all.len() > 1;
-            let new_rows: Vec<Uuid> = if key_column(&kind).is_some() {
+            let new_rows: Vec<Uuid> = if key_column(kind).is_some() {
                 let (sync, missing) = sync_shared_key(&all, &stored, now);
                 ops.extend(sync);
                 missing
@@ -997,7 +1027,7 @@ impl Crm {
                 takers.clone()
             };
             for c in &new_rows {
-                ops.push(key_row(self, company, *c, &kind, &key, dup));
+                ops.push(key_row(self, company, *c, kind, key, dup));
             }
             if dup && mode == DedupeMode::Warn {
                 for c in &takers {
@@ -1016,6 +1046,10 @@ impl Crm {
                 }
             }
         }
+        let touched = KeysTouched {
+            customers: state.keys().copied().collect(),
+            keys: affected.into_iter().collect(),
+        };
         cs.ops.extend(ops);
         Ok(touched)
     }
@@ -1042,7 +1076,7 @@ impl Crm {
         &self,
         company: Uuid,
         kind: &str,
-        keys: &[String],
+        keys: &[impl AsRef<str>],
     ) -> Result<Vec<(Uuid, String)>> {
         let Some(column) = key_column(kind) else {
             return Ok(Vec::new());
@@ -1050,7 +1084,7 @@ impl Crm {
         let mut sel = holders_select(
             company,
             kind,
-            keys.iter().map(|k| Value::Text(k.clone())).collect(),
+            keys.iter().map(|k| Value::from(k.as_ref())).collect(),
             self.now(),
         );
         // By the key, so that SQLite probes the key's index.
@@ -1146,7 +1180,7 @@ impl Crm {
         let modes = self.dedupe_modes(company).await?;
         let mut guards = Vec::new();
         let mut values: BTreeMap<String, Value> = BTreeMap::new();
-        for f in ["phone_key", "email"] {
+        for f in ["phone_key", "email_key"] {
             if let Some(v) = merged.get(f) {
                 values.insert(f.to_string(), v.clone());
             }
@@ -1658,7 +1692,7 @@ impl Crm {
             let before = survivor.get(k);
             if before != v {
                 values.push((*k, v.clone()));
-                if !matches!(*k, "name_key" | "pinyin_keys" | "phone_key") {
+                if !crate::records::is_derived(k) {
                     changes.push(FieldChange {
                         field: k.to_string(),
                         before: before.to_json(),

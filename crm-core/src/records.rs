@@ -743,6 +743,11 @@ impl Crm {
                 }
                 merged.insert("name_key", name_key.into());
                 merged.insert("pinyin_keys", keys.into());
+                let email_key = text(merged, "email")
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .map(crate::validate::email_key);
+                merged.insert("email_key", email_key.into());
                 if merged.get("kind").is_none_or(Value::is_null) {
                     merged.insert("kind", "enterprise".into());
                 }
@@ -1395,6 +1400,7 @@ impl Crm {
             }
             if !set.contains_key("email") {
                 check.remove("email");
+                check.remove("email_key");
             }
             guards = self
                 .check_duplicates(
@@ -1913,7 +1919,7 @@ pub(crate) fn guard_key(company: Uuid, table: Table, filter: &Filter) -> String 
 pub(crate) fn is_derived(col: &str) -> bool {
     matches!(
         col,
-        "name_key" | "pinyin_keys" | "phone_key" | "mobile_key" | "birthday_md"
+        "name_key" | "pinyin_keys" | "phone_key" | "email_key" | "mobile_key" | "birthday_md"
     )
 }
 

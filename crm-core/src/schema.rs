@@ -165,6 +165,9 @@ const CUSTOMER: &[ColumnDef] = &[
     col("open_opportunities", Int),
     opt("recycle_warned_due", Timestamp),
     opt("merged_into", Id),
+    // The e-mail address lowercased (0009), the key the duplicate checks
+    // find e-mail holders by through the customers' own index.
+    opt("email_key", Text),
 ];
 const CONTACT: &[ColumnDef] = &[
     col("customer_id", Id),

@@ -47,6 +47,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 8,
         sql: include_str!("../migrations/0008_column_keys_only_while_shared.sql"),
     },
+    Migration {
+        version: 9,
+        sql: include_str!("../migrations/0009_email_key_column.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

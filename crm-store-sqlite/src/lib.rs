@@ -827,6 +827,13 @@ mod tests {
                  AND t.deleted_at IS NULL ORDER BY t.id LIMIT 1",
                 "customers_by_uscc (uscc=?)",
             ),
+            // The import's holder probe of e-mail keys (0009).
+            (
+                "SELECT t.id FROM customers t WHERE t.company_id = 'c' \
+                 AND t.email_key IN ('a@x.cn', 'b@x.cn') AND t.deleted_at IS NULL \
+                 ORDER BY t.email_key",
+                "customers_by_email_key (email_key=?)",
+            ),
             (
                 "SELECT t.id FROM customer_keys t WHERE t.company_id = 'c' \
                  AND t.customer_id IN ('a', 'b') ORDER BY t.id",

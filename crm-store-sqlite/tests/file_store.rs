@@ -343,8 +343,20 @@ fn schema_4_copy(source: &Path, target: &Path) {
         .and_then(|mut st| st.query_map([], |r| r.get(0))?.collect())
         .expect("tables");
     for table in tables {
+        // The columns schema 4 has: later ones (0009's e-mail key) stay behind.
+        let columns: Vec<String> = conn
+            .prepare(&format!("SELECT name FROM pragma_table_info('{table}', 'main')"))
+            .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect())
+            .expect("columns");
+        let columns = columns
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         conn.execute(
-            &format!("INSERT INTO main.\"{table}\" SELECT * FROM src.\"{table}\""),
+            &format!(
+                "INSERT INTO main.\"{table}\" ({columns}) SELECT {columns} FROM src.\"{table}\""
+            ),
             [],
         )
         .expect("copy rows");
@@ -377,18 +389,23 @@ async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them
     };
     let shared = keys(&old);
     assert!(shared >= 2, "the rows of the phone two customers share");
-    // Schema 4 kept a row per customer and key: an unshared name row goes
-    // (0008), an e-mail row stays.
+    // Schema 4 kept a row per customer and key: unshared name (0008) and
+    // e-mail (0009) rows go. A customer's e-mail key comes from its e-mail
+    // row, the engine's lowercasing (SQLite's lower() would leave the Ö);
+    // one without a row (deleted customers have none) gets lower().
     rusqlite::Connection::open(&old)
         .and_then(|c| {
             c.execute_batch(
-                "INSERT INTO customer_keys \
+                "UPDATE customers SET email = 'ÖLD@example.cn' \
+                 WHERE name = '上海申通物流有限公司'; \
+                 UPDATE customers SET email = 'B@X.cn' WHERE name = '华信智联北京分公司'; \
+                 INSERT INTO customer_keys \
                      (id, company_id, version, created_at, updated_at, customer_id, kind, key, \
                       duplicate) \
                  SELECT id || k.kind, company_id, 1, created_at, created_at, id, k.kind, k.key, 0 \
                  FROM customers, \
                       (SELECT 'name' AS kind, 'old-unshared-name' AS key \
-                       UNION ALL SELECT 'email', 'old@example.cn') AS k \
+                       UNION ALL SELECT 'email', 'öld@example.cn') AS k \
                  WHERE name = '上海申通物流有限公司'",
             )
         })
@@ -398,7 +415,19 @@ async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them
 
     let migrated: Arc<dyn Store> = Arc::new(SqliteStore::open(&old).expect("migrate"));
     assert_eq!(user_version(&old), SCHEMA_VERSION);
-    assert_eq!(keys(&old), before - 1, "the unshared name row went");
+    assert_eq!(keys(&old), shared, "the unshared name and e-mail rows went");
+    let email_keys: Vec<Option<String>> = rusqlite::Connection::open(&old)
+        .and_then(|c| {
+            c.prepare("SELECT email_key FROM customers ORDER BY name")?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        })
+        .expect("e-mail keys");
+    // 上海申通…, 北京华信…, 华信智联… in text order.
+    assert_eq!(
+        email_keys,
+        [Some("öld@example.cn".to_string()), None, Some("b@x.cn".to_string())]
+    );
     let crm = crm_core::Crm::new(migrated, clock);
     let actor = crm.actor(admin).await.expect("admin");
     let again = crm
