@@ -174,6 +174,10 @@ async fn run(n: u64, dir: std::path::PathBuf) -> BenchResult {
                 "email",
                 Value::Text(format!("contact{i}@bench{}.cn", i % 5000)),
             ),
+            (
+                "email_key",
+                Value::Text(format!("contact{i}@bench{}.cn", i % 5000)),
+            ),
             ("attachments", Value::Json(json!([]))),
             ("locked", rng.next().is_multiple_of(200).into()),
             ("open_opportunities", Value::Int(0)),

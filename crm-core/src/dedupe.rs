@@ -14,7 +14,7 @@
 //! which every write path calls on its change set before applying it, so a
 //! check is one index probe per key and the report walks only flagged rows
 //! — never a scan of the customers. (A bulk import of customers with
-//! unshared keys writes no key row at all.)
+//! unshared keys writes no key row, unless custom fields are keys.)
 //!
 //! Per company, each key field refuses duplicates ([`DedupeMode::Block`]),
 //! only reports them ([`DedupeMode::Warn`]: an event
@@ -1070,7 +1070,7 @@ impl Crm {
     }
 
     /// The live customers holding one of `keys` of the column kind `kind`
-    /// (name, credit code, phone), through the customers' own index:
+    /// (name, credit code, phone, e-mail), through the customers' own index:
     /// `(customer, key)` pairs.
     async fn column_key_holders(
         &self,

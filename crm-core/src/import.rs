@@ -2864,8 +2864,8 @@ impl RowValidator {
         }
         if let Some(modes) = self.modes.as_deref().filter(|_| entity == Entity::Customer) {
             // Phone, e-mail and custom keys the company's duplicate settings
-            // refuse: phones through the customers' column, the others
-            // through `customer_keys`.
+            // refuse: phones and e-mails through the customers' columns,
+            // custom keys through `customer_keys`.
             let custom_keys: Vec<String> = self
                 .customs
                 .iter()
@@ -2903,7 +2903,7 @@ impl RowValidator {
                     }
                 };
                 keys.push(DupKey {
-                    // Phones through the customers' own column.
+                    // Phones and e-mails through the customers' own columns.
                     col: Col::Column(crate::dedupe::key_column(&kind).unwrap_or("key")),
                     kind: format!("keys.{kind}"),
                     text: key.clone(),

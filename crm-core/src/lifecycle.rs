@@ -128,15 +128,25 @@ impl Crm {
             Step::Unarchive if archived.is_none() => return state_error("is not archived"),
             Step::Unarchive => ("archived_at", Value::Null),
         };
+        // Derived columns (keys) a restore puts right, in case the record was
+        // deleted before they existed or were computed as they are now (e.g.
+        // an e-mail key a migration backfilled with SQL's lower()).
+        let mut rederived: Vec<(&'static str, Value)> = Vec::new();
         if step == Step::Restore && matches!(entity, Entity::Customer | Entity::Contact) {
             // Restoring must not bring back a duplicate saved meanwhile, nor
             // one saved while the restore is written: the record is checked
             // as a create of its values would be, and guarded the same way.
-            let merged: BTreeMap<&'static str, Value> = entity
+            let mut merged: BTreeMap<&'static str, Value> = entity
                 .table()
                 .columns()
                 .iter()
                 .map(|c| (c.name, row.get(c.name).clone()))
+                .collect();
+            self.derive(entity, &mut merged)?;
+            rederived = merged
+                .iter()
+                .filter(|(k, v)| crate::records::is_derived(k) && row.get(k) != *v)
+                .map(|(k, v)| (*k, v.clone()))
                 .collect();
             let custom: BTreeMap<String, Json> = row
                 .get("custom")
@@ -155,11 +165,13 @@ impl Crm {
                 id: id.0,
             });
         } else {
+            let mut values = vec![(col, value.clone()), ("updated_at", Value::Timestamp(now))];
+            values.extend(rederived);
             cs.ops.push(Op::Update {
                 table: entity.table(),
                 id: id.0,
                 expected_version: row.version(),
-                values: vec![(col, value.clone()), ("updated_at", Value::Timestamp(now))],
+                values,
             });
         }
         if entity == Entity::Customer && matches!(step, Step::Delete | Step::Restore) {

@@ -10,7 +10,8 @@
 -- The key is the one the engine computed for the customer's existing
 -- e-mail row (every live customer with an address has one); a deleted
 -- customer, which has no row, gets the address lowercased here (the
--- engine recomputes the key whenever the customer is next written).
+-- engine recomputes the key when the customer is restored, or next
+-- written).
 --
 -- Runs with search_path set to the CRM schema only; names are unqualified.
 -- SHIPPED once released: never edit; add a new numbered file instead.

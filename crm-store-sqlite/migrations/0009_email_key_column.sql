@@ -10,8 +10,8 @@
 -- The key is the one the engine computed for the customer's existing
 -- e-mail row (every live customer with an address has one); a deleted
 -- customer, which has no row, gets the address lowercased here (SQLite's
--- lower() folds ASCII letters only; the engine recomputes the key whenever
--- the customer is next written). The index leaves `company_id` out, as the
+-- lower() folds ASCII letters only; the engine recomputes the key when the
+-- customer is restored, or next written). The index leaves `company_id` out, as the
 -- other key indexes do (0007).
 --
 -- SHIPPED once released: never edit; add a new numbered file instead.

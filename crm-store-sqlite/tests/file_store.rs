@@ -345,7 +345,9 @@ fn schema_4_copy(source: &Path, target: &Path) {
     for table in tables {
         // The columns schema 4 has: later ones (0009's e-mail key) stay behind.
         let columns: Vec<String> = conn
-            .prepare(&format!("SELECT name FROM pragma_table_info('{table}', 'main')"))
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info('{table}', 'main')"
+            ))
             .and_then(|mut st| st.query_map([], |r| r.get::<_, String>(0))?.collect())
             .expect("columns");
         let columns = columns
@@ -390,23 +392,24 @@ async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them
     let shared = keys(&old);
     assert!(shared >= 2, "the rows of the phone two customers share");
     // Schema 4 kept a row per customer and key: unshared name (0008) and
-    // e-mail (0009) rows go. A customer's e-mail key comes from its e-mail
-    // row, the engine's lowercasing (SQLite's lower() would leave the Ö);
-    // one without a row (deleted customers have none) gets lower().
+    // e-mail (0009) rows go. A live customer's e-mail key comes from its
+    // e-mail row, the engine's lowercasing (SQLite's lower() would leave the
+    // Ö); a deleted one, which has no row, gets lower(), which a restore
+    // puts right.
     rusqlite::Connection::open(&old)
         .and_then(|c| {
             c.execute_batch(
-                "UPDATE customers SET email = 'ÖLD@example.cn' \
+                "UPDATE customers SET email = 'ÖB@X.cn' WHERE name = '华信智联北京分公司'; \
+                 UPDATE customers SET email = 'ÖLD@example.cn', deleted_at = created_at \
                  WHERE name = '上海申通物流有限公司'; \
-                 UPDATE customers SET email = 'B@X.cn' WHERE name = '华信智联北京分公司'; \
                  INSERT INTO customer_keys \
                      (id, company_id, version, created_at, updated_at, customer_id, kind, key, \
                       duplicate) \
                  SELECT id || k.kind, company_id, 1, created_at, created_at, id, k.kind, k.key, 0 \
                  FROM customers, \
                       (SELECT 'name' AS kind, 'old-unshared-name' AS key \
-                       UNION ALL SELECT 'email', 'öld@example.cn') AS k \
-                 WHERE name = '上海申通物流有限公司'",
+                       UNION ALL SELECT 'email', 'öb@x.cn') AS k \
+                 WHERE name = '华信智联北京分公司'",
             )
         })
         .expect("schema 4 rows");
@@ -416,17 +419,23 @@ async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them
     let migrated: Arc<dyn Store> = Arc::new(SqliteStore::open(&old).expect("migrate"));
     assert_eq!(user_version(&old), SCHEMA_VERSION);
     assert_eq!(keys(&old), shared, "the unshared name and e-mail rows went");
-    let email_keys: Vec<Option<String>> = rusqlite::Connection::open(&old)
-        .and_then(|c| {
-            c.prepare("SELECT email_key FROM customers ORDER BY name")?
-                .query_map([], |r| r.get(0))?
-                .collect()
-        })
-        .expect("e-mail keys");
+    let email_keys = || -> Vec<Option<String>> {
+        rusqlite::Connection::open(&old)
+            .and_then(|c| {
+                c.prepare("SELECT email_key FROM customers ORDER BY name")?
+                    .query_map([], |r| r.get(0))?
+                    .collect()
+            })
+            .expect("e-mail keys")
+    };
     // 上海申通…, 北京华信…, 华信智联… in text order.
     assert_eq!(
-        email_keys,
-        [Some("öld@example.cn".to_string()), None, Some("b@x.cn".to_string())]
+        email_keys(),
+        [
+            Some("Öld@example.cn".to_string()),
+            None,
+            Some("öb@x.cn".to_string())
+        ]
     );
     let crm = crm_core::Crm::new(migrated, clock);
     let actor = crm.actor(admin).await.expect("admin");
@@ -435,6 +444,29 @@ async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them
         .await
         .expect("report after migration");
     assert_eq!(again, report);
+    let deleted: Uuid = rusqlite::Connection::open(&old)
+        .and_then(|c| {
+            c.query_row(
+                "SELECT id FROM customers WHERE deleted_at IS NOT NULL",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+        })
+        .map(|id| Uuid::parse_str(&id).expect("uuid"))
+        .expect("the deleted customer");
+    let r = crm
+        .restore_records(
+            &actor,
+            crm_core::Entity::Customer,
+            &[crm_core::ids::RecordId(deleted)],
+        )
+        .await;
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    assert_eq!(
+        email_keys()[0].as_deref(),
+        Some("öld@example.cn"),
+        "rederived"
+    );
 }
 
 /// The pools' caps against concurrent claims on a file store, whose reads

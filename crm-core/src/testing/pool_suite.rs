@@ -1250,7 +1250,11 @@ pub async fn column_keys_have_rows_only_while_shared(store: Arc<dyn Store>) {
         .await;
     let shared = BTreeSet::from([(a.id, true), (b.id, true)]);
     assert_eq!(key_rows(&w, "phone").await, shared);
-    assert_eq!(key_rows(&w, "email").await, shared, "e-mail keys are lowercased");
+    assert_eq!(
+        key_rows(&w, "email").await,
+        shared,
+        "e-mail keys are lowercased"
+    );
     assert_eq!(group_of(&company_report(&w).await, "phone").len(), 2);
     let set_phone = |version: i64, phone: &'static str| {
         let w = &w;
