@@ -879,8 +879,8 @@ async fn keys_of_a_schema_4_database_survive_migration_and_the_report_finds_them
     assert!(keys >= 2, "the rows of the phone two customers share");
     // Schema 4 kept a row per customer and key: unshared name (0008) and
     // e-mail (0009) rows go. A customer's e-mail key comes from its e-mail
-    // row (here deliberately not lower() of the address, to tell); one
-    // without a row (deleted customers have none) gets lower().
+    // row (here deliberately not lower() of the address, to tell the two
+    // apart); a customer without one (as a deleted customer) gets lower().
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
         "UPDATE \"{old}\".customers SET email = 'OLD@example.cn' \
          WHERE name = '上海申通物流有限公司'; \
