@@ -647,12 +647,37 @@ impl Launcher {
         runs: usize,
         args: &dyn Fn() -> Vec<String>,
     ) -> Result<Figures, String> {
-        let mut all = Vec::with_capacity(runs);
-        for _ in 0..runs.max(1) {
-            all.push(self.run(kind, &args())?);
+        Ok(self
+            .rounds(&[(kind, args)], runs, &mut |_| {})?
+            .swap_remove(0))
+    }
+
+    /// Runs the measurements in turn, `runs` rounds of one run each, and
+    /// returns the run of median time of each. Taking turns keeps the
+    /// machine's slow and fast spells (seconds vary by a third from one
+    /// minute to the next on a shared machine) from landing on one
+    /// measurement and not on the one it is compared with.
+    fn rounds(
+        &self,
+        what: &[(&str, &dyn Fn() -> Vec<String>)],
+        runs: usize,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<Vec<Figures>, String> {
+        let mut all: Vec<Vec<Figures>> = what.iter().map(|_| Vec::new()).collect();
+        for round in 0..runs.max(1) {
+            for ((kind, args), runs) in what.iter().zip(&mut all) {
+                let f = self.run(kind, &args())?;
+                log(&format!("  {kind} (round {}): {}", round + 1, f.json));
+                runs.push(f);
+            }
         }
-        all.sort_by(|a, b| a.secs.total_cmp(&b.secs));
-        Ok(all.swap_remove(all.len() / 2))
+        Ok(all
+            .into_iter()
+            .map(|mut runs| {
+                runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+                runs.swap_remove(runs.len() / 2)
+            })
+            .collect())
     }
 
     fn run(&self, kind: &str, args: &[String]) -> Result<Figures, String> {
@@ -715,27 +740,19 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
     log(&format!("generating {} rows …", plan.rows));
     generate(&file, plan.rows)?;
     let f = s(&file);
-    log("calamine …");
     let runs = plan.runs;
-    let cal = l.median("calamine", runs, &|| vec!["--file".into(), f.clone()])?;
-    log(&format!("  calamine: {}", cal.json));
-    let cal_stream = l.median("calamine-stream", runs, &|| {
-        vec!["--file".into(), f.clone()]
-    })?;
-    log(&format!("  calamine stream: {}", cal_stream.json));
-    log("rusqlite …");
-    let plain = l.median("rusqlite", runs, &|| {
+    log("calamine, rusqlite, import into SQLite, SQLite alone (and PostgreSQL), in turn …");
+    let db = plan.dir.join("import.db");
+    let reading = || vec!["--file".to_string(), f.clone()];
+    let plain_args = || {
         vec![
             "--file".into(),
             f.clone(),
             "--db".into(),
             s(&fresh("plain.db")),
         ]
-    })?;
-    log(&format!("  rusqlite: {}", plain.json));
-    log("import into SQLite …");
-    let db = plan.dir.join("import.db");
-    let imp = l.median("import", runs, &|| {
+    };
+    let import_args = || {
         vec![
             "--file".into(),
             f.clone(),
@@ -744,56 +761,66 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
             "--batch".into(),
             plan.batch.to_string(),
         ]
-    })?;
-    log(&format!("  import SQLite: {}", imp.json));
-    let floor = l.median("floor", runs, &|| {
-        vec!["--src".into(), s(&db), "--db".into(), s(&fresh("floor.db"))]
-    })?;
-    log(&format!(
-        "  SQLite alone writing the import's rows: {}",
-        floor.json
-    ));
-    let pg = match &plan.pg {
-        Some(url) => {
-            log("import into PostgreSQL …");
-            Some(l.median("import", runs, &|| {
-                vec![
-                    "--file".into(),
-                    f.clone(),
-                    "--pg".into(),
-                    url.clone(),
-                    "--batch".into(),
-                    plan.batch.to_string(),
-                ]
-            })?)
-        }
-        None => None,
     };
-    if let Some(pg) = &pg {
-        log(&format!("  import PostgreSQL: {}", pg.json));
+    // After each import: what that import wrote.
+    let floor_args = || vec!["--src".into(), s(&db), "--db".into(), s(&fresh("floor.db"))];
+    let pg_args = || {
+        vec![
+            "--file".into(),
+            f.clone(),
+            "--pg".into(),
+            plan.pg.clone().unwrap_or_default(),
+            "--batch".into(),
+            plan.batch.to_string(),
+        ]
+    };
+    let mut what: Vec<(&str, &dyn Fn() -> Vec<String>)> = vec![
+        ("calamine", &reading),
+        ("calamine-stream", &reading),
+        ("rusqlite", &plain_args),
+        ("import", &import_args),
+        ("floor", &floor_args),
+    ];
+    if plan.pg.is_some() {
+        what.push(("import", &pg_args));
     }
+    let mut figures = l.rounds(&what, runs, log)?.into_iter();
+    let mut next = || figures.next().ok_or("a measurement is missing");
+    let (cal, cal_stream, plain, imp, floor) = (next()?, next()?, next()?, next()?, next()?);
+    let pg = if plan.pg.is_some() {
+        Some(next()?)
+    } else {
+        None
+    };
     log("export …");
     let ex_db = fresh("export.db");
     std::fs::copy(&db, &ex_db).map_err(|e| e.to_string())?;
     seed(&ex_db, plan.rows)?;
-    let ex = l.median("export", runs, &|| {
+    let export_args = || {
         vec![
             "--db".into(),
             s(&ex_db),
             "--out".into(),
             s(&plan.dir.join("export.xlsx")),
         ]
-    })?;
-    log(&format!("  export: {}", ex.json));
-    let xw = l.median("xlsxwriter", runs, &|| {
+    };
+    let xlsxwriter_args = || {
         vec![
             "--db".into(),
             s(&ex_db),
             "--out".into(),
             s(&plan.dir.join("plain.xlsx")),
         ]
-    })?;
-    log(&format!("  rust_xlsxwriter: {}", xw.json));
+    };
+    let mut figures = l
+        .rounds(
+            &[("export", &export_args), ("xlsxwriter", &xlsxwriter_args)],
+            runs,
+            log,
+        )?
+        .into_iter();
+    let mut next = || figures.next().ok_or("a measurement is missing");
+    let (ex, xw) = (next()?, next()?);
     let million = if plan.million {
         log("export of 1 000 000 rows …");
         let m_db = fresh("million.db");

@@ -827,6 +827,13 @@ mod tests {
                  AND t.deleted_at IS NULL ORDER BY t.id LIMIT 1",
                 "customers_by_uscc (uscc=?)",
             ),
+            // The customers due for a follow-up today (0010).
+            (
+                "SELECT t.id FROM customers t WHERE t.company_id = 'c' \
+                 AND t.next_follow_up = '2026-12-06' AND t.deleted_at IS NULL \
+                 ORDER BY t.next_follow_up, t.id LIMIT 50",
+                "customers_by_next_follow_up (next_follow_up=?)",
+            ),
             // The import's holder probe of e-mail keys (0009).
             (
                 "SELECT t.id FROM customers t WHERE t.company_id = 'c' \

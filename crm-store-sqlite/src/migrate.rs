@@ -64,6 +64,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0009_email_key_column.sql",
         sql: include_str!("../migrations/0009_email_key_column.sql"),
     },
+    Migration {
+        number: 10,
+        name: "0010_next_follow_up_without_company.sql",
+        sql: include_str!("../migrations/0010_next_follow_up_without_company.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands: the highest
