@@ -639,47 +639,61 @@ pub struct Launcher {
 }
 
 impl Launcher {
-    /// Runs `kind` `runs` times, each with the arguments `args` makes (it
-    /// also clears what a run leaves), and returns the run of median time.
-    fn median(
-        &self,
-        kind: &str,
-        runs: usize,
-        args: &dyn Fn() -> Vec<String>,
-    ) -> Result<Figures, String> {
-        Ok(self
-            .rounds(&[(kind, args)], runs, &mut |_| {})?
-            .swap_remove(0))
-    }
-
-    /// Runs the measurements in turn, `runs` rounds of one run each, and
-    /// returns the run of median time of each. Taking turns keeps the
-    /// machine's slow and fast spells (seconds vary by a third from one
-    /// minute to the next on a shared machine) from landing on one
-    /// measurement and not on the one it is compared with.
+    /// Runs the measurements in turn, `runs` rounds of one run each (the
+    /// arguments of each run made by its function, which also clears what
+    /// a run leaves), and returns every measurement's runs in round order.
+    /// Taking turns keeps the machine's slow and fast spells (seconds vary
+    /// by a third from one minute to the next on a shared machine) from
+    /// landing on one measurement and not on the one it is compared with.
     fn rounds(
         &self,
-        what: &[(&str, &dyn Fn() -> Vec<String>)],
+        what: &[Measure<'_>],
         runs: usize,
         log: &mut dyn FnMut(&str),
-    ) -> Result<Vec<Figures>, String> {
+    ) -> Result<Vec<Vec<Figures>>, String> {
         let mut all: Vec<Vec<Figures>> = what.iter().map(|_| Vec::new()).collect();
         for round in 0..runs.max(1) {
-            for ((kind, args), runs) in what.iter().zip(&mut all) {
-                let f = self.run(kind, &args())?;
-                log(&format!("  {kind} (round {}): {}", round + 1, f.json));
+            for (m, runs) in what.iter().zip(&mut all) {
+                let f = self.run(m.kind, &(m.args)())?;
+                log(&format!("  {} (round {}): {}", m.label, round + 1, f.json));
                 runs.push(f);
             }
         }
-        Ok(all
-            .into_iter()
-            .map(|mut runs| {
-                runs.sort_by(|a, b| a.secs.total_cmp(&b.secs));
-                runs.swap_remove(runs.len() / 2)
-            })
-            .collect())
+        Ok(all)
     }
+}
 
+/// One measurement of [`Launcher::rounds`]: the child's kind, its name in
+/// the log, and the arguments of each run.
+struct Measure<'a> {
+    kind: &'a str,
+    label: &'a str,
+    args: &'a dyn Fn() -> Vec<String>,
+}
+
+/// The run of median time.
+fn median(runs: &[Figures]) -> Figures {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(|a, b| a.secs.total_cmp(&b.secs));
+    sorted.swap_remove(sorted.len() / 2)
+}
+
+/// The median and the range of `a / (b + c)` over the rounds.
+fn ratio_per_round(a: &[Figures], b: &[Figures], c: &[Figures]) -> (f64, f64, f64) {
+    let mut r: Vec<f64> = a
+        .iter()
+        .zip(b.iter().zip(c))
+        .map(|(a, (b, c))| a.secs / (b.secs + c.secs).max(1e-9))
+        .collect();
+    r.sort_by(f64::total_cmp);
+    (
+        r[r.len() / 2],
+        r.first().copied().unwrap_or_default(),
+        r.last().copied().unwrap_or_default(),
+    )
+}
+
+impl Launcher {
     fn run(&self, kind: &str, args: &[String]) -> Result<Figures, String> {
         let out = Command::new(&self.exe)
             .args(&self.prefix)
@@ -741,7 +755,11 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
     generate(&file, plan.rows)?;
     let f = s(&file);
     let runs = plan.runs;
-    log("calamine, rusqlite, import into SQLite, SQLite alone (and PostgreSQL), in turn …");
+    log(if plan.pg.is_some() {
+        "calamine, rusqlite, import into SQLite, SQLite alone, import into PostgreSQL, in turn …"
+    } else {
+        "calamine, rusqlite, import into SQLite, SQLite alone, in turn …"
+    });
     let db = plan.dir.join("import.db");
     let reading = || vec!["--file".to_string(), f.clone()];
     let plain_args = || {
@@ -774,24 +792,31 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
             plan.batch.to_string(),
         ]
     };
-    let mut what: Vec<(&str, &dyn Fn() -> Vec<String>)> = vec![
-        ("calamine", &reading),
-        ("calamine-stream", &reading),
-        ("rusqlite", &plain_args),
-        ("import", &import_args),
-        ("floor", &floor_args),
+    let m = |kind, label, args| Measure { kind, label, args };
+    let mut what = vec![
+        m("calamine", "calamine", &reading),
+        m("calamine-stream", "calamine stream", &reading),
+        m("rusqlite", "rusqlite", &plain_args),
+        m("import", "import into SQLite", &import_args),
+        m(
+            "floor",
+            "SQLite alone writing that import's rows",
+            &floor_args,
+        ),
     ];
     if plan.pg.is_some() {
-        what.push(("import", &pg_args));
+        what.push(m("import", "import into PostgreSQL", &pg_args));
     }
-    let mut figures = l.rounds(&what, runs, log)?.into_iter();
-    let mut next = || figures.next().ok_or("a measurement is missing");
-    let (cal, cal_stream, plain, imp, floor) = (next()?, next()?, next()?, next()?, next()?);
-    let pg = if plan.pg.is_some() {
-        Some(next()?)
-    } else {
-        None
-    };
+    let all = l.rounds(&what, runs, log)?;
+    let (cal, cal_stream, plain, imp, floor) = (
+        median(&all[0]),
+        median(&all[1]),
+        median(&all[2]),
+        median(&all[3]),
+        median(&all[4]),
+    );
+    let pg = all.get(5).map(|r| median(r));
+    let per_round = ratio_per_round(&all[3], &all[0], &all[2]);
     log("export …");
     let ex_db = fresh("export.db");
     std::fs::copy(&db, &ex_db).map_err(|e| e.to_string())?;
@@ -812,15 +837,15 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
             s(&plan.dir.join("plain.xlsx")),
         ]
     };
-    let mut figures = l
-        .rounds(
-            &[("export", &export_args), ("xlsxwriter", &xlsxwriter_args)],
-            runs,
-            log,
-        )?
-        .into_iter();
-    let mut next = || figures.next().ok_or("a measurement is missing");
-    let (ex, xw) = (next()?, next()?);
+    let all = l.rounds(
+        &[
+            m("export", "export", &export_args),
+            m("xlsxwriter", "rust_xlsxwriter", &xlsxwriter_args),
+        ],
+        runs,
+        log,
+    )?;
+    let (ex, xw) = (median(&all[0]), median(&all[1]));
     let million = if plan.million {
         log("export of 1 000 000 rows …");
         let m_db = fresh("million.db");
@@ -869,6 +894,10 @@ pub fn run(l: &Launcher, plan: &Plan, log: &mut dyn FnMut(&str)) -> Result<Strin
         "  time / (calamine + rusqlite) = {:.2}x (target 2.0x); memory / calamine = {:.2}x (target 1.5x)\n",
         imp.secs / base,
         imp.rss_kb as f64 / cal.rss_kb.max(1) as f64
+    ));
+    out.push_str(&format!(
+        "  the same ratio within each round: median {:.2}x, {:.2}x to {:.2}x\n",
+        per_round.0, per_round.1, per_round.2
     ));
     out.push_str(&format!(
         "  of which SQLite alone would take  {:>8.3} s writing the same rows (records, keys, audit, events) \

@@ -661,7 +661,10 @@ impl Crm {
     /// writes rows of: its result holds only while no other write touches
     /// those (a pipelined import checks that against the batch still being
     /// written; a concurrent writer outside the import can still leave a
-    /// duplicate flag unset, which `rebuild_duplicate_keys` repairs).
+    /// duplicate flag unset, which `rebuild_duplicate_keys` repairs). The
+    /// rows of a column key no other customer holds are not looked for:
+    /// such rows exist only while a key is shared, so a row such a race
+    /// left behind stays until the rebuild too.
     pub(crate) async fn index_customer_keys_noting(
         &self,
         cs: &mut ChangeSet,

@@ -1705,11 +1705,13 @@ impl Crm {
                 let Some(c) = u.table.column(col).filter(|c| c.name != "updated_at") else {
                     continue;
                 };
-                changes.push(FieldChange {
-                    field: c.name.to_string(),
-                    before: r.get(c.name).to_json(),
-                    after: before.to_json(),
-                });
+                if !is_derived(c.name) {
+                    changes.push(FieldChange {
+                        field: c.name.to_string(),
+                        before: r.get(c.name).to_json(),
+                        after: before.to_json(),
+                    });
+                }
                 values.push((c.name, before.clone()));
             }
             values.push(("updated_at", Value::Timestamp(now)));

@@ -142,7 +142,11 @@ impl Crm {
                 .iter()
                 .map(|c| (c.name, row.get(c.name).clone()))
                 .collect();
-            self.derive(entity, &mut merged)?;
+            // The keys are derived before `derive` checks the values
+            // together; a stored record failing that check (an individual
+            // with a credit code, which an import's update can leave) still
+            // comes back.
+            let _ = self.derive(entity, &mut merged);
             rederived = merged
                 .iter()
                 .filter(|(k, v)| crate::records::is_derived(k) && row.get(k) != *v)

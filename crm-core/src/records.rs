@@ -880,7 +880,8 @@ impl Crm {
             });
         }
         if entity == Entity::Customer {
-            // Phone, e-mail and configured custom fields, through the keys.
+            // Phone and e-mail through the customers' columns, configured
+            // custom fields through `customer_keys`.
             guards.extend(
                 self.check_customer_keys(actor, merged, custom, exclude)
                     .await?,

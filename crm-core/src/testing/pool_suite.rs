@@ -1227,8 +1227,9 @@ async fn key_rows(w: &World, kind: &str) -> BTreeSet<(RecordId, bool)> {
 /// The name, credit code, phone and e-mail are looked up through the
 /// customers' own columns: their key rows exist only while two or more live
 /// customers share the key (flagged, one per holder) and go when a holder
-/// moves away, is deleted, and come back with a restore. Rebuilding the keys of a consistent company changes nothing, and
-/// drops an unshared column-key row (as a database before this rule holds).
+/// moves away, is deleted, and come back with a restore. Rebuilding the
+/// keys of a consistent company changes nothing, and drops an unshared
+/// column-key row (as a database before this rule holds).
 pub async fn column_keys_have_rows_only_while_shared(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let a = w
