@@ -1913,8 +1913,16 @@ pub(crate) fn custom_key_value(v: &Json) -> Value {
 /// The lock key of a duplicate guard on `filter` (see [`Guard`]): the value
 /// the filter compares, normalised as stored, so that a record's create or
 /// update and a bulk import guarding the same value wait for each other.
+/// The common guard, a text column equal to a value, is written out plainly
+/// (an import computes thousands per batch); any other filter as its debug
+/// form. Two different filters with one key would only wait for each other.
 pub(crate) fn guard_key(company: Uuid, table: Table, filter: &Filter) -> String {
-    format!("{company}:{table}:{filter:?}")
+    match filter {
+        Filter::Cmp(Col::Column(c), CmpOp::Eq, Value::Text(t)) => {
+            format!("{company}:{table}:{c}={t}")
+        }
+        _ => format!("{company}:{table}:{filter:?}"),
+    }
 }
 
 pub(crate) fn is_derived(col: &str) -> bool {
