@@ -25,7 +25,10 @@
 //! - `xlsxwriter`: rust_xlsxwriter writing the same cells from memory (the
 //!   loading is not timed).
 //!
-//! and prints the figures with the ratios the issue asks for.
+//! and prints the figures with the ratios the issue asks for. The
+//! measurements compared with each other take turns, round after round
+//! (`--runs`, one run each per round), and the median run of each is
+//! reported, with the import's ratio also taken within each round.
 
 #![allow(dead_code)]
 
