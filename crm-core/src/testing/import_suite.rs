@@ -694,9 +694,13 @@ pub async fn import_dry_run_changes_nothing(store: Arc<dyn Store>) {
 pub async fn import_undo_removes_and_restores(store: Arc<dyn Store>) {
     let w = World::new(store.clone()).await;
     let old = w
-        .customer(&w.admin, "老客户有限公司", json!({"level": "C"}))
+        .customer(
+            &w.admin,
+            "老客户有限公司",
+            json!({"level": "C", "email": "Old@x.cn"}),
+        )
         .await;
-    let h = ["客户名称", "客户级别", "联系人1姓名", "联系人1手机"];
+    let h = ["客户名称", "客户级别", "联系人1姓名", "联系人1手机", "邮箱"];
     let mut o = opts(Entity::Customer);
     o.policy = DuplicatePolicy::Update;
     let r = run(
@@ -705,8 +709,14 @@ pub async fn import_undo_removes_and_restores(store: Arc<dyn Store>) {
         o.clone(),
         &h,
         vec![
-            vec![t("老客户有限公司"), t("A"), t(""), t("")],
-            vec![t("新客户有限公司"), t("B"), t("张伟"), t("13812345678")],
+            vec![t("老客户有限公司"), t("A"), t(""), t(""), t("New@x.cn")],
+            vec![
+                t("新客户有限公司"),
+                t("B"),
+                t("张伟"),
+                t("13812345678"),
+                t(""),
+            ],
         ],
     )
     .await;
@@ -724,7 +734,22 @@ pub async fn import_undo_removes_and_restores(store: Arc<dyn Store>) {
         .history(&w.admin, Entity::Customer, old.id.0)
         .await
         .expect("history");
-    assert!(history.iter().any(|a| a.action == "import_undo"));
+    // The undo puts the derived e-mail key back too, and audits the fields
+    // a user knows, not the derived columns.
+    assert_eq!(back.text("email"), Some("Old@x.cn"));
+    let stored = store
+        .get(Table::Customers, old.id.0)
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(stored.get("email_key").as_text(), Some("old@x.cn"));
+    let undone = history
+        .iter()
+        .find(|a| a.action == "import_undo")
+        .expect("the undo is audited");
+    let fields: Vec<&str> = undone.changes.iter().map(|c| c.field.as_str()).collect();
+    assert!(fields.contains(&"email"), "{fields:?}");
+    assert!(!fields.iter().any(|f| f.ends_with("_key")), "{fields:?}");
     assert!(matches!(
         w.crm.undo_import(&w.admin, id).await,
         Err(Error::InvalidState(_))

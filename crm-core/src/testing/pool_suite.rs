@@ -1361,6 +1361,54 @@ pub async fn column_keys_have_rows_only_while_shared(store: Arc<dyn Store>) {
     assert_eq!((stats.added, stats.removed), (0, 1), "{stats:?}");
     assert!(key_rows(&w, "name").await.is_empty());
     assert_eq!(key_rows(&w, "phone").await, shared);
+
+    // A restore recomputes the derived keys (here an e-mail key left stale,
+    // as a migration's SQL could), even of a record that fails a rule
+    // across fields (an individual with a credit code, which an import's
+    // update can leave).
+    let stored = w
+        .crm
+        .store()
+        .get(Table::Customers, a.id.0)
+        .await
+        .expect("get")
+        .expect("row");
+    w.crm
+        .store()
+        .apply(&ChangeSet {
+            ops: vec![Op::Update {
+                table: Table::Customers,
+                id: a.id.0,
+                expected_version: stored.version(),
+                values: vec![
+                    ("email_key", "stale@example.cn".into()),
+                    ("kind", "individual".into()),
+                    ("uscc", "91110000802100433B".into()),
+                ],
+            }],
+            ..ChangeSet::default()
+        })
+        .await
+        .expect("stale key");
+    let r = w
+        .crm
+        .delete_records(&w.admin, Entity::Customer, &[a.id])
+        .await;
+    assert_eq!(r.done, vec![a.id]);
+    let r = w
+        .crm
+        .restore_records(&w.admin, Entity::Customer, &[a.id])
+        .await;
+    assert_eq!(r.done, vec![a.id], "{:?}", r.refused);
+    let back = w
+        .crm
+        .store()
+        .get(Table::Customers, a.id.0)
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(back.get("email_key").as_text(), Some("a@example.cn"));
+    assert_eq!(key_rows(&w, "email").await, shared, "shared again");
 }
 
 /// Phone and e-mail duplicates are allowed but reported (event, report with
