@@ -1,7 +1,7 @@
 //! The spreadsheet import/export benchmark (a benchmark, not a timed test):
 //!
 //! ```text
-//! cargo bench --features xlsx,postgres --bench io -- [--rows 100000] [--batch 1000] [--runs 3]
+//! cargo bench --features xlsx,postgres --bench io -- [--rows 100000] [--batch 2000] [--runs 5]
 //!     [--pg postgres://postgres@127.0.0.1:5432/postgres] [--million] [--dir /tmp/crm-bench-io]
 //! ```
 //!

@@ -122,10 +122,11 @@ pub struct BenchArgs {
     /// Also export a million rows to compare peak memory.
     #[arg(long)]
     pub million: bool,
-    /// Rows per import batch.
-    #[arg(long, default_value_t = 1000)]
+    /// Rows per import batch (the engine's default, as `crm import`).
+    #[arg(long, default_value_t = crm::import::DEFAULT_BATCH_SIZE)]
     pub batch: usize,
-    /// Runs of each measurement; the median run is reported.
+    /// Rounds: the measurements take turns, one run each per round, and the
+    /// median run of each is reported.
     #[arg(long, default_value_t = 1)]
     pub runs: usize,
     /// Working directory (default a temporary one).
