@@ -326,11 +326,12 @@ fn field_label(field: &str, customs: &[CustomFieldDef]) -> String {
 
 /// What a run of [`Crm::index_customer_keys_noting`] worked out: the
 /// customers of its change set, and the keys (company, kind, key) they take
-/// or leave, whose rows — of any holder — it inserts, deletes or re-flags.
+/// or leave, whose rows — of any holder — it inserts, deletes or re-flags
+/// (by their [`touch_hash`]).
 #[derive(Debug, Default)]
 pub(crate) struct KeysTouched {
     customers: HashSet<Uuid>,
-    keys: HashSet<(Uuid, String, String)>,
+    keys: HashSet<u64>,
 }
 
 impl KeysTouched {
@@ -339,6 +340,22 @@ impl KeysTouched {
         self.customers.iter().any(|c| other.customers.contains(c))
             || self.keys.iter().any(|k| other.keys.contains(k))
     }
+}
+
+/// The kind of a column key (see [`key_column`]) as a static text.
+fn column_kind(kind: &str) -> Option<&'static str> {
+    ["name", "uscc", "phone", "email"]
+        .into_iter()
+        .find(|k| *k == kind)
+}
+
+/// What [`KeysTouched`] keeps of a key: its hash. Two keys with one hash
+/// only make [`KeysTouched::meets`] answer yes once too often, which is safe.
+fn touch_hash(company: Uuid, kind: &str, key: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    (company, kind, key).hash(&mut h);
+    h.finish()
 }
 
 /// One customer's keys before and after a change set.
@@ -793,10 +810,15 @@ impl Crm {
         // Desired keys per customer, and their current rows.
         let mut deletes: Vec<Row> = Vec::new();
         let mut adds: Vec<(Uuid, Uuid, String, String)> = Vec::new();
+        // Keys whose rows may change, but the column keys customers take
+        // (those are in `col_wants`): custom keys, and column keys a
+        // customer leaves.
         let mut affected: BTreeSet<(Uuid, String, String)> = BTreeSet::new();
-        // Per column key: the customers of this change set holding it
-        // afterwards, and whether each takes it now.
-        let mut wants: HashMap<(Uuid, String, String), Vec<(Uuid, bool)>> = HashMap::new();
+        // The column keys the customers of this change set hold afterwards:
+        // (company, kind, key, customer, whether it takes the key now).
+        // Sorted below, so that each key's holders are one run of it: a bulk
+        // import has thousands, and no map is built for them.
+        let mut col_wants: Vec<(Uuid, &'static str, String, Uuid, bool)> = Vec::new();
         let existing: Vec<Uuid> = state
             .values()
             .filter(|c| c.existing)
@@ -845,10 +867,7 @@ impl Crm {
             }
             for (kind, key) in &want {
                 if key_column(kind).is_some() {
-                    // Shared column keys only: settled per key below.
-                    if !c.held.iter().any(|h| h.0 == *kind && h.1 == *key) {
-                        affected.insert((c.company, kind.clone(), key.clone()));
-                    }
+                    // Column keys: settled per key below.
                     continue;
                 }
                 let present = have.iter().any(|r| {
@@ -869,15 +888,38 @@ impl Crm {
                 purged.insert(c.customer);
             }
             for (kind, key) in want {
-                if key_column(&kind).is_some() {
+                if let Some(kind) = column_kind(&kind) {
                     let taking = !c.held.iter().any(|h| h.0 == kind && h.1 == key);
-                    wants
-                        .entry((c.company, kind, key))
-                        .or_default()
-                        .push((c.customer, taking));
+                    col_wants.push((c.company, kind, key, c.customer, taking));
                 }
             }
         }
+        col_wants.sort_unstable_by(|a, b| (a.0, a.1, &a.2, a.3).cmp(&(b.0, b.1, &b.2, b.3)));
+        // The customers of this change set holding a column key afterwards,
+        // with whether each takes it now (in customer order).
+        let wanting =
+            |company: Uuid, kind: &str, key: &str| -> &[(Uuid, &'static str, String, Uuid, bool)] {
+                let from =
+                    col_wants.partition_point(|w| (w.0, w.1, w.2.as_str()) < (company, kind, key));
+                let to = from
+                    + col_wants[from..]
+                        .partition_point(|w| (w.0, w.1, w.2.as_str()) == (company, kind, key));
+                &col_wants[from..to]
+            };
+        // The column keys whose rows may change: those a customer takes now,
+        // and those of `affected` (left, or with a row deleted).
+        let mut col_keys: Vec<(Uuid, &'static str, &str)> = col_wants
+            .iter()
+            .filter(|w| w.4)
+            .map(|w| (w.0, w.1, w.2.as_str()))
+            .chain(
+                affected
+                    .iter()
+                    .filter_map(|(c, kind, key)| Some((*c, column_kind(kind)?, key.as_str()))),
+            )
+            .collect();
+        col_keys.sort_unstable();
+        col_keys.dedup();
         // The column keys an existing customer of the change set held: their
         // rows may need deleting or re-flagging whatever the key's holders now.
         let held_before: HashSet<(Uuid, &str, &str)> = state
@@ -899,81 +941,100 @@ impl Crm {
                 });
             }
         }
-        // The customers holding each affected column key, and the stored
-        // rows of every affected key: one probe per kind and 500 keys.
-        let mut by_kind: BTreeMap<(Uuid, &str), Vec<&str>> = BTreeMap::new();
-        for (company, kind, key) in &affected {
-            by_kind
-                .entry((*company, kind.as_str()))
-                .or_default()
-                .push(key.as_str());
-        }
-        let mut stored_rows: HashMap<(Uuid, String, String), Vec<Row>> = HashMap::new();
-        let mut holders: HashMap<(Uuid, String, String), BTreeSet<Uuid>> = HashMap::new();
-        for ((company, kind), keys) in by_kind {
+        // The customers outside this change set holding each column key
+        // (one probe per kind and 500 keys), sorted like `col_wants`.
+        let mut outside: Vec<(Uuid, &'static str, String, Uuid)> = Vec::new();
+        for run in col_keys.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (company, kind) = (run[0].0, run[0].1);
+            let keys: Vec<&str> = run.iter().map(|k| k.2).collect();
             for chunk in keys.chunks(500) {
-                let probe: Vec<&str> = if key_column(kind).is_some() {
-                    // The customers this change set writes count as it leaves them.
-                    for (cid, key) in self.column_key_holders(company, kind, chunk).await? {
-                        if !state.contains_key(&cid) {
-                            holders
-                                .entry((company, kind.to_string(), key))
-                                .or_default()
-                                .insert(cid);
-                        }
+                // The customers this change set writes count as it leaves them.
+                for (cid, key) in self.column_key_holders(company, kind, chunk).await? {
+                    if !state.contains_key(&cid) {
+                        outside.push((company, kind, key, cid));
                     }
-                    // A column key has rows only while shared: none to find
-                    // for a key that one customer of the change set alone
-                    // takes (the common case of a bulk import).
-                    chunk
-                        .iter()
-                        .copied()
-                        .filter(|key| {
-                            let k = (company, kind.to_string(), key.to_string());
-                            holders.contains_key(&k)
-                                || wants.get(&k).is_some_and(|w| w.len() > 1)
-                                || held_before.contains(&(company, kind, key))
-                        })
-                        .collect()
-                } else {
-                    chunk.to_vec()
-                };
-                if probe.is_empty() {
-                    continue;
                 }
+            }
+        }
+        outside.sort_unstable_by(|a, b| (a.0, a.1, &a.2, a.3).cmp(&(b.0, b.1, &b.2, b.3)));
+        outside.dedup();
+        let outside_of = |company: Uuid, kind: &str, key: &str| -> BTreeSet<Uuid> {
+            let from = outside.partition_point(|o| (o.0, o.1, o.2.as_str()) < (company, kind, key));
+            outside[from..]
+                .iter()
+                .take_while(|o| (o.0, o.1, o.2.as_str()) == (company, kind, key))
+                .map(|o| o.3)
+                .collect()
+        };
+        let has_outside = |company: Uuid, kind: &str, key: &str| {
+            let i = outside.partition_point(|o| (o.0, o.1, o.2.as_str()) < (company, kind, key));
+            outside
+                .get(i)
+                .is_some_and(|o| (o.0, o.1, o.2.as_str()) == (company, kind, key))
+        };
+        // The keys to settle: a column key has rows only while shared, so
+        // none to find or write for one that a single customer of this
+        // change set alone takes (the common case of a bulk import) — only
+        // for those another customer holds too, or that one held before.
+        // Every custom key of `affected`.
+        let mut settle: Vec<(Uuid, &str, &str)> = col_keys
+            .iter()
+            .copied()
+            .filter(|&(company, kind, key)| {
+                has_outside(company, kind, key)
+                    || wanting(company, kind, key).len() > 1
+                    || held_before.contains(&(company, kind, key))
+            })
+            .chain(
+                affected
+                    .iter()
+                    .filter(|(_, kind, _)| key_column(kind).is_none())
+                    .map(|(c, kind, key)| (*c, kind.as_str(), key.as_str())),
+            )
+            .collect();
+        settle.sort_unstable();
+        // The stored rows of the keys to settle: one probe per kind and 500
+        // keys.
+        let mut stored_rows: HashMap<(Uuid, &str, String), Vec<Row>> = HashMap::new();
+        for run in settle.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            let (company, kind) = (run[0].0, run[0].1);
+            for chunk in run.chunks(500) {
                 let mut sel = Select::all(Table::CustomerKeys, company, now);
                 sel.filter = Filter::And(vec![
                     eq("kind", kind),
-                    Filter::In(col("key"), probe.iter().map(|k| Value::from(*k)).collect()),
+                    Filter::In(col("key"), chunk.iter().map(|k| Value::from(k.2)).collect()),
                 ]);
                 for r in self.store.select(&sel).await?.rows {
                     if deleted_ids.contains(&r.id()) {
                         continue;
                     }
                     let key = r.get("key").as_text().unwrap_or_default().to_string();
-                    stored_rows
-                        .entry((company, kind.to_string(), key))
-                        .or_default()
-                        .push(r);
+                    stored_rows.entry((company, kind, key)).or_default().push(r);
                 }
             }
         }
-        let mut new_by_key: HashMap<(Uuid, String, String), Vec<Uuid>> = HashMap::new();
+        let mut new_by_key: HashMap<(Uuid, &str, &str), Vec<Uuid>> = HashMap::new();
         for (company, customer, kind, key) in &adds {
             new_by_key
-                .entry((*company, kind.clone(), key.clone()))
+                .entry((*company, kind.as_str(), key.as_str()))
                 .or_default()
                 .push(*customer);
         }
-        for k in &affected {
-            let (company, kind, key) = (k.0, &k.1, &k.2);
-            let stored = stored_rows.remove(k).unwrap_or_default();
-            let column_holders = wants.remove(k).unwrap_or_default();
-            if key_column(kind).is_some()
-                && stored.is_empty()
-                && column_holders.len() <= 1
-                && !holders.contains_key(k)
-            {
+        for &(company, kind, key) in &settle {
+            let stored = stored_rows
+                .remove(&(company, kind, key.to_string()))
+                .unwrap_or_default();
+            let column = key_column(kind).is_some();
+            let column_holders: Vec<(Uuid, bool)> = wanting(company, kind, key)
+                .iter()
+                .map(|w| (w.3, w.4))
+                .collect();
+            let others = if column {
+                outside_of(company, kind, key)
+            } else {
+                BTreeSet::new()
+            };
+            if column && stored.is_empty() && column_holders.len() <= 1 && others.is_empty() {
                 // One holder and no rows: nothing to write.
                 continue;
             }
@@ -982,14 +1043,14 @@ impl Crm {
                 .map(|m| m.mode(kind))
                 .unwrap_or(DedupeMode::Off);
             // The customers that take the key now.
-            let takers: Vec<Uuid> = if key_column(kind).is_some() {
+            let takers: Vec<Uuid> = if column {
                 column_holders
                     .iter()
                     .filter(|(_, taking)| *taking)
                     .map(|(c, _)| *c)
                     .collect()
             } else {
-                new_by_key.remove(k).unwrap_or_default()
+                new_by_key.remove(&(company, kind, key)).unwrap_or_default()
             };
             let fresh: BTreeSet<Uuid> = takers
                 .iter()
@@ -1005,8 +1066,8 @@ impl Crm {
                     ),
                 });
             }
-            let all: BTreeSet<Uuid> = if key_column(kind).is_some() {
-                let mut all = holders.remove(k).unwrap_or_default();
+            let all: BTreeSet<Uuid> = if column {
+                let mut all = others;
                 all.extend(column_holders.iter().map(|(c, _)| *c));
                 all
             } else {
@@ -1017,7 +1078,7 @@ impl Crm {
                     .collect()
             };
             let dup = all.len() > 1;
-            let new_rows: Vec<Uuid> = if key_column(kind).is_some() {
+            let new_rows: Vec<Uuid> = if column {
                 let (sync, missing) = sync_shared_key(&all, &stored, now);
                 ops.extend(sync);
                 missing
@@ -1051,7 +1112,16 @@ impl Crm {
         }
         let touched = KeysTouched {
             customers: state.keys().copied().collect(),
-            keys: affected.into_iter().collect(),
+            keys: col_keys
+                .iter()
+                .copied()
+                .chain(
+                    affected
+                        .iter()
+                        .map(|(c, kind, key)| (*c, kind.as_str(), key.as_str())),
+                )
+                .map(|(company, kind, key)| touch_hash(company, kind, key))
+                .collect(),
         };
         cs.ops.extend(ops);
         Ok(touched)
