@@ -3344,7 +3344,10 @@ impl ImportSession<'_> {
         // What the probes found free is guarded when the batch is written:
         // another user saving a record with one of these keys meanwhile
         // fails it.
-        self.batch_keys = creates.iter().flat_map(|c| c.keys.clone()).collect();
+        self.batch_keys = creates
+            .iter_mut()
+            .flat_map(|c| std::mem::take(&mut c.keys))
+            .collect();
         self.batch_keys.extend(update_keys);
         // 4. Build the writes.
         let mut cs = ChangeSet::default();
@@ -3465,7 +3468,7 @@ impl ImportSession<'_> {
         cs: &mut ChangeSet,
         entity: Entity,
         id: Uuid,
-        payload: BTreeMap<String, Json>,
+        payload: serde_json::Map<String, Json>,
     ) {
         let company = self.actor.company_id.0;
         // The audit entry names the import; the values are the record's own
@@ -3488,7 +3491,7 @@ impl ImportSession<'_> {
             entity.table(),
             id,
             format!("{entity}.created"),
-            Json::Object(payload.into_iter().collect()),
+            Json::Object(payload),
         ));
     }
 

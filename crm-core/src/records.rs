@@ -965,7 +965,7 @@ impl Crm {
                 entity.table(),
                 id,
                 format!("{entity}.created"),
-                Json::Object(payload.clone().into_iter().collect()),
+                Json::Object(payload.clone()),
             ));
             if let Some(contacts) = &contacts {
                 let contact_customs = self.custom_fields(actor, Entity::Contact).await?;
@@ -988,7 +988,7 @@ impl Crm {
                         Table::Contacts,
                         cid,
                         "contact.created".into(),
-                        Json::Object(payload.into_iter().collect()),
+                        Json::Object(payload),
                     ));
                 }
             }
@@ -1169,7 +1169,7 @@ impl Crm {
         owner: Uuid,
         owner_dept: Option<Uuid>,
         code: Option<String>,
-    ) -> (Op, Uuid, BTreeMap<String, Json>) {
+    ) -> (Op, Uuid, serde_json::Map<String, Json>) {
         let now = self.now();
         let id = self.new_id();
         // Sized once: a bulk import builds thousands of these.
@@ -1209,7 +1209,7 @@ impl Crm {
         for (k, v) in &custom {
             entries.push((format!("custom.{k}"), v.clone()));
         }
-        let payload: BTreeMap<String, Json> = entries.into_iter().collect();
+        let payload: serde_json::Map<String, Json> = entries.into_iter().collect();
         values.extend(set);
         if entity == Entity::Customer {
             values.extend(crate::pool::new_customer_values(now));
@@ -2036,7 +2036,7 @@ impl From<crate::validate::Invalid> for String {
 
 /// A record built for insertion: its ops, id, event payload and the guards
 /// of its duplicate checks.
-pub(crate) type Built = (Vec<Op>, Uuid, BTreeMap<String, Json>, Vec<Guard>);
+pub(crate) type Built = (Vec<Op>, Uuid, serde_json::Map<String, Json>, Vec<Guard>);
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

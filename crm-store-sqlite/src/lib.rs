@@ -581,16 +581,13 @@ impl Store for SqliteStore {
         if changes.is_empty() {
             return Ok(());
         }
-        // The JSON texts are made here and the change set comes back to be
-        // dropped here: the writer thread only writes.
+        // The JSON texts are made here; the writer thread frees the change
+        // set once it has answered.
         let json = JsonTexts::of(&changes)?;
         let writer = Arc::clone(&self.writer);
-        let (result, changes) = self
-            .thread
-            .run(move || Ok((writer.write(|tx| apply_all(tx, &changes, json)), changes)))
-            .await?;
-        drop(changes);
-        result
+        self.thread
+            .run_then_drop(move || (writer.write(|tx| apply_all(tx, &changes, json)), changes))
+            .await
     }
 
     async fn get(&self, table: Table, id: Uuid) -> Result<Option<Row>, StoreError> {
