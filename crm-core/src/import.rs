@@ -3213,16 +3213,15 @@ impl ImportSession<'_> {
         let mut unique = Vec::new();
         for c in cands {
             let mut dup = None;
-            for k in &c.keys {
-                if let Some(first) = self.seen.get(&seen_key(&k.kind, &k.text)) {
+            let seen: Vec<u128> = c.keys.iter().map(|k| seen_key(&k.kind, &k.text)).collect();
+            for (k, s) in c.keys.iter().zip(&seen) {
+                if let Some(first) = self.seen.get(s) {
                     dup = Some((*first, k.clone()));
                     break;
                 }
             }
-            for k in &c.keys {
-                self.seen
-                    .entry(seen_key(&k.kind, &k.text))
-                    .or_insert(c.number);
+            for s in seen {
+                self.seen.entry(s).or_insert(c.number);
             }
             if c.keys.is_empty() {
                 self.seen

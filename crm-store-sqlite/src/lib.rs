@@ -219,11 +219,16 @@ impl JsonTexts {
                         .map_err(|e| invalid(format!("audit changes: {e}")))
                 })
                 .collect::<Result<_, _>>()?,
+            // Written straight into a buffer (`Display` would go through
+            // the formatting machinery).
             events: changes
                 .events
                 .iter()
-                .map(|e| e.payload.to_string())
-                .collect(),
+                .map(|e| {
+                    serde_json::to_string(&e.payload)
+                        .map_err(|err| invalid(format!("event payload: {err}")))
+                })
+                .collect::<Result<_, _>>()?,
         })
     }
 }
