@@ -586,13 +586,17 @@ impl Store for SqliteStore {
         if changes.is_empty() {
             return Ok(());
         }
-        // The JSON texts are made here; the writer thread frees the change
-        // set once it has answered.
+        // The JSON texts are made here and the change set comes back to be
+        // dropped here: the writer thread only writes (and freeing memory
+        // on the thread that allocated it is the allocator's fast path).
         let json = JsonTexts::of(&changes)?;
         let writer = Arc::clone(&self.writer);
-        self.thread
-            .run_then_drop(move || (writer.write(|tx| apply_all(tx, &changes, json)), changes))
-            .await
+        let (result, changes) = self
+            .thread
+            .run(move || Ok((writer.write(|tx| apply_all(tx, &changes, json)), changes)))
+            .await?;
+        drop(changes);
+        result
     }
 
     async fn get(&self, table: Table, id: Uuid) -> Result<Option<Row>, StoreError> {

@@ -92,18 +92,14 @@ impl WriterThread {
     }
 
     /// Runs `f` on the thread and waits for its result without blocking the
-    /// caller's thread. `f` also returns what it is done with: the thread
-    /// answers first and drops that afterwards, so the caller neither waits
-    /// for nor spends its own time on freeing it.
-    pub(crate) async fn run_then_drop<T: Send + 'static, G: Send + 'static>(
+    /// caller's thread.
+    pub(crate) async fn run<T: Send + 'static>(
         &self,
-        f: impl FnOnce() -> (Result<T, StoreError>, G) + Send + 'static,
+        f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (reply, answer) = flume::bounded(1);
         let job: Job = Box::new(move || {
-            let (result, garbage) = f();
-            let _ = reply.send(result);
-            drop(garbage);
+            let _ = reply.send(f());
         });
         let sent = self.jobs.as_ref().map(|j| j.send(job).is_ok());
         if sent != Some(true) {
