@@ -818,7 +818,8 @@ impl Crm {
         // (company, kind, key, customer, whether it takes the key now).
         // Sorted below, so that each key's holders are one run of it: a bulk
         // import has thousands, and no map is built for them.
-        let mut col_wants: Vec<(Uuid, &'static str, String, Uuid, bool)> = Vec::new();
+        let mut col_wants: Vec<(Uuid, &'static str, String, Uuid, bool)> =
+            Vec::with_capacity(state.len() * 4);
         let existing: Vec<Uuid> = state
             .values()
             .filter(|c| c.existing)

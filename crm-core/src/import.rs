@@ -3348,8 +3348,11 @@ impl ImportSession<'_> {
             .flat_map(|c| std::mem::take(&mut c.keys))
             .collect();
         self.batch_keys.extend(update_keys);
-        // 4. Build the writes.
+        // 4. Build the writes (an insert, audit entry and event per record).
         let mut cs = ChangeSet::default();
+        cs.ops.reserve(creates.len() + updates.len() + 1);
+        cs.audit.reserve(creates.len() + updates.len());
+        cs.events.reserve(creates.len() + updates.len());
         let mut items = BatchItems::default();
         // Codes are taken when the batch is written (not in a dry run).
         let prefix = entity.code_prefix().unwrap_or("NO");

@@ -96,7 +96,10 @@ impl Workbook {
             path: path.display().to_string(),
             source: e,
         })?;
-        let mut bytes = Vec::new();
+        // Sized from the file's length (within the limit) rather than grown.
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut bytes =
+            Vec::with_capacity(size.min(limits.max_file_bytes.saturating_add(1)) as usize);
         file.take(limits.max_file_bytes.saturating_add(1))
             .read_to_end(&mut bytes)
             .map_err(|e| IoError::File {
