@@ -182,7 +182,8 @@ enum Msg {
 }
 
 /// Imports a workbook: streams its rows (on a reader thread) into the
-/// engine's import in batches of `options.batch_size`, collects rejected and
+/// engine's import in batches of `options.batch_size` (the first few
+/// smaller: 250 rows, then twice as many each time), collects rejected and
 /// skipped rows into an error workbook and reports. Under
 /// [`DuplicatePolicy::Fail`] with batched commits a dry run goes first, so a
 /// file with duplicates writes nothing. The file's digest identifies it, so
@@ -221,6 +222,10 @@ pub async fn import_workbook(
     run_import(crm, actor, wb, &sheet, options, read.lang, progress).await
 }
 
+/// Rows of an import's first batch at most; the batches after double up to
+/// the options' batch size.
+const FIRST_BATCH: usize = 250;
+
 async fn run_import(
     crm: &Crm,
     actor: &Actor,
@@ -239,7 +244,11 @@ async fn run_import(
     let reader = std::thread::Builder::new()
         .name("crm-io-reader".into())
         .spawn(move || {
-            let mut batch = Vec::with_capacity(batch_size);
+            // The first batches are smaller (doubling up to `batch_size`):
+            // the importer and the store's writer wait for the first batch,
+            // so a small one starts them sooner.
+            let mut size = batch_size.min(FIRST_BATCH);
+            let mut batch = Vec::with_capacity(size);
             let mut validator: Option<RowValidator> = None;
             let result = reader_wb.read(Some(&reader_sheet), |ev| {
                 let sent = match ev {
@@ -258,10 +267,11 @@ async fn run_import(
                     }
                     SheetEvent::Row(r) => {
                         batch.push(r);
-                        if batch.len() < batch_size {
+                        if batch.len() < size {
                             return Ok(true);
                         }
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+                        size = (size * 2).min(batch_size);
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(size));
                         let checked = validator.as_ref().map(|v| v.check(&full));
                         tx.send(Msg::Batch(full, checked))
                     }
@@ -290,7 +300,9 @@ enum Step<'a> {
     Batch(Vec<SheetRow>, Box<crm_core::Result<PreparedBatch<'a>>>),
     Failed(IoError),
     Skip,
-    End,
+    /// The sheet ended: the error workbook, being finished on a thread of
+    /// its own while the last batch is written.
+    End(Option<std::thread::JoinHandle<Result<Vec<u8>, IoError>>>),
 }
 
 async fn consume(
@@ -312,6 +324,7 @@ async fn consume(
     let mut session = crm.begin_import(actor, options, &headers).await?;
     let _ = vtx.send_async(session.validator()).await;
     let mut errors: Option<ErrorWorkbook> = None;
+    let error_workbook;
     let mut done: u64 = 0;
     // Batch N is written while batch N+1 is received and prepared: the
     // store's write (on SQLite, its writer thread) overlaps the checks,
@@ -335,7 +348,14 @@ async fn consume(
                 }
                 Ok(Msg::Failed(e)) => Step::Failed(e),
                 Ok(Msg::Header(..)) => Step::Skip,
-                Err(_) => Step::End,
+                // No rows come after: the error workbook is complete, and
+                // compressing it overlaps the last batch's write (were it
+                // compressed here, the commit would wait for it).
+                Err(_) => Step::End(
+                    errors
+                        .take()
+                        .map(|w| std::thread::spawn(move || w.finish())),
+                ),
             }
         };
         let (committed, step) = futures_util::future::join(commit, next).await;
@@ -351,7 +371,10 @@ async fn consume(
             Step::Batch(batch, prepared) => (batch, (*prepared)?),
             Step::Failed(e) => return Err(e),
             Step::Skip => continue,
-            Step::End => break,
+            Step::End(finishing) => {
+                error_workbook = finishing;
+                break;
+            }
         };
         if !prepared.issues.is_empty() {
             let wb = match &mut errors {
@@ -369,8 +392,11 @@ async fn consume(
         pending = Some(prepared.write);
     }
     let report = session.finish().await?;
-    let error_workbook = match errors {
-        Some(w) => Some(w.finish()?),
+    let error_workbook = match error_workbook {
+        Some(t) => Some(
+            t.join()
+                .map_err(|_| IoError::Broken("writing the error workbook panicked".into()))??,
+        ),
         None => None,
     };
     Ok(ImportOutcome {
