@@ -780,3 +780,32 @@ async fn progress_counts_written_rows() {
     assert_eq!(out.report.created, 5);
     assert_eq!(seen, [2, 4, 5]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_batches_are_small_and_double() {
+    let w = world().await;
+    let rows: Vec<Vec<String>> = (0..1800)
+        .map(|i| vec![format!("批次{i}有限公司")])
+        .collect();
+    let mut sheet: Vec<Vec<&str>> = vec![vec!["客户名称"]];
+    sheet.extend(rows.iter().map(|r| vec![r[0].as_str()]));
+    let refs: Vec<&[&str]> = sheet.iter().map(Vec::as_slice).collect();
+    let wb = open(book(&refs)).expect("opens");
+    let mut o = ImportOptions::new(Entity::Customer);
+    o.commit = CommitMode::Batches;
+    o.batch_size = 600;
+    let mut seen = Vec::new();
+    let out = crm_io::import_workbook(
+        &w.crm,
+        &w.admin,
+        &wb,
+        o,
+        &ReadOptions::default(),
+        &mut |p| seen.push(p.rows),
+    )
+    .await
+    .expect("import");
+    assert_eq!(out.report.created, 1800);
+    // 250, 500, then the batch size.
+    assert_eq!(seen, [250, 750, 1350, 1800]);
+}
