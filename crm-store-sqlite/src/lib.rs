@@ -42,6 +42,16 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// KiB, so 32 MiB); readers keep SQLite's default of 2 MiB.
 pub const WRITER_CACHE_KIB: i64 = -32 * 1024;
 
+/// The page size of a database this store creates, in bytes (SQLite's
+/// default is 4 096). Every customer goes into a table with ten secondary
+/// indexes, and a batch of inserts rewrites most of their pages: with pages
+/// twice as large, an import of 100 000 customers took about 10 % less time
+/// and CPU, while a single create took about 0.04 ms (8 %) longer and
+/// scattered updates (the recycling sweep) up to about 10 % longer, on the
+/// benchmarks of this repository. Files created with another page size keep
+/// it (SQLite changes it only with `VACUUM` outside WAL mode).
+pub const PAGE_SIZE: u32 = 8192;
+
 /// How many read-only connections a file-backed store keeps.
 pub const READ_CONNECTIONS: usize = 4;
 
@@ -75,6 +85,9 @@ fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     if writer {
+        // Only a new, empty database takes it (before WAL is switched on);
+        // an existing file keeps the page size it was created with.
+        conn.pragma_update(None, "page_size", PAGE_SIZE)?;
         // In-memory databases answer "memory"; that is fine.
         let _mode: String =
             conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))?;

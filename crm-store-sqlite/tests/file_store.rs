@@ -95,6 +95,41 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations() {
     assert_eq!(mode, "wal");
 }
 
+fn page_size(path: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(path).expect("open raw");
+    conn.query_row("PRAGMA page_size", [], |r| r.get(0))
+        .expect("page_size")
+}
+
+#[tokio::test]
+async fn new_databases_get_the_stores_page_size_and_old_ones_keep_theirs() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fresh = dir.path().join("fresh.db");
+    drop(SqliteStore::open(&fresh).expect("open"));
+    assert_eq!(page_size(&fresh), i64::from(crm_store_sqlite::PAGE_SIZE));
+    // A file an earlier build created with SQLite's default page size.
+    let old = dir.path().join("old.db");
+    {
+        let conn = rusqlite::Connection::open(&old).expect("open raw");
+        conn.execute_batch(
+            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);",
+        )
+        .expect("create");
+    }
+    {
+        let store = SqliteStore::open(&old).expect("opens");
+        store.apply(&insert_counter()).await.expect("writes");
+        assert!(
+            store
+                .get(Table::Departments, counter_id())
+                .await
+                .expect("reads")
+                .is_some()
+        );
+    }
+    assert_eq!(page_size(&old), 4096);
+}
+
 #[tokio::test]
 async fn database_from_a_newer_build_is_refused() {
     let dir = tempfile::tempdir().expect("temp dir");
