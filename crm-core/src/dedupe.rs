@@ -342,8 +342,19 @@ impl KeysTouched {
     }
 }
 
+/// Holders of column keys (see [`key_column`]) that the caller has just
+/// probed with the same select as [`Crm::index_customer_keys_noting`]
+/// would (a bulk import's duplicate probes): per kind, per key, the live
+/// customers of `company` holding it. A key present with no holders was
+/// found free. Only to be used in the same breath as the probe.
+#[derive(Debug, Default)]
+pub(crate) struct KnownHolders {
+    pub(crate) company: Uuid,
+    pub(crate) by_kind: HashMap<&'static str, HashMap<String, Vec<Uuid>>>,
+}
+
 /// The kind of a column key (see [`key_column`]) as a static text.
-fn column_kind(kind: &str) -> Option<&'static str> {
+pub(crate) fn column_kind(kind: &str) -> Option<&'static str> {
     ["name", "uscc", "phone", "email"]
         .into_iter()
         .find(|k| *k == kind)
@@ -671,7 +682,7 @@ impl Crm {
     /// new customers of one change set sharing a refusing key. Every path
     /// that writes customers calls it just before applying.
     pub(crate) async fn index_customer_keys(&self, cs: &mut ChangeSet) -> Result<()> {
-        self.index_customer_keys_noting(cs).await.map(drop)
+        self.index_customer_keys_noting(cs, None).await.map(drop)
     }
 
     /// [`Crm::index_customer_keys`], telling which customers and keys it
@@ -685,6 +696,7 @@ impl Crm {
     pub(crate) async fn index_customer_keys_noting(
         &self,
         cs: &mut ChangeSet,
+        known: Option<&KnownHolders>,
     ) -> Result<KeysTouched> {
         const KEY_COLUMNS: [&str; 6] = [
             "name_key",
@@ -947,7 +959,22 @@ impl Crm {
         let mut outside: Vec<(Uuid, &'static str, String, Uuid)> = Vec::new();
         for run in col_keys.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
             let (company, kind) = (run[0].0, run[0].1);
-            let keys: Vec<&str> = run.iter().map(|k| k.2).collect();
+            // What the caller has just probed needs no probe again.
+            let known = known
+                .filter(|k| k.company == company)
+                .and_then(|k| k.by_kind.get(kind));
+            let mut keys: Vec<&str> = Vec::with_capacity(run.len());
+            for &(_, _, key) in run {
+                match known.and_then(|k| k.get(key)) {
+                    Some(holders) => outside.extend(
+                        holders
+                            .iter()
+                            .filter(|cid| !state.contains_key(cid))
+                            .map(|cid| (company, kind, key.to_string(), *cid)),
+                    ),
+                    None => keys.push(key),
+                }
+            }
             for chunk in keys.chunks(500) {
                 // The customers this change set writes count as it leaves them.
                 for (cid, key) in self.column_key_holders(company, kind, chunk).await? {

@@ -1097,6 +1097,9 @@ pub struct ImportSession<'a> {
     /// (customer imports): that batch may still be being written while the
     /// next one is prepared.
     last_keys: Option<crate::dedupe::KeysTouched>,
+    /// What this batch's duplicate probes found for the customers' column
+    /// keys, for the key upkeep right after them (see `existing`).
+    known: Option<crate::dedupe::KnownHolders>,
     /// Prepared batches whose writes are not yet committed (or dropped).
     outstanding: Arc<AtomicUsize>,
     /// The duplicate keys of the records the batch being built creates or
@@ -1495,6 +1498,7 @@ impl Crm {
             ref_rows: HashMap::new(),
             slots: Vec::new(),
             last_keys: None,
+            known: None,
             outstanding: Arc::new(AtomicUsize::new(0)),
             batch_keys: Vec::new(),
             atomic_keys: Vec::new(),
@@ -2119,6 +2123,7 @@ impl<'a> ImportSession<'a> {
         let last = rows.last().map(|r| r.number).unwrap_or(first);
         let mut issues = Vec::new();
         self.slots.clear();
+        self.known = None;
         self.batch_keys.clear();
         let (cs, items) = if self.opts.entity == Entity::User {
             self.user_batch(rows, &mut issues).await?
@@ -2156,7 +2161,11 @@ impl<'a> ImportSession<'a> {
                     // still be written — unless they meet what that batch
                     // writes: then at commit, once it is written.
                     let (ops, events) = (cs.ops.len(), cs.events.len());
-                    let touched = self.crm.index_customer_keys_noting(&mut cs).await?;
+                    let known = self.known.take();
+                    let touched = self
+                        .crm
+                        .index_customer_keys_noting(&mut cs, known.as_ref())
+                        .await?;
                     if self.last_keys.as_ref().is_some_and(|t| t.meets(&touched)) {
                         cs.ops.truncate(ops);
                         cs.events.truncate(events);
@@ -3031,11 +3040,18 @@ impl ImportSession<'_> {
     /// Existing live records matching any of the candidates' keys, all of
     /// them for each key (in id order): one query per key kind (and chunk),
     /// whatever the actor's scope.
+    ///
+    /// For customers it also tells what it found for their column keys
+    /// (name, credit code, and phone and e-mail when refused), so that the
+    /// batch's key upkeep need not probe them again.
     async fn existing(
         &self,
         table: Table,
         cands: &[Candidate],
-    ) -> Result<HashMap<(String, String), Vec<Row>>> {
+    ) -> Result<(
+        HashMap<(String, String), Vec<Row>>,
+        Option<crate::dedupe::KnownHolders>,
+    )> {
         let mut by_kind: BTreeMap<String, (Col, Vec<Value>)> = BTreeMap::new();
         for c in cands {
             for k in &c.keys {
@@ -3048,9 +3064,25 @@ impl ImportSession<'_> {
         }
         let crm = self.crm;
         let mut found = HashMap::new();
+        let mut known = crate::dedupe::KnownHolders {
+            company: self.actor.company_id.0,
+            ..Default::default()
+        };
         for (kind, (col, mut values)) in by_kind {
             values.sort_by_key(key_text);
             values.dedup();
+            // The key upkeep's kind of a customers' column key.
+            let column = if table == Table::Customers {
+                match kind.as_str() {
+                    "uscc" => Some("uscc"),
+                    "name_key" => Some("name"),
+                    k => k.strip_prefix("keys.").and_then(crate::dedupe::column_kind),
+                }
+            } else {
+                None
+            };
+            let mut holders: Option<HashMap<String, Vec<Uuid>>> =
+                column.map(|_| values.iter().map(|v| (key_text(v), Vec::new())).collect());
             if let Some(key_kind) = kind
                 .strip_prefix("keys.")
                 .filter(|k| crate::dedupe::key_column(k).is_none())
@@ -3120,14 +3152,21 @@ impl ImportSession<'_> {
                             .map(|v| key_text(&custom_key_value(v)))
                             .unwrap_or_default(),
                     };
+                    if let Some(h) = holders.as_mut().and_then(|h| h.get_mut(&text)) {
+                        h.push(r.id());
+                    }
                     found
                         .entry((kind.clone(), text))
                         .or_insert_with(Vec::new)
                         .push(r);
                 }
             }
+            if let (Some(c), Some(h)) = (column, holders) {
+                known.by_kind.entry(c).or_default().extend(h);
+            }
         }
-        Ok(found)
+        let known = (!known.by_kind.is_empty()).then_some(known);
+        Ok((found, known))
     }
 
     /// Describes an existing duplicate the way `check_duplicates` does: by
@@ -3244,7 +3283,8 @@ impl ImportSession<'_> {
             return Ok((ChangeSet::default(), BatchItems::default()));
         }
         // 3. Duplicates in the store: one query per key kind.
-        let existing = self.existing(entity.table(), &unique).await?;
+        let (existing, known) = self.existing(entity.table(), &unique).await?;
+        self.known = known;
         let mut creates = Vec::new();
         let mut updates: Vec<(Candidate, Row)> = Vec::new();
         let mut update_keys: Vec<DupKey> = Vec::new();
