@@ -753,59 +753,46 @@ async fn pipelined_batches_see_what_earlier_batches_write() {
     assert_eq!(after.items[0].text("phone"), Some("010-62345678"));
 }
 
+/// Imports `n` customers (names from `stem`) in batches of `batch_size`:
+/// how many were created, and the progress reports.
+async fn import_names(stem: &str, n: usize, batch_size: usize) -> (u64, Vec<u64>) {
+    let w = world().await;
+    let rows: Vec<Vec<String>> = (0..n).map(|i| vec![format!("{stem}{i}有限公司")]).collect();
+    let mut sheet: Vec<Vec<&str>> = vec![vec!["客户名称"]];
+    sheet.extend(rows.iter().map(|r| vec![r[0].as_str()]));
+    let refs: Vec<&[&str]> = sheet.iter().map(Vec::as_slice).collect();
+    let wb = open(book(&refs)).expect("opens");
+    let mut o = ImportOptions::new(Entity::Customer);
+    o.commit = CommitMode::Batches;
+    o.batch_size = batch_size;
+    let mut seen = Vec::new();
+    let out = crm_io::import_workbook(
+        &w.crm,
+        &w.admin,
+        &wb,
+        o,
+        &ReadOptions::default(),
+        &mut |p| seen.push(p.rows),
+    )
+    .await
+    .expect("import");
+    (out.report.created, seen)
+}
+
 /// Progress counts rows once their batch is written: after the last report
 /// every row of the sheet is in the store.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_counts_written_rows() {
-    let w = world().await;
-    let rows: Vec<Vec<String>> = (0..5).map(|i| vec![format!("进度{i}有限公司")]).collect();
-    let mut sheet: Vec<Vec<&str>> = vec![vec!["客户名称"]];
-    sheet.extend(rows.iter().map(|r| vec![r[0].as_str()]));
-    let refs: Vec<&[&str]> = sheet.iter().map(Vec::as_slice).collect();
-    let wb = open(book(&refs)).expect("opens");
-    let mut o = ImportOptions::new(Entity::Customer);
-    o.commit = CommitMode::Batches;
-    o.batch_size = 2;
-    let mut seen = Vec::new();
-    let out = crm_io::import_workbook(
-        &w.crm,
-        &w.admin,
-        &wb,
-        o,
-        &ReadOptions::default(),
-        &mut |p| seen.push(p.rows),
-    )
-    .await
-    .expect("import");
-    assert_eq!(out.report.created, 5);
+    let (created, seen) = import_names("进度", 5, 2).await;
+    assert_eq!(created, 5);
     assert_eq!(seen, [2, 4, 5]);
 }
 
+/// The first batches are smaller, so the importer and the store's writer
+/// start sooner: 250 rows, 500, then the batch size.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_first_batches_are_small_and_double() {
-    let w = world().await;
-    let rows: Vec<Vec<String>> = (0..1800)
-        .map(|i| vec![format!("批次{i}有限公司")])
-        .collect();
-    let mut sheet: Vec<Vec<&str>> = vec![vec!["客户名称"]];
-    sheet.extend(rows.iter().map(|r| vec![r[0].as_str()]));
-    let refs: Vec<&[&str]> = sheet.iter().map(Vec::as_slice).collect();
-    let wb = open(book(&refs)).expect("opens");
-    let mut o = ImportOptions::new(Entity::Customer);
-    o.commit = CommitMode::Batches;
-    o.batch_size = 600;
-    let mut seen = Vec::new();
-    let out = crm_io::import_workbook(
-        &w.crm,
-        &w.admin,
-        &wb,
-        o,
-        &ReadOptions::default(),
-        &mut |p| seen.push(p.rows),
-    )
-    .await
-    .expect("import");
-    assert_eq!(out.report.created, 1800);
-    // 250, 500, then the batch size.
+    let (created, seen) = import_names("批次", 1800, 600).await;
+    assert_eq!(created, 1800);
     assert_eq!(seen, [250, 750, 1350, 1800]);
 }
