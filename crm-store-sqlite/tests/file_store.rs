@@ -39,16 +39,18 @@ fn insert_counter() -> ChangeSet {
     }
 }
 
-fn user_version(path: &Path) -> i64 {
+/// The one number `sql` answers on the raw file.
+fn number(path: &Path, sql: &str) -> i64 {
     let conn = rusqlite::Connection::open(path).expect("open raw");
-    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
-        .expect("user_version")
+    conn.query_row(sql, [], |r| r.get(0)).expect(sql)
+}
+
+fn user_version(path: &Path) -> i64 {
+    number(path, "PRAGMA user_version")
 }
 
 fn schema_objects(path: &Path) -> i64 {
-    let conn = rusqlite::Connection::open(path).expect("open raw");
-    conn.query_row("SELECT COUNT(*) FROM sqlite_schema", [], |r| r.get(0))
-        .expect("count")
+    number(path, "SELECT COUNT(*) FROM sqlite_schema")
 }
 
 #[tokio::test]
@@ -96,9 +98,7 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations() {
 }
 
 fn page_size(path: &Path) -> i64 {
-    let conn = rusqlite::Connection::open(path).expect("open raw");
-    conn.query_row("PRAGMA page_size", [], |r| r.get(0))
-        .expect("page_size")
+    number(path, "PRAGMA page_size")
 }
 
 #[tokio::test]
