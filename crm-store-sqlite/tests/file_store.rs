@@ -97,16 +97,15 @@ async fn reopening_keeps_data_and_does_not_rerun_migrations() {
     assert_eq!(mode, "wal");
 }
 
-fn page_size(path: &Path) -> i64 {
-    number(path, "PRAGMA page_size")
-}
-
 #[tokio::test]
 async fn new_databases_get_the_stores_page_size_and_old_ones_keep_theirs() {
     let dir = tempfile::tempdir().expect("temp dir");
     let fresh = dir.path().join("fresh.db");
     drop(SqliteStore::open(&fresh).expect("open"));
-    assert_eq!(page_size(&fresh), i64::from(crm_store_sqlite::PAGE_SIZE));
+    assert_eq!(
+        number(&fresh, "PRAGMA page_size"),
+        i64::from(crm_store_sqlite::PAGE_SIZE)
+    );
     // A file an earlier build created with SQLite's default page size.
     let old = dir.path().join("old.db");
     {
@@ -127,7 +126,7 @@ async fn new_databases_get_the_stores_page_size_and_old_ones_keep_theirs() {
                 .is_some()
         );
     }
-    assert_eq!(page_size(&old), 4096);
+    assert_eq!(number(&old, "PRAGMA page_size"), 4096);
 }
 
 #[tokio::test]
