@@ -1165,7 +1165,7 @@ impl std::fmt::Debug for BatchWrite<'_> {
     }
 }
 
-impl<'a> BatchWrite<'a> {
+impl BatchWrite<'_> {
     /// Whether there is anything to write.
     pub fn is_empty(&self) -> bool {
         self.changes.is_none()
@@ -1192,59 +1192,14 @@ impl<'a> BatchWrite<'a> {
     /// unflagged or missing (the import itself is unaffected);
     /// [`Crm::rebuild_duplicate_keys`] repairs them.
     pub async fn commit(self) -> Result<()> {
-        self.ready().await?.write().await
-    }
-
-    /// The first part of [`BatchWrite::commit`]: takes the codes (and, when
-    /// preparing left them for now, works out the duplicate keys), so that
-    /// what remains is the write itself ([`ReadyWrite::write`]). A caller
-    /// that prepares the next batch meanwhile can start that once this is
-    /// done and the write is under way, rather than let the write wait for
-    /// its own turn on a single thread.
-    pub async fn ready(self) -> Result<ReadyWrite<'a>> {
-        let changes = match self.changes {
-            Some(mut cs) => {
-                assign_codes(self.crm, &self.actor, &mut cs, &self.slots).await?;
-                if self.index_keys {
-                    self.crm.index_customer_keys(&mut cs).await?;
-                }
-                Some(cs)
-            }
-            None => None,
+        let Some(mut cs) = self.changes else {
+            return Ok(());
         };
-        Ok(ReadyWrite {
-            crm: self.crm,
-            changes,
-            _outstanding: self._outstanding,
-        })
-    }
-}
-
-/// A prepared batch with its codes taken (see [`BatchWrite::ready`]).
-#[must_use = "a batch is written only when `write` is awaited"]
-pub struct ReadyWrite<'a> {
-    crm: &'a Crm,
-    changes: Option<ChangeSet>,
-    /// Held until the write is done or dropped.
-    _outstanding: Option<Outstanding>,
-}
-
-impl std::fmt::Debug for ReadyWrite<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadyWrite")
-            .field("ops", &self.changes.as_ref().map_or(0, |c| c.ops.len()))
-            .finish_non_exhaustive()
-    }
-}
-
-impl ReadyWrite<'_> {
-    /// Applies the batch with its checkpoint in one transaction (the rest
-    /// of [`BatchWrite::commit`]).
-    pub async fn write(self) -> Result<()> {
-        match self.changes {
-            Some(cs) => self.crm.apply(cs).await,
-            None => Ok(()),
+        assign_codes(self.crm, &self.actor, &mut cs, &self.slots).await?;
+        if self.index_keys {
+            self.crm.index_customer_keys(&mut cs).await?;
         }
+        self.crm.apply(cs).await
     }
 }
 

@@ -334,36 +334,13 @@ async fn consume(
     let mut pending_rows: u64 = 0;
     loop {
         let previous = pending.take();
-        // Preparing runs on this thread without pausing, so it waits until
-        // the commit has taken its codes and handed its write to the store:
-        // then the write proceeds while the next batch is prepared (were
-        // preparing to go first, the write would wait for it to finish).
-        let (go, under_way) = flume::bounded::<()>(1);
         let commit = async move {
-            let ready = match previous {
-                Some(w) => Some(w.ready().await),
-                None => None,
-            };
-            match ready {
-                Some(Ok(ready)) => {
-                    let mut write = std::pin::pin!(ready.write());
-                    // The first poll hands the write over.
-                    let first =
-                        std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx)))
-                            .await;
-                    let _ = go.send(());
-                    match first {
-                        std::task::Poll::Ready(r) => r,
-                        std::task::Poll::Pending => write.await,
-                    }
-                }
-                Some(Err(e)) => Err(e),
+            match previous {
+                Some(w) => w.commit().await,
                 None => Ok(()),
             }
         };
         let next = async {
-            // Also ends when the commit failed (the sender is gone).
-            let _ = under_way.recv_async().await;
             match rx.recv_async().await {
                 Ok(Msg::Batch(batch, checked)) => {
                     let prepared = session.prepare(&batch, checked).await;
