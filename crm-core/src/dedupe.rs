@@ -355,9 +355,10 @@ pub(crate) struct KnownHolders {
 
 /// The kind of a column key (see [`key_column`]) as a static text.
 pub(crate) fn column_kind(kind: &str) -> Option<&'static str> {
-    ["name", "uscc", "phone", "email"]
-        .into_iter()
-        .find(|k| *k == kind)
+    COLUMN_KEYS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(k, _)| *k)
 }
 
 /// What [`KeysTouched`] keeps of a key: its hash. Two keys with one hash
@@ -386,14 +387,19 @@ struct KeyChange {
 /// only while a key is shared (flagged rows, for the report); custom-field
 /// keys have a row per live customer holding them.
 pub(crate) fn key_column(kind: &str) -> Option<&'static str> {
-    match kind {
-        "name" => Some("name_key"),
-        "uscc" => Some("uscc"),
-        "phone" => Some("phone_key"),
-        "email" => Some("email_key"),
-        _ => None,
-    }
+    COLUMN_KEYS
+        .iter()
+        .find(|(k, _)| *k == kind)
+        .map(|(_, column)| *column)
 }
+
+/// The column keys' kinds and the customers' columns holding them.
+const COLUMN_KEYS: [(&str, &str); 4] = [
+    ("name", "name_key"),
+    ("uscc", "uscc"),
+    ("phone", "phone_key"),
+    ("email", "email_key"),
+];
 
 /// The select of the customers holding one of `keys` of `kind`: the live
 /// customers with that column value for the column kinds (see

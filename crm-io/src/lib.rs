@@ -302,7 +302,7 @@ enum Step<'a> {
     Skip,
     /// The sheet ended: the error workbook, being finished on a thread of
     /// its own while the last batch is written.
-    End(Option<std::thread::JoinHandle<Result<Vec<u8>, IoError>>>),
+    End(Option<Result<std::thread::JoinHandle<Result<Vec<u8>, IoError>>, IoError>>),
 }
 
 async fn consume(
@@ -348,14 +348,20 @@ async fn consume(
                 }
                 Ok(Msg::Failed(e)) => Step::Failed(e),
                 Ok(Msg::Header(..)) => Step::Skip,
-                // No rows come after: the error workbook is complete, and
-                // compressing it overlaps the last batch's write (were it
-                // compressed here, the commit would wait for it).
-                Err(_) => Step::End(
-                    errors
-                        .take()
-                        .map(|w| std::thread::spawn(move || w.finish())),
-                ),
+                // No rows come after: the error workbook is complete. It is
+                // compressed on a thread of its own, beside the last
+                // batch's write (which, on PostgreSQL, moves on only while
+                // this task polls it).
+                Err(_) => Step::End(errors.take().map(|w| {
+                    std::thread::Builder::new()
+                        .name("crm-io-errors".into())
+                        .spawn(move || w.finish())
+                        .map_err(|e| {
+                            IoError::Broken(format!(
+                                "cannot start the error workbook's thread: {e}"
+                            ))
+                        })
+                })),
             }
         };
         let (committed, step) = futures_util::future::join(commit, next).await;
@@ -394,7 +400,7 @@ async fn consume(
     let report = session.finish().await?;
     let error_workbook = match error_workbook {
         Some(t) => Some(
-            t.join()
+            t?.join()
                 .map_err(|_| IoError::Broken("writing the error workbook panicked".into()))??,
         ),
         None => None,

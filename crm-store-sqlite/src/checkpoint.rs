@@ -28,7 +28,8 @@ pub const ROWS_PER_CHECKPOINT: usize = 1000;
 pub const IDLE_CHECKPOINT: Duration = Duration::from_millis(500);
 
 /// The writer connection's `wal_autocheckpoint`, in pages: a safety net
-/// well above what the background checkpoints leave in the WAL.
+/// well above what the background checkpoints leave in the WAL (about
+/// 62 MiB with the 8 KiB pages of a database this store creates).
 pub const WRITER_AUTOCHECKPOINT_PAGES: i64 = 8000;
 
 /// The checkpoint thread and what the writer tells it.

@@ -46,10 +46,10 @@ pub const WRITER_CACHE_KIB: i64 = -32 * 1024;
 /// default is 4 096). Every customer goes into a table with ten secondary
 /// indexes, and a batch of inserts rewrites most of their pages: with pages
 /// twice as large, an import of 100 000 customers took about 10 % less time
-/// and CPU, while a single create took about 0.04 ms (8 %) longer and
-/// scattered updates (the recycling sweep) up to about 10 % longer, on the
-/// benchmarks of this repository. Files created with another page size keep
-/// it (SQLite changes it only with `VACUUM` outside WAL mode).
+/// (5 % less CPU), while a single create took about 0.04 ms (8 %) longer and
+/// scattered updates (the recycling sweep a day later) 10–20 % longer, on
+/// the benchmarks of this repository. Files created with another page size
+/// keep it (SQLite changes it only with `VACUUM` outside WAL mode).
 pub const PAGE_SIZE: u32 = 8192;
 
 /// How many read-only connections a file-backed store keeps.

@@ -304,7 +304,7 @@ async fn concurrent_tasks_sharing_one_store_lose_no_update() {
 
 /// Committed pages reach the database file through the background
 /// checkpoint, long before the writer's own automatic checkpoint would
-/// run: 1 500 small rows are some 60 pages of WAL, far below
+/// run: 1 500 small rows are some tens of pages of WAL, far below
 /// `WRITER_AUTOCHECKPOINT_PAGES`.
 #[tokio::test]
 async fn writes_are_checkpointed_in_the_background() {
