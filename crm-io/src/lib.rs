@@ -295,6 +295,9 @@ async fn run_import(
     outcome
 }
 
+/// The thread compressing the error workbook.
+type Finishing = std::thread::JoinHandle<Result<Vec<u8>, IoError>>;
+
 /// What the reader handed over next, prepared.
 enum Step<'a> {
     Batch(Vec<SheetRow>, Box<crm_core::Result<PreparedBatch<'a>>>),
@@ -302,7 +305,7 @@ enum Step<'a> {
     Skip,
     /// The sheet ended: the error workbook, being finished on a thread of
     /// its own while the last batch is written.
-    End(Option<Result<std::thread::JoinHandle<Result<Vec<u8>, IoError>>, IoError>>),
+    End(Option<Result<Finishing, IoError>>),
 }
 
 async fn consume(
