@@ -1366,13 +1366,7 @@ pub async fn column_keys_have_rows_only_while_shared(store: Arc<dyn Store>) {
     // as a migration's SQL could), even of a record that fails a rule
     // across fields (an individual with a credit code, which an import's
     // update can leave).
-    let stored = w
-        .crm
-        .store()
-        .get(Table::Customers, a.id.0)
-        .await
-        .expect("get")
-        .expect("row");
+    let stored = row(&w, a.id).await;
     w.crm
         .store()
         .apply(&ChangeSet {
@@ -1400,13 +1394,7 @@ pub async fn column_keys_have_rows_only_while_shared(store: Arc<dyn Store>) {
         .restore_records(&w.admin, Entity::Customer, &[a.id])
         .await;
     assert_eq!(r.done, vec![a.id], "{:?}", r.refused);
-    let back = w
-        .crm
-        .store()
-        .get(Table::Customers, a.id.0)
-        .await
-        .expect("get")
-        .expect("row");
+    let back = row(&w, a.id).await;
     assert_eq!(back.get("email_key").as_text(), Some("a@example.cn"));
     assert_eq!(key_rows(&w, "email").await, shared, "shared again");
 }
