@@ -7,7 +7,9 @@ use crate::entity::Entity;
 use crate::error::{Error, Result};
 use crate::ids::{CompanyId, DepartmentId, RoleId, UserId};
 use crate::schema::Table;
-use crate::store::{AuditEntry, ChangeSet, FieldChange, Filter, NewEvent, Row, Select, Store};
+use crate::store::{
+    AuditEntry, ChangeSet, FieldChange, Filter, NewEvent, Payload, Row, Select, Store,
+};
 use crate::value::Value;
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
 use std::collections::HashMap;
@@ -236,14 +238,14 @@ impl Crm {
         table: Table,
         record: Uuid,
         event_type: String,
-        payload: serde_json::Value,
+        payload: impl Into<Payload>,
     ) -> NewEvent {
         NewEvent {
             company_id: company,
             event_type,
             table,
             record_id: record,
-            payload,
+            payload: payload.into(),
             at: self.now(),
         }
     }

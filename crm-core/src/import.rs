@@ -33,7 +33,8 @@ use crate::records::{
 };
 use crate::schema::Table;
 use crate::store::{
-    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Paging, Row, Select, Sort,
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Paging, Payload, Row, Select,
+    Sort,
 };
 use crate::value::Value;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
@@ -1129,6 +1130,8 @@ struct CodeSlot {
     prefix: &'static str,
     op: usize,
     event: usize,
+    /// Where the event's payload holds `null` for the code.
+    payload_at: Option<usize>,
 }
 
 /// A batch checked and built by [`ImportSession::prepare`] and not yet
@@ -1225,10 +1228,8 @@ async fn assign_codes(
                     None => values.push(("code", Value::Text(code.clone()))),
                 }
             }
-            if let Some(Json::Object(payload)) =
-                cs.events.get_mut(slot.event).map(|e| &mut e.payload)
-            {
-                payload.insert("code".into(), Json::String(code));
+            if let (Some(e), Some(at)) = (cs.events.get_mut(slot.event), slot.payload_at) {
+                e.payload.fill_null(at, &code);
             }
         }
     }
@@ -3399,30 +3400,22 @@ impl ImportSession<'_> {
         let company = self.actor.company_id.0;
         for c in creates {
             let (owner, dept) = self.owner_of(&c)?;
-            let (mut op, id, mut payload) =
-                crm.insert_op(&self.actor, entity, c.set, c.custom, owner, dept, None);
-            self.code_slot(&cs, prefix);
+            let pool = self.pool.as_ref().map(|(p, _)| *p);
+            let ins = crm.insert_op(
+                &self.actor,
+                entity,
+                c.set,
+                c.custom,
+                owner,
+                dept,
+                None,
+                pool,
+            );
+            let id = ins.id;
+            self.code_slot(&cs, prefix, ins.code_at);
+            cs.ops.push(ins.op);
             if let Some((pool, name)) = &self.pool {
                 // Into the pool's public area, without an owner.
-                let public = crate::pool::Place::Public.name();
-                if let Op::Insert { values, .. } = &mut op {
-                    values.retain(|(k, _)| {
-                        !matches!(
-                            *k,
-                            "owner_id" | "department_id" | "owned_since" | "place" | "pool_id"
-                        )
-                    });
-                    values.extend([
-                        ("owner_id", Value::Null),
-                        ("department_id", Value::Null),
-                        ("place", public.into()),
-                        ("pool_id", Value::Id(*pool)),
-                    ]);
-                }
-                payload.insert("owner_id".into(), Json::Null);
-                payload.insert("place".into(), Json::String(public.into()));
-                payload.insert("pool_id".into(), Json::String(pool.to_string()));
-                cs.ops.push(op);
                 cs.ops.push(crm.move_insert(
                     company,
                     (id, 1),
@@ -3436,10 +3429,8 @@ impl ImportSession<'_> {
                     None,
                     Some(format!("imported into pool {name}")),
                 ));
-            } else {
-                cs.ops.push(op);
             }
-            self.created_entries(&mut cs, entity, id, payload);
+            self.created_entries(&mut cs, entity, id, ins.payload);
             items.created.push((entity.table(), id));
             self.counts.created += 1;
             for k in c.contacts {
@@ -3505,13 +3496,7 @@ impl ImportSession<'_> {
         Ok((owner, dept))
     }
 
-    fn created_entries(
-        &self,
-        cs: &mut ChangeSet,
-        entity: Entity,
-        id: Uuid,
-        payload: serde_json::Map<String, Json>,
-    ) {
+    fn created_entries(&self, cs: &mut ChangeSet, entity: Entity, id: Uuid, payload: Payload) {
         let company = self.actor.company_id.0;
         // The audit entry names the import; the values are the record's own
         // and travel in the event. (Imports also keep their own record.)
@@ -3533,19 +3518,20 @@ impl ImportSession<'_> {
             entity.table(),
             id,
             format!("{entity}.created"),
-            Json::Object(payload),
+            payload,
         ));
     }
 
     /// Notes that the insert pushed next onto `cs`, and the `created` event
     /// after it, get a code with `prefix` when the batch is written (not in
     /// a dry run, which takes no codes).
-    fn code_slot(&mut self, cs: &ChangeSet, prefix: &'static str) {
+    fn code_slot(&mut self, cs: &ChangeSet, prefix: &'static str, payload_at: Option<usize>) {
         if !self.opts.dry_run {
             self.slots.push(CodeSlot {
                 prefix,
                 op: cs.ops.len(),
                 event: cs.events.len(),
+                payload_at,
             });
         }
     }
@@ -3560,7 +3546,9 @@ impl ImportSession<'_> {
         mut k: ContactDraft,
     ) {
         k.set.insert("customer_id", Value::Id(customer));
-        let (mut op, cid, payload) = self.crm.insert_op(
+        // Contacts follow their customer into a pool: no owner.
+        let pool = self.pool.as_ref().map(|(p, _)| *p);
+        let ins = self.crm.insert_op(
             &self.actor,
             Entity::Contact,
             k.set,
@@ -3568,20 +3556,16 @@ impl ImportSession<'_> {
             owner,
             dept,
             None,
+            pool,
         );
-        self.code_slot(cs, Entity::Contact.code_prefix().unwrap_or("LXR"));
-        if self.pool.is_some()
-            && let Op::Insert { values, .. } = &mut op
-        {
-            // Contacts follow their customer into the pool: no owner.
-            for (k, v) in values.iter_mut() {
-                if matches!(*k, "owner_id" | "department_id") {
-                    *v = Value::Null;
-                }
-            }
-        }
-        cs.ops.push(op);
-        self.created_entries(cs, Entity::Contact, cid, payload);
+        let cid = ins.id;
+        self.code_slot(
+            cs,
+            Entity::Contact.code_prefix().unwrap_or("LXR"),
+            ins.code_at,
+        );
+        cs.ops.push(ins.op);
+        self.created_entries(cs, Entity::Contact, cid, ins.payload);
         items.created.push((Table::Contacts, cid));
         self.counts.contacts += 1;
     }

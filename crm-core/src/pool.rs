@@ -2179,33 +2179,17 @@ impl Crm {
         let mut cs = ChangeSet::default();
         let mut ids = Vec::new();
         for fields in inputs {
-            let (mut ops, id, mut payload, guards) = self
-                .build_insert(actor, Entity::Customer, &fields, &customs, None)
+            let (ops, id, payload, guards) = self
+                .build_insert(
+                    actor,
+                    Entity::Customer,
+                    &fields,
+                    &customs,
+                    None,
+                    Some(pool.0),
+                )
                 .await?;
             cs.guards.extend(guards);
-            for op in &mut ops {
-                if let Op::Insert {
-                    table: Table::Customers,
-                    values,
-                } = op
-                {
-                    values.retain(|(k, _)| {
-                        !matches!(
-                            *k,
-                            "owner_id" | "department_id" | "owned_since" | "place" | "pool_id"
-                        )
-                    });
-                    values.extend([
-                        ("owner_id", Value::Null),
-                        ("department_id", Value::Null),
-                        ("place", Place::Public.name().into()),
-                        ("pool_id", Value::Id(pool.0)),
-                    ]);
-                }
-            }
-            payload.insert("owner_id".into(), Json::Null);
-            payload.insert("place".into(), Json::String(Place::Public.name().into()));
-            payload.insert("pool_id".into(), Json::String(pool.to_string()));
             cs.ops.extend(ops);
             cs.ops.push(self.move_insert(
                 company,
@@ -2220,30 +2204,20 @@ impl Crm {
                 None,
                 Some(format!("imported into pool {}", set.pools[i].pool.name)),
             ));
-            cs.audit.push(
-                self.audit(
-                    Some(actor),
-                    company,
-                    Table::Customers,
-                    id,
-                    "create",
-                    payload
-                        .iter()
-                        .filter(|(_, v)| !v.is_null())
-                        .map(|(k, v)| FieldChange {
-                            field: k.clone(),
-                            before: Json::Null,
-                            after: v.clone(),
-                        })
-                        .collect(),
-                ),
-            );
+            cs.audit.push(self.audit(
+                Some(actor),
+                company,
+                Table::Customers,
+                id,
+                "create",
+                crate::records::created_changes(&payload),
+            ));
             cs.events.push(self.event(
                 company,
                 Table::Customers,
                 id,
                 "customer.created".into(),
-                Json::Object(payload.into_iter().collect()),
+                payload,
             ));
             ids.push(RecordId(id));
         }

@@ -12,8 +12,8 @@ use crate::ids::{DepartmentId, RecordId, UserId};
 use crate::query::{Cond, ListQuery, MAX_PAGE_SIZE, Page, PageRequest};
 use crate::schema::{ColType, Table};
 use crate::store::{
-    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Paging, Row, Scope, Select,
-    Sort,
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Paging, Payload, Row, Scope,
+    Select, Sort,
 };
 use crate::value::Value;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
@@ -937,41 +937,38 @@ impl Crm {
         let mut ids = Vec::new();
         for fields in inputs {
             let (ops, id, payload, guards) = self
-                .build_insert(actor, entity, &fields, &customs, None)
+                .build_insert(actor, entity, &fields, &customs, None, None)
                 .await?;
             let company = actor.company_id.0;
             cs.ops.extend(ops);
             cs.guards.extend(guards);
-            cs.audit.push(
-                self.audit(
-                    Some(actor),
-                    company,
-                    entity.table(),
-                    id,
-                    "create",
-                    payload
-                        .iter()
-                        .filter(|(_, v)| !v.is_null())
-                        .map(|(k, v)| FieldChange {
-                            field: k.clone(),
-                            before: Json::Null,
-                            after: v.clone(),
-                        })
-                        .collect(),
-                ),
-            );
+            cs.audit.push(self.audit(
+                Some(actor),
+                company,
+                entity.table(),
+                id,
+                "create",
+                created_changes(&payload),
+            ));
             cs.events.push(self.event(
                 company,
                 entity.table(),
                 id,
                 format!("{entity}.created"),
-                Json::Object(payload.clone()),
+                payload,
             ));
             if let Some(contacts) = &contacts {
                 let contact_customs = self.custom_fields(actor, Entity::Contact).await?;
                 for c in contacts {
                     let (ops, cid, payload, guards) = self
-                        .build_insert(actor, Entity::Contact, c, &contact_customs, Some(&cs.ops))
+                        .build_insert(
+                            actor,
+                            Entity::Contact,
+                            c,
+                            &contact_customs,
+                            Some(&cs.ops),
+                            None,
+                        )
                         .await?;
                     cs.ops.extend(ops);
                     cs.guards.extend(guards);
@@ -988,7 +985,7 @@ impl Crm {
                         Table::Contacts,
                         cid,
                         "contact.created".into(),
-                        Json::Object(payload),
+                        payload,
                     ));
                 }
             }
@@ -1009,6 +1006,7 @@ impl Crm {
         fields: &Fields,
         customs: &[CustomFieldDef],
         pending: Option<&[Op]>,
+        pool: Option<Uuid>,
     ) -> Result<Built> {
         let mut fields = fields.clone();
         let parent_row = pending.and_then(|ops| {
@@ -1051,6 +1049,7 @@ impl Crm {
                     customs,
                     owner.map(|o| o.0).or(parent_owner),
                     true,
+                    pool,
                 )
                 .await;
         }
@@ -1084,7 +1083,7 @@ impl Crm {
             }
         }
         let (mut ops, id, payload, guards) = self
-            .finish_insert(actor, entity, set, custom, customs, owner, false)
+            .finish_insert(actor, entity, set, custom, customs, owner, false, pool)
             .await?;
         ops.extend(side_ops);
         Ok((ops, id, payload, guards))
@@ -1131,6 +1130,7 @@ impl Crm {
         customs: &[CustomFieldDef],
         owner: Option<Uuid>,
         skip_duplicates: bool,
+        pool: Option<Uuid>,
     ) -> Result<Built> {
         self.derive(entity, &mut set)?;
         let guards = if skip_duplicates {
@@ -1152,12 +1152,13 @@ impl Crm {
             Some(p) => Some(self.next_code(actor.company_id, p).await?),
             None => None,
         };
-        let (op, id, payload) = self.insert_op(actor, entity, set, custom, owner, owner_dept, code);
-        Ok((vec![op], id, payload, guards))
+        let ins = self.insert_op(actor, entity, set, custom, owner, owner_dept, code, pool);
+        Ok((vec![ins.op], ins.id, ins.payload, guards))
     }
 
     /// The insert of a validated, derived record with its owner, department
-    /// and code: the op, the new id and the event payload. Shared by single
+    /// and code, or into a customer pool's public area without an owner
+    /// (`pool`): the op, the new id and the event payload. Shared by single
     /// creates and bulk imports.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert_op(
@@ -1169,9 +1170,43 @@ impl Crm {
         owner: Uuid,
         owner_dept: Option<Uuid>,
         code: Option<String>,
-    ) -> (Op, Uuid, serde_json::Map<String, Json>) {
+        pool: Option<Uuid>,
+    ) -> Inserted {
         let now = self.now();
         let id = self.new_id();
+        let (owner, owner_dept) = match pool {
+            Some(_) => (None, None),
+            None => (Some(owner), owner_dept),
+        };
+        // The payload is written as JSON text in one go (a bulk import
+        // writes thousands): the id, code and owner, the fields set, the
+        // custom values, then the pool placement.
+        let mut payload = Payload::writer(512);
+        payload.value("id", &Value::Id(id));
+        let code_at = match &code {
+            Some(c) => {
+                payload.value("code", &Value::Text(c.clone()));
+                None
+            }
+            None => Some(payload.null_at("code")),
+        };
+        payload.value("owner_id", &owner.into());
+        for (k, v) in &set {
+            if !is_derived(k) {
+                match entity.field(k).map(|d| d.kind) {
+                    Some(FieldKind::Tags) => payload.json(k, &tags_from_column(v)),
+                    _ => payload.value(k, v),
+                }
+            }
+        }
+        for (k, v) in &custom {
+            payload.json(&format!("custom.{k}"), v);
+        }
+        let placed = pool.filter(|_| entity == Entity::Customer);
+        if let Some(p) = placed {
+            payload.value("place", &crate::pool::Place::Public.name().into());
+            payload.value("pool_id", &Value::Id(p));
+        }
         // Sized once: a bulk import builds thousands of these.
         let mut values: Vec<(&'static str, Value)> = Vec::with_capacity(10 + set.len() + 5);
         values.extend([
@@ -1180,48 +1215,44 @@ impl Crm {
             ("version", Value::Int(1)),
             ("created_at", Value::Timestamp(now)),
             ("updated_at", Value::Timestamp(now)),
-            ("owner_id", Value::Id(owner)),
+            ("owner_id", owner.into()),
             ("department_id", owner_dept.into()),
             ("created_by", Value::Id(actor.user_id.0)),
             (
                 "custom",
-                Value::Json(Json::Object(custom.clone().into_iter().collect())),
+                Value::Json(Json::Object(custom.into_iter().collect())),
             ),
-            ("code", code.clone().into()),
+            ("code", code.into()),
         ]);
         if entity == Entity::Customer && !set.contains_key("attachments") {
             set.insert("attachments", Value::Json(Json::Array(Vec::new())));
         }
-        // Collected, then built in one go (sorted), rather than inserted
-        // key by key.
-        let mut entries: Vec<(String, Json)> = Vec::with_capacity(3 + set.len() + custom.len());
-        entries.push(("id".to_string(), Json::String(id.to_string())));
-        entries.push((
-            "code".to_string(),
-            code.map(Json::String).unwrap_or(Json::Null),
-        ));
-        entries.push(("owner_id".to_string(), Json::String(owner.to_string())));
-        for (k, v) in &set {
-            if !is_derived(k) {
-                entries.push((k.to_string(), output_json(entity, k, v)));
-            }
-        }
-        for (k, v) in &custom {
-            entries.push((format!("custom.{k}"), v.clone()));
-        }
-        let payload: serde_json::Map<String, Json> = entries.into_iter().collect();
         values.extend(set);
         if entity == Entity::Customer {
-            values.extend(crate::pool::new_customer_values(now));
+            match placed {
+                // Into the pool's public area: never owned, so no
+                // `owned_since`.
+                Some(p) => values.extend(
+                    crate::pool::new_customer_values(now)
+                        .into_iter()
+                        .filter(|(k, _)| !matches!(*k, "place" | "owned_since"))
+                        .chain([
+                            ("place", crate::pool::Place::Public.name().into()),
+                            ("pool_id", Value::Id(p)),
+                        ]),
+                ),
+                None => values.extend(crate::pool::new_customer_values(now)),
+            }
         }
-        (
-            Op::Insert {
+        Inserted {
+            op: Op::Insert {
                 table: entity.table(),
                 values,
             },
             id,
-            payload,
-        )
+            payload: payload.finish(),
+            code_at,
+        }
     }
 
     /// Loads a record the actor can see (including the recycle bin and
@@ -2034,9 +2065,39 @@ impl From<crate::validate::Invalid> for String {
     }
 }
 
+/// The audit changes of a record created by the API: every non-null value
+/// of its `created` event's payload, from null, by field name.
+pub(crate) fn created_changes(payload: &Payload) -> Vec<FieldChange> {
+    match payload.to_value() {
+        Json::Object(m) => m
+            .into_iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(field, after)| FieldChange {
+                field,
+                before: Json::Null,
+                after,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// A record built for insertion: its ops, id, event payload and the guards
 /// of its duplicate checks.
-pub(crate) type Built = (Vec<Op>, Uuid, serde_json::Map<String, Json>, Vec<Guard>);
+pub(crate) type Built = (Vec<Op>, Uuid, Payload, Vec<Guard>);
+
+/// What [`Crm::insert_op`] builds.
+pub(crate) struct Inserted {
+    /// The insert.
+    pub(crate) op: Op,
+    /// The new record's id.
+    pub(crate) id: Uuid,
+    /// Its `created` event's payload.
+    pub(crate) payload: Payload,
+    /// Where the payload's `code` is `null` (no code given), for the code
+    /// taken when the insert is written (see [`Payload::fill_null`]).
+    pub(crate) code_at: Option<usize>,
+}
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]

@@ -332,9 +332,167 @@ pub struct NewEvent {
     /// The record concerned.
     pub record_id: Uuid,
     /// The event's data.
-    pub payload: serde_json::Value,
+    pub payload: Payload,
     /// When it happened.
     pub at: DateTime<Utc>,
+}
+
+/// An event's data: a JSON document, kept as its JSON text.
+///
+/// The text is valid JSON by construction (every constructor serialises or
+/// parses). Stores write it as it is and a host can forward it to a queue
+/// or webhook without serialising it again; [`Payload::to_value`] parses it
+/// for reading. Two payloads are equal when their JSON values are, whatever
+/// the order of their keys.
+#[derive(Clone)]
+pub struct Payload(String);
+
+impl Payload {
+    /// Parses `text`, refusing anything that is not JSON.
+    pub fn parse(text: String) -> Result<Payload, serde_json::Error> {
+        serde_json::from_str::<serde::de::IgnoredAny>(&text)?;
+        Ok(Payload(text))
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The JSON text, owned.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+
+    /// The JSON value.
+    pub fn to_value(&self) -> serde_json::Value {
+        // Valid JSON by construction; `Null` cannot occur in practice.
+        serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// A payload written entry by entry: see [`PayloadWriter`].
+    pub(crate) fn writer(capacity: usize) -> PayloadWriter {
+        let mut text = Vec::with_capacity(capacity);
+        text.push(b'{');
+        PayloadWriter { text }
+    }
+
+    /// Replaces the `null` at byte `at` (as [`PayloadWriter::null_at`]
+    /// reported it) with `text` as a JSON string.
+    pub(crate) fn fill_null(&mut self, at: usize, text: &str) {
+        debug_assert_eq!(self.0.get(at..at + 4), Some("null"));
+        if self.0.get(at..at + 4) == Some("null") {
+            let quoted = serde_json::Value::from(text).to_string();
+            self.0.replace_range(at..at + 4, &quoted);
+        }
+    }
+}
+
+impl From<serde_json::Value> for Payload {
+    fn from(v: serde_json::Value) -> Payload {
+        Payload::from(&v)
+    }
+}
+
+impl From<&serde_json::Value> for Payload {
+    fn from(v: &serde_json::Value) -> Payload {
+        // `Value`'s serialisation cannot fail: its map keys are strings.
+        Payload(v.to_string())
+    }
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        self.0 == other.0 || self.to_value() == other.to_value()
+    }
+}
+
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::fmt::Display for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_value().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Payload, D::Error> {
+        serde_json::Value::deserialize(d).map(Payload::from)
+    }
+}
+
+/// Writes a JSON object's text entry by entry, without building a
+/// `serde_json::Map` first (a bulk import writes one per created record).
+/// The caller writes each key once.
+pub(crate) struct PayloadWriter {
+    text: Vec<u8>,
+}
+
+impl PayloadWriter {
+    fn key(&mut self, key: &str) {
+        if self.text.len() > 1 {
+            self.text.push(b',');
+        }
+        self.put(key);
+        self.text.push(b':');
+    }
+
+    /// Appends `v`'s JSON (serde_json quotes and escapes).
+    fn put<T: Serialize + ?Sized>(&mut self, v: &T) {
+        // Writing into a `Vec` cannot fail, and these values (strings,
+        // numbers, `serde_json::Value`s) always serialise.
+        let _ = serde_json::to_writer(&mut self.text, v);
+    }
+
+    /// An entry holding a column value, as [`Value::to_json`] shows it.
+    pub(crate) fn value(&mut self, key: &str, v: &Value) {
+        self.key(key);
+        match v {
+            Value::Null => self.text.extend_from_slice(b"null"),
+            Value::Bool(b) => self.put(b),
+            Value::Int(i) => self.put(i),
+            Value::Text(s) => self.put(s.as_str()),
+            Value::Id(u) => self.put(u.hyphenated().encode_lower(&mut Uuid::encode_buffer())),
+            // Dates, instants, floats and JSON are rare in payloads: shown
+            // through their JSON value.
+            other => self.put(&other.to_json()),
+        }
+    }
+
+    /// An entry holding a JSON value.
+    pub(crate) fn json(&mut self, key: &str, v: &serde_json::Value) {
+        self.key(key);
+        self.put(v);
+    }
+
+    /// An entry holding `null`, to be filled later: the byte offset of the
+    /// `null` in the finished text (see [`Payload::fill_null`]).
+    pub(crate) fn null_at(&mut self, key: &str) -> usize {
+        self.key(key);
+        let at = self.text.len();
+        self.text.extend_from_slice(b"null");
+        at
+    }
+
+    /// The finished payload.
+    pub(crate) fn finish(mut self) -> Payload {
+        self.text.push(b'}');
+        // serde_json writes UTF-8 only, so the check cannot fail.
+        Payload(
+            String::from_utf8(self.text)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        )
+    }
 }
 
 /// A stored event with its position in the outbox.
@@ -490,4 +648,61 @@ pub trait Store: Send + Sync {
     /// Records that the consumer has processed every event up to `seq`.
     /// Acknowledging backwards is ignored.
     async fn outbox_ack(&self, consumer: &str, seq: i64) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn written_payloads_are_the_json_of_their_values() {
+        let id = Uuid::now_v7();
+        let mut w = Payload::writer(16);
+        w.value("id", &Value::Id(id));
+        let code_at = w.null_at("code");
+        w.value("name", &Value::Text("华为 \"HQ\"\\\n\t\u{1}".into()));
+        w.value("size", &Value::Int(-42));
+        w.value("vip", &Value::Bool(true));
+        w.value("owner_id", &Value::Null);
+        w.value(
+            "since",
+            &Value::Date(chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
+        );
+        w.json("custom.tags", &json!(["a", {"b": 1.5}]));
+        let mut p = w.finish();
+        assert_eq!(
+            p.to_value(),
+            json!({
+                "id": id.to_string(),
+                "code": null,
+                "name": "华为 \"HQ\"\\\n\t\u{1}",
+                "size": -42,
+                "vip": true,
+                "owner_id": null,
+                "since": "2026-03-01",
+                "custom.tags": ["a", {"b": 1.5}],
+            })
+        );
+        p.fill_null(code_at, "KH-20260301-0001 \"x\"");
+        assert_eq!(p.to_value()["code"], json!("KH-20260301-0001 \"x\""));
+        assert_eq!(p.to_value()["name"], json!("华为 \"HQ\"\\\n\t\u{1}"));
+        assert!(Payload::parse(p.as_str().to_owned()).is_ok());
+    }
+
+    #[test]
+    fn payloads_compare_as_json_and_refuse_other_text() {
+        let a = Payload::parse(r#"{"a":1,"b":[true]}"#.to_owned()).unwrap();
+        let b = Payload::from(json!({"b": [true], "a": 1}));
+        assert_eq!(a, b);
+        assert_ne!(a, Payload::from(json!({"a": 2, "b": [true]})));
+        assert!(Payload::parse("{\"a\":".to_owned()).is_err());
+        assert!(Payload::parse("not json".to_owned()).is_err());
+        // Serialised as the JSON value it holds, not as a string.
+        let e = serde_json::to_value(&a).unwrap();
+        assert_eq!(e, json!({"a": 1, "b": [true]}));
+        let back: Payload = serde_json::from_value(e).unwrap();
+        assert_eq!(back, a);
+    }
 }

@@ -353,13 +353,13 @@ impl PgStore {
                 kind.push(e.event_type.as_str());
                 table.push(e.table.name());
                 record.push(e.record_id);
-                payload.push(e.payload.clone());
+                payload.push(e.payload.as_str());
                 at.push(e.at);
             }
             sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO {} (company_id, event_type, table_name, record_id, payload, at) \
-                 SELECT c, k, t, r, p, w FROM UNNEST($1::uuid[], $2::text[], $3::text[], \
-                 $4::uuid[], $5::jsonb[], $6::timestamptz[]) \
+                 SELECT c, k, t, r, p::jsonb, w FROM UNNEST($1::uuid[], $2::text[], $3::text[], \
+                 $4::uuid[], $5::text[], $6::timestamptz[]) \
                  WITH ORDINALITY AS u(c, k, t, r, p, w, n) ORDER BY n",
                 self.table("outbox")
             )))
@@ -824,7 +824,10 @@ impl Store for PgStore {
                         event_type: r.try_get("event_type").map_err(backend)?,
                         table: stored_table(r)?,
                         record_id: r.try_get("record_id").map_err(backend)?,
-                        payload: r.try_get("payload").map_err(backend)?,
+                        payload: r
+                            .try_get::<serde_json::Value, _>("payload")
+                            .map_err(backend)?
+                            .into(),
                         at: r.try_get("at").map_err(backend)?,
                     },
                 })

@@ -450,7 +450,7 @@ async fn outbox_is_gap_free_in_commit_order_under_concurrent_writers() {
                         event_type: "department.created".into(),
                         table: Table::Departments,
                         record_id: id,
-                        payload: serde_json::json!({ "writer": w, "n": n * PER_CHANGE + k }),
+                        payload: serde_json::json!({ "writer": w, "n": n * PER_CHANGE + k }).into(),
                         at: now(),
                     });
                 }
@@ -478,8 +478,9 @@ async fn outbox_is_gap_free_in_commit_order_under_concurrent_writers() {
         for e in &batch {
             assert!(e.seq > last, "seq {} after {last}", e.seq);
             last = e.seq;
-            let w = e.event.payload["writer"].as_u64().expect("writer") as usize;
-            let n = e.event.payload["n"].as_u64().expect("n") as usize;
+            let payload = e.event.payload.to_value();
+            let w = payload["writer"].as_u64().expect("writer") as usize;
+            let n = payload["n"].as_u64().expect("n") as usize;
             seen.push((e.seq, w, n));
         }
         store.outbox_ack("consumer", last).await.expect("ack");

@@ -15,8 +15,8 @@ pub use migrate::SCHEMA_VERSION;
 use async_trait::async_trait;
 use crm_core::schema::{ColType, ColumnDef, Table};
 use crm_core::store::{
-    AuditEntry, ChangeSet, FieldChange, NewEvent, Op, OutboxEvent, Row, Select, Selected, Store,
-    StoreError,
+    AuditEntry, ChangeSet, FieldChange, NewEvent, Op, OutboxEvent, Payload, Row, Select, Selected,
+    Store, StoreError,
 };
 use crm_core::value::Value;
 use rusqlite::types::Value as Sql;
@@ -215,10 +215,10 @@ pub(crate) fn thread_error(e: std::io::Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(e))
 }
 
-/// The JSON texts of a change set's audit changes and event payloads.
+/// The JSON texts of a change set's audit changes (event payloads are
+/// already JSON text).
 struct JsonTexts {
     audit: Vec<String>,
-    events: Vec<String>,
 }
 
 impl JsonTexts {
@@ -230,16 +230,6 @@ impl JsonTexts {
                 .map(|a| {
                     serde_json::to_string(&a.changes)
                         .map_err(|e| invalid(format!("audit changes: {e}")))
-                })
-                .collect::<Result<_, _>>()?,
-            // Written straight into a buffer (`Display` would go through
-            // the formatting machinery).
-            events: changes
-                .events
-                .iter()
-                .map(|e| {
-                    serde_json::to_string(&e.payload)
-                        .map_err(|err| invalid(format!("event payload: {err}")))
                 })
                 .collect::<Result<_, _>>()?,
         })
@@ -275,8 +265,8 @@ fn apply_all(
     for (a, text) in changes.audit.iter().zip(json.audit) {
         insert_audit(tx, a, text)?;
     }
-    for (e, text) in changes.events.iter().zip(json.events) {
-        insert_event(tx, e, text)?;
+    for e in &changes.events {
+        insert_event(tx, e)?;
     }
     Ok(())
 }
@@ -416,11 +406,7 @@ fn insert_audit(
     Ok(())
 }
 
-fn insert_event(
-    tx: &rusqlite::Transaction<'_>,
-    e: &NewEvent,
-    payload: String,
-) -> Result<(), StoreError> {
+fn insert_event(tx: &rusqlite::Transaction<'_>, e: &NewEvent) -> Result<(), StoreError> {
     tx.prepare_cached(
         "INSERT INTO outbox (company_id, event_type, table_name, record_id, payload, at) \
          VALUES (?, ?, ?, ?, ?, ?)",
@@ -431,7 +417,7 @@ fn insert_event(
             e.event_type,
             e.table.name(),
             id_text(&e.record_id),
-            payload,
+            e.payload.as_str(),
             timestamp_text(&e.at),
         ])
     })
@@ -514,7 +500,9 @@ fn decode_event(row: &rusqlite::Row<'_>) -> Result<OutboxEvent, StoreError> {
             event_type: required(T, "event_type", event_type.as_text().map(str::to_owned))?,
             table: decode_table(T, row, 3)?,
             record_id: required(T, "record_id", decode_id(T, "record_id", row, 4)?)?,
-            payload: decode_json(T, "payload", row, 5)?,
+            // Kept as the stored text, checked to be JSON.
+            payload: Payload::parse(row.get(5).map_err(error::backend)?)
+                .map_err(|e| invalid(format!("{T}.payload: {e}")))?,
             at: required(T, "at", at.as_timestamp())?,
         },
     })

@@ -203,7 +203,7 @@ async fn increment(store: &dyn Store) -> u32 {
                 event_type: "counter.incremented".into(),
                 table: Table::Departments,
                 record_id: counter_id(),
-                payload: serde_json::json!({ "value": value + 1 }),
+                payload: serde_json::json!({ "value": value + 1 }).into(),
                 at: at(),
             }],
         };
@@ -240,7 +240,7 @@ async fn check_final_state(store: &dyn Store) {
     let events = store.outbox_pending("test", 1000).await.expect("outbox");
     let values: Vec<i64> = events
         .iter()
-        .map(|e| e.event.payload["value"].as_i64().expect("value"))
+        .map(|e| e.event.payload.to_value()["value"].as_i64().expect("value"))
         .collect();
     assert_eq!(values, (1..=total).collect::<Vec<_>>());
 }

@@ -16,7 +16,7 @@ use crate::crm::{Crm, json_ids};
 use crate::entity::Entity;
 use crate::error::{Error, Result};
 use crate::schema::Table;
-use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Op, Row, Select, Sort};
+use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Op, Payload, Row, Select, Sort};
 use crate::value::Value;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -606,7 +606,7 @@ impl Crm {
             }],
         ));
         let name = event_name(first, info.status);
-        let payload = json!({
+        let payload = Payload::from(json!({
             "approval_id": info.id,
             "doc_type": info.doc_type,
             "document_id": info.document_id,
@@ -616,7 +616,7 @@ impl Crm {
             "actor_id": actor.user_id.0,
             "pending_with": info.pending_with,
             "comment": first.comment,
-        });
+        }));
         changes.events.push(self.event(
             company,
             Table::ApprovalInstances,

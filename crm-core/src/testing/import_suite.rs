@@ -175,6 +175,22 @@ async fn customers(w: &World, actor: &Actor) -> Vec<Record> {
         .items
 }
 
+/// The payloads of the `created` events of the records `matching` picks.
+async fn created_payloads(
+    w: &World,
+    matching: impl Fn(&serde_json::Value) -> bool,
+) -> Vec<serde_json::Value> {
+    w.crm
+        .pending_events("import-suite", 100_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event.event_type.ends_with(".created"))
+        .map(|e| e.event.payload.to_value())
+        .filter(|p| matching(p))
+        .collect()
+}
+
 async fn find(w: &World, name: &str) -> Option<Record> {
     customers(w, &w.admin)
         .await
@@ -864,6 +880,14 @@ pub async fn import_into_owner_department_and_pool_is_checked(store: Arc<dyn Sto
     let c = find(&w, "王五的客户有限公司").await.expect("created");
     assert_eq!(c.owner_id, Some(w.wangwu.user_id));
     assert_eq!(c.department_id, Some(w.group2));
+    // The `created` event carries the code taken at commit and the owner.
+    let id = c.id.to_string();
+    let payloads = created_payloads(&w, |p| p["id"] == json!(id)).await;
+    assert_eq!(payloads.len(), 1, "{payloads:?}");
+    assert!(c.code.is_some());
+    assert_eq!(payloads[0]["code"], json!(c.code));
+    assert_eq!(payloads[0]["owner_id"], json!(w.wangwu.user_id.to_string()));
+    assert_eq!(payloads[0]["name"], json!("王五的客户有限公司"));
     let mut o = opts(Entity::Customer);
     o.department = Some("销售部".into());
     run(
@@ -955,6 +979,24 @@ pub async fn import_into_owner_department_and_pool_is_checked(store: Arc<dyn Sto
         .expect("pool list");
     assert_eq!(public.items.len(), 1);
     assert_eq!(public.items[0].owner_id, None);
+    // Its event and its contact's say so too, with the codes taken.
+    let id = public.items[0].id.to_string();
+    let payloads = created_payloads(&w, |p| p["id"] == json!(id)).await;
+    assert_eq!(payloads.len(), 1, "{payloads:?}");
+    assert_eq!(payloads[0]["owner_id"], json!(null));
+    assert_eq!(payloads[0]["place"], json!("public"));
+    assert_eq!(payloads[0]["pool_id"], json!(pool.id.to_string()));
+    assert_eq!(payloads[0]["code"], json!(public.items[0].code));
+    let contacts = created_payloads(&w, |p| p["customer_id"] == json!(id)).await;
+    assert_eq!(contacts.len(), 1, "{contacts:?}");
+    assert_eq!(contacts[0]["owner_id"], json!(null));
+    assert_eq!(contacts[0]["name"], json!("孙经理"));
+    assert!(
+        contacts[0]["code"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("LXR-")),
+        "{contacts:?}"
+    );
     o.owner = Some("lisi".into());
     assert!(matches!(
         w.crm.begin_import(&w.lisi, o, &headers(&h)).await,
