@@ -40,6 +40,7 @@ use crate::value::Value;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::str::FromStr;
@@ -998,10 +999,31 @@ struct DupKey {
     /// and those the probe found holding the key.
     moving: Vec<Uuid>,
     /// What the key is, for a message about many values of it.
-    label: String,
-    /// For messages, in English and Chinese.
-    what_en: String,
-    what_zh: String,
+    label: Cow<'static, str>,
+    /// How messages name the key, in English and Chinese, and what follows
+    /// the value in English: see [`DupKey::what_en`].
+    words: (Cow<'static, str>, Cow<'static, str>, &'static str),
+    /// The value messages show, when it is not `text` (a name rather than
+    /// its key; a mobile without its customer).
+    shown: Option<String>,
+}
+
+impl DupKey {
+    /// The key and its value, for messages in English, e.g. `name 华为`.
+    /// (Made when a message needs it: most rows never do.)
+    fn what_en(&self) -> String {
+        let (en, _, tail) = &self.words;
+        format!("{en} {}{tail}", self.shown.as_deref().unwrap_or(&self.text))
+    }
+
+    /// The key and its value, for messages in Chinese.
+    fn what_zh(&self) -> String {
+        format!(
+            "{} {}",
+            self.words.1,
+            self.shown.as_deref().unwrap_or(&self.text)
+        )
+    }
 }
 
 /// A contact of a customer row, validated.
@@ -2829,14 +2851,18 @@ impl RowValidator {
                     let t = key_text(&v);
                     keys.push(DupKey {
                         kind: "uscc".into(),
-                        text: t.clone(),
+                        text: t,
                         col: Col::Column("uscc"),
                         value: v,
                         parent: None,
                         moving: Vec::new(),
                         label: "unified social credit code".into(),
-                        what_en: format!("unified social credit code {t}"),
-                        what_zh: format!("统一社会信用代码 {t}"),
+                        words: (
+                            "unified social credit code".into(),
+                            "统一社会信用代码".into(),
+                            "",
+                        ),
+                        shown: None,
                     });
                 }
                 if let Some(v) =
@@ -2851,8 +2877,8 @@ impl RowValidator {
                         parent: None,
                         moving: Vec::new(),
                         label: "name".into(),
-                        what_en: format!("name {name}"),
-                        what_zh: format!("客户名称 {name}"),
+                        words: ("name".into(), "客户名称".into(), ""),
+                        shown: Some(name),
                     });
                 }
             }
@@ -2867,8 +2893,12 @@ impl RowValidator {
                         parent: Some(c),
                         moving: Vec::new(),
                         label: "mobile for the same customer".into(),
-                        what_en: format!("mobile {t} for the same customer"),
-                        what_zh: format!("同一客户的手机号 {t}"),
+                        words: (
+                            "mobile".into(),
+                            "同一客户的手机号".into(),
+                            " for the same customer",
+                        ),
+                        shown: Some(t),
                     });
                 }
             }
@@ -2900,9 +2930,9 @@ impl RowValidator {
                 if kind == "name" || kind == "uscc" || !modes.blocks(&kind) {
                     continue;
                 }
-                let (en, zh) = match kind.as_str() {
-                    "phone" => ("phone".to_string(), "电话".to_string()),
-                    "email" => ("e-mail".to_string(), "邮箱".to_string()),
+                let (en, zh): (Cow<'static, str>, Cow<'static, str>) = match kind.as_str() {
+                    "phone" => ("phone".into(), "电话".into()),
+                    "email" => ("e-mail".into(), "邮箱".into()),
                     k => {
                         let key = k.trim_start_matches("custom.");
                         let label = self
@@ -2911,7 +2941,7 @@ impl RowValidator {
                             .find(|d| d.key == key)
                             .map(|d| d.label.clone())
                             .unwrap_or_else(|| k.to_string());
-                        (label.clone(), label)
+                        (label.clone().into(), label.into())
                     }
                 };
                 keys.push(DupKey {
@@ -2923,8 +2953,8 @@ impl RowValidator {
                     parent: None,
                     moving: Vec::new(),
                     label: en.clone(),
-                    what_en: format!("{en} {key}"),
-                    what_zh: format!("{zh} {key}"),
+                    words: (en, zh, ""),
+                    shown: None,
                 });
             }
         }
@@ -2939,9 +2969,9 @@ impl RowValidator {
                     value,
                     parent: None,
                     moving: Vec::new(),
-                    label: def.label.clone(),
-                    what_en: format!("{} {t}", def.label),
-                    what_zh: format!("{} {t}", def.label),
+                    label: def.label.clone().into(),
+                    words: (def.label.clone().into(), def.label.clone().into(), ""),
+                    shown: None,
                 });
             }
         }
@@ -3196,18 +3226,21 @@ impl ImportSession<'_> {
                 None => ("without an owner".into(), "无负责人".into()),
             };
             (
-                format!("{} already belongs to {label} ({code}), {oe}", key.what_en),
-                format!("{} 已存在：{label}（{code}），{oz}", key.what_zh),
+                format!(
+                    "{} already belongs to {label} ({code}), {oe}",
+                    key.what_en()
+                ),
+                format!("{} 已存在：{label}（{code}），{oz}", key.what_zh()),
             )
         } else {
             (
                 format!(
                     "{} already belongs to another {entity}, owned by someone else",
-                    key.what_en
+                    key.what_en()
                 ),
                 format!(
                     "{} 已属于另一个{}（负责人为其他人）",
-                    key.what_zh,
+                    key.what_zh(),
                     entity.name_zh()
                 ),
             )
@@ -3225,8 +3258,9 @@ impl ImportSession<'_> {
         if entity == Entity::Contact {
             self.resolve_customers(rows).await?;
         }
-        // 1. Validate every row.
-        let mut cands = Vec::new();
+        // 1. Validate every row. (Candidates are large: their vectors are
+        // sized once rather than grown and copied.)
+        let mut cands = Vec::with_capacity(rows.len());
         let mut checked = checked.map(Vec::into_iter);
         for row in rows {
             let pre = checked.as_mut().and_then(Iterator::next).map(|c| c.0);
@@ -3250,18 +3284,20 @@ impl ImportSession<'_> {
             }
         }
         // 2. Duplicates within the file (the first row wins).
-        let mut unique = Vec::new();
+        let mut unique = Vec::with_capacity(cands.len());
+        let mut seen: Vec<u128> = Vec::new();
         for c in cands {
             let mut dup = None;
-            let seen: Vec<u128> = c.keys.iter().map(|k| seen_key(&k.kind, &k.text)).collect();
+            seen.clear();
+            seen.extend(c.keys.iter().map(|k| seen_key(&k.kind, &k.text)));
             for (k, s) in c.keys.iter().zip(&seen) {
                 if let Some(first) = self.seen.get(s) {
                     dup = Some((*first, k.clone()));
                     break;
                 }
             }
-            for s in seen {
-                self.seen.entry(s).or_insert(c.number);
+            for s in &seen {
+                self.seen.entry(*s).or_insert(c.number);
             }
             if c.keys.is_empty() {
                 self.seen
@@ -3272,8 +3308,8 @@ impl ImportSession<'_> {
                     issues,
                     c.number,
                     IssueKind::DuplicateInFile,
-                    format!("{} repeats row {first} of this file", k.what_en),
-                    format!("{} 与本文件第 {first} 行重复", k.what_zh),
+                    format!("{} repeats row {first} of this file", k.what_en()),
+                    format!("{} 与本文件第 {first} 行重复", k.what_zh()),
                 ),
                 Some(_) => {}
                 None if self.is_replay(c.number) => {}
@@ -3286,7 +3322,7 @@ impl ImportSession<'_> {
         // 3. Duplicates in the store: one query per key kind.
         let (existing, known) = self.existing(entity.table(), &unique).await?;
         self.known = known;
-        let mut creates = Vec::new();
+        let mut creates = Vec::with_capacity(unique.len());
         let mut updates: Vec<(Candidate, Row)> = Vec::new();
         let mut update_keys: Vec<DupKey> = Vec::new();
         for c in unique {
@@ -3384,17 +3420,21 @@ impl ImportSession<'_> {
         // What the probes found free is guarded when the batch is written:
         // another user saving a record with one of these keys meanwhile
         // fails it.
-        self.batch_keys = creates
-            .iter_mut()
-            .flat_map(|c| std::mem::take(&mut c.keys))
-            .collect();
-        self.batch_keys.extend(update_keys);
+        let n = creates.iter().map(|c| c.keys.len()).sum::<usize>() + update_keys.len();
+        let mut batch_keys = Vec::with_capacity(n);
+        for c in &mut creates {
+            batch_keys.append(&mut c.keys);
+        }
+        batch_keys.extend(update_keys);
+        self.batch_keys = batch_keys;
         // 4. Build the writes (an insert, audit entry and event per record).
         let mut cs = ChangeSet::default();
         cs.ops.reserve(creates.len() + updates.len() + 1);
         cs.audit.reserve(creates.len() + updates.len());
         cs.events.reserve(creates.len() + updates.len());
         let mut items = BatchItems::default();
+        items.created.reserve(creates.len());
+        self.slots.reserve(creates.len());
         // Codes are taken when the batch is written (not in a dry run).
         let prefix = entity.code_prefix().unwrap_or("NO");
         let company = self.actor.company_id.0;

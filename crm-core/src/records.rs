@@ -1193,7 +1193,14 @@ impl Crm {
         payload.value("owner_id", &owner.into());
         for (k, v) in &set {
             if !is_derived(k) {
-                match entity.field(k).map(|d| d.kind) {
+                // `k` is a column name: matched exactly (`Entity::field`
+                // also tries labels and aliases).
+                match entity
+                    .fields()
+                    .iter()
+                    .find(|d| d.name == *k)
+                    .map(|d| d.kind)
+                {
                     Some(FieldKind::Tags) => payload.json(k, &tags_from_column(v)),
                     _ => payload.value(k, v),
                 }

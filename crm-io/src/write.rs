@@ -258,6 +258,9 @@ pub(crate) fn col_num(i: usize) -> Result<u16, IoError> {
         .ok_or_else(|| IoError::Write(format!("column {} is beyond Excel's last column", i + 1)))
 }
 
+/// The deflate level of error workbooks (rust_xlsxwriter's default is 6).
+const ERROR_BOOK_ZIP_LEVEL: u8 = 2;
+
 /// Collects rejected and skipped rows into an error workbook: the original
 /// header and cells of each row, then its row number and what is wrong, in
 /// the user's language. Rows are streamed to disk as they come.
@@ -282,6 +285,11 @@ impl ErrorWorkbook {
     pub fn new(headers: &[String], lang: Lang) -> Result<ErrorWorkbook, IoError> {
         let formats = Formats::new();
         let mut book = XlsxBook::new();
+        // Compressed while the import's last batch is written, so kept
+        // short: on 20 000 rows of 16 cells, level 2 took a third of the
+        // default level's time for a file about a fifth larger (level 1:
+        // a quarter of the time, nearly twice the size).
+        book.set_zip_compression_level(ERROR_BOOK_ZIP_LEVEL);
         let ws = book.add_worksheet_with_constant_memory()?;
         ws.set_name(match lang {
             Lang::Zh => "错误数据",

@@ -605,9 +605,29 @@ pub async fn import_duplicate_policies_skip_update_fail(store: Arc<dyn Store>) {
         "{}",
         i.message_zh
     );
+    assert!(
+        i.message_en.contains(&format!(
+            "unified social credit code {} already belongs to",
+            uscc(1)
+        )),
+        "{}",
+        i.message_en
+    );
     let i = issue(&r, 4);
     assert_eq!(i.kind, IssueKind::DuplicateInFile);
     assert!(i.message_zh.contains("第 3 行"), "{}", i.message_zh);
+    assert!(
+        i.message_en
+            .contains("name 新客户有限公司 repeats row 3 of this file"),
+        "{}",
+        i.message_en
+    );
+    assert!(
+        i.message_zh
+            .contains("客户名称 新客户有限公司 与本文件第 3 行重复"),
+        "{}",
+        i.message_zh
+    );
     assert_eq!(
         find(&w, "华为技术有限公司")
             .await
@@ -1061,6 +1081,20 @@ pub async fn import_contacts_and_users(store: Arc<dyn Store>) {
         "invisible customers are not found"
     );
     assert_eq!(issue(&r, 6).kind, IssueKind::DuplicateInFile);
+    assert!(
+        issue(&r, 6)
+            .message_en
+            .contains("mobile 13812345678 for the same customer repeats row 2"),
+        "{}",
+        issue(&r, 6).message_en
+    );
+    assert!(
+        issue(&r, 6)
+            .message_zh
+            .contains("同一客户的手机号 13812345678 与本文件第 2 行重复"),
+        "{}",
+        issue(&r, 6).message_zh
+    );
     let contacts = w
         .crm
         .list_records(&w.zhangsan, Entity::Contact, &ListQuery::default())
