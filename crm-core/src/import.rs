@@ -1250,8 +1250,12 @@ async fn assign_codes(
                     None => values.push(("code", Value::Text(code.clone()))),
                 }
             }
-            if let (Some(e), Some(at)) = (cs.events.get_mut(slot.event), slot.payload_at) {
-                e.payload.fill_null(at, &code);
+            if let (Some(e), Some(at)) = (cs.events.get_mut(slot.event), slot.payload_at)
+                && !e.payload.fill_null(at, &code)
+            {
+                return Err(Error::InvalidState(format!(
+                    "the import could not put code {code} into the event of its record                      (nothing was written); please report this"
+                )));
             }
         }
     }
@@ -2964,7 +2968,7 @@ impl RowValidator {
                 let t = key_text(&value);
                 keys.push(DupKey {
                     kind: format!("custom.{}", def.key),
-                    text: t.clone(),
+                    text: t,
                     col: def.col(),
                     value,
                     parent: None,

@@ -1174,6 +1174,9 @@ impl Crm {
     ) -> Inserted {
         let now = self.now();
         let id = self.new_id();
+        if entity == Entity::Customer && !set.contains_key("attachments") {
+            set.insert("attachments", Value::Json(Json::Array(Vec::new())));
+        }
         let (owner, owner_dept) = match pool {
             Some(_) => (None, None),
             None => (Some(owner), owner_dept),
@@ -1185,7 +1188,7 @@ impl Crm {
         payload.value("id", &Value::Id(id));
         let code_at = match &code {
             Some(c) => {
-                payload.value("code", &Value::Text(c.clone()));
+                payload.text("code", c);
                 None
             }
             None => Some(payload.null_at("code")),
@@ -1231,9 +1234,6 @@ impl Crm {
             ),
             ("code", code.into()),
         ]);
-        if entity == Entity::Customer && !set.contains_key("attachments") {
-            set.insert("attachments", Value::Json(Json::Array(Vec::new())));
-        }
         values.extend(set);
         if entity == Entity::Customer {
             match placed {
@@ -2072,8 +2072,10 @@ impl From<crate::validate::Invalid> for String {
     }
 }
 
-/// The audit changes of a record created by the API: every non-null value
-/// of its `created` event's payload, from null, by field name.
+/// The audit changes of a record created one by one (the API, a pool's
+/// `import_into_pool`): every non-null value of its `created` event's
+/// payload, from null, by field name. (Bulk imports name the import
+/// instead.)
 pub(crate) fn created_changes(payload: &Payload) -> Vec<FieldChange> {
     match payload.to_value() {
         Json::Object(m) => m

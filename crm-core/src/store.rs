@@ -342,8 +342,10 @@ pub struct NewEvent {
 /// The text is valid JSON by construction (every constructor serialises or
 /// parses). Stores write it as it is and a host can forward it to a queue
 /// or webhook without serialising it again; [`Payload::to_value`] parses it
-/// for reading. Two payloads are equal when their JSON values are, whatever
-/// the order of their keys.
+/// for reading. The text is not canonical: the order of an object's keys
+/// and the whitespace are the writer's, and PostgreSQL (which keeps
+/// payloads as `jsonb`) returns its own; read the payload as JSON, not as
+/// text to compare. Two payloads are equal when their JSON values are.
 #[derive(Clone)]
 pub struct Payload(String);
 
@@ -374,17 +376,28 @@ impl Payload {
     pub(crate) fn writer(capacity: usize) -> PayloadWriter {
         let mut text = Vec::with_capacity(capacity);
         text.push(b'{');
-        PayloadWriter { text }
+        PayloadWriter {
+            text,
+            #[cfg(debug_assertions)]
+            keys: Vec::new(),
+        }
     }
 
     /// Replaces the `null` at byte `at` (as [`PayloadWriter::null_at`]
-    /// reported it) with `text` as a JSON string.
-    pub(crate) fn fill_null(&mut self, at: usize, text: &str) {
-        debug_assert_eq!(self.0.get(at..at + 4), Some("null"));
-        if self.0.get(at..at + 4) == Some("null") {
+    /// reported it) with `text` as a JSON string; `false`, changing
+    /// nothing, when there is no `null` token at `at`. Only one null of a
+    /// payload can be filled: the first fill moves the bytes after it.
+    #[must_use]
+    pub(crate) fn fill_null(&mut self, at: usize, text: &str) -> bool {
+        let is_null_token = self.0.get(at..at + 4) == Some("null")
+            && at > 0
+            && self.0.get(at - 1..at) == Some(":")
+            && self.0[at + 4..].starts_with([',', '}']);
+        if is_null_token {
             let quoted = serde_json::Value::from(text).to_string();
             self.0.replace_range(at..at + 4, &quoted);
         }
+        is_null_token
     }
 }
 
@@ -436,15 +449,32 @@ impl<'de> Deserialize<'de> for Payload {
 /// The caller writes each key once.
 pub(crate) struct PayloadWriter {
     text: Vec<u8>,
+    /// The keys written, to catch a key written twice (debug builds).
+    #[cfg(debug_assertions)]
+    keys: Vec<String>,
 }
 
 impl PayloadWriter {
     fn key(&mut self, key: &str) {
+        #[cfg(debug_assertions)]
+        {
+            debug_assert!(
+                !self.keys.iter().any(|k| k == key),
+                "payload key {key} written twice"
+            );
+            self.keys.push(key.to_owned());
+        }
         if self.text.len() > 1 {
             self.text.push(b',');
         }
         self.put(key);
         self.text.push(b':');
+    }
+
+    /// An entry holding text.
+    pub(crate) fn text(&mut self, key: &str, v: &str) {
+        self.key(key);
+        self.put(v);
     }
 
     /// Appends `v`'s JSON (serde_json quotes and escapes).
@@ -671,6 +701,13 @@ mod tests {
             &Value::Date(chrono::NaiveDate::from_ymd_opt(2026, 3, 1).unwrap()),
         );
         w.json("custom.tags", &json!(["a", {"b": 1.5}]));
+        w.value("score", &Value::Float(f64::NAN));
+        w.value("ratio", &Value::Float(0.25));
+        let at = chrono::DateTime::parse_from_rfc3339("2026-03-01T08:00:00.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        w.value("at", &Value::Timestamp(at));
+        w.value("doc", &Value::Json(json!({"k": [1, null]})));
         let mut p = w.finish();
         assert_eq!(
             p.to_value(),
@@ -683,12 +720,31 @@ mod tests {
                 "owner_id": null,
                 "since": "2026-03-01",
                 "custom.tags": ["a", {"b": 1.5}],
+                "score": null,
+                "ratio": 0.25,
+                "at": "2026-03-01T08:00:00.500000Z",
+                "doc": {"k": [1, null]},
             })
         );
-        p.fill_null(code_at, "KH-20260301-0001 \"x\"");
+        // Not at a null token: refused, nothing changed.
+        let before = p.as_str().to_owned();
+        assert!(!p.fill_null(code_at + 1, "x"));
+        assert!(!p.fill_null(0, "x"));
+        assert!(!p.fill_null(before.len(), "x"));
+        assert_eq!(p.as_str(), before);
+        assert!(p.fill_null(code_at, "KH-20260301-0001 \"x\""));
         assert_eq!(p.to_value()["code"], json!("KH-20260301-0001 \"x\""));
         assert_eq!(p.to_value()["name"], json!("华为 \"HQ\"\\\n\t\u{1}"));
         assert!(Payload::parse(p.as_str().to_owned()).is_ok());
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "written twice")]
+    fn a_payload_key_written_twice_is_caught() {
+        let mut w = Payload::writer(8);
+        w.value("owner_id", &Value::Null);
+        w.text("owner_id", "x");
     }
 
     #[test]

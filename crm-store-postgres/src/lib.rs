@@ -8,8 +8,8 @@ mod stats;
 use async_trait::async_trait;
 use crm_core::schema::Table;
 use crm_core::store::{
-    AuditEntry, ChangeSet, FieldChange, NewEvent, Op, OutboxEvent, Paging, Row, Select, Selected,
-    Store, StoreError,
+    AuditEntry, ChangeSet, FieldChange, NewEvent, Op, OutboxEvent, Paging, Payload, Row, Select,
+    Selected, Store, StoreError,
 };
 use sql::{Sql, column, column_list, decode_row, ident, invalid};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
@@ -804,7 +804,8 @@ impl Store for PgStore {
         limit: u64,
     ) -> Result<Vec<OutboxEvent>, StoreError> {
         let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT seq, company_id, event_type, table_name, record_id, payload, at FROM {} \
+            "SELECT seq, company_id, event_type, table_name, record_id, payload::text AS payload, at \
+             FROM {} \
              WHERE seq > COALESCE((SELECT seq FROM {} WHERE consumer = $1), 0) \
              ORDER BY seq LIMIT $2",
             self.table("outbox"),
@@ -824,10 +825,9 @@ impl Store for PgStore {
                         event_type: r.try_get("event_type").map_err(backend)?,
                         table: stored_table(r)?,
                         record_id: r.try_get("record_id").map_err(backend)?,
-                        payload: r
-                            .try_get::<serde_json::Value, _>("payload")
-                            .map_err(backend)?
-                            .into(),
+                        // jsonb's text: JSON, checked all the same.
+                        payload: Payload::parse(r.try_get("payload").map_err(backend)?)
+                            .map_err(|e| invalid(format!("outbox.payload: {e}")))?,
                         at: r.try_get("at").map_err(backend)?,
                     },
                 })

@@ -675,7 +675,33 @@ pub async fn pool_claim_release_assign_within_limits(store: Arc<dyn Store>) {
         let r = row(&w, *id).await;
         assert_eq!((place(&r), owner(&r)), (Place::Public, None));
         assert_eq!(r.get("pool_id").as_id(), Some(pool.id.0));
+        assert!(r.get("department_id").is_null());
+        assert!(r.get("owned_since").is_null(), "never owned");
+        assert_eq!(r.get("locked"), &crate::value::Value::Bool(false));
+        assert_eq!(r.get("open_opportunities"), &crate::value::Value::Int(0));
     }
+    // Their `created` events say where they are, and their history
+    // starts with their values.
+    let events = w
+        .crm
+        .pending_events("pool-suite", 10_000)
+        .await
+        .expect("events");
+    let created = events
+        .iter()
+        .find(|e| e.event.record_id == ids[0].0 && e.event.event_type == "customer.created")
+        .map(|e| e.event.payload.to_value())
+        .expect("created event");
+    assert_eq!(created["owner_id"], json!(null));
+    assert_eq!(created["place"], json!("public"));
+    assert_eq!(created["pool_id"], json!(pool.id.to_string()));
+    assert_eq!(created["name"], json!("公海客户0有限公司"));
+    assert_eq!(created["attachments"], json!([]));
+    assert!(
+        created["code"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("KH-"))
+    );
     // A contact of a pool customer follows it when claimed.
     let contact = w
         .crm

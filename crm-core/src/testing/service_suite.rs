@@ -2114,7 +2114,13 @@ pub async fn outbox_delivers_in_order_until_acked(store: Arc<dyn Store>) {
         .ack_events("erp", last_setup)
         .await
         .expect("ack setup");
-    let c = w.customer(&w.zhangsan, "事件测试有限公司", json!({})).await;
+    let c = w
+        .customer(
+            &w.zhangsan,
+            "事件测试有限公司",
+            json!({"tags": ["重点", "华南"]}),
+        )
+        .await;
     w.crm
         .update_record(
             &w.zhangsan,
@@ -2135,9 +2141,22 @@ pub async fn outbox_delivers_in_order_until_acked(store: Arc<dyn Store>) {
         vec!["customer.created", "customer.updated", "customer.deleted"]
     );
     assert!(events.windows(2).all(|p| p[0].seq < p[1].seq));
+    // The created record's values, as the API shows them.
+    let created = events[0].event.payload.to_value();
+    assert_eq!(created["name"], json!("事件测试有限公司"));
+    assert_eq!(created["id"], json!(c.id.to_string()));
+    assert_eq!(created["code"], json!(c.code));
+    assert_eq!(created["owner_id"], json!(w.zhangsan.user_id.to_string()));
+    assert_eq!(created["tags"], c.fields["tags"]);
     assert_eq!(
-        events[0].event.payload.to_value()["name"],
-        json!("事件测试有限公司")
+        created["tags"].as_array().map(Vec::len),
+        Some(2),
+        "tags as an array"
+    );
+    assert_eq!(created["attachments"], json!([]));
+    assert!(
+        created.get("name_key").is_none(),
+        "derived keys are not shown"
     );
     let again = w.crm.pending_events("erp", 10).await.expect("redelivered");
     assert_eq!(again, events, "unacknowledged events are delivered again");
