@@ -259,8 +259,15 @@ fn apply_all(
             });
         }
     }
-    for op in &changes.ops {
-        apply_op(tx, op)?;
+    let mut rest = changes.ops.as_slice();
+    while let Some(op) = rest.first() {
+        let run = insert_run_len(rest);
+        if run > 1 {
+            insert_run(tx, &rest[..run])?;
+        } else {
+            apply_op(tx, op)?;
+        }
+        rest = &rest[run.max(1)..];
     }
     for (a, text) in changes.audit.iter().zip(json.audit) {
         insert_audit(tx, a, text)?;
@@ -277,41 +284,96 @@ fn column(table: Table, name: &str) -> Result<ColumnDef, StoreError> {
         .ok_or_else(|| invalid(format!("{table} has no column {name:?}")))
 }
 
+/// How many ops from the start of `ops` insert into the same table and set
+/// the same columns in the same order (0 when the first is no insert): a
+/// bulk import's change set is mostly such runs.
+fn insert_run_len(ops: &[Op]) -> usize {
+    let Some(Op::Insert { table, values }) = ops.first() else {
+        return 0;
+    };
+    let same = |op: &Op| match op {
+        Op::Insert {
+            table: t,
+            values: v,
+        } => {
+            t == table
+                && v.len() == values.len()
+                && v.iter().zip(values).all(|((a, _), (b, _))| a == b)
+        }
+        _ => false,
+    };
+    1 + ops[1..].iter().take_while(|op| same(op)).count()
+}
+
+/// The columns an insert sets, checked against the schema, and its SQL.
+fn insert_sql(
+    table: Table,
+    values: &[(&'static str, Value)],
+) -> Result<(Vec<ColumnDef>, String), StoreError> {
+    if values.is_empty() {
+        return Err(invalid(format!("insert into {table} without values")));
+    }
+    let mut cols: Vec<ColumnDef> = Vec::with_capacity(values.len());
+    for (name, _) in values {
+        let col = column(table, name)?;
+        if cols.iter().any(|c| c.name == col.name) {
+            return Err(invalid(format!("insert into {table} sets {name} twice")));
+        }
+        cols.push(col);
+    }
+    let mut sql = String::with_capacity(32 + cols.len() * 24);
+    sql.push_str("INSERT INTO \"");
+    sql.push_str(table.name());
+    sql.push_str("\" (");
+    for (i, c) in cols.iter().enumerate() {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('"');
+        sql.push_str(c.name);
+        sql.push('"');
+    }
+    sql.push_str(") VALUES (");
+    for i in 0..cols.len() {
+        sql.push_str(if i == 0 { "?" } else { ", ?" });
+    }
+    sql.push(')');
+    Ok((cols, sql))
+}
+
+/// A run of inserts as [`insert_run_len`] finds them: the columns checked
+/// and the statement prepared once, then each row bound and executed.
+fn insert_run(tx: &rusqlite::Transaction<'_>, ops: &[Op]) -> Result<(), StoreError> {
+    let Some(Op::Insert { table, values }) = ops.first() else {
+        return Ok(());
+    };
+    let table = *table;
+    let (cols, sql) = insert_sql(table, values)?;
+    let mut st = tx
+        .prepare_cached(&sql)
+        .map_err(|e| error::write(table, e))?;
+    let mut params = Vec::with_capacity(cols.len());
+    for op in ops {
+        if let Op::Insert { values, .. } = op {
+            for (col, (_, v)) in cols.iter().zip(values) {
+                params.push(codec::encode_ref(table, col, v)?);
+            }
+            st.execute(params_from_iter(params.drain(..)))
+                .map_err(|e| error::write(table, e))?;
+        }
+    }
+    Ok(())
+}
+
 fn apply_op(tx: &rusqlite::Transaction<'_>, op: &Op) -> Result<(), StoreError> {
     match op {
         Op::Insert { table, values } => {
             let table = *table;
-            if values.is_empty() {
-                return Err(invalid(format!("insert into {table} without values")));
-            }
-            let mut names = Vec::with_capacity(values.len());
+            let (cols, sql) = insert_sql(table, values)?;
             let mut params = Vec::with_capacity(values.len());
-            for (name, v) in values {
-                let col = column(table, name)?;
-                if names.contains(&col.name) {
-                    return Err(invalid(format!("insert into {table} sets {name} twice")));
-                }
-                names.push(col.name);
-                params.push(codec::encode_ref(table, &col, v)?);
+            for (col, (_, v)) in cols.iter().zip(values) {
+                params.push(codec::encode_ref(table, col, v)?);
             }
-            // Built without intermediate strings: this runs for every row.
-            let mut sql = String::with_capacity(32 + names.len() * 24);
-            sql.push_str("INSERT INTO \"");
-            sql.push_str(table.name());
-            sql.push_str("\" (");
-            for (i, n) in names.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('"');
-                sql.push_str(n);
-                sql.push('"');
-            }
-            sql.push_str(") VALUES (");
-            for i in 0..names.len() {
-                sql.push_str(if i == 0 { "?" } else { ", ?" });
-            }
-            sql.push(')');
             tx.prepare_cached(&sql)
                 .and_then(|mut st| st.execute(params_from_iter(params)))
                 .map_err(|e| error::write(table, e))?;
@@ -694,6 +756,37 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs of inserts end where the table, the columns or their order
+    /// change, or at another op.
+    #[test]
+    fn insert_runs_share_table_and_columns() {
+        let ins = |table, cols: &[&'static str]| Op::Insert {
+            table,
+            values: cols.iter().map(|c| (*c, Value::Null)).collect(),
+        };
+        let ops = vec![
+            ins(Table::Customers, &["id", "name"]),
+            ins(Table::Customers, &["id", "name"]),
+            ins(Table::Customers, &["id", "name"]),
+            ins(Table::Customers, &["name", "id"]),
+            ins(Table::Customers, &["id", "name", "code"]),
+            ins(Table::Contacts, &["id", "name", "code"]),
+            Op::Delete {
+                table: Table::Contacts,
+                id: Uuid::nil(),
+            },
+            ins(Table::Contacts, &["id", "name", "code"]),
+        ];
+        let mut lens = Vec::new();
+        let mut rest = ops.as_slice();
+        while !rest.is_empty() {
+            let n = insert_run_len(rest);
+            lens.push(n);
+            rest = &rest[n.max(1)..];
+        }
+        assert_eq!(lens, vec![3, 1, 1, 1, 0, 1]);
+    }
 
     /// The migrations create exactly the columns the schema description
     /// lists, with matching types and nullability.
