@@ -1254,7 +1254,8 @@ async fn assign_codes(
                 && !e.payload.fill_null(at, &code)
             {
                 return Err(Error::InvalidState(format!(
-                    "the import could not put code {code} into the event of its record                      (nothing was written); please report this"
+                    "the import could not put code {code} into the event of its record \
+                     (nothing of the batch was written); please report this"
                 )));
             }
         }

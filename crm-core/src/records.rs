@@ -1158,8 +1158,9 @@ impl Crm {
 
     /// The insert of a validated, derived record with its owner, department
     /// and code, or into a customer pool's public area without an owner
-    /// (`pool`): the op, the new id and the event payload. Shared by single
-    /// creates and bulk imports.
+    /// (`pool`): the op, the new id, the event payload and where the
+    /// payload's code is still to be filled ([`Inserted`]). Shared by
+    /// single creates and bulk imports.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn insert_op(
         &self,

@@ -286,7 +286,9 @@ fn column(table: Table, name: &str) -> Result<ColumnDef, StoreError> {
 
 /// How many ops from the start of `ops` insert into the same table and set
 /// the same columns in the same order (0 when the first is no insert): a
-/// bulk import's change set is mostly such runs.
+/// batch of an import of customers alone, from a file whose rows fill the
+/// same columns, is one such run (contacts, pool moves or differently
+/// blank cells between the customers end a run).
 fn insert_run_len(ops: &[Op]) -> usize {
     let Some(Op::Insert { table, values }) = ops.first() else {
         return 0;
@@ -344,6 +346,7 @@ fn insert_sql(
 /// A run of inserts as [`insert_run_len`] finds them: the columns checked
 /// and the statement prepared once, then each row bound and executed.
 fn insert_run(tx: &rusqlite::Transaction<'_>, ops: &[Op]) -> Result<(), StoreError> {
+    debug_assert_eq!(insert_run_len(ops), ops.len(), "not one run of inserts");
     let Some(Op::Insert { table, values }) = ops.first() else {
         return Ok(());
     };

@@ -2857,6 +2857,32 @@ pub async fn bulk_change_sets_apply_whole_in_order_or_not_at_all(store: Arc<dyn 
         None,
         "rolled back"
     );
+    // The 40th of 60 carries a number for a text column: refused as bad
+    // input, naming the column, and nothing of it is applied either.
+    let mut mistyped = ChangeSet::default();
+    for i in 0..60u128 {
+        let name = if i == 39 {
+            Value::Int(39)
+        } else {
+            text(&format!("又一客户{i}"))
+        };
+        mistyped.ops.push(insert(
+            Table::Customers,
+            uid(6000 + i),
+            co_a(),
+            vec![("name", name), ("code", text(&format!("M-{i:03}")))],
+        ));
+    }
+    let e = apply_err(&store, mistyped).await;
+    assert!(
+        matches!(e, StoreError::Backend { .. }) && e.to_string().contains("name"),
+        "{e}"
+    );
+    assert_eq!(
+        store.get(Table::Customers, uid(6000)).await.ok().flatten(),
+        None,
+        "rolled back"
+    );
     assert_eq!(
         select(&store, &sel(Table::Customers, co_a()))
             .await
