@@ -319,6 +319,29 @@ pub struct FieldChange {
     pub after: serde_json::Value,
 }
 
+/// How many ops from the start of `ops` insert into the same table and set
+/// the same columns in the same order (0 when the first is no insert).
+/// Stores write such a run with one statement (PostgreSQL) or one prepared
+/// statement (SQLite): the customers of an import batch, when the file's
+/// rows fill the same columns and nothing comes between them.
+pub fn insert_run_len(ops: &[Op]) -> usize {
+    let Some(Op::Insert { table, values }) = ops.first() else {
+        return 0;
+    };
+    let same = |op: &Op| match op {
+        Op::Insert {
+            table: t,
+            values: v,
+        } => {
+            t == table
+                && v.len() == values.len()
+                && v.iter().zip(values).all(|((a, _), (b, _))| a == b)
+        }
+        _ => false,
+    };
+    1 + ops[1..].iter().take_while(|op| same(op)).count()
+}
+
 /// An event for the host application, written in the same transaction as the
 /// change it describes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -736,6 +759,37 @@ mod tests {
         assert_eq!(p.to_value()["code"], json!("KH-20260301-0001 \"x\""));
         assert_eq!(p.to_value()["name"], json!("华为 \"HQ\"\\\n\t\u{1}"));
         assert!(Payload::parse(p.as_str().to_owned()).is_ok());
+    }
+
+    /// Runs of inserts end where the table, the columns or their order
+    /// change, or at another op.
+    #[test]
+    fn insert_runs_share_table_and_columns() {
+        let ins = |table, cols: &[&'static str]| Op::Insert {
+            table,
+            values: cols.iter().map(|c| (*c, Value::Null)).collect(),
+        };
+        let ops = vec![
+            ins(Table::Customers, &["id", "name"]),
+            ins(Table::Customers, &["id", "name"]),
+            ins(Table::Customers, &["id", "name"]),
+            ins(Table::Customers, &["name", "id"]),
+            ins(Table::Customers, &["id", "name", "code"]),
+            ins(Table::Contacts, &["id", "name", "code"]),
+            Op::Delete {
+                table: Table::Contacts,
+                id: Uuid::nil(),
+            },
+            ins(Table::Contacts, &["id", "name", "code"]),
+        ];
+        let mut lens = Vec::new();
+        let mut rest = ops.as_slice();
+        while !rest.is_empty() {
+            let n = insert_run_len(rest);
+            lens.push(n);
+            rest = &rest[n.max(1)..];
+        }
+        assert_eq!(lens, vec![3, 1, 1, 1, 0, 1]);
     }
 
     #[test]

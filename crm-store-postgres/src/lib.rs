@@ -274,7 +274,7 @@ impl PgStore {
             // Consecutive inserts into the same table with the same columns
             // (a bulk write, e.g. duplicate keys or an import batch) go out as
             // one multi-row INSERT; everything else one statement per op.
-            let run = insert_run(&changes.ops[i..]);
+            let run = crm_core::store::insert_run_len(&changes.ops[i..]);
             if run > 1 {
                 self.insert_rows(&mut tx, &changes.ops[i..i + run]).await?;
                 i += run;
@@ -855,27 +855,6 @@ fn stored_table(r: &PgRow) -> Result<Table, StoreError> {
     let name: String = r.try_get("table_name").map_err(backend)?;
     Table::from_name(&name)
         .ok_or_else(|| invalid(format!("unknown table {name:?} in a stored row")))
-}
-
-/// How many ops from the start of `ops` are inserts into the same table with
-/// the same column names, in the same order (0 when the first is no insert).
-fn insert_run(ops: &[Op]) -> usize {
-    let Some(Op::Insert { table, values }) = ops.first() else {
-        return 0;
-    };
-    ops.iter()
-        .take_while(|op| match op {
-            Op::Insert {
-                table: t,
-                values: v,
-            } => {
-                t == table
-                    && v.len() == values.len()
-                    && v.iter().zip(values).all(|((a, _), (b, _))| a == b)
-            }
-            _ => false,
-        })
-        .count()
 }
 
 #[cfg(test)]

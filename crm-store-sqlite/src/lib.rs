@@ -261,7 +261,7 @@ fn apply_all(
     }
     let mut rest = changes.ops.as_slice();
     while let Some(op) = rest.first() {
-        let run = insert_run_len(rest);
+        let run = crm_core::store::insert_run_len(rest);
         if run > 1 {
             insert_run(tx, &rest[..run])?;
         } else {
@@ -282,29 +282,6 @@ fn column(table: Table, name: &str) -> Result<ColumnDef, StoreError> {
     table
         .column(name)
         .ok_or_else(|| invalid(format!("{table} has no column {name:?}")))
-}
-
-/// How many ops from the start of `ops` insert into the same table and set
-/// the same columns in the same order (0 when the first is no insert): a
-/// batch of an import of customers alone, from a file whose rows fill the
-/// same columns, is one such run (contacts, pool moves or differently
-/// blank cells between the customers end a run).
-fn insert_run_len(ops: &[Op]) -> usize {
-    let Some(Op::Insert { table, values }) = ops.first() else {
-        return 0;
-    };
-    let same = |op: &Op| match op {
-        Op::Insert {
-            table: t,
-            values: v,
-        } => {
-            t == table
-                && v.len() == values.len()
-                && v.iter().zip(values).all(|((a, _), (b, _))| a == b)
-        }
-        _ => false,
-    };
-    1 + ops[1..].iter().take_while(|op| same(op)).count()
 }
 
 /// The columns an insert sets, checked against the schema, and its SQL.
@@ -343,10 +320,15 @@ fn insert_sql(
     Ok((cols, sql))
 }
 
-/// A run of inserts as [`insert_run_len`] finds them: the columns checked
-/// and the statement prepared once, then each row bound and executed.
+/// A run of inserts as [`crm_core::store::insert_run_len`] finds them: the
+/// columns checked and the statement prepared once, then each row bound and
+/// executed.
 fn insert_run(tx: &rusqlite::Transaction<'_>, ops: &[Op]) -> Result<(), StoreError> {
-    debug_assert_eq!(insert_run_len(ops), ops.len(), "not one run of inserts");
+    debug_assert_eq!(
+        crm_core::store::insert_run_len(ops),
+        ops.len(),
+        "not one run of inserts"
+    );
     let Some(Op::Insert { table, values }) = ops.first() else {
         return Ok(());
     };
@@ -759,37 +741,6 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Runs of inserts end where the table, the columns or their order
-    /// change, or at another op.
-    #[test]
-    fn insert_runs_share_table_and_columns() {
-        let ins = |table, cols: &[&'static str]| Op::Insert {
-            table,
-            values: cols.iter().map(|c| (*c, Value::Null)).collect(),
-        };
-        let ops = vec![
-            ins(Table::Customers, &["id", "name"]),
-            ins(Table::Customers, &["id", "name"]),
-            ins(Table::Customers, &["id", "name"]),
-            ins(Table::Customers, &["name", "id"]),
-            ins(Table::Customers, &["id", "name", "code"]),
-            ins(Table::Contacts, &["id", "name", "code"]),
-            Op::Delete {
-                table: Table::Contacts,
-                id: Uuid::nil(),
-            },
-            ins(Table::Contacts, &["id", "name", "code"]),
-        ];
-        let mut lens = Vec::new();
-        let mut rest = ops.as_slice();
-        while !rest.is_empty() {
-            let n = insert_run_len(rest);
-            lens.push(n);
-            rest = &rest[n.max(1)..];
-        }
-        assert_eq!(lens, vec![3, 1, 1, 1, 0, 1]);
-    }
 
     /// The migrations create exactly the columns the schema description
     /// lists, with matching types and nullability.
