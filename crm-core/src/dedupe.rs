@@ -401,6 +401,17 @@ const COLUMN_KEYS: [(&str, &str); 4] = [
     ("email", "email_key"),
 ];
 
+/// The run of `sorted` (sorted by `of`) whose (company, kind, key) is `k`.
+fn key_run<'a, T>(
+    sorted: &'a [T],
+    k: (Uuid, &str, &str),
+    of: impl for<'b> Fn(&'b T) -> (Uuid, &'b str, &'b str),
+) -> &'a [T] {
+    let from = sorted.partition_point(|t| of(t) < k);
+    let len = sorted[from..].partition_point(|t| of(t) == k);
+    &sorted[from..from + len]
+}
+
 /// The select of the customers holding one of `keys` of `kind`: the live
 /// customers with that column value for the column kinds (see
 /// [`key_column`]), the key rows (one per live holder) for the others; the
@@ -916,15 +927,11 @@ impl Crm {
         col_wants.sort_unstable_by(|a, b| (a.0, a.1, &a.2, a.3).cmp(&(b.0, b.1, &b.2, b.3)));
         // The customers of this change set holding a column key afterwards,
         // with whether each takes it now (in customer order).
-        let wanting =
-            |company: Uuid, kind: &str, key: &str| -> &[(Uuid, &'static str, String, Uuid, bool)] {
-                let from =
-                    col_wants.partition_point(|w| (w.0, w.1, w.2.as_str()) < (company, kind, key));
-                let to = from
-                    + col_wants[from..]
-                        .partition_point(|w| (w.0, w.1, w.2.as_str()) == (company, kind, key));
-                &col_wants[from..to]
-            };
+        let wanting = |company: Uuid, kind: &str, key: &str| {
+            key_run(&col_wants, (company, kind, key), |w| {
+                (w.0, w.1, w.2.as_str())
+            })
+        };
         // The column keys whose rows may change: those a customer takes now,
         // and those of `affected` (left, or with a row deleted).
         let mut col_keys: Vec<(Uuid, &'static str, &str)> = col_wants
@@ -992,19 +999,8 @@ impl Crm {
         }
         outside.sort_unstable_by(|a, b| (a.0, a.1, &a.2, a.3).cmp(&(b.0, b.1, &b.2, b.3)));
         outside.dedup();
-        let outside_of = |company: Uuid, kind: &str, key: &str| -> BTreeSet<Uuid> {
-            let from = outside.partition_point(|o| (o.0, o.1, o.2.as_str()) < (company, kind, key));
-            outside[from..]
-                .iter()
-                .take_while(|o| (o.0, o.1, o.2.as_str()) == (company, kind, key))
-                .map(|o| o.3)
-                .collect()
-        };
-        let has_outside = |company: Uuid, kind: &str, key: &str| {
-            let i = outside.partition_point(|o| (o.0, o.1, o.2.as_str()) < (company, kind, key));
-            outside
-                .get(i)
-                .is_some_and(|o| (o.0, o.1, o.2.as_str()) == (company, kind, key))
+        let outside_of = |company: Uuid, kind: &str, key: &str| {
+            key_run(&outside, (company, kind, key), |o| (o.0, o.1, o.2.as_str()))
         };
         // The keys to settle: a column key has rows only while shared, so
         // none to find or write for one that a single customer of this
@@ -1015,7 +1011,7 @@ impl Crm {
             .iter()
             .copied()
             .filter(|&(company, kind, key)| {
-                has_outside(company, kind, key)
+                !outside_of(company, kind, key).is_empty()
                     || wanting(company, kind, key).len() > 1
                     || held_before.contains(&(company, kind, key))
             })
@@ -1063,8 +1059,8 @@ impl Crm {
                 .iter()
                 .map(|w| (w.3, w.4))
                 .collect();
-            let others = if column {
-                outside_of(company, kind, key)
+            let others: BTreeSet<Uuid> = if column {
+                outside_of(company, kind, key).iter().map(|o| o.3).collect()
             } else {
                 BTreeSet::new()
             };

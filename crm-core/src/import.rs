@@ -998,10 +998,8 @@ struct DupKey {
     /// move away from it (see `rekeyed`); for an updated one, the record
     /// and those the probe found holding the key.
     moving: Vec<Uuid>,
-    /// What the key is, for a message about many values of it.
-    label: Cow<'static, str>,
     /// How messages name the key, in English and Chinese, and what follows
-    /// the value in English: see [`DupKey::what_en`].
+    /// the value in English: see [`DupKey::what_en`] and [`DupKey::label`].
     words: (Cow<'static, str>, Cow<'static, str>, &'static str),
     /// The value messages show, when it is not `text` (a name rather than
     /// its key; a mobile without its customer).
@@ -1009,6 +1007,12 @@ struct DupKey {
 }
 
 impl DupKey {
+    /// What the key is, for a message about many values of it, e.g.
+    /// `mobile for the same customer`.
+    fn label(&self) -> String {
+        format!("{}{}", self.words.0, self.words.2)
+    }
+
     /// The key and its value, for messages in English, e.g. `name 华为`.
     /// (Made when a message needs it: most rows never do.)
     fn what_en(&self) -> String {
@@ -2351,7 +2355,9 @@ impl<'a> ImportSession<'a> {
             let message = format!(
                 "while this import ran, another user saved a record with the {} of one of \
                  rows {}–{}; {again}: that row then meets the record like any duplicate",
-                ks[0].label, rows.0, rows.1
+                ks[0].label(),
+                rows.0,
+                rows.1
             );
             for chunk in ks.chunks(IN_CHUNK) {
                 let mut lock_keys = Vec::with_capacity(chunk.len());
@@ -2861,7 +2867,6 @@ impl RowValidator {
                         value: v,
                         parent: None,
                         moving: Vec::new(),
-                        label: "unified social credit code".into(),
                         words: (
                             "unified social credit code".into(),
                             "统一社会信用代码".into(),
@@ -2881,7 +2886,6 @@ impl RowValidator {
                         value: v,
                         parent: None,
                         moving: Vec::new(),
-                        label: "name".into(),
                         words: ("name".into(), "客户名称".into(), ""),
                         shown: Some(name),
                     });
@@ -2897,7 +2901,6 @@ impl RowValidator {
                         value: m,
                         parent: Some(c),
                         moving: Vec::new(),
-                        label: "mobile for the same customer".into(),
                         words: (
                             "mobile".into(),
                             "同一客户的手机号".into(),
@@ -2957,7 +2960,6 @@ impl RowValidator {
                     value: Value::Text(key.clone()),
                     parent: None,
                     moving: Vec::new(),
-                    label: en.clone(),
                     words: (en, zh, ""),
                     shown: None,
                 });
@@ -2974,7 +2976,6 @@ impl RowValidator {
                     value,
                     parent: None,
                     moving: Vec::new(),
-                    label: def.label.clone().into(),
                     words: (def.label.clone().into(), def.label.clone().into(), ""),
                     shown: None,
                 });

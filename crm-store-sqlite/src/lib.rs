@@ -261,13 +261,18 @@ fn apply_all(
     }
     let mut rest = changes.ops.as_slice();
     while let Some(op) = rest.first() {
-        let run = crm_core::store::insert_run_len(rest);
-        if run > 1 {
-            insert_run(tx, &rest[..run])?;
-        } else {
-            apply_op(tx, op)?;
-        }
-        rest = &rest[run.max(1)..];
+        // Inserts go by runs (one insert is a run of one).
+        let run = match crm_core::store::insert_run_len(rest) {
+            0 => {
+                apply_op(tx, op)?;
+                1
+            }
+            n => {
+                insert_run(tx, &rest[..n])?;
+                n
+            }
+        };
+        rest = &rest[run..];
     }
     for (a, text) in changes.audit.iter().zip(json.audit) {
         insert_audit(tx, a, text)?;
@@ -350,19 +355,10 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, ops: &[Op]) -> Result<(), StoreErr
     Ok(())
 }
 
+/// An update or delete (inserts go through [`insert_run`]).
 fn apply_op(tx: &rusqlite::Transaction<'_>, op: &Op) -> Result<(), StoreError> {
     match op {
-        Op::Insert { table, values } => {
-            let table = *table;
-            let (cols, sql) = insert_sql(table, values)?;
-            let mut params = Vec::with_capacity(values.len());
-            for (col, (_, v)) in cols.iter().zip(values) {
-                params.push(codec::encode_ref(table, col, v)?);
-            }
-            tx.prepare_cached(&sql)
-                .and_then(|mut st| st.execute(params_from_iter(params)))
-                .map_err(|e| error::write(table, e))?;
-        }
+        Op::Insert { .. } => insert_run(tx, std::slice::from_ref(op))?,
         Op::Update {
             table,
             id,
