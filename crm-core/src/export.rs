@@ -23,7 +23,7 @@ use crate::error::{Error, Result};
 use crate::import::{ValueKind, custom_value_kind, kind_value, row_label_name};
 use crate::query::{ListQuery, PageRequest};
 use crate::records::{Record, json_text};
-use crate::schema::{ColType, Table};
+use crate::schema::Table;
 use crate::store::{CmpOp, Col, CustomType, Filter, Lifecycle, Paging, Row, Scope, Select, Sort};
 use crate::value::Value;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
@@ -89,12 +89,7 @@ impl Crm {
         if entity == Entity::Product {
             return self.product_export_columns(actor, picks);
         }
-        if !entity.is_record() {
-            return Err(Error::invalid(
-                "entity",
-                format!("{entity} is not a business record"),
-            ));
-        }
+        exportable(entity)?;
         if !actor.can(entity, Action::Export) {
             return Err(Error::Forbidden(format!(
                 "{} may not export {} records",
@@ -102,10 +97,13 @@ impl Crm {
             )));
         }
         let customs = self.custom_fields(actor, entity).await?;
+        // A record's own columns (code, owner …) take no field rules; a rule
+        // stored before they were refused still keeps the column out.
         let std_col = |k: &str| {
             EXPORT_STANDARD
                 .iter()
                 .find(|(n, zh, en, _)| *n == k || *zh == k || en.eq_ignore_ascii_case(k))
+                .filter(|(n, ..)| crate::records::filterable(actor, entity, n))
                 .map(|(n, zh, en, kind)| ExportColumn {
                     key: n.to_string(),
                     header_zh: zh.to_string(),
@@ -196,12 +194,7 @@ impl Crm {
                 actor.display_name, entity
             )));
         }
-        if !entity.is_record() {
-            return Err(Error::invalid(
-                "entity",
-                format!("{entity} is not a business record"),
-            ));
-        }
+        exportable(entity)?;
         let now = self.now();
         let users = self
             .store
@@ -254,6 +247,7 @@ impl Crm {
                 query,
                 after: None,
                 last_id: None,
+                narrow: export_scope(actor, entity, now),
             }
         } else {
             Source::Direct(self.direct_export(actor, entity, &query, &customs).await?)
@@ -296,23 +290,13 @@ impl Crm {
                 shared_with: None,
             });
         let mut filters = Vec::with_capacity(query.conditions.len() + 1);
+        filters.push(export_scope(actor, entity, self.now()));
         for c in &query.conditions {
             filters.push(self.resolve_cond(actor, entity, c, customs).await?);
         }
         let mut sort = Vec::with_capacity(query.sort.len());
         for s in &query.sort {
-            let col = if matches!(s.field.as_str(), "pinyin" | "拼音") {
-                Col::Column("pinyin_keys")
-            } else {
-                let (col, ty, _) = self.field_col(actor, entity, &s.field, customs)?;
-                if ty == ColType::Json {
-                    return Err(Error::invalid(
-                        &s.field,
-                        format!("{entity} cannot be sorted by {}", s.field),
-                    ));
-                }
-                col
-            };
+            let col = self.sort_col(actor, entity, &s.field, customs)?;
             sort.push(Sort { col, desc: s.desc });
         }
         Ok(Direct {
@@ -325,6 +309,35 @@ impl Crm {
     }
 }
 
+/// Refuses what the record export does not cover: the records with fields
+/// of their own in [`Entity::fields`] (customers, contacts, follow-ups);
+/// products have an export of their own.
+fn exportable(entity: Entity) -> Result<()> {
+    if matches!(
+        entity,
+        Entity::Customer | Entity::Contact | Entity::FollowUp
+    ) {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "entity",
+        format!(
+            "{entity} records cannot be exported yet: exports cover customers, contacts, follow-ups and products"
+        ),
+    ))
+}
+
+/// The rows the actor's export grant covers, as a filter beside the read
+/// scope: an export holds only what the actor may both read and export
+/// (`customer:read:all` with `customer:export:own` exports their own
+/// customers and those shared with them).
+fn export_scope(actor: &Actor, entity: Entity, now: chrono::DateTime<chrono::Utc>) -> Filter {
+    actor
+        .store_scope(entity, Action::Export)
+        .map(|s| s.as_filter(entity.table(), now))
+        .unwrap_or(Filter::Or(Vec::new()))
+}
+
 /// Where an export's rows come from.
 enum Source {
     /// Through [`Crm::list_records`] (exports with a search text).
@@ -332,6 +345,8 @@ enum Source {
         query: ListQuery,
         after: Option<String>,
         last_id: Option<Uuid>,
+        /// The export grant's scope (see [`export_scope`]).
+        narrow: Filter,
     },
     /// Straight from the store, with the list query resolved once.
     Direct(Direct),
@@ -435,6 +450,7 @@ impl ExportCursor<'_> {
                 query,
                 after,
                 last_id,
+                narrow,
             } => {
                 let mut q = query.clone();
                 if self.by_id {
@@ -455,7 +471,10 @@ impl ExportCursor<'_> {
                     };
                 }
                 q.with_total = false;
-                let page = self.crm.list_records(&self.actor, self.entity, &q).await?;
+                let page = self
+                    .crm
+                    .list_records_with(&self.actor, self.entity, &q, None, narrow.clone())
+                    .await?;
                 if self.by_id {
                     *last_id = page.items.last().map(|r| r.id.0);
                     self.done = !page.has_more || last_id.is_none();
@@ -551,11 +570,36 @@ impl ExportCursor<'_> {
             if ids.is_empty() {
                 continue;
             }
+            // Only names the actor may see: of records they may read (live
+            // or archived, not deleted), as the target's name rule shows
+            // them; the others stay ids, as the list shows them.
+            let name_access = self.actor.field_access(r.target, "name");
+            let Some(scope) = self.actor.store_scope(r.target, Action::Read) else {
+                continue;
+            };
+            if name_access == FieldAccess::Hidden {
+                continue;
+            }
             let mut sel = Select::all(r.target.table(), self.actor.company_id.0, self.crm.now());
             sel.lifecycle = Lifecycle::Any;
-            sel.filter = Filter::In(Col::Column("id"), ids);
+            sel.scope = scope;
+            sel.filter = Filter::And(vec![
+                Filter::In(Col::Column("id"), ids),
+                Filter::IsNull(Col::Column("deleted_at")),
+            ]);
+            let style = r
+                .target
+                .field("name")
+                .map(FieldDef::mask_style)
+                .unwrap_or(crate::entity::MaskStyle::Text);
             for row in self.crm.store.select(&sel).await?.rows {
-                refs.insert(row.id(), row_label_name(&row));
+                let name = row_label_name(&row);
+                let name = if name_access == FieldAccess::Masked {
+                    mask(style, &name)
+                } else {
+                    name
+                };
+                refs.insert(row.id(), name);
             }
         }
         Ok(refs)
@@ -902,7 +946,13 @@ impl Converter {
         refs: &HashMap<Uuid, String>,
     ) -> ExportValue {
         if def.kind == FieldKind::Tags {
-            return self.builtin_value(def.kind, tags_json(v.as_text()), refs);
+            let tags = tags_json(v.as_text());
+            let tags = if masked {
+                crate::records::mask_json(def.mask_style(), tags)
+            } else {
+                tags
+            };
+            return self.builtin_value(def.kind, tags, refs);
         }
         if !masked {
             // The common cases without the detour through JSON text.
@@ -926,8 +976,8 @@ impl Converter {
             }
         }
         let mut j = into_json(v);
-        if masked && let Json::String(s) = &j {
-            j = Json::String(mask(def.mask_style(), s));
+        if masked {
+            j = crate::records::mask_json(def.mask_style(), j);
         }
         if j.is_null() {
             ExportValue::Empty

@@ -1262,11 +1262,23 @@ fn role_values(spec: &RoleSpec) -> Vec<(&'static str, Value)> {
 
 fn check_rules(rules: &[FieldRule], errors: &mut ValidationErrors) {
     for r in rules {
-        let known = r.entity.field(&r.field).is_some()
-            || r.field.starts_with("custom.")
-            || crate::entity::STANDARD_FIELDS
-                .iter()
-                .any(|(n, _, _)| *n == r.field);
+        if crate::entity::STANDARD_FIELDS
+            .iter()
+            .any(|(n, _, _)| *n == r.field)
+        {
+            // Who owns a record and when it was made are governed by the
+            // data scopes, not by field rules.
+            errors.push(
+                "field_rules",
+                format!(
+                    "{}.{} is a record's own column (id, code, owner, department, times): field rules apply to the entity's fields and custom fields",
+                    r.entity.name(),
+                    r.field
+                ),
+            );
+            continue;
+        }
+        let known = r.entity.field(&r.field).is_some() || r.field.starts_with("custom.");
         if !known {
             errors.push(
                 "field_rules",

@@ -1305,10 +1305,8 @@ impl Crm {
                 continue;
             }
             let mut v = output_json(entity, def.name, row.get(def.name));
-            if access == FieldAccess::Masked
-                && let Json::String(s) = &v
-            {
-                v = Json::String(mask(def.mask_style(), s));
+            if access == FieldAccess::Masked {
+                v = mask_json(def.mask_style(), v);
             }
             fields.insert(def.name.to_string(), v);
         }
@@ -1568,7 +1566,7 @@ impl Crm {
             filters.push(self.resolve_cond(actor, entity, c, &customs).await?);
         }
         if let Some(q) = query.search.as_deref().filter(|q| !q.trim().is_empty()) {
-            filters.push(search_filter(entity, q));
+            filters.push(search_filter(actor, entity, q));
         }
         let mut sort = Vec::new();
         for s in &query.sort {
@@ -1633,7 +1631,10 @@ impl Crm {
         })
     }
 
-    fn sort_col(
+    /// Resolves a sort key: a field as [`Crm::field_col`] does, or
+    /// `pinyin` (the name's pinyin keys, so only when the name may be
+    /// sorted by).
+    pub(crate) fn sort_col(
         &self,
         actor: &Actor,
         entity: Entity,
@@ -1641,6 +1642,12 @@ impl Crm {
         customs: &[CustomFieldDef],
     ) -> Result<Col> {
         if matches!(field, "pinyin" | "拼音") {
+            if !filterable(actor, entity, "name") {
+                return Err(Error::Forbidden(format!(
+                    "{} may not filter or sort {} by name",
+                    actor.display_name, entity
+                )));
+            }
             return Ok(Col::Column("pinyin_keys"));
         }
         let (col, ty, _) = self.field_col(actor, entity, field, customs)?;
@@ -1676,6 +1683,9 @@ impl Crm {
             .iter()
             .find(|(n, zh, en)| *n == f || *zh == f || en.eq_ignore_ascii_case(f))
         {
+            // Rules on these columns are refused now; one stored before
+            // still holds here.
+            check(name)?;
             let def = entity
                 .table()
                 .column(name)
@@ -1889,10 +1899,16 @@ impl Crm {
                     }
                     let target_customs = self.custom_fields(actor, target).await?;
                     let inner = self.resolve_cond(actor, target, c, &target_customs).await?;
+                    // Only the related records the actor may read count: a
+                    // match among the others would reveal what they hold.
+                    let scope = actor
+                        .store_scope(target, Action::Read)
+                        .map(|s| s.as_filter(target.table(), self.now()))
+                        .unwrap_or(Filter::Or(Vec::new()));
                     Filter::Related {
                         table: target.table(),
                         fk,
-                        filter: Box::new(inner),
+                        filter: Box::new(Filter::And(vec![inner, scope])),
                     }
                 }
             })
@@ -2014,57 +2030,91 @@ fn decode_cursor(c: &str, len: usize) -> Result<Vec<Value>> {
     Ok(vals)
 }
 
-/// Fuzzy search: names, codes, contact details and pinyin keys.
-fn search_filter(entity: Entity, q: &str) -> Filter {
+/// Fuzzy search: names, codes, contact details and pinyin keys — only
+/// through the fields the actor may filter by: a hidden or masked field is
+/// not searched (a match would reveal what the mask hides), and neither are
+/// the pinyin keys of a hidden or masked name.
+fn search_filter(actor: &Actor, entity: Entity, q: &str) -> Filter {
     let q = q.trim().to_string();
     let py = crate::pinyin::normalise_query(&q);
     let digits: String = q.chars().filter(char::is_ascii_digit).collect();
-    let c = |col: &'static str, t: &str| Filter::Contains(Col::Column(col), t.to_string());
-    let mut any = Vec::new();
+    let all_digits = digits.len() >= 3
+        && digits.len()
+            == q.chars()
+                .filter(|ch| !matches!(ch, ' ' | '-' | '+'))
+                .count();
+    // (column searched, field whose rule governs it, text)
+    let mut terms: Vec<(&'static str, &'static str, &str)> = Vec::new();
     match entity {
         Entity::Customer => {
-            any.extend([
-                c("name", &q),
-                c("short_name", &q),
-                c("code", &q),
-                c("email", &q),
-                c("uscc", &q),
-            ]);
-            if !py.is_empty() {
-                any.push(c("pinyin_keys", &py));
+            for f in ["name", "short_name", "code", "email", "uscc"] {
+                terms.push((f, f, &q));
             }
-            if digits.len() >= 3
-                && digits.len()
-                    == q.chars()
-                        .filter(|ch| !matches!(ch, ' ' | '-' | '+'))
-                        .count()
-            {
-                any.push(c("phone_key", &digits));
+            if !py.is_empty() {
+                terms.push(("pinyin_keys", "name", &py));
+            }
+            if all_digits {
+                terms.push(("phone_key", "phone", &digits));
             }
         }
         Entity::Contact => {
-            any.extend([
-                c("name", &q),
-                c("code", &q),
-                c("email", &q),
-                c("wechat", &q),
-            ]);
-            if !py.is_empty() {
-                any.push(c("pinyin_keys", &py));
+            for f in ["name", "code", "email", "wechat"] {
+                terms.push((f, f, &q));
             }
-            if digits.len() >= 3
-                && digits.len()
-                    == q.chars()
-                        .filter(|ch| !matches!(ch, ' ' | '-' | '+'))
-                        .count()
-            {
-                any.push(c("mobile_key", &digits));
-                any.push(c("phone_key", &digits));
+            if !py.is_empty() {
+                terms.push(("pinyin_keys", "name", &py));
+            }
+            if all_digits {
+                terms.push(("mobile_key", "mobile", &digits));
+                terms.push(("phone_key", "phone", &digits));
             }
         }
-        _ => any.push(c("content", &q)),
+        Entity::Opportunity => {
+            for f in ["name", "code"] {
+                terms.push((f, f, &q));
+            }
+            if !py.is_empty() {
+                terms.push(("pinyin_keys", "name", &py));
+            }
+        }
+        Entity::Quote | Entity::Contract => {
+            for f in ["title", "code"] {
+                terms.push((f, f, &q));
+            }
+            if !py.is_empty() {
+                terms.push(("pinyin_keys", "title", &py));
+            }
+        }
+        _ => terms.push(("content", "content", &q)),
     }
-    Filter::Or(any)
+    Filter::Or(
+        terms
+            .into_iter()
+            .filter(|(_, field, _)| filterable(actor, entity, field))
+            .map(|(col, _, t)| Filter::Contains(Col::Column(col), t.to_string()))
+            .collect(),
+    )
+}
+
+/// A masked field's value: text masked, each element of a list (tags,
+/// attachments) masked, and any other value (a number, an object) shown as
+/// `***` — never the value itself.
+pub(crate) fn mask_json(style: crate::entity::MaskStyle, v: Json) -> Json {
+    match v {
+        Json::Null => Json::Null,
+        Json::String(s) => Json::String(mask(style, &s)),
+        Json::Array(items) => Json::Array(items.into_iter().map(|i| mask_json(style, i)).collect()),
+        _ => Json::String("***".into()),
+    }
+}
+
+/// Whether the actor may filter, search or sort by the field: not when it
+/// is hidden or masked from them.
+pub(crate) fn filterable(actor: &Actor, entity: Entity, field: &str) -> bool {
+    matches!(
+        actor.field_access(entity, field),
+        FieldAccess::Full | FieldAccess::ReadOnly
+    )
 }
 
 impl From<crate::validate::Invalid> for String {

@@ -151,6 +151,50 @@ pub enum Scope {
     },
 }
 
+impl Scope {
+    /// The scope as a filter on rows of `table` (an owned table), for where
+    /// a scope must hold besides the select's own: the rows of a
+    /// related-record filter, or a second grant that narrows the first.
+    /// Shares count while live and unexpired at `now`.
+    pub fn as_filter(&self, table: Table, now: DateTime<Utc>) -> Filter {
+        let Scope::Restricted {
+            owners,
+            departments,
+            shared_with,
+        } = self
+        else {
+            return Filter::True;
+        };
+        let mut any = Vec::new();
+        for (column, ids) in [("owner_id", owners), ("department_id", departments)] {
+            if !ids.is_empty() {
+                any.push(Filter::In(
+                    Col::Column(column),
+                    ids.iter().map(|u| Value::Id(*u)).collect(),
+                ));
+            }
+        }
+        if let Some(user) = shared_with {
+            any.push(Filter::Related {
+                table: Table::Shares,
+                fk: "record_id",
+                filter: Box::new(Filter::And(vec![
+                    Filter::Cmp(Col::Column("user_id"), CmpOp::Eq, Value::Id(*user)),
+                    Filter::Cmp(
+                        Col::Column("entity"),
+                        CmpOp::Eq,
+                        Value::Text(table.name().to_string()),
+                    ),
+                    Filter::Or(vec![
+                        Filter::IsNull(Col::Column("expires_at")),
+                        Filter::Cmp(Col::Column("expires_at"), CmpOp::Gt, Value::Timestamp(now)),
+                    ]),
+                ])),
+            });
+        }
+        Filter::Or(any)
+    }
+}
 /// A sort key; the store always appends `id` ascending as the final tie-breaker.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sort {

@@ -7,6 +7,7 @@
 //! backend.
 
 pub mod import_suite;
+pub mod permission_suite;
 pub mod pool_suite;
 pub mod sales_suite;
 pub mod service_suite;
@@ -24,6 +25,7 @@ macro_rules! conformance_tests {
         $crate::service_scenarios!($crate::__conformance_one; $make);
         $crate::pool_scenarios!($crate::__conformance_one; $make);
         $crate::import_scenarios!($crate::__conformance_one; $make);
+        $crate::permission_scenarios!($crate::__conformance_one; $make);
         $crate::sales_scenarios!($crate::__conformance_one; $make);
     };
 }

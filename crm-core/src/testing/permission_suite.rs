@@ -1,0 +1,455 @@
+//! Permission scenarios at the edges of lists and exports: what a search, a
+//! related-record filter, a sort or an exported cell could reveal beyond the
+//! actor's data scope and field rules — run against each backend.
+
+/// Lists the permission scenarios for [`conformance_tests!`](crate::conformance_tests).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! permission_scenarios {
+    ($each:path; $make:expr) => {
+        $each!(
+            $crate::testing::permission_suite::search_and_pinyin_sort_leave_restricted_fields_out,
+            perm_search_and_pinyin_sort_leave_restricted_fields_out,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::related_filters_see_only_readable_related_records,
+            perm_related_filters_see_only_readable_related_records,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::exports_hold_to_the_export_grant_and_visible_names,
+            perm_exports_hold_to_the_export_grant_and_visible_names,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::masking_covers_lists_and_rules_refuse_own_columns,
+            perm_masking_covers_lists_and_rules_refuse_own_columns,
+            $make
+        );
+    };
+}
+
+use crate::auth::{Action, Actor, DataScope, FieldAccess, FieldRule, Permission};
+use crate::clock::Clock;
+use crate::entity::Entity;
+use crate::error::Error;
+use crate::import::ExportValue;
+use crate::org::{NewUser, RoleSpec};
+use crate::query::{Cond, ListQuery};
+use crate::records::{Record, ShareAccess};
+use crate::store::Store;
+use crate::testing::service_suite::{World, fields};
+use serde_json::json;
+use std::sync::Arc;
+
+/// A user in 销售一组 with one role: `grants` per entity, and field rules.
+async fn user_granted(
+    w: &World,
+    username: &str,
+    grants: &[(Entity, Action, DataScope)],
+    rules: Vec<FieldRule>,
+) -> Actor {
+    let role = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: format!("{username}的角色"),
+                is_admin: false,
+                permissions: grants
+                    .iter()
+                    .map(|&(entity, action, scope)| Permission {
+                        entity,
+                        action,
+                        scope,
+                    })
+                    .collect(),
+                field_rules: rules,
+            },
+        )
+        .await
+        .expect("role");
+    let u = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: username.into(),
+                display_name: username.into(),
+                department_id: Some(w.group1),
+                role_ids: vec![role.id],
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("user");
+    w.crm.actor(u.id).await.expect("actor")
+}
+
+fn rule(entity: Entity, field: &str, access: FieldAccess) -> FieldRule {
+    FieldRule {
+        entity,
+        field: field.into(),
+        access,
+    }
+}
+
+async fn create(w: &World, actor: &Actor, entity: Entity, v: serde_json::Value) -> Record {
+    w.crm
+        .create_record(actor, entity, fields(v))
+        .await
+        .unwrap_or_else(|e| panic!("create {entity}: {e}"))
+}
+
+/// How many records `actor` finds with `q`.
+async fn found(w: &World, actor: &Actor, entity: Entity, q: ListQuery) -> usize {
+    w.crm
+        .list_records(actor, entity, &q)
+        .await
+        .unwrap_or_else(|e| panic!("list {entity}: {e}"))
+        .items
+        .len()
+}
+
+/// Every exported row of `entity` for `actor` with `q`, with the columns
+/// picked (all visible ones when none).
+async fn exported(
+    w: &World,
+    actor: &Actor,
+    entity: Entity,
+    q: ListQuery,
+    picks: &[&str],
+) -> (Vec<String>, Vec<Vec<ExportValue>>) {
+    let picks: Vec<String> = picks.iter().map(|p| p.to_string()).collect();
+    let cols = w
+        .crm
+        .export_columns(actor, entity, &picks)
+        .await
+        .expect("columns");
+    let keys = cols.iter().map(|c| c.key.clone()).collect();
+    let mut cur = w
+        .crm
+        .export_cursor(actor, entity, q, cols, 2)
+        .await
+        .expect("cursor");
+    let mut rows = Vec::new();
+    while let Some(page) = cur.next_page().await.expect("page") {
+        rows.extend(page);
+    }
+    (keys, rows)
+}
+
+fn text(v: &ExportValue) -> &str {
+    match v {
+        ExportValue::Text(s) => s,
+        other => panic!("expected text, got {other:?}"),
+    }
+}
+
+/// A search matches only through fields the actor may filter by: not a
+/// masked mobile or a hidden credit code (in lists and in exports with a
+/// search text), nor the pinyin of a masked name; sorting by pinyin needs
+/// the name.
+pub async fn search_and_pinyin_sort_leave_restricted_fields_out(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = create(
+        &w,
+        &w.admin,
+        Entity::Customer,
+        json!({"name": "华为技术有限公司", "uscc": "914403001922038216"}),
+    )
+    .await;
+    create(
+        &w,
+        &w.admin,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "任正", "mobile": "13812345678"}),
+    )
+    .await;
+    let reads = [
+        (Entity::Customer, Action::Read, DataScope::All),
+        (Entity::Contact, Action::Read, DataScope::All),
+        (Entity::Contact, Action::Export, DataScope::All),
+    ];
+    let kefu = user_granted(
+        &w,
+        "kefu",
+        &reads,
+        vec![
+            rule(Entity::Contact, "mobile", FieldAccess::Masked),
+            rule(Entity::Customer, "uscc", FieldAccess::Hidden),
+        ],
+    )
+    .await;
+    let search = |t: &str| ListQuery::default().search(t);
+    // The administrator finds them by every field.
+    assert_eq!(
+        found(&w, &w.admin, Entity::Contact, search("13812345678")).await,
+        1
+    );
+    assert_eq!(
+        found(&w, &w.admin, Entity::Contact, search("5678")).await,
+        1
+    );
+    assert_eq!(
+        found(&w, &w.admin, Entity::Customer, search("922038216")).await,
+        1
+    );
+    // The masked digits and the hidden code find nothing for kefu …
+    assert_eq!(
+        found(&w, &kefu, Entity::Contact, search("13812345678")).await,
+        0
+    );
+    assert_eq!(found(&w, &kefu, Entity::Contact, search("5678")).await, 0);
+    assert_eq!(
+        found(&w, &kefu, Entity::Customer, search("922038216")).await,
+        0
+    );
+    // … while the fields kefu sees still do.
+    assert_eq!(found(&w, &kefu, Entity::Contact, search("任正")).await, 1);
+    assert_eq!(found(&w, &kefu, Entity::Customer, search("hwjs")).await, 1);
+    // An export with a search text goes through the same search.
+    let (_, rows) = exported(&w, &kefu, Entity::Contact, search("5678"), &[]).await;
+    assert!(rows.is_empty(), "{rows:?}");
+    let (_, rows) = exported(&w, &kefu, Entity::Contact, search("任正"), &[]).await;
+    assert_eq!(rows.len(), 1);
+
+    // A masked name: neither its text nor its pinyin is searched, and the
+    // list cannot be sorted by its pinyin.
+    let anon = user_granted(
+        &w,
+        "anon",
+        &reads,
+        vec![rule(Entity::Customer, "name", FieldAccess::Masked)],
+    )
+    .await;
+    assert_eq!(found(&w, &anon, Entity::Customer, search("hwjs")).await, 0);
+    assert_eq!(found(&w, &anon, Entity::Customer, search("华为")).await, 0);
+    assert_eq!(
+        found(&w, &w.admin, Entity::Customer, search("hwjs")).await,
+        1
+    );
+    let by_pinyin = ListQuery::default().sort_by("pinyin", false);
+    assert!(matches!(
+        w.crm
+            .list_records(&anon, Entity::Customer, &by_pinyin)
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    assert_eq!(found(&w, &kefu, Entity::Customer, by_pinyin).await, 1);
+}
+
+/// A related-record filter counts only the related records the actor may
+/// read: one who reads every customer but only their own follow-ups cannot
+/// find customers by what a colleague wrote in a follow-up — until it is
+/// shared with them.
+pub async fn related_filters_see_only_readable_related_records(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "降价测试有限公司", json!({})).await;
+    let f = create(
+        &w,
+        &w.zhangsan,
+        Entity::FollowUp,
+        json!({"customer_id": c.id.to_string(), "channel": "电话", "content": "客户要求降价百分之十"}),
+    )
+    .await;
+    let reader = user_granted(
+        &w,
+        "reader",
+        &[
+            (Entity::Customer, Action::Read, DataScope::All),
+            (Entity::FollowUp, Action::Read, DataScope::Own),
+        ],
+        Vec::new(),
+    )
+    .await;
+    let q = ListQuery::default().filter(Cond::Related(
+        "follow_ups".into(),
+        Box::new(Cond::Contains("content".into(), "降价".into())),
+    ));
+    assert_eq!(found(&w, &w.zhangsan, Entity::Customer, q.clone()).await, 1);
+    assert_eq!(found(&w, &w.admin, Entity::Customer, q.clone()).await, 1);
+    assert_eq!(found(&w, &reader, Entity::Customer, q.clone()).await, 0);
+    // The count agrees with the page.
+    let page = w
+        .crm
+        .list_records(&reader, Entity::Customer, &q.clone().with_total())
+        .await
+        .expect("list");
+    assert_eq!(page.total, Some(0));
+    // Shared with the reader, the follow-up counts; an expired share does not.
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            f.id,
+            reader.user_id,
+            ShareAccess::Read,
+            Some(w.clock.now() + chrono::Duration::days(1)),
+        )
+        .await
+        .expect("share");
+    assert_eq!(found(&w, &reader, Entity::Customer, q.clone()).await, 1);
+    w.clock.advance(chrono::Duration::days(2));
+    assert_eq!(found(&w, &reader, Entity::Customer, q).await, 0);
+}
+
+/// An export holds only what the actor may both read and export, and the
+/// names it writes for related records are those the actor may see: a
+/// customer outside their scope stays an id, a masked contact name masked.
+pub async fn exports_hold_to_the_export_grant_and_visible_names(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let exporter = user_granted(
+        &w,
+        "exporter",
+        &[
+            (Entity::Customer, Action::Read, DataScope::All),
+            (Entity::Customer, Action::Create, DataScope::Own),
+            (Entity::Customer, Action::Export, DataScope::Own),
+        ],
+        Vec::new(),
+    )
+    .await;
+    w.customer(&w.zhangsan, "张三的客户有限公司", json!({}))
+        .await;
+    w.customer(&exporter, "自己的客户有限公司", json!({})).await;
+    assert_eq!(
+        found(&w, &exporter, Entity::Customer, ListQuery::default()).await,
+        2,
+        "reads both"
+    );
+    for q in [
+        ListQuery::default(),
+        ListQuery::default().search("有限公司"),
+    ] {
+        let (keys, rows) = exported(&w, &exporter, Entity::Customer, q, &[]).await;
+        let name = keys.iter().position(|k| k == "name").expect("name");
+        let names: Vec<&str> = rows.iter().map(|r| text(&r[name])).collect();
+        assert_eq!(names, vec!["自己的客户有限公司"], "exports its own only");
+    }
+
+    // Related names.
+    let c = w.customer(&w.zhangsan, "远方科技有限公司", json!({})).await;
+    let contact = create(
+        &w,
+        &w.zhangsan,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "欧阳明", "mobile": "13912345678"}),
+    )
+    .await;
+    create(
+        &w,
+        &w.zhangsan,
+        Entity::FollowUp,
+        json!({"customer_id": c.id.to_string(), "contact_id": contact.id.to_string(), "channel": "电话", "content": "约下周拜访"}),
+    )
+    .await;
+    let auditor = user_granted(
+        &w,
+        "auditor",
+        &[
+            (Entity::FollowUp, Action::Read, DataScope::All),
+            (Entity::FollowUp, Action::Export, DataScope::All),
+            (Entity::Contact, Action::Read, DataScope::All),
+            (Entity::Customer, Action::Read, DataScope::Own),
+        ],
+        vec![rule(Entity::Contact, "name", FieldAccess::Masked)],
+    )
+    .await;
+    let picks = ["customer_id", "contact_id", "content"];
+    let (_, rows) = exported(&w, &auditor, Entity::FollowUp, ListQuery::default(), &picks).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        text(&rows[0][0]),
+        c.id.to_string(),
+        "no name of a customer it cannot read"
+    );
+    assert_eq!(text(&rows[0][1]), "欧*明", "the contact's name masked");
+    let (_, rows) = exported(&w, &w.admin, Entity::FollowUp, ListQuery::default(), &picks).await;
+    assert_eq!(
+        (text(&rows[0][0]), text(&rows[0][1])),
+        ("远方科技有限公司", "欧阳明")
+    );
+}
+
+/// Masking covers values that are not text (tags, in lists and exports);
+/// field rules on a record's own columns are refused; record kinds the
+/// export does not cover are refused by name, and searching them works.
+pub async fn masking_covers_lists_and_rules_refuse_own_columns(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w
+        .customer(
+            &w.admin,
+            "标签测试有限公司",
+            json!({"tags": ["重点客户", "VIP"]}),
+        )
+        .await;
+    let viewer = user_granted(
+        &w,
+        "viewer",
+        &[
+            (Entity::Customer, Action::Read, DataScope::All),
+            (Entity::Customer, Action::Export, DataScope::All),
+        ],
+        vec![rule(Entity::Customer, "tags", FieldAccess::Masked)],
+    )
+    .await;
+    let rec = w
+        .crm
+        .get_record(&viewer, Entity::Customer, c.id)
+        .await
+        .expect("record");
+    assert_eq!(rec.fields.get("tags"), Some(&json!(["V*P", "重**户"])));
+    let (_, rows) = exported(
+        &w,
+        &viewer,
+        Entity::Customer,
+        ListQuery::default(),
+        &["tags"],
+    )
+    .await;
+    assert_eq!(text(&rows[0][0]), "V*P,重**户");
+    let (_, rows) = exported(
+        &w,
+        &w.admin,
+        Entity::Customer,
+        ListQuery::default(),
+        &["tags"],
+    )
+    .await;
+    assert_eq!(text(&rows[0][0]), "VIP,重点客户");
+
+    for field in ["owner_id", "code", "created_at"] {
+        let err = w
+            .crm
+            .create_role(
+                &w.admin,
+                RoleSpec {
+                    name: format!("隐藏{field}"),
+                    is_admin: false,
+                    permissions: Vec::new(),
+                    field_rules: vec![rule(Entity::Customer, field, FieldAccess::Hidden)],
+                },
+            )
+            .await
+            .expect_err("a rule on a record's own column");
+        assert!(
+            matches!(&err, Error::Validation(_)) && err.to_string().contains(field),
+            "{err}"
+        );
+    }
+
+    for entity in [Entity::Opportunity, Entity::Quote, Entity::Contract] {
+        let err = w
+            .crm
+            .export_columns(&w.admin, entity, &[])
+            .await
+            .expect_err("not exportable");
+        assert!(err.to_string().contains("cannot be exported yet"), "{err}");
+        assert_eq!(
+            found(&w, &w.admin, entity, ListQuery::default().search("标签")).await,
+            0
+        );
+    }
+}
