@@ -33,8 +33,7 @@ use crate::records::{
 };
 use crate::schema::Table;
 use crate::store::{
-    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Paging, Payload, Row, Select,
-    Sort,
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Payload, Row, Select, Sort,
 };
 use crate::value::Value;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
@@ -1042,6 +1041,10 @@ struct ContactDraft {
 struct Candidate {
     number: u32,
     set: BTreeMap<&'static str, Value>,
+    /// The fields of `set` that `derive` filled in (defaults such as a
+    /// customer's kind, and derived keys) rather than the row: an update
+    /// leaves the stored values of these alone.
+    filled: Vec<&'static str>,
     custom: BTreeMap<String, Json>,
     owner: Option<Uuid>,
     contacts: Vec<ContactDraft>,
@@ -1063,6 +1066,10 @@ struct UpdatedItem {
     id: Uuid,
     version: i64,
     before: Vec<(String, Value)>,
+    /// The sheet row that made the update (0 in items stored before it was
+    /// kept): a resumed import rejects a later row updating it again.
+    #[serde(default)]
+    row: u32,
 }
 
 /// Counters of an import.
@@ -1088,6 +1095,9 @@ pub struct ImportSession<'a> {
     opts: ImportOptions,
     v: RowValidator,
     users: HashMap<Uuid, User>,
+    /// The users by username only (a user import's duplicate key; the
+    /// lookups of owner columns also know display names and ids).
+    usernames: HashMap<String, Uuid>,
     departments: HashMap<String, Uuid>,
     roles: HashMap<String, RoleId>,
     /// Product categories by id, code, name (when unambiguous) and
@@ -1351,6 +1361,7 @@ impl Crm {
             .await?
             .rows;
         let mut users = HashMap::new();
+        let mut usernames = HashMap::new();
         let mut by_key = HashMap::new();
         let mut names: HashMap<String, usize> = HashMap::new();
         for r in &user_rows {
@@ -1358,6 +1369,7 @@ impl Crm {
             by_key.insert(u.id.to_string(), u.clone());
             by_key.insert(u.username.clone(), u.clone());
             *names.entry(u.display_name.clone()).or_default() += 1;
+            usernames.insert(u.username.clone(), u.id.0);
             users.insert(u.id.0, u);
         }
         // Display names (as exports show owners) when they are unambiguous.
@@ -1509,6 +1521,7 @@ impl Crm {
                 kinds: Arc::new(Vec::new()),
             },
             users,
+            usernames,
             departments,
             roles,
             categories,
@@ -1662,8 +1675,35 @@ impl Crm {
                 if n > 5 { ", …" } else { "" }
             )));
         }
+        // Records saved since that point at what the import created (a
+        // contact added to an imported customer, a customer given to an
+        // imported user) do not change the created records' versions: they
+        // are looked for on their own, and guarded while the undo is
+        // written.
+        let (refs, ref_guards) = self
+            .undo_references(actor.company_id.0, &created, &current, now)
+            .await?;
+        if !refs.is_empty() {
+            let n = refs.len();
+            let mut refs = refs;
+            refs.truncate(5);
+            return Err(Error::InvalidState(format!(
+                "cannot undo import {import_id}: {}{}; delete, move or reassign {} first \
+                 (a record in the recycle bin must be purged), then undo again; nothing was undone",
+                refs.join(", "),
+                if n > 5 {
+                    format!(" and {} more", n - 5)
+                } else {
+                    String::new()
+                },
+                if n == 1 { "it" } else { "them" }
+            )));
+        }
         let company = actor.company_id.0;
-        let mut cs = ChangeSet::default();
+        let mut cs = ChangeSet {
+            guards: ref_guards,
+            ..ChangeSet::default()
+        };
         let mut removed = 0;
         // Children first: contacts before their customers.
         let mut order: Vec<&(Table, Uuid)> = created.iter().collect();
@@ -1793,12 +1833,115 @@ impl Crm {
                 after: Json::String(ImportStatus::Undone.name().into()),
             }],
         ));
-        self.apply(cs).await?;
+        match self.apply(cs).await {
+            Ok(()) => {}
+            // Only the reference guards guard an undo.
+            Err(Error::Duplicate { message, .. }) => {
+                return Err(Error::InvalidState(format!(
+                    "cannot undo import {import_id}: {message}"
+                )));
+            }
+            Err(e) => return Err(e),
+        }
         Ok(UndoReport {
             import_id,
             removed,
             restored,
         })
+    }
+
+    /// The records outside an import that refer to records it created
+    /// (`created`, whose rows `current` holds), described for the refusal
+    /// of its undo, and guards that refuse the undo's change set should
+    /// such a record be saved before it is written. Records the import
+    /// created itself (contacts imported with their customer) do not
+    /// count; records in the recycle bin or archived do, as they may come
+    /// back. Pool moves (history, and written by an import into a pool
+    /// itself) and payments and invoices (which belong to a contract of
+    /// the customer) are not looked at.
+    async fn undo_references(
+        &self,
+        company: Uuid,
+        created: &[(Table, Uuid)],
+        current: &HashMap<Uuid, Row>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(Vec<String>, Vec<Guard>)> {
+        let own: HashSet<Uuid> = created.iter().map(|(_, id)| *id).collect();
+        let mut by_table: BTreeMap<Table, Vec<Uuid>> = BTreeMap::new();
+        for (t, id) in created {
+            if current.contains_key(id) {
+                by_table.entry(*t).or_default().push(*id);
+            }
+        }
+        let kind = |t: Table| {
+            Entity::of_table(t)
+                .map(|e| e.name().replace('_', "-"))
+                .unwrap_or_else(|| t.name().to_string())
+        };
+        let mut found = Vec::new();
+        let mut guards = Vec::new();
+        for (table, ids) in by_table {
+            for chunk in ids.chunks(IN_CHUNK) {
+                for &(rt, col) in undo_referrers(table) {
+                    let mut sel = Select::all(rt, company, now);
+                    if rt.is_owned() {
+                        // The recycle bin and the archive too.
+                        sel.lifecycle = Lifecycle::Any;
+                    }
+                    sel.filter = Filter::In(
+                        Col::Column(col),
+                        chunk.iter().map(|i| Value::Id(*i)).collect(),
+                    );
+                    let mut mine = Vec::new();
+                    for r in self.store.select(&sel).await?.rows {
+                        if own.contains(&r.id()) {
+                            mine.push(Value::Id(r.id()));
+                            continue;
+                        }
+                        let Some(target) = r.get(col).as_id().and_then(|i| current.get(&i)) else {
+                            continue;
+                        };
+                        let (what, whose) = (kind(table), row_label(target));
+                        let (rk, rl) = (kind(rt), row_label(&r));
+                        let state = if !r.get("deleted_at").is_null() {
+                            " (in the recycle bin)"
+                        } else if rt.is_owned() && !r.get("archived_at").is_null() {
+                            " (archived)"
+                        } else {
+                            ""
+                        };
+                        found.push(match col {
+                            "owner_id" => format!("user {whose} owns {rk} {rl}{state}"),
+                            "superior_id" => format!("user {whose} is the superior of user {rl}"),
+                            "manager_id" => format!("user {whose} manages department {rl}"),
+                            "record_id" => format!("{what} {whose} has been shared with a user"),
+                            _ => format!(
+                                "{what} {whose} has {rk} {rl}{state} added after the import"
+                            ),
+                        });
+                    }
+                    // The same look inside the undo's write, the records
+                    // of the import left out.
+                    if !mine.is_empty() {
+                        sel.filter = Filter::And(vec![
+                            sel.filter,
+                            Filter::Not(Box::new(Filter::In(Col::Column("id"), mine))),
+                        ]);
+                    }
+                    guards.push(Guard {
+                        keys: Vec::new(),
+                        select: sel,
+                        message: format!(
+                            "while the undo ran, a {} referring to a {} the import created was \
+                             saved; nothing was undone: undo again to see which",
+                            kind(rt),
+                            kind(table)
+                        ),
+                    });
+                }
+            }
+        }
+        Ok((found, guards))
     }
 
     /// Allocates `n` consecutive human codes of a document type at once.
@@ -1816,6 +1959,36 @@ impl Crm {
             .into_iter()
             .map(|k| format!("{key}-{k:04}"))
             .collect())
+    }
+}
+
+/// The tables and columns that refer to records of `table` an import can
+/// create, as an undo checks them (see `Crm::undo_references`).
+fn undo_referrers(table: Table) -> &'static [(Table, &'static str)] {
+    match table {
+        Table::Customers => &[
+            (Table::Contacts, "customer_id"),
+            (Table::FollowUps, "customer_id"),
+            (Table::Opportunities, "customer_id"),
+            (Table::Quotes, "customer_id"),
+            (Table::Contracts, "customer_id"),
+            (Table::Shares, "record_id"),
+        ],
+        Table::Contacts => &[
+            (Table::FollowUps, "contact_id"),
+            (Table::Shares, "record_id"),
+        ],
+        Table::Users => &[
+            (Table::Customers, "owner_id"),
+            (Table::Contacts, "owner_id"),
+            (Table::FollowUps, "owner_id"),
+            (Table::Opportunities, "owner_id"),
+            (Table::Quotes, "owner_id"),
+            (Table::Contracts, "owner_id"),
+            (Table::Users, "superior_id"),
+            (Table::Departments, "manager_id"),
+        ],
+        _ => &[],
     }
 }
 
@@ -1934,6 +2107,11 @@ impl<'a> ImportSession<'a> {
                     skipped: int("skipped") as u64,
                     rejected: int("rejected") as u64,
                 };
+                // What the committed batches did: the records they updated
+                // (a later row updating one again is rejected, as it is in
+                // an uninterrupted run, else undo could never restore it),
+                // and the contacts they created, which the report counts
+                // apart from the records.
                 let mut items = Select::all(Table::ImportItems, company, now);
                 items.filter = Filter::Cmp(
                     Col::Column("import_id"),
@@ -1942,20 +2120,40 @@ impl<'a> ImportSession<'a> {
                 );
                 items.sort = vec![Sort {
                     col: Col::Column("batch"),
-                    desc: true,
+                    desc: false,
                 }];
-                items.paging = Paging::Offset {
-                    offset: 0,
-                    limit: 1,
-                };
-                self.batch_no = crm
-                    .store
-                    .select(&items)
-                    .await?
-                    .rows
-                    .first()
-                    .and_then(|r| r.get("batch").as_int())
-                    .unwrap_or(0);
+                let mut contacts = 0u64;
+                for it in crm.store.select(&items).await?.rows {
+                    self.batch_no = self.batch_no.max(it.get("batch").as_int().unwrap_or(0));
+                    let unreadable = |e: serde_json::Error| {
+                        Error::InvalidState(format!(
+                            "import item {} of import {} is unreadable ({e}); the import cannot \
+                             be resumed",
+                            it.id(),
+                            self.import_id
+                        ))
+                    };
+                    if let Some(j) = it.get("updated").as_json() {
+                        let updated: Vec<UpdatedItem> =
+                            serde_json::from_value(j.clone()).map_err(unreadable)?;
+                        for u in updated {
+                            self.touched.entry(u.id).or_insert(u.row);
+                        }
+                    }
+                    if self.opts.entity == Entity::Customer
+                        && let Some(j) = it.get("created_ids").as_json()
+                    {
+                        let created: Vec<(Table, Uuid)> =
+                            serde_json::from_value(j.clone()).map_err(unreadable)?;
+                        contacts += created
+                            .iter()
+                            .filter(|(t, _)| *t == Table::Contacts)
+                            .count() as u64;
+                    }
+                }
+                // The stored count of created records includes the contacts.
+                self.counts.created = self.counts.created.saturating_sub(contacts);
+                self.counts.contacts = contacts;
                 return Ok(());
             }
         }
@@ -2466,6 +2664,22 @@ impl<'a> ImportSession<'a> {
         })
     }
 
+    /// The row of this import that already updates record `id`, for
+    /// messages in English and Chinese (`row 4 of this file`), if any.
+    fn updated_by(&self, id: Uuid) -> Option<(String, String)> {
+        Some(match *self.touched.get(&id)? {
+            // Stored by an earlier run without its row number.
+            0 => (
+                "a row of this file imported before the import was resumed".to_string(),
+                "本文件中续传前已导入的一行".to_string(),
+            ),
+            first => (
+                format!("row {first} of this file"),
+                format!("本文件第 {first} 行"),
+            ),
+        })
+    }
+
     /// Whether a row is before the checkpoint of a resumed import (checked
     /// for duplicates within the file, not written again).
     fn is_replay(&self, number: u32) -> bool {
@@ -2753,13 +2967,34 @@ impl RowValidator {
             }
             Err(e) => return Err(e),
         };
-        if problems.is_empty()
-            && let Err(e) = crm.derive(entity, &mut set)
-        {
-            match e {
-                Error::Validation(v) => problems.extend(self.messages(entity, &fields, &v, None)),
-                other => return Err(other),
+        let mut filled = Vec::new();
+        if problems.is_empty() {
+            let given: Vec<(&'static str, bool)> =
+                set.iter().map(|(k, v)| (*k, v.is_null())).collect();
+            if let Err(e) = crm.derive(entity, &mut set) {
+                match e {
+                    Error::Validation(v) => {
+                        problems.extend(self.messages(entity, &fields, &v, None))
+                    }
+                    other => return Err(other),
+                }
             }
+            // What `derive` added or put in place of an empty value is not
+            // the row's: defaults and keys (an update derives them again
+            // from the merged record).
+            // Both are in key order: one walk, not a search per field
+            // (this runs for every row of a sheet).
+            let mut given = given.into_iter().peekable();
+            filled = set
+                .iter()
+                .filter_map(|(k, v)| {
+                    while given.next_if(|(g, _)| g < k).is_some() {}
+                    let from_row = given
+                        .next_if(|(g, _)| g == k)
+                        .is_some_and(|(_, null)| !null || v.is_null());
+                    (!from_row).then_some(*k)
+                })
+                .collect();
         }
         if let Some(o) = owner
             && o.0 != self.actor.user_id.0
@@ -2839,6 +3074,7 @@ impl RowValidator {
         Ok(Ok(Candidate {
             number: row.number,
             set,
+            filled,
             custom,
             owner: owner.map(|o| o.0),
             contacts,
@@ -3329,7 +3565,7 @@ impl ImportSession<'_> {
         let (existing, known) = self.existing(entity.table(), &unique).await?;
         self.known = known;
         let mut creates = Vec::with_capacity(unique.len());
-        let mut updates: Vec<(Candidate, Row)> = Vec::new();
+        let mut updates: Vec<(Candidate, Row, BTreeMap<&'static str, Value>)> = Vec::new();
         let mut update_keys: Vec<DupKey> = Vec::new();
         for c in unique {
             // Every record holding the key counts, but one a row of this
@@ -3377,14 +3613,13 @@ impl ImportSession<'_> {
                 );
                 continue;
             }
-            if let Some(first) = self.touched.get(&row.id()) {
-                let first = *first;
+            if let Some((first_en, first_zh)) = self.updated_by(row.id()) {
                 self.reject(
                     issues,
                     c.number,
                     IssueKind::DuplicateInFile,
-                    format!("{en}; row {first} of this file already updates it"),
-                    format!("{zh}；本文件第 {first} 行已更新该记录"),
+                    format!("{en}; {first_en} already updates it"),
+                    format!("{zh}；{first_zh}已更新该记录"),
                 );
                 continue;
             }
@@ -3401,6 +3636,27 @@ impl ImportSession<'_> {
                 );
                 continue;
             }
+            // The record as the row would leave it must pass the rules
+            // that span fields, as an update through the API must.
+            let merged = match self.merge_update(entity, row, &c) {
+                Ok(m) => m,
+                Err(problems) => {
+                    let (pe, pz) = join_problems(&problems);
+                    self.reject(
+                        issues,
+                        c.number,
+                        IssueKind::Invalid,
+                        format!(
+                            "{en}; this row cannot update it: together with the record's stored \
+                             values it would break a rule ({pe})"
+                        ),
+                        format!(
+                            "{zh}；该行不能更新该记录：与记录中已有的值合并后不符合规则（{pz}）"
+                        ),
+                    );
+                    continue;
+                }
+            };
             self.touched.insert(row.id(), c.number);
             self.rekeyed.insert(
                 row.id(),
@@ -3418,7 +3674,7 @@ impl ImportSession<'_> {
                 k.moving.push(row.id());
                 update_keys.push(k);
             }
-            updates.push((c, row.clone()));
+            updates.push((c, row.clone(), merged));
         }
         if self.failed {
             return Ok((ChangeSet::default(), BatchItems::default()));
@@ -3488,8 +3744,8 @@ impl ImportSession<'_> {
         let mut existing_contacts: HashSet<(Uuid, String)> = HashSet::new();
         let parents: Vec<Value> = updates
             .iter()
-            .filter(|(c, _)| !c.contacts.is_empty())
-            .map(|(_, r)| Value::Id(r.id()))
+            .filter(|(c, _, _)| !c.contacts.is_empty())
+            .map(|(_, r, _)| Value::Id(r.id()))
             .collect();
         for chunk in parents.chunks(IN_CHUNK) {
             let mut sel = Select::all(Table::Contacts, company, crm.now());
@@ -3503,10 +3759,9 @@ impl ImportSession<'_> {
                 existing_contacts.insert((cid, contact_identity_row(&r)));
             }
         }
-        for (c, row) in updates {
-            let number = c.number;
-            let contacts = c.contacts.clone();
-            self.update_entries(&mut cs, &mut items, entity, &row, c, number);
+        for (mut c, row, merged) in updates {
+            let contacts = std::mem::take(&mut c.contacts);
+            self.update_entries(&mut cs, &mut items, entity, &row, c, merged);
             let owner = row.get("owner_id").as_id().unwrap_or(self.actor.user_id.0);
             let dept = row.get("department_id").as_id();
             for k in contacts {
@@ -3616,8 +3871,39 @@ impl ImportSession<'_> {
         self.counts.contacts += 1;
     }
 
-    /// The update of an existing record with a row's values (non-empty
-    /// cells only), like `update_record` does it.
+    /// The stored record `row` with the values the row itself gives
+    /// (non-empty cells; not the defaults `derive` filled into the row's
+    /// values, such as a customer's kind), its keys derived again, like
+    /// `update_record` merges. A merged record that breaks a rule spanning
+    /// fields (an individual customer with a credit code) gives the
+    /// problems, in English and Chinese.
+    fn merge_update(
+        &self,
+        entity: Entity,
+        row: &Row,
+        c: &Candidate,
+    ) -> std::result::Result<BTreeMap<&'static str, Value>, Vec<(String, String)>> {
+        let mut merged: BTreeMap<&'static str, Value> = BTreeMap::new();
+        for col in entity.table().columns() {
+            merged.insert(col.name, row.get(col.name).clone());
+        }
+        for (k, v) in &c.set {
+            if !c.filled.contains(k) {
+                merged.insert(*k, v.clone());
+            }
+        }
+        match self.crm.derive(entity, &mut merged) {
+            Ok(()) => Ok(merged),
+            Err(Error::Validation(v)) => Err(self.v.messages(entity, &Fields::new(), &v, None)),
+            Err(other) => {
+                let m = other.to_string();
+                Err(vec![(m.clone(), m)])
+            }
+        }
+    }
+
+    /// The update of an existing record with a row's values merged into it
+    /// by [`ImportSession::merge_update`], like `update_record` does it.
     fn update_entries(
         &mut self,
         cs: &mut ChangeSet,
@@ -3625,18 +3911,9 @@ impl ImportSession<'_> {
         entity: Entity,
         row: &Row,
         c: Candidate,
-        _number: u32,
+        merged: BTreeMap<&'static str, Value>,
     ) {
         let crm = self.crm;
-        let mut merged: BTreeMap<&'static str, Value> = BTreeMap::new();
-        for col in entity.table().columns() {
-            merged.insert(col.name, row.get(col.name).clone());
-        }
-        merged.extend(c.set);
-        if crm.derive(entity, &mut merged).is_err() {
-            // The stored record and the row disagree on a cross-field rule
-            // (e.g. kind); keep the row's own derived values.
-        }
         let mut values: Vec<(&'static str, Value)> = Vec::new();
         let mut before: Vec<(String, Value)> = Vec::new();
         let mut changes = Vec::new();
@@ -3721,6 +3998,7 @@ impl ImportSession<'_> {
             id: row.id(),
             version: version + 1,
             before,
+            row: c.number,
         });
         self.counts.updated += 1;
     }
@@ -3823,12 +4101,12 @@ impl ImportSession<'_> {
             if replay || self.failed {
                 continue;
             }
+            // By username only: another user's display name or id that
+            // reads like this username is not this user.
             let existing = self
-                .v
-                .lookups
-                .users
-                .as_ref()
-                .and_then(|m| m.get(&username))
+                .usernames
+                .get(&username)
+                .and_then(|id| self.users.get(id))
                 .cloned();
             if let Some(u) = existing {
                 let en = format!("username {username} is already taken");
@@ -3908,6 +4186,7 @@ impl ImportSession<'_> {
                     id: u.id.0,
                     version: urow.version() + 1,
                     before,
+                    row: row.number,
                 });
                 self.counts.updated += 1;
                 continue;
@@ -4220,13 +4499,13 @@ impl ImportSession<'_> {
                 creates.push(input);
                 continue;
             };
-            if let Some(first) = self.touched.get(&prow.id()).copied() {
+            if let Some((first_en, first_zh)) = self.updated_by(prow.id()) {
                 self.reject(
                     issues,
                     row.number,
                     IssueKind::DuplicateInFile,
-                    format!("{what_en}: row {first} of this file already updates this product"),
-                    format!("{what_zh}：本文件第 {first} 行已更新该产品"),
+                    format!("{what_en}: {first_en} already updates this product"),
+                    format!("{what_zh}：{first_zh}已更新该产品"),
                 );
                 continue;
             }
@@ -4289,6 +4568,7 @@ impl ImportSession<'_> {
                 id: prow.id(),
                 version: prow.version() + 1,
                 before,
+                row: row.number,
             });
             self.counts.updated += 1;
         }

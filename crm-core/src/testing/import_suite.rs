@@ -88,6 +88,26 @@ macro_rules! import_scenarios {
             io_export_applies_scope_field_rules_and_picks,
             $make
         );
+        $each!(
+            $crate::testing::import_suite::import_update_keeps_stored_kind_and_checks_merged_record,
+            io_import_update_keeps_stored_kind_and_checks_merged_record,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_users_match_existing_users_by_username_only,
+            io_import_users_match_existing_users_by_username_only,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_undo_refused_while_later_records_refer_to_it,
+            io_import_undo_refused_while_later_records_refer_to_it,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_resumed_updates_a_record_once_and_counts_contacts_apart,
+            io_import_resumed_updates_a_record_once_and_counts_contacts_apart,
+            $make
+        );
     };
 }
 
@@ -2198,4 +2218,391 @@ pub async fn import_and_a_concurrent_create_do_not_both_pass(store: Arc<dyn Stor
     assert!(guarded_alike(&create, &last_keys()));
     drop(s);
     assert_eq!(count(&store, &w, Table::Contacts).await, 1);
+}
+
+/// The update policy merges only what a row sets: a file without a kind
+/// column (or with an empty kind cell) leaves an individual customer
+/// individual, and a row whose values, merged with the stored record,
+/// break a rule spanning fields (an individual customer with a credit
+/// code) is rejected in both languages instead of written.
+pub async fn import_update_keeps_stored_kind_and_checks_merged_record(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.customer(
+        &w.admin,
+        "个人客户张三",
+        json!({"kind": "individual", "level": "C"}),
+    )
+    .await;
+    let firm = w
+        .customer(
+            &w.admin,
+            "企业客户有限公司",
+            json!({"uscc": uscc(3), "level": "C"}),
+        )
+        .await;
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    // No kind column.
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &["客户名称", "客户级别"],
+        vec![vec![t("个人客户张三"), t("A")]],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
+    let p = find(&w, "个人客户张三").await.expect("kept");
+    assert_eq!(p.text("level"), Some("A"));
+    assert_eq!(p.text("kind"), Some("individual"), "the kind is not reset");
+    // An empty kind cell.
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &["客户名称", "客户类型", "客户级别"],
+        vec![vec![t("个人客户张三"), t(""), t("B")]],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
+    let p = find(&w, "个人客户张三").await.expect("kept");
+    assert_eq!(p.text("level"), Some("B"));
+    assert_eq!(p.text("kind"), Some("individual"));
+    // 个人客户 for an enterprise customer with a credit code.
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &["客户名称", "客户类型", "客户级别"],
+        vec![vec![t("企业客户有限公司"), t("个人客户"), t("A")]],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (0, 1), "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert_eq!(
+        (i.outcome, i.kind),
+        (RowOutcome::Rejected, IssueKind::Invalid)
+    );
+    assert!(
+        i.message_en.contains("this row cannot update it")
+            && i.message_en
+                .contains("only enterprise customers have a unified social credit code"),
+        "{}",
+        i.message_en
+    );
+    assert!(
+        i.message_zh.contains("该行不能更新该记录")
+            && i.message_zh.contains("个人客户不能填写统一社会信用代码"),
+        "{}",
+        i.message_zh
+    );
+    let kept = find(&w, "企业客户有限公司").await.expect("kept");
+    assert_eq!(kept.text("kind"), Some("enterprise"));
+    assert_eq!(kept.text("level"), Some("C"));
+    assert_eq!(kept.text("uscc"), Some(uscc(3).as_str()));
+    assert_eq!(kept.version, firm.version, "nothing written");
+    // A credit code for an individual customer, without a kind column.
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &["客户名称", "统一社会信用代码"],
+        vec![vec![t("个人客户张三"), t(&uscc(4))]],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (0, 1), "{:#?}", r.issues);
+    assert!(
+        issue(&r, 2)
+            .message_zh
+            .contains("个人客户不能填写统一社会信用代码"),
+        "{}",
+        issue(&r, 2).message_zh
+    );
+    let p = find(&w, "个人客户张三").await.expect("kept");
+    assert_eq!(p.text("kind"), Some("individual"));
+    assert_eq!(p.text("uscc"), None);
+}
+
+/// A user import finds existing users by username only: a username that is
+/// another user's display name or id is a new user, under the skip policy
+/// and under the update policy (which must not update that other user,
+/// nor twice in one batch).
+pub async fn import_users_match_existing_users_by_username_only(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let h = ["用户名", "姓名"];
+    let mut o = opts(Entity::User);
+    o.policy = DuplicatePolicy::Update;
+    // wangwu's display name is 王五.
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &h,
+        vec![
+            vec![t("wangwu"), t("王五（新）")],
+            vec![t("王五"), t("另一个王五")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.updated, r.created, r.skipped, r.rejected),
+        (1, 1, 0, 0),
+        "{:#?}",
+        r.issues
+    );
+    let ww = w
+        .crm
+        .user_by_username(&w.admin, "wangwu")
+        .await
+        .expect("wangwu");
+    assert_eq!(ww.id, w.wangwu.user_id);
+    assert_eq!(ww.display_name, "王五（新）");
+    let new = w
+        .crm
+        .user_by_username(&w.admin, "王五")
+        .await
+        .expect("a new user");
+    assert_ne!(new.id, w.wangwu.user_id);
+    assert_eq!(new.display_name, "另一个王五");
+    // Skip: display names and ids are not usernames; usernames are.
+    let lisi_id = w.lisi.user_id.to_string();
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::User),
+        &h,
+        vec![
+            vec![t("李四"), t("李四二号")],
+            vec![t(&lisi_id), t("编号用户")],
+            vec![t("王五"), t("重复的王五")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.created, r.skipped, r.rejected),
+        (2, 1, 0),
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(issue(&r, 4).kind, IssueKind::Duplicate);
+    let lisi = w
+        .crm
+        .user_by_username(&w.admin, "lisi")
+        .await
+        .expect("lisi");
+    assert_eq!(lisi.display_name, "李四");
+    assert_eq!(
+        w.crm
+            .user_by_username(&w.admin, "李四")
+            .await
+            .expect("created")
+            .display_name,
+        "李四二号"
+    );
+}
+
+/// Undo is refused while a record saved after the import refers to one it
+/// created — a contact added to an imported customer (also from the
+/// recycle bin), a customer given to an imported user — naming both, and
+/// nothing is removed; records the import created together (a customer's
+/// contacts) do not count. Once the reference is gone, undo works.
+pub async fn import_undo_refused_while_later_records_refer_to_it(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &["客户名称", "联系人1姓名", "联系人1手机"],
+        vec![
+            vec![t("甲客户有限公司"), t("张伟"), t("13812345678")],
+            vec![t("乙客户有限公司"), t(""), t("")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.created, r.contacts_created),
+        (1 + 1, 1),
+        "{:#?}",
+        r.issues
+    );
+    let id = r.import_id.expect("import id");
+    let jia = find(&w, "甲客户有限公司").await.expect("created");
+    let jia_code = jia.code.clone().expect("code");
+    let later = w
+        .crm
+        .create_record(
+            &w.admin,
+            Entity::Contact,
+            crate::testing::service_suite::fields(
+                json!({"customer_id": jia.id.to_string(), "name": "后加联系人"}),
+            ),
+        )
+        .await
+        .expect("contact");
+    let later_code = later.code.clone().expect("code");
+    let refused = |m: &str| {
+        m.contains(&format!("customer {jia_code} has contact {later_code}"))
+            && m.contains("added after the import")
+            && m.contains("nothing was undone")
+    };
+    match w.crm.undo_import(&w.admin, id).await {
+        Err(Error::InvalidState(m)) => assert!(refused(&m), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(find(&w, "甲客户有限公司").await.is_some());
+    assert!(find(&w, "乙客户有限公司").await.is_some());
+    assert_eq!(count(&store, &w, Table::Contacts).await, 2);
+    let imports = w.crm.list_imports(&w.admin).await.expect("imports");
+    assert_eq!(imports[0].status, ImportStatus::Done);
+    // In the recycle bin it could come back: still refused.
+    let gone = w
+        .crm
+        .delete_records(&w.admin, Entity::Contact, &[later.id])
+        .await;
+    assert!(gone.refused.is_empty(), "{:?}", gone.refused);
+    match w.crm.undo_import(&w.admin, id).await {
+        Err(Error::InvalidState(m)) => {
+            assert!(refused(&m) && m.contains("recycle bin"), "{m}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(count(&store, &w, Table::Customers).await, 2);
+    let purged = w
+        .crm
+        .purge_records(&w.admin, Entity::Contact, &[later.id])
+        .await;
+    assert!(purged.refused.is_empty(), "{:?}", purged.refused);
+    let undo = w.crm.undo_import(&w.admin, id).await.expect("undo");
+    assert_eq!(undo.removed, 3);
+    assert_eq!(count(&store, &w, Table::Customers).await, 0);
+    assert_eq!(count(&store, &w, Table::Contacts).await, 0);
+    // Imported users who were given records since.
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::User),
+        &["用户名", "姓名"],
+        vec![
+            vec![t("xiaoqiang"), t("小强")],
+            vec![t("xiaoli"), t("小丽")],
+        ],
+    )
+    .await;
+    assert_eq!(r.created, 2, "{:#?}", r.issues);
+    let id = r.import_id.expect("import id");
+    let c = w
+        .customer(
+            &w.admin,
+            "小强的客户有限公司",
+            json!({"owner_id": "xiaoqiang"}),
+        )
+        .await;
+    let code = c.code.clone().expect("code");
+    match w.crm.undo_import(&w.admin, id).await {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains(&format!("user xiaoqiang owns customer {code}")),
+            "{m}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let xq = w
+        .crm
+        .user_by_username(&w.admin, "xiaoqiang")
+        .await
+        .expect("kept");
+    assert!(xq.active);
+    let moved = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[c.id], w.admin.user_id)
+        .await
+        .expect("transfer");
+    assert!(moved.refused.is_empty(), "{:?}", moved.refused);
+    let undo = w.crm.undo_import(&w.admin, id).await.expect("undo");
+    assert_eq!(undo.removed, 2);
+    assert!(w.crm.user_by_username(&w.admin, "xiaoqiang").await.is_err());
+}
+
+/// A resumed import knows which records the batches before its checkpoint
+/// updated: a later row reaching one of them through another key is
+/// rejected as in an uninterrupted run (so the import can still be
+/// undone), and the report counts the earlier contacts as contacts.
+pub async fn import_resumed_updates_a_record_once_and_counts_contacts_apart(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let old = w
+        .customer(
+            &w.admin,
+            "甲老客户有限公司",
+            json!({"uscc": uscc(21), "level": "C"}),
+        )
+        .await;
+    let h = headers(&["客户名称", "统一社会信用代码", "客户级别", "联系人1姓名"]);
+    let data = rows(vec![
+        // Updates the old customer by name.
+        vec![t("甲老客户有限公司"), t(""), t("B"), t("")],
+        vec![t("新客户有限公司"), t(""), t("A"), t("张伟")],
+        // The same customer by its credit code.
+        vec![t("甲老客户更名有限公司"), t(&uscc(21)), t("A"), t("")],
+        vec![t("另一新客户有限公司"), t(""), t(""), t("")],
+    ]);
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    o.commit = CommitMode::Batches;
+    o.file_name = "update.xlsx".into();
+    o.file_hash = "sha256:resume-update".into();
+    {
+        let mut s = w
+            .crm
+            .begin_import(&w.admin, o.clone(), &h)
+            .await
+            .expect("begin");
+        s.push(&data[0..2]).await.expect("batch 1");
+        // Interrupted.
+    }
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, o.clone(), &h)
+        .await
+        .expect("again");
+    assert_eq!(s.resume_after(), Some(3));
+    for chunk in data.chunks(2) {
+        s.push(chunk).await.expect("push");
+    }
+    let r = s.finish().await.expect("finish");
+    assert_eq!(
+        (r.updated, r.rejected),
+        (1, 1),
+        "the record is updated once: {:#?}",
+        r.issues
+    );
+    let i = issue(&r, 4);
+    assert_eq!(i.kind, IssueKind::DuplicateInFile);
+    assert!(
+        i.message_en
+            .contains("row 2 of this file already updates it"),
+        "{}",
+        i.message_en
+    );
+    assert!(
+        i.message_zh.contains("本文件第 2 行已更新该记录"),
+        "{}",
+        i.message_zh
+    );
+    assert_eq!(
+        (r.created, r.contacts_created),
+        (2, 1),
+        "records and contacts counted apart, as in one run"
+    );
+    let a = find(&w, "甲老客户有限公司").await.expect("not renamed");
+    assert_eq!(a.text("level"), Some("B"));
+    assert_eq!(a.version, old.version + 1);
+    // The import can be undone.
+    let undo = w
+        .crm
+        .undo_import(&w.admin, r.import_id.expect("id"))
+        .await
+        .expect("undo");
+    assert_eq!((undo.removed, undo.restored), (3, 1));
+    let a = find(&w, "甲老客户有限公司").await.expect("kept");
+    assert_eq!(a.text("level"), Some("C"));
+    assert_eq!(count(&store, &w, Table::Customers).await, 1);
 }
