@@ -390,7 +390,38 @@ impl Crm {
     /// Builds the change set of a submission (or resubmission) without
     /// applying it. Fails when no flow is defined for the document type or
     /// the document is already pending or approved.
+    ///
+    /// Sales documents (contracts, quotes, payments) are refused: their
+    /// approvals change the documents, so they are submitted only through
+    /// their own operations ([`submit_contract`](Crm::submit_contract),
+    /// [`submit_quote`](Crm::submit_quote),
+    /// [`record_payment`](Crm::record_payment)), which check the caller's
+    /// rights and the document's state and take the facts from the stored
+    /// document.
     pub async fn submission(&self, actor: &Actor, req: &SubmitRequest) -> Result<Transition> {
+        check_doc_type(&req.doc_type)?;
+        if let Some(operation) = crate::sales::approval_submit_operation(&req.doc_type) {
+            return Err(Error::invalid(
+                "doc_type",
+                format!(
+                    "{} documents cannot be submitted for approval directly; use {operation}, \
+                     which checks the document and takes the approval facts from it",
+                    req.doc_type
+                ),
+            ));
+        }
+        self.document_submission(actor, req).await
+    }
+
+    /// Builds the change set of a submission for any document type,
+    /// sales documents included. Callers own the document: they have
+    /// checked the actor's rights on it and its state, and computed
+    /// `req.facts` from it.
+    pub(crate) async fn document_submission(
+        &self,
+        actor: &Actor,
+        req: &SubmitRequest,
+    ) -> Result<Transition> {
         check_doc_type(&req.doc_type)?;
         let company = actor.company_id.0;
         let dir = self.approval_directory(company).await?;
@@ -526,7 +557,8 @@ impl Crm {
     }
 
     /// Submits a document for approval (or resubmits a rejected or
-    /// withdrawn one, keeping its flow version).
+    /// withdrawn one, keeping its flow version). Sales documents are
+    /// refused; see [`submission`](Crm::submission).
     pub async fn submit_for_approval(
         &self,
         actor: &Actor,

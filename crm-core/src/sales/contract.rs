@@ -545,6 +545,23 @@ impl Crm {
             None
         };
         if let Some(a) = new_amount {
+            // The payment plan may not exceed the amount; a plan written
+            // meanwhile bumps the contract, so this write then conflicts.
+            let planned: i64 = self
+                .rows_of_contract(actor, Table::PaymentPlans, id)
+                .await?
+                .iter()
+                .map(|p| p.get("amount").as_int().unwrap_or(0))
+                .sum();
+            if planned > a.minor {
+                return Err(Error::invalid(
+                    "amount (合同金额)",
+                    format!(
+                        "{a} is less than the payment plan's total {}; change the plan first",
+                        Money::cny(planned)
+                    ),
+                ));
+            }
             values.push(("amount", Value::Int(a.minor)));
             values.push(("outstanding", Value::Int(a.minor - c.received.minor)));
         }
@@ -674,7 +691,7 @@ impl Crm {
             return Ok((self.contract(actor, id).await?, None));
         }
         let t = self
-            .submission(
+            .document_submission(
                 actor,
                 &SubmitRequest {
                     doc_type: "contract".into(),
@@ -713,10 +730,39 @@ impl Crm {
         info: &ApprovalInfo,
         cs: &mut ChangeSet,
     ) -> Result<()> {
-        let Some(row) = self.store.get(Table::Contracts, info.document_id).await? else {
+        let Some(row) = self
+            .approval_document_row(actor, Table::Contracts, info)
+            .await?
+        else {
             return Ok(());
         };
+        let c = contract_from_row(&row);
         let status = contract_status_for(info.status);
+        if c.status == status {
+            return Ok(());
+        }
+        // An approval moves a contract only while it is in the approval's
+        // hands: a draft being submitted, or a contract pending approval.
+        let applies = match status {
+            ContractStatus::PendingApproval | ContractStatus::Executing => {
+                matches!(
+                    c.status,
+                    ContractStatus::Draft | ContractStatus::PendingApproval
+                )
+            }
+            ContractStatus::Draft => c.status == ContractStatus::PendingApproval,
+            ContractStatus::Finished | ContractStatus::Terminated => false,
+        };
+        if !applies {
+            if status == ContractStatus::Executing {
+                return Err(Error::InvalidState(format!(
+                    "contract {} is {}; its approval cannot put it into execution",
+                    c.code,
+                    c.status.label_zh()
+                )));
+            }
+            return Ok(());
+        }
         self.set_contract_status(actor, &row, status, cs);
         if status == ContractStatus::Executing {
             self.contract_deal_closed(actor, &row, cs).await?;

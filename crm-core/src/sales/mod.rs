@@ -155,6 +155,9 @@ impl Crm {
         else {
             return Ok(());
         };
+        if row.get("company_id").as_id() != Some(actor.company_id.0) {
+            return Err(Error::not_found(crate::entity::Entity::Customer, customer));
+        }
         if cs.ops.iter().any(|op| {
             matches!(op, crate::store::Op::Update { table: crate::schema::Table::Customers, id, .. } if *id == customer)
         }) {
@@ -176,8 +179,27 @@ impl Crm {
         Ok(())
     }
 
+    /// The row of the sales document an approval in the actor's company
+    /// acts on. `None` when there is no such row (yet: a payment's approval
+    /// is built before the payment row is written, in the same change set);
+    /// a row of another company is refused as not found.
+    pub(crate) async fn approval_document_row(
+        &self,
+        actor: &Actor,
+        table: Table,
+        info: &ApprovalInfo,
+    ) -> Result<Option<Row>> {
+        match self.store.get(table, info.document_id).await? {
+            Some(row) if row.get("company_id").as_id() == Some(actor.company_id.0) => Ok(Some(row)),
+            Some(_) => Err(Error::not_found(info.doc_type.as_str(), info.document_id)),
+            None => Ok(None),
+        }
+    }
+
     /// Applies an approval's outcome to the sales document it approves, in
-    /// the approval's change set (contracts, quotes, payments).
+    /// the approval's change set (contracts, quotes, payments). The
+    /// approval is the actor's company's (it was created or read in that
+    /// company), and so must the document and its customer be.
     pub(crate) async fn sales_approval_effects(
         &self,
         actor: &Actor,
@@ -191,6 +213,25 @@ impl Crm {
             _ => Ok(()),
         }
     }
+}
+
+/// The document types whose approvals change sales documents, with the
+/// operation that submits them.
+const SALES_APPROVAL_TYPES: [(&str, &str); 3] = [
+    ("contract", "submit_contract"),
+    ("quote", "submit_quote"),
+    ("payment", "record_payment"),
+];
+
+/// For a document type whose approval changes a sales document, the name
+/// of the only operation that may submit it (it checks the caller's rights
+/// and the document's state and takes the approval facts from the stored
+/// document); `None` for other document types.
+pub fn approval_submit_operation(doc_type: &str) -> Option<&'static str> {
+    SALES_APPROVAL_TYPES
+        .iter()
+        .find(|(t, _)| *t == doc_type)
+        .map(|(_, op)| *op)
 }
 
 /// An optional integer column value.

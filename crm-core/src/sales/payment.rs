@@ -243,7 +243,8 @@ fn base(crm: &Crm, actor: &Actor, id: Uuid) -> Vec<(&'static str, Value)> {
 }
 
 impl Crm {
-    async fn rows_of_contract(
+    /// The live rows of a table that belong to a contract, oldest first.
+    pub(crate) async fn rows_of_contract(
         &self,
         actor: &Actor,
         table: Table,
@@ -259,13 +260,30 @@ impl Crm {
     }
 
     /// Replaces a contract's payment plan. The instalments must be positive
-    /// and add up to at most the contract amount.
+    /// and add up to at most the contract amount. The contract's version is
+    /// bumped in the same change set, so a concurrent plan or change of the
+    /// amount makes one of the writers fail with a conflict.
     pub async fn set_payment_plan(
         &self,
         actor: &Actor,
         contract: Uuid,
         plans: Vec<PlanInput>,
     ) -> Result<Collection> {
+        let cs = self.payment_plan_changes(actor, contract, plans).await?;
+        self.apply(cs).await?;
+        self.collection(actor, contract).await
+    }
+
+    /// Builds the change set of [`set_payment_plan`](Crm::set_payment_plan)
+    /// without applying it: the plan checked against the contract as read
+    /// now, and the contract's version bump that makes the write fail if
+    /// the contract changed in between.
+    pub(crate) async fn payment_plan_changes(
+        &self,
+        actor: &Actor,
+        contract: Uuid,
+        plans: Vec<PlanInput>,
+    ) -> Result<ChangeSet> {
         let row = self.writable_contract(actor, contract).await?;
         let c = contract_from_row(&row);
         let mut errors = ValidationErrors::default();
@@ -293,6 +311,14 @@ impl Crm {
         let mut sorted = plans.clone();
         sorted.sort_by_key(|p| p.due_on);
         let mut cs = ChangeSet::default();
+        // Serialises plan changes with each other and with changes of the
+        // contract amount: the plan was checked against this version.
+        cs.ops.push(Op::Update {
+            table: Table::Contracts,
+            id: contract,
+            expected_version: row.version(),
+            values: vec![("updated_at", Value::Timestamp(self.now()))],
+        });
         for old in self
             .rows_of_contract(actor, Table::PaymentPlans, contract)
             .await?
@@ -331,8 +357,7 @@ impl Crm {
                     .collect::<Vec<_>>()),
             }],
         ));
-        self.apply(cs).await?;
-        self.collection(actor, contract).await
+        Ok(cs)
     }
 
     /// A contract's plans, payments, received, outstanding and overdue
@@ -509,7 +534,7 @@ impl Crm {
         }
         // The payment row and its approval are written together.
         let t = self
-            .submission(
+            .document_submission(
                 actor,
                 &SubmitRequest {
                     doc_type: "payment".into(),
@@ -618,7 +643,10 @@ impl Crm {
         info: &ApprovalInfo,
         cs: &mut ChangeSet,
     ) -> Result<()> {
-        let Some(p) = self.store.get(Table::Payments, info.document_id).await? else {
+        let Some(p) = self
+            .approval_document_row(actor, Table::Payments, info)
+            .await?
+        else {
             return Ok(());
         };
         let status = match info.status {
@@ -626,8 +654,18 @@ impl Crm {
             Status::Rejected | Status::Withdrawn => "rejected",
             Status::Pending => "pending_approval",
         };
-        if p.get("status").as_text() == Some(status) {
+        let current = p.get("status").as_text().unwrap_or_default();
+        if current == status {
             return Ok(());
+        }
+        // A confirmed payment already counts as received and a rejected one
+        // is final: only a payment awaiting approval follows its approval.
+        if current != "pending_approval" {
+            return Err(Error::InvalidState(format!(
+                "payment {} of {} is {current}; its approval cannot make it {status}",
+                p.id(),
+                Money::cny(p.get("amount").as_int().unwrap_or(0))
+            )));
         }
         cs.ops.push(Op::Update {
             table: Table::Payments,
@@ -644,6 +682,7 @@ impl Crm {
                 .store
                 .get(Table::Contracts, contract)
                 .await?
+                .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
                 .ok_or_else(|| Error::not_found(Entity::Contract, contract))?;
             let amount = p.get("amount").as_int().unwrap_or(0);
             let c = contract_from_row(&row);

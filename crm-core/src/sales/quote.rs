@@ -391,7 +391,9 @@ impl Crm {
         })
     }
 
-    /// Every version of a quote, oldest first.
+    /// The versions of a quote the actor may read, oldest first. A version
+    /// the actor may not read (owned by someone else after a revision, or
+    /// not shared with the actor) is left out.
     pub async fn quote_versions(&self, actor: &Actor, id: Uuid) -> Result<Vec<Quote>> {
         let q = self.quote(actor, id).await?;
         let mut sel = Select::all(Table::Quotes, actor.company_id.0, self.now());
@@ -400,14 +402,16 @@ impl Crm {
             col: Col::Column("quote_version"),
             desc: false,
         }];
-        Ok(self
-            .store
-            .select(&sel)
-            .await?
-            .rows
-            .iter()
-            .map(quote_from_row)
-            .collect())
+        let mut out = Vec::new();
+        for row in self.store.select(&sel).await?.rows {
+            if self
+                .can_on_row(actor, Entity::Quote, Action::Read, &row)
+                .await?
+            {
+                out.push(quote_from_row(&row));
+            }
+        }
+        Ok(out)
     }
 
     /// Revises a quote: a new version with new lines; the old one is
@@ -499,7 +503,7 @@ impl Crm {
             return Ok((self.quote(actor, id).await?, None));
         }
         let t = self
-            .submission(
+            .document_submission(
                 actor,
                 &SubmitRequest {
                     doc_type: "quote".into(),
@@ -531,10 +535,38 @@ impl Crm {
         info: &ApprovalInfo,
         cs: &mut ChangeSet,
     ) -> Result<()> {
-        let Some(row) = self.store.get(Table::Quotes, info.document_id).await? else {
+        let Some(row) = self
+            .approval_document_row(actor, Table::Quotes, info)
+            .await?
+        else {
             return Ok(());
         };
-        self.set_quote_status(actor, &row, quote_status_for(info.status), cs);
+        let q = quote_from_row(&row);
+        let status = quote_status_for(info.status);
+        if q.status == status {
+            return Ok(());
+        }
+        // An approval moves a quote only while it is in the approval's
+        // hands: a draft being submitted, or a quote pending approval.
+        let applies = match status {
+            QuoteStatus::PendingApproval | QuoteStatus::Approved => {
+                matches!(q.status, QuoteStatus::Draft | QuoteStatus::PendingApproval)
+            }
+            QuoteStatus::Rejected | QuoteStatus::Draft => q.status == QuoteStatus::PendingApproval,
+            QuoteStatus::Superseded | QuoteStatus::Converted => false,
+        };
+        if !applies {
+            if status == QuoteStatus::Approved {
+                return Err(Error::InvalidState(format!(
+                    "quote {} v{} is {}; its approval cannot approve it",
+                    q.code,
+                    q.quote_version,
+                    q.status.name()
+                )));
+            }
+            return Ok(());
+        }
+        self.set_quote_status(actor, &row, status, cs);
         Ok(())
     }
 

@@ -46,6 +46,26 @@ macro_rules! sales_scenarios {
             crm_sales_department_pipelines_and_deliveries,
             $make
         );
+        $each!(
+            $crate::testing::sales_suite::approval_generic_submit_refuses_sales_documents,
+            crm_sales_approval_generic_submit_refuses_sales_documents,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::approval_does_not_move_closed_contracts,
+            crm_sales_approval_does_not_move_closed_contracts,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::payment_plan_writes_are_serialised,
+            crm_sales_payment_plan_writes_are_serialised,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::quote_versions_follow_read_rights,
+            crm_sales_quote_versions_follow_read_rights,
+            $make
+        );
     };
 }
 
@@ -92,11 +112,15 @@ fn contract_flow(w: &World, restart: Restart) -> FlowDef {
     }
 }
 
+/// A document type without sales effects, submitted through the generic
+/// `submit_for_approval` in the engine scenarios.
+const GENERIC_DOC: &str = "purchase_order";
+
 fn request(doc: Uuid, minor: i64) -> SubmitRequest {
     SubmitRequest {
-        doc_type: "contract".into(),
+        doc_type: GENERIC_DOC.into(),
         document_id: doc,
-        document_code: Some("HT-20261127-0001".into()),
+        document_code: Some("CG-20261127-0001".into()),
         title: Some("华为服务器采购合同".into()),
         facts: Facts {
             amount_minor: Some(minor),
@@ -125,16 +149,16 @@ async fn event_types(w: &World) -> Vec<String> {
         .collect()
 }
 
-/// A big contract goes to the applicant's superior, then to a 会签 step
+/// A big purchase order goes to the applicant's superior, then to a 会签 step
 /// where both must approve; outsiders cannot act, pending lists follow the
-/// flow, every action is recorded and the host gets `contract.approved`.
+/// flow, every action is recorded and the host gets `purchase_order.approved`.
 pub async fn approval_multi_step_countersign_and_events(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let flow = w
         .crm
         .define_approval_flow(
             &w.admin,
-            "contract",
+            GENERIC_DOC,
             "合同审批",
             contract_flow(&w, Restart::FromFirst),
         )
@@ -215,7 +239,7 @@ pub async fn approval_multi_step_countersign_and_events(store: Arc<dyn Store>) {
     assert_eq!(stored, a);
     let of = w
         .crm
-        .approval_of(&w.zhangsan, "contract", doc)
+        .approval_of(&w.zhangsan, GENERIC_DOC, doc)
         .await
         .expect("of");
     assert_eq!(of.map(|x| x.id), Some(a.id));
@@ -246,7 +270,7 @@ pub async fn approval_multi_step_countersign_and_events(store: Arc<dyn Store>) {
             "approval.step_approved",
             "approval.step_approved",
             "approval.approved",
-            "contract.approved",
+            "purchase_order.approved",
         ]
     );
     // A small contract skips the 会签 step.
@@ -280,7 +304,7 @@ pub async fn approval_reject_return_withdraw_and_resubmit(store: Arc<dyn Store>)
     w.crm
         .define_approval_flow(
             &w.admin,
-            "contract",
+            GENERIC_DOC,
             "合同审批",
             contract_flow(&w, Restart::FromRejectingStep),
         )
@@ -394,7 +418,7 @@ pub async fn approval_flow_versions_and_permissions(store: Arc<dyn Store>) {
     let flow = contract_flow(&w, Restart::FromFirst);
     assert!(matches!(
         w.crm
-            .define_approval_flow(&w.lisi, "contract", "合同审批", flow.clone())
+            .define_approval_flow(&w.lisi, GENERIC_DOC, "合同审批", flow.clone())
             .await,
         Err(Error::Forbidden(_))
     ));
@@ -402,7 +426,7 @@ pub async fn approval_flow_versions_and_permissions(store: Arc<dyn Store>) {
         w.crm
             .define_approval_flow(
                 &w.admin,
-                "contract",
+                GENERIC_DOC,
                 "合同审批",
                 FlowDef {
                     steps: vec![],
@@ -424,11 +448,11 @@ pub async fn approval_flow_versions_and_permissions(store: Arc<dyn Store>) {
         .submit_for_approval(&w.zhangsan, request(Uuid::from_u128(1), 1))
         .await
     {
-        Err(Error::InvalidState(m)) => assert!(m.contains("contract"), "{m}"),
+        Err(Error::InvalidState(m)) => assert!(m.contains(GENERIC_DOC), "{m}"),
         other => panic!("unexpected {other:?}"),
     }
     w.crm
-        .define_approval_flow(&w.admin, "contract", "合同审批", flow)
+        .define_approval_flow(&w.admin, GENERIC_DOC, "合同审批", flow)
         .await
         .expect("v1");
     let first = w
@@ -447,7 +471,7 @@ pub async fn approval_flow_versions_and_permissions(store: Arc<dyn Store>) {
         .crm
         .define_approval_flow(
             &w.admin,
-            "contract",
+            GENERIC_DOC,
             "合同审批（新）",
             FlowDef {
                 steps: vec![
@@ -468,7 +492,7 @@ pub async fn approval_flow_versions_and_permissions(store: Arc<dyn Store>) {
     assert_eq!(v2.flow_version, 2);
     let active = w
         .crm
-        .approval_flow(&w.zhangsan, "contract")
+        .approval_flow(&w.zhangsan, GENERIC_DOC)
         .await
         .expect("active")
         .expect("some");
@@ -1981,4 +2005,470 @@ pub async fn department_pipelines_and_deliveries(store: Arc<dyn Store>) {
     let (ds, p) = w.crm.deliveries(&w.lisi, c.id).await.expect("deliveries");
     assert_eq!(ds.len(), 1);
     assert_eq!(p[0].remaining, 1);
+}
+
+/// A single-step flow approved by the applicant's superior.
+fn superior_flow() -> FlowDef {
+    FlowDef {
+        steps: vec![step(
+            "直属上级",
+            ApproverRule::Superior { level: 1 },
+            SignMode::Any,
+        )],
+        restart: Restart::FromFirst,
+    }
+}
+
+/// Contracts, quotes and payments change with their approvals, so the
+/// generic `submit_for_approval` refuses them, naming the operation to use:
+/// nobody (another user, the owner with made-up facts, another company's
+/// administrator) can push such a document through approval that way, and
+/// an already confirmed payment is not counted twice.
+pub async fn approval_generic_submit_refuses_sales_documents(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractStatus, NewContract, NewQuote, PaymentInput, QuoteStatus};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store.clone()).await).await;
+    let other = World::with_code(store, "BBB").await;
+    for (ww, doc_type) in [
+        (&w, "contract"),
+        (&w, "quote"),
+        (&w, "payment"),
+        (&other, "contract"),
+    ] {
+        ww.crm
+            .define_approval_flow(&ww.admin, doc_type, "审批", superior_flow())
+            .await
+            .expect("flow");
+    }
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "华为年度服务合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(1_000_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "华为服务器报价".into(),
+                customer_id: customer.id.0,
+                lines: vec![crate::sales::LineInput {
+                    product_id: None,
+                    name: "服务器".into(),
+                    unit: Some("台".into()),
+                    quantity: 1,
+                    unit_price: Some(Money::cny(100_000)),
+                    discount_bp: 5000,
+                    tax_rate: Some(1300),
+                }],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    let forged = |doc_type: &str, id: Uuid| SubmitRequest {
+        doc_type: doc_type.into(),
+        document_id: id,
+        document_code: None,
+        title: Some("随便批".into()),
+        facts: Facts {
+            amount_minor: Some(1),
+            kind: None,
+            discount_bp: Some(0),
+        },
+        picked: Vec::new(),
+        comment: None,
+    };
+    let refused = |r: crate::error::Result<crate::approval::ApprovalInfo>, op: &str| match r {
+        Err(Error::Validation(v)) => {
+            let t = v.to_string();
+            assert!(t.contains(op), "the error names {op}: {t}");
+        }
+        other => panic!("a forged submission must be refused, got {other:?}"),
+    };
+    // Another sales person, who cannot even see the contract.
+    refused(
+        w.crm
+            .submit_for_approval(&w.wangwu, forged("contract", c.id))
+            .await,
+        "submit_contract",
+    );
+    // The owner, with made-up facts.
+    refused(
+        w.crm
+            .submit_for_approval(&w.zhangsan, forged("contract", c.id))
+            .await,
+        "submit_contract",
+    );
+    refused(
+        w.crm
+            .submit_for_approval(&w.zhangsan, forged("quote", q.id))
+            .await,
+        "submit_quote",
+    );
+    // Another company's administrator (whose flow would auto-pass).
+    refused(
+        other
+            .crm
+            .submit_for_approval(&other.admin, forged("contract", c.id))
+            .await,
+        "submit_contract",
+    );
+    assert!(matches!(
+        w.crm
+            .submission(&w.zhangsan, &forged("contract", c.id))
+            .await,
+        Err(Error::Validation(_))
+    ));
+    let c_now = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    assert_eq!(c_now.status, ContractStatus::Draft);
+    assert_eq!(c_now.version, c.version, "the contract is untouched");
+    assert_eq!(
+        w.crm.quote(&w.zhangsan, q.id).await.expect("q").status,
+        QuoteStatus::Draft
+    );
+    assert!(
+        w.crm
+            .approval_of(&w.zhangsan, "contract", c.id)
+            .await
+            .expect("of")
+            .is_none()
+    );
+    let customer_row = w
+        .crm
+        .store()
+        .get(crate::schema::Table::Customers, customer.id.0)
+        .await
+        .expect("get")
+        .expect("customer");
+    assert!(customer_row.get("closed_at").is_null(), "no deal closed");
+    // The real operations still work: the quote's 50 % discount and the
+    // contract go to the superior.
+    let (q, qa) = w
+        .crm
+        .submit_quote(&w.zhangsan, q.id, None)
+        .await
+        .expect("submit quote");
+    assert_eq!(q.status, QuoteStatus::PendingApproval);
+    assert_eq!(
+        qa.expect("quote approval").state.facts.discount_bp,
+        Some(5000)
+    );
+    let (c, a) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submit contract");
+    assert_eq!(c.status, ContractStatus::PendingApproval);
+    w.crm
+        .approve(&w.lisi, a.expect("approval").id, None)
+        .await
+        .expect("approve");
+    // A payment confirmed through its approval cannot be submitted again.
+    let (p, pa) = w
+        .crm
+        .record_payment(
+            &w.zhangsan,
+            c.id,
+            PaymentInput {
+                amount: Money::cny(400_000),
+                received_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 27).expect("date"),
+                method: None,
+                receipt_no: None,
+                notes: None,
+            },
+        )
+        .await
+        .expect("payment");
+    w.crm
+        .approve(&w.lisi, pa.expect("payment approval").id, None)
+        .await
+        .expect("confirm");
+    refused(
+        w.crm
+            .submit_for_approval(&w.zhangsan, forged("payment", p.id))
+            .await,
+        "record_payment",
+    );
+    let col = w.crm.collection(&w.zhangsan, c.id).await.expect("col");
+    assert_eq!(col.received, Money::cny(400_000));
+    assert_eq!(col.pending, Money::cny(0));
+    assert_eq!(
+        col.payments
+            .iter()
+            .map(|p| p.status.as_str())
+            .collect::<Vec<_>>(),
+        vec!["confirmed"]
+    );
+}
+
+/// A contract terminated while its approval is pending stays terminated:
+/// the approval can no longer put it into execution, and rejecting it does
+/// not bring it back to a draft.
+pub async fn approval_does_not_move_closed_contracts(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractStatus, NewContract};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    w.crm
+        .define_approval_flow(&w.admin, "contract", "合同审批", superior_flow())
+        .await
+        .expect("flow");
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let new = |title: &str| NewContract {
+        title: title.into(),
+        customer_id: customer.id.0,
+        amount: Some(Money::cny(1_000_000)),
+        ..NewContract::default()
+    };
+    let c = w
+        .crm
+        .create_contract(&w.zhangsan, new("终止的合同"))
+        .await
+        .expect("contract");
+    let (_, a) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    let a = a.expect("approval");
+    let c = w
+        .crm
+        .close_contract(&w.zhangsan, c.id, Some("客户取消"))
+        .await
+        .expect("terminate");
+    assert_eq!(c.status, ContractStatus::Terminated);
+    match w.crm.approve(&w.lisi, a.id, None).await {
+        Err(Error::InvalidState(m)) => assert!(m.contains(&c.code), "{m}"),
+        other => panic!("approving a terminated contract: {other:?}"),
+    }
+    let c = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    assert_eq!(c.status, ContractStatus::Terminated);
+    let customer_row = w
+        .crm
+        .store()
+        .get(crate::schema::Table::Customers, customer.id.0)
+        .await
+        .expect("get")
+        .expect("customer");
+    assert!(customer_row.get("closed_at").is_null(), "no deal closed");
+    w.crm
+        .reject(&w.lisi, a.id, RejectTo::Applicant, None)
+        .await
+        .expect("reject");
+    assert_eq!(
+        w.crm.contract(&w.zhangsan, c.id).await.expect("c").status,
+        ContractStatus::Terminated
+    );
+}
+
+/// Plan writes bump the contract: two plans built on the same read, or a
+/// plan checked against an amount changed meanwhile, cannot both land; and
+/// the amount cannot drop below the plan.
+pub async fn payment_plan_writes_are_serialised(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractPatch, NewContract, PlanInput};
+    use crate::store::StoreError;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "分期合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(1_000_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let d = |m: u32| chrono::NaiveDate::from_ymd_opt(2026, m, 1).expect("date");
+    let plan = |fen: i64| {
+        vec![
+            PlanInput {
+                due_on: d(12),
+                amount: Money::cny(fen),
+                notes: None,
+            },
+            PlanInput {
+                due_on: d(11),
+                amount: Money::cny(fen),
+                notes: None,
+            },
+        ]
+    };
+    // Two writers on the same read: the second conflicts, the plan is not doubled.
+    let first = w
+        .crm
+        .payment_plan_changes(&w.zhangsan, c.id, plan(300_000))
+        .await
+        .expect("first");
+    let second = w
+        .crm
+        .payment_plan_changes(&w.zhangsan, c.id, plan(300_000))
+        .await
+        .expect("second");
+    w.crm.store().apply(&first).await.expect("first wins");
+    assert!(
+        matches!(
+            w.crm.store().apply(&second).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "a plan built on a stale read is refused"
+    );
+    let col = w.crm.collection(&w.zhangsan, c.id).await.expect("col");
+    assert_eq!(
+        col.plans
+            .iter()
+            .map(|p| (p.instalment, p.amount.minor))
+            .collect::<Vec<_>>(),
+        vec![(1, 300_000), (2, 300_000)]
+    );
+    // A plan checked against the amount, which then drops: refused.
+    let full = w
+        .crm
+        .payment_plan_changes(&w.zhangsan, c.id, plan(500_000))
+        .await
+        .expect("full plan");
+    let c_now = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    w.crm
+        .update_contract(
+            &w.zhangsan,
+            c.id,
+            c_now.version,
+            ContractPatch {
+                amount: Some(Money::cny(600_000)),
+                ..ContractPatch::default()
+            },
+        )
+        .await
+        .expect("lower the amount");
+    assert!(
+        matches!(
+            w.crm.store().apply(&full).await,
+            Err(StoreError::Conflict { .. })
+        ),
+        "a plan checked against an old amount is refused"
+    );
+    let col = w.crm.collection(&w.zhangsan, c.id).await.expect("col");
+    assert_eq!(
+        col.plans.iter().map(|p| p.amount.minor).sum::<i64>(),
+        600_000
+    );
+    // Lowering the amount below the plan is refused, naming the plan.
+    let c_now = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    match w
+        .crm
+        .update_contract(
+            &w.zhangsan,
+            c.id,
+            c_now.version,
+            ContractPatch {
+                amount: Some(Money::cny(599_999)),
+                ..ContractPatch::default()
+            },
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => assert!(v.to_string().contains("plan"), "{v}"),
+        other => panic!("amount below the plan: {other:?}"),
+    }
+}
+
+/// The versions of a quote list only those the actor may read: a read
+/// share on one version does not expose the others, nor does reading an
+/// old version expose a revision someone else owns.
+pub async fn quote_versions_follow_read_rights(store: Arc<dyn Store>) {
+    use crate::ids::RecordId;
+    use crate::money::Money;
+    use crate::records::ShareAccess;
+    use crate::sales::{LineInput, NewQuote};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let line = |fen: i64| LineInput {
+        product_id: None,
+        name: "服务器".into(),
+        unit: Some("台".into()),
+        quantity: 1,
+        unit_price: Some(Money::cny(fen)),
+        discount_bp: 0,
+        tax_rate: Some(1300),
+    };
+    let v1 = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "华为服务器报价".into(),
+                customer_id: customer.id.0,
+                lines: vec![line(100_000)],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("v1");
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            crate::entity::Entity::Quote,
+            RecordId(v1.id),
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share v1");
+    let v2 = w
+        .crm
+        .revise_quote(&w.zhangsan, v1.id, vec![line(90_000)], None)
+        .await
+        .expect("v2");
+    // The manager revises: v3 is his.
+    let v3 = w
+        .crm
+        .revise_quote(&w.lisi, v2.id, vec![line(80_000)], None)
+        .await
+        .expect("v3");
+    assert_eq!(v3.owner_id, Some(w.lisi.user_id.0));
+    let ids = |vs: Vec<crate::sales::Quote>| vs.into_iter().map(|v| v.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(w
+            .crm
+            .quote_versions(&w.wangwu, v1.id)
+            .await
+            .expect("wangwu")),
+        vec![v1.id],
+        "a share on v1 shows v1 only"
+    );
+    assert_eq!(
+        ids(w
+            .crm
+            .quote_versions(&w.zhangsan, v1.id)
+            .await
+            .expect("zhangsan")),
+        vec![v1.id, v2.id],
+        "the manager's revision is not the sales person's to read"
+    );
+    assert_eq!(
+        ids(w.crm.quote_versions(&w.lisi, v3.id).await.expect("lisi")),
+        vec![v1.id, v2.id, v3.id]
+    );
+    assert!(matches!(
+        w.crm.quote_versions(&w.wangwu, v2.id).await,
+        Err(Error::NotFound { .. })
+    ));
 }
