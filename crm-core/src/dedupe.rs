@@ -21,10 +21,10 @@
 //! `customer.possible_duplicate` and the report) or is ignored. Defaults:
 //! name and credit code refuse, phone and e-mail warn.
 
-use crate::auth::{Action, Actor, FieldAccess};
+use crate::auth::{Action, Actor, FieldAccess, mask};
 use crate::crm::Crm;
 use crate::custom::CustomFieldDef;
-use crate::entity::{Entity, FieldKind};
+use crate::entity::{Entity, FieldKind, MaskStyle};
 use crate::error::{Error, Result};
 use crate::ids::{RecordId, UserId};
 use crate::pool::Place;
@@ -37,7 +37,7 @@ use crate::value::Value;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
@@ -136,7 +136,8 @@ impl Modes {
 pub struct DuplicateMatch {
     /// The key field (`name`, `uscc`, `phone`, `email`, `custom.<key>`).
     pub field: String,
-    /// The normalised value both share.
+    /// The normalised value both share, masked when the actor's field rule
+    /// for the key field masks it, empty when the rule hides it.
     pub value: String,
     /// What the company's setting does with such a match.
     pub mode: DedupeMode,
@@ -146,7 +147,8 @@ pub struct DuplicateMatch {
     pub customer: Option<RecordId>,
     /// Its code (same condition).
     pub code: Option<String>,
-    /// Its name (same condition).
+    /// Its name (same condition; masked or left out as the actor's field
+    /// rule for the name says).
     pub name: Option<String>,
     /// Whose it is: a name when the actor may know, else "someone else".
     pub owner: String,
@@ -157,7 +159,8 @@ pub struct DuplicateMatch {
 pub struct DuplicateQuery {
     /// Only these key fields (empty: all).
     pub fields: Vec<String>,
-    /// Continue after this cursor (the previous report's `next`).
+    /// Continue after this cursor (the previous report's `next`, for the
+    /// same actor).
     pub after: Option<String>,
     /// Groups at most.
     pub limit: usize,
@@ -180,7 +183,8 @@ pub struct DuplicateMember {
     pub id: RecordId,
     /// Its code.
     pub code: Option<String>,
-    /// Its name.
+    /// Its name, masked when the actor's field rule for the name masks it,
+    /// empty when the rule hides it.
     pub name: String,
     /// Its owner.
     pub owner_id: Option<UserId>,
@@ -195,9 +199,10 @@ pub struct DuplicateMember {
 pub struct DuplicateGroup {
     /// The key field.
     pub field: String,
-    /// The shared normalised value.
+    /// The shared normalised value, masked when the actor's field rule for
+    /// the key field masks it, empty when the rule hides it.
     pub value: String,
-    /// Why they matched, in words.
+    /// Why they matched, in words (with the value as shown in `value`).
     pub reason: String,
     /// What the company's setting does with such matches.
     pub mode: DedupeMode,
@@ -212,12 +217,16 @@ pub struct DuplicateGroup {
 pub struct DuplicateReport {
     /// The groups, by field and value.
     pub groups: Vec<DuplicateGroup>,
-    /// The cursor of the next page, when there is one.
+    /// The cursor of the next page, when there is one: only when a further
+    /// group with a member the actor can see follows. It names the last
+    /// group's key only when the actor may read that key field unmasked,
+    /// else one of the group's members the actor can see.
     pub next: Option<String>,
 }
 
 /// A merge: the survivor keeps its id, code and history; the others' values
-/// fill the survivor's blanks unless `take` says otherwise, their contacts,
+/// fill the survivor's blanks (in the fields the merging user may write)
+/// unless `take` says otherwise, their contacts,
 /// follow-ups, pool history and every other record pointing at them move to
 /// the survivor, and they go to the recycle bin marked `merged_into`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,6 +314,61 @@ pub(crate) fn keys_of(
     out.sort();
     out.dedup();
     out
+}
+
+/// A field's value as the actor may be shown it (a duplicate key kind is
+/// named after the customer field it comes from: `name`, `uscc`, `phone`,
+/// `email`, `custom.<key>`): as it is when the actor may read the field,
+/// masked in the field's style when it is masked, `None` when it is hidden.
+pub(crate) fn shown_value(
+    actor: &Actor,
+    entity: Entity,
+    field: &str,
+    value: &str,
+) -> Option<String> {
+    match actor.field_access(entity, field) {
+        FieldAccess::Full | FieldAccess::ReadOnly => Some(value.to_string()),
+        FieldAccess::Masked => {
+            let style = entity
+                .field(field)
+                .filter(|d| d.name == field)
+                .map_or(MaskStyle::Text, |d| d.mask_style());
+            Some(mask(style, value))
+        }
+        FieldAccess::Hidden => None,
+    }
+}
+
+/// Why customers matched, in words, with the shared value as the actor may
+/// be shown it (left out when the field is hidden from the actor).
+fn match_reason(actor: &Actor, field: &str, value: &str, customs: &[CustomFieldDef]) -> String {
+    let label = field_label(field, customs);
+    match shown_value(actor, Entity::Customer, field, value) {
+        Some(v) => format!("same {label} {v}"),
+        None => format!("same {label}"),
+    }
+}
+
+/// A cursor of the duplicate report naming the key in the clear; produced
+/// (and accepted) only for key fields the actor may read unmasked.
+const KEY_CURSOR: char = '\u{1f}';
+
+/// A cursor of the duplicate report naming, instead of the key, a customer
+/// of the group the actor can see; used for masked and hidden key fields, so
+/// that a cursor neither shows the key nor lets one probe for keys.
+const MEMBER_CURSOR: char = '\u{1e}';
+
+/// The cursor after a group of the report: its key when the actor may read
+/// the key field unmasked, else a member the actor can see.
+fn report_cursor(actor: &Actor, key: &str, group: &DuplicateGroup) -> String {
+    let field = group.field.as_str();
+    if crate::records::filterable(actor, Entity::Customer, field) {
+        format!("{field}{KEY_CURSOR}{key}")
+    } else {
+        // A group of the report always has a visible member.
+        let member = group.members.first().map(|m| m.id.0).unwrap_or_default();
+        format!("{field}{MEMBER_CURSOR}{member}")
+    }
 }
 
 fn field_label(field: &str, customs: &[CustomFieldDef]) -> String {
@@ -1227,19 +1291,22 @@ impl Crm {
         let visible = self
             .can_on_row(actor, entity, Action::Read, existing)
             .await?;
-        let label = existing
-            .get("name")
-            .as_text()
-            .map(str::to_string)
-            .unwrap_or_else(|| existing.id().to_string());
+        // The name as the actor's field rule for it says (the code when hidden).
         let code = existing
             .get("code")
             .as_text()
             .unwrap_or_default()
             .to_string();
+        let label = existing
+            .get("name")
+            .as_text()
+            .and_then(|n| shown_value(actor, entity, "name", n));
         let owner = self.owner_words(actor, existing, visible).await;
         let message = if visible || self.config.reveal_duplicate_owner {
-            format!("{what} already belongs to {label} ({code}), {owner}")
+            match label {
+                Some(label) => format!("{what} already belongs to {label} ({code}), {owner}"),
+                None => format!("{what} already belongs to {entity} {code}, {owner}"),
+            }
         } else {
             format!("{what} already belongs to another {entity}, {owner}")
         };
@@ -1387,7 +1454,7 @@ impl Crm {
                 let known = visible || self.config.reveal_duplicate_owner;
                 out.push(DuplicateMatch {
                     field: kind.clone(),
-                    value: key.clone(),
+                    value: shown_value(actor, Entity::Customer, kind, key).unwrap_or_default(),
                     mode,
                     visible,
                     customer: known.then_some(RecordId(cid)),
@@ -1397,7 +1464,9 @@ impl Crm {
                         None
                     },
                     name: if known {
-                        row.get("name").as_text().map(str::to_string)
+                        row.get("name")
+                            .as_text()
+                            .and_then(|n| shown_value(actor, Entity::Customer, "name", n))
                     } else {
                         None
                     },
@@ -1470,7 +1539,12 @@ impl Crm {
 
     /// The duplicate report of the company (查重报告): groups of live
     /// customers sharing a key, with the reason, page by page. Only members
-    /// the actor can see are listed; groups without any are left out.
+    /// the actor can see are listed and groups without any are left out —
+    /// from the paging too: a page holds up to `limit` groups with a visible
+    /// member, and its cursor never names a group the actor cannot see.
+    /// Values, reasons and names are shown as the actor's field rules say.
+    /// Like a list, it needs no read grant: without one, the actor sees the
+    /// customers shared with them.
     pub async fn duplicate_report(
         &self,
         actor: &Actor,
@@ -1481,49 +1555,6 @@ impl Crm {
         let limit = query.limit.clamp(1, 1000);
         let modes = self.dedupe_modes(company).await?;
         let customs = self.custom_fields(actor, Entity::Customer).await?;
-        let cursor = match &query.after {
-            Some(c) => Some(c.split_once('\u{1f}').ok_or_else(|| {
-                Error::invalid("after", "the cursor is not one this report produced")
-            })?),
-            None => None,
-        };
-        let mut groups: Vec<(String, String, Vec<Uuid>)> = Vec::new();
-        let mut after: Option<Vec<Value>> = None;
-        let mut more = false;
-        'walk: loop {
-            let sel = duplicate_report_page(company, now, &query.fields, cursor, after.clone());
-            let page = self.store.select(&sel).await?;
-            for r in &page.rows {
-                let kind = r.get("kind").as_text().unwrap_or_default().to_string();
-                let key = r.get("key").as_text().unwrap_or_default().to_string();
-                let cid = r.get("customer_id").as_id().unwrap_or_default();
-                match groups.last_mut() {
-                    Some((k, v, ids)) if *k == kind && *v == key => ids.push(cid),
-                    _ => {
-                        if groups.len() == limit {
-                            more = true;
-                            break 'walk;
-                        }
-                        groups.push((kind, key, vec![cid]));
-                    }
-                }
-            }
-            match page.rows.last() {
-                Some(last) if page.has_more => {
-                    after = Some(vec![
-                        last.get("kind").clone(),
-                        last.get("key").clone(),
-                        Value::Id(last.id()),
-                    ]);
-                }
-                _ => break,
-            }
-        }
-        let ids: Vec<Uuid> = groups
-            .iter()
-            .flat_map(|(_, _, ids)| ids.iter().copied())
-            .collect();
-        let mut visible: HashMap<Uuid, Row> = HashMap::new();
         let scope = actor.store_scope(Entity::Customer, Action::Read).unwrap_or(
             crate::store::Scope::Restricted {
                 owners: Vec::new(),
@@ -1531,8 +1562,129 @@ impl Crm {
                 shared_with: None,
             },
         );
+        let cursor = match &query.after {
+            Some(c) => Some(self.report_position(actor, c).await?),
+            None => None,
+        };
+        let cursor = cursor.as_ref().map(|(k, v)| (k.as_str(), v.as_str()));
+        // Groups read from the keys as (kind, key, holders): the one still
+        // being read, and the complete ones waiting for the visibility check.
+        let mut open: Option<(String, String, Vec<Uuid>)> = None;
+        let mut waiting: VecDeque<(String, String, Vec<Uuid>)> = VecDeque::new();
+        // Groups with a visible member, with their key: one more than the
+        // page holds tells that there is a next page.
+        let mut found: Vec<(String, DuplicateGroup)> = Vec::new();
+        let mut after: Option<Vec<Value>> = None;
+        let mut read_all = false;
+        // Groups checked at once; doubled after each check, so that an actor
+        // who sees few of them does not cost a query per group.
+        let mut batch = limit + 1;
+        while found.len() <= limit {
+            if waiting.is_empty() {
+                if read_all {
+                    break;
+                }
+                let sel = duplicate_report_page(company, now, &query.fields, cursor, after.take());
+                let page = self.store.select(&sel).await?;
+                for r in &page.rows {
+                    let kind = r.get("kind").as_text().unwrap_or_default().to_string();
+                    let key = r.get("key").as_text().unwrap_or_default().to_string();
+                    let cid = r.get("customer_id").as_id().unwrap_or_default();
+                    match &mut open {
+                        Some((k, v, ids)) if *k == kind && *v == key => ids.push(cid),
+                        _ => waiting.extend(open.replace((kind, key, vec![cid]))),
+                    }
+                }
+                match page.rows.last() {
+                    Some(last) if page.has_more => {
+                        after = Some(vec![
+                            last.get("kind").clone(),
+                            last.get("key").clone(),
+                            Value::Id(last.id()),
+                        ]);
+                    }
+                    _ => {
+                        read_all = true;
+                        waiting.extend(open.take());
+                    }
+                }
+                continue;
+            }
+            let mut checked = Vec::new();
+            let mut holders = 0;
+            while checked.len() < batch && holders < 500 {
+                let Some(g) = waiting.pop_front() else {
+                    break;
+                };
+                holders += g.2.len();
+                checked.push(g);
+            }
+            batch = (batch * 2).min(4000);
+            let ids: Vec<Uuid> = checked
+                .iter()
+                .flat_map(|(_, _, ids)| ids.iter().copied())
+                .collect();
+            let visible = self.visible_customers(company, &scope, &ids).await?;
+            for (field, key, ids) in checked {
+                let mut members: Vec<DuplicateMember> = ids
+                    .iter()
+                    .filter_map(|id| visible.get(id))
+                    .map(|r| DuplicateMember {
+                        id: RecordId(r.id()),
+                        code: r.get("code").as_text().map(str::to_string),
+                        name: r
+                            .get("name")
+                            .as_text()
+                            .and_then(|n| shown_value(actor, Entity::Customer, "name", n))
+                            .unwrap_or_default(),
+                        owner_id: r.get("owner_id").as_id().map(UserId),
+                        place: Place::of_row(r),
+                        created_at: r.get("created_at").as_timestamp().unwrap_or_default(),
+                    })
+                    .collect();
+                if members.is_empty() {
+                    continue;
+                }
+                members.sort_by(|x, y| {
+                    (x.created_at, &x.code, x.id).cmp(&(y.created_at, &y.code, y.id))
+                });
+                let hidden = ids.len() - members.len();
+                found.push((
+                    key.clone(),
+                    DuplicateGroup {
+                        reason: match_reason(actor, &field, &key, &customs),
+                        mode: modes.mode(&field),
+                        value: shown_value(actor, Entity::Customer, &field, &key)
+                            .unwrap_or_default(),
+                        field,
+                        members,
+                        hidden,
+                    },
+                ));
+            }
+        }
+        let next = if found.len() > limit {
+            found.truncate(limit);
+            found.last().map(|(key, g)| report_cursor(actor, key, g))
+        } else {
+            None
+        };
+        Ok(DuplicateReport {
+            groups: found.into_iter().map(|(_, g)| g).collect(),
+            next,
+        })
+    }
+
+    /// The live customers among `ids` within the scope, by id.
+    async fn visible_customers(
+        &self,
+        company: Uuid,
+        scope: &crate::store::Scope,
+        ids: &[Uuid],
+    ) -> Result<HashMap<Uuid, Row>> {
+        let mut visible = HashMap::new();
         for chunk in ids.chunks(500) {
-            let mut sel = Select::all(Table::Customers, company, now);
+            let mut sel = Select::all(Table::Customers, company, self.now());
             sel.lifecycle = Lifecycle::Any;
             sel.scope = scope.clone();
             sel.filter = Filter::And(vec![
@@ -1543,47 +1695,65 @@ impl Crm {
                 visible.insert(r.id(), r);
             }
         }
-        let next = if more {
-            groups.last().map(|(k, v, _)| format!("{k}\u{1f}{v}"))
-        } else {
-            None
+        Ok(visible)
+    }
+
+    /// The position `(kind, key)` a report cursor stands for. A cursor naming
+    /// a key is taken only for a key field the actor may read unmasked (else
+    /// made-up cursors would tell masked or hidden values apart); one naming
+    /// a customer only when the actor can see the customer, and stands for
+    /// that customer's key.
+    async fn report_position(&self, actor: &Actor, cursor: &str) -> Result<(String, String)> {
+        let bad = || {
+            Error::invalid(
+                "after",
+                "the cursor is not one this report produced for you (or its group has changed since)",
+            )
         };
-        let mut out = Vec::new();
-        for (field, value, ids) in groups {
-            let mut members: Vec<DuplicateMember> = ids
-                .iter()
-                .filter_map(|id| visible.get(id))
-                .map(|r| DuplicateMember {
-                    id: RecordId(r.id()),
-                    code: r.get("code").as_text().map(str::to_string),
-                    name: r.get("name").as_text().unwrap_or_default().to_string(),
-                    owner_id: r.get("owner_id").as_id().map(UserId),
-                    place: Place::of_row(r),
-                    created_at: r.get("created_at").as_timestamp().unwrap_or_default(),
-                })
-                .collect();
-            if members.is_empty() {
-                continue;
+        if let Some((kind, key)) = cursor.split_once(KEY_CURSOR) {
+            if !crate::records::filterable(actor, Entity::Customer, kind) {
+                return Err(bad());
             }
-            members
-                .sort_by(|x, y| (x.created_at, &x.code, x.id).cmp(&(y.created_at, &y.code, y.id)));
-            let hidden = ids.len() - members.len();
-            out.push(DuplicateGroup {
-                reason: format!("same {} {value}", field_label(&field, &customs)),
-                mode: modes.mode(&field),
-                field,
-                value,
-                members,
-                hidden,
-            });
+            return Ok((kind.to_string(), key.to_string()));
         }
-        Ok(DuplicateReport { groups: out, next })
+        let (kind, id) = cursor.split_once(MEMBER_CURSOR).ok_or_else(bad)?;
+        let id = Uuid::parse_str(id).map_err(|_| bad())?;
+        let row = self
+            .store
+            .get(Table::Customers, id)
+            .await?
+            .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
+            .ok_or_else(bad)?;
+        if !self
+            .can_on_row(actor, Entity::Customer, Action::Read, &row)
+            .await?
+        {
+            return Err(bad());
+        }
+        let key = match key_column(kind) {
+            Some(c) => row
+                .get(c)
+                .as_text()
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(str::to_string),
+            None => kind.strip_prefix("custom.").and_then(|k| {
+                row.get("custom")
+                    .as_json()
+                    .and_then(|j| j.get(k))
+                    .and_then(custom_key)
+            }),
+        };
+        Ok((kind.to_string(), key.ok_or_else(bad)?))
     }
 
     /// Merges customers into one (合并客户). The actor must be allowed to
     /// edit the survivor and to delete each of the others, and may only
-    /// choose fields it has full access to. One change set: the survivor's
-    /// new values, every record pointing at the others moved to it (contacts
+    /// choose fields it has full access to. The survivor's blanks are filled
+    /// (and tags and attachments united) only in fields the actor may write
+    /// (full access); fields its rules make read-only, masked or hidden stay
+    /// as the survivor has them — the merged customers keep their values in
+    /// the recycle bin. One change set: the survivor's new values, every record pointing at the others moved to it (contacts
     /// also take its owner), the others in the recycle bin with
     /// `merged_into`, audit entries on all of them and a `customer.merged`
     /// event.
@@ -1658,9 +1828,11 @@ impl Crm {
             .and_then(Json::as_object)
             .cloned()
             .unwrap_or_default();
-        // Blanks of the survivor are filled from the others, in order.
+        // Blanks of the survivor are filled from the others, in order — in
+        // the fields the actor may write: a merge is an edit of the survivor.
+        let writes = |field: &str| actor.field_access(entity, field) == FieldAccess::Full;
         for def in entity.fields().iter().filter(|d| d.writable) {
-            if matches!(def.kind, FieldKind::Tags | FieldKind::Attachments) {
+            if matches!(def.kind, FieldKind::Tags | FieldKind::Attachments) || !writes(def.name) {
                 continue;
             }
             if merged.get(def.name).is_some_and(Value::is_null)
@@ -1674,7 +1846,10 @@ impl Crm {
         for o in &others {
             if let Some(obj) = o.get("custom").as_json().and_then(Json::as_object) {
                 for (k, v) in obj {
-                    if custom.get(k).is_none_or(Json::is_null) && !v.is_null() {
+                    if custom.get(k).is_none_or(Json::is_null)
+                        && !v.is_null()
+                        && writes(&format!("custom.{k}"))
+                    {
                         custom.insert(k.clone(), v.clone());
                     }
                 }
@@ -1731,7 +1906,7 @@ impl Crm {
         }
         // What combines: tags and attachments are united, the activity
         // times take the latest, open opportunities add up, a lock stays.
-        if !taken_tags {
+        if !taken_tags && writes("tags") {
             let mut tags: BTreeSet<String> = BTreeSet::new();
             for r in &all {
                 if let Some(t) = r.get("tags").as_text() {
@@ -1748,17 +1923,19 @@ impl Crm {
                 },
             );
         }
-        let mut attachments: Vec<Json> = Vec::new();
-        for r in &all {
-            if let Some(a) = r.get("attachments").as_json().and_then(Json::as_array) {
-                for item in a {
-                    if !attachments.iter().any(|x| x.get("uri") == item.get("uri")) {
-                        attachments.push(item.clone());
+        if writes("attachments") {
+            let mut attachments: Vec<Json> = Vec::new();
+            for r in &all {
+                if let Some(a) = r.get("attachments").as_json().and_then(Json::as_array) {
+                    for item in a {
+                        if !attachments.iter().any(|x| x.get("uri") == item.get("uri")) {
+                            attachments.push(item.clone());
+                        }
                     }
                 }
             }
+            merged.insert("attachments", Value::Json(Json::Array(attachments)));
         }
-        merged.insert("attachments", Value::Json(Json::Array(attachments)));
         for c in ["last_follow_up_at", "closed_at", "last_opportunity_at"] {
             let latest = all.iter().filter_map(|r| r.get(c).as_timestamp()).max();
             merged.insert(c, latest.into());

@@ -536,7 +536,8 @@ pub struct SweepItem {
     pub customer: RecordId,
     /// Its code.
     pub code: Option<String>,
-    /// Its name.
+    /// Its name, masked when the actor's field rule for the name masks it,
+    /// empty when the rule hides it.
     pub name: String,
     /// Its owner.
     pub owner_id: Option<UserId>,
@@ -2612,6 +2613,7 @@ impl Crm {
 
     fn sweep_item(
         &self,
+        actor: &Actor,
         g: &Governed,
         row: &Row,
         rule: &RecycleRule,
@@ -2621,7 +2623,8 @@ impl Crm {
         SweepItem {
             customer: RecordId(row.id()),
             code: row.get("code").as_text().map(str::to_string),
-            name: text(row, "name"),
+            name: crate::dedupe::shown_value(actor, Entity::Customer, "name", &text(row, "name"))
+                .unwrap_or_default(),
             owner_id: row.get("owner_id").as_id().map(UserId),
             pool_id: g.pool.id,
             pool: g.pool.name.clone(),
@@ -2641,7 +2644,9 @@ impl Crm {
     ///
     /// Administrators sweep every pool, pool admins their own pools. With
     /// `dry_run`, nothing changes and `at` may name another moment: the
-    /// report says per customer which rule fires and when.
+    /// report says per customer which rule fires and when. The report lists
+    /// every customer the pools govern (administering a pool covers them),
+    /// their names shown as the actor's field rules say.
     pub async fn sweep(&self, actor: &Actor, options: &SweepOptions) -> Result<SweepReport> {
         let now = self.now();
         if !options.dry_run && options.at.is_some_and(|a| a != now) {
@@ -2700,7 +2705,7 @@ impl Crm {
                     let Some((rule, due, why)) = self.first_due(&g.rules, &row) else {
                         continue;
                     };
-                    let item = self.sweep_item(g, &row, rule, due, why.clone());
+                    let item = self.sweep_item(actor, g, &row, rule, due, why.clone());
                     if due <= at {
                         if options.dry_run {
                             report.recycled.push(item);
@@ -2802,7 +2807,7 @@ impl Crm {
                     if let Some((rule, due, why)) = self.first_due(&set.pools[i].rules, &row)
                         && due <= horizon
                     {
-                        out.push(self.sweep_item(&set.pools[i], &row, rule, due, why));
+                        out.push(self.sweep_item(actor, &set.pools[i], &row, rule, due, why));
                     }
                 }
             }

@@ -10,7 +10,7 @@
 //! whose table has a `customer_id` column gets a section named after the
 //! table, listed with the actor's scope for that entity.
 
-use crate::auth::{Action, Actor, FieldAccess};
+use crate::auth::{Action, Actor};
 use crate::crm::Crm;
 use crate::dedupe::DuplicateMatch;
 use crate::entity::Entity;
@@ -81,9 +81,11 @@ pub struct CustomerView {
     pub follow_ups: ViewSection,
     /// Every move between places, oldest first.
     pub pool_history: Vec<PoolMove>,
-    /// The customer's attachments (empty when the field is hidden).
+    /// The customer's attachments, as the actor's field rule for them says:
+    /// masked element by element when masked, empty when hidden.
     pub attachments: Vec<Json>,
-    /// Customers sharing a key with it.
+    /// Customers sharing a key with it, values and names shown as the
+    /// actor's field rules say.
     pub possible_duplicates: Vec<DuplicateMatch>,
     /// Whether and when a recycling rule would send it back.
     pub recycling: Option<RecycleExplanation>,
@@ -200,15 +202,14 @@ impl Crm {
                 self.section(actor, entity, id, "created_at").await?,
             );
         }
-        let attachments = match actor.field_access(Entity::Customer, "attachments") {
-            FieldAccess::Hidden => Vec::new(),
-            _ => row
-                .get("attachments")
-                .as_json()
-                .and_then(Json::as_array)
-                .cloned()
-                .unwrap_or_default(),
-        };
+        // As the customer record shows them: masked element by element, or
+        // none when the field is hidden.
+        let attachments = customer
+            .fields
+            .get("attachments")
+            .and_then(Json::as_array)
+            .cloned()
+            .unwrap_or_default();
         let place = Place::of_row(&row);
         let readable = self
             .can_on_row(actor, Entity::Customer, Action::Read, &row)

@@ -45,6 +45,26 @@ macro_rules! pool_scenarios {
             $make
         );
         $each!(
+            $crate::testing::pool_suite::duplicate_report_pages_over_visible_groups_only,
+            pool_duplicate_report_pages_over_visible_groups_only,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::duplicates_follow_field_rules,
+            pool_duplicates_follow_field_rules,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::view_and_recycling_list_follow_field_rules,
+            pool_view_and_recycling_list_follow_field_rules,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::merge_fills_only_writable_fields,
+            pool_merge_fills_only_writable_fields,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::pool_operations_match_reference_model,
             pool_operations_match_reference_model,
             $make
@@ -192,7 +212,7 @@ impl Interleave {
         self.guard_keys.lock().expect("keys").clone()
     }
 
-    fn before_customer_write(&self, work: impl Future<Output = ()> + Send + 'static) {
+    pub(crate) fn before_customer_write(&self, work: impl Future<Output = ()> + Send + 'static) {
         *self.before_customer_write.lock().expect("hook") = Some(Box::pin(work));
     }
 
@@ -2304,4 +2324,455 @@ pub async fn pool_operations_match_reference_model(store: Arc<dyn Store>) {
             }
         }
     }
+}
+
+/// A user of its own role granting `grants` on every customer, with the
+/// given field rules on customers.
+async fn user_with_rules(
+    w: &World,
+    username: &str,
+    grants: &[Action],
+    rules: &[(&str, FieldAccess)],
+) -> crate::auth::Actor {
+    let role = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: format!("{username}的角色"),
+                is_admin: false,
+                permissions: grants
+                    .iter()
+                    .map(|a| Permission {
+                        entity: Entity::Customer,
+                        action: *a,
+                        scope: DataScope::All,
+                    })
+                    .collect(),
+                field_rules: rules
+                    .iter()
+                    .map(|(f, access)| FieldRule {
+                        entity: Entity::Customer,
+                        field: (*f).into(),
+                        access: *access,
+                    })
+                    .collect(),
+            },
+        )
+        .await
+        .expect("role");
+    let user = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: username.into(),
+                display_name: username.into(),
+                role_ids: vec![role.id],
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("user");
+    w.crm.actor(user.id).await.expect("actor")
+}
+
+/// Every page of the duplicate report for `actor` with `limit`, following
+/// `next`: the groups' values and the cursors given.
+async fn report_pages(
+    w: &World,
+    actor: &crate::auth::Actor,
+    fields: &[&str],
+    limit: usize,
+) -> (Vec<Vec<String>>, Vec<String>) {
+    let mut pages = Vec::new();
+    let mut cursors = Vec::new();
+    let mut after = None;
+    loop {
+        let page = w
+            .crm
+            .duplicate_report(
+                actor,
+                &DuplicateQuery {
+                    fields: fields.iter().map(|f| f.to_string()).collect(),
+                    after: after.clone(),
+                    limit,
+                },
+            )
+            .await
+            .expect("report");
+        pages.push(page.groups.iter().map(|g| g.value.clone()).collect());
+        match page.next {
+            Some(next) => {
+                assert!(pages.len() < 20, "the report does not end: {pages:?}");
+                cursors.push(next.clone());
+                after = Some(next);
+            }
+            None => return (pages, cursors),
+        }
+    }
+}
+
+/// The duplicate report pages over the groups the actor can see only: a
+/// page holds `limit` of them, and no cursor names the key of a group
+/// without a visible member.
+pub async fn duplicate_report_pages_over_visible_groups_only(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    // Phone groups in key order: wangwu's only, shared with zhangsan,
+    // wangwu's only, shared with zhangsan, wangwu's only.
+    let plan: [(&str, bool); 5] = [
+        ("010-61111111", false),
+        ("010-62222222", true),
+        ("010-63333333", false),
+        ("010-64444444", true),
+        ("010-65555555", false),
+    ];
+    for (i, (phone, shared)) in plan.iter().enumerate() {
+        let first = if *shared { &w.zhangsan } else { &w.wangwu };
+        w.customer(
+            first,
+            &format!("查重甲{i}有限公司"),
+            json!({"phone": phone}),
+        )
+        .await;
+        w.customer(
+            &w.wangwu,
+            &format!("查重乙{i}有限公司"),
+            json!({"phone": phone}),
+        )
+        .await;
+    }
+    // The administrator sees the five, two by two, in key order.
+    let (pages, _) = report_pages(&w, &w.admin, &["phone"], 2).await;
+    let keys: Vec<String> = pages.concat();
+    assert_eq!(keys.len(), 5, "{pages:?}");
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted);
+    let invisible = [&keys[0], &keys[2], &keys[4]];
+    // zhangsan sees two groups, one a page, and then the report ends.
+    for fields in [vec!["phone"], Vec::new()] {
+        let (pages, cursors) = report_pages(&w, &w.zhangsan, &fields, 1).await;
+        assert_eq!(
+            pages,
+            vec![vec![keys[1].clone()], vec![keys[3].clone()]],
+            "{cursors:?}"
+        );
+        assert_eq!(cursors.len(), 1, "{cursors:?}");
+        for c in &cursors {
+            assert!(
+                invisible.iter().all(|k| !c.contains(k.as_str())),
+                "the cursor {c:?} names a group zhangsan cannot see"
+            );
+        }
+    }
+    // A page of several groups skips the invisible ones too.
+    let (pages, cursors) = report_pages(&w, &w.zhangsan, &["phone"], 10).await;
+    assert_eq!(
+        (pages, cursors.len()),
+        (vec![vec![keys[1].clone(), keys[3].clone()]], 0)
+    );
+}
+
+/// Duplicate matches, the report and the 360° view show the shared value,
+/// the reason and the names as the actor's field rules say: masked, or left
+/// out when hidden; the report's cursor does not carry a masked key, and
+/// a made-up cursor cannot probe one.
+pub async fn duplicates_follow_field_rules(store: Arc<dyn Store>) {
+    use crate::auth::mask;
+    use crate::entity::MaskStyle;
+    let w = World::new(store).await;
+    let a = w
+        .customer(
+            &w.zhangsan,
+            "规则甲有限公司",
+            json!({"phone": "010-62345678"}),
+        )
+        .await;
+    let b = w
+        .customer(
+            &w.wangwu,
+            "规则乙有限公司",
+            json!({"phone": "010-62345678"}),
+        )
+        .await;
+    w.customer(
+        &w.zhangsan,
+        "规则丙有限公司",
+        json!({"phone": "010-68888888"}),
+    )
+    .await;
+    w.customer(
+        &w.wangwu,
+        "规则丁有限公司",
+        json!({"phone": "010-68888888"}),
+    )
+    .await;
+    let full = company_report(&w).await;
+    let keys: Vec<String> = full
+        .groups
+        .iter()
+        .filter(|g| g.field == "phone")
+        .map(|g| g.value.clone())
+        .collect();
+    assert_eq!(keys.len(), 2, "{full:?}");
+    let masked = user_with_rules(
+        &w,
+        "masked",
+        &[Action::Read],
+        &[
+            ("phone", FieldAccess::Masked),
+            ("name", FieldAccess::Masked),
+        ],
+    )
+    .await;
+    let hidden = user_with_rules(
+        &w,
+        "hidden",
+        &[Action::Read],
+        &[
+            ("phone", FieldAccess::Hidden),
+            ("name", FieldAccess::Hidden),
+        ],
+    )
+    .await;
+    let shown_key = mask(MaskStyle::Phone, &keys[0]);
+    let shown_name = mask(MaskStyle::Text, "规则乙有限公司");
+    assert_ne!(shown_key, keys[0]);
+    // Matches of one customer, directly and in the 360° view.
+    let view = w.crm.customer_view(&masked, a.id).await.expect("view");
+    let direct = w.crm.duplicates_of(&masked, a.id).await.expect("matches");
+    for matches in [&view.possible_duplicates, &direct] {
+        let m = matches
+            .iter()
+            .find(|m| m.field == "phone")
+            .expect("b's phone");
+        assert_eq!(m.customer, Some(b.id));
+        assert_eq!(
+            (m.value.as_str(), m.name.as_deref()),
+            (shown_key.as_str(), Some(shown_name.as_str())),
+            "{matches:?}"
+        );
+    }
+    let view = w.crm.customer_view(&hidden, a.id).await.expect("view");
+    let direct = w.crm.duplicates_of(&hidden, a.id).await.expect("matches");
+    for matches in [&view.possible_duplicates, &direct] {
+        let m = matches
+            .iter()
+            .find(|m| m.field == "phone")
+            .expect("b's phone");
+        assert_eq!((m.value.as_str(), m.name.as_deref()), ("", None));
+    }
+    // The report, page by page.
+    let page = |actor: &crate::auth::Actor, after: Option<String>| {
+        let crm = &w.crm;
+        let actor = actor.clone();
+        async move {
+            crm.duplicate_report(
+                &actor,
+                &DuplicateQuery {
+                    fields: vec!["phone".into()],
+                    after,
+                    limit: 1,
+                },
+            )
+            .await
+        }
+    };
+    let first = page(&masked, None).await.expect("report");
+    let g = &first.groups[0];
+    assert_eq!(g.value, shown_key);
+    assert!(
+        g.reason.contains(&shown_key) && !g.reason.contains(&keys[0]),
+        "{}",
+        g.reason
+    );
+    let names: BTreeSet<String> = g.members.iter().map(|m| m.name.clone()).collect();
+    assert_eq!(
+        names,
+        BTreeSet::from([mask(MaskStyle::Text, "规则甲有限公司"), shown_name.clone()])
+    );
+    let next = first.next.clone().expect("a second group");
+    assert!(!next.contains(&keys[0]), "{next:?}");
+    let second = page(&masked, Some(next)).await.expect("report");
+    assert_eq!(
+        (
+            second.groups.len(),
+            second.groups[0].value.clone(),
+            second.next
+        ),
+        (1, mask(MaskStyle::Phone, &keys[1]), None)
+    );
+    // A cursor naming a key of a masked field is refused: it would tell
+    // whether groups lie beyond a guessed value.
+    let probe = Some(format!("phone\u{1f}{}", keys[0]));
+    assert!(matches!(
+        page(&masked, probe.clone()).await,
+        Err(Error::Validation(_))
+    ));
+    assert!(page(&w.admin, probe).await.is_ok());
+    let first = page(&hidden, None).await.expect("report");
+    let g = &first.groups[0];
+    assert_eq!(g.value, "");
+    assert!(
+        !g.reason.contains(&keys[0]) && !g.reason.contains(&shown_key),
+        "{}",
+        g.reason
+    );
+    assert!(g.members.iter().all(|m| m.name.is_empty()), "{g:?}");
+    let next = first.next.clone().expect("a second group");
+    assert!(!next.contains(&keys[0]), "{next:?}");
+    let second = page(&hidden, Some(next)).await.expect("report");
+    assert_eq!((second.groups.len(), second.next), (1, None));
+}
+
+/// The 360° view masks attachments as the customer record does, and the
+/// list of customers about to be recycled shows names as the name rule says.
+pub async fn view_and_recycling_list_follow_field_rules(store: Arc<dyn Store>) {
+    use crate::auth::mask;
+    use crate::entity::MaskStyle;
+    let w = World::new(store).await;
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "规则公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_departments: vec![w.sales],
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool");
+    w.crm
+        .add_recycle_rule(&w.lisi, pool.id, RuleSpec::new(RuleKind::NoFollowUp, 10))
+        .await
+        .expect("rule");
+    let name = "附件视图有限公司";
+    let k = w
+        .customer(
+            &w.zhangsan,
+            name,
+            json!({"attachments": [{"name": "合同.pdf", "kind": "file", "uri": "s3://bucket/c.pdf", "size": 2048}]}),
+        )
+        .await;
+    let masked = user_with_rules(
+        &w,
+        "masked",
+        &[Action::Read],
+        &[
+            ("attachments", FieldAccess::Masked),
+            ("name", FieldAccess::Masked),
+        ],
+    )
+    .await;
+    let hidden = user_with_rules(
+        &w,
+        "hidden",
+        &[Action::Read],
+        &[
+            ("attachments", FieldAccess::Hidden),
+            ("name", FieldAccess::Hidden),
+        ],
+    )
+    .await;
+    let view = w.crm.customer_view(&masked, k.id).await.expect("view");
+    assert_eq!(view.attachments, vec![json!("***")]);
+    assert_eq!(
+        view.customer.fields.get("attachments"),
+        Some(&json!(["***"]))
+    );
+    let view = w.crm.customer_view(&hidden, k.id).await.expect("view");
+    assert!(view.attachments.is_empty());
+    let view = w.crm.customer_view(&w.admin, k.id).await.expect("view");
+    assert_eq!(view.attachments.len(), 1);
+    assert_eq!(view.attachments[0]["uri"], json!("s3://bucket/c.pdf"));
+    let names = |items: Vec<crate::pool::SweepItem>| -> Vec<String> {
+        items
+            .into_iter()
+            .filter(|i| i.customer == k.id)
+            .map(|i| i.name)
+            .collect()
+    };
+    let soon = w.crm.about_to_be_recycled(&masked, 30).await.expect("list");
+    assert_eq!(names(soon), vec![mask(MaskStyle::Text, name)]);
+    let soon = w.crm.about_to_be_recycled(&hidden, 30).await.expect("list");
+    assert_eq!(names(soon), vec![String::new()]);
+    let soon = w
+        .crm
+        .about_to_be_recycled(&w.admin, 30)
+        .await
+        .expect("list");
+    assert_eq!(names(soon), vec![name.to_string()]);
+}
+
+/// A merge fills the survivor's blanks (and unites tags) only in fields the
+/// merging user may write: read-only and hidden fields stay as they were.
+pub async fn merge_fills_only_writable_fields(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            crate::custom::NewCustomField {
+                entity: Entity::Customer,
+                key: "erp_code".into(),
+                label: "ERP编码".into(),
+                label_en: None,
+                field_type: crate::custom::CustomFieldType::Text,
+                options: Vec::new(),
+                required: false,
+                unique: false,
+            },
+        )
+        .await
+        .expect("field");
+    let a = w
+        .customer(&w.zhangsan, "合并甲有限公司", json!({"tags": "重点"}))
+        .await;
+    let b = w
+        .customer(
+            &w.wangwu,
+            "合并乙有限公司",
+            json!({"city": "北京", "industry": "制造", "notes": "老客户",
+                   "erp_code": "E-9", "tags": "渠道"}),
+        )
+        .await;
+    let merger = user_with_rules(
+        &w,
+        "merger",
+        &[Action::Read, Action::Update, Action::Delete],
+        &[
+            ("city", FieldAccess::ReadOnly),
+            ("industry", FieldAccess::Hidden),
+            ("tags", FieldAccess::ReadOnly),
+            ("custom.erp_code", FieldAccess::ReadOnly),
+        ],
+    )
+    .await;
+    w.crm
+        .merge_customers(
+            &merger,
+            &MergeSpec {
+                survivor: a.id,
+                others: vec![b.id],
+                take: BTreeMap::new(),
+            },
+        )
+        .await
+        .expect("merge");
+    let kept = row(&w, a.id).await;
+    assert!(kept.get("city").is_null(), "{kept:?}");
+    assert!(kept.get("industry").is_null(), "{kept:?}");
+    assert_eq!(kept.get("notes").as_text(), Some("老客户"));
+    assert_eq!(kept.get("tags").as_text(), Some(",重点,"));
+    assert!(
+        kept.get("custom")
+            .as_json()
+            .and_then(|c| c.get("erp_code"))
+            .is_none_or(|v| v.is_null()),
+        "{kept:?}"
+    );
+    assert_eq!(row(&w, b.id).await.get("merged_into").as_id(), Some(a.id.0));
 }
