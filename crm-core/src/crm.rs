@@ -1,7 +1,7 @@
 //! The engine's entry point: [`Crm`] ties a [`Store`] and a [`Clock`] to the
 //! domain rules. Every operation takes the acting user's [`Actor`].
 
-use crate::auth::{Actor, Role};
+use crate::auth::{Action, Actor, Role};
 use crate::clock::{Clock, new_uuid};
 use crate::entity::Entity;
 use crate::error::{Error, Result};
@@ -267,7 +267,12 @@ impl Crm {
         self.store.apply_owned(changes).await.map_err(Error::from)
     }
 
-    /// The audit history of a record the actor can see, oldest first.
+    /// The audit history of a record the actor can see, oldest first, as
+    /// the actor's field rules show it: a hidden field's changes left out, a
+    /// masked field's values masked. The history of a user, department,
+    /// role, custom field, approval flow or product is for those who manage
+    /// such things (products: who may edit them), and a user's own for the
+    /// user.
     pub async fn history(
         &self,
         actor: &Actor,
@@ -279,8 +284,26 @@ impl Crm {
                 .await?;
         } else {
             self.live_row(actor, entity.table(), id).await?;
+            let may = actor.can(entity, Action::Manage)
+                || (entity == Entity::Product && actor.can(entity, Action::Update))
+                || (entity == Entity::User && id == actor.user_id.0);
+            if !may {
+                return Err(Error::Forbidden(format!(
+                    "{} may not read the history of {entity} records",
+                    actor.display_name
+                )));
+            }
         }
-        Ok(self.store.history(entity.table(), id).await?)
+        let mut entries = self.store.history(entity.table(), id).await?;
+        if entity.is_record() && !actor.restricted_fields(entity).is_empty() {
+            for e in &mut entries {
+                e.changes = std::mem::take(&mut e.changes)
+                    .into_iter()
+                    .filter_map(|c| visible_change(actor, entity, c))
+                    .collect();
+            }
+        }
+        Ok(entries)
     }
 
     /// Outbox events not yet acknowledged by `consumer`, oldest first. Each
@@ -355,4 +378,46 @@ pub(crate) fn role_from_row(r: &Row) -> Result<Role> {
         })?,
         version: r.version(),
     })
+}
+
+/// An audit change as the actor may see it: `None` for a hidden field,
+/// masked values for a masked one; a change of the whole custom object
+/// (a merge) loses its hidden keys and masks its masked ones.
+fn visible_change(actor: &Actor, entity: Entity, mut c: FieldChange) -> Option<FieldChange> {
+    use crate::auth::FieldAccess;
+    use crate::entity::MaskStyle;
+    if c.field == "custom" {
+        for side in [&mut c.before, &mut c.after] {
+            if let serde_json::Value::Object(m) = side {
+                let keys: Vec<String> = m.keys().cloned().collect();
+                for k in keys {
+                    match actor.field_access(entity, &format!("custom.{k}")) {
+                        FieldAccess::Hidden => {
+                            m.remove(&k);
+                        }
+                        FieldAccess::Masked => {
+                            if let Some(v) = m.remove(&k) {
+                                m.insert(k, crate::records::mask_json(MaskStyle::Text, v));
+                            }
+                        }
+                        FieldAccess::Full | FieldAccess::ReadOnly => {}
+                    }
+                }
+            }
+        }
+        return Some(c);
+    }
+    match actor.field_access(entity, &c.field) {
+        FieldAccess::Hidden => None,
+        FieldAccess::Masked => {
+            let style = entity
+                .field(&c.field)
+                .map(crate::entity::FieldDef::mask_style)
+                .unwrap_or(MaskStyle::Text);
+            c.before = crate::records::mask_json(style, c.before);
+            c.after = crate::records::mask_json(style, c.after);
+            Some(c)
+        }
+        FieldAccess::Full | FieldAccess::ReadOnly => Some(c),
+    }
 }

@@ -164,6 +164,15 @@ impl Crm {
                 .await?;
         }
         if step == Step::Purge {
+            // A delete carries no version: the update before it does, so a
+            // record restored (or changed) since it was read here is not
+            // purged — the change set fails as a conflict instead.
+            cs.ops.push(Op::Update {
+                table: entity.table(),
+                id: id.0,
+                expected_version: row.version(),
+                values: vec![("updated_at", Value::Timestamp(now))],
+            });
             cs.ops.push(Op::Delete {
                 table: entity.table(),
                 id: id.0,
@@ -406,12 +415,32 @@ impl Crm {
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
         let row = self.owned_row(actor, entity, id).await?;
-        if !actor.covers(entity, Action::Share, &row) {
+        let code = row
+            .get("code")
+            .as_text()
+            .unwrap_or(&id.to_string())
+            .to_string();
+        if with == actor.user_id {
+            return Err(Error::invalid(
+                "with",
+                format!("{entity} {code} cannot be shared with the one sharing it"),
+            ));
+        }
+        // Sharing passes on what the sharer may do with the record itself:
+        // reading it, and editing it for a write share.
+        let passes_on = actor.covers(entity, Action::Read, &row)
+            && (access == ShareAccess::Read || actor.covers(entity, Action::Update, &row));
+        if !actor.covers(entity, Action::Share, &row) || !passes_on {
             return Err(Error::Forbidden(format!(
-                "{} may not share {} {}",
+                "{} may not share {} {}{}",
                 actor.display_name,
                 entity,
-                row.get("code").as_text().unwrap_or(&id.to_string())
+                code,
+                if access == ShareAccess::Write {
+                    " for editing"
+                } else {
+                    ""
+                }
             )));
         }
         let target = self.user(actor, with).await?;

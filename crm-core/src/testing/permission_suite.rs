@@ -27,18 +27,36 @@ macro_rules! permission_scenarios {
             perm_masking_covers_lists_and_rules_refuse_own_columns,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::history_shows_changes_as_field_rules_allow,
+            perm_history_shows_changes_as_field_rules_allow,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::shares_pass_on_only_what_the_sharer_may_do,
+            perm_shares_pass_on_only_what_the_sharer_may_do,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::purge_does_not_remove_a_record_restored_meanwhile,
+            perm_purge_does_not_remove_a_record_restored_meanwhile,
+            $make
+        );
     };
 }
 
 use crate::auth::{Action, Actor, DataScope, FieldAccess, FieldRule, Permission};
 use crate::clock::Clock;
+use crate::crm::Crm;
 use crate::entity::Entity;
 use crate::error::Error;
+use crate::ids::RecordId;
 use crate::import::ExportValue;
 use crate::org::{NewUser, RoleSpec};
 use crate::query::{Cond, ListQuery};
 use crate::records::{Record, ShareAccess};
 use crate::store::Store;
+use crate::testing::pool_suite::Interleave;
 use crate::testing::service_suite::{World, fields};
 use serde_json::json;
 use std::sync::Arc;
@@ -452,4 +470,234 @@ pub async fn masking_covers_lists_and_rules_refuse_own_columns(store: Arc<dyn St
             0
         );
     }
+}
+
+/// The history of a record shows what the actor's field rules let them see
+/// of every change (a masked mobile masked, a hidden ID number left out,
+/// also in a merge's custom fields); the history of roles is for who
+/// manages them, a user's own for the user.
+pub async fn history_shows_changes_as_field_rules_allow(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.admin, "历史测试有限公司", json!({})).await;
+    let contact = create(
+        &w,
+        &w.admin,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "钱七", "mobile": "13812345678", "id_number": "11010519491231002X"}),
+    )
+    .await;
+    w.crm
+        .update_record(
+            &w.admin,
+            Entity::Contact,
+            contact.id,
+            contact.version,
+            fields(json!({"mobile": "13987654321", "title": "经理"})),
+        )
+        .await
+        .expect("update");
+    let kefu = user_granted(
+        &w,
+        "kefu",
+        &[
+            (Entity::Customer, Action::Read, DataScope::All),
+            (Entity::Contact, Action::Read, DataScope::All),
+        ],
+        vec![
+            rule(Entity::Contact, "mobile", FieldAccess::Masked),
+            rule(Entity::Contact, "id_number", FieldAccess::Hidden),
+        ],
+    )
+    .await;
+    let full = w
+        .crm
+        .history(&w.admin, Entity::Contact, contact.id.0)
+        .await
+        .expect("history");
+    let seen = w
+        .crm
+        .history(&kefu, Entity::Contact, contact.id.0)
+        .await
+        .expect("history");
+    assert_eq!(full.len(), seen.len());
+    let value = |h: &[crate::store::AuditEntry], action: &str, field: &str| {
+        h.iter()
+            .find(|e| e.action == action)
+            .and_then(|e| e.changes.iter().find(|c| c.field == field))
+            .map(|c| (c.before.clone(), c.after.clone()))
+    };
+    assert_eq!(
+        value(&full, "update", "mobile"),
+        Some((json!("13812345678"), json!("13987654321")))
+    );
+    assert_eq!(
+        value(&seen, "update", "mobile"),
+        Some((json!("138****5678"), json!("139****4321")))
+    );
+    assert_eq!(
+        value(&seen, "update", "title"),
+        Some((json!(null), json!("经理")))
+    );
+    assert!(value(&full, "create", "id_number").is_some());
+    assert!(value(&seen, "create", "id_number").is_none(), "{seen:?}");
+    assert_eq!(
+        value(&seen, "create", "mobile").map(|v| v.1),
+        Some(json!("138****5678"))
+    );
+    let text = format!("{seen:?}");
+    assert!(
+        !text.contains("13812345678") && !text.contains("1949"),
+        "{text}"
+    );
+
+    // Roles' history is for who manages roles; one's own history is one's own.
+    let role = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: "访客".into(),
+                is_admin: false,
+                permissions: Vec::new(),
+                field_rules: Vec::new(),
+            },
+        )
+        .await
+        .expect("role");
+    assert!(matches!(
+        w.crm.history(&w.zhangsan, Entity::Role, role.id.0).await,
+        Err(Error::Forbidden(_))
+    ));
+    assert!(
+        !w.crm
+            .history(&w.admin, Entity::Role, role.id.0)
+            .await
+            .expect("admin")
+            .is_empty()
+    );
+    assert!(
+        w.crm
+            .history(&w.zhangsan, Entity::User, w.zhangsan.user_id.0)
+            .await
+            .is_ok()
+    );
+    assert!(matches!(
+        w.crm
+            .history(&w.zhangsan, Entity::User, w.wangwu.user_id.0)
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+}
+
+/// A share passes on only what the sharer may do with the record: a user
+/// who reads and shares the department's customers but edits only their own
+/// cannot share a colleague's customer for editing, nor with themselves.
+pub async fn shares_pass_on_only_what_the_sharer_may_do(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let theirs = w
+        .customer(&w.zhangsan, "同事的客户有限公司", json!({}))
+        .await;
+    let sharer = user_granted(
+        &w,
+        "sharer",
+        &[
+            (Entity::Customer, Action::Read, DataScope::Department),
+            (Entity::Customer, Action::Share, DataScope::Department),
+            (Entity::Customer, Action::Update, DataScope::Own),
+            (Entity::Customer, Action::Create, DataScope::Own),
+        ],
+        Vec::new(),
+    )
+    .await;
+    let mine = w.customer(&sharer, "自己的客户有限公司", json!({})).await;
+    let share = |id: RecordId, with: crate::ids::UserId, access: ShareAccess| {
+        let (w, sharer) = (&w, &sharer);
+        async move {
+            w.crm
+                .share_record(sharer, Entity::Customer, id, with, access, None)
+                .await
+        }
+    };
+    // Not to themselves, for reading or for editing.
+    for access in [ShareAccess::Read, ShareAccess::Write] {
+        let err = share(theirs.id, sharer.user_id, access)
+            .await
+            .expect_err("self-share");
+        assert!(matches!(err, Error::Validation(_)), "{err}");
+    }
+    // A colleague's customer: for reading yes, for editing no.
+    share(theirs.id, w.zhaoliu.user_id, ShareAccess::Read)
+        .await
+        .expect("read share");
+    assert!(matches!(
+        share(theirs.id, w.zhaoliu.user_id, ShareAccess::Write).await,
+        Err(Error::Forbidden(_))
+    ));
+    // Their own customer: for editing too.
+    share(mine.id, w.zhaoliu.user_id, ShareAccess::Write)
+        .await
+        .expect("write share of their own");
+    // And still no edit of the colleague's customer for the sharer.
+    let current = w
+        .crm
+        .get_record(&sharer, Entity::Customer, theirs.id)
+        .await
+        .expect("reads it");
+    assert!(
+        w.crm
+            .update_record(
+                &sharer,
+                Entity::Customer,
+                theirs.id,
+                current.version,
+                fields(json!({"level": "A"})),
+            )
+            .await
+            .is_err()
+    );
+}
+
+/// A purge that read the record in the recycle bin does not remove it when
+/// it was restored before the purge is written: the purge fails as a
+/// conflict and the restored record stays.
+pub async fn purge_does_not_remove_a_record_restored_meanwhile(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let c = w
+        .customer(&w.zhangsan, "回收站测试有限公司", json!({}))
+        .await;
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{:?}", r.refused);
+    let (admin, id) = (w.admin.clone(), c.id);
+    hooked.before_customer_write(async move {
+        let r = other.restore_records(&admin, Entity::Customer, &[id]).await;
+        assert_eq!(r.done, vec![id], "{:?}", r.refused);
+    });
+    let r = w
+        .crm
+        .purge_records(&w.admin, Entity::Customer, &[c.id])
+        .await;
+    assert!(r.done.is_empty(), "purged a restored record");
+    assert_eq!(r.refused.len(), 1);
+    let back = w
+        .crm
+        .get_record(&w.zhangsan, Entity::Customer, c.id)
+        .await
+        .expect("the restored customer is still there");
+    assert!(back.deleted_at.is_none());
+    // Purged once it is in the recycle bin again and nobody interferes.
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id]);
+    let r = w
+        .crm
+        .purge_records(&w.admin, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{:?}", r.refused);
 }
