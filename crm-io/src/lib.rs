@@ -98,6 +98,10 @@ pub enum IoError {
     /// Writing the workbook failed.
     #[error("cannot write the workbook: {0}")]
     Write(String),
+    /// Reading the sheet stopped before its end without an error of the
+    /// workbook (the reader panicked): the import is not complete.
+    #[error("reading the sheet stopped unexpectedly: {0}")]
+    Interrupted(String),
     /// The engine refused.
     #[error(transparent)]
     Crm(#[from] crm_core::Error),
@@ -120,6 +124,7 @@ impl IoError {
             }
             IoError::Empty(s) => format!("工作表「{s}」为空，缺少表头行"),
             IoError::Write(m) => format!("无法写入工作簿：{m}"),
+            IoError::Interrupted(m) => format!("读取工作表意外中止，导入未完成：{m}"),
             IoError::Crm(e) => e.to_string(),
         }
     }
@@ -179,6 +184,26 @@ enum Msg {
     Header(Vec<String>, u32),
     Batch(Vec<SheetRow>, Option<Vec<Checked>>),
     Failed(IoError),
+    /// Every row of the sheet was sent. A reader that stops without saying
+    /// so (or [`Msg::Failed`]) did not finish: the import fails.
+    End,
+}
+
+/// What the reader thread runs: reads the sheet, handing each event to the
+/// callback until it returns `false`.
+type ReadSheet = Box<
+    dyn FnOnce(&mut dyn FnMut(SheetEvent) -> Result<bool, IoError>) -> Result<(), IoError> + Send,
+>;
+
+/// The text of a panic's payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "the reader panicked".to_string()
+    }
 }
 
 /// Imports a workbook: streams its rows (on a reader thread) into the
@@ -235,64 +260,107 @@ async fn run_import(
     lang: Lang,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<ImportOutcome, IoError> {
+    let wb = wb.clone();
+    let sheet = sheet.to_string();
+    let read: ReadSheet = Box::new(move |f| wb.read(Some(&sheet), f));
+    import_sheet(crm, actor, read, options, lang, progress).await
+}
+
+/// Runs `read` on a reader thread of its own, feeding the rows to the
+/// import.
+async fn import_sheet(
+    crm: &Crm,
+    actor: &Actor,
+    read: ReadSheet,
+    options: ImportOptions,
+    lang: Lang,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<ImportOutcome, IoError> {
     let batch_size = options.batch_size.max(1);
     let (tx, rx) = flume::bounded::<Msg>(2);
     // The session hands the reader its validator once it has the header.
     let (vtx, vrx) = flume::bounded::<Option<RowValidator>>(1);
-    let reader_wb = wb.clone();
-    let reader_sheet = sheet.to_string();
     let reader = std::thread::Builder::new()
         .name("crm-io-reader".into())
         .spawn(move || {
-            // The first batches are smaller (doubling up to `batch_size`):
-            // the importer and the store's writer wait for the first batch,
-            // so a small one starts them sooner.
-            let mut size = batch_size.min(FIRST_BATCH);
-            let mut batch = Vec::with_capacity(size);
-            let mut validator: Option<RowValidator> = None;
-            let result = reader_wb.read(Some(&reader_sheet), |ev| {
-                let sent = match ev {
-                    SheetEvent::Header {
-                        cells,
-                        declared_rows,
-                    } => {
-                        if tx.send(Msg::Header(cells, declared_rows)).is_err() {
-                            return Ok(false);
-                        }
-                        match vrx.recv() {
-                            Ok(v) => validator = v,
-                            Err(_) => return Ok(false),
-                        }
-                        Ok(())
-                    }
-                    SheetEvent::Row(r) => {
-                        batch.push(r);
-                        if batch.len() < size {
-                            return Ok(true);
-                        }
-                        size = (size * 2).min(batch_size);
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(size));
-                        let checked = validator.as_ref().map(|v| v.check(&full));
-                        tx.send(Msg::Batch(full, checked))
-                    }
-                };
-                // The importer stopped listening: stop reading.
-                Ok(sent.is_ok())
-            });
-            let _ = match result {
-                Ok(()) if !batch.is_empty() => {
-                    let checked = validator.as_ref().map(|v| v.check(&batch));
-                    tx.send(Msg::Batch(batch, checked))
-                }
-                Ok(()) => Ok(()),
-                Err(e) => tx.send(Msg::Failed(e)),
+            // A panic (calamine or chrono on a hostile cell, say) ends the
+            // import with an error, never as if the sheet had ended there.
+            let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                feed(read, &tx, &vrx, batch_size)
+            }));
+            let last = match fed {
+                Ok(Ok(())) => Msg::End,
+                Ok(Err(e)) => Msg::Failed(e),
+                Err(panic) => Msg::Failed(IoError::Interrupted(panic_text(&*panic))),
             };
+            let _ = tx.send(last);
         })
         .map_err(|e| IoError::Broken(format!("cannot start the reader: {e}")))?;
     let outcome = consume(crm, actor, options, lang, rx, vtx, progress).await;
-    // The reader ends by itself once the channel is dropped or the sheet ends.
-    let _ = reader.join();
-    outcome
+    // The reader ends by itself once the channel is dropped or the sheet
+    // ends; its panics are caught and reported over the channel.
+    let joined = reader.join();
+    match (outcome, joined) {
+        (Ok(_), Err(panic)) => Err(IoError::Interrupted(panic_text(&*panic))),
+        (outcome, _) => outcome,
+    }
+}
+
+/// The reader thread's work: reads the sheet and sends the header and the
+/// rows in batches (the first ones smaller) until the sheet ends or the
+/// importer stops listening.
+fn feed(
+    read: ReadSheet,
+    tx: &flume::Sender<Msg>,
+    vrx: &flume::Receiver<Option<RowValidator>>,
+    batch_size: usize,
+) -> Result<(), IoError> {
+    // The first batches are smaller (doubling up to `batch_size`): the
+    // importer and the store's writer wait for the first batch, so a small
+    // one starts them sooner.
+    let mut size = batch_size.min(FIRST_BATCH);
+    let mut batch = Vec::with_capacity(size);
+    let mut validator: Option<RowValidator> = None;
+    read(&mut |ev| {
+        let sent = match ev {
+            SheetEvent::Header {
+                cells,
+                declared_rows,
+            } => {
+                if tx.send(Msg::Header(cells, declared_rows)).is_err() {
+                    return Ok(false);
+                }
+                match vrx.recv() {
+                    Ok(v) => validator = v,
+                    Err(_) => return Ok(false),
+                }
+                Ok(())
+            }
+            SheetEvent::Row(r) => {
+                batch.push(r);
+                if batch.len() < size {
+                    return Ok(true);
+                }
+                size = (size * 2).min(batch_size);
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(size));
+                let checked = validator.as_ref().map(|v| v.check(&full));
+                tx.send(Msg::Batch(full, checked))
+            }
+        };
+        // The importer stopped listening: stop reading.
+        Ok(sent.is_ok())
+    })?;
+    if !batch.is_empty() {
+        let checked = validator.as_ref().map(|v| v.check(&batch));
+        let _ = tx.send(Msg::Batch(batch, checked));
+    }
+    Ok(())
+}
+
+/// The error of a reader that went away without reaching the end of the
+/// sheet or reporting why.
+fn stopped() -> IoError {
+    IoError::Interrupted("the reader ended before the end of the sheet".into())
 }
 
 /// The thread compressing the error workbook.
@@ -320,9 +388,10 @@ async fn consume(
     let (headers, total) = match rx.recv_async().await {
         Ok(Msg::Header(h, declared)) => (h, u64::from(declared)),
         Ok(Msg::Failed(e)) => return Err(e),
-        Ok(Msg::Batch(..)) | Err(_) => {
+        Ok(Msg::Batch(..) | Msg::End) => {
             return Err(IoError::Broken("the sheet has no header row".into()));
         }
+        Err(_) => return Err(stopped()),
     };
     let mut session = crm.begin_import(actor, options, &headers).await?;
     let _ = vtx.send_async(session.validator()).await;
@@ -351,11 +420,13 @@ async fn consume(
                 }
                 Ok(Msg::Failed(e)) => Step::Failed(e),
                 Ok(Msg::Header(..)) => Step::Skip,
+                // The reader went away without reaching the end.
+                Err(_) => Step::Failed(stopped()),
                 // No rows come after: the error workbook is complete. It is
                 // compressed on a thread of its own, beside the last
                 // batch's write (which, on PostgreSQL, moves on only while
                 // this task polls it).
-                Err(_) => Step::End(errors.take().map(|w| {
+                Ok(Msg::End) => Step::End(errors.take().map(|w| {
                     std::thread::Builder::new()
                         .name("crm-io-errors".into())
                         .spawn(move || w.finish())
@@ -528,4 +599,60 @@ async fn export_products<W: std::io::Write + std::io::Seek + Send>(
     }
     sheet.finish(out)?;
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crm_core::import::Cell;
+    use crm_core::testing::service_suite::World;
+
+    /// A reader that panics part-way (as calamine or chrono may on a
+    /// hostile cell) fails the import with the panic's message instead of
+    /// ending it as done with the rows read so far; batches already
+    /// committed stay committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_that_panics_fails_the_import() {
+        let store: std::sync::Arc<dyn crm_core::store::Store> =
+            std::sync::Arc::new(crm_store_sqlite::SqliteStore::open_in_memory().expect("store"));
+        let w = World::new(store).await;
+        let read: ReadSheet = Box::new(|f| {
+            f(SheetEvent::Header {
+                cells: vec!["客户名称".into()],
+                declared_rows: 3,
+            })?;
+            for (number, name) in [(2, "甲有限公司"), (3, "乙有限公司")] {
+                f(SheetEvent::Row(SheetRow {
+                    number,
+                    cells: vec![Cell::Text(name.into())],
+                }))?;
+            }
+            panic!("TimeDelta::milliseconds out of bounds");
+        });
+        let mut o = ImportOptions::new(Entity::Customer);
+        o.commit = CommitMode::Batches;
+        o.batch_size = 1;
+        let err = import_sheet(&w.crm, &w.admin, read, o, Lang::En, &mut |_| {})
+            .await
+            .expect_err("the import fails");
+        assert!(
+            matches!(&err, IoError::Interrupted(m) if m.contains("out of bounds")),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "reading the sheet stopped unexpectedly: TimeDelta::milliseconds out of bounds"
+        );
+        assert!(err.message_zh().contains("导入未完成"));
+        let list = w
+            .crm
+            .list_records(&w.admin, Entity::Customer, &ListQuery::default())
+            .await
+            .expect("list");
+        assert_eq!(
+            list.items.len(),
+            2,
+            "the batches sent before stay committed"
+        );
+    }
 }

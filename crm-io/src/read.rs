@@ -12,8 +12,9 @@
 
 use crate::IoError;
 use calamine::{DataRef, Reader, Xlsx};
-use crm_core::import::{Cell, SheetRow};
-use std::io::{Cursor, Read};
+use crm_core::import::{Cell, SheetRow, column_name};
+use quick_xml::events::Event;
+use std::io::{BufReader, Cursor, Read};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -35,9 +36,13 @@ pub struct Limits {
     pub max_columns: u32,
     /// Non-empty cells. Default 30 million.
     pub max_cells: u64,
-    /// Characters in one cell. Default 32 767 (Excel's own maximum).
+    /// Characters in one cell, counted as Excel counts them: in UTF-16
+    /// units, so a character outside the Basic Multilingual Plane (most
+    /// emoji, rare CJK ideographs) counts twice. Default 32 767 (Excel's own
+    /// maximum).
     pub max_cell_chars: usize,
-    /// Distinct shared strings the workbook may declare. Default 10 million.
+    /// Distinct shared strings the workbook may declare (`uniqueCount`)
+    /// and hold. Default 10 million.
     pub max_shared_strings: u64,
 }
 
@@ -187,6 +192,9 @@ impl Workbook {
         let declared_rows = reader.dimensions().end.0.min(lim.max_rows);
         let mut header: Option<(u32, usize)> = None;
         let mut current: Option<u32> = None;
+        // The column of the row's last cell: a row's cells must run left to
+        // right, each once, so a row holds at most `max_columns` cells.
+        let mut last_col: Option<u32> = None;
         let mut cells: Vec<(u32, Cell)> = Vec::new();
         let mut count: u64 = 0;
         let mut flush = |row: u32,
@@ -246,7 +254,7 @@ impl Workbook {
                 return Err(IoError::TooLarge {
                     what: format!(
                         "cell {}{} of the sheet",
-                        crm_core::import::column_name(col as usize),
+                        column_name(col as usize),
                         u64::from(row) + 1
                     ),
                     limit: format!("{} columns", lim.max_columns),
@@ -265,8 +273,24 @@ impl Workbook {
                 if !flush(cur, &mut cells, &mut header)? {
                     return Ok(());
                 }
+                last_col = None;
+            }
+            if let Some(last) = last_col
+                && col <= last
+            {
+                let at = format!("{}{}", column_name(col as usize), u64::from(row) + 1);
+                return Err(IoError::Broken(if col == last {
+                    format!("cell {at} appears twice in its row")
+                } else {
+                    format!(
+                        "cell {at} comes after cell {}{} (a row's cells must run left to right)",
+                        column_name(last as usize),
+                        u64::from(row) + 1
+                    )
+                }));
             }
             current = Some(row);
+            last_col = Some(col);
             let value = convert(cell.get_value(), &lim, row, col)?;
             if !value.is_empty() {
                 count += 1;
@@ -298,9 +322,16 @@ fn open_xlsx(bytes: &Arc<[u8]>) -> Result<Xlsx<Cursor<Arc<[u8]>>>, IoError> {
     })
 }
 
+/// A part name as calamine looks parts up: `\` read as `/`, ASCII case
+/// ignored.
+fn normalized(name: &str) -> String {
+    name.replace('\\', "/").to_ascii_lowercase()
+}
+
 /// Decompresses every part once, counting real bytes against the limits,
 /// checks what calamine would otherwise trust (the shared string count it
-/// reserves memory for), and returns the sheet names of `workbook.xml`.
+/// reserves memory for, and the strings it keeps), and returns the sheet
+/// names of `workbook.xml`.
 fn prescan(bytes: &Arc<[u8]>, lim: &Limits) -> Result<Vec<String>, IoError> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes.clone()))
         .map_err(|e| IoError::NotExcel(format!("the file is not a readable zip: {e}")))?;
@@ -312,7 +343,7 @@ fn prescan(bytes: &Arc<[u8]>, lim: &Limits) -> Result<Vec<String>, IoError> {
     }
     let names: Vec<String> = zip
         .file_names()
-        .map(|n| n.map(|n| n.to_string()))
+        .map(|n| n.map(|n| normalized(&n)))
         .collect::<Result<_, _>>()
         .map_err(|e| IoError::Broken(format!("a part name of the zip: {e}")))?;
     if names.iter().any(|n| n.ends_with("workbook.bin")) {
@@ -332,60 +363,39 @@ fn prescan(bytes: &Arc<[u8]>, lim: &Limits) -> Result<Vec<String>, IoError> {
     let mut sheets = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     for i in 0..zip.len() {
-        let mut part = zip
+        let part = zip
             .by_index(i)
             .map_err(|e| IoError::Broken(format!("part {i} of the zip: {e}")))?;
         let name = part
             .name()
             .map(|n| n.to_string())
             .unwrap_or_else(|_| format!("part {i}"));
-        let shared = name.ends_with("sharedStrings.xml");
-        let workbook = name.ends_with("workbook.xml");
-        let mut size: u64 = 0;
+        let norm = normalized(&name);
+        // Calamine finds the parts whatever their case, so they are
+        // recognised here the same way.
+        let shared = norm.ends_with("sharedstrings.xml");
+        let workbook = norm.ends_with("workbook.xml");
+        let mut part = Counted {
+            part,
+            size: 0,
+            total: &mut total,
+            lim,
+            name: &name,
+            over: None,
+        };
+        if shared {
+            check_shared_strings(&mut part, lim)?;
+        }
+        // The rest of the part (all of it, but for the shared strings) is
+        // counted too.
         let mut head = Vec::new();
         loop {
-            let n = part
-                .read(&mut buf)
-                .map_err(|e| IoError::Broken(format!("{name}: {e}")))?;
+            let n = part.read(&mut buf).map_err(|e| part.failed(e))?;
             if n == 0 {
                 break;
             }
-            if shared && head.len() < 4096 {
-                head.extend_from_slice(&buf[..n.min(4096 - head.len())]);
-            }
             if workbook && head.len() < (4 << 20) {
                 head.extend_from_slice(&buf[..n]);
-            }
-            size += n as u64;
-            total += n as u64;
-            if size > lim.max_part_bytes {
-                return Err(IoError::TooLarge {
-                    what: format!("{name} uncompressed"),
-                    limit: format!("{} bytes", lim.max_part_bytes),
-                });
-            }
-            if total > lim.max_total_bytes {
-                return Err(IoError::TooLarge {
-                    what: "the workbook uncompressed".into(),
-                    limit: format!("{} bytes", lim.max_total_bytes),
-                });
-            }
-        }
-        if shared {
-            let text = String::from_utf8_lossy(&head);
-            for attr in ["uniqueCount=\"", "count=\""] {
-                if let Some(n) = text
-                    .split(attr)
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    && n > lim.max_shared_strings
-                {
-                    return Err(IoError::TooLarge {
-                        what: format!("the shared strings ({n} declared)"),
-                        limit: format!("{} strings", lim.max_shared_strings),
-                    });
-                }
             }
         }
         if workbook && sheets.is_empty() {
@@ -393,6 +403,207 @@ fn prescan(bytes: &Arc<[u8]>, lim: &Limits) -> Result<Vec<String>, IoError> {
         }
     }
     Ok(sheets)
+}
+
+/// A part of the zip as it decompresses, its bytes (and those of the whole
+/// workbook) counted against the limits.
+struct Counted<'a, R> {
+    part: R,
+    size: u64,
+    total: &'a mut u64,
+    lim: &'a Limits,
+    name: &'a str,
+    /// The limit broken, when reading stopped at one.
+    over: Option<IoError>,
+}
+
+impl<R> Counted<'_, R> {
+    /// The error to report for a failed read: the broken limit, if that is
+    /// why, else the read error.
+    fn failed(&mut self, e: impl std::fmt::Display) -> IoError {
+        self.over
+            .take()
+            .unwrap_or_else(|| IoError::Broken(format!("{}: {e}", self.name)))
+    }
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.part.read(buf)?;
+        self.size += n as u64;
+        *self.total += n as u64;
+        if self.size > self.lim.max_part_bytes {
+            self.over = Some(IoError::TooLarge {
+                what: format!("{} uncompressed", self.name),
+                limit: format!("{} bytes", self.lim.max_part_bytes),
+            });
+        } else if *self.total > self.lim.max_total_bytes {
+            self.over = Some(IoError::TooLarge {
+                what: "the workbook uncompressed".into(),
+                limit: format!("{} bytes", self.lim.max_total_bytes),
+            });
+        }
+        if self.over.is_some() {
+            return Err(std::io::Error::other("a size limit is exceeded"));
+        }
+        Ok(n)
+    }
+}
+
+/// Checks a shared strings part: the `uniqueCount` of its first `sst`
+/// element, which calamine reserves room for before reading a string, is
+/// read with the XML parser calamine uses (same version, same settings),
+/// so it is found wherever the element starts (after a declaration,
+/// comments, processing instructions or whitespace of any length) and
+/// however its attribute is quoted; then the `si` elements after it, each
+/// of which calamine keeps as one string, are counted ([`SiTags`]). Both
+/// must stay within [`Limits::max_shared_strings`]. (The part's size limit
+/// alone would allow some hundred million empty strings.)
+fn check_shared_strings<R: Read>(part: &mut Counted<'_, R>, lim: &Limits) -> Result<(), IoError> {
+    let too_many = |what: String| IoError::TooLarge {
+        what,
+        limit: format!("{} strings", lim.max_shared_strings),
+    };
+    let mut xml = quick_xml::Reader::from_reader(BufReader::with_capacity(64 << 10, &mut *part));
+    let config = xml.config_mut();
+    config.check_end_names = false;
+    config.trim_text(false);
+    config.check_comments = false;
+    config.expand_empty_elements = true;
+    let mut buf = Vec::with_capacity(1024);
+    loop {
+        buf.clear();
+        match xml.read_event_into(&mut buf) {
+            Ok(Event::Start(e)) if e.local_name().as_ref() == "sst" => {
+                for attr in e.attributes().with_checks(false) {
+                    // Calamine stops at a malformed attribute as well.
+                    let Ok(attr) = attr else { break };
+                    if attr.key.local_name().as_ref() != "uniqueCount" {
+                        continue;
+                    }
+                    if let Some(n) = declared_count(attr.value.as_bytes())
+                        && n > lim.max_shared_strings
+                    {
+                        return Err(too_many(if n == u64::MAX {
+                            "the shared strings (a count too large to read declared)".into()
+                        } else {
+                            format!("the shared strings ({n} declared)")
+                        }));
+                    }
+                }
+                break;
+            }
+            // No strings: calamine refuses the part.
+            Ok(Event::Eof) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => {
+                // A limit broken while parsing, or XML calamine refuses too.
+                let e = e.to_string();
+                drop(xml);
+                return Err(part.failed(e));
+            }
+        }
+    }
+    // The strings: parsing them all again here would cost about as much as
+    // calamine's own reading, so their tags are counted as they stream by.
+    let mut rest = xml.into_inner();
+    let mut tags = SiTags::default();
+    let mut chunk = vec![0u8; 64 << 10];
+    let read = loop {
+        match rest.read(&mut chunk) {
+            Ok(0) => break Ok(()),
+            Ok(n) => {
+                tags.feed(&chunk[..n]);
+                if tags.count > lim.max_shared_strings {
+                    return Err(too_many(format!(
+                        "the shared strings (more than {} present)",
+                        lim.max_shared_strings
+                    )));
+                }
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    drop(rest);
+    read.map_err(|e| part.failed(e))
+}
+
+/// Counts the `si` start tags of XML fed to it chunk by chunk, with or
+/// without a namespace prefix. Every `<` starts a name (as in quick_xml:
+/// it ends at whitespace, `/` or `>`; its local part follows the first
+/// `:`), so every `si` element calamine keeps a string for is counted;
+/// tags inside comments or CDATA, or nested, count too, which only makes
+/// the count an upper bound.
+#[derive(Default)]
+struct SiTags {
+    /// `si` start tags seen.
+    count: u64,
+    /// Inside a name (after a `<`).
+    in_name: bool,
+    /// The name's prefix ended (a `:` was seen).
+    prefixed: bool,
+    /// The local part's first bytes.
+    local: [u8; 2],
+    /// The local part's length, up to 3 (longer is no `si`).
+    len: usize,
+}
+
+impl SiTags {
+    fn feed(&mut self, mut bytes: &[u8]) {
+        loop {
+            if !self.in_name {
+                let Some(at) = bytes.iter().position(|b| *b == b'<') else {
+                    return;
+                };
+                bytes = &bytes[at + 1..];
+                self.start();
+            }
+            let Some((b, rest)) = bytes.split_first() else {
+                return;
+            };
+            bytes = rest;
+            match *b {
+                b'<' => self.start(),
+                b' ' | b'\t' | b'\r' | b'\n' | b'/' | b'>' => {
+                    if self.len == 2 && self.local == *b"si" {
+                        self.count += 1;
+                    }
+                    self.in_name = false;
+                }
+                b':' if !self.prefixed => {
+                    self.prefixed = true;
+                    self.len = 0;
+                }
+                b => {
+                    if let Some(slot) = self.local.get_mut(self.len) {
+                        *slot = b;
+                    }
+                    self.len = (self.len + 1).min(3);
+                }
+            }
+        }
+    }
+
+    fn start(&mut self) {
+        self.in_name = true;
+        self.prefixed = false;
+        self.len = 0;
+    }
+}
+
+/// A declared count read as calamine reads it (any number of leading
+/// zeros), a little more leniently (surrounding whitespace, a plus sign);
+/// `u64::MAX` when it is larger; `None` when it is no number, which
+/// calamine ignores.
+fn declared_count(v: &[u8]) -> Option<u64> {
+    let v = v.trim_ascii();
+    let v = v.strip_prefix(b"+").unwrap_or(v);
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(v.iter().fold(0u64, |n, d| {
+        n.saturating_mul(10).saturating_add(u64::from(d - b'0'))
+    }))
 }
 
 /// The `name` attributes of the `<sheet>` elements of `workbook.xml`, in
@@ -424,16 +635,54 @@ fn sheet_names(xml: &str) -> Vec<String> {
     out
 }
 
+/// Excel's date serials: 0 up to 9999-12-31 23:59:59.999.
+const EXCEL_SERIALS: std::ops::Range<f64> = 0.0..2_958_466.0;
+
+/// A date-formatted number as a date, or, outside Excel's dates, as an
+/// error value of the cell: Excel shows such a cell as `#####`, and the
+/// import rejects its row with the reason rather than guessing a value.
+fn excel_date(d: &calamine::ExcelDateTime) -> Cell {
+    let serial = d.as_f64();
+    // Calamine turns the serial into milliseconds for chrono, which panics
+    // far outside Excel's dates: the range is checked first.
+    let dt = if EXCEL_SERIALS.contains(&serial) {
+        d.as_datetime()
+    } else {
+        None
+    };
+    match dt {
+        Some(dt) if chrono::Datelike::year(&dt) <= 9999 => {
+            if dt.time() == chrono::NaiveTime::MIN {
+                Cell::Date(dt.date())
+            } else {
+                Cell::DateTime(dt)
+            }
+        }
+        _ => {
+            let value = if serial.is_finite() && serial.abs() < 1e16 {
+                crm_core::import::number_text(serial)
+            } else {
+                format!("{serial:e}")
+            };
+            Cell::Error(format!(
+                "#NUM! (date number {value} is outside Excel's dates, 1900-01-01 to \
+                 9999-12-31 / 日期数值超出 Excel 的日期范围)"
+            ))
+        }
+    }
+}
+
 fn convert(v: &DataRef<'_>, lim: &Limits, row: u32, col: u32) -> Result<Cell, IoError> {
+    // Counted as Excel counts (UTF-16 units); the length in UTF-8 bytes is
+    // never less, so short texts are not counted at all.
     let long = |s: &str| {
-        if s.len() > lim.max_cell_chars && s.chars().count() > lim.max_cell_chars {
+        if s.len() > lim.max_cell_chars && s.encode_utf16().count() > lim.max_cell_chars {
             Err(IoError::TooLarge {
-                what: format!(
-                    "cell {}{}",
-                    crm_core::import::column_name(col as usize),
-                    u64::from(row) + 1
+                what: format!("cell {}{}", column_name(col as usize), u64::from(row) + 1),
+                limit: format!(
+                    "{} characters (as Excel counts them: an emoji counts twice)",
+                    lim.max_cell_chars
                 ),
-                limit: format!("{} characters", lim.max_cell_chars),
             })
         } else {
             Ok(())
@@ -452,13 +701,9 @@ fn convert(v: &DataRef<'_>, lim: &Limits, row: u32, col: u32) -> Result<Cell, Io
         DataRef::Int(i) => Cell::Number(*i as f64),
         DataRef::Float(f) => Cell::Number(*f),
         DataRef::Bool(b) => Cell::Bool(*b),
-        DataRef::DateTime(d) => match d.as_datetime() {
-            Some(dt) if d.is_datetime() && dt.time() == chrono::NaiveTime::MIN => {
-                Cell::Date(dt.date())
-            }
-            Some(dt) if d.is_datetime() => Cell::DateTime(dt),
-            _ => Cell::Number(d.as_f64()),
-        },
+        DataRef::DateTime(d) if d.is_datetime() => excel_date(d),
+        // A duration (`[h]:mm`) stays the number it is.
+        DataRef::DateTime(d) => Cell::Number(d.as_f64()),
         DataRef::DateTimeIso(s) => chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
             .map(Cell::DateTime)
             .or_else(|_| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Cell::Date))
@@ -466,4 +711,20 @@ fn convert(v: &DataRef<'_>, lim: &Limits, row: u32, col: u32) -> Result<Cell, Io
         DataRef::DurationIso(s) => Cell::Text(s.clone()),
         DataRef::Error(e) => Cell::Error(e.to_string()),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SiTags;
+
+    #[test]
+    fn si_tags_are_counted_with_prefixes_and_across_chunks() {
+        let xml = b"<sst><si><t>a</t></si><x:si/><x:sis/><si\n/><six/></si><!-- x --></sst>";
+        for split in 0..=xml.len() {
+            let mut tags = SiTags::default();
+            tags.feed(&xml[..split]);
+            tags.feed(&xml[split..]);
+            assert_eq!(tags.count, 3, "split at {split}");
+        }
+    }
 }

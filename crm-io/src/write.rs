@@ -6,7 +6,9 @@
 //! million rows take the memory of one. Text is never written as a formula:
 //! text that a spreadsheet program could take for one (starting with `=`,
 //! `+`, `-`, `@`, tab, CR or LF) gets the quote prefix (`quotePrefix="1"`),
-//! so it stays text even when the cell is edited.
+//! so it stays text even when the cell is edited; headers too, as they can
+//! be custom fields' labels or an imported file's header row. Error
+//! workbooks cut text to what a cell holds, so they are always written.
 
 use crate::{IoError, Lang};
 use crm_core::import::{Cell, ExportColumn, ExportValue, TemplateColumn, ValueKind};
@@ -30,10 +32,35 @@ pub fn needs_quote_prefix(s: &str) -> bool {
     )
 }
 
+/// The most text a cell may hold, in UTF-16 units (as Excel and
+/// rust_xlsxwriter count it).
+pub(crate) const MAX_CELL_TEXT: usize = 32_767;
+
+/// `s` cut to at most `max` UTF-16 units at a character boundary, and
+/// whether it had to be cut.
+pub(crate) fn fit_text(s: &str, max: usize) -> (&str, bool) {
+    // A text's UTF-16 units never outnumber its UTF-8 bytes.
+    if s.len() <= max {
+        return (s, false);
+    }
+    let mut units = 0;
+    for (at, c) in s.char_indices() {
+        units += c.len_utf16();
+        if units > max {
+            return (&s[..at], true);
+        }
+    }
+    (s, false)
+}
+
 /// The formats a data sheet uses.
 pub(crate) struct Formats {
     pub(crate) header: Format,
     pub(crate) required: Format,
+    /// `header` with the quote prefix.
+    pub(crate) header_quoted: Format,
+    /// `required` with the quote prefix.
+    pub(crate) required_quoted: Format,
     pub(crate) text: Format,
     pub(crate) quoted: Format,
     pub(crate) date: Format,
@@ -49,8 +76,11 @@ impl Formats {
             .set_bold()
             .set_background_color(Color::RGB(0xDDEBF7))
             .set_border(FormatBorder::Thin);
+        let required = header.clone().set_font_color(Color::RGB(0xC00000));
         Formats {
-            required: header.clone().set_font_color(Color::RGB(0xC00000)),
+            header_quoted: header.clone().set_quote_prefix(),
+            required_quoted: required.clone().set_quote_prefix(),
+            required,
             header,
             text: Format::new().set_num_format("@"),
             quoted: Format::new().set_quote_prefix(),
@@ -77,6 +107,29 @@ pub(crate) fn write_text(
     } else {
         ws.write_string(row, col, s)?;
     }
+    Ok(())
+}
+
+/// Writes a header cell (in the required columns' red when `required`),
+/// cut to Excel's cell limit, with the quote prefix where a spreadsheet
+/// program could take it for a formula: headers can be custom fields'
+/// labels or whatever an imported file's header row held.
+pub(crate) fn write_header(
+    ws: &mut Worksheet,
+    row: u32,
+    col: u16,
+    s: &str,
+    required: bool,
+    f: &Formats,
+) -> Result<(), IoError> {
+    let (s, _) = fit_text(s, MAX_CELL_TEXT);
+    let format = match (required, needs_quote_prefix(s)) {
+        (false, false) => &f.header,
+        (false, true) => &f.header_quoted,
+        (true, false) => &f.required,
+        (true, true) => &f.required_quoted,
+    };
+    ws.write_string_with_format(row, col, s, format)?;
     Ok(())
 }
 
@@ -135,12 +188,7 @@ pub fn template_workbook(columns: &[TemplateColumn], lang: Lang) -> Result<Vec<u
         for (i, c) in columns.iter().enumerate() {
             let col = col_num(i)?;
             let h = header_text(c, lang);
-            ws.write_string_with_format(
-                0,
-                col,
-                &h,
-                if c.required { &f.required } else { &f.header },
-            )?;
+            write_header(ws, 0, col, &h, c.required, &f)?;
             ws.set_column_width(col, width_for(&c.key, c.kind, &h))?;
             match c.kind {
                 ValueKind::Date => {
@@ -179,7 +227,7 @@ pub fn template_workbook(columns: &[TemplateColumn], lang: Lang) -> Result<Vec<u
         for (i, c) in columns.iter().enumerate() {
             let col = col_num(i)?;
             let h = header_text(c, lang);
-            ws.write_string_with_format(0, col, &h, &f.header)?;
+            write_header(ws, 0, col, &h, false, &f)?;
             ws.set_column_width(col, width_for(&c.key, c.kind, &h))?;
             if !c.sample.is_empty() {
                 write_text(ws, 1, col, &c.sample, &f)?;
@@ -216,7 +264,7 @@ pub fn template_workbook(columns: &[TemplateColumn], lang: Lang) -> Result<Vec<u
         ws.merge_range(0, 0, 0, 4, intro, &f.wrap)?;
         ws.set_row_height(0, 90)?;
         for (i, h) in heads.iter().enumerate() {
-            ws.write_string_with_format(2, col_num(i)?, *h, &f.header)?;
+            write_header(ws, 2, col_num(i)?, h, false, &f)?;
         }
         for (i, c) in columns.iter().enumerate() {
             let r = 3 + u32::try_from(i).map_err(|_| IoError::Write("too many columns".into()))?;
@@ -302,13 +350,13 @@ impl ErrorWorkbook {
         for (i, h) in headers.iter().enumerate() {
             let col = col_num(i)?;
             ws.set_column_width(col, width_for("", ValueKind::Text, h))?;
-            ws.write_string_with_format(0, col, h, &formats.header)?;
+            write_header(ws, 0, col, h, false, &formats)?;
         }
         let n = headers.len();
         ws.set_column_width(col_num(n)?, 8)?;
         ws.set_column_width(col_num(n + 1)?, 60)?;
-        ws.write_string_with_format(0, col_num(n)?, row_h, &formats.required)?;
-        ws.write_string_with_format(0, col_num(n + 1)?, why_h, &formats.required)?;
+        write_header(ws, 0, col_num(n)?, row_h, true, &formats)?;
+        write_header(ws, 0, col_num(n + 1)?, why_h, true, &formats)?;
         ws.set_freeze_panes(1, 0)?;
         Ok(ErrorWorkbook {
             book,
@@ -325,7 +373,9 @@ impl ErrorWorkbook {
     }
 
     /// Adds a row: its original cells, its number and the reason (both
-    /// languages given; the workbook's language is written).
+    /// languages given; the workbook's language is written). Text longer
+    /// than a cell holds (32 767 UTF-16 units) is cut short, and the reason
+    /// then says which columns were.
     pub fn add(
         &mut self,
         number: u32,
@@ -339,11 +389,18 @@ impl ErrorWorkbook {
             .book
             .worksheet_from_index(0)
             .map_err(|e| IoError::Write(e.to_string()))?;
+        let mut cut: Vec<String> = Vec::new();
         for (i, c) in cells.iter().enumerate().take(self.width) {
             let col = col_num(i)?;
             match c {
                 Cell::Empty => {}
-                Cell::Text(s) => write_text(ws, r, col, s, f)?,
+                Cell::Text(s) | Cell::Error(s) => {
+                    let (s, shortened) = fit_text(s, MAX_CELL_TEXT);
+                    if shortened {
+                        cut.push(crm_core::import::column_name(i));
+                    }
+                    write_text(ws, r, col, s, f)?;
+                }
                 Cell::Number(n) => {
                     ws.write_number(r, col, *n)?;
                 }
@@ -356,15 +413,39 @@ impl ErrorWorkbook {
                 Cell::DateTime(d) => {
                     ws.write_datetime_with_format(r, col, *d, &f.datetime)?;
                 }
-                Cell::Error(e) => write_text(ws, r, col, e, f)?,
             }
         }
         ws.write_number(r, col_num(self.width)?, f64::from(number))?;
-        let msg = match self.lang {
-            Lang::Zh => message_zh,
-            Lang::En => message_en,
+        let (msg, note) = match self.lang {
+            Lang::Zh => (
+                message_zh,
+                (!cut.is_empty()).then(|| {
+                    format!(
+                        "（注：{} 列的原值超过 Excel 单元格上限 32767 个字符，本文件中已截断）",
+                        cut.join("、")
+                    )
+                }),
+            ),
+            Lang::En => (
+                message_en,
+                (!cut.is_empty()).then(|| {
+                    format!(
+                        " (note: the original value of column {} is longer than an Excel cell \
+                         holds, 32 767 characters, and is cut short in this file)",
+                        cut.join(", ")
+                    )
+                }),
+            ),
         };
-        write_text(ws, r, col_num(self.width + 1)?, msg, f)?;
+        let note = note.unwrap_or_default();
+        // The reason quotes the values it refuses, which can be as long as a
+        // cell: it is cut too (marked with `…`), leaving room for the note.
+        let room = MAX_CELL_TEXT - note.encode_utf16().count();
+        let reason = match fit_text(msg, room) {
+            (msg, false) => format!("{msg}{note}"),
+            (_, true) => format!("{}…{note}", fit_text(msg, room - 1).0),
+        };
+        write_text(ws, r, col_num(self.width + 1)?, &reason, f)?;
         self.next_row += 1;
         Ok(())
     }
@@ -418,7 +499,7 @@ impl ExportSheet {
                 Lang::En => &c.header_en,
             };
             ws.set_column_width(col, width_for(&c.key, c.kind, h))?;
-            ws.write_string_with_format(0, col, h, &formats.header)?;
+            write_header(ws, 0, col, h, false, &formats)?;
         }
         ws.set_freeze_panes(1, 0)?;
         Ok(ExportSheet {

@@ -519,6 +519,24 @@ async fn exports_are_typed_laid_out_scoped_and_free_of_formulas() {
     }
     w.customer(&w.wangwu, "王五的客户有限公司", json!({"notes": "=1+1"}))
         .await;
+    // Headers can be custom fields' labels.
+    let label = "=HYPERLINK(\"http://evil\",\"label\")";
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            crm_core::custom::NewCustomField {
+                entity: Entity::Customer,
+                key: "evil".into(),
+                label: label.into(),
+                label_en: Some("@LABEL".into()),
+                field_type: crm_core::custom::CustomFieldType::Text,
+                options: vec![],
+                required: false,
+                unique: false,
+            },
+        )
+        .await
+        .expect("custom field");
     let mut out = Cursor::new(Vec::new());
     let n = crm_io::export(
         &w.crm,
@@ -540,44 +558,11 @@ async fn exports_are_typed_laid_out_scoped_and_free_of_formulas() {
     assert_eq!(n, 7, "only what zhangsan may see");
     let bytes = out.into_inner();
     let sheet = part(&bytes, "xl/worksheets/sheet1.xml");
-    assert!(
-        !sheet.contains("<f>") && !sheet.contains("<f "),
-        "no formula"
-    );
     assert!(sheet.contains("<autoFilter ref=\"A1:D8\""), "{sheet}");
     assert!(sheet.contains("<pane") && sheet.contains("ySplit=\"1\""));
     assert!(sheet.contains("<cols>"), "column widths");
-    let styles = part(&bytes, "xl/styles.xml");
-    assert!(styles.contains("quotePrefix=\"1\""));
     // Every hostile text is in a cell whose style has the quote prefix.
-    let xfs: Vec<&str> = styles
-        .split("<cellXfs")
-        .nth(1)
-        .and_then(|s| s.split("</cellXfs>").next())
-        .expect("cellXfs")
-        .split("<xf ")
-        .skip(1)
-        .collect();
-    let quoted: Vec<usize> = xfs
-        .iter()
-        .enumerate()
-        .filter(|(_, x)| x.contains("quotePrefix=\"1\""))
-        .map(|(i, _)| i)
-        .collect();
-    let cells: Vec<&str> = sheet.split("<c ").skip(1).collect();
-    for h in ["=HYPERLINK", "+1+1", "-2+3", "@SUM"] {
-        let cell = cells
-            .iter()
-            .find(|c| c.contains(&h.replace('"', "&quot;")))
-            .unwrap_or_else(|| panic!("{h} not found"));
-        let style: usize = cell
-            .split("s=\"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("{h} has no style: {cell}"));
-        assert!(quoted.contains(&style), "{h} is not quote-prefixed");
-    }
+    assert_quoted(&bytes, &["=HYPERLINK", "+1+1", "-2+3", "@SUM"]);
     // Read back: dates are dates, the header Chinese.
     let wb = open(bytes).expect("readable");
     let ev = events(&wb).expect("read");
@@ -606,7 +591,8 @@ async fn exports_are_typed_laid_out_scoped_and_free_of_formulas() {
     )
     .await
     .expect("export");
-    let wb = open(out.into_inner()).expect("readable");
+    let bytes = out.into_inner();
+    let wb = open(bytes.clone()).expect("readable");
     let ev = events(&wb).expect("read");
     assert_eq!(ev.len(), 9);
     let SheetEvent::Header { cells: h, .. } = &ev[0] else {
@@ -614,6 +600,26 @@ async fn exports_are_typed_laid_out_scoped_and_free_of_formulas() {
     };
     assert_eq!(h[0], "Code");
     assert!(h.contains(&"Name".to_string()));
+    // Headers get the quote prefix too: in exports, templates and error
+    // workbooks (whose headers are the imported file's).
+    assert!(h.contains(&"@LABEL".to_string()), "{h:?}");
+    assert_quoted(&bytes, &["@LABEL"]);
+    let template = crm_io::template(&w.crm, &w.admin, Entity::Customer, Lang::Zh, 1)
+        .await
+        .expect("template");
+    assert_quoted(&template, &[label]);
+    let out = import(
+        &w,
+        book(&[
+            &["客户名称", "电话", "+HEADER"],
+            &["坏电话有限公司", "12345", "x"],
+        ]),
+        ImportOptions::new(Entity::Customer),
+        Lang::Zh,
+    )
+    .await
+    .expect("import");
+    assert_quoted(&out.error_workbook.expect("error workbook"), &["+HEADER"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -795,4 +801,316 @@ async fn the_first_batches_are_small_and_double() {
     let (created, seen) = import_names("批次", 1800, 600).await;
     assert_eq!(created, 1800);
     assert_eq!(seen, [250, 750, 1350, 1800]);
+}
+
+/// The workbook with one part renamed (its content kept).
+fn rename_part(bytes: &[u8], from: &str, to: &str) -> Vec<u8> {
+    let mut z = zip::ZipArchive::new(Cursor::new(bytes)).expect("zip");
+    let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    for i in 0..z.len() {
+        let mut f = z.by_index(i).expect("part");
+        let name = f.name().expect("name").to_string();
+        let mut data = Vec::new();
+        f.read_to_end(&mut data).expect("read");
+        out.start_file(if name == from { to } else { &name }, opts)
+            .expect("start");
+        out.write_all(&data).expect("write");
+    }
+    out.finish().expect("finish").into_inner()
+}
+
+/// The number of UTF-16 units of a text, as Excel counts its length.
+fn units(s: &str) -> usize {
+    s.encode_utf16().count()
+}
+
+/// Asserts that the first sheet holds no formula and that every cell
+/// holding one of `texts` (inline or shared) has a style with the quote
+/// prefix, so it stays text even when edited.
+fn assert_quoted(bytes: &[u8], texts: &[&str]) {
+    let sheet = part(bytes, "xl/worksheets/sheet1.xml");
+    assert!(
+        !sheet.contains("<f>") && !sheet.contains("<f "),
+        "no formula"
+    );
+    let styles = part(bytes, "xl/styles.xml");
+    let quoted: Vec<usize> = styles
+        .split("<cellXfs")
+        .nth(1)
+        .and_then(|s| s.split("</cellXfs>").next())
+        .expect("cellXfs")
+        .split("<xf ")
+        .skip(1)
+        .enumerate()
+        .filter(|(_, x)| x.contains("quotePrefix=\"1\""))
+        .map(|(i, _)| i)
+        .collect();
+    let shared: Vec<String> = zip::ZipArchive::new(Cursor::new(bytes))
+        .expect("zip")
+        .by_name("xl/sharedStrings.xml")
+        .is_ok()
+        .then(|| part(bytes, "xl/sharedStrings.xml"))
+        .map(|s| s.split("<si>").skip(1).map(str::to_string).collect())
+        .unwrap_or_default();
+    let cells: Vec<&str> = sheet.split("<c ").skip(1).collect();
+    for t in texts {
+        let escaped = t.replace('"', "&quot;");
+        let found = |s: &str| s.contains(t) || s.contains(&escaped);
+        let index = shared.iter().position(|s| found(s));
+        let cell = cells
+            .iter()
+            .find(|c| match index {
+                Some(i) => c.contains("t=\"s\"") && c.contains(&format!("<v>{i}</v>")),
+                None => found(c),
+            })
+            .unwrap_or_else(|| panic!("{t} not found"));
+        let style: usize = cell
+            .split("s=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("{t} has no style: {cell}"));
+        assert!(quoted.contains(&style), "{t} is not quote-prefixed");
+    }
+}
+
+/// A date-formatted cell far outside Excel's dates made calamine (chrono)
+/// panic on the reader thread, and the import ended as done with the rows
+/// read so far. Now such a cell is a bad value of its row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_date_cell_outside_excels_dates_rejects_its_row_not_the_rest() {
+    let mut b = Book::new();
+    let ws = b.add_worksheet();
+    let date = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd");
+    ws.write_string(0, 0, "客户名称").expect("w");
+    ws.write_string(0, 1, "下次跟进日期").expect("w");
+    let rows = [
+        ("甲有限公司", 46_357.0),
+        ("乙有限公司", 11_111.0),
+        ("丙有限公司", 22_222.0),
+        ("丁有限公司", 46_358.0),
+    ];
+    for (r, (name, serial)) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        ws.write_string(r, 0, *name).expect("w");
+        ws.write_number_with_format(r, 1, *serial, &date)
+            .expect("w");
+    }
+    let base = b.save_to_buffer().expect("save");
+    let sheet = part(&base, "xl/worksheets/sheet1.xml");
+    let hostile = sheet.replacen("<v>11111</v>", "<v>-1E+12</v>", 1).replacen(
+        "<v>22222</v>",
+        "<v>1E+300</v>",
+        1,
+    );
+    assert_eq!(hostile.matches("E+").count(), 2);
+    let bytes = rezip(&base, &[("xl/worksheets/sheet1.xml", hostile.into_bytes())]);
+    let ev = events(&open(bytes.clone()).expect("opens")).expect("reads");
+    let SheetEvent::Row(r) = &ev[2] else {
+        panic!("row")
+    };
+    match &r.cells[1] {
+        crm_core::import::Cell::Error(e) => assert!(e.contains("-1000000000000"), "{e}"),
+        other => panic!("expected a bad value, got {other:?}"),
+    }
+    for commit in [CommitMode::Atomic, CommitMode::Batches] {
+        let w = world().await;
+        let mut o = ImportOptions::new(Entity::Customer);
+        o.commit = commit;
+        o.batch_size = 1;
+        let out = import(&w, bytes.clone(), o, Lang::En)
+            .await
+            .expect("import");
+        let r = &out.report;
+        assert_eq!(r.status, ImportStatus::Done);
+        assert_eq!((r.created, r.rejected), (2, 2), "{:#?}", r.issues);
+        assert_eq!(r.issues.iter().map(|i| i.row).collect::<Vec<_>>(), [3, 4]);
+        assert!(r.issues[0].message_en.contains("outside Excel's dates"));
+        assert!(out.error_workbook.is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_string_counts_are_read_as_calamine_reads_them() {
+    let base = book(&[&["客户名称"], &["甲有限公司"]]);
+    let sst = part(&base, "xl/sharedStrings.xml");
+    let refused = |bytes: Vec<u8>, lim: Limits, case: &str| match Workbook::from_bytes(bytes, lim) {
+        Err(IoError::TooLarge { what, .. }) => {
+            assert!(what.contains("shared strings"), "{case}: {what}")
+        }
+        other => panic!("{case}: expected the shared string limit, got {other:?}"),
+    };
+    // Single quotes; leading zeros (calamine skips them).
+    for lie in ["uniqueCount='4000000000'", "uniqueCount=\"0004000000000\""] {
+        let lying = sst.replacen("uniqueCount=\"2\"", lie, 1);
+        assert_ne!(lying, sst);
+        refused(
+            rezip(&base, &[("xl/sharedStrings.xml", lying.into_bytes())]),
+            Limits::default(),
+            lie,
+        );
+    }
+    // A long comment, a processing instruction and whitespace before <sst.
+    let lying = sst.replacen("uniqueCount=\"2\"", "uniqueCount=\"4000000000\"", 1);
+    let at = lying.find("<sst").expect("sst");
+    let padded = format!(
+        "{}<!--{}--><?pi {}?>{}{}",
+        &lying[..at],
+        "x".repeat(64 << 10),
+        "y".repeat(8 << 10),
+        " \r\n\t".repeat(16 << 10),
+        &lying[at..]
+    );
+    refused(
+        rezip(&base, &[("xl/sharedStrings.xml", padded.into_bytes())]),
+        Limits::default(),
+        "padding",
+    );
+    // The part named in another case: calamine finds it all the same.
+    let honest = rename_part(&base, "xl/sharedStrings.xml", "xl/SharedStrings.XML");
+    let ev = events(&open(honest).expect("opens")).expect("reads");
+    assert!(
+        matches!(&ev[0], SheetEvent::Header { cells, .. } if cells == &["客户名称"]),
+        "calamine reads the renamed part: {ev:?}"
+    );
+    let lying = rezip(&base, &[("xl/sharedStrings.xml", lying.into_bytes())]);
+    refused(
+        rename_part(&lying, "xl/sharedStrings.xml", "xl/SharedStrings.XML"),
+        Limits::default(),
+        "renamed",
+    );
+    // More strings than allowed, whatever the count declared.
+    let names: Vec<String> = (0..20).map(|i| format!("客户{i}有限公司")).collect();
+    let mut rows: Vec<Vec<&str>> = vec![vec!["客户名称"]];
+    rows.extend(names.iter().map(|n| vec![n.as_str()]));
+    let refs: Vec<&[&str]> = rows.iter().map(Vec::as_slice).collect();
+    let many = book(&refs);
+    let sst = part(&many, "xl/sharedStrings.xml");
+    let understated = sst.replace("\"21\"", "\"1\"");
+    assert_ne!(understated, sst);
+    let lim = Limits {
+        max_shared_strings: 10,
+        ..Limits::default()
+    };
+    refused(
+        rezip(&many, &[("xl/sharedStrings.xml", understated.into_bytes())]),
+        lim,
+        "present",
+    );
+    assert!(Workbook::from_bytes(many, Limits::default()).is_ok());
+}
+
+/// One row repeating a cell (referencing a long shared string) millions of
+/// times would hold a copy per repeat: a row's cells must run left to
+/// right, each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_repeating_or_reordering_its_cells_is_refused() {
+    let base = book(&[&["客户名称", "电话"], &["甲有限公司", "010-62345678"]]);
+    let sheet = part(&base, "xl/worksheets/sheet1.xml");
+    let start = sheet.find("<c r=\"A2\"").expect("A2");
+    let end = start + sheet[start..].find("</c>").expect("end") + 4;
+    let a2 = &sheet[start..end];
+    let repeated = sheet.replacen(a2, &a2.repeat(1000), 1);
+    let wb = open(rezip(
+        &base,
+        &[("xl/worksheets/sheet1.xml", repeated.into_bytes())],
+    ))
+    .expect("opens");
+    match events(&wb) {
+        Err(IoError::Broken(m)) => assert!(m.contains("cell A2 appears twice"), "{m}"),
+        other => panic!("expected a damaged sheet, got {other:?}"),
+    }
+    let b_start = sheet.find("<c r=\"B2\"").expect("B2");
+    let b_end = b_start + sheet[b_start..].find("</c>").expect("end") + 4;
+    let b2 = &sheet[b_start..b_end];
+    let swapped = sheet.replacen(&format!("{a2}{b2}"), &format!("{b2}{a2}"), 1);
+    assert_ne!(swapped, sheet);
+    let wb = open(rezip(
+        &base,
+        &[("xl/worksheets/sheet1.xml", swapped.into_bytes())],
+    ))
+    .expect("opens");
+    match events(&wb) {
+        Err(IoError::Broken(m)) => assert!(m.contains("cell A2 comes after cell B2"), "{m}"),
+        other => panic!("expected a damaged sheet, got {other:?}"),
+    }
+}
+
+/// Excel cells hold 32 767 UTF-16 units: a rejected row whose reason quotes
+/// a long value, or whose cell is longer than that (allowed by wider
+/// limits), still comes back in an error workbook, cut to fit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_workbooks_cut_long_text_to_what_a_cell_holds() {
+    let w = world().await;
+    // The reason quotes a 32 750-character date that is none.
+    let long_date = "x".repeat(32_750);
+    let bytes = book(&[&["客户名称", "下次跟进日期"], &["甲有限公司", &long_date]]);
+    for lang in [Lang::Zh, Lang::En] {
+        let out = import(
+            &w,
+            bytes.clone(),
+            ImportOptions::new(Entity::Customer),
+            lang,
+        )
+        .await
+        .expect("import");
+        assert_eq!(out.report.rejected, 1);
+        let message = match lang {
+            Lang::Zh => &out.report.issues[0].message_zh,
+            Lang::En => &out.report.issues[0].message_en,
+        };
+        assert!(units(message) > 32_767, "the reason quotes the value");
+        let errors = out.error_workbook.expect("error workbook");
+        let ev = events(&open(errors).expect("readable")).expect("read");
+        let SheetEvent::Row(r) = &ev[1] else {
+            panic!("row")
+        };
+        assert_eq!(r.cells[1].to_text().as_deref(), Some(long_date.as_str()));
+        let why = r.cells[3].to_text().unwrap_or_default();
+        assert!(units(&why) <= 32_767, "{}", units(&why));
+        assert!(why.ends_with('…'), "cut short visibly");
+        assert!(why.starts_with(&message.chars().take(10).collect::<String>()));
+    }
+    // 20 000 characters outside the Basic Multilingual Plane: 40 000 units.
+    let base = book(&[
+        &["客户名称", "电话", "备注"],
+        &["乙有限公司", "12345", "LONG-NOTES"],
+    ]);
+    let emoji = "😀".repeat(20_000);
+    let sst = part(&base, "xl/sharedStrings.xml").replacen("LONG-NOTES", &emoji, 1);
+    let bytes = rezip(&base, &[("xl/sharedStrings.xml", sst.into_bytes())]);
+    // Excel's own limit, counted as Excel counts.
+    match events(&open(bytes.clone()).expect("opens")) {
+        Err(IoError::TooLarge { what, .. }) => assert_eq!(what, "cell C2"),
+        other => panic!("expected the cell length limit, got {other:?}"),
+    }
+    let wide = Limits {
+        max_cell_chars: 100_000,
+        ..Limits::default()
+    };
+    let wb = Workbook::from_bytes(bytes, wide).expect("opens");
+    for (lang, note) in [(Lang::Zh, "C 列的原值"), (Lang::En, "column C")] {
+        let out = crm_io::import_workbook(
+            &w.crm,
+            &w.admin,
+            &wb,
+            ImportOptions::new(Entity::Customer),
+            &ReadOptions { sheet: None, lang },
+            &mut |_| {},
+        )
+        .await
+        .expect("import");
+        assert_eq!(out.report.rejected, 1, "{:#?}", out.report.issues);
+        let errors = out.error_workbook.expect("error workbook");
+        let ev = events(&open(errors).expect("readable")).expect("read");
+        let SheetEvent::Row(r) = &ev[1] else {
+            panic!("row")
+        };
+        let notes = r.cells[2].to_text().unwrap_or_default();
+        assert_eq!(notes, "😀".repeat(16_383), "cut at a character boundary");
+        let why = r.cells[4].to_text().unwrap_or_default();
+        assert!(why.contains(note), "{why}");
+    }
 }
