@@ -14,7 +14,9 @@
 //! rule.
 //!
 //! A customer is governed by the pool it came from (`pool_id`), else by the
-//! first pool (in position order) whose members include its owner.
+//! first pool (in position order) whose members include its owner. Deleting
+//! a pool (only an empty one) clears `pool_id` of the customers claimed
+//! from it, so the second rule governs them from then on.
 //!
 //! The sweep ([`Crm::sweep`]) reads the time from the injected clock, never
 //! touches locked customers, warns owners `warn_days` before a customer would
@@ -29,7 +31,8 @@ use crate::ids::{DepartmentId, RecordId, UserId};
 use crate::records::{BatchReport, Fields, Record};
 use crate::schema::Table;
 use crate::store::{
-    ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Paging, Row, Scope, Select, Sort,
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Paging, Row, Scope, Select,
+    Sort,
 };
 use crate::value::Value;
 use chrono::{DateTime, Duration, Utc};
@@ -688,7 +691,8 @@ struct Move<'a> {
     to: Place,
     /// The new owner and department; `None` for a pool.
     owner: Option<(Uuid, Option<Uuid>)>,
-    pool: Option<Uuid>,
+    /// The pool the customer goes into (its public or invalid area).
+    pool: Option<&'a Pool>,
     reason: Option<String>,
     rule: Option<&'a RecycleRule>,
     actor: Option<&'a Actor>,
@@ -798,6 +802,15 @@ fn eq(c: &'static str, v: impl Into<Value>) -> Filter {
 fn days(n: u32) -> Duration {
     Duration::days(i64::from(n))
 }
+
+/// The guard key of a pool: taken by its deletion and by every move or
+/// import into it.
+fn pool_guard_key(company: Uuid, pool: Uuid) -> String {
+    format!("{company}:{POOL_GUARD}:{pool}")
+}
+
+/// The middle part of a pool's guard key.
+const POOL_GUARD: &str = "pools";
 
 fn text(row: &Row, c: &str) -> String {
     row.get(c).as_text().unwrap_or_default().to_string()
@@ -1105,7 +1118,7 @@ impl Crm {
             ("updated_at", Value::Timestamp(now)),
         ];
         if let Some(p) = mv.pool {
-            values.push(("pool_id", Value::Id(p)));
+            values.push(("pool_id", Value::Id(p.id.0)));
         }
         if mv.to.is_owned() {
             if before_owner != mv.owner.map(|(o, _)| o) || !from.is_owned() {
@@ -1119,6 +1132,9 @@ impl Crm {
             }
         }
         let mut cs = ChangeSet::default();
+        if let Some(p) = mv.pool {
+            cs.guards.push(self.pool_alive_guard(company, p));
+        }
         cs.ops.push(Op::Update {
             table: Table::Customers,
             id: row.id(),
@@ -1142,7 +1158,10 @@ impl Crm {
                 });
             }
         }
-        let pool = mv.pool.or_else(|| row.get("pool_id").as_id());
+        let pool = mv
+            .pool
+            .map(|p| p.id.0)
+            .or_else(|| row.get("pool_id").as_id());
         let reason = match (mv.rule, &mv.reason) {
             (Some(r), Some(why)) => Some(format!("{}: {why}", r.describe())),
             (Some(r), None) => Some(r.describe()),
@@ -1469,42 +1488,129 @@ impl Crm {
             .collect())
     }
 
-    /// Removes an empty pool (administrators).
+    /// Removes an empty pool (administrators): one with no customer in its
+    /// public or invalid area, counting those in the recycle bin and the
+    /// archive. Customers claimed or assigned from it keep their owners and
+    /// lose the pool: from then on the first pool whose members include
+    /// their owner governs them, as for any customer that never was in a
+    /// pool. The emptiness is checked again inside the write, and every
+    /// move into the pool guards that it still exists, so a release into
+    /// the pool at the same moment and the deletion do not both pass.
     pub async fn delete_pool(&self, actor: &Actor, id: PoolId) -> Result<()> {
         Self::require_admin(actor, "delete pools")?;
         let row = self.live_row(actor, Table::Pools, id.0).await?;
-        let mut sel = Select::all(Table::Customers, actor.company_id.0, self.now());
-        sel.filter = Filter::And(vec![
-            eq("pool_id", Value::Id(id.0)),
-            Filter::In(
-                col("place"),
-                vec![Place::Public.name().into(), Place::Invalid.name().into()],
-            ),
-        ]);
-        let n = self.count(sel).await?;
+        let company = actor.company_id.0;
+        let name = text(&row, "name");
+        let now = self.now();
+        let in_pool = |places: [Place; 2]| {
+            let mut sel = Select::all(Table::Customers, company, now);
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::And(vec![
+                eq("pool_id", Value::Id(id.0)),
+                Filter::In(
+                    col("place"),
+                    places.iter().map(|p| p.name().into()).collect(),
+                ),
+            ]);
+            sel
+        };
+        let held = in_pool([Place::Public, Place::Invalid]);
+        let n = self.count(held.clone()).await?;
         if n > 0 {
             return Err(Error::InvalidState(format!(
-                "pool {} still holds {n} customers; move them first",
-                text(&row, "name")
+                "pool {name} still holds {n} customers in its public and invalid areas \
+                 (the recycle bin and the archive included); move them to another pool first"
             )));
         }
-        let now = self.now();
         let mut cs = ChangeSet::default();
+        cs.guards.push(Guard {
+            keys: vec![pool_guard_key(company, id.0)],
+            select: held,
+            message: format!(
+                "customers were put into pool {name} while it was being deleted; \
+                 move them to another pool first"
+            ),
+        });
         cs.ops.push(Op::Update {
             table: Table::Pools,
             id: id.0,
             expected_version: row.version(),
             values: vec![("deleted_at", Value::Timestamp(now))],
         });
+        let claimed = self
+            .store
+            .select(&in_pool([Place::Private, Place::Deal]))
+            .await?
+            .rows;
+        for c in &claimed {
+            cs.ops.push(Op::Update {
+                table: Table::Customers,
+                id: c.id(),
+                expected_version: c.version(),
+                values: vec![("pool_id", Value::Null)],
+            });
+            cs.audit.push(self.audit(
+                Some(actor),
+                company,
+                Table::Customers,
+                c.id(),
+                "update",
+                vec![FieldChange {
+                    field: "pool_id".into(),
+                    before: Json::String(id.0.to_string()),
+                    after: Json::Null,
+                }],
+            ));
+        }
         cs.audit.push(self.audit(
             Some(actor),
-            actor.company_id.0,
+            company,
             Table::Pools,
             id.0,
             "delete",
             Vec::new(),
         ));
-        self.apply(cs).await
+        self.apply_pool_guarded(cs).await
+    }
+
+    /// A guard refusing a change set once `pool` is deleted: a move or an
+    /// import into the pool carries it, and it shares its key with the
+    /// deletion's own guard, so the two are serialised and the later one is
+    /// refused (see [`delete_pool`](Crm::delete_pool)).
+    pub(crate) fn pool_alive_guard(&self, company: Uuid, pool: &Pool) -> Guard {
+        let mut select = Select::all(Table::Pools, company, self.now());
+        select.lifecycle = Lifecycle::Deleted;
+        select.filter = eq("id", Value::Id(pool.id.0));
+        Guard {
+            keys: vec![pool_guard_key(company, pool.id.0)],
+            select,
+            message: format!(
+                "pool {} was deleted meanwhile; choose another pool",
+                pool.name
+            ),
+        }
+    }
+
+    /// Applies a change set that may carry pool guards: their refusal is
+    /// reported as the state it is, not as a duplicate (other guards'
+    /// refusals, e.g. of duplicate keys, stay duplicates).
+    async fn apply_pool_guarded(&self, cs: ChangeSet) -> Result<()> {
+        let messages: Vec<String> = cs
+            .guards
+            .iter()
+            .filter(|g| {
+                g.keys
+                    .iter()
+                    .all(|k| k.split(':').nth(1) == Some(POOL_GUARD))
+            })
+            .map(|g| g.message.clone())
+            .collect();
+        match self.apply(cs).await {
+            Err(Error::Duplicate { message, .. }) if messages.contains(&message) => {
+                Err(Error::InvalidState(message))
+            }
+            done => done,
+        }
     }
 
     fn check_rule(spec: &RuleSpec) -> Result<()> {
@@ -2067,14 +2173,14 @@ impl Crm {
                             action,
                             to: place,
                             owner: None,
-                            pool: Some(set.pools[i].pool.id.0),
+                            pool: Some(&set.pools[i].pool),
                             reason: Some(reason.to_string()),
                             rule: None,
                             actor: Some(actor),
                         },
                     )
                     .await?;
-                self.apply(cs).await
+                self.apply_pool_guarded(cs).await
             }
             .await;
             match outcome {
@@ -2222,8 +2328,10 @@ impl Crm {
             ));
             ids.push(RecordId(id));
         }
+        cs.guards
+            .push(self.pool_alive_guard(company, &set.pools[i].pool));
         self.index_customer_keys(&mut cs).await?;
-        self.apply(cs).await?;
+        self.apply_pool_guarded(cs).await?;
         Ok(ids)
     }
 
@@ -2720,14 +2828,14 @@ impl Crm {
                                         action: "recycle",
                                         to: Place::Public,
                                         owner: None,
-                                        pool: Some(g.pool.id.0),
+                                        pool: Some(&g.pool),
                                         reason: Some(why),
                                         rule: Some(rule),
                                         actor: None,
                                     },
                                 )
                                 .await?;
-                            self.apply(cs).await
+                            self.apply_pool_guarded(cs).await
                         }
                         .await;
                         match moved {

@@ -8,7 +8,7 @@
 //! here.
 
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use uuid::Uuid;
 
@@ -80,7 +80,9 @@ pub enum ApproverRule {
         /// The role.
         role_id: Uuid,
     },
-    /// The users the applicant picks when submitting.
+    /// The users the applicant picks when submitting: at least one, active
+    /// users of the company, never the applicant (a submission without
+    /// picks is refused rather than passed by the fallback).
     ApplicantPicks,
 }
 
@@ -95,7 +97,8 @@ pub enum SignMode {
     All,
 }
 
-/// What happens when a step resolves to nobody.
+/// What happens when a step resolves to nobody (no active user other than
+/// the applicant).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Fallback {
@@ -146,6 +149,43 @@ pub struct FlowDef {
 }
 
 impl FlowDef {
+    /// Checks the definition against the organisation it is defined in:
+    /// every named user is an active user of the company, and every role is
+    /// a role of the company with at least one active member. A step naming
+    /// anybody else would wait for approvers who can never act, or resolve
+    /// to nobody and pass by its fallback.
+    pub fn check_people(&self, dir: &Directory) -> Result<(), String> {
+        for (i, s) in self.steps.iter().enumerate() {
+            let n = i + 1;
+            match &s.approvers {
+                ApproverRule::Users { users } => {
+                    if let Some(u) = users.iter().find(|u| !dir.active_users.contains(u)) {
+                        return Err(format!(
+                            "step {n} ({}) names user {u}, who is not an active user of this company",
+                            s.name
+                        ));
+                    }
+                }
+                ApproverRule::Role { role_id } => {
+                    let Some(role) = dir.roles.get(role_id) else {
+                        return Err(format!(
+                            "step {n} ({}) names role {role_id}, which is not a role of this company",
+                            s.name
+                        ));
+                    };
+                    if dir.role_members.get(role_id).is_none_or(Vec::is_empty) {
+                        return Err(format!(
+                            "step {n} ({}) names role {role}, which has no active member",
+                            s.name
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the definition: at least one step, names present, levels ≥ 1,
     /// named-user steps with at least one user.
     pub fn validate(&self) -> Result<(), String> {
@@ -192,6 +232,11 @@ pub struct Directory {
     pub role_members: HashMap<Uuid, Vec<Uuid>>,
     /// The company's active administrators.
     pub admins: Vec<Uuid>,
+    /// The company's active users: only they resolve as approvers (anybody
+    /// else a step names is dropped, and may not be picked).
+    pub active_users: HashSet<Uuid>,
+    /// The company's roles, by id, with their names.
+    pub roles: HashMap<Uuid, String>,
 }
 
 impl Directory {
@@ -356,6 +401,15 @@ pub enum ApprovalError {
     /// Only the applicant may do this.
     #[error("only the applicant may do this")]
     NotApplicant,
+    /// The applicant picked themselves as an approver.
+    #[error("the applicant cannot pick themselves as an approver of their own submission")]
+    SelfPick,
+    /// The applicant picked somebody who is not an active user of the company.
+    #[error("user {0} cannot be picked as an approver: not an active user of this company")]
+    BadPick(Uuid),
+    /// A step whose approvers the applicant picks applies, and nobody was picked.
+    #[error("step {0} needs approvers picked by the applicant; pick at least one active colleague")]
+    NothingPicked(String),
     /// A rejection named a step that is not an earlier one.
     #[error("step {0} is not an earlier step; can only return to steps 1..{1}")]
     BadTarget(usize, usize),
@@ -387,9 +441,38 @@ pub struct Instance {
     pub round: u32,
 }
 
+/// Checks the applicant's picks: never the applicant, only active users of
+/// the company, and at least one when a step whose approvers the applicant
+/// picks applies to the facts (such a step never passes by its fallback).
+pub fn check_picks(
+    flow: &FlowDef,
+    dir: &Directory,
+    applicant: Uuid,
+    facts: &Facts,
+    picked: &[Uuid],
+) -> Result<(), ApprovalError> {
+    if picked.contains(&applicant) {
+        return Err(ApprovalError::SelfPick);
+    }
+    if let Some(u) = picked.iter().find(|u| !dir.active_users.contains(u)) {
+        return Err(ApprovalError::BadPick(*u));
+    }
+    if picked.is_empty()
+        && let Some(def) = flow.steps.iter().find(|d| {
+            d.approvers == ApproverRule::ApplicantPicks
+                && d.conditions.iter().all(|c| c.holds(facts))
+        })
+    {
+        return Err(ApprovalError::NothingPicked(def.name.clone()));
+    }
+    Ok(())
+}
+
 /// Resolves the definition against the facts: skipped conditions drop
-/// steps, steps without approvers fall back. Returns the steps and the
-/// auto-pass records.
+/// steps, steps without approvers fall back. Only active users approve,
+/// and never the applicant: they are dropped from every step (the
+/// administrators of a fallback included), and a step left with nobody
+/// falls back. Returns the steps and the auto-pass records.
 pub fn resolve(
     flow: &FlowDef,
     dir: &Directory,
@@ -426,13 +509,21 @@ pub fn resolve(
         };
         for group in groups {
             let mut approvers = Vec::new();
+            let mut had_applicant = false;
             for u in group {
-                if !approvers.contains(&u) {
+                if u == applicant {
+                    had_applicant = true;
+                } else if dir.active_users.contains(&u) && !approvers.contains(&u) {
                     approvers.push(u);
                 }
             }
             if approvers.is_empty() && def.fallback == Fallback::Admins {
-                approvers = dir.admins.clone();
+                approvers = dir
+                    .admins
+                    .iter()
+                    .copied()
+                    .filter(|u| *u != applicant)
+                    .collect();
             }
             if approvers.is_empty() {
                 passes.push(ActionRecord {
@@ -441,7 +532,11 @@ pub fn resolve(
                     step: None,
                     step_name: Some(def.name.clone()),
                     to_step: None,
-                    comment: None,
+                    comment: had_applicant.then(|| {
+                        "nobody but the applicant resolved; an applicant does not approve \
+                         their own submission"
+                            .to_string()
+                    }),
                 });
             } else {
                 steps.push(ResolvedStep {
@@ -484,6 +579,7 @@ impl Instance {
         comment: Option<&str>,
     ) -> Result<(Instance, Vec<ActionRecord>), ApprovalError> {
         flow.validate().map_err(ApprovalError::InvalidFlow)?;
+        check_picks(flow, dir, applicant, &facts, &picked)?;
         let (steps, passes) = resolve(flow, dir, applicant, &facts, &picked);
         let mut inst = Instance {
             applicant,
@@ -521,6 +617,7 @@ impl Instance {
             return Err(ApprovalError::CannotResubmit(self.status));
         }
         flow.validate().map_err(ApprovalError::InvalidFlow)?;
+        check_picks(flow, dir, actor, &facts, &picked)?;
         let (steps, passes) = resolve(flow, dir, actor, &facts, &picked);
         let start = match (self.status, flow.restart, self.rejected_at) {
             (Status::Rejected, Restart::FromRejectingStep, Some(def)) => steps

@@ -4,6 +4,11 @@
 //! - Defining a flow needs `approval_flow:manage` (administrators have it).
 //!   Each definition is a new version; the previous one is deactivated and
 //!   instances keep the version they started with.
+//! - A flow may name only active users of the company and roles of the
+//!   company with an active member. At a submission only active users
+//!   resolve as approvers, never the applicant (a step left with nobody
+//!   falls back), and the applicant's picks must be active colleagues —
+//!   at least one when a step of picks applies.
 //! - Acting on an approval needs nothing but being an approver of its
 //!   current step (or the applicant, to withdraw and resubmit). Reading one
 //!   needs being involved in it, or `approval_flow:read`.
@@ -154,6 +159,9 @@ fn check_doc_type(doc_type: &str) -> Result<()> {
 fn engine_error(e: ApprovalError) -> Error {
     match e {
         ApprovalError::InvalidFlow(m) => Error::invalid("definition", m),
+        ApprovalError::SelfPick | ApprovalError::BadPick(_) | ApprovalError::NothingPicked(_) => {
+            Error::invalid("picked", e.to_string())
+        }
         ApprovalError::NotAnApprover(_) | ApprovalError::NotApplicant => {
             Error::Forbidden(e.to_string())
         }
@@ -230,7 +238,9 @@ fn event_name(rec: &ActionRecord, after: Status) -> &'static str {
 impl Crm {
     /// Defines (or redefines) the approval flow of a document type in the
     /// actor's company; the new definition becomes version n + 1 and the
-    /// only active one. Running approvals keep their version.
+    /// only active one. Running approvals keep their version. Named users
+    /// must be active users of the company, and roles roles of the company
+    /// with at least one active member.
     pub async fn define_approval_flow(
         &self,
         actor: &Actor,
@@ -252,6 +262,10 @@ impl Crm {
             .validate()
             .map_err(|m| Error::invalid("definition", m))?;
         let company = actor.company_id.0;
+        let dir = self.approval_directory(company).await?;
+        definition
+            .check_people(&dir)
+            .map_err(|m| Error::invalid("definition", m))?;
         let now = self.now();
         let mut sel = Select::all(Table::ApprovalFlows, company, now);
         sel.filter = eq("doc_type", text(doc_type));
@@ -334,8 +348,9 @@ impl Crm {
         }
     }
 
-    /// The organisation as the approval engine sees it: superiors, role
-    /// members and administrators among the active users.
+    /// The organisation as the approval engine sees it: the active users,
+    /// with their superiors, role members and administrators among them,
+    /// and the company's roles.
     pub(crate) async fn approval_directory(&self, company: Uuid) -> Result<Directory> {
         let now = self.now();
         let roles = self
@@ -354,12 +369,22 @@ impl Crm {
             desc: false,
         }];
         let users = self.store.select(&sel).await?.rows;
-        let mut dir = Directory::default();
+        let mut dir = Directory {
+            roles: roles
+                .iter()
+                .map(|r| {
+                    let name = r.get("name").as_text().unwrap_or_default().to_string();
+                    (r.id(), name)
+                })
+                .collect(),
+            ..Directory::default()
+        };
         for u in users {
             if u.get("active").as_bool() != Some(true) {
                 continue;
             }
             let id = u.id();
+            dir.active_users.insert(id);
             if let Some(s) = u.get("superior_id").as_id() {
                 dir.superiors.insert(id, s);
             }

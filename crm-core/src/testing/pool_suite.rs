@@ -69,6 +69,11 @@ macro_rules! pool_scenarios {
             pool_operations_match_reference_model,
             $make
         );
+        $each!(
+            $crate::testing::pool_suite::pool_delete_leaves_no_customer_ungoverned,
+            pool_delete_leaves_no_customer_ungoverned,
+            $make
+        );
     };
 }
 
@@ -2775,4 +2780,171 @@ pub async fn merge_fills_only_writable_fields(store: Arc<dyn Store>) {
         "{kept:?}"
     );
     assert_eq!(row(&w, b.id).await.get("merged_into").as_id(), Some(a.id.0));
+}
+
+/// Deleting a pool leaves no customer outside every rule: it is refused
+/// while customers are in the pool's public or invalid area, also when one
+/// is released into it while the deletion is written (or the deletion
+/// commits while a release into the pool is written: that release is
+/// refused); customers claimed from the pool keep their owners and lose
+/// the pool, so their owners' pool governs — and recycles — them.
+pub async fn pool_delete_leaves_no_customer_ungoverned(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let pool = |name: &'static str, department| {
+        let w = &w;
+        async move {
+            w.crm
+                .create_pool(
+                    &w.admin,
+                    PoolSpec {
+                        name: name.into(),
+                        admins: vec![w.lisi.user_id],
+                        member_departments: vec![department],
+                        ..PoolSpec::default()
+                    },
+                )
+                .await
+                .expect("pool")
+        }
+    };
+    let a = pool("华东公海", w.group1).await;
+    let ids = w
+        .crm
+        .import_into_pool(
+            &w.lisi,
+            a.id,
+            (0..2)
+                .map(|i| fields(json!({"name": format!("华东公海客户{i}有限公司")})))
+                .collect(),
+        )
+        .await
+        .expect("import");
+    let r = w.crm.claim(&w.zhangsan, &ids[..1]).await.expect("claim");
+    assert_eq!(r.done, ids[..1].to_vec(), "{:?}", r.refused);
+    match w.crm.delete_pool(&w.admin, a.id).await {
+        Err(Error::InvalidState(m)) => assert!(m.contains("still holds 1"), "{m}"),
+        other => panic!("deleting a pool with a public customer: {other:?}"),
+    }
+    let r = w.crm.claim(&w.zhaoliu, &ids[1..]).await.expect("claim");
+    assert_eq!(r.done, ids[1..].to_vec(), "{:?}", r.refused);
+
+    // A later pool of the same members, with a rule; the first one goes.
+    let b = pool("销售一组公海", w.group1).await;
+    w.crm
+        .add_recycle_rule(&w.lisi, b.id, RuleSpec::new(RuleKind::NoFollowUp, 10))
+        .await
+        .expect("rule");
+    w.crm.delete_pool(&w.admin, a.id).await.expect("delete");
+    assert!(w.crm.pool(&w.admin, a.id).await.is_err());
+    for (id, holder) in ids.iter().zip([w.zhangsan.user_id, w.zhaoliu.user_id]) {
+        let r = row(&w, *id).await;
+        assert!(r.get("pool_id").is_null(), "{id} still points at the pool");
+        assert_eq!((place(&r), owner(&r)), (Place::Private, Some(holder)));
+        let why = w
+            .crm
+            .explain_recycling(&w.admin, *id, None)
+            .await
+            .expect("explain");
+        assert_eq!(why.pool.as_ref().map(|(p, _)| *p), Some(b.id), "{why:?}");
+    }
+    w.clock.advance(Duration::days(11));
+    let swept = w
+        .crm
+        .sweep(&w.admin, &SweepOptions::default())
+        .await
+        .expect("sweep");
+    let recycled: BTreeSet<RecordId> = swept.recycled.iter().map(|i| i.customer).collect();
+    assert_eq!(recycled, ids.iter().copied().collect(), "{swept:?}");
+    for id in &ids {
+        let r = row(&w, *id).await;
+        assert_eq!(place(&r), Place::Public);
+        assert_eq!(r.get("pool_id").as_id(), Some(b.id.0));
+    }
+
+    // The deletion commits while a release into the pool is being written:
+    // the release is refused and the customer stays with its owner.
+    let c = pool("华南公海", w.group2).await;
+    let mine = w
+        .customer(&w.wangwu, "深圳甲科技有限公司", json!({}))
+        .await
+        .id;
+    let delete_elsewhere = {
+        let (other, admin, pool) = (other.clone(), w.admin.clone(), c.id);
+        async move {
+            other
+                .delete_pool(&admin, pool)
+                .await
+                .expect("the other deletion");
+        }
+    };
+    hooked.before_customer_write(delete_elsewhere);
+    let r = w
+        .crm
+        .release(&w.wangwu, &[mine], "暂无需求", None)
+        .await
+        .expect("release");
+    assert!(r.done.is_empty(), "released into a deleted pool");
+    assert!(
+        r.refused[0].1.contains("华南公海") && r.refused[0].1.contains("deleted"),
+        "{:?}",
+        r.refused
+    );
+    let m = row(&w, mine).await;
+    assert_eq!(
+        (place(&m), owner(&m)),
+        (Place::Private, Some(w.wangwu.user_id))
+    );
+
+    // A release into the pool commits after the deletion counted its
+    // customers: the deletion is refused when it is written.
+    let d = pool("华南二部公海", w.group2).await;
+    let release_elsewhere = {
+        let (other, who) = (other.clone(), w.wangwu.clone());
+        async move {
+            let r = other
+                .release(&who, &[mine], "暂无需求", None)
+                .await
+                .expect("the other release");
+            assert_eq!(r.done, vec![mine], "{:?}", r.refused);
+        }
+    };
+    hooked.after_count(release_elsewhere);
+    match w.crm.delete_pool(&w.admin, d.id).await {
+        Err(Error::InvalidState(m)) => {
+            assert!(
+                m.contains("华南二部公海") && m.contains("while it was being deleted"),
+                "{m}"
+            )
+        }
+        other => panic!("deleting a pool a customer was just released into: {other:?}"),
+    }
+    assert!(w.crm.pool(&w.admin, d.id).await.is_ok(), "the pool is gone");
+    let m = row(&w, mine).await;
+    assert_eq!(place(&m), Place::Public);
+    assert_eq!(m.get("pool_id").as_id(), Some(d.id.0));
+    // The deletion and a release into the pool guard a common key: on
+    // PostgreSQL they wait for each other.
+    let deletion = hooked.guard_keys().last().cloned().expect("keys");
+    let next = w
+        .customer(&w.wangwu, "深圳乙科技有限公司", json!({}))
+        .await
+        .id;
+    let r = w
+        .crm
+        .release(&w.wangwu, &[next], "暂无需求", None)
+        .await
+        .expect("release");
+    assert_eq!(r.done, vec![next], "{:?}", r.refused);
+    let release = hooked.guard_keys().last().cloned().expect("keys");
+    assert!(
+        release.iter().any(|k| deletion.contains(k)),
+        "{release:?} / {deletion:?}"
+    );
+    // Emptied, the pool goes.
+    let r = w.crm.claim(&w.wangwu, &[mine, next]).await.expect("claim");
+    assert_eq!(r.done.len(), 2, "{:?}", r.refused);
+    w.crm.delete_pool(&w.admin, d.id).await.expect("delete");
+    assert!(row(&w, mine).await.get("pool_id").is_null());
 }

@@ -66,6 +66,16 @@ macro_rules! sales_scenarios {
             crm_sales_quote_versions_follow_read_rights,
             $make
         );
+        $each!(
+            $crate::testing::sales_suite::approval_applicant_never_approves_own_submission,
+            crm_sales_approval_applicant_never_approves_own_submission,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::approval_flows_name_only_active_people_of_the_company,
+            crm_sales_approval_flows_name_only_active_people_of_the_company,
+            $make
+        );
     };
 }
 
@@ -2471,4 +2481,321 @@ pub async fn quote_versions_follow_read_rights(store: Arc<dyn Store>) {
         w.crm.quote_versions(&w.wangwu, v2.id).await,
         Err(Error::NotFound { .. })
     ));
+}
+
+/// The message of a validation error, or a panic naming what came instead.
+fn invalid_message<T: std::fmt::Debug>(got: crate::error::Result<T>) -> String {
+    match got {
+        Err(Error::Validation(v)) => v.to_string(),
+        other => panic!("expected a validation error, got {other:?}"),
+    }
+}
+
+/// Deactivates a user (as the administrator).
+async fn deactivate(w: &World, user: crate::ids::UserId) {
+    let u = w.crm.user(&w.admin, user).await.expect("user");
+    w.crm
+        .update_user(
+            &w.admin,
+            user,
+            u.version,
+            crate::org::UserPatch {
+                active: Some(false),
+                ..crate::org::UserPatch::default()
+            },
+        )
+        .await
+        .expect("deactivate");
+}
+
+/// The applicant never approves their own submission: picking oneself, or
+/// nobody for a step of picks (which would pass it by its fallback), or a
+/// deactivated user or another company's is refused — for a contract too,
+/// which stays a draft; named users and roles that include the applicant
+/// resolve to the others, and a step left with only the applicant passes
+/// by its fallback, recorded as such.
+pub async fn approval_applicant_never_approves_own_submission(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractStatus, NewContract};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store.clone()).await).await;
+    let other = World::with_code(store, "BBB").await;
+    let picks = FlowDef {
+        steps: vec![step(
+            "自选审批人",
+            ApproverRule::ApplicantPicks,
+            SignMode::Any,
+        )],
+        restart: Restart::FromFirst,
+    };
+    for doc_type in [GENERIC_DOC, "contract"] {
+        w.crm
+            .define_approval_flow(&w.admin, doc_type, "自选审批", picks.clone())
+            .await
+            .expect("flow");
+    }
+    deactivate(&w, w.wangwu.user_id).await;
+    let doc = Uuid::from_u128(0xD0C5);
+    let submit = |picked: Vec<Uuid>| {
+        let w = &w;
+        async move {
+            let mut req = request(doc, 1);
+            req.picked = picked;
+            w.crm.submit_for_approval(&w.zhangsan, req).await
+        }
+    };
+    let me = w.zhangsan.user_id.0;
+    let m = invalid_message(submit(vec![me]).await);
+    assert!(m.contains("cannot pick themselves"), "{m}");
+    let m = invalid_message(submit(vec![w.lisi.user_id.0, me]).await);
+    assert!(m.contains("cannot pick themselves"), "{m}");
+    let m = invalid_message(submit(Vec::new()).await);
+    assert!(
+        m.contains("自选审批人") && m.contains("pick at least one"),
+        "{m}"
+    );
+    for stranger in [w.wangwu.user_id.0, other.lisi.user_id.0] {
+        let m = invalid_message(submit(vec![stranger]).await);
+        assert!(
+            m.contains(&stranger.to_string()) && m.contains("not an active user"),
+            "{m}"
+        );
+    }
+    assert!(
+        w.crm
+            .approval_of(&w.zhangsan, GENERIC_DOC, doc)
+            .await
+            .expect("of")
+            .is_none(),
+        "nothing was stored"
+    );
+    let a = submit(vec![w.zhaoliu.user_id.0])
+        .await
+        .expect("a colleague");
+    assert_eq!(a.status, Status::Pending);
+    assert_eq!(a.pending_with, vec![w.zhaoliu.user_id.0]);
+    assert!(matches!(
+        w.crm.approve(&w.zhangsan, a.id, None).await,
+        Err(Error::Forbidden(_))
+    ));
+
+    // A contract: picking oneself or nobody leaves it a draft.
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "华为年度服务合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(1_000_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    for picked in [vec![me], Vec::new()] {
+        invalid_message(w.crm.submit_contract(&w.zhangsan, c.id, picked, None).await);
+        let now = w.crm.contract(&w.zhangsan, c.id).await.expect("contract");
+        assert_eq!(now.status, ContractStatus::Draft);
+    }
+    let (_, a) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, vec![w.lisi.user_id.0], None)
+        .await
+        .expect("submit");
+    let a = a.expect("approval");
+    assert_eq!(a.pending_with, vec![w.lisi.user_id.0]);
+    w.crm.approve(&w.lisi, a.id, None).await.expect("lisi");
+    let now = w.crm.contract(&w.zhangsan, c.id).await.expect("contract");
+    assert_eq!(now.status, ContractStatus::Executing);
+
+    // Named users and a role including the applicant: the others approve;
+    // a step of nobody else passes by its fallback.
+    let manager_role = w.lisi.roles.first().map(|r| r.id.0).expect("role");
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            GENERIC_DOC,
+            "会签",
+            FlowDef {
+                steps: vec![
+                    step(
+                        "经理",
+                        ApproverRule::Role {
+                            role_id: manager_role,
+                        },
+                        SignMode::Any,
+                    ),
+                    step(
+                        "会签",
+                        ApproverRule::Users {
+                            users: vec![w.lisi.user_id.0, w.zhaoliu.user_id.0],
+                        },
+                        SignMode::All,
+                    ),
+                ],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("flow");
+    let a = w
+        .crm
+        .submit_for_approval(&w.lisi, request(Uuid::from_u128(0xD0C6), 1))
+        .await
+        .expect("lisi submits");
+    assert_eq!(a.current_step.as_deref(), Some("会签"));
+    assert_eq!(a.pending_with, vec![w.zhaoliu.user_id.0]);
+    assert!(matches!(
+        w.crm.approve(&w.lisi, a.id, None).await,
+        Err(Error::Forbidden(_))
+    ));
+    let a = w
+        .crm
+        .approve(&w.zhaoliu, a.id, None)
+        .await
+        .expect("zhaoliu");
+    assert_eq!(a.status, Status::Approved);
+    let actions = w
+        .crm
+        .approval_actions(&w.lisi, a.id)
+        .await
+        .expect("actions");
+    let kinds: Vec<(&str, Option<&str>)> = actions
+        .iter()
+        .map(|x| (x.action.as_str(), x.step_name.as_deref()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("submit", None),
+            ("auto_pass", Some("经理")),
+            ("approve", Some("会签")),
+        ]
+    );
+    assert!(
+        actions[1]
+            .comment
+            .as_deref()
+            .is_some_and(|c| c.contains("applicant")),
+        "{:?}",
+        actions[1]
+    );
+}
+
+/// A flow names only active users of the company and roles of the company
+/// with an active member, each refusal naming the step and the problem; a
+/// named user deactivated after the definition is unresolved at
+/// submission, and the step's fallback decides.
+pub async fn approval_flows_name_only_active_people_of_the_company(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let other = World::with_code(store, "BBB").await;
+    let define = |approvers: ApproverRule| {
+        let w = &w;
+        async move {
+            w.crm
+                .define_approval_flow(
+                    &w.admin,
+                    GENERIC_DOC,
+                    "采购审批",
+                    FlowDef {
+                        steps: vec![
+                            step(
+                                "直属上级",
+                                ApproverRule::Superior { level: 1 },
+                                SignMode::Any,
+                            ),
+                            step("复核", approvers, SignMode::Any),
+                        ],
+                        restart: Restart::FromFirst,
+                    },
+                )
+                .await
+        }
+    };
+    let users = |ids: &[crate::ids::UserId]| ApproverRule::Users {
+        users: ids.iter().map(|u| u.0).collect(),
+    };
+    // Another company's user, and a deactivated one.
+    let foreign = other.zhaoliu.user_id;
+    let m = invalid_message(define(users(&[w.zhaoliu.user_id, foreign])).await);
+    assert!(
+        m.contains("step 2 (复核)")
+            && m.contains(&foreign.0.to_string())
+            && m.contains("not an active user of this company"),
+        "{m}"
+    );
+    deactivate(&w, w.wangwu.user_id).await;
+    let m = invalid_message(define(users(&[w.wangwu.user_id])).await);
+    assert!(m.contains(&w.wangwu.user_id.0.to_string()), "{m}");
+    // Another company's role, an unknown one, one with no active member.
+    let foreign_role = other.lisi.roles.first().map(|r| r.id.0).expect("role");
+    for role_id in [foreign_role, Uuid::from_u128(0xBAD)] {
+        let m = invalid_message(define(ApproverRule::Role { role_id }).await);
+        assert!(m.contains("not a role of this company"), "{m}");
+    }
+    let empty = w
+        .crm
+        .create_role(
+            &w.admin,
+            crate::org::RoleSpec {
+                name: "财务".into(),
+                ..crate::org::RoleSpec::default()
+            },
+        )
+        .await
+        .expect("role");
+    let m = invalid_message(
+        define(ApproverRule::Role {
+            role_id: empty.id.0,
+        })
+        .await,
+    );
+    assert!(m.contains("财务") && m.contains("no active member"), "{m}");
+    assert!(
+        w.crm
+            .approval_flow(&w.admin, GENERIC_DOC)
+            .await
+            .expect("flow")
+            .is_none(),
+        "nothing was defined"
+    );
+
+    // Defined with active people; one of them leaves afterwards: at
+    // submission they are not waited for.
+    define(users(&[w.zhaoliu.user_id, w.admin.user_id]))
+        .await
+        .expect("flow");
+    deactivate(&w, w.zhaoliu.user_id).await;
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(Uuid::from_u128(0xD0C7), 1))
+        .await
+        .expect("submit");
+    let a = w.crm.approve(&w.lisi, a.id, None).await.expect("lisi");
+    assert_eq!(a.current_step.as_deref(), Some("复核"));
+    assert_eq!(a.pending_with, vec![w.admin.user_id.0]);
+    // Nobody active left: the step's fallback (auto-pass) decides.
+    define(users(&[w.zhaoliu.user_id, w.admin.user_id]))
+        .await
+        .map(|_| ())
+        .expect_err("zhaoliu is no longer active");
+    define(users(&[w.lisi.user_id])).await.expect("flow");
+    deactivate(&w, w.lisi.user_id).await;
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(Uuid::from_u128(0xD0C8), 1))
+        .await
+        .expect("submit");
+    assert_eq!(a.status, Status::Approved, "{a:?}");
+    let kinds: Vec<String> = w
+        .crm
+        .approval_actions(&w.zhangsan, a.id)
+        .await
+        .expect("actions")
+        .into_iter()
+        .map(|x| x.action)
+        .collect();
+    assert_eq!(kinds, vec!["submit", "auto_pass", "auto_pass"]);
 }

@@ -26,14 +26,23 @@ fn amount(minor: i64) -> Facts {
     }
 }
 
-/// 1 → 2 → 3 → 4 superior chain; role R has 5 and 6; admin 9.
+/// 1 → 2 → 3 → 4 superior chain; role R (100) has 5 and 6; role 101 has
+/// 1 and 5; role 102 has nobody; admin 9; 1–9 are active users (so not 10,
+/// deactivated, or 11, of another company).
 fn dir() -> Directory {
     Directory {
         superiors: [(u(1), u(2)), (u(2), u(3)), (u(3), u(4))]
             .into_iter()
             .collect(),
-        role_members: [(u(100), vec![u(5), u(6)])].into_iter().collect(),
+        role_members: [(u(100), vec![u(5), u(6)]), (u(101), vec![u(1), u(5)])]
+            .into_iter()
+            .collect(),
         admins: vec![u(9)],
+        active_users: (1..=9).map(u).collect(),
+        roles: [(u(100), "R"), (u(101), "经理"), (u(102), "空角色")]
+            .into_iter()
+            .map(|(id, name)| (id, name.to_string()))
+            .collect(),
     }
 }
 
@@ -86,7 +95,7 @@ fn resolves_superiors_roles_picks_conditions_and_fallbacks() {
         kind: Some("sales".into()),
         discount_bp: None,
     };
-    let (steps, passes) = resolve(&flow, &dir(), u(1), &facts, &[]);
+    let (steps, passes) = resolve(&flow, &dir(), u(1), &facts, &[u(8)]);
     let names: Vec<(&str, Vec<Uuid>)> = steps
         .iter()
         .map(|s| (s.name.as_str(), s.approvers.clone()))
@@ -99,7 +108,7 @@ fn resolves_superiors_roles_picks_conditions_and_fallbacks() {
             ("逐级", vec![u(3)]),
             ("逐级", vec![u(4)]),
             ("财务", vec![u(5), u(6)]),
-            ("自选", vec![u(9)]),
+            ("自选", vec![u(8)]),
         ]
     );
     assert_eq!(passes.len(), 1);
@@ -230,6 +239,224 @@ fn flow_without_approvers_passes_at_once_and_invalid_flows_are_refused() {
     assert!(nobody.validate().is_err());
 }
 
+#[test]
+fn the_applicant_never_approves_their_own_submission() {
+    let picks = FlowDef {
+        steps: vec![StepDef {
+            name: "自选".into(),
+            conditions: vec![],
+            approvers: ApproverRule::ApplicantPicks,
+            mode: SignMode::Any,
+            fallback: Fallback::AutoPass,
+        }],
+        restart: Restart::FromFirst,
+    };
+    let submit =
+        |picked: Vec<Uuid>| Instance::submit(&picks, &dir(), u(1), amount(1), picked, None);
+    // Picking oneself, nobody, a deactivated user or another company's user
+    // is refused; an active colleague is the step's approver.
+    assert_eq!(
+        submit(vec![u(5), u(1)]).expect_err("self"),
+        ApprovalError::SelfPick
+    );
+    assert_eq!(
+        submit(vec![]).expect_err("nobody"),
+        ApprovalError::NothingPicked("自选".into())
+    );
+    assert_eq!(
+        submit(vec![u(10)]).expect_err("inactive"),
+        ApprovalError::BadPick(u(10))
+    );
+    assert_eq!(
+        submit(vec![u(5), u(11)]).expect_err("foreign"),
+        ApprovalError::BadPick(u(11))
+    );
+    let (i, _) = submit(vec![u(5)]).expect("a colleague");
+    assert_eq!(i.pending_approvers(), vec![u(5)]);
+    assert_eq!(
+        i.approve(u(1), None).expect_err("applicant"),
+        ApprovalError::NotAnApprover(u(1))
+    );
+    // A resubmission is held to the same rules.
+    let (i, _) = i.withdraw(u(1), None).expect("withdraw");
+    assert_eq!(
+        i.resubmit(&picks, &dir(), u(1), amount(1), vec![u(1)], None)
+            .expect_err("self"),
+        ApprovalError::SelfPick
+    );
+    assert_eq!(
+        i.resubmit(&picks, &dir(), u(1), amount(1), vec![], None)
+            .expect_err("nobody"),
+        ApprovalError::NothingPicked("自选".into())
+    );
+    // A step of picks that does not apply needs no pick.
+    let mut conditional = picks.clone();
+    conditional.steps[0].conditions = vec![Condition::AmountAtLeast { minor: 100 }];
+    let (i, _) = Instance::submit(&conditional, &dir(), u(1), amount(1), vec![], None)
+        .expect("below the threshold");
+    assert_eq!(i.status, Status::Approved);
+
+    // Named users, a role and the administrators of a fallback never
+    // resolve to the applicant: the others approve, and a step left with
+    // nobody falls back.
+    let flow = FlowDef {
+        steps: vec![
+            users_step("会签", &[1, 5], SignMode::All),
+            StepDef {
+                name: "经理".into(),
+                conditions: vec![],
+                approvers: ApproverRule::Role { role_id: u(101) },
+                mode: SignMode::All,
+                fallback: Fallback::AutoPass,
+            },
+            users_step("本人", &[1], SignMode::Any),
+            StepDef {
+                name: "本人或管理员".into(),
+                conditions: vec![],
+                approvers: ApproverRule::Users { users: vec![u(1)] },
+                mode: SignMode::Any,
+                fallback: Fallback::Admins,
+            },
+        ],
+        restart: Restart::FromFirst,
+    };
+    let (i, rec) = Instance::submit(&flow, &dir(), u(1), amount(1), vec![], None).expect("submit");
+    let steps: Vec<(&str, Vec<Uuid>)> = i
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.approvers.clone()))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![
+            ("会签", vec![u(5)]),
+            ("经理", vec![u(5)]),
+            ("本人或管理员", vec![u(9)]),
+        ]
+    );
+    assert_eq!(rec[1].kind, ActionKind::AutoPass);
+    assert_eq!(rec[1].step_name.as_deref(), Some("本人"));
+    assert!(
+        rec[1]
+            .comment
+            .as_deref()
+            .is_some_and(|c| c.contains("applicant"))
+    );
+    // An administrator applicant is not their own fallback either: with no
+    // other administrator, the step passes.
+    let (i, _) = Instance::submit(&flow, &dir(), u(9), amount(1), vec![], None).expect("admin");
+    assert!(i.steps.iter().all(|s| !s.approvers.contains(&u(9))));
+    let admin_only = FlowDef {
+        steps: vec![StepDef {
+            name: "管理员".into(),
+            conditions: vec![],
+            approvers: ApproverRule::Users { users: vec![u(9)] },
+            mode: SignMode::Any,
+            fallback: Fallback::Admins,
+        }],
+        restart: Restart::FromFirst,
+    };
+    let (i, rec) =
+        Instance::submit(&admin_only, &dir(), u(9), amount(1), vec![], None).expect("admin");
+    assert_eq!(i.status, Status::Approved);
+    assert_eq!(rec[1].kind, ActionKind::AutoPass);
+}
+
+#[test]
+fn only_active_users_of_the_company_resolve_and_may_be_named() {
+    // Submitting: a deactivated or foreign named user is unresolved; the
+    // step's fallback decides.
+    let flow = FlowDef {
+        steps: vec![
+            users_step("会签", &[5, 10], SignMode::All),
+            users_step("离职", &[10, 11], SignMode::Any),
+            StepDef {
+                name: "离职或管理员".into(),
+                conditions: vec![],
+                approvers: ApproverRule::Users { users: vec![u(10)] },
+                mode: SignMode::Any,
+                fallback: Fallback::Admins,
+            },
+        ],
+        restart: Restart::FromFirst,
+    };
+    let (i, rec) = Instance::submit(&flow, &dir(), u(1), amount(1), vec![], None).expect("submit");
+    let steps: Vec<(&str, Vec<Uuid>)> = i
+        .steps
+        .iter()
+        .map(|s| (s.name.as_str(), s.approvers.clone()))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![("会签", vec![u(5)]), ("离职或管理员", vec![u(9)])]
+    );
+    assert_eq!(rec[1].kind, ActionKind::AutoPass);
+    assert_eq!(rec[1].step_name.as_deref(), Some("离职"));
+    // A deactivated superior is unresolved too.
+    let mut d = dir();
+    d.active_users.remove(&u(2));
+    let (steps, _) = resolve(
+        &FlowDef {
+            steps: vec![StepDef {
+                name: "上级".into(),
+                conditions: vec![],
+                approvers: ApproverRule::Superior { level: 1 },
+                mode: SignMode::Any,
+                fallback: Fallback::Admins,
+            }],
+            restart: Restart::FromFirst,
+        },
+        &d,
+        u(1),
+        &amount(1),
+        &[],
+    );
+    assert_eq!(steps[0].approvers, vec![u(9)]);
+
+    // Defining: named users must be active users, roles the company's
+    // with an active member.
+    let check = |approvers: ApproverRule| {
+        FlowDef {
+            steps: vec![
+                users_step("一", &[5], SignMode::Any),
+                StepDef {
+                    name: "二".into(),
+                    conditions: vec![],
+                    approvers,
+                    mode: SignMode::Any,
+                    fallback: Fallback::AutoPass,
+                },
+            ],
+            restart: Restart::FromFirst,
+        }
+        .check_people(&dir())
+    };
+    let users = |ids: &[u128]| ApproverRule::Users {
+        users: ids.iter().map(|n| u(*n)).collect(),
+    };
+    let err = check(users(&[5, 10])).expect_err("inactive");
+    assert!(
+        err.contains("step 2 (二)") && err.contains(&u(10).to_string()) && err.contains("active"),
+        "{err}"
+    );
+    assert!(check(users(&[11])).is_err(), "another company's user");
+    let err = check(ApproverRule::Role { role_id: u(103) }).expect_err("unknown role");
+    assert!(err.contains("not a role of this company"), "{err}");
+    let err = check(ApproverRule::Role { role_id: u(102) }).expect_err("memberless");
+    assert!(
+        err.contains("空角色") && err.contains("no active member"),
+        "{err}"
+    );
+    for fine in [
+        users(&[5, 6]),
+        ApproverRule::Role { role_id: u(100) },
+        ApproverRule::Superior { level: 1 },
+        ApproverRule::ApplicantPicks,
+    ] {
+        assert_eq!(check(fine), Ok(()));
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Property test against a reference model
 // ---------------------------------------------------------------------------
@@ -257,6 +484,16 @@ struct GenStep {
     min_amount: Option<i64>,
 }
 
+/// Whether a submission with these picks is refused: the applicant picked
+/// themselves, or a step of picks applies and nobody was picked.
+fn model_refuses(flow: &[GenStep], amount: i64, picked: &[u128]) -> bool {
+    picked.contains(&APPLICANT)
+        || (picked.is_empty()
+            && flow
+                .iter()
+                .any(|s| s.picks && s.min_amount.is_none_or(|m| amount >= m)))
+}
+
 fn model_resolve(
     flow: &[GenStep],
     amount: i64,
@@ -272,6 +509,8 @@ fn model_resolve(
         } else {
             s.users.iter().copied().collect()
         };
+        // The applicant never approves their own submission.
+        who.remove(&APPLICANT);
         if who.is_empty() && s.admins {
             who.insert(ADMIN);
         }
@@ -342,7 +581,9 @@ impl Model {
                 true
             }
             Op::Resubmit(who, amount, ref picked) => {
-                if who != APPLICANT || !matches!(self.status, Status::Rejected | Status::Withdrawn)
+                if who != APPLICANT
+                    || !matches!(self.status, Status::Rejected | Status::Withdrawn)
+                    || model_refuses(flow, amount, picked)
                 {
                     return false;
                 }
@@ -483,11 +724,20 @@ proptest! {
         ops in proptest::collection::vec(gen_op(), 0..40),
     ) {
         let flow = to_flow(&steps, restart_from_rejecting);
-        let d = Directory { admins: vec![u(ADMIN)], ..Directory::default() };
-        let (mut inst, rec) = Instance::submit(
+        let d = Directory {
+            admins: vec![u(ADMIN)],
+            active_users: (1..=6).map(u).collect(),
+            ..Directory::default()
+        };
+        let submitted = Instance::submit(
             &flow, &d, u(APPLICANT), amount(start_amount),
             picked.iter().map(|n| u(*n)).collect(), None,
-        ).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        );
+        if model_refuses(&steps, start_amount, &picked) {
+            prop_assert!(submitted.is_err(), "picks {:?} accepted", picked);
+            return Ok(());
+        }
+        let (mut inst, rec) = submitted.map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(rec[0].kind, ActionKind::Submit);
         let mut model = Model {
             status: Status::Pending,
