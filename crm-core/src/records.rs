@@ -1840,6 +1840,10 @@ impl Crm {
                     Filter::In(col, values)
                 }
                 Cond::Contains(f, t) | Cond::StartsWith(f, t) => {
+                    // Without NUL characters, as every value compared (see
+                    // `json_text`): none is stored, and PostgreSQL refuses
+                    // them in a query.
+                    let t = &t.replace('\0', "");
                     let (col, ty, def) = self.field_col(actor, entity, f, customs)?;
                     if ty != ColType::Text {
                         return Err(Error::invalid(
@@ -2019,6 +2023,14 @@ fn sort_value(row: &Row, col: &Col) -> Value {
 }
 
 fn decode_cursor(c: &str, len: usize) -> Result<Vec<Value>> {
+    // Never in a cursor this engine made (no stored text holds a NUL);
+    // PostgreSQL would refuse one in the query.
+    if c.contains('\0') || c.contains("\\u0000") {
+        return Err(Error::invalid(
+            "cursor",
+            "the page cursor is not one this engine produced",
+        ));
+    }
     let vals: Vec<Value> = serde_json::from_str(c)
         .map_err(|_| Error::invalid("cursor", "the page cursor is not one this engine produced"))?;
     if vals.len() != len {
@@ -2035,7 +2047,8 @@ fn decode_cursor(c: &str, len: usize) -> Result<Vec<Value>> {
 /// not searched (a match would reveal what the mask hides), and neither are
 /// the pinyin keys of a hidden or masked name.
 fn search_filter(actor: &Actor, entity: Entity, q: &str) -> Filter {
-    let q = q.trim().to_string();
+    // No stored text holds a NUL (and PostgreSQL refuses one in a query).
+    let q = q.replace('\0', "").trim().to_string();
     let py = crate::pinyin::normalise_query(&q);
     let digits: String = q.chars().filter(char::is_ascii_digit).collect();
     let all_digits = digits.len() >= 3

@@ -14,6 +14,7 @@ use crm_core::store::{
 use sql::{Sql, column, column_list, decode_row, ident, invalid};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{AssertSqlSafe, Executor, Row as _};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
@@ -211,6 +212,42 @@ impl PgStore {
         format!("{}.{}", self.quoted, ident(table))
     }
 
+    /// A transaction at READ COMMITTED, whatever the host database's default
+    /// isolation is: an upsert of a counter row (a sequence, a consumer's
+    /// cursor) then waits for a concurrent one and adds to its result,
+    /// where REPEATABLE READ or SERIALIZABLE would fail it as a
+    /// serialisation conflict.
+    async fn read_committed(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(backend)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        Ok(tx)
+    }
+
+    /// Adds `n` to a company's sequence (created at `n`), returning its new
+    /// value, in a transaction of its own at READ COMMITTED.
+    async fn bump_sequence(&self, company: Uuid, key: &str, n: i64) -> Result<i64, StoreError> {
+        let t = self.table("sequences");
+        let mut tx = self.read_committed().await?;
+        let last: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+            "INSERT INTO {t} AS q (company_id, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (company_id, key) DO UPDATE SET value = q.value + $3 \
+             RETURNING value"
+        )))
+        .bind(company)
+        .bind(key)
+        .bind(n)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(last)
+    }
+
     /// One attempt at applying a change set.
     async fn try_apply(&self, changes: &ChangeSet) -> Result<(), Failure> {
         let mut tx = self.pool.begin().await.map_err(|e| classify(e, None))?;
@@ -248,6 +285,29 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(|e| classify(e, None))?;
+            // The rows this change set deletes are locked before the guards
+            // count: a writer inserting a row that refers to one of them
+            // (a contact of a customer an import's undo removes) holds a
+            // key-share lock on it until it commits, so the guard then sees
+            // that row instead of the delete cascading it away; one that
+            // comes later waits for this transaction and finds the row
+            // gone. In id order, so two such change sets cannot deadlock.
+            let mut deleted: BTreeMap<Table, Vec<Uuid>> = BTreeMap::new();
+            for op in &changes.ops {
+                if let Op::Delete { table, id } = op {
+                    deleted.entry(*table).or_default().push(*id);
+                }
+            }
+            for (table, ids) in deleted {
+                sqlx::query(AssertSqlSafe(format!(
+                    "SELECT 1 FROM {} WHERE id = ANY($1) ORDER BY id FOR UPDATE",
+                    self.table(table.name())
+                )))
+                .bind(&ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| classify(e, Some(table)))?;
+            }
             // Each guard is a count of its select's rows: without the page's
             // `ORDER BY id LIMIT 1`, which made the planner walk the primary
             // key in search of a value that is not there (a bulk import's
@@ -732,17 +792,7 @@ impl Store for PgStore {
     }
 
     async fn next_sequence(&self, company: Uuid, key: &str) -> Result<i64, StoreError> {
-        let t = self.table("sequences");
-        sqlx::query_scalar(AssertSqlSafe(format!(
-            "INSERT INTO {t} AS q (company_id, key, value) VALUES ($1, $2, 1) \
-             ON CONFLICT (company_id, key) DO UPDATE SET value = q.value + 1 \
-             RETURNING value"
-        )))
-        .bind(company)
-        .bind(key)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(backend)
+        self.bump_sequence(company, key, 1).await
     }
 
     async fn reserve_sequence(
@@ -755,18 +805,7 @@ impl Store for PgStore {
             return Ok(Vec::new());
         }
         let n = i64::from(count);
-        let t = self.table("sequences");
-        let last: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
-            "INSERT INTO {t} AS q (company_id, key, value) VALUES ($1, $2, $3) \
-             ON CONFLICT (company_id, key) DO UPDATE SET value = q.value + $3 \
-             RETURNING value"
-        )))
-        .bind(company)
-        .bind(key)
-        .bind(n)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(backend)?;
+        let last = self.bump_sequence(company, key, n).await?;
         Ok((last - n + 1..=last).collect())
     }
 
@@ -837,15 +876,17 @@ impl Store for PgStore {
 
     async fn outbox_ack(&self, consumer: &str, seq: i64) -> Result<(), StoreError> {
         let t = self.table("outbox_cursors");
+        let mut tx = self.read_committed().await?;
         sqlx::query(AssertSqlSafe(format!(
             "INSERT INTO {t} AS c (consumer, seq) VALUES ($1, $2) \
              ON CONFLICT (consumer) DO UPDATE SET seq = GREATEST(c.seq, EXCLUDED.seq)"
         )))
         .bind(consumer)
         .bind(seq)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
         Ok(())
     }
 }
