@@ -1031,7 +1031,7 @@ async fn dept_cmd(ctx: &Ctx, actor: &Actor, cmd: DeptCmd) -> CliResult {
             };
             let d = ctx
                 .crm
-                .update_department(actor, d.id, name.as_deref(), parent)
+                .update_department(actor, d.id, d.version, name.as_deref(), parent)
                 .await
                 .map_err(err)?;
             ctx.print(json!(d), || format!("updated department {}", d.name));

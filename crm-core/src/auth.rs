@@ -184,6 +184,18 @@ pub enum FieldAccess {
     Hidden,
 }
 
+impl FieldAccess {
+    /// The API name.
+    pub fn name(self) -> &'static str {
+        match self {
+            FieldAccess::Full => "full",
+            FieldAccess::ReadOnly => "read_only",
+            FieldAccess::Masked => "masked",
+            FieldAccess::Hidden => "hidden",
+        }
+    }
+}
+
 impl FromStr for FieldAccess {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -372,6 +384,69 @@ impl Actor {
             })
             .min()
             .unwrap_or(FieldAccess::Full)
+    }
+
+    /// What holding all of `roles` together would allow beyond this actor's
+    /// own rights, in words for a refusal, or `None` when nothing would:
+    /// an administrator role; a grant of an entity and action this actor
+    /// lacks, or over a wider data scope than the actor's for the same
+    /// entity and action (in [`DataScope`] order); or a field the roles show
+    /// more openly than the actor sees it (a role without a rule for a
+    /// field gives full access to it, see [`Actor::field_access`]). An
+    /// administrator holds every right, so nothing exceeds theirs.
+    pub fn excess_over(&self, roles: &[Role]) -> Option<String> {
+        if self.is_admin() {
+            return None;
+        }
+        for role in roles {
+            if role.is_admin {
+                return Some(format!("role '{}' is an administrator role", role.name));
+            }
+            for p in &role.permissions {
+                let mine = self.scope_for(p.entity, p.action);
+                if mine.is_none_or(|m| m < p.scope) {
+                    let held = match mine {
+                        Some(m) => format!("only {}:{}:{}", p.entity, p.action, m.name()),
+                        None => format!("no {}:{} grant", p.entity, p.action),
+                    };
+                    return Some(format!(
+                        "role '{}' grants {}:{}:{} while you hold {held}",
+                        role.name,
+                        p.entity,
+                        p.action,
+                        p.scope.name()
+                    ));
+                }
+            }
+        }
+        if roles.is_empty() {
+            return None;
+        }
+        for entity in Entity::ALL {
+            for (field, mine) in self.restricted_fields(entity) {
+                let theirs = roles
+                    .iter()
+                    .map(|r| {
+                        r.field_rules
+                            .iter()
+                            .find(|fr| fr.entity == entity && fr.field == field)
+                            .map(|fr| fr.access)
+                            .unwrap_or(FieldAccess::Full)
+                    })
+                    .min()
+                    .unwrap_or(FieldAccess::Full);
+                if theirs < mine {
+                    let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
+                    return Some(format!(
+                        "role(s) '{}' give {entity}.{field} {} access while you have {} access",
+                        names.join("', '"),
+                        theirs.name(),
+                        mine.name()
+                    ));
+                }
+            }
+        }
+        None
     }
 
     /// Fields of the entity that are not fully accessible, with their access.

@@ -2,13 +2,13 @@
 //! groups, users with superiors, and local credentials for hosts without a
 //! login of their own.
 
-use crate::auth::{Action, Actor, FieldRule, Permission, Role};
+use crate::auth::{Action, Actor, DataScope, FieldRule, Permission, Role};
 use crate::crm::{Crm, json_ids, role_from_row, subtree};
 use crate::entity::Entity;
 use crate::error::{Error, Result, ValidationErrors};
 use crate::ids::{CompanyId, DepartmentId, GroupId, RoleId, UserId};
 use crate::schema::Table;
-use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Op, Row, Select};
+use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Row, Select};
 use crate::value::Value;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -225,6 +225,92 @@ fn non_empty(errors: &mut ValidationErrors, field: &str, value: &str, max: usize
     }
 }
 
+/// How many times a login (or a check of the current password) reads the
+/// account again and retries its write after another attempt on the same
+/// account changed it first.
+const LOGIN_WRITE_ATTEMPTS: usize = 32;
+
+/// A user as a change would leave them, for the checks of who may manage
+/// whom (see [`Crm::check_user_change`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UserState<'a> {
+    /// The user, `None` for one being created.
+    pub(crate) id: Option<UserId>,
+    /// The department.
+    pub(crate) department_id: Option<DepartmentId>,
+    /// The superior.
+    pub(crate) superior_id: Option<UserId>,
+    /// The roles.
+    pub(crate) role_ids: &'a [RoleId],
+}
+
+/// Whether a user (`user` is `None` for a new one) with this department and
+/// superior lies within a `user:manage` grant of `scope`: everyone for
+/// `all`, users of the actor's department (tree) for the department scopes,
+/// the actor and those reporting to them for `own_and_subordinates`, the
+/// actor alone for `own`.
+fn user_in_scope(
+    actor: &Actor,
+    scope: DataScope,
+    user: Option<UserId>,
+    department: Option<DepartmentId>,
+    superior: Option<UserId>,
+) -> bool {
+    match scope {
+        DataScope::All => true,
+        DataScope::Own => user == Some(actor.user_id),
+        DataScope::OwnAndSubordinates => {
+            user == Some(actor.user_id)
+                || superior.is_some_and(|s| s == actor.user_id || actor.subordinates.contains(&s))
+        }
+        DataScope::Department => department.is_some() && department == actor.department_id,
+        DataScope::DepartmentTree => department.is_some_and(|d| actor.department_tree.contains(&d)),
+    }
+}
+
+/// Whether a department (`None`: the top level, above the root) lies within
+/// a `department:manage` grant of `scope`: every department for `all`, the
+/// actor's department and those below it for `department_tree`, the actor's
+/// department alone for `department`, none for the personal scopes.
+fn department_in_scope(actor: &Actor, scope: DataScope, department: Option<DepartmentId>) -> bool {
+    match scope {
+        DataScope::All => true,
+        DataScope::DepartmentTree => department.is_some_and(|d| actor.department_tree.contains(&d)),
+        DataScope::Department => department.is_some() && department == actor.department_id,
+        DataScope::Own | DataScope::OwnAndSubordinates => false,
+    }
+}
+
+/// The role a spec describes, for comparing its rights with an actor's.
+fn spec_role(spec: &RoleSpec) -> Role {
+    Role {
+        id: RoleId(Uuid::nil()),
+        name: spec.name.trim().to_string(),
+        is_admin: spec.is_admin,
+        permissions: spec.permissions.clone(),
+        field_rules: spec.field_rules.clone(),
+        version: 0,
+    }
+}
+
+/// The lock key shared by every change set that depends on a department
+/// staying live (a user or a sub-department put into it) and by the one
+/// deleting it, so that they cannot pass each other's checks.
+fn department_key(company: Uuid, department: DepartmentId) -> String {
+    format!("{company}:department_contents:{}", department.0)
+}
+
+/// A refusal by one of the change set's own guards (reported by the store as
+/// a duplicate carrying the guard's message) as the state error it is.
+fn guard_refusal(e: Error, guards: &[Guard]) -> Error {
+    match e {
+        Error::Duplicate { message, .. } if guards.iter().any(|g| g.message == message) => {
+            Error::InvalidState(message)
+        }
+        other => other,
+    }
+}
+
 impl Crm {
     fn require(&self, actor: &Actor, entity: Entity, action: Action) -> Result<()> {
         if actor.can(entity, action) {
@@ -236,6 +322,184 @@ impl Crm {
                 action,
                 entity.name()
             )))
+        }
+    }
+
+    /// The scope of the actor's `manage` grant on users or departments.
+    fn manage_scope(&self, actor: &Actor, entity: Entity) -> Result<DataScope> {
+        actor.scope_for(entity, Action::Manage).ok_or_else(|| {
+            Error::Forbidden(format!(
+                "{} may not manage {}s",
+                actor.display_name,
+                entity.name()
+            ))
+        })
+    }
+
+    /// The live roles of the actor's company with these ids; a missing one
+    /// is not found.
+    async fn load_roles(&self, actor: &Actor, ids: &[RoleId]) -> Result<Vec<Role>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for r in ids {
+            out.push(role_from_row(
+                &self.live_row(actor, Table::Roles, r.0).await?,
+            )?);
+        }
+        Ok(out)
+    }
+
+    /// Refuses managing an existing user (editing, deactivating, setting the
+    /// password, changing the roles) who lies outside the actor's
+    /// `user:manage` scope or holds rights beyond the actor's own. Returns
+    /// the user's roles.
+    async fn check_manages_user(
+        &self,
+        actor: &Actor,
+        scope: DataScope,
+        user: &User,
+    ) -> Result<Vec<Role>> {
+        if !user_in_scope(
+            actor,
+            scope,
+            Some(user.id),
+            user.department_id,
+            user.superior_id,
+        ) {
+            return Err(Error::Forbidden(format!(
+                "{} may manage users only within the data scope '{}'; user '{}' lies outside it",
+                actor.display_name,
+                scope.name(),
+                user.username
+            )));
+        }
+        let roles = self.load_roles(actor, &user.role_ids).await?;
+        if let Some(why) = actor.excess_over(&roles) {
+            return Err(Error::Forbidden(format!(
+                "{} may not manage user '{}', who holds rights {} does not: {why}",
+                actor.display_name, user.username, actor.display_name
+            )));
+        }
+        Ok(roles)
+    }
+
+    /// Refuses a user as a change (or a creation) would leave them when they
+    /// would lie outside the actor's `user:manage` scope or hold rights
+    /// beyond the actor's own (nobody but an administrator hands out rights
+    /// they do not hold, to others or to themselves). Returns the roles.
+    async fn check_user_result(
+        &self,
+        actor: &Actor,
+        scope: DataScope,
+        after: UserState<'_>,
+    ) -> Result<Vec<Role>> {
+        if !user_in_scope(
+            actor,
+            scope,
+            after.id,
+            after.department_id,
+            after.superior_id,
+        ) {
+            return Err(Error::Forbidden(format!(
+                "{} may manage users only within the data scope '{}'; the user would lie outside it",
+                actor.display_name,
+                scope.name()
+            )));
+        }
+        let roles = self.load_roles(actor, after.role_ids).await?;
+        if let Some(why) = actor.excess_over(&roles) {
+            return Err(Error::Forbidden(format!(
+                "{} may not assign these roles: {why}; only an administrator can grant rights beyond their own",
+                actor.display_name
+            )));
+        }
+        Ok(roles)
+    }
+
+    /// Checks that the actor may change a user from `before` (`None` when
+    /// creating one) to `after`: both within the actor's `user:manage`
+    /// scope, neither holding rights beyond the actor's own. For bulk
+    /// writers of users (the user import), which have checked that the
+    /// roles exist: an administrator passes without reading anything.
+    pub(crate) async fn check_user_change(
+        &self,
+        actor: &Actor,
+        before: Option<&User>,
+        after: UserState<'_>,
+    ) -> Result<()> {
+        if actor.is_admin() {
+            return Ok(());
+        }
+        let scope = self.manage_scope(actor, Entity::User)?;
+        if let Some(b) = before {
+            self.check_manages_user(actor, scope, b).await?;
+        }
+        self.check_user_result(actor, scope, after).await?;
+        Ok(())
+    }
+
+    /// Refuses a change that leaves the company without an active
+    /// administrator: it takes `user`'s administrator rights away
+    /// (deactivation, or roles without an administrator role), or turns the
+    /// administrator role `role` into an ordinary one, and no other active
+    /// user would hold an administrator role. Returns writes for the change
+    /// set that bump every administrator role it relied on (but `role`,
+    /// which the change writes itself): two such changes made at once (two
+    /// administrators deactivating each other) then conflict instead of
+    /// both passing.
+    async fn keep_an_admin(
+        &self,
+        actor: &Actor,
+        user: Option<UserId>,
+        role: Option<RoleId>,
+        what: &str,
+    ) -> Result<Vec<Op>> {
+        let admin_roles: Vec<Role> = self
+            .list_roles(actor)
+            .await?
+            .into_iter()
+            .filter(|r| r.is_admin && Some(r.id) != role)
+            .collect();
+        let remaining = self
+            .list_users(actor, None)
+            .await?
+            .into_iter()
+            .filter(|u| u.active && Some(u.id) != user)
+            .any(|u| {
+                u.role_ids
+                    .iter()
+                    .any(|r| admin_roles.iter().any(|a| a.id == *r))
+            });
+        if !remaining {
+            return Err(Error::InvalidState(format!(
+                "{what} would leave the company without an active administrator; make another user an administrator first"
+            )));
+        }
+        let now = self.now();
+        Ok(admin_roles
+            .iter()
+            .map(|r| Op::Update {
+                table: Table::Roles,
+                id: r.id.0,
+                expected_version: r.version,
+                values: vec![("updated_at", Value::Timestamp(now))],
+            })
+            .collect())
+    }
+
+    /// A guard that `department` is still live when the change set commits,
+    /// for a change set that puts a user or a sub-department into it: a
+    /// concurrent [`Crm::delete_department`] guards the same key.
+    fn department_live_guard(&self, actor: &Actor, department: DepartmentId) -> Guard {
+        let mut sel = Select::all(Table::Departments, actor.company_id.0, self.now());
+        sel.lifecycle = Lifecycle::Any;
+        sel.filter = Filter::And(vec![
+            Filter::Cmp(Col::Column("id"), CmpOp::Eq, Value::Id(department.0)),
+            Filter::NotNull(Col::Column("deleted_at")),
+        ]);
+        Guard {
+            keys: vec![department_key(actor.company_id.0, department)],
+            select: sel,
+            message: format!("department {department} was deleted meanwhile"),
         }
     }
 
@@ -432,13 +696,6 @@ impl Crm {
             .map(|_| ())
     }
 
-    async fn check_roles(&self, actor: &Actor, ids: &[RoleId]) -> Result<()> {
-        for r in ids {
-            self.live_row(actor, Table::Roles, r.0).await?;
-        }
-        Ok(())
-    }
-
     fn check_contact_details(
         email: Option<&str>,
         mobile: Option<&str>,
@@ -458,8 +715,11 @@ impl Crm {
     }
 
     /// Creates a user (needs `user:manage`). Usernames are unique per company.
+    /// Unless the actor is an administrator, the user must lie within the
+    /// actor's `user:manage` scope (e.g. in their department tree) and
+    /// may not get roles with rights beyond the actor's own.
     pub async fn create_user(&self, actor: &Actor, input: NewUser) -> Result<User> {
-        self.require(actor, Entity::User, Action::Manage)?;
+        let scope = self.manage_scope(actor, Entity::User)?;
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "username", &input.username, 64);
         non_empty(&mut errors, "display_name", &input.display_name, 64);
@@ -475,7 +735,17 @@ impl Crm {
         if let Some(s) = input.superior_id {
             self.live_row(actor, Table::Users, s.0).await?;
         }
-        self.check_roles(actor, &input.role_ids).await?;
+        self.check_user_result(
+            actor,
+            scope,
+            UserState {
+                id: None,
+                department_id: input.department_id,
+                superior_id: input.superior_id,
+                role_ids: &input.role_ids,
+            },
+        )
+        .await?;
         if self.user_by_username(actor, &input.username).await.is_ok() {
             return Err(Error::Duplicate {
                 entity: "user".into(),
@@ -502,6 +772,9 @@ impl Crm {
         values.push(("failed_logins", Value::Int(0)));
         values.push(("locked_until", Value::Null));
         let mut cs = ChangeSet::default();
+        if let Some(d) = input.department_id {
+            cs.guards.push(self.department_live_guard(actor, d));
+        }
         cs.ops.push(Op::Insert {
             table: Table::Users,
             values,
@@ -525,7 +798,10 @@ impl Crm {
             "user.created".into(),
             serde_json::json!({"username": input.username.trim(), "display_name": input.display_name.trim()}),
         ));
-        self.apply(cs).await?;
+        let guards = cs.guards.clone();
+        self.apply(cs)
+            .await
+            .map_err(|e| guard_refusal(e, &guards))?;
         self.user(actor, UserId(id)).await
     }
 
@@ -583,6 +859,10 @@ impl Crm {
     }
 
     /// Changes a user (needs `user:manage`), checking the expected version.
+    /// Unless the actor is an administrator, the user must lie within the
+    /// actor's `user:manage` scope before and after the change, and hold no
+    /// rights beyond the actor's own before or after it. Nobody may take
+    /// the company's last active administrator's rights away.
     pub async fn update_user(
         &self,
         actor: &Actor,
@@ -590,9 +870,11 @@ impl Crm {
         expected_version: i64,
         patch: UserPatch,
     ) -> Result<User> {
-        self.require(actor, Entity::User, Action::Manage)?;
+        let scope = self.manage_scope(actor, Entity::User)?;
         let row = self.live_row(actor, Table::Users, id.0).await?;
         let before = user_from_row(&row);
+        let roles_before = self.check_manages_user(actor, scope, &before).await?;
+        let mut guards = Vec::new();
         let mut errors = ValidationErrors::default();
         let mut values: Vec<(&'static str, Value)> = Vec::new();
         let mut changes = Vec::new();
@@ -618,6 +900,7 @@ impl Crm {
         if let Some(d) = patch.department_id {
             if let Some(d) = d {
                 self.check_department(actor, d).await?;
+                guards.push(self.department_live_guard(actor, d));
             }
             values.push(("department_id", d.map(|d| d.0).into()));
             change(
@@ -658,7 +941,6 @@ impl Crm {
             );
         }
         if let Some(r) = &patch.role_ids {
-            self.check_roles(actor, r).await?;
             values.push(("role_ids", ids_json(r)));
             change(
                 "role_ids",
@@ -692,8 +974,31 @@ impl Crm {
             change("active", before.active.into(), a.into());
         }
         errors.into_result()?;
+        let roles_after = self
+            .check_user_result(
+                actor,
+                scope,
+                UserState {
+                    id: Some(id),
+                    department_id: patch.department_id.unwrap_or(before.department_id),
+                    superior_id: patch.superior_id.unwrap_or(before.superior_id),
+                    role_ids: patch.role_ids.as_deref().unwrap_or(&before.role_ids),
+                },
+            )
+            .await?;
+        let was_admin = before.active && roles_before.iter().any(|r| r.is_admin);
+        let stays_admin =
+            patch.active.unwrap_or(before.active) && roles_after.iter().any(|r| r.is_admin);
+        let mut cs = ChangeSet {
+            guards,
+            ..ChangeSet::default()
+        };
+        if was_admin && !stays_admin {
+            let what = format!("Changing user '{}'", before.username);
+            cs.ops
+                .extend(self.keep_an_admin(actor, Some(id), None, &what).await?);
+        }
         values.push(("updated_at", Value::Timestamp(self.now())));
-        let mut cs = ChangeSet::default();
         cs.ops.push(Op::Update {
             table: Table::Users,
             id: id.0,
@@ -715,25 +1020,42 @@ impl Crm {
             "update",
             changes,
         ));
-        self.apply(cs).await?;
+        let guards = cs.guards.clone();
+        self.apply(cs)
+            .await
+            .map_err(|e| guard_refusal(e, &guards))?;
         self.user(actor, id).await
     }
 
     /// Sets a user's password (needs `user:manage`) and clears a lockout.
+    /// Unless the actor is an administrator, the user must lie within the
+    /// actor's `user:manage` scope and hold no rights beyond the actor's own
+    /// (or the actor could log in as them).
     pub async fn set_password(&self, actor: &Actor, id: UserId, password: &str) -> Result<()> {
-        self.require(actor, Entity::User, Action::Manage)?;
+        let scope = self.manage_scope(actor, Entity::User)?;
         let row = self.live_row(actor, Table::Users, id.0).await?;
+        self.check_manages_user(actor, scope, &user_from_row(&row))
+            .await?;
         self.write_password(Some(actor), &row, password, "password_set")
             .await
     }
 
-    /// Changes the actor's own password after checking the current one.
+    /// Changes the actor's own password after checking the current one. A
+    /// wrong current password counts toward the lockout as a failed login
+    /// does, and a locked account cannot change its password.
     pub async fn change_password(&self, actor: &Actor, current: &str, new: &str) -> Result<()> {
         let row = self.live_row(actor, Table::Users, actor.user_id.0).await?;
+        let username = text(&row, "username");
+        if let Some(locked) = self.locked(&row, &username) {
+            return Err(locked);
+        }
         if !verify(&row, current) {
-            return Err(Error::Unauthenticated(
-                "the current password is wrong".into(),
-            ));
+            return Err(self
+                .count_failed_login(row.id(), &username)
+                .await?
+                .unwrap_or_else(|| {
+                    Error::Unauthenticated("the current password is wrong".into())
+                }));
         }
         self.write_password(Some(actor), &row, new, "password_changed")
             .await
@@ -765,9 +1087,108 @@ impl Crm {
         self.apply(cs).await
     }
 
+    /// The refusal of a login to an account locked until later than now.
+    fn locked(&self, row: &Row, username: &str) -> Option<Error> {
+        let until = row.get("locked_until").as_timestamp()?;
+        (until > self.now()).then(|| {
+            Error::Unauthenticated(format!(
+                "account '{username}' is locked after too many failed logins until {}",
+                until
+                    .with_timezone(&self.config.utc_offset)
+                    .format("%Y-%m-%d %H:%M")
+            ))
+        })
+    }
+
+    /// The refusal of a login to an account that is locked, deactivated or
+    /// without a local password, checked before the password is.
+    fn login_refusal(&self, row: &Row, username: &str) -> Option<Error> {
+        if let Some(locked) = self.locked(row, username) {
+            return Some(locked);
+        }
+        if row.get("active").as_bool() != Some(true) {
+            return Some(Error::Unauthenticated(format!(
+                "account '{username}' is deactivated"
+            )));
+        }
+        if row.get("password_hash").is_null() {
+            return Some(Error::Unauthenticated(format!(
+                "account '{username}' has no local password; it logs in through the host application"
+            )));
+        }
+        None
+    }
+
+    /// A live user row read afresh by id.
+    async fn fresh_user_row(&self, id: Uuid) -> Result<Option<Row>> {
+        Ok(self
+            .store
+            .get(Table::Users, id)
+            .await?
+            .filter(|r| r.get("deleted_at").is_null()))
+    }
+
+    /// Counts a wrong password against the account `id`, locking it after
+    /// [`CrmConfig::max_failed_logins`](crate::crm::CrmConfig) failures in a
+    /// row. Attempts made at once all count: a write that finds the account
+    /// changed by another attempt reads it again and retries. Returns the
+    /// refusal to give when the account is now locked (by this attempt or
+    /// another), `None` when the failure was merely counted.
+    async fn count_failed_login(&self, id: Uuid, username: &str) -> Result<Option<Error>> {
+        for _ in 0..LOGIN_WRITE_ATTEMPTS {
+            let Some(row) = self.fresh_user_row(id).await? else {
+                return Ok(None);
+            };
+            if let Some(locked) = self.locked(&row, username) {
+                return Ok(Some(locked));
+            }
+            let failures = row.get("failed_logins").as_int().unwrap_or(0) + 1;
+            let lock = failures >= self.config.max_failed_logins;
+            let mut cs = ChangeSet::default();
+            cs.ops.push(Op::Update {
+                table: Table::Users,
+                id,
+                expected_version: row.version(),
+                values: vec![
+                    ("failed_logins", Value::Int(if lock { 0 } else { failures })),
+                    (
+                        "locked_until",
+                        if lock {
+                            Value::Timestamp(self.now() + self.config.lockout)
+                        } else {
+                            Value::Null
+                        },
+                    ),
+                ],
+            });
+            if lock {
+                let company = row.get("company_id").as_id().unwrap_or_default();
+                cs.audit
+                    .push(self.audit(None, company, Table::Users, id, "locked", Vec::new()));
+            }
+            match self.apply(cs).await {
+                Ok(()) if lock => {
+                    return Ok(Some(Error::Unauthenticated(format!(
+                        "account '{username}' is now locked for {} minutes after {} failed logins",
+                        self.config.lockout.num_minutes(),
+                        self.config.max_failed_logins
+                    ))));
+                }
+                Ok(()) => return Ok(None),
+                Err(Error::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Unauthenticated(format!(
+            "too many simultaneous logins to account '{username}'; try again later"
+        )))
+    }
+
     /// Logs a user in with a local password. After
     /// [`CrmConfig::max_failed_logins`](crate::crm::CrmConfig) failures in a
     /// row the account is locked for [`CrmConfig::lockout`](crate::crm::CrmConfig).
+    /// Attempts made at once all count toward the lockout, and a right
+    /// password is refused when the account was locked while it was checked.
     pub async fn authenticate(
         &self,
         company_code: &str,
@@ -775,12 +1196,13 @@ impl Crm {
         password: &str,
     ) -> Result<Actor> {
         let generic = || Error::Unauthenticated("wrong company, username or password".into());
+        let username = username.trim();
         let company = self
             .company_by_code(company_code)
             .await
             .map_err(|_| generic())?;
         let mut sel = Select::all(Table::Users, company.id.0, self.now());
-        sel.filter = Filter::Cmp(Col::Column("username"), CmpOp::Eq, username.trim().into());
+        sel.filter = Filter::Cmp(Col::Column("username"), CmpOp::Eq, username.into());
         let row = self
             .store
             .select(&sel)
@@ -789,104 +1211,81 @@ impl Crm {
             .into_iter()
             .next()
             .ok_or_else(generic)?;
-        let now = self.now();
-        if let Some(until) = row.get("locked_until").as_timestamp()
-            && until > now
-        {
-            return Err(Error::Unauthenticated(format!(
-                "account '{}' is locked after too many failed logins until {}",
-                username.trim(),
-                until
-                    .with_timezone(&self.config.utc_offset)
-                    .format("%Y-%m-%d %H:%M")
-            )));
+        if let Some(refusal) = self.login_refusal(&row, username) {
+            return Err(refusal);
         }
-        if row.get("active").as_bool() != Some(true) {
-            return Err(Error::Unauthenticated(format!(
-                "account '{}' is deactivated",
-                username.trim()
-            )));
-        }
-        if row.get("password_hash").is_null() {
-            return Err(Error::Unauthenticated(format!(
-                "account '{}' has no local password; it logs in through the host application",
-                username.trim()
-            )));
-        }
-        if verify(&row, password) {
-            if row.get("failed_logins").as_int() != Some(0) || !row.get("locked_until").is_null() {
-                let mut cs = ChangeSet::default();
-                cs.ops.push(Op::Update {
-                    table: Table::Users,
-                    id: row.id(),
-                    expected_version: row.version(),
-                    values: vec![
-                        ("failed_logins", Value::Int(0)),
-                        ("locked_until", Value::Null),
-                    ],
-                });
-                self.apply(cs).await?;
+        let id = row.id();
+        let mut hash = row.get("password_hash").clone();
+        let mut verified = verify(&row, password);
+        for _ in 0..LOGIN_WRITE_ATTEMPTS {
+            if !verified {
+                return Err(self
+                    .count_failed_login(id, username)
+                    .await?
+                    .unwrap_or_else(generic));
             }
-            return self.actor(UserId(row.id())).await;
+            // Checking the password takes a while: other attempts may have
+            // locked the account (or someone changed the password)
+            // meanwhile. Decide on the account as it is now.
+            let row = self.fresh_user_row(id).await?.ok_or_else(generic)?;
+            if let Some(refusal) = self.login_refusal(&row, username) {
+                return Err(refusal);
+            }
+            if row.get("password_hash") != &hash {
+                hash = row.get("password_hash").clone();
+                verified = verify(&row, password);
+                continue;
+            }
+            if row.get("failed_logins").as_int() == Some(0) && row.get("locked_until").is_null() {
+                return self.actor(UserId(id)).await;
+            }
+            let mut cs = ChangeSet::default();
+            cs.ops.push(Op::Update {
+                table: Table::Users,
+                id,
+                expected_version: row.version(),
+                values: vec![
+                    ("failed_logins", Value::Int(0)),
+                    ("locked_until", Value::Null),
+                ],
+            });
+            match self.apply(cs).await {
+                Ok(()) => return self.actor(UserId(id)).await,
+                Err(Error::Conflict { .. }) => continue,
+                Err(e) => return Err(e),
+            }
         }
-        let failures = row.get("failed_logins").as_int().unwrap_or(0) + 1;
-        let lock = failures >= self.config.max_failed_logins;
-        let mut cs = ChangeSet::default();
-        cs.ops.push(Op::Update {
-            table: Table::Users,
-            id: row.id(),
-            expected_version: row.version(),
-            values: vec![
-                ("failed_logins", Value::Int(if lock { 0 } else { failures })),
-                (
-                    "locked_until",
-                    if lock {
-                        Value::Timestamp(now + self.config.lockout)
-                    } else {
-                        Value::Null
-                    },
-                ),
-            ],
-        });
-        if lock {
-            cs.audit.push(self.audit(
-                None,
-                company.id.0,
-                Table::Users,
-                row.id(),
-                "locked",
-                Vec::new(),
-            ));
-        }
-        self.apply(cs).await?;
-        if lock {
-            Err(Error::Unauthenticated(format!(
-                "account '{}' is now locked for {} minutes after {} failed logins",
-                username.trim(),
-                self.config.lockout.num_minutes(),
-                self.config.max_failed_logins
-            )))
-        } else {
-            Err(generic())
-        }
+        Err(Error::Unauthenticated(format!(
+            "too many simultaneous logins to account '{username}'; try again later"
+        )))
     }
 
     /// Creates a department under `parent` (needs `department:manage`).
+    /// Unless the actor's grant covers all departments, the parent must lie
+    /// within its scope (the actor's department, or its tree).
     pub async fn create_department(
         &self,
         actor: &Actor,
         name: &str,
         parent: Option<DepartmentId>,
     ) -> Result<Department> {
-        self.require(actor, Entity::Department, Action::Manage)?;
+        let scope = self.manage_scope(actor, Entity::Department)?;
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", name, 64);
         errors.into_result()?;
-        if let Some(p) = parent {
-            self.check_department(actor, p).await?;
+        if !department_in_scope(actor, scope, parent) {
+            return Err(Error::Forbidden(format!(
+                "{} may manage departments only within the data scope '{}'; the new department's parent lies outside it",
+                actor.display_name,
+                scope.name()
+            )));
         }
         let id = self.new_id();
         let mut cs = ChangeSet::default();
+        if let Some(p) = parent {
+            self.check_department(actor, p).await?;
+            cs.guards.push(self.department_live_guard(actor, p));
+        }
         cs.ops.push(Op::Insert {
             table: Table::Departments,
             values: [
@@ -912,22 +1311,40 @@ impl Crm {
                 after: name.trim().into(),
             }],
         ));
-        self.apply(cs).await?;
+        let guards = cs.guards.clone();
+        self.apply(cs)
+            .await
+            .map_err(|e| guard_refusal(e, &guards))?;
         Ok(department_from_row(
             &self.live_row(actor, Table::Departments, id).await?,
         ))
     }
 
-    /// Renames or moves a department; a department cannot move below itself.
+    /// Renames or moves a department, checking the expected version (the
+    /// [`Department::version`] the caller read: a change made by someone
+    /// else since is a conflict, not overwritten); a department cannot move
+    /// below itself. Unless the actor's `department:manage` grant covers all
+    /// departments, the department and its new parent must lie within its
+    /// scope (the actor's department, or its tree).
     pub async fn update_department(
         &self,
         actor: &Actor,
         id: DepartmentId,
+        expected_version: i64,
         name: Option<&str>,
         parent: Option<Option<DepartmentId>>,
     ) -> Result<Department> {
-        self.require(actor, Entity::Department, Action::Manage)?;
+        let scope = self.manage_scope(actor, Entity::Department)?;
         let row = self.live_row(actor, Table::Departments, id.0).await?;
+        if !department_in_scope(actor, scope, Some(id)) {
+            return Err(Error::Forbidden(format!(
+                "{} may manage departments only within the data scope '{}'; department '{}' lies outside it",
+                actor.display_name,
+                scope.name(),
+                text(&row, "name")
+            )));
+        }
+        let mut cs = ChangeSet::default();
         let mut values: Vec<(&'static str, Value)> =
             vec![("updated_at", Value::Timestamp(self.now()))];
         let mut changes = Vec::new();
@@ -943,6 +1360,13 @@ impl Crm {
             });
         }
         if let Some(p) = parent {
+            if !department_in_scope(actor, scope, p) {
+                return Err(Error::Forbidden(format!(
+                    "{} may move departments only within the data scope '{}'; the new parent lies outside it",
+                    actor.display_name,
+                    scope.name()
+                )));
+            }
             if let Some(p) = p {
                 self.check_department(actor, p).await?;
                 let all = self.list_departments(actor).await?;
@@ -955,6 +1379,7 @@ impl Crm {
                         ),
                     ));
                 }
+                cs.guards.push(self.department_live_guard(actor, p));
             }
             values.push(("parent_id", p.map(|p| p.0).into()));
             changes.push(FieldChange {
@@ -963,11 +1388,10 @@ impl Crm {
                 after: serde_json::json!(p),
             });
         }
-        let mut cs = ChangeSet::default();
         cs.ops.push(Op::Update {
             table: Table::Departments,
             id: id.0,
-            expected_version: row.version(),
+            expected_version,
             values,
         });
         cs.audit.push(self.audit(
@@ -978,32 +1402,70 @@ impl Crm {
             "update",
             changes,
         ));
-        self.apply(cs).await?;
+        let guards = cs.guards.clone();
+        self.apply(cs)
+            .await
+            .map_err(|e| guard_refusal(e, &guards))?;
         Ok(department_from_row(
             &self.live_row(actor, Table::Departments, id.0).await?,
         ))
     }
 
-    /// Deletes an empty department (no sub-departments, no users).
+    /// Deletes an empty department (no sub-departments, no users). The
+    /// emptiness is checked again inside the write, under the key that
+    /// creating a user or a sub-department in it also takes, so neither can
+    /// slip in between. Unless the actor's `department:manage` grant covers
+    /// all departments, the department must lie within its scope.
     pub async fn delete_department(&self, actor: &Actor, id: DepartmentId) -> Result<()> {
-        self.require(actor, Entity::Department, Action::Manage)?;
+        let scope = self.manage_scope(actor, Entity::Department)?;
         let row = self.live_row(actor, Table::Departments, id.0).await?;
+        let name = text(&row, "name");
+        if !department_in_scope(actor, scope, Some(id)) {
+            return Err(Error::Forbidden(format!(
+                "{} may manage departments only within the data scope '{}'; department '{name}' lies outside it",
+                actor.display_name,
+                scope.name()
+            )));
+        }
         let all = self.list_departments(actor).await?;
         if all.iter().any(|d| d.parent_id == Some(id)) {
             return Err(Error::InvalidState(format!(
-                "department '{}' still has sub-departments",
-                text(&row, "name")
+                "department '{name}' still has sub-departments"
             )));
         }
         let users = self.list_users(actor, None).await?;
         if let Some(u) = users.iter().find(|u| u.department_id == Some(id)) {
             return Err(Error::InvalidState(format!(
-                "department '{}' still has users (e.g. {})",
-                text(&row, "name"),
+                "department '{name}' still has users (e.g. {})",
                 u.username
             )));
         }
-        let mut cs = ChangeSet::default();
+        let inside = |table: Table, col: &'static str, message: String| {
+            let mut sel = Select::all(table, actor.company_id.0, self.now());
+            sel.filter = Filter::Cmp(Col::Column(col), CmpOp::Eq, Value::Id(id.0));
+            Guard {
+                keys: vec![department_key(actor.company_id.0, id)],
+                select: sel,
+                message,
+            }
+        };
+        let mut cs = ChangeSet {
+            guards: vec![
+                inside(
+                    Table::Users,
+                    "department_id",
+                    format!("department '{name}' received a user meanwhile; it still has users"),
+                ),
+                inside(
+                    Table::Departments,
+                    "parent_id",
+                    format!(
+                        "department '{name}' received a sub-department meanwhile; it still has sub-departments"
+                    ),
+                ),
+            ],
+            ..ChangeSet::default()
+        };
         cs.ops.push(Op::Update {
             table: Table::Departments,
             id: id.0,
@@ -1018,7 +1480,8 @@ impl Crm {
             "delete",
             Vec::new(),
         ));
-        self.apply(cs).await
+        let guards = cs.guards.clone();
+        self.apply(cs).await.map_err(|e| guard_refusal(e, &guards))
     }
 
     /// The company's departments (the tree as parent links).
@@ -1048,13 +1511,23 @@ impl Crm {
         found.ok_or_else(|| Error::not_found("department", key))
     }
 
-    /// Creates a role (needs `role:manage`).
+    /// Creates a role (needs `role:manage`). Unless the actor is an
+    /// administrator, the role may grant nothing beyond the actor's own
+    /// rights (see [`Actor::excess_over`]): no administrator role, no wider
+    /// grant, no field shown more openly.
     pub async fn create_role(&self, actor: &Actor, spec: RoleSpec) -> Result<Role> {
         self.require(actor, Entity::Role, Action::Manage)?;
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", &spec.name, 64);
         check_rules(&spec.field_rules, &mut errors);
         errors.into_result()?;
+        if let Some(why) = actor.excess_over(&[spec_role(&spec)]) {
+            return Err(Error::Forbidden(format!(
+                "{} may not create role '{}': {why}; only an administrator can grant rights beyond their own",
+                actor.display_name,
+                spec.name.trim()
+            )));
+        }
         let id = self.new_id();
         let mut cs = ChangeSet::default();
         cs.ops.push(Op::Insert {
@@ -1077,7 +1550,11 @@ impl Crm {
         role_from_row(&self.live_row(actor, Table::Roles, id).await?)
     }
 
-    /// Replaces a role's definition, checking the expected version.
+    /// Replaces a role's definition, checking the expected version. Unless
+    /// the actor is an administrator, neither the role as it is nor as it
+    /// would be may grant anything beyond the actor's own rights (see
+    /// [`Actor::excess_over`]). Nobody may turn the administrator role of
+    /// the company's last active administrator into an ordinary one.
     pub async fn update_role(
         &self,
         actor: &Actor,
@@ -1088,11 +1565,28 @@ impl Crm {
         self.require(actor, Entity::Role, Action::Manage)?;
         let row = self.live_row(actor, Table::Roles, id.0).await?;
         let before = role_from_row(&row)?;
+        if let Some(why) = actor.excess_over(std::slice::from_ref(&before)) {
+            return Err(Error::Forbidden(format!(
+                "{} may not change role '{}': {why}; only an administrator can",
+                actor.display_name, before.name
+            )));
+        }
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", &spec.name, 64);
         check_rules(&spec.field_rules, &mut errors);
         errors.into_result()?;
+        if let Some(why) = actor.excess_over(&[spec_role(&spec)]) {
+            return Err(Error::Forbidden(format!(
+                "{} may not give role '{}' these rights: {why}; only an administrator can grant rights beyond their own",
+                actor.display_name, before.name
+            )));
+        }
         let mut cs = ChangeSet::default();
+        if before.is_admin && !spec.is_admin {
+            let what = format!("Making role '{}' an ordinary role", before.name);
+            cs.ops
+                .extend(self.keep_an_admin(actor, None, Some(id), &what).await?);
+        }
         cs.ops.push(Op::Update {
             table: Table::Roles,
             id: id.0,

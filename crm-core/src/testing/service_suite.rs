@@ -103,6 +103,31 @@ macro_rules! service_scenarios {
             $make
         );
         $each!(
+            $crate::testing::service_suite::non_admins_grant_no_rights_beyond_their_own,
+            crm_non_admins_grant_no_rights_beyond_their_own,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::the_last_active_admin_is_kept,
+            crm_the_last_active_admin_is_kept,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::scoped_managers_manage_only_their_branch,
+            crm_scoped_managers_manage_only_their_branch,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::lockout_counts_attempts_made_at_once,
+            crm_lockout_counts_attempts_made_at_once,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::department_edits_and_deletes_hold_against_concurrent_writes,
+            crm_department_edits_and_deletes_hold_against_concurrent_writes,
+            $make
+        );
+        $each!(
             $crate::testing::service_suite::visibility_matches_reference_model,
             crm_visibility_matches_reference_model,
             $make
@@ -110,21 +135,30 @@ macro_rules! service_scenarios {
     };
 }
 
-use crate::auth::{Action, Actor, DataScope, FieldAccess, FieldRule, Permission};
+use crate::auth::{Action, Actor, DataScope, FieldAccess, FieldRule, Permission, Role};
 use crate::clock::ManualClock;
 use crate::crm::Crm;
 use crate::custom::{CustomFieldType, NewCustomField};
 use crate::entity::Entity;
 use crate::error::Error;
 use crate::ids::{DepartmentId, RecordId, UserId};
-use crate::org::{NewCompany, NewUser, RoleSpec, UserPatch};
+use crate::import::{Cell, ImportOptions, IssueKind, SheetRow};
+use crate::org::{Department, NewCompany, NewUser, RoleSpec, UserPatch};
 use crate::query::{Cond, ListQuery, PageRequest};
 use crate::records::{Fields, Record, ShareAccess};
-use crate::store::{Lifecycle, Store};
+use crate::schema::Table;
+use crate::store::{
+    AuditEntry, ChangeSet, Lifecycle, Op, OutboxEvent, Row, Select, Selected, Store, StoreError,
+};
+use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value as Json, json};
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
+use uuid::Uuid;
 
 /// 2026-11-27 10:00 in Beijing.
 fn start() -> DateTime<Utc> {
@@ -2257,9 +2291,10 @@ pub async fn organisation_admin_rules(store: Arc<dyn Store>) {
         .await
         .expect_err("cycle");
     assert!(err.to_string().contains("cycle"), "{err}");
+    let sales = department(&w, w.sales).await;
     let err = w
         .crm
-        .update_department(&w.admin, w.sales, None, Some(Some(w.group1)))
+        .update_department(&w.admin, w.sales, sales.version, None, Some(Some(w.group1)))
         .await
         .expect_err("department cycle");
     assert!(err.to_string().contains("below itself"), "{err}");
@@ -2528,4 +2563,1010 @@ pub async fn visibility_matches_reference_model(store: Arc<dyn Store>) {
             }
         }
     }
+}
+
+/// Work run by [`Hooked`].
+type Hook = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A store that, once armed, runs another session's work (through an engine
+/// on the inner store) at a chosen point of this session's operation: just
+/// before the next change set writing a row of a table, or just after the
+/// next select of a table. Two concurrent operations interleaved the worst
+/// way, deterministically.
+struct Hooked {
+    inner: Arc<dyn Store>,
+    before_write: Mutex<Option<(Table, Hook)>>,
+    after_select: Mutex<Option<(Table, Hook)>>,
+}
+
+impl Hooked {
+    fn new(inner: Arc<dyn Store>) -> Hooked {
+        Hooked {
+            inner,
+            before_write: Mutex::new(None),
+            after_select: Mutex::new(None),
+        }
+    }
+
+    /// Runs `work` just before the next change set that writes to `table`.
+    fn before_write(&self, table: Table, work: impl Future<Output = ()> + Send + 'static) {
+        *self.before_write.lock().expect("hook") = Some((table, Box::pin(work)));
+    }
+
+    /// Runs `work` just after the next select of `table`.
+    fn after_select(&self, table: Table, work: impl Future<Output = ()> + Send + 'static) {
+        *self.after_select.lock().expect("hook") = Some((table, Box::pin(work)));
+    }
+
+    /// The armed work of `slot` if it waits for `table`, disarmed.
+    fn take(slot: &Mutex<Option<(Table, Hook)>>, table: impl Fn(Table) -> bool) -> Option<Hook> {
+        let mut slot = slot.lock().expect("hook");
+        if slot.as_ref().is_some_and(|(t, _)| table(*t)) {
+            slot.take().map(|(_, work)| work)
+        } else {
+            None
+        }
+    }
+
+    async fn before(&self, changes: &ChangeSet) {
+        let writes = |t: Table| {
+            changes.ops.iter().any(|op| match op {
+                Op::Insert { table, .. } | Op::Update { table, .. } | Op::Delete { table, .. } => {
+                    *table == t
+                }
+            })
+        };
+        if let Some(work) = Hooked::take(&self.before_write, writes) {
+            work.await;
+        }
+    }
+}
+
+#[async_trait]
+impl Store for Hooked {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+    async fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
+        self.before(changes).await;
+        self.inner.apply(changes).await
+    }
+    async fn apply_owned(&self, changes: ChangeSet) -> Result<(), StoreError> {
+        self.before(&changes).await;
+        self.inner.apply_owned(changes).await
+    }
+    async fn get(&self, table: Table, id: Uuid) -> Result<Option<Row>, StoreError> {
+        self.inner.get(table, id).await
+    }
+    async fn select(&self, select: &Select) -> Result<Selected, StoreError> {
+        let found = self.inner.select(select).await;
+        if let Some(work) = Hooked::take(&self.after_select, |t| t == select.table) {
+            work.await;
+        }
+        found
+    }
+    async fn next_sequence(&self, company: Uuid, key: &str) -> Result<i64, StoreError> {
+        self.inner.next_sequence(company, key).await
+    }
+    async fn reserve_sequence(
+        &self,
+        company: Uuid,
+        key: &str,
+        count: u32,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.inner.reserve_sequence(company, key, count).await
+    }
+    async fn history(&self, table: Table, record_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
+        self.inner.history(table, record_id).await
+    }
+    async fn outbox_pending(
+        &self,
+        consumer: &str,
+        limit: u64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.inner.outbox_pending(consumer, limit).await
+    }
+    async fn outbox_ack(&self, consumer: &str, seq: i64) -> Result<(), StoreError> {
+        self.inner.outbox_ack(consumer, seq).await
+    }
+}
+
+/// Runs the futures at once (polled in turn on this task) and returns
+/// their outputs in order.
+async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T> + Send + '_>>>) -> Vec<T> {
+    let mut pending: Vec<Option<Pin<Box<dyn Future<Output = T> + Send + '_>>>> =
+        futures.into_iter().map(Some).collect();
+    let mut out: Vec<Option<T>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        for (slot, done) in pending.iter_mut().zip(out.iter_mut()) {
+            if let Some(f) = slot
+                && let Poll::Ready(v) = f.as_mut().poll(cx)
+            {
+                *done = Some(v);
+                *slot = None;
+            }
+        }
+        if pending.iter().all(Option::is_none) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    out.into_iter().flatten().collect()
+}
+
+/// A department as stored now.
+async fn department(w: &World, id: DepartmentId) -> Department {
+    w.crm
+        .list_departments(&w.admin)
+        .await
+        .expect("departments")
+        .into_iter()
+        .find(|d| d.id == id)
+        .expect("department")
+}
+
+/// The company's administrator role.
+async fn admin_role(w: &World) -> Role {
+    w.crm
+        .list_roles(&w.admin)
+        .await
+        .expect("roles")
+        .into_iter()
+        .find(|r| r.is_admin)
+        .expect("administrator role")
+}
+
+/// A role spec from `entity:action[:scope]` grants and `entity.field=access` rules.
+fn spec(name: &str, is_admin: bool, permissions: &[&str], rules: &[&str]) -> RoleSpec {
+    RoleSpec {
+        name: name.into(),
+        is_admin,
+        permissions: permissions
+            .iter()
+            .map(|p| p.parse().expect("permission"))
+            .collect(),
+        field_rules: rules.iter().map(|r| r.parse().expect("rule")).collect(),
+    }
+}
+
+/// A user (made by the administrator) holding one new role with these
+/// grants and field rules, as an actor.
+async fn staff(
+    w: &World,
+    username: &str,
+    department: Option<DepartmentId>,
+    permissions: Vec<Permission>,
+    rules: &[&str],
+) -> Actor {
+    let mut role = spec(&format!("{username}的角色"), false, &[], rules);
+    role.permissions = permissions;
+    let role = w.crm.create_role(&w.admin, role).await.expect("role");
+    let user = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: username.into(),
+                display_name: username.into(),
+                department_id: department,
+                role_ids: vec![role.id],
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("user");
+    w.crm.actor(user.id).await.expect("actor")
+}
+
+fn grants(list: &[&str]) -> Vec<Permission> {
+    list.iter()
+        .map(|p| p.parse().expect("permission"))
+        .collect()
+}
+
+#[track_caller]
+fn forbidden<T: std::fmt::Debug>(result: Result<T, Error>, says: &str) {
+    match result {
+        Err(Error::Forbidden(m)) => assert!(m.contains(says), "{m} (expected '{says}')"),
+        other => panic!("expected a refusal saying '{says}', got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn invalid_state<T: std::fmt::Debug>(result: Result<T, Error>, says: &str) {
+    match result {
+        Err(Error::InvalidState(m)) => assert!(m.contains(says), "{m} (expected '{says}')"),
+        other => panic!("expected a state error saying '{says}', got {other:?}"),
+    }
+}
+
+#[track_caller]
+fn locked<T: std::fmt::Debug>(result: Result<T, Error>) {
+    match result {
+        Err(Error::Unauthenticated(m)) => assert!(m.contains("locked"), "{m}"),
+        other => panic!("expected a lockout, got {other:?}"),
+    }
+}
+
+/// Nobody but an administrator hands out rights they do not hold: a role
+/// manager cannot create or widen a role beyond their own grants (an
+/// administrator role, a wider scope, an action they lack, a field shown
+/// more openly) nor touch a role above them; a user manager cannot give
+/// anyone (themselves included) roles beyond their own rights, nor edit,
+/// deactivate or reset the password of a user holding more than they do
+/// (an administrator), through the API or a user import. Within their
+/// rights both work, and administrators can do everything.
+pub async fn non_admins_grant_no_rights_beyond_their_own(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let admin = admin_role(&w).await;
+    // A role manager who sees contacts' mobiles masked.
+    let rm = staff(
+        &w,
+        "rm",
+        Some(w.sales),
+        grants(&["role:manage", "customer:read:own", "contact:read:own"]),
+        &["contact.mobile=masked"],
+    )
+    .await;
+    let masked = ["contact.mobile=masked"];
+    forbidden(
+        w.crm
+            .create_role(&rm, spec("提权", true, &[], &masked))
+            .await,
+        "administrator role",
+    );
+    forbidden(
+        w.crm
+            .create_role(&rm, spec("提权", false, &["customer:read:all"], &masked))
+            .await,
+        "customer:read:all",
+    );
+    forbidden(
+        w.crm
+            .create_role(&rm, spec("提权", false, &["customer:delete:own"], &masked))
+            .await,
+        "no customer:delete grant",
+    );
+    forbidden(
+        w.crm
+            .create_role(&rm, spec("提权", false, &["contact:read:own"], &[]))
+            .await,
+        "contact.mobile",
+    );
+    let mine = rm.roles[0].clone();
+    let widened = spec(
+        &mine.name,
+        false,
+        &["role:manage", "customer:read:all", "contact:read:own"],
+        &masked,
+    );
+    forbidden(
+        w.crm.update_role(&rm, mine.id, mine.version, widened).await,
+        "customer:read:all",
+    );
+    let mut made_admin = spec(
+        &mine.name,
+        true,
+        &["role:manage", "customer:read:own", "contact:read:own"],
+        &masked,
+    );
+    forbidden(
+        w.crm
+            .update_role(&rm, mine.id, mine.version, made_admin.clone())
+            .await,
+        "administrator role",
+    );
+    forbidden(
+        w.crm
+            .update_role(
+                &rm,
+                admin.id,
+                admin.version,
+                spec("管理员", false, &[], &masked),
+            )
+            .await,
+        "administrator role",
+    );
+    let seller = w
+        .crm
+        .resolve_role(&w.admin, "销售")
+        .await
+        .expect("seller role");
+    forbidden(
+        w.crm
+            .update_role(
+                &rm,
+                seller.id,
+                seller.version,
+                spec("销售", false, &[], &masked),
+            )
+            .await,
+        "may not change role '销售'",
+    );
+    // Within its own rights the role manager works as before.
+    let within = w
+        .crm
+        .create_role(&rm, spec("客服", false, &["customer:read:own"], &masked))
+        .await
+        .expect("a role within the maker's rights");
+    w.crm
+        .update_role(
+            &rm,
+            within.id,
+            within.version,
+            spec(
+                "客服",
+                false,
+                &["customer:read:own", "contact:read:own"],
+                &masked,
+            ),
+        )
+        .await
+        .expect("widened within the maker's rights");
+    assert!(!w.crm.actor(rm.user_id).await.expect("actor").is_admin());
+
+    // A user manager holding nothing else.
+    let um = staff(&w, "um", Some(w.sales), grants(&["user:manage"]), &[]).await;
+    let me = w.crm.user(&w.admin, um.user_id).await.expect("me");
+    let with = |extra: crate::ids::RoleId| {
+        let mut ids = me.role_ids.clone();
+        ids.push(extra);
+        UserPatch {
+            role_ids: Some(ids),
+            ..UserPatch::default()
+        }
+    };
+    forbidden(
+        w.crm
+            .update_user(&um, um.user_id, me.version, with(admin.id))
+            .await,
+        "administrator role",
+    );
+    let manager = w.crm.resolve_role(&w.admin, "经理").await.expect("role");
+    forbidden(
+        w.crm
+            .update_user(&um, um.user_id, me.version, with(manager.id))
+            .await,
+        "customer:read:department_tree",
+    );
+    forbidden(
+        w.crm
+            .set_password(&um, w.admin.user_id, "Hijack#2026")
+            .await,
+        "administrator role",
+    );
+    let boss = w.crm.user(&w.admin, w.admin.user_id).await.expect("admin");
+    forbidden(
+        w.crm
+            .update_user(
+                &um,
+                boss.id,
+                boss.version,
+                UserPatch {
+                    active: Some(false),
+                    ..UserPatch::default()
+                },
+            )
+            .await,
+        "may not manage user 'admin'",
+    );
+    let lisi = w.crm.user(&w.admin, w.lisi.user_id).await.expect("lisi");
+    forbidden(
+        w.crm
+            .update_user(
+                &um,
+                lisi.id,
+                lisi.version,
+                UserPatch {
+                    display_name: Some("李四四".into()),
+                    ..UserPatch::default()
+                },
+            )
+            .await,
+        "may not manage user 'lisi'",
+    );
+    forbidden(
+        w.crm
+            .create_user(
+                &um,
+                NewUser {
+                    username: "shadow".into(),
+                    display_name: "影子".into(),
+                    role_ids: vec![admin.id],
+                    password: Some("Shadow#2026".into()),
+                    ..NewUser::default()
+                },
+            )
+            .await,
+        "administrator role",
+    );
+    // Nothing of that happened.
+    w.crm
+        .authenticate("HW", "admin", "Admin#2026")
+        .await
+        .expect("the administrator's password is unchanged");
+    assert!(w.crm.user_by_username(&w.admin, "shadow").await.is_err());
+    assert_eq!(
+        w.crm.user(&w.admin, um.user_id).await.expect("me").role_ids,
+        me.role_ids
+    );
+    // Within its own rights the user manager works as before.
+    let new = w
+        .crm
+        .create_user(
+            &um,
+            NewUser {
+                username: "xinren".into(),
+                display_name: "新人".into(),
+                role_ids: me.role_ids.clone(),
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("a user with the manager's own rights");
+    w.crm
+        .set_password(&um, new.id, "Welcome#2026")
+        .await
+        .expect("password");
+    w.crm
+        .update_user(
+            &um,
+            new.id,
+            new.version + 1,
+            UserPatch {
+                active: Some(false),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("deactivate");
+
+    // A user import applies the same limits.
+    let mut s = w
+        .crm
+        .begin_import(
+            &um,
+            ImportOptions::new(Entity::User),
+            &["用户名".to_string(), "姓名".to_string(), "角色".to_string()],
+        )
+        .await
+        .expect("begin import");
+    let text = |v: &str| Cell::Text(v.into());
+    s.push(&[
+        SheetRow {
+            number: 2,
+            cells: vec![text("daoru"), text("导入管理员"), text("管理员")],
+        },
+        SheetRow {
+            number: 3,
+            cells: vec![text("daoru2"), text("导入经理"), text("经理")],
+        },
+        SheetRow {
+            number: 4,
+            cells: vec![
+                text("daoru3"),
+                text("导入新人"),
+                text(&mine_name(&me, &w).await),
+            ],
+        },
+    ])
+    .await
+    .expect("push");
+    let r = s.finish().await.expect("finish");
+    assert_eq!((r.created, r.rejected), (1, 2), "{:#?}", r.issues);
+    assert!(
+        r.issues
+            .iter()
+            .all(|i| i.kind == IssueKind::Forbidden && i.row != 4),
+        "{:#?}",
+        r.issues
+    );
+    assert!(w.crm.user_by_username(&w.admin, "daoru").await.is_err());
+
+    // Administrators do everything as before.
+    made_admin.name = "第二管理员".into();
+    let second = w
+        .crm
+        .create_role(&w.admin, made_admin)
+        .await
+        .expect("admin role");
+    w.crm
+        .update_user(&w.admin, um.user_id, me.version, with(second.id))
+        .await
+        .expect("the administrator grants anything");
+    assert!(w.crm.actor(um.user_id).await.expect("actor").is_admin());
+}
+
+/// The name of the (first) role a user holds.
+async fn mine_name(user: &crate::org::User, w: &World) -> String {
+    let id = user.role_ids[0];
+    w.crm
+        .list_roles(&w.admin)
+        .await
+        .expect("roles")
+        .into_iter()
+        .find(|r| r.id == id)
+        .expect("role")
+        .name
+}
+
+/// The company keeps an active administrator: the last one cannot lose the
+/// administrator role, nor can that role become an ordinary one; with two,
+/// one may step down, but two administrators deactivating each other at
+/// once do not both succeed.
+pub async fn the_last_active_admin_is_kept(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Hooked::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let admin = admin_role(&w).await;
+    let me = w.crm.user(&w.admin, w.admin.user_id).await.expect("me");
+    invalid_state(
+        w.crm
+            .update_user(
+                &w.admin,
+                me.id,
+                me.version,
+                UserPatch {
+                    role_ids: Some(Vec::new()),
+                    ..UserPatch::default()
+                },
+            )
+            .await,
+        "without an active administrator",
+    );
+    invalid_state(
+        w.crm
+            .update_role(
+                &w.admin,
+                admin.id,
+                admin.version,
+                spec("管理员", false, &[], &[]),
+            )
+            .await,
+        "without an active administrator",
+    );
+    let second = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "admin2".into(),
+                display_name: "第二管理员".into(),
+                role_ids: vec![admin.id],
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("second administrator");
+    let second_actor = w.crm.actor(second.id).await.expect("actor");
+    // Each deactivates the other at once: the late one conflicts.
+    let (boss, admin_actor, second_id, second_version) =
+        (me.clone(), w.admin.clone(), second.id, second.version);
+    hooked.before_write(Table::Users, async move {
+        other
+            .update_user(
+                &admin_actor,
+                second_id,
+                second_version,
+                UserPatch {
+                    active: Some(false),
+                    ..UserPatch::default()
+                },
+            )
+            .await
+            .expect("the first deactivation");
+    });
+    let late = w
+        .crm
+        .update_user(
+            &second_actor,
+            boss.id,
+            boss.version,
+            UserPatch {
+                active: Some(false),
+                ..UserPatch::default()
+            },
+        )
+        .await;
+    assert!(matches!(late, Err(Error::Conflict { .. })), "{late:?}");
+    let active_admins = w
+        .crm
+        .list_users(&w.admin, None)
+        .await
+        .expect("users")
+        .into_iter()
+        .filter(|u| u.active && u.role_ids.contains(&admin.id))
+        .count();
+    assert_eq!(active_admins, 1);
+    // With a second active administrator, one may step down.
+    let second = w.crm.user(&w.admin, second.id).await.expect("second");
+    w.crm
+        .update_user(
+            &w.admin,
+            second.id,
+            second.version,
+            UserPatch {
+                active: Some(true),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("reactivate");
+    let me = w.crm.user(&w.admin, me.id).await.expect("me");
+    w.crm
+        .update_user(
+            &w.admin,
+            me.id,
+            me.version,
+            UserPatch {
+                role_ids: Some(Vec::new()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("step down while another administrator remains");
+}
+
+/// A `user:manage` or `department:manage` grant scoped to the department
+/// tree covers the manager's branch only: users of other departments cannot
+/// be edited, given a password or created, nobody can be moved out of the
+/// branch (the manager included), and departments can be created, renamed,
+/// moved and deleted only within it.
+pub async fn scoped_managers_manage_only_their_branch(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let root = w.admin.department_id;
+    let mut rights = perms(DataScope::DepartmentTree);
+    rights.extend(grants(&[
+        "user:manage:department_tree",
+        "department:manage:department_tree",
+    ]));
+    let branch = staff(&w, "branch", Some(w.sales), rights, &[]).await;
+    let renamed = |name: &str| UserPatch {
+        display_name: Some(name.into()),
+        ..UserPatch::default()
+    };
+    let zs = w.crm.user(&w.admin, w.zhangsan.user_id).await.expect("zs");
+    let zs = w
+        .crm
+        .update_user(&branch, zs.id, zs.version, renamed("张三丰"))
+        .await
+        .expect("a user of the branch");
+    let outsider = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "qianqi".into(),
+                display_name: "钱七".into(),
+                department_id: root,
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("outsider");
+    forbidden(
+        w.crm
+            .update_user(&branch, outsider.id, outsider.version, renamed("钱"))
+            .await,
+        "outside",
+    );
+    forbidden(
+        w.crm
+            .set_password(&branch, outsider.id, "Outside#2026")
+            .await,
+        "outside",
+    );
+    let moved = |d: Option<DepartmentId>| UserPatch {
+        department_id: Some(d),
+        ..UserPatch::default()
+    };
+    forbidden(
+        w.crm
+            .update_user(&branch, zs.id, zs.version, moved(root))
+            .await,
+        "outside",
+    );
+    w.crm
+        .update_user(&branch, zs.id, zs.version, moved(Some(w.group2)))
+        .await
+        .expect("moved within the branch");
+    let me = w.crm.user(&w.admin, branch.user_id).await.expect("me");
+    forbidden(
+        w.crm
+            .update_user(&branch, me.id, me.version, moved(root))
+            .await,
+        "outside",
+    );
+    let newcomer = |username: &str, d: Option<DepartmentId>| NewUser {
+        username: username.into(),
+        display_name: username.into(),
+        department_id: d,
+        ..NewUser::default()
+    };
+    w.crm
+        .create_user(&branch, newcomer("fenzu", Some(w.group2)))
+        .await
+        .expect("a user in the branch");
+    forbidden(
+        w.crm.create_user(&branch, newcomer("zongbu", root)).await,
+        "outside",
+    );
+    forbidden(
+        w.crm.create_user(&branch, newcomer("wubumen", None)).await,
+        "outside",
+    );
+
+    // Departments.
+    let finance = w
+        .crm
+        .create_department(&w.admin, "财务部", root)
+        .await
+        .expect("finance");
+    let team = w
+        .crm
+        .create_department(&branch, "销售一组A队", Some(w.group1))
+        .await
+        .expect("a department in the branch");
+    forbidden(
+        w.crm.create_department(&branch, "总部新部门", root).await,
+        "outside",
+    );
+    forbidden(
+        w.crm.create_department(&branch, "顶层部门", None).await,
+        "outside",
+    );
+    forbidden(
+        w.crm
+            .update_department(
+                &branch,
+                finance.id,
+                finance.version,
+                None,
+                Some(Some(w.sales)),
+            )
+            .await,
+        "outside",
+    );
+    let g2 = department(&w, w.group2).await;
+    w.crm
+        .update_department(&branch, g2.id, g2.version, None, Some(Some(w.group1)))
+        .await
+        .expect("moved within the branch");
+    let g1 = department(&w, w.group1).await;
+    forbidden(
+        w.crm
+            .update_department(&branch, g1.id, g1.version, None, Some(root))
+            .await,
+        "outside",
+    );
+    let sales = department(&w, w.sales).await;
+    w.crm
+        .update_department(&branch, sales.id, sales.version, Some("销售中心"), None)
+        .await
+        .expect("renamed the branch");
+    let top = department(&w, root.expect("root")).await;
+    forbidden(
+        w.crm
+            .update_department(&branch, top.id, top.version, Some("总公司"), None)
+            .await,
+        "outside",
+    );
+    forbidden(
+        w.crm.delete_department(&branch, finance.id).await,
+        "outside",
+    );
+    // The actor is a snapshot: the new department is in its tree from the
+    // next request on.
+    let branch = w.crm.actor(branch.user_id).await.expect("actor");
+    w.crm
+        .delete_department(&branch, team.id)
+        .await
+        .expect("deleted within the branch");
+    assert_eq!(
+        department(&w, finance.id).await.parent_id,
+        root,
+        "finance stays where it was"
+    );
+}
+
+/// Wrong passwords tried at once all count: a failure whose write finds the
+/// account changed by another attempt reads it again and counts on top, so
+/// the account locks after `max_failed_logins` failures however they
+/// interleave; a right password checked while the account was being locked
+/// is refused; a wrong current password in a password change counts too.
+pub async fn lockout_counts_attempts_made_at_once(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Hooked::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let wrong = |crm: Crm, n: usize| async move {
+        for _ in 0..n {
+            assert!(crm.authenticate("HW", "admin", "wrong").await.is_err());
+        }
+    };
+    // Four failures commit while a fifth is between reading the account and
+    // writing its count.
+    hooked.before_write(Table::Users, wrong(other.clone(), 4));
+    locked(w.crm.authenticate("HW", "admin", "also wrong").await);
+    locked(w.crm.authenticate("HW", "admin", "Admin#2026").await);
+
+    // The right password, checked while five failures lock the account.
+    w.clock.advance(chrono::Duration::minutes(16));
+    hooked.after_select(Table::Users, wrong(other.clone(), 5));
+    locked(w.crm.authenticate("HW", "admin", "Admin#2026").await);
+
+    // Five wrong passwords at once.
+    w.clock.advance(chrono::Duration::minutes(16));
+    let attempts: Vec<Pin<Box<dyn Future<Output = bool> + Send + '_>>> = (0..5)
+        .map(|i| {
+            let crm = if i % 2 == 0 { &w.crm } else { &other };
+            Box::pin(async move { crm.authenticate("HW", "admin", "wrong").await.is_err() })
+                as Pin<Box<dyn Future<Output = bool> + Send + '_>>
+        })
+        .collect();
+    assert!(join_all(attempts).await.into_iter().all(|refused| refused));
+    locked(w.crm.authenticate("HW", "admin", "Admin#2026").await);
+
+    // Wrong current passwords count as failed logins.
+    w.clock.advance(chrono::Duration::minutes(16));
+    let a = w
+        .crm
+        .authenticate("HW", "admin", "Admin#2026")
+        .await
+        .expect("login after the lockout");
+    wrong(w.crm.clone(), 4).await;
+    locked(w.crm.change_password(&a, "wrong", "NewPass#2027").await);
+    locked(w.crm.authenticate("HW", "admin", "Admin#2026").await);
+    locked(
+        w.crm
+            .change_password(&a, "Admin#2026", "NewPass#2027")
+            .await,
+    );
+}
+
+/// A department edit carries the version its screen read: another admin's
+/// rename in between is a conflict, not overwritten. Deleting a department
+/// and putting a user or a sub-department into it at once do not both
+/// succeed, whichever writes first.
+pub async fn department_edits_and_deletes_hold_against_concurrent_writes(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Hooked::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let stale = department(&w, w.sales).await;
+    w.crm
+        .update_department(&w.admin, w.sales, stale.version, Some("销售中心"), None)
+        .await
+        .expect("rename");
+    let late = w
+        .crm
+        .update_department(&w.admin, w.sales, stale.version, Some("销售总部"), None)
+        .await;
+    assert!(matches!(late, Err(Error::Conflict { .. })), "{late:?}");
+    assert_eq!(department(&w, w.sales).await.name, "销售中心");
+
+    let newcomer = |username: &str, d: DepartmentId| NewUser {
+        username: username.into(),
+        display_name: username.into(),
+        department_id: Some(d),
+        ..NewUser::default()
+    };
+    let live = |w: &World, id: DepartmentId| {
+        let crm = w.crm.clone();
+        let admin = w.admin.clone();
+        async move {
+            crm.list_departments(&admin)
+                .await
+                .expect("departments")
+                .iter()
+                .any(|d| d.id == id)
+        }
+    };
+    // A user put into the department while it is deleted.
+    let d = w
+        .crm
+        .create_department(&w.admin, "临时一部", Some(w.sales))
+        .await
+        .expect("dept")
+        .id;
+    let (o, admin, user) = (other.clone(), w.admin.clone(), newcomer("linshi1", d));
+    hooked.before_write(Table::Departments, async move {
+        o.create_user(&admin, user).await.expect("user meanwhile");
+    });
+    invalid_state(
+        w.crm.delete_department(&w.admin, d).await,
+        "still has users",
+    );
+    assert!(live(&w, d).await);
+    // A sub-department created in it meanwhile.
+    let d = w
+        .crm
+        .create_department(&w.admin, "临时二部", Some(w.sales))
+        .await
+        .expect("dept")
+        .id;
+    let (o, admin) = (other.clone(), w.admin.clone());
+    hooked.before_write(Table::Departments, async move {
+        o.create_department(&admin, "临时二部一组", Some(d))
+            .await
+            .expect("sub-department meanwhile");
+    });
+    invalid_state(
+        w.crm.delete_department(&w.admin, d).await,
+        "still has sub-departments",
+    );
+    assert!(live(&w, d).await);
+    // The department deleted while a user is created in it.
+    let d = w
+        .crm
+        .create_department(&w.admin, "临时三部", Some(w.sales))
+        .await
+        .expect("dept")
+        .id;
+    let (o, admin) = (other.clone(), w.admin.clone());
+    hooked.before_write(Table::Users, async move {
+        o.delete_department(&admin, d)
+            .await
+            .expect("deleted meanwhile");
+    });
+    invalid_state(
+        w.crm.create_user(&w.admin, newcomer("linshi3", d)).await,
+        "deleted meanwhile",
+    );
+    assert!(w.crm.user_by_username(&w.admin, "linshi3").await.is_err());
+    // ... or moved into it, or a sub-department created in it.
+    let d = w
+        .crm
+        .create_department(&w.admin, "临时四部", Some(w.sales))
+        .await
+        .expect("dept")
+        .id;
+    let (o, admin) = (other.clone(), w.admin.clone());
+    hooked.before_write(Table::Users, async move {
+        o.delete_department(&admin, d)
+            .await
+            .expect("deleted meanwhile");
+    });
+    let zs = w.crm.user(&w.admin, w.zhangsan.user_id).await.expect("zs");
+    invalid_state(
+        w.crm
+            .update_user(
+                &w.admin,
+                zs.id,
+                zs.version,
+                UserPatch {
+                    department_id: Some(Some(d)),
+                    ..UserPatch::default()
+                },
+            )
+            .await,
+        "deleted meanwhile",
+    );
+    let d = w
+        .crm
+        .create_department(&w.admin, "临时五部", Some(w.sales))
+        .await
+        .expect("dept")
+        .id;
+    let (o, admin) = (other.clone(), w.admin.clone());
+    hooked.before_write(Table::Departments, async move {
+        o.delete_department(&admin, d)
+            .await
+            .expect("deleted meanwhile");
+    });
+    invalid_state(
+        w.crm
+            .create_department(&w.admin, "临时五部一组", Some(d))
+            .await,
+        "deleted meanwhile",
+    );
+    assert!(
+        w.crm
+            .list_departments(&w.admin)
+            .await
+            .expect("departments")
+            .iter()
+            .all(|x| x.parent_id != Some(d)),
+        "nothing below a deleted department"
+    );
 }
