@@ -25,8 +25,8 @@ use crate::custom::{CustomFieldDef, CustomFieldType};
 use crate::dedupe::{holder_column, holders_select, key_guard_key};
 use crate::entity::{Entity, FieldDef, FieldKind};
 use crate::error::{Error, Result, ValidationErrors};
-use crate::ids::{DepartmentId, RoleId};
-use crate::org::User;
+use crate::ids::{DepartmentId, RoleId, UserId};
+use crate::org::{User, UserState};
 use crate::records::{
     Fields, Lookups, Target, custom_key_value, field_label, guard_key, is_derived, json_text,
     output_json,
@@ -1736,6 +1736,16 @@ impl Crm {
                     ],
                 });
             } else {
+                // A delete carries no version: the update before it does, so
+                // a record changed since it was read here (an edit, a
+                // follow-up or deal recorded on it) is not removed — the
+                // undo fails as a conflict instead.
+                cs.ops.push(Op::Update {
+                    table: *table,
+                    id: *id,
+                    expected_version: r.version(),
+                    values: vec![("updated_at", Value::Timestamp(now))],
+                });
                 cs.ops.push(Op::Delete {
                     table: *table,
                     id: *id,
@@ -2386,6 +2396,7 @@ impl<'a> ImportSession<'a> {
             }
             CommitMode::Batches => {
                 cs.guards = self.key_guards(&keys, (first, last), false);
+                cs.guards.extend(self.pool_guard());
                 if self.opts.entity == Entity::Customer {
                     // The duplicate keys now, while the batch before may
                     // still be written — unless they meet what that batch
@@ -2414,6 +2425,17 @@ impl<'a> ImportSession<'a> {
         Ok(PreparedBatch { issues, write })
     }
 
+    /// For an import into a pool, the guard refusing its writes once the
+    /// pool is deleted (a deletion re-counts the pool's customers under the
+    /// same lock).
+    fn pool_guard(&self) -> Option<Guard> {
+        let (pool, name) = self.pool.as_ref()?;
+        Some(
+            self.crm
+                .pool_alive_guard_of(self.actor.company_id.0, *pool, name),
+        )
+    }
+
     /// Ends the import: an atomic import commits everything now (nothing if
     /// a duplicate failed it), a batched one records that it is done.
     pub async fn finish(mut self) -> Result<ImportReport> {
@@ -2430,6 +2452,7 @@ impl<'a> ImportSession<'a> {
                     let mut cs = std::mem::take(&mut self.atomic);
                     let rows = (self.atomic_first.unwrap_or_default(), self.last_row_seen());
                     cs.guards = self.key_guards(&self.atomic_keys, rows, true);
+                    cs.guards.extend(self.pool_guard());
                     if self.opts.entity == Entity::Customer {
                         self.crm.index_customer_keys(&mut cs).await?;
                     }
@@ -4115,6 +4138,26 @@ impl ImportSession<'_> {
                     self.duplicate(issues, row.number, IssueKind::Duplicate, en, zh);
                     continue;
                 }
+                // As through the API: no user beyond the importer's rights.
+                let after = UserState {
+                    id: Some(u.id),
+                    department_id: department.map(DepartmentId).or(u.department_id),
+                    superior_id: superior.map(UserId).or(u.superior_id),
+                    role_ids: if text("role_ids").is_some() {
+                        &roles
+                    } else {
+                        &u.role_ids
+                    },
+                };
+                match crm.check_user_change(&self.actor, Some(&u), after).await {
+                    Ok(()) => {}
+                    Err(Error::Forbidden(m)) => {
+                        let zh = format!("无权限：{m}");
+                        self.reject(issues, row.number, IssueKind::Forbidden, m, zh);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                }
                 let Some(urow) = crm.store.get(Table::Users, u.id.0).await? else {
                     continue;
                 };
@@ -4190,6 +4233,21 @@ impl ImportSession<'_> {
                 });
                 self.counts.updated += 1;
                 continue;
+            }
+            let after = UserState {
+                id: None,
+                department_id: department.map(DepartmentId),
+                superior_id: superior.map(UserId),
+                role_ids: &roles,
+            };
+            match crm.check_user_change(&self.actor, None, after).await {
+                Ok(()) => {}
+                Err(Error::Forbidden(m)) => {
+                    let zh = format!("无权限：{m}");
+                    self.reject(issues, row.number, IssueKind::Forbidden, m, zh);
+                    continue;
+                }
+                Err(e) => return Err(e),
             }
             let id = crm.new_id();
             let now = crm.now();

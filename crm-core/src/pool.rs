@@ -1578,16 +1578,18 @@ impl Crm {
     /// deletion's own guard, so the two are serialised and the later one is
     /// refused (see [`delete_pool`](Crm::delete_pool)).
     pub(crate) fn pool_alive_guard(&self, company: Uuid, pool: &Pool) -> Guard {
+        self.pool_alive_guard_of(company, pool.id.0, &pool.name)
+    }
+
+    /// [`Crm::pool_alive_guard`] of the pool with this id and name.
+    pub(crate) fn pool_alive_guard_of(&self, company: Uuid, pool: Uuid, name: &str) -> Guard {
         let mut select = Select::all(Table::Pools, company, self.now());
         select.lifecycle = Lifecycle::Deleted;
-        select.filter = eq("id", Value::Id(pool.id.0));
+        select.filter = eq("id", Value::Id(pool));
         Guard {
-            keys: vec![pool_guard_key(company, pool.id.0)],
+            keys: vec![pool_guard_key(company, pool)],
             select,
-            message: format!(
-                "pool {} was deleted meanwhile; choose another pool",
-                pool.name
-            ),
+            message: format!("pool {name} was deleted meanwhile; choose another pool"),
         }
     }
 

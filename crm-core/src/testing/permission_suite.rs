@@ -42,6 +42,21 @@ macro_rules! permission_scenarios {
             perm_purge_does_not_remove_a_record_restored_meanwhile,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::undo_does_not_remove_a_record_changed_meanwhile,
+            perm_undo_does_not_remove_a_record_changed_meanwhile,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::nul_characters_in_queries_get_the_same_answer,
+            perm_nul_characters_in_queries_get_the_same_answer,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::an_import_into_a_pool_deleted_meanwhile_writes_nothing,
+            perm_an_import_into_a_pool_deleted_meanwhile_writes_nothing,
+            $make
+        );
     };
 }
 
@@ -700,4 +715,185 @@ pub async fn purge_does_not_remove_a_record_restored_meanwhile(store: Arc<dyn St
         .purge_records(&w.admin, Entity::Customer, &[c.id])
         .await;
     assert_eq!(r.done, vec![c.id], "{:?}", r.refused);
+}
+
+/// An import's undo that checked its records unchanged does not remove one
+/// edited before the undo is written: the undo fails as a conflict, nothing
+/// is removed, and the edit stays.
+pub async fn undo_does_not_remove_a_record_changed_meanwhile(store: Arc<dyn Store>) {
+    use crate::import::{Cell, ImportOptions, SheetRow};
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let mut session = w
+        .crm
+        .begin_import(
+            &w.admin,
+            ImportOptions::new(Entity::Customer),
+            &["客户名称".to_string()],
+        )
+        .await
+        .expect("begin");
+    let rows: Vec<SheetRow> = ["撤销测试甲有限公司", "撤销测试乙有限公司"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| SheetRow {
+            number: i as u32 + 2,
+            cells: vec![Cell::Text(name.to_string())],
+        })
+        .collect();
+    session.push(&rows).await.expect("push");
+    let report = session.finish().await.expect("finish");
+    assert_eq!(report.created, 2);
+    let import_id = report.import_id.expect("an import id");
+    let first = w
+        .crm
+        .list_records(
+            &w.admin,
+            Entity::Customer,
+            &ListQuery::default().search("撤销测试甲"),
+        )
+        .await
+        .expect("list")
+        .items
+        .remove(0);
+    let (admin, edited) = (w.admin.clone(), first.clone());
+    hooked.before_customer_write(async move {
+        other
+            .update_record(
+                &admin,
+                Entity::Customer,
+                edited.id,
+                edited.version,
+                fields(json!({"level": "A"})),
+            )
+            .await
+            .expect("the other edit");
+    });
+    let err = w
+        .crm
+        .undo_import(&w.admin, import_id)
+        .await
+        .expect_err("a record changed while the undo was written");
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    let kept = w
+        .crm
+        .get_record(&w.admin, Entity::Customer, first.id)
+        .await
+        .expect("still there");
+    assert_eq!(kept.fields.get("level"), Some(&json!("A")));
+    assert_eq!(
+        found(
+            &w,
+            &w.admin,
+            Entity::Customer,
+            ListQuery::default().search("撤销测试")
+        )
+        .await,
+        2,
+        "nothing removed"
+    );
+}
+
+/// A NUL character in a search, a condition or a cursor gets the same
+/// answer on every backend (PostgreSQL refuses such text in a query): a
+/// search or condition ignores it, as values are stored without; a cursor
+/// holding one is refused as not the engine's.
+pub async fn nul_characters_in_queries_get_the_same_answer(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    w.customer(&w.admin, "华为技术有限公司", json!({})).await;
+    assert_eq!(
+        found(
+            &w,
+            &w.admin,
+            Entity::Customer,
+            ListQuery::default().search("华为\0")
+        )
+        .await,
+        1
+    );
+    for cond in [
+        Cond::Eq("name".into(), json!("华为技术有限公司\0")),
+        Cond::Contains("name".into(), "华\0为".into()),
+        Cond::StartsWith("name".into(), "\0华为".into()),
+        Cond::In("name".into(), vec![json!("华为技术\0有限公司")]),
+    ] {
+        let q = ListQuery::default().filter(cond);
+        assert_eq!(found(&w, &w.admin, Entity::Customer, q).await, 1);
+    }
+    let forged = ListQuery::default().page(crate::query::PageRequest::Keyset {
+        after: Some("[\"\\u0000\", \"\\u0000\"]".into()),
+        limit: 10,
+    });
+    let err = w
+        .crm
+        .list_records(&w.admin, Entity::Customer, &forged)
+        .await
+        .expect_err("a forged cursor");
+    assert!(matches!(err, Error::Validation(_)), "{err}");
+}
+
+/// An import into a pool that is deleted before the import's batch is
+/// written writes nothing: no customer is left in the public area of a
+/// deleted pool.
+pub async fn an_import_into_a_pool_deleted_meanwhile_writes_nothing(store: Arc<dyn Store>) {
+    use crate::import::{Cell, CommitMode, ImportOptions, SheetRow};
+    use crate::pool::{PoolLimits, PoolSpec};
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    for (commit, name) in [
+        (CommitMode::Batches, "华东公海"),
+        (CommitMode::Atomic, "华南公海"),
+    ] {
+        let pool = w
+            .crm
+            .create_pool(
+                &w.admin,
+                PoolSpec {
+                    name: name.into(),
+                    admins: vec![w.admin.user_id],
+                    member_users: Vec::new(),
+                    member_departments: vec![w.group1],
+                    limits: PoolLimits::default(),
+                },
+            )
+            .await
+            .expect("pool");
+        let mut o = ImportOptions::new(Entity::Customer);
+        o.pool = Some(pool.name.clone());
+        o.commit = commit;
+        let mut session = w
+            .crm
+            .begin_import(&w.admin, o, &["客户名称".to_string()])
+            .await
+            .expect("begin");
+        let (admin, id) = (w.admin.clone(), pool.id);
+        let other = other.clone();
+        hooked.before_customer_write(async move {
+            other.delete_pool(&admin, id).await.expect("deleted");
+        });
+        let row = SheetRow {
+            number: 2,
+            cells: vec![Cell::Text("公海导入测试有限公司".into())],
+        };
+        let pushed = session.push(&[row]).await;
+        let finished = match pushed {
+            Ok(_) => session.finish().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        let err = finished.expect_err("the pool was deleted");
+        assert!(err.to_string().contains("deleted"), "{commit:?}: {err}");
+        assert_eq!(
+            found(
+                &w,
+                &w.admin,
+                Entity::Customer,
+                ListQuery::default().search("公海导入")
+            )
+            .await,
+            0,
+            "{commit:?}: nothing written"
+        );
+    }
 }
