@@ -293,6 +293,25 @@ impl Crm {
                     actor.display_name
                 )));
             }
+            // A scoped `user:manage` covers the users of the actor's branch.
+            if entity == Entity::User
+                && id != actor.user_id.0
+                && let Some(scope) = actor.scope_for(Entity::User, Action::Manage)
+            {
+                let u = self.user(actor, UserId(id)).await?;
+                if !crate::org::user_in_scope(
+                    actor,
+                    scope,
+                    Some(u.id),
+                    u.department_id,
+                    u.superior_id,
+                ) {
+                    return Err(Error::Forbidden(format!(
+                        "{} may not read the history of user '{}', outside the users they manage",
+                        actor.display_name, u.username
+                    )));
+                }
+            }
         }
         let mut entries = self.store.history(entity.table(), id).await?;
         if entity.is_record() && !actor.restricted_fields(entity).is_empty() {

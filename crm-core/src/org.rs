@@ -249,7 +249,7 @@ pub(crate) struct UserState<'a> {
 /// `all`, users of the actor's department (tree) for the department scopes,
 /// the actor and those reporting to them for `own_and_subordinates`, the
 /// actor alone for `own`.
-fn user_in_scope(
+pub(crate) fn user_in_scope(
     actor: &Actor,
     scope: DataScope,
     user: Option<UserId>,

@@ -602,6 +602,24 @@ pub async fn history_shows_changes_as_field_rules_allow(store: Arc<dyn Store>) {
             .await,
         Err(Error::Forbidden(_))
     ));
+    // A branch's user manager reads the history of the branch's users only.
+    let branch = user_granted(
+        &w,
+        "branch",
+        &[(Entity::User, Action::Manage, DataScope::Department)],
+        Vec::new(),
+    )
+    .await;
+    w.crm
+        .history(&branch, Entity::User, w.zhangsan.user_id.0)
+        .await
+        .expect("a user of the branch");
+    assert!(matches!(
+        w.crm
+            .history(&branch, Entity::User, w.wangwu.user_id.0)
+            .await,
+        Err(Error::Forbidden(_))
+    ));
 }
 
 /// A share passes on only what the sharer may do with the record: a user
