@@ -812,7 +812,13 @@ fn parse_amount(text: &str, hint: Option<Currency>) -> Result<Money, MoneyError>
         yen_symbol = *sym == "¥";
         rest = rest[sym.len()..].trim_start();
     } else if let Some((code, r)) = leading_code(rest) {
-        set_marker(&mut marker, Currency::new(code)?)?;
+        // `rmb 5` as `5 rmb`: RMB in any case is CNY.
+        let c = if code.eq_ignore_ascii_case("RMB") {
+            Currency::CNY
+        } else {
+            Currency::new(code)?
+        };
+        set_marker(&mut marker, c)?;
         rest = r;
     }
     if negative.is_none() {
@@ -996,7 +1002,7 @@ mod tests {
 
     #[test]
     fn parse_forms() {
-        let cases: [(&str, i64, Currency); 22] = [
+        let cases: [(&str, i64, Currency); 24] = [
             ("1234.5", 123_450, Currency::CNY),
             ("1,234.56", 123_456, Currency::CNY),
             ("¥1,234.56", 123_456, Currency::CNY),
@@ -1012,6 +1018,8 @@ mod tests {
             ("1,234,567.89", 123_456_789, Currency::CNY),
             ("1234元", 123_400, Currency::CNY),
             ("RMB 99.9", 9990, Currency::CNY),
+            ("rmb 5", 500, Currency::CNY),
+            ("5 rmb", 500, Currency::CNY),
             ("１，２３４．５", 123_450, Currency::CNY),
             ("1,234.56 USD", 123_456, Currency::USD),
             ("usd 12", 1200, Currency::USD),

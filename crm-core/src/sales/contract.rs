@@ -382,6 +382,7 @@ impl Crm {
                     "a contract without lines needs an amount",
                 )
             })?;
+            super::require_cny("amount (合同金额)", &a)?;
             if a.is_negative() || a.is_zero() {
                 return Err(Error::invalid(
                     "amount (合同金额)",
@@ -534,6 +535,7 @@ impl Crm {
                     "the amount of a contract with lines is the sum of its lines",
                 ));
             }
+            super::require_cny("amount (合同金额)", &a)?;
             if a.minor <= 0 {
                 return Err(Error::invalid(
                     "amount (合同金额)",

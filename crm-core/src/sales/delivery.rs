@@ -77,14 +77,13 @@ pub fn progress(ordered: &[(String, i64)], deliveries: &[Delivery]) -> Vec<LineP
                 .iter()
                 .flat_map(|d| d.lines.iter())
                 .filter(|l| l.line == i + 1)
-                .map(|l| l.quantity)
-                .sum();
+                .fold(0i64, |sum, l| sum.saturating_add(l.quantity));
             LineProgress {
                 line: i + 1,
                 name: name.clone(),
                 ordered: *qty,
                 delivered,
-                remaining: qty - delivered,
+                remaining: qty.saturating_sub(delivered),
             }
         })
         .collect()
@@ -158,11 +157,12 @@ impl Crm {
                 errors.push(field, format!("contract {} has no line {}", c.code, l.line));
                 continue;
             };
+            // Saturating: quantities near i64::MAX must not wrap around to
+            // something under what remains.
             let asked: i64 = lines
                 .iter()
                 .filter(|o| o.line == l.line)
-                .map(|o| o.quantity)
-                .sum();
+                .fold(0i64, |sum, o| sum.saturating_add(o.quantity.max(0)));
             if l.quantity <= 0 {
                 errors.push(field, format!("quantity {} is not positive", l.quantity));
             } else if asked > p.remaining {

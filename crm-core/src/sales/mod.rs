@@ -234,6 +234,18 @@ pub fn approval_submit_operation(doc_type: &str) -> Option<&'static str> {
         .map(|(_, op)| *op)
 }
 
+/// Refuses an amount that is not CNY: sales amounts are stored as 分 of
+/// CNY, so another currency's minor units would be read back as 分.
+pub(crate) fn require_cny(field: &str, m: &crate::money::Money) -> Result<()> {
+    if m.currency.code() != "CNY" {
+        return Err(Error::invalid(
+            field,
+            format!("{m} is not in CNY (元): sales amounts are kept in 元"),
+        ));
+    }
+    Ok(())
+}
+
 /// An optional integer column value.
 pub(crate) fn opt_int(v: Option<i64>) -> Value {
     v.map_or(Value::Null, Value::Int)

@@ -404,6 +404,9 @@ impl Crm {
         if input.amount.is_some_and(|a| a.is_negative()) {
             errors.push("amount (预计金额)", "is negative");
         }
+        if let Some(Err(e)) = input.amount.map(|a| super::require_cny("amount", &a)) {
+            errors.push("amount (预计金额)", e.to_string());
+        }
         check_lines(&mut errors, &input.products, &input.competitors);
         errors.into_result()?;
         self.readable_row(actor, Entity::Customer, RecordId(input.customer_id))
@@ -614,6 +617,9 @@ impl Crm {
         }
         if patch.amount.is_some_and(|a| a.is_negative()) {
             errors.push("amount (预计金额)", "is negative");
+        }
+        if let Some(Err(e)) = patch.amount.map(|a| super::require_cny("amount", &a)) {
+            errors.push("amount (预计金额)", e.to_string());
         }
         check_lines(
             &mut errors,

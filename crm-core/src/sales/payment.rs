@@ -289,6 +289,9 @@ impl Crm {
         let mut errors = ValidationErrors::default();
         let mut total = 0i64;
         for (i, p) in plans.iter().enumerate() {
+            if let Err(e) = super::require_cny("amount", &p.amount) {
+                errors.push(format!("plans[{}].amount", i + 1), e.to_string());
+            }
             if p.amount.minor <= 0 {
                 errors.push(
                     format!("plans[{}].amount", i + 1),
@@ -712,6 +715,7 @@ impl Crm {
     ) -> Result<Invoice> {
         let row = self.writable_contract(actor, contract).await?;
         let c = contract_from_row(&row);
+        super::require_cny("amount (开票金额)", &amount)?;
         if amount.minor <= 0 {
             return Err(Error::invalid(
                 "amount (开票金额)",
@@ -863,12 +867,18 @@ impl Crm {
                     aging: [Money::cny(0); 4],
                 });
             e.contracts += 1;
-            e.outstanding.minor += col.outstanding.minor;
-            e.overdue.minor += col.overdue.minor;
-            e.current.minor += col.outstanding.minor - col.overdue.minor;
+            // Saturating: a company's totals must not wrap (or panic) on
+            // huge contract amounts.
+            e.outstanding.minor = e.outstanding.minor.saturating_add(col.outstanding.minor);
+            e.overdue.minor = e.overdue.minor.saturating_add(col.overdue.minor);
+            e.current.minor = e
+                .current
+                .minor
+                .saturating_add(col.outstanding.minor.saturating_sub(col.overdue.minor));
             for p in &col.plans {
                 if p.days_overdue > 0 {
-                    e.aging[aging_bucket(p.days_overdue)].minor += p.outstanding.minor;
+                    let bucket = &mut e.aging[aging_bucket(p.days_overdue)].minor;
+                    *bucket = bucket.saturating_add(p.outstanding.minor);
                 }
             }
         }

@@ -7,6 +7,11 @@
 macro_rules! sales_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::sales_suite::sales_amounts_are_cny_and_quantities_do_not_wrap,
+            crm_sales_amounts_are_cny_and_quantities_do_not_wrap,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::approval_multi_step_countersign_and_events,
             crm_sales_approval_multi_step_countersign_and_events,
             $make
@@ -2798,4 +2803,99 @@ pub async fn approval_flows_name_only_active_people_of_the_company(store: Arc<dy
         .map(|x| x.action)
         .collect();
     assert_eq!(kinds, vec!["submit", "auto_pass", "auto_pass"]);
+}
+
+/// Sales amounts are kept as 分 of CNY: a contract, an opportunity, a
+/// payment plan or an invoice in another currency is refused (its minor
+/// units would be read back as 分); delivery quantities near the largest
+/// integer do not wrap around the "not more than ordered" check.
+pub async fn sales_amounts_are_cny_and_quantities_do_not_wrap(store: Arc<dyn Store>) {
+    use crate::money::{Currency, Money};
+    use crate::sales::{DeliveryLine, LineInput, NewContract, PlanInput};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "币种测试有限公司", json!({})).await;
+    let yen = Money {
+        minor: 100_000,
+        currency: Currency::new("JPY").expect("JPY"),
+    };
+    let err = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "日元合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(yen),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect_err("a contract in yen");
+    assert!(err.to_string().contains("CNY"), "{err}");
+    let line = LineInput {
+        product_id: None,
+        name: "服务器".into(),
+        unit: Some("台".into()),
+        quantity: 10,
+        unit_price: Some(Money::cny(10_000)),
+        discount_bp: 0,
+        tax_rate: Some(1300),
+    };
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "设备合同".into(),
+                customer_id: customer.id.0,
+                lines: vec![line],
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let d = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
+    let err = w
+        .crm
+        .set_payment_plan(
+            &w.zhangsan,
+            c.id,
+            vec![PlanInput {
+                due_on: d,
+                amount: yen,
+                notes: None,
+            }],
+        )
+        .await
+        .expect_err("a plan in yen");
+    assert!(err.to_string().contains("CNY"), "{err}");
+    let (c, _) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    let huge = DeliveryLine {
+        line: 1,
+        quantity: i64::MAX,
+    };
+    let err = w
+        .crm
+        .record_delivery(&w.zhangsan, c.id, d, vec![huge, huge], None)
+        .await
+        .expect_err("twice the largest quantity is more than ordered");
+    assert!(matches!(err, Error::Validation(_)), "{err}");
+    let err = w
+        .crm
+        .add_invoice(
+            &w.zhangsan,
+            c.id,
+            crate::sales::InvoiceType::VatNormal,
+            yen,
+            None,
+            None,
+        )
+        .await
+        .expect_err("an invoice in yen");
+    assert!(err.to_string().contains("CNY"), "{err}");
 }
