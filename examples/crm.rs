@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use comfy_table::{ContentArrangement, Table as Grid, presets::UTF8_FULL_CONDENSED};
 use crm::clock::Clock;
-use crm::custom::{CustomFieldType, NewCustomField};
+use crm::custom::{CustomFieldDef, CustomFieldType, NewCustomField};
 use crm::ids::{RecordId, UserId};
 use crm::org::{NewCompany, NewUser, RoleSpec, User, UserPatch};
 use crm::store::Lifecycle;
@@ -353,7 +353,10 @@ enum RecordCmd {
     Add {
         /// `field=value` pairs.
         fields: Vec<String>,
-        /// For customers: a contact as `name=…,mobile=…`; repeatable.
+        /// For customers: a contact as `name=…,mobile=…`; repeatable. A comma
+        /// starts the next pair only when followed by `key=` (key: letters,
+        /// digits, `_`, `.` or CJK); otherwise it is part of the value, as
+        /// in `tags=重点,华北`.
         #[arg(long)]
         contact: Vec<String>,
     },
@@ -405,6 +408,11 @@ enum RecordCmd {
         #[command(flatten)]
         select: SelectArgs,
     },
+    /// Brings archived records back from history (恢复归档).
+    Unarchive {
+        /// Ids or codes of archived records.
+        records: Vec<String>,
+    },
     /// Transfers records to another owner.
     Transfer {
         /// Ids or codes.
@@ -440,6 +448,11 @@ enum RecordCmd {
         /// The user (username).
         #[arg(long)]
         with: String,
+    },
+    /// Lists a record's live shares: with whom, the access, until when.
+    Shares {
+        /// Id or code.
+        record: String,
     },
     /// Shows who changed what.
     History {
@@ -565,7 +578,10 @@ enum FieldCmd {
 
 #[derive(Subcommand)]
 enum EventsCmd {
-    /// Events not yet acknowledged by a consumer.
+    /// Events not yet acknowledged by a consumer (administrators). The outbox
+    /// is the host application's queue for the whole database: of the
+    /// consumer's next `--limit` pending events, those of your company are
+    /// shown.
     Pending {
         /// The consumer name.
         #[arg(long, default_value = "erp")]
@@ -574,7 +590,10 @@ enum EventsCmd {
         #[arg(long, default_value_t = 20)]
         limit: u64,
     },
-    /// Acknowledges events up to a sequence number.
+    /// Acknowledges events up to a sequence number (administrators). The
+    /// position is per consumer for the whole database, not per company:
+    /// acknowledging moves that consumer past every company's events up to
+    /// `seq`.
     Ack {
         /// The consumer name.
         #[arg(long, default_value = "erp")]
@@ -690,7 +709,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Contact(cmd) => record_cmd(&ctx, &actor, Entity::Contact, cmd).await?,
         Command::Followup(cmd) => record_cmd(&ctx, &actor, Entity::FollowUp, cmd).await?,
         Command::Field(cmd) => field_cmd(&ctx, &actor, cmd).await?,
-        Command::Events(cmd) => events_cmd(&ctx, cmd).await?,
+        Command::Events(cmd) => events_cmd(&ctx, &actor, cmd).await?,
         Command::Pool(cmd) => pool_cmd(&ctx, &actor, cmd).await?,
         Command::Product(cmd) => sales::product_cmd(&ctx, &actor, cmd).await?,
         Command::Opportunity(cmd) => sales::opportunity_cmd(&ctx, &actor, cmd).await?,
@@ -1169,6 +1188,32 @@ async fn group_cmd(ctx: &Ctx, actor: &Actor, cmd: GroupCmd) -> CliResult {
     Ok(())
 }
 
+/// Splits `name=…,mobile=…` into its pairs. A comma separates two pairs
+/// only when it is followed by `key=`, the key a field-like word (letters,
+/// digits, `_`, `.`, CJK); any other comma belongs to the value, so
+/// `tags=重点,华北` is one pair.
+fn split_pairs(text: &str) -> Vec<String> {
+    fn starts_pair(rest: &str) -> bool {
+        let rest = rest.trim_start();
+        let key_len: usize = rest
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+            .map(char::len_utf8)
+            .sum();
+        key_len > 0 && rest[key_len..].trim_start().starts_with('=')
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, c) in text.char_indices() {
+        if c == ',' && starts_pair(&text[i + 1..]) {
+            out.push(text[start..i].to_string());
+            start = i + 1;
+        }
+    }
+    out.push(text[start..].to_string());
+    out
+}
+
 /// Parses `field=value` pairs; `field=` gives null.
 fn parse_pairs(pairs: &[String]) -> CliResult<Fields> {
     let mut out = Fields::new();
@@ -1365,7 +1410,19 @@ async fn print_records(
     Ok(())
 }
 
-fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User]) {
+/// A custom field's value for people: money fields are stored in minor
+/// units (fen) and shown in yuan with two decimals, the way they are typed.
+fn custom_cell(customs: &[CustomFieldDef], key: &str, v: &Json) -> String {
+    let money = customs
+        .iter()
+        .any(|d| d.key == key && d.field_type == CustomFieldType::Money);
+    match v.as_i64() {
+        Some(minor) if money => crm::money::Money::cny(minor).to_decimal_string(),
+        _ => cell(Some(v)),
+    }
+}
+
+fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User], customs: &[CustomFieldDef]) {
     if ctx.json {
         ctx.print(json!(r), String::new);
         return;
@@ -1387,7 +1444,7 @@ fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User]) {
         }
     }
     for (k, v) in &r.custom {
-        t.add_row(vec![format!("custom.{k}"), cell(Some(v))]);
+        t.add_row(vec![format!("custom.{k}"), custom_cell(customs, k, v)]);
     }
     t.add_row(vec![
         "创建 created".to_string(),
@@ -1446,7 +1503,7 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                 }
                 let contacts = contact
                     .iter()
-                    .map(|c| parse_pairs(&c.split(',').map(str::to_string).collect::<Vec<_>>()))
+                    .map(|c| parse_pairs(&split_pairs(c)))
                     .collect::<CliResult<Vec<_>>>()?;
                 ctx.crm
                     .create_customer_with_contacts(actor, f, contacts)
@@ -1491,7 +1548,8 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
         RecordCmd::Show { record } => {
             let r = find_record(ctx, actor, entity, &record, Lifecycle::Any).await?;
             let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
-            print_record(ctx, entity, &r, &users);
+            let customs = ctx.crm.custom_fields(actor, entity).await.map_err(err)?;
+            print_record(ctx, entity, &r, &users, &customs);
         }
         RecordCmd::List(args) => {
             let mut q = ListQuery::default();
@@ -1561,6 +1619,45 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                 "archived",
                 &ctx.crm.archive_records(actor, entity, &ids).await,
             )?;
+        }
+        RecordCmd::Unarchive { records } => {
+            let ids = find_ids(ctx, actor, entity, &records, Lifecycle::Archived).await?;
+            report(
+                ctx,
+                "unarchived",
+                &ctx.crm.unarchive_records(actor, entity, &ids).await,
+            )?;
+        }
+        RecordCmd::Shares { record } => {
+            let r = find_record(ctx, actor, entity, &record, Lifecycle::Any).await?;
+            let shares = ctx
+                .crm
+                .list_shares(actor, entity, r.id)
+                .await
+                .map_err(err)?;
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let name = users_by_id(&users);
+            let rows = shares
+                .iter()
+                .map(|s| {
+                    vec![
+                        name(Some(s.user_id)),
+                        match s.access {
+                            ShareAccess::Read => "read 只读".to_string(),
+                            ShareAccess::Write => "write 读写".to_string(),
+                        },
+                        s.expires_at
+                            .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
+                            .unwrap_or_default(),
+                        name(Some(s.granted_by)),
+                    ]
+                })
+                .collect();
+            ctx.table(
+                json!(shares),
+                &["共享给 user", "权限 access", "到期 until", "共享人 by"],
+                rows,
+            );
         }
         RecordCmd::Transfer {
             records,
@@ -1641,6 +1738,11 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             let r = find_record(ctx, actor, entity, &record, Lifecycle::Any).await?;
             let h = ctx.crm.history(actor, entity, r.id.0).await.map_err(err)?;
             let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let customs = ctx.crm.custom_fields(actor, entity).await.map_err(err)?;
+            let show = |field: &str, v: &Json| match field.strip_prefix("custom.") {
+                Some(key) => custom_cell(&customs, key, v),
+                None => cell(Some(v)),
+            };
             let name = users_by_id(&users);
             let rows = h
                 .iter()
@@ -1655,8 +1757,8 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                                 format!(
                                     "{}: {} → {}",
                                     c.field,
-                                    cell(Some(&c.before)),
-                                    cell(Some(&c.after))
+                                    show(&c.field, &c.before),
+                                    show(&c.field, &c.after)
                                 )
                             })
                             .collect::<Vec<_>>()
@@ -1775,14 +1877,25 @@ async fn field_cmd(ctx: &Ctx, actor: &Actor, cmd: FieldCmd) -> CliResult {
     Ok(())
 }
 
-async fn events_cmd(ctx: &Ctx, cmd: EventsCmd) -> CliResult {
+async fn events_cmd(ctx: &Ctx, actor: &Actor, cmd: EventsCmd) -> CliResult {
+    // The outbox is the host application's queue, shared by every company of
+    // the database: only administrators may read or move it.
+    if !actor.is_admin() {
+        return Err(
+            "events are the host application's queue: only an administrator may read or acknowledge them"
+                .into(),
+        );
+    }
     match cmd {
         EventsCmd::Pending { consumer, limit } => {
-            let events = ctx
+            let events: Vec<_> = ctx
                 .crm
                 .pending_events(&consumer, limit)
                 .await
-                .map_err(err)?;
+                .map_err(err)?
+                .into_iter()
+                .filter(|e| e.event.company_id == actor.company_id.0)
+                .collect();
             let rows = events
                 .iter()
                 .map(|e| {
@@ -2315,7 +2428,10 @@ enum PoolCmd {
     Import {
         /// Pool name or id.
         pool: String,
-        /// One customer as comma-separated `field=value` pairs.
+        /// One customer as comma-separated `field=value` pairs. A comma
+        /// starts the next pair only when followed by `key=` (key: letters,
+        /// digits, `_`, `.` or CJK); otherwise it is part of the value, as
+        /// in `tags=重点,华北`.
         #[arg(long, required = true)]
         row: Vec<String>,
     },
@@ -2622,7 +2738,7 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
             let p = ctx.crm.resolve_pool(actor, &pool).await.map_err(err)?;
             let inputs = row
                 .iter()
-                .map(|r| parse_pairs(&r.split(',').map(str::to_string).collect::<Vec<_>>()))
+                .map(|r| parse_pairs(&split_pairs(r)))
                 .collect::<CliResult<Vec<_>>>()?;
             let ids = ctx
                 .crm
@@ -2948,7 +3064,12 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 return Ok(());
             }
             let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
-            print_record(ctx, Entity::Customer, &v.customer, &users);
+            let customs = ctx
+                .crm
+                .custom_fields(actor, Entity::Customer)
+                .await
+                .map_err(err)?;
+            print_record(ctx, Entity::Customer, &v.customer, &users, &customs);
             let name = users_by_id(&users);
             println!(
                 "place: {}{}{}",
