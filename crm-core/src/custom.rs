@@ -8,11 +8,16 @@ use crate::entity::{Entity, FieldKind};
 use crate::error::{Error, Result, ValidationErrors};
 use crate::ids::FieldId;
 use crate::schema::Table;
-use crate::store::{ChangeSet, CmpOp, Col, CustomType, FieldChange, Filter, Op, Row, Select, Sort};
+use crate::store::{
+    ChangeSet, CmpOp, Col, CustomType, FieldChange, Filter, Lifecycle, Op, Row, Select, Sort,
+};
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::str::FromStr;
+
+/// The characters that separate the options of a multi-select in text.
+const OPTION_SEPARATORS: [char; 5] = [',', '，', ';', '；', '、'];
 
 /// The type of a custom field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,7 +236,7 @@ impl CustomFieldDef {
                         })
                         .collect(),
                     _ => text
-                        .split([',', '，', ';', '；', '、'])
+                        .split(OPTION_SEPARATORS)
                         .map(|s| s.trim().to_string())
                         .filter(|s| !s.is_empty())
                         .collect(),
@@ -322,8 +327,13 @@ impl Crm {
             input.field_type,
             CustomFieldType::Select | CustomFieldType::MultiSelect
         );
-        if input.options.iter().any(|o| o.contains(',')) {
-            errors.push("options", "options cannot contain commas");
+        // The characters a multi-select's text is split at (import cells,
+        // CLI values): an option holding one could never be chosen.
+        if input.options.iter().any(|o| o.contains(OPTION_SEPARATORS)) {
+            errors.push(
+                "options",
+                "options cannot contain commas, semicolons or 、 (they separate the options of a multi-select)",
+            );
         }
         if needs_options && input.options.iter().all(|o| o.trim().is_empty()) {
             errors.push(
@@ -347,13 +357,47 @@ impl Crm {
                 ),
             });
         }
-        let id = self.new_id();
         let options: Vec<String> = input
             .options
             .iter()
             .map(|o| o.trim().to_string())
             .filter(|o| !o.is_empty())
             .collect();
+        // A deleted field's values stay in the records: its key comes back
+        // only as a field that reads them as they were written.
+        let mut gone = Select::all(Table::CustomFields, actor.company_id.0, self.now());
+        gone.lifecycle = Lifecycle::Deleted;
+        gone.filter = Filter::And(vec![
+            Filter::Cmp(Col::Column("entity"), CmpOp::Eq, input.entity.name().into()),
+            Filter::Cmp(Col::Column("key"), CmpOp::Eq, input.key.clone().into()),
+        ]);
+        for row in self.store.select(&gone).await?.rows {
+            let old = def_from_row(&row)?;
+            let lost: Vec<&String> = old
+                .options
+                .iter()
+                .filter(|o| !options.contains(o))
+                .collect();
+            if old.field_type != input.field_type || !lost.is_empty() {
+                return Err(Error::invalid(
+                    "key",
+                    format!(
+                        "'{}' was the key of a deleted {} field '{}' whose values the records still hold; \
+                         define it again as a {} field{} or choose another key",
+                        input.key,
+                        old.field_type.name(),
+                        old.label,
+                        old.field_type.name(),
+                        if old.options.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" with at least the options {}", old.options.join("/"))
+                        }
+                    ),
+                ));
+            }
+        }
+        let id = self.new_id();
         let mut cs = ChangeSet::default();
         cs.ops.push(Op::Insert {
             table: Table::CustomFields,

@@ -345,8 +345,11 @@ impl Crm {
         });
         if entity == Entity::Customer {
             self.transfer_pool_ops(actor, &row, to.id.0, &mut cs);
-            // The customer's contacts follow their customer.
+            // The customer's contacts follow their customer, those in the
+            // recycle bin or archived too (they come back with the new
+            // owner).
             let mut sel = Select::all(Table::Contacts, actor.company_id.0, now);
+            sel.lifecycle = Lifecycle::Any;
             sel.filter = Filter::Cmp(Col::Column("customer_id"), CmpOp::Eq, Value::Id(id.0));
             for c in self.store.select(&sel).await?.rows {
                 cs.ops.push(Op::Update {

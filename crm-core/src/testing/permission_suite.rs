@@ -57,6 +57,16 @@ macro_rules! permission_scenarios {
             perm_an_import_into_a_pool_deleted_meanwhile_writes_nothing,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::a_deleted_custom_fields_key_comes_back_only_as_it_was,
+            perm_a_deleted_custom_fields_key_comes_back_only_as_it_was,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::a_transferred_customers_binned_contacts_follow_it,
+            perm_a_transferred_customers_binned_contacts_follow_it,
+            $make
+        );
     };
 }
 
@@ -914,4 +924,104 @@ pub async fn an_import_into_a_pool_deleted_meanwhile_writes_nothing(store: Arc<d
             "{commit:?}: nothing written"
         );
     }
+}
+
+/// A deleted custom field's values stay in the records, so its key can be
+/// defined again only as a field that reads them as they were written (the
+/// same type, its options kept); options cannot hold the characters that
+/// separate a multi-select's options.
+pub async fn a_deleted_custom_fields_key_comes_back_only_as_it_was(store: Arc<dyn Store>) {
+    use crate::custom::{CustomFieldType, NewCustomField};
+    let w = World::new(store).await;
+    let field = |ty: CustomFieldType, options: &[&str]| NewCustomField {
+        entity: Entity::Customer,
+        key: "grade".into(),
+        label: "等级".into(),
+        label_en: None,
+        field_type: ty,
+        options: options.iter().map(|o| o.to_string()).collect(),
+        required: false,
+        unique: false,
+    };
+    w.crm
+        .define_custom_field(&w.admin, field(CustomFieldType::Select, &["甲", "乙"]))
+        .await
+        .expect("define");
+    w.customer(&w.admin, "旧值测试有限公司", json!({"custom.grade": "乙"}))
+        .await;
+    w.crm
+        .delete_custom_field(&w.admin, Entity::Customer, "grade")
+        .await
+        .expect("delete");
+    for (ty, options) in [
+        (CustomFieldType::Number, &[][..]),
+        (CustomFieldType::Select, &["甲", "丙"][..]),
+    ] {
+        let err = w
+            .crm
+            .define_custom_field(&w.admin, field(ty, options))
+            .await
+            .expect_err("the old values would not fit");
+        assert!(
+            matches!(&err, Error::Validation(_)) && err.to_string().contains("deleted"),
+            "{err}"
+        );
+    }
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            field(CustomFieldType::Select, &["甲", "乙", "丙"]),
+        )
+        .await
+        .expect("back as it was, with one more option");
+    let err = w
+        .crm
+        .define_custom_field(
+            &w.admin,
+            NewCustomField {
+                key: "skills".into(),
+                label: "技能".into(),
+                ..field(CustomFieldType::MultiSelect, &["研发、测试", "销售"])
+            },
+        )
+        .await
+        .expect_err("an option holding a separator");
+    assert!(matches!(err, Error::Validation(_)), "{err}");
+}
+
+/// A transferred customer's contacts follow it to the new owner, also those
+/// in the recycle bin: restored, they are the new owner's, not left with the
+/// old one.
+pub async fn a_transferred_customers_binned_contacts_follow_it(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "转移测试有限公司", json!({})).await;
+    let binned = create(
+        &w,
+        &w.zhangsan,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "孙八", "mobile": "13812340000"}),
+    )
+    .await;
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Contact, &[binned.id])
+        .await;
+    assert_eq!(r.done, vec![binned.id], "{:?}", r.refused);
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[c.id], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(r.done, vec![c.id], "{:?}", r.refused);
+    let r = w
+        .crm
+        .restore_records(&w.admin, Entity::Contact, &[binned.id])
+        .await;
+    assert_eq!(r.done, vec![binned.id], "{:?}", r.refused);
+    let back = w
+        .crm
+        .get_record(&w.wangwu, Entity::Contact, binned.id)
+        .await
+        .expect("the new owner's");
+    assert_eq!(back.owner_id, Some(w.wangwu.user_id));
 }
