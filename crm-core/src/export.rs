@@ -921,8 +921,8 @@ impl Converter {
                     {
                         v = tags_json(Some(&joined));
                     }
-                    if *masked && let Some(s) = json_text(&v) {
-                        v = Json::String(mask(MaskStyle::Text, &s));
+                    if *masked {
+                        v = crate::records::mask_json(MaskStyle::Text, v);
                     }
                     if v.is_null() {
                         ExportValue::Empty

@@ -1040,6 +1040,30 @@ impl Crm {
             if set.get("name").is_none_or(Value::is_null) {
                 return Err(Error::invalid("contact name (姓名)", "is required"));
             }
+            // The checks of a plain create: required fields (the customer
+            // is this one), another owner only with the transfer right.
+            let mut errors = ValidationErrors::default();
+            for def in entity.fields() {
+                if def.required && set.get(def.name).is_none_or(Value::is_null) {
+                    errors.push(field_label(def), "is required");
+                }
+            }
+            for def in customs {
+                if def.required && custom.get(&def.key).is_none_or(Json::is_null) {
+                    errors.push(format!("custom.{}", def.key), "is required");
+                }
+            }
+            errors.into_result()?;
+            let owner = owner.map(|o| o.0);
+            if owner.is_some_and(|o| o != actor.user_id.0) && !actor.can(entity, Action::Transfer) {
+                return Err(Error::Forbidden(format!(
+                    "{} may not create {} records for another owner",
+                    actor.display_name, entity
+                )));
+            }
+            if let Some(ops) = pending {
+                pending_contact_duplicate(entity, &set, &custom, customs, ops)?;
+            }
             return self
                 .finish_insert(
                     actor,
@@ -1047,8 +1071,8 @@ impl Crm {
                     set,
                     custom,
                     customs,
-                    owner.map(|o| o.0).or(parent_owner),
-                    true,
+                    owner.or(parent_owner),
+                    false,
                     pool,
                 )
                 .await;
@@ -1106,7 +1130,10 @@ impl Crm {
         if last.is_none_or(|l| occurred > l) {
             values.push(("last_follow_up_at", Value::Timestamp(occurred)));
         }
-        if let Some(next) = set.get("next_follow_up_at").and_then(Value::as_timestamp) {
+        // Only the latest follow-up plans the next one: a back-dated entry
+        // leaves the customer's next follow-up date alone.
+        let latest = last.is_none_or(|l| occurred >= l);
+        if latest && let Some(next) = set.get("next_follow_up_at").and_then(Value::as_timestamp) {
             values.push((
                 "next_follow_up",
                 Value::Date(next.with_timezone(&self.config.utc_offset).date_naive()),
@@ -1329,10 +1356,10 @@ impl Crm {
             {
                 v = tags_from_column(&Value::Text(joined.clone()));
             }
-            if access == FieldAccess::Masked
-                && let Some(s) = json_text(&v)
-            {
-                v = Json::String(mask(crate::entity::MaskStyle::Text, &s));
+            if access == FieldAccess::Masked {
+                // Every kind of value is masked: text and list elements
+                // masked, numbers, money and yes/no values as `***`.
+                v = mask_json(crate::entity::MaskStyle::Text, v);
             }
             custom.insert(def.key.clone(), v);
         }
@@ -1397,6 +1424,19 @@ impl Crm {
             merged.insert(c.name, row.get(c.name).clone());
         }
         merged.extend(set.clone());
+        if entity == Entity::FollowUp
+            && let Some(contact) = set.get("contact_id").and_then(Value::as_id)
+        {
+            // As on create: the contact must be one of the follow-up's
+            // customer's.
+            let c = self.live_row(actor, Table::Contacts, contact).await?;
+            if c.get("customer_id").as_id() != merged.get("customer_id").and_then(Value::as_id) {
+                return Err(Error::invalid(
+                    "contact_id (联系人)",
+                    "the contact belongs to another customer",
+                ));
+            }
+        }
         self.derive(entity, &mut merged)?;
         let mut stored_custom = row
             .get("custom")
@@ -1794,7 +1834,10 @@ impl Crm {
         Box::pin(async move {
             let cmp = |f: &str, op: CmpOp, v: &Json| -> Result<Filter> {
                 let (col, ty, def) = self.field_col(actor, entity, f, customs)?;
-                let value = self.typed_value(f, &col, ty, def, v)?;
+                let value = match money_filter_value(f, &col, customs, v) {
+                    Some(m) => m?,
+                    None => self.typed_value(f, &col, ty, def, v)?,
+                };
                 let multi = matches!(&col, Col::Custom { key, .. } if customs
                     .iter()
                     .any(|d| &d.key == key && d.field_type == CustomFieldType::MultiSelect));
@@ -1835,7 +1878,10 @@ impl Crm {
                     let (col, ty, def) = self.field_col(actor, entity, f, customs)?;
                     let mut values = Vec::new();
                     for v in vs {
-                        values.push(self.typed_value(f, &col, ty, def, v)?);
+                        values.push(match money_filter_value(f, &col, customs, v) {
+                            Some(m) => m?,
+                            None => self.typed_value(f, &col, ty, def, v)?,
+                        });
                     }
                     Filter::In(col, values)
                 }
@@ -2106,6 +2152,93 @@ fn search_filter(actor: &Actor, entity: Entity, q: &str) -> Filter {
             .filter(|(_, field, _)| filterable(actor, entity, field))
             .map(|(col, _, t)| Filter::Contains(Col::Column(col), t.to_string()))
             .collect(),
+    )
+}
+
+/// Refuses a contact that duplicates one created earlier in the same change
+/// set (contacts created together with their customer), as
+/// [`Crm::check_duplicates`] refuses one that duplicates a stored contact:
+/// the same mobile for the same customer, or the value of a unique custom
+/// field.
+fn pending_contact_duplicate(
+    entity: Entity,
+    set: &BTreeMap<&'static str, Value>,
+    custom: &BTreeMap<String, Json>,
+    customs: &[CustomFieldDef],
+    pending: &[Op],
+) -> Result<()> {
+    let get = |values: &[(&'static str, Value)], k: &str| {
+        values
+            .iter()
+            .find(|(c, _)| *c == k)
+            .map(|(_, v)| v.clone())
+            .filter(|v| !v.is_null())
+    };
+    let mobile = set.get("mobile_key").filter(|v| !v.is_null());
+    let customer = set.get("customer_id").filter(|v| !v.is_null());
+    for op in pending {
+        let Op::Insert { table, values } = op else {
+            continue;
+        };
+        if *table != entity.table() {
+            continue;
+        }
+        let other_name = get(values, "name")
+            .and_then(|v| v.as_text().map(str::to_string))
+            .unwrap_or_default();
+        let refuse = |what: String| Error::Duplicate {
+            entity: entity.name().into(),
+            message: format!("{what} already belongs to {other_name}, created together with it"),
+        };
+        if let (Some(m), Some(c)) = (mobile, customer)
+            && get(values, "mobile_key").as_ref() == Some(m)
+            && get(values, "customer_id").as_ref() == Some(c)
+        {
+            return Err(refuse(format!(
+                "mobile {} for the same customer",
+                m.as_text().unwrap_or_default()
+            )));
+        }
+        let stored = get(values, "custom");
+        let stored = stored.as_ref().and_then(Value::as_json);
+        for def in customs.iter().filter(|d| d.unique) {
+            if let Some(v) = custom.get(&def.key).filter(|v| !v.is_null())
+                && stored.and_then(|s| s.get(&def.key)) == Some(v)
+            {
+                return Err(refuse(format!(
+                    "{} {}",
+                    def.label,
+                    json_text(v).unwrap_or_default()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A filter value for a money custom field, whose values are stored in
+/// minor units (fen): the value is read as an amount in yuan (`12345.67`,
+/// `¥12,345.67`) and compared in fen. `None` when `col` is not a money
+/// custom field.
+fn money_filter_value(
+    field: &str,
+    col: &Col,
+    customs: &[CustomFieldDef],
+    v: &Json,
+) -> Option<Result<Value>> {
+    let Col::Custom { key, .. } = col else {
+        return None;
+    };
+    customs
+        .iter()
+        .find(|d| &d.key == key && d.field_type == CustomFieldType::Money)?;
+    let Some(text) = json_text(v) else {
+        return Some(Ok(Value::Null));
+    };
+    Some(
+        crate::money::Money::parse(&text)
+            .map(|m| Value::Float(m.minor as f64))
+            .map_err(|e| Error::invalid(field, e.to_string())),
     )
 }
 

@@ -132,6 +132,26 @@ macro_rules! service_scenarios {
             crm_visibility_matches_reference_model,
             $make
         );
+        $each!(
+            $crate::testing::service_suite::masked_custom_values_never_show_the_value,
+            crm_masked_custom_values_never_show_the_value,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::money_custom_filters_compare_in_yuan,
+            crm_money_custom_filters_compare_in_yuan,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::contacts_with_their_customer_are_checked,
+            crm_contacts_with_their_customer_are_checked,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::back_dated_follow_ups_keep_the_next_follow_up,
+            crm_back_dated_follow_ups_keep_the_next_follow_up,
+            $make
+        );
     };
 }
 
@@ -141,6 +161,7 @@ use crate::crm::Crm;
 use crate::custom::{CustomFieldType, NewCustomField};
 use crate::entity::Entity;
 use crate::error::Error;
+use crate::export::ExportValue;
 use crate::ids::{DepartmentId, RecordId, UserId};
 use crate::import::{Cell, ImportOptions, IssueKind, SheetRow};
 use crate::org::{Department, NewCompany, NewUser, RoleSpec, UserPatch};
@@ -3568,5 +3589,368 @@ pub async fn department_edits_and_deletes_hold_against_concurrent_writes(store: 
             .iter()
             .all(|x| x.parent_id != Some(d)),
         "nothing below a deleted department"
+    );
+}
+
+/// A custom field definition of `entity` for the scenarios below.
+fn custom_def(
+    entity: Entity,
+    key: &str,
+    field_type: CustomFieldType,
+    required: bool,
+    unique: bool,
+) -> NewCustomField {
+    NewCustomField {
+        entity,
+        key: key.into(),
+        label: key.into(),
+        label_en: None,
+        field_type,
+        options: Vec::new(),
+        required,
+        unique,
+    }
+}
+
+/// Masked custom fields never show their value: yes/no, number and money
+/// values read `***`, text is masked, in records and in exports (straight
+/// from the store and through a search).
+pub async fn masked_custom_values_never_show_the_value(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    for (key, t) in [
+        ("listed", CustomFieldType::Boolean),
+        ("budget", CustomFieldType::Money),
+        ("employees", CustomFieldType::Number),
+        ("remark", CustomFieldType::Text),
+    ] {
+        w.crm
+            .define_custom_field(&w.admin, custom_def(Entity::Customer, key, t, false, false))
+            .await
+            .expect("custom field");
+    }
+    let c = w
+        .customer(
+            &w.admin,
+            "遮蔽自定义有限公司",
+            json!({"listed": "是", "budget": "12345.67", "employees": 250, "remark": "重要客户备注"}),
+        )
+        .await;
+    assert_eq!(c.custom["budget"], json!(1234567));
+    let rules = [
+        "customer.custom.listed=masked",
+        "customer.custom.budget=masked",
+        "customer.custom.employees=masked",
+        "customer.custom.remark=masked",
+    ];
+    let kefu = staff(&w, "kefu", None, perms(DataScope::All), &rules).await;
+    let seen = w
+        .crm
+        .get_record(&kefu, Entity::Customer, c.id)
+        .await
+        .expect("get");
+    assert_eq!(seen.custom["listed"], json!("***"));
+    assert_eq!(seen.custom["budget"], json!("***"));
+    assert_eq!(seen.custom["employees"], json!("***"));
+    let remark = seen.custom["remark"].as_str().expect("masked text");
+    assert!(remark.contains('*') && remark != "重要客户备注", "{remark}");
+    let picks: Vec<String> = ["custom.listed", "custom.budget", "custom.employees"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for query in [ListQuery::default(), ListQuery::default().search("遮蔽")] {
+        let columns = w
+            .crm
+            .export_columns(&kefu, Entity::Customer, &picks)
+            .await
+            .expect("columns");
+        let mut cursor = w
+            .crm
+            .export_cursor(&kefu, Entity::Customer, query, columns, 100)
+            .await
+            .expect("cursor");
+        let mut rows = Vec::new();
+        while let Some(page) = cursor.next_page().await.expect("page") {
+            rows.extend(page);
+        }
+        assert_eq!(rows.len(), 1);
+        for v in &rows[0] {
+            assert_eq!(v, &ExportValue::Text("***".into()));
+        }
+    }
+}
+
+/// Money custom fields are filtered in yuan (stored in fen): `>=`, `=`,
+/// `in` and the `¥1,234.56` form all compare amounts.
+pub async fn money_custom_filters_compare_in_yuan(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            custom_def(
+                Entity::Customer,
+                "budget",
+                CustomFieldType::Money,
+                false,
+                false,
+            ),
+        )
+        .await
+        .expect("money");
+    w.customer(&w.admin, "大预算有限公司", json!({"budget": "¥12,345.67"}))
+        .await;
+    w.customer(&w.admin, "百元预算有限公司", json!({"budget": "100"}))
+        .await;
+    w.customer(&w.admin, "五十预算有限公司", json!({"budget": 50}))
+        .await;
+    let q = |c: Cond| ListQuery::default().filter(c);
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Ge("budget".into(), json!(10000)))).await,
+        set(&["大预算有限公司"])
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Ge("budget".into(), json!("100")))).await,
+        set(&["大预算有限公司", "百元预算有限公司"])
+    );
+    assert_eq!(
+        names_for(
+            &w,
+            &w.admin,
+            q(Cond::Eq("budget".into(), json!("12345.67")))
+        )
+        .await,
+        set(&["大预算有限公司"])
+    );
+    assert_eq!(
+        names_for(
+            &w,
+            &w.admin,
+            q(Cond::Eq("custom.budget".into(), json!("¥12,345.67")))
+        )
+        .await,
+        set(&["大预算有限公司"])
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, q(Cond::Lt("budget".into(), json!(100.5)))).await,
+        set(&["百元预算有限公司", "五十预算有限公司"])
+    );
+    assert_eq!(
+        names_for(
+            &w,
+            &w.admin,
+            q(Cond::In(
+                "budget".into(),
+                vec![json!("50"), json!("¥100.00")]
+            ))
+        )
+        .await,
+        set(&["百元预算有限公司", "五十预算有限公司"])
+    );
+    assert!(
+        w.crm
+            .list_records(
+                &w.admin,
+                Entity::Customer,
+                &q(Cond::Eq("budget".into(), json!("很多")))
+            )
+            .await
+            .is_err()
+    );
+}
+
+/// Contacts created together with their customer get the checks of a
+/// plain contact create: required and unique custom fields, one mobile per
+/// customer (among each other too) and another owner only with the
+/// transfer right. Nothing is created when one contact is refused.
+pub async fn contacts_with_their_customer_are_checked(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            custom_def(Entity::Contact, "post", CustomFieldType::Text, true, false),
+        )
+        .await
+        .expect("required");
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            custom_def(Entity::Contact, "badge", CustomFieldType::Text, false, true),
+        )
+        .await
+        .expect("unique");
+    let old = w.customer(&w.admin, "老客户有限公司", json!({})).await;
+    w.crm
+        .create_record(
+            &w.admin,
+            Entity::Contact,
+            fields(json!({"customer_id": old.id.to_string(), "name": "老联系人", "post": "经理", "badge": "B1"})),
+        )
+        .await
+        .expect("plain contact");
+    let create = |actor: &Actor, contacts: Vec<Json>| {
+        let actor = actor.clone();
+        let crm = &w.crm;
+        async move {
+            crm.create_customer_with_contacts(
+                &actor,
+                fields(json!({"name": "新客户有限公司"})),
+                contacts.into_iter().map(fields).collect(),
+            )
+            .await
+        }
+    };
+    let err = create(&w.admin, vec![json!({"name": "甲"})])
+        .await
+        .expect_err("required custom");
+    assert!(err.to_string().contains("custom.post"), "{err}");
+    let err = create(
+        &w.admin,
+        vec![json!({"name": "甲", "post": "采购", "badge": "B1"})],
+    )
+    .await
+    .expect_err("unique custom against stored contacts");
+    assert!(matches!(err, Error::Duplicate { .. }), "{err}");
+    let err = create(
+        &w.admin,
+        vec![
+            json!({"name": "甲", "post": "采购", "badge": "B2"}),
+            json!({"name": "乙", "post": "财务", "badge": "B2"}),
+        ],
+    )
+    .await
+    .expect_err("unique custom among each other");
+    assert!(matches!(err, Error::Duplicate { .. }), "{err}");
+    let err = create(
+        &w.admin,
+        vec![
+            json!({"name": "甲", "post": "采购", "mobile": "13812345678"}),
+            json!({"name": "乙", "post": "财务", "mobile": "138-1234-5678"}),
+        ],
+    )
+    .await
+    .expect_err("same mobile twice");
+    assert!(matches!(err, Error::Duplicate { .. }), "{err}");
+    let seller = staff(
+        &w,
+        "xiaoshou",
+        Some(w.group1),
+        grants(&[
+            "customer:create:own",
+            "customer:read:own",
+            "contact:create:own",
+            "contact:read:own",
+        ]),
+        &[],
+    )
+    .await;
+    forbidden(
+        create(
+            &seller,
+            vec![json!({"name": "甲", "post": "采购", "owner": "wangwu"})],
+        )
+        .await,
+        "another owner",
+    );
+    assert!(
+        names_for(&w, &w.admin, ListQuery::default().search("新客户"))
+            .await
+            .is_empty(),
+        "nothing is created when a contact is refused"
+    );
+    let c = create(
+        &seller,
+        vec![
+            json!({"name": "甲", "post": "采购", "mobile": "13812345678", "badge": "B2"}),
+            json!({"name": "乙", "post": "财务", "mobile": "13912345678", "badge": "B3"}),
+        ],
+    )
+    .await
+    .expect("valid contacts");
+    let contacts = w
+        .crm
+        .list_records(
+            &w.admin,
+            Entity::Contact,
+            &ListQuery::default().filter(Cond::Eq("customer_id".into(), json!(c.id.to_string()))),
+        )
+        .await
+        .expect("contacts");
+    assert_eq!(contacts.items.len(), 2);
+}
+
+/// Only the latest follow-up sets the customer's next follow-up date; a
+/// follow-up's contact cannot be changed to another customer's contact.
+pub async fn back_dated_follow_ups_keep_the_next_follow_up(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "回补跟进有限公司", json!({})).await;
+    let other = w.customer(&w.zhangsan, "别家有限公司", json!({})).await;
+    let contact = |customer: RecordId, name: &str| {
+        let crm = &w.crm;
+        let actor = w.zhangsan.clone();
+        let f = fields(json!({"customer_id": customer.to_string(), "name": name}));
+        async move {
+            crm.create_record(&actor, Entity::Contact, f)
+                .await
+                .expect("contact")
+        }
+    };
+    let mine = contact(c.id, "本家联系人").await;
+    let mine2 = contact(c.id, "本家二号").await;
+    let theirs = contact(other.id, "别家联系人").await;
+    let follow = |occurred: &str, next: &str| {
+        let crm = &w.crm;
+        let actor = w.zhangsan.clone();
+        let f = fields(
+            json!({"customer_id": c.id.to_string(), "contact_id": mine.id.to_string(), "channel": "call", "content": "沟通", "occurred_at": occurred, "next_follow_up_at": next}),
+        );
+        async move {
+            crm.create_record(&actor, Entity::FollowUp, f)
+                .await
+                .expect("follow-up")
+        }
+    };
+    let next = || {
+        let crm = &w.crm;
+        let actor = w.zhangsan.clone();
+        let id = c.id;
+        async move {
+            crm.get_record(&actor, Entity::Customer, id)
+                .await
+                .expect("customer")
+                .text("next_follow_up")
+                .map(str::to_string)
+        }
+    };
+    let f = follow("2026-11-27 09:30", "2026-12-03 10:00").await;
+    assert_eq!(next().await.as_deref(), Some("2026-12-03"));
+    follow("2026-11-20 09:00", "2026-11-22 10:00").await;
+    assert_eq!(next().await.as_deref(), Some("2026-12-03"));
+    follow("2026-11-27 09:45", "2026-12-10 10:00").await;
+    assert_eq!(next().await.as_deref(), Some("2026-12-10"));
+    let err = w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            f.id,
+            f.version,
+            fields(json!({"contact_id": theirs.id.to_string()})),
+        )
+        .await
+        .expect_err("contact of another customer");
+    assert!(err.to_string().contains("another customer"), "{err}");
+    let moved = w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            f.id,
+            f.version,
+            fields(json!({"contact_id": mine2.id.to_string()})),
+        )
+        .await
+        .expect("contact of the same customer");
+    assert_eq!(
+        moved.text("contact_id"),
+        Some(mine2.id.to_string().as_str())
     );
 }
