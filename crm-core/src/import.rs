@@ -944,8 +944,11 @@ fn zh_message(kind: Option<CellKind>, raw: Option<&str>, en: &str) -> String {
     if let Some(v) = en.strip_suffix("' is not a tax rate") {
         return format!("「{}」不是税率", v.trim_start_matches('\''));
     }
-    if let Some(v) = en.strip_suffix(" is not one of 13%, 9%, 6%, 0%") {
-        return format!("{v} 不是 13%、9%、6%、0% 之一");
+    if let Some(v) = en.strip_suffix(&format!(
+        " is not one of {}",
+        crate::sales::product::TAX_RATES_TEXT
+    )) {
+        return format!("{v} 不是 13%、9%、6%、5%、3%、1%、0% 之一");
     }
     if let Some(v) = en.strip_suffix(" is negative") {
         return format!("{v} 为负数");
@@ -4338,7 +4341,7 @@ fn name_spec_key(name: &str, spec: &str) -> String {
 /// A tax rate as typed: `13%`, `13`, `0.13` (a fraction, as a cell
 /// formatted as a percentage holds it), in basis points. A bare number
 /// below 1 is a fraction, from 1 up a percentage: of the rates a product
-/// may carry (13 %, 9 %, 6 %, 0 %) none reads as another under either
+/// may carry (13 %, 9 %, 6 %, 5 %, 3 %, 1 %, 0 %) none reads as another under either
 /// reading, so an ambiguous value is refused by the rate check rather
 /// than taken as a different valid rate.
 fn parse_tax_rate(text: &str) -> Option<i64> {
@@ -4953,7 +4956,10 @@ impl Crm {
                 (Entity::Product, "list_price" | "cost") => {
                     ("金额（元），如 2999.00", "amount in yuan, e.g. 2999.00")
                 }
-                (Entity::Product, "tax_rate") => ("13%、9%、6% 或 0%", "13%, 9%, 6% or 0%"),
+                (Entity::Product, "tax_rate") => (
+                    "13%、9%、6%、5%、3%、1% 或 0%",
+                    "13%, 9%, 6%, 5%, 3%, 1% or 0%",
+                ),
                 _ => hint_for(def.kind),
             };
             let zh_label = if group.is_some() && def.name == "name" {

@@ -16,7 +16,7 @@ use crate::store::{
     Select, Sort,
 };
 use crate::value::Value;
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
@@ -110,26 +110,58 @@ pub struct BatchReport {
 }
 
 /// Parses a date in the forms people type and spreadsheets hold:
-/// `2026-11-27`, `2026/11/27`, `2026.11.27`, `20261127`, `2026年11月27日`.
+/// `2026-11-27`, `2026/11/27`, `2026.11.27`, `20261127`, `2026年11月27日`
+/// (full-width digits too), optionally followed by a time (` 14:30`,
+/// `T14:30:00`), whose date part is kept. The year has four digits (1000
+/// to 9999), the compact form exactly eight: `26/11/27` or `2026111` are
+/// refused rather than read as the year 26 or a guessed month.
 pub fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
     let t = s.trim();
     if let Some(d) = iso_date(t) {
         return Ok(d);
     }
-    let cleaned = t
+    let not_a_date = || format!("'{t}' is not a date (expected e.g. 2026-11-27)");
+    let cleaned: String = t
+        .chars()
+        .map(crate::validate::halfwidth)
+        .collect::<String>()
         .replace(['年', '月'], "-")
         .replace('日', "")
-        .replace(['/', '.'], "-");
-    let cleaned = cleaned.trim_end_matches('-');
-    NaiveDate::parse_from_str(cleaned, "%Y-%m-%d")
-        .or_else(|_| NaiveDate::parse_from_str(cleaned, "%Y%m%d"))
-        .or_else(|_| {
-            // A date-time: keep the date part.
-            NaiveDateTime::parse_from_str(cleaned, "%Y-%m-%d %H:%M:%S")
-                .or_else(|_| NaiveDateTime::parse_from_str(cleaned, "%Y-%m-%d %H:%M"))
-                .map(|d| d.date())
-        })
-        .map_err(|_| format!("'{t}' is not a date (expected e.g. 2026-11-27)"))
+        .replace(['/', '.'], "-")
+        .replace('T', " ");
+    let cleaned = cleaned.trim();
+    let (date, time) = match cleaned.split_once(' ') {
+        Some((d, tm)) => (d.trim_end_matches('-'), Some(tm.trim())),
+        None => (cleaned.trim_end_matches('-'), None),
+    };
+    if let Some(tm) = time {
+        NaiveTime::parse_from_str(tm, "%H:%M:%S")
+            .or_else(|_| NaiveTime::parse_from_str(tm, "%H:%M"))
+            .map_err(|_| not_a_date())?;
+    }
+    let digits = |p: &str, min: usize, max: usize| {
+        (min..=max).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit())
+    };
+    let (y, m, d) = if digits(date, 8, 8) {
+        (&date[..4], &date[4..6], &date[6..])
+    } else {
+        let mut parts = date.split('-');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(y), Some(m), Some(d), None)
+                if digits(y, 4, 4) && digits(m, 1, 2) && digits(d, 1, 2) =>
+            {
+                (y, m, d)
+            }
+            _ => return Err(not_a_date()),
+        }
+    };
+    let num = |p: &str| p.parse::<u32>().map_err(|_| not_a_date());
+    let (y, m, d) = (num(y)?, num(m)?, num(d)?);
+    if y < 1000 {
+        return Err(format!("'{t}': the year must have four digits"));
+    }
+    NaiveDate::from_ymd_opt(y as i32, m, d)
+        .ok_or_else(|| format!("'{t}': there is no day {d} in month {m} of {y}"))
 }
 
 /// A valid date written exactly `YYYY-MM-DD` (what spreadsheet date cells
@@ -145,7 +177,7 @@ fn iso_date(t: &str) -> Option<NaiveDate> {
             d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
         })
     };
-    let year = i32::try_from(num(0..4)?).ok()?;
+    let year = i32::try_from(num(0..4)?).ok().filter(|y| *y >= 1000)?;
     NaiveDate::from_ymd_opt(year, num(5..7)?, num(8..10)?)
 }
 
@@ -2350,7 +2382,6 @@ mod tests {
             "2026-11-27",
             " 2026-02-29 ",
             "2024-02-29",
-            "0000-01-01",
             "9999-12-31",
             "2026-13-01",
             "2026-00-10",
@@ -2359,16 +2390,43 @@ mod tests {
             "2026/11/27",
             "20261127",
             "2026年11月27日",
-            "+2026-11-27",
         ] {
-            assert_eq!(parse_date(s), parse_date_general(s), "{s}");
+            assert_eq!(parse_date(s).ok(), parse_date_general(s).ok(), "{s}");
         }
+    }
+
+    #[test]
+    fn dates_need_four_digit_years_and_eight_compact_digits() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        for (s, want) in [
+            ("２０２６-１１-２７", d(2026, 11, 27)),
+            ("2026-11-27T14:30:00", d(2026, 11, 27)),
+            ("2026/11/27 09:05", d(2026, 11, 27)),
+            ("2026年1月5日", d(2026, 1, 5)),
+            ("2026.1.5", d(2026, 1, 5)),
+        ] {
+            assert_eq!(parse_date(s), Ok(want), "{s}");
+        }
+        for s in [
+            "26/11/27",
+            "5.1.1",
+            "2026111",
+            "-2026-11-27",
+            "+2026-11-27",
+            "0026-11-27",
+            "2026-11-27 25:00",
+            "2026-11-27-01",
+        ] {
+            assert!(parse_date(s).is_err(), "{s}");
+        }
+        let e = parse_date("2026-02-30").unwrap_err();
+        assert!(e.contains("no day 30 in month 2"), "{e}");
     }
 
     proptest! {
         #[test]
-        fn dates_parse_as_before(s in "[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9+ -]{8,11}") {
-            prop_assert_eq!(parse_date(&s), parse_date_general(&s));
+        fn dates_parse_as_before(s in "[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}|[1-9][0-9]{7}") {
+            prop_assert_eq!(parse_date(&s).ok(), parse_date_general(&s).ok());
         }
     }
 

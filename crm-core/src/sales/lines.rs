@@ -7,7 +7,7 @@
 //! totals are sums of the line values, so every total reconciles with its
 //! lines to the fen by construction.
 
-use super::product::TAX_RATES;
+use super::product::{TAX_RATES, TAX_RATES_TEXT};
 use crate::money::{Money, Rounding};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -30,7 +30,7 @@ pub struct LineInput {
     /// The discount in basis points (0–10 000; 1 500 = 15 % off).
     #[serde(default)]
     pub discount_bp: i64,
-    /// The VAT rate in basis points (13 %, 9 %, 6 %, 0 %); from the
+    /// The VAT rate in basis points (one of [`TAX_RATES`]); from the
     /// catalogue or 13 % when absent.
     pub tax_rate: Option<i64>,
 }
@@ -110,7 +110,7 @@ pub fn compute_line(
     if !TAX_RATES.contains(&tax_rate) {
         return Err(err(
             "tax_rate",
-            format!("{tax_rate} is not one of 1300, 900, 600, 0 (13%, 9%, 6%, 0%)"),
+            format!("{tax_rate} basis points is not one of {TAX_RATES_TEXT}"),
         ));
     }
     let gross = price
@@ -198,7 +198,7 @@ mod tests {
         #[test]
         fn totals_reconcile_with_lines(
             lines in proptest::collection::vec(
-                (1i64..10_000, 0i64..100_000_000, 0i64..=10_000, 0usize..4),
+                (1i64..10_000, 0i64..100_000_000, 0i64..=10_000, 0usize..TAX_RATES.len()),
                 0..20,
             )
         ) {

@@ -24,9 +24,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use uuid::Uuid;
 
-/// The VAT rates products and quote lines may carry, in basis points
-/// (13 %, 9 %, 6 %, 0 %).
-pub const TAX_RATES: [i64; 4] = [1300, 900, 600, 0];
+/// The VAT rates products and quote lines may carry, in basis points: the
+/// general taxpayer's 13 %, 9 %, 6 %, the small-scale taxpayer's levy rates
+/// 5 %, 3 % and the reduced 1 %, and 0 %.
+pub const TAX_RATES: [i64; 7] = [1300, 900, 600, 500, 300, 100, 0];
+
+/// [`TAX_RATES`] as a user reads them.
+pub const TAX_RATES_TEXT: &str = "13%, 9%, 6%, 5%, 3%, 1%, 0%";
 
 /// A product category (产品类别).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -310,7 +314,7 @@ impl Crm {
         {
             errors.push(
                 "tax_rate (税率)",
-                format!("{}% is not one of 13%, 9%, 6%, 0%", r as f64 / 100.0),
+                format!("{}% is not one of {TAX_RATES_TEXT}", r as f64 / 100.0),
             );
         }
         if let Some(code) = &input.code

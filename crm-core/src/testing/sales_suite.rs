@@ -2898,4 +2898,39 @@ pub async fn sales_amounts_are_cny_and_quantities_do_not_wrap(store: Arc<dyn Sto
         .await
         .expect_err("an invoice in yen");
     assert!(err.to_string().contains("CNY"), "{err}");
+    // A small-scale taxpayer's 3 % and 1 % lines; 15 % is no VAT rate.
+    let small = |rate: i64| LineInput {
+        product_id: None,
+        name: "咨询服务".into(),
+        unit: Some("次".into()),
+        quantity: 1,
+        unit_price: Some(Money::cny(10_300)),
+        discount_bp: 0,
+        tax_rate: Some(rate),
+    };
+    let contract = |rate: i64| NewContract {
+        title: format!("小规模合同{rate}"),
+        customer_id: customer.id.0,
+        lines: vec![small(rate)],
+        ..NewContract::default()
+    };
+    let c3 = w
+        .crm
+        .create_contract(&w.zhangsan, contract(300))
+        .await
+        .expect("3 %");
+    assert_eq!(
+        c3.lines[0].tax.minor, 300,
+        "103.00 at 3 % holds 3.00 of tax"
+    );
+    w.crm
+        .create_contract(&w.zhangsan, contract(100))
+        .await
+        .expect("1 %");
+    let err = w
+        .crm
+        .create_contract(&w.zhangsan, contract(1500))
+        .await
+        .expect_err("15 %");
+    assert!(err.to_string().contains("3%"), "{err}");
 }
