@@ -219,9 +219,13 @@ impl CustomFieldDef {
                     .map(Json::Number)
                     .ok_or_else(|| format!("'{text}' is not a finite number"))
             }
-            CustomFieldType::Money => crate::money::Money::parse(&text)
-                .map(|m| Json::from(m.minor))
-                .map_err(|e| e.to_string()),
+            // Kept as 分 of CNY: an amount in another currency is refused,
+            // not stored as that many 分.
+            CustomFieldType::Money => {
+                crate::money::Money::parse_in(&text, crate::money::Currency::CNY)
+                    .map(|m| Json::from(m.minor))
+                    .map_err(|e| format!("'{text}': {e} (money fields are kept in 元)"))
+            }
             CustomFieldType::Date => crate::records::parse_date(&text)
                 .map(|d| Json::String(d.format("%Y-%m-%d").to_string())),
             CustomFieldType::Select => self.option(&text).map(Json::String),

@@ -799,9 +799,15 @@ fn eq(c: &'static str, v: impl Into<Value>) -> Filter {
     Filter::Cmp(col(c), CmpOp::Eq, v.into())
 }
 
+/// `n` days, at most a hundred years: a larger count (a limit or a
+/// horizon typed as 4 000 000 000 days) would take a date past the
+/// calendar's end and panic.
 fn days(n: u32) -> Duration {
-    Duration::days(i64::from(n))
+    Duration::days(i64::from(n.min(MAX_DAYS)))
 }
+
+/// The most days a pool limit or a view's horizon spans: a hundred years.
+pub(crate) const MAX_DAYS: u32 = 36_500;
 
 /// The guard key of a pool: taken by its deletion and by every move or
 /// import into it.
@@ -1142,8 +1148,10 @@ impl Crm {
             values,
         });
         if before_owner != mv.owner.map(|(o, _)| o) {
-            // Contacts follow their customer, into a pool too.
+            // Contacts follow their customer, into a pool too, those in the
+            // recycle bin or archived as well (they come back with it).
             let mut sel = Select::all(Table::Contacts, company, now);
+            sel.lifecycle = Lifecycle::Any;
             sel.filter = eq("customer_id", Value::Id(row.id()));
             for c in self.store.select(&sel).await?.rows {
                 cs.ops.push(Op::Update {

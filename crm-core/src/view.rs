@@ -148,6 +148,13 @@ impl Crm {
         customer: RecordId,
         sort: &str,
     ) -> Result<ViewSection> {
+        // The view's own order, unless a field rule keeps the actor from
+        // sorting by that field: then by creation (never an error).
+        let sort = if crate::records::filterable(actor, entity, sort) {
+            sort
+        } else {
+            "created_at"
+        };
         let query = ListQuery::default()
             .sort_by(sort, true)
             .page(PageRequest::Offset {
@@ -330,7 +337,7 @@ impl Crm {
         days: u32,
         page: PageRequest,
     ) -> Result<Page<Record>> {
-        let since = self.now() - Duration::days(i64::from(days));
+        let since = self.now() - Duration::days(i64::from(days.min(crate::pool::MAX_DAYS)));
         let me = Value::Id(actor.user_id.0);
         let filter = Filter::And(vec![
             Filter::Cmp(col("owner_id"), CmpOp::Eq, me.clone()),
@@ -338,14 +345,23 @@ impl Crm {
                 table: Table::PoolMoves,
                 fk: "customer_id",
                 filter: Box::new(Filter::And(vec![
-                    Filter::Cmp(col("to_owner"), CmpOp::Eq, me),
+                    Filter::Cmp(col("to_owner"), CmpOp::Eq, me.clone()),
+                    // By someone else: not a move the actor made to themselves.
+                    Filter::Cmp(col("actor_id"), CmpOp::Ne, me),
                     Filter::In(col("action"), vec!["transfer".into(), "assign".into()]),
                     Filter::Cmp(col("created_at"), CmpOp::Ge, Value::Timestamp(since)),
                 ])),
             },
         ]);
+        // Newest first by when they were taken over, unless a field rule
+        // keeps the actor from sorting by that: then by creation.
+        let newest = if crate::records::filterable(actor, Entity::Customer, "owned_since") {
+            "owned_since"
+        } else {
+            "created_at"
+        };
         let q = ListQuery::default()
-            .sort_by("owned_since", true)
+            .sort_by(newest, true)
             .page(page)
             .with_total();
         self.list_records_with(actor, Entity::Customer, &q, None, filter)

@@ -67,6 +67,16 @@ macro_rules! permission_scenarios {
             perm_a_transferred_customers_binned_contacts_follow_it,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::money_custom_fields_take_only_yuan,
+            perm_money_custom_fields_take_only_yuan,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::pool_moves_and_views_hold_at_the_edges,
+            perm_pool_moves_and_views_hold_at_the_edges,
+            $make
+        );
     };
 }
 
@@ -1024,4 +1034,164 @@ pub async fn a_transferred_customers_binned_contacts_follow_it(store: Arc<dyn St
         .await
         .expect("the new owner's");
     assert_eq!(back.owner_id, Some(w.wangwu.user_id));
+}
+
+/// A money custom field is kept in 分 of CNY: `¥1,234.50` and `1234.5元`
+/// are 123 450 分, an amount in another currency is refused rather than
+/// stored as that many 分.
+pub async fn money_custom_fields_take_only_yuan(store: Arc<dyn Store>) {
+    use crate::custom::{CustomFieldType, NewCustomField};
+    let w = World::new(store).await;
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            NewCustomField {
+                entity: Entity::Customer,
+                key: "budget".into(),
+                label: "预算".into(),
+                label_en: None,
+                field_type: CustomFieldType::Money,
+                options: Vec::new(),
+                required: false,
+                unique: false,
+            },
+        )
+        .await
+        .expect("define");
+    for (i, typed) in ["¥1,234.50", "1234.5元", "RMB 1234.5"].iter().enumerate() {
+        let c = w
+            .customer(
+                &w.admin,
+                &format!("预算测试{i}有限公司"),
+                json!({"custom.budget": typed}),
+            )
+            .await;
+        assert_eq!(c.custom.get("budget"), Some(&json!(123_450)), "{typed}");
+    }
+    for typed in ["100 USD", "JPY 100"] {
+        let err = w
+            .crm
+            .create_record(
+                &w.admin,
+                Entity::Customer,
+                fields(json!({"name": format!("外币{typed}有限公司"), "custom.budget": typed})),
+            )
+            .await
+            .expect_err("another currency");
+        assert!(matches!(err, Error::Validation(_)), "{typed}: {err}");
+    }
+}
+
+/// At the edges of pools and views: a customer's contacts in the recycle
+/// bin follow it through a release and a claim; horizons of billions of
+/// days do not panic; a field rule on the fields the views sort by does not
+/// break them; a customer one took over oneself is not "transferred to me".
+pub async fn pool_moves_and_views_hold_at_the_edges(store: Arc<dyn Store>) {
+    use crate::pool::{PoolLimits, PoolSpec};
+    use crate::query::PageRequest;
+    let w = World::new(store).await;
+    w.crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "一组公海".into(),
+                admins: vec![w.admin.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.group1],
+                limits: PoolLimits::default(),
+            },
+        )
+        .await
+        .expect("pool");
+    let c = w.customer(&w.zhangsan, "公海流转有限公司", json!({})).await;
+    let binned = create(
+        &w,
+        &w.zhangsan,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "周九", "mobile": "13812349999"}),
+    )
+    .await;
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Contact, &[binned.id])
+        .await;
+    assert_eq!(r.done, vec![binned.id], "{:?}", r.refused);
+    let r = w
+        .crm
+        .release(&w.zhangsan, &[c.id], "不再跟进", None)
+        .await
+        .expect("release");
+    assert_eq!(r.done, vec![c.id], "{:?}", r.refused);
+    let r = w.crm.claim(&w.zhaoliu, &[c.id]).await.expect("claim");
+    assert_eq!(r.done, vec![c.id], "{:?}", r.refused);
+    let r = w
+        .crm
+        .restore_records(&w.admin, Entity::Contact, &[binned.id])
+        .await;
+    assert_eq!(r.done, vec![binned.id], "{:?}", r.refused);
+    let back = w
+        .crm
+        .get_record(&w.admin, Entity::Contact, binned.id)
+        .await
+        .expect("contact");
+    assert_eq!(back.owner_id, Some(w.zhaoliu.user_id), "the claimer's");
+
+    // Horizons far past the calendar's end.
+    let page = || PageRequest::Offset {
+        page: 1,
+        per_page: 50,
+    };
+    w.crm
+        .about_to_be_recycled(&w.admin, u32::MAX)
+        .await
+        .expect("a huge horizon");
+    w.crm
+        .recently_transferred_to_me(&w.zhaoliu, u32::MAX, page())
+        .await
+        .expect("a huge window");
+
+    // A rule on the fields the views sort by.
+    let viewer = user_granted(
+        &w,
+        "viewer",
+        &[
+            (Entity::Customer, Action::Read, DataScope::All),
+            (Entity::FollowUp, Action::Read, DataScope::All),
+            (Entity::Contact, Action::Read, DataScope::All),
+        ],
+        vec![rule(Entity::FollowUp, "occurred_at", FieldAccess::Hidden)],
+    )
+    .await;
+    w.crm
+        .customer_view(&viewer, c.id)
+        .await
+        .expect("the view, sorted otherwise");
+
+    // Taken over by oneself: not "transferred to me"; by another: it is.
+    let mine = w.customer(&w.zhangsan, "自转测试有限公司", json!({})).await;
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[mine.id], w.admin.user_id)
+        .await
+        .expect("to the admin");
+    assert_eq!(r.done, vec![mine.id], "{:?}", r.refused);
+    let theirs = w.customer(&w.zhangsan, "他转测试有限公司", json!({})).await;
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[theirs.id], w.wangwu.user_id)
+        .await
+        .expect("to wangwu");
+    assert_eq!(r.done, vec![theirs.id], "{:?}", r.refused);
+    let to_wangwu = w
+        .crm
+        .recently_transferred_to_me(&w.wangwu, 30, page())
+        .await
+        .expect("wangwu's");
+    assert_eq!(to_wangwu.items.len(), 1);
+    let to_admin = w
+        .crm
+        .recently_transferred_to_me(&w.admin, 30, page())
+        .await
+        .expect("the admin's");
+    assert!(to_admin.items.is_empty(), "{:?}", to_admin.items);
 }
