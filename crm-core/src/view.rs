@@ -140,6 +140,9 @@ fn next_birthday(today: NaiveDate, birthday: NaiveDate) -> NaiveDate {
     }
 }
 
+/// How many birthdays [`Crm::upcoming_birthdays`] returns at most.
+const BIRTHDAYS_LIMIT: usize = 1000;
+
 impl Crm {
     async fn section(
         &self,
@@ -292,7 +295,7 @@ impl Crm {
     }
 
     /// Contacts the actor can see with a birthday in the next `days` days
-    /// (today included), soonest first (at most 1000).
+    /// (today included), soonest first (the soonest 1000).
     pub async fn upcoming_birthdays(&self, actor: &Actor, days: u32) -> Result<Vec<Birthday>> {
         let days = days.min(366);
         let today = self.today();
@@ -303,17 +306,19 @@ impl Crm {
                 .map(Value::Text)
                 .collect(),
         );
-        let q = ListQuery::default().page(PageRequest::Offset {
-            page: 1,
-            per_page: crate::query::MAX_PAGE_SIZE,
-        });
-        let page = self
-            .list_records_with(actor, Entity::Contact, &q, None, filter)
-            .await?;
-        let mut out: Vec<Birthday> = page
-            .items
-            .into_iter()
-            .filter_map(|c| {
+        // Every match, page by page, then the soonest: the store's order is
+        // not the birthdays' (a first page alone could miss today's).
+        let mut out: Vec<Birthday> = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let q = ListQuery::default().page(PageRequest::Keyset {
+                after: after.take(),
+                limit: crate::query::MAX_PAGE_SIZE,
+            });
+            let page = self
+                .list_records_with(actor, Entity::Contact, &q, None, filter.clone())
+                .await?;
+            out.extend(page.items.into_iter().filter_map(|c| {
                 let b = c.fields.get("birthday").and_then(Json::as_str)?;
                 let b = NaiveDate::parse_from_str(b, "%Y-%m-%d").ok()?;
                 let date = next_birthday(today, b);
@@ -323,9 +328,19 @@ impl Crm {
                     date,
                     in_days,
                 })
-            })
-            .collect();
+            }));
+            // Only the soonest are kept as the pages come.
+            if out.len() > 2 * BIRTHDAYS_LIMIT {
+                out.sort_by_key(|b| (b.in_days, b.contact.id));
+                out.truncate(BIRTHDAYS_LIMIT);
+            }
+            match page.next_cursor {
+                Some(next) if page.has_more => after = Some(next),
+                _ => break,
+            }
+        }
         out.sort_by_key(|b| (b.in_days, b.contact.id));
+        out.truncate(BIRTHDAYS_LIMIT);
         Ok(out)
     }
 
