@@ -635,14 +635,36 @@ fn sheet_names(xml: &str) -> Vec<String> {
     out
 }
 
-/// Excel's date serials: 0 up to 9999-12-31 23:59:59.999.
-const EXCEL_SERIALS: std::ops::Range<f64> = 0.0..2_958_466.0;
+/// Excel's date serials: 1 (1900-01-01) up to 9999-12-31 23:59:59.999.
+const EXCEL_SERIALS: std::ops::Range<f64> = 1.0..2_958_466.0;
 
 /// A date-formatted number as a date, or, outside Excel's dates, as an
 /// error value of the cell: Excel shows such a cell as `#####`, and the
 /// import rejects its row with the reason rather than guessing a value.
 fn excel_date(d: &calamine::ExcelDateTime) -> Cell {
     let serial = d.as_f64();
+    // The whole part is the day: 0 is no day at all (a time of day only,
+    // which calamine would turn into 1899-12-31), and in the 1900 date
+    // system 60 is Excel's 1900-02-29, a day that never was (calamine reads
+    // it as 1900-02-28, the core as 1900-03-01). The 1904 system has no such
+    // day: its serials compare unequal to the same serial in 1900's.
+    let day = serial.floor();
+    if (0.0..1.0).contains(&serial) {
+        let value = crm_core::import::number_text(serial);
+        return Cell::Error(format!(
+            "#VALUE! (date number {value} is a time of day without a date / \
+             日期数值只有时间，没有日期)"
+        ));
+    }
+    if day == 60.0
+        && *d == calamine::ExcelDateTime::new(serial, calamine::ExcelDateTimeType::DateTime, false)
+    {
+        let value = crm_core::import::number_text(serial);
+        return Cell::Error(format!(
+            "#VALUE! (date number {value} is 1900-02-29, a day that does not exist / \
+             日期数值为不存在的 1900-02-29)"
+        ));
+    }
     // Calamine turns the serial into milliseconds for chrono, which panics
     // far outside Excel's dates: the range is checked first.
     let dt = if EXCEL_SERIALS.contains(&serial) {

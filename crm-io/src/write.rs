@@ -203,8 +203,11 @@ pub fn template_workbook(columns: &[TemplateColumn], lang: Lang) -> Result<Vec<u
                 _ => {}
             }
             if !c.options.is_empty() {
-                let joined: usize = c.options.iter().map(|o| o.chars().count() + 1).sum();
-                let dv = if joined <= 250 {
+                // An inline list is one text, `"a,b"`, within Excel's limit
+                // and splits at commas: a longer list, or one whose options
+                // hold a comma, is read from the hidden sheet instead, where
+                // each cell is one option whatever it holds.
+                let dv = if inline_list_fits(&c.options) {
                     DataValidation::new().allow_list_strings(&c.options)?
                 } else {
                     long_lists.push((i, c));
@@ -281,7 +284,7 @@ pub fn template_workbook(columns: &[TemplateColumn], lang: Lang) -> Result<Vec<u
                 Lang::En => &c.hint_en,
             };
             write_text(ws, r, 2, hint, &f)?;
-            write_text(ws, r, 3, &c.options.join("、"), &f)?;
+            write_text(ws, r, 3, &options_text(&c.options, lang), &f)?;
             write_text(ws, r, 4, &c.sample, &f)?;
         }
     }
@@ -297,6 +300,43 @@ pub fn template_workbook(columns: &[TemplateColumn], lang: Lang) -> Result<Vec<u
         ws.set_hidden(true);
     }
     Ok(book.save_to_buffer()?)
+}
+
+/// Excel's limit on an inline list (the text between the quotes), in
+/// UTF-16 units.
+const MAX_INLINE_LIST: usize = 255;
+
+/// Whether the options can be an inline list: their length as Excel counts
+/// it (UTF-16 units, `"` doubled, a comma between options) is within its
+/// limit, and no option holds a comma (Excel would split it in two).
+fn inline_list_fits(options: &[String]) -> bool {
+    if options.iter().any(|o| o.contains(',')) {
+        return false;
+    }
+    let len = options
+        .iter()
+        .map(|o| o.encode_utf16().count() + o.matches('"').count())
+        .sum::<usize>()
+        + options.len().saturating_sub(1);
+    len <= MAX_INLINE_LIST
+}
+
+/// The allowed values as the instructions sheet lists them, cut to what a
+/// cell holds (ending with `…` and how many there are in all).
+fn options_text(options: &[String], lang: Lang) -> String {
+    let joined = options.join("、");
+    if !fit_text(&joined, MAX_CELL_TEXT).1 {
+        return joined;
+    }
+    let note = match lang {
+        Lang::Zh => format!("（共 {} 项，单元格容纳不下，未全部列出）", options.len()),
+        Lang::En => format!(" ({} values in all; not all fit in a cell)", options.len()),
+    };
+    let room = MAX_CELL_TEXT - note.encode_utf16().count() - '…'.len_utf16();
+    let (kept, _) = fit_text(&joined, room);
+    // Cut after the last whole value where there is one.
+    let kept = kept.rfind('、').map_or(kept, |at| &kept[..at]);
+    format!("{kept}…{note}")
 }
 
 pub(crate) fn col_num(i: usize) -> Result<u16, IoError> {

@@ -1114,3 +1114,176 @@ async fn error_workbooks_cut_long_text_to_what_a_cell_holds() {
         assert!(why.contains(note), "{why}");
     }
 }
+
+/// A date-formatted 0 read as 1899-12-31, a time only (0.5 shown as h:mm)
+/// as 1899-12-31 12:00, and serial 60 (Excel's 1900-02-29, which never
+/// was) as 1900-02-28: each is now a bad value of its row, and serials 1 to
+/// 59 and from 61 stay the days Excel shows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn date_cells_without_a_day_or_on_1900_02_29_reject_their_row() {
+    use crm_core::import::Cell;
+    let mut b = Book::new();
+    let ws = b.add_worksheet();
+    let date = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd");
+    let time = rust_xlsxwriter::Format::new().set_num_format("h:mm");
+    ws.write_string(0, 0, "客户名称").expect("w");
+    ws.write_string(0, 1, "下次跟进日期").expect("w");
+    let rows = [
+        ("甲有限公司", 0.0, &date),
+        ("乙有限公司", 0.5, &time),
+        ("丙有限公司", 60.0, &date),
+        ("丁有限公司", 60.25, &time),
+        ("戊有限公司", 1.0, &date),
+        ("己有限公司", 59.0, &date),
+        ("庚有限公司", 61.0, &date),
+    ];
+    for (r, (name, serial, f)) in rows.iter().enumerate() {
+        let r = r as u32 + 1;
+        ws.write_string(r, 0, *name).expect("w");
+        ws.write_number_with_format(r, 1, *serial, f).expect("w");
+    }
+    let bytes = b.save_to_buffer().expect("save");
+    let ev = events(&open(bytes.clone()).expect("opens")).expect("reads");
+    let cell = |i: usize| match &ev[i] {
+        SheetEvent::Row(r) => r.cells[1].clone(),
+        other => panic!("row expected, got {other:?}"),
+    };
+    for (i, want) in [(1, "time of day"), (2, "time of day"), (3, "1900-02-29")] {
+        match cell(i) {
+            Cell::Error(e) => assert!(e.contains(want), "{e}"),
+            other => panic!("row {i}: expected a bad value, got {other:?}"),
+        }
+    }
+    assert!(matches!(cell(4), Cell::Error(e) if e.contains("1900-02-29")));
+    let day = |y, m, d| Cell::Date(chrono::NaiveDate::from_ymd_opt(y, m, d).expect("day"));
+    assert_eq!(cell(5), day(1900, 1, 1));
+    assert_eq!(cell(6), day(1900, 2, 28));
+    assert_eq!(cell(7), day(1900, 3, 1));
+    let w = world().await;
+    let out = import(&w, bytes, ImportOptions::new(Entity::Customer), Lang::En)
+        .await
+        .expect("import");
+    let r = &out.report;
+    assert_eq!(r.rejected, 4, "{:#?}", r.issues);
+    let mut rows: Vec<_> = r.issues.iter().map(|i| i.row).collect();
+    rows.dedup();
+    assert_eq!(rows, [2, 3, 4, 5]);
+    assert!(
+        r.issues[0].message_en.contains("time of day"),
+        "{:#?}",
+        r.issues
+    );
+    assert!(
+        r.issues[2].message_en.contains("1900-02-29"),
+        "{:#?}",
+        r.issues
+    );
+}
+
+fn choice_column(key: &str, options: Vec<String>) -> crm_core::import::TemplateColumn {
+    crm_core::import::TemplateColumn {
+        key: key.into(),
+        header_zh: key.into(),
+        header_en: key.into(),
+        required: false,
+        options,
+        kind: crm_core::import::ValueKind::Text,
+        sample: String::new(),
+        hint_zh: String::new(),
+        hint_en: String::new(),
+    }
+}
+
+/// The `<formula1>` of the data validation of each column of the data sheet.
+fn list_sources(sheet: &str) -> Vec<(String, String)> {
+    sheet
+        .split("<dataValidation ")
+        .skip(1)
+        .map(|v| {
+            let col = v
+                .split("sqref=\"")
+                .nth(1)
+                .and_then(|s| s.split(|c: char| c.is_ascii_digit()).next())
+                .expect("sqref")
+                .to_string();
+            let f = v
+                .split("<formula1>")
+                .nth(1)
+                .and_then(|s| s.split("</formula1>").next())
+                .expect("formula1")
+                .to_string();
+            (col, f)
+        })
+        .collect()
+}
+
+/// Option lists that Excel counts longer than their characters (emoji count
+/// twice, `"` is doubled) made the template fail; an option with a comma
+/// was split in two by the inline list, blocking the option itself; and a
+/// large option list overflowed the instructions cell, failing the template.
+#[test]
+fn template_lists_fit_excels_limits_whatever_the_options() {
+    let emoji: Vec<String> = (0..60).map(|_| "😀😀".to_string()).collect();
+    let quotes: Vec<String> = (0..50).map(|i| format!("\"{i:02}\"")).collect();
+    let commas = vec!["Beijing, China".to_string(), "Tokyo".to_string()];
+    let huge: Vec<String> = (0..5000).map(|i| format!("分类{i:06}号")).collect();
+    let plain = vec!["A".to_string(), "B".to_string()];
+    let cols = [
+        choice_column("emoji", emoji),
+        choice_column("quotes", quotes),
+        choice_column("commas", commas),
+        choice_column("huge", huge),
+        choice_column("plain", plain),
+    ];
+    for lang in [Lang::En, Lang::Zh] {
+        let bytes = crm_io::template_workbook(&cols, lang).expect("template");
+        let sources = list_sources(&part(&bytes, "xl/worksheets/sheet1.xml"));
+        let source = |c: &str| {
+            sources
+                .iter()
+                .find(|(col, _)| col == c)
+                .map(|(_, f)| f.clone())
+                .unwrap_or_else(|| panic!("no list for {c}: {sources:?}"))
+        };
+        // Every option stays selectable: the long and comma lists come from
+        // the hidden sheet, one cell an option; short lists stay inline.
+        for c in ["A", "B", "C", "D"] {
+            assert!(source(c).contains('!'), "{c}: {}", source(c));
+        }
+        assert!(source("E").contains("A,B"), "{}", source("E"));
+        // The instructions cut the huge list to what a cell holds.
+        let wb = open(bytes.clone()).expect("readable");
+        let mut lists = Vec::new();
+        wb.read(Some(&wb.sheet_names()[3]), |e| {
+            match e {
+                SheetEvent::Header { cells, .. } => lists.extend(cells),
+                SheetEvent::Row(r) => lists.extend(r.cells.iter().filter_map(|c| c.to_text())),
+            }
+            Ok(true)
+        })
+        .expect("read the lists");
+        assert!(lists.iter().any(|t| t == "Beijing, China"));
+        assert!(lists.iter().any(|t| t == "\"07\""));
+        // (The whole sheet: its header row is the one-cell introduction.)
+        let help = wb.sheet_names()[2].clone();
+        let mut xlsx: calamine::Xlsx<_> =
+            calamine::open_workbook_from_rs(Cursor::new(bytes.clone())).expect("xlsx");
+        let texts: Vec<String> = calamine::Reader::worksheet_range(&mut xlsx, &help)
+            .expect("instructions")
+            .used_cells()
+            .map(|(_, _, c)| c.to_string())
+            .collect();
+        let cut = texts
+            .iter()
+            .find(|t| t.contains("分类000000号"))
+            .expect("the huge list");
+        assert!(units(cut) <= 32_767, "{}", units(cut));
+        assert!(units(cut) > 32_000, "{}", units(cut));
+        assert!(
+            cut.contains("…") && cut.contains("5000"),
+            "{}",
+            &cut[cut.len() - 200..]
+        );
+        assert!(texts.iter().any(|t| t == "Beijing, China、Tokyo"));
+    }
+}
