@@ -721,6 +721,28 @@ enum CellKind {
     Other,
 }
 
+/// The smallest number a spreadsheet may already have rounded: Excel keeps
+/// 15 significant digits, so a number cell of 16 or more digits (a card
+/// number, an ID number, a credit code) no longer holds what was typed.
+const MAX_EXACT_NUMBER: f64 = 1e15;
+
+impl CellKind {
+    /// Whether the field takes text (where a number cell is read as its
+    /// digits), not a number, a date or a yes/no value.
+    fn is_text_like(self) -> bool {
+        !matches!(
+            self,
+            CellKind::Builtin(FieldKind::Date | FieldKind::DateTime | FieldKind::Attachments)
+                | CellKind::Custom(
+                    CustomFieldType::Number
+                        | CustomFieldType::Money
+                        | CustomFieldType::Date
+                        | CustomFieldType::Boolean
+                )
+        )
+    }
+}
+
 impl Crm {
     /// Maps a header row to fields: API names, Chinese and English labels,
     /// aliases and custom field labels, in any order, extra columns ignored;
@@ -2899,6 +2921,23 @@ impl RowValidator {
                 continue;
             }
             let kind = self.kinds.get(i).copied().unwrap_or(CellKind::Other);
+            if let Cell::Number(f) = cell
+                && f.abs() >= MAX_EXACT_NUMBER
+                && kind.is_text_like()
+            {
+                errors.push((
+                    format!(
+                        "column {}: the number has more digits than a spreadsheet keeps (15); \
+                         store the cell as text",
+                        column_name(i)
+                    ),
+                    format!(
+                        "{} 列：数字超过表格可保存的 15 位有效数字，请将该单元格设为文本格式",
+                        column_name(i)
+                    ),
+                ));
+                continue;
+            }
             if let Some(v) = Self::cell_json(cell, kind) {
                 target.insert(field.clone(), v);
             }
@@ -3039,6 +3078,26 @@ impl RowValidator {
         }
         let mut contacts = Vec::new();
         for (g, cf) in &groups {
+            // The contact's required custom fields, as a contact import
+            // checks them (`prepare_with` checks them only when creating,
+            // which would also ask for the customer this row creates).
+            let given: HashSet<&str> = cf
+                .iter()
+                .filter(|(_, v)| !v.is_null())
+                .filter_map(|(n, _)| {
+                    match Crm::resolve_target(Entity::Contact, n, &self.contact_customs) {
+                        Some(Target::Custom(d)) => Some(d.key.as_str()),
+                        _ => None,
+                    }
+                })
+                .collect();
+            let mut missing = ValidationErrors::default();
+            for def in self.contact_customs.iter() {
+                if def.required && !given.contains(def.key.as_str()) {
+                    missing.push(format!("custom.{}", def.key), "is required");
+                }
+            }
+            problems.extend(self.messages(Entity::Contact, cf, &missing, Some(*g)));
             match crm
                 .prepare_with(
                     &self.actor,
@@ -5002,6 +5061,24 @@ impl Crm {
                 if actor.field_access(entity, &format!("custom.{}", def.key)) != FieldAccess::Full {
                     continue;
                 }
+                // A list validation takes one option per cell: a multi-select
+                // gets none (it would refuse several options) and names its
+                // options in the hint instead.
+                let multi = def.field_type == CustomFieldType::MultiSelect;
+                let (hint_zh, hint_en) = if multi && !def.options.is_empty() {
+                    (
+                        format!(
+                            "自定义字段（多选，可选：{}；多个用逗号或顿号分隔）",
+                            def.options.join("、")
+                        ),
+                        format!(
+                            "custom field (several of: {}; separated by commas)",
+                            def.options.join(", ")
+                        ),
+                    )
+                } else {
+                    ("自定义字段".into(), "custom field".into())
+                };
                 out.push(TemplateColumn {
                     key: format!("{pk}custom.{}", def.key),
                     header_zh: format!("{pz}{}", def.label),
@@ -5010,11 +5087,15 @@ impl Crm {
                         def.label_en.clone().unwrap_or_else(|| def.key.clone())
                     ),
                     required: def.required,
-                    options: def.options.clone(),
+                    options: if multi {
+                        Vec::new()
+                    } else {
+                        def.options.clone()
+                    },
                     kind: custom_value_kind(def.field_type),
                     sample: String::new(),
-                    hint_zh: "自定义字段".into(),
-                    hint_en: "custom field".into(),
+                    hint_zh,
+                    hint_en,
                 });
             }
         }

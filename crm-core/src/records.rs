@@ -354,7 +354,10 @@ impl Crm {
         customs: &'a [CustomFieldDef],
     ) -> Option<Target<'a>> {
         let n = name.trim();
-        if matches!(n, "owner_id" | "owner" | "负责人") {
+        // Headers are matched as `Entity::field` matches English labels:
+        // the English template and exports write `Owner`.
+        if n == "负责人" || n.eq_ignore_ascii_case("owner_id") || n.eq_ignore_ascii_case("owner")
+        {
             return Some(Target::Owner);
         }
         // An API name (what imports pass) is found without comparing labels
@@ -371,7 +374,13 @@ impl Crm {
         let key = n.strip_prefix("custom.").unwrap_or(n);
         customs
             .iter()
-            .find(|d| d.key == key || d.label == key || d.label_en.as_deref() == Some(key))
+            .find(|d| {
+                d.key == key
+                    || d.label == key
+                    || d.label_en
+                        .as_deref()
+                        .is_some_and(|l| l.eq_ignore_ascii_case(key))
+            })
             .map(Target::Custom)
     }
 

@@ -108,6 +108,26 @@ macro_rules! import_scenarios {
             io_import_resumed_updates_a_record_once_and_counts_contacts_apart,
             $make
         );
+        $each!(
+            $crate::testing::import_suite::import_rejects_numbers_longer_than_a_spreadsheet_keeps,
+            io_import_rejects_numbers_longer_than_a_spreadsheet_keeps,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_checks_required_custom_fields_of_row_contacts,
+            io_import_checks_required_custom_fields_of_row_contacts,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_maps_the_english_owner_header,
+            io_import_maps_the_english_owner_header,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::template_gives_multi_select_fields_no_dropdown,
+            io_template_gives_multi_select_fields_no_dropdown,
+            $make
+        );
     };
 }
 
@@ -2605,4 +2625,273 @@ pub async fn import_resumed_updates_a_record_once_and_counts_contacts_apart(stor
     let a = find(&w, "甲老客户有限公司").await.expect("kept");
     assert_eq!(a.text("level"), Some("C"));
     assert_eq!(count(&store, &w, Table::Customers).await, 1);
+}
+
+fn new_custom(
+    entity: Entity,
+    key: &str,
+    label: &str,
+    label_en: &str,
+    field_type: crate::custom::CustomFieldType,
+    options: &[&str],
+    required: bool,
+) -> crate::custom::NewCustomField {
+    crate::custom::NewCustomField {
+        entity,
+        key: key.into(),
+        label: label.into(),
+        label_en: Some(label_en.into()),
+        field_type,
+        options: options.iter().map(|s| s.to_string()).collect(),
+        required,
+        unique: false,
+    }
+}
+
+/// A number cell of 16 or more digits (a bank card or ID number Excel
+/// has already rounded to 15 significant digits) going into a text field
+/// rejects its row in both languages; 15 digits still import as text, and
+/// number fields take large numbers.
+pub async fn import_rejects_numbers_longer_than_a_spreadsheet_keeps(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            new_custom(
+                Entity::Customer,
+                "card_no",
+                "银行卡号",
+                "Card number",
+                crate::custom::CustomFieldType::Text,
+                &[],
+                false,
+            ),
+        )
+        .await
+        .expect("text field");
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            new_custom(
+                Entity::Customer,
+                "capital",
+                "注册资本",
+                "Capital",
+                crate::custom::CustomFieldType::Number,
+                &[],
+                false,
+            ),
+        )
+        .await
+        .expect("number field");
+    let h = [
+        "客户名称",
+        "备注",
+        "银行卡号",
+        "统一社会信用代码",
+        "注册资本",
+    ];
+    let report = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &h,
+        vec![
+            vec![
+                t("甲公司"),
+                Cell::Empty,
+                Cell::Number(6222021234567890.0),
+                Cell::Empty,
+                Cell::Empty,
+            ],
+            vec![
+                t("乙公司"),
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Number(9.144030000000001e17),
+                Cell::Empty,
+            ],
+            vec![
+                t("丙公司"),
+                Cell::Number(-1e15),
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+            ],
+            vec![
+                t("丁公司"),
+                Cell::Number(123456789012345.0),
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Number(1e16),
+            ],
+        ],
+    )
+    .await;
+    for row in [2, 3, 4] {
+        let i = issue(&report, row);
+        assert_eq!(i.outcome, RowOutcome::Rejected, "{i:#?}");
+        assert!(
+            i.message_en.contains(
+                "the number has more digits than a spreadsheet keeps (15); store the cell as text"
+            ),
+            "{i:#?}"
+        );
+        assert!(
+            i.message_zh
+                .contains("数字超过表格可保存的 15 位有效数字，请将该单元格设为文本格式"),
+            "{i:#?}"
+        );
+    }
+    assert_eq!(report.issues.len(), 3, "{:#?}", report.issues);
+    assert_eq!(report.created, 1);
+    assert!(find(&w, "甲公司").await.is_none());
+    let d = find(&w, "丁公司").await.expect("15 digits import");
+    assert_eq!(d.text("notes"), Some("123456789012345"));
+}
+
+/// Contacts of a customer row get the checks of a contact import: a
+/// required contact custom field left empty rejects the row, naming the
+/// contact's column.
+pub async fn import_checks_required_custom_fields_of_row_contacts(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            new_custom(
+                Entity::Contact,
+                "wx_id",
+                "微信账号",
+                "WeChat ID",
+                crate::custom::CustomFieldType::Text,
+                &[],
+                true,
+            ),
+        )
+        .await
+        .expect("contact field");
+    let h = [
+        "客户名称",
+        "联系人1姓名",
+        "联系人1微信账号",
+        "Contact 2 Name",
+        "Contact 2 WeChat ID",
+    ];
+    let report = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &h,
+        vec![
+            vec![
+                t("甲公司"),
+                t("张伟"),
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+            ],
+            vec![t("乙公司"), t("李娜"), t("lina"), t("王芳"), t("")],
+            vec![t("丙公司"), t("赵强"), t("zq"), Cell::Empty, Cell::Empty],
+            vec![
+                t("丁公司"),
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+                Cell::Empty,
+            ],
+        ],
+    )
+    .await;
+    let i = issue(&report, 2);
+    assert_eq!(i.outcome, RowOutcome::Rejected, "{i:#?}");
+    assert!(i.message_en.contains("contact 1 WeChat ID"), "{i:#?}");
+    assert!(i.message_zh.contains("联系人1微信账号"), "{i:#?}");
+    let i = issue(&report, 3);
+    assert_eq!(i.outcome, RowOutcome::Rejected, "{i:#?}");
+    assert!(i.message_en.contains("contact 2 WeChat ID"), "{i:#?}");
+    assert!(i.message_zh.contains("联系人2微信账号"), "{i:#?}");
+    assert_eq!(report.issues.len(), 2, "{:#?}", report.issues);
+    assert_eq!((report.created, report.contacts_created), (2, 1));
+    assert!(find(&w, "甲公司").await.is_none());
+    assert!(find(&w, "丙公司").await.is_some());
+}
+
+/// The English template's and export's `Owner` header names the owner,
+/// in any case.
+pub async fn import_maps_the_english_owner_header(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    for (header, name) in [
+        ("Owner", "甲公司"),
+        ("OWNER", "乙公司"),
+        ("Owner_Id", "丙公司"),
+    ] {
+        let report = run(
+            &w,
+            &w.admin,
+            opts(Entity::Customer),
+            &["Name", header],
+            vec![vec![t(name), t("lisi")]],
+        )
+        .await;
+        assert!(report.issues.is_empty(), "{header}: {:#?}", report.issues);
+        assert_eq!(report.created, 1, "{header}");
+        let c = find(&w, name).await.expect(name);
+        assert_eq!(c.owner_id, Some(w.lisi.user_id), "{header}");
+    }
+}
+
+/// A multi-select custom field gets no list validation in the template
+/// (a dropdown would take one option only); its options are in the hint.
+/// A single select keeps its list.
+pub async fn template_gives_multi_select_fields_no_dropdown(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    for (entity, key, label, t, required) in [
+        (
+            Entity::Customer,
+            "industries",
+            "行业",
+            crate::custom::CustomFieldType::MultiSelect,
+            false,
+        ),
+        (
+            Entity::Customer,
+            "scale",
+            "规模",
+            crate::custom::CustomFieldType::Select,
+            false,
+        ),
+        (
+            Entity::Contact,
+            "hobbies",
+            "爱好",
+            crate::custom::CustomFieldType::MultiSelect,
+            false,
+        ),
+    ] {
+        w.crm
+            .define_custom_field(
+                &w.admin,
+                new_custom(entity, key, label, key, t, &["甲", "乙"], required),
+            )
+            .await
+            .expect(key);
+    }
+    let cols = w
+        .crm
+        .template_columns(&w.admin, Entity::Customer, 1)
+        .await
+        .expect("template");
+    let col = |k: &str| {
+        cols.iter()
+            .find(|c| c.key.ends_with(k))
+            .unwrap_or_else(|| panic!("{k}: {cols:#?}"))
+            .clone()
+    };
+    for k in ["custom.industries", "custom.hobbies"] {
+        let c = col(k);
+        assert!(c.options.is_empty(), "{c:#?}");
+        assert!(c.hint_zh.contains("甲、乙"), "{c:#?}");
+        assert!(c.hint_en.contains("甲, 乙"), "{c:#?}");
+    }
+    assert_eq!(col("custom.scale").options, vec!["甲", "乙"]);
 }
