@@ -373,17 +373,7 @@ impl Actor {
         if self.is_admin() || self.roles.is_empty() {
             return FieldAccess::Full;
         }
-        self.roles
-            .iter()
-            .map(|r| {
-                r.field_rules
-                    .iter()
-                    .find(|fr| fr.entity == entity && fr.field == field)
-                    .map(|fr| fr.access)
-                    .unwrap_or(FieldAccess::Full)
-            })
-            .min()
-            .unwrap_or(FieldAccess::Full)
+        access_over(&self.roles, entity, field)
     }
 
     /// What holding all of `roles` together would allow beyond this actor's
@@ -424,17 +414,7 @@ impl Actor {
         }
         for entity in Entity::ALL {
             for (field, mine) in self.restricted_fields(entity) {
-                let theirs = roles
-                    .iter()
-                    .map(|r| {
-                        r.field_rules
-                            .iter()
-                            .find(|fr| fr.entity == entity && fr.field == field)
-                            .map(|fr| fr.access)
-                            .unwrap_or(FieldAccess::Full)
-                    })
-                    .min()
-                    .unwrap_or(FieldAccess::Full);
+                let theirs = access_over(roles, entity, &field);
                 if theirs < mine {
                     let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
                     return Some(format!(
@@ -467,6 +447,23 @@ impl Actor {
             .filter(|(_, a)| *a != FieldAccess::Full)
             .collect()
     }
+}
+
+/// The access to a field that holding all of `roles` gives: the least
+/// restrictive of their rules (a role without a rule for it gives full
+/// access).
+fn access_over(roles: &[Role], entity: Entity, field: &str) -> FieldAccess {
+    roles
+        .iter()
+        .map(|r| {
+            r.field_rules
+                .iter()
+                .find(|fr| fr.entity == entity && fr.field == field)
+                .map(|fr| fr.access)
+                .unwrap_or(FieldAccess::Full)
+        })
+        .min()
+        .unwrap_or(FieldAccess::Full)
 }
 
 /// Masks a value for display: phones keep the first three and last four
