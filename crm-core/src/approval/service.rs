@@ -14,7 +14,8 @@
 //!   needs being involved in it, or `approval_flow:read`.
 
 use super::engine::{
-    ActionRecord, ApprovalError, Directory, Facts, FlowDef, Instance, RejectTo, Status,
+    ActionRecord, ApprovalError, ApproverRule, Directory, Facts, FlowDef, Instance, RejectTo,
+    Status,
 };
 use crate::auth::{Action, Actor};
 use crate::crm::{Crm, json_ids};
@@ -261,6 +262,23 @@ impl Crm {
         definition
             .validate()
             .map_err(|m| Error::invalid("definition", m))?;
+        // Quotes and payments are submitted by operations that pick no
+        // approvers: a step the applicant picks for could never be met.
+        if matches!(doc_type, "quote" | "payment")
+            && let Some(step) = definition
+                .steps
+                .iter()
+                .find(|s| s.approvers == ApproverRule::ApplicantPicks)
+        {
+            return Err(Error::invalid(
+                "definition",
+                format!(
+                    "step '{}': {doc_type} approvals are submitted without picking approvers; \
+                     name users, a role or superiors instead",
+                    step.name
+                ),
+            ));
+        }
         let company = actor.company_id.0;
         let dir = self.approval_directory(company).await?;
         definition

@@ -2933,4 +2933,21 @@ pub async fn sales_amounts_are_cny_and_quantities_do_not_wrap(store: Arc<dyn Sto
         .await
         .expect_err("15 %");
     assert!(err.to_string().contains("3%"), "{err}");
+    // Quotes and payments are submitted without picks: no pick step for them.
+    for doc in ["quote", "payment"] {
+        let err = w
+            .crm
+            .define_approval_flow(
+                &w.admin,
+                doc,
+                "自选审批",
+                FlowDef {
+                    steps: vec![step("自选", ApproverRule::ApplicantPicks, SignMode::Any)],
+                    restart: Restart::FromFirst,
+                },
+            )
+            .await
+            .expect_err("a pick step nobody can fill");
+        assert!(err.to_string().contains("without picking"), "{doc}: {err}");
+    }
 }
