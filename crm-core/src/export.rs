@@ -196,20 +196,29 @@ impl Crm {
         }
         exportable(entity)?;
         let now = self.now();
-        let users = self
+        // Owners by display name, and by `name (username)` where two users
+        // share a name, so that a re-import finds each owner again.
+        let user_rows = self
             .store
             .select(&Select::all(Table::Users, actor.company_id.0, now))
             .await?
-            .rows
+            .rows;
+        let text =
+            |r: &crate::store::Row, c: &str| r.get(c).as_text().unwrap_or_default().to_string();
+        let mut shared: HashMap<String, usize> = HashMap::new();
+        for r in &user_rows {
+            *shared.entry(text(r, "display_name")).or_default() += 1;
+        }
+        let users = user_rows
             .iter()
             .map(|r| {
-                (
-                    r.id(),
-                    r.get("display_name")
-                        .as_text()
-                        .unwrap_or_default()
-                        .to_string(),
-                )
+                let name = text(r, "display_name");
+                let label = if shared.get(&name) == Some(&1) {
+                    name
+                } else {
+                    crate::org::user_label(&name, &text(r, "username"))
+                };
+                (r.id(), label)
             })
             .collect();
         let departments = self

@@ -1397,13 +1397,17 @@ impl Crm {
             usernames.insert(u.username.clone(), u.id.0);
             users.insert(u.id.0, u);
         }
-        // Display names (as exports show owners) when they are unambiguous.
+        // Display names (as exports show owners) when they are unambiguous,
+        // and `name (username)` (as exports show a shared name) always.
         for u in users.values() {
             if names.get(&u.display_name) == Some(&1) {
                 by_key
                     .entry(u.display_name.clone())
                     .or_insert_with(|| u.clone());
             }
+            by_key
+                .entry(crate::org::user_label(&u.display_name, &u.username))
+                .or_insert_with(|| u.clone());
         }
         let mut lookups = Lookups {
             users: Some(by_key),

@@ -1738,6 +1738,12 @@ impl Crm {
     }
 }
 
+/// How a user whose display name another user shares is named in exports
+/// and may be named in imports: `张伟 (zhangwei2)`.
+pub(crate) fn user_label(display_name: &str, username: &str) -> String {
+    format!("{display_name} ({username})")
+}
+
 /// The stored columns of a role definition.
 fn role_values(spec: &RoleSpec) -> Vec<(&'static str, Value)> {
     vec![

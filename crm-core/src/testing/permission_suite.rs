@@ -77,6 +77,11 @@ macro_rules! permission_scenarios {
             perm_pool_moves_and_views_hold_at_the_edges,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::owners_sharing_a_name_export_and_import_apart,
+            perm_owners_sharing_a_name_export_and_import_apart,
+            $make
+        );
     };
 }
 
@@ -1194,4 +1199,84 @@ pub async fn pool_moves_and_views_hold_at_the_edges(store: Arc<dyn Store>) {
         .await
         .expect("the admin's");
     assert!(to_admin.items.is_empty(), "{:?}", to_admin.items);
+}
+
+/// Two users with the same display name are exported as `name (username)`,
+/// and an import finds each by that; the bare shared name is refused as
+/// ambiguous rather than given to either.
+pub async fn owners_sharing_a_name_export_and_import_apart(store: Arc<dyn Store>) {
+    use crate::import::{Cell, ImportOptions, SheetRow};
+    let w = World::new(store).await;
+    let mut ids = Vec::new();
+    for username in ["zhangwei1", "zhangwei2"] {
+        let u = w
+            .crm
+            .create_user(
+                &w.admin,
+                NewUser {
+                    username: username.into(),
+                    display_name: "张伟".into(),
+                    department_id: Some(w.group1),
+                    ..NewUser::default()
+                },
+            )
+            .await
+            .expect("user");
+        ids.push(u.id);
+    }
+    create(
+        &w,
+        &w.admin,
+        Entity::Customer,
+        json!({"name": "同名负责人有限公司", "owner_id": ids[1].to_string()}),
+    )
+    .await;
+    let (_, rows) = exported(
+        &w,
+        &w.admin,
+        Entity::Customer,
+        ListQuery::default().search("同名负责人"),
+        &["name", "owner_id"],
+    )
+    .await;
+    assert_eq!(text(&rows[0][1]), "张伟 (zhangwei2)");
+    let mut session = w
+        .crm
+        .begin_import(
+            &w.admin,
+            ImportOptions::new(Entity::Customer),
+            &["客户名称".to_string(), "负责人".to_string()],
+        )
+        .await
+        .expect("begin");
+    let row = |n: u32, name: &str, owner: &str| SheetRow {
+        number: n,
+        cells: vec![Cell::Text(name.into()), Cell::Text(owner.into())],
+    };
+    session
+        .push(&[
+            row(2, "导回甲有限公司", "张伟 (zhangwei2)"),
+            row(3, "导回乙有限公司", "张伟"),
+        ])
+        .await
+        .expect("push");
+    let report = session.finish().await.expect("finish");
+    assert_eq!(
+        (report.created, report.rejected),
+        (1, 1),
+        "{:#?}",
+        report.issues
+    );
+    let back = w
+        .crm
+        .list_records(
+            &w.admin,
+            Entity::Customer,
+            &ListQuery::default().search("导回甲"),
+        )
+        .await
+        .expect("list")
+        .items
+        .remove(0);
+    assert_eq!(back.owner_id, Some(ids[1]));
 }
