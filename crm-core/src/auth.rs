@@ -414,6 +414,14 @@ impl Actor {
         }
         for entity in Entity::ALL {
             for (field, mine) in self.restricted_fields(entity) {
+                // A rule on a record's own column, stored before such rules
+                // were refused, cannot be granted again: not counted.
+                if crate::entity::STANDARD_FIELDS
+                    .iter()
+                    .any(|(n, _, _)| *n == field)
+                {
+                    continue;
+                }
                 let theirs = access_over(roles, entity, &field);
                 if theirs < mine {
                     let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();

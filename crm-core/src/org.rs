@@ -1519,7 +1519,7 @@ impl Crm {
         self.require(actor, Entity::Role, Action::Manage)?;
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", &spec.name, 64);
-        check_rules(&spec.field_rules, &mut errors);
+        check_rules(&spec.field_rules, &[], &mut errors);
         errors.into_result()?;
         if let Some(why) = actor.excess_over(&[spec_role(&spec)]) {
             return Err(Error::Forbidden(format!(
@@ -1573,7 +1573,7 @@ impl Crm {
         }
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", &spec.name, 64);
-        check_rules(&spec.field_rules, &mut errors);
+        check_rules(&spec.field_rules, &before.field_rules, &mut errors);
         errors.into_result()?;
         if let Some(why) = actor.excess_over(&[spec_role(&spec)]) {
             return Err(Error::Forbidden(format!(
@@ -1760,12 +1760,19 @@ fn role_values(spec: &RoleSpec) -> Vec<(&'static str, Value)> {
     ]
 }
 
-fn check_rules(rules: &[FieldRule], errors: &mut ValidationErrors) {
+/// Checks field rules: each names a field of its entity or a custom field.
+/// A rule on a record's own column (owner, code, times) is refused, unless
+/// the role already held it (stored before such rules were refused, it is
+/// kept on an edit that leaves it, and still applies where it can).
+fn check_rules(rules: &[FieldRule], held: &[FieldRule], errors: &mut ValidationErrors) {
     for r in rules {
         if crate::entity::STANDARD_FIELDS
             .iter()
             .any(|(n, _, _)| *n == r.field)
         {
+            if held.contains(r) {
+                continue;
+            }
             // Who owns a record and when it was made are governed by the
             // data scopes, not by field rules.
             errors.push(

@@ -82,6 +82,11 @@ macro_rules! permission_scenarios {
             perm_owners_sharing_a_name_export_and_import_apart,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::a_role_holding_an_old_own_column_rule_stays_editable,
+            perm_a_role_holding_an_old_own_column_rule_stays_editable,
+            $make
+        );
     };
 }
 
@@ -1279,4 +1284,65 @@ pub async fn owners_sharing_a_name_export_and_import_apart(store: Arc<dyn Store>
         .items
         .remove(0);
     assert_eq!(back.owner_id, Some(ids[1]));
+}
+
+/// A role stored with a rule on a record's own column (accepted before such
+/// rules were refused) can still be edited with that rule kept; adding
+/// another such rule is refused.
+pub async fn a_role_holding_an_old_own_column_rule_stays_editable(store: Arc<dyn Store>) {
+    use crate::store::{ChangeSet, Op};
+    use crate::value::Value;
+    let w = World::new(store).await;
+    let spec = |name: &str, rules: Vec<FieldRule>| RoleSpec {
+        name: name.into(),
+        is_admin: false,
+        permissions: vec![Permission {
+            entity: Entity::Customer,
+            action: Action::Read,
+            scope: DataScope::Own,
+        }],
+        field_rules: rules,
+    };
+    let role = w
+        .crm
+        .create_role(&w.admin, spec("旧角色", Vec::new()))
+        .await
+        .expect("role");
+    let old = vec![rule(Entity::Customer, "owner_id", FieldAccess::Hidden)];
+    // As an older build stored it.
+    w.crm
+        .store()
+        .apply(&ChangeSet {
+            ops: vec![Op::Update {
+                table: crate::schema::Table::Roles,
+                id: role.id.0,
+                expected_version: role.version,
+                values: vec![(
+                    "field_rules",
+                    Value::Json(serde_json::to_value(&old).expect("json")),
+                )],
+            }],
+            ..ChangeSet::default()
+        })
+        .await
+        .expect("stored");
+    let renamed = w
+        .crm
+        .update_role(
+            &w.admin,
+            role.id,
+            role.version + 1,
+            spec("改名角色", old.clone()),
+        )
+        .await
+        .expect("an edit keeping the old rule");
+    assert_eq!(renamed.field_rules, old);
+    let mut more = old.clone();
+    more.push(rule(Entity::Customer, "code", FieldAccess::Hidden));
+    let err = w
+        .crm
+        .update_role(&w.admin, role.id, renamed.version, spec("改名角色", more))
+        .await
+        .expect_err("a new own-column rule");
+    assert!(matches!(err, Error::Validation(_)), "{err}");
 }
