@@ -188,13 +188,14 @@ type Hook = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// A store that, once armed, runs a piece of work — another session's
 /// operation on the same data, through an engine on the inner store — at a
 /// chosen point of this session's operation: just before the next change
-/// set that inserts or updates a customer is written, or just after the
-/// next count of customers is read. Two concurrent operations interleaved the worst way,
-/// deterministically. It also counts the writes refused for a changed or
-/// already created `pool_holders` row.
+/// set that writes a row of a table, just after the next select of a table,
+/// or just after the next count of customers is read. Two concurrent
+/// operations interleaved the worst way, deterministically. It also counts
+/// the writes refused for a changed or already created `pool_holders` row.
 pub(crate) struct Interleave {
     inner: Arc<dyn Store>,
-    before_customer_write: Mutex<Option<Hook>>,
+    before_write: Mutex<Option<(Table, Hook)>>,
+    after_select: Mutex<Option<(Table, Hook)>>,
     after_count: Mutex<Option<Hook>>,
     holder_conflicts: AtomicUsize,
     /// The guard keys of every change set applied with guards, in order.
@@ -205,7 +206,8 @@ impl Interleave {
     pub(crate) fn new(inner: Arc<dyn Store>) -> Interleave {
         Interleave {
             inner,
-            before_customer_write: Mutex::new(None),
+            before_write: Mutex::new(None),
+            after_select: Mutex::new(None),
             after_count: Mutex::new(None),
             holder_conflicts: AtomicUsize::new(0),
             guard_keys: Mutex::new(Vec::new()),
@@ -217,8 +219,38 @@ impl Interleave {
         self.guard_keys.lock().expect("keys").clone()
     }
 
+    /// Runs `work` just before the next change set that writes to `table`.
+    pub(crate) fn before_write(
+        &self,
+        table: Table,
+        work: impl Future<Output = ()> + Send + 'static,
+    ) {
+        *self.before_write.lock().expect("hook") = Some((table, Box::pin(work)));
+    }
+
+    /// Runs `work` just before the next change set that writes a customer.
     pub(crate) fn before_customer_write(&self, work: impl Future<Output = ()> + Send + 'static) {
-        *self.before_customer_write.lock().expect("hook") = Some(Box::pin(work));
+        self.before_write(Table::Customers, work);
+    }
+
+    /// Runs `work` just after the next select of `table`.
+    pub(crate) fn after_select(
+        &self,
+        table: Table,
+        work: impl Future<Output = ()> + Send + 'static,
+    ) {
+        *self.after_select.lock().expect("hook") = Some((table, Box::pin(work)));
+    }
+
+    /// The armed work of `slot` if it waits for a table `matches` accepts,
+    /// disarmed.
+    fn take(slot: &Mutex<Option<(Table, Hook)>>, matches: impl Fn(Table) -> bool) -> Option<Hook> {
+        let mut slot = slot.lock().expect("hook");
+        if slot.as_ref().is_some_and(|(t, _)| matches(*t)) {
+            slot.take().map(|(_, work)| work)
+        } else {
+            None
+        }
     }
 
     fn after_count(&self, work: impl Future<Output = ()> + Send + 'static) {
@@ -243,20 +275,15 @@ impl Interleave {
                 .expect("keys")
                 .push(changes.guards.iter().flat_map(|g| g.keys.clone()).collect());
         }
-        let customer = changes.ops.iter().any(|op| {
-            matches!(
-                op,
-                Op::Update {
-                    table: Table::Customers,
-                    ..
-                } | Op::Insert {
-                    table: Table::Customers,
-                    ..
+        let writes = |t: Table| {
+            changes.ops.iter().any(|op| match op {
+                Op::Insert { table, .. } | Op::Update { table, .. } | Op::Delete { table, .. } => {
+                    *table == t
                 }
-            )
-        });
-        if customer {
-            Interleave::run(&self.before_customer_write).await;
+            })
+        };
+        if let Some(work) = Interleave::take(&self.before_write, writes) {
+            work.await;
         }
     }
 
@@ -299,6 +326,9 @@ impl Store for Interleave {
     }
     async fn select(&self, select: &Select) -> Result<Selected, StoreError> {
         let found = self.inner.select(select).await;
+        if let Some(work) = Interleave::take(&self.after_select, |t| t == select.table) {
+            work.await;
+        }
         if select.table == Table::Customers && select.with_total {
             Interleave::run(&self.after_count).await;
         }

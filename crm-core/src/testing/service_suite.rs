@@ -168,18 +168,14 @@ use crate::org::{Department, NewCompany, NewUser, RoleSpec, UserPatch};
 use crate::query::{Cond, ListQuery, PageRequest};
 use crate::records::{Fields, Record, ShareAccess};
 use crate::schema::Table;
-use crate::store::{
-    AuditEntry, ChangeSet, Lifecycle, Op, OutboxEvent, Row, Select, Selected, Store, StoreError,
-};
-use async_trait::async_trait;
+use crate::store::{Lifecycle, Store};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value as Json, json};
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::Poll;
-use uuid::Uuid;
 
 /// 2026-11-27 10:00 in Beijing.
 fn start() -> DateTime<Utc> {
@@ -2586,112 +2582,6 @@ pub async fn visibility_matches_reference_model(store: Arc<dyn Store>) {
     }
 }
 
-/// Work run by [`Hooked`].
-type Hook = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// A store that, once armed, runs another session's work (through an engine
-/// on the inner store) at a chosen point of this session's operation: just
-/// before the next change set writing a row of a table, or just after the
-/// next select of a table. Two concurrent operations interleaved the worst
-/// way, deterministically.
-struct Hooked {
-    inner: Arc<dyn Store>,
-    before_write: Mutex<Option<(Table, Hook)>>,
-    after_select: Mutex<Option<(Table, Hook)>>,
-}
-
-impl Hooked {
-    fn new(inner: Arc<dyn Store>) -> Hooked {
-        Hooked {
-            inner,
-            before_write: Mutex::new(None),
-            after_select: Mutex::new(None),
-        }
-    }
-
-    /// Runs `work` just before the next change set that writes to `table`.
-    fn before_write(&self, table: Table, work: impl Future<Output = ()> + Send + 'static) {
-        *self.before_write.lock().expect("hook") = Some((table, Box::pin(work)));
-    }
-
-    /// Runs `work` just after the next select of `table`.
-    fn after_select(&self, table: Table, work: impl Future<Output = ()> + Send + 'static) {
-        *self.after_select.lock().expect("hook") = Some((table, Box::pin(work)));
-    }
-
-    /// The armed work of `slot` if it waits for `table`, disarmed.
-    fn take(slot: &Mutex<Option<(Table, Hook)>>, table: impl Fn(Table) -> bool) -> Option<Hook> {
-        let mut slot = slot.lock().expect("hook");
-        if slot.as_ref().is_some_and(|(t, _)| table(*t)) {
-            slot.take().map(|(_, work)| work)
-        } else {
-            None
-        }
-    }
-
-    async fn before(&self, changes: &ChangeSet) {
-        let writes = |t: Table| {
-            changes.ops.iter().any(|op| match op {
-                Op::Insert { table, .. } | Op::Update { table, .. } | Op::Delete { table, .. } => {
-                    *table == t
-                }
-            })
-        };
-        if let Some(work) = Hooked::take(&self.before_write, writes) {
-            work.await;
-        }
-    }
-}
-
-#[async_trait]
-impl Store for Hooked {
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-    async fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
-        self.before(changes).await;
-        self.inner.apply(changes).await
-    }
-    async fn apply_owned(&self, changes: ChangeSet) -> Result<(), StoreError> {
-        self.before(&changes).await;
-        self.inner.apply_owned(changes).await
-    }
-    async fn get(&self, table: Table, id: Uuid) -> Result<Option<Row>, StoreError> {
-        self.inner.get(table, id).await
-    }
-    async fn select(&self, select: &Select) -> Result<Selected, StoreError> {
-        let found = self.inner.select(select).await;
-        if let Some(work) = Hooked::take(&self.after_select, |t| t == select.table) {
-            work.await;
-        }
-        found
-    }
-    async fn next_sequence(&self, company: Uuid, key: &str) -> Result<i64, StoreError> {
-        self.inner.next_sequence(company, key).await
-    }
-    async fn reserve_sequence(
-        &self,
-        company: Uuid,
-        key: &str,
-        count: u32,
-    ) -> Result<Vec<i64>, StoreError> {
-        self.inner.reserve_sequence(company, key, count).await
-    }
-    async fn history(&self, table: Table, record_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
-        self.inner.history(table, record_id).await
-    }
-    async fn outbox_pending(
-        &self,
-        consumer: &str,
-        limit: u64,
-    ) -> Result<Vec<OutboxEvent>, StoreError> {
-        self.inner.outbox_pending(consumer, limit).await
-    }
-    async fn outbox_ack(&self, consumer: &str, seq: i64) -> Result<(), StoreError> {
-        self.inner.outbox_ack(consumer, seq).await
-    }
-}
-
 /// Runs the futures at once (polled in turn on this task) and returns
 /// their outputs in order.
 async fn join_all<T>(futures: Vec<Pin<Box<dyn Future<Output = T> + Send + '_>>>) -> Vec<T> {
@@ -3118,7 +3008,7 @@ async fn mine_name(user: &crate::org::User, w: &World) -> String {
 /// one may step down, but two administrators deactivating each other at
 /// once do not both succeed.
 pub async fn the_last_active_admin_is_kept(store: Arc<dyn Store>) {
-    let hooked = Arc::new(Hooked::new(store.clone()));
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
     let w = World::new(hooked.clone()).await;
     let other = Crm::new(store, w.clock.clone());
     let admin = admin_role(&w).await;
@@ -3398,7 +3288,7 @@ pub async fn scoped_managers_manage_only_their_branch(store: Arc<dyn Store>) {
 /// interleave; a right password checked while the account was being locked
 /// is refused; a wrong current password in a password change counts too.
 pub async fn lockout_counts_attempts_made_at_once(store: Arc<dyn Store>) {
-    let hooked = Arc::new(Hooked::new(store.clone()));
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
     let w = World::new(hooked.clone()).await;
     let other = Crm::new(store, w.clock.clone());
     let wrong = |crm: Crm, n: usize| async move {
@@ -3451,7 +3341,7 @@ pub async fn lockout_counts_attempts_made_at_once(store: Arc<dyn Store>) {
 /// and putting a user or a sub-department into it at once do not both
 /// succeed, whichever writes first.
 pub async fn department_edits_and_deletes_hold_against_concurrent_writes(store: Arc<dyn Store>) {
-    let hooked = Arc::new(Hooked::new(store.clone()));
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
     let w = World::new(hooked.clone()).await;
     let other = Crm::new(store, w.clock.clone());
     let stale = department(&w, w.sales).await;
