@@ -1752,13 +1752,13 @@ impl Crm {
     ) -> Result<(Col, ColType, Option<&'static FieldDef>)> {
         let f = field.trim();
         let check = |name: &str| -> Result<()> {
-            match actor.field_access(entity, name) {
-                FieldAccess::Hidden | FieldAccess::Masked => Err(Error::Forbidden(format!(
-                    "{} may not filter or sort {} by {name}",
-                    actor.display_name, entity
-                ))),
-                _ => Ok(()),
+            if filterable(actor, entity, name) {
+                return Ok(());
             }
+            Err(Error::Forbidden(format!(
+                "{} may not filter or sort {} by {name}",
+                actor.display_name, entity
+            )))
         };
         if let Some((name, _, _)) = STANDARD_FIELDS
             .iter()
