@@ -27,6 +27,16 @@ use serde_json::{Value as Json, json};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// Prints a line on standard output. A reader that went away (`crm customer
+/// list | head -3`) ends the program quietly with success, as command-line
+/// tools do, instead of the panic `println!` gives on a closed pipe; any
+/// other failure to write ends it with an error.
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::emit(format_args!($($t)*))
+    };
+}
+
 #[path = "crm_cli/sales.rs"]
 mod sales;
 
@@ -609,6 +619,24 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
+/// Writes one line of output for [`out!`].
+fn emit(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_fmt(line)
+        .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: cannot write the output: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -798,18 +826,18 @@ async fn find_user_in(
 impl Ctx {
     fn print(&self, value: Json, human: impl FnOnce() -> String) {
         if self.json {
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string_pretty(&value).unwrap_or_default()
             );
         } else {
-            println!("{}", human());
+            out!("{}", human());
         }
     }
 
     fn table(&self, value: Json, header: &[&str], rows: Vec<Vec<String>>) {
         if self.json {
-            println!(
+            out!(
                 "{}",
                 serde_json::to_string_pretty(&value).unwrap_or_default()
             );
@@ -822,7 +850,7 @@ impl Ctx {
         for r in rows {
             t.add_row(r);
         }
-        println!("{t}");
+        out!("{t}");
     }
 }
 
@@ -1405,7 +1433,7 @@ async fn print_records(
         foot.push("more on the next page (--page)".into());
     }
     if !foot.is_empty() {
-        println!("{}", foot.join("; "));
+        out!("{}", foot.join("; "));
     }
     Ok(())
 }
@@ -1470,7 +1498,7 @@ fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User], customs: 
             d.format("%Y-%m-%d %H:%M").to_string(),
         ]);
     }
-    println!("{t}");
+    out!("{t}");
 }
 
 fn report(ctx: &Ctx, verb: &str, r: &crm::BatchReport) -> CliResult {
@@ -2793,7 +2821,7 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
                     ]);
                 }
             }
-            println!(
+            out!(
                 "{} at {}: {} {}, {} {}{}",
                 if s.dry_run { "dry run" } else { "sweep" },
                 local(ctx, s.at),
@@ -2824,7 +2852,7 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
                 );
             }
             for (id, why) in &s.refused {
-                println!("  refused {id}: {why}");
+                out!("  refused {id}: {why}");
             }
         }
         PoolCmd::Explain { record, at } => {
@@ -3012,12 +3040,12 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                     },
                 ]);
             }
-            println!("{} duplicate groups", rep.groups.len());
+            out!("{} duplicate groups", rep.groups.len());
             if !rows.is_empty() {
                 ctx.table(Json::Null, &["原因", "处理", "客户", ""], rows);
             }
             if let Some(n) = rep.next {
-                println!("more: --after '{n}'");
+                out!("more: --after '{n}'");
             }
         }
         RecordCmd::Merge {
@@ -3071,7 +3099,7 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 .map_err(err)?;
             print_record(ctx, Entity::Customer, &v.customer, &users, &customs);
             let name = users_by_id(&users);
-            println!(
+            out!(
                 "place: {}{}{}",
                 v.place.place_zh,
                 v.place
@@ -3082,11 +3110,11 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 if v.place.locked { " · locked" } else { "" }
             );
             if let Some(r) = &v.recycling {
-                println!("recycling: {}", r.summary);
+                out!("recycling: {}", r.summary);
             }
-            println!("contacts ({}):", v.contacts.total);
+            out!("contacts ({}):", v.contacts.total);
             for c in &v.contacts.items {
-                println!(
+                out!(
                     "  {} {} {} {}",
                     c.code.clone().unwrap_or_default(),
                     c.text("name").unwrap_or_default(),
@@ -3094,9 +3122,9 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                     c.text("mobile").unwrap_or_default()
                 );
             }
-            println!("follow-ups ({}):", v.follow_ups.total);
+            out!("follow-ups ({}):", v.follow_ups.total);
             for f in &v.follow_ups.items {
-                println!(
+                out!(
                     "  {} {} {}",
                     cell(f.fields.get("occurred_at"))
                         .chars()
@@ -3108,13 +3136,13 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 );
             }
             for (table, sec) in &v.sections {
-                println!("{} ({table}): {}", sec.title, sec.total);
+                out!("{} ({table}): {}", sec.title, sec.total);
             }
             if !v.attachments.is_empty() {
-                println!("attachments: {}", v.attachments.len());
+                out!("attachments: {}", v.attachments.len());
             }
             for d in &v.possible_duplicates {
-                println!(
+                out!(
                     "possible duplicate by {} {}: {} ({})",
                     d.field,
                     d.value,
@@ -3123,7 +3151,7 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 );
             }
             for m in &v.pool_history {
-                println!(
+                out!(
                     "  {} {} {} → {} by {}{}",
                     local(ctx, m.at),
                     m.action,

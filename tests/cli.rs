@@ -183,6 +183,29 @@ fn cli_walkthrough_on_sqlite() {
     let _ = std::fs::remove_file(&db);
     walk_through(db.to_str().expect("path"));
     assert!(fails("/nonexistent-dir/x.db", &["customer", "list"]).contains("cannot open"));
+    // A reader that went away (`crm customer list | head -1`) ends the CLI
+    // quietly with success instead of a panic on the closed pipe.
+    for args in [
+        &["customer", "list"][..],
+        &["--json", "customer", "list"][..],
+    ] {
+        let mut child = std::process::Command::new(common::cli())
+            .arg("--db")
+            .arg(&db)
+            .args(args)
+            .env_remove("CRM_USER")
+            .env_remove("CRM_PASSWORD")
+            .env_remove("CRM_COMPANY")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run the CLI");
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "crm {args:?}: {stderr}");
+        assert!(stderr.is_empty(), "crm {args:?}: {stderr}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -373,7 +373,7 @@ pub async fn export(ctx: &Ctx, actor: &Actor, a: ExportArgs) -> CliResult {
 pub async fn bench(json: bool, a: BenchArgs) -> CliResult {
     if let Some(kind) = a.child.first() {
         let line = io_bench::child(kind, &a.child).await?;
-        println!("{line}");
+        out!("{line}");
         return Ok(());
     }
     let plan = io_bench::Plan {
@@ -395,6 +395,6 @@ pub async fn bench(json: bool, a: BenchArgs) -> CliResult {
             eprintln!("{m}");
         }
     })?;
-    println!("{report}");
+    out!("{report}");
     Ok(())
 }
