@@ -114,6 +114,76 @@ fn deal(db: &str) {
     }
     let rec = json(db, &["--as", "chenjing", "receivables"]);
     assert_eq!(rec.as_array().map(Vec::len), Some(0), "fully collected");
+    #[cfg(feature = "xlsx")]
+    export_contracts(db, &contract);
+}
+
+/// The contract list exported with the sales-list options and picked
+/// columns: money cells are numbers in 元; options that do not apply are
+/// refused by name.
+#[cfg(feature = "xlsx")]
+fn export_contracts(db: &str, contract: &str) {
+    use calamine::{Data, Reader};
+    use std::hash::{BuildHasher, RandomState};
+    let file = std::env::temp_dir().join(format!(
+        "crm-cli-contracts-{}-{:x}.xlsx",
+        std::process::id(),
+        RandomState::new().hash_one(db)
+    ));
+    let f = file.to_str().expect("path");
+    let out = ok(
+        db,
+        &[
+            "export",
+            "contract",
+            "-o",
+            f,
+            "--status",
+            "executing",
+            "--fields",
+            "合同编号,合同金额,已回款,未回款",
+        ],
+    );
+    assert!(out.starts_with("exported 1 "), "{out}");
+    let mut wb = calamine::open_workbook_auto(&file).expect("workbook");
+    let range = wb.worksheet_range_at(0).expect("sheet").expect("range");
+    let rows: Vec<Vec<Data>> = range.rows().map(<[Data]>::to_vec).collect();
+    let text = |s: &str| Data::String(s.into());
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                text("合同编号"),
+                text("合同金额"),
+                text("已回款"),
+                text("未回款")
+            ],
+            vec![
+                text(contract),
+                Data::Float(99_250.01),
+                Data::Float(99_250.01),
+                Data::Float(0.0)
+            ],
+        ]
+    );
+    let out = ok(db, &["export", "contract", "-o", f, "--unpaid"]);
+    assert!(out.starts_with("exported 0 "), "{out}");
+    assert!(
+        fails(db, &["export", "contract", "--stage", "x", "-o", f])
+            .contains("--stage does not apply to contract exports")
+    );
+    assert!(
+        fails(
+            db,
+            &["export", "contract", "--where", "status=draft", "-o", f]
+        )
+        .contains("--where does not apply")
+    );
+    assert!(
+        fails(db, &["export", "customer", "--unpaid", "-o", f])
+            .contains("--unpaid apply to opportunity, quote and contract exports only")
+    );
+    let _ = std::fs::remove_file(&file);
 }
 
 #[test]

@@ -89,6 +89,12 @@ impl Crm {
         if entity == Entity::Product {
             return self.product_export_columns(actor, picks);
         }
+        if matches!(
+            entity,
+            Entity::Opportunity | Entity::Quote | Entity::Contract
+        ) {
+            return self.sales_export_columns(actor, entity, picks);
+        }
         exportable(entity)?;
         if !actor.can(entity, Action::Export) {
             return Err(Error::Forbidden(format!(
@@ -196,44 +202,7 @@ impl Crm {
         }
         exportable(entity)?;
         let now = self.now();
-        // Owners by display name, and by `name (username)` where two users
-        // share a name, so that a re-import finds each owner again.
-        let user_rows = self
-            .store
-            .select(&Select::all(Table::Users, actor.company_id.0, now))
-            .await?
-            .rows;
-        let text =
-            |r: &crate::store::Row, c: &str| r.get(c).as_text().unwrap_or_default().to_string();
-        let mut shared: HashMap<String, usize> = HashMap::new();
-        for r in &user_rows {
-            *shared.entry(text(r, "display_name")).or_default() += 1;
-        }
-        let users = user_rows
-            .iter()
-            .map(|r| {
-                let name = text(r, "display_name");
-                let label = if shared.get(&name) == Some(&1) {
-                    name
-                } else {
-                    crate::org::user_label(&name, &text(r, "username"))
-                };
-                (r.id(), label)
-            })
-            .collect();
-        let departments = self
-            .store
-            .select(&Select::all(Table::Departments, actor.company_id.0, now))
-            .await?
-            .rows
-            .iter()
-            .map(|r| {
-                (
-                    r.id(),
-                    r.get("name").as_text().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
+        let (users, departments) = self.export_labels(actor).await?;
         let customs = self.custom_fields(actor, entity).await?;
         let mut query = query;
         // Without a sort, pages go by id: ids are time-ordered (UUIDv7), so
@@ -282,6 +251,96 @@ impl Crm {
         })
     }
 
+    /// How exports name people and departments: users by display name, and
+    /// by `name (username)` where two users share a name (so that a
+    /// re-import finds each owner again); departments by name.
+    pub(crate) async fn export_labels(
+        &self,
+        actor: &Actor,
+    ) -> Result<(HashMap<Uuid, String>, HashMap<Uuid, String>)> {
+        let now = self.now();
+        let user_rows = self
+            .store
+            .select(&Select::all(Table::Users, actor.company_id.0, now))
+            .await?
+            .rows;
+        let text =
+            |r: &crate::store::Row, c: &str| r.get(c).as_text().unwrap_or_default().to_string();
+        let mut shared: HashMap<String, usize> = HashMap::new();
+        for r in &user_rows {
+            *shared.entry(text(r, "display_name")).or_default() += 1;
+        }
+        let users = user_rows
+            .iter()
+            .map(|r| {
+                let name = text(r, "display_name");
+                let label = if shared.get(&name) == Some(&1) {
+                    name
+                } else {
+                    crate::org::user_label(&name, &text(r, "username"))
+                };
+                (r.id(), label)
+            })
+            .collect();
+        let departments = self
+            .store
+            .select(&Select::all(Table::Departments, actor.company_id.0, now))
+            .await?
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.id(),
+                    r.get("name").as_text().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        Ok((users, departments))
+    }
+
+    /// The names of the `target` records among `ids` that the actor may
+    /// read (live or archived, not deleted), as the target's name rule
+    /// shows them (masked or not at all); the others are left out.
+    pub(crate) async fn readable_names(
+        &self,
+        actor: &Actor,
+        target: Entity,
+        ids: Vec<Value>,
+    ) -> Result<HashMap<Uuid, String>> {
+        let mut names = HashMap::new();
+        if ids.is_empty() {
+            return Ok(names);
+        }
+        let name_access = actor.field_access(target, "name");
+        let Some(scope) = actor.store_scope(target, Action::Read) else {
+            return Ok(names);
+        };
+        if name_access == FieldAccess::Hidden {
+            return Ok(names);
+        }
+        let mut sel = Select::all(target.table(), actor.company_id.0, self.now());
+        sel.lifecycle = Lifecycle::Any;
+        sel.scope = scope;
+        sel.filter = Filter::And(vec![
+            Filter::In(Col::Column("id"), ids),
+            Filter::IsNull(Col::Column("deleted_at")),
+        ]);
+        let style = target
+            .field("name")
+            .map(FieldDef::mask_style)
+            .unwrap_or(crate::entity::MaskStyle::Text);
+        for row in self.store.select(&sel).await?.rows {
+            let name = row_label_name(&row);
+            let name = if name_access == FieldAccess::Masked {
+                mask(style, &name)
+            } else {
+                name
+            };
+            names.insert(row.id(), name);
+        }
+        Ok(names)
+    }
+
     /// The store query of an export without a search text, resolved once:
     /// the same conditions, scope and sort as [`Crm::list_records`].
     async fn direct_export(
@@ -320,18 +379,24 @@ impl Crm {
 
 /// Refuses what the record export does not cover: the records with fields
 /// of their own in [`Entity::fields`] (customers, contacts, follow-ups);
-/// products have an export of their own.
+/// products and the sales documents have exports of their own.
 fn exportable(entity: Entity) -> Result<()> {
-    if matches!(
-        entity,
-        Entity::Customer | Entity::Contact | Entity::FollowUp
-    ) {
-        return Ok(());
+    match entity {
+        Entity::Customer | Entity::Contact | Entity::FollowUp => return Ok(()),
+        Entity::Opportunity | Entity::Quote | Entity::Contract => {
+            return Err(Error::invalid(
+                "entity",
+                format!(
+                    "{entity} records are exported as a sales list (Crm::sales_export_cursor), not as records"
+                ),
+            ));
+        }
+        _ => {}
     }
     Err(Error::invalid(
         "entity",
         format!(
-            "{entity} records cannot be exported yet: exports cover customers, contacts, follow-ups and products"
+            "{entity} records cannot be exported: exports cover customers, contacts, follow-ups, products, opportunities, quotes and contracts"
         ),
     ))
 }
@@ -340,7 +405,11 @@ fn exportable(entity: Entity) -> Result<()> {
 /// scope: an export holds only what the actor may both read and export
 /// (`customer:read:all` with `customer:export:own` exports their own
 /// customers and those shared with them).
-fn export_scope(actor: &Actor, entity: Entity, now: chrono::DateTime<chrono::Utc>) -> Filter {
+pub(crate) fn export_scope(
+    actor: &Actor,
+    entity: Entity,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Filter {
     actor
         .store_scope(entity, Action::Export)
         .map(|s| s.as_filter(entity.table(), now))
@@ -579,37 +648,9 @@ impl ExportCursor<'_> {
             if ids.is_empty() {
                 continue;
             }
-            // Only names the actor may see: of records they may read (live
-            // or archived, not deleted), as the target's name rule shows
+            // Only names the actor may see, as the target's name rule shows
             // them; the others stay ids, as the list shows them.
-            let name_access = self.actor.field_access(r.target, "name");
-            let Some(scope) = self.actor.store_scope(r.target, Action::Read) else {
-                continue;
-            };
-            if name_access == FieldAccess::Hidden {
-                continue;
-            }
-            let mut sel = Select::all(r.target.table(), self.actor.company_id.0, self.crm.now());
-            sel.lifecycle = Lifecycle::Any;
-            sel.scope = scope;
-            sel.filter = Filter::And(vec![
-                Filter::In(Col::Column("id"), ids),
-                Filter::IsNull(Col::Column("deleted_at")),
-            ]);
-            let style = r
-                .target
-                .field("name")
-                .map(FieldDef::mask_style)
-                .unwrap_or(crate::entity::MaskStyle::Text);
-            for row in self.crm.store.select(&sel).await?.rows {
-                let name = row_label_name(&row);
-                let name = if name_access == FieldAccess::Masked {
-                    mask(style, &name)
-                } else {
-                    name
-                };
-                refs.insert(row.id(), name);
-            }
+            refs.extend(self.crm.readable_names(&self.actor, r.target, ids).await?);
         }
         Ok(refs)
     }

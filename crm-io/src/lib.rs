@@ -510,6 +510,25 @@ pub async fn export<W: std::io::Write + std::io::Seek + Send>(
     if entity == Entity::Product {
         return export_products(crm, actor, &query, &columns, sheet, out, progress).await;
     }
+    if let Some(list) = crm_core::sales::SalesList::searching(entity, query.search.clone()) {
+        if !query.conditions.is_empty() || !query.sort.is_empty() {
+            return Err(crm_core::error::Error::invalid(
+                "where",
+                format!(
+                    "{entity} exports take a search text, the list's own filters (export_sales) and no sort: newest first (销售单据导出按创建时间倒序, 不支持条件和排序)"
+                ),
+            )
+            .into());
+        }
+        if query.lifecycle != crm_core::store::Lifecycle::Active {
+            return Err(crm_core::error::Error::invalid(
+                "lifecycle",
+                format!("{entity} exports cover live documents only (只能导出有效的销售单据)"),
+            )
+            .into());
+        }
+        return write_sales(crm, actor, list, columns, lang, sheet, out, progress).await;
+    }
     let mut cursor = crm
         .export_cursor(
             actor,
@@ -557,6 +576,58 @@ pub async fn export<W: std::io::Write + std::io::Seek + Send>(
         .map_err(|_| IoError::Write("the export writer stopped".into()))?;
     read?;
     written?.finish(out)?;
+    Ok(n)
+}
+
+/// Exports a sales list (opportunities, quotes or contracts) as its list
+/// operation finds it — the list's own filters, newest first — with the
+/// picked columns (every column when none are picked) and headers, statuses
+/// and types in `lang`, to `out`. Only what the actor may both read and
+/// export is written, and a customer or opportunity is named only for who
+/// may read it. Returns the number of rows written.
+pub async fn export_sales<W: std::io::Write + std::io::Seek + Send>(
+    crm: &Crm,
+    actor: &Actor,
+    list: crm_core::sales::SalesList,
+    picks: &[String],
+    lang: Lang,
+    out: W,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<u64, IoError> {
+    let entity = list.entity();
+    let columns = crm.export_columns(actor, entity, picks).await?;
+    let name = match lang {
+        Lang::Zh => entity.name_zh(),
+        Lang::En => entity.name(),
+    };
+    let sheet = ExportSheet::new(&columns, name, lang)?;
+    write_sales(crm, actor, list, columns, lang, sheet, out, progress).await
+}
+
+/// Writes the pages of a sales export to `sheet`.
+#[allow(clippy::too_many_arguments)]
+async fn write_sales<W: std::io::Write + std::io::Seek + Send>(
+    crm: &Crm,
+    actor: &Actor,
+    list: crm_core::sales::SalesList,
+    columns: Vec<crm_core::import::ExportColumn>,
+    lang: Lang,
+    mut sheet: ExportSheet,
+    out: W,
+    progress: &mut (dyn FnMut(Progress) + Send),
+) -> Result<u64, IoError> {
+    let mut cursor = crm
+        .sales_export_cursor(actor, list, columns, lang == Lang::En, 1000)
+        .await?;
+    let mut n: u64 = 0;
+    while let Some(rows) = cursor.next_page().await? {
+        for row in &rows {
+            sheet.add(row)?;
+        }
+        n += rows.len() as u64;
+        progress(Progress { rows: n, total: 0 });
+    }
+    sheet.finish(out)?;
     Ok(n)
 }
 

@@ -1287,3 +1287,107 @@ fn template_lists_fit_excels_limits_whatever_the_options() {
         assert!(texts.iter().any(|t| t == "Beijing, China、Tokyo"));
     }
 }
+
+/// Sales lists export through the same sheet: money as numbers in 元 with
+/// a money format, dates as dates, statuses in the export's language, a
+/// formula-looking title kept as text; the generic export takes a search
+/// text for them and refuses conditions, naming the problem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sales_lists_export_typed_and_refuse_conditions() {
+    use crm_core::import::Cell;
+    use crm_core::money::Money;
+    use crm_core::sales::{ContractQuery, NewContract, SalesList};
+    let w = world().await;
+    let customer = w.customer(&w.admin, "华为技术有限公司", json!({})).await;
+    let d = |m, day| chrono::NaiveDate::from_ymd_opt(2026, m, day).expect("date");
+    for (title, fen) in [
+        ("=HYPERLINK(\"http://evil\")", 1_234_567),
+        ("华为维保合同", 50),
+    ] {
+        w.crm
+            .create_contract(
+                &w.admin,
+                NewContract {
+                    title: title.into(),
+                    customer_id: customer.id.0,
+                    amount: Some(Money::cny(fen)),
+                    end_on: Some(d(12, 15)),
+                    ..NewContract::default()
+                },
+            )
+            .await
+            .expect("contract");
+        w.clock.advance(chrono::Duration::seconds(1));
+    }
+    let mut out = Cursor::new(Vec::new());
+    let n = crm_io::export_sales(
+        &w.crm,
+        &w.admin,
+        SalesList::Contracts(ContractQuery::default()),
+        &[
+            "title".into(),
+            "amount".into(),
+            "end_on".into(),
+            "status".into(),
+        ],
+        Lang::En,
+        &mut out,
+        &mut |_| {},
+    )
+    .await
+    .expect("export");
+    assert_eq!(n, 2);
+    let bytes = out.into_inner();
+    assert_quoted(&bytes, &["=HYPERLINK"]);
+    let ev = events(&open(bytes).expect("readable")).expect("read");
+    let SheetEvent::Header { cells: h, .. } = &ev[0] else {
+        panic!("header")
+    };
+    assert_eq!(h, &["Title", "Amount", "Ends on", "Status"]);
+    let SheetEvent::Row(newest) = &ev[1] else {
+        panic!("row")
+    };
+    assert_eq!(
+        newest.cells,
+        vec![
+            Cell::Text("华为维保合同".into()),
+            Cell::Number(0.5),
+            Cell::Date(d(12, 15)),
+            Cell::Text("draft".into()),
+        ]
+    );
+    let SheetEvent::Row(oldest) = &ev[2] else {
+        panic!("row")
+    };
+    assert_eq!(oldest.cells[1], Cell::Number(12_345.67));
+    // Through the generic export: a search text finds, conditions are refused.
+    let mut out = Cursor::new(Vec::new());
+    let n = crm_io::export(
+        &w.crm,
+        &w.admin,
+        Entity::Contract,
+        ListQuery::default().search("维保"),
+        &["合同名称".into()],
+        Lang::Zh,
+        &mut out,
+        &mut |_| {},
+    )
+    .await
+    .expect("export by search");
+    assert_eq!(n, 1);
+    let ev = events(&open(out.into_inner()).expect("readable")).expect("read");
+    assert_eq!(ev.len(), 2);
+    let err = crm_io::export(
+        &w.crm,
+        &w.admin,
+        Entity::Contract,
+        ListQuery::default().filter(crm_core::query::Cond::Eq("status".into(), json!("draft"))),
+        &[],
+        Lang::Zh,
+        &mut Cursor::new(Vec::new()),
+        &mut |_| {},
+    )
+    .await
+    .expect_err("conditions");
+    assert!(err.to_string().contains("export_sales"), "{err}");
+}

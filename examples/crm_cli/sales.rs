@@ -430,7 +430,7 @@ fn opt_date(s: &Option<String>) -> CliResult<Option<NaiveDate>> {
     s.as_deref().map(date).transpose()
 }
 
-async fn customer_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<Uuid> {
+pub(crate) async fn customer_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<Uuid> {
     if let Ok(r) = find_record(ctx, actor, Entity::Customer, key, Lifecycle::Active).await {
         return Ok(r.id.0);
     }

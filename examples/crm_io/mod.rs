@@ -6,6 +6,7 @@ use clap::Args;
 use crm::import::{CommitMode, DuplicatePolicy, ImportOptions, ImportStatus};
 use crm::io::{Lang, Limits, ReadOptions, Workbook};
 use crm::query::SortBy;
+use crm::sales::SalesList;
 use crm::store::Lifecycle;
 use crm::{Actor, Cond, Entity, ListQuery};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -81,7 +82,8 @@ pub struct ImportArgs {
 /// `crm export`.
 #[derive(Args)]
 pub struct ExportArgs {
-    /// What to export: customer, contact or follow_up.
+    /// What to export: customer, contact, follow_up, product, opportunity,
+    /// quote or contract.
     pub entity: Entity,
     /// Where to write (default `<entity>-export.xlsx`).
     #[arg(long, short = 'o')]
@@ -108,6 +110,133 @@ pub struct ExportArgs {
     /// Export archived records.
     #[arg(long)]
     pub archived: bool,
+    /// Opportunities and contracts: only this status (tracking, won …;
+    /// draft, executing …).
+    #[arg(long, help_heading = "Sales lists")]
+    pub status: Option<String>,
+    /// Opportunities, quotes and contracts: only this customer's (code or
+    /// name).
+    #[arg(long, help_heading = "Sales lists")]
+    pub customer: Option<String>,
+    /// Opportunities: only this stage key.
+    #[arg(long, help_heading = "Sales lists")]
+    pub stage: Option<String>,
+    /// Contracts: only this type (sales, service, cooperation, purchase).
+    #[arg(long = "type", help_heading = "Sales lists")]
+    pub contract_type: Option<String>,
+    /// Contracts: only executing ones ending within N days.
+    #[arg(long, help_heading = "Sales lists")]
+    pub ending: Option<u32>,
+    /// Contracts: only executing ones past their end date.
+    #[arg(long, help_heading = "Sales lists")]
+    pub expired: bool,
+    /// Contracts: only those not fully collected.
+    #[arg(long, help_heading = "Sales lists")]
+    pub unpaid: bool,
+}
+
+impl ExportArgs {
+    /// The sales-list options given, by flag name.
+    fn sales_flags(&self) -> Vec<&'static str> {
+        [
+            ("--status", self.status.is_some()),
+            ("--customer", self.customer.is_some()),
+            ("--stage", self.stage.is_some()),
+            ("--type", self.contract_type.is_some()),
+            ("--ending", self.ending.is_some()),
+            ("--expired", self.expired),
+            ("--unpaid", self.unpaid),
+        ]
+        .into_iter()
+        .filter_map(|(f, given)| given.then_some(f))
+        .collect()
+    }
+}
+
+/// The sales list an export of a sales entity walks, from the options; an
+/// option that does not apply to the entity, or record-list options
+/// (`--where`, `--sort`, `--deleted`, `--archived`), are refused by name.
+async fn sales_list(ctx: &Ctx, actor: &Actor, a: &ExportArgs) -> CliResult<Option<SalesList>> {
+    let entity = a.entity;
+    let Some(mut list) = SalesList::searching(entity, a.search.clone()) else {
+        let flags = a.sales_flags();
+        if !flags.is_empty() {
+            return Err(format!(
+                "{} apply to opportunity, quote and contract exports only",
+                flags.join(", ")
+            ));
+        }
+        return Ok(None);
+    };
+    for (flag, given) in [
+        ("--where", !a.conditions.is_empty()),
+        ("--sort", !a.sort.is_empty()),
+        ("--deleted", a.deleted),
+        ("--archived", a.archived),
+    ] {
+        if given {
+            return Err(format!(
+                "{flag} does not apply to {entity} exports: they take --search and the sales-list options, newest first"
+            ));
+        }
+    }
+    let customer = match &a.customer {
+        Some(c) => Some(super::sales::customer_id(ctx, actor, c).await?),
+        None => None,
+    };
+    let misplaced = |flags: &[&str]| -> CliResult {
+        match a.sales_flags().into_iter().find(|f| flags.contains(f)) {
+            Some(f) => Err(format!("{f} does not apply to {entity} exports")),
+            None => Ok(()),
+        }
+    };
+    match &mut list {
+        SalesList::Opportunities(q) => {
+            misplaced(&["--type", "--ending", "--expired", "--unpaid"])?;
+            q.status = match &a.status {
+                Some(s) => Some(
+                    crm::sales::OppStatus::parse(s)
+                        .ok_or_else(|| format!("unknown opportunity status '{s}'"))?,
+                ),
+                None => None,
+            };
+            q.stage = a.stage.clone();
+            q.customer_id = customer;
+        }
+        SalesList::Quotes { customer_id, .. } => {
+            misplaced(&[
+                "--status",
+                "--stage",
+                "--type",
+                "--ending",
+                "--expired",
+                "--unpaid",
+            ])?;
+            *customer_id = customer;
+        }
+        SalesList::Contracts(q) => {
+            misplaced(&["--stage"])?;
+            q.status = match &a.status {
+                Some(s) => Some(
+                    crm::sales::ContractStatus::parse(s)
+                        .ok_or_else(|| format!("unknown contract status '{s}'"))?,
+                ),
+                None => None,
+            };
+            q.contract_type = match &a.contract_type {
+                Some(t) => Some(
+                    crm::sales::ContractType::parse(t)
+                        .ok_or_else(|| format!("unknown contract type '{t}'"))?,
+                ),
+                None => None,
+            };
+            q.customer_id = customer;
+            q.ending_within_days = a.ending;
+            q.expired = a.expired;
+            q.not_fully_received = a.unpaid;
+        }
+    }
+    Ok(Some(list))
 }
 
 /// `crm bench-io`.
@@ -324,6 +453,7 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
 }
 
 pub async fn export(ctx: &Ctx, actor: &Actor, a: ExportArgs) -> CliResult {
+    let sales = sales_list(ctx, actor, &a).await?;
     let mut q = ListQuery::default();
     for c in &a.conditions {
         q = q.filter(Cond::parse(c)?);
@@ -344,17 +474,33 @@ pub async fn export(ctx: &Ctx, actor: &Actor, a: ExportArgs) -> CliResult {
         std::fs::File::create(&out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     let pb = bar(ctx, "exporting");
     let mut progress = |p: crm::io::Progress| pb.set_position(p.rows);
-    let n = crm::io::export(
-        &ctx.crm,
-        actor,
-        a.entity,
-        q,
-        &a.fields,
-        a.lang,
-        std::io::BufWriter::new(file),
-        &mut progress,
-    )
-    .await;
+    let n = match sales {
+        Some(list) => {
+            crm::io::export_sales(
+                &ctx.crm,
+                actor,
+                list,
+                &a.fields,
+                a.lang,
+                std::io::BufWriter::new(file),
+                &mut progress,
+            )
+            .await
+        }
+        None => {
+            crm::io::export(
+                &ctx.crm,
+                actor,
+                a.entity,
+                q,
+                &a.fields,
+                a.lang,
+                std::io::BufWriter::new(file),
+                &mut progress,
+            )
+            .await
+        }
+    };
     pb.finish_and_clear();
     let n = match n {
         Ok(n) => n,

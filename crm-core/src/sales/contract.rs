@@ -878,6 +878,33 @@ impl Crm {
 
     /// Lists contracts the actor may see, newest first.
     pub async fn list_contracts(&self, actor: &Actor, q: &ContractQuery) -> Result<Page<Contract>> {
+        let mut sel = self.contract_select(actor, q);
+        sel.sort = vec![Sort {
+            col: Col::Column("created_at"),
+            desc: true,
+        }];
+        let per_page = if q.per_page == 0 {
+            10
+        } else {
+            q.per_page.min(1000)
+        };
+        sel.paging = Paging::Offset {
+            offset: (q.page.max(1) - 1) * per_page,
+            limit: per_page,
+        };
+        sel.with_total = true;
+        let got = self.store.select(&sel).await?;
+        Ok(Page {
+            items: got.rows.iter().map(contract_from_row).collect(),
+            total: got.total,
+            has_more: got.has_more,
+            next_cursor: None,
+        })
+    }
+
+    /// The contracts `q` finds among those the actor may read: the select
+    /// of [`Crm::list_contracts`] without its sort and paging.
+    pub(crate) fn contract_select(&self, actor: &Actor, q: &ContractQuery) -> Select {
         let mut filters = Vec::new();
         let eq = |c: &'static str, v: Value| Filter::Cmp(Col::Column(c), CmpOp::Eq, v);
         if let Some(s) = q.status {
@@ -949,26 +976,6 @@ impl Crm {
             },
         );
         sel.filter = Filter::And(filters);
-        sel.sort = vec![Sort {
-            col: Col::Column("created_at"),
-            desc: true,
-        }];
-        let per_page = if q.per_page == 0 {
-            10
-        } else {
-            q.per_page.min(1000)
-        };
-        sel.paging = Paging::Offset {
-            offset: (q.page.max(1) - 1) * per_page,
-            limit: per_page,
-        };
-        sel.with_total = true;
-        let got = self.store.select(&sel).await?;
-        Ok(Page {
-            items: got.rows.iter().map(contract_from_row).collect(),
-            total: got.total,
-            has_more: got.has_more,
-            next_cursor: None,
-        })
+        sel
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod contract;
 pub mod delivery;
+pub mod export;
 pub mod lines;
 pub mod opportunity;
 pub mod payment;
@@ -18,6 +19,7 @@ pub use contract::{
     Contract, ContractPatch, ContractQuery, ContractStatus, ContractType, NewContract,
 };
 pub use delivery::{Delivery, DeliveryLine, LineProgress};
+pub use export::{SalesExportCursor, SalesList};
 pub use lines::{Line, LineInput, Totals};
 pub use opportunity::{
     Competitor, ForecastRow, NewOpportunity, OppLine, Opportunity, OpportunityPatch,

@@ -374,7 +374,7 @@ impl Crm {
         }
     }
 
-    async fn pipeline_by_id(&self, id: Option<Uuid>) -> Result<PipelineDef> {
+    pub(crate) async fn pipeline_by_id(&self, id: Option<Uuid>) -> Result<PipelineDef> {
         match id {
             None => Ok(PipelineDef::standard()),
             Some(id) => match self.store.get(Table::Pipelines, id).await? {
@@ -519,12 +519,17 @@ impl Crm {
     }
 
     async fn opportunity_of_row(&self, row: &Row) -> Result<Opportunity> {
+        let pipeline = self.pipeline_by_id(row.get("pipeline_id").as_id()).await?;
+        Ok(self.opportunity_in(row, &pipeline))
+    }
+
+    /// An opportunity from its row and its pipeline.
+    pub(crate) fn opportunity_in(&self, row: &Row, pipeline: &PipelineDef) -> Opportunity {
         let pipeline_id = row.get("pipeline_id").as_id();
-        let pipeline = self.pipeline_by_id(pipeline_id).await?;
         let state = state_of(row);
         let amount = Money::cny(row.get("amount").as_int().unwrap_or(0));
-        let probability = state.probability(&pipeline);
-        Ok(Opportunity {
+        let probability = state.probability(pipeline);
+        Opportunity {
             id: row.id(),
             code: row.get("code").as_text().unwrap_or_default().to_string(),
             name: row.get("name").as_text().unwrap_or_default().to_string(),
@@ -549,7 +554,7 @@ impl Crm {
             time_per_stage: state.time_per_stage(self.now()),
             history: state.history,
             version: row.version(),
-        })
+        }
     }
 
     /// An opportunity the actor may see (own scope, department, share …).
@@ -819,7 +824,7 @@ impl Crm {
         self.opportunity(actor, id).await
     }
 
-    fn opportunity_select(&self, actor: &Actor, q: &OpportunityQuery) -> Select {
+    pub(crate) fn opportunity_select(&self, actor: &Actor, q: &OpportunityQuery) -> Select {
         let mut filters = Vec::new();
         if let Some(s) = q.status {
             filters.push(Filter::Cmp(

@@ -63,9 +63,23 @@ impl QuoteStatus {
         }
     }
 
-    /// Parses an API name.
+    /// Parses an API name or Chinese label.
     pub fn parse(s: &str) -> Option<QuoteStatus> {
-        QuoteStatus::ALL.into_iter().find(|x| x.name() == s.trim())
+        QuoteStatus::ALL
+            .into_iter()
+            .find(|x| x.name() == s.trim() || x.label_zh() == s.trim())
+    }
+
+    /// The Chinese label.
+    pub fn label_zh(self) -> &'static str {
+        match self {
+            QuoteStatus::Draft => "草稿",
+            QuoteStatus::PendingApproval => "审批中",
+            QuoteStatus::Approved => "已批准",
+            QuoteStatus::Rejected => "已驳回",
+            QuoteStatus::Superseded => "已作废",
+            QuoteStatus::Converted => "已转合同",
+        }
     }
 }
 
@@ -123,7 +137,7 @@ pub struct Quote {
     pub version: i64,
 }
 
-fn quote_from_row(r: &Row) -> Quote {
+pub(crate) fn quote_from_row(r: &Row) -> Quote {
     let lines: Vec<Line> = r
         .get("lines")
         .as_json()
@@ -338,15 +352,16 @@ impl Crm {
         self.quote(actor, row.id()).await
     }
 
-    /// The quotes the actor may see, newest first: the current version of
-    /// each (superseded versions are left out), optionally one customer's.
-    pub async fn list_quotes(
+    /// The current quote versions the actor may read, optionally one
+    /// customer's and matching a search text (code, title or pinyin
+    /// initials); the select of [`Crm::list_quotes`] without its sort and
+    /// paging.
+    pub(crate) fn quote_select(
         &self,
         actor: &Actor,
         customer: Option<Uuid>,
-        page: u64,
-        per_page: u64,
-    ) -> Result<crate::query::Page<Quote>> {
+        search: Option<&str>,
+    ) -> Select {
         let mut filters = vec![Filter::Not(Box::new(Filter::Cmp(
             Col::Column("status"),
             CmpOp::Eq,
@@ -359,11 +374,15 @@ impl Crm {
                 Value::Id(c),
             ));
         }
-        let per_page = if per_page == 0 {
-            10
-        } else {
-            per_page.min(1000)
-        };
+        if let Some(s) = search.map(str::trim).filter(|s| !s.is_empty()) {
+            let c = |col: &'static str, t: &str| Filter::Contains(Col::Column(col), t.to_string());
+            let mut any = vec![c("code", s), c("title", s)];
+            let py = crate::pinyin::normalise_query(s);
+            if !py.is_empty() {
+                any.push(c("pinyin_keys", &py));
+            }
+            filters.push(Filter::Or(any));
+        }
         let mut sel = Select::all(Table::Quotes, actor.company_id.0, self.now());
         sel.scope = actor.store_scope(Entity::Quote, Action::Read).unwrap_or(
             crate::store::Scope::Restricted {
@@ -373,6 +392,24 @@ impl Crm {
             },
         );
         sel.filter = Filter::And(filters);
+        sel
+    }
+
+    /// The quotes the actor may see, newest first: the current version of
+    /// each (superseded versions are left out), optionally one customer's.
+    pub async fn list_quotes(
+        &self,
+        actor: &Actor,
+        customer: Option<Uuid>,
+        page: u64,
+        per_page: u64,
+    ) -> Result<crate::query::Page<Quote>> {
+        let per_page = if per_page == 0 {
+            10
+        } else {
+            per_page.min(1000)
+        };
+        let mut sel = self.quote_select(actor, customer, None);
         sel.sort = vec![Sort {
             col: Col::Column("created_at"),
             desc: true,

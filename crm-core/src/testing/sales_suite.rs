@@ -81,6 +81,11 @@ macro_rules! sales_scenarios {
             crm_sales_approval_flows_name_only_active_people_of_the_company,
             $make
         );
+        $each!(
+            $crate::testing::sales_suite::sales_exports_hold_to_read_and_export_scope,
+            crm_sales_sales_exports_hold_to_read_and_export_scope,
+            $make
+        );
     };
 }
 
@@ -2950,4 +2955,409 @@ pub async fn sales_amounts_are_cny_and_quantities_do_not_wrap(store: Arc<dyn Sto
             .expect_err("a pick step nobody can fill");
         assert!(err.to_string().contains("without picking"), "{doc}: {err}");
     }
+}
+
+/// Adds export grants to the (first) role of `actor`.
+async fn grant_exports(
+    w: &World,
+    actor: &crate::auth::Actor,
+    grants: &[(crate::entity::Entity, crate::auth::DataScope)],
+) {
+    use crate::auth::{Action, Permission};
+    let role = actor.roles.first().expect("a role");
+    let mut permissions = role.permissions.clone();
+    for (entity, scope) in grants {
+        permissions.push(Permission {
+            entity: *entity,
+            action: Action::Export,
+            scope: *scope,
+        });
+    }
+    w.crm
+        .update_role(
+            &w.admin,
+            role.id,
+            role.version,
+            crate::org::RoleSpec {
+                name: role.name.clone(),
+                is_admin: role.is_admin,
+                permissions,
+                field_rules: role.field_rules.clone(),
+            },
+        )
+        .await
+        .expect("grant exports");
+}
+
+/// All pages of a sales export.
+async fn sales_exported(
+    w: &World,
+    actor: &crate::auth::Actor,
+    list: crate::sales::SalesList,
+    picks: &[&str],
+    english: bool,
+    page_size: u64,
+) -> crate::error::Result<(Vec<String>, Vec<Vec<crate::export::ExportValue>>)> {
+    let picks: Vec<String> = picks.iter().map(|p| p.to_string()).collect();
+    let columns = w.crm.export_columns(actor, list.entity(), &picks).await?;
+    let mut cursor = w
+        .crm
+        .sales_export_cursor(actor, list, columns, english, page_size)
+        .await?;
+    let headers = cursor
+        .columns()
+        .iter()
+        .map(|c| c.header_zh.clone())
+        .collect();
+    let mut rows = Vec::new();
+    while let Some(page) = cursor.next_page().await? {
+        assert!(
+            page.len() as u64 <= page_size,
+            "a page holds at most its size"
+        );
+        rows.extend(page);
+    }
+    Ok((headers, rows))
+}
+
+/// Opportunities, quotes and contracts export as their lists find them,
+/// newest first, with the columns picked in the order picked: money as
+/// money, dates as dates, statuses and types as words of the export's
+/// language. An export holds to the read scope and the export grant's
+/// scope, names a customer only for who may read it, and is refused without
+/// the export permission or with an unknown column; keyset pages neither
+/// repeat nor skip a row.
+pub async fn sales_exports_hold_to_read_and_export_scope(store: Arc<dyn Store>) {
+    use crate::auth::DataScope;
+    use crate::entity::Entity;
+    use crate::export::ExportValue as V;
+    use crate::money::Money;
+    use crate::records::ShareAccess;
+    use crate::sales::{
+        ContractQuery, ContractType, NewContract, NewOpportunity, NewQuote, OpportunityQuery,
+        SalesList, lines::LineInput,
+    };
+    use chrono::NaiveDate;
+    use serde_json::json;
+    let d = |m: u32, day: u32| NaiveDate::from_ymd_opt(2026, m, day).expect("date");
+    let mut w = with_sales_rights(World::new(store).await).await;
+    // Sellers (zhangsan, wangwu) export their own; the manager (lisi) reads
+    // the whole department tree but exports only their own contracts, and
+    // the tree's opportunities.
+    grant_exports(
+        &w,
+        &w.zhangsan,
+        &[
+            (Entity::Opportunity, DataScope::Own),
+            (Entity::Quote, DataScope::Own),
+            (Entity::Contract, DataScope::Own),
+        ],
+    )
+    .await;
+    grant_exports(
+        &w,
+        &w.lisi,
+        &[
+            (Entity::Contract, DataScope::Own),
+            (Entity::Opportunity, DataScope::DepartmentTree),
+        ],
+    )
+    .await;
+    for a in [&mut w.zhangsan, &mut w.wangwu, &mut w.lisi, &mut w.zhaoliu] {
+        *a = w.crm.actor(a.user_id).await.expect("actor");
+    }
+    let huawei = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let other = w
+        .customer(&w.wangwu, "中兴通讯股份有限公司", json!({}))
+        .await;
+    let contract = |title: &str, customer: Uuid, amount: i64| NewContract {
+        title: title.into(),
+        customer_id: customer,
+        contract_type: Some(ContractType::Service),
+        amount: Some(Money::cny(amount)),
+        signed_on: Some(d(8, 1)),
+        start_on: Some(d(8, 1)),
+        end_on: Some(d(12, 15)),
+        ..NewContract::default()
+    };
+    let c1 = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            contract("华为年度服务合同", huawei.id.0, 1_000_001),
+        )
+        .await
+        .expect("c1");
+    w.clock.advance(chrono::Duration::seconds(1));
+    let c2 = w
+        .crm
+        .create_contract(&w.wangwu, contract("中兴维保合同", other.id.0, 250_000))
+        .await
+        .expect("c2");
+    w.clock.advance(chrono::Duration::seconds(1));
+    let c3 = w
+        .crm
+        .create_contract(&w.zhangsan, contract("华为二期", huawei.id.0, 99))
+        .await
+        .expect("c3");
+    let contracts = || SalesList::Contracts(ContractQuery::default());
+
+    // The administrator: every contract, newest first, every column.
+    let (headers, rows) = sales_exported(&w, &w.admin, contracts(), &[], false, 1000)
+        .await
+        .expect("admin export");
+    assert_eq!(headers[0], "合同编号");
+    assert!(headers.contains(&"未回款".to_string()), "{headers:?}");
+    assert_eq!(rows.len(), 3);
+    let codes: Vec<&V> = rows.iter().map(|r| &r[0]).collect();
+    assert_eq!(
+        codes,
+        vec![
+            &V::Text(c3.code.clone()),
+            &V::Text(c2.code.clone()),
+            &V::Text(c1.code.clone())
+        ]
+    );
+    let at = |h: &str| headers.iter().position(|x| x == h).expect(h);
+    let first = &rows[2];
+    assert_eq!(first[at("合同名称")], V::Text("华为年度服务合同".into()));
+    assert_eq!(first[at("客户")], V::Text("华为技术有限公司".into()));
+    assert_eq!(first[at("合同类型")], V::Text("服务合同".into()));
+    assert_eq!(first[at("状态")], V::Text("草稿".into()));
+    assert_eq!(first[at("合同金额")], V::Money(1_000_001));
+    assert_eq!(first[at("未回款")], V::Money(1_000_001));
+    assert_eq!(first[at("已回款")], V::Money(0));
+    assert_eq!(first[at("结束日期")], V::Date(d(12, 15)));
+    assert_eq!(first[at("负责人")], V::Text("张三".into()));
+    assert_eq!(first[at("所属部门")], V::Text("销售一组".into()));
+    assert!(matches!(first[at("创建时间")], V::DateTime(_)));
+    assert_eq!(first[at("中止原因")], V::Empty);
+
+    // Picked columns in the order picked, by API name, Chinese or English
+    // header; words in English for an English export; one row per page.
+    let (headers, rows) = sales_exported(
+        &w,
+        &w.admin,
+        contracts(),
+        &["outstanding", "合同编号", "Type", "status"],
+        true,
+        1,
+    )
+    .await
+    .expect("picked");
+    assert_eq!(headers, vec!["未回款", "合同编号", "合同类型", "状态"]);
+    assert_eq!(
+        rows,
+        vec![
+            vec![
+                V::Money(99),
+                V::Text(c3.code.clone()),
+                V::Text("service".into()),
+                V::Text("draft".into())
+            ],
+            vec![
+                V::Money(250_000),
+                V::Text(c2.code.clone()),
+                V::Text("service".into()),
+                V::Text("draft".into())
+            ],
+            vec![
+                V::Money(1_000_001),
+                V::Text(c1.code.clone()),
+                V::Text("service".into()),
+                V::Text("draft".into())
+            ],
+        ],
+        "keyset pages of one row neither repeat nor skip"
+    );
+    let err = sales_exported(&w, &w.admin, contracts(), &["利润"], false, 10)
+        .await
+        .expect_err("unknown column");
+    assert!(
+        matches!(&err, Error::Validation(_)) && err.to_string().contains("利润"),
+        "{err}"
+    );
+
+    // The list's own search.
+    let (_, rows) = sales_exported(
+        &w,
+        &w.admin,
+        SalesList::Contracts(ContractQuery {
+            search: Some("hwnd".into()),
+            ..ContractQuery::default()
+        }),
+        &["code"],
+        false,
+        10,
+    )
+    .await
+    .expect("search");
+    assert_eq!(rows, vec![vec![V::Text(c1.code.clone())]]);
+
+    // A seller exports their own, and what is shared with them, but names
+    // the customer only when they may read it.
+    w.crm
+        .share_record(
+            &w.wangwu,
+            Entity::Contract,
+            crate::ids::RecordId(c2.id),
+            w.zhangsan.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    let (_, rows) = sales_exported(
+        &w,
+        &w.zhangsan,
+        contracts(),
+        &["code", "customer_id"],
+        false,
+        1000,
+    )
+    .await
+    .expect("seller");
+    assert_eq!(
+        rows,
+        vec![
+            vec![V::Text(c3.code.clone()), V::Text("华为技术有限公司".into())],
+            vec![V::Text(c2.code.clone()), V::Empty],
+            vec![V::Text(c1.code.clone()), V::Text("华为技术有限公司".into())],
+        ]
+    );
+    // The manager reads all three but exports only their own contracts.
+    let (_, rows) = sales_exported(&w, &w.lisi, contracts(), &["code"], false, 1000)
+        .await
+        .expect("manager");
+    assert!(rows.is_empty(), "{rows:?}");
+    // Without the export permission: refused, before and at the cursor.
+    let err = w
+        .crm
+        .export_columns(&w.zhaoliu, Entity::Contract, &[])
+        .await
+        .expect_err("no export right");
+    assert!(matches!(err, Error::Forbidden(_)), "{err}");
+    let columns = w
+        .crm
+        .export_columns(&w.admin, Entity::Contract, &[])
+        .await
+        .expect("columns");
+    let err = w
+        .crm
+        .sales_export_cursor(&w.zhaoliu, contracts(), columns, false, 10)
+        .await
+        .expect_err("no export right");
+    assert!(matches!(err, Error::Forbidden(_)), "{err}");
+
+    // Opportunities: stage, probability, weighted amount; the manager
+    // exports the department tree's.
+    let o = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "华为数据中心扩容".into(),
+                customer_id: huawei.id.0,
+                amount: Some(Money::cny(1_000_000)),
+                expected_close: NaiveDate::from_ymd_opt(2027, 1, 31),
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let (headers, rows) = sales_exported(
+        &w,
+        &w.lisi,
+        SalesList::Opportunities(OpportunityQuery::default()),
+        &[],
+        false,
+        1000,
+    )
+    .await
+    .expect("opportunities");
+    assert_eq!(rows.len(), 1);
+    let at = |h: &str| headers.iter().position(|x| x == h).expect(h);
+    let r = &rows[0];
+    assert_eq!(r[at("编号")], V::Text(o.code.clone()));
+    assert_eq!(r[at("阶段")], V::Text(o.stage_name.clone()));
+    assert_eq!(r[at("状态")], V::Text("跟踪".into()));
+    assert_eq!(r[at("赢率(%)")], V::Number(f64::from(o.probability)));
+    assert_eq!(r[at("预计金额")], V::Money(1_000_000));
+    assert_eq!(r[at("加权金额")], V::Money(o.weighted.minor));
+    assert_eq!(
+        r[at("预计成交日期")],
+        V::Date(NaiveDate::from_ymd_opt(2027, 1, 31).expect("date"))
+    );
+    assert_eq!(r[at("客户")], V::Text("华为技术有限公司".into()));
+
+    // Quotes: the current versions, with their opportunity by name.
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "华为服务器报价".into(),
+                customer_id: huawei.id.0,
+                opportunity_id: Some(o.id),
+                lines: vec![LineInput {
+                    product_id: None,
+                    name: "服务器".into(),
+                    unit: None,
+                    quantity: 2,
+                    unit_price: Some(Money::cny(1_130_000)),
+                    discount_bp: 0,
+                    tax_rate: Some(1300),
+                }],
+                valid_until: Some(d(12, 31)),
+                notes: None,
+            },
+        )
+        .await
+        .expect("quote");
+    let (_, rows) = sales_exported(
+        &w,
+        &w.zhangsan,
+        SalesList::Quotes {
+            customer_id: Some(huawei.id.0),
+            search: None,
+        },
+        &[
+            "code",
+            "opportunity_id",
+            "amount",
+            "tax",
+            "valid_until",
+            "quote_version",
+        ],
+        false,
+        1000,
+    )
+    .await
+    .expect("quotes");
+    assert_eq!(
+        rows,
+        vec![vec![
+            V::Text(q.code.clone()),
+            V::Text("华为数据中心扩容".into()),
+            V::Money(q.totals.amount.minor),
+            V::Money(q.totals.tax.minor),
+            V::Date(d(12, 31)),
+            V::Number(1.0),
+        ]]
+    );
+    // Another seller sees none of them.
+    let (_, rows) = sales_exported(
+        &w,
+        &w.wangwu,
+        SalesList::Quotes {
+            customer_id: None,
+            search: None,
+        },
+        &["code"],
+        false,
+        1000,
+    )
+    .await
+    .expect("quotes of another seller");
+    assert!(rows.is_empty(), "{rows:?}");
 }

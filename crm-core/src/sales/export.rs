@@ -1,0 +1,532 @@
+//! Exports of the sales lists (销售导出): opportunities, quotes and
+//! contracts, found as their list operations find them
+//! ([`Crm::list_opportunities`], [`Crm::list_quotes`],
+//! [`Crm::list_contracts`]), with the columns the user picks.
+//!
+//! An export holds only what the actor may both read and export (the read
+//! scope of the list and the export grant's scope), and names a related
+//! customer or opportunity only when the actor may read it, masked as its
+//! name rule says; otherwise the cell stays empty. Amounts are money cells
+//! in 元, dates are dates, statuses are words of the export's language.
+//! Pages are read newest first by keyset (creation time, then id), so a
+//! document created or deleted while an export runs neither repeats nor
+//! hides another row.
+
+use crate::auth::{Action, Actor};
+use crate::crm::Crm;
+use crate::entity::Entity;
+use crate::error::{Error, Result};
+use crate::export::{ExportColumn, ExportValue, export_scope};
+use crate::import::ValueKind;
+use crate::money::Money;
+use crate::sales::contract::{ContractQuery, contract_from_row};
+use crate::sales::opportunity::OpportunityQuery;
+use crate::sales::pipeline::PipelineDef;
+use crate::sales::quote::quote_from_row;
+use crate::store::{Col, Filter, Paging, Row, Select, Sort};
+use crate::value::Value;
+use chrono::{DateTime, NaiveDate, Utc};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// Which sales list an export walks.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SalesList {
+    /// Opportunities, as [`Crm::list_opportunities`] finds them (its paging
+    /// is not used).
+    Opportunities(OpportunityQuery),
+    /// The current quote versions, as [`Crm::list_quotes`] finds them,
+    /// optionally one customer's and matching a search text (code, title or
+    /// pinyin initials).
+    Quotes {
+        /// Only this customer's.
+        customer_id: Option<Uuid>,
+        /// Code, title or pinyin initials.
+        search: Option<String>,
+    },
+    /// Contracts, as [`Crm::list_contracts`] finds them (its paging is not
+    /// used).
+    Contracts(ContractQuery),
+}
+
+impl SalesList {
+    /// The entity listed.
+    pub fn entity(&self) -> Entity {
+        match self {
+            SalesList::Opportunities(_) => Entity::Opportunity,
+            SalesList::Quotes { .. } => Entity::Quote,
+            SalesList::Contracts(_) => Entity::Contract,
+        }
+    }
+
+    /// The list of a sales `entity` that a search text alone finds (every
+    /// record the actor may see without one); `None` when `entity` is not
+    /// a sales document.
+    pub fn searching(entity: Entity, search: Option<String>) -> Option<SalesList> {
+        match entity {
+            Entity::Opportunity => Some(SalesList::Opportunities(OpportunityQuery {
+                search,
+                ..OpportunityQuery::default()
+            })),
+            Entity::Quote => Some(SalesList::Quotes {
+                customer_id: None,
+                search,
+            }),
+            Entity::Contract => Some(SalesList::Contracts(ContractQuery {
+                search,
+                ..ContractQuery::default()
+            })),
+            _ => None,
+        }
+    }
+}
+
+type ColumnDef = (&'static str, &'static str, &'static str, ValueKind);
+
+const OPPORTUNITY_COLUMNS: &[ColumnDef] = &[
+    ("code", "编号", "Code", ValueKind::Text),
+    ("name", "机会名称", "Name", ValueKind::Text),
+    ("customer_id", "客户", "Customer", ValueKind::Text),
+    ("stage", "阶段", "Stage", ValueKind::Text),
+    ("status", "状态", "Status", ValueKind::Text),
+    (
+        "probability",
+        "赢率(%)",
+        "Probability (%)",
+        ValueKind::Number,
+    ),
+    ("amount", "预计金额", "Amount", ValueKind::Money),
+    ("weighted", "加权金额", "Weighted amount", ValueKind::Money),
+    (
+        "expected_close",
+        "预计成交日期",
+        "Expected close",
+        ValueKind::Date,
+    ),
+    ("source", "来源", "Source", ValueKind::Text),
+    ("lost_reason", "失败原因", "Lost reason", ValueKind::Text),
+    ("notes", "备注", "Notes", ValueKind::Text),
+    ("owner_id", "负责人", "Owner", ValueKind::Text),
+    ("department_id", "所属部门", "Department", ValueKind::Text),
+    ("created_at", "创建时间", "Created", ValueKind::DateTime),
+    ("updated_at", "更新时间", "Updated", ValueKind::DateTime),
+];
+
+const QUOTE_COLUMNS: &[ColumnDef] = &[
+    ("code", "报价单号", "Code", ValueKind::Text),
+    ("title", "标题", "Title", ValueKind::Text),
+    ("customer_id", "客户", "Customer", ValueKind::Text),
+    ("opportunity_id", "销售机会", "Opportunity", ValueKind::Text),
+    ("quote_version", "版本", "Version", ValueKind::Number),
+    ("status", "状态", "Status", ValueKind::Text),
+    ("gross", "原价合计", "Gross", ValueKind::Money),
+    ("discount", "折扣金额", "Discount", ValueKind::Money),
+    ("amount", "报价金额", "Amount", ValueKind::Money),
+    ("tax", "税额", "Tax", ValueKind::Money),
+    ("valid_until", "有效期至", "Valid until", ValueKind::Date),
+    ("notes", "备注", "Notes", ValueKind::Text),
+    ("owner_id", "负责人", "Owner", ValueKind::Text),
+    ("created_at", "创建时间", "Created", ValueKind::DateTime),
+    ("updated_at", "更新时间", "Updated", ValueKind::DateTime),
+];
+
+const CONTRACT_COLUMNS: &[ColumnDef] = &[
+    ("code", "合同编号", "Code", ValueKind::Text),
+    ("title", "合同名称", "Title", ValueKind::Text),
+    ("customer_id", "客户", "Customer", ValueKind::Text),
+    ("contract_type", "合同类型", "Type", ValueKind::Text),
+    ("status", "状态", "Status", ValueKind::Text),
+    ("amount", "合同金额", "Amount", ValueKind::Money),
+    ("tax", "税额", "Tax", ValueKind::Money),
+    ("received", "已回款", "Received", ValueKind::Money),
+    ("outstanding", "未回款", "Outstanding", ValueKind::Money),
+    ("invoiced", "已开票", "Invoiced", ValueKind::Money),
+    ("not_invoiced", "未开票", "Not invoiced", ValueKind::Money),
+    ("signed_on", "签订日期", "Signed on", ValueKind::Date),
+    ("start_on", "开始日期", "Starts on", ValueKind::Date),
+    ("end_on", "结束日期", "Ends on", ValueKind::Date),
+    (
+        "terminated_reason",
+        "中止原因",
+        "Termination reason",
+        ValueKind::Text,
+    ),
+    ("notes", "备注", "Notes", ValueKind::Text),
+    ("owner_id", "负责人", "Owner", ValueKind::Text),
+    ("department_id", "所属部门", "Department", ValueKind::Text),
+    ("created_at", "创建时间", "Created", ValueKind::DateTime),
+    ("updated_at", "更新时间", "Updated", ValueKind::DateTime),
+];
+
+fn columns_of(entity: Entity) -> &'static [ColumnDef] {
+    match entity {
+        Entity::Opportunity => OPPORTUNITY_COLUMNS,
+        Entity::Quote => QUOTE_COLUMNS,
+        Entity::Contract => CONTRACT_COLUMNS,
+        _ => &[],
+    }
+}
+
+fn refuse_export(actor: &Actor, entity: Entity) -> Result<()> {
+    if actor.can(entity, Action::Export) {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "{} may not export {} records",
+        actor.display_name, entity
+    )))
+}
+
+impl Crm {
+    /// The columns of an export of a sales `entity` (opportunities, quotes,
+    /// contracts), in the order picked (API names, Chinese or English
+    /// headers); none picked means every column. Needs the export
+    /// permission.
+    pub(crate) fn sales_export_columns(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        picks: &[String],
+    ) -> Result<Vec<ExportColumn>> {
+        refuse_export(actor, entity)?;
+        let column = |(key, zh, en, kind): &ColumnDef| ExportColumn {
+            key: key.to_string(),
+            header_zh: zh.to_string(),
+            header_en: en.to_string(),
+            kind: *kind,
+        };
+        let all = columns_of(entity);
+        if picks.is_empty() {
+            return Ok(all.iter().map(column).collect());
+        }
+        picks
+            .iter()
+            .map(|p| {
+                let n = p.trim();
+                all.iter()
+                    .find(|(key, zh, en, _)| *key == n || *zh == n || en.eq_ignore_ascii_case(n))
+                    .map(column)
+                    .ok_or_else(|| {
+                        let known: Vec<&str> = all.iter().map(|c| c.0).collect();
+                        Error::invalid(
+                            "fields",
+                            format!(
+                                "{entity} exports have no column '{n}' (columns: {})",
+                                known.join(", ")
+                            ),
+                        )
+                    })
+            })
+            .collect()
+    }
+
+    /// Starts an export of a sales list: the documents `list` finds that
+    /// the actor may read and export, newest first, as values of `columns`
+    /// (from [`Crm::export_columns`]); statuses and types in English when
+    /// `english`, else in Chinese. Pages hold at most `page_size` rows.
+    pub async fn sales_export_cursor(
+        &self,
+        actor: &Actor,
+        list: SalesList,
+        columns: Vec<ExportColumn>,
+        english: bool,
+        page_size: u64,
+    ) -> Result<SalesExportCursor<'_>> {
+        let entity = list.entity();
+        refuse_export(actor, entity)?;
+        let known = columns_of(entity);
+        if let Some(c) = columns.iter().find(|c| !known.iter().any(|k| k.0 == c.key)) {
+            return Err(Error::invalid(
+                "fields",
+                format!("{entity} exports have no column '{}'", c.key),
+            ));
+        }
+        let mut select = match &list {
+            SalesList::Opportunities(q) => self.opportunity_select(actor, q),
+            SalesList::Quotes {
+                customer_id,
+                search,
+            } => self.quote_select(actor, *customer_id, search.as_deref()),
+            SalesList::Contracts(q) => self.contract_select(actor, q),
+        };
+        select.filter = Filter::And(vec![
+            std::mem::replace(&mut select.filter, Filter::And(Vec::new())),
+            export_scope(actor, entity, self.now()),
+        ]);
+        select.sort = vec![Sort {
+            col: Col::Column("created_at"),
+            desc: true,
+        }];
+        select.with_total = false;
+        let (users, departments) = self.export_labels(actor).await?;
+        Ok(SalesExportCursor {
+            crm: self,
+            actor: actor.clone(),
+            entity,
+            select,
+            columns,
+            english,
+            users,
+            departments,
+            pipelines: HashMap::new(),
+            after: None,
+            page_size: page_size.clamp(1, crate::query::MAX_PAGE_SIZE),
+            done: false,
+        })
+    }
+}
+
+/// An export of a sales list in progress (see
+/// [`Crm::sales_export_cursor`]): one page in memory at a time.
+pub struct SalesExportCursor<'a> {
+    crm: &'a Crm,
+    actor: Actor,
+    entity: Entity,
+    select: Select,
+    columns: Vec<ExportColumn>,
+    english: bool,
+    users: HashMap<Uuid, String>,
+    departments: HashMap<Uuid, String>,
+    pipelines: HashMap<Option<Uuid>, PipelineDef>,
+    after: Option<Vec<Value>>,
+    page_size: u64,
+    done: bool,
+}
+
+impl std::fmt::Debug for SalesExportCursor<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SalesExportCursor")
+            .field("entity", &self.entity)
+            .field("columns", &self.columns.len())
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One document's values, by column key.
+struct Doc {
+    text: HashMap<&'static str, Option<String>>,
+    money: HashMap<&'static str, Money>,
+    dates: HashMap<&'static str, Option<NaiveDate>>,
+    number: HashMap<&'static str, f64>,
+    customer: Option<Uuid>,
+    opportunity: Option<Uuid>,
+    owner: Option<Uuid>,
+    department: Option<Uuid>,
+    created: Option<DateTime<Utc>>,
+    updated: Option<DateTime<Utc>>,
+}
+
+impl Doc {
+    fn of_row(row: &Row) -> Doc {
+        Doc {
+            text: HashMap::new(),
+            money: HashMap::new(),
+            dates: HashMap::new(),
+            number: HashMap::new(),
+            customer: row.get("customer_id").as_id(),
+            opportunity: row.get("opportunity_id").as_id(),
+            owner: row.get("owner_id").as_id(),
+            department: row.get("department_id").as_id(),
+            created: row.get("created_at").as_timestamp(),
+            updated: row.get("updated_at").as_timestamp(),
+        }
+    }
+}
+
+/// A status or type as a word of the export's language: the Chinese label,
+/// or the API name with spaces (`pending approval`).
+fn word(english: bool, api: &str, zh: &str) -> String {
+    if english {
+        api.replace('_', " ")
+    } else {
+        zh.to_string()
+    }
+}
+
+impl SalesExportCursor<'_> {
+    /// The columns.
+    pub fn columns(&self) -> &[ExportColumn] {
+        &self.columns
+    }
+
+    /// The next page of rows, `None` at the end.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<Vec<ExportValue>>>> {
+        if self.done {
+            return Ok(None);
+        }
+        let mut sel = self.select.clone();
+        sel.paging = Paging::Keyset {
+            after: self.after.clone(),
+            limit: self.page_size,
+        };
+        let got = self.crm.store.select(&sel).await?;
+        if !got.has_more {
+            self.done = true;
+        }
+        if let Some(last) = got.rows.last() {
+            self.after = Some(vec![last.get("created_at").clone(), Value::Id(last.id())]);
+        } else {
+            self.done = true;
+            return Ok(None);
+        }
+        let wants = |k: &str| self.columns.iter().any(|c| c.key == k);
+        let ids = |f: fn(&Row) -> Option<Uuid>| -> Vec<Value> {
+            let mut v: Vec<Uuid> = got.rows.iter().filter_map(f).collect();
+            v.sort_unstable();
+            v.dedup();
+            v.into_iter().map(Value::Id).collect()
+        };
+        let customers = if wants("customer_id") {
+            self.crm
+                .readable_names(
+                    &self.actor,
+                    Entity::Customer,
+                    ids(|r| r.get("customer_id").as_id()),
+                )
+                .await?
+        } else {
+            HashMap::new()
+        };
+        let opportunities = if wants("opportunity_id") {
+            self.crm
+                .readable_names(
+                    &self.actor,
+                    Entity::Opportunity,
+                    ids(|r| r.get("opportunity_id").as_id()),
+                )
+                .await?
+        } else {
+            HashMap::new()
+        };
+        let mut docs = Vec::with_capacity(got.rows.len());
+        for row in &got.rows {
+            docs.push(self.doc(row).await?);
+        }
+        let offset = self.crm.config.utc_offset;
+        let local = |t: Option<DateTime<Utc>>| {
+            t.map_or(ExportValue::Empty, |t| {
+                ExportValue::DateTime(t.with_timezone(&offset).naive_local())
+            })
+        };
+        let name = |names: &HashMap<Uuid, String>, id: Option<Uuid>| {
+            id.and_then(|i| names.get(&i).cloned())
+                .map_or(ExportValue::Empty, ExportValue::Text)
+        };
+        let rows = docs
+            .into_iter()
+            .map(|d| {
+                self.columns
+                    .iter()
+                    .map(|c| match c.key.as_str() {
+                        "customer_id" => name(&customers, d.customer),
+                        "opportunity_id" => name(&opportunities, d.opportunity),
+                        "owner_id" => name(&self.users, d.owner),
+                        "department_id" => name(&self.departments, d.department),
+                        "created_at" => local(d.created),
+                        "updated_at" => local(d.updated),
+                        k => match c.kind {
+                            ValueKind::Money => d
+                                .money
+                                .get(k)
+                                .map_or(ExportValue::Empty, |m| ExportValue::Money(m.minor)),
+                            ValueKind::Date => d
+                                .dates
+                                .get(k)
+                                .copied()
+                                .flatten()
+                                .map_or(ExportValue::Empty, ExportValue::Date),
+                            ValueKind::Number => d
+                                .number
+                                .get(k)
+                                .map_or(ExportValue::Empty, |n| ExportValue::Number(*n)),
+                            _ => d
+                                .text
+                                .get(k)
+                                .cloned()
+                                .flatten()
+                                .filter(|s| !s.is_empty())
+                                .map_or(ExportValue::Empty, ExportValue::Text),
+                        },
+                    })
+                    .collect()
+            })
+            .collect();
+        Ok(Some(rows))
+    }
+
+    /// A document's values, as its typed form (the one the API returns)
+    /// gives them.
+    async fn doc(&mut self, row: &Row) -> Result<Doc> {
+        let en = self.english;
+        let mut d = Doc::of_row(row);
+        match self.entity {
+            Entity::Opportunity => {
+                let pid = row.get("pipeline_id").as_id();
+                if !self.pipelines.contains_key(&pid) {
+                    let p = self.crm.pipeline_by_id(pid).await?;
+                    self.pipelines.insert(pid, p);
+                }
+                let Some(pipeline) = self.pipelines.get(&pid) else {
+                    return Ok(d);
+                };
+                let o = self.crm.opportunity_in(row, pipeline);
+                d.text.insert("code", Some(o.code));
+                d.text.insert("name", Some(o.name));
+                d.text.insert("stage", Some(o.stage_name));
+                d.text.insert(
+                    "status",
+                    Some(word(en, o.status.name(), o.status.label_zh())),
+                );
+                d.number.insert("probability", f64::from(o.probability));
+                d.money.insert("amount", o.amount);
+                d.money.insert("weighted", o.weighted);
+                d.dates.insert("expected_close", o.expected_close);
+                d.text.insert("source", o.source);
+                d.text.insert("lost_reason", o.lost_reason);
+                d.text.insert("notes", o.notes);
+            }
+            Entity::Quote => {
+                let q = quote_from_row(row);
+                d.text.insert("code", Some(q.code));
+                d.text.insert("title", Some(q.title));
+                d.number.insert("quote_version", q.quote_version as f64);
+                d.text.insert(
+                    "status",
+                    Some(word(en, q.status.name(), q.status.label_zh())),
+                );
+                d.money.insert("gross", q.totals.gross);
+                d.money.insert("discount", q.totals.discount);
+                d.money.insert("amount", q.totals.amount);
+                d.money.insert("tax", q.totals.tax);
+                d.dates.insert("valid_until", q.valid_until);
+                d.text.insert("notes", q.notes);
+            }
+            _ => {
+                let c = contract_from_row(row);
+                d.text.insert("code", Some(c.code));
+                d.text.insert("title", Some(c.title));
+                d.text.insert(
+                    "contract_type",
+                    Some(word(en, c.contract_type.name(), c.contract_type.label_zh())),
+                );
+                d.text.insert(
+                    "status",
+                    Some(word(en, c.status.name(), c.status.label_zh())),
+                );
+                d.money.insert("amount", c.amount);
+                d.money.insert("tax", c.tax);
+                d.money.insert("received", c.received);
+                d.money.insert("outstanding", c.outstanding);
+                d.money.insert("invoiced", c.invoiced);
+                d.money.insert("not_invoiced", c.not_invoiced);
+                d.dates.insert("signed_on", c.signed_on);
+                d.dates.insert("start_on", c.start_on);
+                d.dates.insert("end_on", c.end_on);
+                d.text.insert("terminated_reason", c.terminated_reason);
+                d.text.insert("notes", c.notes);
+            }
+        }
+        Ok(d)
+    }
+}
