@@ -314,7 +314,9 @@ impl Crm {
             }
         }
         let mut entries = self.store.history(entity.table(), id).await?;
-        if entity.is_record() && !actor.restricted_fields(entity).is_empty() {
+        if (entity.is_record() || entity == Entity::Product)
+            && !actor.restricted_fields(entity).is_empty()
+        {
             for e in &mut entries {
                 e.changes = std::mem::take(&mut e.changes)
                     .into_iter()

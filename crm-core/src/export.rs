@@ -1163,18 +1163,33 @@ impl Crm {
             header_en: d.en.to_string(),
             kind: crate::import::field_value_kind(Entity::Product, d),
         };
+        // A cost a field rule hides is no column; a masked one shows `***`.
+        let hidden = |d: &FieldDef| {
+            d.name == crate::sales::product::COST_FIELD
+                && actor.field_access(Entity::Product, d.name) == FieldAccess::Hidden
+        };
         if picks.is_empty() {
-            return Ok(crate::import::PRODUCT_FIELDS.iter().map(column).collect());
+            return Ok(crate::import::PRODUCT_FIELDS
+                .iter()
+                .filter(|d| !hidden(d))
+                .map(column)
+                .collect());
         }
         picks
             .iter()
             .map(|p| {
                 let n = p.trim();
-                crate::import::find_field(Entity::Product, n)
-                    .map(column)
-                    .ok_or_else(|| {
-                        Error::invalid("fields", format!("products have no field '{n}'"))
-                    })
+                match crate::import::find_field(Entity::Product, n) {
+                    Some(d) if hidden(d) => Err(Error::Forbidden(format!(
+                        "{} may not see product.{} (column '{n}')",
+                        actor.display_name, d.name
+                    ))),
+                    Some(d) => Ok(column(d)),
+                    None => Err(Error::invalid(
+                        "fields",
+                        format!("products have no field '{n}'"),
+                    )),
+                }
             })
             .collect()
     }
@@ -1210,6 +1225,7 @@ impl Crm {
             }
         };
         let page = self.list_products(actor, query).await?;
+        let cost = actor.field_access(Entity::Product, crate::sales::product::COST_FIELD);
         let text = |s: &str| ExportValue::Text(s.to_string());
         let opt = |s: &Option<String>| s.as_deref().map_or(ExportValue::Empty, text);
         let rows = page
@@ -1226,9 +1242,13 @@ impl Crm {
                             .map_or(ExportValue::Empty, |id| ExportValue::Text(path(id))),
                         "unit" => text(&p.unit),
                         "list_price" => ExportValue::Money(p.list_price.minor),
-                        "cost" => p
-                            .cost
-                            .map_or(ExportValue::Empty, |m| ExportValue::Money(m.minor)),
+                        "cost" => match cost {
+                            FieldAccess::Hidden => ExportValue::Empty,
+                            FieldAccess::Masked => text("***"),
+                            _ => p
+                                .cost
+                                .map_or(ExportValue::Empty, |m| ExportValue::Money(m.minor)),
+                        },
                         "tax_rate" => ExportValue::Text(tax_rate_text(p.tax_rate)),
                         "spec" => opt(&p.spec),
                         "description" => opt(&p.description),

@@ -826,7 +826,9 @@ fn map_headers_with(
             ColumnRole::Contact { field, .. } => (Entity::Contact, field.as_str()),
             ColumnRole::Ignored => (entity, ""),
         };
-        if e.is_record() && field != "owner_id" && actor.field_access(e, field) != FieldAccess::Full
+        if (e.is_record() || e == Entity::Product)
+            && field != "owner_id"
+            && actor.field_access(e, field) != FieldAccess::Full
         {
             return Err(Error::Forbidden(format!(
                 "{} may not set {e}.{field} (column {} '{h}')",
@@ -4992,7 +4994,9 @@ impl Crm {
             if group.is_some() && def.name == "customer_id" {
                 continue;
             }
-            if entity.is_record() && actor.field_access(entity, def.name) != FieldAccess::Full {
+            if (entity.is_record() || entity == Entity::Product)
+                && actor.field_access(entity, def.name) != FieldAccess::Full
+            {
                 continue;
             }
             let options = match def.kind {

@@ -1785,6 +1785,20 @@ fn check_rules(rules: &[FieldRule], held: &[FieldRule], errors: &mut ValidationE
             );
             continue;
         }
+        if r.entity == Entity::Product {
+            // The catalogue is read by everyone; only its cost may be kept
+            // from people.
+            if r.field != crate::sales::product::COST_FIELD {
+                errors.push(
+                    "field_rules",
+                    format!(
+                        "product.{} takes no field rule: products take one on cost (成本) only",
+                        r.field
+                    ),
+                );
+            }
+            continue;
+        }
         let known = r.entity.field(&r.field).is_some() || r.field.starts_with("custom.");
         if !known {
             errors.push(

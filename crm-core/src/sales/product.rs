@@ -8,7 +8,7 @@
 //! will reference products by id from their own tables.
 
 use super::{money_json, opt_int, opt_text, req_text};
-use crate::auth::{Action, Actor};
+use crate::auth::{Action, Actor, FieldAccess};
 use crate::crm::Crm;
 use crate::entity::Entity;
 use crate::error::{Error, Result, ValidationErrors};
@@ -145,6 +145,28 @@ pub struct ProductQuery {
     pub page: u64,
     /// Items per page (default 10).
     pub per_page: u64,
+}
+
+/// The product field that roles may hide or mask (`product.cost`): the
+/// catalogue is read by everyone, its cost only by whom the roles allow.
+pub const COST_FIELD: &str = "cost";
+
+/// Whether `actor` sees products' cost.
+pub(crate) fn sees_cost(actor: &Actor) -> bool {
+    matches!(
+        actor.field_access(Entity::Product, COST_FIELD),
+        FieldAccess::Full | FieldAccess::ReadOnly
+    )
+}
+
+/// A product as `actor` sees it: without its cost when a field rule hides
+/// or masks it.
+fn product_seen(actor: &Actor, r: &Row) -> Product {
+    let mut p = product_from_row(r);
+    if !sees_cost(actor) {
+        p.cost = None;
+    }
+    p
 }
 
 fn product_from_row(r: &Row) -> Product {
@@ -345,6 +367,7 @@ impl Crm {
     /// Creates a product.
     pub async fn create_product(&self, actor: &Actor, input: ProductInput) -> Result<Product> {
         self.require_product(actor, Action::Create)?;
+        may_set_cost(actor, &input)?;
         self.check_product(actor, &input, true).await?;
         let code = match &input.code {
             Some(c) => c.trim().to_string(),
@@ -454,7 +477,7 @@ impl Crm {
             .get(Table::Products, id)
             .await?
             .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
-            .map(|r| product_from_row(&r))
+            .map(|r| product_seen(actor, &r))
             .ok_or_else(|| Error::not_found("product", id))
     }
 
@@ -471,7 +494,7 @@ impl Crm {
             .await?
             .rows
             .first()
-            .map(product_from_row)
+            .map(|r| product_seen(actor, r))
             .ok_or_else(|| Error::not_found("product", code))
     }
 
@@ -484,11 +507,12 @@ impl Crm {
         input: ProductInput,
     ) -> Result<Product> {
         self.require_product(actor, Action::Update)?;
+        may_set_cost(actor, &input)?;
         self.check_product(actor, &input, false).await?;
         let row = self.live_row(actor, Table::Products, id).await?;
         let (mut values, changes) = product_changes(&row, &input);
         if changes.is_empty() {
-            return Ok(product_from_row(&row));
+            return Ok(product_seen(actor, &row));
         }
         values.push(("updated_at", Value::Timestamp(self.now())));
         let mut cs = ChangeSet::default();
@@ -616,7 +640,7 @@ impl Crm {
         sel.with_total = true;
         let got = self.store.select(&sel).await?;
         Ok(Page {
-            items: got.rows.iter().map(product_from_row).collect(),
+            items: got.rows.iter().map(|r| product_seen(actor, r)).collect(),
             total: got.total,
             has_more: got.has_more,
             next_cursor: None,
@@ -675,6 +699,19 @@ pub(crate) fn product_changes(
         })
         .collect();
     (values, changes)
+}
+
+/// Refuses a cost from who may not change it (a field rule makes it
+/// read-only, masked or hidden for them); leaving it out keeps it.
+fn may_set_cost(actor: &Actor, input: &ProductInput) -> Result<()> {
+    if input.cost.is_some() && actor.field_access(Entity::Product, COST_FIELD) != FieldAccess::Full
+    {
+        return Err(Error::Forbidden(format!(
+            "{} may not change product.cost (成本)",
+            actor.display_name
+        )));
+    }
+    Ok(())
 }
 
 /// A product as JSON for documents and the CLI.

@@ -87,6 +87,11 @@ macro_rules! permission_scenarios {
             perm_a_role_holding_an_old_own_column_rule_stays_editable,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::product_cost_follows_field_rules,
+            perm_product_cost_follows_field_rules,
+            $make
+        );
     };
 }
 
@@ -1356,4 +1361,268 @@ pub async fn a_role_holding_an_old_own_column_rule_stays_editable(store: Arc<dyn
         .await
         .expect_err("a new own-column rule");
     assert!(matches!(err, Error::Validation(_)), "{err}");
+}
+
+/// The catalogue is read by everyone, its cost only as the roles allow: a
+/// role may hide, mask or freeze `product.cost` (and no other product
+/// field). Whom it is kept from gets products without it — one by one, in
+/// lists, in history, in exports (masked: `***`) and in import templates —
+/// may not set it through the API or an import column, and an edit that
+/// leaves it out keeps it.
+pub async fn product_cost_follows_field_rules(store: Arc<dyn Store>) {
+    use crate::import::{Cell, ImportOptions, SheetRow};
+    use crate::money::Money;
+    use crate::sales::{ProductInput, ProductQuery};
+    let w = World::new(store).await;
+    let catalogue = |scope| {
+        [
+            Action::Read,
+            Action::Create,
+            Action::Update,
+            Action::Export,
+            Action::Import,
+        ]
+        .map(|a| (Entity::Product, a, scope))
+    };
+    let hidden = user_granted(
+        &w,
+        "cost_hidden",
+        &catalogue(DataScope::All),
+        vec![rule(Entity::Product, "cost", FieldAccess::Hidden)],
+    )
+    .await;
+    let masked = user_granted(
+        &w,
+        "cost_masked",
+        &catalogue(DataScope::All),
+        vec![rule(Entity::Product, "cost", FieldAccess::Masked)],
+    )
+    .await;
+    let frozen = user_granted(
+        &w,
+        "cost_frozen",
+        &catalogue(DataScope::All),
+        vec![rule(Entity::Product, "cost", FieldAccess::ReadOnly)],
+    )
+    .await;
+    let err = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: "隐藏标准价".into(),
+                is_admin: false,
+                permissions: Vec::new(),
+                field_rules: vec![rule(Entity::Product, "list_price", FieldAccess::Hidden)],
+            },
+        )
+        .await
+        .expect_err("only the cost takes a rule");
+    assert!(
+        matches!(&err, Error::Validation(_)) && err.to_string().contains("cost (成本) only"),
+        "{err}"
+    );
+    let p = w
+        .crm
+        .create_product(
+            &w.admin,
+            ProductInput {
+                code: Some("SV-1".into()),
+                name: Some("服务器".into()),
+                list_price: Some(Money::cny(3_500_000)),
+                cost: Some(Money::cny(2_100_000)),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("product");
+    let cost_of = |p: &crate::sales::Product| p.cost.map(|m| m.minor);
+    for (who, sees) in [
+        (&hidden, false),
+        (&masked, false),
+        (&frozen, true),
+        (&w.admin, true),
+    ] {
+        let one = w.crm.product(who, p.id).await.expect("product");
+        let by_code = w.crm.product_by_code(who, "SV-1").await.expect("by code");
+        let listed = w
+            .crm
+            .list_products(who, &ProductQuery::default())
+            .await
+            .expect("list")
+            .items
+            .remove(0);
+        let want = sees.then_some(2_100_000);
+        assert_eq!(
+            (cost_of(&one), cost_of(&by_code), cost_of(&listed)),
+            (want, want, want),
+            "{}",
+            who.display_name
+        );
+    }
+    // Setting it: refused unless fully allowed; leaving it out keeps it.
+    for who in [&hidden, &masked, &frozen] {
+        let err = w
+            .crm
+            .update_product(
+                who,
+                p.id,
+                p.version,
+                ProductInput {
+                    cost: Some(Money::cny(1)),
+                    ..ProductInput::default()
+                },
+            )
+            .await
+            .expect_err("may not set the cost");
+        assert!(
+            matches!(&err, Error::Forbidden(m) if m.contains("product.cost")),
+            "{err}"
+        );
+        let err = w
+            .crm
+            .create_product(
+                who,
+                ProductInput {
+                    name: Some("新品".into()),
+                    list_price: Some(Money::cny(100)),
+                    cost: Some(Money::cny(50)),
+                    ..ProductInput::default()
+                },
+            )
+            .await
+            .expect_err("may not set the cost");
+        assert!(matches!(err, Error::Forbidden(_)), "{err}");
+    }
+    let renamed = w
+        .crm
+        .update_product(
+            &hidden,
+            p.id,
+            p.version,
+            ProductInput {
+                name: Some("机架式服务器".into()),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("rename");
+    assert_eq!(renamed.cost, None);
+    let kept = w.crm.product(&w.admin, p.id).await.expect("product");
+    assert_eq!(cost_of(&kept), Some(2_100_000));
+    w.crm
+        .update_product(
+            &w.admin,
+            p.id,
+            kept.version,
+            ProductInput {
+                cost: Some(Money::cny(2_000_000)),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("admin sets the cost");
+    // History: the cost's changes left out, or masked.
+    let history = |who: &Actor| {
+        let who = who.clone();
+        let crm = &w.crm;
+        async move {
+            crm.history(&who, Entity::Product, p.id)
+                .await
+                .expect("history")
+                .into_iter()
+                .flat_map(|e| e.changes)
+                .filter(|c| c.field == "cost")
+                .map(|c| c.after)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(history(&hidden).await, Vec::<serde_json::Value>::new());
+    assert_eq!(history(&masked).await, vec![json!("***"), json!("***")]);
+    assert_eq!(
+        history(&frozen).await,
+        vec![json!(2_100_000), json!(2_000_000)]
+    );
+    // Exports: no cost column for whom it is hidden (nor may it be picked);
+    // masked, it shows as `***`.
+    let cols = w
+        .crm
+        .export_columns(&hidden, Entity::Product, &[])
+        .await
+        .expect("columns");
+    assert!(cols.iter().all(|c| c.key != "cost"), "{cols:?}");
+    let err = w
+        .crm
+        .export_columns(&hidden, Entity::Product, &["成本".into()])
+        .await
+        .expect_err("hidden");
+    assert!(matches!(err, Error::Forbidden(_)), "{err}");
+    for (who, want) in [
+        (&masked, ExportValue::Text("***".into())),
+        (&frozen, ExportValue::Money(2_000_000)),
+    ] {
+        let cols = w
+            .crm
+            .export_columns(who, Entity::Product, &["code".into(), "cost".into()])
+            .await
+            .expect("columns");
+        let (rows, _) = w
+            .crm
+            .product_export_page(who, &cols, &ProductQuery::default())
+            .await
+            .expect("page");
+        assert_eq!(rows, vec![vec![ExportValue::Text("SV-1".into()), want]]);
+    }
+    // Imports: the template leaves the cost out, a cost column is refused.
+    let template = w
+        .crm
+        .template_columns(&hidden, Entity::Product, 0)
+        .await
+        .expect("template");
+    assert!(template.iter().all(|c| c.key != "cost"), "{template:?}");
+    for who in [&hidden, &frozen] {
+        let err = w
+            .crm
+            .begin_import(
+                who,
+                ImportOptions::new(Entity::Product),
+                &["产品编号".to_string(), "成本".to_string()],
+            )
+            .await
+            .expect_err("a cost column");
+        assert!(
+            matches!(&err, Error::Forbidden(m) if m.contains("product.cost")),
+            "{err}"
+        );
+    }
+    let mut session = w
+        .crm
+        .begin_import(
+            &w.admin,
+            ImportOptions::new(Entity::Product),
+            &[
+                "产品编号".to_string(),
+                "产品名称".to_string(),
+                "标准价".to_string(),
+                "成本".to_string(),
+            ],
+        )
+        .await
+        .expect("the admin imports costs");
+    session
+        .push(&[SheetRow {
+            number: 2,
+            cells: vec![
+                Cell::Text("SV-2".into()),
+                Cell::Text("存储".into()),
+                Cell::Text("100".into()),
+                Cell::Text("60".into()),
+            ],
+        }])
+        .await
+        .expect("push");
+    let report = session.finish().await.expect("finish");
+    assert_eq!(report.created, 1, "{:#?}", report.issues);
+    let imported = w.crm.product_by_code(&w.admin, "SV-2").await.expect("SV-2");
+    assert_eq!(cost_of(&imported), Some(6_000));
 }
