@@ -1059,6 +1059,8 @@ impl DupKey {
 /// A contact of a customer row, validated.
 #[derive(Clone, Debug)]
 struct ContactDraft {
+    /// The contact group of the row (1 for 联系人1).
+    group: usize,
     set: BTreeMap<&'static str, Value>,
     custom: BTreeMap<String, Json>,
 }
@@ -1173,6 +1175,26 @@ pub struct ImportSession<'a> {
     /// it is written.
     atomic_keys: Vec<DupKey>,
     atomic_first: Option<u32>,
+    /// Guards of the unique custom values of contacts that customer rows
+    /// create (see [`ImportSession::contact_uniques_free`]): the batch's in
+    /// batched imports, all of them in an all-or-nothing one.
+    contact_guards: Vec<Guard>,
+}
+
+/// A unique custom value of a contact that a customer row carries.
+struct ContactKey {
+    /// The contact group (1 for 联系人1).
+    group: usize,
+    key: String,
+    label: String,
+    value: Value,
+    text: String,
+}
+
+impl ContactKey {
+    fn kind(&self) -> String {
+        format!("contact.custom.{}", self.key)
+    }
 }
 
 /// Counts a prepared batch as outstanding until its write is committed or
@@ -1578,6 +1600,7 @@ impl Crm {
             outstanding: Arc::new(AtomicUsize::new(0)),
             batch_keys: Vec::new(),
             atomic_keys: Vec::new(),
+            contact_guards: Vec::new(),
             atomic_first: None,
             opts: options,
         };
@@ -2396,6 +2419,9 @@ impl<'a> ImportSession<'a> {
         self.slots.clear();
         self.known = None;
         self.batch_keys.clear();
+        if self.opts.commit == CommitMode::Batches {
+            self.contact_guards.clear();
+        }
         let (cs, items) = if self.opts.entity == Entity::User {
             self.user_batch(rows, &mut issues).await?
         } else if self.opts.entity == Entity::Product {
@@ -2428,6 +2454,7 @@ impl<'a> ImportSession<'a> {
             CommitMode::Batches => {
                 cs.guards = self.key_guards(&keys, (first, last), false);
                 cs.guards.extend(self.pool_guard());
+                cs.guards.append(&mut self.contact_guards);
                 if self.opts.entity == Entity::Customer {
                     // The duplicate keys now, while the batch before may
                     // still be written — unless they meet what that batch
@@ -2484,6 +2511,7 @@ impl<'a> ImportSession<'a> {
                     let rows = (self.atomic_first.unwrap_or_default(), self.last_row_seen());
                     cs.guards = self.key_guards(&self.atomic_keys, rows, true);
                     cs.guards.extend(self.pool_guard());
+                    cs.guards.append(&mut self.contact_guards);
                     if self.opts.entity == Entity::Customer {
                         self.crm.index_customer_keys(&mut cs).await?;
                     }
@@ -2570,6 +2598,143 @@ impl<'a> ImportSession<'a> {
             );
         }
         true
+    }
+
+    /// The unique custom values of the contacts a customer row carries.
+    fn contact_keys(&self, c: &Candidate) -> Vec<ContactKey> {
+        if c.contacts.is_empty() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for def in self.v.contact_customs.iter().filter(|d| d.unique) {
+            for contact in &c.contacts {
+                if let Some(v) = contact.custom.get(&def.key).filter(|v| !v.is_null()) {
+                    let value = crate::records::custom_key_value(v);
+                    out.push(ContactKey {
+                        group: contact.group,
+                        key: def.key.clone(),
+                        label: def.label.clone(),
+                        text: key_text(&value),
+                        value,
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// The rows of `cands` whose contacts' unique custom values no live
+    /// contact of the company holds (one query per field and
+    /// [`IN_CHUNK`] values); the others are duplicates, reported without
+    /// naming the contact (the importing user may not see it).
+    async fn contact_uniques_free(
+        &mut self,
+        cands: Vec<Candidate>,
+        issues: &mut Vec<RowIssue>,
+    ) -> Result<Vec<Candidate>> {
+        let keys: Vec<Vec<ContactKey>> = cands.iter().map(|c| self.contact_keys(c)).collect();
+        if keys.iter().all(Vec::is_empty) {
+            return Ok(cands);
+        }
+        let mut by_field: BTreeMap<&str, (Col, Vec<Value>)> = BTreeMap::new();
+        for ck in keys.iter().flatten() {
+            let Some(def) = self.v.contact_customs.iter().find(|d| d.key == ck.key) else {
+                continue;
+            };
+            by_field
+                .entry(ck.key.as_str())
+                .or_insert_with(|| (def.col(), Vec::new()))
+                .1
+                .push(ck.value.clone());
+        }
+        let mut taken: HashSet<(String, String)> = HashSet::new();
+        for (key, (col, mut values)) in by_field {
+            values.sort_by_key(key_text);
+            values.dedup();
+            for chunk in values.chunks(IN_CHUNK) {
+                let mut sel = Select::all(Table::Contacts, self.actor.company_id.0, self.crm.now());
+                sel.lifecycle = Lifecycle::Any;
+                sel.filter = Filter::And(vec![
+                    Filter::In(col.clone(), chunk.to_vec()),
+                    Filter::IsNull(Col::Column("deleted_at")),
+                ]);
+                for r in self.crm.store.select(&sel).await?.rows {
+                    if let Some(v) = r.get("custom").as_json().and_then(|j| j.get(key)) {
+                        taken.insert((
+                            key.to_string(),
+                            key_text(&crate::records::custom_key_value(v)),
+                        ));
+                    }
+                }
+            }
+        }
+        let mut free = Vec::with_capacity(cands.len());
+        for (c, ks) in cands.into_iter().zip(keys) {
+            match ks
+                .iter()
+                .find(|k| taken.contains(&(k.key.clone(), k.text.clone())))
+            {
+                Some(k) => self.duplicate(
+                    issues,
+                    c.number,
+                    IssueKind::Duplicate,
+                    format!(
+                        "contact {} {} {} already belongs to another contact",
+                        k.group, k.label, k.text
+                    ),
+                    format!(
+                        "联系人{}的{} {} 已被其他联系人使用",
+                        k.group, k.label, k.text
+                    ),
+                ),
+                None => free.push(c),
+            }
+        }
+        Ok(free)
+    }
+
+    /// Guards of contacts' unique custom values, as a contact's create
+    /// guards its value (the same lock keys), [`IN_CHUNK`] values a guard.
+    fn contact_key_guards(&self, keys: Vec<ContactKey>, rows: (u32, u32)) -> Vec<Guard> {
+        let company = self.actor.company_id.0;
+        let mut by_field: BTreeMap<String, Vec<ContactKey>> = BTreeMap::new();
+        for k in keys {
+            by_field.entry(k.key.clone()).or_default().push(k);
+        }
+        let mut guards = Vec::new();
+        for (key, ks) in by_field {
+            let Some(def) = self.v.contact_customs.iter().find(|d| d.key == key) else {
+                continue;
+            };
+            let col = def.col();
+            for chunk in ks.chunks(IN_CHUNK) {
+                let keys = chunk
+                    .iter()
+                    .map(|k| {
+                        guard_key(
+                            company,
+                            Table::Contacts,
+                            &Filter::Cmp(col.clone(), CmpOp::Eq, k.value.clone()),
+                        )
+                    })
+                    .collect();
+                let mut select = Select::all(Table::Contacts, company, self.crm.now());
+                select.lifecycle = Lifecycle::Any;
+                select.filter = Filter::And(vec![
+                    Filter::In(col.clone(), chunk.iter().map(|k| k.value.clone()).collect()),
+                    Filter::IsNull(Col::Column("deleted_at")),
+                ]);
+                guards.push(Guard {
+                    keys,
+                    select,
+                    message: format!(
+                        "while this import ran, another user saved a contact with the {} of a contact of rows {}–{}; import the file again: that row then meets the contact like any duplicate",
+                        def.label, rows.0, rows.1
+                    ),
+                });
+            }
+        }
+        guards
     }
 
     /// The guards of a change set that creates or updates records with
@@ -3127,6 +3292,7 @@ impl RowValidator {
                         problems.extend(self.messages(Entity::Contact, cf, &v, Some(*g)));
                     }
                     contacts.push(ContactDraft {
+                        group: *g as usize,
                         set: cset,
                         custom: ccustom,
                     });
@@ -3619,6 +3785,7 @@ impl ImportSession<'_> {
         // 2. Duplicates within the file (the first row wins).
         let mut unique = Vec::with_capacity(cands.len());
         let mut seen: Vec<u128> = Vec::new();
+        let mut dup_contact: Option<(u32, ContactKey)> = None;
         for c in cands {
             let mut dup = None;
             seen.clear();
@@ -3631,6 +3798,44 @@ impl ImportSession<'_> {
             }
             for s in &seen {
                 self.seen.entry(*s).or_insert(c.number);
+            }
+            // The unique custom values of its contacts, within the file
+            // (two contacts of one row included).
+            for ck in self.contact_keys(&c) {
+                let s = seen_key(&ck.kind(), &ck.text);
+                match self.seen.get(&s) {
+                    Some(first) if dup.is_none() => {
+                        let first = *first;
+                        dup_contact = Some((first, ck));
+                    }
+                    Some(_) => {}
+                    None => {
+                        self.seen.insert(s, c.number);
+                    }
+                }
+            }
+            if let (None, Some((first, ck))) = (&dup, dup_contact.take()) {
+                if !self.is_replay(c.number) {
+                    let (en, zh) = if first == c.number {
+                        (
+                            "another contact of the row".to_string(),
+                            "同一行的另一联系人".to_string(),
+                        )
+                    } else {
+                        (
+                            format!("row {first} of this file"),
+                            format!("本文件第 {first} 行"),
+                        )
+                    };
+                    self.duplicate(
+                        issues,
+                        c.number,
+                        IssueKind::DuplicateInFile,
+                        format!("contact {} {} {} repeats {en}", ck.group, ck.label, ck.text),
+                        format!("联系人{}的{} {} 与{zh}重复", ck.group, ck.label, ck.text),
+                    );
+                }
+                continue;
             }
             if c.keys.is_empty() {
                 self.seen
@@ -3649,6 +3854,11 @@ impl ImportSession<'_> {
                 None => unique.push(c),
             }
         }
+        if unique.is_empty() || self.failed {
+            return Ok((ChangeSet::default(), BatchItems::default()));
+        }
+        // 2b. The contacts' unique custom values in the store.
+        let unique = self.contact_uniques_free(unique, issues).await?;
         if unique.is_empty() || self.failed {
             return Ok((ChangeSet::default(), BatchItems::default()));
         }
@@ -3780,6 +3990,19 @@ impl ImportSession<'_> {
         }
         batch_keys.extend(update_keys);
         self.batch_keys = batch_keys;
+        let mut written: Vec<ContactKey> = Vec::new();
+        let mut span: Option<(u32, u32)> = None;
+        for c in creates.iter().chain(updates.iter().map(|(c, _, _)| c)) {
+            let ks = self.contact_keys(c);
+            if !ks.is_empty() {
+                span = Some(span.map_or((c.number, c.number), |(a, b)| {
+                    (a.min(c.number), b.max(c.number))
+                }));
+                written.extend(ks);
+            }
+        }
+        let guards = self.contact_key_guards(written, span.unwrap_or_default());
+        self.contact_guards.extend(guards);
         // 4. Build the writes (an insert, audit entry and event per record).
         let mut cs = ChangeSet::default();
         cs.ops.reserve(creates.len() + updates.len() + 1);

@@ -14,6 +14,11 @@
 macro_rules! import_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::import_suite::customer_rows_check_their_contacts_unique_values,
+            crm_import_customer_rows_check_their_contacts_unique_values,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::import_maps_headers_and_creates_customers_with_contacts,
             io_import_maps_headers_and_creates_customers_with_contacts,
             $make
@@ -2894,4 +2899,145 @@ pub async fn template_gives_multi_select_fields_no_dropdown(store: Arc<dyn Store
         assert!(c.hint_en.contains("甲, 乙"), "{c:#?}");
     }
     assert_eq!(col("custom.scale").options, vec!["甲", "乙"]);
+}
+
+/// The unique custom values of contacts that customer rows carry are
+/// checked like a contact's own: against every live contact of the company
+/// (the holder not named), within the file (two contacts of one row
+/// included), and — for a contact saved while the import runs — by the
+/// batch's guard under the lock keys a contact's create takes.
+pub async fn customer_rows_check_their_contacts_unique_values(store: Arc<dyn Store>) {
+    use crate::testing::pool_suite::Interleave;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let last_keys = || hooked.guard_keys().last().cloned().unwrap_or_default();
+    let mut badge = new_custom(
+        Entity::Contact,
+        "badge",
+        "工牌号",
+        "Badge",
+        crate::custom::CustomFieldType::Text,
+        &[],
+        false,
+    );
+    badge.unique = true;
+    w.crm
+        .define_custom_field(&w.admin, badge)
+        .await
+        .expect("unique contact field");
+    let holder = w.customer(&w.wangwu, "王五的客户有限公司", json!({})).await;
+    w.crm
+        .create_record(
+            &w.wangwu,
+            Entity::Contact,
+            crate::testing::service_suite::fields(json!({
+                "name": "老联系人",
+                "customer_id": holder.id.0.to_string(),
+                "custom.badge": "wx-1",
+            })),
+        )
+        .await
+        .expect("contact");
+    let h = [
+        "客户名称",
+        "联系人1姓名",
+        "联系人1工牌号",
+        "联系人2姓名",
+        "联系人2工牌号",
+    ];
+    let r = run(
+        &w,
+        &w.zhangsan,
+        opts(Entity::Customer),
+        &h,
+        vec![
+            vec![t("甲有限公司"), t("张甲"), t("wx-1"), t(""), t("")],
+            vec![t("乙有限公司"), t("李乙"), t("wx-2"), t(""), t("")],
+            vec![t("丙有限公司"), t("王丙"), t("wx-2"), t(""), t("")],
+            vec![t("丁有限公司"), t("赵丁"), t("wx-3"), t("钱丁"), t("wx-3")],
+            vec![t("戊有限公司"), t("孙戊"), t("wx-4"), t("周戊"), t("wx-5")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.skipped), (2, 3), "{:#?}", r.issues);
+    let store_dup = issue(&r, 2);
+    assert_eq!(store_dup.kind, IssueKind::Duplicate);
+    assert!(
+        store_dup
+            .message_en
+            .contains("contact 1 工牌号 wx-1 already belongs to another contact")
+            && store_dup
+                .message_zh
+                .contains("联系人1的工牌号 wx-1 已被其他联系人使用")
+            && !store_dup.message_zh.contains("老联系人"),
+        "{store_dup:?}"
+    );
+    let in_file = issue(&r, 4);
+    assert_eq!(in_file.kind, IssueKind::DuplicateInFile);
+    assert!(
+        in_file
+            .message_en
+            .contains("wx-2 repeats row 3 of this file"),
+        "{in_file:?}"
+    );
+    let in_row = issue(&r, 5);
+    assert!(
+        in_row
+            .message_zh
+            .contains("联系人2的工牌号 wx-3 与同一行的另一联系人重复"),
+        "{in_row:?}"
+    );
+    assert!(find(&w, "乙有限公司").await.is_some());
+    assert!(find(&w, "戊有限公司").await.is_some());
+    assert!(find(&w, "甲有限公司").await.is_none());
+    // The fail policy fails the import on such a row.
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Fail;
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o,
+        &h[..3],
+        vec![vec![t("己有限公司"), t("吴己"), t("wx-5")]],
+    )
+    .await;
+    assert_eq!(r.status, ImportStatus::Failed, "{:#?}", r.issues);
+    assert!(find(&w, "己有限公司").await.is_none());
+
+    // A contact saved between the probe and the write fails the batch.
+    let mut o = opts(Entity::Customer);
+    o.commit = CommitMode::Batches;
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, o, &headers(&h[..3]))
+        .await
+        .expect("begin");
+    let batch = s
+        .prepare(
+            &rows(vec![vec![t("庚有限公司"), t("郑庚"), t("wx-9")]]),
+            None,
+        )
+        .await
+        .expect("prepare");
+    assert!(batch.issues.is_empty(), "{:?}", batch.issues);
+    w.crm
+        .create_record(
+            &w.wangwu,
+            Entity::Contact,
+            crate::testing::service_suite::fields(json!({
+                "name": "抢先联系人",
+                "customer_id": holder.id.0.to_string(),
+                "custom.badge": "wx-9",
+            })),
+        )
+        .await
+        .expect("contact meanwhile");
+    let create = last_keys();
+    refused_as_taken(batch.write.commit().await, "工牌号", "rows 2–2");
+    assert!(
+        guarded_alike(&create, &last_keys()),
+        "{create:?} not among the batch's keys"
+    );
+    drop(s);
+    assert!(find(&w, "庚有限公司").await.is_none());
 }
