@@ -183,9 +183,20 @@ fn iso_date(t: &str) -> Option<NaiveDate> {
 
 /// A local date and time in the forms [`Crm::parse_datetime`] accepts.
 fn local_datetime(t: &str) -> std::result::Result<NaiveDateTime, ()> {
+    use chrono::Datelike;
     let cleaned = t.replace('/', "-").replace('T', " ");
+    // A year of four digits from 1000 on, as dates take it.
+    let four_digit_year = |dt: NaiveDateTime| {
+        if dt.year() >= 1000 { Ok(dt) } else { Err(()) }
+    };
     NaiveDateTime::parse_from_str(&cleaned, "%Y-%m-%d %H:%M:%S")
-        .or_else(|_| NaiveDateTime::parse_from_str(&cleaned, "%Y-%m-%d %H:%M"))
+        .map_err(|_| ())
+        .and_then(four_digit_year)
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(&cleaned, "%Y-%m-%d %H:%M")
+                .map_err(|_| ())
+                .and_then(four_digit_year)
+        })
         .or_else(|_| {
             parse_date(t)
                 .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
@@ -2442,6 +2453,8 @@ mod tests {
     #[test]
     fn iso_datetimes_parse_as_before() {
         for t in [
+            "0000-01-01 00:00",
+            "0999-12-31 23:59:59",
             "2026-11-27",
             "2026-11-27 14:30",
             "2026-11-27 14:30:59",
@@ -2459,6 +2472,13 @@ mod tests {
         }
         assert!(iso_local_datetime("2026-11-27 14:30:59").is_some());
         assert!(iso_local_datetime("2026-11-27 23:59:60").is_none());
+        // Years before 1000 are refused by both, as dates refuse them.
+        for t in ["0000-01-01 00:00", "0999-12-31 23:59:59", "0999-12-31"] {
+            assert!(
+                iso_local_datetime(t).is_none() && local_datetime(t).is_err(),
+                "{t}"
+            );
+        }
     }
 
     proptest! {
