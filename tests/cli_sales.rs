@@ -168,6 +168,11 @@ fn export_contracts(db: &str, contract: &str) {
     );
     let out = ok(db, &["export", "contract", "-o", f, "--unpaid"]);
     assert!(out.starts_with("exported 0 "), "{out}");
+    // `sales-setup` gave the sellers the export of their own documents.
+    let out = ok(db, &["--as", "zhangwei", "export", "contract", "-o", f]);
+    assert!(out.starts_with("exported 1 "), "{out}");
+    let out = ok(db, &["--as", "wangfang", "export", "contract", "-o", f]);
+    assert!(out.starts_with("exported 0 "), "{out}");
     assert!(
         fails(db, &["export", "contract", "--stage", "x", "-o", f])
             .contains("--stage does not apply to contract exports")

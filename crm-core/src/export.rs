@@ -1164,14 +1164,15 @@ impl Crm {
             kind: crate::import::field_value_kind(Entity::Product, d),
         };
         // A cost a field rule hides is no column; a masked one shows `***`.
-        let hidden = |d: &FieldDef| {
-            d.name == crate::sales::product::COST_FIELD
-                && actor.field_access(Entity::Product, d.name) == FieldAccess::Hidden
-        };
+        // Without a pick, the cost is a column only for who may set it, so
+        // that the default export imports back as a price list.
+        let cost = |d: &FieldDef| d.name == crate::sales::product::COST_FIELD;
+        let access = actor.field_access(Entity::Product, crate::sales::product::COST_FIELD);
+        let hidden = |d: &FieldDef| cost(d) && access == FieldAccess::Hidden;
         if picks.is_empty() {
             return Ok(crate::import::PRODUCT_FIELDS
                 .iter()
-                .filter(|d| !hidden(d))
+                .filter(|d| !cost(d) || access == FieldAccess::Full)
                 .map(column)
                 .collect());
         }

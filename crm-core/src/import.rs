@@ -2602,12 +2602,22 @@ impl<'a> ImportSession<'a> {
 
     /// The unique custom values of the contacts a customer row carries.
     fn contact_keys(&self, c: &Candidate) -> Vec<ContactKey> {
+        self.contact_keys_where(c, |_| true)
+    }
+
+    /// The unique custom values of the contacts of a customer row that
+    /// `adds` picks.
+    fn contact_keys_where(
+        &self,
+        c: &Candidate,
+        adds: impl Fn(&ContactDraft) -> bool,
+    ) -> Vec<ContactKey> {
         if c.contacts.is_empty() {
             return Vec::new();
         }
         let mut out = Vec::new();
         for def in self.v.contact_customs.iter().filter(|d| d.unique) {
-            for contact in &c.contacts {
+            for contact in c.contacts.iter().filter(|k| adds(k)) {
                 if let Some(v) = contact.custom.get(&def.key).filter(|v| !v.is_null()) {
                     let value = crate::records::custom_key_value(v);
                     out.push(ContactKey {
@@ -2623,19 +2633,54 @@ impl<'a> ImportSession<'a> {
         out
     }
 
-    /// The rows of `cands` whose contacts' unique custom values no live
-    /// contact of the company holds (one query per field and
+    /// The rows of `cands` whose contacts to add hold unique custom values
+    /// no live contact of the company holds (one query per field and
     /// [`IN_CHUNK`] values); the others are duplicates, reported without
-    /// naming the contact (the importing user may not see it).
+    /// naming the contact (the importing user may not see it). With the
+    /// update policy, a row meeting a customer (as `existing` found it)
+    /// adds only the contacts that customer does not have yet: the
+    /// customers' contacts are read, and returned as (customer, identity).
     async fn contact_uniques_free(
         &mut self,
         cands: Vec<Candidate>,
+        existing: &HashMap<(String, String), Vec<Row>>,
         issues: &mut Vec<RowIssue>,
-    ) -> Result<Vec<Candidate>> {
-        let keys: Vec<Vec<ContactKey>> = cands.iter().map(|c| self.contact_keys(c)).collect();
-        if keys.iter().all(Vec::is_empty) {
-            return Ok(cands);
+    ) -> Result<(Vec<Candidate>, HashSet<(Uuid, String)>)> {
+        let mut had: HashSet<(Uuid, String)> = HashSet::new();
+        if cands.iter().all(|c| self.contact_keys(c).is_empty()) {
+            return Ok((cands, had));
         }
+        // The customer each row would update.
+        let meets: Vec<Option<Uuid>> = cands
+            .iter()
+            .map(|c| {
+                (self.opts.policy == DuplicatePolicy::Update)
+                    .then(|| {
+                        c.keys
+                            .iter()
+                            .find_map(|k| self.holder(existing, k, None).map(Row::id))
+                    })
+                    .flatten()
+            })
+            .collect();
+        let parents: Vec<Value> = meets.iter().flatten().map(|id| Value::Id(*id)).collect();
+        for chunk in parents.chunks(IN_CHUNK) {
+            let mut sel = Select::all(Table::Contacts, self.actor.company_id.0, self.crm.now());
+            sel.filter = Filter::In(Col::Column("customer_id"), chunk.to_vec());
+            for r in self.crm.store.select(&sel).await?.rows {
+                let cid = r.get("customer_id").as_id().unwrap_or_default();
+                had.insert((cid, contact_identity_row(&r)));
+            }
+        }
+        let keys: Vec<Vec<ContactKey>> = cands
+            .iter()
+            .zip(&meets)
+            .map(|(c, to)| {
+                self.contact_keys_where(c, |k| {
+                    to.is_none_or(|id| !had.contains(&(id, contact_identity(&k.set))))
+                })
+            })
+            .collect();
         let mut by_field: BTreeMap<&str, (Col, Vec<Value>)> = BTreeMap::new();
         for ck in keys.iter().flatten() {
             let Some(def) = self.v.contact_customs.iter().find(|d| d.key == ck.key) else {
@@ -2690,7 +2735,7 @@ impl<'a> ImportSession<'a> {
                 None => free.push(c),
             }
         }
-        Ok(free)
+        Ok((free, had))
     }
 
     /// Guards of contacts' unique custom values, as a contact's create
@@ -3857,14 +3902,16 @@ impl ImportSession<'_> {
         if unique.is_empty() || self.failed {
             return Ok((ChangeSet::default(), BatchItems::default()));
         }
-        // 2b. The contacts' unique custom values in the store.
-        let unique = self.contact_uniques_free(unique, issues).await?;
-        if unique.is_empty() || self.failed {
-            return Ok((ChangeSet::default(), BatchItems::default()));
-        }
         // 3. Duplicates in the store: one query per key kind.
         let (existing, known) = self.existing(entity.table(), &unique).await?;
         self.known = known;
+        // The unique custom values of the contacts the rows would add, in
+        // the store (a contact an update row's customer already has is not
+        // added again, so not checked).
+        let (unique, had) = self.contact_uniques_free(unique, &existing, issues).await?;
+        if unique.is_empty() || self.failed {
+            return Ok((ChangeSet::default(), BatchItems::default()));
+        }
         let mut creates = Vec::with_capacity(unique.len());
         let mut updates: Vec<(Candidate, Row, BTreeMap<&'static str, Value>)> = Vec::new();
         let mut update_keys: Vec<DupKey> = Vec::new();
@@ -3992,8 +4039,14 @@ impl ImportSession<'_> {
         self.batch_keys = batch_keys;
         let mut written: Vec<ContactKey> = Vec::new();
         let mut span: Option<(u32, u32)> = None;
-        for c in creates.iter().chain(updates.iter().map(|(c, _, _)| c)) {
-            let ks = self.contact_keys(c);
+        let adds = creates
+            .iter()
+            .map(|c| (c, None))
+            .chain(updates.iter().map(|(c, r, _)| (c, Some(r.id()))));
+        for (c, to) in adds {
+            let ks = self.contact_keys_where(c, |k| {
+                to.is_none_or(|id| !had.contains(&(id, contact_identity(&k.set))))
+            });
             if !ks.is_empty() {
                 span = Some(span.map_or((c.number, c.number), |(a, b)| {
                     (a.min(c.number), b.max(c.number))
@@ -4001,8 +4054,10 @@ impl ImportSession<'_> {
                 written.extend(ks);
             }
         }
-        let guards = self.contact_key_guards(written, span.unwrap_or_default());
-        self.contact_guards.extend(guards);
+        if !self.opts.dry_run {
+            let guards = self.contact_key_guards(written, span.unwrap_or_default());
+            self.contact_guards.extend(guards);
+        }
         // 4. Build the writes (an insert, audit entry and event per record).
         let mut cs = ChangeSet::default();
         cs.ops.reserve(creates.len() + updates.len() + 1);

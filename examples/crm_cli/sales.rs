@@ -1682,6 +1682,7 @@ pub(crate) async fn sales_setup(ctx: &Ctx, actor: &Actor) -> CliResult {
                 Action::Delete,
                 Action::Transfer,
                 Action::Share,
+                Action::Export,
             ] {
                 if let Some(scope) = scope_of(action) {
                     any = true;

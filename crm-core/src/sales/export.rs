@@ -8,9 +8,10 @@
 //! customer or opportunity only when the actor may read it, masked as its
 //! name rule says; otherwise the cell stays empty. Amounts are money cells
 //! in 元, dates are dates, statuses are words of the export's language.
-//! Pages are read newest first by keyset (creation time, then id), so a
-//! document created or deleted while an export runs neither repeats nor
-//! hides another row.
+//! Pages are read newest first by keyset (creation time, then id; quotes
+//! by their first version, which a revision keeps), so a document created,
+//! deleted or revised while an export runs neither repeats nor hides
+//! another row.
 
 use crate::auth::{Action, Actor};
 use crate::crm::Crm;
@@ -167,6 +168,17 @@ fn columns_of(entity: Entity) -> &'static [ColumnDef] {
     }
 }
 
+/// What orders an export's pages, newest first: a document's creation
+/// time, or for quotes their first version's id (time-ordered), which all
+/// versions of a quote share, so that a quote revised while the export
+/// runs keeps its place.
+fn position_column(entity: Entity) -> &'static str {
+    match entity {
+        Entity::Quote => "root_id",
+        _ => "created_at",
+    }
+}
+
 fn refuse_export(actor: &Actor, entity: Entity) -> Result<()> {
     if actor.can(entity, Action::Export) {
         return Ok(());
@@ -254,7 +266,7 @@ impl Crm {
             export_scope(actor, entity, self.now()),
         ]);
         select.sort = vec![Sort {
-            col: Col::Column("created_at"),
+            col: Col::Column(position_column(entity)),
             desc: true,
         }];
         select.with_total = false;
@@ -365,7 +377,12 @@ impl SalesExportCursor<'_> {
             self.done = true;
         }
         if let Some(last) = got.rows.last() {
-            self.after = Some(vec![last.get("created_at").clone(), Value::Id(last.id())]);
+            self.after = Some(match self.entity {
+                // Past every version of the quote: a revision made while the
+                // export runs is a new row of the same quote, not another.
+                Entity::Quote => vec![last.get("root_id").clone(), Value::Id(Uuid::max())],
+                _ => vec![last.get("created_at").clone(), Value::Id(last.id())],
+            });
         } else {
             self.done = true;
             return Ok(None);

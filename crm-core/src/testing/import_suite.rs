@@ -2990,6 +2990,34 @@ pub async fn customer_rows_check_their_contacts_unique_values(store: Arc<dyn Sto
     assert!(find(&w, "乙有限公司").await.is_some());
     assert!(find(&w, "戊有限公司").await.is_some());
     assert!(find(&w, "甲有限公司").await.is_none());
+    // Imported again to update: a contact the customer already has is not
+    // added again, so its value is no conflict; a new contact's is checked.
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o,
+        &h,
+        vec![
+            vec![t("乙有限公司"), t("李乙"), t("wx-2"), t("吴乙"), t("wx-7")],
+            vec![t("戊有限公司"), t("孙戊"), t("wx-4"), t("新人"), t("wx-1")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.updated + r.unchanged, r.contacts_created, r.rejected),
+        (1, 1, 1),
+        "{:#?}",
+        r.issues
+    );
+    assert!(
+        issue(&r, 3)
+            .message_en
+            .contains("contact 2 工牌号 wx-1 already belongs"),
+        "{:?}",
+        issue(&r, 3)
+    );
     // The fail policy fails the import on such a row.
     let mut o = opts(Entity::Customer);
     o.policy = DuplicatePolicy::Fail;

@@ -1545,12 +1545,21 @@ pub async fn product_cost_follows_field_rules(store: Arc<dyn Store>) {
     );
     // Exports: no cost column for whom it is hidden (nor may it be picked);
     // masked, it shows as `***`.
-    let cols = w
-        .crm
-        .export_columns(&hidden, Entity::Product, &[])
-        .await
-        .expect("columns");
-    assert!(cols.iter().all(|c| c.key != "cost"), "{cols:?}");
+    // Without a pick, only who may set the cost gets its column (the
+    // default export imports back as a price list).
+    for (who, has) in [
+        (&hidden, false),
+        (&masked, false),
+        (&frozen, false),
+        (&w.admin, true),
+    ] {
+        let cols = w
+            .crm
+            .export_columns(who, Entity::Product, &[])
+            .await
+            .expect("columns");
+        assert_eq!(cols.iter().any(|c| c.key == "cost"), has, "{cols:?}");
+    }
     let err = w
         .crm
         .export_columns(&hidden, Entity::Product, &["成本".into()])

@@ -3345,6 +3345,82 @@ pub async fn sales_exports_hold_to_read_and_export_scope(store: Arc<dyn Store>) 
             V::Number(1.0),
         ]]
     );
+    // A quote revised while an export runs keeps its place: the export
+    // holds each quote once, as its current version.
+    w.clock.advance(chrono::Duration::seconds(1));
+    let newer = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "华为存储报价".into(),
+                customer_id: huawei.id.0,
+                lines: vec![LineInput {
+                    product_id: None,
+                    name: "存储".into(),
+                    unit: None,
+                    quantity: 1,
+                    unit_price: Some(Money::cny(500_000)),
+                    discount_bp: 0,
+                    tax_rate: Some(1300),
+                }],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("newer quote");
+    let columns = w
+        .crm
+        .export_columns(
+            &w.zhangsan,
+            Entity::Quote,
+            &["code".into(), "version".into()],
+        )
+        .await
+        .expect("columns");
+    let mut cursor = w
+        .crm
+        .sales_export_cursor(
+            &w.zhangsan,
+            SalesList::Quotes {
+                customer_id: None,
+                search: None,
+            },
+            columns,
+            false,
+            1,
+        )
+        .await
+        .expect("cursor");
+    let mut seen = cursor.next_page().await.expect("page").expect("a page");
+    w.clock.advance(chrono::Duration::seconds(1));
+    w.crm
+        .revise_quote(
+            &w.zhangsan,
+            q.id,
+            vec![LineInput {
+                product_id: None,
+                name: "服务器".into(),
+                unit: None,
+                quantity: 3,
+                unit_price: Some(Money::cny(1_130_000)),
+                discount_bp: 0,
+                tax_rate: Some(1300),
+            }],
+            None,
+        )
+        .await
+        .expect("revise meanwhile");
+    while let Some(page) = cursor.next_page().await.expect("page") {
+        seen.extend(page);
+    }
+    assert_eq!(
+        seen,
+        vec![
+            vec![V::Text(newer.code.clone()), V::Number(1.0)],
+            vec![V::Text(q.code.clone()), V::Number(2.0)],
+        ]
+    );
     // Another seller sees none of them.
     let (_, rows) = sales_exported(
         &w,
