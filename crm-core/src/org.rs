@@ -1520,6 +1520,7 @@ impl Crm {
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", &spec.name, 64);
         check_rules(&spec.field_rules, &[], &mut errors);
+        check_scopes(&spec.permissions, &[], &mut errors);
         errors.into_result()?;
         if let Some(why) = actor.excess_over(&[spec_role(&spec)]) {
             return Err(Error::Forbidden(format!(
@@ -1574,6 +1575,7 @@ impl Crm {
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", &spec.name, 64);
         check_rules(&spec.field_rules, &before.field_rules, &mut errors);
+        check_scopes(&spec.permissions, &before.permissions, &mut errors);
         errors.into_result()?;
         if let Some(why) = actor.excess_over(&[spec_role(&spec)]) {
             return Err(Error::Forbidden(format!(
@@ -1764,6 +1766,36 @@ fn role_values(spec: &RoleSpec) -> Vec<(&'static str, Value)> {
 /// A rule on a record's own column (owner, code, times) is refused, unless
 /// the role already held it (stored before such rules were refused, it is
 /// kept on an edit that leaves it, and still applies where it can).
+/// What belongs to the whole company rather than to an owner or a branch:
+/// a grant on it takes the scope `all` (a narrower one would restrict
+/// nothing while seeming to).
+const COMPANY_WIDE: [Entity; 5] = [
+    Entity::Role,
+    Entity::UserGroup,
+    Entity::CustomField,
+    Entity::ApprovalFlow,
+    Entity::Product,
+];
+
+/// Refuses a grant on a company-wide entity with a scope other than `all`
+/// (one the role already holds is kept).
+fn check_scopes(perms: &[Permission], held: &[Permission], errors: &mut ValidationErrors) {
+    for p in perms {
+        if COMPANY_WIDE.contains(&p.entity) && p.scope != DataScope::All && !held.contains(p) {
+            errors.push(
+                "permissions",
+                format!(
+                    "{}:{}:{}: {} records belong to the whole company, so grants on them take the scope all",
+                    p.entity.name(),
+                    p.action.name(),
+                    p.scope.name(),
+                    p.entity.name()
+                ),
+            );
+        }
+    }
+}
+
 fn check_rules(rules: &[FieldRule], held: &[FieldRule], errors: &mut ValidationErrors) {
     for r in rules {
         if crate::entity::STANDARD_FIELDS

@@ -1304,7 +1304,8 @@ pub async fn owners_sharing_a_name_export_and_import_apart(store: Arc<dyn Store>
 
 /// A role stored with a rule on a record's own column (accepted before such
 /// rules were refused) can still be edited with that rule kept; adding
-/// another such rule is refused.
+/// another such rule is refused. Likewise grants on what belongs to the
+/// whole company take the scope all.
 pub async fn a_role_holding_an_old_own_column_rule_stays_editable(store: Arc<dyn Store>) {
     use crate::store::{ChangeSet, Op};
     use crate::value::Value;
@@ -1361,6 +1362,95 @@ pub async fn a_role_holding_an_old_own_column_rule_stays_editable(store: Arc<dyn
         .await
         .expect_err("a new own-column rule");
     assert!(matches!(err, Error::Validation(_)), "{err}");
+
+    // Grants on what belongs to the whole company (roles, user groups,
+    // custom fields, approval flows, products) take the scope all; users
+    // and departments may be managed per branch.
+    let grant = |entity, action, scope| Permission {
+        entity,
+        action,
+        scope,
+    };
+    let with = |name: &str, permissions: Vec<Permission>| RoleSpec {
+        name: name.into(),
+        is_admin: false,
+        permissions,
+        field_rules: Vec::new(),
+    };
+    for p in [
+        grant(Entity::Role, Action::Manage, DataScope::Department),
+        grant(Entity::Product, Action::Update, DataScope::Own),
+        grant(
+            Entity::ApprovalFlow,
+            Action::Manage,
+            DataScope::DepartmentTree,
+        ),
+    ] {
+        let err = w
+            .crm
+            .create_role(&w.admin, with("窄授权", vec![p]))
+            .await
+            .expect_err("a narrow company-wide grant");
+        let text = format!("{}:{}:{}", p.entity.name(), p.action.name(), p.scope.name());
+        assert!(
+            matches!(&err, Error::Validation(_))
+                && err.to_string().contains(&text)
+                && err.to_string().contains("take the scope all"),
+            "{err}"
+        );
+    }
+    let branch = w
+        .crm
+        .create_role(
+            &w.admin,
+            with(
+                "分部管理员",
+                vec![
+                    grant(Entity::User, Action::Manage, DataScope::DepartmentTree),
+                    grant(Entity::Product, Action::Update, DataScope::All),
+                ],
+            ),
+        )
+        .await
+        .expect("branch managers and catalogue keepers");
+    // A narrow grant stored by an older build is kept on edit; a new one
+    // is refused.
+    let old = vec![grant(Entity::UserGroup, Action::Manage, DataScope::Own)];
+    w.crm
+        .store()
+        .apply(&ChangeSet {
+            ops: vec![Op::Update {
+                table: crate::schema::Table::Roles,
+                id: branch.id.0,
+                expected_version: branch.version,
+                values: vec![(
+                    "permissions",
+                    Value::Json(serde_json::to_value(&old).expect("json")),
+                )],
+            }],
+            ..ChangeSet::default()
+        })
+        .await
+        .expect("stored");
+    let kept = w
+        .crm
+        .update_role(
+            &w.admin,
+            branch.id,
+            branch.version + 1,
+            with("分部", old.clone()),
+        )
+        .await
+        .expect("an edit keeping the old grant");
+    assert_eq!(kept.permissions, old);
+    let mut more = old;
+    more.push(grant(Entity::CustomField, Action::Manage, DataScope::Own));
+    let err = w
+        .crm
+        .update_role(&w.admin, branch.id, kept.version, with("分部", more))
+        .await
+        .expect_err("a new narrow grant");
+    assert!(err.to_string().contains("custom_field:manage:own"), "{err}");
 }
 
 /// The catalogue is read by everyone, its cost only as the roles allow: a
