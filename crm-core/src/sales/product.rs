@@ -151,12 +151,15 @@ pub struct ProductQuery {
 /// catalogue is read by everyone, its cost only by whom the roles allow.
 pub const COST_FIELD: &str = "cost";
 
-/// Whether `actor` sees products' cost.
+/// Whether `actor` sees products' cost: as their roles' rules allow; a
+/// user without any role (who holds no right but shares and the catalogue)
+/// does not.
 pub(crate) fn sees_cost(actor: &Actor) -> bool {
-    matches!(
-        actor.field_access(Entity::Product, COST_FIELD),
-        FieldAccess::Full | FieldAccess::ReadOnly
-    )
+    (actor.is_admin() || !actor.roles.is_empty())
+        && matches!(
+            actor.field_access(Entity::Product, COST_FIELD),
+            FieldAccess::Full | FieldAccess::ReadOnly
+        )
 }
 
 /// A product as `actor` sees it: without its cost when a field rule hides

@@ -1455,7 +1455,7 @@ pub async fn a_role_holding_an_old_own_column_rule_stays_editable(store: Arc<dyn
 
 /// The catalogue is read by everyone, its cost only as the roles allow: a
 /// role may hide, mask or freeze `product.cost` (and no other product
-/// field). Whom it is kept from gets products without it — one by one, in
+/// field); a user without roles does not see it. Whom it is kept from gets products without it — one by one, in
 /// lists, in history, in exports (masked: `***`) and in import templates —
 /// may not set it through the API or an import column, and an edit that
 /// leaves it out keeps it.
@@ -1527,9 +1527,23 @@ pub async fn product_cost_follows_field_rules(store: Arc<dyn Store>) {
         .await
         .expect("product");
     let cost_of = |p: &crate::sales::Product| p.cost.map(|m| m.minor);
+    let roleless = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "no_roles".into(),
+                display_name: "无角色".into(),
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("a user without roles");
+    let roleless = w.crm.actor(roleless.id).await.expect("actor");
     for (who, sees) in [
         (&hidden, false),
         (&masked, false),
+        (&roleless, false),
         (&frozen, true),
         (&w.admin, true),
     ] {
