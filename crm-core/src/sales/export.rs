@@ -20,10 +20,10 @@ use crate::error::{Error, Result};
 use crate::export::{ExportColumn, ExportValue, export_scope};
 use crate::import::ValueKind;
 use crate::money::Money;
-use crate::sales::contract::{ContractQuery, contract_from_row};
-use crate::sales::opportunity::OpportunityQuery;
+use crate::sales::contract::{Contract, ContractQuery, contract_from_row};
+use crate::sales::opportunity::{Opportunity, OpportunityQuery};
 use crate::sales::pipeline::PipelineDef;
-use crate::sales::quote::quote_from_row;
+use crate::sales::quote::{Quote, quote_from_row};
 use crate::store::{Col, Filter, Paging, Row, Select, Sort};
 use crate::value::Value;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -315,44 +315,94 @@ impl std::fmt::Debug for SalesExportCursor<'_> {
     }
 }
 
-/// One document's values, by column key.
-struct Doc {
-    text: HashMap<&'static str, Option<String>>,
-    money: HashMap<&'static str, Money>,
-    dates: HashMap<&'static str, Option<NaiveDate>>,
-    number: HashMap<&'static str, f64>,
-    customer: Option<Uuid>,
-    opportunity: Option<Uuid>,
-    owner: Option<Uuid>,
-    department: Option<Uuid>,
-    created: Option<DateTime<Utc>>,
-    updated: Option<DateTime<Utc>>,
-}
-
-impl Doc {
-    fn of_row(row: &Row) -> Doc {
-        Doc {
-            text: HashMap::new(),
-            money: HashMap::new(),
-            dates: HashMap::new(),
-            number: HashMap::new(),
-            customer: row.get("customer_id").as_id(),
-            opportunity: row.get("opportunity_id").as_id(),
-            owner: row.get("owner_id").as_id(),
-            department: row.get("department_id").as_id(),
-            created: row.get("created_at").as_timestamp(),
-            updated: row.get("updated_at").as_timestamp(),
-        }
-    }
+/// A document as the API returns it.
+enum Doc {
+    Opportunity(Opportunity),
+    Quote(Quote),
+    Contract(Contract),
 }
 
 /// A status or type as a word of the export's language: the Chinese label,
 /// or the API name with spaces (`pending approval`).
-fn word(english: bool, api: &str, zh: &str) -> String {
-    if english {
+fn word(english: bool, api: &str, zh: &str) -> ExportValue {
+    ExportValue::Text(if english {
         api.replace('_', " ")
     } else {
         zh.to_string()
+    })
+}
+
+fn text(s: &str) -> ExportValue {
+    if s.is_empty() {
+        ExportValue::Empty
+    } else {
+        ExportValue::Text(s.to_string())
+    }
+}
+
+fn opt_text(s: &Option<String>) -> ExportValue {
+    s.as_deref().map_or(ExportValue::Empty, text)
+}
+
+fn money(m: Money) -> ExportValue {
+    ExportValue::Money(m.minor)
+}
+
+fn date(d: Option<NaiveDate>) -> ExportValue {
+    d.map_or(ExportValue::Empty, ExportValue::Date)
+}
+
+impl Doc {
+    /// The value of a document's own column `key` (not a related name or
+    /// a time, which the row gives).
+    fn cell(&self, key: &str, en: bool) -> ExportValue {
+        match self {
+            Doc::Opportunity(o) => match key {
+                "code" => text(&o.code),
+                "name" => text(&o.name),
+                "stage" => text(&o.stage_name),
+                "status" => word(en, o.status.name(), o.status.label_zh()),
+                "probability" => ExportValue::Number(f64::from(o.probability)),
+                "amount" => money(o.amount),
+                "weighted" => money(o.weighted),
+                "expected_close" => date(o.expected_close),
+                "source" => opt_text(&o.source),
+                "lost_reason" => opt_text(&o.lost_reason),
+                "notes" => opt_text(&o.notes),
+                _ => ExportValue::Empty,
+            },
+            Doc::Quote(q) => match key {
+                "code" => text(&q.code),
+                "title" => text(&q.title),
+                "quote_version" => ExportValue::Number(q.quote_version as f64),
+                "status" => word(en, q.status.name(), q.status.label_zh()),
+                "gross" => money(q.totals.gross),
+                "discount" => money(q.totals.discount),
+                "amount" => money(q.totals.amount),
+                "tax" => money(q.totals.tax),
+                "valid_until" => date(q.valid_until),
+                "notes" => opt_text(&q.notes),
+                _ => ExportValue::Empty,
+            },
+            Doc::Contract(c) => match key {
+                "code" => text(&c.code),
+                "title" => text(&c.title),
+                "contract_type" => word(en, c.contract_type.name(), c.contract_type.label_zh()),
+                "status" => word(en, c.status.name(), c.status.label_zh()),
+                "amount" => money(c.amount),
+                "tax" => money(c.tax),
+                "received" => money(c.received),
+                "outstanding" => money(c.outstanding),
+                "invoiced" => money(c.invoiced),
+                "not_invoiced" => money(c.not_invoiced),
+                "signed_on" => date(c.signed_on),
+                "start_on" => date(c.start_on),
+                "end_on" => date(c.end_on),
+                "terminated_reason" => opt_text(&c.terminated_reason),
+                "notes" => opt_text(&c.notes),
+                _ => ExportValue::Empty,
+            },
+        }
     }
 }
 
@@ -430,41 +480,22 @@ impl SalesExportCursor<'_> {
             id.and_then(|i| names.get(&i).cloned())
                 .map_or(ExportValue::Empty, ExportValue::Text)
         };
-        let rows = docs
-            .into_iter()
-            .map(|d| {
+        let rows = got
+            .rows
+            .iter()
+            .zip(&docs)
+            .map(|(row, d)| {
+                let id = |c: &str| row.get(c).as_id();
                 self.columns
                     .iter()
                     .map(|c| match c.key.as_str() {
-                        "customer_id" => name(&customers, d.customer),
-                        "opportunity_id" => name(&opportunities, d.opportunity),
-                        "owner_id" => name(&self.users, d.owner),
-                        "department_id" => name(&self.departments, d.department),
-                        "created_at" => local(d.created),
-                        "updated_at" => local(d.updated),
-                        k => match c.kind {
-                            ValueKind::Money => d
-                                .money
-                                .get(k)
-                                .map_or(ExportValue::Empty, |m| ExportValue::Money(m.minor)),
-                            ValueKind::Date => d
-                                .dates
-                                .get(k)
-                                .copied()
-                                .flatten()
-                                .map_or(ExportValue::Empty, ExportValue::Date),
-                            ValueKind::Number => d
-                                .number
-                                .get(k)
-                                .map_or(ExportValue::Empty, |n| ExportValue::Number(*n)),
-                            _ => d
-                                .text
-                                .get(k)
-                                .cloned()
-                                .flatten()
-                                .filter(|s| !s.is_empty())
-                                .map_or(ExportValue::Empty, ExportValue::Text),
-                        },
+                        "customer_id" => name(&customers, id("customer_id")),
+                        "opportunity_id" => name(&opportunities, id("opportunity_id")),
+                        "owner_id" => name(&self.users, id("owner_id")),
+                        "department_id" => name(&self.departments, id("department_id")),
+                        "created_at" => local(row.get("created_at").as_timestamp()),
+                        "updated_at" => local(row.get("updated_at").as_timestamp()),
+                        k => d.cell(k, self.english),
                     })
                     .collect()
             })
@@ -472,78 +503,22 @@ impl SalesExportCursor<'_> {
         Ok(Some(rows))
     }
 
-    /// A document's values, as its typed form (the one the API returns)
-    /// gives them.
+    /// A document in its typed form (the one the API returns).
     async fn doc(&mut self, row: &Row) -> Result<Doc> {
-        let en = self.english;
-        let mut d = Doc::of_row(row);
-        match self.entity {
+        Ok(match self.entity {
             Entity::Opportunity => {
                 let pid = row.get("pipeline_id").as_id();
-                if !self.pipelines.contains_key(&pid) {
-                    let p = self.crm.pipeline_by_id(pid).await?;
-                    self.pipelines.insert(pid, p);
-                }
-                let Some(pipeline) = self.pipelines.get(&pid) else {
-                    return Ok(d);
+                let pipeline = match self.pipelines.get(&pid) {
+                    Some(p) => p,
+                    None => {
+                        let p = self.crm.pipeline_by_id(pid).await?;
+                        self.pipelines.entry(pid).or_insert(p)
+                    }
                 };
-                let o = self.crm.opportunity_in(row, pipeline);
-                d.text.insert("code", Some(o.code));
-                d.text.insert("name", Some(o.name));
-                d.text.insert("stage", Some(o.stage_name));
-                d.text.insert(
-                    "status",
-                    Some(word(en, o.status.name(), o.status.label_zh())),
-                );
-                d.number.insert("probability", f64::from(o.probability));
-                d.money.insert("amount", o.amount);
-                d.money.insert("weighted", o.weighted);
-                d.dates.insert("expected_close", o.expected_close);
-                d.text.insert("source", o.source);
-                d.text.insert("lost_reason", o.lost_reason);
-                d.text.insert("notes", o.notes);
+                Doc::Opportunity(self.crm.opportunity_in(row, pipeline))
             }
-            Entity::Quote => {
-                let q = quote_from_row(row);
-                d.text.insert("code", Some(q.code));
-                d.text.insert("title", Some(q.title));
-                d.number.insert("quote_version", q.quote_version as f64);
-                d.text.insert(
-                    "status",
-                    Some(word(en, q.status.name(), q.status.label_zh())),
-                );
-                d.money.insert("gross", q.totals.gross);
-                d.money.insert("discount", q.totals.discount);
-                d.money.insert("amount", q.totals.amount);
-                d.money.insert("tax", q.totals.tax);
-                d.dates.insert("valid_until", q.valid_until);
-                d.text.insert("notes", q.notes);
-            }
-            _ => {
-                let c = contract_from_row(row);
-                d.text.insert("code", Some(c.code));
-                d.text.insert("title", Some(c.title));
-                d.text.insert(
-                    "contract_type",
-                    Some(word(en, c.contract_type.name(), c.contract_type.label_zh())),
-                );
-                d.text.insert(
-                    "status",
-                    Some(word(en, c.status.name(), c.status.label_zh())),
-                );
-                d.money.insert("amount", c.amount);
-                d.money.insert("tax", c.tax);
-                d.money.insert("received", c.received);
-                d.money.insert("outstanding", c.outstanding);
-                d.money.insert("invoiced", c.invoiced);
-                d.money.insert("not_invoiced", c.not_invoiced);
-                d.dates.insert("signed_on", c.signed_on);
-                d.dates.insert("start_on", c.start_on);
-                d.dates.insert("end_on", c.end_on);
-                d.text.insert("terminated_reason", c.terminated_reason);
-                d.text.insert("notes", c.notes);
-            }
-        }
-        Ok(d)
+            Entity::Quote => Doc::Quote(quote_from_row(row)),
+            _ => Doc::Contract(contract_from_row(row)),
+        })
     }
 }
