@@ -642,15 +642,27 @@ async fn export_products<W: std::io::Write + std::io::Seek + Send>(
     out: W,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<u64, IoError> {
-    if !query.conditions.is_empty() {
+    if !query.conditions.is_empty() || !query.sort.is_empty() {
         return Err(crm_core::error::Error::invalid(
             "where",
-            "product exports take a search text, not conditions (产品导出只支持搜索)",
+            "product exports take a search text, not conditions or a sort: in code order (产品导出只支持搜索, 按编号排序)",
         )
         .into());
     }
+    let deleted = match query.lifecycle {
+        crm_core::store::Lifecycle::Active => false,
+        crm_core::store::Lifecycle::Deleted => true,
+        _ => {
+            return Err(crm_core::error::Error::invalid(
+                "lifecycle",
+                "product exports cover the live catalogue or the recycle bin; products are not archived (产品没有归档)",
+            )
+            .into());
+        }
+    };
     let mut q = crm_core::sales::product::ProductQuery {
         search: query.search.clone(),
+        deleted,
         page: 1,
         per_page: 1000,
         ..Default::default()

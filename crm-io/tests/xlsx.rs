@@ -1391,3 +1391,67 @@ async fn sales_lists_export_typed_and_refuse_conditions() {
     .expect_err("conditions");
     assert!(err.to_string().contains("export_sales"), "{err}");
 }
+
+/// A product export takes the recycle bin (`Lifecycle::Deleted`) and
+/// refuses what products do not have — an archive, conditions, a sort —
+/// by name instead of ignoring it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_exports_take_the_recycle_bin_and_refuse_what_does_not_apply() {
+    use crm_core::money::Money;
+    use crm_core::sales::ProductInput;
+    use crm_core::store::Lifecycle;
+    let w = world().await;
+    for code in ["P-1", "P-2"] {
+        let p = w
+            .crm
+            .create_product(
+                &w.admin,
+                ProductInput {
+                    code: Some(code.into()),
+                    name: Some(format!("产品{code}")),
+                    list_price: Some(Money::cny(100)),
+                    ..ProductInput::default()
+                },
+            )
+            .await
+            .expect("product");
+        if code == "P-2" {
+            w.crm
+                .set_product_deleted(&w.admin, p.id, true)
+                .await
+                .expect("bin");
+        }
+    }
+    let export = |q: ListQuery| {
+        let crm = &w.crm;
+        let admin = &w.admin;
+        async move {
+            crm_io::export(
+                crm,
+                admin,
+                Entity::Product,
+                q,
+                &["code".into()],
+                Lang::En,
+                &mut Cursor::new(Vec::new()),
+                &mut |_| {},
+            )
+            .await
+        }
+    };
+    assert_eq!(export(ListQuery::default()).await.expect("live"), 1);
+    let mut binned = ListQuery::default();
+    binned.lifecycle = Lifecycle::Deleted;
+    assert_eq!(export(binned).await.expect("recycle bin"), 1);
+    let mut archived = ListQuery::default();
+    archived.lifecycle = Lifecycle::Archived;
+    let err = export(archived).await.expect_err("no archive");
+    assert!(err.to_string().contains("not archived"), "{err}");
+    let mut sorted = ListQuery::default();
+    sorted.sort = vec![crm_core::query::SortBy::parse("-name")];
+    let err = export(sorted).await.expect_err("no sort");
+    assert!(
+        err.to_string().contains("not conditions or a sort"),
+        "{err}"
+    );
+}

@@ -19,7 +19,7 @@ mod io_bench;
 /// `crm template`.
 #[derive(Args)]
 pub struct TemplateArgs {
-    /// What the template imports: customer, contact or user.
+    /// What the template imports: customer, contact, user or product.
     pub entity: Entity,
     /// Where to write it (default `<entity>-template.xlsx`).
     #[arg(long, short = 'o')]
@@ -36,7 +36,7 @@ pub struct TemplateArgs {
 #[derive(Args)]
 pub struct ImportArgs {
     /// What the workbook holds: customer (with contact column groups),
-    /// contact or user.
+    /// contact, user or product.
     pub entity: Option<Entity>,
     /// The workbook (.xlsx).
     pub file: Option<PathBuf>,
