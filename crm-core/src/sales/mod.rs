@@ -249,6 +249,23 @@ pub(crate) fn require_cny(field: &str, m: &crate::money::Money) -> Result<()> {
 }
 
 /// An optional integer column value.
+/// The search of a sales list: a text found in the code, the name or title
+/// column `named`, or the pinyin initials; `None` for a blank text.
+pub(crate) fn search_filter(
+    search: Option<&str>,
+    named: &'static str,
+) -> Option<crate::store::Filter> {
+    use crate::store::{Col, Filter};
+    let s = search.map(str::trim).filter(|s| !s.is_empty())?;
+    let c = |col: &'static str, t: &str| Filter::Contains(Col::Column(col), t.to_string());
+    let mut any = vec![c("code", s), c(named, s)];
+    let py = crate::pinyin::normalise_query(s);
+    if !py.is_empty() {
+        any.push(c("pinyin_keys", &py));
+    }
+    Some(Filter::Or(any))
+}
+
 pub(crate) fn opt_int(v: Option<i64>) -> Value {
     v.map_or(Value::Null, Value::Int)
 }

@@ -847,15 +847,7 @@ impl Crm {
                 Value::Id(c),
             ));
         }
-        if let Some(s) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            let c = |col: &'static str, t: &str| Filter::Contains(Col::Column(col), t.to_string());
-            let mut any = vec![c("code", s), c("name", s)];
-            let py = crate::pinyin::normalise_query(s);
-            if !py.is_empty() {
-                any.push(c("pinyin_keys", &py));
-            }
-            filters.push(Filter::Or(any));
-        }
+        filters.extend(super::search_filter(q.search.as_deref(), "name"));
         let mut sel = Select::all(Table::Opportunities, actor.company_id.0, self.now());
         sel.scope = actor
             .store_scope(Entity::Opportunity, Action::Read)

@@ -593,15 +593,7 @@ impl Crm {
     /// Searches products: one query for the page and the total.
     pub async fn list_products(&self, actor: &Actor, q: &ProductQuery) -> Result<Page<Product>> {
         let mut filters = Vec::new();
-        if let Some(s) = q.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            let c = |col: &'static str, t: &str| Filter::Contains(Col::Column(col), t.to_string());
-            let mut any = vec![c("code", s), c("name", s)];
-            let py = crate::pinyin::normalise_query(s);
-            if !py.is_empty() {
-                any.push(c("pinyin_keys", &py));
-            }
-            filters.push(Filter::Or(any));
-        }
+        filters.extend(super::search_filter(q.search.as_deref(), "name"));
         if let Some(cat) = q.category_id {
             let subs: Vec<Value> = self
                 .list_product_categories(actor)

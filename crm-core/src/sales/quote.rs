@@ -374,15 +374,7 @@ impl Crm {
                 Value::Id(c),
             ));
         }
-        if let Some(s) = search.map(str::trim).filter(|s| !s.is_empty()) {
-            let c = |col: &'static str, t: &str| Filter::Contains(Col::Column(col), t.to_string());
-            let mut any = vec![c("code", s), c("title", s)];
-            let py = crate::pinyin::normalise_query(s);
-            if !py.is_empty() {
-                any.push(c("pinyin_keys", &py));
-            }
-            filters.push(Filter::Or(any));
-        }
+        filters.extend(super::search_filter(search, "title"));
         let mut sel = Select::all(Table::Quotes, actor.company_id.0, self.now());
         sel.scope = actor.store_scope(Entity::Quote, Action::Read).unwrap_or(
             crate::store::Scope::Restricted {

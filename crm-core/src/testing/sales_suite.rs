@@ -589,20 +589,7 @@ pub async fn with_sales_rights(mut w: World) -> World {
                 }
             }
             let _: &[Entity] = &SALES_ENTITIES;
-            w.crm
-                .update_role(
-                    &w.admin,
-                    role.id,
-                    role.version,
-                    crate::org::RoleSpec {
-                        name: role.name.clone(),
-                        is_admin: role.is_admin,
-                        permissions,
-                        field_rules: role.field_rules.clone(),
-                    },
-                )
-                .await
-                .expect("grant sales rights");
+            regrant(&w, role, permissions).await;
         }
     }
     w.zhangsan = w.crm.actor(w.zhangsan.user_id).await.expect("actor");
@@ -2957,6 +2944,24 @@ pub async fn sales_amounts_are_cny_and_quantities_do_not_wrap(store: Arc<dyn Sto
     }
 }
 
+/// Gives `role` these permissions, its name and field rules kept.
+async fn regrant(w: &World, role: &crate::auth::Role, permissions: Vec<crate::auth::Permission>) {
+    w.crm
+        .update_role(
+            &w.admin,
+            role.id,
+            role.version,
+            crate::org::RoleSpec {
+                name: role.name.clone(),
+                is_admin: role.is_admin,
+                permissions,
+                field_rules: role.field_rules.clone(),
+            },
+        )
+        .await
+        .expect("grant");
+}
+
 /// Adds export grants to the (first) role of `actor`.
 async fn grant_exports(
     w: &World,
@@ -2973,20 +2978,7 @@ async fn grant_exports(
             scope: *scope,
         });
     }
-    w.crm
-        .update_role(
-            &w.admin,
-            role.id,
-            role.version,
-            crate::org::RoleSpec {
-                name: role.name.clone(),
-                is_admin: role.is_admin,
-                permissions,
-                field_rules: role.field_rules.clone(),
-            },
-        )
-        .await
-        .expect("grant exports");
+    regrant(w, role, permissions).await;
 }
 
 /// All pages of a sales export.
