@@ -327,6 +327,14 @@ enum GroupCmd {
     },
     /// Lists groups.
     List,
+    /// Replaces a group's members: `group edit 华北组 zhangwei wangfang`
+    /// (none given empties it).
+    Edit {
+        /// Group name or id.
+        name: String,
+        /// Members (usernames).
+        members: Vec<String>,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -391,6 +399,12 @@ enum RecordCmd {
     Search {
         /// The text.
         text: String,
+        /// Page number (from 1).
+        #[arg(long, default_value_t = 1)]
+        page: u64,
+        /// Rows per page.
+        #[arg(long, default_value_t = 10)]
+        per_page: u64,
     },
     /// Moves records to the recycle bin.
     Delete {
@@ -519,6 +533,12 @@ enum RecordCmd {
         /// Overdue instead of today.
         #[arg(long)]
         overdue: bool,
+        /// Page number (from 1).
+        #[arg(long, default_value_t = 1)]
+        page: u64,
+        /// Rows per page.
+        #[arg(long, default_value_t = 100)]
+        per_page: u64,
     },
     /// Customers: contacts with a birthday in the next days.
     Birthdays {
@@ -537,6 +557,12 @@ enum RecordCmd {
         /// How many days back.
         #[arg(long, default_value_t = 7)]
         days: u32,
+        /// Page number (from 1).
+        #[arg(long, default_value_t = 1)]
+        page: u64,
+        /// Rows per page.
+        #[arg(long, default_value_t = 100)]
+        per_page: u64,
     },
 }
 
@@ -575,14 +601,15 @@ enum FieldCmd {
         /// The key.
         key: String,
     },
-    /// Sets the options of a built-in choice field, e.g. customer categories.
+    /// Shows or sets the options of a built-in choice field, e.g. customer
+    /// categories: without options it prints the current list.
     Options {
         /// The entity.
         entity: String,
         /// The field (e.g. category).
         field: String,
-        /// Options, comma separated.
-        options: String,
+        /// New options, comma separated (none given: show the current ones).
+        options: Option<String>,
     },
 }
 
@@ -712,9 +739,10 @@ async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Whoami => {
             let user = ctx.crm.user(&actor, actor.user_id).await.map_err(err)?;
+            let company = ctx.crm.company(actor.company_id).await.map_err(err)?;
             let mut lines = vec![format!(
-                "{} ({}), company {}",
-                user.display_name, user.username, actor.company_id
+                "{} ({}), company {} {}",
+                user.display_name, user.username, company.code, company.name
             )];
             for e in Entity::ALL {
                 let grants: Vec<String> = crm::Action::ALL
@@ -725,9 +753,10 @@ async fn run(cli: Cli) -> CliResult {
                     lines.push(format!("  {:<13} {}", e.name(), grants.join(" ")));
                 }
             }
-            ctx.print(json!({"user": user, "admin": actor.is_admin()}), || {
-                lines.join("\n")
-            });
+            ctx.print(
+                json!({"user": user, "company": company, "admin": actor.is_admin()}),
+                || lines.join("\n"),
+            );
         }
         Command::User(cmd) => user_cmd(&ctx, &actor, cmd).await?,
         Command::Dept(cmd) => dept_cmd(&ctx, &actor, cmd).await?,
@@ -952,9 +981,70 @@ async fn user_cmd(ctx: &Ctx, actor: &Actor, cmd: UserCmd) -> CliResult {
         }
         UserCmd::Show { username } => {
             let u = resolve_user(ctx, actor, &username).await?;
-            ctx.print(json!(u), || {
-                serde_json::to_string_pretty(&u).unwrap_or_default()
-            });
+            if ctx.json {
+                ctx.print(json!(u), String::new);
+                return Ok(());
+            }
+            let dept = match u.department_id {
+                Some(d) => ctx
+                    .crm
+                    .list_departments(actor)
+                    .await
+                    .map_err(err)?
+                    .into_iter()
+                    .find(|x| x.id == d)
+                    .map(|x| x.name)
+                    .unwrap_or_else(|| d.to_string()),
+                None => String::new(),
+            };
+            let roles = ctx.crm.list_roles(actor).await.map_err(err)?;
+            let superior = match u.superior_id {
+                Some(s) => ctx
+                    .crm
+                    .user(actor, s)
+                    .await
+                    .map(|x| format!("{} ({})", x.username, x.display_name))
+                    .unwrap_or_else(|_| s.to_string()),
+                None => String::new(),
+            };
+            let yes_no = |b: bool| if b { "是" } else { "否" }.to_string();
+            let rows = vec![
+                vec!["用户名 username".into(), u.username.clone()],
+                vec!["姓名 name".into(), u.display_name.clone()],
+                vec!["部门 department".into(), dept],
+                vec!["上级 superior".into(), superior],
+                vec![
+                    "角色 roles".into(),
+                    u.role_ids
+                        .iter()
+                        .map(|r| {
+                            roles
+                                .iter()
+                                .find(|x| x.id == *r)
+                                .map(|x| x.name.clone())
+                                .unwrap_or_else(|| r.to_string())
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ],
+                vec!["邮箱 email".into(), u.email.clone().unwrap_or_default()],
+                vec!["手机 mobile".into(), u.mobile.clone().unwrap_or_default()],
+                vec!["启用 active".into(), yes_no(u.active)],
+                vec!["本地密码 password".into(), yes_no(u.has_password)],
+                vec![
+                    "锁定至 locked until".into(),
+                    u.locked_until.map(|t| local(ctx, t)).unwrap_or_default(),
+                ],
+                vec!["id".into(), u.id.to_string()],
+                vec!["版本 version".into(), u.version.to_string()],
+            ];
+            let mut t = Grid::new();
+            t.load_style(UTF8_FULL_CONDENSED)
+                .set_content_arrangement(ContentArrangement::Dynamic);
+            for r in rows {
+                t.add_row(r);
+            }
+            out!("{t}");
         }
         UserCmd::Edit {
             username,
@@ -1212,6 +1302,39 @@ async fn group_cmd(ctx: &Ctx, actor: &Actor, cmd: GroupCmd) -> CliResult {
                 .collect();
             ctx.table(json!(groups), &["用户组", "成员"], rows);
         }
+        GroupCmd::Edit { name, members } => {
+            let g = ctx
+                .crm
+                .list_groups(actor)
+                .await
+                .map_err(err)?
+                .into_iter()
+                .find(|g| g.name == name.trim() || g.id.to_string() == name.trim())
+                .ok_or_else(|| format!("no user group '{name}'"))?;
+            let mut ids = Vec::new();
+            for m in &members {
+                ids.push(resolve_user(ctx, actor, m).await?.id);
+            }
+            let g = ctx
+                .crm
+                .set_group_members(actor, g.id, g.version, &ids)
+                .await
+                .map_err(err)?;
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let shown = users_by_id(&users);
+            ctx.print(json!(g), || {
+                format!(
+                    "group {} now has {} members: {}",
+                    g.name,
+                    g.members.len(),
+                    g.members
+                        .iter()
+                        .map(|m| shown(Some(*m)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            });
+        }
     }
     Ok(())
 }
@@ -1412,11 +1535,7 @@ async fn print_records(
                         }
                     }
                 }
-                "occurred_at" => cell(r.fields.get("occurred_at"))
-                    .chars()
-                    .take(16)
-                    .collect::<String>()
-                    .replace('T', " "),
+                "occurred_at" => local_text(ctx, &cell(r.fields.get("occurred_at"))),
                 other => cell(r.fields.get(other)),
             });
         }
@@ -1468,7 +1587,13 @@ fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User], customs: 
     t.add_row(vec!["负责人 owner".to_string(), name(r.owner_id)]);
     for def in entity.fields() {
         if let Some(v) = r.fields.get(def.name) {
-            t.add_row(vec![format!("{} {}", def.zh, def.name), cell(Some(v))]);
+            let shown = match v.as_str() {
+                Some(text) if matches!(def.kind, crm::entity::FieldKind::DateTime) => {
+                    local_text(ctx, text)
+                }
+                _ => cell(Some(v)),
+            };
+            t.add_row(vec![format!("{} {}", def.zh, def.name), shown]);
         }
     }
     for (k, v) in &r.custom {
@@ -1476,27 +1601,14 @@ fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User], customs: 
     }
     t.add_row(vec![
         "创建 created".to_string(),
-        format!(
-            "{} by {}",
-            r.created_at.format("%Y-%m-%d %H:%M"),
-            name(r.created_by)
-        ),
+        format!("{} by {}", local(ctx, r.created_at), name(r.created_by)),
     ]);
-    t.add_row(vec![
-        "更新 updated".to_string(),
-        r.updated_at.format("%Y-%m-%d %H:%M").to_string(),
-    ]);
+    t.add_row(vec!["更新 updated".to_string(), local(ctx, r.updated_at)]);
     if let Some(d) = r.deleted_at {
-        t.add_row(vec![
-            "删除 deleted".to_string(),
-            d.format("%Y-%m-%d %H:%M").to_string(),
-        ]);
+        t.add_row(vec!["删除 deleted".to_string(), local(ctx, d)]);
     }
     if let Some(d) = r.archived_at {
-        t.add_row(vec![
-            "归档 archived".to_string(),
-            d.format("%Y-%m-%d %H:%M").to_string(),
-        ]);
+        t.add_row(vec!["归档 archived".to_string(), local(ctx, d)]);
     }
     out!("{t}");
 }
@@ -1611,8 +1723,15 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             let page = ctx.crm.list_records(actor, entity, &q).await.map_err(err)?;
             print_records(ctx, actor, entity, &page).await?;
         }
-        RecordCmd::Search { text } => {
-            let q = ListQuery::default().search(text).with_total();
+        RecordCmd::Search {
+            text,
+            page,
+            per_page,
+        } => {
+            let q = ListQuery::default()
+                .search(text)
+                .page(PageRequest::Offset { page, per_page })
+                .with_total();
             let page = ctx.crm.list_records(actor, entity, &q).await.map_err(err)?;
             print_records(ctx, actor, entity, &page).await?;
         }
@@ -1674,9 +1793,7 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                             ShareAccess::Read => "read 只读".to_string(),
                             ShareAccess::Write => "write 读写".to_string(),
                         },
-                        s.expires_at
-                            .map(|d| d.format("%Y-%m-%d %H:%M").to_string())
-                            .unwrap_or_default(),
+                        s.expires_at.map(|d| local(ctx, d)).unwrap_or_default(),
                         name(Some(s.granted_by)),
                     ]
                 })
@@ -1776,7 +1893,7 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                 .iter()
                 .map(|e| {
                     vec![
-                        e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        local_secs(ctx, e.at),
                         name(e.actor_id.map(UserId)),
                         e.action.clone(),
                         e.changes
@@ -1887,7 +2004,21 @@ async fn field_cmd(ctx: &Ctx, actor: &Actor, cmd: FieldCmd) -> CliResult {
         FieldCmd::Options {
             entity,
             field,
-            options,
+            options: None,
+        } => {
+            let opts = ctx
+                .crm
+                .picklist(actor, entity.parse()?, &field)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(opts), || {
+                format!("{entity}.{field} options: {}", opts.join(", "))
+            });
+        }
+        FieldCmd::Options {
+            entity,
+            field,
+            options: Some(options),
         } => {
             let opts: Vec<String> = options
                 .split([',', '，'])
@@ -1929,7 +2060,7 @@ async fn events_cmd(ctx: &Ctx, actor: &Actor, cmd: EventsCmd) -> CliResult {
                 .map(|e| {
                     vec![
                         e.seq.to_string(),
-                        e.event.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                        local_secs(ctx, e.event.at),
                         e.event.event_type.clone(),
                         e.event.record_id.to_string(),
                     ]
@@ -2392,6 +2523,82 @@ enum PoolCmd {
         #[arg(long)]
         exempt_open: bool,
     },
+    /// Changes a pool's settings (administrators); what is not given stays.
+    /// A list flag given replaces that list (`--member none` empties it), a
+    /// limit `none` removes it.
+    Edit {
+        /// Pool name or id.
+        pool: String,
+        /// New name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Pool admins (usernames), repeatable; replaces the admins.
+        #[arg(long)]
+        admin: Vec<String>,
+        /// Member users (usernames), repeatable; replaces the member users.
+        #[arg(long)]
+        member: Vec<String>,
+        /// Member departments (name or id), repeatable; replaces them.
+        #[arg(long)]
+        dept: Vec<String>,
+        /// Customers per claim at most (`none`: no limit).
+        #[arg(long)]
+        max_per_claim: Option<String>,
+        /// Claims per user per day at most (`none`: no limit).
+        #[arg(long)]
+        max_daily: Option<String>,
+        /// Customers a user may hold at most (`none`: no limit).
+        #[arg(long)]
+        cap: Option<String>,
+        /// Customers a department may hold at most (`none`: no limit).
+        #[arg(long)]
+        dept_cap: Option<String>,
+        /// Closed-deal customers count toward the caps (`--deals-count false` undoes it).
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        deals_count: Option<bool>,
+        /// Days before a former owner may claim a customer back.
+        #[arg(long)]
+        cooldown: Option<u32>,
+        /// Days before recycling that owners are warned.
+        #[arg(long)]
+        warn: Option<u32>,
+    },
+    /// Removes an empty pool (administrators).
+    Delete {
+        /// Pool name or id.
+        pool: String,
+    },
+    /// Changes a recycling rule (ids in `pool show`); what is not given stays.
+    RuleEdit {
+        /// The rule id.
+        rule: String,
+        /// no_follow_up, no_opportunity or no_deal.
+        #[arg(long)]
+        kind: Option<String>,
+        /// N days (for levels without their own).
+        #[arg(long)]
+        days: Option<u32>,
+        /// `LEVEL=DAYS`, repeatable; replaces the levels' days (`--level none` removes them).
+        #[arg(long)]
+        level: Vec<String>,
+        /// Closed-deal customers are exempt (`--exempt-deals false` undoes it).
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        exempt_deals: Option<bool>,
+        /// Customers with an open opportunity are exempt (`--exempt-open false` undoes it).
+        #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+        exempt_open: Option<bool>,
+        /// Switch the rule off.
+        #[arg(long, conflicts_with = "on")]
+        off: bool,
+        /// Switch the rule back on.
+        #[arg(long)]
+        on: bool,
+    },
+    /// Removes a recycling rule (ids in `pool show`).
+    RuleDelete {
+        /// The rule id.
+        rule: String,
+    },
     /// Lists the customers in a pool's public (or invalid) area.
     Customers {
         /// Pool name or id.
@@ -2538,10 +2745,79 @@ async fn customer_ids(ctx: &Ctx, actor: &Actor, keys: &[String]) -> CliResult<Ve
     Ok(out)
 }
 
+/// A time in the companies' local time zone, to the minute.
 fn local(ctx: &Ctx, t: DateTime<Utc>) -> String {
     t.with_timezone(&ctx.crm.config().utc_offset)
         .format("%Y-%m-%d %H:%M")
         .to_string()
+}
+
+/// A time in the companies' local time zone, to the second.
+fn local_secs(ctx: &Ctx, t: DateTime<Utc>) -> String {
+    t.with_timezone(&ctx.crm.config().utc_offset)
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// A stored instant (RFC 3339 text, as records hold their date-time
+/// fields) in local time to the minute; any other text as it is.
+fn local_text(ctx: &Ctx, text: &str) -> String {
+    match DateTime::parse_from_rfc3339(text.trim()) {
+        Ok(t) => local(ctx, t.with_timezone(&Utc)),
+        Err(_) => text.to_string(),
+    }
+}
+
+/// `LEVEL=DAYS` pairs as a rule's days per level.
+fn level_days(levels: &[String]) -> CliResult<std::collections::BTreeMap<String, u32>> {
+    let mut out = std::collections::BTreeMap::new();
+    for l in levels {
+        let (k, v) = l
+            .split_once('=')
+            .ok_or_else(|| format!("'{l}' must look like LEVEL=DAYS"))?;
+        let n: u32 = v
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{v}' is not a number of days"))?;
+        out.insert(k.trim().to_string(), n);
+    }
+    Ok(out)
+}
+
+/// A pool limit given on `pool edit`: a number, or `none` for no limit;
+/// not given keeps the current one.
+fn limit_arg(given: Option<String>, current: Option<u32>, what: &str) -> CliResult<Option<u32>> {
+    match given.as_deref().map(str::trim) {
+        None => Ok(current),
+        Some("none") => Ok(None),
+        Some(n) => n
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("--{what} takes a number or none, not '{n}'")),
+    }
+}
+
+/// Whether a repeatable flag asks to empty its list (`--member none`).
+fn clears(values: &[String]) -> bool {
+    matches!(values, [one] if one.trim() == "none")
+}
+
+/// A recycling rule by id among the pools the actor belongs to.
+async fn find_rule(
+    ctx: &Ctx,
+    actor: &Actor,
+    key: &str,
+) -> CliResult<(crm::pool::Pool, crm::pool::RecycleRule)> {
+    let id: crm::pool::RuleId = key
+        .parse()
+        .map_err(|_| format!("'{key}' is not a rule id (`pool show POOL` lists them)"))?;
+    for p in ctx.crm.list_pools(actor).await.map_err(err)? {
+        let rules = ctx.crm.recycle_rules(actor, p.id).await.map_err(err)?;
+        if let Some(r) = rules.into_iter().find(|r| r.id == id) {
+            return Ok((p, r));
+        }
+    }
+    Err(format!("rule {key} not found"))
 }
 
 async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
@@ -2658,16 +2934,7 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
         } => {
             let p = ctx.crm.resolve_pool(actor, &pool).await.map_err(err)?;
             let mut spec = RuleSpec::new(kind.parse()?, days);
-            for l in level {
-                let (k, v) = l
-                    .split_once('=')
-                    .ok_or_else(|| format!("'{l}' must look like LEVEL=DAYS"))?;
-                let n: u32 = v
-                    .trim()
-                    .parse()
-                    .map_err(|_| format!("'{v}' is not a number of days"))?;
-                spec.level_days.insert(k.trim().to_string(), n);
-            }
+            spec.level_days = level_days(&level)?;
             spec.exempt_deals = exempt_deals;
             spec.exempt_open_opportunities = exempt_open;
             let r = ctx
@@ -2677,6 +2944,145 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
                 .map_err(err)?;
             ctx.print(json!(r), || {
                 format!("pool {}: rule {} added ({})", p.name, r.id, r.describe())
+            });
+        }
+        PoolCmd::Edit {
+            pool,
+            name,
+            admin,
+            member,
+            dept,
+            max_per_claim,
+            max_daily,
+            cap,
+            dept_cap,
+            deals_count,
+            cooldown,
+            warn,
+        } => {
+            let p = ctx.crm.resolve_pool(actor, &pool).await.map_err(err)?;
+            let l = &p.limits;
+            let mut spec = PoolSpec {
+                name: name.unwrap_or_else(|| p.name.clone()),
+                admins: p.admins.clone(),
+                member_users: p.member_users.clone(),
+                member_departments: p.member_departments.clone(),
+                limits: PoolLimits {
+                    max_per_claim: limit_arg(max_per_claim, l.max_per_claim, "max-per-claim")?,
+                    max_claims_per_day: limit_arg(max_daily, l.max_claims_per_day, "max-daily")?,
+                    max_owned_per_user: limit_arg(cap, l.max_owned_per_user, "cap")?,
+                    max_owned_per_department: limit_arg(
+                        dept_cap,
+                        l.max_owned_per_department,
+                        "dept-cap",
+                    )?,
+                    deals_count_toward_cap: deals_count.unwrap_or(l.deals_count_toward_cap),
+                    reclaim_cooldown_days: cooldown.unwrap_or(l.reclaim_cooldown_days),
+                    warn_days: warn.unwrap_or(l.warn_days),
+                },
+            };
+            if !admin.is_empty() {
+                spec.admins.clear();
+                if !clears(&admin) {
+                    for u in admin {
+                        spec.admins.push(resolve_user(ctx, actor, &u).await?.id);
+                    }
+                }
+            }
+            if !member.is_empty() {
+                spec.member_users.clear();
+                if !clears(&member) {
+                    for u in member {
+                        spec.member_users
+                            .push(resolve_user(ctx, actor, &u).await?.id);
+                    }
+                }
+            }
+            if !dept.is_empty() {
+                spec.member_departments.clear();
+                if !clears(&dept) {
+                    for d in dept {
+                        spec.member_departments
+                            .push(ctx.crm.resolve_department(actor, &d).await.map_err(err)?.id);
+                    }
+                }
+            }
+            let p = ctx
+                .crm
+                .update_pool(actor, p.id, p.version, spec)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(p), || {
+                format!(
+                    "updated pool {}; limits: {}",
+                    p.name,
+                    serde_json::to_string(&p.limits).unwrap_or_default()
+                )
+            });
+        }
+        PoolCmd::Delete { pool } => {
+            let p = ctx.crm.resolve_pool(actor, &pool).await.map_err(err)?;
+            ctx.crm.delete_pool(actor, p.id).await.map_err(err)?;
+            ctx.print(json!({"ok": true}), || format!("deleted pool {}", p.name));
+        }
+        PoolCmd::RuleEdit {
+            rule,
+            kind,
+            days,
+            level,
+            exempt_deals,
+            exempt_open,
+            off,
+            on,
+        } => {
+            let (p, r) = find_rule(ctx, actor, &rule).await?;
+            let mut spec = r.spec.clone();
+            if let Some(k) = kind {
+                spec.kind = k.parse()?;
+            }
+            if let Some(d) = days {
+                spec.days = d;
+            }
+            if clears(&level) {
+                spec.level_days.clear();
+            } else if !level.is_empty() {
+                spec.level_days = level_days(&level)?;
+            }
+            if let Some(e) = exempt_deals {
+                spec.exempt_deals = e;
+            }
+            if let Some(e) = exempt_open {
+                spec.exempt_open_opportunities = e;
+            }
+            if off {
+                spec.enabled = false;
+            }
+            if on {
+                spec.enabled = true;
+            }
+            let r = ctx
+                .crm
+                .update_recycle_rule(actor, r.id, r.version, spec)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(r), || {
+                format!(
+                    "pool {}: rule {} changed ({}){}",
+                    p.name,
+                    r.id,
+                    r.describe(),
+                    if r.spec.enabled { "" } else { " (off)" }
+                )
+            });
+        }
+        PoolCmd::RuleDelete { rule } => {
+            let (p, r) = find_rule(ctx, actor, &rule).await?;
+            ctx.crm
+                .delete_recycle_rule(actor, r.id)
+                .await
+                .map_err(err)?;
+            ctx.print(json!({"ok": true}), || {
+                format!("pool {}: rule {} removed ({})", p.name, r.id, r.describe())
             });
         }
         PoolCmd::Customers {
@@ -3126,11 +3532,7 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
             for f in &v.follow_ups.items {
                 out!(
                     "  {} {} {}",
-                    cell(f.fields.get("occurred_at"))
-                        .chars()
-                        .take(16)
-                        .collect::<String>()
-                        .replace('T', " "),
+                    local_text(ctx, &cell(f.fields.get("occurred_at"))),
                     f.text("channel").unwrap_or_default(),
                     f.text("content").unwrap_or_default()
                 );
@@ -3167,11 +3569,12 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 );
             }
         }
-        RecordCmd::Due { overdue } => {
-            let page = PageRequest::Offset {
-                page: 1,
-                per_page: 100,
-            };
+        RecordCmd::Due {
+            overdue,
+            page,
+            per_page,
+        } => {
+            let page = PageRequest::Offset { page, per_page };
             let p = if overdue {
                 ctx.crm.follow_ups_overdue(actor, page).await
             } else {
@@ -3220,17 +3623,14 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 rows,
             );
         }
-        RecordCmd::Transferred { days } => {
+        RecordCmd::Transferred {
+            days,
+            page,
+            per_page,
+        } => {
             let p = ctx
                 .crm
-                .recently_transferred_to_me(
-                    actor,
-                    days,
-                    PageRequest::Offset {
-                        page: 1,
-                        per_page: 100,
-                    },
-                )
+                .recently_transferred_to_me(actor, days, PageRequest::Offset { page, per_page })
                 .await
                 .map_err(err)?;
             print_records(ctx, actor, Entity::Customer, &p).await?;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, ok};
+use common::{fails, json, local_time, ok};
 
 fn walk_through(db: &str) {
     let out = ok(db, &["demo"]);
@@ -27,12 +27,109 @@ fn walk_through(db: &str) {
         found["items"][0]["fields"]["name"],
         "北京华信智联科技有限公司"
     );
+    // Search pages: the footer's "next page" is there to be used.
+    let first = ok(db, &["customer", "search", "有限公司"]);
+    assert!(
+        first.contains("12 in all; more on the next page (--page)"),
+        "{first}"
+    );
+    let second = json(db, &["customer", "search", "有限公司", "--page", "2"]);
+    assert_eq!(
+        second["items"].as_array().map(Vec::len),
+        Some(2),
+        "{second}"
+    );
+    assert_eq!(second["has_more"], false, "{second}");
+    let small = json(
+        db,
+        &[
+            "customer",
+            "search",
+            "有限公司",
+            "--page",
+            "3",
+            "--per-page",
+            "5",
+        ],
+    );
+    assert_eq!(small["items"].as_array().map(Vec::len), Some(2), "{small}");
+    // Due and overdue follow-ups page too.
+    let codes: Vec<String> = all["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|r| r["code"].as_str().expect("code").to_string())
+        .collect();
+    ok(
+        db,
+        &["customer", "edit", &codes[0], "next_follow_up=2020-01-01"],
+    );
+    ok(
+        db,
+        &["customer", "edit", &codes[1], "next_follow_up=2020-01-02"],
+    );
+    let due = ok(db, &["customer", "due", "--overdue", "--per-page", "1"]);
+    assert!(
+        due.contains("2 in all; more on the next page (--page)"),
+        "{due}"
+    );
+    let due = json(
+        db,
+        &[
+            "customer",
+            "due",
+            "--overdue",
+            "--per-page",
+            "1",
+            "--page",
+            "2",
+        ],
+    );
+    assert_eq!(due["items"][0]["code"], codes[1].as_str(), "{due}");
+    assert_eq!(due["has_more"], false, "{due}");
     let mine: serde_json::Value =
         serde_json::from_str(&ok(db, &["--json", "--as", "zhangwei", "customer", "list"]))
             .expect("json");
     assert_eq!(mine["total"], 3);
     let masked = ok(db, &["--as", "liuyang", "contact", "list"]);
     assert!(masked.contains("****"), "{masked}");
+    // Transferred to me, page by page.
+    ok(
+        db,
+        &[
+            "customer", "transfer", &codes[2], &codes[3], "--to", "chenjing",
+        ],
+    );
+    let moved = ok(
+        db,
+        &[
+            "--as",
+            "chenjing",
+            "customer",
+            "transferred",
+            "--per-page",
+            "1",
+        ],
+    );
+    assert!(
+        moved.contains("2 in all; more on the next page (--page)"),
+        "{moved}"
+    );
+    let moved = json(
+        db,
+        &[
+            "--as",
+            "chenjing",
+            "customer",
+            "transferred",
+            "--per-page",
+            "1",
+            "--page",
+            "2",
+        ],
+    );
+    assert_eq!(moved["items"].as_array().map(Vec::len), Some(1), "{moved}");
+    assert_eq!(moved["has_more"], false, "{moved}");
     // Add, edit, conflict, transfer, share, delete and restore.
     let added = ok(
         db,
@@ -91,6 +188,32 @@ fn walk_through(db: &str) {
         ],
     );
     ok(db, &["--as", "wangfang", "customer", "show", &code]);
+    // Times are shown in the companies' local time: a share's end as typed.
+    ok(
+        db,
+        &[
+            "customer",
+            "share",
+            &code,
+            "--with",
+            "chenjing",
+            "--until",
+            "2026-12-31 18:00",
+        ],
+    );
+    let shares = ok(db, &["customer", "shares", &code]);
+    assert!(shares.contains("2026-12-31 18:00"), "{shares}");
+    let shown = json(db, &["customer", "show", &code]);
+    let created = local_time(
+        shown["created_at"].as_str().expect("created_at"),
+        "%Y-%m-%d %H:%M",
+    );
+    let table = ok(db, &["customer", "show", &code]);
+    assert!(table.contains(&format!("{created} by")), "{table}");
+    let history = json(db, &["customer", "history", &code]);
+    let at = local_time(history[0]["at"].as_str().expect("at"), "%Y-%m-%d %H:%M:%S");
+    let table = ok(db, &["customer", "history", &code]);
+    assert!(table.contains(&at), "{table}");
     ok(
         db,
         &[
@@ -109,6 +232,25 @@ fn walk_through(db: &str) {
             "content=上门演示",
         ],
     );
+    // A follow-up's time reads as it was typed, in local time.
+    let visit = json(
+        db,
+        &[
+            "followup",
+            "add",
+            &format!("customer_id={code}"),
+            "channel=拜访",
+            "content=带样品",
+            "occurred_at=2026-11-27 14:30",
+        ],
+    );
+    let visit = visit["code"].as_str().expect("code").to_string();
+    let listed = ok(db, &["followup", "list", "-w", &format!("code={visit}")]);
+    assert!(listed.contains("2026-11-27 14:30"), "{listed}");
+    let shown = ok(db, &["followup", "show", &visit]);
+    assert!(shown.contains("2026-11-27 14:30"), "{shown}");
+    let view = ok(db, &["customer", "view", &code]);
+    assert!(view.contains("2026-11-27 14:30"), "{view}");
     ok(db, &["customer", "delete", &code]);
     let bin: serde_json::Value =
         serde_json::from_str(&ok(db, &["--json", "customer", "list", "--deleted"])).expect("json");
@@ -132,6 +274,45 @@ fn walk_through(db: &str) {
         ],
     );
     assert!(fails(db, &["--as", "tangseng", "user", "add", "x", "X"]).contains("forbidden"));
+    // A user reads as a table of names; JSON only with --json.
+    let shown = ok(db, &["user", "show", "tangseng"]);
+    for part in ["西南大区", "chenjing", "销售", "唐僧"] {
+        assert!(shown.contains(part), "{part}: {shown}");
+    }
+    assert!(!shown.trim_start().starts_with('{'), "{shown}");
+    assert_eq!(
+        json(db, &["user", "show", "tangseng"])["username"],
+        "tangseng"
+    );
+    // A group's members are replaced.
+    let groups = json(db, &["group", "list"]);
+    let group = groups[0]["name"].as_str().expect("group").to_string();
+    let out = ok(db, &["group", "edit", &group, "wangfang", "tangseng"]);
+    assert!(out.contains("2 members"), "{out}");
+    assert!(out.contains("唐僧"), "{out}");
+    let groups = json(db, &["group", "list"]);
+    let tangseng = json(db, &["user", "show", "tangseng"])["id"].clone();
+    assert_eq!(groups[0]["members"].as_array().map(Vec::len), Some(2));
+    assert!(
+        groups[0]["members"]
+            .as_array()
+            .expect("members")
+            .contains(&tangseng)
+    );
+    assert!(fails(db, &["group", "edit", "没有这个组", "wangfang"]).contains("no user group"));
+    assert!(fails(db, &["group", "edit", &group, "nobody"]).contains("not found"));
+    // A choice field's options are shown without options, set with them.
+    let opts = ok(db, &["field", "options", "customer", "category"]);
+    assert!(opts.contains("VIP"), "{opts}");
+    ok(
+        db,
+        &["field", "options", "customer", "category", "潜在,VIP,战略"],
+    );
+    assert_eq!(
+        json(db, &["field", "options", "customer", "category"]),
+        serde_json::json!(["潜在", "VIP", "战略"])
+    );
+    assert!(fails(db, &["field", "options", "customer", "name"]).contains("not a choice field"));
     ok(
         db,
         &[
@@ -165,14 +346,163 @@ fn walk_through(db: &str) {
     assert!(
         fails(db, &["--as", "zhangwei", "rebuild-search-keys"]).contains("administrators only")
     );
-    ok(
+    let me = ok(
         db,
         &["--password", "Demo#2026", "--as", "zhangwei", "whoami"],
+    );
+    assert!(me.starts_with("张伟 (zhangwei), company DEMO "), "{me}");
+    let who = json(db, &["whoami"]);
+    assert_eq!(who["company"]["code"], "DEMO", "{who}");
+    assert!(
+        !me.contains(who["user"]["company_id"].as_str().expect("id")),
+        "{me}"
     );
     assert!(
         fails(db, &["--password", "wrong", "--as", "zhangwei", "whoami"])
             .contains("authentication failed")
     );
+    pools_admin(db);
+}
+
+/// A pool's settings and rules are changed, switched off and on, and
+/// removed, from the terminal.
+fn pools_admin(db: &str) {
+    ok(
+        db,
+        &[
+            "pool",
+            "add",
+            "测试公海",
+            "--admin",
+            "chenjing",
+            "--dept",
+            "华北大区",
+            "--cap",
+            "5",
+            "--warn",
+            "2",
+        ],
+    );
+    ok(
+        db,
+        &[
+            "pool",
+            "rule",
+            "测试公海",
+            "--kind",
+            "no_follow_up",
+            "--days",
+            "10",
+            "--level",
+            "A=20",
+        ],
+    );
+    let shown = json(db, &["pool", "show", "测试公海"]);
+    let rule = shown["rules"][0]["id"]
+        .as_str()
+        .expect("rule id")
+        .to_string();
+    assert!(ok(db, &["pool", "show", "测试公海"]).contains(&format!("rule {rule}")));
+    // Edit: what is not given stays.
+    ok(
+        db,
+        &[
+            "pool",
+            "edit",
+            "测试公海",
+            "--name",
+            "华北测试公海",
+            "--cooldown",
+            "3",
+            "--deals-count",
+        ],
+    );
+    let p = json(db, &["pool", "show", "华北测试公海"])["pool"].clone();
+    assert_eq!(p["limits"]["reclaim_cooldown_days"], 3, "{p}");
+    assert_eq!(p["limits"]["max_owned_per_user"], 5, "{p}");
+    assert_eq!(p["limits"]["warn_days"], 2, "{p}");
+    assert_eq!(p["limits"]["deals_count_toward_cap"], true, "{p}");
+    assert_eq!(p["admins"].as_array().map(Vec::len), Some(1), "{p}");
+    assert_eq!(p["member_departments"].as_array().map(Vec::len), Some(1));
+    ok(
+        db,
+        &[
+            "pool",
+            "edit",
+            "华北测试公海",
+            "--cap",
+            "none",
+            "--member",
+            "zhangwei",
+            "--deals-count",
+            "false",
+        ],
+    );
+    let p = json(db, &["pool", "show", "华北测试公海"])["pool"].clone();
+    assert!(p["limits"]["max_owned_per_user"].is_null(), "{p}");
+    assert_eq!(p["limits"]["deals_count_toward_cap"], false, "{p}");
+    assert_eq!(p["limits"]["reclaim_cooldown_days"], 3, "{p}");
+    assert_eq!(p["member_users"].as_array().map(Vec::len), Some(1), "{p}");
+    assert_eq!(p["member_departments"].as_array().map(Vec::len), Some(1));
+    assert!(fails(db, &["pool", "edit", "华北测试公海", "--cap", "x"]).contains("--cap"));
+    assert!(fails(db, &["pool", "edit", "没有", "--cap", "1"]).contains("not found"));
+    // A rule is switched off and back on, keeping its days.
+    let at = (chrono::Utc::now() + chrono::Duration::days(40))
+        .format("%Y-%m-%d")
+        .to_string();
+    let sweep = [
+        "pool",
+        "sweep",
+        "--dry-run",
+        "--at",
+        &at,
+        "--pool",
+        "华北测试公海",
+    ];
+    assert!(ok(db, &sweep).contains("no follow-up for 10 days"));
+    let off = ok(db, &["pool", "rule-edit", &rule, "--off"]);
+    assert!(off.contains("(off)"), "{off}");
+    assert!(ok(db, &["pool", "show", "华北测试公海"]).contains("(off)"));
+    let dry = ok(db, &sweep);
+    assert!(!dry.contains("no follow-up for"), "{dry}");
+    let r = json(db, &["pool", "rule-edit", &rule, "--on", "--days", "15"]);
+    assert_eq!(r["enabled"], true, "{r}");
+    assert_eq!(r["days"], 15, "{r}");
+    assert_eq!(r["level_days"]["A"], 20, "{r}");
+    assert!(!ok(db, &["pool", "show", "华北测试公海"]).contains("(off)"));
+    assert!(ok(db, &sweep).contains("no follow-up for 15 days"));
+    let r = json(
+        db,
+        &[
+            "pool",
+            "rule-edit",
+            &rule,
+            "--level",
+            "none",
+            "--exempt-deals",
+        ],
+    );
+    assert_eq!(r["level_days"], serde_json::json!({}), "{r}");
+    assert_eq!(r["exempt_deals"], true, "{r}");
+    assert!(fails(db, &["pool", "rule-edit", "nonsense", "--on"]).contains("not a rule id"));
+    assert!(
+        fails(
+            db,
+            &["--as", "zhangwei", "pool", "rule-edit", &rule, "--off"]
+        )
+        .starts_with("error: ")
+    );
+    // Removal: the rule, then the empty pool.
+    assert!(ok(db, &["pool", "rule-delete", &rule]).contains("removed"));
+    let shown = json(db, &["pool", "show", "华北测试公海"]);
+    assert_eq!(shown["rules"], serde_json::json!([]), "{shown}");
+    assert!(fails(db, &["pool", "rule-delete", &rule]).contains("not found"));
+    assert!(
+        fails(db, &["--as", "zhangwei", "pool", "delete", "华北测试公海"]).starts_with("error: ")
+    );
+    assert!(ok(db, &["pool", "delete", "华北测试公海"]).contains("deleted pool"));
+    assert_eq!(json(db, &["pool", "list"]), serde_json::json!([]));
+    assert!(fails(db, &["pool", "show", "华北测试公海"]).contains("not found"));
 }
 
 #[test]

@@ -82,3 +82,15 @@ pub fn fails(db: &str, args: &[&str]) -> String {
     assert!(!err.contains("panicked"), "{err}");
     err
 }
+
+/// A stored instant (RFC 3339, as the JSON output gives it) as the CLI's
+/// tables show it: in the companies' local time (UTC+8 by default), with
+/// this `chrono` format.
+pub fn local_time(rfc3339: &str, format: &str) -> String {
+    let offset = chrono::FixedOffset::east_opt(8 * 3600).expect("offset");
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .expect("an RFC 3339 time")
+        .with_timezone(&offset)
+        .format(format)
+        .to_string()
+}
