@@ -116,6 +116,371 @@ fn deal(db: &str) {
     assert_eq!(rec.as_array().map(Vec::len), Some(0), "fully collected");
     #[cfg(feature = "xlsx")]
     export_contracts(db, &contract);
+    follow_on(db, &opp, &contract);
+}
+
+/// Runs the CLI as zhangwei, with `--json` unless `human`.
+fn zw(db: &str, human: bool, args: &[&str]) -> String {
+    let mut all = vec!["--as", "zhangwei"];
+    if !human {
+        all.push("--json");
+    }
+    all.extend_from_slice(args);
+    ok(db, &all)
+}
+
+fn zw_json(db: &str, args: &[&str]) -> serde_json::Value {
+    serde_json::from_str(&zw(db, false, args)).expect("json output")
+}
+
+/// After the deal: lists with filters and pages, the lifecycle of each
+/// sales document, picked approvers, a payment approved by the contract's
+/// code, invoices, deliveries and the product catalogue's upkeep.
+fn follow_on(db: &str, opp: &str, contract: &str) {
+    let customer = "北京华信智联科技有限公司";
+    // Pipelines: the stage keys users move opportunities to.
+    let p = json(db, &["opportunity", "pipeline-show"]);
+    assert_eq!(p["stages"][1]["key"], "assessment", "{p}");
+    assert!(ok(db, &["opportunity", "pipeline-show"]).contains("assessment"));
+    // Opportunities: source and notes, renaming, filters and pages.
+    let o = zw_json(
+        db,
+        &[
+            "opportunity",
+            "add",
+            "--customer",
+            customer,
+            "--name",
+            "备用机采购",
+            "--amount",
+            "20000",
+            "--close",
+            "2027-02-15",
+            "--source",
+            "展会",
+            "--notes",
+            "首次接触",
+        ],
+    );
+    assert_eq!(o["source"], "展会");
+    assert_eq!(o["notes"], "首次接触");
+    let opp2 = o["code"].as_str().expect("code").to_string();
+    let o = zw_json(
+        db,
+        &[
+            "opportunity",
+            "edit",
+            &opp2,
+            "--name",
+            "备用机采购二期",
+            "--notes",
+            "二次接触",
+        ],
+    );
+    assert_eq!(o["name"], "备用机采购二期");
+    assert_eq!(o["notes"], "二次接触");
+    assert_eq!(o["source"], "展会", "unchanged");
+    let l = zw_json(db, &["opportunity", "list", "--stage", "initial"]);
+    let codes: Vec<&str> = l["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|o| o["code"].as_str())
+        .collect();
+    assert!(
+        codes.contains(&opp2.as_str()) && !codes.contains(&opp),
+        "{l}"
+    );
+    assert_eq!(l["page"], 1);
+    assert_eq!(l["has_more"], false);
+    let l = zw(db, true, &["opportunity", "list", "--customer", customer]);
+    assert!(l.contains(&opp2) && l.contains(customer), "{l}");
+    assert!(l.contains("no more pages"), "{l}");
+    let l = zw_json(db, &["opportunity", "list", "--page", "2"]);
+    assert_eq!(l["items"].as_array().map(Vec::len), Some(0), "{l}");
+    let f = zw_json(
+        db,
+        &[
+            "opportunity",
+            "forecast",
+            "--from",
+            "2027-02",
+            "--to",
+            "2027-02",
+        ],
+    );
+    let rows = f.as_array().expect("rows");
+    assert!(!rows.is_empty(), "{f}");
+    assert!(rows.iter().all(|r| r["month"] == "2027-02"), "{f}");
+    let f = zw(db, true, &["opportunity", "forecast", "--from", "2027-02"]);
+    assert!(f.contains("department") && f.contains("华北"), "{f}");
+    assert!(
+        fails(db, &["opportunity", "forecast", "--from", "2027-13"]).contains("expected YYYY-MM")
+    );
+    // The opportunity's lifecycle: transfer, history, recycle bin.
+    assert!(
+        zw(
+            db,
+            true,
+            &["opportunity", "transfer", &opp2, "--to", "wangfang"]
+        )
+        .contains("transferred: 1 done")
+    );
+    ok(db, &["--as", "wangfang", "opportunity", "show", &opp2]);
+    let h = json(db, &["opportunity", "history", &opp2]);
+    assert!(h.as_array().map_or(0, Vec::len) >= 3, "{h}");
+    assert!(ok(db, &["opportunity", "delete", &opp2]).contains("deleted: 1 done"));
+    fails(db, &["opportunity", "show", &opp2]);
+    assert!(ok(db, &["opportunity", "restore", &opp2]).contains("restored: 1 done"));
+    ok(db, &["opportunity", "show", &opp2]);
+    // Quotes: validity, versions, pages, shares and the recycle bin.
+    let q = zw_json(
+        db,
+        &[
+            "quote",
+            "add",
+            "--customer",
+            customer,
+            "--title",
+            "备用机报价",
+            "--line",
+            "SV-2288:1",
+            "--valid-until",
+            "2027-01-15",
+        ],
+    );
+    assert_eq!(q["valid_until"], "2027-01-15");
+    let quote2 = q["code"].as_str().expect("code").to_string();
+    let q = zw_json(
+        db,
+        &[
+            "quote",
+            "revise",
+            &quote2,
+            "--line",
+            "SV-2288:2",
+            "--valid-until",
+            "2027-02-15",
+        ],
+    );
+    assert_eq!(q["quote_version"], 2);
+    assert_eq!(q["valid_until"], "2027-02-15");
+    let v = zw_json(db, &["quote", "versions", &quote2]);
+    assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(v[0]["valid_until"], "2027-01-15");
+    let v = zw(db, true, &["quote", "versions", &quote2]);
+    assert!(v.contains("v1") && v.contains("v2"), "{v}");
+    let l = zw(db, true, &["quote", "list"]);
+    assert!(l.contains(&quote2) && l.contains(customer), "{l}");
+    assert!(l.contains("total 2") && l.contains("no more pages"), "{l}");
+    let l = zw_json(db, &["quote", "list", "--page", "2"]);
+    assert_eq!(l["items"].as_array().map(Vec::len), Some(0), "{l}");
+    assert_eq!(l["total"], 2);
+    fails(db, &["--as", "wangfang", "quote", "show", &quote2]);
+    assert!(
+        zw(db, true, &["quote", "share", &quote2, "--with", "wangfang"]).contains("shared: 2 done")
+    );
+    ok(db, &["--as", "wangfang", "quote", "show", &quote2]);
+    assert!(zw(db, true, &["quote", "delete", &quote2]).contains("deleted: 2 done"));
+    fails(db, &["--as", "zhangwei", "quote", "show", &quote2]);
+    assert!(zw(db, true, &["quote", "restore", &quote2]).contains("restored: 2 done"));
+    let h = zw_json(db, &["quote", "history", &quote2]);
+    assert!(h.as_array().map_or(0, Vec::len) >= 2, "{h}");
+    // Contracts: signing date, notes, filters, shares and the recycle bin.
+    let c = zw_json(
+        db,
+        &[
+            "contract",
+            "add",
+            "--customer",
+            customer,
+            "--title",
+            "维保服务合同",
+            "--amount",
+            "5000",
+            "--type",
+            "service",
+            "--signed",
+            "2026-12-01",
+            "--notes",
+            "年度维保",
+        ],
+    );
+    assert_eq!(c["signed_on"], "2026-12-01");
+    assert_eq!(c["notes"], "年度维保");
+    let c2 = c["code"].as_str().expect("code").to_string();
+    let c = zw_json(
+        db,
+        &[
+            "contract",
+            "edit",
+            &c2,
+            "--signed",
+            "2026-12-02",
+            "--notes",
+            "年度维保含备件",
+        ],
+    );
+    assert_eq!(c["signed_on"], "2026-12-02");
+    assert_eq!(c["notes"], "年度维保含备件");
+    let l = zw_json(
+        db,
+        &[
+            "contract",
+            "list",
+            "--type",
+            "service",
+            "--customer",
+            customer,
+            "--search",
+            "维保",
+        ],
+    );
+    assert_eq!(l["total"], 1, "{l}");
+    assert_eq!(l["items"][0]["code"], c2.as_str());
+    let l = zw_json(db, &["contract", "list", "--status", "executing"]);
+    assert_eq!(l["total"], 1, "{l}");
+    assert_eq!(l["items"][0]["code"], contract);
+    let l = zw(db, true, &["contract", "list", "--status", "draft"]);
+    assert!(
+        l.contains(&c2) && l.contains(customer) && l.contains("total 1"),
+        "{l}"
+    );
+    assert!(fails(db, &["contract", "list", "--status", "x"]).contains("unknown contract status"));
+    assert!(zw(db, true, &["contract", "delete", &c2]).contains("deleted: 1 done"));
+    fails(db, &["--as", "zhangwei", "contract", "show", &c2]);
+    assert!(zw(db, true, &["contract", "restore", &c2]).contains("restored: 1 done"));
+    assert!(
+        zw(db, true, &["contract", "share", &c2, "--with", "wangfang"]).contains("shared: 1 done")
+    );
+    let hj = zw_json(db, &["contract", "history", &c2]);
+    assert!(hj.as_array().map_or(0, Vec::len) >= 2, "{hj}");
+    let h = zw(db, true, &["contract", "history", &c2]);
+    assert!(
+        h.contains("年度维保含备件") && h.contains("¥5,000.00"),
+        "{h}"
+    );
+    // Times in the companies' local time.
+    let at = hj[0]["at"].as_str().expect("at");
+    assert!(
+        h.contains(&common::local_time(at, "%Y-%m-%d %H:%M:%S")),
+        "{at} in {h}"
+    );
+    // A flow where the applicant picks the approver.
+    ok(
+        db,
+        &[
+            "approval",
+            "flow",
+            "contract",
+            "--name",
+            "指定审批",
+            "--step",
+            "指定审批人=pick",
+        ],
+    );
+    let args = ["--as", "zhangwei", "contract", "submit", &c2];
+    fails(db, &args);
+    let s = zw_json(db, &["contract", "submit", &c2, "--pick", "wangfang"]);
+    assert_eq!(s["contract"]["status"], "pending_approval", "{s}");
+    fails(db, &["--as", "chenjing", "approval", "approve", &c2]);
+    ok(db, &["--as", "wangfang", "approval", "approve", &c2]);
+    // A payment approval is found by the contract's code, before the
+    // contract's own (approved) one.
+    ok(
+        db,
+        &[
+            "approval",
+            "flow",
+            "payment",
+            "--name",
+            "回款审批",
+            "--step",
+            "财务审批=users:chenjing",
+        ],
+    );
+    let p = zw_json(
+        db,
+        &[
+            "contract",
+            "pay",
+            &c2,
+            "--amount",
+            "5000",
+            "--receipt",
+            "SJ-0001",
+            "--notes",
+            "全款",
+        ],
+    );
+    assert_eq!(p["payment"]["status"], "pending_approval", "{p}");
+    assert_eq!(p["payment"]["receipt_no"], "SJ-0001");
+    assert_eq!(p["payment"]["notes"], "全款");
+    let a = json(db, &["--as", "chenjing", "approval", "show", &c2]);
+    assert_eq!(a["approval"]["doc_type"], "payment", "{a}");
+    ok(db, &["--as", "chenjing", "approval", "approve", &c2]);
+    let shown = zw_json(db, &["contract", "show", &c2]);
+    assert_eq!(shown["collection"]["received"]["minor"], 500_000, "{shown}");
+    // Invoices and deliveries of a contract.
+    zw(
+        db,
+        true,
+        &[
+            "contract",
+            "invoice",
+            &c2,
+            "--amount",
+            "5000",
+            "--type",
+            "vat_normal",
+            "--number",
+            "12345678",
+        ],
+    );
+    let i = zw_json(db, &["contract", "invoices", &c2]);
+    assert_eq!(i[0]["number"], "12345678", "{i}");
+    let i = zw(db, true, &["contract", "invoices", &c2]);
+    assert!(i.contains("已开票") && i.contains("普票"), "{i}");
+    let d = zw_json(db, &["contract", "deliveries", contract]);
+    assert_eq!(d["deliveries"].as_array().map(Vec::len), Some(1), "{d}");
+    assert_eq!(d["progress"][0]["remaining"], 0);
+    let d = zw(db, true, &["contract", "deliveries", contract]);
+    assert!(d.contains("1×3") && d.contains("机架式服务器"), "{d}");
+    products(db);
+}
+
+/// Products: editing some fields, the status as a label, the recycle bin.
+fn products(db: &str) {
+    let p = json(
+        db,
+        &[
+            "product", "edit", "SV-2288", "--price", "36000", "--spec", "2U",
+        ],
+    );
+    assert_eq!(p["list_price"]["minor"], 3_600_000, "{p}");
+    assert_eq!(p["spec"], "2U");
+    assert_eq!(p["unit"], "台", "unchanged");
+    let l = ok(db, &["product", "list", "--search", "SV-2288"]);
+    assert!(l.contains("在售") && l.contains("36,000.00"), "{l}");
+    assert!(l.contains("total 1"), "{l}");
+    ok(
+        db,
+        &["product", "edit", "SV-2288", "--status", "discontinued"],
+    );
+    assert!(ok(db, &["product", "list", "--search", "SV-2288"]).contains("停售"));
+    assert!(
+        fails(db, &["product", "edit", "SV-2288", "--status", "gone"])
+            .contains("unknown product status")
+    );
+    ok(db, &["product", "delete", "SV-2288"]);
+    let l = json(db, &["product", "list", "--search", "SV-2288"]);
+    assert_eq!(l["total"], 0, "{l}");
+    let l = json(db, &["product", "list", "--deleted"]);
+    assert_eq!(l["items"][0]["code"], "SV-2288", "{l}");
+    fails(db, &["product", "restore", "NO-SUCH"]);
+    let p = json(db, &["product", "restore", "SV-2288"]);
+    assert_eq!(p["deleted"], false);
+    ok(db, &["product", "edit", "SV-2288", "--status", "on_sale"]);
 }
 
 /// The contract list exported with the sales-list options and picked

@@ -10,7 +10,11 @@
 //! crm --as zhangwei quote contract BJ-20261127-0001 --end 2027-06-30
 //! crm --as zhangwei contract submit HT-20261127-0001
 //! crm --as zhangwei contract pay HT-20261127-0001 --amount 30000 --date 2026-11-27
+//! crm --as chenjing approval approve HT-20261127-0001   # a pending payment approval too
 //! crm receivables
+//! crm --as zhangwei contract list --status executing --customer KH-20261127-0001 --page 2
+//! crm --as zhangwei quote share BJ-20261127-0001 --with wangfang
+//! crm --as zhangwei contract history HT-20261127-0001
 //! ```
 
 use super::{CliResult, Ctx, err, find_record};
@@ -19,8 +23,10 @@ use clap::Subcommand;
 use crm::Actor;
 use crm::Uuid;
 use crm::approval::{
-    ApprovalInfo, ApproverRule, Condition, Fallback, FlowDef, RejectTo, Restart, SignMode, StepDef,
+    ApprovalInfo, ApproverRule, Condition, Fallback, FlowDef, RejectTo, Restart, SignMode, Status,
+    StepDef,
 };
+use crm::ids::{RecordId, UserId};
 use crm::money::Money;
 use crm::sales::{
     ContractQuery, ContractType, InvoiceType, LineInput, NewContract, NewOpportunity, NewQuote,
@@ -28,8 +34,12 @@ use crm::sales::{
     ProductStatus, StageCommand,
 };
 use crm::store::Lifecycle;
-use crm::{Entity, ListQuery};
+use crm::{Cond, Entity, ListQuery, ShareAccess};
 use serde_json::json;
+use std::collections::HashMap;
+
+/// Rows per page of the sales lists.
+const PER_PAGE: u64 = 100;
 
 /// Products (产品) and categories.
 #[derive(Subcommand)]
@@ -67,6 +77,9 @@ pub(crate) enum ProductCmd {
         /// Category code.
         #[arg(long)]
         category: Option<String>,
+        /// Specification (规格型号).
+        #[arg(long)]
+        spec: Option<String>,
     },
     /// Lists or searches products (code, name, pinyin initials).
     List {
@@ -77,12 +90,97 @@ pub(crate) enum ProductCmd {
         #[arg(long)]
         category: Option<String>,
         /// Page, from 1.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         page: u64,
+        /// The recycle bin instead of the working set.
+        #[arg(long)]
+        deleted: bool,
+    },
+    /// Changes a product; only the given fields change.
+    Edit {
+        /// Product code.
+        code: String,
+        /// Name.
+        #[arg(long)]
+        name: Option<String>,
+        /// List price, tax included.
+        #[arg(long)]
+        price: Option<String>,
+        /// Cost.
+        #[arg(long)]
+        cost: Option<String>,
+        /// Unit.
+        #[arg(long)]
+        unit: Option<String>,
+        /// VAT rate in percent: 13, 9, 6, 5, 3, 1 or 0.
+        #[arg(long)]
+        tax: Option<i64>,
+        /// Category code.
+        #[arg(long)]
+        category: Option<String>,
+        /// Specification (规格型号).
+        #[arg(long)]
+        spec: Option<String>,
+        /// Status: on_sale (在售) or discontinued (停售).
+        #[arg(long)]
+        status: Option<String>,
     },
     /// Stops selling a product (停售).
     Discontinue {
         /// Product code.
+        code: String,
+    },
+    /// Moves a product to the recycle bin.
+    Delete {
+        /// Product code.
+        code: String,
+    },
+    /// Brings a product back from the recycle bin.
+    Restore {
+        /// Product code.
+        code: String,
+    },
+}
+
+/// Lifecycle of a sales document, by code: owner, shares, recycle bin and
+/// history.
+#[derive(Subcommand)]
+pub(crate) enum DocCmd {
+    /// Hands the document to another owner.
+    Transfer {
+        /// Code.
+        code: String,
+        /// New owner (username).
+        #[arg(long)]
+        to: String,
+    },
+    /// Shares the document with a user.
+    Share {
+        /// Code.
+        code: String,
+        /// User (username).
+        #[arg(long)]
+        with: String,
+        /// read (只读) or write (读写).
+        #[arg(long, default_value = "read")]
+        access: String,
+        /// Share until this time.
+        #[arg(long)]
+        until: Option<String>,
+    },
+    /// Moves the document to the recycle bin.
+    Delete {
+        /// Code.
+        code: String,
+    },
+    /// Brings the document back from the recycle bin.
+    Restore {
+        /// Code.
+        code: String,
+    },
+    /// Shows who changed what on the document.
+    History {
+        /// Code.
         code: String,
     },
 }
@@ -104,26 +202,50 @@ pub(crate) enum OpportunityCmd {
         /// Expected close date.
         #[arg(long)]
         close: Option<String>,
+        /// Source (来源).
+        #[arg(long)]
+        source: Option<String>,
+        /// Notes.
+        #[arg(long)]
+        notes: Option<String>,
     },
-    /// Changes an opportunity's expected amount or close date.
+    /// Changes an opportunity; only the given fields change.
     Edit {
         /// Code.
         code: String,
+        /// Name.
+        #[arg(long)]
+        name: Option<String>,
         /// Expected amount.
         #[arg(long)]
         amount: Option<String>,
         /// Expected close date.
         #[arg(long)]
         close: Option<String>,
+        /// Source (来源).
+        #[arg(long)]
+        source: Option<String>,
+        /// Notes.
+        #[arg(long)]
+        notes: Option<String>,
     },
-    /// Lists opportunities the actor may see.
+    /// Lists opportunities the actor may see, 100 a page.
     List {
         /// Only this status (tracking, won, lost, on_hold, expired).
         #[arg(long)]
         status: Option<String>,
+        /// Only this stage key (see `opportunity pipeline-show`).
+        #[arg(long)]
+        stage: Option<String>,
+        /// Only this customer's (code or name).
+        #[arg(long)]
+        customer: Option<String>,
         /// Search text.
         #[arg(long)]
         search: Option<String>,
+        /// Page, from 1.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        page: u64,
     },
     /// Shows an opportunity with its stage history.
     Show {
@@ -154,7 +276,21 @@ pub(crate) enum OpportunityCmd {
         expire: bool,
     },
     /// Weighted forecast by owner, department and month.
-    Forecast,
+    Forecast {
+        /// From this close month (YYYY-MM).
+        #[arg(long)]
+        from: Option<String>,
+        /// Up to this close month, inclusive (YYYY-MM).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Shows the pipeline new opportunities of a department get: stage
+    /// keys, names, probabilities and the stages each may move to.
+    PipelineShow {
+        /// Department (name or id); the company's pipeline when absent.
+        #[arg(long)]
+        dept: Option<String>,
+    },
     /// Defines the pipeline of the company or of a department. Stages:
     /// KEY:NAME:PROBABILITY[:FIELD+FIELD] in order; each may move one
     /// forward or back to any earlier stage.
@@ -169,6 +305,8 @@ pub(crate) enum OpportunityCmd {
         #[arg(long = "stage", required = true)]
         stages: Vec<String>,
     },
+    #[command(flatten)]
+    Doc(DocCmd),
 }
 
 /// Quotes (报价).
@@ -188,12 +326,23 @@ pub(crate) enum QuoteCmd {
         /// Lines.
         #[arg(long = "line", required = true)]
         lines: Vec<String>,
+        /// Valid until (有效期).
+        #[arg(long)]
+        valid_until: Option<String>,
     },
-    /// Lists current quote versions.
+    /// Lists current quote versions, 100 a page.
     List {
         /// Only this customer's (code or name).
         #[arg(long)]
         customer: Option<String>,
+        /// Page, from 1.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        page: u64,
+    },
+    /// Lists the versions of a quote, oldest first.
+    Versions {
+        /// Code.
+        code: String,
     },
     /// Shows a quote (latest version).
     Show {
@@ -207,6 +356,9 @@ pub(crate) enum QuoteCmd {
         /// Lines.
         #[arg(long = "line", required = true)]
         lines: Vec<String>,
+        /// Valid until (有效期).
+        #[arg(long)]
+        valid_until: Option<String>,
     },
     /// Submits a quote (approval when a discount is above the flow's threshold).
     Submit {
@@ -230,6 +382,8 @@ pub(crate) enum QuoteCmd {
         #[arg(long)]
         end: Option<String>,
     },
+    #[command(flatten)]
+    Doc(DocCmd),
 }
 
 /// Contracts (合同), payments (回款) and invoices (开票).
@@ -249,14 +403,21 @@ pub(crate) enum ContractCmd {
         /// Type (sales, service, cooperation, purchase).
         #[arg(long)]
         r#type: Option<String>,
+        /// Signing date (签约日期).
+        #[arg(long)]
+        signed: Option<String>,
         /// Start date.
         #[arg(long)]
         start: Option<String>,
         /// End date.
         #[arg(long)]
         end: Option<String>,
+        /// Notes.
+        #[arg(long)]
+        notes: Option<String>,
     },
-    /// Changes a contract: title, end date (also while executing), amount (drafts).
+    /// Changes a contract: title, end date (also while executing), amount,
+    /// signing date and notes (drafts).
     Edit {
         /// Code.
         code: String,
@@ -266,12 +427,33 @@ pub(crate) enum ContractCmd {
         /// Amount (drafts without lines).
         #[arg(long)]
         amount: Option<String>,
+        /// Signing date (签约日期).
+        #[arg(long)]
+        signed: Option<String>,
         /// End date.
         #[arg(long)]
         end: Option<String>,
+        /// Notes.
+        #[arg(long)]
+        notes: Option<String>,
     },
-    /// Lists contracts.
+    /// Lists contracts, 100 a page.
     List {
+        /// Only this status (draft, pending_approval, executing, finished, terminated).
+        #[arg(long)]
+        status: Option<String>,
+        /// Only this type (sales, service, cooperation, purchase).
+        #[arg(long)]
+        r#type: Option<String>,
+        /// Only this customer's (code or name).
+        #[arg(long)]
+        customer: Option<String>,
+        /// Search text (code, title, pinyin initials).
+        #[arg(long)]
+        search: Option<String>,
+        /// Page, from 1.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        page: u64,
         /// Only executing contracts ending within N days.
         #[arg(long)]
         ending: Option<u32>,
@@ -294,6 +476,9 @@ pub(crate) enum ContractCmd {
         /// Comment.
         #[arg(long)]
         comment: Option<String>,
+        /// Approvers for a step where the applicant picks (username), repeated.
+        #[arg(long = "pick")]
+        pick: Vec<String>,
     },
     /// Sets the payment plan: --instalment DATE:AMOUNT, repeated.
     Plan {
@@ -316,6 +501,22 @@ pub(crate) enum ContractCmd {
         /// Method.
         #[arg(long)]
         method: Option<String>,
+        /// Receipt number.
+        #[arg(long)]
+        receipt: Option<String>,
+        /// Notes.
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// Lists a contract's invoice plans and issued invoices.
+    Invoices {
+        /// Code.
+        code: String,
+    },
+    /// Lists a contract's deliveries and what remains to deliver per line.
+    Deliveries {
+        /// Code.
+        code: String,
     },
     /// Adds an invoice plan, or an issued invoice with --number.
     Invoice {
@@ -361,6 +562,8 @@ pub(crate) enum ContractCmd {
         #[arg(long)]
         reason: String,
     },
+    #[command(flatten)]
+    Doc(DocCmd),
 }
 
 /// Approval flows (审批流) and approvals.
@@ -389,12 +592,12 @@ pub(crate) enum ApprovalCmd {
     Mine,
     /// Shows an approval (id or document code) with every action.
     Show {
-        /// Approval id, or a contract or quote code.
+        /// Approval id, or a contract or quote code (a contract's pending payment approval too).
         key: String,
     },
     /// Approves the current step.
     Approve {
-        /// Approval id, or a contract or quote code.
+        /// Approval id, or a contract or quote code (a contract's pending payment approval too).
         key: String,
         /// Comment.
         #[arg(long)]
@@ -402,7 +605,7 @@ pub(crate) enum ApprovalCmd {
     },
     /// Rejects, to the applicant or back to an earlier step.
     Reject {
-        /// Approval id, or a contract or quote code.
+        /// Approval id, or a contract or quote code (a contract's pending payment approval too).
         key: String,
         /// Return to this earlier step (from 1) instead of the applicant.
         #[arg(long)]
@@ -413,7 +616,7 @@ pub(crate) enum ApprovalCmd {
     },
     /// Withdraws my pending approval.
     Withdraw {
-        /// Approval id, or a contract or quote code.
+        /// Approval id, or a contract or quote code (a contract's pending payment approval too).
         key: String,
     },
 }
@@ -428,6 +631,73 @@ fn date(s: &str) -> CliResult<NaiveDate> {
 
 fn opt_date(s: &Option<String>) -> CliResult<Option<NaiveDate>> {
     s.as_deref().map(date).transpose()
+}
+
+/// A month `YYYY-MM` as its first day, or its last with `last`.
+fn month(s: &str, last: bool) -> CliResult<NaiveDate> {
+    let first = NaiveDate::parse_from_str(&format!("{}-01", s.trim()), "%Y-%m-%d")
+        .map_err(|_| format!("month {s}: expected YYYY-MM"))?;
+    if !last {
+        return Ok(first);
+    }
+    first
+        .checked_add_months(chrono::Months::new(1))
+        .and_then(|d| d.pred_opt())
+        .ok_or_else(|| format!("month {s} is out of range"))
+}
+
+fn product_status_zh(s: ProductStatus) -> &'static str {
+    match s {
+        ProductStatus::OnSale => "在售",
+        ProductStatus::Discontinued => "停售",
+    }
+}
+
+/// The names of these customers (their id when unreadable).
+async fn customer_names(
+    ctx: &Ctx,
+    actor: &Actor,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> HashMap<Uuid, String> {
+    let mut names = HashMap::new();
+    for id in ids {
+        if names.contains_key(&id) {
+            continue;
+        }
+        let name = ctx
+            .crm
+            .get_record(actor, Entity::Customer, RecordId(id))
+            .await
+            .map(|c| c.text("name").unwrap_or_default().to_string())
+            .unwrap_or_else(|_| id.to_string());
+        names.insert(id, name);
+    }
+    names
+}
+
+/// The line under a list page: how many match and whether more follow.
+fn footer(ctx: &Ctx, page: u64, shown: usize, total: Option<u64>, has_more: bool) {
+    if ctx.json {
+        return;
+    }
+    let total = total.map_or_else(|| "?".to_string(), |t| t.to_string());
+    if has_more {
+        out!(
+            "total {total}; page {page} shows {shown}; more follow: --page {}",
+            page + 1
+        );
+    } else {
+        out!("total {total}; page {page} shows {shown}; no more pages");
+    }
+}
+
+fn page_json(
+    page: u64,
+    items: serde_json::Value,
+    total: Option<u64>,
+    has_more: bool,
+) -> serde_json::Value {
+    json!({"items": items, "total": total, "page": page, "has_more": has_more})
 }
 
 pub(crate) async fn customer_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<Uuid> {
@@ -539,6 +809,7 @@ pub(crate) async fn product_cmd(ctx: &Ctx, actor: &Actor, cmd: ProductCmd) -> Cl
             unit,
             tax,
             category,
+            spec,
         } => {
             let category_id = match category {
                 Some(c) => Some(category_id(ctx, actor, &c).await?),
@@ -556,6 +827,7 @@ pub(crate) async fn product_cmd(ctx: &Ctx, actor: &Actor, cmd: ProductCmd) -> Cl
                         list_price: Some(money(&price)?),
                         cost: cost.as_deref().map(money).transpose()?,
                         tax_rate: Some(tax * 100),
+                        spec,
                         ..ProductInput::default()
                     },
                 )
@@ -572,18 +844,20 @@ pub(crate) async fn product_cmd(ctx: &Ctx, actor: &Actor, cmd: ProductCmd) -> Cl
             search,
             category,
             page,
+            deleted,
         } => {
             let category_id = match category {
                 Some(c) => Some(category_id(ctx, actor, &c).await?),
                 None => None,
             };
-            let page = ctx
+            let listed = ctx
                 .crm
                 .list_products(
                     actor,
                     &ProductQuery {
                         search,
                         category_id,
+                        deleted,
                         page,
                         ..ProductQuery::default()
                     },
@@ -591,9 +865,10 @@ pub(crate) async fn product_cmd(ctx: &Ctx, actor: &Actor, cmd: ProductCmd) -> Cl
                 .await
                 .map_err(err)?;
             ctx.table(
-                json!({"items": page.items, "total": page.total}),
+                page_json(page, json!(listed.items), listed.total, listed.has_more),
                 &["code", "name", "unit", "price", "tax", "status"],
-                page.items
+                listed
+                    .items
                     .iter()
                     .map(|p| {
                         vec![
@@ -602,11 +877,103 @@ pub(crate) async fn product_cmd(ctx: &Ctx, actor: &Actor, cmd: ProductCmd) -> Cl
                             p.unit.clone(),
                             p.list_price.to_string(),
                             format!("{}%", p.tax_rate / 100),
-                            p.status.name().to_string(),
+                            product_status_zh(p.status).to_string(),
                         ]
                     })
                     .collect(),
             );
+            footer(ctx, page, listed.items.len(), listed.total, listed.has_more);
+        }
+        ProductCmd::Edit {
+            code,
+            name,
+            price,
+            cost,
+            unit,
+            tax,
+            category,
+            spec,
+            status,
+        } => {
+            let p = ctx.crm.product_by_code(actor, &code).await.map_err(err)?;
+            let category_id = match category {
+                Some(c) => Some(category_id(ctx, actor, &c).await?),
+                None => None,
+            };
+            let status = match status {
+                Some(s) => Some(ProductStatus::parse(&s).ok_or_else(|| {
+                    format!("unknown product status {s}; expected on_sale or discontinued")
+                })?),
+                None => None,
+            };
+            let p = ctx
+                .crm
+                .update_product(
+                    actor,
+                    p.id,
+                    p.version,
+                    ProductInput {
+                        name,
+                        category_id,
+                        unit,
+                        list_price: price.as_deref().map(money).transpose()?,
+                        cost: cost.as_deref().map(money).transpose()?,
+                        tax_rate: tax.map(|t| t * 100),
+                        spec,
+                        status,
+                        ..ProductInput::default()
+                    },
+                )
+                .await
+                .map_err(err)?;
+            ctx.print(json!(p), || {
+                format!(
+                    "product {} {} {} / {}, tax {}%, {}",
+                    p.code,
+                    p.name,
+                    p.list_price,
+                    p.unit,
+                    p.tax_rate / 100,
+                    product_status_zh(p.status)
+                )
+            });
+        }
+        ProductCmd::Delete { code } => {
+            let p = ctx.crm.product_by_code(actor, &code).await.map_err(err)?;
+            let p = ctx
+                .crm
+                .set_product_deleted(actor, p.id, true)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(p), || {
+                format!("product {} moved to the recycle bin", p.code)
+            });
+        }
+        ProductCmd::Restore { code } => {
+            let bin = ctx
+                .crm
+                .list_products(
+                    actor,
+                    &ProductQuery {
+                        search: Some(code.clone()),
+                        deleted: true,
+                        per_page: 1000,
+                        ..ProductQuery::default()
+                    },
+                )
+                .await
+                .map_err(err)?;
+            let p = bin
+                .items
+                .iter()
+                .find(|p| p.code == code.trim())
+                .ok_or_else(|| format!("product {code} is not in the recycle bin"))?;
+            let p = ctx
+                .crm
+                .set_product_deleted(actor, p.id, false)
+                .await
+                .map_err(err)?;
+            ctx.print(json!(p), || format!("product {} restored", p.code));
         }
         ProductCmd::Discontinue { code } => {
             let p = ctx.crm.product_by_code(actor, &code).await.map_err(err)?;
@@ -636,6 +1003,8 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
             name,
             amount,
             close,
+            source,
+            notes,
         } => {
             let customer_id = customer_id(ctx, actor, &customer).await?;
             let o = ctx
@@ -647,6 +1016,8 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
                         customer_id,
                         amount: amount.as_deref().map(money).transpose()?,
                         expected_close: opt_date(&close)?,
+                        source,
+                        notes,
                         ..NewOpportunity::default()
                     },
                 )
@@ -661,8 +1032,11 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
         }
         OpportunityCmd::Edit {
             code,
+            name,
             amount,
             close,
+            source,
+            notes,
         } => {
             let o = ctx
                 .crm
@@ -676,46 +1050,65 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
                     o.id,
                     o.version,
                     crm::sales::OpportunityPatch {
+                        name,
                         amount: amount.as_deref().map(money).transpose()?,
                         expected_close: opt_date(&close)?,
+                        source,
+                        notes,
                         ..crm::sales::OpportunityPatch::default()
                     },
                 )
                 .await
                 .map_err(err)?;
             ctx.print(json!(o), || {
-                format!("{} {} weighted {}", o.code, o.amount, o.weighted)
+                format!("{} {} {} weighted {}", o.code, o.name, o.amount, o.weighted)
             });
         }
-        OpportunityCmd::List { status, search } => {
+        OpportunityCmd::List {
+            status,
+            stage,
+            customer,
+            search,
+            page,
+        } => {
             let status = match status {
                 Some(s) => Some(OppStatus::parse(&s).ok_or_else(|| format!("unknown status {s}"))?),
                 None => None,
             };
-            let page = ctx
+            let customer_id = match customer {
+                Some(c) => Some(customer_id(ctx, actor, &c).await?),
+                None => None,
+            };
+            let listed = ctx
                 .crm
                 .list_opportunities(
                     actor,
                     &OpportunityQuery {
                         status,
+                        stage,
+                        customer_id,
                         search,
-                        per_page: 100,
-                        ..OpportunityQuery::default()
+                        page,
+                        per_page: PER_PAGE,
                     },
                 )
                 .await
                 .map_err(err)?;
+            let names =
+                customer_names(ctx, actor, listed.items.iter().map(|o| o.customer_id)).await;
             ctx.table(
-                json!({"items": page.items, "total": page.total}),
+                page_json(page, json!(listed.items), listed.total, listed.has_more),
                 &[
-                    "code", "name", "stage", "status", "amount", "weighted", "close",
+                    "code", "name", "customer", "stage", "status", "amount", "weighted", "close",
                 ],
-                page.items
+                listed
+                    .items
                     .iter()
                     .map(|o| {
                         vec![
                             o.code.clone(),
                             o.name.clone(),
+                            names.get(&o.customer_id).cloned().unwrap_or_default(),
                             o.stage_name.clone(),
                             o.status.label_zh().to_string(),
                             o.amount.to_string(),
@@ -725,6 +1118,7 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
                     })
                     .collect(),
             );
+            footer(ctx, page, listed.items.len(), listed.total, listed.has_more);
         }
         OpportunityCmd::Show { code } => {
             let o = ctx
@@ -849,21 +1243,71 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
                 .map_err(err)?;
             ctx.print(json!({"id": id}), || format!("pipeline {name} defined"));
         }
-        OpportunityCmd::Forecast => {
+        OpportunityCmd::PipelineShow { dept } => {
+            let department = match dept {
+                Some(d) => Some(
+                    ctx.crm
+                        .resolve_department(actor, &d)
+                        .await
+                        .map_err(err)?
+                        .id
+                        .0,
+                ),
+                None => None,
+            };
+            let (id, def) = ctx.crm.pipeline_for(actor, department).await.map_err(err)?;
+            ctx.table(
+                json!({"id": id, "stages": def.stages}),
+                &["key", "name", "probability", "required", "next"],
+                def.stages
+                    .iter()
+                    .map(|s| {
+                        vec![
+                            s.key.clone(),
+                            s.name.clone(),
+                            format!("{}%", s.probability),
+                            s.required.join(", "),
+                            s.next.join(", "),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
+        OpportunityCmd::Doc(cmd) => doc_cmd(ctx, actor, Entity::Opportunity, cmd).await?,
+        OpportunityCmd::Forecast { from, to } => {
+            let from = from.as_deref().map(|m| month(m, false)).transpose()?;
+            let to = to.as_deref().map(|m| month(m, true)).transpose()?;
             let rows = ctx
                 .crm
-                .opportunity_forecast(actor, None, None)
+                .opportunity_forecast(actor, from, to)
                 .await
                 .map_err(err)?;
             let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
             let name = super::users_by_id(&users);
+            let depts = ctx.crm.list_departments(actor).await.map_err(err)?;
+            let dept = |id: Option<Uuid>| match id {
+                Some(id) => depts
+                    .iter()
+                    .find(|d| d.id.0 == id)
+                    .map(|d| d.name.clone())
+                    .unwrap_or_else(|| id.to_string()),
+                None => String::new(),
+            };
             ctx.table(
                 json!(rows),
-                &["owner", "month", "count", "amount", "weighted"],
+                &[
+                    "owner",
+                    "department",
+                    "month",
+                    "count",
+                    "amount",
+                    "weighted",
+                ],
                 rows.iter()
                     .map(|r| {
                         vec![
                             name(r.owner_id.map(crm::ids::UserId)),
+                            dept(r.department_id),
                             r.month.clone(),
                             r.count.to_string(),
                             r.amount.to_string(),
@@ -907,8 +1351,11 @@ pub(crate) async fn quote_cmd(ctx: &Ctx, actor: &Actor, cmd: QuoteCmd) -> CliRes
             q.totals.amount,
             q.amount_capital,
             q.totals.tax,
-            q.status.name()
+            q.status.label_zh()
         )];
+        if let Some(d) = q.valid_until {
+            lines.push(format!("  valid until {d}"));
+        }
         for l in &q.lines {
             lines.push(format!(
                 "  {} × {} @ {} −{}% = {} (tax {}%: {})",
@@ -929,6 +1376,7 @@ pub(crate) async fn quote_cmd(ctx: &Ctx, actor: &Actor, cmd: QuoteCmd) -> CliRes
             title,
             opportunity,
             lines,
+            valid_until,
         } => {
             let customer_id = customer_id(ctx, actor, &customer).await?;
             let opportunity_id = match opportunity {
@@ -951,6 +1399,7 @@ pub(crate) async fn quote_cmd(ctx: &Ctx, actor: &Actor, cmd: QuoteCmd) -> CliRes
                         customer_id,
                         opportunity_id,
                         lines,
+                        valid_until: opt_date(&valid_until)?,
                         ..NewQuote::default()
                     },
                 )
@@ -958,36 +1407,62 @@ pub(crate) async fn quote_cmd(ctx: &Ctx, actor: &Actor, cmd: QuoteCmd) -> CliRes
                 .map_err(err)?;
             ctx.print(json!(q), || show(&q));
         }
-        QuoteCmd::List { customer } => {
+        QuoteCmd::List { customer, page } => {
             let customer = match customer {
                 Some(c) => Some(customer_id(ctx, actor, &c).await?),
                 None => None,
             };
-            let page = ctx
+            let listed = ctx
                 .crm
-                .list_quotes(actor, customer, 1, 100)
+                .list_quotes(actor, customer, page, PER_PAGE)
                 .await
                 .map_err(err)?;
+            let names =
+                customer_names(ctx, actor, listed.items.iter().map(|q| q.customer_id)).await;
             ctx.table(
-                json!({"items": page.items, "total": page.total}),
+                page_json(page, json!(listed.items), listed.total, listed.has_more),
                 &[
                     "code",
                     "version",
                     "title",
+                    "customer",
                     "amount",
                     "max discount",
                     "status",
                 ],
-                page.items
+                listed
+                    .items
                     .iter()
                     .map(|q| {
                         vec![
                             q.code.clone(),
                             q.quote_version.to_string(),
                             q.title.clone(),
+                            names.get(&q.customer_id).cloned().unwrap_or_default(),
                             q.totals.amount.to_string(),
                             format!("{}%", q.totals.max_discount_bp as f64 / 100.0),
-                            q.status.name().to_string(),
+                            q.status.label_zh().to_string(),
+                        ]
+                    })
+                    .collect(),
+            );
+            footer(ctx, page, listed.items.len(), listed.total, listed.has_more);
+        }
+        QuoteCmd::Versions { code } => {
+            let q = ctx.crm.quote_by_code(actor, &code).await.map_err(err)?;
+            let versions = ctx.crm.quote_versions(actor, q.id).await.map_err(err)?;
+            ctx.table(
+                json!(versions),
+                &["version", "amount", "max discount", "valid until", "status"],
+                versions
+                    .iter()
+                    .map(|v| {
+                        vec![
+                            format!("v{}", v.quote_version),
+                            v.totals.amount.to_string(),
+                            format!("{}%", v.totals.max_discount_bp as f64 / 100.0),
+                            v.valid_until.map(|d| d.to_string()).unwrap_or_default(),
+                            v.status.label_zh().to_string(),
                         ]
                     })
                     .collect(),
@@ -997,12 +1472,16 @@ pub(crate) async fn quote_cmd(ctx: &Ctx, actor: &Actor, cmd: QuoteCmd) -> CliRes
             let q = ctx.crm.quote_by_code(actor, &code).await.map_err(err)?;
             ctx.print(json!(q), || show(&q));
         }
-        QuoteCmd::Revise { code, lines } => {
+        QuoteCmd::Revise {
+            code,
+            lines,
+            valid_until,
+        } => {
             let q = ctx.crm.quote_by_code(actor, &code).await.map_err(err)?;
             let lines = parse_lines(ctx, actor, &lines).await?;
             let q = ctx
                 .crm
-                .revise_quote(actor, q.id, lines, None)
+                .revise_quote(actor, q.id, lines, opt_date(&valid_until)?)
                 .await
                 .map_err(err)?;
             ctx.print(json!(q), || show(&q));
@@ -1015,7 +1494,7 @@ pub(crate) async fn quote_cmd(ctx: &Ctx, actor: &Actor, cmd: QuoteCmd) -> CliRes
                     "{} v{} is {}{}",
                     q.code,
                     q.quote_version,
-                    q.status.name(),
+                    q.status.label_zh(),
                     pending_note(&a)
                 )
             });
@@ -1041,6 +1520,7 @@ pub(crate) async fn quote_cmd(ctx: &Ctx, actor: &Actor, cmd: QuoteCmd) -> CliRes
                 )
             });
         }
+        QuoteCmd::Doc(cmd) => doc_cmd(ctx, actor, Entity::Quote, cmd).await?,
     }
     Ok(())
 }
@@ -1065,55 +1545,89 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
             title,
             amount,
             r#type,
+            signed,
             start,
             end,
+            notes,
         } => {
             let customer_id = customer_id(ctx, actor, &customer).await?;
-            let mut input = contract_details(&r#type, &None, &start, &end)?;
+            let mut input = contract_details(&r#type, &signed, &start, &end)?;
             input.title = title;
             input.customer_id = customer_id;
             input.amount = Some(money(&amount)?);
+            input.notes = notes;
             let c = ctx.crm.create_contract(actor, input).await.map_err(err)?;
             ctx.print(json!(c), || {
                 format!("contract {} {} {}, draft", c.code, c.title, c.amount)
             });
         }
         ContractCmd::List {
+            status,
+            r#type,
+            customer,
+            search,
+            page,
             ending,
             expired,
             unpaid,
         } => {
-            let page = ctx
+            let status = match status {
+                Some(s) => Some(
+                    crm::sales::ContractStatus::parse(&s)
+                        .ok_or_else(|| format!("unknown contract status {s}"))?,
+                ),
+                None => None,
+            };
+            let contract_type = match r#type {
+                Some(t) => Some(
+                    ContractType::parse(&t).ok_or_else(|| format!("unknown contract type {t}"))?,
+                ),
+                None => None,
+            };
+            let customer_id = match customer {
+                Some(c) => Some(customer_id(ctx, actor, &c).await?),
+                None => None,
+            };
+            let listed = ctx
                 .crm
                 .list_contracts(
                     actor,
                     &ContractQuery {
+                        status,
+                        contract_type,
+                        customer_id,
+                        search,
                         ending_within_days: ending,
                         expired,
                         not_fully_received: unpaid,
-                        per_page: 100,
-                        ..ContractQuery::default()
+                        page,
+                        per_page: PER_PAGE,
                     },
                 )
                 .await
                 .map_err(err)?;
+            let names =
+                customer_names(ctx, actor, listed.items.iter().map(|c| c.customer_id)).await;
             ctx.table(
-                json!({"items": page.items, "total": page.total}),
+                page_json(page, json!(listed.items), listed.total, listed.has_more),
                 &[
                     "code",
                     "title",
+                    "customer",
                     "status",
                     "amount",
                     "received",
                     "outstanding",
                     "end",
                 ],
-                page.items
+                listed
+                    .items
                     .iter()
                     .map(|c| {
                         vec![
                             c.code.clone(),
                             c.title.clone(),
+                            names.get(&c.customer_id).cloned().unwrap_or_default(),
                             c.status.label_zh().to_string(),
                             c.amount.to_string(),
                             c.received.to_string(),
@@ -1123,12 +1637,15 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                     })
                     .collect(),
             );
+            footer(ctx, page, listed.items.len(), listed.total, listed.has_more);
         }
         ContractCmd::Edit {
             code,
             title,
             amount,
+            signed,
             end,
+            notes,
         } => {
             let c = find(code).await?;
             let c = ctx
@@ -1140,7 +1657,9 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                     crm::sales::ContractPatch {
                         title,
                         amount: amount.as_deref().map(money).transpose()?,
+                        signed_on: opt_date(&signed)?,
                         end_on: opt_date(&end)?,
+                        notes,
                         ..crm::sales::ContractPatch::default()
                     },
                 )
@@ -1191,11 +1710,19 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                 lines.join("\n")
             });
         }
-        ContractCmd::Submit { code, comment } => {
+        ContractCmd::Submit {
+            code,
+            comment,
+            pick,
+        } => {
             let c = find(code).await?;
+            let mut picked = Vec::new();
+            for u in &pick {
+                picked.push(super::resolve_user(ctx, actor, u).await?.id.0);
+            }
             let (c, a) = ctx
                 .crm
-                .submit_contract(actor, c.id, Vec::new(), comment.as_deref())
+                .submit_contract(actor, c.id, picked, comment.as_deref())
                 .await
                 .map_err(err)?;
             ctx.print(json!({"contract": c, "approval": a}), || {
@@ -1234,6 +1761,8 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
             amount,
             date: when,
             method,
+            receipt,
+            notes,
         } => {
             let c = find(code).await?;
             let received_on = match when {
@@ -1249,8 +1778,8 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                         amount: money(&amount)?,
                         received_on,
                         method,
-                        receipt_no: None,
-                        notes: None,
+                        receipt_no: receipt,
+                        notes,
                     },
                 )
                 .await
@@ -1340,6 +1869,81 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                     .collect(),
             );
         }
+        ContractCmd::Invoices { code } => {
+            let c = find(code).await?;
+            let list = ctx.crm.invoices(actor, c.id).await.map_err(err)?;
+            ctx.table(
+                json!(list),
+                &["kind", "type", "amount", "number", "date"],
+                list.iter()
+                    .map(|i| {
+                        vec![
+                            match i.kind.as_str() {
+                                "plan" => "开票计划".to_string(),
+                                "issued" => "已开票".to_string(),
+                                other => other.to_string(),
+                            },
+                            match i.invoice_type {
+                                InvoiceType::VatSpecial => "专票",
+                                InvoiceType::VatNormal => "普票",
+                            }
+                            .to_string(),
+                            i.amount.to_string(),
+                            i.number.clone().unwrap_or_default(),
+                            i.invoice_date.map(|d| d.to_string()).unwrap_or_default(),
+                        ]
+                    })
+                    .collect(),
+            );
+            if !ctx.json {
+                out!("invoiced {} of {}", c.invoiced, c.amount);
+            }
+        }
+        ContractCmd::Deliveries { code } => {
+            let c = find(code).await?;
+            let (deliveries, progress) = ctx.crm.deliveries(actor, c.id).await.map_err(err)?;
+            if ctx.json {
+                ctx.print(
+                    json!({"deliveries": deliveries, "progress": progress}),
+                    String::new,
+                );
+                return Ok(());
+            }
+            ctx.table(
+                json!(null),
+                &["date", "lines", "notes"],
+                deliveries
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            d.delivered_on.to_string(),
+                            d.lines
+                                .iter()
+                                .map(|l| format!("{}×{}", l.line, l.quantity))
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            d.notes.clone().unwrap_or_default(),
+                        ]
+                    })
+                    .collect(),
+            );
+            ctx.table(
+                json!(null),
+                &["line", "product", "ordered", "delivered", "remaining"],
+                progress
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.line.to_string(),
+                            p.name.clone(),
+                            p.ordered.to_string(),
+                            p.delivered.to_string(),
+                            p.remaining.to_string(),
+                        ]
+                    })
+                    .collect(),
+            );
+        }
         ContractCmd::Finish { code } => {
             let c = find(code).await?;
             let c = ctx
@@ -1361,6 +1965,150 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
             ctx.print(json!(c), || {
                 format!("contract {} is {}", c.code, c.status.label_zh())
             });
+        }
+        ContractCmd::Doc(cmd) => doc_cmd(ctx, actor, Entity::Contract, cmd).await?,
+    }
+    Ok(())
+}
+
+/// The rows of a sales document by code: the live opportunity or contract,
+/// every version of a quote the actor may read; with `deleted`, those in
+/// the recycle bin.
+async fn doc_ids(
+    ctx: &Ctx,
+    actor: &Actor,
+    entity: Entity,
+    code: &str,
+    deleted: bool,
+) -> CliResult<Vec<RecordId>> {
+    if deleted {
+        let q = ListQuery::default()
+            .filter(Cond::Eq(
+                "code".into(),
+                serde_json::Value::String(code.trim().to_string()),
+            ))
+            .lifecycle(Lifecycle::Deleted);
+        let ids: Vec<RecordId> = ctx
+            .crm
+            .list_records(actor, entity, &q)
+            .await
+            .map_err(err)?
+            .items
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        if ids.is_empty() {
+            return Err(format!("{entity} {code} is not in the recycle bin"));
+        }
+        return Ok(ids);
+    }
+    Ok(match entity {
+        Entity::Opportunity => vec![RecordId(
+            ctx.crm
+                .opportunity_by_code(actor, code)
+                .await
+                .map_err(err)?
+                .id,
+        )],
+        Entity::Contract => vec![RecordId(
+            ctx.crm.contract_by_code(actor, code).await.map_err(err)?.id,
+        )],
+        Entity::Quote => {
+            let q = ctx.crm.quote_by_code(actor, code).await.map_err(err)?;
+            ctx.crm
+                .quote_versions(actor, q.id)
+                .await
+                .map_err(err)?
+                .into_iter()
+                .map(|v| RecordId(v.id))
+                .collect()
+        }
+        other => return Err(format!("{other} is not a sales document")),
+    })
+}
+
+/// A value of a document's history as users read it: money in 元.
+fn history_cell(field: &str, v: &serde_json::Value) -> String {
+    const MONEY: [&str; 5] = ["amount", "received", "invoiced", "pending", "weighted"];
+    match v.as_i64() {
+        Some(minor) if MONEY.contains(&field) => Money::cny(minor).to_string(),
+        _ => super::cell(Some(v)),
+    }
+}
+
+async fn doc_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: DocCmd) -> CliResult {
+    match cmd {
+        DocCmd::Transfer { code, to } => {
+            let ids = doc_ids(ctx, actor, entity, &code, false).await?;
+            let to = super::resolve_user(ctx, actor, &to).await?;
+            let r = ctx
+                .crm
+                .transfer_records(actor, entity, &ids, to.id)
+                .await
+                .map_err(err)?;
+            super::report(ctx, "transferred", &r)?;
+        }
+        DocCmd::Share {
+            code,
+            with,
+            access,
+            until,
+        } => {
+            let ids = doc_ids(ctx, actor, entity, &code, false).await?;
+            let u = super::resolve_user(ctx, actor, &with).await?;
+            let access: ShareAccess = access.parse()?;
+            let until = match until {
+                Some(t) => Some(ctx.crm.parse_datetime(&t)?),
+                None => None,
+            };
+            let r = ctx
+                .crm
+                .share_records(actor, entity, &ids, u.id, access, until)
+                .await;
+            super::report(ctx, "shared", &r)?;
+        }
+        DocCmd::Delete { code } => {
+            let ids = doc_ids(ctx, actor, entity, &code, false).await?;
+            let r = ctx.crm.delete_records(actor, entity, &ids).await;
+            super::report(ctx, "deleted", &r)?;
+        }
+        DocCmd::Restore { code } => {
+            let ids = doc_ids(ctx, actor, entity, &code, true).await?;
+            let r = ctx.crm.restore_records(actor, entity, &ids).await;
+            super::report(ctx, "restored", &r)?;
+        }
+        DocCmd::History { code } => {
+            let ids = doc_ids(ctx, actor, entity, &code, false).await?;
+            let mut entries = Vec::new();
+            for id in &ids {
+                entries.extend(ctx.crm.history(actor, entity, id.0).await.map_err(err)?);
+            }
+            entries.sort_by_key(|e| e.at);
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let name = super::users_by_id(&users);
+            let rows = entries
+                .iter()
+                .map(|e| {
+                    vec![
+                        super::local_secs(ctx, e.at),
+                        name(e.actor_id.map(UserId)),
+                        e.action.clone(),
+                        e.changes
+                            .iter()
+                            .map(|c| {
+                                format!(
+                                    "{}: {} → {}",
+                                    c.field,
+                                    history_cell(&c.field, &c.before),
+                                    history_cell(&c.field, &c.after)
+                                )
+                            })
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    ]
+                })
+                .collect();
+            ctx.table(json!(entries), &["时间", "操作人", "操作", "变更"], rows);
         }
     }
     Ok(())
@@ -1477,29 +2225,45 @@ fn parse_step(spec: &str, roles: &[crm::Role], users: &[crm::org::User]) -> CliR
     })
 }
 
+/// The approval an id or a document code names: of a contract, of one of
+/// its payments (newest first) or of a quote; a pending one before the
+/// others.
 async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<Uuid> {
     if let Ok(id) = key.parse::<Uuid>() {
         return Ok(id);
     }
-    if let Ok(c) = ctx.crm.contract_by_code(actor, key).await
-        && let Some(a) = ctx
-            .crm
-            .approval_of(actor, "contract", c.id)
-            .await
-            .map_err(err)?
+    let mut docs: Vec<(&str, Uuid)> = Vec::new();
+    if let Ok(c) = ctx.crm.contract_by_code(actor, key).await {
+        docs.push(("contract", c.id));
+        if let Ok(col) = ctx.crm.collection(actor, c.id).await {
+            docs.extend(col.payments.iter().rev().map(|p| ("payment", p.id)));
+        }
+    }
+    if let Ok(q) = ctx.crm.quote_by_code(actor, key).await {
+        docs.push(("quote", q.id));
+    }
+    let mut found: Vec<ApprovalInfo> = Vec::new();
+    let mut refused = None;
+    for (doc_type, id) in docs {
+        match ctx.crm.approval_of(actor, doc_type, id).await {
+            Ok(Some(a)) => found.push(a),
+            Ok(None) => {}
+            Err(e) => {
+                refused.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(a) = found
+        .iter()
+        .find(|a| a.status == Status::Pending)
+        .or(found.first())
     {
         return Ok(a.id);
     }
-    if let Ok(q) = ctx.crm.quote_by_code(actor, key).await
-        && let Some(a) = ctx
-            .crm
-            .approval_of(actor, "quote", q.id)
-            .await
-            .map_err(err)?
-    {
-        return Ok(a.id);
+    match refused {
+        Some(e) => Err(err(e)),
+        None => Err(format!("no approval for {key}")),
     }
-    Err(format!("no approval for {key}"))
 }
 
 fn approval_rows(list: &[ApprovalInfo]) -> Vec<Vec<String>> {
@@ -1580,7 +2344,7 @@ pub(crate) async fn approval_cmd(ctx: &Ctx, actor: &Actor, cmd: ApprovalCmd) -> 
                 for x in &actions {
                     lines.push(format!(
                         "  {} {} {} {} {}",
-                        x.at.format("%Y-%m-%d %H:%M"),
+                        super::local(ctx, x.at),
                         name(x.actor_id.map(crm::ids::UserId)),
                         x.action,
                         x.step_name.clone().unwrap_or_default(),
