@@ -894,6 +894,51 @@ fn users_by_id(users: &[User]) -> impl Fn(Option<UserId>) -> String + '_ {
     }
 }
 
+/// The record an event is about as users know it: the code its payload
+/// carries (`code`, or `document_code` for approvals), else the id.
+fn event_record(e: &crm::store::NewEvent) -> String {
+    let payload = e.payload.to_value();
+    ["code", "document_code"]
+        .iter()
+        .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+        .filter(|c| !c.is_empty())
+        .map_or_else(|| e.record_id.to_string(), str::to_string)
+}
+
+/// A pool's limits as users read them, e.g. `每人上限 50, 每日领取 5, 冷却 7 天`;
+/// `不限` when there are none.
+fn limits_text(l: &crm::pool::PoolLimits) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = l.max_owned_per_user {
+        parts.push(format!("每人上限 {n}"));
+    }
+    if let Some(n) = l.max_owned_per_department {
+        parts.push(format!("每部门上限 {n}"));
+    }
+    if (l.max_owned_per_user.is_some() || l.max_owned_per_department.is_some())
+        && l.deals_count_toward_cap
+    {
+        parts.push("成交客户计入上限".to_string());
+    }
+    if let Some(n) = l.max_claims_per_day {
+        parts.push(format!("每日领取 {n}"));
+    }
+    if let Some(n) = l.max_per_claim {
+        parts.push(format!("每次领取 {n}"));
+    }
+    if l.reclaim_cooldown_days > 0 {
+        parts.push(format!("冷却 {} 天", l.reclaim_cooldown_days));
+    }
+    if l.warn_days > 0 {
+        parts.push(format!("回收前 {} 天提醒", l.warn_days));
+    }
+    if parts.is_empty() {
+        "不限".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
 async fn resolve_user(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<User> {
     ctx.crm.resolve_user(actor, key).await.map_err(err)
 }
@@ -2062,7 +2107,7 @@ async fn events_cmd(ctx: &Ctx, actor: &Actor, cmd: EventsCmd) -> CliResult {
                         e.seq.to_string(),
                         local_secs(ctx, e.event.at),
                         e.event.event_type.clone(),
-                        e.event.record_id.to_string(),
+                        event_record(&e.event),
                     ]
                 })
                 .collect();
@@ -2890,7 +2935,7 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
                                 format!(" +{} 部门", p.member_departments.len())
                             }
                         ),
-                        serde_json::to_string(&p.limits).unwrap_or_default(),
+                        limits_text(&p.limits),
                     ]
                 })
                 .collect();
@@ -2908,10 +2953,7 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
                         counts.get(&Place::Public).copied().unwrap_or(0),
                         counts.get(&Place::Invalid).copied().unwrap_or(0)
                     ),
-                    format!(
-                        "  limits: {}",
-                        serde_json::to_string(&p.limits).unwrap_or_default()
-                    ),
+                    format!("  限制: {}", limits_text(&p.limits)),
                 ];
                 for r in &rules {
                     lines.push(format!(
@@ -3013,11 +3055,7 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
                 .await
                 .map_err(err)?;
             ctx.print(json!(p), || {
-                format!(
-                    "updated pool {}; limits: {}",
-                    p.name,
-                    serde_json::to_string(&p.limits).unwrap_or_default()
-                )
+                format!("updated pool {}; 限制: {}", p.name, limits_text(&p.limits))
             });
         }
         PoolCmd::Delete { pool } => {

@@ -379,10 +379,25 @@ fn pools_admin(db: &str) {
             "华北大区",
             "--cap",
             "5",
+            "--max-daily",
+            "4",
             "--warn",
             "2",
         ],
     );
+    // Limits read as words in tables, as fields with --json.
+    let listed = ok(db, &["pool", "list"]);
+    assert!(
+        listed.contains("每人上限 5, 每日领取 4, 回收前 2 天提醒"),
+        "{listed}"
+    );
+    assert!(!listed.contains("max_owned_per_user"), "{listed}");
+    let pools = json(db, &["pool", "list"]);
+    let test_pool = pools
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["name"] == "测试公海"))
+        .expect("the new pool listed");
+    assert_eq!(test_pool["limits"]["max_claims_per_day"], 4, "{test_pool}");
     ok(
         db,
         &[
@@ -417,6 +432,13 @@ fn pools_admin(db: &str) {
             "--deals-count",
         ],
     );
+    let shown = ok(db, &["pool", "show", "华北测试公海"]);
+    assert!(
+        shown
+            .contains("限制: 每人上限 5, 成交客户计入上限, 每日领取 4, 冷却 3 天, 回收前 2 天提醒"),
+        "{shown}"
+    );
+    assert!(!shown.contains('{'), "{shown}");
     let p = json(db, &["pool", "show", "华北测试公海"])["pool"].clone();
     assert_eq!(p["limits"]["reclaim_cooldown_days"], 3, "{p}");
     assert_eq!(p["limits"]["max_owned_per_user"], 5, "{p}");
@@ -437,6 +459,11 @@ fn pools_admin(db: &str) {
             "--deals-count",
             "false",
         ],
+    );
+    let shown = ok(db, &["pool", "show", "华北测试公海"]);
+    assert!(
+        shown.contains("限制: 每日领取 4, 冷却 3 天, 回收前 2 天提醒"),
+        "{shown}"
     );
     let p = json(db, &["pool", "show", "华北测试公海"])["pool"].clone();
     assert!(p["limits"]["max_owned_per_user"].is_null(), "{p}");

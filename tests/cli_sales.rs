@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, json, ok};
+use common::{fails, json, local_time, ok};
 
 fn deal(db: &str) {
     ok(db, &["demo"]);
@@ -45,6 +45,33 @@ fn deal(db: &str) {
     ]);
     let opp = o["code"].as_str().expect("code").to_string();
     call(&["opportunity", "stage", &opp, "--to", "assessment"]);
+    // The stage history: each visit, entered when (local time) and by whom.
+    let shown = call(&["opportunity", "show", &opp]);
+    let history = shown["history"].as_array().expect("history");
+    assert_eq!(history.len(), 2, "{shown}");
+    let human = ok(db, &["--as", "zhangwei", "opportunity", "show", &opp]);
+    for (n, visit) in history.iter().enumerate() {
+        let entered = local_time(
+            visit["entered_at"].as_str().expect("time"),
+            "%Y-%m-%d %H:%M",
+        );
+        let stage = match visit["stage"].as_str().expect("stage") {
+            "assessment" => "立项评估 (assessment)".to_string(),
+            other => format!("({other})"),
+        };
+        let line = format!("  {entered} ");
+        let line = human
+            .lines()
+            .find(|l| l.starts_with(&line) && l.contains(&stage))
+            .unwrap_or_else(|| panic!("visit {n}: {line}…{stage} in {human}"));
+        assert!(line.contains(&format!("{stage} by 张伟")), "{line}");
+    }
+    assert!(human.contains("stage history:"), "{human}");
+    assert!(human.contains(", left "), "{human}");
+    assert!(
+        human.contains("time per stage:\n  ") && human.contains("立项评估 (assessment): "),
+        "{human}"
+    );
     let q = call(&[
         "quote",
         "add",
@@ -112,11 +139,201 @@ fn deal(db: &str) {
     ] {
         assert!(events.contains(e), "{e} in {events}");
     }
+    // Events name their record by the code the payload carries, else by id.
+    assert!(events.contains(&opp), "{opp} in {events}");
+    assert!(events.contains(&contract), "{contract} in {events}");
+    let listed = json(db, &["events", "pending", "--limit", "200"]);
+    let listed = listed.as_array().expect("events");
+    let code_of = |e: &serde_json::Value| {
+        let p = &e["payload"];
+        ["code", "document_code"]
+            .iter()
+            .find_map(|k| p[*k].as_str().map(str::to_string))
+    };
+    let with_code = listed
+        .iter()
+        .find(|e| e["event_type"] == "opportunity.won")
+        .expect("opportunity.won listed");
+    assert_eq!(code_of(with_code).as_deref(), Some(opp.as_str()));
+    let opp_id = with_code["record_id"].as_str().expect("id");
+    assert!(!events.contains(opp_id), "the code, not the id: {events}");
+    let without = listed
+        .iter()
+        .find(|e| code_of(e).is_none())
+        .expect("an event without a code");
+    let id = without["record_id"].as_str().expect("id");
+    assert!(events.contains(id), "{id} in {events}");
     let rec = json(db, &["--as", "chenjing", "receivables"]);
     assert_eq!(rec.as_array().map(Vec::len), Some(0), "fully collected");
     #[cfg(feature = "xlsx")]
     export_contracts(db, &contract);
     follow_on(db, &opp, &contract);
+    leave_requests(db, &contract);
+}
+
+/// A document type of the company's own: leave requests (请假条) go to the
+/// superior, long ones then to an approver the applicant picks; they are
+/// submitted, listed, shown, approved, rejected and resubmitted from the
+/// command line. The generic submit refuses sales documents.
+fn leave_requests(db: &str, contract: &str) {
+    ok(
+        db,
+        &[
+            "approval",
+            "flow",
+            "leave",
+            "--name",
+            "请假审批",
+            "--step",
+            "主管=superior:1",
+            "--step",
+            "复核=pick@type=long",
+        ],
+    );
+    let a = zw_json(
+        db,
+        &[
+            "approval",
+            "submit",
+            "leave",
+            "--document",
+            "QJ-001",
+            "--title",
+            "年假三天",
+            "--type",
+            "long",
+            "--amount",
+            "0",
+            "--pick",
+            "wangfang",
+            "--comment",
+            "家中有事",
+        ],
+    );
+    assert_eq!(a["doc_type"], "leave", "{a}");
+    assert_eq!(a["document_code"], "QJ-001", "{a}");
+    assert_eq!(a["status"], "pending", "{a}");
+    assert_eq!(a["current_step"], "主管", "{a}");
+    let id = a["id"].as_str().expect("approval id").to_string();
+    let said = zw(
+        db,
+        true,
+        &[
+            "approval",
+            "submit",
+            "leave",
+            "--document",
+            "QJ-002",
+            "--title",
+            "病假半天",
+        ],
+    );
+    assert!(said.contains("for leave QJ-002: "), "{said}");
+    assert!(said.contains("at 主管, waiting for 陈静"), "{said}");
+    // Pending twice is refused.
+    fails(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "approval",
+            "submit",
+            "leave",
+            "--document",
+            "QJ-001",
+        ],
+    );
+    // The superior sees both, and approves the first by its id.
+    let pending = ok(db, &["--as", "chenjing", "approval", "pending"]);
+    for s in ["QJ-001", "年假三天", "QJ-002", "病假半天", &id] {
+        assert!(pending.contains(s), "{s} in {pending}");
+    }
+    let a = json(db, &["--as", "chenjing", "approval", "approve", &id]);
+    assert_eq!(a["status"], "pending", "{a}");
+    assert_eq!(a["current_step"], "复核", "{a}");
+    let shown = ok(db, &["--as", "wangfang", "approval", "show", &id]);
+    assert!(shown.contains("leave QJ-001 年假三天"), "{shown}");
+    assert!(shown.contains("家中有事"), "{shown}");
+    assert!(shown.contains("陈静 approve 主管"), "{shown}");
+    // The picked approver approves it by its code.
+    let a = json(db, &["--as", "wangfang", "approval", "approve", "QJ-001"]);
+    assert_eq!(a["status"], "approved", "{a}");
+    // A rejected one is resubmitted under the same code: the same approval.
+    let shown = zw_json(db, &["approval", "show", "QJ-002"]);
+    let second = shown["approval"]["id"].as_str().expect("id").to_string();
+    ok(db, &["--as", "chenjing", "approval", "reject", &second]);
+    let again = zw_json(
+        db,
+        &[
+            "approval",
+            "submit",
+            "leave",
+            "--document",
+            "QJ-002",
+            "--title",
+            "病假半天",
+        ],
+    );
+    assert_eq!(again["id"], second.as_str(), "{again}");
+    assert_eq!(again["status"], "pending", "{again}");
+    let mine = zw_json(db, &["approval", "mine"]);
+    assert_eq!(
+        mine.as_array()
+            .map(|l| l.iter().filter(|a| a["doc_type"] == "leave").count()),
+        Some(2),
+        "{mine}"
+    );
+    // Sales documents have their own commands; a type without a flow and a
+    // bad amount are refused.
+    for (doc_type, cmd) in [
+        ("contract", "contract submit"),
+        ("quote", "quote submit"),
+        ("payment", "contract pay"),
+    ] {
+        let e = fails(
+            db,
+            &[
+                "--as",
+                "zhangwei",
+                "approval",
+                "submit",
+                doc_type,
+                "--document",
+                contract,
+            ],
+        );
+        assert!(
+            e.contains("cannot be submitted for approval directly") && e.contains(cmd),
+            "{e}"
+        );
+    }
+    fails(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "approval",
+            "submit",
+            "trip",
+            "--document",
+            "CC-001",
+        ],
+    );
+    let e = fails(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "approval",
+            "submit",
+            "leave",
+            "--document",
+            "QJ-003",
+            "--amount",
+            "abc",
+        ],
+    );
+    assert!(e.contains("amount abc"), "{e}");
 }
 
 /// Runs the CLI as zhangwei, with `--json` unless `human`.

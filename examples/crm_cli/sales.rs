@@ -23,8 +23,8 @@ use clap::Subcommand;
 use crm::Actor;
 use crm::Uuid;
 use crm::approval::{
-    ApprovalInfo, ApproverRule, Condition, Fallback, FlowDef, RejectTo, Restart, SignMode, Status,
-    StepDef,
+    ApprovalInfo, ApproverRule, Condition, Facts, Fallback, FlowDef, RejectTo, Restart, SignMode,
+    Status, StepDef, SubmitRequest,
 };
 use crm::ids::{RecordId, UserId};
 use crm::money::Money;
@@ -586,18 +586,44 @@ pub(crate) enum ApprovalCmd {
         #[arg(long)]
         restart_at_rejecting: bool,
     },
+    /// Submits a document of another type (e.g. a leave request 请假条)
+    /// under its flow; contracts, quotes and payments have their own
+    /// commands (contract submit, quote submit, contract pay).
+    Submit {
+        /// Document type, as given to `approval flow`.
+        doc_type: String,
+        /// The document: an id, or a code (submitting the same code again
+        /// resubmits it after a rejection or a withdrawal).
+        #[arg(long)]
+        document: String,
+        /// Title shown in the pending lists.
+        #[arg(long)]
+        title: Option<String>,
+        /// Amount in 元, for `amount>=` conditions.
+        #[arg(long)]
+        amount: Option<String>,
+        /// The document's kind, for `type=` conditions.
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Approvers for a step where the applicant picks (username), repeated.
+        #[arg(long = "pick")]
+        pick: Vec<String>,
+        /// Comment.
+        #[arg(long)]
+        comment: Option<String>,
+    },
     /// Approvals waiting for me (待我审批).
     Pending,
     /// Approvals I submitted.
     Mine,
     /// Shows an approval (id or document code) with every action.
     Show {
-        /// Approval id, or a contract or quote code (a contract's pending payment approval too).
+        /// Approval id, or a document code (a contract's pending payment approval too).
         key: String,
     },
     /// Approves the current step.
     Approve {
-        /// Approval id, or a contract or quote code (a contract's pending payment approval too).
+        /// Approval id, or a document code (a contract's pending payment approval too).
         key: String,
         /// Comment.
         #[arg(long)]
@@ -605,7 +631,7 @@ pub(crate) enum ApprovalCmd {
     },
     /// Rejects, to the applicant or back to an earlier step.
     Reject {
-        /// Approval id, or a contract or quote code (a contract's pending payment approval too).
+        /// Approval id, or a document code (a contract's pending payment approval too).
         key: String,
         /// Return to this earlier step (from 1) instead of the applicant.
         #[arg(long)]
@@ -616,7 +642,7 @@ pub(crate) enum ApprovalCmd {
     },
     /// Withdraws my pending approval.
     Withdraw {
-        /// Approval id, or a contract or quote code (a contract's pending payment approval too).
+        /// Approval id, or a document code (a contract's pending payment approval too).
         key: String,
     },
 }
@@ -1126,6 +1152,48 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
                 .opportunity_by_code(actor, &code)
                 .await
                 .map_err(err)?;
+            // Who moved it into each stage: the audit entry that set the
+            // stage then (the creation for the first); unknown without the
+            // right to read the history.
+            let audit = ctx
+                .crm
+                .history(actor, Entity::Opportunity, o.id)
+                .await
+                .unwrap_or_default();
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let name = super::users_by_id(&users);
+            let movers: Vec<String> = o
+                .history
+                .iter()
+                .enumerate()
+                .map(|(n, v)| {
+                    let near = |e: &&crm::store::AuditEntry| {
+                        (e.at - v.entered_at).num_milliseconds().abs() <= 2000
+                    };
+                    let entry = if n == 0 {
+                        audit.iter().filter(near).find(|e| e.action == "create")
+                    } else {
+                        audit.iter().filter(near).find(|e| {
+                            e.changes
+                                .iter()
+                                .any(|c| c.field == "stage" && c.after == json!(v.stage))
+                        })
+                    };
+                    entry.map_or_else(String::new, |e| name(e.actor_id.map(UserId)))
+                })
+                .collect();
+            // Stage names, when the opportunity's pipeline is still the one
+            // its department gets; the keys otherwise.
+            let mut stage_names: HashMap<String, String> = HashMap::new();
+            if let Ok((pipeline, def)) = ctx.crm.pipeline_for(actor, o.department_id).await
+                && pipeline == o.pipeline_id
+            {
+                stage_names.extend(def.stages.into_iter().map(|s| (s.key, s.name)));
+            }
+            let stage = |key: &str| match stage_names.get(key) {
+                Some(name) => format!("{name} ({key})"),
+                None => key.to_string(),
+            };
             ctx.print(json!(o), || {
                 let mut lines = vec![format!(
                     "{} {} — {} {} ({}%), {} weighted {}",
@@ -1137,8 +1205,21 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
                     o.amount,
                     o.weighted
                 )];
-                for (stage, secs) in &o.time_per_stage {
-                    lines.push(format!("  {stage}: {:.1} h", *secs as f64 / 3600.0));
+                lines.push("stage history:".into());
+                for (v, who) in o.history.iter().zip(&movers) {
+                    let mut line =
+                        format!("  {} {}", super::local(ctx, v.entered_at), stage(&v.stage));
+                    if !who.is_empty() {
+                        line.push_str(&format!(" by {who}"));
+                    }
+                    if let Some(left) = v.left_at {
+                        line.push_str(&format!(", left {}", super::local(ctx, left)));
+                    }
+                    lines.push(line);
+                }
+                lines.push("time per stage:".into());
+                for (key, secs) in &o.time_per_stage {
+                    lines.push(format!("  {}: {:.1} h", stage(key), *secs as f64 / 3600.0));
                 }
                 lines.join("\n")
             });
@@ -2260,9 +2341,33 @@ async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<Uuid> {
     {
         return Ok(a.id);
     }
-    match refused {
-        Some(e) => Err(err(e)),
-        None => Err(format!("no approval for {key}")),
+    if let Some(e) = refused {
+        return Err(err(e));
+    }
+    // Another document type's code: among the approvals waiting for me,
+    // then those I submitted.
+    let mut others = ctx.crm.pending_approvals(actor).await.map_err(err)?;
+    others.extend(ctx.crm.my_approvals(actor).await.map_err(err)?);
+    let by_code: Vec<&ApprovalInfo> = others
+        .iter()
+        .filter(|a| a.document_code.as_deref() == Some(key))
+        .collect();
+    by_code
+        .iter()
+        .find(|a| a.status == Status::Pending)
+        .or(by_code.first())
+        .map(|a| a.id)
+        .ok_or_else(|| format!("no approval for {key}"))
+}
+
+/// The command-line way to submit a sales document, for the refusal of
+/// `approval submit`.
+fn sales_submit_command(doc_type: &str) -> Option<&'static str> {
+    match doc_type {
+        "contract" => Some("crm contract submit CODE"),
+        "quote" => Some("crm quote submit CODE"),
+        "payment" => Some("crm contract pay CODE"),
+        _ => None,
     }
 }
 
@@ -2316,6 +2421,81 @@ pub(crate) async fn approval_cmd(ctx: &Ctx, actor: &Actor, cmd: ApprovalCmd) -> 
                     f.flow_version,
                     f.definition.steps.len()
                 )
+            });
+        }
+        ApprovalCmd::Submit {
+            doc_type,
+            document,
+            title,
+            amount,
+            kind,
+            pick,
+            comment,
+        } => {
+            let (document_id, document_code) = match document.parse::<Uuid>() {
+                Ok(id) => (id, None),
+                Err(_) => {
+                    // The same code resubmits the document I submitted before.
+                    let mine = ctx.crm.my_approvals(actor).await.map_err(err)?;
+                    let id = mine
+                        .iter()
+                        .find(|a| {
+                            a.doc_type == doc_type && a.document_code.as_deref() == Some(&document)
+                        })
+                        .map_or_else(Uuid::now_v7, |a| a.document_id);
+                    (id, Some(document.clone()))
+                }
+            };
+            let mut picked = Vec::new();
+            for u in &pick {
+                picked.push(super::resolve_user(ctx, actor, u).await?.id.0);
+            }
+            let req = SubmitRequest {
+                doc_type: doc_type.clone(),
+                document_id,
+                document_code,
+                title,
+                facts: Facts {
+                    amount_minor: amount.as_deref().map(money).transpose()?.map(|m| m.minor),
+                    kind,
+                    discount_bp: None,
+                },
+                picked,
+                comment,
+            };
+            let a = match ctx.crm.submit_for_approval(actor, req).await {
+                Ok(a) => a,
+                Err(e) => {
+                    return Err(match sales_submit_command(&doc_type) {
+                        Some(cmd) => format!("{e}; from the command line: {cmd}"),
+                        None => err(e),
+                    });
+                }
+            };
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let name = super::users_by_id(&users);
+            ctx.print(json!(a), || {
+                let waiting: Vec<String> = a
+                    .pending_with
+                    .iter()
+                    .map(|u| name(Some(UserId(*u))))
+                    .collect();
+                let mut line = format!(
+                    "approval {} for {} {}: {}",
+                    a.id,
+                    a.doc_type,
+                    a.document_code
+                        .clone()
+                        .unwrap_or_else(|| a.document_id.to_string()),
+                    a.status.label_zh()
+                );
+                if let Some(step) = &a.current_step {
+                    line.push_str(&format!(" at {step}"));
+                }
+                if !waiting.is_empty() {
+                    line.push_str(&format!(", waiting for {}", waiting.join(", ")));
+                }
+                line
             });
         }
         ApprovalCmd::Pending => {
