@@ -1356,8 +1356,19 @@ async fn group_cmd(ctx: &Ctx, actor: &Actor, cmd: GroupCmd) -> CliResult {
                 .into_iter()
                 .find(|g| g.name == name.trim() || g.id.to_string() == name.trim())
                 .ok_or_else(|| format!("no user group '{name}'"))?;
+            // Emptying a group is said in so many words.
+            let members: Vec<&String> = match members.as_slice() {
+                [] => {
+                    return Err(
+                        "name the members, or `none` to empty the group: group edit NAME none"
+                            .into(),
+                    );
+                }
+                [one] if one.trim() == "none" => Vec::new(),
+                more => more.iter().collect(),
+            };
             let mut ids = Vec::new();
-            for m in &members {
+            for m in members {
                 ids.push(resolve_user(ctx, actor, m).await?.id);
             }
             let g = ctx
@@ -1931,7 +1942,11 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             let customs = ctx.crm.custom_fields(actor, entity).await.map_err(err)?;
             let show = |field: &str, v: &Json| match field.strip_prefix("custom.") {
                 Some(key) => custom_cell(&customs, key, v),
-                None => cell(Some(v)),
+                // Instants (deleted, archived, owned since …) in local time.
+                None => match v.as_str() {
+                    Some(t) => local_text(ctx, t),
+                    None => cell(Some(v)),
+                },
             };
             let name = users_by_id(&users);
             let rows = h

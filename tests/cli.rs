@@ -301,6 +301,9 @@ fn walk_through(db: &str) {
     );
     assert!(fails(db, &["group", "edit", "没有这个组", "wangfang"]).contains("no user group"));
     assert!(fails(db, &["group", "edit", &group, "nobody"]).contains("not found"));
+    // Emptying a group is said in so many words.
+    assert!(fails(db, &["group", "edit", &group]).contains("`none` to empty the group"));
+    assert!(ok(db, &["group", "edit", &group, "none"]).contains("0 members"));
     // A choice field's options are shown without options, set with them.
     let opts = ok(db, &["field", "options", "customer", "category"]);
     assert!(opts.contains("VIP"), "{opts}");

@@ -112,6 +112,12 @@ fn deal(db: &str) {
         "--instalment",
         "2027-03-31:49250.01",
     ]);
+    // The plan's amounts read in 元 in the contract's history.
+    let h = ok(db, &["--as", "zhangwei", "contract", "history", &contract]);
+    assert!(
+        h.contains("payment_plan") && h.contains("¥49,250.01") && !h.contains("4925001"),
+        "{h}"
+    );
     let p = call(&["contract", "pay", &contract, "--amount", "30000"]);
     assert_eq!(p["contract"]["received"]["minor"], 3_000_000);
     let args = with(&["contract", "pay", &contract, "--amount", "70000"]);
@@ -566,6 +572,13 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
     assert!(fails(db, &["contract", "list", "--status", "x"]).contains("unknown contract status"));
     assert!(zw(db, true, &["contract", "delete", &c2]).contains("deleted: 1 done"));
     fails(db, &["--as", "zhangwei", "contract", "show", &c2]);
+    // In the recycle bin it still has its history, the deletion in local time.
+    let binned = zw(db, true, &["contract", "history", &c2]);
+    let line = binned
+        .lines()
+        .find(|l| l.contains("deleted_at"))
+        .unwrap_or_else(|| panic!("a deletion in {binned}"));
+    assert!(!line.contains('Z') && !line.contains('T'), "{line}");
     assert!(zw(db, true, &["contract", "restore", &c2]).contains("restored: 1 done"));
     assert!(
         zw(db, true, &["contract", "share", &c2, "--with", "wangfang"]).contains("shared: 1 done")
@@ -623,19 +636,48 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
             "pay",
             &c2,
             "--amount",
-            "5000",
+            "3000",
             "--receipt",
             "SJ-0001",
             "--notes",
-            "全款",
+            "首付",
         ],
     );
     assert_eq!(p["payment"]["status"], "pending_approval", "{p}");
     assert_eq!(p["payment"]["receipt_no"], "SJ-0001");
-    assert_eq!(p["payment"]["notes"], "全款");
+    assert_eq!(p["payment"]["notes"], "首付");
     let a = json(db, &["--as", "chenjing", "approval", "show", &c2]);
     assert_eq!(a["approval"]["doc_type"], "payment", "{a}");
     ok(db, &["--as", "chenjing", "approval", "approve", &c2]);
+    // Two payments waiting: the code no longer says which, the ids do.
+    for receipt in ["SJ-0002", "SJ-0003"] {
+        zw_json(
+            db,
+            &[
+                "contract",
+                "pay",
+                &c2,
+                "--amount",
+                "1000",
+                "--receipt",
+                receipt,
+            ],
+        );
+    }
+    let two = fails(db, &["--as", "chenjing", "approval", "approve", &c2]);
+    assert!(two.contains("2 approvals waiting for you"), "{two}");
+    let waiting = json(db, &["--as", "chenjing", "approval", "pending"]);
+    let ids: Vec<String> = waiting
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter(|a| a["doc_type"] == "payment")
+        .map(|a| a["id"].as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(ids.len(), 2, "{waiting}");
+    for id in &ids {
+        ok(db, &["--as", "chenjing", "approval", "approve", id]);
+    }
     let shown = zw_json(db, &["contract", "show", &c2]);
     assert_eq!(shown["collection"]["received"]["minor"], 500_000, "{shown}");
     // Invoices and deliveries of a contract.

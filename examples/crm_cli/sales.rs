@@ -71,7 +71,7 @@ pub(crate) enum ProductCmd {
         /// Unit.
         #[arg(long)]
         unit: Option<String>,
-        /// VAT rate in percent: 13, 9, 6 or 0.
+        /// VAT rate in percent: 13, 9, 6, 5, 3, 1 or 0.
         #[arg(long, default_value_t = 13)]
         tax: i64,
         /// Category code.
@@ -2068,7 +2068,11 @@ async fn doc_ids(
                 "code".into(),
                 serde_json::Value::String(code.trim().to_string()),
             ))
-            .lifecycle(Lifecycle::Deleted);
+            .lifecycle(Lifecycle::Deleted)
+            .page(crm::query::PageRequest::Offset {
+                page: 1,
+                per_page: crm::query::MAX_PAGE_SIZE,
+            });
         let ids: Vec<RecordId> = ctx
             .crm
             .list_records(actor, entity, &q)
@@ -2096,24 +2100,79 @@ async fn doc_ids(
         )],
         Entity::Quote => {
             let q = ctx.crm.quote_by_code(actor, code).await.map_err(err)?;
-            ctx.crm
+            // The current version first (versions come oldest first).
+            let mut ids: Vec<RecordId> = ctx
+                .crm
                 .quote_versions(actor, q.id)
                 .await
                 .map_err(err)?
                 .into_iter()
                 .map(|v| RecordId(v.id))
-                .collect()
+                .collect();
+            ids.reverse();
+            ids
         }
         other => return Err(format!("{other} is not a sales document")),
     })
 }
 
-/// A value of a document's history as users read it: money in 元.
-fn history_cell(field: &str, v: &serde_json::Value) -> String {
+/// Acts on a document's rows (a quote's versions, current first): the
+/// first alone, and the others only when it was done, so that a refusal
+/// (another owner, no right) leaves the document as it was; a refusal of
+/// any row fails the command, after the report.
+async fn on_document<F, Fut>(ctx: &Ctx, verb: &str, ids: &[RecordId], act: F) -> CliResult
+where
+    F: Fn(Vec<RecordId>) -> Fut,
+    Fut: std::future::Future<Output = CliResult<crm::BatchReport>>,
+{
+    let Some((first, rest)) = ids.split_first() else {
+        return Err(format!("nothing to be {verb}"));
+    };
+    let mut r = act(vec![*first]).await?;
+    if !r.done.is_empty() && !rest.is_empty() {
+        let more = act(rest.to_vec()).await?;
+        r.done.extend(more.done);
+        r.refused.extend(more.refused);
+    }
+    super::report(ctx, verb, &r)?;
+    if !r.refused.is_empty() {
+        return Err(format!(
+            "{} of {} rows were not {verb}",
+            r.refused.len(),
+            r.refused.len() + r.done.len()
+        ));
+    }
+    Ok(())
+}
+
+/// A value of a document's history as users read it: amounts in 元 (also
+/// inside a payment plan or lines), instants in local time.
+fn history_cell(ctx: &Ctx, field: &str, v: &serde_json::Value) -> String {
     const MONEY: [&str; 5] = ["amount", "received", "invoiced", "pending", "weighted"];
-    match v.as_i64() {
-        Some(minor) if MONEY.contains(&field) => Money::cny(minor).to_string(),
-        _ => super::cell(Some(v)),
+    fn yuan(v: &serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => m
+                .iter()
+                .map(|(k, x)| {
+                    let x = match x.as_i64() {
+                        Some(minor) if MONEY.contains(&k.as_str()) => {
+                            serde_json::Value::String(Money::cny(minor).to_string())
+                        }
+                        _ => yuan(x),
+                    };
+                    (k.clone(), x)
+                })
+                .collect(),
+            serde_json::Value::Array(a) => a.iter().map(yuan).collect(),
+            other => other.clone(),
+        }
+    }
+    match v {
+        serde_json::Value::Number(n) if MONEY.contains(&field) => n
+            .as_i64()
+            .map_or_else(|| super::cell(Some(v)), |m| Money::cny(m).to_string()),
+        serde_json::Value::String(t) => super::local_text(ctx, t),
+        _ => super::cell(Some(&yuan(v))),
     }
 }
 
@@ -2122,12 +2181,13 @@ async fn doc_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: DocCmd) -> CliRe
         DocCmd::Transfer { code, to } => {
             let ids = doc_ids(ctx, actor, entity, &code, false).await?;
             let to = super::resolve_user(ctx, actor, &to).await?;
-            let r = ctx
-                .crm
-                .transfer_records(actor, entity, &ids, to.id)
-                .await
-                .map_err(err)?;
-            super::report(ctx, "transferred", &r)?;
+            on_document(ctx, "transferred", &ids, |ids| async move {
+                ctx.crm
+                    .transfer_records(actor, entity, &ids, to.id)
+                    .await
+                    .map_err(err)
+            })
+            .await?;
         }
         DocCmd::Share {
             code,
@@ -2142,24 +2202,36 @@ async fn doc_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: DocCmd) -> CliRe
                 Some(t) => Some(ctx.crm.parse_datetime(&t)?),
                 None => None,
             };
-            let r = ctx
-                .crm
-                .share_records(actor, entity, &ids, u.id, access, until)
-                .await;
-            super::report(ctx, "shared", &r)?;
+            on_document(ctx, "shared", &ids, |ids| async move {
+                Ok(ctx
+                    .crm
+                    .share_records(actor, entity, &ids, u.id, access, until)
+                    .await)
+            })
+            .await?;
         }
         DocCmd::Delete { code } => {
             let ids = doc_ids(ctx, actor, entity, &code, false).await?;
-            let r = ctx.crm.delete_records(actor, entity, &ids).await;
-            super::report(ctx, "deleted", &r)?;
+            on_document(ctx, "deleted", &ids, |ids| async move {
+                Ok(ctx.crm.delete_records(actor, entity, &ids).await)
+            })
+            .await?;
         }
         DocCmd::Restore { code } => {
             let ids = doc_ids(ctx, actor, entity, &code, true).await?;
-            let r = ctx.crm.restore_records(actor, entity, &ids).await;
-            super::report(ctx, "restored", &r)?;
+            on_document(ctx, "restored", &ids, |ids| async move {
+                Ok(ctx.crm.restore_records(actor, entity, &ids).await)
+            })
+            .await?;
         }
         DocCmd::History { code } => {
-            let ids = doc_ids(ctx, actor, entity, &code, false).await?;
+            // A document in the recycle bin has its history too.
+            let ids = match doc_ids(ctx, actor, entity, &code, false).await {
+                Ok(ids) => ids,
+                Err(live) => doc_ids(ctx, actor, entity, &code, true)
+                    .await
+                    .map_err(|_| live)?,
+            };
             let mut entries = Vec::new();
             for id in &ids {
                 entries.extend(ctx.crm.history(actor, entity, id.0).await.map_err(err)?);
@@ -2180,8 +2252,8 @@ async fn doc_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: DocCmd) -> CliRe
                                 format!(
                                     "{}: {} → {}",
                                     c.field,
-                                    history_cell(&c.field, &c.before),
-                                    history_cell(&c.field, &c.after)
+                                    history_cell(ctx, &c.field, &c.before),
+                                    history_cell(ctx, &c.field, &c.after)
                                 )
                             })
                             .collect::<Vec<_>>()
@@ -2306,10 +2378,25 @@ fn parse_step(spec: &str, roles: &[crm::Role], users: &[crm::org::User]) -> CliR
     })
 }
 
-/// The approval an id or a document code names: of a contract, of one of
-/// its payments (newest first) or of a quote; a pending one before the
-/// others.
-async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<Uuid> {
+/// What a command does with the approval it looks up by document code.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ApprovalUse {
+    /// Show it: a pending one first, else the latest.
+    Show,
+    /// Approve or reject it: one pending with the actor.
+    Decide,
+    /// Withdraw it: a pending one the actor submitted.
+    Withdraw,
+}
+
+/// An approval by id, or by the code of its document: a contract's code
+/// finds the contract's approval and its payments' approvals, a quote's
+/// code the quote's; any other code is looked for among the approvals
+/// waiting for the actor and those the actor submitted (so an approver who
+/// may not read the contract still finds a payment's approval by its
+/// code). To decide or withdraw, the one approval waiting for this actor's
+/// action is taken; several are refused with their ids.
+async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str, using: ApprovalUse) -> CliResult<Uuid> {
     if let Ok(id) = key.parse::<Uuid>() {
         return Ok(id);
     }
@@ -2334,30 +2421,45 @@ async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<Uuid> {
             }
         }
     }
-    if let Some(a) = found
-        .iter()
-        .find(|a| a.status == Status::Pending)
-        .or(found.first())
-    {
+    let mut others = ctx.crm.pending_approvals(actor).await.map_err(err)?;
+    others.extend(ctx.crm.my_approvals(actor).await.map_err(err)?);
+    for a in others {
+        if a.document_code.as_deref() == Some(key) && !found.iter().any(|f| f.id == a.id) {
+            found.push(a);
+        }
+    }
+    let me = actor.user_id.0;
+    let fits = |a: &&ApprovalInfo| match using {
+        ApprovalUse::Show => a.status == Status::Pending,
+        ApprovalUse::Decide => a.status == Status::Pending && a.pending_with.contains(&me),
+        ApprovalUse::Withdraw => a.status == Status::Pending && a.applicant_id == me,
+    };
+    let fitting: Vec<&ApprovalInfo> = found.iter().filter(fits).collect();
+    match (using, fitting.as_slice()) {
+        (_, [one]) => return Ok(one.id),
+        (ApprovalUse::Show, [first, ..]) => return Ok(first.id),
+        (_, [_, _, ..]) => {
+            let ids: Vec<String> = fitting
+                .iter()
+                .map(|a| format!("{} {}", a.doc_type, a.id))
+                .collect();
+            return Err(format!(
+                "{key} has {} approvals waiting for you ({}): give the id",
+                fitting.len(),
+                ids.join(", ")
+            ));
+        }
+        _ => {}
+    }
+    // Nothing waits for this actor: the latest one, so that the engine
+    // says why it may not act on it.
+    if let Some(a) = found.first() {
         return Ok(a.id);
     }
     if let Some(e) = refused {
         return Err(err(e));
     }
-    // Another document type's code: among the approvals waiting for me,
-    // then those I submitted.
-    let mut others = ctx.crm.pending_approvals(actor).await.map_err(err)?;
-    others.extend(ctx.crm.my_approvals(actor).await.map_err(err)?);
-    let by_code: Vec<&ApprovalInfo> = others
-        .iter()
-        .filter(|a| a.document_code.as_deref() == Some(key))
-        .collect();
-    by_code
-        .iter()
-        .find(|a| a.status == Status::Pending)
-        .or(by_code.first())
-        .map(|a| a.id)
-        .ok_or_else(|| format!("no approval for {key}"))
+    Err(format!("no approval for {key}"))
 }
 
 /// The command-line way to submit a sales document, for the refusal of
@@ -2507,7 +2609,7 @@ pub(crate) async fn approval_cmd(ctx: &Ctx, actor: &Actor, cmd: ApprovalCmd) -> 
             ctx.table(json!(list), &header, approval_rows(&list));
         }
         ApprovalCmd::Show { key } => {
-            let id = approval_id(ctx, actor, &key).await?;
+            let id = approval_id(ctx, actor, &key, ApprovalUse::Show).await?;
             let a = ctx.crm.approval(actor, id).await.map_err(err)?;
             let actions = ctx.crm.approval_actions(actor, id).await.map_err(err)?;
             let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
@@ -2535,7 +2637,7 @@ pub(crate) async fn approval_cmd(ctx: &Ctx, actor: &Actor, cmd: ApprovalCmd) -> 
             });
         }
         ApprovalCmd::Approve { key, comment } => {
-            let id = approval_id(ctx, actor, &key).await?;
+            let id = approval_id(ctx, actor, &key, ApprovalUse::Decide).await?;
             let a = ctx
                 .crm
                 .approve(actor, id, comment.as_deref())
@@ -2554,7 +2656,7 @@ pub(crate) async fn approval_cmd(ctx: &Ctx, actor: &Actor, cmd: ApprovalCmd) -> 
             to_step,
             comment,
         } => {
-            let id = approval_id(ctx, actor, &key).await?;
+            let id = approval_id(ctx, actor, &key, ApprovalUse::Decide).await?;
             let to = match to_step {
                 Some(n) if n >= 1 => RejectTo::Step(n - 1),
                 Some(_) => return Err("steps count from 1".into()),
@@ -2574,7 +2676,7 @@ pub(crate) async fn approval_cmd(ctx: &Ctx, actor: &Actor, cmd: ApprovalCmd) -> 
             });
         }
         ApprovalCmd::Withdraw { key } => {
-            let id = approval_id(ctx, actor, &key).await?;
+            let id = approval_id(ctx, actor, &key, ApprovalUse::Withdraw).await?;
             let a = ctx.crm.withdraw(actor, id, None).await.map_err(err)?;
             ctx.print(json!(a), || {
                 format!(
