@@ -14,6 +14,11 @@
 macro_rules! import_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::import_suite::upcoming_birthdays_keep_the_soonest_thousand,
+            crm_import_upcoming_birthdays_keep_the_soonest_thousand,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::customer_rows_check_their_contacts_unique_values,
             crm_import_customer_rows_check_their_contacts_unique_values,
             $make
@@ -3068,4 +3073,52 @@ pub async fn customer_rows_check_their_contacts_unique_values(store: Arc<dyn Sto
     );
     drop(s);
     assert!(find(&w, "庚有限公司").await.is_none());
+}
+
+/// Upcoming birthdays read every match, page by page, and keep the soonest
+/// thousand: 2 100 contacts (imported), seven a day over 300 days, the
+/// soonest spread through the file; the list holds every birthday of the
+/// first 142 days and six of the 143rd, soonest first.
+pub async fn upcoming_birthdays_keep_the_soonest_thousand(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let host = w.customer(&w.zhangsan, "生日测试有限公司", json!({})).await;
+    let code = host.code.clone().expect("code");
+    let today = w.crm.today();
+    let data: Vec<Vec<Cell>> = (0..2100)
+        .map(|i| {
+            let next = today + chrono::Duration::days(299 - i64::from(i % 300));
+            let born = chrono::NaiveDate::from_ymd_opt(
+                1990,
+                chrono::Datelike::month(&next),
+                chrono::Datelike::day(&next),
+            )
+            .expect("a date of 1990");
+            vec![t(&code), t(&format!("联系人{i}")), Cell::Date(born)]
+        })
+        .collect();
+    let mut s = w
+        .crm
+        .begin_import(
+            &w.zhangsan,
+            opts(Entity::Contact),
+            &headers(&["所属客户", "姓名", "生日"]),
+        )
+        .await
+        .expect("begin");
+    s.push(&rows(data)).await.expect("push");
+    let r = s.finish().await.expect("finish");
+    assert_eq!(r.created, 2100, "{:#?}", r.issues);
+    let b = w
+        .crm
+        .upcoming_birthdays(&w.zhangsan, 366)
+        .await
+        .expect("birthdays");
+    assert_eq!(b.len(), 1000);
+    assert!(
+        b.windows(2).all(|p| p[0].in_days <= p[1].in_days),
+        "soonest first"
+    );
+    assert_eq!(b[0].in_days, 0);
+    assert_eq!(b.iter().filter(|x| x.in_days <= 141).count(), 142 * 7);
+    assert_eq!(b[999].in_days, 142);
 }
