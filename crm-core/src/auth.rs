@@ -276,6 +276,10 @@ pub struct Actor {
     pub department_tree: Vec<DepartmentId>,
     /// Every user below this one in the superior chain (not including self).
     pub subordinates: Vec<UserId>,
+    /// For a user without roles, the field rules of every role of the
+    /// company: the strictest of them applies to each field (see
+    /// [`Actor::field_access`]). Empty for a user with roles.
+    pub company_rules: Vec<FieldRule>,
 }
 
 impl Actor {
@@ -368,10 +372,23 @@ impl Actor {
     }
 
     /// The effective access to a field: the least restrictive over the
-    /// actor's roles (a role without a rule for the field gives full access).
+    /// actor's roles (a role without a rule for the field gives full
+    /// access); for a user without roles, the strictest rule any role of
+    /// the company sets for it (full when none does).
     pub fn field_access(&self, entity: Entity, field: &str) -> FieldAccess {
-        if self.is_admin() || self.roles.is_empty() {
+        if self.is_admin() {
             return FieldAccess::Full;
+        }
+        if self.roles.is_empty() {
+            // No role, no grant: what is shared with such a user shows no
+            // more than the strictest role of the company would.
+            return self
+                .company_rules
+                .iter()
+                .filter(|fr| fr.entity == entity && fr.field == field)
+                .map(|fr| fr.access)
+                .max()
+                .unwrap_or(FieldAccess::Full);
         }
         access_over(&self.roles, entity, field)
     }
@@ -446,6 +463,7 @@ impl Actor {
             .roles
             .iter()
             .flat_map(|r| r.field_rules.iter())
+            .chain(&self.company_rules)
             .filter(|fr| fr.entity == entity)
             .map(|fr| fr.field.as_str())
             .collect();

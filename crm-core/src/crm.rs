@@ -170,6 +170,22 @@ impl Crm {
         .filter(|u| *u != user_id.0)
         .map(UserId)
         .collect();
+        // A user without roles is held to the strictest field rules of the
+        // company's roles.
+        let company_rules = if roles.is_empty() {
+            self.store
+                .select(&Select::all(Table::Roles, company, now))
+                .await?
+                .rows
+                .iter()
+                .map(role_from_row)
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .flat_map(|r| r.field_rules)
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Actor {
             user_id,
             company_id: CompanyId(company),
@@ -182,6 +198,7 @@ impl Crm {
             roles,
             department_tree,
             subordinates,
+            company_rules,
         })
     }
 

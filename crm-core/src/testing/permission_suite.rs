@@ -88,6 +88,11 @@ macro_rules! permission_scenarios {
             $make
         );
         $each!(
+            $crate::testing::permission_suite::a_user_without_roles_sees_as_the_strictest_role,
+            perm_a_user_without_roles_sees_as_the_strictest_role,
+            $make
+        );
+        $each!(
             $crate::testing::permission_suite::product_cost_follows_field_rules,
             perm_product_cost_follows_field_rules,
             $make
@@ -1738,4 +1743,90 @@ pub async fn product_cost_follows_field_rules(store: Arc<dyn Store>) {
     assert_eq!(report.created, 1, "{:#?}", report.issues);
     let imported = w.crm.product_by_code(&w.admin, "SV-2").await.expect("SV-2");
     assert_eq!(cost_of(&imported), Some(6_000));
+}
+
+/// A user without roles holds no grant, but records may be shared with
+/// them: they see such a record as the strictest role of the company would
+/// (a mobile some role masks is masked, an ID number some role hides is
+/// left out, and neither can be searched), while a role's own rules keep
+/// the least restrictive over its holder's roles.
+pub async fn a_user_without_roles_sees_as_the_strictest_role(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    // A service role that masks mobiles and hides ID numbers.
+    user_granted(
+        &w,
+        "service",
+        &[(Entity::Contact, Action::Read, DataScope::All)],
+        vec![
+            rule(Entity::Contact, "mobile", FieldAccess::Masked),
+            rule(Entity::Contact, "id_number", FieldAccess::Hidden),
+        ],
+    )
+    .await;
+    let c = w
+        .customer(&w.zhangsan, "共享联系人有限公司", json!({}))
+        .await;
+    let contact = create(
+        &w,
+        &w.zhangsan,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "周明", "mobile": "13812345678", "id_number": "11010519491231002X"}),
+    )
+    .await;
+    let newcomer = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "newcomer".into(),
+                display_name: "新同事".into(),
+                department_id: Some(w.group1),
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("a user without roles");
+    let newcomer = w.crm.actor(newcomer.id).await.expect("actor");
+    assert!(newcomer.roles.is_empty());
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Contact,
+            contact.id,
+            newcomer.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    let seen = w
+        .crm
+        .get_record(&newcomer, Entity::Contact, contact.id)
+        .await
+        .expect("a shared contact");
+    assert_eq!(seen.text("name"), Some("周明"));
+    assert_eq!(seen.text("mobile"), Some("138****5678"));
+    assert!(seen.fields.get("id_number").is_none(), "{:?}", seen.fields);
+    assert_eq!(
+        found(&w, &newcomer, Entity::Contact, ListQuery::default()).await,
+        1
+    );
+    assert_eq!(
+        found(
+            &w,
+            &newcomer,
+            Entity::Contact,
+            ListQuery::default().search("13812345678")
+        )
+        .await,
+        0,
+        "a masked mobile is not searched"
+    );
+    // The owner, whose role has no rule, still sees everything.
+    let own = w
+        .crm
+        .get_record(&w.zhangsan, Entity::Contact, contact.id)
+        .await
+        .expect("own contact");
+    assert_eq!(own.text("mobile"), Some("13812345678"));
 }
