@@ -1440,15 +1440,15 @@ async fn product_exports_take_the_recycle_bin_and_refuse_what_does_not_apply() {
         }
     };
     assert_eq!(export(ListQuery::default()).await.expect("live"), 1);
-    let mut binned = ListQuery::default();
-    binned.lifecycle = Lifecycle::Deleted;
+    let binned = ListQuery::default().lifecycle(Lifecycle::Deleted);
     assert_eq!(export(binned).await.expect("recycle bin"), 1);
-    let mut archived = ListQuery::default();
-    archived.lifecycle = Lifecycle::Archived;
+    let archived = ListQuery::default().lifecycle(Lifecycle::Archived);
     let err = export(archived).await.expect_err("no archive");
     assert!(err.to_string().contains("not archived"), "{err}");
-    let mut sorted = ListQuery::default();
-    sorted.sort = vec![crm_core::query::SortBy::parse("-name")];
+    let sorted = ListQuery {
+        sort: vec![crm_core::query::SortBy::parse("-name")],
+        ..ListQuery::default()
+    };
     let err = export(sorted).await.expect_err("no sort");
     assert!(
         err.to_string().contains("not conditions or a sort"),
