@@ -1933,22 +1933,7 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                 .record_delivery(actor, c.id, on, parsed, notes)
                 .await
                 .map_err(err)?;
-            ctx.table(
-                json!(progress),
-                &["line", "product", "ordered", "delivered", "remaining"],
-                progress
-                    .iter()
-                    .map(|p| {
-                        vec![
-                            p.line.to_string(),
-                            p.name.clone(),
-                            p.ordered.to_string(),
-                            p.delivered.to_string(),
-                            p.remaining.to_string(),
-                        ]
-                    })
-                    .collect(),
-            );
+            ctx.table(json!(progress), &PROGRESS_HEADER, progress_rows(&progress));
         }
         ContractCmd::Invoices { code } => {
             let c = find(code).await?;
@@ -2008,22 +1993,7 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                     })
                     .collect(),
             );
-            ctx.table(
-                json!(null),
-                &["line", "product", "ordered", "delivered", "remaining"],
-                progress
-                    .iter()
-                    .map(|p| {
-                        vec![
-                            p.line.to_string(),
-                            p.name.clone(),
-                            p.ordered.to_string(),
-                            p.delivered.to_string(),
-                            p.remaining.to_string(),
-                        ]
-                    })
-                    .collect(),
-            );
+            ctx.table(json!(null), &PROGRESS_HEADER, progress_rows(&progress));
         }
         ContractCmd::Finish { code } => {
             let c = find(code).await?;
@@ -2050,6 +2020,24 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
         ContractCmd::Doc(cmd) => doc_cmd(ctx, actor, Entity::Contract, cmd).await?,
     }
     Ok(())
+}
+
+const PROGRESS_HEADER: [&str; 5] = ["line", "product", "ordered", "delivered", "remaining"];
+
+/// A contract's delivery progress, a row per line.
+fn progress_rows(progress: &[crm::sales::LineProgress]) -> Vec<Vec<String>> {
+    progress
+        .iter()
+        .map(|p| {
+            vec![
+                p.line.to_string(),
+                p.name.clone(),
+                p.ordered.to_string(),
+                p.delivered.to_string(),
+                p.remaining.to_string(),
+            ]
+        })
+        .collect()
 }
 
 /// The rows of a sales document by code: the live opportunity or contract,
