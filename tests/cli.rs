@@ -301,6 +301,12 @@ fn walk_through(db: &str) {
     );
     assert!(fails(db, &["group", "edit", "没有这个组", "wangfang"]).contains("no user group"));
     assert!(fails(db, &["group", "edit", &group, "nobody"]).contains("not found"));
+    // A command line the parser refuses gets one line naming the problem.
+    assert!(
+        fails(db, &["pool", "rule-edit", "x", "--off", "--on"]).contains("cannot be used with")
+    );
+    assert!(fails(db, &["contract", "list", "--page", "0"]).contains("'--page"));
+    assert!(fails(db, &["customer", "frobnicate"]).contains("frobnicate"));
     // Emptying a group is said in so many words.
     assert!(fails(db, &["group", "edit", &group]).contains("`none` to empty the group"));
     assert!(ok(db, &["group", "edit", &group, "none"]).contains("0 members"));
