@@ -328,11 +328,11 @@ enum GroupCmd {
     /// Lists groups.
     List,
     /// Replaces a group's members: `group edit 华北组 zhangwei wangfang`
-    /// (none given empties it).
+    /// (`group edit 华北组 none` empties it).
     Edit {
         /// Group name or id.
         name: String,
-        /// Members (usernames).
+        /// Members (usernames), or `none` to empty the group.
         members: Vec<String>,
     },
 }
@@ -697,13 +697,21 @@ fn usage_error(e: &clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         };
     }
+    // Clap's message up to its usage block (a missing argument's name and
+    // the possible values come on the lines after the first), in one line.
     let text = e.render().to_string();
-    let first = text
+    let said: Vec<&str> = text
         .lines()
         .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("error: the command line is not understood");
-    eprintln!("{first} (see `crm --help`, or `--help` after the command)");
+        .skip_while(|l| l.is_empty())
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let said = if said.is_empty() {
+        "error: the command line is not understood".to_string()
+    } else {
+        said.join(" ")
+    };
+    eprintln!("{said} (see `crm --help`, or `--help` after the command)");
     ExitCode::from(2)
 }
 

@@ -307,6 +307,10 @@ fn walk_through(db: &str) {
     );
     assert!(fails(db, &["contract", "list", "--page", "0"]).contains("'--page"));
     assert!(fails(db, &["customer", "frobnicate"]).contains("frobnicate"));
+    assert!(
+        fails(db, &["approval", "show"]).contains("<KEY>"),
+        "the missing argument named"
+    );
     // Emptying a group is said in so many words.
     assert!(fails(db, &["group", "edit", &group]).contains("`none` to empty the group"));
     assert!(ok(db, &["group", "edit", &group, "none"]).contains("0 members"));

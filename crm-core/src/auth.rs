@@ -374,12 +374,17 @@ impl Actor {
     /// The effective access to a field: the least restrictive over the
     /// actor's roles (a role without a rule for the field gives full
     /// access); for a user without roles, the strictest rule any role of
-    /// the company sets for it (full when none does).
+    /// the company sets for it (full when none does; products' cost is
+    /// hidden from them).
     pub fn field_access(&self, entity: Entity, field: &str) -> FieldAccess {
         if self.is_admin() {
             return FieldAccess::Full;
         }
         if self.roles.is_empty() {
+            // Products' cost is a right the roles give.
+            if entity == Entity::Product && field == crate::sales::product::COST_FIELD {
+                return FieldAccess::Hidden;
+            }
             // No role, no grant: what is shared with such a user shows no
             // more than the strictest role of the company would.
             return self

@@ -1762,10 +1762,6 @@ fn role_values(spec: &RoleSpec) -> Vec<(&'static str, Value)> {
     ]
 }
 
-/// Checks field rules: each names a field of its entity or a custom field.
-/// A rule on a record's own column (owner, code, times) is refused, unless
-/// the role already held it (stored before such rules were refused, it is
-/// kept on an edit that leaves it, and still applies where it can).
 /// What belongs to the whole company rather than to an owner or a branch:
 /// a grant on it takes the scope `all` (a narrower one would restrict
 /// nothing while seeming to).
@@ -1796,6 +1792,10 @@ fn check_scopes(perms: &[Permission], held: &[Permission], errors: &mut Validati
     }
 }
 
+/// Checks field rules: each names a field of its entity or a custom field.
+/// A rule on a record's own column (owner, code, times) is refused, unless
+/// the role already held it (stored before such rules were refused, it is
+/// kept on an edit that leaves it, and still applies where it can).
 fn check_rules(rules: &[FieldRule], held: &[FieldRule], errors: &mut ValidationErrors) {
     for r in rules {
         if crate::entity::STANDARD_FIELDS

@@ -2118,9 +2118,19 @@ where
     };
     let mut r = act(vec![*first]).await?;
     if !r.done.is_empty() && !rest.is_empty() {
-        let more = act(rest.to_vec()).await?;
-        r.done.extend(more.done);
-        r.refused.extend(more.refused);
+        match act(rest.to_vec()).await {
+            Ok(more) => {
+                r.done.extend(more.done);
+                r.refused.extend(more.refused);
+            }
+            Err(e) => {
+                super::report(ctx, verb, &r)?;
+                return Err(format!(
+                    "the current version was {verb}, the {} older ones were not: {e}",
+                    rest.len()
+                ));
+            }
+        }
     }
     super::report(ctx, verb, &r)?;
     if !r.refused.is_empty() {
@@ -2136,9 +2146,28 @@ where
 /// A value of a document's history as users read it: amounts in 元 (also
 /// inside a payment plan or lines), instants in local time.
 fn history_cell(ctx: &Ctx, field: &str, v: &serde_json::Value) -> String {
-    const MONEY: [&str; 5] = ["amount", "received", "invoiced", "pending", "weighted"];
+    const MONEY: [&str; 11] = [
+        "amount",
+        "received",
+        "invoiced",
+        "pending",
+        "weighted",
+        "tax",
+        "outstanding",
+        "gross",
+        "discount",
+        "net",
+        "unit_price",
+    ];
     fn yuan(v: &serde_json::Value) -> serde_json::Value {
         match v {
+            // A serialised amount: {"minor": …, "currency": "CNY"}.
+            serde_json::Value::Object(m)
+                if m.contains_key("currency") && m.get("minor").is_some_and(|x| x.is_i64()) =>
+            {
+                let minor = m.get("minor").and_then(serde_json::Value::as_i64);
+                serde_json::Value::String(Money::cny(minor.unwrap_or_default()).to_string())
+            }
             serde_json::Value::Object(m) => m
                 .iter()
                 .map(|(k, x)| {
@@ -2439,9 +2468,13 @@ async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str, using: ApprovalUse) ->
         }
         _ => {}
     }
-    // Nothing waits for this actor: the latest one, so that the engine
-    // says why it may not act on it.
-    if let Some(a) = found.first() {
+    // Nothing waits for this actor: a pending one, else the latest (ids
+    // are time-ordered), so that the engine says why it may not act on it.
+    if let Some(a) = found
+        .iter()
+        .find(|a| a.status == Status::Pending)
+        .or_else(|| found.iter().max_by_key(|a| a.id))
+    {
         return Ok(a.id);
     }
     if let Some(e) = refused {

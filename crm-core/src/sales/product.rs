@@ -155,11 +155,10 @@ pub const COST_FIELD: &str = "cost";
 /// user without any role (who holds no right but shares and the catalogue)
 /// does not.
 pub(crate) fn sees_cost(actor: &Actor) -> bool {
-    (actor.is_admin() || !actor.roles.is_empty())
-        && matches!(
-            actor.field_access(Entity::Product, COST_FIELD),
-            FieldAccess::Full | FieldAccess::ReadOnly
-        )
+    matches!(
+        actor.field_access(Entity::Product, COST_FIELD),
+        FieldAccess::Full | FieldAccess::ReadOnly
+    )
 }
 
 /// A product as `actor` sees it: without its cost when a field rule hides
