@@ -164,7 +164,7 @@ enum Command {
     /// Recomputes the pinyin search keys of every record (administrators),
     /// e.g. after an upgrade changed how they are made.
     RebuildSearchKeys,
-    /// Writes an Excel import template (导入模板) for customers, contacts or users.
+    /// Writes an Excel import template (导入模板) for customers, contacts, users or products.
     #[cfg(feature = "xlsx")]
     Template(io_cmds::TemplateArgs),
     /// Imports an Excel workbook (导入); `--undo ID` undoes one, `--list` lists them.

@@ -464,7 +464,7 @@ impl Actor {
         if self.is_admin() {
             return Vec::new();
         }
-        let names: BTreeSet<&str> = self
+        let mut names: BTreeSet<&str> = self
             .roles
             .iter()
             .flat_map(|r| r.field_rules.iter())
@@ -472,6 +472,9 @@ impl Actor {
             .filter(|fr| fr.entity == entity)
             .map(|fr| fr.field.as_str())
             .collect();
+        if self.roles.is_empty() && entity == Entity::Product {
+            names.insert(crate::sales::product::COST_FIELD);
+        }
         names
             .into_iter()
             .map(|n| (n.to_string(), self.field_access(entity, n)))
