@@ -456,8 +456,11 @@ enum RecordCmd {
         #[command(flatten)]
         select: SelectArgs,
         /// The user (username).
+        #[arg(long, required_unless_present = "group", conflicts_with = "group")]
+        with: Option<String>,
+        /// Or every active member of a user group (name or id).
         #[arg(long)]
-        with: String,
+        group: Option<String>,
         /// read or write.
         #[arg(long, default_value = "read")]
         access: String,
@@ -1917,15 +1920,69 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             records,
             select,
             with,
+            group,
             access,
             until,
         } => {
-            let u = resolve_user(ctx, actor, &with).await?;
             let access: ShareAccess = access.parse()?;
             let until = match until {
                 Some(t) => Some(ctx.crm.parse_datetime(&t)?),
                 None => None,
             };
+            if let Some(name) = group {
+                let g = ctx
+                    .crm
+                    .list_groups(actor)
+                    .await
+                    .map_err(err)?
+                    .into_iter()
+                    .find(|g| g.name == name.trim() || g.id.to_string() == name.trim())
+                    .ok_or_else(|| format!("no user group '{name}'"))?;
+                let ids = if records.len() != 1 || select.is_set() {
+                    batch_ids(ctx, actor, entity, &records, &select).await?
+                } else {
+                    vec![
+                        find_record(ctx, actor, entity, &records[0], Lifecycle::Active)
+                            .await?
+                            .id,
+                    ]
+                };
+                let per_member = ctx
+                    .crm
+                    .share_with_group(actor, entity, &ids, g.id, access, until)
+                    .await
+                    .map_err(err)?;
+                let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+                let name = users_by_id(&users);
+                let json: Vec<Json> = per_member
+                    .iter()
+                    .map(|(u, r)| json!({"user": u, "report": r}))
+                    .collect();
+                ctx.print(json!(json), || {
+                    per_member
+                        .iter()
+                        .map(|(u, r)| {
+                            let mut line = format!(
+                                "shared with {}: {} done, {} refused",
+                                name(Some(*u)),
+                                r.done.len(),
+                                r.refused.len()
+                            );
+                            for (id, why) in &r.refused {
+                                line.push_str(&format!("\n  refused {id}: {why}"));
+                            }
+                            line
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
+                });
+                if per_member.iter().all(|(_, r)| r.done.is_empty()) {
+                    return Err(format!("nothing was shared with group {}", g.name));
+                }
+                return Ok(());
+            }
+            let with = with.ok_or("--with USER or --group GROUP")?;
+            let u = resolve_user(ctx, actor, &with).await?;
             if records.len() != 1 || select.is_set() {
                 let ids = batch_ids(ctx, actor, entity, &records, &select).await?;
                 let r = ctx

@@ -301,6 +301,19 @@ fn walk_through(db: &str) {
     );
     assert!(fails(db, &["group", "edit", "没有这个组", "wangfang"]).contains("no user group"));
     assert!(fails(db, &["group", "edit", &group, "nobody"]).contains("not found"));
+    // A record is shared with a group member by member.
+    assert!(fails(db, &["--as", "tangseng", "customer", "show", &code]).contains("not found"));
+    let shared = ok(db, &["customer", "share", &code, "--group", &group]);
+    assert!(
+        shared.contains("shared with 王芳: 1 done") && shared.contains("shared with 唐僧: 1 done"),
+        "{shared}"
+    );
+    let seen = json(db, &["--as", "tangseng", "customer", "show", &code]);
+    assert_eq!(seen["code"], code.as_str());
+    assert!(
+        fails(db, &["customer", "share", &code, "--group", "没有这个组"]).contains("no user group")
+    );
+    assert!(fails(db, &["customer", "share", &code]).contains("--with"));
     // A command line the parser refuses gets one line naming the problem.
     assert!(
         fails(db, &["pool", "rule-edit", "x", "--off", "--on"]).contains("cannot be used with")

@@ -446,6 +446,52 @@ impl Crm {
         }
         report
     }
+
+    /// Shares records with every active member of a user group as the group
+    /// is now: each member gets a share of their own (it stays if they
+    /// leave the group, and ends like any share), the actor is left out,
+    /// and every share passes the checks of [`Crm::share_record`]. Reports
+    /// per member.
+    pub async fn share_with_group(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        ids: &[RecordId],
+        group: crate::ids::GroupId,
+        access: ShareAccess,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(UserId, BatchReport)>> {
+        let g = self
+            .list_groups(actor)
+            .await?
+            .into_iter()
+            .find(|g| g.id == group)
+            .ok_or_else(|| Error::not_found("user group", group))?;
+        let active: Vec<UserId> = self
+            .list_users(actor, None)
+            .await?
+            .into_iter()
+            .filter(|u| u.active)
+            .map(|u| u.id)
+            .collect();
+        let mut out = Vec::new();
+        for member in g.members {
+            if member == actor.user_id || !active.contains(&member) {
+                continue;
+            }
+            let r = self
+                .share_records(actor, entity, ids, member, access, expires_at)
+                .await;
+            out.push((member, r));
+        }
+        if out.is_empty() {
+            return Err(Error::InvalidState(format!(
+                "user group '{}' has no active member besides {} to share with",
+                g.name, actor.display_name
+            )));
+        }
+        Ok(out)
+    }
 }
 
 /// Records a batch operation on a filter acts on at most.

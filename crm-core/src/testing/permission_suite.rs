@@ -93,6 +93,11 @@ macro_rules! permission_scenarios {
             $make
         );
         $each!(
+            $crate::testing::permission_suite::a_user_group_is_shared_with_member_by_member,
+            perm_a_user_group_is_shared_with_member_by_member,
+            $make
+        );
+        $each!(
             $crate::testing::permission_suite::product_cost_follows_field_rules,
             perm_product_cost_follows_field_rules,
             $make
@@ -1831,4 +1836,137 @@ pub async fn a_user_without_roles_sees_as_the_strictest_role(store: Arc<dyn Stor
         .await
         .expect("own contact");
     assert_eq!(own.text("mobile"), Some("13812345678"));
+}
+
+/// Sharing with a user group shares with each of its active members as the
+/// group is now (the sharer left out), each share passing the checks of a
+/// single share; a group with nobody else to share with is refused, and an
+/// unknown group is not found.
+pub async fn a_user_group_is_shared_with_member_by_member(store: Arc<dyn Store>) {
+    use crate::org::UserPatch;
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "团队共享有限公司", json!({})).await;
+    let group = w
+        .crm
+        .create_group(
+            &w.admin,
+            "攻坚组",
+            &[
+                w.zhangsan.user_id,
+                w.wangwu.user_id,
+                w.zhaoliu.user_id,
+                w.lisi.user_id,
+            ],
+        )
+        .await
+        .expect("group");
+    // lisi is deactivated: no share for him.
+    let lisi = w.crm.user(&w.admin, w.lisi.user_id).await.expect("lisi");
+    w.crm
+        .update_user(
+            &w.admin,
+            w.lisi.user_id,
+            lisi.version,
+            UserPatch {
+                active: Some(false),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("deactivate");
+    assert_eq!(
+        found(&w, &w.wangwu, Entity::Customer, ListQuery::default()).await,
+        0
+    );
+    let per_member = w
+        .crm
+        .share_with_group(
+            &w.zhangsan,
+            Entity::Customer,
+            &[c.id],
+            group.id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("group share");
+    let members: Vec<crate::ids::UserId> = per_member.iter().map(|(u, _)| *u).collect();
+    assert_eq!(members, vec![w.wangwu.user_id, w.zhaoliu.user_id]);
+    assert!(per_member.iter().all(|(_, r)| r.done == vec![c.id]));
+    assert_eq!(
+        found(&w, &w.wangwu, Entity::Customer, ListQuery::default()).await,
+        1
+    );
+    let shares = w
+        .crm
+        .list_shares(&w.zhangsan, Entity::Customer, c.id)
+        .await
+        .expect("shares");
+    assert_eq!(shares.len(), 2, "{shares:?}");
+    // A write share of a record the sharer may not edit is refused member
+    // by member, as a single share would be.
+    let theirs = w
+        .customer(&w.wangwu, "王五的团队客户有限公司", json!({}))
+        .await;
+    w.crm
+        .share_record(
+            &w.wangwu,
+            Entity::Customer,
+            theirs.id,
+            w.zhangsan.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("read share to zhangsan");
+    let refused = w
+        .crm
+        .share_with_group(
+            &w.zhangsan,
+            Entity::Customer,
+            &[theirs.id],
+            group.id,
+            ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect("reported");
+    assert!(
+        refused
+            .iter()
+            .all(|(_, r)| r.done.is_empty() && r.refused.len() == 1),
+        "{refused:?}"
+    );
+    // Nobody else to share with; no such group.
+    let alone = w
+        .crm
+        .create_group(&w.admin, "独行组", &[w.zhangsan.user_id])
+        .await
+        .expect("group");
+    let err = w
+        .crm
+        .share_with_group(
+            &w.zhangsan,
+            Entity::Customer,
+            &[c.id],
+            alone.id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect_err("nobody to share with");
+    assert!(matches!(err, Error::InvalidState(_)), "{err}");
+    let err = w
+        .crm
+        .share_with_group(
+            &w.zhangsan,
+            Entity::Customer,
+            &[c.id],
+            crate::ids::GroupId(uuid::Uuid::nil()),
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect_err("no such group");
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
 }
