@@ -2647,7 +2647,9 @@ impl<'a> ImportSession<'a> {
         issues: &mut Vec<RowIssue>,
     ) -> Result<(Vec<Candidate>, HashSet<(Uuid, String)>)> {
         let mut had: HashSet<(Uuid, String)> = HashSet::new();
-        if cands.iter().all(|c| self.contact_keys(c).is_empty()) {
+        if !self.v.contact_customs.iter().any(|d| d.unique)
+            || cands.iter().all(|c| c.contacts.is_empty())
+        {
             return Ok((cands, had));
         }
         // The customer each row would update.

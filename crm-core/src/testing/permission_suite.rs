@@ -1312,13 +1312,38 @@ pub async fn owners_sharing_a_name_export_and_import_apart(store: Arc<dyn Store>
     assert_eq!(back.owner_id, Some(ids[1]));
 }
 
+/// Writes a role's `column` as an older build stored it, past today's
+/// checks (the role's version goes up by one).
+async fn stored_by_an_older_build<T: serde::Serialize>(
+    w: &World,
+    role: &crate::auth::Role,
+    column: &'static str,
+    value: &T,
+) {
+    use crate::store::{ChangeSet, Op};
+    w.crm
+        .store()
+        .apply(&ChangeSet {
+            ops: vec![Op::Update {
+                table: crate::schema::Table::Roles,
+                id: role.id.0,
+                expected_version: role.version,
+                values: vec![(
+                    column,
+                    crate::value::Value::Json(serde_json::to_value(value).expect("json")),
+                )],
+            }],
+            ..ChangeSet::default()
+        })
+        .await
+        .expect("stored");
+}
+
 /// A role stored with a rule on a record's own column (accepted before such
 /// rules were refused) can still be edited with that rule kept; adding
 /// another such rule is refused. Likewise grants on what belongs to the
 /// whole company take the scope all.
 pub async fn a_role_holding_an_old_own_column_rule_stays_editable(store: Arc<dyn Store>) {
-    use crate::store::{ChangeSet, Op};
-    use crate::value::Value;
     let w = World::new(store).await;
     let spec = |name: &str, rules: Vec<FieldRule>| RoleSpec {
         name: name.into(),
@@ -1336,23 +1361,7 @@ pub async fn a_role_holding_an_old_own_column_rule_stays_editable(store: Arc<dyn
         .await
         .expect("role");
     let old = vec![rule(Entity::Customer, "owner_id", FieldAccess::Hidden)];
-    // As an older build stored it.
-    w.crm
-        .store()
-        .apply(&ChangeSet {
-            ops: vec![Op::Update {
-                table: crate::schema::Table::Roles,
-                id: role.id.0,
-                expected_version: role.version,
-                values: vec![(
-                    "field_rules",
-                    Value::Json(serde_json::to_value(&old).expect("json")),
-                )],
-            }],
-            ..ChangeSet::default()
-        })
-        .await
-        .expect("stored");
+    stored_by_an_older_build(&w, &role, "field_rules", &old).await;
     let renamed = w
         .crm
         .update_role(
@@ -1426,22 +1435,7 @@ pub async fn a_role_holding_an_old_own_column_rule_stays_editable(store: Arc<dyn
     // A narrow grant stored by an older build is kept on edit; a new one
     // is refused.
     let old = vec![grant(Entity::UserGroup, Action::Manage, DataScope::Own)];
-    w.crm
-        .store()
-        .apply(&ChangeSet {
-            ops: vec![Op::Update {
-                table: crate::schema::Table::Roles,
-                id: branch.id.0,
-                expected_version: branch.version,
-                values: vec![(
-                    "permissions",
-                    Value::Json(serde_json::to_value(&old).expect("json")),
-                )],
-            }],
-            ..ChangeSet::default()
-        })
-        .await
-        .expect("stored");
+    stored_by_an_older_build(&w, &branch, "permissions", &old).await;
     let kept = w
         .crm
         .update_role(
