@@ -289,9 +289,9 @@ impl Crm {
     /// The audit history of a record the actor can see, oldest first, as
     /// the actor's field rules show it: a hidden field's changes left out, a
     /// masked field's values masked. The history of a user, department,
-    /// role, custom field, approval flow or product is for those who manage
-    /// such things (products: who may edit them), and a user's own for the
-    /// user.
+    /// role, user group, custom field, approval flow or product is for those
+    /// who manage such things (products: who may edit them), and a user's
+    /// own for the user; it stays readable after such a thing is deleted.
     pub async fn history(
         &self,
         actor: &Actor,
@@ -302,7 +302,13 @@ impl Crm {
             self.get_record(actor, entity, crate::ids::RecordId(id))
                 .await?;
         } else {
-            self.live_row(actor, entity.table(), id).await?;
+            // A deleted department, role or group keeps its history: who
+            // deleted it, and what it was.
+            self.store
+                .get(entity.table(), id)
+                .await?
+                .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
+                .ok_or_else(|| Error::not_found(entity_name(entity.table()), id))?;
             let may = actor.can(entity, Action::Manage)
                 || (entity == Entity::Product && actor.can(entity, Action::Update))
                 || (entity == Entity::User && id == actor.user_id.0);

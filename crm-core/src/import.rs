@@ -4385,6 +4385,9 @@ impl ImportSession<'_> {
         let company = self.actor.company_id.0;
         let mut cs = ChangeSet::default();
         let mut items = BatchItems::default();
+        // The roles and departments the batch gives users: each must still
+        // be live when it commits.
+        let mut referred: BTreeSet<(bool, Uuid)> = BTreeSet::new();
         for row in rows {
             if row.cells.iter().all(Cell::is_empty) {
                 continue;
@@ -4557,6 +4560,12 @@ impl ImportSession<'_> {
                         after: v.to_json(),
                     })
                     .collect();
+                if values.iter().any(|(c, _)| *c == "role_ids") {
+                    referred.extend(roles.iter().map(|r| (true, r.0)));
+                }
+                if values.iter().any(|(c, _)| *c == "department_id") {
+                    referred.extend(department.map(|d| (false, d)));
+                }
                 values.push(("updated_at", Value::Timestamp(crm.now())));
                 cs.ops.push(Op::Update {
                     table: Table::Users,
@@ -4597,6 +4606,8 @@ impl ImportSession<'_> {
                 }
                 Err(e) => return Err(e),
             }
+            referred.extend(roles.iter().map(|r| (true, r.0)));
+            referred.extend(department.map(|d| (false, d)));
             let id = crm.new_id();
             let now = crm.now();
             let mut values = vec![
@@ -4648,6 +4659,19 @@ impl ImportSession<'_> {
         }
         if self.failed {
             return Ok((ChangeSet::default(), BatchItems::default()));
+        }
+        for (is_role, id) in referred {
+            cs.guards.push(if is_role {
+                // The file names roles by name (or id); say the name.
+                let name = self
+                    .roles
+                    .iter()
+                    .find(|(k, r)| r.0 == id && k.parse::<Uuid>().is_err())
+                    .map_or_else(|| id.to_string(), |(k, _)| k.clone());
+                crm.role_live_guard(company, RoleId(id), &name)
+            } else {
+                crm.department_live_guard(&self.actor, DepartmentId(id))
+            });
         }
         Ok((cs, items))
     }

@@ -300,9 +300,15 @@ fn department_key(company: Uuid, department: DepartmentId) -> String {
     format!("{company}:department_contents:{}", department.0)
 }
 
+/// The lock key of what refers to a role: giving it to a user or naming it
+/// in an approval flow takes it, and so does deleting the role.
+fn role_key(company: Uuid, role: RoleId) -> String {
+    format!("{company}:role_holders:{}", role.0)
+}
+
 /// A refusal by one of the change set's own guards (reported by the store as
 /// a duplicate carrying the guard's message) as the state error it is.
-fn guard_refusal(e: Error, guards: &[Guard]) -> Error {
+pub(crate) fn guard_refusal(e: Error, guards: &[Guard]) -> Error {
     match e {
         Error::Duplicate { message, .. } if guards.iter().any(|g| g.message == message) => {
             Error::InvalidState(message)
@@ -348,6 +354,21 @@ impl Crm {
         Ok(out)
     }
 
+    /// The live roles among those a user holds: a role deleted by an older
+    /// build while still held grants nothing and is left out (a role
+    /// still held can no longer be deleted).
+    async fn held_roles(&self, actor: &Actor, ids: &[RoleId]) -> Result<Vec<Role>> {
+        let mut out = Vec::with_capacity(ids.len());
+        for r in ids {
+            match self.live_row(actor, Table::Roles, r.0).await {
+                Ok(row) => out.push(role_from_row(&row)?),
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     /// Refuses managing an existing user (editing, deactivating, setting the
     /// password, changing the roles) who lies outside the actor's
     /// `user:manage` scope or holds rights beyond the actor's own. Returns
@@ -372,7 +393,7 @@ impl Crm {
                 user.username
             )));
         }
-        let roles = self.load_roles(actor, &user.role_ids).await?;
+        let roles = self.held_roles(actor, &user.role_ids).await?;
         if let Some(why) = actor.excess_over(&roles) {
             return Err(Error::Forbidden(format!(
                 "{} may not manage user '{}', who holds rights {} does not: {why}",
@@ -489,7 +510,7 @@ impl Crm {
     /// A guard that `department` is still live when the change set commits,
     /// for a change set that puts a user or a sub-department into it: a
     /// concurrent [`Crm::delete_department`] guards the same key.
-    fn department_live_guard(&self, actor: &Actor, department: DepartmentId) -> Guard {
+    pub(crate) fn department_live_guard(&self, actor: &Actor, department: DepartmentId) -> Guard {
         let mut sel = Select::all(Table::Departments, actor.company_id.0, self.now());
         sel.lifecycle = Lifecycle::Any;
         sel.filter = Filter::And(vec![
@@ -500,6 +521,23 @@ impl Crm {
             keys: vec![department_key(actor.company_id.0, department)],
             select: sel,
             message: format!("department {department} was deleted meanwhile"),
+        }
+    }
+
+    /// A guard that `role` is still live when the change set commits, under
+    /// the key deleting it takes: a user given the role, or a flow naming
+    /// it, cannot be written while it is deleted.
+    pub(crate) fn role_live_guard(&self, company: Uuid, role: RoleId, name: &str) -> Guard {
+        let mut sel = Select::all(Table::Roles, company, self.now());
+        sel.lifecycle = Lifecycle::Any;
+        sel.filter = Filter::And(vec![
+            Filter::Cmp(Col::Column("id"), CmpOp::Eq, Value::Id(role.0)),
+            Filter::NotNull(Col::Column("deleted_at")),
+        ]);
+        Guard {
+            keys: vec![role_key(company, role)],
+            select: sel,
+            message: format!("role '{name}' was deleted meanwhile"),
         }
     }
 
@@ -735,17 +773,18 @@ impl Crm {
         if let Some(s) = input.superior_id {
             self.live_row(actor, Table::Users, s.0).await?;
         }
-        self.check_user_result(
-            actor,
-            scope,
-            UserState {
-                id: None,
-                department_id: input.department_id,
-                superior_id: input.superior_id,
-                role_ids: &input.role_ids,
-            },
-        )
-        .await?;
+        let roles = self
+            .check_user_result(
+                actor,
+                scope,
+                UserState {
+                    id: None,
+                    department_id: input.department_id,
+                    superior_id: input.superior_id,
+                    role_ids: &input.role_ids,
+                },
+            )
+            .await?;
         if self.user_by_username(actor, &input.username).await.is_ok() {
             return Err(Error::Duplicate {
                 entity: "user".into(),
@@ -775,6 +814,11 @@ impl Crm {
         if let Some(d) = input.department_id {
             cs.guards.push(self.department_live_guard(actor, d));
         }
+        cs.guards.extend(
+            roles
+                .iter()
+                .map(|r| self.role_live_guard(actor.company_id.0, r.id, &r.name)),
+        );
         cs.ops.push(Op::Insert {
             table: Table::Users,
             values,
@@ -974,6 +1018,8 @@ impl Crm {
             change("active", before.active.into(), a.into());
         }
         errors.into_result()?;
+        // Roles left as they are count as the live ones the user holds.
+        let kept: Vec<RoleId> = roles_before.iter().map(|r| r.id).collect();
         let roles_after = self
             .check_user_result(
                 actor,
@@ -982,10 +1028,17 @@ impl Crm {
                     id: Some(id),
                     department_id: patch.department_id.unwrap_or(before.department_id),
                     superior_id: patch.superior_id.unwrap_or(before.superior_id),
-                    role_ids: patch.role_ids.as_deref().unwrap_or(&before.role_ids),
+                    role_ids: patch.role_ids.as_deref().unwrap_or(&kept),
                 },
             )
             .await?;
+        if patch.role_ids.is_some() {
+            guards.extend(
+                roles_after
+                    .iter()
+                    .map(|r| self.role_live_guard(actor.company_id.0, r.id, &r.name)),
+            );
+        }
         let was_admin = before.active && roles_before.iter().any(|r| r.is_admin);
         let stays_admin =
             patch.active.unwrap_or(before.active) && roles_after.iter().any(|r| r.is_admin);
@@ -1615,6 +1668,118 @@ impl Crm {
         role_from_row(&self.live_row(actor, Table::Roles, id.0).await?)
     }
 
+    /// Deletes a role (needs `role:manage`), checking the expected version.
+    /// A role still held by a user, active or not, or named by a step of
+    /// an active approval flow is refused with who or what holds it: take
+    /// it from them, or change the flow, first. Both are checked again
+    /// inside the write, under the key that giving the role to a user or
+    /// naming it in a flow takes, so neither can slip in between. Unless
+    /// the actor is an administrator, the role may grant nothing beyond the
+    /// actor's own rights.
+    pub async fn delete_role(
+        &self,
+        actor: &Actor,
+        id: RoleId,
+        expected_version: i64,
+    ) -> Result<()> {
+        self.require(actor, Entity::Role, Action::Manage)?;
+        let company = actor.company_id.0;
+        let row = self.live_row(actor, Table::Roles, id.0).await?;
+        let role = role_from_row(&row)?;
+        if let Some(why) = actor.excess_over(std::slice::from_ref(&role)) {
+            return Err(Error::Forbidden(format!(
+                "{} may not delete role '{}': {why}; only an administrator can",
+                actor.display_name, role.name
+            )));
+        }
+        let mut holders = Select::all(Table::Users, company, self.now());
+        holders.filter = Filter::HoldsId(Col::Column("role_ids"), id.0);
+        holders.sort = vec![crate::store::Sort {
+            col: Col::Column("username"),
+            desc: false,
+        }];
+        let mut flows = Select::all(Table::ApprovalFlows, company, self.now());
+        flows.filter = Filter::And(vec![
+            Filter::Cmp(Col::Column("active"), CmpOp::Eq, Value::Bool(true)),
+            Filter::HoldsId(Col::Column("definition"), id.0),
+        ]);
+        let mut first = holders.clone();
+        first.paging = crate::store::Paging::Offset {
+            offset: 0,
+            limit: 3,
+        };
+        first.with_total = true;
+        let found = self.store.select(&first).await?;
+        if let Some(total) = found.total.filter(|n| *n > 0) {
+            let names: Vec<String> = found.rows.iter().map(|u| text(u, "username")).collect();
+            return Err(Error::InvalidState(format!(
+                "role '{}' is still held by {total} user{} ({}{}); take it from them first",
+                role.name,
+                if total == 1 { "" } else { "s" },
+                names.join(", "),
+                if total > names.len() as u64 {
+                    ", …"
+                } else {
+                    ""
+                }
+            )));
+        }
+        if let Some(flow) = self.store.select(&flows).await?.rows.first() {
+            return Err(Error::InvalidState(format!(
+                "role '{}' approves in the approval flow '{}' ({}); change the flow first",
+                role.name,
+                text(flow, "name"),
+                text(flow, "doc_type")
+            )));
+        }
+        let key = role_key(company, id);
+        let guards = vec![
+            Guard {
+                keys: vec![key.clone()],
+                select: holders,
+                message: format!(
+                    "role '{}' was given to a user meanwhile; it is still held",
+                    role.name
+                ),
+            },
+            Guard {
+                keys: vec![key],
+                select: flows,
+                message: format!(
+                    "role '{}' was named in an approval flow meanwhile; change the flow first",
+                    role.name
+                ),
+            },
+        ];
+        let now = self.now();
+        let mut cs = ChangeSet {
+            guards: guards.clone(),
+            ..ChangeSet::default()
+        };
+        cs.ops.push(Op::Update {
+            table: Table::Roles,
+            id: id.0,
+            expected_version,
+            values: vec![
+                ("deleted_at", Value::Timestamp(now)),
+                ("updated_at", Value::Timestamp(now)),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::Roles,
+            id.0,
+            "delete",
+            vec![FieldChange {
+                field: "role".into(),
+                before: serde_json::json!({"name": role.name, "is_admin": role.is_admin, "permissions": role.permissions, "field_rules": role.field_rules}),
+                after: serde_json::Value::Null,
+            }],
+        ));
+        self.apply(cs).await.map_err(|e| guard_refusal(e, &guards))
+    }
+
     /// The company's roles.
     pub async fn list_roles(&self, actor: &Actor) -> Result<Vec<Role>> {
         let mut sel = Select::all(Table::Roles, actor.company_id.0, self.now());
@@ -1721,6 +1886,43 @@ impl Crm {
         Ok(group_from_row(
             &self.live_row(actor, Table::UserGroups, id.0).await?,
         ))
+    }
+
+    /// Deletes a user group (needs `user_group:manage`), checking the
+    /// expected version. Nothing else names a group: shares made with one
+    /// were made member by member and stay.
+    pub async fn delete_group(
+        &self,
+        actor: &Actor,
+        id: GroupId,
+        expected_version: i64,
+    ) -> Result<()> {
+        self.require(actor, Entity::UserGroup, Action::Manage)?;
+        let row = self.live_row(actor, Table::UserGroups, id.0).await?;
+        let now = self.now();
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::UserGroups,
+            id: id.0,
+            expected_version,
+            values: vec![
+                ("deleted_at", Value::Timestamp(now)),
+                ("updated_at", Value::Timestamp(now)),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::UserGroups,
+            id.0,
+            "delete",
+            vec![FieldChange {
+                field: "group".into(),
+                before: serde_json::json!({"name": text(&row, "name"), "member_ids": row.get("member_ids").to_json()}),
+                after: serde_json::Value::Null,
+            }],
+        ));
+        self.apply(cs).await
     }
 
     /// The company's user groups.

@@ -123,6 +123,11 @@ pub enum Filter {
     Or(Vec<Filter>),
     /// Negation.
     Not(Box<Filter>),
+    /// A JSON column holds this id as a string anywhere inside it: as an
+    /// element of an array of ids (a user's roles, a group's members) or
+    /// deeper (an approval flow's steps). Finds what still refers to a
+    /// record before it is deleted.
+    HoldsId(Col, Uuid),
     /// There is a live (not deleted) row in `table` whose column `fk` equals
     /// this row's id and that matches the filter.
     Related {

@@ -330,6 +330,29 @@ fn filter(
             }
             sql.push(")");
         }
+        Filter::HoldsId(col, id) => {
+            let def = match col {
+                Col::Column(name) => column(table, name)?,
+                Col::Custom { key, .. } => {
+                    return Err(invalid(format!(
+                        "{table}: custom field {key:?} is not a JSON column of ids"
+                    )));
+                }
+            };
+            if def.ty != ColType::Json {
+                return Err(invalid(format!(
+                    "{table}.{}: looking for an id inside needs a JSON column",
+                    def.name
+                )));
+            }
+            // Every value inside the document, the root and every array
+            // element or member below it, compared as text.
+            let p = sql.param(id.to_string());
+            sql.push(&format!(
+                "jsonb_path_exists({alias}.{}, '$.** ? (@ == $id)', jsonb_build_object('id', {p}::text))",
+                ident(def.name)
+            ));
+        }
         Filter::Not(inner) => {
             sql.push("(NOT ");
             filter(sql, schema, table, alias, inner)?;

@@ -278,6 +278,25 @@ fn compile_filter(
             }
             q.push(")");
         }
+        Filter::HoldsId(col, id) => {
+            let c = match resolve(table, col)? {
+                Expr::Column(c) if c.ty == ColType::Json => c,
+                e => {
+                    return Err(invalid(format!(
+                        "{}: looking for an id inside needs a JSON column",
+                        describe(table, &e)
+                    )));
+                }
+            };
+            // Every value inside the document, at any depth; ids are
+            // stored as hyphenated text, as serde writes them.
+            q.push(&format!(
+                "EXISTS (SELECT 1 FROM json_tree({alias}.\"{}\") WHERE json_tree.atom = ",
+                c.name
+            ));
+            q.bind(Sql::Text(id.to_string()));
+            q.push(")");
+        }
         Filter::Not(inner) => {
             q.push("(NOT ");
             compile_filter(q, table, alias, depth, inner)?;

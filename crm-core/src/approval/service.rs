@@ -21,6 +21,7 @@ use crate::auth::{Action, Actor};
 use crate::crm::{Crm, json_ids};
 use crate::entity::Entity;
 use crate::error::{Error, Result};
+use crate::ids::RoleId;
 use crate::schema::Table;
 use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Op, Payload, Row, Select, Sort};
 use crate::value::Value;
@@ -342,7 +343,19 @@ impl Crm {
             "approval_flow.defined".into(),
             json!({"doc_type": doc_type, "flow_version": latest + 1}),
         ));
-        self.apply(changes).await?;
+        // The roles it names must not be deleted meanwhile.
+        for step in &definition.steps {
+            if let ApproverRule::Role { role_id } = &step.approvers {
+                let name = dir.roles.get(role_id).cloned().unwrap_or_default();
+                changes
+                    .guards
+                    .push(self.role_live_guard(company, RoleId(*role_id), &name));
+            }
+        }
+        let guards = changes.guards.clone();
+        self.apply(changes)
+            .await
+            .map_err(|e| crate::org::guard_refusal(e, &guards))?;
         Ok(FlowInfo {
             id,
             doc_type: doc_type.to_string(),

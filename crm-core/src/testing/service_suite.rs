@@ -128,6 +128,11 @@ macro_rules! service_scenarios {
             $make
         );
         $each!(
+            $crate::testing::service_suite::roles_and_groups_are_deleted_only_when_nothing_holds_them,
+            crm_roles_and_groups_are_deleted_only_when_nothing_holds_them,
+            $make
+        );
+        $each!(
             $crate::testing::service_suite::visibility_matches_reference_model,
             crm_visibility_matches_reference_model,
             $make
@@ -3479,6 +3484,447 @@ pub async fn department_edits_and_deletes_hold_against_concurrent_writes(store: 
             .iter()
             .all(|x| x.parent_id != Some(d)),
         "nothing below a deleted department"
+    );
+}
+
+/// A role is deleted only when no user holds it (active or not) and no
+/// active approval flow names it; the refusal says who or what. Both hold
+/// against a user given the role, or a flow naming it, while it is
+/// deleted, and the reverse: a role deleted while given to a user or named
+/// in a flow fails that write. Only rights the deleter holds go; versions
+/// are checked. A user still holding a role an older build deleted can be
+/// edited. User groups delete likewise.
+pub async fn roles_and_groups_are_deleted_only_when_nothing_holds_them(store: Arc<dyn Store>) {
+    use crate::approval::{ApproverRule, FlowDef, StepDef};
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store.clone(), w.clock.clone());
+    let role = w
+        .crm
+        .create_role(
+            &w.admin,
+            spec("临时角色", false, &["customer:read:own"], &[]),
+        )
+        .await
+        .expect("role");
+    let user = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "linshi".into(),
+                display_name: "临时工".into(),
+                role_ids: vec![role.id],
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("user");
+    let current = |w: &World, name: &'static str| {
+        let (crm, admin) = (w.crm.clone(), w.admin.clone());
+        async move { crm.resolve_role(&admin, name).await }
+    };
+    // Held: refused, naming the holder; a deactivated holder still holds it.
+    invalid_state(
+        w.crm.delete_role(&w.admin, role.id, role.version).await,
+        "still held by 1 user (linshi)",
+    );
+    let user = w
+        .crm
+        .update_user(
+            &w.admin,
+            user.id,
+            user.version,
+            UserPatch {
+                active: Some(false),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("deactivate");
+    invalid_state(
+        w.crm.delete_role(&w.admin, role.id, role.version).await,
+        "take it from them first",
+    );
+    // Only within the deleter's own rights.
+    let manager = staff(&w, "jsgl", None, grants(&["role:manage:all"]), &[]).await;
+    forbidden(
+        w.crm.delete_role(&manager, role.id, role.version).await,
+        "may not delete role '临时角色'",
+    );
+    forbidden(
+        w.crm.delete_role(&w.zhangsan, role.id, role.version).await,
+        "may not manage roles",
+    );
+    // Named by an active approval flow's step (defined while it had an
+    // active member): refused, naming the flow.
+    let user = w
+        .crm
+        .update_user(
+            &w.admin,
+            user.id,
+            user.version,
+            UserPatch {
+                active: Some(true),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("activate");
+    let by = |approvers: ApproverRule| FlowDef {
+        steps: vec![StepDef {
+            name: "审批".into(),
+            conditions: Vec::new(),
+            approvers,
+            mode: Default::default(),
+            fallback: Default::default(),
+        }],
+        restart: Default::default(),
+    };
+    let by_role = by(ApproverRule::Role { role_id: role.id.0 });
+    w.crm
+        .define_approval_flow(&w.admin, "leave_request", "请假审批", by_role.clone())
+        .await
+        .expect("flow by the role");
+    let user = w
+        .crm
+        .update_user(
+            &w.admin,
+            user.id,
+            user.version,
+            UserPatch {
+                role_ids: Some(Vec::new()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("take the role");
+    invalid_state(
+        w.crm.delete_role(&w.admin, role.id, role.version).await,
+        "approves in the approval flow '请假审批' (leave_request)",
+    );
+    let by_lisi = by(ApproverRule::Users {
+        users: vec![w.lisi.user_id.0],
+    });
+    w.crm
+        .define_approval_flow(&w.admin, "leave_request", "请假审批", by_lisi.clone())
+        .await
+        .expect("flow by a user; the one by the role is kept inactive");
+    // Given to a user while it is deleted: the deletion fails.
+    let (o, admin, uid, ver) = (other.clone(), w.admin.clone(), user.id, user.version);
+    let rid = role.id;
+    hooked.before_write(Table::Roles, async move {
+        o.update_user(
+            &admin,
+            uid,
+            ver,
+            UserPatch {
+                role_ids: Some(vec![rid]),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("given meanwhile");
+    });
+    invalid_state(
+        w.crm.delete_role(&w.admin, role.id, role.version).await,
+        "given to a user meanwhile",
+    );
+    assert!(current(&w, "临时角色").await.is_ok(), "kept");
+    // Named in a flow while it is deleted (given, named, taken back).
+    let user = w.crm.user(&w.admin, user.id).await.expect("user");
+    let user = w
+        .crm
+        .update_user(
+            &w.admin,
+            user.id,
+            user.version,
+            UserPatch {
+                role_ids: Some(Vec::new()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("taken");
+    let (o, admin, uid) = (other.clone(), w.admin.clone(), user.id);
+    let flow = by_role.clone();
+    hooked.before_write(Table::Roles, async move {
+        let set = |roles: Vec<crate::ids::RoleId>| {
+            let (o, admin) = (o.clone(), admin.clone());
+            async move {
+                let u = o.user(&admin, uid).await.expect("user");
+                o.update_user(
+                    &admin,
+                    uid,
+                    u.version,
+                    UserPatch {
+                        role_ids: Some(roles),
+                        ..UserPatch::default()
+                    },
+                )
+                .await
+                .expect("roles meanwhile");
+            }
+        };
+        set(vec![rid]).await;
+        o.define_approval_flow(&admin, "leave_request", "请假审批", flow)
+            .await
+            .expect("named meanwhile");
+        set(Vec::new()).await;
+    });
+    invalid_state(
+        w.crm.delete_role(&w.admin, role.id, role.version).await,
+        "named in an approval flow meanwhile",
+    );
+    // Deleted while a flow names it: the flow fails and the role goes.
+    let user = w.crm.user(&w.admin, user.id).await.expect("user");
+    assert!(user.role_ids.is_empty());
+    w.crm
+        .define_approval_flow(&w.admin, "leave_request", "请假审批", by_lisi.clone())
+        .await
+        .expect("flow by a user again");
+    let user = w
+        .crm
+        .update_user(
+            &w.admin,
+            user.id,
+            user.version,
+            UserPatch {
+                role_ids: Some(vec![role.id]),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("given again");
+    let (o, admin, uid, ver, rid) = (
+        other.clone(),
+        w.admin.clone(),
+        user.id,
+        user.version,
+        role.id,
+    );
+    hooked.before_write(Table::ApprovalFlows, async move {
+        o.update_user(
+            &admin,
+            uid,
+            ver,
+            UserPatch {
+                role_ids: Some(Vec::new()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("taken meanwhile");
+        let r = o
+            .resolve_role(&admin, &rid.to_string())
+            .await
+            .expect("role");
+        o.delete_role(&admin, rid, r.version)
+            .await
+            .expect("deleted meanwhile");
+    });
+    invalid_state(
+        w.crm
+            .define_approval_flow(&w.admin, "leave_request", "请假审批", by_role.clone())
+            .await,
+        "role '临时角色' was deleted meanwhile",
+    );
+    let flow = w
+        .crm
+        .approval_flow(&w.admin, "leave_request")
+        .await
+        .expect("flow")
+        .expect("active flow");
+    assert_eq!(flow.definition, by_lisi, "the flow by the user stays");
+    assert!(matches!(
+        current(&w, "临时角色").await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        w.crm
+            .list_roles(&w.admin)
+            .await
+            .expect("roles")
+            .iter()
+            .all(|r| r.id != role.id)
+    );
+    // A deleted role cannot be given.
+    let user = w.crm.user(&w.admin, user.id).await.expect("user");
+    let given = w
+        .crm
+        .update_user(
+            &w.admin,
+            user.id,
+            user.version,
+            UserPatch {
+                role_ids: Some(vec![role.id]),
+                ..UserPatch::default()
+            },
+        )
+        .await;
+    assert!(matches!(given, Err(Error::NotFound { .. })), "{given:?}");
+
+    // Deleted while given to a new user: the user is not created.
+    let doomed = w
+        .crm
+        .create_role(&w.admin, spec("短命角色", false, &[], &[]))
+        .await
+        .expect("role");
+    let (o, admin, rid, ver) = (other.clone(), w.admin.clone(), doomed.id, doomed.version);
+    hooked.before_write(Table::Users, async move {
+        o.delete_role(&admin, rid, ver)
+            .await
+            .expect("deleted meanwhile");
+    });
+    invalid_state(
+        w.crm
+            .create_user(
+                &w.admin,
+                NewUser {
+                    username: "duanming".into(),
+                    display_name: "短命".into(),
+                    role_ids: vec![doomed.id],
+                    ..NewUser::default()
+                },
+            )
+            .await,
+        "role '短命角色' was deleted meanwhile",
+    );
+    assert!(w.crm.user_by_username(&w.admin, "duanming").await.is_err());
+
+    // Versions are checked.
+    let spare = w
+        .crm
+        .create_role(&w.admin, spec("备用角色", false, &[], &[]))
+        .await
+        .expect("role");
+    let renamed = w
+        .crm
+        .update_role(
+            &w.admin,
+            spare.id,
+            spare.version,
+            spec("备用角色二", false, &[], &[]),
+        )
+        .await
+        .expect("rename");
+    let stale = w.crm.delete_role(&w.admin, spare.id, spare.version).await;
+    assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
+    w.crm
+        .delete_role(&w.admin, renamed.id, renamed.version)
+        .await
+        .expect("delete");
+
+    // A role an older build deleted while still held grants nothing and
+    // does not stop the holder being edited or acting.
+    let old = w
+        .crm
+        .create_role(&w.admin, spec("旧角色", false, &["customer:read:all"], &[]))
+        .await
+        .expect("role");
+    let user = w.crm.user(&w.admin, user.id).await.expect("user");
+    let user = w
+        .crm
+        .update_user(
+            &w.admin,
+            user.id,
+            user.version,
+            UserPatch {
+                role_ids: Some(vec![old.id]),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("given");
+    store
+        .apply(&crate::store::ChangeSet {
+            ops: vec![crate::store::Op::Update {
+                table: Table::Roles,
+                id: old.id.0,
+                expected_version: old.version,
+                values: vec![(
+                    "deleted_at",
+                    crate::value::Value::Timestamp(crate::clock::Clock::now(&*w.clock)),
+                )],
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("deleted as an older build did");
+    let edited = w
+        .crm
+        .update_user(
+            &w.admin,
+            user.id,
+            user.version,
+            UserPatch {
+                display_name: Some("临时工二".into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("edit past a deleted role");
+    assert_eq!(edited.display_name, "临时工二");
+    let acting = w.crm.actor(user.id).await.expect("actor");
+    assert!(!acting.can(Entity::Customer, Action::Read));
+
+    // User groups.
+    let group = w
+        .crm
+        .create_group(&w.admin, "临时组", &[w.zhangsan.user_id])
+        .await
+        .expect("group");
+    forbidden(
+        w.crm
+            .delete_group(&w.zhangsan, group.id, group.version)
+            .await,
+        "may not manage user_groups",
+    );
+    let moved = w
+        .crm
+        .set_group_members(&w.admin, group.id, group.version, &[w.lisi.user_id])
+        .await
+        .expect("members");
+    let stale = w.crm.delete_group(&w.admin, group.id, group.version).await;
+    assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
+    w.crm
+        .delete_group(&w.admin, group.id, moved.version)
+        .await
+        .expect("delete group");
+    assert!(
+        w.crm
+            .list_groups(&w.admin)
+            .await
+            .expect("groups")
+            .iter()
+            .all(|g| g.id != group.id)
+    );
+    let gone = w
+        .crm
+        .set_group_members(&w.admin, group.id, moved.version + 1, &[])
+        .await;
+    assert!(matches!(gone, Err(Error::NotFound { .. })), "{gone:?}");
+    // Who deleted what stays in the history.
+    let actions = |h: Vec<crate::store::AuditEntry>| -> Vec<String> {
+        h.into_iter().map(|e| e.action).collect()
+    };
+    let history = w
+        .crm
+        .history(&w.admin, Entity::UserGroup, group.id.0)
+        .await
+        .expect("group history");
+    assert_eq!(actions(history), ["create", "update", "delete"]);
+    let history = w
+        .crm
+        .history(&w.admin, Entity::Role, role.id.0)
+        .await
+        .expect("role history");
+    let last = history.last().expect("entries");
+    assert_eq!(last.action, "delete");
+    assert_eq!(last.changes[0].before["name"], "临时角色");
+    forbidden(
+        w.crm.history(&w.zhangsan, Entity::Role, role.id.0).await,
+        "may not read the history",
     );
 }
 

@@ -41,6 +41,7 @@ macro_rules! store_scenarios {
         $each!($crate::testing::store_suite::filter_starts_with_is_a_literal_prefix, store_filter_starts_with_is_a_literal_prefix, $make);
         $each!($crate::testing::store_suite::filter_is_null_and_not_null, store_filter_is_null_and_not_null, $make);
         $each!($crate::testing::store_suite::filter_and_or_not_including_empty_lists, store_filter_and_or_not_including_empty_lists, $make);
+        $each!($crate::testing::store_suite::filter_holds_id_looks_inside_json_at_any_depth, store_filter_holds_id_looks_inside_json_at_any_depth, $make);
         $each!($crate::testing::store_suite::filter_related_sees_live_children_and_nests, store_filter_related_sees_live_children_and_nests, $make);
         $each!($crate::testing::store_suite::filter_custom_text_number_bool, store_filter_custom_text_number_bool, $make);
         $each!($crate::testing::store_suite::sort_by_custom_fields, store_sort_by_custom_fields, $make);
@@ -933,6 +934,71 @@ pub async fn filter_is_null_and_not_null(store: Arc<dyn Store>) {
     assert_eq!(
         matching(&store, c, Filter::NotNull(column("owner_id"))).await,
         uids(&[2])
+    );
+}
+
+/// `HoldsId` finds an id as a string inside a JSON column: an element of
+/// an array, or a value nested in objects and arrays; not a prefix of a
+/// string, not a key, not another company's row; it combines with `Not`;
+/// a column that is not JSON is refused.
+pub async fn filter_holds_id_looks_inside_json_at_any_depth(store: Arc<dyn Store>) {
+    let (r1, r2, r3) = (uid(0x71), uid(0x72), uid(0x73));
+    let users = [
+        (1, json!([r1.to_string(), r2.to_string()]), co_a()),
+        (2, json!([r2.to_string()]), co_a()),
+        (3, json!([]), co_a()),
+        (4, json!([r1.to_string()]), co_b()),
+        // The id as an object key or as part of a longer string is no hold.
+        (5, json!([{ r1.to_string(): 1 }, format!("{r1}x")]), co_a()),
+    ];
+    for (n, roles, company) in users {
+        add(
+            &store,
+            Table::Users,
+            uid(n),
+            company,
+            vec![
+                ("username", text(&format!("u{n}"))),
+                ("role_ids", Value::Json(roles)),
+            ],
+        )
+        .await;
+    }
+    let holds = |id: Uuid| Filter::HoldsId(column("role_ids"), id);
+    let u = Table::Users;
+    assert_eq!(matching(&store, u, holds(r1)).await, uids(&[1]));
+    assert_eq!(matching(&store, u, holds(r2)).await, uids(&[1, 2]));
+    assert_eq!(matching(&store, u, holds(r3)).await, uids(&[]));
+    assert_eq!(
+        matching(&store, u, Filter::Not(Box::new(holds(r2)))).await,
+        uids(&[3, 5])
+    );
+    // Deep inside a document: an approval flow's steps.
+    let definition = json!({"steps": [
+        {"name": "a", "approvers": {"kind": "users", "users": [r3.to_string()]}},
+        {"name": "b", "approvers": {"kind": "role", "role_id": r2.to_string()}},
+    ]});
+    add(
+        &store,
+        Table::ApprovalFlows,
+        uid(6),
+        co_a(),
+        vec![("definition", Value::Json(definition))],
+    )
+    .await;
+    let flows = |id: Uuid| Filter::HoldsId(column("definition"), id);
+    let f = Table::ApprovalFlows;
+    assert_eq!(matching(&store, f, flows(r2)).await, uids(&[6]));
+    assert_eq!(matching(&store, f, flows(r3)).await, uids(&[6]));
+    assert_eq!(matching(&store, f, flows(r1)).await, uids(&[]));
+    // Only JSON columns hold ids.
+    let err = store
+        .select(&filtered(u, Filter::HoldsId(column("username"), r1)))
+        .await
+        .expect_err("a text column holds no ids");
+    assert!(
+        err.to_string().contains("needs a JSON column"),
+        "{err} ({err:?})"
     );
 }
 
