@@ -17,7 +17,7 @@ use comfy_table::{ContentArrangement, Table as Grid, presets::UTF8_FULL_CONDENSE
 use crm::clock::Clock;
 use crm::custom::{CustomFieldDef, CustomFieldType, NewCustomField};
 use crm::ids::{RecordId, UserId};
-use crm::org::{NewCompany, NewUser, RoleSpec, User, UserPatch};
+use crm::org::{NewCompany, NewUser, RoleSpec, User, UserGroup, UserPatch};
 use crm::store::Lifecycle;
 use crm::{
     Actor, Cond, Crm, Entity, FieldRule, Fields, ListQuery, PageRequest, Permission, Record,
@@ -314,6 +314,11 @@ enum RoleCmd {
         #[arg(long = "field")]
         fields: Vec<String>,
     },
+    /// Deletes a role that no user holds and no active approval flow names.
+    Delete {
+        /// Role name or id.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -334,6 +339,11 @@ enum GroupCmd {
         name: String,
         /// Members (usernames), or `none` to empty the group.
         members: Vec<String>,
+    },
+    /// Deletes a group (shares made with it stay with its members).
+    Delete {
+        /// Group name or id.
+        name: String,
     },
 }
 
@@ -1350,8 +1360,29 @@ async fn role_cmd(ctx: &Ctx, actor: &Actor, cmd: RoleCmd) -> CliResult {
                 .map_err(err)?;
             ctx.print(json!(r), || format!("updated role {}", r.name));
         }
+        RoleCmd::Delete { name } => {
+            let r = ctx.crm.resolve_role(actor, &name).await.map_err(err)?;
+            ctx.crm
+                .delete_role(actor, r.id, r.version)
+                .await
+                .map_err(err)?;
+            ctx.print(json!({"deleted": r.id}), || {
+                format!("deleted role {}", r.name)
+            });
+        }
     }
     Ok(())
+}
+
+/// A user group found by name or id.
+async fn find_group(ctx: &Ctx, actor: &Actor, key: &str) -> Result<UserGroup, String> {
+    ctx.crm
+        .list_groups(actor)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .find(|g| g.name == key.trim() || g.id.to_string() == key.trim())
+        .ok_or_else(|| format!("no user group '{key}'"))
 }
 
 async fn group_cmd(ctx: &Ctx, actor: &Actor, cmd: GroupCmd) -> CliResult {
@@ -1390,14 +1421,7 @@ async fn group_cmd(ctx: &Ctx, actor: &Actor, cmd: GroupCmd) -> CliResult {
             ctx.table(json!(groups), &["用户组", "成员"], rows);
         }
         GroupCmd::Edit { name, members } => {
-            let g = ctx
-                .crm
-                .list_groups(actor)
-                .await
-                .map_err(err)?
-                .into_iter()
-                .find(|g| g.name == name.trim() || g.id.to_string() == name.trim())
-                .ok_or_else(|| format!("no user group '{name}'"))?;
+            let g = find_group(ctx, actor, &name).await?;
             // Emptying a group is said in so many words.
             let members: Vec<&String> = match members.as_slice() {
                 [] => {
@@ -1431,6 +1455,16 @@ async fn group_cmd(ctx: &Ctx, actor: &Actor, cmd: GroupCmd) -> CliResult {
                         .collect::<Vec<_>>()
                         .join(", ")
                 )
+            });
+        }
+        GroupCmd::Delete { name } => {
+            let g = find_group(ctx, actor, &name).await?;
+            ctx.crm
+                .delete_group(actor, g.id, g.version)
+                .await
+                .map_err(err)?;
+            ctx.print(json!({"deleted": g.id}), || {
+                format!("deleted group {}", g.name)
             });
         }
     }
@@ -1930,14 +1964,7 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                 None => None,
             };
             if let Some(name) = group {
-                let g = ctx
-                    .crm
-                    .list_groups(actor)
-                    .await
-                    .map_err(err)?
-                    .into_iter()
-                    .find(|g| g.name == name.trim() || g.id.to_string() == name.trim())
-                    .ok_or_else(|| format!("no user group '{name}'"))?;
+                let g = find_group(ctx, actor, &name).await?;
                 let ids = if records.len() != 1 || select.is_set() {
                     batch_ids(ctx, actor, entity, &records, &select).await?
                 } else {

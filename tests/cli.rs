@@ -327,6 +327,22 @@ fn walk_through(db: &str) {
     // Emptying a group is said in so many words.
     assert!(fails(db, &["group", "edit", &group]).contains("`none` to empty the group"));
     assert!(ok(db, &["group", "edit", &group, "none"]).contains("0 members"));
+    // Roles and groups are deleted; a role only once nobody holds it.
+    ok(db, &["role", "add", "实习", "--perm", "customer:read:own"]);
+    ok(db, &["user", "edit", "tangseng", "--role", "实习"]);
+    let held = fails(db, &["role", "delete", "实习"]);
+    assert!(held.contains("still held by 1 user (tangseng)"), "{held}");
+    ok(db, &["user", "edit", "tangseng", "--role", "销售"]);
+    assert!(ok(db, &["role", "delete", "实习"]).contains("deleted role 实习"));
+    assert!(!ok(db, &["role", "list"]).contains("实习"));
+    assert!(fails(db, &["role", "delete", "实习"]).contains("not found"));
+    assert!(ok(db, &["group", "delete", &group]).contains(&format!("deleted group {group}")));
+    assert!(
+        json(db, &["group", "list"])
+            .as_array()
+            .is_some_and(Vec::is_empty)
+    );
+    assert!(fails(db, &["group", "delete", &group]).contains("no user group"));
     // A choice field's options are shown without options, set with them.
     let opts = ok(db, &["field", "options", "customer", "category"]);
     assert!(opts.contains("VIP"), "{opts}");

@@ -9,7 +9,7 @@ use crate::error::{Error, Result, ValidationErrors};
 use crate::ids::FieldId;
 use crate::schema::Table;
 use crate::store::{
-    ChangeSet, CmpOp, Col, CustomType, FieldChange, Filter, Lifecycle, Op, Row, Select, Sort,
+    ChangeSet, CmpOp, Col, CustomType, FieldChange, Filter, Guard, Lifecycle, Op, Row, Select, Sort,
 };
 use crate::value::Value;
 use serde::{Deserialize, Serialize};
@@ -346,6 +346,7 @@ impl Crm {
             );
         }
         errors.into_result()?;
+        let company = actor.company_id.0;
         let existing = self.custom_fields(actor, input.entity).await?;
         if existing
             .iter()
@@ -375,8 +376,9 @@ impl Crm {
             Filter::Cmp(Col::Column("entity"), CmpOp::Eq, input.entity.name().into()),
             Filter::Cmp(Col::Column("key"), CmpOp::Eq, input.key.clone().into()),
         ]);
-        for row in self.store.select(&gone).await?.rows {
-            let old = def_from_row(&row)?;
+        let gone = self.store.select(&gone).await?.rows;
+        for row in &gone {
+            let old = def_from_row(row)?;
             let lost: Vec<&String> = old
                 .options
                 .iter()
@@ -401,8 +403,33 @@ impl Crm {
                 ));
             }
         }
+        if input.unique && !gone.is_empty() {
+            self.stored_values_unique(company, &input).await?;
+        }
+        // Labels name fields in imports, exports and conditions: two fields
+        // defined at once under one label would make them ambiguous.
+        let label = input.label.trim();
+        let mut same_label = Select::all(Table::CustomFields, company, self.now());
+        same_label.filter = Filter::And(vec![
+            Filter::Cmp(Col::Column("entity"), CmpOp::Eq, input.entity.name().into()),
+            Filter::Cmp(Col::Column("label"), CmpOp::Eq, label.into()),
+        ]);
+        let guards = vec![Guard {
+            keys: vec![format!(
+                "{company}:custom_field_label:{}:{label}",
+                input.entity.name()
+            )],
+            select: same_label,
+            message: format!(
+                "{} received a custom field labelled '{label}' meanwhile",
+                input.entity
+            ),
+        }];
         let id = self.new_id();
-        let mut cs = ChangeSet::default();
+        let mut cs = ChangeSet {
+            guards: guards.clone(),
+            ..ChangeSet::default()
+        };
         cs.ops.push(Op::Insert {
             table: Table::CustomFields,
             values: [
@@ -433,8 +460,73 @@ impl Crm {
                 after: serde_json::to_value(&input).unwrap_or_default(),
             }],
         ));
-        self.apply(cs).await?;
+        self.apply(cs).await.map_err(|e| match e {
+            Error::Duplicate { message, .. } if guards.iter().any(|g| g.message == message) => {
+                Error::Duplicate {
+                    entity: "custom_field".into(),
+                    message,
+                }
+            }
+            other => other,
+        })?;
         def_from_row(&self.live_row(actor, Table::CustomFields, id).await?)
+    }
+
+    /// Refuses a unique field over a deleted field's key while the live
+    /// records still hold one value of it twice (values stay when a field is
+    /// deleted). Reads the records holding a value page by page.
+    async fn stored_values_unique(
+        &self,
+        company: uuid::Uuid,
+        input: &NewCustomField,
+    ) -> Result<()> {
+        let col = Col::Custom {
+            key: input.key.clone(),
+            ty: input.field_type.compare_as(),
+        };
+        // A record is named by its code where it has one.
+        let named = |r: &Row| {
+            r.get("code")
+                .as_text()
+                .map_or_else(|| r.id().to_string(), str::to_string)
+        };
+        let mut seen: std::collections::HashMap<String, String> = Default::default();
+        let mut after: Option<Vec<Value>> = None;
+        loop {
+            let mut sel = Select::all(input.entity.table(), company, self.now());
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::And(vec![
+                Filter::IsNull(Col::Column("deleted_at")),
+                Filter::NotNull(col.clone()),
+            ]);
+            sel.paging = crate::store::Paging::Keyset {
+                after: after.clone(),
+                limit: 2_000,
+            };
+            let page = self.store.select(&sel).await?;
+            let Some(last) = page.rows.last() else {
+                return Ok(());
+            };
+            after = Some(vec![Value::Id(last.id())]);
+            for r in &page.rows {
+                let Some(v) = r.get("custom").as_json().and_then(|c| c.get(&input.key)) else {
+                    continue;
+                };
+                let shown = crate::records::json_text(v).unwrap_or_else(|| v.to_string());
+                let value = format!("{:?}", crate::records::custom_key_value(v));
+                if let Some(first) = seen.insert(value, named(r)) {
+                    return Err(Error::invalid(
+                        "unique",
+                        format!(
+                            "records {first} and {} both hold '{shown}' under the deleted field '{}'; \
+                             a unique field cannot be defined over them: change one, or define the field as not unique",
+                            named(r),
+                            input.key
+                        ),
+                    ));
+                }
+            }
+        }
     }
 
     /// Removes a custom field definition; stored values stay in the records

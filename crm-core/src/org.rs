@@ -1376,7 +1376,8 @@ impl Crm {
     /// Renames or moves a department, checking the expected version (the
     /// [`Department::version`] the caller read: a change made by someone
     /// else since is a conflict, not overwritten); a department cannot move
-    /// below itself. Unless the actor's `department:manage` grant covers all
+    /// below itself, nor below a department moved below it meanwhile (a
+    /// conflict). Unless the actor's `department:manage` grant covers all
     /// departments, the department and its new parent must lie within its
     /// scope (the actor's department, or its tree).
     pub async fn update_department(
@@ -1433,6 +1434,25 @@ impl Crm {
                     ));
                 }
                 cs.guards.push(self.department_live_guard(actor, p));
+                // The new parent's chain up to the root must stay as read:
+                // each of its departments is written back at the version
+                // read, so a concurrent move of one of them below this
+                // department (which would close a cycle) conflicts.
+                let mut at = Some(p);
+                for d in std::iter::from_fn(|| {
+                    let d = at.and_then(|x| all.iter().find(|d| d.id == x))?;
+                    at = d.parent_id;
+                    Some(d)
+                })
+                .take(all.len())
+                {
+                    cs.ops.push(Op::Update {
+                        table: Table::Departments,
+                        id: d.id.0,
+                        expected_version: d.version,
+                        values: Vec::new(),
+                    });
+                }
             }
             values.push(("parent_id", p.map(|p| p.0).into()));
             changes.push(FieldChange {

@@ -133,6 +133,11 @@ macro_rules! service_scenarios {
             $make
         );
         $each!(
+            $crate::testing::service_suite::custom_field_labels_and_unique_keys_hold,
+            crm_custom_field_labels_and_unique_keys_hold,
+            $make
+        );
+        $each!(
             $crate::testing::service_suite::visibility_matches_reference_model,
             crm_visibility_matches_reference_model,
             $make
@@ -3485,6 +3490,48 @@ pub async fn department_edits_and_deletes_hold_against_concurrent_writes(store: 
             .all(|x| x.parent_id != Some(d)),
         "nothing below a deleted department"
     );
+    // Two departments moved below each other at once: the second fails,
+    // and the tree keeps its root.
+    let a = w
+        .crm
+        .create_department(&w.admin, "甲部", Some(w.sales))
+        .await
+        .expect("dept");
+    let b = w
+        .crm
+        .create_department(&w.admin, "乙部", Some(w.sales))
+        .await
+        .expect("dept");
+    let c = w
+        .crm
+        .create_department(&w.admin, "丙部", Some(b.id))
+        .await
+        .expect("dept");
+    let (o, admin, bv) = (other.clone(), w.admin.clone(), b.version);
+    let (a_id, b_id) = (a.id, b.id);
+    hooked.before_write(Table::Departments, async move {
+        o.update_department(&admin, b_id, bv, None, Some(Some(a_id)))
+            .await
+            .expect("乙 below 甲 meanwhile");
+    });
+    // 甲 below 丙, which lies below 乙: a cycle once 乙 is below 甲.
+    let cycle = w
+        .crm
+        .update_department(&w.admin, a.id, a.version, None, Some(Some(c.id)))
+        .await;
+    assert!(matches!(cycle, Err(Error::Conflict { .. })), "{cycle:?}");
+    assert_eq!(department(&w, a.id).await.parent_id, Some(w.sales));
+    assert_eq!(department(&w, b.id).await.parent_id, Some(a.id));
+    // Read again, the move is refused as what it is.
+    let a = department(&w, a.id).await;
+    let again = w
+        .crm
+        .update_department(&w.admin, a.id, a.version, None, Some(Some(c.id)))
+        .await;
+    assert!(
+        matches!(&again, Err(Error::Validation(e)) if e.to_string().contains("cannot move below itself")),
+        "{again:?}"
+    );
 }
 
 /// A role is deleted only when no user holds it (active or not) and no
@@ -3946,6 +3993,104 @@ fn custom_def(
         required,
         unique,
     }
+}
+
+/// Two custom fields of one entity never share a label, even when defined
+/// at once; a unique field over a deleted field's key is refused while live
+/// records hold one of its values twice (naming them), and accepted once
+/// they do not.
+pub async fn custom_field_labels_and_unique_keys_hold(store: Arc<dyn Store>) {
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let labelled = |key: &str, label: &str| NewCustomField {
+        label: label.into(),
+        ..custom_def(Entity::Customer, key, CustomFieldType::Text, false, false)
+    };
+    let (o, admin, def) = (other.clone(), w.admin.clone(), labelled("region_a", "区域"));
+    hooked.before_write(Table::CustomFields, async move {
+        o.define_custom_field(&admin, def)
+            .await
+            .expect("defined meanwhile");
+    });
+    let late = w
+        .crm
+        .define_custom_field(&w.admin, labelled("region_b", "区域"))
+        .await;
+    match &late {
+        Err(Error::Duplicate { message, .. }) => {
+            assert!(message.contains("labelled '区域' meanwhile"), "{message}")
+        }
+        other => panic!("expected a duplicate label, got {other:?}"),
+    }
+    let defs = w
+        .crm
+        .custom_fields(&w.admin, Entity::Customer)
+        .await
+        .expect("fields");
+    assert_eq!(
+        defs.iter().filter(|d| d.label == "区域").count(),
+        1,
+        "{defs:?}"
+    );
+    // Values stay when their field is deleted.
+    w.crm
+        .define_custom_field(&w.admin, labelled("badge", "工牌号"))
+        .await
+        .expect("field");
+    let first = w
+        .customer(&w.admin, "工牌一号有限公司", json!({"badge": "A-001"}))
+        .await;
+    let second = w
+        .customer(&w.admin, "工牌二号有限公司", json!({"badge": "A-001"}))
+        .await;
+    w.crm
+        .delete_custom_field(&w.admin, Entity::Customer, "badge")
+        .await
+        .expect("delete field");
+    let unique = NewCustomField {
+        unique: true,
+        ..labelled("badge", "工牌号")
+    };
+    let refused = w.crm.define_custom_field(&w.admin, unique.clone()).await;
+    match &refused {
+        Err(Error::Validation(e)) => {
+            let m = e.to_string();
+            assert!(
+                m.contains(first.code.as_deref().expect("code"))
+                    && m.contains(second.code.as_deref().expect("code"))
+                    && m.contains("'A-001'"),
+                "{m}"
+            );
+        }
+        other => panic!("expected a refusal naming both records, got {other:?}"),
+    }
+    // Not unique, it comes back; once the values differ, unique too.
+    w.crm
+        .define_custom_field(&w.admin, labelled("badge", "工牌号"))
+        .await
+        .expect("not unique");
+    let r = w
+        .crm
+        .get_record(&w.admin, Entity::Customer, second.id)
+        .await
+        .expect("record");
+    let mut f = fields(json!({"badge": "A-002"}));
+    f.insert("name".into(), json!("工牌二号有限公司"));
+    w.crm
+        .update_record(&w.admin, Entity::Customer, second.id, r.version, f)
+        .await
+        .expect("change one");
+    w.crm
+        .delete_custom_field(&w.admin, Entity::Customer, "badge")
+        .await
+        .expect("delete field");
+    let def = w
+        .crm
+        .define_custom_field(&w.admin, unique)
+        .await
+        .expect("unique now");
+    assert!(def.unique);
 }
 
 /// Masked custom fields never show their value: yes/no, number and money
