@@ -137,3 +137,49 @@ fn product_template_import_and_price_update_from_the_command_line() {
     assert!(!u.contains(" 0 unchanged"), "{u}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn a_refused_export_leaves_an_existing_file_as_it_was() {
+    let tmp = std::env::temp_dir().join(format!("crm-cli-io-keep-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("dir");
+    ok(&tmp, &["demo"]);
+    let data = tmp.join("data.xlsx");
+    let before = b"the user's own workbook, not ours".to_vec();
+    std::fs::write(&data, &before).expect("write");
+    // An unknown field is refused before anything is written.
+    let out = run(
+        &tmp,
+        &[
+            "export",
+            "customer",
+            "--fields",
+            "typo",
+            "--out",
+            "data.xlsx",
+        ],
+    );
+    assert!(!out.status.success(), "an unknown field is refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("typo"), "{err}");
+    assert_eq!(
+        std::fs::read(&data).expect("still there"),
+        before,
+        "the existing file is kept byte for byte"
+    );
+    let names: Vec<String> = std::fs::read_dir(&tmp)
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        !names.iter().any(|n| n.ends_with(".partial")),
+        "no partial file left: {names:?}"
+    );
+    // A successful export replaces it.
+    let e = ok(&tmp, &["export", "customer", "--out", "data.xlsx"]);
+    assert!(e.starts_with("exported "), "{e}");
+    let after = std::fs::read(&data).expect("exported");
+    assert_ne!(after, before);
+    assert!(after.starts_with(b"PK"), "a workbook (a zip file)");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -4,8 +4,9 @@
 //! - text compares byte-wise (`COLLATE "C"`, like SQLite's `BINARY`);
 //! - ascending keys sort NULLs last, descending keys NULLs first, and `id`
 //!   ascending always breaks ties;
-//! - `Contains`/`StartsWith` are case-insensitive `LIKE` with `%`, `_` and `\`
-//!   taken literally.
+//! - `Contains`/`StartsWith` are `LIKE` with `%`, `_` and `\` taken
+//!   literally, case-insensitive for ASCII letters only (`lower()` in the
+//!   `"C"` collation, like SQLite's `lower()`).
 //!
 //! Values are bound parameters, except a boolean compared for (in)equality,
 //! which is written as `TRUE` or `FALSE` (see [`Expr::bool_literal`]).
@@ -447,7 +448,13 @@ fn like(
     let e = expr(sql, table, alias, col)?;
     e.check_textual(table)?;
     let p = sql.param(pattern);
-    sql.push(&format!("(lower({}) LIKE lower({p}) ESCAPE '\\')", e.sql));
+    // Both sides lowered in the "C" collation, where `lower()` folds ASCII
+    // letters only, like SQLite's: in the column's own collation it would
+    // fold `É`, `Ä` or `Д` too. No index serves this expression.
+    sql.push(&format!(
+        "(lower(({}) COLLATE \"C\") LIKE lower({p} COLLATE \"C\") ESCAPE '\\')",
+        e.sql
+    ));
     Ok(())
 }
 

@@ -243,6 +243,9 @@ fn compile_filter(
                 Filter::Contains(..) => format!("%{}%", escape_like(needle)),
                 _ => format!("{}%", escape_like(needle)),
             };
+            // SQLite's `lower()` (no ICU in the bundled build) and `LIKE`
+            // fold ASCII letters only; PostgreSQL lowers in `COLLATE "C"`
+            // to match.
             q.push("(lower(");
             push_expr(q, alias, &e);
             q.push(") LIKE lower(");

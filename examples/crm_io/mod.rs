@@ -470,8 +470,11 @@ pub async fn export(ctx: &Ctx, actor: &Actor, a: ExportArgs) -> CliResult {
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from(format!("{}-export.xlsx", a.entity.name())));
-    let file =
-        std::fs::File::create(&out).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    // Written beside `out` and renamed into place once complete, so that a
+    // refused or failed export leaves an existing file as it was.
+    let partial = partial_path(&out)?;
+    let file = std::fs::File::create(&partial)
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
     let pb = bar(ctx, "exporting");
     let mut progress = |p: crm::io::Progress| pb.set_position(p.rows);
     let n = match sales {
@@ -505,15 +508,33 @@ pub async fn export(ctx: &Ctx, actor: &Actor, a: ExportArgs) -> CliResult {
     let n = match n {
         Ok(n) => n,
         Err(e) => {
-            let _ = std::fs::remove_file(&out);
+            let _ = std::fs::remove_file(&partial);
             return Err(err(e));
         }
     };
+    if let Err(e) = std::fs::rename(&partial, &out) {
+        let _ = std::fs::remove_file(&partial);
+        return Err(format!("cannot write {}: {e}", out.display()));
+    }
     ctx.print(
         json!({"rows": n, "file": out.display().to_string()}),
         || format!("exported {n} {} records to {}", a.entity, out.display()),
     );
     Ok(())
+}
+
+/// The hidden file an export to `out` is written to before it replaces
+/// `out`: in the same directory (so the rename stays on one file system),
+/// named after `out` and this process.
+fn partial_path(out: &std::path::Path) -> CliResult<PathBuf> {
+    let name = out
+        .file_name()
+        .ok_or_else(|| format!("cannot write {}: not a file name", out.display()))?;
+    Ok(out.with_file_name(format!(
+        ".{}.{}.partial",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
 }
 
 pub async fn bench(json: bool, a: BenchArgs) -> CliResult {

@@ -23,7 +23,9 @@ use crate::entity::Entity;
 use crate::error::{Error, Result};
 use crate::ids::RoleId;
 use crate::schema::Table;
-use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Op, Payload, Row, Select, Sort};
+use crate::store::{
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Op, Payload, Row, Select, Sort,
+};
 use crate::value::Value;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -429,17 +431,23 @@ impl Crm {
         Ok(dir)
     }
 
+    /// The approval instances of a document (at most one).
+    fn approval_rows_of(&self, company: Uuid, doc_type: &str, doc: Uuid) -> Select {
+        let mut sel = Select::all(Table::ApprovalInstances, company, self.now());
+        sel.filter = Filter::And(vec![
+            eq("doc_type", text(doc_type)),
+            eq("document_id", Value::Id(doc)),
+        ]);
+        sel
+    }
+
     async fn approval_row_for(
         &self,
         company: Uuid,
         doc_type: &str,
         doc: Uuid,
     ) -> Result<Option<Row>> {
-        let mut sel = Select::all(Table::ApprovalInstances, company, self.now());
-        sel.filter = Filter::And(vec![
-            eq("doc_type", text(doc_type)),
-            eq("document_id", Value::Id(doc)),
-        ]);
+        let sel = self.approval_rows_of(company, doc_type, doc);
         Ok(self.store.select(&sel).await?.rows.into_iter().next())
     }
 
@@ -585,6 +593,22 @@ impl Crm {
                     table: Table::ApprovalInstances,
                     values,
                 });
+                // A document has one approval: a concurrent first
+                // submission of the same document must not add a second.
+                changes.guards.push(Guard {
+                    keys: vec![format!(
+                        "{company}:approval_instances:{}:{}",
+                        req.doc_type, req.document_id
+                    )],
+                    select: self.approval_rows_of(company, &req.doc_type, req.document_id),
+                    message: format!(
+                        "{} {} was submitted for approval meanwhile; open its approval instead",
+                        req.doc_type,
+                        req.document_code
+                            .clone()
+                            .unwrap_or_else(|| req.document_id.to_string())
+                    ),
+                });
             }
         }
         let version = row.as_ref().map_or(1, |r| r.version() + 1);
@@ -621,7 +645,10 @@ impl Crm {
         req: SubmitRequest,
     ) -> Result<ApprovalInfo> {
         let t = self.submission(actor, &req).await?;
-        self.apply(t.changes).await?;
+        let guards = t.changes.guards.clone();
+        self.apply(t.changes)
+            .await
+            .map_err(|e| crate::org::guard_refusal(e, &guards))?;
         Ok(t.info)
     }
 

@@ -150,30 +150,66 @@ impl Crm {
         activity: crate::pool::SalesActivity,
         cs: &mut ChangeSet,
     ) -> Result<()> {
-        let Some(row) = self
-            .store
-            .get(crate::schema::Table::Customers, customer)
-            .await?
-        else {
-            return Ok(());
-        };
-        if row.get("company_id").as_id() != Some(actor.company_id.0) {
-            return Err(Error::not_found(crate::entity::Entity::Customer, customer));
+        match self.sales_customer_row(actor, customer).await? {
+            Some(row) => self.customer_sales_activity_of(actor, &row, activity, cs),
+            None => Ok(()),
         }
-        if cs.ops.iter().any(|op| {
-            matches!(op, crate::store::Op::Update { table: crate::schema::Table::Customers, id, .. } if *id == customer)
-        }) {
+    }
+
+    /// The row of a customer whose sales activity is recorded; `None` when
+    /// there is no such row, a customer of another company refused as not
+    /// found. Read it before counting what the activity reports (open
+    /// opportunities), so that its version guards the count: see
+    /// [`customer_sales_activity_of`](Crm::customer_sales_activity_of).
+    pub(crate) async fn sales_customer_row(
+        &self,
+        actor: &Actor,
+        customer: uuid::Uuid,
+    ) -> Result<Option<Row>> {
+        match self.store.get(Table::Customers, customer).await? {
+            Some(row) if row.get("company_id").as_id() == Some(actor.company_id.0) => Ok(Some(row)),
+            Some(_) => Err(Error::not_found(crate::entity::Entity::Customer, customer)),
+            None => Ok(None),
+        }
+    }
+
+    /// [`customer_sales_activity`](Crm::customer_sales_activity) on a
+    /// customer row read before the activity was worked out. A count of
+    /// open opportunities always updates the row at the version read, even
+    /// when the count is unchanged, so that a concurrent change of the
+    /// customer's opportunities (which updates the row too) makes one of
+    /// the two writes fail as a conflict instead of both writing a count
+    /// that misses the other's opportunity.
+    pub(crate) fn customer_sales_activity_of(
+        &self,
+        actor: &Actor,
+        row: &Row,
+        activity: crate::pool::SalesActivity,
+        cs: &mut ChangeSet,
+    ) -> Result<()> {
+        let customer = row.id();
+        if cs.ops.iter().any(
+            |op| matches!(op, Op::Update { table: Table::Customers, id, .. } if *id == customer),
+        ) {
             return Ok(());
         }
-        let (ops, changes) = self.sales_activity_ops(Some(actor), &row, &activity)?;
+        let (ops, changes) = self.sales_activity_ops(Some(actor), row, &activity)?;
         if ops.is_empty() {
+            if activity.open_opportunities.is_some() {
+                cs.ops.push(Op::Update {
+                    table: Table::Customers,
+                    id: customer,
+                    expected_version: row.version(),
+                    values: vec![("updated_at", Value::Timestamp(self.now()))],
+                });
+            }
             return Ok(());
         }
         cs.ops.extend(ops);
         cs.audit.push(self.audit(
             Some(actor),
             actor.company_id.0,
-            crate::schema::Table::Customers,
+            Table::Customers,
             customer,
             "sales_activity",
             changes,

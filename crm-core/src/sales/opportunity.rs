@@ -13,7 +13,9 @@ use crate::ids::RecordId;
 use crate::money::{Money, Rounding};
 use crate::query::Page;
 use crate::schema::Table;
-use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Op, Paging, Row, Select, Sort};
+use crate::store::{
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Op, Paging, Row, Select, Sort,
+};
 use crate::value::Value;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -311,7 +313,8 @@ impl Crm {
                 None => Filter::IsNull(Col::Column("department_id")),
             },
         ]);
-        for r in self.store.select(&sel).await?.rows {
+        let replaced = self.store.select(&sel).await?.rows;
+        for r in &replaced {
             cs.ops.push(Op::Update {
                 table: Table::Pipelines,
                 id: r.id(),
@@ -322,6 +325,29 @@ impl Crm {
                 ],
             });
         }
+        // No other pipeline of the same scope may have become active
+        // meanwhile: two definitions, neither seeing the other's, would
+        // leave two active pipelines.
+        let mut others = sel.clone();
+        others.filter = Filter::And(vec![
+            sel.filter,
+            Filter::Not(Box::new(Filter::In(
+                Col::Column("id"),
+                replaced.iter().map(|r| Value::Id(r.id())).collect(),
+            ))),
+        ]);
+        cs.guards.push(Guard {
+            keys: vec![format!("{company}:active_pipelines")],
+            select: others,
+            message: format!(
+                "another pipeline was defined for {} meanwhile; look at it and define yours again",
+                if department.is_some() {
+                    "the department"
+                } else {
+                    "the company"
+                }
+            ),
+        });
         let id = self.new_id();
         let def_json = json_of(&def)?;
         cs.ops.push(Op::Insert {
@@ -350,7 +376,10 @@ impl Crm {
                 after: def_json,
             }],
         ));
-        self.apply(cs).await?;
+        let guards = cs.guards.clone();
+        self.apply(cs)
+            .await
+            .map_err(|e| crate::org::guard_refusal(e, &guards))?;
         Ok(id)
     }
 
@@ -409,7 +438,10 @@ impl Crm {
         }
         check_lines(&mut errors, &input.products, &input.competitors);
         errors.into_result()?;
-        self.readable_row(actor, Entity::Customer, RecordId(input.customer_id))
+        // Read before the open opportunities are counted: its version
+        // guards the count (see `customer_sales_activity_of`).
+        let customer = self
+            .readable_row(actor, Entity::Customer, RecordId(input.customer_id))
             .await
             .map_err(|_| {
                 Error::invalid(
@@ -503,17 +535,16 @@ impl Crm {
             .open_opportunities(actor, input.customer_id, None)
             .await?
             + 1;
-        self.customer_sales_activity(
+        self.customer_sales_activity_of(
             actor,
-            input.customer_id,
+            &customer,
             crate::pool::SalesActivity {
                 opportunity_at: Some(now),
                 open_opportunities: Some(open),
                 deal_closed_at: None,
             },
             &mut cs,
-        )
-        .await?;
+        )?;
         self.apply(cs).await?;
         self.opportunity(actor, id).await
     }
@@ -806,19 +837,22 @@ impl Crm {
         let was_open = matches!(before.status, OppStatus::Tracking | OppStatus::OnHold);
         if was_open == closed || next.status == OppStatus::Won {
             let customer = row.get("customer_id").as_id().unwrap_or_default();
-            let open =
-                self.open_opportunities(actor, customer, Some(id)).await? + i64::from(!closed);
-            self.customer_sales_activity(
-                actor,
-                customer,
-                crate::pool::SalesActivity {
-                    opportunity_at: None,
-                    open_opportunities: Some(open),
-                    deal_closed_at: (next.status == OppStatus::Won).then_some(now),
-                },
-                &mut cs,
-            )
-            .await?;
+            // Read before the open opportunities are counted: its version
+            // guards the count (see `customer_sales_activity_of`).
+            if let Some(customer_row) = self.sales_customer_row(actor, customer).await? {
+                let open =
+                    self.open_opportunities(actor, customer, Some(id)).await? + i64::from(!closed);
+                self.customer_sales_activity_of(
+                    actor,
+                    &customer_row,
+                    crate::pool::SalesActivity {
+                        opportunity_at: None,
+                        open_opportunities: Some(open),
+                        deal_closed_at: (next.status == OppStatus::Won).then_some(now),
+                    },
+                    &mut cs,
+                )?;
+            }
         }
         self.apply(cs).await?;
         self.opportunity(actor, id).await

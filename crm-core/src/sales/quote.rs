@@ -549,7 +549,10 @@ impl Crm {
                 },
             )
             .await?;
-        self.apply(t.changes).await?;
+        let guards = t.changes.guards.clone();
+        self.apply(t.changes)
+            .await
+            .map_err(|e| crate::org::guard_refusal(e, &guards))?;
         Ok((self.quote(actor, id).await?, Some(t.info)))
     }
 

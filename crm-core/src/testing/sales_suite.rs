@@ -86,6 +86,21 @@ macro_rules! sales_scenarios {
             crm_sales_sales_exports_hold_to_read_and_export_scope,
             $make
         );
+        $each!(
+            $crate::testing::sales_suite::open_opportunity_counts_hold_against_concurrent_writes,
+            crm_sales_open_opportunity_counts_hold_against_concurrent_writes,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::approval_concurrent_first_submissions_make_one_instance,
+            crm_sales_approval_concurrent_first_submissions_make_one_instance,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::pipelines_defined_concurrently_leave_one_active,
+            crm_sales_pipelines_defined_concurrently_leave_one_active,
+            $make
+        );
     };
 }
 
@@ -3428,4 +3443,212 @@ pub async fn sales_exports_hold_to_read_and_export_scope(store: Arc<dyn Store>) 
     .await
     .expect("quotes of another seller");
     assert!(rows.is_empty(), "{rows:?}");
+}
+
+/// The customer's count of open opportunities (what the pools' "open
+/// deals" exemption reads).
+async fn open_count(w: &World, customer: Uuid) -> i64 {
+    w.crm
+        .store()
+        .get(crate::schema::Table::Customers, customer)
+        .await
+        .expect("get")
+        .expect("customer")
+        .get("open_opportunities")
+        .as_int()
+        .unwrap_or(-1)
+}
+
+/// The customer's count of open opportunities cannot miss a concurrent
+/// change: an opportunity created, or closed, between the count and the
+/// write makes the write fail as a conflict (the customer row is read
+/// before the count, and its version checked), and the count stays right.
+pub async fn open_opportunity_counts_hold_against_concurrent_writes(store: Arc<dyn Store>) {
+    use crate::crm::Crm;
+    use crate::sales::{NewOpportunity, StageCommand};
+    use crate::schema::Table;
+    use crate::testing::pool_suite::Interleave;
+    use serde_json::json;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = Crm::new(store, w.clock.clone());
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = customer.id.0;
+    let new = |name: &str| NewOpportunity {
+        name: name.into(),
+        customer_id: c,
+        ..NewOpportunity::default()
+    };
+    // Another opportunity is created just after this one counted.
+    let (o, actor, meanwhile) = (other.clone(), w.zhangsan.clone(), new("同时创建"));
+    hooked.after_select(Table::Opportunities, async move {
+        o.create_opportunity(&actor, meanwhile)
+            .await
+            .expect("created meanwhile");
+    });
+    let late = w.crm.create_opportunity(&w.zhangsan, new("数据中心")).await;
+    assert!(matches!(late, Err(Error::Conflict { .. })), "{late:?}");
+    assert_eq!(
+        open_count(&w, c).await,
+        1,
+        "the refused write left no trace"
+    );
+    let first = w
+        .crm
+        .create_opportunity(&w.zhangsan, new("数据中心"))
+        .await
+        .expect("again");
+    assert_eq!(open_count(&w, c).await, 2);
+    let second = w
+        .crm
+        .list_opportunities(&w.zhangsan, &crate::sales::OpportunityQuery::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .find(|x| x.id != first.id)
+        .expect("the other opportunity");
+    // Another opportunity is lost just after this one counted.
+    let (o, actor, id, v) = (other.clone(), w.zhangsan.clone(), second.id, second.version);
+    hooked.after_select(Table::Opportunities, async move {
+        o.change_opportunity_stage(&actor, id, v, StageCommand::Lose("价格".into()))
+            .await
+            .expect("lost meanwhile");
+    });
+    let late = w
+        .crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            first.id,
+            first.version,
+            StageCommand::Lose("预算".into()),
+        )
+        .await;
+    assert!(matches!(late, Err(Error::Conflict { .. })), "{late:?}");
+    assert_eq!(open_count(&w, c).await, 1);
+    w.crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            first.id,
+            first.version,
+            StageCommand::Lose("预算".into()),
+        )
+        .await
+        .expect("lose again");
+    assert_eq!(open_count(&w, c).await, 0);
+}
+
+/// Two first submissions of the same document at once make one approval:
+/// the later is refused, saying the document was submitted meanwhile.
+pub async fn approval_concurrent_first_submissions_make_one_instance(store: Arc<dyn Store>) {
+    use crate::clock::Clock;
+    use crate::crm::Crm;
+    use crate::schema::Table;
+    use crate::store::{Filter, Select};
+    use crate::testing::pool_suite::Interleave;
+    use crate::value::Value;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    w.crm
+        .define_approval_flow(&w.admin, GENERIC_DOC, "采购审批", superior_flow())
+        .await
+        .expect("define");
+    let doc = Uuid::from_u128(0xD0C7);
+    let (o, actor) = (other.clone(), w.zhangsan.clone());
+    hooked.before_write(Table::ApprovalInstances, async move {
+        o.submit_for_approval(&actor, request(doc, 100))
+            .await
+            .expect("submitted meanwhile");
+    });
+    match w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 100))
+        .await
+    {
+        Err(Error::InvalidState(m)) => {
+            assert!(m.contains("submitted for approval meanwhile"), "{m}")
+        }
+        other => panic!("a second instance of one document: {other:?}"),
+    }
+    let mut sel = Select::all(
+        Table::ApprovalInstances,
+        w.admin.company_id.0,
+        w.clock.now(),
+    );
+    sel.filter = Filter::Cmp(
+        crate::store::Col::Column("document_id"),
+        crate::store::CmpOp::Eq,
+        Value::Id(doc),
+    );
+    let rows = w.crm.store().select(&sel).await.expect("select").rows;
+    assert_eq!(rows.len(), 1, "one approval per document");
+}
+
+/// Two pipelines defined at once for the same scope leave one active: the
+/// later definition is refused. A department's pipeline defined meanwhile
+/// does not stop the company's.
+pub async fn pipelines_defined_concurrently_leave_one_active(store: Arc<dyn Store>) {
+    use crate::clock::Clock;
+    use crate::crm::Crm;
+    use crate::sales::PipelineDef;
+    use crate::schema::Table;
+    use crate::store::{CmpOp, Col, Filter, Select};
+    use crate::testing::pool_suite::Interleave;
+    use crate::value::Value;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = Crm::new(store, w.clock.clone());
+    let active = |w: &World| {
+        let crm = w.crm.clone();
+        let company = w.admin.company_id.0;
+        let now = w.clock.now();
+        async move {
+            let mut sel = Select::all(Table::Pipelines, company, now);
+            sel.filter = Filter::And(vec![
+                Filter::Cmp(Col::Column("active"), CmpOp::Eq, Value::Bool(true)),
+                Filter::IsNull(Col::Column("department_id")),
+            ]);
+            crm.store()
+                .select(&sel)
+                .await
+                .expect("select")
+                .rows
+                .iter()
+                .map(|r| r.id())
+                .collect::<Vec<_>>()
+        }
+    };
+    for round in ["none before", "one before"] {
+        let (o, admin) = (other.clone(), w.admin.clone());
+        hooked.before_write(Table::Pipelines, async move {
+            o.define_pipeline(&admin, "同时定义", None, PipelineDef::standard())
+                .await
+                .expect("defined meanwhile");
+        });
+        let late = w
+            .crm
+            .define_pipeline(&w.admin, "公司流程", None, PipelineDef::standard())
+            .await;
+        assert!(
+            matches!(&late, Err(Error::InvalidState(m)) if m.contains("defined for the company meanwhile")),
+            "{round}: {late:?}"
+        );
+        let now_active = active(&w).await;
+        assert_eq!(now_active.len(), 1, "{round}: one active pipeline");
+        let (picked, _) = w.crm.pipeline_for(&w.admin, None).await.expect("pipeline");
+        assert_eq!(picked, Some(now_active[0]), "{round}");
+    }
+    let (o, admin, group) = (other.clone(), w.admin.clone(), w.group1.0);
+    hooked.before_write(Table::Pipelines, async move {
+        o.define_pipeline(&admin, "一组流程", Some(group), PipelineDef::standard())
+            .await
+            .expect("department pipeline meanwhile");
+    });
+    let id = w
+        .crm
+        .define_pipeline(&w.admin, "公司流程", None, PipelineDef::standard())
+        .await
+        .expect("the company's pipeline beside a department's");
+    assert_eq!(active(&w).await, vec![id]);
 }

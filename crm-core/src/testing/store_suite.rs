@@ -859,8 +859,9 @@ pub async fn filter_in_lists_and_empty_in(store: Arc<dyn Store>) {
     );
 }
 
-/// `Contains` ignores ASCII case, treats `%`, `_` and `\` literally, finds
-/// Chinese substrings and never matches NULL.
+/// `Contains` ignores ASCII case (only: `É`, `Ä` and Cyrillic `Д` match
+/// themselves, not their lower-case letters), treats `%`, `_` and `\`
+/// literally, finds Chinese substrings and never matches NULL.
 pub async fn filter_contains_is_ascii_case_insensitive_with_literal_wildcards(
     store: Arc<dyn Store>,
 ) {
@@ -870,8 +871,19 @@ pub async fn filter_contains_is_ascii_case_insensitive_with_literal_wildcards(
     add_customer(&store, 4, "axb Co", vec![]).await;
     add_customer(&store, 5, r"back\slash", vec![]).await;
     add_customer(&store, 6, "HuaWei 华为技术", vec![]).await;
+    add_customer(&store, 7, "École Ärger Дом", vec![]).await;
+    add_customer(&store, 8, "école ärger дом", vec![]).await;
     let c = Table::Customers;
     let has = |needle: &str| Filter::Contains(column("name"), needle.to_owned());
+    // Non-ASCII letters are compared as they are on both backends.
+    assert_eq!(matching(&store, c, has("É")).await, uids(&[7]));
+    assert_eq!(matching(&store, c, has("é")).await, uids(&[8]));
+    assert_eq!(matching(&store, c, has("Är")).await, uids(&[7]));
+    assert_eq!(matching(&store, c, has("äR")).await, uids(&[8]));
+    assert_eq!(matching(&store, c, has("Д")).await, uids(&[7]));
+    assert_eq!(matching(&store, c, has("д")).await, uids(&[8]));
+    // ASCII letters next to them still fold.
+    assert_eq!(matching(&store, c, has("éCOLE")).await, uids(&[8]));
     assert_eq!(matching(&store, c, has("%")).await, uids(&[1]));
     assert_eq!(matching(&store, c, has("0% p")).await, uids(&[1]));
     assert_eq!(matching(&store, c, has("_")).await, uids(&[3]));
@@ -884,7 +896,7 @@ pub async fn filter_contains_is_ascii_case_insensitive_with_literal_wildcards(
     assert_eq!(matching(&store, c, has("华为 ")).await, uids(&[]));
     assert_eq!(
         matching(&store, c, has("")).await,
-        uids(&[1, 2, 3, 4, 5, 6])
+        uids(&[1, 2, 3, 4, 5, 6, 7, 8])
     );
     let notes = |needle: &str| Filter::Contains(column("notes"), needle.to_owned());
     assert_eq!(matching(&store, c, notes("")).await, uids(&[1]));
@@ -894,7 +906,8 @@ pub async fn filter_contains_is_ascii_case_insensitive_with_literal_wildcards(
     );
 }
 
-/// `StartsWith` is a literal, ASCII-case-insensitive prefix match.
+/// `StartsWith` is a literal, ASCII-case-insensitive prefix match:
+/// non-ASCII letters (`É`, `Ä`, Cyrillic `Д`) match only themselves.
 pub async fn filter_starts_with_is_a_literal_prefix(store: Arc<dyn Store>) {
     add_customer(&store, 1, "100% Pure", vec![]).await;
     add_customer(&store, 2, "100 Pure", vec![]).await;
@@ -902,8 +915,20 @@ pub async fn filter_starts_with_is_a_literal_prefix(store: Arc<dyn Store>) {
     add_customer(&store, 4, "axb Co", vec![]).await;
     add_customer(&store, 5, r"back\slash", vec![]).await;
     add_customer(&store, 6, "华为技术", vec![]).await;
+    add_customer(&store, 7, "Éa", vec![]).await;
+    add_customer(&store, 8, "éa", vec![]).await;
+    add_customer(&store, 9, "Äb", vec![]).await;
+    add_customer(&store, 10, "äb", vec![]).await;
+    add_customer(&store, 11, "Дc", vec![]).await;
+    add_customer(&store, 12, "дc", vec![]).await;
     let c = Table::Customers;
     let starts = |needle: &str| Filter::StartsWith(column("name"), needle.to_owned());
+    assert_eq!(matching(&store, c, starts("É")).await, uids(&[7]));
+    assert_eq!(matching(&store, c, starts("éA")).await, uids(&[8]));
+    assert_eq!(matching(&store, c, starts("Ä")).await, uids(&[9]));
+    assert_eq!(matching(&store, c, starts("äB")).await, uids(&[10]));
+    assert_eq!(matching(&store, c, starts("Д")).await, uids(&[11]));
+    assert_eq!(matching(&store, c, starts("дC")).await, uids(&[12]));
     assert_eq!(matching(&store, c, starts("100")).await, uids(&[1, 2]));
     assert_eq!(matching(&store, c, starts("100%")).await, uids(&[1]));
     assert_eq!(matching(&store, c, starts("pure")).await, uids(&[]));
