@@ -1344,7 +1344,7 @@ impl Crm {
         actor: &Actor,
         merged: &BTreeMap<&'static str, Value>,
         custom: &BTreeMap<String, Json>,
-        exclude: Option<Uuid>,
+        exclude: &[Uuid],
     ) -> Result<Vec<crate::store::Guard>> {
         let company = actor.company_id.0;
         let modes = self.dedupe_modes(company).await?;
@@ -1368,11 +1368,23 @@ impl Crm {
                 continue;
             }
             let mut sel = holders_select(company, &kind, vec![key.as_str().into()], self.now());
-            if let Some(id) = exclude {
-                sel.filter = Filter::And(vec![
-                    sel.filter,
-                    Filter::Cmp(col(holder_column(&kind)), CmpOp::Ne, Value::Id(id)),
-                ]);
+            match exclude {
+                [] => {}
+                [id] => {
+                    sel.filter = Filter::And(vec![
+                        sel.filter,
+                        Filter::Cmp(col(holder_column(&kind)), CmpOp::Ne, Value::Id(*id)),
+                    ]);
+                }
+                ids => {
+                    sel.filter = Filter::And(vec![
+                        sel.filter,
+                        Filter::Not(Box::new(Filter::In(
+                            col(holder_column(&kind)),
+                            ids.iter().map(|i| Value::Id(*i)).collect(),
+                        ))),
+                    ]);
+                }
             }
             sel.paging = Paging::Offset {
                 offset: 0,

@@ -1643,8 +1643,11 @@ impl Crm {
     /// Undoes an import: records it created are removed (users deactivated
     /// and deleted), records it updated get their earlier values back — all
     /// in one change set, audited. Refused when any of them changed since
-    /// (the import's own changes excepted). Allowed to the actor who ran the
-    /// import and to administrators.
+    /// (the import's own changes excepted), when records saved since refer
+    /// to what it created (named when the actor may read them, else
+    /// counted), or when a value it gives back is held since by another
+    /// record under a refusing duplicate rule. Allowed to the actor who ran
+    /// the import and to administrators.
     pub async fn undo_import(&self, actor: &Actor, import_id: Uuid) -> Result<UndoReport> {
         let row = self.live_row(actor, Table::Imports, import_id).await?;
         if !actor.is_admin() && row.get("actor_id").as_id() != Some(actor.user_id.0) {
@@ -1734,30 +1737,45 @@ impl Crm {
         // imported user) do not change the created records' versions: they
         // are looked for on their own, and guarded while the undo is
         // written.
-        let (refs, ref_guards) = self
-            .undo_references(actor.company_id.0, &created, &current, now)
-            .await?;
-        if !refs.is_empty() {
+        let (refs, unseen, ref_guards) =
+            self.undo_references(actor, &created, &current, now).await?;
+        if !refs.is_empty() || unseen > 0 {
             let n = refs.len();
             let mut refs = refs;
             refs.truncate(5);
+            let mut what = refs.join(", ");
+            if n > 5 {
+                what.push_str(&format!(" and {} more", n - 5));
+            }
+            // Records the actor may not read are counted, not named.
+            let unseen_words = match unseen {
+                0 => String::new(),
+                1 => "1 record you cannot see refers to a record it created".to_string(),
+                u => format!("{u} records you cannot see refer to records it created"),
+            };
+            match (what.is_empty(), unseen_words.is_empty()) {
+                (true, _) => what = unseen_words,
+                (false, false) => what = format!("{what}, and {unseen_words}"),
+                (false, true) => {}
+            }
             return Err(Error::InvalidState(format!(
-                "cannot undo import {import_id}: {}{}; delete, move or reassign {} first \
+                "cannot undo import {import_id}: {what}; delete, move or reassign {} first \
                  (a record in the recycle bin must be purged), then undo again; nothing was undone",
-                refs.join(", "),
-                if n > 5 {
-                    format!(" and {} more", n - 5)
-                } else {
-                    String::new()
-                },
-                if n == 1 { "it" } else { "them" }
+                if n + unseen == 1 { "it" } else { "them" }
             )));
         }
+        // The values given back must not duplicate a record saved since
+        // (nor one saved while the undo is written): each restored customer
+        // or contact is checked as a restore from the recycle bin checks it.
+        let dup_guards = self
+            .undo_duplicates(actor, import_id, &created, &updated, &current)
+            .await?;
         let company = actor.company_id.0;
         let mut cs = ChangeSet {
             guards: ref_guards,
             ..ChangeSet::default()
         };
+        cs.guards.extend(dup_guards);
         let mut removed = 0;
         // Children first: contacts before their customers.
         let mut order: Vec<&(Table, Uuid)> = created.iter().collect();
@@ -1899,10 +1917,10 @@ impl Crm {
         ));
         match self.apply(cs).await {
             Ok(()) => {}
-            // Only the reference guards guard an undo.
+            // The reference and duplicate guards are all that guard an undo.
             Err(Error::Duplicate { message, .. }) => {
                 return Err(Error::InvalidState(format!(
-                    "cannot undo import {import_id}: {message}"
+                    "cannot undo import {import_id}: {message}; nothing was undone"
                 )));
             }
             Err(e) => return Err(e),
@@ -1914,9 +1932,118 @@ impl Crm {
         })
     }
 
+    /// Refuses the undo of an import when a customer or contact it updated
+    /// would get back a value that a record saved since holds under a
+    /// refusing duplicate rule or unique custom field (checked as
+    /// [`Crm::check_duplicates`] checks a restore from the recycle bin), and
+    /// returns the guards that repeat the checks inside the undo's write.
+    /// Records giving nothing back that a rule compares are not checked.
+    /// A record of the import that holds such a value now but not once the
+    /// undo is written (it removes it, or gives it its own earlier value)
+    /// is left out of the check, so that an import that moved a value from
+    /// one record to another can be undone.
+    async fn undo_duplicates(
+        &self,
+        actor: &Actor,
+        import_id: Uuid,
+        created: &[(Table, Uuid)],
+        updated: &[UpdatedItem],
+        current: &HashMap<Uuid, Row>,
+    ) -> Result<Vec<Guard>> {
+        let checked = |t: Table| matches!(t, Table::Customers | Table::Contacts);
+        // Each updated record as the undo leaves it, and what its rules
+        // compare then.
+        let mut after: Vec<(&UpdatedItem, &Row, BTreeMap<&'static str, Value>)> = Vec::new();
+        let mut finals: HashMap<Uuid, BTreeSet<(String, String)>> = HashMap::new();
+        for u in updated.iter().filter(|u| checked(u.table)) {
+            let (Some(entity), Some(r)) = (Entity::of_table(u.table), current.get(&u.id)) else {
+                continue;
+            };
+            let mut merged: BTreeMap<&'static str, Value> = u
+                .table
+                .columns()
+                .iter()
+                .map(|c| (c.name, r.get(c.name).clone()))
+                .collect();
+            for (col, before) in &u.before {
+                if let Some(c) = u.table.column(col) {
+                    merged.insert(c.name, before.clone());
+                }
+            }
+            // As a restore does: keys derived, a stored record failing the
+            // checks across its values still comes back.
+            let _ = self.derive(entity, &mut merged);
+            finals.insert(
+                u.id,
+                compared_values(|c| merged.get(c).cloned().unwrap_or(Value::Null)),
+            );
+            after.push((u, r, merged));
+        }
+        // Who of the import holds each compared value now.
+        let mut holders: HashMap<(Table, (String, String)), Vec<Uuid>> = HashMap::new();
+        let ours = created
+            .iter()
+            .copied()
+            .chain(updated.iter().map(|u| (u.table, u.id)));
+        for (t, id) in ours.filter(|(t, _)| checked(*t)) {
+            if let Some(r) = current.get(&id) {
+                for kv in compared_values(|c| r.get(c).clone()) {
+                    holders.entry((t, kv)).or_default().push(id);
+                }
+            }
+        }
+        let mut customs: HashMap<Table, Vec<CustomFieldDef>> = HashMap::new();
+        let mut guards = Vec::new();
+        for (u, r, merged) in after {
+            let fin = &finals[&u.id];
+            if fin.is_subset(&compared_values(|c| r.get(c).clone())) {
+                continue;
+            }
+            let mut exclude = vec![u.id];
+            for kv in fin {
+                for h in holders.get(&(u.table, kv.clone())).into_iter().flatten() {
+                    let keeps = finals.get(h).is_some_and(|f| f.contains(kv));
+                    if *h != u.id && !keeps && !exclude.contains(h) {
+                        exclude.push(*h);
+                    }
+                }
+            }
+            let entity = Entity::of_table(u.table).unwrap_or(Entity::Customer);
+            let defs = match customs.entry(u.table) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(self.custom_fields(actor, entity).await?)
+                }
+            };
+            let custom: BTreeMap<String, Json> = merged
+                .get("custom")
+                .and_then(Value::as_json)
+                .and_then(Json::as_object)
+                .map(|o| o.clone().into_iter().collect())
+                .unwrap_or_default();
+            match self
+                .check_duplicates_except(actor, entity, &merged, &custom, defs, &exclude)
+                .await
+            {
+                Ok(g) => guards.extend(g),
+                Err(Error::Duplicate { message, .. }) => {
+                    return Err(Error::InvalidState(format!(
+                        "cannot undo import {import_id}: {entity} {} would get its earlier \
+                         values back, and {message}; change or remove that value on one of \
+                         them, then undo again; nothing was undone",
+                        row_label(r)
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(guards)
+    }
+
     /// The records outside an import that refer to records it created
     /// (`created`, whose rows `current` holds), described for the refusal
-    /// of its undo, and guards that refuse the undo's change set should
+    /// of its undo — those the actor may read named, the others only
+    /// counted — and guards that refuse the undo's change set should
     /// such a record be saved before it is written. Records the import
     /// created itself (contacts imported with their customer) do not
     /// count; records in the recycle bin or archived do, as they may come
@@ -1925,11 +2052,13 @@ impl Crm {
     /// the customer) are not looked at.
     async fn undo_references(
         &self,
-        company: Uuid,
+        actor: &Actor,
         created: &[(Table, Uuid)],
         current: &HashMap<Uuid, Row>,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(Vec<String>, Vec<Guard>)> {
+    ) -> Result<(Vec<String>, usize, Vec<Guard>)> {
+        let company = actor.company_id.0;
+        let mut unseen = 0;
         let own: HashSet<Uuid> = created.iter().map(|(_, id)| *id).collect();
         let mut by_table: BTreeMap<Table, Vec<Uuid>> = BTreeMap::new();
         for (t, id) in created {
@@ -1965,6 +2094,19 @@ impl Crm {
                         let Some(target) = r.get(col).as_id().and_then(|i| current.get(&i)) else {
                             continue;
                         };
+                        // A business record the actor may not read is not
+                        // named (users and departments are the company's
+                        // directory; a share names no one).
+                        let readable = match Entity::of_table(rt) {
+                            Some(e) if rt.is_owned() => {
+                                self.can_on_row(actor, e, Action::Read, &r).await?
+                            }
+                            _ => true,
+                        };
+                        if !readable {
+                            unseen += 1;
+                            continue;
+                        }
                         let (what, whose) = (kind(table), row_label(target));
                         let (rk, rl) = (kind(rt), row_label(&r));
                         let state = if !r.get("deleted_at").is_null() {
@@ -2005,7 +2147,7 @@ impl Crm {
                 }
             }
         }
-        Ok((found, guards))
+        Ok((found, unseen, guards))
     }
 
     /// Allocates `n` consecutive human codes of a document type at once.
@@ -2071,6 +2213,30 @@ fn import_info(r: &Row) -> ImportInfo {
         actor_id: r.get("actor_id").as_id().unwrap_or_default(),
         created_at: r.get("created_at").as_timestamp().unwrap_or_default(),
     }
+}
+
+/// The values of a customer's or contact's row that its duplicate rules
+/// compare, as (column or `custom.<key>`, text), empty ones left out; a
+/// contact's mobile with its customer, as they are compared together.
+fn compared_values(get: impl Fn(&str) -> Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for c in ["uscc", "name_key", "phone_key", "email_key", "mobile_key"] {
+        let v = get(c);
+        let mut text = key_text(&v);
+        if v.is_null() || text.is_empty() {
+            continue;
+        }
+        if c == "mobile_key" {
+            text = format!("{text}@{}", key_text(&get("customer_id")));
+        }
+        out.insert((c.to_string(), text));
+    }
+    if let Some(o) = get("custom").as_json().and_then(Json::as_object) {
+        for (k, v) in o.iter().filter(|(_, v)| !v.is_null()) {
+            out.insert((format!("custom.{k}"), key_text(&custom_key_value(v))));
+        }
+    }
+    out
 }
 
 fn row_label(r: &Row) -> String {
@@ -3204,13 +3370,27 @@ impl RowValidator {
                 let kind = def
                     .map(|d| CellKind::Builtin(d.kind))
                     .or(custom.map(|c| CellKind::Custom(c.field_type)));
-                let zh = zh_message(kind, raw.as_deref(), &e.message);
+                let mut zh = zh_message(kind, raw.as_deref(), &e.message);
+                let mut en = e.message.clone();
+                // Who may not read customers' names names them by id or code
+                // only (see `resolve_customers`): the error says so.
+                if entity == Entity::Contact
+                    && key == "customer_id"
+                    && en.ends_with(" not found")
+                    && !reads_customer_names(&self.actor)
+                {
+                    en.push_str(
+                        " (customers' names are not shown to you: \
+                         give the customer's code or id)",
+                    );
+                    zh.push_str("（您无权查看客户名称，请填写客户编号或 ID）");
+                }
                 let (pe, pz) = match prefix {
                     Some(g) => (format!("contact {g} "), format!("联系人{g}")),
                     None => (String::new(), String::new()),
                 };
                 (
-                    format!("{pe}{label_en}: {}", e.message),
+                    format!("{pe}{label_en}: {en}"),
                     format!("{pz}{label_zh}：{zh}"),
                 )
             })
@@ -3525,9 +3705,22 @@ impl RowValidator {
     }
 }
 
+/// Whether the actor may read customers' names in full (not masked or
+/// hidden), and so name a contact's customer by its name in an import.
+fn reads_customer_names(actor: &Actor) -> bool {
+    matches!(
+        actor.field_access(Entity::Customer, "name"),
+        FieldAccess::Full | FieldAccess::ReadOnly
+    )
+}
+
 impl ImportSession<'_> {
     /// Resolves the customers a contact import's batch refers to (by id,
-    /// code or name), with one scoped query.
+    /// code or name), with one scoped query per way of naming them. An
+    /// actor who may not read customers' names in full (see
+    /// [`reads_customer_names`]) names them by id or code only, as the API
+    /// does: matching the name would confirm a guess of a name they cannot
+    /// see.
     async fn resolve_customers(&mut self, rows: &[SheetRow]) -> Result<()> {
         let Some(col) = self
             .v
@@ -3563,15 +3756,20 @@ impl ImportSession<'_> {
                 departments: Vec::new(),
                 shared_with: None,
             });
+        let by_name = reads_customer_names(&self.actor);
         for chunk in texts.chunks(IN_CHUNK) {
             let ids: Vec<Value> = chunk
                 .iter()
                 .filter_map(|t| Uuid::parse_str(t).ok().map(Value::Id))
                 .collect();
-            let name_keys: Vec<Value> = chunk
-                .iter()
-                .map(|t| crate::validate::company_name_key(t).into())
-                .collect();
+            let name_keys: Vec<Value> = if by_name {
+                chunk
+                    .iter()
+                    .map(|t| crate::validate::company_name_key(t).into())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             // One query per way of naming a customer, each sorted by its
             // column so that its index is used.
             let mut found = Vec::new();
@@ -3600,8 +3798,9 @@ impl ImportSession<'_> {
                 for t in chunk {
                     let hit = t == &id.to_string()
                         || r.get("code").as_text() == Some(t.as_str())
-                        || r.get("name_key").as_text()
-                            == Some(crate::validate::company_name_key(t).as_str());
+                        || (by_name
+                            && r.get("name_key").as_text()
+                                == Some(crate::validate::company_name_key(t).as_str()));
                     if hit {
                         Arc::make_mut(&mut self.v.lookups)
                             .refs

@@ -843,6 +843,22 @@ impl Crm {
         customs: &[CustomFieldDef],
         exclude: Option<Uuid>,
     ) -> Result<Vec<Guard>> {
+        self.check_duplicates_except(actor, entity, merged, custom, customs, exclude.as_slice())
+            .await
+    }
+
+    /// [`Crm::check_duplicates`] leaving several records out (and out of its
+    /// guards): an import's undo, which removes or restores them in the same
+    /// change set, checks what it gives back against the others.
+    pub(crate) async fn check_duplicates_except(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        merged: &BTreeMap<&'static str, Value>,
+        custom: &BTreeMap<String, Json>,
+        customs: &[CustomFieldDef],
+        exclude: &[Uuid],
+    ) -> Result<Vec<Guard>> {
         let mut guards = Vec::new();
         let mut checks: Vec<(String, Filter)> = Vec::new();
         let get = |k: &str| merged.get(k).filter(|v| !v.is_null()).cloned();
@@ -912,8 +928,12 @@ impl Crm {
                 filter,
                 Filter::IsNull(Col::Column("deleted_at")),
                 match exclude {
-                    Some(id) => Filter::Cmp(Col::Column("id"), CmpOp::Ne, Value::Id(id)),
-                    None => Filter::True,
+                    [] => Filter::True,
+                    [id] => Filter::Cmp(Col::Column("id"), CmpOp::Ne, Value::Id(*id)),
+                    ids => Filter::Not(Box::new(Filter::In(
+                        Col::Column("id"),
+                        ids.iter().map(|i| Value::Id(*i)).collect(),
+                    ))),
                 },
             ]);
             sel.paging = Paging::Offset {

@@ -14,6 +14,21 @@
 macro_rules! import_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::import_suite::import_contacts_name_customers_by_code_when_names_are_not_shown,
+            io_import_contacts_name_customers_by_code_when_names_are_not_shown,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_undo_refuses_to_give_back_a_value_taken_since,
+            io_import_undo_refuses_to_give_back_a_value_taken_since,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_undo_refusal_names_only_records_the_actor_sees,
+            io_import_undo_refusal_names_only_records_the_actor_sees,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::upcoming_birthdays_keep_the_soonest_thousand,
             crm_import_upcoming_birthdays_keep_the_soonest_thousand,
             $make
@@ -3121,4 +3136,328 @@ pub async fn upcoming_birthdays_keep_the_soonest_thousand(store: Arc<dyn Store>)
     assert_eq!(b[0].in_days, 0);
     assert_eq!(b.iter().filter(|x| x.in_days <= 141).count(), 142 * 7);
     assert_eq!(b[999].in_days, 142);
+}
+
+/// Who may not read customers' names in full (masked or hidden) names a
+/// contact's customer by its code or id only, as the API does: a right
+/// guess of a name fails exactly as a wrong one (saying why, in both
+/// languages), so a dry run confirms no guess. Who reads the names (even
+/// read-only) still names customers by name.
+pub async fn import_contacts_name_customers_by_code_when_names_are_not_shown(
+    store: Arc<dyn Store>,
+) {
+    let w = World::new(store).await;
+    let secret = w.customer(&w.admin, "秘密甲有限公司", json!({})).await;
+    let code = secret.code.clone().expect("code");
+    let h = ["所属客户", "姓名"];
+    let perms = || {
+        role_perms(
+            &[Action::Read, Action::Create, Action::Import],
+            DataScope::All,
+        )
+    };
+    let name_rule = |access| {
+        vec![FieldRule {
+            entity: Entity::Customer,
+            field: "name".into(),
+            access,
+        }]
+    };
+    for (username, access) in [
+        ("masker", FieldAccess::Masked),
+        ("hider", FieldAccess::Hidden),
+    ] {
+        let actor = user_with_role(&w, username, perms(), name_rule(access)).await;
+        let mut o = opts(Entity::Contact);
+        o.dry_run = true;
+        let r = run(
+            &w,
+            &actor,
+            o,
+            &h,
+            vec![
+                vec![t("秘密甲有限公司"), t("张伟")],
+                vec![t("猜错乙有限公司"), t("李娜")],
+                vec![t(&code), t("王芳")],
+                vec![t(&secret.id.to_string()), t("赵强")],
+            ],
+        )
+        .await;
+        assert_eq!((r.created, r.rejected), (2, 2), "{:#?}", r.issues);
+        let (right, wrong) = (issue(&r, 2), issue(&r, 3));
+        for i in [right, wrong] {
+            assert!(
+                i.message_en.contains("not found")
+                    && i.message_en.contains("give the customer's code or id"),
+                "{i:?}"
+            );
+            assert!(
+                i.message_zh.contains("找不到") && i.message_zh.contains("请填写客户编号或 ID"),
+                "{i:?}"
+            );
+        }
+        // Nothing but the name given tells the two apart.
+        assert_eq!(
+            right.message_en.replace("秘密甲有限公司", "?"),
+            wrong.message_en.replace("猜错乙有限公司", "?")
+        );
+        assert_eq!(
+            right.message_zh.replace("秘密甲有限公司", "?"),
+            wrong.message_zh.replace("猜错乙有限公司", "?")
+        );
+    }
+    let reader = user_with_role(&w, "reader", perms(), name_rule(FieldAccess::ReadOnly)).await;
+    let mut o = opts(Entity::Contact);
+    o.dry_run = true;
+    let r = run(
+        &w,
+        &reader,
+        o,
+        &h,
+        vec![
+            vec![t("秘密甲有限公司"), t("张伟")],
+            vec![t("猜错乙有限公司"), t("李娜")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 1), "{:#?}", r.issues);
+    let wrong = issue(&r, 3);
+    assert!(
+        wrong.message_en.contains("not found") && !wrong.message_en.contains("code or id"),
+        "{wrong:?}"
+    );
+}
+
+/// An undo gives an updated record its earlier values back only when no
+/// record saved since holds one of them under a refusing duplicate rule:
+/// it is refused, naming the record and the value, with nothing written —
+/// also when the other record is saved while the undo is written. Records
+/// the import itself created with a value it moved away from another (and
+/// which the undo removes) do not count.
+pub async fn import_undo_refuses_to_give_back_a_value_taken_since(store: Arc<dyn Store>) {
+    use crate::testing::pool_suite::Interleave;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = crate::crm::Crm::new(store.clone(), w.clock.clone());
+    let x = w
+        .customer(&w.admin, "回退甲有限公司", json!({"uscc": uscc(61)}))
+        .await;
+    let x_code = x.code.clone().expect("code");
+    let h = ["客户名称", "统一社会信用代码"];
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let update_x = |to: String| {
+        let (w, o) = (&w, o.clone());
+        async move {
+            let r = run(w, &w.admin, o, &h, vec![vec![t("回退甲有限公司"), t(&to)]]).await;
+            assert_eq!(r.updated, 1, "{:#?}", r.issues);
+            r.import_id.expect("import id")
+        }
+    };
+    let uscc_of = |id| {
+        let w = &w;
+        async move {
+            customers(w, &w.admin)
+                .await
+                .into_iter()
+                .find(|c| c.id == id)
+                .and_then(|c| c.text("uscc").map(str::to_string))
+                .unwrap_or_default()
+        }
+    };
+    let id = update_x(uscc(62)).await;
+    let y = w
+        .customer(&w.admin, "占用乙有限公司", json!({"uscc": uscc(61)}))
+        .await;
+    let y_code = y.code.clone().expect("code");
+    match w.crm.undo_import(&w.admin, id).await {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains(&format!(
+                "customer {x_code} would get its earlier values back"
+            )) && m.contains(&uscc(61))
+                && m.contains(&y_code)
+                && m.contains("nothing was undone"),
+            "{m}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(uscc_of(x.id).await, uscc(62));
+    let imports = w.crm.list_imports(&w.admin).await.expect("imports");
+    assert_eq!(imports[0].status, ImportStatus::Done);
+    // Once the value is free again, the undo goes through.
+    let mut f = crate::records::Fields::new();
+    f.insert("uscc".into(), json!(uscc(63)));
+    w.crm
+        .update_record(&w.admin, Entity::Customer, y.id, y.version, f)
+        .await
+        .expect("free the code");
+    let undo = w.crm.undo_import(&w.admin, id).await.expect("undo");
+    assert_eq!(undo.restored, 1);
+    assert_eq!(uscc_of(x.id).await, uscc(61));
+
+    // The value taken while the undo is written.
+    let id = update_x(uscc(64)).await;
+    let admin = w.admin.clone();
+    hooked.before_write(Table::Customers, async move {
+        other
+            .create_record(
+                &admin,
+                Entity::Customer,
+                crate::testing::service_suite::fields(
+                    json!({"name": "抢占丙有限公司", "uscc": uscc(61)}),
+                ),
+            )
+            .await
+            .expect("created meanwhile");
+    });
+    match w.crm.undo_import(&w.admin, id).await {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains(&uscc(61)) && m.contains("nothing was undone"),
+            "{m}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(uscc_of(x.id).await, uscc(64));
+    assert!(find(&w, "抢占丙有限公司").await.is_some());
+    let holders = customers(&w, &w.admin)
+        .await
+        .into_iter()
+        .filter(|c| c.text("uscc") == Some(uscc(61).as_str()))
+        .count();
+    assert_eq!(holders, 1);
+
+    // An import that moved a record off a code and gave the code to a
+    // record it created is undone: the created one goes, the code returns.
+    let z = w
+        .customer(&w.admin, "换码丁有限公司", json!({"uscc": uscc(71)}))
+        .await;
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &h,
+        vec![
+            vec![t("换码丁有限公司"), t(&uscc(72))],
+            vec![t("接码戊有限公司"), t(&uscc(71))],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.updated), (1, 1), "{:#?}", r.issues);
+    let undo = w
+        .crm
+        .undo_import(&w.admin, r.import_id.expect("id"))
+        .await
+        .expect("undo");
+    assert_eq!((undo.removed, undo.restored), (1, 1));
+    assert_eq!(uscc_of(z.id).await, uscc(71));
+    assert!(find(&w, "接码戊有限公司").await.is_none());
+    // … or to a record it updated, which the undo gives its own code back.
+    let a = w
+        .customer(&w.admin, "让码己有限公司", json!({"uscc": uscc(81)}))
+        .await;
+    let b = w
+        .customer(&w.admin, "接码庚有限公司", json!({"uscc": uscc(83)}))
+        .await;
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &h,
+        vec![
+            vec![t("让码己有限公司"), t(&uscc(82))],
+            vec![t("接码庚有限公司"), t(&uscc(81))],
+        ],
+    )
+    .await;
+    assert_eq!(r.updated, 2, "{:#?}", r.issues);
+    assert_eq!(uscc_of(b.id).await, uscc(81));
+    let undo = w
+        .crm
+        .undo_import(&w.admin, r.import_id.expect("id"))
+        .await
+        .expect("undo");
+    assert_eq!(undo.restored, 2);
+    assert_eq!(uscc_of(a.id).await, uscc(81));
+    assert_eq!(uscc_of(b.id).await, uscc(83));
+}
+
+/// An undo refused for records saved since that refer to what the import
+/// created names only those the actor may read; the others are counted.
+pub async fn import_undo_refusal_names_only_records_the_actor_sees(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let r = run(
+        &w,
+        &w.zhangsan,
+        opts(Entity::Customer),
+        &["客户名称"],
+        vec![vec![t("张三导入有限公司")]],
+    )
+    .await;
+    assert_eq!(r.created, 1, "{:#?}", r.issues);
+    let id = r.import_id.expect("import id");
+    let c = find(&w, "张三导入有限公司").await.expect("created");
+    let contact = |name: &str, owner: &str| {
+        let (w, customer) = (&w, c.id.to_string());
+        let f = crate::testing::service_suite::fields(
+            json!({"customer_id": customer, "name": name, "owner_id": owner}),
+        );
+        async move {
+            w.crm
+                .create_record(&w.admin, Entity::Contact, f)
+                .await
+                .expect("contact")
+        }
+    };
+    let mine = contact("张三的联系人", "zhangsan").await;
+    let hidden = contact("王五的联系人", "wangwu").await;
+    let (mine_code, hidden_code) = (
+        mine.code.clone().expect("code"),
+        hidden.code.clone().expect("code"),
+    );
+    match w.crm.undo_import(&w.zhangsan, id).await {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains(&mine_code)
+                && !m.contains(&hidden_code)
+                && m.contains("1 record you cannot see"),
+            "{m}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // The administrator sees both.
+    match w.crm.undo_import(&w.admin, id).await {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains(&mine_code) && m.contains(&hidden_code) && !m.contains("cannot see"),
+            "{m}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    // Only the hidden one left, in the recycle bin: its state is not told.
+    for report in [
+        w.crm
+            .delete_records(&w.admin, Entity::Contact, &[mine.id])
+            .await,
+        w.crm
+            .purge_records(&w.admin, Entity::Contact, &[mine.id])
+            .await,
+        w.crm
+            .delete_records(&w.admin, Entity::Contact, &[hidden.id])
+            .await,
+    ] {
+        assert!(report.refused.is_empty(), "{:?}", report.refused);
+    }
+    match w.crm.undo_import(&w.zhangsan, id).await {
+        Err(Error::InvalidState(m)) => assert!(
+            !m.contains(&hidden_code)
+                && !m.contains("recycle bin)")
+                && m.contains("1 record you cannot see refers to a record it created")
+                && m.contains("nothing was undone"),
+            "{m}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(find(&w, "张三导入有限公司").await.is_some());
 }
