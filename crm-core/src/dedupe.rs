@@ -188,8 +188,9 @@ pub struct DuplicateMember {
     pub name: String,
     /// Its owner.
     pub owner_id: Option<UserId>,
-    /// Where it is.
-    pub place: Place,
+    /// Where it is; `None` when the actor's field rule masks or hides the
+    /// place.
+    pub place: Option<Place>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
 }
@@ -199,8 +200,8 @@ pub struct DuplicateMember {
 pub struct DuplicateGroup {
     /// The key field.
     pub field: String,
-    /// The shared normalised value, masked when the actor's field rule for
-    /// the key field masks it, empty when the rule hides it.
+    /// The shared normalised value (the report holds only key fields the
+    /// actor may read in full).
     pub value: String,
     /// Why they matched, in words (with the value as shown in `value`).
     pub reason: String,
@@ -219,8 +220,7 @@ pub struct DuplicateReport {
     pub groups: Vec<DuplicateGroup>,
     /// The cursor of the next page, when there is one: only when a further
     /// group with a member the actor can see follows. It names the last
-    /// group's key only when the actor may read that key field unmasked,
-    /// else one of the group's members the actor can see.
+    /// group's key (of a key field the actor may read in full).
     pub next: Option<String>,
 }
 
@@ -349,26 +349,15 @@ fn match_reason(actor: &Actor, field: &str, value: &str, customs: &[CustomFieldD
     }
 }
 
-/// A cursor of the duplicate report naming the key in the clear; produced
-/// (and accepted) only for key fields the actor may read unmasked.
+/// Separates the key field from the key in a cursor of the duplicate
+/// report. A cursor names the key in the clear: the report holds only key
+/// fields the actor may read in full, and takes a cursor only for those
+/// (else made-up cursors would tell masked or hidden values apart).
 const KEY_CURSOR: char = '\u{1f}';
 
-/// A cursor of the duplicate report naming, instead of the key, a customer
-/// of the group the actor can see; used for masked and hidden key fields, so
-/// that a cursor neither shows the key nor lets one probe for keys.
-const MEMBER_CURSOR: char = '\u{1e}';
-
-/// The cursor after a group of the report: its key when the actor may read
-/// the key field unmasked, else a member the actor can see.
-fn report_cursor(actor: &Actor, key: &str, group: &DuplicateGroup) -> String {
-    let field = group.field.as_str();
-    if crate::records::filterable(actor, Entity::Customer, field) {
-        format!("{field}{KEY_CURSOR}{key}")
-    } else {
-        // A group of the report always has a visible member.
-        let member = group.members.first().map(|m| m.id.0).unwrap_or_default();
-        format!("{field}{MEMBER_CURSOR}{member}")
-    }
+/// The cursor after a group of the report: its key.
+fn report_cursor(key: &str, group: &DuplicateGroup) -> String {
+    format!("{}{KEY_CURSOR}{key}", group.field)
 }
 
 fn field_label(field: &str, customs: &[CustomFieldDef]) -> String {
@@ -1554,7 +1543,11 @@ impl Crm {
     /// the actor can see are listed and groups without any are left out —
     /// from the paging too: a page holds up to `limit` groups with a visible
     /// member, and its cursor never names a group the actor cannot see.
-    /// Values, reasons and names are shown as the actor's field rules say.
+    /// Only key fields the actor may read in full (not masked, not hidden)
+    /// are reported: groups of equal values, in the values' order, would
+    /// tell what the mask hides. Asking for such a field by name is refused;
+    /// without `fields`, such fields are left out. Names and places are
+    /// shown as the actor's field rules say.
     /// Like a list, it needs no read grant: without one, the actor sees the
     /// customers shared with them.
     pub async fn duplicate_report(
@@ -1567,6 +1560,36 @@ impl Crm {
         let limit = query.limit.clamp(1, 1000);
         let modes = self.dedupe_modes(company).await?;
         let customs = self.custom_fields(actor, Entity::Customer).await?;
+        let readable = |kind: &str| crate::records::filterable(actor, Entity::Customer, kind);
+        let kinds: Vec<String> = if query.fields.is_empty() {
+            let all: Vec<String> = BUILTIN_KEYS
+                .iter()
+                .map(|(f, _, _)| f.to_string())
+                .chain(customs.iter().map(|d| format!("custom.{}", d.key)))
+                .collect();
+            if all.iter().all(|k| readable(k)) {
+                // Every kind, including any left by a deleted custom field.
+                Vec::new()
+            } else {
+                let kinds: Vec<String> = all.into_iter().filter(|k| readable(k)).collect();
+                if kinds.is_empty() {
+                    return Ok(DuplicateReport {
+                        groups: Vec::new(),
+                        next: None,
+                    });
+                }
+                kinds
+            }
+        } else {
+            if let Some(f) = query.fields.iter().find(|f| !readable(f)) {
+                return Err(Error::Forbidden(format!(
+                    "{} may not read customer.{f} in full, so is not shown duplicates by it",
+                    actor.display_name
+                )));
+            }
+            query.fields.clone()
+        };
+        let shows_place = readable("place");
         let scope = actor.store_scope(Entity::Customer, Action::Read).unwrap_or(
             crate::store::Scope::Restricted {
                 owners: Vec::new(),
@@ -1575,7 +1598,7 @@ impl Crm {
             },
         );
         let cursor = match &query.after {
-            Some(c) => Some(self.report_position(actor, c).await?),
+            Some(c) => Some(Self::report_position(actor, c)?),
             None => None,
         };
         let cursor = cursor.as_ref().map(|(k, v)| (k.as_str(), v.as_str()));
@@ -1596,7 +1619,7 @@ impl Crm {
                 if read_all {
                     break;
                 }
-                let sel = duplicate_report_page(company, now, &query.fields, cursor, after.take());
+                let sel = duplicate_report_page(company, now, &kinds, cursor, after.take());
                 let page = self.store.select(&sel).await?;
                 for r in &page.rows {
                     let kind = r.get("kind").as_text().unwrap_or_default().to_string();
@@ -1650,7 +1673,7 @@ impl Crm {
                             .and_then(|n| shown_value(actor, Entity::Customer, "name", n))
                             .unwrap_or_default(),
                         owner_id: r.get("owner_id").as_id().map(UserId),
-                        place: Place::of_row(r),
+                        place: shows_place.then(|| Place::of_row(r)),
                         created_at: r.get("created_at").as_timestamp().unwrap_or_default(),
                     })
                     .collect();
@@ -1677,7 +1700,7 @@ impl Crm {
         }
         let next = if found.len() > limit {
             found.truncate(limit);
-            found.last().map(|(key, g)| report_cursor(actor, key, g))
+            found.last().map(|(key, g)| report_cursor(key, g))
         } else {
             None
         };
@@ -1710,53 +1733,18 @@ impl Crm {
         Ok(visible)
     }
 
-    /// The position `(kind, key)` a report cursor stands for. A cursor naming
-    /// a key is taken only for a key field the actor may read unmasked (else
-    /// made-up cursors would tell masked or hidden values apart); one naming
-    /// a customer only when the actor can see the customer, and stands for
-    /// that customer's key.
-    async fn report_position(&self, actor: &Actor, cursor: &str) -> Result<(String, String)> {
-        let bad = || {
-            Error::invalid(
-                "after",
-                "the cursor is not one this report produced for you (or its group has changed since)",
-            )
-        };
-        if let Some((kind, key)) = cursor.split_once(KEY_CURSOR) {
-            if !crate::records::filterable(actor, Entity::Customer, kind) {
-                return Err(bad());
+    /// The position `(kind, key)` a report cursor stands for, taken only
+    /// for a key field the actor may read in full.
+    fn report_position(actor: &Actor, cursor: &str) -> Result<(String, String)> {
+        match cursor.split_once(KEY_CURSOR) {
+            Some((kind, key)) if crate::records::filterable(actor, Entity::Customer, kind) => {
+                Ok((kind.to_string(), key.to_string()))
             }
-            return Ok((kind.to_string(), key.to_string()));
+            _ => Err(Error::invalid(
+                "after",
+                "the cursor is not one this report produced for you",
+            )),
         }
-        let (kind, id) = cursor.split_once(MEMBER_CURSOR).ok_or_else(bad)?;
-        let id = Uuid::parse_str(id).map_err(|_| bad())?;
-        let row = self
-            .store
-            .get(Table::Customers, id)
-            .await?
-            .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
-            .ok_or_else(bad)?;
-        if !self
-            .can_on_row(actor, Entity::Customer, Action::Read, &row)
-            .await?
-        {
-            return Err(bad());
-        }
-        let key = match key_column(kind) {
-            Some(c) => row
-                .get(c)
-                .as_text()
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(str::to_string),
-            None => kind.strip_prefix("custom.").and_then(|k| {
-                row.get("custom")
-                    .as_json()
-                    .and_then(|j| j.get(k))
-                    .and_then(custom_key)
-            }),
-        };
-        Ok((kind.to_string(), key.ok_or_else(bad)?))
     }
 
     /// Merges customers into one (合并客户). The actor must be allowed to
@@ -1765,8 +1753,10 @@ impl Crm {
     /// (and tags and attachments united) only in fields the actor may write
     /// (full access); fields its rules make read-only, masked or hidden stay
     /// as the survivor has them — the merged customers keep their values in
-    /// the recycle bin. One change set: the survivor's new values, every record pointing at the others moved to it (contacts
-    /// also take its owner), the others in the recycle bin with
+    /// the recycle bin; a merged customer's lock passes to the survivor only
+    /// when the actor may lock it (see `set_locked`). One change set: the
+    /// survivor's new values, every record pointing at the others moved to
+    /// it (contacts also take its owner), the others in the recycle bin with
     /// `merged_into`, audit entries on all of them and a `customer.merged`
     /// event.
     pub async fn merge_customers(&self, actor: &Actor, spec: &MergeSpec) -> Result<Record> {
@@ -1917,7 +1907,9 @@ impl Crm {
             custom.insert(def.key.clone(), v);
         }
         // What combines: tags and attachments are united, the activity
-        // times take the latest, open opportunities add up, a lock stays.
+        // times take the latest, the next follow-up the earliest (if the
+        // actor may write it), open opportunities add up, a lock stays
+        // (passed on only by an actor who may lock).
         if !taken_tags && writes("tags") {
             let mut tags: BTreeSet<String> = BTreeSet::new();
             for r in &all {
@@ -1952,18 +1944,31 @@ impl Crm {
             let latest = all.iter().filter_map(|r| r.get(c).as_timestamp()).max();
             merged.insert(c, latest.into());
         }
-        let next = all
-            .iter()
-            .filter_map(|r| r.get("next_follow_up").as_date())
-            .min();
-        merged.insert("next_follow_up", next.into());
+        if writes("next_follow_up") {
+            let next = all
+                .iter()
+                .filter_map(|r| r.get("next_follow_up").as_date())
+                .min();
+            merged.insert("next_follow_up", next.into());
+        }
         let open: i64 = all
             .iter()
             .filter_map(|r| r.get("open_opportunities").as_int())
             .sum();
         merged.insert("open_opportunities", Value::Int(open));
-        let locked = all.iter().any(|r| r.get("locked").as_bool() == Some(true));
-        merged.insert("locked", locked.into());
+        // A lock passes to the survivor only from an actor who may lock it
+        // (as `set_locked` decides: a manager of its owner, who may transfer
+        // it and does not hold it, or an administrator); a locked survivor
+        // stays locked.
+        let may_lock = actor.covers(entity, Action::Transfer, &survivor)
+            && (actor.is_admin() || survivor.get("owner_id").as_id() != Some(actor.user_id.0));
+        if may_lock
+            && others
+                .iter()
+                .any(|r| r.get("locked").as_bool() == Some(true))
+        {
+            merged.insert("locked", true.into());
+        }
         if Place::of_row(&survivor) == Place::Private
             && merged.get("closed_at").is_some_and(|v| !v.is_null())
         {
@@ -2024,6 +2029,7 @@ impl Crm {
         // Every record pointing at the others moves to the survivor.
         let other_ids: Vec<Value> = others.iter().map(|o| Value::Id(o.id())).collect();
         let mut moved: BTreeMap<&'static str, usize> = BTreeMap::new();
+        let mut moved_contacts = Vec::new();
         for table in Table::ALL {
             if matches!(table, Table::Customers | Table::CustomerKeys)
                 || table
@@ -2043,6 +2049,7 @@ impl Crm {
                 if table == Table::Contacts {
                     v.push(("owner_id", survivor.get("owner_id").clone()));
                     v.push(("department_id", survivor.get("department_id").clone()));
+                    moved_contacts.push(r.id());
                 }
                 cs.ops.push(Op::Update {
                     table,
@@ -2102,8 +2109,20 @@ impl Crm {
                 "moved": moved,
             }),
         ));
+        // A contact added to one of the others meanwhile would stay behind,
+        // pointing at a customer in the recycle bin. (A follow-up or an
+        // opportunity added meanwhile updates its customer: the others'
+        // versions catch those.)
+        let guard = self.no_other_contacts_guard(
+            company,
+            &others.iter().collect::<Vec<_>>(),
+            &moved_contacts,
+        );
+        cs.guards.push(guard.clone());
         self.index_customer_keys(&mut cs).await?;
-        self.apply(cs).await?;
+        self.apply(cs)
+            .await
+            .map_err(|e| crate::org::guard_refusal(e, &[guard]))?;
         self.get_record(actor, entity, spec.survivor).await
     }
 

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::ids::{RecordId, UserId};
 use crate::records::{BatchReport, Share, ShareAccess};
 use crate::schema::Table;
-use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Row, Select};
+use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Row, Select};
 use crate::value::Value;
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
@@ -187,6 +187,7 @@ impl Crm {
                 values,
             });
         }
+        let mut contacts_guard = None;
         if entity == Entity::Customer && matches!(step, Step::Delete | Step::Restore) {
             // Contacts and follow-ups go to the recycle bin with their
             // customer and come back with it (those deleted at the same time).
@@ -194,6 +195,19 @@ impl Crm {
                 Step::Delete => self.children(actor, id.0, None).await?,
                 _ => self.children(actor, id.0, deleted).await?,
             };
+            if step == Step::Delete {
+                // A contact added meanwhile would stay live, pointing at a
+                // customer in the recycle bin. (A follow-up added meanwhile
+                // updates the customer: its version catches that.)
+                let contacts: Vec<uuid::Uuid> = kids
+                    .iter()
+                    .filter(|k| k.table == Table::Contacts)
+                    .map(Row::id)
+                    .collect();
+                contacts_guard =
+                    Some(self.no_other_contacts_guard(actor.company_id.0, &[&row], &contacts));
+                cs.guards.extend(contacts_guard.clone());
+            }
             for k in kids {
                 cs.ops.push(Op::Update {
                     table: k.table,
@@ -231,7 +245,9 @@ impl Crm {
             serde_json::json!({ "code": code }),
         ));
         self.index_customer_keys(&mut cs).await?;
-        self.apply(cs).await
+        self.apply(cs)
+            .await
+            .map_err(|e| crate::org::guard_refusal(e, contacts_guard.as_slice()))
     }
 
     async fn batch<F, Fut>(&self, ids: &[RecordId], f: F) -> BatchReport
@@ -455,10 +471,42 @@ impl Crm {
         }
         let now = self.now();
         let mut cs = ChangeSet::default();
-        for old in self
+        let olds = self
             .share_rows(actor, entity.table(), id.0, Some(with))
-            .await?
-        {
+            .await?;
+        // Two shares of the record to the user at once would both find no
+        // earlier share (or the same ones): under a key per record and user,
+        // none but those replaced here may be live when this one is written.
+        let mut sel = Select::all(Table::Shares, actor.company_id.0, now);
+        sel.filter = Filter::And(vec![
+            Filter::Cmp(
+                Col::Column("entity"),
+                CmpOp::Eq,
+                entity.table().name().into(),
+            ),
+            Filter::Cmp(Col::Column("record_id"), CmpOp::Eq, Value::Id(id.0)),
+            Filter::Cmp(Col::Column("user_id"), CmpOp::Eq, Value::Id(with.0)),
+            Filter::Not(Box::new(Filter::In(
+                Col::Column("id"),
+                olds.iter().map(|r| Value::Id(r.id())).collect(),
+            ))),
+        ]);
+        let guard = Guard {
+            keys: vec![format!(
+                "{}:shares:{}:{}:{}",
+                actor.company_id.0,
+                entity.table().name(),
+                id.0,
+                with.0
+            )],
+            select: sel,
+            message: format!(
+                "{entity} {code} was shared with {} meanwhile; share it again to replace that share",
+                target.username
+            ),
+        };
+        cs.guards.push(guard.clone());
+        for old in olds {
             cs.ops.push(Op::Update {
                 table: Table::Shares,
                 id: old.id(),
@@ -506,7 +554,9 @@ impl Crm {
             "share",
             vec![change],
         ));
-        self.apply(cs).await
+        self.apply(cs)
+            .await
+            .map_err(|e| crate::org::guard_refusal(e, &[guard]))
     }
 
     async fn share_rows(

@@ -229,6 +229,76 @@ fn iso_local_datetime(t: &str) -> Option<NaiveDateTime> {
     date.and_hms_opt(h, m, sec)
 }
 
+/// The lock key of a customer's contacts: creating a contact for a stored
+/// customer takes it, and so do merging the customer away and deleting it,
+/// which move or delete the contacts they have read.
+pub(crate) fn customer_contacts_key(company: Uuid, customer: Uuid) -> String {
+    format!("{company}:customer_contacts:{customer}")
+}
+
+impl Crm {
+    /// A guard that `customer` is still live (not in the recycle bin) when
+    /// the change set commits, for a change set creating a contact of it: a
+    /// concurrent merge or delete of the customer guards the same key
+    /// ([`Crm::no_other_contacts_guard`]).
+    pub(crate) fn customer_live_guard(&self, company: Uuid, customer: &Row) -> Guard {
+        let mut sel = Select::all(Table::Customers, company, self.now());
+        sel.lifecycle = Lifecycle::Any;
+        sel.filter = Filter::And(vec![
+            Filter::Cmp(Col::Column("id"), CmpOp::Eq, Value::Id(customer.id())),
+            Filter::NotNull(Col::Column("deleted_at")),
+        ]);
+        Guard {
+            keys: vec![customer_contacts_key(company, customer.id())],
+            select: sel,
+            message: format!(
+                "customer {} was deleted or merged into another meanwhile",
+                customer.get("code").as_text().unwrap_or_default()
+            ),
+        }
+    }
+
+    /// A guard that `customers` have no live contacts besides `handled`
+    /// (those the change set moves or deletes) when it commits, for a change
+    /// set merging the customers away or deleting them: a contact created
+    /// meanwhile would be left pointing at a customer in the recycle bin.
+    /// Takes the key creating a contact takes ([`Crm::customer_live_guard`]).
+    pub(crate) fn no_other_contacts_guard(
+        &self,
+        company: Uuid,
+        customers: &[&Row],
+        handled: &[Uuid],
+    ) -> Guard {
+        let mut sel = Select::all(Table::Contacts, company, self.now());
+        sel.filter = Filter::And(vec![
+            Filter::In(
+                Col::Column("customer_id"),
+                customers.iter().map(|c| Value::Id(c.id())).collect(),
+            ),
+            Filter::IsNull(Col::Column("deleted_at")),
+            Filter::Not(Box::new(Filter::In(
+                Col::Column("id"),
+                handled.iter().map(|id| Value::Id(*id)).collect(),
+            ))),
+        ]);
+        let codes: Vec<&str> = customers
+            .iter()
+            .map(|c| c.get("code").as_text().unwrap_or_default())
+            .collect();
+        Guard {
+            keys: customers
+                .iter()
+                .map(|c| customer_contacts_key(company, c.id()))
+                .collect(),
+            select: sel,
+            message: format!(
+                "a contact was added to customer {} meanwhile; try again",
+                codes.join(", ")
+            ),
+        }
+    }
+}
+
 impl Crm {
     /// Parses an instant: RFC 3339, or a local `YYYY-MM-DD HH:MM[:SS]` or a
     /// date (midnight) in the companies' time zone.
@@ -1063,8 +1133,18 @@ impl Crm {
             }
             ids.push(RecordId(id));
         }
+        // A customer deleted or merged away meanwhile is a state, not a
+        // duplicate (the other guards find duplicates).
+        let live: Vec<Guard> = cs
+            .guards
+            .iter()
+            .filter(|g| g.keys.iter().any(|k| k.contains(":customer_contacts:")))
+            .cloned()
+            .collect();
         self.index_customer_keys(&mut cs).await?;
-        self.apply(cs).await?;
+        self.apply(cs)
+            .await
+            .map_err(|e| crate::org::guard_refusal(e, &live))?;
         Ok(ids)
     }
 
@@ -1158,12 +1238,18 @@ impl Crm {
             )));
         }
         let mut side_ops = Vec::new();
+        let mut live_guard = None;
         if entity != Entity::Customer
             && let Some(cust) = set.get("customer_id").and_then(Value::as_id)
         {
             let crow = self.live_row(actor, Table::Customers, cust).await?;
-            if entity == Entity::Contact && owner.is_none() {
-                owner = crow.get("owner_id").as_id();
+            if entity == Entity::Contact {
+                if owner.is_none() {
+                    owner = crow.get("owner_id").as_id();
+                }
+                // A follow-up updates its customer (with its version); a
+                // contact is guarded against a merge or delete instead.
+                live_guard = Some(self.customer_live_guard(actor.company_id.0, &crow));
             }
             if entity == Entity::FollowUp {
                 if let Some(contact) = set.get("contact_id").and_then(Value::as_id) {
@@ -1178,10 +1264,11 @@ impl Crm {
                 side_ops.push(self.follow_up_customer_update(&crow, &set)?);
             }
         }
-        let (mut ops, id, payload, guards) = self
+        let (mut ops, id, payload, mut guards) = self
             .finish_insert(actor, entity, set, custom, customs, owner, false, pool)
             .await?;
         ops.extend(side_ops);
+        guards.extend(live_guard);
         Ok((ops, id, payload, guards))
     }
 
@@ -2163,7 +2250,10 @@ fn decode_cursor(c: &str, len: usize) -> Result<Vec<Value>> {
 /// Fuzzy search: names, codes, contact details and pinyin keys — only
 /// through the fields the actor may filter by: a hidden or masked field is
 /// not searched (a match would reveal what the mask hides), and neither are
-/// the pinyin keys of a hidden or masked name.
+/// pinyin keys built from a hidden or masked field. A customer's keys hold
+/// its name's and its short name's readings in one column that cannot be
+/// told apart, so an actor who may not filter by the short name is searched
+/// without pinyin (the name's own text still matches).
 fn search_filter(actor: &Actor, entity: Entity, q: &str) -> Filter {
     // No stored text holds a NUL (and PostgreSQL refuses one in a query).
     let q = q.replace('\0', "").trim().to_string();
@@ -2181,7 +2271,8 @@ fn search_filter(actor: &Actor, entity: Entity, q: &str) -> Filter {
             for f in ["name", "short_name", "code", "email", "uscc"] {
                 terms.push((f, f, &q));
             }
-            if !py.is_empty() {
+            // The keys are built from both names (see `Crm::derive`).
+            if !py.is_empty() && filterable(actor, entity, "short_name") {
                 terms.push(("pinyin_keys", "name", &py));
             }
             if all_digits {

@@ -102,6 +102,31 @@ macro_rules! permission_scenarios {
             perm_product_cost_follows_field_rules,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::a_hidden_short_name_is_not_found_by_its_pinyin,
+            perm_a_hidden_short_name_is_not_found_by_its_pinyin,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::a_merge_keeps_protected_fields_and_managers_locks,
+            perm_a_merge_keeps_protected_fields_and_managers_locks,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::the_duplicate_report_holds_only_fields_read_in_full,
+            perm_the_duplicate_report_holds_only_fields_read_in_full,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::a_contact_is_not_stranded_by_a_merge_or_delete_meanwhile,
+            perm_a_contact_is_not_stranded_by_a_merge_or_delete_meanwhile,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::a_record_is_shared_once_with_a_user_at_a_time,
+            perm_a_record_is_shared_once_with_a_user_at_a_time,
+            $make
+        );
     };
 }
 
@@ -1963,4 +1988,378 @@ pub async fn a_user_group_is_shared_with_member_by_member(store: Arc<dyn Store>)
         .await
         .expect_err("no such group");
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
+}
+
+/// A customer's pinyin keys hold its short name's readings too: one who may
+/// not read the short name does not find customers by pinyin at all (the
+/// name's keys cannot be told apart), while the name's own text still
+/// matches.
+pub async fn a_hidden_short_name_is_not_found_by_its_pinyin(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    create(
+        &w,
+        &w.admin,
+        Entity::Customer,
+        json!({"name": "华为技术有限公司", "short_name": "华信"}),
+    )
+    .await;
+    let reads = [(Entity::Customer, Action::Read, DataScope::All)];
+    let plain = user_granted(&w, "plain", &reads, Vec::new()).await;
+    let search = |t: &str| ListQuery::default().search(t);
+    for actor in [&w.admin, &plain] {
+        for t in ["huaxin", "hx", "hwjs", "华为"] {
+            assert_eq!(
+                found(&w, actor, Entity::Customer, search(t)).await,
+                1,
+                "{t}"
+            );
+        }
+    }
+    for (name, access) in [
+        ("noshort", FieldAccess::Hidden),
+        ("maskshort", FieldAccess::Masked),
+    ] {
+        let actor = user_granted(
+            &w,
+            name,
+            &reads,
+            vec![rule(Entity::Customer, "short_name", access)],
+        )
+        .await;
+        for t in ["huaxin", "hx", "华信", "hwjs"] {
+            assert_eq!(
+                found(&w, &actor, Entity::Customer, search(t)).await,
+                0,
+                "{name} {t}"
+            );
+        }
+        assert_eq!(found(&w, &actor, Entity::Customer, search("华为")).await, 1);
+    }
+}
+
+/// A merge by a sales person leaves the next follow-up date alone when
+/// their field rule makes it read-only, and does not pass on a lock a
+/// manager put on the customer merged away; an administrator's merge does
+/// both.
+pub async fn a_merge_keeps_protected_fields_and_managers_locks(store: Arc<dyn Store>) {
+    use crate::dedupe::MergeSpec;
+    use crate::schema::Table;
+    let raw = store.clone();
+    let w = World::new(store).await;
+    let own = |action| (Entity::Customer, action, DataScope::Own);
+    let rep = user_granted(
+        &w,
+        "rep",
+        &[
+            own(Action::Read),
+            own(Action::Create),
+            own(Action::Update),
+            own(Action::Delete),
+            own(Action::Transfer),
+        ],
+        vec![rule(
+            Entity::Customer,
+            "next_follow_up",
+            FieldAccess::ReadOnly,
+        )],
+    )
+    .await;
+    let stored = |id: RecordId| {
+        let raw = raw.clone();
+        async move {
+            let r = raw
+                .get(Table::Customers, id.0)
+                .await
+                .expect("get")
+                .expect("row");
+            (
+                r.get("next_follow_up").as_date(),
+                r.get("locked").as_bool() == Some(true),
+            )
+        }
+    };
+    let pair = |n: u32| {
+        let (w, rep) = (&w, &rep);
+        async move {
+            let s = w
+                .customer(rep, &format!("合并保留{n}有限公司"), json!({}))
+                .await;
+            let d = w
+                .customer(rep, &format!("合并锁定{n}有限公司"), json!({}))
+                .await;
+            let d = w
+                .crm
+                .update_record(
+                    &w.admin,
+                    Entity::Customer,
+                    d.id,
+                    d.version,
+                    fields(json!({"next_follow_up": "2026-12-20"})),
+                )
+                .await
+                .expect("admin sets the date");
+            let r = w.crm.set_locked(&w.admin, &[d.id], true).await;
+            assert_eq!(r.done, vec![d.id], "{:?}", r.refused);
+            (s.id, d.id)
+        }
+    };
+    let (s, d) = pair(1).await;
+    let spec = |s, d| MergeSpec {
+        survivor: s,
+        others: vec![d],
+        take: Default::default(),
+    };
+    w.crm
+        .merge_customers(&rep, &spec(s, d))
+        .await
+        .expect("rep merges");
+    assert_eq!(stored(s).await, (None, false));
+    let (s, d) = pair(2).await;
+    w.crm
+        .merge_customers(&w.admin, &spec(s, d))
+        .await
+        .expect("admin merges");
+    assert_eq!(
+        stored(s).await,
+        (chrono::NaiveDate::from_ymd_opt(2026, 12, 20), true)
+    );
+}
+
+/// The duplicate report leaves out key fields the actor may not read in
+/// full (equal values grouped and in order would tell what a mask hides),
+/// refuses them by name, and shows a member's place only to one who may
+/// read it.
+pub async fn the_duplicate_report_holds_only_fields_read_in_full(store: Arc<dyn Store>) {
+    use crate::dedupe::DuplicateQuery;
+    let w = World::new(store).await;
+    for name in ["重复甲有限公司", "重复乙有限公司"] {
+        w.customer(
+            &w.admin,
+            name,
+            json!({"phone": "010-62345678", "email": "same@example.com"}),
+        )
+        .await;
+    }
+    let report = |actor: Actor, fields: Vec<&str>| {
+        let crm = &w.crm;
+        let fields = fields.into_iter().map(str::to_string).collect();
+        async move {
+            crm.duplicate_report(
+                &actor,
+                &DuplicateQuery {
+                    fields,
+                    ..DuplicateQuery::default()
+                },
+            )
+            .await
+        }
+    };
+    let kinds = |r: &crate::dedupe::DuplicateReport| -> Vec<String> {
+        r.groups.iter().map(|g| g.field.clone()).collect()
+    };
+    let all = report(w.admin.clone(), vec![]).await.expect("report");
+    assert_eq!(kinds(&all), vec!["email", "phone"]);
+    assert!(
+        all.groups
+            .iter()
+            .flat_map(|g| &g.members)
+            .all(|m| m.place.is_some())
+    );
+    let reads = [(Entity::Customer, Action::Read, DataScope::All)];
+    for (name, access) in [
+        ("nophone", FieldAccess::Hidden),
+        ("maskphone", FieldAccess::Masked),
+    ] {
+        let actor = user_granted(
+            &w,
+            name,
+            &reads,
+            vec![
+                rule(Entity::Customer, "phone", access),
+                rule(Entity::Customer, "place", FieldAccess::Hidden),
+            ],
+        )
+        .await;
+        let err = report(actor.clone(), vec!["phone"])
+            .await
+            .expect_err("the phone kind is refused");
+        assert!(matches!(err, Error::Forbidden(_)), "{err}");
+        let r = report(actor.clone(), vec![]).await.expect("report");
+        assert_eq!(kinds(&r), vec!["email"], "{name}");
+        assert_eq!(r.groups[0].members.len(), 2);
+        assert!(r.groups[0].members.iter().all(|m| m.place.is_none()));
+        let r = report(actor.clone(), vec!["email"]).await.expect("report");
+        assert_eq!(kinds(&r), vec!["email"]);
+    }
+}
+
+/// A contact created while its customer is merged away or deleted is not
+/// left behind pointing at a customer in the recycle bin: whichever is
+/// written second is refused, and a retry goes through.
+pub async fn a_contact_is_not_stranded_by_a_merge_or_delete_meanwhile(store: Arc<dyn Store>) {
+    use crate::dedupe::MergeSpec;
+    use crate::schema::Table;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Arc::new(Crm::new(store, w.clock.clone()));
+    let contact = |customer: RecordId, name: &str| {
+        fields(json!({"customer_id": customer.to_string(), "name": name}))
+    };
+    let contacts_of = |customer: RecordId| {
+        let w = &w;
+        async move {
+            w.crm
+                .list_records(
+                    &w.admin,
+                    Entity::Contact,
+                    &ListQuery::default()
+                        .filter(Cond::Eq("customer_id".into(), json!(customer.to_string()))),
+                )
+                .await
+                .expect("contacts")
+                .items
+                .len()
+        }
+    };
+    let spec = |s: RecordId, d: RecordId| MergeSpec {
+        survivor: s,
+        others: vec![d],
+        take: Default::default(),
+    };
+    // A merge that read D's contacts before one was added is refused.
+    let s = w.customer(&w.zhangsan, "幸存客户有限公司", json!({})).await;
+    let d = w.customer(&w.zhangsan, "并入客户有限公司", json!({})).await;
+    create(
+        &w,
+        &w.zhangsan,
+        Entity::Contact,
+        json!({"customer_id": d.id.to_string(), "name": "老联系人"}),
+    )
+    .await;
+    let (o, zs, f) = (other.clone(), w.zhangsan.clone(), contact(d.id, "新联系人"));
+    hooked.before_customer_write(async move {
+        o.create_record(&zs, Entity::Contact, f)
+            .await
+            .expect("contact");
+    });
+    let err = w
+        .crm
+        .merge_customers(&w.zhangsan, &spec(s.id, d.id))
+        .await
+        .expect_err("a contact was added meanwhile");
+    assert!(matches!(err, Error::InvalidState(_)), "{err}");
+    assert_eq!(contacts_of(d.id).await, 2);
+    w.crm
+        .merge_customers(&w.zhangsan, &spec(s.id, d.id))
+        .await
+        .expect("the retry merges");
+    assert_eq!((contacts_of(s.id).await, contacts_of(d.id).await), (2, 0));
+    // A contact whose customer was merged away before it is written is
+    // refused.
+    let d = w
+        .customer(&w.zhangsan, "再并入客户有限公司", json!({}))
+        .await;
+    let (o, zs, sp) = (other.clone(), w.zhangsan.clone(), spec(s.id, d.id));
+    hooked.before_write(Table::Contacts, async move {
+        o.merge_customers(&zs, &sp).await.expect("merge");
+    });
+    let err = w
+        .crm
+        .create_record(&w.zhangsan, Entity::Contact, contact(d.id, "迟到联系人"))
+        .await
+        .expect_err("the customer was merged away");
+    assert!(matches!(err, Error::InvalidState(_)), "{err}");
+    assert_eq!((contacts_of(s.id).await, contacts_of(d.id).await), (2, 0));
+    // The same for deleting the customer.
+    let d = w.customer(&w.zhangsan, "删除客户有限公司", json!({})).await;
+    let (o, zs, f) = (other.clone(), w.zhangsan.clone(), contact(d.id, "新联系人"));
+    hooked.before_customer_write(async move {
+        o.create_record(&zs, Entity::Contact, f)
+            .await
+            .expect("contact");
+    });
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[d.id])
+        .await;
+    assert!(r.done.is_empty(), "deleted with a contact added meanwhile");
+    assert_eq!(contacts_of(d.id).await, 1);
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[d.id])
+        .await;
+    assert_eq!(r.done, vec![d.id], "{:?}", r.refused);
+    assert_eq!(contacts_of(d.id).await, 0);
+    let d = w
+        .customer(&w.zhangsan, "再删除客户有限公司", json!({}))
+        .await;
+    let (o, zs, id) = (other.clone(), w.zhangsan.clone(), d.id);
+    hooked.before_write(Table::Contacts, async move {
+        let r = o.delete_records(&zs, Entity::Customer, &[id]).await;
+        assert_eq!(r.done, vec![id], "{:?}", r.refused);
+    });
+    let err = w
+        .crm
+        .create_record(&w.zhangsan, Entity::Contact, contact(d.id, "迟到联系人"))
+        .await
+        .expect_err("the customer was deleted");
+    assert!(matches!(err, Error::InvalidState(_)), "{err}");
+}
+
+/// Two shares of one record to one user written at once leave one live
+/// share: the second is refused.
+pub async fn a_record_is_shared_once_with_a_user_at_a_time(store: Arc<dyn Store>) {
+    use crate::schema::Table;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let c = w.customer(&w.zhangsan, "共享一次有限公司", json!({})).await;
+    let (zs, to, id) = (w.zhangsan.clone(), w.wangwu.user_id, c.id);
+    hooked.before_write(Table::Shares, async move {
+        other
+            .share_record(&zs, Entity::Customer, id, to, ShareAccess::Read, None)
+            .await
+            .expect("first share");
+    });
+    let err = w
+        .crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            to,
+            ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect_err("shared meanwhile");
+    assert!(matches!(err, Error::InvalidState(_)), "{err}");
+    let shares = w
+        .crm
+        .list_shares(&w.zhangsan, Entity::Customer, c.id)
+        .await
+        .expect("shares");
+    assert_eq!(shares.len(), 1, "{shares:?}");
+    assert_eq!(shares[0].access, ShareAccess::Read);
+    // Sharing again replaces it.
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            to,
+            ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect("share again");
+    let shares = w
+        .crm
+        .list_shares(&w.zhangsan, Entity::Customer, c.id)
+        .await
+        .expect("shares");
+    assert_eq!(
+        shares.iter().map(|s| s.access).collect::<Vec<_>>(),
+        vec![ShareAccess::Write]
+    );
 }

@@ -661,8 +661,9 @@ pub async fn concurrent_writes_of_one_customer_do_not_both_pass(store: Arc<dyn S
     assert!(r.refused[0].1.contains("just taken"), "{:?}", r.refused);
     // The restore and the create guarded a common key: on PostgreSQL they
     // wait for each other.
+    // (Between them, the delete guarded the customer's contacts.)
     let keys = hooked.guard_keys();
-    let (restore, create) = (&keys[keys.len() - 1], &keys[keys.len() - 2]);
+    let (restore, create) = (&keys[keys.len() - 1], &keys[keys.len() - 3]);
     assert!(
         restore.iter().any(|k| create.contains(k)),
         "{restore:?} / {create:?}"
@@ -2510,10 +2511,9 @@ pub async fn duplicate_report_pages_over_visible_groups_only(store: Arc<dyn Stor
     );
 }
 
-/// Duplicate matches, the report and the 360° view show the shared value,
-/// the reason and the names as the actor's field rules say: masked, or left
-/// out when hidden; the report's cursor does not carry a masked key, and
-/// a made-up cursor cannot probe one.
+/// Duplicate matches and the 360° view show the shared value, the reason
+/// and the names as the actor's field rules say: masked, or left out when
+/// hidden; the report refuses a key field the actor may not read in full.
 pub async fn duplicates_follow_field_rules(store: Arc<dyn Store>) {
     use crate::auth::mask;
     use crate::entity::MaskStyle;
@@ -2615,51 +2615,12 @@ pub async fn duplicates_follow_field_rules(store: Arc<dyn Store>) {
             .await
         }
     };
-    let first = page(&masked, None).await.expect("report");
-    let g = &first.groups[0];
-    assert_eq!(g.value, shown_key);
-    assert!(
-        g.reason.contains(&shown_key) && !g.reason.contains(&keys[0]),
-        "{}",
-        g.reason
-    );
-    let names: BTreeSet<String> = g.members.iter().map(|m| m.name.clone()).collect();
-    assert_eq!(
-        names,
-        BTreeSet::from([mask(MaskStyle::Text, "规则甲有限公司"), shown_name.clone()])
-    );
-    let next = first.next.clone().expect("a second group");
-    assert!(!next.contains(&keys[0]), "{next:?}");
-    let second = page(&masked, Some(next)).await.expect("report");
-    assert_eq!(
-        (
-            second.groups.len(),
-            second.groups[0].value.clone(),
-            second.next
-        ),
-        (1, mask(MaskStyle::Phone, &keys[1]), None)
-    );
-    // A cursor naming a key of a masked field is refused: it would tell
-    // whether groups lie beyond a guessed value.
-    let probe = Some(format!("phone\u{1f}{}", keys[0]));
-    assert!(matches!(
-        page(&masked, probe.clone()).await,
-        Err(Error::Validation(_))
-    ));
-    assert!(page(&w.admin, probe).await.is_ok());
-    let first = page(&hidden, None).await.expect("report");
-    let g = &first.groups[0];
-    assert_eq!(g.value, "");
-    assert!(
-        !g.reason.contains(&keys[0]) && !g.reason.contains(&shown_key),
-        "{}",
-        g.reason
-    );
-    assert!(g.members.iter().all(|m| m.name.is_empty()), "{g:?}");
-    let next = first.next.clone().expect("a second group");
-    assert!(!next.contains(&keys[0]), "{next:?}");
-    let second = page(&hidden, Some(next)).await.expect("report");
-    assert_eq!((second.groups.len(), second.next), (1, None));
+    // The report holds only key fields read in full (equal values grouped,
+    // in their order, would tell what the mask hides): asked for a masked or
+    // hidden one by name, it refuses.
+    for actor in [&masked, &hidden] {
+        assert!(matches!(page(actor, None).await, Err(Error::Forbidden(_))));
+    }
 }
 
 /// The 360° view masks attachments as the customer record does, and the
