@@ -3086,10 +3086,14 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
             ctx.print(json!({"pool": p, "rules": rules, "counts": counts}), || {
                 let mut lines = vec![
                     format!("{} ({})", p.name, p.id),
+                    // The invalid area is counted for the pool's admins only.
                     format!(
-                        "  公海 {} · 无效 {}",
+                        "  公海 {}{}",
                         counts.get(&Place::Public).copied().unwrap_or(0),
-                        counts.get(&Place::Invalid).copied().unwrap_or(0)
+                        counts
+                            .get(&Place::Invalid)
+                            .map(|n| format!(" · 无效 {n}"))
+                            .unwrap_or_default()
                     ),
                     format!("  限制: {}", limits_text(&p.limits)),
                 ];
@@ -3398,7 +3402,7 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
                         name(i.owner_id),
                         i.pool.clone(),
                         i.rule.clone(),
-                        local(ctx, i.due_at),
+                        i.due_at.map(|d| local(ctx, d)).unwrap_or_default(),
                         i.why.clone(),
                     ]);
                 }
@@ -3683,13 +3687,17 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
             let name = users_by_id(&users);
             out!(
                 "place: {}{}{}",
-                v.place.place_zh,
+                v.place.place_zh.as_deref().unwrap_or("—"),
                 v.place
                     .pool
                     .as_ref()
                     .map(|(_, n)| format!(" · pool {n}"))
                     .unwrap_or_default(),
-                if v.place.locked { " · locked" } else { "" }
+                if v.place.locked == Some(true) {
+                    " · locked"
+                } else {
+                    ""
+                }
             );
             if let Some(r) = &v.recycling {
                 out!("recycling: {}", r.summary);
@@ -3787,7 +3795,7 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                     vec![
                         i.code.clone().unwrap_or_default(),
                         i.name.clone(),
-                        local(ctx, i.due_at),
+                        i.due_at.map(|d| local(ctx, d)).unwrap_or_default(),
                         i.rule.clone(),
                         i.why.clone(),
                     ]

@@ -514,7 +514,8 @@ pub struct PoolMove {
     pub actor_id: Option<UserId>,
     /// The rule that fired, for recycling.
     pub rule_id: Option<RuleId>,
-    /// Why (the reason given, or the rule's explanation).
+    /// Why (the reason given, or the rule's explanation; see
+    /// [`Crm::pool_history`] for when the latter is left out).
     pub reason: Option<String>,
     /// When.
     pub at: DateTime<Utc>,
@@ -552,9 +553,11 @@ pub struct SweepItem {
     pub rule_id: RuleId,
     /// The rule in words.
     pub rule: String,
-    /// When the rule fires.
-    pub due_at: DateTime<Utc>,
-    /// Why, e.g. `last follow-up 2026-11-01, 30 days for level B`.
+    /// When the rule fires; `None` when that date would reveal a date or
+    /// the level a field rule hides or masks from the actor.
+    pub due_at: Option<DateTime<Utc>>,
+    /// Why, e.g. `last follow-up 2026-11-01, 30 days for level B`; a value
+    /// a field rule hides or masks from the actor is not named.
     pub why: String,
 }
 
@@ -611,11 +614,14 @@ pub struct RecycleExplanation {
     pub customer: RecordId,
     /// The moment evaluated.
     pub at: DateTime<Utc>,
-    /// Where it is.
-    pub place: Place,
-    /// Whether it is locked (never recycled).
-    pub locked: bool,
-    /// The governing pool, if any.
+    /// Where it is (`None` when a field rule hides or masks the place from
+    /// the actor).
+    pub place: Option<Place>,
+    /// Whether it is locked (never recycled); `None` when a field rule
+    /// hides or masks the lock from the actor.
+    pub locked: Option<bool>,
+    /// The governing pool, if any (`None` as well when a field rule hides
+    /// or masks the customer's pool from the actor).
     pub pool: Option<(PoolId, String)>,
     /// Every rule of that pool.
     pub outcomes: Vec<RuleOutcome>,
@@ -682,6 +688,21 @@ impl PoolSet {
 
     fn is_admin(&self, i: usize, actor: &Actor) -> bool {
         actor.is_admin() || self.pools[i].pool.admins.contains(&actor.user_id)
+    }
+
+    /// Whether a customer shows to the actor through its pool: in the
+    /// public area of a pool the actor belongs to, or in either area of a
+    /// pool the actor administers.
+    fn shows(&self, row: &Row, actor: &Actor) -> bool {
+        let place = Place::of_row(row);
+        !place.is_owned()
+            && row
+                .get("pool_id")
+                .as_id()
+                .and_then(|p| self.index(p))
+                .is_some_and(|i| {
+                    (place == Place::Public && self.is_member(i, actor)) || self.is_admin(i, actor)
+                })
     }
 }
 
@@ -826,7 +847,60 @@ fn text(row: &Row, c: &str) -> String {
 enum Verdict {
     Exempt(String),
     Satisfied(String),
-    Due(DateTime<Utc>, String),
+    /// Due at this time; whether the actor may see the date (it reveals the
+    /// dates and the level it is computed from); why.
+    Due(DateTime<Utc>, bool, String),
+}
+
+/// What an exemption is called when the actor may not read the field that
+/// grants it.
+const EXEMPT_UNSEEN: &str = "an exemption of the rule applies";
+
+/// Which of a customer's fields that recycling reads an actor may read
+/// (neither hidden nor masked by a field rule): explanations name the
+/// others' values nowhere, nor the due dates computed from them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Sight {
+    level: bool,
+    place: bool,
+    pool: bool,
+    locked: bool,
+    open: bool,
+    follow_up: bool,
+    since: bool,
+    opportunity: bool,
+    deal: bool,
+}
+
+impl Sight {
+    /// Everything: the engine's own record (the history's reasons, events).
+    const ALL: Sight = Sight {
+        level: true,
+        place: true,
+        pool: true,
+        locked: true,
+        open: true,
+        follow_up: true,
+        since: true,
+        opportunity: true,
+        deal: true,
+    };
+
+    /// What `actor` may read.
+    fn of(actor: &Actor) -> Sight {
+        let reads = |f: &str| crate::records::filterable(actor, Entity::Customer, f);
+        Sight {
+            level: reads("level"),
+            place: reads("place"),
+            pool: reads("pool_id"),
+            locked: reads("locked"),
+            open: reads("open_opportunities"),
+            follow_up: reads("last_follow_up_at"),
+            since: reads("owned_since"),
+            opportunity: reads("last_opportunity_at"),
+            deal: reads("closed_at"),
+        }
+    }
 }
 
 impl Crm {
@@ -836,26 +910,50 @@ impl Crm {
             .to_string()
     }
 
-    /// Evaluates one rule for one owned customer.
-    fn verdict(&self, rule: &RecycleRule, row: &Row) -> Verdict {
+    /// Evaluates one rule for one owned customer, in words that name only
+    /// what `sight` may read: a hidden level, count or date is described
+    /// without its value, and a due date computed from one is not shown.
+    fn verdict(&self, rule: &RecycleRule, row: &Row, sight: Sight) -> Verdict {
         let level = row.get("level").as_text();
         if rule.spec.exempt_deals && Place::of_row(row) == Place::Deal {
-            return Verdict::Exempt("closed-deal customers are exempt".into());
+            return Verdict::Exempt(if sight.place {
+                "closed-deal customers are exempt".into()
+            } else {
+                EXEMPT_UNSEEN.into()
+            });
         }
         let open = row.get("open_opportunities").as_int().unwrap_or(0);
         if rule.spec.exempt_open_opportunities && open > 0 {
-            return Verdict::Exempt(format!("it has {open} open opportunities"));
+            return Verdict::Exempt(if sight.open {
+                format!("it has {open} open opportunities")
+            } else {
+                EXEMPT_UNSEEN.into()
+            });
         }
         let n = rule.days_for(level);
         if n == 0 {
-            return Verdict::Exempt(format!(
-                "the rule does not apply to level {}",
-                level.unwrap_or("(none)")
-            ));
+            return Verdict::Exempt(if sight.level {
+                format!(
+                    "the rule does not apply to level {}",
+                    level.unwrap_or("(none)")
+                )
+            } else {
+                "the rule does not apply to its level".into()
+            });
         }
+        // The days tell the level when the rule sets days per level.
+        let level_shown = sight.level || rule.spec.level_days.is_empty();
         let level_note = match level.filter(|l| rule.spec.level_days.contains_key(*l)) {
+            _ if !level_shown => "the days the rule sets for its level".to_string(),
             Some(l) => format!("{n} days for level {l}"),
             None => format!("{n} days"),
+        };
+        let on = |shown: bool, t: DateTime<Utc>| {
+            if shown {
+                format!(" on {}", self.local_date(t))
+            } else {
+                String::new()
+            }
         };
         let since = row
             .get("owned_since")
@@ -869,43 +967,52 @@ impl Crm {
                     Some(l) if l > since => (l, "last follow-up"),
                     _ => (since, "held since"),
                 };
-                Verdict::Due(
-                    base + days(n),
-                    format!("{what} {}, {level_note}", self.local_date(base)),
-                )
+                // Which of the two dates counts tells about the other.
+                let dates_shown = sight.follow_up && sight.since;
+                let why = if dates_shown {
+                    format!("{what} {}, {level_note}", self.local_date(base))
+                } else {
+                    format!(
+                        "counted from its last follow-up or from when it was taken, {level_note}"
+                    )
+                };
+                Verdict::Due(base + days(n), dates_shown && level_shown, why)
             }
             RuleKind::NoOpportunity => match row.get("last_opportunity_at").as_timestamp() {
                 Some(o) if o >= since => Verdict::Satisfied(format!(
-                    "opportunity on {} since it was taken on {}",
-                    self.local_date(o),
-                    self.local_date(since)
+                    "opportunity{} since it was taken{}",
+                    on(sight.opportunity, o),
+                    on(sight.since, since)
                 )),
                 _ => Verdict::Due(
                     since + days(n),
+                    sight.since && level_shown,
                     format!(
-                        "no opportunity since it was taken on {}, {level_note}",
-                        self.local_date(since)
+                        "no opportunity since it was taken{}, {level_note}",
+                        on(sight.since, since)
                     ),
                 ),
             },
             RuleKind::NoDeal => match row.get("closed_at").as_timestamp() {
                 Some(c) if c >= since => Verdict::Satisfied(format!(
-                    "deal closed on {} since it was taken on {}",
-                    self.local_date(c),
-                    self.local_date(since)
+                    "deal closed{} since it was taken{}",
+                    on(sight.deal, c),
+                    on(sight.since, since)
                 )),
                 _ => Verdict::Due(
                     since + days(n),
+                    sight.since && level_shown,
                     format!(
-                        "no deal since it was taken on {}, {level_note}",
-                        self.local_date(since)
+                        "no deal since it was taken{}, {level_note}",
+                        on(sight.since, since)
                     ),
                 ),
             },
         }
     }
 
-    /// The rule that fires first for a customer, with its due time.
+    /// The rule that fires first for a customer, with its due time and the
+    /// reason in the engine's own words (every value named).
     fn first_due<'a>(
         &self,
         rules: &'a [RecycleRule],
@@ -913,7 +1020,7 @@ impl Crm {
     ) -> Option<(&'a RecycleRule, DateTime<Utc>, String)> {
         let mut best: Option<(&RecycleRule, DateTime<Utc>, String)> = None;
         for r in rules.iter().filter(|r| r.spec.enabled) {
-            if let Verdict::Due(at, why) = self.verdict(r, row)
+            if let Verdict::Due(at, _, why) = self.verdict(r, row, Sight::ALL)
                 && best.as_ref().is_none_or(|(_, b, _)| at < *b)
             {
                 best = Some((r, at, why));
@@ -1778,7 +1885,9 @@ impl Crm {
     }
 
     /// Customers in a pool's public area (members) or invalid area (pool
-    /// admins), with the query's conditions, search, sort and paging.
+    /// admins), with the query's conditions, search, sort and paging. Only
+    /// the working set: deleted and archived customers are looked for in
+    /// the recycle bin and the archive, with the right to read them.
     pub async fn pool_customers(
         &self,
         actor: &Actor,
@@ -1791,6 +1900,12 @@ impl Crm {
             .index(pool.0)
             .filter(|i| set.is_member(*i, actor))
             .ok_or_else(|| Error::not_found("pool", pool))?;
+        if query.lifecycle != Lifecycle::Active {
+            return Err(Error::invalid(
+                "lifecycle",
+                "a pool lists its current customers only; deleted and archived customers are in the recycle bin and the archive",
+            ));
+        }
         match place {
             Place::Public => {}
             Place::Invalid if set.is_admin(i, actor) => {}
@@ -1820,14 +1935,16 @@ impl Crm {
     /// the caps on customers held, and the former owner's cooldown. The
     /// caps and the daily limit hold against concurrent claims and
     /// assignments: one that commits between this claim's counting and its
-    /// write makes it count again (see `Holding`).
+    /// write makes it count again (see `Holding`). A customer the actor may
+    /// not look at (neither readable nor in the public area of a pool they
+    /// belong to) is refused as not found and not counted.
     pub async fn claim(&self, actor: &Actor, ids: &[RecordId]) -> Result<BatchReport> {
         let company = actor.company_id.0;
         let set = self.pool_set(company).await?;
         let mut per_pool: HashMap<Uuid, u32> = HashMap::new();
         let mut rows = Vec::new();
         for id in ids {
-            let row = self.customer_row(actor, *id).await;
+            let row = self.pool_customer_row(actor, &set, *id).await;
             if let Ok(r) = &row
                 && let Some(p) = r.get("pool_id").as_id()
             {
@@ -1888,7 +2005,7 @@ impl Crm {
                             Ok(h) => holding = h,
                             Err(e) => break Err(e),
                         }
-                        match self.customer_row(actor, id).await {
+                        match self.pool_customer_row(actor, &set, id).await {
                             Ok(r) => row = r,
                             Err(e) => break Err(e),
                         }
@@ -2100,6 +2217,8 @@ impl Crm {
         self.to_pool(actor, ids, reason, Some(pool), place).await
     }
 
+    /// Puts customers into a pool (release and move): a customer the actor
+    /// may not look at is refused as not found.
     async fn to_pool(
         &self,
         actor: &Actor,
@@ -2128,22 +2247,18 @@ impl Crm {
         let mut report = BatchReport::default();
         for id in ids {
             let outcome: Result<()> = async {
-                let row = self.customer_row(actor, *id).await?;
+                let row = self.pool_customer_row(actor, &set, *id).await?;
                 let from = Place::of_row(&row);
                 if from.is_owned() {
                     let mine = row.get("owner_id").as_id() == Some(actor.user_id.0);
+                    // Readable to the actor (an owned customer shows
+                    // through no pool), so the refusal may name it.
                     if !mine && !actor.covers(Entity::Customer, Action::Transfer, &row) {
-                        if self
-                            .can_on_row(actor, Entity::Customer, Action::Read, &row)
-                            .await?
-                        {
-                            return Err(Error::Forbidden(format!(
-                                "{} may not give customer {} up",
-                                actor.display_name,
-                                Self::label(&row)
-                            )));
-                        }
-                        return Err(Error::not_found(Entity::Customer, id));
+                        return Err(Error::Forbidden(format!(
+                            "{} may not give customer {} up",
+                            actor.display_name,
+                            Self::label(&row)
+                        )));
                     }
                 } else {
                     let src = row.get("pool_id").as_id().and_then(|p| set.index(p));
@@ -2202,7 +2317,8 @@ impl Crm {
     }
 
     /// Assigns customers from a pool to a user (分配), by an admin of the
-    /// pool. The user's caps of that pool apply; the cooldown does not.
+    /// pool. The user's caps of that pool apply; the cooldown does not. A
+    /// customer the actor may not look at is refused as not found.
     pub async fn assign(&self, actor: &Actor, ids: &[RecordId], to: UserId) -> Result<BatchReport> {
         let target = self.user(actor, to).await?;
         if !target.active {
@@ -2220,7 +2336,7 @@ impl Crm {
             let mut tries = 1;
             let outcome = loop {
                 let outcome: Result<(Place, Guarded)> = async {
-                    let row = self.customer_row(actor, *id).await?;
+                    let row = self.pool_customer_row(actor, &set, *id).await?;
                     let from = Place::of_row(&row);
                     if from.is_owned() {
                         return Err(Error::InvalidState(format!(
@@ -2575,9 +2691,12 @@ impl Crm {
     }
 
     /// The pool history of a customer, oldest first: readable customers, and
-    /// customers in a pool the actor belongs to.
+    /// customers in a pool the actor belongs to. A recycling's reason names
+    /// the dates and the level it was computed from: it is left out for an
+    /// actor from whom a field rule hides or masks any of them.
     pub async fn pool_history(&self, actor: &Actor, id: RecordId) -> Result<Vec<PoolMove>> {
         self.customer_for_pool_view(actor, id).await?;
+        let sees_all = Sight::of(actor) == Sight::ALL;
         let mut sel = Select::all(Table::PoolMoves, actor.company_id.0, self.now());
         sel.filter = eq("customer_id", Value::Id(id.0));
         sel.sort = vec![
@@ -2597,6 +2716,12 @@ impl Crm {
             .rows
             .iter()
             .map(move_from_row)
+            .map(|mut m| {
+                if m.rule_id.is_some() && !sees_all {
+                    m.reason = None;
+                }
+                m
+            })
             .collect())
     }
 
@@ -2616,16 +2741,29 @@ impl Crm {
                     && r.get("deleted_at").is_null()
             })
             .ok_or_else(|| Error::not_found(Entity::Customer, id))?;
-        let place = Place::of_row(&row);
-        if !place.is_owned() {
-            let set = self.pool_set(actor.company_id.0).await?;
-            if let Some(i) = row.get("pool_id").as_id().and_then(|p| set.index(p))
-                && ((place == Place::Public && set.is_member(i, actor)) || set.is_admin(i, actor))
-            {
-                return Ok(row);
-            }
+        if !Place::of_row(&row).is_owned()
+            && self.pool_set(actor.company_id.0).await?.shows(&row, actor)
+        {
+            return Ok(row);
         }
         Err(Error::not_found(Entity::Customer, id))
+    }
+
+    /// A customer row for a pool operation, when the actor may look at it
+    /// (readable by scope or share, or shown through its pool, see
+    /// [`PoolSet::shows`]); otherwise not found, as if it did not exist, so
+    /// that no refusal tells anything about it.
+    async fn pool_customer_row(&self, actor: &Actor, set: &PoolSet, id: RecordId) -> Result<Row> {
+        let row = self.customer_row(actor, id).await?;
+        if set.shows(&row, actor)
+            || self
+                .can_on_row(actor, Entity::Customer, Action::Read, &row)
+                .await?
+        {
+            Ok(row)
+        } else {
+            Err(Error::not_found(Entity::Customer, id))
+        }
     }
 
     /// The next page (by id, after `after`) of the customers of pool `i`
@@ -2736,8 +2874,13 @@ impl Crm {
         row: &Row,
         rule: &RecycleRule,
         due: DateTime<Utc>,
-        why: String,
+        sight: Sight,
     ) -> SweepItem {
+        // The reason and the date as the actor may see them.
+        let (due, why) = match self.verdict(rule, row, sight) {
+            Verdict::Due(_, shown, why) => (shown.then_some(due), why),
+            Verdict::Exempt(why) | Verdict::Satisfied(why) => (None, why),
+        };
         SweepItem {
             customer: RecordId(row.id()),
             code: row.get("code").as_text().map(str::to_string),
@@ -2808,6 +2951,7 @@ impl Crm {
             upcoming: Vec::new(),
             refused: Vec::new(),
         };
+        let sight = Sight::of(actor);
         for i in pools {
             let g = &set.pools[i];
             let horizon = at + days(g.pool.limits.warn_days);
@@ -2823,7 +2967,7 @@ impl Crm {
                     let Some((rule, due, why)) = self.first_due(&g.rules, &row) else {
                         continue;
                     };
-                    let item = self.sweep_item(actor, g, &row, rule, due, why.clone());
+                    let item = self.sweep_item(actor, g, &row, rule, due, sight);
                     if due <= at {
                         if options.dry_run {
                             report.recycled.push(item);
@@ -2879,7 +3023,7 @@ impl Crm {
                                 "rule_id": rule.id,
                                 "rule": rule.describe(),
                                 "due_at": due,
-                                "why": item.why,
+                                "why": why,
                             }),
                         ));
                         match self.apply(cs).await {
@@ -2911,6 +3055,7 @@ impl Crm {
                     departments: Vec::new(),
                     shared_with: None,
                 });
+        let sight = Sight::of(actor);
         let mut out = Vec::new();
         for i in 0..set.pools.len() {
             let mut after = None;
@@ -2922,20 +3067,27 @@ impl Crm {
                     if set.governing(&row) != Some(i) {
                         continue;
                     }
-                    if let Some((rule, due, why)) = self.first_due(&set.pools[i].rules, &row)
+                    if let Some((rule, due, _)) = self.first_due(&set.pools[i].rules, &row)
                         && due <= horizon
                     {
-                        out.push(self.sweep_item(actor, &set.pools[i], &row, rule, due, why));
+                        out.push((
+                            due,
+                            self.sweep_item(actor, &set.pools[i], &row, rule, due, sight),
+                        ));
                     }
                 }
             }
         }
-        out.sort_by_key(|s| (s.due_at, s.customer));
-        Ok(out)
+        out.sort_by_key(|(due, s)| (*due, s.customer));
+        Ok(out.into_iter().map(|(_, s)| s).collect())
     }
 
     /// Explains, rule by rule, whether and when a customer the actor can see
-    /// would be recycled, evaluated at `at` (default now).
+    /// would be recycled, evaluated at `at` (default now). Values a field
+    /// rule hides or masks from the actor (the level, the place, the lock,
+    /// the dates of the last follow-up, the claim, the latest opportunity
+    /// and deal, the open opportunities) are named nowhere, nor due dates
+    /// computed from them.
     pub async fn explain_recycling(
         &self,
         actor: &Actor,
@@ -2945,67 +3097,80 @@ impl Crm {
         let row = self.customer_for_pool_view(actor, id).await?;
         let at = at.unwrap_or_else(|| self.now());
         let set = self.pool_set(actor.company_id.0).await?;
+        let sight = Sight::of(actor);
         let place = Place::of_row(&row);
         let locked = row.get("locked").as_bool().unwrap_or(false);
         let gi = set.governing(&row);
-        let mut outcomes = Vec::new();
+        // Each outcome with its due time, shown or not.
+        let mut outcomes: Vec<(Option<DateTime<Utc>>, RuleOutcome)> = Vec::new();
         if let Some(i) = gi
             && place.is_owned()
         {
             for r in &set.pools[i].rules {
-                let (status, due, why) = if !r.spec.enabled {
+                let (status, due, shown, why) = if !r.spec.enabled {
                     (
                         RuleStatus::Exempt,
                         None,
+                        false,
                         "the rule is switched off".to_string(),
                     )
                 } else {
-                    match self.verdict(r, &row) {
-                        Verdict::Exempt(w) => (RuleStatus::Exempt, None, w),
-                        Verdict::Satisfied(w) => (RuleStatus::Satisfied, None, w),
-                        Verdict::Due(d, w) if d <= at => (RuleStatus::Fires, Some(d), w),
-                        Verdict::Due(d, w) => (RuleStatus::Later, Some(d), w),
+                    match self.verdict(r, &row, sight) {
+                        Verdict::Exempt(w) => (RuleStatus::Exempt, None, false, w),
+                        Verdict::Satisfied(w) => (RuleStatus::Satisfied, None, false, w),
+                        Verdict::Due(d, s, w) if d <= at => (RuleStatus::Fires, Some(d), s, w),
+                        Verdict::Due(d, s, w) => (RuleStatus::Later, Some(d), s, w),
                     }
                 };
-                outcomes.push(RuleOutcome {
-                    rule_id: r.id,
-                    rule: r.describe(),
-                    status,
-                    due_at: due,
-                    why,
-                });
+                outcomes.push((
+                    due,
+                    RuleOutcome {
+                        rule_id: r.id,
+                        rule: r.describe(),
+                        status,
+                        due_at: due.filter(|_| shown),
+                        why,
+                    },
+                ));
             }
         }
         let next = outcomes
             .iter()
-            .filter(|o| o.due_at.is_some())
-            .min_by_key(|o| o.due_at)
-            .cloned();
-        let summary = match (place.is_owned(), gi, locked, &next) {
-            (false, _, _, _) => format!("it is in {}, not held by anyone", place.name_zh()),
+            .filter_map(|(due, o)| due.map(|d| (d, o)))
+            .min_by_key(|(d, _)| *d)
+            .map(|(_, o)| o.clone());
+        let on = |o: &RuleOutcome| {
+            o.due_at
+                .map(|d| format!(" on {}", self.local_date(d)))
+                .unwrap_or_default()
+        };
+        let summary = match (place.is_owned(), gi, locked && sight.locked, &next) {
+            (false, _, _, _) if sight.place => {
+                format!("it is in {}, not held by anyone", place.name_zh())
+            }
+            (false, _, _, _) => "it is not held by anyone".to_string(),
             (true, None, _, _) => "no pool governs it, so no rule applies".to_string(),
             (true, Some(_), true, _) => "it is locked and is never recycled".to_string(),
+            // Locked, which the actor may not know: no rule will.
+            (true, Some(_), false, _) if locked => "no rule will recycle it".to_string(),
             (true, Some(_), false, None) => "no rule will recycle it".to_string(),
-            (true, Some(_), false, Some(o)) if o.status == RuleStatus::Fires => format!(
-                "'{}' fires: due {} ({})",
-                o.rule,
-                self.local_date(o.due_at.unwrap_or(at)),
-                o.why
-            ),
-            (true, Some(_), false, Some(o)) => format!(
-                "'{}' would recycle it on {} ({})",
-                o.rule,
-                self.local_date(o.due_at.unwrap_or(at)),
-                o.why
-            ),
+            (true, Some(_), false, Some(o)) if o.status == RuleStatus::Fires => match o.due_at {
+                Some(d) => format!("'{}' fires: due {} ({})", o.rule, self.local_date(d), o.why),
+                None => format!("'{}' fires ({})", o.rule, o.why),
+            },
+            (true, Some(_), false, Some(o)) => {
+                format!("'{}' would recycle it{} ({})", o.rule, on(o), o.why)
+            }
         };
         Ok(RecycleExplanation {
             customer: id,
             at,
-            place,
-            locked,
-            pool: gi.map(|i| (set.pools[i].pool.id, set.pools[i].pool.name.clone())),
-            outcomes,
+            place: sight.place.then_some(place),
+            locked: sight.locked.then_some(locked),
+            pool: gi
+                .filter(|_| sight.pool)
+                .map(|i| (set.pools[i].pool.id, set.pools[i].pool.name.clone())),
+            outcomes: outcomes.into_iter().map(|(_, o)| o).collect(),
             next,
             summary,
         })
@@ -3023,12 +3188,22 @@ impl Crm {
             .map(|i| (set.pools[i].pool.id, set.pools[i].pool.name.clone())))
     }
 
-    /// How many customers are in the public and the invalid area of a pool
-    /// the actor belongs to.
+    /// How many customers are in the public area of a pool the actor
+    /// belongs to and, for its admins (who alone may list them), in its
+    /// invalid area.
     pub async fn pool_counts(&self, actor: &Actor, pool: PoolId) -> Result<BTreeMap<Place, u64>> {
-        self.pool(actor, pool).await?;
+        let set = self.pool_set(actor.company_id.0).await?;
+        let i = set
+            .index(pool.0)
+            .filter(|i| set.is_member(*i, actor))
+            .ok_or_else(|| Error::not_found("pool", pool))?;
+        let places: &[Place] = if set.is_admin(i, actor) {
+            &[Place::Public, Place::Invalid]
+        } else {
+            &[Place::Public]
+        };
         let mut out = BTreeMap::new();
-        for place in [Place::Public, Place::Invalid] {
+        for &place in places {
             let mut sel = Select::all(Table::Customers, actor.company_id.0, self.now());
             sel.lifecycle = Lifecycle::Active;
             sel.filter = Filter::And(vec![

@@ -43,17 +43,19 @@ pub struct ViewSection {
     pub items: Vec<Record>,
 }
 
-/// Where a customer is, in the pools.
+/// Where a customer is, in the pools. These are customer fields: each is
+/// left out (`None`) when the actor's field rule for it hides or masks it
+/// (a place, a date or a count has no partly masked form).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct PlaceInfo {
     /// The place.
-    pub place: Place,
+    pub place: Option<Place>,
     /// Its Chinese name.
-    pub place_zh: String,
-    /// The governing pool.
+    pub place_zh: Option<String>,
+    /// The governing pool (left out under the rule for `pool_id`).
     pub pool: Option<(PoolId, String)>,
     /// Locked against recycling.
-    pub locked: bool,
+    pub locked: Option<bool>,
     /// Since when the owner holds it.
     pub owned_since: Option<DateTime<Utc>>,
     /// The owner before (kept for the re-claim cooldown).
@@ -65,7 +67,7 @@ pub struct PlaceInfo {
     /// The latest opportunity.
     pub last_opportunity_at: Option<DateTime<Utc>>,
     /// Open opportunities.
-    pub open_opportunities: i64,
+    pub open_opportunities: Option<i64>,
 }
 
 /// Everything about a customer, in one call (360°客户视图).
@@ -224,18 +226,27 @@ impl Crm {
         let readable = self
             .can_on_row(actor, Entity::Customer, Action::Read, &row)
             .await?;
+        // The customer's pool fields, as its record shows them: none that a
+        // field rule hides or masks.
+        let reads = |field: &str| crate::records::filterable(actor, Entity::Customer, field);
+        let date = |field: &str| row.get(field).as_timestamp().filter(|_| reads(field));
         Ok(CustomerView {
             place: PlaceInfo {
-                place,
-                place_zh: place.name_zh().into(),
-                pool: self.governing_pool(actor.company_id.0, &row).await?,
-                locked: row.get("locked").as_bool().unwrap_or(false),
-                owned_since: row.get("owned_since").as_timestamp(),
+                place: reads("place").then_some(place),
+                place_zh: reads("place").then(|| place.name_zh().into()),
+                pool: if reads("pool_id") {
+                    self.governing_pool(actor.company_id.0, &row).await?
+                } else {
+                    None
+                },
+                locked: reads("locked").then(|| row.get("locked").as_bool().unwrap_or(false)),
+                owned_since: date("owned_since"),
                 previous_owner_id: row.get("previous_owner_id").as_id().map(UserId),
                 released_at: row.get("released_at").as_timestamp(),
-                closed_at: row.get("closed_at").as_timestamp(),
-                last_opportunity_at: row.get("last_opportunity_at").as_timestamp(),
-                open_opportunities: row.get("open_opportunities").as_int().unwrap_or(0),
+                closed_at: date("closed_at"),
+                last_opportunity_at: date("last_opportunity_at"),
+                open_opportunities: reads("open_opportunities")
+                    .then(|| row.get("open_opportunities").as_int().unwrap_or(0)),
             },
             customer,
             contacts,

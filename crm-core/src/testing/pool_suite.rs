@@ -60,6 +60,16 @@ macro_rules! pool_scenarios {
             $make
         );
         $each!(
+            $crate::testing::pool_suite::place_and_recycling_show_no_field_rules_hide,
+            pool_place_and_recycling_show_no_field_rules_hide,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::pool_operations_reveal_nothing_to_outsiders,
+            pool_operations_reveal_nothing_to_outsiders,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::merge_fills_only_writable_fields,
             pool_merge_fills_only_writable_fields,
             $make
@@ -906,14 +916,15 @@ pub async fn pool_claim_release_assign_within_limits(store: Arc<dyn Store>) {
             .await,
         Err(Error::Forbidden(_))
     ));
-    assert!(
+    // The invalid area is the pool admins': to its members, unknown.
+    assert_eq!(
         w.crm
             .claim(&w.zhangsan, &[ids[5]])
             .await
             .expect("claim")
             .refused[0]
-            .1
-            .contains("not in a public pool")
+            .1,
+        Error::not_found(Entity::Customer, ids[5]).to_string()
     );
     // Every move is in the history: who, when, why.
     let h = w
@@ -1085,7 +1096,7 @@ pub async fn recycling_sweep_dry_run_warnings_and_idempotence(store: Arc<dyn Sto
     assert!(dry.upcoming.is_empty(), "{:?}", dry.upcoming);
     let item = dry.recycled.iter().find(|i| i.customer == c1).expect("c1");
     assert_eq!(item.rule_id, follow.id);
-    assert_eq!(item.due_at, day(10));
+    assert_eq!(item.due_at, Some(day(10)));
     assert!(
         item.why.contains("held since 2026-11-27, 10 days"),
         "{}",
@@ -1107,7 +1118,7 @@ pub async fn recycling_sweep_dry_run_warnings_and_idempotence(store: Arc<dyn Sto
     assert!(
         dry.upcoming
             .iter()
-            .all(|i| i.due_at == day(16) && i.why.contains("last follow-up 2026-12-03")),
+            .all(|i| i.due_at == Some(day(16)) && i.why.contains("last follow-up 2026-12-03")),
         "{:?}",
         dry.upcoming
     );
@@ -1275,7 +1286,7 @@ pub async fn recycling_sweep_dry_run_warnings_and_idempotence(store: Arc<dyn Sto
         .explain_recycling(&w.zhangsan, c4, Some(day(100)))
         .await
         .expect("explain");
-    assert!(far.locked);
+    assert_eq!(far.locked, Some(true));
 }
 
 /// The key rows of one kind, as (customer, flagged) pairs.
@@ -1878,7 +1889,7 @@ pub async fn customer_view_lists_and_batches_by_filter(store: Arc<dyn Store>) {
     assert_eq!(v.contacts.items[0].text("mobile"), Some("138****5678"));
     assert_eq!(v.follow_ups.total, 1);
     assert_eq!(v.attachments.len(), 1);
-    assert_eq!(v.place.place, Place::Private);
+    assert_eq!(v.place.place, Some(Place::Private));
     assert!(v.pool_history.is_empty());
     assert!(v.sections.keys().all(|t| Table::from_name(t).is_some()));
     assert!(matches!(
@@ -2179,7 +2190,20 @@ pub async fn pool_operations_match_reference_model(store: Arc<dyn Store>) {
                 Step::Claim(u, set) => {
                     let picked: Vec<RecordId> = set.iter().map(|i| ids[*i]).collect();
                     let got = w.crm.claim(users[*u], &picked).await;
-                    if set.len() > 2 {
+                    // The per-claim limit counts the customers the user may
+                    // look at (public ones, their own, and for user 1 with
+                    // group scope those of group one's users 0 and 1); the
+                    // others are refused as unknown.
+                    let asked = set
+                        .iter()
+                        .filter(|i| {
+                            let c = &model[**i];
+                            c.place == Place::Public
+                                || c.owner == Some(*u)
+                                || (*u == 1 && c.owner.is_some_and(|o| o < 2))
+                        })
+                        .count();
+                    if asked > 2 {
                         assert!(got.is_err(), "{ctx}: over the per-claim limit");
                         continue;
                     }
@@ -2702,6 +2726,383 @@ pub async fn view_and_recycling_list_follow_field_rules(store: Arc<dyn Store>) {
         .await
         .expect("list");
     assert_eq!(names(soon), vec![name.to_string()]);
+}
+
+/// The 360° view's place section, the recycling explanation, the list of
+/// customers about to be recycled and the pool history name no value a
+/// field rule hides or masks (level, place, lock, pool, open opportunities,
+/// the dates of the last follow-up, the claim, the latest opportunity and
+/// deal), nor a due date computed from them; an actor who reads everything
+/// sees them all.
+pub async fn place_and_recycling_show_no_field_rules_hide(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "字段公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_departments: vec![w.sales],
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool");
+    let mut follow = RuleSpec::new(RuleKind::NoFollowUp, 10);
+    follow.level_days.insert("A".into(), 20);
+    w.crm
+        .add_recycle_rule(&w.lisi, pool.id, follow)
+        .await
+        .expect("rule");
+    let mut no_opportunity = RuleSpec::new(RuleKind::NoOpportunity, 30);
+    no_opportunity.exempt_open_opportunities = true;
+    w.crm
+        .add_recycle_rule(&w.lisi, pool.id, no_opportunity)
+        .await
+        .expect("rule");
+    w.crm
+        .add_recycle_rule(&w.lisi, pool.id, RuleSpec::new(RuleKind::NoDeal, 30))
+        .await
+        .expect("rule");
+    // Held since day 0 (2026-11-27); followed up, an opportunity (two
+    // open) and a deal on day 2 (2026-11-29).
+    let c = w
+        .customer(&w.zhangsan, "字段规则有限公司", json!({"level": "A"}))
+        .await
+        .id;
+    let gone = w
+        .customer(&w.zhangsan, "回收字段有限公司", json!({"level": "B"}))
+        .await
+        .id;
+    w.clock.advance(Duration::days(2));
+    w.crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            fields(json!({"customer_id": c.to_string(), "channel": "call", "content": "回访"})),
+        )
+        .await
+        .expect("follow-up");
+    w.crm
+        .record_sales_activity(
+            &w.zhangsan,
+            c,
+            crate::pool::SalesActivity {
+                opportunity_at: Some(w.crm.now()),
+                open_opportunities: Some(2),
+                deal_closed_at: None,
+            },
+        )
+        .await
+        .expect("opportunity");
+    w.crm.mark_deal(&w.zhangsan, c, None).await.expect("deal");
+    let hidden = user_with_rules(
+        &w,
+        "hidden",
+        &[Action::Read],
+        &[
+            ("level", FieldAccess::Hidden),
+            ("place", FieldAccess::Hidden),
+            ("pool_id", FieldAccess::Hidden),
+            ("locked", FieldAccess::Hidden),
+            ("open_opportunities", FieldAccess::Hidden),
+            ("last_follow_up_at", FieldAccess::Hidden),
+            ("owned_since", FieldAccess::Masked),
+            ("last_opportunity_at", FieldAccess::Hidden),
+            ("closed_at", FieldAccess::Masked),
+        ],
+    )
+    .await;
+    // Every text shown about the recycling, and its due dates.
+    let texts = |e: &crate::pool::RecycleExplanation| -> Vec<String> {
+        e.outcomes
+            .iter()
+            .map(|o| o.why.clone())
+            .chain([e.summary.clone()])
+            .collect()
+    };
+    let dues = |e: &crate::pool::RecycleExplanation| -> Vec<Option<DateTime<Utc>>> {
+        e.outcomes.iter().map(|o| o.due_at).collect()
+    };
+    let revealing = ["2026-", "level A", "2 open", "closed-deal"];
+
+    // The administrator sees every value.
+    let full = w.crm.customer_view(&w.admin, c).await.expect("view");
+    assert_eq!(full.place.place, Some(Place::Deal));
+    assert_eq!(full.place.pool.as_ref().map(|p| p.0), Some(pool.id));
+    assert_eq!(full.place.locked, Some(false));
+    assert_eq!(full.place.open_opportunities, Some(2));
+    assert_eq!(full.place.owned_since, Some(day(0)));
+    assert!(full.place.closed_at.is_some() && full.place.last_opportunity_at.is_some());
+    let e = full.recycling.expect("owned: explained");
+    let all = texts(&e).join(" | ");
+    for s in [
+        "last follow-up 2026-11-29, 20 days for level A",
+        "it has 2 open opportunities",
+        "deal closed on 2026-11-29 since it was taken on 2026-11-27",
+        "would recycle it on 2026-12-19",
+    ] {
+        assert!(all.contains(s), "{s}: {all}");
+    }
+    assert_eq!(dues(&e), vec![Some(day(22)), None, None]);
+
+    // An actor whose rules hide or mask them sees none.
+    let view = w.crm.customer_view(&hidden, c).await.expect("view");
+    assert_eq!(view.place.place, None);
+    assert_eq!(view.place.place_zh, None);
+    assert_eq!(view.place.pool, None);
+    assert_eq!(view.place.locked, None);
+    assert_eq!(view.place.open_opportunities, None);
+    assert_eq!(view.place.owned_since, None);
+    assert_eq!(view.place.closed_at, None);
+    assert_eq!(view.place.last_opportunity_at, None);
+    for e in [
+        view.recycling.expect("owned: explained"),
+        w.crm
+            .explain_recycling(&hidden, c, None)
+            .await
+            .expect("explain"),
+    ] {
+        assert_eq!((e.place, e.locked, e.pool.clone()), (None, None, None));
+        let all = texts(&e).join(" | ");
+        for s in revealing {
+            assert!(!all.contains(s), "{s}: {all}");
+        }
+        assert_eq!(dues(&e), vec![None, None, None]);
+        assert_eq!(e.next.as_ref().map(|o| o.due_at), Some(None));
+        assert!(all.contains("would recycle it ("), "{all}");
+    }
+    let soon = |items: Vec<crate::pool::SweepItem>| -> Vec<(Option<DateTime<Utc>>, String)> {
+        items
+            .into_iter()
+            .filter(|i| i.customer == c)
+            .map(|i| (i.due_at, i.why))
+            .collect()
+    };
+    let seen = soon(
+        w.crm
+            .about_to_be_recycled(&w.admin, 30)
+            .await
+            .expect("list"),
+    );
+    assert_eq!(
+        seen,
+        vec![(
+            Some(day(22)),
+            "last follow-up 2026-11-29, 20 days for level A".to_string()
+        )]
+    );
+    let seen = soon(w.crm.about_to_be_recycled(&hidden, 30).await.expect("list"));
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, None);
+    for s in revealing {
+        assert!(!seen[0].1.contains(s), "{s}: {seen:?}");
+    }
+
+    // A recycling's reason in the history names the dates it counted from.
+    w.clock.advance(Duration::days(10));
+    let report = w
+        .crm
+        .sweep(&w.lisi, &SweepOptions::default())
+        .await
+        .expect("sweep");
+    assert_eq!(
+        report
+            .recycled
+            .iter()
+            .map(|i| i.customer)
+            .collect::<Vec<_>>(),
+        vec![gone]
+    );
+    let reasons = |h: Vec<crate::pool::PoolMove>| -> Vec<Option<String>> {
+        h.into_iter()
+            .filter(|m| m.action == "recycle")
+            .map(|m| m.reason)
+            .collect()
+    };
+    let history = reasons(w.crm.pool_history(&w.admin, gone).await.expect("history"));
+    assert_eq!(history.len(), 1);
+    assert!(
+        history[0]
+            .as_deref()
+            .is_some_and(|r| r.contains("held since 2026-11-27, 10 days")),
+        "{history:?}"
+    );
+    let history = w.crm.pool_history(&hidden, gone).await.expect("history");
+    assert_eq!(reasons(history), vec![None]);
+}
+
+/// Pool operations and lists tell an actor nothing about a customer they
+/// may not look at (one neither readable to them nor in a pool they belong
+/// to): claiming, assigning or moving it answers as for a customer that
+/// does not exist. A pool lists its current customers only, and counts its
+/// invalid area for its admins only, who alone may list it.
+pub async fn pool_operations_reveal_nothing_to_outsiders(store: Arc<dyn Store>) {
+    use crate::store::Lifecycle;
+    let w = World::new(store).await;
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "一组公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_departments: vec![w.group1],
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool");
+    // wangwu (group two, own customers only) administers a pool of his own.
+    let other = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "二组公海".into(),
+                admins: vec![w.wangwu.user_id],
+                member_departments: vec![w.group2],
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool");
+    let deal = w.customer(&w.zhangsan, "成交保密有限公司", json!({})).await;
+    w.crm
+        .mark_deal(&w.zhangsan, deal.id, None)
+        .await
+        .expect("deal");
+    let public = w.customer(&w.zhangsan, "公海保密有限公司", json!({})).await;
+    let invalid = w.customer(&w.zhangsan, "无效保密有限公司", json!({})).await;
+    let bin = w
+        .customer(&w.zhangsan, "回收站保密有限公司", json!({}))
+        .await;
+    let r = w
+        .crm
+        .release(
+            &w.zhangsan,
+            &[public.id, invalid.id, bin.id],
+            "暂不跟进",
+            Some(pool.id),
+        )
+        .await
+        .expect("release");
+    assert_eq!(r.done.len(), 3, "{r:?}");
+    let r = w
+        .crm
+        .move_to_pool(&w.lisi, &[invalid.id], pool.id, Place::Invalid, "空号")
+        .await
+        .expect("invalidate");
+    assert_eq!(r.done, vec![invalid.id]);
+    let r = w
+        .crm
+        .delete_records(&w.admin, Entity::Customer, &[bin.id])
+        .await;
+    assert_eq!(r.done, vec![bin.id], "{r:?}");
+
+    // Answered as for a customer that does not exist: no code, no place.
+    let unknown = |id: RecordId| Error::not_found(Entity::Customer, id).to_string();
+    let refusal = |r: crate::records::BatchReport| -> Vec<String> {
+        assert!(r.done.is_empty(), "{r:?}");
+        r.refused.into_iter().map(|(_, e)| e).collect()
+    };
+    let r = w
+        .crm
+        .claim(&w.wangwu, &[deal.id, public.id])
+        .await
+        .expect("claim");
+    assert_eq!(refusal(r), vec![unknown(deal.id), unknown(public.id)]);
+    let r = w
+        .crm
+        .assign(&w.wangwu, &[deal.id, public.id], w.wangwu.user_id)
+        .await
+        .expect("assign");
+    assert_eq!(refusal(r), vec![unknown(deal.id), unknown(public.id)]);
+    let r = w
+        .crm
+        .move_to_pool(
+            &w.wangwu,
+            &[deal.id, public.id, invalid.id],
+            other.id,
+            Place::Public,
+            "挪走",
+        )
+        .await
+        .expect("move");
+    assert_eq!(
+        refusal(r),
+        vec![unknown(deal.id), unknown(public.id), unknown(invalid.id)]
+    );
+    // A member sees the public area, not the invalid one.
+    let r = w
+        .crm
+        .move_to_pool(&w.zhaoliu, &[invalid.id], pool.id, Place::Public, "恢复")
+        .await
+        .expect("move");
+    assert_eq!(refusal(r), vec![unknown(invalid.id)]);
+    // Those who may look at it are still told why.
+    let r = w
+        .crm
+        .assign(&w.lisi, &[deal.id], w.zhaoliu.user_id)
+        .await
+        .expect("assign");
+    assert!(refusal(r)[0].contains("has an owner"));
+    let r = w
+        .crm
+        .move_to_pool(&w.zhaoliu, &[public.id], pool.id, Place::Invalid, "无效")
+        .await
+        .expect("move");
+    assert!(refusal(r)[0].contains("does not administer"));
+
+    // The pool's own list: current customers only.
+    for lifecycle in [Lifecycle::Deleted, Lifecycle::Archived, Lifecycle::Any] {
+        for actor in [&w.zhaoliu, &w.lisi] {
+            let listed = w
+                .crm
+                .pool_customers(
+                    actor,
+                    pool.id,
+                    Place::Public,
+                    &ListQuery::default().lifecycle(lifecycle),
+                )
+                .await;
+            assert!(
+                matches!(listed, Err(Error::Validation(_))),
+                "{lifecycle:?}: {listed:?}"
+            );
+        }
+    }
+    let listed = w
+        .crm
+        .pool_customers(&w.zhaoliu, pool.id, Place::Public, &ListQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(
+        listed.items.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![public.id]
+    );
+    // The invalid area is counted for those who may list it.
+    let counts = w
+        .crm
+        .pool_counts(&w.zhaoliu, pool.id)
+        .await
+        .expect("counts");
+    assert_eq!(counts, BTreeMap::from([(Place::Public, 1)]));
+    let counts = w.crm.pool_counts(&w.lisi, pool.id).await.expect("counts");
+    assert_eq!(
+        counts,
+        BTreeMap::from([(Place::Public, 1), (Place::Invalid, 1)])
+    );
+    assert!(matches!(
+        w.crm
+            .pool_customers(&w.zhaoliu, pool.id, Place::Invalid, &ListQuery::default())
+            .await,
+        Err(Error::Forbidden(_))
+    ));
+    // A member still claims.
+    let r = w.crm.claim(&w.zhaoliu, &[public.id]).await.expect("claim");
+    assert_eq!(r.done, vec![public.id], "{r:?}");
 }
 
 /// A merge fills the survivor's blanks (and unites tags) only in fields the
