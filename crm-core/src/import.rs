@@ -1175,10 +1175,12 @@ pub struct ImportSession<'a> {
     /// it is written.
     atomic_keys: Vec<DupKey>,
     atomic_first: Option<u32>,
-    /// Guards of the unique custom values of contacts that customer rows
-    /// create (see [`ImportSession::contact_uniques_free`]): the batch's in
-    /// batched imports, all of them in an all-or-nothing one.
-    contact_guards: Vec<Guard>,
+    /// Guards a batch's writes carry besides its duplicate keys': the
+    /// unique custom values of contacts that customer rows create (see
+    /// [`ImportSession::contact_uniques_free`]), and that the roles,
+    /// departments and stored customers rows refer to are still live. The
+    /// batch's in batched imports, all of them in an all-or-nothing one.
+    batch_guards: Vec<Guard>,
 }
 
 /// A unique custom value of a contact that a customer row carries.
@@ -1287,8 +1289,33 @@ impl BatchWrite<'_> {
         if self.index_keys {
             self.crm.index_customer_keys(&mut cs).await?;
         }
-        self.crm.apply(cs).await
+        apply_batch(self.crm, cs).await
     }
+}
+
+/// Applies an import's write. A guard finding what a row refers to
+/// deleted meanwhile (a role, a department, a customer merged away) is a
+/// state error; one finding a value taken meanwhile stays a duplicate.
+async fn apply_batch(crm: &Crm, cs: ChangeSet) -> Result<()> {
+    let state: Vec<Guard> = cs
+        .guards
+        .iter()
+        .filter(|g| {
+            g.keys.iter().any(|k| {
+                [
+                    ":customer_contacts:",
+                    ":role_holders:",
+                    ":department_contents:",
+                ]
+                .iter()
+                .any(|m| k.contains(m))
+            })
+        })
+        .cloned()
+        .collect();
+    crm.apply(cs)
+        .await
+        .map_err(|e| crate::org::guard_refusal(e, &state))
 }
 
 /// Takes the codes of a batch's created records (one reservation per
@@ -1600,7 +1627,7 @@ impl Crm {
             outstanding: Arc::new(AtomicUsize::new(0)),
             batch_keys: Vec::new(),
             atomic_keys: Vec::new(),
-            contact_guards: Vec::new(),
+            batch_guards: Vec::new(),
             atomic_first: None,
             opts: options,
         };
@@ -2586,7 +2613,7 @@ impl<'a> ImportSession<'a> {
         self.known = None;
         self.batch_keys.clear();
         if self.opts.commit == CommitMode::Batches {
-            self.contact_guards.clear();
+            self.batch_guards.clear();
         }
         let (cs, items) = if self.opts.entity == Entity::User {
             self.user_batch(rows, &mut issues).await?
@@ -2602,6 +2629,7 @@ impl<'a> ImportSession<'a> {
             return Ok(PreparedBatch { issues, write });
         }
         let mut cs = cs;
+        self.batch_guards.append(&mut cs.guards);
         if !items.created.is_empty() || !items.updated.is_empty() {
             let item = self.item_insert(first, last, &items);
             cs.ops.push(item);
@@ -2620,7 +2648,7 @@ impl<'a> ImportSession<'a> {
             CommitMode::Batches => {
                 cs.guards = self.key_guards(&keys, (first, last), false);
                 cs.guards.extend(self.pool_guard());
-                cs.guards.append(&mut self.contact_guards);
+                cs.guards.append(&mut self.batch_guards);
                 if self.opts.entity == Entity::Customer {
                     // The duplicate keys now, while the batch before may
                     // still be written — unless they meet what that batch
@@ -2677,7 +2705,7 @@ impl<'a> ImportSession<'a> {
                     let rows = (self.atomic_first.unwrap_or_default(), self.last_row_seen());
                     cs.guards = self.key_guards(&self.atomic_keys, rows, true);
                     cs.guards.extend(self.pool_guard());
-                    cs.guards.append(&mut self.contact_guards);
+                    cs.guards.append(&mut self.batch_guards);
                     if self.opts.entity == Entity::Customer {
                         self.crm.index_customer_keys(&mut cs).await?;
                     }
@@ -2695,7 +2723,7 @@ impl<'a> ImportSession<'a> {
                             after: Json::String(self.opts.file_name.clone()),
                         }],
                     ));
-                    self.crm.apply(cs).await?;
+                    apply_batch(self.crm, cs).await?;
                 }
                 CommitMode::Batches => {
                     let rows_done = i64::from(self.last_row_seen());
@@ -4257,7 +4285,7 @@ impl ImportSession<'_> {
         }
         if !self.opts.dry_run {
             let guards = self.contact_key_guards(written, span.unwrap_or_default());
-            self.contact_guards.extend(guards);
+            self.batch_guards.extend(guards);
         }
         // 4. Build the writes (an insert, audit entry and event per record).
         let mut cs = ChangeSet::default();
@@ -4270,7 +4298,13 @@ impl ImportSession<'_> {
         // Codes are taken when the batch is written (not in a dry run).
         let prefix = entity.code_prefix().unwrap_or("NO");
         let company = self.actor.company_id.0;
+        // Stored customers the batch adds contacts to: none may be merged
+        // away or deleted before it is written.
+        let mut parents_written: BTreeSet<Uuid> = BTreeSet::new();
         for c in creates {
+            if entity == Entity::Contact {
+                parents_written.extend(c.set.get("customer_id").and_then(Value::as_id));
+            }
             let (owner, dept) = self.owner_of(&c)?;
             let pool = self.pool.as_ref().map(|(p, _)| *p);
             let ins = crm.insert_op(
@@ -4336,11 +4370,41 @@ impl ImportSession<'_> {
             let dept = row.get("department_id").as_id();
             for k in contacts {
                 if existing_contacts.insert((row.id(), contact_identity(&k.set))) {
+                    parents_written.insert(row.id());
                     self.add_contact(&mut cs, &mut items, row.id(), owner, dept, k);
                 }
             }
         }
+        if !parents_written.is_empty() && !self.opts.dry_run {
+            cs.guards.push(self.parents_live_guard(&parents_written));
+        }
         Ok((cs, items))
+    }
+
+    /// A guard that the stored customers a batch adds contacts to are still
+    /// live when it is written, under the keys a merge or delete of them
+    /// takes (see [`Crm::customer_live_guard`]).
+    fn parents_live_guard(&self, customers: &BTreeSet<Uuid>) -> Guard {
+        let company = self.actor.company_id.0;
+        let mut sel = Select::all(Table::Customers, company, self.crm.now());
+        sel.lifecycle = Lifecycle::Any;
+        sel.filter = Filter::And(vec![
+            Filter::In(
+                Col::Column("id"),
+                customers.iter().map(|id| Value::Id(*id)).collect(),
+            ),
+            Filter::NotNull(Col::Column("deleted_at")),
+        ]);
+        Guard {
+            keys: customers
+                .iter()
+                .map(|id| crate::records::customer_contacts_key(company, *id))
+                .collect(),
+            select: sel,
+            message: "a customer this batch adds contacts to was deleted or merged into \
+                      another meanwhile; import the file again"
+                .into(),
+        }
     }
 
     /// The owner and department of a created record.

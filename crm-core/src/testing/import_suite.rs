@@ -2263,6 +2263,108 @@ pub async fn import_and_a_concurrent_create_do_not_both_pass(store: Arc<dyn Stor
     assert!(guarded_alike(&create, &last_keys()));
     drop(s);
     assert_eq!(count(&store, &w, Table::Contacts).await, 1);
+
+    // Contacts for a customer deleted (or merged away) meanwhile: the
+    // batch writes nothing rather than contacts of a binned customer.
+    let mut o = opts(Entity::Contact);
+    o.commit = CommitMode::Batches;
+    let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("begin");
+    let batch = s
+        .prepare(
+            &rows(vec![vec![t(&code), t("李四"), t("13800138004")]]),
+            None,
+        )
+        .await
+        .expect("prepare");
+    assert!(batch.issues.is_empty(), "{:?}", batch.issues);
+    let deleted = w
+        .crm
+        .delete_records(&w.admin, Entity::Customer, &[host.id])
+        .await;
+    assert!(deleted.refused.is_empty(), "{:?}", deleted.refused);
+    assert_eq!(deleted.done, [host.id]);
+    match batch.write.commit().await {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains("deleted or merged into another meanwhile"),
+            "{m}"
+        ),
+        other => panic!("expected the batch refused, got {other:?}"),
+    }
+    drop(s);
+    let mut sel = Select::all(Table::Contacts, w.admin.company_id.0, w.crm.now());
+    sel.lifecycle = crate::store::Lifecycle::Any;
+    let names: Vec<String> = store
+        .select(&sel)
+        .await
+        .expect("contacts")
+        .rows
+        .iter()
+        .filter_map(|r| r.get("name").as_text().map(str::to_string))
+        .collect();
+    assert!(!names.contains(&"李四".to_string()), "{names:?}");
+
+    // Users given a role, or put into a department, deleted meanwhile.
+    let role = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: "临时导入角色".into(),
+                is_admin: false,
+                permissions: Vec::new(),
+                field_rules: Vec::new(),
+            },
+        )
+        .await
+        .expect("role");
+    let dept = w
+        .crm
+        .create_department(&w.admin, "临时导入部", Some(w.sales))
+        .await
+        .expect("department");
+    let h = headers(&["用户名", "姓名", "部门", "角色"]);
+    for (what, deleted) in [("role '临时导入角色'", true), ("department", false)] {
+        let mut o = opts(Entity::User);
+        o.commit = CommitMode::Batches;
+        let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("begin");
+        let batch = s
+            .prepare(
+                &rows(vec![vec![
+                    t("linshi_daoru"),
+                    t("临时导入"),
+                    t(if deleted { "" } else { "临时导入部" }),
+                    t(if deleted { "临时导入角色" } else { "" }),
+                ]]),
+                None,
+            )
+            .await
+            .expect("prepare");
+        assert!(batch.issues.is_empty(), "{:?}", batch.issues);
+        if deleted {
+            w.crm
+                .delete_role(&w.admin, role.id, role.version)
+                .await
+                .expect("role deleted meanwhile");
+        } else {
+            w.crm
+                .delete_department(&w.admin, dept.id)
+                .await
+                .expect("department deleted meanwhile");
+        }
+        match batch.write.commit().await {
+            Err(Error::InvalidState(m)) => {
+                assert!(m.contains(what) && m.contains("deleted meanwhile"), "{m}")
+            }
+            other => panic!("expected the batch refused, got {other:?}"),
+        }
+        drop(s);
+        assert!(
+            w.crm
+                .user_by_username(&w.admin, "linshi_daoru")
+                .await
+                .is_err()
+        );
+    }
 }
 
 /// The update policy merges only what a row sets: a file without a kind
