@@ -1376,8 +1376,9 @@ impl Crm {
     /// Renames or moves a department, checking the expected version (the
     /// [`Department::version`] the caller read: a change made by someone
     /// else since is a conflict, not overwritten); a department cannot move
-    /// below itself, nor below a department moved below it meanwhile (a
-    /// conflict). Unless the actor's `department:manage` grant covers all
+    /// below itself, nor below a department moved below it meanwhile (moves
+    /// of one company are checked one at a time inside their writes).
+    /// Unless the actor's `department:manage` grant covers all
     /// departments, the department and its new parent must lie within its
     /// scope (the actor's department, or its tree).
     pub async fn update_department(
@@ -1435,24 +1436,40 @@ impl Crm {
                 }
                 cs.guards.push(self.department_live_guard(actor, p));
                 // The new parent's chain up to the root must stay as read:
-                // each of its departments is written back at the version
-                // read, so a concurrent move of one of them below this
-                // department (which would close a cycle) conflicts.
+                // a move of one of its departments below this one, made
+                // meanwhile, would close a cycle. Every move takes one key
+                // of the company's tree, and is refused if a department of
+                // its chain has another parent by then.
                 let mut at = Some(p);
-                for d in std::iter::from_fn(|| {
+                let chain: Vec<Filter> = std::iter::from_fn(|| {
                     let d = at.and_then(|x| all.iter().find(|d| d.id == x))?;
                     at = d.parent_id;
                     Some(d)
                 })
                 .take(all.len())
-                {
-                    cs.ops.push(Op::Update {
-                        table: Table::Departments,
-                        id: d.id.0,
-                        expected_version: d.version,
-                        values: Vec::new(),
-                    });
-                }
+                .map(|d| {
+                    Filter::And(vec![
+                        Filter::Cmp(Col::Column("id"), CmpOp::Eq, Value::Id(d.id.0)),
+                        match d.parent_id {
+                            Some(up) => {
+                                Filter::Cmp(Col::Column("parent_id"), CmpOp::Ne, Value::Id(up.0))
+                            }
+                            None => Filter::NotNull(Col::Column("parent_id")),
+                        },
+                    ])
+                })
+                .collect();
+                let mut moved = Select::all(Table::Departments, actor.company_id.0, self.now());
+                moved.filter = Filter::Or(chain);
+                cs.guards.push(Guard {
+                    keys: vec![format!("{}:department_tree", actor.company_id.0)],
+                    select: moved,
+                    message: format!(
+                        "a department above the new parent was moved meanwhile; \
+                         read the departments again before moving '{}'",
+                        text(&row, "name")
+                    ),
+                });
             }
             values.push(("parent_id", p.map(|p| p.0).into()));
             changes.push(FieldChange {

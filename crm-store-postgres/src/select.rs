@@ -336,7 +336,7 @@ fn filter(
                 Col::Column(name) => column(table, name)?,
                 Col::Custom { key, .. } => {
                     return Err(invalid(format!(
-                        "{table}: custom field {key:?} is not a JSON column of ids"
+                        "{table}.custom.{key}: looking for an id inside needs a JSON column"
                     )));
                 }
             };
@@ -347,10 +347,12 @@ fn filter(
                 )));
             }
             // Every value inside the document, the root and every array
-            // element or member below it, compared as text.
+            // element or member below it, compared as text; a NULL column
+            // holds nothing (as SQLite's `json_tree` of NULL has no rows,
+            // also under `Not`).
             let p = sql.param(id.to_string());
             sql.push(&format!(
-                "jsonb_path_exists({alias}.{}, '$.** ? (@ == $id)', jsonb_build_object('id', {p}::text))",
+                "COALESCE(jsonb_path_exists({alias}.{}, '$.** ? (@ == $id)', jsonb_build_object('id', {p}::text)), FALSE)",
                 ident(def.name)
             ));
         }

@@ -963,9 +963,10 @@ pub async fn filter_is_null_and_not_null(store: Arc<dyn Store>) {
 }
 
 /// `HoldsId` finds an id as a string inside a JSON column: an element of
-/// an array, or a value nested in objects and arrays; not a prefix of a
-/// string, not a key, not another company's row; it combines with `Not`;
-/// a column that is not JSON is refused.
+/// an array (nested arrays too), a bare string, or a value nested in
+/// objects; not a prefix of a string, not a key, not a number; it combines
+/// with `Not`; a column that is not JSON (a text column, a custom field)
+/// is refused.
 pub async fn filter_holds_id_looks_inside_json_at_any_depth(store: Arc<dyn Store>) {
     let (r1, r2, r3) = (uid(0x71), uid(0x72), uid(0x73));
     let users = [
@@ -975,6 +976,10 @@ pub async fn filter_holds_id_looks_inside_json_at_any_depth(store: Arc<dyn Store
         (4, json!([r1.to_string()]), co_b()),
         // The id as an object key or as part of a longer string is no hold.
         (5, json!([{ r1.to_string(): 1 }, format!("{r1}x")]), co_a()),
+        // Numbers, booleans and null are not ids; nested arrays are looked into.
+        (7, json!([1, true, null, [[r3.to_string()]]]), co_a()),
+        // A bare string at the root.
+        (8, json!(r3.to_string()), co_a()),
     ];
     for (n, roles, company) in users {
         add(
@@ -993,10 +998,10 @@ pub async fn filter_holds_id_looks_inside_json_at_any_depth(store: Arc<dyn Store
     let u = Table::Users;
     assert_eq!(matching(&store, u, holds(r1)).await, uids(&[1]));
     assert_eq!(matching(&store, u, holds(r2)).await, uids(&[1, 2]));
-    assert_eq!(matching(&store, u, holds(r3)).await, uids(&[]));
+    assert_eq!(matching(&store, u, holds(r3)).await, uids(&[7, 8]));
     assert_eq!(
         matching(&store, u, Filter::Not(Box::new(holds(r2)))).await,
-        uids(&[3, 5])
+        uids(&[3, 5, 7, 8])
     );
     // Deep inside a document: an approval flow's steps.
     let definition = json!({"steps": [
@@ -1016,15 +1021,20 @@ pub async fn filter_holds_id_looks_inside_json_at_any_depth(store: Arc<dyn Store
     assert_eq!(matching(&store, f, flows(r2)).await, uids(&[6]));
     assert_eq!(matching(&store, f, flows(r3)).await, uids(&[6]));
     assert_eq!(matching(&store, f, flows(r1)).await, uids(&[]));
-    // Only JSON columns hold ids.
-    let err = store
-        .select(&filtered(u, Filter::HoldsId(column("username"), r1)))
-        .await
-        .expect_err("a text column holds no ids");
-    assert!(
-        err.to_string().contains("needs a JSON column"),
-        "{err} ({err:?})"
-    );
+    // Only JSON columns hold ids (a custom field is not one).
+    for col in [column("name"), custom("tags", CustomType::Text)] {
+        let err = store
+            .select(&filtered(
+                Table::Customers,
+                Filter::HoldsId(col.clone(), r1),
+            ))
+            .await
+            .expect_err("no JSON column of ids");
+        assert!(
+            err.to_string().contains("JSON column"),
+            "{col:?}: {err} ({err:?})"
+        );
+    }
 }
 
 /// `And([])` matches everything, `Or([])` nothing; combinations nest.
