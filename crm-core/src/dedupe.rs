@@ -1960,9 +1960,7 @@ impl Crm {
         // (as `set_locked` decides: a manager of its owner, who may transfer
         // it and does not hold it, or an administrator); a locked survivor
         // stays locked.
-        let may_lock = actor.covers(entity, Action::Transfer, &survivor)
-            && (actor.is_admin() || survivor.get("owner_id").as_id() != Some(actor.user_id.0));
-        if may_lock
+        if crate::pool::may_lock(actor, &survivor)
             && others
                 .iter()
                 .any(|r| r.get("locked").as_bool() == Some(true))

@@ -2469,10 +2469,7 @@ impl Crm {
         for id in ids {
             let outcome: Result<()> = async {
                 let row = self.customer_row(actor, *id).await?;
-                let own = row.get("owner_id").as_id() == Some(actor.user_id.0);
-                if !actor.covers(Entity::Customer, Action::Transfer, &row)
-                    || (own && !actor.is_admin())
-                {
+                if !may_lock(actor, &row) {
                     if self
                         .can_on_row(actor, Entity::Customer, Action::Read, &row)
                         .await?
@@ -3144,21 +3141,34 @@ impl Crm {
                 .map(|d| format!(" on {}", self.local_date(d)))
                 .unwrap_or_default()
         };
-        let summary = match (place.is_owned(), gi, locked && sight.locked, &next) {
-            (false, _, _, _) if sight.place => {
+        let summary = match (place.is_owned(), gi, &next) {
+            (false, _, _) if sight.place => {
                 format!("it is in {}, not held by anyone", place.name_zh())
             }
-            (false, _, _, _) => "it is not held by anyone".to_string(),
-            (true, None, _, _) => "no pool governs it, so no rule applies".to_string(),
-            (true, Some(_), true, _) => "it is locked and is never recycled".to_string(),
-            // Locked, which the actor may not know: no rule will.
-            (true, Some(_), false, _) if locked => "no rule will recycle it".to_string(),
-            (true, Some(_), false, None) => "no rule will recycle it".to_string(),
-            (true, Some(_), false, Some(o)) if o.status == RuleStatus::Fires => match o.due_at {
+            (false, _, _) => "it is not held by anyone".to_string(),
+            (true, None, _) => "no pool governs it, so no rule applies".to_string(),
+            (true, Some(_), _) if sight.locked && locked => {
+                "it is locked and is never recycled".to_string()
+            }
+            (true, Some(_), None) => "no rule will recycle it".to_string(),
+            // Who may not see the lock reads the rules' verdicts with the
+            // proviso, locked or not: the summary must not tell them apart.
+            (true, Some(_), Some(o)) if !sight.locked => format!(
+                "'{}' {} it{} unless it is locked ({})",
+                o.rule,
+                if o.status == RuleStatus::Fires {
+                    "recycles"
+                } else {
+                    "would recycle"
+                },
+                on(o),
+                o.why
+            ),
+            (true, Some(_), Some(o)) if o.status == RuleStatus::Fires => match o.due_at {
                 Some(d) => format!("'{}' fires: due {} ({})", o.rule, self.local_date(d), o.why),
                 None => format!("'{}' fires ({})", o.rule, o.why),
             },
-            (true, Some(_), false, Some(o)) => {
+            (true, Some(_), Some(o)) => {
                 format!("'{}' would recycle it{} ({})", o.rule, on(o), o.why)
             }
         };
@@ -3214,4 +3224,12 @@ impl Crm {
         }
         Ok(out)
     }
+}
+
+/// Whether the actor may lock or unlock a customer against recycling: a
+/// manager of its owner, who may transfer it and does not hold it, or an
+/// administrator.
+pub(crate) fn may_lock(actor: &Actor, row: &Row) -> bool {
+    let own = row.get("owner_id").as_id() == Some(actor.user_id.0);
+    actor.covers(Entity::Customer, Action::Transfer, row) && (!own || actor.is_admin())
 }

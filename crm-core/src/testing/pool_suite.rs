@@ -2871,8 +2871,36 @@ pub async fn place_and_recycling_show_no_field_rules_hide(store: Arc<dyn Store>)
         }
         assert_eq!(dues(&e), vec![None, None, None]);
         assert_eq!(e.next.as_ref().map(|o| o.due_at), Some(None));
-        assert!(all.contains("would recycle it ("), "{all}");
+        assert!(
+            all.contains("would recycle it unless it is locked ("),
+            "{all}"
+        );
     }
+    // Locking it changes nothing they read: the lock does not show through
+    // the summary.
+    let before = w
+        .crm
+        .explain_recycling(&hidden, c, None)
+        .await
+        .expect("explain");
+    let locked = w.crm.set_locked(&w.admin, &[c], true).await;
+    assert!(locked.refused.is_empty(), "{:?}", locked.refused);
+    let after = w
+        .crm
+        .explain_recycling(&hidden, c, None)
+        .await
+        .expect("explain");
+    assert_eq!(before.summary, after.summary);
+    assert_eq!(
+        w.crm
+            .explain_recycling(&w.admin, c, None)
+            .await
+            .expect("explain")
+            .summary,
+        "it is locked and is never recycled"
+    );
+    let unlocked = w.crm.set_locked(&w.admin, &[c], false).await;
+    assert!(unlocked.refused.is_empty(), "{:?}", unlocked.refused);
     let soon = |items: Vec<crate::pool::SweepItem>| -> Vec<(Option<DateTime<Utc>>, String)> {
         items
             .into_iter()
