@@ -50,6 +50,11 @@ pub struct Line {
     pub unit_price: Money,
     /// The discount in basis points.
     pub discount_bp: i64,
+    /// The catalogue product's list price when the line was priced (`None`
+    /// for a free-text line): what [`Line::effective_discount_bp`] measures
+    /// the line's price against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub list_price: Option<Money>,
     /// The VAT rate in basis points.
     pub tax_rate: i64,
     /// unit price × quantity.
@@ -77,18 +82,51 @@ pub struct Totals {
     pub tax: Money,
     /// Σ net.
     pub net: Money,
-    /// The largest line discount, in basis points (what approval looks at).
+    /// The largest effective line discount, in basis points (what approval
+    /// looks at): see [`Line::effective_discount_bp`].
     pub max_discount_bp: i64,
 }
 
 /// A line problem: the line number (from 1), the field and the message.
 pub type LineError = (usize, &'static str, String);
 
-/// Computes one line.
+/// The discount a line gives, in basis points, against the catalogue list
+/// price `list` when it has one: a unit price below the list price counts
+/// as discount, combined with the line's `discount_bp` (¥1,000 listed,
+/// quoted at ¥950 with 6 % off, is 10.7 % off). Exact, and rounded up so
+/// that a discount of 10.001 % is above 10 %; a price at or above the list
+/// price after the discount is no discount. Without a list price (a
+/// free-text line, or a product listed at ¥0) it is `discount_bp`.
+pub fn effective_discount_bp(list: Option<Money>, price: Money, discount_bp: i64) -> i64 {
+    let Some(list) = list.filter(|l| l.minor > 0) else {
+        return discount_bp;
+    };
+    let list = i128::from(list.minor);
+    // list × (10 000 − d) = price × (10 000 − discount_bp), solved for d.
+    let paid = i128::from(price.minor) * i128::from(10_000 - discount_bp);
+    let off = list * 10_000 - paid;
+    if off <= 0 {
+        return 0;
+    }
+    // Rounded up; `off` ≤ list × 10 000 for a price ≥ 0, so d ≤ 10 000.
+    i64::try_from(((off + list - 1) / list).min(10_000)).unwrap_or(10_000)
+}
+
+impl Line {
+    /// The discount the line gives against its list price, in basis points:
+    /// what approval looks at (see [`effective_discount_bp`]).
+    pub fn effective_discount_bp(&self) -> i64 {
+        effective_discount_bp(self.list_price, self.unit_price, self.discount_bp)
+    }
+}
+
+/// Computes one line at `price`; `list_price` is the catalogue product's
+/// list price, if the line is a product's.
 pub fn compute_line(
     n: usize,
     input: &LineInput,
     price: Money,
+    list_price: Option<Money>,
     tax_rate: i64,
 ) -> Result<Line, LineError> {
     let err = |f: &'static str, m: String| (n, f, m);
@@ -132,6 +170,7 @@ pub fn compute_line(
         quantity: input.quantity,
         unit_price: price,
         discount_bp: input.discount_bp,
+        list_price,
         tax_rate,
         gross,
         discount,
@@ -151,7 +190,7 @@ pub fn totals(lines: &[Line]) -> Result<Totals, String> {
         t.amount = add(t.amount, l.amount)?;
         t.tax = add(t.tax, l.tax)?;
         t.net = add(t.net, l.net)?;
-        t.max_discount_bp = t.max_discount_bp.max(l.discount_bp);
+        t.max_discount_bp = t.max_discount_bp.max(l.effective_discount_bp());
     }
     Ok(t)
 }
@@ -176,20 +215,41 @@ mod tests {
     #[test]
     fn line_amounts_are_exact() {
         // 3 × ¥1,130.00 at 10 % off = ¥3,051.00 incl. 13 % VAT ¥351.00.
-        let l = compute_line(1, &input(3, 1000), Money::cny(113_000), 1300).expect("line");
+        let l = compute_line(1, &input(3, 1000), Money::cny(113_000), None, 1300).expect("line");
         assert_eq!(l.gross, Money::cny(339_000));
         assert_eq!(l.discount, Money::cny(33_900));
         assert_eq!(l.amount, Money::cny(305_100));
         assert_eq!(l.tax, Money::cny(35_100));
         assert_eq!(l.net, Money::cny(270_000));
-        assert!(compute_line(1, &input(0, 0), Money::cny(1), 1300).is_err());
-        assert!(compute_line(1, &input(1, 10_001), Money::cny(1), 1300).is_err());
+        assert!(compute_line(1, &input(0, 0), Money::cny(1), None, 1300).is_err());
+        assert!(compute_line(1, &input(1, 10_001), Money::cny(1), None, 1300).is_err());
         assert_eq!(
-            compute_line(2, &input(1, 0), Money::cny(1), 1700)
+            compute_line(2, &input(1, 0), Money::cny(1), None, 1700)
                 .expect_err("rate")
                 .1,
             "tax_rate"
         );
+    }
+
+    #[test]
+    fn effective_discount_counts_prices_below_list() {
+        let list = Some(Money::cny(100_000));
+        let d = |price: i64, bp: i64| effective_discount_bp(list, Money::cny(price), bp);
+        assert_eq!(d(10_000, 0), 9000, "¥100 for ¥1,000 is 90 % off");
+        assert_eq!(d(90_000, 0), 1000);
+        assert_eq!(d(89_999, 0), 1001, "10.001 % is above 10 %");
+        assert_eq!(d(95_000, 600), 1070, "5 % then 6 % off is 10.7 % off");
+        assert_eq!(d(100_000, 1500), 1500);
+        assert_eq!(d(120_000, 1000), 0, "above the list price is no discount");
+        assert_eq!(d(0, 0), 10_000);
+        assert_eq!(effective_discount_bp(None, Money::cny(1), 700), 700);
+        assert_eq!(
+            effective_discount_bp(Some(Money::cny(0)), Money::cny(1), 700),
+            700
+        );
+        let l = compute_line(1, &input(2, 0), Money::cny(10_000), list, 1300).expect("line");
+        assert_eq!(l.effective_discount_bp(), 9000);
+        assert_eq!(totals(&[l]).expect("totals").max_discount_bp, 9000);
     }
 
     proptest! {
@@ -205,7 +265,7 @@ mod tests {
             let computed: Vec<Line> = lines
                 .iter()
                 .enumerate()
-                .map(|(i, (q, p, d, r))| compute_line(i + 1, &input(*q, *d), Money::cny(*p), TAX_RATES[*r]))
+                .map(|(i, (q, p, d, r))| compute_line(i + 1, &input(*q, *d), Money::cny(*p), None, TAX_RATES[*r]))
                 .collect::<Result<_, _>>()
                 .map_err(|e| TestCaseError::fail(format!("{e:?}")))?;
             let t = totals(&computed).map_err(TestCaseError::fail)?;

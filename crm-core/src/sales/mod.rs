@@ -81,8 +81,11 @@ impl Crm {
     }
 
     /// Prices entered lines: catalogue products supply name, unit, price
-    /// and tax rate where the line leaves them out; discontinued or deleted
-    /// products are refused. Every line's problem is reported at once.
+    /// and tax rate where the line leaves them out, and their list price,
+    /// against which a line's effective discount is measured (a typed price
+    /// below it counts as discount); discontinued or deleted products and
+    /// prices not in CNY are refused. Every line's problem is reported at
+    /// once.
     pub(crate) async fn price_lines(
         &self,
         actor: &Actor,
@@ -95,6 +98,11 @@ impl Crm {
             let mut input = input.clone();
             let mut price = input.unit_price;
             let mut rate = input.tax_rate;
+            let mut list_price = None;
+            if let Some(problem) = price.as_ref().and_then(cny_problem) {
+                errors.push(format!("lines[{n}].unit_price"), problem);
+                continue;
+            }
             if let Some(pid) = input.product_id {
                 match self.product(actor, pid).await {
                     Ok(p) if !p.deleted && p.status == ProductStatus::OnSale => {
@@ -105,6 +113,7 @@ impl Crm {
                             input.unit = Some(p.unit.clone());
                         }
                         price = price.or(Some(p.list_price));
+                        list_price = Some(p.list_price);
                         rate = rate.or(Some(p.tax_rate));
                     }
                     Ok(p) => {
@@ -131,7 +140,7 @@ impl Crm {
                 errors.push(format!("lines[{n}].unit_price"), "is required");
                 continue;
             };
-            match lines::compute_line(n, &input, price, rate.unwrap_or(1300)) {
+            match lines::compute_line(n, &input, price, list_price, rate.unwrap_or(1300)) {
                 Ok(l) => out.push(l),
                 Err((n, f, m)) => errors.push(format!("lines[{n}].{f}"), m),
             }
@@ -275,13 +284,16 @@ pub fn approval_submit_operation(doc_type: &str) -> Option<&'static str> {
 /// Refuses an amount that is not CNY: sales amounts are stored as 分 of
 /// CNY, so another currency's minor units would be read back as 分.
 pub(crate) fn require_cny(field: &str, m: &crate::money::Money) -> Result<()> {
-    if m.currency.code() != "CNY" {
-        return Err(Error::invalid(
-            field,
-            format!("{m} is not in CNY (元): sales amounts are kept in 元"),
-        ));
+    match cny_problem(m) {
+        Some(problem) => Err(Error::invalid(field, problem)),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// What is wrong with a sales amount that is not CNY; `None` for CNY.
+pub(crate) fn cny_problem(m: &crate::money::Money) -> Option<String> {
+    (m.currency.code() != "CNY")
+        .then(|| format!("{m} is not in CNY (元): sales amounts are kept in 元"))
 }
 
 /// An optional integer column value.

@@ -172,6 +172,10 @@ pub struct ForecastRow {
     pub weighted: Money,
 }
 
+/// The fields of an opportunity that no longer change once it is closed
+/// (won, lost or expired): what the deal was worth and what it sold.
+pub const FROZEN_WHEN_CLOSED: [&str; 3] = ["amount", "products", "expected_close"];
+
 fn weighted(amount: Money, probability: u8) -> Money {
     amount
         .apply_rate(i64::from(probability) * 100, Rounding::HalfUp)
@@ -639,6 +643,9 @@ impl Crm {
     }
 
     /// Changes an opportunity's details if it is still at `expected_version`.
+    /// A closed (won, lost or expired) opportunity keeps its amount, product
+    /// lines and expected close date ([`FROZEN_WHEN_CLOSED`]); its name,
+    /// source, notes and competitors may still change.
     pub async fn update_opportunity(
         &self,
         actor: &Actor,
@@ -701,6 +708,31 @@ impl Crm {
                 after: v.to_json(),
             })
             .collect();
+        let status = state_of(&row).status;
+        if matches!(
+            status,
+            OppStatus::Won | OppStatus::Lost | OppStatus::Expired
+        ) {
+            let frozen: Vec<&str> = changes
+                .iter()
+                .map(|c| c.field.as_str())
+                .filter(|f| FROZEN_WHEN_CLOSED.contains(f))
+                .collect();
+            if !frozen.is_empty() {
+                return Err(Error::InvalidState(format!(
+                    "opportunity {} is {} ({}): its {} can no longer change{}",
+                    row.get("code").as_text().unwrap_or_default(),
+                    status.name(),
+                    status.label_zh(),
+                    frozen.join(", "),
+                    if status == OppStatus::Won {
+                        ""
+                    } else {
+                        "; reopen it first"
+                    }
+                )));
+            }
+        }
         if changes.is_empty() {
             return self.opportunity_of_row(&row).await;
         }

@@ -213,7 +213,8 @@ pub struct StageVisit {
 pub enum StageCommand {
     /// Move to another stage (allowed transitions and required fields apply).
     MoveTo(String),
-    /// Mark won: moves to the last stage (its required fields apply).
+    /// Mark won: moves to the last stage; the fields every stage of the
+    /// pipeline requires apply (winning passes them all).
     Win,
     /// Mark lost, with a reason.
     Lose(String),
@@ -396,7 +397,20 @@ impl OppState {
                 let last = pipeline
                     .last()
                     .ok_or_else(|| StageError::UnknownStage(String::new()))?;
-                require(last)?;
+                // Winning passes every stage up to the last: whatever the
+                // pipeline requires anywhere on the way is required.
+                let mut missing: Vec<String> = Vec::new();
+                for f in pipeline.stages.iter().flat_map(|s| &s.required) {
+                    if !filled(f) && !missing.contains(f) {
+                        missing.push(f.clone());
+                    }
+                }
+                if !missing.is_empty() {
+                    return Err(StageError::Missing {
+                        stage: last.name.clone(),
+                        missing,
+                    });
+                }
                 if self.stage != last.key {
                     next.enter(&last.key, now);
                 }

@@ -304,10 +304,13 @@ impl Crm {
     }
 
     /// The problems of a product's fields that need no lookup (required
-    /// name and price on creation, lengths, amounts, tax rate, code).
+    /// name and price on creation, a name never blank, lengths, amounts,
+    /// tax rate, code).
     pub(crate) fn product_errors(input: &ProductInput, creating: bool) -> ValidationErrors {
         let mut errors = ValidationErrors::default();
-        if creating && input.name.as_deref().is_none_or(|n| n.trim().is_empty()) {
+        if (creating && input.name.is_none())
+            || input.name.as_deref().is_some_and(|n| n.trim().is_empty())
+        {
             errors.push("name (产品名称)", "is required");
         }
         if input
@@ -366,7 +369,7 @@ impl Crm {
         Ok(())
     }
 
-    /// Creates a product.
+    /// Creates a product; its code must be free among the live products.
     pub async fn create_product(&self, actor: &Actor, input: ProductInput) -> Result<Product> {
         self.require_product(actor, Action::Create)?;
         may_set_cost(actor, &input)?;
@@ -376,8 +379,10 @@ impl Crm {
             None => self.next_code(actor.company_id, "CP").await?,
         };
         let id = self.new_id();
+        let guard = self.product_code_free(actor, &code, None).await?;
         let (op, audit) = self.product_insert(actor, id, code.clone(), &input);
         let mut cs = ChangeSet::default();
+        cs.guards.push(guard);
         cs.audit.push(audit);
         cs.ops.push(op);
         cs.events.push(self.event(
@@ -389,6 +394,51 @@ impl Crm {
         ));
         self.apply(cs).await?;
         self.product(actor, id).await
+    }
+
+    /// Refuses a product code another live product of the company has
+    /// (`except` the product being changed; the recycle bin's codes may be
+    /// reused, as the stores' unique index of live codes allows), and
+    /// returns the guard that keeps it so until the write: two products
+    /// created, recoded or restored at once with the same code are
+    /// serialised on the company's code key, and the later one is refused
+    /// by name instead of by the index.
+    pub(crate) async fn product_code_free(
+        &self,
+        actor: &Actor,
+        code: &str,
+        except: Option<Uuid>,
+    ) -> Result<crate::store::Guard> {
+        let company = actor.company_id.0;
+        let mut sel = Select::all(Table::Products, company, self.now());
+        let same = Filter::Cmp(Col::Column("code"), CmpOp::Eq, Value::Text(code.into()));
+        sel.filter = match except {
+            Some(id) => Filter::And(vec![
+                same,
+                Filter::Not(Box::new(Filter::Cmp(
+                    Col::Column("id"),
+                    CmpOp::Eq,
+                    Value::Id(id),
+                ))),
+            ]),
+            None => same,
+        };
+        if let Some(r) = self.store.select(&sel).await?.rows.first() {
+            return Err(Error::Duplicate {
+                entity: "product".into(),
+                message: format!(
+                    "product code (产品编号) {code} is already used by {}; give the product another code",
+                    r.get("name").as_text().unwrap_or_default()
+                ),
+            });
+        }
+        Ok(crate::store::Guard {
+            keys: vec![format!("{company}:product_code:{code}")],
+            select: sel,
+            message: format!(
+                "product code (产品编号) {code} was just given to another product; give the product another code"
+            ),
+        })
     }
 
     /// The insert of a new product and its audit entry (fields already
@@ -518,6 +568,14 @@ impl Crm {
         }
         values.push(("updated_at", Value::Timestamp(self.now())));
         let mut cs = ChangeSet::default();
+        if let Some(code) = changes
+            .iter()
+            .find(|c| c.field == "code")
+            .and_then(|c| c.after.as_str())
+        {
+            cs.guards
+                .push(self.product_code_free(actor, code, Some(id)).await?);
+        }
         cs.ops.push(Op::Update {
             table: Table::Products,
             id,
@@ -536,7 +594,8 @@ impl Crm {
         self.product(actor, id).await
     }
 
-    /// Moves a product to the recycle bin, or restores it.
+    /// Moves a product to the recycle bin, or restores it (unless another
+    /// live product has its code meanwhile).
     pub async fn set_product_deleted(
         &self,
         actor: &Actor,
@@ -564,6 +623,11 @@ impl Crm {
             Value::Null
         };
         let mut cs = ChangeSet::default();
+        if !deleted {
+            let code = row.get("code").as_text().unwrap_or_default().to_string();
+            cs.guards
+                .push(self.product_code_free(actor, &code, Some(id)).await?);
+        }
         cs.ops.push(Op::Update {
             table: Table::Products,
             id,

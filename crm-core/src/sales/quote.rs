@@ -207,7 +207,9 @@ impl Crm {
         Ok(row)
     }
 
-    /// Creates a draft quote (version 1) for a customer the actor can see.
+    /// Creates a draft quote (version 1) for a customer the actor can see,
+    /// optionally pricing one of that customer's opportunities the actor
+    /// can see.
     pub async fn create_quote(&self, actor: &Actor, input: NewQuote) -> Result<Quote> {
         if !actor.can(Entity::Quote, Action::Create) {
             return Err(Error::Forbidden(format!(
@@ -224,6 +226,10 @@ impl Crm {
                     format!("no customer {}", input.customer_id),
                 )
             })?;
+        if let Some(o) = input.opportunity_id {
+            self.check_quote_opportunity(actor, o, input.customer_id)
+                .await?;
+        }
         if input.lines.is_empty() {
             return Err(Error::invalid("lines", "a quote needs at least one line"));
         }
@@ -249,6 +255,39 @@ impl Crm {
         )?;
         self.apply(cs).await?;
         self.quote(actor, id).await
+    }
+
+    /// Refuses an opportunity a quote of `customer` cannot price: one that
+    /// does not exist in the actor's company, is deleted, or that the actor
+    /// may not read (all reported as no such opportunity), or another
+    /// customer's.
+    async fn check_quote_opportunity(
+        &self,
+        actor: &Actor,
+        opportunity: Uuid,
+        customer: Uuid,
+    ) -> Result<()> {
+        const FIELD: &str = "opportunity_id (销售机会)";
+        let o = match self.opportunity(actor, opportunity).await {
+            Ok(o) => o,
+            Err(Error::NotFound { .. } | Error::Forbidden(_)) => {
+                return Err(Error::invalid(
+                    FIELD,
+                    format!("no opportunity {opportunity}"),
+                ));
+            }
+            Err(e) => return Err(e),
+        };
+        if o.customer_id != customer {
+            return Err(Error::invalid(
+                FIELD,
+                format!(
+                    "opportunity {} ({}) is another customer's, not the quote's",
+                    o.code, o.name
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn insert_quote(&self, actor: &Actor, cs: &mut ChangeSet, q: QuoteRowInput) -> Result<()> {

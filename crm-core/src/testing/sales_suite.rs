@@ -7,6 +7,26 @@
 macro_rules! sales_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::sales_suite::quote_discount_counts_prices_below_list_price,
+            crm_sales_quote_discount_counts_prices_below_list_price,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::quote_opportunity_is_the_customers_and_readable,
+            crm_sales_quote_opportunity_is_the_customers_and_readable,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::opportunity_win_needs_every_stage_and_closed_ones_keep_their_amount,
+            crm_sales_opportunity_win_needs_every_stage_and_closed_ones_keep_their_amount,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::product_names_codes_and_line_prices_are_checked,
+            crm_sales_product_names_codes_and_line_prices_are_checked,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::sales_amounts_are_cny_and_quantities_do_not_wrap,
             crm_sales_amounts_are_cny_and_quantities_do_not_wrap,
             $make
@@ -2957,6 +2977,486 @@ pub async fn sales_amounts_are_cny_and_quantities_do_not_wrap(store: Arc<dyn Sto
             .expect_err("a pick step nobody can fill");
         assert!(err.to_string().contains("without picking"), "{doc}: {err}");
     }
+}
+
+/// A typed unit price below the product's list price counts as discount
+/// for approval, combined with the line's discount and rounded against the
+/// seller (10.001 % is above 10 %); a free-text line keeps its own
+/// discount.
+pub async fn quote_discount_counts_prices_below_list_price(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewQuote, ProductInput, QuoteStatus};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let product = w
+        .crm
+        .create_product(
+            &w.admin,
+            ProductInput {
+                code: Some("SV-1000".into()),
+                name: Some("交换机".into()),
+                list_price: Some(Money::cny(100_000)),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("product");
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "quote",
+            "报价折扣审批",
+            FlowDef {
+                steps: vec![StepDef {
+                    name: "经理审批".into(),
+                    conditions: vec![Condition::DiscountAbove { bp: 1000 }],
+                    approvers: ApproverRule::Superior { level: 1 },
+                    mode: SignMode::Any,
+                    fallback: Fallback::Admins,
+                }],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("flow");
+    let customer = w.customer(&w.zhangsan, "折扣测试有限公司", json!({})).await;
+    let line = |product_id: Option<Uuid>, price: Option<i64>, discount_bp: i64| LineInput {
+        product_id,
+        name: if product_id.is_some() {
+            String::new()
+        } else {
+            "安装服务".into()
+        },
+        unit: None,
+        quantity: 2,
+        unit_price: price.map(Money::cny),
+        discount_bp,
+        tax_rate: None,
+    };
+    let p = Some(product.id);
+    // (line, effective discount, status after submitting)
+    let cases = [
+        (line(p, Some(10_000), 0), 9000, QuoteStatus::PendingApproval),
+        (line(p, Some(89_999), 0), 1001, QuoteStatus::PendingApproval),
+        (
+            line(p, Some(95_000), 600),
+            1070,
+            QuoteStatus::PendingApproval,
+        ),
+        (line(p, Some(90_000), 0), 1000, QuoteStatus::Approved),
+        (line(p, None, 1000), 1000, QuoteStatus::Approved),
+        (line(p, Some(120_000), 1000), 0, QuoteStatus::Approved),
+        (line(None, Some(10_000), 0), 0, QuoteStatus::Approved),
+        (
+            line(None, Some(10_000), 1001),
+            1001,
+            QuoteStatus::PendingApproval,
+        ),
+    ];
+    let mut approved = None;
+    for (i, (l, effective, status)) in cases.into_iter().enumerate() {
+        let q = w
+            .crm
+            .create_quote(
+                &w.zhangsan,
+                NewQuote {
+                    title: format!("折扣报价{i}"),
+                    customer_id: customer.id.0,
+                    lines: vec![l],
+                    ..NewQuote::default()
+                },
+            )
+            .await
+            .expect("quote");
+        assert_eq!(q.totals.max_discount_bp, effective, "case {i}");
+        let (q, _) = w
+            .crm
+            .submit_quote(&w.zhangsan, q.id, None)
+            .await
+            .expect("submit");
+        assert_eq!(q.status, status, "case {i}");
+        if status == QuoteStatus::Approved && approved.is_none() {
+            approved = Some(q);
+        }
+    }
+    // A revision typing ¥100 for the ¥1,000 product needs approval too.
+    let approved = approved.expect("an approved quote");
+    let q = w
+        .crm
+        .revise_quote(
+            &w.zhangsan,
+            approved.id,
+            vec![line(p, Some(10_000), 0)],
+            None,
+        )
+        .await
+        .expect("revise");
+    assert_eq!(q.totals.max_discount_bp, 9000);
+    let (q, approval) = w
+        .crm
+        .submit_quote(&w.zhangsan, q.id, None)
+        .await
+        .expect("submit revision");
+    assert_eq!(q.status, QuoteStatus::PendingApproval);
+    assert!(approval.is_some_and(|a| a.status == Status::Pending));
+}
+
+/// A quote prices only an opportunity of its own customer that the actor
+/// can read in the company; anything else is refused when the quote is
+/// created, naming the field.
+pub async fn quote_opportunity_is_the_customers_and_readable(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewOpportunity, NewQuote};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store.clone()).await).await;
+    let other = World::with_code(store, "BBB").await;
+    let customer = w.customer(&w.zhangsan, "机会测试有限公司", json!({})).await;
+    let second = w.customer(&w.zhangsan, "另一客户有限公司", json!({})).await;
+    let opportunity = |w: &World, actor: &crate::auth::Actor, customer: Uuid, name: &str| {
+        let (crm, actor, name) = (w.crm.clone(), actor.clone(), name.to_string());
+        async move {
+            crm.create_opportunity(
+                &actor,
+                NewOpportunity {
+                    name,
+                    customer_id: customer,
+                    ..NewOpportunity::default()
+                },
+            )
+            .await
+            .expect("opportunity")
+        }
+    };
+    let own = opportunity(&w, &w.zhangsan, customer.id.0, "本客户机会").await;
+    let seconds = opportunity(&w, &w.zhangsan, second.id.0, "另一客户机会").await;
+    let admins = opportunity(&w, &w.admin, customer.id.0, "管理员机会").await;
+    let foreign_customer = other.customer(&other.admin, "外司客户", json!({})).await;
+    let foreign = opportunity(&other, &other.admin, foreign_customer.id.0, "外司机会").await;
+    let quote = |opportunity: Uuid| NewQuote {
+        title: "机会报价".into(),
+        customer_id: customer.id.0,
+        opportunity_id: Some(opportunity),
+        lines: vec![LineInput {
+            product_id: None,
+            name: "服务".into(),
+            unit: None,
+            quantity: 1,
+            unit_price: Some(Money::cny(10_000)),
+            discount_bp: 0,
+            tax_rate: None,
+        }],
+        ..NewQuote::default()
+    };
+    let m = invalid_message(w.crm.create_quote(&w.zhangsan, quote(seconds.id)).await);
+    assert!(
+        m.contains("opportunity_id") && m.contains(&seconds.code) && m.contains("another customer"),
+        "{m}"
+    );
+    for (what, id) in [
+        ("unreadable", admins.id),
+        ("another company's", foreign.id),
+        (
+            "unknown",
+            Uuid::from_u128(0x5eed_0000_0000_0000_0000_0000_0000_0001),
+        ),
+    ] {
+        let m = invalid_message(w.crm.create_quote(&w.zhangsan, quote(id)).await);
+        assert!(
+            m.contains("opportunity_id") && m.contains(&format!("no opportunity {id}")),
+            "{what}: {m}"
+        );
+    }
+    let q = w
+        .crm
+        .create_quote(&w.zhangsan, quote(own.id))
+        .await
+        .expect("the customer's own opportunity");
+    assert_eq!(q.opportunity_id, Some(own.id));
+}
+
+/// Winning an opportunity needs every field its pipeline requires on the
+/// way to the last stage, named when missing; a won or lost opportunity
+/// keeps its amount, product lines and expected close date, while its
+/// notes may still change.
+pub async fn opportunity_win_needs_every_stage_and_closed_ones_keep_their_amount(
+    store: Arc<dyn Store>,
+) {
+    use crate::money::Money;
+    use crate::sales::{NewOpportunity, OppLine, OppStatus, OpportunityPatch, StageCommand};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "赢单测试有限公司", json!({})).await;
+    let new = |name: &str| NewOpportunity {
+        name: name.into(),
+        customer_id: customer.id.0,
+        ..NewOpportunity::default()
+    };
+    let o = w
+        .crm
+        .create_opportunity(&w.zhangsan, new("空机会"))
+        .await
+        .expect("opportunity");
+    assert_eq!(o.stage_name, "初期沟通");
+    let err = w
+        .crm
+        .change_opportunity_stage(&w.zhangsan, o.id, o.version, StageCommand::Win)
+        .await
+        .expect_err("won with nothing filled in");
+    let m = err.to_string();
+    assert!(
+        matches!(err, Error::InvalidState(_))
+            && m.contains("amount")
+            && m.contains("expected_close")
+            && m.contains("products"),
+        "{m}"
+    );
+    let line = |price: i64| OppLine {
+        product_id: None,
+        name: "服务器".into(),
+        quantity: 2,
+        unit_price: Money::cny(price),
+    };
+    let o = w
+        .crm
+        .update_opportunity(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            OpportunityPatch {
+                products: Some(vec![line(50_000)]),
+                expected_close: chrono::NaiveDate::from_ymd_opt(2027, 3, 1),
+                ..OpportunityPatch::default()
+            },
+        )
+        .await
+        .expect("fill in");
+    let won = w
+        .crm
+        .change_opportunity_stage(&w.zhangsan, o.id, o.version, StageCommand::Win)
+        .await
+        .expect("win");
+    assert_eq!(
+        (won.status, won.amount),
+        (OppStatus::Won, Money::cny(100_000))
+    );
+    let frozen = [
+        OpportunityPatch {
+            amount: Some(Money::cny(1)),
+            ..OpportunityPatch::default()
+        },
+        OpportunityPatch {
+            products: Some(vec![line(1)]),
+            ..OpportunityPatch::default()
+        },
+        OpportunityPatch {
+            expected_close: chrono::NaiveDate::from_ymd_opt(2028, 1, 1),
+            ..OpportunityPatch::default()
+        },
+    ];
+    for patch in frozen.clone() {
+        let err = w
+            .crm
+            .update_opportunity(&w.zhangsan, won.id, won.version, patch)
+            .await
+            .expect_err("a won opportunity's deal changed");
+        assert!(
+            matches!(&err, Error::InvalidState(m) if m.contains("won") && m.contains("can no longer change")),
+            "{err}"
+        );
+    }
+    // Unchanged values and the notes are fine.
+    let noted = w
+        .crm
+        .update_opportunity(
+            &w.zhangsan,
+            won.id,
+            won.version,
+            OpportunityPatch {
+                amount: Some(Money::cny(100_000)),
+                notes: Some("已签约".into()),
+                ..OpportunityPatch::default()
+            },
+        )
+        .await
+        .expect("notes after winning");
+    assert_eq!(
+        (noted.notes.as_deref(), noted.amount),
+        (Some("已签约"), Money::cny(100_000))
+    );
+    let lost = w
+        .crm
+        .create_opportunity(&w.zhangsan, new("丢单机会"))
+        .await
+        .expect("second");
+    let lost = w
+        .crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            lost.id,
+            lost.version,
+            StageCommand::Lose("价格".into()),
+        )
+        .await
+        .expect("lose");
+    for patch in frozen {
+        let err = w
+            .crm
+            .update_opportunity(&w.zhangsan, lost.id, lost.version, patch)
+            .await
+            .expect_err("a lost opportunity's deal changed");
+        assert!(
+            matches!(&err, Error::InvalidState(m) if m.contains("lost") && m.contains("reopen")),
+            "{err}"
+        );
+    }
+}
+
+/// A product's name cannot be blanked; a product code taken by a live
+/// product is refused by name on create, recode and restore, and between
+/// two concurrent creations; a line's unit price must be CNY, and the
+/// refusal names the line.
+pub async fn product_names_codes_and_line_prices_are_checked(store: Arc<dyn Store>) {
+    use crate::money::{Currency, Money};
+    use crate::sales::{LineInput, NewQuote, ProductInput};
+    use serde_json::json;
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = crate::crm::Crm::new(store, w.clock.clone());
+    let product = |code: &str, name: &str| ProductInput {
+        code: Some(code.into()),
+        name: Some(name.into()),
+        list_price: Some(Money::cny(10_000)),
+        ..ProductInput::default()
+    };
+    let a = w
+        .crm
+        .create_product(&w.admin, product("SV-1", "服务器"))
+        .await
+        .expect("product");
+    let m = invalid_message(
+        w.crm
+            .update_product(
+                &w.admin,
+                a.id,
+                a.version,
+                ProductInput {
+                    name: Some("  ".into()),
+                    ..ProductInput::default()
+                },
+            )
+            .await,
+    );
+    assert!(m.contains("name") && m.contains("is required"), "{m}");
+    let duplicate = |got: crate::error::Result<crate::sales::Product>| match got {
+        Err(Error::Duplicate { message, .. }) => message,
+        other => panic!("expected a duplicate, got {other:?}"),
+    };
+    let m = duplicate(
+        w.crm
+            .create_product(&w.admin, product(" SV-1 ", "另一台服务器"))
+            .await,
+    );
+    assert!(m.contains("SV-1") && m.contains("服务器"), "{m}");
+    let b = w
+        .crm
+        .create_product(&w.admin, product("SV-2", "存储"))
+        .await
+        .expect("second product");
+    let m = duplicate(
+        w.crm
+            .update_product(
+                &w.admin,
+                b.id,
+                b.version,
+                ProductInput {
+                    code: Some("SV-1".into()),
+                    ..ProductInput::default()
+                },
+            )
+            .await,
+    );
+    assert!(m.contains("SV-1") && m.contains("服务器"), "{m}");
+    // Its own code is no conflict.
+    w.crm
+        .update_product(
+            &w.admin,
+            b.id,
+            b.version,
+            ProductInput {
+                code: Some("SV-2".into()),
+                name: Some("存储阵列".into()),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("own code");
+    // A code in the recycle bin may be reused; its product then cannot
+    // come back under it.
+    w.crm
+        .set_product_deleted(&w.admin, a.id, true)
+        .await
+        .expect("delete");
+    w.crm
+        .create_product(&w.admin, product("SV-1", "新服务器"))
+        .await
+        .expect("the recycle bin's code");
+    let m = duplicate(w.crm.set_product_deleted(&w.admin, a.id, false).await);
+    assert!(m.contains("SV-1") && m.contains("新服务器"), "{m}");
+    // Another session creates SV-9 just before this one writes its SV-9:
+    // refused by name, not by the store's index.
+    let admin = w.admin.clone();
+    hooked.before_write(crate::schema::Table::Products, async move {
+        other
+            .create_product(&admin, product("SV-9", "先到的产品"))
+            .await
+            .expect("created meanwhile");
+    });
+    let m = duplicate(
+        w.crm
+            .create_product(&w.admin, product("SV-9", "后到的产品"))
+            .await,
+    );
+    assert!(m.contains("SV-9") && m.contains("another product"), "{m}");
+    assert_eq!(
+        w.crm
+            .product_by_code(&w.admin, "SV-9")
+            .await
+            .expect("SV-9")
+            .name,
+        "先到的产品"
+    );
+    // A line priced in dollars is refused by its number.
+    let customer = w.customer(&w.zhangsan, "币种报价有限公司", json!({})).await;
+    let line = |price: Money| LineInput {
+        product_id: None,
+        name: "服务".into(),
+        unit: None,
+        quantity: 1,
+        unit_price: Some(price),
+        discount_bp: 0,
+        tax_rate: None,
+    };
+    let usd = Money {
+        minor: 10_000,
+        currency: Currency::new("USD").expect("USD"),
+    };
+    let m = invalid_message(
+        w.crm
+            .create_quote(
+                &w.zhangsan,
+                NewQuote {
+                    title: "美元报价".into(),
+                    customer_id: customer.id.0,
+                    lines: vec![line(Money::cny(10_000)), line(usd)],
+                    ..NewQuote::default()
+                },
+            )
+            .await,
+    );
+    assert!(
+        m.contains("lines[2].unit_price") && m.contains("CNY") && !m.contains("lines[1]"),
+        "{m}"
+    );
 }
 
 /// Gives `role` these permissions, its name and field rules kept.

@@ -74,6 +74,26 @@ fn standard_pipeline_is_valid_and_moves_with_required_fields() {
 }
 
 #[test]
+fn winning_requires_what_every_stage_requires() {
+    let p = PipelineDef::standard();
+    let s = OppState::start(&p, t(0)).expect("start");
+    let only_amount = |f: &str| f == "amount";
+    assert_eq!(
+        s.apply(&p, &StageCommand::Win, &only_amount, t(10)),
+        Err(StageError::Missing {
+            stage: "合同签约".into(),
+            missing: vec!["expected_close".into(), "products".into()],
+        })
+    );
+    let all = |_: &str| true;
+    let won = s.apply(&p, &StageCommand::Win, &all, t(20)).expect("win");
+    assert_eq!(
+        (won.status, won.stage.as_str()),
+        (OppStatus::Won, "signing")
+    );
+}
+
+#[test]
 fn invalid_pipelines_are_refused() {
     let mut p = PipelineDef::standard();
     p.stages[1].next.push("nowhere".into());
@@ -159,7 +179,7 @@ proptest! {
             let ok_req = |i: usize| REQUIRED[i].is_none_or(filled);
             let expected_ok = match c {
                 Cmd::Move(i) => m.status == OppStatus::Tracking && i < 7 && (i == m.stage + 1 || i < m.stage) && ok_req(i),
-                Cmd::Win => m.status == OppStatus::Tracking && ok_req(6),
+                Cmd::Win => m.status == OppStatus::Tracking && (0..7).all(ok_req),
                 Cmd::Lose(reason) => reason && matches!(m.status, OppStatus::Tracking | OppStatus::OnHold),
                 Cmd::Hold => m.status == OppStatus::Tracking,
                 Cmd::Resume => m.status == OppStatus::OnHold,
