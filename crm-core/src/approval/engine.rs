@@ -410,12 +410,26 @@ pub enum ApprovalError {
     /// A step whose approvers the applicant picks applies, and nobody was picked.
     #[error("step {0} needs approvers picked by the applicant; pick at least one active colleague")]
     NothingPicked(String),
-    /// A rejection named a step that is not an earlier one.
-    #[error("step {0} is not an earlier step; can only return to steps 1..{1}")]
+    /// A rejection named a step that is not an earlier one: the named step
+    /// (from 1) and how many steps precede the current one.
+    #[error("{}", bad_target_message(*.0, *.1))]
     BadTarget(usize, usize),
     /// Only a rejected or withdrawn approval can be resubmitted.
     #[error("the approval is {0}; only a rejected or withdrawn one can be resubmitted")]
     CannotResubmit(Status),
+}
+
+/// The message of [`ApprovalError::BadTarget`]: the named step (from 1) and
+/// how many steps precede the current one.
+fn bad_target_message(step: usize, earlier: usize) -> String {
+    match earlier {
+        0 => format!(
+            "step {step} cannot be returned to: the current step is the first one, \
+             there is no earlier step; reject to the applicant instead"
+        ),
+        1 => format!("step {step} is not an earlier step; can only return to step 1"),
+        n => format!("step {step} is not an earlier step; can only return to steps 1..{n}"),
+    }
 }
 
 /// One approval of one document.
@@ -551,6 +565,21 @@ pub fn resolve(
     (steps, passes)
 }
 
+/// Identifies resolved steps across rounds: the definition step and, for a
+/// definition step resolving to several steps (superiors up to a level),
+/// which of them.
+fn step_keys(steps: &[ResolvedStep]) -> Vec<(usize, usize)> {
+    let mut seen: HashMap<usize, usize> = HashMap::new();
+    steps
+        .iter()
+        .map(|s| {
+            let n = seen.entry(s.def_index).or_insert(0);
+            *n += 1;
+            (s.def_index, *n)
+        })
+        .collect()
+}
+
 fn record(
     kind: ActionKind,
     actor: Uuid,
@@ -620,10 +649,19 @@ impl Instance {
         check_picks(flow, dir, actor, &facts, &picked)?;
         let (steps, passes) = resolve(flow, dir, actor, &facts, &picked);
         let start = match (self.status, flow.restart, self.rejected_at) {
-            (Status::Rejected, Restart::FromRejectingStep, Some(def)) => steps
-                .iter()
-                .position(|s| s.def_index >= def)
-                .unwrap_or(steps.len()),
+            // Only the steps approved in the earlier round stay passed: a
+            // step before the rejecting one that applies now but was not
+            // approved then (its conditions did not hold, or nobody
+            // resolved) must be approved now.
+            (Status::Rejected, Restart::FromRejectingStep, Some(def)) => {
+                let passed = step_keys(&self.steps[..self.current.min(self.steps.len())]);
+                let now = step_keys(&steps);
+                steps
+                    .iter()
+                    .zip(&now)
+                    .position(|(s, key)| s.def_index >= def || !passed.contains(key))
+                    .unwrap_or(steps.len())
+            }
             _ => 0,
         };
         let mut inst = Instance {
@@ -641,6 +679,49 @@ impl Instance {
         records.extend(passes);
         inst.settle();
         Ok((inst, records))
+    }
+
+    /// Starts a fresh round with `actor` as the new applicant of a rejected
+    /// or withdrawn approval, from the first step: the caller has checked
+    /// that `actor` may submit the document (e.g. it was transferred to
+    /// them, or its applicant left). Nothing of the earlier round stays
+    /// passed, since steps such as superiors depend on the applicant.
+    pub fn resubmit_as_new_applicant(
+        &self,
+        flow: &FlowDef,
+        dir: &Directory,
+        actor: Uuid,
+        facts: Facts,
+        picked: Vec<Uuid>,
+        comment: Option<&str>,
+    ) -> Result<(Instance, Vec<ActionRecord>), ApprovalError> {
+        if !matches!(self.status, Status::Rejected | Status::Withdrawn) {
+            return Err(ApprovalError::CannotResubmit(self.status));
+        }
+        let (mut inst, records) = Instance::submit(flow, dir, actor, facts, picked, comment)?;
+        inst.round = self.round + 1;
+        Ok((inst, records))
+    }
+
+    /// Withdraws a pending approval on behalf of its document, whoever the
+    /// actor is: the caller closes the document (e.g. terminates a
+    /// contract) and has checked the actor's rights on it. Recorded as a
+    /// withdrawal by `actor`.
+    pub fn withdraw_for_document(
+        &self,
+        actor: Uuid,
+        comment: Option<&str>,
+    ) -> Result<(Instance, Vec<ActionRecord>), ApprovalError> {
+        if self.status != Status::Pending {
+            return Err(ApprovalError::NotPending(self.status));
+        }
+        let mut next = self.clone();
+        next.status = Status::Withdrawn;
+        next.approved_by.clear();
+        Ok((
+            next,
+            vec![record(ActionKind::Withdraw, actor, None, comment)],
+        ))
     }
 
     /// Marks the approval approved when no step remains.
@@ -764,16 +845,7 @@ impl Instance {
         if actor != self.applicant {
             return Err(ApprovalError::NotApplicant);
         }
-        if self.status != Status::Pending {
-            return Err(ApprovalError::NotPending(self.status));
-        }
-        let mut next = self.clone();
-        next.status = Status::Withdrawn;
-        next.approved_by.clear();
-        Ok((
-            next,
-            vec![record(ActionKind::Withdraw, actor, None, comment)],
-        ))
+        self.withdraw_for_document(actor, comment)
     }
 }
 

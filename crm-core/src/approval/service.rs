@@ -474,17 +474,49 @@ impl Crm {
                 ),
             ));
         }
-        self.document_submission(actor, req).await
+        self.submission_of(actor, req, false).await
     }
 
     /// Builds the change set of a submission for any document type,
     /// sales documents included. Callers own the document: they have
-    /// checked the actor's rights on it and its state, and computed
-    /// `req.facts` from it.
+    /// checked the actor's rights on it (they may submit it) and its state,
+    /// and computed `req.facts` from it. So a rejected or withdrawn
+    /// approval whose applicant is somebody else (the document was
+    /// transferred, or its applicant left) is resubmitted by the actor as
+    /// its new applicant, in a fresh round from the first step.
     pub(crate) async fn document_submission(
         &self,
         actor: &Actor,
         req: &SubmitRequest,
+    ) -> Result<Transition> {
+        self.submission_of(actor, req, true).await
+    }
+
+    /// The message refusing `actor` an action only the applicant may take,
+    /// naming the applicant.
+    async fn not_applicant(&self, applicant: Uuid, what: &str, hint: &str) -> Error {
+        let name = match self.store.get(Table::Users, applicant).await {
+            Ok(Some(u)) => crate::org::user_label(
+                u.get("display_name").as_text().unwrap_or_default(),
+                u.get("username").as_text().unwrap_or_default(),
+            ),
+            _ => format!("user {applicant}"),
+        };
+        Error::Forbidden(format!(
+            "only the applicant, {name}, may {what} this approval{hint}"
+        ))
+    }
+
+    /// Builds a submission. A rejected or withdrawn approval is resubmitted
+    /// by its applicant; anybody else starts a fresh round as its new
+    /// applicant when `owner_checked` (the caller checked the actor may
+    /// submit the document) or when the applicant is no longer an active
+    /// user of the company (nobody else could ever resubmit it).
+    async fn submission_of(
+        &self,
+        actor: &Actor,
+        req: &SubmitRequest,
+        owner_checked: bool,
     ) -> Result<Transition> {
         check_doc_type(&req.doc_type)?;
         let company = actor.company_id.0;
@@ -506,17 +538,42 @@ impl Crm {
                         Error::not_found("approval flow", row.get("flow_id").to_json())
                     })?;
                 let flow = flow_from_row(&flow_row)?;
-                let (next, records) = info
-                    .state
-                    .resubmit(
+                let me = actor.user_id.0;
+                let applicant = info.state.applicant;
+                let takes_over =
+                    me != applicant && (owner_checked || !dir.active_users.contains(&applicant));
+                let resubmitted = if takes_over {
+                    info.state.resubmit_as_new_applicant(
                         &flow.definition,
                         &dir,
-                        actor.user_id.0,
+                        me,
                         req.facts.clone(),
                         req.picked.clone(),
                         req.comment.as_deref(),
                     )
-                    .map_err(engine_error)?;
+                } else {
+                    info.state.resubmit(
+                        &flow.definition,
+                        &dir,
+                        me,
+                        req.facts.clone(),
+                        req.picked.clone(),
+                        req.comment.as_deref(),
+                    )
+                };
+                let (next, records) = match resubmitted {
+                    Err(ApprovalError::NotApplicant) => {
+                        return Err(self
+                            .not_applicant(
+                                applicant,
+                                "resubmit",
+                                "; another user takes it over only once the applicant \
+                                 is no longer active",
+                            )
+                            .await);
+                    }
+                    other => other.map_err(engine_error)?,
+                };
                 let seq0 = self.approval_action_count(row.id()).await?;
                 (flow, Some(info.status), next, records, seq0, Some(row))
             }
@@ -560,6 +617,8 @@ impl Crm {
                 req.document_code.clone().map_or(Value::Null, Value::Text),
             ),
             ("title", req.title.clone().map_or(Value::Null, Value::Text)),
+            // A resubmission by a new applicant moves the approval to them.
+            ("applicant_id", Value::Id(next.applicant)),
             (
                 "finished_at",
                 if next.status == Status::Approved {
@@ -587,7 +646,6 @@ impl Crm {
                     ("flow_version", Value::Int(flow.flow_version)),
                     ("doc_type", text(&req.doc_type)),
                     ("document_id", Value::Id(req.document_id)),
-                    ("applicant_id", Value::Id(actor.user_id.0)),
                 ]);
                 changes.ops.push(Op::Insert {
                     table: Table::ApprovalInstances,
@@ -767,12 +825,69 @@ impl Crm {
             return Err(Error::not_found("approval", approval));
         }
         let me = actor.user_id.0;
-        let (next, records) = match decision {
+        let (next, records) = match match decision {
             Decision::Approve => info.state.approve(me, comment),
             Decision::Reject(to) => info.state.reject(me, to, comment),
             Decision::Withdraw => info.state.withdraw(me, comment),
+        } {
+            Err(ApprovalError::NotApplicant) => {
+                return Err(self
+                    .not_applicant(info.state.applicant, "withdraw", "")
+                    .await);
+            }
+            other => other.map_err(engine_error)?,
+        };
+        let mut t = self
+            .transition_changes(actor, &row, info, next, &records)
+            .await?;
+        self.sales_approval_effects(actor, &t.info, &mut t.changes)
+            .await?;
+        Ok(t)
+    }
+
+    /// Builds the withdrawal of a document's pending approval by whoever
+    /// closes the document (e.g. terminates a contract): the caller has
+    /// checked the actor's rights on the document and changes the document
+    /// itself in the same change set, so the document's approval effects
+    /// are not applied. `None` when the document has no pending approval.
+    pub(crate) async fn document_withdrawal(
+        &self,
+        actor: &Actor,
+        doc_type: &str,
+        document: Uuid,
+        comment: &str,
+    ) -> Result<Option<Transition>> {
+        let Some(row) = self
+            .approval_row_for(actor.company_id.0, doc_type, document)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let info = info_from_row(&row)?;
+        if info.status != Status::Pending {
+            return Ok(None);
         }
-        .map_err(engine_error)?;
+        let (next, records) = info
+            .state
+            .withdraw_for_document(actor.user_id.0, Some(comment))
+            .map_err(engine_error)?;
+        Ok(Some(
+            self.transition_changes(actor, &row, info, next, &records)
+                .await?,
+        ))
+    }
+
+    /// The change set of a decision on a stored approval (the instance, its
+    /// actions, audit and events), without the document's effects.
+    async fn transition_changes(
+        &self,
+        actor: &Actor,
+        row: &Row,
+        info: ApprovalInfo,
+        next: Instance,
+        records: &[ActionRecord],
+    ) -> Result<Transition> {
+        let approval = row.id();
         let now = self.now();
         let state = serde_json::to_value(&next)
             .map_err(|e| Error::InvalidState(format!("cannot encode the approval: {e}")))?;
@@ -806,9 +921,7 @@ impl Crm {
             version: info.version + 1,
             ..info
         };
-        self.record_actions(actor, &next_info, before, &records, seq0, &mut changes);
-        self.sales_approval_effects(actor, &next_info, &mut changes)
-            .await?;
+        self.record_actions(actor, &next_info, before, records, seq0, &mut changes);
         Ok(Transition {
             info: next_info,
             before,

@@ -238,7 +238,8 @@ pub struct ContractQuery {
     pub ending_within_days: Option<u32>,
     /// Only executing contracts whose end date has passed.
     pub expired: bool,
-    /// Only contracts not fully collected (未回款完).
+    /// Only executing contracts not fully collected (未回款完): finished
+    /// contracts are fully collected, terminated ones will not be paid.
     pub not_fully_received: bool,
     /// Code, title or pinyin initials.
     pub search: Option<String>,
@@ -801,6 +802,18 @@ impl Crm {
 
     /// Finishes an executing contract (结束) or terminates it (意外中止,
     /// with a reason; also while pending approval).
+    ///
+    /// - Finishing needs the contract fully collected: a contract with money
+    ///   still outstanding is refused, naming the amount (and any payments
+    ///   awaiting approval). A contract that will not be paid in full is
+    ///   terminated with a reason instead; terminated contracts are no
+    ///   longer receivable.
+    /// - Terminating a contract with payments awaiting approval is refused,
+    ///   naming them: finance approves (the money came in) or rejects them
+    ///   first, so no receipt is silently dropped or confirmed afterwards.
+    /// - Terminating a contract pending approval withdraws its approval in
+    ///   the same change set (recorded as a withdrawal by the actor, with
+    ///   the reason), so it leaves the approvers' pending lists.
     pub async fn close_contract(
         &self,
         actor: &Actor,
@@ -840,7 +853,64 @@ impl Crm {
                 ContractStatus::Finished
             }
         };
+        let awaiting: Vec<Row> = self
+            .rows_of_contract(actor, Table::Payments, id)
+            .await?
+            .into_iter()
+            .filter(|r| r.get("status").as_text() == Some("pending_approval"))
+            .collect();
+        let awaiting_text = || {
+            awaiting
+                .iter()
+                .map(|r| {
+                    let amount = Money::cny(r.get("amount").as_int().unwrap_or(0));
+                    match r.get("received_on").as_date() {
+                        Some(d) => format!("{amount} received {d}"),
+                        None => amount.to_string(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if target == ContractStatus::Finished && c.outstanding.minor > 0 {
+            let pending = if awaiting.is_empty() {
+                String::new()
+            } else {
+                format!("; payments awaiting approval: {}", awaiting_text())
+            };
+            return Err(Error::InvalidState(format!(
+                "contract {} still has {} outstanding (received {} of {}){pending}; \
+                 only a fully collected contract can be finished: record the missing \
+                 payments, or terminate the contract with a reason if it will not be paid",
+                c.code, c.outstanding, c.received, c.amount
+            )));
+        }
+        if !awaiting.is_empty() {
+            return Err(Error::InvalidState(format!(
+                "contract {} has payments awaiting approval ({}); approve or reject them \
+                 before closing the contract",
+                c.code,
+                awaiting_text()
+            )));
+        }
         let mut cs = ChangeSet::default();
+        // A pending approval ends with the contract.
+        if target == ContractStatus::Terminated
+            && c.status == ContractStatus::PendingApproval
+            && let Some(t) = self
+                .document_withdrawal(
+                    actor,
+                    "contract",
+                    id,
+                    &format!(
+                        "合同意外中止: {}",
+                        terminate_reason.unwrap_or_default().trim()
+                    ),
+                )
+                .await?
+        {
+            cs = t.changes;
+        }
         let now = self.now();
         cs.ops.push(Op::Update {
             table: Table::Contracts,
@@ -948,12 +1018,11 @@ impl Crm {
             ));
         }
         if q.not_fully_received {
-            filters.push(Filter::In(
-                Col::Column("status"),
-                vec![
-                    Value::Text(ContractStatus::Executing.name().into()),
-                    Value::Text(ContractStatus::Finished.name().into()),
-                ],
+            // Only executing contracts are collected: a finished one is
+            // fully collected, a terminated one will not be paid.
+            filters.push(eq(
+                "status",
+                Value::Text(ContractStatus::Executing.name().into()),
             ));
             filters.push(Filter::Cmp(
                 Col::Column("outstanding"),

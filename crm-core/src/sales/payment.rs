@@ -17,7 +17,7 @@ use crate::entity::Entity;
 use crate::error::{Error, Result, ValidationErrors};
 use crate::money::Money;
 use crate::schema::Table;
-use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Op, Row, Select, Sort};
+use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Op, Row, Select, Sort};
 use crate::value::Value;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -231,6 +231,19 @@ fn invoice_from_row(r: &Row) -> Invoice {
     }
 }
 
+/// A refusal by the invoice number guard, as the duplicate it is.
+fn invoice_guard_refusal(e: Error, guards: &[Guard]) -> Error {
+    match e {
+        Error::Duplicate { message, .. } if guards.iter().any(|g| g.message == message) => {
+            Error::Duplicate {
+                entity: "invoice".into(),
+                message,
+            }
+        }
+        other => other,
+    }
+}
+
 fn base(crm: &Crm, actor: &Actor, id: Uuid) -> Vec<(&'static str, Value)> {
     let now = crm.now();
     vec![
@@ -286,6 +299,16 @@ impl Crm {
     ) -> Result<ChangeSet> {
         let row = self.writable_contract(actor, contract).await?;
         let c = contract_from_row(&row);
+        if matches!(
+            c.status,
+            ContractStatus::Finished | ContractStatus::Terminated
+        ) {
+            return Err(Error::InvalidState(format!(
+                "contract {} is {}; its payment plan can no longer change",
+                c.code,
+                c.status.label_zh()
+            )));
+        }
         let mut errors = ValidationErrors::default();
         let mut total = 0i64;
         for (i, p) in plans.iter().enumerate() {
@@ -322,10 +345,11 @@ impl Crm {
             expected_version: row.version(),
             values: vec![("updated_at", Value::Timestamp(self.now()))],
         });
-        for old in self
+        let mut old_plans = self
             .rows_of_contract(actor, Table::PaymentPlans, contract)
-            .await?
-        {
+            .await?;
+        old_plans.sort_by_key(|r| (r.get("due_on").as_date(), r.get("instalment").as_int()));
+        for old in &old_plans {
             cs.ops.push(Op::Delete {
                 table: Table::PaymentPlans,
                 id: old.id(),
@@ -353,7 +377,11 @@ impl Crm {
             "payment_plan",
             vec![FieldChange {
                 field: "payment_plan".into(),
-                before: serde_json::Value::Null,
+                before: json!(old_plans
+                    .iter()
+                    .map(|r| json!({"due_on": r.get("due_on").as_date(),
+                                    "amount": r.get("amount").as_int().unwrap_or(0)}))
+                    .collect::<Vec<_>>()),
                 after: json!(sorted
                     .iter()
                     .map(|p| json!({"due_on": p.due_on, "amount": p.amount.minor}))
@@ -689,6 +717,15 @@ impl Crm {
                 .ok_or_else(|| Error::not_found(Entity::Contract, contract))?;
             let amount = p.get("amount").as_int().unwrap_or(0);
             let c = contract_from_row(&row);
+            if c.status != ContractStatus::Executing {
+                return Err(Error::InvalidState(format!(
+                    "contract {} is {}; payment {} can no longer be confirmed on it, \
+                     reject it instead",
+                    c.code,
+                    c.status.label_zh(),
+                    Money::cny(amount)
+                )));
+            }
             if amount > c.outstanding.minor {
                 return Err(Error::InvalidState(format!(
                     "payment {} exceeds what is outstanding on contract {} ({}); overpayment is refused",
@@ -702,8 +739,12 @@ impl Crm {
         Ok(())
     }
 
-    /// Adds an invoice plan (`number` none) or records an issued invoice.
-    /// Issued invoices add up to at most the contract amount.
+    /// Adds an invoice plan (`number` none) or records an issued invoice on
+    /// an executing or finished contract (not a terminated one). Issued
+    /// invoices add up to at most the contract amount, and so do the
+    /// plans; an issued invoice's number is unique in the company. Both
+    /// bump the contract's version and are audited, so concurrent
+    /// invoices cannot both pass the checks.
     pub async fn add_invoice(
         &self,
         actor: &Actor,
@@ -722,24 +763,71 @@ impl Crm {
                 format!("{amount} is not positive"),
             ));
         }
-        if matches!(
-            c.status,
-            ContractStatus::Draft | ContractStatus::PendingApproval
-        ) {
-            return Err(Error::InvalidState(format!(
-                "contract {} is {}; invoices follow approval",
-                c.code,
-                c.status.label_zh()
-            )));
+        match c.status {
+            ContractStatus::Draft | ContractStatus::PendingApproval => {
+                return Err(Error::InvalidState(format!(
+                    "contract {} is {}; invoices follow approval",
+                    c.code,
+                    c.status.label_zh()
+                )));
+            }
+            ContractStatus::Terminated => {
+                return Err(Error::InvalidState(format!(
+                    "contract {} is {}; no invoice is planned or issued on it any more",
+                    c.code,
+                    c.status.label_zh()
+                )));
+            }
+            ContractStatus::Executing | ContractStatus::Finished => {}
         }
-        let issued = issued_number
+        let number = issued_number
             .as_deref()
-            .is_some_and(|n| !n.trim().is_empty());
-        if issued && amount.minor > c.not_invoiced.minor {
-            return Err(Error::InvalidState(format!(
-                "invoice {amount} exceeds what is not yet invoiced on contract {} ({})",
-                c.code, c.not_invoiced
-            )));
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
+        let issued = number.is_some();
+        let company = actor.company_id.0;
+        let mut cs = ChangeSet::default();
+        if let Some(n) = &number {
+            if amount.minor > c.not_invoiced.minor {
+                return Err(Error::InvalidState(format!(
+                    "invoice {amount} exceeds what is not yet invoiced on contract {} ({})",
+                    c.code, c.not_invoiced
+                )));
+            }
+            let mut same = Select::all(Table::Invoices, company, self.now());
+            same.filter = Filter::Cmp(Col::Column("number"), CmpOp::Eq, Value::Text(n.clone()));
+            let message = format!("invoice number {n} is already recorded in this company");
+            if !self.store.select(&same).await?.rows.is_empty() {
+                return Err(Error::Duplicate {
+                    entity: "invoice".into(),
+                    message,
+                });
+            }
+            // Two invoices of the same number recorded at once cannot both land.
+            cs.guards.push(Guard {
+                keys: vec![format!("{company}:invoices:number:{n}")],
+                select: same,
+                message,
+            });
+        } else {
+            let planned: i64 = self
+                .rows_of_contract(actor, Table::Invoices, contract)
+                .await?
+                .iter()
+                .filter(|r| r.get("kind").as_text() == Some("plan"))
+                .map(|r| r.get("amount").as_int().unwrap_or(0))
+                .sum();
+            if planned.saturating_add(amount.minor) > c.amount.minor {
+                return Err(Error::InvalidState(format!(
+                    "invoice plan {amount} would bring the invoice plans of contract {} to {}, \
+                     more than the contract amount {} (planned so far {})",
+                    c.code,
+                    Money::cny(planned.saturating_add(amount.minor)),
+                    c.amount,
+                    Money::cny(planned)
+                )));
+            }
         }
         let id = self.new_id();
         let mut values = base(self, actor, id);
@@ -752,10 +840,9 @@ impl Crm {
             ),
             ("invoice_type", Value::Text(invoice_type.name().into())),
             ("amount", Value::Int(amount.minor)),
-            ("number", opt_text(issued_number.clone())),
+            ("number", number.clone().map_or(Value::Null, Value::Text)),
             ("invoice_date", date.map_or(Value::Null, Value::Date)),
         ]);
-        let mut cs = ChangeSet::default();
         cs.ops.push(Op::Insert {
             table: Table::Invoices,
             values,
@@ -773,7 +860,7 @@ impl Crm {
             });
             cs.audit.push(self.audit(
                 Some(actor),
-                actor.company_id.0,
+                company,
                 Table::Contracts,
                 contract,
                 "invoice",
@@ -784,15 +871,41 @@ impl Crm {
                 }],
             ));
             cs.events.push(self.event(
-                actor.company_id.0,
+                company,
                 Table::Contracts,
                 contract,
                 "contract.invoiced".into(),
-                json!({"code": c.code, "invoice_id": id, "number": issued_number,
+                json!({"code": c.code, "invoice_id": id, "number": number,
                        "amount": amount.minor, "invoice_type": invoice_type.name()}),
             ));
+        } else {
+            // Serialises plans of the same contract (the total was checked
+            // against this version).
+            cs.ops.push(Op::Update {
+                table: Table::Contracts,
+                id: contract,
+                expected_version: row.version(),
+                values: vec![("updated_at", Value::Timestamp(self.now()))],
+            });
+            cs.audit.push(self.audit(
+                Some(actor),
+                company,
+                Table::Contracts,
+                contract,
+                "invoice_plan",
+                vec![FieldChange {
+                    field: "invoice_plan".into(),
+                    before: serde_json::Value::Null,
+                    after: json!({"invoice_id": id, "amount": amount.minor,
+                                  "invoice_type": invoice_type.name(),
+                                  "invoice_date": date}),
+                }],
+            ));
         }
-        self.apply(cs).await?;
+        let guards = cs.guards.clone();
+        self.apply(cs)
+            .await
+            .map_err(|e| invoice_guard_refusal(e, &guards))?;
         Ok(invoice_from_row(
             &self
                 .store
@@ -813,8 +926,10 @@ impl Crm {
             .collect())
     }
 
-    /// Receivables (应收款) of the contracts the actor may see, as of today:
-    /// outstanding, overdue and overdue by age, per customer and owner.
+    /// Receivables (应收款) of the executing contracts the actor may see, as
+    /// of today: outstanding, overdue and overdue by age, per customer and
+    /// owner. Finished contracts are fully collected and terminated ones
+    /// will not be paid, so neither is listed.
     pub async fn receivables(&self, actor: &Actor) -> Result<Vec<ReceivableRow>> {
         let mut sel = Select::all(Table::Contracts, actor.company_id.0, self.now());
         sel.scope = actor.store_scope(Entity::Contract, Action::Read).unwrap_or(
@@ -824,13 +939,13 @@ impl Crm {
                 shared_with: Some(actor.user_id.0),
             },
         );
+        // Only executing contracts are collected: a finished contract is
+        // fully collected, a terminated one will not be paid.
         sel.filter = Filter::And(vec![
-            Filter::In(
+            Filter::Cmp(
                 Col::Column("status"),
-                vec![
-                    Value::Text(ContractStatus::Executing.name().into()),
-                    Value::Text(ContractStatus::Finished.name().into()),
-                ],
+                CmpOp::Eq,
+                Value::Text(ContractStatus::Executing.name().into()),
             ),
             Filter::Cmp(Col::Column("outstanding"), CmpOp::Gt, Value::Int(0)),
         ]);

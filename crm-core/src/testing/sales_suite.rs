@@ -121,6 +121,36 @@ macro_rules! sales_scenarios {
             crm_sales_pipelines_defined_concurrently_leave_one_active,
             $make
         );
+        $each!(
+            $crate::testing::sales_suite::approval_restart_from_rejecting_step_approves_steps_that_now_apply,
+            crm_sales_approval_restart_from_rejecting_step_approves_steps_that_now_apply,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::approval_resubmitted_by_new_owner_or_after_applicant_left,
+            crm_sales_approval_resubmitted_by_new_owner_or_after_applicant_left,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::terminating_a_contract_withdraws_its_pending_approval,
+            crm_sales_terminating_a_contract_withdraws_its_pending_approval,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::payments_awaiting_approval_hold_the_contract_open,
+            crm_sales_payments_awaiting_approval_hold_the_contract_open,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::finishing_needs_a_fully_collected_contract,
+            crm_sales_finishing_needs_a_fully_collected_contract,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::invoices_and_plans_are_checked_like_payments,
+            crm_sales_invoices_and_plans_are_checked_like_payments,
+            $make
+        );
     };
 }
 
@@ -2290,8 +2320,9 @@ pub async fn approval_does_not_move_closed_contracts(store: Arc<dyn Store>) {
         .await
         .expect("terminate");
     assert_eq!(c.status, ContractStatus::Terminated);
+    // Terminating withdrew the approval: it can no longer be approved.
     match w.crm.approve(&w.lisi, a.id, None).await {
-        Err(Error::InvalidState(m)) => assert!(m.contains(&c.code), "{m}"),
+        Err(Error::InvalidState(m)) => assert!(m.contains("withdrawn"), "{m}"),
         other => panic!("approving a terminated contract: {other:?}"),
     }
     let c = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
@@ -2304,10 +2335,10 @@ pub async fn approval_does_not_move_closed_contracts(store: Arc<dyn Store>) {
         .expect("get")
         .expect("customer");
     assert!(customer_row.get("closed_at").is_null(), "no deal closed");
-    w.crm
-        .reject(&w.lisi, a.id, RejectTo::Applicant, None)
-        .await
-        .expect("reject");
+    assert!(matches!(
+        w.crm.reject(&w.lisi, a.id, RejectTo::Applicant, None).await,
+        Err(Error::InvalidState(_))
+    ));
     assert_eq!(
         w.crm.contract(&w.zhangsan, c.id).await.expect("c").status,
         ContractStatus::Terminated
@@ -4151,4 +4182,660 @@ pub async fn pipelines_defined_concurrently_leave_one_active(store: Arc<dyn Stor
         .await
         .expect("the company's pipeline beside a department's");
     assert_eq!(active(&w).await, vec![id]);
+}
+
+/// An executing contract of `minor` 分 owned by `actor` (no contract flow
+/// may be defined: it is approved at once).
+async fn new_executing_contract(
+    w: &World,
+    actor: &crate::auth::Actor,
+    customer: Uuid,
+    title: &str,
+    minor: i64,
+) -> crate::sales::Contract {
+    let c = w
+        .crm
+        .create_contract(
+            actor,
+            crate::sales::NewContract {
+                title: title.into(),
+                customer_id: customer,
+                amount: Some(crate::money::Money::cny(minor)),
+                ..crate::sales::NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (c, a) = w
+        .crm
+        .submit_contract(actor, c.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    assert!(a.is_none(), "no contract flow");
+    assert_eq!(c.status, crate::sales::ContractStatus::Executing);
+    c
+}
+
+/// Sets a contract's status directly in the store, as data written before
+/// a rule existed may hold it.
+async fn force_contract_status(w: &World, id: Uuid, status: crate::sales::ContractStatus) {
+    use crate::store::{ChangeSet, Op};
+    use crate::value::Value;
+    let row = w
+        .crm
+        .store()
+        .get(crate::schema::Table::Contracts, id)
+        .await
+        .expect("get")
+        .expect("contract");
+    let cs = ChangeSet {
+        ops: vec![Op::Update {
+            table: crate::schema::Table::Contracts,
+            id,
+            expected_version: row.version(),
+            values: vec![("status", Value::Text(status.name().into()))],
+        }],
+        ..ChangeSet::default()
+    };
+    w.crm.store().apply(&cs).await.expect("force status");
+}
+
+/// Resubmitting from the rejecting step keeps only the steps approved in
+/// the earlier round: a step before the rejecting one that applies now (the
+/// amount was raised over its threshold) must be approved. Returning from
+/// the first step says there is no earlier step.
+pub async fn approval_restart_from_rejecting_step_approves_steps_that_now_apply(
+    store: Arc<dyn Store>,
+) {
+    let w = World::new(store).await;
+    let mut gm = step(
+        "总经理",
+        ApproverRule::Users {
+            users: vec![w.admin.user_id.0],
+        },
+        SignMode::Any,
+    );
+    gm.conditions = vec![Condition::AmountAtLeast { minor: 100_000_000 }];
+    let finance = step(
+        "财务",
+        ApproverRule::Users {
+            users: vec![w.zhaoliu.user_id.0],
+        },
+        SignMode::Any,
+    );
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            GENERIC_DOC,
+            "采购审批",
+            FlowDef {
+                steps: vec![gm, finance],
+                restart: Restart::FromRejectingStep,
+            },
+        )
+        .await
+        .expect("define");
+    // ¥500,000: only 财务 applies.
+    let doc = Uuid::from_u128(0xD0E1);
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 50_000_000))
+        .await
+        .expect("submit");
+    assert_eq!(a.current_step.as_deref(), Some("财务"));
+    match w
+        .crm
+        .reject(&w.zhaoliu, a.id, RejectTo::Step(0), None)
+        .await
+    {
+        Err(Error::InvalidState(m)) => {
+            assert!(m.contains("no earlier step") && !m.contains("1..0"), "{m}")
+        }
+        other => panic!("returning from the first step: {other:?}"),
+    }
+    w.crm
+        .reject(&w.zhaoliu, a.id, RejectTo::Applicant, Some("金额不对"))
+        .await
+        .expect("reject");
+    // Raised to ¥2,000,000: 总经理 applies now and was never approved.
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 200_000_000))
+        .await
+        .expect("resubmit");
+    assert_eq!(a.status, Status::Pending);
+    assert_eq!(a.current_step.as_deref(), Some("总经理"));
+    assert_eq!(a.pending_with, vec![w.admin.user_id.0]);
+    let a = w.crm.approve(&w.admin, a.id, None).await.expect("总经理");
+    assert_eq!(a.current_step.as_deref(), Some("财务"));
+    let a = w.crm.approve(&w.zhaoliu, a.id, None).await.expect("财务");
+    assert_eq!(a.status, Status::Approved);
+    // A step approved in the earlier round stays passed.
+    let doc = Uuid::from_u128(0xD0E2);
+    let b = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 200_000_000))
+        .await
+        .expect("submit");
+    let b = w.crm.approve(&w.admin, b.id, None).await.expect("总经理");
+    w.crm
+        .reject(&w.zhaoliu, b.id, RejectTo::Applicant, None)
+        .await
+        .expect("reject");
+    let b = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 210_000_000))
+        .await
+        .expect("resubmit");
+    assert_eq!(b.current_step.as_deref(), Some("财务"));
+}
+
+/// A rejected contract transferred to another sales person is resubmitted
+/// by its new owner, who becomes the applicant of a fresh round; a generic
+/// document whose applicant left is resubmitted by somebody else, and
+/// while the applicant is active the refusal names them.
+pub async fn approval_resubmitted_by_new_owner_or_after_applicant_left(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::ids::RecordId;
+    use crate::sales::ContractStatus;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    w.crm
+        .define_approval_flow(&w.admin, "contract", "合同审批", superior_flow())
+        .await
+        .expect("flow");
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            crate::sales::NewContract {
+                title: "转移的合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(crate::money::Money::cny(1_000_000)),
+                ..crate::sales::NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (_, a) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    let a = a.expect("approval");
+    w.crm
+        .reject(&w.lisi, a.id, RejectTo::Applicant, Some("补充附件"))
+        .await
+        .expect("reject");
+    let report = w
+        .crm
+        .transfer_records(
+            &w.zhangsan,
+            Entity::Contract,
+            &[RecordId(c.id)],
+            w.wangwu.user_id,
+        )
+        .await
+        .expect("transfer");
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    let (c, a) = w
+        .crm
+        .submit_contract(&w.wangwu, c.id, Vec::new(), Some("已补充"))
+        .await
+        .expect("the new owner resubmits");
+    let a = a.expect("approval");
+    assert_eq!(c.status, ContractStatus::PendingApproval);
+    assert_eq!((a.status, a.state.round), (Status::Pending, 2));
+    assert_eq!(a.applicant_id, w.wangwu.user_id.0);
+    assert_eq!(a.state.applicant, w.wangwu.user_id.0);
+    assert_eq!(a.pending_with, vec![w.lisi.user_id.0]);
+    let mine = w.crm.my_approvals(&w.wangwu).await.expect("mine");
+    assert_eq!(mine.iter().map(|x| x.id).collect::<Vec<_>>(), vec![a.id]);
+    // A generic document: only its active applicant resubmits, and the
+    // refusal says who that is.
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            GENERIC_DOC,
+            "采购审批",
+            FlowDef {
+                steps: vec![step(
+                    "财务",
+                    ApproverRule::Users {
+                        users: vec![w.zhaoliu.user_id.0],
+                    },
+                    SignMode::Any,
+                )],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("define");
+    let doc = Uuid::from_u128(0xD0E3);
+    let g = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 1_000))
+        .await
+        .expect("submit");
+    w.crm
+        .reject(&w.zhaoliu, g.id, RejectTo::Applicant, None)
+        .await
+        .expect("reject");
+    match w
+        .crm
+        .submit_for_approval(&w.wangwu, request(doc, 1_000))
+        .await
+    {
+        Err(Error::Forbidden(m)) => assert!(m.contains("张三 (zhangsan)"), "{m}"),
+        other => panic!("another user resubmitting: {other:?}"),
+    }
+    deactivate(&w, w.zhangsan.user_id).await;
+    let g = w
+        .crm
+        .submit_for_approval(&w.wangwu, request(doc, 1_000))
+        .await
+        .expect("resubmitted after the applicant left");
+    assert_eq!(
+        (g.status, g.applicant_id),
+        (Status::Pending, w.wangwu.user_id.0)
+    );
+    assert_eq!(g.pending_with, vec![w.zhaoliu.user_id.0]);
+}
+
+/// Terminating a contract pending approval withdraws its approval in the
+/// same change: it leaves the approver's list, records the withdrawal with
+/// the reason, and can no longer be approved.
+pub async fn terminating_a_contract_withdraws_its_pending_approval(store: Arc<dyn Store>) {
+    use crate::sales::ContractStatus;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    w.crm
+        .define_approval_flow(&w.admin, "contract", "合同审批", superior_flow())
+        .await
+        .expect("flow");
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            crate::sales::NewContract {
+                title: "中止的合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(crate::money::Money::cny(1_000_000)),
+                ..crate::sales::NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (_, a) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    let a = a.expect("approval");
+    assert_eq!(w.crm.pending_approvals(&w.lisi).await.expect("p").len(), 1);
+    let c = w
+        .crm
+        .close_contract(&w.zhangsan, c.id, Some("客户取消"))
+        .await
+        .expect("terminate");
+    assert_eq!(c.status, ContractStatus::Terminated);
+    assert!(
+        w.crm
+            .pending_approvals(&w.lisi)
+            .await
+            .expect("p")
+            .is_empty()
+    );
+    let a = w.crm.approval(&w.zhangsan, a.id).await.expect("approval");
+    assert_eq!(a.status, Status::Withdrawn);
+    let last = w
+        .crm
+        .approval_actions(&w.zhangsan, a.id)
+        .await
+        .expect("actions")
+        .pop()
+        .expect("actions");
+    assert_eq!(
+        (last.action.as_str(), last.actor_id),
+        ("withdraw", Some(w.zhangsan.user_id.0))
+    );
+    assert!(
+        last.comment
+            .as_deref()
+            .is_some_and(|m| m.contains("客户取消")),
+        "{last:?}"
+    );
+    assert!(matches!(
+        w.crm.approve(&w.lisi, a.id, None).await,
+        Err(Error::InvalidState(_))
+    ));
+    assert_eq!(
+        w.crm.contract(&w.zhangsan, c.id).await.expect("c").status,
+        ContractStatus::Terminated
+    );
+}
+
+/// A payment awaiting approval holds its contract open: terminating or
+/// finishing is refused, naming it; and a payment still awaiting approval
+/// on a contract closed anyway (data from before the rule) cannot be
+/// confirmed, only rejected.
+pub async fn payments_awaiting_approval_hold_the_contract_open(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractStatus, PaymentInput};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "回款合同", 1_000_000).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "payment",
+            "回款确认",
+            FlowDef {
+                steps: vec![step(
+                    "财务确认",
+                    ApproverRule::Users {
+                        users: vec![w.admin.user_id.0],
+                    },
+                    SignMode::Any,
+                )],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("payment flow");
+    let (p, a) = w
+        .crm
+        .record_payment(
+            &w.zhangsan,
+            c.id,
+            PaymentInput {
+                amount: Money::cny(300_000),
+                received_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("date"),
+                method: None,
+                receipt_no: None,
+                notes: None,
+            },
+        )
+        .await
+        .expect("payment");
+    assert_eq!(p.status, "pending_approval");
+    let a = a.expect("approval");
+    for reason in [Some("客户破产"), None] {
+        match w.crm.close_contract(&w.zhangsan, c.id, reason).await {
+            Err(Error::InvalidState(m)) => {
+                assert!(
+                    m.contains("¥3,000.00") && m.contains("awaiting approval"),
+                    "{m}"
+                )
+            }
+            other => panic!("closing with a payment awaiting approval: {other:?}"),
+        }
+    }
+    assert_eq!(
+        w.crm.contract(&w.zhangsan, c.id).await.expect("c").status,
+        ContractStatus::Executing
+    );
+    force_contract_status(&w, c.id, ContractStatus::Terminated).await;
+    match w.crm.approve(&w.admin, a.id, None).await {
+        Err(Error::InvalidState(m)) => assert!(m.contains(&c.code), "{m}"),
+        other => panic!("confirming a payment of a terminated contract: {other:?}"),
+    }
+    assert_eq!(
+        w.crm.contract(&w.zhangsan, c.id).await.expect("c").received,
+        Money::cny(0)
+    );
+    w.crm
+        .reject(&w.admin, a.id, RejectTo::Applicant, Some("合同已中止"))
+        .await
+        .expect("rejecting it still works");
+    let col = w.crm.collection(&w.zhangsan, c.id).await.expect("col");
+    assert_eq!(col.payments[0].status, "rejected");
+    assert_eq!((col.received, col.pending), (Money::cny(0), Money::cny(0)));
+}
+
+/// Finishing needs the contract fully collected (the refusal names what is
+/// outstanding); one that will not be paid is terminated instead, and
+/// neither terminated nor finished contracts are listed as receivable.
+pub async fn finishing_needs_a_fully_collected_contract(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractQuery, ContractStatus, PaymentInput};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let pay = |fen: i64| PaymentInput {
+        amount: Money::cny(fen),
+        received_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("date"),
+        method: None,
+        receipt_no: None,
+        notes: None,
+    };
+    let open = ContractQuery {
+        not_fully_received: true,
+        ..ContractQuery::default()
+    };
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "欠款合同", 1_000_000).await;
+    w.crm
+        .record_payment(&w.zhangsan, c.id, pay(300_000))
+        .await
+        .expect("payment");
+    match w.crm.close_contract(&w.zhangsan, c.id, None).await {
+        Err(Error::InvalidState(m)) => {
+            assert!(m.contains("¥7,000.00") && m.contains("terminate"), "{m}")
+        }
+        other => panic!("finishing with money owed: {other:?}"),
+    }
+    assert_eq!(w.crm.receivables(&w.lisi).await.expect("r").len(), 1);
+    assert_eq!(
+        w.crm.list_contracts(&w.lisi, &open).await.expect("l").total,
+        Some(1)
+    );
+    let c = w
+        .crm
+        .close_contract(&w.zhangsan, c.id, Some("客户破产"))
+        .await
+        .expect("terminate");
+    assert_eq!(c.status, ContractStatus::Terminated);
+    assert!(w.crm.receivables(&w.lisi).await.expect("r").is_empty());
+    assert_eq!(
+        w.crm.list_contracts(&w.lisi, &open).await.expect("l").total,
+        Some(0)
+    );
+    // A contract finished with money owed before the rule is not listed
+    // either: it cannot be collected.
+    let old = new_executing_contract(&w, &w.zhangsan, customer.id.0, "旧合同", 500_000).await;
+    force_contract_status(&w, old.id, ContractStatus::Finished).await;
+    assert!(w.crm.receivables(&w.lisi).await.expect("r").is_empty());
+    assert_eq!(
+        w.crm.list_contracts(&w.lisi, &open).await.expect("l").total,
+        Some(0)
+    );
+    // A fully collected contract finishes.
+    let paid = new_executing_contract(&w, &w.zhangsan, customer.id.0, "付清合同", 200_000).await;
+    w.crm
+        .record_payment(&w.zhangsan, paid.id, pay(200_000))
+        .await
+        .expect("payment");
+    let paid = w
+        .crm
+        .close_contract(&w.zhangsan, paid.id, None)
+        .await
+        .expect("finish");
+    assert_eq!(
+        (paid.status, paid.outstanding.minor),
+        (ContractStatus::Finished, 0)
+    );
+}
+
+/// Invoice plans add up to at most the contract amount, are audited and
+/// bump the contract; an invoice number is recorded once per company, also
+/// when two are recorded at once; a terminated contract takes no invoice
+/// and no payment plan; a payment plan's history shows the plan it replaced.
+pub async fn invoices_and_plans_are_checked_like_payments(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::money::Money;
+    use crate::sales::{InvoiceType, PlanInput};
+    use crate::schema::Table;
+    use serde_json::json;
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = crate::crm::Crm::new(store, w.clock.clone());
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c1 = new_executing_contract(&w, &w.zhangsan, customer.id.0, "一号合同", 1_000_000).await;
+    let c2 = new_executing_contract(&w, &w.zhangsan, customer.id.0, "二号合同", 1_000_000).await;
+    let d = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
+    // Invoice plans.
+    w.crm
+        .add_invoice(
+            &w.zhangsan,
+            c1.id,
+            InvoiceType::VatSpecial,
+            Money::cny(600_000),
+            None,
+            Some(d),
+        )
+        .await
+        .expect("plan");
+    let now = w.crm.contract(&w.zhangsan, c1.id).await.expect("c");
+    assert!(now.version > c1.version, "a plan bumps the contract");
+    let history = w
+        .crm
+        .history(&w.zhangsan, Entity::Contract, c1.id)
+        .await
+        .expect("history");
+    assert!(
+        history.iter().any(|e| e.action == "invoice_plan"),
+        "{history:?}"
+    );
+    match w
+        .crm
+        .add_invoice(
+            &w.zhangsan,
+            c1.id,
+            InvoiceType::VatSpecial,
+            Money::cny(400_001),
+            None,
+            Some(d),
+        )
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(m.contains("¥10,000.00"), "{m}"),
+        other => panic!("plans over the amount: {other:?}"),
+    }
+    // Invoice numbers are unique in the company.
+    w.crm
+        .add_invoice(
+            &w.zhangsan,
+            c1.id,
+            InvoiceType::VatNormal,
+            Money::cny(100_000),
+            Some(" 04400123 ".into()),
+            Some(d),
+        )
+        .await
+        .expect("issued");
+    match w
+        .crm
+        .add_invoice(
+            &w.zhangsan,
+            c2.id,
+            InvoiceType::VatNormal,
+            Money::cny(100_000),
+            Some("04400123".into()),
+            Some(d),
+        )
+        .await
+    {
+        Err(Error::Duplicate { message, .. }) => assert!(message.contains("04400123"), "{message}"),
+        other => panic!("the same number twice: {other:?}"),
+    }
+    let (o, zs, c2_id) = (other.clone(), w.zhangsan.clone(), c2.id);
+    hooked.before_write(Table::Invoices, async move {
+        o.add_invoice(
+            &zs,
+            c2_id,
+            InvoiceType::VatNormal,
+            Money::cny(100_000),
+            Some("04400999".into()),
+            None,
+        )
+        .await
+        .expect("the same number meanwhile");
+    });
+    match w
+        .crm
+        .add_invoice(
+            &w.zhangsan,
+            c1.id,
+            InvoiceType::VatNormal,
+            Money::cny(100_000),
+            Some("04400999".into()),
+            None,
+        )
+        .await
+    {
+        Err(Error::Duplicate { message, .. }) => assert!(message.contains("04400999"), "{message}"),
+        other => panic!("the same number at once: {other:?}"),
+    }
+    let c1_now = w.crm.contract(&w.zhangsan, c1.id).await.expect("c");
+    assert_eq!(c1_now.invoiced, Money::cny(100_000));
+    // A payment plan's history shows the plan it replaced.
+    let plan = |fen: i64| {
+        vec![PlanInput {
+            due_on: d,
+            amount: Money::cny(fen),
+            notes: None,
+        }]
+    };
+    w.crm
+        .set_payment_plan(&w.zhangsan, c1.id, plan(500_000))
+        .await
+        .expect("plan");
+    w.crm
+        .set_payment_plan(&w.zhangsan, c1.id, plan(400_000))
+        .await
+        .expect("new plan");
+    let history = w
+        .crm
+        .history(&w.zhangsan, Entity::Contract, c1.id)
+        .await
+        .expect("history");
+    let last = history
+        .iter()
+        .rev()
+        .flat_map(|e| e.changes.iter())
+        .find(|ch| ch.field == "payment_plan")
+        .expect("plan change");
+    assert!(
+        last.before.to_string().contains("500000"),
+        "the replaced plan: {last:?}"
+    );
+    // A terminated contract takes no invoice and no payment plan.
+    w.crm
+        .close_contract(&w.zhangsan, c1.id, Some("客户取消"))
+        .await
+        .expect("terminate");
+    for number in [None, Some("04400555".to_string())] {
+        assert!(matches!(
+            w.crm
+                .add_invoice(
+                    &w.zhangsan,
+                    c1.id,
+                    InvoiceType::VatNormal,
+                    Money::cny(1_000),
+                    number,
+                    Some(d),
+                )
+                .await,
+            Err(Error::InvalidState(_))
+        ));
+    }
+    assert!(matches!(
+        w.crm
+            .set_payment_plan(&w.zhangsan, c1.id, plan(100_000))
+            .await,
+        Err(Error::InvalidState(_))
+    ));
 }

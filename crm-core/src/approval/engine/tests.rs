@@ -587,12 +587,17 @@ impl Model {
                 {
                     return false;
                 }
+                // Only steps approved in the earlier round stay passed.
+                let passed: BTreeSet<usize> = self.steps[..self.cur.min(self.steps.len())]
+                    .iter()
+                    .map(|s| s.0)
+                    .collect();
                 self.steps = model_resolve(flow, amount, picked);
                 self.cur = match (self.status, self.rejected_def) {
                     (Status::Rejected, Some(d)) if restart_from_rejecting => self
                         .steps
                         .iter()
-                        .position(|s| s.0 >= d)
+                        .position(|s| s.0 >= d || !passed.contains(&s.0))
                         .unwrap_or(self.steps.len()),
                     _ => 0,
                 };
