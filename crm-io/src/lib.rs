@@ -404,6 +404,9 @@ async fn consume(
     let mut pending: Option<BatchWrite<'_>> = None;
     // Rows of the pending batch: progress counts rows once written.
     let mut pending_rows: u64 = 0;
+    // Columns right of the header's last one that hold data in some row:
+    // not imported, so reported with the ignored columns.
+    let mut unnamed = std::collections::BTreeSet::new();
     loop {
         let previous = pending.take();
         let commit = async move {
@@ -456,6 +459,13 @@ async fn consume(
                 break;
             }
         };
+        for r in &batch {
+            for (i, c) in r.cells.iter().enumerate().skip(headers.len()) {
+                if !c.is_empty() {
+                    unnamed.insert(i);
+                }
+            }
+        }
         if !prepared.issues.is_empty() {
             let wb = match &mut errors {
                 Some(w) => w,
@@ -471,7 +481,12 @@ async fn consume(
         pending_rows = batch.len() as u64;
         pending = Some(prepared.write);
     }
-    let report = session.finish().await?;
+    let mut report = session.finish().await?;
+    report.ignored_columns.extend(
+        unnamed
+            .into_iter()
+            .map(|i| format!("{} (no header / 无表头)", crm_core::import::column_name(i))),
+    );
     let error_workbook = match error_workbook {
         Some(t) => Some(
             t?.join()

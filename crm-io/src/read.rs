@@ -7,6 +7,11 @@
 //! (`worksheet_cells_reader`): the declared dimension is never used, so a
 //! cell at XFD1048576 costs one cell, and rows, columns, cells and the
 //! length of a cell are counted against the limits as they stream by.
+//! What calamine builds before the sheet streams, or builds whole before
+//! the reader sees it, is checked while the parts decompress: the shared
+//! strings' declared and actual count, the style records, and the length
+//! of each shared string and of each cell of a worksheet as written (see
+//! `text_bound`).
 //! `.xls`, `.xlsb` and `.ods` are refused: their readers materialise whole
 //! streams and ranges from declared sizes.
 
@@ -44,6 +49,11 @@ pub struct Limits {
     /// Distinct shared strings the workbook may declare (`uniqueCount`)
     /// and hold. Default 10 million.
     pub max_shared_strings: u64,
+    /// Style records of the styles part: `xf`, `font`, `fill`, `border`
+    /// and `numFmt` elements, each of which calamine turns into an object
+    /// of its own when it opens the workbook. Default 250 000 (Excel itself
+    /// holds at most 64 000 cell formats).
+    pub max_styles: u64,
 }
 
 impl Default for Limits {
@@ -58,6 +68,7 @@ impl Default for Limits {
             max_cells: 30_000_000,
             max_cell_chars: 32_767,
             max_shared_strings: 10_000_000,
+            max_styles: 250_000,
         }
     }
 }
@@ -159,7 +170,8 @@ impl Workbook {
         self.limits
     }
 
-    /// The sheet to read: the one named, else the first.
+    /// The sheet to read: the worksheet named, else the first worksheet
+    /// (chart sheets are none).
     pub fn resolve_sheet(&self, sheet: Option<&str>) -> Result<String, IoError> {
         match sheet {
             None => Ok(self.sheets[0].clone()),
@@ -176,8 +188,9 @@ impl Workbook {
     }
 
     /// Streams the sheet: first its header row, then every non-empty data
-    /// row (cells in the header's columns), calling `f` for each. Stops
-    /// early when `f` returns `false`.
+    /// row (cells in the header's columns, then any cells right of the
+    /// header's last column: such a row is longer than the header),
+    /// calling `f` for each. Stops early when `f` returns `false`.
     pub fn read(
         &self,
         sheet: Option<&str>,
@@ -229,11 +242,19 @@ impl Workbook {
                             limit: format!("{} data rows", lim.max_rows),
                         });
                     }
-                    let mut out = vec![Cell::Empty; *width];
+                    // A cell right of the header's last column extends the
+                    // row: it is not imported (no header names it), but
+                    // it stays in the row, for the error workbook and the
+                    // report's ignored columns.
+                    let row_width = cells
+                        .iter()
+                        .map(|(c, _)| *c as usize + 1)
+                        .max()
+                        .unwrap_or(0)
+                        .max(*width);
+                    let mut out = vec![Cell::Empty; row_width];
                     for (c, cell) in cells.drain(..) {
-                        if let Some(slot) = out.get_mut(c as usize) {
-                            *slot = cell;
-                        }
+                        out[c as usize] = cell;
                     }
                     f(SheetEvent::Row(SheetRow {
                         number: row + 1,
@@ -359,8 +380,25 @@ fn prescan(bytes: &Arc<[u8]>, lim: &Limits) -> Result<Vec<String>, IoError> {
             "the zip holds no Excel workbook (xl/workbook.xml)".into(),
         ));
     }
+    let find = |want: &str| names.iter().position(|n| n == want);
+    let head = |zip: &mut zip::ZipArchive<Cursor<Arc<[u8]>>>, i: Option<usize>| {
+        let mut out = Vec::new();
+        if let Some(Ok(part)) = i.map(|i| zip.by_index(i)) {
+            // Within the limits: the part is counted below like any other.
+            let _ = part.take(4 << 20).read_to_end(&mut out);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    // The workbook part, found as calamine finds it, and its relationships,
+    // read first: they tell worksheets from chart sheets and where they are.
+    let (dir, file) = workbook_part(&head(&mut zip, find("_rels/.rels")));
+    let book_xml = head(&mut zip, find(&normalized(&format!("{dir}{file}"))));
+    let rels_xml = head(
+        &mut zip,
+        find(&normalized(&format!("{dir}_rels/{file}.rels"))),
+    );
+    let sheets = worksheets(&book_xml, &rels_xml, &dir);
     let mut total: u64 = 0;
-    let mut sheets = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
     for i in 0..zip.len() {
         let part = zip
@@ -374,7 +412,18 @@ fn prescan(bytes: &Arc<[u8]>, lim: &Limits) -> Result<Vec<String>, IoError> {
         // Calamine finds the parts whatever their case, so they are
         // recognised here the same way.
         let shared = norm.ends_with("sharedstrings.xml");
-        let workbook = norm.ends_with("workbook.xml");
+        let scan = if shared {
+            Some(Scan::new(Check::Strings(SiText::default())))
+        } else if norm.ends_with("styles.xml") {
+            Some(Scan::new(Check::Styles(0)))
+        } else if sheets
+            .iter()
+            .any(|(_, p)| p.as_deref() == Some(norm.as_str()))
+        {
+            Some(Scan::new(Check::Cells(CellText::default())))
+        } else {
+            None
+        };
         let mut part = Counted {
             part,
             size: 0,
@@ -382,27 +431,21 @@ fn prescan(bytes: &Arc<[u8]>, lim: &Limits) -> Result<Vec<String>, IoError> {
             lim,
             name: &name,
             over: None,
+            scan,
         };
         if shared {
             check_shared_strings(&mut part, lim)?;
         }
         // The rest of the part (all of it, but for the shared strings) is
-        // counted too.
-        let mut head = Vec::new();
+        // counted (and checked) too.
         loop {
             let n = part.read(&mut buf).map_err(|e| part.failed(e))?;
             if n == 0 {
                 break;
             }
-            if workbook && head.len() < (4 << 20) {
-                head.extend_from_slice(&buf[..n]);
-            }
-        }
-        if workbook && sheets.is_empty() {
-            sheets = sheet_names(&String::from_utf8_lossy(&head));
         }
     }
-    Ok(sheets)
+    Ok(sheets.into_iter().map(|(n, _)| n).collect())
 }
 
 /// A part of the zip as it decompresses, its bytes (and those of the whole
@@ -415,6 +458,8 @@ struct Counted<'a, R> {
     name: &'a str,
     /// The limit broken, when reading stopped at one.
     over: Option<IoError>,
+    /// The check made on the part's markup as it streams by, if any.
+    scan: Option<Scan>,
 }
 
 impl<R> Counted<'_, R> {
@@ -443,8 +488,14 @@ impl<R: Read> Read for Counted<'_, R> {
                 limit: format!("{} bytes", self.lim.max_total_bytes),
             });
         }
+        if self.over.is_none()
+            && let Some(scan) = &mut self.scan
+            && let Err(e) = scan.feed(&buf[..n], self.lim, self.name)
+        {
+            self.over = Some(e);
+        }
         if self.over.is_some() {
-            return Err(std::io::Error::other("a size limit is exceeded"));
+            return Err(std::io::Error::other("a limit is exceeded"));
         }
         Ok(n)
     }
@@ -475,13 +526,14 @@ fn check_shared_strings<R: Read>(part: &mut Counted<'_, R>, lim: &Limits) -> Res
         buf.clear();
         match xml.read_event_into(&mut buf) {
             Ok(Event::Start(e)) if e.local_name().as_ref() == "sst" => {
-                for attr in e.attributes().with_checks(false) {
-                    // Calamine stops at a malformed attribute as well.
-                    let Ok(attr) = attr else { break };
-                    if attr.key.local_name().as_ref() != "uniqueCount" {
+                // Read as calamine reads attributes (its `attrs.rs`), not as
+                // quick-xml does: calamine takes an empty name (`=""`) and
+                // anything else up to an `=` as a name and reads on.
+                for (key, value) in raw_attributes(e.attributes_raw()) {
+                    if key != "uniqueCount" {
                         continue;
                     }
-                    if let Some(n) = declared_count(attr.value.as_bytes())
+                    if let Some(n) = declared_count(value.as_bytes())
                         && n > lim.max_shared_strings
                     {
                         return Err(too_many(if n == u64::MAX {
@@ -591,6 +643,27 @@ impl SiTags {
     }
 }
 
+/// The attributes of a start tag as calamine reads them (its
+/// `RawAttrIter`): whitespace skipped, a name is everything up to the next
+/// `=` (trailing whitespace trimmed, so it may be empty or hold spaces),
+/// then a quoted value, its quote closing it (or the tag's end). Reading
+/// stops where calamine reports a malformed attribute (no `=`, an unquoted
+/// value), which makes calamine refuse the part.
+fn raw_attributes(raw: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut rest = raw;
+    std::iter::from_fn(move || {
+        let r = rest.trim_start_matches(|c: char| c.is_ascii_whitespace());
+        let eq = r.find('=')?;
+        let key = r[..eq].trim_end_matches(|c: char| c.is_ascii_whitespace());
+        let after = r[eq + 1..].trim_start_matches(|c: char| c.is_ascii_whitespace());
+        let quote = after.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+        let body = &after[1..];
+        let end = body.find(quote).unwrap_or(body.len());
+        rest = body.get(end + 1..).unwrap_or("");
+        Some((key, &body[..end]))
+    })
+}
+
 /// A declared count read as calamine reads it (any number of leading
 /// zeros), a little more leniently (surrounding whitespace, a plus sign);
 /// `u64::MAX` when it is larger; `None` when it is no number, which
@@ -606,32 +679,112 @@ fn declared_count(v: &[u8]) -> Option<u64> {
     }))
 }
 
-/// The `name` attributes of the `<sheet>` elements of `workbook.xml`, in
-/// order (calamine reads the same file again when the sheet is opened).
-fn sheet_names(xml: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for tag in xml.split('<').skip(1) {
-        let Some(tag) = tag.split('>').next() else {
-            continue;
-        };
-        let el = tag.split_whitespace().next().unwrap_or_default();
-        if el != "sheet" && !el.ends_with(":sheet") {
-            continue;
-        }
-        if let Some(v) = tag
-            .split(" name=\"")
-            .nth(1)
-            .and_then(|r| r.split('"').next())
-        {
-            out.push(
-                v.replace("&lt;", "<")
-                    .replace("&gt;", ">")
-                    .replace("&quot;", "\"")
-                    .replace("&apos;", "'")
-                    .replace("&amp;", "&"),
-            );
+/// Calls `f` with each start tag of `xml` (an empty element's too), read
+/// with calamine's settings, up to the first XML error.
+fn start_tags(xml: &str, mut f: impl FnMut(&quick_xml::events::BytesStart<'_>)) {
+    let mut r = quick_xml::Reader::from_str(xml);
+    let config = r.config_mut();
+    config.check_end_names = false;
+    config.check_comments = false;
+    config.expand_empty_elements = true;
+    loop {
+        match r.read_event() {
+            Ok(Event::Start(e)) => f(&e),
+            Ok(Event::Eof) | Err(_) => break,
+            Ok(_) => {}
         }
     }
+}
+
+/// Where calamine looks for the workbook part (`read_package_relationships`):
+/// the folder and name of the package's `officeDocument` relationship's
+/// target (the last one), `xl/workbook.xml` without one.
+fn workbook_part(package_rels: &str) -> (String, String) {
+    let mut target = None;
+    start_tags(package_rels, |e| {
+        if e.local_name().as_ref() != "Relationship" {
+            return;
+        }
+        let (mut typ, mut to) = ("", None);
+        for (k, v) in raw_attributes(e.attributes_raw()) {
+            match k {
+                "Type" => typ = v,
+                "Target" => to = Some(v),
+                _ => {}
+            }
+        }
+        if typ.ends_with("/relationships/officeDocument")
+            && let Some(to) = to
+        {
+            target =
+                Some(quick_xml::escape::unescape(to).map_or_else(|_| to.to_string(), Into::into));
+        }
+    });
+    let Some(target) = target else {
+        return ("xl/".into(), "workbook.xml".into());
+    };
+    let (dir, name) = target.split_at(target.rfind('/').map_or(0, |i| i + 1));
+    let name = if name.is_empty() {
+        "workbook.xml"
+    } else {
+        name
+    };
+    (
+        dir.strip_prefix('/').unwrap_or(dir).to_string(),
+        name.to_string(),
+    )
+}
+
+/// The worksheets of `workbook.xml`, in order, read as calamine reads
+/// them (`read_workbook`): each `<sheet>`'s `name` attribute, entities
+/// decoded, and the part its relationship (`_rels/workbook.xml.rels`, its
+/// `id` looked up there) points to, `dir` (the workbook part's folder)
+/// prefixed unless absolute. Chart sheets and dialog sheets are left out:
+/// they hold no cells to import. A sheet whose relationship is missing is
+/// kept without a part (calamine then refuses the workbook).
+fn worksheets(book: &str, rels: &str, dir: &str) -> Vec<(String, Option<String>)> {
+    let mut targets = std::collections::HashMap::new();
+    start_tags(rels, |e| {
+        if e.local_name().as_ref() != "Relationship" {
+            return;
+        }
+        let (mut id, mut typ, mut target) = (None, "", "");
+        for (k, v) in raw_attributes(e.attributes_raw()) {
+            match k {
+                "Id" => id = Some(v),
+                "Type" => typ = v,
+                "Target" => target = v,
+                _ => {}
+            }
+        }
+        if let Some(id) = id {
+            targets.insert(id.to_string(), (typ.to_string(), target.to_string()));
+        }
+    });
+    let mut out = Vec::new();
+    start_tags(book, |e| {
+        if e.local_name().as_ref() != "sheet" {
+            return;
+        }
+        let (mut name, mut id) = (String::new(), "");
+        for (k, v) in raw_attributes(e.attributes_raw()) {
+            if k == "name" {
+                name = quick_xml::escape::unescape(v).map_or_else(|_| v.to_string(), Into::into);
+            } else if k == "id" || k.ends_with(":id") {
+                id = v;
+            }
+        }
+        let path = match targets.get(id) {
+            Some((typ, _)) if typ.rsplit('/').next() != Some("worksheet") => return,
+            Some((_, target)) => Some(normalized(
+                &target
+                    .strip_prefix('/')
+                    .map_or_else(|| format!("{dir}{target}"), str::to_string),
+            )),
+            None => None,
+        };
+        out.push((name, path));
+    });
     out
 }
 
@@ -735,9 +888,579 @@ fn convert(v: &DataRef<'_>, lim: &Limits, row: u32, col: u32) -> Result<Cell, Io
     })
 }
 
+/// A tag the markup scanner ([`Markup`]) found, reported as quick-xml
+/// reports it to calamine (which reads with `expand_empty_elements`: an
+/// empty element `<a/>` is a start and then an end).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Tag<'a> {
+    /// A start tag: its full name (prefix included), `None` when longer
+    /// than any name looked at here.
+    Start(Option<&'a [u8]>),
+    /// An end tag (or the end of an empty element).
+    End(Option<&'a [u8]>),
+    /// Text (character data, CDATA sections included): its length in bytes
+    /// as written, entities undecoded. A decoded entity is never longer
+    /// than its reference, so this is an upper bound on what the text
+    /// becomes.
+    Text(u64),
+}
+
+/// Where the scanner is.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+enum At {
+    /// Character data.
+    #[default]
+    Text,
+    /// Just after a `<`.
+    Open,
+    /// A start tag (its name, then its attributes).
+    Start,
+    /// An end tag (`</`).
+    End,
+    /// After `<!`, before telling a comment, CDATA or a declaration apart.
+    Bang,
+    /// A comment (`<!--`).
+    Comment,
+    /// A CDATA section (`<![`).
+    CData,
+    /// A declaration (`<!DOCTYPE`): `<` and `>` balanced as quick-xml
+    /// balances them.
+    Decl,
+    /// A processing instruction (`<?`).
+    Pi,
+}
+
+/// The longest tag name kept (longer ones are none of the names looked at
+/// here, and match no other).
+const NAME_MAX: usize = 64;
+
+/// A streaming scanner of XML markup, fed a part chunk by chunk. It splits
+/// the bytes as quick-xml splits them for calamine (same rules: a start
+/// tag ends at a `>` outside quotes, an end tag at the first `>`, a comment
+/// at `-->`, CDATA at `]]>`, a processing instruction at `?>`), so that the
+/// checks built on it see the elements calamine will see, in constant
+/// memory, however long a text or tag is. Only a document type declaration
+/// (never in a workbook part) is read more loosely.
+#[derive(Default)]
+struct Markup {
+    at: At,
+    /// The current tag's name, or the first bytes after `<!`.
+    name: Vec<u8>,
+    /// The name is longer than [`NAME_MAX`].
+    long: bool,
+    /// The name is complete (whitespace followed it).
+    named: bool,
+    /// The open quote inside a start tag, if any.
+    quote: Option<u8>,
+    /// The bytes of the current markup so far (after the `<`).
+    len: u64,
+    /// The last two bytes of the current markup.
+    last: [u8; 2],
+    /// `<`/`>` balance inside a declaration.
+    depth: u64,
+    /// Bytes fed so far.
+    pos: u64,
+}
+
+impl Markup {
+    /// Scans `bytes`, calling `f` for each tag and text run (a text run
+    /// cut by a chunk's end is reported in pieces); stops at `f`'s first
+    /// error.
+    fn feed<E>(
+        &mut self,
+        bytes: &[u8],
+        f: &mut impl FnMut(Tag<'_>, u64) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut i = 0;
+        while i < bytes.len() {
+            if self.at == At::Text {
+                let end = bytes[i..]
+                    .iter()
+                    .position(|b| *b == b'<')
+                    .map_or(bytes.len(), |p| i + p);
+                self.pos += (end - i) as u64;
+                if end > i {
+                    f(Tag::Text((end - i) as u64), self.pos)?;
+                }
+                i = end;
+                if i < bytes.len() {
+                    i += 1;
+                    self.pos += 1;
+                    self.at = At::Open;
+                    self.name.clear();
+                    self.long = false;
+                    self.named = false;
+                    self.quote = None;
+                    self.len = 0;
+                    self.last = [0, 0];
+                }
+                continue;
+            }
+            // Bytes that change nothing (inside a comment, CDATA, a
+            // processing instruction, or a start tag's attributes) are
+            // skipped at once.
+            let rest = &bytes[i..];
+            let skip = match self.at {
+                At::Comment | At::CData | At::Pi => rest.iter().position(|b| *b == b'>'),
+                At::Start if self.named => match self.quote {
+                    Some(q) => rest.iter().position(|b| *b == q),
+                    None => rest.iter().position(|b| matches!(b, b'"' | b'\'' | b'>')),
+                },
+                _ => Some(0),
+            }
+            .unwrap_or(rest.len());
+            if skip > 0 {
+                self.last = match &rest[..skip] {
+                    [.., a, b] => [*a, *b],
+                    [b] => [self.last[1], *b],
+                    [] => self.last,
+                };
+                self.len += skip as u64;
+                self.pos += skip as u64;
+                i += skip;
+                if self.at == At::CData {
+                    // The content is text (`![CDATA[` too, when cut off
+                    // there: it only overstates).
+                    f(Tag::Text(skip as u64), self.pos)?;
+                }
+                continue;
+            }
+            let b = bytes[i];
+            i += 1;
+            self.pos += 1;
+            let prev = self.last;
+            self.len += 1;
+            self.last = [prev[1], b];
+            match self.at {
+                At::Text => unreachable!(),
+                At::Open => match b {
+                    b'/' => self.at = At::End,
+                    b'!' => self.at = At::Bang,
+                    b'?' => self.at = At::Pi,
+                    _ => {
+                        self.at = At::Start;
+                        self.start_byte(b, prev[1], f)?;
+                    }
+                },
+                At::Start => self.start_byte(b, prev[1], f)?,
+                At::End => {
+                    if b == b'>' {
+                        let name = self.name.trim_ascii_end();
+                        f(Tag::End((!self.long).then_some(name)), self.pos)?;
+                        self.at = At::Text;
+                    } else {
+                        self.push_name(b);
+                    }
+                }
+                At::Bang => match b {
+                    b'-' => self.at = At::Comment,
+                    b'[' => self.at = At::CData,
+                    _ => {
+                        // `<!DOCTYPE …>` (anything else is an error for
+                        // quick-xml).
+                        self.at = At::Decl;
+                        self.depth = 1;
+                    }
+                },
+                // `<!---->` is the shortest comment: the `--` before the
+                // `>` may not be the opening one.
+                At::Comment => {
+                    if b == b'>' && prev == *b"--" && self.len >= 6 {
+                        self.at = At::Text;
+                    }
+                }
+                At::CData => {
+                    if b == b'>' && prev == *b"]]" {
+                        self.at = At::Text;
+                    } else if self.len > 8 {
+                        // The content (after `![CDATA[`) is text; the `]]`
+                        // of the end is counted too, which only overstates.
+                        f(Tag::Text(1), self.pos)?;
+                    }
+                }
+                At::Decl => match b {
+                    b'<' => self.depth += 1,
+                    b'>' => {
+                        self.depth -= 1;
+                        if self.depth == 0 {
+                            self.at = At::Text;
+                        }
+                    }
+                    _ => {}
+                },
+                At::Pi => {
+                    if b == b'>' && prev[1] == b'?' && self.len >= 3 {
+                        self.at = At::Text;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A byte of a start tag: the name runs to the first whitespace; a
+    /// `>` outside quotes ends the tag, an empty element when a `/` comes
+    /// just before it.
+    fn start_byte<E>(
+        &mut self,
+        b: u8,
+        prev: u8,
+        f: &mut impl FnMut(Tag<'_>, u64) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if let Some(q) = self.quote {
+            if b == q {
+                self.quote = None;
+            }
+            return Ok(());
+        }
+        match b {
+            b'"' | b'\'' => self.quote = Some(b),
+            b'>' => {
+                let empty = prev == b'/' && self.len >= 2;
+                let mut name = &self.name[..];
+                if empty && !self.named {
+                    name = name.strip_suffix(b"/").unwrap_or(name);
+                }
+                let name = (!self.long).then_some(name);
+                f(Tag::Start(name), self.pos)?;
+                if empty {
+                    f(Tag::End(name), self.pos)?;
+                }
+                self.at = At::Text;
+                return Ok(());
+            }
+            _ => {}
+        }
+        if !self.named {
+            if matches!(b, b' ' | b'\t' | b'\r' | b'\n') {
+                self.named = true;
+            } else {
+                self.push_name(b);
+            }
+        }
+        Ok(())
+    }
+
+    fn push_name(&mut self, b: u8) {
+        if self.name.len() < NAME_MAX {
+            self.name.push(b);
+        } else {
+            self.long = true;
+        }
+    }
+}
+
+/// The local part of a tag name (after its prefix's first `:`), as
+/// quick-xml gives it.
+fn local(name: &[u8]) -> &[u8] {
+    name.iter()
+        .position(|b| *b == b':')
+        .map_or(name, |at| &name[at + 1..])
+}
+
+/// The longest a cell or shared string may be as written in its part
+/// before the prescan refuses it: eight bytes of XML for each character
+/// allowed (an entity such as `&quot;` takes six), plus room for a
+/// cell's formula and markup. A longer one could not become a text within
+/// [`Limits::max_cell_chars`] written the way spreadsheets write; calamine
+/// would build it whole before the reader could count its characters.
+fn text_bound(lim: &Limits) -> u64 {
+    (lim.max_cell_chars as u64).saturating_mul(8) + (128 << 10)
+}
+
+/// A name kept to compare end tags with: a name too long to keep is kept
+/// as `>`, which no end tag's name matches.
+fn kept(name: Option<&[u8]>) -> Vec<u8> {
+    name.map_or_else(|| b">".to_vec(), <[u8]>::to_vec)
+}
+
+/// Whether a tag's name has the local part `want`.
+fn is(name: Option<&[u8]>, want: &[u8]) -> bool {
+    name.is_some_and(|n| local(n) == want)
+}
+
+/// Measures each string of a shared strings part as calamine reads it
+/// (`read_string_with_bufs`): a string starts at an `si` start tag and ends
+/// at the end tag of the same name; its text is that of its `t` elements
+/// (each up to the end tag of its own name, whatever else comes between).
+#[derive(Default)]
+struct SiText {
+    si: Option<Vec<u8>>,
+    t: Option<Vec<u8>>,
+    len: u64,
+}
+
+impl SiText {
+    /// Follows one tag; returns the text length of the string so far.
+    fn tag(&mut self, tag: &Tag<'_>) -> u64 {
+        match (*tag, &self.si, &self.t) {
+            (Tag::Start(n), None, _) if is(n, b"si") => {
+                self.si = Some(kept(n));
+                self.len = 0;
+            }
+            (Tag::Start(n), Some(_), None) if is(n, b"t") => self.t = Some(kept(n)),
+            (Tag::End(n), _, Some(t)) if n == Some(t.as_slice()) => self.t = None,
+            (Tag::End(n), Some(si), None) if n == Some(si.as_slice()) => self.si = None,
+            (Tag::Text(k), _, Some(_)) => self.len += k,
+            _ => {}
+        }
+        self.len
+    }
+}
+
+/// A child element of a cell, as calamine's cell reader reads it.
+struct CellChild {
+    name: Vec<u8>,
+    /// An inline string (`is`): read like a shared string, up to the end
+    /// tag of its name, its `t` elements each to the end tag of theirs.
+    string: bool,
+    /// Any other child (`v`, `f`) is read to its matching end tag, nested
+    /// elements of the same name counted.
+    depth: u64,
+    t: Option<Vec<u8>>,
+}
+
+/// Measures each cell of a worksheet part as calamine's cell reader reads
+/// it: from a `c` start tag to the `c` end tag that is not inside a child
+/// being read. Every byte in between counts (calamine keeps a formula or a
+/// value's markup whole), which only overstates the text.
+#[derive(Default)]
+struct CellText {
+    /// Where the cell's content starts.
+    start: Option<u64>,
+    child: Option<CellChild>,
+}
+
+impl CellText {
+    /// Follows one tag ending at `pos`; returns the cell's length so far.
+    fn tag(&mut self, tag: &Tag<'_>, pos: u64) -> u64 {
+        let Some(start) = self.start else {
+            if let Tag::Start(n) = *tag
+                && is(n, b"c")
+            {
+                self.start = Some(pos);
+            }
+            return 0;
+        };
+        match (*tag, &mut self.child) {
+            (Tag::Start(n), None) => {
+                self.child = Some(CellChild {
+                    name: kept(n),
+                    string: is(n, b"is"),
+                    depth: 1,
+                    t: None,
+                });
+            }
+            (Tag::Start(n), Some(c)) => {
+                if c.string {
+                    if c.t.is_none() && is(n, b"t") {
+                        c.t = Some(kept(n));
+                    }
+                } else if n == Some(c.name.as_slice()) {
+                    c.depth += 1;
+                }
+            }
+            (Tag::End(n), Some(c)) => {
+                if let Some(t) = &c.t {
+                    if n == Some(t.as_slice()) {
+                        c.t = None;
+                    }
+                } else if n == Some(c.name.as_slice()) {
+                    c.depth -= 1;
+                    if c.string || c.depth == 0 {
+                        self.child = None;
+                    }
+                }
+            }
+            (Tag::End(n), None) if is(n, b"c") => {
+                self.start = None;
+                return pos - start;
+            }
+            _ => {}
+        }
+        pos - start
+    }
+}
+
+/// The style records calamine keeps an object for.
+const STYLE_RECORDS: [&[u8]; 5] = [b"xf", b"font", b"fill", b"border", b"numFmt"];
+
+/// What is checked in a part as it streams by ([`Counted`]).
+enum Check {
+    /// Each string's length (a shared strings part).
+    Strings(SiText),
+    /// The number of style records (a styles part).
+    Styles(u64),
+    /// Each cell's length (a worksheet).
+    Cells(CellText),
+}
+
+/// A part's markup, scanned as it streams by, and the check made on it.
+struct Scan {
+    markup: Markup,
+    check: Check,
+}
+
+impl Scan {
+    fn new(check: Check) -> Scan {
+        Scan {
+            markup: Markup::default(),
+            check,
+        }
+    }
+
+    /// Scans a chunk of the part `name`, refusing it at the first limit
+    /// broken.
+    fn feed(&mut self, bytes: &[u8], lim: &Limits, name: &str) -> Result<(), IoError> {
+        let bound = text_bound(lim);
+        let long = |what: String| IoError::TooLarge {
+            what,
+            limit: format!(
+                "{} characters (as Excel counts them: an emoji counts twice)",
+                lim.max_cell_chars
+            ),
+        };
+        let check = &mut self.check;
+        self.markup.feed(bytes, &mut |tag, pos| match check {
+            Check::Strings(s) => {
+                if s.tag(&tag) > bound {
+                    return Err(long(format!(
+                        "a shared string of {name} (more than {bound} bytes of text)"
+                    )));
+                }
+                Ok(())
+            }
+            Check::Styles(n) => {
+                if let Tag::Start(Some(t)) = tag
+                    && STYLE_RECORDS.contains(&local(t))
+                {
+                    *n += 1;
+                    if *n > lim.max_styles {
+                        return Err(IoError::TooLarge {
+                            what: format!("the cell styles of {name}"),
+                            limit: format!(
+                                "{} style records (cell formats, fonts, fills, borders, \
+                                 number formats)",
+                                lim.max_styles
+                            ),
+                        });
+                    }
+                }
+                Ok(())
+            }
+            Check::Cells(c) => {
+                if c.tag(&tag, pos) > bound {
+                    return Err(long(format!(
+                        "a cell of {name} (more than {bound} bytes of XML)"
+                    )));
+                }
+                Ok(())
+            }
+        })?;
+        // A tag still open at the chunk's end counts too.
+        if let Check::Cells(CellText {
+            start: Some(start), ..
+        }) = &self.check
+            && self.markup.pos - start > bound
+        {
+            return Err(long(format!(
+                "a cell of {name} (more than {bound} bytes of XML)"
+            )));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::SiTags;
+    use super::{Markup, SiTags, Tag, raw_attributes};
+    use quick_xml::events::Event;
+
+    /// The tags quick-xml reports with calamine's settings, up to its
+    /// first error (where calamine stops reading).
+    fn quick_tags(xml: &str) -> Vec<String> {
+        let mut r = quick_xml::Reader::from_reader(xml.as_bytes());
+        let config = r.config_mut();
+        config.check_end_names = false;
+        config.trim_text(false);
+        config.check_comments = false;
+        config.expand_empty_elements = true;
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match r.read_event_into(&mut buf) {
+                Ok(Event::Start(e)) => out.push(format!("<{}", e.name().as_ref())),
+                Ok(Event::End(e)) => out.push(format!("</{}", e.name().as_ref())),
+                Ok(Event::Eof) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        out
+    }
+
+    /// The tags the scanner reports, the input cut in two at `split`.
+    fn scanned(xml: &str, split: usize) -> Vec<String> {
+        let mut m = Markup::default();
+        let mut out = Vec::new();
+        let mut f = |t: Tag<'_>, _| {
+            match t {
+                Tag::Start(n) => out.push(format!(
+                    "<{}",
+                    String::from_utf8_lossy(n.expect("a short name"))
+                )),
+                Tag::End(n) => out.push(format!(
+                    "</{}",
+                    String::from_utf8_lossy(n.expect("a short name"))
+                )),
+                Tag::Text(_) => {}
+            }
+            Ok::<_, ()>(())
+        };
+        m.feed(&xml.as_bytes()[..split], &mut f).expect("scans");
+        m.feed(&xml.as_bytes()[split..], &mut f).expect("scans");
+        out
+    }
+
+    #[test]
+    fn markup_is_split_as_quick_xml_splits_it() {
+        for xml in [
+            "<?xml version=\"1.0\"?>\n<sst a=\"x>y\" b='<si>'><si><t>a</t></si><!-- <si> --><![CDATA[<si>]]><si/><x:si  /><si x=\"/\"/></sst>",
+            "<a><!----><b/><!-- - -- --><!-- -x- --><c/></a  ><d/ ><e\n/></e>",
+            "<a><!-- a --->x</a><b><!--->--><c/>-->",
+            "<?pi?><?pi x>y?><a/><?pi a?>",
+            "<!DOCTYPE x [<!ENTITY y \"z\">]><a><b/></a>",
+            "<a><![CDATA[ ]>]] ] ]]><b/><![CDATA[]]><c/></a>",
+            "<a b='\"' c=\"'\"><d e=\">\" /></a>",
+        ] {
+            let want = quick_tags(xml);
+            assert!(!want.is_empty(), "{xml}");
+            for split in 0..=xml.len() {
+                let got = scanned(xml, split);
+                assert_eq!(
+                    got[..want.len().min(got.len())],
+                    want[..],
+                    "{xml} split at {split}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn attributes_are_read_as_calamine_reads_them() {
+        fn all(raw: &str) -> Vec<(&str, &str)> {
+            raw_attributes(raw).collect()
+        }
+        assert_eq!(
+            all(r#" ="" uniqueCount="9""#),
+            [("", ""), ("uniqueCount", "9")]
+        );
+        assert_eq!(all(" a b = 'x\"' c=\"\""), [("a b", "x\""), ("c", "")]);
+        assert_eq!(all(r#" a="1" b c="2""#), [("a", "1"), ("b c", "2")]);
+        // Malformed: no `=`, an unquoted value.
+        assert_eq!(all(r#" a="1" b"#), [("a", "1")]);
+        assert_eq!(all(r#" a=1 b="2""#), []);
+    }
 
     #[test]
     fn si_tags_are_counted_with_prefixes_and_across_chunks() {

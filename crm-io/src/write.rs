@@ -11,6 +11,7 @@
 //! workbooks cut text to what a cell holds, so they are always written.
 
 use crate::{IoError, Lang};
+use chrono::NaiveTime;
 use crm_core::import::{Cell, ExportColumn, ExportValue, TemplateColumn, ValueKind};
 use rust_xlsxwriter::{
     Color, DataValidation, Format, FormatBorder, Formula, Workbook as XlsxBook, Worksheet,
@@ -339,6 +340,37 @@ fn options_text(options: &[String], lang: Lang) -> String {
     format!("{kept}…{note}")
 }
 
+/// Writes a date (or date-time) as Excel holds dates, 1900-01-01 to
+/// 9999-12-31; outside them as ISO text (`1899-12-31`, `1899-12-31
+/// 08:30:00`), which the import reads back as the same date. (Excel has no
+/// serial for an earlier day: rust_xlsxwriter would write a negative one,
+/// shown as `#####` and read back as an error.)
+fn write_date(
+    ws: &mut Worksheet,
+    row: u32,
+    col: u16,
+    d: chrono::NaiveDateTime,
+    time: bool,
+    f: &Formats,
+) -> Result<(), IoError> {
+    let excel = chrono::NaiveDate::from_ymd_opt(1900, 1, 1).expect("a date")
+        ..=chrono::NaiveDate::from_ymd_opt(9999, 12, 31).expect("a date");
+    if !excel.contains(&d.date()) {
+        let text = if time {
+            d.format("%Y-%m-%d %H:%M:%S").to_string()
+        } else {
+            d.format("%Y-%m-%d").to_string()
+        };
+        return write_text(ws, row, col, &text, f);
+    }
+    if time {
+        ws.write_datetime_with_format(row, col, d, &f.datetime)?;
+    } else {
+        ws.write_datetime_with_format(row, col, d.date(), &f.date)?;
+    }
+    Ok(())
+}
+
 pub(crate) fn col_num(i: usize) -> Result<u16, IoError> {
     u16::try_from(i)
         .ok()
@@ -413,9 +445,11 @@ impl ErrorWorkbook {
     }
 
     /// Adds a row: its original cells, its number and the reason (both
-    /// languages given; the workbook's language is written). Text longer
-    /// than a cell holds (32 767 UTF-16 units) is cut short, and the reason
-    /// then says which columns were.
+    /// languages given; the workbook's language is written). Cells of the
+    /// row right of the header's last column follow the reason, in the
+    /// same order (as far as Excel's columns go). Text longer than a cell
+    /// holds (32 767 UTF-16 units) is cut short, and the reason then says
+    /// which columns were.
     pub fn add(
         &mut self,
         number: u32,
@@ -430,8 +464,16 @@ impl ErrorWorkbook {
             .worksheet_from_index(0)
             .map_err(|e| IoError::Write(e.to_string()))?;
         let mut cut: Vec<String> = Vec::new();
-        for (i, c) in cells.iter().enumerate().take(self.width) {
-            let col = col_num(i)?;
+        for (i, c) in cells.iter().enumerate() {
+            // Cells right of the header's last column (no header names
+            // them) stay in the row, after its number and reason.
+            let col = if i < self.width {
+                col_num(i)?
+            } else if let Ok(col) = col_num(i + 2) {
+                col
+            } else {
+                break;
+            };
             match c {
                 Cell::Empty => {}
                 Cell::Text(s) | Cell::Error(s) => {
@@ -447,12 +489,8 @@ impl ErrorWorkbook {
                 Cell::Bool(b) => {
                     ws.write_boolean(r, col, *b)?;
                 }
-                Cell::Date(d) => {
-                    ws.write_datetime_with_format(r, col, *d, &f.date)?;
-                }
-                Cell::DateTime(d) => {
-                    ws.write_datetime_with_format(r, col, *d, &f.datetime)?;
-                }
+                Cell::Date(d) => write_date(ws, r, col, d.and_time(NaiveTime::MIN), false, f)?,
+                Cell::DateTime(d) => write_date(ws, r, col, *d, true, f)?,
             }
         }
         ws.write_number(r, col_num(self.width)?, f64::from(number))?;
@@ -612,11 +650,9 @@ impl ExportSheet {
                     ws.write_number_with_format(r, col, *m as f64 / 100.0, &f.money)?;
                 }
                 ExportValue::Date(d) => {
-                    ws.write_datetime_with_format(r, col, *d, &f.date)?;
+                    write_date(ws, r, col, d.and_time(NaiveTime::MIN), false, f)?;
                 }
-                ExportValue::DateTime(d) => {
-                    ws.write_datetime_with_format(r, col, *d, &f.datetime)?;
-                }
+                ExportValue::DateTime(d) => write_date(ws, r, col, *d, true, f)?,
                 ExportValue::Bool(b) => {
                     ws.write_boolean(r, col, *b)?;
                 }

@@ -317,7 +317,13 @@ async fn a_cell_at_xfd1048576_is_refused_without_allocating_the_sheet() {
     match &ev[1] {
         SheetEvent::Row(r) => {
             assert_eq!(r.number, 1_048_576);
-            assert_eq!(r.cells.len(), 1, "a row is as wide as the header");
+            // Right of the header: the row runs on to the cell (within
+            // the column limit), which stays in it.
+            assert_eq!(r.cells.len(), 16_384);
+            assert_eq!(
+                r.cells[16_383],
+                crm_core::import::Cell::Text("far away".into())
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -1454,4 +1460,362 @@ async fn product_exports_take_the_recycle_bin_and_refuse_what_does_not_apply() {
         err.to_string().contains("not conditions or a sort"),
         "{err}"
     );
+}
+
+/// Calamine reads a start tag's attributes its own way: an empty name
+/// (`=""`) is an attribute to it, and the count after it is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_string_count_after_an_empty_attribute_name_is_checked() {
+    let base = book(&[&["客户名称"], &["甲有限公司"]]);
+    let hostile = r#"<sst ="" uniqueCount="100000000000"><si><t>a</t></si></sst>"#;
+    let bytes = rezip(&base, &[("xl/sharedStrings.xml", hostile.into())]);
+    match open(bytes) {
+        Err(IoError::TooLarge { what, .. }) => assert!(what.contains("shared strings"), "{what}"),
+        other => panic!("expected the shared string limit, got {other:?}"),
+    }
+    // Other names calamine takes (spaces in them, around the `=`) do not
+    // hide the count, and a name merely ending in it is not the count.
+    for (lead, refused) in [
+        (r#"a b="" "#, true),
+        (r#"x = 'y' "#, true),
+        ("", true),
+        (r#"notuniqueCount="9" x:"#, false),
+    ] {
+        let xml = format!(r#"<sst {lead}uniqueCount="100000000000"><si><t>a</t></si></sst>"#);
+        let result = open(rezip(&base, &[("xl/sharedStrings.xml", xml.into_bytes())]));
+        assert_eq!(
+            matches!(result, Err(IoError::TooLarge { .. })),
+            refused,
+            "{lead}: {result:?}"
+        );
+    }
+}
+
+/// Calamine builds an object for each cell format, font, fill, border and
+/// number format of the styles part when it opens a workbook: a styles
+/// part of millions of them, small once compressed, is refused first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn style_tables_are_counted_before_calamine_builds_them() {
+    let base = book(&[&["客户名称"], &["甲有限公司"]]);
+    let styles = part(&base, "xl/styles.xml");
+    let at = styles.find("</cellXfs>").expect("cellXfs");
+    let many = |n: usize, tag: &str| {
+        format!(
+            "{}{}{}",
+            &styles[..at],
+            format!("<{tag} numFmtId=\"0\" fontId=\"0\"/>").repeat(n),
+            &styles[at..]
+        )
+    };
+    let lim = Limits {
+        max_styles: 1_000,
+        ..Limits::default()
+    };
+    let refused = |xml: String| match Workbook::from_bytes(
+        rezip(&base, &[("xl/styles.xml", xml.into_bytes())]),
+        lim,
+    ) {
+        Err(IoError::TooLarge { what, limit }) => {
+            assert!(what.contains("xl/styles.xml"), "{what}");
+            assert!(limit.contains("1000 style records"), "{limit}");
+        }
+        other => panic!("expected the style limit, got {other:?}"),
+    };
+    refused(many(1_001, "xf"));
+    // Prefixed names count too (calamine matches local names).
+    refused(many(1_001, "x:font"));
+    // Within the limit the workbook reads.
+    let fine = rezip(&base, &[("xl/styles.xml", many(900, "xf").into_bytes())]);
+    let wb = Workbook::from_bytes(fine, lim).expect("opens");
+    assert_eq!(events(&wb).expect("reads").len(), 2);
+    // The default limit: 300 000 cell formats, a few hundred KiB once
+    // compressed.
+    let bytes = rezip(
+        &base,
+        &[("xl/styles.xml", many(300_000, "xf").into_bytes())],
+    );
+    assert!(bytes.len() < 1 << 20, "compressed {} bytes", bytes.len());
+    assert!(matches!(open(bytes), Err(IoError::TooLarge { .. })));
+}
+
+/// A string far over a cell's length is refused while the part streams by,
+/// before calamine builds it whole: in the shared strings and inline in the
+/// sheet. One at the limit still reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_strings_are_refused_before_calamine_builds_them() {
+    let base = book(&[&["客户名称"], &["甲有限公司"]]);
+    let sst = part(&base, "xl/sharedStrings.xml");
+    let huge = "长".repeat(1 << 20);
+    let refused = |bytes: Vec<u8>, where_: &str| match open(bytes) {
+        Err(IoError::TooLarge { what, limit }) => {
+            assert!(what.contains(where_), "{what}");
+            assert!(limit.contains("32767 characters"), "{limit}");
+        }
+        other => panic!("expected the cell length limit in {where_}, got {other:?}"),
+    };
+    let long_sst = sst.replacen("甲有限公司", &huge, 1);
+    assert_ne!(long_sst, sst);
+    refused(
+        rezip(&base, &[("xl/sharedStrings.xml", long_sst.into_bytes())]),
+        "xl/sharedStrings.xml",
+    );
+    // Cut into pieces by elements calamine reads through (`<t>` only ends at
+    // its own end tag), or into runs and CDATA sections.
+    // 150 000 bytes: within what is allowed alone, not three together.
+    let piece = "长".repeat(50_000);
+    for split in [
+        format!("<t>{piece}<si/>{piece}</si>{piece}<si>{piece}</t>"),
+        format!("<r><t>{piece}</t></r><r><t>{piece}</t></r><r><t>{piece}</t></r>"),
+        format!("<t><![CDATA[{piece}]]><!-- </t></si> -->{piece}{piece}</t>"),
+    ] {
+        let at = sst.find("<t>甲有限公司</t>").expect("string");
+        let xml = format!(
+            "{}{split}{}",
+            &sst[..at],
+            &sst[at + "<t>甲有限公司</t>".len()..]
+        );
+        refused(
+            rezip(&base, &[("xl/sharedStrings.xml", xml.into_bytes())]),
+            "xl/sharedStrings.xml",
+        );
+    }
+    // Inline in the sheet.
+    let sheet = part(&base, "xl/worksheets/sheet1.xml");
+    let at = sheet.find("</row></sheetData>").expect("end of the rows");
+    let inline = |text: &str| {
+        format!(
+            "{}<c r=\"B2\" t=\"inlineStr\"><is><t>{text}</t></is></c>{}",
+            &sheet[..at],
+            &sheet[at..]
+        )
+    };
+    refused(
+        rezip(
+            &base,
+            &[("xl/worksheets/sheet1.xml", inline(&huge).into_bytes())],
+        ),
+        "xl/worksheets/sheet1.xml",
+    );
+    // A value that is no string, and an unclosed `<is>` that runs on
+    // through later cells, count as well.
+    let v = format!(
+        "{}<c r=\"B2\" t=\"str\"><v>{huge}</v></c>{}",
+        &sheet[..at],
+        &sheet[at..]
+    );
+    refused(
+        rezip(&base, &[("xl/worksheets/sheet1.xml", v.into_bytes())]),
+        "xl/worksheets/sheet1.xml",
+    );
+    let cells: String = (0..8)
+        .map(|i| format!("<c r=\"{}2\"><t>{piece}</t></c>", (b'C' + i) as char))
+        .collect();
+    let unclosed = format!(
+        "{}<c r=\"B2\" t=\"inlineStr\"><is>{cells}</is></c>{}",
+        &sheet[..at],
+        &sheet[at..]
+    );
+    refused(
+        rezip(
+            &base,
+            &[("xl/worksheets/sheet1.xml", unclosed.into_bytes())],
+        ),
+        "xl/worksheets/sheet1.xml",
+    );
+    // At the limit: 32 767 characters, written as entities even.
+    let full = "&amp;".repeat(32_767);
+    let bytes = rezip(
+        &base,
+        &[("xl/worksheets/sheet1.xml", inline(&full).into_bytes())],
+    );
+    let ev = events(&open(bytes).expect("opens")).expect("reads");
+    let SheetEvent::Row(r) = &ev[1] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(r.cells[1].to_text().map(|t| t.len()), Some(32_767));
+    let long_sst = sst.replacen("甲有限公司", &"长".repeat(32_767), 1);
+    let bytes = rezip(&base, &[("xl/sharedStrings.xml", long_sst.into_bytes())]);
+    let ev = events(&open(bytes).expect("opens")).expect("reads");
+    let SheetEvent::Row(r) = &ev[1] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(
+        r.cells[0].to_text().map(|t| t.chars().count()),
+        Some(32_767)
+    );
+}
+
+/// A cell right of the header's last column is not dropped silently: the
+/// row keeps it, the report names its column as ignored (once), and a
+/// rejected row's error workbook row keeps it after the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cells_right_of_the_header_are_kept_and_reported() {
+    let w = world().await;
+    let bytes = book(&[
+        &["客户名称", "电话"],
+        &["甲有限公司", "010-62345678", "", "备注一"],
+        &["乙有限公司", "12345", "", "备注二", "更远"],
+        &["丙有限公司", "010-62345679", "", "备注三"],
+    ]);
+    let ev = events(&open(bytes.clone()).expect("opens")).expect("reads");
+    let SheetEvent::Row(r) = &ev[1] else {
+        panic!("{ev:?}")
+    };
+    assert_eq!(r.cells.len(), 4);
+    assert_eq!(r.cells[3].to_text().as_deref(), Some("备注一"));
+    let out = import(&w, bytes, ImportOptions::new(Entity::Customer), Lang::Zh)
+        .await
+        .expect("import");
+    assert_eq!((out.report.created, out.report.rejected), (2, 1));
+    assert_eq!(
+        out.report.ignored_columns,
+        ["D (no header / 无表头)", "E (no header / 无表头)"]
+    );
+    let errors = out.error_workbook.expect("error workbook");
+    let ev = events(&open(errors).expect("readable")).expect("read");
+    let SheetEvent::Header { cells: h, .. } = &ev[0] else {
+        panic!("header")
+    };
+    assert_eq!(h, &["客户名称", "电话", "原行号", "错误原因"]);
+    let SheetEvent::Row(r) = &ev[1] else {
+        panic!("row")
+    };
+    let texts: Vec<String> = r
+        .cells
+        .iter()
+        .map(|c| c.to_text().unwrap_or_default())
+        .collect();
+    assert_eq!(texts[0], "乙有限公司");
+    assert_eq!(texts[2], "3");
+    assert_eq!(texts[4..], ["", "备注二", "更远"]);
+}
+
+/// The sheet read by default is the first worksheet (a chart sheet holds
+/// no rows), and sheet names are read as calamine reads them: entities
+/// decoded, either quote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_sheet_is_the_first_worksheet_named_as_calamine_names_it() {
+    let mut b = Book::new();
+    let mut chart = rust_xlsxwriter::Chart::new(rust_xlsxwriter::ChartType::Column);
+    chart.add_series().set_values("'A&B'!$B$2:$B$3");
+    b.add_chartsheet()
+        .insert_chart(0, 0, &chart)
+        .expect("chart");
+    let ws = b.add_worksheet();
+    ws.set_name("A&B").expect("name");
+    ws.write_string(0, 0, "客户名称").expect("w");
+    ws.write_string(1, 0, "甲有限公司").expect("w");
+    let bytes = b.save_to_buffer().expect("save");
+    let book_xml = part(&bytes, "xl/workbook.xml");
+    assert!(book_xml.contains("name=\"A&amp;B\""), "{book_xml}");
+    let wb = open(bytes.clone()).expect("opens");
+    assert_eq!(wb.sheet_names(), ["A&B"]);
+    let ev = events(&wb).expect("the worksheet, not the chart sheet");
+    assert!(
+        matches!(&ev[0], SheetEvent::Header { cells, .. } if cells == &["客户名称"]),
+        "{ev:?}"
+    );
+    assert!(wb.read(Some("A&B"), |_| Ok(true)).is_ok());
+    // Single quotes and a character reference: the same name.
+    let edited = book_xml.replace("name=\"A&amp;B\"", "name='&#65;&amp;B'");
+    assert_ne!(edited, book_xml);
+    let wb = open(rezip(&bytes, &[("xl/workbook.xml", edited.into_bytes())])).expect("opens");
+    assert_eq!(wb.sheet_names(), ["A&B"]);
+    assert_eq!(events(&wb).expect("reads").len(), 2);
+    // A chart sheet named is no sheet to import.
+    assert!(matches!(
+        wb.resolve_sheet(Some("Chart1")),
+        Err(IoError::NoSheet { .. })
+    ));
+}
+
+/// Excel has no day before 1900-01-01: such dates are written as ISO text,
+/// which reads back as the same date, in exports and error workbooks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dates_before_1900_are_written_as_iso_text_and_read_back() {
+    use crm_core::import::{Cell, ExportColumn, ExportValue, ValueKind};
+    let old = chrono::NaiveDate::from_ymd_opt(1899, 12, 31).expect("d");
+    let new = chrono::NaiveDate::from_ymd_opt(1900, 1, 1).expect("d");
+    let at = old.and_hms_opt(8, 30, 0).expect("t");
+    let columns: Vec<ExportColumn> = ["a", "b", "c"]
+        .iter()
+        .map(|k| ExportColumn {
+            key: k.to_string(),
+            header_zh: k.to_string(),
+            header_en: k.to_string(),
+            kind: ValueKind::Date,
+        })
+        .collect();
+    let mut sheet = crm_io::ExportSheet::new(&columns, "Data", Lang::En).expect("sheet");
+    sheet
+        .add(&[
+            ExportValue::Date(old),
+            ExportValue::Date(new),
+            ExportValue::DateTime(at),
+        ])
+        .expect("row");
+    let mut out = Cursor::new(Vec::new());
+    sheet.finish(&mut out).expect("finish");
+    let exported = out.into_inner();
+    let mut errors = crm_io::ErrorWorkbook::new(&["a".into(), "b".into()], Lang::En).expect("book");
+    errors
+        .add(2, &[Cell::Date(old), Cell::DateTime(at)], "错", "wrong")
+        .expect("row");
+    let rejected = errors.finish().expect("finish");
+    let cells = |bytes: Vec<u8>| {
+        let ev = events(&open(bytes).expect("opens")).expect("reads");
+        let SheetEvent::Row(r) = &ev[1] else {
+            panic!("{ev:?}")
+        };
+        r.cells.clone()
+    };
+    let text = |s: &str| Cell::Text(s.into());
+    assert_eq!(
+        cells(exported),
+        [
+            text("1899-12-31"),
+            Cell::Date(new),
+            text("1899-12-31 08:30:00")
+        ]
+    );
+    assert_eq!(
+        cells(rejected)[..2],
+        [text("1899-12-31"), text("1899-12-31 08:30:00")]
+    );
+    // Exported and imported again: the same date.
+    let columns = [
+        ("name", "客户名称", ValueKind::Text),
+        ("next_follow_up", "下次跟进日期", ValueKind::Date),
+    ]
+    .map(|(key, zh, kind)| ExportColumn {
+        key: key.into(),
+        header_zh: zh.into(),
+        header_en: key.into(),
+        kind,
+    });
+    let mut sheet = crm_io::ExportSheet::new(&columns, "客户", Lang::Zh).expect("sheet");
+    sheet
+        .add(&[
+            ExportValue::Text("旧日期有限公司".into()),
+            ExportValue::Date(old),
+        ])
+        .expect("row");
+    let mut out = Cursor::new(Vec::new());
+    sheet.finish(&mut out).expect("finish");
+    let w = world().await;
+    let done = import(
+        &w,
+        out.into_inner(),
+        ImportOptions::new(Entity::Customer),
+        Lang::Zh,
+    )
+    .await
+    .expect("import");
+    assert_eq!(done.report.created, 1, "{:#?}", done.report.issues);
+    let list = w
+        .crm
+        .list_records(&w.admin, Entity::Customer, &ListQuery::default())
+        .await
+        .expect("list");
+    assert_eq!(list.items[0].text("next_follow_up"), Some("1899-12-31"));
 }
