@@ -183,3 +183,44 @@ fn a_refused_export_leaves_an_existing_file_as_it_was() {
     assert!(after.starts_with(b"PK"), "a workbook (a zip file)");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+#[test]
+fn a_failed_import_says_nothing_was_created() {
+    let tmp = std::env::temp_dir().join(format!("crm-cli-io-fail-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("dir");
+    ok(&tmp, &["demo"]);
+    let sheet = |name: &str, rows: &[&str]| {
+        let mut book = rust_xlsxwriter::Workbook::new();
+        let ws = book.add_worksheet();
+        ws.write_string(0, 0, "客户名称").expect("cell");
+        for (r, v) in rows.iter().enumerate() {
+            ws.write_string(r as u32 + 1, 0, *v).expect("cell");
+        }
+        book.save(tmp.join(name)).expect("save");
+    };
+    sheet("seed.xlsx", &["失败测试已有有限公司"]);
+    ok(&tmp, &["import", "customer", "seed.xlsx"]);
+    sheet(
+        "fail.xlsx",
+        &[
+            "失败测试甲有限公司",
+            "失败测试乙有限公司",
+            "失败测试已有有限公司",
+        ],
+    );
+    for extra in [&[][..], &["--batches", "--batch-size", "1"][..]] {
+        let mut args = vec!["import", "customer", "fail.xlsx", "--policy", "fail"];
+        args.extend_from_slice(extra);
+        let out = run(&tmp, &args);
+        assert!(!out.status.success(), "{args:?}");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.starts_with("failed import of ") && said.contains(" 0 created"),
+            "{args:?}: {said}"
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("nothing was written"), "{args:?}: {err}");
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -141,6 +141,30 @@ pub fn number_text(f: f64) -> String {
     }
 }
 
+/// A number cell of a money field as the amount's text. A spreadsheet
+/// shows (and computes with) 15 significant digits, so the binary noise of
+/// a formula (`=B2*1.13` giving 112.99999999999999) goes first; what is
+/// then within a billionth (relative) of a whole 分 is that amount
+/// (`113.00`). Anything else keeps its digits (`1.005`), which the amount's
+/// parser refuses as more decimals than the currency has, naming the value.
+pub fn money_number_text(f: f64) -> String {
+    if !f.is_finite() {
+        return number_text(f);
+    }
+    // 15 significant digits, as the spreadsheet shows the value.
+    let shown: f64 = format!("{f:.14e}").parse().unwrap_or(f);
+    let fen = shown * 100.0;
+    let whole = fen.round();
+    if whole.abs() < 9e15 && (fen - whole).abs() <= 1e-9 * fen.abs().max(1.0) {
+        let minor = whole as i64;
+        let sign = if minor < 0 { "-" } else { "" };
+        let minor = minor.unsigned_abs();
+        format!("{sign}{}.{:02}", minor / 100, minor % 100)
+    } else {
+        number_text(shown)
+    }
+}
+
 /// The date of an Excel serial day number (1900 date system, as Excel
 /// counts it, including its phantom 1900-02-29); `None` outside 1900–9999.
 pub fn excel_serial_date(serial: f64) -> Option<NaiveDateTime> {
@@ -247,8 +271,14 @@ pub struct ImportOptions {
     /// The file's name, for the import record.
     pub file_name: String,
     /// A digest of the file's content: an unfinished batched import of the
-    /// same digest is resumed. Empty disables resuming.
+    /// same digest, sheet and options (entity, policy, owner, department,
+    /// pool) is resumed. Empty disables resuming.
     pub file_hash: String,
+    /// The sheet the rows come from (crm-io names it): with the digest, it
+    /// tells which interrupted import a run continues, so another sheet of
+    /// the same file is a new import.
+    #[serde(default)]
+    pub sheet: Option<String>,
 }
 
 impl ImportOptions {
@@ -266,6 +296,7 @@ impl ImportOptions {
             pool: None,
             file_name: String::new(),
             file_hash: String::new(),
+            sheet: None,
         }
     }
 }
@@ -347,9 +378,18 @@ pub struct RowIssue {
 }
 
 /// What an import did (or, for a dry run, would do).
+///
+/// The records written (`created`, `contacts_created`, `updated`) count the
+/// whole import, earlier runs of a resumed one included; a failed import
+/// counts only what stays written (nothing for an all-or-nothing import or
+/// a dry run; a batched one's committed batches). The rows (`rows`,
+/// `unchanged`, `skipped`, `rejected`, `issues`) are this run's: those
+/// after a resumed import's checkpoint, which earlier runs did not report.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ImportReport {
-    /// The import's id (none for a dry run); pass it to [`Crm::undo_import`].
+    /// The import's id; pass it to [`Crm::undo_import`]. A dry run has
+    /// none, unless it would continue an interrupted import: then that
+    /// import's.
     pub import_id: Option<Uuid>,
     /// The entity.
     pub entity: Entity,
@@ -365,13 +405,15 @@ pub struct ImportReport {
     pub contacts_created: u64,
     /// Existing records updated.
     pub updated: u64,
-    /// Duplicates whose values were all the same already.
+    /// Duplicates whose values were all the same already (this run).
     pub unchanged: u64,
-    /// Duplicates skipped.
+    /// Duplicates skipped (this run: one issue each).
     pub skipped: u64,
-    /// Rows rejected.
+    /// Rows rejected (this run: one issue each).
     pub rejected: u64,
-    /// The checkpoint a resumed import continued after.
+    /// The checkpoint a resumed import continued after; `None` for a new
+    /// import (also when an interrupted import of the same file read
+    /// another sheet or had other options: it is not continued).
     pub resumed_after: Option<u32>,
     /// Header cells that map to no field (extra columns are ignored).
     pub ignored_columns: Vec<String>,
@@ -633,27 +675,44 @@ pub(crate) fn find_field(entity: Entity, name: &str) -> Option<&'static FieldDef
     }
 }
 
-/// A header cell without the decorations templates and people add:
-/// surrounding spaces, a `*` marking a required column, `(必填)`.
-pub fn clean_header(h: &str) -> String {
-    let mut t: String = h
-        .chars()
-        .map(|c| match c {
-            '（' => '(',
-            '）' => ')',
-            '\u{3000}' | '\n' | '\r' | '\t' => ' ',
+/// Header text as plain as it reads: full-width ASCII (`Ｅｍａｉｌ`,
+/// `联系人１`, `（`) as ASCII, every run of whitespace (ideographic spaces,
+/// tabs, line breaks) as one space, trimmed.
+fn fold_header(h: &str) -> String {
+    let mut t = String::with_capacity(h.len());
+    let mut space = false;
+    for c in h.chars() {
+        let c = match c {
+            // U+FF01–U+FF5E mirror ASCII 0x21–0x7E.
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            c if c.is_whitespace() => ' ',
             c => c,
-        })
-        .collect();
+        };
+        if c == ' ' {
+            space = true;
+            continue;
+        }
+        if space && !t.is_empty() {
+            t.push(' ');
+        }
+        space = false;
+        t.push(c);
+    }
+    t
+}
+
+/// A header cell without the decorations templates and people add:
+/// surrounding spaces, a `*` marking a required column, `(必填)`; full-width
+/// letters, digits and punctuation read as their ASCII twins and runs of
+/// whitespace as one space (see `fold_header`).
+pub fn clean_header(h: &str) -> String {
+    let mut t = fold_header(h);
     for suffix in ["(必填)", "(选填)", "(required)", "(optional)"] {
         if let Some(s) = t.trim_end().strip_suffix(suffix) {
             t = s.to_string();
         }
     }
-    t.trim()
-        .trim_matches(|c| c == '*' || c == '＊')
-        .trim()
-        .to_string()
+    t.trim().trim_matches('*').trim().to_string()
 }
 
 /// Splits a contact group header: `联系人1姓名`, `联系人2 手机`, `Contact 1
@@ -718,6 +777,8 @@ pub struct HeaderMap {
 enum CellKind {
     Builtin(FieldKind),
     Custom(CustomFieldType),
+    /// An amount kept as text by its field (a product's list price, cost).
+    Money,
     Other,
 }
 
@@ -733,6 +794,7 @@ impl CellKind {
         !matches!(
             self,
             CellKind::Builtin(FieldKind::Date | FieldKind::DateTime | FieldKind::Attachments)
+                | CellKind::Money
                 | CellKind::Custom(
                     CustomFieldType::Number
                         | CustomFieldType::Money
@@ -783,6 +845,19 @@ fn map_headers_with(
             format!("{entity} cannot be imported (customers, contacts, users and products can)"),
         ));
     }
+    // Custom field labels are compared as headers are read (full-width
+    // characters and doubled spaces folded).
+    let fold = |defs: &[CustomFieldDef]| -> Vec<CustomFieldDef> {
+        defs.iter()
+            .cloned()
+            .map(|mut d| {
+                d.label = fold_header(&d.label);
+                d.label_en = d.label_en.as_deref().map(fold_header);
+                d
+            })
+            .collect()
+    };
+    let (customs, contact_customs) = (&fold(customs)[..], &fold(contact_customs)[..]);
     let mut errors = ValidationErrors::default();
     let mut roles = Vec::with_capacity(headers.len());
     let mut ignored = Vec::new();
@@ -1150,6 +1225,12 @@ pub struct ImportSession<'a> {
     /// names it, whatever a probe read before the update was written.
     rekeyed: HashMap<Uuid, Vec<(String, String)>>,
     counts: Counts,
+    /// What the runs before a resumed import's checkpoint counted (as
+    /// stored: the unchanged rows among the skipped ones).
+    earlier: Counts,
+    /// Whether this run continues a stored import (see
+    /// [`ImportSession::find_resumable`]).
+    resuming: bool,
     batch_no: i64,
     atomic: ChangeSet,
     failed: bool,
@@ -1616,6 +1697,8 @@ impl Crm {
             touched: HashMap::new(),
             rekeyed: HashMap::new(),
             counts: Counts::default(),
+            earlier: Counts::default(),
+            resuming: false,
             batch_no: 0,
             atomic: ChangeSet::default(),
             failed: false,
@@ -1643,8 +1726,12 @@ impl Crm {
             })
             .collect();
         session.v.kinds = Arc::new(kinds);
-        if !session.opts.dry_run && session.opts.commit == CommitMode::Batches {
-            session.start_or_resume().await?;
+        if session.opts.commit == CommitMode::Batches {
+            // A dry run finds the checkpoint too (writing nothing), so it
+            // tells what running the file again would do.
+            if !session.find_resumable().await? && !session.opts.dry_run {
+                session.start().await?;
+            }
         }
         Ok(session)
     }
@@ -2318,10 +2405,32 @@ impl<'a> ImportSession<'a> {
         self.failed
     }
 
-    async fn start_or_resume(&mut self) -> Result<()> {
+    /// What identifies an import for resuming besides the file's digest:
+    /// the sheet and the options that change what a row writes (the
+    /// entity, the duplicate policy, and the owner, department and pool as
+    /// resolved). Stored in the import record's options.
+    fn resume_key(&self) -> Json {
+        json!({
+            "entity": self.opts.entity.name(),
+            "sheet": self.opts.sheet,
+            "policy": self.opts.policy.name(),
+            "owner": self.owner.map(|u| u.to_string()),
+            "department": self.department.map(|d| d.to_string()),
+            "pool": self.pool.as_ref().map(|(p, _)| p.to_string()),
+        })
+    }
+
+    /// Finds the interrupted batched import this run continues — the
+    /// actor's newest running import of the same file digest, sheet and
+    /// options — and takes over its checkpoint, counts and the records its
+    /// batches updated. Writes nothing. `false` when there is none (an
+    /// import of another sheet or with other options is not continued:
+    /// this run is a new import).
+    async fn find_resumable(&mut self) -> Result<bool> {
         let crm = self.crm;
         let company = self.actor.company_id.0;
         let now = crm.now();
+        let key = self.resume_key();
         if !self.opts.file_hash.is_empty() {
             let mut sel = Select::all(Table::Imports, company, now);
             sel.filter = Filter::And(vec![
@@ -2350,7 +2459,11 @@ impl<'a> ImportSession<'a> {
                 col: Col::Column("created_at"),
                 desc: true,
             }];
-            if let Some(r) = crm.store.select(&sel).await?.rows.into_iter().next() {
+            let found =
+                crm.store.select(&sel).await?.rows.into_iter().find(|r| {
+                    r.get("options").as_json().and_then(|o| o.get("resume")) == Some(&key)
+                });
+            if let Some(r) = found {
                 let int = |c: &str| r.get(c).as_int().unwrap_or(0);
                 self.import_id = r.id();
                 self.import_version = r.version();
@@ -2411,9 +2524,18 @@ impl<'a> ImportSession<'a> {
                 // The stored count of created records includes the contacts.
                 self.counts.created = self.counts.created.saturating_sub(contacts);
                 self.counts.contacts = contacts;
-                return Ok(());
+                self.earlier = self.counts;
+                self.resuming = true;
+                return Ok(true);
             }
         }
+        Ok(false)
+    }
+
+    /// Stores a new batched import, running, before its first batch.
+    async fn start(&mut self) -> Result<()> {
+        let crm = self.crm;
+        let company = self.actor.company_id.0;
         let mut cs = ChangeSet::default();
         cs.ops.push(self.import_insert(ImportStatus::Running, 0));
         cs.audit.push(crm.audit(
@@ -2433,6 +2555,16 @@ impl<'a> ImportSession<'a> {
         Ok(())
     }
 
+    /// The options as the import record stores them, with the key a
+    /// resumed run must match (see [`ImportSession::resume_key`]).
+    fn stored_options(&self) -> Json {
+        let mut o = serde_json::to_value(&self.opts).unwrap_or_default();
+        if let Some(m) = o.as_object_mut() {
+            m.insert("resume".into(), self.resume_key());
+        }
+        o
+    }
+
     fn import_insert(&self, status: ImportStatus, rows_done: i64) -> Op {
         let now = self.crm.now();
         let c = &self.counts;
@@ -2448,10 +2580,7 @@ impl<'a> ImportSession<'a> {
                 ("actor_id", Value::Id(self.actor.user_id.0)),
                 ("file_name", self.opts.file_name.clone().into()),
                 ("file_hash", self.opts.file_hash.clone().into()),
-                (
-                    "options",
-                    Value::Json(serde_json::to_value(&self.opts).unwrap_or_default()),
-                ),
+                ("options", Value::Json(self.stored_options())),
                 ("status", status.name().into()),
                 ("rows_done", Value::Int(rows_done)),
                 ("created", Value::Int((c.created + c.contacts) as i64)),
@@ -2615,6 +2744,7 @@ impl<'a> ImportSession<'a> {
         if self.opts.commit == CommitMode::Batches {
             self.batch_guards.clear();
         }
+        let before = self.counts;
         let (cs, items) = if self.opts.entity == Entity::User {
             self.user_batch(rows, &mut issues).await?
         } else if self.opts.entity == Entity::Product {
@@ -2622,6 +2752,13 @@ impl<'a> ImportSession<'a> {
         } else {
             self.record_batch(rows, checked, &mut issues).await?
         };
+        if self.failed {
+            // Nothing of this batch is written: what its rows before the
+            // failing one would have created or updated does not count.
+            self.counts.created = before.created;
+            self.counts.contacts = before.contacts;
+            self.counts.updated = before.updated;
+        }
         let slots = std::mem::take(&mut self.slots);
         self.issues.extend(issues.iter().cloned());
         let replay = self.resume_after.is_some_and(|r| last <= r);
@@ -2696,7 +2833,8 @@ impl<'a> ImportSession<'a> {
         } else {
             ImportStatus::Done
         };
-        let mut import_id = (!self.opts.dry_run).then_some(self.import_id);
+        // A dry run names only the stored import it would continue.
+        let mut import_id = (!self.opts.dry_run || self.resuming).then_some(self.import_id);
         if !self.opts.dry_run {
             match self.opts.commit {
                 CommitMode::Atomic if self.failed => import_id = None,
@@ -2737,7 +2875,16 @@ impl<'a> ImportSession<'a> {
                 }
             }
         }
-        let c = self.counts;
+        let mut c = self.counts;
+        let e = self.earlier;
+        if self.failed && (self.opts.dry_run || self.opts.commit == CommitMode::Atomic) {
+            // Nothing of this run is written (a dry run: nothing would be
+            // once the file's duplicates are known up front): only what
+            // earlier runs of a resumed import committed is there.
+            c.created = e.created;
+            c.contacts = e.contacts;
+            c.updated = e.updated;
+        }
         Ok(ImportReport {
             import_id,
             entity: self.opts.entity,
@@ -2748,8 +2895,10 @@ impl<'a> ImportSession<'a> {
             contacts_created: c.contacts,
             updated: c.updated,
             unchanged: c.unchanged,
-            skipped: c.skipped,
-            rejected: c.rejected,
+            // This run's rows, as the issues list them (earlier runs
+            // reported theirs).
+            skipped: c.skipped.saturating_sub(e.skipped),
+            rejected: c.rejected.saturating_sub(e.rejected),
             resumed_after: self.resume_after,
             ignored_columns: self.v.map.ignored.clone(),
             issues: std::mem::take(&mut self.issues),
@@ -3154,9 +3303,13 @@ impl<'a> ImportSession<'a> {
         en: String,
         zh: String,
     ) {
-        if !self.is_replay(number) {
-            self.counts.rejected += 1;
+        // A row before a resumed import's checkpoint was reported (and
+        // counted) by the run that committed its batch: it is checked
+        // again, not reported again, as its duplicates are not.
+        if self.is_replay(number) {
+            return;
         }
+        self.counts.rejected += 1;
         issues.push(RowIssue {
             row: number,
             outcome: RowOutcome::Rejected,
@@ -3278,6 +3431,9 @@ impl RowValidator {
             (Cell::Number(f), CellKind::Custom(CustomFieldType::Number)) => {
                 serde_json::Number::from_f64(*f).map(Json::Number)
             }
+            (Cell::Number(f), CellKind::Custom(CustomFieldType::Money) | CellKind::Money) => {
+                Some(Json::String(money_number_text(*f)))
+            }
             (Cell::Bool(b), CellKind::Custom(CustomFieldType::Boolean)) => Some(Json::Bool(*b)),
             (c, _) => c.to_text().map(Json::String),
         }
@@ -3295,6 +3451,9 @@ impl RowValidator {
                 .find(|d| d.key == key)
                 .map(|d| CellKind::Custom(d.field_type))
                 .unwrap_or(CellKind::Other);
+        }
+        if entity == Entity::Product && matches!(field, "list_price" | "cost") {
+            return CellKind::Money;
         }
         find_field(entity, field)
             .map(|d| CellKind::Builtin(d.kind))
@@ -5722,6 +5881,29 @@ mod tests {
         assert_eq!(clean_header("客户名称*"), "客户名称");
         assert_eq!(clean_header("客户名称（必填）"), "客户名称");
         assert_eq!(clean_header("Name (required)"), "Name");
+    }
+
+    #[test]
+    fn headers_fold_full_width_characters_and_spaces() {
+        assert_eq!(clean_header("Ｅｍａｉｌ"), "Email");
+        assert_eq!(clean_header("＊联系人１姓名（必填）"), "联系人1姓名");
+        assert_eq!(clean_header(" Short \u{3000}\t name\n"), "Short name");
+        assert_eq!(
+            contact_group(&clean_header("联系人１２ 手机")),
+            Some((12, "手机".into()))
+        );
+    }
+
+    #[test]
+    fn money_cells_read_as_the_spreadsheet_shows_them() {
+        assert_eq!(money_number_text(100.0 * 1.13), "113.00");
+        assert_eq!(money_number_text(0.1 + 0.2), "0.30");
+        assert_eq!(money_number_text(-1234.5), "-1234.50");
+        assert_eq!(money_number_text(2999.0), "2999.00");
+        // More decimals than 分: kept, for the parser to refuse.
+        assert_eq!(money_number_text(1.005), "1.005");
+        assert_eq!(money_number_text(0.001), "0.001");
+        assert!(crate::money::Money::parse(&money_number_text(1.005)).is_err());
     }
 
     #[test]

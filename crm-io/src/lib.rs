@@ -211,8 +211,12 @@ fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
 /// smaller: 250 rows, then twice as many each time), collects rejected and
 /// skipped rows into an error workbook and reports. Under
 /// [`DuplicatePolicy::Fail`] with batched commits a dry run goes first, so a
-/// file with duplicates writes nothing. The file's digest identifies it, so
-/// importing the same file again resumes an interrupted batched import.
+/// file with duplicates writes nothing (of this run: the batches an
+/// interrupted run committed stay, and the report counts them). The file's
+/// digest and the sheet identify it, so importing the same sheet of the
+/// same file again, with the same options, resumes an interrupted batched
+/// import (its dry run too, which checks only the rows after the
+/// checkpoint).
 pub async fn import_workbook(
     crm: &Crm,
     actor: &Actor,
@@ -225,6 +229,8 @@ pub async fn import_workbook(
         options.file_hash = file_digest(wb.bytes());
     }
     let sheet = wb.resolve_sheet(read.sheet.as_deref())?;
+    // The sheet read identifies the import, with the digest.
+    options.sheet = Some(sheet.clone());
     if options.policy == DuplicatePolicy::Fail
         && options.commit == CommitMode::Batches
         && !options.dry_run
@@ -238,6 +244,8 @@ pub async fn import_workbook(
             .iter()
             .any(|i| matches!(i.kind, IssueKind::Duplicate | IssueKind::DuplicateInFile));
         if dup {
+            // The dry run's report counts only what stays written (earlier
+            // runs' batches of a resumed import) and names that import.
             let mut out = first;
             out.report.dry_run = false;
             out.report.status = crm_core::import::ImportStatus::Failed;

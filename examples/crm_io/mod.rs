@@ -49,8 +49,10 @@ pub struct ImportArgs {
     /// Check everything and report, write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Commit batch by batch with a checkpoint; importing the same file
-    /// again resumes an interrupted import. Default: all or nothing.
+    /// Commit batch by batch with a checkpoint; importing the same sheet
+    /// of the same file again with the same options (policy, owner,
+    /// department, pool) resumes an interrupted import. Default: all or
+    /// nothing.
     #[arg(long)]
     pub batches: bool,
     /// Rows per batch.
@@ -406,6 +408,8 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
                 "{}{}: {} rows, {} created{}, {} updated, {} unchanged, {} skipped, {} rejected{}",
                 if r.dry_run {
                     "dry run of "
+                } else if r.status == ImportStatus::Failed {
+                    "failed import of "
                 } else {
                     "imported "
                 },
@@ -447,9 +451,34 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
         },
     );
     if r.status == ImportStatus::Failed {
-        return Err("the import failed on duplicates (policy fail): nothing was written".into());
+        return Err(failed_text(r));
     }
     Ok(())
+}
+
+/// What a failed import (policy fail) left written: nothing, or the
+/// records of the batches committed before it failed (an earlier run's of
+/// a resumed import, or this run's before a duplicate saved meanwhile).
+fn failed_text(r: &crm::import::ImportReport) -> String {
+    let written = r.created + r.contacts_created + r.updated;
+    if r.dry_run {
+        return "the import would fail on duplicates (policy fail)".into();
+    }
+    if written == 0 {
+        return "the import failed on duplicates (policy fail): nothing was written".into();
+    }
+    let mut what = vec![format!("{} created", r.created)];
+    if r.contacts_created > 0 {
+        what.push(format!("{} contacts created", r.contacts_created));
+    }
+    what.push(format!("{} updated", r.updated));
+    format!(
+        "the import failed on duplicates (policy fail); the batches committed before stay written: {}{}",
+        what.join(", "),
+        r.import_id
+            .map(|i| format!(" (undo with `crm import --undo {i}`)"))
+            .unwrap_or_default()
+    )
 }
 
 pub async fn export(ctx: &Ctx, actor: &Actor, a: ExportArgs) -> CliResult {

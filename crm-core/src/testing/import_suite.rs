@@ -153,6 +153,36 @@ macro_rules! import_scenarios {
             io_template_gives_multi_select_fields_no_dropdown,
             $make
         );
+        $each!(
+            $crate::testing::import_suite::import_resumes_only_the_same_sheet_with_the_same_options,
+            io_import_resumes_only_the_same_sheet_with_the_same_options,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_dry_run_of_an_interrupted_import_checks_after_its_checkpoint,
+            io_import_dry_run_of_an_interrupted_import_checks_after_its_checkpoint,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_that_fails_counts_only_what_stays_written,
+            io_import_that_fails_counts_only_what_stays_written,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_resumed_reports_only_its_own_rows,
+            io_import_resumed_reports_only_its_own_rows,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_reads_money_computed_by_formulas_as_shown,
+            io_import_reads_money_computed_by_formulas_as_shown,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_folds_full_width_and_spaced_headers,
+            io_import_folds_full_width_and_spaced_headers,
+            $make
+        );
     };
 }
 
@@ -3562,4 +3592,328 @@ pub async fn import_undo_refusal_names_only_records_the_actor_sees(store: Arc<dy
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert!(find(&w, "张三导入有限公司").await.is_some());
+}
+
+/// Customer rows `批次客户{i}有限公司` for `range`, one name cell each.
+fn named(range: std::ops::Range<u32>) -> Vec<Vec<Cell>> {
+    range
+        .map(|i| vec![t(&format!("批次客户{i}有限公司"))])
+        .collect()
+}
+
+/// A batched customer import of `file_hash` pushed `data` up to (not
+/// including) `upto`, then dropped unfinished, as an interrupted run
+/// leaves it. Returns the import's id.
+async fn interrupted(
+    w: &World,
+    o: &ImportOptions,
+    data: Vec<Vec<Cell>>,
+    upto: usize,
+) -> uuid::Uuid {
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, o.clone(), &headers(&["客户名称"]))
+        .await
+        .expect("begin");
+    assert_eq!(s.resume_after(), None);
+    let id = s.import_id();
+    s.push(&rows(data)[..upto]).await.expect("first batch");
+    id
+}
+
+/// An interrupted batched import is resumed only by a run reading the same
+/// sheet of the same file with the options that change what a row writes
+/// (policy, owner, department, pool): another sheet, or other options, is
+/// a new import whose rows are all imported, and the report says it is not
+/// resumed.
+pub async fn import_resumes_only_the_same_sheet_with_the_same_options(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let mut o = opts(Entity::Customer);
+    o.commit = CommitMode::Batches;
+    o.file_name = "regions.xlsx".into();
+    o.file_hash = "sha256:regions".into();
+    o.sheet = Some("华北".into());
+    let first = interrupted(&w, &o, named(0..6), 3).await;
+    assert_eq!(count(&store, &w, Table::Customers).await, 3);
+    // Another sheet of the same file: its rows 2–4 are not skipped.
+    let mut south = o.clone();
+    south.sheet = Some("华南".into());
+    let r = run(&w, &w.admin, south, &["客户名称"], named(10..16)).await;
+    assert_eq!(r.resumed_after, None);
+    assert_ne!(r.import_id, Some(first));
+    assert_eq!((r.rows, r.created), (6, 6), "{:#?}", r.issues);
+    // Other options: a new import each (begun, then left).
+    let others: Vec<ImportOptions> = vec![
+        ImportOptions {
+            policy: DuplicatePolicy::Update,
+            ..o.clone()
+        },
+        ImportOptions {
+            owner: Some("zhangsan".into()),
+            ..o.clone()
+        },
+        ImportOptions {
+            department: Some(w.group1.to_string()),
+            ..o.clone()
+        },
+    ];
+    for other in others {
+        let s = w
+            .crm
+            .begin_import(&w.admin, other.clone(), &headers(&["客户名称"]))
+            .await
+            .expect("begin");
+        assert_eq!(s.resume_after(), None, "{other:?}");
+        assert_ne!(s.import_id(), first, "{other:?}");
+    }
+    // The same sheet and options: resumed after row 4.
+    let r = run(&w, &w.admin, o, &["客户名称"], named(0..6)).await;
+    assert_eq!(r.resumed_after, Some(4));
+    assert_eq!(r.import_id, Some(first));
+    assert_eq!((r.rows, r.created), (3, 6), "{:#?}", r.issues);
+    assert_eq!(count(&store, &w, Table::Customers).await, 12);
+}
+
+/// A dry run of a file whose batched import was interrupted checks it as
+/// running it again would: the rows up to the checkpoint (committed by the
+/// earlier run) are not duplicates, so a fail-policy import — whose dry
+/// run goes first in crm-io — can be resumed; the dry run names the
+/// interrupted import.
+pub async fn import_dry_run_of_an_interrupted_import_checks_after_its_checkpoint(
+    store: Arc<dyn Store>,
+) {
+    let w = World::new(store.clone()).await;
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Fail;
+    o.commit = CommitMode::Batches;
+    o.file_hash = "sha256:fail-resume".into();
+    o.sheet = Some("Sheet1".into());
+    let id = interrupted(&w, &o, named(0..5), 2).await;
+    let dry = ImportOptions {
+        dry_run: true,
+        ..o.clone()
+    };
+    let r = run(&w, &w.admin, dry, &["客户名称"], named(0..5)).await;
+    assert_eq!(r.status, ImportStatus::Done, "{:#?}", r.issues);
+    assert!(r.issues.is_empty(), "{:#?}", r.issues);
+    assert_eq!(r.resumed_after, Some(3));
+    assert_eq!(r.import_id, Some(id));
+    assert_eq!((r.rows, r.created), (3, 5));
+    assert_eq!(count(&store, &w, Table::Customers).await, 2, "a dry run");
+    let r = run(&w, &w.admin, o, &["客户名称"], named(0..5)).await;
+    assert_eq!(r.status, ImportStatus::Done, "{:#?}", r.issues);
+    assert_eq!((r.resumed_after, r.created), (Some(3), 5));
+    assert_eq!(count(&store, &w, Table::Customers).await, 5);
+}
+
+/// A failed import (policy fail) reports what stays written: nothing for
+/// an all-or-nothing import or a dry run — not the rows before the
+/// duplicate — and a batched import's committed batches, not the rows of
+/// the batch that failed.
+pub async fn import_that_fails_counts_only_what_stays_written(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.customer(&w.admin, "批次客户4有限公司", json!({})).await;
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Fail;
+    for dry_run in [false, true] {
+        let r = run(
+            &w,
+            &w.admin,
+            ImportOptions {
+                dry_run,
+                ..o.clone()
+            },
+            &["客户名称"],
+            named(0..6),
+        )
+        .await;
+        assert_eq!(r.status, ImportStatus::Failed);
+        assert_eq!(
+            (r.created, r.updated, r.rejected),
+            (0, 0, 1),
+            "dry run {dry_run}: {:#?}",
+            r.issues
+        );
+        assert_eq!(r.import_id, None);
+    }
+    assert_eq!(count(&store, &w, Table::Customers).await, 1);
+    // Batches: rows 2–3 and 4–5 are committed, row 6 (a duplicate) fails
+    // the third batch and row 7 of it is not written.
+    o.commit = CommitMode::Batches;
+    let r = run(&w, &w.admin, o, &["客户名称"], named(0..6)).await;
+    assert_eq!(r.status, ImportStatus::Failed);
+    assert_eq!((r.created, r.rejected), (4, 1), "{:#?}", r.issues);
+    assert_eq!(count(&store, &w, Table::Customers).await, 5);
+    // Users count alike (their batch counts as it goes).
+    let h = ["用户名", "姓名"];
+    let user = |u: &str| vec![t(u), t(&format!("{u}用户"))];
+    let mut o = opts(Entity::User);
+    o.policy = DuplicatePolicy::Fail;
+    o.commit = CommitMode::Batches;
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &h,
+        vec![user("newa"), user("newb"), user("newc"), user("zhangsan")],
+    )
+    .await;
+    assert_eq!(r.status, ImportStatus::Failed);
+    assert_eq!((r.created, r.rejected), (2, 1), "{:#?}", r.issues);
+}
+
+/// After a resume, the report lists and counts this run's rows only: rows
+/// before the checkpoint were reported by the run that committed them, so
+/// neither their rejections nor their skipped duplicates come again, and
+/// the counts match the issues listed; the import record keeps the totals.
+pub async fn import_resumed_reports_only_its_own_rows(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.customer(&w.admin, "已有甲有限公司", json!({})).await;
+    w.customer(&w.admin, "已有乙有限公司", json!({})).await;
+    let data = vec![
+        vec![t("续甲有限公司"), t("Z")],
+        vec![t("已有甲有限公司"), t("")],
+        vec![t("续乙有限公司"), t("A")],
+        vec![t("续丙有限公司"), t("Z")],
+        vec![t("已有乙有限公司"), t("")],
+        vec![t("续丁有限公司"), t("B")],
+    ];
+    let h = headers(&["客户名称", "客户级别"]);
+    let mut o = opts(Entity::Customer);
+    o.commit = CommitMode::Batches;
+    o.file_hash = "sha256:resume-issues".into();
+    {
+        let mut s = w
+            .crm
+            .begin_import(&w.admin, o.clone(), &h)
+            .await
+            .expect("begin");
+        let issues = s.push(&rows(data.clone())[..3]).await.expect("batch 1");
+        assert_eq!(issues.len(), 2, "{issues:#?}");
+    }
+    let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("again");
+    for chunk in rows(data).chunks(3) {
+        s.push(chunk).await.expect("push");
+    }
+    let r = s.finish().await.expect("finish");
+    assert_eq!(r.resumed_after, Some(4));
+    let listed: Vec<(u32, RowOutcome)> = r.issues.iter().map(|i| (i.row, i.outcome)).collect();
+    assert_eq!(
+        listed,
+        [(5, RowOutcome::Rejected), (6, RowOutcome::Skipped)],
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!((r.rejected, r.skipped), (1, 1));
+    assert_eq!((r.rows, r.created), (3, 2));
+    let info = &w.crm.list_imports(&w.admin).await.expect("imports")[0];
+    assert_eq!((info.created, info.skipped, info.rejected), (2, 2, 2));
+}
+
+/// A money cell a formula computed (`=B2*1.13` is 112.99999999999999 in
+/// binary) reads as the spreadsheet shows it, to 15 significant digits, and
+/// then must be whole 分: 113.00 is taken, for product prices and custom
+/// money fields alike; 1.005 typed as a number still has more decimals
+/// than 元 have and is refused, naming the value.
+pub async fn import_reads_money_computed_by_formulas_as_shown(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let h = ["产品编号", "产品名称", "标准价", "成本"];
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Product),
+        &h,
+        vec![
+            vec![
+                t("FX-1"),
+                t("公式价"),
+                Cell::Number(100.0 * 1.13),
+                Cell::Number(0.1 + 0.2),
+            ],
+            vec![t("FX-2"), t("三位小数"), Cell::Number(1.005), t("")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 1), "{:#?}", r.issues);
+    let p = w
+        .crm
+        .product_by_code(&w.admin, "FX-1")
+        .await
+        .expect("product");
+    assert_eq!(p.list_price.minor, 11_300);
+    assert_eq!(p.cost.map(|c| c.minor), Some(30));
+    let i = issue(&r, 3);
+    assert!(i.message_en.contains("'1.005'"), "{}", i.message_en);
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            new_custom(
+                Entity::Customer,
+                "budget",
+                "预算",
+                "Budget",
+                crate::custom::CustomFieldType::Money,
+                &[],
+                false,
+            ),
+        )
+        .await
+        .expect("money field");
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &["客户名称", "预算"],
+        vec![
+            vec![t("公式预算有限公司"), Cell::Number(1234.56 * 3.0)],
+            vec![t("三位小数有限公司"), Cell::Number(2.675)],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 1), "{:#?}", r.issues);
+    let c = find(&w, "公式预算有限公司").await.expect("created");
+    assert_eq!(c.custom.get("budget"), Some(&json!(370_368)));
+    let i = issue(&r, 3);
+    assert!(i.message_en.contains("2.675"), "{}", i.message_en);
+}
+
+/// Headers typed with full-width letters and digits (`Ｅｍａｉｌ`,
+/// `联系人１姓名`) or doubled spaces (`Short  name`) map like their
+/// plain spellings instead of being ignored.
+pub async fn import_folds_full_width_and_spaced_headers(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let h = [
+        "Ｎａｍｅ",
+        "Short \t name",
+        "联系人１姓名",
+        "联系人１ 手机",
+        "联系人２\u{3000}姓名",
+        "Ｅｍａｉｌ",
+    ];
+    let map = w
+        .crm
+        .map_headers(&w.admin, Entity::Customer, &headers(&h))
+        .await
+        .expect("map");
+    assert!(map.ignored.is_empty(), "{:?}", map.ignored);
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &h,
+        vec![vec![
+            t("全角表头有限公司"),
+            t("全角"),
+            t("张伟"),
+            t("13812345678"),
+            t("李娜"),
+            t("info@example.com"),
+        ]],
+    )
+    .await;
+    assert_eq!((r.created, r.contacts_created), (1, 2), "{:#?}", r.issues);
+    assert!(r.ignored_columns.is_empty(), "{:?}", r.ignored_columns);
+    let c = find(&w, "全角表头有限公司").await.expect("created");
+    assert_eq!(c.text("short_name"), Some("全角"));
+    assert_eq!(c.text("email"), Some("info@example.com"));
 }
