@@ -415,6 +415,7 @@ impl Crm {
             Filter::Cmp(Col::Column("label"), CmpOp::Eq, label.into()),
         ]);
         let guards = vec![Guard {
+            kind: crate::store::GuardKind::Duplicate,
             keys: vec![format!(
                 "{company}:custom_field_label:{}:{label}",
                 input.entity.name()
@@ -427,7 +428,7 @@ impl Crm {
         }];
         let id = self.new_id();
         let mut cs = ChangeSet {
-            guards: guards.clone(),
+            guards,
             ..ChangeSet::default()
         };
         cs.ops.push(Op::Insert {
@@ -460,15 +461,7 @@ impl Crm {
                 after: serde_json::to_value(&input).unwrap_or_default(),
             }],
         ));
-        self.apply(cs).await.map_err(|e| match e {
-            Error::Duplicate { message, .. } if guards.iter().any(|g| g.message == message) => {
-                Error::Duplicate {
-                    entity: "custom_field".into(),
-                    message,
-                }
-            }
-            other => other,
-        })?;
+        self.apply(cs).await?;
         def_from_row(&self.live_row(actor, Table::CustomFields, id).await?)
     }
 

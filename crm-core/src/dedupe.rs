@@ -1406,6 +1406,7 @@ impl Crm {
                     .await?);
             }
             guards.push(crate::store::Guard {
+                kind: crate::store::GuardKind::Duplicate,
                 keys: vec![key_guard_key(company, &kind, &key)],
                 message: format!(
                     "{} {key} was just taken by another customer",
@@ -2116,11 +2117,9 @@ impl Crm {
             &others.iter().collect::<Vec<_>>(),
             &moved_contacts,
         );
-        cs.guards.push(guard.clone());
+        cs.guards.push(guard);
         self.index_customer_keys(&mut cs).await?;
-        self.apply(cs)
-            .await
-            .map_err(|e| crate::org::guard_refusal(e, &[guard]))?;
+        self.apply(cs).await?;
         self.get_record(actor, entity, spec.survivor).await
     }
 

@@ -141,6 +141,7 @@ impl From<StoreError> for Error {
                 entity: table.to_string(),
                 message: detail,
             },
+            StoreError::Refused { detail, .. } => Error::InvalidState(detail),
             other => Error::Store(other),
         }
     }

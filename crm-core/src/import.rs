@@ -1370,33 +1370,8 @@ impl BatchWrite<'_> {
         if self.index_keys {
             self.crm.index_customer_keys(&mut cs).await?;
         }
-        apply_batch(self.crm, cs).await
+        self.crm.apply(cs).await
     }
-}
-
-/// Applies an import's write. A guard finding what a row refers to
-/// deleted meanwhile (a role, a department, a customer merged away) is a
-/// state error; one finding a value taken meanwhile stays a duplicate.
-async fn apply_batch(crm: &Crm, cs: ChangeSet) -> Result<()> {
-    let state: Vec<Guard> = cs
-        .guards
-        .iter()
-        .filter(|g| {
-            g.keys.iter().any(|k| {
-                [
-                    ":customer_contacts:",
-                    ":role_holders:",
-                    ":department_contents:",
-                ]
-                .iter()
-                .any(|m| k.contains(m))
-            })
-        })
-        .cloned()
-        .collect();
-    crm.apply(cs)
-        .await
-        .map_err(|e| crate::org::guard_refusal(e, &state))
 }
 
 /// Takes the codes of a batch's created records (one reservation per
@@ -2032,7 +2007,7 @@ impl Crm {
         match self.apply(cs).await {
             Ok(()) => {}
             // The reference and duplicate guards are all that guard an undo.
-            Err(Error::Duplicate { message, .. }) => {
+            Err(Error::Duplicate { message, .. } | Error::InvalidState(message)) => {
                 return Err(Error::InvalidState(format!(
                     "cannot undo import {import_id}: {message}; nothing was undone"
                 )));
@@ -2249,6 +2224,7 @@ impl Crm {
                         ]);
                     }
                     guards.push(Guard {
+                        kind: crate::store::GuardKind::State,
                         keys: Vec::new(),
                         select: sel,
                         message: format!(
@@ -2861,7 +2837,7 @@ impl<'a> ImportSession<'a> {
                             after: Json::String(self.opts.file_name.clone()),
                         }],
                     ));
-                    apply_batch(self.crm, cs).await?;
+                    self.crm.apply(cs).await?;
                 }
                 CommitMode::Batches => {
                     let rows_done = i64::from(self.last_row_seen());
@@ -3115,6 +3091,7 @@ impl<'a> ImportSession<'a> {
                     Filter::IsNull(Col::Column("deleted_at")),
                 ]);
                 guards.push(Guard {
+                    kind: crate::store::GuardKind::Duplicate,
                     keys,
                     select,
                     message: format!(
@@ -3240,6 +3217,7 @@ impl<'a> ImportSession<'a> {
                     sel
                 };
                 guards.push(Guard {
+                    kind: crate::store::GuardKind::Duplicate,
                     keys: lock_keys,
                     select,
                     message: message.clone(),
@@ -4555,6 +4533,7 @@ impl ImportSession<'_> {
             Filter::NotNull(Col::Column("deleted_at")),
         ]);
         Guard {
+            kind: crate::store::GuardKind::State,
             keys: customers
                 .iter()
                 .map(|id| crate::records::customer_contacts_key(company, *id))

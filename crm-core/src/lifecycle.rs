@@ -187,7 +187,6 @@ impl Crm {
                 values,
             });
         }
-        let mut contacts_guard = None;
         if entity == Entity::Customer && matches!(step, Step::Delete | Step::Restore) {
             // Contacts and follow-ups go to the recycle bin with their
             // customer and come back with it (those deleted at the same time).
@@ -204,9 +203,11 @@ impl Crm {
                     .filter(|k| k.table == Table::Contacts)
                     .map(Row::id)
                     .collect();
-                contacts_guard =
-                    Some(self.no_other_contacts_guard(actor.company_id.0, &[&row], &contacts));
-                cs.guards.extend(contacts_guard.clone());
+                cs.guards.push(self.no_other_contacts_guard(
+                    actor.company_id.0,
+                    &[&row],
+                    &contacts,
+                ));
             }
             for k in kids {
                 cs.ops.push(Op::Update {
@@ -245,9 +246,7 @@ impl Crm {
             serde_json::json!({ "code": code }),
         ));
         self.index_customer_keys(&mut cs).await?;
-        self.apply(cs)
-            .await
-            .map_err(|e| crate::org::guard_refusal(e, contacts_guard.as_slice()))
+        self.apply(cs).await
     }
 
     async fn batch<F, Fut>(&self, ids: &[RecordId], f: F) -> BatchReport
@@ -492,6 +491,7 @@ impl Crm {
             ))),
         ]);
         let guard = Guard {
+            kind: crate::store::GuardKind::State,
             keys: vec![format!(
                 "{}:shares:{}:{}:{}",
                 actor.company_id.0,
@@ -505,7 +505,7 @@ impl Crm {
                 target.username
             ),
         };
-        cs.guards.push(guard.clone());
+        cs.guards.push(guard);
         for old in olds {
             cs.ops.push(Op::Update {
                 table: Table::Shares,
@@ -554,9 +554,7 @@ impl Crm {
             "share",
             vec![change],
         ));
-        self.apply(cs)
-            .await
-            .map_err(|e| crate::org::guard_refusal(e, &[guard]))
+        self.apply(cs).await
     }
 
     async fn share_rows(

@@ -306,17 +306,6 @@ fn role_key(company: Uuid, role: RoleId) -> String {
     format!("{company}:role_holders:{}", role.0)
 }
 
-/// A refusal by one of the change set's own guards (reported by the store as
-/// a duplicate carrying the guard's message) as the state error it is.
-pub(crate) fn guard_refusal(e: Error, guards: &[Guard]) -> Error {
-    match e {
-        Error::Duplicate { message, .. } if guards.iter().any(|g| g.message == message) => {
-            Error::InvalidState(message)
-        }
-        other => other,
-    }
-}
-
 impl Crm {
     fn require(&self, actor: &Actor, entity: Entity, action: Action) -> Result<()> {
         if actor.can(entity, action) {
@@ -518,6 +507,7 @@ impl Crm {
             Filter::NotNull(Col::Column("deleted_at")),
         ]);
         Guard {
+            kind: crate::store::GuardKind::State,
             keys: vec![department_key(actor.company_id.0, department)],
             select: sel,
             message: format!("department {department} was deleted meanwhile"),
@@ -535,6 +525,7 @@ impl Crm {
             Filter::NotNull(Col::Column("deleted_at")),
         ]);
         Guard {
+            kind: crate::store::GuardKind::State,
             keys: vec![role_key(company, role)],
             select: sel,
             message: format!("role '{name}' was deleted meanwhile"),
@@ -842,10 +833,7 @@ impl Crm {
             "user.created".into(),
             serde_json::json!({"username": input.username.trim(), "display_name": input.display_name.trim()}),
         ));
-        let guards = cs.guards.clone();
-        self.apply(cs)
-            .await
-            .map_err(|e| guard_refusal(e, &guards))?;
+        self.apply(cs).await?;
         self.user(actor, UserId(id)).await
     }
 
@@ -1073,10 +1061,7 @@ impl Crm {
             "update",
             changes,
         ));
-        let guards = cs.guards.clone();
-        self.apply(cs)
-            .await
-            .map_err(|e| guard_refusal(e, &guards))?;
+        self.apply(cs).await?;
         self.user(actor, id).await
     }
 
@@ -1364,10 +1349,7 @@ impl Crm {
                 after: name.trim().into(),
             }],
         ));
-        let guards = cs.guards.clone();
-        self.apply(cs)
-            .await
-            .map_err(|e| guard_refusal(e, &guards))?;
+        self.apply(cs).await?;
         Ok(department_from_row(
             &self.live_row(actor, Table::Departments, id).await?,
         ))
@@ -1462,6 +1444,7 @@ impl Crm {
                 let mut moved = Select::all(Table::Departments, actor.company_id.0, self.now());
                 moved.filter = Filter::Or(chain);
                 cs.guards.push(Guard {
+                    kind: crate::store::GuardKind::State,
                     keys: vec![format!("{}:department_tree", actor.company_id.0)],
                     select: moved,
                     message: format!(
@@ -1492,10 +1475,7 @@ impl Crm {
             "update",
             changes,
         ));
-        let guards = cs.guards.clone();
-        self.apply(cs)
-            .await
-            .map_err(|e| guard_refusal(e, &guards))?;
+        self.apply(cs).await?;
         Ok(department_from_row(
             &self.live_row(actor, Table::Departments, id.0).await?,
         ))
@@ -1534,6 +1514,7 @@ impl Crm {
             let mut sel = Select::all(table, actor.company_id.0, self.now());
             sel.filter = Filter::Cmp(Col::Column(col), CmpOp::Eq, Value::Id(id.0));
             Guard {
+                kind: crate::store::GuardKind::State,
                 keys: vec![department_key(actor.company_id.0, id)],
                 select: sel,
                 message,
@@ -1570,8 +1551,7 @@ impl Crm {
             "delete",
             Vec::new(),
         ));
-        let guards = cs.guards.clone();
-        self.apply(cs).await.map_err(|e| guard_refusal(e, &guards))
+        self.apply(cs).await
     }
 
     /// The company's departments (the tree as parent links).
@@ -1772,6 +1752,7 @@ impl Crm {
         let key = role_key(company, id);
         let guards = vec![
             Guard {
+                kind: crate::store::GuardKind::State,
                 keys: vec![key.clone()],
                 select: holders,
                 message: format!(
@@ -1780,6 +1761,7 @@ impl Crm {
                 ),
             },
             Guard {
+                kind: crate::store::GuardKind::State,
                 keys: vec![key],
                 select: flows,
                 message: format!(
@@ -1790,7 +1772,7 @@ impl Crm {
         ];
         let now = self.now();
         let mut cs = ChangeSet {
-            guards: guards.clone(),
+            guards,
             ..ChangeSet::default()
         };
         cs.ops.push(Op::Update {
@@ -1814,7 +1796,7 @@ impl Crm {
                 after: serde_json::Value::Null,
             }],
         ));
-        self.apply(cs).await.map_err(|e| guard_refusal(e, &guards))
+        self.apply(cs).await
     }
 
     /// The company's roles.

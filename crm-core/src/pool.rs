@@ -1639,6 +1639,7 @@ impl Crm {
         }
         let mut cs = ChangeSet::default();
         cs.guards.push(Guard {
+            kind: crate::store::GuardKind::State,
             keys: vec![pool_guard_key(company, id.0)],
             select: held,
             message: format!(
@@ -1702,6 +1703,7 @@ impl Crm {
         select.lifecycle = Lifecycle::Deleted;
         select.filter = eq("id", Value::Id(pool));
         Guard {
+            kind: crate::store::GuardKind::State,
             keys: vec![pool_guard_key(company, pool)],
             select,
             message: format!("pool {name} was deleted meanwhile; choose another pool"),

@@ -249,6 +249,7 @@ impl Crm {
             Filter::NotNull(Col::Column("deleted_at")),
         ]);
         Guard {
+            kind: crate::store::GuardKind::State,
             keys: vec![customer_contacts_key(company, customer.id())],
             select: sel,
             message: format!(
@@ -286,6 +287,7 @@ impl Crm {
             .map(|c| c.get("code").as_text().unwrap_or_default())
             .collect();
         Guard {
+            kind: crate::store::GuardKind::State,
             keys: customers
                 .iter()
                 .map(|c| customer_contacts_key(company, c.id()))
@@ -1016,6 +1018,7 @@ impl Crm {
                     .await?);
             }
             guards.push(Guard {
+                kind: crate::store::GuardKind::Duplicate,
                 keys: vec![key],
                 message: format!("{what} was just taken by another record"),
                 select: sel,
@@ -1133,18 +1136,8 @@ impl Crm {
             }
             ids.push(RecordId(id));
         }
-        // A customer deleted or merged away meanwhile is a state, not a
-        // duplicate (the other guards find duplicates).
-        let live: Vec<Guard> = cs
-            .guards
-            .iter()
-            .filter(|g| g.keys.iter().any(|k| k.contains(":customer_contacts:")))
-            .cloned()
-            .collect();
         self.index_customer_keys(&mut cs).await?;
-        self.apply(cs)
-            .await
-            .map_err(|e| crate::org::guard_refusal(e, &live))?;
+        self.apply(cs).await?;
         Ok(ids)
     }
 

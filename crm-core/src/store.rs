@@ -609,7 +609,7 @@ pub struct OutboxEvent {
 
 /// A condition a store checks inside the write transaction, before any op:
 /// `select` must find no row, else the whole change set is refused with
-/// [`StoreError::Unique`] carrying `message`. Writers guarding a common key
+/// [`Guard::refusal`] carrying `message`. Writers guarding a common key
 /// are serialised (SQLite has one writer; PostgreSQL takes
 /// transaction-scoped advisory locks on the keys, hashed into a bounded
 /// set of locks), so two change sets that each checked, before writing,
@@ -624,6 +624,36 @@ pub struct Guard {
     pub select: Select,
     /// What a refusal says (which field matched, and the value).
     pub message: String,
+    /// What a refusal means.
+    pub kind: GuardKind,
+}
+
+/// What a guard's refusal means, and so how the store reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuardKind {
+    /// A value the write takes is held by another record meanwhile
+    /// ([`StoreError::Unique`]).
+    Duplicate,
+    /// Something the write relies on changed meanwhile: what it refers to
+    /// was deleted, or something it must not leave behind was added
+    /// ([`StoreError::Refused`]).
+    State,
+}
+
+impl Guard {
+    /// The error a store reports when this guard's select finds rows.
+    pub fn refusal(&self) -> StoreError {
+        match self.kind {
+            GuardKind::Duplicate => StoreError::Unique {
+                table: self.select.table,
+                detail: self.message.clone(),
+            },
+            GuardKind::State => StoreError::Refused {
+                table: self.select.table,
+                detail: self.message.clone(),
+            },
+        }
+    }
 }
 
 /// Everything one operation writes; applied in one transaction.
@@ -677,6 +707,15 @@ pub enum StoreError {
         /// The table.
         table: Table,
         /// What the backend said (constraint or columns).
+        detail: String,
+    },
+    /// A state guard refused the write: something it relies on changed
+    /// meanwhile (see [`GuardKind::State`]).
+    #[error("{detail}")]
+    Refused {
+        /// The table the guard looked at.
+        table: Table,
+        /// The guard's message.
         detail: String,
     },
     /// Any other backend failure.

@@ -322,10 +322,7 @@ impl PgStore {
                     .await
                     .map_err(|e| classify(e, Some(sel.table)))?;
                 if taken > 0 {
-                    return Err(Failure::Store(StoreError::Unique {
-                        table: sel.table,
-                        detail: guard.message.clone(),
-                    }));
+                    return Err(Failure::Store(guard.refusal()));
                 }
             }
         }

@@ -253,10 +253,7 @@ fn apply_all(
             .and_then(|mut st| st.query_row(params_from_iter(&count.params), |r| r.get(0)))
             .map_err(error::backend)?;
         if taken > 0 {
-            return Err(StoreError::Unique {
-                table: guard.select.table,
-                detail: guard.message.clone(),
-            });
+            return Err(guard.refusal());
         }
     }
     let mut rest = changes.ops.as_slice();

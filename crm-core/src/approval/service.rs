@@ -354,10 +354,7 @@ impl Crm {
                     .push(self.role_live_guard(company, RoleId(*role_id), &name));
             }
         }
-        let guards = changes.guards.clone();
-        self.apply(changes)
-            .await
-            .map_err(|e| crate::org::guard_refusal(e, &guards))?;
+        self.apply(changes).await?;
         Ok(FlowInfo {
             id,
             doc_type: doc_type.to_string(),
@@ -654,6 +651,7 @@ impl Crm {
                 // A document has one approval: a concurrent first
                 // submission of the same document must not add a second.
                 changes.guards.push(Guard {
+                    kind: crate::store::GuardKind::State,
                     keys: vec![format!(
                         "{company}:approval_instances:{}:{}",
                         req.doc_type, req.document_id
@@ -703,10 +701,7 @@ impl Crm {
         req: SubmitRequest,
     ) -> Result<ApprovalInfo> {
         let t = self.submission(actor, &req).await?;
-        let guards = t.changes.guards.clone();
-        self.apply(t.changes)
-            .await
-            .map_err(|e| crate::org::guard_refusal(e, &guards))?;
+        self.apply(t.changes).await?;
         Ok(t.info)
     }
 

@@ -711,10 +711,7 @@ impl Crm {
                 },
             )
             .await?;
-        let guards = t.changes.guards.clone();
-        self.apply(t.changes)
-            .await
-            .map_err(|e| crate::org::guard_refusal(e, &guards))?;
+        self.apply(t.changes).await?;
         Ok((self.contract(actor, id).await?, Some(t.info)))
     }
 

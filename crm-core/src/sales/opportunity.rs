@@ -341,6 +341,7 @@ impl Crm {
             ))),
         ]);
         cs.guards.push(Guard {
+            kind: crate::store::GuardKind::State,
             keys: vec![format!("{company}:active_pipelines")],
             select: others,
             message: format!(
@@ -380,10 +381,7 @@ impl Crm {
                 after: def_json,
             }],
         ));
-        let guards = cs.guards.clone();
-        self.apply(cs)
-            .await
-            .map_err(|e| crate::org::guard_refusal(e, &guards))?;
+        self.apply(cs).await?;
         Ok(id)
     }
 

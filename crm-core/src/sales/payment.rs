@@ -231,19 +231,6 @@ fn invoice_from_row(r: &Row) -> Invoice {
     }
 }
 
-/// A refusal by the invoice number guard, as the duplicate it is.
-fn invoice_guard_refusal(e: Error, guards: &[Guard]) -> Error {
-    match e {
-        Error::Duplicate { message, .. } if guards.iter().any(|g| g.message == message) => {
-            Error::Duplicate {
-                entity: "invoice".into(),
-                message,
-            }
-        }
-        other => other,
-    }
-}
-
 fn base(crm: &Crm, actor: &Actor, id: Uuid) -> Vec<(&'static str, Value)> {
     let now = crm.now();
     vec![
@@ -806,6 +793,7 @@ impl Crm {
             }
             // Two invoices of the same number recorded at once cannot both land.
             cs.guards.push(Guard {
+                kind: crate::store::GuardKind::Duplicate,
                 keys: vec![format!("{company}:invoices:number:{n}")],
                 select: same,
                 message,
@@ -902,10 +890,7 @@ impl Crm {
                 }],
             ));
         }
-        let guards = cs.guards.clone();
-        self.apply(cs)
-            .await
-            .map_err(|e| invoice_guard_refusal(e, &guards))?;
+        self.apply(cs).await?;
         Ok(invoice_from_row(
             &self
                 .store

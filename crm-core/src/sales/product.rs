@@ -433,6 +433,7 @@ impl Crm {
             });
         }
         Ok(crate::store::Guard {
+            kind: crate::store::GuardKind::Duplicate,
             keys: vec![format!("{company}:product_code:{code}")],
             select: sel,
             message: format!(

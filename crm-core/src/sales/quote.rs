@@ -588,10 +588,7 @@ impl Crm {
                 },
             )
             .await?;
-        let guards = t.changes.guards.clone();
-        self.apply(t.changes)
-            .await
-            .map_err(|e| crate::org::guard_refusal(e, &guards))?;
+        self.apply(t.changes).await?;
         Ok((self.quote(actor, id).await?, Some(t.info)))
     }
 

@@ -2432,6 +2432,7 @@ fn expect_unique(err: StoreError, expected: Table) {
 pub async fn guards_refuse_a_change_set_whose_select_finds_rows(store: Arc<dyn Store>) {
     add_customer(&store, 1, "甲", vec![("uscc", text("91440300708461136T"))]).await;
     let guard = |uscc: &str| Guard {
+        kind: crate::store::GuardKind::Duplicate,
         keys: vec![format!("uscc:{uscc}")],
         select: Select {
             filter: eq("uscc", uscc),
@@ -2489,6 +2490,35 @@ pub async fn guards_refuse_a_change_set_whose_select_finds_rows(store: Arc<dyn S
     };
     apply_ok(&store, free).await;
     assert_eq!(get(&store, Table::Customers, uid(3)).await.id(), uid(3));
+    // A guard of a state is refused as what it is, with its message.
+    let state = ChangeSet {
+        guards: vec![Guard {
+            kind: crate::store::GuardKind::State,
+            message: "customer 丙 was there meanwhile".into(),
+            ..guard("914403001922038216")
+        }],
+        ops: vec![insert(
+            Table::Customers,
+            uid(4),
+            co_a(),
+            vec![("name", text("丁"))],
+        )],
+        ..ChangeSet::default()
+    };
+    match apply_err(&store, state).await {
+        StoreError::Refused { table, detail } => {
+            assert_eq!(table, Table::Customers);
+            assert_eq!(detail, "customer 丙 was there meanwhile");
+        }
+        other => panic!("expected a state refusal, got {other:?}"),
+    }
+    assert!(
+        store
+            .get(Table::Customers, uid(4))
+            .await
+            .expect("get")
+            .is_none()
+    );
 }
 
 /// Duplicate ids and duplicate live business keys are `Unique` errors of
