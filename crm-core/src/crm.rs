@@ -229,6 +229,35 @@ impl Crm {
             .ok_or_else(|| Error::not_found(entity_name(table), id))
     }
 
+    /// A guard that none of the rows `ids` of `table` is deleted when the
+    /// change set commits, under `keys` (the keys deleting them takes): a
+    /// write referring to them fails with `message` if one was deleted
+    /// meanwhile.
+    pub(crate) fn deleted_meanwhile_guard(
+        &self,
+        table: Table,
+        company: Uuid,
+        ids: &[Uuid],
+        keys: Vec<String>,
+        message: String,
+    ) -> crate::store::Guard {
+        let mut select = Select::all(table, company, self.now());
+        select.lifecycle = crate::store::Lifecycle::Any;
+        select.filter = crate::store::Filter::And(vec![
+            crate::store::Filter::In(
+                crate::store::Col::Column("id"),
+                ids.iter().map(|id| Value::Id(*id)).collect(),
+            ),
+            crate::store::Filter::NotNull(crate::store::Col::Column("deleted_at")),
+        ]);
+        crate::store::Guard {
+            keys,
+            select,
+            message,
+            kind: crate::store::GuardKind::State,
+        }
+    }
+
     /// An audit entry by the actor.
     pub(crate) fn audit(
         &self,

@@ -1849,8 +1849,13 @@ impl Crm {
             }
             return Err(Error::InvalidState(format!(
                 "cannot undo import {import_id}: {what}; delete, move or reassign {} first \
-                 (a record in the recycle bin must be purged), then undo again; nothing was undone",
-                if n + unseen == 1 { "it" } else { "them" }
+                 (a record in the recycle bin must be purged){}, then undo again; nothing was undone",
+                if n + unseen == 1 { "it" } else { "them" },
+                if unseen > 0 {
+                    "; records you cannot see, an administrator can"
+                } else {
+                    ""
+                }
             )));
         }
         // The values given back must not duplicate a record saved since
@@ -3873,10 +3878,7 @@ impl RowValidator {
 /// Whether the actor may read customers' names in full (not masked or
 /// hidden), and so name a contact's customer by its name in an import.
 fn reads_customer_names(actor: &Actor) -> bool {
-    matches!(
-        actor.field_access(Entity::Customer, "name"),
-        FieldAccess::Full | FieldAccess::ReadOnly
-    )
+    crate::records::filterable(actor, Entity::Customer, "name")
 }
 
 impl ImportSession<'_> {
@@ -4523,26 +4525,18 @@ impl ImportSession<'_> {
     /// takes (see [`Crm::customer_live_guard`]).
     fn parents_live_guard(&self, customers: &BTreeSet<Uuid>) -> Guard {
         let company = self.actor.company_id.0;
-        let mut sel = Select::all(Table::Customers, company, self.crm.now());
-        sel.lifecycle = Lifecycle::Any;
-        sel.filter = Filter::And(vec![
-            Filter::In(
-                Col::Column("id"),
-                customers.iter().map(|id| Value::Id(*id)).collect(),
-            ),
-            Filter::NotNull(Col::Column("deleted_at")),
-        ]);
-        Guard {
-            kind: crate::store::GuardKind::State,
-            keys: customers
-                .iter()
+        let ids: Vec<Uuid> = customers.iter().copied().collect();
+        self.crm.deleted_meanwhile_guard(
+            Table::Customers,
+            company,
+            &ids,
+            ids.iter()
                 .map(|id| crate::records::customer_contacts_key(company, *id))
                 .collect(),
-            select: sel,
-            message: "a customer this batch adds contacts to was deleted or merged into \
-                      another meanwhile; import the file again"
+            "a customer this batch adds contacts to was deleted or merged into \
+             another meanwhile; import the file again"
                 .into(),
-        }
+        )
     }
 
     /// The owner and department of a created record.

@@ -8,7 +8,7 @@ use crate::entity::Entity;
 use crate::error::{Error, Result, ValidationErrors};
 use crate::ids::{CompanyId, DepartmentId, GroupId, RoleId, UserId};
 use crate::schema::Table;
-use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Row, Select};
+use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Op, Row, Select};
 use crate::value::Value;
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -500,36 +500,27 @@ impl Crm {
     /// for a change set that puts a user or a sub-department into it: a
     /// concurrent [`Crm::delete_department`] guards the same key.
     pub(crate) fn department_live_guard(&self, actor: &Actor, department: DepartmentId) -> Guard {
-        let mut sel = Select::all(Table::Departments, actor.company_id.0, self.now());
-        sel.lifecycle = Lifecycle::Any;
-        sel.filter = Filter::And(vec![
-            Filter::Cmp(Col::Column("id"), CmpOp::Eq, Value::Id(department.0)),
-            Filter::NotNull(Col::Column("deleted_at")),
-        ]);
-        Guard {
-            kind: crate::store::GuardKind::State,
-            keys: vec![department_key(actor.company_id.0, department)],
-            select: sel,
-            message: format!("department {department} was deleted meanwhile"),
-        }
+        let company = actor.company_id.0;
+        self.deleted_meanwhile_guard(
+            Table::Departments,
+            company,
+            &[department.0],
+            vec![department_key(company, department)],
+            format!("department {department} was deleted meanwhile"),
+        )
     }
 
     /// A guard that `role` is still live when the change set commits, under
     /// the key deleting it takes: a user given the role, or a flow naming
     /// it, cannot be written while it is deleted.
     pub(crate) fn role_live_guard(&self, company: Uuid, role: RoleId, name: &str) -> Guard {
-        let mut sel = Select::all(Table::Roles, company, self.now());
-        sel.lifecycle = Lifecycle::Any;
-        sel.filter = Filter::And(vec![
-            Filter::Cmp(Col::Column("id"), CmpOp::Eq, Value::Id(role.0)),
-            Filter::NotNull(Col::Column("deleted_at")),
-        ]);
-        Guard {
-            kind: crate::store::GuardKind::State,
-            keys: vec![role_key(company, role)],
-            select: sel,
-            message: format!("role '{name}' was deleted meanwhile"),
-        }
+        self.deleted_meanwhile_guard(
+            Table::Roles,
+            company,
+            &[role.0],
+            vec![role_key(company, role)],
+            format!("role '{name}' was deleted meanwhile"),
+        )
     }
 
     fn hash_password(&self, password: &str) -> Result<String> {
@@ -1743,7 +1734,7 @@ impl Crm {
         }
         if let Some(flow) = self.store.select(&flows).await?.rows.first() {
             return Err(Error::InvalidState(format!(
-                "role '{}' approves in the approval flow '{}' ({}); change the flow first",
+                "role '{}' is an approver in the approval flow '{}' ({}); change the flow first",
                 role.name,
                 text(flow, "name"),
                 text(flow, "doc_type")

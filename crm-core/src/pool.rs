@@ -1686,7 +1686,7 @@ impl Crm {
             "delete",
             Vec::new(),
         ));
-        self.apply_pool_guarded(cs).await
+        self.apply(cs).await
     }
 
     /// A guard refusing a change set once `pool` is deleted: a move or an
@@ -1707,28 +1707,6 @@ impl Crm {
             keys: vec![pool_guard_key(company, pool)],
             select,
             message: format!("pool {name} was deleted meanwhile; choose another pool"),
-        }
-    }
-
-    /// Applies a change set that may carry pool guards: their refusal is
-    /// reported as the state it is, not as a duplicate (other guards'
-    /// refusals, e.g. of duplicate keys, stay duplicates).
-    async fn apply_pool_guarded(&self, cs: ChangeSet) -> Result<()> {
-        let messages: Vec<String> = cs
-            .guards
-            .iter()
-            .filter(|g| {
-                g.keys
-                    .iter()
-                    .all(|k| k.split(':').nth(1) == Some(POOL_GUARD))
-            })
-            .map(|g| g.message.clone())
-            .collect();
-        match self.apply(cs).await {
-            Err(Error::Duplicate { message, .. }) if messages.contains(&message) => {
-                Err(Error::InvalidState(message))
-            }
-            done => done,
         }
     }
 
@@ -2307,7 +2285,7 @@ impl Crm {
                         },
                     )
                     .await?;
-                self.apply_pool_guarded(cs).await
+                self.apply(cs).await
             }
             .await;
             match outcome {
@@ -2459,7 +2437,7 @@ impl Crm {
         cs.guards
             .push(self.pool_alive_guard(company, &set.pools[i].pool));
         self.index_customer_keys(&mut cs).await?;
-        self.apply_pool_guarded(cs).await?;
+        self.apply(cs).await?;
         Ok(ids)
     }
 
@@ -2988,7 +2966,7 @@ impl Crm {
                                     },
                                 )
                                 .await?;
-                            self.apply_pool_guarded(cs).await
+                            self.apply(cs).await
                         }
                         .await;
                         match moved {

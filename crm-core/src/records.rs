@@ -242,21 +242,16 @@ impl Crm {
     /// concurrent merge or delete of the customer guards the same key
     /// ([`Crm::no_other_contacts_guard`]).
     pub(crate) fn customer_live_guard(&self, company: Uuid, customer: &Row) -> Guard {
-        let mut sel = Select::all(Table::Customers, company, self.now());
-        sel.lifecycle = Lifecycle::Any;
-        sel.filter = Filter::And(vec![
-            Filter::Cmp(Col::Column("id"), CmpOp::Eq, Value::Id(customer.id())),
-            Filter::NotNull(Col::Column("deleted_at")),
-        ]);
-        Guard {
-            kind: crate::store::GuardKind::State,
-            keys: vec![customer_contacts_key(company, customer.id())],
-            select: sel,
-            message: format!(
+        self.deleted_meanwhile_guard(
+            Table::Customers,
+            company,
+            &[customer.id()],
+            vec![customer_contacts_key(company, customer.id())],
+            format!(
                 "customer {} was deleted or merged into another meanwhile",
                 customer.get("code").as_text().unwrap_or_default()
             ),
-        }
+        )
     }
 
     /// A guard that `customers` have no live contacts besides `handled`

@@ -3661,7 +3661,7 @@ pub async fn roles_and_groups_are_deleted_only_when_nothing_holds_them(store: Ar
         .expect("take the role");
     invalid_state(
         w.crm.delete_role(&w.admin, role.id, role.version).await,
-        "approves in the approval flow '请假审批' (leave_request)",
+        "is an approver in the approval flow '请假审批' (leave_request)",
     );
     let by_lisi = by(ApproverRule::Users {
         users: vec![w.lisi.user_id.0],
