@@ -135,6 +135,20 @@ fn deal(db: &str) {
     let shown = call(&["contract", "show", &contract]);
     assert_eq!(shown["contract"]["status"], "executing");
     assert_eq!(shown["collection"]["received"]["minor"], 9_925_001);
+    // Winning needs what every stage requires: the products too.
+    let args = with(&["opportunity", "stage", &opp, "--win"]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(fails(db, &refs).contains("requires products"));
+    let o = call(&["opportunity", "edit", &opp, "--product", "SV-2288:3"]);
+    assert_eq!(o["products"][0]["quantity"], 3);
+    assert!(
+        o["products"][0]["unit_price"]["minor"]
+            .as_i64()
+            .is_some_and(|p| p > 0)
+    );
+    let args = with(&["opportunity", "edit", &opp, "--product", "没有这个:1"]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(fails(db, &refs).contains("needs a price"));
     call(&["opportunity", "stage", &opp, "--win"]);
     let events = ok(db, &["events", "pending", "--limit", "200"]);
     for e in [

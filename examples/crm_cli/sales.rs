@@ -208,6 +208,10 @@ pub(crate) enum OpportunityCmd {
         /// Notes.
         #[arg(long)]
         notes: Option<String>,
+        /// A product line `CODE:QTY[:PRICE]` (the list price when none is
+        /// given) or `NAME:QTY:PRICE`; repeatable.
+        #[arg(long = "product")]
+        products: Vec<String>,
     },
     /// Changes an opportunity; only the given fields change.
     Edit {
@@ -228,6 +232,10 @@ pub(crate) enum OpportunityCmd {
         /// Notes.
         #[arg(long)]
         notes: Option<String>,
+        /// Product lines `CODE:QTY[:PRICE]` or `NAME:QTY:PRICE`, replacing
+        /// the current ones; repeatable.
+        #[arg(long = "product")]
+        products: Vec<String>,
     },
     /// Lists opportunities the actor may see, 100 a page.
     List {
@@ -758,6 +766,52 @@ fn percent_bp(s: &str) -> CliResult<i64> {
     Ok(m.minor)
 }
 
+/// An opportunity's product lines from `CODE:QTY[:PRICE]` (a catalogue
+/// product, at its list price unless one is given) or `NAME:QTY:PRICE`.
+async fn opp_lines(
+    ctx: &Ctx,
+    actor: &Actor,
+    specs: &[String],
+) -> CliResult<Vec<crm::sales::OppLine>> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (key, q, price) = match parts.as_slice() {
+            [key, q] => (*key, *q, None),
+            [key, q, price] => (*key, *q, Some(money(price)?)),
+            _ => {
+                return Err(format!(
+                    "product line {spec}: write CODE:QTY[:PRICE] or NAME:QTY:PRICE"
+                ));
+            }
+        };
+        let quantity = q
+            .parse::<i64>()
+            .map_err(|_| format!("product line {spec}: quantity {q} is not a whole number"))?;
+        let line = match (ctx.crm.product_by_code(actor, key).await, price) {
+            (Ok(p), price) => crm::sales::OppLine {
+                product_id: Some(p.id),
+                name: p.name.clone(),
+                quantity,
+                unit_price: price.unwrap_or(p.list_price),
+            },
+            (Err(_), Some(unit_price)) => crm::sales::OppLine {
+                product_id: None,
+                name: key.to_string(),
+                quantity,
+                unit_price,
+            },
+            (Err(_), None) => {
+                return Err(format!(
+                    "product line {spec}: no product coded {key}; a line without a product needs a price (NAME:QTY:PRICE)"
+                ));
+            }
+        };
+        out.push(line);
+    }
+    Ok(out)
+}
+
 async fn parse_lines(ctx: &Ctx, actor: &Actor, specs: &[String]) -> CliResult<Vec<LineInput>> {
     let mut out = Vec::new();
     for spec in specs {
@@ -1031,8 +1085,10 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
             close,
             source,
             notes,
+            products,
         } => {
             let customer_id = customer_id(ctx, actor, &customer).await?;
+            let products = opp_lines(ctx, actor, &products).await?;
             let o = ctx
                 .crm
                 .create_opportunity(
@@ -1044,6 +1100,7 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
                         expected_close: opt_date(&close)?,
                         source,
                         notes,
+                        products,
                         ..NewOpportunity::default()
                     },
                 )
@@ -1063,7 +1120,13 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
             close,
             source,
             notes,
+            products,
         } => {
+            let products = if products.is_empty() {
+                None
+            } else {
+                Some(opp_lines(ctx, actor, &products).await?)
+            };
             let o = ctx
                 .crm
                 .opportunity_by_code(actor, &code)
@@ -1081,6 +1144,7 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
                         expected_close: opt_date(&close)?,
                         source,
                         notes,
+                        products,
                         ..crm::sales::OpportunityPatch::default()
                     },
                 )

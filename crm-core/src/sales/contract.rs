@@ -704,7 +704,9 @@ impl Crm {
                     facts: Facts {
                         amount_minor: Some(c.amount.minor),
                         kind: Some(c.contract_type.name().into()),
-                        discount_bp: None,
+                        // A contract with lines is approved on its largest
+                        // discount against the list prices, as a quote is.
+                        discount_bp: c.lines.iter().map(Line::effective_discount_bp).max(),
                     },
                     picked,
                     comment: comment.map(str::to_string),

@@ -747,7 +747,10 @@ impl Crm {
             Table::Opportunities,
             id,
             "opportunity.updated".into(),
-            json!({"fields": changes.iter().map(|c| c.field.clone()).collect::<Vec<_>>()}),
+            json!({
+                "code": row.get("code").as_text(),
+                "fields": changes.iter().map(|c| c.field.clone()).collect::<Vec<_>>(),
+            }),
         ));
         cs.audit.push(self.audit(
             Some(actor),

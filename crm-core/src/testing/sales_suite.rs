@@ -3130,6 +3130,56 @@ pub async fn quote_discount_counts_prices_below_list_price(store: Arc<dyn Store>
         .expect("submit revision");
     assert_eq!(q.status, QuoteStatus::PendingApproval);
     assert!(approval.is_some_and(|a| a.status == Status::Pending));
+    // A contract's approval looks at its lines' discount the same way.
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "contract",
+            "合同折扣审批",
+            FlowDef {
+                steps: vec![StepDef {
+                    name: "经理审批".into(),
+                    conditions: vec![Condition::DiscountAbove { bp: 1000 }],
+                    approvers: ApproverRule::Superior { level: 1 },
+                    mode: SignMode::Any,
+                    fallback: Fallback::Admins,
+                }],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("contract flow");
+    for (price, pending) in [(10_000, true), (95_000, false)] {
+        let c = w
+            .crm
+            .create_contract(
+                &w.zhangsan,
+                crate::sales::NewContract {
+                    title: format!("折扣合同{price}"),
+                    customer_id: customer.id.0,
+                    contract_type: None,
+                    opportunity_id: None,
+                    lines: vec![line(p, Some(price), 0)],
+                    amount: None,
+                    signed_on: None,
+                    start_on: None,
+                    end_on: None,
+                    notes: None,
+                },
+            )
+            .await
+            .expect("contract");
+        let (_, approval) = w
+            .crm
+            .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+            .await
+            .expect("submit contract");
+        assert_eq!(
+            approval.is_some_and(|a| a.status == Status::Pending),
+            pending,
+            "contract at ¥{price}"
+        );
+    }
 }
 
 /// A quote prices only an opportunity of its own customer that the actor
