@@ -366,9 +366,8 @@ impl Crm {
                 )
             })?;
         if let Some(o) = input.opportunity_id {
-            self.opportunity(actor, o).await.map_err(|_| {
-                Error::invalid("opportunity_id (销售机会)", format!("no opportunity {o}"))
-            })?;
+            self.check_document_opportunity(actor, o, input.customer_id, "contract")
+                .await?;
         }
         let (quote_row, lines) = match quote {
             Some((q, lines)) => (Some(q), lines),

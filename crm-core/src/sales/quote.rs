@@ -227,7 +227,7 @@ impl Crm {
                 )
             })?;
         if let Some(o) = input.opportunity_id {
-            self.check_quote_opportunity(actor, o, input.customer_id)
+            self.check_document_opportunity(actor, o, input.customer_id, "quote")
                 .await?;
         }
         if input.lines.is_empty() {
@@ -257,15 +257,16 @@ impl Crm {
         self.quote(actor, id).await
     }
 
-    /// Refuses an opportunity a quote of `customer` cannot price: one that
-    /// does not exist in the actor's company, is deleted, or that the actor
-    /// may not read (all reported as no such opportunity), or another
-    /// customer's.
-    async fn check_quote_opportunity(
+    /// Refuses an opportunity a `document` (a quote, a contract) of
+    /// `customer` cannot belong to: one that does not exist in the actor's
+    /// company, is deleted, or that the actor may not read (all reported as
+    /// no such opportunity), or another customer's.
+    pub(crate) async fn check_document_opportunity(
         &self,
         actor: &Actor,
         opportunity: Uuid,
         customer: Uuid,
+        document: &str,
     ) -> Result<()> {
         const FIELD: &str = "opportunity_id (销售机会)";
         let o = match self.opportunity(actor, opportunity).await {
@@ -282,7 +283,7 @@ impl Crm {
             return Err(Error::invalid(
                 FIELD,
                 format!(
-                    "opportunity {} ({}) is another customer's, not the quote's",
+                    "opportunity {} ({}) is another customer's, not the {document}'s",
                     o.code, o.name
                 ),
             ));

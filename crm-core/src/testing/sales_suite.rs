@@ -3253,6 +3253,27 @@ pub async fn quote_opportunity_is_the_customers_and_readable(store: Arc<dyn Stor
         .await
         .expect("the customer's own opportunity");
     assert_eq!(q.opportunity_id, Some(own.id));
+    // A contract, made directly, holds to the same.
+    let contract = |opportunity: Uuid| crate::sales::NewContract {
+        title: "机会合同".into(),
+        customer_id: customer.id.0,
+        opportunity_id: Some(opportunity),
+        amount: Some(Money::cny(10_000)),
+        ..crate::sales::NewContract::default()
+    };
+    let m = invalid_message(
+        w.crm
+            .create_contract(&w.zhangsan, contract(seconds.id))
+            .await,
+    );
+    assert!(
+        m.contains(&seconds.code) && m.contains("not the contract's"),
+        "{m}"
+    );
+    w.crm
+        .create_contract(&w.zhangsan, contract(own.id))
+        .await
+        .expect("a contract of the customer's own opportunity");
 }
 
 /// Winning an opportunity needs every field its pipeline requires on the
