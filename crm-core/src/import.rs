@@ -155,7 +155,9 @@ pub fn money_number_text(f: f64) -> String {
     let shown: f64 = format!("{f:.14e}").parse().unwrap_or(f);
     let fen = shown * 100.0;
     let whole = fen.round();
-    if whole.abs() < 9e15 && (fen - whole).abs() <= 1e-9 * fen.abs().max(1.0) {
+    // Within a few units in the last place of the shown value: binary
+    // noise, not a third decimal (`1234567.891` keeps its third decimal).
+    if whole.abs() < 9e15 && (fen - whole).abs() <= 1e-13 * fen.abs().max(1.0) {
         let minor = whole as i64;
         let sign = if minor < 0 { "-" } else { "" };
         let minor = minor.unsigned_abs();
@@ -2440,10 +2442,14 @@ impl<'a> ImportSession<'a> {
                 col: Col::Column("created_at"),
                 desc: true,
             }];
-            let found =
-                crm.store.select(&sel).await?.rows.into_iter().find(|r| {
-                    r.get("options").as_json().and_then(|o| o.get("resume")) == Some(&key)
-                });
+            // An import recorded before resume keys were stored matched on
+            // the file, the entity and the actor alone, and still does.
+            let found = crm.store.select(&sel).await?.rows.into_iter().find(|r| {
+                match r.get("options").as_json().and_then(|o| o.get("resume")) {
+                    Some(stored) => stored == &key,
+                    None => true,
+                }
+            });
             if let Some(r) = found {
                 let int = |c: &str| r.get(c).as_int().unwrap_or(0);
                 self.import_id = r.id();
@@ -5877,6 +5883,17 @@ mod tests {
         assert_eq!(money_number_text(1.005), "1.005");
         assert_eq!(money_number_text(0.001), "0.001");
         assert!(crate::money::Money::parse(&money_number_text(1.005)).is_err());
+        // Large amounts are not rounded to the 分 either.
+        for f in [1_234_567.891, 10_000_000.005, 89_999_999.999] {
+            let text = money_number_text(f);
+            assert!(
+                crate::money::Money::parse(&text).is_err(),
+                "{f} read as {text}"
+            );
+        }
+        assert_eq!(money_number_text(123_456.78 * 3.0), "370370.34");
+        assert_eq!(money_number_text(0.07 * 3.0 * 1_000_000.0), "210000.00");
+        assert_eq!(money_number_text(99_999_999.99), "99999999.99");
     }
 
     #[test]

@@ -994,18 +994,7 @@ impl Markup {
                 At::Comment | At::CData | At::Pi => memchr::memchr(b'>', rest),
                 At::Start if self.named => match self.quote {
                     Some(q) => memchr::memchr(q, rest),
-                    // Attributes quoted in pairs up to the next `>` (the
-                    // common case: `<c r="A2" t="s">`) are passed at once;
-                    // otherwise quote by quote.
-                    None => match memchr::memchr(b'>', rest) {
-                        Some(gt)
-                            if !rest[..gt].contains(&b'\'')
-                                && rest[..gt].iter().filter(|b| **b == b'"').count() % 2 == 0 =>
-                        {
-                            Some(gt)
-                        }
-                        _ => memchr::memchr3(b'"', b'\'', b'>', rest),
-                    },
+                    None => memchr::memchr3(b'"', b'\'', b'>', rest),
                 },
                 _ => Some(0),
             }

@@ -788,7 +788,12 @@ async fn opp_lines(
         let quantity = q
             .parse::<i64>()
             .map_err(|_| format!("product line {spec}: quantity {q} is not a whole number"))?;
-        let line = match (ctx.crm.product_by_code(actor, key).await, price) {
+        let found = match ctx.crm.product_by_code(actor, key).await {
+            Ok(p) => Ok(p),
+            Err(crm::Error::NotFound { .. }) => Err(()),
+            Err(e) => return Err(err(e)),
+        };
+        let line = match (found, price) {
             (Ok(p), price) => crm::sales::OppLine {
                 product_id: Some(p.id),
                 name: p.name.clone(),

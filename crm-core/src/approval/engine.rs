@@ -565,17 +565,20 @@ pub fn resolve(
     (steps, passes)
 }
 
-/// Identifies resolved steps across rounds: the definition step and, for a
-/// definition step resolving to several steps (superiors up to a level),
-/// which of them.
-fn step_keys(steps: &[ResolvedStep]) -> Vec<(usize, usize)> {
+/// Identifies resolved steps across rounds: the definition step, which of
+/// the steps it resolved to (superiors up to a level resolve to several),
+/// and who approves it — a step whose approvers changed since (a new
+/// superior) is not the step approved before.
+fn step_keys(steps: &[ResolvedStep]) -> Vec<(usize, usize, Vec<Uuid>)> {
     let mut seen: HashMap<usize, usize> = HashMap::new();
     steps
         .iter()
         .map(|s| {
             let n = seen.entry(s.def_index).or_insert(0);
             *n += 1;
-            (s.def_index, *n)
+            let mut approvers = s.approvers.clone();
+            approvers.sort();
+            (s.def_index, *n, approvers)
         })
         .collect()
 }

@@ -1016,11 +1016,11 @@ impl Crm {
             ));
         }
         if q.not_fully_received {
-            // Only executing contracts are collected: a finished one is
-            // fully collected, a terminated one will not be paid.
-            filters.push(eq(
-                "status",
-                Value::Text(ContractStatus::Executing.name().into()),
+            // Contracts still collected (see `collected_on`); a terminated
+            // one will not be paid.
+            filters.push(Filter::In(
+                Col::Column("status"),
+                super::payment::collected_statuses(),
             ));
             filters.push(Filter::Cmp(
                 Col::Column("outstanding"),

@@ -231,6 +231,23 @@ fn invoice_from_row(r: &Row) -> Invoice {
     }
 }
 
+/// Whether payments are still collected on a contract: an executing one,
+/// or one an older build finished with money still owed (finishing now
+/// needs full collection). Terminated contracts are not paid.
+pub(crate) fn collected_on(c: &super::contract::Contract) -> bool {
+    c.status == ContractStatus::Executing
+        || (c.status == ContractStatus::Finished && c.outstanding.minor > 0)
+}
+
+/// The statuses of contracts that can still owe money (with
+/// `outstanding > 0`: see [`collected_on`]).
+pub(crate) fn collected_statuses() -> Vec<Value> {
+    [ContractStatus::Executing, ContractStatus::Finished]
+        .iter()
+        .map(|s| Value::Text(s.name().into()))
+        .collect()
+}
+
 fn base(crm: &Crm, actor: &Actor, id: Uuid) -> Vec<(&'static str, Value)> {
     let now = crm.now();
     vec![
@@ -465,7 +482,7 @@ impl Crm {
     ) -> Result<(Payment, Option<ApprovalInfo>)> {
         let row = self.writable_contract(actor, contract).await?;
         let c = contract_from_row(&row);
-        if c.status != ContractStatus::Executing {
+        if !collected_on(&c) {
             return Err(Error::InvalidState(format!(
                 "contract {} is {}; payments are recorded on executing contracts",
                 c.code,
@@ -704,7 +721,7 @@ impl Crm {
                 .ok_or_else(|| Error::not_found(Entity::Contract, contract))?;
             let amount = p.get("amount").as_int().unwrap_or(0);
             let c = contract_from_row(&row);
-            if c.status != ContractStatus::Executing {
+            if !collected_on(&c) {
                 return Err(Error::InvalidState(format!(
                     "contract {} is {}; payment {} can no longer be confirmed on it, \
                      reject it instead",
@@ -913,8 +930,9 @@ impl Crm {
 
     /// Receivables (应收款) of the executing contracts the actor may see, as
     /// of today: outstanding, overdue and overdue by age, per customer and
-    /// owner. Finished contracts are fully collected and terminated ones
-    /// will not be paid, so neither is listed.
+    /// owner. Contracts still collected are listed (executing ones, and one
+    /// an older build finished with money owed); terminated ones will not
+    /// be paid.
     pub async fn receivables(&self, actor: &Actor) -> Result<Vec<ReceivableRow>> {
         let mut sel = Select::all(Table::Contracts, actor.company_id.0, self.now());
         sel.scope = actor.store_scope(Entity::Contract, Action::Read).unwrap_or(
@@ -924,14 +942,10 @@ impl Crm {
                 shared_with: Some(actor.user_id.0),
             },
         );
-        // Only executing contracts are collected: a finished contract is
-        // fully collected, a terminated one will not be paid.
+        // Contracts still collected (see `collected_on`): a terminated one
+        // will not be paid.
         sel.filter = Filter::And(vec![
-            Filter::Cmp(
-                Col::Column("status"),
-                CmpOp::Eq,
-                Value::Text(ContractStatus::Executing.name().into()),
-            ),
+            Filter::In(Col::Column("status"), collected_statuses()),
             Filter::Cmp(Col::Column("outstanding"), CmpOp::Gt, Value::Int(0)),
         ]);
         let contracts = self.store.select(&sel).await?.rows;

@@ -4714,14 +4714,28 @@ pub async fn finishing_needs_a_fully_collected_contract(store: Arc<dyn Store>) {
         w.crm.list_contracts(&w.lisi, &open).await.expect("l").total,
         Some(0)
     );
-    // A contract finished with money owed before the rule is not listed
-    // either: it cannot be collected.
+    // A contract an older build finished with money owed is still listed,
+    // and still collected, until it is paid.
     let old = new_executing_contract(&w, &w.zhangsan, customer.id.0, "旧合同", 500_000).await;
     force_contract_status(&w, old.id, ContractStatus::Finished).await;
+    assert_eq!(w.crm.receivables(&w.lisi).await.expect("r").len(), 1);
+    assert_eq!(
+        w.crm.list_contracts(&w.lisi, &open).await.expect("l").total,
+        Some(1)
+    );
+    w.crm
+        .record_payment(&w.zhangsan, old.id, pay(500_000))
+        .await
+        .expect("the debt of a finished contract collected");
     assert!(w.crm.receivables(&w.lisi).await.expect("r").is_empty());
     assert_eq!(
         w.crm.list_contracts(&w.lisi, &open).await.expect("l").total,
         Some(0)
+    );
+    let more = w.crm.record_payment(&w.zhangsan, old.id, pay(100)).await;
+    assert!(
+        matches!(&more, Err(Error::InvalidState(m)) if m.contains("executing")),
+        "{more:?}"
     );
     // A fully collected contract finishes.
     let paid = new_executing_contract(&w, &w.zhangsan, customer.id.0, "付清合同", 200_000).await;

@@ -212,6 +212,51 @@ fn return_to_earlier_step_and_restart_from_rejecting_step() {
     assert_eq!(i.current, 0);
 }
 
+/// Restarting from the rejecting step skips a superiors' step only for the
+/// superiors who approved it: a new direct superior, put above the
+/// applicant since, approves; the superior who approved before is not
+/// asked again in their old place but in theirs now.
+#[test]
+fn restart_from_the_rejecting_step_asks_new_superiors() {
+    let flow = FlowDef {
+        steps: vec![
+            StepDef {
+                name: "上级".into(),
+                conditions: Vec::new(),
+                approvers: ApproverRule::SuperiorsUpTo { levels: 2 },
+                mode: SignMode::Any,
+                fallback: Fallback::AutoPass,
+            },
+            users_step("财务", &[7], SignMode::Any),
+        ],
+        restart: Restart::FromRejectingStep,
+    };
+    // Applicant 3: superior 4, who has none.
+    let (i, _) = Instance::submit(&flow, &dir(), u(3), amount(1), vec![], None).expect("submit");
+    assert_eq!(i.pending_approvers(), vec![u(4)]);
+    let (i, _) = i.approve(u(4), None).expect("superior");
+    let (i, _) = i
+        .reject(u(7), RejectTo::Applicant, None)
+        .expect("finance rejects");
+    // Now 3 reports to 8, who reports to 4.
+    let mut moved = dir();
+    moved.superiors.insert(u(3), u(8));
+    moved.superiors.insert(u(8), u(4));
+    let (i, _) = i
+        .resubmit(&flow, &moved, u(3), amount(1), vec![], None)
+        .expect("resubmit");
+    assert_eq!(i.current, 0, "the new superior has not approved");
+    assert_eq!(i.pending_approvers(), vec![u(8)]);
+    // Unchanged superiors: the step they approved stays passed.
+    let (i, _) = i.approve(u(8), None).expect("new superior");
+    let (i, _) = i.approve(u(4), None).expect("second level");
+    let (i, _) = i.reject(u(7), RejectTo::Applicant, None).expect("again");
+    let (i, _) = i
+        .resubmit(&flow, &moved, u(3), amount(1), vec![], None)
+        .expect("resubmit");
+    assert_eq!(i.pending_approvers(), vec![u(7)]);
+}
+
 #[test]
 fn flow_without_approvers_passes_at_once_and_invalid_flows_are_refused() {
     let flow = FlowDef {
