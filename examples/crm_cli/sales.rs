@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! crm product add --code SV-2288 --name 机架式服务器 --price 35000 --unit 台
-//! crm --as zhangwei opportunity add --customer KH-20261127-0001 --name 数据中心扩容 --amount 100000
+//! crm --as zhangwei opportunity add --customer KH-20261127-0001 --name 数据中心扩容 --amount 100000 --product SV-2288:3
 //! crm --as zhangwei quote add --customer KH-20261127-0001 --title 服务器报价 --line SV-2288:3:15
 //! crm --as zhangwei quote submit BJ-20261127-0001
 //! crm approval pending
