@@ -2673,7 +2673,32 @@ impl Crm {
     /// actor from whom a field rule hides or masks any of them.
     pub async fn pool_history(&self, actor: &Actor, id: RecordId) -> Result<Vec<PoolMove>> {
         self.customer_for_pool_view(actor, id).await?;
-        let sees_all = Sight::of(actor) == Sight::ALL;
+        let sight = Sight::of(actor);
+        // A recycling's reason names the dates (and the level) its rule
+        // counted from: shown to who may read those, the rule's own.
+        let set = if sight == Sight::ALL {
+            None
+        } else {
+            Some(self.pool_set(actor.company_id.0).await?)
+        };
+        let shows = |rule: RuleId| {
+            let Some(set) = &set else { return true };
+            let Some(r) = set
+                .pools
+                .iter()
+                .flat_map(|g| g.rules.iter())
+                .find(|r| r.id == rule)
+            else {
+                // A rule deleted since: what it counted from is unknown.
+                return false;
+            };
+            let level = sight.level || r.spec.level_days.is_empty();
+            let dates = match r.spec.kind {
+                RuleKind::NoFollowUp => sight.follow_up && sight.since,
+                RuleKind::NoOpportunity | RuleKind::NoDeal => sight.since,
+            };
+            level && dates
+        };
         let mut sel = Select::all(Table::PoolMoves, actor.company_id.0, self.now());
         sel.filter = eq("customer_id", Value::Id(id.0));
         sel.sort = vec![
@@ -2694,7 +2719,7 @@ impl Crm {
             .iter()
             .map(move_from_row)
             .map(|mut m| {
-                if m.rule_id.is_some() && !sees_all {
+                if m.rule_id.is_some_and(|r| !shows(r)) {
                     m.reason = None;
                 }
                 m

@@ -2959,6 +2959,36 @@ pub async fn place_and_recycling_show_no_field_rules_hide(store: Arc<dyn Store>)
     );
     let history = w.crm.pool_history(&hidden, gone).await.expect("history");
     assert_eq!(reasons(history), vec![None]);
+    // Who may read what the rule counted from (the dates of the follow-up
+    // and the claim, and the level: its days are per level) reads it,
+    // whatever else is kept from them.
+    let partly = user_with_rules(
+        &w,
+        "partly",
+        &[Action::Read],
+        &[
+            ("closed_at", FieldAccess::Hidden),
+            ("last_opportunity_at", FieldAccess::Hidden),
+            ("locked", FieldAccess::Masked),
+        ],
+    )
+    .await;
+    let history = reasons(w.crm.pool_history(&partly, gone).await.expect("history"));
+    assert!(
+        history[0]
+            .as_deref()
+            .is_some_and(|r| r.contains("held since 2026-11-27, 10 days")),
+        "{history:?}"
+    );
+    let no_level = user_with_rules(
+        &w,
+        "nolevel",
+        &[Action::Read],
+        &[("level", FieldAccess::Hidden)],
+    )
+    .await;
+    let history = w.crm.pool_history(&no_level, gone).await.expect("history");
+    assert_eq!(reasons(history), vec![None], "its days tell the level");
 }
 
 /// Pool operations and lists tell an actor nothing about a customer they
