@@ -1357,23 +1357,11 @@ impl Crm {
                 continue;
             }
             let mut sel = holders_select(company, &kind, vec![key.as_str().into()], self.now());
-            match exclude {
-                [] => {}
-                [id] => {
-                    sel.filter = Filter::And(vec![
-                        sel.filter,
-                        Filter::Cmp(col(holder_column(&kind)), CmpOp::Ne, Value::Id(*id)),
-                    ]);
-                }
-                ids => {
-                    sel.filter = Filter::And(vec![
-                        sel.filter,
-                        Filter::Not(Box::new(Filter::In(
-                            col(holder_column(&kind)),
-                            ids.iter().map(|i| Value::Id(*i)).collect(),
-                        ))),
-                    ]);
-                }
+            if !exclude.is_empty() {
+                sel.filter = Filter::And(vec![
+                    sel.filter,
+                    Filter::not_among(col(holder_column(&kind)), exclude.iter().copied()),
+                ]);
             }
             sel.paging = Paging::Offset {
                 offset: 0,

@@ -485,10 +485,7 @@ impl Crm {
             ),
             Filter::Cmp(Col::Column("record_id"), CmpOp::Eq, Value::Id(id.0)),
             Filter::Cmp(Col::Column("user_id"), CmpOp::Eq, Value::Id(with.0)),
-            Filter::Not(Box::new(Filter::In(
-                Col::Column("id"),
-                olds.iter().map(|r| Value::Id(r.id())).collect(),
-            ))),
+            Filter::not_among(Col::Column("id"), olds.iter().map(Row::id)),
         ]);
         let guard = Guard {
             kind: crate::store::GuardKind::State,

@@ -334,24 +334,29 @@ impl Crm {
     /// The live roles of the actor's company with these ids; a missing one
     /// is not found.
     async fn load_roles(&self, actor: &Actor, ids: &[RoleId]) -> Result<Vec<Role>> {
-        let mut out = Vec::with_capacity(ids.len());
-        for r in ids {
-            out.push(role_from_row(
-                &self.live_row(actor, Table::Roles, r.0).await?,
-            )?);
-        }
-        Ok(out)
+        self.roles_of(actor, ids, false).await
     }
 
     /// The live roles among those a user holds: a role deleted by an older
     /// build while still held grants nothing and is left out (a role
     /// still held can no longer be deleted).
     async fn held_roles(&self, actor: &Actor, ids: &[RoleId]) -> Result<Vec<Role>> {
+        self.roles_of(actor, ids, true).await
+    }
+
+    /// The roles `ids`; a deleted one is refused as not found, or left out
+    /// with `skip_deleted`.
+    async fn roles_of(
+        &self,
+        actor: &Actor,
+        ids: &[RoleId],
+        skip_deleted: bool,
+    ) -> Result<Vec<Role>> {
         let mut out = Vec::with_capacity(ids.len());
         for r in ids {
             match self.live_row(actor, Table::Roles, r.0).await {
                 Ok(row) => out.push(role_from_row(&row)?),
-                Err(Error::NotFound { .. }) => {}
+                Err(Error::NotFound { .. }) if skip_deleted => {}
                 Err(e) => return Err(e),
             }
         }

@@ -272,10 +272,7 @@ impl Crm {
                 customers.iter().map(|c| Value::Id(c.id())).collect(),
             ),
             Filter::IsNull(Col::Column("deleted_at")),
-            Filter::Not(Box::new(Filter::In(
-                Col::Column("id"),
-                handled.iter().map(|id| Value::Id(*id)).collect(),
-            ))),
+            Filter::not_among(Col::Column("id"), handled.iter().copied()),
         ]);
         let codes: Vec<&str> = customers
             .iter()
@@ -994,14 +991,7 @@ impl Crm {
             sel.filter = Filter::And(vec![
                 filter,
                 Filter::IsNull(Col::Column("deleted_at")),
-                match exclude {
-                    [] => Filter::True,
-                    [id] => Filter::Cmp(Col::Column("id"), CmpOp::Ne, Value::Id(*id)),
-                    ids => Filter::Not(Box::new(Filter::In(
-                        Col::Column("id"),
-                        ids.iter().map(|i| Value::Id(*i)).collect(),
-                    ))),
-                },
+                Filter::not_among(Col::Column("id"), exclude.iter().copied()),
             ]);
             sel.paging = Paging::Offset {
                 offset: 0,

@@ -140,6 +140,20 @@ pub enum Filter {
     },
 }
 
+impl Filter {
+    /// Rows whose `col` is none of `ids` (a guard leaving out the records
+    /// its own change set handles): everything when there are none, `Ne`
+    /// for one, `NOT IN` for more.
+    pub fn not_among(col: Col, ids: impl IntoIterator<Item = Uuid>) -> Filter {
+        let mut ids: Vec<Value> = ids.into_iter().map(Value::Id).collect();
+        match ids.len() {
+            0 => Filter::True,
+            1 => Filter::Cmp(col, CmpOp::Ne, ids.remove(0)),
+            _ => Filter::Not(Box::new(Filter::In(col, ids))),
+        }
+    }
+}
+
 /// Which rows of an owned table the actor may see, as resolved by the core.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Scope {

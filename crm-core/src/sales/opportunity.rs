@@ -335,10 +335,7 @@ impl Crm {
         let mut others = sel.clone();
         others.filter = Filter::And(vec![
             sel.filter,
-            Filter::Not(Box::new(Filter::In(
-                Col::Column("id"),
-                replaced.iter().map(|r| Value::Id(r.id())).collect(),
-            ))),
+            Filter::not_among(Col::Column("id"), replaced.iter().map(Row::id)),
         ]);
         cs.guards.push(Guard {
             kind: crate::store::GuardKind::State,
