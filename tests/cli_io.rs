@@ -22,6 +22,45 @@ fn template_export_import_and_undo_from_the_command_line() {
     let tmp = std::env::temp_dir().join(format!("crm-cli-io-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).expect("dir");
+    let db = tmp.join("crm.db");
+    template_export_import_and_undo(&tmp, db.to_str().expect("utf-8 path"));
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// The same on PostgreSQL, in a schema of its own.
+#[cfg(feature = "postgres")]
+#[test]
+fn template_export_import_and_undo_on_postgres() {
+    let tmp = std::env::temp_dir().join(format!("crm-cli-io-pg-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("dir");
+    let base = std::env::var("CRM_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let schema = format!("crm_cli_io_{}", std::process::id());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    template_export_import_and_undo(&tmp, &format!("{base}{sep}schema={schema}"));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = crm::postgres::PgStore::connect(
+            &base,
+            crm::postgres::PgOptions {
+                schema: schema.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("connect");
+        store.drop_schema().await.expect("drop schema");
+    });
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// Template, export, dry run, a refused file, import with update and its
+/// undo, on the store at `db`, with files in `tmp`.
+fn template_export_import_and_undo(tmp: &Path, db: &str) {
+    let run = |dir: &Path, args: &[&str]| common::run_in(Some(dir), db, args);
+    let ok = |dir: &Path, args: &[&str]| common::succeeded(args, run(dir, args));
+    let tmp = tmp.to_path_buf();
     ok(&tmp, &["demo"]);
     let t = ok(&tmp, &["template", "customer", "-o", "tpl.xlsx"]);
     assert!(t.contains("tpl.xlsx"), "{t}");
@@ -71,7 +110,6 @@ fn template_export_import_and_undo_from_the_command_line() {
     assert!(u.contains("undid import"), "{u}");
     let l = ok(&tmp, &["import", "--list"]);
     assert!(l.contains("undone"), "{l}");
-    let _ = std::fs::remove_dir_all(&tmp);
 }
 
 #[test]

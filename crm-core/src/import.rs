@@ -5413,6 +5413,7 @@ impl ImportSession<'_> {
             crm.next_codes(&self.actor, "CP", auto).await?
         };
         codes.reverse();
+        let mut given = Vec::with_capacity(creates.len());
         for input in creates {
             let id = crm.new_id();
             let code = input
@@ -5420,6 +5421,7 @@ impl ImportSession<'_> {
                 .clone()
                 .or_else(|| codes.pop())
                 .unwrap_or_default();
+            given.push(code.clone());
             let (op, mut audit) = crm.product_insert(&self.actor, id, code.clone(), &input);
             audit.changes.push(FieldChange {
                 field: "import".into(),
@@ -5438,7 +5440,43 @@ impl ImportSession<'_> {
             items.created.push((Table::Products, id));
             self.counts.created += 1;
         }
+        let span = (
+            rows.first().map_or(0, |r| r.number),
+            rows.last().map_or(0, |r| r.number),
+        );
+        cs.guards.extend(self.product_code_guards(&given, span));
         Ok((cs, items))
+    }
+
+    /// Guards of the codes a batch gives its new products, as a single
+    /// create guards its code (the same lock keys, [`IN_CHUNK`] codes a
+    /// guard): a product another user creates, recodes or restores with
+    /// one of them meanwhile fails the batch by name instead of by the
+    /// stores' unique index. `rows` (first and last) are for the message.
+    fn product_code_guards(&self, codes: &[String], rows: (u32, u32)) -> Vec<Guard> {
+        let company = self.actor.company_id.0;
+        codes
+            .chunks(IN_CHUNK)
+            .map(|chunk| {
+                let mut select = Select::all(Table::Products, company, self.crm.now());
+                select.filter = Filter::In(
+                    Col::Column("code"),
+                    chunk.iter().map(|c| Value::Text(c.clone())).collect(),
+                );
+                Guard {
+                    kind: crate::store::GuardKind::Duplicate,
+                    keys: chunk
+                        .iter()
+                        .map(|c| format!("{company}:product_code:{c}"))
+                        .collect(),
+                    select,
+                    message: format!(
+                        "while this import ran, another user saved a product with the product code (产品编号) of a product of rows {}–{}; import the file again: that row then meets the product like any duplicate",
+                        rows.0, rows.1
+                    ),
+                }
+            })
+            .collect()
     }
 }
 

@@ -2086,8 +2086,8 @@ fn refused_as_taken(result: Result<(), Error>, what: &str, rows: &str) {
 /// under the same keys a single create guards. Nothing of the refused batch
 /// is written, and importing the file again resumes and reports the row as
 /// a duplicate. Names and credit codes, refusing phone keys and a contact's
-/// mobile within its customer are covered, and a name an update gives a
-/// record; a record the import moves away from a key does not count (see
+/// mobile within its customer are covered, a name an update gives a
+/// record, and a product's code; a record the import moves away from a key does not count (see
 /// the rekeying scenario).
 pub async fn import_and_a_concurrent_create_do_not_both_pass(store: Arc<dyn Store>) {
     use crate::testing::pool_suite::Interleave;
@@ -2395,6 +2395,54 @@ pub async fn import_and_a_concurrent_create_do_not_both_pass(store: Arc<dyn Stor
                 .is_err()
         );
     }
+
+    // Products: a code another user gives a product meanwhile fails the
+    // batch by name (the single create's lock key), not by the index.
+    let h = headers(&["产品编号", "产品名称", "标准价"]);
+    let mut o = opts(Entity::Product);
+    o.commit = CommitMode::Batches;
+    let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("begin");
+    let batch = s
+        .prepare(
+            &rows(vec![
+                vec![t("CP-RACE-1"), t("并发打印机"), t("100")],
+                vec![t("CP-RACE-2"), t("并发扫描仪"), t("200")],
+            ]),
+            None,
+        )
+        .await
+        .expect("prepare");
+    assert!(batch.issues.is_empty(), "{:?}", batch.issues);
+    w.crm
+        .create_product(
+            &w.admin,
+            crate::sales::product::ProductInput {
+                code: Some("CP-RACE-2".into()),
+                name: Some("别人的扫描仪".into()),
+                list_price: Some(crate::money::Money::parse("300").expect("money")),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("product");
+    let create = last_keys();
+    refused_as_taken(batch.write.commit().await, "product code", "rows 2–3");
+    assert!(guarded_alike(&create, &last_keys()));
+    drop(s);
+    let listed = w
+        .crm
+        .list_products(&w.admin, &crate::sales::product::ProductQuery::default())
+        .await
+        .expect("products");
+    assert_eq!(
+        listed
+            .items
+            .iter()
+            .map(|p| p.code.as_str())
+            .collect::<Vec<_>>(),
+        ["CP-RACE-2"],
+        "nothing of the batch is written"
+    );
 }
 
 /// The update policy merges only what a row sets: a file without a kind
