@@ -2392,7 +2392,7 @@ impl Crm {
         let mut cs = ChangeSet::default();
         let mut ids = Vec::new();
         for fields in inputs {
-            let (ops, id, payload, guards) = self
+            let (ops, id, payload, guards, _) = self
                 .build_insert(
                     actor,
                     Entity::Customer,

@@ -12,8 +12,8 @@ use crate::ids::{DepartmentId, RecordId, UserId};
 use crate::query::{Cond, ListQuery, MAX_PAGE_SIZE, Page, PageRequest};
 use crate::schema::{ColType, Table};
 use crate::store::{
-    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Paging, Payload, Row, Scope,
-    Select, Sort,
+    AuditEntry, ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Paging, Payload,
+    Row, Scope, Select, Sort,
 };
 use crate::value::Value;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
@@ -552,7 +552,20 @@ impl Crm {
                 }
                 Columns::one(name, id.number.into())
             }
-            FieldKind::Date => Columns::one(name, parse_date(&text)?.into()),
+            FieldKind::Date => {
+                let d = parse_date(&text)?;
+                // A birthday lies between 1900 and today, as a resident ID's
+                // birth date must.
+                if name == "birthday" {
+                    if d > self.today() {
+                        return Err(format!("{d} is in the future"));
+                    }
+                    if chrono::Datelike::year(&d) < 1900 {
+                        return Err(format!("{d} is before 1900"));
+                    }
+                }
+                Columns::one(name, d.into())
+            }
             FieldKind::DateTime => Columns::one(name, self.parse_datetime(&text)?.into()),
             FieldKind::Enum(options) => {
                 let v = options
@@ -1066,12 +1079,13 @@ impl Crm {
         let mut cs = ChangeSet::default();
         let mut ids = Vec::new();
         for fields in inputs {
-            let (ops, id, payload, guards) = self
+            let (ops, id, payload, guards, side_audit) = self
                 .build_insert(actor, entity, &fields, &customs, None, None)
                 .await?;
             let company = actor.company_id.0;
             cs.ops.extend(ops);
             cs.guards.extend(guards);
+            cs.audit.extend(side_audit);
             cs.audit.push(self.audit(
                 Some(actor),
                 company,
@@ -1090,7 +1104,7 @@ impl Crm {
             if let Some(contacts) = &contacts {
                 let contact_customs = self.custom_fields(actor, Entity::Contact).await?;
                 for c in contacts {
-                    let (ops, cid, payload, guards) = self
+                    let (ops, cid, payload, guards, _) = self
                         .build_insert(
                             actor,
                             Entity::Contact,
@@ -1216,6 +1230,7 @@ impl Crm {
             )));
         }
         let mut side_ops = Vec::new();
+        let mut side_audit = Vec::new();
         let mut live_guard = None;
         if entity != Entity::Customer
             && let Some(cust) = set.get("customer_id").and_then(Value::as_id)
@@ -1239,24 +1254,30 @@ impl Crm {
                         ));
                     }
                 }
-                side_ops.push(self.follow_up_customer_update(&crow, &set)?);
+                let (op, audit) = self.follow_up_customer_update(actor, &crow, &set);
+                side_ops.push(op);
+                side_audit.extend(audit);
             }
         }
-        let (mut ops, id, payload, mut guards) = self
+        let (mut ops, id, payload, mut guards, mut audit) = self
             .finish_insert(actor, entity, set, custom, customs, owner, false, pool)
             .await?;
         ops.extend(side_ops);
         guards.extend(live_guard);
-        Ok((ops, id, payload, guards))
+        audit.extend(side_audit);
+        Ok((ops, id, payload, guards, audit))
     }
 
     /// The customer update a follow-up implies: last follow-up time and the
-    /// next follow-up date.
+    /// next follow-up date — the date only for who may write it (a field
+    /// rule that makes it read-only or hidden leaves it alone, as a merge
+    /// does), with an audit entry on the customer when it changes.
     fn follow_up_customer_update(
         &self,
+        actor: &Actor,
         customer: &Row,
         set: &BTreeMap<&'static str, Value>,
-    ) -> Result<Op> {
+    ) -> (Op, Option<AuditEntry>) {
         let occurred = set
             .get("occurred_at")
             .and_then(Value::as_timestamp)
@@ -1270,18 +1291,36 @@ impl Crm {
         // Only the latest follow-up plans the next one: a back-dated entry
         // leaves the customer's next follow-up date alone.
         let latest = last.is_none_or(|l| occurred >= l);
-        if latest && let Some(next) = set.get("next_follow_up_at").and_then(Value::as_timestamp) {
-            values.push((
-                "next_follow_up",
-                Value::Date(next.with_timezone(&self.config.utc_offset).date_naive()),
-            ));
+        let mut audit = None;
+        if latest
+            && actor.field_access(Entity::Customer, "next_follow_up") == FieldAccess::Full
+            && let Some(next) = set.get("next_follow_up_at").and_then(Value::as_timestamp)
+        {
+            let next = Value::Date(next.with_timezone(&self.config.utc_offset).date_naive());
+            let before = customer.get("next_follow_up");
+            if *before != next {
+                audit = Some(self.audit(
+                    Some(actor),
+                    actor.company_id.0,
+                    Table::Customers,
+                    customer.id(),
+                    "update",
+                    vec![FieldChange {
+                        field: "next_follow_up".into(),
+                        before: output_json(Entity::Customer, "next_follow_up", before),
+                        after: output_json(Entity::Customer, "next_follow_up", &next),
+                    }],
+                ));
+            }
+            values.push(("next_follow_up", next));
         }
-        Ok(Op::Update {
+        let op = Op::Update {
             table: Table::Customers,
             id: customer.id(),
             expected_version: customer.version(),
             values,
-        })
+        };
+        (op, audit)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1317,7 +1356,7 @@ impl Crm {
             None => None,
         };
         let ins = self.insert_op(actor, entity, set, custom, owner, owner_dept, code, pool);
-        Ok((vec![ins.op], ins.id, ins.payload, guards))
+        Ok((vec![ins.op], ins.id, ins.payload, guards, Vec::new()))
     }
 
     /// The insert of a validated, derived record with its owner, department
@@ -1810,7 +1849,7 @@ impl Crm {
 
     /// Resolves a sort key: a field as [`Crm::field_col`] does, or
     /// `pinyin` (the name's pinyin keys, so only when the name may be
-    /// sorted by).
+    /// sorted by, and for customers the short name too).
     pub(crate) fn sort_col(
         &self,
         actor: &Actor,
@@ -1823,6 +1862,15 @@ impl Crm {
                 return Err(Error::Forbidden(format!(
                     "{} may not filter or sort {} by name",
                     actor.display_name, entity
+                )));
+            }
+            // A customer's keys hold its short name's readings too (see
+            // `Crm::derive`): its order, and a keyset page's cursor, would
+            // tell them.
+            if entity == Entity::Customer && !filterable(actor, entity, "short_name") {
+                return Err(Error::Forbidden(format!(
+                    "{} may not sort customers by pinyin: the readings include the short name, which they may not read in full",
+                    actor.display_name
                 )));
             }
             return Ok(Col::Column("pinyin_keys"));
@@ -2431,7 +2479,7 @@ pub(crate) fn created_changes(payload: &Payload) -> Vec<FieldChange> {
 
 /// A record built for insertion: its ops, id, event payload and the guards
 /// of its duplicate checks.
-pub(crate) type Built = (Vec<Op>, Uuid, Payload, Vec<Guard>);
+pub(crate) type Built = (Vec<Op>, Uuid, Payload, Vec<Guard>, Vec<AuditEntry>);
 
 /// What [`Crm::insert_op`] builds.
 pub(crate) struct Inserted {

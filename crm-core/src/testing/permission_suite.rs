@@ -1991,9 +1991,9 @@ pub async fn a_user_group_is_shared_with_member_by_member(store: Arc<dyn Store>)
 }
 
 /// A customer's pinyin keys hold its short name's readings too: one who may
-/// not read the short name does not find customers by pinyin at all (the
-/// name's keys cannot be told apart), while the name's own text still
-/// matches.
+/// not read the short name does not find or sort customers by pinyin at
+/// all (the name's keys cannot be told apart), while the name's own text
+/// still matches.
 pub async fn a_hidden_short_name_is_not_found_by_its_pinyin(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     create(
@@ -2034,13 +2034,27 @@ pub async fn a_hidden_short_name_is_not_found_by_its_pinyin(store: Arc<dyn Store
             );
         }
         assert_eq!(found(&w, &actor, Entity::Customer, search("华为")).await, 1);
+        // Nor sorts by it: the order and a keyset page's cursor would tell
+        // the short name's readings.
+        let by_pinyin = ListQuery::default().sort_by("pinyin", false);
+        assert!(
+            matches!(
+                w.crm
+                    .list_records(&actor, Entity::Customer, &by_pinyin)
+                    .await,
+                Err(Error::Forbidden(_))
+            ),
+            "{name}"
+        );
     }
+    let by_pinyin = ListQuery::default().sort_by("pinyin", false);
+    assert_eq!(found(&w, &plain, Entity::Customer, by_pinyin).await, 1);
 }
 
 /// A merge by a sales person leaves the next follow-up date alone when
 /// their field rule makes it read-only, and does not pass on a lock a
 /// manager put on the customer merged away; an administrator's merge does
-/// both.
+/// both. A follow-up of theirs leaves the date alone too.
 pub async fn a_merge_keeps_protected_fields_and_managers_locks(store: Arc<dyn Store>) {
     use crate::dedupe::MergeSpec;
     use crate::schema::Table;
@@ -2056,6 +2070,8 @@ pub async fn a_merge_keeps_protected_fields_and_managers_locks(store: Arc<dyn St
             own(Action::Update),
             own(Action::Delete),
             own(Action::Transfer),
+            (Entity::FollowUp, Action::Create, DataScope::Own),
+            (Entity::FollowUp, Action::Read, DataScope::Own),
         ],
         vec![rule(
             Entity::Customer,
@@ -2123,6 +2139,45 @@ pub async fn a_merge_keeps_protected_fields_and_managers_locks(store: Arc<dyn St
         stored(s).await,
         (chrono::NaiveDate::from_ymd_opt(2026, 12, 20), true)
     );
+
+    // A follow-up plans the next one only for who may write the date: the
+    // rep's leaves it, an administrator's moves it, with an entry in the
+    // customer's history.
+    let (s, _) = pair(3).await;
+    let follow_up = |actor, next: &str| {
+        let w = &w;
+        let fields = fields(json!({
+            "customer_id": s.0.to_string(),
+            "channel": "call",
+            "content": "跟进",
+            "next_follow_up_at": next,
+        }));
+        async move {
+            w.crm
+                .create_record(actor, Entity::FollowUp, fields)
+                .await
+                .expect("follow-up")
+        }
+    };
+    follow_up(&rep, "2027-01-05 10:00").await;
+    assert_eq!(stored(s).await.0, None);
+    follow_up(&w.admin, "2027-01-06 10:00").await;
+    assert_eq!(
+        stored(s).await.0,
+        chrono::NaiveDate::from_ymd_opt(2027, 1, 6)
+    );
+    let history = w
+        .crm
+        .history(&w.admin, Entity::Customer, s.0)
+        .await
+        .expect("history");
+    let moved: Vec<_> = history
+        .iter()
+        .flat_map(|e| &e.changes)
+        .filter(|c| c.field == "next_follow_up")
+        .map(|c| c.after.clone())
+        .collect();
+    assert_eq!(moved, [json!("2027-01-06")], "{history:?}");
 }
 
 /// The duplicate report leaves out key fields the actor may not read in

@@ -1874,6 +1874,23 @@ pub async fn customer_view_lists_and_batches_by_filter(store: Arc<dyn Store>) {
         )
         .await
         .expect("contact");
+    // A birthday lies between 1900 and today.
+    for (bad, why) in [
+        ((today + Duration::days(1)).to_string(), "in the future"),
+        ("1899-12-31".to_string(), "before 1900"),
+    ] {
+        let err = w
+            .crm
+            .create_record(
+                &w.zhangsan,
+                Entity::Contact,
+                fields(json!({"customer_id": k.id.to_string(), "name": "周未", "birthday": bad})),
+            )
+            .await
+            .expect_err("birthday refused");
+        let text = err.to_string();
+        assert!(text.contains("生日") && text.contains(why), "{text}");
+    }
     w.crm
         .create_record(
             &w.zhangsan,
