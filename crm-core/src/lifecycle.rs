@@ -87,6 +87,169 @@ impl Crm {
         Ok(out)
     }
 
+    /// Refuses an action on a record the actor may not do it on: as
+    /// forbidden (naming the record) when the actor may read the record,
+    /// else as not found, not revealing that it exists.
+    async fn refuse(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        row: &Row,
+        what: impl FnOnce(&str) -> String,
+    ) -> Error {
+        match self.can_on_row(actor, entity, Action::Read, row).await {
+            Ok(true) => {
+                let id = row.id().to_string();
+                let code = row.get("code").as_text().unwrap_or(&id);
+                Error::Forbidden(what(code))
+            }
+            Ok(false) => Error::not_found(entity, row.id()),
+            Err(e) => e,
+        }
+    }
+
+    /// The live customer of a child record being restored, and a guard that
+    /// it is still live when the restore is written (under the key deleting
+    /// or merging the customer takes): a child restored while its customer
+    /// is in the recycle bin, merged away or purged would be a live record
+    /// of a dead customer. The customer is named only to who may read it.
+    async fn restorable_customer(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        code: &str,
+        customer: uuid::Uuid,
+    ) -> Result<(Row, Guard)> {
+        let company = actor.company_id.0;
+        let crow = self
+            .store
+            .get(Table::Customers, customer)
+            .await?
+            .filter(|c| c.get("company_id").as_id() == Some(company));
+        let Some(crow) = crow else {
+            return Err(Error::InvalidState(format!(
+                "{entity} {code} cannot be restored: its customer no longer exists"
+            )));
+        };
+        let readable = self
+            .can_on_row(actor, Entity::Customer, Action::Read, &crow)
+            .await?;
+        let ccode = crow.get("code").as_text().unwrap_or_default().to_string();
+        if !crow.get("deleted_at").is_null() {
+            return Err(Error::InvalidState(
+                match (readable, crow.get("merged_into").is_null()) {
+                    (true, true) => format!(
+                        "{entity} {code} cannot be restored while its customer {ccode} is in the recycle bin; restore customer {ccode} first"
+                    ),
+                    (true, false) => format!(
+                        "{entity} {code} cannot be restored: its customer {ccode} was merged into another customer"
+                    ),
+                    (false, _) => format!(
+                        "{entity} {code} cannot be restored: its customer is in the recycle bin"
+                    ),
+                },
+            ));
+        }
+        let guard = self.deleted_meanwhile_guard(
+            Table::Customers,
+            company,
+            &[customer],
+            vec![crate::records::customer_contacts_key(company, customer)],
+            if readable {
+                format!(
+                    "{entity} {code} cannot be restored: its customer {ccode} was deleted or merged into another meanwhile"
+                )
+            } else {
+                format!(
+                    "{entity} {code} cannot be restored: its customer was deleted or merged into another meanwhile"
+                )
+            },
+        );
+        Ok((crow, guard))
+    }
+
+    /// Refuses to purge a customer that opportunities, quotes or contracts
+    /// (live or in the recycle bin) still refer to — they have no foreign
+    /// key that would take them with it — naming those the actor may read
+    /// and counting the others; else the guards that none was added by the
+    /// time the purge is written.
+    async fn no_sales_references(
+        &self,
+        actor: &Actor,
+        customer: &Row,
+        code: &str,
+    ) -> Result<Vec<Guard>> {
+        let company = actor.company_id.0;
+        let mut named: Vec<String> = Vec::new();
+        let mut hidden: Vec<String> = Vec::new();
+        let mut guards = Vec::new();
+        for entity in [Entity::Opportunity, Entity::Quote, Entity::Contract] {
+            let mut sel = Select::all(entity.table(), company, self.now());
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::Cmp(
+                Col::Column("customer_id"),
+                CmpOp::Eq,
+                Value::Id(customer.id()),
+            );
+            for r in self.store.select(&sel).await?.rows {
+                // Quote versions are rows of one code: named (or counted)
+                // once.
+                let name = format!("{entity} {}", r.get("code").as_text().unwrap_or_default());
+                let list = if self.can_on_row(actor, entity, Action::Read, &r).await? {
+                    &mut named
+                } else {
+                    &mut hidden
+                };
+                if !list.contains(&name) {
+                    list.push(name);
+                }
+            }
+            guards.push(Guard {
+                kind: crate::store::GuardKind::State,
+                keys: vec![crate::records::customer_contacts_key(
+                    company,
+                    customer.id(),
+                )],
+                select: sel,
+                message: format!(
+                    "customer {code} cannot be purged: {} was added to it meanwhile",
+                    match entity {
+                        Entity::Opportunity => "an opportunity",
+                        Entity::Quote => "a quote",
+                        _ => "a contract",
+                    }
+                ),
+            });
+        }
+        if named.is_empty() && hidden.is_empty() {
+            return Ok(guards);
+        }
+        let mut what = named.join(", ");
+        match (named.is_empty(), hidden.len()) {
+            (_, 0) => {}
+            (true, n) => {
+                what = format!(
+                    "{n} sales record{} (opportunities, quotes, contracts)",
+                    if n == 1 { "" } else { "s" }
+                )
+            }
+            (false, n) => {
+                what = format!(
+                    "{what} and {n} other sales record{}",
+                    if n == 1 { "" } else { "s" }
+                )
+            }
+        }
+        Err(Error::InvalidState(format!(
+            "customer {code} cannot be purged while {what} {} to it (live or in the recycle bin); purge those first",
+            if named.len() + hidden.len() == 1 {
+                "refers"
+            } else {
+                "refer"
+            }
+        )))
+    }
+
     async fn step(&self, actor: &Actor, entity: Entity, id: RecordId, step: Step) -> Result<()> {
         let row = self.owned_row(actor, entity, id).await?;
         let action = match step {
@@ -125,9 +288,31 @@ impl Crm {
             Step::Archive if deleted.is_some() => return state_error("is in the recycle bin"),
             Step::Archive if archived.is_some() => return state_error("is already archived"),
             Step::Archive => ("archived_at", Value::Timestamp(now)),
+            Step::Unarchive if deleted.is_some() => return state_error("is in the recycle bin"),
             Step::Unarchive if archived.is_none() => return state_error("is not archived"),
             Step::Unarchive => ("archived_at", Value::Null),
         };
+        // The customer a child record (contact, follow-up, opportunity,
+        // quote, contract) belongs to.
+        let customer_id = if entity == Entity::Customer {
+            None
+        } else {
+            row.get("customer_id").as_id()
+        };
+        // Read before the open opportunities are counted below: its version
+        // guards the count (see `customer_sales_activity_of`).
+        let mut customer_row = None;
+        if step == Step::Restore
+            && let Some(cid) = customer_id
+        {
+            let crow = self.restorable_customer(actor, entity, &code, cid).await?;
+            cs.guards.push(crow.1);
+            customer_row = Some(crow.0);
+        }
+        if step == Step::Purge && entity == Entity::Customer {
+            cs.guards
+                .extend(self.no_sales_references(actor, &row, &code).await?);
+        }
         // Derived columns (keys) a restore puts right, in case the record was
         // deleted before they existed or were computed as they are now (e.g.
         // an e-mail key a migration backfilled with SQL's lower()).
@@ -159,9 +344,10 @@ impl Crm {
                 .map(|o| o.clone().into_iter().collect())
                 .unwrap_or_default();
             let customs = self.custom_fields(actor, entity).await?;
-            cs.guards = self
-                .check_duplicates(actor, entity, &merged, &custom, &customs, Some(id.0))
-                .await?;
+            cs.guards.extend(
+                self.check_duplicates(actor, entity, &merged, &custom, &customs, Some(id.0))
+                    .await?,
+            );
         }
         if step == Step::Purge {
             // A delete carries no version: the update before it does, so a
@@ -186,6 +372,37 @@ impl Crm {
                 expected_version: row.version(),
                 values,
             });
+        }
+        if entity == Entity::Opportunity
+            && crate::sales::opportunity::is_open(&row)
+            && let Some(cid) = customer_id
+        {
+            // The customer's count of open opportunities counts active ones:
+            // this one leaves it when deleted, purged or archived, and comes
+            // back into it when restored (unless archived) or unarchived.
+            let counted_after = match step {
+                Step::Delete | Step::Purge | Step::Archive => false,
+                Step::Restore => archived.is_none(),
+                Step::Unarchive => true,
+            };
+            let crow = match customer_row.take() {
+                Some(c) => Some(c),
+                None => self.sales_customer_row(actor, cid).await?,
+            };
+            if let Some(crow) = crow {
+                let open = self.open_opportunities(actor, cid, Some(id.0)).await?
+                    + i64::from(counted_after);
+                self.customer_sales_activity_of(
+                    actor,
+                    &crow,
+                    crate::pool::SalesActivity {
+                        opportunity_at: None,
+                        open_opportunities: Some(open),
+                        deal_closed_at: None,
+                    },
+                    &mut cs,
+                )?;
+            }
         }
         if entity == Entity::Customer && matches!(step, Step::Delete | Step::Restore) {
             // Contacts and follow-ups go to the recycle bin with their
@@ -328,16 +545,16 @@ impl Crm {
         to: &crate::org::User,
     ) -> Result<()> {
         let row = self.owned_row(actor, entity, id).await?;
+        if !actor.covers(entity, Action::Transfer, &row) {
+            return Err(self
+                .refuse(actor, entity, &row, |code| {
+                    format!("{} may not transfer {entity} {code}", actor.display_name)
+                })
+                .await);
+        }
         if !row.get("deleted_at").is_null() {
             return Err(Error::InvalidState(format!(
-                "{entity} {id} is in the recycle bin"
-            )));
-        }
-        if !actor.covers(entity, Action::Transfer, &row) {
-            return Err(Error::Forbidden(format!(
-                "{} may not transfer {} {}",
-                actor.display_name,
-                entity,
+                "{entity} {} is in the recycle bin",
                 row.get("code").as_text().unwrap_or(&id.to_string())
             )));
         }
@@ -433,6 +650,16 @@ impl Crm {
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<()> {
         let row = self.owned_row(actor, entity, id).await?;
+        // Sharing passes on what the sharer may do with the record itself:
+        // reading it, and editing it for a write share.
+        let passes_on = actor.covers(entity, Action::Read, &row)
+            && (access == ShareAccess::Read || actor.covers(entity, Action::Update, &row));
+        let allowed = actor.covers(entity, Action::Share, &row) && passes_on;
+        // A record the actor may not read is not found, whatever else is
+        // wrong with the share; one they may read is named.
+        if !allowed && !self.can_on_row(actor, entity, Action::Read, &row).await? {
+            return Err(Error::not_found(entity, id));
+        }
         let code = row
             .get("code")
             .as_text()
@@ -444,16 +671,10 @@ impl Crm {
                 format!("{entity} {code} cannot be shared with the one sharing it"),
             ));
         }
-        // Sharing passes on what the sharer may do with the record itself:
-        // reading it, and editing it for a write share.
-        let passes_on = actor.covers(entity, Action::Read, &row)
-            && (access == ShareAccess::Read || actor.covers(entity, Action::Update, &row));
-        if !actor.covers(entity, Action::Share, &row) || !passes_on {
+        if !allowed {
             return Err(Error::Forbidden(format!(
-                "{} may not share {} {}{}",
+                "{} may not share {entity} {code}{}",
                 actor.display_name,
-                entity,
-                code,
                 if access == ShareAccess::Write {
                     " for editing"
                 } else {
@@ -461,7 +682,18 @@ impl Crm {
                 }
             )));
         }
+        if !row.get("deleted_at").is_null() {
+            return Err(Error::InvalidState(format!(
+                "{entity} {code} is in the recycle bin"
+            )));
+        }
         let target = self.user(actor, with).await?;
+        if !target.active {
+            return Err(Error::invalid(
+                "with",
+                format!("user {} is deactivated", target.username),
+            ));
+        }
         if expires_at.is_some_and(|e| e <= self.now()) {
             return Err(Error::invalid(
                 "expires_at",
@@ -587,20 +819,48 @@ impl Crm {
     ) -> Result<()> {
         let row = self.owned_row(actor, entity, id).await?;
         if !actor.covers(entity, Action::Share, &row) {
-            return Err(Error::Forbidden(format!(
-                "{} may not change the sharing of {entity} {id}",
-                actor.display_name
-            )));
+            return Err(self
+                .refuse(actor, entity, &row, |code| {
+                    format!(
+                        "{} may not change the sharing of {entity} {code}",
+                        actor.display_name
+                    )
+                })
+                .await);
         }
+        let code = row
+            .get("code")
+            .as_text()
+            .unwrap_or(&id.to_string())
+            .to_string();
         let rows = self
             .share_rows(actor, entity.table(), id.0, Some(with))
             .await?;
+        // The user as shared with, deactivated or deleted since too.
+        let username = self
+            .store
+            .get(Table::Users, with.0)
+            .await?
+            .filter(|u| u.get("company_id").as_id() == Some(actor.company_id.0))
+            .and_then(|u| u.get("username").as_text().map(str::to_string))
+            .unwrap_or_else(|| with.to_string());
         if rows.is_empty() {
             return Err(Error::not_found(
                 "share",
-                format!("{entity} {id} with user {with}"),
+                format!("{entity} {code} with user {username}"),
             ));
         }
+        // What ended: the share as last granted.
+        let ended = rows
+            .iter()
+            .max_by_key(|r| r.get("created_at").as_timestamp())
+            .map(|r| {
+                (
+                    r.get("access").as_text().unwrap_or("read").to_string(),
+                    r.get("expires_at").as_timestamp(),
+                )
+            })
+            .unwrap_or_default();
         let now = self.now();
         let mut cs = ChangeSet::default();
         for r in rows {
@@ -618,10 +878,17 @@ impl Crm {
             id.0,
             "unshare",
             vec![FieldChange {
-                field: format!("share:{with}"),
-                before: Json::Bool(true),
+                field: format!("share:{username}"),
+                before: serde_json::json!({"access": ended.0, "expires_at": ended.1}),
                 after: Json::Null,
             }],
+        ));
+        cs.events.push(self.event(
+            actor.company_id.0,
+            entity.table(),
+            id.0,
+            format!("{entity}.unshared"),
+            serde_json::json!({"user_id": with, "access": ended.0, "expires_at": ended.1}),
         ));
         self.apply(cs).await
     }

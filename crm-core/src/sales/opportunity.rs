@@ -256,10 +256,21 @@ fn filled(row: &Row, field: &str) -> bool {
     }
 }
 
+/// Whether an opportunity row is open by its status (tracking or on hold),
+/// as [`Crm::open_opportunities`] counts it (when it is also active: not in
+/// the recycle bin, not archived).
+pub(crate) fn is_open(row: &Row) -> bool {
+    row.get("status")
+        .as_text()
+        .and_then(OppStatus::parse)
+        .is_some_and(|s| matches!(s, OppStatus::Tracking | OppStatus::OnHold))
+}
+
 impl Crm {
     /// How many open (tracking or on hold) opportunities a customer has,
-    /// not counting `except`.
-    async fn open_opportunities(
+    /// not counting `except` (active ones only: those in the recycle bin or
+    /// archived do not count).
+    pub(crate) async fn open_opportunities(
         &self,
         actor: &Actor,
         customer: Uuid,

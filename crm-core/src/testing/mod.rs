@@ -7,6 +7,7 @@
 //! backend.
 
 pub mod import_suite;
+pub mod lifecycle_suite;
 pub mod permission_suite;
 pub mod pool_suite;
 pub mod sales_suite;
@@ -27,6 +28,7 @@ macro_rules! conformance_tests {
         $crate::import_scenarios!($crate::__conformance_one; $make);
         $crate::permission_scenarios!($crate::__conformance_one; $make);
         $crate::sales_scenarios!($crate::__conformance_one; $make);
+        $crate::lifecycle_scenarios!($crate::__conformance_one; $make);
     };
 }
 

@@ -1,0 +1,784 @@
+//! Lifecycle scenarios: the recycle bin, archive, transfer and sharing,
+//! run through [`Crm`] against each backend.
+
+/// Lists the lifecycle scenarios for [`conformance_tests!`](crate::conformance_tests).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! lifecycle_scenarios {
+    ($each:path; $make:expr) => {
+        $each!(
+            $crate::testing::lifecycle_suite::transfer_and_sharing_do_not_reveal_unreadable_records,
+            crm_lifecycle_transfer_and_sharing_do_not_reveal_unreadable_records,
+            $make
+        );
+        $each!(
+            $crate::testing::lifecycle_suite::unsharing_is_recorded_like_sharing,
+            crm_lifecycle_unsharing_is_recorded_like_sharing,
+            $make
+        );
+        $each!(
+            $crate::testing::lifecycle_suite::sharing_refuses_the_recycle_bin_and_deactivated_users,
+            crm_lifecycle_sharing_refuses_the_recycle_bin_and_deactivated_users,
+            $make
+        );
+        $each!(
+            $crate::testing::lifecycle_suite::unarchive_refuses_records_in_the_recycle_bin,
+            crm_lifecycle_unarchive_refuses_records_in_the_recycle_bin,
+            $make
+        );
+        $each!(
+            $crate::testing::lifecycle_suite::a_child_is_not_restored_while_its_customer_is_not_live,
+            crm_lifecycle_a_child_is_not_restored_while_its_customer_is_not_live,
+            $make
+        );
+        $each!(
+            $crate::testing::lifecycle_suite::open_opportunity_counts_follow_the_recycle_bin_and_archive,
+            crm_lifecycle_open_opportunity_counts_follow_the_recycle_bin_and_archive,
+            $make
+        );
+        $each!(
+            $crate::testing::lifecycle_suite::a_customer_is_not_purged_while_sales_records_refer_to_it,
+            crm_lifecycle_a_customer_is_not_purged_while_sales_records_refer_to_it,
+            $make
+        );
+    };
+}
+
+use crate::auth::Actor;
+use crate::crm::Crm;
+use crate::entity::Entity;
+use crate::error::Error;
+use crate::ids::{RecordId, UserId};
+use crate::records::{Record, ShareAccess};
+use crate::schema::Table;
+use crate::store::Store;
+use crate::testing::pool_suite::Interleave;
+use crate::testing::sales_suite::with_sales_rights;
+use crate::testing::service_suite::{World, fields};
+use serde_json::json;
+use std::sync::Arc;
+use uuid::Uuid;
+
+/// Creates a record as `actor`.
+async fn create(w: &World, actor: &Actor, entity: Entity, v: serde_json::Value) -> Record {
+    w.crm
+        .create_record(actor, entity, fields(v))
+        .await
+        .unwrap_or_else(|e| panic!("create {entity}: {e}"))
+}
+
+/// The code of a record.
+fn code(r: &Record) -> String {
+    r.code.clone().expect("code")
+}
+
+/// The one refusal of a batch of one.
+fn refusal(r: crate::records::BatchReport) -> String {
+    assert!(r.done.is_empty(), "{r:?}");
+    assert_eq!(r.refused.len(), 1, "{r:?}");
+    r.refused[0].1.clone()
+}
+
+/// A stored row, by table and id (`None` once purged).
+async fn row(w: &World, table: Table, id: Uuid) -> Option<crate::store::Row> {
+    w.crm.store().get(table, id).await.expect("get")
+}
+
+/// Deactivates a user (as the administrator).
+async fn deactivate(w: &World, user: UserId) {
+    let u = w.crm.user(&w.admin, user).await.expect("user");
+    w.crm
+        .update_user(
+            &w.admin,
+            user,
+            u.version,
+            crate::org::UserPatch {
+                active: Some(false),
+                ..crate::org::UserPatch::default()
+            },
+        )
+        .await
+        .expect("deactivate");
+}
+
+/// Transfer, share and unshare refuse a record the actor may not read as
+/// not found — whether it is in the recycle bin or not, whoever it would be
+/// shared with — and name it in a refusal only to who may read it.
+pub async fn transfer_and_sharing_do_not_reveal_unreadable_records(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    // 王五 cannot read 张三's customers (both see their own only).
+    let c = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let kh = code(&c);
+    let not_found = |m: &str| {
+        assert!(m.contains("not found"), "{m}");
+        assert!(!m.contains(&kh), "the code is not told: {m}");
+    };
+    // Transfer: live, and in the recycle bin.
+    let m = refusal(
+        w.crm
+            .transfer_records(&w.wangwu, Entity::Customer, &[c.id], w.wangwu.user_id)
+            .await
+            .expect("transfer"),
+    );
+    not_found(&m);
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let m = refusal(
+        w.crm
+            .transfer_records(&w.wangwu, Entity::Customer, &[c.id], w.wangwu.user_id)
+            .await
+            .expect("transfer"),
+    );
+    not_found(&m);
+    assert!(!m.contains("recycle bin"), "its state is not told: {m}");
+    // Its owner is told it is in the recycle bin.
+    let m = refusal(
+        w.crm
+            .transfer_records(&w.zhangsan, Entity::Customer, &[c.id], w.lisi.user_id)
+            .await
+            .expect("transfer"),
+    );
+    assert!(m.contains("recycle bin") && m.contains(&kh), "{m}");
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    // Share: with someone else, with oneself, for reading and editing.
+    for (with, access) in [
+        (w.zhaoliu.user_id, ShareAccess::Read),
+        (w.zhaoliu.user_id, ShareAccess::Write),
+        (w.wangwu.user_id, ShareAccess::Read),
+    ] {
+        let got = w
+            .crm
+            .share_record(&w.wangwu, Entity::Customer, c.id, with, access, None)
+            .await;
+        match got {
+            Err(e @ Error::NotFound { .. }) => not_found(&e.to_string()),
+            other => panic!("expected not found, got {other:?}"),
+        }
+    }
+    // Unshare.
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.zhaoliu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    match w
+        .crm
+        .unshare_record(&w.wangwu, Entity::Customer, c.id, w.zhaoliu.user_id)
+        .await
+    {
+        Err(e @ Error::NotFound { .. }) => not_found(&e.to_string()),
+        other => panic!("expected not found, got {other:?}"),
+    }
+    // Once 王五 may read it (a share), he is told he may not, by its code.
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    let m = refusal(
+        w.crm
+            .transfer_records(&w.wangwu, Entity::Customer, &[c.id], w.wangwu.user_id)
+            .await
+            .expect("transfer"),
+    );
+    assert!(m.contains("may not transfer") && m.contains(&kh), "{m}");
+    for got in [
+        w.crm
+            .share_record(
+                &w.wangwu,
+                Entity::Customer,
+                c.id,
+                w.zhaoliu.user_id,
+                ShareAccess::Read,
+                None,
+            )
+            .await,
+        w.crm
+            .unshare_record(&w.wangwu, Entity::Customer, c.id, w.zhaoliu.user_id)
+            .await,
+    ] {
+        match got {
+            Err(Error::Forbidden(m)) => assert!(m.contains(&kh), "{m}"),
+            other => panic!("expected forbidden, got {other:?}"),
+        }
+    }
+    // The share with 赵六 is still there.
+    assert_eq!(
+        w.crm
+            .list_shares(&w.zhangsan, Entity::Customer, c.id)
+            .await
+            .expect("shares")
+            .len(),
+        2
+    );
+}
+
+/// Ending a share writes a `{entity}.unshared` event (like sharing writes
+/// `{entity}.shared`), and its audit entry names the user the way sharing's
+/// does (`share:{username}`).
+pub async fn unsharing_is_recorded_like_sharing(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect("share");
+    w.crm
+        .unshare_record(&w.zhangsan, Entity::Customer, c.id, w.wangwu.user_id)
+        .await
+        .expect("unshare");
+    let events = w.crm.pending_events("erp", 10_000).await.expect("events");
+    let of = |t: &str| {
+        events
+            .iter()
+            .filter(|e| e.event.event_type == t && e.event.record_id == c.id.0)
+            .map(|e| e.event.payload.to_value())
+            .collect::<Vec<_>>()
+    };
+    let shared = of("customer.shared");
+    let unshared = of("customer.unshared");
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    assert_eq!(unshared.len(), 1, "{unshared:?}");
+    assert_eq!(unshared[0]["user_id"], shared[0]["user_id"]);
+    assert_eq!(unshared[0]["user_id"], json!(w.wangwu.user_id.to_string()));
+    assert_eq!(unshared[0]["access"], json!("write"));
+    let history = w
+        .crm
+        .store()
+        .history(Table::Customers, c.id.0)
+        .await
+        .expect("history");
+    let field = |action: &str| {
+        history
+            .iter()
+            .filter(|h| h.action == action)
+            .flat_map(|h| h.changes.iter().map(|ch| ch.field.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(field("share"), vec!["share:wangwu".to_string()]);
+    assert_eq!(field("unshare"), vec!["share:wangwu".to_string()]);
+    // Ending a share that is not there is refused, naming the user.
+    match w
+        .crm
+        .unshare_record(&w.zhangsan, Entity::Customer, c.id, w.wangwu.user_id)
+        .await
+    {
+        Err(e @ Error::NotFound { .. }) => assert!(e.to_string().contains("wangwu"), "{e}"),
+        other => panic!("expected not found, got {other:?}"),
+    }
+}
+
+/// Sharing refuses, like transfer, a record in the recycle bin and a
+/// deactivated user.
+pub async fn sharing_refuses_the_recycle_bin_and_deactivated_users(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let kh = code(&c);
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    match w
+        .crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+    {
+        Err(Error::InvalidState(m)) => {
+            assert!(m.contains("recycle bin") && m.contains(&kh), "{m}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let r = w
+        .crm
+        .share_records(
+            &w.zhangsan,
+            Entity::Customer,
+            &[c.id],
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await;
+    assert!(refusal(r).contains("recycle bin"));
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    deactivate(&w, w.wangwu.user_id).await;
+    match w
+        .crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => {
+            let m = v.to_string();
+            assert!(m.contains("wangwu") && m.contains("deactivated"), "{m}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert!(
+        w.crm
+            .list_shares(&w.zhangsan, Entity::Customer, c.id)
+            .await
+            .expect("shares")
+            .is_empty()
+    );
+    // An active user still gets the share.
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.zhaoliu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+}
+
+/// Unarchiving refuses a record in the recycle bin, as archiving does: it
+/// stays in the recycle bin, archived.
+pub async fn unarchive_refuses_records_in_the_recycle_bin(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let kh = code(&c);
+    let r = w
+        .crm
+        .archive_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let m = refusal(
+        w.crm
+            .unarchive_records(&w.zhangsan, Entity::Customer, &[c.id])
+            .await,
+    );
+    assert!(m.contains("recycle bin") && m.contains(&kh), "{m}");
+    let stored = row(&w, Table::Customers, c.id.0).await.expect("customer");
+    assert!(!stored.get("deleted_at").is_null());
+    assert!(!stored.get("archived_at").is_null());
+    // Restored, it can be unarchived.
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let r = w
+        .crm
+        .unarchive_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+}
+
+/// A contact, follow-up or opportunity is not restored on its own while
+/// its customer is in the recycle bin (nor when the customer goes there
+/// while the restore is written): it would be a live record of a dead
+/// customer. The customer is named only to who may read it; restoring the
+/// customer first lets the child come back.
+pub async fn a_child_is_not_restored_while_its_customer_is_not_live(store: Arc<dyn Store>) {
+    use crate::sales::NewOpportunity;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = Crm::new(store, w.clock.clone());
+    let c = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let kh = code(&c);
+    let contact = create(
+        &w,
+        &w.zhangsan,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "任正非"}),
+    )
+    .await;
+    let follow_up = create(
+        &w,
+        &w.zhangsan,
+        Entity::FollowUp,
+        json!({"customer_id": c.id.to_string(), "channel": "call", "content": "电话沟通"}),
+    )
+    .await;
+    let opp = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "数据中心".into(),
+                customer_id: c.id.0,
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let opp_id = RecordId(opp.id);
+    // A contact 王五 owns, of a customer he cannot read.
+    let theirs = create(
+        &w,
+        &w.zhangsan,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "孙亚芳"}),
+    )
+    .await;
+    w.crm
+        .transfer_records(&w.zhangsan, Entity::Contact, &[theirs.id], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    // The children go to the recycle bin first, then (later) the customer.
+    for (entity, id) in [
+        (Entity::Contact, contact.id),
+        (Entity::FollowUp, follow_up.id),
+        (Entity::Opportunity, opp_id),
+    ] {
+        let r = w.crm.delete_records(&w.zhangsan, entity, &[id]).await;
+        assert_eq!(r.done, vec![id], "{r:?}");
+    }
+    let r = w
+        .crm
+        .delete_records(&w.wangwu, Entity::Contact, &[theirs.id])
+        .await;
+    assert_eq!(r.done, vec![theirs.id], "{r:?}");
+    w.clock.advance(chrono::Duration::minutes(5));
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    for (entity, id) in [
+        (Entity::Contact, contact.id),
+        (Entity::FollowUp, follow_up.id),
+        (Entity::Opportunity, opp_id),
+    ] {
+        let m = refusal(w.crm.restore_records(&w.zhangsan, entity, &[id]).await);
+        assert!(
+            m.contains(&format!("restore customer {kh} first")),
+            "{entity}: {m}"
+        );
+        let stored = row(&w, entity.table(), id.0).await.expect("row");
+        assert!(
+            !stored.get("deleted_at").is_null(),
+            "{entity} stays deleted"
+        );
+    }
+    let m = refusal(
+        w.crm
+            .restore_records(&w.wangwu, Entity::Contact, &[theirs.id])
+            .await,
+    );
+    assert!(
+        m.contains("its customer is in the recycle bin") && !m.contains(&kh),
+        "{m}"
+    );
+    // The customer back, its children can come back too.
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    for (entity, id) in [
+        (Entity::Contact, contact.id),
+        (Entity::FollowUp, follow_up.id),
+        (Entity::Opportunity, opp_id),
+    ] {
+        let r = w.crm.restore_records(&w.zhangsan, entity, &[id]).await;
+        assert_eq!(r.done, vec![id], "{entity}: {r:?}");
+    }
+    // The customer deleted while the contact's restore is written: the
+    // restore is refused, and the contact stays in the recycle bin.
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Contact, &[contact.id])
+        .await;
+    assert_eq!(r.done, vec![contact.id], "{r:?}");
+    w.clock.advance(chrono::Duration::minutes(5));
+    let (o, actor, id) = (other.clone(), w.zhangsan.clone(), c.id);
+    hooked.before_write(Table::Contacts, async move {
+        let r = o.delete_records(&actor, Entity::Customer, &[id]).await;
+        assert_eq!(r.done, vec![id], "{r:?}");
+    });
+    let got = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Contact, &[contact.id])
+        .await;
+    let m = refusal(got);
+    assert!(m.contains("meanwhile"), "{m}");
+    let stored = row(&w, Table::Contacts, contact.id.0)
+        .await
+        .expect("contact");
+    assert!(
+        !stored.get("deleted_at").is_null(),
+        "the contact stays deleted"
+    );
+}
+
+/// The customer's count of open opportunities (what the pools' "open
+/// deals" exemption reads).
+async fn open_count(w: &World, customer: RecordId) -> i64 {
+    row(w, Table::Customers, customer.0)
+        .await
+        .expect("customer")
+        .get("open_opportunities")
+        .as_int()
+        .unwrap_or(-1)
+}
+
+/// Deleting, restoring, purging, archiving and unarchiving an open
+/// opportunity keep its customer's count of open opportunities right (a
+/// closed one leaves it as it is), and the count cannot miss an
+/// opportunity created meanwhile: the write fails as a conflict instead.
+pub async fn open_opportunity_counts_follow_the_recycle_bin_and_archive(store: Arc<dyn Store>) {
+    use crate::sales::{NewOpportunity, StageCommand};
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = Crm::new(store, w.clock.clone());
+    let c = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let new = |name: &str| NewOpportunity {
+        name: name.into(),
+        customer_id: c.id.0,
+        ..NewOpportunity::default()
+    };
+    let first = w
+        .crm
+        .create_opportunity(&w.zhangsan, new("数据中心"))
+        .await
+        .expect("first");
+    let second = w
+        .crm
+        .create_opportunity(&w.zhangsan, new("云服务"))
+        .await
+        .expect("second");
+    let (a, b) = (RecordId(first.id), RecordId(second.id));
+    assert_eq!(open_count(&w, c.id).await, 2);
+    let check = |r: crate::records::BatchReport, id: RecordId| {
+        assert_eq!(r.done, vec![id], "{r:?}");
+    };
+    check(
+        w.crm
+            .delete_records(&w.zhangsan, Entity::Opportunity, &[a])
+            .await,
+        a,
+    );
+    assert_eq!(open_count(&w, c.id).await, 1, "deleted");
+    check(
+        w.crm
+            .restore_records(&w.zhangsan, Entity::Opportunity, &[a])
+            .await,
+        a,
+    );
+    assert_eq!(open_count(&w, c.id).await, 2, "restored");
+    check(
+        w.crm
+            .archive_records(&w.zhangsan, Entity::Opportunity, &[a])
+            .await,
+        a,
+    );
+    assert_eq!(open_count(&w, c.id).await, 1, "archived");
+    check(
+        w.crm
+            .unarchive_records(&w.zhangsan, Entity::Opportunity, &[a])
+            .await,
+        a,
+    );
+    assert_eq!(open_count(&w, c.id).await, 2, "unarchived");
+    // A closed opportunity is not counted, deleted or not.
+    w.crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            second.id,
+            second.version,
+            StageCommand::Lose("价格".into()),
+        )
+        .await
+        .expect("lose");
+    assert_eq!(open_count(&w, c.id).await, 1);
+    check(
+        w.crm
+            .delete_records(&w.zhangsan, Entity::Opportunity, &[b])
+            .await,
+        b,
+    );
+    assert_eq!(open_count(&w, c.id).await, 1);
+    // Another opportunity created just after the delete counted: the
+    // delete fails as a conflict, and the count stays right.
+    let (o, actor, meanwhile) = (other.clone(), w.zhangsan.clone(), new("同时创建"));
+    hooked.after_select(Table::Opportunities, async move {
+        o.create_opportunity(&actor, meanwhile)
+            .await
+            .expect("created meanwhile");
+    });
+    let m = refusal(
+        w.crm
+            .delete_records(&w.zhangsan, Entity::Opportunity, &[a])
+            .await,
+    );
+    assert!(m.contains("changed by someone else"), "{m}");
+    assert_eq!(open_count(&w, c.id).await, 2);
+    check(
+        w.crm
+            .delete_records(&w.zhangsan, Entity::Opportunity, &[a])
+            .await,
+        a,
+    );
+    assert_eq!(open_count(&w, c.id).await, 1);
+    check(
+        w.crm
+            .purge_records(&w.zhangsan, Entity::Opportunity, &[a])
+            .await,
+        a,
+    );
+    assert_eq!(open_count(&w, c.id).await, 1, "purged");
+    assert!(row(&w, Table::Opportunities, a.0).await.is_none());
+}
+
+/// A customer is not purged while opportunities, quotes or contracts
+/// (live or in the recycle bin) refer to it — they have no foreign key to
+/// go with it: the refusal names those the actor may read and counts the
+/// others. Once they are purged the customer can be; one added while the
+/// purge is written makes it fail.
+pub async fn a_customer_is_not_purged_while_sales_records_refer_to_it(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{NewContract, NewOpportunity};
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = Crm::new(store, w.clock.clone());
+    let c = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let kh = code(&c);
+    let opp = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "数据中心".into(),
+                customer_id: c.id.0,
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let contract = |customer: Uuid| NewContract {
+        title: "华为年度服务合同".into(),
+        customer_id: customer,
+        amount: Some(Money::cny(1_000_000)),
+        ..NewContract::default()
+    };
+    let k = w
+        .crm
+        .create_contract(&w.zhangsan, contract(c.id.0))
+        .await
+        .expect("contract");
+    // The contract is 王五's now: 张三 cannot read it.
+    w.crm
+        .transfer_records(
+            &w.zhangsan,
+            Entity::Contract,
+            &[RecordId(k.id)],
+            w.wangwu.user_id,
+        )
+        .await
+        .expect("transfer");
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let m = refusal(
+        w.crm
+            .purge_records(&w.zhangsan, Entity::Customer, &[c.id])
+            .await,
+    );
+    assert!(m.contains(&kh) && m.contains(&opp.code), "{m}");
+    assert!(
+        m.contains("1 other sales record") && !m.contains(&k.code),
+        "{m}"
+    );
+    assert!(row(&w, Table::Customers, c.id.0).await.is_some());
+    // An opportunity in the recycle bin still refers to it.
+    let o = RecordId(opp.id);
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Opportunity, &[o])
+        .await;
+    assert_eq!(r.done, vec![o], "{r:?}");
+    let m = refusal(
+        w.crm
+            .purge_records(&w.admin, Entity::Customer, &[c.id])
+            .await,
+    );
+    assert!(m.contains(&opp.code) && m.contains(&k.code), "{m}");
+    for (actor, entity, id) in [
+        (&w.zhangsan, Entity::Opportunity, o),
+        (&w.wangwu, Entity::Contract, RecordId(k.id)),
+    ] {
+        if entity == Entity::Contract {
+            let r = w.crm.delete_records(actor, entity, &[id]).await;
+            assert_eq!(r.done, vec![id], "{r:?}");
+        }
+        let r = w.crm.purge_records(actor, entity, &[id]).await;
+        assert_eq!(r.done, vec![id], "{entity}: {r:?}");
+    }
+    // A contract added while the purge is written (if one can be): the
+    // purge is refused and the customer kept.
+    let (h, actor, input) = (other.clone(), w.zhangsan.clone(), contract(c.id.0));
+    let added = Arc::new(std::sync::Mutex::new(None));
+    let seen = added.clone();
+    hooked.before_customer_write(async move {
+        let got = h.create_contract(&actor, input).await;
+        *seen.lock().expect("seen") = Some(got.is_ok());
+    });
+    let r = w
+        .crm
+        .purge_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    let added = added.lock().expect("added").expect("the hook ran");
+    if added {
+        let m = refusal(r);
+        assert!(m.contains("meanwhile") && m.contains(&kh), "{m}");
+        assert!(row(&w, Table::Customers, c.id.0).await.is_some());
+    } else {
+        assert_eq!(r.done, vec![c.id], "{r:?}");
+    }
+}
