@@ -382,6 +382,12 @@ pub struct FieldChange {
     pub after: serde_json::Value,
 }
 
+/// What both stores say when a value to write holds a NUL character
+/// ([`Value::holds_nul`]), which PostgreSQL cannot store.
+pub fn nul_message(table: Table, column: &str) -> String {
+    format!("{table}.{column}: text cannot hold a NUL character (\\0)")
+}
+
 /// How many ops from the start of `ops` insert into the same table and set
 /// the same columns in the same order (0 when the first is no insert).
 /// Stores write such a run with one statement (PostgreSQL) or one prepared

@@ -29,6 +29,25 @@ pub enum Value {
 }
 
 impl Value {
+    /// Whether the value holds a NUL character (in its text, or in a
+    /// string or key of its JSON): PostgreSQL stores none, so both stores
+    /// refuse such a value alike.
+    pub fn holds_nul(&self) -> bool {
+        fn json(j: &serde_json::Value) -> bool {
+            match j {
+                serde_json::Value::String(s) => s.contains('\0'),
+                serde_json::Value::Array(a) => a.iter().any(json),
+                serde_json::Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || json(v)),
+                _ => false,
+            }
+        }
+        match self {
+            Value::Text(s) => s.contains('\0'),
+            Value::Json(j) => json(j),
+            _ => false,
+        }
+    }
+
     /// Whether the value is NULL.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)

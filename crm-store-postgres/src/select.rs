@@ -435,7 +435,9 @@ fn array_param(sql: &mut Sql, e: &Expr, values: &[Value]) -> Option<String> {
         ColType::Int => sql.param(typed(values, Value::as_int)?),
         ColType::Bool => sql.param(typed(values, Value::as_bool)?),
         ColType::Date => sql.param(typed(values, Value::as_date)?),
-        ColType::Timestamp => sql.param(typed(values, Value::as_timestamp)?),
+        ColType::Timestamp => sql.param(typed(values, |v| {
+            v.as_timestamp().map(crate::sql::floor_micros)
+        })?),
         ColType::Json => return None,
     })
 }
@@ -452,9 +454,11 @@ fn like(
     let p = sql.param(pattern);
     // Both sides lowered in the "C" collation, where `lower()` folds ASCII
     // letters only, like SQLite's: in the column's own collation it would
-    // fold `É`, `Ä` or `Д` too. No index serves this expression.
+    // fold `É`, `Ä` or `Д` too. No index serves this expression. The
+    // escape is an E'' literal: a host's database may still have
+    // `standard_conforming_strings` off, where '\' would not end.
     sql.push(&format!(
-        "(lower(({}) COLLATE \"C\") LIKE lower({p} COLLATE \"C\") ESCAPE '\\')",
+        "(lower(({}) COLLATE \"C\") LIKE lower({p} COLLATE \"C\") ESCAPE E'\\\\')",
         e.sql
     ));
     Ok(())

@@ -72,6 +72,12 @@ pub(crate) struct DecodeError {
 }
 
 /// An invalid request as a store error.
+/// An instant floored to the microsecond, as SQLite's store keeps it:
+/// sqlx would truncate toward 2000-01-01, rounding instants before it up.
+pub(crate) fn floor_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
+}
+
 pub(crate) fn invalid(msg: impl Into<String>) -> StoreError {
     StoreError::Backend {
         backend: BACKEND,
@@ -156,6 +162,9 @@ impl Sql {
         col: &ColumnDef,
         v: &Value,
     ) -> Result<String, StoreError> {
+        if v.holds_nul() {
+            return Err(invalid(crm_core::store::nul_message(table, col.name)));
+        }
         Ok(match (col.ty, v) {
             (ty, Value::Null) => self.null_param(Ty::of_col(ty)),
             (ColType::Id, Value::Id(u)) => self.param(*u),
@@ -163,7 +172,7 @@ impl Sql {
             (ColType::Int, Value::Int(i)) => self.param(*i),
             (ColType::Bool, Value::Bool(b)) => self.param(*b),
             (ColType::Date, Value::Date(d)) => self.param(*d),
-            (ColType::Timestamp, Value::Timestamp(t)) => self.param(*t),
+            (ColType::Timestamp, Value::Timestamp(t)) => self.param(floor_micros(*t)),
             (ColType::Json, Value::Json(j)) => self.param(j.clone()),
             (ty, v) => {
                 return Err(invalid(format!(

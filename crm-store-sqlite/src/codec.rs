@@ -122,13 +122,18 @@ pub(crate) fn encode_ref<'a>(
     v: &'a Value,
 ) -> Result<ToSqlOutput<'a>, StoreError> {
     Ok(match (col.ty, v) {
-        (ColType::Text, Value::Text(s)) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+        (ColType::Text, Value::Text(s)) if !s.contains('\0') => {
+            ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
+        }
         _ => ToSqlOutput::Owned(encode(table, col, v)?),
     })
 }
 
 /// Encodes a value for a physical column of `table`.
 pub(crate) fn encode(table: Table, col: &ColumnDef, v: &Value) -> Result<Sql, StoreError> {
+    if v.holds_nul() {
+        return Err(invalid(crm_core::store::nul_message(table, col.name)));
+    }
     Ok(match (col.ty, v) {
         (_, Value::Null) => Sql::Null,
         (ColType::Id, Value::Id(u)) => Sql::Text(id_text(u)),

@@ -320,13 +320,15 @@ pub(crate) fn opt_int(v: Option<i64>) -> Value {
 
 /// An optional text column value; blank text is NULL.
 pub(crate) fn opt_text(v: Option<String>) -> Value {
-    v.map(|s| s.trim().to_string())
+    v.map(|s| s.replace('\0', "").trim().to_string())
         .filter(|s| !s.is_empty())
         .map_or(Value::Null, Value::Text)
 }
 
 /// A required, trimmed text of at most `max` characters.
 pub(crate) fn req_text(field: &str, v: &str, max: usize) -> Result<String> {
+    // No stored text holds a NUL (PostgreSQL stores none).
+    let v = v.replace('\0', "");
     let t = v.trim();
     if t.is_empty() {
         return Err(Error::invalid(field, "is required"));

@@ -34,6 +34,7 @@ macro_rules! store_scenarios {
         $each!($crate::testing::store_suite::nullable_columns_round_trip_null_and_minimal_values, store_nullable_columns_round_trip_null_and_minimal_values, $make);
         $each!($crate::testing::store_suite::get_of_unknown_id_is_none, store_get_of_unknown_id_is_none, $make);
         $each!($crate::testing::store_suite::timestamps_keep_microseconds_and_order_by_time, store_timestamps_keep_microseconds_and_order_by_time, $make);
+        $each!($crate::testing::store_suite::values_holding_nul_are_refused_alike, store_values_holding_nul_are_refused_alike, $make);
         $each!($crate::testing::store_suite::filter_comparisons_on_every_type, store_filter_comparisons_on_every_type, $make);
         $each!($crate::testing::store_suite::filter_ne_matches_null_and_not_follows_sql, store_filter_ne_matches_null_and_not_follows_sql, $make);
         $each!($crate::testing::store_suite::filter_in_lists_and_empty_in, store_filter_in_lists_and_empty_in, $make);
@@ -570,6 +571,66 @@ pub async fn get_of_unknown_id_is_none(store: Arc<dyn Store>) {
     assert_eq!(found, None, "a customer id is not a contact");
 }
 
+/// A value holding a NUL character — text, or a string or key inside
+/// JSON — is refused by every store with the same message (PostgreSQL
+/// cannot store one), in a lone insert and within a run of inserts alike,
+/// and nothing of the change set is written.
+pub async fn values_holding_nul_are_refused_alike(store: Arc<dyn Store>) {
+    let refused = |e: StoreError, column: &str| {
+        let m = e.to_string();
+        assert!(m.contains("NUL") && m.contains(column), "{m}");
+    };
+    refused(
+        apply_err(
+            &store,
+            ops(vec![insert(
+                Table::Customers,
+                uid(1),
+                co_a(),
+                vec![("name", text("甲\0乙"))],
+            )]),
+        )
+        .await,
+        "customers.name",
+    );
+    refused(
+        apply_err(
+            &store,
+            ops(vec![insert(
+                Table::Customers,
+                uid(2),
+                co_a(),
+                vec![
+                    ("name", text("丙")),
+                    ("custom", Value::Json(serde_json::json!({"备注": ["a\0b"]}))),
+                ],
+            )]),
+        )
+        .await,
+        "customers.custom",
+    );
+    // The second insert of a run of like inserts.
+    refused(
+        apply_err(
+            &store,
+            ops(vec![
+                insert(Table::Customers, uid(3), co_a(), vec![("name", text("丁"))]),
+                insert(
+                    Table::Customers,
+                    uid(4),
+                    co_a(),
+                    vec![("name", text("戊\0"))],
+                ),
+            ]),
+        )
+        .await,
+        "customers.name",
+    );
+    for n in 1..=4 {
+        assert_eq!(store.get(Table::Customers, uid(n)).await.ok(), Some(None));
+    }
+}
+
 /// Timestamps keep microseconds and compare and sort in time order, also
 /// across a year boundary and with a zero fraction.
 pub async fn timestamps_keep_microseconds_and_order_by_time(store: Arc<dyn Store>) {
@@ -635,6 +696,42 @@ pub async fn timestamps_keep_microseconds_and_order_by_time(store: Arc<dyn Store
         )
         .await,
         uids(&[])
+    );
+    // Finer than a microsecond is floored, before 2000 too (not rounded
+    // up into the next day), in values and in filters alike.
+    add_customer(
+        &store,
+        6,
+        "甲",
+        vec![(
+            "last_follow_up_at",
+            Value::Timestamp(ts("1999-12-31T23:59:59.9999995Z")),
+        )],
+    )
+    .await;
+    assert_eq!(
+        get(&store, Table::Customers, uid(6))
+            .await
+            .get("last_follow_up_at"),
+        &Value::Timestamp(ts("1999-12-31T23:59:59.999999Z"))
+    );
+    assert_eq!(
+        matching(
+            &store,
+            Table::Customers,
+            at(CmpOp::Lt, "2000-01-01T00:00:00Z")
+        )
+        .await,
+        uids(&[6])
+    );
+    assert_eq!(
+        matching(
+            &store,
+            Table::Customers,
+            at(CmpOp::Eq, "1999-12-31T23:59:59.9999998Z")
+        )
+        .await,
+        uids(&[6])
     );
 }
 
