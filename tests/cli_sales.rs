@@ -275,6 +275,12 @@ fn leave_requests(db: &str, contract: &str) {
     assert!(shown.contains("leave QJ-001 年假三天"), "{shown}");
     assert!(shown.contains("家中有事"), "{shown}");
     assert!(shown.contains("陈静 approve 主管"), "{shown}");
+    // The steps are numbered as `reject --to-step` takes them.
+    assert!(shown.contains("step 1 主管 (passed)"), "{shown}");
+    assert!(
+        shown.contains("step 2 复核 (current, waiting for 王芳)"),
+        "{shown}"
+    );
     // The picked approver approves it by its code.
     let a = json(db, &["--as", "wangfang", "approval", "approve", "QJ-001"]);
     assert_eq!(a["status"], "approved", "{a}");

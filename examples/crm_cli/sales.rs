@@ -641,7 +641,8 @@ pub(crate) enum ApprovalCmd {
     Reject {
         /// Approval id, or a document code (a contract's pending payment approval too).
         key: String,
-        /// Return to this earlier step (from 1) instead of the applicant.
+        /// Return to this earlier step (from 1, as `approval show` numbers
+        /// the steps) instead of the applicant.
         #[arg(long)]
         to_step: Option<usize>,
         /// Comment.
@@ -2713,6 +2714,23 @@ pub(crate) async fn approval_cmd(ctx: &Ctx, actor: &Actor, cmd: ApprovalCmd) -> 
                     a.status.label_zh(),
                     a.current_step.clone().unwrap_or_default()
                 )];
+                // The steps of the current round, numbered as `reject
+                // --to-step` takes them.
+                for (n, s) in a.state.steps.iter().enumerate() {
+                    let mark = if n < a.state.current {
+                        " (passed)".to_string()
+                    } else if n == a.state.current && a.status == Status::Pending {
+                        let who: Vec<String> = a
+                            .pending_with
+                            .iter()
+                            .map(|u| name(Some(UserId(*u))))
+                            .collect();
+                        format!(" (current, waiting for {})", who.join(", "))
+                    } else {
+                        String::new()
+                    };
+                    lines.push(format!("  step {} {}{mark}", n + 1, s.name));
+                }
                 for x in &actions {
                     lines.push(format!(
                         "  {} {} {} {} {}",

@@ -64,13 +64,18 @@ pub enum ApproverRule {
         /// The users.
         users: Vec<Uuid>,
     },
-    /// The applicant's N-th superior (1 = direct superior).
+    /// The applicant's N-th active superior (1 = direct superior). A
+    /// superior who is no longer active does not count as a level: the
+    /// chain passes over them to the next superior up, as if the people
+    /// below reported to that one (see [`Directory::superior`]).
     Superior {
         /// Which level, from 1.
         level: u32,
     },
-    /// The applicant's superiors from the first up to `levels`, one after
-    /// the other (each level becomes its own step).
+    /// The applicant's active superiors from the first up to `levels`, one
+    /// after the other (each level becomes its own step). Inactive
+    /// superiors are passed over without counting as a level, so up to
+    /// `levels` active superiors approve, as long as the chain has them.
     SuperiorsUpTo {
         /// How many levels, from 1.
         levels: u32,
@@ -134,7 +139,10 @@ pub enum Restart {
     /// From the first step.
     #[default]
     FromFirst,
-    /// From the step that rejected (steps before it stay passed).
+    /// From the step that rejected: the steps before it stay passed while
+    /// their approvals still hold — approved in the earlier round by the
+    /// same approvers, with neither the amount nor the discount raised
+    /// since (see [`Instance::resubmit`]); otherwise from the first step.
     FromRejectingStep,
 }
 
@@ -226,7 +234,8 @@ pub struct Facts {
 /// The organisation as the engine needs it.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
 pub struct Directory {
-    /// Each user's direct superior.
+    /// Each user's direct superior, for every user of the company, active
+    /// or not: an inactive manager still links the chain above them.
     pub superiors: HashMap<Uuid, Uuid>,
     /// The active members of each role.
     pub role_members: HashMap<Uuid, Vec<Uuid>>,
@@ -240,17 +249,26 @@ pub struct Directory {
 }
 
 impl Directory {
-    /// The `n`-th superior of `user` (1 = direct), if the chain is that long.
-    /// A cycle in the chain ends it.
+    /// The `n`-th active superior of `user` (1 = direct), if the chain has
+    /// that many. Superiors who are no longer active users are passed over
+    /// and do not count as a level: when a manager leaves, the people
+    /// reporting to them report, in effect, to the manager's superior, so
+    /// with the chain 张三 → 李四 (left) → 王五 → 管理员, 张三's first
+    /// superior is 王五 and the second the administrator. A cycle in the
+    /// chain ends it.
     pub fn superior(&self, user: Uuid, n: u32) -> Option<Uuid> {
         let mut seen = vec![user];
         let mut cur = user;
-        for _ in 0..n {
+        let mut found = 0;
+        while found < n {
             cur = *self.superiors.get(&cur)?;
             if seen.contains(&cur) {
                 return None;
             }
             seen.push(cur);
+            if self.active_users.contains(&cur) {
+                found += 1;
+            }
         }
         Some(cur)
     }
@@ -411,24 +429,33 @@ pub enum ApprovalError {
     #[error("step {0} needs approvers picked by the applicant; pick at least one active colleague")]
     NothingPicked(String),
     /// A rejection named a step that is not an earlier one: the named step
-    /// (from 1) and how many steps precede the current one.
-    #[error("{}", bad_target_message(*.0, *.1))]
-    BadTarget(usize, usize),
+    /// (from 1) and the names of the steps that precede the current one
+    /// (the ones that can be returned to).
+    #[error("{}", bad_target_message(*.0, .1))]
+    BadTarget(usize, Vec<String>),
     /// Only a rejected or withdrawn approval can be resubmitted.
     #[error("the approval is {0}; only a rejected or withdrawn one can be resubmitted")]
     CannotResubmit(Status),
 }
 
 /// The message of [`ApprovalError::BadTarget`]: the named step (from 1) and
-/// how many steps precede the current one.
-fn bad_target_message(step: usize, earlier: usize) -> String {
-    match earlier {
-        0 => format!(
+/// the names of the steps that precede the current one.
+fn bad_target_message(step: usize, earlier: &[String]) -> String {
+    let named: Vec<String> = earlier
+        .iter()
+        .enumerate()
+        .map(|(i, name)| format!("{} ({name})", i + 1))
+        .collect();
+    match named.as_slice() {
+        [] => format!(
             "step {step} cannot be returned to: the current step is the first one, \
              there is no earlier step; reject to the applicant instead"
         ),
-        1 => format!("step {step} is not an earlier step; can only return to step 1"),
-        n => format!("step {step} is not an earlier step; can only return to steps 1..{n}"),
+        [one] => format!("step {step} is not an earlier step; can only return to step {one}"),
+        [first @ .., last] => format!(
+            "step {step} is not an earlier step; can only return to steps {} or {last}",
+            first.join(", ")
+        ),
     }
 }
 
@@ -583,6 +610,17 @@ fn step_keys(steps: &[ResolvedStep]) -> Vec<(usize, usize, Vec<Uuid>)> {
         .collect()
 }
 
+/// Whether the amount or the discount went up from `before` to `after` (a
+/// value where there was none counts as raised).
+fn raised(before: &Facts, after: &Facts) -> bool {
+    let up = |b: Option<i64>, a: Option<i64>| match (b, a) {
+        (Some(b), Some(a)) => a > b,
+        (None, Some(_)) => true,
+        _ => false,
+    };
+    up(before.amount_minor, after.amount_minor) || up(before.discount_bp, after.discount_bp)
+}
+
 fn record(
     kind: ActionKind,
     actor: Uuid,
@@ -633,6 +671,15 @@ impl Instance {
     /// Resubmits a rejected or withdrawn approval (applicant only) with
     /// possibly changed facts; restarts per the flow's [`Restart`] after a
     /// rejection and from the first step after a withdrawal.
+    ///
+    /// [`Restart::FromRejectingStep`] keeps the steps before the rejecting
+    /// one passed only when their approvals still hold: the steps were
+    /// approved in the earlier round by the same approvers, and neither the
+    /// amount nor the discount went up since that round (a step approved
+    /// at ¥2,000,000 says nothing about ¥2,000,000,000). Otherwise the
+    /// approval restarts from the first step. A caller resubmitting on
+    /// another flow version clears [`rejected_at`](Instance::rejected_at)
+    /// first: step positions of one version mean nothing in another.
     pub fn resubmit(
         &self,
         flow: &FlowDef,
@@ -652,6 +699,14 @@ impl Instance {
         check_picks(flow, dir, actor, &facts, &picked)?;
         let (steps, passes) = resolve(flow, dir, actor, &facts, &picked);
         let start = match (self.status, flow.restart, self.rejected_at) {
+            // Approvals given for a smaller amount or discount do not cover
+            // a larger one: raised since the round that approved the
+            // earlier steps, the document starts over from the first step.
+            (Status::Rejected, Restart::FromRejectingStep, Some(_))
+                if raised(&self.facts, &facts) =>
+            {
+                0
+            }
             // Only the steps approved in the earlier round stay passed: a
             // step before the rejecting one that applies now but was not
             // approved then (its conditions did not hold, or nobody
@@ -725,6 +780,63 @@ impl Instance {
             next,
             vec![record(ActionKind::Withdraw, actor, None, comment)],
         ))
+    }
+
+    /// Applies the organisation as it is now to the current step of a
+    /// pending approval: approvers who are no longer active users and have
+    /// not approved are dropped, so nobody waits for them (a 会签 step
+    /// passes once every approver still active approved). A step left with
+    /// nobody to act passes if somebody approved it already; otherwise its
+    /// fallback applies as when nobody resolves at a submission (the
+    /// administrators approve, or the step passes). Passed steps are
+    /// recorded as automatic passes, and the next step is checked likewise.
+    /// `flow` is the definition the approval runs on.
+    pub fn drop_inactive(&self, flow: &FlowDef, dir: &Directory) -> (Instance, Vec<ActionRecord>) {
+        let mut next = self.clone();
+        let mut records = Vec::new();
+        while next.status == Status::Pending && next.current < next.steps.len() {
+            let i = next.current;
+            let approved_by = next.approved_by.clone();
+            let step = &mut next.steps[i];
+            step.approvers
+                .retain(|u| dir.active_users.contains(u) || approved_by.contains(u));
+            if step.approvers.iter().any(|u| !approved_by.contains(u)) {
+                break;
+            }
+            let fallback = flow
+                .steps
+                .get(step.def_index)
+                .map(|d| d.fallback)
+                .unwrap_or_default();
+            if approved_by.is_empty() && fallback == Fallback::Admins {
+                let admins: Vec<Uuid> = dir
+                    .admins
+                    .iter()
+                    .copied()
+                    .filter(|u| *u != next.applicant)
+                    .collect();
+                if !admins.is_empty() {
+                    step.approvers = admins;
+                    break;
+                }
+            }
+            records.push(ActionRecord {
+                kind: ActionKind::AutoPass,
+                actor: None,
+                step: Some(i),
+                step_name: Some(step.name.clone()),
+                to_step: None,
+                comment: Some(if approved_by.is_empty() {
+                    "none of the step's approvers is an active user any more".to_string()
+                } else {
+                    "the approvers still to approve are no longer active users".to_string()
+                }),
+            });
+            next.current += 1;
+            next.approved_by.clear();
+            next.settle();
+        }
+        (next, records)
     }
 
     /// Marks the approval approved when no step remains.
@@ -827,7 +939,8 @@ impl Instance {
             }
             RejectTo::Step(k) => {
                 if k >= i {
-                    return Err(ApprovalError::BadTarget(k + 1, i));
+                    let earlier = self.steps[..i].iter().map(|s| s.name.clone()).collect();
+                    return Err(ApprovalError::BadTarget(k.saturating_add(1), earlier));
                 }
                 next.current = k;
                 record(ActionKind::Return, actor, Some((i, step)), comment)

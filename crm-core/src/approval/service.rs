@@ -2,16 +2,23 @@
 //! permission rules and outbox events around the pure [`engine`](super::engine).
 //!
 //! - Defining a flow needs `approval_flow:manage` (administrators have it).
-//!   Each definition is a new version; the previous one is deactivated and
-//!   instances keep the version they started with.
+//!   Each definition is a new version; the previous one is deactivated.
+//!   A pending approval keeps the version it runs on; a rejected or
+//!   withdrawn one is resubmitted on the active version (from its first
+//!   step when the version changed).
 //! - A flow may name only active users of the company and roles of the
 //!   company with an active member. At a submission only active users
 //!   resolve as approvers, never the applicant (a step left with nobody
 //!   falls back), and the applicant's picks must be active colleagues —
 //!   at least one when a step of picks applies.
 //! - Acting on an approval needs nothing but being an approver of its
-//!   current step (or the applicant, to withdraw and resubmit). Reading one
+//!   current step (or the applicant, to withdraw and resubmit; the owner
+//!   of a contract or quote may withdraw its approval too). Reading one
 //!   needs being involved in it, or `approval_flow:read`.
+//! - Approvers who are no longer active are not waited for (see
+//!   [`Instance::drop_inactive`] and [`refresh_approval`](Crm::refresh_approval)).
+//! - The approval of a contract, quote or payment in the recycle bin (or
+//!   gone) cannot be approved or rejected, only withdrawn.
 
 use super::engine::{
     ActionRecord, ApprovalError, ApproverRule, Directory, Facts, FlowDef, Instance, RejectTo,
@@ -125,7 +132,7 @@ pub enum Decision {
     Approve,
     /// Reject, to the applicant or to an earlier step (驳回).
     Reject(RejectTo),
-    /// Withdraw (applicant only, 撤回).
+    /// Withdraw (撤回): the applicant, or the owner of the contract or quote.
     Withdraw,
 }
 
@@ -170,6 +177,43 @@ fn engine_error(e: ApprovalError) -> Error {
             Error::Forbidden(e.to_string())
         }
         other => Error::InvalidState(other.to_string()),
+    }
+}
+
+/// The table of a document type whose approval changes a sales document.
+fn sales_document_table(doc_type: &str) -> Option<Table> {
+    match doc_type {
+        "contract" => Some(Table::Contracts),
+        "quote" => Some(Table::Quotes),
+        "payment" => Some(Table::Payments),
+        _ => None,
+    }
+}
+
+/// Refuses to approve or reject the approval of a sales document that is
+/// in the recycle bin or no longer exists: its outcome would change (or
+/// put into execution) a document nobody should work on. `document` is the
+/// stored row, `None` when there is none.
+fn check_document_live(info: &ApprovalInfo, document: Option<&Row>) -> Result<()> {
+    if sales_document_table(&info.doc_type).is_none() {
+        return Ok(());
+    }
+    let code = document
+        .and_then(|d| d.get("code").as_text().map(str::to_string))
+        .or_else(|| info.document_code.clone())
+        .unwrap_or_else(|| info.document_id.to_string());
+    match document {
+        Some(d) if d.get("deleted_at").is_null() => Ok(()),
+        Some(_) => Err(Error::InvalidState(format!(
+            "{} {code} is in the recycle bin; its approval cannot be approved or rejected \
+             (restore the {} first, or withdraw the approval)",
+            info.doc_type, info.doc_type
+        ))),
+        None => Err(Error::InvalidState(format!(
+            "{} {code} no longer exists; its approval cannot be approved or rejected, \
+             only withdrawn",
+            info.doc_type
+        ))),
     }
 }
 
@@ -242,7 +286,8 @@ fn event_name(rec: &ActionRecord, after: Status) -> &'static str {
 impl Crm {
     /// Defines (or redefines) the approval flow of a document type in the
     /// actor's company; the new definition becomes version n + 1 and the
-    /// only active one. Running approvals keep their version. Named users
+    /// only active one. Pending approvals keep their version; rejected or
+    /// withdrawn ones move to the new version when resubmitted. Named users
     /// must be active users of the company, and roles roles of the company
     /// with at least one active member.
     pub async fn define_approval_flow(
@@ -410,14 +455,16 @@ impl Crm {
             ..Directory::default()
         };
         for u in users {
-            if u.get("active").as_bool() != Some(true) {
-                continue;
-            }
             let id = u.id();
-            dir.active_users.insert(id);
+            // Every user's superior, so that an inactive manager does not
+            // cut the chain above them (the engine passes over them).
             if let Some(s) = u.get("superior_id").as_id() {
                 dir.superiors.insert(id, s);
             }
+            if u.get("active").as_bool() != Some(true) {
+                continue;
+            }
+            dir.active_users.insert(id);
             for role in json_ids(u.get("role_ids")) {
                 dir.role_members.entry(role).or_default().push(id);
                 if admin_roles.contains(&role) && !dir.admins.contains(&id) {
@@ -524,23 +571,27 @@ impl Crm {
         let (flow, before, next, records, seq0, row) = match existing {
             Some(row) => {
                 let info = info_from_row(&row)?;
-                let flow_row = self
-                    .store
-                    .get(
-                        Table::ApprovalFlows,
-                        row.get("flow_id").as_id().unwrap_or_default(),
-                    )
+                let running = self.running_flow(&row).await?;
+                // A resubmission runs on the flow version active now (rules
+                // changed since must apply, and an old version may name
+                // people or roles no longer there). Positions of steps in
+                // another version mean nothing: it restarts from the first
+                // step. (Only rejected or withdrawn approvals get this far;
+                // the engine refuses to resubmit a pending or approved one.)
+                let flow = self
+                    .approval_flow(actor, &req.doc_type)
                     .await?
-                    .ok_or_else(|| {
-                        Error::not_found("approval flow", row.get("flow_id").to_json())
-                    })?;
-                let flow = flow_from_row(&flow_row)?;
+                    .unwrap_or_else(|| running.clone());
+                let mut prior = info.state.clone();
+                if flow.id != running.id {
+                    prior.rejected_at = None;
+                }
                 let me = actor.user_id.0;
                 let applicant = info.state.applicant;
                 let takes_over =
                     me != applicant && (owner_checked || !dir.active_users.contains(&applicant));
                 let resubmitted = if takes_over {
-                    info.state.resubmit_as_new_applicant(
+                    prior.resubmit_as_new_applicant(
                         &flow.definition,
                         &dir,
                         me,
@@ -549,7 +600,7 @@ impl Crm {
                         req.comment.as_deref(),
                     )
                 } else {
-                    info.state.resubmit(
+                    prior.resubmit(
                         &flow.definition,
                         &dir,
                         me,
@@ -616,6 +667,9 @@ impl Crm {
             ("title", req.title.clone().map_or(Value::Null, Value::Text)),
             // A resubmission by a new applicant moves the approval to them.
             ("applicant_id", Value::Id(next.applicant)),
+            // A resubmission runs on the active flow version.
+            ("flow_id", Value::Id(flow.id)),
+            ("flow_version", Value::Int(flow.flow_version)),
             (
                 "finished_at",
                 if next.status == Status::Approved {
@@ -639,8 +693,6 @@ impl Crm {
                     ("company_id", Value::Id(company)),
                     ("version", Value::Int(1)),
                     ("created_at", Value::Timestamp(now)),
-                    ("flow_id", Value::Id(flow.id)),
-                    ("flow_version", Value::Int(flow.flow_version)),
                     ("doc_type", text(&req.doc_type)),
                     ("document_id", Value::Id(req.document_id)),
                 ]);
@@ -693,7 +745,8 @@ impl Crm {
     }
 
     /// Submits a document for approval (or resubmits a rejected or
-    /// withdrawn one, keeping its flow version). Sales documents are
+    /// withdrawn one, on the flow version active now: from the first step
+    /// when the version changed since). Sales documents are
     /// refused; see [`submission`](Crm::submission).
     pub async fn submit_for_approval(
         &self,
@@ -758,7 +811,13 @@ impl Crm {
                 ],
             });
         }
-        let Some(first) = records.first() else {
+        // The audit entry and events are about what the actor did; automatic
+        // passes around it are recorded as actions only.
+        let Some(first) = records
+            .iter()
+            .find(|r| r.actor.is_some())
+            .or_else(|| records.first())
+        else {
             return;
         };
         changes.audit.push(self.audit(
@@ -816,28 +875,85 @@ impl Crm {
             .live_row(actor, Table::ApprovalInstances, approval)
             .await?;
         let info = info_from_row(&row)?;
-        if !info.state.involves(actor.user_id.0) && !actor.can(Entity::ApprovalFlow, Action::Read) {
+        let me = actor.user_id.0;
+        let document = self.approved_document(actor, &info).await?;
+        let owner = document
+            .as_ref()
+            .filter(|_| matches!(info.doc_type.as_str(), "contract" | "quote"))
+            .and_then(|d| d.get("owner_id").as_id());
+        let may_see = info.state.involves(me)
+            || actor.can(Entity::ApprovalFlow, Action::Read)
+            || (decision == Decision::Withdraw && owner == Some(me));
+        if !may_see {
             return Err(Error::not_found("approval", approval));
         }
-        let me = actor.user_id.0;
-        let (next, records) = match match decision {
-            Decision::Approve => info.state.approve(me, comment),
-            Decision::Reject(to) => info.state.reject(me, to, comment),
-            Decision::Withdraw => info.state.withdraw(me, comment),
-        } {
+        if matches!(decision, Decision::Approve | Decision::Reject(_)) {
+            check_document_live(&info, document.as_ref())?;
+        }
+        // Approvers who left are not waited for: the current step is
+        // brought in line with the organisation before and after an
+        // approver's decision (see `Instance::drop_inactive`). A withdrawal
+        // takes the approval as it is.
+        let flow = self.running_flow(&row).await?;
+        let dir = self.approval_directory(actor.company_id.0).await?;
+        let (current, mut records) = match decision {
+            Decision::Withdraw => (info.state.clone(), Vec::new()),
+            _ => info.state.drop_inactive(&flow.definition, &dir),
+        };
+        let decided = match decision {
+            Decision::Approve => current.approve(me, comment),
+            Decision::Reject(to) => current.reject(me, to, comment),
+            // The owner of a contract or quote answers for it and may
+            // withdraw its approval too, e.g. when the applicant left or
+            // the approvers can no longer act.
+            Decision::Withdraw if me != current.applicant && owner == Some(me) => {
+                current.withdraw_for_document(me, comment)
+            }
+            Decision::Withdraw => current.withdraw(me, comment),
+        };
+        let (next, decided) = match decided {
             Err(ApprovalError::NotApplicant) => {
+                let hint = if owner.is_some() {
+                    format!(" (or the owner of the {})", info.doc_type)
+                } else {
+                    String::new()
+                };
                 return Err(self
-                    .not_applicant(info.state.applicant, "withdraw", "")
+                    .not_applicant(info.state.applicant, "withdraw", &hint)
                     .await);
             }
             other => other.map_err(engine_error)?,
         };
+        records.extend(decided);
+        let (next, after) = next.drop_inactive(&flow.definition, &dir);
+        records.extend(after);
         let mut t = self
             .transition_changes(actor, &row, info, next, &records)
             .await?;
         self.sales_approval_effects(actor, &t.info, &mut t.changes)
             .await?;
         Ok(t)
+    }
+
+    /// The flow version an approval runs on.
+    async fn running_flow(&self, row: &Row) -> Result<FlowInfo> {
+        let flow = row.get("flow_id");
+        let flow_row = self
+            .store
+            .get(Table::ApprovalFlows, flow.as_id().unwrap_or_default())
+            .await?
+            .ok_or_else(|| Error::not_found("approval flow", flow.to_json()))?;
+        flow_from_row(&flow_row)
+    }
+
+    /// The stored row of the sales document an approval acts on (deleted
+    /// or not); `None` for other document types and for a document that
+    /// no longer exists.
+    async fn approved_document(&self, actor: &Actor, info: &ApprovalInfo) -> Result<Option<Row>> {
+        match sales_document_table(&info.doc_type) {
+            Some(table) => self.approval_document_row(actor, table, info).await,
+            None => Ok(None),
+        }
     }
 
     /// Builds the withdrawal of a document's pending approval by whoever
@@ -953,7 +1069,8 @@ impl Crm {
         Ok(t.info)
     }
 
-    /// Withdraws a pending approval (applicant only, 撤回).
+    /// Withdraws a pending approval (撤回): its applicant, or the owner of
+    /// the contract or quote it approves.
     pub async fn withdraw(
         &self,
         actor: &Actor,
@@ -962,6 +1079,40 @@ impl Crm {
     ) -> Result<ApprovalInfo> {
         let t = self
             .decision(actor, approval, Decision::Withdraw, comment)
+            .await?;
+        self.apply(t.changes).await?;
+        Ok(t.info)
+    }
+
+    /// Brings a pending approval in line with the organisation as it is now
+    /// (e.g. after approvers were deactivated): approvers of its current
+    /// step who are no longer active users are dropped, and a step left
+    /// with nobody to act passes or falls back as
+    /// [`Instance::drop_inactive`] describes — the document follows, e.g. a
+    /// contract goes into execution when its last step passes. Approving,
+    /// rejecting and withdrawing do the same on their own; this is for an
+    /// approval nobody can act on any more. Anybody who may read the
+    /// approval may ask for it; nothing is written when nothing changes.
+    pub async fn refresh_approval(&self, actor: &Actor, approval: Uuid) -> Result<ApprovalInfo> {
+        let row = self
+            .live_row(actor, Table::ApprovalInstances, approval)
+            .await?;
+        let info = info_from_row(&row)?;
+        if !info.state.involves(actor.user_id.0) && !actor.can(Entity::ApprovalFlow, Action::Read) {
+            return Err(Error::not_found("approval", approval));
+        }
+        let flow = self.running_flow(&row).await?;
+        let dir = self.approval_directory(actor.company_id.0).await?;
+        let (next, records) = info.state.drop_inactive(&flow.definition, &dir);
+        if next == info.state {
+            return Ok(info);
+        }
+        let document = self.approved_document(actor, &info).await?;
+        check_document_live(&info, document.as_ref())?;
+        let mut t = self
+            .transition_changes(actor, &row, info, next, &records)
+            .await?;
+        self.sales_approval_effects(actor, &t.info, &mut t.changes)
             .await?;
         self.apply(t.changes).await?;
         Ok(t.info)

@@ -151,6 +151,31 @@ macro_rules! sales_scenarios {
             crm_sales_invoices_and_plans_are_checked_like_payments,
             $make
         );
+        $each!(
+            $crate::testing::sales_suite::approval_superior_chain_passes_over_inactive_managers,
+            crm_sales_approval_superior_chain_passes_over_inactive_managers,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::approval_of_a_document_in_the_recycle_bin_cannot_be_decided,
+            crm_sales_approval_of_a_document_in_the_recycle_bin_cannot_be_decided,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::approval_resubmission_runs_on_the_active_flow_version,
+            crm_sales_approval_resubmission_runs_on_the_active_flow_version,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::approval_inactive_approvers_are_not_waited_for,
+            crm_sales_approval_inactive_approvers_are_not_waited_for,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::approval_of_a_sales_document_is_withdrawn_by_its_owner,
+            crm_sales_approval_of_a_sales_document_is_withdrawn_by_its_owner,
+            $make
+        );
     };
 }
 
@@ -425,7 +450,8 @@ pub async fn approval_reject_return_withdraw_and_resubmit(store: Arc<dyn Store>)
             .expect("p")
             .is_empty()
     );
-    // Only the applicant may resubmit; it restarts at the rejecting step.
+    // Only the applicant may resubmit; with the amount unchanged it
+    // restarts at the rejecting step.
     assert!(matches!(
         w.crm
             .submit_for_approval(&w.lisi, request(doc, 200_000_000))
@@ -434,7 +460,7 @@ pub async fn approval_reject_return_withdraw_and_resubmit(store: Arc<dyn Store>)
     ));
     let a = w
         .crm
-        .submit_for_approval(&w.zhangsan, request(doc, 210_000_000))
+        .submit_for_approval(&w.zhangsan, request(doc, 200_000_000))
         .await
         .expect("resubmit");
     assert_eq!(a.current_step.as_deref(), Some("总经理会签"));
@@ -4313,8 +4339,10 @@ async fn force_contract_status(w: &World, id: Uuid, status: crate::sales::Contra
 
 /// Resubmitting from the rejecting step keeps only the steps approved in
 /// the earlier round: a step before the rejecting one that applies now (the
-/// amount was raised over its threshold) must be approved. Returning from
-/// the first step says there is no earlier step.
+/// amount was raised over its threshold) must be approved, and a raised
+/// amount restarts from the first step (the earlier approvals were given
+/// for less); an unchanged one keeps the approved steps passed. Returning
+/// from the first step says there is no earlier step.
 pub async fn approval_restart_from_rejecting_step_approves_steps_that_now_apply(
     store: Arc<dyn Store>,
 ) {
@@ -4395,10 +4423,30 @@ pub async fn approval_restart_from_rejecting_step_approves_steps_that_now_apply(
         .expect("reject");
     let b = w
         .crm
-        .submit_for_approval(&w.zhangsan, request(doc, 210_000_000))
+        .submit_for_approval(&w.zhangsan, request(doc, 200_000_000))
         .await
         .expect("resubmit");
     assert_eq!(b.current_step.as_deref(), Some("财务"));
+    // A raised amount is not covered by the earlier approvals, however
+    // little it went up: it restarts from the first step.
+    let doc = Uuid::from_u128(0xD0E3);
+    let c = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 200_000_000))
+        .await
+        .expect("submit");
+    let c = w.crm.approve(&w.admin, c.id, None).await.expect("总经理");
+    w.crm
+        .reject(&w.zhaoliu, c.id, RejectTo::Applicant, None)
+        .await
+        .expect("reject");
+    let c = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 210_000_000))
+        .await
+        .expect("resubmit");
+    assert_eq!(c.current_step.as_deref(), Some("总经理"));
+    assert_eq!(c.pending_with, vec![w.admin.user_id.0]);
 }
 
 /// A rejected contract transferred to another sales person is resubmitted
@@ -4923,4 +4971,466 @@ pub async fn invoices_and_plans_are_checked_like_payments(store: Arc<dyn Store>)
             .await,
         Err(Error::InvalidState(_))
     ));
+}
+
+/// Sets a user's superior (as the administrator).
+async fn set_superior(w: &World, user: crate::ids::UserId, superior: crate::ids::UserId) {
+    let u = w.crm.user(&w.admin, user).await.expect("user");
+    w.crm
+        .update_user(
+            &w.admin,
+            user,
+            u.version,
+            crate::org::UserPatch {
+                superior_id: Some(Some(superior)),
+                ..crate::org::UserPatch::default()
+            },
+        )
+        .await
+        .expect("set superior");
+}
+
+/// Writes a row's columns directly in the store, as data written before a
+/// rule existed (or by a concurrent operation) may hold them.
+async fn force_row(
+    w: &World,
+    table: crate::schema::Table,
+    id: Uuid,
+    values: Vec<(&'static str, crate::value::Value)>,
+) {
+    use crate::store::{ChangeSet, Op};
+    let row = w
+        .crm
+        .store()
+        .get(table, id)
+        .await
+        .expect("get")
+        .expect("row");
+    let cs = ChangeSet {
+        ops: vec![Op::Update {
+            table,
+            id,
+            expected_version: row.version(),
+            values,
+        }],
+        ..ChangeSet::default()
+    };
+    w.crm.store().apply(&cs).await.expect("force row");
+}
+
+/// A contract pending approval owned by zhangsan (the contract flow must
+/// be defined), with its approval.
+async fn pending_contract(
+    w: &World,
+    customer: Uuid,
+    title: &str,
+) -> (crate::sales::Contract, crate::approval::ApprovalInfo) {
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            crate::sales::NewContract {
+                title: title.into(),
+                customer_id: customer,
+                amount: Some(crate::money::Money::cny(1_000_000)),
+                ..crate::sales::NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (c, a) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    (c, a.expect("approval"))
+}
+
+/// An inactive manager does not cut the superior chain. With 张三 → 李四 →
+/// 王五 → 管理员 and 李四 deactivated, "superiors up to 3 levels" asks 王五
+/// and then the administrator — an inactive superior is passed over and
+/// does not count as a level, so the active superiors above approve — and
+/// "the second superior" is the administrator.
+pub async fn approval_superior_chain_passes_over_inactive_managers(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    set_superior(&w, w.wangwu.user_id, w.admin.user_id).await;
+    set_superior(&w, w.lisi.user_id, w.wangwu.user_id).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            GENERIC_DOC,
+            "逐级审批",
+            FlowDef {
+                steps: vec![step(
+                    "逐级上级",
+                    ApproverRule::SuperiorsUpTo { levels: 3 },
+                    SignMode::Any,
+                )],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("define");
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "expense_claim",
+            "报销审批",
+            FlowDef {
+                steps: vec![step(
+                    "二级上级",
+                    ApproverRule::Superior { level: 2 },
+                    SignMode::Any,
+                )],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("define");
+    deactivate(&w, w.lisi.user_id).await;
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(Uuid::from_u128(0xD1A1), 1_000_000))
+        .await
+        .expect("submit");
+    assert_eq!(a.status, Status::Pending);
+    assert_eq!(a.pending_with, vec![w.wangwu.user_id.0]);
+    let a = w.crm.approve(&w.wangwu, a.id, None).await.expect("wangwu");
+    assert_eq!(a.pending_with, vec![w.admin.user_id.0]);
+    let a = w.crm.approve(&w.admin, a.id, None).await.expect("admin");
+    assert_eq!(a.status, Status::Approved);
+    let kinds: Vec<String> = w
+        .crm
+        .approval_actions(&w.zhangsan, a.id)
+        .await
+        .expect("actions")
+        .into_iter()
+        .map(|x| x.action)
+        .collect();
+    assert_eq!(kinds, vec!["submit", "approve", "approve"]);
+    let b = w
+        .crm
+        .submit_for_approval(
+            &w.zhangsan,
+            SubmitRequest {
+                doc_type: "expense_claim".into(),
+                ..request(Uuid::from_u128(0xD1A2), 1_000_000)
+            },
+        )
+        .await
+        .expect("submit");
+    assert_eq!(b.pending_with, vec![w.admin.user_id.0]);
+}
+
+/// The approval of a contract in the recycle bin (or gone) cannot be
+/// approved or rejected: the contract would go into execution (or back to
+/// draft) and fire events while nobody should work on it. The refusal
+/// names the contract; the applicant may still withdraw.
+pub async fn approval_of_a_document_in_the_recycle_bin_cannot_be_decided(store: Arc<dyn Store>) {
+    use crate::schema::Table;
+    use crate::value::Value;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    w.crm
+        .define_approval_flow(&w.admin, "contract", "合同审批", superior_flow())
+        .await
+        .expect("flow");
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let (c, a) = pending_contract(&w, customer.id.0, "回收站里的合同").await;
+    force_row(
+        &w,
+        Table::Contracts,
+        c.id,
+        vec![("deleted_at", Value::Timestamp(w.crm.now()))],
+    )
+    .await;
+    ack_all(&w).await;
+    for got in [
+        w.crm.approve(&w.lisi, a.id, None).await,
+        w.crm.reject(&w.lisi, a.id, RejectTo::Applicant, None).await,
+    ] {
+        match got {
+            Err(Error::InvalidState(m)) => {
+                assert!(m.contains("recycle bin") && m.contains(&c.code), "{m}")
+            }
+            other => panic!("deciding on a deleted contract: {other:?}"),
+        }
+    }
+    let row = w
+        .crm
+        .store()
+        .get(Table::Contracts, c.id)
+        .await
+        .expect("get")
+        .expect("contract");
+    assert_eq!(row.get("status").as_text(), Some("pending_approval"));
+    assert!(event_types(&w).await.is_empty());
+    let a = w.crm.approval(&w.zhangsan, a.id).await.expect("approval");
+    assert_eq!(a.status, Status::Pending);
+    w.crm
+        .withdraw(&w.zhangsan, a.id, None)
+        .await
+        .expect("the applicant withdraws");
+    // A contract purged for good.
+    let (c, a) = pending_contract(&w, customer.id.0, "清除的合同").await;
+    let purge = crate::store::ChangeSet {
+        ops: vec![crate::store::Op::Delete {
+            table: Table::Contracts,
+            id: c.id,
+        }],
+        ..crate::store::ChangeSet::default()
+    };
+    w.crm.store().apply(&purge).await.expect("purge");
+    match w.crm.approve(&w.lisi, a.id, None).await {
+        Err(Error::InvalidState(m)) => assert!(m.contains("no longer exists"), "{m}"),
+        other => panic!("approving a purged contract: {other:?}"),
+    }
+}
+
+/// A rejected or withdrawn approval is resubmitted on the flow version
+/// active now, from its first step (positions of steps in an older version
+/// mean nothing), and the approval records the version; a pending one
+/// keeps its version.
+pub async fn approval_resubmission_runs_on_the_active_flow_version(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let users = |name: &str, who: &crate::auth::Actor| {
+        step(
+            name,
+            ApproverRule::Users {
+                users: vec![who.user_id.0],
+            },
+            SignMode::Any,
+        )
+    };
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            GENERIC_DOC,
+            "采购审批",
+            FlowDef {
+                steps: vec![users("经理", &w.lisi), users("财务", &w.zhaoliu)],
+                restart: Restart::FromRejectingStep,
+            },
+        )
+        .await
+        .expect("v1");
+    let doc = Uuid::from_u128(0xD1B1);
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 1_000_000))
+        .await
+        .expect("submit");
+    assert_eq!(a.flow_version, 1);
+    w.crm.approve(&w.lisi, a.id, None).await.expect("经理");
+    w.crm
+        .reject(&w.zhaoliu, a.id, RejectTo::Applicant, None)
+        .await
+        .expect("财务 rejects");
+    // A new rule: the general manager approves between the two.
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            GENERIC_DOC,
+            "采购审批",
+            FlowDef {
+                steps: vec![
+                    users("经理", &w.lisi),
+                    users("总经理", &w.admin),
+                    users("财务", &w.zhaoliu),
+                ],
+                restart: Restart::FromRejectingStep,
+            },
+        )
+        .await
+        .expect("v2");
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 1_000_000))
+        .await
+        .expect("resubmit");
+    assert_eq!(a.flow_version, 2);
+    assert_eq!(a.current_step.as_deref(), Some("经理"));
+    let names: Vec<&str> = a.state.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, vec!["经理", "总经理", "财务"]);
+    let a = w.crm.approval(&w.zhangsan, a.id).await.expect("stored");
+    assert_eq!(a.flow_version, 2);
+    // A pending approval keeps its version.
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            GENERIC_DOC,
+            "采购审批",
+            FlowDef {
+                steps: vec![users("财务", &w.zhaoliu)],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("v3");
+    let a = w.crm.approve(&w.lisi, a.id, None).await.expect("经理");
+    assert_eq!(
+        (a.flow_version, a.current_step.as_deref()),
+        (2, Some("总经理"))
+    );
+    // Withdrawn and resubmitted: the active version.
+    w.crm
+        .withdraw(&w.zhangsan, a.id, None)
+        .await
+        .expect("withdraw");
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 1_000_000))
+        .await
+        .expect("resubmit");
+    assert_eq!(
+        (a.flow_version, a.current_step.as_deref()),
+        (3, Some("财务"))
+    );
+}
+
+/// Approvers who were deactivated are not waited for: a 会签 step passes
+/// once its active approvers approved, an approval whose remaining
+/// approvers all left moves on when refreshed, and a step with nobody
+/// active left falls back (to the administrators here) as at a submission.
+pub async fn approval_inactive_approvers_are_not_waited_for(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let mut countersign = step(
+        "会签",
+        ApproverRule::Users {
+            users: vec![w.lisi.user_id.0, w.zhaoliu.user_id.0],
+        },
+        SignMode::All,
+    );
+    countersign.fallback = Fallback::Admins;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            GENERIC_DOC,
+            "采购审批",
+            FlowDef {
+                steps: vec![
+                    countersign,
+                    step(
+                        "财务",
+                        ApproverRule::Users {
+                            users: vec![w.wangwu.user_id.0],
+                        },
+                        SignMode::Any,
+                    ),
+                ],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("define");
+    let submit = |n: u128| {
+        w.crm
+            .submit_for_approval(&w.zhangsan, request(Uuid::from_u128(n), 1_000_000))
+    };
+    let a = submit(0xD1C1).await.expect("a");
+    let b = submit(0xD1C2).await.expect("b");
+    let c = submit(0xD1C3).await.expect("c");
+    let b = w.crm.approve(&w.lisi, b.id, None).await.expect("lisi on b");
+    assert_eq!(b.pending_with, vec![w.zhaoliu.user_id.0]);
+    deactivate(&w, w.zhaoliu.user_id).await;
+    // The last active approver's approval passes the step.
+    let a = w.crm.approve(&w.lisi, a.id, None).await.expect("lisi on a");
+    assert_eq!(a.current_step.as_deref(), Some("财务"));
+    assert_eq!(a.pending_with, vec![w.wangwu.user_id.0]);
+    // Only the deactivated approver was left: a refresh moves it on,
+    // recorded as an automatic pass.
+    assert!(matches!(
+        w.crm.approve(&w.lisi, b.id, None).await,
+        Err(Error::InvalidState(_) | Error::Forbidden(_))
+    ));
+    let b = w
+        .crm
+        .refresh_approval(&w.zhangsan, b.id)
+        .await
+        .expect("refresh");
+    assert_eq!(b.current_step.as_deref(), Some("财务"));
+    let last = w
+        .crm
+        .approval_actions(&w.zhangsan, b.id)
+        .await
+        .expect("actions")
+        .pop()
+        .expect("actions");
+    assert_eq!((last.action.as_str(), last.actor_id), ("auto_pass", None));
+    let pending: Vec<Uuid> = w
+        .crm
+        .pending_approvals(&w.wangwu)
+        .await
+        .expect("pending")
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert!(
+        pending.contains(&a.id) && pending.contains(&b.id),
+        "{pending:?}"
+    );
+    // Nobody active left and nobody approved: the administrators approve.
+    deactivate(&w, w.lisi.user_id).await;
+    let c = w
+        .crm
+        .refresh_approval(&w.zhangsan, c.id)
+        .await
+        .expect("refresh");
+    assert_eq!(c.pending_with, vec![w.admin.user_id.0]);
+    let c = w.crm.approve(&w.admin, c.id, None).await.expect("admin");
+    assert_eq!(c.current_step.as_deref(), Some("财务"));
+}
+
+/// The owner of a contract answers for it: after a transfer, the new owner
+/// may withdraw its pending approval (e.g. when its approvers left), which
+/// puts the contract back to draft; anybody else still may not.
+pub async fn approval_of_a_sales_document_is_withdrawn_by_its_owner(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::ids::RecordId;
+    use crate::sales::ContractStatus;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    w.crm
+        .define_approval_flow(&w.admin, "contract", "合同审批", superior_flow())
+        .await
+        .expect("flow");
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let (c, a) = pending_contract(&w, customer.id.0, "转给王五的合同").await;
+    let report = w
+        .crm
+        .transfer_records(
+            &w.zhangsan,
+            Entity::Contract,
+            &[RecordId(c.id)],
+            w.wangwu.user_id,
+        )
+        .await
+        .expect("transfer");
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    match w.crm.withdraw(&w.zhaoliu, a.id, None).await {
+        Err(Error::Forbidden(m)) => assert!(m.contains("owner"), "{m}"),
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("a stranger withdraws: {other:?}"),
+    }
+    let a = w
+        .crm
+        .withdraw(&w.wangwu, a.id, Some("审批人已离职"))
+        .await
+        .expect("the owner withdraws");
+    assert_eq!(a.status, Status::Withdrawn);
+    let last = w
+        .crm
+        .approval_actions(&w.zhangsan, a.id)
+        .await
+        .expect("actions")
+        .pop()
+        .expect("actions");
+    assert_eq!(
+        (last.action.as_str(), last.actor_id),
+        ("withdraw", Some(w.wangwu.user_id.0))
+    );
+    assert_eq!(
+        w.crm.contract(&w.wangwu, c.id).await.expect("c").status,
+        ContractStatus::Draft
+    );
 }

@@ -178,7 +178,19 @@ fn return_to_earlier_step_and_restart_from_rejecting_step() {
     assert_eq!(
         i.reject(u(7), RejectTo::Step(2), None)
             .expect_err("not earlier"),
-        ApprovalError::BadTarget(3, 2)
+        ApprovalError::BadTarget(3, vec!["一".into(), "二".into()])
+    );
+    assert_eq!(
+        i.reject(u(7), RejectTo::Step(2), None)
+            .expect_err("not earlier")
+            .to_string(),
+        "step 3 is not an earlier step; can only return to steps 1 (一) or 2 (二)"
+    );
+    // A huge step number is refused like any other, without overflowing.
+    assert_eq!(
+        i.reject(u(7), RejectTo::Step(usize::MAX), None)
+            .expect_err("huge"),
+        ApprovalError::BadTarget(usize::MAX, vec!["一".into(), "二".into()])
     );
     let (i, rec) = i
         .reject(u(7), RejectTo::Step(1), Some("补充材料"))
@@ -195,8 +207,9 @@ fn return_to_earlier_step_and_restart_from_rejecting_step() {
             .expect_err("applicant only"),
         ApprovalError::NotApplicant
     );
+    // The same (or a lower) amount: the approved steps stay passed.
     let (i, _) = i
-        .resubmit(&flow, &dir(), u(1), amount(2), vec![], None)
+        .resubmit(&flow, &dir(), u(1), amount(1), vec![], None)
         .expect("resubmit");
     assert_eq!((i.status, i.current, i.round), (Status::Pending, 2, 2));
     assert_eq!(i.pending_approvers(), vec![u(7)]);
@@ -255,6 +268,142 @@ fn restart_from_the_rejecting_step_asks_new_superiors() {
         .resubmit(&flow, &moved, u(3), amount(1), vec![], None)
         .expect("resubmit");
     assert_eq!(i.pending_approvers(), vec![u(7)]);
+}
+
+/// An inactive superior does not cut the chain: they are passed over and
+/// do not count as a level, so the active superiors above them approve.
+#[test]
+fn inactive_superiors_are_passed_over_without_counting_as_a_level() {
+    let mut d = dir();
+    d.active_users.remove(&u(2));
+    assert_eq!(d.superior(u(1), 1), Some(u(3)));
+    assert_eq!(d.superior(u(1), 2), Some(u(4)));
+    assert_eq!(
+        d.superior(u(1), 3),
+        None,
+        "the chain has two active superiors"
+    );
+    let superiors = |levels| FlowDef {
+        steps: vec![StepDef {
+            name: "逐级".into(),
+            conditions: Vec::new(),
+            approvers: ApproverRule::SuperiorsUpTo { levels },
+            mode: SignMode::Any,
+            fallback: Fallback::AutoPass,
+        }],
+        restart: Restart::FromFirst,
+    };
+    let (i, rec) =
+        Instance::submit(&superiors(3), &d, u(1), amount(1), vec![], None).expect("submit");
+    let who: Vec<Vec<Uuid>> = i.steps.iter().map(|s| s.approvers.clone()).collect();
+    assert_eq!(who, vec![vec![u(3)], vec![u(4)]]);
+    assert_eq!(rec.len(), 1, "nothing passed by its fallback: {rec:?}");
+    let (i, _) = Instance::submit(&superiors(2), &d, u(1), amount(1), vec![], None).expect("two");
+    let who: Vec<Vec<Uuid>> = i.steps.iter().map(|s| s.approvers.clone()).collect();
+    assert_eq!(who, vec![vec![u(3)], vec![u(4)]]);
+    let level2 = FlowDef {
+        steps: vec![StepDef {
+            name: "二级上级".into(),
+            conditions: Vec::new(),
+            approvers: ApproverRule::Superior { level: 2 },
+            mode: SignMode::Any,
+            fallback: Fallback::AutoPass,
+        }],
+        restart: Restart::FromFirst,
+    };
+    let (i, _) = Instance::submit(&level2, &d, u(1), amount(1), vec![], None).expect("level 2");
+    assert_eq!(i.pending_approvers(), vec![u(4)]);
+}
+
+/// Restarting from the rejecting step keeps the earlier approvals only
+/// while the amount and the discount did not go up.
+#[test]
+fn a_raised_amount_or_discount_restarts_from_the_first_step() {
+    let flow = FlowDef {
+        steps: vec![
+            users_step("一", &[5], SignMode::Any),
+            users_step("二", &[6], SignMode::Any),
+        ],
+        restart: Restart::FromRejectingStep,
+    };
+    let facts = |minor, bp| Facts {
+        amount_minor: Some(minor),
+        kind: None,
+        discount_bp: bp,
+    };
+    let rejected = |f: Facts| {
+        let (i, _) = Instance::submit(&flow, &dir(), u(1), f, vec![], None).expect("submit");
+        let (i, _) = i.approve(u(5), None).expect("one");
+        let (i, _) = i.reject(u(6), RejectTo::Applicant, None).expect("reject");
+        i
+    };
+    let start = |i: &Instance, f: Facts| {
+        i.resubmit(&flow, &dir(), u(1), f, vec![], None)
+            .expect("resubmit")
+            .0
+            .current
+    };
+    let i = rejected(facts(200_000_000, Some(500)));
+    assert_eq!(start(&i, facts(200_000_000, Some(500))), 1, "unchanged");
+    assert_eq!(start(&i, facts(150_000_000, Some(300))), 1, "lowered");
+    assert_eq!(start(&i, facts(200_000_000_000, Some(500))), 0, "amount up");
+    assert_eq!(start(&i, facts(200_000_000, Some(800))), 0, "discount up");
+    let i = rejected(facts(200_000_000, None));
+    assert_eq!(
+        start(&i, facts(200_000_000, Some(100))),
+        0,
+        "a discount now"
+    );
+}
+
+/// Approvers who are no longer active are not waited for: a 会签 step
+/// passes once its active approvers approved, and a step with nobody
+/// active left falls back as at a submission.
+#[test]
+fn inactive_approvers_are_not_waited_for() {
+    let all = FlowDef {
+        steps: vec![
+            users_step("会签", &[5, 6, 7], SignMode::All),
+            users_step("财务", &[8], SignMode::Any),
+        ],
+        restart: Restart::FromFirst,
+    };
+    let (i, _) = Instance::submit(&all, &dir(), u(1), amount(1), vec![], None).expect("submit");
+    let (i, _) = i.approve(u(5), None).expect("5");
+    let mut d = dir();
+    d.active_users.remove(&u(6));
+    let (i, rec) = i.drop_inactive(&all, &d);
+    assert!(rec.is_empty());
+    assert_eq!(i.pending_approvers(), vec![u(7)]);
+    let (i, _) = i.approve(u(7), None).expect("7, the last one active");
+    assert_eq!(i.current_step().map(|s| s.name.as_str()), Some("财务"));
+    // Everybody still to approve left: the step passes on what it has.
+    let (i, _) = Instance::submit(&all, &dir(), u(1), amount(1), vec![], None).expect("submit");
+    let (i, _) = i.approve(u(5), None).expect("5");
+    d.active_users.remove(&u(7));
+    let (i, rec) = i.drop_inactive(&all, &d);
+    assert_eq!(i.pending_approvers(), vec![u(8)]);
+    assert_eq!(
+        (rec.len(), rec[0].kind, rec[0].step),
+        (1, ActionKind::AutoPass, Some(0))
+    );
+    // Nobody active and nobody approved: the fallback applies.
+    d.active_users.remove(&u(5));
+    let (i, _) = Instance::submit(&all, &dir(), u(1), amount(1), vec![], None).expect("submit");
+    let (passed, rec) = i.drop_inactive(&all, &d);
+    assert_eq!(passed.pending_approvers(), vec![u(8)]);
+    assert_eq!(rec[0].kind, ActionKind::AutoPass);
+    let mut admins = all.clone();
+    admins.steps[0].fallback = Fallback::Admins;
+    let (to_admin, rec) = i.drop_inactive(&admins, &d);
+    assert!(rec.is_empty());
+    assert_eq!(to_admin.pending_approvers(), vec![u(9)]);
+    let (to_admin, _) = to_admin.approve(u(9), None).expect("admin");
+    assert_eq!(to_admin.pending_approvers(), vec![u(8)]);
+    // The last step passing approves the document.
+    d.active_users.remove(&u(8));
+    let (done, _) = passed.drop_inactive(&all, &d);
+    assert_eq!(done.status, Status::Approved);
 }
 
 #[test]
@@ -437,25 +586,25 @@ fn only_active_users_of_the_company_resolve_and_may_be_named() {
     );
     assert_eq!(rec[1].kind, ActionKind::AutoPass);
     assert_eq!(rec[1].step_name.as_deref(), Some("离职"));
-    // A deactivated superior is unresolved too.
+    // A deactivated superior is passed over: the next active one up
+    // approves; with no active superior left, the fallback decides.
+    let superior = FlowDef {
+        steps: vec![StepDef {
+            name: "上级".into(),
+            conditions: vec![],
+            approvers: ApproverRule::Superior { level: 1 },
+            mode: SignMode::Any,
+            fallback: Fallback::Admins,
+        }],
+        restart: Restart::FromFirst,
+    };
     let mut d = dir();
     d.active_users.remove(&u(2));
-    let (steps, _) = resolve(
-        &FlowDef {
-            steps: vec![StepDef {
-                name: "上级".into(),
-                conditions: vec![],
-                approvers: ApproverRule::Superior { level: 1 },
-                mode: SignMode::Any,
-                fallback: Fallback::Admins,
-            }],
-            restart: Restart::FromFirst,
-        },
-        &d,
-        u(1),
-        &amount(1),
-        &[],
-    );
+    let (steps, _) = resolve(&superior, &d, u(1), &amount(1), &[]);
+    assert_eq!(steps[0].approvers, vec![u(3)]);
+    d.active_users.remove(&u(3));
+    d.active_users.remove(&u(4));
+    let (steps, _) = resolve(&superior, &d, u(1), &amount(1), &[]);
     assert_eq!(steps[0].approvers, vec![u(9)]);
 
     // Defining: named users must be active users, roles the company's
@@ -518,6 +667,8 @@ struct Model {
     cur: usize,
     got: BTreeSet<u128>,
     rejected_def: Option<usize>,
+    /// The amount of the last submission.
+    amount: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -639,15 +790,20 @@ impl Model {
                     .collect();
                 self.steps = model_resolve(flow, amount, picked);
                 self.cur = match (self.status, self.rejected_def) {
-                    (Status::Rejected, Some(d)) if restart_from_rejecting => self
-                        .steps
-                        .iter()
-                        .position(|s| s.0 >= d || !passed.contains(&s.0))
-                        .unwrap_or(self.steps.len()),
+                    // A raised amount restarts from the first step.
+                    (Status::Rejected, Some(d))
+                        if restart_from_rejecting && amount <= self.amount =>
+                    {
+                        self.steps
+                            .iter()
+                            .position(|s| s.0 >= d || !passed.contains(&s.0))
+                            .unwrap_or(self.steps.len())
+                    }
                     _ => 0,
                 };
                 self.status = Status::Pending;
                 self.rejected_def = None;
+                self.amount = amount;
                 self.got.clear();
                 self.settle();
                 true
@@ -795,6 +951,7 @@ proptest! {
             cur: 0,
             got: BTreeSet::new(),
             rejected_def: None,
+            amount: start_amount,
         };
         model.settle();
         let mut ever_approved = inst.status == Status::Approved;
