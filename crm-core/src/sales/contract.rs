@@ -357,14 +357,9 @@ impl Crm {
                 format!("{e} is before the start date {s}"),
             ));
         }
-        self.readable_row(actor, Entity::Customer, RecordId(input.customer_id))
-            .await
-            .map_err(|_| {
-                Error::invalid(
-                    "customer_id (客户)",
-                    format!("no customer {}", input.customer_id),
-                )
-            })?;
+        let customer = self
+            .sales_record_customer(actor, input.customer_id, "a contract")
+            .await?;
         if let Some(o) = input.opportunity_id {
             self.check_document_opportunity(actor, o, input.customer_id, "contract")
                 .await?;
@@ -442,6 +437,7 @@ impl Crm {
             ("notes", opt_text(input.notes.clone())),
         ];
         let mut cs = ChangeSet::default();
+        cs.guards.push(self.customer_live_guard(company, &customer));
         cs.audit.push(self.audit(
             Some(actor),
             company,

@@ -165,6 +165,35 @@ impl Crm {
         }
     }
 
+    /// The customer a new sales record (opportunity, quote, contract) is
+    /// for: one the actor may read (else "no customer", not revealing
+    /// whether it exists) and not in the recycle bin or merged away. A
+    /// create that does not update the customer row guards it with
+    /// [`customer_live_guard`](Crm::customer_live_guard), under the key a
+    /// delete, merge or purge of the customer takes.
+    pub(crate) async fn sales_record_customer(
+        &self,
+        actor: &Actor,
+        customer: uuid::Uuid,
+        what: &str,
+    ) -> Result<Row> {
+        let row = self
+            .readable_row(
+                actor,
+                crate::entity::Entity::Customer,
+                crate::ids::RecordId(customer),
+            )
+            .await
+            .map_err(|_| Error::invalid("customer_id (客户)", format!("no customer {customer}")))?;
+        if !row.get("deleted_at").is_null() {
+            let code = row.get("code").as_text().unwrap_or_default();
+            return Err(Error::InvalidState(format!(
+                "customer {code} is in the recycle bin: restore it before adding {what} to it"
+            )));
+        }
+        Ok(row)
+    }
+
     /// The row of a customer whose sales activity is recorded; `None` when
     /// there is no such row, a customer of another company refused as not
     /// found. Read it before counting what the activity reports (open

@@ -451,14 +451,8 @@ impl Crm {
         // Read before the open opportunities are counted: its version
         // guards the count (see `customer_sales_activity_of`).
         let customer = self
-            .readable_row(actor, Entity::Customer, RecordId(input.customer_id))
-            .await
-            .map_err(|_| {
-                Error::invalid(
-                    "customer_id (客户)",
-                    format!("no customer {}", input.customer_id),
-                )
-            })?;
+            .sales_record_customer(actor, input.customer_id, "an opportunity")
+            .await?;
         let amount = match input.amount {
             Some(a) => a,
             None => lines_total(&input.products)?,

@@ -218,14 +218,9 @@ impl Crm {
             )));
         }
         let title = req_text("title (报价名称)", &input.title, 128)?;
-        self.readable_row(actor, Entity::Customer, RecordId(input.customer_id))
-            .await
-            .map_err(|_| {
-                Error::invalid(
-                    "customer_id (客户)",
-                    format!("no customer {}", input.customer_id),
-                )
-            })?;
+        let customer = self
+            .sales_record_customer(actor, input.customer_id, "a quote")
+            .await?;
         if let Some(o) = input.opportunity_id {
             self.check_document_opportunity(actor, o, input.customer_id, "quote")
                 .await?;
@@ -237,6 +232,8 @@ impl Crm {
         let code = self.next_code(actor.company_id, "BJ").await?;
         let id = self.new_id();
         let mut cs = ChangeSet::default();
+        cs.guards
+            .push(self.customer_live_guard(actor.company_id.0, &customer));
         self.insert_quote(
             actor,
             &mut cs,

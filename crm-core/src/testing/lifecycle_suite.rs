@@ -699,6 +699,20 @@ pub async fn a_customer_is_not_purged_while_sales_records_refer_to_it(store: Arc
         )
         .await
         .expect("opportunity");
+    let quote = |customer: Uuid| crate::sales::NewQuote {
+        title: "华为报价".into(),
+        customer_id: customer,
+        lines: vec![crate::sales::LineInput {
+            product_id: None,
+            name: "维保服务".into(),
+            unit: None,
+            quantity: 1,
+            unit_price: Some(Money::cny(100_000)),
+            discount_bp: 0,
+            tax_rate: None,
+        }],
+        ..Default::default()
+    };
     let contract = |customer: Uuid| NewContract {
         title: "华为年度服务合同".into(),
         customer_id: customer,
@@ -760,25 +774,77 @@ pub async fn a_customer_is_not_purged_while_sales_records_refer_to_it(store: Arc
         let r = w.crm.purge_records(actor, entity, &[id]).await;
         assert_eq!(r.done, vec![id], "{entity}: {r:?}");
     }
-    // A contract added while the purge is written (if one can be): the
-    // purge is refused and the customer kept.
-    let (h, actor, input) = (other.clone(), w.zhangsan.clone(), contract(c.id.0));
-    let added = Arc::new(std::sync::Mutex::new(None));
-    let seen = added.clone();
-    hooked.before_customer_write(async move {
-        let got = h.create_contract(&actor, input).await;
-        *seen.lock().expect("seen") = Some(got.is_ok());
-    });
+    // No sales record is added to a customer in the recycle bin …
+    for what in ["opportunity", "quote", "contract"] {
+        let got = match what {
+            "opportunity" => w
+                .crm
+                .create_opportunity(
+                    &w.zhangsan,
+                    NewOpportunity {
+                        name: "回收站商机".into(),
+                        customer_id: c.id.0,
+                        ..NewOpportunity::default()
+                    },
+                )
+                .await
+                .map(|_| ()),
+            "quote" => w
+                .crm
+                .create_quote(&w.zhangsan, quote(c.id.0))
+                .await
+                .map(|_| ()),
+            _ => w
+                .crm
+                .create_contract(&w.zhangsan, contract(c.id.0))
+                .await
+                .map(|_| ()),
+        };
+        match got {
+            Err(Error::InvalidState(m)) => {
+                assert!(m.contains("recycle bin") && m.contains(&kh), "{what}: {m}")
+            }
+            other => panic!("{what}: expected a refusal, got {other:?}"),
+        }
+    }
     let r = w
         .crm
         .purge_records(&w.zhangsan, Entity::Customer, &[c.id])
         .await;
-    let added = added.lock().expect("added").expect("the hook ran");
-    if added {
-        let m = refusal(r);
-        assert!(m.contains("meanwhile") && m.contains(&kh), "{m}");
-        assert!(row(&w, Table::Customers, c.id.0).await.is_some());
-    } else {
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    // … nor while it is deleted as the contract or quote is written: the
+    // create fails, and the purge that follows finds nothing in its way.
+    for quoting in [false, true] {
+        let c = w.customer(&w.zhangsan, "并发删除有限公司", json!({})).await;
+        let (h, actor, id) = (other.clone(), w.zhangsan.clone(), c.id);
+        let table = if quoting {
+            Table::Quotes
+        } else {
+            Table::Contracts
+        };
+        hooked.before_write(table, async move {
+            let r = h.delete_records(&actor, Entity::Customer, &[id]).await;
+            assert_eq!(r.done, vec![id], "{r:?}");
+        });
+        let got = if quoting {
+            w.crm
+                .create_quote(&w.zhangsan, quote(c.id.0))
+                .await
+                .map(|_| ())
+        } else {
+            w.crm
+                .create_contract(&w.zhangsan, contract(c.id.0))
+                .await
+                .map(|_| ())
+        };
+        match got {
+            Err(Error::InvalidState(m)) => assert!(m.contains("meanwhile"), "{m}"),
+            other => panic!("expected the create refused, got {other:?}"),
+        }
+        let r = w
+            .crm
+            .purge_records(&w.zhangsan, Entity::Customer, &[c.id])
+            .await;
         assert_eq!(r.done, vec![c.id], "{r:?}");
     }
 }
