@@ -2230,9 +2230,21 @@ impl Crm {
                             Filter::Not(Box::new(Filter::In(Col::Column("id"), mine))),
                         ]);
                     }
+                    // Under the key a contact, quote or contract created
+                    // for one of the customers takes (those have no other
+                    // hold on it: a follow-up or an opportunity updates the
+                    // customer, whose version the undo's delete carries).
+                    let keys = if table == Table::Customers && col == "customer_id" {
+                        chunk
+                            .iter()
+                            .map(|c| crate::records::customer_contacts_key(company, *c))
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
                     guards.push(Guard {
                         kind: crate::store::GuardKind::State,
-                        keys: Vec::new(),
+                        keys,
                         select: sel,
                         message: format!(
                             "while the undo ran, a {} referring to a {} the import created was \

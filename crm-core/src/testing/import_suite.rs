@@ -2632,7 +2632,9 @@ pub async fn import_users_match_existing_users_by_username_only(store: Arc<dyn S
 /// nothing is removed; records the import created together (a customer's
 /// contacts) do not count. Once the reference is gone, undo works.
 pub async fn import_undo_refused_while_later_records_refer_to_it(store: Arc<dyn Store>) {
-    let w = World::new(store.clone()).await;
+    use crate::testing::pool_suite::Interleave;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
     let r = run(
         &w,
         &w.admin,
@@ -2745,6 +2747,54 @@ pub async fn import_undo_refused_while_later_records_refer_to_it(store: Arc<dyn 
     let undo = w.crm.undo_import(&w.admin, id).await.expect("undo");
     assert_eq!(undo.removed, 2);
     assert!(w.crm.user_by_username(&w.admin, "xiaoqiang").await.is_err());
+
+    // A quote saved for an imported customer while the undo is written:
+    // the undo's guard, under the key the quote's create takes, refuses it.
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &["客户名称"],
+        vec![vec![t("丙客户有限公司")]],
+    )
+    .await;
+    let id = r.import_id.expect("import id");
+    let bing = find(&w, "丙客户有限公司").await.expect("created");
+    let other = crate::crm::Crm::new(hooked.clone(), w.clock.clone());
+    let admin = w.admin.clone();
+    hooked.before_customer_write(async move {
+        let quote = crate::sales::NewQuote {
+            title: "并发报价".into(),
+            customer_id: bing.id.0,
+            lines: vec![crate::sales::LineInput {
+                product_id: None,
+                name: "维保服务".into(),
+                unit: None,
+                quantity: 1,
+                unit_price: Some(crate::money::Money::cny(100_000)),
+                discount_bp: 0,
+                tax_rate: None,
+            }],
+            ..Default::default()
+        };
+        other
+            .create_quote(&admin, quote)
+            .await
+            .expect("quote meanwhile");
+    });
+    match w.crm.undo_import(&w.admin, id).await {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains("while the undo ran") && m.contains("quote"),
+            "{m}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let keys = hooked.guard_keys();
+    let [.., quote_keys, undo_keys] = keys.as_slice() else {
+        panic!("two guarded writes expected: {keys:?}");
+    };
+    assert!(guarded_alike(quote_keys, undo_keys), "{keys:?}");
+    assert!(find(&w, "丙客户有限公司").await.is_some());
 }
 
 /// A resumed import knows which records the batches before its checkpoint
