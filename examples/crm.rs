@@ -613,9 +613,14 @@ enum FieldCmd {
         entity: String,
         /// The key.
         key: String,
+        /// The version you read (`field list --json`); refused if the field
+        /// was deleted (or defined again) since.
+        #[arg(long)]
+        version: Option<i64>,
     },
     /// Shows or sets the options of a built-in choice field, e.g. customer
-    /// categories: without options it prints the current list.
+    /// categories: without options it prints the current list and its
+    /// version.
     Options {
         /// The entity.
         entity: String,
@@ -623,6 +628,10 @@ enum FieldCmd {
         field: String,
         /// New options, comma separated (none given: show the current ones).
         options: Option<String>,
+        /// The version of the list you read; refused if someone set the
+        /// options since (0: the defaults, no list set yet).
+        #[arg(long)]
+        version: Option<i64>,
     },
 }
 
@@ -2175,9 +2184,23 @@ async fn field_cmd(ctx: &Ctx, actor: &Actor, cmd: FieldCmd) -> CliResult {
             }
             ctx.table(json!({"builtin": e.fields().iter().map(|f| f.name).collect::<Vec<_>>(), "custom": customs}), &["字段", "名称", "类型", "必填"], rows);
         }
-        FieldCmd::Delete { entity, key } => {
+        FieldCmd::Delete {
+            entity,
+            key,
+            version,
+        } => {
+            let e: Entity = entity.parse()?;
+            let key = key.strip_prefix("custom.").unwrap_or(&key).to_string();
+            let def = ctx
+                .crm
+                .custom_fields(actor, e)
+                .await
+                .map_err(err)?
+                .into_iter()
+                .find(|d| d.key == key)
+                .ok_or_else(|| format!("{e} has no custom field '{key}'"))?;
             ctx.crm
-                .delete_custom_field(actor, entity.parse()?, &key)
+                .delete_custom_field(actor, def.id, version.unwrap_or(def.version))
                 .await
                 .map_err(err)?;
             ctx.print(json!({"ok": true}), || {
@@ -2188,27 +2211,44 @@ async fn field_cmd(ctx: &Ctx, actor: &Actor, cmd: FieldCmd) -> CliResult {
             entity,
             field,
             options: None,
+            ..
         } => {
-            let opts = ctx
+            let list = ctx
                 .crm
-                .picklist(actor, entity.parse()?, &field)
+                .picklist_with_version(actor, entity.parse()?, &field)
                 .await
                 .map_err(err)?;
-            ctx.print(json!(opts), || {
-                format!("{entity}.{field} options: {}", opts.join(", "))
+            ctx.print(json!(list.options), || {
+                format!(
+                    "{entity}.{field} options: {} (version {})",
+                    list.options.join(", "),
+                    list.version
+                )
             });
         }
         FieldCmd::Options {
             entity,
             field,
             options: Some(options),
+            version,
         } => {
+            let e: Entity = entity.parse()?;
             let opts: Vec<String> = options
                 .split([',', '，'])
                 .map(|s| s.trim().to_string())
                 .collect();
+            let version = match version {
+                Some(v) => v,
+                None => {
+                    ctx.crm
+                        .picklist_with_version(actor, e, &field)
+                        .await
+                        .map_err(err)?
+                        .version
+                }
+            };
             ctx.crm
-                .set_picklist(actor, entity.parse()?, &field, &opts)
+                .set_picklist(actor, e, &field, version, &opts)
                 .await
                 .map_err(err)?;
             ctx.print(json!({"ok": true}), || {

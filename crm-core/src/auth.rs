@@ -2,6 +2,7 @@
 //! rules hide, mask or freeze fields, and an [`Actor`] carries everything
 //! needed to decide what one user may see and do.
 
+use crate::custom::CustomFieldDef;
 use crate::entity::{Entity, MaskStyle};
 use crate::ids::{CompanyId, DepartmentId, RoleId, UserId};
 use crate::store::{Row, Scope};
@@ -216,7 +217,7 @@ impl FromStr for FieldAccess {
 pub struct FieldRule {
     /// The entity.
     pub entity: Entity,
-    /// The field (built-in API name or `custom.key`).
+    /// The field (built-in API name or `custom.key`; see [`rule_field_name`]).
     pub field: String,
     /// The access.
     pub access: FieldAccess,
@@ -238,6 +239,48 @@ impl FromStr for FieldRule {
             access: access.parse()?,
         })
     }
+}
+
+/// The name a field rule on `entity` stores for `field` as someone wrote it,
+/// the name [`Actor::field_access`] is asked with: the API name of a
+/// built-in field (or of a record's own column) named by that name, its
+/// Chinese or English label (in any case) or an alias; `custom.<key>` for a
+/// custom field among `customs` named by its key or label, with or without
+/// `custom.` before it. `None` when the entity has no such field.
+pub fn rule_field_name(entity: Entity, field: &str, customs: &[CustomFieldDef]) -> Option<String> {
+    let f = field.trim();
+    let named = |name: &str, zh: &str, en: &str, aliases: &[&str]| {
+        name == f || zh == f || en.eq_ignore_ascii_case(f) || aliases.contains(&f)
+    };
+    if let Some(def) = entity.field(f) {
+        return Some(def.name.to_string());
+    }
+    if entity == Entity::Product
+        && let Some(def) = crate::import::PRODUCT_FIELDS
+            .iter()
+            .find(|d| named(d.name, d.zh, d.en, d.aliases))
+    {
+        return Some(def.name.to_string());
+    }
+    if let Some((name, _, _)) = crate::entity::STANDARD_FIELDS
+        .iter()
+        .find(|(name, zh, en)| named(name, zh, en, &[]))
+    {
+        return Some((*name).to_string());
+    }
+    let key = f.strip_prefix("custom.").map(str::trim).unwrap_or(f);
+    let of_entity = || customs.iter().filter(|d| d.entity == entity);
+    of_entity()
+        .find(|d| d.key == key)
+        .or_else(|| {
+            of_entity().find(|d| {
+                d.label.trim() == key
+                    || d.label_en
+                        .as_deref()
+                        .is_some_and(|en| en.trim().eq_ignore_ascii_case(key))
+            })
+        })
+        .map(|d| format!("custom.{}", d.key))
 }
 
 /// A role (角色).

@@ -123,7 +123,7 @@ impl Crm {
         let company = row.get("company_id").as_id().unwrap_or_default();
         let now = self.now();
         let role_ids = json_ids(row.get("role_ids"));
-        let roles = if role_ids.is_empty() {
+        let mut roles = if role_ids.is_empty() {
             Vec::new()
         } else {
             let mut sel = Select::all(Table::Roles, company, now);
@@ -172,7 +172,7 @@ impl Crm {
         .collect();
         // A user without roles is held to the strictest field rules of the
         // company's roles.
-        let company_rules = if roles.is_empty() {
+        let mut company_rules = if roles.is_empty() {
             self.store
                 .select(&Select::all(Table::Roles, company, now))
                 .await?
@@ -188,6 +188,16 @@ impl Crm {
         } else {
             Vec::new()
         };
+        // Rules stored naming a field by a label apply as by its name.
+        self.canonical_rules(
+            company,
+            roles
+                .iter_mut()
+                .flat_map(|r| r.field_rules.iter_mut())
+                .chain(company_rules.iter_mut())
+                .collect(),
+        )
+        .await?;
         Ok(Actor {
             user_id,
             company_id: CompanyId(company),

@@ -120,6 +120,18 @@ pub struct CustomFieldDef {
     pub version: i64,
 }
 
+/// The options of a built-in choice field, as [`Crm::picklist_with_version`]
+/// reads them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Picklist {
+    /// The options, in order.
+    pub options: Vec<String>,
+    /// The version of the company's list, to pass back to
+    /// [`Crm::set_picklist`]; 0 while the field has the default options
+    /// (no list was set yet).
+    pub version: i64,
+}
+
 /// What defining a custom field takes.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewCustomField {
@@ -522,37 +534,67 @@ impl Crm {
         }
     }
 
-    /// Removes a custom field definition; stored values stay in the records
-    /// but are no longer shown or validated.
+    /// Removes the custom field definition `id`, checking the version the
+    /// caller read it at ([`CustomFieldDef`] from [`Crm::custom_fields`]):
+    /// a definition deleted since (and perhaps defined again under its key,
+    /// a field the caller never saw) is a conflict naming it. Stored values
+    /// stay in the records but are no longer shown or validated.
     pub async fn delete_custom_field(
         &self,
         actor: &Actor,
-        entity: Entity,
-        key: &str,
+        id: FieldId,
+        expected_version: i64,
     ) -> Result<()> {
         self.require_manage_fields(actor)?;
-        let def = self
-            .custom_fields(actor, entity)
+        let row = self
+            .store
+            .get(Table::CustomFields, id.0)
             .await?
-            .into_iter()
-            .find(|d| d.key == key)
-            .ok_or_else(|| Error::not_found("custom field", format!("{entity}.{key}")))?;
+            .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
+            .ok_or_else(|| Error::not_found("custom field", id))?;
+        let def = def_from_row(&row)?;
+        let conflict = |actual: i64| Error::Conflict {
+            entity: "custom field".into(),
+            id: format!("{}.{}", def.entity, def.key),
+            expected: expected_version,
+            actual,
+        };
+        if def.version != expected_version || !row.get("deleted_at").is_null() {
+            return Err(conflict(def.version));
+        }
         let mut cs = ChangeSet::default();
         cs.ops.push(Op::Update {
             table: Table::CustomFields,
-            id: def.id.0,
-            expected_version: def.version,
+            id: id.0,
+            expected_version,
             values: vec![("deleted_at", Value::Timestamp(self.now()))],
         });
         cs.audit.push(self.audit(
             Some(actor),
             actor.company_id.0,
             Table::CustomFields,
-            def.id.0,
+            id.0,
             "delete",
             Vec::new(),
         ));
-        self.apply(cs).await
+        self.apply(cs).await.map_err(|e| match e {
+            Error::Conflict { actual, .. } => conflict(actual),
+            e => e,
+        })
+    }
+
+    /// Every live custom field of the company, whatever its entity.
+    pub(crate) async fn company_custom_fields(
+        &self,
+        company: uuid::Uuid,
+    ) -> Result<Vec<CustomFieldDef>> {
+        self.store
+            .select(&Select::all(Table::CustomFields, company, self.now()))
+            .await?
+            .rows
+            .iter()
+            .map(def_from_row)
+            .collect()
     }
 
     /// The custom fields of an entity, in display order.
@@ -577,12 +619,15 @@ impl Crm {
     }
 
     /// Replaces the options of a built-in choice field (e.g. customer
-    /// categories), needs `custom_field:manage`.
+    /// categories), needs `custom_field:manage`. `expected_version` is the
+    /// [`Picklist::version`] the caller read ([`Crm::picklist_with_version`]):
+    /// a list set by someone else since is a conflict, not overwritten.
     pub async fn set_picklist(
         &self,
         actor: &Actor,
         entity: Entity,
         field: &str,
+        expected_version: i64,
         options: &[String],
     ) -> Result<()> {
         self.require_manage_fields(actor)?;
@@ -601,6 +646,16 @@ impl Crm {
             return Err(Error::invalid("options", "at least one option is needed"));
         }
         let existing = self.picklist_row(actor, entity, def.name).await?;
+        let conflict = |actual: i64| Error::Conflict {
+            entity: "option list".into(),
+            id: format!("{entity}.{}", def.name),
+            expected: expected_version,
+            actual,
+        };
+        let current = existing.as_ref().map_or(0, Row::version);
+        if current != expected_version {
+            return Err(conflict(current));
+        }
         let now = self.now();
         let mut cs = ChangeSet::default();
         let id = match &existing {
@@ -608,7 +663,7 @@ impl Crm {
                 cs.ops.push(Op::Update {
                     table: Table::Picklists,
                     id: r.id(),
-                    expected_version: r.version(),
+                    expected_version,
                     values: vec![
                         ("updated_at", Value::Timestamp(now)),
                         ("options", Value::Json(serde_json::json!(options))),
@@ -645,7 +700,17 @@ impl Crm {
                 after: serde_json::json!(options),
             }],
         ));
-        self.apply(cs).await
+        match self.apply(cs).await {
+            Ok(()) => Ok(()),
+            Err(Error::Conflict { actual, .. }) => Err(conflict(actual)),
+            // The first list of the field, set by someone else meanwhile
+            // (one live list per field).
+            Err(Error::Duplicate { .. }) if current == 0 => {
+                let now = self.picklist_row(actor, entity, def.name).await?;
+                Err(conflict(now.as_ref().map_or(0, Row::version)))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn picklist_row(
@@ -670,6 +735,20 @@ impl Crm {
         entity: Entity,
         field: &str,
     ) -> Result<Vec<String>> {
+        Ok(self
+            .picklist_with_version(actor, entity, field)
+            .await?
+            .options)
+    }
+
+    /// The options of a built-in choice field as [`Crm::picklist`] gives
+    /// them, with the version to pass to [`Crm::set_picklist`].
+    pub async fn picklist_with_version(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        field: &str,
+    ) -> Result<Picklist> {
         let def = entity
             .field(field)
             .ok_or_else(|| Error::invalid("field", format!("{entity} has no field '{field}'")))?;
@@ -680,12 +759,18 @@ impl Crm {
             ));
         };
         Ok(match self.picklist_row(actor, entity, def.name).await? {
-            Some(r) => r
-                .get("options")
-                .as_json()
-                .and_then(|j| serde_json::from_value(j.clone()).ok())
-                .unwrap_or_default(),
-            None => defaults.iter().map(|s| s.to_string()).collect(),
+            Some(r) => Picklist {
+                options: r
+                    .get("options")
+                    .as_json()
+                    .and_then(|j| serde_json::from_value(j.clone()).ok())
+                    .unwrap_or_default(),
+                version: r.version(),
+            },
+            None => Picklist {
+                options: defaults.iter().map(|s| s.to_string()).collect(),
+                version: 0,
+            },
         })
     }
 }

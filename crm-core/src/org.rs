@@ -2,7 +2,7 @@
 //! groups, users with superiors, and local credentials for hosts without a
 //! login of their own.
 
-use crate::auth::{Action, Actor, DataScope, FieldRule, Permission, Role};
+use crate::auth::{Action, Actor, DataScope, FieldRule, Permission, Role, rule_field_name};
 use crate::crm::{Crm, json_ids, role_from_row, subtree};
 use crate::entity::Entity;
 use crate::error::{Error, Result, ValidationErrors};
@@ -360,7 +360,66 @@ impl Crm {
                 Err(e) => return Err(e),
             }
         }
+        self.canonical_rules(
+            actor.company_id.0,
+            out.iter_mut()
+                .flat_map(|r| r.field_rules.iter_mut())
+                .collect(),
+        )
+        .await?;
         Ok(out)
+    }
+
+    /// Rewrites field rules to the names [`Actor::field_access`] is asked
+    /// with (see [`rule_field_name`]): a rule stored by an older build that
+    /// named its field by a label or an alias applies from now on. A rule
+    /// naming no field of its entity is left as it is (it applies to
+    /// nothing). The company's custom fields are read only when a rule does
+    /// not name a built-in field.
+    pub(crate) async fn canonical_rules(
+        &self,
+        company: Uuid,
+        mut rules: Vec<&mut FieldRule>,
+    ) -> Result<()> {
+        let mut rest = Vec::new();
+        for r in rules.drain(..) {
+            match rule_field_name(r.entity, &r.field, &[]) {
+                Some(name) => r.field = name,
+                None => rest.push(r),
+            }
+        }
+        if rest.is_empty() {
+            return Ok(());
+        }
+        let customs = self.company_custom_fields(company).await?;
+        for r in rest {
+            if let Some(name) = rule_field_name(r.entity, &r.field, &customs) {
+                r.field = name;
+            }
+        }
+        Ok(())
+    }
+
+    /// The field rules of a role being created or changed, each naming its
+    /// field as [`Actor::field_access`] is asked (see [`rule_field_name`]),
+    /// or the errors (a field the entity lacks, a record's own column, two
+    /// different rules on one field; see [`check_rules`]).
+    async fn checked_rules(
+        &self,
+        actor: &Actor,
+        rules: &[FieldRule],
+        held: &[FieldRule],
+        errors: &mut ValidationErrors,
+    ) -> Result<Vec<FieldRule>> {
+        let customs = if rules
+            .iter()
+            .all(|r| rule_field_name(r.entity, &r.field, &[]).is_some())
+        {
+            Vec::new()
+        } else {
+            self.company_custom_fields(actor.company_id.0).await?
+        };
+        Ok(check_rules(rules, held, &customs, errors))
     }
 
     /// Refuses managing an existing user (editing, deactivating, setting the
@@ -1134,12 +1193,10 @@ impl Crm {
         })
     }
 
-    /// The refusal of a login to an account that is locked, deactivated or
-    /// without a local password, checked before the password is.
+    /// The refusal of a login with the right password to an account that
+    /// is deactivated or has no local password. A locked account refuses
+    /// as a wrong password does (see [`Crm::authenticate`]).
     fn login_refusal(&self, row: &Row, username: &str) -> Option<Error> {
-        if let Some(locked) = self.locked(row, username) {
-            return Some(locked);
-        }
         if row.get("active").as_bool() != Some(true) {
             return Some(Error::Unauthenticated(format!(
                 "account '{username}' is deactivated"
@@ -1151,6 +1208,18 @@ impl Crm {
             )));
         }
         None
+    }
+
+    /// The one refusal of a login that gives nothing away: whether the
+    /// company or the user exists, the password was right or the account
+    /// is locked. It names the lockout, so that a user locked out knows to
+    /// wait.
+    fn login_failed(&self) -> Error {
+        Error::Unauthenticated(format!(
+            "wrong company, username or password (after {} failed logins in a row an account is locked for {} minutes)",
+            self.config.max_failed_logins,
+            self.config.lockout.num_minutes()
+        ))
     }
 
     /// A live user row read afresh by id.
@@ -1223,52 +1292,73 @@ impl Crm {
     /// row the account is locked for [`CrmConfig::lockout`](crate::crm::CrmConfig).
     /// Attempts made at once all count toward the lockout, and a right
     /// password is refused when the account was locked while it was checked.
+    ///
+    /// A refusal tells nothing about the account to who does not know its
+    /// password: an unknown company or user, a wrong password and a locked
+    /// account (whatever the password) get the same message, after the same
+    /// password check (an unknown user's password is checked against a
+    /// stand-in hash). Only the right password learns that the account is
+    /// deactivated. An account without a local password has no right one.
     pub async fn authenticate(
         &self,
         company_code: &str,
         username: &str,
         password: &str,
     ) -> Result<Actor> {
-        let generic = || Error::Unauthenticated("wrong company, username or password".into());
         let username = username.trim();
-        let company = self
-            .company_by_code(company_code)
-            .await
-            .map_err(|_| generic())?;
-        let mut sel = Select::all(Table::Users, company.id.0, self.now());
-        sel.filter = Filter::Cmp(Col::Column("username"), CmpOp::Eq, username.into());
-        let row = self
-            .store
-            .select(&sel)
-            .await?
-            .rows
-            .into_iter()
-            .next()
-            .ok_or_else(generic)?;
-        if let Some(refusal) = self.login_refusal(&row, username) {
-            return Err(refusal);
-        }
+        let row = match self.company_by_code(company_code).await {
+            Ok(company) => {
+                let mut sel = Select::all(Table::Users, company.id.0, self.now());
+                sel.filter = Filter::Cmp(Col::Column("username"), CmpOp::Eq, username.into());
+                self.store.select(&sel).await?.rows.into_iter().next()
+            }
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let Some(row) = row else {
+            verify_hash(None, password);
+            return Err(self.login_failed());
+        };
         let id = row.id();
         let mut hash = row.get("password_hash").clone();
         let mut verified = verify(&row, password);
+        let mut row = row;
         for _ in 0..LOGIN_WRITE_ATTEMPTS {
+            // Locked: refused whatever the password, as a wrong one is, so
+            // that guesses made meanwhile learn nothing.
+            if self.locked(&row, username).is_some() {
+                return Err(self.login_failed());
+            }
             if !verified {
-                return Err(self
-                    .count_failed_login(id, username)
-                    .await?
-                    .unwrap_or_else(generic));
+                // Only an active account with a password counts failures.
+                if row.get("active").as_bool() == Some(true) && !hash.is_null() {
+                    match self.count_failed_login(id, username).await {
+                        Ok(_) | Err(Error::Unauthenticated(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                return Err(self.login_failed());
+            }
+            if let Some(refusal) = self.login_refusal(&row, username) {
+                return Err(refusal);
             }
             // Checking the password takes a while: other attempts may have
             // locked the account (or someone changed the password)
             // meanwhile. Decide on the account as it is now.
-            let row = self.fresh_user_row(id).await?.ok_or_else(generic)?;
-            if let Some(refusal) = self.login_refusal(&row, username) {
-                return Err(refusal);
-            }
+            row = self
+                .fresh_user_row(id)
+                .await?
+                .ok_or_else(|| self.login_failed())?;
             if row.get("password_hash") != &hash {
                 hash = row.get("password_hash").clone();
                 verified = verify(&row, password);
                 continue;
+            }
+            if self.locked(&row, username).is_some() {
+                return Err(self.login_failed());
+            }
+            if let Some(refusal) = self.login_refusal(&row, username) {
+                return Err(refusal);
             }
             if row.get("failed_logins").as_int() == Some(0) && row.get("locked_until").is_null() {
                 return self.actor(UserId(id)).await;
@@ -1285,6 +1375,7 @@ impl Crm {
             });
             match self.apply(cs).await {
                 Ok(()) => return self.actor(UserId(id)).await,
+                // Read the account again on the next round.
                 Err(Error::Conflict { .. }) => continue,
                 Err(e) => return Err(e),
             }
@@ -1585,7 +1676,10 @@ impl Crm {
         self.require(actor, Entity::Role, Action::Manage)?;
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", &spec.name, 64);
-        check_rules(&spec.field_rules, &[], &mut errors);
+        let mut spec = spec;
+        spec.field_rules = self
+            .checked_rules(actor, &spec.field_rules, &[], &mut errors)
+            .await?;
         check_scopes(&spec.permissions, &[], &mut errors);
         errors.into_result()?;
         if let Some(why) = actor.excess_over(&[spec_role(&spec)]) {
@@ -1630,8 +1724,7 @@ impl Crm {
         spec: RoleSpec,
     ) -> Result<Role> {
         self.require(actor, Entity::Role, Action::Manage)?;
-        let row = self.live_row(actor, Table::Roles, id.0).await?;
-        let before = role_from_row(&row)?;
+        let before = self.load_roles(actor, &[id]).await?.remove(0);
         if let Some(why) = actor.excess_over(std::slice::from_ref(&before)) {
             return Err(Error::Forbidden(format!(
                 "{} may not change role '{}': {why}; only an administrator can",
@@ -1640,7 +1733,10 @@ impl Crm {
         }
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", &spec.name, 64);
-        check_rules(&spec.field_rules, &before.field_rules, &mut errors);
+        let mut spec = spec;
+        spec.field_rules = self
+            .checked_rules(actor, &spec.field_rules, &before.field_rules, &mut errors)
+            .await?;
         check_scopes(&spec.permissions, &before.permissions, &mut errors);
         errors.into_result()?;
         if let Some(why) = actor.excess_over(&[spec_role(&spec)]) {
@@ -1697,8 +1793,7 @@ impl Crm {
     ) -> Result<()> {
         self.require(actor, Entity::Role, Action::Manage)?;
         let company = actor.company_id.0;
-        let row = self.live_row(actor, Table::Roles, id.0).await?;
-        let role = role_from_row(&row)?;
+        let role = self.load_roles(actor, &[id]).await?.remove(0);
         if let Some(why) = actor.excess_over(std::slice::from_ref(&role)) {
             return Err(Error::Forbidden(format!(
                 "{} may not delete role '{}': {why}; only an administrator can",
@@ -1802,13 +1897,23 @@ impl Crm {
             col: Col::Column("created_at"),
             desc: false,
         }];
-        self.store
+        let mut roles = self
+            .store
             .select(&sel)
             .await?
             .rows
             .iter()
             .map(role_from_row)
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        self.canonical_rules(
+            actor.company_id.0,
+            roles
+                .iter_mut()
+                .flat_map(|r| r.field_rules.iter_mut())
+                .collect(),
+        )
+        .await?;
+        Ok(roles)
     }
 
     /// Finds a role by id or by name.
@@ -2009,63 +2114,152 @@ fn check_scopes(perms: &[Permission], held: &[Permission], errors: &mut Validati
     }
 }
 
-/// Checks field rules: each names a field of its entity or a custom field.
-/// A rule on a record's own column (owner, code, times) is refused, unless
-/// the role already held it (stored before such rules were refused, it is
-/// kept on an edit that leaves it, and still applies where it can).
-fn check_rules(rules: &[FieldRule], held: &[FieldRule], errors: &mut ValidationErrors) {
+/// Checks field rules and returns them, each naming its field as
+/// [`Actor::field_access`] is asked (see [`rule_field_name`]): the API name
+/// of a built-in field, `custom.<key>` of a custom field among `customs`
+/// (named by key or label). A field the entity lacks is refused by name;
+/// so are two different rules on one field (the same rule twice is kept
+/// once). A rule the role already holds on a field no longer defined (a
+/// deleted custom field) is kept. A rule on a record's own column (owner,
+/// code, times) is refused, unless the role already held it (stored before
+/// such rules were refused, it is kept on an edit that leaves it, and still
+/// applies where it can).
+fn check_rules(
+    rules: &[FieldRule],
+    held: &[FieldRule],
+    customs: &[crate::custom::CustomFieldDef],
+    errors: &mut ValidationErrors,
+) -> Vec<FieldRule> {
+    let mut out: Vec<FieldRule> = Vec::with_capacity(rules.len());
     for r in rules {
-        if crate::entity::STANDARD_FIELDS
-            .iter()
-            .any(|(n, _, _)| *n == r.field)
-        {
+        let Some(field) = rule_field_name(r.entity, &r.field, customs) else {
             if held.contains(r) {
+                // A rule the role holds on a custom field since deleted:
+                // kept, for the field may be defined again (its values
+                // stay in the records).
+                out.push(r.clone());
                 continue;
             }
-            // Who owns a record and when it was made are governed by the
-            // data scopes, not by field rules.
+            let what = match r.field.trim().strip_prefix("custom.") {
+                Some(key) => format!("{} has no custom field '{}'", r.entity.name(), key.trim()),
+                None => format!("{} has no field '{}'", r.entity.name(), r.field.trim()),
+            };
+            errors.push("field_rules", what);
+            continue;
+        };
+        let rule = FieldRule {
+            entity: r.entity,
+            field,
+            access: r.access,
+        };
+        if crate::entity::STANDARD_FIELDS
+            .iter()
+            .any(|(n, _, _)| *n == rule.field)
+        {
+            if !held.contains(&rule) {
+                // Who owns a record and when it was made are governed by
+                // the data scopes, not by field rules.
+                errors.push(
+                    "field_rules",
+                    format!(
+                        "{}.{} is a record's own column (id, code, owner, department, times): field rules apply to the entity's fields and custom fields",
+                        rule.entity.name(),
+                        rule.field
+                    ),
+                );
+                continue;
+            }
+        } else if rule.entity == Entity::Product && rule.field != crate::sales::product::COST_FIELD
+        {
+            // The catalogue is read by everyone; only its cost may be kept
+            // from people.
             errors.push(
                 "field_rules",
                 format!(
-                    "{}.{} is a record's own column (id, code, owner, department, times): field rules apply to the entity's fields and custom fields",
-                    r.entity.name(),
-                    r.field
+                    "product.{} takes no field rule: products take one on cost (成本) only",
+                    r.field.trim()
                 ),
             );
             continue;
         }
-        if r.entity == Entity::Product {
-            // The catalogue is read by everyone; only its cost may be kept
-            // from people.
-            if r.field != crate::sales::product::COST_FIELD {
-                errors.push(
-                    "field_rules",
-                    format!(
-                        "product.{} takes no field rule: products take one on cost (成本) only",
-                        r.field
-                    ),
-                );
-            }
-            continue;
-        }
-        let known = r.entity.field(&r.field).is_some() || r.field.starts_with("custom.");
-        if !known {
-            errors.push(
+        match out
+            .iter()
+            .find(|o| o.entity == rule.entity && o.field == rule.field)
+        {
+            Some(o) if o.access == rule.access => {}
+            Some(o) => errors.push(
                 "field_rules",
-                format!("{} has no field '{}'", r.entity.name(), r.field),
-            );
+                format!(
+                    "{}.{} has two rules ({} and {}): give it one",
+                    rule.entity.name(),
+                    rule.field,
+                    o.access.name(),
+                    rule.access.name()
+                ),
+            ),
+            None => out.push(rule),
         }
     }
+    out
 }
 
+/// Whether `password` is the user's: without a stored password none is
+/// (checked against a stand-in hash all the same, taking as long).
 fn verify(row: &Row, password: &str) -> bool {
-    let Some(hash) = row.get("password_hash").as_text() else {
-        return false;
+    verify_hash(row.get("password_hash").as_text(), password)
+}
+
+/// The argon2 hash passwords are checked against when there is no stored
+/// one, made once.
+fn stand_in_hash() -> &'static str {
+    static STAND_IN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    STAND_IN.get_or_init(|| {
+        Argon2::default()
+            .hash_password(b"a password nobody has")
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
+/// Whether `password` matches the stored `hash`. Without one (an unknown
+/// user, an account without a local password) the password is checked
+/// against a stand-in hash, so that the answer takes as long, and is false.
+fn verify_hash(hash: Option<&str>, password: &str) -> bool {
+    let (hash, real) = match hash {
+        Some(h) => (h, true),
+        None => (stand_in_hash(), false),
     };
-    match PasswordHash::new(hash) {
+    let matches = match PasswordHash::new(hash) {
         Ok(parsed) => Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
             .is_ok(),
         Err(_) => false,
+    };
+    real && matches
+}
+
+#[cfg(test)]
+mod tests {
+    use super::verify_hash;
+    use argon2::Argon2;
+    use argon2::password_hash::PasswordHasher;
+
+    /// Without a stored hash the password is checked all the same, against
+    /// a stand-in argon2 hash that parses (so the check runs in full and
+    /// takes as long as a real one), and never matches; a real hash matches
+    /// its own password only.
+    #[test]
+    fn passwords_are_checked_against_a_stand_in_without_a_hash() {
+        let stand_in = super::stand_in_hash();
+        assert!(stand_in.starts_with("$argon2"), "{stand_in}");
+        assert!(!verify_hash(None, "a password nobody has"));
+        assert!(!verify_hash(None, ""));
+        let real = Argon2::default()
+            .hash_password(b"Right#2026")
+            .expect("hash")
+            .to_string();
+        assert!(verify_hash(Some(&real), "Right#2026"));
+        assert!(!verify_hash(Some(&real), "Wrong#2026"));
+        assert!(!verify_hash(Some("not a hash"), "Right#2026"));
     }
 }

@@ -127,6 +127,21 @@ macro_rules! permission_scenarios {
             perm_a_record_is_shared_once_with_a_user_at_a_time,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::field_rules_named_by_label_apply_as_by_name,
+            perm_field_rules_named_by_label_apply_as_by_name,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::a_refused_login_tells_nothing_without_the_password,
+            perm_a_refused_login_tells_nothing_without_the_password,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::option_lists_and_field_deletes_hold_to_the_version_read,
+            perm_option_lists_and_field_deletes_hold_to_the_version_read,
+            $make
+        );
     };
 }
 
@@ -1014,14 +1029,15 @@ pub async fn a_deleted_custom_fields_key_comes_back_only_as_it_was(store: Arc<dy
         required: false,
         unique: false,
     };
-    w.crm
+    let grade = w
+        .crm
         .define_custom_field(&w.admin, field(CustomFieldType::Select, &["甲", "乙"]))
         .await
         .expect("define");
     w.customer(&w.admin, "旧值测试有限公司", json!({"custom.grade": "乙"}))
         .await;
     w.crm
-        .delete_custom_field(&w.admin, Entity::Customer, "grade")
+        .delete_custom_field(&w.admin, grade.id, grade.version)
         .await
         .expect("delete");
     for (ty, options) in [
@@ -2417,4 +2433,485 @@ pub async fn a_record_is_shared_once_with_a_user_at_a_time(store: Arc<dyn Store>
         shares.iter().map(|s| s.access).collect::<Vec<_>>(),
         vec![ShareAccess::Write]
     );
+}
+
+/// A field rule may name its field by a label (Chinese, or English in any
+/// case), an alias, or a custom field's label: it is stored under the
+/// field's name and applies to reads and lists; a rule stored by an older
+/// build under a label applies too. A field the entity lacks, and two
+/// different rules on one field, are refused by name.
+pub async fn field_rules_named_by_label_apply_as_by_name(store: Arc<dyn Store>) {
+    use crate::custom::{CustomFieldType, NewCustomField};
+    use crate::schema::Table;
+    use crate::store::{ChangeSet, Op};
+    use crate::value::Value;
+    let w = World::new(store.clone()).await;
+    let grade = w
+        .crm
+        .define_custom_field(
+            &w.admin,
+            NewCustomField {
+                entity: Entity::Customer,
+                key: "grade".into(),
+                label: "等级".into(),
+                label_en: Some("Grade".into()),
+                field_type: CustomFieldType::Text,
+                options: Vec::new(),
+                required: false,
+                unique: false,
+            },
+        )
+        .await
+        .expect("define");
+    let c = w
+        .customer(
+            &w.admin,
+            "规则名称测试有限公司",
+            json!({"custom.grade": "甲等客户"}),
+        )
+        .await;
+    create(
+        &w,
+        &w.admin,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "孙八", "mobile": "13812345678", "email": "sunba@example.com", "wechat": "sunba88"}),
+    )
+    .await;
+    let grants = [
+        (Entity::Customer, Action::Read, DataScope::All),
+        (Entity::Contact, Action::Read, DataScope::All),
+    ];
+    let viewer = user_granted(
+        &w,
+        "viewer",
+        &grants,
+        vec![
+            rule(Entity::Contact, "手机", FieldAccess::Masked),
+            rule(Entity::Contact, "EMAIL", FieldAccess::Hidden),
+            rule(Entity::Contact, "微信号", FieldAccess::Hidden),
+            rule(Entity::Customer, "custom.等级", FieldAccess::Masked),
+        ],
+    )
+    .await;
+    let stored: Vec<&str> = viewer.roles[0]
+        .field_rules
+        .iter()
+        .map(|r| r.field.as_str())
+        .collect();
+    assert_eq!(stored, ["mobile", "email", "wechat", "custom.grade"]);
+
+    // What a reader sees of the contact and the customer, in a get and a list.
+    let seen = |actor: Actor| {
+        let w = &w;
+        async move {
+            let contacts = w
+                .crm
+                .list_records(&actor, Entity::Contact, &ListQuery::default())
+                .await
+                .expect("contacts")
+                .items;
+            assert_eq!(contacts.len(), 1);
+            let one = w
+                .crm
+                .get_record(&actor, Entity::Contact, contacts[0].id)
+                .await
+                .expect("contact");
+            let customers = w
+                .crm
+                .list_records(&actor, Entity::Customer, &ListQuery::default())
+                .await
+                .expect("customers")
+                .items;
+            let customer = w
+                .crm
+                .get_record(&actor, Entity::Customer, c.id)
+                .await
+                .expect("customer");
+            assert_eq!(
+                contacts[0].fields, one.fields,
+                "a list shows what a get does"
+            );
+            assert_eq!(
+                customers[0].custom, customer.custom,
+                "a list shows what a get does"
+            );
+            (one, customer)
+        }
+    };
+    let viewer_role = viewer.roles[0].clone();
+    let (contact, customer) = seen(viewer).await;
+    assert_eq!(contact.fields.get("mobile"), Some(&json!("138****5678")));
+    assert_eq!(contact.fields.get("email"), None, "{:?}", contact.fields);
+    assert_eq!(contact.fields.get("wechat"), None, "{:?}", contact.fields);
+    assert_eq!(customer.custom.get("grade"), Some(&json!("甲**户")));
+    let (contact, customer) = seen(w.admin.clone()).await;
+    assert_eq!(contact.fields.get("mobile"), Some(&json!("13812345678")));
+    assert_eq!(customer.custom.get("grade"), Some(&json!("甲等客户")));
+
+    // Names that are no field of the entity, and two rules on one field.
+    for (rules, named) in [
+        (
+            vec![rule(Entity::Contact, "手机号码二", FieldAccess::Hidden)],
+            "手机号码二",
+        ),
+        (
+            vec![rule(Entity::Customer, "custom.nosuch", FieldAccess::Hidden)],
+            "nosuch",
+        ),
+        (
+            vec![rule(Entity::Customer, "custom.级别", FieldAccess::Hidden)],
+            "级别",
+        ),
+        (
+            vec![
+                rule(Entity::Contact, "mobile", FieldAccess::Masked),
+                rule(Entity::Contact, "Mobile", FieldAccess::Hidden),
+            ],
+            "contact.mobile",
+        ),
+    ] {
+        let err = w
+            .crm
+            .create_role(
+                &w.admin,
+                RoleSpec {
+                    name: format!("错误规则{named}"),
+                    is_admin: false,
+                    permissions: Vec::new(),
+                    field_rules: rules,
+                },
+            )
+            .await
+            .expect_err("refused");
+        assert!(
+            matches!(&err, Error::Validation(_)) && err.to_string().contains(named),
+            "{err}"
+        );
+    }
+
+    // A role whose rules an older build stored under labels.
+    let old = user_granted(&w, "oldrole", &grants, Vec::new()).await;
+    let role = &old.roles[0];
+    let labelled = json!([
+        {"entity": "contact", "field": "Mobile", "access": "hidden"},
+        {"entity": "customer", "field": "custom.等级", "access": "hidden"},
+    ]);
+    store
+        .apply(&ChangeSet {
+            ops: vec![Op::Update {
+                table: Table::Roles,
+                id: role.id.0,
+                expected_version: role.version,
+                values: vec![("field_rules", Value::Json(labelled))],
+            }],
+            ..ChangeSet::default()
+        })
+        .await
+        .expect("stored as an older build did");
+    let old = w.crm.actor(old.user_id).await.expect("actor");
+    let (contact, customer) = seen(old).await;
+    assert_eq!(contact.fields.get("mobile"), None, "{:?}", contact.fields);
+    assert_eq!(
+        contact.fields.get("email"),
+        Some(&json!("sunba@example.com"))
+    );
+    assert_eq!(customer.custom.get("grade"), None, "{:?}", customer.custom);
+    let listed = w
+        .crm
+        .resolve_role(&w.admin, &role.id.to_string())
+        .await
+        .expect("role");
+    let fields: Vec<&str> = listed
+        .field_rules
+        .iter()
+        .map(|r| r.field.as_str())
+        .collect();
+    assert_eq!(fields, ["mobile", "custom.grade"]);
+
+    // A rule on a custom field since deleted is kept on an edit of its
+    // role (the field may come back), but no new one names it.
+    w.crm
+        .delete_custom_field(&w.admin, grade.id, grade.version)
+        .await
+        .expect("field deleted");
+    let spec = RoleSpec {
+        name: viewer_role.name.clone(),
+        is_admin: false,
+        permissions: viewer_role.permissions.clone(),
+        field_rules: viewer_role.field_rules.clone(),
+    };
+    let kept = w
+        .crm
+        .update_role(&w.admin, viewer_role.id, viewer_role.version, spec.clone())
+        .await
+        .expect("the held rule is kept");
+    assert_eq!(kept.field_rules, viewer_role.field_rules);
+    let err = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: "新角色".into(),
+                ..spec
+            },
+        )
+        .await
+        .expect_err("no such field now");
+    assert!(err.to_string().contains("grade"), "{err}");
+}
+
+/// A refused login tells who does not know the password nothing about the
+/// account: an unknown company or user, a wrong password, an account
+/// without a local password, a deactivated one and a locked one (whatever
+/// the password) get one message (an unknown user's password is checked
+/// against a stand-in hash: `org`'s unit tests). The right password learns
+/// that the account is deactivated; a locked account refuses it until the
+/// lockout passes.
+pub async fn a_refused_login_tells_nothing_without_the_password(store: Arc<dyn Store>) {
+    use crate::org::UserPatch;
+    let w = World::new(store).await;
+    let u = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "qianqi".into(),
+                display_name: "钱七".into(),
+                department_id: Some(w.group1),
+                password: Some("Qianqi#2026".into()),
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("user");
+    w.crm
+        .update_user(
+            &w.admin,
+            u.id,
+            u.version,
+            UserPatch {
+                active: Some(false),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("deactivated");
+    let refusal = |r: Result<Actor, Error>| match r {
+        Err(Error::Unauthenticated(m)) => m,
+        other => panic!("expected a refused login, got {other:?}"),
+    };
+    let generic = refusal(w.crm.authenticate("NOPE", "admin", "Admin#2026").await);
+    for (username, password) in [
+        ("nobody", "Admin#2026"),
+        ("admin", "wrong"),
+        ("qianqi", "wrong"),
+        ("zhangsan", "anything"),
+    ] {
+        assert_eq!(
+            refusal(w.crm.authenticate("HW", username, password).await),
+            generic,
+            "{username}"
+        );
+    }
+    let m = refusal(w.crm.authenticate("HW", "qianqi", "Qianqi#2026").await);
+    assert!(m.contains("deactivated"), "{m}");
+
+    // Four more wrong passwords lock the account: the one that locks it,
+    // and any password after, right or wrong, get the same message.
+    for _ in 0..4 {
+        assert_eq!(
+            refusal(w.crm.authenticate("HW", "admin", "wrong").await),
+            generic
+        );
+    }
+    for password in ["Admin#2026", "wrong"] {
+        assert_eq!(
+            refusal(w.crm.authenticate("HW", "admin", password).await),
+            generic,
+            "{password}"
+        );
+    }
+    w.clock.advance(chrono::Duration::minutes(16));
+    w.crm
+        .authenticate("HW", "admin", "Admin#2026")
+        .await
+        .expect("login after the lockout");
+
+    // (An unknown user's refusal checks the password against a stand-in
+    // hash, taking as long: see the unit tests of `org`, not timed here.)
+    for (company, username) in [("HW", "nobody"), ("NOPE", "admin")] {
+        assert_eq!(
+            refusal(w.crm.authenticate(company, username, "another").await),
+            generic
+        );
+    }
+}
+
+/// Setting a choice field's options and deleting a custom field carry the
+/// version their screen read: a second edit from the same read is refused as
+/// a conflict naming the field, whether the first one committed before it
+/// was checked or between its check and its write, and nothing the first
+/// one wrote is lost. A custom field deleted and defined again since the
+/// read is not deleted by the stale read.
+pub async fn option_lists_and_field_deletes_hold_to_the_version_read(store: Arc<dyn Store>) {
+    use crate::custom::{CustomFieldType, NewCustomField};
+    use crate::schema::Table;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<String>>();
+    let options = |field: &'static str| {
+        let w = &w;
+        async move {
+            w.crm
+                .picklist_with_version(&w.admin, Entity::Customer, field)
+                .await
+                .expect("options")
+        }
+    };
+    let conflict = |err: Error, named: &str| {
+        assert!(
+            matches!(&err, Error::Conflict { .. }) && err.to_string().contains(named),
+            "{err}"
+        );
+    };
+
+    // Two edits from one read of the defaults, then of a list set.
+    let read = options("category").await;
+    assert_eq!(read.version, 0, "{read:?}");
+    w.crm
+        .set_picklist(
+            &w.admin,
+            Entity::Customer,
+            "category",
+            read.version,
+            &list(&["战略", "普通"]),
+        )
+        .await
+        .expect("first edit");
+    let err = w
+        .crm
+        .set_picklist(
+            &w.admin,
+            Entity::Customer,
+            "category",
+            read.version,
+            &list(&["潜在"]),
+        )
+        .await
+        .expect_err("a second edit from the same read");
+    conflict(err, "customer.category");
+    let read = options("category").await;
+    assert_eq!(read.options, ["战略", "普通"]);
+    assert!(read.version > 0, "{read:?}");
+    w.crm
+        .set_picklist(
+            &w.admin,
+            Entity::Customer,
+            "分类",
+            read.version,
+            &list(&["战略", "普通", "重点"]),
+        )
+        .await
+        .expect("an edit of the list as read");
+    let err = w
+        .crm
+        .set_picklist(
+            &w.admin,
+            Entity::Customer,
+            "category",
+            read.version,
+            &list(&["战略"]),
+        )
+        .await
+        .expect_err("a second edit from the same read");
+    conflict(err, "customer.category");
+    assert_eq!(options("category").await.options, ["战略", "普通", "重点"]);
+
+    // Another edit commits between the check and the write: of a list set,
+    // and of a field's first list.
+    for field in ["category", "level"] {
+        let read = options(field).await;
+        let (o, admin) = (other.clone(), w.admin.clone());
+        let version = read.version;
+        hooked.before_write(Table::Picklists, async move {
+            o.set_picklist(&admin, Entity::Customer, field, version, &["甲".into()])
+                .await
+                .expect("the edit meanwhile");
+        });
+        let err = w
+            .crm
+            .set_picklist(
+                &w.admin,
+                Entity::Customer,
+                field,
+                read.version,
+                &list(&["乙"]),
+            )
+            .await
+            .expect_err("refused");
+        conflict(err, &format!("customer.{field}"));
+        assert_eq!(options(field).await.options, ["甲"], "{field}");
+    }
+
+    // A custom field deleted and defined again since it was read.
+    let grade = |label: &str| NewCustomField {
+        entity: Entity::Customer,
+        key: "grade".into(),
+        label: label.into(),
+        label_en: None,
+        field_type: CustomFieldType::Text,
+        options: Vec::new(),
+        required: false,
+        unique: false,
+    };
+    let first = w
+        .crm
+        .define_custom_field(&w.admin, grade("等级"))
+        .await
+        .expect("define");
+    let read = w
+        .crm
+        .custom_fields(&w.admin, Entity::Customer)
+        .await
+        .expect("fields")
+        .into_iter()
+        .find(|d| d.key == "grade")
+        .expect("grade");
+    assert_eq!(read, first);
+    w.crm
+        .delete_custom_field(&w.admin, read.id, read.version)
+        .await
+        .expect("first delete");
+    let again = w
+        .crm
+        .define_custom_field(&w.admin, grade("客户等级"))
+        .await
+        .expect("defined again");
+    let err = w
+        .crm
+        .delete_custom_field(&w.admin, read.id, read.version)
+        .await
+        .expect_err("a second delete from the same read");
+    conflict(err, "customer.grade");
+    let live = w
+        .crm
+        .custom_fields(&w.admin, Entity::Customer)
+        .await
+        .expect("fields");
+    assert!(live.contains(&again), "{live:?}");
+
+    // Deleted by another between the check and the write.
+    let (o, admin, id, version) = (other.clone(), w.admin.clone(), again.id, again.version);
+    hooked.before_write(Table::CustomFields, async move {
+        o.delete_custom_field(&admin, id, version)
+            .await
+            .expect("the delete meanwhile");
+    });
+    let err = w
+        .crm
+        .delete_custom_field(&w.admin, again.id, again.version)
+        .await
+        .expect_err("refused");
+    conflict(err, "customer.grade");
 }

@@ -1813,6 +1813,7 @@ pub async fn custom_fields_validate_filter_and_unique(store: Arc<dyn Store>) {
             &w.admin,
             Entity::Customer,
             "category",
+            0,
             &["战略".into(), "普通".into()],
         )
         .await
@@ -4047,7 +4048,8 @@ pub async fn custom_field_labels_and_unique_keys_hold(store: Arc<dyn Store>) {
         "{defs:?}"
     );
     // Values stay when their field is deleted.
-    w.crm
+    let badge = w
+        .crm
         .define_custom_field(&w.admin, labelled("badge", "工牌号"))
         .await
         .expect("field");
@@ -4058,7 +4060,7 @@ pub async fn custom_field_labels_and_unique_keys_hold(store: Arc<dyn Store>) {
         .customer(&w.admin, "工牌二号有限公司", json!({"badge": "A-001"}))
         .await;
     w.crm
-        .delete_custom_field(&w.admin, Entity::Customer, "badge")
+        .delete_custom_field(&w.admin, badge.id, badge.version)
         .await
         .expect("delete field");
     let unique = NewCustomField {
@@ -4079,7 +4081,8 @@ pub async fn custom_field_labels_and_unique_keys_hold(store: Arc<dyn Store>) {
         other => panic!("expected a refusal naming both records, got {other:?}"),
     }
     // Not unique, it comes back; once the values differ, unique too.
-    w.crm
+    let badge = w
+        .crm
         .define_custom_field(&w.admin, labelled("badge", "工牌号"))
         .await
         .expect("not unique");
@@ -4095,7 +4098,7 @@ pub async fn custom_field_labels_and_unique_keys_hold(store: Arc<dyn Store>) {
         .await
         .expect("change one");
     w.crm
-        .delete_custom_field(&w.admin, Entity::Customer, "badge")
+        .delete_custom_field(&w.admin, badge.id, badge.version)
         .await
         .expect("delete field");
     let def = w
