@@ -1117,6 +1117,10 @@ impl Crm {
             changes,
         ));
         self.apply(cs).await?;
+        if before.active && patch.active == Some(false) {
+            // Approvals waiting for them do not wait any more.
+            self.refresh_approvals_waiting_for(actor, id.0).await;
+        }
         self.user(actor, id).await
     }
 

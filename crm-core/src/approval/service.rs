@@ -1101,6 +1101,39 @@ impl Crm {
         if !info.state.involves(actor.user_id.0) && !actor.can(Entity::ApprovalFlow, Action::Read) {
             return Err(Error::not_found("approval", approval));
         }
+        self.refresh_approval_row(actor, &row, info).await
+    }
+
+    /// Refreshes the pending approvals waiting for `user` (just
+    /// deactivated by `actor`), as [`refresh_approval`](Crm::refresh_approval)
+    /// does, so that a step left with nobody falls back at once (e.g. to
+    /// the administrators' pending lists). Best effort: an approval that
+    /// cannot be refreshed now (its document in the recycle bin, a
+    /// concurrent decision) is left as it is, and is brought in line by
+    /// the next decision on it.
+    pub(crate) async fn refresh_approvals_waiting_for(&self, actor: &Actor, user: Uuid) {
+        let mut sel = Select::all(Table::ApprovalInstances, actor.company_id.0, self.now());
+        sel.filter = Filter::And(vec![
+            eq("status", text(Status::Pending.name())),
+            Filter::Contains(Col::Column("pending_with"), user.to_string()),
+        ]);
+        let Ok(found) = self.store.select(&sel).await else {
+            return;
+        };
+        for row in found.rows {
+            if let Ok(info) = info_from_row(&row) {
+                let _ = self.refresh_approval_row(actor, &row, info).await;
+            }
+        }
+    }
+
+    async fn refresh_approval_row(
+        &self,
+        actor: &Actor,
+        row: &Row,
+        info: ApprovalInfo,
+    ) -> Result<ApprovalInfo> {
+        let row = row.clone();
         let flow = self.running_flow(&row).await?;
         let dir = self.approval_directory(actor.company_id.0).await?;
         let (next, records) = info.state.drop_inactive(&flow.definition, &dir);

@@ -5290,9 +5290,12 @@ pub async fn approval_resubmission_runs_on_the_active_flow_version(store: Arc<dy
 
 /// Approvers who were deactivated are not waited for: a 会签 step passes
 /// once its active approvers approved, an approval whose remaining
-/// approvers all left moves on when refreshed, and a step with nobody
-/// active left falls back (to the administrators here) as at a submission.
+/// approvers all left moves on when refreshed (deactivating a user through
+/// the engine refreshes those waiting for them at once), and a step with
+/// nobody active left falls back (to the administrators here) as at a
+/// submission.
 pub async fn approval_inactive_approvers_are_not_waited_for(store: Arc<dyn Store>) {
+    let raw = store.clone();
     let w = World::new(store).await;
     let mut countersign = step(
         "会签",
@@ -5332,7 +5335,24 @@ pub async fn approval_inactive_approvers_are_not_waited_for(store: Arc<dyn Store
     let c = submit(0xD1C3).await.expect("c");
     let b = w.crm.approve(&w.lisi, b.id, None).await.expect("lisi on b");
     assert_eq!(b.pending_with, vec![w.zhaoliu.user_id.0]);
-    deactivate(&w, w.zhaoliu.user_id).await;
+    // 赵六 deactivated outside the engine (an older build, the store
+    // directly): nothing refreshed the approvals waiting for him.
+    let row = raw
+        .get(crate::schema::Table::Users, w.zhaoliu.user_id.0)
+        .await
+        .expect("get")
+        .expect("zhaoliu");
+    raw.apply(&crate::store::ChangeSet {
+        ops: vec![crate::store::Op::Update {
+            table: crate::schema::Table::Users,
+            id: row.id(),
+            expected_version: row.version(),
+            values: vec![("active", crate::value::Value::Bool(false))],
+        }],
+        ..Default::default()
+    })
+    .await
+    .expect("deactivated in the store");
     // The last active approver's approval passes the step.
     let a = w.crm.approve(&w.lisi, a.id, None).await.expect("lisi on a");
     assert_eq!(a.current_step.as_deref(), Some("财务"));
@@ -5369,8 +5389,19 @@ pub async fn approval_inactive_approvers_are_not_waited_for(store: Arc<dyn Store
         pending.contains(&a.id) && pending.contains(&b.id),
         "{pending:?}"
     );
-    // Nobody active left and nobody approved: the administrators approve.
+    // Nobody active left and nobody approved: the administrators approve,
+    // the step being in their pending lists as soon as the last approver
+    // is deactivated.
     deactivate(&w, w.lisi.user_id).await;
+    let admins: Vec<Uuid> = w
+        .crm
+        .pending_approvals(&w.admin)
+        .await
+        .expect("pending")
+        .into_iter()
+        .map(|x| x.id)
+        .collect();
+    assert!(admins.contains(&c.id), "{admins:?}");
     let c = w
         .crm
         .refresh_approval(&w.zhangsan, c.id)
