@@ -218,7 +218,9 @@ into_uuid!(RoleId, UserId, DepartmentId, GroupId);
 
 fn non_empty(errors: &mut ValidationErrors, field: &str, value: &str, max: usize) {
     let n = value.trim().chars().count();
-    if n == 0 {
+    if value.contains('\0') {
+        errors.push(field, "holds a NUL character (\\0)");
+    } else if n == 0 {
         errors.push(field, "is required");
     } else if n > max {
         errors.push(field, format!("'{value}' is longer than {max} characters"));

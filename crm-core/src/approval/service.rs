@@ -217,6 +217,15 @@ fn check_document_live(info: &ApprovalInfo, document: Option<&Row>) -> Result<()
     }
 }
 
+/// Refuses a comment or title holding a NUL character, which no store
+/// keeps.
+fn check_no_nul(field: &str, text: Option<&str>) -> Result<()> {
+    if text.is_some_and(|t| t.contains('\0')) {
+        return Err(Error::invalid(field, "holds a NUL character (\\0)"));
+    }
+    Ok(())
+}
+
 fn eq(col: &'static str, v: Value) -> Filter {
     Filter::Cmp(Col::Column(col), CmpOp::Eq, v)
 }
@@ -563,6 +572,8 @@ impl Crm {
         owner_checked: bool,
     ) -> Result<Transition> {
         check_doc_type(&req.doc_type)?;
+        check_no_nul("comment", req.comment.as_deref())?;
+        check_no_nul("title", req.title.as_deref())?;
         let company = actor.company_id.0;
         let dir = self.approval_directory(company).await?;
         let existing = self
@@ -871,6 +882,7 @@ impl Crm {
         decision: Decision,
         comment: Option<&str>,
     ) -> Result<Transition> {
+        check_no_nul("comment", comment)?;
         let row = self
             .live_row(actor, Table::ApprovalInstances, approval)
             .await?;

@@ -130,6 +130,26 @@ pub struct ProductInput {
     pub status: Option<ProductStatus>,
 }
 
+impl ProductInput {
+    /// The input with NUL characters dropped from its texts, as record
+    /// fields drop them (no store keeps one).
+    fn without_nul(mut self) -> Self {
+        for t in [
+            &mut self.code,
+            &mut self.name,
+            &mut self.unit,
+            &mut self.spec,
+            &mut self.description,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            t.retain(|c| c != '\0');
+        }
+        self
+    }
+}
+
 /// A product search.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProductQuery {
@@ -371,6 +391,7 @@ impl Crm {
 
     /// Creates a product; its code must be free among the live products.
     pub async fn create_product(&self, actor: &Actor, input: ProductInput) -> Result<Product> {
+        let input = input.without_nul();
         self.require_product(actor, Action::Create)?;
         may_set_cost(actor, &input)?;
         self.check_product(actor, &input, true).await?;
@@ -559,6 +580,7 @@ impl Crm {
         expected_version: i64,
         input: ProductInput,
     ) -> Result<Product> {
+        let input = input.without_nul();
         self.require_product(actor, Action::Update)?;
         may_set_cost(actor, &input)?;
         self.check_product(actor, &input, false).await?;

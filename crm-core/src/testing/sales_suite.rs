@@ -27,6 +27,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::texts_holding_nul_are_cleaned_or_refused,
+            crm_sales_texts_holding_nul_are_cleaned_or_refused,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::sales_amounts_are_cny_and_quantities_do_not_wrap,
             crm_sales_amounts_are_cny_and_quantities_do_not_wrap,
             $make
@@ -3437,6 +3442,65 @@ pub async fn opportunity_win_needs_every_stage_and_closed_ones_keep_their_amount
             "{err}"
         );
     }
+}
+
+/// No store keeps a NUL character (PostgreSQL refuses one): names and
+/// titles of products, quotes and other sales records drop it, as record
+/// fields do, while approval comments and titles and organisation names
+/// are refused naming the field — the same on every backend.
+pub async fn texts_holding_nul_are_cleaned_or_refused(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::ProductInput;
+    let w = with_sales_rights(World::new(store).await).await;
+    let p = w
+        .crm
+        .create_product(
+            &w.admin,
+            ProductInput {
+                code: Some("SW-1".into()),
+                name: Some("交换\0机".into()),
+                list_price: Some(Money::cny(10_000)),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("product");
+    assert_eq!(p.name, "交换机");
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            GENERIC_DOC,
+            "采购审批",
+            FlowDef {
+                steps: vec![step(
+                    "经理",
+                    ApproverRule::Users {
+                        users: vec![w.lisi.user_id.0],
+                    },
+                    SignMode::Any,
+                )],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("define");
+    let mut req = request(Uuid::from_u128(0x0A11), 100_000);
+    req.comment = Some("请\0审批".into());
+    let m = invalid_message(w.crm.submit_for_approval(&w.zhangsan, req).await);
+    assert!(m.contains("comment") && m.contains("NUL"), "{m}");
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(Uuid::from_u128(0x0A11), 100_000))
+        .await
+        .expect("submitted");
+    let m = invalid_message(w.crm.approve(&w.lisi, a.id, Some("同\0意")).await);
+    assert!(m.contains("comment") && m.contains("NUL"), "{m}");
+    w.crm
+        .approve(&w.lisi, a.id, Some("同意"))
+        .await
+        .expect("approved");
+    let m = invalid_message(w.crm.create_department(&w.admin, "华北\0大区", None).await);
+    assert!(m.contains("name") && m.contains("NUL"), "{m}");
 }
 
 /// A product's name cannot be blanked; a product code taken by a live
