@@ -141,6 +141,29 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// The message both stores refuse a filter with when a value it
+    /// compares with holds a NUL character ([`nul_message`]), naming the
+    /// column of `table` (or of a related table) it is compared with.
+    pub fn nul_refusal(&self, table: Table) -> Option<String> {
+        let name = |c: &Col| match c {
+            Col::Column(n) => (*n).to_string(),
+            Col::Custom { key, .. } => format!("custom.{key}"),
+        };
+        match self {
+            Filter::Cmp(c, _, v) if v.holds_nul() => Some(nul_message(table, &name(c))),
+            Filter::In(c, vs) if vs.iter().any(Value::holds_nul) => {
+                Some(nul_message(table, &name(c)))
+            }
+            Filter::Contains(c, t) | Filter::StartsWith(c, t) if t.contains('\0') => {
+                Some(nul_message(table, &name(c)))
+            }
+            Filter::And(fs) | Filter::Or(fs) => fs.iter().find_map(|f| f.nul_refusal(table)),
+            Filter::Not(f) => f.nul_refusal(table),
+            Filter::Related { table, filter, .. } => filter.nul_refusal(*table),
+            _ => None,
+        }
+    }
+
     /// Rows whose `col` is none of `ids` (a guard leaving out the records
     /// its own change set handles): everything when there are none, `Ne`
     /// for one, `NOT IN` for more.

@@ -227,11 +227,14 @@ pub(crate) fn where_clause(sql: &mut Sql, schema: &str, sel: &Select) -> Result<
             sql.push(" AND (").push(&parts.join(" OR ")).push(")");
         }
     }
+    if let Some(m) = sel.filter.nul_refusal(table) {
+        return Err(invalid(m));
+    }
     sql.push(" AND ");
     filter(sql, schema, table, "t", &sel.filter)
 }
 
-/// Escapes `%`, `_` and `\` for `LIKE … ESCAPE '\'`.
+/// Escapes `%`, `_` and `\` for `LIKE … ESCAPE E'\\'` (a backslash).
 fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {

@@ -71,13 +71,13 @@ pub(crate) struct DecodeError {
     source: sqlx::Error,
 }
 
-/// An invalid request as a store error.
 /// An instant floored to the microsecond, as SQLite's store keeps it:
 /// sqlx would truncate toward 2000-01-01, rounding instants before it up.
 pub(crate) fn floor_micros(t: DateTime<Utc>) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 
+/// An invalid request as a store error.
 pub(crate) fn invalid(msg: impl Into<String>) -> StoreError {
     StoreError::Backend {
         backend: BACKEND,

@@ -402,6 +402,9 @@ fn compile_where(s: &Select) -> Result<Query, StoreError> {
             q.push(")");
         }
     }
+    if let Some(m) = s.filter.nul_refusal(table) {
+        return Err(crate::codec::invalid(m));
+    }
     if s.filter != Filter::True {
         q.push(" AND ");
         compile_filter(&mut q, table, "t", 0, &s.filter)?;

@@ -629,6 +629,43 @@ pub async fn values_holding_nul_are_refused_alike(store: Arc<dyn Store>) {
     for n in 1..=4 {
         assert_eq!(store.get(Table::Customers, uid(n)).await.ok(), Some(None));
     }
+    // Filters comparing with such a value, however they compare, and
+    // inside a related-record condition (naming the related table).
+    let filters = [
+        (
+            Filter::Cmp(column("name"), CmpOp::Eq, text("甲\0")),
+            "customers.name",
+        ),
+        (
+            Filter::In(
+                column("name"),
+                (0..100).map(|i| text(&format!("乙{i}\0"))).collect(),
+            ),
+            "customers.name",
+        ),
+        (
+            Filter::Contains(column("email"), "a\0b".into()),
+            "customers.email",
+        ),
+        (
+            Filter::Not(Box::new(Filter::StartsWith(column("name"), "\0".into()))),
+            "customers.name",
+        ),
+        (
+            Filter::Related {
+                table: Table::Contacts,
+                fk: "customer_id",
+                filter: Box::new(Filter::Cmp(column("name"), CmpOp::Eq, text("丙\0"))),
+            },
+            "contacts.name",
+        ),
+    ];
+    for (f, column) in filters {
+        match store.select(&filtered(Table::Customers, f.clone())).await {
+            Err(e) => refused(e, column),
+            Ok(found) => panic!("{f:?} selected {found:?}"),
+        }
+    }
 }
 
 /// Timestamps keep microseconds and compare and sort in time order, also
