@@ -721,6 +721,14 @@ impl Crm {
                 .ok_or_else(|| Error::not_found(Entity::Contract, contract))?;
             let amount = p.get("amount").as_int().unwrap_or(0);
             let c = contract_from_row(&row);
+            if !row.get("deleted_at").is_null() {
+                return Err(Error::InvalidState(format!(
+                    "contract {} is in the recycle bin; payment {} cannot be confirmed on it \
+                     (restore the contract first, or reject the payment)",
+                    c.code,
+                    Money::cny(amount)
+                )));
+            }
             if !collected_on(&c) {
                 return Err(Error::InvalidState(format!(
                     "contract {} is {}; payment {} can no longer be confirmed on it, \

@@ -1718,10 +1718,29 @@ pub async fn contract_approval_payments_invoices_and_receivables(store: Arc<dyn 
             .await,
         Err(Error::InvalidState(_))
     ));
-    w.crm
-        .approve(&w.admin, a.expect("approval").id, None)
-        .await
-        .expect("confirm");
+    // Not confirmed on a contract in the recycle bin.
+    let a = a.expect("approval");
+    force_row(
+        &w,
+        crate::schema::Table::Contracts,
+        c.id,
+        vec![("deleted_at", crate::value::Value::Timestamp(w.crm.now()))],
+    )
+    .await;
+    match w.crm.approve(&w.admin, a.id, None).await {
+        Err(Error::InvalidState(m)) => {
+            assert!(m.contains("recycle bin") && m.contains(&c.code), "{m}")
+        }
+        other => panic!("confirming on a deleted contract: {other:?}"),
+    }
+    force_row(
+        &w,
+        crate::schema::Table::Contracts,
+        c.id,
+        vec![("deleted_at", crate::value::Value::Null)],
+    )
+    .await;
+    w.crm.approve(&w.admin, a.id, None).await.expect("confirm");
     let col = w
         .crm
         .collection(&w.zhangsan, c.id)
