@@ -1113,7 +1113,10 @@ impl Crm {
         if !info.state.involves(actor.user_id.0) && !actor.can(Entity::ApprovalFlow, Action::Read) {
             return Err(Error::not_found("approval", approval));
         }
-        self.refresh_approval_row(actor, &row, info).await
+        let flow = self.running_flow(&row).await?;
+        let dir = self.approval_directory(actor.company_id.0).await?;
+        self.refresh_approval_row(actor, &row, info, &flow, &dir)
+            .await
     }
 
     /// Refreshes the pending approvals waiting for `user` (just
@@ -1132,30 +1135,55 @@ impl Crm {
         let Ok(found) = self.store.select(&sel).await else {
             return;
         };
+        if found.rows.is_empty() {
+            return;
+        }
+        // The organisation read once, and each flow version once, however
+        // many approvals wait for the user.
+        let Ok(dir) = self.approval_directory(actor.company_id.0).await else {
+            return;
+        };
+        let mut flows: std::collections::HashMap<Uuid, FlowInfo> =
+            std::collections::HashMap::new();
         for row in found.rows {
-            if let Ok(info) = info_from_row(&row) {
-                let _ = self.refresh_approval_row(actor, &row, info).await;
+            let Ok(info) = info_from_row(&row) else {
+                continue;
+            };
+            let flow_id = row.get("flow_id").as_id().unwrap_or_default();
+            if !flows.contains_key(&flow_id) {
+                match self.running_flow(&row).await {
+                    Ok(f) => {
+                        flows.insert(flow_id, f);
+                    }
+                    Err(_) => continue,
+                }
+            }
+            if let Some(flow) = flows.get(&flow_id) {
+                let _ = self
+                    .refresh_approval_row(actor, &row, info, flow, &dir)
+                    .await;
             }
         }
     }
 
+    /// [`refresh_approval`](Crm::refresh_approval) of a row read, on its
+    /// flow version and the organisation as read.
     async fn refresh_approval_row(
         &self,
         actor: &Actor,
         row: &Row,
         info: ApprovalInfo,
+        flow: &FlowInfo,
+        dir: &Directory,
     ) -> Result<ApprovalInfo> {
-        let row = row.clone();
-        let flow = self.running_flow(&row).await?;
-        let dir = self.approval_directory(actor.company_id.0).await?;
-        let (next, records) = info.state.drop_inactive(&flow.definition, &dir);
+        let (next, records) = info.state.drop_inactive(&flow.definition, dir);
         if next == info.state {
             return Ok(info);
         }
         let document = self.approved_document(actor, &info).await?;
         check_document_live(&info, document.as_ref())?;
         let mut t = self
-            .transition_changes(actor, &row, info, next, &records)
+            .transition_changes(actor, row, info, next, &records)
             .await?;
         self.sales_approval_effects(actor, &t.info, &mut t.changes)
             .await?;
