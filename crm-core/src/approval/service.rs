@@ -1150,10 +1150,10 @@ impl Crm {
                 continue;
             };
             let flow_id = row.get("flow_id").as_id().unwrap_or_default();
-            if !flows.contains_key(&flow_id) {
+            if let std::collections::hash_map::Entry::Vacant(e) = flows.entry(flow_id) {
                 match self.running_flow(&row).await {
                     Ok(f) => {
-                        flows.insert(flow_id, f);
+                        e.insert(f);
                     }
                     Err(_) => continue,
                 }
