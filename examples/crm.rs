@@ -2218,7 +2218,7 @@ async fn field_cmd(ctx: &Ctx, actor: &Actor, cmd: FieldCmd) -> CliResult {
                 .picklist_with_version(actor, entity.parse()?, &field)
                 .await
                 .map_err(err)?;
-            ctx.print(json!(list.options), || {
+            ctx.print(json!(list), || {
                 format!(
                     "{entity}.{field} options: {} (version {})",
                     list.options.join(", "),

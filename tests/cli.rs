@@ -350,8 +350,27 @@ fn walk_through(db: &str) {
         db,
         &["field", "options", "customer", "category", "潜在,VIP,战略"],
     );
+    let list = json(db, &["field", "options", "customer", "category"]);
+    assert_eq!(list["options"], serde_json::json!(["潜在", "VIP", "战略"]));
+    // A list set since the version read is not overwritten.
+    let stale = (list["version"].as_i64().expect("version") - 1).to_string();
+    assert!(
+        fails(
+            db,
+            &[
+                "field",
+                "options",
+                "customer",
+                "category",
+                "甲,乙",
+                "--version",
+                &stale
+            ]
+        )
+        .contains("customer.category"),
+    );
     assert_eq!(
-        json(db, &["field", "options", "customer", "category"]),
+        json(db, &["field", "options", "customer", "category"])["options"],
         serde_json::json!(["潜在", "VIP", "战略"])
     );
     assert!(fails(db, &["field", "options", "customer", "name"]).contains("not a choice field"));

@@ -281,6 +281,13 @@ fn leave_requests(db: &str, contract: &str) {
         shown.contains("step 2 复核 (current, waiting for 王芳)"),
         "{shown}"
     );
+    // A refresh finds nothing to change while its approvers are active.
+    let r = json(db, &["--as", "wangfang", "approval", "refresh", &id]);
+    assert_eq!(
+        (&r["status"], &r["current_step"]),
+        (&serde_json::json!("pending"), &serde_json::json!("复核")),
+        "{r}"
+    );
     // The picked approver approves it by its code.
     let a = json(db, &["--as", "wangfang", "approval", "approve", "QJ-001"]);
     assert_eq!(a["status"], "approved", "{a}");

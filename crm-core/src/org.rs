@@ -387,6 +387,13 @@ impl Crm {
         for r in rules.drain(..) {
             match rule_field_name(r.entity, &r.field, &[]) {
                 Some(name) => r.field = name,
+                // `custom.<key>` is how this build stores a custom field's
+                // rule: no need to read the definitions (on every actor
+                // built) to know it.
+                None if r
+                    .field
+                    .strip_prefix("custom.")
+                    .is_some_and(crate::custom::valid_key) => {}
                 None => rest.push(r),
             }
         }
@@ -1200,20 +1207,12 @@ impl Crm {
     }
 
     /// The refusal of a login with the right password to an account that
-    /// is deactivated or has no local password. A locked account refuses
-    /// as a wrong password does (see [`Crm::authenticate`]).
+    /// is deactivated. (An account without a local password never has the
+    /// right one; a locked account refuses as a wrong password does: see
+    /// [`Crm::authenticate`].)
     fn login_refusal(&self, row: &Row, username: &str) -> Option<Error> {
-        if row.get("active").as_bool() != Some(true) {
-            return Some(Error::Unauthenticated(format!(
-                "account '{username}' is deactivated"
-            )));
-        }
-        if row.get("password_hash").is_null() {
-            return Some(Error::Unauthenticated(format!(
-                "account '{username}' has no local password; it logs in through the host application"
-            )));
-        }
-        None
+        (row.get("active").as_bool() != Some(true))
+            .then(|| Error::Unauthenticated(format!("account '{username}' is deactivated")))
     }
 
     /// The one refusal of a login that gives nothing away: whether the

@@ -649,9 +649,15 @@ pub(crate) enum ApprovalCmd {
         #[arg(long)]
         comment: Option<String>,
     },
-    /// Withdraws my pending approval.
+    /// Withdraws a pending approval: mine, or that of a contract or quote I own.
     Withdraw {
         /// Approval id, or a document code (a contract's pending payment approval too).
+        key: String,
+    },
+    /// Brings a pending approval in line with the organisation: approvers
+    /// who left are dropped, and a step left with nobody falls back.
+    Refresh {
+        /// Approval id, or a document code.
         key: String,
     },
 }
@@ -2472,7 +2478,8 @@ enum ApprovalUse {
     Show,
     /// Approve or reject it: one pending with the actor.
     Decide,
-    /// Withdraw it: a pending one the actor submitted.
+    /// Withdraw it: a pending one the actor submitted (or of a contract or
+    /// quote, which its owner may withdraw).
     Withdraw,
 }
 
@@ -2519,7 +2526,12 @@ async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str, using: ApprovalUse) ->
     let fits = |a: &&ApprovalInfo| match using {
         ApprovalUse::Show => a.status == Status::Pending,
         ApprovalUse::Decide => a.status == Status::Pending && a.pending_with.contains(&me),
-        ApprovalUse::Withdraw => a.status == Status::Pending && a.applicant_id == me,
+        // The owner of a contract or quote may withdraw its approval too
+        // (the engine checks who owns it).
+        ApprovalUse::Withdraw => {
+            a.status == Status::Pending
+                && (a.applicant_id == me || matches!(a.doc_type.as_str(), "contract" | "quote"))
+        }
     };
     let fitting: Vec<&ApprovalInfo> = found.iter().filter(fits).collect();
     match (using, fitting.as_slice()) {
@@ -2791,6 +2803,21 @@ pub(crate) async fn approval_cmd(ctx: &Ctx, actor: &Actor, cmd: ApprovalCmd) -> 
                     "{} {}",
                     a.document_code.clone().unwrap_or_default(),
                     a.status.label_zh()
+                )
+            });
+        }
+        ApprovalCmd::Refresh { key } => {
+            let id = approval_id(ctx, actor, &key, ApprovalUse::Show).await?;
+            let a = ctx.crm.refresh_approval(actor, id).await.map_err(err)?;
+            ctx.print(json!(a), || {
+                format!(
+                    "{} {}{}",
+                    a.document_code.clone().unwrap_or_default(),
+                    a.status.label_zh(),
+                    a.current_step
+                        .as_deref()
+                        .map(|s| format!(", at {s}"))
+                        .unwrap_or_default()
                 )
             });
         }

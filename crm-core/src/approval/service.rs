@@ -1143,8 +1143,7 @@ impl Crm {
         let Ok(dir) = self.approval_directory(actor.company_id.0).await else {
             return;
         };
-        let mut flows: std::collections::HashMap<Uuid, FlowInfo> =
-            std::collections::HashMap::new();
+        let mut flows: std::collections::HashMap<Uuid, FlowInfo> = std::collections::HashMap::new();
         for row in found.rows {
             let Ok(info) = info_from_row(&row) else {
                 continue;
