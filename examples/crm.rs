@@ -2629,6 +2629,93 @@ async fn demo(ctx: &Ctx) -> CliResult {
 }
 
 // ---------------------------------------------------------------------------
+/// One line of a linked record of the 360° view: its code, title, status
+/// and amount in 元 (a sales document as the sales module reads it; a
+/// payment or invoice by its contract's code).
+fn view_item_line(table: &str, r: &Record) -> String {
+    use crm::sales::{Contract, Invoice, Opportunity, Payment, Quote};
+    let fields = Json::Object(r.fields.clone().into_iter().collect());
+    macro_rules! read {
+        ($t:ty) => {
+            serde_json::from_value::<$t>(fields.clone()).ok()
+        };
+    }
+    let text = |k: &str| r.text(k).unwrap_or_default().to_string();
+    let line = match table {
+        "opportunities" => read!(Opportunity).map(|o| {
+            format!(
+                "{} {} · {} {} · {}",
+                o.code,
+                o.name,
+                o.status.label_zh(),
+                o.stage_name,
+                o.amount
+            )
+        }),
+        "quotes" => read!(Quote).map(|q| {
+            format!(
+                "{} v{} {} · {} · {}",
+                q.code,
+                q.quote_version,
+                q.title,
+                q.status.label_zh(),
+                q.totals.amount
+            )
+        }),
+        "contracts" => read!(Contract).map(|c| {
+            format!(
+                "{} {} · {} · {} (received {}, outstanding {})",
+                c.code,
+                c.title,
+                c.status.label_zh(),
+                c.amount,
+                c.received,
+                c.outstanding
+            )
+        }),
+        "payments" => read!(Payment).map(|p| {
+            let status = match p.status.as_str() {
+                "confirmed" => "已确认",
+                "pending_approval" => "审批中",
+                "rejected" => "已驳回",
+                other => other,
+            };
+            format!(
+                "{} {} {}{} · {} · {}",
+                text("contract_code"),
+                p.received_on,
+                p.method,
+                p.receipt_no.map(|n| format!(" {n}")).unwrap_or_default(),
+                status,
+                p.amount
+            )
+        }),
+        "invoices" => read!(Invoice).map(|i| {
+            let kind = match i.kind.as_str() {
+                "plan" => "开票计划",
+                "issued" => "已开票",
+                other => other,
+            };
+            format!(
+                "{} {} {} · {} · {}",
+                text("contract_code"),
+                i.invoice_date.map(|d| d.to_string()).unwrap_or_default(),
+                i.number.unwrap_or_default(),
+                kind,
+                i.amount
+            )
+        }),
+        _ => None,
+    };
+    line.unwrap_or_else(|| {
+        let title = ["name", "title"]
+            .iter()
+            .find_map(|k| r.text(k))
+            .unwrap_or_default();
+        format!("{} {title}", r.code.clone().unwrap_or_default())
+    })
+}
+
 // Pools, duplicates, the 360° view, lists and batches on a filter.
 // ---------------------------------------------------------------------------
 
@@ -3763,6 +3850,9 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
             }
             for (table, sec) in &v.sections {
                 out!("{} ({table}): {}", sec.title, sec.total);
+                for item in &sec.items {
+                    out!("  {}", view_item_line(table, item));
+                }
             }
             if !v.attachments.is_empty() {
                 out!("attachments: {}", v.attachments.len());

@@ -150,6 +150,34 @@ fn deal(db: &str) {
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     assert!(fails(db, &refs).contains("needs a price"));
     call(&["opportunity", "stage", &opp, "--win"]);
+    // The customer's 360° view: a line per document, payment and invoice,
+    // with code, title, status and amount in 元.
+    let customer = o["customer_id"].as_str().expect("customer");
+    let view = ok(db, &["--as", "zhangwei", "customer", "view", customer]);
+    for line in [
+        format!("  {opp} 数据中心扩容 · 成功 "),
+        format!("  {quote} v1 华信服务器报价 · 已转合同 · ¥99,250.01"),
+        format!(
+            "  {contract} 华信服务器报价 · 执行中 · ¥99,250.01 (received ¥99,250.01, outstanding ¥0.00)"
+        ),
+    ] {
+        assert!(view.contains(&line), "{line} in {view}");
+    }
+    // The payments, by their contract's code.
+    for paid in ["已确认 · ¥69,250.01", "已确认 · ¥30,000.00"] {
+        assert!(
+            view.lines()
+                .any(|l| l.starts_with(&format!("  {contract} ")) && l.ends_with(paid)),
+            "{paid} in {view}"
+        );
+    }
+    let v = call(&["customer", "view", customer]);
+    assert_eq!(v["sections"]["quotes"]["total"], 1, "{v}");
+    assert_eq!(v["sections"]["payments"]["total"], 2, "{v}");
+    assert_eq!(
+        v["sections"]["contracts"]["items"][0]["fields"]["received"]["minor"],
+        9_925_001
+    );
     let events = ok(db, &["events", "pending", "--limit", "200"]);
     for e in [
         "quote.approved",

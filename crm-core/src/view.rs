@@ -4,36 +4,55 @@
 //! [`CustomerView`] gathers in one call what exists about a customer:
 //! contacts, follow-ups, pool place and history, attachments, possible
 //! duplicates and the recycling forecast — each read through the actor's
-//! data scope and field rules. Linked records of later modules
-//! (opportunities, quotes, contracts, payments, service tickets) appear in
-//! [`CustomerView::sections`] without changes here: every business entity
-//! whose table has a `customer_id` column gets a section named after the
-//! table, listed with the actor's scope for that entity.
+//! data scope and field rules. Linked records of other modules appear in
+//! [`CustomerView::sections`], named after their table: the sales
+//! documents (`opportunities`, `quotes` — the current version of each —
+//! and `contracts`) with their real fields as the sales module reads them,
+//! the `payments` and `invoices` of the contracts the actor may read, and
+//! any other business entity whose table has a `customer_id` column, each
+//! listed with the actor's read scope for that entity.
 
 use crate::auth::{Action, Actor};
 use crate::crm::Crm;
 use crate::dedupe::DuplicateMatch;
 use crate::entity::Entity;
 use crate::error::{Error, Result};
-use crate::ids::{RecordId, UserId};
+use crate::ids::{DepartmentId, RecordId, UserId};
+use crate::money::Money;
 use crate::pool::{Place, PoolId, PoolMove, RecycleExplanation};
 use crate::query::{Cond, ListQuery, Page, PageRequest};
 use crate::records::{BatchReport, Record, ShareAccess};
+use crate::sales::contract::contract_from_row;
+use crate::sales::quote::quote_from_row;
+use crate::sales::{ContractQuery, Invoice, InvoiceType, OpportunityQuery, Payment, PipelineDef};
 use crate::schema::{ColType, Table};
-use crate::store::{CmpOp, Col, Filter};
+use crate::store::{CmpOp, Col, Filter, Paging, Row, Select, Sort};
 use crate::value::Value;
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use serde::Serialize;
 use serde_json::Value as Json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use uuid::Uuid;
 
 /// Rows per section of the view at most (the totals count them all).
 pub const VIEW_SECTION_LIMIT: u64 = 50;
 
 /// Records linked to a customer, of one kind.
+///
+/// The items of a sales section carry, in [`Record::fields`], the
+/// document as the sales module reads it — the JSON form of
+/// [`Opportunity`](crate::sales::Opportunity), [`Quote`](crate::sales::Quote)
+/// or [`Contract`](crate::sales::Contract), amounts as [`Money`] — and
+/// their custom fields as the actor's field rules show them. Payments and
+/// invoices are no records of their own: their items are
+/// [`Payment`]s and [`Invoice`]s in the same JSON form, under the entity
+/// whose rights govern them ([`Entity::Contract`]), with the code and title
+/// of their contract (`contract_code`, `contract_title`) and its owner and
+/// department.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ViewSection {
-    /// The entity (`contact`, `follow_up`, later `opportunity` …).
+    /// The entity (`contact`, `follow_up`, `opportunity`, `quote`,
+    /// `contract`, `payment`, `invoice` …).
     pub entity: String,
     /// Its Chinese name.
     pub title: String,
@@ -41,6 +60,89 @@ pub struct ViewSection {
     pub total: u64,
     /// The newest of them, at most [`VIEW_SECTION_LIMIT`].
     pub items: Vec<Record>,
+}
+
+/// What a payment or invoice item tells of its contract.
+struct ContractRef {
+    code: String,
+    title: String,
+    owner_id: Option<Uuid>,
+    department_id: Option<Uuid>,
+}
+
+/// A sales document's fields: its JSON form, key by key.
+fn document_fields<T: Serialize>(doc: &T) -> BTreeMap<String, Json> {
+    match serde_json::to_value(doc) {
+        Ok(Json::Object(m)) => m.into_iter().collect(),
+        _ => BTreeMap::new(),
+    }
+}
+
+/// Newest first: by creation, then id (a stable order for equal times).
+fn newest_first(first: &[&'static str]) -> Vec<Sort> {
+    first
+        .iter()
+        .chain(["created_at", "id"].iter())
+        .map(|c| Sort {
+            col: col(c),
+            desc: true,
+        })
+        .collect()
+}
+
+/// A payment as the sales module reads it.
+fn payment_of(r: &Row) -> Payment {
+    Payment {
+        id: r.id(),
+        contract_id: r.get("contract_id").as_id().unwrap_or_default(),
+        amount: Money::cny(r.get("amount").as_int().unwrap_or(0)),
+        received_on: r.get("received_on").as_date().unwrap_or_default(),
+        method: r.get("method").as_text().unwrap_or_default().to_string(),
+        status: r.get("status").as_text().unwrap_or_default().to_string(),
+        receipt_no: r.get("receipt_no").as_text().map(str::to_string),
+        notes: r.get("notes").as_text().map(str::to_string),
+    }
+}
+
+/// An invoice plan or issued invoice as the sales module reads it.
+fn invoice_of(r: &Row) -> Invoice {
+    Invoice {
+        id: r.id(),
+        contract_id: r.get("contract_id").as_id().unwrap_or_default(),
+        kind: r.get("kind").as_text().unwrap_or_default().to_string(),
+        invoice_type: r
+            .get("invoice_type")
+            .as_text()
+            .and_then(InvoiceType::parse)
+            .unwrap_or(InvoiceType::VatNormal),
+        amount: Money::cny(r.get("amount").as_int().unwrap_or(0)),
+        number: r.get("number").as_text().map(str::to_string),
+        invoice_date: r.get("invoice_date").as_date(),
+    }
+}
+
+/// The item of a payment or invoice row of a contract.
+fn contract_item(row: &Row, contract: &ContractRef, mut fields: BTreeMap<String, Json>) -> Record {
+    fields.insert("contract_code".into(), Json::String(contract.code.clone()));
+    fields.insert(
+        "contract_title".into(),
+        Json::String(contract.title.clone()),
+    );
+    Record {
+        entity: Entity::Contract,
+        id: RecordId(row.id()),
+        code: None,
+        version: row.version(),
+        owner_id: contract.owner_id.map(UserId),
+        department_id: contract.department_id.map(DepartmentId),
+        created_by: row.get("recorded_by").as_id().map(UserId),
+        created_at: row.get("created_at").as_timestamp().unwrap_or_default(),
+        updated_at: row.get("updated_at").as_timestamp().unwrap_or_default(),
+        deleted_at: None,
+        archived_at: None,
+        fields,
+        custom: BTreeMap::new(),
+    }
 }
 
 /// Where a customer is, in the pools. These are customer fields: each is
@@ -92,7 +194,8 @@ pub struct CustomerView {
     /// Whether and when a recycling rule would send it back.
     pub recycling: Option<RecycleExplanation>,
     /// Linked records of other modules, by table name (`opportunities`,
-    /// `quotes`, `contracts`, `payments`, `service_tickets` …).
+    /// `quotes`, `contracts`, `payments`, `invoices`, `service_tickets` …);
+    /// a section the actor may not read is left out (see [`ViewSection`]).
     pub sections: BTreeMap<String, ViewSection>,
 }
 
@@ -179,6 +282,176 @@ impl Crm {
         })
     }
 
+    /// The newest rows a select finds, at most [`VIEW_SECTION_LIMIT`], and
+    /// how many it finds.
+    async fn newest_rows(&self, mut sel: Select, sort: Vec<Sort>) -> Result<(Vec<Row>, u64)> {
+        sel.sort = sort;
+        sel.paging = Paging::Offset {
+            offset: 0,
+            limit: VIEW_SECTION_LIMIT,
+        };
+        sel.with_total = true;
+        let got = self.store.select(&sel).await?;
+        let total = got.total.unwrap_or(got.rows.len() as u64);
+        Ok((got.rows, total))
+    }
+
+    /// The item of a sales document: its record (header and custom fields
+    /// as the actor's field rules show them) with the document's fields.
+    fn document_item(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        row: &Row,
+        customs: &[crate::custom::CustomFieldDef],
+        fields: BTreeMap<String, Json>,
+    ) -> Record {
+        let mut r = self.to_record(actor, entity, row, customs);
+        r.fields = fields;
+        r
+    }
+
+    /// The sections of the customer's sales documents, each only when the
+    /// actor may read that entity and found as the sales lists find them
+    /// (the actor's read scope, live documents, the current version of each
+    /// quote): opportunities, quotes, contracts, and the payments and
+    /// invoices of the contracts the actor may read, newest first.
+    async fn sales_sections(
+        &self,
+        actor: &Actor,
+        customer: RecordId,
+        sections: &mut BTreeMap<String, ViewSection>,
+    ) -> Result<()> {
+        let section = |entity: Entity, total, items| ViewSection {
+            entity: entity.name().into(),
+            title: entity.name_zh().into(),
+            total,
+            items,
+        };
+        if actor.can(Entity::Opportunity, Action::Read) {
+            let q = OpportunityQuery {
+                customer_id: Some(customer.0),
+                ..OpportunityQuery::default()
+            };
+            let sel = self.opportunity_select(actor, &q);
+            let (rows, total) = self.newest_rows(sel, newest_first(&[])).await?;
+            let customs = self.custom_fields(actor, Entity::Opportunity).await?;
+            let mut pipelines: HashMap<Option<Uuid>, PipelineDef> = HashMap::new();
+            let mut items = Vec::new();
+            for row in &rows {
+                let pid = row.get("pipeline_id").as_id();
+                let pipeline = match pipelines.entry(pid) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => {
+                        e.insert(self.pipeline_by_id(pid).await?)
+                    }
+                };
+                let o = self.opportunity_in(row, pipeline);
+                let fields = document_fields(&o);
+                items.push(self.document_item(actor, Entity::Opportunity, row, &customs, fields));
+            }
+            sections.insert(
+                Table::Opportunities.name().into(),
+                section(Entity::Opportunity, total, items),
+            );
+        }
+        if actor.can(Entity::Quote, Action::Read) {
+            // The current version of each quote (superseded ones left out).
+            let sel = self.quote_select(actor, Some(customer.0), None);
+            let (rows, total) = self.newest_rows(sel, newest_first(&[])).await?;
+            let customs = self.custom_fields(actor, Entity::Quote).await?;
+            let mut items = Vec::new();
+            for row in &rows {
+                let fields = document_fields(&quote_from_row(row));
+                items.push(self.document_item(actor, Entity::Quote, row, &customs, fields));
+            }
+            sections.insert(
+                Table::Quotes.name().into(),
+                section(Entity::Quote, total, items),
+            );
+        }
+        if !actor.can(Entity::Contract, Action::Read) {
+            return Ok(());
+        }
+        let q = ContractQuery {
+            customer_id: Some(customer.0),
+            ..ContractQuery::default()
+        };
+        let sel = self.contract_select(actor, &q);
+        let (rows, total) = self.newest_rows(sel.clone(), newest_first(&[])).await?;
+        let customs = self.custom_fields(actor, Entity::Contract).await?;
+        let mut items = Vec::new();
+        for row in &rows {
+            let fields = document_fields(&contract_from_row(row));
+            items.push(self.document_item(actor, Entity::Contract, row, &customs, fields));
+        }
+        sections.insert(
+            Table::Contracts.name().into(),
+            section(Entity::Contract, total, items),
+        );
+        // Payments and invoices of every contract of the customer the actor
+        // may read (not only of the newest ones listed).
+        let all = if total > rows.len() as u64 {
+            self.store.select(&sel).await?.rows
+        } else {
+            rows
+        };
+        let contracts: HashMap<Uuid, ContractRef> = all
+            .iter()
+            .map(|r| {
+                (
+                    r.id(),
+                    ContractRef {
+                        code: r.get("code").as_text().unwrap_or_default().to_string(),
+                        title: r.get("title").as_text().unwrap_or_default().to_string(),
+                        owner_id: r.get("owner_id").as_id(),
+                        department_id: r.get("department_id").as_id(),
+                    },
+                )
+            })
+            .collect();
+        let ids: Vec<Value> = contracts.keys().map(|id| Value::Id(*id)).collect();
+        for (table, name, title) in [
+            (Table::Payments, "payment", "回款"),
+            (Table::Invoices, "invoice", "发票"),
+        ] {
+            let (rows, total) = if ids.is_empty() {
+                (Vec::new(), 0)
+            } else {
+                let mut sel = Select::all(table, actor.company_id.0, self.now());
+                sel.filter = Filter::In(col("contract_id"), ids.clone());
+                let first: &[&'static str] = if table == Table::Payments {
+                    &["received_on"]
+                } else {
+                    &[]
+                };
+                self.newest_rows(sel, newest_first(first)).await?
+            };
+            let items = rows
+                .iter()
+                .filter_map(|row| {
+                    let contract = contracts.get(&row.get("contract_id").as_id()?)?;
+                    let fields = if table == Table::Payments {
+                        document_fields(&payment_of(row))
+                    } else {
+                        document_fields(&invoice_of(row))
+                    };
+                    Some(contract_item(row, contract, fields))
+                })
+                .collect();
+            sections.insert(
+                table.name().into(),
+                ViewSection {
+                    entity: name.into(),
+                    title: title.into(),
+                    total,
+                    items,
+                },
+            );
+        }
+        Ok(())
+    }
+
     /// The 360° view of a customer the actor can see (also a customer in a
     /// pool the actor belongs to): the customer masked by the actor's field
     /// rules, contacts and follow-ups within the actor's scope, pool place
@@ -201,7 +474,12 @@ impl Crm {
             };
             if matches!(
                 entity,
-                Entity::Customer | Entity::Contact | Entity::FollowUp
+                Entity::Customer
+                    | Entity::Contact
+                    | Entity::FollowUp
+                    | Entity::Opportunity
+                    | Entity::Quote
+                    | Entity::Contract
             ) || table
                 .column("customer_id")
                 .is_none_or(|c| c.ty != ColType::Id)
@@ -214,6 +492,7 @@ impl Crm {
                 self.section(actor, entity, id, "created_at").await?,
             );
         }
+        self.sales_sections(actor, id, &mut sections).await?;
         // As the customer record shows them: masked element by element, or
         // none when the field is hidden.
         let attachments = customer

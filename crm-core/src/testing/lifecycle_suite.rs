@@ -41,6 +41,11 @@ macro_rules! lifecycle_scenarios {
             crm_lifecycle_a_customer_is_not_purged_while_sales_records_refer_to_it,
             $make
         );
+        $each!(
+            $crate::testing::lifecycle_suite::the_customer_view_shows_sales_documents_payments_and_invoices,
+            crm_lifecycle_the_customer_view_shows_sales_documents_payments_and_invoices,
+            $make
+        );
     };
 }
 
@@ -846,5 +851,234 @@ pub async fn a_customer_is_not_purged_while_sales_records_refer_to_it(store: Arc
             .purge_records(&w.zhangsan, Entity::Customer, &[c.id])
             .await;
         assert_eq!(r.done, vec![c.id], "{r:?}");
+    }
+}
+
+/// The 360° view shows a customer's sales documents with their real fields
+/// (name or title, status or stage, amounts, received and outstanding),
+/// the current version of each quote only, and the payments and invoices
+/// of the contracts the actor may read, newest first; a user who may not
+/// read contracts sees no contract, payment or invoice (and no error).
+pub async fn the_customer_view_shows_sales_documents_payments_and_invoices(store: Arc<dyn Store>) {
+    use crate::auth::{Action, Permission};
+    use crate::money::Money;
+    use crate::sales::{
+        ContractStatus, InvoiceType, LineInput, NewContract, NewOpportunity, NewQuote, PaymentInput,
+    };
+    let w = with_sales_rights(World::new(store).await).await;
+    let c = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let opp = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "数据中心扩容".into(),
+                customer_id: c.id.0,
+                amount: Some(Money::cny(5_000_000)),
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let line = |fen: i64| LineInput {
+        product_id: None,
+        name: "维保服务".into(),
+        unit: None,
+        quantity: 1,
+        unit_price: Some(Money::cny(fen)),
+        discount_bp: 0,
+        tax_rate: None,
+    };
+    let q1 = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "华为维保报价".into(),
+                customer_id: c.id.0,
+                opportunity_id: Some(opp.id),
+                lines: vec![line(100_000)],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    let q2 = w
+        .crm
+        .revise_quote(&w.zhangsan, q1.id, vec![line(90_000)], None)
+        .await
+        .expect("revise");
+    assert_eq!(q2.quote_version, 2);
+    let contract = |title: &str| NewContract {
+        title: title.into(),
+        customer_id: c.id.0,
+        amount: Some(Money::cny(1_000_000)),
+        ..NewContract::default()
+    };
+    let pay = |fen: i64, receipt: &str| PaymentInput {
+        amount: Money::cny(fen),
+        received_on: w.crm.today(),
+        method: None,
+        receipt_no: Some(receipt.into()),
+        notes: None,
+    };
+    // Two executing contracts, each paid and invoiced; the second becomes
+    // 王五's, which 张三 cannot read.
+    let mut contracts = Vec::new();
+    for (title, receipt, number) in [
+        ("华为年度服务合同", "R-001", "04400001"),
+        ("华为备件合同", "R-002", "04400002"),
+    ] {
+        let k = w
+            .crm
+            .create_contract(&w.zhangsan, contract(title))
+            .await
+            .expect("contract");
+        let (k, _) = w
+            .crm
+            .submit_contract(&w.zhangsan, k.id, Vec::new(), None)
+            .await
+            .expect("submit");
+        assert_eq!(k.status, ContractStatus::Executing);
+        let (p, _) = w
+            .crm
+            .record_payment(&w.zhangsan, k.id, pay(300_000, receipt))
+            .await
+            .expect("payment");
+        assert_eq!(p.status, "confirmed");
+        w.crm
+            .add_invoice(
+                &w.zhangsan,
+                k.id,
+                InvoiceType::VatSpecial,
+                Money::cny(300_000),
+                Some(number.into()),
+                Some(w.crm.today()),
+            )
+            .await
+            .expect("invoice");
+        contracts.push(k);
+        w.clock.advance(chrono::Duration::days(1));
+    }
+    let (k, theirs) = (&contracts[0], &contracts[1]);
+    w.crm
+        .transfer_records(
+            &w.zhangsan,
+            Entity::Contract,
+            &[RecordId(theirs.id)],
+            w.wangwu.user_id,
+        )
+        .await
+        .expect("transfer");
+
+    let view = w.crm.customer_view(&w.zhangsan, c.id).await.expect("view");
+    let section = |name: &str| {
+        view.sections
+            .get(name)
+            .unwrap_or_else(|| panic!("a {name} section: {:?}", view.sections.keys()))
+    };
+    let one = |name: &str| {
+        let s = section(name);
+        assert_eq!((s.total, s.items.len()), (1, 1), "{name}: {s:?}");
+        s.items[0].fields.clone()
+    };
+    let minor = |f: &std::collections::BTreeMap<String, serde_json::Value>, k: &str| {
+        f.get(k)
+            .and_then(|m| m.get("minor"))
+            .and_then(serde_json::Value::as_i64)
+    };
+    // The opportunity, with its name, stage, status and amount.
+    let o = one("opportunities");
+    assert_eq!(section("opportunities").items[0].id.0, opp.id);
+    assert_eq!(o.get("name"), Some(&json!("数据中心扩容")));
+    assert_eq!(o.get("status"), Some(&json!("tracking")));
+    assert_eq!(o.get("stage"), Some(&json!(opp.stage)));
+    assert_eq!(o.get("stage_name"), Some(&json!(opp.stage_name)));
+    assert_eq!(minor(&o, "amount"), Some(5_000_000));
+    // One quote: the current version, with its title, status and total.
+    let q = one("quotes");
+    assert_eq!(section("quotes").items[0].id.0, q2.id);
+    assert_eq!(q.get("title"), Some(&json!("华为维保报价")));
+    assert_eq!(q.get("quote_version"), Some(&json!(2)));
+    assert_eq!(q.get("status"), Some(&json!(q2.status)));
+    assert_eq!(
+        q.get("totals").and_then(|t| t.get("amount")),
+        Some(&json!(q2.totals.amount))
+    );
+    // The contract the actor may read, with what was received and is owed.
+    let kf = one("contracts");
+    assert_eq!(
+        section("contracts").items[0].code.as_deref(),
+        Some(&*k.code)
+    );
+    assert_eq!(kf.get("title"), Some(&json!("华为年度服务合同")));
+    assert_eq!(kf.get("status"), Some(&json!("executing")));
+    assert_eq!(minor(&kf, "amount"), Some(1_000_000));
+    assert_eq!(minor(&kf, "received"), Some(300_000));
+    assert_eq!(minor(&kf, "outstanding"), Some(700_000));
+    // Its payment and invoice; not those of 王五's contract.
+    let p = one("payments");
+    assert_eq!(p.get("receipt_no"), Some(&json!("R-001")));
+    assert_eq!(p.get("status"), Some(&json!("confirmed")));
+    assert_eq!(p.get("contract_code"), Some(&json!(k.code)));
+    assert_eq!(minor(&p, "amount"), Some(300_000));
+    let i = one("invoices");
+    assert_eq!(i.get("number"), Some(&json!("04400001")));
+    assert_eq!(i.get("kind"), Some(&json!("issued")));
+    assert_eq!(i.get("contract_title"), Some(&json!("华为年度服务合同")));
+    assert_eq!(minor(&i, "amount"), Some(300_000));
+    // The administrator sees both contracts' payments, newest first.
+    let all = w.crm.customer_view(&w.admin, c.id).await.expect("view");
+    let receipts: Vec<_> = all.sections["payments"]
+        .items
+        .iter()
+        .map(|p| p.fields.get("receipt_no").cloned())
+        .collect();
+    assert_eq!(
+        receipts,
+        vec![Some(json!("R-002")), Some(json!("R-001"))],
+        "newest first"
+    );
+    assert_eq!(all.sections["invoices"].total, 2);
+    assert_eq!(all.sections["quotes"].total, 1);
+
+    // 赵六 (same group) may read opportunities and quotes but not contracts:
+    // no contract, payment or invoice section.
+    let role = w.zhaoliu.roles.first().expect("a role").clone();
+    let permissions: Vec<Permission> = role
+        .permissions
+        .iter()
+        .filter(|p| p.entity != Entity::Contract)
+        .cloned()
+        .collect();
+    assert!(
+        permissions
+            .iter()
+            .any(|p| p.entity == Entity::Quote && p.action == Action::Read)
+    );
+    w.crm
+        .update_role(
+            &w.admin,
+            role.id,
+            role.version,
+            crate::org::RoleSpec {
+                name: role.name.clone(),
+                is_admin: role.is_admin,
+                permissions,
+                field_rules: role.field_rules.clone(),
+            },
+        )
+        .await
+        .expect("regrant");
+    let zhaoliu = w.crm.actor(w.zhaoliu.user_id).await.expect("actor");
+    let view = w.crm.customer_view(&zhaoliu, c.id).await.expect("view");
+    assert_eq!(view.sections["opportunities"].total, 1);
+    assert_eq!(view.sections["quotes"].total, 1);
+    for hidden in ["contracts", "payments", "invoices"] {
+        assert!(
+            !view.sections.contains_key(hidden),
+            "{hidden}: {:?}",
+            view.sections.get(hidden)
+        );
     }
 }
