@@ -292,6 +292,52 @@ impl Crm {
             Step::Unarchive if archived.is_none() => return state_error("is not archived"),
             Step::Unarchive => ("archived_at", Value::Null),
         };
+        // A contract still owed money, or with payments awaiting approval,
+        // stays in the working set: deleted or archived, it would drop out
+        // of the receivables unnoticed. It is collected, or terminated,
+        // first (as finishing it needs).
+        if entity == Entity::Contract
+            && matches!(step, Step::Delete | Step::Archive)
+            && let Some(what) = self.contract_money_open(actor, &row).await?
+        {
+            let pending = if what.contains("awaiting approval") {
+                ", approve or reject the payments awaiting approval"
+            } else {
+                ""
+            };
+            return Err(Error::InvalidState(format!(
+                "contract {code} cannot be {}: {what}; collect what is owed{pending}, or \
+                 terminate the contract with a reason first",
+                step.event()
+            )));
+        }
+        // A customer merged into another came back empty (its contacts,
+        // follow-ups and sales records belong to the survivor now), a
+        // duplicate of the survivor.
+        if entity == Entity::Customer
+            && step == Step::Restore
+            && let Some(survivor) = row.get("merged_into").as_id()
+        {
+            let readable = match self
+                .store
+                .get(Table::Customers, survivor)
+                .await?
+                .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
+            {
+                Some(s) if self.can_on_row(actor, entity, Action::Read, &s).await? => {
+                    s.get("code").as_text().map(str::to_string)
+                }
+                _ => None,
+            };
+            return Err(Error::InvalidState(match readable {
+                Some(scode) => {
+                    format!("customer {code} was merged into {scode}; it cannot be restored")
+                }
+                None => format!(
+                    "customer {code} was merged into another customer; it cannot be restored"
+                ),
+            }));
+        }
         // The customer a child record (contact, follow-up, opportunity,
         // quote, contract) belongs to.
         let customer_id = if entity == Entity::Customer {

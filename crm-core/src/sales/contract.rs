@@ -139,9 +139,11 @@ pub struct NewContract {
     pub contract_type: Option<ContractType>,
     /// The opportunity it closes.
     pub opportunity_id: Option<Uuid>,
-    /// Lines; when empty, `amount` is the contract amount.
+    /// Lines; when empty, `amount` is the contract amount. Lines add up to
+    /// a positive amount.
     pub lines: Vec<LineInput>,
-    /// The amount of a contract without lines.
+    /// The amount of a contract without lines (refused together with
+    /// lines).
     pub amount: Option<Money>,
     /// Signing date (签约日期).
     pub signed_on: Option<NaiveDate>,
@@ -158,9 +160,11 @@ pub struct NewContract {
 pub struct ContractPatch {
     /// The title.
     pub title: Option<String>,
-    /// New lines (replace all; the amount follows).
+    /// New lines (replace all; the amount follows; they add up to a
+    /// positive amount).
     pub lines: Option<Vec<LineInput>>,
-    /// The amount of a contract without lines.
+    /// The amount of a contract without lines (refused together with new
+    /// lines).
     pub amount: Option<Money>,
     /// Signing date.
     pub signed_on: Option<NaiveDate>,
@@ -294,6 +298,50 @@ pub(crate) fn contract_from_row(r: &Row) -> Contract {
     }
 }
 
+/// The last end date `ending_within_days = days` takes in: `days` from
+/// `today`, but no later than 9999-12-31 — a date beyond that overflows
+/// the calendar for the largest counts, and is not compared as a date by
+/// every store.
+fn ending_by(today: NaiveDate, days: u32) -> NaiveDate {
+    let last = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX);
+    today
+        .checked_add_days(chrono::Days::new(u64::from(days)))
+        .map_or(last, |d| d.min(last))
+}
+
+/// A contract given both lines and an amount: the amount of a contract
+/// with lines is the sum of its lines, so one of them would be ignored.
+fn both_lines_and_amount() -> Error {
+    Error::invalid(
+        "amount (合同金额)",
+        "give either lines or an amount (合同金额), not both: the amount of a contract \
+         with lines is the sum of its lines",
+    )
+}
+
+/// Lines adding up to nothing: a contract's amount is positive.
+fn zero_lines_total(total: Money) -> Error {
+    Error::invalid(
+        "lines",
+        format!("the lines add up to {total}; a contract's amount must be positive"),
+    )
+}
+
+/// Payments awaiting approval in words: their amounts and dates.
+fn awaiting_text(awaiting: &[Row]) -> String {
+    awaiting
+        .iter()
+        .map(|r| {
+            let amount = Money::cny(r.get("amount").as_int().unwrap_or(0));
+            match r.get("received_on").as_date() {
+                Some(d) => format!("{amount} received {d}"),
+                None => amount.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The status a document takes when its approval reaches `status`.
 fn contract_status_for(status: Status) -> ContractStatus {
     match status {
@@ -313,6 +361,66 @@ impl Crm {
             return Err(Error::not_found(Entity::Contract, id));
         }
         Ok(row)
+    }
+
+    /// Reads a live contract the actor may edit, to record money or goods
+    /// on (payments, invoices, payment plans, deliveries): refused while
+    /// the contract is archived, where no list would show what is recorded.
+    pub(crate) async fn contract_for_records(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        what: &str,
+    ) -> Result<Row> {
+        let row = self.writable_contract(actor, id).await?;
+        if !row.get("archived_at").is_null() {
+            return Err(Error::InvalidState(format!(
+                "contract {} is archived; {what} cannot be recorded on it: unarchive it first",
+                row.get("code").as_text().unwrap_or_default()
+            )));
+        }
+        Ok(row)
+    }
+
+    /// The live payments of a contract awaiting approval.
+    pub(crate) async fn payments_awaiting_approval(
+        &self,
+        actor: &Actor,
+        contract: Uuid,
+    ) -> Result<Vec<Row>> {
+        Ok(self
+            .rows_of_contract(actor, Table::Payments, contract)
+            .await?
+            .into_iter()
+            .filter(|r| r.get("status").as_text() == Some("pending_approval"))
+            .collect())
+    }
+
+    /// What keeps a contract among the receivables, in words: the money
+    /// still owed on a contract payments are collected on (see
+    /// `collected_on`) and the payments awaiting approval; `None` when
+    /// there is neither.
+    pub(crate) async fn contract_money_open(
+        &self,
+        actor: &Actor,
+        row: &Row,
+    ) -> Result<Option<String>> {
+        let c = contract_from_row(row);
+        let awaiting = self.payments_awaiting_approval(actor, c.id).await?;
+        let mut parts = Vec::new();
+        if super::payment::collected_on(&c) && c.outstanding.minor > 0 {
+            parts.push(format!(
+                "{} is still outstanding (received {} of {})",
+                c.outstanding, c.received, c.amount
+            ));
+        }
+        if !awaiting.is_empty() {
+            parts.push(format!(
+                "payments awaiting approval: {}",
+                awaiting_text(&awaiting)
+            ));
+        }
+        Ok((!parts.is_empty()).then(|| parts.join("; ")))
     }
 
     /// Reads a live contract the actor may edit.
@@ -349,6 +457,9 @@ impl Crm {
             )));
         }
         let title = req_text("title (合同名称)", &input.title, 128)?;
+        if !input.lines.is_empty() && input.amount.is_some() {
+            return Err(both_lines_and_amount());
+        }
         if let (Some(s), Some(e)) = (input.start_on, input.end_on)
             && e < s
         {
@@ -386,6 +497,9 @@ impl Crm {
             }
             (a, Money::cny(0))
         } else {
+            if t.amount.minor <= 0 {
+                return Err(zero_lines_total(t.amount));
+            }
             (t.amount, t.tax)
         };
         let company = actor.company_id.0;
@@ -509,11 +623,17 @@ impl Crm {
             values.push(("pinyin_keys", Value::Text(crate::pinyin::search_keys(&t))));
             values.push(("title", Value::Text(t)));
         }
+        if patch.lines.is_some() && patch.amount.is_some() {
+            return Err(both_lines_and_amount());
+        }
         let new_amount = if let Some(lines) = &patch.lines {
             let priced = self.price_lines(actor, lines).await?;
             let t = totals(&priced).map_err(|m| Error::invalid("lines", m))?;
             if priced.is_empty() {
                 return Err(Error::invalid("lines", "give lines or an amount"));
+            }
+            if t.amount.minor <= 0 {
+                return Err(zero_lines_total(t.amount));
             }
             values.push((
                 "lines",
@@ -802,6 +922,10 @@ impl Crm {
     ///   awaiting approval). A contract that will not be paid in full is
     ///   terminated with a reason instead; terminated contracts are no
     ///   longer receivable.
+    /// - Finishing a contract with lines needs them all delivered (the
+    ///   refusal names the lines with quantities left): deliveries follow
+    ///   only an executing contract. One that will not be delivered in full
+    ///   is terminated with a reason instead.
     /// - Terminating a contract with payments awaiting approval is refused,
     ///   naming them: finance approves (the money came in) or rejects them
     ///   first, so no receipt is silently dropped or confirmed afterwards.
@@ -847,25 +971,8 @@ impl Crm {
                 ContractStatus::Finished
             }
         };
-        let awaiting: Vec<Row> = self
-            .rows_of_contract(actor, Table::Payments, id)
-            .await?
-            .into_iter()
-            .filter(|r| r.get("status").as_text() == Some("pending_approval"))
-            .collect();
-        let awaiting_text = || {
-            awaiting
-                .iter()
-                .map(|r| {
-                    let amount = Money::cny(r.get("amount").as_int().unwrap_or(0));
-                    match r.get("received_on").as_date() {
-                        Some(d) => format!("{amount} received {d}"),
-                        None => amount.to_string(),
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let awaiting = self.payments_awaiting_approval(actor, id).await?;
+        let awaiting_text = || awaiting_text(&awaiting);
         if target == ContractStatus::Finished && c.outstanding.minor > 0 {
             let pending = if awaiting.is_empty() {
                 String::new()
@@ -878,6 +985,30 @@ impl Crm {
                  payments, or terminate the contract with a reason if it will not be paid",
                 c.code, c.outstanding, c.received, c.amount
             )));
+        }
+        if target == ContractStatus::Finished && !c.lines.is_empty() {
+            // Deliveries follow only an executing contract: finished with
+            // goods still owed, they could never be delivered.
+            let (_, progress) = self.deliveries(actor, id).await?;
+            let left: Vec<String> = progress
+                .iter()
+                .filter(|p| p.remaining > 0)
+                .map(|p| {
+                    format!(
+                        "line {} {} ({} of {} not delivered)",
+                        p.line, p.name, p.remaining, p.ordered
+                    )
+                })
+                .collect();
+            if !left.is_empty() {
+                return Err(Error::InvalidState(format!(
+                    "contract {} still has lines to deliver: {}; only a fully delivered \
+                     contract can be finished: record the deliveries, or terminate the \
+                     contract with a reason if they will not be made",
+                    c.code,
+                    left.join(", ")
+                )));
+            }
         }
         if !awaiting.is_empty() {
             return Err(Error::InvalidState(format!(
@@ -956,7 +1087,7 @@ impl Crm {
             q.per_page.min(1000)
         };
         sel.paging = Paging::Offset {
-            offset: (q.page.max(1) - 1) * per_page,
+            offset: (q.page.max(1) - 1).saturating_mul(per_page),
             limit: per_page,
         };
         sel.with_total = true;
@@ -997,7 +1128,7 @@ impl Crm {
             filters.push(Filter::Cmp(
                 Col::Column("end_on"),
                 CmpOp::Le,
-                Value::Date(today + chrono::Duration::days(i64::from(n))),
+                Value::Date(ending_by(today, n)),
             ));
         }
         if q.expired {

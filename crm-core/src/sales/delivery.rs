@@ -134,7 +134,9 @@ impl Crm {
         lines: Vec<DeliveryLine>,
         notes: Option<String>,
     ) -> Result<Vec<LineProgress>> {
-        let row = self.writable_contract(actor, contract).await?;
+        let row = self
+            .contract_for_records(actor, contract, "deliveries")
+            .await?;
         let c = contract_from_row(&row);
         if c.status != ContractStatus::Executing {
             return Err(Error::InvalidState(format!(

@@ -946,7 +946,7 @@ impl Crm {
             desc: true,
         }];
         sel.paging = Paging::Offset {
-            offset: (q.page.max(1) - 1) * per_page,
+            offset: (q.page.max(1) - 1).saturating_mul(per_page),
             limit: per_page,
         };
         sel.with_total = true;
@@ -966,7 +966,8 @@ impl Crm {
     /// The weighted forecast (amount × probability) of the open (tracking)
     /// opportunities the actor may see, by owner, department and expected
     /// close month, optionally only for months from `from` to `to`
-    /// (`YYYY-MM`, inclusive).
+    /// (`YYYY-MM`, inclusive). A group's sums saturate at the largest
+    /// amount kept rather than fail the report.
     pub async fn opportunity_forecast(
         &self,
         actor: &Actor,
@@ -1024,14 +1025,10 @@ impl Crm {
                 weighted: Money::cny(0),
             });
             g.count += 1;
-            g.amount = g
-                .amount
-                .checked_add(amount)
-                .map_err(|e| Error::InvalidState(e.to_string()))?;
-            g.weighted = g
-                .weighted
-                .checked_add(weighted(amount, p))
-                .map_err(|e| Error::InvalidState(e.to_string()))?;
+            // Saturating, as the receivables are: amounts near the largest
+            // one kept must not fail the whole report.
+            g.amount = Money::cny(g.amount.minor.saturating_add(amount.minor));
+            g.weighted = Money::cny(g.weighted.minor.saturating_add(weighted(amount, p).minor));
         }
         Ok(groups.into_values().collect())
     }

@@ -301,7 +301,9 @@ impl Crm {
         contract: Uuid,
         plans: Vec<PlanInput>,
     ) -> Result<ChangeSet> {
-        let row = self.writable_contract(actor, contract).await?;
+        let row = self
+            .contract_for_records(actor, contract, "a payment plan")
+            .await?;
         let c = contract_from_row(&row);
         if matches!(
             c.status,
@@ -480,7 +482,9 @@ impl Crm {
         contract: Uuid,
         input: PaymentInput,
     ) -> Result<(Payment, Option<ApprovalInfo>)> {
-        let row = self.writable_contract(actor, contract).await?;
+        let row = self
+            .contract_for_records(actor, contract, "payments")
+            .await?;
         let c = contract_from_row(&row);
         if !collected_on(&c) {
             return Err(Error::InvalidState(format!(
@@ -729,6 +733,14 @@ impl Crm {
                     Money::cny(amount)
                 )));
             }
+            if !row.get("archived_at").is_null() {
+                return Err(Error::InvalidState(format!(
+                    "contract {} is archived; payment {} cannot be confirmed on it \
+                     (unarchive it first, or reject the payment)",
+                    c.code,
+                    Money::cny(amount)
+                )));
+            }
             if !collected_on(&c) {
                 return Err(Error::InvalidState(format!(
                     "contract {} is {}; payment {} can no longer be confirmed on it, \
@@ -766,7 +778,9 @@ impl Crm {
         issued_number: Option<String>,
         date: Option<NaiveDate>,
     ) -> Result<Invoice> {
-        let row = self.writable_contract(actor, contract).await?;
+        let row = self
+            .contract_for_records(actor, contract, "invoices")
+            .await?;
         let c = contract_from_row(&row);
         super::require_cny("amount (开票金额)", &amount)?;
         if amount.minor <= 0 {

@@ -715,7 +715,7 @@ impl Crm {
             desc: false,
         }];
         sel.paging = Paging::Offset {
-            offset: (page - 1) * per_page,
+            offset: (page - 1).saturating_mul(per_page),
             limit: per_page,
         };
         sel.with_total = true;

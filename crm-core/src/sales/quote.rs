@@ -444,7 +444,7 @@ impl Crm {
             desc: true,
         }];
         sel.paging = crate::store::Paging::Offset {
-            offset: (page.max(1) - 1) * per_page,
+            offset: (page.max(1) - 1).saturating_mul(per_page),
             limit: per_page,
         };
         sel.with_total = true;
@@ -668,7 +668,9 @@ impl Crm {
     }
 
     /// Turns an approved quote into a draft contract with the same lines
-    /// and totals; the quote becomes converted, in the same change set.
+    /// and totals; the quote becomes converted, in the same change set. A
+    /// quote past its validity date (`valid_until`, the last day it holds)
+    /// is refused: it is revised first.
     pub async fn quote_to_contract(
         &self,
         actor: &Actor,
@@ -683,6 +685,15 @@ impl Crm {
                 q.code,
                 q.quote_version,
                 q.status.name()
+            )));
+        }
+        if let Some(d) = q.valid_until
+            && d < self.today()
+        {
+            return Err(Error::InvalidState(format!(
+                "quote {} v{} was valid until {d}; an expired quote does not become a \
+                 contract: revise it first (with a new validity date)",
+                q.code, q.quote_version
             )));
         }
         let input = NewContract {

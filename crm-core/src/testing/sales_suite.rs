@@ -181,6 +181,41 @@ macro_rules! sales_scenarios {
             crm_sales_approval_of_a_sales_document_is_withdrawn_by_its_owner,
             $make
         );
+        $each!(
+            $crate::testing::sales_suite::contracts_owed_money_stay_in_the_working_set,
+            crm_sales_contracts_owed_money_stay_in_the_working_set,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::merged_away_customer_is_not_restored,
+            crm_sales_merged_away_customer_is_not_restored,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::sales_lists_take_any_window_and_page,
+            crm_sales_sales_lists_take_any_window_and_page,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::finishing_needs_every_line_delivered,
+            crm_sales_finishing_needs_every_line_delivered,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::forecast_sums_saturate,
+            crm_sales_forecast_sums_saturate,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::contract_takes_lines_or_an_amount,
+            crm_sales_contract_takes_lines_or_an_amount,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::expired_quote_does_not_become_a_contract,
+            crm_sales_expired_quote_does_not_become_a_contract,
+            $make
+        );
     };
 }
 
@@ -5547,4 +5582,768 @@ pub async fn approval_of_a_sales_document_is_withdrawn_by_its_owner(store: Arc<d
         w.crm.contract(&w.wangwu, c.id).await.expect("c").status,
         ContractStatus::Draft
     );
+}
+
+/// Applies one lifecycle step to one contract: `Ok` when done, else the
+/// reason it was refused.
+async fn contract_step(w: &World, step: &str, id: Uuid) -> std::result::Result<(), String> {
+    use crate::entity::Entity;
+    use crate::ids::RecordId;
+    let ids = [RecordId(id)];
+    let actor = &w.zhangsan;
+    let r = match step {
+        "delete" => w.crm.delete_records(actor, Entity::Contract, &ids).await,
+        "archive" => w.crm.archive_records(actor, Entity::Contract, &ids).await,
+        "unarchive" => w.crm.unarchive_records(actor, Entity::Contract, &ids).await,
+        other => panic!("no step {other}"),
+    };
+    match r.refused.into_iter().next() {
+        Some((_, m)) => Err(m),
+        None => Ok(()),
+    }
+}
+
+/// A contract still owed money, or with payments awaiting approval, is
+/// neither deleted nor archived (the refusal names the contract and what
+/// is outstanding), so it stays among the receivables; a draft, a
+/// terminated or a fully collected one is. An archived contract takes no
+/// payment, invoice, payment plan or delivery until it is unarchived.
+pub async fn contracts_owed_money_stay_in_the_working_set(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{
+        DeliveryLine, InvoiceType, LineInput, NewContract, PaymentInput, PlanInput,
+    };
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
+    let pay = |fen: i64| PaymentInput {
+        amount: Money::cny(fen),
+        received_on: day,
+        method: None,
+        receipt_no: None,
+        notes: None,
+    };
+    // Owed money: neither deleted nor archived.
+    let owed = new_executing_contract(&w, &w.zhangsan, customer.id.0, "欠款合同", 1_000_000).await;
+    w.crm
+        .record_payment(&w.zhangsan, owed.id, pay(300_000))
+        .await
+        .expect("payment");
+    for step in ["delete", "archive"] {
+        let m = contract_step(&w, step, owed.id)
+            .await
+            .expect_err("a contract owed money stays");
+        assert!(
+            m.contains(&owed.code) && m.contains("¥7,000.00") && m.contains("terminate"),
+            "{m}"
+        );
+    }
+    assert_eq!(w.crm.receivables(&w.lisi).await.expect("r").len(), 1);
+    let c = w
+        .crm
+        .contract(&w.zhangsan, owed.id)
+        .await
+        .expect("still live");
+    assert_eq!(c.outstanding, Money::cny(700_000));
+    // Terminated, it is no longer receivable: it may go.
+    w.crm
+        .close_contract(&w.zhangsan, owed.id, Some("客户破产"))
+        .await
+        .expect("terminate");
+    contract_step(&w, "delete", owed.id)
+        .await
+        .expect("a terminated contract is deleted");
+    // A draft is deleted.
+    let draft = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "草稿合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(500_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("draft");
+    contract_step(&w, "delete", draft.id)
+        .await
+        .expect("a draft is deleted");
+    // Payments awaiting approval hold the contract too.
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "payment",
+            "回款确认",
+            FlowDef {
+                steps: vec![step(
+                    "财务确认",
+                    ApproverRule::Users {
+                        users: vec![w.admin.user_id.0],
+                    },
+                    SignMode::Any,
+                )],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("payment flow");
+    let held = new_executing_contract(&w, &w.zhangsan, customer.id.0, "待确认合同", 200_000).await;
+    let (_, a) = w
+        .crm
+        .record_payment(&w.zhangsan, held.id, pay(200_000))
+        .await
+        .expect("payment awaiting approval");
+    for step in ["delete", "archive"] {
+        let m = contract_step(&w, step, held.id)
+            .await
+            .expect_err("a payment awaiting approval holds the contract");
+        assert!(
+            m.contains(&held.code) && m.contains("awaiting approval") && m.contains("¥2,000.00"),
+            "{m}"
+        );
+    }
+    // Archived by an older build, its payment is not confirmed until it is
+    // unarchived.
+    let a = a.expect("approval");
+    force_row(
+        &w,
+        crate::schema::Table::Contracts,
+        held.id,
+        vec![("archived_at", crate::value::Value::Timestamp(w.crm.now()))],
+    )
+    .await;
+    match w.crm.approve(&w.admin, a.id, None).await {
+        Err(Error::InvalidState(m)) => {
+            assert!(m.contains(&held.code) && m.contains("unarchive"), "{m}")
+        }
+        other => panic!("confirming a payment on an archived contract: {other:?}"),
+    }
+    contract_step(&w, "unarchive", held.id)
+        .await
+        .expect("unarchive");
+    w.crm.approve(&w.admin, a.id, None).await.expect("confirm");
+    assert_eq!(
+        w.crm
+            .contract(&w.zhangsan, held.id)
+            .await
+            .expect("c")
+            .outstanding,
+        Money::cny(0)
+    );
+    contract_step(&w, "archive", held.id)
+        .await
+        .expect("a collected contract is archived");
+    // Fully collected (though still executing, with goods to deliver),
+    // it is archived — and then takes nothing until unarchived.
+    let line = LineInput {
+        product_id: None,
+        name: "服务器".into(),
+        unit: Some("台".into()),
+        quantity: 2,
+        unit_price: Some(Money::cny(50_000)),
+        discount_bp: 0,
+        tax_rate: Some(1300),
+    };
+    let goods = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "设备合同".into(),
+                customer_id: customer.id.0,
+                lines: vec![line],
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    w.crm
+        .submit_contract(&w.zhangsan, goods.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    let collected = w.crm.contract(&w.zhangsan, goods.id).await.expect("c");
+    force_row(
+        &w,
+        crate::schema::Table::Contracts,
+        goods.id,
+        vec![
+            ("received", crate::value::Value::Int(collected.amount.minor)),
+            ("outstanding", crate::value::Value::Int(0)),
+        ],
+    )
+    .await;
+    contract_step(&w, "archive", goods.id)
+        .await
+        .expect("a fully collected contract is archived");
+    let unarchive = |r: std::result::Result<(), Error>, what: &str| match r {
+        Err(Error::InvalidState(m)) => {
+            assert!(
+                m.contains(&goods.code) && m.contains("unarchive"),
+                "{what}: {m}"
+            )
+        }
+        other => panic!("{what} on an archived contract: {other:?}"),
+    };
+    unarchive(
+        w.crm
+            .record_delivery(
+                &w.zhangsan,
+                goods.id,
+                day,
+                vec![DeliveryLine {
+                    line: 1,
+                    quantity: 1,
+                }],
+                None,
+            )
+            .await
+            .map(|_| ()),
+        "delivery",
+    );
+    unarchive(
+        w.crm
+            .add_invoice(
+                &w.zhangsan,
+                goods.id,
+                InvoiceType::VatSpecial,
+                Money::cny(10_000),
+                None,
+                None,
+            )
+            .await
+            .map(|_| ()),
+        "invoice",
+    );
+    unarchive(
+        w.crm
+            .set_payment_plan(
+                &w.zhangsan,
+                goods.id,
+                vec![PlanInput {
+                    due_on: day,
+                    amount: Money::cny(10_000),
+                    notes: None,
+                }],
+            )
+            .await
+            .map(|_| ()),
+        "payment plan",
+    );
+    // A contract an older build archived while money was owed takes no
+    // payment either.
+    force_row(
+        &w,
+        crate::schema::Table::Contracts,
+        goods.id,
+        vec![
+            ("received", crate::value::Value::Int(0)),
+            (
+                "outstanding",
+                crate::value::Value::Int(collected.amount.minor),
+            ),
+        ],
+    )
+    .await;
+    unarchive(
+        w.crm
+            .record_payment(&w.zhangsan, goods.id, pay(10_000))
+            .await
+            .map(|_| ()),
+        "payment",
+    );
+    // Unarchived, it takes them again.
+    contract_step(&w, "unarchive", goods.id)
+        .await
+        .expect("unarchive");
+    w.crm
+        .record_delivery(
+            &w.zhangsan,
+            goods.id,
+            day,
+            vec![DeliveryLine {
+                line: 1,
+                quantity: 1,
+            }],
+            None,
+        )
+        .await
+        .expect("delivery");
+}
+
+/// A customer merged into another is not restored: it would come back an
+/// empty duplicate of the survivor (its records belong to the survivor
+/// now). The refusal names both customers to who may read them.
+pub async fn merged_away_customer_is_not_restored(store: Arc<dyn Store>) {
+    use crate::dedupe::MergeSpec;
+    use crate::entity::Entity;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let s = w.customer(&w.zhangsan, "幸存客户有限公司", json!({})).await;
+    let d = w.customer(&w.zhangsan, "并入客户有限公司", json!({})).await;
+    w.crm
+        .merge_customers(
+            &w.zhangsan,
+            &MergeSpec {
+                survivor: s.id,
+                others: vec![d.id],
+                take: Default::default(),
+            },
+        )
+        .await
+        .expect("merge");
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[d.id])
+        .await;
+    assert!(r.done.is_empty(), "{r:?}");
+    let m = &r.refused.first().expect("refused").1;
+    let (dcode, scode) = (d.code.clone().expect("code"), s.code.clone().expect("code"));
+    assert!(
+        m.contains(&format!("customer {dcode} was merged into {scode}"))
+            && m.contains("cannot be restored"),
+        "{m}"
+    );
+    let row = w
+        .crm
+        .store()
+        .get(crate::schema::Table::Customers, d.id.0)
+        .await
+        .expect("get")
+        .expect("row");
+    assert!(!row.get("deleted_at").is_null(), "still in the recycle bin");
+    // Whoever may not read the survivor is not told its code.
+    let hidden = w.customer(&w.wangwu, "王五客户有限公司", json!({})).await;
+    w.crm
+        .merge_customers(
+            &w.admin,
+            &MergeSpec {
+                survivor: s.id,
+                others: vec![hidden.id],
+                take: Default::default(),
+            },
+        )
+        .await
+        .expect("merge");
+    assert!(
+        w.crm
+            .get_record(&w.wangwu, Entity::Customer, s.id)
+            .await
+            .is_err(),
+        "wangwu does not read the survivor"
+    );
+    let r = w
+        .crm
+        .restore_records(&w.wangwu, Entity::Customer, &[hidden.id])
+        .await;
+    let m = &r.refused.first().expect("refused").1;
+    assert!(
+        m.contains("was merged into another customer") && !m.contains(&scode),
+        "{m}"
+    );
+    // A customer merely deleted still comes back.
+    let e = w.customer(&w.zhangsan, "删除客户有限公司", json!({})).await;
+    w.crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[e.id])
+        .await;
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[e.id])
+        .await;
+    assert_eq!(r.done, vec![e.id], "{r:?}");
+}
+
+/// Lists take any window and any page: an `ending_within_days` as large as
+/// it goes finds the contracts ending within it rather than overflowing the
+/// calendar, and a page far past the end is empty rather than an overflow.
+pub async fn sales_lists_take_any_window_and_page(store: Arc<dyn Store>) {
+    use crate::sales::{ContractPatch, ContractQuery, OpportunityQuery, ProductQuery};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "长期合同", 100_000).await;
+    w.crm
+        .update_contract(
+            &w.zhangsan,
+            c.id,
+            c.version,
+            ContractPatch {
+                end_on: chrono::NaiveDate::from_ymd_opt(2030, 6, 30),
+                ..ContractPatch::default()
+            },
+        )
+        .await
+        .expect("end date");
+    for (days, found) in [(30, 0), (3_000_000, 1), (u32::MAX, 1)] {
+        let got = w
+            .crm
+            .list_contracts(
+                &w.zhangsan,
+                &ContractQuery {
+                    ending_within_days: Some(days),
+                    ..ContractQuery::default()
+                },
+            )
+            .await
+            .expect("list");
+        assert_eq!(got.items.len(), found, "ending within {days} days");
+    }
+    let far = ContractQuery {
+        page: u64::MAX,
+        per_page: 1000,
+        ..ContractQuery::default()
+    };
+    let got = w.crm.list_contracts(&w.zhangsan, &far).await.expect("list");
+    assert!(got.items.is_empty() && !got.has_more, "{got:?}");
+    assert_eq!(got.total, Some(1));
+    let got = w
+        .crm
+        .list_quotes(&w.zhangsan, None, u64::MAX, 1000)
+        .await
+        .expect("quotes");
+    assert!(got.items.is_empty());
+    let got = w
+        .crm
+        .list_opportunities(
+            &w.zhangsan,
+            &OpportunityQuery {
+                page: u64::MAX,
+                per_page: 1000,
+                ..OpportunityQuery::default()
+            },
+        )
+        .await
+        .expect("opportunities");
+    assert!(got.items.is_empty());
+    let got = w
+        .crm
+        .list_products(
+            &w.zhangsan,
+            &ProductQuery {
+                page: u64::MAX,
+                per_page: 1000,
+                ..ProductQuery::default()
+            },
+        )
+        .await
+        .expect("products");
+    assert!(got.items.is_empty());
+}
+
+/// A contract with lines is finished only once every line is delivered
+/// (the refusal names the lines left); one whose goods will not all be
+/// delivered is terminated instead. A contract without lines finishes on
+/// its money alone.
+pub async fn finishing_needs_every_line_delivered(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractStatus, DeliveryLine, LineInput, NewContract, PaymentInput};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
+    let line = |name: &str, q| LineInput {
+        product_id: None,
+        name: name.into(),
+        unit: Some("台".into()),
+        quantity: q,
+        unit_price: Some(Money::cny(10_000)),
+        discount_bp: 0,
+        tax_rate: Some(1300),
+    };
+    let goods = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "设备合同".into(),
+                customer_id: customer.id.0,
+                lines: vec![line("服务器", 3), line("交换机", 2)],
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (goods, _) = w
+        .crm
+        .submit_contract(&w.zhangsan, goods.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    w.crm
+        .record_payment(
+            &w.zhangsan,
+            goods.id,
+            PaymentInput {
+                amount: goods.amount,
+                received_on: day,
+                method: None,
+                receipt_no: None,
+                notes: None,
+            },
+        )
+        .await
+        .expect("paid in full");
+    let deliver = |line: usize, quantity: i64| {
+        w.crm.record_delivery(
+            &w.zhangsan,
+            goods.id,
+            day,
+            vec![DeliveryLine { line, quantity }],
+            None,
+        )
+    };
+    deliver(1, 3).await.expect("delivery");
+    deliver(2, 1).await.expect("delivery");
+    match w.crm.close_contract(&w.zhangsan, goods.id, None).await {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains(&goods.code)
+                && m.contains("line 2 交换机 (1 of 2 not delivered)")
+                && !m.contains("服务器")
+                && m.contains("terminate"),
+            "{m}"
+        ),
+        other => panic!("finishing with goods to deliver: {other:?}"),
+    }
+    assert_eq!(
+        w.crm
+            .contract(&w.zhangsan, goods.id)
+            .await
+            .expect("c")
+            .status,
+        ContractStatus::Executing
+    );
+    deliver(2, 1).await.expect("the rest is still delivered");
+    let done = w
+        .crm
+        .close_contract(&w.zhangsan, goods.id, None)
+        .await
+        .expect("finish");
+    assert_eq!(done.status, ContractStatus::Finished);
+    // Without lines, the money alone decides.
+    let plain = new_executing_contract(&w, &w.zhangsan, customer.id.0, "服务合同", 50_000).await;
+    w.crm
+        .record_payment(
+            &w.zhangsan,
+            plain.id,
+            PaymentInput {
+                amount: Money::cny(50_000),
+                received_on: day,
+                method: None,
+                receipt_no: None,
+                notes: None,
+            },
+        )
+        .await
+        .expect("paid");
+    assert_eq!(
+        w.crm
+            .close_contract(&w.zhangsan, plain.id, None)
+            .await
+            .expect("finish")
+            .status,
+        ContractStatus::Finished
+    );
+}
+
+/// The forecast sums saturate, as the receivables do: two opportunities
+/// near the largest amount kept do not fail the report.
+pub async fn forecast_sums_saturate(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::NewOpportunity;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    for name in ["大单一", "大单二"] {
+        w.crm
+            .create_opportunity(
+                &w.zhangsan,
+                NewOpportunity {
+                    name: name.into(),
+                    customer_id: customer.id.0,
+                    amount: Some(Money::cny(i64::MAX - 1)),
+                    expected_close: chrono::NaiveDate::from_ymd_opt(2027, 1, 15),
+                    ..NewOpportunity::default()
+                },
+            )
+            .await
+            .expect("opportunity");
+    }
+    let f = w
+        .crm
+        .opportunity_forecast(&w.zhangsan, None, None)
+        .await
+        .expect("forecast");
+    assert_eq!(f.len(), 1, "{f:?}");
+    assert_eq!((f[0].count, f[0].amount.minor), (2, i64::MAX));
+    assert!(
+        f[0].weighted.minor > 0 && f[0].weighted.minor < i64::MAX,
+        "{f:?}"
+    );
+}
+
+/// A contract takes lines or an amount, not both (the amount of one with
+/// lines is their sum): both together are refused, naming both, on create
+/// and on update; lines adding up to ¥0 are refused as a zero amount is.
+pub async fn contract_takes_lines_or_an_amount(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractPatch, LineInput, NewContract};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let line = |fen: i64| LineInput {
+        product_id: None,
+        name: "服务器".into(),
+        unit: Some("台".into()),
+        quantity: 2,
+        unit_price: Some(Money::cny(fen)),
+        discount_bp: 0,
+        tax_rate: Some(1300),
+    };
+    let new = |lines: Vec<LineInput>, amount: Option<i64>| NewContract {
+        title: "设备合同".into(),
+        customer_id: customer.id.0,
+        lines,
+        amount: amount.map(Money::cny),
+        ..NewContract::default()
+    };
+    let m = invalid_message(
+        w.crm
+            .create_contract(&w.zhangsan, new(vec![line(10_000)], Some(1)))
+            .await,
+    );
+    assert!(m.contains("amount") && m.contains("lines"), "{m}");
+    let m = invalid_message(
+        w.crm
+            .create_contract(&w.zhangsan, new(vec![line(0)], None))
+            .await,
+    );
+    assert!(m.contains("lines") && m.contains("¥0.00"), "{m}");
+    let c = w
+        .crm
+        .create_contract(&w.zhangsan, new(vec![line(10_000)], None))
+        .await
+        .expect("lines alone");
+    assert_eq!(c.amount, Money::cny(20_000));
+    let patch = |lines: Option<Vec<LineInput>>, amount: Option<i64>| ContractPatch {
+        lines,
+        amount: amount.map(Money::cny),
+        ..ContractPatch::default()
+    };
+    let m = invalid_message(
+        w.crm
+            .update_contract(
+                &w.zhangsan,
+                c.id,
+                c.version,
+                patch(Some(vec![line(30_000)]), Some(5)),
+            )
+            .await,
+    );
+    assert!(m.contains("amount") && m.contains("lines"), "{m}");
+    let m = invalid_message(
+        w.crm
+            .update_contract(
+                &w.zhangsan,
+                c.id,
+                c.version,
+                patch(Some(vec![line(0)]), None),
+            )
+            .await,
+    );
+    assert!(m.contains("lines") && m.contains("¥0.00"), "{m}");
+    let c2 = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    assert_eq!((c2.amount, c2.version), (Money::cny(20_000), c.version));
+    let c2 = w
+        .crm
+        .update_contract(
+            &w.zhangsan,
+            c.id,
+            c.version,
+            patch(Some(vec![line(30_000)]), None),
+        )
+        .await
+        .expect("new lines alone");
+    assert_eq!(c2.amount, Money::cny(60_000));
+}
+
+/// An approved quote past its validity date does not become a contract:
+/// the refusal names the date; revised with a new date (and approved
+/// again), it converts.
+pub async fn expired_quote_does_not_become_a_contract(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewContract, NewQuote, QuoteStatus};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let line = LineInput {
+        product_id: None,
+        name: "实施服务".into(),
+        unit: Some("项".into()),
+        quantity: 1,
+        unit_price: Some(Money::cny(100_000)),
+        discount_bp: 0,
+        tax_rate: Some(600),
+    };
+    let until = w.crm.today() + chrono::Duration::days(1);
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "实施报价".into(),
+                customer_id: customer.id.0,
+                lines: vec![line.clone()],
+                valid_until: Some(until),
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    let (q, _) = w
+        .crm
+        .submit_quote(&w.zhangsan, q.id, None)
+        .await
+        .expect("submit");
+    assert_eq!(q.status, QuoteStatus::Approved);
+    // On its last valid day it still holds.
+    w.clock.advance(chrono::Duration::days(1));
+    assert_eq!(w.crm.today(), until);
+    w.clock.advance(chrono::Duration::days(1));
+    match w
+        .crm
+        .quote_to_contract(&w.zhangsan, q.id, NewContract::default())
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains(&q.code) && m.contains(&until.to_string()) && m.contains("revise"),
+            "{m}"
+        ),
+        other => panic!("converting an expired quote: {other:?}"),
+    }
+    assert_eq!(
+        w.crm
+            .list_contracts(&w.zhangsan, &crate::sales::ContractQuery::default())
+            .await
+            .expect("contracts")
+            .total,
+        Some(0)
+    );
+    let later = w.crm.today() + chrono::Duration::days(30);
+    let r = w
+        .crm
+        .revise_quote(&w.zhangsan, q.id, vec![line], Some(later))
+        .await
+        .expect("revise");
+    let (r, _) = w
+        .crm
+        .submit_quote(&w.zhangsan, r.id, None)
+        .await
+        .expect("submit");
+    let c = w
+        .crm
+        .quote_to_contract(&w.zhangsan, r.id, NewContract::default())
+        .await
+        .expect("the revised quote converts");
+    assert_eq!(c.amount, Money::cny(100_000));
 }
