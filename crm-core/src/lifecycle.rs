@@ -119,6 +119,7 @@ impl Crm {
         entity: Entity,
         code: &str,
         customer: uuid::Uuid,
+        verb: &str,
     ) -> Result<(Row, Guard)> {
         let company = actor.company_id.0;
         let crow = self
@@ -128,7 +129,7 @@ impl Crm {
             .filter(|c| c.get("company_id").as_id() == Some(company));
         let Some(crow) = crow else {
             return Err(Error::InvalidState(format!(
-                "{entity} {code} cannot be restored: its customer no longer exists"
+                "{entity} {code} cannot be {verb}: its customer no longer exists"
             )));
         };
         let readable = self
@@ -139,13 +140,13 @@ impl Crm {
             return Err(Error::InvalidState(
                 match (readable, crow.get("merged_into").is_null()) {
                     (true, true) => format!(
-                        "{entity} {code} cannot be restored while its customer {ccode} is in the recycle bin; restore customer {ccode} first"
+                        "{entity} {code} cannot be {verb} while its customer {ccode} is in the recycle bin; restore customer {ccode} first"
                     ),
                     (true, false) => format!(
-                        "{entity} {code} cannot be restored: its customer {ccode} was merged into another customer"
+                        "{entity} {code} cannot be {verb}: its customer {ccode} was merged into another customer"
                     ),
                     (false, _) => format!(
-                        "{entity} {code} cannot be restored: its customer is in the recycle bin"
+                        "{entity} {code} cannot be {verb}: its customer is in the recycle bin"
                     ),
                 },
             ));
@@ -157,11 +158,11 @@ impl Crm {
             vec![crate::records::customer_contacts_key(company, customer)],
             if readable {
                 format!(
-                    "{entity} {code} cannot be restored: its customer {ccode} was deleted or merged into another meanwhile"
+                    "{entity} {code} cannot be {verb}: its customer {ccode} was deleted or merged into another meanwhile"
                 )
             } else {
                 format!(
-                    "{entity} {code} cannot be restored: its customer was deleted or merged into another meanwhile"
+                    "{entity} {code} cannot be {verb}: its customer was deleted or merged into another meanwhile"
                 )
             },
         );
@@ -348,10 +349,19 @@ impl Crm {
         // Read before the open opportunities are counted below: its version
         // guards the count (see `customer_sales_activity_of`).
         let mut customer_row = None;
-        if step == Step::Restore
+        // (Unarchived too: an archived child of a customer in the recycle
+        // bin would come back into the working set without it.)
+        if matches!(step, Step::Restore | Step::Unarchive)
             && let Some(cid) = customer_id
         {
-            let crow = self.restorable_customer(actor, entity, &code, cid).await?;
+            let verb = if step == Step::Restore {
+                "restored"
+            } else {
+                "unarchived"
+            };
+            let crow = self
+                .restorable_customer(actor, entity, &code, cid, verb)
+                .await?;
             cs.guards.push(crow.1);
             customer_row = Some(crow.0);
         }

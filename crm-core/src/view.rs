@@ -18,13 +18,12 @@ use crate::dedupe::DuplicateMatch;
 use crate::entity::Entity;
 use crate::error::{Error, Result};
 use crate::ids::{DepartmentId, RecordId, UserId};
-use crate::money::Money;
 use crate::pool::{Place, PoolId, PoolMove, RecycleExplanation};
 use crate::query::{Cond, ListQuery, Page, PageRequest};
 use crate::records::{BatchReport, Record, ShareAccess};
 use crate::sales::contract::contract_from_row;
 use crate::sales::quote::quote_from_row;
-use crate::sales::{ContractQuery, Invoice, InvoiceType, OpportunityQuery, Payment, PipelineDef};
+use crate::sales::{ContractQuery, OpportunityQuery, PipelineDef};
 use crate::schema::{ColType, Table};
 use crate::store::{CmpOp, Col, Filter, Paging, Row, Select, Sort};
 use crate::value::Value;
@@ -88,37 +87,6 @@ fn newest_first(first: &[&'static str]) -> Vec<Sort> {
             desc: true,
         })
         .collect()
-}
-
-/// A payment as the sales module reads it.
-fn payment_of(r: &Row) -> Payment {
-    Payment {
-        id: r.id(),
-        contract_id: r.get("contract_id").as_id().unwrap_or_default(),
-        amount: Money::cny(r.get("amount").as_int().unwrap_or(0)),
-        received_on: r.get("received_on").as_date().unwrap_or_default(),
-        method: r.get("method").as_text().unwrap_or_default().to_string(),
-        status: r.get("status").as_text().unwrap_or_default().to_string(),
-        receipt_no: r.get("receipt_no").as_text().map(str::to_string),
-        notes: r.get("notes").as_text().map(str::to_string),
-    }
-}
-
-/// An invoice plan or issued invoice as the sales module reads it.
-fn invoice_of(r: &Row) -> Invoice {
-    Invoice {
-        id: r.id(),
-        contract_id: r.get("contract_id").as_id().unwrap_or_default(),
-        kind: r.get("kind").as_text().unwrap_or_default().to_string(),
-        invoice_type: r
-            .get("invoice_type")
-            .as_text()
-            .and_then(InvoiceType::parse)
-            .unwrap_or(InvoiceType::VatNormal),
-        amount: Money::cny(r.get("amount").as_int().unwrap_or(0)),
-        number: r.get("number").as_text().map(str::to_string),
-        invoice_date: r.get("invoice_date").as_date(),
-    }
 }
 
 /// The item of a payment or invoice row of a contract.
@@ -432,9 +400,9 @@ impl Crm {
                 .filter_map(|row| {
                     let contract = contracts.get(&row.get("contract_id").as_id()?)?;
                     let fields = if table == Table::Payments {
-                        document_fields(&payment_of(row))
+                        document_fields(&crate::sales::payment::payment_from_row(row))
                     } else {
-                        document_fields(&invoice_of(row))
+                        document_fields(&crate::sales::payment::invoice_from_row(row))
                     };
                     Some(contract_item(row, contract, fields))
                 })

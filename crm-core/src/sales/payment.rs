@@ -202,7 +202,8 @@ pub fn aging_bucket(days: i64) -> usize {
     }
 }
 
-fn payment_from_row(r: &Row) -> Payment {
+/// A payment from its stored row.
+pub(crate) fn payment_from_row(r: &Row) -> Payment {
     Payment {
         id: r.id(),
         contract_id: r.get("contract_id").as_id().unwrap_or_default(),
@@ -215,7 +216,8 @@ fn payment_from_row(r: &Row) -> Payment {
     }
 }
 
-fn invoice_from_row(r: &Row) -> Invoice {
+/// An invoice plan or issued invoice from its stored row.
+pub(crate) fn invoice_from_row(r: &Row) -> Invoice {
     Invoice {
         id: r.id(),
         contract_id: r.get("contract_id").as_id().unwrap_or_default(),

@@ -506,8 +506,24 @@ impl Crm {
             return Err(Error::invalid("lines", "a quote needs at least one line"));
         }
         let priced = self.price_lines(actor, &lines).await?;
+        // A new version is a new live quote: not for a customer in the
+        // recycle bin (or merged away), and guarded so inside the write.
+        let customer = self
+            .store
+            .get(Table::Customers, old.customer_id)
+            .await?
+            .filter(|c| c.get("company_id").as_id() == Some(actor.company_id.0))
+            .ok_or_else(|| Error::not_found(Entity::Customer, old.customer_id))?;
+        if !customer.get("deleted_at").is_null() {
+            return Err(Error::InvalidState(format!(
+                "quote {}'s customer is in the recycle bin: restore it before revising the quote",
+                old.code
+            )));
+        }
         let new_id = self.new_id();
         let mut cs = ChangeSet::default();
+        cs.guards
+            .push(self.customer_live_guard(actor.company_id.0, &customer));
         cs.ops.push(Op::Update {
             table: Table::Quotes,
             id,

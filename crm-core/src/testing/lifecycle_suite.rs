@@ -558,6 +558,33 @@ pub async fn a_child_is_not_restored_while_its_customer_is_not_live(store: Arc<d
         !stored.get("deleted_at").is_null(),
         "the contact stays deleted"
     );
+    // Nor unarchived: an archived opportunity stays archived while its
+    // customer is in the recycle bin.
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let r = w
+        .crm
+        .archive_records(&w.zhangsan, Entity::Opportunity, &[opp_id])
+        .await;
+    assert_eq!(r.done, vec![opp_id], "{r:?}");
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let m = refusal(
+        w.crm
+            .unarchive_records(&w.zhangsan, Entity::Opportunity, &[opp_id])
+            .await,
+    );
+    assert!(m.contains("cannot be unarchived") && m.contains(&kh), "{m}");
+    let stored = row(&w, Table::Opportunities, opp_id.0)
+        .await
+        .expect("opportunity");
+    assert!(!stored.get("archived_at").is_null(), "still archived");
 }
 
 /// The customer's count of open opportunities (what the pools' "open
