@@ -387,6 +387,10 @@ impl Crm {
                     .filter_map(|c| visible_change(actor, entity, c))
                     .collect();
             }
+            // A recycling's reason names the values its rule counted from.
+            if entity == Entity::Customer {
+                self.hide_recycle_reasons(actor, id, &mut entries).await?;
+            }
         }
         Ok(entries)
     }

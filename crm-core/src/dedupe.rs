@@ -2018,10 +2018,14 @@ impl Crm {
         let mut moved: BTreeMap<&'static str, usize> = BTreeMap::new();
         let mut moved_contacts = Vec::new();
         for table in Table::ALL {
-            if matches!(table, Table::Customers | Table::CustomerKeys)
-                || table
-                    .column("customer_id")
-                    .is_none_or(|c| c.ty != crate::schema::ColType::Id)
+            // Pool moves stay with the customer they happened to: the
+            // others keep their own pool history.
+            if matches!(
+                table,
+                Table::Customers | Table::CustomerKeys | Table::PoolMoves
+            ) || table
+                .column("customer_id")
+                .is_none_or(|c| c.ty != crate::schema::ColType::Id)
             {
                 continue;
             }
@@ -2046,6 +2050,12 @@ impl Crm {
                 });
                 *moved.entry(table.name()).or_default() += 1;
             }
+        }
+        let shares = self
+            .carry_shares(actor, &survivor, &others, &mut cs)
+            .await?;
+        if shares > 0 {
+            moved.insert(Table::Shares.name(), shares);
         }
         for o in &others {
             cs.ops.push(Op::Update {
@@ -2109,6 +2119,142 @@ impl Crm {
         self.index_customer_keys(&mut cs).await?;
         self.apply(cs).await?;
         self.get_record(actor, entity, spec.survivor).await
+    }
+
+    /// Adds to a merge's change set the carrying over of the others' live
+    /// shares (shares point at a customer by entity and record id) to the
+    /// survivor, with an audit entry and an event on the survivor for each;
+    /// returns how many. Not for the survivor's owner, nor for a user who
+    /// already holds a live share of the survivor; of several shares of the
+    /// others for one user, the one giving most (write over read, then the
+    /// latest end) is carried. A share of the survivor with such a user
+    /// meanwhile makes the merge fail rather than leave two.
+    async fn carry_shares(
+        &self,
+        actor: &Actor,
+        survivor: &Row,
+        others: &[Row],
+        cs: &mut ChangeSet,
+    ) -> Result<usize> {
+        let company = actor.company_id.0;
+        let now = self.now();
+        let table = Table::Customers.name();
+        let live = || {
+            let mut sel = Select::all(Table::Shares, company, now);
+            sel.filter = Filter::And(vec![
+                Filter::Cmp(col("entity"), CmpOp::Eq, table.into()),
+                Filter::Or(vec![
+                    Filter::IsNull(col("expires_at")),
+                    Filter::Cmp(col("expires_at"), CmpOp::Gt, Value::Timestamp(now)),
+                ]),
+            ]);
+            sel
+        };
+        let mut sel = live();
+        if let Filter::And(f) = &mut sel.filter {
+            f.push(Filter::In(
+                col("record_id"),
+                std::iter::once(survivor)
+                    .chain(others)
+                    .map(|r| Value::Id(r.id()))
+                    .collect(),
+            ));
+        }
+        let rows = self.store.select(&sel).await?.rows;
+        let owner = survivor.get("owner_id").as_id();
+        let holders: HashSet<Uuid> = rows
+            .iter()
+            .filter(|r| r.get("record_id").as_id() == Some(survivor.id()))
+            .filter_map(|r| r.get("user_id").as_id())
+            .collect();
+        // What a share gives: write over read, then the latest end.
+        let gives = |r: &Row| {
+            (
+                r.get("access").as_text() == Some("write"),
+                r.get("expires_at")
+                    .as_timestamp()
+                    .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            )
+        };
+        let mut carried: BTreeMap<Uuid, &Row> = BTreeMap::new();
+        for r in rows
+            .iter()
+            .filter(|r| r.get("record_id").as_id() != Some(survivor.id()))
+        {
+            let Some(user) = r.get("user_id").as_id() else {
+                continue;
+            };
+            if Some(user) == owner || holders.contains(&user) {
+                continue;
+            }
+            let better = carried.get(&user).is_none_or(|c| gives(r) > gives(c));
+            if better {
+                carried.insert(user, r);
+            }
+        }
+        let code = survivor.get("code").as_text().unwrap_or_default();
+        for (user, r) in &carried {
+            cs.ops.push(Op::Update {
+                table: Table::Shares,
+                id: r.id(),
+                expected_version: r.version(),
+                values: vec![
+                    ("record_id", Value::Id(survivor.id())),
+                    ("updated_at", Value::Timestamp(now)),
+                ],
+            });
+            let mut sel = live();
+            if let Filter::And(f) = &mut sel.filter {
+                f.push(Filter::Cmp(
+                    col("record_id"),
+                    CmpOp::Eq,
+                    Value::Id(survivor.id()),
+                ));
+                f.push(Filter::Cmp(col("user_id"), CmpOp::Eq, Value::Id(*user)));
+            }
+            let username = self
+                .store
+                .get(Table::Users, *user)
+                .await?
+                .and_then(|u| u.get("username").as_text().map(str::to_string))
+                .unwrap_or_else(|| user.to_string());
+            // The key sharing the survivor with this user takes.
+            cs.guards.push(crate::store::Guard {
+                kind: crate::store::GuardKind::State,
+                keys: vec![format!("{company}:shares:{table}:{}:{user}", survivor.id())],
+                select: sel,
+                message: format!(
+                    "customer {code} was shared with {username} meanwhile; merge again"
+                ),
+            });
+            let access = r.get("access").as_text().unwrap_or("read").to_string();
+            let expires_at = r.get("expires_at").as_timestamp();
+            let from = others
+                .iter()
+                .find(|o| r.get("record_id").as_id() == Some(o.id()))
+                .map(|o| o.get("code").to_json())
+                .unwrap_or(Json::Null);
+            cs.audit.push(self.audit(
+                Some(actor),
+                company,
+                Table::Customers,
+                survivor.id(),
+                "share",
+                vec![FieldChange {
+                    field: format!("share:{username}"),
+                    before: Json::Null,
+                    after: json!({"access": access, "expires_at": expires_at, "merged_from": from}),
+                }],
+            ));
+            cs.events.push(self.event(
+                company,
+                Table::Customers,
+                survivor.id(),
+                "customer.shared".into(),
+                json!({"user_id": user, "access": access, "expires_at": expires_at}),
+            ));
+        }
+        Ok(carried.len())
     }
 
     /// Recomputes every customer's keys and the duplicate flags of the

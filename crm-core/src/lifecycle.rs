@@ -639,7 +639,9 @@ impl Crm {
             let mut sel = Select::all(Table::Contacts, actor.company_id.0, now);
             sel.lifecycle = Lifecycle::Any;
             sel.filter = Filter::Cmp(Col::Column("customer_id"), CmpOp::Eq, Value::Id(id.0));
+            let mut moved = Vec::new();
             for c in self.store.select(&sel).await?.rows {
+                moved.push(c.id());
                 cs.ops.push(Op::Update {
                     table: Table::Contacts,
                     id: c.id(),
@@ -647,6 +649,11 @@ impl Crm {
                     values: values.clone(),
                 });
             }
+            // A contact added meanwhile would keep the old owner: the
+            // transfer fails instead (a contact's create guards the
+            // customer's version under the same key).
+            cs.guards
+                .push(self.no_other_contacts_guard(actor.company_id.0, &[&row], &moved));
         }
         let change = FieldChange {
             field: "owner_id".into(),

@@ -31,8 +31,8 @@ use crate::ids::{DepartmentId, RecordId, UserId};
 use crate::records::{BatchReport, Fields, Record};
 use crate::schema::Table;
 use crate::store::{
-    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Paging, Row, Scope, Select,
-    Sort,
+    AuditEntry, ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Paging, Row,
+    Scope, Select, Sort,
 };
 use crate::value::Value;
 use chrono::{DateTime, Duration, Utc};
@@ -812,6 +812,27 @@ pub(crate) fn move_from_row(r: &Row) -> PoolMove {
     }
 }
 
+/// Whether the reason of a recycling by `rule` may be shown to who sees
+/// `sight`: when it names nothing they may not read (the level, if the rule
+/// counts days by level, and the dates the rule counts from). A rule
+/// deleted since is not shown: what it counted from is unknown.
+fn reason_shown(set: &PoolSet, sight: Sight, rule: RuleId) -> bool {
+    let Some(r) = set
+        .pools
+        .iter()
+        .flat_map(|g| g.rules.iter())
+        .find(|r| r.id == rule)
+    else {
+        return false;
+    };
+    let level = sight.level || r.spec.level_days.is_empty();
+    let dates = match r.spec.kind {
+        RuleKind::NoFollowUp => sight.follow_up && sight.since,
+        RuleKind::NoOpportunity | RuleKind::NoDeal => sight.since,
+    };
+    level && dates
+}
+
 fn col(c: &'static str) -> Col {
     Col::Column(c)
 }
@@ -1260,7 +1281,12 @@ impl Crm {
             let mut sel = Select::all(Table::Contacts, company, now);
             sel.lifecycle = Lifecycle::Any;
             sel.filter = eq("customer_id", Value::Id(row.id()));
-            for c in self.store.select(&sel).await?.rows {
+            let contacts = self.store.select(&sel).await?.rows;
+            // A contact added meanwhile would keep the old owner.
+            let handled: Vec<Uuid> = contacts.iter().map(Row::id).collect();
+            cs.guards
+                .push(self.no_other_contacts_guard(company, &[row], &handled));
+            for c in contacts {
                 cs.ops.push(Op::Update {
                     table: Table::Contacts,
                     id: c.id(),
@@ -2682,22 +2708,8 @@ impl Crm {
             Some(self.pool_set(actor.company_id.0).await?)
         };
         let shows = |rule: RuleId| {
-            let Some(set) = &set else { return true };
-            let Some(r) = set
-                .pools
-                .iter()
-                .flat_map(|g| g.rules.iter())
-                .find(|r| r.id == rule)
-            else {
-                // A rule deleted since: what it counted from is unknown.
-                return false;
-            };
-            let level = sight.level || r.spec.level_days.is_empty();
-            let dates = match r.spec.kind {
-                RuleKind::NoFollowUp => sight.follow_up && sight.since,
-                RuleKind::NoOpportunity | RuleKind::NoDeal => sight.since,
-            };
-            level && dates
+            set.as_ref()
+                .is_none_or(|set| reason_shown(set, sight, rule))
         };
         let mut sel = Select::all(Table::PoolMoves, actor.company_id.0, self.now());
         sel.filter = eq("customer_id", Value::Id(id.0));
@@ -2725,6 +2737,60 @@ impl Crm {
                 m
             })
             .collect())
+    }
+
+    /// Leaves out of a customer's history (its audit `entries`) the reasons
+    /// of recyclings that [`Crm::pool_history`] would not show the actor:
+    /// such a reason names the dates (and the level) its rule counted from.
+    /// A recycling's entry is matched to its pool move by the reason they
+    /// share; one without a known rule loses its reason.
+    pub(crate) async fn hide_recycle_reasons(
+        &self,
+        actor: &Actor,
+        customer: Uuid,
+        entries: &mut [AuditEntry],
+    ) -> Result<()> {
+        let sight = Sight::of(actor);
+        let has_reason = |e: &AuditEntry| e.changes.iter().any(|c| c.field == "reason");
+        if sight == Sight::ALL
+            || !entries
+                .iter()
+                .any(|e| e.action == "recycle" && has_reason(e))
+        {
+            return Ok(());
+        }
+        let set = self.pool_set(actor.company_id.0).await?;
+        let mut sel = Select::all(Table::PoolMoves, actor.company_id.0, self.now());
+        sel.filter = Filter::And(vec![
+            eq("customer_id", Value::Id(customer)),
+            eq("action", "recycle"),
+        ]);
+        let moves: Vec<PoolMove> = self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .map(move_from_row)
+            .collect();
+        for e in entries.iter_mut().filter(|e| e.action == "recycle") {
+            e.changes.retain(|c| {
+                if c.field != "reason" {
+                    return true;
+                }
+                let Some(text) = c.after.as_str() else {
+                    return false;
+                };
+                let mut rules = moves
+                    .iter()
+                    .filter(|m| m.reason.as_deref() == Some(text))
+                    .map(|m| m.rule_id)
+                    .peekable();
+                rules.peek().is_some()
+                    && rules.all(|r| r.is_some_and(|r| reason_shown(&set, sight, r)))
+            });
+        }
+        Ok(())
     }
 
     /// A customer the actor may look at: readable by scope or share, or in

@@ -254,6 +254,33 @@ impl Crm {
         )
     }
 
+    /// A guard that `customer` is still at the version read when the change
+    /// set commits, for a change set creating a contact of it with the
+    /// owner read: a claim, release, recycling, assignment or transfer of
+    /// the customer meanwhile would leave the contact with the old owner.
+    /// Takes the key those writers' [`Crm::no_other_contacts_guard`] takes.
+    pub(crate) fn customer_unchanged_guard(&self, company: Uuid, customer: &Row) -> Guard {
+        let mut sel = Select::all(Table::Customers, company, self.now());
+        sel.lifecycle = Lifecycle::Any;
+        sel.filter = Filter::And(vec![
+            Filter::Cmp(Col::Column("id"), CmpOp::Eq, Value::Id(customer.id())),
+            Filter::Cmp(
+                Col::Column("version"),
+                CmpOp::Ne,
+                Value::Int(customer.version()),
+            ),
+        ]);
+        Guard {
+            kind: crate::store::GuardKind::State,
+            keys: vec![customer_contacts_key(company, customer.id())],
+            select: sel,
+            message: format!(
+                "customer {} was changed meanwhile (its owner may have changed); add the contact again",
+                customer.get("code").as_text().unwrap_or_default()
+            ),
+        }
+    }
+
     /// A guard that `customers` have no live contacts besides `handled`
     /// (those the change set moves or deletes) when it commits, for a change
     /// set merging the customers away or deleting them: a contact created
@@ -1232,6 +1259,7 @@ impl Crm {
         let mut side_ops = Vec::new();
         let mut side_audit = Vec::new();
         let mut live_guard = None;
+        let mut side_guards = Vec::new();
         if entity != Entity::Customer
             && let Some(cust) = set.get("customer_id").and_then(Value::as_id)
         {
@@ -1241,10 +1269,35 @@ impl Crm {
                     owner = crow.get("owner_id").as_id();
                 }
                 // A follow-up updates its customer (with its version); a
-                // contact is guarded against a merge or delete instead.
+                // contact is guarded against a merge or delete instead, and
+                // against any change of the customer since it was read: the
+                // contact takes the owner read, and a claim, release,
+                // recycling or transfer meanwhile moved only the contacts
+                // it found. (Pool moves guard the same key against a
+                // contact added before they write.) The customer's version
+                // stays: adding a contact does not change the customer (an
+                // import's undo counts on that).
                 live_guard = Some(self.customer_live_guard(actor.company_id.0, &crow));
+                side_guards.push(self.customer_unchanged_guard(actor.company_id.0, &crow));
             }
             if entity == Entity::FollowUp {
+                // A follow-up dated far ahead would keep its customer from
+                // recycling until then.
+                let latest = self.now() + chrono::Duration::days(1);
+                if let Some(at) = set
+                    .get("occurred_at")
+                    .and_then(Value::as_timestamp)
+                    .filter(|at| *at > latest)
+                {
+                    return Err(Error::invalid(
+                        "occurred_at (跟进时间)",
+                        format!(
+                            "{} is in the future: a follow-up may be dated at most one day ahead (until {})",
+                            at.to_rfc3339(),
+                            latest.to_rfc3339()
+                        ),
+                    ));
+                }
                 if let Some(contact) = set.get("contact_id").and_then(Value::as_id) {
                     let c = self.live_row(actor, Table::Contacts, contact).await?;
                     if c.get("customer_id").as_id() != Some(cust) {
@@ -1264,6 +1317,7 @@ impl Crm {
             .await?;
         ops.extend(side_ops);
         guards.extend(live_guard);
+        guards.extend(side_guards);
         audit.extend(side_audit);
         Ok((ops, id, payload, guards, audit))
     }
@@ -1799,7 +1853,7 @@ impl Crm {
             PageRequest::Offset { page, per_page } => {
                 let per = (*per_page).clamp(1, MAX_PAGE_SIZE);
                 Paging::Offset {
-                    offset: page.saturating_sub(1) * per,
+                    offset: page.saturating_sub(1).saturating_mul(per),
                     limit: per,
                 }
             }

@@ -84,6 +84,21 @@ macro_rules! pool_scenarios {
             pool_delete_leaves_no_customer_ungoverned,
             $make
         );
+        $each!(
+            $crate::testing::pool_suite::contact_created_during_a_transfer_keeps_no_old_owner,
+            pool_contact_created_during_a_transfer_keeps_no_old_owner,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::merge_carries_shares_to_the_survivor,
+            pool_merge_carries_shares_to_the_survivor,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::merge_leaves_each_customer_its_pool_history,
+            pool_merge_leaves_each_customer_its_pool_history,
+            $make
+        );
     };
 }
 
@@ -3006,6 +3021,43 @@ pub async fn place_and_recycling_show_no_field_rules_hide(store: Arc<dyn Store>)
     .await;
     let history = w.crm.pool_history(&no_level, gone).await.expect("history");
     assert_eq!(reasons(history), vec![None], "its days tell the level");
+    // The customer's own history (its audit entries) follows the same rule.
+    let audit_reasons = |h: Vec<AuditEntry>| -> Vec<String> {
+        h.into_iter()
+            .filter(|e| e.action == "recycle")
+            .flat_map(|e| e.changes)
+            .filter(|c| c.field == "reason")
+            .map(|c| c.after.as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let history = |who: crate::auth::Actor| {
+        let w = &w;
+        async move {
+            w.crm
+                .history(&who, Entity::Customer, gone.0)
+                .await
+                .expect("history")
+        }
+    };
+    let seen = audit_reasons(history(w.admin.clone()).await);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].contains("held since 2026-11-27, 10 days") && seen[0].contains("(A: 20)"),
+        "{seen:?}"
+    );
+    assert_eq!(audit_reasons(history(partly.clone()).await), seen);
+    for who in [hidden.clone(), no_level.clone()] {
+        let entries = history(who).await;
+        assert!(
+            entries.iter().any(|e| e.action == "recycle"),
+            "the recycling itself stays in the history"
+        );
+        assert_eq!(audit_reasons(entries.clone()), Vec::<String>::new());
+        let all = serde_json::to_string(&entries).expect("json");
+        for s in ["2026-11-27, 10 days", "(A: 20)", "level A"] {
+            assert!(!all.contains(s), "{s}: {all}");
+        }
+    }
 }
 
 /// Pool operations and lists tell an actor nothing about a customer they
@@ -3414,4 +3466,334 @@ pub async fn pool_delete_leaves_no_customer_ungoverned(store: Arc<dyn Store>) {
     assert_eq!(r.done.len(), 2, "{:?}", r.refused);
     w.crm.delete_pool(&w.admin, d.id).await.expect("delete");
     assert!(row(&w, mine).await.get("pool_id").is_null());
+}
+
+/// A contact takes its customer's owner as read: when the customer is
+/// transferred between that read and the contact's write (the transfer
+/// moving the contacts it found), the contact is refused (or created with
+/// the new owner), never left with the old one. The other way round, a
+/// contact added between a release's read of the contacts and its write
+/// makes the release fail rather than leave the contact with the old owner.
+pub async fn contact_created_during_a_transfer_keeps_no_old_owner(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let c = w
+        .customer(&w.zhangsan, "转移联系人有限公司", json!({}))
+        .await
+        .id;
+    w.crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": c.to_string(), "name": "早先"})),
+        )
+        .await
+        .expect("contact before");
+    let admin = w.admin.clone();
+    let to = w.wangwu.user_id;
+    hooked.before_write(Table::Contacts, async move {
+        let r = other
+            .transfer_records(&admin, Entity::Customer, &[c], to)
+            .await
+            .expect("transfer");
+        assert_eq!(r.done, vec![c], "{:?}", r.refused);
+    });
+    let made = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": c.to_string(), "name": "转移中"})),
+        )
+        .await;
+    match &made {
+        Ok(_) | Err(Error::Conflict { .. }) => {}
+        Err(Error::InvalidState(m)) => assert!(m.contains("changed meanwhile"), "{m}"),
+        Err(e) => panic!("expected a refusal, got {e:?}"),
+    }
+    let contacts_of = |c: RecordId| {
+        let w = &w;
+        async move {
+            let mut sel = Select::all(Table::Contacts, w.admin.company_id.0, w.crm.now());
+            sel.filter = crate::store::Filter::Cmp(
+                crate::store::Col::Column("customer_id"),
+                crate::store::CmpOp::Eq,
+                crate::value::Value::Id(c.0),
+            );
+            w.crm
+                .store()
+                .select(&sel)
+                .await
+                .expect("select")
+                .rows
+                .iter()
+                .map(|r| r.get("owner_id").as_id())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(owner(&row(&w, c).await), Some(w.wangwu.user_id));
+    let n = if made.is_ok() { 2 } else { 1 };
+    assert_eq!(contacts_of(c).await, vec![Some(w.wangwu.user_id.0); n]);
+
+    // A contact added just before a release writes.
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "联系人公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_departments: vec![w.sales],
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool");
+    let d = w
+        .customer(&w.zhangsan, "释放联系人有限公司", json!({}))
+        .await
+        .id;
+    let me = w.zhangsan.clone();
+    let other = Crm::new(hooked.inner.clone(), w.clock.clone());
+    hooked.before_customer_write(async move {
+        other
+            .create_record(
+                &me,
+                Entity::Contact,
+                fields(json!({"customer_id": d.to_string(), "name": "释放中"})),
+            )
+            .await
+            .expect("contact meanwhile");
+    });
+    let r = w
+        .crm
+        .release(&w.zhangsan, &[d], "不再跟进", Some(pool.id))
+        .await
+        .expect("release");
+    let after = owner(&row(&w, d).await).map(|u| u.0);
+    if r.done == vec![d] {
+        assert_eq!(after, None);
+    } else {
+        assert_eq!(after, Some(w.zhangsan.user_id.0), "{:?}", r.refused);
+        assert!(
+            r.refused
+                .iter()
+                .any(|(_, why)| why.contains("contact was added")),
+            "{:?}",
+            r.refused
+        );
+    }
+    assert_eq!(contacts_of(d).await, vec![after]);
+
+    // A contact added just before a transfer writes: the transfer fails
+    // rather than leave it with the old owner.
+    let e = w
+        .customer(&w.zhangsan, "转移中加联系人有限公司", json!({}))
+        .await
+        .id;
+    let me = w.zhangsan.clone();
+    let other = Crm::new(hooked.inner.clone(), w.clock.clone());
+    hooked.before_customer_write(async move {
+        other
+            .create_record(
+                &me,
+                Entity::Contact,
+                fields(json!({"customer_id": e.to_string(), "name": "转移前一刻"})),
+            )
+            .await
+            .expect("contact meanwhile");
+    });
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[e], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    assert!(r.done.is_empty(), "{r:?}");
+    assert!(
+        r.refused
+            .iter()
+            .any(|(_, why)| why.contains("contact was added")),
+        "{:?}",
+        r.refused
+    );
+    assert_eq!(owner(&row(&w, e).await), Some(w.zhangsan.user_id));
+    assert_eq!(contacts_of(e).await, vec![Some(w.zhangsan.user_id.0)]);
+}
+
+/// A merge carries the merged-away customers' live shares over to the
+/// survivor (shares point at a record by its id), with an audit entry each:
+/// not for the survivor's owner, not for a user already holding a live
+/// share of the survivor, and one share per user (the one giving most);
+/// an ended share stays behind.
+pub async fn merge_carries_shares_to_the_survivor(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let a = w
+        .customer(&w.wangwu, "共享合并甲有限公司", json!({}))
+        .await
+        .id;
+    let b = w
+        .customer(&w.zhangsan, "共享合并乙有限公司", json!({}))
+        .await
+        .id;
+    let c = w
+        .customer(&w.zhangsan, "共享合并丙有限公司", json!({}))
+        .await
+        .id;
+    let share = |id: RecordId, with: UserId, access: ShareAccess, ends: Option<DateTime<Utc>>| {
+        let w = &w;
+        async move {
+            w.crm
+                .share_record(&w.admin, Entity::Customer, id, with, access, ends)
+                .await
+                .expect("share");
+        }
+    };
+    share(a, w.lisi.user_id, ShareAccess::Read, None).await;
+    share(b, w.lisi.user_id, ShareAccess::Write, None).await;
+    share(b, w.wangwu.user_id, ShareAccess::Write, None).await;
+    share(b, w.zhaoliu.user_id, ShareAccess::Read, None).await;
+    share(c, w.zhaoliu.user_id, ShareAccess::Write, Some(day(30))).await;
+    // An ended share stays behind.
+    w.crm
+        .share_record(
+            &w.lisi,
+            Entity::Customer,
+            c,
+            w.admin.user_id,
+            ShareAccess::Read,
+            Some(day(1)),
+        )
+        .await
+        .expect("share");
+    w.clock.advance(Duration::days(2));
+    // Before the merge, zhaoliu (group one) may not read wangwu's customer.
+    assert!(
+        w.crm
+            .get_record(&w.zhaoliu, Entity::Customer, a)
+            .await
+            .is_err()
+    );
+    w.crm
+        .merge_customers(
+            &w.admin,
+            &MergeSpec {
+                survivor: a,
+                others: vec![b, c],
+                take: BTreeMap::new(),
+            },
+        )
+        .await
+        .expect("merge");
+    let shares: BTreeMap<UserId, (ShareAccess, Option<DateTime<Utc>>)> = w
+        .crm
+        .list_shares(&w.admin, Entity::Customer, a)
+        .await
+        .expect("shares")
+        .into_iter()
+        .map(|s| (s.user_id, (s.access, s.expires_at)))
+        .collect();
+    assert_eq!(
+        shares,
+        BTreeMap::from([
+            (w.lisi.user_id, (ShareAccess::Read, None)),
+            (w.zhaoliu.user_id, (ShareAccess::Write, Some(day(30)))),
+        ])
+    );
+    w.crm
+        .get_record(&w.zhaoliu, Entity::Customer, a)
+        .await
+        .expect("zhaoliu reads the survivor through the carried share");
+    let mut carried: Vec<String> = w
+        .crm
+        .history(&w.admin, Entity::Customer, a.0)
+        .await
+        .expect("history")
+        .into_iter()
+        .filter(|e| e.action == "share")
+        .flat_map(|e| e.changes)
+        .map(|c| c.field)
+        .collect();
+    carried.sort();
+    // lisi's own share of the survivor, and zhaoliu's carried one.
+    assert_eq!(carried, vec!["share:lisi", "share:zhaoliu"]);
+}
+
+/// A merge leaves each customer its own pool history: the survivor's
+/// shows none of the moves of a customer merged into it, and those stay
+/// with the customer merged away.
+pub async fn merge_leaves_each_customer_its_pool_history(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "合并公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_departments: vec![w.sales],
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool");
+    let b = w
+        .crm
+        .import_into_pool(
+            &w.lisi,
+            pool.id,
+            vec![fields(json!({"name": "公海合并乙有限公司"}))],
+        )
+        .await
+        .expect("import")[0];
+    let r = w.crm.claim(&w.zhangsan, &[b]).await.expect("claim");
+    assert_eq!(r.done, vec![b], "{:?}", r.refused);
+    let a = w
+        .customer(&w.zhangsan, "公海合并甲有限公司", json!({}))
+        .await
+        .id;
+    let moves_of = |id: RecordId| {
+        let w = &w;
+        async move {
+            let mut sel = Select::all(Table::PoolMoves, w.admin.company_id.0, w.crm.now());
+            sel.filter = crate::store::Filter::Cmp(
+                crate::store::Col::Column("customer_id"),
+                crate::store::CmpOp::Eq,
+                crate::value::Value::Id(id.0),
+            );
+            let mut ids: Vec<Uuid> = w
+                .crm
+                .store()
+                .select(&sel)
+                .await
+                .expect("moves")
+                .rows
+                .iter()
+                .map(Row::id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let before_b = moves_of(b).await;
+    assert!(!before_b.is_empty());
+    let before_a = moves_of(a).await;
+    let history_a = w.crm.pool_history(&w.admin, a).await.expect("history");
+    w.crm
+        .merge_customers(
+            &w.admin,
+            &MergeSpec {
+                survivor: a,
+                others: vec![b],
+                take: BTreeMap::new(),
+            },
+        )
+        .await
+        .expect("merge");
+    assert_eq!(moves_of(b).await, before_b);
+    assert_eq!(moves_of(a).await, before_a);
+    assert_eq!(
+        w.crm.pool_history(&w.admin, a).await.expect("history"),
+        history_a
+    );
 }

@@ -162,6 +162,16 @@ macro_rules! service_scenarios {
             crm_back_dated_follow_ups_keep_the_next_follow_up,
             $make
         );
+        $each!(
+            $crate::testing::service_suite::follow_ups_are_dated_at_most_a_day_ahead,
+            crm_follow_ups_are_dated_at_most_a_day_ahead,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::huge_page_numbers_give_empty_pages,
+            crm_huge_page_numbers_give_empty_pages,
+            $make
+        );
     };
 }
 
@@ -4450,4 +4460,84 @@ pub async fn back_dated_follow_ups_keep_the_next_follow_up(store: Arc<dyn Store>
         moved.text("contact_id"),
         Some(mine2.id.to_string().as_str())
     );
+}
+
+/// A follow-up may be dated at most a day ahead: one dated years ahead
+/// would become the customer's last follow-up and keep it from recycling
+/// until then. The refusal names the field and the time; the customer is
+/// left alone.
+pub async fn follow_ups_are_dated_at_most_a_day_ahead(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "远期跟进有限公司", json!({})).await;
+    let follow = |occurred: &str| {
+        let crm = &w.crm;
+        let actor = w.zhangsan.clone();
+        let f = fields(json!({
+            "customer_id": c.id.to_string(),
+            "channel": "call",
+            "content": "沟通",
+            "occurred_at": occurred,
+        }));
+        async move { crm.create_record(&actor, Entity::FollowUp, f).await }
+    };
+    let last = || {
+        let store = w.crm.store();
+        let id = c.id;
+        async move {
+            store
+                .get(Table::Customers, id.0)
+                .await
+                .expect("get")
+                .expect("customer")
+                .get("last_follow_up_at")
+                .as_timestamp()
+        }
+    };
+    // The World starts at 2026-11-27T02:00:00Z.
+    for far in ["2046-01-01T00:00:00Z", "2026-11-28T02:00:01Z"] {
+        let err = follow(far).await.expect_err("too far ahead");
+        let Error::Validation(v) = &err else {
+            panic!("expected validation, got {err:?}")
+        };
+        assert_eq!(v.0.len(), 1, "{v:?}");
+        assert!(
+            v.0[0].field.contains("occurred_at") && v.0[0].field.contains("跟进时间"),
+            "{v:?}"
+        );
+        assert!(v.0[0].message.contains(&far[..19]), "{v:?}");
+        assert_eq!(last().await, None, "the customer is left alone");
+    }
+    follow("2026-11-28T02:00:00Z")
+        .await
+        .expect("a day ahead is allowed");
+    assert_eq!(
+        last().await,
+        Some("2026-11-28T02:00:00Z".parse().expect("time"))
+    );
+    follow("2020-01-01T00:00:00Z")
+        .await
+        .expect("back-dated is allowed");
+}
+
+/// An offset page far past the end (page numbers up to `u64::MAX`, any page
+/// size) is empty, never an overflow.
+pub async fn huge_page_numbers_give_empty_pages(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    w.customer(&w.zhangsan, "翻页有限公司", json!({})).await;
+    for (page, per_page) in [(u64::MAX, 1000), (u64::MAX, u64::MAX), (u64::MAX / 2, 3)] {
+        let got = w
+            .crm
+            .list_records(
+                &w.admin,
+                Entity::Customer,
+                &ListQuery::default()
+                    .page(PageRequest::Offset { page, per_page })
+                    .with_total(),
+            )
+            .await
+            .expect("list");
+        assert!(got.items.is_empty(), "page {page}: {:?}", got.items.len());
+        assert!(!got.has_more);
+        assert_eq!(got.total, Some(1));
+    }
 }
