@@ -665,8 +665,9 @@ impl PoolSet {
     /// The pool governing a customer: its pool, else the first whose
     /// members include its owner or the owner's department.
     fn governing(&self, row: &Row) -> Option<usize> {
-        if let Some(p) = row.get("pool_id").as_id() {
-            return self.index(p);
+        // A pool since deleted governs nothing: membership decides then.
+        if let Some(i) = row.get("pool_id").as_id().and_then(|p| self.index(p)) {
+            return Some(i);
         }
         let owner = row.get("owner_id").as_id();
         let dept = row.get("department_id").as_id();
@@ -2901,9 +2902,15 @@ impl Crm {
                 g.departments.iter().map(|d| Value::Id(*d)).collect(),
             ));
         }
+        // Governed by its pool, or by membership when it names none or a
+        // pool since deleted (see `PoolSet::governing`).
+        let no_live_pool = Filter::Or(vec![
+            Filter::IsNull(col("pool_id")),
+            Filter::not_among(col("pool_id"), set.pools.iter().map(|p| p.pool.id.0)),
+        ]);
         let governed = Filter::Or(vec![
             eq("pool_id", Value::Id(g.pool.id.0)),
-            Filter::And(vec![Filter::IsNull(col("pool_id")), Filter::Or(members)]),
+            Filter::And(vec![no_live_pool, Filter::Or(members)]),
         ]);
         let mut sel = Select::all(Table::Customers, company, self.now());
         sel.scope = scope;

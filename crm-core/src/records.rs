@@ -1323,9 +1323,11 @@ impl Crm {
     }
 
     /// The customer update a follow-up implies: last follow-up time and the
-    /// next follow-up date — the date only for who may write it (a field
-    /// rule that makes it read-only or hidden leaves it alone, as a merge
-    /// does), with an audit entry on the customer when it changes.
+    /// next follow-up date — the date only for who has full access to that
+    /// field (a field rule that makes it read-only or hidden leaves it
+    /// alone, as a merge does; whoever may follow the customer up plans the
+    /// next follow-up, as in Salesforce activities, even with a read share),
+    /// with an audit entry on the customer when it changes.
     fn follow_up_customer_update(
         &self,
         actor: &Actor,

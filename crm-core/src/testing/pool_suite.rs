@@ -3466,6 +3466,42 @@ pub async fn pool_delete_leaves_no_customer_ungoverned(store: Arc<dyn Store>) {
     assert_eq!(r.done.len(), 2, "{:?}", r.refused);
     w.crm.delete_pool(&w.admin, d.id).await.expect("delete");
     assert!(row(&w, mine).await.get("pool_id").is_null());
+
+    // A customer still naming a deleted pool (a release and a claim slipped
+    // in around the deletion, or an older build) is governed by
+    // membership, and recycled by its rules.
+    let r = w.crm.claim(&w.zhangsan, &ids[..1]).await.expect("claim");
+    assert_eq!(r.done, ids[..1].to_vec(), "{:?}", r.refused);
+    let stale = row(&w, ids[0]).await;
+    w.crm
+        .store()
+        .apply(&crate::store::ChangeSet {
+            ops: vec![crate::store::Op::Update {
+                table: Table::Customers,
+                id: ids[0].0,
+                expected_version: stale.version(),
+                values: vec![("pool_id", crate::value::Value::Id(d.id.0))],
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("a stale pool");
+    let why = w
+        .crm
+        .explain_recycling(&w.admin, ids[0], None)
+        .await
+        .expect("explain");
+    assert_eq!(why.pool.as_ref().map(|(p, _)| *p), Some(b.id), "{why:?}");
+    w.clock.advance(Duration::days(11));
+    let swept = w
+        .crm
+        .sweep(&w.admin, &SweepOptions::default())
+        .await
+        .expect("sweep");
+    assert!(
+        swept.recycled.iter().any(|i| i.customer == ids[0]),
+        "{swept:?}"
+    );
 }
 
 /// A contact takes its customer's owner as read: when the customer is
