@@ -630,26 +630,7 @@ fn cli_walkthrough_on_sqlite() {
 #[cfg(feature = "postgres")]
 #[test]
 fn cli_walkthrough_on_postgres() {
-    let base = std::env::var("CRM_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    let schema = format!("crm_cli_{}", std::process::id());
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}schema={schema}");
-    walk_through(&url);
-    // Clean up the schema through the store.
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let store = crm::postgres::PgStore::connect(
-            &base,
-            crm::postgres::PgOptions {
-                schema: schema.clone(),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("connect");
-        store.drop_schema().await.expect("drop schema");
-    });
+    common::on_postgres("cli", walk_through);
 }
 
 /// Pools, the sweep's dry run with its explanation, duplicates, merge, the

@@ -34,24 +34,7 @@ fn template_export_import_and_undo_on_postgres() {
     let tmp = std::env::temp_dir().join(format!("crm-cli-io-pg-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).expect("dir");
-    let base = std::env::var("CRM_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
-    let schema = format!("crm_cli_io_{}", std::process::id());
-    let sep = if base.contains('?') { '&' } else { '?' };
-    template_export_import_and_undo(&tmp, &format!("{base}{sep}schema={schema}"));
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let store = crm::postgres::PgStore::connect(
-            &base,
-            crm::postgres::PgOptions {
-                schema: schema.clone(),
-                ..Default::default()
-            },
-        )
-        .await
-        .expect("connect");
-        store.drop_schema().await.expect("drop schema");
-    });
+    common::on_postgres("cli_io", |db| template_export_import_and_undo(&tmp, db));
     let _ = std::fs::remove_dir_all(&tmp);
 }
 

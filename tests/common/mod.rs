@@ -94,3 +94,28 @@ pub fn local_time(rfc3339: &str, format: &str) -> String {
         .format(format)
         .to_string()
 }
+
+/// Runs `f` with the address of a PostgreSQL schema of its own
+/// (`CRM_TEST_PG_URL`, else the local server), named after `name` and the
+/// process, then drops the schema.
+#[cfg(feature = "postgres")]
+pub fn on_postgres(name: &str, f: impl FnOnce(&str)) {
+    let base = std::env::var("CRM_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let schema = format!("crm_{name}_{}", std::process::id());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    f(&format!("{base}{sep}schema={schema}"));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let store = crm::postgres::PgStore::connect(
+            &base,
+            crm::postgres::PgOptions {
+                schema: schema.clone(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("connect");
+        store.drop_schema().await.expect("drop schema");
+    });
+}
