@@ -2124,8 +2124,10 @@ impl Crm {
     /// Adds to a merge's change set the carrying over of the others' live
     /// shares (shares point at a customer by entity and record id) to the
     /// survivor, with an audit entry and an event on the survivor for each;
-    /// returns how many. Not for the survivor's owner, nor for a user who
-    /// already holds a live share of the survivor; of several shares of the
+    /// returns how many. Only when the actor may share the survivor (a
+    /// carried share gives its user the survivor); not for the survivor's
+    /// owner, nor for a user who already has a share row on the survivor
+    /// (ended or not: one row per record and user); of several shares of the
     /// others for one user, the one giving most (write over read, then the
     /// latest end) is carried. A share of the survivor with such a user
     /// meanwhile makes the merge fail rather than leave two.
@@ -2136,21 +2138,22 @@ impl Crm {
         others: &[Row],
         cs: &mut ChangeSet,
     ) -> Result<usize> {
+        // Carrying a share gives its user the survivor: only for who may
+        // share it.
+        if !actor.covers(Entity::Customer, Action::Share, survivor) {
+            return Ok(0);
+        }
         let company = actor.company_id.0;
         let now = self.now();
         let table = Table::Customers.name();
-        let live = || {
+        // Share rows of customers, ended or not (a record keeps one row per
+        // user, as sharing keeps it).
+        let any = || {
             let mut sel = Select::all(Table::Shares, company, now);
-            sel.filter = Filter::And(vec![
-                Filter::Cmp(col("entity"), CmpOp::Eq, table.into()),
-                Filter::Or(vec![
-                    Filter::IsNull(col("expires_at")),
-                    Filter::Cmp(col("expires_at"), CmpOp::Gt, Value::Timestamp(now)),
-                ]),
-            ]);
+            sel.filter = Filter::And(vec![Filter::Cmp(col("entity"), CmpOp::Eq, table.into())]);
             sel
         };
-        let mut sel = live();
+        let mut sel = any();
         if let Filter::And(f) = &mut sel.filter {
             f.push(Filter::In(
                 col("record_id"),
@@ -2160,12 +2163,17 @@ impl Crm {
                     .collect(),
             ));
         }
-        let rows = self.store.select(&sel).await?.rows;
+        let all_rows = self.store.select(&sel).await?.rows;
         let owner = survivor.get("owner_id").as_id();
-        let holders: HashSet<Uuid> = rows
+        // A user with a row on the survivor keeps theirs (one row each).
+        let holders: HashSet<Uuid> = all_rows
             .iter()
             .filter(|r| r.get("record_id").as_id() == Some(survivor.id()))
             .filter_map(|r| r.get("user_id").as_id())
+            .collect();
+        let rows: Vec<Row> = all_rows
+            .into_iter()
+            .filter(|r| r.get("expires_at").as_timestamp().is_none_or(|e| e > now))
             .collect();
         // What a share gives: write over read, then the latest end.
         let gives = |r: &Row| {
@@ -2203,7 +2211,7 @@ impl Crm {
                     ("updated_at", Value::Timestamp(now)),
                 ],
             });
-            let mut sel = live();
+            let mut sel = any();
             if let Filter::And(f) = &mut sel.filter {
                 f.push(Filter::Cmp(
                     col("record_id"),

@@ -254,28 +254,33 @@ impl Crm {
         )
     }
 
-    /// A guard that `customer` is still at the version read when the change
-    /// set commits, for a change set creating a contact of it with the
-    /// owner read: a claim, release, recycling, assignment or transfer of
-    /// the customer meanwhile would leave the contact with the old owner.
-    /// Takes the key those writers' [`Crm::no_other_contacts_guard`] takes.
-    pub(crate) fn customer_unchanged_guard(&self, company: Uuid, customer: &Row) -> Guard {
+    /// A guard that `customer` still has the owner read when the change set
+    /// commits, for a change set creating a contact of it with that owner:
+    /// a claim, release, recycling, assignment or transfer of the customer
+    /// meanwhile would leave the contact with the old owner. Other changes
+    /// of the customer (a follow-up, an edit) do not matter. Takes the key
+    /// those writers' [`Crm::no_other_contacts_guard`] takes.
+    pub(crate) fn customer_owner_unchanged_guard(&self, company: Uuid, customer: &Row) -> Guard {
         let mut sel = Select::all(Table::Customers, company, self.now());
         sel.lifecycle = Lifecycle::Any;
+        let owner = Col::Column("owner_id");
+        let moved = match customer.get("owner_id").as_id() {
+            Some(o) => Filter::Or(vec![
+                Filter::IsNull(owner.clone()),
+                Filter::Cmp(owner, CmpOp::Ne, Value::Id(o)),
+            ]),
+            None => Filter::NotNull(owner),
+        };
         sel.filter = Filter::And(vec![
             Filter::Cmp(Col::Column("id"), CmpOp::Eq, Value::Id(customer.id())),
-            Filter::Cmp(
-                Col::Column("version"),
-                CmpOp::Ne,
-                Value::Int(customer.version()),
-            ),
+            moved,
         ]);
         Guard {
             kind: crate::store::GuardKind::State,
             keys: vec![customer_contacts_key(company, customer.id())],
             select: sel,
             message: format!(
-                "customer {} was changed meanwhile (its owner may have changed); add the contact again",
+                "customer {} changed hands meanwhile; add the contact again",
                 customer.get("code").as_text().unwrap_or_default()
             ),
         }
@@ -1278,7 +1283,7 @@ impl Crm {
                 // stays: adding a contact does not change the customer (an
                 // import's undo counts on that).
                 live_guard = Some(self.customer_live_guard(actor.company_id.0, &crow));
-                side_guards.push(self.customer_unchanged_guard(actor.company_id.0, &crow));
+                side_guards.push(self.customer_owner_unchanged_guard(actor.company_id.0, &crow));
             }
             if entity == Entity::FollowUp {
                 // A follow-up dated far ahead would keep its customer from

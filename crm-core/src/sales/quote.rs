@@ -522,8 +522,20 @@ impl Crm {
         }
         let new_id = self.new_id();
         let mut cs = ChangeSet::default();
-        cs.guards
-            .push(self.customer_live_guard(actor.company_id.0, &customer));
+        // (Named by the quote: its owner may not read the customer.)
+        cs.guards.push(self.deleted_meanwhile_guard(
+            Table::Customers,
+            actor.company_id.0,
+            &[customer.id()],
+            vec![crate::records::customer_contacts_key(
+                actor.company_id.0,
+                customer.id(),
+            )],
+            format!(
+                "quote {}'s customer was deleted or merged into another meanwhile",
+                old.code
+            ),
+        ));
         cs.ops.push(Op::Update {
             table: Table::Quotes,
             id,

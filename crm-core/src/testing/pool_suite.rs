@@ -3545,7 +3545,7 @@ pub async fn contact_created_during_a_transfer_keeps_no_old_owner(store: Arc<dyn
         .await;
     match &made {
         Ok(_) | Err(Error::Conflict { .. }) => {}
-        Err(Error::InvalidState(m)) => assert!(m.contains("changed meanwhile"), "{m}"),
+        Err(Error::InvalidState(m)) => assert!(m.contains("changed hands meanwhile"), "{m}"),
         Err(e) => panic!("expected a refusal, got {e:?}"),
     }
     let contacts_of = |c: RecordId| {
@@ -3571,6 +3571,33 @@ pub async fn contact_created_during_a_transfer_keeps_no_old_owner(store: Arc<dyn
     assert_eq!(owner(&row(&w, c).await), Some(w.wangwu.user_id));
     let n = if made.is_ok() { 2 } else { 1 };
     assert_eq!(contacts_of(c).await, vec![Some(w.wangwu.user_id.0); n]);
+
+    // A follow-up (or an edit) of the customer meanwhile changes its
+    // version, not its owner: the contact is added.
+    let f = w
+        .customer(&w.zhangsan, "跟进同时加联系人有限公司", json!({}))
+        .await
+        .id;
+    let me = w.zhangsan.clone();
+    let other2 = Crm::new(hooked.inner.clone(), w.clock.clone());
+    hooked.before_write(Table::Contacts, async move {
+        other2
+            .create_record(
+                &me,
+                Entity::FollowUp,
+                fields(json!({"customer_id": f.to_string(), "channel": "call", "content": "同时"})),
+            )
+            .await
+            .expect("follow-up meanwhile");
+    });
+    w.crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": f.to_string(), "name": "同时加的"})),
+        )
+        .await
+        .expect("the contact is added");
 
     // A contact added just before a release writes.
     let pool = w
