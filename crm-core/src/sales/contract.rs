@@ -922,10 +922,9 @@ impl Crm {
     ///   awaiting approval). A contract that will not be paid in full is
     ///   terminated with a reason instead; terminated contracts are no
     ///   longer receivable.
-    /// - Finishing a contract with lines needs them all delivered (the
-    ///   refusal names the lines with quantities left): deliveries follow
-    ///   only an executing contract. One that will not be delivered in full
-    ///   is terminated with a reason instead.
+    /// - Finishing does not wait for deliveries: goods still owed are
+    ///   delivered on the finished contract (a service contract's lines need
+    ///   none); a terminated contract takes no delivery.
     /// - Terminating a contract with payments awaiting approval is refused,
     ///   naming them: finance approves (the money came in) or rejects them
     ///   first, so no receipt is silently dropped or confirmed afterwards.
@@ -985,30 +984,6 @@ impl Crm {
                  payments, or terminate the contract with a reason if it will not be paid",
                 c.code, c.outstanding, c.received, c.amount
             )));
-        }
-        if target == ContractStatus::Finished && !c.lines.is_empty() {
-            // Deliveries follow only an executing contract: finished with
-            // goods still owed, they could never be delivered.
-            let (_, progress) = self.deliveries(actor, id).await?;
-            let left: Vec<String> = progress
-                .iter()
-                .filter(|p| p.remaining > 0)
-                .map(|p| {
-                    format!(
-                        "line {} {} ({} of {} not delivered)",
-                        p.line, p.name, p.remaining, p.ordered
-                    )
-                })
-                .collect();
-            if !left.is_empty() {
-                return Err(Error::InvalidState(format!(
-                    "contract {} still has lines to deliver: {}; only a fully delivered \
-                     contract can be finished: record the deliveries, or terminate the \
-                     contract with a reason if they will not be made",
-                    c.code,
-                    left.join(", ")
-                )));
-            }
         }
         if !awaiting.is_empty() {
             return Err(Error::InvalidState(format!(

@@ -138,9 +138,14 @@ impl Crm {
             .contract_for_records(actor, contract, "deliveries")
             .await?;
         let c = contract_from_row(&row);
-        if c.status != ContractStatus::Executing {
+        // Goods still owed are delivered after the money is in too (a
+        // finished contract); a terminated one takes none.
+        if !matches!(
+            c.status,
+            ContractStatus::Executing | ContractStatus::Finished
+        ) {
             return Err(Error::InvalidState(format!(
-                "contract {} is {}; deliveries follow approval",
+                "contract {} is {}; deliveries follow approval, and a terminated contract takes none",
                 c.code,
                 c.status.label_zh()
             )));

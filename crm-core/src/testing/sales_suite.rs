@@ -197,8 +197,8 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
-            $crate::testing::sales_suite::finishing_needs_every_line_delivered,
-            crm_sales_finishing_needs_every_line_delivered,
+            $crate::testing::sales_suite::finished_contracts_still_take_their_deliveries,
+            crm_sales_finished_contracts_still_take_their_deliveries,
             $make
         );
         $each!(
@@ -6032,11 +6032,11 @@ pub async fn sales_lists_take_any_window_and_page(store: Arc<dyn Store>) {
     assert!(got.items.is_empty());
 }
 
-/// A contract with lines is finished only once every line is delivered
-/// (the refusal names the lines left); one whose goods will not all be
-/// delivered is terminated instead. A contract without lines finishes on
-/// its money alone.
-pub async fn finishing_needs_every_line_delivered(store: Arc<dyn Store>) {
+/// A contract finishes on its money: goods still owed are delivered after
+/// it is finished (never beyond what was ordered), while a terminated
+/// contract takes no delivery. (A service contract's lines need no
+/// deliveries to finish.)
+pub async fn finished_contracts_still_take_their_deliveries(store: Arc<dyn Store>) {
     use crate::money::Money;
     use crate::sales::{ContractStatus, DeliveryLine, LineInput, NewContract, PaymentInput};
     use serde_json::json;
@@ -6095,31 +6095,17 @@ pub async fn finishing_needs_every_line_delivered(store: Arc<dyn Store>) {
     };
     deliver(1, 3).await.expect("delivery");
     deliver(2, 1).await.expect("delivery");
-    match w.crm.close_contract(&w.zhangsan, goods.id, None).await {
-        Err(Error::InvalidState(m)) => assert!(
-            m.contains(&goods.code)
-                && m.contains("line 2 交换机 (1 of 2 not delivered)")
-                && !m.contains("服务器")
-                && m.contains("terminate"),
-            "{m}"
-        ),
-        other => panic!("finishing with goods to deliver: {other:?}"),
-    }
-    assert_eq!(
-        w.crm
-            .contract(&w.zhangsan, goods.id)
-            .await
-            .expect("c")
-            .status,
-        ContractStatus::Executing
-    );
-    deliver(2, 1).await.expect("the rest is still delivered");
     let done = w
         .crm
         .close_contract(&w.zhangsan, goods.id, None)
         .await
-        .expect("finish");
+        .expect("finished on its money");
     assert_eq!(done.status, ContractStatus::Finished);
+    deliver(2, 1).await.expect("the rest is delivered after");
+    match deliver(2, 1).await {
+        Err(Error::Validation(_) | Error::InvalidState(_)) => {}
+        other => panic!("delivering beyond the order: {other:?}"),
+    }
     // Without lines, the money alone decides.
     let plain = new_executing_contract(&w, &w.zhangsan, customer.id.0, "服务合同", 50_000).await;
     w.crm
@@ -6144,6 +6130,46 @@ pub async fn finishing_needs_every_line_delivered(store: Arc<dyn Store>) {
             .status,
         ContractStatus::Finished
     );
+    // A terminated contract takes no delivery.
+    let ended = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "中止的设备合同".into(),
+                customer_id: customer.id.0,
+                lines: vec![line("服务器", 1)],
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (ended, _) = w
+        .crm
+        .submit_contract(&w.zhangsan, ended.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    w.crm
+        .close_contract(&w.zhangsan, ended.id, Some("客户取消".into()))
+        .await
+        .expect("terminate");
+    match w
+        .crm
+        .record_delivery(
+            &w.zhangsan,
+            ended.id,
+            day,
+            vec![DeliveryLine {
+                line: 1,
+                quantity: 1,
+            }],
+            None,
+        )
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(m.contains("terminated"), "{m}"),
+        other => panic!("delivering on a terminated contract: {other:?}"),
+    }
 }
 
 /// The forecast sums saturate, as the receivables do: two opportunities
