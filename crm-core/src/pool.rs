@@ -16,7 +16,9 @@
 //! A customer is governed by the pool it came from (`pool_id`), else by the
 //! first pool (in position order) whose members include its owner. Deleting
 //! a pool (only an empty one) clears `pool_id` of the customers claimed
-//! from it, so the second rule governs them from then on.
+//! from it, so the second rule governs them from then on; one still naming
+//! a deleted pool (a move that slipped past the deletion, an older build)
+//! is governed by the second rule too.
 //!
 //! The sweep ([`Crm::sweep`]) reads the time from the injected clock, never
 //! touches locked customers, warns owners `warn_days` before a customer would
