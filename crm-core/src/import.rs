@@ -4458,9 +4458,18 @@ impl ImportSession<'_> {
         // Stored customers the batch adds contacts to: none may be merged
         // away or deleted before it is written.
         let mut parents_written: BTreeSet<Uuid> = BTreeSet::new();
+        // Stored customers whose owner the batch's contacts take, with the
+        // owner read: none may change hands before it is written.
+        let mut owners_read: BTreeMap<Uuid, Option<Uuid>> = BTreeMap::new();
         for c in creates {
             if entity == Entity::Contact {
-                parents_written.extend(c.set.get("customer_id").and_then(Value::as_id));
+                let parent = c.set.get("customer_id").and_then(Value::as_id);
+                parents_written.extend(parent);
+                if c.owner.or(self.owner).is_none()
+                    && let Some(row) = parent.and_then(|p| self.ref_rows.get(&p))
+                {
+                    owners_read.insert(row.id(), row.get("owner_id").as_id());
+                }
             }
             let (owner, dept) = self.owner_of(&c)?;
             let pool = self.pool.as_ref().map(|(p, _)| *p);
@@ -4535,6 +4544,9 @@ impl ImportSession<'_> {
         if !parents_written.is_empty() && !self.opts.dry_run {
             cs.guards.push(self.parents_live_guard(&parents_written));
         }
+        if !owners_read.is_empty() && !self.opts.dry_run {
+            cs.guards.push(self.parents_owner_guard(&owners_read));
+        }
         Ok((cs, items))
     }
 
@@ -4555,6 +4567,49 @@ impl ImportSession<'_> {
              another meanwhile; import the file again"
                 .into(),
         )
+    }
+
+    /// A guard that the stored customers whose owner a batch's contacts
+    /// take still have the owner read when it is written (under the keys a
+    /// claim, release, recycling or transfer of them takes): one changing
+    /// hands meanwhile would leave the contacts with the old owner.
+    fn parents_owner_guard(&self, owners: &BTreeMap<Uuid, Option<Uuid>>) -> Guard {
+        let company = self.actor.company_id.0;
+        let mut by_owner: BTreeMap<Option<Uuid>, Vec<Value>> = BTreeMap::new();
+        for (customer, owner) in owners {
+            by_owner
+                .entry(*owner)
+                .or_default()
+                .push(Value::Id(*customer));
+        }
+        let owner = || Col::Column("owner_id");
+        let moved = by_owner
+            .into_iter()
+            .map(|(o, ids)| {
+                Filter::And(vec![
+                    Filter::In(Col::Column("id"), ids),
+                    match o {
+                        // `Ne` is "is distinct from": a NULL owner matches.
+                        Some(o) => Filter::Cmp(owner(), CmpOp::Ne, Value::Id(o)),
+                        None => Filter::NotNull(owner()),
+                    },
+                ])
+            })
+            .collect();
+        let mut select = Select::all(Table::Customers, company, self.crm.now());
+        select.lifecycle = Lifecycle::Any;
+        select.filter = Filter::Or(moved);
+        Guard {
+            kind: crate::store::GuardKind::State,
+            keys: owners
+                .keys()
+                .map(|id| crate::records::customer_contacts_key(company, *id))
+                .collect(),
+            select,
+            message: "a customer this batch adds contacts to changed hands meanwhile; \
+                      import the file again"
+                .into(),
+        }
     }
 
     /// The owner and department of a created record.

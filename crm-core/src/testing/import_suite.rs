@@ -2294,6 +2294,31 @@ pub async fn import_and_a_concurrent_create_do_not_both_pass(store: Arc<dyn Stor
     drop(s);
     assert_eq!(count(&store, &w, Table::Contacts).await, 1);
 
+    // Contacts for a customer that changes hands meanwhile: the batch
+    // writes nothing rather than contacts left with the old owner.
+    let mut o = opts(Entity::Contact);
+    o.commit = CommitMode::Batches;
+    let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("begin");
+    let batch = s
+        .prepare(
+            &rows(vec![vec![t(&code), t("周五"), t("13800138005")]]),
+            None,
+        )
+        .await
+        .expect("prepare");
+    assert!(batch.issues.is_empty(), "{:?}", batch.issues);
+    let moved = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[host.id], w.lisi.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(moved.done, [host.id], "{:?}", moved.refused);
+    match batch.write.commit().await {
+        Err(Error::InvalidState(m)) => assert!(m.contains("changed hands meanwhile"), "{m}"),
+        other => panic!("expected the batch refused, got {other:?}"),
+    }
+    drop(s);
+
     // Contacts for a customer deleted (or merged away) meanwhile: the
     // batch writes nothing rather than contacts of a binned customer.
     let mut o = opts(Entity::Contact);
