@@ -95,6 +95,11 @@ macro_rules! pool_scenarios {
             $make
         );
         $each!(
+            $crate::testing::pool_suite::merge_gives_no_user_a_second_share_row,
+            pool_merge_gives_no_user_a_second_share_row,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::merge_leaves_each_customer_its_pool_history,
             pool_merge_leaves_each_customer_its_pool_history,
             $make
@@ -3780,6 +3785,69 @@ pub async fn merge_carries_shares_to_the_survivor(store: Arc<dyn Store>) {
     carried.sort();
     // lisi's own share of the survivor, and zhaoliu's carried one.
     assert_eq!(carried, vec!["share:lisi", "share:zhaoliu"]);
+}
+
+/// A record keeps one share row per user, ended or not: a merge does not
+/// carry a live share to a survivor on which that user has an ended one.
+pub async fn merge_gives_no_user_a_second_share_row(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let a = w
+        .customer(&w.wangwu, "一行共享甲有限公司", json!({}))
+        .await
+        .id;
+    let b = w
+        .customer(&w.zhangsan, "一行共享乙有限公司", json!({}))
+        .await
+        .id;
+    w.crm
+        .share_record(
+            &w.admin,
+            Entity::Customer,
+            a,
+            w.zhaoliu.user_id,
+            ShareAccess::Read,
+            Some(day(1)),
+        )
+        .await
+        .expect("share a");
+    w.crm
+        .share_record(
+            &w.admin,
+            Entity::Customer,
+            b,
+            w.zhaoliu.user_id,
+            ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect("share b");
+    w.clock.advance(Duration::days(2));
+    w.crm
+        .merge_customers(
+            &w.admin,
+            &MergeSpec {
+                survivor: a,
+                others: vec![b],
+                take: BTreeMap::new(),
+            },
+        )
+        .await
+        .expect("merge");
+    let mut sel = Select::all(Table::Shares, w.admin.company_id.0, w.crm.now());
+    sel.filter = crate::store::Filter::And(vec![
+        crate::store::Filter::Cmp(
+            crate::store::Col::Column("record_id"),
+            crate::store::CmpOp::Eq,
+            crate::value::Value::Id(a.0),
+        ),
+        crate::store::Filter::Cmp(
+            crate::store::Col::Column("user_id"),
+            crate::store::CmpOp::Eq,
+            crate::value::Value::Id(w.zhaoliu.user_id.0),
+        ),
+    ]);
+    let rows = w.crm.store().select(&sel).await.expect("shares").rows;
+    assert_eq!(rows.len(), 1, "{rows:?}");
 }
 
 /// A merge leaves each customer its own pool history: the survivor's
