@@ -3315,8 +3315,8 @@ impl<'a> ImportSession<'a> {
             row: number,
             outcome: RowOutcome::Rejected,
             kind,
-            message_en: en,
-            message_zh: zh,
+            message_en: cut_message(en),
+            message_zh: cut_message(zh),
         });
     }
 
@@ -3336,8 +3336,8 @@ impl<'a> ImportSession<'a> {
                     row: number,
                     outcome: RowOutcome::Skipped,
                     kind,
-                    message_en: format!("skipped: {en}"),
-                    message_zh: format!("已跳过：{zh}"),
+                    message_en: cut_message(format!("skipped: {en}")),
+                    message_zh: cut_message(format!("已跳过：{zh}")),
                 });
             }
             DuplicatePolicy::Fail => {
@@ -5545,6 +5545,20 @@ impl ImportSession<'_> {
             })
             .collect()
     }
+}
+
+/// Characters a row's message keeps: messages quote the values they
+/// refuse, and a report keeps every rejected row's message, so a sheet of
+/// long values must not make the report hold them all again.
+pub const MESSAGE_MAX_CHARS: usize = 1_000;
+
+/// `message` cut to [`MESSAGE_MAX_CHARS`] characters, marked with "…".
+fn cut_message(mut message: String) -> String {
+    if let Some((at, _)) = message.char_indices().nth(MESSAGE_MAX_CHARS) {
+        message.truncate(at);
+        message.push('…');
+    }
+    message
 }
 
 /// A duplicate key as 128 bits: an import of 100 000 rows remembers some

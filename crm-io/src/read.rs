@@ -56,6 +56,13 @@ pub struct Limits {
     /// of its own when it opens the workbook. Default 250 000 (Excel itself
     /// holds at most 64 000 cell formats).
     pub max_styles: u64,
+    /// Bytes of text (UTF-8) one row's cells hold once read, a shared
+    /// string counted at every cell that uses it: a small file can point
+    /// thousands of cells at one long string. Default 256 KiB.
+    pub max_row_text_bytes: u64,
+    /// Bytes of text all the sheet's cells hold once read, counted the same
+    /// way. Default 1 GiB.
+    pub max_text_bytes: u64,
 }
 
 impl Default for Limits {
@@ -71,6 +78,8 @@ impl Default for Limits {
             max_cell_chars: 32_767,
             max_shared_strings: 10_000_000,
             max_styles: 250_000,
+            max_row_text_bytes: 256 << 10,
+            max_text_bytes: 1 << 30,
         }
     }
 }
@@ -212,6 +221,8 @@ impl Workbook {
         let mut last_col: Option<u32> = None;
         let mut cells: Vec<(u32, Cell)> = Vec::new();
         let mut count: u64 = 0;
+        // Text bytes of the current row and of the sheet, as read.
+        let (mut row_text, mut text): (u64, u64) = (0, 0);
         let mut flush = |row: u32,
                          cells: &mut Vec<(u32, Cell)>,
                          header: &mut Option<(u32, usize)>|
@@ -312,9 +323,29 @@ impl Workbook {
                     )
                 }));
             }
+            if current != Some(row) {
+                row_text = 0;
+            }
             current = Some(row);
             last_col = Some(col);
             let value = convert(cell.get_value(), &lim, row, col)?;
+            if let Cell::Text(t) = &value {
+                let n = t.len() as u64;
+                row_text += n;
+                text += n;
+                if row_text > lim.max_row_text_bytes {
+                    return Err(IoError::TooLarge {
+                        what: format!("row {} of the sheet", u64::from(row) + 1),
+                        limit: format!("{} bytes of text in a row", lim.max_row_text_bytes),
+                    });
+                }
+                if text > lim.max_text_bytes {
+                    return Err(IoError::TooLarge {
+                        what: "the sheet".into(),
+                        limit: format!("{} bytes of text", lim.max_text_bytes),
+                    });
+                }
+            }
             if !value.is_empty() {
                 count += 1;
                 if count > lim.max_cells {

@@ -1204,9 +1204,10 @@ async fn a_row_repeating_or_reordering_its_cells_is_refused() {
     }
 }
 
-/// Excel cells hold 32 767 UTF-16 units: a rejected row whose reason quotes
-/// a long value, or whose cell is longer than that (allowed by wider
-/// limits), still comes back in an error workbook, cut to fit.
+/// Excel cells hold 32 767 UTF-16 units: a rejected row whose cell is
+/// longer than that (allowed by wider limits) still comes back in an error
+/// workbook, cut to fit; a reason quoting a long value is cut to
+/// `MESSAGE_MAX_CHARS` in the report and the workbook alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_workbooks_cut_long_text_to_what_a_cell_holds() {
     let w = world().await;
@@ -1227,7 +1228,15 @@ async fn error_workbooks_cut_long_text_to_what_a_cell_holds() {
             Lang::Zh => &out.report.issues[0].message_zh,
             Lang::En => &out.report.issues[0].message_en,
         };
-        assert!(units(message) > 32_767, "the reason quotes the value");
+        // The reason quotes the value, cut short: a report keeps every
+        // rejected row's reason.
+        assert_eq!(
+            message.chars().count(),
+            crm_core::import::MESSAGE_MAX_CHARS + 1,
+            "{}",
+            message.chars().count()
+        );
+        assert!(message.ends_with('…'));
         let errors = out.error_workbook.expect("error workbook");
         let ev = events(&open(errors).expect("readable")).expect("read");
         let SheetEvent::Row(r) = &ev[1] else {
@@ -1965,4 +1974,50 @@ async fn dates_before_1900_are_written_as_iso_text_and_read_back() {
         .await
         .expect("list");
     assert_eq!(list.items[0].text("next_follow_up"), Some("1899-12-31"));
+}
+
+/// One long shared string used by many cells is small in the file but not
+/// once read: the text a row holds, and the text of the whole sheet, are
+/// counted at every cell that uses it, against their limits.
+#[test]
+fn shared_strings_count_at_every_cell_that_uses_them() {
+    let long = "长".repeat(20_000);
+    let mut row: Vec<&str> = vec!["甲有限公司"];
+    row.extend(std::iter::repeat_n(long.as_str(), 20));
+    let header: Vec<String> = (0..row.len()).map(|i| format!("列{i}")).collect();
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    let bytes = book(&[&header, &row]);
+    // One copy of the string in the file (about 60 KB), twenty in the row.
+    assert!(part(&bytes, "xl/sharedStrings.xml").matches(&long).count() == 1);
+    match events(&open(bytes.clone()).expect("opens")) {
+        Err(IoError::TooLarge { what, limit }) => {
+            assert!(
+                what.contains("row 2") && limit.contains("bytes of text"),
+                "{what} / {limit}"
+            )
+        }
+        other => panic!("expected the row refused, got {other:?}"),
+    }
+    // Within a wider row limit, the sheet's limit still counts every use.
+    let lim = Limits {
+        max_row_text_bytes: 10 << 20,
+        max_text_bytes: 1 << 20,
+        ..Limits::default()
+    };
+    match events(&Workbook::from_bytes(bytes.clone(), lim).expect("opens")) {
+        Err(IoError::TooLarge { what, limit }) => {
+            assert!(
+                what == "the sheet" && limit.contains("bytes of text"),
+                "{what} / {limit}"
+            )
+        }
+        other => panic!("expected the sheet refused, got {other:?}"),
+    }
+    let lim = Limits {
+        max_row_text_bytes: 10 << 20,
+        max_text_bytes: 10 << 20,
+        ..Limits::default()
+    };
+    let ev = events(&Workbook::from_bytes(bytes, lim).expect("opens")).expect("read");
+    assert_eq!(ev.len(), 2);
 }
