@@ -4139,7 +4139,12 @@ impl ImportSession<'_> {
             .can_on_row(&self.actor, entity, Action::Read, existing)
             .await?
             || self.crm.config.reveal_duplicate_owner;
-        let label = row_label_name(existing);
+        // The name as the actor's field rule for it says (left out when
+        // hidden), as `check_duplicates` shows it.
+        let label = existing
+            .get("name")
+            .as_text()
+            .and_then(|n| crate::dedupe::shown_value(&self.actor, entity, "name", n));
         let code = existing
             .get("code")
             .as_text()
@@ -4155,13 +4160,26 @@ impl ImportSession<'_> {
                 Some(n) => (format!("owned by {n}"), format!("负责人 {n}")),
                 None => ("without an owner".into(), "无负责人".into()),
             };
-            (
-                format!(
-                    "{} already belongs to {label} ({code}), {oe}",
-                    key.what_en()
+            match label {
+                Some(label) => (
+                    format!(
+                        "{} already belongs to {label} ({code}), {oe}",
+                        key.what_en()
+                    ),
+                    format!("{} 已存在：{label}（{code}），{oz}", key.what_zh()),
                 ),
-                format!("{} 已存在：{label}（{code}），{oz}", key.what_zh()),
-            )
+                None => (
+                    format!(
+                        "{} already belongs to {entity} {code}, {oe}",
+                        key.what_en()
+                    ),
+                    format!(
+                        "{} 已存在：{}{code}，{oz}",
+                        key.what_zh(),
+                        entity.name_zh()
+                    ),
+                ),
+            }
         } else {
             (
                 format!(
