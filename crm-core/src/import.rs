@@ -1069,6 +1069,30 @@ fn zh_message(kind: Option<CellKind>, raw: Option<&str>, en: &str) -> String {
     if en.contains("has a birth date") && en.contains("in the future") {
         return "出生日期晚于今天".into();
     }
+    if let Some(d) = en.strip_suffix(" is in the future") {
+        return format!("{d} 晚于今天");
+    }
+    if let Some(d) = en.strip_suffix(" is before 1900") {
+        return format!("{d} 早于 1900 年");
+    }
+    if let Some(v) = en.strip_suffix("' is not a finite number") {
+        return format!("「{}」不是有限的数字", v.trim_start_matches('\''));
+    }
+    if let Some(v) = en.strip_suffix("' is not a valid local time") {
+        return format!("「{}」不是有效的本地时间", v.trim_start_matches('\''));
+    }
+    if let Some((v, why)) = en
+        .strip_suffix(" (money fields are kept in 元)")
+        .and_then(|r| r.split_once("': "))
+    {
+        return format!(
+            "「{}」不是人民币金额（金额字段以元计）：{why}",
+            v.trim_start_matches('\'')
+        );
+    }
+    if en.starts_with("holds a NUL character") {
+        return "含有空字符（\\0）".into();
+    }
     if en == "only enterprise customers have a unified social credit code" {
         return "个人客户不能填写统一社会信用代码".into();
     }
@@ -4169,15 +4193,8 @@ impl ImportSession<'_> {
                     format!("{} 已存在：{label}（{code}），{oz}", key.what_zh()),
                 ),
                 None => (
-                    format!(
-                        "{} already belongs to {entity} {code}, {oe}",
-                        key.what_en()
-                    ),
-                    format!(
-                        "{} 已存在：{}{code}，{oz}",
-                        key.what_zh(),
-                        entity.name_zh()
-                    ),
+                    format!("{} already belongs to {entity} {code}, {oe}", key.what_en()),
+                    format!("{} 已存在：{}{code}，{oz}", key.what_zh(), entity.name_zh()),
                 ),
             }
         } else {
@@ -6081,6 +6098,26 @@ mod tests {
         assert_eq!(
             zh_message(None, None, "'Z' is not one of: A, B"),
             "「Z」不是可选值之一，可选：A, B"
+        );
+        assert_eq!(
+            zh_message(None, None, "2030-01-01 is in the future"),
+            "2030-01-01 晚于今天"
+        );
+        assert_eq!(
+            zh_message(None, None, "1899-12-31 is before 1900"),
+            "1899-12-31 早于 1900 年"
+        );
+        assert_eq!(
+            zh_message(None, None, "'1e999' is not a finite number"),
+            "「1e999」不是有限的数字"
+        );
+        assert!(
+            zh_message(
+                None,
+                None,
+                "'2.675': has more than two decimals (money fields are kept in 元)"
+            )
+            .starts_with("「2.675」不是人民币金额")
         );
     }
 }
