@@ -3671,21 +3671,8 @@ impl RowValidator {
                 })
                 .collect();
         }
-        if let Some(o) = owner
-            && o.0 != self.actor.user_id.0
-            && !self.actor.can(entity, Action::Transfer)
-        {
-            return Ok(Err((
-                IssueKind::Forbidden,
-                vec![(
-                    format!(
-                        "{} may not create {entity} records for another owner",
-                        self.actor.display_name
-                    ),
-                    "无权为其他负责人创建记录".to_string(),
-                )],
-            )));
-        }
+        // (Whether the row may name another owner is decided once it is
+        // known to create a record or to update one: see `record_batch`.)
         let mut contacts = Vec::new();
         for (g, cf) in &groups {
             // The contact's required custom fields, as a contact import
@@ -4344,6 +4331,22 @@ impl ImportSession<'_> {
                 .iter()
                 .find_map(|k| self.holder(&existing, k, None).map(|r| (k, r)));
             let Some((k, row)) = hit else {
+                if let Some(o) = c.owner
+                    && o != self.actor.user_id.0
+                    && !self.actor.can(entity, Action::Transfer)
+                {
+                    self.reject(
+                        issues,
+                        c.number,
+                        IssueKind::Forbidden,
+                        format!(
+                            "{} may not create {entity} records for another owner",
+                            self.actor.display_name
+                        ),
+                        "无权为其他负责人创建记录".to_string(),
+                    );
+                    continue;
+                }
                 // The records still holding its keys are moving away from
                 // them (rows of this import): its guards leave them out.
                 let mut c = c;
@@ -4402,6 +4405,24 @@ impl ImportSession<'_> {
                     IssueKind::Forbidden,
                     format!("{en}; {} may not update it", self.actor.display_name),
                     format!("{zh}；你无权更新该记录"),
+                );
+                continue;
+            }
+            // An update keeps the record's owner (as the API's does): an
+            // exported sheet's owner column reads back unchanged, another
+            // owner is a transfer's business.
+            if let Some(o) = c.owner
+                && row.get("owner_id").as_id() != Some(o)
+            {
+                self.reject(
+                    issues,
+                    c.number,
+                    IssueKind::Invalid,
+                    format!(
+                        "{en}; an import does not change the owner (负责人) of a record it \
+                         updates: transfer it instead"
+                    ),
+                    format!("{zh}；导入更新记录时不更改负责人，请使用转移"),
                 );
                 continue;
             }

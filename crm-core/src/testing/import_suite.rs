@@ -1052,6 +1052,46 @@ pub async fn import_into_owner_department_and_pool_is_checked(store: Arc<dyn Sto
     .await;
     assert_eq!((r.created, r.rejected), (1, 1));
     assert_eq!(issue(&r, 3).kind, IssueKind::Forbidden);
+    // An exported sheet updated back: its owner column names the owners
+    // as they are, which a user without transfer may import to update
+    // colleagues' customers; another owner is not changed by an import.
+    let manager = user_with_role(
+        &w,
+        "manager",
+        role_perms(
+            &[Action::Read, Action::Update, Action::Create, Action::Import],
+            DataScope::All,
+        ),
+        Vec::new(),
+    )
+    .await;
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &manager,
+        o,
+        &["客户名称", "负责人", "客户级别"],
+        vec![
+            vec![t("王五的客户有限公司"), t("wangwu"), t("A")],
+            vec![t("部门客户有限公司"), t("zhangsan"), t("A")],
+        ],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (1, 1), "{:#?}", r.issues);
+    let i = issue(&r, 3);
+    assert_eq!(i.kind, IssueKind::Invalid);
+    assert!(i.message_en.contains("does not change the owner"), "{i:?}");
+    assert!(i.message_zh.contains("不更改负责人"), "{i:?}");
+    let c = find(&w, "王五的客户有限公司").await.expect("kept");
+    assert_eq!(
+        (c.owner_id, c.text("level")),
+        (Some(w.wangwu.user_id), Some("A"))
+    );
+    assert_eq!(
+        find(&w, "部门客户有限公司").await.expect("kept").owner_id,
+        Some(w.admin.user_id)
+    );
     // Into a customer pool's public area: no owner; pool admins only.
     let pool = w
         .crm
