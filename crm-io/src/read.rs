@@ -830,12 +830,24 @@ fn excel_date(d: &calamine::ExcelDateTime) -> Cell {
     // it as 1900-02-28, the core as 1900-03-01). The 1904 system has no such
     // day: its serials compare unequal to the same serial in 1900's.
     let day = serial.floor();
-    if (0.0..1.0).contains(&serial) {
-        let value = crm_core::import::number_text(serial);
-        return Cell::Error(format!(
-            "#VALUE! (date number {value} is a time of day without a date / \
+    if serial == 0.0 {
+        return Cell::Error(
+            "#VALUE! (date number 0 is a time of day without a date / \
              日期数值只有时间，没有日期)"
-        ));
+                .into(),
+        );
+    }
+    // A time of day alone (`9:30` typed into a cell): its text, as the
+    // sheet shows it, which a text field takes and a date field refuses
+    // by name — and which the error workbook gives back as typed.
+    if (0.0..1.0).contains(&serial) {
+        let secs = (serial * 86_400.0).round() as u32;
+        let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
+        return Cell::Text(if s == 0 {
+            format!("{h:02}:{m:02}")
+        } else {
+            format!("{h:02}:{m:02}:{s:02}")
+        });
     }
     if day == 60.0
         && *d == calamine::ExcelDateTime::new(serial, calamine::ExcelDateTimeType::DateTime, false)

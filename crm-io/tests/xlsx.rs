@@ -1290,10 +1290,11 @@ async fn error_workbooks_cut_long_text_to_what_a_cell_holds() {
     }
 }
 
-/// A date-formatted 0 read as 1899-12-31, a time only (0.5 shown as h:mm)
-/// as 1899-12-31 12:00, and serial 60 (Excel's 1900-02-29, which never
-/// was) as 1900-02-28: each is now a bad value of its row, and serials 1 to
-/// 59 and from 61 stay the days Excel shows.
+/// A date-formatted 0 read as 1899-12-31 and serial 60 (Excel's
+/// 1900-02-29, which never was) as 1900-02-28 are bad values of their
+/// rows; a time only (0.5 shown as h:mm) reads as its text, `12:00`, which
+/// a date field refuses by name; serials 1 to 59 and from 61 stay the days
+/// Excel shows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn date_cells_without_a_day_or_on_1900_02_29_reject_their_row() {
     use crm_core::import::Cell;
@@ -1323,12 +1324,15 @@ async fn date_cells_without_a_day_or_on_1900_02_29_reject_their_row() {
         SheetEvent::Row(r) => r.cells[1].clone(),
         other => panic!("row expected, got {other:?}"),
     };
-    for (i, want) in [(1, "time of day"), (2, "time of day"), (3, "1900-02-29")] {
+    for (i, want) in [(1, "time of day"), (3, "1900-02-29")] {
         match cell(i) {
             Cell::Error(e) => assert!(e.contains(want), "{e}"),
             other => panic!("row {i}: expected a bad value, got {other:?}"),
         }
     }
+    // A time alone reads as the sheet shows it: a date field refuses it by
+    // name, a text field would take it.
+    assert_eq!(cell(2), Cell::Text("12:00".into()));
     assert!(matches!(cell(4), Cell::Error(e) if e.contains("1900-02-29")));
     let day = |y, m, d| Cell::Date(chrono::NaiveDate::from_ymd_opt(y, m, d).expect("day"));
     assert_eq!(cell(5), day(1900, 1, 1));
@@ -1345,6 +1349,11 @@ async fn date_cells_without_a_day_or_on_1900_02_29_reject_their_row() {
     assert_eq!(rows, [2, 3, 4, 5]);
     assert!(
         r.issues[0].message_en.contains("time of day"),
+        "{:#?}",
+        r.issues
+    );
+    assert!(
+        r.issues[1].message_en.contains("'12:00' is not a date"),
         "{:#?}",
         r.issues
     );
