@@ -239,7 +239,8 @@ impl FromStr for DuplicatePolicy {
 #[serde(rename_all = "snake_case")]
 pub enum CommitMode {
     /// Everything in one change set at the end: all or nothing. Memory grows
-    /// with the file; meant for files up to some ten thousand rows.
+    /// with the file, so it takes at most
+    /// [`ImportOptions::atomic_max_rows`] rows.
     #[default]
     Atomic,
     /// Each batch is one change set with its checkpoint; a failed or
@@ -281,6 +282,18 @@ pub struct ImportOptions {
     /// the same file is a new import.
     #[serde(default)]
     pub sheet: Option<String>,
+    /// Rows an all-or-nothing import may hold: it keeps everything it
+    /// writes until its end, so a larger file is refused and imported in
+    /// checkpointed batches instead. Default [`ATOMIC_MAX_ROWS`].
+    #[serde(default = "atomic_max_rows")]
+    pub atomic_max_rows: u64,
+}
+
+/// The default of [`ImportOptions::atomic_max_rows`].
+pub const ATOMIC_MAX_ROWS: u64 = 100_000;
+
+fn atomic_max_rows() -> u64 {
+    ATOMIC_MAX_ROWS
 }
 
 impl ImportOptions {
@@ -299,6 +312,7 @@ impl ImportOptions {
             file_name: String::new(),
             file_hash: String::new(),
             sheet: None,
+            atomic_max_rows: ATOMIC_MAX_ROWS,
         }
     }
 }
@@ -2760,6 +2774,17 @@ impl<'a> ImportSession<'a> {
             });
         };
         let last = rows.last().map(|r| r.number).unwrap_or(first);
+        if self.opts.commit == CommitMode::Atomic
+            && !self.opts.dry_run
+            && self.counts.rows + rows.len() as u64 > self.opts.atomic_max_rows
+        {
+            return Err(Error::InvalidState(format!(
+                "an all-or-nothing import holds all it writes until its end, so it takes at \
+                 most {} rows: import this file in checkpointed batches (the CLI's --batches), \
+                 which commit as they go and resume; nothing was written",
+                self.opts.atomic_max_rows
+            )));
+        }
         let mut issues = Vec::new();
         self.slots.clear();
         self.known = None;

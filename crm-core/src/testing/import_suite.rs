@@ -14,6 +14,11 @@
 macro_rules! import_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::import_suite::import_all_or_nothing_is_bounded,
+            io_import_all_or_nothing_is_bounded,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::import_contacts_name_customers_by_code_when_names_are_not_shown,
             io_import_contacts_name_customers_by_code_when_names_are_not_shown,
             $make
@@ -973,6 +978,46 @@ pub async fn import_in_batches_resumes_without_duplicates(store: Arc<dyn Store>)
         .expect("undo");
     assert_eq!(undo.removed, 7);
     assert_eq!(count(&store, &w, Table::Customers).await, 0);
+}
+
+/// An all-or-nothing import holds all it writes until its end: a file of
+/// more rows than `atomic_max_rows` is refused, naming checkpointed
+/// batches, and nothing is written; its dry run, and batches, are not held.
+pub async fn import_all_or_nothing_is_bounded(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let data = || {
+        (0..3)
+            .map(|i| vec![t(&format!("有界{i}有限公司"))])
+            .collect::<Vec<_>>()
+    };
+    let mut o = opts(Entity::Customer);
+    o.atomic_max_rows = 2;
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, o.clone(), &headers(&["客户名称"]))
+        .await
+        .expect("begin");
+    s.push(&rows(data())[..2]).await.expect("two rows are held");
+    match s.push(&rows(data())[2..]).await {
+        Err(Error::InvalidState(m)) => {
+            assert!(
+                m.contains("at most 2 rows") && m.contains("--batches"),
+                "{m}"
+            )
+        }
+        other => panic!("expected the third row refused, got {other:?}"),
+    }
+    drop(s);
+    assert!(customers(&w, &w.admin).await.is_empty());
+    let mut dry = o.clone();
+    dry.dry_run = true;
+    let r = run(&w, &w.admin, dry, &["客户名称"], data()).await;
+    assert_eq!(r.created, 3);
+    let mut batches = o;
+    batches.commit = CommitMode::Batches;
+    let r = run(&w, &w.admin, batches, &["客户名称"], data()).await;
+    assert_eq!(r.created, 3, "{:#?}", r.issues);
+    assert_eq!(customers(&w, &w.admin).await.len(), 3);
 }
 
 /// Imports into another owner or department need the transfer permission;
