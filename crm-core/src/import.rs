@@ -4626,7 +4626,15 @@ impl ImportSession<'_> {
             cs.guards.push(self.parents_live_guard(&parents_written));
         }
         if !owners_read.is_empty() && !self.opts.dry_run {
-            cs.guards.push(self.parents_owner_guard(&owners_read));
+            cs.guards.push(
+                self.crm.owners_unchanged_guard(
+                    company,
+                    &owners_read,
+                    "a customer this batch adds contacts to changed hands meanwhile; import the \
+                 file again"
+                        .into(),
+                ),
+            );
         }
         Ok((cs, items))
     }
@@ -4648,49 +4656,6 @@ impl ImportSession<'_> {
              another meanwhile; import the file again"
                 .into(),
         )
-    }
-
-    /// A guard that the stored customers whose owner a batch's contacts
-    /// take still have the owner read when it is written (under the keys a
-    /// claim, release, recycling or transfer of them takes): one changing
-    /// hands meanwhile would leave the contacts with the old owner.
-    fn parents_owner_guard(&self, owners: &BTreeMap<Uuid, Option<Uuid>>) -> Guard {
-        let company = self.actor.company_id.0;
-        let mut by_owner: BTreeMap<Option<Uuid>, Vec<Value>> = BTreeMap::new();
-        for (customer, owner) in owners {
-            by_owner
-                .entry(*owner)
-                .or_default()
-                .push(Value::Id(*customer));
-        }
-        let owner = || Col::Column("owner_id");
-        let moved = by_owner
-            .into_iter()
-            .map(|(o, ids)| {
-                Filter::And(vec![
-                    Filter::In(Col::Column("id"), ids),
-                    match o {
-                        // `Ne` is "is distinct from": a NULL owner matches.
-                        Some(o) => Filter::Cmp(owner(), CmpOp::Ne, Value::Id(o)),
-                        None => Filter::NotNull(owner()),
-                    },
-                ])
-            })
-            .collect();
-        let mut select = Select::all(Table::Customers, company, self.crm.now());
-        select.lifecycle = Lifecycle::Any;
-        select.filter = Filter::Or(moved);
-        Guard {
-            kind: crate::store::GuardKind::State,
-            keys: owners
-                .keys()
-                .map(|id| crate::records::customer_contacts_key(company, *id))
-                .collect(),
-            select,
-            message: "a customer this batch adds contacts to changed hands meanwhile; \
-                      import the file again"
-                .into(),
-        }
     }
 
     /// The owner and department of a created record.

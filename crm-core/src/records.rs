@@ -254,35 +254,51 @@ impl Crm {
         )
     }
 
-    /// A guard that `customer` still has the owner read when the change set
-    /// commits, for a change set creating a contact of it with that owner:
-    /// a claim, release, recycling, assignment or transfer of the customer
-    /// meanwhile would leave the contact with the old owner. Other changes
-    /// of the customer (a follow-up, an edit) do not matter. Takes the key
+    /// A guard that the customers of `owners` still have the owner read
+    /// (`None`: none) when the change set commits, for a change set
+    /// creating contacts of them with those owners (a single create, an
+    /// import's batch): a claim, release, recycling, assignment or transfer
+    /// meanwhile would leave the contacts with the old owner. Other changes
+    /// of a customer (a follow-up, an edit) do not matter. Takes the key
     /// those writers' [`Crm::no_other_contacts_guard`] takes.
-    pub(crate) fn customer_owner_unchanged_guard(&self, company: Uuid, customer: &Row) -> Guard {
-        let mut sel = Select::all(Table::Customers, company, self.now());
-        sel.lifecycle = Lifecycle::Any;
-        let owner = Col::Column("owner_id");
-        let moved = match customer.get("owner_id").as_id() {
-            Some(o) => Filter::Or(vec![
-                Filter::IsNull(owner.clone()),
-                Filter::Cmp(owner, CmpOp::Ne, Value::Id(o)),
-            ]),
-            None => Filter::NotNull(owner),
-        };
-        sel.filter = Filter::And(vec![
-            Filter::Cmp(Col::Column("id"), CmpOp::Eq, Value::Id(customer.id())),
-            moved,
-        ]);
+    pub(crate) fn owners_unchanged_guard(
+        &self,
+        company: Uuid,
+        owners: &BTreeMap<Uuid, Option<Uuid>>,
+        message: String,
+    ) -> Guard {
+        let mut by_owner: BTreeMap<Option<Uuid>, Vec<Value>> = BTreeMap::new();
+        for (customer, owner) in owners {
+            by_owner
+                .entry(*owner)
+                .or_default()
+                .push(Value::Id(*customer));
+        }
+        let owner = || Col::Column("owner_id");
+        let moved = by_owner
+            .into_iter()
+            .map(|(o, ids)| {
+                Filter::And(vec![
+                    Filter::In(Col::Column("id"), ids),
+                    match o {
+                        // `Ne` is "is distinct from": a NULL owner matches.
+                        Some(o) => Filter::Cmp(owner(), CmpOp::Ne, Value::Id(o)),
+                        None => Filter::NotNull(owner()),
+                    },
+                ])
+            })
+            .collect();
+        let mut select = Select::all(Table::Customers, company, self.now());
+        select.lifecycle = Lifecycle::Any;
+        select.filter = Filter::Or(moved);
         Guard {
             kind: crate::store::GuardKind::State,
-            keys: vec![customer_contacts_key(company, customer.id())],
-            select: sel,
-            message: format!(
-                "customer {} changed hands meanwhile; add the contact again",
-                customer.get("code").as_text().unwrap_or_default()
-            ),
+            keys: owners
+                .keys()
+                .map(|id| customer_contacts_key(company, *id))
+                .collect(),
+            select,
+            message,
         }
     }
 
@@ -1283,7 +1299,14 @@ impl Crm {
                 // stays: adding a contact does not change the customer (an
                 // import's undo counts on that).
                 live_guard = Some(self.customer_live_guard(actor.company_id.0, &crow));
-                side_guards.push(self.customer_owner_unchanged_guard(actor.company_id.0, &crow));
+                side_guards.push(self.owners_unchanged_guard(
+                    actor.company_id.0,
+                    &BTreeMap::from([(crow.id(), crow.get("owner_id").as_id())]),
+                    format!(
+                        "customer {} changed hands meanwhile; add the contact again",
+                        crow.get("code").as_text().unwrap_or_default()
+                    ),
+                ));
             }
             if entity == Entity::FollowUp {
                 // A follow-up dated far ahead would keep its customer from
