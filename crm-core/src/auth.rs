@@ -455,22 +455,12 @@ impl Actor {
         }
         for role in roles {
             if role.is_admin {
-                return Some(format!("role '{}' is an administrator role", role.name));
+                return Some(crate::forbidden_zh::admin_role(&role.name));
             }
             for p in &role.permissions {
                 let mine = self.scope_for(p.entity, p.action);
                 if mine.is_none_or(|m| m < p.scope) {
-                    let held = match mine {
-                        Some(m) => format!("only {}:{}:{}", p.entity, p.action, m.name()),
-                        None => format!("no {}:{} grant", p.entity, p.action),
-                    };
-                    return Some(format!(
-                        "role '{}' grants {}:{}:{} while you hold {held}",
-                        role.name,
-                        p.entity,
-                        p.action,
-                        p.scope.name()
-                    ));
+                    return Some(crate::forbidden_zh::role_grants_more(&role.name, *p, mine));
                 }
             }
         }
@@ -490,11 +480,8 @@ impl Actor {
                 let theirs = access_over(roles, entity, &field);
                 if theirs < mine {
                     let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
-                    return Some(format!(
-                        "role(s) '{}' give {entity}.{field} {} access while you have {} access",
-                        names.join("', '"),
-                        theirs.name(),
-                        mine.name()
+                    return Some(crate::forbidden_zh::roles_open_field(
+                        &names, entity, &field, theirs, mine,
                     ));
                 }
             }

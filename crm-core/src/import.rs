@@ -379,7 +379,7 @@ pub enum RowOutcome {
 
 /// A row that was rejected or skipped, with the reason in English and
 /// Chinese (for the error workbook).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RowIssue {
     /// The sheet row number.
     pub row: u32,
@@ -395,12 +395,16 @@ pub struct RowIssue {
 
 /// What an import did (or, for a dry run, would do).
 ///
-/// The records written (`created`, `contacts_created`, `updated`) count the
-/// whole import, earlier runs of a resumed one included; a failed import
-/// counts only what stays written (nothing for an all-or-nothing import or
-/// a dry run; a batched one's committed batches). The rows (`rows`,
-/// `unchanged`, `skipped`, `rejected`, `issues`) are this run's: those
-/// after a resumed import's checkpoint, which earlier runs did not report.
+/// A resumed import reports as if it had run uninterrupted: the records
+/// written (`created`, `contacts_created`, `updated`) and the rows (`rows`,
+/// `unchanged`, `skipped`, `rejected`, `issues`) count the whole import,
+/// earlier runs included — each committed batch keeps the rows it rejected
+/// or skipped, with their reasons, and the run that resumes lists them with
+/// its own, so its error workbook holds every row not imported (an import
+/// whose earlier batches were committed by a build that did not keep them
+/// reports this run's rows only, those after the checkpoint). A failed
+/// import counts only what stays written (nothing for an all-or-nothing
+/// import or a dry run; a batched one's committed batches).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ImportReport {
     /// The import's id; pass it to [`Crm::undo_import`]. A dry run has
@@ -413,7 +417,7 @@ pub struct ImportReport {
     pub dry_run: bool,
     /// Done, or failed by a duplicate under the fail policy.
     pub status: ImportStatus,
-    /// Non-empty data rows seen (in this run).
+    /// Non-empty data rows.
     pub rows: u64,
     /// Records created (customers with contact groups count once).
     pub created: u64,
@@ -421,11 +425,11 @@ pub struct ImportReport {
     pub contacts_created: u64,
     /// Existing records updated.
     pub updated: u64,
-    /// Duplicates whose values were all the same already (this run).
+    /// Duplicates whose values were all the same already.
     pub unchanged: u64,
-    /// Duplicates skipped (this run: one issue each).
+    /// Duplicates skipped (one issue each).
     pub skipped: u64,
-    /// Rows rejected (this run: one issue each).
+    /// Rows rejected (one issue each).
     pub rejected: u64,
     /// The checkpoint a resumed import continued after; `None` for a new
     /// import (also when an interrupted import of the same file read
@@ -433,7 +437,7 @@ pub struct ImportReport {
     pub resumed_after: Option<u32>,
     /// Header cells that map to no field (extra columns are ignored).
     pub ignored_columns: Vec<String>,
-    /// Every rejected or skipped row.
+    /// Every rejected or skipped row, in sheet order.
     pub issues: Vec<RowIssue>,
 }
 
@@ -1271,6 +1275,18 @@ pub struct ImportSession<'a> {
     /// Whether this run continues a stored import (see
     /// [`ImportSession::find_resumable`]).
     resuming: bool,
+    /// Whether the report lists the rows earlier runs rejected or skipped:
+    /// true unless this run continues an import whose batches were
+    /// committed by a build that did not keep them with its items.
+    earlier_listed: bool,
+    /// The rows the committed batches of earlier runs rejected or skipped,
+    /// in sheet order, handed out with the replayed batch holding each.
+    earlier_issues: std::collections::VecDeque<RowIssue>,
+    /// Of the earlier runs' issues, the skipped ones (the stored skipped
+    /// count includes the unchanged rows).
+    earlier_skipped_issues: u64,
+    /// Non-empty rows before a resumed import's checkpoint, read again.
+    replayed_rows: u64,
     batch_no: i64,
     atomic: ChangeSet,
     failed: bool,
@@ -1714,6 +1730,10 @@ impl Crm {
             counts: Counts::default(),
             earlier: Counts::default(),
             resuming: false,
+            earlier_listed: true,
+            earlier_issues: std::collections::VecDeque::new(),
+            earlier_skipped_issues: 0,
+            replayed_rows: 0,
             batch_no: 0,
             atomic: ChangeSet::default(),
             failed: false,
@@ -2530,6 +2550,13 @@ impl<'a> ImportSession<'a> {
                     desc: false,
                 }];
                 let mut contacts = 0u64;
+                self.earlier_listed = r
+                    .get("options")
+                    .as_json()
+                    .and_then(|o| o.get("items_keep_issues"))
+                    .and_then(Json::as_bool)
+                    .unwrap_or(false);
+                let mut earlier_issues = Vec::new();
                 for it in crm.store.select(&items).await?.rows {
                     self.batch_no = self.batch_no.max(it.get("batch").as_int().unwrap_or(0));
                     let unreadable = |e: serde_json::Error| {
@@ -2547,6 +2574,13 @@ impl<'a> ImportSession<'a> {
                             self.touched.entry(u.id).or_insert(u.row);
                         }
                     }
+                    if self.earlier_listed
+                        && let Some(j) = it.get("issues").as_json()
+                    {
+                        let issues: Vec<RowIssue> =
+                            serde_json::from_value(j.clone()).map_err(unreadable)?;
+                        earlier_issues.extend(issues);
+                    }
                     if self.opts.entity == Entity::Customer
                         && let Some(j) = it.get("created_ids").as_json()
                     {
@@ -2558,6 +2592,12 @@ impl<'a> ImportSession<'a> {
                             .count() as u64;
                     }
                 }
+                earlier_issues.sort_by_key(|i| i.row);
+                self.earlier_skipped_issues = earlier_issues
+                    .iter()
+                    .filter(|i| i.outcome == RowOutcome::Skipped)
+                    .count() as u64;
+                self.earlier_issues = earlier_issues.into();
                 // The stored count of created records includes the contacts.
                 self.counts.created = self.counts.created.saturating_sub(contacts);
                 self.counts.contacts = contacts;
@@ -2598,6 +2638,9 @@ impl<'a> ImportSession<'a> {
         let mut o = serde_json::to_value(&self.opts).unwrap_or_default();
         if let Some(m) = o.as_object_mut() {
             m.insert("resume".into(), self.resume_key());
+            // Its batches keep their rejected and skipped rows (a resumed
+            // run lists them; see `find_resumable`).
+            m.insert("items_keep_issues".into(), Json::Bool(true));
         }
         o
     }
@@ -2665,7 +2708,13 @@ impl<'a> ImportSession<'a> {
         op
     }
 
-    fn item_insert(&mut self, first: u32, last: u32, items: &BatchItems) -> Op {
+    fn item_insert(
+        &mut self,
+        first: u32,
+        last: u32,
+        items: &BatchItems,
+        issues: &[RowIssue],
+    ) -> Op {
         self.batch_no += 1;
         let now = self.crm.now();
         Op::Insert {
@@ -2687,6 +2736,10 @@ impl<'a> ImportSession<'a> {
                 (
                     "updated",
                     Value::Json(serde_json::to_value(&items.updated).unwrap_or_default()),
+                ),
+                (
+                    "issues",
+                    Value::Json(serde_json::to_value(issues).unwrap_or_default()),
                 ),
             ],
         }
@@ -2808,6 +2861,21 @@ impl<'a> ImportSession<'a> {
             self.counts.updated = before.updated;
         }
         let slots = std::mem::take(&mut self.slots);
+        // The rows of this batch that earlier runs of a resumed import
+        // rejected or skipped (replayed rows are not reported again): the
+        // caller sees them with the batch, as an uninterrupted run would.
+        let own = issues.len();
+        while let Some(i) = self.earlier_issues.front() {
+            if i.row > last {
+                break;
+            }
+            if let Some(i) = self.earlier_issues.pop_front() {
+                issues.push(i);
+            }
+        }
+        if issues.len() > own {
+            issues.sort_by_key(|i| i.row);
+        }
         self.issues.extend(issues.iter().cloned());
         let replay = self.resume_after.is_some_and(|r| last <= r);
         if self.failed || self.opts.dry_run || replay {
@@ -2815,8 +2883,15 @@ impl<'a> ImportSession<'a> {
         }
         let mut cs = cs;
         self.batch_guards.append(&mut cs.guards);
-        if !items.created.is_empty() || !items.updated.is_empty() {
-            let item = self.item_insert(first, last, &items);
+        // What the batch's item keeps of its issues: its own rows, after
+        // the checkpoint (the earlier runs' are stored with their batches).
+        let kept: Vec<RowIssue> = issues
+            .iter()
+            .filter(|i| !self.is_replay(i.row))
+            .cloned()
+            .collect();
+        if !items.created.is_empty() || !items.updated.is_empty() || !kept.is_empty() {
+            let item = self.item_insert(first, last, &items, &kept);
             cs.ops.push(item);
         }
         let keys = std::mem::take(&mut self.batch_keys);
@@ -2925,6 +3000,9 @@ impl<'a> ImportSession<'a> {
         }
         let mut c = self.counts;
         let e = self.earlier;
+        // Earlier runs' rows are left to their left-over issues (the rows
+        // of a file that ends before them, which a resume never sees).
+        self.issues.extend(self.earlier_issues.drain(..));
         if self.failed && (self.opts.dry_run || self.opts.commit == CommitMode::Atomic) {
             // Nothing of this run is written (a dry run: nothing would be
             // once the file's duplicates are known up front): only what
@@ -2933,20 +3011,39 @@ impl<'a> ImportSession<'a> {
             c.contacts = e.contacts;
             c.updated = e.updated;
         }
+        let (rows, unchanged, skipped, rejected) = if self.earlier_listed {
+            // The whole import, as an uninterrupted run would report it:
+            // the earlier runs' issues are listed too.
+            let count =
+                |o: RowOutcome| self.issues.iter().filter(|i| i.outcome == o).count() as u64;
+            (
+                c.rows + self.replayed_rows,
+                c.unchanged + e.skipped.saturating_sub(self.earlier_skipped_issues),
+                count(RowOutcome::Skipped),
+                count(RowOutcome::Rejected),
+            )
+        } else {
+            // An import whose earlier batches did not keep their issues:
+            // this run's rows, as the issues list them.
+            (
+                c.rows,
+                c.unchanged,
+                c.skipped.saturating_sub(e.skipped),
+                c.rejected.saturating_sub(e.rejected),
+            )
+        };
         Ok(ImportReport {
             import_id,
             entity: self.opts.entity,
             dry_run: self.opts.dry_run,
             status,
-            rows: c.rows,
+            rows,
             created: c.created,
             contacts_created: c.contacts,
             updated: c.updated,
-            unchanged: c.unchanged,
-            // This run's rows, as the issues list them (earlier runs
-            // reported theirs).
-            skipped: c.skipped.saturating_sub(e.skipped),
-            rejected: c.rejected.saturating_sub(e.rejected),
+            unchanged,
+            skipped,
+            rejected,
             resumed_after: self.resume_after,
             ignored_columns: self.v.map.ignored.clone(),
             issues: std::mem::take(&mut self.issues),
@@ -3662,7 +3759,7 @@ impl RowValidator {
             Err(Error::Forbidden(m)) => {
                 return Ok(Err((
                     IssueKind::Forbidden,
-                    vec![(m.clone(), format!("无权限：{m}"))],
+                    vec![(m.clone(), crate::forbidden_zh::forbidden_zh(&m))],
                 )));
             }
             Err(e) => return Err(e),
@@ -3754,7 +3851,7 @@ impl RowValidator {
                 Err(Error::Forbidden(m)) => {
                     return Ok(Err((
                         IssueKind::Forbidden,
-                        vec![(m.clone(), format!("无权限：{m}"))],
+                        vec![(m.clone(), crate::forbidden_zh::forbidden_zh(&m))],
                     )));
                 }
                 Err(e) => return Err(e),
@@ -4244,7 +4341,9 @@ impl ImportSession<'_> {
             if row.cells.iter().all(Cell::is_empty) {
                 continue;
             }
-            if !self.is_replay(row.number) {
+            if self.is_replay(row.number) {
+                self.replayed_rows += 1;
+            } else {
                 self.counts.rows += 1;
             }
             let result = match pre {
@@ -4907,7 +5006,9 @@ impl ImportSession<'_> {
                 continue;
             }
             let replay = self.is_replay(row.number);
-            if !replay {
+            if replay {
+                self.replayed_rows += 1;
+            } else {
                 self.counts.rows += 1;
             }
             let mut problems = Vec::new();
@@ -5017,7 +5118,7 @@ impl ImportSession<'_> {
                 match crm.check_user_change(&self.actor, Some(&u), after).await {
                     Ok(()) => {}
                     Err(Error::Forbidden(m)) => {
-                        let zh = format!("无权限：{m}");
+                        let zh = crate::forbidden_zh::forbidden_zh(&m);
                         self.reject(issues, row.number, IssueKind::Forbidden, m, zh);
                         continue;
                     }
@@ -5114,7 +5215,7 @@ impl ImportSession<'_> {
             match crm.check_user_change(&self.actor, None, after).await {
                 Ok(()) => {}
                 Err(Error::Forbidden(m)) => {
-                    let zh = format!("无权限：{m}");
+                    let zh = crate::forbidden_zh::forbidden_zh(&m);
                     self.reject(issues, row.number, IssueKind::Forbidden, m, zh);
                     continue;
                 }
@@ -5294,7 +5395,9 @@ impl ImportSession<'_> {
                 continue;
             }
             let replay = self.is_replay(row.number);
-            if !replay {
+            if replay {
+                self.replayed_rows += 1;
+            } else {
                 self.counts.rows += 1;
             }
             let mut problems = Vec::new();

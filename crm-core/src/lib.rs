@@ -9,6 +9,7 @@ pub mod dedupe;
 pub mod entity;
 pub mod error;
 pub mod export;
+mod forbidden_zh;
 pub mod ids;
 pub mod import;
 pub mod lifecycle;

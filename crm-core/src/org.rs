@@ -325,10 +325,9 @@ impl Crm {
     /// The scope of the actor's `manage` grant on users or departments.
     fn manage_scope(&self, actor: &Actor, entity: Entity) -> Result<DataScope> {
         actor.scope_for(entity, Action::Manage).ok_or_else(|| {
-            Error::Forbidden(format!(
-                "{} may not manage {}s",
-                actor.display_name,
-                entity.name()
+            Error::Forbidden(crate::forbidden_zh::may_not_manage(
+                &actor.display_name,
+                entity,
             ))
         })
     }
@@ -448,18 +447,18 @@ impl Crm {
             user.department_id,
             user.superior_id,
         ) {
-            return Err(Error::Forbidden(format!(
-                "{} may manage users only within the data scope '{}'; user '{}' lies outside it",
-                actor.display_name,
-                scope.name(),
-                user.username
+            return Err(Error::Forbidden(crate::forbidden_zh::user_outside_scope(
+                &actor.display_name,
+                scope,
+                &user.username,
             )));
         }
         let roles = self.held_roles(actor, &user.role_ids).await?;
         if let Some(why) = actor.excess_over(&roles) {
-            return Err(Error::Forbidden(format!(
-                "{} may not manage user '{}', who holds rights {} does not: {why}",
-                actor.display_name, user.username, actor.display_name
+            return Err(Error::Forbidden(crate::forbidden_zh::user_holds_more(
+                &actor.display_name,
+                &user.username,
+                &why,
             )));
         }
         Ok(roles)
@@ -482,17 +481,16 @@ impl Crm {
             after.department_id,
             after.superior_id,
         ) {
-            return Err(Error::Forbidden(format!(
-                "{} may manage users only within the data scope '{}'; the user would lie outside it",
-                actor.display_name,
-                scope.name()
+            return Err(Error::Forbidden(crate::forbidden_zh::result_outside_scope(
+                &actor.display_name,
+                scope,
             )));
         }
         let roles = self.load_roles(actor, after.role_ids).await?;
         if let Some(why) = actor.excess_over(&roles) {
-            return Err(Error::Forbidden(format!(
-                "{} may not assign these roles: {why}; only an administrator can grant rights beyond their own",
-                actor.display_name
+            return Err(Error::Forbidden(crate::forbidden_zh::may_not_assign_roles(
+                &actor.display_name,
+                &why,
             )));
         }
         Ok(roles)

@@ -823,9 +823,10 @@ impl Crm {
                         continue;
                     }
                     if actor.field_access(entity, def.name) != FieldAccess::Full {
-                        return Err(Error::Forbidden(format!(
-                            "{} may not change {}.{}",
-                            actor.display_name, entity, def.name
+                        return Err(Error::Forbidden(crate::forbidden_zh::may_not_change(
+                            &actor.display_name,
+                            entity,
+                            def.name,
                         )));
                     }
                     if !creating && matches!(def.kind, FieldKind::Ref(_)) && def.required {
@@ -851,9 +852,10 @@ impl Crm {
                 Some(Target::Custom(def)) => {
                     let fname = format!("custom.{}", def.key);
                     if actor.field_access(entity, &fname) != FieldAccess::Full {
-                        return Err(Error::Forbidden(format!(
-                            "{} may not change {}.{}",
-                            actor.display_name, entity, fname
+                        return Err(Error::Forbidden(crate::forbidden_zh::may_not_change(
+                            &actor.display_name,
+                            entity,
+                            &fname,
                         )));
                     }
                     match def.coerce(value) {

@@ -217,6 +217,7 @@ const IMPORT_ITEM: &[ColumnDef] = &[
     col("last_row", Int),
     col("created_ids", Json),
     col("updated", Json),
+    col("issues", Json),
 ];
 
 const APPROVAL_FLOW: &[ColumnDef] = &[

@@ -51,6 +51,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 9,
         sql: include_str!("../migrations/0009_email_key_column.sql"),
     },
+    Migration {
+        version: 10,
+        sql: include_str!("../migrations/0010_import_item_issues.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -69,6 +69,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0010_next_follow_up_without_company.sql",
         sql: include_str!("../migrations/0010_next_follow_up_without_company.sql"),
     },
+    Migration {
+        number: 11,
+        name: "0011_import_item_issues.sql",
+        sql: include_str!("../migrations/0011_import_item_issues.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands: the highest

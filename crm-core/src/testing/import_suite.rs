@@ -174,8 +174,8 @@ macro_rules! import_scenarios {
             $make
         );
         $each!(
-            $crate::testing::import_suite::import_resumed_reports_only_its_own_rows,
-            io_import_resumed_reports_only_its_own_rows,
+            $crate::testing::import_suite::import_resumed_reports_every_row_of_the_import,
+            io_import_resumed_reports_every_row_of_the_import,
             $make
         );
         $each!(
@@ -963,7 +963,7 @@ pub async fn import_in_batches_resumes_without_duplicates(store: Arc<dyn Store>)
     let r = s.finish().await.expect("finish");
     assert_eq!(r.status, ImportStatus::Done);
     assert_eq!(r.resumed_after, Some(7));
-    assert_eq!(r.rows, 1, "only the rows after the checkpoint count");
+    assert_eq!(r.rows, 7, "the whole file counts, as if uninterrupted");
     assert_eq!(r.created, 7, "counts carry over");
     assert_eq!(count(&store, &w, Table::Customers).await, 7);
     assert_eq!(r.import_id, Some(imports[0].id));
@@ -3878,7 +3878,7 @@ pub async fn import_resumes_only_the_same_sheet_with_the_same_options(store: Arc
     let r = run(&w, &w.admin, o, &["客户名称"], named(0..6)).await;
     assert_eq!(r.resumed_after, Some(4));
     assert_eq!(r.import_id, Some(first));
-    assert_eq!((r.rows, r.created), (3, 6), "{:#?}", r.issues);
+    assert_eq!((r.rows, r.created), (6, 6), "{:#?}", r.issues);
     assert_eq!(count(&store, &w, Table::Customers).await, 12);
 }
 
@@ -3906,7 +3906,7 @@ pub async fn import_dry_run_of_an_interrupted_import_checks_after_its_checkpoint
     assert!(r.issues.is_empty(), "{:#?}", r.issues);
     assert_eq!(r.resumed_after, Some(3));
     assert_eq!(r.import_id, Some(id));
-    assert_eq!((r.rows, r.created), (3, 5));
+    assert_eq!((r.rows, r.created), (5, 5));
     assert_eq!(count(&store, &w, Table::Customers).await, 2, "a dry run");
     let r = run(&w, &w.admin, o, &["客户名称"], named(0..5)).await;
     assert_eq!(r.status, ImportStatus::Done, "{:#?}", r.issues);
@@ -3970,37 +3970,113 @@ pub async fn import_that_fails_counts_only_what_stays_written(store: Arc<dyn Sto
     assert_eq!((r.created, r.rejected), (2, 1), "{:#?}", r.issues);
 }
 
-/// After a resume, the report lists and counts this run's rows only: rows
-/// before the checkpoint were reported by the run that committed them, so
-/// neither their rejections nor their skipped duplicates come again, and
-/// the counts match the issues listed; the import record keeps the totals.
-pub async fn import_resumed_reports_only_its_own_rows(store: Arc<dyn Store>) {
+/// A resumed import reports as if it had run uninterrupted: the rows that
+/// the committed batches of the interrupted run rejected or skipped come
+/// back with this run's — handed out with the replayed batch that holds
+/// them (so crm-io's error workbook gets their cells), with the reasons
+/// first given, in sheet order — and the counts match the issues listed.
+/// An import whose batches were committed by a build that kept no issues
+/// (its record does not say it does) reports this run's rows only.
+pub async fn import_resumed_reports_every_row_of_the_import(store: Arc<dyn Store>) {
     let w = World::new(store.clone()).await;
     w.customer(&w.admin, "已有甲有限公司", json!({})).await;
     w.customer(&w.admin, "已有乙有限公司", json!({})).await;
-    let data = vec![
-        vec![t("续甲有限公司"), t("Z")],
-        vec![t("已有甲有限公司"), t("")],
-        vec![t("续乙有限公司"), t("A")],
-        vec![t("续丙有限公司"), t("Z")],
-        vec![t("已有乙有限公司"), t("")],
-        vec![t("续丁有限公司"), t("B")],
-    ];
+    let data = |p: &str| {
+        vec![
+            vec![t(&format!("{p}甲有限公司")), t("Z")],
+            vec![t("已有甲有限公司"), t("")],
+            vec![t(&format!("{p}乙有限公司")), t("A")],
+            vec![t(&format!("{p}丙有限公司")), t("Z")],
+            vec![t("已有乙有限公司"), t("")],
+            vec![t(&format!("{p}丁有限公司")), t("B")],
+        ]
+    };
     let h = headers(&["客户名称", "客户级别"]);
     let mut o = opts(Entity::Customer);
     o.commit = CommitMode::Batches;
     o.file_hash = "sha256:resume-issues".into();
+    let first = {
+        let mut s = w
+            .crm
+            .begin_import(&w.admin, o.clone(), &h)
+            .await
+            .expect("begin");
+        let issues = s.push(&rows(data("续"))[..3]).await.expect("batch 1");
+        assert_eq!(issues.len(), 2, "{issues:#?}");
+        issues
+    };
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, o.clone(), &h)
+        .await
+        .expect("again");
+    let mut handed = Vec::new();
+    for chunk in rows(data("续")).chunks(3) {
+        handed.push(s.push(chunk).await.expect("push"));
+    }
+    assert_eq!(
+        handed[0], first,
+        "the replayed batch hands out its rows' issues"
+    );
+    let r = s.finish().await.expect("finish");
+    assert_eq!(r.resumed_after, Some(4));
+    let listed: Vec<(u32, RowOutcome)> = r.issues.iter().map(|i| (i.row, i.outcome)).collect();
+    assert_eq!(
+        listed,
+        [
+            (2, RowOutcome::Rejected),
+            (3, RowOutcome::Skipped),
+            (5, RowOutcome::Rejected),
+            (6, RowOutcome::Skipped)
+        ],
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(r.issues[..2], first[..]);
+    assert!(r.issues[1].message_zh.contains("已跳过"), "{:#?}", r.issues);
+    assert_eq!((r.rejected, r.skipped), (2, 2));
+    assert_eq!((r.rows, r.created), (6, 2));
+    let info = &w.crm.list_imports(&w.admin).await.expect("imports")[0];
+    assert_eq!((info.created, info.skipped, info.rejected), (2, 2, 2));
+
+    // The interrupted run of an older build: its import record does not
+    // say that its batches keep their issues.
+    o.file_hash = "sha256:resume-issues-older".into();
     {
         let mut s = w
             .crm
             .begin_import(&w.admin, o.clone(), &h)
             .await
             .expect("begin");
-        let issues = s.push(&rows(data.clone())[..3]).await.expect("batch 1");
-        assert_eq!(issues.len(), 2, "{issues:#?}");
+        s.push(&rows(data("旧"))[..3]).await.expect("batch 1");
     }
+    let mut sel = Select::all(Table::Imports, w.admin.company_id.0, w.crm.now());
+    sel.filter = crate::store::Filter::Cmp(
+        crate::store::Col::Column("file_hash"),
+        crate::store::CmpOp::Eq,
+        "sha256:resume-issues-older".into(),
+    );
+    let stored = store.select(&sel).await.expect("import").rows.remove(0);
+    let mut options = stored.get("options").as_json().cloned().expect("options");
+    options
+        .as_object_mut()
+        .expect("object")
+        .remove("items_keep_issues")
+        .expect("the flag is stored");
+    store
+        .apply(&crate::store::ChangeSet {
+            ops: vec![crate::store::Op::Update {
+                table: Table::Imports,
+                id: stored.id(),
+                expected_version: stored.version(),
+                values: vec![("options", crate::value::Value::Json(options))],
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("older record");
     let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("again");
-    for chunk in rows(data).chunks(3) {
+    for chunk in rows(data("旧")).chunks(3) {
         s.push(chunk).await.expect("push");
     }
     let r = s.finish().await.expect("finish");
@@ -4012,10 +4088,7 @@ pub async fn import_resumed_reports_only_its_own_rows(store: Arc<dyn Store>) {
         "{:#?}",
         r.issues
     );
-    assert_eq!((r.rejected, r.skipped), (1, 1));
-    assert_eq!((r.rows, r.created), (3, 2));
-    let info = &w.crm.list_imports(&w.admin).await.expect("imports")[0];
-    assert_eq!((info.created, info.skipped, info.rejected), (2, 2, 2));
+    assert_eq!((r.rejected, r.skipped, r.rows, r.created), (1, 1, 3, 2));
 }
 
 /// A money cell a formula computed (`=B2*1.13` is 112.99999999999999 in

@@ -2995,6 +2995,13 @@ pub async fn non_admins_grant_no_rights_beyond_their_own(store: Arc<dyn Store>) 
         "{:#?}",
         r.issues
     );
+    // The error workbook's Chinese column says why in Chinese.
+    assert!(
+        r.issues.iter().all(|i| i.message_zh.contains("无权分配这些角色")
+            && !i.message_zh.contains("may not")),
+        "{:#?}",
+        r.issues
+    );
     assert!(w.crm.user_by_username(&w.admin, "daoru").await.is_err());
 
     // Administrators do everything as before.
