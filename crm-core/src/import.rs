@@ -55,6 +55,11 @@ pub use crate::export::{ExportColumn, ExportCursor, ExportValue};
 /// peak memory (still under calamine's own for the sheet).
 pub const DEFAULT_BATCH_SIZE: usize = 2000;
 
+/// Rows per batch at most (and per [`ImportSession::push`]): a batch is
+/// one transaction, and its checkpoint keeps the batch's rejected and
+/// skipped rows with their reasons.
+pub const MAX_BATCH_SIZE: usize = 10_000;
+
 /// Contact column groups a customer row may have at most.
 pub const MAX_CONTACT_GROUPS: u32 = 20;
 
@@ -260,7 +265,8 @@ pub struct ImportOptions {
     pub commit: CommitMode,
     /// Report what would happen without writing anything.
     pub dry_run: bool,
-    /// Rows per batch (duplicate queries, code allocation, change sets).
+    /// Rows per batch (duplicate queries, code allocation, change sets),
+    /// 1 to [`MAX_BATCH_SIZE`].
     pub batch_size: usize,
     /// The owner of created records (username or id) unless a row names
     /// one; default the actor. Another owner needs the transfer permission.
@@ -1511,8 +1517,14 @@ impl Crm {
                 actor.display_name
             )));
         }
-        if options.batch_size == 0 {
-            return Err(Error::invalid("batch_size", "must be at least 1"));
+        if options.batch_size == 0 || options.batch_size > MAX_BATCH_SIZE {
+            return Err(Error::invalid(
+                "batch_size",
+                format!(
+                    "must be 1 to {MAX_BATCH_SIZE} rows, not {} (每批 1 至 {MAX_BATCH_SIZE} 行)",
+                    options.batch_size
+                ),
+            ));
         }
         if entity == Entity::Product && (options.owner.is_some() || options.department.is_some()) {
             return Err(Error::invalid(
@@ -2448,6 +2460,9 @@ impl<'a> ImportSession<'a> {
 
     /// The checkpoint a resumed import continues after: rows up to it were
     /// committed by an earlier run and are only checked, not written again.
+    /// Push them all the same, from the first row of the sheet: their
+    /// checks find the file's repeated keys, and the earlier runs' issues
+    /// come back with the batch holding their rows.
     pub fn resume_after(&self) -> Option<u32> {
         self.resume_after
     }
@@ -2556,6 +2571,14 @@ impl<'a> ImportSession<'a> {
                     .and_then(|o| o.get("items_keep_issues"))
                     .and_then(Json::as_bool)
                     .unwrap_or(false);
+                // The record details earlier duplicate messages gave, shown
+                // again only to the same rights.
+                let same_rights = r
+                    .get("options")
+                    .as_json()
+                    .and_then(|o| o.get("rights"))
+                    .and_then(Json::as_str)
+                    == Some(self.rights_print().as_str());
                 let mut earlier_issues = Vec::new();
                 for it in crm.store.select(&items).await?.rows {
                     self.batch_no = self.batch_no.max(it.get("batch").as_int().unwrap_or(0));
@@ -2577,9 +2600,13 @@ impl<'a> ImportSession<'a> {
                     if self.earlier_listed
                         && let Some(j) = it.get("issues").as_json()
                     {
-                        let issues: Vec<RowIssue> =
-                            serde_json::from_value(j.clone()).map_err(unreadable)?;
-                        earlier_issues.extend(issues);
+                        // Unreadable issues only cost the listing: this
+                        // run then reports its own rows, as for an import
+                        // of a build that kept none.
+                        match serde_json::from_value::<Vec<RowIssue>>(j.clone()) {
+                            Ok(issues) => earlier_issues.extend(issues),
+                            Err(_) => self.earlier_listed = false,
+                        }
                     }
                     if self.opts.entity == Entity::Customer
                         && let Some(j) = it.get("created_ids").as_json()
@@ -2590,6 +2617,16 @@ impl<'a> ImportSession<'a> {
                             .iter()
                             .filter(|(t, _)| *t == Table::Contacts)
                             .count() as u64;
+                    }
+                }
+                if !self.earlier_listed {
+                    earlier_issues.clear();
+                }
+                if !same_rights {
+                    for i in &mut earlier_issues {
+                        if i.kind == IssueKind::Duplicate {
+                            withhold_details(i);
+                        }
                     }
                 }
                 earlier_issues.sort_by_key(|i| i.row);
@@ -2641,8 +2678,41 @@ impl<'a> ImportSession<'a> {
             // Its batches keep their rejected and skipped rows (a resumed
             // run lists them; see `find_resumable`).
             m.insert("items_keep_issues".into(), Json::Bool(true));
+            m.insert("rights".into(), Json::String(self.rights_print()));
         }
         o
+    }
+
+    /// A digest of what decides which records the actor sees and how
+    /// (roles with their grants and field rules, department tree,
+    /// subordinates, the company's setting on revealing duplicates' owners):
+    /// a resumed import whose actor's digest changed does not show again
+    /// what earlier runs' duplicate messages told of the records found.
+    fn rights_print(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let a = &self.actor;
+        let mut roles: Vec<String> = a
+            .roles
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}|{}|{:?}|{:?}",
+                    r.id.0, r.is_admin, r.permissions, r.field_rules
+                )
+            })
+            .collect();
+        roles.sort();
+        let mut tree: Vec<Uuid> = a.department_tree.iter().map(|d| d.0).collect();
+        tree.sort();
+        let mut below: Vec<Uuid> = a.subordinates.iter().map(|u| u.0).collect();
+        below.sort();
+        let mut h = std::hash::DefaultHasher::new();
+        roles.hash(&mut h);
+        tree.hash(&mut h);
+        below.hash(&mut h);
+        format!("{:?}", a.company_rules).hash(&mut h);
+        self.crm.config.reveal_duplicate_owner.hash(&mut h);
+        format!("{:016x}", h.finish())
     }
 
     fn import_insert(&self, status: ImportStatus, rows_done: i64) -> Op {
@@ -2802,6 +2872,16 @@ impl<'a> ImportSession<'a> {
                 "one validation result per row is needed",
             ));
         }
+        if rows.len() > MAX_BATCH_SIZE {
+            return Err(Error::invalid(
+                "rows",
+                format!(
+                    "a batch takes at most {MAX_BATCH_SIZE} rows, not {}: push them in smaller \
+                     batches",
+                    rows.len()
+                ),
+            ));
+        }
         // One batch ahead at most: what is prepared now may read what the
         // batch before writes (see `last_keys`), not what one further back
         // does.
@@ -2864,7 +2944,6 @@ impl<'a> ImportSession<'a> {
         // The rows of this batch that earlier runs of a resumed import
         // rejected or skipped (replayed rows are not reported again): the
         // caller sees them with the batch, as an uninterrupted run would.
-        let own = issues.len();
         while let Some(i) = self.earlier_issues.front() {
             if i.row > last {
                 break;
@@ -2873,9 +2952,8 @@ impl<'a> ImportSession<'a> {
                 issues.push(i);
             }
         }
-        if issues.len() > own {
-            issues.sort_by_key(|i| i.row);
-        }
+        // In sheet order (the checks find a batch's issues step by step).
+        issues.sort_by_key(|i| i.row);
         self.issues.extend(issues.iter().cloned());
         let replay = self.resume_after.is_some_and(|r| last <= r);
         if self.failed || self.opts.dry_run || replay {
@@ -2883,13 +2961,19 @@ impl<'a> ImportSession<'a> {
         }
         let mut cs = cs;
         self.batch_guards.append(&mut cs.guards);
-        // What the batch's item keeps of its issues: its own rows, after
-        // the checkpoint (the earlier runs' are stored with their batches).
-        let kept: Vec<RowIssue> = issues
-            .iter()
-            .filter(|i| !self.is_replay(i.row))
-            .cloned()
-            .collect();
+        // What the batch's item keeps of its issues, for a run resuming the
+        // import: its own rows, after the checkpoint (the earlier runs' are
+        // stored with their batches). An all-or-nothing import is never
+        // resumed: its report alone has them.
+        let kept: Vec<RowIssue> = if self.opts.commit == CommitMode::Batches {
+            issues
+                .iter()
+                .filter(|i| !self.is_replay(i.row))
+                .cloned()
+                .collect()
+        } else {
+            Vec::new()
+        };
         if !items.created.is_empty() || !items.updated.is_empty() || !kept.is_empty() {
             let item = self.item_insert(first, last, &items, &kept);
             cs.ops.push(item);
@@ -5700,6 +5784,20 @@ impl ImportSession<'_> {
 /// refuse, and a report keeps every rejected row's message, so a sheet of
 /// long values must not make the report hold them all again.
 pub const MESSAGE_MAX_CHARS: usize = 1_000;
+
+/// An earlier run's duplicate issue told to rights that have changed since:
+/// what it said of the record found (name, code, owner) is left out.
+fn withhold_details(i: &mut RowIssue) {
+    let (en, zh) = (
+        "duplicates an existing record (not described again: your access has changed since \
+         this row was checked; import the row again to see it)",
+        "与已有记录重复（此行检查后您的权限已变更，不再显示详情；重新导入该行可查看）",
+    );
+    (i.message_en, i.message_zh) = match i.outcome {
+        RowOutcome::Skipped => (format!("skipped: {en}"), format!("已跳过：{zh}")),
+        RowOutcome::Rejected => (en.to_string(), zh.to_string()),
+    };
+}
 
 /// `message` cut to [`MESSAGE_MAX_CHARS`] characters, marked with "…".
 fn cut_message(mut message: String) -> String {

@@ -238,11 +238,12 @@ pub async fn import_workbook(
         let mut dry = options.clone();
         dry.dry_run = true;
         let first = run_import(crm, actor, wb, &sheet, dry, read.lang, &mut |_| {}).await?;
-        let dup = first
-            .report
-            .issues
-            .iter()
-            .any(|i| matches!(i.kind, IssueKind::Duplicate | IssueKind::DuplicateInFile));
+        // Duplicates of this run's rows: those an earlier run of a resumed
+        // import met are listed again, and did not fail it then.
+        let after = first.report.resumed_after.unwrap_or(0);
+        let dup = first.report.issues.iter().any(|i| {
+            i.row > after && matches!(i.kind, IssueKind::Duplicate | IssueKind::DuplicateInFile)
+        });
         if dup {
             // The dry run's report counts only what stays written (earlier
             // runs' batches of a resumed import) and names that import.

@@ -1015,8 +1015,35 @@ pub async fn import_all_or_nothing_is_bounded(store: Arc<dyn Store>) {
     assert_eq!(r.created, 3);
     let mut batches = o;
     batches.commit = CommitMode::Batches;
-    let r = run(&w, &w.admin, batches, &["客户名称"], data()).await;
+    let r = run(&w, &w.admin, batches.clone(), &["客户名称"], data()).await;
     assert_eq!(r.created, 3, "{:#?}", r.issues);
+    assert_eq!(customers(&w, &w.admin).await.len(), 3);
+    // A batch is one transaction: at most MAX_BATCH_SIZE rows.
+    let mut big = batches;
+    big.batch_size = crate::import::MAX_BATCH_SIZE + 1;
+    match w
+        .crm
+        .begin_import(&w.admin, big.clone(), &headers(&["客户名称"]))
+        .await
+    {
+        Err(Error::Validation(v)) => assert!(format!("{v:?}").contains("10000"), "{v:?}"),
+        other => panic!("expected the batch size refused, got {other:?}"),
+    }
+    big.batch_size = crate::import::MAX_BATCH_SIZE;
+    big.file_hash = "sha256:too-many-at-once".into();
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, big, &headers(&["客户名称"]))
+        .await
+        .expect("begin");
+    let many: Vec<Vec<Cell>> = (0..=crate::import::MAX_BATCH_SIZE)
+        .map(|i| vec![t(&format!("过多{i}有限公司"))])
+        .collect();
+    assert!(matches!(
+        s.push(&rows(many)).await,
+        Err(Error::Validation(_))
+    ));
+    drop(s);
     assert_eq!(customers(&w, &w.admin).await.len(), 3);
 }
 
@@ -4075,7 +4102,11 @@ pub async fn import_resumed_reports_every_row_of_the_import(store: Arc<dyn Store
         })
         .await
         .expect("older record");
-    let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("again");
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, o.clone(), &h)
+        .await
+        .expect("again");
     for chunk in rows(data("旧")).chunks(3) {
         s.push(chunk).await.expect("push");
     }
@@ -4089,6 +4120,57 @@ pub async fn import_resumed_reports_every_row_of_the_import(store: Arc<dyn Store
         r.issues
     );
     assert_eq!((r.rejected, r.skipped, r.rows, r.created), (1, 1, 3, 2));
+
+    // Rights changed between the runs: what an earlier run's duplicate
+    // message told of the record found is not shown again.
+    o.file_hash = "sha256:resume-issues-rights".into();
+    let first = {
+        let mut s = w
+            .crm
+            .begin_import(&w.admin, o.clone(), &h)
+            .await
+            .expect("begin");
+        s.push(&rows(data("权"))[..3]).await.expect("batch 1")
+    };
+    assert!(first[1].message_zh.contains("已有甲有限公司"), "{first:#?}");
+    sel.filter = crate::store::Filter::Cmp(
+        crate::store::Col::Column("file_hash"),
+        crate::store::CmpOp::Eq,
+        "sha256:resume-issues-rights".into(),
+    );
+    let stored = store.select(&sel).await.expect("import").rows.remove(0);
+    let mut options = stored.get("options").as_json().cloned().expect("options");
+    options["rights"] = json!("0000000000000000");
+    store
+        .apply(&crate::store::ChangeSet {
+            ops: vec![crate::store::Op::Update {
+                table: Table::Imports,
+                id: stored.id(),
+                expected_version: stored.version(),
+                values: vec![("options", crate::value::Value::Json(options))],
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("other rights");
+    let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("again");
+    for chunk in rows(data("权")).chunks(3) {
+        s.push(chunk).await.expect("push");
+    }
+    let r = s.finish().await.expect("finish");
+    assert_eq!(r.issues.len(), 4, "{:#?}", r.issues);
+    assert_eq!(r.issues[0], first[0], "a row's own problems are told again");
+    let i = &r.issues[1];
+    assert_eq!((i.row, i.outcome), (3, RowOutcome::Skipped));
+    assert!(
+        i.message_en.contains("access has changed") && !i.message_zh.contains("已有甲"),
+        "{i:#?}"
+    );
+    assert!(
+        r.issues[3].message_zh.contains("已有乙有限公司"),
+        "this run's own duplicates are described: {:#?}",
+        r.issues
+    );
 }
 
 /// A money cell a formula computed (`=B2*1.13` is 112.99999999999999 in
