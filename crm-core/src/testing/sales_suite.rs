@@ -6150,7 +6150,7 @@ pub async fn finished_contracts_still_take_their_deliveries(store: Arc<dyn Store
         .await
         .expect("submit");
     w.crm
-        .close_contract(&w.zhangsan, ended.id, Some("客户取消".into()))
+        .close_contract(&w.zhangsan, ended.id, Some("客户取消"))
         .await
         .expect("terminate");
     match w
