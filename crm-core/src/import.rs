@@ -173,13 +173,17 @@ pub fn money_number_text(f: f64) -> String {
 }
 
 /// The date of an Excel serial day number (1900 date system, as Excel
-/// counts it, including its phantom 1900-02-29); `None` outside 1900–9999.
+/// counts it, including its phantom 1900-02-29); `None` outside 1900–9999
+/// and for that phantom day itself (serial 60), which is no date.
 pub fn excel_serial_date(serial: f64) -> Option<NaiveDateTime> {
     if !(1.0..2_958_466.0).contains(&serial) {
         return None;
     }
     let base = NaiveDate::from_ymd_opt(1899, 12, 30)?.and_time(NaiveTime::MIN);
     let days = serial.trunc() as i64;
+    if days == 60 {
+        return None;
+    }
     // Serials 1..=60 count the non-existent 1900-02-29.
     let days = if days < 61 { days + 1 } else { days };
     let secs = ((serial.fract()) * 86_400.0).round() as i64;
@@ -6286,6 +6290,11 @@ mod tests {
             NaiveDate::from_ymd_opt(1900, 1, 1)
         );
         assert_eq!(excel_serial_date(-3.0), None);
+        // Excel's 1900-02-29 is no date; the days around it are.
+        let day = |s: f64| excel_serial_date(s).map(|d| d.date());
+        assert_eq!(day(59.0), NaiveDate::from_ymd_opt(1900, 2, 28));
+        assert_eq!(day(60.0), None);
+        assert_eq!(day(61.0), NaiveDate::from_ymd_opt(1900, 3, 1));
         assert_eq!(column_name(0), "A");
         assert_eq!(column_name(25), "Z");
         assert_eq!(column_name(26), "AA");
