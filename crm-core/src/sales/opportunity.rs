@@ -10,7 +10,7 @@ use crate::crm::Crm;
 use crate::entity::Entity;
 use crate::error::{Error, Result, ValidationErrors};
 use crate::ids::RecordId;
-use crate::money::{Money, Rounding};
+use crate::money::{Currency, Money, Rounding};
 use crate::query::Page;
 use crate::schema::Table;
 use crate::store::{
@@ -209,6 +209,12 @@ fn check_lines(errors: &mut ValidationErrors, lines: &[OppLine], competitors: &[
                 format!("{} is negative", l.unit_price),
             );
         }
+        if l.unit_price.currency != Currency::CNY {
+            errors.push(
+                format!("products[{}].unit_price", i + 1),
+                format!("{} is not in 元 (CNY)", l.unit_price),
+            );
+        }
         if l.name.trim().is_empty() {
             errors.push(format!("products[{}].name", i + 1), "is required");
         }
@@ -216,6 +222,20 @@ fn check_lines(errors: &mut ValidationErrors, lines: &[OppLine], competitors: &[
     for (i, c) in competitors.iter().enumerate() {
         if c.name.trim().is_empty() {
             errors.push(format!("competitors[{}].name", i + 1), "is required");
+        }
+        if let Some(o) = c.offer {
+            if o.is_negative() {
+                errors.push(
+                    format!("competitors[{}].offer", i + 1),
+                    format!("{o} is negative"),
+                );
+            }
+            if o.currency != Currency::CNY {
+                errors.push(
+                    format!("competitors[{}].offer", i + 1),
+                    format!("{o} is not in 元 (CNY)"),
+                );
+            }
         }
     }
 }
@@ -735,6 +755,35 @@ impl Crm {
         }
         if changes.is_empty() {
             return self.opportunity_of_row(&row).await;
+        }
+        // An open opportunity keeps what its stage required to be entered:
+        // an edit does not empty it (a field the stage requires that was
+        // empty already, say since the pipeline changed, may stay so).
+        if matches!(status, OppStatus::Tracking | OppStatus::OnHold) {
+            let pipeline = self.pipeline_by_id(row.get("pipeline_id").as_id()).await?;
+            if let Some(stage) = pipeline.stage(&state_of(&row).stage) {
+                let mut after = row.clone();
+                for (k, v) in &values {
+                    after.set(k, v.clone());
+                }
+                let emptied: Vec<&str> = stage
+                    .required
+                    .iter()
+                    .filter(|f| filled(&row, f) && !filled(&after, f))
+                    .map(String::as_str)
+                    .collect();
+                if let Some(first) = emptied.first() {
+                    return Err(Error::invalid(
+                        *first,
+                        format!(
+                            "the stage {} requires {}: it cannot be emptied while the \
+                             opportunity is there (当前阶段必填)",
+                            stage.name,
+                            emptied.join(", ")
+                        ),
+                    ));
+                }
+            }
         }
         values.push(("updated_at", Value::Timestamp(self.now())));
         let mut cs = ChangeSet::default();

@@ -491,10 +491,7 @@ impl Crm {
                 "category_id",
                 input.category_id.map_or(Value::Null, Value::Id),
             ),
-            (
-                "unit",
-                Value::Text(input.unit.clone().unwrap_or_else(|| "个".into())),
-            ),
+            ("unit", unit_value(input.unit.as_deref())),
             (
                 "list_price",
                 Value::Int(input.list_price.map_or(0, |m| m.minor)),
@@ -750,7 +747,7 @@ pub(crate) fn product_changes(
         values.push(("category_id", Value::Id(c)));
     }
     if let Some(u) = &input.unit {
-        values.push(("unit", Value::Text(u.clone())));
+        values.push(("unit", unit_value(Some(u))));
     }
     if let Some(m) = input.list_price {
         values.push(("list_price", Value::Int(m.minor)));
@@ -761,11 +758,12 @@ pub(crate) fn product_changes(
     if let Some(r) = input.tax_rate {
         values.push(("tax_rate", Value::Int(r)));
     }
+    // As a create stores them: trimmed, and blank clears them.
     if let Some(s) = &input.spec {
-        values.push(("spec", Value::Text(s.clone())));
+        values.push(("spec", opt_text(Some(s.clone()))));
     }
     if let Some(d) = &input.description {
-        values.push(("description", Value::Text(d.clone())));
+        values.push(("description", opt_text(Some(d.clone()))));
     }
     if let Some(s) = input.status {
         values.push(("status", Value::Text(s.name().into())));
@@ -780,6 +778,13 @@ pub(crate) fn product_changes(
         })
         .collect();
     (values, changes)
+}
+
+/// A product's unit as stored: trimmed, `个` when none or blank.
+fn unit_value(unit: Option<&str>) -> Value {
+    let u = unit.map(|u| u.replace('\0', "")).unwrap_or_default();
+    let u = u.trim();
+    Value::Text(if u.is_empty() { "个".into() } else { u.into() })
 }
 
 /// Refuses a cost from who may not change it (a field rule makes it

@@ -248,6 +248,9 @@ impl Crm {
                 lines,
                 valid_until: input.valid_until,
                 notes: input.notes,
+                owner: Value::Id(actor.user_id.0),
+                department: actor.department_id.map_or(Value::Null, |d| Value::Id(d.0)),
+                custom: json!({}),
             },
         )?;
         self.apply(cs).await?;
@@ -285,11 +288,40 @@ impl Crm {
                 ),
             ));
         }
+        // A lost or expired opportunity is closed without a deal: no new
+        // quote or contract is made for it (a quote's conversion included)
+        // until it is reopened, so that win rates and the forecast keep
+        // telling the truth.
+        if matches!(
+            o.status,
+            super::pipeline::OppStatus::Lost | super::pipeline::OppStatus::Expired
+        ) {
+            return Err(Error::InvalidState(format!(
+                "opportunity {} ({}) is {} ({}): reopen it before making a {document} for it \
+                 (销售机会已{}，请先重新打开)",
+                o.code,
+                o.name,
+                o.status.name(),
+                o.status.label_zh(),
+                o.status.label_zh()
+            )));
+        }
         Ok(())
     }
 
     fn insert_quote(&self, actor: &Actor, cs: &mut ChangeSet, q: QuoteRowInput) -> Result<()> {
         let t = totals(&q.lines).map_err(|m| Error::invalid("lines", m))?;
+        // What a quote offers becomes a contract, whose amount is positive.
+        if t.amount.minor <= 0 {
+            return Err(Error::invalid(
+                "lines",
+                format!(
+                    "the lines add up to {}; a quote's total must be positive, as the contract \
+                     it becomes (报价总额须大于零)",
+                    t.amount
+                ),
+            ));
+        }
         let now = self.now();
         let company = actor.company_id.0;
         let lines_json = serde_json::to_value(&q.lines)
@@ -302,13 +334,10 @@ impl Crm {
                 ("version", Value::Int(1)),
                 ("created_at", Value::Timestamp(now)),
                 ("updated_at", Value::Timestamp(now)),
-                ("owner_id", Value::Id(actor.user_id.0)),
-                (
-                    "department_id",
-                    actor.department_id.map_or(Value::Null, |d| Value::Id(d.0)),
-                ),
+                ("owner_id", q.owner),
+                ("department_id", q.department),
                 ("created_by", Value::Id(actor.user_id.0)),
-                ("custom", Value::Json(json!({}))),
+                ("custom", Value::Json(q.custom)),
                 ("code", Value::Text(q.code.clone())),
                 (
                     "pinyin_keys",
@@ -358,17 +387,23 @@ impl Crm {
         Ok(())
     }
 
-    /// A quote version the actor may see.
+    /// A quote version the actor may see (not one in the recycle bin).
     pub async fn quote(&self, actor: &Actor, id: Uuid) -> Result<Quote> {
         let row = self
             .readable_row(actor, Entity::Quote, RecordId(id))
             .await?;
+        if !row.get("deleted_at").is_null() {
+            return Err(Error::not_found(Entity::Quote, id));
+        }
         Ok(quote_from_row(&row))
     }
 
-    /// The latest version of a quote the actor may see, by code.
+    /// The latest version of a quote the actor may see, by code (none while
+    /// that version is in the recycle bin: an older version is not the
+    /// latest).
     pub async fn quote_by_code(&self, actor: &Actor, code: &str) -> Result<Quote> {
         let mut sel = Select::all(Table::Quotes, actor.company_id.0, self.now());
+        sel.lifecycle = crate::store::Lifecycle::Any;
         sel.filter = Filter::Cmp(
             Col::Column("code"),
             CmpOp::Eq,
@@ -559,6 +594,17 @@ impl Crm {
                 lines: priced,
                 valid_until: valid_until.or(old.valid_until),
                 notes: old.notes.clone(),
+                // A version stays its quote's: the owner's and department's
+                // as they were (whoever revises it — a manager, a colleague
+                // with a write share — is its creator), with its custom
+                // fields.
+                owner: row.get("owner_id").clone(),
+                department: row.get("department_id").clone(),
+                custom: row
+                    .get("custom")
+                    .as_json()
+                    .cloned()
+                    .unwrap_or_else(|| json!({})),
             },
         )?;
         self.apply(cs).await?;
@@ -752,4 +798,9 @@ struct QuoteRowInput {
     lines: Vec<Line>,
     valid_until: Option<NaiveDate>,
     notes: Option<String>,
+    /// The owner and department of the version.
+    owner: Value,
+    department: Value,
+    /// Its custom fields' values.
+    custom: serde_json::Value,
 }

@@ -92,6 +92,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::sales_documents_follow_the_opportunity_and_its_stage,
+            crm_sales_documents_follow_the_opportunity_and_its_stage,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::quote_versions_follow_read_rights,
             crm_sales_quote_versions_follow_read_rights,
             $make
@@ -2546,9 +2551,194 @@ pub async fn payment_plan_writes_are_serialised(store: Arc<dyn Store>) {
     }
 }
 
+/// Sales documents follow their opportunity and an open opportunity keeps
+/// its stage's requirements: no quote or contract (nor a quote's
+/// conversion) for a lost opportunity until it is reopened; an edit does
+/// not empty what the stage required; product lines and competitors'
+/// offers are in 元 and not negative; a quote's total is positive; a quote
+/// in the recycle bin is not read, by id or by code; a product update
+/// stores its texts as a create does.
+pub async fn sales_documents_follow_the_opportunity_and_its_stage(store: Arc<dyn Store>) {
+    use crate::money::{Currency, Money};
+    use crate::sales::opportunity::{Competitor, OppLine, OpportunityPatch};
+    use crate::sales::{
+        LineInput, NewContract, NewOpportunity, NewQuote, ProductInput, StageCommand,
+    };
+    use chrono::NaiveDate;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "机会规则有限公司", json!({})).await;
+    let o = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "规则机会".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(500_000)),
+                expected_close: NaiveDate::from_ymd_opt(2027, 1, 31),
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let o = w
+        .crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            StageCommand::MoveTo("assessment".into()),
+        )
+        .await
+        .expect("assessment needs the amount");
+    let patch = |p: OpportunityPatch| {
+        let (crm, actor) = (w.crm.clone(), w.zhangsan.clone());
+        async move { crm.update_opportunity(&actor, o.id, o.version, p).await }
+    };
+    match patch(OpportunityPatch {
+        amount: Some(Money::cny(0)),
+        ..OpportunityPatch::default()
+    })
+    .await
+    {
+        Err(Error::Validation(v)) => assert!(v.to_string().contains("立项评估"), "{v}"),
+        other => panic!("the stage's amount emptied: {other:?}"),
+    }
+    match patch(OpportunityPatch {
+        products: Some(vec![OppLine {
+            product_id: None,
+            name: "进口服务器".into(),
+            quantity: 1,
+            unit_price: Money::new(100_00, Currency::USD),
+        }]),
+        competitors: Some(vec![Competitor {
+            name: "对手".into(),
+            offer: Some(Money::cny(-1)),
+            ..Competitor::default()
+        }]),
+        ..OpportunityPatch::default()
+    })
+    .await
+    {
+        Err(Error::Validation(v)) => {
+            let text = v.to_string();
+            assert!(
+                text.contains("products[1].unit_price") && text.contains("competitors[1].offer"),
+                "{text}"
+            );
+        }
+        other => panic!("a USD line and a negative offer: {other:?}"),
+    }
+    let line = |fen: i64| LineInput {
+        product_id: None,
+        name: "服务".into(),
+        unit: None,
+        quantity: 1,
+        unit_price: Some(Money::cny(fen)),
+        discount_bp: 0,
+        tax_rate: Some(600),
+    };
+    let new_quote = |fen: i64| NewQuote {
+        title: "规则报价".into(),
+        customer_id: customer.id.0,
+        opportunity_id: Some(o.id),
+        lines: vec![line(fen)],
+        ..NewQuote::default()
+    };
+    match w.crm.create_quote(&w.zhangsan, new_quote(0)).await {
+        Err(Error::Validation(v)) => assert!(v.to_string().contains("positive"), "{v}"),
+        other => panic!("a quote of ¥0.00: {other:?}"),
+    }
+    let q = w
+        .crm
+        .create_quote(&w.zhangsan, new_quote(100_000))
+        .await
+        .expect("quote");
+    let (q, _) = w
+        .crm
+        .submit_quote(&w.zhangsan, q.id, None)
+        .await
+        .expect("approved without a flow");
+    let o = w.crm.opportunity(&w.zhangsan, o.id).await.expect("read");
+    w.crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            StageCommand::Lose("价格".into()),
+        )
+        .await
+        .expect("lost");
+    for refused in [
+        w.crm
+            .create_quote(&w.zhangsan, new_quote(100_000))
+            .await
+            .map(|_| ()),
+        w.crm
+            .quote_to_contract(&w.zhangsan, q.id, NewContract::default())
+            .await
+            .map(|_| ()),
+    ] {
+        match refused {
+            Err(Error::InvalidState(m)) => assert!(m.contains("reopen"), "{m}"),
+            other => panic!("a document for a lost opportunity: {other:?}"),
+        }
+    }
+    let r = w
+        .crm
+        .delete_records(
+            &w.zhangsan,
+            crate::entity::Entity::Quote,
+            &[crate::ids::RecordId(q.id)],
+        )
+        .await;
+    assert_eq!(r.done.len(), 1, "{r:?}");
+    assert!(matches!(
+        w.crm.quote(&w.zhangsan, q.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        w.crm.quote_by_code(&w.zhangsan, &q.code).await,
+        Err(Error::NotFound { .. })
+    ));
+    let p = w
+        .crm
+        .create_product(
+            &w.admin,
+            ProductInput {
+                name: Some("规则产品".into()),
+                list_price: Some(Money::cny(100)),
+                spec: Some("大号".into()),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("product");
+    let p = w
+        .crm
+        .update_product(
+            &w.admin,
+            p.id,
+            p.version,
+            ProductInput {
+                unit: Some("  ".into()),
+                spec: Some(" ".into()),
+                description: Some("  说明  ".into()),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("update");
+    assert_eq!(
+        (p.unit.as_str(), p.spec.as_deref(), p.description.as_deref()),
+        ("个", None, Some("说明"))
+    );
+}
+
 /// The versions of a quote list only those the actor may read: a read
-/// share on one version does not expose the others, nor does reading an
-/// old version expose a revision someone else owns.
+/// share on one version does not expose the others. A revision stays the
+/// quote owner's, whoever makes it, and keeps its custom fields.
 pub async fn quote_versions_follow_read_rights(store: Arc<dyn Store>) {
     use crate::ids::RecordId;
     use crate::money::Money;
@@ -2595,13 +2785,55 @@ pub async fn quote_versions_follow_read_rights(store: Arc<dyn Store>) {
         .revise_quote(&w.zhangsan, v1.id, vec![line(90_000)], None)
         .await
         .expect("v2");
-    // The manager revises: v3 is his.
+    // A custom field's value on v2 goes on with the next version.
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            crate::custom::NewCustomField {
+                entity: crate::entity::Entity::Quote,
+                key: "pay_terms".into(),
+                label: "付款方式".into(),
+                label_en: Some("Payment terms".into()),
+                field_type: crate::custom::CustomFieldType::Text,
+                options: Vec::new(),
+                required: false,
+                unique: false,
+            },
+        )
+        .await
+        .expect("custom field");
+    let mut f = crate::records::Fields::new();
+    f.insert("custom.pay_terms".into(), json!("月结30天"));
+    w.crm
+        .update_record(
+            &w.zhangsan,
+            crate::entity::Entity::Quote,
+            RecordId(v2.id),
+            v2.version,
+            f,
+        )
+        .await
+        .expect("pay terms");
+    // The manager revises: v3 stays the sales person's quote, with its
+    // custom fields; the manager is its creator.
     let v3 = w
         .crm
         .revise_quote(&w.lisi, v2.id, vec![line(80_000)], None)
         .await
         .expect("v3");
-    assert_eq!(v3.owner_id, Some(w.lisi.user_id.0));
+    assert_eq!(v3.owner_id, Some(w.zhangsan.user_id.0));
+    let v3_row = w
+        .crm
+        .store
+        .get(crate::schema::Table::Quotes, v3.id)
+        .await
+        .expect("read")
+        .expect("v3 row");
+    assert_eq!(v3_row.get("created_by").as_id(), Some(w.lisi.user_id.0));
+    assert_eq!(
+        v3_row.get("custom").as_json(),
+        Some(&json!({"pay_terms": "月结30天"}))
+    );
     let ids = |vs: Vec<crate::sales::Quote>| vs.into_iter().map(|v| v.id).collect::<Vec<_>>();
     assert_eq!(
         ids(w
@@ -2618,8 +2850,8 @@ pub async fn quote_versions_follow_read_rights(store: Arc<dyn Store>) {
             .quote_versions(&w.zhangsan, v1.id)
             .await
             .expect("zhangsan")),
-        vec![v1.id, v2.id],
-        "the manager's revision is not the sales person's to read"
+        vec![v1.id, v2.id, v3.id],
+        "the manager's revision is still the sales person's quote"
     );
     assert_eq!(
         ids(w.crm.quote_versions(&w.lisi, v3.id).await.expect("lisi")),
