@@ -209,7 +209,8 @@ pub enum FieldKind {
     PersonName,
     /// A mobile or landline number; keeps the canonical key in the column named.
     Phone(&'static str),
-    /// A mainland mobile number; keeps the canonical key in the column named.
+    /// A mobile number (mainland, or international with its country code);
+    /// keeps the canonical key in the column named.
     Mobile(&'static str),
     /// An e-mail address.
     Email,

@@ -4168,14 +4168,19 @@ impl ImportSession<'_> {
                 .iter()
                 .filter_map(|t| Uuid::parse_str(t).ok().map(Value::Id))
                 .collect();
-            let name_keys: Vec<Value> = if by_name {
-                chunk
-                    .iter()
-                    .map(|t| crate::validate::company_name_key(t).into())
-                    .collect()
-            } else {
-                Vec::new()
-            };
+            // The texts of the chunk by what they may be: an id or code as
+            // typed, a name by its key (each worked out once).
+            let as_typed: HashMap<&str, &String> = chunk.iter().map(|t| (t.as_str(), t)).collect();
+            let mut by_name_key: HashMap<String, Vec<&String>> = HashMap::new();
+            if by_name {
+                for t in chunk {
+                    by_name_key
+                        .entry(crate::validate::company_name_key(t))
+                        .or_default()
+                        .push(t);
+                }
+            }
+            let name_keys: Vec<Value> = by_name_key.keys().map(|k| k.as_str().into()).collect();
             // One query per way of naming a customer, each sorted by its
             // column so that its index is used.
             let mut found = Vec::new();
@@ -4201,17 +4206,17 @@ impl ImportSession<'_> {
             }
             for r in found {
                 let id = r.id();
-                for t in chunk {
-                    let hit = t == &id.to_string()
-                        || r.get("code").as_text() == Some(t.as_str())
-                        || (by_name
-                            && r.get("name_key").as_text()
-                                == Some(crate::validate::company_name_key(t).as_str()));
-                    if hit {
-                        Arc::make_mut(&mut self.v.lookups)
-                            .refs
-                            .insert((Entity::Customer, t.clone()), id);
-                    }
+                let id_text = id.to_string();
+                let mut hits: Vec<&String> = Vec::new();
+                hits.extend(as_typed.get(id_text.as_str()));
+                hits.extend(r.get("code").as_text().and_then(|c| as_typed.get(c)));
+                if let Some(named) = r.get("name_key").as_text().and_then(|k| by_name_key.get(k)) {
+                    hits.extend(named);
+                }
+                for t in hits {
+                    Arc::make_mut(&mut self.v.lookups)
+                        .refs
+                        .insert((Entity::Customer, t.clone()), id);
                 }
                 self.ref_rows.insert(id, r);
             }
@@ -5967,10 +5972,14 @@ fn sample_for(entity: Entity, name: &str) -> &'static str {
 fn hint_for(kind: FieldKind) -> (&'static str, &'static str) {
     match kind {
         FieldKind::Phone(_) => (
-            "手机或座机，如 0755-28780808",
-            "mobile or landline, e.g. 0755-28780808",
+            "手机、座机或服务号码，如 0755-28780808、95555；国外号码带区号，如 +1 415 555 0100",
+            "mobile, landline or service number, e.g. 0755-28780808, 95555; abroad with the \
+             country code, e.g. +1 415 555 0100",
         ),
-        FieldKind::Mobile(_) => ("11 位手机号码", "11-digit mainland mobile number"),
+        FieldKind::Mobile(_) => (
+            "11 位手机号码，或带国际区号，如 +852 9123 4567",
+            "11-digit mainland mobile, or with a country code, e.g. +852 9123 4567",
+        ),
         FieldKind::Email => ("电子邮箱", "e-mail address"),
         FieldKind::Url => ("网址", "web address"),
         FieldKind::Uscc => (

@@ -33,15 +33,20 @@ const MAX_READINGS: usize = 4;
 /// readings (commonest in names first), sorted by character: heteronyms
 /// whose readings both occur in the names of companies, people or places
 /// (surnames such as 曾 Zeng, 单 Shan, 仇 Qiu, 朴 Piao, 查 Zha, 解 Xie, 区 Ou,
-/// 翟 Zhai, 缪 Miao; places such as 重庆, 长沙, 厦门, 乐山, 六安, 蚌埠, 番禺,
-/// 荥阳, 黄埔, 浒墅关; words such as 银行, 会计, 宝藏, 朝阳). Every other
-/// character is keyed under its commonest reading only. Every reading here
+/// 翟 Zhai, 缪 Miao, 薄 Bo; places such as 重庆, 长沙, 厦门, 乐山, 六安, 蚌埠,
+/// 番禺, 荥阳, 黄埔, 浒墅关, 黄陂 Huangpi, 珲春 Hunchun, 洪洞 Hongtong,
+/// 铅山 Yanshan, 泊头 Botou; words such as 银行, 会计, 宝藏, 朝阳, 瑜伽 yujia,
+/// 伽马 gama, 薄荷 bohe, 停泊 tingbo). There is no word list: a character
+/// here is keyed under each of its readings wherever it occurs, so 瑜伽 is
+/// found as `yujia` (and also keyed `yuga`). Every other character is keyed
+/// under its commonest reading only. Every reading here
 /// is one the pinyin data also lists for the character.
 pub const HETERONYMS: &[(char, &[&str])] = &[
     ('乐', &["le", "yue"]),
     ('仇', &["chou", "qiu"]),
     ('会', &["hui", "kuai"]),
     ('传', &["chuan", "zhuan"]),
+    ('伽', &["jia", "ga", "qie"]),
     ('六', &["liu", "lu"]),
     ('区', &["qu", "ou"]),
     ('单', &["dan", "shan"]),
@@ -61,7 +66,9 @@ pub const HETERONYMS: &[(char, &[&str])] = &[
     ('枞', &["cong", "zong"]),
     ('柏', &["bai", "bo"]),
     ('查', &["cha", "zha"]),
+    ('泊', &["bo", "po"]),
     ('洗', &["xi", "xian"]),
+    ('洞', &["dong", "tong"]),
     ('浒', &["hu", "xu"]),
     ('浚', &["jun", "xun"]),
     ('涌', &["yong", "chong"]),
@@ -69,6 +76,7 @@ pub const HETERONYMS: &[(char, &[&str])] = &[
     ('炅', &["jiong", "gui"]),
     ('牟', &["mou", "mu"]),
     ('玟', &["wen", "min"]),
+    ('珲', &["hui", "hun"]),
     ('番', &["fan", "pan"]),
     ('盖', &["gai", "ge"]),
     ('种', &["zhong", "chong"]),
@@ -79,6 +87,7 @@ pub const HETERONYMS: &[(char, &[&str])] = &[
     ('荥', &["xing", "ying"]),
     ('莘', &["shen", "xin"]),
     ('蔚', &["wei", "yu"]),
+    ('薄', &["bao", "bo"]),
     ('藏', &["cang", "zang"]),
     ('蚌', &["bang", "beng"]),
     ('行', &["xing", "hang"]),
@@ -89,8 +98,10 @@ pub const HETERONYMS: &[(char, &[&str])] = &[
     ('那', &["na", "nuo"]),
     ('都', &["du", "dou"]),
     ('重', &["zhong", "chong"]),
+    ('铅', &["qian", "yan"]),
     ('长', &["chang", "zhang"]),
     ('阿', &["a", "e"]),
+    ('陂', &["bei", "pi", "po"]),
     ('靓', &["jing", "liang"]),
 ];
 
@@ -645,6 +656,39 @@ mod tests {
         // The commonest reading comes first.
         assert!(search_keys("长沙").starts_with("changsha "));
         assert!(search_keys("曾").starts_with("zeng "));
+    }
+
+    #[test]
+    fn place_and_word_readings() {
+        // Each reading a name is known by is keyed, full and as initials.
+        for (name, queries) in [
+            ("瑜伽馆", &["yujiaguan", "yujia", "yjg"][..]),
+            ("伽马射线", &["gamashexian", "gama", "gmsx"][..]),
+            ("武汉市黄陂区", &["huangpi", "whshpq"][..]),
+            ("珲春", &["hunchun", "hc"][..]),
+            ("洪洞县", &["hongtong", "hongtongxian", "htx"][..]),
+            ("铅山", &["yanshan", "ys"][..]),
+            ("泊头市", &["botou", "botoushi", "bts"][..]),
+            ("停泊", &["tingbo"][..]),
+            ("薄荷糖", &["bohetang", "bht"][..]),
+            ("薄熙", &["boxi", "bx"][..]),
+        ] {
+            for q in queries {
+                assert!(finds(name, q), "{name} {q}: {}", search_keys(name));
+            }
+        }
+        // The everyday readings are still found, and come first.
+        for (name, q) in [
+            ("铅笔", "qianbi"),
+            ("山洞", "shandong"),
+            ("湖泊", "hupo"),
+            ("薄饼", "baobing"),
+            ("瑷珲", "aihui"),
+        ] {
+            assert!(finds(name, q), "{name} {q}: {}", search_keys(name));
+        }
+        assert!(search_keys("薄饼").starts_with("baobing "));
+        assert!(search_keys("泊头").starts_with("botou "));
     }
 
     #[test]

@@ -31,9 +31,11 @@ pub enum Subject {
     Uscc,
     /// A mainland resident ID number (GB 11643-1999).
     ResidentId,
-    /// A mainland mobile number.
+    /// A mobile number: mainland, or international with its country code.
     Mobile,
-    /// A mainland fixed-line or 400/800 service number.
+    /// A mainland fixed-line or service number (400/800, or a short service
+    /// line such as 95555), or an international number with its country
+    /// code.
     Landline,
     /// An e-mail address.
     Email,
@@ -137,10 +139,17 @@ pub enum Reason {
     },
     /// A mobile number that does not start with 13–19.
     MobilePrefix,
-    /// An international number other than +86.
+    /// An international number whose country code cannot exist (it starts
+    /// with 0).
     CountryCode {
-        /// The digits after `+` (or `00`).
+        /// The digits after `+` (or `00`), up to three.
         code: String,
+    },
+    /// An international number (other than +86) with too few or too many
+    /// digits: E.164 numbers have 8 to 15 counting the country code.
+    InternationalDigits {
+        /// How many digits were given, country code included.
+        actual: usize,
     },
     /// An area code that does not exist on the mainland.
     AreaCode {
@@ -249,7 +258,10 @@ impl Invalid {
             },
             Reason::MobilePrefix => "应以 13 至 19 开头".to_owned(),
             Reason::CountryCode { code } => {
-                format!("的国家代码为 +{code}，仅支持中国大陆号码（+86）")
+                format!("的国家代码 +{code} 不存在（国家代码以 1 至 9 开头）")
+            }
+            Reason::InternationalDigits { actual } => {
+                format!("连同国家代码有 {actual} 位数字，应为 8 至 15 位")
             }
             Reason::AreaCode { code } => format!("的区号 {code} 不是有效的中国大陆区号"),
             Reason::MissingAreaCode => {
@@ -324,7 +336,11 @@ impl fmt::Display for Invalid {
             Reason::MobilePrefix => f.write_str("must start with 13 to 19"),
             Reason::CountryCode { code } => write!(
                 f,
-                "has country code +{code}; only mainland China numbers (+86) are accepted"
+                "has country code +{code}, which does not exist (country codes start with 1 to 9)"
+            ),
+            Reason::InternationalDigits { actual } => write!(
+                f,
+                "has {actual} digits with the country code, expected 8 to 15"
             ),
             Reason::AreaCode { code } => {
                 write!(f, "has area code {code}, which is not a mainland area code")
@@ -749,34 +765,153 @@ fn is_phone_separator(c: char) -> bool {
     matches!(c, ' ' | '-' | '(' | ')' | '.' | '\t' | '—' | '–')
 }
 
-/// Validates a mainland mobile number and returns its 11-digit form.
+/// Digits an international number may have, country code included (E.164
+/// allows at most 15).
+const INTERNATIONAL_DIGITS: std::ops::RangeInclusive<usize> = 8..=15;
+
+/// Splits a lowercased number at its first explicit extension marker
+/// (see [`EXTENSION_MARKERS`]): the main part, and the extension's digits.
+/// `Err` holds an extension that is not 1–6 digits.
+fn split_extension(lower: &str) -> Result<(&str, Option<String>), String> {
+    // Every marker has a byte of these.
+    let may_have_marker = lower
+        .bytes()
+        .any(|b| b == b'#' || b == b'x' || !b.is_ascii());
+    let marker = EXTENSION_MARKERS
+        .iter()
+        .filter(|_| may_have_marker)
+        .filter_map(|m| lower.find(m).map(|i| (i, m.len())))
+        .min();
+    match marker {
+        Some((i, len)) => {
+            let ext: String = lower[i + len..]
+                .chars()
+                .filter(|c| !matches!(c, '.' | ':' | ' ' | '-' | '：'))
+                .collect();
+            if ext.is_empty() || ext.len() > 6 || !ext.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ext);
+            }
+            Ok((&lower[..i], Some(ext)))
+        }
+        None => Ok((lower, None)),
+    }
+}
+
+/// A number written with an international prefix (`+` or `00`) and a
+/// country code other than 86.
+struct Foreign {
+    /// Country code and national number, digits only.
+    digits: String,
+    /// The extension, when one was given after an explicit marker.
+    extension: Option<String>,
+}
+
+impl Foreign {
+    /// The E.164 form `+85221234567`, with ` ext NNN` appended when there
+    /// is an extension.
+    fn canonical(&self) -> String {
+        match &self.extension {
+            Some(e) => format!("+{} ext {e}", self.digits),
+            None => self.key(),
+        }
+    }
+
+    /// The E.164 form without extension: `+` and the digits. The `+` keeps
+    /// it apart from every mainland key (`+1 415 555 0100` is not the
+    /// mainland mobile 14155550100).
+    fn key(&self) -> String {
+        format!("+{}", self.digits)
+    }
+}
+
+/// Recognises a number with an international prefix other than +86/0086:
+/// `None` when `t` (cleaned) has no such prefix, so the mainland rules
+/// apply; else the parsed number or why it is invalid. The prefix is `+` or
+/// `00` after any leading separators (`(+852) 2123 4567`); a `(0)` trunk
+/// prefix after the country code is dropped (`+44 (0)20 7946 0958`). With
+/// `extensions`, an extension after an explicit marker is allowed.
+fn foreign(t: &str, subject: Subject, extensions: bool) -> Option<Result<Foreign, Invalid>> {
+    let lead = t.len() - t.trim_start_matches(is_phone_separator).len();
+    let body = &t[lead..];
+    let after = match body.strip_prefix('+') {
+        Some(r) => r,
+        None => body.strip_prefix("00")?,
+    };
+    let first_digits: String = after
+        .chars()
+        .filter(|c| !is_phone_separator(*c))
+        .take(2)
+        .collect();
+    if first_digits == "86" {
+        return None;
+    }
+    let err = |reason| Some(Err(Invalid::new(subject, t.to_owned(), reason)));
+    let prefix_len = body.len() - after.len();
+    let lower = after.to_lowercase();
+    let (main, extension) = if extensions {
+        match split_extension(&lower) {
+            Ok(split) => split,
+            Err(extension) => return err(Reason::Extension { extension }),
+        }
+    } else {
+        (lower.as_str(), None)
+    };
+    if let Some((i, ch)) = main
+        .chars()
+        .enumerate()
+        .find(|(_, c)| !(c.is_ascii_digit() || is_phone_separator(*c)))
+    {
+        let before = t[..lead + prefix_len].chars().count();
+        return err(Reason::Character {
+            ch,
+            position: before + i + 1,
+        });
+    }
+    let main = main.replacen("(0)", " ", 1);
+    let digits: String = main.chars().filter(char::is_ascii_digit).collect();
+    if digits.starts_with('0') {
+        let code = main
+            .split(|c: char| !c.is_ascii_digit())
+            .find(|g| !g.is_empty())
+            .unwrap_or_default()
+            .chars()
+            .take(3)
+            .collect();
+        return err(Reason::CountryCode { code });
+    }
+    if !INTERNATIONAL_DIGITS.contains(&digits.len()) {
+        return err(Reason::InternationalDigits {
+            actual: digits.len(),
+        });
+    }
+    Some(Ok(Foreign { digits, extension }))
+}
+
+/// Validates a mobile number and returns its canonical form: the 11 digits
+/// of a mainland number, or the E.164 form (`+85291234567`) of an
+/// international one.
 ///
 /// Spaces, dashes, dots and parentheses are removed, full-width digits
 /// mapped to ASCII, and a leading `+86`, `0086`, or `86` followed by 11
 /// digits is dropped. The rest must be `1[3-9]` and nine more digits.
-/// Canonicalisation is idempotent.
+///
+/// A number with another country code, after `+` or `00`
+/// (`+852 9123 4567`, `00852 9123 4567`, `+44 (0)7700 900123`), is kept
+/// as `+` and its digits: the country code must not start with 0 and the
+/// digits, country code included, must number 8 to 15 (E.164). Whether
+/// such a number is a mobile one is not checked. The canonical form is also
+/// the duplicate key (see [`Phone::key`]). Canonicalisation is idempotent.
 pub fn mobile(s: &str) -> Result<String, Invalid> {
     let t = clean(s);
     if t.is_empty() {
         return Err(Invalid::empty(Subject::Mobile));
     }
+    if let Some(f) = foreign(&t, Subject::Mobile, false) {
+        return f.map(|f| f.key());
+    }
     let compact: String = t.chars().filter(|c| !is_phone_separator(*c)).collect();
     let rest = if let Some(r) = compact.strip_prefix("+86") {
         r
-    } else if compact.starts_with('+') {
-        // The country code as written: digits up to the first separator.
-        let code = t
-            .chars()
-            .skip_while(|c| *c != '+')
-            .skip(1)
-            .take_while(char::is_ascii_digit)
-            .take(3)
-            .collect();
-        return Err(Invalid::new(
-            Subject::Mobile,
-            t.clone(),
-            Reason::CountryCode { code },
-        ));
     } else if let Some(r) = compact.strip_prefix("0086") {
         r
     } else if compact.len() == 13 && compact.starts_with("86") {
@@ -809,21 +944,49 @@ pub fn mobile(s: &str) -> Result<String, Invalid> {
     Ok(rest.to_owned())
 }
 
-/// The parts of a fixed-line number.
+/// Whether five digits are a mainland short service line: `95xxx`
+/// (banks, insurers, carriers: 95555, 95588), `100xx` (telecom operators:
+/// 10086, 10010, 10000) or `12xxx` (public services: 12345, 12315, 12306).
+fn is_short_service(digits: &str) -> bool {
+    digits.len() == 5
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && (digits.starts_with("95") || digits.starts_with("100") || digits.starts_with("12"))
+}
+
+/// The parts of a fixed-line, service or international number.
 struct LandlineParts {
-    /// `0AA`/`0AAA`, or `400`/`800` for service numbers.
+    /// `0AA`/`0AAA`; `400`/`800` for service numbers; empty for a short
+    /// service line; `+` for an international number.
     area: String,
-    /// The local number (7 for service numbers).
+    /// The local number (7 digits for 400/800 numbers, the 5 digits of a
+    /// short service line, country code and number of an international
+    /// one).
     number: String,
     extension: Option<String>,
 }
 
 impl LandlineParts {
-    fn is_service(&self) -> bool {
-        !self.area.starts_with('0')
+    fn kind(&self) -> PhoneKind {
+        if self.area == "+" {
+            PhoneKind::International
+        } else if self.area.starts_with('0') {
+            PhoneKind::Landline
+        } else {
+            PhoneKind::Service
+        }
     }
 
     fn canonical(&self) -> String {
+        if self.area == "+" {
+            return Foreign {
+                digits: self.number.clone(),
+                extension: self.extension.clone(),
+            }
+            .canonical();
+        }
+        if self.area.is_empty() {
+            return self.number.clone();
+        }
         let mut s = String::with_capacity(
             self.area.len()
                 + self.number.len()
@@ -832,7 +995,7 @@ impl LandlineParts {
         );
         s.push_str(&self.area);
         s.push('-');
-        if self.is_service() {
+        if self.kind() == PhoneKind::Service {
             s.push_str(&self.number[..3]);
             s.push('-');
             s.push_str(&self.number[3..]);
@@ -862,36 +1025,26 @@ fn parse_landline(s: &str) -> Result<LandlineParts, Invalid> {
     if t.is_empty() {
         return Err(Invalid::empty(Subject::Landline));
     }
+    if let Some(f) = foreign(&t, Subject::Landline, true) {
+        return f.map(|f| LandlineParts {
+            area: "+".to_owned(),
+            number: f.digits,
+            extension: f.extension,
+        });
+    }
     let err = |reason| Invalid::new(Subject::Landline, t.clone(), reason);
     let lower = t.to_lowercase();
 
-    // Explicit extension marker (every marker has a byte of these).
-    let may_have_marker = lower
-        .bytes()
-        .any(|b| b == b'#' || b == b'x' || !b.is_ascii());
-    let marker = EXTENSION_MARKERS
-        .iter()
-        .filter(|_| may_have_marker)
-        .filter_map(|m| lower.find(m).map(|i| (i, m.len())))
-        .min();
-    let (main, mut extension) = match marker {
-        Some((i, len)) => {
-            let ext: String = lower[i + len..]
-                .chars()
-                .filter(|c| !matches!(c, '.' | ':' | ' ' | '-' | '：'))
-                .collect();
-            if ext.is_empty() || ext.len() > 6 || !ext.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(err(Reason::Extension { extension: ext }));
-            }
-            (&lower[..i], Some(ext))
-        }
-        None => (lower.as_str(), None),
-    };
+    // Explicit extension marker.
+    let (main, mut extension) =
+        split_extension(&lower).map_err(|extension| err(Reason::Extension { extension }))?;
 
-    // Characters of the main part.
+    // Characters of the main part: a `+` may only open it, after any
+    // brackets or separators (`(+86) 10 6552 9988`).
     let main = main.trim();
+    let lead = main.chars().take_while(|c| is_phone_separator(*c)).count();
     for (i, ch) in main.chars().enumerate() {
-        let ok = ch.is_ascii_digit() || is_phone_separator(ch) || (ch == '+' && i == 0);
+        let ok = ch.is_ascii_digit() || is_phone_separator(ch) || (ch == '+' && i == lead);
         if !ok {
             return Err(err(Reason::Character {
                 ch,
@@ -910,26 +1063,39 @@ fn parse_landline(s: &str) -> Result<LandlineParts, Invalid> {
         }));
     }
 
-    // International prefix.
-    let intl = if main.starts_with('+') {
-        if !groups[0].starts_with("86") {
-            let code = groups[0].chars().take(3).collect();
-            return Err(err(Reason::CountryCode { code }));
+    // Short service lines: five digits, no prefix, no extension.
+    if extension.is_none() && !main.contains('+') {
+        let digits = groups.concat();
+        if is_short_service(&digits) {
+            return Ok(LandlineParts {
+                area: String::new(),
+                number: digits,
+                extension: None,
+            });
         }
-        groups[0] = &groups[0][2..];
-        true
-    } else if groups[0].starts_with("0086") {
-        groups[0] = &groups[0][4..];
-        true
+    }
+
+    // International prefix: +86, 0086, or a separate 86 (other country
+    // codes were handled above, so a `+` is followed by 86).
+    let prefix_digits = if main.trim_start_matches(is_phone_separator).starts_with('+') {
+        2
+    } else if groups.concat().starts_with("0086") {
+        4
     } else if groups[0] == "86" && groups.len() > 1 {
-        groups[0] = "";
-        true
-    } else if groups[0].starts_with("00") {
-        let code = groups[0][2..].chars().take(3).collect();
-        return Err(err(Reason::CountryCode { code }));
+        2
     } else {
-        false
+        0
     };
+    let intl = prefix_digits > 0;
+    let mut left = prefix_digits;
+    for g in groups.iter_mut() {
+        let k = left.min(g.len());
+        *g = &g[k..];
+        left -= k;
+        if left == 0 {
+            break;
+        }
+    }
     groups.retain(|g| !g.is_empty());
     let mut digits: String = groups.concat();
     if intl && !digits.starts_with('0') && !digits.starts_with("400") && !digits.starts_with("800")
@@ -998,18 +1164,26 @@ fn parse_landline(s: &str) -> Result<LandlineParts, Invalid> {
     })
 }
 
-/// Validates a mainland fixed-line number and returns its canonical form
+/// Validates a fixed-line number and returns its canonical form
 /// `0AA-NNNNNNNN` / `0AAA-NNNNNNN`, with `-EXT` appended when there is an
-/// extension; 400/800 service numbers come back as `400-NNN-NNNN`.
+/// extension; 400/800 service numbers come back as `400-NNN-NNNN`, short
+/// service lines as their five digits (`95555`), international numbers in
+/// E.164 form (`+85221234567`, `+14155550100 ext 12`).
 ///
 /// Accepted input: area code `010` or `02X` (three digits) or `0XXX` (four
 /// digits) followed by a 7–8 digit local number not starting with 0 or 1,
 /// in any grouping with spaces, dashes, dots or parentheses
 /// (`(0755) 8765 4321`); an international prefix `+86`, `0086` or a
 /// separate `86`, after which the area code's leading 0 may be missing
-/// (`+86 10 6552 9988`); an extension after `转`, `分机`, `ext`, `x`, `#`,
-/// or as a trailing dash-separated group of up to six digits
-/// (`010-12345678-123`).
+/// (`+86 10 6552 9988`, `(+86) 755 8765 4321`); an extension after `转`,
+/// `分机`, `ext`, `x`, `#`, or as a trailing dash-separated group of up to
+/// six digits (`010-12345678-123`).
+///
+/// Also accepted: the five-digit short service lines `95xxx`, `100xx` and
+/// `12xxx` (`95555`, `10086`, `12345`), without prefix or extension; and a
+/// number with a country code other than 86 after `+` or `00` (see
+/// [`mobile`] for its rules), with an extension only after an explicit
+/// marker.
 pub fn landline(s: &str) -> Result<String, Invalid> {
     parse_landline(s).map(|p| p.canonical())
 }
@@ -1018,32 +1192,48 @@ pub fn landline(s: &str) -> Result<String, Invalid> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PhoneKind {
-    /// A mobile number.
+    /// A mainland mobile number.
     Mobile,
-    /// A fixed-line number with an area code.
+    /// A mainland fixed-line number with an area code.
     Landline,
-    /// A nationwide 400/800 service number.
+    /// A nationwide 400/800 service number, or a short service line
+    /// (`95555`, `10086`, `12345`).
     Service,
+    /// A number with a country code other than 86, mobile or fixed.
+    International,
 }
 
 /// A validated phone number.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Phone {
-    /// Mobile, landline or service number.
+    /// Mobile, landline, service or international number.
     pub kind: PhoneKind,
     /// The canonical display form (see [`mobile`] and [`landline`]).
     pub canonical: String,
-    /// The duplicate-detection key, digits only: the 11 digits of a mobile,
+    /// The duplicate-detection key: the 11 digits of a mainland mobile,
     /// area code and local number of a landline (extension ignored), the 10
-    /// digits of a service number.
+    /// digits of a 400/800 number, the 5 of a short service line; for an
+    /// international number `+`, country code and number (`+85221234567`,
+    /// extension ignored), which no mainland key can equal. Every way of
+    /// typing one number gives the same key.
     pub key: String,
 }
 
-/// Validates a mobile or fixed-line number (see [`mobile`] and
-/// [`landline`]). When both fail, the error is the mobile one if the number
-/// (after any +86 prefix) starts with 1, else the landline one.
+/// Validates a mobile, fixed-line, service or international number (see
+/// [`mobile`] and [`landline`]). When both fail, the error is the mobile
+/// one if the number (after any +86 prefix) starts with 1, except `10`
+/// after a +86 prefix (Beijing's area code without its 0), else the
+/// landline one.
 pub fn phone(s: &str) -> Result<Phone, Invalid> {
-    let mobile_err = match mobile(s) {
+    let t = clean(s);
+    if let Some(f) = foreign(&t, Subject::Landline, true) {
+        return f.map(|f| Phone {
+            kind: PhoneKind::International,
+            canonical: f.canonical(),
+            key: f.key(),
+        });
+    }
+    let mobile_err = match mobile(&t) {
         Ok(m) => {
             return Ok(Phone {
                 kind: PhoneKind::Mobile,
@@ -1053,27 +1243,27 @@ pub fn phone(s: &str) -> Result<Phone, Invalid> {
         }
         Err(e) => e,
     };
-    match parse_landline(s) {
+    match parse_landline(&t) {
         Ok(p) => Ok(Phone {
-            kind: if p.is_service() {
-                PhoneKind::Service
-            } else {
-                PhoneKind::Landline
-            },
+            kind: p.kind(),
             canonical: p.canonical(),
             key: p.key(),
         }),
         Err(landline_err) => {
-            let digits: String = clean(s)
+            let digits: String = t
                 .chars()
                 .filter(|c| c.is_ascii_digit() || *c == '+')
                 .collect();
-            let rest = digits
+            let (prefixed, rest) = match digits
                 .strip_prefix("+86")
                 .or_else(|| digits.strip_prefix("0086"))
                 .or_else(|| digits.strip_prefix("86").filter(|r| r.len() == 11))
-                .unwrap_or(&digits);
-            if rest.starts_with('1') || mobile_err.reason == Reason::Empty {
+            {
+                Some(r) => (true, r),
+                None => (false, digits.as_str()),
+            };
+            let beijing = prefixed && rest.starts_with("10");
+            if (rest.starts_with('1') && !beijing) || mobile_err.reason == Reason::Empty {
                 Err(mobile_err)
             } else {
                 Err(landline_err)
@@ -1769,8 +1959,20 @@ mod tests {
             }
         );
         assert_eq!(
-            mobile("+1 415 555 2671").unwrap_err().reason,
-            Reason::CountryCode { code: "1".into() }
+            mobile("+0 415 555 2671").unwrap_err().reason,
+            Reason::CountryCode { code: "0".into() }
+        );
+        assert_eq!(
+            mobile("+852 9123").unwrap_err().reason,
+            Reason::InternationalDigits { actual: 7 }
+        );
+        // No extension on a mobile, foreign or not.
+        assert_eq!(
+            mobile("+1 415 555 2671 x2").unwrap_err().reason,
+            Reason::Character {
+                ch: 'x',
+                position: 17
+            }
         );
     }
 
@@ -1785,7 +1987,16 @@ mod tests {
         fn mobile_canonical_is_fixed_point(s in "\\PC{0,20}") {
             if let Ok(m) = mobile(&s) {
                 prop_assert_eq!(mobile(&m).unwrap(), m.clone());
-                prop_assert_eq!(m.len(), 11);
+                match m.strip_prefix('+') {
+                    Some(d) => prop_assert!(
+                        INTERNATIONAL_DIGITS.contains(&d.len())
+                            && d.bytes().all(|b| b.is_ascii_digit())
+                            && !d.starts_with('0')
+                            && !d.starts_with("86"),
+                        "{}", m
+                    ),
+                    None => prop_assert_eq!(m.len(), 11),
+                }
             }
         }
     }
@@ -1867,13 +2078,36 @@ mod tests {
                 position: 9
             }
         );
+        // International numbers are accepted (see `international_numbers`),
+        // but not impossible ones.
         assert_eq!(
-            landline("+852 2123 4567").unwrap_err().reason,
-            Reason::CountryCode { code: "852".into() }
+            landline("+0 2123 4567").unwrap_err().reason,
+            Reason::CountryCode { code: "0".into() }
         );
         assert_eq!(
-            landline("00852 2123 4567").unwrap_err().reason,
-            Reason::CountryCode { code: "852".into() }
+            landline("000852 2123 4567").unwrap_err().reason,
+            Reason::CountryCode { code: "085".into() }
+        );
+        assert_eq!(
+            landline("+852 2123").unwrap_err().reason,
+            Reason::InternationalDigits { actual: 7 }
+        );
+        assert_eq!(
+            landline("+852 2123 4567 8901 2345").unwrap_err().reason,
+            Reason::InternationalDigits { actual: 19 }
+        );
+        assert_eq!(
+            landline("+852 2123 abcd").unwrap_err().reason,
+            Reason::Character {
+                ch: 'a',
+                position: 11
+            }
+        );
+        assert_eq!(
+            landline("+852 2123 4567 转 abc").unwrap_err().reason,
+            Reason::Extension {
+                extension: "abc".into()
+            }
         );
         assert_eq!(
             landline("400-810-888").unwrap_err().reason,
@@ -1898,6 +2132,207 @@ mod tests {
         let p = phone("400 810 8888").unwrap();
         assert_eq!(p.kind, PhoneKind::Service);
         assert_eq!(p.key, "4008108888");
+    }
+
+    #[test]
+    fn international_numbers() {
+        let cases: [(&[&str], &str); 4] = [
+            (
+                &[
+                    "+852 2123 4567",
+                    "00852 2123 4567",
+                    "+852-2123-4567",
+                    "(+852) 2123 4567",
+                    "00 852 2123 4567",
+                    "＋８５２ ２１２３ ４５６７",
+                    "+85221234567",
+                ],
+                "+85221234567",
+            ),
+            (
+                &["+1 415 555 0100", "+1 (415) 555-0100", "001 415 555 0100"],
+                "+14155550100",
+            ),
+            (
+                &[
+                    "+44 20 7946 0958",
+                    "+44 (0)20 7946 0958",
+                    "0044 20 7946 0958",
+                ],
+                "+442079460958",
+            ),
+            (&["+81 3-1234-5678", "+81 (0)3 1234 5678"], "+81312345678"),
+        ];
+        for (inputs, want) in cases {
+            for input in inputs {
+                let p = phone(input).unwrap();
+                assert_eq!(p.kind, PhoneKind::International, "{input}");
+                assert_eq!(p.canonical, want, "{input}");
+                assert_eq!(p.key, want, "{input}");
+                assert_eq!(landline(input).unwrap(), want, "{input}");
+                assert_eq!(mobile(input).unwrap(), want, "{input}");
+                // The canonical form is a fixed point.
+                assert_eq!(phone(want).unwrap(), p, "{input}");
+            }
+        }
+        // A foreign key never equals a mainland one.
+        assert_eq!(phone("141 5555 0100").unwrap().key, "14155550100");
+        assert_ne!(
+            phone("+1 415 555 0100").unwrap().key,
+            phone("14155550100").unwrap().key
+        );
+        // An extension after a marker is kept apart from the key.
+        let p = phone("+1 415 555 0100 ext. 12").unwrap();
+        assert_eq!(p.canonical, "+14155550100 ext 12");
+        assert_eq!(p.key, "+14155550100");
+        assert_eq!(phone(&p.canonical).unwrap(), p);
+        assert_eq!(phone("+1-415-555-0100 转 12").unwrap(), p);
+        // Smallest and largest E.164 numbers.
+        assert_eq!(phone("+65 6123 456").unwrap().canonical, "+656123456");
+        assert_eq!(
+            phone("+999 123 456 789 012").unwrap().canonical,
+            "+999123456789012"
+        );
+        // +86 keeps the mainland forms.
+        assert_eq!(phone("+86 10 6552 9988").unwrap().canonical, "010-65529988");
+        assert_eq!(phone("0086 138 1234 5678").unwrap().kind, PhoneKind::Mobile);
+        // Messages.
+        let e = phone("+0 123 4567").unwrap_err();
+        assert_eq!(e.reason, Reason::CountryCode { code: "0".into() });
+        assert_eq!(
+            e.to_string(),
+            "landline number +0 123 4567 has country code +0, which does not exist (country codes start with 1 to 9)"
+        );
+        assert_eq!(
+            e.message_zh(),
+            "固定电话号码 +0 123 4567 的国家代码 +0 不存在（国家代码以 1 至 9 开头）"
+        );
+        let e = mobile("+852 9123").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "mobile number +852 9123 has 7 digits with the country code, expected 8 to 15"
+        );
+        assert_eq!(
+            e.message_zh(),
+            "手机号码 +852 9123 连同国家代码有 7 位数字，应为 8 至 15 位"
+        );
+        for bad in [
+            "+",
+            "00",
+            "+ -",
+            "+1 415 555 01001 2345 6",
+            "+852 2123 4567 转",
+        ] {
+            assert!(phone(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bracketed_country_code() {
+        for (input, want) in [
+            ("(+86) 10 6552 9988", "010-65529988"),
+            ("(+86)10-6552-9988", "010-65529988"),
+            ("（＋８６）１０ ６５５２ ９９８８", "010-65529988"),
+            ("(+86) 755 8765 4321", "0755-87654321"),
+            ("( +86 ) 0755 8765 4321", "0755-87654321"),
+            ("00 86 10 6552 9988", "010-65529988"),
+            ("(+86) 400 810 8888", "400-810-8888"),
+        ] {
+            assert_eq!(landline(input).unwrap(), want, "{input}");
+            let p = phone(input).unwrap();
+            assert_eq!(p.canonical, want, "{input}");
+            assert_eq!(p.key, phone(want).unwrap().key, "{input}");
+        }
+        assert_eq!(
+            phone("(+86) 10 6552 9988").unwrap().kind,
+            PhoneKind::Landline
+        );
+        assert_eq!(mobile("(+86)13800138000").unwrap(), "13800138000");
+        assert_eq!(mobile("(+86) 138 0013 8000").unwrap(), "13800138000");
+        // A bad Beijing number after +86 is reported as a landline.
+        let e = phone("(+86) 10 6552 99").unwrap_err();
+        assert_eq!(e.subject, Subject::Landline);
+        assert!(matches!(e.reason, Reason::LocalNumber { .. }), "{e}");
+        // A `+` elsewhere is still refused.
+        assert_eq!(
+            landline("010 +6552 9988").unwrap_err().reason,
+            Reason::Character {
+                ch: '+',
+                position: 5
+            }
+        );
+    }
+
+    #[test]
+    fn short_service_numbers() {
+        for (input, want) in [
+            ("95555", "95555"),
+            ("95588", "95588"),
+            ("955 88", "95588"),
+            ("10086", "10086"),
+            ("10010", "10010"),
+            ("12345", "12345"),
+            ("12315", "12315"),
+            ("１２３４５", "12345"),
+        ] {
+            let p = phone(input).unwrap();
+            assert_eq!(p.kind, PhoneKind::Service, "{input}");
+            assert_eq!(p.canonical, want, "{input}");
+            assert_eq!(p.key, want, "{input}");
+            assert_eq!(landline(input).unwrap(), want, "{input}");
+            assert_eq!(phone(want).unwrap(), p, "{input}");
+            // Not a contact's mobile.
+            assert!(mobile(input).is_err(), "{input}");
+        }
+        // 400/800 numbers are unchanged.
+        assert_eq!(phone("400 810 8888").unwrap().canonical, "400-810-8888");
+        // Other short numbers, prefixes and extensions are refused.
+        for bad in [
+            "9555",
+            "955555",
+            "13345",
+            "10186",
+            "+86 95555",
+            "(+86) 95555",
+            "95555转1",
+            "62345",
+        ] {
+            assert!(phone(bad).is_err(), "{bad}");
+            assert!(landline(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            landline("62345").unwrap_err().reason,
+            Reason::MissingAreaCode
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn international_typings_share_a_key(
+            code in "[1-9][0-9]{0,2}",
+            rest in "[0-9]{7,11}",
+            prefix in "\\+|00|\\(\\+|00 ",
+            sep in "[ -]",
+        ) {
+            let digits = format!("{code}{rest}");
+            prop_assume!(!digits.starts_with("86"));
+            prop_assume!(INTERNATIONAL_DIGITS.contains(&digits.len()));
+            let close = if prefix == "(+" { ")" } else { "" };
+            let (a, b) = rest.split_at(rest.len() / 2);
+            let typed = format!("{prefix}{code}{close}{sep}{a}{sep}{b}");
+            let p = phone(&typed).unwrap();
+            prop_assert_eq!(&p.key, &format!("+{digits}"));
+            prop_assert_eq!(&p.canonical, &p.key);
+            prop_assert_eq!(mobile(&typed).unwrap(), p.key.clone());
+            prop_assert_eq!(phone(&p.canonical).unwrap(), p);
+        }
+
+        #[test]
+        fn phone_canonical_is_fixed_point(s in "[+0-9 ()\\-x转]{0,24}") {
+            if let Ok(p) = phone(&s) {
+                prop_assert_eq!(phone(&p.canonical).unwrap(), p);
+            }
+        }
     }
 
     #[test]

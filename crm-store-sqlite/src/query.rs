@@ -6,6 +6,11 @@
 //! (in)equality, which is written as the literal `1` or `0` (see
 //! [`bool_literal`]). The main table is aliased `t`, related tables `r1`,
 //! `r2` … by nesting depth, the share lookup `s`.
+//!
+//! Filters of any size fit SQLite's limits: an `In` list of more than
+//! [`IN_LIST_MAX`] values is one JSON array parameter read by `json_each`
+//! ([`push_in_list`]), and an `And`/`Or` of more than [`CHAIN_MAX`] terms
+//! is written as a balanced tree of groups ([`compile_chain`]).
 
 use crate::codec::{encode, encode_custom, invalid, timestamp_text};
 use crm_core::schema::{ColType, ColumnDef, Table};
@@ -179,6 +184,115 @@ fn escape_like(needle: &str) -> String {
     out
 }
 
+/// `In` lists of more values than this are bound as one JSON array
+/// ([`push_in_list`]) rather than one parameter per value.
+///
+/// SQLite refuses a statement of more than 32 766 parameters, and one
+/// statement may hold several lists (a duplicate guard's `Or` holds one
+/// per customer), so a list must stay far below that; up to 500 values the
+/// list is written as before, one `?` each, which keeps the plans of the
+/// usual short lists (scopes, duplicate probes of a batch's keys) as they
+/// are, while above it binding, parsing and preparing tens of thousands of
+/// parameters would cost more than SQLite reading one JSON text.
+const IN_LIST_MAX: usize = 500;
+
+/// `And`/`Or` chains of more terms than this are written as a balanced
+/// tree of parenthesised groups of at most this many terms
+/// ([`compile_chain`]).
+///
+/// SQLite's parser nests a flat chain `a OR b OR c …` one level per term
+/// and refuses expressions deeper than 1 000 levels; grouped, a chain of
+/// `n` terms is about `64 · log₆₄ n` levels deep (about 130 for 4 000
+/// terms). Shorter chains are written flat, as they always were.
+const CHAIN_MAX: usize = 64;
+
+/// The JSON array text of encoded values, when JSON carries every one of
+/// them exactly as SQLite compares it: TEXT as a string, INTEGER as a
+/// number (SQLite reads JSON integers back as 64-bit integers), NULL as
+/// `null`. `None` for REAL (a custom number: its decimal text would have to
+/// round-trip through SQLite's own number parser) and BLOB values, which
+/// keep one parameter each.
+fn json_array(values: &[Sql]) -> Option<String> {
+    let mut out = String::with_capacity(values.len() * 40 + 2);
+    out.push('[');
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match v {
+            Sql::Null => out.push_str("null"),
+            Sql::Integer(n) => out.push_str(&n.to_string()),
+            Sql::Text(t) => out.push_str(&serde_json::to_string(t).ok()?),
+            Sql::Real(_) | Sql::Blob(_) => return None,
+        }
+    }
+    out.push(']');
+    Some(out)
+}
+
+/// Writes ` IN (…)` of encoded values (at least one) after an expression.
+///
+/// Up to [`IN_LIST_MAX`] values, or values JSON cannot carry
+/// ([`json_array`]), are bound one `?` each. A longer list is one JSON
+/// array parameter, `IN (SELECT value FROM json_each(?))`: `json_each`
+/// yields each element as the SQL value it was encoded from (TEXT, INTEGER
+/// or NULL) and its `value` column has no affinity, so the comparison
+/// takes the column's, as for a list; `x IN (subquery)` has the same NULL
+/// semantics as `x IN (list)` (NULL when `x` is NULL, or when no value is
+/// equal and one is NULL), also under `NOT`; and SQLite still probes an
+/// index of the column once per value of the (materialised) subquery.
+fn push_in_list(q: &mut Query, values: Vec<Sql>) {
+    if values.len() > IN_LIST_MAX
+        && let Some(json) = json_array(&values)
+    {
+        q.push(" IN (SELECT value FROM json_each(");
+        q.bind(Sql::Text(json));
+        q.push("))");
+        return;
+    }
+    q.push(" IN (");
+    for (i, v) in values.into_iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        q.bind(v);
+    }
+    q.push(")");
+}
+
+/// Writes the terms of an `And` or `Or` (at least one) joined by `joiner`,
+/// in parentheses: flat up to [`CHAIN_MAX`] terms, otherwise as at most
+/// [`CHAIN_MAX`] groups of consecutive terms, each written the same way.
+/// `AND` and `OR` are associative, also with NULLs, so the grouping changes
+/// nothing but the depth of the expression.
+fn compile_chain(
+    q: &mut Query,
+    table: Table,
+    alias: &str,
+    depth: usize,
+    joiner: &str,
+    parts: &[Filter],
+) -> Result<(), StoreError> {
+    q.push("(");
+    if parts.len() <= CHAIN_MAX {
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                q.push(joiner);
+            }
+            compile_filter(q, table, alias, depth, part)?;
+        }
+    } else {
+        for (i, group) in parts.chunks(parts.len().div_ceil(CHAIN_MAX)).enumerate() {
+            if i > 0 {
+                q.push(joiner);
+            }
+            compile_chain(q, table, alias, depth, joiner, group)?;
+        }
+    }
+    q.push(")");
+    Ok(())
+}
+
 fn compile_filter(
     q: &mut Query,
     table: Table,
@@ -227,14 +341,8 @@ fn compile_filter(
                 .collect::<Result<Vec<_>, _>>()?;
             q.push("(");
             push_expr(q, alias, &e);
-            q.push(" IN (");
-            for (i, v) in values.into_iter().enumerate() {
-                if i > 0 {
-                    q.push(", ");
-                }
-                q.bind(v);
-            }
-            q.push("))");
+            push_in_list(q, values);
+            q.push(")");
         }
         Filter::Contains(col, needle) | Filter::StartsWith(col, needle) => {
             let e = resolve(table, col)?;
@@ -272,14 +380,7 @@ fn compile_filter(
                 q.push(empty);
                 return Ok(());
             }
-            q.push("(");
-            for (i, part) in parts.iter().enumerate() {
-                if i > 0 {
-                    q.push(joiner);
-                }
-                compile_filter(q, table, alias, depth, part)?;
-            }
-            q.push(")");
+            compile_chain(q, table, alias, depth, joiner, parts)?;
         }
         Filter::HoldsId(col, id) => {
             let c = match resolve(table, col)? {
@@ -364,14 +465,13 @@ fn compile_where(s: &Select) -> Result<Query, StoreError> {
                 continue;
             }
             let mut p = Query::default();
-            p.push(&format!("t.\"{column}\" IN ("));
-            for (i, id) in ids.iter().enumerate() {
-                if i > 0 {
-                    p.push(", ");
-                }
-                p.bind(Sql::Text(crate::codec::id_text(id)));
-            }
-            p.push(")");
+            p.push(&format!("t.\"{column}\""));
+            push_in_list(
+                &mut p,
+                ids.iter()
+                    .map(|id| Sql::Text(crate::codec::id_text(id)))
+                    .collect(),
+            );
             parts.push(p);
         }
         if let Some(user) = shared_with {
@@ -801,6 +901,188 @@ mod tests {
         )
         .expect("fill");
         check(&conn);
+    }
+
+    /// The filter part of the compiled page query of customers matching
+    /// `filter`, and the number of its parameters.
+    fn filter_text(filter: Filter) -> (String, usize) {
+        let c = compile_select(&select(filter)).expect("compiles");
+        let text = c.page.text;
+        let marker = "t.\"archived_at\" IS NULL AND ";
+        let start = text.find(marker).expect("filter") + marker.len();
+        let end = text.find(" ORDER BY").expect("order");
+        assert_eq!(text.matches('?').count(), c.page.params.len());
+        (text[start..end].to_owned(), c.page.params.len())
+    }
+
+    /// The deepest nesting of parentheses in `text`.
+    fn nesting(text: &str) -> usize {
+        let (mut depth, mut max) = (0usize, 0usize);
+        for c in text.chars() {
+            match c {
+                '(' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                ')' => depth -= 1,
+                _ => {}
+            }
+        }
+        max
+    }
+
+    fn id_is(n: u128) -> Filter {
+        Filter::Cmp(Col::Column("id"), CmpOp::Eq, Value::Id(Uuid::from_u128(n)))
+    }
+
+    /// Runs `EXPLAIN` of a compiled page query on a migrated database: the
+    /// statement prepares and binds.
+    fn prepares(filter: Filter) {
+        let store = crate::SqliteStore::open_in_memory().expect("open");
+        let conn = store.writer.lock();
+        let c = compile_select(&select(filter)).expect("compiles");
+        plan(&conn, &c.page);
+    }
+
+    #[test]
+    fn short_chains_stay_flat_and_long_ones_are_grouped() {
+        // Up to CHAIN_MAX terms: one flat chain, as always.
+        let (text, _) = filter_text(Filter::Or((0..CHAIN_MAX as u128).map(id_is).collect()));
+        let flat = vec![r#"(t."id" = ?)"#; CHAIN_MAX].join(" OR ");
+        assert_eq!(text, format!("({flat})"));
+        // Longer: groups of at most CHAIN_MAX terms, every term kept once
+        // and in order.
+        let n = 100_000u128;
+        let chain = |f: fn(Vec<Filter>) -> Filter| {
+            f((0..n)
+                .map(|i| Filter::IsNull(Col::Column(if i % 2 == 0 { "phone" } else { "email" })))
+                .collect())
+        };
+        for (filter, joiner) in [(chain(Filter::Or), " OR "), (chain(Filter::And), " AND ")] {
+            let (text, _) = filter_text(filter.clone());
+            assert_eq!(text.matches(joiner).count(), n as usize - 1);
+            assert_eq!(text.matches(r#"(t."phone" IS NULL)"#).count(), 50_000);
+            // 64 · 64 · 64 > 100 000: three levels of groups, each term in
+            // its own parentheses.
+            assert_eq!(nesting(&text), 4, "{}", &text[..200]);
+            let mut longest = 0;
+            for group in text.split(['(', ')']) {
+                longest = longest.max(group.matches(joiner).count() + 1);
+            }
+            assert!(longest <= CHAIN_MAX, "{longest}");
+            prepares(filter);
+        }
+        // Nested chains group at every level.
+        let nested = Filter::And(vec![
+            Filter::Or((0..3_000).map(id_is).collect()),
+            Filter::Not(Box::new(Filter::Or((5_000..8_000).map(id_is).collect()))),
+        ]);
+        let (text, params) = filter_text(nested.clone());
+        assert_eq!(params, 1 + 6_000, "the company, then the ids");
+        assert!(nesting(&text) <= 6, "{}", nesting(&text));
+        prepares(nested);
+    }
+
+    #[test]
+    fn long_in_lists_are_one_json_parameter_read_through_the_index() {
+        let store = crate::SqliteStore::open_in_memory().expect("open");
+        let conn = store.writer.lock();
+        let keys =
+            |n: usize| -> Vec<Value> { (0..n).map(|i| Value::Text(format!("k\"{i}"))).collect() };
+        let probe = |n: usize, negate: bool| {
+            let mut inner = Filter::In(Col::Column("key"), keys(n));
+            if negate {
+                inner = Filter::Not(Box::new(inner));
+            }
+            let mut s = select(Filter::And(vec![
+                Filter::Cmp(Col::Column("kind"), CmpOp::Eq, Value::from("phone")),
+                inner,
+            ]));
+            s.table = Table::CustomerKeys;
+            compile_select(&s).expect("compiles").page
+        };
+        // Up to IN_LIST_MAX values: one parameter each, as always.
+        let short = probe(IN_LIST_MAX, false);
+        assert_eq!(short.params.len(), IN_LIST_MAX + 2);
+        assert!(!short.text.contains("json_each"), "{}", short.text);
+        // Longer: one JSON array, the values encoded as the column stores
+        // them, still probing the index by key once per value.
+        let long = probe(40_000, false);
+        assert_eq!(long.params.len(), 3, "company, kind, the list");
+        assert!(
+            long.text
+                .contains(r#"(t."key" IN (SELECT value FROM json_each(?)))"#),
+            "{}",
+            long.text
+        );
+        let Sql::Text(json) = &long.params[2] else {
+            panic!("{:?}", long.params[2]);
+        };
+        let parsed: Vec<String> = serde_json::from_str(json).expect("a JSON array of texts");
+        assert_eq!(parsed[..2], [r#"k"0"#.to_owned(), r#"k"1"#.to_owned()]);
+        assert_eq!(parsed.len(), 40_000);
+        let p = plan(&conn, &long);
+        assert!(
+            p.contains("customer_keys_by_key (key=? AND kind=?)"),
+            "{}\n{p}",
+            long.text
+        );
+        assert!(p.contains("LIST SUBQUERY"), "{p}");
+        // NOT IN is written alike (there is nothing to probe by).
+        let not = probe(40_000, true);
+        assert_eq!(not.params.len(), 3);
+        assert!(
+            not.text
+                .contains(r#"(NOT (t."key" IN (SELECT value FROM json_each(?))))"#)
+        );
+        plan(&conn, &not);
+
+        // Ids, integers, dates, timestamps and NULL go in the array as
+        // stored; custom numbers (REAL) keep one parameter each.
+        let day = chrono::NaiveDate::from_ymd_opt(2026, 2, 3).expect("date");
+        let at = Utc
+            .with_ymd_and_hms(2026, 2, 3, 4, 5, 6)
+            .single()
+            .expect("valid")
+            + chrono::Duration::microseconds(7);
+        let cases: Vec<(&'static str, Value, &str)> = vec![
+            (
+                "owner_id",
+                Value::Id(Uuid::from_u128(1)),
+                r#""00000000-0000-0000-0000-000000000001""#,
+            ),
+            (
+                "open_opportunities",
+                Value::Int(i64::MIN),
+                "-9223372036854775808",
+            ),
+            ("next_follow_up", Value::Date(day), r#""2026-02-03""#),
+            (
+                "last_follow_up_at",
+                Value::Timestamp(at),
+                r#""2026-02-03T04:05:06.000007Z""#,
+            ),
+            ("locked", Value::Bool(true), "1"),
+            ("name", Value::Null, "null"),
+        ];
+        for (column, v, json) in cases {
+            let c = compile_select(&select(Filter::In(
+                Col::Column(column),
+                vec![v; IN_LIST_MAX + 1],
+            )))
+            .expect("compiles");
+            assert_eq!(c.page.params.len(), 2, "{column}: {}", c.page.text);
+            assert!(c.page.text.contains("json_each(?)"), "{}", c.page.text);
+            let expected = format!("[{}]", vec![json; IN_LIST_MAX + 1].join(","));
+            assert_eq!(c.page.params[1], Sql::Text(expected), "{column}");
+        }
+        let score = Col::Custom {
+            key: "score".into(),
+            ty: CustomType::Number,
+        };
+        let (text, params) = filter_text(Filter::In(score, vec![Value::Float(0.1); 1_000]));
+        assert_eq!(params, 1 + 2 + 1_000, "{}", &text[..200]);
+        assert!(!text.contains("json_each"));
     }
 
     #[test]

@@ -569,7 +569,7 @@ pub async fn import_rejects_every_bad_value_in_both_languages(store: Arc<dyn Sto
         good("正常有限公司"),                                      // 2
         with("", 2, t("A")),                                       // 3 name missing
         with("坏信用代码有限公司", 6, t("91350100M000100Y40")),    // 4
-        with("坏电话有限公司", 3, t("12345")),                     // 5
+        with("坏电话有限公司", 3, t("1234")),                      // 5
         with("坏邮箱有限公司", 4, t("not-an-email")),              // 6
         with("坏网址有限公司", 5, t("ftp://x")),                   // 7
         with("坏级别有限公司", 2, t("Z")),                         // 8
@@ -593,7 +593,7 @@ pub async fn import_rejects_every_bad_value_in_both_languages(store: Arc<dyn Sto
     r[13] = t("13812345678");
     data.push(r);
     // 17: several problems at once.
-    let mut r = with("多处错误有限公司", 3, t("12345"));
+    let mut r = with("多处错误有限公司", 3, t("1234"));
     r[4] = t("bad@");
     data.push(r);
     let report = run(&w, &w.admin, opts(Entity::Customer), &h, data).await;

@@ -10,6 +10,7 @@ pub mod import_suite;
 pub mod lifecycle_suite;
 pub mod permission_suite;
 pub mod pool_suite;
+pub mod query_suite;
 pub mod sales_suite;
 pub mod service_suite;
 pub mod store_suite;
@@ -29,6 +30,7 @@ macro_rules! conformance_tests {
         $crate::permission_scenarios!($crate::__conformance_one; $make);
         $crate::sales_scenarios!($crate::__conformance_one; $make);
         $crate::lifecycle_scenarios!($crate::__conformance_one; $make);
+        $crate::query_scenarios!($crate::__conformance_one; $make);
     };
 }
 

@@ -617,7 +617,7 @@ pub async fn validation_names_every_bad_field(store: Arc<dyn Store>) {
     let mut f = fields(json!({
         "name": "坏数据有限公司",
         "uscc": "91440300192203821X",
-        "phone": "12345",
+        "phone": "1234",
         "email": "not-an-email",
         "category": "不存在的分类",
         "next_follow_up": "2026-13-45",

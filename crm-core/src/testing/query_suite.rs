@@ -1,0 +1,557 @@
+//! Large-query scenarios: selects whose filters are far bigger than a
+//! hand-written query, as the engine builds them for imports and guards.
+//!
+//! - `And` and `Or` of thousands of terms select the same rows as short
+//!   ones (SQLite nests a flat chain one level per term and refuses a tree
+//!   deeper than 1000, so the store must group long chains).
+//! - `In` and `Not(In)` of tens of thousands of values, more values than
+//!   SQLite takes parameters in one statement, select the right rows of
+//!   ids, texts, integers, dates, timestamps and custom fields, with SQL's
+//!   NULL semantics kept (a NULL in the list leaves `Not(In)` unmatched
+//!   where nothing else equals), and so does a scope naming tens of
+//!   thousands of owners and departments.
+//! - A contact import whose batch holds mobiles of 1 200 distinct customers
+//!   passes its duplicate guard (one `Or` term per customer).
+
+/// Lists the large-query scenarios for [`conformance_tests!`](crate::conformance_tests).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! query_scenarios {
+    ($each:path; $make:expr) => {
+        $each!(
+            $crate::testing::query_suite::long_and_and_or_chains_select_the_right_rows,
+            query_long_and_and_or_chains_select_the_right_rows,
+            $make
+        );
+        $each!(
+            $crate::testing::query_suite::long_in_lists_select_the_right_rows,
+            query_long_in_lists_select_the_right_rows,
+            $make
+        );
+        $each!(
+            $crate::testing::query_suite::long_scope_lists_select_the_right_rows,
+            query_long_scope_lists_select_the_right_rows,
+            $make
+        );
+        $each!(
+            $crate::testing::query_suite::contact_import_for_many_customers_passes_its_guard,
+            query_contact_import_for_many_customers_passes_its_guard,
+            $make
+        );
+    };
+}
+
+use crate::entity::Entity;
+use crate::import::{Cell, ImportOptions, SheetRow};
+use crate::query::{ListQuery, PageRequest};
+use crate::schema::{ColType, Table};
+use crate::store::{
+    ChangeSet, CmpOp, Col, CustomType, Filter, Op, Paging, Row, Scope, Select, Store,
+};
+use crate::testing::service_suite::World;
+use crate::value::Value;
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde_json::json;
+use std::sync::Arc;
+use uuid::Uuid;
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// Rows of the scenarios' table.
+const ROWS: u128 = 40;
+
+/// The company of every row.
+fn company() -> Uuid {
+    Uuid::from_u128(0xC0_0000)
+}
+
+/// A deterministic id; ids sort like their numbers.
+fn uid(n: u128) -> Uuid {
+    Uuid::from_u128(n)
+}
+
+/// When rows are created.
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-01T08:00:00Z")
+        .expect("fixed timestamp")
+        .with_timezone(&Utc)
+}
+
+/// "Now" of every select.
+fn now() -> DateTime<Utc> {
+    t0() + Duration::days(90)
+}
+
+/// The follow-up date of row `n`.
+fn day(n: u128) -> NaiveDate {
+    NaiveDate::from_ymd_opt(2026, 1, 1).expect("fixed date") + Duration::days(n as i64)
+}
+
+/// The last follow-up of row `n`, with microseconds.
+fn moment(n: u128) -> DateTime<Utc> {
+    t0() + Duration::microseconds(n as i64 * 1_000_001)
+}
+
+/// The owner of row `n`: four owners in turn.
+fn owner(n: u128) -> Uuid {
+    uid(0xD0_0000 + n % 4)
+}
+
+/// The name of row `n`.
+fn name(n: u128) -> String {
+    format!("客户{n:05}")
+}
+
+/// Inserts customers `1..=ROWS` of [`company`] in one change set. Row `n`
+/// has `open_opportunities = n`, an owner of four, a name, a follow-up
+/// date and a last follow-up time except every fifth row (NULL there), and
+/// custom fields `score` (a number) and `region` (text).
+async fn fill(store: &Arc<dyn Store>) {
+    let ops = (1..=ROWS)
+        .map(|n| {
+            let mut values = Vec::new();
+            for c in Table::Customers.columns() {
+                let v = match c.name {
+                    "id" => Value::Id(uid(n)),
+                    "company_id" => Value::Id(company()),
+                    "version" => Value::Int(1),
+                    "created_at" | "updated_at" => Value::Timestamp(t0()),
+                    "owner_id" => Value::Id(owner(n)),
+                    "name" => Value::Text(name(n)),
+                    "open_opportunities" => Value::Int(n as i64),
+                    "next_follow_up" if n % 5 != 0 => Value::Date(day(n)),
+                    "last_follow_up_at" if n % 5 != 0 => Value::Timestamp(moment(n)),
+                    "custom" => Value::Json(json!({"score": n as f64 + 0.5, "region": name(n)})),
+                    _ if c.nullable => continue,
+                    _ => match c.ty {
+                        ColType::Id => Value::Id(Uuid::nil()),
+                        ColType::Text => Value::Text("-".into()),
+                        ColType::Int => Value::Int(0),
+                        ColType::Bool => Value::Bool(false),
+                        ColType::Date => Value::Date(day(0)),
+                        ColType::Timestamp => Value::Timestamp(t0()),
+                        ColType::Json => Value::Json(json!([])),
+                    },
+                };
+                values.push((c.name, v));
+            }
+            Op::Insert {
+                table: Table::Customers,
+                values,
+            }
+        })
+        .collect();
+    let changes = ChangeSet {
+        ops,
+        ..ChangeSet::default()
+    };
+    if let Err(e) = store.apply(&changes).await {
+        panic!("filling customers failed: {e} ({e:?})");
+    }
+}
+
+/// A select of the active customers of [`company`] matching `filter`.
+fn filtered(filter: Filter) -> Select {
+    Select {
+        filter,
+        ..Select::all(Table::Customers, company(), now())
+    }
+}
+
+/// The numbers of the rows `s` selects, in id order; the total, when
+/// counted, must agree.
+async fn numbers(store: &Arc<dyn Store>, s: &Select) -> Vec<u128> {
+    let selected = match store.select(s).await {
+        Ok(selected) => selected,
+        Err(e) => panic!("select failed: {e} ({e:?})"),
+    };
+    if let Some(total) = selected.total {
+        assert_eq!(total as usize, selected.rows.len(), "total of the select");
+    }
+    selected.rows.iter().map(|r| Row::id(r).as_u128()).collect()
+}
+
+/// The numbers of the rows `filter` selects, counted too.
+async fn matching(store: &Arc<dyn Store>, filter: Filter) -> Vec<u128> {
+    let mut s = filtered(filter);
+    s.with_total = true;
+    numbers(store, &s).await
+}
+
+/// Rows `1..=ROWS` for which `keep` holds.
+fn rows_where(keep: impl Fn(u128) -> bool) -> Vec<u128> {
+    (1..=ROWS).filter(|n| keep(*n)).collect()
+}
+
+fn id_is(n: u128) -> Filter {
+    Filter::Cmp(Col::Column("id"), CmpOp::Eq, Value::Id(uid(n)))
+}
+
+fn id_is_not(n: u128) -> Filter {
+    Filter::Cmp(Col::Column("id"), CmpOp::Ne, Value::Id(uid(n)))
+}
+
+/// `count` ids that no row has, from `from` on.
+fn missing(from: u128, count: u128) -> impl Iterator<Item = u128> {
+    (0..count).map(move |i| 0x1000_0000 + from + i)
+}
+
+/// `v` with `f` inserted at `at` (or at the end), to put real terms in the
+/// middle of long lists.
+fn place<T>(mut v: Vec<T>, at: usize, f: T) -> Vec<T> {
+    let at = at.min(v.len());
+    v.insert(at, f);
+    v
+}
+
+fn custom(key: &str, ty: CustomType) -> Col {
+    Col::Custom {
+        key: key.into(),
+        ty,
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios
+// ---------------------------------------------------------------------------
+
+/// `Or` and `And` of 3 000 terms (alone, nested, negated, and as the
+/// import's duplicate guard writes them: one `customer … AND key IN …`
+/// term per parent) select the same rows as their meaning.
+pub async fn long_and_and_or_chains_select_the_right_rows(store: Arc<dyn Store>) {
+    fill(&store).await;
+    // Or: 3 000 ids, three of them real, at the start, middle and end.
+    let mut terms: Vec<Filter> = missing(0, 2_997).map(id_is).collect();
+    terms = place(terms, 0, id_is(3));
+    terms = place(terms, 1_500, id_is(17));
+    terms.push(id_is(40));
+    assert_eq!(terms.len(), 3_000);
+    let or = Filter::Or(terms);
+    assert_eq!(matching(&store, or.clone()).await, vec![3, 17, 40]);
+    assert_eq!(
+        matching(&store, Filter::Not(Box::new(or.clone()))).await,
+        rows_where(|n| ![3, 17, 40].contains(&n))
+    );
+
+    // And: 3 000 conditions, two of them excluding real rows, one bounding
+    // a column.
+    let mut terms: Vec<Filter> = missing(10_000, 2_997).map(id_is_not).collect();
+    terms = place(terms, 700, id_is_not(5));
+    terms = place(terms, 2_000, id_is_not(33));
+    terms.push(Filter::Cmp(
+        Col::Column("open_opportunities"),
+        CmpOp::Ge,
+        Value::Int(2),
+    ));
+    let and = Filter::And(terms);
+    assert_eq!(
+        matching(&store, and.clone()).await,
+        rows_where(|n| n >= 2 && n != 5 && n != 33)
+    );
+
+    // Both at once, inside each other.
+    let both = Filter::And(vec![Filter::Or(vec![or.clone(), id_is(8)]), and.clone()]);
+    assert_eq!(matching(&store, both).await, vec![3, 8, 17, 40]);
+
+    // The duplicate guard's shape: per parent, `owner = ? AND name IN (…)`.
+    let per_parent: Vec<Filter> = (0..3_000u128)
+        .map(|i| {
+            let (owner_id, names) = if i % 1_000 == 7 {
+                // A real owner with real and missing names.
+                let o = 7 + i / 1_000;
+                (owner(o), vec![name(o), name(o + 4), name(o + 1)])
+            } else {
+                (uid(0xE0_0000 + i), vec![name(i % 40 + 1)])
+            };
+            Filter::And(vec![
+                Filter::Cmp(Col::Column("owner_id"), CmpOp::Eq, Value::Id(owner_id)),
+                Filter::In(
+                    Col::Column("name"),
+                    names.into_iter().map(Value::Text).collect(),
+                ),
+            ])
+        })
+        .collect();
+    // Three terms name a real owner (that of row 7, 8 or 9) with two rows
+    // of theirs (`o`, `o + 4`) and one of another owner (`o + 1`): rows 7
+    // and 11, 8 and 12, 9 and 13 match; row 10 (named with row 9's owner)
+    // does not.
+    assert_eq!(
+        matching(&store, Filter::Or(per_parent)).await,
+        vec![7, 8, 9, 11, 12, 13]
+    );
+
+    // Paged, the chains stay right on every page.
+    let mut s = filtered(Filter::Or(
+        (1..=ROWS)
+            .filter(|n| n % 2 == 0)
+            .map(id_is)
+            .chain(missing(50_000, 2_000).map(id_is))
+            .collect(),
+    ));
+    s.with_total = true;
+    s.paging = Paging::Offset {
+        offset: 5,
+        limit: 5,
+    };
+    let selected = store.select(&s).await.expect("paged select");
+    assert_eq!(selected.total, Some(20));
+    assert!(selected.has_more);
+    let ids: Vec<u128> = selected.rows.iter().map(|r| r.id().as_u128()).collect();
+    assert_eq!(ids, vec![12, 14, 16, 18, 20]);
+}
+
+/// `In` and `Not(In)` of 40 000 ids (most of them of no row), and long
+/// lists of texts, numbers, dates, timestamps and custom fields, select
+/// the right rows; a NULL in a list matches no row and leaves `Not(In)`
+/// unmatched where no other value is equal.
+pub async fn long_in_lists_select_the_right_rows(store: Arc<dyn Store>) {
+    fill(&store).await;
+    let real = [2u128, 7, 19, 40];
+    let ids = |extra: &[Value]| -> Vec<Value> {
+        let mut v: Vec<Value> = missing(0, 39_996)
+            .map(|n| Value::Id(uid(n)))
+            .collect::<Vec<_>>();
+        for (i, n) in real.iter().enumerate() {
+            v.insert(i * 13_000, Value::Id(uid(*n)));
+        }
+        v.extend(extra.iter().cloned());
+        v
+    };
+    let list = ids(&[]);
+    assert_eq!(list.len(), 40_000);
+    let id = Col::Column("id");
+    assert_eq!(
+        matching(&store, Filter::In(id.clone(), list.clone())).await,
+        real.to_vec()
+    );
+    let not_in = Filter::Not(Box::new(Filter::In(id.clone(), list.clone())));
+    assert_eq!(
+        matching(&store, not_in).await,
+        rows_where(|n| !real.contains(&n))
+    );
+    // The engine's own guard helper writes `Not(In)` too.
+    let not_among = Filter::not_among(id.clone(), list.iter().filter_map(Value::as_id));
+    assert_eq!(
+        matching(&store, not_among).await,
+        rows_where(|n| !real.contains(&n))
+    );
+    // A NULL among the values: `In` unchanged, `Not(In)` matches nothing.
+    let with_null = ids(&[Value::Null]);
+    assert_eq!(
+        matching(&store, Filter::In(id.clone(), with_null.clone())).await,
+        real.to_vec()
+    );
+    assert_eq!(
+        matching(&store, Filter::Not(Box::new(Filter::In(id, with_null)))).await,
+        Vec::<u128>::new()
+    );
+
+    // Texts, with characters JSON escapes.
+    let mut names: Vec<Value> = (0..1_200)
+        .map(|i| Value::Text(format!("无此客户\"{i}\\\n\t\u{1}")))
+        .collect();
+    names.insert(600, Value::Text(name(11)));
+    names.push(Value::Text(name(12)));
+    let text = Col::Column("name");
+    assert_eq!(
+        matching(&store, Filter::In(text.clone(), names.clone())).await,
+        vec![11, 12]
+    );
+    assert_eq!(
+        matching(&store, Filter::Not(Box::new(Filter::In(text, names)))).await,
+        rows_where(|n| n != 11 && n != 12)
+    );
+
+    // Integers, negative and large ones included.
+    let mut ints: Vec<Value> = (0..1_000i64)
+        .map(|i| Value::Int(i64::MIN + i))
+        .chain((0..1_000i64).map(|i| Value::Int(i64::MAX - i)))
+        .collect();
+    ints.extend([3, 4, 38].map(Value::Int));
+    let int = Col::Column("open_opportunities");
+    assert_eq!(
+        matching(&store, Filter::In(int.clone(), ints.clone())).await,
+        vec![3, 4, 38]
+    );
+    assert_eq!(
+        matching(&store, Filter::Not(Box::new(Filter::In(int, ints)))).await,
+        rows_where(|n| ![3, 4, 38].contains(&n))
+    );
+
+    // Dates and timestamps (microseconds count); rows without one are
+    // neither in nor out of the list.
+    let days: Vec<Value> = (1..=ROWS)
+        .filter(|n| n % 3 == 0)
+        .map(day)
+        .chain((0..1_000).map(|i| day(10_000 + i)))
+        .map(Value::Date)
+        .collect();
+    let date = Col::Column("next_follow_up");
+    assert_eq!(
+        matching(&store, Filter::In(date.clone(), days.clone())).await,
+        rows_where(|n| n % 3 == 0 && n % 5 != 0)
+    );
+    assert_eq!(
+        matching(&store, Filter::Not(Box::new(Filter::In(date, days)))).await,
+        rows_where(|n| n % 3 != 0 && n % 5 != 0)
+    );
+    let moments: Vec<Value> = (1..=ROWS)
+        .filter(|n| n % 2 == 1)
+        .flat_map(|n| {
+            [
+                moment(n),
+                moment(n) + Duration::microseconds(1),
+                moment(n) - Duration::microseconds(1),
+            ]
+        })
+        .chain((0..1_000).map(|i| moment(100_000 + i)))
+        .map(Value::Timestamp)
+        .collect();
+    let at = Col::Column("last_follow_up_at");
+    assert_eq!(
+        matching(&store, Filter::In(at.clone(), moments.clone())).await,
+        rows_where(|n| n % 2 == 1 && n % 5 != 0)
+    );
+    assert_eq!(
+        matching(&store, Filter::Not(Box::new(Filter::In(at, moments)))).await,
+        rows_where(|n| n % 2 == 0 && n % 5 != 0)
+    );
+
+    // Custom fields: numbers (`9` equals `9.0`) and texts.
+    let scores: Vec<Value> = (0..1_000)
+        .map(|i| Value::Float(i as f64 + 0.25))
+        .chain([Value::Float(6.5), Value::Float(21.5)])
+        .collect();
+    assert_eq!(
+        matching(
+            &store,
+            Filter::In(custom("score", CustomType::Number), scores)
+        )
+        .await,
+        vec![6, 21]
+    );
+    let regions: Vec<Value> = (0..1_000)
+        .map(|i| Value::Text(format!("区域{i}")))
+        .chain([Value::Text(name(9)), Value::Null])
+        .collect();
+    let region = custom("region", CustomType::Text);
+    assert_eq!(
+        matching(&store, Filter::In(region.clone(), regions.clone())).await,
+        vec![9]
+    );
+    assert_eq!(
+        matching(&store, Filter::Not(Box::new(Filter::In(region, regions)))).await,
+        Vec::<u128>::new()
+    );
+}
+
+/// A scope naming 40 000 owners and departments (two of the owners real)
+/// selects exactly the rows of those owners, counted alike.
+pub async fn long_scope_lists_select_the_right_rows(store: Arc<dyn Store>) {
+    fill(&store).await;
+    let mut owners: Vec<Uuid> = missing(0, 20_000).map(uid).collect();
+    owners.insert(10_000, owner(1));
+    owners.push(owner(2));
+    let mut s = filtered(Filter::True);
+    s.scope = Scope::Restricted {
+        owners,
+        departments: missing(20_000, 20_000).map(uid).collect(),
+        shared_with: Some(uid(0xF0_0000)),
+    };
+    s.with_total = true;
+    assert_eq!(
+        numbers(&store, &s).await,
+        rows_where(|n| n % 4 == 1 || n % 4 == 2)
+    );
+}
+
+/// A contact import of one contact with a mobile for each of 1 200
+/// customers (one batch, one duplicate guard with a term per customer)
+/// creates them all; some of them imported again are skipped.
+pub async fn contact_import_for_many_customers_passes_its_guard(store: Arc<dyn Store>) {
+    const CUSTOMERS: u32 = 1_200;
+    let w = World::new(store.clone()).await;
+    let customer = |i: u32| format!("批量查询客户{i:04}有限公司");
+    let import = |entity: Entity, header: &[&str], data: Vec<Vec<Cell>>| {
+        let w = &w;
+        let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+        async move {
+            let mut session = w
+                .crm
+                .begin_import(&w.admin, ImportOptions::new(entity), &header)
+                .await
+                .unwrap_or_else(|e| panic!("begin import: {e}"));
+            let rows: Vec<SheetRow> = data
+                .into_iter()
+                .enumerate()
+                .map(|(i, cells)| SheetRow {
+                    number: i as u32 + 2,
+                    cells,
+                })
+                .collect();
+            session
+                .push(&rows)
+                .await
+                .unwrap_or_else(|e| panic!("push: {e}"));
+            session
+                .finish()
+                .await
+                .unwrap_or_else(|e| panic!("finish: {e}"))
+        }
+    };
+    let r = import(
+        Entity::Customer,
+        &["客户名称"],
+        (0..CUSTOMERS)
+            .map(|i| vec![Cell::Text(customer(i))])
+            .collect(),
+    )
+    .await;
+    assert_eq!(r.created, CUSTOMERS as u64, "{:#?}", r.issues);
+    let contacts = || -> Vec<Vec<Cell>> {
+        (0..CUSTOMERS)
+            .map(|i| {
+                vec![
+                    Cell::Text(customer(i)),
+                    Cell::Text(format!("联系人{i}")),
+                    Cell::Text(format!("1380000{i:04}")),
+                ]
+            })
+            .collect()
+    };
+    let header = ["所属客户", "姓名", "手机"];
+    let r = import(Entity::Contact, &header, contacts()).await;
+    assert_eq!(
+        (r.created, r.skipped, r.rejected),
+        (CUSTOMERS as u64, 0, 0),
+        "{:#?}",
+        r.issues
+    );
+    let listed = w
+        .crm
+        .list_records(
+            &w.admin,
+            Entity::Contact,
+            &ListQuery::default()
+                .page(PageRequest::Offset {
+                    page: 1,
+                    per_page: 1,
+                })
+                .with_total(),
+        )
+        .await
+        .expect("contacts");
+    assert_eq!(listed.total, Some(CUSTOMERS as u64));
+    // Some of the rows again: their mobiles are taken for their customers.
+    let again: Vec<Vec<Cell>> = contacts().into_iter().step_by(300).collect();
+    let r = import(Entity::Contact, &header, again).await;
+    assert_eq!(
+        (r.created, r.skipped, r.rejected),
+        (0, 4, 0),
+        "{:#?}",
+        r.issues
+    );
+}
