@@ -222,10 +222,7 @@ impl CustomFieldDef {
             CustomFieldType::Number => {
                 let n: f64 = match value {
                     Json::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-                    _ => text
-                        .replace(',', "")
-                        .parse()
-                        .map_err(|_| format!("'{text}' is not a number"))?,
+                    _ => parse_number(&text)?,
                 };
                 serde_json::Number::from_f64(n)
                     .map(Json::Number)
@@ -273,15 +270,14 @@ impl CustomFieldDef {
                 })
             }
             CustomFieldType::User => Ok(Json::String(text)),
-            CustomFieldType::Boolean => match text.to_lowercase().as_str() {
-                "true" | "1" | "yes" | "y" | "是" | "对" => Ok(Json::Bool(true)),
-                "false" | "0" | "no" | "n" | "否" | "不是" => Ok(Json::Bool(false)),
-                _ => Err(format!("'{text}' is not yes/no (是/否)")),
-            },
+            CustomFieldType::Boolean => parse_bool(&text)
+                .map(Json::Bool)
+                .ok_or_else(|| format!("'{text}' is not yes/no (是/否)")),
         }
     }
 
-    fn option(&self, v: &str) -> std::result::Result<String, String> {
+    /// The option `v` names (exactly, or ASCII case aside), as stored.
+    pub(crate) fn option(&self, v: &str) -> std::result::Result<String, String> {
         self.options
             .iter()
             .find(|o| o.as_str() == v || o.eq_ignore_ascii_case(v))
@@ -292,6 +288,66 @@ impl CustomFieldDef {
                     self.options.join(", ")
                 )
             })
+    }
+}
+
+/// Reads a yes/no value as custom fields take it (saved values and filters
+/// alike): `true`/`1`/`yes`/`y`/`是`/`对` or `false`/`0`/`no`/`n`/`否`/`不是`,
+/// ASCII case aside. `None` for any other word.
+pub(crate) fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_lowercase().as_str() {
+        "true" | "1" | "yes" | "y" | "是" | "对" => Some(true),
+        "false" | "0" | "no" | "n" | "否" | "不是" => Some(false),
+        _ => None,
+    }
+}
+
+/// Reads a number as custom number fields take it (saved values and
+/// filters alike): full-width digits are read as ASCII, commas only
+/// separate thousands in groups of three (`1,234.5`, as amounts of money
+/// take them), and the number must be finite. `1,5`, `1.234,56`, `0,500`,
+/// `nan` and `inf` are refused naming the value.
+pub(crate) fn parse_number(text: &str) -> std::result::Result<f64, String> {
+    let t: String = text
+        .trim()
+        .chars()
+        .map(crate::validate::halfwidth)
+        .collect();
+    let not_a_number = || format!("'{text}' is not a number");
+    let unsigned = t.strip_prefix(['-', '+']).unwrap_or(&t);
+    let plain = if unsigned.contains(',') {
+        let int_part = unsigned.split(['.', 'e', 'E']).next().unwrap_or_default();
+        let groups: Vec<&str> = int_part.split(',').collect();
+        let first_ok = groups
+            .first()
+            .is_some_and(|g| (1..=3).contains(&g.len()) && !g.starts_with('0'));
+        let grouped = first_ok
+            && groups[1..].iter().all(|g| g.len() == 3)
+            && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()))
+            && !unsigned[int_part.len()..].contains(',');
+        if !grouped {
+            return Err(format!(
+                "'{text}' is not a number: commas may only separate thousands, in groups of three (e.g. 1,234.5)"
+            ));
+        }
+        t.replace(',', "")
+    } else {
+        t.clone()
+    };
+    // Only digits, a point, a sign and an exponent: `f64` would also read
+    // `nan`, `inf` and `infinity`.
+    if !plain
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+        || !plain.bytes().any(|b| b.is_ascii_digit())
+    {
+        return Err(not_a_number());
+    }
+    let n: f64 = plain.parse().map_err(|_| not_a_number())?;
+    if n.is_finite() {
+        Ok(n)
+    } else {
+        Err(format!("'{text}' is not a finite number"))
     }
 }
 
@@ -577,10 +633,73 @@ impl Crm {
             "delete",
             Vec::new(),
         ));
+        if def.entity == Entity::Customer {
+            self.drop_dedupe_rule(actor, &def, &mut cs).await?;
+        }
         self.apply(cs).await.map_err(|e| match e {
             Error::Conflict { actual, .. } => conflict(actual),
             e => e,
         })
+    }
+
+    /// Adds to `cs` (deleting the customer custom field `def`) the switching
+    /// off of its duplicate rule, so that no check applies a rule on a
+    /// field that no longer exists, and the removal of its duplicate keys
+    /// (when they are few enough for one change set: otherwise the report
+    /// leaves them out and a rebuild removes them).
+    async fn drop_dedupe_rule(
+        &self,
+        actor: &Actor,
+        def: &CustomFieldDef,
+        cs: &mut ChangeSet,
+    ) -> Result<()> {
+        const KEYS_AT_ONCE: u64 = 5_000;
+        let company = actor.company_id.0;
+        let kind = format!("custom.{}", def.key);
+        let mut sel = Select::all(Table::DedupeRules, company, self.now());
+        sel.filter = Filter::Cmp(Col::Column("field"), CmpOp::Eq, kind.clone().into());
+        for rule in self.store.select(&sel).await?.rows {
+            let mode = rule.get("mode").as_text().unwrap_or_default().to_string();
+            if mode == crate::dedupe::DedupeMode::Off.name() {
+                continue;
+            }
+            cs.ops.push(Op::Update {
+                table: Table::DedupeRules,
+                id: rule.id(),
+                expected_version: rule.version(),
+                values: vec![
+                    ("mode", crate::dedupe::DedupeMode::Off.name().into()),
+                    ("updated_at", Value::Timestamp(self.now())),
+                ],
+            });
+            cs.audit.push(self.audit(
+                Some(actor),
+                company,
+                Table::DedupeRules,
+                rule.id(),
+                "update",
+                vec![FieldChange {
+                    field: kind.clone(),
+                    before: Json::String(mode),
+                    after: Json::String(crate::dedupe::DedupeMode::Off.name().into()),
+                }],
+            ));
+        }
+        let mut keys = Select::all(Table::CustomerKeys, company, self.now());
+        keys.filter = Filter::Cmp(Col::Column("kind"), CmpOp::Eq, kind.into());
+        keys.sort = Vec::new();
+        keys.paging = crate::store::Paging::Keyset {
+            after: None,
+            limit: KEYS_AT_ONCE + 1,
+        };
+        let rows = self.store.select(&keys).await?.rows;
+        if rows.len() as u64 <= KEYS_AT_ONCE {
+            cs.ops.extend(rows.iter().map(|r| Op::Delete {
+                table: Table::CustomerKeys,
+                id: r.id(),
+            }));
+        }
+        Ok(())
     }
 
     /// Every live custom field of the company, whatever its entity.
@@ -772,5 +891,79 @@ impl Crm {
                 version: 0,
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn number_field() -> CustomFieldDef {
+        CustomFieldDef {
+            id: FieldId(uuid::Uuid::nil()),
+            entity: Entity::Customer,
+            key: "capital".into(),
+            label: "注册资本".into(),
+            label_en: None,
+            field_type: CustomFieldType::Number,
+            options: Vec::new(),
+            required: false,
+            unique: false,
+            position: 0,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn numbers_take_commas_only_between_thousands() {
+        for (text, n) in [
+            ("1234.5", 1234.5),
+            ("1,234.5", 1234.5),
+            ("-1,234,567", -1_234_567.0),
+            ("１，２３４", 1234.0),
+            ("0.5", 0.5),
+            ("12e3", 12_000.0),
+        ] {
+            assert_eq!(parse_number(text), Ok(n), "{text}");
+        }
+        for text in [
+            "1,5",
+            "1.234,56",
+            "0,500",
+            "12,34",
+            "1,2345",
+            ",123",
+            "1,",
+            "1,234.5,6",
+            "nan",
+            "NaN",
+            "inf",
+            "-infinity",
+            "1e400",
+            "abc",
+            "",
+            "-",
+        ] {
+            let e = parse_number(text).expect_err(text);
+            assert!(e.contains(&format!("'{text}'")), "{text}: {e}");
+        }
+        let f = number_field();
+        assert_eq!(f.coerce(&Json::from("1,234.5")), Ok(Json::from(1234.5)));
+        let e = f.coerce(&Json::from("1,5")).expect_err("1,5");
+        assert!(e.contains("'1,5'") && e.contains("thousands"), "{e}");
+        assert!(f.coerce(&Json::from("1.234,56")).is_err());
+    }
+
+    #[test]
+    fn yes_and_no_are_read_alike_everywhere() {
+        for t in ["true", "1", "YES", "y", "是", "对"] {
+            assert_eq!(parse_bool(t), Some(true), "{t}");
+        }
+        for t in ["false", "0", "No", "n", "否", "不是"] {
+            assert_eq!(parse_bool(t), Some(false), "{t}");
+        }
+        for t in ["maybe", "2", ""] {
+            assert_eq!(parse_bool(t), None, "{t}");
+        }
     }
 }

@@ -629,7 +629,28 @@ impl Crm {
                 m.insert(f.to_string(), mode);
             }
         }
+        // A rule on a custom field deleted since no longer applies (deleting
+        // a field switches its rule off; one left on before is ignored).
+        if m.iter()
+            .any(|(f, mode)| f.starts_with("custom.") && *mode != DedupeMode::Off)
+        {
+            let live: HashSet<String> = self
+                .company_custom_fields(company)
+                .await?
+                .into_iter()
+                .filter(|d| d.entity == Entity::Customer)
+                .map(|d| format!("custom.{}", d.key))
+                .collect();
+            m.retain(|f, _| !f.starts_with("custom.") || live.contains(f));
+        }
         Ok(Modes(m))
+    }
+
+    /// The stored rule of a key field (`name` … or `custom.<key>`), if any.
+    async fn dedupe_rule_row(&self, company: Uuid, field: &str) -> Result<Option<Row>> {
+        let mut sel = Select::all(Table::DedupeRules, company, self.now());
+        sel.filter = eq("field", field);
+        Ok(self.store.select(&sel).await?.rows.into_iter().next())
     }
 
     /// The company's duplicate settings: every built-in key field and every
@@ -678,30 +699,45 @@ impl Crm {
         } else {
             let key = f.strip_prefix("custom.").unwrap_or(f);
             let customs = self.custom_fields(actor, Entity::Customer).await?;
-            let def = customs
-                .iter()
-                .find(|d| d.key == key || d.label == key)
-                .ok_or_else(|| {
-                    Error::invalid(
+            match customs.iter().find(|d| d.key == key || d.label == key) {
+                Some(def) => format!("custom.{}", def.key),
+                // A rule left on a field deleted since may always be
+                // switched off (it no longer applies).
+                None if mode == DedupeMode::Off
+                    && self
+                        .dedupe_rule_row(actor.company_id.0, &format!("custom.{key}"))
+                        .await?
+                        .is_some() =>
+                {
+                    format!("custom.{key}")
+                }
+                None => {
+                    return Err(Error::invalid(
                         "field",
                         format!(
                             "'{f}' is neither name, uscc, phone, email nor a customer custom field"
                         ),
-                    )
-                })?;
-            format!("custom.{}", def.key)
+                    ));
+                }
+            }
         };
         let company = actor.company_id.0;
-        let before = self.dedupe_modes(company).await?;
-        let old = before.mode(&canonical);
+        let row = self.dedupe_rule_row(company, &canonical).await?;
+        // As stored: the effective modes leave out rules of deleted fields.
+        let old = match &row {
+            Some(r) => r
+                .get("mode")
+                .as_text()
+                .and_then(|m| m.parse::<DedupeMode>().ok())
+                .unwrap_or(DedupeMode::Off),
+            None => self.dedupe_modes(company).await?.mode(&canonical),
+        };
         if old == mode {
             return Ok(());
         }
-        let mut sel = Select::all(Table::DedupeRules, company, self.now());
-        sel.filter = eq("field", canonical.as_str());
         let now = self.now();
         let mut cs = ChangeSet::default();
-        let id = match self.store.select(&sel).await?.rows.into_iter().next() {
+        let id = match row {
             Some(r) => {
                 cs.ops.push(Op::Update {
                     table: Table::DedupeRules,
@@ -1666,7 +1702,11 @@ impl Crm {
                         created_at: r.get("created_at").as_timestamp().unwrap_or_default(),
                     })
                     .collect();
-                if members.is_empty() {
+                // Keys of a custom field deleted (or no longer a key field)
+                // since, which a rebuild removes.
+                if members.is_empty()
+                    || (field.starts_with("custom.") && modes.mode(&field) == DedupeMode::Off)
+                {
                     continue;
                 }
                 members.sort_by(|x, y| {

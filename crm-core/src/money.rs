@@ -857,8 +857,11 @@ fn parse_amount(text: &str, hint: Option<Currency>) -> Result<Money, MoneyError>
     let groups_ok = match groups.as_slice() {
         [] => false,
         [only] => !only.is_empty(),
+        // A leading group of 0 (`0,500`) is no thousands grouping.
         [first, others @ ..] => {
-            (1..=3).contains(&first.len()) && others.iter().all(|g| g.len() == 3)
+            (1..=3).contains(&first.len())
+                && !first.starts_with('0')
+                && others.iter().all(|g| g.len() == 3)
         }
     };
     let all_digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
@@ -1092,7 +1095,7 @@ mod tests {
         );
         for bad in [
             "abc", "1.2.3", "12,34", "1,2345", ",123", "1,", ".5", "5.", "--1", "1e5", "¥",
-            "1 234", "12a", "- ", "NaN", "0x10", "1.-5",
+            "1 234", "12a", "- ", "NaN", "0x10", "1.-5", "0,500", "00,500.5",
         ] {
             assert!(
                 matches!(Money::parse(bad), Err(MoneyError::Malformed { .. })),

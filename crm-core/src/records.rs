@@ -181,28 +181,35 @@ fn iso_date(t: &str) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(year, num(5..7)?, num(8..10)?)
 }
 
-/// A local date and time in the forms [`Crm::parse_datetime`] accepts.
+/// A local date and time in the forms [`Crm::parse_datetime`] accepts: a
+/// date as [`parse_date`] reads it (`2026-11-27`, `2026/11/27`,
+/// `2026.11.27`, `20261127`, `2026年11月27日`, full-width digits), optionally
+/// followed by a time `14:30` or `14:30:59` (full-width digits and `：`
+/// too). A time that cannot be read refuses the whole text: it is never
+/// dropped.
 fn local_datetime(t: &str) -> std::result::Result<NaiveDateTime, ()> {
-    use chrono::Datelike;
-    let cleaned = t.replace('/', "-").replace('T', " ");
-    // A year of four digits from 1000 on, as dates take it.
-    let four_digit_year = |dt: NaiveDateTime| {
-        if dt.year() >= 1000 { Ok(dt) } else { Err(()) }
+    let cleaned: String = t
+        .chars()
+        .map(crate::validate::halfwidth)
+        .map(|c| match c {
+            // 日 (or T) ends the date part.
+            '日' | 'T' => ' ',
+            c => c,
+        })
+        .collect();
+    let cleaned = cleaned.trim();
+    let (date, time) = match cleaned.split_once(char::is_whitespace) {
+        Some((d, tm)) => (d, Some(tm.trim())),
+        None => (cleaned, None),
     };
-    NaiveDateTime::parse_from_str(&cleaned, "%Y-%m-%d %H:%M:%S")
-        .map_err(|_| ())
-        .and_then(four_digit_year)
-        .or_else(|_| {
-            NaiveDateTime::parse_from_str(&cleaned, "%Y-%m-%d %H:%M")
-                .map_err(|_| ())
-                .and_then(four_digit_year)
-        })
-        .or_else(|_| {
-            parse_date(t)
-                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
-                .map_err(|_| ())
-        })
-        .map_err(|_| ())
+    let date = parse_date(date).map_err(|_| ())?;
+    let time = match time {
+        None => NaiveTime::MIN,
+        Some(tm) => NaiveTime::parse_from_str(tm, "%H:%M:%S")
+            .or_else(|_| NaiveTime::parse_from_str(tm, "%H:%M"))
+            .map_err(|_| ())?,
+    };
+    Ok(date.and_time(time))
 }
 
 /// A valid local date and time written exactly `YYYY-MM-DD`,
@@ -2029,6 +2036,11 @@ impl Crm {
         Err(Error::invalid(f, format!("{entity} has no field '{f}'")))
     }
 
+    /// A filter value of a built-in or standard field, normalised as a
+    /// saved value is: phone keys, enum API names, resident ID numbers,
+    /// credit codes and e-mail addresses through the validators that save
+    /// them (the text as typed when it does not validate, which then
+    /// matches nothing), dates, times, yes/no and numbers parsed.
     pub(crate) fn typed_value(
         &self,
         field: &str,
@@ -2043,15 +2055,10 @@ impl Crm {
         };
         if let Col::Custom { ty: ct, .. } = col {
             return Ok(match ct {
-                crate::store::CustomType::Number => Value::Float(
-                    text.replace(',', "")
-                        .parse::<f64>()
-                        .map_err(|_| bad(format!("'{text}' is not a number")))?,
-                ),
-                crate::store::CustomType::Bool => Value::Bool(matches!(
-                    text.to_lowercase().as_str(),
-                    "true" | "1" | "yes" | "是"
-                )),
+                crate::store::CustomType::Number => {
+                    Value::Float(crate::custom::parse_number(&text).map_err(bad)?)
+                }
+                crate::store::CustomType::Bool => Value::Bool(filter_bool(field, &text)?),
                 crate::store::CustomType::Text => Value::Text(text),
             });
         }
@@ -2071,7 +2078,18 @@ impl Crm {
                         .unwrap_or(text);
                     return Ok(Value::Text(api));
                 }
-                FieldKind::Tags => return Ok(Value::Text(format!(",{text},"))),
+                FieldKind::ResidentId => {
+                    let id = crate::validate::resident_id(&text).map(|id| id.number);
+                    return Ok(Value::Text(id.unwrap_or(text)));
+                }
+                FieldKind::Uscc => {
+                    return Ok(Value::Text(crate::validate::uscc(&text).unwrap_or(text)));
+                }
+                FieldKind::Email => {
+                    return Ok(Value::Text(crate::validate::email(&text).unwrap_or(text)));
+                }
+                // Matched inside the stored `,a,b,` list (see `cmp_filter`).
+                FieldKind::Tags => return Ok(Value::Text(text)),
                 _ => {}
             }
         }
@@ -2082,15 +2100,148 @@ impl Crm {
                 text.parse()
                     .map_err(|_| bad(format!("'{text}' is not a whole number")))?,
             ),
-            ColType::Bool => Value::Bool(matches!(
-                text.to_lowercase().as_str(),
-                "true" | "1" | "yes" | "是"
-            )),
+            ColType::Bool => Value::Bool(filter_bool(field, &text)?),
             ColType::Date => Value::Date(parse_date(&text).map_err(bad)?),
             ColType::Timestamp => Value::Timestamp(self.parse_datetime(&text).map_err(bad)?),
             ColType::Id => Value::Id(
                 Uuid::parse_str(&text).map_err(|_| bad(format!("'{text}' is not an id")))?,
             ),
+        })
+    }
+
+    /// A filter value of any field, normalised as a saved value is: custom
+    /// fields by their type (numbers, amounts in 元, dates, yes/no, options
+    /// as stored, users as their ids), built-in choices as their stored
+    /// option, other fields by [`Crm::typed_value`].
+    #[allow(clippy::too_many_arguments)]
+    async fn filter_value(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        field: &str,
+        col: &Col,
+        ty: ColType,
+        def: Option<&'static FieldDef>,
+        custom: Option<&CustomFieldDef>,
+        v: &Json,
+    ) -> Result<Value> {
+        // A built-in choice: the company's option as stored, whatever the
+        // case typed (as saving matches it); no option matches nothing.
+        if let Some(d) = def
+            && matches!(d.kind, FieldKind::Choice(_))
+        {
+            let Some(text) = json_text(v) else {
+                return Ok(Value::Null);
+            };
+            let options = self.picklist(actor, entity, d.name).await?;
+            let stored = options
+                .into_iter()
+                .find(|o| *o == text || o.eq_ignore_ascii_case(&text));
+            return Ok(Value::Text(stored.unwrap_or(text)));
+        }
+        let Some(custom) = custom else {
+            return self.typed_value(field, col, ty, def, v);
+        };
+        let Some(text) = json_text(v) else {
+            return Ok(Value::Null);
+        };
+        let bad = |m: String| Error::invalid(field, m);
+        Ok(match custom.field_type {
+            CustomFieldType::Number => {
+                Value::Float(crate::custom::parse_number(&text).map_err(bad)?)
+            }
+            // Kept in 分 of CNY, read as saving reads it: an amount in
+            // another currency is refused, not compared as that many 分.
+            CustomFieldType::Money => {
+                crate::money::Money::parse_in(&text, crate::money::Currency::CNY)
+                    .map(|m| Value::Float(m.minor as f64))
+                    .map_err(|e| bad(format!("'{text}': {e} (money fields are kept in 元)")))?
+            }
+            // Kept as `YYYY-MM-DD`, which orders as the dates do.
+            CustomFieldType::Date => Value::Text(
+                parse_date(&text)
+                    .map_err(bad)?
+                    .format("%Y-%m-%d")
+                    .to_string(),
+            ),
+            CustomFieldType::Boolean => Value::Bool(filter_bool(field, &text)?),
+            // The option as stored; a word that is no option matches nothing.
+            CustomFieldType::Select | CustomFieldType::MultiSelect => {
+                Value::Text(custom.option(&text).unwrap_or(text))
+            }
+            CustomFieldType::User => Value::Text(self.filter_user(actor, field, &text).await?),
+            CustomFieldType::Text => Value::Text(text),
+        })
+    }
+
+    /// The id a user-type custom field stores for the user `text` names: an
+    /// id (kept as given: the user may have left since), a username, or
+    /// else the display name of exactly one user. No such user is an error,
+    /// as saving refuses one.
+    async fn filter_user(&self, actor: &Actor, field: &str, text: &str) -> Result<String> {
+        if let Ok(id) = Uuid::parse_str(text) {
+            return Ok(id.to_string());
+        }
+        match self.user_by_username(actor, text).await {
+            Ok(u) => return Ok(u.id.to_string()),
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let named: Vec<crate::org::User> = self
+            .list_users(actor, Some(text))
+            .await?
+            .into_iter()
+            .filter(|u| u.display_name == text)
+            .collect();
+        match named.as_slice() {
+            [one] => Ok(one.id.to_string()),
+            [] => Err(Error::invalid(field, format!("no user '{text}'"))),
+            _ => Err(Error::invalid(
+                field,
+                format!("'{text}' is the name of several users; give the username"),
+            )),
+        }
+    }
+
+    /// A comparison of one field with one value as a store filter. Tags
+    /// and multi-select fields, stored as `,a,b,`, compare one option:
+    /// equal means holding it, not equal not holding it (or holding none),
+    /// and no value means holding none.
+    async fn cmp_filter(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        customs: &[CustomFieldDef],
+        f: &str,
+        op: CmpOp,
+        v: &Json,
+    ) -> Result<Filter> {
+        let (col, ty, def) = self.field_col(actor, entity, f, customs)?;
+        let custom = custom_def(&col, customs);
+        let value = self
+            .filter_value(actor, entity, f, &col, ty, def, custom, v)
+            .await?;
+        if is_list(def, custom) {
+            let Value::Text(t) = value else {
+                return Ok(match op {
+                    CmpOp::Ne => Filter::NotNull(col),
+                    _ => Filter::IsNull(col),
+                });
+            };
+            let has = Filter::Contains(col.clone(), format!(",{t},"));
+            return Ok(match op {
+                // Like Ne elsewhere: records without any value match.
+                CmpOp::Ne => Filter::Or(vec![Filter::IsNull(col), Filter::Not(Box::new(has))]),
+                _ => has,
+            });
+        }
+        Ok(if value.is_null() {
+            match op {
+                CmpOp::Ne => Filter::NotNull(col),
+                _ => Filter::IsNull(col),
+            }
+        } else {
+            Filter::Cmp(col, op, value)
         })
     }
 
@@ -2103,58 +2254,42 @@ impl Crm {
         customs: &'a [CustomFieldDef],
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Filter>> + Send + 'a>> {
         Box::pin(async move {
-            let cmp = |f: &str, op: CmpOp, v: &Json| -> Result<Filter> {
-                let (col, ty, def) = self.field_col(actor, entity, f, customs)?;
-                let value = match money_filter_value(f, &col, customs, v) {
-                    Some(m) => m?,
-                    None => self.typed_value(f, &col, ty, def, v)?,
-                };
-                let multi = matches!(&col, Col::Custom { key, .. } if customs
-                    .iter()
-                    .any(|d| &d.key == key && d.field_type == CustomFieldType::MultiSelect));
-                let value = match value {
-                    Value::Text(t) if multi => Value::Text(format!(",{t},")),
-                    other => other,
-                };
-                if multi || def.is_some_and(|d| d.kind == FieldKind::Tags) {
-                    let Value::Text(t) = value else {
-                        return Ok(Filter::True);
-                    };
-                    let has = Filter::Contains(col.clone(), t);
-                    return Ok(match op {
-                        // Like Ne elsewhere: records without any value match.
-                        CmpOp::Ne => {
-                            Filter::Or(vec![Filter::IsNull(col), Filter::Not(Box::new(has))])
-                        }
-                        _ => has,
-                    });
-                }
-                Ok(if value.is_null() {
-                    match op {
-                        CmpOp::Ne => Filter::NotNull(col),
-                        _ => Filter::IsNull(col),
-                    }
-                } else {
-                    Filter::Cmp(col, op, value)
-                })
+            let cmp = |f: &'a str, op: CmpOp, v: &'a Json| {
+                self.cmp_filter(actor, entity, customs, f, op, v)
             };
             Ok(match cond {
-                Cond::Eq(f, v) => cmp(f, CmpOp::Eq, v)?,
-                Cond::Ne(f, v) => cmp(f, CmpOp::Ne, v)?,
-                Cond::Lt(f, v) => cmp(f, CmpOp::Lt, v)?,
-                Cond::Le(f, v) => cmp(f, CmpOp::Le, v)?,
-                Cond::Gt(f, v) => cmp(f, CmpOp::Gt, v)?,
-                Cond::Ge(f, v) => cmp(f, CmpOp::Ge, v)?,
+                Cond::Eq(f, v) => cmp(f, CmpOp::Eq, v).await?,
+                Cond::Ne(f, v) => cmp(f, CmpOp::Ne, v).await?,
+                Cond::Lt(f, v) => cmp(f, CmpOp::Lt, v).await?,
+                Cond::Le(f, v) => cmp(f, CmpOp::Le, v).await?,
+                Cond::Gt(f, v) => cmp(f, CmpOp::Gt, v).await?,
+                Cond::Ge(f, v) => cmp(f, CmpOp::Ge, v).await?,
                 Cond::In(f, vs) => {
                     let (col, ty, def) = self.field_col(actor, entity, f, customs)?;
+                    let custom = custom_def(&col, customs);
                     let mut values = Vec::new();
                     for v in vs {
-                        values.push(match money_filter_value(f, &col, customs, v) {
-                            Some(m) => m?,
-                            None => self.typed_value(f, &col, ty, def, v)?,
-                        });
+                        values.push(
+                            self.filter_value(actor, entity, f, &col, ty, def, custom, v)
+                                .await?,
+                        );
                     }
-                    Filter::In(col, values)
+                    if is_list(def, custom) {
+                        // Holding any of the options (none: holding none).
+                        Filter::Or(
+                            values
+                                .into_iter()
+                                .map(|v| match v {
+                                    Value::Text(t) => {
+                                        Filter::Contains(col.clone(), format!(",{t},"))
+                                    }
+                                    _ => Filter::IsNull(col.clone()),
+                                })
+                                .collect(),
+                        )
+                    } else {
+                        Filter::In(col, values)
+                    }
                 }
                 Cond::Contains(f, t) | Cond::StartsWith(f, t) => {
                     // Without NUL characters, as every value compared (see
@@ -2169,9 +2304,11 @@ impl Crm {
                         ));
                     }
                     let needle = match def.map(|d| d.kind) {
-                        Some(FieldKind::Phone(_) | FieldKind::Mobile(_)) => {
-                            t.chars().filter(char::is_ascii_digit).collect()
-                        }
+                        Some(FieldKind::Phone(_) | FieldKind::Mobile(_)) => t
+                            .chars()
+                            .map(crate::validate::halfwidth)
+                            .filter(char::is_ascii_digit)
+                            .collect(),
                         _ => t.trim().to_string(),
                     };
                     if matches!(cond, Cond::Contains(..)) {
@@ -2370,12 +2507,23 @@ fn search_filter(actor: &Actor, entity: Entity, q: &str) -> Filter {
     // No stored text holds a NUL (and PostgreSQL refuses one in a query).
     let q = q.replace('\0', "").trim().to_string();
     let py = crate::pinyin::normalise_query(&q);
-    let digits: String = q.chars().filter(char::is_ascii_digit).collect();
-    let all_digits = digits.len() >= 3
-        && digits.len()
-            == q.chars()
-                .filter(|ch| !matches!(ch, ' ' | '-' | '+'))
-                .count();
+    // A whole phone number (`+86 138 0013 8000`, `(0755) 8765 4321`,
+    // full-width digits) is searched by the key its validator stores;
+    // other digits (part of a number) as typed, full-width read as ASCII.
+    let (digits, all_digits) = match crate::validate::phone(&q) {
+        Ok(p) => (p.key, true),
+        Err(_) => {
+            let half: String = q.chars().map(crate::validate::halfwidth).collect();
+            let digits: String = half.chars().filter(char::is_ascii_digit).collect();
+            let all = digits.len() >= 3
+                && digits.len()
+                    == half
+                        .chars()
+                        .filter(|ch| !matches!(ch, ' ' | '-' | '+'))
+                        .count();
+            (digits, all)
+        }
+    };
     // (column searched, field whose rule governs it, text)
     let mut terms: Vec<(&'static str, &'static str, &str)> = Vec::new();
     match entity {
@@ -2491,30 +2639,30 @@ fn pending_contact_duplicate(
     Ok(())
 }
 
-/// A filter value for a money custom field, whose values are stored in
-/// minor units (fen): the value is read as an amount in yuan (`12345.67`,
-/// `¥12,345.67`) and compared in fen. `None` when `col` is not a money
-/// custom field.
-fn money_filter_value(
-    field: &str,
-    col: &Col,
-    customs: &[CustomFieldDef],
-    v: &Json,
-) -> Option<Result<Value>> {
+/// The custom field a filter column stands for, if any.
+fn custom_def<'c>(col: &Col, customs: &'c [CustomFieldDef]) -> Option<&'c CustomFieldDef> {
     let Col::Custom { key, .. } = col else {
         return None;
     };
-    customs
-        .iter()
-        .find(|d| &d.key == key && d.field_type == CustomFieldType::Money)?;
-    let Some(text) = json_text(v) else {
-        return Some(Ok(Value::Null));
-    };
-    Some(
-        crate::money::Money::parse(&text)
-            .map(|m| Value::Float(m.minor as f64))
-            .map_err(|e| Error::invalid(field, e.to_string())),
-    )
+    customs.iter().find(|d| &d.key == key)
+}
+
+/// Whether a field holds a list stored as `,a,b,` (tags, multi-selects).
+fn is_list(def: Option<&'static FieldDef>, custom: Option<&CustomFieldDef>) -> bool {
+    def.is_some_and(|d| d.kind == FieldKind::Tags)
+        || custom.is_some_and(|d| d.field_type == CustomFieldType::MultiSelect)
+}
+
+/// A yes/no filter value read as custom fields take it
+/// ([`crate::custom::parse_bool`]); any other word is refused naming the
+/// field and the value.
+fn filter_bool(field: &str, text: &str) -> Result<bool> {
+    crate::custom::parse_bool(text).ok_or_else(|| {
+        Error::invalid(
+            field,
+            format!("'{text}' is neither yes nor no (true/false, 是/否) for {field}"),
+        )
+    })
 }
 
 /// A masked field's value: text masked, each element of a list (tags,
@@ -2715,6 +2863,40 @@ mod tests {
                 // Only invalid dates and times are left to the general parser.
                 prop_assert!(local_datetime(&t).is_err() || t.ends_with(":60"));
             }
+        }
+    }
+
+    #[test]
+    fn datetimes_keep_their_time_in_every_date_form() {
+        let want = NaiveDate::from_ymd_opt(2026, 11, 27)
+            .unwrap()
+            .and_hms_opt(14, 30, 0)
+            .unwrap();
+        for t in [
+            "2026-11-27 14:30",
+            "2026/11/27 14:30",
+            "2026.11.27 14:30",
+            "20261127 14:30",
+            "2026年11月27日 14:30",
+            "2026年11月27日14:30",
+            "２０２６-１１-２７ １４：３０",
+            "２０２６年１１月２７日　１４：３０：００",
+            "2026-11-27T14:30:00",
+        ] {
+            assert_eq!(local_datetime(t), Ok(want), "{t}");
+        }
+        let midnight = want.date().and_hms_opt(0, 0, 0).unwrap();
+        for t in ["2026年11月27日", "20261127", "２０２６.１１.２７"] {
+            assert_eq!(local_datetime(t), Ok(midnight), "{t}");
+        }
+        // A time that cannot be read refuses the text, never drops the time.
+        for t in [
+            "2026年11月27日 14点30分",
+            "2026.11.27 25:00",
+            "20261127 14:30 下午",
+            "2026-11-27 2:30pm",
+        ] {
+            assert_eq!(local_datetime(t), Err(()), "{t}");
         }
     }
 

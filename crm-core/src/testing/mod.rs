@@ -6,6 +6,7 @@
 //! `#[tokio::test]` per scenario, so a failure names the scenario and the
 //! backend.
 
+pub mod filter_suite;
 pub mod import_suite;
 pub mod lifecycle_suite;
 pub mod permission_suite;
@@ -31,6 +32,7 @@ macro_rules! conformance_tests {
         $crate::sales_scenarios!($crate::__conformance_one; $make);
         $crate::lifecycle_scenarios!($crate::__conformance_one; $make);
         $crate::query_scenarios!($crate::__conformance_one; $make);
+        $crate::filter_scenarios!($crate::__conformance_one; $make);
     };
 }
 

@@ -2610,7 +2610,7 @@ pub async fn sales_documents_follow_the_opportunity_and_its_stage(store: Arc<dyn
             product_id: None,
             name: "进口服务器".into(),
             quantity: 1,
-            unit_price: Money::new(100_00, Currency::USD),
+            unit_price: Money::new(10_000, Currency::USD),
         }]),
         competitors: Some(vec![Competitor {
             name: "对手".into(),

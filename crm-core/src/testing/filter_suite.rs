@@ -1,0 +1,785 @@
+//! List filter scenarios: a condition's value is read the way a saved value
+//! is — custom dates, numbers, amounts, yes/no words, options and users,
+//! built-in identifiers (ID numbers, credit codes, e-mail addresses), tags
+//! and multi-selects, dates with times, phone numbers in searches — so that
+//! a record matches the text that saved it, alike on every backend; and
+//! a deleted custom field's duplicate rule goes with it.
+
+/// Lists the filter scenarios for [`conformance_tests!`](crate::conformance_tests).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! filter_scenarios {
+    ($each:path; $make:expr) => {
+        $each!(
+            $crate::testing::filter_suite::custom_date_filters_compare_dates,
+            filter_custom_date_filters_compare_dates,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::identifier_filters_compare_saved_forms,
+            filter_identifier_filters_compare_saved_forms,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::yes_no_filters_read_the_words_saving_reads,
+            filter_yes_no_filters_read_the_words_saving_reads,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::number_filters_refuse_values_that_are_not_finite,
+            filter_number_filters_refuse_values_that_are_not_finite,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::numbers_take_commas_only_between_thousands,
+            filter_numbers_take_commas_only_between_thousands,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::money_filters_read_amounts_in_yuan,
+            filter_money_filters_read_amounts_in_yuan,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::tag_and_multi_select_filters_match_items,
+            filter_tag_and_multi_select_filters_match_items,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::select_filters_match_options_whatever_the_case,
+            filter_select_filters_match_options_whatever_the_case,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::user_filters_name_users_as_saving_does,
+            filter_user_filters_name_users_as_saving_does,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::datetimes_keep_their_time_of_day,
+            filter_datetimes_keep_their_time_of_day,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::search_finds_phone_numbers_as_written,
+            filter_search_finds_phone_numbers_as_written,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::deleting_a_custom_field_drops_its_duplicate_rule,
+            filter_deleting_a_custom_field_drops_its_duplicate_rule,
+            $make
+        );
+    };
+}
+
+use crate::auth::Actor;
+use crate::custom::{CustomFieldType, NewCustomField};
+use crate::dedupe::{DedupeMode, DuplicateQuery};
+use crate::entity::Entity;
+use crate::error::Error;
+use crate::query::{Cond, ListQuery, PageRequest};
+use crate::records::Record;
+use crate::store::Store;
+use crate::testing::service_suite::{World, fields};
+use chrono::{TimeZone, Utc};
+use serde_json::{Value as Json, json};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// Defines a customer custom field.
+async fn define(w: &World, key: &str, label: &str, field_type: CustomFieldType, options: &[&str]) {
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            NewCustomField {
+                entity: Entity::Customer,
+                key: key.into(),
+                label: label.into(),
+                label_en: None,
+                field_type,
+                options: options.iter().map(|o| o.to_string()).collect(),
+                required: false,
+                unique: false,
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("define {key}: {e}"));
+}
+
+/// The names of the records of `entity` the administrator sees under the
+/// conditions (compact form, see [`Cond::parse`]) and the search text.
+async fn find(
+    w: &World,
+    entity: Entity,
+    conds: &[&str],
+    search: Option<&str>,
+) -> Result<BTreeSet<String>, Error> {
+    query(
+        w,
+        &w.admin,
+        entity,
+        conds.iter().map(|c| parse(c)).collect(),
+        search,
+    )
+    .await
+}
+
+fn parse(c: &str) -> Cond {
+    Cond::parse(c).unwrap_or_else(|e| panic!("{c}: {e}"))
+}
+
+async fn query(
+    w: &World,
+    actor: &Actor,
+    entity: Entity,
+    conditions: Vec<Cond>,
+    search: Option<&str>,
+) -> Result<BTreeSet<String>, Error> {
+    let mut q = ListQuery {
+        conditions,
+        ..ListQuery::default()
+    }
+    .page(PageRequest::Offset {
+        page: 1,
+        per_page: 1000,
+    });
+    if let Some(s) = search {
+        q = q.search(s);
+    }
+    let page = w.crm.list_records(actor, entity, &q).await?;
+    Ok(page
+        .items
+        .iter()
+        .map(|r| r.text("name").unwrap_or_default().to_string())
+        .collect())
+}
+
+/// The customers matching the conditions, which must be accepted.
+async fn customers(w: &World, conds: &[&str]) -> BTreeSet<String> {
+    find(w, Entity::Customer, conds, None)
+        .await
+        .unwrap_or_else(|e| panic!("{conds:?}: {e}"))
+}
+
+fn set(names: &[&str]) -> BTreeSet<String> {
+    names.iter().map(|n| n.to_string()).collect()
+}
+
+/// A condition refused as invalid, naming the field and the value.
+async fn refused(w: &World, cond: &str, field: &str, value: &str) {
+    match find(w, Entity::Customer, &[cond], None).await {
+        Err(Error::Validation(v)) => {
+            let text = v.to_string();
+            assert!(
+                text.contains(field) && text.contains(value),
+                "{cond}: {text}"
+            );
+        }
+        other => panic!("{cond} should be refused as invalid, got {other:?}"),
+    }
+}
+
+async fn customer(w: &World, name: &str, extra: Json) -> Record {
+    w.customer(&w.admin, name, extra).await
+}
+
+/// Custom date filters read `2026/3/5`, `2026年3月5日` or `20260305` as the
+/// saved value was read, and compare as dates; a word that is no date is
+/// refused.
+pub async fn custom_date_filters_compare_dates(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(&w, "signed_on", "签约日期", CustomFieldType::Date, &[]).await;
+    customer(&w, "甲公司", json!({"custom.signed_on": "2026/3/5"})).await;
+    customer(&w, "乙公司", json!({"custom.signed_on": "2026年2月20日"})).await;
+    customer(&w, "丙公司", json!({"custom.signed_on": "20261101"})).await;
+    customer(&w, "丁公司", json!({})).await;
+    assert_eq!(
+        customers(&w, &["custom.signed_on>=2026/3/1"]).await,
+        set(&["甲公司", "丙公司"])
+    );
+    for same in [
+        "2026/3/5",
+        "2026年3月5日",
+        "20260305",
+        "２０２６-０３-０５",
+        "2026.3.5",
+    ] {
+        assert_eq!(
+            customers(&w, &[&format!("custom.signed_on={same}")]).await,
+            set(&["甲公司"]),
+            "{same}"
+        );
+    }
+    assert_eq!(
+        customers(&w, &["签约日期<2026年3月5日"]).await,
+        set(&["乙公司"])
+    );
+    assert_eq!(
+        customers(&w, &["custom.signed_on:in:2026/2/20,2026/11/1"]).await,
+        set(&["乙公司", "丙公司"])
+    );
+    assert_eq!(
+        customers(&w, &["custom.signed_on!=2026/3/5"]).await,
+        set(&["乙公司", "丙公司", "丁公司"])
+    );
+    refused(&w, "custom.signed_on>=yesterday", "signed_on", "yesterday").await;
+}
+
+/// Equality on a contact's ID number, a customer's credit code and e-mail
+/// address normalises the typed text as saving does: a lower-case x, the
+/// 15-digit form of an ID, spaces and full-width characters in a credit
+/// code, an upper-case e-mail domain all find the stored value; text that
+/// does not validate is compared as typed.
+pub async fn identifier_filters_compare_saved_forms(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let first17 = "91350100M000100Y4";
+    let check = crate::validate::uscc_check_char(first17).expect("check character");
+    let uscc = format!("{first17}{check}");
+    let c = customer(
+        &w,
+        "甲公司",
+        json!({"uscc": uscc, "email": "Sales.Dept@Example.COM"}),
+    )
+    .await;
+    customer(&w, "乙公司", json!({"email": "other@example.com"})).await;
+    let spaced = format!("{} {} {}", &uscc[..6], &uscc[6..12], &uscc[12..]).to_lowercase();
+    let wide: String = uscc
+        .chars()
+        .map(|ch| char::from_u32(ch as u32 + 0xFEE0).unwrap_or(ch))
+        .collect();
+    for typed in [uscc.to_lowercase(), spaced, wide] {
+        assert_eq!(
+            customers(&w, &[&format!("uscc={typed}")]).await,
+            set(&["甲公司"]),
+            "{typed}"
+        );
+        assert_eq!(
+            customers(&w, &[&format!("uscc:in:{typed}")]).await,
+            set(&["甲公司"]),
+            "{typed}"
+        );
+    }
+    assert_eq!(customers(&w, &["uscc=not-a-code"]).await, set(&[]));
+    assert_eq!(
+        customers(&w, &["email=Sales.Dept@EXAMPLE.com"]).await,
+        set(&["甲公司"])
+    );
+    assert_eq!(
+        customers(&w, &["email= Sales.Dept@example.com "]).await,
+        set(&["甲公司"])
+    );
+    assert_eq!(
+        customers(&w, &["email!=Sales.Dept@EXAMPLE.COM"]).await,
+        set(&["乙公司"])
+    );
+    let other = format!(
+        "11010519491231003{}",
+        crate::validate::resident_id_check_char("11010519491231003").expect("check character")
+    );
+    for (name, mobile, id) in [
+        ("钱七", "13812345678", "11010519491231002X"),
+        ("孙八", "13912345678", other.as_str()),
+    ] {
+        w.crm
+            .create_record(
+                &w.admin,
+                Entity::Contact,
+                fields(json!({
+                    "customer_id": c.id.to_string(),
+                    "name": name,
+                    "mobile": mobile,
+                    "id_number": id,
+                })),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("contact {name}: {e}"));
+    }
+    // The 15-digit form of 11010519491231002X (born 1949-12-31, number 002).
+    for typed in [
+        "11010519491231002x",
+        "110105491231002",
+        " 110105 19491231 002X ",
+    ] {
+        assert_eq!(
+            find(&w, Entity::Contact, &[&format!("id_number={typed}")], None)
+                .await
+                .unwrap_or_else(|e| panic!("{typed}: {e}")),
+            set(&["钱七"]),
+            "{typed}"
+        );
+    }
+    assert_eq!(
+        find(&w, Entity::Contact, &["id_number=12345"], None)
+            .await
+            .expect("an ID that does not validate is compared as typed"),
+        set(&[])
+    );
+}
+
+/// Yes/no custom fields are filtered with the words saving takes (`y`,
+/// `对`, `n`, `不是` …); any other word is refused naming the field and the
+/// word, never read as "no".
+pub async fn yes_no_filters_read_the_words_saving_reads(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(&w, "vip", "重要客户", CustomFieldType::Boolean, &[]).await;
+    customer(&w, "甲公司", json!({"custom.vip": "y"})).await;
+    customer(&w, "乙公司", json!({"custom.vip": "不是"})).await;
+    customer(&w, "丙公司", json!({})).await;
+    for yes in ["y", "Y", "对", "是", "yes", "true", "1"] {
+        assert_eq!(
+            customers(&w, &[&format!("custom.vip={yes}")]).await,
+            set(&["甲公司"]),
+            "{yes}"
+        );
+    }
+    for no in ["n", "不是", "否", "no", "false", "0"] {
+        assert_eq!(
+            customers(&w, &[&format!("custom.vip={no}")]).await,
+            set(&["乙公司"]),
+            "{no}"
+        );
+    }
+    assert_eq!(
+        customers(&w, &["custom.vip!=y"]).await,
+        set(&["乙公司", "丙公司"])
+    );
+    refused(&w, "custom.vip=maybe", "vip", "maybe").await;
+    refused(&w, "custom.vip:in:y,perhaps", "vip", "perhaps").await;
+}
+
+/// Number filters refuse `nan` and `inf` naming the field and the value:
+/// the backends would compare them differently (one as no value, the other
+/// above every number).
+pub async fn number_filters_refuse_values_that_are_not_finite(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(&w, "staff", "员工人数", CustomFieldType::Number, &[]).await;
+    customer(&w, "甲公司", json!({"custom.staff": 1200})).await;
+    customer(&w, "乙公司", json!({"custom.staff": "15"})).await;
+    customer(&w, "丙公司", json!({})).await;
+    for bad in ["nan", "NaN", "inf", "-inf", "infinity", "1e400"] {
+        for op in ["<", ">=", "=", "!="] {
+            refused(&w, &format!("custom.staff{op}{bad}"), "staff", bad).await;
+        }
+    }
+    refused(&w, "custom.staff:in:15,nan", "staff", "nan").await;
+    assert_eq!(customers(&w, &["custom.staff<100"]).await, set(&["乙公司"]));
+    assert_eq!(
+        customers(&w, &["custom.staff>=1e3"]).await,
+        set(&["甲公司"])
+    );
+}
+
+/// Number fields take commas only between thousands, when saved and when
+/// filtered: `1,5` and `1.234,56` are refused naming the value, not saved
+/// as 15 or 1.23456; an amount of money refuses a leading group of 0
+/// (`0,500`) rather than reading ¥500.00.
+pub async fn numbers_take_commas_only_between_thousands(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(&w, "staff", "员工人数", CustomFieldType::Number, &[]).await;
+    define(&w, "deal", "成交额", CustomFieldType::Money, &[]).await;
+    customer(&w, "甲公司", json!({"custom.staff": "1,234.5"})).await;
+    customer(
+        &w,
+        "乙公司",
+        json!({"custom.staff": "15", "custom.deal": "1,000元"}),
+    )
+    .await;
+    for bad in ["1,5", "1.234,56", "12,34", "0,500", "1,2345"] {
+        let mut f = fields(json!({"custom.staff": bad}));
+        f.insert("name".into(), json!("丁公司"));
+        match w.crm.create_record(&w.admin, Entity::Customer, f).await {
+            Err(Error::Validation(v)) => {
+                assert!(v.to_string().contains(&format!("'{bad}'")), "{bad}: {v}");
+            }
+            other => panic!("{bad} should be refused, got {other:?}"),
+        }
+    }
+    for bad in ["0,500", "00,500.5"] {
+        let mut f = fields(json!({"custom.deal": bad}));
+        f.insert("name".into(), json!("丁公司"));
+        assert!(
+            matches!(
+                w.crm.create_record(&w.admin, Entity::Customer, f).await,
+                Err(Error::Validation(_))
+            ),
+            "{bad} is no amount"
+        );
+    }
+    assert_eq!(
+        customers(&w, &["custom.staff=1,234.5"]).await,
+        set(&["甲公司"])
+    );
+    assert_eq!(
+        customers(&w, &["custom.staff>1,000"]).await,
+        set(&["甲公司"])
+    );
+    refused(&w, "custom.staff>1,5", "staff", "1,5").await;
+    refused(&w, "custom.staff<1.234,56", "staff", "1.234,56").await;
+    refused(&w, "custom.deal>0,500", "deal", "0,500").await;
+}
+
+/// Money filters read an amount in 元 as saving does (kept in 分 of CNY):
+/// `100`, `¥100`, `100元` and `1,000.00` compare as saved, and an amount in
+/// another currency (`$100`) is refused, not compared as 10 000 分.
+pub async fn money_filters_read_amounts_in_yuan(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(&w, "deal", "成交额", CustomFieldType::Money, &[]).await;
+    customer(&w, "甲公司", json!({"custom.deal": "¥100"})).await;
+    customer(&w, "乙公司", json!({"custom.deal": "1,000元"})).await;
+    customer(&w, "丙公司", json!({})).await;
+    for same in ["100", "¥100", "100元", "100.00", "RMB 100", "100 CNY"] {
+        assert_eq!(
+            customers(&w, &[&format!("custom.deal={same}")]).await,
+            set(&["甲公司"]),
+            "{same}"
+        );
+    }
+    assert_eq!(
+        customers(&w, &["custom.deal>=¥1,000.00"]).await,
+        set(&["乙公司"])
+    );
+    for other in ["$100", "100 USD", "€100"] {
+        refused(&w, &format!("custom.deal={other}"), "deal", other).await;
+    }
+}
+
+/// Tags and multi-select fields (stored as `,a,b,`): `in` matches records
+/// holding any of the items, equal to nothing matches records holding none
+/// (never every record), and items are read as stored options.
+pub async fn tag_and_multi_select_filters_match_items(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(
+        &w,
+        "channels",
+        "渠道",
+        CustomFieldType::MultiSelect,
+        &["Online", "展会", "电话"],
+    )
+    .await;
+    customer(
+        &w,
+        "甲公司",
+        json!({"tags": ["VIP", "重点"], "custom.channels": "online,展会"}),
+    )
+    .await;
+    customer(
+        &w,
+        "乙公司",
+        json!({"tags": "普通", "custom.channels": "电话"}),
+    )
+    .await;
+    customer(&w, "丙公司", json!({"tags": [], "custom.channels": ""})).await;
+    customer(&w, "丁公司", json!({})).await;
+    assert_eq!(customers(&w, &["tags:in:VIP,重点"]).await, set(&["甲公司"]));
+    assert_eq!(
+        customers(&w, &["tags:in:普通,VIP"]).await,
+        set(&["甲公司", "乙公司"])
+    );
+    assert_eq!(customers(&w, &["tags:in:无此标签"]).await, set(&[]));
+    assert_eq!(customers(&w, &["tags=重点"]).await, set(&["甲公司"]));
+    assert_eq!(customers(&w, &["tags="]).await, set(&["丙公司", "丁公司"]));
+    assert_eq!(customers(&w, &["tags!="]).await, set(&["甲公司", "乙公司"]));
+    let none = Cond::Eq("tags".into(), Json::Null);
+    assert_eq!(
+        query(&w, &w.admin, Entity::Customer, vec![none], None)
+            .await
+            .expect("tags equal to null"),
+        set(&["丙公司", "丁公司"])
+    );
+    assert_eq!(
+        customers(&w, &["custom.channels:in:ONLINE,电话"]).await,
+        set(&["甲公司", "乙公司"])
+    );
+    assert_eq!(
+        customers(&w, &["custom.channels=online"]).await,
+        set(&["甲公司"])
+    );
+    assert_eq!(
+        customers(&w, &["custom.channels="]).await,
+        set(&["丙公司", "丁公司"])
+    );
+    assert_eq!(
+        customers(&w, &["custom.channels!=展会"]).await,
+        set(&["乙公司", "丙公司", "丁公司"])
+    );
+}
+
+/// Select fields (custom and built-in choices) are filtered by their
+/// options as stored whatever the case typed (saving matches options so);
+/// a word that is no option matches nothing.
+pub async fn select_filters_match_options_whatever_the_case(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(
+        &w,
+        "grade",
+        "等级",
+        CustomFieldType::Select,
+        &["VIP", "Normal"],
+    )
+    .await;
+    customer(&w, "甲公司", json!({"custom.grade": "vip"})).await;
+    customer(&w, "乙公司", json!({"custom.grade": "NORMAL"})).await;
+    customer(&w, "丙公司", json!({})).await;
+    assert_eq!(customers(&w, &["custom.grade=vip"]).await, set(&["甲公司"]));
+    assert_eq!(customers(&w, &["等级=Vip"]).await, set(&["甲公司"]));
+    assert_eq!(
+        customers(&w, &["custom.grade:in:normal,vIP"]).await,
+        set(&["甲公司", "乙公司"])
+    );
+    assert_eq!(
+        customers(&w, &["custom.grade!=NORMAL"]).await,
+        set(&["甲公司", "丙公司"])
+    );
+    assert_eq!(customers(&w, &["custom.grade=gold"]).await, set(&[]));
+    // Built-in choice fields alike.
+    customer(&w, "丁公司", json!({"level": "b", "category": "vip"})).await;
+    assert_eq!(customers(&w, &["level=b"]).await, set(&["丁公司"]));
+    assert_eq!(
+        customers(&w, &["客户分类:in:Vip,代理"]).await,
+        set(&["丁公司"])
+    );
+}
+
+/// User fields store the user's id: filters name the user by username,
+/// display name or id, and an unknown user is refused as saving refuses
+/// it.
+pub async fn user_filters_name_users_as_saving_does(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(&w, "manager", "客户经理", CustomFieldType::User, &[]).await;
+    customer(&w, "甲公司", json!({"custom.manager": "zhangsan"})).await;
+    customer(
+        &w,
+        "乙公司",
+        json!({"custom.manager": w.lisi.user_id.to_string()}),
+    )
+    .await;
+    customer(&w, "丙公司", json!({})).await;
+    assert_eq!(
+        customers(&w, &["custom.manager=zhangsan"]).await,
+        set(&["甲公司"])
+    );
+    assert_eq!(customers(&w, &["客户经理=张三"]).await, set(&["甲公司"]));
+    assert_eq!(
+        customers(&w, &["custom.manager:in:lisi,张三"]).await,
+        set(&["甲公司", "乙公司"])
+    );
+    assert_eq!(
+        customers(&w, &[&format!("custom.manager={}", w.zhangsan.user_id)]).await,
+        set(&["甲公司"])
+    );
+    assert_eq!(
+        customers(&w, &["custom.manager!=李四"]).await,
+        set(&["甲公司", "丙公司"])
+    );
+    refused(&w, "custom.manager=nobody", "manager", "nobody").await;
+}
+
+/// A date and time written `2026年11月27日 14:30`, `2026.11.27 14:30`,
+/// `20261127 14:30` or with full-width digits and colon keeps its time of
+/// day, when parsed and when filtering timestamps; a time that cannot be
+/// read is refused, never dropped.
+pub async fn datetimes_keep_their_time_of_day(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    // 10:00 in Beijing.
+    customer(&w, "甲公司", json!({})).await;
+    w.clock.advance(chrono::Duration::hours(5));
+    // 15:00 in Beijing.
+    customer(&w, "乙公司", json!({})).await;
+    let want = Utc
+        .with_ymd_and_hms(2026, 11, 27, 6, 30, 0)
+        .single()
+        .expect("time");
+    for t in [
+        "2026-11-27 14:30",
+        "2026年11月27日 14:30",
+        "2026.11.27 14:30",
+        "20261127 14:30",
+        "2026/11/27 14:30:00",
+        "２０２６-１１-２７ １４：３０",
+    ] {
+        assert_eq!(w.crm.parse_datetime(t), Ok(want), "{t}");
+        assert_eq!(
+            customers(&w, &[&format!("created_at>={t}")]).await,
+            set(&["乙公司"]),
+            "{t}"
+        );
+        assert_eq!(
+            customers(&w, &[&format!("created_at<{t}")]).await,
+            set(&["甲公司"]),
+            "{t}"
+        );
+    }
+    assert_eq!(
+        customers(&w, &["created_at>=2026年11月27日"]).await,
+        set(&["甲公司", "乙公司"])
+    );
+    for bad in ["2026年11月27日 14点30分", "2026.11.27 25:00"] {
+        assert!(w.crm.parse_datetime(bad).is_err(), "{bad}");
+        refused(&w, &format!("created_at>={bad}"), "created_at", bad).await;
+    }
+}
+
+/// A search text that is a whole phone number, written with a country
+/// code, brackets, spaces or full-width digits, finds the customer or
+/// contact holding it.
+pub async fn search_finds_phone_numbers_as_written(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = customer(&w, "甲公司", json!({"phone": "13800138000"})).await;
+    customer(&w, "乙公司", json!({"phone": "0755-87654321"})).await;
+    customer(&w, "丙公司", json!({"phone": "010-62345678"})).await;
+    w.crm
+        .create_record(
+            &w.admin,
+            Entity::Contact,
+            fields(
+                json!({"customer_id": c.id.to_string(), "name": "钱七", "mobile": "13912345678"}),
+            ),
+        )
+        .await
+        .expect("contact");
+    let search = |q: &'static str, entity: Entity| {
+        let w = &w;
+        async move {
+            find(w, entity, &[], Some(q))
+                .await
+                .unwrap_or_else(|e| panic!("{q}: {e}"))
+        }
+    };
+    for q in [
+        "+86 138 0013 8000",
+        "+86-13800138000",
+        "0086 138 0013 8000",
+        "１３８００１３８０００",
+        "138 0013 8000",
+    ] {
+        assert_eq!(search(q, Entity::Customer).await, set(&["甲公司"]), "{q}");
+    }
+    for q in ["(0755) 8765 4321", "（0755）87654321", "0755 8765 4321"] {
+        assert_eq!(search(q, Entity::Customer).await, set(&["乙公司"]), "{q}");
+    }
+    // Part of a number still matches as typed.
+    assert_eq!(search("8765", Entity::Customer).await, set(&["乙公司"]));
+    assert_eq!(
+        search("+86 139 1234 5678", Entity::Contact).await,
+        set(&["钱七"])
+    );
+    assert_eq!(
+        search("１３９１２３４５６７８", Entity::Contact).await,
+        set(&["钱七"])
+    );
+}
+
+/// Deleting a customer custom field switches its duplicate rule off in the
+/// same change: a binned customer holding a value another customer took
+/// since can be restored, the report shows no groups of the field, and
+/// switching the rule off (again) is accepted although the field is gone.
+pub async fn deleting_a_custom_field_drops_its_duplicate_rule(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(&w, "badge", "工牌号", CustomFieldType::Text, &[]).await;
+    define(&w, "code2", "旧编号", CustomFieldType::Text, &[]).await;
+    w.crm
+        .set_dedupe_rule(&w.admin, "custom.badge", DedupeMode::Block)
+        .await
+        .expect("badge refuses duplicates");
+    w.crm
+        .set_dedupe_rule(&w.admin, "custom.code2", DedupeMode::Warn)
+        .await
+        .expect("code2 reports duplicates");
+    let a = customer(
+        &w,
+        "甲公司",
+        json!({"custom.badge": "B-1", "custom.code2": "X"}),
+    )
+    .await;
+    customer(&w, "乙公司", json!({"custom.code2": "X"})).await;
+    let report = w
+        .crm
+        .duplicate_report(&w.admin, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    assert!(
+        report.groups.iter().any(|g| g.field == "custom.code2"),
+        "{report:?}"
+    );
+    let binned = w
+        .crm
+        .delete_records(&w.admin, Entity::Customer, &[a.id])
+        .await;
+    assert_eq!(binned.done, vec![a.id], "{binned:?}");
+    customer(&w, "丙公司", json!({"custom.badge": "B-1"})).await;
+    for key in ["badge", "code2"] {
+        let def = w
+            .crm
+            .custom_fields(&w.admin, Entity::Customer)
+            .await
+            .expect("fields")
+            .into_iter()
+            .find(|d| d.key == key)
+            .expect("field");
+        w.crm
+            .delete_custom_field(&w.admin, def.id, def.version)
+            .await
+            .unwrap_or_else(|e| panic!("delete {key}: {e}"));
+    }
+    let rules = w.crm.dedupe_rules(&w.admin).await.expect("rules");
+    assert!(
+        rules
+            .iter()
+            .all(|r| !r.field.starts_with("custom.") || r.mode == DedupeMode::Off),
+        "{rules:?}"
+    );
+    let restored = w
+        .crm
+        .restore_records(&w.admin, Entity::Customer, &[a.id])
+        .await;
+    assert_eq!(restored.done, vec![a.id], "{restored:?}");
+    let report = w
+        .crm
+        .duplicate_report(&w.admin, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    assert!(
+        report
+            .groups
+            .iter()
+            .all(|g| !g.field.starts_with("custom.")),
+        "{report:?}"
+    );
+    // Defined again, the field starts without a rule: the old one was
+    // switched off when it was deleted, not merely ignored.
+    define(&w, "badge", "工牌号", CustomFieldType::Text, &[]).await;
+    let rules = w.crm.dedupe_rules(&w.admin).await.expect("rules");
+    assert!(
+        rules
+            .iter()
+            .all(|r| r.field != "custom.badge" || r.mode == DedupeMode::Off),
+        "{rules:?}"
+    );
+    customer(&w, "丁公司", json!({"custom.badge": "B-1"})).await;
+    // A rule of a field that is gone may be switched off (again), not on.
+    for field in ["custom.code2", "code2"] {
+        w.crm
+            .set_dedupe_rule(&w.admin, field, DedupeMode::Off)
+            .await
+            .unwrap_or_else(|e| panic!("switching off {field}: {e}"));
+    }
+    assert!(
+        matches!(
+            w.crm
+                .set_dedupe_rule(&w.admin, "custom.code2", DedupeMode::Warn)
+                .await,
+            Err(Error::Validation(_))
+        ),
+        "a rule cannot be switched on for a field that is gone"
+    );
+    assert!(
+        matches!(
+            w.crm
+                .set_dedupe_rule(&w.admin, "custom.never_was", DedupeMode::Off)
+                .await,
+            Err(Error::Validation(_))
+        ),
+        "a field that never had a rule is still unknown"
+    );
+}
