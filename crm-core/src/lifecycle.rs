@@ -369,6 +369,51 @@ impl Crm {
             cs.guards
                 .extend(self.no_sales_references(actor, &row, &code).await?);
         }
+        if step == Step::Purge && entity == Entity::Contract {
+            // The quote this contract was made from is approved again: gone
+            // for good, the contract no longer holds it converted.
+            let mut sel = crate::store::Select::all(Table::Quotes, actor.company_id.0, now);
+            sel.lifecycle = crate::store::Lifecycle::Any;
+            sel.filter = crate::store::Filter::Cmp(
+                crate::store::Col::Column("contract_id"),
+                crate::store::CmpOp::Eq,
+                Value::Id(id.0),
+            );
+            for q in self.store.select(&sel).await?.rows {
+                cs.ops.push(Op::Update {
+                    table: Table::Quotes,
+                    id: q.id(),
+                    expected_version: q.version(),
+                    values: vec![
+                        (
+                            "status",
+                            Value::Text(crate::sales::QuoteStatus::Approved.name().into()),
+                        ),
+                        ("contract_id", Value::Null),
+                        ("updated_at", Value::Timestamp(now)),
+                    ],
+                });
+                cs.audit.push(self.audit(
+                    Some(actor),
+                    actor.company_id.0,
+                    Table::Quotes,
+                    q.id(),
+                    "contract_purged",
+                    vec![
+                        FieldChange {
+                            field: "status".into(),
+                            before: q.get("status").to_json(),
+                            after: Json::String(crate::sales::QuoteStatus::Approved.name().into()),
+                        },
+                        FieldChange {
+                            field: "contract_id".into(),
+                            before: q.get("contract_id").to_json(),
+                            after: Json::Null,
+                        },
+                    ],
+                ));
+            }
+        }
         // Derived columns (keys) a restore puts right, in case the record was
         // deleted before they existed or were computed as they are now (e.g.
         // an e-mail key a migration backfilled with SQL's lower()).

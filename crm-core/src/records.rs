@@ -1677,6 +1677,42 @@ impl Crm {
                 actual: row.version(),
             });
         }
+        // A sales document's fields (its custom fields, through here)
+        // change while its own edits may: a quote as a draft or rejected
+        // (an approved one is revised; one awaiting approval, converted or
+        // superseded is what it is), a contract as a draft or executing.
+        match entity {
+            Entity::Quote => {
+                let q = crate::sales::quote::quote_from_row(&row);
+                if !matches!(
+                    q.status,
+                    crate::sales::QuoteStatus::Draft | crate::sales::QuoteStatus::Rejected
+                ) {
+                    return Err(Error::InvalidState(format!(
+                        "quote {} v{} is {}; its fields change only while a draft or rejected \
+                         (revise it for a new version)",
+                        q.code,
+                        q.quote_version,
+                        q.status.name()
+                    )));
+                }
+            }
+            Entity::Contract => {
+                let c = crate::sales::contract::contract_from_row(&row);
+                if !matches!(
+                    c.status,
+                    crate::sales::ContractStatus::Draft | crate::sales::ContractStatus::Executing
+                ) {
+                    return Err(Error::InvalidState(format!(
+                        "contract {} is {} ({}); its fields change only while a draft or executing",
+                        c.code,
+                        c.status.name(),
+                        c.status.label_zh()
+                    )));
+                }
+            }
+            _ => {}
+        }
         let customs = self.custom_fields(actor, entity).await?;
         let (set, custom_set, owner) = self
             .prepare(actor, entity, &fields, &customs, false)

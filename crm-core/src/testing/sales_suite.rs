@@ -2660,6 +2660,39 @@ pub async fn sales_documents_follow_the_opportunity_and_its_stage(store: Arc<dyn
         .submit_quote(&w.zhangsan, q.id, None)
         .await
         .expect("approved without a flow");
+    // An approved quote's custom fields are not edited: it is revised.
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            crate::custom::NewCustomField {
+                entity: crate::entity::Entity::Quote,
+                key: "terms".into(),
+                label: "条款".into(),
+                label_en: None,
+                field_type: crate::custom::CustomFieldType::Text,
+                options: Vec::new(),
+                required: false,
+                unique: false,
+            },
+        )
+        .await
+        .expect("custom field");
+    let mut f = crate::records::Fields::new();
+    f.insert("custom.terms".into(), json!("预付三成"));
+    match w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            crate::entity::Entity::Quote,
+            crate::ids::RecordId(q.id),
+            q.version,
+            f,
+        )
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(m.contains("revise"), "{m}"),
+        other => panic!("an approved quote's field edited: {other:?}"),
+    }
     let o = w.crm.opportunity(&w.zhangsan, o.id).await.expect("read");
     w.crm
         .change_opportunity_stage(
@@ -2734,6 +2767,48 @@ pub async fn sales_documents_follow_the_opportunity_and_its_stage(store: Arc<dyn
         (p.unit.as_str(), p.spec.as_deref(), p.description.as_deref()),
         ("个", None, Some("说明"))
     );
+    // A quote whose contract is purged is approved again, and converts.
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                opportunity_id: None,
+                ..new_quote(50_000)
+            },
+        )
+        .await
+        .expect("quote");
+    let (q, _) = w
+        .crm
+        .submit_quote(&w.zhangsan, q.id, None)
+        .await
+        .expect("approved");
+    let c = w
+        .crm
+        .quote_to_contract(&w.zhangsan, q.id, NewContract::default())
+        .await
+        .expect("contract");
+    let ids = [crate::ids::RecordId(c.id)];
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, crate::entity::Entity::Contract, &ids)
+        .await;
+    assert_eq!(r.done.len(), 1, "{r:?}");
+    let r = w
+        .crm
+        .purge_records(&w.admin, crate::entity::Entity::Contract, &ids)
+        .await;
+    assert_eq!(r.done.len(), 1, "{r:?}");
+    let q = w.crm.quote(&w.zhangsan, q.id).await.expect("quote");
+    assert_eq!(
+        (q.status, q.contract_id),
+        (crate::sales::QuoteStatus::Approved, None)
+    );
+    w.crm
+        .quote_to_contract(&w.zhangsan, q.id, NewContract::default())
+        .await
+        .expect("converted again");
 }
 
 /// The versions of a quote list only those the actor may read: a read
