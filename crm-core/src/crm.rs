@@ -405,8 +405,20 @@ impl Crm {
         Ok(self.store.outbox_pending(consumer, limit).await?)
     }
 
-    /// Acknowledges every event up to `seq` for `consumer`.
+    /// Acknowledges every event up to `seq` for `consumer`. A number past
+    /// the newest event is refused: acknowledged, it would skip events not
+    /// written yet, which the consumer would then never receive.
     pub async fn ack_events(&self, consumer: &str, seq: i64) -> Result<()> {
+        let last = self.store.outbox_last_seq().await?;
+        if seq > last {
+            return Err(Error::invalid(
+                "seq",
+                format!(
+                    "no event {seq} has been written (the newest is {last}): acknowledge the \
+                     events received"
+                ),
+            ));
+        }
         Ok(self.store.outbox_ack(consumer, seq).await?)
     }
 }

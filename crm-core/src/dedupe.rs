@@ -2039,6 +2039,8 @@ impl Crm {
             });
             values.push(("custom", Value::Json(new_custom)));
         }
+        // What the survivor's own fields became, for the event.
+        let field_changes = changes.clone();
         let codes: Vec<Json> = others.iter().map(|o| o.get("code").to_json()).collect();
         changes.push(FieldChange {
             field: "merged".into(),
@@ -2082,6 +2084,36 @@ impl Crm {
                     v.push(("department_id", survivor.get("department_id").clone()));
                     moved_contacts.push(r.id());
                 }
+                // Each moved record's history and consumers learn its new
+                // customer (and a contact its new owner).
+                let moved_changes: Vec<FieldChange> = v
+                    .iter()
+                    .filter(|(k, val)| *k != "updated_at" && r.get(k) != val)
+                    .map(|(k, val)| FieldChange {
+                        field: (*k).to_string(),
+                        before: r.get(k).to_json(),
+                        after: val.to_json(),
+                    })
+                    .collect();
+                cs.events.push(self.event(
+                    company,
+                    table,
+                    r.id(),
+                    format!("{}.updated", crate::crm::entity_name(table)),
+                    json!({
+                        "version": r.version() + 1,
+                        "changes": &moved_changes,
+                        "merged_into": survivor.get("code").to_json(),
+                    }),
+                ));
+                cs.audit.push(self.audit(
+                    Some(actor),
+                    company,
+                    table,
+                    r.id(),
+                    "merge",
+                    moved_changes,
+                ));
                 cs.ops.push(Op::Update {
                     table,
                     id: r.id(),
@@ -2141,6 +2173,8 @@ impl Crm {
             "customer.merged".into(),
             json!({
                 "code": survivor.get("code").to_json(),
+                "version": survivor.version() + 1,
+                "changes": field_changes,
                 "merged": others.iter().map(|o| o.id().to_string()).collect::<Vec<_>>(),
                 "merged_codes": codes,
                 "moved": moved,

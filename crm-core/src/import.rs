@@ -5695,6 +5695,17 @@ impl ImportSession<'_> {
                 expected_version: prow.version(),
                 values,
             });
+            cs.events.push(crm.event(
+                self.actor.company_id.0,
+                Table::Products,
+                prow.id(),
+                "product.updated".into(),
+                json!({
+                    "version": prow.version() + 1,
+                    "import_id": self.import_id,
+                    "changes": &changes,
+                }),
+            ));
             cs.audit.push(crm.audit(
                 Some(&self.actor),
                 self.actor.company_id.0,

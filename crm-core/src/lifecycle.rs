@@ -393,6 +393,17 @@ impl Crm {
                         ("updated_at", Value::Timestamp(now)),
                     ],
                 });
+                cs.events.push(self.event(
+                    actor.company_id.0,
+                    Table::Quotes,
+                    q.id(),
+                    "quote.contract_purged".to_string(),
+                    serde_json::json!({
+                        "code": q.get("code").as_text(),
+                        "contract": code,
+                        "status": crate::sales::QuoteStatus::Approved.name(),
+                    }),
+                ));
                 cs.audit.push(self.audit(
                     Some(actor),
                     actor.company_id.0,
@@ -534,6 +545,31 @@ impl Crm {
                     expected_version: k.version(),
                     values: vec![(col, value.clone()), ("updated_at", Value::Timestamp(now))],
                 });
+                // Each goes in its own history, and is announced, as if
+                // deleted or restored on its own.
+                let kind = crate::crm::entity_name(k.table);
+                cs.audit.push(self.audit(
+                    Some(actor),
+                    actor.company_id.0,
+                    k.table,
+                    k.id(),
+                    step.name(),
+                    vec![FieldChange {
+                        field: col.into(),
+                        before: k.get(col).to_json(),
+                        after: value.to_json(),
+                    }],
+                ));
+                cs.events.push(self.event(
+                    actor.company_id.0,
+                    k.table,
+                    k.id(),
+                    format!("{kind}.{}", step.event()),
+                    serde_json::json!({
+                        "code": k.get("code").as_text(),
+                        "with_customer": code,
+                    }),
+                ));
             }
         }
         cs.audit.push(self.audit(
@@ -693,6 +729,31 @@ impl Crm {
                     expected_version: c.version(),
                     values: values.clone(),
                 });
+                // In the contact's own history, and announced.
+                let change = FieldChange {
+                    field: "owner_id".into(),
+                    before: c.get("owner_id").to_json(),
+                    after: Json::String(to.id.to_string()),
+                };
+                cs.events.push(self.event(
+                    actor.company_id.0,
+                    Table::Contacts,
+                    c.id(),
+                    "contact.transferred".to_string(),
+                    serde_json::json!({
+                        "from": change.before,
+                        "to": change.after,
+                        "with_customer": row.get("code").as_text(),
+                    }),
+                ));
+                cs.audit.push(self.audit(
+                    Some(actor),
+                    actor.company_id.0,
+                    Table::Contacts,
+                    c.id(),
+                    "transfer",
+                    vec![change],
+                ));
             }
             // A contact added meanwhile would keep the old owner: the
             // transfer fails instead (a contact's create guards the

@@ -1694,17 +1694,26 @@ impl Crm {
                 expected_version: c.version(),
                 values: vec![("pool_id", Value::Null)],
             });
+            let changes = vec![FieldChange {
+                field: "pool_id".into(),
+                before: Json::String(id.0.to_string()),
+                after: Json::Null,
+            }];
+            // Announced as any update of the customer is.
+            cs.events.push(self.event(
+                company,
+                Table::Customers,
+                c.id(),
+                "customer.updated".to_string(),
+                serde_json::json!({ "version": c.version() + 1, "changes": &changes }),
+            ));
             cs.audit.push(self.audit(
                 Some(actor),
                 company,
                 Table::Customers,
                 c.id(),
                 "update",
-                vec![FieldChange {
-                    field: "pool_id".into(),
-                    before: Json::String(id.0.to_string()),
-                    after: Json::Null,
-                }],
+                changes,
             ));
         }
         cs.audit.push(self.audit(

@@ -832,6 +832,10 @@ pub trait Store: Send + Sync {
     /// Records that the consumer has processed every event up to `seq`.
     /// Acknowledging backwards is ignored.
     async fn outbox_ack(&self, consumer: &str, seq: i64) -> Result<(), StoreError>;
+
+    /// The sequence number of the newest outbox event (0 when there is
+    /// none).
+    async fn outbox_last_seq(&self) -> Result<i64, StoreError>;
 }
 
 #[cfg(test)]

@@ -871,6 +871,16 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn outbox_last_seq(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar::<_, i64>(AssertSqlSafe(format!(
+            "SELECT COALESCE(MAX(seq), 0)::bigint FROM {}",
+            self.table("outbox")
+        )))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)
+    }
+
     async fn outbox_ack(&self, consumer: &str, seq: i64) -> Result<(), StoreError> {
         let t = self.table("outbox_cursors");
         let mut tx = self.read_committed().await?;

@@ -718,6 +718,13 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn outbox_last_seq(&self) -> Result<i64, StoreError> {
+        self.read(|conn| {
+            conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM outbox", [], |r| r.get(0))
+                .map_err(error::backend)
+        })
+    }
+
     async fn outbox_ack(&self, consumer: &str, seq: i64) -> Result<(), StoreError> {
         self.write(|tx| {
             tx.prepare_cached(

@@ -602,6 +602,13 @@ impl Crm {
             expected_version,
             values,
         });
+        cs.events.push(self.event(
+            actor.company_id.0,
+            Table::Products,
+            id,
+            "product.updated".into(),
+            json!({ "version": expected_version + 1, "changes": &changes }),
+        ));
         cs.audit.push(self.audit(
             Some(actor),
             actor.company_id.0,
@@ -657,6 +664,17 @@ impl Crm {
                 ("updated_at", Value::Timestamp(now)),
             ],
         });
+        cs.events.push(self.event(
+            actor.company_id.0,
+            Table::Products,
+            id,
+            if deleted {
+                "product.deleted".into()
+            } else {
+                "product.restored".into()
+            },
+            json!({ "code": row.get("code").as_text() }),
+        ));
         cs.audit.push(self.audit(
             Some(actor),
             actor.company_id.0,

@@ -7,6 +7,11 @@
 macro_rules! lifecycle_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::lifecycle_suite::changes_to_children_and_products_are_announced,
+            crm_lifecycle_changes_to_children_and_products_are_announced,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::transfer_and_sharing_do_not_reveal_unreadable_records,
             crm_lifecycle_transfer_and_sharing_do_not_reveal_unreadable_records,
             $make
@@ -75,6 +80,178 @@ async fn create(w: &World, actor: &Actor, entity: Entity, v: serde_json::Value) 
 /// The code of a record.
 fn code(r: &Record) -> String {
     r.code.clone().expect("code")
+}
+
+/// The event types (and records) announced since `after`, and the newest
+/// sequence number.
+async fn announced_since(w: &World, after: i64) -> (Vec<(String, Uuid, serde_json::Value)>, i64) {
+    let events = w
+        .crm
+        .pending_events("lifecycle-test", 10_000)
+        .await
+        .expect("events");
+    let last = events.last().map_or(after, |e| e.seq);
+    let got = events
+        .into_iter()
+        .filter(|e| e.seq > after)
+        .map(|e| {
+            (
+                e.event.event_type.clone(),
+                e.event.record_id,
+                e.event.payload.to_value(),
+            )
+        })
+        .collect();
+    (got, last)
+}
+
+/// What happens to a customer's contacts and follow-ups with it — deleted,
+/// restored, transferred, moved by a merge — goes into their own history
+/// and is announced for each of them, as a change of that record alone
+/// would be; a merge's event tells what the survivor's fields became; a
+/// product's update and deletion are announced.
+pub async fn changes_to_children_and_products_are_announced(store: Arc<dyn Store>) {
+    use crate::dedupe::MergeSpec;
+    use crate::sales::ProductInput;
+    let w = with_sales_rights(World::new(store).await).await;
+    let c = w.customer(&w.zhangsan, "公告客户有限公司", json!({})).await;
+    let contact = create(
+        &w,
+        &w.zhangsan,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "公告联系人"}),
+    )
+    .await;
+    let follow_up = create(
+        &w,
+        &w.zhangsan,
+        Entity::FollowUp,
+        json!({"customer_id": c.id.to_string(), "channel": "call", "content": "电话沟通"}),
+    )
+    .await;
+    let (_, mut seen) = announced_since(&w, 0).await;
+    let has = |got: &[(String, Uuid, serde_json::Value)], kind: &str, id: RecordId| {
+        got.iter().any(|(k, r, _)| k == kind && *r == id.0)
+    };
+    for (step, kind) in [("delete", "deleted"), ("restore", "restored")] {
+        let r = match step {
+            "delete" => {
+                w.crm
+                    .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+                    .await
+            }
+            _ => {
+                w.crm
+                    .restore_records(&w.zhangsan, Entity::Customer, &[c.id])
+                    .await
+            }
+        };
+        assert_eq!(r.done, vec![c.id], "{r:?}");
+        let (got, last) = announced_since(&w, seen).await;
+        seen = last;
+        assert!(
+            has(&got, &format!("contact.{kind}"), contact.id),
+            "{got:#?}"
+        );
+        assert!(
+            has(&got, &format!("follow_up.{kind}"), follow_up.id),
+            "{got:#?}"
+        );
+        let history = w
+            .crm
+            .history(&w.zhangsan, Entity::Contact, contact.id.0)
+            .await
+            .expect("history");
+        assert!(history.iter().any(|h| h.action == step), "{history:#?}");
+    }
+    let r = w
+        .crm
+        .transfer_records(&w.zhangsan, Entity::Customer, &[c.id], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let (got, last) = announced_since(&w, seen).await;
+    seen = last;
+    assert!(has(&got, "contact.transferred", contact.id), "{got:#?}");
+    // A merge: the other's contact moves, and the survivor's phone changes.
+    let survivor = w
+        .customer(
+            &w.admin,
+            "公告存续有限公司",
+            json!({"phone": "010-62345678"}),
+        )
+        .await;
+    let (_, last) = announced_since(&w, seen).await;
+    seen = last;
+    let mut take = std::collections::BTreeMap::new();
+    take.insert("phone".to_string(), c.id);
+    w.crm
+        .merge_customers(
+            &w.admin,
+            &MergeSpec {
+                survivor: survivor.id,
+                others: vec![c.id],
+                take,
+            },
+        )
+        .await
+        .expect("merge");
+    let (got, last) = announced_since(&w, seen).await;
+    seen = last;
+    let moved = got
+        .iter()
+        .find(|(k, r, _)| k == "contact.updated" && *r == contact.id.0)
+        .unwrap_or_else(|| panic!("the moved contact is announced: {got:#?}"));
+    assert!(
+        moved.2["changes"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["field"] == "customer_id")),
+        "{moved:#?}"
+    );
+    let merged = got
+        .iter()
+        .find(|(k, _, _)| k == "customer.merged")
+        .unwrap_or_else(|| panic!("merged: {got:#?}"));
+    assert!(
+        merged.2["changes"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| c["field"] == "phone")),
+        "{merged:#?}"
+    );
+    // Products.
+    let p = w
+        .crm
+        .create_product(
+            &w.admin,
+            ProductInput {
+                name: Some("公告产品".into()),
+                list_price: Some(crate::money::Money::cny(100)),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("product");
+    let p = w
+        .crm
+        .update_product(
+            &w.admin,
+            p.id,
+            p.version,
+            ProductInput {
+                list_price: Some(crate::money::Money::cny(120)),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("price");
+    w.crm
+        .set_product_deleted(&w.admin, p.id, true)
+        .await
+        .expect("delete");
+    let (got, _) = announced_since(&w, seen).await;
+    for kind in ["product.updated", "product.deleted"] {
+        assert!(has(&got, kind, RecordId(p.id)), "{kind}: {got:#?}");
+    }
 }
 
 /// The one refusal of a batch of one.

@@ -385,6 +385,10 @@ impl Store for Interleave {
     ) -> Result<Vec<OutboxEvent>, StoreError> {
         self.inner.outbox_pending(consumer, limit).await
     }
+    async fn outbox_last_seq(&self) -> Result<i64, StoreError> {
+        self.inner.outbox_last_seq().await
+    }
+
     async fn outbox_ack(&self, consumer: &str, seq: i64) -> Result<(), StoreError> {
         self.inner.outbox_ack(consumer, seq).await
     }

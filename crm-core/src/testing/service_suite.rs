@@ -2240,6 +2240,11 @@ pub async fn outbox_delivers_in_order_until_acked(store: Arc<dyn Store>) {
         .ack_events("erp", events[0].seq)
         .await
         .expect("ack backwards is ignored");
+    // An event not written yet is not acknowledged: it would be skipped.
+    assert!(matches!(
+        w.crm.ack_events("erp", events[2].seq + 1_000).await,
+        Err(Error::Validation(_))
+    ));
     assert_eq!(
         w.crm.pending_events("erp", 10).await.expect("rest").len(),
         1
