@@ -540,6 +540,12 @@ impl Crm {
         if lines.is_empty() {
             return Err(Error::invalid("lines", "a quote needs at least one line"));
         }
+        // A new version is a new quote for its opportunity: not for a lost
+        // or expired one.
+        if let Some(o) = old.opportunity_id {
+            self.check_document_opportunity(actor, o, old.customer_id, "quote")
+                .await?;
+        }
         let priced = self.price_lines(actor, &lines).await?;
         // A new version is a new live quote: not for a customer in the
         // recycle bin (or merged away), and guarded so inside the write.
@@ -607,6 +613,43 @@ impl Crm {
                     .unwrap_or_else(|| json!({})),
             },
         )?;
+        // Whoever the quote was shared with keeps it: its live shares hold
+        // for the new version too (the colleague with a write share who
+        // revises it among them).
+        let now = self.now();
+        let mut shares = Select::all(Table::Shares, actor.company_id.0, now);
+        shares.filter = Filter::And(vec![
+            Filter::Cmp(
+                Col::Column("entity"),
+                CmpOp::Eq,
+                Value::Text(Table::Quotes.name().into()),
+            ),
+            Filter::Cmp(Col::Column("record_id"), CmpOp::Eq, Value::Id(id)),
+        ]);
+        for sh in self.store.select(&shares).await?.rows {
+            if sh
+                .get("expires_at")
+                .as_timestamp()
+                .is_some_and(|e| e <= now)
+            {
+                continue;
+            }
+            cs.ops.push(Op::Insert {
+                table: Table::Shares,
+                values: [
+                    self.new_row(actor.company_id.0, self.new_id()),
+                    vec![
+                        ("entity", Value::Text(Table::Quotes.name().into())),
+                        ("record_id", Value::Id(new_id)),
+                        ("user_id", sh.get("user_id").clone()),
+                        ("access", sh.get("access").clone()),
+                        ("expires_at", sh.get("expires_at").clone()),
+                        ("granted_by", sh.get("granted_by").clone()),
+                    ],
+                ]
+                .concat(),
+            });
+        }
         self.apply(cs).await?;
         self.quote(actor, new_id).await
     }

@@ -2712,6 +2712,10 @@ pub async fn sales_documents_follow_the_opportunity_and_its_stage(store: Arc<dyn
             .quote_to_contract(&w.zhangsan, q.id, NewContract::default())
             .await
             .map(|_| ()),
+        w.crm
+            .revise_quote(&w.zhangsan, q.id, vec![line(90_000)], None)
+            .await
+            .map(|_| ()),
     ] {
         match refused {
             Err(Error::InvalidState(m)) => assert!(m.contains("reopen"), "{m}"),
@@ -2811,9 +2815,9 @@ pub async fn sales_documents_follow_the_opportunity_and_its_stage(store: Arc<dyn
         .expect("converted again");
 }
 
-/// The versions of a quote list only those the actor may read: a read
-/// share on one version does not expose the others. A revision stays the
-/// quote owner's, whoever makes it, and keeps its custom fields.
+/// The versions of a quote list those the actor may read: a share of the
+/// quote holds for its revisions. A revision stays the quote owner's,
+/// whoever makes it, and keeps its custom fields.
 pub async fn quote_versions_follow_read_rights(store: Arc<dyn Store>) {
     use crate::ids::RecordId;
     use crate::money::Money;
@@ -2916,8 +2920,8 @@ pub async fn quote_versions_follow_read_rights(store: Arc<dyn Store>) {
             .quote_versions(&w.wangwu, v1.id)
             .await
             .expect("wangwu")),
-        vec![v1.id],
-        "a share on v1 shows v1 only"
+        vec![v1.id, v2.id, v3.id],
+        "a share of the quote holds for its revisions"
     );
     assert_eq!(
         ids(w
@@ -2932,10 +2936,24 @@ pub async fn quote_versions_follow_read_rights(store: Arc<dyn Store>) {
         ids(w.crm.quote_versions(&w.lisi, v3.id).await.expect("lisi")),
         vec![v1.id, v2.id, v3.id]
     );
-    assert!(matches!(
-        w.crm.quote_versions(&w.wangwu, v2.id).await,
-        Err(Error::NotFound { .. })
-    ));
+    // A colleague with a write share revises it, and still has it.
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            crate::entity::Entity::Quote,
+            RecordId(v3.id),
+            w.wangwu.user_id,
+            ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect("write share");
+    let v4 = w
+        .crm
+        .revise_quote(&w.wangwu, v3.id, vec![line(70_000)], None)
+        .await
+        .expect("revised by the colleague");
+    assert_eq!(v4.owner_id, Some(w.zhangsan.user_id.0));
 }
 
 /// The message of a validation error, or a panic naming what came instead.
