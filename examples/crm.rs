@@ -423,6 +423,10 @@ enum RecordCmd {
         /// Or every record you can see matching a filter.
         #[command(flatten)]
         select: SelectArgs,
+        /// With --where/--search: act even when the filter selects more
+        /// than one record.
+        #[arg(long)]
+        yes: bool,
     },
     /// Restores records from the recycle bin.
     Restore {
@@ -441,6 +445,10 @@ enum RecordCmd {
         /// Or every record you can see matching a filter.
         #[command(flatten)]
         select: SelectArgs,
+        /// With --where/--search: act even when the filter selects more
+        /// than one record.
+        #[arg(long)]
+        yes: bool,
     },
     /// Brings archived records back from history (恢复归档).
     Unarchive {
@@ -457,6 +465,10 @@ enum RecordCmd {
         /// Or every record you can see matching a filter.
         #[command(flatten)]
         select: SelectArgs,
+        /// With --where/--search: act even when the filter selects more
+        /// than one record.
+        #[arg(long)]
+        yes: bool,
     },
     /// Shares records with a user.
     Share {
@@ -638,9 +650,9 @@ enum FieldCmd {
 #[derive(Subcommand)]
 enum EventsCmd {
     /// Events not yet acknowledged by a consumer (administrators). The outbox
-    /// is the host application's queue for the whole database: of the
-    /// consumer's next `--limit` pending events, those of your company are
-    /// shown.
+    /// is the host application's queue for the whole database: the
+    /// consumer's next `--limit` pending events of your company are shown,
+    /// other companies' events read past.
     Pending {
         /// The consumer name.
         #[arg(long, default_value = "erp")]
@@ -1536,20 +1548,44 @@ async fn find_record(
     if let Ok(id) = key.parse::<RecordId>() {
         return ctx.crm.get_record(actor, entity, id).await.map_err(err);
     }
-    let q = ListQuery::default()
-        .filter(Cond::Eq(
-            "code".into(),
-            Json::String(key.trim().to_string()),
-        ))
-        .lifecycle(lifecycle);
-    ctx.crm
-        .list_records(actor, entity, &q)
+    let by_code = |lifecycle| {
+        ListQuery::default()
+            .filter(Cond::Eq(
+                "code".into(),
+                Json::String(key.trim().to_string()),
+            ))
+            .lifecycle(lifecycle)
+    };
+    let found = ctx
+        .crm
+        .list_records(actor, entity, &by_code(lifecycle))
         .await
         .map_err(err)?
         .items
         .into_iter()
-        .next()
-        .ok_or_else(|| format!("{entity} {key} not found"))
+        .next();
+    if let Some(r) = found {
+        return Ok(r);
+    }
+    // Not where the command looks: say so when the record is elsewhere
+    // (live rather than in the recycle bin, or not archived).
+    let elsewhere = match lifecycle {
+        Lifecycle::Deleted => "is not in the recycle bin",
+        Lifecycle::Archived => "is not archived",
+        Lifecycle::Active | Lifecycle::Any => return Err(format!("{entity} {key} not found")),
+    };
+    let exists = !ctx
+        .crm
+        .list_records(actor, entity, &by_code(Lifecycle::Any))
+        .await
+        .map_err(err)?
+        .items
+        .is_empty();
+    Err(if exists {
+        format!("{entity} {key} {elsewhere}")
+    } else {
+        format!("{entity} {key} not found")
+    })
 }
 
 async fn find_ids(
@@ -1754,7 +1790,9 @@ fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User], customs: 
     out!("{t}");
 }
 
-fn report(ctx: &Ctx, verb: &str, r: &crm::BatchReport) -> CliResult {
+/// Prints a batch's report: how many records were done and each refusal
+/// with its reason.
+fn print_report(ctx: &Ctx, verb: &str, r: &crm::BatchReport) {
     ctx.print(json!(r), || {
         let mut lines = vec![format!(
             "{verb}: {} done, {} refused",
@@ -1766,10 +1804,28 @@ fn report(ctx: &Ctx, verb: &str, r: &crm::BatchReport) -> CliResult {
         }
         lines.join("\n")
     });
-    if r.done.is_empty() && !r.refused.is_empty() {
+}
+
+/// A batch's outcome for the exit status: an error when any record was
+/// refused, so that scripts can tell a partial batch from a whole one.
+fn batch_outcome(verb: &str, r: &crm::BatchReport) -> CliResult {
+    if r.refused.is_empty() {
+        return Ok(());
+    }
+    if r.done.is_empty() {
         return Err(format!("nothing was {verb}"));
     }
-    Ok(())
+    Err(format!(
+        "{} of {} records were not {verb} (see the report)",
+        r.refused.len(),
+        r.refused.len() + r.done.len()
+    ))
+}
+
+/// Prints a batch's report, then fails when any record was refused.
+fn report(ctx: &Ctx, verb: &str, r: &crm::BatchReport) -> CliResult {
+    print_report(ctx, verb, r);
+    batch_outcome(verb, r)
 }
 
 async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) -> CliResult {
@@ -1805,6 +1861,9 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             fields,
             version,
         } => {
+            if fields.is_empty() {
+                return Err("nothing to change: give field=value pairs".into());
+            }
             let current = find_record(ctx, actor, entity, &record, Lifecycle::Active).await?;
             let r = ctx
                 .crm
@@ -1876,8 +1935,13 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             let page = ctx.crm.list_records(actor, entity, &q).await.map_err(err)?;
             print_records(ctx, actor, entity, &page).await?;
         }
-        RecordCmd::Delete { records, select } => {
-            let ids = batch_ids(ctx, actor, entity, &records, &select).await?;
+        RecordCmd::Delete {
+            records,
+            select,
+            yes,
+        } => {
+            let guard = Guard::Confirm("delete", yes);
+            let ids = batch_ids(ctx, actor, entity, &records, &select, guard).await?;
             report(
                 ctx,
                 "deleted",
@@ -1900,8 +1964,13 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                 &ctx.crm.purge_records(actor, entity, &ids).await,
             )?;
         }
-        RecordCmd::Archive { records, select } => {
-            let ids = batch_ids(ctx, actor, entity, &records, &select).await?;
+        RecordCmd::Archive {
+            records,
+            select,
+            yes,
+        } => {
+            let guard = Guard::Confirm("archive", yes);
+            let ids = batch_ids(ctx, actor, entity, &records, &select, guard).await?;
             report(
                 ctx,
                 "archived",
@@ -1949,9 +2018,11 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             records,
             to,
             select,
+            yes,
         } => {
-            let ids = batch_ids(ctx, actor, entity, &records, &select).await?;
             let to = resolve_user(ctx, actor, &to).await?;
+            let guard = Guard::Confirm("transfer", yes);
+            let ids = batch_ids(ctx, actor, entity, &records, &select, guard).await?;
             let r = ctx
                 .crm
                 .transfer_records(actor, entity, &ids, to.id)
@@ -1975,7 +2046,7 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             if let Some(name) = group {
                 let g = find_group(ctx, actor, &name).await?;
                 let ids = if records.len() != 1 || select.is_set() {
-                    batch_ids(ctx, actor, entity, &records, &select).await?
+                    batch_ids(ctx, actor, entity, &records, &select, Guard::None).await?
                 } else {
                     vec![
                         find_record(ctx, actor, entity, &records[0], Lifecycle::Active)
@@ -2015,12 +2086,19 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                 if per_member.iter().all(|(_, r)| r.done.is_empty()) {
                     return Err(format!("nothing was shared with group {}", g.name));
                 }
+                let refused: usize = per_member.iter().map(|(_, r)| r.refused.len()).sum();
+                if refused > 0 {
+                    return Err(format!(
+                        "{refused} shares with members of group {} were refused (see the report)",
+                        g.name
+                    ));
+                }
                 return Ok(());
             }
             let with = with.ok_or("--with USER or --group GROUP")?;
             let u = resolve_user(ctx, actor, &with).await?;
             if records.len() != 1 || select.is_set() {
-                let ids = batch_ids(ctx, actor, entity, &records, &select).await?;
+                let ids = batch_ids(ctx, actor, entity, &records, &select, Guard::None).await?;
                 let r = ctx
                     .crm
                     .share_records(actor, entity, &ids, u.id, access, until)
@@ -2270,14 +2348,7 @@ async fn events_cmd(ctx: &Ctx, actor: &Actor, cmd: EventsCmd) -> CliResult {
     }
     match cmd {
         EventsCmd::Pending { consumer, limit } => {
-            let events: Vec<_> = ctx
-                .crm
-                .pending_events(&consumer, limit)
-                .await
-                .map_err(err)?
-                .into_iter()
-                .filter(|e| e.event.company_id == actor.company_id.0)
-                .collect();
+            let events = company_pending_events(ctx, actor, &consumer, limit).await?;
             let rows = events
                 .iter()
                 .map(|e| {
@@ -2299,6 +2370,35 @@ async fn events_cmd(ctx: &Ctx, actor: &Actor, cmd: EventsCmd) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// The consumer's next `limit` pending events of the actor's company. The
+/// queue is shared by every company of the database and read from the
+/// consumer's position only, so the window read grows (fourfold a round)
+/// past other companies' events until `limit` of the company's are found or
+/// no pending event is left.
+async fn company_pending_events(
+    ctx: &Ctx,
+    actor: &Actor,
+    consumer: &str,
+    limit: u64,
+) -> CliResult<Vec<crm::store::OutboxEvent>> {
+    let mine = |e: &crm::store::OutboxEvent| e.event.company_id == actor.company_id.0;
+    let want = usize::try_from(limit).unwrap_or(usize::MAX);
+    let mut window = limit.max(1);
+    loop {
+        let events = ctx
+            .crm
+            .pending_events(consumer, window)
+            .await
+            .map_err(err)?;
+        let last_page = (events.len() as u64) < window;
+        let found: Vec<_> = events.into_iter().filter(mine).take(want).collect();
+        if found.len() >= want || last_page || window == u64::MAX {
+            return Ok(found);
+        }
+        window = window.saturating_mul(4);
+    }
 }
 
 /// Builds a valid unified social credit code from a region and a serial.
@@ -2734,16 +2834,55 @@ impl SelectArgs {
     fn is_set(&self) -> bool {
         !self.conditions.is_empty() || self.search.is_some()
     }
+
+    /// The filter as a query; an empty search or condition is refused, as
+    /// it would select every record.
+    fn query(&self) -> CliResult<ListQuery> {
+        let mut q = ListQuery::default();
+        for c in &self.conditions {
+            if c.trim().is_empty() {
+                return Err(
+                    "--where is empty: give a condition such as level=A (an empty one would select every record)"
+                        .into(),
+                );
+            }
+            q = q.filter(Cond::parse(c)?);
+        }
+        if let Some(s) = &self.search {
+            if s.trim().is_empty() {
+                return Err(
+                    "--search is empty: give a text to search for (an empty one would select every record)"
+                        .into(),
+                );
+            }
+            q = q.search(s.clone());
+        }
+        Ok(q)
+    }
+}
+
+/// How a batch on a filter goes ahead: `Confirm` for a batch that
+/// removes, moves or hands records away, which acts on more than one
+/// selected record only with `--yes`.
+#[derive(Clone, Copy)]
+enum Guard<'a> {
+    /// Acts on whatever the filter selects (e.g. sharing).
+    None,
+    /// The verb (`delete`, `transfer` …) and whether `--yes` was given.
+    Confirm(&'a str, bool),
 }
 
 /// The records a batch acts on: the ids or codes given, or every visible
-/// record matching the filter.
+/// record matching the filter. A filter's selection is counted on the
+/// output (text mode), and under [`Guard::Confirm`] more than one record
+/// needs `--yes`.
 async fn batch_ids(
     ctx: &Ctx,
     actor: &Actor,
     entity: Entity,
     records: &[String],
     select: &SelectArgs,
+    guard: Guard<'_>,
 ) -> CliResult<Vec<RecordId>> {
     if !select.is_set() {
         return find_ids(ctx, actor, entity, records, Lifecycle::Active).await;
@@ -2751,13 +2890,7 @@ async fn batch_ids(
     if !records.is_empty() {
         return Err("name records or give a filter (--where/--search), not both".into());
     }
-    let mut q = ListQuery::default();
-    for c in &select.conditions {
-        q = q.filter(Cond::parse(c)?);
-    }
-    if let Some(s) = &select.search {
-        q = q.search(s.clone());
-    }
+    let q = select.query()?;
     let ids = ctx
         .crm
         .resolve_targets(actor, entity, &crm::view::Targets::Matching(q))
@@ -2765,6 +2898,17 @@ async fn batch_ids(
         .map_err(err)?;
     if ids.is_empty() {
         return Err(format!("no {entity} you can see matches the filter"));
+    }
+    if let Guard::Confirm(verb, false) = guard
+        && ids.len() > 1
+    {
+        return Err(format!(
+            "the filter selects {} {entity} records: add --yes to {verb} them all, or name the records",
+            ids.len()
+        ));
+    }
+    if !ctx.json {
+        out!("selected {} {entity} record(s) by the filter", ids.len());
     }
     Ok(ids)
 }
@@ -2942,6 +3086,10 @@ enum PoolCmd {
         /// Or every customer you can see matching a filter.
         #[command(flatten)]
         select: SelectArgs,
+        /// With --where/--search: act even when the filter selects more
+        /// than one record.
+        #[arg(long)]
+        yes: bool,
     },
     /// Assigns pool customers to a user (分配; pool admins).
     Assign {
@@ -2968,6 +3116,10 @@ enum PoolCmd {
         /// Or every customer you can see matching a filter.
         #[command(flatten)]
         select: SelectArgs,
+        /// With --where/--search: act even when the filter selects more
+        /// than one record.
+        #[arg(long)]
+        yes: bool,
     },
     /// Creates customers straight into a pool: `--row 'name=…,phone=…'`, repeatable.
     Import {
@@ -3427,9 +3579,11 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
             reason,
             to,
             select,
+            yes,
         } => {
             let ids = if select.is_set() {
-                batch_ids(ctx, actor, Entity::Customer, &records, &select).await?
+                let guard = Guard::Confirm("release", yes);
+                batch_ids(ctx, actor, Entity::Customer, &records, &select, guard).await?
             } else {
                 customer_ids(ctx, actor, &records).await?
             };
@@ -3456,9 +3610,11 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
             invalid,
             reason,
             select,
+            yes,
         } => {
             let ids = if select.is_set() {
-                batch_ids(ctx, actor, Entity::Customer, &records, &select).await?
+                let guard = Guard::Confirm("move", yes);
+                batch_ids(ctx, actor, Entity::Customer, &records, &select, guard).await?
             } else {
                 customer_ids(ctx, actor, &records).await?
             };

@@ -89,6 +89,21 @@ fn template_export_import_and_undo(tmp: &Path, db: &str) {
         .expect("import id")
         .to_string();
     assert_eq!(v["report"]["created"], 0);
+    // An undo stands alone: a trial run, an entity, a file or a listing
+    // with it is refused by the command line, and nothing is undone.
+    for args in [
+        &["import", "--undo", &id, "--dry-run"][..],
+        &["import", "customer", "all.xlsx", "--undo", &id],
+        &["import", "--undo", &id, "--list"],
+    ] {
+        let out = run(&tmp, args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("cannot be used with"), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let l = ok(&tmp, &["import", "--list"]);
+    assert!(!l.contains("undone"), "{l}");
     let u = ok(&tmp, &["import", "--undo", &id]);
     assert!(u.contains("undid import"), "{u}");
     let l = ok(&tmp, &["import", "--list"]);

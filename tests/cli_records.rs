@@ -1,11 +1,13 @@
 //! The example CLI: the outbox commands are for administrators and show one
 //! company's events, money custom fields read in yuan, archived records come
 //! back with `unarchive`, shares are listed, and a contact's values may hold
-//! commas.
+//! commas; batches on a filter refuse an empty one and ask for `--yes`
+//! before touching several records, a partly refused batch fails, an edit
+//! without changes is refused, and restoring a live record says where it is.
 
 mod common;
 
-use common::{fails, json, ok};
+use common::{fails, json, ok, run};
 
 fn temp_db(name: &str) -> (std::path::PathBuf, String) {
     let dir = std::env::temp_dir().join(format!("crm-cli-{name}-{}", std::process::id()));
@@ -127,5 +129,142 @@ fn cli_unarchive_shares_money_and_commas() {
     );
     assert_eq!(c["fields"]["notes"], "甲,乙", "{c}");
     assert_eq!(c["fields"]["mobile"], "13900002222", "{c}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cli_pending_events_read_past_other_companies() {
+    let (dir, db) = temp_db("events-window");
+    let db = db.as_str();
+    // Another company's events come first in the queue.
+    ok(db, &["init", "--name", "另一家有限公司", "--code", "OTHER"]);
+    ok(db, &["demo"]);
+    let other = json(db, &["--company", "OTHER", "events", "pending"]);
+    let other = other.as_array().expect("events");
+    assert!(!other.is_empty());
+    let other_company = other[0]["company_id"].clone();
+    // DEMO's first two pending events, though OTHER's fill the first places.
+    let demo = json(
+        db,
+        &["--company", "DEMO", "events", "pending", "--limit", "2"],
+    );
+    let demo = demo.as_array().expect("events");
+    assert_eq!(demo.len(), 2, "{demo:?}");
+    assert!(demo.iter().all(|e| e["company_id"] != other_company));
+    assert!(demo[0]["seq"].as_i64() < demo[1]["seq"].as_i64());
+    // A company with fewer pending events than the limit gets them all.
+    let all = json(
+        db,
+        &["--company", "OTHER", "events", "pending", "--limit", "1000"],
+    );
+    assert_eq!(all.as_array().map(Vec::len), Some(other.len()), "{all}");
+    let table = ok(
+        db,
+        &["--company", "DEMO", "events", "pending", "--limit", "1"],
+    );
+    assert!(table.contains("company.created"), "{table}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cli_batches_on_a_filter_are_guarded() {
+    let (dir, db) = temp_db("batch-guard");
+    let db = db.as_str();
+    ok(db, &["demo"]);
+    let total = |db: &str| json(db, &["customer", "list"])["total"].clone();
+    let before = total(db);
+    let zhangwei = json(db, &["--as", "zhangwei", "customer", "list"]);
+    let mine = zhangwei["items"][0].clone();
+    // An empty search or condition would select everything: refused, for
+    // every batch that takes a filter.
+    for args in [
+        &["customer", "delete", "--search", ""][..],
+        &["customer", "delete", "--search", "  "],
+        &["customer", "delete", "--where", ""],
+        &["customer", "archive", "-s", ""],
+        &["customer", "transfer", "--search", "", "--to", "wangfang"],
+        &["customer", "share", "--search", "", "--with", "zhangwei"],
+        &["pool", "release", "--search", "", "--reason", "测试"],
+    ] {
+        let e = fails(db, args);
+        assert!(
+            e.contains("--search is empty") || e.contains("--where is empty"),
+            "{args:?}: {e}"
+        );
+    }
+    assert_eq!(total(db), before);
+    let shared = json(db, &["--as", "zhangwei", "customer", "list"]);
+    assert_eq!(shared["total"], zhangwei["total"], "nothing was shared");
+    // Several records selected by a filter: nothing happens without --yes.
+    let c = json(db, &["customer", "list", "-w", "level=C"]);
+    let selected = c["total"].as_u64().expect("total");
+    assert!(selected > 1, "{c}");
+    let e = fails(db, &["customer", "delete", "--where", "level=C"]);
+    assert!(
+        e.contains(&format!("selects {selected} customer records")) && e.contains("--yes"),
+        "{e}"
+    );
+    let e = fails(
+        db,
+        &["customer", "transfer", "-w", "level=C", "--to", "wangfang"],
+    );
+    assert!(e.contains("--yes"), "{e}");
+    assert_eq!(total(db), before);
+    let out = ok(db, &["customer", "archive", "--where", "level=C", "--yes"]);
+    assert!(
+        out.contains(&format!(
+            "selected {selected} customer record(s) by the filter"
+        )) && out.contains(&format!("archived: {selected} done")),
+        "{out}"
+    );
+    // An edit without pairs changes nothing and says so.
+    let live = json(db, &["customer", "list"])["items"][0]["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    let version = json(db, &["customer", "show", &live])["version"].clone();
+    let e = fails(db, &["customer", "edit", &live]);
+    assert!(
+        e.contains("nothing to change: give field=value pairs"),
+        "{e}"
+    );
+    assert_eq!(json(db, &["customer", "show", &live])["version"], version);
+    // Restoring or purging a live record: it is not in the recycle bin.
+    for verb in ["restore", "purge"] {
+        let e = fails(db, &["customer", verb, &live]);
+        assert!(
+            e.contains(&format!("{live} is not in the recycle bin")),
+            "{e}"
+        );
+    }
+    let e = fails(db, &["customer", "unarchive", &live]);
+    assert!(e.contains(&format!("{live} is not archived")), "{e}");
+    let e = fails(db, &["customer", "restore", "KH-NO-SUCH"]);
+    assert!(e.contains("KH-NO-SUCH not found"), "{e}");
+    // A batch of named records with a refusal (a customer shared for
+    // reading only) prints its report and fails.
+    let (owner, mine) = (&mine["owner_id"], mine["code"].as_str().expect("code"));
+    let others = json(db, &["customer", "list", "-w", "level=B"]);
+    let theirs = others["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|r| &r["owner_id"] != owner)
+        .and_then(|r| r["code"].as_str())
+        .expect("another owner's customer")
+        .to_string();
+    ok(db, &["customer", "share", &theirs, "--with", "zhangwei"]);
+    let out = run(
+        db,
+        &["--as", "zhangwei", "customer", "delete", mine, &theirs],
+    );
+    assert!(!out.status.success(), "a partly refused batch fails");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("deleted: 1 done, 1 refused"), "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: 1 of 2 records were not deleted"),
+        "{stderr}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2304,11 +2304,39 @@ impl Crm {
                     let (col, ty, def) = self.field_col(actor, entity, f, customs)?;
                     let custom = custom_def(&col, customs);
                     let mut values = Vec::new();
-                    for v in vs {
-                        values.push(
-                            self.filter_value(actor, entity, f, &col, ty, def, custom, v)
-                                .await?,
-                        );
+                    // The options or users the values name, read once for
+                    // the whole list (not once per value).
+                    let choice = def.filter(|d| matches!(d.kind, FieldKind::Choice(_)));
+                    let users = custom.is_some_and(|c| c.field_type == CustomFieldType::User);
+                    if let Some(d) = choice {
+                        let options = self.picklist(actor, entity, d.name).await?;
+                        for v in vs {
+                            values.push(match json_text(v) {
+                                None => Value::Null,
+                                Some(text) => Value::Text(
+                                    options
+                                        .iter()
+                                        .find(|o| **o == text || o.eq_ignore_ascii_case(&text))
+                                        .cloned()
+                                        .unwrap_or(text),
+                                ),
+                            });
+                        }
+                    } else if users && vs.len() > 1 {
+                        let all = self.list_users(actor, None).await?;
+                        for v in vs {
+                            values.push(match json_text(v) {
+                                None => Value::Null,
+                                Some(text) => Value::Text(user_named(&all, f, &text)?),
+                            });
+                        }
+                    } else {
+                        for v in vs {
+                            values.push(
+                                self.filter_value(actor, entity, f, &col, ty, def, custom, v)
+                                    .await?,
+                            );
+                        }
                     }
                     if is_list(def, custom) {
                         // Holding any of the options (none: holding none).
@@ -2340,11 +2368,7 @@ impl Crm {
                         ));
                     }
                     let needle = match def.map(|d| d.kind) {
-                        Some(FieldKind::Phone(_) | FieldKind::Mobile(_)) => t
-                            .chars()
-                            .map(crate::validate::halfwidth)
-                            .filter(char::is_ascii_digit)
-                            .collect(),
+                        Some(FieldKind::Phone(_) | FieldKind::Mobile(_)) => phone_needle(t),
                         _ => t.trim().to_string(),
                     };
                     if matches!(cond, Cond::Contains(..)) {
@@ -2764,9 +2788,61 @@ pub(crate) struct Inserted {
     pub(crate) code_at: Option<usize>,
 }
 
+/// The id a user-type custom field stores for the user `text` names,
+/// among `users`: an id (kept as given), a username, or the display name of
+/// exactly one user (as [`Crm::filter_user`] finds it, from one list).
+fn user_named(users: &[crate::org::User], field: &str, text: &str) -> Result<String> {
+    if let Ok(id) = Uuid::parse_str(text) {
+        return Ok(id.to_string());
+    }
+    if let Some(u) = users.iter().find(|u| u.username == text.trim()) {
+        return Ok(u.id.to_string());
+    }
+    let named: Vec<&crate::org::User> = users.iter().filter(|u| u.display_name == text).collect();
+    match named.as_slice() {
+        [one] => Ok(one.id.to_string()),
+        [] => Err(Error::invalid(field, format!("no user '{text}'"))),
+        _ => Err(Error::invalid(
+            field,
+            format!("'{text}' is the name of several users; give the username"),
+        )),
+    }
+}
+
+/// What a "contains" or "starts with" condition on a phone column looks
+/// for in its key: the digits typed; after `+` or `00`, the key of a number
+/// abroad (`+852…`), or a mainland one when the country is 86.
+fn phone_needle(t: &str) -> String {
+    let half: String = t.trim().chars().map(crate::validate::halfwidth).collect();
+    let digits: String = half.chars().filter(char::is_ascii_digit).collect();
+    let abroad = if half.starts_with('+') {
+        Some(digits.as_str())
+    } else if half.starts_with("00") {
+        digits.get(2..)
+    } else {
+        None
+    };
+    match abroad {
+        Some(d) => match d.strip_prefix("86") {
+            Some(mainland) => mainland.to_string(),
+            None => format!("+{d}"),
+        },
+        None => digits,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn phone_needles_follow_the_stored_keys() {
+        assert_eq!(super::phone_needle("138 0013"), "1380013");
+        assert_eq!(super::phone_needle("+852"), "+852");
+        assert_eq!(super::phone_needle("00852 2123"), "+8522123");
+        assert_eq!(super::phone_needle("+86 138"), "138");
+        assert_eq!(super::phone_needle("０７５５"), "0755");
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -151,6 +151,9 @@ pub enum Reason {
         /// How many digits were given, country code included.
         actual: usize,
     },
+    /// A mainland mobile number written after `+` or `00` without 86
+    /// (`+138 0013 8000`), which would read as a number abroad.
+    MainlandAfterPrefix,
     /// An area code that does not exist on the mainland.
     AreaCode {
         /// The code found.
@@ -263,6 +266,9 @@ impl Invalid {
             Reason::InternationalDigits { actual } => {
                 format!("连同国家代码有 {actual} 位数字，应为 8 至 15 位")
             }
+            Reason::MainlandAfterPrefix => {
+                "是国内手机号却带有 + 或 00：请去掉前缀，或写作 +86 138 0013 8000".to_owned()
+            }
             Reason::AreaCode { code } => format!("的区号 {code} 不是有效的中国大陆区号"),
             Reason::MissingAreaCode => {
                 "缺少区号，应写作 010-62345678 或 0755-2345678 的形式".to_owned()
@@ -341,6 +347,10 @@ impl fmt::Display for Invalid {
             Reason::InternationalDigits { actual } => write!(
                 f,
                 "has {actual} digits with the country code, expected 8 to 15"
+            ),
+            Reason::MainlandAfterPrefix => f.write_str(
+                "is a mainland mobile number written after + or 00: leave the prefix out, or \
+                 write +86 138 0013 8000",
             ),
             Reason::AreaCode { code } => {
                 write!(f, "has area code {code}, which is not a mainland area code")
@@ -868,7 +878,36 @@ fn foreign(t: &str, subject: Subject, extensions: bool) -> Option<Result<Foreign
         });
     }
     let main = main.replacen("(0)", " ", 1);
-    let digits: String = main.chars().filter(char::is_ascii_digit).collect();
+    let groups: Vec<&str> = main
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .collect();
+    // `+138 0013 8000`: a mainland mobile grouped as one (138 …) after a
+    // stray prefix, not a number in North America, which is written with
+    // its 1 apart (`+1 415 555 0100`) or run together (`+14155550100`).
+    if groups.iter().map(|g| g.len()).sum::<usize>() == 11
+        && groups.first().is_some_and(|g| {
+            (2..=4).contains(&g.len())
+                && g.starts_with('1')
+                && (b'3'..=b'9').contains(&g.as_bytes()[1])
+        })
+    {
+        return err(Reason::MainlandAfterPrefix);
+    }
+    // A trunk 0 typed after the country code (`+44 020 7946 0958`) is no
+    // part of the international number; Italy's numbers keep theirs.
+    let digits: String = match groups.as_slice() {
+        [cc, next, ..] if cc.len() <= 3 && *cc != "39" && next.starts_with('0') => {
+            let mut d = String::with_capacity(main.len());
+            d.push_str(cc);
+            d.push_str(&next[1..]);
+            for g in &groups[2..] {
+                d.push_str(g);
+            }
+            d
+        }
+        _ => groups.concat(),
+    };
     if digits.starts_with('0') {
         let code = main
             .split(|c: char| !c.is_ascii_digit())
@@ -1214,8 +1253,11 @@ pub struct Phone {
     /// area code and local number of a landline (extension ignored), the 10
     /// digits of a 400/800 number, the 5 of a short service line; for an
     /// international number `+`, country code and number (`+85221234567`,
-    /// extension ignored), which no mainland key can equal. Every way of
-    /// typing one number gives the same key.
+    /// extension ignored), which no mainland key can equal. The usual ways
+    /// of typing one number give the same key: spaces, dashes, brackets,
+    /// `+` or `00`, and a trunk 0 after the country code, bracketed or
+    /// typed as its own group (`+44 (0)20 …`, `+44 020 …`); a trunk 0
+    /// run into the digits (`+4402079460958`) is not told apart.
     pub key: String,
 }
 
@@ -2135,8 +2177,26 @@ mod tests {
     }
 
     #[test]
+    fn a_mainland_mobile_after_a_stray_prefix_is_refused() {
+        for input in ["+138 0013 8000", "00 138 0013 8000", "+1380 013 8000"] {
+            let e = phone(input).unwrap_err();
+            assert_eq!(e.reason, Reason::MainlandAfterPrefix, "{input}");
+            assert!(e.message_zh().contains("国内手机号"), "{input}");
+            assert!(mobile(input).is_err(), "{input}");
+        }
+        // North American numbers stay numbers abroad.
+        for input in ["+1 415 555 0100", "+14155550100", "+1 380 013 8000"] {
+            assert_eq!(
+                phone(input).unwrap().kind,
+                PhoneKind::International,
+                "{input}"
+            );
+        }
+    }
+
+    #[test]
     fn international_numbers() {
-        let cases: [(&[&str], &str); 4] = [
+        let cases: [(&[&str], &str); 5] = [
             (
                 &[
                     "+852 2123 4567",
@@ -2158,10 +2218,16 @@ mod tests {
                     "+44 20 7946 0958",
                     "+44 (0)20 7946 0958",
                     "0044 20 7946 0958",
+                    "+44 020 7946 0958",
                 ],
                 "+442079460958",
             ),
-            (&["+81 3-1234-5678", "+81 (0)3 1234 5678"], "+81312345678"),
+            (
+                &["+81 3-1234-5678", "+81 (0)3 1234 5678", "+81 03-1234-5678"],
+                "+81312345678",
+            ),
+            // Italy's numbers keep their 0.
+            (&["+39 06 1234 5678", "+390612345678"], "+390612345678"),
         ];
         for (inputs, want) in cases {
             for input in inputs {
@@ -2310,12 +2376,18 @@ mod tests {
         #[test]
         fn international_typings_share_a_key(
             code in "[1-9][0-9]{0,2}",
-            rest in "[0-9]{7,11}",
+            rest in "[1-9][0-9]{6,10}",
             prefix in "\\+|00|\\(\\+|00 ",
             sep in "[ -]",
         ) {
             let digits = format!("{code}{rest}");
             prop_assume!(!digits.starts_with("86"));
+            // `+13 …` with 11 digits reads as a mainland mobile typed after
+            // a stray prefix (no country code but 1 starts with 1).
+            prop_assume!(!(digits.len() == 11
+                && code.len() >= 2
+                && code.starts_with('1')
+                && (b'3'..=b'9').contains(&code.as_bytes()[1])));
             prop_assume!(INTERNATIONAL_DIGITS.contains(&digits.len()));
             let close = if prefix == "(+" { ")" } else { "" };
             let (a, b) = rest.split_at(rest.len() / 2);

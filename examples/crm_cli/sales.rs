@@ -2200,7 +2200,7 @@ where
                 r.refused.extend(more.refused);
             }
             Err(e) => {
-                super::report(ctx, verb, &r)?;
+                super::print_report(ctx, verb, &r);
                 return Err(format!(
                     "the current version was {verb}, the {} older ones were not: {e}",
                     rest.len()
@@ -2208,7 +2208,10 @@ where
             }
         }
     }
-    super::report(ctx, verb, &r)?;
+    super::print_report(ctx, verb, &r);
+    if r.done.is_empty() {
+        return super::batch_outcome(verb, &r);
+    }
     if !r.refused.is_empty() {
         return Err(format!(
             "{} of {} rows were not {verb}",

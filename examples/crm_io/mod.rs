@@ -73,8 +73,14 @@ pub struct ImportArgs {
     /// Language of the error workbook: zh or en.
     #[arg(long, default_value = "zh")]
     pub lang: Lang,
-    /// Undo the import with this id instead.
-    #[arg(long)]
+    /// Undo the import with this id instead (on its own: no entity, file,
+    /// `--dry-run` or `--list`; an undo is never a trial run).
+    #[arg(
+        long,
+        conflicts_with_all = [
+            "entity", "file", "dry_run", "list", "sheet", "batches", "owner", "department", "pool",
+        ]
+    )]
     pub undo: Option<String>,
     /// List imports instead.
     #[arg(long)]

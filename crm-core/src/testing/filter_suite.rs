@@ -573,6 +573,7 @@ pub async fn user_filters_name_users_as_saving_does(store: Arc<dyn Store>) {
         set(&["甲公司", "丙公司"])
     );
     refused(&w, "custom.manager=nobody", "manager", "nobody").await;
+    refused(&w, "custom.manager:in:lisi,nobody", "manager", "nobody").await;
 }
 
 /// A date and time written `2026年11月27日 14:30`, `2026.11.27 14:30`,
