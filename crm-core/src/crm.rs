@@ -331,6 +331,8 @@ impl Crm {
     /// role, user group, custom field, approval flow or product is for those
     /// who manage such things (products: who may edit them), and a user's
     /// own for the user; it stays readable after such a thing is deleted.
+    /// A record purged for good (or removed by an import's undo) keeps its
+    /// history for administrators: who created, changed and purged it.
     pub async fn history(
         &self,
         actor: &Actor,
@@ -338,8 +340,24 @@ impl Crm {
         id: Uuid,
     ) -> Result<Vec<AuditEntry>> {
         if entity.is_record() {
-            self.get_record(actor, entity, crate::ids::RecordId(id))
-                .await?;
+            match self
+                .get_record(actor, entity, crate::ids::RecordId(id))
+                .await
+            {
+                Ok(_) => {}
+                Err(Error::NotFound { .. })
+                    if actor.is_admin() && self.store.get(entity.table(), id).await?.is_none() =>
+                {
+                    let entries = self.store.history(entity.table(), id).await?;
+                    if entries.is_empty()
+                        || entries.iter().any(|e| e.company_id != actor.company_id.0)
+                    {
+                        return Err(Error::not_found(entity_name(entity.table()), id));
+                    }
+                    return Ok(entries);
+                }
+                Err(e) => return Err(e),
+            }
         } else {
             // A deleted department, role or group keeps its history: who
             // deleted it, and what it was.

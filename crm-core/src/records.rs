@@ -1179,7 +1179,7 @@ impl Crm {
                         Table::Contacts,
                         cid,
                         "create",
-                        Vec::new(),
+                        created_changes(&payload),
                     ));
                     cs.events.push(self.event(
                         company,

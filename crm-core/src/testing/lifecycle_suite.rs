@@ -7,6 +7,11 @@
 macro_rules! lifecycle_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::lifecycle_suite::a_purged_record_keeps_its_history_for_administrators,
+            crm_lifecycle_a_purged_record_keeps_its_history_for_administrators,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::changes_to_children_and_products_are_announced,
             crm_lifecycle_changes_to_children_and_products_are_announced,
             $make
@@ -252,6 +257,42 @@ pub async fn changes_to_children_and_products_are_announced(store: Arc<dyn Store
     for kind in ["product.updated", "product.deleted"] {
         assert!(has(&got, kind, RecordId(p.id)), "{kind}: {got:#?}");
     }
+}
+
+/// A customer purged for good keeps its history for administrators (who
+/// created, changed and purged it); for others it is gone.
+pub async fn a_purged_record_keeps_its_history_for_administrators(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "清除客户有限公司", json!({})).await;
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let r = w
+        .crm
+        .purge_records(&w.admin, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let history = w
+        .crm
+        .history(&w.admin, Entity::Customer, c.id.0)
+        .await
+        .expect("an administrator reads it");
+    let actions: Vec<&str> = history.iter().map(|h| h.action.as_str()).collect();
+    assert_eq!(actions.first(), Some(&"create"), "{actions:?}");
+    assert_eq!(actions.last(), Some(&"purge"), "{actions:?}");
+    assert!(matches!(
+        w.crm.history(&w.zhangsan, Entity::Customer, c.id.0).await,
+        Err(Error::NotFound { .. })
+    ));
+    // Nor is an id that never was a record anyone's to read.
+    assert!(matches!(
+        w.crm
+            .history(&w.admin, Entity::Customer, Uuid::now_v7())
+            .await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 /// The one refusal of a batch of one.

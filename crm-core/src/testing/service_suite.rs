@@ -4394,6 +4394,18 @@ pub async fn contacts_with_their_customer_are_checked(store: Arc<dyn Store>) {
         .await
         .expect("contacts");
     assert_eq!(contacts.items.len(), 2);
+    // Each contact's history starts with what it was created with.
+    for contact in &contacts.items {
+        let history = w
+            .crm
+            .history(&w.admin, Entity::Contact, contact.id.0)
+            .await
+            .expect("history");
+        assert!(
+            history[0].action == "create" && history[0].changes.iter().any(|c| c.field == "name"),
+            "{history:#?}"
+        );
+    }
 }
 
 /// Only the latest follow-up sets the customer's next follow-up date; a
