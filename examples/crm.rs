@@ -2146,8 +2146,16 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             customer_extra_cmd(ctx, actor, cmd).await?;
         }
         RecordCmd::History { record } => {
-            let r = find_record(ctx, actor, entity, &record, Lifecycle::Any).await?;
-            let h = ctx.crm.history(actor, entity, r.id.0).await.map_err(err)?;
+            // A record purged for good is named by its id (its code is
+            // gone); administrators still read its history.
+            let id = match find_record(ctx, actor, entity, &record, Lifecycle::Any).await {
+                Ok(r) => r.id.0,
+                Err(e) => match record.parse::<RecordId>() {
+                    Ok(id) => id.0,
+                    Err(_) => return Err(e),
+                },
+            };
+            let h = ctx.crm.history(actor, entity, id).await.map_err(err)?;
             let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
             let customs = ctx.crm.custom_fields(actor, entity).await.map_err(err)?;
             let show = |field: &str, v: &Json| match field.strip_prefix("custom.") {

@@ -266,5 +266,19 @@ fn cli_batches_on_a_filter_are_guarded() {
         stderr.starts_with("error: 1 of 2 records were not deleted"),
         "{stderr}"
     );
+    // A customer purged for good: its history, by id, for administrators.
+    let id = json(db, &["customer", "show", &live])["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    ok(db, &["customer", "delete", &live]);
+    ok(db, &["customer", "purge", &live]);
+    let history = ok(db, &["customer", "history", &id]);
+    assert!(
+        history.contains("create") && history.contains("purge"),
+        "{history}"
+    );
+    let e = fails(db, &["--as", "zhangwei", "customer", "history", &id]);
+    assert!(e.contains("not found"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
