@@ -2223,20 +2223,8 @@ impl Crm {
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
-        let named: Vec<crate::org::User> = self
-            .list_users(actor, Some(text))
-            .await?
-            .into_iter()
-            .filter(|u| u.display_name == text)
-            .collect();
-        match named.as_slice() {
-            [one] => Ok(one.id.to_string()),
-            [] => Err(Error::invalid(field, format!("no user '{text}'"))),
-            _ => Err(Error::invalid(
-                field,
-                format!("'{text}' is the name of several users; give the username"),
-            )),
-        }
+        // Else a display name: among the users a search for it finds.
+        user_named(&self.list_users(actor, Some(text)).await?, field, text)
     }
 
     /// A comparison of one field with one value as a store filter. Tags
