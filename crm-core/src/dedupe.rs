@@ -2084,8 +2084,11 @@ impl Crm {
                     v.push(("department_id", survivor.get("department_id").clone()));
                     moved_contacts.push(r.id());
                 }
-                // Each moved record's history and consumers learn its new
-                // customer (and a contact its new owner).
+                // Each moved business record's history and consumers learn
+                // its new customer (and a contact its new owner): contacts
+                // and follow-ups as any update of theirs is announced, the
+                // sales documents as moved (their updates say other
+                // things); payments and invoices go with their contract.
                 let moved_changes: Vec<FieldChange> = v
                     .iter()
                     .filter(|(k, val)| *k != "updated_at" && r.get(k) != val)
@@ -2095,25 +2098,41 @@ impl Crm {
                         after: val.to_json(),
                     })
                     .collect();
-                cs.events.push(self.event(
-                    company,
-                    table,
-                    r.id(),
-                    format!("{}.updated", crate::crm::entity_name(table)),
-                    json!({
-                        "version": r.version() + 1,
-                        "changes": &moved_changes,
-                        "merged_into": survivor.get("code").to_json(),
-                    }),
-                ));
-                cs.audit.push(self.audit(
-                    Some(actor),
-                    company,
-                    table,
-                    r.id(),
-                    "merge",
-                    moved_changes,
-                ));
+                if let Some(e) = Entity::of_table(table).filter(|e| e.is_record()) {
+                    let (kind, payload) = match e {
+                        Entity::Contact | Entity::FollowUp => (
+                            "updated",
+                            json!({
+                                "version": r.version() + 1,
+                                "changes": &moved_changes,
+                                "merged_into": survivor.get("code").to_json(),
+                            }),
+                        ),
+                        _ => (
+                            "moved",
+                            json!({
+                                "code": r.get("code").to_json(),
+                                "changes": &moved_changes,
+                                "merged_into": survivor.get("code").to_json(),
+                            }),
+                        ),
+                    };
+                    cs.events.push(self.event(
+                        company,
+                        table,
+                        r.id(),
+                        format!("{e}.{kind}"),
+                        payload,
+                    ));
+                    cs.audit.push(self.audit(
+                        Some(actor),
+                        company,
+                        table,
+                        r.id(),
+                        "merge",
+                        moved_changes,
+                    ));
+                }
                 cs.ops.push(Op::Update {
                     table,
                     id: r.id(),

@@ -729,6 +729,9 @@ impl Crm {
                     expected_version: c.version(),
                     values: values.clone(),
                 });
+                if c.get("owner_id").as_id() == Some(to.id.0) {
+                    continue;
+                }
                 // In the contact's own history, and announced.
                 let change = FieldChange {
                     field: "owner_id".into(),

@@ -2356,7 +2356,9 @@ impl Crm {
                         ));
                     }
                     let needle = match def.map(|d| d.kind) {
-                        Some(FieldKind::Phone(_) | FieldKind::Mobile(_)) => phone_needle(t),
+                        Some(FieldKind::Phone(_) | FieldKind::Mobile(_)) => {
+                            phone_needle(t, matches!(cond, Cond::StartsWith(..)))
+                        }
                         _ => t.trim().to_string(),
                     };
                     if matches!(cond, Cond::Contains(..)) {
@@ -2798,14 +2800,16 @@ fn user_named(users: &[crate::org::User], field: &str, text: &str) -> Result<Str
 }
 
 /// What a "contains" or "starts with" condition on a phone column looks
-/// for in its key: the digits typed; after `+` or `00`, the key of a number
-/// abroad (`+852…`), or a mainland one when the country is 86.
-fn phone_needle(t: &str) -> String {
+/// for in its key: the digits typed; after `+` (or, for "starts with",
+/// `00`: in a "contains" it is just digits, `0013` of `138 0013 8000`), the
+/// key of a number abroad (`+852…`), or the digits after 86 for a mainland
+/// mobile.
+fn phone_needle(t: &str, starts: bool) -> String {
     let half: String = t.trim().chars().map(crate::validate::halfwidth).collect();
     let digits: String = half.chars().filter(char::is_ascii_digit).collect();
     let abroad = if half.starts_with('+') {
         Some(digits.as_str())
-    } else if half.starts_with("00") {
+    } else if starts && half.starts_with("00") {
         digits.get(2..)
     } else {
         None
@@ -2824,11 +2828,13 @@ fn phone_needle(t: &str) -> String {
 mod tests {
     #[test]
     fn phone_needles_follow_the_stored_keys() {
-        assert_eq!(super::phone_needle("138 0013"), "1380013");
-        assert_eq!(super::phone_needle("+852"), "+852");
-        assert_eq!(super::phone_needle("00852 2123"), "+8522123");
-        assert_eq!(super::phone_needle("+86 138"), "138");
-        assert_eq!(super::phone_needle("０７５５"), "0755");
+        assert_eq!(super::phone_needle("138 0013", true), "1380013");
+        assert_eq!(super::phone_needle("+852", true), "+852");
+        assert_eq!(super::phone_needle("+852", false), "+852");
+        assert_eq!(super::phone_needle("00852 2123", true), "+8522123");
+        assert_eq!(super::phone_needle("0013", false), "0013");
+        assert_eq!(super::phone_needle("+86 138", true), "138");
+        assert_eq!(super::phone_needle("０７５５", false), "0755");
     }
 
     use super::*;

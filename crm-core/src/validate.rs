@@ -882,32 +882,21 @@ fn foreign(t: &str, subject: Subject, extensions: bool) -> Option<Result<Foreign
         .split(|c: char| !c.is_ascii_digit())
         .filter(|g| !g.is_empty())
         .collect();
-    // `+138 0013 8000`: a mainland mobile grouped as one (138 …) after a
-    // stray prefix, not a number in North America, which is written with
-    // its 1 apart (`+1 415 555 0100`) or run together (`+14155550100`).
-    if groups.iter().map(|g| g.len()).sum::<usize>() == 11
-        && groups.first().is_some_and(|g| {
-            (2..=4).contains(&g.len())
-                && g.starts_with('1')
-                && (b'3'..=b'9').contains(&g.as_bytes()[1])
-        })
+    // `+138 0013 8000`: a mainland mobile in its usual 3-4-4 grouping
+    // after a stray prefix, not a number in North America, which is
+    // written `+1 415 555 0100`, `+1876 555 1234` or run together.
+    if let [first, a, b] = groups.as_slice()
+        && first.len() == 3
+        && a.len() == 4
+        && b.len() == 4
+        && first.starts_with('1')
+        && (b'3'..=b'9').contains(&first.as_bytes()[1])
     {
         return err(Reason::MainlandAfterPrefix);
     }
-    // A trunk 0 typed after the country code (`+44 020 7946 0958`) is no
-    // part of the international number; Italy's numbers keep theirs.
-    let digits: String = match groups.as_slice() {
-        [cc, next, ..] if cc.len() <= 3 && *cc != "39" && next.starts_with('0') => {
-            let mut d = String::with_capacity(main.len());
-            d.push_str(cc);
-            d.push_str(&next[1..]);
-            for g in &groups[2..] {
-                d.push_str(g);
-            }
-            d
-        }
-        _ => groups.concat(),
-    };
+    // (A trunk 0 is dropped only bracketed, `(0)`: typed as a group of its
+    // own it may be part of the number, as in Côte d'Ivoire or San Marino.)
+    let digits: String = groups.concat();
     if digits.starts_with('0') {
         let code = main
             .split(|c: char| !c.is_ascii_digit())
@@ -1255,9 +1244,9 @@ pub struct Phone {
     /// international number `+`, country code and number (`+85221234567`,
     /// extension ignored), which no mainland key can equal. The usual ways
     /// of typing one number give the same key: spaces, dashes, brackets,
-    /// `+` or `00`, and a trunk 0 after the country code, bracketed or
-    /// typed as its own group (`+44 (0)20 …`, `+44 020 …`); a trunk 0
-    /// run into the digits (`+4402079460958`) is not told apart.
+    /// `+` or `00`, and a bracketed trunk 0 (`+44 (0)20 …`); a trunk 0
+    /// typed otherwise (`+44 020 …`) is kept, since in some countries a
+    /// leading 0 is part of the number.
     pub key: String,
 }
 
@@ -2178,14 +2167,25 @@ mod tests {
 
     #[test]
     fn a_mainland_mobile_after_a_stray_prefix_is_refused() {
-        for input in ["+138 0013 8000", "00 138 0013 8000", "+1380 013 8000"] {
+        for input in ["+138 0013 8000", "00 138 0013 8000", "+86 138 0013 8000 "] {
+            if input.starts_with("+86") {
+                // With its country code it is the mainland mobile.
+                assert_eq!(mobile(input).unwrap(), "13800138000");
+                continue;
+            }
             let e = phone(input).unwrap_err();
             assert_eq!(e.reason, Reason::MainlandAfterPrefix, "{input}");
             assert!(e.message_zh().contains("国内手机号"), "{input}");
             assert!(mobile(input).is_err(), "{input}");
         }
         // North American numbers stay numbers abroad.
-        for input in ["+1 415 555 0100", "+14155550100", "+1 380 013 8000"] {
+        for input in [
+            "+1 415 555 0100",
+            "+14155550100",
+            "+1 380 013 8000",
+            "+1876 555 1234",
+            "+1415 555 0100",
+        ] {
             assert_eq!(
                 phone(input).unwrap().kind,
                 PhoneKind::International,
@@ -2196,7 +2196,7 @@ mod tests {
 
     #[test]
     fn international_numbers() {
-        let cases: [(&[&str], &str); 5] = [
+        let cases: [(&[&str], &str); 6] = [
             (
                 &[
                     "+852 2123 4567",
@@ -2218,16 +2218,13 @@ mod tests {
                     "+44 20 7946 0958",
                     "+44 (0)20 7946 0958",
                     "0044 20 7946 0958",
-                    "+44 020 7946 0958",
                 ],
                 "+442079460958",
             ),
-            (
-                &["+81 3-1234-5678", "+81 (0)3 1234 5678", "+81 03-1234-5678"],
-                "+81312345678",
-            ),
-            // Italy's numbers keep their 0.
+            (&["+81 3-1234-5678", "+81 (0)3 1234 5678"], "+81312345678"),
+            // A leading 0 typed as a group is part of the number.
             (&["+39 06 1234 5678", "+390612345678"], "+390612345678"),
+            (&["+225 07 08 09 10 11", "+2250708091011"], "+2250708091011"),
         ];
         for (inputs, want) in cases {
             for input in inputs {
@@ -2376,16 +2373,16 @@ mod tests {
         #[test]
         fn international_typings_share_a_key(
             code in "[1-9][0-9]{0,2}",
-            rest in "[1-9][0-9]{6,10}",
+            rest in "[0-9]{7,11}",
             prefix in "\\+|00|\\(\\+|00 ",
             sep in "[ -]",
         ) {
             let digits = format!("{code}{rest}");
             prop_assume!(!digits.starts_with("86"));
-            // `+13 …` with 11 digits reads as a mainland mobile typed after
-            // a stray prefix (no country code but 1 starts with 1).
-            prop_assume!(!(digits.len() == 11
-                && code.len() >= 2
+            // `+13x xxxx xxxx` reads as a mainland mobile typed after a
+            // stray prefix (no country code but 1 starts with 1).
+            prop_assume!(!(code.len() == 3
+                && rest.len() == 8
                 && code.starts_with('1')
                 && (b'3'..=b'9').contains(&code.as_bytes()[1])));
             prop_assume!(INTERNATIONAL_DIGITS.contains(&digits.len()));

@@ -541,10 +541,33 @@ impl Crm {
             return Err(Error::invalid("lines", "a quote needs at least one line"));
         }
         // A new version is a new quote for its opportunity: not for a lost
-        // or expired one.
-        if let Some(o) = old.opportunity_id {
-            self.check_document_opportunity(actor, o, old.customer_id, "quote")
-                .await?;
+        // or expired one (read as it is, whoever may read it: the reviser
+        // may hold a share of the quote alone).
+        if let Some(o) = old.opportunity_id
+            && let Some(orow) = self
+                .store
+                .get(Table::Opportunities, o)
+                .await?
+                .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
+                .filter(|r| r.get("deleted_at").is_null())
+        {
+            let status = orow
+                .get("status")
+                .as_text()
+                .and_then(super::pipeline::OppStatus::parse);
+            if let Some(
+                s @ (super::pipeline::OppStatus::Lost | super::pipeline::OppStatus::Expired),
+            ) = status
+            {
+                return Err(Error::InvalidState(format!(
+                    "quote {}'s opportunity is {} ({}): reopen it before revising the quote \
+                     (销售机会已{}，请先重新打开)",
+                    old.code,
+                    s.name(),
+                    s.label_zh(),
+                    s.label_zh()
+                )));
+            }
         }
         let priced = self.price_lines(actor, &lines).await?;
         // A new version is a new live quote: not for a customer in the

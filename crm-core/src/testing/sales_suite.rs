@@ -2813,6 +2813,50 @@ pub async fn sales_documents_follow_the_opportunity_and_its_stage(store: Arc<dyn
         .quote_to_contract(&w.zhangsan, q.id, NewContract::default())
         .await
         .expect("converted again");
+    // A colleague with a write share of a quote (not of its opportunity)
+    // revises it.
+    let o2 = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "共享机会".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(100_000)),
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let q2 = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                opportunity_id: Some(o2.id),
+                ..new_quote(80_000)
+            },
+        )
+        .await
+        .expect("quote");
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            crate::entity::Entity::Quote,
+            crate::ids::RecordId(q2.id),
+            w.wangwu.user_id,
+            crate::records::ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect("share");
+    assert!(w.crm.opportunity(&w.wangwu, o2.id).await.is_err());
+    let v2 = w
+        .crm
+        .revise_quote(&w.wangwu, q2.id, vec![line(70_000)], None)
+        .await
+        .expect("revised by the colleague");
+    assert_eq!(v2.opportunity_id, Some(o2.id));
 }
 
 /// The versions of a quote list those the actor may read: a share of the
