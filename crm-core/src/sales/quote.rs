@@ -657,6 +657,14 @@ impl Crm {
             {
                 continue;
             }
+            // At the version read: a share ended meanwhile makes the
+            // revision conflict rather than live on in the new version.
+            cs.ops.push(Op::Update {
+                table: Table::Shares,
+                id: sh.id(),
+                expected_version: sh.version(),
+                values: vec![("updated_at", Value::Timestamp(now))],
+            });
             cs.ops.push(Op::Insert {
                 table: Table::Shares,
                 values: [
