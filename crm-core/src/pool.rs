@@ -2851,6 +2851,7 @@ impl Crm {
     /// when done. The store narrows by place, lock, governance and each
     /// rule's earliest possible cut-off; the exact due times are computed
     /// per row.
+    #[allow(clippy::too_many_arguments)]
     async fn sweep_candidates(
         &self,
         company: Uuid,
@@ -2858,6 +2859,7 @@ impl Crm {
         i: usize,
         horizon: DateTime<Utc>,
         scope: Scope,
+        with_locked: bool,
         after: &mut Option<Vec<Value>>,
     ) -> Result<Option<Vec<Row>>> {
         if after.as_ref().is_some_and(Vec::is_empty) {
@@ -2930,7 +2932,11 @@ impl Crm {
                 col("place"),
                 vec![Place::Private.name().into(), Place::Deal.name().into()],
             ),
-            eq("locked", false),
+            if with_locked {
+                Filter::True
+            } else {
+                eq("locked", false)
+            },
             governed,
             Filter::Or(rule_filters),
         ]);
@@ -3043,7 +3049,7 @@ impl Crm {
             let horizon = at + days(g.pool.limits.warn_days);
             let mut after = None;
             while let Some(rows) = self
-                .sweep_candidates(company, &set, i, horizon, Scope::All, &mut after)
+                .sweep_candidates(company, &set, i, horizon, Scope::All, false, &mut after)
                 .await?
             {
                 for row in rows {
@@ -3124,7 +3130,10 @@ impl Crm {
     }
 
     /// Customers the actor can see that their pools' rules would recycle
-    /// within `days` (overdue ones included), soonest first.
+    /// within `days` (overdue ones included), soonest first. Only those
+    /// whose due date the actor may see (a rule counting from a date or
+    /// level a field rule hides from them lists nobody for them), and, for
+    /// who may not see the lock, locked customers too.
     pub async fn about_to_be_recycled(
         &self,
         actor: &Actor,
@@ -3146,15 +3155,28 @@ impl Crm {
         for i in 0..set.pools.len() {
             let mut after = None;
             while let Some(rows) = self
-                .sweep_candidates(company, &set, i, horizon, scope.clone(), &mut after)
+                .sweep_candidates(
+                    company,
+                    &set,
+                    i,
+                    horizon,
+                    scope.clone(),
+                    !sight.locked,
+                    &mut after,
+                )
                 .await?
             {
                 for row in rows {
                     if set.governing(&row) != Some(i) {
                         continue;
                     }
+                    // Listed, and in order, by a due date the actor may see:
+                    // one computed from a value hidden from them would tell
+                    // it by the day the customer first appears. (Who may
+                    // not see the lock sees locked customers listed too.)
                     if let Some((rule, due, _)) = self.first_due(&set.pools[i].rules, &row)
                         && due <= horizon
+                        && matches!(self.verdict(rule, &row, sight), Verdict::Due(_, true, _))
                     {
                         out.push((
                             due,

@@ -400,7 +400,7 @@ impl Crm {
     }
 
     /// A contract's plans, payments, received, outstanding and overdue
-    /// amounts as of today.
+    /// amounts as of today (a terminated contract has nothing overdue).
     pub async fn collection(&self, actor: &Actor, contract: Uuid) -> Result<Collection> {
         let row = self.contract_row(actor, contract).await?;
         let c = contract_from_row(&row);
@@ -418,7 +418,17 @@ impl Crm {
             .filter(|p| p.status == "pending_approval")
             .map(|p| p.amount.minor)
             .sum();
-        Ok(self.collection_of(&c.amount, c.received, Money::cny(pending), &plans, payments))
+        let mut col =
+            self.collection_of(&c.amount, c.received, Money::cny(pending), &plans, payments);
+        // A terminated contract will not be paid: nothing of it is overdue
+        // (the receivables leave it out likewise); its outstanding stays.
+        if c.status == ContractStatus::Terminated {
+            col.overdue = Money::cny(0);
+            for p in &mut col.plans {
+                p.days_overdue = 0;
+            }
+        }
+        Ok(col)
     }
 
     fn collection_of(
@@ -551,6 +561,40 @@ impl Crm {
             ("recorded_by", Value::Id(actor.user_id.0)),
         ]);
         let mut cs = ChangeSet::default();
+        // A bank receipt is recorded once: entered twice (a retry, a double
+        // click), the money would be counted twice. A rejected payment's
+        // receipt may be entered again.
+        if let Some(n) = input
+            .receipt_no
+            .as_deref()
+            .map(|n| n.replace('\0', ""))
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+        {
+            let mut same = Select::all(Table::Payments, actor.company_id.0, self.now());
+            same.filter = Filter::And(vec![
+                Filter::Cmp(Col::Column("receipt_no"), CmpOp::Eq, Value::Text(n.clone())),
+                Filter::Cmp(
+                    Col::Column("status"),
+                    CmpOp::Ne,
+                    Value::Text("rejected".into()),
+                ),
+            ]);
+            let message =
+                format!("receipt number {n} is already recorded on a payment (回款单号重复)");
+            if !self.store.select(&same).await?.rows.is_empty() {
+                return Err(Error::Duplicate {
+                    entity: "payment".into(),
+                    message,
+                });
+            }
+            cs.guards.push(Guard {
+                kind: crate::store::GuardKind::Duplicate,
+                keys: vec![format!("{}:payments:receipt:{n}", actor.company_id.0)],
+                select: same,
+                message,
+            });
+        }
         cs.ops.push(Op::Insert {
             table: Table::Payments,
             values,
@@ -807,6 +851,16 @@ impl Crm {
                 )));
             }
             ContractStatus::Executing | ContractStatus::Finished => {}
+        }
+        // A number given blank is a mistake, not a plan.
+        if issued_number
+            .as_deref()
+            .is_some_and(|n| n.trim().is_empty())
+        {
+            return Err(Error::invalid(
+                "number (发票号码)",
+                "is blank: give the invoice's number, or none to record an invoice plan",
+            ));
         }
         let number = issued_number
             .as_deref()

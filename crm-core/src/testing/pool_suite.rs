@@ -2962,12 +2962,10 @@ pub async fn place_and_recycling_show_no_field_rules_hide(store: Arc<dyn Store>)
             "last follow-up 2026-11-29, 20 days for level A".to_string()
         )]
     );
+    // Listed by a due date counted from a hidden date, the customer would
+    // tell that date by the day it first appears: it is not listed.
     let seen = soon(w.crm.about_to_be_recycled(&hidden, 30).await.expect("list"));
-    assert_eq!(seen.len(), 1, "{seen:?}");
-    assert_eq!(seen[0].0, None);
-    for s in revealing {
-        assert!(!seen[0].1.contains(s), "{s}: {seen:?}");
-    }
+    assert!(seen.is_empty(), "{seen:?}");
 
     // A recycling's reason in the history names the dates it counted from.
     w.clock.advance(Duration::days(10));

@@ -1678,9 +1678,30 @@ pub async fn contract_approval_payments_invoices_and_receivables(store: Arc<dyn 
         notes: None,
     };
     w.crm
-        .record_payment(&w.zhangsan, c.id, pay(300_000, 9, 5))
+        .record_payment(
+            &w.zhangsan,
+            c.id,
+            PaymentInput {
+                receipt_no: Some("R-001".into()),
+                ..pay(300_000, 9, 5)
+            },
+        )
         .await
         .expect("first payment");
+    // The same bank receipt entered again is refused, not counted twice.
+    assert!(matches!(
+        w.crm
+            .record_payment(
+                &w.zhangsan,
+                c.id,
+                PaymentInput {
+                    receipt_no: Some(" R-001 ".into()),
+                    ..pay(1_000, 9, 6)
+                },
+            )
+            .await,
+        Err(Error::Duplicate { .. })
+    ));
     // Today is 2026-11-27: instalment 1 has ¥33.33 open for 87 days,
     // instalment 2 all of ¥3,333.33 for 43 days; the third is not due.
     let col = w
@@ -1835,6 +1856,20 @@ pub async fn contract_approval_payments_invoices_and_receivables(store: Arc<dyn 
             )
             .await,
         Err(Error::InvalidState(_))
+    ));
+    // A blank number is a mistake, not an invoice plan.
+    assert!(matches!(
+        w.crm
+            .add_invoice(
+                &w.zhangsan,
+                c.id,
+                InvoiceType::VatNormal,
+                Money::cny(1_000),
+                Some("  ".into()),
+                None,
+            )
+            .await,
+        Err(Error::Validation(_))
     ));
     let c_now = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
     assert_eq!(
@@ -2857,6 +2892,47 @@ pub async fn sales_documents_follow_the_opportunity_and_its_stage(store: Arc<dyn
         .await
         .expect("revised by the colleague");
     assert_eq!(v2.opportunity_id, Some(o2.id));
+    // A terminated contract will not be paid: nothing of it is overdue.
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "终止后不逾期".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(100_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (c, _) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("executing without a flow");
+    w.crm
+        .set_payment_plan(
+            &w.zhangsan,
+            c.id,
+            vec![crate::sales::PlanInput {
+                due_on: NaiveDate::from_ymd_opt(2026, 9, 1).expect("date"),
+                amount: Money::cny(100_000),
+                notes: None,
+            }],
+        )
+        .await
+        .expect("plan");
+    let col = w.crm.collection(&w.zhangsan, c.id).await.expect("col");
+    assert_eq!(col.overdue, Money::cny(100_000));
+    w.crm
+        .close_contract(&w.zhangsan, c.id, Some("客户取消"))
+        .await
+        .expect("terminated");
+    let col = w.crm.collection(&w.zhangsan, c.id).await.expect("col");
+    assert_eq!(col.overdue, Money::cny(0));
+    assert!(col.plans.iter().all(|p| p.days_overdue == 0), "{col:?}");
+    assert_eq!(col.outstanding, Money::cny(100_000));
 }
 
 /// The versions of a quote list those the actor may read: a share of the
