@@ -292,12 +292,17 @@ impl CustomFieldDef {
 }
 
 /// Reads a yes/no value as custom fields take it (saved values and filters
-/// alike): `true`/`1`/`yes`/`y`/`是`/`对` or `false`/`0`/`no`/`n`/`否`/`不是`,
-/// ASCII case aside. `None` for any other word.
+/// alike): `true`/`t`/`1`/`yes`/`y`/`on`/`是`/`对`/`真`/`√` or
+/// `false`/`f`/`0`/`no`/`n`/`off`/`否`/`不是`/`不`/`假`/`×`, ASCII case
+/// aside. `None` for any other word.
 pub(crate) fn parse_bool(text: &str) -> Option<bool> {
     match text.trim().to_lowercase().as_str() {
-        "true" | "1" | "yes" | "y" | "是" | "对" => Some(true),
-        "false" | "0" | "no" | "n" | "否" | "不是" => Some(false),
+        "true" | "t" | "1" | "yes" | "y" | "on" | "是" | "对" | "真" | "√" | "✓" => {
+            Some(true)
+        }
+        "false" | "f" | "0" | "no" | "n" | "off" | "否" | "不是" | "不" | "假" | "×" | "✗" => {
+            Some(false)
+        }
         _ => None,
     }
 }
@@ -956,10 +961,10 @@ mod tests {
 
     #[test]
     fn yes_and_no_are_read_alike_everywhere() {
-        for t in ["true", "1", "YES", "y", "是", "对"] {
+        for t in ["true", "1", "YES", "y", "是", "对", "On", "T", "真", "√"] {
             assert_eq!(parse_bool(t), Some(true), "{t}");
         }
-        for t in ["false", "0", "No", "n", "否", "不是"] {
+        for t in ["false", "0", "No", "n", "否", "不是", "off", "F", "假", "×"] {
             assert_eq!(parse_bool(t), Some(false), "{t}");
         }
         for t in ["maybe", "2", ""] {
