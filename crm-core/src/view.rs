@@ -41,10 +41,11 @@ pub const VIEW_SECTION_LIMIT: u64 = 50;
 /// The items of a sales section carry, in [`Record::fields`], the
 /// document as the sales module reads it — the JSON form of
 /// [`Opportunity`](crate::sales::Opportunity), [`Quote`](crate::sales::Quote)
-/// or [`Contract`](crate::sales::Contract), amounts as [`Money`] — and
-/// their custom fields as the actor's field rules show them. Payments and
-/// invoices are no records of their own: their items are
-/// [`Payment`]s and [`Invoice`]s in the same JSON form, under the entity
+/// or [`Contract`](crate::sales::Contract), amounts as
+/// [`Money`](crate::money::Money) — and their custom fields as the actor's
+/// field rules show them. Payments and invoices are no records of their
+/// own: their items are [`Payment`](crate::sales::Payment)s and
+/// [`Invoice`](crate::sales::Invoice)s in the same JSON form, under the entity
 /// whose rights govern them ([`Entity::Contract`]), with the code and title
 /// of their contract (`contract_code`, `contract_title`) and its owner and
 /// department.
