@@ -2175,6 +2175,15 @@ impl Crm {
                 .find(|o| *o == text || o.eq_ignore_ascii_case(&text));
             return Ok(Value::Text(stored.unwrap_or(text)));
         }
+        // The owner and the creator: a user named as saving names an owner
+        // (username or a display name only one user has), or an id.
+        if is_user_column(col)
+            && let Some(text) = json_text(v)
+            && Uuid::parse_str(&text).is_err()
+        {
+            let id = self.filter_user(actor, field, &text).await?;
+            return Ok(Value::Id(Uuid::parse_str(&id).unwrap_or_default()));
+        }
         let Some(custom) = custom else {
             return self.typed_value(field, col, ty, def, v);
         };
@@ -2295,7 +2304,8 @@ impl Crm {
                     // The options or users the values name, read once for
                     // the whole list (not once per value).
                     let choice = def.filter(|d| matches!(d.kind, FieldKind::Choice(_)));
-                    let users = custom.is_some_and(|c| c.field_type == CustomFieldType::User);
+                    let users = custom.is_some_and(|c| c.field_type == CustomFieldType::User)
+                        || is_user_column(&col);
                     if let Some(d) = choice {
                         let options = self.picklist(actor, entity, d.name).await?;
                         for v in vs {
@@ -2315,7 +2325,19 @@ impl Crm {
                         for v in vs {
                             values.push(match json_text(v) {
                                 None => Value::Null,
-                                Some(text) => Value::Text(user_named(&all, f, &text)?),
+                                Some(text) => {
+                                    let id = user_named(&all, f, &text)?;
+                                    if is_user_column(&col) {
+                                        Value::Id(Uuid::parse_str(&id).map_err(|_| {
+                                            Error::invalid(
+                                                f.as_str(),
+                                                format!("'{text}' is not an id"),
+                                            )
+                                        })?)
+                                    } else {
+                                        Value::Text(id)
+                                    }
+                                }
                             });
                         }
                     } else {
@@ -2776,6 +2798,12 @@ pub(crate) struct Inserted {
     /// Where the payload's `code` is `null` (no code given), for the code
     /// taken when the insert is written (see [`Payload::fill_null`]).
     pub(crate) code_at: Option<usize>,
+}
+
+/// Whether a column holds a user's id (the owner, the creator): a filter
+/// names the user as saving does.
+fn is_user_column(col: &Col) -> bool {
+    matches!(col, Col::Column("owner_id" | "created_by"))
 }
 
 /// The id a user-type custom field stores for the user `text` names,

@@ -574,6 +574,22 @@ pub async fn user_filters_name_users_as_saving_does(store: Arc<dyn Store>) {
     );
     refused(&w, "custom.manager=nobody", "manager", "nobody").await;
     refused(&w, "custom.manager:in:lisi,nobody", "manager", "nobody").await;
+    // The owner and the creator are named the same way.
+    customer(&w, "丁公司", json!({"owner_id": "zhangsan"})).await;
+    assert_eq!(
+        customers(&w, &["owner_id=zhangsan"]).await,
+        set(&["丁公司"])
+    );
+    assert_eq!(customers(&w, &["负责人=张三"]).await, set(&["丁公司"]));
+    assert_eq!(
+        customers(&w, &["owner_id:in:zhangsan,lisi"]).await,
+        set(&["丁公司"])
+    );
+    assert_eq!(
+        customers(&w, &[&format!("owner_id={}", w.zhangsan.user_id)]).await,
+        set(&["丁公司"])
+    );
+    refused(&w, "负责人=nobody", "负责人", "nobody").await;
 }
 
 /// A date and time written `2026年11月27日 14:30`, `2026.11.27 14:30`,
