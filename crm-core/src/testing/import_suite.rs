@@ -3997,6 +3997,37 @@ pub async fn import_that_fails_counts_only_what_stays_written(store: Arc<dyn Sto
     assert_eq!((r.created, r.rejected), (2, 1), "{:#?}", r.issues);
 }
 
+/// Rewrites the stored options of the import of a file digest, as an
+/// older build or another actor's rights would have left them.
+async fn rewrite_import_options(
+    store: &Arc<dyn Store>,
+    w: &World,
+    file_hash: &str,
+    change: impl FnOnce(&mut serde_json::Value),
+) {
+    let mut sel = Select::all(Table::Imports, w.admin.company_id.0, w.crm.now());
+    sel.filter = crate::store::Filter::Cmp(
+        crate::store::Col::Column("file_hash"),
+        crate::store::CmpOp::Eq,
+        file_hash.into(),
+    );
+    let stored = store.select(&sel).await.expect("import").rows.remove(0);
+    let mut options = stored.get("options").as_json().cloned().expect("options");
+    change(&mut options);
+    store
+        .apply(&crate::store::ChangeSet {
+            ops: vec![crate::store::Op::Update {
+                table: Table::Imports,
+                id: stored.id(),
+                expected_version: stored.version(),
+                values: vec![("options", crate::value::Value::Json(options))],
+            }],
+            ..Default::default()
+        })
+        .await
+        .expect("rewritten options");
+}
+
 /// A resumed import reports as if it had run uninterrupted: the rows that
 /// the committed batches of the interrupted run rejected or skipped come
 /// back with this run's — handed out with the replayed batch that holds
@@ -4077,31 +4108,13 @@ pub async fn import_resumed_reports_every_row_of_the_import(store: Arc<dyn Store
             .expect("begin");
         s.push(&rows(data("旧"))[..3]).await.expect("batch 1");
     }
-    let mut sel = Select::all(Table::Imports, w.admin.company_id.0, w.crm.now());
-    sel.filter = crate::store::Filter::Cmp(
-        crate::store::Col::Column("file_hash"),
-        crate::store::CmpOp::Eq,
-        "sha256:resume-issues-older".into(),
-    );
-    let stored = store.select(&sel).await.expect("import").rows.remove(0);
-    let mut options = stored.get("options").as_json().cloned().expect("options");
-    options
-        .as_object_mut()
-        .expect("object")
-        .remove("items_keep_issues")
-        .expect("the flag is stored");
-    store
-        .apply(&crate::store::ChangeSet {
-            ops: vec![crate::store::Op::Update {
-                table: Table::Imports,
-                id: stored.id(),
-                expected_version: stored.version(),
-                values: vec![("options", crate::value::Value::Json(options))],
-            }],
-            ..Default::default()
-        })
-        .await
-        .expect("older record");
+    rewrite_import_options(&store, &w, "sha256:resume-issues-older", |o| {
+        o.as_object_mut()
+            .expect("object")
+            .remove("items_keep_issues")
+            .expect("the flag is stored");
+    })
+    .await;
     let mut s = w
         .crm
         .begin_import(&w.admin, o.clone(), &h)
@@ -4133,26 +4146,10 @@ pub async fn import_resumed_reports_every_row_of_the_import(store: Arc<dyn Store
         s.push(&rows(data("权"))[..3]).await.expect("batch 1")
     };
     assert!(first[1].message_zh.contains("已有甲有限公司"), "{first:#?}");
-    sel.filter = crate::store::Filter::Cmp(
-        crate::store::Col::Column("file_hash"),
-        crate::store::CmpOp::Eq,
-        "sha256:resume-issues-rights".into(),
-    );
-    let stored = store.select(&sel).await.expect("import").rows.remove(0);
-    let mut options = stored.get("options").as_json().cloned().expect("options");
-    options["rights"] = json!("0000000000000000");
-    store
-        .apply(&crate::store::ChangeSet {
-            ops: vec![crate::store::Op::Update {
-                table: Table::Imports,
-                id: stored.id(),
-                expected_version: stored.version(),
-                values: vec![("options", crate::value::Value::Json(options))],
-            }],
-            ..Default::default()
-        })
-        .await
-        .expect("other rights");
+    rewrite_import_options(&store, &w, "sha256:resume-issues-rights", |o| {
+        o["rights"] = json!("0000000000000000");
+    })
+    .await;
     let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("again");
     for chunk in rows(data("权")).chunks(3) {
         s.push(chunk).await.expect("push");
