@@ -135,6 +135,9 @@ fn deal(db: &str) {
     let shown = call(&["contract", "show", &contract]);
     assert_eq!(shown["contract"]["status"], "executing");
     assert_eq!(shown["collection"]["received"]["minor"], 9_925_001);
+    // The plans schedule the whole amount: nothing is left unplanned.
+    assert_eq!(shown["collection"]["unplanned"]["minor"], 0);
+    assert_eq!(shown["collection"]["unplanned_days_overdue"], 0);
     // Winning needs what every stage requires: the products too.
     let args = with(&["opportunity", "stage", &opp, "--win"]);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -1864,6 +1864,20 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                         }
                     ));
                 }
+                // What no instalment schedules: due on the end date.
+                if col.unplanned.minor > 0 {
+                    lines.push(format!(
+                        "  未排期 {} 到期 {}{}",
+                        col.unplanned,
+                        c.end_on
+                            .map_or_else(|| "无结束日期".to_string(), |d| d.to_string()),
+                        if col.unplanned_days_overdue > 0 {
+                            format!(" 逾期 {} 天", col.unplanned_days_overdue)
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
                 lines.join("\n")
             });
         }

@@ -102,10 +102,17 @@ pub struct Collection {
     pub pending: Money,
     /// amount − received.
     pub outstanding: Money,
-    /// Outstanding amounts of instalments past due.
+    /// Outstanding amounts past due: of instalments, and of the part no
+    /// instalment schedules once the contract's end date has passed.
     pub overdue: Money,
     /// The instalments.
     pub plans: Vec<PlanStatus>,
+    /// The part of the amount no instalment schedules (all of it without
+    /// plans), due on the contract's end date: what of it is outstanding.
+    pub unplanned: Money,
+    /// Days the unplanned part is past the contract's end date (0 while
+    /// not due, or when the contract has no end date).
+    pub unplanned_days_overdue: i64,
     /// The payments, oldest first.
     pub payments: Vec<Payment>,
 }
@@ -418,8 +425,14 @@ impl Crm {
             .filter(|p| p.status == "pending_approval")
             .map(|p| p.amount.minor)
             .sum();
-        let mut col =
-            self.collection_of(&c.amount, c.received, Money::cny(pending), &plans, payments);
+        let mut col = self.collection_of(
+            &c.amount,
+            c.end_on,
+            c.received,
+            Money::cny(pending),
+            &plans,
+            payments,
+        );
         // A terminated contract will not be paid: nothing of it is overdue
         // (the receivables leave it out likewise); its outstanding stays.
         if c.status == ContractStatus::Terminated {
@@ -427,6 +440,7 @@ impl Crm {
             for p in &mut col.plans {
                 p.days_overdue = 0;
             }
+            col.unplanned_days_overdue = 0;
         }
         Ok(col)
     }
@@ -434,6 +448,7 @@ impl Crm {
     fn collection_of(
         &self,
         amount: &Money,
+        end_on: Option<NaiveDate>,
         received: Money,
         pending: Money,
         plan_rows: &[Row],
@@ -473,6 +488,18 @@ impl Crm {
                 }
             })
             .collect();
+        // What no instalment schedules is due on the end date; payments go
+        // to the instalments first.
+        let planned: i64 = amounts.iter().map(|a| (*a).max(0)).sum();
+        let beyond = (received.minor - planned).max(0);
+        let unplanned = (amount.minor - planned - beyond).max(0);
+        let unplanned_days = match end_on {
+            Some(e) if unplanned > 0 && e < today => (today - e).num_days(),
+            _ => 0,
+        };
+        if unplanned_days > 0 {
+            overdue += unplanned;
+        }
         Collection {
             amount: *amount,
             received,
@@ -481,6 +508,8 @@ impl Crm {
             overdue: Money::cny(overdue),
             plans: statuses,
             payments,
+            unplanned: Money::cny(unplanned),
+            unplanned_days_overdue: unplanned_days,
         }
     }
 
@@ -1042,6 +1071,7 @@ impl Crm {
             let c = contract_from_row(r);
             let col = self.collection_of(
                 &c.amount,
+                c.end_on,
                 c.received,
                 Money::cny(0),
                 plans_by.get(&c.id).map(Vec::as_slice).unwrap_or_default(),
@@ -1072,6 +1102,10 @@ impl Crm {
                     let bucket = &mut e.aging[aging_bucket(p.days_overdue)].minor;
                     *bucket = bucket.saturating_add(p.outstanding.minor);
                 }
+            }
+            if col.unplanned_days_overdue > 0 {
+                let bucket = &mut e.aging[aging_bucket(col.unplanned_days_overdue)].minor;
+                *bucket = bucket.saturating_add(col.unplanned.minor);
             }
         }
         Ok(out.into_values().collect())

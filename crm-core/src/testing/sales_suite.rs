@@ -2933,6 +2933,73 @@ pub async fn sales_documents_follow_the_opportunity_and_its_stage(store: Arc<dyn
     assert_eq!(col.overdue, Money::cny(0));
     assert!(col.plans.iter().all(|p| p.days_overdue == 0), "{col:?}");
     assert_eq!(col.outstanding, Money::cny(100_000));
+    // What no instalment schedules is due on the end date: ¥1,000.00 in
+    // three instalments of ¥333.33, all paid, leaves 1 分 that is overdue
+    // once the contract has ended; without plans, all that is outstanding.
+    let ended = NaiveDate::from_ymd_opt(2026, 10, 31).expect("date");
+    let contract = |title: &str| NewContract {
+        title: title.into(),
+        customer_id: customer.id.0,
+        amount: Some(Money::cny(100_000)),
+        end_on: Some(ended),
+        ..NewContract::default()
+    };
+    let c = w
+        .crm
+        .create_contract(&w.zhangsan, contract("余款到期"))
+        .await
+        .expect("contract");
+    let (c, _) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("executing");
+    let plan = |m: u32| crate::sales::PlanInput {
+        due_on: NaiveDate::from_ymd_opt(2026, m, 1).expect("date"),
+        amount: Money::cny(33_333),
+        notes: None,
+    };
+    w.crm
+        .set_payment_plan(&w.zhangsan, c.id, vec![plan(7), plan(8), plan(9)])
+        .await
+        .expect("plans");
+    w.crm
+        .record_payment(
+            &w.zhangsan,
+            c.id,
+            crate::sales::PaymentInput {
+                amount: Money::cny(99_999),
+                received_on: NaiveDate::from_ymd_opt(2026, 9, 1).expect("date"),
+                method: None,
+                receipt_no: None,
+                notes: None,
+            },
+        )
+        .await
+        .expect("paid");
+    let col = w.crm.collection(&w.zhangsan, c.id).await.expect("col");
+    assert_eq!(
+        (col.unplanned, col.unplanned_days_overdue, col.overdue),
+        (Money::cny(1), 27, Money::cny(1))
+    );
+    let unplanned = w
+        .crm
+        .create_contract(&w.zhangsan, contract("无计划"))
+        .await
+        .expect("contract");
+    w.crm
+        .submit_contract(&w.zhangsan, unplanned.id, Vec::new(), None)
+        .await
+        .expect("executing");
+    let col = w
+        .crm
+        .collection(&w.zhangsan, unplanned.id)
+        .await
+        .expect("col");
+    assert_eq!(col.overdue, Money::cny(100_000));
+    let rows = w.crm.receivables(&w.zhangsan).await.expect("receivables");
+    let aged: i64 = rows.iter().map(|r| r.aging[0].minor).sum();
+    assert!(aged >= 100_001, "{rows:?}");
 }
 
 /// The versions of a quote list those the actor may read: a share of the
