@@ -2170,19 +2170,14 @@ impl Crm {
                 return Ok(Value::Null);
             };
             let options = self.picklist(actor, entity, d.name).await?;
-            let stored = options
-                .into_iter()
-                .find(|o| *o == text || o.eq_ignore_ascii_case(&text));
-            return Ok(Value::Text(stored.unwrap_or(text)));
+            return Ok(Value::Text(stored_option(&options, text)));
         }
         // The owner and the creator: a user named as saving names an owner
         // (username or a display name only one user has), or an id.
         if is_user_column(col)
             && let Some(text) = json_text(v)
-            && Uuid::parse_str(&text).is_err()
         {
-            let id = self.filter_user(actor, field, &text).await?;
-            return Ok(Value::Id(Uuid::parse_str(&id).unwrap_or_default()));
+            return Ok(Value::Id(self.filter_user(actor, field, &text).await?));
         }
         let Some(custom) = custom else {
             return self.typed_value(field, col, ty, def, v);
@@ -2214,7 +2209,9 @@ impl Crm {
             CustomFieldType::Select | CustomFieldType::MultiSelect => {
                 Value::Text(custom.option(&text).unwrap_or(text))
             }
-            CustomFieldType::User => Value::Text(self.filter_user(actor, field, &text).await?),
+            CustomFieldType::User => {
+                Value::Text(self.filter_user(actor, field, &text).await?.to_string())
+            }
             CustomFieldType::Text => Value::Text(text),
         })
     }
@@ -2223,12 +2220,12 @@ impl Crm {
     /// id (kept as given: the user may have left since), a username, or
     /// else the display name of exactly one user. No such user is an error,
     /// as saving refuses one.
-    async fn filter_user(&self, actor: &Actor, field: &str, text: &str) -> Result<String> {
+    async fn filter_user(&self, actor: &Actor, field: &str, text: &str) -> Result<Uuid> {
         if let Ok(id) = Uuid::parse_str(text) {
-            return Ok(id.to_string());
+            return Ok(id);
         }
         match self.user_by_username(actor, text).await {
-            Ok(u) => return Ok(u.id.to_string()),
+            Ok(u) => return Ok(u.id.0),
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
@@ -2311,13 +2308,7 @@ impl Crm {
                         for v in vs {
                             values.push(match json_text(v) {
                                 None => Value::Null,
-                                Some(text) => Value::Text(
-                                    options
-                                        .iter()
-                                        .find(|o| **o == text || o.eq_ignore_ascii_case(&text))
-                                        .cloned()
-                                        .unwrap_or(text),
-                                ),
+                                Some(text) => Value::Text(stored_option(&options, text)),
                             });
                         }
                     } else if users && vs.len() > 1 {
@@ -2328,14 +2319,9 @@ impl Crm {
                                 Some(text) => {
                                     let id = user_named(&all, f, &text)?;
                                     if is_user_column(&col) {
-                                        Value::Id(Uuid::parse_str(&id).map_err(|_| {
-                                            Error::invalid(
-                                                f.as_str(),
-                                                format!("'{text}' is not an id"),
-                                            )
-                                        })?)
+                                        Value::Id(id)
                                     } else {
-                                        Value::Text(id)
+                                        Value::Text(id.to_string())
                                     }
                                 }
                             });
@@ -2800,6 +2786,17 @@ pub(crate) struct Inserted {
     pub(crate) code_at: Option<usize>,
 }
 
+/// The company's option `text` names as stored, whatever its case (as
+/// saving matches it); a word that is no option stays as typed and matches
+/// nothing.
+fn stored_option(options: &[String], text: String) -> String {
+    options
+        .iter()
+        .find(|o| **o == text || o.eq_ignore_ascii_case(&text))
+        .cloned()
+        .unwrap_or(text)
+}
+
 /// Whether a column holds a user's id (the owner, the creator): a filter
 /// names the user as saving does.
 fn is_user_column(col: &Col) -> bool {
@@ -2809,16 +2806,16 @@ fn is_user_column(col: &Col) -> bool {
 /// The id a user-type custom field stores for the user `text` names,
 /// among `users`: an id (kept as given), a username, or the display name of
 /// exactly one user (as [`Crm::filter_user`] finds it, from one list).
-fn user_named(users: &[crate::org::User], field: &str, text: &str) -> Result<String> {
+fn user_named(users: &[crate::org::User], field: &str, text: &str) -> Result<Uuid> {
     if let Ok(id) = Uuid::parse_str(text) {
-        return Ok(id.to_string());
+        return Ok(id);
     }
     if let Some(u) = users.iter().find(|u| u.username == text.trim()) {
-        return Ok(u.id.to_string());
+        return Ok(u.id.0);
     }
     let named: Vec<&crate::org::User> = users.iter().filter(|u| u.display_name == text).collect();
     match named.as_slice() {
-        [one] => Ok(one.id.to_string()),
+        [one] => Ok(one.id.0),
         [] => Err(Error::invalid(field, format!("no user '{text}'"))),
         _ => Err(Error::invalid(
             field,

@@ -406,6 +406,31 @@ impl Crm {
         Ok(cs)
     }
 
+    /// Refuses a number (an invoice's, a bank receipt's) that `same` finds
+    /// already recorded, and returns the guard that refuses it inside the
+    /// write too: two records of one number written at once cannot both
+    /// land.
+    async fn number_free(
+        &self,
+        same: Select,
+        entity: &str,
+        key: String,
+        message: String,
+    ) -> Result<Guard> {
+        if !self.store.select(&same).await?.rows.is_empty() {
+            return Err(Error::Duplicate {
+                entity: entity.into(),
+                message,
+            });
+        }
+        Ok(Guard {
+            kind: crate::store::GuardKind::Duplicate,
+            keys: vec![key],
+            select: same,
+            message,
+        })
+    }
+
     /// A contract's plans, payments, received, outstanding and overdue
     /// amounts as of today (a terminated contract has nothing overdue).
     pub async fn collection(&self, actor: &Actor, contract: Uuid) -> Result<Collection> {
@@ -609,20 +634,15 @@ impl Crm {
                     Value::Text("rejected".into()),
                 ),
             ]);
-            let message =
-                format!("receipt number {n} is already recorded on a payment (回款单号重复)");
-            if !self.store.select(&same).await?.rows.is_empty() {
-                return Err(Error::Duplicate {
-                    entity: "payment".into(),
-                    message,
-                });
-            }
-            cs.guards.push(Guard {
-                kind: crate::store::GuardKind::Duplicate,
-                keys: vec![format!("{}:payments:receipt:{n}", actor.company_id.0)],
-                select: same,
-                message,
-            });
+            cs.guards.push(
+                self.number_free(
+                    same,
+                    "payment",
+                    format!("{}:payments:receipt:{n}", actor.company_id.0),
+                    format!("receipt number {n} is already recorded on a payment (回款单号重复)"),
+                )
+                .await?,
+            );
         }
         cs.ops.push(Op::Insert {
             table: Table::Payments,
@@ -908,20 +928,15 @@ impl Crm {
             }
             let mut same = Select::all(Table::Invoices, company, self.now());
             same.filter = Filter::Cmp(Col::Column("number"), CmpOp::Eq, Value::Text(n.clone()));
-            let message = format!("invoice number {n} is already recorded in this company");
-            if !self.store.select(&same).await?.rows.is_empty() {
-                return Err(Error::Duplicate {
-                    entity: "invoice".into(),
-                    message,
-                });
-            }
-            // Two invoices of the same number recorded at once cannot both land.
-            cs.guards.push(Guard {
-                kind: crate::store::GuardKind::Duplicate,
-                keys: vec![format!("{company}:invoices:number:{n}")],
-                select: same,
-                message,
-            });
+            cs.guards.push(
+                self.number_free(
+                    same,
+                    "invoice",
+                    format!("{company}:invoices:number:{n}"),
+                    format!("invoice number {n} is already recorded in this company"),
+                )
+                .await?,
+            );
         } else {
             let planned: i64 = self
                 .rows_of_contract(actor, Table::Invoices, contract)

@@ -292,21 +292,11 @@ impl Crm {
         // quote or contract is made for it (a quote's conversion included)
         // until it is reopened, so that win rates and the forecast keep
         // telling the truth.
-        if matches!(
+        open_for_documents(
             o.status,
-            super::pipeline::OppStatus::Lost | super::pipeline::OppStatus::Expired
-        ) {
-            return Err(Error::InvalidState(format!(
-                "opportunity {} ({}) is {} ({}): reopen it before making a {document} for it \
-                 (销售机会已{}，请先重新打开)",
-                o.code,
-                o.name,
-                o.status.name(),
-                o.status.label_zh(),
-                o.status.label_zh()
-            )));
-        }
-        Ok(())
+            &format!("opportunity {} ({})", o.code, o.name),
+            &format!("making a {document} for it"),
+        )
     }
 
     fn insert_quote(&self, actor: &Actor, cs: &mut ChangeSet, q: QuoteRowInput) -> Result<()> {
@@ -550,24 +540,16 @@ impl Crm {
                 .await?
                 .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
                 .filter(|r| r.get("deleted_at").is_null())
-        {
-            let status = orow
+            && let Some(status) = orow
                 .get("status")
                 .as_text()
-                .and_then(super::pipeline::OppStatus::parse);
-            if let Some(
-                s @ (super::pipeline::OppStatus::Lost | super::pipeline::OppStatus::Expired),
-            ) = status
-            {
-                return Err(Error::InvalidState(format!(
-                    "quote {}'s opportunity is {} ({}): reopen it before revising the quote \
-                     (销售机会已{}，请先重新打开)",
-                    old.code,
-                    s.name(),
-                    s.label_zh(),
-                    s.label_zh()
-                )));
-            }
+                .and_then(super::pipeline::OppStatus::parse)
+        {
+            open_for_documents(
+                status,
+                &format!("quote {}'s opportunity", old.code),
+                "revising the quote",
+            )?;
         }
         let priced = self.price_lines(actor, &lines).await?;
         // A new version is a new live quote: not for a customer in the
@@ -859,6 +841,21 @@ impl Crm {
         self.create_contract_from(actor, input, Some((row, q.lines)))
             .await
     }
+}
+
+/// Refuses a new document for an opportunity closed without a deal (lost
+/// or expired): `what` names it, `doing` what waits for it to be reopened.
+fn open_for_documents(status: super::pipeline::OppStatus, what: &str, doing: &str) -> Result<()> {
+    use super::pipeline::OppStatus;
+    if matches!(status, OppStatus::Lost | OppStatus::Expired) {
+        return Err(Error::InvalidState(format!(
+            "{what} is {} ({}): reopen it before {doing} (销售机会已{}，请先重新打开)",
+            status.name(),
+            status.label_zh(),
+            status.label_zh()
+        )));
+    }
+    Ok(())
 }
 
 struct QuoteRowInput {
