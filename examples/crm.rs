@@ -649,10 +649,10 @@ enum FieldCmd {
 
 #[derive(Subcommand)]
 enum EventsCmd {
-    /// Events not yet acknowledged by a consumer (administrators). The outbox
-    /// is the host application's queue for the whole database: the
-    /// consumer's next `--limit` pending events of your company are shown,
-    /// other companies' events read past.
+    /// Events of your company not yet acknowledged by a consumer
+    /// (administrators). The outbox is the host application's queue for the
+    /// whole database; the consumer's position here is its own for your
+    /// company, so other companies' events are neither shown nor skipped.
     Pending {
         /// The consumer name.
         #[arg(long, default_value = "erp")]
@@ -661,10 +661,9 @@ enum EventsCmd {
         #[arg(long, default_value_t = 20)]
         limit: u64,
     },
-    /// Acknowledges events up to a sequence number (administrators). The
-    /// position is per consumer for the whole database, not per company:
-    /// acknowledging moves that consumer past every company's events up to
-    /// `seq`.
+    /// Acknowledges your company's events up to a sequence number
+    /// (administrators). Only the consumer's position for your company
+    /// moves: other companies' events stay pending for them.
     Ack {
         /// The consumer name.
         #[arg(long, default_value = "erp")]
@@ -2356,7 +2355,13 @@ async fn events_cmd(ctx: &Ctx, actor: &Actor, cmd: EventsCmd) -> CliResult {
     }
     match cmd {
         EventsCmd::Pending { consumer, limit } => {
-            let events = company_pending_events(ctx, actor, &consumer, limit).await?;
+            // The queue is shared by every company of the database: only
+            // this company's events are shown, the others stay pending.
+            let events = ctx
+                .crm
+                .pending_events_of(&consumer, actor.company_id, limit)
+                .await
+                .map_err(err)?;
             let rows = events
                 .iter()
                 .map(|e| {
@@ -2371,42 +2376,16 @@ async fn events_cmd(ctx: &Ctx, actor: &Actor, cmd: EventsCmd) -> CliResult {
             ctx.table(json!(events), &["seq", "时间", "事件", "记录"], rows);
         }
         EventsCmd::Ack { consumer, seq } => {
-            ctx.crm.ack_events(&consumer, seq).await.map_err(err)?;
+            ctx.crm
+                .ack_events_of(&consumer, actor.company_id, seq)
+                .await
+                .map_err(err)?;
             ctx.print(json!({"ok": true}), || {
                 format!("{consumer} acknowledged up to {seq}")
             });
         }
     }
     Ok(())
-}
-
-/// The consumer's next `limit` pending events of the actor's company. The
-/// queue is shared by every company of the database and read from the
-/// consumer's position only, so the window read grows (fourfold a round)
-/// past other companies' events until `limit` of the company's are found or
-/// no pending event is left.
-async fn company_pending_events(
-    ctx: &Ctx,
-    actor: &Actor,
-    consumer: &str,
-    limit: u64,
-) -> CliResult<Vec<crm::store::OutboxEvent>> {
-    let mine = |e: &crm::store::OutboxEvent| e.event.company_id == actor.company_id.0;
-    let want = usize::try_from(limit).unwrap_or(usize::MAX);
-    let mut window = limit.max(1);
-    loop {
-        let events = ctx
-            .crm
-            .pending_events(consumer, window)
-            .await
-            .map_err(err)?;
-        let last_page = (events.len() as u64) < window;
-        let found: Vec<_> = events.into_iter().filter(mine).take(want).collect();
-        if found.len() >= want || last_page || window == u64::MAX {
-            return Ok(found);
-        }
-        window = window.saturating_mul(4);
-    }
 }
 
 /// Builds a valid unified social credit code from a region and a serial.

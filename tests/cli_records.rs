@@ -163,6 +163,35 @@ fn cli_pending_events_read_past_other_companies() {
         &["--company", "DEMO", "events", "pending", "--limit", "1"],
     );
     assert!(table.contains("company.created"), "{table}");
+    // DEMO acknowledging its newest event skips none of OTHER's, though
+    // theirs come first in the queue, and moves DEMO's own position only.
+    let demo_all = json(
+        db,
+        &[
+            "--company",
+            "DEMO",
+            "events",
+            "pending",
+            "--limit",
+            "100000",
+        ],
+    );
+    let newest = demo_all
+        .as_array()
+        .and_then(|a| a.last())
+        .and_then(|e| e["seq"].as_i64())
+        .expect("a DEMO event");
+    ok(
+        db,
+        &["--company", "DEMO", "events", "ack", &newest.to_string()],
+    );
+    let demo_left = json(db, &["--company", "DEMO", "events", "pending"]);
+    assert_eq!(demo_left.as_array().map(Vec::len), Some(0), "{demo_left}");
+    let other_left = json(
+        db,
+        &["--company", "OTHER", "events", "pending", "--limit", "1000"],
+    );
+    assert_eq!(other_left, all, "OTHER's events stay pending");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -423,6 +423,33 @@ impl Crm {
         Ok(self.store.outbox_pending(consumer, limit).await?)
     }
 
+    /// Outbox events of one company not yet acknowledged by `consumer` for
+    /// that company, oldest first: how a company's administrator reads the
+    /// queue every company of the database shares. Its position is the
+    /// consumer's own for that company ([`company_consumer`]), apart from
+    /// the position [`Crm::pending_events`] reads from, so acknowledging a
+    /// company's events ([`Crm::ack_events_of`]) never passes over another
+    /// company's.
+    pub async fn pending_events_of(
+        &self,
+        consumer: &str,
+        company: CompanyId,
+        limit: u64,
+    ) -> Result<Vec<crate::store::OutboxEvent>> {
+        Ok(self
+            .store
+            .outbox_pending_of(&company_consumer(consumer, company), company.0, limit)
+            .await?)
+    }
+
+    /// Acknowledges every event of one company up to `seq` for `consumer`
+    /// (its position for that company, see [`Crm::pending_events_of`]). A
+    /// number past the newest event is refused, as by [`Crm::ack_events`].
+    pub async fn ack_events_of(&self, consumer: &str, company: CompanyId, seq: i64) -> Result<()> {
+        self.ack_events(&company_consumer(consumer, company), seq)
+            .await
+    }
+
     /// Acknowledges every event up to `seq` for `consumer`. A number past
     /// the newest event is refused: acknowledged, it would skip events not
     /// written yet, which the consumer would then never receive.
@@ -439,6 +466,12 @@ impl Crm {
         }
         Ok(self.store.outbox_ack(consumer, seq).await?)
     }
+}
+
+/// The name under which a consumer's position in one company's events is
+/// kept: `consumer@company-id`.
+pub fn company_consumer(consumer: &str, company: CompanyId) -> String {
+    format!("{consumer}@{}", company.0)
 }
 
 pub(crate) fn entity_name(table: Table) -> String {

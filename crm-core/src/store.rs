@@ -829,6 +829,35 @@ pub trait Store: Send + Sync {
         limit: u64,
     ) -> Result<Vec<OutboxEvent>, StoreError>;
 
+    /// Up to `limit` outbox events of one company after the consumer's
+    /// acknowledged position, in order; other companies' events are passed
+    /// over (and stay pending). Stores override this with one query; the
+    /// default reads windows of [`Store::outbox_pending`], growing fourfold
+    /// a round, until it has `limit` of the company's events or the queue
+    /// ends.
+    async fn outbox_pending_of(
+        &self,
+        consumer: &str,
+        company_id: Uuid,
+        limit: u64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let want = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut window = limit.max(1);
+        loop {
+            let events = self.outbox_pending(consumer, window).await?;
+            let last_page = (events.len() as u64) < window;
+            let found: Vec<_> = events
+                .into_iter()
+                .filter(|e| e.event.company_id == company_id)
+                .take(want)
+                .collect();
+            if found.len() >= want || last_page || window == u64::MAX {
+                return Ok(found);
+            }
+            window = window.saturating_mul(4);
+        }
+    }
+
     /// Records that the consumer has processed every event up to `seq`.
     /// Acknowledging backwards is ignored.
     async fn outbox_ack(&self, consumer: &str, seq: i64) -> Result<(), StoreError>;

@@ -142,6 +142,47 @@ fn validate_schema(name: &str) -> Result<(), OpenError> {
 }
 
 impl PgStore {
+    /// The consumer's pending events, of one company or of all.
+    async fn pending_events(
+        &self,
+        consumer: &str,
+        company_id: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT seq, company_id, event_type, table_name, record_id, payload::text AS payload, at \
+             FROM {} \
+             WHERE seq > COALESCE((SELECT seq FROM {} WHERE consumer = $1), 0) \
+             AND ($3::uuid IS NULL OR company_id = $3) \
+             ORDER BY seq LIMIT $2",
+            self.table("outbox"),
+            self.table("outbox_cursors")
+        )))
+        .bind(consumer)
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .bind(company_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxEvent {
+                    seq: r.try_get("seq").map_err(backend)?,
+                    event: NewEvent {
+                        company_id: r.try_get("company_id").map_err(backend)?,
+                        event_type: r.try_get("event_type").map_err(backend)?,
+                        table: stored_table(r)?,
+                        record_id: r.try_get("record_id").map_err(backend)?,
+                        // jsonb's text: JSON, checked all the same.
+                        payload: Payload::parse(r.try_get("payload").map_err(backend)?)
+                            .map_err(|e| invalid(format!("outbox.payload: {e}")))?,
+                        at: r.try_get("at").map_err(backend)?,
+                    },
+                })
+            })
+            .collect()
+    }
+
     /// Connects to `url` (e.g. `postgres://user:pw@host/db`), makes a pool
     /// whose connections use the schema as `search_path`, creates the schema
     /// if needed and applies pending migrations.
@@ -839,36 +880,16 @@ impl Store for PgStore {
         consumer: &str,
         limit: u64,
     ) -> Result<Vec<OutboxEvent>, StoreError> {
-        let rows = sqlx::query(AssertSqlSafe(format!(
-            "SELECT seq, company_id, event_type, table_name, record_id, payload::text AS payload, at \
-             FROM {} \
-             WHERE seq > COALESCE((SELECT seq FROM {} WHERE consumer = $1), 0) \
-             ORDER BY seq LIMIT $2",
-            self.table("outbox"),
-            self.table("outbox_cursors")
-        )))
-        .bind(consumer)
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxEvent {
-                    seq: r.try_get("seq").map_err(backend)?,
-                    event: NewEvent {
-                        company_id: r.try_get("company_id").map_err(backend)?,
-                        event_type: r.try_get("event_type").map_err(backend)?,
-                        table: stored_table(r)?,
-                        record_id: r.try_get("record_id").map_err(backend)?,
-                        // jsonb's text: JSON, checked all the same.
-                        payload: Payload::parse(r.try_get("payload").map_err(backend)?)
-                            .map_err(|e| invalid(format!("outbox.payload: {e}")))?,
-                        at: r.try_get("at").map_err(backend)?,
-                    },
-                })
-            })
-            .collect()
+        self.pending_events(consumer, None, limit).await
+    }
+
+    async fn outbox_pending_of(
+        &self,
+        consumer: &str,
+        company_id: Uuid,
+        limit: u64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.pending_events(consumer, Some(company_id), limit).await
     }
 
     async fn outbox_last_seq(&self) -> Result<i64, StoreError> {

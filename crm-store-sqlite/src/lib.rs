@@ -718,6 +718,25 @@ impl Store for SqliteStore {
         })
     }
 
+    async fn outbox_pending_of(
+        &self,
+        consumer: &str,
+        company_id: Uuid,
+        limit: u64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            collect(
+                conn,
+                "SELECT seq, company_id, event_type, table_name, record_id, payload, at FROM outbox \
+                 WHERE seq > COALESCE((SELECT seq FROM outbox_cursors WHERE consumer = ?), 0) \
+                 AND company_id = ? ORDER BY seq LIMIT ?",
+                params![consumer, id_text(&company_id), limit],
+                decode_event,
+            )
+        })
+    }
+
     async fn outbox_last_seq(&self) -> Result<i64, StoreError> {
         self.read(|conn| {
             conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM outbox", [], |r| r.get(0))

@@ -66,6 +66,7 @@ macro_rules! store_scenarios {
         $each!($crate::testing::store_suite::sequences_start_at_one_per_company_and_key, store_sequences_start_at_one_per_company_and_key, $make);
         $each!($crate::testing::store_suite::history_is_oldest_first_with_changes_preserved, store_history_is_oldest_first_with_changes_preserved, $make);
         $each!($crate::testing::store_suite::outbox_redelivers_until_acked_in_order_per_consumer, store_outbox_redelivers_until_acked_in_order_per_consumer, $make);
+        $each!($crate::testing::store_suite::outbox_pending_of_one_company_passes_over_the_others, store_outbox_pending_of_one_company_passes_over_the_others, $make);
         $each!($crate::testing::store_suite::bulk_change_sets_apply_whole_in_order_or_not_at_all, store_bulk_change_sets_apply_whole_in_order_or_not_at_all, $make);
     };
 }
@@ -73,7 +74,7 @@ macro_rules! store_scenarios {
 use crate::schema::{ColType, ColumnDef, Table};
 use crate::store::{
     AuditEntry, ChangeSet, CmpOp, Col, CustomType, FieldChange, Filter, Guard, Lifecycle, NewEvent,
-    Op, Paging, Row, Scope, Select, Sort, Store, StoreError,
+    Op, OutboxEvent, Paging, Row, Scope, Select, Selected, Sort, Store, StoreError,
 };
 use crate::value::Value;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -3045,6 +3046,140 @@ pub async fn outbox_redelivers_until_acked_in_order_per_consumer(store: Arc<dyn 
     assert!(next[0].seq > s3);
     ack("search", s1).await;
     assert_eq!(pending("search", 10).await.len(), 3);
+}
+
+/// Forwards what a store must implement and nothing else, so the trait's
+/// default methods run over the store under test.
+struct Defaults(Arc<dyn Store>);
+
+#[async_trait::async_trait]
+impl Store for Defaults {
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+    async fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
+        self.0.apply(changes).await
+    }
+    async fn get(&self, table: Table, id: Uuid) -> Result<Option<Row>, StoreError> {
+        self.0.get(table, id).await
+    }
+    async fn select(&self, select: &Select) -> Result<Selected, StoreError> {
+        self.0.select(select).await
+    }
+    async fn next_sequence(&self, company: Uuid, key: &str) -> Result<i64, StoreError> {
+        self.0.next_sequence(company, key).await
+    }
+    async fn history(&self, table: Table, record_id: Uuid) -> Result<Vec<AuditEntry>, StoreError> {
+        self.0.history(table, record_id).await
+    }
+    async fn outbox_pending(
+        &self,
+        consumer: &str,
+        limit: u64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        self.0.outbox_pending(consumer, limit).await
+    }
+    async fn outbox_ack(&self, consumer: &str, seq: i64) -> Result<(), StoreError> {
+        self.0.outbox_ack(consumer, seq).await
+    }
+    async fn outbox_last_seq(&self) -> Result<i64, StoreError> {
+        self.0.outbox_last_seq().await
+    }
+}
+
+/// A company's pending events, read from the consumer's position, skip
+/// other companies' events without acknowledging them, in order and up to
+/// the limit, however many of the others come first; the store's own query
+/// and the trait's default agree.
+pub async fn outbox_pending_of_one_company_passes_over_the_others(store: Arc<dyn Store>) {
+    let mut events = Vec::new();
+    // Many of company B's events first, then A's between B's.
+    for i in 0..40u128 {
+        events.push(NewEvent {
+            company_id: co_b(),
+            ..event(
+                uid(100 + i),
+                "customer.created",
+                json!({"b": i as u64}),
+                "2026-03-01T08:00:00Z",
+            )
+        });
+    }
+    for i in 0..5u128 {
+        events.push(event(
+            uid(200 + i),
+            "customer.created",
+            json!({"a": i as u64}),
+            "2026-03-01T09:00:00Z",
+        ));
+        events.push(NewEvent {
+            company_id: co_b(),
+            ..event(
+                uid(300 + i),
+                "customer.updated",
+                json!({}),
+                "2026-03-01T09:00:00Z",
+            )
+        });
+    }
+    apply_ok(
+        &store,
+        ChangeSet {
+            events,
+            ..ChangeSet::default()
+        },
+    )
+    .await;
+    let defaults: Arc<dyn Store> = Arc::new(Defaults(store.clone()));
+    let all = store
+        .outbox_pending("erp", 1000)
+        .await
+        .unwrap_or_else(|e| panic!("outbox_pending: {e}"));
+    assert_eq!(all.len(), 50);
+    let of_a: Vec<OutboxEvent> = all
+        .iter()
+        .filter(|e| e.event.company_id == co_a())
+        .cloned()
+        .collect();
+    assert_eq!(of_a.len(), 5);
+    for s in [&store, &defaults] {
+        let of = |limit: u64| {
+            let s = s.clone();
+            async move {
+                s.outbox_pending_of("erp", co_a(), limit)
+                    .await
+                    .unwrap_or_else(|e| panic!("outbox_pending_of: {e}"))
+            }
+        };
+        assert_eq!(of(3).await, of_a[..3].to_vec(), "{}", s.backend());
+        assert_eq!(of(100).await, of_a, "{}", s.backend());
+        assert_eq!(of(0).await, vec![], "{}", s.backend());
+        let none = s
+            .outbox_pending_of("erp", uid(999), 10)
+            .await
+            .unwrap_or_else(|e| panic!("outbox_pending_of: {e}"));
+        assert_eq!(none, vec![], "a company without events");
+    }
+    // Reading passes over B's events without acknowledging them.
+    assert_eq!(
+        store
+            .outbox_pending("erp", 1000)
+            .await
+            .unwrap_or_else(|e| panic!("outbox_pending: {e}")),
+        all
+    );
+    // From the consumer's position on.
+    store
+        .outbox_ack("erp", of_a[2].seq)
+        .await
+        .unwrap_or_else(|e| panic!("outbox_ack: {e}"));
+    for s in [&store, &defaults] {
+        let rest = s
+            .outbox_pending_of("erp", co_a(), 10)
+            .await
+            .unwrap_or_else(|e| panic!("outbox_pending_of: {e}"));
+        assert_eq!(rest, of_a[3..].to_vec());
+    }
 }
 
 /// A change set of many rows of one table (what bulk writes such as an
