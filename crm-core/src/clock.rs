@@ -43,10 +43,45 @@ impl Clock for ManualClock {
     }
 }
 
+/// The instant as stored: a leap second (chrono keeps `23:59:60.x` as
+/// 1 000 000 000 nanoseconds and more) becomes the last microsecond of its
+/// minute, `23:59:59.999999`, so every store keeps, compares and returns
+/// the same instant for it. Any other instant is returned as it is.
+pub fn without_leap_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::Timelike;
+    if t.nanosecond() < 1_000_000_000 {
+        return t;
+    }
+    t.with_nanosecond(999_999_000).unwrap_or(t)
+}
+
 /// Builds a time-ordered (v7) UUID for `now`, so that records created later
 /// sort after earlier ones. The random part comes from the `uuid` crate.
 pub fn new_uuid(now: DateTime<Utc>) -> Uuid {
     let secs = now.timestamp().max(0) as u64;
     let nanos = now.timestamp_subsec_nanos();
     Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod leap_tests {
+    use super::*;
+
+    #[test]
+    fn a_leap_second_is_the_last_microsecond_of_its_minute() {
+        let leap = DateTime::parse_from_rfc3339("2026-06-30T23:59:60.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let folded = without_leap_second(leap);
+        assert_eq!(
+            folded.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            "2026-06-30T23:59:59.999999Z"
+        );
+        let plain = DateTime::parse_from_rfc3339("2026-06-30T23:59:59.25Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(without_leap_second(plain), plain);
+        assert!(folded > plain);
+    }
 }

@@ -358,7 +358,8 @@ impl Crm {
             Some(local) => local,
             None => {
                 if let Ok(d) = DateTime::parse_from_rfc3339(t) {
-                    return Ok(d.with_timezone(&Utc));
+                    // A leap second as every store keeps it.
+                    return Ok(crate::clock::without_leap_second(d.with_timezone(&Utc)));
                 }
                 local_datetime(t).map_err(|_| {
                     format!("'{t}' is not a date and time (expected e.g. 2026-11-27 14:30)")
@@ -369,7 +370,7 @@ impl Crm {
             .utc_offset
             .from_local_datetime(&local)
             .single()
-            .map(|d| d.with_timezone(&Utc))
+            .map(|d| crate::clock::without_leap_second(d.with_timezone(&Utc)))
             .ok_or_else(|| format!("'{t}' is not a valid local time"))
     }
 }

@@ -72,8 +72,10 @@ pub(crate) struct DecodeError {
 }
 
 /// An instant floored to the microsecond, as SQLite's store keeps it:
-/// sqlx would truncate toward 2000-01-01, rounding instants before it up.
+/// sqlx would truncate toward 2000-01-01, rounding instants before it up. A
+/// leap second is the last microsecond of its minute on both stores.
 pub(crate) fn floor_micros(t: DateTime<Utc>) -> DateTime<Utc> {
+    let t = crm_core::clock::without_leap_second(t);
     DateTime::from_timestamp_micros(t.timestamp_micros()).unwrap_or(t)
 }
 

@@ -771,6 +771,61 @@ pub async fn timestamps_keep_microseconds_and_order_by_time(store: Arc<dyn Store
         .await,
         uids(&[6])
     );
+    // A leap second is the last microsecond of its minute, in values and in
+    // filters alike: after every earlier instant, before the next minute.
+    add_customer(
+        &store,
+        7,
+        "甲",
+        vec![(
+            "last_follow_up_at",
+            Value::Timestamp(ts("2026-06-30T23:59:60.5Z")),
+        )],
+    )
+    .await;
+    add_customer(
+        &store,
+        8,
+        "甲",
+        vec![(
+            "last_follow_up_at",
+            Value::Timestamp(ts("2026-07-01T00:00:00.2Z")),
+        )],
+    )
+    .await;
+    assert_eq!(
+        get(&store, Table::Customers, uid(7))
+            .await
+            .get("last_follow_up_at"),
+        &Value::Timestamp(ts("2026-06-30T23:59:59.999999Z"))
+    );
+    assert_eq!(
+        matching(
+            &store,
+            Table::Customers,
+            at(CmpOp::Ge, "2026-06-30T23:59:60.5Z")
+        )
+        .await,
+        uids(&[7, 8])
+    );
+    assert_eq!(
+        matching(
+            &store,
+            Table::Customers,
+            at(CmpOp::Eq, "2026-06-30T23:59:60Z")
+        )
+        .await,
+        uids(&[7])
+    );
+    assert_eq!(
+        matching(
+            &store,
+            Table::Customers,
+            at(CmpOp::Gt, "2026-06-30T23:59:60Z")
+        )
+        .await,
+        uids(&[8])
+    );
 }
 
 // ---------------------------------------------------------------------------
