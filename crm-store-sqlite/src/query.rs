@@ -209,9 +209,8 @@ const CHAIN_MAX: usize = 64;
 /// The JSON array text of encoded values, when JSON carries every one of
 /// them exactly as SQLite compares it: TEXT as a string, INTEGER as a
 /// number (SQLite reads JSON integers back as 64-bit integers), NULL as
-/// `null`. `None` for REAL (a custom number: its decimal text would have to
-/// round-trip through SQLite's own number parser) and BLOB values, which
-/// keep one parameter each.
+/// `null`. `None` for REAL (a custom number: see [`json_reals`]) and BLOB
+/// values, which keep one parameter each.
 fn json_array(values: &[Sql]) -> Option<String> {
     let mut out = String::with_capacity(values.len() * 40 + 2);
     out.push('[');
@@ -230,6 +229,29 @@ fn json_array(values: &[Sql]) -> Option<String> {
     Some(out)
 }
 
+/// The JSON array text of REAL (and NULL) values, each number written as
+/// the shortest text that reads back as the same `f64` (as the core writes
+/// custom numbers into `custom`). `None` when another type, or a number
+/// JSON cannot hold (NaN, infinities), is among them.
+fn json_reals(values: &[Sql]) -> Option<String> {
+    let mut out = String::with_capacity(values.len() * 24 + 2);
+    out.push('[');
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match v {
+            Sql::Null => out.push_str("null"),
+            Sql::Real(x) if x.is_finite() => {
+                out.push_str(&serde_json::Number::from_f64(*x)?.to_string());
+            }
+            _ => return None,
+        }
+    }
+    out.push(']');
+    Some(out)
+}
+
 /// Writes ` IN (…)` of encoded values (at least one) after an expression.
 ///
 /// Up to [`IN_LIST_MAX`] values, or values JSON cannot carry
@@ -241,14 +263,25 @@ fn json_array(values: &[Sql]) -> Option<String> {
 /// semantics as `x IN (list)` (NULL when `x` is NULL, or when no value is
 /// equal and one is NULL), also under `NOT`; and SQLite still probes an
 /// index of the column once per value of the (materialised) subquery.
+///
+/// A long list of REAL values (a custom number's) is one JSON array too,
+/// read as `CAST(value AS REAL)` ([`json_reals`]): the number text goes
+/// through the same JSON number parser as the stored custom value it is
+/// compared with, which is read from the JSON text of `custom`.
 fn push_in_list(q: &mut Query, values: Vec<Sql>) {
-    if values.len() > IN_LIST_MAX
-        && let Some(json) = json_array(&values)
-    {
-        q.push(" IN (SELECT value FROM json_each(");
-        q.bind(Sql::Text(json));
-        q.push("))");
-        return;
+    if values.len() > IN_LIST_MAX {
+        if let Some(json) = json_array(&values) {
+            q.push(" IN (SELECT value FROM json_each(");
+            q.bind(Sql::Text(json));
+            q.push("))");
+            return;
+        }
+        if let Some(json) = json_reals(&values) {
+            q.push(" IN (SELECT CAST(value AS REAL) FROM json_each(");
+            q.bind(Sql::Text(json));
+            q.push("))");
+            return;
+        }
     }
     q.push(" IN (");
     for (i, v) in values.into_iter().enumerate() {
