@@ -159,13 +159,15 @@ const HOLDER_TRIES: usize = 5;
 
 /// What a user and the user's department hold when a claim or assignment
 /// checks the pools' caps, with the versions of their `pool_holders` rows
-/// read before counting (0: no row yet). A claim or assignment under a cap
-/// bumps the versions its cap depends on in the transaction that moves the
-/// customer ([`Holding::guard`]; the first one inserts the row), so one that
-/// counted before another committed fails with a version conflict (or a
-/// duplicate row) on `pool_holders` instead of passing a cap with a slot
-/// that is gone; it then counts again ([`is_holder_conflict`]). Moves under
-/// no cap bump nothing, so they never wait on one another.
+/// read before counting (0: no row yet). A claim or assignment bumps the
+/// versions some cap of the company depends on, whichever pool it moves
+/// from ([`Guarded::by`]), in the transaction that moves the customer
+/// ([`Holding::guard`]; the first one inserts the row), so one that counted
+/// before another committed fails with a version conflict (or a duplicate
+/// row) on `pool_holders` instead of passing a cap with a slot that is
+/// gone; it then counts again ([`is_holder_conflict`]). In a company with
+/// no caps (and claims from pools without a daily limit) moves bump
+/// nothing, so they never wait on one another.
 #[derive(Clone, Debug)]
 struct Holding {
     /// The user and the version of the user's row.
@@ -182,8 +184,8 @@ struct Holding {
     dept_deal: u64,
 }
 
-/// Which holder rows a move checks against: the user's (per-user cap, or
-/// the daily limit of a claim) and the department's (per-department cap).
+/// Which holder rows a move bumps: the user's (a per-user cap, or the daily
+/// limit of a claim) and the department's (a per-department cap).
 #[derive(Clone, Copy, Debug, Default)]
 struct Guarded {
     user: bool,
@@ -191,13 +193,21 @@ struct Guarded {
 }
 
 impl Guarded {
-    /// The rows a move into a user's hands from a pool with `limits`
-    /// depends on; `claim` for a claim (the daily limit counts claims).
-    fn by(limits: &PoolLimits, claim: bool) -> Guarded {
+    /// The rows a move into a user's hands from a pool with `limits`, in a
+    /// company whose pools are `set`, bumps; `claim` for a claim (the daily
+    /// limit counts claims). A cap counts every customer the user or the
+    /// department holds, whichever pool it came from, so a move from a pool
+    /// without that cap adds to what a capped pool's claim counted: the
+    /// row is bumped when any pool of the company has the cap, not only
+    /// when the pool moved from has it (else a claim under the cap and one
+    /// from an uncapped pool at the same moment would pass it together).
+    /// The daily limit counts a pool's own claims only, so only a claim
+    /// from a pool with that limit bumps the user's row for it.
+    fn by(set: &PoolSet, limits: &PoolLimits, claim: bool) -> Guarded {
         Guarded {
-            user: limits.max_owned_per_user.is_some()
+            user: set.caps(|l| l.max_owned_per_user)
                 || (claim && limits.max_claims_per_day.is_some()),
-            department: limits.max_owned_per_department.is_some(),
+            department: set.caps(|l| l.max_owned_per_department),
         }
     }
 }
@@ -660,6 +670,11 @@ struct PoolSet {
 }
 
 impl PoolSet {
+    /// Whether some pool of the company has the cap `cap` reads.
+    fn caps(&self, cap: fn(&PoolLimits) -> Option<u32>) -> bool {
+        self.pools.iter().any(|g| cap(&g.pool.limits).is_some())
+    }
+
     fn index(&self, id: Uuid) -> Option<usize> {
         self.pools.iter().position(|g| g.pool.id.0 == id)
     }
@@ -1167,21 +1182,18 @@ impl Crm {
         user: Uuid,
         department: Option<Uuid>,
     ) -> Result<Holding> {
-        let capped = |cap: fn(&PoolLimits) -> Option<u32>| {
-            set.pools.iter().any(|g| cap(&g.pool.limits).is_some())
-        };
         let user_version = self.holder_version(user).await?;
         let department = match department {
             Some(d) => Some((d, self.holder_version(d).await?)),
             None => None,
         };
-        let (private, deal) = if capped(|l| l.max_owned_per_user) {
+        let (private, deal) = if set.caps(|l| l.max_owned_per_user) {
             self.holdings(company, "owner_id", user).await?
         } else {
             (0, 0)
         };
         let (dept_private, dept_deal) = match department {
-            Some((d, _)) if capped(|l| l.max_owned_per_department) => {
+            Some((d, _)) if set.caps(|l| l.max_owned_per_department) => {
                 self.holdings(company, "department_id", d).await?
             }
             _ => (0, 0),
@@ -2115,7 +2127,7 @@ impl Crm {
             holding,
             actor.department_id.is_some(),
         )?;
-        let guarded = Guarded::by(limits, true);
+        let guarded = Guarded::by(set, limits, true);
         let to = self
             .give_to_holder(
                 actor,
@@ -2376,7 +2388,7 @@ impl Crm {
                         })?;
                     let pool = &set.pools[i].pool;
                     self.check_caps(&target.display_name, pool, &holding, department.is_some())?;
-                    let guarded = Guarded::by(&pool.limits, false);
+                    let guarded = Guarded::by(&set, &pool.limits, false);
                     let place = self
                         .give_to_holder(actor, &row, "assign", &holding, department, guarded)
                         .await?;

@@ -20,6 +20,11 @@ macro_rules! pool_scenarios {
             $make
         );
         $each!(
+            $crate::testing::pool_suite::pool_caps_hold_against_concurrent_moves_from_other_pools,
+            pool_caps_hold_against_concurrent_moves_from_other_pools,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::concurrent_writes_of_one_customer_do_not_both_pass,
             pool_concurrent_writes_of_one_customer_do_not_both_pass,
             $make
@@ -420,7 +425,7 @@ pub async fn pool_caps_hold_against_concurrent_claims(store: Arc<dyn Store>) {
     let hooked = Arc::new(Interleave::new(store.clone()));
     let w = World::new(hooked.clone()).await;
     // The other session: an engine on the same data, not hooked.
-    let other = Crm::new(store, w.clock.clone());
+    let other = Crm::new(store.clone(), w.clock.clone());
     let pool = |name: &'static str, limits: PoolLimits| {
         let w = &w;
         async move {
@@ -573,11 +578,210 @@ pub async fn pool_caps_hold_against_concurrent_claims(store: Arc<dyn Store>) {
     assert_eq!(r.done, vec![a[0]], "{:?}", r.refused);
     assert_eq!(hooked.holder_conflicts(), conflicts);
 
-    // Under no cap, two claims at once do not contend.
+    // Under no cap, two claims at once still pass, but in a company with
+    // caps they contend: a cap counts what came from every pool (see
+    // `pool_caps_hold_against_concurrent_moves_from_other_pools`), so the
+    // late one (same department) counts again and then passes.
     hooked.before_customer_write(claim_elsewhere(w.zhangsan.clone(), open[1]));
     let r = w.crm.claim(&w.zhaoliu, &[open[0]]).await.expect("claim");
     assert_eq!(r.done, vec![open[0]], "{:?}", r.refused);
+    assert!(hooked.holder_conflicts() > conflicts);
+
+    // In a company without caps (a daily limit on another pool does not
+    // count), two claims at once from a pool without a daily limit bump no
+    // holder row, so they do not contend at all.
+    let free = World::with_code(hooked.clone(), "NC").await;
+    let free_other = Crm::new(store, free.clock.clone());
+    pool_of(
+        &free,
+        "每天一个",
+        PoolLimits {
+            max_claims_per_day: Some(1),
+            ..PoolLimits::default()
+        },
+        1,
+    )
+    .await;
+    let open = pool_of(&free, "不限", PoolLimits::default(), 2).await;
+    let conflicts = hooked.holder_conflicts();
+    let (zhangsan, id) = (free.zhangsan.clone(), open[1]);
+    hooked.before_customer_write(async move {
+        let r = free_other.claim(&zhangsan, &[id]).await.expect("claim");
+        assert_eq!(r.done, vec![id], "{:?}", r.refused);
+    });
+    let r = free
+        .crm
+        .claim(&free.zhaoliu, &[open[0]])
+        .await
+        .expect("claim");
+    assert_eq!(r.done, vec![open[0]], "{:?}", r.refused);
     assert_eq!(hooked.holder_conflicts(), conflicts);
+    assert_eq!(owned_by(&free, free.zhangsan.user_id).await, 1);
+}
+
+/// A pool of group one administered by 李四 with `limits` and `n` public
+/// customers, whose ids it returns.
+async fn pool_of(w: &World, name: &str, limits: PoolLimits, n: usize) -> Vec<RecordId> {
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: name.into(),
+                admins: vec![w.lisi.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.group1],
+                limits,
+            },
+        )
+        .await
+        .expect("pool");
+    w.crm
+        .import_into_pool(
+            &w.lisi,
+            pool.id,
+            (0..n)
+                .map(|i| fields(json!({"name": format!("{name}公海客户{i}有限公司")})))
+                .collect(),
+        )
+        .await
+        .expect("import into the pool")
+}
+
+/// A cap counts every customer the user or the department holds, whichever
+/// pool it came from, so a claim or an assignment from a pool without that
+/// cap, committed between a capped claim's (or assignment's) counts and its
+/// write, takes the slot the capped one counted. The capped one notices —
+/// the uncapped move bumped the same holder rows, as any move does in a
+/// company with such a cap — counts again and is refused, having written
+/// nothing: the user (or the department) never holds more than the cap.
+pub async fn pool_caps_hold_against_concurrent_moves_from_other_pools(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    // The other session: an engine on the same data, not hooked.
+    let other = Crm::new(store, w.clock.clone());
+    let a = pool_of(
+        &w,
+        "每人两个",
+        PoolLimits {
+            max_owned_per_user: Some(2),
+            ..PoolLimits::default()
+        },
+        2,
+    )
+    .await;
+    let c = pool_of(
+        &w,
+        "每组两个",
+        PoolLimits {
+            max_owned_per_department: Some(2),
+            ..PoolLimits::default()
+        },
+        1,
+    )
+    .await;
+    let b = pool_of(&w, "不限", PoolLimits::default(), 6).await;
+    let claim_elsewhere = |who: crate::auth::Actor, id: RecordId| {
+        let other = other.clone();
+        async move {
+            let r = other.claim(&who, &[id]).await.expect("the other claim");
+            assert_eq!(r.done, vec![id], "{:?}", r.refused);
+        }
+    };
+    let assign_elsewhere = |to: UserId, id: RecordId| {
+        let (other, lisi) = (other.clone(), w.lisi.clone());
+        async move {
+            let r = other
+                .assign(&lisi, &[id], to)
+                .await
+                .expect("the other assignment");
+            assert_eq!(r.done, vec![id], "{:?}", r.refused);
+        }
+    };
+    let release = |who: crate::auth::Actor, ids: Vec<RecordId>| {
+        let w = &w;
+        async move {
+            let r = w
+                .crm
+                .release(&who, &ids, "不再跟进", None)
+                .await
+                .expect("release");
+            assert_eq!(r.done, ids, "{:?}", r.refused);
+        }
+    };
+    let zhangsan = w.zhangsan.user_id;
+    let refused_over = |r: &crate::records::BatchReport, says: &str| {
+        assert!(r.done.is_empty(), "passed a cap with a concurrent move");
+        assert_eq!(r.refused.len(), 1, "{:?}", r.refused);
+        assert!(r.refused[0].1.contains(says), "{:?}", r.refused);
+    };
+    let a_over = "张三 already holds 2 customers, the limit of pool 每人两个";
+
+    // 张三 holds one customer, from the pool without caps.
+    let r = w.crm.claim(&w.zhangsan, &[b[0]]).await.expect("claim");
+    assert_eq!(r.done, vec![b[0]], "{:?}", r.refused);
+    let conflicts = hooked.holder_conflicts();
+
+    // 张三 claims from the capped pool while his other session claims from
+    // the uncapped one: two would make three under a cap of two.
+    hooked.before_customer_write(claim_elsewhere(w.zhangsan.clone(), b[1]));
+    let r = w.crm.claim(&w.zhangsan, &[a[0]]).await.expect("claim");
+    refused_over(&r, a_over);
+    assert_eq!(owned_by(&w, zhangsan).await, 2);
+    let a0 = row(&w, a[0]).await;
+    assert_eq!((place(&a0), owner(&a0)), (Place::Public, None));
+    assert_eq!(a0.version(), 1, "the refused claim wrote nothing");
+    assert!(hooked.holder_conflicts() > conflicts, "no conflict seen");
+    release(w.zhangsan.clone(), vec![b[1]]).await;
+
+    // The same with a pool admin assigning to him from the uncapped pool.
+    let conflicts = hooked.holder_conflicts();
+    hooked.before_customer_write(assign_elsewhere(zhangsan, b[2]));
+    let r = w.crm.claim(&w.zhangsan, &[a[0]]).await.expect("claim");
+    refused_over(&r, a_over);
+    assert_eq!(owned_by(&w, zhangsan).await, 2);
+    assert_eq!(place(&row(&w, a[0]).await), Place::Public);
+    assert!(hooked.holder_conflicts() > conflicts, "no conflict seen");
+    release(w.zhangsan.clone(), vec![b[2]]).await;
+
+    // And the other way round: the capped move is an assignment, the
+    // uncapped one his own claim.
+    hooked.before_customer_write(claim_elsewhere(w.zhangsan.clone(), b[3]));
+    let r = w
+        .crm
+        .assign(&w.lisi, &[a[0]], zhangsan)
+        .await
+        .expect("assign");
+    refused_over(&r, a_over);
+    assert_eq!(owned_by(&w, zhangsan).await, 2);
+    assert_eq!(place(&row(&w, a[0]).await), Place::Public);
+    release(w.zhangsan.clone(), vec![b[3]]).await;
+
+    // A department's cap: group one holds 张三's one customer; 赵六 claims
+    // from the pool capping the department at two while a colleague
+    // claims, or is assigned, from the uncapped pool.
+    let c_over = "the department of 赵六 already holds 2 customers, the limit of pool 每组两个";
+    hooked.before_customer_write(claim_elsewhere(w.zhangsan.clone(), b[4]));
+    let r = w.crm.claim(&w.zhaoliu, &[c[0]]).await.expect("claim");
+    refused_over(&r, c_over);
+    assert_eq!(owned_by(&w, w.zhaoliu.user_id).await, 0);
+    assert_eq!(place(&row(&w, c[0]).await), Place::Public);
+    release(w.zhangsan.clone(), vec![b[4]]).await;
+    hooked.before_customer_write(assign_elsewhere(zhangsan, b[5]));
+    let r = w.crm.claim(&w.zhaoliu, &[c[0]]).await.expect("claim");
+    refused_over(&r, c_over);
+    assert_eq!(owned_by(&w, w.zhaoliu.user_id).await, 0);
+    release(w.zhangsan.clone(), vec![b[5]]).await;
+
+    // Without a race the slots were there: 张三 takes his second, 赵六 the
+    // department's second; then both caps are full.
+    let r = w.crm.claim(&w.zhangsan, &[a[0]]).await.expect("claim");
+    assert_eq!(r.done, vec![a[0]], "{:?}", r.refused);
+    let r = w.crm.claim(&w.zhangsan, &[a[1]]).await.expect("claim");
+    refused_over(&r, a_over);
+    let r = w.crm.claim(&w.zhaoliu, &[c[0]]).await.expect("claim");
+    refused_over(&r, c_over);
+    assert_eq!(owned_by(&w, zhangsan).await, 2);
 }
 
 /// Two sessions writing the same customer at once: each checks that the
