@@ -1113,8 +1113,23 @@ mod tests {
             key: "score".into(),
             ty: CustomType::Number,
         };
-        let (text, params) = filter_text(Filter::In(score, vec![Value::Float(0.1); 1_000]));
-        assert_eq!(params, 1 + 2 + 1_000, "{}", &text[..200]);
+        // Custom numbers: one JSON array of numbers, read back as REAL.
+        let (text, params) = filter_text(Filter::In(
+            score.clone(),
+            vec![Value::Float(0.1), Value::Null, Value::Float(-2.5e-8)]
+                .into_iter()
+                .cycle()
+                .take(1_002)
+                .collect(),
+        ));
+        assert_eq!(params, 1 + 2 + 1, "{}", &text[..200]);
+        assert!(
+            text.contains("IN (SELECT CAST(value AS REAL) FROM json_each(?))"),
+            "{text}"
+        );
+        // Short lists keep one parameter per value.
+        let (text, params) = filter_text(Filter::In(score, vec![Value::Float(0.1); 500]));
+        assert_eq!(params, 1 + 2 + 500, "{}", &text[..200]);
         assert!(!text.contains("json_each"));
     }
 
