@@ -31,7 +31,8 @@ use crate::pool::Place;
 use crate::records::{Fields, Record};
 use crate::schema::Table;
 use crate::store::{
-    ChangeSet, CmpOp, Col, FieldChange, Filter, Lifecycle, Op, Paging, Row, Select, Sort,
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, GuardKind, Lifecycle, Op, Paging, Row,
+    Select, Sort,
 };
 use crate::value::Value;
 use chrono::{DateTime, Utc};
@@ -605,6 +606,10 @@ pub fn duplicate_report_page(
     sel
 }
 
+/// How many times [`Crm::apply_indexed`] writes a change set whose warn-mode
+/// keys other customers keep taking at the same moment.
+const KEY_TRIES: usize = 5;
+
 /// The lock key of a duplicate guard on the customer key `kind`/`key` (see
 /// [`crate::store::Guard`]): creates, updates and bulk imports guarding one
 /// key wait for each other.
@@ -791,6 +796,29 @@ impl Crm {
         self.index_customer_keys_noting(cs, None).await.map(drop)
     }
 
+    /// Applies a change set writing customers with its customer keys
+    /// indexed ([`Crm::index_customer_keys`]) and the warn-mode keys its
+    /// customers take guarded: when another customer took one of those keys
+    /// meanwhile (two creates with one new phone at once, each finding no
+    /// other holder), the write is refused inside its transaction, indexed
+    /// again — now seeing the other customer, so both are flagged as
+    /// possible duplicates — and applied again, at most [`KEY_TRIES`] times
+    /// in all. A bulk import indexes its batches itself (its warn keys
+    /// unguarded: see [`Crm::index_customer_keys_noting`]).
+    pub(crate) async fn apply_indexed(&self, cs: ChangeSet) -> Result<()> {
+        let mut tries = 1;
+        loop {
+            let mut attempt = cs.clone();
+            let (_, refusals) = self.index_keys(&mut attempt, None, true).await?;
+            match self.apply(attempt).await {
+                Err(Error::InvalidState(m)) if tries < KEY_TRIES && refusals.contains(&m) => {
+                    tries += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
     /// [`Crm::index_customer_keys`], telling which customers and keys it
     /// writes rows of: its result holds only while no other write touches
     /// those (a pipelined import checks that against the batch still being
@@ -798,12 +826,27 @@ impl Crm {
     /// duplicate flag unset, which `rebuild_duplicate_keys` repairs). The
     /// rows of a column key no other customer holds are not looked for:
     /// such rows exist only while a key is shared, so a row such a race
-    /// left behind stays until the rebuild too.
+    /// left behind stays until the rebuild too. ([`Crm::apply_indexed`]
+    /// guards the warn-mode keys against that race.)
     pub(crate) async fn index_customer_keys_noting(
         &self,
         cs: &mut ChangeSet,
         known: Option<&KnownHolders>,
     ) -> Result<KeysTouched> {
+        self.index_keys(cs, known, false).await.map(|(t, _)| t)
+    }
+
+    /// [`Crm::index_customer_keys_noting`]; with `guard_warn`, also guards
+    /// each warn-mode key the change set's customers take (one guard per
+    /// kind and 500 keys, under the keys' [`key_guard_key`]s) against a
+    /// holder besides those read and the change set's own customers, and
+    /// returns the guards' messages (see [`Crm::apply_indexed`]).
+    async fn index_keys(
+        &self,
+        cs: &mut ChangeSet,
+        known: Option<&KnownHolders>,
+        guard_warn: bool,
+    ) -> Result<(KeysTouched, Vec<String>)> {
         const KEY_COLUMNS: [&str; 6] = [
             "name_key",
             "uscc",
@@ -892,7 +935,7 @@ impl Crm {
             }
         }
         if state.is_empty() {
-            return Ok(KeysTouched::default());
+            return Ok((KeysTouched::default(), Vec::new()));
         }
         for id in loads {
             let Some(row) = self.store.get(Table::Customers, id).await? else {
@@ -1132,6 +1175,67 @@ impl Crm {
                 }
             }
         }
+        // Two writers taking one warn-mode key at once would each find no
+        // other holder and leave both unflagged: each guards that the key
+        // has no holder but those it read and its own customers when it is
+        // written, under the key a refusing duplicate guard of the value
+        // takes, so that the second sees the first and indexes again.
+        let mut refusals = Vec::new();
+        if guard_warn {
+            let mut taken: Vec<(Uuid, &str, &str)> = col_wants
+                .iter()
+                .filter(|w| w.4)
+                .map(|w| (w.0, w.1, w.2.as_str()))
+                .chain(adds.iter().map(|a| (a.0, a.2.as_str(), a.3.as_str())))
+                .filter(|&(company, kind, _)| {
+                    modes.get(&company).map(|m| m.mode(kind)) == Some(DedupeMode::Warn)
+                })
+                .collect();
+            taken.sort_unstable();
+            taken.dedup();
+            for run in taken.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+                let (company, kind) = (run[0].0, run[0].1);
+                for chunk in run.chunks(500) {
+                    let mut read: BTreeSet<Uuid> = state.keys().copied().collect();
+                    for &(_, _, key) in chunk {
+                        if key_column(kind).is_some() {
+                            read.extend(outside_of(company, kind, key).iter().map(|o| o.3));
+                        } else if let Some(rows) =
+                            stored_rows.get(&(company, kind, key.to_string()))
+                        {
+                            read.extend(rows.iter().filter_map(|r| r.get("customer_id").as_id()));
+                        }
+                    }
+                    let mut select = holders_select(
+                        company,
+                        kind,
+                        chunk.iter().map(|k| Value::from(k.2)).collect(),
+                        now,
+                    );
+                    select.filter = Filter::And(vec![
+                        select.filter,
+                        Filter::not_among(col(holder_column(kind)), read),
+                    ]);
+                    let values: Vec<&str> = chunk.iter().map(|k| k.2).collect();
+                    let message = format!(
+                        "{} {} was taken by another customer at the same moment, again and \
+                         again; nothing was saved: try again",
+                        field_label(kind, &[]),
+                        values.join(", ")
+                    );
+                    refusals.push(message.clone());
+                    cs.guards.push(Guard {
+                        kind: GuardKind::State,
+                        keys: chunk
+                            .iter()
+                            .map(|k| key_guard_key(company, kind, k.2))
+                            .collect(),
+                        select,
+                        message,
+                    });
+                }
+            }
+        }
         let mut new_by_key: HashMap<(Uuid, &str, &str), Vec<Uuid>> = HashMap::new();
         for (company, customer, kind, key) in &adds {
             new_by_key
@@ -1243,7 +1347,7 @@ impl Crm {
                 .collect(),
         };
         cs.ops.extend(ops);
-        Ok(touched)
+        Ok((touched, refusals))
     }
 
     /// The customers a [`holders_select`] finds.
@@ -2059,6 +2163,9 @@ impl Crm {
         let other_ids: Vec<Value> = others.iter().map(|o| Value::Id(o.id())).collect();
         let mut moved: BTreeMap<&'static str, usize> = BTreeMap::new();
         let mut moved_contacts = Vec::new();
+        // The rows of each table read (and so moved), for the guards that
+        // nothing else points at the others when the merge is written.
+        let mut read: Vec<(Table, Vec<Uuid>)> = Vec::new();
         for table in Table::ALL {
             // Pool moves stay with the customer they happened to: the
             // others keep their own pool history.
@@ -2074,7 +2181,9 @@ impl Crm {
             let mut sel = Select::all(table, company, now);
             sel.lifecycle = Lifecycle::Any;
             sel.filter = Filter::In(col("customer_id"), other_ids.clone());
-            for r in self.store.select(&sel).await?.rows {
+            let rows = self.store.select(&sel).await?.rows;
+            read.push((table, rows.iter().map(Row::id).collect()));
+            for r in rows {
                 let mut v = vec![
                     ("customer_id", Value::Id(survivor.id())),
                     ("updated_at", Value::Timestamp(now)),
@@ -2199,19 +2308,79 @@ impl Crm {
                 "moved": moved,
             }),
         ));
-        // A contact added to one of the others meanwhile would stay behind,
-        // pointing at a customer in the recycle bin. (A follow-up or an
-        // opportunity added meanwhile updates its customer: the others'
-        // versions catch those.)
-        let guard = self.no_other_contacts_guard(
-            company,
-            &others.iter().collect::<Vec<_>>(),
-            &moved_contacts,
-        );
+        // A record added to one of the others meanwhile would stay behind,
+        // pointing at a customer in the recycle bin (merged away, so never
+        // restored nor purged) and missing from the survivor. A contact, a
+        // quote or a contract added meanwhile leaves the customer's version
+        // alone: its create guards the customer under the key these guards
+        // take, so one of the two writes sees the other. (A follow-up or an
+        // opportunity updates its customer, a payment or an invoice its
+        // contract: versions the merge carries catch those too; the guards
+        // name what was added.)
+        let other_rows: Vec<&Row> = others.iter().collect();
+        let guard = self.no_other_contacts_guard(company, &other_rows, &moved_contacts);
         cs.guards.push(guard);
-        self.index_customer_keys(&mut cs).await?;
-        self.apply(cs).await?;
+        for (table, ids) in read {
+            if table != Table::Contacts {
+                cs.guards.push(self.nothing_added_to_merged_guard(
+                    company,
+                    table,
+                    &other_rows,
+                    ids,
+                ));
+            }
+        }
+        self.apply_indexed(cs).await?;
         self.get_record(actor, entity, spec.survivor).await
+    }
+
+    /// A guard that no row of `table` (live or in the recycle bin) points at
+    /// one of `others` besides `read` (those the merge read and moves) when
+    /// the merge is written: one added meanwhile would be left on a
+    /// merged-away customer. Under the key a create of a contact, quote or
+    /// contract for the customer takes
+    /// ([`customer_live_guard`](Crm::customer_live_guard)).
+    fn nothing_added_to_merged_guard(
+        &self,
+        company: Uuid,
+        table: Table,
+        others: &[&Row],
+        read: Vec<Uuid>,
+    ) -> Guard {
+        let mut sel = Select::all(table, company, self.now());
+        sel.lifecycle = Lifecycle::Any;
+        sel.filter = Filter::And(vec![
+            Filter::In(
+                col("customer_id"),
+                others.iter().map(|o| Value::Id(o.id())).collect(),
+            ),
+            Filter::not_among(col("id"), read),
+        ]);
+        let what = match table {
+            Table::FollowUps => "a follow-up".to_string(),
+            Table::Opportunities => "an opportunity".to_string(),
+            Table::Quotes => "a quote".to_string(),
+            Table::Contracts => "a contract".to_string(),
+            Table::Payments => "a payment".to_string(),
+            Table::Invoices => "an invoice".to_string(),
+            t => format!("a record of {}", t.name()),
+        };
+        let codes: Vec<&str> = others
+            .iter()
+            .map(|o| o.get("code").as_text().unwrap_or_default())
+            .collect();
+        Guard {
+            kind: GuardKind::State,
+            keys: others
+                .iter()
+                .map(|o| crate::records::customer_contacts_key(company, o.id()))
+                .collect(),
+            select: sel,
+            message: format!(
+                "{what} was added to customer {} meanwhile; nothing was merged: try the merge again",
+                codes.join(", ")
+            ),
+        }
     }
 
     /// Adds to a merge's change set the carrying over of the others' live

@@ -599,8 +599,7 @@ impl Crm {
             format!("{entity}.{}", step.event()),
             serde_json::json!({ "code": code }),
         ));
-        self.index_customer_keys(&mut cs).await?;
-        self.apply(cs).await
+        self.apply_indexed(cs).await
     }
 
     async fn batch<F, Fut>(&self, ids: &[RecordId], f: F) -> BatchReport

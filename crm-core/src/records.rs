@@ -1193,8 +1193,7 @@ impl Crm {
             }
             ids.push(RecordId(id));
         }
-        self.index_customer_keys(&mut cs).await?;
-        self.apply(cs).await?;
+        self.apply_indexed(cs).await?;
         Ok(ids)
     }
 
@@ -1863,8 +1862,7 @@ impl Crm {
             "update",
             changes,
         ));
-        self.index_customer_keys(&mut cs).await?;
-        self.apply(cs).await?;
+        self.apply_indexed(cs).await?;
         self.get_record(actor, entity, id).await
     }
 

@@ -118,6 +118,11 @@ macro_rules! permission_scenarios {
             $make
         );
         $each!(
+            $crate::testing::permission_suite::customers_taking_one_new_phone_at_once_are_both_flagged,
+            perm_customers_taking_one_new_phone_at_once_are_both_flagged,
+            $make
+        );
+        $each!(
             $crate::testing::permission_suite::a_contact_is_not_stranded_by_a_merge_or_delete_meanwhile,
             perm_a_contact_is_not_stranded_by_a_merge_or_delete_meanwhile,
             $make
@@ -2194,6 +2199,102 @@ pub async fn a_merge_keeps_protected_fields_and_managers_locks(store: Arc<dyn St
         .map(|c| c.after.clone())
         .collect();
     assert_eq!(moved, [json!("2027-01-06")], "{history:?}");
+}
+
+/// Two customers created at the same moment with one new phone (a
+/// warn-mode key), the second between the first's reading of the phone's
+/// holders and its write, are both flagged as possible duplicates of each
+/// other: the first's write, refused because the phone was taken
+/// meanwhile, is indexed again and sees the second. Neither create fails.
+pub async fn customers_taking_one_new_phone_at_once_are_both_flagged(store: Arc<dyn Store>) {
+    use crate::dedupe::{DedupeMode, DuplicateQuery};
+    use crate::schema::Table;
+    use crate::store::{Filter, Select};
+    use std::collections::BTreeSet;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let (o, actor) = (other.clone(), w.admin.clone());
+    let (tx, rx) = std::sync::mpsc::channel();
+    hooked.before_customer_write(async move {
+        let b = o
+            .create_record(
+                &actor,
+                Entity::Customer,
+                fields(json!({"name": "同号乙有限公司", "phone": "010-62345678"})),
+            )
+            .await
+            .expect("the second customer");
+        tx.send(b.id).expect("send");
+    });
+    let a = w
+        .customer(
+            &w.admin,
+            "同号甲有限公司",
+            json!({"phone": "010 6234 5678"}),
+        )
+        .await;
+    let b = rx
+        .try_recv()
+        .expect("the second create ran during the first");
+    let both = BTreeSet::from([a.id.0, b.0]);
+    // Both hold a key row of the phone, flagged.
+    let mut sel = Select::all(Table::CustomerKeys, w.admin.company_id.0, w.crm.now());
+    sel.filter = Filter::Cmp(
+        crate::store::Col::Column("kind"),
+        crate::store::CmpOp::Eq,
+        "phone".into(),
+    );
+    let rows = w.crm.store().select(&sel).await.expect("keys").rows;
+    assert_eq!(
+        rows.iter()
+            .filter_map(|r| r.get("customer_id").as_id())
+            .collect::<BTreeSet<_>>(),
+        both,
+        "{rows:?}"
+    );
+    assert!(
+        rows.iter()
+            .all(|r| r.get("duplicate").as_bool() == Some(true)),
+        "{rows:?}"
+    );
+    // The report groups them.
+    let report = w
+        .crm
+        .duplicate_report(&w.admin, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    let phone = report
+        .groups
+        .iter()
+        .find(|g| g.field == "phone")
+        .expect("a phone group");
+    assert_eq!(phone.mode, DedupeMode::Warn);
+    assert_eq!(
+        phone
+            .members
+            .iter()
+            .map(|m| m.id.0)
+            .collect::<BTreeSet<_>>(),
+        both
+    );
+    // The later write announces the possible duplicate, naming the other.
+    let events = w
+        .crm
+        .pending_events("permission-suite", 100_000)
+        .await
+        .expect("events");
+    let possible: Vec<_> = events
+        .iter()
+        .filter(|e| e.event.event_type == "customer.possible_duplicate")
+        .collect();
+    assert_eq!(possible.len(), 1, "{possible:?}");
+    assert_eq!(possible[0].event.record_id, a.id.0);
+    assert_eq!(
+        possible[0].event.payload.to_value()["others"],
+        json!([b.0.to_string()]),
+        "{possible:?}"
+    );
 }
 
 /// The duplicate report leaves out key fields the actor may not read in

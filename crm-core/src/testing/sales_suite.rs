@@ -197,6 +197,16 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::merge_refuses_a_quote_added_meanwhile,
+            crm_sales_merge_refuses_a_quote_added_meanwhile,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::merge_refuses_a_contract_added_meanwhile,
+            crm_sales_merge_refuses_a_contract_added_meanwhile,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::sales_lists_take_any_window_and_page,
             crm_sales_sales_lists_take_any_window_and_page,
             $make
@@ -6465,6 +6475,170 @@ pub async fn merged_away_customer_is_not_restored(store: Arc<dyn Store>) {
         .restore_records(&w.zhangsan, Entity::Customer, &[e.id])
         .await;
     assert_eq!(r.done, vec![e.id], "{r:?}");
+}
+
+/// Which sales document a merge scenario adds while the merge runs.
+#[derive(Clone, Copy, Debug)]
+enum AddedDocument {
+    Quote,
+    Contract,
+}
+
+/// A quote (or contract) created for a customer while it is being merged
+/// away — between the merge's reading of the customer's records and its
+/// write — is not left behind on the merged-away customer (in the recycle
+/// bin, merged, so never restored nor purged, and missing from the
+/// survivor): the merge is refused, naming what was added, and nothing is
+/// merged; merged again, both documents end up on the survivor.
+async fn merge_with_document_added_meanwhile(store: Arc<dyn Store>, added: AddedDocument) {
+    use crate::crm::Crm;
+    use crate::dedupe::MergeSpec;
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewContract, NewQuote};
+    use crate::schema::Table;
+    use crate::store::{CmpOp, Col, Filter, Lifecycle, Select};
+    use crate::testing::pool_suite::Interleave;
+    use crate::value::Value;
+    use serde_json::json;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = Crm::new(store, w.clock.clone());
+    let s = w.customer(&w.zhangsan, "幸存客户有限公司", json!({})).await;
+    let d = w.customer(&w.zhangsan, "并入客户有限公司", json!({})).await;
+    let (scode, dcode) = (s.code.clone().expect("code"), d.code.clone().expect("code"));
+    let table = match added {
+        AddedDocument::Quote => Table::Quotes,
+        AddedDocument::Contract => Table::Contracts,
+    };
+    // Creates a document of `customer` through `crm`; its id.
+    async fn add(
+        crm: &Crm,
+        actor: &crate::auth::Actor,
+        customer: Uuid,
+        added: AddedDocument,
+    ) -> Uuid {
+        match added {
+            AddedDocument::Quote => {
+                crm.create_quote(
+                    actor,
+                    NewQuote {
+                        title: "实施报价".into(),
+                        customer_id: customer,
+                        lines: vec![LineInput {
+                            product_id: None,
+                            name: "实施服务".into(),
+                            unit: Some("项".into()),
+                            quantity: 1,
+                            unit_price: Some(Money::cny(100_000)),
+                            discount_bp: 0,
+                            tax_rate: Some(600),
+                        }],
+                        ..NewQuote::default()
+                    },
+                )
+                .await
+                .expect("quote")
+                .id
+            }
+            AddedDocument::Contract => {
+                crm.create_contract(
+                    actor,
+                    NewContract {
+                        title: "年度服务合同".into(),
+                        customer_id: customer,
+                        amount: Some(Money::cny(1_000_000)),
+                        ..NewContract::default()
+                    },
+                )
+                .await
+                .expect("contract")
+                .id
+            }
+        }
+    }
+    // The ids of the documents (live or in the recycle bin) of `customer`.
+    let company = w.zhangsan.company_id.0;
+    let of = |customer: Uuid| {
+        let crm = w.crm.clone();
+        async move {
+            let mut sel = Select::all(table, company, crm.now());
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::Cmp(Col::Column("customer_id"), CmpOp::Eq, Value::Id(customer));
+            let mut ids: Vec<Uuid> = crm
+                .store()
+                .select(&sel)
+                .await
+                .expect("select")
+                .rows
+                .iter()
+                .map(|r| r.id())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    // One document before the merge, one while it runs.
+    let before = add(&w.crm, &w.zhangsan, d.id.0, added).await;
+    let (o, actor, customer) = (other.clone(), w.zhangsan.clone(), d.id.0);
+    let (tx, rx) = std::sync::mpsc::channel();
+    hooked.before_customer_write(async move {
+        tx.send(add(&o, &actor, customer, added).await)
+            .expect("send");
+    });
+    let spec = MergeSpec {
+        survivor: s.id,
+        others: vec![d.id],
+        take: Default::default(),
+    };
+    let what = match added {
+        AddedDocument::Quote => "a quote",
+        AddedDocument::Contract => "a contract",
+    };
+    match w.crm.merge_customers(&w.zhangsan, &spec).await {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains(&format!("{what} was added to customer {dcode} meanwhile"))
+                && m.contains("try the merge again"),
+            "{m}"
+        ),
+        other => panic!("merging while {what} is added: {other:?}"),
+    }
+    let meanwhile = rx
+        .try_recv()
+        .expect("the document was added during the merge");
+    // Nothing was merged: both documents stay with the live customer.
+    let mut both = vec![before, meanwhile];
+    both.sort();
+    assert_eq!(of(d.id.0).await, both, "{what}s stay with {dcode}");
+    assert!(of(s.id.0).await.is_empty(), "nothing moved to {scode}");
+    let row = w
+        .crm
+        .store()
+        .get(Table::Customers, d.id.0)
+        .await
+        .expect("get")
+        .expect("row");
+    assert!(
+        row.get("deleted_at").is_null() && row.get("merged_into").is_null(),
+        "{dcode} is not merged away: {row:?}"
+    );
+    // Merged again, everything goes to the survivor: nothing is left on
+    // the merged-away customer.
+    w.crm
+        .merge_customers(&w.zhangsan, &spec)
+        .await
+        .expect("merge again");
+    assert_eq!(of(s.id.0).await, both, "{what}s moved to {scode}");
+    assert!(of(d.id.0).await.is_empty(), "nothing left on {dcode}");
+}
+
+/// [`merge_with_document_added_meanwhile`] with a quote.
+pub async fn merge_refuses_a_quote_added_meanwhile(store: Arc<dyn Store>) {
+    merge_with_document_added_meanwhile(store, AddedDocument::Quote).await;
+}
+
+/// [`merge_with_document_added_meanwhile`] with a contract.
+pub async fn merge_refuses_a_contract_added_meanwhile(store: Arc<dyn Store>) {
+    merge_with_document_added_meanwhile(store, AddedDocument::Contract).await;
 }
 
 /// Lists take any window and any page: an `ending_within_days` as large as
