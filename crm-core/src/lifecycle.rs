@@ -516,6 +516,12 @@ impl Crm {
                 )?;
             }
         }
+        // A quote or contract being made for the opportunity checks, under
+        // this key, that it was not deleted meanwhile.
+        if entity == Entity::Opportunity && step == Step::Delete {
+            cs.guards
+                .push(self.opportunity_closing_lock(actor.company_id.0, id.0));
+        }
         if entity == Entity::Customer && matches!(step, Step::Delete | Step::Restore) {
             // Contacts and follow-ups go to the recycle bin with their
             // customer and come back with it (those deleted at the same time).

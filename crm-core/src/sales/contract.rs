@@ -471,8 +471,10 @@ impl Crm {
         let customer = self
             .sales_record_customer(actor, input.customer_id, "a contract")
             .await?;
+        let mut opportunity_guards = Vec::new();
         if let Some(o) = input.opportunity_id {
-            self.check_document_opportunity(actor, o, input.customer_id, "contract")
+            opportunity_guards = self
+                .check_document_opportunity(actor, o, input.customer_id, "contract")
                 .await?;
         }
         let (quote_row, lines) = match quote {
@@ -552,6 +554,9 @@ impl Crm {
         ];
         let mut cs = ChangeSet::default();
         cs.guards.push(self.customer_live_guard(company, &customer));
+        // The opportunity it closes is still open (not lost or expired)
+        // when the contract is written.
+        cs.guards.extend(opportunity_guards);
         cs.audit.push(self.audit(
             Some(actor),
             company,

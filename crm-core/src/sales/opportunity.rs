@@ -889,6 +889,13 @@ impl Crm {
             (false, _) => "opportunity.stage_changed",
         };
         let mut cs = ChangeSet::default();
+        // Closed without a deal, it takes no new quote or contract: one
+        // being made for it meanwhile is written first or refused (see
+        // `opportunity_closing_lock`).
+        if matches!(next.status, OppStatus::Lost | OppStatus::Expired) {
+            cs.guards
+                .push(self.opportunity_closing_lock(actor.company_id.0, id));
+        }
         cs.ops.push(Op::Update {
             table: Table::Opportunities,
             id,

@@ -15,7 +15,9 @@ use crate::error::{Error, Result};
 use crate::ids::RecordId;
 use crate::money::Money;
 use crate::schema::Table;
-use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Op, Row, Select, Sort};
+use crate::store::{
+    ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, GuardKind, Lifecycle, Op, Row, Select, Sort,
+};
 use crate::value::Value;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
@@ -221,8 +223,10 @@ impl Crm {
         let customer = self
             .sales_record_customer(actor, input.customer_id, "a quote")
             .await?;
+        let mut opportunity_guards = Vec::new();
         if let Some(o) = input.opportunity_id {
-            self.check_document_opportunity(actor, o, input.customer_id, "quote")
+            opportunity_guards = self
+                .check_document_opportunity(actor, o, input.customer_id, "quote")
                 .await?;
         }
         if input.lines.is_empty() {
@@ -234,6 +238,7 @@ impl Crm {
         let mut cs = ChangeSet::default();
         cs.guards
             .push(self.customer_live_guard(actor.company_id.0, &customer));
+        cs.guards.extend(opportunity_guards);
         self.insert_quote(
             actor,
             &mut cs,
@@ -260,14 +265,17 @@ impl Crm {
     /// Refuses an opportunity a `document` (a quote, a contract) of
     /// `customer` cannot belong to: one that does not exist in the actor's
     /// company, is deleted, or that the actor may not read (all reported as
-    /// no such opportunity), or another customer's.
+    /// no such opportunity), another customer's, or one closed without a
+    /// deal (lost or expired). Returns the guards that keep the opportunity
+    /// open and live until the document's change set commits
+    /// ([`Crm::opportunity_open_guards`]), for that change set to carry.
     pub(crate) async fn check_document_opportunity(
         &self,
         actor: &Actor,
         opportunity: Uuid,
         customer: Uuid,
         document: &str,
-    ) -> Result<()> {
+    ) -> Result<Vec<Guard>> {
         const FIELD: &str = "opportunity_id (销售机会)";
         let o = match self.opportunity(actor, opportunity).await {
             Ok(o) => o,
@@ -292,11 +300,81 @@ impl Crm {
         // quote or contract is made for it (a quote's conversion included)
         // until it is reopened, so that win rates and the forecast keep
         // telling the truth.
-        open_for_documents(
-            o.status,
-            &format!("opportunity {} ({})", o.code, o.name),
-            &format!("making a {document} for it"),
-        )
+        let what = format!("opportunity {} ({})", o.code, o.name);
+        let doing = format!("making a {document} for it");
+        open_for_documents(o.status, &what, &doing)?;
+        let mut guards =
+            self.opportunity_open_guards(actor.company_id.0, opportunity, &what, &doing);
+        // Nor for one deleted before the write (a delete takes the key too).
+        guards.push(self.deleted_meanwhile_guard(
+            Table::Opportunities,
+            actor.company_id.0,
+            &[opportunity],
+            vec![opportunity_documents_key(actor.company_id.0, opportunity)],
+            format!("{what} was deleted meanwhile; no {document} is made for it"),
+        ));
+        Ok(guards)
+    }
+
+    /// Guards that the opportunity `id` is still open for documents (not
+    /// lost, not expired) when a change set making a document for it (a
+    /// quote, a version of one, a contract) commits: each refuses it with
+    /// the message [`open_for_documents`] gives, `what` naming the
+    /// opportunity and `doing` what waits for it to be reopened. They take
+    /// [`opportunity_documents_key`], which marking the opportunity lost or
+    /// expired takes too ([`Crm::opportunity_closing_lock`]), so the two
+    /// writes are serialised and the later document sees the status.
+    pub(crate) fn opportunity_open_guards(
+        &self,
+        company: Uuid,
+        id: Uuid,
+        what: &str,
+        doing: &str,
+    ) -> Vec<Guard> {
+        use super::pipeline::OppStatus;
+        [OppStatus::Lost, OppStatus::Expired]
+            .into_iter()
+            .map(|status| {
+                let mut select = Select::all(Table::Opportunities, company, self.now());
+                select.lifecycle = Lifecycle::Any;
+                select.filter = Filter::And(vec![
+                    Filter::Cmp(Col::Column("id"), CmpOp::Eq, Value::Id(id)),
+                    Filter::Cmp(
+                        Col::Column("status"),
+                        CmpOp::Eq,
+                        Value::Text(status.name().into()),
+                    ),
+                ]);
+                Guard {
+                    keys: vec![opportunity_documents_key(company, id)],
+                    select,
+                    message: closed_message(status, what, doing),
+                    kind: GuardKind::State,
+                }
+            })
+            .collect()
+    }
+
+    /// The guard a change set closing the opportunity `id` without a deal
+    /// (marking it lost or expired), or deleting it, carries for its key
+    /// alone: it takes
+    /// [`opportunity_documents_key`], so a document made for the
+    /// opportunity meanwhile either commits first (and stays, as one made
+    /// before the opportunity closed) or waits and is then refused by its
+    /// [`Crm::opportunity_open_guards`]. Its select finds no row: closing
+    /// an opportunity with documents is allowed, and a change of the
+    /// opportunity itself meanwhile is caught by the version it is written
+    /// at.
+    pub(crate) fn opportunity_closing_lock(&self, company: Uuid, id: Uuid) -> Guard {
+        let mut select = Select::all(Table::Opportunities, company, self.now());
+        // An empty `Or` matches nothing.
+        select.filter = Filter::Or(Vec::new());
+        Guard {
+            keys: vec![opportunity_documents_key(company, id)],
+            select,
+            message: format!("opportunity {id} was closed meanwhile"),
+            kind: GuardKind::State,
+        }
     }
 
     fn insert_quote(&self, actor: &Actor, cs: &mut ChangeSet, q: QuoteRowInput) -> Result<()> {
@@ -532,7 +610,9 @@ impl Crm {
         }
         // A new version is a new quote for its opportunity: not for a lost
         // or expired one (read as it is, whoever may read it: the reviser
-        // may hold a share of the quote alone).
+        // may hold a share of the quote alone), nor for one closed so while
+        // the version is written.
+        let mut opportunity_guards = Vec::new();
         if let Some(o) = old.opportunity_id
             && let Some(orow) = self
                 .store
@@ -545,11 +625,10 @@ impl Crm {
                 .as_text()
                 .and_then(super::pipeline::OppStatus::parse)
         {
-            open_for_documents(
-                status,
-                &format!("quote {}'s opportunity", old.code),
-                "revising the quote",
-            )?;
+            let what = format!("quote {}'s opportunity", old.code);
+            open_for_documents(status, &what, "revising the quote")?;
+            opportunity_guards =
+                self.opportunity_open_guards(actor.company_id.0, o, &what, "revising the quote");
         }
         let priced = self.price_lines(actor, &lines).await?;
         // A new version is a new live quote: not for a customer in the
@@ -582,6 +661,7 @@ impl Crm {
                 old.code
             ),
         ));
+        cs.guards.extend(opportunity_guards);
         cs.ops.push(Op::Update {
             table: Table::Quotes,
             id,
@@ -848,14 +928,28 @@ impl Crm {
 fn open_for_documents(status: super::pipeline::OppStatus, what: &str, doing: &str) -> Result<()> {
     use super::pipeline::OppStatus;
     if matches!(status, OppStatus::Lost | OppStatus::Expired) {
-        return Err(Error::InvalidState(format!(
-            "{what} is {} ({}): reopen it before {doing} (销售机会已{}，请先重新打开)",
-            status.name(),
-            status.label_zh(),
-            status.label_zh()
-        )));
+        return Err(Error::InvalidState(closed_message(status, what, doing)));
     }
     Ok(())
+}
+
+/// What refusing a document for an opportunity closed without a deal says
+/// (see [`open_for_documents`]).
+fn closed_message(status: super::pipeline::OppStatus, what: &str, doing: &str) -> String {
+    format!(
+        "{what} is {} ({}): reopen it before {doing} (销售机会已{}，请先重新打开)",
+        status.name(),
+        status.label_zh(),
+        status.label_zh()
+    )
+}
+
+/// The lock key of the documents made for an opportunity: a change set
+/// making a quote (or a version of one) or a contract for it takes it
+/// ([`Crm::opportunity_open_guards`]), and so does one marking it lost or
+/// expired ([`Crm::opportunity_closing_lock`]).
+pub(crate) fn opportunity_documents_key(company: Uuid, opportunity: Uuid) -> String {
+    format!("{company}:opportunity_documents:{opportunity}")
 }
 
 struct QuoteRowInput {

@@ -56,6 +56,11 @@ macro_rules! lifecycle_scenarios {
             crm_lifecycle_the_customer_view_shows_sales_documents_payments_and_invoices,
             $make
         );
+        $each!(
+            $crate::testing::lifecycle_suite::a_document_is_not_made_for_an_opportunity_closed_meanwhile,
+            crm_lifecycle_a_document_is_not_made_for_an_opportunity_closed_meanwhile,
+            $make
+        );
     };
 }
 
@@ -1326,4 +1331,298 @@ pub async fn the_customer_view_shows_sales_documents_payments_and_invoices(store
             view.sections.get(hidden)
         );
     }
+}
+
+/// A quote, a quote's new version, a contract, or a quote's conversion into
+/// a contract is not written for an opportunity that was marked lost or
+/// expired (or deleted) after the document read it open: it is refused as
+/// one made for the closed opportunity is, and nothing is written. The
+/// document and the closing guard a common key, so on PostgreSQL they wait
+/// for each other. A document written before the opportunity closes stays,
+/// and closing the opportunity after it works as before.
+pub async fn a_document_is_not_made_for_an_opportunity_closed_meanwhile(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{
+        LineInput, NewContract, NewOpportunity, NewQuote, QuoteStatus, StageCommand,
+    };
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = Crm::new(store, w.clock.clone());
+    let c = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let opp = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "数据中心".into(),
+                customer_id: c.id.0,
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let lines = || {
+        vec![LineInput {
+            product_id: None,
+            name: "维保服务".into(),
+            unit: None,
+            quantity: 1,
+            unit_price: Some(Money::cny(100_000)),
+            discount_bp: 0,
+            tax_rate: None,
+        }]
+    };
+    let quote = || NewQuote {
+        title: "数据中心报价".into(),
+        customer_id: c.id.0,
+        opportunity_id: Some(opp.id),
+        lines: lines(),
+        ..NewQuote::default()
+    };
+    let contract = || NewContract {
+        title: "数据中心合同".into(),
+        customer_id: c.id.0,
+        opportunity_id: Some(opp.id),
+        amount: Some(Money::cny(1_000_000)),
+        ..NewContract::default()
+    };
+    // The opportunity's rows of `table` (quote versions, contracts), live
+    // or not.
+    let documents = |table: Table| {
+        let mut sel = crate::store::Select::all(
+            table,
+            w.zhangsan.company_id.0,
+            crate::clock::Clock::now(&*w.clock),
+        );
+        sel.lifecycle = crate::store::Lifecycle::Any;
+        sel.filter = crate::store::Filter::Cmp(
+            crate::store::Col::Column("opportunity_id"),
+            crate::store::CmpOp::Eq,
+            crate::value::Value::Id(opp.id),
+        );
+        let store = w.crm.store().clone();
+        async move { store.select(&sel).await.expect("select").rows }
+    };
+    let status = || async {
+        w.crm
+            .opportunity(&w.zhangsan, opp.id)
+            .await
+            .expect("opportunity")
+            .status
+    };
+    // A stage command on the opportunity at its version now, through `crm`.
+    let stage = |crm: Crm, command: StageCommand| {
+        let (actor, id) = (w.zhangsan.clone(), opp.id);
+        async move {
+            let v = crm
+                .opportunity(&actor, id)
+                .await
+                .expect("opportunity")
+                .version;
+            crm.change_opportunity_stage(&actor, id, v, command)
+                .await
+                .unwrap_or_else(|e| panic!("stage: {e}"));
+        }
+    };
+    let lose = || StageCommand::Lose("价格".into());
+    // The guard keys of the change set written after `written` change sets
+    // with guards (it must carry guards itself).
+    let keys_of = |written: usize| {
+        let keys = hooked.guard_keys();
+        assert_eq!(keys.len(), written + 1, "the change set carries guards");
+        keys.last().cloned().unwrap_or_default()
+    };
+    let invalid = |what: &str, got: crate::error::Result<String>| match got {
+        Err(Error::InvalidState(m)) => m,
+        other => panic!("{what}: {other:?}"),
+    };
+
+    // In order, the quote first: it is written, and the opportunity is
+    // then marked lost as before, the quote staying. The two guard a
+    // common key.
+    let written = hooked.guard_keys().len();
+    let q = w
+        .crm
+        .create_quote(&w.zhangsan, quote())
+        .await
+        .expect("quote for the open opportunity");
+    let quoting = keys_of(written);
+    stage(w.crm.clone(), lose()).await;
+    let closing = keys_of(written + 1);
+    assert!(
+        closing.iter().any(|k| quoting.contains(k)),
+        "{closing:?} / {quoting:?}"
+    );
+    assert_eq!(status().await, crate::sales::OppStatus::Lost);
+    assert_eq!(
+        w.crm.quote(&w.zhangsan, q.id).await.expect("quote").status,
+        QuoteStatus::Draft
+    );
+    // Lost, it takes no new quote or contract.
+    let plain_quote = invalid(
+        "a quote for a lost opportunity",
+        w.crm
+            .create_quote(&w.zhangsan, quote())
+            .await
+            .map(|q| q.code),
+    );
+    assert!(
+        plain_quote.contains(&opp.code)
+            && plain_quote.contains("is lost")
+            && plain_quote.contains("reopen it before making a quote for it"),
+        "{plain_quote}"
+    );
+    let plain_contract = invalid(
+        "a contract for a lost opportunity",
+        w.crm
+            .create_contract(&w.zhangsan, contract())
+            .await
+            .map(|k| k.code),
+    );
+    assert!(
+        plain_contract.contains("reopen it before making a contract for it"),
+        "{plain_contract}"
+    );
+
+    // Marked lost after the quote read it open: the quote is refused as
+    // above, and no quote row is written.
+    stage(w.crm.clone(), StageCommand::Reopen).await;
+    hooked.before_write(Table::Quotes, stage(other.clone(), lose()));
+    let raced = invalid(
+        "a quote for an opportunity lost meanwhile",
+        w.crm
+            .create_quote(&w.zhangsan, quote())
+            .await
+            .map(|q| q.code),
+    );
+    assert_eq!(raced, plain_quote);
+    assert_eq!(status().await, crate::sales::OppStatus::Lost);
+    let quotes = documents(Table::Quotes).await;
+    assert_eq!(
+        quotes.iter().map(|r| r.id()).collect::<Vec<_>>(),
+        vec![q.id],
+        "only the quote made before it was lost"
+    );
+
+    // Expired while a new version of the quote is written: no version.
+    stage(w.crm.clone(), StageCommand::Reopen).await;
+    hooked.before_write(Table::Quotes, stage(other.clone(), StageCommand::Expire));
+    let raced = invalid(
+        "a quote version for an opportunity expired meanwhile",
+        w.crm
+            .revise_quote(&w.zhangsan, q.id, lines(), None)
+            .await
+            .map(|q| q.code),
+    );
+    let plain = invalid(
+        "a quote version for an expired opportunity",
+        w.crm
+            .revise_quote(&w.zhangsan, q.id, lines(), None)
+            .await
+            .map(|q| q.code),
+    );
+    assert_eq!(raced, plain);
+    assert!(
+        raced.contains("is expired") && raced.contains("reopen it before revising the quote"),
+        "{raced}"
+    );
+    assert_eq!(documents(Table::Quotes).await.len(), 1, "no new version");
+    assert_eq!(
+        w.crm.quote(&w.zhangsan, q.id).await.expect("quote").status,
+        QuoteStatus::Draft,
+        "the version stays current"
+    );
+
+    // Marked lost while a contract for it is written: no contract.
+    stage(w.crm.clone(), StageCommand::Reopen).await;
+    hooked.before_write(Table::Contracts, stage(other.clone(), lose()));
+    let raced = invalid(
+        "a contract for an opportunity lost meanwhile",
+        w.crm
+            .create_contract(&w.zhangsan, contract())
+            .await
+            .map(|k| k.code),
+    );
+    assert_eq!(raced, plain_contract);
+    assert!(documents(Table::Contracts).await.is_empty());
+
+    // Expired while the approved quote becomes a contract: no contract,
+    // and the quote stays approved.
+    stage(w.crm.clone(), StageCommand::Reopen).await;
+    let (approved, _) = w
+        .crm
+        .submit_quote(&w.zhangsan, q.id, None)
+        .await
+        .expect("submit");
+    assert_eq!(approved.status, QuoteStatus::Approved);
+    let details = || NewContract {
+        title: String::new(),
+        customer_id: c.id.0,
+        ..NewContract::default()
+    };
+    hooked.before_write(Table::Contracts, stage(other.clone(), StageCommand::Expire));
+    let raced = invalid(
+        "a quote's conversion for an opportunity expired meanwhile",
+        w.crm
+            .quote_to_contract(&w.zhangsan, q.id, details())
+            .await
+            .map(|k| k.code),
+    );
+    assert!(
+        raced.contains("is expired") && raced.contains("reopen it before making a contract for it"),
+        "{raced}"
+    );
+    assert!(documents(Table::Contracts).await.is_empty());
+    assert_eq!(
+        w.crm.quote(&w.zhangsan, q.id).await.expect("quote").status,
+        QuoteStatus::Approved
+    );
+
+    // Deleted while a quote for it is written: no quote either.
+    stage(w.crm.clone(), StageCommand::Reopen).await;
+    let (o, actor, id) = (other.clone(), w.zhangsan.clone(), RecordId(opp.id));
+    hooked.before_write(Table::Quotes, async move {
+        let r = o.delete_records(&actor, Entity::Opportunity, &[id]).await;
+        assert_eq!(r.done, vec![id], "{r:?}");
+    });
+    let raced = invalid(
+        "a quote for an opportunity deleted meanwhile",
+        w.crm
+            .create_quote(&w.zhangsan, quote())
+            .await
+            .map(|q| q.code),
+    );
+    assert!(
+        raced.contains(&opp.code) && raced.contains("deleted meanwhile"),
+        "{raced}"
+    );
+    assert_eq!(documents(Table::Quotes).await.len(), 1);
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Opportunity, &[id])
+        .await;
+    assert_eq!(r.done, vec![id], "{r:?}");
+
+    // Open again, the quote converts; the opportunity is then marked lost
+    // as before, the contract staying, and the two guard a common key.
+    let written = hooked.guard_keys().len();
+    let k = w
+        .crm
+        .quote_to_contract(&w.zhangsan, q.id, details())
+        .await
+        .expect("contract for the open opportunity");
+    let contracting = keys_of(written);
+    assert_eq!(k.opportunity_id, Some(opp.id));
+    stage(w.crm.clone(), lose()).await;
+    let closing = keys_of(written + 1);
+    assert!(
+        closing.iter().any(|k| contracting.contains(k)),
+        "{closing:?} / {contracting:?}"
+    );
+    assert_eq!(status().await, crate::sales::OppStatus::Lost);
+    assert_eq!(documents(Table::Contracts).await.len(), 1);
+    assert_eq!(
+        w.crm.quote(&w.zhangsan, q.id).await.expect("quote").status,
+        QuoteStatus::Converted
+    );
 }
