@@ -362,6 +362,7 @@ impl Crm {
         for c in &query.conditions {
             filters.push(self.resolve_cond(actor, entity, c, customs).await?);
         }
+        crate::records::check_filter_weight(&filters[1..])?;
         let mut sort = Vec::with_capacity(query.sort.len());
         for s in &query.sort {
             let col = self.sort_col(actor, entity, &s.field, customs)?;

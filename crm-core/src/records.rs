@@ -375,6 +375,24 @@ impl Crm {
     }
 }
 
+/// Refuses the resolved conditions of a caller's query when, together,
+/// they hold more terms and values than every store binds alike
+/// ([`crate::store::MAX_FILTER_WEIGHT`]).
+pub(crate) fn check_filter_weight(conditions: &[Filter]) -> Result<()> {
+    let weight: usize = conditions.iter().map(Filter::weight).sum();
+    if weight > crate::store::MAX_FILTER_WEIGHT {
+        return Err(Error::invalid(
+            "filter",
+            format!(
+                "the conditions hold {weight} terms and values, more than the {} a query may \
+                 hold; put long lists of values into one `in` condition (条件过多)",
+                crate::store::MAX_FILTER_WEIGHT
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub(crate) fn json_text(v: &Json) -> Option<String> {
     match v {
         Json::Null => None,
@@ -1909,6 +1927,7 @@ impl Crm {
         for c in &query.conditions {
             filters.push(self.resolve_cond(actor, entity, c, &customs).await?);
         }
+        check_filter_weight(&filters[1..])?;
         if let Some(q) = query.search.as_deref().filter(|q| !q.trim().is_empty()) {
             filters.push(search_filter(actor, entity, q));
         }

@@ -100,6 +100,13 @@ pub enum CmpOp {
     Ge,
 }
 
+/// The most terms and values a filter given by a caller may hold, by
+/// [`Filter::weight`]: far more than any list or search needs, and within
+/// what one statement binds on every store (SQLite 32 766 parameters,
+/// PostgreSQL 65 535), so that a larger filter is refused alike, naming the
+/// problem, rather than run on one store and fail on the other.
+pub const MAX_FILTER_WEIGHT: usize = 10_000;
+
 /// A resolved filter: column names are checked by the core, values typed.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Filter {
@@ -141,6 +148,31 @@ pub enum Filter {
 }
 
 impl Filter {
+    /// An upper bound of the parameters a store binds for the filter: a
+    /// condition counts one, three on a custom field (its path is bound
+    /// too); an `In` list its values up to 500, one above (both stores bind
+    /// a longer list as one array); nested filters the sum of their parts.
+    /// Compared with [`MAX_FILTER_WEIGHT`].
+    pub fn weight(&self) -> usize {
+        let col = |c: &Col| match c {
+            Col::Column(_) => 0,
+            Col::Custom { .. } => 2,
+        };
+        match self {
+            Filter::True => 0,
+            Filter::Cmp(c, ..)
+            | Filter::Contains(c, _)
+            | Filter::StartsWith(c, _)
+            | Filter::IsNull(c)
+            | Filter::NotNull(c)
+            | Filter::HoldsId(c, _) => 1 + col(c),
+            Filter::In(c, values) => col(c) + if values.len() > 500 { 1 } else { values.len() },
+            Filter::And(parts) | Filter::Or(parts) => parts.iter().map(Filter::weight).sum(),
+            Filter::Not(inner) => inner.weight(),
+            Filter::Related { filter, .. } => 1 + filter.weight(),
+        }
+    }
+
     /// The message both stores refuse a filter with when a value it
     /// compares with holds a NUL character ([`nul_message`]), naming the
     /// column of `table` (or of a related table) it is compared with.
