@@ -91,7 +91,8 @@ impl Crm {
 
     /// Now, from the injected clock.
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        // A leap second from the host's clock, as every store keeps it.
+        crate::clock::without_leap_second(self.clock.now())
     }
 
     /// Today in the companies' local time.
@@ -420,6 +421,7 @@ impl Crm {
         consumer: &str,
         limit: u64,
     ) -> Result<Vec<crate::store::OutboxEvent>> {
+        consumer_name(consumer)?;
         Ok(self.store.outbox_pending(consumer, limit).await?)
     }
 
@@ -436,6 +438,7 @@ impl Crm {
         company: CompanyId,
         limit: u64,
     ) -> Result<Vec<crate::store::OutboxEvent>> {
+        consumer_name(consumer)?;
         Ok(self
             .store
             .outbox_pending_of(&company_consumer(consumer, company), company.0, limit)
@@ -446,14 +449,21 @@ impl Crm {
     /// (its position for that company, see [`Crm::pending_events_of`]). A
     /// number past the newest event is refused, as by [`Crm::ack_events`].
     pub async fn ack_events_of(&self, consumer: &str, company: CompanyId, seq: i64) -> Result<()> {
-        self.ack_events(&company_consumer(consumer, company), seq)
-            .await
+        consumer_name(consumer)?;
+        self.ack_at(&company_consumer(consumer, company), seq).await
     }
 
     /// Acknowledges every event up to `seq` for `consumer`. A number past
     /// the newest event is refused: acknowledged, it would skip events not
     /// written yet, which the consumer would then never receive.
     pub async fn ack_events(&self, consumer: &str, seq: i64) -> Result<()> {
+        consumer_name(consumer)?;
+        self.ack_at(consumer, seq).await
+    }
+
+    /// Moves the position kept under `cursor` to `seq`, unless past the
+    /// newest event.
+    async fn ack_at(&self, cursor: &str, seq: i64) -> Result<()> {
         let last = self.store.outbox_last_seq().await?;
         if seq > last {
             return Err(Error::invalid(
@@ -464,8 +474,22 @@ impl Crm {
                 ),
             ));
         }
-        Ok(self.store.outbox_ack(consumer, seq).await?)
+        Ok(self.store.outbox_ack(cursor, seq).await?)
     }
+}
+
+/// Refuses a consumer name that is blank or holds `@`, which separates a
+/// consumer from the company of a position of its own
+/// ([`company_consumer`]): `erp@<company id>` given as a name would share
+/// that company's position.
+fn consumer_name(consumer: &str) -> Result<()> {
+    if consumer.trim().is_empty() || consumer.contains('@') {
+        return Err(Error::invalid(
+            "consumer",
+            format!("'{consumer}' is not a consumer name: give a name without '@'"),
+        ));
+    }
+    Ok(())
 }
 
 /// The name under which a consumer's position in one company's events is

@@ -803,13 +803,17 @@ impl Crm {
     /// other holder), the write is refused inside its transaction, indexed
     /// again — now seeing the other customer, so both are flagged as
     /// possible duplicates — and applied again, at most [`KEY_TRIES`] times
-    /// in all. A bulk import indexes its batches itself (its warn keys
+    /// in all, the last one without those guards, so that a warning never
+    /// keeps a save from happening. A bulk import indexes its batches itself (its warn keys
     /// unguarded: see [`Crm::index_customer_keys_noting`]).
     pub(crate) async fn apply_indexed(&self, cs: ChangeSet) -> Result<()> {
         let mut tries = 1;
         loop {
             let mut attempt = cs.clone();
-            let (_, refusals) = self.index_keys(&mut attempt, None, true).await?;
+            // A warning never stops a save: the last try goes unguarded (a
+            // flag it misses, `rebuild_duplicate_keys` sets).
+            let guard_warn = tries < KEY_TRIES;
+            let (_, refusals) = self.index_keys(&mut attempt, None, guard_warn).await?;
             match self.apply(attempt).await {
                 Err(Error::InvalidState(m)) if tries < KEY_TRIES && refusals.contains(&m) => {
                     tries += 1;
@@ -2321,7 +2325,10 @@ impl Crm {
         let guard = self.no_other_contacts_guard(company, &other_rows, &moved_contacts);
         cs.guards.push(guard);
         for (table, ids) in read {
-            if table != Table::Contacts {
+            // Contacts have their guard above; a payment or an invoice
+            // bumps its contract, which the merge writes at the version it
+            // read (and neither table is indexed by customer).
+            if !matches!(table, Table::Contacts | Table::Payments | Table::Invoices) {
                 cs.guards.push(self.nothing_added_to_merged_guard(
                     company,
                     table,

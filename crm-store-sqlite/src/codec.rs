@@ -241,7 +241,10 @@ pub(crate) fn decode(table: &str, col: &ColumnDef, raw: ValueRef<'_>) -> Result<
 
 /// Parses a stored timestamp.
 pub(crate) fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
-    NaiveDateTime::parse_from_str(s, TIMESTAMP_FORMAT).map(|n| n.and_utc())
+    // A leap second written by an older build reads as the instant it is
+    // now written as.
+    NaiveDateTime::parse_from_str(s, TIMESTAMP_FORMAT)
+        .map(|n| crm_core::clock::without_leap_second(n.and_utc()))
 }
 
 /// The select list of a table: every column in [`Table::columns`] order,

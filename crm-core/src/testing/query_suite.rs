@@ -123,7 +123,11 @@ async fn fill(store: &Arc<dyn Store>) {
                     "open_opportunities" => Value::Int(n as i64),
                     "next_follow_up" if n % 5 != 0 => Value::Date(day(n)),
                     "last_follow_up_at" if n % 5 != 0 => Value::Timestamp(moment(n)),
-                    "custom" => Value::Json(json!({"score": n as f64 + 0.5, "region": name(n)})),
+                    // Row 33's score has no exact decimal text.
+                    "custom" => Value::Json(json!({
+                        "score": if n == 33 { 0.1 + 0.2 + 33.0 } else { n as f64 + 0.5 },
+                        "region": name(n)
+                    })),
                     _ if c.nullable => continue,
                     _ => match c.ty {
                         ColType::Id => Value::Id(Uuid::nil()),
@@ -428,11 +432,12 @@ pub async fn long_in_lists_select_the_right_rows(store: Arc<dyn Store>) {
         .map(|i| Value::Float(f64::from(i) * 0.1 + 1e-7))
         .chain([Value::Float(6.5), Value::Float(21.5), Value::Null])
         .collect();
+    // Row 33's score, which only the exact number finds.
     scores.insert(20_000, Value::Float(0.1 + 0.2 + 33.0));
     let score = custom("score", CustomType::Number);
     assert_eq!(
         matching(&store, Filter::In(score.clone(), scores.clone())).await,
-        vec![6, 21]
+        vec![6, 21, 33]
     );
     assert_eq!(
         matching(&store, Filter::Not(Box::new(Filter::In(score, scores)))).await,

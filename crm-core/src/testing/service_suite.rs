@@ -2267,6 +2267,49 @@ pub async fn outbox_delivers_in_order_until_acked(store: Arc<dyn Store>) {
         w.crm.pending_events("erp", 10).await.expect("rest").len(),
         1
     );
+    // A company's own position: apart from the consumer's, and moved alone.
+    let company = w.admin.company_id;
+    let mine = w
+        .crm
+        .pending_events_of("erp", company, 1000)
+        .await
+        .expect("the company's events");
+    assert_eq!(mine.len(), all.len() + 3, "from the start, this company's");
+    w.crm
+        .ack_events_of("erp", company, events[2].seq)
+        .await
+        .expect("ack the company's");
+    assert_eq!(
+        w.crm
+            .pending_events_of("erp", company, 10)
+            .await
+            .expect("none"),
+        vec![]
+    );
+    assert_eq!(
+        w.crm.pending_events("erp", 10).await.expect("rest").len(),
+        1,
+        "the consumer's own position did not move"
+    );
+    assert!(matches!(
+        w.crm
+            .ack_events_of("erp", company, events[2].seq + 1_000)
+            .await,
+        Err(Error::Validation(_))
+    ));
+    // A name holding '@' could pose as a company's position.
+    let posing = crate::crm::company_consumer("erp", company);
+    for refused in [
+        w.crm.pending_events(&posing, 10).await.err(),
+        w.crm.ack_events(&posing, 1).await.err(),
+        w.crm.pending_events_of(" ", company, 10).await.err(),
+        w.crm.ack_events_of("a@b", company, 1).await.err(),
+    ] {
+        assert!(
+            matches!(&refused, Some(Error::Validation(v)) if v.to_string().contains("consumer")),
+            "{refused:?}"
+        );
+    }
 }
 
 /// Organisation rules: only administrators manage users, usernames are
