@@ -109,7 +109,9 @@ enum Command {
     Demo,
     /// Shows who is acting and what they may do.
     Whoami,
-    /// Lists companies.
+    /// Lists the companies of the database file, for its operator: it runs
+    /// before any login (as `init` and `demo` do), so `--as` does not narrow
+    /// it; whoever may run the CLI on the file may read the file.
     Companies,
     /// Users (用户).
     #[command(subcommand)]
@@ -242,8 +244,11 @@ enum UserCmd {
     Passwd {
         /// Username.
         username: String,
-        /// The new password.
-        password: String,
+        /// The new password. (Not named `password`: that is the global
+        /// `--password` the CLI logs in with, which clap would merge it
+        /// into.)
+        #[arg(value_name = "PASSWORD")]
+        new_password: String,
     },
     /// Changes your own password.
     ChangePassword {
@@ -1211,7 +1216,10 @@ async fn user_cmd(ctx: &Ctx, actor: &Actor, cmd: UserCmd) -> CliResult {
                 .map_err(err)?;
             ctx.print(json!(u), || format!("updated user {}", u.username));
         }
-        UserCmd::Passwd { username, password } => {
+        UserCmd::Passwd {
+            username,
+            new_password: password,
+        } => {
             let u = resolve_user(ctx, actor, &username).await?;
             ctx.crm
                 .set_password(actor, u.id, &password)

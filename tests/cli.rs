@@ -422,6 +422,15 @@ fn walk_through(db: &str) {
         fails(db, &["--password", "wrong", "--as", "zhangwei", "whoami"])
             .contains("authentication failed")
     );
+    // Setting a password: the new one is the argument, not a login.
+    ok(db, &["user", "passwd", "liuyang", "Neu#Pass2026"]);
+    let me = ok(
+        db,
+        &["--password", "Neu#Pass2026", "--as", "liuyang", "whoami"],
+    );
+    assert!(me.contains("(liuyang)"), "{me}");
+    let admin = ok(db, &["--password", "Demo#2026", "whoami"]);
+    assert!(admin.contains("(admin)"), "{admin}");
     pools_admin(db);
 }
 

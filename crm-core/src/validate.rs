@@ -276,6 +276,9 @@ impl Invalid {
             Reason::LocalNumber { number } => {
                 format!("的本地号码 {number} 应为 7 或 8 位数字且不以 0 或 1 开头")
             }
+            Reason::Extension { extension } if extension.is_empty() => {
+                "的分机标记后没有分机号".to_owned()
+            }
             Reason::Extension { extension } => {
                 format!("的分机号 {extension} 应为 1 至 6 位数字")
             }
@@ -362,6 +365,9 @@ impl fmt::Display for Invalid {
                 f,
                 "has local number {number}, expected 7 or 8 digits not starting with 0 or 1"
             ),
+            Reason::Extension { extension } if extension.is_empty() => {
+                f.write_str("has an extension marker with no extension after it")
+            }
             Reason::Extension { extension } => {
                 write!(f, "has extension {extension}, expected 1 to 6 digits")
             }
@@ -782,7 +788,7 @@ const INTERNATIONAL_DIGITS: std::ops::RangeInclusive<usize> = 8..=15;
 /// Splits a lowercased number at its first explicit extension marker
 /// (see [`EXTENSION_MARKERS`]): the main part, and the extension's digits.
 /// `Err` holds an extension that is not 1–6 digits.
-fn split_extension(lower: &str) -> Result<(&str, Option<String>), String> {
+fn split_extension(lower: &str) -> Result<(&str, Option<String>), (&str, String)> {
     // Every marker has a byte of these.
     let may_have_marker = lower
         .bytes()
@@ -799,12 +805,33 @@ fn split_extension(lower: &str) -> Result<(&str, Option<String>), String> {
                 .filter(|c| !matches!(c, '.' | ':' | ' ' | '-' | '：'))
                 .collect();
             if ext.is_empty() || ext.len() > 6 || !ext.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(ext);
+                return Err((&lower[..i], ext));
             }
             Ok((&lower[..i], Some(ext)))
         }
         None => Ok((lower, None)),
     }
+}
+
+/// The first character of the part of a phone number before an extension
+/// marker that is no digit, separator or opening `+`, as the error naming
+/// it.
+fn bad_character(subject: Subject, text: &str, main: &str) -> Option<Invalid> {
+    let main = main.trim();
+    let lead = main.chars().take_while(|c| is_phone_separator(*c)).count();
+    main.chars().enumerate().find_map(|(i, ch)| {
+        let ok = ch.is_ascii_digit() || is_phone_separator(ch) || (ch == '+' && i == lead);
+        (!ok).then(|| {
+            Invalid::new(
+                subject,
+                text.to_owned(),
+                Reason::Character {
+                    ch,
+                    position: i + 1,
+                },
+            )
+        })
+    })
 }
 
 /// A number written with an international prefix (`+` or `00`) and a
@@ -861,7 +888,11 @@ fn foreign(t: &str, subject: Subject, extensions: bool) -> Option<Result<Foreign
     let (main, extension) = if extensions {
         match split_extension(&lower) {
             Ok(split) => split,
-            Err(extension) => return err(Reason::Extension { extension }),
+            Err((main, extension)) => {
+                return Some(Err(bad_character(subject, t, main).unwrap_or_else(|| {
+                    Invalid::new(subject, t.to_owned(), Reason::Extension { extension })
+                })));
+            }
         }
     } else {
         (lower.as_str(), None)
@@ -1064,8 +1095,12 @@ fn parse_landline(s: &str) -> Result<LandlineParts, Invalid> {
     let lower = t.to_lowercase();
 
     // Explicit extension marker.
-    let (main, mut extension) =
-        split_extension(&lower).map_err(|extension| err(Reason::Extension { extension }))?;
+    let (main, mut extension) = split_extension(&lower).map_err(|(main, extension)| {
+        // Letters before the marker are the problem, not the extension
+        // (`bad-phone-x`).
+        bad_character(Subject::Landline, &t, main)
+            .unwrap_or_else(|| err(Reason::Extension { extension }))
+    })?;
 
     // Characters of the main part: a `+` may only open it, after any
     // brackets or separators (`(+86) 10 6552 9988`).
@@ -2709,5 +2744,26 @@ mod tests {
                 key = next;
             }
         }
+    }
+
+    #[test]
+    fn letters_before_an_extension_marker_are_named_not_the_extension() {
+        for text in ["bad-phone-x", "abc x12"] {
+            let e = landline(text).unwrap_err();
+            assert!(matches!(e.reason, Reason::Character { .. }), "{text}: {e}");
+            assert!(e.message_zh().contains("无效"), "{}", e.message_zh());
+        }
+        let e = landline("010-62345678 转").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "landline number 010-62345678 转 has an extension marker with no extension after it"
+        );
+        assert!(
+            e.message_zh().ends_with("的分机标记后没有分机号"),
+            "{}",
+            e.message_zh()
+        );
+        let e = phone("+44 20 7946 0958 ext").unwrap_err();
+        assert!(e.to_string().contains("no extension after it"), "{e}");
     }
 }

@@ -423,6 +423,51 @@ impl Crm {
         Ok((!parts.is_empty()).then(|| parts.join("; ")))
     }
 
+    /// What keeps a customer in the working set: its live contracts still
+    /// owed money or with payments awaiting approval
+    /// ([`Crm::contract_money_open`]), named by code where the actor may
+    /// read them and counted otherwise; empty when there are none.
+    pub(crate) async fn contracts_with_money_open(
+        &self,
+        actor: &Actor,
+        customer: &Row,
+    ) -> Result<String> {
+        let mut sel = Select::all(Table::Contracts, actor.company_id.0, self.now());
+        sel.filter = Filter::Cmp(
+            Col::Column("customer_id"),
+            CmpOp::Eq,
+            Value::Id(customer.id()),
+        );
+        let (mut named, mut unnamed) = (Vec::new(), 0usize);
+        for row in self.store.select(&sel).await?.rows {
+            if self.contract_money_open(actor, &row).await?.is_none() {
+                continue;
+            }
+            if self
+                .can_on_row(actor, Entity::Contract, Action::Read, &row)
+                .await?
+            {
+                named.push(row.get("code").as_text().unwrap_or_default().to_string());
+            } else {
+                unnamed += 1;
+            }
+        }
+        if named.is_empty() && unnamed == 0 {
+            return Ok(String::new());
+        }
+        let mut what = Vec::new();
+        if !named.is_empty() {
+            what.push(named.join(", "));
+        }
+        if unnamed > 0 {
+            what.push(format!("{unnamed} contract(s) of others"));
+        }
+        Ok(format!(
+            "its contracts {} are still owed money or have payments awaiting approval",
+            what.join(" and ")
+        ))
+    }
+
     /// Reads a live contract the actor may edit.
     pub(crate) async fn writable_contract(&self, actor: &Actor, id: Uuid) -> Result<Row> {
         let row = self.contract_row(actor, id).await?;

@@ -57,6 +57,11 @@ macro_rules! lifecycle_scenarios {
             $make
         );
         $each!(
+            $crate::testing::lifecycle_suite::a_customer_owed_money_stays_in_the_working_set,
+            crm_lifecycle_a_customer_owed_money_stays_in_the_working_set,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::a_document_is_not_made_for_an_opportunity_closed_meanwhile,
             crm_lifecycle_a_document_is_not_made_for_an_opportunity_closed_meanwhile,
             $make
@@ -1625,4 +1630,92 @@ pub async fn a_document_is_not_made_for_an_opportunity_closed_meanwhile(store: A
         w.crm.quote(&w.zhangsan, q.id).await.expect("quote").status,
         QuoteStatus::Converted
     );
+}
+
+/// A customer whose contract is still owed money is neither deleted nor
+/// archived (its receivables would be a deleted customer's), naming the
+/// contract; once the contract is terminated it may be.
+pub async fn a_customer_owed_money_stays_in_the_working_set(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractStatus, NewContract, PaymentInput};
+    let w = with_sales_rights(World::new(store).await).await;
+    let c = w
+        .customer(&w.zhangsan, "重庆长江物流有限公司", json!({}))
+        .await;
+    let k = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "年度物流合同".into(),
+                customer_id: c.id.0,
+                amount: Some(Money::cny(100_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    // A draft owes nothing yet: it does not hold the customer.
+    let (k, _) = w
+        .crm
+        .submit_contract(&w.zhangsan, k.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    assert_eq!(k.status, ContractStatus::Executing);
+    w.crm
+        .record_payment(
+            &w.zhangsan,
+            k.id,
+            PaymentInput {
+                amount: Money::cny(1_000),
+                received_on: w.crm.today(),
+                method: None,
+                receipt_no: Some("R-OWED-1".into()),
+                notes: None,
+            },
+        )
+        .await
+        .expect("payment");
+    for (what, report) in [
+        (
+            "deleted",
+            w.crm
+                .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+                .await,
+        ),
+        (
+            "archived",
+            w.crm
+                .archive_records(&w.zhangsan, Entity::Customer, &[c.id])
+                .await,
+        ),
+    ] {
+        let why = refusal(report);
+        assert!(
+            why.contains(&format!("cannot be {what}"))
+                && why.contains(&k.code)
+                && why.contains("owed"),
+            "{why}"
+        );
+    }
+    let live = row(&w, Table::Customers, c.id.0).await.expect("customer");
+    assert!(live.get("deleted_at").is_null() && live.get("archived_at").is_null());
+    let why = refusal(
+        w.crm
+            .delete_records(&w.admin, Entity::Customer, &[c.id])
+            .await,
+    );
+    assert!(
+        why.contains(&k.code),
+        "an administrator reads every contract: {why}"
+    );
+    w.crm
+        .close_contract(&w.zhangsan, k.id, Some("客户停业"))
+        .await
+        .expect("terminate");
+    let report = w
+        .crm
+        .delete_records(&w.admin, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(report.done, vec![c.id], "{report:?}");
 }
