@@ -227,6 +227,26 @@ fn non_empty(errors: &mut ValidationErrors, field: &str, value: &str, max: usize
     }
 }
 
+/// A name typed to log in (a company code, a username): besides
+/// [`non_empty`], no spaces or control characters inside it, which a user
+/// would not tell apart when typing it.
+fn login_name(errors: &mut ValidationErrors, field: &str, value: &str, max: usize) {
+    non_empty(errors, field, value, max);
+    let t = value.trim();
+    if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        errors.push(
+            field,
+            format!("'{t}' holds a space or a control character; a name to log in with has none"),
+        );
+    }
+}
+
+/// The first of `taken` equal to `name` but for letter case.
+fn same_but_case<'a>(name: &str, taken: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    let folded = name.trim().to_lowercase();
+    taken.into_iter().find(|t| t.to_lowercase() == folded)
+}
+
 /// How many times a login (or a check of the current password) reads the
 /// account again and retries its write after another attempt on the same
 /// account changed it first.
@@ -615,8 +635,8 @@ impl Crm {
     pub async fn bootstrap(&self, input: NewCompany) -> Result<(Company, UserId)> {
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", &input.name, 128);
-        non_empty(&mut errors, "code", &input.code, 32);
-        non_empty(&mut errors, "admin_username", &input.admin_username, 64);
+        login_name(&mut errors, "code", &input.code, 32);
+        login_name(&mut errors, "admin_username", &input.admin_username, 64);
         non_empty(
             &mut errors,
             "admin_display_name",
@@ -624,6 +644,18 @@ impl Crm {
             64,
         );
         errors.into_result()?;
+        // Codes are typed to log in: one differing only in case would be
+        // another company to the store and the same one to a person.
+        let companies = self.list_companies().await?;
+        if let Some(taken) = same_but_case(&input.code, companies.iter().map(|c| c.code.as_str())) {
+            return Err(Error::Duplicate {
+                entity: "company".into(),
+                message: format!(
+                    "company code '{}' is already taken (as '{taken}')",
+                    input.code.trim()
+                ),
+            });
+        }
         let hash = match &input.admin_password {
             Some(p) => Some(self.hash_password(p)?),
             None => None,
@@ -812,7 +844,7 @@ impl Crm {
     pub async fn create_user(&self, actor: &Actor, input: NewUser) -> Result<User> {
         let scope = self.manage_scope(actor, Entity::User)?;
         let mut errors = ValidationErrors::default();
-        non_empty(&mut errors, "username", &input.username, 64);
+        login_name(&mut errors, "username", &input.username, 64);
         non_empty(&mut errors, "display_name", &input.display_name, 64);
         let (email, mobile) = Self::check_contact_details(
             input.email.as_deref(),
@@ -838,10 +870,24 @@ impl Crm {
                 },
             )
             .await?;
-        if self.user_by_username(actor, &input.username).await.is_ok() {
+        // Also one differing only in case: a person types both the same.
+        let sel = Select::all(Table::Users, actor.company_id.0, self.now());
+        let users = self.store.select(&sel).await?.rows;
+        if let Some(taken) = same_but_case(
+            &input.username,
+            users.iter().filter_map(|r| r.get("username").as_text()),
+        ) {
+            let also = if taken == input.username.trim() {
+                String::new()
+            } else {
+                format!(" (as '{taken}')")
+            };
             return Err(Error::Duplicate {
                 entity: "user".into(),
-                message: format!("username '{}' is already taken", input.username.trim()),
+                message: format!(
+                    "username '{}' is already taken{also}",
+                    input.username.trim()
+                ),
             });
         }
         let hash = match &input.password {

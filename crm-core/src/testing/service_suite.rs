@@ -2343,6 +2343,65 @@ pub async fn organisation_admin_rules(store: Arc<dyn Store>) {
             .await,
         Err(Error::Duplicate { .. })
     ));
+    // A username differing only in case is the same to whoever types it,
+    // and one with a space inside is refused.
+    match w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "ZhangSan".into(),
+                display_name: "大写张三".into(),
+                ..NewUser::default()
+            },
+        )
+        .await
+    {
+        Err(Error::Duplicate { message, .. }) => {
+            assert!(message.contains("as 'zhangsan'"), "{message}");
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    assert!(matches!(
+        w.crm
+            .create_user(
+                &w.admin,
+                NewUser {
+                    username: "zhang san".into(),
+                    display_name: "空格".into(),
+                    ..NewUser::default()
+                }
+            )
+            .await,
+        Err(Error::Validation(v)) if v.to_string().contains("space")
+    ));
+    // Company codes alike.
+    let code = w
+        .crm
+        .company(w.admin.company_id)
+        .await
+        .expect("company")
+        .code;
+    for (bad, what) in [
+        (code.to_lowercase(), "already taken"),
+        ("X Y".to_string(), "space"),
+    ] {
+        let refused = w
+            .crm
+            .bootstrap(crate::org::NewCompany {
+                name: "另一公司".into(),
+                code: bad.clone(),
+                admin_username: "boss".into(),
+                admin_display_name: "老板".into(),
+                admin_password: None,
+            })
+            .await;
+        assert!(
+            matches!(&refused, Err(Error::Duplicate { message, .. }) if message.contains(what))
+                || matches!(&refused, Err(Error::Validation(v)) if v.to_string().contains(what)),
+            "{bad}: {refused:?}"
+        );
+    }
     let bad = w
         .crm
         .create_user(
