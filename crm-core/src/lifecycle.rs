@@ -258,7 +258,9 @@ impl Crm {
             _ => Action::Delete,
         };
         if !actor.covers(entity, action, &row) {
-            if actor.covers(entity, Action::Read, &row) {
+            // Readable through a share too: then it is a refusal, not a
+            // record that is not there.
+            if self.can_on_row(actor, entity, Action::Read, &row).await? {
                 return Err(Error::Forbidden(format!(
                     "{} may not {} {} {}",
                     actor.display_name,

@@ -1679,18 +1679,35 @@ impl Crm {
         fields: Fields,
     ) -> Result<Record> {
         let row = self.readable_row(actor, entity, id).await?;
+        // Named by code where it has one (what a user sees and types).
+        let name = row
+            .get("code")
+            .as_text()
+            .map(str::to_string)
+            .unwrap_or_else(|| id.to_string());
         if !row.get("deleted_at").is_null() {
             return Err(Error::InvalidState(format!(
-                "{entity} {id} is in the recycle bin; restore it first"
+                "{entity} {name} is in the recycle bin; restore it first"
             )));
         }
         if !self.can_on_row(actor, entity, Action::Update, &row).await? {
-            return Err(Self::forbid(actor, Action::Update, entity, &id.to_string()));
+            return Err(Self::forbid(actor, Action::Update, entity, &name));
+        }
+        // A version never written was not read: not someone else's change.
+        if expected_version > row.version() || expected_version < 1 {
+            return Err(Error::invalid(
+                "version",
+                format!(
+                    "{entity} {name} has no version {expected_version} (it is at version {}); \
+                     give the version you read",
+                    row.version()
+                ),
+            ));
         }
         if row.version() != expected_version {
             return Err(Error::Conflict {
                 entity: entity.name().into(),
-                id: id.to_string(),
+                id: name.clone(),
                 expected: expected_version,
                 actual: row.version(),
             });

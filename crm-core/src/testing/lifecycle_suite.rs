@@ -57,6 +57,11 @@ macro_rules! lifecycle_scenarios {
             $make
         );
         $each!(
+            $crate::testing::lifecycle_suite::refusals_name_records_by_code_and_say_why,
+            crm_lifecycle_refusals_name_records_by_code_and_say_why,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::a_customer_owed_money_stays_in_the_working_set,
             crm_lifecycle_a_customer_owed_money_stays_in_the_working_set,
             $make
@@ -1718,4 +1723,79 @@ pub async fn a_customer_owed_money_stays_in_the_working_set(store: Arc<dyn Store
         .delete_records(&w.admin, Entity::Customer, &[c.id])
         .await;
     assert_eq!(report.done, vec![c.id], "{report:?}");
+}
+
+/// A record the actor reads through a share but may not delete is a
+/// refusal naming it by code, not "not found"; a stale edit's conflict
+/// names it by code, and a version never written is an invalid version,
+/// not someone else's change.
+pub async fn refusals_name_records_by_code_and_say_why(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "共享测试有限公司", json!({})).await;
+    let cust_code = code(&c);
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect("share");
+    let why = refusal(
+        w.crm
+            .delete_records(&w.wangwu, Entity::Customer, &[c.id])
+            .await,
+    );
+    assert!(
+        why.contains("may not delete") && why.contains(&cust_code) && !why.contains("not found"),
+        "{why}"
+    );
+    // Stale is a conflict; a version never written is invalid input.
+    let edited = w
+        .crm
+        .update_record(
+            &w.wangwu,
+            Entity::Customer,
+            c.id,
+            1,
+            fields(json!({"level": "A"})),
+        )
+        .await
+        .expect("a write share edits");
+    assert_eq!(edited.version, 2);
+    match w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            1,
+            fields(json!({"level": "B"})),
+        )
+        .await
+    {
+        Err(e @ Error::Conflict { .. }) => {
+            assert!(e.to_string().contains(&cust_code), "{e}");
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    match w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            999,
+            fields(json!({"level": "B"})),
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => {
+            assert!(v.to_string().contains("has no version 999"), "{v}");
+        }
+        other => panic!("expected an invalid version, got {other:?}"),
+    }
 }
