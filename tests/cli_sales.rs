@@ -87,6 +87,27 @@ fn deal(db: &str) {
         "实施服务:1:10000.01:6",
     ]);
     assert_eq!(q["totals"]["amount"]["minor"], 9_925_001);
+    // Percentages are read as percentages, not as money or basis points.
+    for (line, says) in [
+        ("SV-2288:1:33.333", "at most two decimals"),
+        ("SV-2288:1:150", "between 0 and 100"),
+        ("SV-2288:1:abc", "not a percentage"),
+    ] {
+        let e = fails(
+            db,
+            &[
+                "quote",
+                "add",
+                "--customer",
+                "北京华信智联科技有限公司",
+                "--title",
+                "错误折扣",
+                "--line",
+                line,
+            ],
+        );
+        assert!(e.contains(says), "{line}: {e}");
+    }
     assert_eq!(q["amount_capital"], "玖万玖仟贰佰伍拾元零壹分");
     let quote = q["code"].as_str().expect("code").to_string();
     let s = call(&["quote", "submit", &quote]);

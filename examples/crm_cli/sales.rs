@@ -768,9 +768,29 @@ async fn category_id(ctx: &Ctx, actor: &Actor, code: &str) -> CliResult<Uuid> {
         .ok_or_else(|| format!("no product category {code}"))
 }
 
+/// A percentage (`12.5`, `12.5%`) in basis points: 0 to 100, at most two
+/// decimals.
 fn percent_bp(s: &str) -> CliResult<i64> {
-    let m = Money::parse(s.trim_end_matches('%')).map_err(|e| format!("percent {s}: {e}"))?;
-    Ok(m.minor)
+    let t = s.trim().trim_end_matches(['%', '％']).trim();
+    let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
+    let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty() || !digits(whole) || !digits(frac) {
+        return Err(format!("{s} is not a percentage like 12.5 or 12.5%"));
+    }
+    if frac.trim_end_matches('0').len() > 2 {
+        return Err(format!(
+            "{s}: a percentage has at most two decimals (e.g. 12.25%)"
+        ));
+    }
+    let frac = format!("{:0<2}", &frac[..frac.len().min(2)]);
+    let bp = whole
+        .parse::<i64>()
+        .ok()
+        .and_then(|w| w.checked_mul(100))
+        .and_then(|w| w.checked_add(frac.parse::<i64>().unwrap_or(0)))
+        .filter(|bp| *bp <= 10_000)
+        .ok_or_else(|| format!("{s}: a percentage is between 0 and 100"))?;
+    Ok(bp)
 }
 
 /// An opportunity's product lines from `CODE:QTY[:PRICE]` (a catalogue
