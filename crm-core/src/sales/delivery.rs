@@ -125,7 +125,8 @@ impl Crm {
     }
 
     /// Records a delivery of an executing contract's lines; refuses
-    /// quantities beyond what remains of a line.
+    /// quantities beyond what remains of a line, and a `delivered_on` after
+    /// today (the company's local date).
     pub async fn record_delivery(
         &self,
         actor: &Actor,
@@ -150,6 +151,12 @@ impl Crm {
                 c.status.label_zh()
             )));
         }
+        super::payment::not_after_today(
+            self.today(),
+            "delivered_on (发货日期)",
+            "a delivery",
+            delivered_on,
+        )?;
         if lines.is_empty() {
             return Err(Error::invalid(
                 "lines",

@@ -257,6 +257,29 @@ pub(crate) fn collected_statuses() -> Vec<Value> {
         .collect()
 }
 
+/// Refuses the date of something that has already happened — a payment
+/// received, an invoice issued, goods delivered — when it lies after
+/// `today` (the company's local date): such a record states a fact, and
+/// is entered once the fact is there. (Plans — instalments, invoice plans —
+/// may of course lie ahead.) `field` names the date, `what` the record.
+pub(crate) fn not_after_today(
+    today: NaiveDate,
+    field: &str,
+    what: &str,
+    date: NaiveDate,
+) -> Result<()> {
+    if date > today {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{date} is in the future (today is {today}): {what} is recorded once it has \
+                 happened ({date} 晚于今天)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn base(crm: &Crm, actor: &Actor, id: Uuid) -> Vec<(&'static str, Value)> {
     let now = crm.now();
     vec![
@@ -540,8 +563,9 @@ impl Crm {
 
     /// Records a payment received on an executing contract. Refused when it
     /// would exceed the outstanding amount (payments awaiting approval
-    /// count). With a `payment` approval flow the payment waits for
-    /// approval and counts as received only once approved.
+    /// count), or when it is dated after today (the company's local date).
+    /// With a `payment` approval flow the payment waits for approval and
+    /// counts as received only once approved.
     pub async fn record_payment(
         &self,
         actor: &Actor,
@@ -565,6 +589,12 @@ impl Crm {
                 format!("{} is not a positive CNY amount", input.amount),
             ));
         }
+        not_after_today(
+            self.today(),
+            "received_on (回款日期)",
+            "a payment",
+            input.received_on,
+        )?;
         let pending: i64 = self
             .rows_of_contract(actor, Table::Payments, contract)
             .await?
@@ -861,7 +891,9 @@ impl Crm {
     /// Adds an invoice plan (`number` none) or records an issued invoice on
     /// an executing or finished contract (not a terminated one). Issued
     /// invoices add up to at most the contract amount, and so do the
-    /// plans; an issued invoice's number is unique in the company. Both
+    /// plans; an issued invoice's number is unique in the company, and its
+    /// date (`date`, today when none is given) is not after today, while a
+    /// plan's date may lie ahead or be left open. Both
     /// bump the contract's version and are audited, so concurrent
     /// invoices cannot both pass the checks.
     pub async fn add_invoice(
@@ -917,6 +949,16 @@ impl Crm {
             .filter(|n| !n.is_empty())
             .map(str::to_string);
         let issued = number.is_some();
+        // An issued invoice is dated: its issue date is today unless given,
+        // and it cannot lie ahead (an invoice plan's date may).
+        let date = if issued {
+            let today = self.today();
+            let on = date.unwrap_or(today);
+            not_after_today(today, "invoice_date (开票日期)", "an issued invoice", on)?;
+            Some(on)
+        } else {
+            date
+        };
         let company = actor.company_id.0;
         let mut cs = ChangeSet::default();
         if let Some(n) = &number {

@@ -211,7 +211,7 @@ impl Crm {
 
     /// Creates a draft quote (version 1) for a customer the actor can see,
     /// optionally pricing one of that customer's opportunities the actor
-    /// can see.
+    /// can see. A validity date (`valid_until`) before today is refused.
     pub async fn create_quote(&self, actor: &Actor, input: NewQuote) -> Result<Quote> {
         if !actor.can(Entity::Quote, Action::Create) {
             return Err(Error::Forbidden(format!(
@@ -232,6 +232,7 @@ impl Crm {
         if input.lines.is_empty() {
             return Err(Error::invalid("lines", "a quote needs at least one line"));
         }
+        valid_until_ahead(self.today(), input.valid_until)?;
         let lines = self.price_lines(actor, &input.lines).await?;
         let code = self.next_code(actor.company_id, "BJ").await?;
         let id = self.new_id();
@@ -585,6 +586,8 @@ impl Crm {
 
     /// Revises a quote: a new version with new lines; the old one is
     /// superseded. Quotes pending approval or converted cannot be revised.
+    /// The new version keeps the old validity date unless `valid_until`
+    /// gives one; either way it may not have passed already.
     pub async fn revise_quote(
         &self,
         actor: &Actor,
@@ -607,6 +610,24 @@ impl Crm {
         }
         if lines.is_empty() {
             return Err(Error::invalid("lines", "a quote needs at least one line"));
+        }
+        // A new version holds until a day still ahead: a new date given, or
+        // the old one while it has not passed.
+        valid_until_ahead(self.today(), valid_until)?;
+        if valid_until.is_none()
+            && let Some(d) = old.valid_until
+            && d < self.today()
+        {
+            return Err(Error::invalid(
+                "valid_until (有效期至)",
+                format!(
+                    "quote {} v{} was valid until {d}, which has passed (today is {}); \
+                     set a new date for the new version",
+                    old.code,
+                    old.quote_version,
+                    self.today()
+                ),
+            ));
         }
         // A new version is a new quote for its opportunity: not for a lost
         // or expired one (read as it is, whoever may read it: the reviser
@@ -749,7 +770,8 @@ impl Crm {
 
     /// Submits a draft quote. With a `quote` flow its conditions decide
     /// (e.g. `discount_above`); a flow whose steps all drop approves at once,
-    /// and so does the absence of a flow.
+    /// and so does the absence of a flow. A draft whose validity date has
+    /// passed is refused: it is revised with a new date first.
     pub async fn submit_quote(
         &self,
         actor: &Actor,
@@ -770,6 +792,18 @@ impl Crm {
             return Err(Error::InvalidState(format!(
                 "quote {} v{} was rejected; revise it first",
                 q.code, q.quote_version
+            )));
+        }
+        // A draft may sit past its validity date: it is not approved so.
+        if let Some(d) = q.valid_until
+            && d < self.today()
+        {
+            return Err(Error::InvalidState(format!(
+                "quote {} v{}: valid until {d} has passed (today is {}); set a new date \
+                 (revise the quote) before submitting it",
+                q.code,
+                q.quote_version,
+                self.today()
             )));
         }
         if self.approval_flow(actor, "quote").await?.is_none() {
@@ -921,6 +955,21 @@ impl Crm {
         self.create_contract_from(actor, input, Some((row, q.lines)))
             .await
     }
+}
+
+/// Refuses a validity date (`valid_until`, the last day a quote holds)
+/// before `today`, the company's local date: a quote made or revised so
+/// would be expired from the start.
+fn valid_until_ahead(today: NaiveDate, valid_until: Option<NaiveDate>) -> Result<()> {
+    if let Some(d) = valid_until
+        && d < today
+    {
+        return Err(Error::invalid(
+            "valid_until (有效期至)",
+            format!("valid until {d} has passed (today is {today}); set a new date ({d} 早于今天)"),
+        ));
+    }
+    Ok(())
 }
 
 /// Refuses a new document for an opportunity closed without a deal (lost

@@ -231,6 +231,16 @@ macro_rules! sales_scenarios {
             crm_sales_expired_quote_does_not_become_a_contract,
             $make
         );
+        $each!(
+            $crate::testing::sales_suite::sales_facts_are_dated_at_most_today,
+            crm_sales_sales_facts_are_dated_at_most_today,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::quote_validity_dates_have_not_passed,
+            crm_sales_quote_validity_dates_have_not_passed,
+            $make
+        );
     };
 }
 
@@ -2094,7 +2104,7 @@ pub async fn department_pipelines_and_deliveries(store: Arc<dyn Store>) {
         Err(Error::Conflict { .. })
     ));
     let c = edited;
-    let d = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
+    let d = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).expect("date");
     assert!(matches!(
         w.crm
             .record_delivery(
@@ -3520,7 +3530,7 @@ pub async fn sales_amounts_are_cny_and_quantities_do_not_wrap(store: Arc<dyn Sto
         )
         .await
         .expect("contract");
-    let d = chrono::NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");
+    let d = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).expect("date");
     let err = w
         .crm
         .set_payment_plan(
@@ -5505,7 +5515,7 @@ pub async fn invoices_and_plans_are_checked_like_payments(store: Arc<dyn Store>)
             InvoiceType::VatNormal,
             Money::cny(100_000),
             Some(" 04400123 ".into()),
-            Some(d),
+            Some(w.crm.today()),
         )
         .await
         .expect("issued");
@@ -5517,7 +5527,7 @@ pub async fn invoices_and_plans_are_checked_like_payments(store: Arc<dyn Store>)
             InvoiceType::VatNormal,
             Money::cny(100_000),
             Some("04400123".into()),
-            Some(d),
+            Some(w.crm.today()),
         )
         .await
     {
@@ -6138,7 +6148,7 @@ pub async fn contracts_owed_money_stay_in_the_working_set(store: Arc<dyn Store>)
     use serde_json::json;
     let w = with_sales_rights(World::new(store).await).await;
     let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
-    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).expect("date");
     let pay = |fen: i64| PaymentInput {
         amount: Money::cny(fen),
         received_on: day,
@@ -6728,7 +6738,7 @@ pub async fn finished_contracts_still_take_their_deliveries(store: Arc<dyn Store
     use serde_json::json;
     let w = with_sales_rights(World::new(store).await).await;
     let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
-    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 28).expect("date");
+    let day = chrono::NaiveDate::from_ymd_opt(2026, 11, 27).expect("date");
     let line = |name: &str, q| LineInput {
         product_id: None,
         name: name.into(),
@@ -7058,4 +7068,341 @@ pub async fn expired_quote_does_not_become_a_contract(store: Arc<dyn Store>) {
         .await
         .expect("the revised quote converts");
     assert_eq!(c.amount, Money::cny(100_000));
+}
+
+/// The message of a validation error (panics on anything else).
+fn validation_message<T: std::fmt::Debug>(got: crate::error::Result<T>, what: &str) -> String {
+    match got {
+        Err(e @ Error::Validation(_)) => e.to_string(),
+        other => panic!("{what}: expected a validation error, got {other:?}"),
+    }
+}
+
+/// What has already happened — a payment received, an invoice issued, a
+/// delivery — is dated at most today, the company's local date (a plan may
+/// lie ahead), and nothing of a refused record is written. An issued
+/// invoice given no date is dated today.
+pub async fn sales_facts_are_dated_at_most_today(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{
+        DeliveryLine, InvoiceType, LineInput, NewContract, PaymentInput, PlanInput,
+    };
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "设备合同".into(),
+                customer_id: customer.id.0,
+                lines: vec![LineInput {
+                    product_id: None,
+                    name: "服务器".into(),
+                    unit: Some("台".into()),
+                    quantity: 5,
+                    unit_price: Some(Money::cny(100_000)),
+                    discount_bp: 0,
+                    tax_rate: Some(1300),
+                }],
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (c, _) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    let today = w.crm.today();
+    let tomorrow = today.succ_opt().expect("date");
+    let pay = |on| PaymentInput {
+        amount: Money::cny(10_000),
+        received_on: on,
+        method: None,
+        receipt_no: None,
+        notes: None,
+    };
+    let deliver = |on| {
+        w.crm.record_delivery(
+            &w.zhangsan,
+            c.id,
+            on,
+            vec![DeliveryLine {
+                line: 1,
+                quantity: 1,
+            }],
+            None,
+        )
+    };
+    let issue = |number: &str, on| {
+        w.crm.add_invoice(
+            &w.zhangsan,
+            c.id,
+            InvoiceType::VatSpecial,
+            Money::cny(10_000),
+            Some(number.into()),
+            on,
+        )
+    };
+    // Dated tomorrow, each is refused naming its date field and the date.
+    let m = validation_message(
+        w.crm.record_payment(&w.zhangsan, c.id, pay(tomorrow)).await,
+        "a payment received tomorrow",
+    );
+    assert!(
+        m.contains("received_on") && m.contains(&tomorrow.to_string()) && m.contains("future"),
+        "{m}"
+    );
+    let m = validation_message(deliver(tomorrow).await, "a delivery made tomorrow");
+    assert!(
+        m.contains("delivered_on") && m.contains(&tomorrow.to_string()) && m.contains("future"),
+        "{m}"
+    );
+    let m = validation_message(
+        issue("04400001", Some(tomorrow)).await,
+        "an invoice issued tomorrow",
+    );
+    assert!(
+        m.contains("invoice_date") && m.contains(&tomorrow.to_string()) && m.contains("future"),
+        "{m}"
+    );
+    let col = w
+        .crm
+        .collection(&w.zhangsan, c.id)
+        .await
+        .expect("collection");
+    assert!(col.payments.is_empty(), "{:?}", col.payments);
+    assert_eq!(col.received, Money::cny(0));
+    assert!(
+        w.crm
+            .invoices(&w.zhangsan, c.id)
+            .await
+            .expect("invoices")
+            .is_empty()
+    );
+    let (ds, _) = w
+        .crm
+        .deliveries(&w.zhangsan, c.id)
+        .await
+        .expect("deliveries");
+    assert!(ds.is_empty(), "{ds:?}");
+    let now = w.crm.contract(&w.zhangsan, c.id).await.expect("contract");
+    assert_eq!(now.invoiced, Money::cny(0));
+    // Plans lie ahead: instalments and invoice plans, with or without a date.
+    let ahead = today + chrono::Duration::days(60);
+    w.crm
+        .set_payment_plan(
+            &w.zhangsan,
+            c.id,
+            vec![PlanInput {
+                due_on: ahead,
+                amount: Money::cny(100_000),
+                notes: None,
+            }],
+        )
+        .await
+        .expect("a plan due ahead");
+    let planned = w
+        .crm
+        .add_invoice(
+            &w.zhangsan,
+            c.id,
+            InvoiceType::VatSpecial,
+            Money::cny(100_000),
+            None,
+            Some(ahead),
+        )
+        .await
+        .expect("an invoice plan ahead");
+    assert_eq!(planned.kind, "plan");
+    assert_eq!(planned.invoice_date, Some(ahead));
+    let open = w
+        .crm
+        .add_invoice(
+            &w.zhangsan,
+            c.id,
+            InvoiceType::VatSpecial,
+            Money::cny(100_000),
+            None,
+            None,
+        )
+        .await
+        .expect("an invoice plan without a date");
+    assert_eq!(open.invoice_date, None, "a plan's date stays open");
+    // Today's facts are taken; an issued invoice without a date is today's.
+    w.crm
+        .record_payment(&w.zhangsan, c.id, pay(today))
+        .await
+        .expect("a payment received today");
+    deliver(today).await.expect("a delivery made today");
+    let inv = issue("04400002", None).await.expect("an invoice issued");
+    assert_eq!(inv.kind, "issued");
+    assert_eq!(
+        inv.invoice_date,
+        Some(today),
+        "an issued invoice is dated today"
+    );
+    let stored = w.crm.invoices(&w.zhangsan, c.id).await.expect("invoices");
+    assert!(
+        stored
+            .iter()
+            .any(|i| i.number.as_deref() == Some("04400002") && i.invoice_date == Some(today)),
+        "{stored:?}"
+    );
+    // Today is the company's local date: at 01:00 in Beijing (still the
+    // day before in UTC) the new day's facts are taken, the next day's not.
+    w.clock.advance(chrono::Duration::hours(15));
+    let local = w.crm.today();
+    assert_eq!(local, tomorrow);
+    assert_eq!(
+        w.crm.now().date_naive(),
+        today,
+        "UTC is still on the day before"
+    );
+    w.crm
+        .record_payment(&w.zhangsan, c.id, pay(local))
+        .await
+        .expect("a payment received on the local day");
+    let inv = issue("04400003", None).await.expect("an invoice issued");
+    assert_eq!(inv.invoice_date, Some(local), "dated on the local day");
+    let after = local.succ_opt().expect("date");
+    let m = validation_message(
+        w.crm.record_payment(&w.zhangsan, c.id, pay(after)).await,
+        "a payment received the day after",
+    );
+    assert!(m.contains(&after.to_string()), "{m}");
+    let col = w
+        .crm
+        .collection(&w.zhangsan, c.id)
+        .await
+        .expect("collection");
+    assert_eq!(col.received, Money::cny(20_000));
+}
+
+/// A quote's validity date (`valid_until`, the last day it holds) has not
+/// passed when the quote is made or revised, nor when a draft is
+/// submitted: a draft left past its date is revised with a new one first.
+pub async fn quote_validity_dates_have_not_passed(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewQuote, QuoteStatus};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let line = LineInput {
+        product_id: None,
+        name: "实施服务".into(),
+        unit: Some("项".into()),
+        quantity: 1,
+        unit_price: Some(Money::cny(100_000)),
+        discount_bp: 0,
+        tax_rate: Some(600),
+    };
+    let today = w.crm.today();
+    let yesterday = today.pred_opt().expect("date");
+    let new_quote = |until| NewQuote {
+        title: "实施报价".into(),
+        customer_id: customer.id.0,
+        lines: vec![line.clone()],
+        valid_until: until,
+        ..NewQuote::default()
+    };
+    // Made with a date already passed: refused, and nothing is written.
+    let m = validation_message(
+        w.crm
+            .create_quote(&w.zhangsan, new_quote(Some(yesterday)))
+            .await,
+        "a quote valid until yesterday",
+    );
+    assert!(
+        m.contains("valid_until")
+            && m.contains(&yesterday.to_string())
+            && m.contains("has passed")
+            && m.contains("set a new date"),
+        "{m}"
+    );
+    let listed = w
+        .crm
+        .list_quotes(&w.zhangsan, None, 1, 10)
+        .await
+        .expect("quotes");
+    assert_eq!(listed.total, Some(0), "{:?}", listed.items);
+    // Its last day is today: it still holds, and is approved.
+    let last_day = w
+        .crm
+        .create_quote(&w.zhangsan, new_quote(Some(today)))
+        .await
+        .expect("a quote valid until today");
+    let (last_day, _) = w
+        .crm
+        .submit_quote(&w.zhangsan, last_day.id, None)
+        .await
+        .expect("submitted on its last day");
+    assert_eq!(last_day.status, QuoteStatus::Approved);
+    // Revised with a date already passed: refused, no new version.
+    let tomorrow = today.succ_opt().expect("date");
+    let q = w
+        .crm
+        .create_quote(&w.zhangsan, new_quote(Some(tomorrow)))
+        .await
+        .expect("quote");
+    let m = validation_message(
+        w.crm
+            .revise_quote(&w.zhangsan, q.id, vec![line.clone()], Some(yesterday))
+            .await,
+        "a revision valid until yesterday",
+    );
+    assert!(
+        m.contains("valid_until") && m.contains(&yesterday.to_string()),
+        "{m}"
+    );
+    assert_eq!(
+        w.crm
+            .quote_versions(&w.zhangsan, q.id)
+            .await
+            .expect("versions")
+            .len(),
+        1
+    );
+    // Left in draft past its date, it is not submitted (nor approved).
+    w.clock.advance(chrono::Duration::days(2));
+    let today = w.crm.today();
+    match w.crm.submit_quote(&w.zhangsan, q.id, None).await {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains(&q.code)
+                && m.contains(&format!("valid until {tomorrow} has passed"))
+                && m.contains("set a new date"),
+            "{m}"
+        ),
+        other => panic!("submitting a quote past its date: {other:?}"),
+    }
+    let still = w.crm.quote(&w.zhangsan, q.id).await.expect("quote");
+    assert_eq!(still.status, QuoteStatus::Draft);
+    // A revision keeping the passed date is refused too; one with a new
+    // date is submitted.
+    let m = validation_message(
+        w.crm
+            .revise_quote(&w.zhangsan, q.id, vec![line.clone()], None)
+            .await,
+        "a revision keeping a passed date",
+    );
+    assert!(
+        m.contains(&q.code) && m.contains(&tomorrow.to_string()) && m.contains("set a new date"),
+        "{m}"
+    );
+    let later = today + chrono::Duration::days(30);
+    let r = w
+        .crm
+        .revise_quote(&w.zhangsan, q.id, vec![line], Some(later))
+        .await
+        .expect("revised with a new date");
+    assert_eq!(r.valid_until, Some(later));
+    let (r, _) = w
+        .crm
+        .submit_quote(&w.zhangsan, r.id, None)
+        .await
+        .expect("submit");
+    assert_eq!(r.status, QuoteStatus::Approved);
 }
