@@ -1344,12 +1344,22 @@ impl Crm {
                     .and_then(Value::as_timestamp)
                     .filter(|at| *at > latest)
                 {
+                    // In the company's local time, to the minute: what the
+                    // user typed and reads.
+                    let local = |t: DateTime<Utc>| {
+                        t.with_timezone(&self.config.utc_offset)
+                            .format("%Y-%m-%d %H:%M")
+                            .to_string()
+                    };
                     return Err(Error::invalid(
                         "occurred_at (跟进时间)",
                         format!(
-                            "{} is in the future: a follow-up may be dated at most one day ahead (until {})",
-                            at.to_rfc3339(),
-                            latest.to_rfc3339()
+                            "{} is in the future: a follow-up may be dated at most one day ahead \
+                             (until {}) ({} 晚于允许的 {})",
+                            local(at),
+                            local(latest),
+                            local(at),
+                            local(latest)
                         ),
                     ));
                 }

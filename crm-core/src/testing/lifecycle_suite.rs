@@ -1798,4 +1798,29 @@ pub async fn refusals_name_records_by_code_and_say_why(store: Arc<dyn Store>) {
         }
         other => panic!("expected an invalid version, got {other:?}"),
     }
+    // A follow-up dated ahead is refused in the company's local time, to
+    // the minute, as typed.
+    match w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            fields(json!({
+                "customer_id": c.id.to_string(),
+                "channel": "call",
+                "content": "未来的跟进",
+                "occurred_at": "2099-01-01"
+            })),
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => {
+            let text = v.to_string();
+            assert!(
+                text.contains("2099-01-01 00:00 is in the future") && !text.contains("+00:00"),
+                "{text}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
 }
