@@ -121,7 +121,7 @@ impl Crm {
             key: d.name.to_string(),
             header_zh: d.zh.to_string(),
             header_en: d.en.to_string(),
-            kind: kind_value(d.kind),
+            kind: stored_kind(entity, d),
         };
         let custom_col = |d: &CustomFieldDef| ExportColumn {
             key: format!("custom.{}", d.key),
@@ -1065,6 +1065,13 @@ impl Converter {
             (_, Json::Array(a)) => {
                 ExportValue::Text(a.iter().filter_map(json_text).collect::<Vec<_>>().join(","))
             }
+            // Flags (锁定) and counts (进行中商机数) as a spreadsheet's
+            // booleans and numbers, as custom fields of those types are.
+            (_, Json::Bool(b)) => ExportValue::Bool(b),
+            (_, Json::Number(n)) => match exact_number(&n) {
+                Some(f) => ExportValue::Number(f),
+                None => text_value(Json::Number(n)),
+            },
             (_, other) => text_value(other),
         }
     }
@@ -1105,6 +1112,30 @@ impl Converter {
 
 fn value_at(row: &Row, i: Option<usize>) -> Option<&Value> {
     i.and_then(|i| row.values.get(i))
+}
+
+/// What a built-in field's exported values are: its kind's, but for the
+/// customer fields the store keeps as a flag or a count (read-only text
+/// fields to the record path), exported as a boolean and a number.
+fn stored_kind(entity: Entity, d: &FieldDef) -> ValueKind {
+    match (entity, d.name) {
+        (Entity::Customer, "locked") => ValueKind::Bool,
+        (Entity::Customer, "open_opportunities") => ValueKind::Number,
+        _ => kind_value(d.kind),
+    }
+}
+
+/// A JSON number as a spreadsheet number, when the spreadsheet keeps it
+/// exactly (integers up to 2^53; a spreadsheet holds doubles).
+fn exact_number(n: &serde_json::Number) -> Option<f64> {
+    const EXACT: u64 = 1 << 53;
+    if let Some(i) = n.as_i64() {
+        (i.unsigned_abs() <= EXACT).then_some(i as f64)
+    } else if let Some(u) = n.as_u64() {
+        (u <= EXACT).then_some(u as f64)
+    } else {
+        n.as_f64().filter(|f| f.is_finite())
+    }
 }
 
 /// A value as text (trimmed, without NUL), moving the string when it is

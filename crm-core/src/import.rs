@@ -1055,6 +1055,20 @@ fn zh_message(kind: Option<CellKind>, raw: Option<&str>, en: &str) -> String {
             v.trim_start_matches('\'')
         );
     }
+    if let Some((v, rest)) = en.split_once("': there is no day ") {
+        let v = v.trim_start_matches('\'');
+        let mut parts = rest.split([' ']).filter_map(|p| p.parse::<u32>().ok());
+        if let (Some(d), Some(m), Some(y)) = (parts.next(), parts.next(), parts.next()) {
+            return if (1..=12).contains(&m) {
+                format!("「{v}」：{y} 年 {m} 月没有 {d} 日")
+            } else {
+                format!("「{v}」：没有 {m} 月")
+            };
+        }
+    }
+    if let Some(v) = en.strip_suffix("': the year must have four digits") {
+        return format!("「{}」：年份须为四位数", v.trim_start_matches('\''));
+    }
     if let Some(v) = en.strip_suffix("' is not a date and time (expected e.g. 2026-11-27 14:30)") {
         return format!(
             "「{}」不是日期时间（例如 2026-11-27 14:30）",
@@ -4524,7 +4538,9 @@ impl ImportSession<'_> {
                 None => unique.push(c),
             }
         }
-        if unique.is_empty() || self.failed {
+        // An import a duplicate failed still looks for the rest in the
+        // store: every duplicate row comes back, for one pass of fixes.
+        if unique.is_empty() {
             return Ok((ChangeSet::default(), BatchItems::default()));
         }
         // 3. Duplicates in the store: one query per key kind.
@@ -4534,7 +4550,7 @@ impl ImportSession<'_> {
         // the store (a contact an update row's customer already has is not
         // added again, so not checked).
         let (unique, had) = self.contact_uniques_free(unique, &existing, issues).await?;
-        if unique.is_empty() || self.failed {
+        if unique.is_empty() {
             return Ok((ChangeSet::default(), BatchItems::default()));
         }
         let mut creates = Vec::with_capacity(unique.len());
@@ -4548,6 +4564,23 @@ impl ImportSession<'_> {
                 .iter()
                 .find_map(|k| self.holder(&existing, k, None).map(|r| (k, r)));
             let Some((k, row)) = hit else {
+                // A customer imported into a pool has no owner: a row naming
+                // one is refused, not imported without it.
+                if let (Some(_), Some((_, pool))) = (c.owner, &self.pool) {
+                    self.reject(
+                        issues,
+                        c.number,
+                        IssueKind::Invalid,
+                        format!(
+                            "Owner: customers imported into pool {pool} have no owner: leave \
+                             the owner (负责人) empty, or import the row outside the pool"
+                        ),
+                        format!(
+                            "负责人：导入公海 {pool} 的客户没有负责人，请将负责人留空，或不导入公海"
+                        ),
+                    );
+                    continue;
+                }
                 if let Some(o) = c.owner
                     && o != self.actor.user_id.0
                     && !self.actor.can(entity, Action::Transfer)
@@ -5180,7 +5213,8 @@ impl ImportSession<'_> {
             ) {
                 continue;
             }
-            if replay || self.failed {
+            // A failed import still reports the usernames already taken.
+            if replay {
                 continue;
             }
             // By username only: another user's display name or id that
@@ -5297,6 +5331,9 @@ impl ImportSession<'_> {
                     row: row.number,
                 });
                 self.counts.updated += 1;
+                continue;
+            }
+            if self.failed {
                 continue;
             }
             let after = UserState {
@@ -5515,11 +5552,19 @@ impl ImportSession<'_> {
                     errors.push(field_label(def), format!("is longer than {max} characters"));
                 }
             }
-            let mut money = |name: &str| {
+            // Amounts that do not parse, with why, in both languages.
+            let mut bad_money: Vec<(&'static str, String, String)> = Vec::new();
+            let mut money = |name: &'static str| {
                 text(name).and_then(|t| match crate::money::Money::parse(&t) {
                     Ok(m) => Some(m),
-                    Err(_) => {
-                        errors.push(label(name), format!("'{t}' is not an amount"));
+                    Err(e) => {
+                        let (en, zh) = find_field(Entity::Product, name)
+                            .map_or((name, name), |d| (d.en, d.zh));
+                        bad_money.push((
+                            name,
+                            format!("{en}: '{t}' is not an amount: {e}"),
+                            format!("{zh}：「{t}」不是金额：{}", e.message_zh()),
+                        ));
                         None
                     }
                 })
@@ -5577,6 +5622,12 @@ impl ImportSession<'_> {
             let existing = self.products.get(&key).cloned();
             let creating = existing.is_none() || self.opts.policy != DuplicatePolicy::Update;
             errors.0.extend(Crm::product_errors(&input, creating).0);
+            // A filled amount that does not parse is not also missing.
+            errors.0.retain(|e| {
+                let field = e.field.split_once(' ').map_or(e.field.as_str(), |(f, _)| f);
+                e.message != "is required" || !bad_money.iter().any(|(n, ..)| *n == field)
+            });
+            problems.extend(bad_money.into_iter().map(|(_, en, zh)| (en, zh)));
             problems.extend(self.v.messages(Entity::Product, &fields, &errors, None));
             if !problems.is_empty() {
                 let (en, zh) = join_problems(&problems);
@@ -5619,7 +5670,9 @@ impl ImportSession<'_> {
                     .entry(seen_key("name_spec", &ns))
                     .or_insert(row.number);
             }
-            if replay || self.failed {
+            // A failed import still reports the products already in the
+            // catalogue (what it would create is dropped: see below).
+            if replay {
                 continue;
             }
             let Some(prow) = existing else {
@@ -6359,6 +6412,26 @@ mod tests {
                 "'2.675': has more than two decimals (money fields are kept in 元)"
             )
             .starts_with("「2.675」不是人民币金额")
+        );
+        assert_eq!(
+            zh_message(
+                None,
+                None,
+                "'2026-02-30': there is no day 30 in month 2 of 2026"
+            ),
+            "「2026-02-30」：2026 年 2 月没有 30 日"
+        );
+        assert_eq!(
+            zh_message(
+                None,
+                None,
+                "'2026-13-01': there is no day 1 in month 13 of 2026"
+            ),
+            "「2026-13-01」：没有 13 月"
+        );
+        assert_eq!(
+            zh_message(None, None, "'0999-01-01': the year must have four digits"),
+            "「0999-01-01」：年份须为四位数"
         );
     }
 }

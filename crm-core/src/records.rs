@@ -1344,11 +1344,11 @@ impl Crm {
                     .and_then(Value::as_timestamp)
                     .filter(|at| *at > latest)
                 {
-                    // In the company's local time, to the minute: what the
-                    // user typed and reads.
+                    // In the company's local time, to the second: what the
+                    // user reads.
                     let local = |t: DateTime<Utc>| {
                         t.with_timezone(&self.config.utc_offset)
-                            .format("%Y-%m-%d %H:%M")
+                            .format("%Y-%m-%d %H:%M:%S")
                             .to_string()
                     };
                     return Err(Error::invalid(

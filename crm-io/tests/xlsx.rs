@@ -295,6 +295,63 @@ async fn fail_policy_with_batches_writes_nothing_when_the_file_has_duplicates() 
     );
 }
 
+/// Under the fail policy the error workbook holds every duplicate row: a
+/// repeat within the file does not hide a row repeating a stored customer
+/// (the batched import's dry run checks the store for every row).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_policy_error_workbook_lists_every_duplicate_row() {
+    let w = world().await;
+    w.customer(&w.admin, "已有客户有限公司", json!({})).await;
+    for commit in [CommitMode::Batches, CommitMode::Atomic] {
+        let bytes = book(&[
+            &["客户名称", "备注"],
+            &["文件内重复公司", "a"],
+            &["文件内重复公司", "b"],
+            &["已有客户有限公司", "existing"],
+        ]);
+        let mut o = ImportOptions::new(Entity::Customer);
+        o.policy = DuplicatePolicy::Fail;
+        o.commit = commit;
+        o.batch_size = 2;
+        let out = import(&w, bytes, o, Lang::Zh).await.expect("import");
+        assert_eq!(out.report.status, ImportStatus::Failed, "{commit:?}");
+        let kinds: Vec<(u32, IssueKind)> =
+            out.report.issues.iter().map(|i| (i.row, i.kind)).collect();
+        assert_eq!(
+            kinds,
+            [(3, IssueKind::DuplicateInFile), (4, IssueKind::Duplicate)],
+            "{commit:?}"
+        );
+        let wb = open(out.error_workbook.expect("error workbook")).expect("readable");
+        let rows: Vec<(Option<String>, Option<String>)> = events(&wb)
+            .expect("read")
+            .iter()
+            .filter_map(|e| match e {
+                SheetEvent::Row(r) => Some((r.cells[0].to_text(), r.cells[2].to_text())),
+                SheetEvent::Header { .. } => None,
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                (Some("文件内重复公司".to_string()), Some("3".to_string())),
+                (Some("已有客户有限公司".to_string()), Some("4".to_string())),
+            ],
+            "{commit:?}"
+        );
+    }
+    let list = w
+        .crm
+        .list_records(
+            &w.admin,
+            Entity::Customer,
+            &ListQuery::default().with_total(),
+        )
+        .await
+        .expect("list");
+    assert_eq!(list.total, Some(1), "nothing imported");
+}
+
 /// A workbook whose sheets (name, rows of one customer name each, under
 /// the header 客户名称) are given.
 fn sheets(sheets: &[(&str, Vec<String>)]) -> Vec<u8> {

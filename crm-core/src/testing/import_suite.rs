@@ -188,6 +188,26 @@ macro_rules! import_scenarios {
             io_import_folds_full_width_and_spaced_headers,
             $make
         );
+        $each!(
+            $crate::testing::import_suite::import_explains_impossible_dates_and_bad_amounts_in_both_languages,
+            io_import_explains_impossible_dates_and_bad_amounts_in_both_languages,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_fail_policy_reports_every_duplicate_row,
+            io_import_fail_policy_reports_every_duplicate_row,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_into_a_pool_refuses_rows_naming_an_owner,
+            io_import_into_a_pool_refuses_rows_naming_an_owner,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::export_gives_flags_and_counts_as_booleans_and_numbers,
+            io_export_gives_flags_and_counts_as_booleans_and_numbers,
+            $make
+        );
     };
 }
 
@@ -4276,4 +4296,239 @@ pub async fn import_folds_full_width_and_spaced_headers(store: Arc<dyn Store>) {
     let c = find(&w, "全角表头有限公司").await.expect("created");
     assert_eq!(c.text("short_name"), Some("全角"));
     assert_eq!(c.text("email"), Some("info@example.com"));
+}
+
+/// A date that does not exist (30 February, month 13) and an amount with
+/// more decimals than 分 are explained in Chinese as in English, and a
+/// filled amount that does not parse is not also called missing.
+pub async fn import_explains_impossible_dates_and_bad_amounts_in_both_languages(
+    store: Arc<dyn Store>,
+) {
+    let w = World::new(store.clone()).await;
+    let h = ["客户名称", "下次跟进日期"];
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &h,
+        vec![
+            vec![t("二月三十日有限公司"), t("2026-02-30")],
+            vec![t("十三月有限公司"), t("2026-13-01")],
+        ],
+    )
+    .await;
+    assert_eq!(r.rejected, 2, "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert!(
+        i.message_zh
+            .contains("下次跟进日期：「2026-02-30」：2026 年 2 月没有 30 日"),
+        "{}",
+        i.message_zh
+    );
+    assert!(
+        !i.message_zh.contains("there is no day"),
+        "{}",
+        i.message_zh
+    );
+    assert!(
+        i.message_en.contains("no day 30 in month 2"),
+        "{}",
+        i.message_en
+    );
+    let i = issue(&r, 3);
+    assert!(
+        i.message_zh.contains("「2026-13-01」：没有 13 月"),
+        "{}",
+        i.message_zh
+    );
+    // Products: too many decimals, an amount that is no number, none.
+    let h = ["产品编号", "产品名称", "标准价", "成本"];
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Product),
+        &h,
+        vec![
+            vec![t("CP-A"), t("三位小数"), t("1280.555"), t("")],
+            vec![t("CP-B"), t("坏成本"), t("10"), t("abc")],
+            vec![t("CP-C"), t("无价格"), t(""), t("")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (0, 3), "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert!(
+        i.message_zh.contains("标准价：「1280.555」不是金额") && i.message_zh.contains("3 位小数"),
+        "{}",
+        i.message_zh
+    );
+    assert!(!i.message_zh.contains("必填"), "{}", i.message_zh);
+    assert!(
+        i.message_en.contains("'1280.555' is not an amount")
+            && i.message_en.contains("3 decimal places"),
+        "{}",
+        i.message_en
+    );
+    assert!(!i.message_en.contains("required"), "{}", i.message_en);
+    let i = issue(&r, 3);
+    assert!(
+        i.message_zh.contains("成本：「abc」不是金额"),
+        "{}",
+        i.message_zh
+    );
+    // An empty required amount is still missing.
+    let i = issue(&r, 4);
+    assert!(i.message_zh.contains("标准价：必填"), "{}", i.message_zh);
+}
+
+/// Under the fail policy every duplicate row comes back — those repeating a
+/// row of the file and those repeating a stored record — so that one pass
+/// fixes them all; nothing is written.
+pub async fn import_fail_policy_reports_every_duplicate_row(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.customer(&w.admin, "已有客户有限公司", json!({})).await;
+    let before = count(&store, &w, Table::Customers).await;
+    let h = ["客户名称", "备注"];
+    let data = vec![
+        vec![t("文件内重复公司"), t("a")],
+        vec![t("文件内重复公司"), t("b")],
+        vec![t("已有客户有限公司"), t("existing")],
+        vec![t("全新有限公司"), t("")],
+        vec![t("已有客户有限公司"), t("again")],
+    ];
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Fail;
+    let r = run(&w, &w.admin, o, &h, data).await;
+    assert_eq!(r.status, ImportStatus::Failed);
+    let rows: Vec<(u32, IssueKind)> = r.issues.iter().map(|i| (i.row, i.kind)).collect();
+    assert_eq!(
+        rows,
+        vec![
+            (3, IssueKind::DuplicateInFile),
+            (4, IssueKind::Duplicate),
+            (6, IssueKind::DuplicateInFile),
+        ],
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!((r.created, r.rejected), (0, 3));
+    assert_eq!(count(&store, &w, Table::Customers).await, before);
+    // Products too: a repeat within the file does not hide one of the
+    // catalogue.
+    w.crm
+        .create_product(
+            &w.admin,
+            crate::sales::product::ProductInput {
+                code: Some("CP-OLD".into()),
+                name: Some("旧产品".into()),
+                list_price: Some(crate::money::Money::parse("1").expect("money")),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("product");
+    let mut o = opts(Entity::Product);
+    o.policy = DuplicatePolicy::Fail;
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &["产品编号", "产品名称", "标准价"],
+        vec![
+            vec![t("CP-N"), t("新"), t("1")],
+            vec![t("CP-N"), t("新"), t("1")],
+            vec![t("CP-OLD"), t("旧产品"), t("1")],
+        ],
+    )
+    .await;
+    let rows: Vec<u32> = r.issues.iter().map(|i| i.row).collect();
+    assert_eq!(rows, vec![3, 4], "{:#?}", r.issues);
+    assert!(w.crm.product_by_code(&w.admin, "CP-N").await.is_err());
+}
+
+/// A customer imported into a pool has no owner: a row naming one is
+/// refused with the reason, not imported with the owner silently dropped.
+pub async fn import_into_a_pool_refuses_rows_naming_an_owner(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            crate::pool::PoolSpec {
+                name: "华东公海".into(),
+                admins: vec![w.admin.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.sales],
+                limits: crate::pool::PoolLimits::default(),
+            },
+        )
+        .await
+        .expect("pool");
+    let mut o = opts(Entity::Customer);
+    o.pool = Some("华东公海".into());
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &["客户名称", "负责人"],
+        vec![
+            vec![t("有负责人有限公司"), t("zhangsan")],
+            vec![t("无负责人有限公司"), t("")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 1), "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert_eq!(i.kind, IssueKind::Invalid);
+    assert!(
+        i.message_zh.contains("负责人") && i.message_zh.contains("华东公海"),
+        "{}",
+        i.message_zh
+    );
+    assert!(i.message_en.contains("have no owner"), "{}", i.message_en);
+    assert!(find(&w, "有负责人有限公司").await.is_none());
+    let public = w
+        .crm
+        .pool_customers(
+            &w.admin,
+            pool.id,
+            crate::pool::Place::Public,
+            &ListQuery::default(),
+        )
+        .await
+        .expect("pool list");
+    assert_eq!(public.items.len(), 1);
+    assert_eq!(public.items[0].text("name"), Some("无负责人有限公司"));
+}
+
+/// Export gives the customer's lock flag as a boolean and its count of
+/// open opportunities as a number, not as the texts `false` and `0`.
+pub async fn export_gives_flags_and_counts_as_booleans_and_numbers(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.customer(&w.admin, "导出类型有限公司", json!({})).await;
+    let picks = ["locked".to_string(), "open_opportunities".to_string()];
+    let cols = w
+        .crm
+        .export_columns(&w.admin, Entity::Customer, &picks)
+        .await
+        .expect("columns");
+    let at = |k: &str| cols.iter().position(|c| c.key == k).expect(k);
+    let (locked, open) = (at("locked"), at("open_opportunities"));
+    assert_eq!(cols[locked].kind, crate::import::ValueKind::Bool);
+    assert_eq!(cols[open].kind, crate::import::ValueKind::Number);
+    let mut cur = w
+        .crm
+        .export_cursor(
+            &w.admin,
+            Entity::Customer,
+            ListQuery::default(),
+            cols.clone(),
+            10,
+        )
+        .await
+        .expect("cursor");
+    let page = cur.next_page().await.expect("page").expect("a row");
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0][locked], ExportValue::Bool(false));
+    assert_eq!(page[0][open], ExportValue::Number(0.0));
 }

@@ -1798,8 +1798,8 @@ pub async fn refusals_name_records_by_code_and_say_why(store: Arc<dyn Store>) {
         }
         other => panic!("expected an invalid version, got {other:?}"),
     }
-    // A follow-up dated ahead is refused in the company's local time, to
-    // the minute, as typed.
+    // A follow-up dated ahead is refused in the company's local time, as
+    // typed.
     match w
         .crm
         .create_record(
@@ -1817,7 +1817,7 @@ pub async fn refusals_name_records_by_code_and_say_why(store: Arc<dyn Store>) {
         Err(Error::Validation(v)) => {
             let text = v.to_string();
             assert!(
-                text.contains("2099-01-01 00:00 is in the future") && !text.contains("+00:00"),
+                text.contains("2099-01-01 00:00:00 is in the future") && !text.contains("+00:00"),
                 "{text}"
             );
         }
