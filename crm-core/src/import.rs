@@ -156,6 +156,13 @@ pub fn money_number_text(f: f64) -> String {
     if !f.is_finite() {
         return number_text(f);
     }
+    // From ten trillion up, 15 significant digits no longer reach the 分:
+    // rounding to them would change the amount (12345678901234.56 would
+    // become …234.60). The number's own shortest digits are kept, and what
+    // is not a whole 分 is refused by the amount's parser.
+    if f.abs() >= 1e13 {
+        return number_text(f);
+    }
     // 15 significant digits, as the spreadsheet shows the value.
     let shown: f64 = format!("{f:.14e}").parse().unwrap_or(f);
     let fen = shown * 100.0;
@@ -1065,6 +1072,9 @@ fn zh_message(kind: Option<CellKind>, raw: Option<&str>, en: &str) -> String {
                 format!("「{v}」：没有 {m} 月")
             };
         }
+    }
+    if let Some((v, m)) = en.split_once("': there is no month ") {
+        return format!("「{}」：没有 {m} 月", v.trim_start_matches('\''));
     }
     if let Some(v) = en.strip_suffix("': the year must have four digits") {
         return format!("「{}」：年份须为四位数", v.trim_start_matches('\''));
@@ -6337,6 +6347,13 @@ mod tests {
         assert_eq!(money_number_text(123_456.78 * 3.0), "370370.34");
         assert_eq!(money_number_text(0.07 * 3.0 * 1_000_000.0), "210000.00");
         assert_eq!(money_number_text(99_999_999.99), "99999999.99");
+        // Past 15 significant digits of 分: the digits as written, never
+        // rounded to another amount.
+        assert_eq!(
+            money_number_text(12_345_678_901_234.56),
+            "12345678901234.56"
+        );
+        assert_eq!(money_number_text(12_345_678_901_234.0), "12345678901234");
     }
 
     #[test]
@@ -6427,6 +6444,10 @@ mod tests {
                 None,
                 "'2026-13-01': there is no day 1 in month 13 of 2026"
             ),
+            "「2026-13-01」：没有 13 月"
+        );
+        assert_eq!(
+            zh_message(None, None, "'2026-13-01': there is no month 13"),
             "「2026-13-01」：没有 13 月"
         );
         assert_eq!(

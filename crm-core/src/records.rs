@@ -160,6 +160,9 @@ pub fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
     if y < 1000 {
         return Err(format!("'{t}': the year must have four digits"));
     }
+    if !(1..=12).contains(&m) {
+        return Err(format!("'{t}': there is no month {m}"));
+    }
     NaiveDate::from_ymd_opt(y as i32, m, d)
         .ok_or_else(|| format!("'{t}': there is no day {d} in month {m} of {y}"))
 }
@@ -2988,6 +2991,8 @@ mod tests {
         }
         let e = parse_date("2026-02-30").unwrap_err();
         assert!(e.contains("no day 30 in month 2"), "{e}");
+        let e = parse_date("2026-13-01").unwrap_err();
+        assert!(e.ends_with("there is no month 13"), "{e}");
     }
 
     proptest! {
