@@ -2245,7 +2245,7 @@ async fn field_cmd(ctx: &Ctx, actor: &Actor, cmd: FieldCmd) -> CliResult {
                     vec![
                         f.name.to_string(),
                         f.zh.to_string(),
-                        format!("{:?}", f.kind),
+                        kind_text(f.kind),
                         if f.required {
                             "是".into()
                         } else {
@@ -2394,6 +2394,37 @@ async fn events_cmd(ctx: &Ctx, actor: &Actor, cmd: EventsCmd) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// How a built-in field's kind reads in `field list`: the kind, with its
+/// values where it has a fixed set.
+fn kind_text(kind: crm::entity::FieldKind) -> String {
+    use crm::entity::FieldKind as K;
+    match kind {
+        K::Text(max) => format!("文本 text (≤{max})"),
+        K::CompanyName => "名称 name".into(),
+        K::PersonName => "姓名 person name".into(),
+        K::Phone(_) => "电话 phone".into(),
+        K::Mobile(_) => "手机 mobile".into(),
+        K::Email => "邮箱 e-mail".into(),
+        K::Url => "网址 URL".into(),
+        K::Uscc => "统一社会信用代码 USCC".into(),
+        K::ResidentId => "身份证号 ID number".into(),
+        K::Date => "日期 date".into(),
+        K::DateTime => "日期时间 date-time".into(),
+        K::Enum(values) => format!(
+            "选项 one of: {}",
+            values
+                .iter()
+                .map(|(v, zh)| format!("{v} {zh}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        K::Choice(defaults) => format!("可配置选项 options (default {})", defaults.join(", ")),
+        K::Tags => "标签 tags".into(),
+        K::Ref(e) => format!("关联 {} ({})", e.name_zh(), e.name()),
+        K::Attachments => "附件 attachments".into(),
+    }
 }
 
 /// Builds a valid unified social credit code from a region and a serial.

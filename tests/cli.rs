@@ -431,6 +431,12 @@ fn walk_through(db: &str) {
     assert!(me.contains("(liuyang)"), "{me}");
     let admin = ok(db, &["--password", "Demo#2026", "whoami"]);
     assert!(admin.contains("(admin)"), "{admin}");
+    // Field kinds read as words, with their values.
+    let fields = ok(db, &["field", "list", "customer"]);
+    assert!(
+        fields.contains("one of: enterprise 企业客户") && !fields.contains("Enum("),
+        "{fields}"
+    );
     pools_admin(db);
 }
 
