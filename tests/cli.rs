@@ -431,6 +431,7 @@ fn walk_through(db: &str) {
     assert!(me.contains("(liuyang)"), "{me}");
     let admin = ok(db, &["--password", "Demo#2026", "whoami"]);
     assert!(admin.contains("(admin)"), "{admin}");
+    assert!(fails(db, &["customer", "list", "--sort", "-"]).contains("name a field to sort by"));
     // Field kinds read as words, with their values.
     let fields = ok(db, &["field", "list", "customer"]);
     assert!(

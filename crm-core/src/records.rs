@@ -2034,6 +2034,12 @@ impl Crm {
         field: &str,
         customs: &[CustomFieldDef],
     ) -> Result<Col> {
+        if field.trim().is_empty() {
+            return Err(Error::invalid(
+                "sort",
+                "name a field to sort by, e.g. name, or -created_at for newest first",
+            ));
+        }
         if matches!(field, "pinyin" | "拼音") {
             if !filterable(actor, entity, "name") {
                 return Err(Error::Forbidden(format!(
