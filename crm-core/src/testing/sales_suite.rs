@@ -6641,12 +6641,15 @@ async fn merge_with_document_added_meanwhile(store: Arc<dyn Store>, added: Added
     assert!(of(d.id.0).await.is_empty(), "nothing left on {dcode}");
 }
 
-/// [`merge_with_document_added_meanwhile`] with a quote.
+/// A quote created for a customer while it is merged away does not stay
+/// behind: the merge is refused, and merged again both go to the survivor.
 pub async fn merge_refuses_a_quote_added_meanwhile(store: Arc<dyn Store>) {
     merge_with_document_added_meanwhile(store, AddedDocument::Quote).await;
 }
 
-/// [`merge_with_document_added_meanwhile`] with a contract.
+/// A contract created for a customer while it is merged away does not
+/// stay behind: the merge is refused, and merged again both go to the
+/// survivor.
 pub async fn merge_refuses_a_contract_added_meanwhile(store: Arc<dyn Store>) {
     merge_with_document_added_meanwhile(store, AddedDocument::Contract).await;
 }
