@@ -105,6 +105,27 @@ fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
 }
 
 impl SqliteStore {
+    /// The consumer's pending events, of one company or of all.
+    async fn pending_events(
+        &self,
+        consumer: &str,
+        company_id: Option<Uuid>,
+        limit: u64,
+    ) -> Result<Vec<OutboxEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let company = company_id.map(|c| id_text(&c));
+        self.read(|conn| {
+            collect(
+                conn,
+                "SELECT seq, company_id, event_type, table_name, record_id, payload, at FROM outbox \
+                 WHERE seq > COALESCE((SELECT seq FROM outbox_cursors WHERE consumer = ?1), 0) \
+                 AND (?2 IS NULL OR company_id = ?2) ORDER BY seq LIMIT ?3",
+                params![consumer, company, limit],
+                decode_event,
+            )
+        })
+    }
+
     /// Opens (creating it if needed) the database file at `path` and brings
     /// its schema up to [`SCHEMA_VERSION`].
     ///
@@ -705,17 +726,7 @@ impl Store for SqliteStore {
         consumer: &str,
         limit: u64,
     ) -> Result<Vec<OutboxEvent>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(|conn| {
-            collect(
-                conn,
-                "SELECT seq, company_id, event_type, table_name, record_id, payload, at FROM outbox \
-                 WHERE seq > COALESCE((SELECT seq FROM outbox_cursors WHERE consumer = ?), 0) \
-                 ORDER BY seq LIMIT ?",
-                params![consumer, limit],
-                decode_event,
-            )
-        })
+        self.pending_events(consumer, None, limit).await
     }
 
     async fn outbox_pending_of(
@@ -724,17 +735,7 @@ impl Store for SqliteStore {
         company_id: Uuid,
         limit: u64,
     ) -> Result<Vec<OutboxEvent>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(|conn| {
-            collect(
-                conn,
-                "SELECT seq, company_id, event_type, table_name, record_id, payload, at FROM outbox \
-                 WHERE seq > COALESCE((SELECT seq FROM outbox_cursors WHERE consumer = ?), 0) \
-                 AND company_id = ? ORDER BY seq LIMIT ?",
-                params![consumer, id_text(&company_id), limit],
-                decode_event,
-            )
-        })
+        self.pending_events(consumer, Some(company_id), limit).await
     }
 
     async fn outbox_last_seq(&self) -> Result<i64, StoreError> {
