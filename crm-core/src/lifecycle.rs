@@ -317,15 +317,15 @@ impl Crm {
         // Nor does a customer whose contracts are still owed money (or have
         // payments awaiting approval) leave the working set: its
         // receivables would be a deleted customer's.
-        if entity == Entity::Customer && matches!(step, Step::Delete | Step::Archive) {
-            let open = self.contracts_with_money_open(actor, &row).await?;
-            if !open.is_empty() {
-                return Err(Error::InvalidState(format!(
-                    "customer {code} cannot be {}: {open}; collect what is owed, or terminate \
-                     the contracts with a reason first",
-                    step.event()
-                )));
-            }
+        if entity == Entity::Customer
+            && matches!(step, Step::Delete | Step::Archive)
+            && let Some(open) = self.contracts_with_money_open(actor, &row).await?
+        {
+            return Err(Error::InvalidState(format!(
+                "customer {code} cannot be {}: {open}; collect what is owed, or terminate the \
+                 contracts with a reason first",
+                step.event()
+            )));
         }
         // A customer merged into another came back empty (its contacts,
         // follow-ups and sales records belong to the survivor now), a

@@ -426,12 +426,12 @@ impl Crm {
     /// What keeps a customer in the working set: its live contracts still
     /// owed money or with payments awaiting approval
     /// ([`Crm::contract_money_open`]), named by code where the actor may
-    /// read them and counted otherwise; empty when there are none.
+    /// read them and counted otherwise; `None` when there are none.
     pub(crate) async fn contracts_with_money_open(
         &self,
         actor: &Actor,
         customer: &Row,
-    ) -> Result<String> {
+    ) -> Result<Option<String>> {
         let mut sel = Select::all(Table::Contracts, actor.company_id.0, self.now());
         sel.filter = Filter::Cmp(
             Col::Column("customer_id"),
@@ -453,7 +453,7 @@ impl Crm {
             }
         }
         if named.is_empty() && unnamed == 0 {
-            return Ok(String::new());
+            return Ok(None);
         }
         let mut what = Vec::new();
         if !named.is_empty() {
@@ -462,10 +462,10 @@ impl Crm {
         if unnamed > 0 {
             what.push(format!("{unnamed} contract(s) of others"));
         }
-        Ok(format!(
+        Ok(Some(format!(
             "its contracts {} are still owed money or have payments awaiting approval",
             what.join(" and ")
-        ))
+        )))
     }
 
     /// Reads a live contract the actor may edit.
