@@ -783,10 +783,13 @@ impl Model {
                 {
                     return false;
                 }
-                // Only steps approved in the earlier round stay passed.
-                let passed: BTreeSet<usize> = self.steps[..self.cur.min(self.steps.len())]
+                // Only steps approved in the earlier round stay passed, and
+                // only with the approvers who approved them (a step whose
+                // approvers changed, e.g. another pick, is approved again).
+                let passed: BTreeSet<(usize, BTreeSet<u128>)> = self.steps
+                    [..self.cur.min(self.steps.len())]
                     .iter()
-                    .map(|s| s.0)
+                    .map(|s| (s.0, s.1.clone()))
                     .collect();
                 self.steps = model_resolve(flow, amount, picked);
                 self.cur = match (self.status, self.rejected_def) {
@@ -796,7 +799,7 @@ impl Model {
                     {
                         self.steps
                             .iter()
-                            .position(|s| s.0 >= d || !passed.contains(&s.0))
+                            .position(|s| s.0 >= d || !passed.contains(&(s.0, s.1.clone())))
                             .unwrap_or(self.steps.len())
                     }
                     _ => 0,
