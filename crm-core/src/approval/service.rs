@@ -902,6 +902,14 @@ impl Crm {
         if matches!(decision, Decision::Approve | Decision::Reject(_)) {
             check_document_live(&info, document.as_ref())?;
         }
+        // A quote past its validity date is not approved at any step: it
+        // is rejected (or withdrawn) and revised with a new date.
+        if decision == Decision::Approve
+            && info.doc_type == "quote"
+            && let Some(d) = document.as_ref()
+        {
+            self.quote_not_expired(d, "approved")?;
+        }
         // Approvers who left are not waited for: the current step is
         // brought in line with the organisation before and after an
         // approver's decision (see `Instance::drop_inactive`). A withdrawal

@@ -865,6 +865,11 @@ impl Crm {
             QuoteStatus::Rejected | QuoteStatus::Draft => q.status == QuoteStatus::PendingApproval,
             QuoteStatus::Superseded | QuoteStatus::Converted => false,
         };
+        // Whatever approves it (a decision, or a step passing when its
+        // approvers left), a quote past its validity date is not approved.
+        if applies && status == QuoteStatus::Approved && q.status == QuoteStatus::PendingApproval {
+            self.quote_not_expired(&row, "approved")?;
+        }
         if !applies {
             if status == QuoteStatus::Approved {
                 return Err(Error::InvalidState(format!(
@@ -954,6 +959,25 @@ impl Crm {
         };
         self.create_contract_from(actor, input, Some((row, q.lines)))
             .await
+    }
+}
+
+impl Crm {
+    /// Refuses to let a quote past its validity date (`valid_until`, the
+    /// last day it holds) be `done` (e.g. approved): it is rejected or
+    /// withdrawn, and revised with a new date.
+    pub(crate) fn quote_not_expired(&self, row: &Row, done: &str) -> Result<()> {
+        let q = quote_from_row(row);
+        match q.valid_until {
+            Some(d) if d < self.today() => Err(Error::InvalidState(format!(
+                "quote {} v{} was valid until {d} (today is {}); an expired quote is not \
+                 {done}: reject it (驳回) or withdraw it, and revise it with a new validity date",
+                q.code,
+                q.quote_version,
+                self.today()
+            ))),
+            _ => Ok(()),
+        }
     }
 }
 

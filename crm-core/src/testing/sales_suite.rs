@@ -232,6 +232,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::expired_quote_pending_approval_is_not_approved,
+            crm_sales_expired_quote_pending_approval_is_not_approved,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::sales_facts_are_dated_at_most_today,
             crm_sales_sales_facts_are_dated_at_most_today,
             $make
@@ -7071,6 +7076,118 @@ pub async fn expired_quote_does_not_become_a_contract(store: Arc<dyn Store>) {
         .await
         .expect("the revised quote converts");
     assert_eq!(c.amount, Money::cny(100_000));
+}
+
+/// A quote whose validity date passes while it waits for approval is not
+/// approved: the approver's decision is refused naming the date and what
+/// to do, nothing changes, and a rejection (then a revision with a new
+/// date) goes through.
+pub async fn expired_quote_pending_approval_is_not_approved(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewQuote, QuoteStatus};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "quote",
+            "报价折扣审批",
+            FlowDef {
+                steps: vec![StepDef {
+                    name: "经理审批".into(),
+                    conditions: vec![Condition::DiscountAbove { bp: 1000 }],
+                    approvers: ApproverRule::Superior { level: 1 },
+                    mode: SignMode::Any,
+                    fallback: Fallback::Admins,
+                }],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("flow");
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let line = LineInput {
+        product_id: None,
+        name: "实施服务".into(),
+        unit: Some("项".into()),
+        quantity: 1,
+        unit_price: Some(Money::cny(100_000)),
+        discount_bp: 1500,
+        tax_rate: Some(600),
+    };
+    let until = w.crm.today() + chrono::Duration::days(1);
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "实施报价".into(),
+                customer_id: customer.id.0,
+                lines: vec![line.clone()],
+                valid_until: Some(until),
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    let (q, approval) = w
+        .crm
+        .submit_quote(&w.zhangsan, q.id, None)
+        .await
+        .expect("submit");
+    assert_eq!(q.status, QuoteStatus::PendingApproval);
+    let approval = approval.expect("a 15 % discount needs approval");
+    // On its last valid day it is still approved; the day after, not.
+    w.clock.advance(chrono::Duration::days(2));
+    match w.crm.approve(&w.lisi, approval.id, Some("同意")).await {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains(&q.code)
+                && m.contains(&format!("valid until {until}"))
+                && m.contains("reject")
+                && m.contains("revise"),
+            "{m}"
+        ),
+        other => panic!("approving an expired quote: {other:?}"),
+    }
+    assert_eq!(
+        w.crm.quote(&w.zhangsan, q.id).await.expect("q").status,
+        QuoteStatus::PendingApproval
+    );
+    assert_eq!(
+        w.crm
+            .approval(&w.lisi, approval.id)
+            .await
+            .expect("approval")
+            .status,
+        Status::Pending
+    );
+    w.crm
+        .reject(&w.lisi, approval.id, RejectTo::Applicant, Some("已过期"))
+        .await
+        .expect("an expired quote is rejected");
+    assert_eq!(
+        w.crm.quote(&w.zhangsan, q.id).await.expect("q").status,
+        QuoteStatus::Rejected
+    );
+    let later = w.crm.today() + chrono::Duration::days(30);
+    let r = w
+        .crm
+        .revise_quote(&w.zhangsan, q.id, vec![line], Some(later))
+        .await
+        .expect("revised with a new date");
+    let (_, approval) = w
+        .crm
+        .submit_quote(&w.zhangsan, r.id, None)
+        .await
+        .expect("submit the revision");
+    w.crm
+        .approve(&w.lisi, approval.expect("approval").id, None)
+        .await
+        .expect("the revision is approved");
+    assert_eq!(
+        w.crm.quote(&w.zhangsan, r.id).await.expect("r").status,
+        QuoteStatus::Approved
+    );
 }
 
 /// The message of a validation error (panics on anything else).
