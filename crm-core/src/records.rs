@@ -2233,6 +2233,22 @@ impl Crm {
         {
             return Ok(Value::Id(self.filter_user(actor, field, &text).await?));
         }
+        // A reference named by its code (`customer_id=KH-…`), as saving
+        // takes one: the record with that code in the company, whoever may
+        // see it (the list stays within the actor's scope, and a code no
+        // record has matches nothing, as a hidden one may: neither is told
+        // apart).
+        if let Some(d) = def
+            && let FieldKind::Ref(target) = d.kind
+            && let Some(text) = json_text(v)
+            && Uuid::parse_str(text.trim()).is_err()
+        {
+            let mut sel = Select::all(target.table(), actor.company_id.0, self.now());
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::Cmp(Col::Column("code"), CmpOp::Eq, text.trim().into());
+            let found = self.store.select(&sel).await?.rows.into_iter().next();
+            return Ok(Value::Id(found.map_or(Uuid::nil(), |r| r.id())));
+        }
         let Some(custom) = custom else {
             return self.typed_value(field, col, ty, def, v);
         };

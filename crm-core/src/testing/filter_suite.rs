@@ -51,6 +51,11 @@ macro_rules! filter_scenarios {
             $make
         );
         $each!(
+            $crate::testing::filter_suite::reference_filters_take_codes,
+            filter_reference_filters_take_codes,
+            $make
+        );
+        $each!(
             $crate::testing::filter_suite::user_filters_name_users_as_saving_does,
             filter_user_filters_name_users_as_saving_does,
             $make
@@ -595,6 +600,60 @@ pub async fn user_filters_name_users_as_saving_does(store: Arc<dyn Store>) {
         set(&["丁公司"])
     );
     refused(&w, "负责人=nobody", "负责人", "nobody").await;
+}
+
+/// A reference (a contact's customer) is filtered by the record's code as
+/// by its id, as saving takes either; a code no record has matches
+/// nothing, without an error that would tell it from a hidden one.
+pub async fn reference_filters_take_codes(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let a = customer(&w, "甲公司", json!({})).await;
+    let b = customer(&w, "乙公司", json!({})).await;
+    for (c, name) in [(&a, "钱七"), (&b, "孙八")] {
+        w.crm
+            .create_record(
+                &w.admin,
+                Entity::Contact,
+                fields(json!({"customer_id": c.id.to_string(), "name": name})),
+            )
+            .await
+            .expect("contact");
+    }
+    let contacts = |conds: Vec<String>| {
+        let w = &w;
+        async move {
+            let conds: Vec<&str> = conds.iter().map(String::as_str).collect();
+            find(w, Entity::Contact, &conds, None)
+                .await
+                .unwrap_or_else(|e| panic!("{conds:?}: {e}"))
+        }
+    };
+    let code_a = a.code.clone().expect("code");
+    let code_b = b.code.clone().expect("code");
+    assert_eq!(
+        contacts(vec![format!("customer_id={code_a}")]).await,
+        set(&["钱七"])
+    );
+    assert_eq!(
+        contacts(vec![format!("customer_id={}", a.id)]).await,
+        set(&["钱七"])
+    );
+    assert_eq!(
+        contacts(vec![format!("所属客户= {code_a} ")]).await,
+        set(&["钱七"])
+    );
+    assert_eq!(
+        contacts(vec![format!("customer_id:in:{code_a},{code_b}")]).await,
+        set(&["钱七", "孙八"])
+    );
+    assert_eq!(
+        contacts(vec![format!("customer_id!={code_b}")]).await,
+        set(&["钱七"])
+    );
+    assert_eq!(
+        contacts(vec!["customer_id=KH-19990101-9999".to_string()]).await,
+        set(&[])
+    );
 }
 
 /// A date and time written `2026年11月27日 14:30`, `2026.11.27 14:30`,
