@@ -756,6 +756,10 @@ fn usage_error(e: &clap::Error) -> ExitCode {
 struct Ctx {
     crm: Crm,
     json: bool,
+    /// How the command line named the records it resolved (a code, or the
+    /// id as typed), so that reports name them the same way: a record the
+    /// actor may not see is told as the code they typed, never by its id.
+    named: std::sync::Mutex<std::collections::HashMap<RecordId, String>>,
 }
 
 async fn run(cli: Cli) -> CliResult {
@@ -770,7 +774,14 @@ async fn run(cli: Cli) -> CliResult {
     let ctx = Ctx {
         crm: Crm::new(store, Arc::new(SystemClock)),
         json: cli.json,
+        named: Default::default(),
     };
+    let done = dispatch(&ctx, cli).await;
+    done.map_err(|m| ctx.with_names(&m))
+}
+
+/// Runs a command.
+async fn dispatch(ctx: &Ctx, cli: Cli) -> CliResult {
     match &cli.command {
         Command::Init {
             name,
@@ -930,6 +941,35 @@ async fn find_user_in(
 }
 
 impl Ctx {
+    /// Remembers how the command line named a record.
+    fn name(&self, id: RecordId, key: &str) {
+        if let Ok(mut named) = self.named.lock() {
+            named.insert(id, key.trim().to_string());
+        }
+    }
+
+    /// A message with the ids of the records the command line named by
+    /// code told by those codes.
+    fn with_names(&self, message: &str) -> String {
+        let Ok(named) = self.named.lock() else {
+            return message.to_string();
+        };
+        let mut out = message.to_string();
+        for (id, name) in named.iter() {
+            out = out.replace(&id.to_string(), name);
+        }
+        out
+    }
+
+    /// How the command line named a record (its id when it named none).
+    fn name_of(&self, id: RecordId) -> String {
+        self.named
+            .lock()
+            .ok()
+            .and_then(|n| n.get(&id).cloned())
+            .unwrap_or_else(|| id.to_string())
+    }
+
     fn print(&self, value: Json, human: impl FnOnce() -> String) {
         if self.json {
             out!(
@@ -1572,6 +1612,7 @@ async fn find_record(
         .into_iter()
         .next();
     if let Some(r) = found {
+        ctx.name(r.id, key);
         return Ok(r);
     }
     // Not where the command looks: say so when the record is elsewhere
@@ -1800,14 +1841,25 @@ fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User], customs: 
 /// Prints a batch's report: how many records were done and each refusal
 /// with its reason.
 fn print_report(ctx: &Ctx, verb: &str, r: &crm::BatchReport) {
-    ctx.print(json!(r), || {
+    // Refused records as the command line named them (a code stays a
+    // code: the id of a record the actor may not reach is not told).
+    let refused: Vec<Json> = r
+        .refused
+        .iter()
+        .map(|(id, why)| json!([ctx.name_of(*id), ctx.with_names(why)]))
+        .collect();
+    ctx.print(json!({"done": r.done, "refused": refused}), || {
         let mut lines = vec![format!(
             "{verb}: {} done, {} refused",
             r.done.len(),
             r.refused.len()
         )];
         for (id, why) in &r.refused {
-            lines.push(format!("  refused {id}: {why}"));
+            lines.push(format!(
+                "  refused {}: {}",
+                ctx.name_of(*id),
+                ctx.with_names(why)
+            ));
         }
         lines.join("\n")
     });
@@ -3205,9 +3257,17 @@ enum PoolCmd {
 /// A customer id by id or code, whether or not the actor can see it (pool
 /// customers have no owner); the engine checks the permissions.
 async fn customer_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<RecordId> {
+    find_customer_id(ctx, actor, key)
+        .await?
+        .ok_or_else(|| format!("customer {} not found", key.trim()))
+}
+
+/// A customer id by id or code as [`customer_id`] finds it; `None` when no
+/// customer has the code.
+async fn find_customer_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<Option<RecordId>> {
     use crm::store::{CmpOp, Col, Filter, Lifecycle as L, Select};
-    if let Ok(id) = key.parse::<RecordId>() {
-        return Ok(id);
+    if let Ok(id) = key.trim().parse::<RecordId>() {
+        return Ok(Some(id));
     }
     let mut sel = Select::all(
         crm::schema::Table::Customers,
@@ -3220,15 +3280,33 @@ async fn customer_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<RecordId>
         Filter::IsNull(Col::Column("deleted_at")),
     ]);
     let rows = ctx.crm.store().select(&sel).await.map_err(err)?.rows;
-    rows.first()
-        .map(|r| RecordId(r.id()))
-        .ok_or_else(|| format!("customer {key} not found"))
+    let id = rows.first().map(|r| RecordId(r.id()));
+    if let Some(id) = id {
+        ctx.name(id, key);
+    }
+    Ok(id)
 }
 
+/// The customers a batch names by id or code. A code no customer has is
+/// passed on as an id no record has, named by that code: the batch refuses
+/// it as not found, exactly as it refuses a customer the actor may not
+/// reach, so that the answer does not tell a hidden customer from a
+/// missing one.
 async fn customer_ids(ctx: &Ctx, actor: &Actor, keys: &[String]) -> CliResult<Vec<RecordId>> {
     let mut out = Vec::new();
     for k in keys {
-        out.push(customer_id(ctx, actor, k).await?);
+        if k.trim().is_empty() {
+            return Err("a customer id or code is empty".into());
+        }
+        let id = match find_customer_id(ctx, actor, k).await? {
+            Some(id) => id,
+            None => {
+                let nobody = RecordId(crm::Uuid::now_v7());
+                ctx.name(nobody, k);
+                nobody
+            }
+        };
+        out.push(id);
     }
     Ok(out)
 }

@@ -311,3 +311,63 @@ fn cli_batches_on_a_filter_are_guarded() {
     assert!(e.contains("not found"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Records named by code are answered by that code: a pool batch naming a
+/// customer the user may not reach and one naming a code nobody has get
+/// the same answer (no id, nothing telling them apart), in text and JSON;
+/// and a follow-up list is filtered by its customer's code.
+#[test]
+fn cli_names_records_by_the_codes_given() {
+    let (dir, db) = temp_db("codes");
+    let db = db.as_str();
+    ok(db, &["demo"]);
+    ok(db, &["pool", "add", "华东公海", "--dept", "销售部"]);
+    // A customer of 李强's, which 王芳 may not see.
+    let theirs = json(db, &["--as", "liqiang", "customer", "list"])["items"][0]["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    let missing = "KH-19990101-9999";
+    let answer = |code: &str| {
+        let out = run(db, &["--as", "wangfang", "pool", "claim", code]);
+        assert!(!out.status.success(), "claiming {code}");
+        let text = String::from_utf8_lossy(&out.stdout).replace(code, "CODE");
+        let out = run(db, &["--as", "wangfang", "--json", "pool", "claim", code]);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        (text, stdout.replace(code, "CODE"))
+    };
+    let (hidden, missing_answer) = (answer(&theirs), answer(missing));
+    assert_eq!(hidden, missing_answer);
+    assert!(
+        hidden.0.contains("refused CODE: customer CODE not found"),
+        "{}",
+        hidden.0
+    );
+    assert!(!hidden.1.contains("-7"), "no id in {}", hidden.1);
+    let e = fails(db, &["--as", "wangfang", "pool", "history", &theirs]);
+    assert_eq!(
+        e.replace(&theirs, "CODE").trim_end(),
+        "error: customer CODE not found"
+    );
+    // Follow-ups filtered by their customer's code, as `add` takes it.
+    let all = json(db, &["followup", "list", "--per-page", "100"]);
+    let first = &all["items"][0];
+    let customer = first["fields"]["customer_id"]
+        .as_str()
+        .expect("customer id");
+    let code = json(db, &["customer", "show", customer])["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    let by_code = json(
+        db,
+        &["followup", "list", "-w", &format!("customer_id={code}")],
+    );
+    let by_id = json(
+        db,
+        &["followup", "list", "-w", &format!("customer_id={customer}")],
+    );
+    assert_eq!(by_code["items"], by_id["items"]);
+    assert!(!by_code["items"].as_array().expect("items").is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
