@@ -47,6 +47,9 @@ impl Step {
     }
 }
 
+/// The stored status of a quote or contract waiting for approval.
+const PENDING_APPROVAL: &str = "pending_approval";
+
 impl Crm {
     async fn owned_row(&self, actor: &Actor, entity: Entity, id: RecordId) -> Result<Row> {
         if !entity.is_record() {
@@ -251,6 +254,68 @@ impl Crm {
         )))
     }
 
+    /// The quotes and contracts of a customer waiting for approval, named
+    /// by code where the actor may read them (`None` when there are none),
+    /// with guards that none is submitted before the change commits.
+    async fn documents_pending_approval(
+        &self,
+        actor: &Actor,
+        customer: &Row,
+    ) -> Result<(Option<String>, Vec<crate::store::Guard>)> {
+        use crate::store::{CmpOp, Col, Filter, Select};
+        let company = actor.company_id.0;
+        let (mut named, mut hidden) = (Vec::new(), 0usize);
+        let mut guards = Vec::new();
+        for (table, doc) in [
+            (Table::Quotes, Entity::Quote),
+            (Table::Contracts, Entity::Contract),
+        ] {
+            let mut sel = Select::all(table, company, self.now());
+            sel.filter = Filter::And(vec![
+                Filter::Cmp(
+                    Col::Column("customer_id"),
+                    CmpOp::Eq,
+                    Value::Id(customer.id()),
+                ),
+                Filter::Cmp(Col::Column("status"), CmpOp::Eq, PENDING_APPROVAL.into()),
+            ]);
+            for r in self.store.select(&sel).await?.rows {
+                if self.can_on_row(actor, doc, Action::Read, &r).await? {
+                    named.push(format!(
+                        "{doc} {}",
+                        r.get("code").as_text().unwrap_or_default()
+                    ));
+                } else {
+                    hidden += 1;
+                }
+            }
+            guards.push(crate::store::Guard {
+                kind: crate::store::GuardKind::State,
+                keys: vec![crate::records::customer_contacts_key(
+                    company,
+                    customer.id(),
+                )],
+                select: sel,
+                message: format!(
+                    "a {doc} of customer {} was submitted for approval meanwhile; try again",
+                    customer.get("code").as_text().unwrap_or_default()
+                ),
+            });
+        }
+        if hidden > 0 {
+            named.push(format!("{hidden} document(s) of others"));
+        }
+        let what = (!named.is_empty()).then(|| {
+            let verb = if named.len() == 1 && hidden <= 1 {
+                "is"
+            } else {
+                "are"
+            };
+            format!("{} {verb}", named.join(", "))
+        });
+        Ok((what, guards))
+    }
+
     async fn step(&self, actor: &Actor, entity: Entity, id: RecordId, step: Step) -> Result<()> {
         let row = self.owned_row(actor, entity, id).await?;
         let action = match step {
@@ -326,6 +391,33 @@ impl Crm {
                  contracts with a reason first",
                 step.event()
             )));
+        }
+        // A quote or contract waiting for approval is the approvers' to
+        // decide: it is withdrawn (撤回) first. Deleted meanwhile, an
+        // approval would pass a document in the recycle bin.
+        if matches!(entity, Entity::Quote | Entity::Contract)
+            && matches!(step, Step::Delete | Step::Archive)
+            && row.get("status").as_text() == Some(PENDING_APPROVAL)
+        {
+            return Err(Error::InvalidState(format!(
+                "{entity} {code} is pending approval; withdraw its approval (撤回) before it can \
+                 be {}",
+                step.event()
+            )));
+        }
+        // Nor does a customer leave the working set while quotes or
+        // contracts of it wait for approval (checked again as the change
+        // commits: a submission takes the customer's key too).
+        if entity == Entity::Customer && matches!(step, Step::Delete | Step::Archive) {
+            let (pending, guards) = self.documents_pending_approval(actor, &row).await?;
+            if let Some(what) = pending {
+                return Err(Error::InvalidState(format!(
+                    "customer {code} cannot be {}: {what} pending approval; withdraw the \
+                     approvals (撤回) or have them decided first",
+                    step.event()
+                )));
+            }
+            cs.guards.extend(guards);
         }
         // A customer merged into another came back empty (its contacts,
         // follow-ups and sales records belong to the survivor now), a

@@ -194,7 +194,7 @@ fn sales_document_table(doc_type: &str) -> Option<Table> {
 /// in the recycle bin or no longer exists: its outcome would change (or
 /// put into execution) a document nobody should work on. `document` is the
 /// stored row, `None` when there is none.
-fn check_document_live(info: &ApprovalInfo, document: Option<&Row>) -> Result<()> {
+pub(crate) fn check_document_live(info: &ApprovalInfo, document: Option<&Row>) -> Result<()> {
     if sales_document_table(&info.doc_type).is_none() {
         return Ok(());
     }

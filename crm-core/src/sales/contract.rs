@@ -836,6 +836,9 @@ impl Crm {
                 c.status.label_zh()
             )));
         }
+        let customer = self
+            .submission_customer_guard(actor, &format!("contract {}", c.code), c.customer_id)
+            .await?;
         if self.approval_flow(actor, "contract").await?.is_none()
             && self
                 .approval_of(actor, "contract", id)
@@ -847,6 +850,7 @@ impl Crm {
             let mut cs = ChangeSet::default();
             self.set_contract_status(actor, &row, ContractStatus::Executing, &mut cs);
             self.contract_deal_closed(actor, &row, &mut cs).await?;
+            cs.guards.push(customer);
             cs.events.push(self.event(
                 actor.company_id.0,
                 Table::Contracts,
@@ -878,7 +882,9 @@ impl Crm {
                 },
             )
             .await?;
-        self.apply(t.changes).await?;
+        let mut changes = t.changes;
+        changes.guards.push(customer);
+        self.apply(changes).await?;
         Ok((self.contract(actor, id).await?, Some(t.info)))
     }
 

@@ -32,7 +32,7 @@ pub use pipeline::{OppState, OppStatus, PipelineDef, StageCommand, StageDef};
 pub use product::{Category, Product, ProductInput, ProductQuery, ProductStatus};
 pub use quote::{NewQuote, Quote, QuoteStatus};
 
-use crate::approval::ApprovalInfo;
+use crate::approval::{ApprovalInfo, Status};
 use crate::auth::Actor;
 use crate::crm::Crm;
 use crate::error::{Error, Result, ValidationErrors};
@@ -194,6 +194,36 @@ impl Crm {
         Ok(row)
     }
 
+    /// Refuses to submit a document (`what`, e.g. `contract HT-…`) of a
+    /// customer in the recycle bin, and guards that the customer is still
+    /// live when the submission commits (under the key its delete takes,
+    /// whose own guard finds the document pending then).
+    pub(crate) async fn submission_customer_guard(
+        &self,
+        actor: &Actor,
+        what: &str,
+        customer: uuid::Uuid,
+    ) -> Result<crate::store::Guard> {
+        let company = actor.company_id.0;
+        let row = self
+            .sales_customer_row(actor, customer)
+            .await?
+            .ok_or_else(|| Error::not_found(crate::entity::Entity::Customer, customer))?;
+        // (Named by the document: its owner may not read the customer.)
+        if !row.get("deleted_at").is_null() {
+            return Err(Error::InvalidState(format!(
+                "{what}'s customer is in the recycle bin: restore it before submitting"
+            )));
+        }
+        Ok(self.deleted_meanwhile_guard(
+            Table::Customers,
+            company,
+            &[customer],
+            vec![crate::records::customer_contacts_key(company, customer)],
+            format!("{what}'s customer was deleted or merged into another meanwhile"),
+        ))
+    }
+
     /// The row of a customer whose sales activity is recorded; `None` when
     /// there is no such row, a customer of another company refused as not
     /// found. Read it before counting what the activity reports (open
@@ -265,11 +295,18 @@ impl Crm {
         table: Table,
         info: &ApprovalInfo,
     ) -> Result<Option<Row>> {
-        match self.store.get(table, info.document_id).await? {
-            Some(row) if row.get("company_id").as_id() == Some(actor.company_id.0) => Ok(Some(row)),
-            Some(_) => Err(Error::not_found(info.doc_type.as_str(), info.document_id)),
-            None => Ok(None),
+        let row = match self.store.get(table, info.document_id).await? {
+            Some(row) if row.get("company_id").as_id() == Some(actor.company_id.0) => Some(row),
+            Some(_) => return Err(Error::not_found(info.doc_type.as_str(), info.document_id)),
+            None => None,
+        };
+        // Read for an approval's outcome: a document moved to the recycle
+        // bin since the decision read it is not approved (or rejected)
+        // there; one changed after this read fails the write's version.
+        if matches!(info.status, Status::Approved | Status::Rejected) && row.is_some() {
+            crate::approval::service::check_document_live(info, row.as_ref())?;
         }
+        Ok(row)
     }
 
     /// Applies an approval's outcome to the sales document it approves, in

@@ -806,9 +806,17 @@ impl Crm {
                 self.today()
             )));
         }
+        let customer = self
+            .submission_customer_guard(
+                actor,
+                &format!("quote {} v{}", q.code, q.quote_version),
+                q.customer_id,
+            )
+            .await?;
         if self.approval_flow(actor, "quote").await?.is_none() {
             let mut cs = ChangeSet::default();
             self.set_quote_status(actor, &row, QuoteStatus::Approved, &mut cs);
+            cs.guards.push(customer);
             self.apply(cs).await?;
             return Ok((self.quote(actor, id).await?, None));
         }
@@ -830,7 +838,9 @@ impl Crm {
                 },
             )
             .await?;
-        self.apply(t.changes).await?;
+        let mut changes = t.changes;
+        changes.guards.push(customer);
+        self.apply(changes).await?;
         Ok((self.quote(actor, id).await?, Some(t.info)))
     }
 

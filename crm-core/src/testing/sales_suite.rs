@@ -237,6 +237,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::documents_pending_approval_stay_until_decided,
+            crm_sales_documents_pending_approval_stay_until_decided,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::sales_facts_are_dated_at_most_today,
             crm_sales_sales_facts_are_dated_at_most_today,
             $make
@@ -7187,6 +7192,141 @@ pub async fn expired_quote_pending_approval_is_not_approved(store: Arc<dyn Store
     assert_eq!(
         w.crm.quote(&w.zhangsan, r.id).await.expect("r").status,
         QuoteStatus::Approved
+    );
+}
+
+/// A quote or contract waiting for approval stays until it is decided or
+/// withdrawn: it is neither deleted nor archived, nor is its customer; a
+/// document of a customer in the recycle bin is not submitted. Nothing
+/// refused is written.
+pub async fn documents_pending_approval_stay_until_decided(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::ids::RecordId;
+    use crate::money::Money;
+    use crate::sales::{ContractStatus, LineInput, NewContract, NewQuote, QuoteStatus};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "contract",
+            "合同审批",
+            contract_flow(&w, Restart::FromFirst),
+        )
+        .await
+        .expect("flow");
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "华为年度服务合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(1_000_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (_, approval) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    let approval = approval.expect("approval");
+    let refused = |r: &crate::BatchReport, what: &str| {
+        assert!(r.done.is_empty(), "{what}: {r:?}");
+        r.refused
+            .first()
+            .map(|(_, m)| m.clone())
+            .unwrap_or_else(|| panic!("{what}: nothing refused"))
+    };
+    for r in [
+        w.crm
+            .delete_records(&w.zhangsan, Entity::Contract, &[RecordId(c.id)])
+            .await,
+        w.crm
+            .archive_records(&w.zhangsan, Entity::Contract, &[RecordId(c.id)])
+            .await,
+    ] {
+        let m = refused(&r, "the pending contract");
+        assert!(
+            m.contains(&c.code) && m.contains("pending approval") && m.contains("withdraw"),
+            "{m}"
+        );
+    }
+    let m = refused(
+        &w.crm
+            .delete_records(&w.zhangsan, Entity::Customer, &[customer.id])
+            .await,
+        "the customer of a pending contract",
+    );
+    assert!(
+        m.contains(&format!("contract {} is pending approval", c.code)),
+        "{m}"
+    );
+    // Nothing moved: the approval is still the approver's to decide.
+    assert_eq!(
+        w.crm.contract(&w.zhangsan, c.id).await.expect("c").status,
+        ContractStatus::PendingApproval
+    );
+    // Withdrawn, the draft may go with its customer, and is then not
+    // submitted again while the customer is in the recycle bin.
+    w.crm
+        .withdraw(&w.zhangsan, approval.id, None)
+        .await
+        .expect("withdraw");
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "实施报价".into(),
+                customer_id: customer.id.0,
+                lines: vec![LineInput {
+                    product_id: None,
+                    name: "实施服务".into(),
+                    unit: Some("项".into()),
+                    quantity: 1,
+                    unit_price: Some(Money::cny(100_000)),
+                    discount_bp: 0,
+                    tax_rate: Some(600),
+                }],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[customer.id])
+        .await;
+    assert_eq!(r.done, vec![customer.id], "{r:?}");
+    match w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains(&c.code) && m.contains("recycle bin") && m.contains("restore"),
+            "{m}"
+        ),
+        other => panic!("submitting a contract of a deleted customer: {other:?}"),
+    }
+    match w.crm.submit_quote(&w.zhangsan, q.id, None).await {
+        Err(Error::InvalidState(m)) => {
+            assert!(m.contains(&q.code) && m.contains("recycle bin"), "{m}")
+        }
+        other => panic!("submitting a quote of a deleted customer: {other:?}"),
+    }
+    assert_eq!(
+        w.crm.contract(&w.zhangsan, c.id).await.expect("c").status,
+        ContractStatus::Draft
+    );
+    assert_eq!(
+        w.crm.quote(&w.zhangsan, q.id).await.expect("q").status,
+        QuoteStatus::Draft
     );
 }
 
