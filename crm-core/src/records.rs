@@ -1315,6 +1315,20 @@ impl Crm {
             && let Some(cust) = set.get("customer_id").and_then(Value::as_id)
         {
             let crow = self.live_row(actor, Table::Customers, cust).await?;
+            // A contact is its customer's owner's: one added through a
+            // share would be written where its author can no longer read
+            // it. (Follow-ups, and sales records, stay their author's.)
+            if entity == Entity::Contact
+                && crow.get("owner_id").as_id().is_some()
+                && !actor.covers(Entity::Customer, Action::Read, &crow)
+            {
+                return Err(Error::Forbidden(format!(
+                    "{} may not add contacts to customer {}: it is only shared with them, and \
+                     its contacts are its owner's; ask the owner to add the contact",
+                    actor.display_name,
+                    crow.get("code").as_text().unwrap_or_default()
+                )));
+            }
             if entity == Entity::Contact {
                 if owner.is_none() {
                     owner = crow.get("owner_id").as_id();

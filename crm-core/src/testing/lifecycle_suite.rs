@@ -57,6 +57,11 @@ macro_rules! lifecycle_scenarios {
             $make
         );
         $each!(
+            $crate::testing::lifecycle_suite::contacts_are_not_added_through_a_share,
+            crm_lifecycle_contacts_are_not_added_through_a_share,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::refusals_name_records_by_code_and_say_why,
             crm_lifecycle_refusals_name_records_by_code_and_say_why,
             $make
@@ -1823,4 +1828,78 @@ pub async fn refusals_name_records_by_code_and_say_why(store: Arc<dyn Store>) {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
+}
+
+/// A contact belongs to its customer's owner: a user the customer is only
+/// shared with (to read or to edit) may not add one, which would be
+/// written where they could no longer read it; nothing is written. They
+/// may still follow the customer up, and its owner adds contacts.
+pub async fn contacts_are_not_added_through_a_share(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let kh = code(&c);
+    let contacts_of = |c: RecordId| {
+        let w = &w;
+        async move {
+            w.crm
+                .list_records(
+                    &w.admin,
+                    Entity::Contact,
+                    &crate::query::ListQuery::default().filter(crate::query::Cond::Eq(
+                        "customer_id".into(),
+                        json!(c.to_string()),
+                    )),
+                )
+                .await
+                .expect("contacts")
+                .items
+                .len()
+        }
+    };
+    for access in [ShareAccess::Read, ShareAccess::Write] {
+        w.crm
+            .share_record(
+                &w.zhangsan,
+                Entity::Customer,
+                c.id,
+                w.wangwu.user_id,
+                access,
+                None,
+            )
+            .await
+            .expect("share");
+        match w
+            .crm
+            .create_record(
+                &w.wangwu,
+                Entity::Contact,
+                fields(json!({"customer_id": kh, "name": "共享联系人", "mobile": "13900001111"})),
+            )
+            .await
+        {
+            Err(Error::Forbidden(m)) => assert!(
+                m.contains(&kh) && m.contains("shared") && m.contains("owner"),
+                "{m}"
+            ),
+            other => panic!("a contact through a {access:?} share: {other:?}"),
+        }
+        assert_eq!(contacts_of(c.id).await, 0);
+    }
+    w.crm
+        .create_record(
+            &w.wangwu,
+            Entity::FollowUp,
+            fields(json!({"customer_id": kh, "channel": "call", "content": "电话回访"})),
+        )
+        .await
+        .expect("a sharee follows the customer up");
+    w.crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": kh, "name": "王经理"})),
+        )
+        .await
+        .expect("the owner adds a contact");
+    assert_eq!(contacts_of(c.id).await, 1);
 }
