@@ -323,7 +323,35 @@ impl Crm {
         if changes.is_empty() {
             return Ok(());
         }
-        self.store.apply_owned(changes).await.map_err(Error::from)
+        match self.store.apply_owned(changes).await {
+            Ok(()) => Ok(()),
+            // A record changed meanwhile is named as people name it: its
+            // entity and code (a row without one keeps its id).
+            Err(crate::store::StoreError::Conflict {
+                table,
+                id,
+                expected,
+                actual,
+            }) => {
+                let code = match Entity::of_table(table) {
+                    Some(_) => self
+                        .store
+                        .get(table, id)
+                        .await
+                        .ok()
+                        .flatten()
+                        .and_then(|r| r.get("code").as_text().map(str::to_string)),
+                    None => None,
+                };
+                Err(Error::Conflict {
+                    entity: entity_name(table),
+                    id: code.unwrap_or_else(|| id.to_string()),
+                    expected,
+                    actual,
+                })
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The audit history of a record the actor can see, oldest first, as
@@ -499,9 +527,32 @@ pub fn company_consumer(consumer: &str, company: CompanyId) -> String {
 }
 
 pub(crate) fn entity_name(table: Table) -> String {
-    Entity::of_table(table)
-        .map(|e| e.name().to_string())
-        .unwrap_or_else(|| table.name().to_string())
+    if let Some(e) = Entity::of_table(table) {
+        return e.name().to_string();
+    }
+    // What people call the rows of the other tables (internal ones keep
+    // their table's name).
+    match table {
+        Table::Companies => "company",
+        Table::UserGroups => "user group",
+        Table::CustomFields => "custom field",
+        Table::Picklists => "option list",
+        Table::Shares => "share",
+        Table::Imports => "import",
+        Table::ImportItems => "import row",
+        Table::ApprovalInstances => "approval",
+        Table::Pools => "pool",
+        Table::PoolRules => "pool rule",
+        Table::PoolMoves => "pool move",
+        Table::ProductCategories => "product category",
+        Table::Pipelines => "pipeline",
+        Table::PaymentPlans => "payment plan",
+        Table::Payments => "payment",
+        Table::Invoices => "invoice",
+        Table::Deliveries => "delivery",
+        other => other.name(),
+    }
+    .to_string()
 }
 
 /// Ids held in a JSON array column.

@@ -136,7 +136,9 @@ impl From<StoreError> for Error {
                 expected,
                 actual,
             },
-            StoreError::NotFound { table, id } => Error::not_found(table, id),
+            StoreError::NotFound { table, id } => {
+                Error::not_found(crate::crm::entity_name(table), id)
+            }
             StoreError::Unique { table, detail } => Error::Duplicate {
                 entity: table.to_string(),
                 message: detail,

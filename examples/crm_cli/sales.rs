@@ -2185,7 +2185,7 @@ async fn doc_ids(
         }
         return Ok(ids);
     }
-    Ok(match entity {
+    let ids = match entity {
         Entity::Opportunity => vec![RecordId(
             ctx.crm
                 .opportunity_by_code(actor, code)
@@ -2211,7 +2211,11 @@ async fn doc_ids(
             ids
         }
         other => return Err(format!("{other} is not a sales document")),
-    })
+    };
+    for id in &ids {
+        ctx.name(*id, code);
+    }
+    Ok(ids)
 }
 
 /// Acts on a document's rows (a quote's versions, current first): the
@@ -2554,8 +2558,11 @@ async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str, using: ApprovalUse) ->
     }
     let mut others = ctx.crm.pending_approvals(actor).await.map_err(err)?;
     others.extend(ctx.crm.my_approvals(actor).await.map_err(err)?);
+    // (A quote's approval names its version: `BJ-… v2`.)
+    let names_key = |code: &str| code == key || code.split(" v").next() == Some(key);
     for a in others {
-        if a.document_code.as_deref() == Some(key) && !found.iter().any(|f| f.id == a.id) {
+        if a.document_code.as_deref().is_some_and(names_key) && !found.iter().any(|f| f.id == a.id)
+        {
             found.push(a);
         }
     }

@@ -547,6 +547,48 @@ impl Crm {
 
     /// The message refusing `actor` an action only the applicant may take,
     /// naming the applicant.
+    /// The refusal of a decision by someone the current step does not
+    /// wait for: named, with the step, the document and who it waits for.
+    async fn not_for_me(
+        &self,
+        actor: &Actor,
+        info: &ApprovalInfo,
+        current: &Instance,
+        decided: &std::result::Result<(Instance, Vec<ActionRecord>), ApprovalError>,
+    ) -> Error {
+        let mut names = Vec::new();
+        for u in current.pending_approvers() {
+            names.push(match self.store.get(Table::Users, u).await {
+                Ok(Some(r)) => crate::org::user_label(
+                    r.get("display_name").as_text().unwrap_or_default(),
+                    r.get("username").as_text().unwrap_or_default(),
+                ),
+                _ => format!("user {u}"),
+            });
+        }
+        let step = current
+            .current_step()
+            .map(|s| format!("step {} of ", s.name))
+            .unwrap_or_default();
+        let doc = match &info.document_code {
+            Some(code) => format!("{} {code}", info.doc_type),
+            None => info.doc_type.clone(),
+        };
+        let waits = if names.is_empty() {
+            String::new()
+        } else {
+            format!("; it waits for {}", names.join(", "))
+        };
+        let why = match decided {
+            Err(ApprovalError::AlreadyApproved(_)) => "has already approved",
+            _ => "is not an approver of",
+        };
+        Error::Forbidden(format!(
+            "{} {why} {step}the approval of {doc}{waits}",
+            actor.display_name
+        ))
+    }
+
     async fn not_applicant(&self, applicant: Uuid, what: &str, hint: &str) -> Error {
         let name = match self.store.get(Table::Users, applicant).await {
             Ok(Some(u)) => crate::org::user_label(
@@ -941,6 +983,9 @@ impl Crm {
                 return Err(self
                     .not_applicant(info.state.applicant, "withdraw", &hint)
                     .await);
+            }
+            Err(ApprovalError::NotAnApprover(_) | ApprovalError::AlreadyApproved(_)) => {
+                return Err(self.not_for_me(actor, &info, &current, &decided).await);
             }
             other => other.map_err(engine_error)?,
         };

@@ -814,8 +814,13 @@ impl Crm {
             .rows
             .into_iter()
             .next()
-            .ok_or_else(|| Error::not_found(Entity::Contract, code))?;
-        self.contract(actor, row.id()).await
+            .ok_or_else(|| Error::not_found(Entity::Contract, code.trim()))?;
+        // One the actor may not read is not found by the code asked for,
+        // exactly as a code nobody has: its id is not told.
+        self.contract(actor, row.id()).await.map_err(|e| match e {
+            Error::NotFound { .. } => Error::not_found(Entity::Contract, code.trim()),
+            e => e,
+        })
     }
 
     /// Submits a draft contract for approval. Without a `contract` flow the

@@ -638,8 +638,15 @@ impl Crm {
             .rows
             .into_iter()
             .next()
-            .ok_or_else(|| Error::not_found(Entity::Opportunity, code))?;
-        self.opportunity(actor, row.id()).await
+            .ok_or_else(|| Error::not_found(Entity::Opportunity, code.trim()))?;
+        // One the actor may not read is not found by the code asked for,
+        // exactly as a code nobody has: its id is not told.
+        self.opportunity(actor, row.id())
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => Error::not_found(Entity::Opportunity, code.trim()),
+                e => e,
+            })
     }
 
     async fn writable_opportunity(&self, actor: &Actor, id: Uuid) -> Result<Row> {

@@ -489,8 +489,13 @@ impl Crm {
             .rows
             .into_iter()
             .next()
-            .ok_or_else(|| Error::not_found(Entity::Quote, code))?;
-        self.quote(actor, row.id()).await
+            .ok_or_else(|| Error::not_found(Entity::Quote, code.trim()))?;
+        // One the actor may not read is not found by the code asked for,
+        // exactly as a code nobody has: its id is not told.
+        self.quote(actor, row.id()).await.map_err(|e| match e {
+            Error::NotFound { .. } => Error::not_found(Entity::Quote, code.trim()),
+            e => e,
+        })
     }
 
     /// The current quote versions the actor may read, optionally one

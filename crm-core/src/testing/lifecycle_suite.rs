@@ -925,7 +925,14 @@ pub async fn open_opportunity_counts_follow_the_recycle_bin_and_archive(store: A
             .delete_records(&w.zhangsan, Entity::Opportunity, &[a])
             .await,
     );
-    assert!(m.contains("changed by someone else"), "{m}");
+    // (Named as people name it: the customer's code, not its table and id.)
+    assert!(
+        m.contains(&format!(
+            "customer {} was changed by someone else",
+            code(&c)
+        )),
+        "{m}"
+    );
     assert_eq!(open_count(&w, c.id).await, 2);
     check(
         w.crm

@@ -7266,6 +7266,27 @@ pub async fn documents_pending_approval_stay_until_decided(store: Arc<dyn Store>
         m.contains(&format!("contract {} is pending approval", c.code)),
         "{m}"
     );
+    // Someone the step does not wait for is told so by name, with the
+    // document and who it waits for.
+    match w.crm.approve(&w.admin, approval.id, None).await {
+        Err(Error::Forbidden(m)) => assert!(
+            m.contains(&w.admin.display_name)
+                && m.contains("not an approver")
+                && m.contains(&c.code)
+                && m.contains(&w.lisi.display_name),
+            "{m}"
+        ),
+        other => panic!("a decision by a non-approver: {other:?}"),
+    }
+    // A document the actor may not read is not found by its code, as a
+    // code nobody has: no id is told.
+    match w.crm.contract_by_code(&w.wangwu, &c.code).await {
+        Err(e @ Error::NotFound { .. }) => {
+            let m = e.to_string();
+            assert!(m == format!("contract {} not found", c.code), "{m}");
+        }
+        other => panic!("another's contract by code: {other:?}"),
+    }
     // Nothing moved: the approval is still the approver's to decide.
     assert_eq!(
         w.crm.contract(&w.zhangsan, c.id).await.expect("c").status,
