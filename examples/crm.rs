@@ -809,7 +809,7 @@ async fn dispatch(ctx: &Ctx, cli: Cli) -> CliResult {
             });
             return Ok(());
         }
-        Command::Demo => return demo(&ctx).await,
+        Command::Demo => return demo(ctx).await,
         Command::Companies => {
             let list = ctx.crm.list_companies().await.map_err(err)?;
             ctx.table(
@@ -823,7 +823,7 @@ async fn dispatch(ctx: &Ctx, cli: Cli) -> CliResult {
         }
         _ => {}
     }
-    let actor = login(&ctx, &cli).await?;
+    let actor = login(ctx, &cli).await?;
     match cli.command {
         Command::Whoami => {
             let user = ctx.crm.user(&actor, actor.user_id).await.map_err(err)?;
@@ -846,23 +846,23 @@ async fn dispatch(ctx: &Ctx, cli: Cli) -> CliResult {
                 || lines.join("\n"),
             );
         }
-        Command::User(cmd) => user_cmd(&ctx, &actor, cmd).await?,
-        Command::Dept(cmd) => dept_cmd(&ctx, &actor, cmd).await?,
-        Command::Role(cmd) => role_cmd(&ctx, &actor, cmd).await?,
-        Command::Group(cmd) => group_cmd(&ctx, &actor, cmd).await?,
-        Command::Customer(cmd) => record_cmd(&ctx, &actor, Entity::Customer, cmd).await?,
-        Command::Contact(cmd) => record_cmd(&ctx, &actor, Entity::Contact, cmd).await?,
-        Command::Followup(cmd) => record_cmd(&ctx, &actor, Entity::FollowUp, cmd).await?,
-        Command::Field(cmd) => field_cmd(&ctx, &actor, cmd).await?,
-        Command::Events(cmd) => events_cmd(&ctx, &actor, cmd).await?,
-        Command::Pool(cmd) => pool_cmd(&ctx, &actor, cmd).await?,
-        Command::Product(cmd) => sales::product_cmd(&ctx, &actor, cmd).await?,
-        Command::Opportunity(cmd) => sales::opportunity_cmd(&ctx, &actor, cmd).await?,
-        Command::Quote(cmd) => sales::quote_cmd(&ctx, &actor, cmd).await?,
-        Command::Contract(cmd) => sales::contract_cmd(&ctx, &actor, cmd).await?,
-        Command::Receivables => sales::receivables_cmd(&ctx, &actor).await?,
-        Command::Approval(cmd) => sales::approval_cmd(&ctx, &actor, cmd).await?,
-        Command::SalesSetup => sales::sales_setup(&ctx, &actor).await?,
+        Command::User(cmd) => user_cmd(ctx, &actor, cmd).await?,
+        Command::Dept(cmd) => dept_cmd(ctx, &actor, cmd).await?,
+        Command::Role(cmd) => role_cmd(ctx, &actor, cmd).await?,
+        Command::Group(cmd) => group_cmd(ctx, &actor, cmd).await?,
+        Command::Customer(cmd) => record_cmd(ctx, &actor, Entity::Customer, cmd).await?,
+        Command::Contact(cmd) => record_cmd(ctx, &actor, Entity::Contact, cmd).await?,
+        Command::Followup(cmd) => record_cmd(ctx, &actor, Entity::FollowUp, cmd).await?,
+        Command::Field(cmd) => field_cmd(ctx, &actor, cmd).await?,
+        Command::Events(cmd) => events_cmd(ctx, &actor, cmd).await?,
+        Command::Pool(cmd) => pool_cmd(ctx, &actor, cmd).await?,
+        Command::Product(cmd) => sales::product_cmd(ctx, &actor, cmd).await?,
+        Command::Opportunity(cmd) => sales::opportunity_cmd(ctx, &actor, cmd).await?,
+        Command::Quote(cmd) => sales::quote_cmd(ctx, &actor, cmd).await?,
+        Command::Contract(cmd) => sales::contract_cmd(ctx, &actor, cmd).await?,
+        Command::Receivables => sales::receivables_cmd(ctx, &actor).await?,
+        Command::Approval(cmd) => sales::approval_cmd(ctx, &actor, cmd).await?,
+        Command::SalesSetup => sales::sales_setup(ctx, &actor).await?,
         Command::RebuildSearchKeys => {
             let st = ctx.crm.rebuild_search_keys(&actor).await.map_err(err)?;
             ctx.print(json!(st), || {
@@ -873,11 +873,11 @@ async fn dispatch(ctx: &Ctx, cli: Cli) -> CliResult {
             });
         }
         #[cfg(feature = "xlsx")]
-        Command::Template(a) => io_cmds::template(&ctx, &actor, a).await?,
+        Command::Template(a) => io_cmds::template(ctx, &actor, a).await?,
         #[cfg(feature = "xlsx")]
-        Command::Import(a) => io_cmds::import(&ctx, &actor, a).await?,
+        Command::Import(a) => io_cmds::import(ctx, &actor, a).await?,
         #[cfg(feature = "xlsx")]
-        Command::Export(a) => io_cmds::export(&ctx, &actor, a).await?,
+        Command::Export(a) => io_cmds::export(ctx, &actor, a).await?,
         #[cfg(feature = "xlsx")]
         Command::BenchIo(_) => {}
         Command::Init { .. } | Command::Demo | Command::Companies => {}
@@ -3826,6 +3826,25 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
             }
             for (id, why) in &s.refused {
                 out!("  refused {id}: {why}");
+            }
+            // Customers the actor may not read are only counted.
+            let h = &s.hidden;
+            if h.total() > 0 {
+                let parts: Vec<String> = [
+                    (h.recycled, gone),
+                    (h.warned, warned),
+                    (h.upcoming, "due soon"),
+                    (h.refused, "refused"),
+                ]
+                .into_iter()
+                .filter(|(n, _)| *n > 0)
+                .map(|(n, what)| format!("{n} {what}"))
+                .collect();
+                out!(
+                    "and {} customers you may not see ({})",
+                    h.total(),
+                    parts.join(", ")
+                );
             }
         }
         PoolCmd::Explain { record, at } => {

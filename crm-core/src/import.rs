@@ -7,7 +7,9 @@
 //! `derive`, with picklists, users and referenced records looked up once per
 //! import or batch instead of once per value), detects duplicates within the
 //! file and against the store with the engine's duplicate keys — one query
-//! per key per batch, also finding records the actor cannot see — applies
+//! per key per batch, also finding records the actor cannot see; a customer
+//! or contact row naming a live record's code (the `编号` column of an
+//! export) meets that record too (see [`ColumnRole::Code`]) — applies
 //! the import's [`DuplicatePolicy`], allocates codes per batch and writes
 //! each batch as one change set together with its checkpoint. An import is
 //! either one change set ([`CommitMode::Atomic`]) or checkpointed batches
@@ -211,7 +213,8 @@ pub struct SheetRow {
 // ---------------------------------------------------------------------------
 
 /// What to do with a row that duplicates an existing record (by the
-/// engine's duplicate keys) or an earlier row of the file.
+/// engine's duplicate keys, or by the record code a customer or contact row
+/// names: see [`ColumnRole::Code`]) or an earlier row of the file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DuplicatePolicy {
@@ -480,15 +483,23 @@ pub struct ImportInfo {
     pub file_name: String,
     /// The state.
     pub status: ImportStatus,
-    /// The checkpoint: the last sheet row of the last committed batch.
+    /// The checkpoint: the sheet row number of the last row of the last
+    /// committed batch (a row number, not a count of rows: header rows and
+    /// empty rows are among the rows before it).
     pub rows_done: i64,
-    /// Records created.
+    /// Records created, with the contacts created from a customer
+    /// import's contact column groups: the report's `created` plus its
+    /// `contacts_created`.
     pub created: i64,
-    /// Records updated.
+    /// Records updated, as the report's `updated`.
     pub updated: i64,
-    /// Rows skipped.
+    /// Duplicates whose values were all the same already, as the report's
+    /// `unchanged`. Imports stored before the stores kept this count apart
+    /// have 0 here and count their unchanged rows in `skipped`.
+    pub unchanged: i64,
+    /// Duplicates skipped, as the report's `skipped`.
     pub skipped: i64,
-    /// Rows rejected.
+    /// Rows rejected, as the report's `rejected`.
     pub rejected: i64,
     /// Who ran it.
     pub actor_id: Uuid,
@@ -796,6 +807,13 @@ pub enum ColumnRole {
         /// The contact field's API name or `custom.key`.
         field: String,
     },
+    /// The record's code (`编号`, `Code`; for customers also `客户编号`,
+    /// for contacts `联系人编号`) in a customer or contact import, as its
+    /// export writes it. Never written (codes are the engine's): a code
+    /// naming a live record of the company makes the row a duplicate of
+    /// it, as its other duplicate keys do; a code naming none (a sheet's
+    /// own numbering) leaves the row to its other keys.
+    Code,
     /// Not imported (an extra column).
     Ignored,
 }
@@ -846,8 +864,10 @@ impl Crm {
     /// Maps a header row to fields: API names, Chinese and English labels,
     /// aliases and custom field labels, in any order, extra columns ignored;
     /// for customers also contact column groups (`联系人1姓名`, `联系人1手机`,
-    /// `联系人2姓名` …). Refuses a header that lacks a required field, names a
-    /// field twice, or names a field the actor may not set.
+    /// `联系人2姓名` …); for customers and contacts the record code column
+    /// an export writes (`编号`, `Code`: [`ColumnRole::Code`]). Refuses a
+    /// header that lacks a required field, names a field twice, or names a
+    /// field the actor may not set.
     pub async fn map_headers(
         &self,
         actor: &Actor,
@@ -928,17 +948,24 @@ fn map_headers_with(
                 .filter(|f| f != "customer_id" && f != "owner_id")
                 .map(|field| ColumnRole::Contact { group, field });
         }
+        // A field (built-in or custom) of that name comes first: a
+        // company's custom field labelled 编号 keeps its column.
+        if role.is_none() && is_code_header(entity, &h) {
+            role = Some(ColumnRole::Code);
+        }
         let Some(role) = role else {
             ignored.push(h);
             roles.push(ColumnRole::Ignored);
             continue;
         };
-        let (e, field) = match &role {
-            ColumnRole::Field(f) => (entity, f.as_str()),
-            ColumnRole::Contact { field, .. } => (Entity::Contact, field.as_str()),
-            ColumnRole::Ignored => (entity, ""),
+        // (The code column is only read, never written: no field rule.)
+        let written = match &role {
+            ColumnRole::Field(f) => Some((entity, f.as_str())),
+            ColumnRole::Contact { field, .. } => Some((Entity::Contact, field.as_str())),
+            ColumnRole::Code | ColumnRole::Ignored => None,
         };
-        if (e.is_record() || e == Entity::Product)
+        if let Some((e, field)) = written
+            && (e.is_record() || e == Entity::Product)
             && field != "owner_id"
             && actor.field_access(e, field) != FieldAccess::Full
         {
@@ -998,6 +1025,20 @@ fn map_headers_with(
     }
     errors.into_result()?;
     Ok(HeaderMap { roles, ignored })
+}
+
+/// Whether a (cleaned) header names the record code of a customer or
+/// contact import: `编号`, `code` in any case, and the entity's own name
+/// for it (`客户编号`, `Customer code`; `联系人编号`, `Contact code`).
+/// Only these two imports match rows by code; a product's code is one of
+/// its fields.
+fn is_code_header(entity: Entity, h: &str) -> bool {
+    let own = match entity {
+        Entity::Customer => ("客户编号", "customer code"),
+        Entity::Contact => ("联系人编号", "contact code"),
+        _ => return false,
+    };
+    h == "编号" || h.eq_ignore_ascii_case("code") || h == own.0 || h.eq_ignore_ascii_case(own.1)
 }
 
 /// The spreadsheet name of a 0-based column: A, B, …, Z, AA, …
@@ -1209,6 +1250,27 @@ impl DupKey {
     }
 }
 
+/// The kind of the duplicate key a record code gives a row (see
+/// [`ColumnRole::Code`]). It only finds records: the guards of a batch's
+/// writes leave it out (a created record takes a new code of its own,
+/// perhaps the very code of the row; an updated one keeps its code), and a
+/// row updating a record does not move it to another code (see `rekeyed`).
+const CODE_KEY: &str = "code";
+
+/// The duplicate key of a record code a row names.
+fn code_key(code: String) -> DupKey {
+    DupKey {
+        kind: CODE_KEY.into(),
+        value: Value::Text(code.clone()),
+        text: code,
+        col: Col::Column("code"),
+        parent: None,
+        moving: Vec::new(),
+        words: ("code".into(), "编号".into(), ""),
+        shown: None,
+    }
+}
+
 /// A contact of a customer row, validated.
 #[derive(Clone, Debug)]
 struct ContactDraft {
@@ -1303,8 +1365,10 @@ pub struct ImportSession<'a> {
     /// names it, whatever a probe read before the update was written.
     rekeyed: HashMap<Uuid, Vec<(String, String)>>,
     counts: Counts,
-    /// What the runs before a resumed import's checkpoint counted (as
-    /// stored: the unchanged rows among the skipped ones).
+    /// What the runs before a resumed import's checkpoint counted (the
+    /// unchanged rows apart from the skipped ones, also for an import
+    /// stored when they were counted together, when its batches kept
+    /// their issues).
     earlier: Counts,
     /// Whether this run continues a stored import (see
     /// [`ImportSession::find_resumable`]).
@@ -1316,9 +1380,6 @@ pub struct ImportSession<'a> {
     /// The rows the committed batches of earlier runs rejected or skipped,
     /// in sheet order, handed out with the replayed batch holding each.
     earlier_issues: std::collections::VecDeque<RowIssue>,
-    /// Of the earlier runs' issues, the skipped ones (the stored skipped
-    /// count includes the unchanged rows).
-    earlier_skipped_issues: u64,
     /// Non-empty rows before a resumed import's checkpoint, read again.
     replayed_rows: u64,
     batch_no: i64,
@@ -1772,7 +1833,6 @@ impl Crm {
             resuming: false,
             earlier_listed: true,
             earlier_issues: std::collections::VecDeque::new(),
-            earlier_skipped_issues: 0,
             replayed_rows: 0,
             batch_no: 0,
             atomic: ChangeSet::default(),
@@ -1795,7 +1855,7 @@ impl Crm {
             .roles
             .iter()
             .map(|role| match role {
-                ColumnRole::Ignored => CellKind::Other,
+                ColumnRole::Ignored | ColumnRole::Code => CellKind::Other,
                 ColumnRole::Field(f) => session.v.kind_of(entity, f),
                 ColumnRole::Contact { field, .. } => session.v.kind_of(Entity::Contact, field),
             })
@@ -2415,6 +2475,7 @@ fn import_info(r: &Row) -> ImportInfo {
         rows_done: int("rows_done"),
         created: int("created"),
         updated: int("updated"),
+        unchanged: int("unchanged"),
         skipped: int("skipped"),
         rejected: int("rejected"),
         actor_id: r.get("actor_id").as_id().unwrap_or_default(),
@@ -2573,7 +2634,7 @@ impl<'a> ImportSession<'a> {
                     created: int("created") as u64,
                     contacts: 0,
                     updated: int("updated") as u64,
-                    unchanged: 0,
+                    unchanged: int("unchanged") as u64,
                     skipped: int("skipped") as u64,
                     rejected: int("rejected") as u64,
                 };
@@ -2658,10 +2719,19 @@ impl<'a> ImportSession<'a> {
                     }
                 }
                 earlier_issues.sort_by_key(|i| i.row);
-                self.earlier_skipped_issues = earlier_issues
+                let earlier_skipped = earlier_issues
                     .iter()
                     .filter(|i| i.outcome == RowOutcome::Skipped)
                     .count() as u64;
+                if self.earlier_listed {
+                    // An import stored before the unchanged rows were
+                    // counted apart counts them among the skipped ones:
+                    // the skipped rows are those with an issue, the rest
+                    // were unchanged (nothing moves for one stored since).
+                    let unchanged = self.counts.skipped.saturating_sub(earlier_skipped);
+                    self.counts.unchanged += unchanged;
+                    self.counts.skipped -= unchanged;
+                }
                 self.earlier_issues = earlier_issues.into();
                 // The stored count of created records includes the contacts.
                 self.counts.created = self.counts.created.saturating_sub(contacts);
@@ -2763,7 +2833,8 @@ impl<'a> ImportSession<'a> {
                 ("rows_done", Value::Int(rows_done)),
                 ("created", Value::Int((c.created + c.contacts) as i64)),
                 ("updated", Value::Int(c.updated as i64)),
-                ("skipped", Value::Int((c.skipped + c.unchanged) as i64)),
+                ("skipped", Value::Int(c.skipped as i64)),
+                ("unchanged", Value::Int(c.unchanged as i64)),
                 ("rejected", Value::Int(c.rejected as i64)),
                 (
                     "finished_at",
@@ -2790,7 +2861,8 @@ impl<'a> ImportSession<'a> {
                 ("rows_done", Value::Int(rows_done)),
                 ("created", Value::Int((c.created + c.contacts) as i64)),
                 ("updated", Value::Int(c.updated as i64)),
-                ("skipped", Value::Int((c.skipped + c.unchanged) as i64)),
+                ("skipped", Value::Int(c.skipped as i64)),
+                ("unchanged", Value::Int(c.unchanged as i64)),
                 ("rejected", Value::Int(c.rejected as i64)),
                 (
                     "finished_at",
@@ -3130,7 +3202,7 @@ impl<'a> ImportSession<'a> {
                 |o: RowOutcome| self.issues.iter().filter(|i| i.outcome == o).count() as u64;
             (
                 c.rows + self.replayed_rows,
-                c.unchanged + e.skipped.saturating_sub(self.earlier_skipped_issues),
+                c.unchanged,
                 count(RowOutcome::Skipped),
                 count(RowOutcome::Rejected),
             )
@@ -3139,7 +3211,7 @@ impl<'a> ImportSession<'a> {
             // this run's rows, as the issues list them.
             (
                 c.rows,
-                c.unchanged,
+                c.unchanged.saturating_sub(e.unchanged),
                 c.skipped.saturating_sub(e.skipped),
                 c.rejected.saturating_sub(e.rejected),
             )
@@ -3732,14 +3804,9 @@ impl RowValidator {
             let Some(cell) = row.cells.get(i) else {
                 continue;
             };
-            if cell.is_empty() {
+            if cell.is_empty() || *role == ColumnRole::Ignored {
                 continue;
             }
-            let (field, target) = match role {
-                ColumnRole::Ignored => continue,
-                ColumnRole::Field(f) => (f, &mut main),
-                ColumnRole::Contact { group, field } => (field, groups.entry(*group).or_default()),
-            };
             if let Cell::Error(e) = cell {
                 errors.push((
                     format!(
@@ -3750,6 +3817,12 @@ impl RowValidator {
                 ));
                 continue;
             }
+            let (field, target) = match role {
+                // The code is read by `row_code`.
+                ColumnRole::Ignored | ColumnRole::Code => continue,
+                ColumnRole::Field(f) => (f, &mut main),
+                ColumnRole::Contact { group, field } => (field, groups.entry(*group).or_default()),
+            };
             let kind = self.kinds.get(i).copied().unwrap_or(CellKind::Other);
             if let Cell::Number(f) = cell
                 && f.abs() >= MAX_EXACT_NUMBER
@@ -3987,7 +4060,12 @@ impl RowValidator {
                 )));
             }
         }
-        let keys = self.record_keys(entity, &set, &custom);
+        let mut keys = self.record_keys(entity, &set, &custom);
+        if let Some(code) = self.row_code(row) {
+            // First: a row naming a record by its code meets that record
+            // (its other keys then only tell of a second one).
+            keys.insert(0, code_key(code));
+        }
         Ok(Ok(Candidate {
             number: row.number,
             set,
@@ -3997,6 +4075,17 @@ impl RowValidator {
             contacts,
             keys,
         }))
+    }
+
+    /// The record code a row of a customer or contact import names in its
+    /// code column (see [`ColumnRole::Code`]), if any.
+    fn row_code(&self, row: &SheetRow) -> Option<String> {
+        let i = self.map.roles.iter().position(|r| *r == ColumnRole::Code)?;
+        match row.cells.get(i)? {
+            // Reported by `row_fields`.
+            Cell::Error(_) => None,
+            cell => cell.to_text(),
+        }
     }
 
     /// The duplicate keys of a validated record (the same as
@@ -4708,17 +4797,19 @@ impl ImportSession<'_> {
                 }
             };
             self.touched.insert(row.id(), c.number);
+            // (The record keeps its code, whatever code the row names.)
             self.rekeyed.insert(
                 row.id(),
                 c.keys
                     .iter()
+                    .filter(|k| k.kind != CODE_KEY)
                     .map(|k| (k.kind.clone(), k.text.clone()))
                     .collect(),
             );
             // The keys it gives the record are guarded too: the record
             // itself and whoever the probe found holding them do not count,
             // a record saved meanwhile does.
-            for k in &c.keys {
+            for k in c.keys.iter().filter(|k| k.kind != CODE_KEY) {
                 let mut k = k.clone();
                 k.moving = found_holding(&existing, &k);
                 k.moving.push(row.id());
@@ -4735,7 +4826,8 @@ impl ImportSession<'_> {
         let n = creates.iter().map(|c| c.keys.len()).sum::<usize>() + update_keys.len();
         let mut batch_keys = Vec::with_capacity(n);
         for c in &mut creates {
-            batch_keys.append(&mut c.keys);
+            // A created record takes its own code, not the row's.
+            batch_keys.extend(c.keys.drain(..).filter(|k| k.kind != CODE_KEY));
         }
         batch_keys.extend(update_keys);
         self.batch_keys = batch_keys;

@@ -588,6 +588,59 @@ pub struct SweepReport {
     pub upcoming: Vec<SweepItem>,
     /// Customers that could not be moved (e.g. changed meanwhile), with why.
     pub refused: Vec<(RecordId, String)>,
+    /// How many customers of each list the report leaves out because the
+    /// actor may not read them (neither their data scope nor a share covers
+    /// them): the sweep recycles and warns those as any other, and tells
+    /// the actor nothing of them but these counts.
+    pub hidden: SweepHidden,
+}
+
+/// The customers a [`SweepReport`] counts without listing them: those the
+/// actor may not read, per list of the report.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SweepHidden {
+    /// Recycled (dry run: due at the moment evaluated).
+    pub recycled: u64,
+    /// Whose owners were warned now (a real sweep).
+    pub warned: u64,
+    /// Due within the warning period (a dry run).
+    pub upcoming: u64,
+    /// That could not be moved.
+    pub refused: u64,
+}
+
+impl SweepHidden {
+    /// How many customers are left out in all.
+    pub fn total(&self) -> u64 {
+        self.recycled + self.warned + self.upcoming + self.refused
+    }
+}
+
+/// Which list of a [`SweepReport`] a customer goes to.
+enum Listed {
+    Recycled,
+    Warned,
+    Upcoming,
+    /// Could not be moved, with why.
+    Refused(String),
+}
+
+impl SweepReport {
+    /// Lists `item` in `list` when `shown` (the actor may read the
+    /// customer), else only counts it.
+    fn list(&mut self, shown: bool, list: Listed, item: SweepItem) {
+        let h = &mut self.hidden;
+        match (list, shown) {
+            (Listed::Recycled, true) => self.recycled.push(item),
+            (Listed::Warned, true) => self.warned.push(item),
+            (Listed::Upcoming, true) => self.upcoming.push(item),
+            (Listed::Refused(why), true) => self.refused.push((item.customer, why)),
+            (Listed::Recycled, false) => h.recycled += 1,
+            (Listed::Warned, false) => h.warned += 1,
+            (Listed::Upcoming, false) => h.upcoming += 1,
+            (Listed::Refused(_), false) => h.refused += 1,
+        }
+    }
 }
 
 /// How one rule stands for one customer.
@@ -2971,6 +3024,36 @@ impl Crm {
         Ok((!page.rows.is_empty()).then_some(page.rows))
     }
 
+    /// Of these customer rows, the ids of those the actor may read: by data
+    /// scope or by a live share, as [`Crm::can_on_row`] decides, with one
+    /// query for all the rows the scope alone does not cover.
+    async fn readable_customers<'r>(
+        &self,
+        actor: &Actor,
+        rows: impl Iterator<Item = &'r Row>,
+    ) -> Result<HashSet<Uuid>> {
+        let mut readable = HashSet::new();
+        let mut rest = Vec::new();
+        for row in rows {
+            if actor.covers(Entity::Customer, Action::Read, row) {
+                readable.insert(row.id());
+            } else {
+                rest.push(Value::Id(row.id()));
+            }
+        }
+        let Some(scope) = actor.store_scope(Entity::Customer, Action::Read) else {
+            return Ok(readable);
+        };
+        if rest.is_empty() {
+            return Ok(readable);
+        }
+        let mut sel = Select::all(Table::Customers, actor.company_id.0, self.now());
+        sel.scope = scope;
+        sel.filter = Filter::In(col("id"), rest);
+        readable.extend(self.store.select(&sel).await?.rows.iter().map(Row::id));
+        Ok(readable)
+    }
+
     fn sweep_item(
         &self,
         actor: &Actor,
@@ -3009,9 +3092,13 @@ impl Crm {
     ///
     /// Administrators sweep every pool, pool admins their own pools. With
     /// `dry_run`, nothing changes and `at` may name another moment: the
-    /// report says per customer which rule fires and when. The report lists
-    /// every customer the pools govern (administering a pool covers them),
-    /// their names shown as the actor's field rules say.
+    /// report says per customer which rule fires and when. Administering a
+    /// pool lets one sweep every customer it governs, not read them: the
+    /// report lists the customers the actor may read (by data scope or a
+    /// share, judged before anything moves; names shown as the actor's
+    /// field rules say) and only counts the others
+    /// ([`SweepReport::hidden`]), with no code, name, owner or id — a dry
+    /// run and the sweep it previews alike.
     pub async fn sweep(&self, actor: &Actor, options: &SweepOptions) -> Result<SweepReport> {
         let now = self.now();
         if !options.dry_run && options.at.is_some_and(|a| a != now) {
@@ -3054,6 +3141,7 @@ impl Crm {
             warned: Vec::new(),
             upcoming: Vec::new(),
             refused: Vec::new(),
+            hidden: SweepHidden::default(),
         };
         let sight = Sight::of(actor);
         for i in pools {
@@ -3064,24 +3152,33 @@ impl Crm {
                 .sweep_candidates(company, &set, i, horizon, Scope::All, false, &mut after)
                 .await?
             {
-                for row in rows {
-                    if set.governing(&row) != Some(i) {
-                        continue;
-                    }
-                    let Some((rule, due, why)) = self.first_due(&g.rules, &row) else {
-                        continue;
-                    };
-                    let item = self.sweep_item(actor, g, &row, rule, due, sight);
+                let due: Vec<_> = rows
+                    .iter()
+                    .filter(|row| set.governing(row) == Some(i))
+                    .filter_map(|row| {
+                        self.first_due(&g.rules, row)
+                            .filter(|(_, due, _)| *due <= horizon)
+                            .map(|(rule, due, why)| (row, rule, due, why))
+                    })
+                    .collect();
+                // Read before any move, so that a preview and the sweep it
+                // previews list the same customers.
+                let readable = self
+                    .readable_customers(actor, due.iter().map(|(row, ..)| *row))
+                    .await?;
+                for (row, rule, due, why) in due {
+                    let shown = readable.contains(&row.id());
+                    let item = self.sweep_item(actor, g, row, rule, due, sight);
                     if due <= at {
                         if options.dry_run {
-                            report.recycled.push(item);
+                            report.list(shown, Listed::Recycled, item);
                             continue;
                         }
                         let moved: Result<()> = async {
                             let cs = self
                                 .move_changes(
                                     company,
-                                    &row,
+                                    row,
                                     &Move {
                                         action: "recycle",
                                         to: Place::Public,
@@ -3097,12 +3194,12 @@ impl Crm {
                         }
                         .await;
                         match moved {
-                            Ok(()) => report.recycled.push(item),
-                            Err(e) => report.refused.push((item.customer, e.to_string())),
+                            Ok(()) => report.list(shown, Listed::Recycled, item),
+                            Err(e) => report.list(shown, Listed::Refused(e.to_string()), item),
                         }
-                    } else if due <= horizon {
+                    } else {
                         if options.dry_run {
-                            report.upcoming.push(item);
+                            report.list(shown, Listed::Upcoming, item);
                             continue;
                         }
                         if row.get("recycle_warned_due").as_timestamp() == Some(due) {
@@ -3131,8 +3228,8 @@ impl Crm {
                             }),
                         ));
                         match self.apply(cs).await {
-                            Ok(()) => report.warned.push(item),
-                            Err(e) => report.refused.push((item.customer, e.to_string())),
+                            Ok(()) => report.list(shown, Listed::Warned, item),
+                            Err(e) => report.list(shown, Listed::Refused(e.to_string()), item),
                         }
                     }
                 }

@@ -209,6 +209,8 @@ const IMPORT: &[ColumnDef] = &[
     col("skipped", Int),
     col("rejected", Int),
     opt("finished_at", Timestamp),
+    // Added later (SQLite 0012, PostgreSQL 0011), so after the others.
+    col("unchanged", Int),
 ];
 const IMPORT_ITEM: &[ColumnDef] = &[
     col("import_id", Id),

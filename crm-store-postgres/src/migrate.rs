@@ -55,6 +55,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 10,
         sql: include_str!("../migrations/0010_import_item_issues.sql"),
     },
+    Migration {
+        version: 11,
+        sql: include_str!("../migrations/0011_import_unchanged.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -74,6 +74,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0011_import_item_issues.sql",
         sql: include_str!("../migrations/0011_import_item_issues.sql"),
     },
+    Migration {
+        number: 12,
+        name: "0012_import_unchanged.sql",
+        sql: include_str!("../migrations/0012_import_unchanged.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands: the highest

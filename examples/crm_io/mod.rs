@@ -316,9 +316,12 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
                 "entity",
                 "file",
                 "status",
-                "rows done",
+                // The checkpoint is a sheet row number, not a count.
+                "last row",
+                // Records created, contacts of contact groups included.
                 "created",
                 "updated",
+                "unchanged",
                 "skipped",
                 "rejected",
             ],
@@ -332,6 +335,7 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
                         i.rows_done.to_string(),
                         i.created.to_string(),
                         i.updated.to_string(),
+                        i.unchanged.to_string(),
                         i.skipped.to_string(),
                         i.rejected.to_string(),
                     ]

@@ -1,6 +1,6 @@
 //! Import and export scenarios: header mapping, validation of every kind of
 //! bad value with Chinese messages, duplicate policies (also against records
-//! the actor cannot see), dry runs, undo, resume of batched imports, import
+//! the actor cannot see, and by the record code an export writes), dry runs, undo, resume of batched imports, import
 //! into an owner or department, contacts, users and products, and exports limited by
 //! scope and field rules — run through [`Crm`](crate::crm::Crm) against each backend.
 //!
@@ -206,6 +206,31 @@ macro_rules! import_scenarios {
         $each!(
             $crate::testing::import_suite::export_gives_flags_and_counts_as_booleans_and_numbers,
             io_export_gives_flags_and_counts_as_booleans_and_numbers,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_matches_exported_contacts_by_code,
+            io_import_matches_exported_contacts_by_code,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_matches_customer_codes_and_keeps_codes_the_engines,
+            io_import_matches_customer_codes_and_keeps_codes_the_engines,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_maps_code_headers,
+            io_import_maps_code_headers,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_list_counts_as_the_report_does,
+            io_import_list_counts_as_the_report_does,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_resumed_counts_unchanged_rows_apart,
+            io_import_resumed_counts_unchanged_rows_apart,
             $make
         );
     };
@@ -4531,4 +4556,699 @@ pub async fn export_gives_flags_and_counts_as_booleans_and_numbers(store: Arc<dy
     assert_eq!(page.len(), 1);
     assert_eq!(page[0][locked], ExportValue::Bool(false));
     assert_eq!(page[0][open], ExportValue::Number(0.0));
+}
+
+/// What an export of `entity` as `actor` writes, as an import reads the
+/// workbook back: the headers (Chinese, or English with `english`) and the
+/// rows of cells.
+async fn exported_sheet(
+    w: &World,
+    actor: &Actor,
+    entity: Entity,
+    english: bool,
+) -> (Vec<String>, Vec<Vec<Cell>>) {
+    let mut cols = w
+        .crm
+        .export_columns(actor, entity, &[])
+        .await
+        .expect("columns");
+    if english && entity == Entity::Contact {
+        // The English headers of a contact's department (部门) and of the
+        // record's department (所属部门) are both `Department`, which an
+        // import refuses as a repeated column.
+        cols.retain(|c| c.key != "department_id");
+    }
+    let headers = cols
+        .iter()
+        .map(|c| {
+            if english {
+                c.header_en.clone()
+            } else {
+                c.header_zh.clone()
+            }
+        })
+        .collect();
+    let mut cur = w
+        .crm
+        .export_cursor(actor, entity, ListQuery::default(), cols, 100)
+        .await
+        .expect("cursor");
+    let mut out = Vec::new();
+    while let Some(page) = cur.next_page().await.expect("page") {
+        for row in page {
+            out.push(
+                row.into_iter()
+                    .map(|v| match v {
+                        ExportValue::Empty => Cell::Empty,
+                        ExportValue::Text(s) => t(&s),
+                        ExportValue::Number(n) => Cell::Number(n),
+                        ExportValue::Money(m) => Cell::Number(m as f64 / 100.0),
+                        ExportValue::Date(d) => Cell::Date(d),
+                        ExportValue::DateTime(d) => Cell::DateTime(d),
+                        ExportValue::Bool(b) => Cell::Bool(b),
+                    })
+                    .collect(),
+            );
+        }
+    }
+    (headers, out)
+}
+
+async fn contacts_of(w: &World) -> Vec<Record> {
+    w.crm
+        .list_records(
+            &w.admin,
+            Entity::Contact,
+            &ListQuery::default().page(PageRequest::Offset {
+                page: 1,
+                per_page: 1000,
+            }),
+        )
+        .await
+        .expect("contacts")
+        .items
+}
+
+/// Re-importing an exported contact sheet finds the contacts by their code
+/// (编号 / Code), also contacts without a mobile (their only other key):
+/// skip reports each as a duplicate by code and creates nothing, a dry run
+/// says the same, update changes what the sheet changed and leaves the
+/// rest unchanged, fail fails. Nothing is created twice.
+pub async fn import_matches_exported_contacts_by_code(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let hw = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    for name in ["张伟", "李娜", "王芳"] {
+        w.crm
+            .create_record(
+                &w.zhangsan,
+                Entity::Contact,
+                crate::testing::service_suite::fields(
+                    json!({"customer_id": hw.id.to_string(), "name": name, "title": "经理"}),
+                ),
+            )
+            .await
+            .expect("contact");
+    }
+    let before = contacts_of(&w).await;
+    let code_of = |name: &str| {
+        before
+            .iter()
+            .find(|r| r.text("name") == Some(name))
+            .and_then(|r| r.code.clone())
+            .expect("code")
+    };
+    for english in [false, true] {
+        let (h, data) = exported_sheet(&w, &w.zhangsan, Entity::Contact, english).await;
+        assert!(
+            h.iter().any(|c| c == if english { "Code" } else { "编号" }),
+            "{h:?}"
+        );
+        let h: Vec<&str> = h.iter().map(String::as_str).collect();
+        let name_at = h
+            .iter()
+            .position(|c| *c == if english { "Name" } else { "姓名" })
+            .expect("name column");
+        for dry_run in [false, true] {
+            let mut o = opts(Entity::Contact);
+            o.dry_run = dry_run;
+            let r = run(&w, &w.zhangsan, o, &h, data.clone()).await;
+            assert_eq!(
+                (r.created, r.skipped, r.rejected),
+                (0, 3, 0),
+                "english {english}, dry run {dry_run}: {:#?}",
+                r.issues
+            );
+            for (i, row) in data.iter().enumerate() {
+                let Cell::Text(name) = &row[name_at] else {
+                    panic!("name {:?}", row[name_at]);
+                };
+                let code = code_of(name);
+                let i = issue(&r, i as u32 + 2);
+                assert_eq!(
+                    (i.outcome, i.kind),
+                    (RowOutcome::Skipped, IssueKind::Duplicate)
+                );
+                assert!(
+                    i.message_en
+                        .contains(&format!("code {code} already belongs to {name}")),
+                    "{}",
+                    i.message_en
+                );
+                assert!(
+                    i.message_zh.contains(&format!("编号 {code} 已存在")),
+                    "{}",
+                    i.message_zh
+                );
+            }
+        }
+    }
+    assert_eq!(contacts_of(&w).await.len(), 3, "nothing created twice");
+    // Update: the changed title lands, the other rows are unchanged, the
+    // records keep their codes.
+    let (h, mut data) = exported_sheet(&w, &w.zhangsan, Entity::Contact, false).await;
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let at = |name: &str| h.iter().position(|c| *c == name).expect(name);
+    let changed = data
+        .iter_mut()
+        .find(|r| r[at("姓名")] == t("李娜"))
+        .expect("李娜");
+    changed[at("职务")] = t("总监");
+    let mut o = opts(Entity::Contact);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(&w, &w.zhangsan, o, &h, data.clone()).await;
+    assert_eq!(
+        (r.created, r.updated, r.unchanged, r.rejected),
+        (0, 1, 2, 0),
+        "{:#?}",
+        r.issues
+    );
+    let after = contacts_of(&w).await;
+    assert_eq!(after.len(), 3);
+    let li = after
+        .iter()
+        .find(|r| r.text("name") == Some("李娜"))
+        .expect("李娜");
+    assert_eq!(li.text("title"), Some("总监"));
+    assert_eq!(li.code, Some(code_of("李娜")), "the code is kept");
+    // Fail: the duplicates by code fail the import.
+    let mut o = opts(Entity::Contact);
+    o.policy = DuplicatePolicy::Fail;
+    let r = run(&w, &w.zhangsan, o, &h, data).await;
+    assert_eq!(
+        (r.status, r.created, r.rejected),
+        (ImportStatus::Failed, 0, 3)
+    );
+    assert_eq!(contacts_of(&w).await.len(), 3);
+}
+
+/// A customer row's code (编号) meets the live record holding it, whoever
+/// may see it: a code no record holds is a sheet's own numbering (the row
+/// is created with a code of the engine's), two rows with one code are
+/// duplicates in the file, a code of a record the actor cannot see is a
+/// duplicate told without the record's details, and a code of a record in
+/// the recycle bin names no live record (the row is created, with a new
+/// code, as for the other duplicate keys). A row whose code names one
+/// record and whose name another updates neither.
+pub async fn import_matches_customer_codes_and_keeps_codes_the_engines(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let jia = w.customer(&w.zhangsan, "甲有限公司", json!({})).await;
+    let yi = w.customer(&w.zhangsan, "乙有限公司", json!({})).await;
+    let hidden = w.customer(&w.wangwu, "隐藏有限公司", json!({})).await;
+    let gone = w.customer(&w.zhangsan, "删除有限公司", json!({})).await;
+    let report = w
+        .crm
+        .delete_records(&w.admin, Entity::Customer, &[gone.id])
+        .await;
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    let code = |r: &Record| r.code.clone().expect("code");
+    let (jia_code, hidden_code, gone_code) = (code(&jia), code(&hidden), code(&gone));
+    let h = ["编号", "客户名称", "客户级别"];
+    let data = vec![
+        // A sheet's own numbering.
+        vec![t("LEGACY-001"), t("新客户一有限公司"), t("A")],
+        vec![t(&jia_code), t("甲改名有限公司"), t("B")],
+        vec![t(&jia_code), t("又一个新有限公司"), t("B")],
+        vec![t(&hidden_code), t("看不见有限公司"), t("B")],
+        vec![t(&gone_code), t("删除有限公司"), t("B")],
+    ];
+    let r = run(&w, &w.zhangsan, opts(Entity::Customer), &h, data).await;
+    assert_eq!(
+        (r.created, r.skipped, r.rejected),
+        (2, 3, 0),
+        "{:#?}",
+        r.issues
+    );
+    let legacy = find(&w, "新客户一有限公司").await.expect("created");
+    let legacy_code = code(&legacy);
+    assert!(
+        legacy_code != "LEGACY-001" && legacy_code.starts_with("KH-"),
+        "{legacy_code}"
+    );
+    let again = find(&w, "删除有限公司").await.expect("created again");
+    assert_ne!((again.id, code(&again)), (gone.id, gone_code.clone()));
+    let i = issue(&r, 3);
+    assert_eq!(i.kind, IssueKind::Duplicate);
+    assert!(
+        i.message_en
+            .contains(&format!("code {jia_code} already belongs to 甲有限公司")),
+        "{}",
+        i.message_en
+    );
+    let i = issue(&r, 4);
+    assert_eq!(i.kind, IssueKind::DuplicateInFile);
+    assert!(
+        i.message_en
+            .contains(&format!("code {jia_code} repeats row 3 of this file")),
+        "{}",
+        i.message_en
+    );
+    assert!(
+        i.message_zh
+            .contains(&format!("编号 {jia_code} 与本文件第 3 行重复")),
+        "{}",
+        i.message_zh
+    );
+    let i = issue(&r, 5);
+    assert_eq!(i.kind, IssueKind::Duplicate);
+    assert!(
+        i.message_en.contains(&format!(
+            "code {hidden_code} already belongs to another customer"
+        )) && i.message_zh.contains("另一个客户"),
+        "{} / {}",
+        i.message_en,
+        i.message_zh
+    );
+    assert!(
+        !i.message_zh.contains("隐藏") && !i.message_en.contains("王五"),
+        "{}",
+        i.message_zh
+    );
+    assert!(find(&w, "甲改名有限公司").await.is_none());
+    assert!(find(&w, "看不见有限公司").await.is_none());
+    // Update: the hidden record is not updated; a row naming 甲 by code and
+    // 乙 by name updates neither; 甲 by its code takes the new level.
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let data = vec![
+        vec![t(&hidden_code), t("看不见有限公司"), t("A")],
+        vec![t(&jia_code), t("乙有限公司"), t("A")],
+    ];
+    let r = run(&w, &w.zhangsan, o.clone(), &h, data).await;
+    assert_eq!((r.updated, r.rejected), (0, 2), "{:#?}", r.issues);
+    assert_eq!(issue(&r, 2).kind, IssueKind::Forbidden);
+    let i = issue(&r, 3);
+    assert!(
+        i.message_en
+            .contains("the row matches two records and updates neither"),
+        "{}",
+        i.message_en
+    );
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o,
+        &h,
+        vec![vec![t(&jia_code), t("甲改名有限公司"), t("A")]],
+    )
+    .await;
+    assert_eq!((r.created, r.updated), (0, 1), "{:#?}", r.issues);
+    let renamed = find(&w, "甲改名有限公司").await.expect("renamed");
+    assert_eq!((renamed.id, code(&renamed)), (jia.id, jia_code.clone()));
+    assert_eq!(renamed.text("level"), Some("A"));
+    assert_eq!(find(&w, "乙有限公司").await.map(|r| r.id), Some(yi.id));
+    // A row updating 乙 by its name gives it no other code: a later row
+    // naming 乙's code still meets 乙 (already updated by the row before).
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o,
+        &h,
+        vec![
+            vec![t("LEGACY-009"), t("乙有限公司"), t("B")],
+            vec![t(&code(&yi)), t("乙新名有限公司"), t("C")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.created, r.updated, r.rejected),
+        (0, 1, 1),
+        "{:#?}",
+        r.issues
+    );
+    let i = issue(&r, 3);
+    assert_eq!(i.kind, IssueKind::DuplicateInFile);
+    assert!(
+        i.message_en
+            .contains("row 2 of this file already updates it"),
+        "{}",
+        i.message_en
+    );
+    let yi_now = find(&w, "乙有限公司").await.expect("乙");
+    assert_eq!(
+        (yi_now.code.clone(), yi_now.text("level")),
+        (yi.code.clone(), Some("B"))
+    );
+    assert!(find(&w, "乙新名有限公司").await.is_none());
+    // Fail: a code of a hidden record fails the import too.
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Fail;
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o,
+        &h,
+        vec![vec![t(&hidden_code), t("看不见有限公司"), t("A")]],
+    )
+    .await;
+    assert_eq!(r.status, ImportStatus::Failed);
+    assert!(find(&w, "看不见有限公司").await.is_none());
+    // A row naming the very code its record is then given (a sheet's own
+    // numbering may look like the engine's) is created with it: the code
+    // only finds records, it guards nothing.
+    let mut last = code(&again);
+    for commit in [CommitMode::Atomic, CommitMode::Batches] {
+        let (prefix, n) = last.rsplit_once('-').expect("numbered code");
+        let n: u32 = n.parse().expect("number");
+        let next = format!(
+            "{prefix}-{:0width$}",
+            n + 1,
+            width = last.len() - prefix.len() - 1
+        );
+        let name = format!("预先编号{commit:?}有限公司");
+        let mut o = opts(Entity::Customer);
+        o.commit = commit;
+        o.file_hash = format!("next-{commit:?}");
+        let r = run(
+            &w,
+            &w.zhangsan,
+            o,
+            &h,
+            vec![vec![t(&next), t(&name), t("")]],
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.created, r.rejected),
+            (ImportStatus::Done, 1, 0),
+            "{commit:?}: {:#?}",
+            r.issues
+        );
+        last = code(&find(&w, &name).await.expect("created"));
+        assert_eq!(last, next, "{commit:?}");
+    }
+    // So also when the code is taken by a record of the batch before,
+    // written after this batch's probe (as crm-io prepares ahead): the
+    // row's code named no record when it was read, and the row is created.
+    let (prefix, n) = last.rsplit_once('-').expect("numbered code");
+    let n: u32 = n.parse().expect("number");
+    let next = format!(
+        "{prefix}-{:0width$}",
+        n + 1,
+        width = last.len() - prefix.len() - 1
+    );
+    let all = rows(vec![
+        vec![t(""), t("先到有限公司"), t("")],
+        vec![t(&next), t("后到有限公司"), t("")],
+    ]);
+    let mut o = opts(Entity::Customer);
+    o.commit = CommitMode::Batches;
+    o.batch_size = 1;
+    let mut s = w
+        .crm
+        .begin_import(&w.zhangsan, o, &headers(&h))
+        .await
+        .expect("begin");
+    let first = s.prepare(&all[0..1], None).await.expect("prepare 1");
+    let second = s.prepare(&all[1..2], None).await.expect("prepare 2");
+    first.write.commit().await.expect("commit 1");
+    second.write.commit().await.expect("commit 2");
+    let r = s.finish().await.expect("finish");
+    assert_eq!((r.created, r.rejected), (2, 0), "{:#?}", r.issues);
+    assert_eq!(
+        find(&w, "先到有限公司").await.and_then(|r| r.code),
+        Some(next)
+    );
+}
+
+/// The code column is recognised by its names (the entity's own ones
+/// too) and read, never written; a custom field labelled 编号 keeps its
+/// column; products keep their writable code field.
+pub async fn import_maps_code_headers(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    use crate::import::ColumnRole;
+    for (entity, h) in [
+        (Entity::Customer, "编号"),
+        (Entity::Customer, "CODE"),
+        (Entity::Customer, "客户编号"),
+        (Entity::Customer, "Customer Code"),
+        (Entity::Customer, "＊编号（选填）"),
+        (Entity::Contact, "code"),
+        (Entity::Contact, "联系人编号"),
+    ] {
+        let others: &[&str] = if entity == Entity::Customer {
+            &["客户名称"]
+        } else {
+            &["所属客户", "姓名"]
+        };
+        let mut hs = headers(others);
+        hs.push(h.to_string());
+        let map = w
+            .crm
+            .map_headers(&w.admin, entity, &hs)
+            .await
+            .unwrap_or_else(|e| panic!("{entity} {h}: {e}"));
+        assert_eq!(map.roles.last(), Some(&ColumnRole::Code), "{entity} {h}");
+        assert!(map.ignored.is_empty(), "{entity} {h}: {:?}", map.ignored);
+    }
+    // A contact import's customer column still names the customer.
+    let map = w
+        .crm
+        .map_headers(
+            &w.admin,
+            Entity::Contact,
+            &headers(&["客户", "姓名", "编号"]),
+        )
+        .await
+        .expect("contact headers");
+    assert_eq!(
+        map.roles,
+        vec![
+            ColumnRole::Field("customer_id".into()),
+            ColumnRole::Field("name".into()),
+            ColumnRole::Code
+        ]
+    );
+    // Another entity's code name is not this one's.
+    let map = w
+        .crm
+        .map_headers(
+            &w.admin,
+            Entity::Customer,
+            &headers(&["客户名称", "联系人编号"]),
+        )
+        .await
+        .expect("customer headers");
+    assert_eq!(map.roles[1], ColumnRole::Ignored);
+    // Two code columns are refused as any repeated column is.
+    let e = w
+        .crm
+        .map_headers(
+            &w.admin,
+            Entity::Customer,
+            &headers(&["客户名称", "编号", "Code"]),
+        )
+        .await
+        .expect_err("two code columns");
+    assert!(e.to_string().contains("列重复"), "{e}");
+    // Products: the code is a field.
+    let map = w
+        .crm
+        .map_headers(
+            &w.admin,
+            Entity::Product,
+            &headers(&["产品名称", "编号", "标准价"]),
+        )
+        .await
+        .expect("product headers");
+    assert_eq!(map.roles[1], ColumnRole::Field("code".into()));
+    // A custom field labelled 编号 keeps its column.
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            new_custom(
+                Entity::Customer,
+                "legacy_no",
+                "编号",
+                "Legacy number",
+                crate::custom::CustomFieldType::Text,
+                &[],
+                false,
+            ),
+        )
+        .await
+        .expect("custom field");
+    let map = w
+        .crm
+        .map_headers(&w.admin, Entity::Customer, &headers(&["客户名称", "编号"]))
+        .await
+        .expect("headers");
+    assert_eq!(map.roles[1], ColumnRole::Field("custom.legacy_no".into()));
+}
+
+/// The stored import lists the counts its report gives: created, updated,
+/// unchanged, skipped and rejected apart (unchanged rows are not skipped
+/// ones), for an all-or-nothing import and a batched one.
+pub async fn import_list_counts_as_the_report_does(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.customer(&w.admin, "甲有限公司", json!({"level": "A"}))
+        .await;
+    w.customer(&w.admin, "乙有限公司", json!({"level": "A"}))
+        .await;
+    let h = ["客户名称", "客户级别"];
+    let checks = [
+        // Update: created, updated, unchanged, rejected.
+        (
+            DuplicatePolicy::Update,
+            CommitMode::Atomic,
+            vec![
+                vec![t("甲有限公司"), t("B")],
+                vec![t("乙有限公司"), t("A")],
+                vec![t("丙有限公司"), t("C")],
+                vec![t("丁有限公司"), t("不存在的级别")],
+            ],
+            (1, 1, 1, 0, 1),
+        ),
+        // Skip, in batches: created, skipped, rejected.
+        (
+            DuplicatePolicy::Skip,
+            CommitMode::Batches,
+            vec![
+                vec![t("甲有限公司"), t("A")],
+                vec![t("乙有限公司"), t("A")],
+                vec![t("戊有限公司"), t("C")],
+                vec![t("己有限公司"), t("不存在的级别")],
+                vec![t("庚有限公司"), t("")],
+            ],
+            (2, 0, 0, 2, 1),
+        ),
+    ];
+    for (policy, commit, data, want) in checks {
+        let mut o = opts(Entity::Customer);
+        o.policy = policy;
+        o.commit = commit;
+        o.batch_size = 2;
+        o.file_name = format!("{policy:?}.xlsx");
+        o.file_hash = format!("hash-{policy:?}");
+        let r = run(&w, &w.admin, o, &h, data).await;
+        assert_eq!(
+            (r.created, r.updated, r.unchanged, r.skipped, r.rejected),
+            want,
+            "{policy:?}: {:#?}",
+            r.issues
+        );
+        let list = w.crm.list_imports(&w.admin).await.expect("list");
+        let info = list
+            .iter()
+            .find(|i| Some(i.id) == r.import_id)
+            .expect("listed");
+        assert_eq!(
+            (
+                info.created as u64,
+                info.updated as u64,
+                info.unchanged as u64,
+                info.skipped as u64,
+                info.rejected as u64
+            ),
+            (
+                r.created + r.contacts_created,
+                r.updated,
+                r.unchanged,
+                r.skipped,
+                r.rejected
+            ),
+            "{policy:?}"
+        );
+        assert_eq!(info.status, ImportStatus::Done);
+        assert_eq!(info.rows_done, r.rows as i64 + 1, "the last sheet row");
+    }
+}
+
+/// A resumed import counts the unchanged rows of its earlier runs apart
+/// from the skipped ones, in its report and in its stored counts — also
+/// when it was interrupted by a build that stored them among the skipped
+/// rows (its batches kept their issues: the skipped rows are those).
+pub async fn import_resumed_counts_unchanged_rows_apart(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.customer(&w.admin, "已有甲有限公司", json!({"level": "A"}))
+        .await;
+    w.customer(&w.admin, "已有乙有限公司", json!({"level": "A"}))
+        .await;
+    let h = headers(&["客户名称", "客户级别"]);
+    for older in [false, true] {
+        let p = if older { "旧" } else { "新" };
+        let data = vec![
+            vec![t("已有甲有限公司"), t("A")],
+            vec![t(&format!("{p}甲有限公司")), t("B")],
+            vec![t("已有乙有限公司"), t(if older { "C" } else { "B" })],
+            vec![t(&format!("{p}乙有限公司")), t("不存在的级别")],
+        ];
+        let mut o = opts(Entity::Customer);
+        o.commit = CommitMode::Batches;
+        o.policy = DuplicatePolicy::Update;
+        o.file_hash = format!("sha256:unchanged-{older}");
+        {
+            let mut s = w
+                .crm
+                .begin_import(&w.admin, o.clone(), &h)
+                .await
+                .expect("begin");
+            s.push(&rows(data.clone())[..2]).await.expect("batch 1");
+        }
+        let mut sel = Select::all(Table::Imports, w.admin.company_id.0, w.crm.now());
+        sel.filter = crate::store::Filter::Cmp(
+            crate::store::Col::Column("file_hash"),
+            crate::store::CmpOp::Eq,
+            o.file_hash.clone().into(),
+        );
+        let stored = store.select(&sel).await.expect("import").rows.remove(0);
+        assert_eq!(
+            (
+                stored.get("unchanged").as_int(),
+                stored.get("skipped").as_int()
+            ),
+            (Some(1), Some(0))
+        );
+        if older {
+            // As the build before stored it: the unchanged row among the
+            // skipped ones.
+            store
+                .apply(&crate::store::ChangeSet {
+                    ops: vec![crate::store::Op::Update {
+                        table: Table::Imports,
+                        id: stored.id(),
+                        expected_version: stored.version(),
+                        values: vec![
+                            ("skipped", crate::value::Value::Int(1)),
+                            ("unchanged", crate::value::Value::Int(0)),
+                        ],
+                    }],
+                    ..Default::default()
+                })
+                .await
+                .expect("rewritten counts");
+        }
+        let mut s = w
+            .crm
+            .begin_import(&w.admin, o.clone(), &h)
+            .await
+            .expect("again");
+        for chunk in rows(data).chunks(2) {
+            s.push(chunk).await.expect("push");
+        }
+        let r = s.finish().await.expect("finish");
+        assert_eq!(r.resumed_after, Some(3));
+        assert_eq!(
+            (r.created, r.updated, r.unchanged, r.skipped, r.rejected),
+            (1, 1, 1, 0, 1),
+            "older {older}: {:#?}",
+            r.issues
+        );
+        let list = w.crm.list_imports(&w.admin).await.expect("list");
+        let info = list
+            .iter()
+            .find(|i| Some(i.id) == r.import_id)
+            .expect("listed");
+        assert_eq!(
+            (
+                info.created,
+                info.updated,
+                info.unchanged,
+                info.skipped,
+                info.rejected
+            ),
+            (1, 1, 1, 0, 1),
+            "older {older}"
+        );
+    }
 }

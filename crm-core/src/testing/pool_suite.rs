@@ -35,6 +35,11 @@ macro_rules! pool_scenarios {
             $make
         );
         $each!(
+            $crate::testing::pool_suite::sweep_reports_only_customers_the_actor_may_read,
+            pool_sweep_reports_only_customers_the_actor_may_read,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::column_keys_have_rows_only_while_shared,
             pool_column_keys_have_rows_only_while_shared,
             $make
@@ -1515,6 +1520,200 @@ pub async fn recycling_sweep_dry_run_warnings_and_idempotence(store: Arc<dyn Sto
         .await
         .expect("explain");
     assert_eq!(far.locked, Some(true));
+}
+
+/// Administering a pool lets one sweep the customers it governs, not read
+/// them: a pool admin whose data scope is their own department (赵六, 销售一组)
+/// sees in a dry run and in the sweep's report only the customers they may
+/// read (their department's, and one shared with them), the others
+/// counted per list without a code, name, owner or id — the same in the
+/// preview and in the sweep it previews, which recycles and warns the
+/// hidden ones as any other. `explain` of a customer they may not read
+/// says not found, exactly as for a customer that does not exist.
+pub async fn sweep_reports_only_customers_the_actor_may_read(store: Arc<dyn Store>) {
+    use crate::pool::{SweepHidden, SweepItem, SweepReport};
+    let w = World::new(store).await;
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "销售部公海".into(),
+                admins: vec![w.zhaoliu.user_id],
+                member_departments: vec![w.sales],
+                limits: PoolLimits {
+                    warn_days: 3,
+                    ..PoolLimits::default()
+                },
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool");
+    w.crm
+        .add_recycle_rule(&w.zhaoliu, pool.id, RuleSpec::new(RuleKind::NoFollowUp, 10))
+        .await
+        .expect("rule");
+    // Group one's customers (read by 赵六), group two's (not), one of which
+    // is shared with him.
+    let mine = w.customer(&w.zhangsan, "一组回收有限公司", json!({})).await;
+    let mine_soon = w
+        .customer(&w.zhangsan, "一组将到期有限公司", json!({}))
+        .await;
+    let hidden = w.customer(&w.wangwu, "二组隐藏有限公司", json!({})).await;
+    let hidden_soon = w.customer(&w.wangwu, "二组将到期有限公司", json!({})).await;
+    let shared = w.customer(&w.wangwu, "二组共享有限公司", json!({})).await;
+    w.crm
+        .share_record(
+            &w.wangwu,
+            Entity::Customer,
+            shared.id,
+            w.zhaoliu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    assert!(matches!(
+        w.crm
+            .get_record(&w.zhaoliu, Entity::Customer, hidden.id)
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    // A follow-up on day 6 puts the due date of two of them at day 16.
+    w.clock.advance(Duration::days(6));
+    for (who, c) in [(&w.zhangsan, mine_soon.id), (&w.wangwu, hidden_soon.id)] {
+        w.crm
+            .create_record(
+                who,
+                Entity::FollowUp,
+                fields(json!({"customer_id": c.to_string(), "channel": "call", "content": "回访"})),
+            )
+            .await
+            .expect("follow-up");
+    }
+    let ids =
+        |items: &[SweepItem]| -> BTreeSet<RecordId> { items.iter().map(|i| i.customer).collect() };
+    // Nothing of a hidden customer is in the report: not its id, code,
+    // name, nor (the shared customer aside) its owner.
+    let tells_nothing_of = |report: &SweepReport, who: &[&crate::records::Record]| {
+        let text = serde_json::to_string(report).expect("json");
+        for c in who {
+            for s in [
+                c.id.to_string(),
+                c.code.clone().expect("code"),
+                c.fields["name"].as_str().expect("name").to_string(),
+            ] {
+                assert!(!text.contains(&s), "{s} in {text}");
+            }
+        }
+        assert!(
+            report
+                .recycled
+                .iter()
+                .chain(&report.warned)
+                .chain(&report.upcoming)
+                .filter(|i| i.customer != shared.id)
+                .all(|i| i.owner_id != Some(w.wangwu.user_id)),
+            "{text}"
+        );
+    };
+    let dry = |actor: &crate::auth::Actor, at: DateTime<Utc>| {
+        let crm = &w.crm;
+        let actor = actor.clone();
+        async move {
+            crm.sweep(
+                &actor,
+                &SweepOptions {
+                    dry_run: true,
+                    at: Some(at),
+                    pool: Some(pool.id),
+                },
+            )
+            .await
+            .expect("dry run")
+        }
+    };
+    // The administrator reads everyone: all listed, nothing counted aside.
+    let all = dry(&w.admin, day(13)).await;
+    assert_eq!(
+        ids(&all.recycled),
+        BTreeSet::from([mine.id, hidden.id, shared.id])
+    );
+    assert_eq!(
+        ids(&all.upcoming),
+        BTreeSet::from([mine_soon.id, hidden_soon.id])
+    );
+    assert_eq!(all.hidden, SweepHidden::default());
+    // The pool admin reads only group one's and the shared customer.
+    let preview = dry(&w.zhaoliu, day(13)).await;
+    assert_eq!(ids(&preview.recycled), BTreeSet::from([mine.id, shared.id]));
+    assert_eq!(ids(&preview.upcoming), BTreeSet::from([mine_soon.id]));
+    assert_eq!(
+        preview.hidden,
+        SweepHidden {
+            recycled: 1,
+            upcoming: 1,
+            ..SweepHidden::default()
+        }
+    );
+    assert_eq!(preview.hidden.total(), 2);
+    tells_nothing_of(&preview, &[&hidden, &hidden_soon]);
+    // Nor does explaining one: not found, as for a customer nobody has.
+    let missing = RecordId(Uuid::now_v7());
+    for (id, at) in [
+        (hidden.id, None),
+        (hidden_soon.id, Some(day(13))),
+        (missing, None),
+    ] {
+        match w.crm.explain_recycling(&w.zhaoliu, id, at).await {
+            Err(e) => assert_eq!(
+                e.to_string(),
+                Error::not_found(Entity::Customer, id).to_string()
+            ),
+            Ok(e) => panic!("{id} explained to who may not read it: {e:?}"),
+        }
+    }
+    let e = w
+        .crm
+        .explain_recycling(&w.zhaoliu, shared.id, Some(day(13)))
+        .await
+        .expect("a shared customer is explained");
+    assert_eq!(
+        e.next.map(|o| o.status),
+        Some(RuleStatus::Fires),
+        "{}",
+        e.summary
+    );
+    // The sweep it previews, on day 13: the same customers listed, the
+    // hidden ones recycled and their owners warned all the same.
+    w.clock.advance(Duration::days(7));
+    let report = w
+        .crm
+        .sweep(&w.zhaoliu, &SweepOptions::default())
+        .await
+        .expect("sweep");
+    assert_eq!(ids(&report.recycled), ids(&preview.recycled));
+    assert_eq!(ids(&report.warned), ids(&preview.upcoming));
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert_eq!(
+        report.hidden,
+        SweepHidden {
+            recycled: 1,
+            warned: 1,
+            ..SweepHidden::default()
+        }
+    );
+    tells_nothing_of(&report, &[&hidden, &hidden_soon]);
+    for c in [mine.id, hidden.id, shared.id] {
+        assert_eq!(place(&row(&w, c).await), Place::Public, "{c}");
+    }
+    let warned: BTreeSet<Uuid> = events_of(&w, "customer.recycle_warning")
+        .await
+        .iter()
+        .map(|e| e.event.record_id)
+        .collect();
+    assert_eq!(warned, BTreeSet::from([mine_soon.id.0, hidden_soon.id.0]));
 }
 
 /// The key rows of one kind, as (customer, flagged) pairs.
