@@ -542,7 +542,7 @@ pub const STANDARD_FIELDS: &[(&str, &str, &str)] = &[
     ("id", "ID", "ID"),
     ("code", "编号", "Code"),
     ("owner_id", "负责人", "Owner"),
-    ("department_id", "所属部门", "Department"),
+    ("department_id", "所属部门", "Owning department"),
     ("created_by", "创建人", "Created by"),
     ("created_at", "创建时间", "Created"),
     ("updated_at", "更新时间", "Updated"),

@@ -4567,17 +4567,14 @@ async fn exported_sheet(
     entity: Entity,
     english: bool,
 ) -> (Vec<String>, Vec<Vec<Cell>>) {
-    let mut cols = w
+    // (Every column: in English too, a contact's department (部门,
+    // `Department`) and the record's (所属部门, `Owning department`) are
+    // told apart.)
+    let cols = w
         .crm
         .export_columns(actor, entity, &[])
         .await
         .expect("columns");
-    if english && entity == Entity::Contact {
-        // The English headers of a contact's department (部门) and of the
-        // record's department (所属部门) are both `Department`, which an
-        // import refuses as a repeated column.
-        cols.retain(|c| c.key != "department_id");
-    }
     let headers = cols
         .iter()
         .map(|c| {
