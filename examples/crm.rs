@@ -841,8 +841,92 @@ async fn dispatch(ctx: &Ctx, cli: Cli) -> CliResult {
                     lines.push(format!("  {:<13} {}", e.name(), grants.join(" ")));
                 }
             }
+            let role_names: Vec<&str> = actor.roles.iter().map(|r| r.name.as_str()).collect();
+            lines.push(format!(
+                "  roles 角色    {}",
+                if role_names.is_empty() {
+                    "(none 无)".to_string()
+                } else {
+                    role_names.join(", ")
+                }
+            ));
+            // The field rules in force: per entity, each field not fully
+            // accessible, its access and the roles it comes from (a user
+            // without roles is held to the strictest rule of the company's
+            // roles).
+            let mut rules = Vec::new();
+            let mut rule_lines = Vec::new();
+            for e in Entity::ALL {
+                let restricted = actor.restricted_fields(e);
+                if restricted.is_empty() {
+                    continue;
+                }
+                let customs = if restricted.iter().any(|(f, _)| f.starts_with("custom.")) {
+                    ctx.crm.custom_fields(&actor, e).await.map_err(err)?
+                } else {
+                    Vec::new()
+                };
+                let mut shown = Vec::new();
+                for (field, access) in restricted {
+                    let label = match field.strip_prefix("custom.") {
+                        Some(key) => customs
+                            .iter()
+                            .find(|d| d.key == key)
+                            .map(|d| d.label.clone()),
+                        None => e
+                            .field(&field)
+                            .or_else(|| {
+                                // Products' fields are the catalogue's.
+                                crm::import::import_fields(e)
+                                    .into_iter()
+                                    .find(|d| d.name == field)
+                            })
+                            .map(|d| d.zh.to_string()),
+                    };
+                    let access_zh = match access {
+                        crm::FieldAccess::Full => "完全",
+                        crm::FieldAccess::ReadOnly => "只读",
+                        crm::FieldAccess::Masked => "脱敏",
+                        crm::FieldAccess::Hidden => "隐藏",
+                    };
+                    let from = actor.restricting_roles(e, &field);
+                    let why = if from.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" ({})", from.join(", "))
+                    };
+                    shown.push(format!(
+                        "{field}{} {} {access_zh}{why}",
+                        label.as_ref().map(|l| format!(" {l}")).unwrap_or_default(),
+                        access.name(),
+                    ));
+                    rules.push(json!({
+                        "entity": e.name(),
+                        "field": field,
+                        "label": label,
+                        "access": access.name(),
+                        "roles": from,
+                    }));
+                }
+                rule_lines.push(format!("    {:<11} {}", e.name(), shown.join("; ")));
+            }
+            if !rule_lines.is_empty() {
+                lines.push(if actor.roles.is_empty() {
+                    "  field rules 字段规则 (no roles: the strictest rule of the company's roles 无角色：按公司角色中最严格的规则)".to_string()
+                } else {
+                    "  field rules 字段规则 (from the roles in brackets 括号内为规则所在角色)"
+                        .to_string()
+                });
+                lines.extend(rule_lines);
+            }
             ctx.print(
-                json!({"user": user, "company": company, "admin": actor.is_admin()}),
+                json!({
+                    "user": user,
+                    "company": company,
+                    "admin": actor.is_admin(),
+                    "roles": role_names,
+                    "field_rules": rules,
+                }),
                 || lines.join("\n"),
             );
         }

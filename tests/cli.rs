@@ -789,3 +789,58 @@ fn cli_pools_and_duplicates_on_sqlite() {
     assert!(moved.contains("transferred: 1 done"), "{moved}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A role granting nothing on customers does not lift another role's
+/// field rule, and `whoami` shows the rules that apply with their roles.
+#[test]
+fn cli_field_rules_hold_across_roles_and_whoami_shows_them() {
+    let dir = std::env::temp_dir().join(format!("crm-cli-rules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = dir.join("cli.db");
+    let _ = std::fs::remove_file(&db);
+    let db = db.to_str().expect("path");
+    ok(db, &["demo"]);
+    ok(
+        db,
+        &[
+            "role",
+            "add",
+            "销售受限",
+            "--perm",
+            "customer:read:all",
+            "--field",
+            "customer.phone=masked",
+        ],
+    );
+    ok(
+        db,
+        &["role", "add", "仅跟进", "--perm", "follow_up:read:own"],
+    );
+    ok(
+        db,
+        &[
+            "user",
+            "edit",
+            "zhangwei",
+            "--role",
+            "销售受限",
+            "--role",
+            "仅跟进",
+        ],
+    );
+    let who = ok(db, &["--as", "zhangwei", "whoami"]);
+    assert!(
+        who.contains("phone") && who.contains("masked") && who.contains("(销售受限)"),
+        "{who}"
+    );
+    let list = json(db, &["--as", "zhangwei", "customer", "list"]);
+    let phones: Vec<&str> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|r| r["fields"]["phone"].as_str())
+        .collect();
+    assert!(!phones.is_empty(), "{list}");
+    assert!(phones.iter().all(|p| p.contains('*')), "{phones:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -300,6 +300,26 @@ pub struct Role {
     pub version: i64,
 }
 
+impl Role {
+    /// Whether the role grants the action on the entity (over any scope);
+    /// an administrator role grants everything.
+    pub fn grants(&self, entity: Entity, action: Action) -> bool {
+        self.is_admin
+            || self
+                .permissions
+                .iter()
+                .any(|p| p.entity == entity && p.action == action)
+    }
+
+    /// The role's own rule for a field of the entity, if it sets one.
+    pub fn rule_for(&self, entity: Entity, field: &str) -> Option<FieldAccess> {
+        self.field_rules
+            .iter()
+            .find(|fr| fr.entity == entity && fr.field == field)
+            .map(|fr| fr.access)
+    }
+}
+
 /// An authenticated user with everything needed to check permissions:
 /// roles, the department subtree and the subordinates. Build one with
 /// `Crm::actor` per request; it is a snapshot of the organisation.
@@ -414,11 +434,22 @@ impl Actor {
         }
     }
 
-    /// The effective access to a field: the least restrictive over the
-    /// actor's roles (a role without a rule for the field gives full
-    /// access); for a user without roles, the strictest rule any role of
-    /// the company sets for it (full when none does; products' cost is
-    /// hidden from them).
+    /// The effective access to a field:
+    ///
+    /// - an administrator has full access;
+    /// - among the actor's roles that grant read on the entity, the least
+    ///   restrictive (a role granting read without a rule for the field
+    ///   gives full access: grants add up, as profiles and permission sets
+    ///   do in Salesforce or groups in Odoo);
+    /// - a role granting no read on the entity has no say on its fields, so
+    ///   a role about something else (say, only follow-ups) never lifts a
+    ///   rule another role sets; when none of the actor's roles grants
+    ///   read on the entity (records seen through shares, or the catalogue
+    ///   that everyone reads), the strictest rule any of them sets applies
+    ///   (full when none sets one);
+    /// - for a user without roles, the strictest rule any role of the
+    ///   company sets for it (full when none does; products' cost is
+    ///   hidden from them).
     pub fn field_access(&self, entity: Entity, field: &str) -> FieldAccess {
         if self.is_admin() {
             return FieldAccess::Full;
@@ -446,8 +477,9 @@ impl Actor {
     /// an administrator role; a grant of an entity and action this actor
     /// lacks, or over a wider data scope than the actor's for the same
     /// entity and action (in [`DataScope`] order); or a field the roles show
-    /// more openly than the actor sees it (a role without a rule for a
-    /// field gives full access to it, see [`Actor::field_access`]). An
+    /// more openly than the actor sees it (holding the roles together, as
+    /// [`Actor::field_access`] combines them: a role granting read on the
+    /// entity without a rule for a field gives full access to it). An
     /// administrator holds every right, so nothing exceeds theirs.
     pub fn excess_over(&self, roles: &[Role]) -> Option<String> {
         if self.is_admin() {
@@ -511,23 +543,72 @@ impl Actor {
             .filter(|(_, a)| *a != FieldAccess::Full)
             .collect()
     }
+
+    /// The names of the roles whose rules make a field of the entity less
+    /// than fully accessible (see [`Actor::field_access`]), to tell why it
+    /// is hidden, masked or read-only. Empty for an administrator, for a
+    /// field nothing restricts, and for a user without roles (held to the
+    /// strictest rules of the company's roles).
+    pub fn restricting_roles(&self, entity: Entity, field: &str) -> Vec<&str> {
+        if self.is_admin() {
+            return Vec::new();
+        }
+        deciding_roles(&self.roles, entity, field)
+            .0
+            .into_iter()
+            .map(|r| r.name.as_str())
+            .collect()
+    }
 }
 
-/// The access to a field that holding all of `roles` gives: the least
-/// restrictive of their rules (a role without a rule for it gives full
-/// access).
+/// The access to a field that holding all of `roles` gives.
+///
+/// Only the roles granting read on the entity count: the least restrictive
+/// of their rules applies, a role of them without a rule for the field
+/// giving full access (the union of grants). A role granting no read on
+/// the entity contributes nothing, so it cannot lift another role's rule.
+/// When none of `roles` grants read on it, the strictest rule any of them
+/// sets applies, full when none sets one.
 fn access_over(roles: &[Role], entity: Entity, field: &str) -> FieldAccess {
-    roles
-        .iter()
-        .map(|r| {
-            r.field_rules
-                .iter()
-                .find(|fr| fr.entity == entity && fr.field == field)
-                .map(|fr| fr.access)
-                .unwrap_or(FieldAccess::Full)
-        })
-        .min()
+    deciding_roles(roles, entity, field)
+        .1
         .unwrap_or(FieldAccess::Full)
+}
+
+/// The roles whose rules decide a field's access under [`access_over`],
+/// and the access they give (`None`: full access, no role restricts it).
+/// With roles granting read on the entity, the field is restricted only
+/// when each of them restricts it, and then all of them decide; without
+/// any, the roles setting the strictest rule decide.
+fn deciding_roles<'a>(
+    roles: &'a [Role],
+    entity: Entity,
+    field: &str,
+) -> (Vec<&'a Role>, Option<FieldAccess>) {
+    let readers: Vec<&Role> = roles
+        .iter()
+        .filter(|r| r.grants(entity, Action::Read))
+        .collect();
+    let access = if readers.is_empty() {
+        roles.iter().filter_map(|r| r.rule_for(entity, field)).max()
+    } else {
+        // A reader without a rule gives full access: `None` sorts first.
+        readers
+            .iter()
+            .map(|r| r.rule_for(entity, field))
+            .min()
+            .flatten()
+    }
+    .filter(|a| *a != FieldAccess::Full);
+    let deciding = match access {
+        None => Vec::new(),
+        Some(a) if readers.is_empty() => roles
+            .iter()
+            .filter(|r| r.rule_for(entity, field) == Some(a))
+            .collect(),
+        Some(_) => readers,
+    };
+    (deciding, access)
 }
 
 /// Masks a value for display: phones keep the first three and last four
@@ -596,5 +677,169 @@ mod tests {
         assert!("customer:fly".parse::<Permission>().is_err());
         let r: FieldRule = "contact.mobile=masked".parse().expect("parse");
         assert_eq!(r.access, FieldAccess::Masked);
+    }
+
+    fn role(name: &str, permissions: &[&str], rules: &[&str]) -> Role {
+        Role {
+            id: RoleId(uuid::Uuid::nil()),
+            name: name.into(),
+            is_admin: false,
+            permissions: permissions
+                .iter()
+                .map(|p| p.parse().expect("grant"))
+                .collect(),
+            field_rules: rules.iter().map(|r| r.parse().expect("rule")).collect(),
+            version: 1,
+        }
+    }
+
+    fn holding(roles: Vec<Role>) -> Actor {
+        Actor {
+            user_id: UserId(uuid::Uuid::nil()),
+            company_id: CompanyId(uuid::Uuid::nil()),
+            display_name: "测试".into(),
+            department_id: None,
+            roles,
+            department_tree: Vec::new(),
+            subordinates: Vec::new(),
+            company_rules: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_role_granting_no_read_on_an_entity_lifts_none_of_its_rules() {
+        let restricted = || {
+            role(
+                "销售受限",
+                &["customer:read:own", "customer:update:own"],
+                &[
+                    "customer.phone=masked",
+                    "customer.custom.secret=hidden",
+                    "product.cost=hidden",
+                ],
+            )
+        };
+        let follow_ups = || role("仅跟进", &["follow_up:read:own"], &[]);
+        let who = holding(vec![restricted(), follow_ups()]);
+        assert_eq!(
+            who.field_access(Entity::Customer, "phone"),
+            FieldAccess::Masked
+        );
+        assert_eq!(
+            who.field_access(Entity::Customer, "custom.secret"),
+            FieldAccess::Hidden
+        );
+        // Nobody's role reads products (the catalogue is read by everyone):
+        // the strictest rule of the actor's roles holds.
+        assert_eq!(
+            who.field_access(Entity::Product, "cost"),
+            FieldAccess::Hidden
+        );
+        assert_eq!(
+            who.field_access(Entity::Customer, "email"),
+            FieldAccess::Full
+        );
+        assert_eq!(
+            who.restricted_fields(Entity::Customer),
+            vec![
+                ("custom.secret".to_string(), FieldAccess::Hidden),
+                ("phone".to_string(), FieldAccess::Masked),
+            ]
+        );
+        assert_eq!(
+            who.restricting_roles(Entity::Customer, "phone"),
+            vec!["销售受限"]
+        );
+        assert_eq!(
+            who.restricting_roles(Entity::Product, "cost"),
+            vec!["销售受限"]
+        );
+        assert!(who.restricting_roles(Entity::Customer, "email").is_empty());
+        // The same in the other order.
+        let who = holding(vec![follow_ups(), restricted()]);
+        assert_eq!(
+            who.field_access(Entity::Customer, "phone"),
+            FieldAccess::Masked
+        );
+
+        // A second role that reads customers without the rule grants the
+        // field in full (grants add up); one that reads them under a
+        // stricter rule does not make it stricter.
+        let open = role("客户全览", &["customer:read:all"], &[]);
+        let who = holding(vec![restricted(), open]);
+        assert_eq!(
+            who.field_access(Entity::Customer, "phone"),
+            FieldAccess::Full
+        );
+        assert!(who.restricting_roles(Entity::Customer, "phone").is_empty());
+        assert_eq!(
+            who.field_access(Entity::Product, "cost"),
+            FieldAccess::Hidden
+        );
+        let stricter = role(
+            "客户隐藏",
+            &["customer:read:all"],
+            &["customer.phone=hidden"],
+        );
+        let who = holding(vec![restricted(), stricter]);
+        assert_eq!(
+            who.field_access(Entity::Customer, "phone"),
+            FieldAccess::Masked
+        );
+        assert_eq!(
+            who.restricting_roles(Entity::Customer, "phone"),
+            vec!["销售受限", "客户隐藏"]
+        );
+
+        // Roles none of which reads the entity: the strictest rule holds.
+        let shared_only = role(
+            "共享可见",
+            &["contact:read:own"],
+            &["customer.phone=read_only"],
+        );
+        let hiding = role(
+            "共享隐藏",
+            &["follow_up:read:own"],
+            &["customer.phone=hidden"],
+        );
+        let who = holding(vec![shared_only, hiding, follow_ups()]);
+        assert_eq!(
+            who.field_access(Entity::Customer, "phone"),
+            FieldAccess::Hidden
+        );
+        assert_eq!(
+            who.restricting_roles(Entity::Customer, "phone"),
+            vec!["共享隐藏"]
+        );
+
+        // An administrator role among them: everything in full.
+        let mut admin = role("管理员", &[], &[]);
+        admin.is_admin = true;
+        let who = holding(vec![restricted(), admin]);
+        assert_eq!(
+            who.field_access(Entity::Customer, "phone"),
+            FieldAccess::Full
+        );
+        assert!(who.restricted_fields(Entity::Customer).is_empty());
+    }
+
+    #[test]
+    fn roles_handed_out_are_weighed_as_they_will_be_held() {
+        let manager = holding(vec![role(
+            "销售受限",
+            &["customer:read:own", "follow_up:read:own"],
+            &["customer.phone=masked"],
+        )]);
+        // Handing out the manager's own role with an unrelated one opens
+        // nothing: the unrelated role has no say on customers.
+        let pair = [
+            manager.roles[0].clone(),
+            role("仅跟进", &["follow_up:read:own"], &[]),
+        ];
+        assert_eq!(manager.excess_over(&pair), None);
+        // A role reading customers without the rule opens the phone.
+        let open = [role("客户只读", &["customer:read:own"], &[])];
+        let why = manager.excess_over(&open).expect("opens the phone");
+        assert!(why.contains("phone"), "{why}");
     }
 }

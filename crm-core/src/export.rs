@@ -69,7 +69,12 @@ pub enum ExportValue {
 const EXPORT_STANDARD: &[(&str, &str, &str, ValueKind)] = &[
     ("code", "编号", "Code", ValueKind::Text),
     ("owner_id", "负责人", "Owner", ValueKind::Text),
-    ("department_id", "所属部门", "Owning department", ValueKind::Text),
+    (
+        "department_id",
+        "所属部门",
+        "Owning department",
+        ValueKind::Text,
+    ),
     ("created_at", "创建时间", "Created", ValueKind::DateTime),
     ("updated_at", "更新时间", "Updated", ValueKind::DateTime),
 ];

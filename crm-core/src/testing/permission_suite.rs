@@ -147,6 +147,11 @@ macro_rules! permission_scenarios {
             perm_option_lists_and_field_deletes_hold_to_the_version_read,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::an_unrelated_role_lifts_no_field_rule,
+            perm_an_unrelated_role_lifts_no_field_rule,
+            $make
+        );
     };
 }
 
@@ -3015,4 +3020,271 @@ pub async fn option_lists_and_field_deletes_hold_to_the_version_read(store: Arc<
         .await
         .expect_err("refused");
     conflict(err, "customer.grade");
+}
+
+/// A user holding `roles`, in 销售一组.
+async fn user_holding(w: &World, username: &str, roles: &[&crate::auth::Role]) -> Actor {
+    let u = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: username.into(),
+                display_name: username.into(),
+                department_id: Some(w.group1),
+                role_ids: roles.iter().map(|r| r.id).collect(),
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("user");
+    w.crm.actor(u.id).await.expect("actor")
+}
+
+/// Field rules hold across several roles: only the roles granting read on
+/// an entity have a say on its fields. A role about something else (here
+/// follow-ups only) lifts no rule another role sets — a masked phone stays
+/// masked, a hidden custom field and products' cost stay hidden, in a get,
+/// a list, a search and an export — and when none of the roles reads the
+/// entity (products: the catalogue is read by everyone) the strictest rule
+/// of the roles holds. Among roles granting read, grants add up: a second
+/// role that reads customers without the rule shows the fields in full,
+/// one that reads products without a rule on cost shows the cost.
+pub async fn an_unrelated_role_lifts_no_field_rule(store: Arc<dyn Store>) {
+    use crate::custom::{CustomFieldType, NewCustomField};
+    use crate::money::Money;
+    use crate::sales::{ProductInput, ProductQuery};
+    let w = World::new(store).await;
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            NewCustomField {
+                entity: Entity::Customer,
+                key: "secret".into(),
+                label: "机密".into(),
+                label_en: Some("Secret".into()),
+                field_type: CustomFieldType::Text,
+                options: Vec::new(),
+                required: false,
+                unique: false,
+            },
+        )
+        .await
+        .expect("define");
+    let c = w
+        .customer(
+            &w.admin,
+            "多角色测试有限公司",
+            json!({"phone": "13812345678", "email": "duojuese@example.com", "custom.secret": "底价八折"}),
+        )
+        .await;
+    let p = w
+        .crm
+        .create_product(
+            &w.admin,
+            ProductInput {
+                code: Some("MR-1".into()),
+                name: Some("多角色服务器".into()),
+                list_price: Some(Money::cny(3_500_000)),
+                cost: Some(Money::cny(2_100_000)),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("product");
+    let role = |name: &str, grants: &[(Entity, Action)], rules: Vec<FieldRule>| {
+        let spec = RoleSpec {
+            name: name.into(),
+            is_admin: false,
+            permissions: grants
+                .iter()
+                .map(|&(entity, action)| Permission {
+                    entity,
+                    action,
+                    scope: DataScope::All,
+                })
+                .collect(),
+            field_rules: rules,
+        };
+        let w = &w;
+        async move { w.crm.create_role(&w.admin, spec).await.expect("role") }
+    };
+    let restricted = role(
+        "销售受限",
+        &[
+            (Entity::Customer, Action::Read),
+            (Entity::Customer, Action::Export),
+        ],
+        vec![
+            rule(Entity::Customer, "phone", FieldAccess::Masked),
+            rule(Entity::Customer, "custom.secret", FieldAccess::Hidden),
+            rule(Entity::Product, "cost", FieldAccess::Hidden),
+        ],
+    )
+    .await;
+    let follow_ups = role("仅跟进", &[(Entity::FollowUp, Action::Read)], Vec::new()).await;
+    let open_customers = role(
+        "客户全览",
+        &[
+            (Entity::Customer, Action::Read),
+            (Entity::Customer, Action::Export),
+        ],
+        Vec::new(),
+    )
+    .await;
+    let catalogue = role(
+        "产品维护",
+        &[
+            (Entity::Product, Action::Read),
+            (Entity::Product, Action::Update),
+        ],
+        Vec::new(),
+    )
+    .await;
+    let alone = user_holding(&w, "restricted_alone", &[&restricted]).await;
+    let with_unrelated = user_holding(&w, "with_unrelated", &[&follow_ups, &restricted]).await;
+    let with_reader = user_holding(&w, "with_reader", &[&restricted, &open_customers]).await;
+    let with_catalogue = user_holding(&w, "with_catalogue", &[&restricted, &catalogue]).await;
+
+    // What each sees of the customer: in a get, a list, a search by phone
+    // and an export of every visible column.
+    let seen = |actor: Actor| {
+        let w = &w;
+        async move {
+            let one = w
+                .crm
+                .get_record(&actor, Entity::Customer, c.id)
+                .await
+                .expect("customer");
+            let listed = w
+                .crm
+                .list_records(&actor, Entity::Customer, &ListQuery::default())
+                .await
+                .expect("customers")
+                .items
+                .remove(0);
+            assert_eq!(
+                (&listed.fields, &listed.custom),
+                (&one.fields, &one.custom),
+                "a list shows what a get does"
+            );
+            let by_phone = found(
+                w,
+                &actor,
+                Entity::Customer,
+                ListQuery::default().search("13812345678"),
+            )
+            .await;
+            let (keys, rows) =
+                exported(w, &actor, Entity::Customer, ListQuery::default(), &[]).await;
+            let cell = |key: &str| {
+                keys.iter()
+                    .position(|k| k == key)
+                    .map(|i| rows[0][i].clone())
+            };
+            let exported_phone = cell("phone");
+            let exported_secret = cell("custom.secret");
+            (one, by_phone, exported_phone, exported_secret)
+        }
+    };
+    for who in [&alone, &with_unrelated, &with_catalogue] {
+        let (one, by_phone, phone, secret) = seen(who.clone()).await;
+        let name = &who.display_name;
+        assert_eq!(
+            one.fields.get("phone"),
+            Some(&json!("138****5678")),
+            "{name}"
+        );
+        assert_eq!(one.custom.get("secret"), None, "{name}: {:?}", one.custom);
+        assert_eq!(
+            one.fields.get("email"),
+            Some(&json!("duojuese@example.com")),
+            "{name}: a field no rule names"
+        );
+        assert_eq!(by_phone, 0, "{name}: a masked phone is not searched");
+        assert_eq!(
+            phone,
+            Some(ExportValue::Text("138****5678".into())),
+            "{name}"
+        );
+        assert_eq!(secret, None, "{name}: no column for a hidden field");
+        let err = w
+            .crm
+            .export_columns(who, Entity::Customer, &["custom.secret".into()])
+            .await
+            .expect_err("a hidden field may not be picked");
+        assert!(matches!(err, Error::Forbidden(_)), "{name}: {err}");
+        assert_eq!(
+            who.restricting_roles(Entity::Customer, "phone"),
+            vec!["销售受限"],
+            "{name}"
+        );
+    }
+    // A second role reading customers without the rules shows them in full.
+    let (one, by_phone, phone, secret) = seen(with_reader.clone()).await;
+    assert_eq!(one.fields.get("phone"), Some(&json!("13812345678")));
+    assert_eq!(one.custom.get("secret"), Some(&json!("底价八折")));
+    assert_eq!(by_phone, 1);
+    assert_eq!(phone, Some(ExportValue::Text("13812345678".into())));
+    assert_eq!(secret, Some(ExportValue::Text("底价八折".into())));
+    assert!(with_reader.restricted_fields(Entity::Customer).is_empty());
+
+    // Products' cost: neither 仅跟进 nor 客户全览 reads products, so the
+    // cost 销售受限 hides stays hidden; 产品维护 reads them without a rule on
+    // the cost and shows it.
+    let cost_of = |p: &crate::sales::Product| p.cost.map(|m| m.minor);
+    for (who, sees) in [
+        (&alone, false),
+        (&with_unrelated, false),
+        (&with_reader, false),
+        (&with_catalogue, true),
+    ] {
+        let one = w.crm.product(who, p.id).await.expect("product");
+        let listed = w
+            .crm
+            .list_products(who, &ProductQuery::default())
+            .await
+            .expect("products")
+            .items
+            .remove(0);
+        let want = sees.then_some(2_100_000);
+        assert_eq!(
+            (cost_of(&one), cost_of(&listed)),
+            (want, want),
+            "{}",
+            who.display_name
+        );
+    }
+    for who in [&with_unrelated, &with_reader] {
+        let err = w
+            .crm
+            .export_columns(who, Entity::Product, &["cost".into()])
+            .await
+            .expect_err("a hidden cost may not be picked");
+        assert!(matches!(err, Error::Forbidden(_)), "{err}");
+    }
+
+    // The same holds when an administrator hands the roles out later.
+    let later = user_holding(&w, "later", &[&restricted]).await;
+    let user = w.crm.user(&w.admin, later.user_id).await.expect("user");
+    w.crm
+        .update_user(
+            &w.admin,
+            later.user_id,
+            user.version,
+            crate::org::UserPatch {
+                role_ids: Some(vec![restricted.id, follow_ups.id]),
+                ..crate::org::UserPatch::default()
+            },
+        )
+        .await
+        .expect("a second role");
+    let later = w.crm.actor(later.user_id).await.expect("actor");
+    assert_eq!(later.roles.len(), 2);
+    let (one, by_phone, _, _) = seen(later.clone()).await;
+    assert_eq!(one.fields.get("phone"), Some(&json!("138****5678")));
+    assert_eq!(one.custom.get("secret"), None);
+    assert_eq!(by_phone, 0);
+    let product = w.crm.product(&later, p.id).await.expect("product");
+    assert_eq!(product.cost, None);
 }
