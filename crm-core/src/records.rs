@@ -773,8 +773,20 @@ impl Crm {
         }
         match action {
             Action::Read => {
-                self.shared_with(actor, entity.table(), row.id(), false)
-                    .await
+                if self
+                    .shared_with(actor, entity.table(), row.id(), false)
+                    .await?
+                {
+                    return Ok(true);
+                }
+                // The approvers of a quote's or contract's approval read
+                // what they decide.
+                match entity {
+                    Entity::Quote | Entity::Contract => {
+                        self.approves_document(actor, entity.name(), row.id()).await
+                    }
+                    _ => Ok(false),
+                }
             }
             Action::Update => {
                 self.shared_with(actor, entity.table(), row.id(), true)

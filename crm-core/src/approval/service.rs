@@ -494,6 +494,26 @@ impl Crm {
         sel
     }
 
+    /// Whether the actor approves (or approved) the approval of a sales
+    /// document: an approver of one of its steps may read the quote or
+    /// contract it decides, not approve it blind.
+    pub(crate) async fn approves_document(
+        &self,
+        actor: &Actor,
+        doc_type: &str,
+        doc: Uuid,
+    ) -> Result<bool> {
+        let me = actor.user_id.0;
+        let Some(row) = self
+            .approval_row_for(actor.company_id.0, doc_type, doc)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let info = info_from_row(&row)?;
+        Ok(info.state.steps.iter().any(|s| s.approvers.contains(&me)))
+    }
+
     async fn approval_row_for(
         &self,
         company: Uuid,

@@ -242,6 +242,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::approvers_read_what_they_decide,
+            crm_sales_approvers_read_what_they_decide,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::sales_facts_are_dated_at_most_today,
             crm_sales_sales_facts_are_dated_at_most_today,
             $make
@@ -7348,6 +7353,118 @@ pub async fn documents_pending_approval_stay_until_decided(store: Arc<dyn Store>
     assert_eq!(
         w.crm.quote(&w.zhangsan, q.id).await.expect("q").status,
         QuoteStatus::Draft
+    );
+}
+
+/// An approver whose scope does not reach a quote still reads the quote
+/// its approval asks them to decide (by id and by code, its lines and
+/// discount), not approving it blind; their other quotes stay out of reach.
+pub async fn approvers_read_what_they_decide(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewQuote, QuoteStatus};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "quote",
+            "报价折扣审批",
+            FlowDef {
+                steps: vec![StepDef {
+                    name: "财务审批".into(),
+                    conditions: vec![Condition::DiscountAbove { bp: 1000 }],
+                    approvers: ApproverRule::Users {
+                        users: vec![w.wangwu.user_id.0],
+                    },
+                    mode: SignMode::Any,
+                    fallback: Fallback::Admins,
+                }],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("flow");
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "实施报价".into(),
+                customer_id: customer.id.0,
+                lines: vec![LineInput {
+                    product_id: None,
+                    name: "实施服务".into(),
+                    unit: Some("项".into()),
+                    quantity: 1,
+                    unit_price: Some(Money::cny(100_000)),
+                    discount_bp: 2000,
+                    tax_rate: Some(600),
+                }],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    // Before it is submitted, 王五 may not read it.
+    assert!(matches!(
+        w.crm.quote(&w.wangwu, q.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    let (_, approval) = w
+        .crm
+        .submit_quote(&w.zhangsan, q.id, None)
+        .await
+        .expect("submit");
+    let seen = w
+        .crm
+        .quote(&w.wangwu, q.id)
+        .await
+        .expect("the approver reads it");
+    assert_eq!(seen.lines[0].discount_bp, 2000);
+    assert_eq!(
+        w.crm
+            .quote_by_code(&w.wangwu, &q.code)
+            .await
+            .expect("by code")
+            .id,
+        q.id
+    );
+    // Only what the approval decides: another quote of 张三's stays out
+    // of 王五's reach.
+    let other = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "另一报价".into(),
+                customer_id: customer.id.0,
+                lines: vec![LineInput {
+                    product_id: None,
+                    name: "培训".into(),
+                    unit: None,
+                    quantity: 1,
+                    unit_price: Some(Money::cny(5_000)),
+                    discount_bp: 0,
+                    tax_rate: Some(600),
+                }],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("another quote");
+    assert!(matches!(
+        w.crm.quote(&w.wangwu, other.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    w.crm
+        .approve(&w.wangwu, approval.expect("approval").id, None)
+        .await
+        .expect("approve");
+    // What they approved stays readable to them.
+    assert_eq!(
+        w.crm.quote(&w.wangwu, q.id).await.expect("q").status,
+        QuoteStatus::Approved
     );
 }
 
