@@ -780,8 +780,29 @@ impl Crm {
                     return Ok(true);
                 }
                 // The approvers of a quote's or contract's approval read
-                // what they decide.
+                // what they decide; a follow-up is read with its customer
+                // (the customer's timeline, as its 360° view shows it).
                 match entity {
+                    Entity::FollowUp if actor.can(entity, Action::Read) => {
+                        match row.get("customer_id").as_id() {
+                            Some(c) => match self.store.get(Table::Customers, c).await? {
+                                Some(crow)
+                                    if crow.get("company_id").as_id()
+                                        == Some(actor.company_id.0) =>
+                                {
+                                    Box::pin(self.can_on_row(
+                                        actor,
+                                        Entity::Customer,
+                                        Action::Read,
+                                        &crow,
+                                    ))
+                                    .await
+                                }
+                                _ => Ok(false),
+                            },
+                            None => Ok(false),
+                        }
+                    }
                     Entity::Quote | Entity::Contract => {
                         self.approves_document(actor, entity.name(), row.id()).await
                     }

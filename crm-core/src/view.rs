@@ -240,8 +240,14 @@ impl Crm {
             })
             .with_total();
         let filter = Filter::Cmp(col("customer_id"), CmpOp::Eq, Value::Id(customer.0));
+        // A customer's follow-ups are its timeline: whoever may see the
+        // customer (and read follow-ups at all) sees every one of them —
+        // a new owner the history before the transfer, an owner the
+        // service team's calls — with the field rules applied.
+        let scope = (entity == Entity::FollowUp && actor.can(entity, Action::Read))
+            .then_some(crate::store::Scope::All);
         let page = self
-            .list_records_with(actor, entity, &query, None, filter)
+            .list_records_with(actor, entity, &query, scope, filter)
             .await?;
         Ok(ViewSection {
             entity: entity.name().into(),
@@ -423,7 +429,8 @@ impl Crm {
 
     /// The 360° view of a customer the actor can see (also a customer in a
     /// pool the actor belongs to): the customer masked by the actor's field
-    /// rules, contacts and follow-ups within the actor's scope, pool place
+    /// rules, contacts within the actor's scope and every follow-up of the
+    /// customer (see `section`), pool place
     /// and history, attachments, possible duplicates, the recycling
     /// forecast and the linked records of other modules.
     pub async fn customer_view(&self, actor: &Actor, id: RecordId) -> Result<CustomerView> {

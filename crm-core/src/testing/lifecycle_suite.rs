@@ -62,6 +62,11 @@ macro_rules! lifecycle_scenarios {
             $make
         );
         $each!(
+            $crate::testing::lifecycle_suite::a_customers_follow_ups_are_read_with_it,
+            crm_lifecycle_a_customers_follow_ups_are_read_with_it,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::refusals_name_records_by_code_and_say_why,
             crm_lifecycle_refusals_name_records_by_code_and_say_why,
             $make
@@ -1909,4 +1914,65 @@ pub async fn contacts_are_not_added_through_a_share(store: Arc<dyn Store>) {
         .await
         .expect("the owner adds a contact");
     assert_eq!(contacts_of(c.id).await, 1);
+}
+
+/// A customer's follow-ups are its timeline: whoever may read the customer
+/// reads all of them, in its 360° view and one by one — a new owner the
+/// calls made before the transfer — but changes only their own.
+pub async fn a_customers_follow_ups_are_read_with_it(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let kh = code(&c);
+    let f = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            fields(json!({"customer_id": kh, "channel": "call", "content": "首次拜访"})),
+        )
+        .await
+        .expect("follow-up");
+    // 王五 may not read 张三's customer, nor its follow-up.
+    assert!(
+        w.crm
+            .get_record(&w.wangwu, Entity::FollowUp, f.id)
+            .await
+            .is_err()
+    );
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[c.id], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let view = w.crm.customer_view(&w.wangwu, c.id).await.expect("view");
+    assert_eq!(view.follow_ups.total, 1);
+    assert_eq!(view.follow_ups.items[0].id, f.id);
+    let seen = w
+        .crm
+        .get_record(&w.wangwu, Entity::FollowUp, f.id)
+        .await
+        .expect("the new owner reads the customer's follow-up");
+    assert_eq!(seen.text("content"), Some("首次拜访"));
+    // Reading is not changing: the follow-up stays its author's.
+    assert!(
+        w.crm
+            .update_record(
+                &w.wangwu,
+                Entity::FollowUp,
+                f.id,
+                seen.version,
+                fields(json!({"content": "改"})),
+            )
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        w.crm
+            .get_record(&w.zhangsan, Entity::FollowUp, f.id)
+            .await
+            .expect("author")
+            .text("content"),
+        Some("首次拜访")
+    );
 }
