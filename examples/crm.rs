@@ -1922,6 +1922,31 @@ fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User], customs: 
     out!("{t}");
 }
 
+/// Warns (on standard error) of the customers a saved customer shares a
+/// key with that the company's settings only warn about: saved, it is
+/// flagged as a possible duplicate.
+async fn warn_duplicates(ctx: &Ctx, actor: &Actor, id: RecordId) -> CliResult {
+    for m in ctx.crm.duplicates_of(actor, id).await.map_err(err)? {
+        let whose = match (&m.code, &m.name) {
+            (Some(code), Some(name)) => format!("{code} {name}, {}", m.owner),
+            (Some(code), None) => format!("{code}, {}", m.owner),
+            _ => format!("a customer {}", m.owner),
+        };
+        let value = if m.value.is_empty() {
+            String::new()
+        } else {
+            format!(" {}", m.value)
+        };
+        // (After what standard output said, in order.)
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+        eprintln!(
+            "warning: possible duplicate (疑似重复): {}{value} is also held by {whose}",
+            m.field
+        );
+    }
+    Ok(())
+}
+
 /// Prints a batch's report: how many records were done and each refusal
 /// with its reason.
 fn print_report(ctx: &Ctx, verb: &str, r: &crm::BatchReport) {
@@ -1998,6 +2023,9 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                     r.text("name").unwrap_or_default()
                 )
             });
+            if entity == Entity::Customer {
+                warn_duplicates(ctx, actor, r.id).await?;
+            }
         }
         RecordCmd::Edit {
             record,

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, json, local_time, ok};
+use common::{fails, json, local_time, ok, run};
 
 fn walk_through(db: &str) {
     let out = ok(db, &["demo"]);
@@ -842,5 +842,34 @@ fn cli_field_rules_hold_across_roles_and_whoami_shows_them() {
         .collect();
     assert!(!phones.is_empty(), "{list}");
     assert!(phones.iter().all(|p| p.contains('*')), "{phones:?}");
+    // A customer saved with a phone another customer holds (the demo's
+    // setting warns about phones) is saved, and the user is warned, told
+    // which customer when they may see it.
+    let (code, phone) = {
+        let all = json(db, &["customer", "list"]);
+        let first = &all["items"][0];
+        (
+            first["code"].as_str().expect("code").to_string(),
+            first["fields"]["phone"]
+                .as_str()
+                .expect("phone")
+                .to_string(),
+        )
+    };
+    let out = run(
+        db,
+        &[
+            "customer",
+            "add",
+            "name=重复电话测试",
+            &format!("phone={phone}"),
+        ],
+    );
+    assert!(out.status.success());
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("possible duplicate") && warned.contains(&code),
+        "{warned}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
