@@ -1095,6 +1095,201 @@ fn users_by_id(users: &[User]) -> impl Fn(Option<UserId>) -> String + '_ {
     }
 }
 
+/// How the command line names the ids a record holds, for people: users
+/// by display name, departments and pools by name, customers and contacts
+/// by code and name where the actor may read them, else a placeholder —
+/// never the id.
+struct Names {
+    users: Vec<User>,
+    departments: std::collections::HashMap<crm::Uuid, String>,
+    pools: std::collections::HashMap<crm::Uuid, String>,
+    /// Records looked up so far, by id: code and name, none when the
+    /// actor may not read the record.
+    records: std::collections::HashMap<crm::Uuid, Option<(String, String)>>,
+}
+
+impl Names {
+    /// The company's users, departments and pools, read once.
+    async fn load(ctx: &Ctx, actor: &Actor) -> CliResult<Names> {
+        use crm::store::Select;
+        let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+        let departments = ctx
+            .crm
+            .list_departments(actor)
+            .await
+            .map_err(err)?
+            .into_iter()
+            .map(|d| (d.id.0, d.name))
+            .collect();
+        // Every pool of the company, not only those the actor is a member
+        // of (a customer they may read names its pool), and deleted ones
+        // too (a history names the pool its customers left).
+        let mut sel = Select::all(crm::schema::Table::Pools, actor.company_id.0, ctx.crm.now());
+        sel.lifecycle = Lifecycle::Any;
+        let pools = ctx
+            .crm
+            .store()
+            .select(&sel)
+            .await
+            .map_err(err)?
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.id(),
+                    r.get("name").as_text().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        Ok(Names {
+            users,
+            departments,
+            pools,
+            records: Default::default(),
+        })
+    }
+
+    /// A user by display name (empty for none).
+    fn user(&self, id: Option<UserId>) -> String {
+        users_by_id(&self.users)(id)
+    }
+
+    /// The code and name (as the actor sees it) of the `target` record
+    /// with the id `id`; none when the actor may not read it (or it is
+    /// gone: the core does not tell them apart).
+    async fn readable(
+        &mut self,
+        ctx: &Ctx,
+        actor: &Actor,
+        target: Entity,
+        id: &str,
+    ) -> Option<(String, String)> {
+        let uuid = crm::Uuid::parse_str(id.trim()).ok()?;
+        if let Some(known) = self.records.get(&uuid) {
+            return known.clone();
+        }
+        let found = ctx
+            .crm
+            .get_record(actor, target, RecordId(uuid))
+            .await
+            .ok()
+            .map(|r| {
+                (
+                    r.code.clone().unwrap_or_default(),
+                    r.text("name").unwrap_or_default().to_string(),
+                )
+            });
+        self.records.insert(uuid, found.clone());
+        found
+    }
+
+    /// A customer or contact as `code name` when the actor may read it,
+    /// else [`hidden`]: its id is not told. A text that is no id (a masked
+    /// value, say) as it is.
+    async fn record(&mut self, ctx: &Ctx, actor: &Actor, target: Entity, id: &str) -> String {
+        if crm::Uuid::parse_str(id.trim()).is_err() {
+            return id.to_string();
+        }
+        match self.readable(ctx, actor, target, id).await {
+            Some((code, name)) => [code, name]
+                .into_iter()
+                .filter(|t| !t.is_empty())
+                .collect::<Vec<_>>()
+                .join(" "),
+            None => hidden(target),
+        }
+    }
+
+    /// A value of `field` of an `entity` record (a field's API name, a
+    /// record column such as `owner_id` or `deleted_at`, or `custom.key`)
+    /// for people: ids by name, money custom fields in yuan, instants in
+    /// local time.
+    async fn value(
+        &mut self,
+        ctx: &Ctx,
+        actor: &Actor,
+        entity: Entity,
+        customs: &[CustomFieldDef],
+        field: &str,
+        v: &Json,
+    ) -> String {
+        let text = v.as_str();
+        let id = || text.and_then(|t| crm::Uuid::parse_str(t).ok());
+        if v.is_null() {
+            return String::new();
+        }
+        if let Some(key) = field.strip_prefix("custom.") {
+            let user_field = customs
+                .iter()
+                .any(|d| d.key == key && d.field_type == CustomFieldType::User);
+            return match id() {
+                Some(u) if user_field => self.user(Some(UserId(u))),
+                _ => custom_cell(customs, key, v),
+            };
+        }
+        match field {
+            "owner_id" | "created_by" | "updated_by" | "deleted_by" => {
+                return match id() {
+                    Some(u) => self.user(Some(UserId(u))),
+                    None => cell(Some(v)),
+                };
+            }
+            "department_id" => {
+                if let Some(name) = id().and_then(|d| self.departments.get(&d)) {
+                    return name.clone();
+                }
+            }
+            "pool_id" if entity == Entity::Customer => {
+                if let Some(name) = id().and_then(|p| self.pools.get(&p)) {
+                    return name.clone();
+                }
+            }
+            _ => {}
+        }
+        if let (Some(def), Some(t)) = (entity.field(field), text)
+            && let crm::entity::FieldKind::Ref(target) = def.kind
+        {
+            return self.record(ctx, actor, target, t).await;
+        }
+        match text {
+            // Instants (deleted, archived, owned since …) in local time.
+            Some(t) => local_text(ctx, t),
+            None => cell(Some(v)),
+        }
+    }
+
+    /// A custom field's label (its key when it has none).
+    fn custom_label(customs: &[CustomFieldDef], key: &str) -> String {
+        customs
+            .iter()
+            .find(|d| d.key == key)
+            .map(|d| d.label.clone())
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| key.to_string())
+    }
+}
+
+/// The version an edit's own write produced. `update_record` writes the
+/// version after the one it was given (`expected`) and then reads the
+/// record again, by which time another edit may have moved it on; an edit
+/// that changed nothing wrote nothing and hands back the version it read.
+fn written_version(expected: i64, read_back: i64) -> i64 {
+    if read_back > expected {
+        expected + 1
+    } else {
+        read_back
+    }
+}
+
+/// What stands for a record the actor may not read, in place of its id.
+fn hidden(target: Entity) -> String {
+    match target {
+        Entity::Customer => "（无权查看的客户）(hidden customer)".to_string(),
+        Entity::Contact => "（无权查看的联系人）(hidden contact)".to_string(),
+        other => format!("（无权查看的{}）(hidden {other})", other.name_zh()),
+    }
+}
+
 /// The record an event is about as users know it: the code its payload
 /// carries (`code`, or `document_code` for approvals), else the id.
 fn event_record(e: &crm::store::NewEvent) -> String {
@@ -1388,6 +1583,10 @@ async fn dept_cmd(ctx: &Ctx, actor: &Actor, cmd: DeptCmd) -> CliResult {
         DeptCmd::List => {
             let all = ctx.crm.list_departments(actor).await.map_err(err)?;
             let mut lines = Vec::new();
+            // The tree by name, each under its parent. Departments are
+            // named by name on the command line (the first of that name
+            // wins), so a name two departments share also gives the id,
+            // the only way to name the others.
             fn walk(
                 all: &[crm::org::Department],
                 parent: Option<crm::ids::DepartmentId>,
@@ -1395,7 +1594,12 @@ async fn dept_cmd(ctx: &Ctx, actor: &Actor, cmd: DeptCmd) -> CliResult {
                 out: &mut Vec<String>,
             ) {
                 for d in all.iter().filter(|d| d.parent_id == parent) {
-                    out.push(format!("{}{}  ({})", "  ".repeat(depth), d.name, d.id));
+                    let shared = all.iter().filter(|o| o.name == d.name).count() > 1;
+                    out.push(if shared {
+                        format!("{}{}  (id {})", "  ".repeat(depth), d.name, d.id)
+                    } else {
+                        format!("{}{}", "  ".repeat(depth), d.name)
+                    });
                     walk(all, Some(d.id), depth + 1, out);
                 }
             }
@@ -1814,36 +2018,24 @@ async fn print_records(
         ctx.print(json!(page), String::new);
         return Ok(());
     }
-    let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
-    let name = users_by_id(&users);
+    let mut names = Names::load(ctx, actor).await?;
     let (header, cols) = columns(entity);
-    let mut customers: Vec<(String, String)> = Vec::new();
     let mut rows = Vec::new();
     for r in &page.items {
         let mut row = Vec::new();
         for c in cols {
             row.push(match *c {
                 "code" => r.code.clone().unwrap_or_default(),
-                "owner_id" => name(r.owner_id),
-                "customer_id" => {
-                    let id = cell(r.fields.get("customer_id"));
-                    match customers.iter().find(|(k, _)| *k == id) {
-                        Some((_, n)) => n.clone(),
-                        None => {
-                            let n = match id.parse::<RecordId>() {
-                                Ok(cid) => ctx
-                                    .crm
-                                    .get_record(actor, Entity::Customer, cid)
-                                    .await
-                                    .map(|c| c.text("name").unwrap_or_default().to_string())
-                                    .unwrap_or(id.clone()),
-                                Err(_) => id.clone(),
-                            };
-                            customers.push((id, n.clone()));
-                            n
-                        }
-                    }
-                }
+                "owner_id" => names.user(r.owner_id),
+                // The customer by name as the list shows it; one the actor
+                // may no longer read (a share revoked) is not told by id.
+                "customer_id" => match r.fields.get("customer_id").and_then(Json::as_str) {
+                    Some(id) => match names.readable(ctx, actor, Entity::Customer, id).await {
+                        Some((_, name)) => name,
+                        None => hidden(Entity::Customer),
+                    },
+                    None => cell(r.fields.get("customer_id")),
+                },
                 "occurred_at" => local_text(ctx, &cell(r.fields.get("occurred_at"))),
                 other => cell(r.fields.get(other)),
             });
@@ -1878,12 +2070,20 @@ fn custom_cell(customs: &[CustomFieldDef], key: &str, v: &Json) -> String {
     }
 }
 
-fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User], customs: &[CustomFieldDef]) {
+/// Prints a record for people: ids by the names and codes users know
+/// (owner, department, pool, customer, contact), custom fields by label.
+async fn print_record(
+    ctx: &Ctx,
+    actor: &Actor,
+    entity: Entity,
+    r: &Record,
+    customs: &[CustomFieldDef],
+) -> CliResult {
     if ctx.json {
         ctx.print(json!(r), String::new);
-        return;
+        return Ok(());
     }
-    let name = users_by_id(users);
+    let mut names = Names::load(ctx, actor).await?;
     let mut t = Grid::new();
     t.load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic);
@@ -1893,12 +2093,21 @@ fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User], customs: 
     ]);
     t.add_row(vec!["id".to_string(), r.id.to_string()]);
     t.add_row(vec!["版本 version".to_string(), r.version.to_string()]);
-    t.add_row(vec!["负责人 owner".to_string(), name(r.owner_id)]);
+    t.add_row(vec!["负责人 owner".to_string(), names.user(r.owner_id)]);
+    if let Some(d) = r.department_id.and_then(|d| names.departments.get(&d.0)) {
+        t.add_row(vec!["所属部门 department".to_string(), d.clone()]);
+    }
     for def in entity.fields() {
         if let Some(v) = r.fields.get(def.name) {
             let shown = match v.as_str() {
                 Some(text) if matches!(def.kind, crm::entity::FieldKind::DateTime) => {
                     local_text(ctx, text)
+                }
+                Some(_)
+                    if matches!(def.kind, crm::entity::FieldKind::Ref(_))
+                        || def.name == "pool_id" =>
+                {
+                    names.value(ctx, actor, entity, customs, def.name, v).await
                 }
                 _ => cell(Some(v)),
             };
@@ -1906,11 +2115,22 @@ fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User], customs: 
         }
     }
     for (k, v) in &r.custom {
-        t.add_row(vec![format!("custom.{k}"), custom_cell(customs, k, v)]);
+        let shown = names
+            .value(ctx, actor, entity, customs, &format!("custom.{k}"), v)
+            .await;
+        // As the built-in fields: the label, then the name to type.
+        t.add_row(vec![
+            format!("{} custom.{k}", Names::custom_label(customs, k)),
+            shown,
+        ]);
     }
     t.add_row(vec![
         "创建 created".to_string(),
-        format!("{} by {}", local(ctx, r.created_at), name(r.created_by)),
+        format!(
+            "{} by {}",
+            local(ctx, r.created_at),
+            names.user(r.created_by)
+        ),
     ]);
     t.add_row(vec!["更新 updated".to_string(), local(ctx, r.updated_at)]);
     if let Some(d) = r.deleted_at {
@@ -1920,6 +2140,7 @@ fn print_record(ctx: &Ctx, entity: Entity, r: &Record, users: &[User], customs: 
         t.add_row(vec!["归档 archived".to_string(), local(ctx, d)]);
     }
     out!("{t}");
+    Ok(())
 }
 
 /// Warns (on standard error) of the customers a saved customer shares a
@@ -2036,31 +2257,32 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                 return Err("nothing to change: give field=value pairs".into());
             }
             let current = find_record(ctx, actor, entity, &record, Lifecycle::Active).await?;
+            let expected = version.unwrap_or(current.version);
             let r = ctx
                 .crm
-                .update_record(
-                    actor,
-                    entity,
-                    current.id,
-                    version.unwrap_or(current.version),
-                    parse_pairs(&fields)?,
-                )
+                .update_record(actor, entity, current.id, expected, parse_pairs(&fields)?)
                 .await
                 .map_err(err)?;
+            let written = written_version(expected, r.version);
             ctx.print(json!(r), || {
-                format!(
-                    "updated {} {} (version {})",
+                let mut line = format!(
+                    "updated {} {} (version {written})",
                     entity.name_zh(),
                     r.code.clone().unwrap_or_default(),
-                    r.version
-                )
+                );
+                if r.version > written {
+                    line.push_str(&format!(
+                        "; since edited by someone else, now at version {}",
+                        r.version
+                    ));
+                }
+                line
             });
         }
         RecordCmd::Show { record } => {
             let r = find_record(ctx, actor, entity, &record, Lifecycle::Any).await?;
-            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
             let customs = ctx.crm.custom_fields(actor, entity).await.map_err(err)?;
-            print_record(ctx, entity, &r, &users, &customs);
+            print_record(ctx, actor, entity, &r, &customs).await?;
         }
         RecordCmd::List(args) => {
             let mut q = ListQuery::default();
@@ -2327,39 +2549,29 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                 },
             };
             let h = ctx.crm.history(actor, entity, id).await.map_err(err)?;
-            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
             let customs = ctx.crm.custom_fields(actor, entity).await.map_err(err)?;
-            let show = |field: &str, v: &Json| match field.strip_prefix("custom.") {
-                Some(key) => custom_cell(&customs, key, v),
-                // Instants (deleted, archived, owned since …) in local time.
-                None => match v.as_str() {
-                    Some(t) => local_text(ctx, t),
-                    None => cell(Some(v)),
-                },
-            };
-            let name = users_by_id(&users);
-            let rows = h
-                .iter()
-                .map(|e| {
-                    vec![
-                        local_secs(ctx, e.at),
-                        name(e.actor_id.map(UserId)),
-                        e.action.clone(),
-                        e.changes
-                            .iter()
-                            .map(|c| {
-                                format!(
-                                    "{}: {} → {}",
-                                    c.field,
-                                    show(&c.field, &c.before),
-                                    show(&c.field, &c.after)
-                                )
-                            })
-                            .collect::<Vec<_>>()
-                            .join("\n"),
-                    ]
-                })
-                .collect();
+            // Owners, customers, pools and departments by the names users
+            // know, not by id.
+            let mut names = Names::load(ctx, actor).await?;
+            let mut rows = Vec::with_capacity(h.len());
+            for e in &h {
+                let mut changes = Vec::with_capacity(e.changes.len());
+                for c in &e.changes {
+                    let before = names
+                        .value(ctx, actor, entity, &customs, &c.field, &c.before)
+                        .await;
+                    let after = names
+                        .value(ctx, actor, entity, &customs, &c.field, &c.after)
+                        .await;
+                    changes.push(format!("{}: {before} → {after}", c.field));
+                }
+                rows.push(vec![
+                    local_secs(ctx, e.at),
+                    names.user(e.actor_id.map(UserId)),
+                    e.action.clone(),
+                    changes.join("\n"),
+                ]);
+            }
             ctx.table(json!(h), &["时间", "操作人", "操作", "变更"], rows);
         }
     }
@@ -4201,7 +4413,7 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 .custom_fields(actor, Entity::Customer)
                 .await
                 .map_err(err)?;
-            print_record(ctx, Entity::Customer, &v.customer, &users, &customs);
+            print_record(ctx, actor, Entity::Customer, &v.customer, &customs).await?;
             let name = users_by_id(&users);
             out!(
                 "place: {}{}{}",

@@ -371,3 +371,260 @@ fn cli_names_records_by_the_codes_given() {
     assert!(!by_code["items"].as_array().expect("items").is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The id in `--json` output of `args` (its `code`'s record's `id`).
+fn id_of(db: &str, args: &[&str]) -> String {
+    json(db, args)["id"].as_str().expect("id").to_string()
+}
+
+/// The code a `… add` printed (`added 客户 KH-… `).
+fn added_code(out: &str) -> String {
+    out.split_whitespace()
+        .find(|w| w.contains('-') && w.chars().any(|c| c.is_ascii_digit()))
+        .unwrap_or_else(|| panic!("no code in {out}"))
+        .to_string()
+}
+
+#[test]
+fn cli_show_names_customers_pools_and_custom_fields_not_ids() {
+    let (dir, db) = temp_db("show-names");
+    let db = db.as_str();
+    ok(db, &["demo"]);
+    // A contact and a follow-up name their customer by code and name.
+    let contacts = json(db, &["contact", "list"]);
+    let contact = &contacts["items"][0];
+    let contact_code = contact["code"].as_str().expect("code").to_string();
+    let customer_id = contact["fields"]["customer_id"].as_str().expect("id");
+    let customer = json(db, &["customer", "show", customer_id]);
+    let customer_code = customer["code"].as_str().expect("code").to_string();
+    let customer_name = customer["fields"]["name"].as_str().expect("name");
+    let shown = ok(db, &["contact", "show", &contact_code]);
+    let line = shown
+        .lines()
+        .find(|l| l.contains("所属客户"))
+        .expect("customer row");
+    assert!(
+        line.contains(&customer_code) && line.contains(customer_name),
+        "{line}"
+    );
+    assert!(!shown.contains(customer_id), "{shown}");
+    let f = ok(
+        db,
+        &[
+            "followup",
+            "add",
+            &format!("customer_id={customer_code}"),
+            "channel=call",
+            "content=回访",
+        ],
+    );
+    let followup = added_code(&f);
+    let shown = ok(db, &["followup", "show", &followup]);
+    assert!(shown.contains(&customer_code), "{shown}");
+    assert!(!shown.contains(customer_id), "{shown}");
+    // A custom field by its label.
+    ok(
+        db,
+        &[
+            "field", "add", "customer", "budget", "预算", "--type", "money",
+        ],
+    );
+    ok(
+        db,
+        &["customer", "edit", &customer_code, "custom.budget=1000"],
+    );
+    let shown = ok(db, &["customer", "show", &customer_code]);
+    let line = shown
+        .lines()
+        .find(|l| l.contains("1000.00"))
+        .expect("budget row");
+    assert!(line.contains("预算"), "{line}");
+    // A customer's pool by name, in its record and in its history after
+    // the pool is deleted.
+    ok(
+        db,
+        &[
+            "pool",
+            "add",
+            "华东公海",
+            "--admin",
+            "admin",
+            "--dept",
+            "销售部",
+        ],
+    );
+    let pools = json(db, &["pool", "list"]);
+    let pool_id = pools[0]["id"].as_str().expect("pool id").to_string();
+    ok(
+        db,
+        &[
+            "pool",
+            "release",
+            &customer_code,
+            "--reason",
+            "无意向",
+            "--to",
+            "华东公海",
+        ],
+    );
+    let shown = ok(db, &["customer", "show", &customer_code]);
+    let line = shown
+        .lines()
+        .find(|l| l.contains("所属公海"))
+        .expect("pool row");
+    assert!(line.contains("华东公海"), "{line}");
+    assert!(!shown.contains(&pool_id), "{shown}");
+    ok(db, &["pool", "assign", &customer_code, "--to", "zhangwei"]);
+    ok(db, &["pool", "delete", "华东公海"]);
+    let history = ok(db, &["customer", "history", &customer_code]);
+    assert!(history.contains("pool_id: 华东公海 →"), "{history}");
+    assert!(history.contains("owner_id:  → 张伟"), "{history}");
+    assert!(!history.contains(&pool_id), "{history}");
+    // A contact's history names its customer by code and name.
+    let history = ok(db, &["contact", "history", &contact_code]);
+    let line = history
+        .lines()
+        .find(|l| l.contains("customer_id:"))
+        .unwrap_or_else(|| panic!("no customer in {history}"));
+    assert!(
+        line.contains(&format!("{customer_code} {customer_name}")),
+        "{line}"
+    );
+    assert!(!history.contains(customer_id), "{history}");
+    // Departments by name, each under its parent.
+    let depts = json(db, &["dept", "list"]);
+    let listed = ok(db, &["dept", "list"]);
+    for d in depts.as_array().expect("departments") {
+        let id = d["id"].as_str().expect("id");
+        assert!(!listed.contains(id), "{listed}");
+        assert!(listed.contains(d["name"].as_str().expect("name")));
+    }
+    assert!(listed.contains("\n  销售部"), "{listed}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cli_records_of_a_customer_no_longer_readable_do_not_show_its_id() {
+    let (dir, db) = temp_db("hidden-customer");
+    let db = db.as_str();
+    ok(db, &["demo"]);
+    // 曾丽's customer, shared with 王芳 (华北) for a while.
+    let out = ok(
+        db,
+        &[
+            "--as",
+            "zengli",
+            "customer",
+            "add",
+            "name=隐藏客户测试有限公司",
+        ],
+    );
+    let code = added_code(&out);
+    let id = id_of(db, &["customer", "show", &code]);
+    let c = ok(
+        db,
+        &[
+            "--as",
+            "zengli",
+            "contact",
+            "add",
+            &format!("customer_id={code}"),
+            "name=赵六",
+        ],
+    );
+    let contact = added_code(&c);
+    ok(db, &["customer", "share", &code, "--with", "wangfang"]);
+    let f = ok(
+        db,
+        &[
+            "--as",
+            "wangfang",
+            "followup",
+            "add",
+            &format!("customer_id={code}"),
+            "channel=call",
+            "content=电话沟通",
+        ],
+    );
+    let followup = added_code(&f);
+    ok(db, &["customer", "unshare", &code, "--with", "wangfang"]);
+    ok(db, &["contact", "share", &contact, "--with", "wangfang"]);
+    let hidden = "（无权查看的客户）(hidden customer)";
+    for args in [
+        &["--as", "wangfang", "followup", "list"][..],
+        &["--as", "wangfang", "followup", "show", &followup][..],
+        &["--as", "wangfang", "contact", "list"][..],
+        &["--as", "wangfang", "contact", "show", &contact][..],
+    ] {
+        let out = ok(db, args);
+        assert!(!out.contains(&id), "{args:?}: {out}");
+        assert!(!out.contains("隐藏客户测试"), "{args:?}: {out}");
+        assert!(out.contains(hidden), "{args:?}: {out}");
+    }
+    // Who may read the customer sees it.
+    let shown = ok(db, &["followup", "show", &followup]);
+    assert!(
+        shown.contains(&format!("{code} 隐藏客户测试有限公司")),
+        "{shown}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cli_concurrent_edits_each_report_the_version_they_wrote() {
+    let (dir, db) = temp_db("edit-versions");
+    let db = db.as_str();
+    ok(db, &["demo"]);
+    let list = json(db, &["customer", "list"]);
+    let code = list["items"][0]["code"].as_str().expect("code").to_string();
+    let mut reported = Vec::new();
+    for round in 0..4 {
+        let runs: Vec<_> = (0..4)
+            .map(|i| {
+                let (db, code) = (db.to_string(), code.clone());
+                std::thread::spawn(move || {
+                    run(
+                        &db,
+                        &["customer", "edit", &code, &format!("notes=第{round}轮{i}")],
+                    )
+                })
+            })
+            .collect();
+        for r in runs {
+            let out = r.join().expect("edit");
+            if !out.status.success() {
+                // A conflict (or a busy database) refuses the edit: it
+                // wrote nothing and reports no version.
+                continue;
+            }
+            let text = String::from_utf8(out.stdout).expect("utf-8");
+            let v: i64 = text
+                .split("(version ")
+                .nth(1)
+                .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no version in {text}"));
+            reported.push(v);
+        }
+    }
+    assert!(!reported.is_empty());
+    // Each write made one version; no two edits claim the same one.
+    let mut distinct = reported.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), reported.len(), "{reported:?}");
+    // And each version reported was written by an update.
+    let history = json(db, &["customer", "history", &code]);
+    let updates = history
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter(|e| e["action"] == "update")
+        .count();
+    assert!(reported.len() <= updates, "{reported:?} of {updates}");
+    let last = json(db, &["customer", "show", &code])["version"]
+        .as_i64()
+        .expect("version");
+    assert!(distinct.iter().all(|v| *v <= last), "{distinct:?} > {last}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

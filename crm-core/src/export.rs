@@ -208,6 +208,11 @@ impl Crm {
         exportable(entity)?;
         let now = self.now();
         let (users, departments) = self.export_labels(actor).await?;
+        let pools = if entity == Entity::Customer {
+            self.export_pool_names(actor).await?
+        } else {
+            HashMap::new()
+        };
         let customs = self.custom_fields(actor, entity).await?;
         let mut query = query;
         // Without a sort, pages go by id: ids are time-ordered (UUIDv7), so
@@ -240,8 +245,11 @@ impl Crm {
             actor,
             columns,
             &customs,
-            users,
-            departments,
+            Labels {
+                users,
+                departments,
+                pools,
+            },
             self.config.utc_offset,
         );
         Ok(ExportCursor {
@@ -301,6 +309,24 @@ impl Crm {
             })
             .collect();
         Ok((users, departments))
+    }
+
+    /// How exports name customer pools (a customer's 所属公海): by name, the
+    /// way an import into a pool names them; the company's live pools.
+    pub(crate) async fn export_pool_names(&self, actor: &Actor) -> Result<HashMap<Uuid, String>> {
+        Ok(self
+            .store
+            .select(&Select::all(Table::Pools, actor.company_id.0, self.now()))
+            .await?
+            .rows
+            .iter()
+            .map(|r| {
+                (
+                    r.id(),
+                    r.get("name").as_text().unwrap_or_default().to_string(),
+                )
+            })
+            .collect())
     }
 
     /// The names of the `target` records among `ids` that the actor may
@@ -748,6 +774,11 @@ enum Plan {
     Department(Option<usize>),
     Created(Option<usize>),
     Updated(Option<usize>),
+    /// A customer's pool (`pool_id`), by the pool's name.
+    Pool {
+        index: Option<usize>,
+        masked: bool,
+    },
     Field {
         def: &'static FieldDef,
         index: Option<usize>,
@@ -771,6 +802,13 @@ struct RefField {
     access: FieldAccess,
 }
 
+/// The names an export shows for the ids a record holds.
+struct Labels {
+    users: HashMap<Uuid, String>,
+    departments: HashMap<Uuid, String>,
+    pools: HashMap<Uuid, String>,
+}
+
 struct Converter {
     columns: Vec<ExportColumn>,
     plans: Vec<Plan>,
@@ -778,6 +816,7 @@ struct Converter {
     custom_index: Option<usize>,
     users: HashMap<Uuid, String>,
     departments: HashMap<Uuid, String>,
+    pools: HashMap<Uuid, String>,
     offset: FixedOffset,
 }
 
@@ -787,8 +826,7 @@ impl Converter {
         actor: &Actor,
         columns: Vec<ExportColumn>,
         customs: &[CustomFieldDef],
-        users: HashMap<Uuid, String>,
-        departments: HashMap<Uuid, String>,
+        labels: Labels,
         offset: FixedOffset,
     ) -> Converter {
         let table_columns = entity.table().columns();
@@ -818,6 +856,12 @@ impl Converter {
                     None => match entity.fields().iter().find(|d| d.name == key) {
                         Some(def) => match actor.field_access(entity, def.name) {
                             FieldAccess::Hidden => Plan::Empty,
+                            access if entity == Entity::Customer && def.name == "pool_id" => {
+                                Plan::Pool {
+                                    index: index(def.name),
+                                    masked: access == FieldAccess::Masked,
+                                }
+                            }
                             access => Plan::Field {
                                 def,
                                 index: index(def.name),
@@ -852,8 +896,9 @@ impl Converter {
             columns,
             plans,
             ref_fields,
-            users,
-            departments,
+            users: labels.users,
+            departments: labels.departments,
+            pools: labels.pools,
             offset,
         }
     }
@@ -872,6 +917,23 @@ impl Converter {
         id.and_then(|d| self.departments.get(&d).cloned())
             .map(ExportValue::Text)
             .unwrap_or(ExportValue::Empty)
+    }
+
+    /// A customer's pool by its name; a pool no longer there stays empty
+    /// rather than an id. A masked pool is `***` (as a masked product cost
+    /// is): the list hands out a masked field without its id, so both
+    /// ways of reading rows give the same cell.
+    fn pool(&self, id: Option<Uuid>, masked: bool) -> ExportValue {
+        match id {
+            Some(_) if masked => ExportValue::Text("***".into()),
+            Some(p) => self
+                .pools
+                .get(&p)
+                .cloned()
+                .map(ExportValue::Text)
+                .unwrap_or(ExportValue::Empty),
+            None => ExportValue::Empty,
+        }
     }
 
     /// A row from a record as [`Crm::list_records`] shows it (field rules
@@ -893,6 +955,14 @@ impl Converter {
                 Plan::Department(_) => self.department(rec.department_id.map(|d| d.0)),
                 Plan::Created(_) => ExportValue::DateTime(self.local(rec.created_at)),
                 Plan::Updated(_) => ExportValue::DateTime(self.local(rec.updated_at)),
+                Plan::Pool { masked, .. } => {
+                    match rec.fields.get("pool_id").and_then(Json::as_str) {
+                        // Listed masked, the text is no id: `***`.
+                        Some(_) if *masked => ExportValue::Text("***".into()),
+                        Some(s) => self.pool(Uuid::parse_str(s).ok(), false),
+                        None => ExportValue::Empty,
+                    }
+                }
                 Plan::Field { def, take, .. } => {
                     let v = if *take {
                         rec.fields.remove(def.name)
@@ -940,6 +1010,9 @@ impl Converter {
                 },
                 Plan::Owner(i) => self.user(value_at(&row, *i).and_then(Value::as_id)),
                 Plan::Department(i) => self.department(value_at(&row, *i).and_then(Value::as_id)),
+                Plan::Pool { index, masked } => {
+                    self.pool(value_at(&row, *index).and_then(stored_id), *masked)
+                }
                 Plan::Created(i) | Plan::Updated(i) => ExportValue::DateTime(
                     self.local(
                         value_at(&row, *i)
@@ -1112,6 +1185,14 @@ impl Converter {
             ),
             (_, other) => text_value(other),
         }
+    }
+}
+
+/// An id as a store hands it out (an id, or its text).
+fn stored_id(v: &Value) -> Option<Uuid> {
+    match v {
+        Value::Text(s) => Uuid::parse_str(s).ok(),
+        other => other.as_id(),
     }
 }
 

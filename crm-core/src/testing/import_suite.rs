@@ -233,6 +233,11 @@ macro_rules! import_scenarios {
             io_import_resumed_counts_unchanged_rows_apart,
             $make
         );
+        $each!(
+            $crate::testing::import_suite::export_names_the_pool_and_the_customer_not_their_ids,
+            io_export_names_the_pool_and_the_customer_not_their_ids,
+            $make
+        );
     };
 }
 
@@ -5248,4 +5253,120 @@ pub async fn import_resumed_counts_unchanged_rows_apart(store: Arc<dyn Store>) {
             "older {older}"
         );
     }
+}
+
+/// An export names a customer's pool (所属公海) by the pool's name, as an
+/// import into a pool names it, not by the pool's id — read straight from
+/// the store and through a search alike — and a contact's customer by the
+/// customer's name, which the contact import reads back.
+pub async fn export_names_the_pool_and_the_customer_not_their_ids(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            crate::pool::PoolSpec {
+                name: "华南公海".into(),
+                admins: vec![w.admin.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.sales],
+                limits: crate::pool::PoolLimits::default(),
+            },
+        )
+        .await
+        .expect("pool");
+    let c = w.customer(&w.admin, "公海导出有限公司", json!({})).await;
+    let r = w
+        .crm
+        .release(&w.admin, &[c.id], "无意向", Some(pool.id))
+        .await
+        .expect("release");
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    let picks = ["code".to_string(), "所属公海".to_string()];
+    let cols = w
+        .crm
+        .export_columns(&w.admin, Entity::Customer, &picks)
+        .await
+        .expect("columns");
+    assert_eq!(cols[1].key, "pool_id");
+    for search in [None, Some("公海导出")] {
+        let q = ListQuery {
+            search: search.map(str::to_string),
+            ..ListQuery::default()
+        };
+        let mut cur = w
+            .crm
+            .export_cursor(&w.admin, Entity::Customer, q, cols.clone(), 10)
+            .await
+            .expect("cursor");
+        let page = cur.next_page().await.expect("page").expect("a row");
+        assert_eq!(page.len(), 1, "search {search:?}");
+        assert_eq!(
+            page[0],
+            vec![
+                ExportValue::Text(c.code.clone().expect("code")),
+                ExportValue::Text("华南公海".into()),
+            ],
+            "search {search:?}"
+        );
+    }
+    // A masked pool is masked whichever way its rows are read.
+    let masked = user_with_role(
+        &w,
+        "poolmask",
+        role_perms(&[Action::Read, Action::Export], DataScope::All),
+        vec![FieldRule {
+            entity: Entity::Customer,
+            field: "pool_id".into(),
+            access: FieldAccess::Masked,
+        }],
+    )
+    .await;
+    for search in [None, Some("公海导出")] {
+        let q = ListQuery {
+            search: search.map(str::to_string),
+            ..ListQuery::default()
+        };
+        let mut cur = w
+            .crm
+            .export_cursor(&masked, Entity::Customer, q, cols.clone(), 10)
+            .await
+            .expect("cursor");
+        let page = cur.next_page().await.expect("page").expect("a row");
+        assert_eq!(
+            page[0][1],
+            ExportValue::Text("***".into()),
+            "search {search:?}"
+        );
+    }
+    // The whole sheet holds no id of the pool.
+    let (headers, rows) = exported_sheet(&w, &w.admin, Entity::Customer, false).await;
+    let at = headers
+        .iter()
+        .position(|h| h == "所属公海")
+        .expect("pool column");
+    assert_eq!(rows[0][at], t("华南公海"));
+    let pool_id = pool.id.to_string();
+    assert!(
+        !rows[0]
+            .iter()
+            .any(|c| matches!(c, Cell::Text(s) if s.contains(&pool_id))),
+        "{:?}",
+        rows[0]
+    );
+    // A contact's customer is named as the contact import reads it.
+    let owned = w.customer(&w.admin, "联系人导出有限公司", json!({})).await;
+    let mut f = crate::records::Fields::new();
+    f.insert("customer_id".into(), json!(owned.id.to_string()));
+    f.insert("name".into(), json!("李四"));
+    w.crm
+        .create_record(&w.admin, Entity::Contact, f)
+        .await
+        .expect("contact");
+    let (headers, rows) = exported_sheet(&w, &w.admin, Entity::Contact, false).await;
+    let at = headers
+        .iter()
+        .position(|h| h == "所属客户")
+        .expect("customer column");
+    assert_eq!(rows[0][at], t("联系人导出有限公司"));
 }
