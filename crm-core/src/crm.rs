@@ -428,12 +428,17 @@ impl Crm {
         if (entity.is_record() || entity == Entity::Product)
             && !actor.restricted_fields(entity).is_empty()
         {
-            for e in &mut entries {
+            // An edit that changed nothing but hidden fields is left out
+            // whole: an empty entry would still tell that something the
+            // actor may not see changed then.
+            entries.retain_mut(|e| {
+                let had = !e.changes.is_empty();
                 e.changes = std::mem::take(&mut e.changes)
                     .into_iter()
                     .filter_map(|c| visible_change(actor, entity, c))
                     .collect();
-            }
+                !(had && e.changes.is_empty() && e.action == "update")
+            });
             // A recycling's reason names the values its rule counted from.
             if entity == Entity::Customer {
                 self.hide_recycle_reasons(actor, id, &mut entries).await?;

@@ -1629,9 +1629,17 @@ impl Crm {
             )));
         }
         let customs = self.custom_fields(actor, Entity::Customer).await?;
+        // Nothing is changed here: a field the actor may not set (hidden,
+        // masked, read-only) is refused as one they may not look by.
         let (mut set, custom, _) = self
             .prepare(actor, Entity::Customer, fields, &customs, false)
-            .await?;
+            .await
+            .map_err(|e| match e {
+                Error::Forbidden(m) if m.contains(" may not change ") => Error::Forbidden(
+                    m.replacen(" may not change ", " may not look for duplicates by ", 1),
+                ),
+                e => e,
+            })?;
         self.derive(Entity::Customer, &mut set)?;
         let modes = self.dedupe_modes(actor.company_id.0).await?;
         let mut values: BTreeMap<String, Value> = set

@@ -2181,7 +2181,13 @@ async fn doc_ids(
             .map(|r| r.id)
             .collect();
         if ids.is_empty() {
-            return Err(format!("{entity} {code} is not in the recycle bin"));
+            // Live, it is not in the recycle bin; else it is not found, as
+            // one the actor may not read is not.
+            let live = Box::pin(doc_ids(ctx, actor, entity, code, false)).await;
+            return Err(match live {
+                Ok(_) => format!("{entity} {} is not in the recycle bin", code.trim()),
+                Err(e) => e,
+            });
         }
         return Ok(ids);
     }

@@ -334,6 +334,22 @@ pub async fn search_and_pinyin_sort_leave_restricted_fields_out(store: Arc<dyn S
         found(&w, &kefu, Entity::Customer, search("922038216")).await,
         0
     );
+    // Nor may kefu look for duplicates by the hidden code: refused as a
+    // field kefu may not look by, not one kefu may not change.
+    match w
+        .crm
+        .find_duplicates(
+            &kefu,
+            &crate::testing::service_suite::fields(json!({"uscc": "914403001922038216"})),
+        )
+        .await
+    {
+        Err(Error::Forbidden(m)) => assert!(
+            m.contains("may not look for duplicates by customer.uscc"),
+            "{m}"
+        ),
+        other => panic!("a duplicate check by a hidden field: {other:?}"),
+    }
     // … while the fields kefu sees still do.
     assert_eq!(found(&w, &kefu, Entity::Contact, search("任正")).await, 1);
     assert_eq!(found(&w, &kefu, Entity::Customer, search("hwjs")).await, 1);
@@ -607,7 +623,8 @@ pub async fn history_shows_changes_as_field_rules_allow(store: Arc<dyn Store>) {
         json!({"customer_id": c.id.to_string(), "name": "钱七", "mobile": "13812345678", "id_number": "11010519491231002X"}),
     )
     .await;
-    w.crm
+    let updated = w
+        .crm
         .update_record(
             &w.admin,
             Entity::Contact,
@@ -617,6 +634,17 @@ pub async fn history_shows_changes_as_field_rules_allow(store: Arc<dyn Store>) {
         )
         .await
         .expect("update");
+    // An edit of the hidden field alone.
+    w.crm
+        .update_record(
+            &w.admin,
+            Entity::Contact,
+            contact.id,
+            updated.version,
+            fields(json!({"id_number": "110105194912310038"})),
+        )
+        .await
+        .expect("update the id number");
     let kefu = user_granted(
         &w,
         "kefu",
@@ -640,7 +668,14 @@ pub async fn history_shows_changes_as_field_rules_allow(store: Arc<dyn Store>) {
         .history(&kefu, Entity::Contact, contact.id.0)
         .await
         .expect("history");
-    assert_eq!(full.len(), seen.len());
+    // The edit of the hidden field alone is left out whole, not shown as
+    // an empty change that tells something hidden changed.
+    assert_eq!(full.len(), seen.len() + 1);
+    assert!(
+        seen.iter()
+            .all(|e| e.action != "update" || !e.changes.is_empty()),
+        "{seen:?}"
+    );
     let value = |h: &[crate::store::AuditEntry], action: &str, field: &str| {
         h.iter()
             .find(|e| e.action == action)
