@@ -1147,6 +1147,15 @@ impl Crm {
             cs.ops
                 .extend(self.keep_an_admin(actor, Some(id), None, &what).await?);
         }
+        // A record's department is its owner's: the records of a user who
+        // moves go with them, so that department scopes follow the owner
+        // (the old department's manager no longer reads them, the new one
+        // does), as a transfer does.
+        if let Some(d) = patch.department_id
+            && d != before.department_id
+        {
+            self.restamp_departments(actor, id, d, &mut cs).await?;
+        }
         values.push(("updated_at", Value::Timestamp(self.now())));
         cs.ops.push(Op::Update {
             table: Table::Users,
@@ -1175,6 +1184,53 @@ impl Crm {
             self.refresh_approvals_waiting_for(actor, id.0).await;
         }
         self.user(actor, id).await
+    }
+
+    /// Moves the records a user owns (live, archived or in the recycle bin)
+    /// to the user's new department, each audited and announced as an
+    /// update of its department.
+    async fn restamp_departments(
+        &self,
+        actor: &Actor,
+        user: UserId,
+        department: Option<DepartmentId>,
+        cs: &mut ChangeSet,
+    ) -> Result<()> {
+        let company = actor.company_id.0;
+        let now = self.now();
+        let new = department.map(|d| d.0);
+        for table in Table::ALL.into_iter().filter(|t| t.is_owned()) {
+            let mut sel = Select::all(table, company, now);
+            sel.lifecycle = crate::store::Lifecycle::Any;
+            sel.filter = Filter::Cmp(Col::Column("owner_id"), CmpOp::Eq, Value::Id(user.0));
+            for r in self.store.select(&sel).await?.rows {
+                let old = r.get("department_id").as_id();
+                if old == new {
+                    continue;
+                }
+                let changes = vec![FieldChange {
+                    field: "department_id".into(),
+                    before: serde_json::json!(old),
+                    after: serde_json::json!(new),
+                }];
+                cs.ops.push(Op::Update {
+                    table,
+                    id: r.id(),
+                    expected_version: r.version(),
+                    values: vec![("department_id", new.into())],
+                });
+                cs.events.push(self.event(
+                    company,
+                    table,
+                    r.id(),
+                    format!("{}.updated", crate::crm::entity_name(table)),
+                    serde_json::json!({ "version": r.version() + 1, "changes": &changes }),
+                ));
+                cs.audit
+                    .push(self.audit(Some(actor), company, table, r.id(), "update", changes));
+            }
+        }
+        Ok(())
     }
 
     /// Sets a user's password (needs `user:manage`) and clears a lockout.

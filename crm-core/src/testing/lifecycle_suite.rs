@@ -67,6 +67,11 @@ macro_rules! lifecycle_scenarios {
             $make
         );
         $each!(
+            $crate::testing::lifecycle_suite::a_users_records_follow_them_to_another_department,
+            crm_lifecycle_a_users_records_follow_them_to_another_department,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::refusals_name_records_by_code_and_say_why,
             crm_lifecycle_refusals_name_records_by_code_and_say_why,
             $make
@@ -1974,5 +1979,77 @@ pub async fn a_customers_follow_ups_are_read_with_it(store: Arc<dyn Store>) {
             .expect("author")
             .text("content"),
         Some("首次拜访")
+    );
+}
+
+/// A record's department is its owner's: when a user moves to another
+/// department, the records they own (the recycle bin's too) move with them,
+/// each audited, so the old department's scope no longer reads them.
+pub async fn a_users_records_follow_them_to_another_department(store: Arc<dyn Store>) {
+    use crate::org::UserPatch;
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let binned = w
+        .customer(&w.zhangsan, "中兴通讯股份有限公司", json!({}))
+        .await;
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[binned.id])
+        .await;
+    assert_eq!(r.done.len(), 1, "{r:?}");
+    // 赵六 reads 销售一组's records.
+    assert!(
+        w.crm
+            .get_record(&w.zhaoliu, Entity::Customer, c.id)
+            .await
+            .is_ok()
+    );
+    let user = w
+        .crm
+        .user(&w.admin, w.zhangsan.user_id)
+        .await
+        .expect("user");
+    w.crm
+        .update_user(
+            &w.admin,
+            w.zhangsan.user_id,
+            user.version,
+            UserPatch {
+                department_id: Some(Some(w.group2)),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("move 张三 to 销售二组");
+    let moved = w
+        .crm
+        .get_record(&w.admin, Entity::Customer, c.id)
+        .await
+        .expect("c");
+    assert_eq!(moved.department_id, Some(w.group2));
+    let binned = w
+        .crm
+        .store()
+        .get(Table::Customers, binned.id.0)
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(binned.get("department_id").as_id(), Some(w.group2.0));
+    assert!(
+        w.crm
+            .get_record(&w.zhaoliu, Entity::Customer, c.id)
+            .await
+            .is_err()
+    );
+    let history = w
+        .crm
+        .history(&w.admin, Entity::Customer, c.id.0)
+        .await
+        .expect("history");
+    assert!(
+        history
+            .iter()
+            .any(|e| e.changes.iter().any(|ch| ch.field == "department_id")),
+        "{history:?}"
     );
 }
