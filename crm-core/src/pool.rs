@@ -928,6 +928,12 @@ fn pool_guard_key(company: Uuid, pool: Uuid) -> String {
     format!("{company}:{POOL_GUARD}:{pool}")
 }
 
+/// The key under which claims and assignments, which count against the
+/// limits of the company's pools, and changes to those pools take turns.
+fn pool_limits_key(company: Uuid) -> String {
+    format!("{company}:{POOL_GUARD}:limits")
+}
+
 /// The middle part of a pool's guard key.
 const POOL_GUARD: &str = "pools";
 
@@ -1594,6 +1600,7 @@ impl Crm {
         values.extend(Self::pool_values(name.clone(), &spec));
         values.push(("position", Value::Int(i64::try_from(position).unwrap_or(0))));
         let mut cs = ChangeSet::default();
+        cs.guards.push(self.pool_change_turn(company));
         cs.ops.push(Op::Insert {
             table: Table::Pools,
             values,
@@ -1636,6 +1643,7 @@ impl Crm {
         let mut values = Self::pool_values(name, &spec);
         values.push(("updated_at", Value::Timestamp(self.now())));
         let mut cs = ChangeSet::default();
+        cs.guards.push(self.pool_change_turn(actor.company_id.0));
         cs.ops.push(Op::Update {
             table: Table::Pools,
             id: id.0,
@@ -2184,6 +2192,7 @@ impl Crm {
         let to = self
             .give_to_holder(
                 actor,
+                set,
                 row,
                 "claim",
                 holding,
@@ -2200,9 +2209,11 @@ impl Crm {
     /// Moves a pool customer to the holder's private or closed-deal
     /// customers (by whether it has a closed deal), bumping the holder's
     /// rows with it, on behalf of `actor` (the holder, or a pool admin).
+    #[allow(clippy::too_many_arguments)]
     async fn give_to_holder(
         &self,
         actor: &Actor,
+        set: &PoolSet,
         row: &Row,
         action: &'static str,
         holding: &Holding,
@@ -2231,8 +2242,56 @@ impl Crm {
             .await?;
         cs.ops
             .extend(holding.guard(self, actor.company_id.0, guarded));
+        // The limits checked are the ones in force: a pool changed (a cap
+        // added) since they were read fails the move, to be tried again.
+        cs.guards
+            .push(self.pool_limits_guard(actor.company_id.0, set));
         self.apply(cs).await?;
         Ok(to)
+    }
+
+    /// A guard that the company's pools are still those of `set`, at the
+    /// versions read (none changed, none added), under the key changes to
+    /// pools take too.
+    fn pool_limits_guard(&self, company: Uuid, set: &PoolSet) -> Guard {
+        let mut alternatives: Vec<Filter> = set
+            .pools
+            .iter()
+            .map(|g| {
+                Filter::And(vec![
+                    eq("id", Value::Id(g.pool.id.0)),
+                    Filter::Cmp(col("version"), CmpOp::Ne, Value::Int(g.pool.version)),
+                ])
+            })
+            .collect();
+        alternatives.push(Filter::not_among(
+            col("id"),
+            set.pools.iter().map(|g| g.pool.id.0),
+        ));
+        let mut select = Select::all(Table::Pools, company, self.now());
+        select.filter = Filter::Or(alternatives);
+        Guard {
+            kind: crate::store::GuardKind::State,
+            keys: vec![pool_limits_key(company)],
+            select,
+            message: "the pools' settings changed meanwhile (e.g. a limit was added); \
+                      try again"
+                .to_string(),
+        }
+    }
+
+    /// A guard for a change to the company's pools that takes the key of
+    /// [`Crm::pool_limits_guard`] (its select finds nothing): a claim or
+    /// assignment and the change take turns, so the claim sees the change.
+    fn pool_change_turn(&self, company: Uuid) -> Guard {
+        let mut select = Select::all(Table::Pools, company, self.now());
+        select.filter = Filter::Or(Vec::new());
+        Guard {
+            kind: crate::store::GuardKind::State,
+            keys: vec![pool_limits_key(company)],
+            select,
+            message: String::new(),
+        }
     }
 
     /// Refuses a claim or assignment to `who` over the caps of `pool` on
@@ -2443,7 +2502,7 @@ impl Crm {
                     self.check_caps(&target.display_name, pool, &holding, department.is_some())?;
                     let guarded = Guarded::by(&set, &pool.limits, false);
                     let place = self
-                        .give_to_holder(actor, &row, "assign", &holding, department, guarded)
+                        .give_to_holder(actor, &set, &row, "assign", &holding, department, guarded)
                         .await?;
                     Ok((place, guarded))
                 }

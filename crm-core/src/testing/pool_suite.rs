@@ -20,6 +20,11 @@ macro_rules! pool_scenarios {
             $make
         );
         $each!(
+            $crate::testing::pool_suite::a_claim_meets_a_cap_added_meanwhile,
+            a_claim_meets_a_cap_added_meanwhile,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::pool_caps_hold_against_concurrent_moves_from_other_pools,
             pool_caps_hold_against_concurrent_moves_from_other_pools,
             $make
@@ -651,6 +656,62 @@ async fn pool_of(w: &World, name: &str, limits: PoolLimits, n: usize) -> Vec<Rec
         )
         .await
         .expect("import into the pool")
+}
+
+/// A claim that read the pools before an administrator added a cap is
+/// refused as the pools having changed meanwhile, writing nothing; tried
+/// again, it meets the cap.
+pub async fn a_claim_meets_a_cap_added_meanwhile(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let b = pool_of(&w, "不限", PoolLimits::default(), 3).await;
+    let r = w.crm.claim(&w.zhangsan, &[b[0]]).await.expect("claim");
+    assert_eq!(r.done, vec![b[0]], "{:?}", r.refused);
+    let pool = w
+        .crm
+        .list_pools(&w.admin)
+        .await
+        .expect("pools")
+        .into_iter()
+        .find(|p| p.name == "不限")
+        .expect("pool");
+    let admin = w.admin.clone();
+    hooked.before_customer_write(async move {
+        other
+            .update_pool(
+                &admin,
+                pool.id,
+                pool.version,
+                PoolSpec {
+                    name: pool.name.clone(),
+                    admins: pool.admins.clone(),
+                    member_users: pool.member_users.clone(),
+                    member_departments: pool.member_departments.clone(),
+                    limits: PoolLimits {
+                        max_owned_per_user: Some(1),
+                        ..PoolLimits::default()
+                    },
+                },
+            )
+            .await
+            .expect("a cap of one, added meanwhile");
+    });
+    let r = w.crm.claim(&w.zhangsan, &[b[1]]).await.expect("claim");
+    assert!(r.done.is_empty(), "the claim passed a cap added meanwhile");
+    assert!(
+        r.refused[0].1.contains("settings changed meanwhile"),
+        "{:?}",
+        r.refused
+    );
+    assert_eq!(place(&row(&w, b[1]).await), Place::Public);
+    let r = w.crm.claim(&w.zhangsan, &[b[1]]).await.expect("claim");
+    assert!(r.done.is_empty());
+    assert!(
+        r.refused[0].1.contains("the limit of pool 不限"),
+        "{:?}",
+        r.refused
+    );
 }
 
 /// A cap counts every customer the user or the department holds, whichever
