@@ -418,7 +418,7 @@ fn leave_requests(db: &str, contract: &str) {
             "abc",
         ],
     );
-    assert!(e.contains("amount abc"), "{e}");
+    assert!(e.contains("amount 'abc' is not a number"), "{e}");
 }
 
 /// Runs the CLI as zhangwei, with `--json` unless `human`.
@@ -908,4 +908,148 @@ fn cli_sales_deal_on_sqlite() {
 #[test]
 fn cli_sales_deal_on_postgres() {
     common::on_postgres("cli_sales", deal);
+}
+
+/// A lost opportunity is reopened (`opportunity stage --reopen`) and its
+/// approved quote then becomes a contract; an approved contract's signing
+/// date is refused; a payment prints its status as a label; an amount with
+/// too many decimals and a VAT rate typed as 17 % are refused in plain words.
+fn reopen_and_refusals(db: &str) {
+    ok(db, &["demo"]);
+    ok(db, &["sales-setup"]);
+    let customer = "北京华信智联科技有限公司";
+    let opp = zw_json(
+        db,
+        &[
+            "opportunity",
+            "add",
+            "--customer",
+            customer,
+            "--name",
+            "报价失败机会",
+            "--amount",
+            "50000",
+        ],
+    )["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    let quote = zw_json(
+        db,
+        &[
+            "quote",
+            "add",
+            "--customer",
+            customer,
+            "--title",
+            "失败报价",
+            "--opportunity",
+            &opp,
+            "--line",
+            "实施服务:1:50000:6",
+        ],
+    )["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    let s = zw_json(db, &["quote", "submit", &quote]);
+    assert_eq!(s["quote"]["status"], "approved", "{s}");
+    zw(
+        db,
+        true,
+        &["opportunity", "stage", &opp, "--lose", "价格高"],
+    );
+    let e = fails(db, &["--as", "zhangwei", "quote", "contract", &quote]);
+    assert!(e.contains("reopen"), "{e}");
+    let e = fails(
+        db,
+        &["--as", "zhangwei", "opportunity", "stage", &opp, "--resume"],
+    );
+    assert!(
+        e.contains("lost (失败)") && e.contains("reopen it first"),
+        "{e}"
+    );
+    let e = fails(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "opportunity",
+            "stage",
+            &opp,
+            "--reopen",
+            "--resume",
+        ],
+    );
+    assert!(e.contains("--reopen"), "{e}");
+    let out = zw(db, true, &["opportunity", "stage", &opp, "--reopen"]);
+    assert!(out.contains(&opp) && out.contains("跟踪"), "{out}");
+    let c = zw_json(db, &["quote", "contract", &quote]);
+    let contract = c["code"].as_str().expect("code").to_string();
+    zw(db, true, &["contract", "submit", &contract]);
+    ok(db, &["--as", "chenjing", "approval", "approve", &contract]);
+    let e = fails(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "contract",
+            "edit",
+            &contract,
+            "--signed",
+            "2026-12-01",
+        ],
+    );
+    assert!(
+        e.contains(&contract) && e.contains("执行中") && e.contains("signing date"),
+        "{e}"
+    );
+    let e = fails(
+        db,
+        &[
+            "--as", "zhangwei", "contract", "pay", &contract, "--amount", "0.005",
+        ],
+    );
+    assert_eq!(e.matches("0.005").count(), 1, "{e}");
+    assert!(e.contains("3 decimal places"), "{e}");
+    let out = zw(db, true, &["contract", "pay", &contract, "--amount", "100"]);
+    assert!(
+        out.contains("已确认") && !out.contains("confirmed"),
+        "{out}"
+    );
+    let e = fails(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "quote",
+            "add",
+            "--customer",
+            customer,
+            "--title",
+            "税率报价",
+            "--line",
+            "实施服务:1:100:17",
+        ],
+    );
+    assert!(
+        e.contains("17% is not one of the allowed rates") && !e.contains("basis"),
+        "{e}"
+    );
+}
+
+#[test]
+fn cli_sales_reopen_and_refusals_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("crm-cli-sales-reopen-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = dir.join("sales.db");
+    let _ = std::fs::remove_file(&db);
+    reopen_and_refusals(db.to_str().expect("path"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn cli_sales_reopen_and_refusals_on_postgres() {
+    common::on_postgres("cli_sales_reopen", reopen_and_refusals);
 }

@@ -185,8 +185,9 @@ pub enum MoneyError {
         /// The amount.
         amount: String,
     },
-    /// A rate that makes no sense for the operation.
-    #[error("rate {basis_points} basis points is not allowed here (it must not be negative)")]
+    /// A rate that makes no sense for the operation (shown as a
+    /// percentage: users type rates as percentages).
+    #[error("rate {} is not allowed here (it must not be negative)", rate_text(.basis_points))]
     BadRate {
         /// The rate.
         basis_points: i64,
@@ -230,7 +231,7 @@ impl MoneyError {
                 format!("分摊 {amount} 的比例为空或全部为零")
             }
             MoneyError::BadRate { basis_points } => {
-                format!("费率 {basis_points} 个基点在此处无效（不能为负）")
+                format!("费率 {} 在此处无效（不能为负）", percent(*basis_points))
             }
             MoneyError::NotCny { currency } => {
                 format!("只有人民币（CNY）金额可以写成中文大写，{currency} 不行")
@@ -240,6 +241,25 @@ impl MoneyError {
             }
         }
     }
+}
+
+/// A rate in basis points as a percentage, the way users type and read
+/// rates, exactly: `1300` → `13%`, `1250` → `12.5%`, `1` → `0.01%`,
+/// `-500` → `-5%`. Messages name rates so, never in basis points.
+pub fn percent(basis_points: i64) -> String {
+    let sign = if basis_points < 0 { "-" } else { "" };
+    let abs = basis_points.unsigned_abs();
+    let (whole, frac) = (abs / 100, abs % 100);
+    if frac == 0 {
+        format!("{sign}{whole}%")
+    } else {
+        let frac = format!("{frac:02}");
+        format!("{sign}{whole}.{}%", frac.trim_end_matches('0'))
+    }
+}
+
+fn rate_text(basis_points: &i64) -> String {
+    percent(*basis_points)
 }
 
 // ---------------------------------------------------------------------------
@@ -492,7 +512,7 @@ impl Money {
         let exact = i128::from(self.minor) * i128::from(basis_points);
         let m = div_round(exact, 10_000, rounding);
         self.with_minor(i64::try_from(m).ok(), || {
-            format!("{self} × {basis_points}/10000")
+            format!("{self} × {}", percent(basis_points))
         })
     }
 
@@ -1325,6 +1345,32 @@ mod tests {
             Money::cny(1)
                 .split_tax_inclusive(-1, Rounding::HalfUp)
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn rates_read_as_percentages() {
+        assert_eq!(percent(1300), "13%");
+        assert_eq!(percent(1250), "12.5%");
+        assert_eq!(percent(1205), "12.05%");
+        assert_eq!(percent(1), "0.01%");
+        assert_eq!(percent(0), "0%");
+        assert_eq!(percent(-500), "-5%");
+        assert_eq!(percent(i64::MIN), "-92233720368547758.08%");
+        let e = Money::cny(1)
+            .split_tax_inclusive(-150, Rounding::HalfUp)
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "rate -1.5% is not allowed here (it must not be negative)"
+        );
+        assert!(e.message_zh().contains("-1.5%"), "{}", e.message_zh());
+        let e = Money::cny(i64::MAX)
+            .apply_rate(20_000, Rounding::HalfUp)
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("× 200%") && !e.to_string().contains("10000"),
+            "{e}"
         );
     }
 

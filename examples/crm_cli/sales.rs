@@ -276,12 +276,16 @@ pub(crate) enum OpportunityCmd {
         /// Put on hold.
         #[arg(long)]
         hold: bool,
-        /// Resume.
+        /// Resume one on hold.
         #[arg(long)]
         resume: bool,
         /// Mark expired.
         #[arg(long)]
         expire: bool,
+        /// Reopen a lost or expired one (重新打开): back to tracking in the
+        /// stage it was closed in, its loss reason cleared.
+        #[arg(long)]
+        reopen: bool,
     },
     /// Weighted forecast by owner, department and month.
     Forecast {
@@ -424,8 +428,11 @@ pub(crate) enum ContractCmd {
         #[arg(long)]
         notes: Option<String>,
     },
-    /// Changes a contract: title, end date (also while executing), amount,
-    /// signing date and notes (drafts).
+    /// Changes a contract. A draft: title, amount, signing date, end date
+    /// and notes. An approved (executing) one: only its end date and notes;
+    /// its title, amount and signing date are what was approved (terminate
+    /// it and make a new contract for other terms). A contract pending
+    /// approval is changed after withdrawing its approval.
     Edit {
         /// Code.
         code: String,
@@ -663,7 +670,15 @@ pub(crate) enum ApprovalCmd {
 }
 
 fn money(s: &str) -> CliResult<Money> {
-    Money::parse(s).map_err(|e| format!("amount {s}: {e}"))
+    use crm::money::MoneyError;
+    Money::parse(s).map_err(|e| match e {
+        // These name the amount already.
+        MoneyError::Empty
+        | MoneyError::Malformed { .. }
+        | MoneyError::Precision { .. }
+        | MoneyError::TooLarge { .. } => e.to_string(),
+        e => format!("amount {s}: {e}"),
+    })
 }
 
 fn date(s: &str) -> CliResult<NaiveDate> {
@@ -1328,20 +1343,37 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
             hold,
             resume,
             expire,
+            reopen,
         } => {
-            let command = match (to, win, lose, hold, resume, expire) {
-                (Some(t), false, None, false, false, false) => StageCommand::MoveTo(t),
-                (None, true, None, false, false, false) => StageCommand::Win,
-                (None, false, Some(r), false, false, false) => StageCommand::Lose(r),
-                (None, false, None, true, false, false) => StageCommand::Hold,
-                (None, false, None, false, true, false) => StageCommand::Resume,
-                (None, false, None, false, false, true) => StageCommand::Expire,
-                _ => {
-                    return Err(
-                        "give exactly one of --to, --win, --lose, --hold, --resume, --expire"
-                            .into(),
-                    );
-                }
+            let chosen = [
+                to.is_some(),
+                win,
+                lose.is_some(),
+                hold,
+                resume,
+                expire,
+                reopen,
+            ];
+            if chosen.iter().filter(|c| **c).count() != 1 {
+                return Err(
+                    "give exactly one of --to, --win, --lose, --hold, --resume, --expire, --reopen"
+                        .into(),
+                );
+            }
+            let command = if let Some(t) = to {
+                StageCommand::MoveTo(t)
+            } else if let Some(r) = lose {
+                StageCommand::Lose(r)
+            } else if win {
+                StageCommand::Win
+            } else if hold {
+                StageCommand::Hold
+            } else if resume {
+                StageCommand::Resume
+            } else if expire {
+                StageCommand::Expire
+            } else {
+                StageCommand::Reopen
             };
             let o = ctx
                 .crm
@@ -1981,7 +2013,7 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                     "payment {} on {} {}; received {}, outstanding {}{}",
                     p.amount,
                     c.code,
-                    p.status,
+                    p.status_label_zh(),
                     c.received,
                     c.outstanding,
                     pending_note(&a)

@@ -109,6 +109,22 @@ impl ContractStatus {
         }
     }
 
+    /// The English label, as messages name the status.
+    pub fn label_en(self) -> &'static str {
+        match self {
+            ContractStatus::Draft => "a draft",
+            ContractStatus::PendingApproval => "pending approval",
+            ContractStatus::Executing => "executing",
+            ContractStatus::Finished => "finished",
+            ContractStatus::Terminated => "terminated",
+        }
+    }
+
+    /// The status in both languages, e.g. `executing (执行中)`.
+    pub fn label(self) -> String {
+        format!("{} ({})", self.label_en(), self.label_zh())
+    }
+
     /// The Chinese label.
     pub fn label_zh(self) -> &'static str {
         match self {
@@ -155,7 +171,12 @@ pub struct NewContract {
     pub notes: Option<String>,
 }
 
-/// Changes to a draft contract; `None` keeps a value.
+/// Changes to a contract; `None` keeps a value. A draft takes every
+/// change. An approved (executing) contract is what its approval approved:
+/// its title, signing date, lines and amount no longer change (a change of
+/// terms is a new contract, approved anew); its start and end dates (the
+/// term it runs, e.g. an extension) and notes still do. A contract pending
+/// approval, finished or terminated takes none.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ContractPatch {
     /// The title.
@@ -640,9 +661,12 @@ impl Crm {
         self.contract(actor, id).await
     }
 
-    /// Changes a draft contract if it is still at `expected_version`; dates
-    /// may change while executing too (e.g. an extension), lines and amount
-    /// only in a draft.
+    /// Changes a contract if it is still at `expected_version`: a draft
+    /// in every field; an executing (approved) one only in its start and
+    /// end dates (e.g. an extension) and notes — its title, signing date,
+    /// lines and amount are what was approved, and a change of them is
+    /// refused, naming them (see [`ContractPatch`]). A contract pending
+    /// approval, finished or terminated is not changed.
     pub async fn update_contract(
         &self,
         actor: &Actor,
@@ -652,20 +676,54 @@ impl Crm {
     ) -> Result<Contract> {
         let row = self.writable_contract(actor, id).await?;
         let c = contract_from_row(&row);
-        let money_change = patch.lines.is_some() || patch.amount.is_some();
-        if money_change && c.status != ContractStatus::Draft {
-            return Err(Error::InvalidState(format!(
-                "contract {} is {}; lines and amount change only in a draft",
-                c.code,
-                c.status.label_zh()
-            )));
-        }
-        if !matches!(c.status, ContractStatus::Draft | ContractStatus::Executing) {
-            return Err(Error::InvalidState(format!(
-                "contract {} is {}; it cannot be changed",
-                c.code,
-                c.status.label_zh()
-            )));
+        match c.status {
+            ContractStatus::Draft => {}
+            ContractStatus::Executing => {
+                // What the approval approved, given a different value.
+                let mut approved: Vec<&str> = Vec::new();
+                if patch
+                    .title
+                    .as_deref()
+                    .is_some_and(|t| t.trim() != c.title.as_str())
+                {
+                    approved.push("title (合同名称)");
+                }
+                if patch.signed_on.is_some_and(|d| Some(d) != c.signed_on) {
+                    approved.push("signing date (签约日期)");
+                }
+                if patch.lines.is_some() {
+                    approved.push("lines (产品明细)");
+                }
+                if patch.amount.is_some_and(|a| a != c.amount) {
+                    approved.push("amount (合同金额)");
+                }
+                if !approved.is_empty() {
+                    return Err(Error::InvalidState(format!(
+                        "contract {} is {}: it was approved as it stands, so its {} no longer \
+                         change (已审批的合同不能修改); only its start and end dates and notes \
+                         do. For other terms, terminate it (意外中止) with a reason and make a \
+                         new contract for approval",
+                        c.code,
+                        c.status.label(),
+                        approved.join(", ")
+                    )));
+                }
+            }
+            ContractStatus::PendingApproval => {
+                return Err(Error::InvalidState(format!(
+                    "contract {} is {}: it is not changed while its approval runs; withdraw \
+                     the approval first (撤回审批), change it, and submit it again",
+                    c.code,
+                    c.status.label()
+                )));
+            }
+            ContractStatus::Finished | ContractStatus::Terminated => {
+                return Err(Error::InvalidState(format!(
+                    "contract {} is {}: a closed contract is not changed (已结束的合同不能修改)",
+                    c.code,
+                    c.status.label()
+                )));
+            }
         }
         let mut values: Vec<(&'static str, Value)> = Vec::new();
         if let Some(t) = &patch.title {
@@ -836,9 +894,15 @@ impl Crm {
         let c = contract_from_row(&row);
         if c.status != ContractStatus::Draft {
             return Err(Error::InvalidState(format!(
-                "contract {} is {}, only a draft can be submitted",
+                "contract {} is {}; only a draft is submitted{}",
                 c.code,
-                c.status.label_zh()
+                c.status.label(),
+                if c.status == ContractStatus::PendingApproval {
+                    ": it is submitted already; wait for the decision, or withdraw the \
+                     approval (撤回审批) to change it"
+                } else {
+                    ""
+                }
             )));
         }
         let customer = self

@@ -8,7 +8,7 @@
 //! lines to the fen by construction.
 
 use super::product::{TAX_RATES, TAX_RATES_TEXT};
-use crate::money::{Money, Rounding};
+use crate::money::{Money, Rounding, percent};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -120,6 +120,15 @@ impl Line {
     }
 }
 
+/// Why a VAT rate (in basis points) that is not one of [`TAX_RATES`] is
+/// refused, the rate and the allowed ones as percentages.
+fn tax_rate_refused(tax_rate: i64) -> String {
+    format!(
+        "{} is not one of the allowed rates: {TAX_RATES_TEXT} (税率须为其中之一)",
+        percent(tax_rate)
+    )
+}
+
 /// Computes one line at `price`; `list_price` is the catalogue product's
 /// list price, if the line is a product's.
 pub fn compute_line(
@@ -141,25 +150,25 @@ pub fn compute_line(
     }
     if !(0..=10_000).contains(&input.discount_bp) {
         return Err(err(
-            "discount_bp",
-            format!("{} is not between 0 and 10000", input.discount_bp),
+            "discount",
+            format!(
+                "{} off is not between 0% and 100% (折扣须在 0% 到 100% 之间)",
+                percent(input.discount_bp)
+            ),
         ));
     }
     if !TAX_RATES.contains(&tax_rate) {
-        return Err(err(
-            "tax_rate",
-            format!("{tax_rate} basis points is not one of {TAX_RATES_TEXT}"),
-        ));
+        return Err(err("tax_rate", tax_rate_refused(tax_rate)));
     }
     let gross = price
         .checked_mul(input.quantity)
         .map_err(|e| err("quantity", e.to_string()))?;
     let discount = gross
         .apply_rate(input.discount_bp, Rounding::HalfUp)
-        .map_err(|e| err("discount_bp", e.to_string()))?;
+        .map_err(|e| err("discount", e.to_string()))?;
     let amount = gross
         .checked_sub(discount)
-        .map_err(|e| err("discount_bp", e.to_string()))?;
+        .map_err(|e| err("discount", e.to_string()))?;
     let (net, tax) = amount
         .split_tax_inclusive(tax_rate, Rounding::HalfUp)
         .map_err(|e| err("tax_rate", e.to_string()))?;
@@ -223,11 +232,21 @@ mod tests {
         assert_eq!(l.net, Money::cny(270_000));
         assert!(compute_line(1, &input(0, 0), Money::cny(1), None, 1300).is_err());
         assert!(compute_line(1, &input(1, 10_001), Money::cny(1), None, 1300).is_err());
-        assert_eq!(
-            compute_line(2, &input(1, 0), Money::cny(1), None, 1700)
-                .expect_err("rate")
-                .1,
-            "tax_rate"
+        let (n, field, m) =
+            compute_line(2, &input(1, 0), Money::cny(1), None, 1700).expect_err("rate");
+        assert_eq!((n, field), (2, "tax_rate"));
+        assert!(
+            m.starts_with("17% is not one of the allowed rates: 13%, 9%, 6%")
+                && !m.contains("basis")
+                && !m.contains("1700"),
+            "{m}"
+        );
+        let (_, field, m) =
+            compute_line(1, &input(1, 10_001), Money::cny(1), None, 1300).expect_err("discount");
+        assert_eq!(field, "discount");
+        assert!(
+            m.starts_with("100.01% off is not between 0% and 100%") && !m.contains("10001"),
+            "{m}"
         );
     }
 

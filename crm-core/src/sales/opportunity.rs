@@ -749,7 +749,7 @@ impl Crm {
                 return Err(Error::InvalidState(format!(
                     "opportunity {} is {} ({}): its {} can no longer change{}",
                     row.get("code").as_text().unwrap_or_default(),
-                    status.name(),
+                    status.label_en(),
                     status.label_zh(),
                     frozen.join(", "),
                     if status == OppStatus::Won {
@@ -823,7 +823,12 @@ impl Crm {
     }
 
     /// Moves an opportunity through its pipeline or changes its status
-    /// (won, lost with a reason, on hold, expired, reopened).
+    /// (won, lost with a reason, on hold, expired, reopened), as who may
+    /// edit it; audited. Losing (or expiring) an opportunity is allowed
+    /// whatever its quotes are — an approved quote stays approved — but no
+    /// new quote, version or contract (a quote's conversion included) is
+    /// made for it until it is reopened ([`StageCommand::Reopen`]): back to
+    /// tracking in the stage it was closed in, its loss reason cleared.
     pub async fn change_opportunity_stage(
         &self,
         actor: &Actor,

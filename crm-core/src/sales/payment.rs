@@ -76,6 +76,30 @@ pub struct Payment {
     pub notes: Option<String>,
 }
 
+/// A payment status (`confirmed`, `pending_approval`, `rejected`) in
+/// English and Chinese, as people read it; an unknown one as it is.
+pub fn payment_status_label(status: &str) -> (&str, &str) {
+    match status {
+        "confirmed" => ("confirmed", "已确认"),
+        "pending_approval" => ("pending approval", "审批中"),
+        "rejected" => ("rejected", "已驳回"),
+        other => (other, other),
+    }
+}
+
+impl Payment {
+    /// The status's Chinese label (已确认, 审批中, 已驳回).
+    pub fn status_label_zh(&self) -> &str {
+        payment_status_label(&self.status).1
+    }
+
+    /// The status in both languages, e.g. `pending approval (审批中)`.
+    pub fn status_label(&self) -> String {
+        let (en, zh) = payment_status_label(&self.status);
+        format!("{en} ({zh})")
+    }
+}
+
 /// A payment as entered.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentInput {
@@ -825,9 +849,25 @@ impl Crm {
         // A confirmed payment already counts as received and a rejected one
         // is final: only a payment awaiting approval follows its approval.
         if current != "pending_approval" {
+            let (now_en, now_zh) = payment_status_label(current);
+            let (to_en, to_zh) = payment_status_label(status);
+            let received = p
+                .get("received_on")
+                .as_date()
+                .map(|d| format!(" received {d}"))
+                .unwrap_or_default();
+            let contract = match p.get("contract_id").as_id() {
+                Some(c) => self
+                    .store
+                    .get(Table::Contracts, c)
+                    .await?
+                    .and_then(|r| r.get("code").as_text().map(|c| format!(" on contract {c}")))
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
             return Err(Error::InvalidState(format!(
-                "payment {} of {} is {current}; its approval cannot make it {status}",
-                p.id(),
+                "payment {}{received}{contract} is {now_en} ({now_zh}) already; its approval \
+                 cannot make it {to_en} ({to_zh})",
                 Money::cny(p.get("amount").as_int().unwrap_or(0))
             )));
         }

@@ -171,6 +171,18 @@ impl OppStatus {
         }
     }
 
+    /// The English label, as messages name the status (`on hold`, not
+    /// the API name `on_hold`).
+    pub fn label_en(self) -> &'static str {
+        match self {
+            OppStatus::Tracking => "tracking",
+            OppStatus::Won => "won",
+            OppStatus::Lost => "lost",
+            OppStatus::OnHold => "on hold",
+            OppStatus::Expired => "expired",
+        }
+    }
+
     /// The Chinese label.
     pub fn label_zh(self) -> &'static str {
         match self {
@@ -231,8 +243,14 @@ pub enum StageCommand {
 /// Why a stage command was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum StageError {
-    /// The command does not apply in this status.
-    #[error("cannot {command} an opportunity that is {status}")]
+    /// The command does not apply in this status; the message names the
+    /// status in both languages and what can be done instead.
+    #[error(
+        "cannot {command} an opportunity that is {} ({}){}",
+        .status.label_en(),
+        .status.label_zh(),
+        status_hint(.command, .status)
+    )]
     Status {
         /// The command.
         command: &'static str,
@@ -261,6 +279,23 @@ pub enum StageError {
     /// A loss needs a reason.
     #[error("a lost opportunity needs a reason")]
     NoReason,
+}
+
+/// What to do instead of a stage `command` refused in `status`.
+fn status_hint(command: &str, status: &OppStatus) -> &'static str {
+    match (status, command) {
+        (OppStatus::Lost | OppStatus::Expired, "reopen") => "",
+        (OppStatus::Lost | OppStatus::Expired, _) => {
+            "; reopen it first (重新打开), which returns it to the stage it was closed in"
+        }
+        (OppStatus::OnHold, "move" | "win" | "hold") => "; resume it first (恢复跟踪)",
+        (OppStatus::Won, _) => "; a won opportunity is final (赢单后不再变更)",
+        (OppStatus::Tracking | OppStatus::OnHold, "reopen") => {
+            "; only a lost or expired opportunity is reopened"
+        }
+        (OppStatus::Tracking, "resume") => "; only an opportunity on hold is resumed",
+        _ => "",
+    }
 }
 
 /// The stage machine state of an opportunity.

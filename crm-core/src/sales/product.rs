@@ -359,9 +359,13 @@ impl Crm {
         if let Some(r) = input.tax_rate
             && !TAX_RATES.contains(&r)
         {
+            // (Its shape is what imports translate: see `import`.)
             errors.push(
                 "tax_rate (税率)",
-                format!("{}% is not one of {TAX_RATES_TEXT}", r as f64 / 100.0),
+                format!(
+                    "{} is not one of {TAX_RATES_TEXT}",
+                    crate::money::percent(r)
+                ),
             );
         }
         if let Some(code) = &input.code

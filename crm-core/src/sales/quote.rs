@@ -72,6 +72,18 @@ impl QuoteStatus {
             .find(|x| x.name() == s.trim() || x.label_zh() == s.trim())
     }
 
+    /// The English label, as messages name the status.
+    pub fn label_en(self) -> &'static str {
+        match self {
+            QuoteStatus::Draft => "a draft",
+            QuoteStatus::PendingApproval => "pending approval",
+            QuoteStatus::Approved => "approved",
+            QuoteStatus::Rejected => "rejected",
+            QuoteStatus::Superseded => "superseded by a later version",
+            QuoteStatus::Converted => "converted into a contract",
+        }
+    }
+
     /// The Chinese label.
     pub fn label_zh(self) -> &'static str {
         match self {
@@ -234,6 +246,9 @@ impl Crm {
         }
         valid_until_ahead(self.today(), input.valid_until)?;
         let lines = self.price_lines(actor, &input.lines).await?;
+        // Checked before a number is taken: a refused quote leaves no gap
+        // in the numbering.
+        quote_totals(&lines)?;
         let code = self.next_code(actor.company_id, "BJ").await?;
         let id = self.new_id();
         let mut cs = ChangeSet::default();
@@ -379,18 +394,7 @@ impl Crm {
     }
 
     fn insert_quote(&self, actor: &Actor, cs: &mut ChangeSet, q: QuoteRowInput) -> Result<()> {
-        let t = totals(&q.lines).map_err(|m| Error::invalid("lines", m))?;
-        // What a quote offers becomes a contract, whose amount is positive.
-        if t.amount.minor <= 0 {
-            return Err(Error::invalid(
-                "lines",
-                format!(
-                    "the lines add up to {}; a quote's total must be positive, as the contract \
-                     it becomes (报价总额须大于零)",
-                    t.amount
-                ),
-            ));
-        }
+        let t = quote_totals(&q.lines)?;
         let now = self.now();
         let company = actor.company_id.0;
         let lines_json = serde_json::to_value(&q.lines)
@@ -606,12 +610,7 @@ impl Crm {
             old.status,
             QuoteStatus::Draft | QuoteStatus::Approved | QuoteStatus::Rejected
         ) {
-            return Err(Error::InvalidState(format!(
-                "quote {} v{} is {}; it cannot be revised",
-                old.code,
-                old.quote_version,
-                old.status.name()
-            )));
+            return Err(self.quote_refused(actor, &old, QuoteAct::Revise).await);
         }
         if lines.is_empty() {
             return Err(Error::invalid("lines", "a quote needs at least one line"));
@@ -786,12 +785,7 @@ impl Crm {
         let row = self.writable_quote(actor, id).await?;
         let q = quote_from_row(&row);
         if q.status != QuoteStatus::Draft && q.status != QuoteStatus::Rejected {
-            return Err(Error::InvalidState(format!(
-                "quote {} v{} is {}; only drafts are submitted",
-                q.code,
-                q.quote_version,
-                q.status.name()
-            )));
+            return Err(self.quote_refused(actor, &q, QuoteAct::Submit).await);
         }
         if q.status == QuoteStatus::Rejected {
             return Err(Error::InvalidState(format!(
@@ -944,12 +938,7 @@ impl Crm {
         let row = self.writable_quote(actor, id).await?;
         let q = quote_from_row(&row);
         if q.status != QuoteStatus::Approved {
-            return Err(Error::InvalidState(format!(
-                "quote {} v{} is {}; only an approved quote becomes a contract",
-                q.code,
-                q.quote_version,
-                q.status.name()
-            )));
+            return Err(self.quote_refused(actor, &q, QuoteAct::Convert).await);
         }
         if let Some(d) = q.valid_until
             && d < self.today()
@@ -978,6 +967,27 @@ impl Crm {
 }
 
 impl Crm {
+    /// Refuses `act` for a quote in a status that does not allow it: the
+    /// message names the quote, its status in both languages (a converted
+    /// quote the contract it became, where the actor may read it) and what
+    /// to do instead.
+    async fn quote_refused(&self, actor: &Actor, q: &Quote, act: QuoteAct) -> Error {
+        let state = match (q.status, q.contract_id) {
+            (QuoteStatus::Converted, Some(c)) => match self.contract(actor, c).await {
+                Ok(c) => format!("converted into contract {} (已转合同)", c.code),
+                Err(_) => format!("{} (已转合同)", q.status.label_en()),
+            },
+            (s, _) => format!("{} ({})", s.label_en(), s.label_zh()),
+        };
+        let hint = quote_refusal_hint(act, q.status);
+        Error::InvalidState(format!(
+            "quote {} v{} is {state}{}{hint}",
+            q.code,
+            q.quote_version,
+            if hint.is_empty() { "" } else { "; " }
+        ))
+    }
+
     /// Refuses to let a quote past its validity date (`valid_until`, the
     /// last day it holds) be `done` (e.g. approved): it is rejected or
     /// withdrawn, and revised with a new date.
@@ -993,6 +1003,64 @@ impl Crm {
             ))),
             _ => Ok(()),
         }
+    }
+}
+
+/// The totals of a quote's priced lines, refused unless positive: what a
+/// quote offers becomes a contract, whose amount is positive.
+fn quote_totals(lines: &[Line]) -> Result<Totals> {
+    let t = totals(lines).map_err(|m| Error::invalid("lines", m))?;
+    if t.amount.minor <= 0 {
+        return Err(Error::invalid(
+            "lines",
+            format!(
+                "the lines add up to {}; a quote's total must be positive, as the contract \
+                 it becomes (报价总额须大于零)",
+                t.amount
+            ),
+        ));
+    }
+    Ok(t)
+}
+
+/// What is done to a quote that its status may refuse.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum QuoteAct {
+    Revise,
+    Submit,
+    Convert,
+}
+
+/// Why `act` is refused for a quote in `status`, and what to do instead.
+fn quote_refusal_hint(act: QuoteAct, status: QuoteStatus) -> &'static str {
+    use QuoteStatus as S;
+    match (act, status) {
+        (QuoteAct::Revise, S::PendingApproval) => {
+            "it is not revised while its approval runs: withdraw the approval first \
+             (撤回审批), then revise it"
+        }
+        (QuoteAct::Revise, S::Converted) => {
+            "a converted quote is not revised: change the contract while it is a draft, \
+             or make a new quote"
+        }
+        (QuoteAct::Submit, S::PendingApproval) => {
+            "it is submitted already: wait for the decision, or withdraw the approval \
+             (撤回审批) to change it"
+        }
+        (QuoteAct::Submit, S::Approved) => "it is approved already; only drafts are submitted",
+        (QuoteAct::Submit, S::Converted) => "only drafts are submitted",
+        (QuoteAct::Convert, S::Draft) => {
+            "only an approved quote becomes a contract: submit it for approval first"
+        }
+        (QuoteAct::Convert, S::PendingApproval) => {
+            "only an approved quote becomes a contract: wait for its approval"
+        }
+        (QuoteAct::Convert, S::Rejected) => {
+            "only an approved quote becomes a contract: revise it and submit it again"
+        }
+        (QuoteAct::Convert, S::Converted) => "a quote becomes one contract only",
+        (_, S::Superseded) => "use its latest version",
+        _ => "",
     }
 }
 
@@ -1026,7 +1094,7 @@ fn open_for_documents(status: super::pipeline::OppStatus, what: &str, doing: &st
 fn closed_message(status: super::pipeline::OppStatus, what: &str, doing: &str) -> String {
     format!(
         "{what} is {} ({}): reopen it before {doing} (销售机会已{}，请先重新打开)",
-        status.name(),
+        status.label_en(),
         status.label_zh(),
         status.label_zh()
     )

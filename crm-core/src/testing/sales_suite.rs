@@ -256,6 +256,26 @@ macro_rules! sales_scenarios {
             crm_sales_quote_validity_dates_have_not_passed,
             $make
         );
+        $each!(
+            $crate::testing::sales_suite::approved_contract_keeps_what_was_approved,
+            crm_sales_approved_contract_keeps_what_was_approved,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::lost_opportunity_is_reopened_for_its_documents,
+            crm_sales_lost_opportunity_is_reopened_for_its_documents,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::quote_refusals_name_the_state_and_what_to_do,
+            crm_sales_quote_refusals_name_the_state_and_what_to_do,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::rates_read_as_percentages_and_refused_quotes_take_no_number,
+            crm_sales_rates_read_as_percentages_and_refused_quotes_take_no_number,
+            $make
+        );
     };
 }
 
@@ -7803,4 +7823,591 @@ pub async fn quote_validity_dates_have_not_passed(store: Arc<dyn Store>) {
         .await
         .expect("submit");
     assert_eq!(r.status, QuoteStatus::Approved);
+}
+
+/// An approved (executing) contract is what its approval approved: its
+/// signing date, title, lines and amount are refused, naming the contract,
+/// its state in both languages and what to do (a new contract); its start
+/// and end dates and notes still change. A draft changes its signing date;
+/// a contract pending approval is changed after withdrawing its approval.
+pub async fn approved_contract_keeps_what_was_approved(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractPatch, ContractStatus, LineInput, NewContract};
+    use chrono::NaiveDate;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let day = |m: u32, d: u32| NaiveDate::from_ymd_opt(2026, m, d).expect("date");
+    // A draft's signing date changes.
+    let draft = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "草稿合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(100_000)),
+                signed_on: Some(day(11, 1)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("draft");
+    let draft = w
+        .crm
+        .update_contract(
+            &w.zhangsan,
+            draft.id,
+            draft.version,
+            ContractPatch {
+                signed_on: Some(day(11, 2)),
+                ..ContractPatch::default()
+            },
+        )
+        .await
+        .expect("a draft's signing date");
+    assert_eq!(draft.signed_on, Some(day(11, 2)));
+    // Approved (no flow: executing at once).
+    let (c, _) = w
+        .crm
+        .submit_contract(&w.zhangsan, draft.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    assert_eq!(c.status, ContractStatus::Executing);
+    let line = LineInput {
+        product_id: None,
+        name: "服务器".into(),
+        unit: None,
+        quantity: 1,
+        unit_price: Some(Money::cny(200_000)),
+        discount_bp: 0,
+        tax_rate: Some(1300),
+    };
+    for (patch, field) in [
+        (
+            ContractPatch {
+                signed_on: Some(day(12, 1)),
+                ..ContractPatch::default()
+            },
+            "signing date",
+        ),
+        (
+            ContractPatch {
+                title: Some("改名合同".into()),
+                ..ContractPatch::default()
+            },
+            "title",
+        ),
+        (
+            ContractPatch {
+                amount: Some(Money::cny(90_000)),
+                ..ContractPatch::default()
+            },
+            "amount",
+        ),
+        (
+            ContractPatch {
+                lines: Some(vec![line.clone()]),
+                ..ContractPatch::default()
+            },
+            "lines",
+        ),
+    ] {
+        match w
+            .crm
+            .update_contract(&w.zhangsan, c.id, c.version, patch)
+            .await
+        {
+            Err(Error::InvalidState(m)) => assert!(
+                m.contains(&c.code)
+                    && m.contains("executing (执行中)")
+                    && m.contains(field)
+                    && m.contains("approved")
+                    && m.contains("new contract")
+                    && !m.contains("pending_approval"),
+                "{field}: {m}"
+            ),
+            other => panic!("an executing contract's {field} changed: {other:?}"),
+        }
+    }
+    let still = w.crm.contract(&w.zhangsan, c.id).await.expect("read");
+    assert_eq!(
+        (
+            still.signed_on,
+            still.title.as_str(),
+            still.amount,
+            still.version
+        ),
+        (Some(day(11, 2)), "草稿合同", Money::cny(100_000), c.version)
+    );
+    // The same values again are no change; the term and notes change.
+    let c = w
+        .crm
+        .update_contract(
+            &w.zhangsan,
+            c.id,
+            c.version,
+            ContractPatch {
+                title: Some("草稿合同".into()),
+                signed_on: Some(day(11, 2)),
+                start_on: Some(day(12, 1)),
+                end_on: NaiveDate::from_ymd_opt(2027, 12, 31),
+                notes: Some("延期一年".into()),
+                ..ContractPatch::default()
+            },
+        )
+        .await
+        .expect("term and notes");
+    assert_eq!(c.end_on, NaiveDate::from_ymd_opt(2027, 12, 31));
+    assert_eq!(c.notes.as_deref(), Some("延期一年"));
+    // Pending approval: nothing changes until the approval is withdrawn.
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "contract",
+            "合同审批",
+            contract_flow(&w, Restart::FromFirst),
+        )
+        .await
+        .expect("flow");
+    let p = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "待审合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(100_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (p, approval) = w
+        .crm
+        .submit_contract(&w.zhangsan, p.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    assert_eq!(p.status, ContractStatus::PendingApproval);
+    let notes = ContractPatch {
+        notes: Some("补充".into()),
+        ..ContractPatch::default()
+    };
+    match w
+        .crm
+        .update_contract(&w.zhangsan, p.id, p.version, notes.clone())
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains(&p.code)
+                && m.contains("pending approval (审批中)")
+                && m.contains("withdraw"),
+            "{m}"
+        ),
+        other => panic!("a pending contract changed: {other:?}"),
+    }
+    match w
+        .crm
+        .submit_contract(&w.zhangsan, p.id, Vec::new(), None)
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains("pending approval (审批中)") && m.contains("withdraw"),
+            "{m}"
+        ),
+        other => panic!("a pending contract submitted again: {other:?}"),
+    }
+    w.crm
+        .withdraw(&w.zhangsan, approval.expect("approval").id, None)
+        .await
+        .expect("withdraw");
+    let p = w.crm.contract(&w.zhangsan, p.id).await.expect("read");
+    assert_eq!(p.status, ContractStatus::Draft);
+    let p = w
+        .crm
+        .update_contract(&w.zhangsan, p.id, p.version, notes)
+        .await
+        .expect("a withdrawn contract is a draft again");
+    assert_eq!(p.notes.as_deref(), Some("补充"));
+}
+
+/// A lost opportunity is reopened (by who may edit it) into the stage it
+/// was lost in, tracking again, its reason cleared and the change audited;
+/// until then its quote does not become a contract, and resuming or moving
+/// it is refused with a message that says to reopen it. Losing an
+/// opportunity with an approved quote is allowed: the quote waits.
+pub async fn lost_opportunity_is_reopened_for_its_documents(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::money::Money;
+    use crate::sales::{
+        LineInput, NewContract, NewOpportunity, NewQuote, OppStatus, QuoteStatus, StageCommand,
+    };
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let o = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "扩容项目".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(500_000)),
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let o = w
+        .crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            StageCommand::MoveTo("assessment".into()),
+        )
+        .await
+        .expect("assessment");
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "扩容报价".into(),
+                customer_id: customer.id.0,
+                opportunity_id: Some(o.id),
+                lines: vec![LineInput {
+                    product_id: None,
+                    name: "服务器".into(),
+                    unit: None,
+                    quantity: 1,
+                    unit_price: Some(Money::cny(500_000)),
+                    discount_bp: 0,
+                    tax_rate: Some(1300),
+                }],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    let (q, _) = w
+        .crm
+        .submit_quote(&w.zhangsan, q.id, None)
+        .await
+        .expect("approved without a flow");
+    assert_eq!(q.status, QuoteStatus::Approved);
+    let o = w
+        .crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            StageCommand::Lose("价格高".into()),
+        )
+        .await
+        .expect("lost with an approved quote");
+    assert_eq!((o.status, o.probability), (OppStatus::Lost, 0));
+    match w
+        .crm
+        .quote_to_contract(&w.zhangsan, q.id, NewContract::default())
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(m.contains("reopen"), "{m}"),
+        other => panic!("a contract for a lost opportunity: {other:?}"),
+    }
+    for command in [
+        StageCommand::Resume,
+        StageCommand::Hold,
+        StageCommand::MoveTo("needs".into()),
+    ] {
+        match w
+            .crm
+            .change_opportunity_stage(&w.zhangsan, o.id, o.version, command.clone())
+            .await
+        {
+            Err(Error::InvalidState(m)) => assert!(
+                m.contains("lost (失败)") && m.contains("reopen it first"),
+                "{command:?}: {m}"
+            ),
+            other => panic!("{command:?} on a lost opportunity: {other:?}"),
+        }
+    }
+    // Who may not edit it does not reopen it.
+    assert!(
+        w.crm
+            .change_opportunity_stage(&w.wangwu, o.id, o.version, StageCommand::Reopen)
+            .await
+            .is_err()
+    );
+    let reopened = w
+        .crm
+        .change_opportunity_stage(&w.zhangsan, o.id, o.version, StageCommand::Reopen)
+        .await
+        .expect("reopen");
+    assert_eq!(reopened.status, OppStatus::Tracking);
+    assert_eq!(reopened.stage, "assessment", "back where it was lost");
+    assert_eq!(reopened.probability, 20);
+    assert_eq!(reopened.lost_reason, None);
+    let history = w
+        .crm
+        .history(&w.zhangsan, Entity::Opportunity, o.id)
+        .await
+        .expect("history");
+    let last = history.last().expect("an audit entry");
+    assert_eq!(last.actor_id, Some(w.zhangsan.user_id.0));
+    assert!(
+        last.changes.iter().any(|c| c.field == "status"
+            && c.before == json!("lost")
+            && c.after == json!("tracking")),
+        "{last:?}"
+    );
+    // Reopening an open one says what reopening is for.
+    match w
+        .crm
+        .change_opportunity_stage(&w.zhangsan, o.id, reopened.version, StageCommand::Reopen)
+        .await
+    {
+        Err(Error::InvalidState(m)) => {
+            assert!(m.contains("only a lost or expired opportunity"), "{m}")
+        }
+        other => panic!("reopening an open opportunity: {other:?}"),
+    }
+    let c = w
+        .crm
+        .quote_to_contract(&w.zhangsan, q.id, NewContract::default())
+        .await
+        .expect("the quote becomes a contract once reopened");
+    assert_eq!(c.opportunity_id, Some(o.id));
+}
+
+/// Refused quote actions name the quote's state as people read it (no
+/// `pending_approval`), in both languages, and what to do: withdraw the
+/// approval to revise a quote pending approval; a converted quote names
+/// the contract it became.
+pub async fn quote_refusals_name_the_state_and_what_to_do(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewContract, NewQuote, QuoteStatus};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "quote",
+            "报价审批",
+            contract_flow(&w, Restart::FromFirst),
+        )
+        .await
+        .expect("flow");
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let line = LineInput {
+        product_id: None,
+        name: "实施服务".into(),
+        unit: None,
+        quantity: 1,
+        unit_price: Some(Money::cny(100_000)),
+        discount_bp: 0,
+        tax_rate: Some(600),
+    };
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "实施报价".into(),
+                customer_id: customer.id.0,
+                lines: vec![line.clone()],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    match w
+        .crm
+        .quote_to_contract(&w.zhangsan, q.id, NewContract::default())
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains("is a draft (草稿)") && m.contains("submit it for approval first"),
+            "{m}"
+        ),
+        other => panic!("a draft quote converted: {other:?}"),
+    }
+    let (q, approval) = w
+        .crm
+        .submit_quote(&w.zhangsan, q.id, None)
+        .await
+        .expect("submit");
+    assert_eq!(q.status, QuoteStatus::PendingApproval);
+    let pending = |m: &str| {
+        m.contains(&format!("quote {} v1 is pending approval (审批中)", q.code))
+            && !m.contains("pending_approval")
+    };
+    for (what, got) in [
+        (
+            "revised",
+            w.crm
+                .revise_quote(&w.zhangsan, q.id, vec![line.clone()], None)
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "submitted",
+            w.crm
+                .submit_quote(&w.zhangsan, q.id, None)
+                .await
+                .map(|_| ()),
+        ),
+    ] {
+        match got {
+            Err(Error::InvalidState(m)) => {
+                assert!(
+                    pending(&m) && m.contains("withdraw the approval"),
+                    "{what}: {m}"
+                )
+            }
+            other => panic!("a pending quote {what}: {other:?}"),
+        }
+    }
+    match w
+        .crm
+        .quote_to_contract(&w.zhangsan, q.id, NewContract::default())
+        .await
+    {
+        Err(Error::InvalidState(m)) => {
+            assert!(pending(&m) && m.contains("wait for its approval"), "{m}")
+        }
+        other => panic!("a pending quote converted: {other:?}"),
+    }
+    w.crm
+        .approve(&w.lisi, approval.expect("approval").id, None)
+        .await
+        .expect("approve");
+    let c = w
+        .crm
+        .quote_to_contract(&w.zhangsan, q.id, NewContract::default())
+        .await
+        .expect("contract");
+    for (what, got) in [
+        (
+            "revised",
+            w.crm
+                .revise_quote(&w.zhangsan, q.id, vec![line.clone()], None)
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "submitted",
+            w.crm
+                .submit_quote(&w.zhangsan, q.id, None)
+                .await
+                .map(|_| ()),
+        ),
+        (
+            "converted again",
+            w.crm
+                .quote_to_contract(&w.zhangsan, q.id, NewContract::default())
+                .await
+                .map(|_| ()),
+        ),
+    ] {
+        match got {
+            Err(Error::InvalidState(m)) => assert!(
+                m.contains(&format!("converted into contract {} (已转合同)", c.code))
+                    && !m.contains("is converted;"),
+                "{what}: {m}"
+            ),
+            other => panic!("a converted quote {what}: {other:?}"),
+        }
+    }
+}
+
+/// Rates are named as percentages, never in basis points: a VAT rate typed
+/// as 17 % on a line or a product, a discount over 100 %. A quote refused
+/// for its lines takes no number: the next one gets the next number.
+pub async fn rates_read_as_percentages_and_refused_quotes_take_no_number(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewQuote, ProductInput};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let line = |fen: i64, discount_bp: i64, tax_rate: i64| LineInput {
+        product_id: None,
+        name: "服务器".into(),
+        unit: None,
+        quantity: 1,
+        unit_price: Some(Money::cny(fen)),
+        discount_bp,
+        tax_rate: Some(tax_rate),
+    };
+    let quote = |lines: Vec<LineInput>| NewQuote {
+        title: "服务器报价".into(),
+        customer_id: customer.id.0,
+        lines,
+        ..NewQuote::default()
+    };
+    let first = w
+        .crm
+        .create_quote(&w.zhangsan, quote(vec![line(100_000, 0, 1300)]))
+        .await
+        .expect("quote");
+    let m = invalid_message(
+        w.crm
+            .create_quote(
+                &w.zhangsan,
+                quote(vec![line(100_000, 0, 1700), line(100_000, 10_001, 1300)]),
+            )
+            .await,
+    );
+    assert!(
+        m.contains("lines[1].tax_rate")
+            && m.contains("17% is not one of the allowed rates: 13%, 9%, 6%")
+            && m.contains("lines[2].discount")
+            && m.contains("100.01% off is not between 0% and 100%")
+            && !m.contains("basis")
+            && !m.contains("1700")
+            && !m.contains("discount_bp"),
+        "{m}"
+    );
+    let m = invalid_message(
+        w.crm
+            .create_product(
+                &w.admin,
+                ProductInput {
+                    name: Some("交换机".into()),
+                    list_price: Some(Money::cny(10_000)),
+                    tax_rate: Some(1700),
+                    ..ProductInput::default()
+                },
+            )
+            .await,
+    );
+    assert!(
+        m.contains("17% is not one of 13%, 9%, 6%") && !m.contains("basis"),
+        "{m}"
+    );
+    // A quote adding up to ¥0 is refused before it takes a number.
+    let m = invalid_message(
+        w.crm
+            .create_quote(&w.zhangsan, quote(vec![line(0, 0, 1300)]))
+            .await,
+    );
+    assert!(m.contains("positive"), "{m}");
+    let next = w
+        .crm
+        .create_quote(&w.zhangsan, quote(vec![line(100_000, 0, 1300)]))
+        .await
+        .expect("quote");
+    let number = |code: &str| -> u32 {
+        code.rsplit('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("a numbered code: {code}"))
+    };
+    assert_eq!(
+        number(&next.code),
+        number(&first.code) + 1,
+        "{} after {}: no number used up by the refused quotes",
+        next.code,
+        first.code
+    );
 }
