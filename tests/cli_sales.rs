@@ -146,6 +146,28 @@ fn deal(db: &str) {
     assert!(fails(db, &refs).contains("overpayment"));
     let p = call(&["contract", "pay", &contract, "--amount", "69250.01"]);
     assert_eq!(p["contract"]["outstanding"]["minor"], 0);
+    // A payment recorded by mistake is voided by its number in `contract
+    // show`, with a reason, and recorded again.
+    let args = with(&["contract", "void-payment", &contract, "1", "--reason", ""]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    assert!(fails(db, &refs).contains("reason"));
+    let v = call(&[
+        "contract",
+        "void-payment",
+        &contract,
+        "1",
+        "--reason",
+        "金额录错",
+    ]);
+    assert_eq!(v["payment"]["status"], "voided");
+    assert_eq!(v["contract"]["outstanding"]["minor"], 3_000_000);
+    let shown = ok(db, &["--as", "zhangwei", "contract", "show", &contract]);
+    assert!(
+        shown.contains("回款 #1") && shown.contains("已作废"),
+        "{shown}"
+    );
+    let p = call(&["contract", "pay", &contract, "--amount", "30000"]);
+    assert_eq!(p["contract"]["outstanding"]["minor"], 0);
     let d = call(&[
         "contract", "deliver", &contract, "--line", "1:3", "--line", "2:1",
     ]);
@@ -197,7 +219,8 @@ fn deal(db: &str) {
     }
     let v = call(&["customer", "view", customer]);
     assert_eq!(v["sections"]["quotes"]["total"], 1, "{v}");
-    assert_eq!(v["sections"]["payments"]["total"], 2, "{v}");
+    // (The voided payment stays, marked.)
+    assert_eq!(v["sections"]["payments"]["total"], 3, "{v}");
     assert_eq!(
         v["sections"]["contracts"]["items"][0]["fields"]["received"]["minor"],
         9_925_001
@@ -1052,4 +1075,57 @@ fn cli_sales_reopen_and_refusals_on_sqlite() {
 #[test]
 fn cli_sales_reopen_and_refusals_on_postgres() {
     common::on_postgres("cli_sales_reopen", reopen_and_refusals);
+}
+
+/// A document's shares are listed and revoked by code: once unshared, the
+/// user no longer finds it.
+#[test]
+fn cli_document_shares_are_listed_and_revoked() {
+    let dir = std::env::temp_dir().join(format!("crm-cli-docshares-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = dir.join("cli.db");
+    let _ = std::fs::remove_file(&db);
+    let db = db.to_str().expect("path");
+    ok(db, &["demo"]);
+    ok(db, &["sales-setup"]);
+    let customer = json(db, &["--as", "zhangwei", "customer", "list"])["items"][0]["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    let c = json(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "contract",
+            "add",
+            "--customer",
+            &customer,
+            "--title",
+            "共享测试",
+            "--amount",
+            "1000",
+        ],
+    );
+    let code = c["code"].as_str().expect("code").to_string();
+    ok(
+        db,
+        &[
+            "--as", "zhangwei", "contract", "share", &code, "--with", "wangfang",
+        ],
+    );
+    let shares = json(db, &["--as", "zhangwei", "contract", "shares", &code]);
+    assert_eq!(shares.as_array().map(Vec::len), Some(1), "{shares}");
+    ok(db, &["--as", "wangfang", "contract", "show", &code]);
+    ok(
+        db,
+        &[
+            "--as", "zhangwei", "contract", "unshare", &code, "--with", "wangfang",
+        ],
+    );
+    let shares = json(db, &["--as", "zhangwei", "contract", "shares", &code]);
+    assert_eq!(shares.as_array().map(Vec::len), Some(0), "{shares}");
+    let e = fails(db, &["--as", "wangfang", "contract", "show", &code]);
+    assert_eq!(e.trim_end(), format!("error: contract {code} not found"));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -168,6 +168,19 @@ pub(crate) enum DocCmd {
         #[arg(long)]
         until: Option<String>,
     },
+    /// Stops sharing the document with a user.
+    Unshare {
+        /// Code.
+        code: String,
+        /// User (username).
+        #[arg(long)]
+        with: String,
+    },
+    /// Lists whom the document is shared with.
+    Shares {
+        /// Code.
+        code: String,
+    },
     /// Moves the document to the recycle bin.
     Delete {
         /// Code.
@@ -522,6 +535,18 @@ pub(crate) enum ContractCmd {
         /// Notes.
         #[arg(long)]
         notes: Option<String>,
+    },
+    /// Voids a confirmed payment recorded by mistake (作废): it no longer
+    /// counts as received. Name it by its number in `contract show` (1, 2
+    /// …), its receipt number or its id.
+    VoidPayment {
+        /// Code.
+        code: String,
+        /// The payment: its number in `contract show`, receipt number or id.
+        payment: String,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
     },
     /// Lists a contract's invoice plans and issued invoices.
     Invoices {
@@ -1916,6 +1941,19 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                         }
                     ));
                 }
+                for (i, p) in col.payments.iter().enumerate() {
+                    lines.push(format!(
+                        "  回款 #{} {} {} {}{}",
+                        i + 1,
+                        p.received_on,
+                        p.amount,
+                        p.status_label_zh(),
+                        p.receipt_no
+                            .as_deref()
+                            .map(|r| format!(" 单号 {r}"))
+                            .unwrap_or_default()
+                    ));
+                }
                 // What no instalment schedules: due on the end date.
                 if col.unplanned.minor > 0 {
                     lines.push(format!(
@@ -2017,6 +2055,42 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                     c.received,
                     c.outstanding,
                     pending_note(&a)
+                )
+            });
+        }
+        ContractCmd::VoidPayment {
+            code,
+            payment,
+            reason,
+        } => {
+            let c = find(code).await?;
+            let col = ctx.crm.collection(actor, c.id).await.map_err(err)?;
+            let key = payment.trim();
+            let picked = match key.parse::<usize>() {
+                Ok(n) if (1..=col.payments.len()).contains(&n) => Some(&col.payments[n - 1]),
+                _ => col
+                    .payments
+                    .iter()
+                    .find(|p| p.id.to_string() == key || p.receipt_no.as_deref() == Some(key)),
+            };
+            let Some(p) = picked else {
+                return Err(format!(
+                    "contract {} has no payment {key} (its payments are numbered 1 to {} in \
+                     `contract show`)",
+                    c.code,
+                    col.payments.len()
+                ));
+            };
+            let p = ctx
+                .crm
+                .void_payment(actor, p.id, &reason)
+                .await
+                .map_err(err)?;
+            let c = ctx.crm.contract(actor, c.id).await.map_err(err)?;
+            ctx.print(json!({"payment": p, "contract": c}), || {
+                format!(
+                    "payment {} of {} on {} voided (已作废); received {}, outstanding {}",
+                    p.amount, p.received_on, c.code, c.received, c.outstanding
                 )
             });
         }
@@ -2381,6 +2455,55 @@ async fn doc_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: DocCmd) -> CliRe
                     .await)
             })
             .await?;
+        }
+        DocCmd::Unshare { code, with } => {
+            let ids = doc_ids(ctx, actor, entity, &code, false).await?;
+            let u = super::resolve_user(ctx, actor, &with).await?;
+            // The current version answers; a quote's older versions follow
+            // it (a share made before a revision is on them too).
+            let (first, rest) = ids.split_first().ok_or("nothing to unshare")?;
+            ctx.crm
+                .unshare_record(actor, entity, *first, u.id)
+                .await
+                .map_err(err)?;
+            for id in rest {
+                let _ = ctx.crm.unshare_record(actor, entity, *id, u.id).await;
+            }
+            ctx.print(json!({"ok": true}), || {
+                format!("{} no longer shared with {}", code.trim(), u.display_name)
+            });
+        }
+        DocCmd::Shares { code } => {
+            let ids = doc_ids(ctx, actor, entity, &code, false).await?;
+            let first = *ids.first().ok_or("no such document")?;
+            let shares = ctx
+                .crm
+                .list_shares(actor, entity, first)
+                .await
+                .map_err(err)?;
+            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+            let name = super::users_by_id(&users);
+            let rows = shares
+                .iter()
+                .map(|s| {
+                    vec![
+                        name(Some(s.user_id)),
+                        match s.access {
+                            ShareAccess::Read => "read 只读".to_string(),
+                            ShareAccess::Write => "write 读写".to_string(),
+                        },
+                        s.expires_at
+                            .map(|d| super::local(ctx, d))
+                            .unwrap_or_default(),
+                        name(Some(s.granted_by)),
+                    ]
+                })
+                .collect();
+            ctx.table(
+                json!(shares),
+                &["共享给 user", "权限 access", "到期 until", "共享人 by"],
+                rows,
+            );
         }
         DocCmd::Delete { code } => {
             let ids = doc_ids(ctx, actor, entity, &code, false).await?;

@@ -76,13 +76,18 @@ pub struct Payment {
     pub notes: Option<String>,
 }
 
-/// A payment status (`confirmed`, `pending_approval`, `rejected`) in
+/// The status of a payment voided after it was confirmed (作废): it no
+/// longer counts as received.
+pub const VOIDED: &str = "voided";
+
+/// A payment status (`confirmed`, `pending_approval`, `rejected`, `voided`) in
 /// English and Chinese, as people read it; an unknown one as it is.
 pub fn payment_status_label(status: &str) -> (&str, &str) {
     match status {
         "confirmed" => ("confirmed", "已确认"),
         "pending_approval" => ("pending approval", "审批中"),
         "rejected" => ("rejected", "已驳回"),
+        VOIDED => ("voided", "已作废"),
         other => (other, other),
     }
 }
@@ -670,8 +675,9 @@ impl Crm {
         ]);
         let mut cs = ChangeSet::default();
         // A bank receipt is recorded once: entered twice (a retry, a double
-        // click), the money would be counted twice. A rejected payment's
-        // receipt may be entered again.
+        // click), the money would be counted twice. A rejected or voided
+        // payment's receipt may be entered again (e.g. on the right
+        // contract).
         if let Some(n) = input
             .receipt_no
             .as_deref()
@@ -682,11 +688,10 @@ impl Crm {
             let mut same = Select::all(Table::Payments, actor.company_id.0, self.now());
             same.filter = Filter::And(vec![
                 Filter::Cmp(Col::Column("receipt_no"), CmpOp::Eq, Value::Text(n.clone())),
-                Filter::Cmp(
+                Filter::Not(Box::new(Filter::In(
                     Col::Column("status"),
-                    CmpOp::Ne,
-                    Value::Text("rejected".into()),
-                ),
+                    vec![Value::Text("rejected".into()), Value::Text(VOIDED.into())],
+                ))),
             ]);
             cs.guards.push(
                 self.number_free(
@@ -769,6 +774,142 @@ impl Crm {
         }
         self.apply(cs).await?;
         Ok((self.payment(id).await?, Some(t.info)))
+    }
+
+    /// Voids a confirmed payment recorded by mistake (作废): it stays on
+    /// the contract, marked voided, and no longer counts as received (the
+    /// contract's received and outstanding amounts change with it, in the
+    /// same write); the reason goes into the payment's and the contract's
+    /// history and the `payment.voided` event. Needs the right to change
+    /// the contract. A payment awaiting approval is withdrawn or rejected
+    /// instead; a rejected or voided one is refused.
+    pub async fn void_payment(
+        &self,
+        actor: &Actor,
+        payment: Uuid,
+        reason: &str,
+    ) -> Result<Payment> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::invalid(
+                "reason (作废原因)",
+                "say why the payment is voided",
+            ));
+        }
+        if reason.contains('\0') {
+            return Err(Error::invalid(
+                "reason (作废原因)",
+                "holds a NUL character (\\0)",
+            ));
+        }
+        let prow = self
+            .store
+            .get(Table::Payments, payment)
+            .await?
+            .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
+            .ok_or_else(|| Error::not_found("payment", payment))?;
+        let contract = prow.get("contract_id").as_id().unwrap_or_default();
+        // Not found alike when the contract is not the actor's to read.
+        let row = self
+            .contract_for_records(actor, contract, "payments")
+            .await
+            .map_err(|e| match e {
+                Error::NotFound { .. } => Error::not_found("payment", payment),
+                e => e,
+            })?;
+        let p = payment_from_row(&prow);
+        let c = contract_from_row(&row);
+        let what = format!(
+            "payment of {} received {} on contract {}",
+            p.amount, p.received_on, c.code
+        );
+        match p.status.as_str() {
+            "confirmed" => {}
+            "pending_approval" => {
+                return Err(Error::InvalidState(format!(
+                    "the {what} is awaiting approval (审批中): withdraw or reject its approval \
+                     instead"
+                )));
+            }
+            _ => {
+                return Err(Error::InvalidState(format!(
+                    "the {what} is {}; only a confirmed payment is voided",
+                    p.status_label()
+                )));
+            }
+        }
+        let received = row.get("received").as_int().unwrap_or(0);
+        let total = row.get("amount").as_int().unwrap_or(0);
+        let after = received - p.amount.minor;
+        let now = self.now();
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::Payments,
+            id: payment,
+            expected_version: prow.version(),
+            values: vec![
+                ("status", Value::Text(VOIDED.into())),
+                ("updated_at", Value::Timestamp(now)),
+            ],
+        });
+        cs.ops.push(Op::Update {
+            table: Table::Contracts,
+            id: contract,
+            expected_version: row.version(),
+            values: vec![
+                ("received", Value::Int(after)),
+                ("outstanding", Value::Int(total - after)),
+                ("updated_at", Value::Timestamp(now)),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Payments,
+            payment,
+            "void",
+            vec![
+                FieldChange {
+                    field: "status".into(),
+                    before: json!("confirmed"),
+                    after: json!(VOIDED),
+                },
+                FieldChange {
+                    field: "reason".into(),
+                    before: serde_json::Value::Null,
+                    after: json!(reason),
+                },
+            ],
+        ));
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Contracts,
+            contract,
+            "payment_voided",
+            vec![
+                FieldChange {
+                    field: "received".into(),
+                    before: json!(received),
+                    after: json!(after),
+                },
+                FieldChange {
+                    field: "reason".into(),
+                    before: serde_json::Value::Null,
+                    after: json!(reason),
+                },
+            ],
+        ));
+        cs.events.push(self.event(
+            actor.company_id.0,
+            Table::Payments,
+            payment,
+            "payment.voided".into(),
+            json!({"contract_id": contract, "contract_code": c.code, "amount": p.amount.minor,
+                   "reason": reason, "received": after, "outstanding": total - after}),
+        ));
+        self.apply(cs).await?;
+        self.payment(payment).await
     }
 
     async fn payment(&self, id: Uuid) -> Result<Payment> {

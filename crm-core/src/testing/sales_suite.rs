@@ -247,6 +247,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::a_payment_recorded_by_mistake_is_voided,
+            crm_sales_a_payment_recorded_by_mistake_is_voided,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::sales_facts_are_dated_at_most_today,
             crm_sales_sales_facts_are_dated_at_most_today,
             $make
@@ -7485,6 +7490,111 @@ pub async fn approvers_read_what_they_decide(store: Arc<dyn Store>) {
     assert_eq!(
         w.crm.quote(&w.wangwu, q.id).await.expect("q").status,
         QuoteStatus::Approved
+    );
+}
+
+/// A confirmed payment recorded by mistake is voided with a reason: it
+/// stays, marked voided, no longer counts as received (the contract's
+/// received and outstanding amounts follow), its receipt number may be
+/// recorded again, and the reason is in its history and its event. Voiding
+/// twice, without a reason, or by someone who may not change the contract
+/// is refused and changes nothing.
+pub async fn a_payment_recorded_by_mistake_is_voided(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{NewContract, PaymentInput};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "华为年度服务合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(1_000_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    w.crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("executing (no flow)");
+    let pay = |amount: i64, receipt: &str| PaymentInput {
+        amount: Money::cny(amount),
+        received_on: w.crm.today(),
+        method: None,
+        receipt_no: Some(receipt.into()),
+        notes: None,
+    };
+    let (wrong, _) = w
+        .crm
+        .record_payment(&w.zhangsan, c.id, pay(300_000, "R-001"))
+        .await
+        .expect("payment");
+    w.crm
+        .record_payment(&w.zhangsan, c.id, pay(200_000, "R-002"))
+        .await
+        .expect("payment");
+    ack_all(&w).await;
+    for (who, why, bad) in [
+        (&w.zhangsan, "  ", "a blank reason"),
+        (&w.wangwu, "录错", "someone who may not change the contract"),
+    ] {
+        assert!(
+            w.crm.void_payment(who, wrong.id, why).await.is_err(),
+            "{bad}"
+        );
+    }
+    let voided = w
+        .crm
+        .void_payment(&w.zhangsan, wrong.id, "录错合同")
+        .await
+        .expect("void");
+    assert_eq!(voided.status, "voided");
+    let col = w
+        .crm
+        .collection(&w.zhangsan, c.id)
+        .await
+        .expect("collection");
+    assert_eq!(col.received, Money::cny(200_000));
+    assert_eq!(col.outstanding, Money::cny(800_000));
+    assert_eq!(col.payments.len(), 2, "a voided payment stays, marked");
+    let contract = w.crm.contract(&w.zhangsan, c.id).await.expect("contract");
+    assert_eq!(contract.received, Money::cny(200_000));
+    match w.crm.void_payment(&w.zhangsan, wrong.id, "再次").await {
+        Err(Error::InvalidState(m)) => assert!(m.contains("only a confirmed payment"), "{m}"),
+        other => panic!("voiding twice: {other:?}"),
+    }
+    assert!(
+        event_types(&w)
+            .await
+            .contains(&"payment.voided".to_string())
+    );
+    let history = w
+        .crm
+        .history(&w.zhangsan, crate::entity::Entity::Contract, c.id)
+        .await
+        .expect("history");
+    assert!(
+        history.iter().any(|e| e.action == "payment_voided"
+            && e.changes.iter().any(|ch| ch.after == json!("录错合同"))),
+        "{history:?}"
+    );
+    // Its receipt number is free again (e.g. for the right contract).
+    w.crm
+        .record_payment(&w.zhangsan, c.id, pay(300_000, "R-001"))
+        .await
+        .expect("the receipt recorded again");
+    assert_eq!(
+        w.crm
+            .collection(&w.zhangsan, c.id)
+            .await
+            .expect("collection")
+            .received,
+        Money::cny(500_000)
     );
 }
 
