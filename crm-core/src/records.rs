@@ -1784,11 +1784,12 @@ impl Crm {
                     crate::sales::QuoteStatus::Draft | crate::sales::QuoteStatus::Rejected
                 ) {
                     return Err(Error::InvalidState(format!(
-                        "quote {} v{} is {}; its fields change only while a draft or rejected \
-                         (revise it for a new version)",
+                        "quote {} v{} is {} ({}); its fields change only while a draft or \
+                         rejected (revise it for a new version)",
                         q.code,
                         q.quote_version,
-                        q.status.name()
+                        q.status.label_en(),
+                        q.status.label_zh()
                     )));
                 }
             }
@@ -1799,10 +1800,9 @@ impl Crm {
                     crate::sales::ContractStatus::Draft | crate::sales::ContractStatus::Executing
                 ) {
                     return Err(Error::InvalidState(format!(
-                        "contract {} is {} ({}); its fields change only while a draft or executing",
+                        "contract {} is {}; its fields change only while a draft or executing",
                         c.code,
-                        c.status.name(),
-                        c.status.label_zh()
+                        c.status.label()
                     )));
                 }
             }

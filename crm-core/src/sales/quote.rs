@@ -882,10 +882,11 @@ impl Crm {
         if !applies {
             if status == QuoteStatus::Approved {
                 return Err(Error::InvalidState(format!(
-                    "quote {} v{} is {}; its approval cannot approve it",
+                    "quote {} v{} is {} ({}); its approval cannot approve it",
                     q.code,
                     q.quote_version,
-                    q.status.name()
+                    q.status.label_en(),
+                    q.status.label_zh()
                 )));
             }
             return Ok(());
