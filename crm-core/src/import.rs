@@ -4469,6 +4469,39 @@ impl ImportSession<'_> {
         Ok((found, known))
     }
 
+    /// The codes rows give (as their code column) that no live record
+    /// holds but a record in the recycle bin does.
+    async fn binned_codes(
+        &self,
+        entity: Entity,
+        cands: &[Candidate],
+        existing: &HashMap<(String, String), Vec<Row>>,
+    ) -> Result<HashSet<String>> {
+        let codes: Vec<Value> = cands
+            .iter()
+            .flat_map(|c| c.keys.iter())
+            .filter(|k| {
+                k.kind == CODE_KEY && !existing.contains_key(&(k.kind.clone(), k.text.clone()))
+            })
+            .map(|k| Value::Text(k.text.clone()))
+            .collect();
+        let mut out = HashSet::new();
+        for chunk in codes.chunks(IN_CHUNK) {
+            let mut sel = Select::all(entity.table(), self.actor.company_id.0, self.crm.now());
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::And(vec![
+                Filter::In(Col::Column("code"), chunk.to_vec()),
+                Filter::NotNull(Col::Column("deleted_at")),
+            ]);
+            for r in self.crm.store.select(&sel).await?.rows {
+                if let Some(code) = r.get("code").as_text() {
+                    out.insert(code.to_string());
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Describes an existing duplicate the way `check_duplicates` does: by
     /// name and code when the actor may see it, else only that it exists.
     async fn describe(&self, key: &DupKey, existing: &Row) -> Result<(String, String)> {
@@ -4652,10 +4685,34 @@ impl ImportSession<'_> {
         if unique.is_empty() {
             return Ok((ChangeSet::default(), BatchItems::default()));
         }
+        let binned = self.binned_codes(entity, &unique, &existing).await?;
         let mut creates = Vec::with_capacity(unique.len());
         let mut updates: Vec<(Candidate, Row, BTreeMap<&'static str, Value>)> = Vec::new();
         let mut update_keys: Vec<DupKey> = Vec::new();
         for c in unique {
+            // A code of a record in the recycle bin names that record: the
+            // row is not made into a new one beside it.
+            if let Some(code) = c
+                .keys
+                .iter()
+                .find(|k| k.kind == CODE_KEY && binned.contains(&k.text))
+                .map(|k| k.text.clone())
+            {
+                let (en, zh) = (entity.name(), entity.name_zh());
+                self.reject(
+                    issues,
+                    c.number,
+                    IssueKind::Invalid,
+                    format!(
+                        "Code: {code} is a {en} in the recycle bin; restore it first, or clear \
+                         the code (编号) to import the row as a new {en}"
+                    ),
+                    format!(
+                        "编号：{code} 对应的{zh}在回收站中，请先恢复，或清空编号作为新记录导入"
+                    ),
+                );
+                continue;
+            }
             // Every record holding the key counts, but one a row of this
             // import moved away from it.
             let hit = c

@@ -4748,9 +4748,9 @@ pub async fn import_matches_exported_contacts_by_code(store: Arc<dyn Store>) {
 /// is created with a code of the engine's), two rows with one code are
 /// duplicates in the file, a code of a record the actor cannot see is a
 /// duplicate told without the record's details, and a code of a record in
-/// the recycle bin names no live record (the row is created, with a new
-/// code, as for the other duplicate keys). A row whose code names one
-/// record and whose name another updates neither.
+/// the recycle bin rejects its row (restore that record, or clear the code
+/// for a new one) rather than making a second record beside it. A row
+/// whose code names one record and whose name another updates neither.
 pub async fn import_matches_customer_codes_and_keeps_codes_the_engines(store: Arc<dyn Store>) {
     let w = World::new(store.clone()).await;
     let jia = w.customer(&w.zhangsan, "甲有限公司", json!({})).await;
@@ -4776,7 +4776,7 @@ pub async fn import_matches_customer_codes_and_keeps_codes_the_engines(store: Ar
     let r = run(&w, &w.zhangsan, opts(Entity::Customer), &h, data).await;
     assert_eq!(
         (r.created, r.skipped, r.rejected),
-        (2, 3, 0),
+        (1, 3, 1),
         "{:#?}",
         r.issues
     );
@@ -4786,8 +4786,17 @@ pub async fn import_matches_customer_codes_and_keeps_codes_the_engines(store: Ar
         legacy_code != "LEGACY-001" && legacy_code.starts_with("KH-"),
         "{legacy_code}"
     );
-    let again = find(&w, "删除有限公司").await.expect("created again");
-    assert_ne!((again.id, code(&again)), (gone.id, gone_code.clone()));
+    assert!(find(&w, "删除有限公司").await.is_none(), "not made again");
+    let i = issue(&r, 6);
+    assert_eq!(i.kind, IssueKind::Invalid);
+    assert!(
+        i.message_en.contains(&gone_code)
+            && i.message_en.contains("recycle bin")
+            && i.message_zh.contains("回收站"),
+        "{} / {}",
+        i.message_en,
+        i.message_zh
+    );
     let i = issue(&r, 3);
     assert_eq!(i.kind, IssueKind::Duplicate);
     assert!(
@@ -4909,7 +4918,8 @@ pub async fn import_matches_customer_codes_and_keeps_codes_the_engines(store: Ar
     // A row naming the very code its record is then given (a sheet's own
     // numbering may look like the engine's) is created with it: the code
     // only finds records, it guards nothing.
-    let mut last = code(&again);
+    let probe = w.customer(&w.zhangsan, "编号探测有限公司", json!({})).await;
+    let mut last = code(&probe);
     for commit in [CommitMode::Atomic, CommitMode::Batches] {
         let (prefix, n) = last.rsplit_once('-').expect("numbered code");
         let n: u32 = n.parse().expect("number");
