@@ -1294,7 +1294,8 @@ fn hidden(target: Entity) -> String {
 /// carries (`code`, or `document_code` for approvals), else the id.
 fn event_record(e: &crm::store::NewEvent) -> String {
     let payload = e.payload.to_value();
-    ["code", "document_code"]
+    // By what the event says of it: a code, a username, a name.
+    ["code", "document_code", "username", "name", "contract_code"]
         .iter()
         .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
         .filter(|c| !c.is_empty())
@@ -2760,12 +2761,25 @@ async fn events_cmd(ctx: &Ctx, actor: &Actor, cmd: EventsCmd) -> CliResult {
             ctx.table(json!(events), &["seq", "时间", "事件", "记录"], rows);
         }
         EventsCmd::Ack { consumer, seq } => {
+            // An acknowledgement never moves back: one below the next
+            // pending event changes nothing, and says so.
+            let next = ctx
+                .crm
+                .pending_events_of(&consumer, actor.company_id, 1)
+                .await
+                .map_err(err)?
+                .first()
+                .map(|e| e.seq);
             ctx.crm
                 .ack_events_of(&consumer, actor.company_id, seq)
                 .await
                 .map_err(err)?;
-            ctx.print(json!({"ok": true}), || {
-                format!("{consumer} acknowledged up to {seq}")
+            ctx.print(json!({"ok": true, "next_pending": next}), || match next {
+                Some(n) if seq < n => format!(
+                    "{consumer} had acknowledged every event before {n} already; nothing changed \
+                     (the next pending event is {n})"
+                ),
+                _ => format!("{consumer} acknowledged up to {seq}"),
             });
         }
     }

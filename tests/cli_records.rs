@@ -49,6 +49,25 @@ fn cli_events_are_for_administrators_of_their_company() {
     let other = other.as_array().expect("events");
     assert!(!other.is_empty());
     assert!(other.iter().all(|e| e["company_id"] != demo_company));
+    // An acknowledgement never moves back, and says so; events show who
+    // they are about by code or username, not by id.
+    let third = demo[2]["seq"].as_i64().expect("seq").to_string();
+    let first = demo[0]["seq"].as_i64().expect("seq").to_string();
+    let out = ok(db, &["--company", "DEMO", "events", "ack", &third]);
+    assert!(
+        out.contains(&format!("acknowledged up to {third}")),
+        "{out}"
+    );
+    let out = ok(db, &["--company", "DEMO", "events", "ack", &first]);
+    assert!(out.contains("nothing changed"), "{out}");
+    let table = ok(
+        db,
+        &["--company", "DEMO", "events", "pending", "--limit", "5"],
+    );
+    assert!(
+        table.contains("user.created") && !table.contains("-7"),
+        "{table}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
