@@ -318,8 +318,9 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
                 "status",
                 // The checkpoint is a sheet row number, not a count.
                 "last row",
-                // Records created, contacts of contact groups included.
-                "created",
+                // Records created, contacts of contact groups included
+                // (the report gives them apart: `6 created (+8 contacts)`).
+                "created (with contacts)",
                 "updated",
                 "unchanged",
                 "skipped",
