@@ -239,9 +239,11 @@ fn deal(db: &str) {
     assert!(events.contains(&contract), "{contract} in {events}");
     let listed = json(db, &["events", "pending", "--limit", "200"]);
     let listed = listed.as_array().expect("events");
+    // (What the table names an event's record by: a code, a username, a
+    // name.)
     let code_of = |e: &serde_json::Value| {
         let p = &e["payload"];
-        ["code", "document_code"]
+        ["code", "document_code", "username", "name", "contract_code"]
             .iter()
             .find_map(|k| p[*k].as_str().map(str::to_string))
     };
