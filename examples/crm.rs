@@ -1535,6 +1535,9 @@ async fn user_cmd(ctx: &Ctx, actor: &Actor, cmd: UserCmd) -> CliResult {
                 .await
                 .map_err(err)?;
             ctx.print(json!(u), || format!("updated user {}", u.username));
+            if deactivate {
+                warn_records_left(ctx, actor, &u).await?;
+            }
         }
         UserCmd::Passwd {
             username,
@@ -2141,6 +2144,51 @@ async fn print_record(
         t.add_row(vec!["归档 archived".to_string(), local(ctx, d)]);
     }
     out!("{t}");
+    Ok(())
+}
+
+/// Tells (on standard error) what a deactivated user still owns, which
+/// nobody works on until it is transferred.
+async fn warn_records_left(ctx: &Ctx, actor: &Actor, u: &crm::org::User) -> CliResult {
+    let mut left = Vec::new();
+    for entity in [
+        Entity::Customer,
+        Entity::Opportunity,
+        Entity::Quote,
+        Entity::Contract,
+    ] {
+        let q = ListQuery::default()
+            .filter(Cond::Eq(
+                "owner_id".into(),
+                Json::String(u.id.0.to_string()),
+            ))
+            .page(PageRequest::Offset {
+                page: 1,
+                per_page: 1,
+            })
+            .with_total();
+        // What the actor may not list is not told.
+        if let Ok(page) = ctx.crm.list_records(actor, entity, &q).await
+            && let Some(n) = page.total.filter(|n| *n > 0)
+        {
+            left.push((entity, n));
+        }
+    }
+    if left.is_empty() {
+        return Ok(());
+    }
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let what: Vec<String> = left
+        .iter()
+        .map(|(e, n)| format!("{n} {} ({})", e.name(), e.name_zh()))
+        .collect();
+    eprintln!(
+        "note: {} still owns {}; hand them over, e.g. `crm customer transfer --where \
+         owner_id={} --to <username> --yes`",
+        u.display_name,
+        what.join(", "),
+        u.username
+    );
     Ok(())
 }
 

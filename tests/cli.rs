@@ -871,5 +871,14 @@ fn cli_field_rules_hold_across_roles_and_whoami_shows_them() {
         warned.contains("possible duplicate") && warned.contains(&code),
         "{warned}"
     );
+    // Deactivating a user who still owns customers says so, and how to
+    // hand them over.
+    let out = run(db, &["user", "edit", "wangfang", "--deactivate"]);
+    assert!(out.status.success());
+    let note = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        note.contains("still owns") && note.contains("customer transfer"),
+        "{note}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
