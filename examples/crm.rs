@@ -2147,6 +2147,34 @@ async fn print_record(
     Ok(())
 }
 
+/// Prints whom a record is shared with: the user, read or write, until
+/// when, by whom.
+async fn print_shares(ctx: &Ctx, actor: &Actor, entity: Entity, id: RecordId) -> CliResult {
+    let shares = ctx.crm.list_shares(actor, entity, id).await.map_err(err)?;
+    let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+    let name = users_by_id(&users);
+    let rows = shares
+        .iter()
+        .map(|s| {
+            vec![
+                name(Some(s.user_id)),
+                match s.access {
+                    ShareAccess::Read => "read 只读".to_string(),
+                    ShareAccess::Write => "write 读写".to_string(),
+                },
+                s.expires_at.map(|d| local(ctx, d)).unwrap_or_default(),
+                name(Some(s.granted_by)),
+            ]
+        })
+        .collect();
+    ctx.table(
+        json!(shares),
+        &["共享给 user", "权限 access", "到期 until", "共享人 by"],
+        rows,
+    );
+    Ok(())
+}
+
 /// Tells (on standard error) what a deactivated user still owns, which
 /// nobody works on until it is transferred.
 async fn warn_records_left(ctx: &Ctx, actor: &Actor, u: &crm::org::User) -> CliResult {
@@ -2429,32 +2457,7 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
         }
         RecordCmd::Shares { record } => {
             let r = find_record(ctx, actor, entity, &record, Lifecycle::Any).await?;
-            let shares = ctx
-                .crm
-                .list_shares(actor, entity, r.id)
-                .await
-                .map_err(err)?;
-            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
-            let name = users_by_id(&users);
-            let rows = shares
-                .iter()
-                .map(|s| {
-                    vec![
-                        name(Some(s.user_id)),
-                        match s.access {
-                            ShareAccess::Read => "read 只读".to_string(),
-                            ShareAccess::Write => "write 读写".to_string(),
-                        },
-                        s.expires_at.map(|d| local(ctx, d)).unwrap_or_default(),
-                        name(Some(s.granted_by)),
-                    ]
-                })
-                .collect();
-            ctx.table(
-                json!(shares),
-                &["共享给 user", "权限 access", "到期 until", "共享人 by"],
-                rows,
-            );
+            print_shares(ctx, actor, entity, r.id).await?;
         }
         RecordCmd::Transfer {
             records,

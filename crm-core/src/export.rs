@@ -295,38 +295,26 @@ impl Crm {
                 (r.id(), label)
             })
             .collect();
-        let departments = self
-            .store
-            .select(&Select::all(Table::Departments, actor.company_id.0, now))
-            .await?
-            .rows
-            .iter()
-            .map(|r| {
-                (
-                    r.id(),
-                    r.get("name").as_text().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
+        let departments = names_by_id(
+            &self
+                .store
+                .select(&Select::all(Table::Departments, actor.company_id.0, now))
+                .await?
+                .rows,
+        );
         Ok((users, departments))
     }
 
     /// How exports name customer pools (a customer's 所属公海): by name, the
     /// way an import into a pool names them; the company's live pools.
     pub(crate) async fn export_pool_names(&self, actor: &Actor) -> Result<HashMap<Uuid, String>> {
-        Ok(self
-            .store
-            .select(&Select::all(Table::Pools, actor.company_id.0, self.now()))
-            .await?
-            .rows
-            .iter()
-            .map(|r| {
-                (
-                    r.id(),
-                    r.get("name").as_text().unwrap_or_default().to_string(),
-                )
-            })
-            .collect())
+        Ok(names_by_id(
+            &self
+                .store
+                .select(&Select::all(Table::Pools, actor.company_id.0, self.now()))
+                .await?
+                .rows,
+        ))
     }
 
     /// The names of the `target` records among `ids` that the actor may
@@ -1387,4 +1375,16 @@ impl Crm {
 /// A tax rate in basis points as a person writes it: `13%`, `13.5%`.
 fn tax_rate_text(bp: i64) -> String {
     format!("{}%", bp as f64 / 100.0)
+}
+
+/// Rows' names by their ids (departments, pools).
+fn names_by_id(rows: &[Row]) -> HashMap<Uuid, String> {
+    rows.iter()
+        .map(|r| {
+            (
+                r.id(),
+                r.get("name").as_text().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
 }

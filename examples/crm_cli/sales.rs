@@ -2476,34 +2476,7 @@ async fn doc_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: DocCmd) -> CliRe
         DocCmd::Shares { code } => {
             let ids = doc_ids(ctx, actor, entity, &code, false).await?;
             let first = *ids.first().ok_or("no such document")?;
-            let shares = ctx
-                .crm
-                .list_shares(actor, entity, first)
-                .await
-                .map_err(err)?;
-            let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
-            let name = super::users_by_id(&users);
-            let rows = shares
-                .iter()
-                .map(|s| {
-                    vec![
-                        name(Some(s.user_id)),
-                        match s.access {
-                            ShareAccess::Read => "read 只读".to_string(),
-                            ShareAccess::Write => "write 读写".to_string(),
-                        },
-                        s.expires_at
-                            .map(|d| super::local(ctx, d))
-                            .unwrap_or_default(),
-                        name(Some(s.granted_by)),
-                    ]
-                })
-                .collect();
-            ctx.table(
-                json!(shares),
-                &["共享给 user", "权限 access", "到期 until", "共享人 by"],
-                rows,
-            );
+            super::print_shares(ctx, actor, entity, first).await?;
         }
         DocCmd::Delete { code } => {
             let ids = doc_ids(ctx, actor, entity, &code, false).await?;
