@@ -185,6 +185,67 @@ fn def_from_row(r: &Row) -> Result<CustomFieldDef> {
     })
 }
 
+/// A label as labels are compared: header decorations and full-width forms
+/// folded as imports read headers, then in lower case.
+fn label_key(label: &str) -> String {
+    crate::import::clean_header(label).to_lowercase()
+}
+
+/// Whether two labels name the same column (see [`label_key`]).
+fn same_label(a: &str, b: &str) -> bool {
+    label_key(a) == label_key(b)
+}
+
+/// Why `label` cannot label a custom field of `entity`, if it cannot: it
+/// is (any case aside) the name, label or alias of one of the entity's
+/// built-in fields or of a standard column (编号, 负责人, 创建时间 …), or,
+/// for customers, a header the import reads as a contact column group
+/// (starting with 联系人 or Contact). An import or export would otherwise
+/// have two columns of that name, and a value under it could never reach
+/// the custom field.
+pub(crate) fn builtin_label(entity: Entity, label: &str) -> Option<String> {
+    let key = label_key(label);
+    if key.is_empty() {
+        return None;
+    }
+    let shown = label.trim();
+    for f in entity.fields() {
+        let names = [f.name, f.zh, f.en]
+            .into_iter()
+            .chain(f.aliases.iter().copied());
+        if names.into_iter().any(|n| label_key(n) == key) {
+            return Some(format!(
+                "'{shown}' names the built-in field {} ({}) of {entity}; choose another label",
+                f.zh, f.name
+            ));
+        }
+    }
+    for (name, zh, en) in crate::entity::STANDARD_FIELDS {
+        if [*name, *zh, *en].into_iter().any(|n| label_key(n) == key) {
+            return Some(format!(
+                "'{shown}' names the standard column {zh} ({name}) every {entity} has; choose another label"
+            ));
+        }
+    }
+    if entity == Entity::Customer && (key.starts_with("联系人") || key.starts_with("contact")) {
+        return Some(format!(
+            "'{shown}' would be read as a contact column (联系人…, Contact…) of a customer import; choose another label"
+        ));
+    }
+    None
+}
+
+/// The first option given twice (trimmed, any case), as first given.
+fn repeated_option(options: &[String]) -> Option<String> {
+    let mut seen = std::collections::HashSet::new();
+    options
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .find(|o| !seen.insert(o.to_lowercase()))
+        .map(str::to_string)
+}
+
 /// Whether a custom field key is well formed.
 pub fn valid_key(key: &str) -> bool {
     let mut chars = key.chars();
@@ -400,10 +461,30 @@ impl Crm {
         if input.label.trim().is_empty() {
             errors.push("label", "is required");
         }
+        for (field, label) in [
+            ("label", Some(input.label.as_str())),
+            ("label_en", input.label_en.as_deref()),
+        ] {
+            if let Some(taken) = label.and_then(|l| builtin_label(input.entity, l)) {
+                errors.push(field, taken);
+            }
+        }
         let needs_options = matches!(
             input.field_type,
             CustomFieldType::Select | CustomFieldType::MultiSelect
         );
+        if !needs_options && input.options.iter().any(|o| !o.trim().is_empty()) {
+            errors.push(
+                "options",
+                format!(
+                    "a {} field takes no options (only select and multi_select fields have options)",
+                    input.field_type.name()
+                ),
+            );
+        }
+        if let Some(twice) = repeated_option(&input.options) {
+            errors.push("options", format!("'{twice}' is given twice"));
+        }
         // The characters a multi-select's text is split at (import cells,
         // CLI values): an option holding one could never be chosen.
         if input.options.iter().any(|o| o.contains(OPTION_SEPARATORS)) {
@@ -421,19 +502,39 @@ impl Crm {
         errors.into_result()?;
         let company = actor.company_id.0;
         let existing = self.custom_fields(actor, input.entity).await?;
-        if existing
-            .iter()
-            .any(|d| d.key == input.key || d.label == input.label.trim())
-        {
+        if let Some(d) = existing.iter().find(|d| d.key == input.key) {
             return Err(Error::Duplicate {
                 entity: "custom_field".into(),
                 message: format!(
-                    "{} already has a custom field with key '{}' or label '{}'",
-                    input.entity,
-                    input.key,
-                    input.label.trim()
+                    "{} already has a custom field with key '{}' ({})",
+                    input.entity, input.key, d.label
                 ),
             });
+        }
+        // A label names the field in imports, exports and conditions,
+        // whichever language it is in: none may name two fields.
+        let new_labels: Vec<&str> = [Some(input.label.as_str()), input.label_en.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        for d in &existing {
+            let theirs = [Some(d.label.as_str()), d.label_en.as_deref()];
+            if let Some(same) = new_labels
+                .iter()
+                .find(|l| theirs.into_iter().flatten().any(|t| same_label(l, t)))
+            {
+                return Err(Error::Duplicate {
+                    entity: "custom_field".into(),
+                    message: format!(
+                        "{} already has a custom field labelled '{}' (key '{}', {}); give the new field another label",
+                        input.entity,
+                        same.trim(),
+                        d.key,
+                        d.label
+                    ),
+                });
+            }
         }
         let options: Vec<String> = input
             .options
@@ -480,25 +581,36 @@ impl Crm {
             self.stored_values_unique(company, &input).await?;
         }
         // Labels name fields in imports, exports and conditions: two fields
-        // defined at once under one label would make them ambiguous.
-        let label = input.label.trim();
-        let mut same_label = Select::all(Table::CustomFields, company, self.now());
-        same_label.filter = Filter::And(vec![
-            Filter::Cmp(Col::Column("entity"), CmpOp::Eq, input.entity.name().into()),
-            Filter::Cmp(Col::Column("label"), CmpOp::Eq, label.into()),
-        ]);
-        let guards = vec![Guard {
-            kind: crate::store::GuardKind::Duplicate,
-            keys: vec![format!(
-                "{company}:custom_field_label:{}:{label}",
-                input.entity.name()
-            )],
-            select: same_label,
-            message: format!(
-                "{} received a custom field labelled '{label}' meanwhile",
-                input.entity
-            ),
-        }];
+        // defined at once under one label would make them ambiguous. The
+        // lock keys are the labels as compared (folded, any case), so
+        // fields defined at once under `City` and `city` are serialised.
+        let guards = new_labels
+            .iter()
+            .map(|l| {
+                let label = l.trim();
+                let mut same_label = Select::all(Table::CustomFields, company, self.now());
+                same_label.filter = Filter::And(vec![
+                    Filter::Cmp(Col::Column("entity"), CmpOp::Eq, input.entity.name().into()),
+                    Filter::Or(vec![
+                        Filter::Cmp(Col::Column("label"), CmpOp::Eq, label.into()),
+                        Filter::Cmp(Col::Column("label_en"), CmpOp::Eq, label.into()),
+                    ]),
+                ]);
+                Guard {
+                    kind: crate::store::GuardKind::Duplicate,
+                    keys: vec![format!(
+                        "{company}:custom_field_label:{}:{}",
+                        input.entity.name(),
+                        label_key(label)
+                    )],
+                    select: same_label,
+                    message: format!(
+                        "{} received a custom field labelled '{label}' meanwhile",
+                        input.entity
+                    ),
+                }
+            })
+            .collect();
         let id = self.new_id();
         let mut cs = ChangeSet {
             guards,
@@ -768,6 +880,12 @@ impl Crm {
             .collect();
         if options.is_empty() {
             return Err(Error::invalid("options", "at least one option is needed"));
+        }
+        if let Some(twice) = repeated_option(&options) {
+            return Err(Error::invalid(
+                "options",
+                format!("'{twice}' is given twice"),
+            ));
         }
         let existing = self.picklist_row(actor, entity, def.name).await?;
         let conflict = |actual: i64| Error::Conflict {

@@ -258,6 +258,7 @@ impl Crm {
             }
             None => String::new(),
         };
+        let guard = self.category_name_free(actor, &name, parent).await?;
         let n = self
             .store
             .next_sequence(company, &format!("product_category:{prefix}"))
@@ -271,6 +272,7 @@ impl Crm {
         let id = self.new_id();
         let now = self.now();
         let mut cs = ChangeSet::default();
+        cs.guards.push(guard);
         cs.ops.push(Op::Insert {
             table: Table::ProductCategories,
             values: vec![
@@ -303,6 +305,59 @@ impl Crm {
             code,
             name,
             parent_id: parent,
+        })
+    }
+
+    /// Refuses a category name a sibling (a category with the same parent,
+    /// or another top-level one) already has, trimmed and any case aside:
+    /// categories are named by their names (and `parent/child` paths) in
+    /// imports and exports, so two siblings of one name could not be told
+    /// apart. Returns the guard that keeps it so until the write: two
+    /// siblings created at once under one name are serialised on the
+    /// name's key, and the later one is refused by name.
+    async fn category_name_free(
+        &self,
+        actor: &Actor,
+        name: &str,
+        parent: Option<Uuid>,
+    ) -> Result<crate::store::Guard> {
+        let company = actor.company_id.0;
+        let cats = self.list_product_categories(actor).await?;
+        let key = name.trim().to_lowercase();
+        let under = match parent.and_then(|p| cats.iter().find(|c| c.id == p)) {
+            Some(p) => format!("under {} {}", p.code, p.name),
+            None => "at the top level".to_string(),
+        };
+        if let Some(c) = cats
+            .iter()
+            .find(|c| c.parent_id == parent && c.name.trim().to_lowercase() == key)
+        {
+            return Err(Error::Duplicate {
+                entity: "product category".into(),
+                message: format!(
+                    "product category (产品类别) {} already exists {under} (code {}); give the new category another name",
+                    c.name, c.code
+                ),
+            });
+        }
+        let mut sel = Select::all(Table::ProductCategories, company, self.now());
+        sel.filter = Filter::And(vec![
+            match parent {
+                Some(p) => Filter::Cmp(Col::Column("parent_id"), CmpOp::Eq, Value::Id(p)),
+                None => Filter::IsNull(Col::Column("parent_id")),
+            },
+            Filter::Cmp(Col::Column("name"), CmpOp::Eq, Value::Text(name.into())),
+        ]);
+        Ok(crate::store::Guard {
+            kind: crate::store::GuardKind::Duplicate,
+            keys: vec![format!(
+                "{company}:product_category:{}:{key}",
+                parent.map_or_else(|| "top".to_string(), |p| p.to_string())
+            )],
+            select: sel,
+            message: format!(
+                "product category (产品类别) {name} was just created {under} by another user; give the new category another name"
+            ),
         })
     }
 
@@ -393,7 +448,8 @@ impl Crm {
         Ok(())
     }
 
-    /// Creates a product; its code must be free among the live products.
+    /// Creates a product; its code must be free among the live products
+    /// and the recycle bin's: a binned product keeps its code.
     pub async fn create_product(&self, actor: &Actor, input: ProductInput) -> Result<Product> {
         let input = input.without_nul();
         self.require_product(actor, Action::Create)?;
@@ -404,7 +460,7 @@ impl Crm {
             None => self.next_code(actor.company_id, "CP").await?,
         };
         let id = self.new_id();
-        let guard = self.product_code_free(actor, &code, None).await?;
+        let guard = self.product_code_free(actor, &code, None, false).await?;
         let (op, audit) = self.product_insert(actor, id, code.clone(), &input);
         let mut cs = ChangeSet::default();
         cs.guards.push(guard);
@@ -421,21 +477,31 @@ impl Crm {
         self.product(actor, id).await
     }
 
-    /// Refuses a product code another live product of the company has
-    /// (`except` the product being changed; the recycle bin's codes may be
-    /// reused, as the stores' unique index of live codes allows), and
-    /// returns the guard that keeps it so until the write: two products
-    /// created, recoded or restored at once with the same code are
-    /// serialised on the company's code key, and the later one is refused
-    /// by name instead of by the index.
+    /// Refuses a product code another product of the company has (`except`
+    /// the product being changed), and returns the guard that keeps it so
+    /// until the write: two products created, recoded or restored at once
+    /// with the same code are serialised on the company's code key, and
+    /// the later one is refused by name instead of by the stores' index.
+    ///
+    /// A product in the recycle bin keeps its code: a new or recoded
+    /// product may not take it (the binned product could never come back
+    /// under it, and products are not purged), and is told to restore that
+    /// product or choose another code. `restoring` checks only the live
+    /// products (the code of the product coming back), for codes two
+    /// products came to share before the recycle bin held them; such a
+    /// restore is refused until the live holder gets another code.
     pub(crate) async fn product_code_free(
         &self,
         actor: &Actor,
         code: &str,
         except: Option<Uuid>,
+        restoring: bool,
     ) -> Result<crate::store::Guard> {
         let company = actor.company_id.0;
         let mut sel = Select::all(Table::Products, company, self.now());
+        if !restoring {
+            sel.lifecycle = Lifecycle::Any;
+        }
         let same = Filter::Cmp(Col::Column("code"), CmpOp::Eq, Value::Text(code.into()));
         sel.filter = match except {
             Some(id) => Filter::And(vec![
@@ -449,12 +515,23 @@ impl Crm {
             None => same,
         };
         if let Some(r) = self.store.select(&sel).await?.rows.first() {
+            let name = r.get("name").as_text().unwrap_or_default();
+            let message = if restoring {
+                format!(
+                    "product {code} cannot be restored: its product code (产品编号) is now used by {name}; give that product another code first"
+                )
+            } else if !r.get("deleted_at").is_null() {
+                format!(
+                    "product code (产品编号) {code} is held by {name} in the recycle bin (回收站); restore that product, or give this product another code"
+                )
+            } else {
+                format!(
+                    "product code (产品编号) {code} is already used by {name}; give the product another code"
+                )
+            };
             return Err(Error::Duplicate {
                 entity: "product".into(),
-                message: format!(
-                    "product code (产品编号) {code} is already used by {}; give the product another code",
-                    r.get("name").as_text().unwrap_or_default()
-                ),
+                message,
             });
         }
         Ok(crate::store::Guard {
@@ -598,7 +675,7 @@ impl Crm {
             .and_then(|c| c.after.as_str())
         {
             cs.guards
-                .push(self.product_code_free(actor, code, Some(id)).await?);
+                .push(self.product_code_free(actor, code, Some(id), false).await?);
         }
         cs.ops.push(Op::Update {
             table: Table::Products,
@@ -625,8 +702,10 @@ impl Crm {
         self.product(actor, id).await
     }
 
-    /// Moves a product to the recycle bin, or restores it (unless another
-    /// live product has its code meanwhile).
+    /// Moves a product to the recycle bin, or restores it. A binned product
+    /// keeps its code, so a restore is refused only where a live product
+    /// came to share it before that rule (that product must be recoded
+    /// first).
     pub async fn set_product_deleted(
         &self,
         actor: &Actor,
@@ -657,7 +736,7 @@ impl Crm {
         if !deleted {
             let code = row.get("code").as_text().unwrap_or_default().to_string();
             cs.guards
-                .push(self.product_code_free(actor, &code, Some(id)).await?);
+                .push(self.product_code_free(actor, &code, Some(id), true).await?);
         }
         cs.ops.push(Op::Update {
             table: Table::Products,

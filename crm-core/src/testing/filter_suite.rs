@@ -80,6 +80,16 @@ macro_rules! filter_scenarios {
             filter_oversized_filters_are_refused_alike,
             $make
         );
+        $each!(
+            $crate::testing::filter_suite::custom_labels_name_no_other_column,
+            filter_custom_labels_name_no_other_column,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::option_lists_hold_each_option_once,
+            filter_option_lists_hold_each_option_once,
+            $make
+        );
     };
 }
 
@@ -951,4 +961,201 @@ pub async fn oversized_filters_are_refused_alike(store: Arc<dyn Store>) {
             .unwrap_or_else(|e| panic!("40 000 names in one list: {e}")),
         set(&["乙公司"])
     );
+}
+
+/// A custom field of `entity` with these labels and options, as defining
+/// it answers.
+async fn try_define(
+    w: &World,
+    entity: Entity,
+    key: &str,
+    label: &str,
+    label_en: Option<&str>,
+    field_type: CustomFieldType,
+    options: &[&str],
+) -> Result<crate::custom::CustomFieldDef, Error> {
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            NewCustomField {
+                entity,
+                key: key.into(),
+                label: label.into(),
+                label_en: label_en.map(str::to_string),
+                field_type,
+                options: options.iter().map(|o| o.to_string()).collect(),
+                required: false,
+                unique: false,
+            },
+        )
+        .await
+}
+
+/// A custom field's label (Chinese or English, any case, full-width
+/// aside) cannot be a built-in field's name, label or alias, a standard
+/// column's label (编号, 负责人 …), a header a customer import reads as a
+/// contact column (联系人…, Contact…), or another custom field's label of
+/// the entity: exports would write two columns of that name, which the
+/// import refuses, and a value under it could never reach the custom
+/// field. A label that merely contains one is fine.
+pub async fn custom_labels_name_no_other_column(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let text = CustomFieldType::Text;
+    for (entity, label, label_en, what) in [
+        (Entity::Customer, "城市", None, "城市"),
+        (Entity::Customer, "城市二", Some("city"), "城市"),
+        (Entity::Customer, " ＣＩＴＹ ", None, "城市"),
+        (Entity::Customer, "编号", None, "编号"),
+        (Entity::Customer, "负责人", None, "负责人"),
+        (Entity::Customer, "客户负责人", Some("OWNER"), "负责人"),
+        (Entity::Customer, "创建时间", None, "创建时间"),
+        (Entity::Customer, "所属部门", None, "所属部门"),
+        (Entity::Customer, "联系人1姓名", None, "contact"),
+        (
+            Entity::Customer,
+            "主要联系人",
+            Some("Contact 1 Mobile"),
+            "contact",
+        ),
+        (Entity::Contact, "所属客户", None, "所属客户"),
+        (Entity::Contact, "客户", None, "所属客户"),
+        (Entity::FollowUp, "联系人", None, "联系人"),
+    ] {
+        match try_define(&w, entity, "extra", label, label_en, text, &[]).await {
+            Err(Error::Validation(v)) => {
+                let m = v.to_string();
+                assert!(
+                    m.contains(label_en.unwrap_or(label).trim()) && m.contains(what),
+                    "{entity} {label}: {m}"
+                );
+            }
+            other => panic!("{entity} {label}: expected a refusal, got {other:?}"),
+        }
+    }
+    // Labels that only contain one are fine, as are other entities' names.
+    try_define(
+        &w,
+        Entity::Customer,
+        "city2",
+        "所在城市",
+        Some("Home city"),
+        text,
+        &[],
+    )
+    .await
+    .expect("a label holding a built-in one");
+    try_define(
+        &w,
+        Entity::Contact,
+        "contact_grade",
+        "联系人等级",
+        None,
+        text,
+        &[],
+    )
+    .await
+    .expect("contacts read no contact columns");
+    // Another custom field's label, in either language and any case.
+    for (label, label_en) in [
+        ("所在城市", None),
+        ("家乡城市", Some("home CITY")),
+        ("HOME CITY", None),
+    ] {
+        match try_define(&w, Entity::Customer, "city3", label, label_en, text, &[]).await {
+            Err(Error::Duplicate { message, .. }) => {
+                assert!(message.contains("city2"), "{label}: {message}");
+            }
+            other => panic!("{label}: expected a duplicate, got {other:?}"),
+        }
+    }
+    let defs = w
+        .crm
+        .custom_fields(&w.admin, Entity::Customer)
+        .await
+        .expect("fields");
+    assert_eq!(
+        defs.iter().map(|d| d.key.as_str()).collect::<Vec<_>>(),
+        vec!["city2"]
+    );
+}
+
+/// Option lists hold each option once (trimmed, any case aside), for
+/// custom select fields and built-in choice fields alike, and only select
+/// and multi-select fields take options.
+pub async fn option_lists_hold_each_option_once(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    for (ty, options) in [
+        (CustomFieldType::Select, &["a", "b", " A "][..]),
+        (CustomFieldType::MultiSelect, &["高", "高"][..]),
+    ] {
+        match try_define(&w, Entity::Customer, "tier", "档次", None, ty, options).await {
+            Err(Error::Validation(v)) => {
+                let m = v.to_string();
+                assert!(m.contains("options") && m.contains("twice"), "{m}");
+            }
+            other => panic!("{options:?}: expected a refusal, got {other:?}"),
+        }
+    }
+    for ty in [CustomFieldType::Text, CustomFieldType::Number] {
+        match try_define(&w, Entity::Customer, "tier", "档次", None, ty, &["a", "b"]).await {
+            Err(Error::Validation(v)) => {
+                let m = v.to_string();
+                assert!(
+                    m.contains("options") && m.contains("takes no options"),
+                    "{m}"
+                );
+            }
+            other => panic!("{ty:?}: expected a refusal, got {other:?}"),
+        }
+    }
+    let def = try_define(
+        &w,
+        Entity::Customer,
+        "tier",
+        "档次",
+        None,
+        CustomFieldType::Select,
+        &["a", "b"],
+    )
+    .await
+    .expect("distinct options");
+    assert_eq!(def.options, vec!["a", "b"]);
+    let list = w
+        .crm
+        .picklist_with_version(&w.admin, Entity::Customer, "category")
+        .await
+        .expect("list");
+    let twice: Vec<String> = ["潜在", "普通", "VIP", "vip"]
+        .iter()
+        .map(|o| o.to_string())
+        .collect();
+    match w
+        .crm
+        .set_picklist(&w.admin, Entity::Customer, "category", list.version, &twice)
+        .await
+    {
+        Err(Error::Validation(v)) => {
+            let m = v.to_string();
+            assert!(m.contains("vip") && m.contains("twice"), "{m}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        w.crm
+            .picklist_with_version(&w.admin, Entity::Customer, "category")
+            .await
+            .expect("list"),
+        list,
+        "unchanged"
+    );
+    w.crm
+        .set_picklist(
+            &w.admin,
+            Entity::Customer,
+            "category",
+            list.version,
+            &["潜在".to_string(), "VIP".to_string()],
+        )
+        .await
+        .expect("distinct options");
 }

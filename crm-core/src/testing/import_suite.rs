@@ -3291,7 +3291,7 @@ pub async fn template_gives_multi_select_fields_no_dropdown(store: Arc<dyn Store
         (
             Entity::Customer,
             "industries",
-            "行业",
+            "行业细分",
             crate::custom::CustomFieldType::MultiSelect,
             false,
         ),
@@ -5064,8 +5064,9 @@ pub async fn import_maps_code_headers(store: Arc<dyn Store>) {
         .await
         .expect("product headers");
     assert_eq!(map.roles[1], ColumnRole::Field("code".into()));
-    // A custom field labelled 编号 keeps its column.
-    w.crm
+    // No custom field can be labelled 编号: the column is the code's.
+    let e = w
+        .crm
         .define_custom_field(
             &w.admin,
             new_custom(
@@ -5079,13 +5080,11 @@ pub async fn import_maps_code_headers(store: Arc<dyn Store>) {
             ),
         )
         .await
-        .expect("custom field");
-    let map = w
-        .crm
-        .map_headers(&w.admin, Entity::Customer, &headers(&["客户名称", "编号"]))
-        .await
-        .expect("headers");
-    assert_eq!(map.roles[1], ColumnRole::Field("custom.legacy_no".into()));
+        .expect_err("a custom field labelled 编号");
+    assert!(
+        matches!(&e, Error::Validation(_)) && e.to_string().contains("编号"),
+        "{e}"
+    );
 }
 
 /// The stored import lists the counts its report gives: created, updated,

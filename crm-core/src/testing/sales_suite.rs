@@ -281,6 +281,16 @@ macro_rules! sales_scenarios {
             crm_sales_rates_read_as_percentages_and_refused_quotes_take_no_number,
             $make
         );
+        $each!(
+            $crate::testing::sales_suite::sibling_product_categories_have_distinct_names,
+            crm_sales_sibling_product_categories_have_distinct_names,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::a_binned_products_code_stays_taken,
+            crm_sales_a_binned_products_code_stays_taken,
+            $make
+        );
     };
 }
 
@@ -4208,18 +4218,25 @@ pub async fn product_names_codes_and_line_prices_are_checked(store: Arc<dyn Stor
         )
         .await
         .expect("own code");
-    // A code in the recycle bin may be reused; its product then cannot
-    // come back under it.
+    // A code in the recycle bin stays its product's (see
+    // `a_binned_products_code_stays_taken` for more).
     w.crm
         .set_product_deleted(&w.admin, a.id, true)
         .await
         .expect("delete");
+    let m = duplicate(
+        w.crm
+            .create_product(&w.admin, product("SV-1", "新服务器"))
+            .await,
+    );
+    assert!(
+        m.contains("SV-1") && m.contains("服务器") && m.contains("recycle bin"),
+        "{m}"
+    );
     w.crm
-        .create_product(&w.admin, product("SV-1", "新服务器"))
+        .set_product_deleted(&w.admin, a.id, false)
         .await
-        .expect("the recycle bin's code");
-    let m = duplicate(w.crm.set_product_deleted(&w.admin, a.id, false).await);
-    assert!(m.contains("SV-1") && m.contains("新服务器"), "{m}");
+        .expect("restored under its code");
     // Another session creates SV-9 just before this one writes its SV-9:
     // refused by name, not by the store's index.
     let admin = w.admin.clone();
@@ -8520,4 +8537,181 @@ pub async fn rates_read_as_percentages_and_refused_quotes_take_no_number(store: 
         next.code,
         first.code
     );
+}
+
+/// A product category's name is refused where a sibling (same parent, or
+/// another top-level category) has it, trimmed and any case aside, so
+/// that imports and exports naming categories by name and `parent/child`
+/// path cannot confuse them; the same name under another parent is
+/// another category. Two siblings created at once under one name: the
+/// later one is refused by name, not left beside the first.
+pub async fn sibling_product_categories_have_distinct_names(store: Arc<dyn Store>) {
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = crate::crm::Crm::new(store, w.clock.clone());
+    let duplicate = |got: crate::error::Result<crate::sales::product::Category>| match got {
+        Err(Error::Duplicate { message, .. }) => message,
+        other => panic!("expected a duplicate, got {other:?}"),
+    };
+    let office = w
+        .crm
+        .create_product_category(&w.admin, "办公设备", None)
+        .await
+        .expect("top level");
+    let m = duplicate(
+        w.crm
+            .create_product_category(&w.admin, " 办公设备 ", None)
+            .await,
+    );
+    assert!(
+        m.contains("办公设备") && m.contains("top level") && m.contains(&office.code),
+        "{m}"
+    );
+    let soft = w
+        .crm
+        .create_product_category(&w.admin, "Software", Some(office.id))
+        .await
+        .expect("child");
+    let m = duplicate(
+        w.crm
+            .create_product_category(&w.admin, "software", Some(office.id))
+            .await,
+    );
+    assert!(
+        m.contains("Software") && m.contains(&soft.code) && m.contains("办公设备"),
+        "{m}"
+    );
+    // The same name at another level, or under another parent, is fine.
+    let it = w
+        .crm
+        .create_product_category(&w.admin, "Software", None)
+        .await
+        .expect("a top-level namesake of a child");
+    w.crm
+        .create_product_category(&w.admin, "Software", Some(it.id))
+        .await
+        .expect("under another parent");
+    // Another session creates 耗材 just before this one writes its own.
+    let admin = w.admin.clone();
+    let parent = office.id;
+    hooked.before_write(crate::schema::Table::ProductCategories, async move {
+        other
+            .create_product_category(&admin, "耗材", Some(parent))
+            .await
+            .expect("created meanwhile");
+    });
+    let m = duplicate(
+        w.crm
+            .create_product_category(&w.admin, "耗材", Some(office.id))
+            .await,
+    );
+    assert!(m.contains("耗材") && m.contains("another user"), "{m}");
+    let names: Vec<String> = w
+        .crm
+        .list_product_categories(&w.admin)
+        .await
+        .expect("categories")
+        .into_iter()
+        .filter(|c| c.parent_id == Some(office.id))
+        .map(|c| c.name)
+        .collect();
+    assert_eq!(names, vec!["Software", "耗材"]);
+}
+
+/// A product in the recycle bin keeps its code (products are not purged):
+/// a new product, or another product recoded, may not take it — the
+/// refusal names the binned product and says to restore it — and the
+/// binned product is restored under it. Once restored and recoded, its
+/// old code is free.
+pub async fn a_binned_products_code_stays_taken(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::ProductInput;
+    let w = with_sales_rights(World::new(store).await).await;
+    let product = |code: &str, name: &str| ProductInput {
+        code: Some(code.into()),
+        name: Some(name.into()),
+        list_price: Some(Money::cny(10_000)),
+        ..ProductInput::default()
+    };
+    let duplicate = |got: crate::error::Result<crate::sales::Product>| match got {
+        Err(Error::Duplicate { message, .. }) => message,
+        other => panic!("expected a duplicate, got {other:?}"),
+    };
+    let a = w
+        .crm
+        .create_product(
+            &w.admin,
+            ProductInput {
+                code: None,
+                ..product("", "打印机")
+            },
+        )
+        .await
+        .expect("generated code");
+    let b = w
+        .crm
+        .create_product(&w.admin, product("PR-2", "扫描仪"))
+        .await
+        .expect("second");
+    w.crm
+        .set_product_deleted(&w.admin, a.id, true)
+        .await
+        .expect("delete");
+    let m = duplicate(
+        w.crm
+            .create_product(&w.admin, product(&a.code, "新打印机"))
+            .await,
+    );
+    assert!(
+        m.contains(&a.code)
+            && m.contains("打印机")
+            && m.contains("recycle bin")
+            && m.contains("restore"),
+        "{m}"
+    );
+    let m = duplicate(
+        w.crm
+            .update_product(
+                &w.admin,
+                b.id,
+                b.version,
+                ProductInput {
+                    code: Some(a.code.clone()),
+                    ..ProductInput::default()
+                },
+            )
+            .await,
+    );
+    assert!(m.contains(&a.code) && m.contains("recycle bin"), "{m}");
+    let back = w
+        .crm
+        .set_product_deleted(&w.admin, a.id, false)
+        .await
+        .expect("restored under its code");
+    assert_eq!((back.code.as_str(), back.deleted), (a.code.as_str(), false));
+    assert_eq!(
+        w.crm
+            .product_by_code(&w.admin, &a.code)
+            .await
+            .expect("by code")
+            .id,
+        a.id
+    );
+    // Recoded, it frees its old code for a new product.
+    w.crm
+        .update_product(
+            &w.admin,
+            a.id,
+            back.version,
+            ProductInput {
+                code: Some("PR-1".into()),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("recode");
+    w.crm
+        .create_product(&w.admin, product(&a.code, "新打印机"))
+        .await
+        .expect("the old code is free");
 }
