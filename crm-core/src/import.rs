@@ -1349,6 +1349,9 @@ pub struct ImportSession<'a> {
     categories: HashMap<String, Uuid>,
     /// The company's live products by duplicate key (product imports).
     products: HashMap<(String, String), Row>,
+    /// The codes of products in the recycle bin, with their names: such a
+    /// product keeps its code (product imports).
+    binned_products: HashMap<String, String>,
     owner: Option<Uuid>,
     department: Option<Uuid>,
     /// The customer pool created customers go to, with its name.
@@ -1709,6 +1712,7 @@ impl Crm {
         }
         let mut categories = HashMap::new();
         let mut products = HashMap::new();
+        let mut binned_products = HashMap::new();
         if entity == Entity::Product {
             categories = self.category_keys(actor).await?;
             let mut sel = Select::all(Table::Products, actor.company_id.0, now);
@@ -1719,6 +1723,16 @@ impl Crm {
             for r in self.store.select(&sel).await?.rows {
                 for k in product_keys(&r) {
                     products.entry(k).or_insert_with(|| r.clone());
+                }
+            }
+            let mut binned = Select::all(Table::Products, actor.company_id.0, now);
+            binned.lifecycle = Lifecycle::Deleted;
+            for r in self.store.select(&binned).await?.rows {
+                if let Some(c) = r.get("code").as_text() {
+                    binned_products.insert(
+                        c.to_string(),
+                        r.get("name").as_text().unwrap_or_default().to_string(),
+                    );
                 }
             }
         }
@@ -1819,6 +1833,7 @@ impl Crm {
             roles,
             categories,
             products,
+            binned_products,
             owner,
             department,
             pool,
@@ -5779,6 +5794,25 @@ impl ImportSession<'_> {
                 ),
             };
             let existing = self.products.get(&key).cloned();
+            // A product in the recycle bin keeps its code: the row does not
+            // make another product with it.
+            if existing.is_none()
+                && let Some(name) = input
+                    .code
+                    .as_ref()
+                    .and_then(|c| self.binned_products.get(c))
+            {
+                let c = input.code.as_deref().unwrap_or_default();
+                problems.push((
+                    format!(
+                        "Code: product code {c} is held by {name} in the recycle bin; restore \
+                         that product, or give this row another code"
+                    ),
+                    format!(
+                        "产品编号：{c} 属于回收站中的产品「{name}」，请先恢复该产品，或换一个编号"
+                    ),
+                ));
+            }
             let creating = existing.is_none() || self.opts.policy != DuplicatePolicy::Update;
             errors.0.extend(Crm::product_errors(&input, creating).0);
             // A filled amount that does not parse is not also missing.

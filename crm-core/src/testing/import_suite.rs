@@ -1647,6 +1647,28 @@ pub async fn import_products_with_categories_duplicates_and_undo(store: Arc<dyn 
             .deleted
     );
     assert!(w.crm.product_by_code(&w.admin, "CP-1").await.is_err());
+    // The binned product keeps its code: a row giving it to a new product
+    // is rejected, naming the product to restore.
+    let taken = run(
+        &w,
+        &w.admin,
+        opts(Entity::Product),
+        &["产品编号", "产品名称", "标准价"],
+        vec![row(&["CP-1", "另一台打印机", "100"])],
+    )
+    .await;
+    assert_eq!(
+        (taken.created, taken.rejected),
+        (0, 1),
+        "{:#?}",
+        taken.issues
+    );
+    let i = &taken.issues[0];
+    assert!(
+        i.message_en.contains("CP-1") && i.message_en.contains("recycle bin"),
+        "{}",
+        i.message_en
+    );
     // Re-importing an unchanged row changes nothing, even where the stored
     // search keys were made by an older rule.
     let current = w.crm.product(&w.admin, old.id).await.expect("product");
