@@ -1588,9 +1588,10 @@ async fn dept_cmd(ctx: &Ctx, actor: &Actor, cmd: DeptCmd) -> CliResult {
             let all = ctx.crm.list_departments(actor).await.map_err(err)?;
             let mut lines = Vec::new();
             // The tree by name, each under its parent. Departments are
-            // named by name on the command line (the first of that name
-            // wins), so a name two departments share also gives the id,
-            // the only way to name the others.
+            // named by name on the command line, and a name several
+            // departments share (data from before sibling names had to
+            // differ) is refused as ambiguous, so such a name also gives
+            // the id, the only way to name them.
             fn walk(
                 all: &[crm::org::Department],
                 parent: Option<crm::ids::DepartmentId>,
@@ -1734,15 +1735,14 @@ async fn role_cmd(ctx: &Ctx, actor: &Actor, cmd: RoleCmd) -> CliResult {
     Ok(())
 }
 
-/// A user group found by name or id.
+/// A user group found by name or id. A name several groups share (kept
+/// from before names were checked) is refused, naming their ids: acting
+/// on the first of them would act on the wrong one.
 async fn find_group(ctx: &Ctx, actor: &Actor, key: &str) -> Result<UserGroup, String> {
-    ctx.crm
-        .list_groups(actor)
-        .await
-        .map_err(err)?
-        .into_iter()
-        .find(|g| g.name == key.trim() || g.id.to_string() == key.trim())
-        .ok_or_else(|| format!("no user group '{key}'"))
+    match ctx.crm.resolve_group(actor, key).await {
+        Err(crm::error::Error::NotFound { .. }) => Err(format!("no user group '{key}'")),
+        other => other.map_err(err),
+    }
 }
 
 async fn group_cmd(ctx: &Ctx, actor: &Actor, cmd: GroupCmd) -> CliResult {

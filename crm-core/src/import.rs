@@ -1339,8 +1339,10 @@ pub struct ImportSession<'a> {
     opts: ImportOptions,
     v: RowValidator,
     users: HashMap<Uuid, User>,
-    /// The users by username only (a user import's duplicate key; the
-    /// lookups of owner columns also know display names and ids).
+    /// The users by username in lower case only (a user import's duplicate
+    /// key: a username differing from a taken one only in letter case is
+    /// taken, as `create_user` has it; the lookups of owner columns also
+    /// know display names and ids).
     usernames: HashMap<String, Uuid>,
     departments: HashMap<String, Uuid>,
     roles: HashMap<String, RoleId>,
@@ -1661,7 +1663,7 @@ impl Crm {
             by_key.insert(u.id.to_string(), u.clone());
             by_key.insert(u.username.clone(), u.clone());
             *names.entry(u.display_name.clone()).or_default() += 1;
-            usernames.insert(u.username.clone(), u.id.0);
+            usernames.insert(u.username.to_lowercase(), u.id.0);
             users.insert(u.id.0, u);
         }
         // Display names (as exports show owners) when they are unambiguous,
@@ -5301,6 +5303,9 @@ impl ImportSession<'_> {
         // The roles and departments the batch gives users: each must still
         // be live when it commits.
         let mut referred: BTreeSet<(bool, Uuid)> = BTreeSet::new();
+        // The usernames the batch creates: none may be taken meanwhile,
+        // in any letter case.
+        let mut created: Vec<String> = Vec::new();
         for row in rows {
             if row.cells.iter().all(Cell::is_empty) {
                 continue;
@@ -5345,8 +5350,28 @@ impl ImportSession<'_> {
                     None
                 }
             });
+            // The user the row names, letter case aside (see `usernames`).
+            let existing = text("username")
+                .and_then(|n| self.usernames.get(&n.to_lowercase()))
+                .and_then(|id| self.users.get(id))
+                .cloned();
             let superior = text("superior_id").and_then(|s| {
                 match self.v.lookups.users.as_ref().and_then(|m| m.get(&s)) {
+                    // As `update_user`: a superior kept as it is stays,
+                    // deactivated since or not; a new one must be active.
+                    Some(u)
+                        if !u.active
+                            && existing.as_ref().and_then(|e| e.superior_id) != Some(u.id) =>
+                    {
+                        errors.push(
+                            field_label(&USER_FIELDS[3]),
+                            format!(
+                                "{} is deactivated (已停用); a deactivated user cannot be a superior",
+                                crate::org::user_label(&u.display_name, &u.username)
+                            ),
+                        );
+                        None
+                    }
                     Some(u) => Some(u.id.0),
                     None => {
                         errors.push(field_label(&USER_FIELDS[3]), format!("no user '{s}'"));
@@ -5378,10 +5403,12 @@ impl ImportSession<'_> {
             }
             let username = text("username").unwrap_or_default();
             let display = text("display_name").unwrap_or_default();
+            // Letter case aside, as against the store: a person types
+            // both the same.
             if self.repeated_in_file(
                 issues,
                 row.number,
-                ("username", &username),
+                ("username", &username.to_lowercase()),
                 &format!("username {username}"),
                 &format!("用户名 {username}"),
             ) {
@@ -5391,16 +5418,19 @@ impl ImportSession<'_> {
             if replay {
                 continue;
             }
-            // By username only: another user's display name or id that
-            // reads like this username is not this user.
-            let existing = self
-                .usernames
-                .get(&username)
-                .and_then(|id| self.users.get(id))
-                .cloned();
+            // By username only (found above): another user's display name
+            // or id that reads like this username is not this user.
             if let Some(u) = existing {
-                let en = format!("username {username} is already taken");
-                let zh = format!("用户名 {username} 已存在");
+                let (also, also_zh) = if u.username == username {
+                    (String::new(), String::new())
+                } else {
+                    (
+                        format!(" (as {})", u.username),
+                        format!("（为 {}，仅大小写不同）", u.username),
+                    )
+                };
+                let en = format!("username {username} is already taken{also}");
+                let zh = format!("用户名 {username} 已存在{also_zh}");
                 if self.opts.policy != DuplicatePolicy::Update {
                     self.duplicate(issues, row.number, IssueKind::Duplicate, en, zh);
                     continue;
@@ -5489,6 +5519,18 @@ impl ImportSession<'_> {
                     expected_version: urow.version(),
                     values,
                 });
+                // As `update_user` announces a change, and the undo too.
+                cs.events.push(crm.event(
+                    company,
+                    Table::Users,
+                    u.id.0,
+                    "user.updated".into(),
+                    json!({
+                        "version": urow.version() + 1,
+                        "import_id": self.import_id,
+                        "changes": &changes,
+                    }),
+                ));
                 cs.audit.push(crm.audit(
                     Some(&self.actor),
                     company,
@@ -5574,10 +5616,15 @@ impl ImportSession<'_> {
                 json!({"username": username, "display_name": display}),
             ));
             items.created.push((Table::Users, id));
+            created.push(username);
             self.counts.created += 1;
         }
         if self.failed {
             return Ok((ChangeSet::default(), BatchItems::default()));
+        }
+        if !created.is_empty() {
+            let names: Vec<&str> = created.iter().map(String::as_str).collect();
+            cs.guards.push(crm.usernames_free_guard(company, &names));
         }
         for (is_role, id) in referred {
             cs.guards.push(if is_role {

@@ -247,6 +247,47 @@ fn same_but_case<'a>(name: &str, taken: impl IntoIterator<Item = &'a str>) -> Op
     taken.into_iter().find(|t| t.to_lowercase() == folded)
 }
 
+/// What names are unique among, for [`Crm::name_free`]: the company's
+/// roles, its user groups, or the departments under one parent (`None`:
+/// the top level).
+#[derive(Clone, Copy, Debug)]
+enum NameScope {
+    Role,
+    Group,
+    Department(Option<DepartmentId>),
+}
+
+impl NameScope {
+    fn table(self) -> Table {
+        match self {
+            NameScope::Role => Table::Roles,
+            NameScope::Group => Table::UserGroups,
+            NameScope::Department(_) => Table::Departments,
+        }
+    }
+
+    /// What the rows are called, in English and Chinese.
+    fn what(self) -> (&'static str, &'static str) {
+        match self {
+            NameScope::Role => ("role", "角色"),
+            NameScope::Group => ("user group", "用户组"),
+            NameScope::Department(_) => ("department", "部门"),
+        }
+    }
+}
+
+/// The spellings of a name a guard against one created meanwhile looks
+/// for: as typed, in lower case and in upper case (as people type a name
+/// again). Creations of names equal but for letter case take one key, so
+/// that they take turns.
+fn name_spellings(name: &str) -> Vec<Value> {
+    let t = name.trim();
+    let mut out = vec![t.to_string(), t.to_lowercase(), t.to_uppercase()];
+    out.sort();
+    out.dedup();
+    out.into_iter().map(Value::from).collect()
+}
+
 /// How many times a login (or a check of the current password) reads the
 /// account again and retries its write after another attempt on the same
 /// account changed it first.
@@ -614,6 +655,115 @@ impl Crm {
         )
     }
 
+    /// Refuses `name` for a role, a user group or a department when
+    /// another live one of `scope` has it, letter case and surrounding
+    /// spaces aside: another of the company's roles or user groups, another
+    /// department under the same parent. `except` is the one being renamed
+    /// or moved. Returns a guard for the change set taking the name, under
+    /// a key every change taking that name (in any letter case) takes, so
+    /// that two made at once do not both pass.
+    async fn name_free(
+        &self,
+        actor: &Actor,
+        scope: NameScope,
+        name: &str,
+        except: Option<Uuid>,
+    ) -> Result<Guard> {
+        let company = actor.company_id.0;
+        let name = name.trim();
+        let (what, what_zh) = scope.what();
+        let mut among = Vec::new();
+        let (key, place) = match scope {
+            NameScope::Department(parent) => {
+                among.push(match parent {
+                    Some(p) => Filter::Cmp(Col::Column("parent_id"), CmpOp::Eq, Value::Id(p.0)),
+                    None => Filter::IsNull(Col::Column("parent_id")),
+                });
+                let place = match parent {
+                    Some(p) => {
+                        let row = self.live_row(actor, Table::Departments, p.0).await?;
+                        format!(
+                            "department '{}' already has a sub-department",
+                            text(&row, "name")
+                        )
+                    }
+                    None => "there is already a top-level department".to_string(),
+                };
+                let at = parent.map_or_else(|| "top".to_string(), |p| p.0.to_string());
+                (format!("{company}:department_name:{at}"), place)
+            }
+            NameScope::Role => (format!("{company}:role_name"), String::new()),
+            NameScope::Group => (format!("{company}:group_name"), String::new()),
+        };
+        if let Some(id) = except {
+            among.push(Filter::Cmp(Col::Column("id"), CmpOp::Ne, Value::Id(id)));
+        }
+        let mut sel = Select::all(scope.table(), company, self.now());
+        sel.filter = Filter::And(among.clone());
+        let rows = self.store.select(&sel).await?.rows;
+        if let Some(taken) =
+            same_but_case(name, rows.iter().filter_map(|r| r.get("name").as_text()))
+        {
+            let also = if taken == name {
+                String::new()
+            } else {
+                format!(" (as '{taken}')")
+            };
+            let message = match scope {
+                NameScope::Department(_) => format!(
+                    "{place} named '{name}'{also} (部门名称重复); give the department another name"
+                ),
+                _ => format!(
+                    "{what} name ({what_zh}名称) '{name}' is already taken{also}; give the {what} another name"
+                ),
+            };
+            return Err(Error::Duplicate {
+                entity: what.into(),
+                message,
+            });
+        }
+        let mut meanwhile = Select::all(scope.table(), company, self.now());
+        among.push(Filter::In(Col::Column("name"), name_spellings(name)));
+        meanwhile.filter = Filter::And(among);
+        Ok(Guard {
+            kind: crate::store::GuardKind::Duplicate,
+            keys: vec![format!("{key}:{}", name.to_lowercase())],
+            select: meanwhile,
+            message: match scope {
+                NameScope::Department(_) => format!(
+                    "a department named '{name}' was created there meanwhile (部门名称重复); give the department another name"
+                ),
+                _ => format!(
+                    "{what} name ({what_zh}名称) '{name}' was taken meanwhile; give the {what} another name"
+                ),
+            },
+        })
+    }
+
+    /// A guard that none of `usernames` (letter case aside, as people type
+    /// them again: as typed, in lower and in upper case) was taken by a
+    /// user created meanwhile, for a change set creating users with them:
+    /// every creation of a username takes the key of its lower-case form,
+    /// so two creations of one name at once take turns.
+    pub(crate) fn usernames_free_guard(&self, company: Uuid, usernames: &[&str]) -> Guard {
+        let mut spellings: Vec<Value> = usernames.iter().flat_map(|u| name_spellings(u)).collect();
+        spellings.dedup();
+        let mut select = Select::all(Table::Users, company, self.now());
+        select.filter = Filter::In(Col::Column("username"), spellings);
+        Guard {
+            kind: crate::store::GuardKind::Duplicate,
+            keys: usernames
+                .iter()
+                .map(|u| format!("{company}:username:{}", u.trim().to_lowercase()))
+                .collect(),
+            select,
+            message: match usernames {
+                [one] => format!("username '{}' was taken meanwhile", one.trim()),
+                _ => "a username of these users was taken meanwhile".to_string(),
+            },
+        }
+    }
+
     fn hash_password(&self, password: &str) -> Result<String> {
         if password.chars().count() < self.config.min_password_len {
             return Err(Error::invalid(
@@ -837,7 +987,8 @@ impl Crm {
         (email, mobile)
     }
 
-    /// Creates a user (needs `user:manage`). Usernames are unique per company.
+    /// Creates a user (needs `user:manage`). Usernames are unique per company
+    /// (letter case aside); the superior must be active.
     /// Unless the actor is an administrator, the user must lie within the
     /// actor's `user:manage` scope (e.g. in their department tree) and
     /// may not get roles with rights beyond the actor's own.
@@ -856,7 +1007,7 @@ impl Crm {
             self.check_department(actor, d).await?;
         }
         if let Some(s) = input.superior_id {
-            self.live_row(actor, Table::Users, s.0).await?;
+            self.active_superior(actor, s).await?;
         }
         let roles = self
             .check_user_result(
@@ -910,6 +1061,8 @@ impl Crm {
         values.push(("failed_logins", Value::Int(0)));
         values.push(("locked_until", Value::Null));
         let mut cs = ChangeSet::default();
+        cs.guards
+            .push(self.usernames_free_guard(actor.company_id.0, &[input.username.as_str()]));
         if let Some(d) = input.department_id {
             cs.guards.push(self.department_live_guard(actor, d));
         }
@@ -943,6 +1096,23 @@ impl Crm {
         ));
         self.apply(cs).await?;
         self.user(actor, UserId(id)).await
+    }
+
+    /// The user `id` as a superior to give someone: a live user of the
+    /// company, and active (a deactivated user approves and manages
+    /// nothing).
+    async fn active_superior(&self, actor: &Actor, id: UserId) -> Result<User> {
+        let u = user_from_row(&self.live_row(actor, Table::Users, id.0).await?);
+        if !u.active {
+            return Err(Error::invalid(
+                "superior_id",
+                format!(
+                    "{} is deactivated (已停用); a deactivated user cannot be a superior",
+                    user_label(&u.display_name, &u.username)
+                ),
+            ));
+        }
+        Ok(u)
     }
 
     /// Loads a user of the actor's company.
@@ -1002,7 +1172,8 @@ impl Crm {
     /// Unless the actor is an administrator, the user must lie within the
     /// actor's `user:manage` scope before and after the change, and hold no
     /// rights beyond the actor's own before or after it. Nobody may take
-    /// the company's last active administrator's rights away.
+    /// the company's last active administrator's rights away. A new
+    /// superior must be active and must not report to the user already.
     pub async fn update_user(
         &self,
         actor: &Actor,
@@ -1054,7 +1225,12 @@ impl Crm {
                 if s == id {
                     errors.push("superior_id", "a user cannot be their own superior");
                 } else {
-                    self.live_row(actor, Table::Users, s.0).await?;
+                    let superior = if before.superior_id == Some(s) {
+                        // Kept as it is: a superior deactivated since stays.
+                        user_from_row(&self.live_row(actor, Table::Users, s.0).await?)
+                    } else {
+                        self.active_superior(actor, s).await?
+                    };
                     // Refuse cycles: the new superior must not be below this user.
                     let users = self
                         .store
@@ -1068,7 +1244,11 @@ impl Crm {
                     if below.contains(&s.0) {
                         errors.push(
                             "superior_id",
-                            format!("user {s} reports to this user already; superiors cannot form a cycle"),
+                            format!(
+                                "{} already reports to {} (directly or through others); superiors cannot form a cycle",
+                                user_label(&superior.display_name, &superior.username),
+                                user_label(&before.display_name, &before.username),
+                            ),
                         );
                     }
                 }
@@ -1491,6 +1671,8 @@ impl Crm {
     }
 
     /// Creates a department under `parent` (needs `department:manage`).
+    /// Its name must be free among the departments under that parent
+    /// (letter case aside).
     /// Unless the actor's grant covers all departments, the parent must lie
     /// within its scope (the actor's department, or its tree).
     pub async fn create_department(
@@ -1516,6 +1698,12 @@ impl Crm {
             self.check_department(actor, p).await?;
             cs.guards.push(self.department_live_guard(actor, p));
         }
+        // Departments are named by name (on the command line, in imports):
+        // two of one name under one parent could not be told apart.
+        cs.guards.push(
+            self.name_free(actor, NameScope::Department(parent), name, None)
+                .await?,
+        );
         cs.ops.push(Op::Insert {
             table: Table::Departments,
             values: [
@@ -1552,6 +1740,7 @@ impl Crm {
     /// else since is a conflict, not overwritten); a department cannot move
     /// below itself, nor below a department moved below it meanwhile (moves
     /// of one company are checked one at a time inside their writes).
+    /// Renamed or moved, its name must be free among its (new) siblings.
     /// Unless the actor's `department:manage` grant covers all
     /// departments, the department and its new parent must lie within its
     /// scope (the actor's department, or its tree).
@@ -1601,11 +1790,19 @@ impl Crm {
                 let all = self.list_departments(actor).await?;
                 let below = subtree(id.0, all.iter().map(|d| (d.id.0, d.parent_id.map(|x| x.0))));
                 if below.contains(&p.0) {
+                    let moving = text(&row, "name");
+                    let what = if p == id {
+                        format!("department '{moving}' cannot be its own parent")
+                    } else {
+                        let inner = all
+                            .iter()
+                            .find(|d| d.id == p)
+                            .map_or_else(|| p.to_string(), |d| d.name.clone());
+                        format!("department '{inner}' lies inside department '{moving}'")
+                    };
                     return Err(Error::invalid(
                         "parent_id",
-                        format!(
-                            "department {p} is inside this department; a department cannot move below itself"
-                        ),
+                        format!("{what}; a department cannot move below itself"),
                     ));
                 }
                 cs.guards.push(self.department_live_guard(actor, p));
@@ -1653,6 +1850,18 @@ impl Crm {
                 after: serde_json::json!(p),
             });
         }
+        // A new name, or a new parent, must not be a sibling's name.
+        let current_parent = row.get("parent_id").as_id().map(DepartmentId);
+        let renamed = name.is_some_and(|n| n.trim() != text(&row, "name"));
+        let moved = parent.is_some_and(|p| p != current_parent);
+        if renamed || moved {
+            let new_name = name.map_or_else(|| text(&row, "name"), |n| n.trim().to_string());
+            let under = parent.unwrap_or(current_parent);
+            cs.guards.push(
+                self.name_free(actor, NameScope::Department(under), &new_name, Some(id.0))
+                    .await?,
+            );
+        }
         cs.ops.push(Op::Update {
             table: Table::Departments,
             id: id.0,
@@ -1673,10 +1882,14 @@ impl Crm {
         ))
     }
 
-    /// Deletes an empty department (no sub-departments, no users). The
-    /// emptiness is checked again inside the write, under the key that
-    /// creating a user or a sub-department in it also takes, so neither can
-    /// slip in between. Unless the actor's `department:manage` grant covers
+    /// Deletes an empty department: no sub-departments, no users, no
+    /// records carrying it (customers, contacts, follow-ups, opportunities,
+    /// quotes, contracts; live, archived or in the recycle bin: the refusal
+    /// counts them, to be transferred first), and no pool listing it as a
+    /// member department (the refusal names the pools). The emptiness is
+    /// checked again inside the write, under the key that creating a user
+    /// or a sub-department in it also takes, so neither can slip in
+    /// between. Unless the actor's `department:manage` grant covers
     /// all departments, the department must lie within its scope.
     pub async fn delete_department(&self, actor: &Actor, id: DepartmentId) -> Result<()> {
         let scope = self.manage_scope(actor, Entity::Department)?;
@@ -1702,12 +1915,74 @@ impl Crm {
                 u.username
             )));
         }
+        // Records carrying the department (live, archived or in the
+        // recycle bin): once it is gone no department manager would read
+        // them again.
+        let company = actor.company_id.0;
+        let mut carried = Vec::new();
+        let mut record_guards = Vec::new();
+        for table in Table::ALL.into_iter().filter(|t| t.is_owned()) {
+            let mut sel = Select::all(table, company, self.now());
+            sel.lifecycle = crate::store::Lifecycle::Any;
+            sel.filter = Filter::Cmp(Col::Column("department_id"), CmpOp::Eq, Value::Id(id.0));
+            let mut count = sel.clone();
+            count.with_total = true;
+            count.paging = crate::store::Paging::Offset {
+                offset: 0,
+                limit: 0,
+            };
+            let n = self.store.select(&count).await?.total.unwrap_or(0);
+            if n > 0 {
+                carried.push(records_of(table, n));
+            }
+            record_guards.push(Guard {
+                kind: crate::store::GuardKind::State,
+                keys: vec![department_key(company, id)],
+                select: sel,
+                message: format!(
+                    "records were put into department '{name}' meanwhile; transfer them to owners in other departments first"
+                ),
+            });
+        }
+        if !carried.is_empty() {
+            return Err(Error::InvalidState(format!(
+                "department '{name}' still holds {} (archived and recycle-bin records included); transfer them to owners in other departments first (部门下仍有业务数据，请先转移)",
+                carried.join(", ")
+            )));
+        }
+        // Pools whose members are the department's users.
+        let mut pools = Select::all(Table::Pools, company, self.now());
+        pools.filter = Filter::HoldsId(Col::Column("member_department_ids"), id.0);
+        pools.sort = vec![crate::store::Sort {
+            col: Col::Column("name"),
+            desc: false,
+        }];
+        let in_pools: Vec<String> = self
+            .store
+            .select(&pools)
+            .await?
+            .rows
+            .iter()
+            .map(|r| text(r, "name"))
+            .collect();
+        if !in_pools.is_empty() {
+            return Err(Error::InvalidState(format!(
+                "department '{name}' is a member department of pool{} {}; take it out of {} first",
+                if in_pools.len() == 1 { "" } else { "s" },
+                in_pools.join(", "),
+                if in_pools.len() == 1 {
+                    "that pool"
+                } else {
+                    "those pools"
+                }
+            )));
+        }
         let inside = |table: Table, col: &'static str, message: String| {
-            let mut sel = Select::all(table, actor.company_id.0, self.now());
+            let mut sel = Select::all(table, company, self.now());
             sel.filter = Filter::Cmp(Col::Column(col), CmpOp::Eq, Value::Id(id.0));
             Guard {
                 kind: crate::store::GuardKind::State,
-                keys: vec![department_key(actor.company_id.0, id)],
+                keys: vec![department_key(company, id)],
                 select: sel,
                 message,
             }
@@ -1726,9 +2001,18 @@ impl Crm {
                         "department '{name}' received a sub-department meanwhile; it still has sub-departments"
                     ),
                 ),
+                Guard {
+                    kind: crate::store::GuardKind::State,
+                    keys: vec![department_key(company, id)],
+                    select: pools,
+                    message: format!(
+                        "department '{name}' was made a member department of a pool meanwhile; take it out of the pool first"
+                    ),
+                },
             ],
             ..ChangeSet::default()
         };
+        cs.guards.extend(record_guards);
         cs.ops.push(Op::Update {
             table: Table::Departments,
             id: id.0,
@@ -1763,17 +2047,40 @@ impl Crm {
             .collect())
     }
 
-    /// Finds a department by id or by name.
+    /// Finds a department by id or by name. A name several departments
+    /// share (under different parents, or kept from before names were
+    /// checked) is refused as ambiguous, naming each with its parent and
+    /// id: acting on one of them by chance would act on the wrong one.
     pub async fn resolve_department(&self, actor: &Actor, key: &str) -> Result<Department> {
         let all = self.list_departments(actor).await?;
-        let found = match key.parse::<DepartmentId>() {
-            Ok(id) => all.into_iter().find(|d| d.id == id),
-            Err(_) => all.into_iter().find(|d| d.name == key.trim()),
-        };
-        found.ok_or_else(|| Error::not_found("department", key))
+        if let Ok(id) = key.parse::<DepartmentId>() {
+            return all
+                .into_iter()
+                .find(|d| d.id == id)
+                .ok_or_else(|| Error::not_found("department", key));
+        }
+        let named: Vec<&Department> = all.iter().filter(|d| d.name == key.trim()).collect();
+        match named.as_slice() {
+            [] => Err(Error::not_found("department", key)),
+            [one] => Ok((*one).clone()),
+            more => {
+                let under = |d: &Department| {
+                    d.parent_id
+                        .and_then(|p| all.iter().find(|x| x.id == p))
+                        .map_or_else(|| "at the top".to_string(), |p| format!("under {}", p.name))
+                };
+                Err(ambiguous(
+                    "department",
+                    "部门",
+                    key,
+                    more.iter().map(|d| format!("{} (id {})", under(d), d.id)),
+                ))
+            }
+        }
     }
 
-    /// Creates a role (needs `role:manage`). Unless the actor is an
+    /// Creates a role (needs `role:manage`). Its name must be free among
+    /// the company's roles (letter case aside). Unless the actor is an
     /// administrator, the role may grant nothing beyond the actor's own
     /// rights (see [`Actor::excess_over`]): no administrator role, no wider
     /// grant, no field shown more openly.
@@ -1794,8 +2101,16 @@ impl Crm {
                 spec.name.trim()
             )));
         }
+        // Roles are named by name (on the command line, in user imports):
+        // two of one name could not be told apart.
+        let name_guard = self
+            .name_free(actor, NameScope::Role, &spec.name, None)
+            .await?;
         let id = self.new_id();
-        let mut cs = ChangeSet::default();
+        let mut cs = ChangeSet {
+            guards: vec![name_guard],
+            ..ChangeSet::default()
+        };
         cs.ops.push(Op::Insert {
             table: Table::Roles,
             values: [self.new_row(actor.company_id.0, id), role_values(&spec)].concat(),
@@ -1816,7 +2131,8 @@ impl Crm {
         role_from_row(&self.live_row(actor, Table::Roles, id).await?)
     }
 
-    /// Replaces a role's definition, checking the expected version. Unless
+    /// Replaces a role's definition, checking the expected version. A new
+    /// name must be free among the company's roles. Unless
     /// the actor is an administrator, neither the role as it is nor as it
     /// would be may grant anything beyond the actor's own rights (see
     /// [`Actor::excess_over`]). Nobody may turn the administrator role of
@@ -1851,6 +2167,12 @@ impl Crm {
             )));
         }
         let mut cs = ChangeSet::default();
+        if spec.name.trim() != before.name {
+            cs.guards.push(
+                self.name_free(actor, NameScope::Role, &spec.name, Some(id.0))
+                    .await?,
+            );
+        }
         if before.is_admin && !spec.is_admin {
             let what = format!("Making role '{}' an ordinary role", before.name);
             cs.ops
@@ -2021,17 +2343,57 @@ impl Crm {
         Ok(roles)
     }
 
-    /// Finds a role by id or by name.
+    /// Finds a role by id or by name. A name several roles share (kept
+    /// from before names were checked) is refused as ambiguous, naming
+    /// their ids.
     pub async fn resolve_role(&self, actor: &Actor, key: &str) -> Result<Role> {
         let all = self.list_roles(actor).await?;
-        let found = match key.parse::<RoleId>() {
-            Ok(id) => all.into_iter().find(|r| r.id == id),
-            Err(_) => all.into_iter().find(|r| r.name == key.trim()),
-        };
-        found.ok_or_else(|| Error::not_found("role", key))
+        if let Ok(id) = key.parse::<RoleId>() {
+            return all
+                .into_iter()
+                .find(|r| r.id == id)
+                .ok_or_else(|| Error::not_found("role", key));
+        }
+        let mut named: Vec<Role> = all.into_iter().filter(|r| r.name == key.trim()).collect();
+        match named.len() {
+            0 => Err(Error::not_found("role", key)),
+            1 => Ok(named.remove(0)),
+            _ => Err(ambiguous(
+                "role",
+                "角色",
+                key,
+                named.iter().map(|r| format!("id {}", r.id)),
+            )),
+        }
     }
 
-    /// Creates a user group (needs `user_group:manage`).
+    /// Finds a user group by id or by name. A name several groups share
+    /// (kept from before names were checked) is refused as ambiguous,
+    /// naming their ids.
+    pub async fn resolve_group(&self, actor: &Actor, key: &str) -> Result<UserGroup> {
+        let all = self.list_groups(actor).await?;
+        if let Ok(id) = key.parse::<GroupId>() {
+            return all
+                .into_iter()
+                .find(|g| g.id == id)
+                .ok_or_else(|| Error::not_found("user group", key));
+        }
+        let mut named: Vec<UserGroup> = all.into_iter().filter(|g| g.name == key.trim()).collect();
+        match named.len() {
+            0 => Err(Error::not_found("user group", key)),
+            1 => Ok(named.remove(0)),
+            _ => Err(ambiguous(
+                "user group",
+                "用户组",
+                key,
+                named.iter().map(|g| format!("id {}", g.id)),
+            )),
+        }
+    }
+
+    /// Creates a user group (needs `user_group:manage`). Its name must be
+    /// free among the company's groups (letter case aside); a deactivated
+    /// user cannot be a member.
     pub async fn create_group(
         &self,
         actor: &Actor,
@@ -2042,11 +2404,15 @@ impl Crm {
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", name, 64);
         errors.into_result()?;
-        for m in members {
-            self.live_row(actor, Table::Users, m.0).await?;
-        }
+        self.check_group_members(actor, members, &[]).await?;
+        // Groups are named by name (on the command line, to share with):
+        // two of one name could not be told apart.
+        let name_guard = self.name_free(actor, NameScope::Group, name, None).await?;
         let id = self.new_id();
-        let mut cs = ChangeSet::default();
+        let mut cs = ChangeSet {
+            guards: vec![name_guard],
+            ..ChangeSet::default()
+        };
         cs.ops.push(Op::Insert {
             table: Table::UserGroups,
             values: [
@@ -2072,7 +2438,38 @@ impl Crm {
         ))
     }
 
-    /// Replaces a group's members.
+    /// Refuses group members that are not live users of the company, and
+    /// deactivated users not already among `current` (a group keeps a
+    /// member deactivated since, but gains no deactivated one).
+    async fn check_group_members(
+        &self,
+        actor: &Actor,
+        members: &[UserId],
+        current: &[UserId],
+    ) -> Result<()> {
+        let mut inactive = Vec::new();
+        for m in members {
+            let u = user_from_row(&self.live_row(actor, Table::Users, m.0).await?);
+            if !u.active && !current.contains(m) {
+                inactive.push(user_label(&u.display_name, &u.username));
+            }
+        }
+        if inactive.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "members",
+                format!(
+                    "{} {} deactivated (已停用); a deactivated user cannot join a group",
+                    inactive.join(", "),
+                    if inactive.len() == 1 { "is" } else { "are" }
+                ),
+            ))
+        }
+    }
+
+    /// Replaces a group's members. A deactivated user is refused as a new
+    /// member.
     pub async fn set_group_members(
         &self,
         actor: &Actor,
@@ -2082,9 +2479,11 @@ impl Crm {
     ) -> Result<UserGroup> {
         self.require(actor, Entity::UserGroup, Action::Manage)?;
         let row = self.live_row(actor, Table::UserGroups, id.0).await?;
-        for m in members {
-            self.live_row(actor, Table::Users, m.0).await?;
-        }
+        let current: Vec<UserId> = json_ids(row.get("member_ids"))
+            .into_iter()
+            .map(UserId)
+            .collect();
+        self.check_group_members(actor, members, &current).await?;
         let mut cs = ChangeSet::default();
         cs.ops.push(Op::Update {
             table: Table::UserGroups,
@@ -2165,6 +2564,37 @@ impl Crm {
             .map(group_from_row)
             .collect())
     }
+}
+
+/// `n` records of an owned table, as a refusal counts them: `3 customers
+/// (客户)`.
+fn records_of(table: Table, n: u64) -> String {
+    let (one, many) = match table {
+        Table::Customers => ("customer", "customers"),
+        Table::Contacts => ("contact", "contacts"),
+        Table::FollowUps => ("follow-up", "follow-ups"),
+        Table::Opportunities => ("opportunity", "opportunities"),
+        Table::Quotes => ("quote", "quotes"),
+        Table::Contracts => ("contract", "contracts"),
+        _ => ("record", "records"),
+    };
+    let zh = crate::entity::Entity::of_table(table).map_or("记录", |e| e.name_zh());
+    format!("{n} {} ({zh})", if n == 1 { one } else { many })
+}
+
+/// The refusal of a name that several roles, groups or departments share:
+/// each is named (`which`: its id, and where it is), to be named by id.
+fn ambiguous(what: &str, what_zh: &str, name: &str, which: impl Iterator<Item = String>) -> Error {
+    let which: Vec<String> = which.collect();
+    Error::invalid(
+        what,
+        format!(
+            "'{}' names {} {what}s ({what_zh}名称重复): {}; name the one meant by its id",
+            name.trim(),
+            which.len(),
+            which.join(", ")
+        ),
+    )
 }
 
 /// How a user whose display name another user shares is named in exports

@@ -1601,6 +1601,13 @@ impl Crm {
         values.push(("position", Value::Int(i64::try_from(position).unwrap_or(0))));
         let mut cs = ChangeSet::default();
         cs.guards.push(self.pool_change_turn(company));
+        // A member department deleted meanwhile (its delete checks the
+        // pools listing it under the same key) fails the write.
+        cs.guards.extend(
+            spec.member_departments
+                .iter()
+                .map(|d| self.department_live_guard(actor, *d)),
+        );
         cs.ops.push(Op::Insert {
             table: Table::Pools,
             values,
@@ -1644,6 +1651,11 @@ impl Crm {
         values.push(("updated_at", Value::Timestamp(self.now())));
         let mut cs = ChangeSet::default();
         cs.guards.push(self.pool_change_turn(actor.company_id.0));
+        cs.guards.extend(
+            spec.member_departments
+                .iter()
+                .map(|d| self.department_live_guard(actor, *d)),
+        );
         cs.ops.push(Op::Update {
             table: Table::Pools,
             id: id.0,

@@ -172,6 +172,26 @@ macro_rules! service_scenarios {
             crm_huge_page_numbers_give_empty_pages,
             $make
         );
+        $each!(
+            $crate::testing::service_suite::org_names_are_unique_and_resolved_unambiguously,
+            crm_org_names_are_unique_and_resolved_unambiguously,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::departments_holding_records_or_pools_are_not_deleted,
+            crm_departments_holding_records_or_pools_are_not_deleted,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::deactivated_users_lead_nobody_and_cycles_are_named,
+            crm_deactivated_users_lead_nobody_and_cycles_are_named,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::user_imports_take_usernames_letter_case_aside_and_announce_updates,
+            crm_user_imports_take_usernames_letter_case_aside_and_announce_updates,
+            $make
+        );
     };
 }
 
@@ -4670,4 +4690,747 @@ pub async fn huge_page_numbers_give_empty_pages(store: Arc<dyn Store>) {
         assert!(!got.has_more);
         assert_eq!(got.total, Some(1));
     }
+}
+
+/// A duplicate refusal saying `says`.
+#[track_caller]
+fn duplicate<T: std::fmt::Debug>(result: Result<T, Error>, says: &str) {
+    match result {
+        Err(Error::Duplicate { message, .. }) => {
+            assert!(message.contains(says), "{message} (expected '{says}')")
+        }
+        other => panic!("expected a duplicate refusal saying '{says}', got {other:?}"),
+    }
+}
+
+/// A validation refusal saying `says`.
+#[track_caller]
+fn invalid<T: std::fmt::Debug>(result: &Result<T, Error>, says: &str) {
+    match result {
+        Err(Error::Validation(e)) => {
+            let m = e.to_string();
+            assert!(m.contains(says), "{m} (expected '{says}')")
+        }
+        other => panic!("expected a validation refusal saying '{says}', got {other:?}"),
+    }
+}
+
+/// Roles and user groups are named uniquely in the company, departments
+/// among their siblings, letter case and spaces aside, on creation and on
+/// renaming (or moving); two creations of one name at once do not both
+/// pass. A name several share (two departments under different parents,
+/// or roles and groups kept from before names were checked) is refused
+/// when resolved, naming each by id, never resolved to the first.
+pub async fn org_names_are_unique_and_resolved_unambiguously(store: Arc<dyn Store>) {
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store.clone(), w.clock.clone());
+    // Roles.
+    let temp = w
+        .crm
+        .create_role(
+            &w.admin,
+            spec("临时角色", false, &["customer:read:own"], &[]),
+        )
+        .await
+        .expect("role");
+    duplicate(
+        w.crm
+            .create_role(&w.admin, spec(" 临时角色 ", false, &[], &[]))
+            .await,
+        "'临时角色' is already taken",
+    );
+    let intern = w
+        .crm
+        .create_role(&w.admin, spec("Intern", false, &[], &[]))
+        .await
+        .expect("role");
+    duplicate(
+        w.crm
+            .create_role(&w.admin, spec("intern", false, &[], &[]))
+            .await,
+        "(as 'Intern')",
+    );
+    duplicate(
+        w.crm
+            .update_role(
+                &w.admin,
+                temp.id,
+                temp.version,
+                spec("INTERN", false, &["customer:read:own"], &[]),
+            )
+            .await,
+        "already taken",
+    );
+    // Its own name, kept or recased, is no clash.
+    let intern = w
+        .crm
+        .update_role(
+            &w.admin,
+            intern.id,
+            intern.version,
+            spec("Intern", false, &["customer:read:own"], &[]),
+        )
+        .await
+        .expect("kept its name");
+    w.crm
+        .update_role(
+            &w.admin,
+            intern.id,
+            intern.version,
+            spec("INTERN", false, &[], &[]),
+        )
+        .await
+        .expect("recased its own name");
+    let roles = w.crm.list_roles(&w.admin).await.expect("roles");
+    assert_eq!(roles.iter().filter(|r| r.name == "临时角色").count(), 1);
+    // Groups.
+    w.crm
+        .create_group(&w.admin, "重点客户攻坚组", &[w.zhangsan.user_id])
+        .await
+        .expect("group");
+    duplicate(
+        w.crm
+            .create_group(&w.admin, "重点客户攻坚组", &[w.wangwu.user_id])
+            .await,
+        "'重点客户攻坚组' is already taken",
+    );
+    // Departments: among siblings.
+    let north = w
+        .crm
+        .create_department(&w.admin, "华北大区", Some(w.sales))
+        .await
+        .expect("dept");
+    duplicate(
+        w.crm
+            .create_department(&w.admin, "华北大区", Some(w.sales))
+            .await,
+        "department '销售部' already has a sub-department named '华北大区'",
+    );
+    let north2 = w
+        .crm
+        .create_department(&w.admin, "华北大区", Some(w.group1))
+        .await
+        .expect("the same name under another parent");
+    duplicate(
+        w.crm
+            .update_department(
+                &w.admin,
+                north2.id,
+                north2.version,
+                None,
+                Some(Some(w.sales)),
+            )
+            .await,
+        "already has a sub-department named '华北大区'",
+    );
+    let g2 = department(&w, w.group2).await;
+    duplicate(
+        w.crm
+            .update_department(&w.admin, g2.id, g2.version, Some("销售一组"), None)
+            .await,
+        "named '销售一组'",
+    );
+    let d = department(&w, w.group1).await;
+    w.crm
+        .update_department(&w.admin, d.id, d.version, Some("销售一组"), None)
+        .await
+        .expect("its own name is no clash");
+    // Two departments of one name: resolving the name is refused, naming
+    // both; either is found by id.
+    let refusal = w.crm.resolve_department(&w.admin, "华北大区").await;
+    invalid(&refusal, "names 2 departments");
+    for part in [
+        format!("under 销售部 (id {})", north.id),
+        format!("under 销售一组 (id {})", north2.id),
+    ] {
+        invalid(&refusal, &part);
+    }
+    assert_eq!(
+        w.crm
+            .resolve_department(&w.admin, &north2.id.to_string())
+            .await
+            .expect("by id")
+            .id,
+        north2.id
+    );
+    // Roles and groups named alike before names were checked.
+    let legacy = w
+        .crm
+        .create_role(&w.admin, spec("旧角色", false, &[], &[]))
+        .await
+        .expect("role");
+    let legacy_group = w
+        .crm
+        .create_group(&w.admin, "旧组", &[])
+        .await
+        .expect("group");
+    let rename = |table: Table, id: uuid::Uuid, version: i64, name: &str| crate::store::ChangeSet {
+        ops: vec![crate::store::Op::Update {
+            table,
+            id,
+            expected_version: version,
+            values: vec![("name", name.into())],
+        }],
+        ..crate::store::ChangeSet::default()
+    };
+    store
+        .apply(&rename(
+            Table::Roles,
+            legacy.id.0,
+            legacy.version,
+            "临时角色",
+        ))
+        .await
+        .expect("legacy role");
+    store
+        .apply(&rename(
+            Table::UserGroups,
+            legacy_group.id.0,
+            legacy_group.version,
+            "重点客户攻坚组",
+        ))
+        .await
+        .expect("legacy group");
+    let refusal = w.crm.resolve_role(&w.admin, "临时角色").await;
+    invalid(&refusal, "names 2 roles");
+    invalid(&refusal, &temp.id.to_string());
+    invalid(&refusal, &legacy.id.to_string());
+    let refusal = w.crm.resolve_group(&w.admin, "重点客户攻坚组").await;
+    invalid(&refusal, "names 2 user groups");
+    invalid(&refusal, &legacy_group.id.to_string());
+    assert_eq!(
+        w.crm
+            .resolve_group(&w.admin, &legacy_group.id.to_string())
+            .await
+            .expect("by id")
+            .id,
+        legacy_group.id
+    );
+    // A legacy duplicate still takes edits that keep its name.
+    let temp = w
+        .crm
+        .resolve_role(&w.admin, &temp.id.to_string())
+        .await
+        .expect("role");
+    w.crm
+        .update_role(
+            &w.admin,
+            temp.id,
+            temp.version,
+            spec("临时角色", false, &["customer:read:all"], &[]),
+        )
+        .await
+        .expect("edited, name kept");
+    // Two creations of one name at once: the second is refused.
+    let (o, admin) = (other.clone(), w.admin.clone());
+    hooked.before_write(Table::Roles, async move {
+        o.create_role(&admin, spec("并发角色", false, &[], &[]))
+            .await
+            .expect("role meanwhile");
+    });
+    duplicate(
+        w.crm
+            .create_role(&w.admin, spec("并发角色", false, &[], &[]))
+            .await,
+        "meanwhile",
+    );
+    let (o, admin) = (other.clone(), w.admin.clone());
+    hooked.before_write(Table::UserGroups, async move {
+        o.create_group(&admin, "并发组", &[])
+            .await
+            .expect("group meanwhile");
+    });
+    duplicate(
+        w.crm.create_group(&w.admin, "并发组", &[]).await,
+        "meanwhile",
+    );
+    let (o, admin, sales) = (other.clone(), w.admin.clone(), w.sales);
+    hooked.before_write(Table::Departments, async move {
+        o.create_department(&admin, "并发部", Some(sales))
+            .await
+            .expect("department meanwhile");
+    });
+    duplicate(
+        w.crm
+            .create_department(&w.admin, "并发部", Some(w.sales))
+            .await,
+        "meanwhile",
+    );
+    let roles = w.crm.list_roles(&w.admin).await.expect("roles");
+    assert_eq!(roles.iter().filter(|r| r.name == "并发角色").count(), 1);
+    let groups = w.crm.list_groups(&w.admin).await.expect("groups");
+    assert_eq!(groups.iter().filter(|g| g.name == "并发组").count(), 1);
+    let depts = w.crm.list_departments(&w.admin).await.expect("departments");
+    assert_eq!(depts.iter().filter(|d| d.name == "并发部").count(), 1);
+}
+
+/// A department is deleted only once nothing carries it: records (live,
+/// archived or in the recycle bin) are counted, to be transferred first;
+/// pools listing it as a member department are named. A pool made to
+/// list it while it is deleted fails the deletion.
+pub async fn departments_holding_records_or_pools_are_not_deleted(store: Arc<dyn Store>) {
+    use crate::pool::PoolSpec;
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store.clone(), w.clock.clone());
+    let d = w
+        .crm
+        .create_department(&w.admin, "临时部", Some(w.sales))
+        .await
+        .expect("dept");
+    // Customers put into it by an import naming the department.
+    let mut opts = ImportOptions::new(Entity::Customer);
+    opts.department = Some("临时部".into());
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, opts, &["客户名称".to_string()])
+        .await
+        .expect("begin import");
+    s.push(&[
+        SheetRow {
+            number: 2,
+            cells: vec![Cell::Text("临时部甲公司".into())],
+        },
+        SheetRow {
+            number: 3,
+            cells: vec![Cell::Text("临时部乙公司".into())],
+        },
+    ])
+    .await
+    .expect("push");
+    let r = s.finish().await.expect("finish");
+    assert_eq!(r.created, 2, "{:#?}", r.issues);
+    let mut ids = Vec::new();
+    for table in [Table::Customers] {
+        let mut sel = crate::store::Select::all(
+            table,
+            w.admin.company_id.0,
+            crate::clock::Clock::now(w.clock.as_ref()),
+        );
+        sel.filter = crate::store::Filter::Cmp(
+            crate::store::Col::Column("department_id"),
+            crate::store::CmpOp::Eq,
+            crate::value::Value::Id(d.id.0),
+        );
+        ids.extend(
+            store
+                .select(&sel)
+                .await
+                .expect("select")
+                .rows
+                .iter()
+                .map(|r| RecordId(r.id())),
+        );
+    }
+    assert_eq!(ids.len(), 2);
+    // One of them in the recycle bin still counts.
+    let report = w
+        .crm
+        .delete_records(&w.admin, Entity::Customer, &ids[..1])
+        .await;
+    assert_eq!(report.done.len(), 1, "{report:?}");
+    invalid_state(
+        w.crm.delete_department(&w.admin, d.id).await,
+        "department '临时部' still holds 2 customers (客户)",
+    );
+    assert!(
+        w.crm
+            .list_departments(&w.admin)
+            .await
+            .expect("departments")
+            .iter()
+            .any(|x| x.id == d.id)
+    );
+    // Transferred to an owner elsewhere, they leave it.
+    let report = w
+        .crm
+        .restore_records(&w.admin, Entity::Customer, &ids[..1])
+        .await;
+    assert_eq!(report.done.len(), 1, "{report:?}");
+    let report = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &ids, w.zhangsan.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(report.done.len(), 2, "{report:?}");
+    // A pool whose member departments include it.
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "临时公海".into(),
+                admins: vec![w.admin.user_id],
+                member_departments: vec![d.id],
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool");
+    invalid_state(
+        w.crm.delete_department(&w.admin, d.id).await,
+        "member department of pool 临时公海",
+    );
+    w.crm
+        .update_pool(
+            &w.admin,
+            pool.id,
+            pool.version,
+            PoolSpec {
+                name: "临时公海".into(),
+                admins: vec![w.admin.user_id],
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool without it");
+    // A pool made to list it while it is deleted.
+    let (o, admin, dept) = (other.clone(), w.admin.clone(), d.id);
+    hooked.before_write(Table::Departments, async move {
+        o.create_pool(
+            &admin,
+            PoolSpec {
+                name: "并发公海".into(),
+                admins: vec![admin.user_id],
+                member_departments: vec![dept],
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool meanwhile");
+    });
+    invalid_state(
+        w.crm.delete_department(&w.admin, d.id).await,
+        "member department of a pool meanwhile",
+    );
+    let pool = w
+        .crm
+        .resolve_pool(&w.admin, "并发公海")
+        .await
+        .expect("pool");
+    w.crm
+        .update_pool(
+            &w.admin,
+            pool.id,
+            pool.version,
+            PoolSpec {
+                name: "并发公海".into(),
+                admins: vec![w.admin.user_id],
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool without it");
+    w.crm
+        .delete_department(&w.admin, d.id)
+        .await
+        .expect("deleted once empty");
+}
+
+/// A deactivated user is refused as a new superior (on creation, on an
+/// edit, in a user import) and as a new group member, by name; a superior
+/// or member deactivated since is kept on edits that keep them. Cycles of
+/// superiors and of departments are refused naming who and which, never
+/// by id.
+pub async fn deactivated_users_lead_nobody_and_cycles_are_named(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    // Cycles, named.
+    let lisi = w.crm.user(&w.admin, w.lisi.user_id).await.expect("lisi");
+    let refusal = w
+        .crm
+        .update_user(
+            &w.admin,
+            lisi.id,
+            lisi.version,
+            UserPatch {
+                superior_id: Some(Some(w.zhangsan.user_id)),
+                ..UserPatch::default()
+            },
+        )
+        .await;
+    invalid(&refusal, "张三 (zhangsan) already reports to 李四 (lisi)");
+    invalid(&refusal, "cycle");
+    let message = format!("{refusal:?}");
+    assert!(
+        !message.contains(&w.zhangsan.user_id.to_string()),
+        "{message}"
+    );
+    let sales = department(&w, w.sales).await;
+    let refusal = w
+        .crm
+        .update_department(
+            &w.admin,
+            sales.id,
+            sales.version,
+            None,
+            Some(Some(w.group1)),
+        )
+        .await;
+    invalid(
+        &refusal,
+        "department '销售一组' lies inside department '销售部'",
+    );
+    let message = format!("{refusal:?}");
+    assert!(!message.contains(&w.group1.to_string()), "{message}");
+    // A deactivated superior.
+    let deactivate = |id: UserId| {
+        let (crm, admin) = (w.crm.clone(), w.admin.clone());
+        async move {
+            let u = crm.user(&admin, id).await.expect("user");
+            crm.update_user(
+                &admin,
+                id,
+                u.version,
+                UserPatch {
+                    active: Some(false),
+                    ..UserPatch::default()
+                },
+            )
+            .await
+            .expect("deactivated");
+        }
+    };
+    deactivate(w.wangwu.user_id).await;
+    let zl = w
+        .crm
+        .user(&w.admin, w.zhaoliu.user_id)
+        .await
+        .expect("zhaoliu");
+    invalid(
+        &w.crm
+            .update_user(
+                &w.admin,
+                zl.id,
+                zl.version,
+                UserPatch {
+                    superior_id: Some(Some(w.wangwu.user_id)),
+                    ..UserPatch::default()
+                },
+            )
+            .await,
+        "王五 (wangwu) is deactivated",
+    );
+    invalid(
+        &w.crm
+            .create_user(
+                &w.admin,
+                NewUser {
+                    username: "xinren".into(),
+                    display_name: "新人".into(),
+                    superior_id: Some(w.wangwu.user_id),
+                    ..NewUser::default()
+                },
+            )
+            .await,
+        "a deactivated user cannot be a superior",
+    );
+    // A superior deactivated since is kept when named again.
+    deactivate(w.lisi.user_id).await;
+    let zs = w
+        .crm
+        .user(&w.admin, w.zhangsan.user_id)
+        .await
+        .expect("zhangsan");
+    assert_eq!(zs.superior_id, Some(w.lisi.user_id));
+    w.crm
+        .update_user(
+            &w.admin,
+            zs.id,
+            zs.version,
+            UserPatch {
+                superior_id: Some(Some(w.lisi.user_id)),
+                display_name: Some("张三丰".into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("superior kept");
+    // Groups: no new deactivated member; one deactivated since stays.
+    invalid(
+        &w.crm
+            .create_group(&w.admin, "攻坚组", &[w.zhaoliu.user_id, w.wangwu.user_id])
+            .await,
+        "王五 (wangwu) is deactivated",
+    );
+    let g = w
+        .crm
+        .create_group(&w.admin, "攻坚组", &[w.zhaoliu.user_id])
+        .await
+        .expect("group");
+    invalid(
+        &w.crm
+            .set_group_members(
+                &w.admin,
+                g.id,
+                g.version,
+                &[w.zhaoliu.user_id, w.wangwu.user_id],
+            )
+            .await,
+        "cannot join a group",
+    );
+    deactivate(w.zhaoliu.user_id).await;
+    let g = w
+        .crm
+        .set_group_members(
+            &w.admin,
+            g.id,
+            g.version,
+            &[w.zhaoliu.user_id, w.zhangsan.user_id],
+        )
+        .await
+        .expect("a member deactivated since stays");
+    assert_eq!(g.members.len(), 2);
+    // A user import likewise.
+    let mut s = w
+        .crm
+        .begin_import(
+            &w.admin,
+            ImportOptions::new(Entity::User),
+            &["用户名".to_string(), "姓名".to_string(), "上级".to_string()],
+        )
+        .await
+        .expect("begin import");
+    s.push(&[SheetRow {
+        number: 2,
+        cells: vec![
+            Cell::Text("xinren2".into()),
+            Cell::Text("新人二".into()),
+            Cell::Text("wangwu".into()),
+        ],
+    }])
+    .await
+    .expect("push");
+    let r = s.finish().await.expect("finish");
+    assert_eq!((r.created, r.rejected), (0, 1), "{:#?}", r.issues);
+    assert!(
+        r.issues[0]
+            .message_en
+            .contains("王五 (wangwu) is deactivated"),
+        "{:#?}",
+        r.issues
+    );
+}
+
+/// A user import takes usernames as `create_user` does, letter case
+/// aside: within the file and against the users stored. A user it
+/// updates is announced as `update_user` announces one.
+pub async fn user_imports_take_usernames_letter_case_aside_and_announce_updates(
+    store: Arc<dyn Store>,
+) {
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let import = |policy: crate::import::DuplicatePolicy,
+                  rows: Vec<(&'static str, &'static str)>| {
+        let (crm, admin) = (w.crm.clone(), w.admin.clone());
+        async move {
+            let mut o = ImportOptions::new(Entity::User);
+            o.policy = policy;
+            let mut s = crm
+                .begin_import(&admin, o, &["用户名".to_string(), "姓名".to_string()])
+                .await
+                .expect("begin import");
+            let rows: Vec<SheetRow> = rows
+                .into_iter()
+                .enumerate()
+                .map(|(i, (u, n))| SheetRow {
+                    number: i as u32 + 2,
+                    cells: vec![Cell::Text(u.into()), Cell::Text(n.into())],
+                })
+                .collect();
+            s.push(&rows).await.expect("push");
+            s.finish().await.expect("finish")
+        }
+    };
+    use crate::import::DuplicatePolicy;
+    let r = import(
+        DuplicatePolicy::Skip,
+        vec![("newu1", "新用户一"), ("NewU1", "新用户一（重复）")],
+    )
+    .await;
+    assert_eq!((r.created, r.skipped), (1, 1), "{:#?}", r.issues);
+    assert_eq!(r.issues[0].row, 3);
+    assert_eq!(r.issues[0].kind, IssueKind::DuplicateInFile);
+    assert!(w.crm.user_by_username(&w.admin, "NewU1").await.is_err());
+    let r = import(DuplicatePolicy::Skip, vec![("ZhangSan", "另一个张三")]).await;
+    assert_eq!((r.created, r.skipped), (0, 1), "{:#?}", r.issues);
+    assert_eq!(r.issues[0].kind, IssueKind::Duplicate);
+    assert!(
+        r.issues[0].message_en.contains("(as zhangsan)"),
+        "{:#?}",
+        r.issues
+    );
+    // An update is announced.
+    let seen = w
+        .crm
+        .pending_events("org-test", 100_000)
+        .await
+        .expect("events");
+    let last = seen.last().map_or(0, |e| e.seq);
+    w.crm.ack_events("org-test", last).await.expect("ack");
+    let r = import(DuplicatePolicy::Update, vec![("zhangsan", "张三（导入）")]).await;
+    assert_eq!(r.updated, 1, "{:#?}", r.issues);
+    let events = w.crm.pending_events("org-test", 100).await.expect("events");
+    let updated: Vec<_> = events
+        .iter()
+        .filter(|e| e.event.event_type == "user.updated")
+        .collect();
+    assert_eq!(updated.len(), 1, "{events:#?}");
+    assert_eq!(updated[0].event.record_id, w.zhangsan.user_id.0);
+    let payload = updated[0].event.payload.to_value();
+    assert_eq!(payload["changes"][0]["field"], json!("display_name"));
+    assert_eq!(payload["changes"][0]["after"], json!("张三（导入）"));
+    assert!(
+        payload["changes"]
+            .as_array()
+            .is_some_and(|c| c.iter().all(|c| c["field"] != json!("pinyin_keys"))),
+        "{payload}"
+    );
+    // One username created twice at once, in two letter cases: the
+    // second is refused, by `create_user` as by an import.
+    let newcomer = |username: &str| NewUser {
+        username: username.into(),
+        display_name: "并发".into(),
+        ..NewUser::default()
+    };
+    let (o, admin, user) = (other.clone(), w.admin.clone(), newcomer("bingfa"));
+    hooked.before_write(Table::Users, async move {
+        o.create_user(&admin, user).await.expect("user meanwhile");
+    });
+    duplicate(
+        w.crm.create_user(&w.admin, newcomer("BingFa")).await,
+        "meanwhile",
+    );
+    let (o, admin, user) = (other.clone(), w.admin.clone(), newcomer("bingfa2"));
+    hooked.before_write(Table::Users, async move {
+        o.create_user(&admin, user).await.expect("user meanwhile");
+    });
+    let mut s = w
+        .crm
+        .begin_import(
+            &w.admin,
+            ImportOptions::new(Entity::User),
+            &["用户名".to_string(), "姓名".to_string()],
+        )
+        .await
+        .expect("begin import");
+    let pushed = s
+        .push(&[SheetRow {
+            number: 2,
+            cells: vec![Cell::Text("BINGFA2".into()), Cell::Text("并发二".into())],
+        }])
+        .await;
+    let finished = match pushed {
+        Ok(_) => s.finish().await.map(|r| r.created),
+        Err(e) => Err(e),
+    };
+    assert!(finished.is_err(), "{finished:?}");
+    let users = w
+        .crm
+        .list_users(&w.admin, Some("bingfa"))
+        .await
+        .expect("users");
+    let names: Vec<&str> = users.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, vec!["bingfa", "bingfa2"]);
 }
