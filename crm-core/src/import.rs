@@ -4487,7 +4487,7 @@ impl ImportSession<'_> {
     }
 
     /// The codes rows give (as their code column) that no live record
-    /// holds but a record in the recycle bin does.
+    /// holds but a record in the recycle bin the actor may read does.
     async fn binned_codes(
         &self,
         entity: Entity,
@@ -4511,7 +4511,14 @@ impl ImportSession<'_> {
                 Filter::NotNull(Col::Column("deleted_at")),
             ]);
             for r in self.crm.store.select(&sel).await?.rows {
-                if let Some(code) = r.get("code").as_text() {
+                // One the actor may not read is told of no more than a
+                // code nobody has.
+                if let Some(code) = r.get("code").as_text()
+                    && self
+                        .crm
+                        .can_on_row(&self.actor, entity, Action::Read, &r)
+                        .await?
+                {
                     out.insert(code.to_string());
                 }
             }
@@ -4828,6 +4835,18 @@ impl ImportSession<'_> {
                     IssueKind::Forbidden,
                     format!("{en}; {} may not update it", self.actor.display_name),
                     format!("{zh}；你无权更新该记录"),
+                );
+                continue;
+            }
+            // An archived record is changed after it is unarchived, as
+            // through the API.
+            if !row.get("archived_at").is_null() {
+                self.reject(
+                    issues,
+                    c.number,
+                    IssueKind::Invalid,
+                    format!("{en}; it is archived: unarchive it before updating it"),
+                    format!("{zh}；该记录已归档，请先取消归档再更新"),
                 );
                 continue;
             }

@@ -494,9 +494,10 @@ impl Crm {
         sel
     }
 
-    /// Whether the actor approves (or approved) the approval of a sales
-    /// document: an approver of one of its steps may read the quote or
-    /// contract it decides, not approve it blind.
+    /// Whether the actor is an approver of a pending approval of a sales
+    /// document: while it waits, an approver of one of its steps may read
+    /// the quote or contract it decides, not approve it blind. (Decided or
+    /// withdrawn, the document is read by its own rules again.)
     pub(crate) async fn approves_document(
         &self,
         actor: &Actor,
@@ -511,7 +512,8 @@ impl Crm {
             return Ok(false);
         };
         let info = info_from_row(&row)?;
-        Ok(info.state.steps.iter().any(|s| s.approvers.contains(&me)))
+        Ok(info.status == Status::Pending
+            && info.state.steps.iter().any(|s| s.approvers.contains(&me)))
     }
 
     async fn approval_row_for(

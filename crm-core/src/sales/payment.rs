@@ -852,15 +852,41 @@ impl Crm {
                 ("updated_at", Value::Timestamp(now)),
             ],
         });
+        let mut values = vec![
+            ("received", Value::Int(after)),
+            ("outstanding", Value::Int(total - after)),
+            ("updated_at", Value::Timestamp(now)),
+        ];
+        let mut contract_changes = vec![
+            FieldChange {
+                field: "received".into(),
+                before: json!(received),
+                after: json!(after),
+            },
+            FieldChange {
+                field: "reason".into(),
+                before: serde_json::Value::Null,
+                after: json!(reason),
+            },
+        ];
+        // A finished contract is owed money again: it is executing again,
+        // among the receivables.
+        if c.status == ContractStatus::Finished {
+            values.push((
+                "status",
+                Value::Text(ContractStatus::Executing.name().into()),
+            ));
+            contract_changes.push(FieldChange {
+                field: "status".into(),
+                before: json!(ContractStatus::Finished.name()),
+                after: json!(ContractStatus::Executing.name()),
+            });
+        }
         cs.ops.push(Op::Update {
             table: Table::Contracts,
             id: contract,
             expected_version: row.version(),
-            values: vec![
-                ("received", Value::Int(after)),
-                ("outstanding", Value::Int(total - after)),
-                ("updated_at", Value::Timestamp(now)),
-            ],
+            values,
         });
         cs.audit.push(self.audit(
             Some(actor),
@@ -887,18 +913,7 @@ impl Crm {
             Table::Contracts,
             contract,
             "payment_voided",
-            vec![
-                FieldChange {
-                    field: "received".into(),
-                    before: json!(received),
-                    after: json!(after),
-                },
-                FieldChange {
-                    field: "reason".into(),
-                    before: serde_json::Value::Null,
-                    after: json!(reason),
-                },
-            ],
+            contract_changes,
         ));
         cs.events.push(self.event(
             actor.company_id.0,

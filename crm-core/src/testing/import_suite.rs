@@ -5003,6 +5003,45 @@ pub async fn import_matches_customer_codes_and_keeps_codes_the_engines(store: Ar
         find(&w, "先到有限公司").await.and_then(|r| r.code),
         Some(next)
     );
+    // An archived record is not updated by an import (unarchive it first);
+    // a binned record the actor may not read is told of no more than a
+    // code nobody has: the row makes a new customer.
+    let shelved = w.customer(&w.zhangsan, "归档有限公司", json!({})).await;
+    let r = w
+        .crm
+        .archive_records(&w.zhangsan, Entity::Customer, &[shelved.id])
+        .await;
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    let theirs = w.customer(&w.wangwu, "王五删除有限公司", json!({})).await;
+    let r = w
+        .crm
+        .delete_records(&w.wangwu, Entity::Customer, &[theirs.id])
+        .await;
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    o.file_hash = "archived-and-hidden".into();
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o,
+        &h,
+        vec![
+            vec![t(&code(&shelved)), t("归档改名有限公司"), t("A")],
+            vec![t(&code(&theirs)), t("新开有限公司"), t("A")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.updated, r.created, r.rejected),
+        (0, 1, 1),
+        "{:#?}",
+        r.issues
+    );
+    let i = issue(&r, 2);
+    assert!(i.message_en.contains("archived"), "{}", i.message_en);
+    assert!(find(&w, "归档改名有限公司").await.is_none());
+    assert!(find(&w, "新开有限公司").await.is_some());
 }
 
 /// The code column is recognised by its names (the entity's own ones

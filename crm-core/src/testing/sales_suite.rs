@@ -7400,7 +7400,8 @@ pub async fn documents_pending_approval_stay_until_decided(store: Arc<dyn Store>
 
 /// An approver whose scope does not reach a quote still reads the quote
 /// its approval asks them to decide (by id and by code, its lines and
-/// discount), not approving it blind; their other quotes stay out of reach.
+/// discount) while it waits for them, not approving it blind; their other
+/// quotes stay out of reach, and so does this one once decided.
 pub async fn approvers_read_what_they_decide(store: Arc<dyn Store>) {
     use crate::money::Money;
     use crate::sales::{LineInput, NewQuote, QuoteStatus};
@@ -7503,11 +7504,15 @@ pub async fn approvers_read_what_they_decide(store: Arc<dyn Store>) {
         .approve(&w.wangwu, approval.expect("approval").id, None)
         .await
         .expect("approve");
-    // What they approved stays readable to them.
+    // Decided, the quote is read by its own rules again: not by 王五.
     assert_eq!(
-        w.crm.quote(&w.wangwu, q.id).await.expect("q").status,
+        w.crm.quote(&w.zhangsan, q.id).await.expect("q").status,
         QuoteStatus::Approved
     );
+    assert!(matches!(
+        w.crm.quote(&w.wangwu, q.id).await,
+        Err(Error::NotFound { .. })
+    ));
 }
 
 /// A confirmed payment recorded by mistake is voided with a reason: it
@@ -7613,6 +7618,26 @@ pub async fn a_payment_recorded_by_mistake_is_voided(store: Arc<dyn Store>) {
             .received,
         Money::cny(500_000)
     );
+    // Collected and finished, a payment voided afterwards (a bounced
+    // transfer) makes the contract owed money again: it executes again.
+    let (last, _) = w
+        .crm
+        .record_payment(&w.zhangsan, c.id, pay(500_000, "R-003"))
+        .await
+        .expect("the rest");
+    let done = w
+        .crm
+        .close_contract(&w.zhangsan, c.id, None)
+        .await
+        .expect("finished");
+    assert_eq!(done.status, crate::sales::ContractStatus::Finished);
+    w.crm
+        .void_payment(&w.zhangsan, last.id, "退票")
+        .await
+        .expect("void after finishing");
+    let again = w.crm.contract(&w.zhangsan, c.id).await.expect("contract");
+    assert_eq!(again.status, crate::sales::ContractStatus::Executing);
+    assert_eq!(again.outstanding, Money::cny(500_000));
 }
 
 /// The message of a validation error (panics on anything else).
