@@ -1113,34 +1113,32 @@ impl Names {
     async fn load(ctx: &Ctx, actor: &Actor) -> CliResult<Names> {
         use crm::store::Select;
         let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
-        let departments = ctx
-            .crm
-            .list_departments(actor)
-            .await
-            .map_err(err)?
-            .into_iter()
-            .map(|d| (d.id.0, d.name))
-            .collect();
-        // Every pool of the company, not only those the actor is a member
-        // of (a customer they may read names its pool), and deleted ones
-        // too (a history names the pool its customers left).
-        let mut sel = Select::all(crm::schema::Table::Pools, actor.company_id.0, ctx.crm.now());
-        sel.lifecycle = Lifecycle::Any;
-        let pools = ctx
-            .crm
-            .store()
-            .select(&sel)
-            .await
-            .map_err(err)?
-            .rows
-            .iter()
-            .map(|r| {
-                (
-                    r.id(),
-                    r.get("name").as_text().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
+        // Every department and pool of the company, deleted ones too (a
+        // history names the department or pool a record left), and pools
+        // the actor is no member of (a customer they may read names its
+        // pool).
+        let names_of = |table| async move {
+            let mut sel = Select::all(table, actor.company_id.0, ctx.crm.now());
+            sel.lifecycle = Lifecycle::Any;
+            Ok::<_, String>(
+                ctx.crm
+                    .store()
+                    .select(&sel)
+                    .await
+                    .map_err(err)?
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.id(),
+                            r.get("name").as_text().unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect::<std::collections::HashMap<_, _>>(),
+            )
+        };
+        let departments = names_of(crm::schema::Table::Departments).await?;
+        let pools = names_of(crm::schema::Table::Pools).await?;
         Ok(Names {
             users,
             departments,
@@ -4183,18 +4181,22 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
                     ]);
                 }
             }
+            // The totals count the customers the actor may not see too
+            // (listed below only as a count).
+            let h = &s.hidden;
+            let refused = s.refused.len() as u64 + h.refused;
             out!(
                 "{} at {}: {} {}, {} {}{}",
                 if s.dry_run { "dry run" } else { "sweep" },
                 local(ctx, s.at),
-                s.recycled.len(),
+                s.recycled.len() as u64 + h.recycled,
                 gone,
-                s.warned.len() + s.upcoming.len(),
+                (s.warned.len() + s.upcoming.len()) as u64 + h.warned + h.upcoming,
                 warned,
-                if s.refused.is_empty() {
+                if refused == 0 {
                     String::new()
                 } else {
-                    format!(", {} refused", s.refused.len())
+                    format!(", {refused} refused")
                 }
             );
             if !rows.is_empty() {
@@ -4217,7 +4219,6 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
                 out!("  refused {id}: {why}");
             }
             // Customers the actor may not read are only counted.
-            let h = &s.hidden;
             if h.total() > 0 {
                 let parts: Vec<String> = [
                     (h.recycled, gone),
@@ -4230,7 +4231,7 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
                 .map(|(n, what)| format!("{n} {what}"))
                 .collect();
                 out!(
-                    "and {} customers you may not see ({})",
+                    "of which {} customers you may not see ({})",
                     h.total(),
                     parts.join(", ")
                 );

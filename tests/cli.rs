@@ -871,6 +871,26 @@ fn cli_field_rules_hold_across_roles_and_whoami_shows_them() {
         warned.contains("possible duplicate") && warned.contains(&code),
         "{warned}"
     );
+    // A user's records follow them to another department and back; the
+    // history names the departments, also one deleted since.
+    ok(db, &["dept", "add", "临时部门", "--parent", "销售部"]);
+    let theirs = json(db, &["customer", "list", "-w", "owner_id=zhangwei"])["items"][0]["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    ok(db, &["user", "edit", "zhangwei", "--dept", "临时部门"]);
+    let shown = json(db, &["customer", "show", &theirs]);
+    let temp_dept = shown["department_id"]
+        .as_str()
+        .expect("department")
+        .to_string();
+    ok(db, &["user", "edit", "zhangwei", "--dept", "华北大区"]);
+    ok(db, &["dept", "delete", "临时部门"]);
+    let history = ok(db, &["customer", "history", &theirs]);
+    assert!(
+        history.contains("临时部门") && !history.contains(&temp_dept),
+        "{history}"
+    );
     // Deactivating a user who still owns customers says so, and how to
     // hand them over.
     let out = run(db, &["user", "edit", "wangfang", "--deactivate"]);

@@ -241,10 +241,21 @@ fn login_name(errors: &mut ValidationErrors, field: &str, value: &str, max: usiz
     }
 }
 
-/// The first of `taken` equal to `name` but for letter case.
+/// A name as names are compared: trimmed, full-width letters and digits
+/// as their ASCII twins (`组Ａ` is `组A`), in lower case.
+fn fold_name(name: &str) -> String {
+    name.trim()
+        .chars()
+        .map(crate::validate::halfwidth)
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The first of `taken` equal to `name` but for letter case (and
+/// full-width letters).
 fn same_but_case<'a>(name: &str, taken: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    let folded = name.trim().to_lowercase();
-    taken.into_iter().find(|t| t.to_lowercase() == folded)
+    let folded = fold_name(name);
+    taken.into_iter().find(|t| fold_name(t) == folded)
 }
 
 /// What names are unique among, for [`Crm::name_free`]: the company's
@@ -727,7 +738,7 @@ impl Crm {
         meanwhile.filter = Filter::And(among);
         Ok(Guard {
             kind: crate::store::GuardKind::Duplicate,
-            keys: vec![format!("{key}:{}", name.to_lowercase())],
+            keys: vec![format!("{key}:{}", fold_name(name))],
             select: meanwhile,
             message: match scope {
                 NameScope::Department(_) => format!(

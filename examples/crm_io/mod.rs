@@ -309,10 +309,14 @@ pub async fn template(ctx: &Ctx, actor: &Actor, a: TemplateArgs) -> CliResult {
 pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
     if a.list {
         let list = ctx.crm.list_imports(actor).await.map_err(err)?;
+        let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
+        let by = super::users_by_id(&users);
         ctx.table(
             json!(list),
             &[
                 "id",
+                "started",
+                "by",
                 "entity",
                 "file",
                 "status",
@@ -330,6 +334,8 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
                 .map(|i| {
                     vec![
                         i.id.to_string(),
+                        super::local(ctx, i.created_at),
+                        by(Some(crm::ids::UserId(i.actor_id))),
                         i.entity.clone(),
                         i.file_name.clone(),
                         i.status.to_string(),

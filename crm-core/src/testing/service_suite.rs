@@ -4751,6 +4751,13 @@ pub async fn org_names_are_unique_and_resolved_unambiguously(store: Arc<dyn Stor
             .await,
         "(as 'Intern')",
     );
+    // Full-width letters are their ASCII twins.
+    duplicate(
+        w.crm
+            .create_role(&w.admin, spec("Ｉｎｔｅｒｎ", false, &[], &[]))
+            .await,
+        "(as 'Intern')",
+    );
     duplicate(
         w.crm
             .update_role(
