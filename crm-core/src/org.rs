@@ -1424,6 +1424,66 @@ impl Crm {
         Ok(())
     }
 
+    /// Announces the changes to departments, roles and user groups a change
+    /// set audits, one event each (`department.created`, `role.updated`,
+    /// `user_group.deleted` …) with the changes and the name, so that a host
+    /// mirroring the organisation sees it change.
+    fn announce_org_changes(&self, cs: &mut ChangeSet) {
+        let mut events = Vec::new();
+        for a in &cs.audit {
+            let kind = match a.table {
+                Table::Departments => "department",
+                Table::Roles => "role",
+                Table::UserGroups => "user_group",
+                _ => continue,
+            };
+            let done = match a.action.as_str() {
+                "create" => "created",
+                "update" => "updated",
+                "delete" => "deleted",
+                other => other,
+            };
+            // The name as the change leaves it: from the audited change,
+            // else from the row the change set writes.
+            let written = cs.ops.iter().find_map(|op| match op {
+                Op::Insert { table, values } if *table == a.table => values
+                    .iter()
+                    .any(|(k, v)| *k == "id" && v.as_id() == Some(a.record_id))
+                    .then(|| values.iter().find(|(k, _)| *k == "name"))
+                    .flatten()
+                    .map(|(_, v)| v.to_json()),
+                Op::Update {
+                    table, id, values, ..
+                } if *table == a.table && *id == a.record_id => values
+                    .iter()
+                    .find(|(k, _)| *k == "name")
+                    .map(|(_, v)| v.to_json()),
+                _ => None,
+            });
+            let name = a
+                .changes
+                .iter()
+                .find(|c| c.field == "name")
+                .map(|c| {
+                    if c.after.is_null() {
+                        &c.before
+                    } else {
+                        &c.after
+                    }
+                })
+                .cloned()
+                .or(written);
+            events.push(self.event(
+                a.company_id,
+                a.table,
+                a.record_id,
+                format!("{kind}.{done}"),
+                serde_json::json!({ "name": name, "changes": &a.changes }),
+            ));
+        }
+        cs.events.extend(events);
+    }
+
     /// Sets a user's password (needs `user:manage`) and clears a lockout.
     /// Unless the actor is an administrator, the user must lie within the
     /// actor's `user:manage` scope and hold no rights beyond the actor's own
@@ -1740,6 +1800,7 @@ impl Crm {
                 after: name.trim().into(),
             }],
         ));
+        self.announce_org_changes(&mut cs);
         self.apply(cs).await?;
         Ok(department_from_row(
             &self.live_row(actor, Table::Departments, id).await?,
@@ -1887,6 +1948,7 @@ impl Crm {
             "update",
             changes,
         ));
+        self.announce_org_changes(&mut cs);
         self.apply(cs).await?;
         Ok(department_from_row(
             &self.live_row(actor, Table::Departments, id.0).await?,
@@ -2038,6 +2100,7 @@ impl Crm {
             "delete",
             Vec::new(),
         ));
+        self.announce_org_changes(&mut cs);
         self.apply(cs).await
     }
 
@@ -2138,6 +2201,7 @@ impl Crm {
                 after: serde_json::to_value(&spec).unwrap_or_default(),
             }],
         ));
+        self.announce_org_changes(&mut cs);
         self.apply(cs).await?;
         role_from_row(&self.live_row(actor, Table::Roles, id).await?)
     }
@@ -2211,6 +2275,7 @@ impl Crm {
                 after: serde_json::to_value(&spec).unwrap_or_default(),
             }],
         ));
+        self.announce_org_changes(&mut cs);
         self.apply(cs).await?;
         role_from_row(&self.live_row(actor, Table::Roles, id.0).await?)
     }
@@ -2325,6 +2390,7 @@ impl Crm {
                 after: serde_json::Value::Null,
             }],
         ));
+        self.announce_org_changes(&mut cs);
         self.apply(cs).await
     }
 
@@ -2443,6 +2509,7 @@ impl Crm {
             "create",
             Vec::new(),
         ));
+        self.announce_org_changes(&mut cs);
         self.apply(cs).await?;
         Ok(group_from_row(
             &self.live_row(actor, Table::UserGroups, id).await?,
@@ -2517,6 +2584,7 @@ impl Crm {
                 after: ids_json(members).to_json(),
             }],
         ));
+        self.announce_org_changes(&mut cs);
         self.apply(cs).await?;
         Ok(group_from_row(
             &self.live_row(actor, Table::UserGroups, id.0).await?,
@@ -2557,6 +2625,7 @@ impl Crm {
                 after: serde_json::Value::Null,
             }],
         ));
+        self.announce_org_changes(&mut cs);
         self.apply(cs).await
     }
 

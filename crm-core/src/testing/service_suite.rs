@@ -188,6 +188,11 @@ macro_rules! service_scenarios {
             $make
         );
         $each!(
+            $crate::testing::service_suite::organisation_changes_are_announced,
+            crm_organisation_changes_are_announced,
+            $make
+        );
+        $each!(
             $crate::testing::service_suite::user_imports_take_usernames_letter_case_aside_and_announce_updates,
             crm_user_imports_take_usernames_letter_case_aside_and_announce_updates,
             $make
@@ -5440,4 +5445,62 @@ pub async fn user_imports_take_usernames_letter_case_aside_and_announce_updates(
         .expect("users");
     let names: Vec<&str> = users.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, vec!["bingfa", "bingfa2"]);
+}
+
+/// Departments, roles and user groups created, changed and deleted are
+/// announced (`department.created` …), with their names, so that a host
+/// mirroring the organisation follows it.
+pub async fn organisation_changes_are_announced(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let seen = w
+        .crm
+        .pending_events("org-mirror", 100_000)
+        .await
+        .expect("events")
+        .last()
+        .map_or(0, |e| e.seq);
+    let d = w
+        .crm
+        .create_department(&w.admin, "临时项目组", Some(w.sales))
+        .await
+        .expect("department");
+    let d = w
+        .crm
+        .update_department(&w.admin, d.id, d.version, Some("项目一组"), None)
+        .await
+        .expect("renamed");
+    w.crm
+        .delete_department(&w.admin, d.id)
+        .await
+        .expect("deleted");
+    w.crm
+        .create_group(&w.admin, "攻坚组", &[w.zhangsan.user_id])
+        .await
+        .expect("group");
+    let got: Vec<(String, serde_json::Value)> = w
+        .crm
+        .pending_events("org-mirror", 100_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.seq > seen)
+        .map(|e| {
+            (
+                e.event.event_type.clone(),
+                e.event.payload.to_value()["name"].clone(),
+            )
+        })
+        .collect();
+    for (kind, name) in [
+        ("department.created", "临时项目组"),
+        ("department.updated", "项目一组"),
+        ("department.deleted", ""),
+        ("user_group.created", "攻坚组"),
+    ] {
+        assert!(
+            got.iter()
+                .any(|(k, n)| k == kind && (name.is_empty() || n == name)),
+            "{kind} {name} in {got:?}"
+        );
+    }
 }
