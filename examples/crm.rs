@@ -1281,15 +1281,12 @@ fn written_version(expected: i64, read_back: i64) -> i64 {
 
 /// What stands for a record the actor may not read, in place of its id.
 fn hidden(target: Entity) -> String {
-    match target {
-        Entity::Customer => "（无权查看的客户）(hidden customer)".to_string(),
-        Entity::Contact => "（无权查看的联系人）(hidden contact)".to_string(),
-        other => format!("（无权查看的{}）(hidden {other})", other.name_zh()),
-    }
+    format!("（无权查看的{}）(hidden {target})", target.name_zh())
 }
 
-/// The record an event is about as users know it: the code its payload
-/// carries (`code`, or `document_code` for approvals), else the id.
+/// The record an event is about as users know it: what its payload names
+/// it by (`code`, `document_code` for approvals, a username or a name),
+/// else the id.
 fn event_record(e: &crm::store::NewEvent) -> String {
     let payload = e.payload.to_value();
     // By what the event says of it: a code, a username, a name.

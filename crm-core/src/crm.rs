@@ -325,14 +325,9 @@ impl Crm {
         }
         match self.store.apply_owned(changes).await {
             Ok(()) => Ok(()),
-            // A record changed meanwhile is named as people name it: its
-            // entity and code (a row without one keeps its id).
-            Err(crate::store::StoreError::Conflict {
-                table,
-                id,
-                expected,
-                actual,
-            }) => {
+            // A record changed meanwhile is named by its code (a row
+            // without one keeps its id).
+            Err(e @ crate::store::StoreError::Conflict { table, id, .. }) => {
                 let code = match Entity::of_table(table) {
                     Some(_) => self
                         .store
@@ -343,11 +338,22 @@ impl Crm {
                         .and_then(|r| r.get("code").as_text().map(str::to_string)),
                     None => None,
                 };
-                Err(Error::Conflict {
-                    entity: entity_name(table),
-                    id: code.unwrap_or_else(|| id.to_string()),
-                    expected,
-                    actual,
+                Err(match (Error::from(e), code) {
+                    (
+                        Error::Conflict {
+                            entity,
+                            expected,
+                            actual,
+                            ..
+                        },
+                        Some(code),
+                    ) => Error::Conflict {
+                        entity,
+                        id: code,
+                        expected,
+                        actual,
+                    },
+                    (e, _) => e,
                 })
             }
             Err(e) => Err(e.into()),

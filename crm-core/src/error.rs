@@ -120,6 +120,15 @@ impl Error {
             id: id.to_string(),
         }
     }
+
+    /// This error, a not-found one told as `entity` `key` — what the caller
+    /// asked for (a code), not the row it was resolved to.
+    pub(crate) fn not_found_as(self, entity: impl fmt::Display, key: impl fmt::Display) -> Error {
+        match self {
+            Error::NotFound { .. } => Error::not_found(entity, key),
+            e => e,
+        }
+    }
 }
 
 impl From<StoreError> for Error {
@@ -131,7 +140,7 @@ impl From<StoreError> for Error {
                 expected,
                 actual,
             } => Error::Conflict {
-                entity: table.to_string(),
+                entity: crate::crm::entity_name(table),
                 id: id.to_string(),
                 expected,
                 actual,

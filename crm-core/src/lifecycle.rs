@@ -47,9 +47,6 @@ impl Step {
     }
 }
 
-/// The stored status of a quote or contract waiting for approval.
-const PENDING_APPROVAL: &str = "pending_approval";
-
 impl Crm {
     async fn owned_row(&self, actor: &Actor, entity: Entity, id: RecordId) -> Result<Row> {
         if !entity.is_record() {
@@ -277,7 +274,11 @@ impl Crm {
                     CmpOp::Eq,
                     Value::Id(customer.id()),
                 ),
-                Filter::Cmp(Col::Column("status"), CmpOp::Eq, PENDING_APPROVAL.into()),
+                Filter::Cmp(
+                    Col::Column("status"),
+                    CmpOp::Eq,
+                    crate::sales::QuoteStatus::PendingApproval.name().into(),
+                ),
             ]);
             for r in self.store.select(&sel).await?.rows {
                 if self.can_on_row(actor, doc, Action::Read, &r).await? {
@@ -397,7 +398,8 @@ impl Crm {
         // approval would pass a document in the recycle bin.
         if matches!(entity, Entity::Quote | Entity::Contract)
             && matches!(step, Step::Delete | Step::Archive)
-            && row.get("status").as_text() == Some(PENDING_APPROVAL)
+            // (Quotes and contracts store this state under one name.)
+            && row.get("status").as_text() == Some(crate::sales::QuoteStatus::PendingApproval.name())
         {
             return Err(Error::InvalidState(format!(
                 "{entity} {code} is pending approval; withdraw its approval (撤回) before it can \

@@ -757,8 +757,7 @@ impl Crm {
     /// every creation of a username takes the key of its lower-case form,
     /// so two creations of one name at once take turns.
     pub(crate) fn usernames_free_guard(&self, company: Uuid, usernames: &[&str]) -> Guard {
-        let mut spellings: Vec<Value> = usernames.iter().flat_map(|u| name_spellings(u)).collect();
-        spellings.dedup();
+        let spellings: Vec<Value> = usernames.iter().flat_map(|u| name_spellings(u)).collect();
         let mut select = Select::all(Table::Users, company, self.now());
         select.filter = Filter::In(Col::Column("username"), spellings);
         Guard {
@@ -1998,13 +1997,7 @@ impl Crm {
             let mut sel = Select::all(table, company, self.now());
             sel.lifecycle = crate::store::Lifecycle::Any;
             sel.filter = Filter::Cmp(Col::Column("department_id"), CmpOp::Eq, Value::Id(id.0));
-            let mut count = sel.clone();
-            count.with_total = true;
-            count.paging = crate::store::Paging::Offset {
-                offset: 0,
-                limit: 0,
-            };
-            let n = self.store.select(&count).await?.total.unwrap_or(0);
+            let n = self.count(sel.clone()).await?;
             if n > 0 {
                 carried.push(records_of(table, n));
             }

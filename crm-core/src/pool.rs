@@ -1199,7 +1199,8 @@ impl Crm {
         })
     }
 
-    async fn count(&self, mut sel: Select) -> Result<u64> {
+    /// How many rows a select finds (reading none of them).
+    pub(crate) async fn count(&self, mut sel: Select) -> Result<u64> {
         sel.with_total = true;
         sel.paging = Paging::Offset {
             offset: 0,

@@ -1784,12 +1784,11 @@ impl Crm {
                     crate::sales::QuoteStatus::Draft | crate::sales::QuoteStatus::Rejected
                 ) {
                     return Err(Error::InvalidState(format!(
-                        "quote {} v{} is {} ({}); its fields change only while a draft or \
-                         rejected (revise it for a new version)",
+                        "quote {} v{} is {}; its fields change only while a draft or rejected \
+                         (revise it for a new version)",
                         q.code,
                         q.quote_version,
-                        q.status.label_en(),
-                        q.status.label_zh()
+                        q.status.label()
                     )));
                 }
             }

@@ -567,8 +567,17 @@ impl Crm {
         self.submission_of(actor, req, true).await
     }
 
-    /// The message refusing `actor` an action only the applicant may take,
-    /// naming the applicant.
+    /// A user as messages name them (`张三 (zhangsan)`).
+    async fn user_named(&self, id: Uuid) -> String {
+        match self.store.get(Table::Users, id).await {
+            Ok(Some(u)) => crate::org::user_label(
+                u.get("display_name").as_text().unwrap_or_default(),
+                u.get("username").as_text().unwrap_or_default(),
+            ),
+            _ => format!("user {id}"),
+        }
+    }
+
     /// The refusal of a decision by someone the current step does not
     /// wait for: named, with the step, the document and who it waits for.
     async fn not_for_me(
@@ -580,13 +589,7 @@ impl Crm {
     ) -> Error {
         let mut names = Vec::new();
         for u in current.pending_approvers() {
-            names.push(match self.store.get(Table::Users, u).await {
-                Ok(Some(r)) => crate::org::user_label(
-                    r.get("display_name").as_text().unwrap_or_default(),
-                    r.get("username").as_text().unwrap_or_default(),
-                ),
-                _ => format!("user {u}"),
-            });
+            names.push(self.user_named(u).await);
         }
         let step = current
             .current_step()
@@ -611,14 +614,10 @@ impl Crm {
         ))
     }
 
+    /// The message refusing `actor` an action only the applicant may take,
+    /// naming the applicant.
     async fn not_applicant(&self, applicant: Uuid, what: &str, hint: &str) -> Error {
-        let name = match self.store.get(Table::Users, applicant).await {
-            Ok(Some(u)) => crate::org::user_label(
-                u.get("display_name").as_text().unwrap_or_default(),
-                u.get("username").as_text().unwrap_or_default(),
-            ),
-            _ => format!("user {applicant}"),
-        };
+        let name = self.user_named(applicant).await;
         Error::Forbidden(format!(
             "only the applicant, {name}, may {what} this approval{hint}"
         ))

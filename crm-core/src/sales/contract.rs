@@ -875,10 +875,9 @@ impl Crm {
             .ok_or_else(|| Error::not_found(Entity::Contract, code.trim()))?;
         // One the actor may not read is not found by the code asked for,
         // exactly as a code nobody has: its id is not told.
-        self.contract(actor, row.id()).await.map_err(|e| match e {
-            Error::NotFound { .. } => Error::not_found(Entity::Contract, code.trim()),
-            e => e,
-        })
+        self.contract(actor, row.id())
+            .await
+            .map_err(|e| e.not_found_as(Entity::Contract, code.trim()))
     }
 
     /// Submits a draft contract for approval. Without a `contract` flow the
@@ -906,7 +905,12 @@ impl Crm {
             )));
         }
         let customer = self
-            .submission_customer_guard(actor, &format!("contract {}", c.code), c.customer_id)
+            .document_customer_guard(
+                actor,
+                &format!("contract {}", c.code),
+                "submitting",
+                c.customer_id,
+            )
             .await?;
         if self.approval_flow(actor, "contract").await?.is_none()
             && self

@@ -195,14 +195,16 @@ impl Crm {
         Ok(row)
     }
 
-    /// Refuses to submit a document (`what`, e.g. `contract HT-…`) of a
-    /// customer in the recycle bin, and guards that the customer is still
-    /// live when the submission commits (under the key its delete takes,
-    /// whose own guard finds the document pending then).
-    pub(crate) async fn submission_customer_guard(
+    /// Refuses `doing` something (submitting, revising) with a document
+    /// (`what`, e.g. `contract HT-…`) of a customer in the recycle bin, and
+    /// guards that the customer is still live when the change commits
+    /// (under the key its delete or merge takes, whose own guard finds a
+    /// document pending then).
+    pub(crate) async fn document_customer_guard(
         &self,
         actor: &Actor,
         what: &str,
+        doing: &str,
         customer: uuid::Uuid,
     ) -> Result<crate::store::Guard> {
         let company = actor.company_id.0;
@@ -213,7 +215,7 @@ impl Crm {
         // (Named by the document: its owner may not read the customer.)
         if !row.get("deleted_at").is_null() {
             return Err(Error::InvalidState(format!(
-                "{what}'s customer is in the recycle bin: restore it before submitting"
+                "{what}'s customer is in the recycle bin: restore it before {doing}"
             )));
         }
         Ok(self.deleted_meanwhile_guard(

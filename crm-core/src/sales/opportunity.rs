@@ -643,10 +643,7 @@ impl Crm {
         // exactly as a code nobody has: its id is not told.
         self.opportunity(actor, row.id())
             .await
-            .map_err(|e| match e {
-                Error::NotFound { .. } => Error::not_found(Entity::Opportunity, code.trim()),
-                e => e,
-            })
+            .map_err(|e| e.not_found_as(Entity::Opportunity, code.trim()))
     }
 
     async fn writable_opportunity(&self, actor: &Actor, id: Uuid) -> Result<Row> {

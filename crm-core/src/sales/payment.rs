@@ -813,10 +813,7 @@ impl Crm {
         let row = self
             .contract_for_records(actor, contract, "payments")
             .await
-            .map_err(|e| match e {
-                Error::NotFound { .. } => Error::not_found("payment", payment),
-                e => e,
-            })?;
+            .map_err(|e| e.not_found_as("payment", payment))?;
         let p = payment_from_row(&prow);
         let c = contract_from_row(&row);
         let what = format!(

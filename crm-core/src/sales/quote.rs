@@ -72,6 +72,11 @@ impl QuoteStatus {
             .find(|x| x.name() == s.trim() || x.label_zh() == s.trim())
     }
 
+    /// The status in both languages, e.g. `pending approval (审批中)`.
+    pub fn label(self) -> String {
+        format!("{} ({})", self.label_en(), self.label_zh())
+    }
+
     /// The English label, as messages name the status.
     pub fn label_en(self) -> &'static str {
         match self {
@@ -496,10 +501,9 @@ impl Crm {
             .ok_or_else(|| Error::not_found(Entity::Quote, code.trim()))?;
         // One the actor may not read is not found by the code asked for,
         // exactly as a code nobody has: its id is not told.
-        self.quote(actor, row.id()).await.map_err(|e| match e {
-            Error::NotFound { .. } => Error::not_found(Entity::Quote, code.trim()),
-            e => e,
-        })
+        self.quote(actor, row.id())
+            .await
+            .map_err(|e| e.not_found_as(Entity::Quote, code.trim()))
     }
 
     /// The current quote versions the actor may read, optionally one
@@ -659,33 +663,16 @@ impl Crm {
         // A new version is a new live quote: not for a customer in the
         // recycle bin (or merged away), and guarded so inside the write.
         let customer = self
-            .store
-            .get(Table::Customers, old.customer_id)
-            .await?
-            .filter(|c| c.get("company_id").as_id() == Some(actor.company_id.0))
-            .ok_or_else(|| Error::not_found(Entity::Customer, old.customer_id))?;
-        if !customer.get("deleted_at").is_null() {
-            return Err(Error::InvalidState(format!(
-                "quote {}'s customer is in the recycle bin: restore it before revising the quote",
-                old.code
-            )));
-        }
+            .document_customer_guard(
+                actor,
+                &format!("quote {}", old.code),
+                "revising the quote",
+                old.customer_id,
+            )
+            .await?;
         let new_id = self.new_id();
         let mut cs = ChangeSet::default();
-        // (Named by the quote: its owner may not read the customer.)
-        cs.guards.push(self.deleted_meanwhile_guard(
-            Table::Customers,
-            actor.company_id.0,
-            &[customer.id()],
-            vec![crate::records::customer_contacts_key(
-                actor.company_id.0,
-                customer.id(),
-            )],
-            format!(
-                "quote {}'s customer was deleted or merged into another meanwhile",
-                old.code
-            ),
-        ));
+        cs.guards.push(customer);
         cs.guards.extend(opportunity_guards);
         cs.ops.push(Op::Update {
             table: Table::Quotes,
@@ -806,9 +793,10 @@ impl Crm {
             )));
         }
         let customer = self
-            .submission_customer_guard(
+            .document_customer_guard(
                 actor,
                 &format!("quote {} v{}", q.code, q.quote_version),
+                "submitting",
                 q.customer_id,
             )
             .await?;
@@ -882,11 +870,10 @@ impl Crm {
         if !applies {
             if status == QuoteStatus::Approved {
                 return Err(Error::InvalidState(format!(
-                    "quote {} v{} is {} ({}); its approval cannot approve it",
+                    "quote {} v{} is {}; its approval cannot approve it",
                     q.code,
                     q.quote_version,
-                    q.status.label_en(),
-                    q.status.label_zh()
+                    q.status.label()
                 )));
             }
             return Ok(());
@@ -978,7 +965,7 @@ impl Crm {
                 Ok(c) => format!("converted into contract {} (已转合同)", c.code),
                 Err(_) => format!("{} (已转合同)", q.status.label_en()),
             },
-            (s, _) => format!("{} ({})", s.label_en(), s.label_zh()),
+            (s, _) => s.label(),
         };
         let hint = quote_refusal_hint(act, q.status);
         Error::InvalidState(format!(
