@@ -883,12 +883,7 @@ async fn dispatch(ctx: &Ctx, cli: Cli) -> CliResult {
                             })
                             .map(|d| d.zh.to_string()),
                     };
-                    let access_zh = match access {
-                        crm::FieldAccess::Full => "完全",
-                        crm::FieldAccess::ReadOnly => "只读",
-                        crm::FieldAccess::Masked => "脱敏",
-                        crm::FieldAccess::Hidden => "隐藏",
-                    };
+                    let access_zh = access.name_zh();
                     let from = actor.restricting_roles(e, &field);
                     let why = if from.is_empty() {
                         String::new()
@@ -1008,19 +1003,18 @@ async fn login(ctx: &Ctx, cli: &Cli) -> CliResult<Actor> {
     ctx.crm.actor(user).await.map_err(err)
 }
 
-/// Finds a user id by username in a company without an actor yet: the
-/// CLI plays the host application, which knows who is logged in.
+/// Finds a user id by username (letter case aside) in a company without an
+/// actor yet: the CLI plays the host application, which knows who is
+/// logged in.
 async fn find_user_in(
     ctx: &Ctx,
     company: crm::ids::CompanyId,
     username: &str,
 ) -> CliResult<UserId> {
-    use crm::store::{CmpOp, Col, Filter, Select};
-    let mut sel = Select::all(crm::schema::Table::Users, company.0, ctx.crm.now());
-    sel.filter = Filter::Cmp(Col::Column("username"), CmpOp::Eq, username.into());
-    let rows = ctx.crm.store().select(&sel).await.map_err(err)?.rows;
-    rows.first()
-        .map(|r| UserId(r.id()))
+    ctx.crm
+        .user_id_by_login(company, username)
+        .await
+        .map_err(err)?
         .ok_or_else(|| format!("no user '{username}' in company {company}"))
 }
 

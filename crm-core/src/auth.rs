@@ -117,6 +117,17 @@ impl DataScope {
             DataScope::All => "all",
         }
     }
+
+    /// The Chinese name (数据权限), as role settings show it.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            DataScope::Own => "本人",
+            DataScope::OwnAndSubordinates => "本人及下属",
+            DataScope::Department => "本部门",
+            DataScope::DepartmentTree => "本部门及下属部门",
+            DataScope::All => "全部",
+        }
+    }
 }
 
 impl FromStr for DataScope {
@@ -193,6 +204,16 @@ impl FieldAccess {
             FieldAccess::ReadOnly => "read_only",
             FieldAccess::Masked => "masked",
             FieldAccess::Hidden => "hidden",
+        }
+    }
+
+    /// The Chinese name (字段权限), as role settings show it.
+    pub fn name_zh(self) -> &'static str {
+        match self {
+            FieldAccess::Full => "可查看可编辑",
+            FieldAccess::ReadOnly => "只读",
+            FieldAccess::Masked => "脱敏显示",
+            FieldAccess::Hidden => "隐藏",
         }
     }
 }

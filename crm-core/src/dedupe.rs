@@ -1635,9 +1635,9 @@ impl Crm {
             .prepare(actor, Entity::Customer, fields, &customs, false)
             .await
             .map_err(|e| match e {
-                Error::Forbidden(m) if m.contains(" may not change ") => Error::Forbidden(
-                    m.replacen(" may not change ", " may not look for duplicates by ", 1),
-                ),
+                Error::Forbidden(m) => {
+                    Error::Forbidden(crate::forbidden_zh::may_not_look_by(&m).unwrap_or(m))
+                }
                 e => e,
             })?;
         self.derive(Entity::Customer, &mut set)?;

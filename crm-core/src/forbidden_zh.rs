@@ -23,6 +23,8 @@ use crate::entity::Entity;
 
 /// `{actor} may not change {entity}.{field}`.
 const MAY_NOT_CHANGE: &str = " may not change ";
+/// `{actor} may not look for duplicates by {entity}.{field}`.
+const MAY_NOT_LOOK_BY: &str = " may not look for duplicates by ";
 /// `{actor} may not manage {entity}s`.
 const MAY_NOT_MANAGE: &str = " may not manage ";
 /// The plural ending of `{entity}s`.
@@ -72,6 +74,17 @@ const ROLES_GIVE: (&str, &str, &str, &str, &str) = (
 /// hidden field): `{actor} may not change {entity}.{field}`.
 pub(crate) fn may_not_change(actor: &str, entity: Entity, field: &str) -> String {
     format!("{actor}{MAY_NOT_CHANGE}{entity}.{field}")
+}
+
+/// The refusal of a duplicate check by a field the actor may not set
+/// (hidden, masked, read-only): a [`may_not_change`] message `en` told as
+/// `{actor} may not look for duplicates by {entity}.{field}` (nothing is
+/// changed by a check); `None` for any other message.
+pub(crate) fn may_not_look_by(en: &str) -> Option<String> {
+    let (actor, target) = en.rsplit_once(MAY_NOT_CHANGE)?;
+    let (e, field) = target.split_once('.')?;
+    entity(e)?;
+    (!actor.is_empty() && token(field)).then(|| format!("{actor}{MAY_NOT_LOOK_BY}{target}"))
 }
 
 /// Refuses an actor without a `manage` grant on users or departments:
@@ -172,6 +185,7 @@ pub(crate) fn forbidden_zh(en: &str) -> String {
         .or_else(|| may_not_assign_zh(en))
         .or_else(|| outside_scope_zh(en))
         .or_else(|| may_not_change_zh(en))
+        .or_else(|| may_not_look_by_zh(en))
         .or_else(|| may_not_manage_zh(en))
         .unwrap_or_else(|| format!("无权限：{en}"))
 }
@@ -189,27 +203,6 @@ fn scope(name: &str) -> Option<DataScope> {
 /// The field access whose API name this is.
 fn access(name: &str) -> Option<FieldAccess> {
     name.parse().ok().filter(|a: &FieldAccess| a.name() == name)
-}
-
-/// The Chinese name of a data scope (数据权限).
-fn scope_zh(scope: DataScope) -> &'static str {
-    match scope {
-        DataScope::Own => "本人",
-        DataScope::OwnAndSubordinates => "本人及下属",
-        DataScope::Department => "本部门",
-        DataScope::DepartmentTree => "本部门及下属部门",
-        DataScope::All => "全部",
-    }
-}
-
-/// The Chinese name of a field access.
-fn access_zh(access: FieldAccess) -> &'static str {
-    match access {
-        FieldAccess::Full => "可查看可编辑",
-        FieldAccess::ReadOnly => "只读",
-        FieldAccess::Masked => "脱敏显示",
-        FieldAccess::Hidden => "隐藏",
-    }
 }
 
 /// Whether `s` is one name (a field, an `entity:action[:scope]` grant):
@@ -240,6 +233,15 @@ fn may_not_change_zh(en: &str) -> Option<String> {
         .then(|| format!("{actor}无权修改{}字段 {target}", e.name_zh()))
 }
 
+/// `{actor} may not look for duplicates by {entity}.{field}`.
+fn may_not_look_by_zh(en: &str) -> Option<String> {
+    let (actor, target) = en.rsplit_once(MAY_NOT_LOOK_BY)?;
+    let (e, field) = target.split_once('.')?;
+    let e = entity(e)?;
+    (!actor.is_empty() && token(field))
+        .then(|| format!("{actor}无权按{}字段 {target} 查重", e.name_zh()))
+}
+
 /// `{actor} may not manage {entity}s`.
 fn may_not_manage_zh(en: &str) -> Option<String> {
     let (actor, what) = en.rsplit_once(MAY_NOT_MANAGE)?;
@@ -255,14 +257,14 @@ fn outside_scope_zh(en: &str) -> Option<String> {
         return None;
     }
     if let Some(s) = rest.strip_suffix(RESULT_OUTSIDE) {
-        let s = scope_zh(scope(s)?);
+        let s = scope(s)?.name_zh();
         return Some(format!(
             "{actor}只能管理数据权限“{s}”范围内的用户，该用户将超出此范围"
         ));
     }
     let (mid, end) = USER_OUTSIDE;
     let (s, username) = rest.strip_suffix(end)?.split_once(mid)?;
-    let s = scope_zh(scope(s)?);
+    let s = scope(s)?.name_zh();
     Some(format!(
         "{actor}只能管理数据权限“{s}”范围内的用户，用户“{username}”不在此范围内"
     ))
@@ -335,8 +337,8 @@ fn why_zh(why: &str) -> Option<String> {
     if entity(e).is_none() || !token(field) {
         return None;
     }
-    let theirs = access_zh(access(theirs)?);
-    let mine = access_zh(access(mine)?);
+    let theirs = access(theirs)?.name_zh();
+    let mine = access(mine)?.name_zh();
     let roles = roles.split(sep).collect::<Vec<_>>().join("”、“");
     Some(format!(
         "角色“{roles}”对字段 {target} 给予“{theirs}”权限，而你只有“{mine}”权限"
@@ -393,6 +395,21 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_duplicate_check_says_so_in_both_languages() {
+        for actor in ACTORS {
+            let en = may_not_look_by(&may_not_change(actor, Entity::Customer, "uscc"))
+                .expect("a field refusal");
+            assert_eq!(
+                en,
+                format!("{actor} may not look for duplicates by customer.uscc")
+            );
+            let zh = forbidden_zh(&en);
+            assert_zh(&en, &zh, &[actor, "customer.uscc"]);
+        }
+        assert_eq!(may_not_look_by(&may_not_manage("张三", Entity::User)), None);
+    }
+
+    #[test]
     fn may_not_manage_reads_in_chinese() {
         for actor in ACTORS {
             for e in [Entity::User, Entity::Department] {
@@ -412,12 +429,12 @@ mod tests {
                     let en = user_outside_scope(actor, s, username);
                     let zh = forbidden_zh(&en);
                     assert_zh(&en, &zh, &[actor, username]);
-                    assert!(zh.contains(scope_zh(s)), "{zh}");
+                    assert!(zh.contains(s.name_zh()), "{zh}");
                 }
                 let en = result_outside_scope(actor, s);
                 let zh = forbidden_zh(&en);
                 assert_zh(&en, &zh, &[actor]);
-                assert!(zh.contains(scope_zh(s)), "{zh}");
+                assert!(zh.contains(s.name_zh()), "{zh}");
             }
         }
         assert_eq!(
@@ -514,7 +531,7 @@ mod tests {
             FieldAccess::Hidden,
         ] {
             assert_eq!(access(a.name()), Some(a));
-            assert!(!access_zh(a).is_empty());
+            assert!(!a.name_zh().is_empty());
         }
     }
 

@@ -243,7 +243,7 @@ fn login_name(errors: &mut ValidationErrors, field: &str, value: &str, max: usiz
 
 /// A name as names are compared: trimmed, full-width letters and digits
 /// as their ASCII twins (`组Ａ` is `组A`), in lower case.
-fn fold_name(name: &str) -> String {
+pub(crate) fn fold_name(name: &str) -> String {
     name.trim()
         .chars()
         .map(crate::validate::halfwidth)
@@ -291,7 +291,7 @@ impl NameScope {
 /// for: as typed, in lower case and in upper case (as people type a name
 /// again). Creations of names equal but for letter case take one key, so
 /// that they take turns.
-fn name_spellings(name: &str) -> Vec<Value> {
+pub(crate) fn name_spellings(name: &str) -> Vec<Value> {
     let t = name.trim();
     let mut out = vec![t.to_string(), t.to_lowercase(), t.to_uppercase()];
     out.sort();
@@ -902,12 +902,18 @@ impl Crm {
         ))
     }
 
-    /// Finds a company by its code.
+    /// Finds a company by its code, letter case aside.
     pub async fn company_by_code(&self, code: &str) -> Result<Company> {
-        self.list_companies()
-            .await?
-            .into_iter()
-            .find(|c| c.code == code.trim())
+        // Codes are unique letter case aside: the one spelled so, else the
+        // one equal but for case.
+        let companies = self.list_companies().await?;
+        let exact = companies.iter().position(|c| c.code == code.trim());
+        let found = exact.or_else(|| {
+            let folded = fold_name(code);
+            companies.iter().position(|c| fold_name(&c.code) == folded)
+        });
+        found
+            .map(|i| companies[i].clone())
             .ok_or_else(|| Error::not_found("company", code))
     }
 
@@ -1132,14 +1138,65 @@ impl Crm {
         ))
     }
 
-    /// Finds a user of the actor's company by login name.
+    /// Finds a user of the actor's company by login name, letter case (and
+    /// full-width letters) aside, as usernames are unique.
     pub async fn user_by_username(&self, actor: &Actor, username: &str) -> Result<User> {
-        let mut sel = Select::all(Table::Users, actor.company_id.0, self.now());
-        sel.filter = Filter::Cmp(Col::Column("username"), CmpOp::Eq, username.trim().into());
-        let rows = self.store.select(&sel).await?.rows;
-        rows.first()
-            .map(user_from_row)
+        self.user_row_by_login(actor.company_id.0, username)
+            .await?
+            .map(|r| user_from_row(&r))
             .ok_or_else(|| Error::not_found("user", username))
+    }
+
+    /// The user of a company a login name names (letter case aside), for
+    /// hosts that authenticate users themselves and then need the actor
+    /// ([`Crm::actor`]); deactivated users are found too (the actor is
+    /// refused for them).
+    pub async fn user_id_by_login(
+        &self,
+        company: crate::ids::CompanyId,
+        username: &str,
+    ) -> Result<Option<UserId>> {
+        Ok(self
+            .user_row_by_login(company.0, username)
+            .await?
+            .map(|r| UserId(r.id())))
+    }
+
+    /// The user row of `company` whose username is `typed`: the one
+    /// spelled exactly so, else the one equal but for letter case and
+    /// full-width letters (usernames are unique so compared, so there is
+    /// at most one; a pair left by old data yields the first by id).
+    async fn user_row_by_login(&self, company: Uuid, typed: &str) -> Result<Option<Row>> {
+        let typed = typed.trim();
+        let folded = fold_name(typed);
+        let half: String = typed.chars().map(crate::validate::halfwidth).collect();
+        let mut sel = Select::all(Table::Users, company, self.now());
+        // Case-insensitive (ASCII) prefix matches on both backends; the
+        // rows found are then compared exactly.
+        let mut any = vec![Filter::StartsWith(
+            Col::Column("username"),
+            typed.to_string(),
+        )];
+        if half != typed {
+            any.push(Filter::StartsWith(Col::Column("username"), half));
+        }
+        sel.filter = Filter::Or(any);
+        sel.sort = vec![crate::store::Sort {
+            col: Col::Column("id"),
+            desc: false,
+        }];
+        let rows = self.store.select(&sel).await?.rows;
+        let exact = rows
+            .iter()
+            .position(|r| r.get("username").as_text() == Some(typed));
+        let found = exact.or_else(|| {
+            rows.iter().position(|r| {
+                r.get("username")
+                    .as_text()
+                    .is_some_and(|u| fold_name(u) == folded)
+            })
+        });
+        Ok(found.map(|i| rows.into_iter().nth(i).expect("found")))
     }
 
     /// Finds a user by id, or by username when `key` is not a UUID.
@@ -1660,13 +1717,8 @@ impl Crm {
         username: &str,
         password: &str,
     ) -> Result<Actor> {
-        let username = username.trim();
         let row = match self.company_by_code(company_code).await {
-            Ok(company) => {
-                let mut sel = Select::all(Table::Users, company.id.0, self.now());
-                sel.filter = Filter::Cmp(Col::Column("username"), CmpOp::Eq, username.into());
-                self.store.select(&sel).await?.rows.into_iter().next()
-            }
+            Ok(company) => self.user_row_by_login(company.id.0, username).await?,
             Err(Error::NotFound { .. }) => None,
             Err(e) => return Err(e),
         };
@@ -1674,6 +1726,9 @@ impl Crm {
             verify_hash(None, password);
             return Err(self.login_failed());
         };
+        // Messages name the account as stored, whatever its typed case.
+        let username = text(&row, "username");
+        let username = username.as_str();
         let id = row.id();
         let mut hash = row.get("password_hash").clone();
         let mut verified = verify(&row, password);

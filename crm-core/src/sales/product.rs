@@ -309,7 +309,8 @@ impl Crm {
     }
 
     /// Refuses a category name a sibling (a category with the same parent,
-    /// or another top-level one) already has, trimmed and any case aside:
+    /// or another top-level one) already has, trimmed, letter case and
+    /// full-width letters aside:
     /// categories are named by their names (and `parent/child` paths) in
     /// imports and exports, so two siblings of one name could not be told
     /// apart. Returns the guard that keeps it so until the write: two
@@ -323,14 +324,14 @@ impl Crm {
     ) -> Result<crate::store::Guard> {
         let company = actor.company_id.0;
         let cats = self.list_product_categories(actor).await?;
-        let key = name.trim().to_lowercase();
+        let key = crate::org::fold_name(name);
         let under = match parent.and_then(|p| cats.iter().find(|c| c.id == p)) {
             Some(p) => format!("under {} {}", p.code, p.name),
             None => "at the top level".to_string(),
         };
         if let Some(c) = cats
             .iter()
-            .find(|c| c.parent_id == parent && c.name.trim().to_lowercase() == key)
+            .find(|c| c.parent_id == parent && crate::org::fold_name(&c.name) == key)
         {
             return Err(Error::Duplicate {
                 entity: "product category".into(),
@@ -502,20 +503,44 @@ impl Crm {
         if !restoring {
             sel.lifecycle = Lifecycle::Any;
         }
-        let same = Filter::Cmp(Col::Column("code"), CmpOp::Eq, Value::Text(code.into()));
-        sel.filter = match except {
+        // Codes are typed to find products: one differing only in letter
+        // case (or full-width letters) would be another product to the
+        // store and the same one to a person. Found by a case-insensitive
+        // prefix and compared folded; the guard looks for the spellings a
+        // code is typed again in (the keys are folded, so such creations
+        // take turns).
+        let not_except = |f: Filter| match except {
             Some(id) => Filter::And(vec![
-                same,
+                f,
                 Filter::Not(Box::new(Filter::Cmp(
                     Col::Column("id"),
                     CmpOp::Eq,
                     Value::Id(id),
                 ))),
             ]),
-            None => same,
+            None => f,
         };
-        if let Some(r) = self.store.select(&sel).await?.rows.first() {
+        let folded = crate::org::fold_name(code);
+        let mut probe = sel.clone();
+        probe.filter = not_except(Filter::StartsWith(Col::Column("code"), code.trim().into()));
+        sel.filter = not_except(Filter::In(
+            Col::Column("code"),
+            crate::org::name_spellings(code),
+        ));
+        let rows = self.store.select(&probe).await?.rows;
+        let taken = rows.iter().find(|r| {
+            r.get("code")
+                .as_text()
+                .is_some_and(|c| crate::org::fold_name(c) == folded)
+        });
+        if let Some(r) = taken {
             let name = r.get("name").as_text().unwrap_or_default();
+            let held = r.get("code").as_text().unwrap_or_default();
+            let name = if held == code.trim() {
+                name.to_string()
+            } else {
+                format!("{name} (as {held})")
+            };
             let message = if restoring {
                 format!(
                     "product {code} cannot be restored: its product code (产品编号) is now used by {name}; give that product another code first"
@@ -536,7 +561,7 @@ impl Crm {
         }
         Ok(crate::store::Guard {
             kind: crate::store::GuardKind::Duplicate,
-            keys: vec![format!("{company}:product_code:{code}")],
+            keys: vec![format!("{company}:product_code:{folded}")],
             select: sel,
             message: format!(
                 "product code (产品编号) {code} was just given to another product; give the product another code"
@@ -633,19 +658,20 @@ impl Crm {
             .ok_or_else(|| Error::not_found("product", id))
     }
 
-    /// Finds a live product by code.
+    /// Finds a live product by code: the one spelled so, else the one
+    /// equal but for letter case (codes are unique so compared).
     pub async fn product_by_code(&self, actor: &Actor, code: &str) -> Result<Product> {
         let mut sel = Select::all(Table::Products, actor.company_id.0, self.now());
-        sel.filter = Filter::Cmp(
-            Col::Column("code"),
-            CmpOp::Eq,
-            Value::Text(code.trim().into()),
-        );
-        self.store
-            .select(&sel)
-            .await?
-            .rows
-            .first()
+        sel.filter = Filter::StartsWith(Col::Column("code"), code.trim().into());
+        let rows = self.store.select(&sel).await?.rows;
+        let code_of = |r: &Row| r.get("code").as_text().unwrap_or_default().to_string();
+        let folded = crate::org::fold_name(code);
+        rows.iter()
+            .find(|r| code_of(r) == code.trim())
+            .or_else(|| {
+                rows.iter()
+                    .find(|r| crate::org::fold_name(&code_of(r)) == folded)
+            })
             .map(|r| product_seen(actor, r))
             .ok_or_else(|| Error::not_found("product", code))
     }

@@ -641,6 +641,8 @@ impl Crm {
         // or expired one (read as it is, whoever may read it: the reviser
         // may hold a share of the quote alone), nor for one closed so while
         // the version is written.
+        // Nor for one in the recycle bin: the new version would hang on an
+        // opportunity no list shows (restore it first).
         let mut opportunity_guards = Vec::new();
         if let Some(o) = old.opportunity_id
             && let Some(orow) = self
@@ -648,16 +650,29 @@ impl Crm {
                 .get(Table::Opportunities, o)
                 .await?
                 .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
-                .filter(|r| r.get("deleted_at").is_null())
-            && let Some(status) = orow
+        {
+            let what = format!("quote {}'s opportunity", old.code);
+            if !orow.get("deleted_at").is_null() {
+                return Err(Error::InvalidState(format!(
+                    "{what} is in the recycle bin (回收站): restore it before revising the quote"
+                )));
+            }
+            if let Some(status) = orow
                 .get("status")
                 .as_text()
                 .and_then(super::pipeline::OppStatus::parse)
-        {
-            let what = format!("quote {}'s opportunity", old.code);
-            open_for_documents(status, &what, "revising the quote")?;
+            {
+                open_for_documents(status, &what, "revising the quote")?;
+            }
             opportunity_guards =
                 self.opportunity_open_guards(actor.company_id.0, o, &what, "revising the quote");
+            opportunity_guards.push(self.deleted_meanwhile_guard(
+                Table::Opportunities,
+                actor.company_id.0,
+                &[o],
+                vec![opportunity_documents_key(actor.company_id.0, o)],
+                format!("{what} was deleted meanwhile; the quote was not revised"),
+            ));
         }
         let priced = self.price_lines(actor, &lines).await?;
         // A new version is a new live quote: not for a customer in the

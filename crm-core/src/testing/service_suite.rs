@@ -197,6 +197,16 @@ macro_rules! service_scenarios {
             crm_user_imports_take_usernames_letter_case_aside_and_announce_updates,
             $make
         );
+        $each!(
+            $crate::testing::service_suite::product_codes_and_category_names_are_compared_as_people_type_them,
+            crm_product_codes_and_category_names_are_compared_as_people_type_them,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::a_quote_of_a_binned_opportunity_is_not_revised,
+            crm_a_quote_of_a_binned_opportunity_is_not_revised,
+            $make
+        );
     };
 }
 
@@ -470,6 +480,8 @@ fn set(items: &[&str]) -> BTreeSet<String> {
 
 /// Local login: right password works, wrong ones lock the account after
 /// five tries until the lockout passes; a changed password replaces the old.
+/// Company codes and usernames are typed letter case aside (they are unique
+/// so), the password is not.
 pub async fn login_lockout_and_password_change(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let a = w
@@ -478,6 +490,47 @@ pub async fn login_lockout_and_password_change(store: Arc<dyn Store>) {
         .await
         .expect("login");
     assert_eq!(a.user_id, w.admin.user_id);
+    for (company, username) in [("hw", "Admin"), (" Hw ", "ADMIN"), ("HW", "ａｄｍｉｎ")] {
+        let a = w
+            .crm
+            .authenticate(company, username, "Admin#2026")
+            .await
+            .unwrap_or_else(|e| panic!("login as {company}/{username}: {e}"));
+        assert_eq!(a.user_id, w.admin.user_id);
+    }
+    assert!(
+        w.crm
+            .authenticate("HW", "admin", "admin#2026")
+            .await
+            .is_err()
+    );
+    let found = w
+        .crm
+        .user_by_username(&w.admin, "ZhangSan")
+        .await
+        .expect("a username letter case aside");
+    assert_eq!(found.id, w.zhangsan.user_id);
+    let company = w.crm.company_by_code("hw").await.expect("company");
+    assert_eq!(
+        w.crm
+            .user_id_by_login(company.id, "ZHANGSAN")
+            .await
+            .expect("lookup"),
+        Some(w.zhangsan.user_id)
+    );
+    assert_eq!(
+        w.crm
+            .user_id_by_login(company.id, "zhangsa")
+            .await
+            .expect("lookup"),
+        None,
+        "a prefix names nobody"
+    );
+    // A right password clears the wrong one above: the count starts anew.
+    w.crm
+        .authenticate("HW", "admin", "Admin#2026")
+        .await
+        .expect("login");
     assert!(matches!(
         w.crm.authenticate("HW", "admin", "wrong").await,
         Err(Error::Unauthenticated(_))
@@ -5364,7 +5417,15 @@ pub async fn user_imports_take_usernames_letter_case_aside_and_announce_updates(
     assert_eq!((r.created, r.skipped), (1, 1), "{:#?}", r.issues);
     assert_eq!(r.issues[0].row, 3);
     assert_eq!(r.issues[0].kind, IssueKind::DuplicateInFile);
-    assert!(w.crm.user_by_username(&w.admin, "NewU1").await.is_err());
+    let kept = w
+        .crm
+        .user_by_username(&w.admin, "NewU1")
+        .await
+        .expect("the one user, letter case aside");
+    assert_eq!(
+        (kept.username.as_str(), kept.display_name.as_str()),
+        ("newu1", "新用户一")
+    );
     let r = import(DuplicatePolicy::Skip, vec![("ZhangSan", "另一个张三")]).await;
     assert_eq!((r.created, r.skipped), (0, 1), "{:#?}", r.issues);
     assert_eq!(r.issues[0].kind, IssueKind::Duplicate);
@@ -5503,4 +5564,191 @@ pub async fn organisation_changes_are_announced(store: Arc<dyn Store>) {
             "{kind} {name} in {got:?}"
         );
     }
+}
+
+/// Product codes are found and kept unique letter case aside (`cp-7` finds
+/// `CP-7`; a product coded `cp-7` beside it is refused, naming the holder
+/// as spelled), an exact spelling wins; sibling categories compare their
+/// names with full-width letters as their ASCII twins.
+pub async fn product_codes_and_category_names_are_compared_as_people_type_them(
+    store: Arc<dyn Store>,
+) {
+    use crate::money::Money;
+    use crate::sales::ProductInput;
+    let w = crate::testing::sales_suite::with_sales_rights(World::new(store).await).await;
+    let product = |code: &str, name: &str| ProductInput {
+        code: Some(code.into()),
+        name: Some(name.into()),
+        list_price: Some(Money::cny(10_000)),
+        ..ProductInput::default()
+    };
+    let duplicate = |got: crate::error::Result<crate::sales::Product>| match got {
+        Err(Error::Duplicate { message, .. }) => message,
+        other => panic!("expected a duplicate, got {other:?}"),
+    };
+    let p7 = w
+        .crm
+        .create_product(&w.admin, product("CP-7", "投影仪"))
+        .await
+        .expect("create");
+    let p70 = w
+        .crm
+        .create_product(&w.admin, product("CP-70", "幕布"))
+        .await
+        .expect("a code CP-7 begins");
+    for typed in ["CP-7", "cp-7", " Cp-7 "] {
+        let found = w.crm.product_by_code(&w.admin, typed).await.expect(typed);
+        assert_eq!(found.id, p7.id, "{typed}");
+    }
+    assert_eq!(
+        w.crm
+            .product_by_code(&w.admin, "cp-70")
+            .await
+            .expect("cp-70")
+            .id,
+        p70.id
+    );
+    assert!(matches!(
+        w.crm.product_by_code(&w.admin, "cp-").await,
+        Err(Error::NotFound { .. })
+    ));
+    let m = duplicate(
+        w.crm
+            .create_product(&w.admin, product("cp-7", "另一台投影仪"))
+            .await,
+    );
+    assert!(m.contains("投影仪 (as CP-7)"), "{m}");
+    let m = duplicate(
+        w.crm
+            .update_product(
+                &w.admin,
+                p70.id,
+                p70.version,
+                ProductInput {
+                    code: Some("CP-7".into()),
+                    ..ProductInput::default()
+                },
+            )
+            .await,
+    );
+    assert!(m.contains("投影仪") && !m.contains("(as"), "{m}");
+    // Recoding a product to its own code in another case is no clash.
+    let recased = w
+        .crm
+        .update_product(
+            &w.admin,
+            p7.id,
+            p7.version,
+            ProductInput {
+                code: Some("cp-7".into()),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("its own code in lower case");
+    assert_eq!(recased.code, "cp-7");
+    let office = w
+        .crm
+        .create_product_category(&w.admin, "OA设备", None)
+        .await
+        .expect("category");
+    match w
+        .crm
+        .create_product_category(&w.admin, "ＯＡ设备", None)
+        .await
+    {
+        Err(Error::Duplicate { message, .. }) => {
+            assert!(message.contains(&office.code), "{message}")
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+}
+
+/// A new version of a quote is a new live quote of its opportunity: not
+/// while the opportunity is in the recycle bin (the version would hang on
+/// an opportunity no list shows); restored, the quote is revised.
+pub async fn a_quote_of_a_binned_opportunity_is_not_revised(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewOpportunity, NewQuote};
+    let w = crate::testing::sales_suite::with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "修订测试有限公司", json!({})).await;
+    let opportunity = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "修订机会".into(),
+                customer_id: customer.id.0,
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let line = |price: i64| LineInput {
+        product_id: None,
+        name: "服务".into(),
+        unit: None,
+        quantity: 1,
+        unit_price: Some(Money::cny(price)),
+        discount_bp: 0,
+        tax_rate: None,
+    };
+    let quote = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "修订报价".into(),
+                customer_id: customer.id.0,
+                opportunity_id: Some(opportunity.id),
+                lines: vec![line(10_000)],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    let report = w
+        .crm
+        .delete_records(
+            &w.zhangsan,
+            Entity::Opportunity,
+            &[RecordId(opportunity.id)],
+        )
+        .await;
+    assert!(report.refused.is_empty(), "{report:?}");
+    match w
+        .crm
+        .revise_quote(&w.zhangsan, quote.id, vec![line(9_000)], None)
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains(&quote.code) && m.contains("recycle bin") && m.contains("restore"),
+            "{m}"
+        ),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        w.crm
+            .quote_versions(&w.zhangsan, quote.id)
+            .await
+            .expect("versions")
+            .len(),
+        1,
+        "no version was written"
+    );
+    let report = w
+        .crm
+        .restore_records(
+            &w.zhangsan,
+            Entity::Opportunity,
+            &[RecordId(opportunity.id)],
+        )
+        .await;
+    assert!(report.refused.is_empty(), "{report:?}");
+    let v2 = w
+        .crm
+        .revise_quote(&w.zhangsan, quote.id, vec![line(9_000)], None)
+        .await
+        .expect("revised once the opportunity is back");
+    assert_eq!(v2.quote_version, 2);
 }
