@@ -3248,6 +3248,7 @@ fn view_item_line(table: &str, r: &Record) -> String {
         }),
         "invoices" => read!(Invoice).map(|i| {
             let kind = match i.kind.as_str() {
+                _ if i.is_voided() => "已作废",
                 "plan" => "开票计划",
                 "issued" => "已开票",
                 other => other,

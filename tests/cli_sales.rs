@@ -1131,3 +1131,149 @@ fn cli_document_shares_are_listed_and_revoked() {
     assert_eq!(e.trim_end(), format!("error: contract {code} not found"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An issued invoice recorded by mistake is voided by its number with a
+/// reason (发票作废): listed as 已作废 with the reason, no longer invoiced,
+/// so the corrected invoice is issued; its number is not issued again, and
+/// voiding twice or without a reason is refused.
+fn void_invoice(db: &str) {
+    ok(db, &["demo"]);
+    ok(db, &["sales-setup"]);
+    let customer = json(db, &["--as", "zhangwei", "customer", "list"])["items"][0]["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    let c = zw_json(
+        db,
+        &[
+            "contract",
+            "add",
+            "--customer",
+            &customer,
+            "--title",
+            "开票测试",
+            "--amount",
+            "1000",
+        ],
+    );
+    let code = c["code"].as_str().expect("code").to_string();
+    zw(db, true, &["contract", "submit", &code]);
+    ok(db, &["--as", "chenjing", "approval", "approve", &code]);
+    let invoice = |number: &str| {
+        vec![
+            "--as", "zhangwei", "contract", "invoice", &code, "--amount", "1000", "--number",
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .chain([number.to_string()])
+        .collect::<Vec<String>>()
+    };
+    let args = invoice("04400123");
+    ok(db, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let e = fails(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "contract",
+            "void-invoice",
+            &code,
+            "04400123",
+            "--reason",
+            " ",
+        ],
+    );
+    assert!(e.contains("reason"), "{e}");
+    let e = fails(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "contract",
+            "void-invoice",
+            &code,
+            "04400999",
+            "--reason",
+            "开错",
+        ],
+    );
+    assert!(
+        e.contains("no invoice 04400999") && e.contains("04400123"),
+        "{e}"
+    );
+    let out = zw(
+        db,
+        true,
+        &[
+            "contract",
+            "void-invoice",
+            &code,
+            "04400123",
+            "--reason",
+            "金额开错",
+        ],
+    );
+    assert!(
+        out.contains("04400123") && out.contains("已作废") && out.contains("invoiced ¥0.00"),
+        "{out}"
+    );
+    let list = zw(db, true, &["contract", "invoices", &code]);
+    assert!(list.contains("已作废: 金额开错"), "{list}");
+    let list = zw_json(db, &["contract", "invoices", &code]);
+    assert_eq!(list[0]["status"], "voided", "{list}");
+    assert_eq!(list[0]["void_reason"], "金额开错", "{list}");
+    let e = fails(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "contract",
+            "void-invoice",
+            &code,
+            "04400123",
+            "--reason",
+            "再次",
+        ],
+    );
+    assert!(e.contains("already"), "{e}");
+    let args = invoice("04400123");
+    let e = fails(db, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("voided") && e.contains("04400123"), "{e}");
+    // The corrected invoice, for the whole amount; then voided with --json.
+    let args = invoice("04400124");
+    ok(db, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    let v = zw_json(
+        db,
+        &[
+            "contract",
+            "void-invoice",
+            &code,
+            "04400124",
+            "--reason",
+            "抬头错",
+        ],
+    );
+    assert_eq!(v["invoice"]["status"], "voided", "{v}");
+    assert_eq!(v["invoice"]["void_reason"], "抬头错", "{v}");
+    assert_eq!(v["contract"]["invoiced"]["minor"], 0, "{v}");
+    let events = ok(db, &["events", "pending", "--limit", "200"]);
+    assert!(events.contains("invoice.voided"), "{events}");
+    let h = zw(db, true, &["contract", "history", &code]);
+    assert!(h.contains("invoice_voided") && h.contains("抬头错"), "{h}");
+}
+
+#[test]
+fn cli_void_invoice_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("crm-cli-void-invoice-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = dir.join("sales.db");
+    let _ = std::fs::remove_file(&db);
+    void_invoice(db.to_str().expect("path"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn cli_void_invoice_on_postgres() {
+    common::on_postgres("cli_void_invoice", void_invoice);
+}

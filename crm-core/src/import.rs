@@ -1732,7 +1732,7 @@ impl Crm {
             for r in self.store.select(&binned).await?.rows {
                 if let Some(c) = r.get("code").as_text() {
                     binned_products.insert(
-                        c.to_string(),
+                        crate::org::fold_name(c),
                         r.get("name").as_text().unwrap_or_default().to_string(),
                     );
                 }
@@ -5668,8 +5668,9 @@ impl ImportSession<'_> {
 /// specification.
 fn product_keys(r: &Row) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    // Codes are unique letter case (and full-width letters) aside.
     if let Some(c) = r.get("code").as_text() {
-        out.push(("code".to_string(), c.to_string()));
+        out.push(("code".to_string(), crate::org::fold_name(c)));
     }
     if let Some(n) = r.get("name").as_text() {
         out.push((
@@ -5836,7 +5837,7 @@ impl ImportSession<'_> {
                     }
                 }
             });
-            let input = ProductInput {
+            let mut input = ProductInput {
                 code: text("code"),
                 name: text("name"),
                 category_id,
@@ -5850,7 +5851,7 @@ impl ImportSession<'_> {
             };
             // The duplicate key: the code when given, else name and spec.
             let key = match &input.code {
-                Some(c) => ("code".to_string(), c.clone()),
+                Some(c) => ("code".to_string(), crate::org::fold_name(c)),
                 None => (
                     "name_spec".to_string(),
                     name_spec_key(
@@ -5860,13 +5861,21 @@ impl ImportSession<'_> {
                 ),
             };
             let existing = self.products.get(&key).cloned();
+            // A code the file spells in another letter case names the
+            // product as stored: it is not recoded.
+            if let (Some(r), Some(c)) = (&existing, &mut input.code)
+                && key.0 == "code"
+                && let Some(stored) = r.get("code").as_text()
+            {
+                *c = stored.to_string();
+            }
             // A product in the recycle bin keeps its code: the row does not
             // make another product with it.
             if existing.is_none()
                 && let Some(name) = input
                     .code
                     .as_ref()
-                    .and_then(|c| self.binned_products.get(c))
+                    .and_then(|c| self.binned_products.get(&crate::org::fold_name(c)))
             {
                 let c = input.code.as_deref().unwrap_or_default();
                 problems.push((
@@ -6091,15 +6100,20 @@ impl ImportSession<'_> {
             .chunks(IN_CHUNK)
             .map(|chunk| {
                 let mut select = Select::all(Table::Products, company, self.crm.now());
+                // As a single create guards a code: the spellings it is
+                // typed again in, under its folded key.
                 select.filter = Filter::In(
                     Col::Column("code"),
-                    chunk.iter().map(|c| Value::Text(c.clone())).collect(),
+                    chunk
+                        .iter()
+                        .flat_map(|c| crate::org::name_spellings(c))
+                        .collect(),
                 );
                 Guard {
                     kind: crate::store::GuardKind::Duplicate,
                     keys: chunk
                         .iter()
-                        .map(|c| format!("{company}:product_code:{c}"))
+                        .map(|c| format!("{company}:product_code:{}", crate::org::fold_name(c)))
                         .collect(),
                     select,
                     message: format!(

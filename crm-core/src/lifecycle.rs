@@ -87,6 +87,96 @@ impl Crm {
         Ok(out)
     }
 
+    /// The contacts and follow-ups a customer being purged takes with it
+    /// (the store removes them with it), whatever their state: each must
+    /// be one the actor may delete — a salesperson does not destroy a
+    /// colleague's contact or the service team's follow-ups they may not
+    /// even see — and each goes into its own history and is announced, at
+    /// the version read (one changed meanwhile makes the purge conflict).
+    async fn purge_children(
+        &self,
+        actor: &Actor,
+        customer: &Row,
+        code: &str,
+        cs: &mut ChangeSet,
+    ) -> Result<()> {
+        let mut kids = Vec::new();
+        for table in [Table::Contacts, Table::FollowUps] {
+            let mut sel = Select::all(table, actor.company_id.0, self.now());
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::Cmp(
+                Col::Column("customer_id"),
+                CmpOp::Eq,
+                Value::Id(customer.id()),
+            );
+            kids.extend(self.store.select(&sel).await?.rows);
+        }
+        let kind = |t: Table| {
+            if t == Table::Contacts {
+                Entity::Contact
+            } else {
+                Entity::FollowUp
+            }
+        };
+        let (mut contacts, mut follow_ups) = (0, 0);
+        for k in &kids {
+            if !actor.covers(kind(k.table), Action::Delete, k) {
+                match k.table {
+                    Table::Contacts => contacts += 1,
+                    _ => follow_ups += 1,
+                }
+            }
+        }
+        if contacts + follow_ups > 0 {
+            let mut others = Vec::new();
+            if contacts > 0 {
+                others.push(format!("{contacts} contact(s)"));
+            }
+            if follow_ups > 0 {
+                others.push(format!("{follow_ups} follow-up(s)"));
+            }
+            return Err(Error::Forbidden(format!(
+                "customer {code} cannot be purged by {}: {} that {} may not delete would go \
+                 with it (彻底删除会一并删除他人的联系人或跟进记录); their owners delete them \
+                 first, or an administrator purges the customer",
+                actor.display_name,
+                others.join(" and "),
+                actor.display_name
+            )));
+        }
+        let now = self.now();
+        for k in kids {
+            cs.ops.push(Op::Update {
+                table: k.table,
+                id: k.id(),
+                expected_version: k.version(),
+                values: vec![("updated_at", Value::Timestamp(now))],
+            });
+            let name = crate::crm::entity_name(k.table);
+            let kcode = k.get("code").as_text().unwrap_or_default().to_string();
+            cs.audit.push(self.audit(
+                Some(actor),
+                actor.company_id.0,
+                k.table,
+                k.id(),
+                Step::Purge.name(),
+                vec![FieldChange {
+                    field: "record".into(),
+                    before: Json::String(kcode.clone()),
+                    after: Json::Null,
+                }],
+            ));
+            cs.events.push(self.event(
+                actor.company_id.0,
+                k.table,
+                k.id(),
+                format!("{name}.{}", Step::Purge.event()),
+                serde_json::json!({ "code": kcode, "with_customer": code }),
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuses an action on a record the actor may not do it on: as
     /// forbidden (naming the record) when the actor may read the record,
     /// else as not found, not revealing that it exists.
@@ -477,6 +567,7 @@ impl Crm {
         if step == Step::Purge && entity == Entity::Customer {
             cs.guards
                 .extend(self.no_sales_references(actor, &row, &code).await?);
+            self.purge_children(actor, &row, &code, &mut cs).await?;
         }
         if step == Step::Purge && entity == Entity::Contract {
             // The quote this contract was made from is approved again: gone

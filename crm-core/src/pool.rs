@@ -1350,6 +1350,7 @@ impl Crm {
             expected_version: row.version(),
             values,
         });
+        let mut shared: Vec<Value> = vec![Value::Id(row.id())];
         if before_owner != mv.owner.map(|(o, _)| o) {
             // Contacts follow their customer, into a pool too, those in the
             // recycle bin or archived as well (they come back with it).
@@ -1359,6 +1360,7 @@ impl Crm {
             let contacts = self.store.select(&sel).await?.rows;
             // A contact added meanwhile would keep the old owner.
             let handled: Vec<Uuid> = contacts.iter().map(Row::id).collect();
+            shared.extend(handled.iter().map(|c| Value::Id(*c)));
             cs.guards
                 .push(self.no_other_contacts_guard(company, &[row], &handled));
             for c in contacts {
@@ -1372,6 +1374,32 @@ impl Crm {
                         ("updated_at", Value::Timestamp(now)),
                     ],
                 });
+            }
+        }
+        // A customer going into a pool leaves its owner's hands, and so do
+        // the shares granted on it and its contacts: the colleague it was
+        // shared with reads or edits it no more (a pool's members see it
+        // as the pool allows; whoever claims it shares it anew).
+        let mut shares_ended = Vec::new();
+        if from.is_owned() && !mv.to.is_owned() {
+            let mut sel = Select::all(Table::Shares, company, now);
+            sel.filter = Filter::In(Col::Column("record_id"), shared);
+            for sh in self.store.select(&sel).await?.rows {
+                cs.ops.push(Op::Update {
+                    table: Table::Shares,
+                    id: sh.id(),
+                    expected_version: sh.version(),
+                    values: vec![
+                        ("deleted_at", Value::Timestamp(now)),
+                        ("updated_at", Value::Timestamp(now)),
+                    ],
+                });
+                if sh.get("record_id").as_id() == Some(row.id())
+                    && sh.get("expires_at").as_timestamp().is_none_or(|e| e > now)
+                    && let Some(u) = sh.get("user_id").as_id()
+                {
+                    shares_ended.push(u);
+                }
             }
         }
         let pool = mv
@@ -1407,6 +1435,13 @@ impl Crm {
                 field: "owner_id".into(),
                 before: idj(before_owner),
                 after: idj(mv.owner.map(|(o, _)| o)),
+            });
+        }
+        if !shares_ended.is_empty() {
+            changes.push(FieldChange {
+                field: "shares".into(),
+                before: Json::Array(shares_ended.iter().map(|u| idj(Some(*u))).collect()),
+                after: Json::Array(Vec::new()),
             });
         }
         if let Some(r) = &reason {
@@ -1446,6 +1481,7 @@ impl Crm {
                 "to_owner": idj(mv.owner.map(|(o, _)| o)),
                 "rule_id": idj(mv.rule.map(|r| r.id.0)),
                 "reason": reason,
+                "shares_ended": shares_ended.iter().map(|u| idj(Some(*u))).collect::<Vec<_>>(),
             }),
         ));
         Ok(cs)

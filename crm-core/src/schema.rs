@@ -407,6 +407,12 @@ const INVOICE: &[ColumnDef] = &[
     opt("number", Text),
     opt("invoice_date", Date),
     opt("notes", Text),
+    // `planned` (a plan), `issued` or `voided` (作废): a voided invoice
+    // stays, with why, when and by whom.
+    col("status", Text),
+    opt("void_reason", Text),
+    opt("voided_at", Timestamp),
+    opt("voided_by", Id),
 ];
 const DELIVERY: &[ColumnDef] = &[
     col("contract_id", Id),

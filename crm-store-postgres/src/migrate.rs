@@ -59,6 +59,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 11,
         sql: include_str!("../migrations/0011_import_unchanged.sql"),
     },
+    Migration {
+        version: 12,
+        sql: include_str!("../migrations/0012_invoice_void.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

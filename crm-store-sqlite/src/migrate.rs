@@ -79,6 +79,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0012_import_unchanged.sql",
         sql: include_str!("../migrations/0012_import_unchanged.sql"),
     },
+    Migration {
+        number: 13,
+        name: "0013_invoice_void.sql",
+        sql: include_str!("../migrations/0013_invoice_void.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands: the highest

@@ -548,6 +548,18 @@ pub(crate) enum ContractCmd {
         #[arg(long)]
         reason: String,
     },
+    /// Voids an issued invoice recorded by mistake (发票作废): it no longer
+    /// counts as invoiced, so a corrected invoice can be issued; its number
+    /// is never issued again. Name it by its number or id.
+    VoidInvoice {
+        /// Code.
+        code: String,
+        /// The invoice: its number (发票号码) or id.
+        invoice: String,
+        /// Why (required).
+        #[arg(long)]
+        reason: String,
+    },
     /// Lists a contract's invoice plans and issued invoices.
     Invoices {
         /// Code.
@@ -2094,6 +2106,46 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                 )
             });
         }
+        ContractCmd::VoidInvoice {
+            code,
+            invoice,
+            reason,
+        } => {
+            let c = find(code).await?;
+            let list = ctx.crm.invoices(actor, c.id).await.map_err(err)?;
+            let key = invoice.trim();
+            let Some(i) = list
+                .iter()
+                .find(|i| i.number.as_deref() == Some(key) || i.id.to_string() == key)
+            else {
+                let numbers: Vec<&str> = list.iter().filter_map(|i| i.number.as_deref()).collect();
+                return Err(if numbers.is_empty() {
+                    format!("contract {} has no issued invoice", c.code)
+                } else {
+                    format!(
+                        "contract {} has no invoice {key} (its invoices: {})",
+                        c.code,
+                        numbers.join(", ")
+                    )
+                });
+            };
+            let i = ctx
+                .crm
+                .void_invoice(actor, i.id, &reason)
+                .await
+                .map_err(err)?;
+            let c = ctx.crm.contract(actor, c.id).await.map_err(err)?;
+            ctx.print(json!({"invoice": i, "contract": c}), || {
+                format!(
+                    "invoice {} of {} on {} voided (已作废); invoiced {} of {}",
+                    i.number.as_deref().unwrap_or_default(),
+                    i.amount,
+                    c.code,
+                    c.invoiced,
+                    c.amount
+                )
+            });
+        }
         ContractCmd::Invoice {
             code,
             amount,
@@ -2156,7 +2208,7 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
             let list = ctx.crm.invoices(actor, c.id).await.map_err(err)?;
             ctx.table(
                 json!(list),
-                &["kind", "type", "amount", "number", "date"],
+                &["kind", "type", "amount", "number", "date", "status"],
                 list.iter()
                     .map(|i| {
                         vec![
@@ -2173,6 +2225,12 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                             i.amount.to_string(),
                             i.number.clone().unwrap_or_default(),
                             i.invoice_date.map(|d| d.to_string()).unwrap_or_default(),
+                            match &i.void_reason {
+                                Some(why) if i.is_voided() => {
+                                    format!("{}: {why}", i.status_label_zh())
+                                }
+                                _ => i.status_label_zh().to_string(),
+                            },
                         ]
                     })
                     .collect(),

@@ -27,7 +27,7 @@ pub use opportunity::{
 };
 pub use payment::{
     Collection, Invoice, InvoiceType, Payment, PaymentInput, PlanInput, PlanStatus, ReceivableRow,
-    payment_status_label,
+    invoice_status_label, payment_status_label,
 };
 pub use pipeline::{OppState, OppStatus, PipelineDef, StageCommand, StageDef};
 pub use product::{Category, Product, ProductInput, ProductQuery, ProductStatus};

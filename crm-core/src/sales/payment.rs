@@ -19,7 +19,7 @@ use crate::money::Money;
 use crate::schema::Table;
 use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Op, Row, Select, Sort};
 use crate::value::Value;
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -192,6 +192,53 @@ pub struct Invoice {
     pub number: Option<String>,
     /// The planned or issue date.
     pub invoice_date: Option<NaiveDate>,
+    /// `planned` (a plan), `issued`, or `voided` (作废: an issued invoice
+    /// voided afterwards, which no longer counts as invoiced).
+    #[serde(default)]
+    pub status: String,
+    /// Why it was voided.
+    #[serde(default)]
+    pub void_reason: Option<String>,
+    /// When it was voided.
+    #[serde(default)]
+    pub voided_at: Option<DateTime<Utc>>,
+    /// Who voided it.
+    #[serde(default)]
+    pub voided_by: Option<Uuid>,
+}
+
+/// The status of an invoice plan.
+pub const INVOICE_PLANNED: &str = "planned";
+/// The status of an issued invoice that counts as invoiced.
+pub const INVOICE_ISSUED: &str = "issued";
+
+/// An invoice status (`planned`, `issued`, `voided`) in English and
+/// Chinese, as people read it; an unknown one as it is.
+pub fn invoice_status_label(status: &str) -> (&str, &str) {
+    match status {
+        INVOICE_PLANNED => ("planned", "开票计划"),
+        INVOICE_ISSUED => ("issued", "已开票"),
+        VOIDED => ("voided", "已作废"),
+        other => (other, other),
+    }
+}
+
+impl Invoice {
+    /// The status's Chinese label (开票计划, 已开票, 已作废).
+    pub fn status_label_zh(&self) -> &str {
+        invoice_status_label(&self.status).1
+    }
+
+    /// The status in both languages, e.g. `voided (已作废)`.
+    pub fn status_label(&self) -> String {
+        let (en, zh) = invoice_status_label(&self.status);
+        format!("{en} ({zh})")
+    }
+
+    /// Whether it is voided (作废).
+    pub fn is_voided(&self) -> bool {
+        self.status == VOIDED
+    }
 }
 
 /// One line of the receivables list.
@@ -266,6 +313,19 @@ pub(crate) fn invoice_from_row(r: &Row) -> Invoice {
         amount: Money::cny(r.get("amount").as_int().unwrap_or(0)),
         number: r.get("number").as_text().map(str::to_string),
         invoice_date: r.get("invoice_date").as_date(),
+        status: r.get("status").as_text().map_or_else(
+            || {
+                if r.get("kind").as_text() == Some("plan") {
+                    INVOICE_PLANNED.to_string()
+                } else {
+                    INVOICE_ISSUED.to_string()
+                }
+            },
+            str::to_string,
+        ),
+        void_reason: r.get("void_reason").as_text().map(str::to_string),
+        voided_at: r.get("voided_at").as_timestamp(),
+        voided_by: r.get("voided_by").as_id(),
     }
 }
 
@@ -1083,12 +1143,13 @@ impl Crm {
 
     /// Adds an invoice plan (`number` none) or records an issued invoice on
     /// an executing or finished contract (not a terminated one). Issued
-    /// invoices add up to at most the contract amount, and so do the
-    /// plans; an issued invoice's number is unique in the company, and its
-    /// date (`date`, today when none is given) is not after today, while a
-    /// plan's date may lie ahead or be left open. Both
-    /// bump the contract's version and are audited, so concurrent
-    /// invoices cannot both pass the checks.
+    /// invoices add up to at most the contract amount (a voided one no
+    /// longer counts), and so do the plans; an issued invoice's number is
+    /// unique in the company (a voided invoice's number stays taken), and
+    /// its date (`date`, today when none is given) is not after today,
+    /// while a plan's date may lie ahead or be left open. Both bump the
+    /// contract's version and are audited, so concurrent invoices cannot
+    /// both pass the checks.
     pub async fn add_invoice(
         &self,
         actor: &Actor,
@@ -1163,6 +1224,30 @@ impl Crm {
             }
             let mut same = Select::all(Table::Invoices, company, self.now());
             same.filter = Filter::Cmp(Col::Column("number"), CmpOp::Eq, Value::Text(n.clone()));
+            // A voided invoice keeps its number: the tax invoice it names
+            // is voided paper, and the number is never issued again.
+            let taken = self.store.select(&same).await?.rows;
+            if let Some(v) = taken
+                .iter()
+                .find(|r| r.get("status").as_text() == Some(VOIDED))
+            {
+                let on = match v.get("contract_id").as_id() {
+                    Some(id) => self
+                        .store
+                        .get(Table::Contracts, id)
+                        .await?
+                        .and_then(|r| r.get("code").as_text().map(|c| format!(" on contract {c}")))
+                        .unwrap_or_default(),
+                    None => String::new(),
+                };
+                return Err(Error::Duplicate {
+                    entity: "invoice".into(),
+                    message: format!(
+                        "invoice number {n} belongs to an invoice voided{on} (已作废); a voided \
+                         invoice's number is not issued again (发票号码已作废，不能再次使用)"
+                    ),
+                });
+            }
             cs.guards.push(
                 self.number_free(
                     same,
@@ -1204,6 +1289,17 @@ impl Crm {
             ("amount", Value::Int(amount.minor)),
             ("number", number.clone().map_or(Value::Null, Value::Text)),
             ("invoice_date", date.map_or(Value::Null, Value::Date)),
+            (
+                "status",
+                Value::Text(
+                    if issued {
+                        INVOICE_ISSUED
+                    } else {
+                        INVOICE_PLANNED
+                    }
+                    .into(),
+                ),
+            ),
         ]);
         cs.ops.push(Op::Insert {
             table: Table::Invoices,
@@ -1271,6 +1367,171 @@ impl Crm {
                 .get(Table::Invoices, id)
                 .await?
                 .ok_or_else(|| Error::not_found("invoice", id))?,
+        ))
+    }
+
+    /// Voids an issued invoice recorded by mistake (发票作废): it stays on
+    /// the contract, marked voided with the reason, when and by whom, and
+    /// no longer counts as invoiced (the contract's invoiced amount drops
+    /// by it in the same write), so a corrected invoice can be issued. Its
+    /// number stays taken: a voided tax invoice's number is never issued
+    /// again. The reason goes into the invoice's and the contract's history
+    /// and the `invoice.voided` event. Needs the right to change the
+    /// contract, which is executing or finished (not archived, not
+    /// terminated). An invoice plan, or an invoice voided already, is
+    /// refused. The invoice and the contract are written with their
+    /// expected versions, so two voids of one invoice, or a void and an
+    /// invoice added at once, cannot both pass.
+    pub async fn void_invoice(
+        &self,
+        actor: &Actor,
+        invoice: Uuid,
+        reason: &str,
+    ) -> Result<Invoice> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::invalid(
+                "reason (作废原因)",
+                "say why the invoice is voided",
+            ));
+        }
+        if reason.contains('\0') {
+            return Err(Error::invalid(
+                "reason (作废原因)",
+                "holds a NUL character (\\0)",
+            ));
+        }
+        let irow = self
+            .store
+            .get(Table::Invoices, invoice)
+            .await?
+            .filter(|r| {
+                r.get("company_id").as_id() == Some(actor.company_id.0)
+                    && r.get("deleted_at").is_null()
+            })
+            .ok_or_else(|| Error::not_found("invoice", invoice))?;
+        let contract = irow.get("contract_id").as_id().unwrap_or_default();
+        // Not found alike when the contract is not the actor's to read.
+        let row = self
+            .contract_for_records(actor, contract, "invoices")
+            .await
+            .map_err(|e| e.not_found_as("invoice", invoice))?;
+        let i = invoice_from_row(&irow);
+        let c = contract_from_row(&row);
+        let what = match &i.number {
+            Some(n) => format!("invoice {n} of {} on contract {}", i.amount, c.code),
+            None => format!("invoice plan of {} on contract {}", i.amount, c.code),
+        };
+        if i.kind != "issued" {
+            return Err(Error::InvalidState(format!(
+                "the {what} is a plan (开票计划), not an issued invoice; only an issued \
+                 invoice is voided"
+            )));
+        }
+        if i.status != INVOICE_ISSUED {
+            return Err(Error::InvalidState(format!(
+                "the {what} is {} already; only an issued invoice is voided",
+                i.status_label()
+            )));
+        }
+        match c.status {
+            ContractStatus::Executing | ContractStatus::Finished => {}
+            _ => {
+                return Err(Error::InvalidState(format!(
+                    "contract {} is {}; its invoices can no longer change, so the {what} \
+                     is not voided",
+                    c.code,
+                    c.status.label_zh()
+                )));
+            }
+        }
+        let before = c.invoiced.minor;
+        let after = before - i.amount.minor;
+        let now = self.now();
+        let company = actor.company_id.0;
+        let mut cs = ChangeSet::default();
+        cs.ops.push(Op::Update {
+            table: Table::Invoices,
+            id: invoice,
+            expected_version: irow.version(),
+            values: vec![
+                ("status", Value::Text(VOIDED.into())),
+                ("void_reason", Value::Text(reason.into())),
+                ("voided_at", Value::Timestamp(now)),
+                ("voided_by", Value::Id(actor.user_id.0)),
+                ("updated_at", Value::Timestamp(now)),
+            ],
+        });
+        // The invoiced amount was checked and changes against this
+        // version: an invoice issued meanwhile makes one writer fail.
+        cs.ops.push(Op::Update {
+            table: Table::Contracts,
+            id: contract,
+            expected_version: row.version(),
+            values: vec![
+                ("invoiced", Value::Int(after)),
+                ("updated_at", Value::Timestamp(now)),
+            ],
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::Invoices,
+            invoice,
+            "void",
+            vec![
+                FieldChange {
+                    field: "status".into(),
+                    before: json!(INVOICE_ISSUED),
+                    after: json!(VOIDED),
+                },
+                FieldChange {
+                    field: "reason".into(),
+                    before: serde_json::Value::Null,
+                    after: json!(reason),
+                },
+            ],
+        ));
+        cs.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::Contracts,
+            contract,
+            "invoice_voided",
+            vec![
+                FieldChange {
+                    field: "invoiced".into(),
+                    before: json!(before),
+                    after: json!(after),
+                },
+                FieldChange {
+                    field: "invoice_number".into(),
+                    before: serde_json::Value::Null,
+                    after: json!(i.number),
+                },
+                FieldChange {
+                    field: "reason".into(),
+                    before: serde_json::Value::Null,
+                    after: json!(reason),
+                },
+            ],
+        ));
+        cs.events.push(self.event(
+            company,
+            Table::Invoices,
+            invoice,
+            "invoice.voided".into(),
+            json!({"contract_id": contract, "contract_code": c.code, "number": i.number,
+                   "amount": i.amount.minor, "invoice_type": i.invoice_type.name(),
+                   "reason": reason, "invoiced": after}),
+        ));
+        self.apply(cs).await?;
+        Ok(invoice_from_row(
+            &self
+                .store
+                .get(Table::Invoices, invoice)
+                .await?
+                .ok_or_else(|| Error::not_found("invoice", invoice))?,
         ))
     }
 

@@ -252,6 +252,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::an_issued_invoice_recorded_by_mistake_is_voided,
+            crm_sales_an_issued_invoice_recorded_by_mistake_is_voided,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::sales_facts_are_dated_at_most_today,
             crm_sales_sales_facts_are_dated_at_most_today,
             $make
@@ -7638,6 +7643,231 @@ pub async fn a_payment_recorded_by_mistake_is_voided(store: Arc<dyn Store>) {
     let again = w.crm.contract(&w.zhangsan, c.id).await.expect("contract");
     assert_eq!(again.status, crate::sales::ContractStatus::Executing);
     assert_eq!(again.outstanding, Money::cny(500_000));
+}
+
+/// An issued invoice recorded by mistake is voided (发票作废) with a reason:
+/// it stays, marked voided with why, when and by whom, no longer counts as
+/// invoiced (so a corrected invoice is issued for the amount), and its
+/// number is never issued again. Voiding a plan, voiding twice, without a
+/// reason, or by someone who may not change the contract is refused and
+/// changes nothing; the contract's history and the `invoice.voided` event
+/// carry the reason. Two voids of one invoice, or a void and an invoice
+/// issued at once, cannot both pass; a finished contract's invoice is
+/// voided too, a terminated contract's is not.
+pub async fn an_issued_invoice_recorded_by_mistake_is_voided(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::money::Money;
+    use crate::sales::{ContractStatus, InvoiceType, PaymentInput};
+    use crate::schema::Table;
+    use serde_json::json;
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = crate::crm::Crm::new(store, w.clock.clone());
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "开票合同", 1_000_000).await;
+    let issue = |contract: Uuid, fen: i64, number: &str| {
+        w.crm.add_invoice(
+            &w.zhangsan,
+            contract,
+            InvoiceType::VatSpecial,
+            Money::cny(fen),
+            Some(number.to_string()),
+            None,
+        )
+    };
+    let plan = w
+        .crm
+        .add_invoice(
+            &w.zhangsan,
+            c.id,
+            InvoiceType::VatSpecial,
+            Money::cny(100_000),
+            None,
+            Some(w.crm.today()),
+        )
+        .await
+        .expect("plan");
+    assert_eq!(plan.status, "planned");
+    let wrong = issue(c.id, 1_000_000, "04400001").await.expect("issued");
+    assert_eq!(wrong.status, "issued");
+    assert!(
+        matches!(
+            issue(c.id, 100, "04400002").await,
+            Err(Error::InvalidState(_))
+        ),
+        "fully invoiced"
+    );
+    ack_all(&w).await;
+    for (who, why, bad) in [
+        (&w.zhangsan, "  ", "a blank reason"),
+        (&w.zhangsan, "录\0错", "a reason holding NUL"),
+        (&w.wangwu, "录错", "someone who may not change the contract"),
+    ] {
+        assert!(
+            w.crm.void_invoice(who, wrong.id, why).await.is_err(),
+            "{bad}"
+        );
+    }
+    match w.crm.void_invoice(&w.zhangsan, plan.id, "不开了").await {
+        Err(Error::InvalidState(m)) => assert!(m.contains("plan"), "{m}"),
+        other => panic!("voiding a plan: {other:?}"),
+    }
+    assert_eq!(
+        w.crm.contract(&w.zhangsan, c.id).await.expect("c").invoiced,
+        Money::cny(1_000_000),
+        "nothing refused is written"
+    );
+    assert!(event_types(&w).await.is_empty());
+    let voided = w
+        .crm
+        .void_invoice(&w.zhangsan, wrong.id, " 金额开错 ")
+        .await
+        .expect("void");
+    assert_eq!(voided.status, "voided");
+    assert_eq!(voided.void_reason.as_deref(), Some("金额开错"));
+    assert_eq!(voided.voided_by, Some(w.zhangsan.user_id.0));
+    assert_eq!(voided.voided_at, Some(w.crm.now()));
+    assert_eq!(voided.number.as_deref(), Some("04400001"));
+    let contract = w.crm.contract(&w.zhangsan, c.id).await.expect("contract");
+    assert_eq!(contract.invoiced, Money::cny(0));
+    assert_eq!(contract.not_invoiced, Money::cny(1_000_000));
+    let listed = w.crm.invoices(&w.zhangsan, c.id).await.expect("invoices");
+    assert_eq!(listed.len(), 2, "a voided invoice stays, marked");
+    assert!(listed.iter().any(|i| i.id == wrong.id && i.is_voided()));
+    match w.crm.void_invoice(&w.zhangsan, wrong.id, "再次").await {
+        Err(Error::InvalidState(m)) => {
+            assert!(m.contains("already") && m.contains("04400001"), "{m}")
+        }
+        other => panic!("voiding twice: {other:?}"),
+    }
+    // The voided paper keeps its number.
+    match issue(c.id, 1_000_000, "04400001").await {
+        Err(Error::Duplicate { message, .. }) => assert!(
+            message.contains("04400001") && message.contains("voided") && message.contains(&c.code),
+            "{message}"
+        ),
+        other => panic!("a voided invoice's number again: {other:?}"),
+    }
+    // The corrected invoice, for the whole amount again.
+    let right = issue(c.id, 1_000_000, "04400003")
+        .await
+        .expect("the corrected invoice");
+    assert_eq!(
+        w.crm.contract(&w.zhangsan, c.id).await.expect("c").invoiced,
+        Money::cny(1_000_000)
+    );
+    let events = w.crm.pending_events("erp", 10_000).await.expect("pending");
+    let e = events
+        .iter()
+        .find(|e| e.event.event_type == "invoice.voided")
+        .expect("invoice.voided");
+    let payload = e.event.payload.to_value();
+    assert_eq!(payload["contract_code"], json!(c.code), "{payload}");
+    assert_eq!(payload["number"], json!("04400001"), "{payload}");
+    assert_eq!(payload["amount"], json!(1_000_000), "{payload}");
+    assert_eq!(payload["reason"], json!("金额开错"), "{payload}");
+    let history = w
+        .crm
+        .history(&w.zhangsan, Entity::Contract, c.id)
+        .await
+        .expect("history");
+    assert!(
+        history.iter().any(|e| e.action == "invoice_voided"
+            && e.changes.iter().any(|ch| ch.after == json!("金额开错"))
+            && e.changes.iter().any(|ch| ch.after == json!("04400001"))),
+        "{history:?}"
+    );
+    // Two voids of one invoice at once: one passes, the invoice counts off
+    // once.
+    let (o, zs, id) = (other.clone(), w.zhangsan.clone(), right.id);
+    hooked.before_write(Table::Invoices, async move {
+        o.void_invoice(&zs, id, "并发作废")
+            .await
+            .expect("the void meanwhile");
+    });
+    match w.crm.void_invoice(&w.zhangsan, right.id, "同时作废").await {
+        Err(Error::Conflict { .. }) => {}
+        other => panic!("two voids at once: {other:?}"),
+    }
+    assert_eq!(
+        w.crm.contract(&w.zhangsan, c.id).await.expect("c").invoiced,
+        Money::cny(0)
+    );
+    // A void while an invoice is issued: the void read the invoiced amount
+    // before the new invoice; it fails, and passes once read again.
+    let first = issue(c.id, 600_000, "04400004").await.expect("issued");
+    let (o, zs, cid) = (other.clone(), w.zhangsan.clone(), c.id);
+    hooked.before_write(Table::Invoices, async move {
+        o.add_invoice(
+            &zs,
+            cid,
+            InvoiceType::VatNormal,
+            Money::cny(400_000),
+            Some("04400005".into()),
+            None,
+        )
+        .await
+        .expect("the invoice meanwhile");
+    });
+    match w.crm.void_invoice(&w.zhangsan, first.id, "开错").await {
+        Err(Error::Conflict { .. }) => {}
+        other => panic!("a void while an invoice is issued: {other:?}"),
+    }
+    assert_eq!(
+        w.crm.contract(&w.zhangsan, c.id).await.expect("c").invoiced,
+        Money::cny(1_000_000)
+    );
+    w.crm
+        .void_invoice(&w.zhangsan, first.id, "开错")
+        .await
+        .expect("void read again");
+    assert_eq!(
+        w.crm.contract(&w.zhangsan, c.id).await.expect("c").invoiced,
+        Money::cny(400_000)
+    );
+    // A finished contract's invoice is voided (and the contract stays
+    // finished); a terminated contract's is not.
+    let done = new_executing_contract(&w, &w.zhangsan, customer.id.0, "已完成合同", 200_000).await;
+    w.crm
+        .record_payment(
+            &w.zhangsan,
+            done.id,
+            PaymentInput {
+                amount: Money::cny(200_000),
+                received_on: w.crm.today(),
+                method: None,
+                receipt_no: None,
+                notes: None,
+            },
+        )
+        .await
+        .expect("paid");
+    let inv = issue(done.id, 200_000, "04400006").await.expect("issued");
+    let finished = w
+        .crm
+        .close_contract(&w.zhangsan, done.id, None)
+        .await
+        .expect("finished");
+    assert_eq!(finished.status, ContractStatus::Finished);
+    w.crm
+        .void_invoice(&w.zhangsan, inv.id, "抬头错误")
+        .await
+        .expect("void on a finished contract");
+    let after = w.crm.contract(&w.zhangsan, done.id).await.expect("c");
+    assert_eq!(
+        (after.status, after.invoiced),
+        (ContractStatus::Finished, Money::cny(0))
+    );
+    let ended = new_executing_contract(&w, &w.zhangsan, customer.id.0, "终止合同", 200_000).await;
+    let inv = issue(ended.id, 100_000, "04400007").await.expect("issued");
+    w.crm
+        .close_contract(&w.zhangsan, ended.id, Some("客户取消"))
+        .await
+        .expect("terminated");
+    match w.crm.void_invoice(&w.zhangsan, inv.id, "取消").await {
+        Err(Error::InvalidState(m)) => assert!(m.contains(&ended.code), "{m}"),
+        other => panic!("voiding on a terminated contract: {other:?}"),
+    }
 }
 
 /// The message of a validation error (panics on anything else).

@@ -207,6 +207,16 @@ macro_rules! service_scenarios {
             crm_a_quote_of_a_binned_opportunity_is_not_revised,
             $make
         );
+        $each!(
+            $crate::testing::service_suite::a_purge_destroys_no_one_elses_records,
+            crm_a_purge_destroys_no_one_elses_records,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::shares_end_when_a_customer_goes_into_a_pool,
+            crm_shares_end_when_a_customer_goes_into_a_pool,
+            $make
+        );
     };
 }
 
@@ -5647,6 +5657,36 @@ pub async fn product_codes_and_category_names_are_compared_as_people_type_them(
         .await
         .expect("its own code in lower case");
     assert_eq!(recased.code, "cp-7");
+    // An import names a product by its code in any letter case: it updates
+    // the product as stored, without recoding it.
+    let mut o = ImportOptions::new(Entity::Product);
+    o.policy = crate::import::DuplicatePolicy::Update;
+    let h: Vec<String> = ["产品编号", "产品名称", "标准价"]
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    let mut s = w.crm.begin_import(&w.admin, o, &h).await.expect("begin");
+    s.push(&[SheetRow {
+        number: 2,
+        cells: vec![
+            Cell::Text("Cp-70".into()),
+            Cell::Text("幕布（电动）".into()),
+            Cell::Text("150".into()),
+        ],
+    }])
+    .await
+    .expect("push");
+    let r = s.finish().await.expect("finish");
+    assert_eq!((r.created, r.updated), (0, 1), "{:#?}", r.issues);
+    let p = w
+        .crm
+        .product_by_code(&w.admin, "CP-70")
+        .await
+        .expect("kept");
+    assert_eq!(
+        (p.id, p.code.as_str(), p.name.as_str()),
+        (p70.id, "CP-70", "幕布（电动）")
+    );
     let office = w
         .crm
         .create_product_category(&w.admin, "OA设备", None)
@@ -5751,4 +5791,196 @@ pub async fn a_quote_of_a_binned_opportunity_is_not_revised(store: Arc<dyn Store
         .await
         .expect("revised once the opportunity is back");
     assert_eq!(v2.quote_version, 2);
+}
+
+/// Purging a customer (彻底删除) takes its contacts and follow-ups with it:
+/// refused to a salesperson while that would destroy a manager's
+/// follow-up they may not delete (nothing is removed), allowed to who may
+/// delete them all, and then every record that goes is in its own history
+/// and announced.
+pub async fn a_purge_destroys_no_one_elses_records(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w
+        .customer(&w.zhangsan, "彻底删除测试有限公司", json!({}))
+        .await;
+    let contact = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": c.id.to_string(), "name": "钱经理"})),
+        )
+        .await
+        .expect("contact");
+    let visit = w
+        .crm
+        .create_record(
+            &w.lisi,
+            Entity::FollowUp,
+            fields(
+                json!({"customer_id": c.id.to_string(), "channel": "visit", "content": "经理拜访"}),
+            ),
+        )
+        .await
+        .expect("the manager's follow-up");
+    let report = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert!(report.refused.is_empty(), "{report:?}");
+    let report = w
+        .crm
+        .purge_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(report.refused.len(), 1, "{report:?}");
+    let m = &report.refused[0].1;
+    assert!(
+        m.contains("1 follow-up(s)") && !m.contains("contact(s)") && m.contains("administrator"),
+        "{m}"
+    );
+    for (entity, id) in [
+        (Entity::Customer, c.id),
+        (Entity::Contact, contact.id),
+        (Entity::FollowUp, visit.id),
+    ] {
+        let row = w.crm.store().get(entity.table(), id.0).await.expect("get");
+        assert!(row.is_some(), "{entity} was kept");
+    }
+    let before = w
+        .crm
+        .pending_events("purge-test", 100_000)
+        .await
+        .expect("events")
+        .last()
+        .map_or(0, |e| e.seq);
+    w.crm.ack_events("purge-test", before).await.expect("ack");
+    let report = w
+        .crm
+        .purge_records(&w.lisi, Entity::Customer, &[c.id])
+        .await;
+    assert!(report.refused.is_empty(), "{report:?}");
+    let events: Vec<String> = w
+        .crm
+        .pending_events("purge-test", 100)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.event.event_type)
+        .collect();
+    for kind in ["customer.purged", "contact.purged", "follow_up.purged"] {
+        assert!(events.iter().any(|e| e == kind), "{kind} in {events:?}");
+    }
+    for (table, id) in [
+        (Table::Customers, c.id.0),
+        (Table::Contacts, contact.id.0),
+        (Table::FollowUps, visit.id.0),
+    ] {
+        let history = w.crm.store().history(table, id).await.expect("history");
+        assert!(
+            history.iter().any(|e| e.action == "purge"),
+            "{table:?}: {history:#?}"
+        );
+    }
+}
+
+/// A customer released into a pool leaves its owner's hands with the
+/// shares granted on it and its contacts: the colleague it was shared with
+/// neither reads nor edits it any more (also once someone claims it), and
+/// the release says whose shares ended.
+pub async fn shares_end_when_a_customer_goes_into_a_pool(store: Arc<dyn Store>) {
+    use crate::pool::{PoolLimits, PoolSpec};
+    let w = World::new(store).await;
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "一组公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.group1],
+                limits: PoolLimits::default(),
+            },
+        )
+        .await
+        .expect("pool");
+    let c = w
+        .customer(&w.zhangsan, "共享公海测试有限公司", json!({}))
+        .await;
+    let contact = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": c.id.to_string(), "name": "孙经理"})),
+        )
+        .await
+        .expect("contact");
+    for (entity, id) in [(Entity::Customer, c.id), (Entity::Contact, contact.id)] {
+        w.crm
+            .share_record(
+                &w.zhangsan,
+                entity,
+                id,
+                w.wangwu.user_id,
+                ShareAccess::Write,
+                None,
+            )
+            .await
+            .expect("share");
+        w.crm
+            .get_record(&w.wangwu, entity, id)
+            .await
+            .expect("the sharee reads it");
+    }
+    let seen = w
+        .crm
+        .pending_events("share-test", 100_000)
+        .await
+        .expect("events");
+    w.crm
+        .ack_events("share-test", seen.last().map_or(0, |e| e.seq))
+        .await
+        .expect("ack");
+    let r = w
+        .crm
+        .release(&w.zhangsan, &[c.id], "暂不跟进", Some(pool.id))
+        .await
+        .expect("release");
+    assert!(r.refused.is_empty(), "{r:?}");
+    for (entity, id) in [(Entity::Customer, c.id), (Entity::Contact, contact.id)] {
+        assert!(
+            w.crm.get_record(&w.wangwu, entity, id).await.is_err(),
+            "{entity} still shared"
+        );
+    }
+    let mut patch = Fields::new();
+    patch.insert("notes".into(), json!("公海里还能改"));
+    assert!(
+        w.crm
+            .update_record(&w.wangwu, Entity::Customer, c.id, 1, patch)
+            .await
+            .is_err()
+    );
+    let events = w
+        .crm
+        .pending_events("share-test", 100)
+        .await
+        .expect("events");
+    let released = events
+        .iter()
+        .find(|e| e.event.event_type == "customer.released")
+        .expect("released");
+    assert_eq!(
+        released.event.payload.to_value()["shares_ended"],
+        json!([w.wangwu.user_id.0.to_string()])
+    );
+    let r = w.crm.claim(&w.zhaoliu, &[c.id]).await.expect("claim");
+    assert!(r.refused.is_empty(), "{r:?}");
+    assert!(
+        w.crm
+            .get_record(&w.wangwu, Entity::Customer, c.id)
+            .await
+            .is_err()
+    );
 }
