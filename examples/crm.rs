@@ -624,6 +624,32 @@ enum FieldCmd {
         /// customer, contact or follow_up.
         entity: String,
     },
+    /// Changes a custom field: its label, options or required flag, e.g.
+    /// `field edit customer region --label 销售区域 --options 华东,华北,西南`.
+    /// An option records still hold (archived or in the recycle bin too)
+    /// cannot be removed: change them first.
+    Edit {
+        /// The entity.
+        entity: String,
+        /// The key.
+        key: String,
+        /// A new label.
+        #[arg(long)]
+        label: Option<String>,
+        /// A new English label (empty: none).
+        #[arg(long)]
+        label_en: Option<String>,
+        /// Every option of a select field, comma separated, in order.
+        #[arg(long)]
+        options: Option<String>,
+        /// Whether a value is required (true or false).
+        #[arg(long)]
+        required: Option<bool>,
+        /// The version you read (`field list --json`); refused if the field
+        /// changed since.
+        #[arg(long)]
+        version: Option<i64>,
+    },
     /// Removes a custom field.
     Delete {
         /// The entity.
@@ -1283,12 +1309,46 @@ fn hidden(target: Entity) -> String {
 /// else the id.
 fn event_record(e: &crm::store::NewEvent) -> String {
     let payload = e.payload.to_value();
+    // A custom field by its entity, key and label.
+    if let (true, Some(entity), Some(key)) = (
+        e.event_type.starts_with("custom_field."),
+        payload["entity"].as_str(),
+        payload["key"].as_str(),
+    ) {
+        let label = payload["label"].as_str().unwrap_or_default();
+        return format!("{entity}.{key} ({label})");
+    }
     // By what the event says of it: a code, a username, a name.
-    ["code", "document_code", "username", "name", "contract_code"]
+    let named = ["code", "document_code", "username", "name", "contract_code"]
         .iter()
         .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
         .filter(|c| !c.is_empty())
-        .map_or_else(|| e.record_id.to_string(), str::to_string)
+        .map_or_else(|| e.record_id.to_string(), str::to_string);
+    // A transfer or a reassignment: from whom to whom, by username.
+    let who = |k: &str| match &payload[k] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(a) => Some(
+            a.iter()
+                .filter_map(|v| v.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        _ => None,
+    };
+    match (e.event_type.as_str(), payload["step"].as_str()) {
+        ("approval.reassigned", step) => format!(
+            "{named} {}: {} → {}",
+            step.unwrap_or_default(),
+            who("from").unwrap_or_default(),
+            who("to").unwrap_or_default()
+        ),
+        (t, _) if t.ends_with(".transferred") => format!(
+            "{named}: {} → {}",
+            who("from_username").unwrap_or_else(|| "-".into()),
+            who("to_username").unwrap_or_default()
+        ),
+        _ => named,
+    }
 }
 
 /// A pool's limits as users read them, e.g. `每人上限 50, 每日领取 5, 冷却 7 天`;
@@ -2693,6 +2753,53 @@ async fn field_cmd(ctx: &Ctx, actor: &Actor, cmd: FieldCmd) -> CliResult {
                 ]);
             }
             ctx.table(json!({"builtin": e.fields().iter().map(|f| f.name).collect::<Vec<_>>(), "custom": customs}), &["字段", "名称", "类型", "必填"], rows);
+        }
+        FieldCmd::Edit {
+            entity,
+            key,
+            label,
+            label_en,
+            options,
+            required,
+            version,
+        } => {
+            let e: Entity = entity.parse()?;
+            let key = key.strip_prefix("custom.").unwrap_or(&key).to_string();
+            let def = ctx
+                .crm
+                .custom_fields(actor, e)
+                .await
+                .map_err(err)?
+                .into_iter()
+                .find(|d| d.key == key)
+                .ok_or_else(|| format!("{e} has no custom field '{key}'"))?;
+            let d = ctx
+                .crm
+                .update_custom_field(
+                    actor,
+                    def.id,
+                    version.unwrap_or(def.version),
+                    crm::custom::CustomFieldUpdate {
+                        label,
+                        label_en,
+                        options: options
+                            .map(|o| o.split([',', '，']).map(|s| s.trim().to_string()).collect()),
+                        required,
+                    },
+                )
+                .await
+                .map_err(err)?;
+            ctx.print(json!(d), || {
+                let options = if d.options.is_empty() {
+                    String::new()
+                } else {
+                    format!(" [{}]", d.options.join(","))
+                };
+                format!(
+                    "changed custom field {}.{} ({}){options}",
+                    d.entity, d.key, d.label
+                )
+            });
         }
         FieldCmd::Delete {
             entity,

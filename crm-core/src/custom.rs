@@ -153,6 +153,62 @@ pub struct NewCustomField {
     pub unique: bool,
 }
 
+/// What changing a custom field takes ([`Crm::update_custom_field`]):
+/// what is `None` stays as it is. The key, the entity, the type and
+/// uniqueness stay as defined.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct CustomFieldUpdate {
+    /// A new label.
+    pub label: Option<String>,
+    /// A new English label (empty: none).
+    pub label_en: Option<String>,
+    /// The options of a select field, in order: new ones may be added; one
+    /// still held by a record (live, archived or in the recycle bin)
+    /// cannot be removed.
+    pub options: Option<Vec<String>>,
+    /// Whether a value is required.
+    pub required: Option<bool>,
+}
+
+/// How an event names a custom field: its entity, key, label and type.
+fn field_payload(def: &CustomFieldDef) -> serde_json::Map<String, Json> {
+    let mut m = serde_json::Map::new();
+    m.insert("entity".into(), Json::from(def.entity.name()));
+    m.insert("key".into(), Json::from(def.key.clone()));
+    m.insert("label".into(), Json::from(def.label.clone()));
+    m.insert("type".into(), Json::from(def.field_type.name()));
+    m
+}
+
+/// The problems of the options given to a field of type `ty`, added to
+/// `errors`.
+fn check_options(ty: CustomFieldType, options: &[String], errors: &mut ValidationErrors) {
+    let needs_options = matches!(ty, CustomFieldType::Select | CustomFieldType::MultiSelect);
+    if !needs_options && options.iter().any(|o| !o.trim().is_empty()) {
+        errors.push(
+            "options",
+            format!(
+                "a {} field takes no options (only select and multi_select fields have options)",
+                ty.name()
+            ),
+        );
+    }
+    if let Some(twice) = repeated_option(options) {
+        errors.push("options", format!("'{twice}' is given twice"));
+    }
+    // The characters a multi-select's text is split at (import cells,
+    // CLI values): an option holding one could never be chosen.
+    if options.iter().any(|o| o.contains(OPTION_SEPARATORS)) {
+        errors.push(
+            "options",
+            "options cannot contain commas, semicolons or 、 (they separate the options of a multi-select)",
+        );
+    }
+    if needs_options && options.iter().all(|o| o.trim().is_empty()) {
+        errors.push("options", format!("a {} field needs options", ty.name()));
+    }
+}
+
 fn def_from_row(r: &Row) -> Result<CustomFieldDef> {
     let entity: Entity = r
         .get("entity")
@@ -469,36 +525,7 @@ impl Crm {
                 errors.push(field, taken);
             }
         }
-        let needs_options = matches!(
-            input.field_type,
-            CustomFieldType::Select | CustomFieldType::MultiSelect
-        );
-        if !needs_options && input.options.iter().any(|o| !o.trim().is_empty()) {
-            errors.push(
-                "options",
-                format!(
-                    "a {} field takes no options (only select and multi_select fields have options)",
-                    input.field_type.name()
-                ),
-            );
-        }
-        if let Some(twice) = repeated_option(&input.options) {
-            errors.push("options", format!("'{twice}' is given twice"));
-        }
-        // The characters a multi-select's text is split at (import cells,
-        // CLI values): an option holding one could never be chosen.
-        if input.options.iter().any(|o| o.contains(OPTION_SEPARATORS)) {
-            errors.push(
-                "options",
-                "options cannot contain commas, semicolons or 、 (they separate the options of a multi-select)",
-            );
-        }
-        if needs_options && input.options.iter().all(|o| o.trim().is_empty()) {
-            errors.push(
-                "options",
-                format!("a {} field needs options", input.field_type.name()),
-            );
-        }
+        check_options(input.field_type, &input.options, &mut errors);
         errors.into_result()?;
         let company = actor.company_id.0;
         let existing = self.custom_fields(actor, input.entity).await?;
@@ -584,33 +611,7 @@ impl Crm {
         // defined at once under one label would make them ambiguous. The
         // lock keys are the labels as compared (folded, any case), so
         // fields defined at once under `City` and `city` are serialised.
-        let guards = new_labels
-            .iter()
-            .map(|l| {
-                let label = l.trim();
-                let mut same_label = Select::all(Table::CustomFields, company, self.now());
-                same_label.filter = Filter::And(vec![
-                    Filter::Cmp(Col::Column("entity"), CmpOp::Eq, input.entity.name().into()),
-                    Filter::Or(vec![
-                        Filter::Cmp(Col::Column("label"), CmpOp::Eq, label.into()),
-                        Filter::Cmp(Col::Column("label_en"), CmpOp::Eq, label.into()),
-                    ]),
-                ]);
-                Guard {
-                    kind: crate::store::GuardKind::Duplicate,
-                    keys: vec![format!(
-                        "{company}:custom_field_label:{}:{}",
-                        input.entity.name(),
-                        label_key(label)
-                    )],
-                    select: same_label,
-                    message: format!(
-                        "{} received a custom field labelled '{label}' meanwhile",
-                        input.entity
-                    ),
-                }
-            })
-            .collect();
+        let guards = self.label_guards(company, input.entity, &new_labels);
         let id = self.new_id();
         let mut cs = ChangeSet {
             guards,
@@ -646,8 +647,321 @@ impl Crm {
                 after: serde_json::to_value(&input).unwrap_or_default(),
             }],
         ));
+        let mut payload = field_payload(&CustomFieldDef {
+            id: FieldId(id),
+            entity: input.entity,
+            key: input.key.clone(),
+            label: input.label.trim().to_string(),
+            label_en: input.label_en.clone(),
+            field_type: input.field_type,
+            options: options.clone(),
+            required: input.required,
+            unique: input.unique,
+            position: existing.len() as i64,
+            version: 1,
+        });
+        payload.insert("label_en".into(), serde_json::json!(input.label_en));
+        payload.insert("options".into(), serde_json::json!(options));
+        payload.insert("required".into(), input.required.into());
+        payload.insert("unique".into(), input.unique.into());
+        cs.events.push(self.event(
+            company,
+            Table::CustomFields,
+            id,
+            "custom_field.created".into(),
+            Json::Object(payload),
+        ));
         self.apply(cs).await?;
         def_from_row(&self.live_row(actor, Table::CustomFields, id).await?)
+    }
+
+    /// Guards refusing a write when a field of `entity` labelled one of
+    /// `labels` was defined meanwhile. Labels name fields in imports,
+    /// exports and conditions: two fields labelled alike at once would make
+    /// them ambiguous. The lock keys are the labels as compared (folded,
+    /// any case), so fields labelled `City` and `city` at once are
+    /// serialised.
+    fn label_guards(&self, company: uuid::Uuid, entity: Entity, labels: &[&str]) -> Vec<Guard> {
+        labels
+            .iter()
+            .map(|l| {
+                let label = l.trim();
+                let mut same_label = Select::all(Table::CustomFields, company, self.now());
+                same_label.filter = Filter::And(vec![
+                    Filter::Cmp(Col::Column("entity"), CmpOp::Eq, entity.name().into()),
+                    Filter::Or(vec![
+                        Filter::Cmp(Col::Column("label"), CmpOp::Eq, label.into()),
+                        Filter::Cmp(Col::Column("label_en"), CmpOp::Eq, label.into()),
+                    ]),
+                ]);
+                Guard {
+                    kind: crate::store::GuardKind::Duplicate,
+                    keys: vec![format!(
+                        "{company}:custom_field_label:{}:{}",
+                        entity.name(),
+                        label_key(label)
+                    )],
+                    select: same_label,
+                    message: format!(
+                        "{entity} received a custom field labelled '{label}' meanwhile"
+                    ),
+                }
+            })
+            .collect()
+    }
+
+    /// The records of `def`'s entity (live, archived or in the recycle bin)
+    /// holding the option `option` of the select field `def`.
+    fn holding_option(&self, company: uuid::Uuid, def: &CustomFieldDef, option: &str) -> Select {
+        let col = Col::Custom {
+            key: def.key.clone(),
+            ty: CustomType::Text,
+        };
+        let mut sel = Select::all(def.entity.table(), company, self.now());
+        sel.lifecycle = Lifecycle::Any;
+        sel.filter = if def.field_type == CustomFieldType::MultiSelect {
+            // Stored as `,a,b,` (see `CustomFieldDef::coerce`).
+            Filter::Contains(col, format!(",{option},"))
+        } else {
+            Filter::Cmp(col, CmpOp::Eq, option.into())
+        };
+        sel
+    }
+
+    /// Changes the custom field `id` (needs `custom_field:manage`), checking
+    /// the version the caller read it at: its label, English label, options
+    /// and required flag. Labels are checked as when defining a field.
+    /// Options may be added and reordered; an option still held by records
+    /// — live, archived or in the recycle bin — cannot be removed (the
+    /// records would hold a value the field refuses, and an export of them
+    /// would not import): the refusal names the option, how many records
+    /// hold it and a few of their codes. Announced as
+    /// `custom_field.updated` with the changes.
+    pub async fn update_custom_field(
+        &self,
+        actor: &Actor,
+        id: FieldId,
+        expected_version: i64,
+        change: CustomFieldUpdate,
+    ) -> Result<CustomFieldDef> {
+        self.require_manage_fields(actor)?;
+        let company = actor.company_id.0;
+        let row = self
+            .store
+            .get(Table::CustomFields, id.0)
+            .await?
+            .filter(|r| r.get("company_id").as_id() == Some(company))
+            .ok_or_else(|| Error::not_found("custom field", id))?;
+        let def = def_from_row(&row)?;
+        let conflict = |actual: i64| Error::Conflict {
+            entity: "custom field".into(),
+            id: format!("{}.{}", def.entity, def.key),
+            expected: expected_version,
+            actual,
+        };
+        if def.version != expected_version || !row.get("deleted_at").is_null() {
+            return Err(conflict(def.version));
+        }
+        let mut errors = ValidationErrors::default();
+        let label = match &change.label {
+            Some(l) if l.trim().is_empty() => {
+                errors.push("label", "is required");
+                def.label.clone()
+            }
+            Some(l) => l.trim().to_string(),
+            None => def.label.clone(),
+        };
+        let label_en = match &change.label_en {
+            Some(l) if l.trim().is_empty() => None,
+            Some(l) => Some(l.trim().to_string()),
+            None => def.label_en.clone(),
+        };
+        for (field, l) in [
+            ("label", Some(label.as_str())),
+            ("label_en", label_en.as_deref()),
+        ] {
+            if let Some(taken) = l.and_then(|l| builtin_label(def.entity, l)) {
+                errors.push(field, taken);
+            }
+        }
+        if let Some(options) = &change.options {
+            check_options(def.field_type, options, &mut errors);
+        }
+        errors.into_result()?;
+        let options: Vec<String> = match &change.options {
+            Some(o) => o
+                .iter()
+                .map(|o| o.trim().to_string())
+                .filter(|o| !o.is_empty())
+                .collect(),
+            None => def.options.clone(),
+        };
+        let required = change.required.unwrap_or(def.required);
+        // The labels this change gives the field (those it had stay its own).
+        let own = [Some(def.label.as_str()), def.label_en.as_deref()];
+        let new_labels: Vec<&str> = [Some(label.as_str()), label_en.as_deref()]
+            .into_iter()
+            .flatten()
+            .filter(|l| !own.into_iter().flatten().any(|o| same_label(l, o)))
+            .collect();
+        if !new_labels.is_empty() {
+            for d in self.custom_fields(actor, def.entity).await? {
+                if d.id == def.id {
+                    continue;
+                }
+                let theirs = [Some(d.label.as_str()), d.label_en.as_deref()];
+                if let Some(same) = new_labels
+                    .iter()
+                    .find(|l| theirs.into_iter().flatten().any(|t| same_label(l, t)))
+                {
+                    return Err(Error::Duplicate {
+                        entity: "custom_field".into(),
+                        message: format!(
+                            "{} already has a custom field labelled '{}' (key '{}', {}); choose another label",
+                            def.entity,
+                            same.trim(),
+                            d.key,
+                            d.label
+                        ),
+                    });
+                }
+            }
+        }
+        // An option kept under another case is the same option: the
+        // records hold it as stored, so it is refused as a removal.
+        let removed: Vec<&String> = def
+            .options
+            .iter()
+            .filter(|o| !options.contains(o))
+            .collect();
+        let added: Vec<&String> = options
+            .iter()
+            .filter(|o| !def.options.contains(o))
+            .collect();
+        let mut cs = ChangeSet {
+            guards: self.label_guards(company, def.entity, &new_labels),
+            ..ChangeSet::default()
+        };
+        for option in &removed {
+            let holding = self.holding_option(company, &def, option);
+            let n = self.count(holding.clone()).await?;
+            if n > 0 {
+                let mut some = holding.clone();
+                some.paging = crate::store::Paging::Offset {
+                    offset: 0,
+                    limit: 3,
+                };
+                let codes: Vec<String> = self
+                    .store
+                    .select(&some)
+                    .await?
+                    .rows
+                    .iter()
+                    .map(|r| {
+                        r.get("code")
+                            .as_text()
+                            .map_or_else(|| r.id().to_string(), str::to_string)
+                    })
+                    .collect();
+                let more = if n > codes.len() as u64 { ", …" } else { "" };
+                return Err(Error::invalid(
+                    "options",
+                    format!(
+                        "option '{option}' of {}.{} ({}) is still held by {n} {} record{} ({}{more}), \
+                         archived and recycle-bin records included; change them to another option first, \
+                         then remove it (仍有记录使用该选项，请先修改这些记录)",
+                        def.entity,
+                        def.key,
+                        def.label,
+                        def.entity,
+                        if n == 1 { "" } else { "s" },
+                        codes.join(", ")
+                    ),
+                ));
+            }
+            // A record given the option meanwhile fails the change.
+            cs.guards.push(Guard {
+                kind: crate::store::GuardKind::State,
+                keys: vec![format!("{company}:custom_field:{}", def.id.0)],
+                select: holding,
+                message: format!(
+                    "a {} record was given option '{option}' of {} meanwhile; change it first, then remove the option",
+                    def.entity, def.label
+                ),
+            });
+        }
+        let mut values = vec![("updated_at", Value::Timestamp(self.now()))];
+        let mut changes = Vec::new();
+        if label != def.label {
+            values.push(("label", label.clone().into()));
+            changes.push(FieldChange {
+                field: "label".into(),
+                before: def.label.clone().into(),
+                after: label.clone().into(),
+            });
+        }
+        if label_en != def.label_en {
+            values.push(("label_en", label_en.clone().into()));
+            changes.push(FieldChange {
+                field: "label_en".into(),
+                before: serde_json::json!(def.label_en),
+                after: serde_json::json!(label_en),
+            });
+        }
+        if options != def.options {
+            values.push(("options", Value::Json(serde_json::json!(options))));
+            changes.push(FieldChange {
+                field: "options".into(),
+                before: serde_json::json!(def.options),
+                after: serde_json::json!(options),
+            });
+        }
+        if required != def.required {
+            values.push(("required", required.into()));
+            changes.push(FieldChange {
+                field: "required".into(),
+                before: def.required.into(),
+                after: required.into(),
+            });
+        }
+        if changes.is_empty() {
+            return Ok(def);
+        }
+        cs.ops.push(Op::Update {
+            table: Table::CustomFields,
+            id: id.0,
+            expected_version,
+            values,
+        });
+        let mut payload = field_payload(&CustomFieldDef {
+            label: label.clone(),
+            ..def.clone()
+        });
+        payload.insert("changes".into(), serde_json::json!(changes));
+        if !added.is_empty() || !removed.is_empty() {
+            payload.insert("options_added".into(), serde_json::json!(added));
+            payload.insert("options_removed".into(), serde_json::json!(removed));
+        }
+        cs.events.push(self.event(
+            company,
+            Table::CustomFields,
+            id.0,
+            "custom_field.updated".into(),
+            Json::Object(payload),
+        ));
+        cs.audit.push(self.audit(
+            Some(actor),
+            company,
+            Table::CustomFields,
+            id.0,
+            "update",
+            changes,
+        ));
+        self.apply(cs).await.map_err(|e| match e {
+            Error::Conflict { actual, .. } => conflict(actual),
+            e => e,
+        })?;
+        def_from_row(&self.live_row(actor, Table::CustomFields, id.0).await?)
     }
 
     /// Refuses a unique field over a deleted field's key while the live
@@ -749,6 +1063,13 @@ impl Crm {
             id.0,
             "delete",
             Vec::new(),
+        ));
+        cs.events.push(self.event(
+            actor.company_id.0,
+            Table::CustomFields,
+            id.0,
+            "custom_field.deleted".into(),
+            Json::Object(field_payload(&def)),
         ));
         if def.entity == Entity::Customer {
             self.drop_dedupe_rule(actor, &def, &mut cs).await?;

@@ -879,6 +879,13 @@ impl Crm {
             .await
     }
 
+    /// The username of a user, as events name owners (none for no user or
+    /// one not found).
+    async fn username_of(&self, id: Option<uuid::Uuid>) -> Option<String> {
+        let row = self.store.get(Table::Users, id?).await.ok()??;
+        row.get("username").as_text().map(str::to_string)
+    }
+
     async fn transfer_one(
         &self,
         actor: &Actor,
@@ -949,8 +956,12 @@ impl Crm {
                     c.id(),
                     "contact.transferred".to_string(),
                     serde_json::json!({
+                        "code": c.get("code").as_text(),
+                        "name": c.get("name").as_text(),
                         "from": change.before,
                         "to": change.after,
+                        "from_username": self.username_of(c.get("owner_id").as_id()).await,
+                        "to_username": to.username,
                         "with_customer": row.get("code").as_text(),
                     }),
                 ));
@@ -981,7 +992,14 @@ impl Crm {
             entity.table(),
             id.0,
             format!("{entity}.transferred"),
-            serde_json::json!({"from": change.before, "to": change.after}),
+            serde_json::json!({
+                "code": row.get("code").as_text(),
+                "name": row.get("name").as_text(),
+                "from": change.before,
+                "to": change.after,
+                "from_username": self.username_of(before).await,
+                "to_username": to.username,
+            }),
         ));
         cs.audit.push(self.audit(
             Some(actor),

@@ -332,6 +332,48 @@ pub struct PoolSpec {
     pub limits: PoolLimits,
 }
 
+/// The changes from `before` to `after`, one per key that differs, an
+/// object's keys within it named `key.inner` (`limits.max_per_claim`).
+pub(crate) fn json_changes(prefix: &str, before: &Json, after: &Json) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    match (before, after) {
+        (Json::Object(b), Json::Object(a)) => {
+            let mut keys: Vec<&String> = b.keys().chain(a.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let (x, y) = (
+                    b.get(k).unwrap_or(&Json::Null),
+                    a.get(k).unwrap_or(&Json::Null),
+                );
+                if x != y {
+                    let field = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    if x.is_object() && y.is_object() {
+                        out.extend(json_changes(&field, x, y));
+                    } else {
+                        out.push(FieldChange {
+                            field,
+                            before: x.clone(),
+                            after: y.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        (b, a) if b != a => out.push(FieldChange {
+            field: prefix.to_string(),
+            before: b.clone(),
+            after: a.clone(),
+        }),
+        _ => {}
+    }
+    out
+}
+
 /// A pool.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pool {
@@ -1699,6 +1741,27 @@ impl Crm {
             expected_version,
             values,
         });
+        let before = serde_json::to_value(PoolSpec {
+            name: before.name,
+            admins: before.admins,
+            member_users: before.member_users,
+            member_departments: before.member_departments,
+            limits: before.limits,
+        })
+        .unwrap_or_default();
+        let after = serde_json::to_value(&spec).unwrap_or_default();
+        // Announced with what changed (`limits.max_per_claim` …), under the
+        // name the pool has after the change.
+        let changes = json_changes("", &before, &after);
+        if !changes.is_empty() {
+            cs.events.push(self.event(
+                actor.company_id.0,
+                Table::Pools,
+                id.0,
+                "pool.updated".into(),
+                json!({"name": after["name"], "changes": changes}),
+            ));
+        }
         cs.audit.push(self.audit(
             Some(actor),
             actor.company_id.0,
@@ -1707,19 +1770,47 @@ impl Crm {
             "update",
             vec![FieldChange {
                 field: "pool".into(),
-                before: serde_json::to_value(PoolSpec {
-                    name: before.name,
-                    admins: before.admins,
-                    member_users: before.member_users,
-                    member_departments: before.member_departments,
-                    limits: before.limits,
-                })
-                .unwrap_or_default(),
-                after: serde_json::to_value(&spec).unwrap_or_default(),
+                before,
+                after,
             }],
         ));
         self.apply(cs).await?;
         self.pool(actor, id).await
+    }
+
+    /// Announces a change of a pool's recycling rules as a change of the
+    /// pool (`pool.updated`, a `rules` change naming the rule's kind), so
+    /// that a host mirroring pools sees its rules change.
+    fn announce_rule_change(
+        &self,
+        cs: &mut ChangeSet,
+        company: Uuid,
+        pool: &Pool,
+        rule: Uuid,
+        before: Option<&RuleSpec>,
+        after: Option<&RuleSpec>,
+    ) {
+        let shown = |s: Option<&RuleSpec>| {
+            s.map_or(Json::Null, |s| {
+                let mut v = serde_json::to_value(s).unwrap_or_default();
+                v["id"] = json!(rule);
+                v
+            })
+        };
+        cs.events.push(self.event(
+            company,
+            Table::Pools,
+            pool.id.0,
+            "pool.updated".into(),
+            json!({
+                "name": pool.name,
+                "changes": [FieldChange {
+                    field: "rules".into(),
+                    before: shown(before),
+                    after: shown(after),
+                }],
+            }),
+        ));
     }
 
     /// A pool the actor belongs to or administers (any pool for administrators).
@@ -1846,6 +1937,13 @@ impl Crm {
             "delete",
             Vec::new(),
         ));
+        cs.events.push(self.event(
+            company,
+            Table::Pools,
+            id.0,
+            "pool.deleted".into(),
+            json!({"name": name}),
+        ));
         self.apply(cs).await
     }
 
@@ -1950,6 +2048,7 @@ impl Crm {
                 after: serde_json::to_value(&spec).unwrap_or_default(),
             }],
         ));
+        self.announce_rule_change(&mut cs, company, &set.pools[i].pool, id, None, Some(&spec));
         self.apply(cs).await?;
         let row = self.live_row(actor, Table::PoolRules, id).await?;
         rule_from_row(&row)
@@ -1966,7 +2065,7 @@ impl Crm {
         Self::check_rule(&spec)?;
         let row = self.live_row(actor, Table::PoolRules, id.0).await?;
         let before = rule_from_row(&row)?;
-        self.admin_pool(actor, before.pool_id).await?;
+        let (set, i) = self.admin_pool(actor, before.pool_id).await?;
         let mut values = Self::rule_values(&spec);
         values.push(("updated_at", Value::Timestamp(self.now())));
         let mut cs = ChangeSet::default();
@@ -1988,6 +2087,14 @@ impl Crm {
                 after: serde_json::to_value(&spec).unwrap_or_default(),
             }],
         ));
+        self.announce_rule_change(
+            &mut cs,
+            actor.company_id.0,
+            &set.pools[i].pool,
+            id.0,
+            Some(&before.spec),
+            Some(&spec),
+        );
         self.apply(cs).await?;
         rule_from_row(&self.live_row(actor, Table::PoolRules, id.0).await?)
     }
@@ -1996,7 +2103,7 @@ impl Crm {
     pub async fn delete_recycle_rule(&self, actor: &Actor, id: RuleId) -> Result<()> {
         let row = self.live_row(actor, Table::PoolRules, id.0).await?;
         let rule = rule_from_row(&row)?;
-        self.admin_pool(actor, rule.pool_id).await?;
+        let (set, i) = self.admin_pool(actor, rule.pool_id).await?;
         let mut cs = ChangeSet::default();
         cs.ops.push(Op::Update {
             table: Table::PoolRules,
@@ -2012,6 +2119,14 @@ impl Crm {
             "delete",
             Vec::new(),
         ));
+        self.announce_rule_change(
+            &mut cs,
+            actor.company_id.0,
+            &set.pools[i].pool,
+            id.0,
+            Some(&rule.spec),
+            None,
+        );
         self.apply(cs).await
     }
 

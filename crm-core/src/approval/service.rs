@@ -1255,13 +1255,53 @@ impl Crm {
         }
         let document = self.approved_document(actor, &info).await?;
         check_document_live(&info, document.as_ref())?;
+        let (old_step, old_pending) = (info.current_step.clone(), info.pending_with.clone());
         let mut t = self
             .transition_changes(actor, row, info, next, &records)
             .await?;
         self.sales_approval_effects(actor, &t.info, &mut t.changes)
             .await?;
+        // Still pending with other approvers (those who left dropped, or
+        // the administrators standing in): announced, with the document
+        // and the approvers by username, so that a host's to-do lists
+        // follow.
+        let same = |a: &[Uuid], b: &[Uuid]| a.len() == b.len() && a.iter().all(|u| b.contains(u));
+        if t.info.status == Status::Pending && !same(&old_pending, &t.info.pending_with) {
+            let from = self.usernames(&old_pending).await;
+            let to = self.usernames(&t.info.pending_with).await;
+            t.changes.events.push(self.event(
+                actor.company_id.0,
+                Table::ApprovalInstances,
+                t.info.id,
+                "approval.reassigned".into(),
+                json!({
+                    "approval_id": t.info.id,
+                    "doc_type": t.info.doc_type,
+                    "document_id": t.info.document_id,
+                    "document_code": t.info.document_code,
+                    "step": t.info.current_step,
+                    "from_step": old_step,
+                    "from": from,
+                    "to": to,
+                    "pending_with": t.info.pending_with,
+                    "actor_id": actor.user_id.0,
+                }),
+            ));
+        }
         self.apply(t.changes).await?;
         Ok(t.info)
+    }
+
+    /// The usernames of users, in order (a user not found by id).
+    async fn usernames(&self, ids: &[Uuid]) -> Vec<String> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(match self.store.get(Table::Users, *id).await {
+                Ok(Some(u)) => u.get("username").as_text().unwrap_or_default().to_string(),
+                _ => id.to_string(),
+            });
+        }
+        out
     }
 
     /// An approval the actor is involved in (or may read).

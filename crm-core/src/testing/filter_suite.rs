@@ -90,11 +90,16 @@ macro_rules! filter_scenarios {
             filter_option_lists_hold_each_option_once,
             $make
         );
+        $each!(
+            $crate::testing::filter_suite::custom_field_changes_are_announced_and_keep_held_options,
+            filter_custom_field_changes_are_announced_and_keep_held_options,
+            $make
+        );
     };
 }
 
 use crate::auth::Actor;
-use crate::custom::{CustomFieldType, NewCustomField};
+use crate::custom::{CustomFieldType, CustomFieldUpdate, NewCustomField};
 use crate::dedupe::{DedupeMode, DuplicateQuery};
 use crate::entity::Entity;
 use crate::error::Error;
@@ -1158,4 +1163,213 @@ pub async fn option_lists_hold_each_option_once(store: Arc<dyn Store>) {
         )
         .await
         .expect("distinct options");
+}
+
+/// The events announced after `seen` (a consumer's position), as type and
+/// payload.
+async fn events_after(w: &World, seen: i64) -> Vec<(String, Json)> {
+    w.crm
+        .pending_events("field-mirror", 100_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.seq > seen)
+        .map(|e| (e.event.event_type.clone(), e.event.payload.to_value()))
+        .collect()
+}
+
+/// Custom fields defined, changed and deleted are announced
+/// (`custom_field.created` …) with their entity, key, label and type, a
+/// change with what changed (options added and removed); an option still
+/// held by a record — live, archived or in the recycle bin — cannot be
+/// removed, the refusal naming the option, how many records hold it and
+/// their codes, and it can be once no record holds it. Relabelling and
+/// adding options stay allowed.
+pub async fn custom_field_changes_are_announced_and_keep_held_options(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let seen = w
+        .crm
+        .pending_events("field-mirror", 100_000)
+        .await
+        .expect("events")
+        .last()
+        .map_or(0, |e| e.seq);
+    define(
+        &w,
+        "region",
+        "区域",
+        CustomFieldType::Select,
+        &["华东", "华北", "华南"],
+    )
+    .await;
+    define(
+        &w,
+        "channels",
+        "渠道",
+        CustomFieldType::MultiSelect,
+        &["线上", "展会", "电话"],
+    )
+    .await;
+    let a = customer(
+        &w,
+        "甲公司",
+        json!({"custom.region": "华东", "custom.channels": "展会"}),
+    )
+    .await;
+    let b = customer(&w, "乙公司", json!({"custom.region": "华北"})).await;
+    let c = customer(&w, "丙公司", json!({"custom.channels": "线上,电话"})).await;
+    let r = w
+        .crm
+        .archive_records(&w.admin, Entity::Customer, &[b.id])
+        .await;
+    assert!(r.refused.is_empty(), "{r:?}");
+    let r = w
+        .crm
+        .delete_records(&w.admin, Entity::Customer, &[c.id])
+        .await;
+    assert!(r.refused.is_empty(), "{r:?}");
+    let field = |key: &'static str| {
+        let w = &w;
+        async move {
+            w.crm
+                .custom_fields(&w.admin, Entity::Customer)
+                .await
+                .expect("fields")
+                .into_iter()
+                .find(|d| d.key == key)
+                .expect("field")
+        }
+    };
+    let options = |o: &[&str]| CustomFieldUpdate {
+        options: Some(o.iter().map(|o| o.to_string()).collect()),
+        ..CustomFieldUpdate::default()
+    };
+    // Relabelling and adding an option.
+    let region = field("region").await;
+    let region = w
+        .crm
+        .update_custom_field(
+            &w.admin,
+            region.id,
+            region.version,
+            CustomFieldUpdate {
+                label: Some("销售区域".into()),
+                options: Some(vec![
+                    "华东".into(),
+                    "华北".into(),
+                    "华南".into(),
+                    "西南".into(),
+                ]),
+                ..CustomFieldUpdate::default()
+            },
+        )
+        .await
+        .expect("relabelled, an option added");
+    assert_eq!(region.label, "销售区域");
+    assert_eq!(region.options, vec!["华东", "华北", "华南", "西南"]);
+    // Options held by a live, an archived and a binned record stay.
+    for (key, keep, gone, code) in [
+        ("region", &["华北", "华南", "西南"][..], "华东", &a),
+        ("region", &["华东", "华南", "西南"][..], "华北", &b),
+        ("channels", &["线上", "展会"][..], "电话", &c),
+    ] {
+        let d = field(key).await;
+        let code = code.code.clone().expect("code");
+        match w
+            .crm
+            .update_custom_field(&w.admin, d.id, d.version, options(keep))
+            .await
+        {
+            Err(Error::Validation(v)) => {
+                let text = v.to_string();
+                assert!(
+                    text.contains(&format!("'{gone}'"))
+                        && text.contains("held by 1 ")
+                        && text.contains(&code)
+                        && text.contains("first"),
+                    "{text}"
+                );
+            }
+            other => panic!("removing {gone} should be refused, got {other:?}"),
+        }
+        assert_eq!(field(key).await.version, d.version, "{key} unchanged");
+    }
+    // An option nobody holds goes; one held goes once nobody holds it.
+    let region = field("region").await;
+    let region = w
+        .crm
+        .update_custom_field(
+            &w.admin,
+            region.id,
+            region.version,
+            options(&["华东", "华北", "西南"]),
+        )
+        .await
+        .expect("an option nobody holds removed");
+    assert_eq!(region.options, vec!["华东", "华北", "西南"]);
+    let a = w
+        .crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            a.id,
+            a.version,
+            fields(json!({"custom.region": "西南"})),
+        )
+        .await
+        .expect("region changed");
+    assert_eq!(a.custom.get("region"), Some(&json!("西南")));
+    w.crm
+        .update_custom_field(
+            &w.admin,
+            region.id,
+            region.version,
+            options(&["华北", "西南"]),
+        )
+        .await
+        .expect("an option no longer held removed");
+    let channels = field("channels").await;
+    w.crm
+        .delete_custom_field(&w.admin, channels.id, channels.version)
+        .await
+        .expect("deleted");
+    let got = events_after(&w, seen).await;
+    let of = |kind: &str| -> Vec<&Json> {
+        got.iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, p)| p)
+            .collect()
+    };
+    let created = of("custom_field.created");
+    assert_eq!(created.len(), 2, "{got:?}");
+    for p in &created {
+        for key in ["entity", "key", "label", "type", "options"] {
+            assert!(!p[key].is_null(), "{key} in {p}");
+        }
+    }
+    assert!(created.iter().any(|p| p["key"] == "region"
+        && p["entity"] == "customer"
+        && p["type"] == "select"
+        && p["label"] == "区域"));
+    let updated = of("custom_field.updated");
+    assert_eq!(updated.len(), 3, "only the changes made: {got:?}");
+    let first = updated[0];
+    assert_eq!(first["key"], "region");
+    assert_eq!(first["label"], "销售区域");
+    assert_eq!(first["options_added"], json!(["西南"]));
+    assert_eq!(first["options_removed"], json!([]));
+    let changed: BTreeSet<&str> = first["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .filter_map(|c| c["field"].as_str())
+        .collect();
+    assert_eq!(changed, ["label", "options"].into_iter().collect());
+    assert_eq!(updated[1]["options_removed"], json!(["华南"]));
+    assert_eq!(updated[2]["options_removed"], json!(["华东"]));
+    let deleted = of("custom_field.deleted");
+    assert_eq!(deleted.len(), 1, "{got:?}");
+    assert_eq!(deleted[0]["key"], "channels");
+    assert_eq!(deleted[0]["label"], "渠道");
+    assert_eq!(deleted[0]["type"], "multi_select");
 }

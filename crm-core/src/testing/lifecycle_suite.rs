@@ -86,6 +86,16 @@ macro_rules! lifecycle_scenarios {
             crm_lifecycle_a_document_is_not_made_for_an_opportunity_closed_meanwhile,
             $make
         );
+        $each!(
+            $crate::testing::lifecycle_suite::transfers_announce_the_record_and_the_owners_by_name,
+            crm_lifecycle_transfers_announce_the_record_and_the_owners_by_name,
+            $make
+        );
+        $each!(
+            $crate::testing::lifecycle_suite::approvals_passed_to_other_approvers_are_announced,
+            crm_lifecycle_approvals_passed_to_other_approvers_are_announced,
+            $make
+        );
     };
 }
 
@@ -2052,4 +2062,143 @@ pub async fn a_users_records_follow_them_to_another_department(store: Arc<dyn St
             .any(|e| e.changes.iter().any(|ch| ch.field == "department_id")),
         "{history:?}"
     );
+}
+
+/// A transfer is announced with the record's code and name beside its id,
+/// and the former and new owners by username, for the customer and each
+/// contact that follows it.
+pub async fn transfers_announce_the_record_and_the_owners_by_name(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let (_, seen) = announced_since(&w, 0).await;
+    let c = w.customer(&w.zhangsan, "转移客户有限公司", json!({})).await;
+    let contact = create(
+        &w,
+        &w.zhangsan,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "转移联系人"}),
+    )
+    .await;
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[c.id], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    assert!(r.refused.is_empty(), "{r:?}");
+    let (got, _) = announced_since(&w, seen).await;
+    let of = |kind: &str, id: RecordId| {
+        got.iter()
+            .find(|(k, r, _)| k == kind && *r == id.0)
+            .map(|(_, _, p)| p.clone())
+            .unwrap_or_else(|| panic!("{kind} in {got:?}"))
+    };
+    let p = of("customer.transferred", c.id);
+    assert_eq!(p["code"], json!(code(&c)));
+    assert_eq!(p["name"], "转移客户有限公司");
+    assert_eq!(p["from_username"], "zhangsan");
+    assert_eq!(p["to_username"], "wangwu");
+    assert_eq!(p["from"], json!(w.zhangsan.user_id.0.to_string()));
+    assert_eq!(p["to"], json!(w.wangwu.user_id.0.to_string()));
+    let p = of("contact.transferred", contact.id);
+    assert_eq!(p["code"], json!(code(&contact)));
+    assert_eq!(p["name"], "转移联系人");
+    assert_eq!(p["from_username"], "zhangsan");
+    assert_eq!(p["to_username"], "wangwu");
+    assert_eq!(p["with_customer"], json!(code(&c)));
+}
+
+/// An approval whose approvers left is announced when it passes to
+/// others (`approval.reassigned`): the approvers who left dropped, or the
+/// administrators standing in for a step left with nobody — naming the
+/// document (its type and code), the step, and the former and new
+/// approvers by username.
+pub async fn approvals_passed_to_other_approvers_are_announced(store: Arc<dyn Store>) {
+    use crate::approval::{
+        ApproverRule, Facts, Fallback, FlowDef, Restart, SignMode, StepDef, SubmitRequest,
+    };
+    let w = World::new(store).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "purchase_order",
+            "采购审批",
+            FlowDef {
+                steps: vec![StepDef {
+                    name: "经理".into(),
+                    conditions: Vec::new(),
+                    approvers: ApproverRule::Users {
+                        users: vec![w.lisi.user_id.0, w.zhaoliu.user_id.0],
+                    },
+                    mode: SignMode::Any,
+                    fallback: Fallback::Admins,
+                }],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("flow");
+    let a = w
+        .crm
+        .submit_for_approval(
+            &w.zhangsan,
+            SubmitRequest {
+                doc_type: "purchase_order".into(),
+                document_id: Uuid::from_u128(0xC6A1),
+                document_code: Some("CG-20261127-0001".into()),
+                title: Some("服务器采购".into()),
+                facts: Facts {
+                    amount_minor: Some(1_000_000),
+                    kind: None,
+                    discount_bp: None,
+                },
+                picked: Vec::new(),
+                comment: None,
+            },
+        )
+        .await
+        .expect("submitted");
+    let (_, seen) = announced_since(&w, 0).await;
+    let deactivate = |user: UserId| {
+        let w = &w;
+        async move {
+            let u = w.crm.user(&w.admin, user).await.expect("user");
+            w.crm
+                .update_user(
+                    &w.admin,
+                    user,
+                    u.version,
+                    crate::org::UserPatch {
+                        active: Some(false),
+                        ..crate::org::UserPatch::default()
+                    },
+                )
+                .await
+                .expect("deactivate");
+        }
+    };
+    // One approver left: the step waits for the other only.
+    deactivate(w.zhaoliu.user_id).await;
+    // The last one left: the administrators stand in.
+    deactivate(w.lisi.user_id).await;
+    let a = w
+        .crm
+        .refresh_approval(&w.zhangsan, a.id)
+        .await
+        .expect("refreshed");
+    assert_eq!(a.pending_with, vec![w.admin.user_id.0]);
+    let (got, _) = announced_since(&w, seen).await;
+    let reassigned: Vec<&serde_json::Value> = got
+        .iter()
+        .filter(|(k, r, _)| k == "approval.reassigned" && *r == a.id)
+        .map(|(_, _, p)| p)
+        .collect();
+    assert_eq!(reassigned.len(), 2, "{got:?}");
+    for p in &reassigned {
+        assert_eq!(p["doc_type"], "purchase_order");
+        assert_eq!(p["document_code"], "CG-20261127-0001");
+        assert_eq!(p["step"], "经理");
+    }
+    assert_eq!(reassigned[0]["from"], json!(["lisi", "zhaoliu"]));
+    assert_eq!(reassigned[0]["to"], json!(["lisi"]));
+    assert_eq!(reassigned[1]["from"], json!(["lisi"]));
+    assert_eq!(reassigned[1]["to"], json!(["admin"]));
 }

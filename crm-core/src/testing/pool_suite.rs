@@ -119,6 +119,11 @@ macro_rules! pool_scenarios {
             pool_merge_leaves_each_customer_its_pool_history,
             $make
         );
+        $each!(
+            $crate::testing::pool_suite::pool_changes_and_deletions_are_announced,
+            pool_changes_and_deletions_are_announced,
+            $make
+        );
     };
 }
 
@@ -4393,4 +4398,130 @@ pub async fn merge_leaves_each_customer_its_pool_history(store: Arc<dyn Store>) 
         w.crm.pool_history(&w.admin, a).await.expect("history"),
         history_a
     );
+}
+
+/// A pool's changes are announced (`pool.updated`) under its name with
+/// what changed — its name, limits, members, and its recycling rules
+/// added, changed and removed — and its deletion (`pool.deleted`) with
+/// its name.
+pub async fn pool_changes_and_deletions_are_announced(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let p = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "华南公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_departments: vec![w.group1],
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool");
+    let seen = w
+        .crm
+        .pending_events("pool-suite", 100_000)
+        .await
+        .expect("events")
+        .last()
+        .map_or(0, |e| e.seq);
+    let p = w
+        .crm
+        .update_pool(
+            &w.admin,
+            p.id,
+            p.version,
+            PoolSpec {
+                name: "华南二区公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.group1, w.group2],
+                limits: PoolLimits {
+                    max_per_claim: Some(5),
+                    ..PoolLimits::default()
+                },
+            },
+        )
+        .await
+        .expect("changed");
+    let rule = w
+        .crm
+        .add_recycle_rule(&w.lisi, p.id, RuleSpec::new(RuleKind::NoFollowUp, 30))
+        .await
+        .expect("rule");
+    let rule = w
+        .crm
+        .update_recycle_rule(
+            &w.lisi,
+            rule.id,
+            rule.version,
+            RuleSpec::new(RuleKind::NoFollowUp, 20),
+        )
+        .await
+        .expect("rule changed");
+    w.crm
+        .delete_recycle_rule(&w.lisi, rule.id)
+        .await
+        .expect("rule removed");
+    w.crm.delete_pool(&w.admin, p.id).await.expect("deleted");
+    let got: Vec<(String, serde_json::Value)> = w
+        .crm
+        .pending_events("pool-suite", 100_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.seq > seen && e.event.record_id == p.id.0)
+        .map(|e| (e.event.event_type.clone(), e.event.payload.to_value()))
+        .collect();
+    let kinds: Vec<&str> = got.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            "pool.updated",
+            "pool.updated",
+            "pool.updated",
+            "pool.updated",
+            "pool.deleted"
+        ],
+        "{got:?}"
+    );
+    let changes = |i: usize| -> Vec<(String, serde_json::Value, serde_json::Value)> {
+        got[i].1["changes"]
+            .as_array()
+            .expect("changes")
+            .iter()
+            .map(|c| {
+                (
+                    c["field"].as_str().unwrap_or_default().to_string(),
+                    c["before"].clone(),
+                    c["after"].clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(got[0].1["name"], "华南二区公海");
+    let first: BTreeSet<String> = changes(0).into_iter().map(|(f, ..)| f).collect();
+    assert_eq!(
+        first,
+        ["name", "member_departments", "limits.max_per_claim"]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+        "{got:?}"
+    );
+    assert!(changes(0).contains(&("name".into(), json!("华南公海"), json!("华南二区公海"))));
+    for (i, before, after) in [
+        (1, None, Some(30)),
+        (2, Some(30), Some(20)),
+        (3, Some(20), None),
+    ] {
+        assert_eq!(got[i].1["name"], "华南二区公海");
+        let c = changes(i);
+        assert_eq!(c.len(), 1, "{got:?}");
+        assert_eq!(c[0].0, "rules");
+        assert_eq!(c[0].1["days"].as_u64(), before, "{got:?}");
+        assert_eq!(c[0].2["days"].as_u64(), after, "{got:?}");
+    }
+    assert_eq!(got[4].1["name"], "华南二区公海");
 }
