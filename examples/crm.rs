@@ -364,10 +364,10 @@ struct ListArgs {
     #[arg(long, allow_hyphen_values = true)]
     sort: Vec<String>,
     /// Page number (from 1).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     page: u64,
     /// Rows per page.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     per_page: u64,
     /// Keyset paging: continue after this cursor ("" for the first page).
     #[arg(long)]
@@ -415,10 +415,10 @@ enum RecordCmd {
         /// The text.
         text: String,
         /// Page number (from 1).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         page: u64,
         /// Rows per page.
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         per_page: u64,
     },
     /// Moves records to the recycle bin.
@@ -564,10 +564,10 @@ enum RecordCmd {
         #[arg(long)]
         overdue: bool,
         /// Page number (from 1).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         page: u64,
         /// Rows per page.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
         per_page: u64,
     },
     /// Customers: contacts with a birthday in the next days.
@@ -588,10 +588,10 @@ enum RecordCmd {
         #[arg(long, default_value_t = 7)]
         days: u32,
         /// Page number (from 1).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         page: u64,
         /// Rows per page.
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
         per_page: u64,
     },
 }
@@ -1300,6 +1300,16 @@ fn written_version(expected: i64, read_back: i64) -> i64 {
 }
 
 /// What stands for a record the actor may not read, in place of its id.
+/// A 360° view section's count: what the user sees, and how many more
+/// the customer has that they may not see.
+fn section_count(s: &crm::view::ViewSection) -> String {
+    if s.hidden > 0 {
+        format!("{}; {} more not shown to you", s.total, s.hidden)
+    } else {
+        s.total.to_string()
+    }
+}
+
 fn hidden(target: Entity) -> String {
     format!("（无权查看的{}）(hidden {target})", target.name_zh())
 }
@@ -3628,7 +3638,7 @@ enum PoolCmd {
         #[arg(long, short = 's')]
         search: Option<String>,
         /// Page number.
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         page: u64,
     },
     /// Claims customers from the public pool (领取).
@@ -4597,7 +4607,7 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
             if let Some(r) = &v.recycling {
                 out!("recycling: {}", r.summary);
             }
-            out!("contacts ({}):", v.contacts.total);
+            out!("contacts ({}):", section_count(&v.contacts));
             for c in &v.contacts.items {
                 out!(
                     "  {} {} {} {}",
@@ -4607,7 +4617,7 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                     c.text("mobile").unwrap_or_default()
                 );
             }
-            out!("follow-ups ({}):", v.follow_ups.total);
+            out!("follow-ups ({}):", section_count(&v.follow_ups));
             for f in &v.follow_ups.items {
                 out!(
                     "  {} {} {}",
@@ -4617,7 +4627,7 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 );
             }
             for (table, sec) in &v.sections {
-                out!("{} ({table}): {}", sec.title, sec.total);
+                out!("{} ({table}): {}", sec.title, section_count(sec));
                 for item in &sec.items {
                     out!("  {}", view_item_line(table, item));
                 }

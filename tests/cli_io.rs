@@ -260,3 +260,45 @@ fn a_failed_import_says_nothing_was_created() {
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// A contact export names each contact's customer by code too: importing
+/// it back after a customer was renamed finds every contact's customer.
+#[test]
+fn contact_export_imports_back_after_its_customer_is_renamed() {
+    let tmp = std::env::temp_dir().join(format!("crm-cli-io-rename-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("dir");
+    ok(&tmp, &["demo"]);
+    let e = ok(&tmp, &["export", "contact", "-o", "contacts.xlsx"]);
+    assert!(e.starts_with("exported "), "{e}");
+    let contacts: serde_json::Value = serde_json::from_str(&ok(
+        &tmp,
+        &["--json", "contact", "list", "--per-page", "100"],
+    ))
+    .expect("json");
+    let customer = contacts["items"]
+        .as_array()
+        .and_then(|a| a.first())
+        .and_then(|c| c["fields"]["customer_id"].as_str())
+        .expect("a contact's customer")
+        .to_string();
+    ok(
+        &tmp,
+        &["customer", "edit", &customer, "name=改名后的客户有限公司"],
+    );
+    let i = ok(
+        &tmp,
+        &[
+            "--json",
+            "import",
+            "contact",
+            "contacts.xlsx",
+            "--policy",
+            "update",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&i).expect("json report");
+    assert_eq!(v["report"]["rejected"], 0, "{i}");
+    assert_eq!(v["report"]["created"], 0, "{i}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -20,7 +20,9 @@ use crate::custom::{CustomFieldDef, CustomFieldType};
 use crate::entity::Entity;
 use crate::entity::{FieldDef, FieldKind, MaskStyle};
 use crate::error::{Error, Result};
-use crate::import::{ValueKind, custom_value_kind, kind_value, row_label_name};
+use crate::import::{
+    CUSTOMER_CODE_HEADERS, ValueKind, custom_value_kind, kind_value, row_label_name,
+};
 use crate::query::{ListQuery, PageRequest};
 use crate::records::{Record, json_text};
 use crate::schema::Table;
@@ -134,6 +136,7 @@ impl Crm {
             header_en: d.label_en.clone().unwrap_or_else(|| d.key.clone()),
             kind: custom_value_kind(d.field_type),
         };
+        let customer_code = customer_code_column(actor, entity, &customs);
         let mut out = Vec::new();
         if picks.is_empty() {
             out.extend(std_col("code"));
@@ -142,6 +145,10 @@ impl Crm {
                     && actor.field_access(entity, d.name) != FieldAccess::Hidden
                 {
                     out.push(builtin(d));
+                    // A contact's customer by name, then by code.
+                    if d.name == "customer_id" {
+                        out.extend(customer_code.clone());
+                    }
                 }
             }
             for d in &customs {
@@ -166,6 +173,21 @@ impl Crm {
                     )));
                 }
                 builtin(d)
+            } else if let Some(c) = customer_code
+                .as_ref()
+                .filter(|_| p == CUSTOMER_CODE_KEY || is_customer_code_pick(p))
+            {
+                c.clone()
+            } else if entity == Entity::Contact
+                && (p == CUSTOMER_CODE_KEY || is_customer_code_pick(p))
+                && !customs
+                    .iter()
+                    .any(|d| d.key == p || d.label == p || d.label_en.as_deref() == Some(p))
+            {
+                return Err(Error::Forbidden(format!(
+                    "{} may not read the contacts' customers, so not their codes",
+                    actor.display_name
+                )));
             } else {
                 let key = p.strip_prefix("custom.").unwrap_or(p);
                 let d = customs
@@ -262,6 +284,41 @@ impl Crm {
             page_size: page_size.clamp(1, crate::query::MAX_PAGE_SIZE),
             done: false,
         })
+    }
+
+    /// What an export shows `actor` of fields masked for them (`keys`: API
+    /// names or `custom.key`), through the export's own conversion: an
+    /// import compares a masked cell with it (see
+    /// [`crate::import::DuplicatePolicy::Update`]).
+    pub(crate) fn masked_view(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        keys: &[String],
+        customs: &[CustomFieldDef],
+    ) -> ExportConverter {
+        let columns = keys
+            .iter()
+            .map(|k| ExportColumn {
+                key: k.clone(),
+                header_zh: String::new(),
+                header_en: String::new(),
+                kind: ValueKind::Text,
+            })
+            .collect();
+        let labels = Labels {
+            users: HashMap::new(),
+            departments: HashMap::new(),
+            pools: HashMap::new(),
+        };
+        ExportConverter(Arc::new(Converter::new(
+            entity,
+            actor,
+            columns,
+            customs,
+            labels,
+            self.config.utc_offset,
+        )))
     }
 
     /// How exports name people and departments: users by display name, and
@@ -397,6 +454,43 @@ impl Crm {
     }
 }
 
+/// The key of a contact export's column of its customer's code.
+const CUSTOMER_CODE_KEY: &str = "customer_code";
+
+/// Whether a pick names the customer code column (either header).
+fn is_customer_code_pick(p: &str) -> bool {
+    p == CUSTOMER_CODE_HEADERS.0 || p.eq_ignore_ascii_case(CUSTOMER_CODE_HEADERS.1)
+}
+
+/// A contact export's column of the customer's code (客户编号, read back by
+/// the contact import: [`crate::import::ColumnRole::CustomerCode`]), when
+/// the actor may read customers and sees the contact's customer, and no
+/// custom field of contacts is labelled like it (an import would read the
+/// column as that field).
+fn customer_code_column(
+    actor: &Actor,
+    entity: Entity,
+    customs: &[CustomFieldDef],
+) -> Option<ExportColumn> {
+    let (zh, en) = CUSTOMER_CODE_HEADERS;
+    let taken = customs.iter().any(|d| {
+        crate::import::clean_header(&d.label) == zh
+            || d.label_en
+                .as_deref()
+                .is_some_and(|l| crate::import::clean_header(l).eq_ignore_ascii_case(en))
+    });
+    (entity == Entity::Contact
+        && !taken
+        && actor.can(Entity::Customer, Action::Read)
+        && actor.field_access(entity, "customer_id") != FieldAccess::Hidden)
+        .then(|| ExportColumn {
+            key: CUSTOMER_CODE_KEY.into(),
+            header_zh: zh.into(),
+            header_en: en.into(),
+            kind: ValueKind::Text,
+        })
+}
+
 /// Refuses what the record export does not cover: the records with fields
 /// of their own in [`Entity::fields`] (customers, contacts, follow-ups);
 /// products and the sales documents have exports of their own.
@@ -490,6 +584,9 @@ impl std::fmt::Debug for ExportCursor<'_> {
 pub struct ExportBatch {
     items: Items,
     refs: HashMap<Uuid, String>,
+    /// The codes of the contacts' customers the actor may read (contact
+    /// exports with a customer code column).
+    codes: HashMap<Uuid, String>,
 }
 
 enum Items {
@@ -630,7 +727,8 @@ impl ExportCursor<'_> {
             }
         };
         let refs = self.refs(&items).await?;
-        let batch = ExportBatch { items, refs };
+        let codes = self.customer_codes(&items).await?;
+        let batch = ExportBatch { items, refs, codes };
         if batch.is_empty() && self.done {
             return Ok(None);
         }
@@ -676,6 +774,57 @@ impl ExportCursor<'_> {
     }
 }
 
+impl ExportCursor<'_> {
+    /// The codes of the customers of a contact page, when the export has a
+    /// customer code column: those the actor may read (one scoped query),
+    /// as their names are; the others stay empty.
+    async fn customer_codes(&self, items: &Items) -> Result<HashMap<Uuid, String>> {
+        let mut codes = HashMap::new();
+        let Some(index) = self.convert.0.plans.iter().find_map(|p| match p {
+            Plan::CustomerCode(i) => Some(*i),
+            _ => None,
+        }) else {
+            return Ok(codes);
+        };
+        // Listed masked, a customer is no id: no code either.
+        let ids: Vec<Value> = match items {
+            Items::Records(recs) => recs
+                .iter()
+                .filter_map(|rec| rec.fields.get("customer_id").and_then(Json::as_str))
+                .filter_map(|s| Uuid::parse_str(s).ok())
+                .map(Value::Id)
+                .collect(),
+            Items::Rows(rows) if self.convert.0.customer_shown => rows
+                .iter()
+                .filter_map(|row| value_at(row, index).and_then(stored_id))
+                .map(Value::Id)
+                .collect(),
+            Items::Rows(_) => Vec::new(),
+        };
+        let Some(scope) = self.actor.store_scope(Entity::Customer, Action::Read) else {
+            return Ok(codes);
+        };
+        let mut ids = ids;
+        ids.sort_by_key(|v| v.as_id());
+        ids.dedup();
+        for chunk in ids.chunks(1000) {
+            let mut sel = Select::all(Table::Customers, self.actor.company_id.0, self.crm.now());
+            sel.lifecycle = Lifecycle::Any;
+            sel.scope = scope.clone();
+            sel.filter = Filter::And(vec![
+                Filter::In(Col::Column("id"), chunk.to_vec()),
+                Filter::IsNull(Col::Column("deleted_at")),
+            ]);
+            for row in self.crm.store.select(&sel).await?.rows {
+                if let Some(code) = row.get("code").as_text() {
+                    codes.insert(row.id(), code.to_string());
+                }
+            }
+        }
+        Ok(codes)
+    }
+}
+
 /// The value a row has for a sort key, as the store compares it (as the
 /// list query's keyset cursor holds it).
 fn sort_value(row: &Row, col: &Col) -> Value {
@@ -715,6 +864,16 @@ impl std::fmt::Debug for ExportConverter {
 }
 
 impl ExportConverter {
+    /// The cells one stored row gives, without the names of the records it
+    /// refers to (for the columns [`Crm::masked_view`] picks, whose values
+    /// name nothing).
+    pub(crate) fn stored_cells(&self, row: Row) -> Vec<ExportValue> {
+        let mut out = Vec::with_capacity(self.0.plans.len());
+        self.0
+            .store_row(row, &HashMap::new(), &HashMap::new(), &mut out);
+        out
+    }
+
     /// The rows of a batch.
     pub fn rows(&self, batch: ExportBatch) -> Vec<Vec<ExportValue>> {
         let mut out = Vec::with_capacity(batch.len());
@@ -734,19 +893,20 @@ impl ExportConverter {
     ) -> std::result::Result<(), E> {
         let c = &*self.0;
         let refs = &batch.refs;
+        let codes = &batch.codes;
         let mut row = Vec::with_capacity(c.plans.len());
         match batch.items {
             Items::Records(recs) => {
                 for rec in recs {
                     row.clear();
-                    c.record_row(rec, refs, &mut row);
+                    c.record_row(rec, refs, codes, &mut row);
                     f(&mut row)?;
                 }
             }
             Items::Rows(rows) => {
                 for r in rows {
                     row.clear();
-                    c.store_row(r, refs, &mut row);
+                    c.store_row(r, refs, codes, &mut row);
                     f(&mut row)?;
                 }
             }
@@ -762,6 +922,8 @@ enum Plan {
     Department(Option<usize>),
     Created(Option<usize>),
     Updated(Option<usize>),
+    /// A contact's customer (`customer_id` at the index) by its code.
+    CustomerCode(Option<usize>),
     /// A customer's pool (`pool_id`), by the pool's name.
     Pool {
         index: Option<usize>,
@@ -800,6 +962,9 @@ struct Labels {
 struct Converter {
     columns: Vec<ExportColumn>,
     plans: Vec<Plan>,
+    /// Whether the actor sees contacts' customers in full (not masked):
+    /// only then is a customer code column filled.
+    customer_shown: bool,
     ref_fields: Vec<RefField>,
     custom_index: Option<usize>,
     users: HashMap<Uuid, String>,
@@ -819,7 +984,13 @@ impl Converter {
     ) -> Converter {
         let table_columns = entity.table().columns();
         let index = |name: &str| table_columns.iter().position(|c| c.name == name);
-        let once = |key: &str| columns.iter().filter(|c| c.key == key).count() == 1;
+        // A value read by one column only is moved, not copied (the
+        // customer code column reads the customer too).
+        let with_code = columns.iter().any(|c| c.key == CUSTOMER_CODE_KEY);
+        let once = |key: &str| {
+            columns.iter().filter(|c| c.key == key).count() == 1
+                && !(with_code && key == "customer_id")
+        };
         let plans = columns
             .iter()
             .map(|c| match c.key.as_str() {
@@ -828,6 +999,9 @@ impl Converter {
                 "department_id" => Plan::Department(index("department_id")),
                 "created_at" => Plan::Created(index("created_at")),
                 "updated_at" => Plan::Updated(index("updated_at")),
+                CUSTOMER_CODE_KEY if entity == Entity::Contact => {
+                    Plan::CustomerCode(index("customer_id"))
+                }
                 key => match key.strip_prefix("custom.") {
                     Some(k) => match customs.iter().find(|d| d.key == k) {
                         Some(d) => match actor.field_access(entity, &format!("custom.{}", d.key)) {
@@ -879,10 +1053,16 @@ impl Converter {
                 _ => None,
             })
             .collect();
+        let customer_shown = entity == Entity::Contact
+            && matches!(
+                actor.field_access(entity, "customer_id"),
+                FieldAccess::Full | FieldAccess::ReadOnly
+            );
         Converter {
             custom_index: index("custom"),
             columns,
             plans,
+            customer_shown,
             ref_fields,
             users: labels.users,
             departments: labels.departments,
@@ -911,16 +1091,18 @@ impl Converter {
     /// rather than an id. A masked pool is `***` (as a masked product cost
     /// is): the list hands out a masked field without its id, so both
     /// ways of reading rows give the same cell.
-    fn pool(&self, id: Option<Uuid>, masked: bool) -> ExportValue {
-        match id {
+    ///
+    /// `stored` is the pool as either way of reading rows holds it: an id
+    /// (or its text) from the store, the listed text from a record (which
+    /// for a masked pool is no id).
+    fn pool(&self, stored: Option<&Value>, masked: bool) -> ExportValue {
+        match stored {
+            None | Some(Value::Null) => ExportValue::Empty,
             Some(_) if masked => ExportValue::Text("***".into()),
-            Some(p) => self
-                .pools
-                .get(&p)
-                .cloned()
+            Some(v) => stored_id(v)
+                .and_then(|p| self.pools.get(&p).cloned())
                 .map(ExportValue::Text)
                 .unwrap_or(ExportValue::Empty),
-            None => ExportValue::Empty,
         }
     }
 
@@ -930,6 +1112,7 @@ impl Converter {
         &self,
         mut rec: Record,
         refs: &HashMap<Uuid, String>,
+        codes: &HashMap<Uuid, String>,
         out: &mut Vec<ExportValue>,
     ) {
         for p in &self.plans {
@@ -940,16 +1123,23 @@ impl Converter {
                     .map(ExportValue::Text)
                     .unwrap_or(ExportValue::Empty),
                 Plan::Owner(_) => self.user(rec.owner_id.map(|o| o.0)),
+                Plan::CustomerCode(_) => customer_code(
+                    codes,
+                    rec.fields
+                        .get("customer_id")
+                        .and_then(Json::as_str)
+                        .and_then(|s| Uuid::parse_str(s).ok()),
+                ),
                 Plan::Department(_) => self.department(rec.department_id.map(|d| d.0)),
                 Plan::Created(_) => ExportValue::DateTime(self.local(rec.created_at)),
                 Plan::Updated(_) => ExportValue::DateTime(self.local(rec.updated_at)),
                 Plan::Pool { masked, .. } => {
-                    match rec.fields.get("pool_id").and_then(Json::as_str) {
-                        // Listed masked, the text is no id: `***`.
-                        Some(_) if *masked => ExportValue::Text("***".into()),
-                        Some(s) => self.pool(Uuid::parse_str(s).ok(), false),
-                        None => ExportValue::Empty,
-                    }
+                    let listed = rec
+                        .fields
+                        .get("pool_id")
+                        .and_then(Json::as_str)
+                        .map(|s| Value::Text(s.to_string()));
+                    self.pool(listed.as_ref(), *masked)
                 }
                 Plan::Field { def, take, .. } => {
                     let v = if *take {
@@ -981,7 +1171,13 @@ impl Converter {
 
     /// A row straight from the store, with the field rules applied here as
     /// [`Crm::list_records`] applies them.
-    fn store_row(&self, mut row: Row, refs: &HashMap<Uuid, String>, out: &mut Vec<ExportValue>) {
+    fn store_row(
+        &self,
+        mut row: Row,
+        refs: &HashMap<Uuid, String>,
+        codes: &HashMap<Uuid, String>,
+        out: &mut Vec<ExportValue>,
+    ) {
         let mut custom = match self
             .custom_index
             .and_then(|i| row.values.get_mut(i))
@@ -997,10 +1193,14 @@ impl Converter {
                     _ => ExportValue::Empty,
                 },
                 Plan::Owner(i) => self.user(value_at(&row, *i).and_then(Value::as_id)),
+                Plan::CustomerCode(i) => customer_code(
+                    codes,
+                    value_at(&row, *i)
+                        .filter(|_| self.customer_shown)
+                        .and_then(stored_id),
+                ),
                 Plan::Department(i) => self.department(value_at(&row, *i).and_then(Value::as_id)),
-                Plan::Pool { index, masked } => {
-                    self.pool(value_at(&row, *index).and_then(stored_id), *masked)
-                }
+                Plan::Pool { index, masked } => self.pool(value_at(&row, *index), *masked),
                 Plan::Created(i) | Plan::Updated(i) => ExportValue::DateTime(
                     self.local(
                         value_at(&row, *i)
@@ -1174,6 +1374,13 @@ impl Converter {
             (_, other) => text_value(other),
         }
     }
+}
+
+/// The code of a contact's customer, empty when the actor may not read it.
+fn customer_code(codes: &HashMap<Uuid, String>, id: Option<Uuid>) -> ExportValue {
+    id.and_then(|c| codes.get(&c).cloned())
+        .map(ExportValue::Text)
+        .unwrap_or(ExportValue::Empty)
 }
 
 /// An id as a store hands it out (an id, or its text).

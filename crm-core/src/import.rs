@@ -416,8 +416,9 @@ pub struct RowIssue {
 /// What an import did (or, for a dry run, would do).
 ///
 /// A resumed import reports as if it had run uninterrupted: the records
-/// written (`created`, `contacts_created`, `updated`) and the rows (`rows`,
-/// `unchanged`, `skipped`, `rejected`, `issues`) count the whole import,
+/// written (`created`, `contacts_created`, `updated`, `contacts_updated`)
+/// and the rows (`rows`, `unchanged`, `skipped`, `rejected`, `issues`)
+/// count the whole import,
 /// earlier runs included — each committed batch keeps the rows it rejected
 /// or skipped, with their reasons, and the run that resumes lists them with
 /// its own, so its error workbook holds every row not imported (an import
@@ -445,6 +446,10 @@ pub struct ImportReport {
     pub contacts_created: u64,
     /// Existing records updated.
     pub updated: u64,
+    /// Existing contacts of updated customers that contact column groups
+    /// changed (a contact whose values were all the same already is not
+    /// written, nor counted).
+    pub contacts_updated: u64,
     /// Duplicates whose values were all the same already.
     pub unchanged: u64,
     /// Duplicates skipped (one issue each).
@@ -491,7 +496,9 @@ pub struct ImportInfo {
     /// import's contact column groups: the report's `created` plus its
     /// `contacts_created`.
     pub created: i64,
-    /// Records updated, as the report's `updated`.
+    /// Records updated, as the report's `updated`, with the contacts a
+    /// customer import's contact column groups changed (its
+    /// `contacts_updated`).
     pub updated: i64,
     /// Duplicates whose values were all the same already, as the report's
     /// `unchanged`. Imports stored before the stores kept this count apart
@@ -814,6 +821,21 @@ pub enum ColumnRole {
     /// it, as its other duplicate keys do; a code naming none (a sheet's
     /// own numbering) leaves the row to its other keys.
     Code,
+    /// The code of the n-th contact of a customer row (`联系人1编号`,
+    /// `Contact 1 Code`: the group's number written out). Never written:
+    /// under [`DuplicatePolicy::Update`] it names the contact of the
+    /// customer that the group updates (see [`Crm::begin_import`]).
+    ContactCode {
+        /// The group number.
+        group: u32,
+    },
+    /// The code of a contact's customer (`客户编号`, `Customer code`) in a
+    /// contact import, as a contact export writes it beside the customer's
+    /// name: a row giving one names its customer by that code (among the
+    /// customers the actor may read), whatever its customer column says —
+    /// a renamed customer is still found. It stands for the customer
+    /// column where a sheet has no other.
+    CustomerCode,
     /// Not imported (an extra column).
     Ignored,
 }
@@ -834,6 +856,10 @@ enum CellKind {
     Custom(CustomFieldType),
     /// An amount kept as text by its field (a product's list price, cost).
     Money,
+    /// A field the actor sees masked (an export writes it so): read as
+    /// text and never written, only compared with what the actor is shown
+    /// of the stored value (see `ImportSession::masked_mismatch`).
+    Masked,
     Other,
 }
 
@@ -947,6 +973,17 @@ fn map_headers_with(
             role = resolve(Entity::Contact, &field, contact_customs)
                 .filter(|f| f != "customer_id" && f != "owner_id")
                 .map(|field| ColumnRole::Contact { group, field });
+            // A group's code only with its number written out (`联系人1编号`):
+            // `联系人编号` alone reads as a contact import's own code column.
+            if role.is_none()
+                && is_code_header(Entity::Contact, &field)
+                && h.chars().any(|c| c.is_ascii_digit())
+            {
+                role = Some(ColumnRole::ContactCode { group });
+            }
+        }
+        if role.is_none() && entity == Entity::Contact && is_customer_code_header(&h) {
+            role = Some(ColumnRole::CustomerCode);
         }
         // A field (built-in or custom) of that name comes first: a
         // company's custom field labelled 编号 keeps its column.
@@ -962,11 +999,25 @@ fn map_headers_with(
         let written = match &role {
             ColumnRole::Field(f) => Some((entity, f.as_str())),
             ColumnRole::Contact { field, .. } => Some((Entity::Contact, field.as_str())),
-            ColumnRole::Code | ColumnRole::Ignored => None,
+            // It sets the contact's customer.
+            ColumnRole::CustomerCode => Some((Entity::Contact, "customer_id")),
+            ColumnRole::Code | ColumnRole::ContactCode { .. } | ColumnRole::Ignored => None,
         };
+        // A column of the record's own that the actor sees masked, as an
+        // export gave it to them, is read back but never written (a value
+        // other than the one shown refuses its row) — unless rows need it
+        // (a required field), which they then could never give.
+        let required = |f: &str| match f.strip_prefix("custom.") {
+            Some(key) => customs.iter().any(|d| d.key == key && d.required),
+            None => find_field(entity, f).is_some_and(|d| d.required),
+        };
+        let masked_own = matches!(entity, Entity::Customer | Entity::Contact)
+            && matches!(&role, ColumnRole::Field(f) if !required(f))
+            && written.is_some_and(|(e, f)| actor.field_access(e, f) == FieldAccess::Masked);
         if let Some((e, field)) = written
             && (e.is_record() || e == Entity::Product)
             && field != "owner_id"
+            && !masked_own
             && actor.field_access(e, field) != FieldAccess::Full
         {
             return Err(Error::Forbidden(format!(
@@ -987,7 +1038,10 @@ fn map_headers_with(
         roles.push(role);
     }
     for def in import_fields(entity).into_iter().filter(|_| need_required) {
-        if def.required && !seen.contains_key(&ColumnRole::Field(def.name.to_string())) {
+        // A contact's customer may be named by its code alone.
+        let by_code = def.name == "customer_id" && seen.contains_key(&ColumnRole::CustomerCode);
+        if def.required && !by_code && !seen.contains_key(&ColumnRole::Field(def.name.to_string()))
+        {
             errors.push(
                 field_label(def),
                 format!(
@@ -1008,7 +1062,7 @@ fn map_headers_with(
     let groups: HashSet<u32> = roles
         .iter()
         .filter_map(|r| match r {
-            ColumnRole::Contact { group, .. } => Some(*group),
+            ColumnRole::Contact { group, .. } | ColumnRole::ContactCode { group } => Some(*group),
             _ => None,
         })
         .collect();
@@ -1039,6 +1093,17 @@ fn is_code_header(entity: Entity, h: &str) -> bool {
         _ => return false,
     };
     h == "编号" || h.eq_ignore_ascii_case("code") || h == own.0 || h.eq_ignore_ascii_case(own.1)
+}
+
+/// The Chinese and English headers of the customer's code in a contact
+/// export (beside its 所属客户), read back by a contact import
+/// ([`ColumnRole::CustomerCode`]).
+pub const CUSTOMER_CODE_HEADERS: (&str, &str) = ("客户编号", "Customer code");
+
+/// Whether a (cleaned) header of a contact import names the contact's
+/// customer by code (see [`CUSTOMER_CODE_HEADERS`]).
+fn is_customer_code_header(h: &str) -> bool {
+    h == CUSTOMER_CODE_HEADERS.0 || h.eq_ignore_ascii_case(CUSTOMER_CODE_HEADERS.1)
 }
 
 /// The spreadsheet name of a 0-based column: A, B, …, Z, AA, …
@@ -1276,9 +1341,29 @@ fn code_key(code: String) -> DupKey {
 struct ContactDraft {
     /// The contact group of the row (1 for 联系人1).
     group: usize,
+    /// The contact's code the group gives (see [`ColumnRole::ContactCode`]).
+    code: Option<String>,
     set: BTreeMap<&'static str, Value>,
     custom: BTreeMap<String, Json>,
 }
+
+/// A contact of an updated customer that a contact group of its row
+/// updates: the stored contact and its values with the group's merged in.
+#[derive(Clone, Debug)]
+struct ContactUpdate {
+    group: usize,
+    row: Row,
+    merged: BTreeMap<&'static str, Value>,
+}
+
+/// A row updating a stored record: the row, the record, its values with
+/// the row's merged in, and the contacts its groups update.
+type PlannedUpdate = (
+    Candidate,
+    Row,
+    BTreeMap<&'static str, Value>,
+    Vec<ContactUpdate>,
+);
 
 /// A validated row.
 #[derive(Clone, Debug)]
@@ -1293,6 +1378,9 @@ struct Candidate {
     owner: Option<Uuid>,
     contacts: Vec<ContactDraft>,
     keys: Vec<DupKey>,
+    /// The non-empty cells of masked columns, by column (see
+    /// [`CellKind::Masked`]).
+    masked: Vec<(usize, String)>,
 }
 
 /// What a batch creates and updates, kept per batch for undo.
@@ -1323,6 +1411,7 @@ struct Counts {
     created: u64,
     contacts: u64,
     updated: u64,
+    contacts_updated: u64,
     unchanged: u64,
     skipped: u64,
     rejected: u64,
@@ -1412,6 +1501,10 @@ pub struct ImportSession<'a> {
     /// it is written.
     atomic_keys: Vec<DupKey>,
     atomic_first: Option<u32>,
+    /// The columns the actor sees masked (see [`CellKind::Masked`]) and
+    /// what an export shows them of a stored record in those columns, in
+    /// that order; `None` without such columns.
+    masked_view: Option<(Vec<usize>, crate::export::ExportConverter)>,
     /// Guards a batch's writes carry besides its duplicate keys': the
     /// unique custom values of contacts that customer rows create (see
     /// [`ImportSession::contact_uniques_free`]), and that the roles,
@@ -1828,6 +1921,8 @@ impl Crm {
                     None
                 },
                 kinds: Arc::new(Vec::new()),
+                customer_codes: Arc::new(HashMap::new()),
+                group_codes: Arc::new(Vec::new()),
             },
             users,
             usernames,
@@ -1864,6 +1959,7 @@ impl Crm {
             atomic_keys: Vec::new(),
             batch_guards: Vec::new(),
             atomic_first: None,
+            masked_view: None,
             opts: options,
         };
         let kinds = session
@@ -1872,12 +1968,52 @@ impl Crm {
             .roles
             .iter()
             .map(|role| match role {
-                ColumnRole::Ignored | ColumnRole::Code => CellKind::Other,
+                ColumnRole::Ignored
+                | ColumnRole::Code
+                | ColumnRole::ContactCode { .. }
+                | ColumnRole::CustomerCode => CellKind::Other,
+                // (A required field the actor sees masked refused the header.)
+                ColumnRole::Field(f)
+                    if f != "owner_id"
+                        && matches!(entity, Entity::Customer | Entity::Contact)
+                        && actor.field_access(entity, f) == FieldAccess::Masked =>
+                {
+                    CellKind::Masked
+                }
                 ColumnRole::Field(f) => session.v.kind_of(entity, f),
                 ColumnRole::Contact { field, .. } => session.v.kind_of(Entity::Contact, field),
             })
             .collect();
         session.v.kinds = Arc::new(kinds);
+        session.v.group_codes = Arc::new(
+            session
+                .v
+                .map
+                .roles
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| match r {
+                    ColumnRole::ContactCode { group } => Some((*group, i)),
+                    _ => None,
+                })
+                .collect(),
+        );
+        let masked: Vec<(usize, String)> = session
+            .v
+            .kinds
+            .iter()
+            .zip(&session.v.map.roles)
+            .enumerate()
+            .filter_map(|(i, (kind, role))| match (kind, role) {
+                (CellKind::Masked, ColumnRole::Field(f)) => Some((i, f.clone())),
+                _ => None,
+            })
+            .collect();
+        if !masked.is_empty() {
+            let keys: Vec<String> = masked.iter().map(|(_, f)| f.clone()).collect();
+            let view = self.masked_view(actor, entity, &keys, &session.v.customs);
+            session.masked_view = Some((masked.into_iter().map(|(i, _)| i).collect(), view));
+        }
         if session.opts.commit == CommitMode::Batches {
             // A dry run finds the checkpoint too (writing nothing), so it
             // tells what running the file again would do.
@@ -2651,6 +2787,7 @@ impl<'a> ImportSession<'a> {
                     created: int("created") as u64,
                     contacts: 0,
                     updated: int("updated") as u64,
+                    contacts_updated: 0,
                     unchanged: int("unchanged") as u64,
                     skipped: int("skipped") as u64,
                     rejected: int("rejected") as u64,
@@ -2671,6 +2808,7 @@ impl<'a> ImportSession<'a> {
                     desc: false,
                 }];
                 let mut contacts = 0u64;
+                let mut contacts_updated = 0u64;
                 self.earlier_listed = r
                     .get("options")
                     .as_json()
@@ -2700,6 +2838,9 @@ impl<'a> ImportSession<'a> {
                         let updated: Vec<UpdatedItem> =
                             serde_json::from_value(j.clone()).map_err(unreadable)?;
                         for u in updated {
+                            if self.opts.entity == Entity::Customer && u.table == Table::Contacts {
+                                contacts_updated += 1;
+                            }
                             self.touched.entry(u.id).or_insert(u.row);
                         }
                     }
@@ -2753,6 +2894,9 @@ impl<'a> ImportSession<'a> {
                 // The stored count of created records includes the contacts.
                 self.counts.created = self.counts.created.saturating_sub(contacts);
                 self.counts.contacts = contacts;
+                // So does the count of updated ones.
+                self.counts.updated = self.counts.updated.saturating_sub(contacts_updated);
+                self.counts.contacts_updated = contacts_updated;
                 self.earlier = self.counts;
                 self.resuming = true;
                 return Ok(true);
@@ -2849,7 +2993,10 @@ impl<'a> ImportSession<'a> {
                 ("status", status.name().into()),
                 ("rows_done", Value::Int(rows_done)),
                 ("created", Value::Int((c.created + c.contacts) as i64)),
-                ("updated", Value::Int(c.updated as i64)),
+                (
+                    "updated",
+                    Value::Int((c.updated + c.contacts_updated) as i64),
+                ),
                 ("skipped", Value::Int(c.skipped as i64)),
                 ("unchanged", Value::Int(c.unchanged as i64)),
                 ("rejected", Value::Int(c.rejected as i64)),
@@ -2877,7 +3024,10 @@ impl<'a> ImportSession<'a> {
                 ("status", status.name().into()),
                 ("rows_done", Value::Int(rows_done)),
                 ("created", Value::Int((c.created + c.contacts) as i64)),
-                ("updated", Value::Int(c.updated as i64)),
+                (
+                    "updated",
+                    Value::Int((c.updated + c.contacts_updated) as i64),
+                ),
                 ("skipped", Value::Int(c.skipped as i64)),
                 ("unchanged", Value::Int(c.unchanged as i64)),
                 ("rejected", Value::Int(c.rejected as i64)),
@@ -3056,6 +3206,7 @@ impl<'a> ImportSession<'a> {
             self.counts.created = before.created;
             self.counts.contacts = before.contacts;
             self.counts.updated = before.updated;
+            self.counts.contacts_updated = before.contacts_updated;
         }
         let slots = std::mem::take(&mut self.slots);
         // The rows of this batch that earlier runs of a resumed import
@@ -3211,6 +3362,7 @@ impl<'a> ImportSession<'a> {
             c.created = e.created;
             c.contacts = e.contacts;
             c.updated = e.updated;
+            c.contacts_updated = e.contacts_updated;
         }
         let (rows, unchanged, skipped, rejected) = if self.earlier_listed {
             // The whole import, as an uninterrupted run would report it:
@@ -3242,6 +3394,7 @@ impl<'a> ImportSession<'a> {
             created: c.created,
             contacts_created: c.contacts,
             updated: c.updated,
+            contacts_updated: c.contacts_updated,
             unchanged,
             skipped,
             rejected,
@@ -3322,55 +3475,83 @@ impl<'a> ImportSession<'a> {
         out
     }
 
+    /// The customer a row would update under the update policy (the first
+    /// record `existing` found holding one of its keys).
+    fn meets(&self, c: &Candidate, existing: &HashMap<(String, String), Vec<Row>>) -> Option<Uuid> {
+        if self.opts.policy != DuplicatePolicy::Update {
+            return None;
+        }
+        c.keys
+            .iter()
+            .find_map(|k| self.holder(existing, k, None).map(Row::id))
+    }
+
+    /// The live contacts of the customers that rows with contact groups
+    /// would update (update policy only; one query per [`IN_CHUNK`]
+    /// customers), by customer: a group matching one of them updates it
+    /// (see [`match_contact`]), the others are added.
+    async fn contacts_of_updated(
+        &self,
+        cands: &[Candidate],
+        existing: &HashMap<(String, String), Vec<Row>>,
+    ) -> Result<HashMap<Uuid, Vec<Row>>> {
+        let mut out: HashMap<Uuid, Vec<Row>> = HashMap::new();
+        if self.opts.policy != DuplicatePolicy::Update {
+            return Ok(out);
+        }
+        let mut parents: Vec<Value> = cands
+            .iter()
+            .filter(|c| !c.contacts.is_empty())
+            .filter_map(|c| self.meets(c, existing))
+            .map(Value::Id)
+            .collect();
+        parents.sort_by_key(key_text);
+        parents.dedup();
+        for chunk in parents.chunks(IN_CHUNK) {
+            let mut sel = Select::all(Table::Contacts, self.actor.company_id.0, self.crm.now());
+            sel.filter = Filter::In(Col::Column("customer_id"), chunk.to_vec());
+            sel.sort = vec![Sort {
+                col: Col::Column("customer_id"),
+                desc: false,
+            }];
+            for r in self.crm.store.select(&sel).await?.rows {
+                let cid = r.get("customer_id").as_id().unwrap_or_default();
+                out.entry(cid).or_default().push(r);
+            }
+        }
+        // In creation order (ids are time-ordered), whatever the store's.
+        for rows in out.values_mut() {
+            rows.sort_by_key(Row::id);
+        }
+        Ok(out)
+    }
+
     /// The rows of `cands` whose contacts to add hold unique custom values
     /// no live contact of the company holds (one query per field and
     /// [`IN_CHUNK`] values); the others are duplicates, reported without
     /// naming the contact (the importing user may not see it). With the
     /// update policy, a row meeting a customer (as `existing` found it)
-    /// adds only the contacts that customer does not have yet: the
-    /// customers' contacts are read, and returned as (customer, identity).
+    /// adds only the contacts that match none of that customer's (`stored`,
+    /// see [`match_contact`]); those matching one update it, checked as
+    /// such when the row is.
     async fn contact_uniques_free(
         &mut self,
         cands: Vec<Candidate>,
         existing: &HashMap<(String, String), Vec<Row>>,
+        stored: &HashMap<Uuid, Vec<Row>>,
         issues: &mut Vec<RowIssue>,
-    ) -> Result<(Vec<Candidate>, HashSet<(Uuid, String)>)> {
-        let mut had: HashSet<(Uuid, String)> = HashSet::new();
+    ) -> Result<Vec<Candidate>> {
         if !self.v.contact_customs.iter().any(|d| d.unique)
             || cands.iter().all(|c| c.contacts.is_empty())
         {
-            return Ok((cands, had));
+            return Ok(cands);
         }
         // The customer each row would update.
-        let meets: Vec<Option<Uuid>> = cands
-            .iter()
-            .map(|c| {
-                (self.opts.policy == DuplicatePolicy::Update)
-                    .then(|| {
-                        c.keys
-                            .iter()
-                            .find_map(|k| self.holder(existing, k, None).map(Row::id))
-                    })
-                    .flatten()
-            })
-            .collect();
-        let parents: Vec<Value> = meets.iter().flatten().map(|id| Value::Id(*id)).collect();
-        for chunk in parents.chunks(IN_CHUNK) {
-            let mut sel = Select::all(Table::Contacts, self.actor.company_id.0, self.crm.now());
-            sel.filter = Filter::In(Col::Column("customer_id"), chunk.to_vec());
-            for r in self.crm.store.select(&sel).await?.rows {
-                let cid = r.get("customer_id").as_id().unwrap_or_default();
-                had.insert((cid, contact_identity_row(&r)));
-            }
-        }
+        let meets: Vec<Option<Uuid>> = cands.iter().map(|c| self.meets(c, existing)).collect();
         let keys: Vec<Vec<ContactKey>> = cands
             .iter()
             .zip(&meets)
-            .map(|(c, to)| {
-                self.contact_keys_where(c, |k| {
-                    to.is_none_or(|id| !had.contains(&(id, contact_identity(&k.set))))
-                })
-            })
+            .map(|(c, to)| self.contact_keys_where(c, |k| adds_contact(stored, *to, k)))
             .collect();
         let mut by_field: BTreeMap<&str, (Col, Vec<Value>)> = BTreeMap::new();
         for ck in keys.iter().flatten() {
@@ -3426,7 +3607,7 @@ impl<'a> ImportSession<'a> {
                 None => free.push(c),
             }
         }
-        Ok((free, had))
+        Ok(free)
     }
 
     /// Guards of contacts' unique custom values, as a contact's create
@@ -3713,6 +3894,12 @@ pub struct RowValidator {
     modes: Option<Arc<crate::dedupe::Modes>>,
     /// How each column's cells are read, worked out once from the header.
     kinds: Arc<Vec<CellKind>>,
+    /// The customers a contact import's customer code column names, by
+    /// code (see `resolve_customers`).
+    customer_codes: Arc<HashMap<String, Uuid>>,
+    /// The contact groups' code columns (group, column), worked out once
+    /// from the header: none in most sheets.
+    group_codes: Arc<Vec<(u32, usize)>>,
 }
 
 impl std::fmt::Debug for RowValidator {
@@ -3808,15 +3995,19 @@ impl RowValidator {
             .unwrap_or(CellKind::Other)
     }
 
-    /// The main fields and the contact groups of a row; error cells are
-    /// reported as problems.
+    /// The main fields and the contact groups of a row, and the cells of
+    /// masked columns (by column, as text: see [`CellKind::Masked`]); error
+    /// cells are reported as problems.
+    #[allow(clippy::type_complexity)]
     fn row_fields(
         &self,
         row: &SheetRow,
         errors: &mut Vec<(String, String)>,
-    ) -> (Fields, BTreeMap<u32, Fields>) {
+    ) -> (Fields, BTreeMap<u32, Fields>, Vec<(usize, String)>) {
         let mut main = Fields::new();
         let mut groups: BTreeMap<u32, Fields> = BTreeMap::new();
+        let mut masked = Vec::new();
+        let mut customer_code = None;
         for (i, role) in self.map.roles.iter().enumerate() {
             let Some(cell) = row.cells.get(i) else {
                 continue;
@@ -3835,12 +4026,24 @@ impl RowValidator {
                 continue;
             }
             let (field, target) = match role {
-                // The code is read by `row_code`.
-                ColumnRole::Ignored | ColumnRole::Code => continue,
+                // The code is read by `row_code`, a contact's by
+                // `group_code`.
+                ColumnRole::Ignored | ColumnRole::Code | ColumnRole::ContactCode { .. } => {
+                    continue;
+                }
+                // Applied after the customer column (it wins).
+                ColumnRole::CustomerCode => {
+                    customer_code = cell.to_text();
+                    continue;
+                }
                 ColumnRole::Field(f) => (f, &mut main),
                 ColumnRole::Contact { group, field } => (field, groups.entry(*group).or_default()),
             };
             let kind = self.kinds.get(i).copied().unwrap_or(CellKind::Other);
+            if let CellKind::Masked = kind {
+                masked.extend(cell.to_text().map(|t| (i, t)));
+                continue;
+            }
             if let Cell::Number(f) = cell
                 && f.abs() >= MAX_EXACT_NUMBER
                 && kind.is_text_like()
@@ -3862,7 +4065,35 @@ impl RowValidator {
                 target.insert(field.clone(), v);
             }
         }
-        (main, groups)
+        if let Some(code) = customer_code {
+            // The customer by its code, whatever name the row gives it.
+            match self.customer_codes.get(&code) {
+                Some(id) => {
+                    main.insert("customer_id".into(), Json::String(id.to_string()));
+                }
+                None => {
+                    let (zh, en) = CUSTOMER_CODE_HEADERS;
+                    errors.push((
+                        format!(
+                            "{en}: customer {code} not found (no customer you may see has this \
+                             code)"
+                        ),
+                        format!("{zh}：找不到编号为 {code} 的客户"),
+                    ));
+                }
+            }
+        }
+        (main, groups, masked)
+    }
+
+    /// The code a customer row gives its contact group `group` (see
+    /// [`ColumnRole::ContactCode`]), if any.
+    fn group_code(&self, row: &SheetRow, group: u32) -> Option<String> {
+        let &(_, i) = self.group_codes.iter().find(|(g, _)| *g == group)?;
+        match row.cells.get(i)? {
+            Cell::Error(_) => None,
+            cell => cell.to_text(),
+        }
     }
 
     /// Turns `prepare`'s validation errors into one English and one
@@ -3941,7 +4172,7 @@ impl RowValidator {
         let crm = &self.crm;
         let entity = self.entity;
         let mut problems = Vec::new();
-        let (fields, groups) = self.row_fields(row, &mut problems);
+        let (fields, groups, masked) = self.row_fields(row, &mut problems);
         let prepared = crm
             .prepare_with(
                 &self.actor,
@@ -4043,6 +4274,7 @@ impl RowValidator {
                     }
                     contacts.push(ContactDraft {
                         group: *g as usize,
+                        code: self.group_code(row, *g),
                         set: cset,
                         custom: ccustom,
                     });
@@ -4091,6 +4323,7 @@ impl RowValidator {
             owner: owner.map(|o| o.0),
             contacts,
             keys,
+            masked,
         }))
     }
 
@@ -4258,6 +4491,7 @@ impl ImportSession<'_> {
     /// does: matching the name would confirm a guess of a name they cannot
     /// see.
     async fn resolve_customers(&mut self, rows: &[SheetRow]) -> Result<()> {
+        self.resolve_customer_codes(rows).await?;
         let Some(col) = self
             .v
             .map
@@ -4348,6 +4582,52 @@ impl ImportSession<'_> {
                         .refs
                         .insert((Entity::Customer, t.clone()), id);
                 }
+                self.ref_rows.insert(id, r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves the customer codes of a contact import's batch (its
+    /// [`ColumnRole::CustomerCode`] column) among the customers the actor
+    /// may read, one scoped query per [`IN_CHUNK`] codes, for `row_fields`.
+    async fn resolve_customer_codes(&mut self, rows: &[SheetRow]) -> Result<()> {
+        let Some(col) = self
+            .v
+            .map
+            .roles
+            .iter()
+            .position(|r| *r == ColumnRole::CustomerCode)
+        else {
+            return Ok(());
+        };
+        let mut codes: Vec<String> = rows
+            .iter()
+            .filter_map(|r| r.cells.get(col).and_then(Cell::to_text))
+            .filter(|t| !self.v.customer_codes.contains_key(t))
+            .collect();
+        codes.sort();
+        codes.dedup();
+        let Some(scope) = self.actor.store_scope(Entity::Customer, Action::Read) else {
+            return Ok(());
+        };
+        for chunk in codes.chunks(IN_CHUNK) {
+            let mut sel = Select::all(Table::Customers, self.actor.company_id.0, self.crm.now());
+            sel.scope = scope.clone();
+            sel.filter = Filter::In(
+                Col::Column("code"),
+                chunk.iter().map(|t| Value::Text(t.clone())).collect(),
+            );
+            for r in self.crm.store.select(&sel).await?.rows {
+                let Some(code) = r.get("code").as_text().map(str::to_string) else {
+                    continue;
+                };
+                let id = r.id();
+                Arc::make_mut(&mut self.v.customer_codes).insert(code, id);
+                // `row_fields` names it by id: found without a query.
+                Arc::make_mut(&mut self.v.lookups)
+                    .refs
+                    .insert((Entity::Customer, id.to_string()), id);
                 self.ref_rows.insert(id, r);
             }
         }
@@ -4705,13 +4985,16 @@ impl ImportSession<'_> {
         // The unique custom values of the contacts the rows would add, in
         // the store (a contact an update row's customer already has is not
         // added again, so not checked).
-        let (unique, had) = self.contact_uniques_free(unique, &existing, issues).await?;
+        let stored_contacts = self.contacts_of_updated(&unique, &existing).await?;
+        let unique = self
+            .contact_uniques_free(unique, &existing, &stored_contacts, issues)
+            .await?;
         if unique.is_empty() {
             return Ok((ChangeSet::default(), BatchItems::default()));
         }
         let binned = self.binned_codes(entity, &unique, &existing).await?;
         let mut creates = Vec::with_capacity(unique.len());
-        let mut updates: Vec<(Candidate, Row, BTreeMap<&'static str, Value>)> = Vec::new();
+        let mut updates: Vec<PlannedUpdate> = Vec::new();
         let mut update_keys: Vec<DupKey> = Vec::new();
         for c in unique {
             // A code of a record in the recycle bin names that record: the
@@ -4757,6 +5040,27 @@ impl ImportSession<'_> {
                         ),
                         format!(
                             "负责人：导入公海 {pool} 的客户没有负责人，请将负责人留空，或不导入公海"
+                        ),
+                    );
+                    continue;
+                }
+                // A masked value is not the actor's to give a new record.
+                if let Some(&(i, _)) = c.masked.first() {
+                    let (le, lz) = self.column_label(i);
+                    self.reject(
+                        issues,
+                        c.number,
+                        IssueKind::Forbidden,
+                        format!(
+                            "{le} (column {}): the field is shown masked to {}, so an import \
+                             cannot set it; leave it empty for a new {entity}",
+                            column_name(i),
+                            self.actor.display_name
+                        ),
+                        format!(
+                            "{lz}（{} 列）：该字段对你脱敏显示，导入不能填写；新建{}时请留空",
+                            column_name(i),
+                            entity.name_zh()
                         ),
                     );
                     continue;
@@ -4868,6 +5172,18 @@ impl ImportSession<'_> {
                 );
                 continue;
             }
+            // A masked cell as the actor was shown it is no change; any
+            // other value would change what they may not.
+            if let Some((me, mz)) = self.masked_mismatch(&c, row) {
+                self.reject(
+                    issues,
+                    c.number,
+                    IssueKind::Forbidden,
+                    format!("{en}; {me}"),
+                    format!("{zh}；{mz}"),
+                );
+                continue;
+            }
             // The record as the row would leave it must pass the rules
             // that span fields, as an update through the API must.
             let merged = match self.merge_update(entity, row, &c) {
@@ -4889,7 +5205,34 @@ impl ImportSession<'_> {
                     continue;
                 }
             };
+            // The contacts its groups name among the customer's, updated as
+            // a contact's update would be (the others are added).
+            let contact_updates = if c.contacts.is_empty() {
+                Vec::new()
+            } else {
+                match self.contact_updates(&c, row, &stored_contacts).await? {
+                    Ok((planned, guards)) => {
+                        if !self.opts.dry_run {
+                            self.batch_guards.extend(guards);
+                        }
+                        planned
+                    }
+                    Err((kind, pe, pz)) => {
+                        self.reject(
+                            issues,
+                            c.number,
+                            kind,
+                            format!("{en}; this row cannot update it: {pe}"),
+                            format!("{zh}；该行不能更新该记录：{pz}"),
+                        );
+                        continue;
+                    }
+                }
+            };
             self.touched.insert(row.id(), c.number);
+            for u in &contact_updates {
+                self.touched.insert(u.row.id(), c.number);
+            }
             // (The record keeps its code, whatever code the row names.)
             self.rekeyed.insert(
                 row.id(),
@@ -4908,7 +5251,7 @@ impl ImportSession<'_> {
                 k.moving.push(row.id());
                 update_keys.push(k);
             }
-            updates.push((c, row.clone(), merged));
+            updates.push((c, row.clone(), merged, contact_updates));
         }
         if self.failed {
             return Ok((ChangeSet::default(), BatchItems::default()));
@@ -4929,11 +5272,9 @@ impl ImportSession<'_> {
         let adds = creates
             .iter()
             .map(|c| (c, None))
-            .chain(updates.iter().map(|(c, r, _)| (c, Some(r.id()))));
+            .chain(updates.iter().map(|(c, r, _, _)| (c, Some(r.id()))));
         for (c, to) in adds {
-            let ks = self.contact_keys_where(c, |k| {
-                to.is_none_or(|id| !had.contains(&(id, contact_identity(&k.set))))
-            });
+            let ks = self.contact_keys_where(c, |k| adds_contact(&stored_contacts, to, k));
             if !ks.is_empty() {
                 span = Some(span.map_or((c.number, c.number), |(a, b)| {
                     (a.min(c.number), b.max(c.number))
@@ -5010,35 +5351,43 @@ impl ImportSession<'_> {
                 self.add_contact(&mut cs, &mut items, id, owner, dept, k);
             }
         }
-        // Contacts of updated customers: those not there yet (by mobile, or
-        // by name without a mobile) are added.
-        let mut existing_contacts: HashSet<(Uuid, String)> = HashSet::new();
-        let parents: Vec<Value> = updates
-            .iter()
-            .filter(|(c, _, _)| !c.contacts.is_empty())
-            .map(|(_, r, _)| Value::Id(r.id()))
-            .collect();
-        for chunk in parents.chunks(IN_CHUNK) {
-            let mut sel = Select::all(Table::Contacts, company, crm.now());
-            sel.filter = Filter::In(Col::Column("customer_id"), chunk.to_vec());
-            sel.sort = vec![Sort {
-                col: Col::Column("customer_id"),
-                desc: false,
-            }];
-            for r in crm.store.select(&sel).await?.rows {
-                let cid = r.get("customer_id").as_id().unwrap_or_default();
-                existing_contacts.insert((cid, contact_identity_row(&r)));
+        // Contacts of updated customers: those a group names (see
+        // `match_contact`) are updated, the others added — once each (two
+        // groups of a row naming one contact by name without a mobile add
+        // it once).
+        let mut added: HashSet<String> = HashSet::new();
+        for (c, row, merged, contact_updates) in updates {
+            let number = c.number;
+            if self.update_entries(&mut cs, &mut items, entity, &row, &c.custom, number, merged) {
+                self.counts.updated += 1;
+            } else {
+                self.counts.unchanged += 1;
             }
-        }
-        for (mut c, row, merged) in updates {
-            let contacts = std::mem::take(&mut c.contacts);
-            self.update_entries(&mut cs, &mut items, entity, &row, c, merged);
             let owner = row.get("owner_id").as_id().unwrap_or(self.actor.user_id.0);
             let dept = row.get("department_id").as_id();
-            for k in contacts {
-                if existing_contacts.insert((row.id(), contact_identity(&k.set))) {
-                    parents_written.insert(row.id());
-                    self.add_contact(&mut cs, &mut items, row.id(), owner, dept, k);
+            added.clear();
+            for k in c.contacts {
+                match contact_updates.iter().find(|u| u.group == k.group) {
+                    Some(u) => {
+                        let (contact, merged) = (&u.row, u.merged.clone());
+                        if self.update_entries(
+                            &mut cs,
+                            &mut items,
+                            Entity::Contact,
+                            contact,
+                            &k.custom,
+                            number,
+                            merged,
+                        ) {
+                            self.counts.contacts_updated += 1;
+                            parents_written.insert(row.id());
+                        }
+                    }
+                    None if added.insert(contact_identity(&k.set)) => {
+                        parents_written.insert(row.id());
+                        self.add_contact(&mut cs, &mut items, row.id(), owner, dept, k);
+                    }
+                    None => {}
                 }
             }
         }
@@ -5176,6 +5525,230 @@ impl ImportSession<'_> {
         self.counts.contacts += 1;
     }
 
+    /// How messages name the field of column `i`, in English and Chinese.
+    fn column_label(&self, i: usize) -> (String, String) {
+        let entity = self.opts.entity;
+        match self.v.map.roles.get(i) {
+            Some(ColumnRole::Field(f)) => match f.strip_prefix("custom.") {
+                Some(key) => self
+                    .v
+                    .customs
+                    .iter()
+                    .find(|d| d.key == key)
+                    .map(|d| {
+                        (
+                            d.label_en.clone().unwrap_or_else(|| d.label.clone()),
+                            d.label.clone(),
+                        )
+                    })
+                    .unwrap_or_else(|| (f.clone(), f.clone())),
+                None => find_field(entity, f)
+                    .map(|d| (d.en.to_string(), d.zh.to_string()))
+                    .unwrap_or_else(|| (f.clone(), f.clone())),
+            },
+            _ => (column_name(i), column_name(i)),
+        }
+    }
+
+    /// The first masked cell of a row updating the stored record `row`
+    /// that is not what an export shows the actor of the stored value
+    /// (`138****5678` for 13812345678), as messages in English and
+    /// Chinese; `None` when every one is (they then change nothing).
+    fn masked_mismatch(&self, c: &Candidate, row: &Row) -> Option<(String, String)> {
+        let (cols, view) = self.masked_view.as_ref()?;
+        if c.masked.is_empty() {
+            return None;
+        }
+        let shown = view.stored_cells(row.clone());
+        for (i, text) in &c.masked {
+            let at = cols.iter().position(|c| c == i)?;
+            let now = shown.get(at).and_then(export_text);
+            if now.as_deref() == Some(text.as_str()) {
+                continue;
+            }
+            let (le, lz) = self.column_label(*i);
+            let (now_en, now_zh) = match &now {
+                Some(v) => (format!("'{v}'"), format!("「{v}」")),
+                None => ("nothing".to_string(), "空值".to_string()),
+            };
+            return Some((
+                format!(
+                    "{le} (column {}): '{text}' is not the value shown to {} ({now_en}); the \
+                     field is shown masked to them, so an import cannot change it",
+                    column_name(*i),
+                    self.actor.display_name
+                ),
+                format!(
+                    "{lz}（{} 列）：「{text}」与你看到的值（{now_zh}）不同；该字段对你脱敏显示，导入不能修改",
+                    column_name(*i)
+                ),
+            ));
+        }
+        None
+    }
+
+    /// The contacts of `customer` (an existing customer row `c` updates;
+    /// `stored` holds its live contacts) that the row's contact groups
+    /// name (see [`match_contact`]), each checked as an update of the
+    /// contact through the API is: the actor may update it, it is not
+    /// archived, the merged contact passes the rules, and a mobile or
+    /// unique custom value it takes is no other live contact's (with the
+    /// guards repeating that check in the batch's write). A group naming
+    /// several contacts, or one another group of the row names too, fails
+    /// the row: the kind of issue and why, in English and Chinese.
+    #[allow(clippy::type_complexity)]
+    async fn contact_updates(
+        &self,
+        c: &Candidate,
+        customer: &Row,
+        stored: &HashMap<Uuid, Vec<Row>>,
+    ) -> Result<std::result::Result<(Vec<ContactUpdate>, Vec<Guard>), (IssueKind, String, String)>>
+    {
+        let contacts = stored.get(&customer.id()).map_or(&[][..], Vec::as_slice);
+        let mut out: Vec<ContactUpdate> = Vec::new();
+        let mut guards = Vec::new();
+        for k in &c.contacts {
+            let g = k.group;
+            let name = k
+                .set
+                .get("name")
+                .and_then(Value::as_text)
+                .unwrap_or_default();
+            let contact = match match_contact(k, contacts) {
+                ContactMatch::New => continue,
+                ContactMatch::One(r) => r,
+                ContactMatch::Many(n) => {
+                    return Ok(Err((
+                        IssueKind::Invalid,
+                        format!(
+                            "contact {g} {name} matches {n} contacts of the customer: give its \
+                             code (联系人{g}编号) or mobile to tell which"
+                        ),
+                        format!(
+                            "联系人{g} {name} 对应该客户的 {n} 个联系人，请填写联系人{g}编号或手机以区分"
+                        ),
+                    )));
+                }
+            };
+            let code = contact
+                .get("code")
+                .as_text()
+                .unwrap_or_default()
+                .to_string();
+            if let Some(first) = out.iter().find(|u| u.row.id() == contact.id()) {
+                return Ok(Err((
+                    IssueKind::DuplicateInFile,
+                    format!(
+                        "contacts {} and {g} of the row are both contact {code} ({name})",
+                        first.group
+                    ),
+                    format!(
+                        "联系人{}与联系人{g}是同一联系人 {code}（{name}）",
+                        first.group
+                    ),
+                )));
+            }
+            if !self
+                .crm
+                .can_on_row(&self.actor, Entity::Contact, Action::Update, contact)
+                .await?
+            {
+                return Ok(Err((
+                    IssueKind::Forbidden,
+                    format!(
+                        "contact {g}: {} may not update contact {code} ({name})",
+                        self.actor.display_name
+                    ),
+                    format!("联系人{g}：你无权更新联系人 {code}（{name}）"),
+                )));
+            }
+            if !contact.get("archived_at").is_null() {
+                return Ok(Err((
+                    IssueKind::Invalid,
+                    format!(
+                        "contact {g}: contact {code} ({name}) is archived: unarchive it before \
+                         updating it"
+                    ),
+                    format!("联系人{g}：联系人 {code}（{name}）已归档，请先取消归档再更新"),
+                )));
+            }
+            let mut merged: BTreeMap<&'static str, Value> = Entity::Contact
+                .table()
+                .columns()
+                .iter()
+                .map(|col| (col.name, contact.get(col.name).clone()))
+                .collect();
+            for (f, v) in &k.set {
+                merged.insert(*f, v.clone());
+            }
+            if let Err(e) = self.crm.derive(Entity::Contact, &mut merged) {
+                let problems = match e {
+                    Error::Validation(v) => {
+                        self.v
+                            .messages(Entity::Contact, &Fields::new(), &v, Some(g as u32))
+                    }
+                    other => {
+                        let m = other.to_string();
+                        vec![(m.clone(), m)]
+                    }
+                };
+                let (pe, pz) = join_problems(&problems);
+                return Ok(Err((IssueKind::Invalid, pe, pz)));
+            }
+            // As `update_record`: the keys the group changes are checked,
+            // the contact itself left out.
+            let stored_custom = contact.get("custom").as_json().and_then(Json::as_object);
+            let changed_custom: BTreeMap<String, Json> = k
+                .custom
+                .iter()
+                .filter(|(key, v)| {
+                    self.v
+                        .contact_customs
+                        .iter()
+                        .any(|d| d.unique && d.key == **key)
+                        && stored_custom.and_then(|o| o.get(*key)) != Some(*v)
+                })
+                .map(|(key, v)| (key.clone(), v.clone()))
+                .collect();
+            let mut check = merged.clone();
+            let mobile_changed = merged.get("mobile_key").is_some_and(|m| !m.is_null())
+                && merged.get("mobile_key") != Some(contact.get("mobile_key"));
+            if !mobile_changed {
+                check.remove("mobile_key");
+            }
+            if mobile_changed || !changed_custom.is_empty() {
+                match self
+                    .crm
+                    .check_duplicates_except(
+                        &self.actor,
+                        Entity::Contact,
+                        &check,
+                        &changed_custom,
+                        &self.v.contact_customs,
+                        &[contact.id()],
+                    )
+                    .await
+                {
+                    Ok(g) => guards.extend(g),
+                    Err(Error::Duplicate { message, .. }) => {
+                        return Ok(Err((
+                            IssueKind::Duplicate,
+                            format!("contact {g} ({name}): {message}"),
+                            format!("联系人{g}（{name}）：该值已被其他联系人使用（{message}）"),
+                        )));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            out.push(ContactUpdate {
+                group: g,
+                row: contact.clone(),
+                merged,
+            });
+        }
+        Ok(Ok((out, guards)))
+    }
+
     /// The stored record `row` with the values the row itself gives
     /// (non-empty cells; not the defaults `derive` filled into the row's
     /// values, such as a customer's kind), its keys derived again, like
@@ -5209,15 +5782,19 @@ impl ImportSession<'_> {
 
     /// The update of an existing record with a row's values merged into it
     /// by [`ImportSession::merge_update`], like `update_record` does it.
+    /// Whether anything changed (a record whose values are all the same
+    /// already is not written); the caller counts it.
+    #[allow(clippy::too_many_arguments)]
     fn update_entries(
         &mut self,
         cs: &mut ChangeSet,
         items: &mut BatchItems,
         entity: Entity,
         row: &Row,
-        c: Candidate,
+        custom: &BTreeMap<String, Json>,
+        number: u32,
         merged: BTreeMap<&'static str, Value>,
-    ) {
+    ) -> bool {
         let crm = self.crm;
         let mut values: Vec<(&'static str, Value)> = Vec::new();
         let mut before: Vec<(String, Value)> = Vec::new();
@@ -5249,7 +5826,7 @@ impl ImportSession<'_> {
             .cloned()
             .unwrap_or_default();
         let mut new_custom = old_custom.clone();
-        for (k, v) in &c.custom {
+        for (k, v) in custom {
             let was = old_custom.get(k).cloned().unwrap_or(Json::Null);
             if &was != v {
                 changes.push(FieldChange {
@@ -5265,8 +5842,7 @@ impl ImportSession<'_> {
             before.push(("custom".into(), row.get("custom").clone()));
         }
         if changes.is_empty() {
-            self.counts.unchanged += 1;
-            return;
+            return false;
         }
         let now = crm.now();
         values.push(("updated_at", Value::Timestamp(now)));
@@ -5303,9 +5879,9 @@ impl ImportSession<'_> {
             id: row.id(),
             version: version + 1,
             before,
-            row: c.number,
+            row: number,
         });
-        self.counts.updated += 1;
+        true
     }
 
     // -- users ---------------------------------------------------------------
@@ -5336,7 +5912,7 @@ impl ImportSession<'_> {
                 self.counts.rows += 1;
             }
             let mut problems = Vec::new();
-            let (fields, _) = self.v.row_fields(row, &mut problems);
+            let (fields, ..) = self.v.row_fields(row, &mut problems);
             let text = |k: &str| fields.get(k).and_then(json_text);
             let mut errors = ValidationErrors::default();
             for def in USER_FIELDS {
@@ -5772,7 +6348,7 @@ impl ImportSession<'_> {
                 self.counts.rows += 1;
             }
             let mut problems = Vec::new();
-            let (fields, _) = self.v.row_fields(row, &mut problems);
+            let (fields, ..) = self.v.row_fields(row, &mut problems);
             let text = |k: &str| {
                 fields
                     .get(k)
@@ -6177,6 +6753,69 @@ pub(crate) fn row_label_name(r: &Row) -> String {
         .unwrap_or_else(|| r.id().to_string())
 }
 
+/// An exported value as the text its cell reads back as (see
+/// [`Cell::to_text`]).
+fn export_text(v: &ExportValue) -> Option<String> {
+    match v {
+        ExportValue::Empty => None,
+        ExportValue::Text(s) => Cell::Text(s.clone()).to_text(),
+        ExportValue::Number(n) => Some(number_text(*n)),
+        ExportValue::Money(m) => Some(number_text(*m as f64 / 100.0)),
+        ExportValue::Date(d) => Some(ymd(*d)),
+        ExportValue::DateTime(t) => Cell::DateTime(*t).to_text(),
+        ExportValue::Bool(b) => Cell::Bool(*b).to_text(),
+    }
+}
+
+/// Which of a customer's contacts a contact group of its row names.
+enum ContactMatch<'r> {
+    /// None: the group adds a contact.
+    New,
+    /// This one: the group updates it.
+    One(&'r Row),
+    /// Several (by name): the row cannot tell which.
+    Many(usize),
+}
+
+/// The contact of a customer (`stored`: its live contacts) that a contact
+/// group names, as a contact import matches contacts: by the group's code
+/// column (联系人1编号) when it names one of them, else by mobile, else —
+/// a group without a mobile — by name within the customer.
+fn match_contact<'r>(k: &ContactDraft, stored: &'r [Row]) -> ContactMatch<'r> {
+    if let Some(code) = k.code.as_deref()
+        && let Some(r) = stored
+            .iter()
+            .find(|r| r.get("code").as_text() == Some(code))
+    {
+        return ContactMatch::One(r);
+    }
+    if let Some(m) = k.set.get("mobile_key").and_then(Value::as_text) {
+        return stored
+            .iter()
+            .find(|r| r.get("mobile_key").as_text() == Some(m))
+            .map_or(ContactMatch::New, ContactMatch::One);
+    }
+    let name = k.set.get("name").and_then(Value::as_text);
+    let mut same = stored.iter().filter(|r| r.get("name").as_text() == name);
+    match (same.next(), same.count()) {
+        (None, _) => ContactMatch::New,
+        (Some(r), 0) => ContactMatch::One(r),
+        (Some(_), more) => ContactMatch::Many(more + 1),
+    }
+}
+
+/// Whether a contact group adds a contact: its row creates a customer
+/// (`to` is `None`), or matches none of the contacts of the customer it
+/// updates.
+fn adds_contact(stored: &HashMap<Uuid, Vec<Row>>, to: Option<Uuid>, k: &ContactDraft) -> bool {
+    to.is_none_or(|id| {
+        matches!(
+            match_contact(k, stored.get(&id).map_or(&[][..], Vec::as_slice)),
+            ContactMatch::New
+        )
+    })
+}
+
 /// How a contact is recognised among a customer's contacts: its mobile, or
 /// its name when it has none.
 fn contact_identity(set: &BTreeMap<&'static str, Value>) -> String {
@@ -6186,13 +6825,6 @@ fn contact_identity(set: &BTreeMap<&'static str, Value>) -> String {
             "n:{}",
             set.get("name").and_then(Value::as_text).unwrap_or_default()
         ),
-    }
-}
-
-fn contact_identity_row(r: &Row) -> String {
-    match r.get("mobile_key").as_text() {
-        Some(m) => format!("m:{m}"),
-        None => format!("n:{}", r.get("name").as_text().unwrap_or_default()),
     }
 }
 
@@ -6630,6 +7262,33 @@ mod tests {
             Some((3, "Mobile".into()))
         );
         assert_eq!(contact_group("客户名称"), None);
+    }
+
+    #[test]
+    fn the_customer_code_header_is_no_other_contact_header() {
+        let (zh, en) = CUSTOMER_CODE_HEADERS;
+        assert!(is_customer_code_header(zh) && is_customer_code_header("customer CODE"));
+        for h in [zh, en] {
+            assert!(Entity::Contact.field(h).is_none(), "{h}");
+            assert!(!is_code_header(Entity::Contact, h), "{h}");
+            assert_eq!(contact_group(h), None, "{h}");
+        }
+        // Nor does any header of a contact read as it, in either language.
+        for f in Entity::Contact.fields() {
+            for h in [f.name, f.zh, f.en].iter().chain(f.aliases) {
+                assert!(!is_customer_code_header(h), "{h}");
+            }
+        }
+        for h in [
+            "编号",
+            "Code",
+            "负责人",
+            "Owner",
+            "所属部门",
+            "Owning department",
+        ] {
+            assert!(!is_customer_code_header(h), "{h}");
+        }
     }
 
     #[test]

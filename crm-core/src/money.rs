@@ -859,6 +859,11 @@ fn parse_amount(text: &str, hint: Option<Currency>) -> Result<Money, MoneyError>
         rest = r;
     }
 
+    // No digits left: not an amount, whatever letters read like a
+    // currency code (`NaN`, `inf`).
+    if !rest.chars().any(|c| c.is_ascii_digit()) {
+        return Err(malformed());
+    }
     let currency = match (marker, hint) {
         (None, None) => Currency::CNY,
         (None, Some(h)) => h,
@@ -1070,6 +1075,18 @@ mod tests {
 
     impl Currency {
         const KWD_TEST: Currency = Currency(*b"KWD");
+    }
+
+    #[test]
+    fn words_without_digits_are_no_amounts() {
+        for t in ["NaN", "nan", "inf", "-inf", "Infinity", "USD", "元", "¥"] {
+            for got in [Money::parse(t), Money::parse_in(t, Currency::CNY)] {
+                assert!(
+                    matches!(got, Err(MoneyError::Malformed { .. })),
+                    "{t}: {got:?}"
+                );
+            }
+        }
     }
 
     #[test]

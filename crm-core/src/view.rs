@@ -60,6 +60,12 @@ pub struct ViewSection {
     pub total: u64,
     /// The newest of them, at most [`VIEW_SECTION_LIMIT`].
     pub items: Vec<Record>,
+    /// How many more the customer has that the actor may not see (their
+    /// number only: a sharee of the customer is told its contacts are
+    /// there, not shown none). Counted for contacts, follow-ups and the
+    /// records of other modules; 0 for the sales sections, which list
+    /// what the sales lists show.
+    pub hidden: u64,
 }
 
 /// What a payment or invoice item tells of its contract.
@@ -247,13 +253,18 @@ impl Crm {
         let scope = (entity == Entity::FollowUp && actor.can(entity, Action::Read))
             .then_some(crate::store::Scope::All);
         let page = self
-            .list_records_with(actor, entity, &query, scope, filter)
+            .list_records_with(actor, entity, &query, scope, filter.clone())
             .await?;
+        let total = page.total.unwrap_or(page.items.len() as u64);
+        let mut all = Select::all(entity.table(), actor.company_id.0, self.now());
+        all.filter = filter;
+        let hidden = self.count(all).await?.saturating_sub(total);
         Ok(ViewSection {
             entity: entity.name().into(),
             title: entity.name_zh().into(),
-            total: page.total.unwrap_or(page.items.len() as u64),
+            total,
             items: page.items,
+            hidden,
         })
     }
 
@@ -302,6 +313,7 @@ impl Crm {
             title: entity.name_zh().into(),
             total,
             items,
+            hidden: 0,
         };
         if actor.can(Entity::Opportunity, Action::Read) {
             let q = OpportunityQuery {
@@ -421,6 +433,7 @@ impl Crm {
                     title: title.into(),
                     total,
                     items,
+                    hidden: 0,
                 },
             );
         }

@@ -422,7 +422,7 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
         json!({"report": r, "error_workbook": errors_at.as_ref().map(|p| p.display().to_string())}),
         || {
             let mut lines = vec![format!(
-                "{}{}: {} rows, {} created{}, {} updated, {} unchanged, {} skipped, {} rejected{}",
+                "{}{}: {} rows, {} created{}, {} updated{}, {} unchanged, {} skipped, {} rejected{}",
                 if r.dry_run {
                     "dry run of "
                 } else if r.status == ImportStatus::Failed {
@@ -439,6 +439,11 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
                     String::new()
                 },
                 r.updated,
+                if r.contacts_updated > 0 {
+                    format!(" (+{} contacts)", r.contacts_updated)
+                } else {
+                    String::new()
+                },
                 r.unchanged,
                 r.skipped,
                 r.rejected,
@@ -477,7 +482,7 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
 /// records of the batches committed before it failed (an earlier run's of
 /// a resumed import, or this run's before a duplicate saved meanwhile).
 fn failed_text(r: &crm::import::ImportReport) -> String {
-    let written = r.created + r.contacts_created + r.updated;
+    let written = r.created + r.contacts_created + r.updated + r.contacts_updated;
     if r.dry_run {
         return "the import would fail on duplicates (policy fail)".into();
     }
@@ -489,6 +494,9 @@ fn failed_text(r: &crm::import::ImportReport) -> String {
         what.push(format!("{} contacts created", r.contacts_created));
     }
     what.push(format!("{} updated", r.updated));
+    if r.contacts_updated > 0 {
+        what.push(format!("{} contacts updated", r.contacts_updated));
+    }
     format!(
         "the import failed on duplicates (policy fail); the batches committed before stay written: {}{}",
         what.join(", "),

@@ -238,6 +238,21 @@ macro_rules! import_scenarios {
             io_export_names_the_pool_and_the_customer_not_their_ids,
             $make
         );
+        $each!(
+            $crate::testing::import_suite::import_update_changes_the_contacts_its_groups_name,
+            io_import_update_changes_the_contacts_its_groups_name,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::contact_export_names_the_customer_by_code_for_reimport,
+            io_contact_export_names_the_customer_by_code_for_reimport,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_reads_masked_cells_back_as_unchanged,
+            io_import_reads_masked_cells_back_as_unchanged,
+            $make
+        );
     };
 }
 
@@ -5439,4 +5454,378 @@ pub async fn export_names_the_pool_and_the_customer_not_their_ids(store: Arc<dyn
         .position(|h| h == "所属客户")
         .expect("customer column");
     assert_eq!(rows[0][at], t("联系人导出有限公司"));
+}
+
+async fn contact_named(w: &World, name: &str) -> Record {
+    contacts_of(w)
+        .await
+        .into_iter()
+        .find(|r| r.text("name") == Some(name))
+        .unwrap_or_else(|| panic!("no contact {name}"))
+}
+
+async fn new_contact(w: &World, customer: &Record, f: serde_json::Value) -> Record {
+    let mut f = crate::testing::service_suite::fields(f);
+    f.insert("customer_id".into(), json!(customer.id.to_string()));
+    w.crm
+        .create_record(&w.admin, Entity::Contact, f)
+        .await
+        .expect("contact")
+}
+
+/// Under the update policy, a customer row's contact groups update the
+/// contacts of the customer they name — by the group's code column
+/// (联系人3编号), else by mobile, else by name — with a `contact.updated`
+/// event each, counted apart; the other groups add contacts. The same
+/// sheet again changes nothing (no write, no event), the undo gives the
+/// contacts their values back, and a group naming two contacts by name,
+/// or taking another contact's mobile, refuses its row.
+pub async fn import_update_changes_the_contacts_its_groups_name(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let jia = w.customer(&w.admin, "甲组联系人有限公司", json!({})).await;
+    new_contact(
+        &w,
+        &jia,
+        json!({"name": "张伟", "mobile": "13800000001", "title": "经理"}),
+    )
+    .await;
+    new_contact(&w, &jia, json!({"name": "李娜", "title": "专员"})).await;
+    let wang = new_contact(
+        &w,
+        &jia,
+        json!({"name": "王芳", "mobile": "13800000003", "title": "经理"}),
+    )
+    .await;
+    let wang_code = wang.code.clone().expect("code");
+    let h = [
+        "客户名称",
+        "联系人1姓名",
+        "联系人1手机",
+        "联系人1职务",
+        "联系人2姓名",
+        "联系人2职务",
+        "联系人3姓名",
+        "联系人3编号",
+        "联系人3手机",
+        "联系人3职务",
+        "联系人4姓名",
+        "联系人4职务",
+    ];
+    let row = vec![
+        t("甲组联系人有限公司"),
+        t("张伟"),
+        t("13800000001"),
+        t("总监"),
+        t("李娜"),
+        t("主管"),
+        t("王芳"),
+        t(&wang_code),
+        t("13900000003"),
+        t("经理"),
+        t("赵六"),
+        t("顾问"),
+    ];
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(&w, &w.admin, o.clone(), &h, vec![row.clone()]).await;
+    assert_eq!(
+        (
+            r.updated,
+            r.unchanged,
+            r.contacts_updated,
+            r.contacts_created,
+            r.rejected
+        ),
+        (0, 1, 3, 1, 0),
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(contacts_of(&w).await.len(), 4);
+    assert_eq!(contact_named(&w, "张伟").await.text("title"), Some("总监"));
+    assert_eq!(contact_named(&w, "李娜").await.text("title"), Some("主管"));
+    let wang_after = contact_named(&w, "王芳").await;
+    assert_eq!(wang_after.text("mobile"), Some("13900000003"));
+    assert_eq!(wang_after.code, Some(wang_code.clone()), "the code is kept");
+    assert_eq!(contact_named(&w, "赵六").await.text("title"), Some("顾问"));
+    let events = w
+        .crm
+        .pending_events("import-suite", 100_000)
+        .await
+        .expect("events");
+    let seen = events.last().map(|e| e.seq).unwrap_or_default();
+    w.crm.ack_events("import-suite", seen).await.expect("ack");
+    let updated: Vec<_> = events
+        .into_iter()
+        .filter(|e| e.event.event_type == "contact.updated")
+        .map(|e| e.event.payload.to_value())
+        .collect();
+    assert_eq!(updated.len(), 3, "{updated:?}");
+    assert!(
+        updated
+            .iter()
+            .all(|p| p["import_id"] == json!(r.import_id.expect("id").to_string())),
+        "{updated:?}"
+    );
+    // The same sheet again: nothing changes, nothing is announced.
+    let again = run(&w, &w.admin, o.clone(), &h, vec![row]).await;
+    assert_eq!(
+        (
+            again.contacts_updated,
+            again.contacts_created,
+            again.unchanged
+        ),
+        (0, 0, 1),
+        "{:#?}",
+        again.issues
+    );
+    let events = w
+        .crm
+        .pending_events("import-suite", 100_000)
+        .await
+        .expect("events");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.event.event_type == "contact.updated"),
+        "unchanged contacts are not written"
+    );
+    // The first import's undo gives the contacts their values back.
+    let undo = w
+        .crm
+        .undo_import(&w.admin, r.import_id.expect("id"))
+        .await
+        .expect("undo");
+    assert_eq!((undo.removed, undo.restored), (1, 3));
+    assert_eq!(contact_named(&w, "张伟").await.text("title"), Some("经理"));
+    assert_eq!(
+        contact_named(&w, "王芳").await.text("mobile"),
+        Some("13800000003")
+    );
+    // Two contacts of one name, no mobile: the row cannot tell which.
+    let yi = w.customer(&w.admin, "乙组联系人有限公司", json!({})).await;
+    for title in ["经理", "专员"] {
+        new_contact(&w, &yi, json!({"name": "陈静", "title": title})).await;
+    }
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &["客户名称", "联系人1姓名", "联系人1职务"],
+        vec![vec![t("乙组联系人有限公司"), t("陈静"), t("总监")]],
+    )
+    .await;
+    assert_eq!((r.rejected, r.contacts_updated), (1, 0), "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert!(
+        i.message_en.contains("matches 2 contacts"),
+        "{}",
+        i.message_en
+    );
+    assert!(i.message_zh.contains("联系人1编号"), "{}", i.message_zh);
+    // A group taking another contact's mobile of the customer is refused.
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &["客户名称", "联系人1姓名", "联系人1编号", "联系人1手机"],
+        vec![vec![
+            t("甲组联系人有限公司"),
+            t("王芳"),
+            t(&wang_code),
+            t("13800000001"),
+        ]],
+    )
+    .await;
+    assert_eq!(
+        (r.rejected, r.contacts_updated, r.contacts_created),
+        (1, 0, 0),
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(issue(&r, 2).kind, IssueKind::Duplicate);
+    assert!(
+        issue(&r, 2).message_en.contains("13800000001"),
+        "{}",
+        issue(&r, 2).message_en
+    );
+    assert_eq!(
+        contact_named(&w, "王芳").await.text("mobile"),
+        Some("13800000003")
+    );
+}
+
+/// A contact export names each contact's customer by name and by code
+/// (客户编号 / `Customer code`, beside 所属客户, no header taken twice in
+/// either language) to whoever may read customers; re-importing it after
+/// the customer was renamed finds the customer by the code. A sheet may
+/// name customers by code alone; an unknown code refuses its row.
+pub async fn contact_export_names_the_customer_by_code_for_reimport(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let c = w.customer(&w.zhangsan, "旧名有限公司", json!({})).await;
+    let code = c.code.clone().expect("code");
+    let mut f = crate::records::Fields::new();
+    f.insert("customer_id".into(), json!(c.id.to_string()));
+    f.insert("name".into(), json!("李四"));
+    f.insert("title".into(), json!("经理"));
+    w.crm
+        .create_record(&w.zhangsan, Entity::Contact, f)
+        .await
+        .expect("contact");
+    for english in [false, true] {
+        let (h, data) = exported_sheet(&w, &w.zhangsan, Entity::Contact, english).await;
+        let (customer, by_code) = if english {
+            ("Customer", "Customer code")
+        } else {
+            ("所属客户", "客户编号")
+        };
+        let at = h.iter().position(|c| c == by_code).expect("code column");
+        assert_eq!(h[at - 1], customer, "{h:?}");
+        assert_eq!(data[0][at], t(&code));
+        let mut distinct = h.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), h.len(), "a header twice: {h:?}");
+        let hs: Vec<String> = h.clone();
+        let map = w
+            .crm
+            .map_headers(&w.zhangsan, Entity::Contact, &hs)
+            .await
+            .expect("map");
+        assert_eq!(map.roles[at], crate::import::ColumnRole::CustomerCode);
+    }
+    // Renamed: the sheet's name no longer finds it, its code does.
+    w.crm
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            c.version,
+            crate::testing::service_suite::fields(json!({"name": "新名有限公司"})),
+        )
+        .await
+        .expect("rename");
+    let (h, mut data) = exported_sheet(&w, &w.zhangsan, Entity::Contact, false).await;
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let col = |n: &str| h.iter().position(|c| *c == n).expect(n);
+    // (Exported before the rename: its name is the old one.)
+    data[0][col("所属客户")] = t("旧名有限公司");
+    data[0][col("职务")] = t("总监");
+    let mut o = opts(Entity::Contact);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(&w, &w.zhangsan, o, &h, data).await;
+    assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
+    assert_eq!(contact_named(&w, "李四").await.text("title"), Some("总监"));
+    // By code alone; an unknown code names its column.
+    let r = run(
+        &w,
+        &w.zhangsan,
+        opts(Entity::Contact),
+        &["客户编号", "姓名"],
+        vec![
+            vec![t(&code), t("王五")],
+            vec![t("KH-19990101-0001"), t("赵六")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 1), "{:#?}", r.issues);
+    let wang = contact_named(&w, "王五").await;
+    assert_eq!(wang.text("customer_id"), Some(c.id.to_string().as_str()));
+    let i = issue(&r, 3);
+    assert!(i.message_en.contains("Customer code"), "{}", i.message_en);
+    assert!(i.message_zh.contains("客户编号"), "{}", i.message_zh);
+    // Who may not read customers gets no code column.
+    let perms = [Action::Read, Action::Export]
+        .into_iter()
+        .map(|action| Permission {
+            entity: Entity::Contact,
+            action,
+            scope: DataScope::All,
+        })
+        .collect();
+    let blind = user_with_role(&w, "nocustomers", perms, Vec::new()).await;
+    let cols = w
+        .crm
+        .export_columns(&blind, Entity::Contact, &[])
+        .await
+        .expect("columns");
+    assert!(!cols.iter().any(|c| c.key == "customer_code"), "{cols:?}");
+}
+
+/// An export writes a field masked for the actor (电话 as 0755****5678);
+/// importing the same sheet back under the update policy reads a masked
+/// cell equal to what the actor is shown as unchanged — the row updates
+/// what else it changes and the stored phone stays — while another value
+/// in that column, or one for a new record, refuses its row.
+pub async fn import_reads_masked_cells_back_as_unchanged(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let masked = user_with_role(
+        &w,
+        "phonemask",
+        role_perms(
+            &[
+                Action::Read,
+                Action::Create,
+                Action::Update,
+                Action::Export,
+                Action::Import,
+            ],
+            DataScope::All,
+        ),
+        vec![FieldRule {
+            entity: Entity::Customer,
+            field: "phone".into(),
+            access: FieldAccess::Masked,
+        }],
+    )
+    .await;
+    w.customer(
+        &w.admin,
+        "脱敏导入有限公司",
+        json!({"phone": "0755-22345678", "notes": "旧备注"}),
+    )
+    .await;
+    let (h, mut data) = exported_sheet(&w, &masked, Entity::Customer, false).await;
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let col = |n: &str| h.iter().position(|c| *c == n).expect(n);
+    let Cell::Text(shown) = data[0][col("电话")].clone() else {
+        panic!("phone {:?}", data[0][col("电话")]);
+    };
+    assert!(shown.contains('*') && shown != "0755-22345678", "{shown}");
+    data[0][col("备注")] = t("新备注");
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(&w, &masked, o.clone(), &h, data.clone()).await;
+    assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
+    let stored = find(&w, "脱敏导入有限公司").await.expect("customer");
+    assert_eq!(stored.text("phone"), Some("0755-22345678"));
+    assert_eq!(stored.text("notes"), Some("新备注"));
+    // The same sheet again: unchanged.
+    let r = run(&w, &masked, o.clone(), &h, data.clone()).await;
+    assert_eq!((r.unchanged, r.rejected), (1, 0), "{:#?}", r.issues);
+    // Another value in the masked column: refused, nothing written.
+    let mut tampered = data.clone();
+    tampered[0][col("电话")] = t("0755****0000");
+    tampered[0][col("备注")] = t("再改");
+    let r = run(&w, &masked, o.clone(), &h, tampered).await;
+    assert_eq!((r.updated, r.rejected), (0, 1), "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert_eq!(i.kind, IssueKind::Forbidden);
+    assert!(i.message_en.contains("masked"), "{}", i.message_en);
+    assert!(i.message_zh.contains("脱敏"), "{}", i.message_zh);
+    let stored = find(&w, "脱敏导入有限公司").await.expect("customer");
+    assert_eq!(stored.text("notes"), Some("新备注"));
+    // A new record cannot take a value in it.
+    let r = run(
+        &w,
+        &masked,
+        o,
+        &["客户名称", "电话"],
+        vec![
+            vec![t("脱敏新建有限公司"), t("0755-27654321")],
+            vec![t("脱敏空白有限公司"), Cell::Empty],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 1), "{:#?}", r.issues);
+    assert_eq!(issue(&r, 2).kind, IssueKind::Forbidden);
 }

@@ -217,6 +217,11 @@ macro_rules! service_scenarios {
             crm_shares_end_when_a_customer_goes_into_a_pool,
             $make
         );
+        $each!(
+            $crate::testing::service_suite::a_customer_view_counts_what_it_does_not_show,
+            crm_a_customer_view_counts_what_it_does_not_show,
+            $make
+        );
     };
 }
 
@@ -5983,4 +5988,48 @@ pub async fn shares_end_when_a_customer_goes_into_a_pool(store: Arc<dyn Store>) 
             .await
             .is_err()
     );
+}
+
+/// A colleague a customer is shared with sees in its 360° view that it has
+/// contacts they may not see (their number only), not a customer without
+/// contacts; the owner sees them all and nothing hidden.
+pub async fn a_customer_view_counts_what_it_does_not_show(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w
+        .customer(&w.zhangsan, "视图计数测试有限公司", json!({}))
+        .await;
+    for name in ["周经理", "吴总"] {
+        w.crm
+            .create_record(
+                &w.zhangsan,
+                Entity::Contact,
+                fields(json!({"customer_id": c.id.to_string(), "name": name})),
+            )
+            .await
+            .expect("contact");
+    }
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    let v = w
+        .crm
+        .customer_view(&w.wangwu, c.id)
+        .await
+        .expect("the sharee's view");
+    assert_eq!((v.contacts.total, v.contacts.hidden), (0, 2));
+    assert!(v.contacts.items.is_empty());
+    let v = w
+        .crm
+        .customer_view(&w.zhangsan, c.id)
+        .await
+        .expect("the owner's view");
+    assert_eq!((v.contacts.total, v.contacts.hidden), (2, 0));
 }
