@@ -1433,8 +1433,16 @@ pub struct ImportSession<'a> {
     /// taken, as `create_user` has it; the lookups of owner columns also
     /// know display names and ids).
     usernames: HashMap<String, Uuid>,
-    departments: HashMap<String, Uuid>,
-    roles: HashMap<String, RoleId>,
+    /// Departments by id and by name (user imports, `--department`); a
+    /// name several departments share maps to `None`: a row naming it is
+    /// refused as ambiguous rather than put into one of them by chance.
+    departments: HashMap<String, Option<Uuid>>,
+    /// Roles by id and by name, as departments (`None`: shared name).
+    roles: HashMap<String, Option<RoleId>>,
+    /// Superiors as this import's earlier rows left them (user imports),
+    /// over the stored ones in `users`: for the check that no row closes a
+    /// cycle of superiors.
+    superiors: HashMap<Uuid, Option<Uuid>>,
     /// Product categories by id, code, name (when unambiguous) and
     /// `parent/child` path (product imports).
     categories: HashMap<String, Uuid>,
@@ -1795,14 +1803,20 @@ impl Crm {
         let mut roles = HashMap::new();
         if entity == Entity::User || options.department.is_some() {
             for d in self.list_departments(actor).await? {
-                departments.insert(d.id.to_string(), d.id.0);
-                departments.insert(d.name.clone(), d.id.0);
+                departments.insert(d.id.to_string(), Some(d.id.0));
+                departments
+                    .entry(d.name.clone())
+                    .and_modify(|e| *e = None)
+                    .or_insert(Some(d.id.0));
             }
         }
         if entity == Entity::User {
             for r in self.list_roles(actor).await? {
-                roles.insert(r.id.to_string(), r.id);
-                roles.insert(r.name.clone(), r.id);
+                roles.insert(r.id.to_string(), Some(r.id));
+                roles
+                    .entry(r.name.clone())
+                    .and_modify(|e| *e = None)
+                    .or_insert(Some(r.id));
             }
         }
         let mut categories = HashMap::new();
@@ -1889,9 +1903,8 @@ impl Crm {
         };
         let department = match &options.department {
             Some(key) if entity != Entity::User => {
-                let d = *departments
-                    .get(key.trim())
-                    .ok_or_else(|| Error::not_found("department", key))?;
+                // (A name several departments share is refused as such.)
+                let d = self.resolve_department(actor, key.trim()).await?.id.0;
                 if Some(DepartmentId(d)) != actor.department_id
                     && !actor.can(entity, Action::Transfer)
                 {
@@ -1928,6 +1941,7 @@ impl Crm {
             usernames,
             departments,
             roles,
+            superiors: HashMap::new(),
             categories,
             products,
             binned_products,
@@ -3822,6 +3836,41 @@ impl<'a> ImportSession<'a> {
     /// for duplicates within the file, not written again).
     fn is_replay(&self, number: u32) -> bool {
         self.resume_after.is_some_and(|r| number <= r)
+    }
+
+    /// Why giving `user` the superior `superior` would close a cycle of
+    /// superiors (the superior reports to the user, directly or through
+    /// others, as the store and this import's earlier rows have it), or
+    /// `None`.
+    fn superior_cycle(&self, user: Uuid, superior: Uuid) -> Option<String> {
+        let label = |id: Uuid| {
+            self.users.get(&id).map_or_else(
+                || id.to_string(),
+                |u| crate::org::user_label(&u.display_name, &u.username),
+            )
+        };
+        if user == superior {
+            return Some(format!("{} cannot be their own superior", label(user)));
+        }
+        let mut seen = HashSet::new();
+        let mut at = Some(superior);
+        while let Some(c) = at {
+            if c == user {
+                return Some(format!(
+                    "{} already reports to {} (directly or through others)",
+                    label(superior),
+                    label(user)
+                ));
+            }
+            if !seen.insert(c) {
+                break;
+            }
+            at = match self.superiors.get(&c) {
+                Some(s) => *s,
+                None => self.users.get(&c).and_then(|u| u.superior_id.map(|s| s.0)),
+            };
+        }
+        None
     }
 
     fn reject(
@@ -5936,7 +5985,17 @@ impl ImportSession<'_> {
                     .ok()
             });
             let department = text("department_id").and_then(|d| match self.departments.get(&d) {
-                Some(id) => Some(*id),
+                Some(Some(id)) => Some(*id),
+                Some(None) => {
+                    errors.push(
+                        field_label(&USER_FIELDS[2]),
+                        format!(
+                            "several departments are named {d}; give the department's id \
+                             (部门名称重复，请填写部门ID)"
+                        ),
+                    );
+                    None
+                }
                 None => {
                     errors.push(
                         field_label(&USER_FIELDS[2]),
@@ -5982,7 +6041,14 @@ impl ImportSession<'_> {
                     .filter(|s| !s.is_empty())
                 {
                     match self.roles.get(name) {
-                        Some(id) => roles.push(*id),
+                        Some(Some(id)) => roles.push(*id),
+                        Some(None) => errors.push(
+                            field_label(&USER_FIELDS[4]),
+                            format!(
+                                "several roles are named {name}; give the role's id \
+                                 (角色名称重复，请填写角色ID)"
+                            ),
+                        ),
                         None => errors.push(
                             field_label(&USER_FIELDS[4]),
                             format!("role {name} not found"),
@@ -6028,6 +6094,20 @@ impl ImportSession<'_> {
                 let zh = format!("用户名 {username} 已存在{also_zh}");
                 if self.opts.policy != DuplicatePolicy::Update {
                     self.duplicate(issues, row.number, IssueKind::Duplicate, en, zh);
+                    continue;
+                }
+                // No cycle of superiors, counting what earlier rows set.
+                if let Some(s) = superior
+                    && Some(s) != u.superior_id.map(|x| x.0)
+                    && let Some(why) = self.superior_cycle(u.id.0, s)
+                {
+                    self.reject(
+                        issues,
+                        row.number,
+                        IssueKind::Invalid,
+                        format!("Superior: {why}; superiors cannot form a cycle"),
+                        format!("上级：{why}；上下级不能形成循环"),
+                    );
                     continue;
                 }
                 // As through the API: no user beyond the importer's rights.
@@ -6114,6 +6194,9 @@ impl ImportSession<'_> {
                     expected_version: urow.version(),
                     values,
                 });
+                if let Some(s) = superior {
+                    self.superiors.insert(u.id.0, Some(s));
+                }
                 // As `update_user` announces a change, and the undo too.
                 cs.events.push(crm.event(
                     company,
@@ -6227,7 +6310,7 @@ impl ImportSession<'_> {
                 let name = self
                     .roles
                     .iter()
-                    .find(|(k, r)| r.0 == id && k.parse::<Uuid>().is_err())
+                    .find(|(k, r)| r.is_some_and(|r| r.0 == id) && k.parse::<Uuid>().is_err())
                     .map_or_else(|| id.to_string(), |(k, _)| k.clone());
                 crm.role_live_guard(company, RoleId(id), &name)
             } else {

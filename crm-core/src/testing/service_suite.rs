@@ -222,6 +222,11 @@ macro_rules! service_scenarios {
             crm_a_customer_view_counts_what_it_does_not_show,
             $make
         );
+        $each!(
+            $crate::testing::service_suite::user_imports_refuse_shared_names_and_cycles_of_superiors,
+            crm_user_imports_refuse_shared_names_and_cycles_of_superiors,
+            $make
+        );
     };
 }
 
@@ -6032,4 +6037,95 @@ pub async fn a_customer_view_counts_what_it_does_not_show(store: Arc<dyn Store>)
         .await
         .expect("the owner's view");
     assert_eq!((v.contacts.total, v.contacts.hidden), (2, 0));
+}
+
+/// A user import names departments and roles by name: a name several
+/// departments share (under different parents) is refused as ambiguous —
+/// the user is not put into one of them by chance — while the id works;
+/// and no row closes a cycle of superiors, with the store's or with an
+/// earlier row's.
+pub async fn user_imports_refuse_shared_names_and_cycles_of_superiors(store: Arc<dyn Store>) {
+    use crate::import::DuplicatePolicy;
+    let w = World::new(store).await;
+    let one = w
+        .crm
+        .create_department(&w.admin, "渠道", Some(w.group1))
+        .await
+        .expect("渠道 of group one");
+    w.crm
+        .create_department(&w.admin, "渠道", Some(w.group2))
+        .await
+        .expect("渠道 of group two");
+    let import = |rows: Vec<[&str; 4]>| {
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect();
+        let (crm, admin) = (w.crm.clone(), w.admin.clone());
+        async move {
+            let mut o = ImportOptions::new(Entity::User);
+            o.policy = DuplicatePolicy::Update;
+            let h: Vec<String> = ["用户名", "姓名", "部门", "上级"]
+                .iter()
+                .map(|h| h.to_string())
+                .collect();
+            let mut s = crm.begin_import(&admin, o, &h).await.expect("begin");
+            let rows: Vec<SheetRow> = rows
+                .into_iter()
+                .enumerate()
+                .map(|(i, cells)| SheetRow {
+                    number: i as u32 + 2,
+                    cells: cells.into_iter().map(Cell::Text).collect(),
+                })
+                .collect();
+            s.push(&rows).await.expect("push");
+            s.finish().await.expect("finish")
+        }
+    };
+    let one_id = one.id.to_string();
+    let r = import(vec![
+        ["qudao1", "渠道一", "渠道", ""],
+        ["qudao2", "渠道二", &one_id, ""],
+    ])
+    .await;
+    assert_eq!(r.created, 1, "{:#?}", r.issues);
+    assert_eq!(r.issues.len(), 1, "{:#?}", r.issues);
+    assert_eq!(r.issues[0].row, 2);
+    assert!(
+        r.issues[0]
+            .message_en
+            .contains("several departments are named 渠道"),
+        "{:#?}",
+        r.issues
+    );
+    let made = w
+        .crm
+        .user_by_username(&w.admin, "qudao2")
+        .await
+        .expect("by id");
+    assert_eq!(made.department_id, Some(one.id));
+    // lisi is zhangsan's superior: the other way round is a cycle; so is a
+    // pair of rows each making the other's superior.
+    let r = import(vec![
+        ["lisi", "李四", "", "zhangsan"],
+        ["wangwu", "王五", "", "qudao2"],
+        ["qudao2", "渠道二", "", "wangwu"],
+    ])
+    .await;
+    assert_eq!(r.updated, 1, "{:#?}", r.issues);
+    let rows: Vec<u32> = r.issues.iter().map(|i| i.row).collect();
+    assert_eq!(rows, vec![2, 4], "{:#?}", r.issues);
+    assert!(
+        r.issues
+            .iter()
+            .all(|i| i.message_en.contains("cycle") && i.message_zh.contains("循环")),
+        "{:#?}",
+        r.issues
+    );
+    let lisi = w
+        .crm
+        .user_by_username(&w.admin, "lisi")
+        .await
+        .expect("lisi");
+    assert_ne!(lisi.superior_id, Some(w.zhangsan.user_id));
 }
