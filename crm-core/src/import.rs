@@ -3838,6 +3838,15 @@ impl<'a> ImportSession<'a> {
         self.resume_after.is_some_and(|r| number <= r)
     }
 
+    /// A role's name as the user import knows it (its id when several
+    /// roles share the name).
+    fn role_name(&self, id: RoleId) -> String {
+        self.roles
+            .iter()
+            .find(|(k, r)| **r == Some(id) && k.parse::<Uuid>().is_err())
+            .map_or_else(|| id.to_string(), |(k, _)| k.clone())
+    }
+
     /// Why giving `user` the superior `superior` would close a cycle of
     /// superiors (the superior reports to the user, directly or through
     /// others, as the store and this import's earlier rows have it), or
@@ -6291,7 +6300,18 @@ impl ImportSession<'_> {
                 Table::Users,
                 id,
                 "user.created".into(),
-                json!({"username": username, "display_name": display}),
+                json!({
+                    "username": username,
+                    "display_name": display,
+                    "department_id": department,
+                    "superior_id": superior,
+                    "role_ids": &roles,
+                    "roles": roles
+                        .iter()
+                        .map(|r| self.role_name(*r))
+                        .collect::<Vec<_>>(),
+                    "import_id": self.import_id,
+                }),
             ));
             items.created.push((Table::Users, id));
             created.push(username);
@@ -6307,11 +6327,7 @@ impl ImportSession<'_> {
         for (is_role, id) in referred {
             cs.guards.push(if is_role {
                 // The file names roles by name (or id); say the name.
-                let name = self
-                    .roles
-                    .iter()
-                    .find(|(k, r)| r.is_some_and(|r| r.0 == id) && k.parse::<Uuid>().is_err())
-                    .map_or_else(|| id.to_string(), |(k, _)| k.clone());
+                let name = self.role_name(RoleId(id));
                 crm.role_live_guard(company, RoleId(id), &name)
             } else {
                 crm.department_live_guard(&self.actor, DepartmentId(id))
@@ -6728,6 +6744,8 @@ impl ImportSession<'_> {
                 before: Json::Null,
                 after: Json::String(self.import_id.to_string()),
             });
+            let mut payload = crate::sales::product::product_created_payload(&op);
+            payload["import_id"] = json!(self.import_id);
             cs.ops.push(op);
             cs.audit.push(audit);
             cs.events.push(crm.event(
@@ -6735,7 +6753,7 @@ impl ImportSession<'_> {
                 Table::Products,
                 id,
                 "product.created".into(),
-                json!({"code": code, "name": input.name}),
+                payload,
             ));
             items.created.push((Table::Products, id));
             self.counts.created += 1;

@@ -1108,7 +1108,14 @@ impl Crm {
             Table::Users,
             id,
             "user.created".into(),
-            serde_json::json!({"username": input.username.trim(), "display_name": input.display_name.trim()}),
+            serde_json::json!({
+                "username": input.username.trim(),
+                "display_name": input.display_name.trim(),
+                "department_id": input.department_id,
+                "superior_id": input.superior_id,
+                "role_ids": &input.role_ids,
+                "roles": roles.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
+            }),
         ));
         self.apply(cs).await?;
         self.user(actor, UserId(id)).await

@@ -130,6 +130,34 @@ pub struct ProductInput {
     pub status: Option<ProductStatus>,
 }
 
+/// The `product.created` event's payload, from the product's insert
+/// ([`Crm::product_insert`]): what a host mirroring the catalogue needs
+/// (code, name, category, unit, list price in fen, VAT rate in basis
+/// points, specification, status) — not the cost, which field rules may
+/// hide.
+pub(crate) fn product_created_payload(insert: &Op) -> serde_json::Value {
+    let Op::Insert { values, .. } = insert else {
+        return json!({});
+    };
+    let mut out = serde_json::Map::new();
+    for (col, v) in values {
+        if matches!(
+            *col,
+            "code"
+                | "name"
+                | "category_id"
+                | "unit"
+                | "list_price"
+                | "tax_rate"
+                | "spec"
+                | "status"
+        ) {
+            out.insert((*col).to_string(), v.to_json());
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
 impl ProductInput {
     /// The input with NUL characters dropped from its texts, as record
     /// fields drop them (no store keeps one).
@@ -463,6 +491,7 @@ impl Crm {
         let id = self.new_id();
         let guard = self.product_code_free(actor, &code, None, false).await?;
         let (op, audit) = self.product_insert(actor, id, code.clone(), &input);
+        let payload = product_created_payload(&op);
         let mut cs = ChangeSet::default();
         cs.guards.push(guard);
         cs.audit.push(audit);
@@ -472,7 +501,7 @@ impl Crm {
             Table::Products,
             id,
             "product.created".into(),
-            json!({"code": code, "name": input.name}),
+            payload,
         ));
         self.apply(cs).await?;
         self.product(actor, id).await

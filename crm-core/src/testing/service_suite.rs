@@ -5616,6 +5616,32 @@ pub async fn product_codes_and_category_names_are_compared_as_people_type_them(
         .create_product(&w.admin, product("CP-70", "幕布"))
         .await
         .expect("a code CP-7 begins");
+    // Its creation is announced with what a catalogue mirror needs, the
+    // cost (which field rules may hide) left out.
+    let created = w
+        .crm
+        .pending_events("catalogue", 100_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .find(|e| e.event.event_type == "product.created" && e.event.record_id == p7.id)
+        .expect("product.created");
+    let payload = created.event.payload.to_value();
+    assert_eq!(
+        (
+            &payload["code"],
+            &payload["name"],
+            &payload["list_price"],
+            &payload["status"]
+        ),
+        (
+            &json!("CP-7"),
+            &json!("投影仪"),
+            &json!(10_000),
+            &json!("on_sale")
+        )
+    );
+    assert!(payload.get("cost").is_none(), "{payload}");
     for typed in ["CP-7", "cp-7", " Cp-7 "] {
         let found = w.crm.product_by_code(&w.admin, typed).await.expect(typed);
         assert_eq!(found.id, p7.id, "{typed}");
@@ -6104,6 +6130,18 @@ pub async fn user_imports_refuse_shared_names_and_cycles_of_superiors(store: Arc
         .await
         .expect("by id");
     assert_eq!(made.department_id, Some(one.id));
+    let created = w
+        .crm
+        .pending_events("org-mirror", 100_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .find(|e| e.event.event_type == "user.created" && e.event.record_id == made.id.0)
+        .expect("user.created");
+    assert_eq!(
+        created.event.payload.to_value()["department_id"],
+        json!(one.id)
+    );
     // lisi is zhangsan's superior: the other way round is a cycle; so is a
     // pair of rows each making the other's superior.
     let r = import(vec![
