@@ -491,7 +491,8 @@ enum RecordCmd {
         /// read or write.
         #[arg(long, default_value = "read")]
         access: String,
-        /// When the share ends (e.g. 2026-12-31 or 2026-12-31 18:00).
+        /// When the share ends: a date alone (2026-12-31) means through that
+        /// day; or a date and time (2026-12-31 18:00).
         #[arg(long)]
         until: Option<String>,
     },
@@ -2543,8 +2544,9 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             until,
         } => {
             let access: ShareAccess = access.parse()?;
+            // A date alone means through that day.
             let until = match until {
-                Some(t) => Some(ctx.crm.parse_datetime(&t)?),
+                Some(t) => Some(ctx.crm.share_end(&t).map_err(|e| format!("--until: {e}"))?),
                 None => None,
             };
             if let Some(name) = group {
@@ -4411,7 +4413,11 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
         PoolCmd::Deal { record, at } => {
             let id = customer_id(ctx, actor, &record).await?;
             let at = match at {
-                Some(t) => Some(ctx.crm.parse_datetime(&t)?),
+                Some(t) => Some(
+                    ctx.crm
+                        .parse_datetime(&t)
+                        .map_err(|e| format!("--at: {e}"))?,
+                ),
                 None => None,
             };
             ctx.crm.mark_deal(actor, id, at).await.map_err(err)?;

@@ -1627,6 +1627,9 @@ impl BatchWrite<'_> {
         if self.index_keys {
             self.crm.index_customer_keys(&mut cs).await?;
         }
+        // The pools' caps on what owners hold, counted as the batches
+        // before this one left them (so here, once they are written).
+        self.crm.creation_caps(&self.actor, &mut cs).await?;
         self.crm.apply(cs).await
     }
 }
@@ -3335,6 +3338,7 @@ impl<'a> ImportSession<'a> {
                     cs.guards.append(&mut self.batch_guards);
                     if self.opts.entity == Entity::Customer {
                         self.crm.index_customer_keys(&mut cs).await?;
+                        self.crm.creation_caps(&self.actor, &mut cs).await?;
                     }
                     let rows_done = i64::from(self.last_row_seen());
                     cs.ops.insert(0, self.import_insert(status, rows_done));

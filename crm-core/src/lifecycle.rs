@@ -716,6 +716,24 @@ impl Crm {
                 )?;
             }
         }
+        // A follow-up deleted (or purged) no longer dates its customer's
+        // last follow-up nor plans its next one; one restored does again.
+        if entity == Entity::FollowUp
+            && matches!(step, Step::Delete | Step::Purge | Step::Restore)
+            && let Some(cid) = customer_id
+        {
+            let crow = match customer_row.take() {
+                Some(c) => Some(c),
+                None => self.store.get(Table::Customers, cid).await?.filter(|c| {
+                    c.get("company_id").as_id() == Some(actor.company_id.0)
+                        && c.get("deleted_at").is_null()
+                }),
+            };
+            if let Some(crow) = crow {
+                self.follow_up_dates(actor, &crow, &row, step == Step::Restore, &mut cs)
+                    .await?;
+            }
+        }
         // A quote or contract being made for the opportunity checks, under
         // this key, that it was not deleted meanwhile.
         if entity == Entity::Opportunity && step == Step::Delete {
@@ -808,6 +826,116 @@ impl Crm {
         self.apply_indexed(cs).await
     }
 
+    /// Puts a customer's follow-up dates right when one of its follow-ups
+    /// leaves the live ones (deleted, purged: `restored` false) or comes
+    /// back (restored): the last follow-up time is the latest of the live
+    /// follow-ups (archived ones count: they happened), and the next
+    /// follow-up date is planned by the latest live follow-up that plans
+    /// one — changed only when the follow-up going was the one that set it
+    /// (a date set on the customer by hand stays), or when the one coming
+    /// back is the latest, as creating it did. The date only for who has
+    /// full access to it, as a follow-up's creation. The customer is
+    /// written at the version read: a follow-up added meanwhile (which
+    /// updates the customer) makes the change conflict. Nothing is written
+    /// when the dates stand.
+    async fn follow_up_dates(
+        &self,
+        actor: &Actor,
+        customer: &Row,
+        follow_up: &Row,
+        restored: bool,
+        cs: &mut ChangeSet,
+    ) -> Result<()> {
+        let mut sel = Select::all(Table::FollowUps, actor.company_id.0, self.now());
+        sel.lifecycle = Lifecycle::Any;
+        sel.filter = Filter::And(vec![
+            Filter::Cmp(
+                Col::Column("customer_id"),
+                CmpOp::Eq,
+                Value::Id(customer.id()),
+            ),
+            Filter::IsNull(Col::Column("deleted_at")),
+            Filter::not_among(Col::Column("id"), [follow_up.id()]),
+        ]);
+        let mut live = self.store.select(&sel).await?.rows;
+        if restored {
+            live.push(follow_up.clone());
+        }
+        let when = |r: &Row| {
+            (
+                r.get("occurred_at")
+                    .as_timestamp()
+                    .or_else(|| r.get("created_at").as_timestamp()),
+                r.get("created_at").as_timestamp(),
+            )
+        };
+        live.sort_by_key(|r| std::cmp::Reverse(when(r)));
+        let last = live.first().and_then(|r| when(r).0);
+        let planned = |r: &Row| {
+            r.get("next_follow_up_at")
+                .as_timestamp()
+                .map(|t| Value::Date(t.with_timezone(&self.config.utc_offset).date_naive()))
+        };
+        let before_next = customer.get("next_follow_up").clone();
+        let next = if restored {
+            // As creating it: the latest plans the next follow-up.
+            planned(follow_up).filter(|_| live.first().map(Row::id) == Some(follow_up.id()))
+        } else if planned(follow_up).as_ref() == Some(&before_next) {
+            Some(live.iter().find_map(planned).unwrap_or(Value::Null))
+        } else {
+            None
+        }
+        .filter(|n| {
+            *n != before_next
+                && actor.field_access(Entity::Customer, "next_follow_up")
+                    == crate::auth::FieldAccess::Full
+        });
+        let before_last = customer.get("last_follow_up_at").clone();
+        let last = Value::from(last);
+        let mut values: Vec<(&'static str, Value)> = Vec::new();
+        let mut changes = Vec::new();
+        if last != before_last {
+            changes.push(FieldChange {
+                field: "last_follow_up_at".into(),
+                before: before_last.to_json(),
+                after: last.to_json(),
+            });
+            values.push(("last_follow_up_at", last));
+        }
+        if let Some(next) = next {
+            changes.push(FieldChange {
+                field: "next_follow_up".into(),
+                before: crate::records::output_json(
+                    Entity::Customer,
+                    "next_follow_up",
+                    &before_next,
+                ),
+                after: crate::records::output_json(Entity::Customer, "next_follow_up", &next),
+            });
+            values.push(("next_follow_up", next));
+        }
+        if changes.is_empty() {
+            // The dates stand whatever is added meanwhile.
+            return Ok(());
+        }
+        values.push(("updated_at", Value::Timestamp(self.now())));
+        cs.ops.push(Op::Update {
+            table: Table::Customers,
+            id: customer.id(),
+            expected_version: customer.version(),
+            values,
+        });
+        cs.audit.push(self.audit(
+            Some(actor),
+            actor.company_id.0,
+            Table::Customers,
+            customer.id(),
+            "update",
+            changes,
+        ));
+        Ok(())
+    }
+
     async fn batch<F, Fut>(&self, ids: &[RecordId], f: F) -> BatchReport
     where
         F: Fn(RecordId) -> Fut,
@@ -886,6 +1014,80 @@ impl Crm {
         row.get("username").as_text().map(str::to_string)
     }
 
+    /// Refuses to transfer a contact of a customer on its own: a
+    /// customer's contacts are its owner's and follow it (on transfer,
+    /// claim, release, recycling), so a contact given to someone else
+    /// would leave the customer's owner without it. Giving a stray contact
+    /// back to its customer's owner is allowed. The customer is named to
+    /// who may read it.
+    async fn contact_moves_with_its_customer(
+        &self,
+        actor: &Actor,
+        contact: &Row,
+        to: &crate::org::User,
+    ) -> Result<()> {
+        let Some(cid) = contact.get("customer_id").as_id() else {
+            return Ok(());
+        };
+        let Some(crow) = self
+            .store
+            .get(Table::Customers, cid)
+            .await?
+            .filter(|c| c.get("company_id").as_id() == Some(actor.company_id.0))
+        else {
+            return Ok(());
+        };
+        if crow.get("owner_id").as_id() == Some(to.id.0) {
+            return Ok(());
+        }
+        let code = contact.get("code").as_text().unwrap_or_default();
+        let customer = if self
+            .can_on_row(actor, Entity::Customer, Action::Read, &crow)
+            .await?
+        {
+            format!(
+                "customer {}",
+                crow.get("code").as_text().unwrap_or_default()
+            )
+        } else {
+            "its customer".to_string()
+        };
+        Err(Error::InvalidState(format!(
+            "contact {code} moves with {customer}: a customer's contacts are its owner's; \
+             transfer {customer} instead (联系人随客户转移，请转移客户)"
+        )))
+    }
+
+    /// Refuses to give a record to a user whose roles do not let them edit
+    /// it once it is theirs (owned by them, in their department): it would
+    /// be stranded with someone who can neither work on it nor give it up.
+    /// `verb` is what happens to it ("transferred", "assigned").
+    pub(crate) async fn able_to_work_on(
+        &self,
+        entity: Entity,
+        row: &Row,
+        to: &crate::org::User,
+        verb: &str,
+    ) -> Result<()> {
+        let target = self.actor(to.id).await?;
+        let mut theirs = row.clone();
+        theirs.set("owner_id", Value::Id(to.id.0));
+        theirs.set("department_id", to.department_id.map(|d| d.0).into());
+        if target.covers(entity, Action::Update, &theirs) {
+            return Ok(());
+        }
+        let id = row.id().to_string();
+        let code = row.get("code").as_text().unwrap_or(&id);
+        Err(Error::Forbidden(format!(
+            "{entity} {code} cannot be {verb} to {} ({}): their roles do not let them edit \
+             {entity} records they own ({} 的角色没有{}的编辑权限)",
+            to.username,
+            to.display_name,
+            to.display_name,
+            entity.name_zh()
+        )))
+    }
+
     async fn transfer_one(
         &self,
         actor: &Actor,
@@ -911,6 +1113,12 @@ impl Crm {
         if before == Some(to.id.0) {
             return Ok(());
         }
+        if entity == Entity::Contact {
+            self.contact_moves_with_its_customer(actor, &row, to)
+                .await?;
+        }
+        self.able_to_work_on(entity, &row, to, "transferred")
+            .await?;
         let now = self.now();
         let values = vec![
             ("owner_id", Value::Id(to.id.0)),
@@ -926,6 +1134,8 @@ impl Crm {
         });
         if entity == Entity::Customer {
             self.transfer_pool_ops(actor, &row, to.id.0, &mut cs);
+            // The caps of the pool governing it bind a transfer as a claim.
+            self.transfer_caps(actor, &row, to, &mut cs).await?;
             // The customer's contacts follow their customer, those in the
             // recycle bin or archived too (they come back with the new
             // owner).
@@ -1028,9 +1238,52 @@ impl Crm {
                 format!("user {} is deactivated", target.username),
             ));
         }
+        let target = &target;
         Ok(self
-            .batch(ids, |id| self.transfer_one(actor, entity, id, &target))
+            .batch(ids, |id| async move {
+                // A claim or assignment to the same user (or department)
+                // committed after the caps were counted: count again.
+                let mut tries = 1;
+                loop {
+                    match self.transfer_one(actor, entity, id, target).await {
+                        Err(e) if crate::pool::is_holder_conflict(&e) => {
+                            if tries >= crate::pool::HOLDER_TRIES {
+                                return Err(crate::pool::holders_busy(&target.display_name));
+                            }
+                            tries += 1;
+                        }
+                        other => return other,
+                    }
+                }
+            })
             .await)
+    }
+
+    /// When a share given "until" `text` ends: a date without a time means
+    /// through that day, so the share ends at the end of that day in the
+    /// company's time zone (the start of the next day); a date with a time
+    /// ends then. Refused when that is not in the future.
+    pub fn share_end(&self, text: &str) -> std::result::Result<DateTime<Utc>, String> {
+        let t = text.trim();
+        let end = match crate::records::parse_date(t) {
+            Ok(day) if !t.contains(':') => {
+                let next = day
+                    .succ_opt()
+                    .ok_or_else(|| format!("'{t}' is too far ahead"))?;
+                next.and_time(chrono::NaiveTime::MIN)
+                    .and_local_timezone(self.config.utc_offset)
+                    .single()
+                    .map(|d| d.with_timezone(&Utc))
+                    .ok_or_else(|| format!("'{t}' is not a valid local date"))?
+            }
+            _ => self.parse_datetime(t)?,
+        };
+        if end <= self.now() {
+            return Err(format!(
+                "'{t}' has passed: a share must end in the future (共享截止时间须晚于现在)"
+            ));
+        }
+        Ok(end)
     }
 
     /// Shares a record with a user, for reading or for editing, optionally

@@ -155,7 +155,7 @@ pool_id_type!(
 /// Tries of one claim or assignment whose holder rows another one changed
 /// meanwhile (each failed try means another one committed), before it is
 /// refused with [`holders_busy`].
-const HOLDER_TRIES: usize = 5;
+pub(crate) const HOLDER_TRIES: usize = 5;
 
 /// What a user and the user's department hold when a claim or assignment
 /// checks the pools' caps, with the versions of their `pool_holders` rows
@@ -282,13 +282,13 @@ impl Holding {
 
 /// Whether an error is another claim or assignment having changed (or
 /// created) a holder row since it was read.
-fn is_holder_conflict(e: &Error) -> bool {
+pub(crate) fn is_holder_conflict(e: &Error) -> bool {
     let holders = Table::PoolHolders.name();
     matches!(e, Error::Conflict { entity, .. } | Error::Duplicate { entity, .. } if entity == holders)
 }
 
 /// The refusal of a move whose holder rows kept changing under it.
-fn holders_busy(who: &str) -> Error {
+pub(crate) fn holders_busy(who: &str) -> Error {
     Error::InvalidState(format!(
         "others were claiming for {who} or {who}'s department at the same moment \
          {HOLDER_TRIES} times in a row; nothing was changed, try again"
@@ -2467,26 +2467,198 @@ impl Crm {
         holding: &Holding,
         has_department: bool,
     ) -> Result<()> {
+        self.check_caps_adding(who, pool, holding, has_department, (1, 1))
+    }
+
+    /// Refuses a move of `adding` customers (to the user, to the user's
+    /// department) into `who`'s hands over the caps of `pool`, in the words
+    /// of a claim's refusal.
+    fn check_caps_adding(
+        &self,
+        who: &str,
+        pool: &Pool,
+        holding: &Holding,
+        has_department: bool,
+        adding: (u64, u64),
+    ) -> Result<()> {
         let limits = &pool.limits;
+        let more = |n: u64| {
+            if n == 1 {
+                String::new()
+            } else {
+                format!(" ({n} more would pass it)")
+            }
+        };
         let held = holding.held(limits.deals_count_toward_cap);
         if let Some(cap) = limits.max_owned_per_user
-            && held >= u64::from(cap)
+            && adding.0 > 0
+            && held + adding.0 > u64::from(cap)
         {
             return Err(Error::Forbidden(format!(
-                "{who} already holds {held} customers, the limit of pool {}",
-                pool.name
+                "{who} already holds {held} customers, the limit of pool {} is {cap}{}",
+                pool.name,
+                more(adding.0)
             )));
         }
         let held = holding.department_held(limits.deals_count_toward_cap);
         if let Some(cap) = limits.max_owned_per_department
             && has_department
-            && held >= u64::from(cap)
+            && adding.1 > 0
+            && held + adding.1 > u64::from(cap)
         {
             return Err(Error::Forbidden(format!(
-                "the department of {who} already holds {held} customers, the limit of pool {}",
-                pool.name
+                "the department of {who} already holds {held} customers, the limit of pool {} \
+                 is {cap}{}",
+                pool.name,
+                more(adding.1)
             )));
         }
+        Ok(())
+    }
+
+    /// Holds a transfer (转移) of a customer to `to` to the caps of the pool
+    /// that governs it once theirs (its pool, else the pool of the new
+    /// owner or their department), as a claim or assignment is: refused
+    /// over a cap, and guarded the same way against moves counted at the
+    /// same moment (the holder rows are bumped in `cs`, and the pools'
+    /// settings must be those read).
+    pub(crate) async fn transfer_caps(
+        &self,
+        actor: &Actor,
+        row: &Row,
+        to: &crate::org::User,
+        cs: &mut ChangeSet,
+    ) -> Result<()> {
+        let company = actor.company_id.0;
+        let set = self.pool_set(company).await?;
+        if !set.caps(|l| l.max_owned_per_user) && !set.caps(|l| l.max_owned_per_department) {
+            return Ok(());
+        }
+        let department = to.department_id.map(|d| d.0);
+        let mut theirs = row.clone();
+        theirs.set("owner_id", Value::Id(to.id.0));
+        theirs.set("department_id", Value::from(department));
+        let Some(i) = set.governing(&theirs) else {
+            return Ok(());
+        };
+        let pool = &set.pools[i].pool;
+        let deal = !row.get("closed_at").is_null();
+        let counts = u64::from(!deal || pool.limits.deals_count_toward_cap);
+        // A customer already in the department (owned by a colleague)
+        // counts toward the department's cap already.
+        let same_department = Place::of_row(row).is_owned()
+            && department.is_some()
+            && row.get("department_id").as_id() == department;
+        let holding = self.holding(&set, company, to.id.0, department).await?;
+        self.check_caps_adding(
+            &to.display_name,
+            pool,
+            &holding,
+            department.is_some(),
+            (counts, if same_department { 0 } else { counts }),
+        )?;
+        cs.ops
+            .extend(holding.guard(self, company, Guarded::by(&set, &pool.limits, false)));
+        cs.guards.push(self.pool_limits_guard(company, &set));
+        Ok(())
+    }
+
+    /// Holds the customers a change set creates for owners (their creators,
+    /// or the owners named) to the caps of the pools that govern them (the
+    /// pool of the owner or the owner's department): one count per owner
+    /// and department for the whole batch, refused over a cap in the words
+    /// of a claim, and guarded as a claim is against moves counted at the
+    /// same moment (the holder rows are bumped in `cs`, once each, and the
+    /// pools' settings must be those read). Customers created into a
+    /// pool's public area hold no owner and are not counted.
+    pub(crate) async fn creation_caps(&self, actor: &Actor, cs: &mut ChangeSet) -> Result<()> {
+        let company = actor.company_id.0;
+        // (owner, department) → customers created, closed deals among them.
+        let mut per_owner: BTreeMap<(Uuid, Option<Uuid>), (u64, u64)> = BTreeMap::new();
+        for op in &cs.ops {
+            let Op::Insert {
+                table: Table::Customers,
+                values,
+            } = op
+            else {
+                continue;
+            };
+            let get = |k: &str| {
+                values
+                    .iter()
+                    .find(|(c, _)| *c == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or(Value::Null)
+            };
+            let Some(owner) = get("owner_id").as_id() else {
+                continue;
+            };
+            let e = per_owner
+                .entry((owner, get("department_id").as_id()))
+                .or_default();
+            e.0 += 1;
+            if !get("closed_at").is_null() {
+                e.1 += 1;
+            }
+        }
+        if per_owner.is_empty() {
+            return Ok(());
+        }
+        let set = self.pool_set(company).await?;
+        if !set.caps(|l| l.max_owned_per_user) && !set.caps(|l| l.max_owned_per_department) {
+            return Ok(());
+        }
+        let mut per_department: HashMap<Uuid, (u64, u64)> = HashMap::new();
+        for ((_, d), n) in &per_owner {
+            if let Some(d) = d {
+                let e = per_department.entry(*d).or_default();
+                e.0 += n.0;
+                e.1 += n.1;
+            }
+        }
+        let mut bumps: BTreeMap<Uuid, Op> = BTreeMap::new();
+        for ((owner, department), (n, deals)) in &per_owner {
+            let mut probe = Row {
+                table: Table::Customers,
+                values: vec![Value::Null; Table::Customers.columns().len()],
+            };
+            probe.set("owner_id", Value::Id(*owner));
+            probe.set("department_id", Value::from(*department));
+            let Some(i) = set.governing(&probe) else {
+                continue;
+            };
+            let pool = &set.pools[i].pool;
+            let counted = |(n, deals): (u64, u64)| {
+                if pool.limits.deals_count_toward_cap {
+                    n
+                } else {
+                    n - deals
+                }
+            };
+            let dept_n = department
+                .and_then(|d| per_department.get(&d).copied())
+                .unwrap_or_default();
+            let holding = self.holding(&set, company, *owner, *department).await?;
+            let who = if *owner == actor.user_id.0 {
+                actor.display_name.clone()
+            } else {
+                self.user(actor, UserId(*owner)).await?.display_name
+            };
+            self.check_caps_adding(
+                &who,
+                pool,
+                &holding,
+                department.is_some(),
+                (counted((*n, *deals)), counted(dept_n)),
+            )?;
+            let guarded = Guarded::by(&set, &pool.limits, false);
+            let ids: Vec<Uuid> = holding.rows(guarded).map(|(id, _, _)| id).collect();
+            for (id, op) in ids.into_iter().zip(holding.guard(self, company, guarded)) {
+                bumps.entry(id).or_insert(op);
+            }
+        }
+        cs.ops.extend(bumps.into_values());
+        cs.guards.push(self.pool_limits_guard(company, &set));
         Ok(())
     }
 
@@ -2663,6 +2835,8 @@ impl Crm {
                             ))
                         })?;
                     let pool = &set.pools[i].pool;
+                    self.able_to_work_on(Entity::Customer, &row, &target, "assigned")
+                        .await?;
                     self.check_caps(&target.display_name, pool, &holding, department.is_some())?;
                     let guarded = Guarded::by(&set, &pool.limits, false);
                     let place = self
@@ -2913,15 +3087,9 @@ impl Crm {
         Ok((ops, changes))
     }
 
-    /// Records sales activity on a customer (the sales module calls this, or
-    /// adds `Crm::sales_activity_ops` to its own change sets): the actor
-    /// must be allowed to edit the customer.
-    pub async fn record_sales_activity(
-        &self,
-        actor: &Actor,
-        id: RecordId,
-        activity: SalesActivity,
-    ) -> Result<()> {
+    /// A customer the actor may record sales activity on: readable, live,
+    /// and one they may edit.
+    async fn sales_activity_row(&self, actor: &Actor, id: RecordId) -> Result<Row> {
         let row = self.readable_row(actor, Entity::Customer, id).await?;
         if !row.get("deleted_at").is_null() {
             return Err(Error::InvalidState(format!(
@@ -2939,6 +3107,19 @@ impl Crm {
                 Self::label(&row)
             )));
         }
+        Ok(row)
+    }
+
+    /// Records sales activity on a customer (the sales module calls this, or
+    /// adds `Crm::sales_activity_ops` to its own change sets): the actor
+    /// must be allowed to edit the customer.
+    pub async fn record_sales_activity(
+        &self,
+        actor: &Actor,
+        id: RecordId,
+        activity: SalesActivity,
+    ) -> Result<()> {
+        let row = self.sales_activity_row(actor, id).await?;
         let (ops, changes) = self.sales_activity_ops(Some(actor), &row, &activity)?;
         if ops.is_empty() {
             return Ok(());
@@ -2974,23 +3155,83 @@ impl Crm {
     }
 
     /// Marks a customer as closed-deal (成交) now or at `at`: it moves to the
-    /// closed-deal customers and the "no deal" rules stop counting.
+    /// closed-deal customers and the "no deal" rules stop counting. A deal
+    /// date later than today (in the company's time zone) or before the
+    /// customer was created is refused; so is one that changes nothing (a
+    /// later deal is already recorded), saying so.
     pub async fn mark_deal(
         &self,
         actor: &Actor,
         id: RecordId,
         at: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        let at = at.unwrap_or_else(|| self.now());
-        self.record_sales_activity(
-            actor,
-            id,
-            SalesActivity {
-                deal_closed_at: Some(at),
-                ..SalesActivity::default()
-            },
-        )
-        .await
+        let Some(at) = at else {
+            return self
+                .record_sales_activity(
+                    actor,
+                    id,
+                    SalesActivity {
+                        deal_closed_at: Some(self.now()),
+                        ..SalesActivity::default()
+                    },
+                )
+                .await;
+        };
+        let row = self.sales_activity_row(actor, id).await?;
+        let label = Self::label(&row);
+        let today = self.local_date(self.now());
+        if self.local_date(at) > today {
+            return Err(Error::invalid(
+                "at (成交日期)",
+                format!(
+                    "{} is in the future: a deal is marked at the latest today ({today}) \
+                     (成交日期不能晚于今天)",
+                    self.local_date(at)
+                ),
+            ));
+        }
+        // Later today is now, at the latest.
+        let mut at = at.min(self.now());
+        if let Some(created) = row.get("created_at").as_timestamp()
+            && at < created
+        {
+            // The day it was created: when it was created, at the earliest.
+            if self.local_date(at) == self.local_date(created) {
+                at = created;
+            } else {
+                return Err(Error::invalid(
+                    "at (成交日期)",
+                    format!(
+                        "{} is before customer {label} was created ({}) (成交日期早于客户创建日期)",
+                        self.local_date(at),
+                        self.local_date(created)
+                    ),
+                ));
+            }
+        }
+        let activity = SalesActivity {
+            deal_closed_at: Some(at),
+            ..SalesActivity::default()
+        };
+        let (ops, _) = self.sales_activity_ops(Some(actor), &row, &activity)?;
+        if ops.is_empty() {
+            let shown = crate::records::filterable(actor, Entity::Customer, "closed_at");
+            return Err(Error::InvalidState(
+                match row.get("closed_at").as_timestamp() {
+                    Some(closed) if shown => format!(
+                        "customer {label} already has a deal closed on {}, no earlier than {}; \
+                     nothing changed (已有不早于该日期的成交，未作更改)",
+                        self.local_date(closed),
+                        self.local_date(at)
+                    ),
+                    _ => format!(
+                        "customer {label} already has a deal no earlier than that; nothing \
+                     changed (已有不早于该日期的成交，未作更改)"
+                    ),
+                },
+            ));
+        }
+        self.record_sales_activity(actor, id, activity).await
     }
 
     /// The pool history of a customer, oldest first: readable customers, and

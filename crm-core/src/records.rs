@@ -1247,6 +1247,8 @@ impl Crm {
             }
             ids.push(RecordId(id));
         }
+        // The caps of the pools that govern the new customers' owners.
+        self.creation_caps(actor, &mut cs).await?;
         self.apply_indexed(cs).await?;
         Ok(ids)
     }

@@ -241,6 +241,34 @@ impl Invoice {
     }
 }
 
+/// An invoice number as typed, as it is kept and compared: full-width
+/// letters and digits as their ASCII twins, letters in upper case, trimmed
+/// (`０４４００１２３` and `04400123` are one number, `r4-x` and `R4-X` too);
+/// refused when it holds white space or control characters inside, or is
+/// longer than 40 characters (a VAT invoice's number has 8 or 20 digits,
+/// with its 发票代码 12).
+pub fn invoice_number(typed: &str) -> std::result::Result<String, String> {
+    let n: String = typed
+        .trim()
+        .chars()
+        .map(crate::validate::halfwidth)
+        .flat_map(char::to_uppercase)
+        .collect();
+    if n.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "'{}' holds a space or a control character; an invoice number has none",
+            typed.trim()
+        ));
+    }
+    if n.chars().count() > 40 {
+        return Err(format!(
+            "'{}…' is longer than 40 characters",
+            n.chars().take(20).collect::<String>()
+        ));
+    }
+    Ok(n)
+}
+
 /// One line of the receivables list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceivableRow {
@@ -1197,11 +1225,12 @@ impl Crm {
                 "is blank: give the invoice's number, or none to record an invoice plan",
             ));
         }
-        let number = issued_number
-            .as_deref()
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(str::to_string);
+        let number = match issued_number.as_deref().map(str::trim) {
+            Some(n) if !n.is_empty() => {
+                Some(invoice_number(n).map_err(|m| Error::invalid("number (发票号码)", m))?)
+            }
+            _ => None,
+        };
         let issued = number.is_some();
         // An issued invoice is dated: its issue date is today unless given,
         // and it cannot lie ahead (an invoice plan's date may).
@@ -1231,13 +1260,21 @@ impl Crm {
                 .iter()
                 .find(|r| r.get("status").as_text() == Some(VOIDED))
             {
+                // (Its contract named to who may read it only.)
                 let on = match v.get("contract_id").as_id() {
-                    Some(id) => self
-                        .store
-                        .get(Table::Contracts, id)
-                        .await?
-                        .and_then(|r| r.get("code").as_text().map(|c| format!(" on contract {c}")))
-                        .unwrap_or_default(),
+                    Some(id) => match self.store.get(Table::Contracts, id).await? {
+                        Some(r)
+                            if self
+                                .can_on_row(actor, Entity::Contract, Action::Read, &r)
+                                .await? =>
+                        {
+                            r.get("code")
+                                .as_text()
+                                .map(|c| format!(" on contract {c}"))
+                                .unwrap_or_default()
+                        }
+                        _ => String::new(),
+                    },
                     None => String::new(),
                 };
                 return Err(Error::Duplicate {

@@ -7,6 +7,21 @@
 macro_rules! lifecycle_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::lifecycle_suite::a_contact_moves_only_with_its_customer,
+            crm_lifecycle_a_contact_moves_only_with_its_customer,
+            $make
+        );
+        $each!(
+            $crate::testing::lifecycle_suite::deleting_a_follow_up_recomputes_its_customers_dates,
+            crm_lifecycle_deleting_a_follow_up_recomputes_its_customers_dates,
+            $make
+        );
+        $each!(
+            $crate::testing::lifecycle_suite::a_share_until_a_date_lasts_through_that_day,
+            crm_lifecycle_a_share_until_a_date_lasts_through_that_day,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::a_purged_record_keeps_its_history_for_administrators,
             crm_lifecycle_a_purged_record_keeps_its_history_for_administrators,
             $make
@@ -719,18 +734,17 @@ pub async fn a_child_is_not_restored_while_its_customer_is_not_live(store: Arc<d
         .await
         .expect("opportunity");
     let opp_id = RecordId(opp.id);
-    // A contact 王五 owns, of a customer he cannot read.
+    // A contact 王五 owns, of a customer he cannot read (created for him:
+    // a contact is not transferred away from its customer).
     let theirs = create(
         &w,
-        &w.zhangsan,
+        &w.admin,
         Entity::Contact,
-        json!({"customer_id": c.id.to_string(), "name": "孙亚芳"}),
+        json!({"customer_id": c.id.to_string(), "name": "孙亚芳",
+               "owner_id": w.wangwu.user_id.to_string()}),
     )
     .await;
-    w.crm
-        .transfer_records(&w.zhangsan, Entity::Contact, &[theirs.id], w.wangwu.user_id)
-        .await
-        .expect("transfer");
+    assert_eq!(theirs.owner_id, Some(w.wangwu.user_id));
     // The children go to the recycle bin first, then (later) the customer.
     for (entity, id) in [
         (Entity::Contact, contact.id),
@@ -2201,4 +2215,243 @@ pub async fn approvals_passed_to_other_approvers_are_announced(store: Arc<dyn St
     assert_eq!(reassigned[0]["to"], json!(["lisi"]));
     assert_eq!(reassigned[1]["from"], json!(["lisi"]));
     assert_eq!(reassigned[1]["to"], json!(["admin"]));
+}
+
+/// A customer's contacts are its owner's: they follow it on transfer and
+/// pool moves, and are not transferred on their own — the refusal says to
+/// transfer the customer, and the contact stays with the customer's owner.
+/// A stray contact may be given back to the customer's owner.
+pub async fn a_contact_moves_only_with_its_customer(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w
+        .customer(&w.zhangsan, "联系人随客户有限公司", json!({}))
+        .await;
+    let kh = code(&c);
+    let contact = create(
+        &w,
+        &w.zhangsan,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "随客户"}),
+    )
+    .await;
+    for actor in [&w.zhangsan, &w.admin] {
+        let m = refusal(
+            w.crm
+                .transfer_records(actor, Entity::Contact, &[contact.id], w.wangwu.user_id)
+                .await
+                .expect("transfer"),
+        );
+        assert!(
+            m.contains(&code(&contact)) && m.contains(&format!("transfer customer {kh}")),
+            "{m}"
+        );
+    }
+    let stored = row(&w, Table::Contacts, contact.id.0).await.expect("row");
+    assert_eq!(stored.get("owner_id").as_id(), Some(w.zhangsan.user_id.0));
+    // Transferring the customer takes the contact along.
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[c.id], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let stored = row(&w, Table::Contacts, contact.id.0).await.expect("row");
+    assert_eq!(stored.get("owner_id").as_id(), Some(w.wangwu.user_id.0));
+    // A contact created for someone else goes back to the customer's owner.
+    let stray = create(
+        &w,
+        &w.admin,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "走散的",
+               "owner_id": w.zhaoliu.user_id.to_string()}),
+    )
+    .await;
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Contact, &[stray.id], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(r.done, vec![stray.id], "{r:?}");
+}
+
+/// A follow-up deleted (or purged) no longer dates its customer's last
+/// follow-up nor plans its next one: both are recomputed from the live
+/// follow-ups in the same change, so a follow-up dated ahead and deleted
+/// does not postpone recycling; restored, it dates them again. A next
+/// follow-up date set by another follow-up stays.
+pub async fn deleting_a_follow_up_recomputes_its_customers_dates(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "跟进日期有限公司", json!({})).await;
+    let now = w.crm.now();
+    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339();
+    let first = create(
+        &w,
+        &w.zhangsan,
+        Entity::FollowUp,
+        json!({"customer_id": c.id.to_string(), "channel": "call", "content": "首次沟通",
+               "occurred_at": at(now - chrono::Duration::days(3)),
+               "next_follow_up_at": at(now + chrono::Duration::days(7))}),
+    )
+    .await;
+    let fake = create(
+        &w,
+        &w.zhangsan,
+        Entity::FollowUp,
+        json!({"customer_id": c.id.to_string(), "channel": "call", "content": "假跟进",
+               "occurred_at": at(now + chrono::Duration::hours(20)),
+               "next_follow_up_at": at(now + chrono::Duration::days(60))}),
+    )
+    .await;
+    let dates = |w: &World| {
+        let store = w.crm.store().clone();
+        async move {
+            let r = store
+                .get(Table::Customers, c.id.0)
+                .await
+                .expect("get")
+                .expect("customer");
+            (
+                r.get("last_follow_up_at").as_timestamp(),
+                r.get("next_follow_up").clone(),
+            )
+        }
+    };
+    let day = |t: chrono::DateTime<chrono::Utc>| {
+        crate::value::Value::Date(
+            t.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("offset"))
+                .date_naive(),
+        )
+    };
+    assert_eq!(
+        dates(&w).await,
+        (
+            Some(now + chrono::Duration::hours(20)),
+            day(now + chrono::Duration::days(60))
+        )
+    );
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::FollowUp, &[fake.id])
+        .await;
+    assert_eq!(r.done, vec![fake.id], "{r:?}");
+    assert_eq!(
+        dates(&w).await,
+        (
+            Some(now - chrono::Duration::days(3)),
+            day(now + chrono::Duration::days(7))
+        ),
+        "the deleted follow-up dates the customer no more"
+    );
+    // Restored, it dates it again.
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::FollowUp, &[fake.id])
+        .await;
+    assert_eq!(r.done, vec![fake.id], "{r:?}");
+    assert_eq!(
+        dates(&w).await,
+        (
+            Some(now + chrono::Duration::hours(20)),
+            day(now + chrono::Duration::days(60))
+        )
+    );
+    // Deleted and purged: gone for good, the dates stay recomputed.
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::FollowUp, &[fake.id])
+        .await;
+    assert_eq!(r.done, vec![fake.id], "{r:?}");
+    let r = w
+        .crm
+        .purge_records(&w.zhangsan, Entity::FollowUp, &[fake.id])
+        .await;
+    assert_eq!(r.done, vec![fake.id], "{r:?}");
+    assert_eq!(
+        dates(&w).await,
+        (
+            Some(now - chrono::Duration::days(3)),
+            day(now + chrono::Duration::days(7))
+        )
+    );
+    // The last one gone, nothing dates the customer.
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::FollowUp, &[first.id])
+        .await;
+    assert_eq!(r.done, vec![first.id], "{r:?}");
+    assert_eq!(dates(&w).await, (None, crate::value::Value::Null));
+    // The change is in the customer's history.
+    let history = w
+        .crm
+        .store()
+        .history(Table::Customers, c.id.0)
+        .await
+        .expect("history");
+    assert!(
+        history
+            .iter()
+            .any(|h| h.changes.iter().any(|ch| ch.field == "last_follow_up_at")),
+        "{history:?}"
+    );
+}
+
+/// A share "until" a date lasts through that day: it ends at the start of
+/// the next day in the company's time zone; until today is accepted, and a
+/// date with a time ends then. A past end is refused.
+pub async fn a_share_until_a_date_lasts_through_that_day(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    // 2026-11-27 10:00 in the company (UTC+8).
+    let local = |s: &str| {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M")
+            .expect("time")
+            .and_local_timezone(chrono::FixedOffset::east_opt(8 * 3600).expect("offset"))
+            .single()
+            .expect("local")
+            .with_timezone(&chrono::Utc)
+    };
+    assert_eq!(
+        w.crm.share_end("2026-12-08").expect("a date"),
+        local("2026-12-09 00:00")
+    );
+    assert_eq!(
+        w.crm.share_end("2026-11-27").expect("today"),
+        local("2026-11-28 00:00")
+    );
+    assert_eq!(
+        w.crm.share_end("2026-12-08 18:00").expect("a time"),
+        local("2026-12-08 18:00")
+    );
+    for past in ["2026-11-26", "2026-11-27 09:00"] {
+        let m = w.crm.share_end(past).expect_err(past);
+        assert!(m.contains("in the future"), "{m}");
+    }
+    let c = w.customer(&w.zhangsan, "共享到期有限公司", json!({})).await;
+    let until = w.crm.share_end("2026-11-27").expect("today");
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            Some(until),
+        )
+        .await
+        .expect("share through today");
+    w.clock.advance(chrono::Duration::hours(13));
+    assert!(
+        w.crm
+            .get_record(&w.wangwu, Entity::Customer, c.id)
+            .await
+            .is_ok(),
+        "read late on the last day"
+    );
+    w.clock.advance(chrono::Duration::hours(1));
+    assert!(
+        w.crm
+            .get_record(&w.wangwu, Entity::Customer, c.id)
+            .await
+            .is_err(),
+        "not the next day"
+    );
 }

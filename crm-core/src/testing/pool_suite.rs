@@ -10,6 +10,21 @@
 macro_rules! pool_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::pool_suite::pool_caps_bind_transfers_and_creation,
+            pool_caps_bind_transfers_and_creation,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::records_go_only_to_who_may_edit_them,
+            records_go_only_to_who_may_edit_them,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::a_deal_date_is_neither_ahead_nor_before_the_customer,
+            a_deal_date_is_neither_ahead_nor_before_the_customer,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::pool_claim_release_assign_within_limits,
             pool_claim_release_assign_within_limits,
             $make
@@ -4524,4 +4539,279 @@ pub async fn pool_changes_and_deletions_are_announced(store: Arc<dyn Store>) {
         assert_eq!(c[0].2["days"].as_u64(), after, "{got:?}");
     }
     assert_eq!(got[4].1["name"], "华南二区公海");
+}
+
+/// A pool's caps on customers held bind every way a customer comes into a
+/// user's hands, as a claim or an assignment is bound: a transfer (转移) to
+/// the user — from a pool or from a colleague — and creating customers
+/// (the creator, or the owner named, holds them, under the pool of their
+/// department), counted once for a batch. The refusals read as a claim's,
+/// nothing is written, and an allowed transfer or creation bumps the
+/// holder rows as a claim does (so concurrent claims count again).
+pub async fn pool_caps_bind_transfers_and_creation(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let a = pool_of(
+        &w,
+        "每人两个",
+        PoolLimits {
+            max_owned_per_user: Some(2),
+            ..PoolLimits::default()
+        },
+        3,
+    )
+    .await;
+    let r = w.crm.claim(&w.zhangsan, &a[..2]).await.expect("claim");
+    assert_eq!(r.done.len(), 2, "{:?}", r.refused);
+    let over = "张三 already holds 2 customers, the limit of pool 每人两个";
+    // A public customer transferred to 张三 by an administrator.
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[a[2]], w.zhangsan.user_id)
+        .await
+        .expect("transfer");
+    assert!(r.done.is_empty(), "a transfer passed the cap");
+    assert!(r.refused[0].1.contains(over), "{:?}", r.refused);
+    let a2 = row(&w, a[2]).await;
+    assert_eq!((place(&a2), owner(&a2)), (Place::Public, None));
+    // A colleague's customer (of no pool) transferred to 张三: his pool's
+    // caps govern it once his.
+    let theirs = w.customer(&w.wangwu, "二组客户有限公司", json!({})).await;
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[theirs.id], w.zhangsan.user_id)
+        .await
+        .expect("transfer");
+    assert!(r.refused[0].1.contains(over), "{:?}", r.refused);
+    assert_eq!(owner(&row(&w, theirs.id).await), Some(w.wangwu.user_id));
+    // A customer 张三 creates.
+    match w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Customer,
+            fields(json!({"name": "新建超限有限公司"})),
+        )
+        .await
+    {
+        Err(Error::Forbidden(m)) => assert!(m.contains(over), "{m}"),
+        other => panic!("expected the cap, got {other:?}"),
+    }
+    // Or an administrator creates for him.
+    match w
+        .crm
+        .create_record(
+            &w.admin,
+            Entity::Customer,
+            fields(json!({"name": "代建超限有限公司", "owner_id": w.zhangsan.user_id.to_string()})),
+        )
+        .await
+    {
+        Err(Error::Forbidden(m)) => assert!(m.contains(over), "{m}"),
+        other => panic!("expected the cap, got {other:?}"),
+    }
+    // Or an import of his, in one transaction or in batches.
+    for commit in [
+        crate::import::CommitMode::Atomic,
+        crate::import::CommitMode::Batches,
+    ] {
+        let mut o = crate::import::ImportOptions::new(Entity::Customer);
+        o.commit = commit;
+        let mut s = w
+            .crm
+            .begin_import(&w.zhangsan, o, &["客户名称".to_string()])
+            .await
+            .expect("begin");
+        let pushed = s
+            .push(&[crate::import::SheetRow {
+                number: 2,
+                cells: vec![crate::import::Cell::Text("导入超限有限公司".into())],
+            }])
+            .await;
+        let got = match pushed {
+            Ok(_) => s.finish().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match got {
+            Err(Error::Forbidden(m)) => assert!(m.contains(over), "{commit:?}: {m}"),
+            other => panic!("{commit:?}: expected the cap, got {other:?}"),
+        }
+    }
+    assert_eq!(owned_by(&w, w.zhangsan.user_id).await, 2);
+    // 王五 belongs to no capped pool: he creates freely.
+    w.customer(&w.wangwu, "二组又一客户有限公司", json!({}))
+        .await;
+    // A slot freed, 张三 creates one, which bumps his holder row as a
+    // claim would.
+    let r = w
+        .crm
+        .release(&w.zhangsan, &[a[1]], "不再跟进", None)
+        .await
+        .expect("release");
+    assert_eq!(r.done, vec![a[1]]);
+    let holder = |w: &World| {
+        let id = w.zhangsan.user_id.0;
+        let store = w.crm.store().clone();
+        async move {
+            store
+                .get(Table::PoolHolders, id)
+                .await
+                .expect("holder")
+                .map_or(0, |r| r.version())
+        }
+    };
+    let before = holder(&w).await;
+    w.customer(&w.zhangsan, "张三新客户有限公司", json!({}))
+        .await;
+    assert!(
+        holder(&w).await > before,
+        "the creation bumped the holder row"
+    );
+    assert_eq!(owned_by(&w, w.zhangsan.user_id).await, 2);
+    // A batch is counted once, as a whole: 赵六 (of group one) holds none,
+    // three at once would make three.
+    let batch = |n: usize| {
+        (0..n)
+            .map(|i| fields(json!({"name": format!("赵六批量{n}客户{i}有限公司")})))
+            .collect::<Vec<_>>()
+    };
+    match w
+        .crm
+        .create_records(&w.zhaoliu, Entity::Customer, batch(3), None)
+        .await
+    {
+        Err(Error::Forbidden(m)) => assert!(
+            m.contains("赵六 already holds 0 customers, the limit of pool 每人两个")
+                && m.contains("3 more"),
+            "{m}"
+        ),
+        other => panic!("expected the cap, got {other:?}"),
+    }
+    assert_eq!(owned_by(&w, w.zhaoliu.user_id).await, 0);
+    let made = w
+        .crm
+        .create_records(&w.zhaoliu, Entity::Customer, batch(2), None)
+        .await
+        .expect("two fit");
+    assert_eq!(made.len(), 2);
+    // A transfer within the cap passes, and bumps the holder row too.
+    let r = w
+        .crm
+        .release(&w.zhaoliu, &made[..1], "不再跟进", None)
+        .await
+        .expect("release");
+    assert_eq!(r.done.len(), 1);
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[a[2]], w.zhaoliu.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(r.done, vec![a[2]], "{:?}", r.refused);
+    assert_eq!(owned_by(&w, w.zhaoliu.user_id).await, 2);
+}
+
+/// A record is not given (transferred, or assigned from a pool) to a user
+/// whose roles do not let them edit it once theirs — a customer-service
+/// user who may only read customers could neither work on it, nor release
+/// it, and no pool would take it back: the refusal names the user and
+/// what they lack, and nothing moves.
+pub async fn records_go_only_to_who_may_edit_them(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let kefu = user_with_rules(&w, "kefu", &[Action::Read], &[]).await;
+    let c = w
+        .customer(&w.zhangsan, "客服不可编辑有限公司", json!({}))
+        .await;
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[c.id], kefu.user_id)
+        .await
+        .expect("transfer");
+    assert!(r.done.is_empty(), "transferred to one who may not edit it");
+    let m = &r.refused[0].1;
+    assert!(
+        m.contains("kefu") && m.contains("do not let them edit customer"),
+        "{m}"
+    );
+    assert_eq!(owner(&row(&w, c.id).await), Some(w.zhangsan.user_id));
+    let a = pool_of(&w, "客服公海", PoolLimits::default(), 1).await;
+    let r = w
+        .crm
+        .assign(&w.lisi, &a, kefu.user_id)
+        .await
+        .expect("assign");
+    assert!(r.done.is_empty(), "assigned to one who may not edit it");
+    assert!(r.refused[0].1.contains("kefu"), "{:?}", r.refused);
+    assert_eq!(place(&row(&w, a[0]).await), Place::Public);
+    // One whose role lets them edit their own customers takes both.
+    let rep = user_with_rules(&w, "rep", &[Action::Read, Action::Update], &[]).await;
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[c.id], rep.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(r.done, vec![c.id], "{:?}", r.refused);
+    let r = w
+        .crm
+        .assign(&w.lisi, &a, rep.user_id)
+        .await
+        .expect("assign");
+    assert_eq!(r.done, a, "{:?}", r.refused);
+}
+
+/// A deal (成交) is dated at the latest today, in the company's time zone,
+/// and not before the customer was created; a date that would change
+/// nothing (a later deal is recorded) is refused as changing nothing
+/// rather than reported as marked.
+pub async fn a_deal_date_is_neither_ahead_nor_before_the_customer(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "成交日期有限公司", json!({})).await;
+    let now = crate::clock::Clock::now(&*w.clock);
+    match w
+        .crm
+        .mark_deal(&w.zhangsan, c.id, Some(now + Duration::days(2)))
+        .await
+    {
+        Err(Error::Validation(v)) => assert!(v.to_string().contains("future"), "{v}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    match w
+        .crm
+        .mark_deal(&w.zhangsan, c.id, Some(now - Duration::days(30)))
+        .await
+    {
+        Err(Error::Validation(v)) => {
+            assert!(v.to_string().contains("before customer"), "{v}")
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let stored = row(&w, c.id).await;
+    assert!(stored.get("closed_at").is_null(), "nothing stored");
+    assert_eq!(place(&stored), Place::Private);
+    // Earlier the same day it was created: from its creation.
+    w.crm
+        .mark_deal(&w.zhangsan, c.id, Some(now - Duration::minutes(30)))
+        .await
+        .expect("the day it was created");
+    let stored = row(&w, c.id).await;
+    assert_eq!(stored.get("closed_at").as_timestamp(), Some(now));
+    assert_eq!(place(&stored), Place::Deal);
+    w.clock.advance(Duration::days(3));
+    w.crm
+        .mark_deal(&w.zhangsan, c.id, Some(now + Duration::days(2)))
+        .await
+        .expect("a later deal");
+    // An earlier one changes nothing, and says so.
+    match w
+        .crm
+        .mark_deal(&w.zhangsan, c.id, Some(now + Duration::days(1)))
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(m.contains("nothing changed"), "{m}"),
+        other => panic!("expected nothing changed, got {other:?}"),
+    }
+    assert_eq!(
+        row(&w, c.id).await.get("closed_at").as_timestamp(),
+        Some(now + Duration::days(2))
+    );
+    // Now, again, is still a deal now.
+    w.crm.mark_deal(&w.zhangsan, c.id, None).await.expect("now");
 }

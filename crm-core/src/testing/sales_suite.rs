@@ -7748,6 +7748,39 @@ pub async fn an_issued_invoice_recorded_by_mistake_is_voided(store: Arc<dyn Stor
         ),
         other => panic!("a voided invoice's number again: {other:?}"),
     }
+    // Typed with full-width digits it is the same number; one with a space
+    // inside is none.
+    assert!(matches!(
+        issue(c.id, 1_000_000, "０４４００００１").await,
+        Err(Error::Duplicate { .. })
+    ));
+    match issue(c.id, 1_000_000, "0440 0009").await {
+        Err(Error::Validation(v)) => assert!(v.to_string().contains("space"), "{v}"),
+        other => panic!("a number with a space: {other:?}"),
+    }
+    // Someone who may not read the contract is not told its code.
+    let theirs = w
+        .customer(&w.wangwu, "二组开票客户有限公司", json!({}))
+        .await;
+    let second = new_executing_contract(&w, &w.wangwu, theirs.id.0, "二组合同", 1_000_000).await;
+    match w
+        .crm
+        .add_invoice(
+            &w.wangwu,
+            second.id,
+            InvoiceType::VatSpecial,
+            Money::cny(100),
+            Some("04400001".into()),
+            None,
+        )
+        .await
+    {
+        Err(Error::Duplicate { message, .. }) => assert!(
+            message.contains("voided") && !message.contains(&c.code),
+            "{message}"
+        ),
+        other => panic!("another's voided number: {other:?}"),
+    }
     // The corrected invoice, for the whole amount again.
     let right = issue(c.id, 1_000_000, "04400003")
         .await
