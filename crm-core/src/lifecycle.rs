@@ -1383,6 +1383,18 @@ impl Crm {
             ),
         };
         cs.guards.push(guard);
+        // A customer is shared at the version its owner's right to share it
+        // was checked on: released into a pool (or transferred) meanwhile,
+        // the share conflicts instead of outliving the owner's hands (a
+        // release ends the shares it finds, not one written after it).
+        if entity == Entity::Customer {
+            cs.ops.push(Op::Update {
+                table: Table::Customers,
+                id: id.0,
+                expected_version: row.version(),
+                values: vec![("updated_at", Value::Timestamp(now))],
+            });
+        }
         for old in olds {
             cs.ops.push(Op::Update {
                 table: Table::Shares,

@@ -218,6 +218,11 @@ macro_rules! service_scenarios {
             $make
         );
         $each!(
+            $crate::testing::service_suite::a_share_racing_a_release_does_not_outlive_it,
+            crm_a_share_racing_a_release_does_not_outlive_it,
+            $make
+        );
+        $each!(
             $crate::testing::service_suite::a_customer_view_counts_what_it_does_not_show,
             crm_a_customer_view_counts_what_it_does_not_show,
             $make
@@ -997,12 +1002,20 @@ pub async fn sharing_read_write_and_expiry(store: Arc<dyn Store>) {
         .expect("shares");
     assert_eq!(shares.len(), 1, "sharing again replaces the earlier share");
     assert_eq!(shares[0].access, ShareAccess::Write);
+    // (Sharing a customer writes it at the version read: see
+    // `share_record`.)
+    let now_at = w
+        .crm
+        .get_record(&w.wangwu, Entity::Customer, c.id)
+        .await
+        .expect("read through share")
+        .version;
     w.crm
         .update_record(
             &w.wangwu,
             Entity::Customer,
             c.id,
-            1,
+            now_at,
             fields(json!({"level": "A"})),
         )
         .await
@@ -6013,6 +6026,63 @@ pub async fn shares_end_when_a_customer_goes_into_a_pool(store: Arc<dyn Store>) 
     );
     let r = w.crm.claim(&w.zhaoliu, &[c.id]).await.expect("claim");
     assert!(r.refused.is_empty(), "{r:?}");
+    assert!(
+        w.crm
+            .get_record(&w.wangwu, Entity::Customer, c.id)
+            .await
+            .is_err()
+    );
+}
+
+/// A share written while its customer is released into a pool does not
+/// outlive the release: it conflicts (the owner no longer holds what they
+/// were sharing), and the colleague reads nothing.
+pub async fn a_share_racing_a_release_does_not_outlive_it(store: Arc<dyn Store>) {
+    use crate::pool::{PoolLimits, PoolSpec};
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "一组公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.group1],
+                limits: PoolLimits::default(),
+            },
+        )
+        .await
+        .expect("pool");
+    let c = w
+        .customer(&w.zhangsan, "共享竞态测试有限公司", json!({}))
+        .await;
+    let zhangsan = w.zhangsan.clone();
+    let id = c.id;
+    hooked.before_write(Table::Shares, async move {
+        let r = other
+            .release(&zhangsan, &[id], "退回", Some(pool.id))
+            .await
+            .expect("release");
+        assert!(r.refused.is_empty(), "{r:?}");
+    });
+    match w
+        .crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Write,
+            None,
+        )
+        .await
+    {
+        Err(Error::Conflict { .. }) => {}
+        other => panic!("expected the share to conflict, got {other:?}"),
+    }
     assert!(
         w.crm
             .get_record(&w.wangwu, Entity::Customer, c.id)
