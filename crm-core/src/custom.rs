@@ -338,8 +338,25 @@ impl CustomFieldDef {
             }
             CustomFieldType::Number => {
                 let n: f64 = match value {
-                    Json::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-                    _ => parse_number(&text)?,
+                    Json::Number(n) => {
+                        // A JSON integer beyond 2^53 would be rounded.
+                        let exact = match (n.as_i64(), n.as_u64()) {
+                            (Some(i), _) => i.unsigned_abs() <= MAX_EXACT_INTEGER,
+                            (None, Some(u)) => u <= MAX_EXACT_INTEGER,
+                            _ => true,
+                        };
+                        if !exact {
+                            return Err(inexact_number(&text));
+                        }
+                        n.as_f64().unwrap_or(f64::NAN)
+                    }
+                    _ => {
+                        let n = parse_number(&text)?;
+                        if !stored_exactly(&text) {
+                            return Err(inexact_number(&text));
+                        }
+                        n
+                    }
                 };
                 serde_json::Number::from_f64(n)
                     .map(Json::Number)
@@ -429,6 +446,51 @@ pub(crate) fn parse_bool(text: &str) -> Option<bool> {
 /// separate thousands in groups of three (`1,234.5`, as amounts of money
 /// take them), and the number must be finite. `1,5`, `1.234,56`, `0,500`,
 /// `nan` and `inf` are refused naming the value.
+/// The largest integer a number field (an `f64`) holds exactly, with all
+/// those below it: 2^53.
+const MAX_EXACT_INTEGER: u64 = 1 << 53;
+
+/// The refusal of a number a number field would not keep as typed.
+fn inexact_number(text: &str) -> String {
+    format!(
+        "'{text}' has more significant digits than a number field keeps exactly (at most 15, \
+         or whole numbers up to ±9007199254740992); keep it in a text field \
+         (数字字段最多保存15位有效数字，超出会丢失精度，请改用文本字段)"
+    )
+}
+
+/// Whether `text`, as [`parse_number`] reads it, is kept exactly: at
+/// most 15 significant digits (leading and trailing zeros aside), or a
+/// whole number within ±2^53.
+fn stored_exactly(text: &str) -> bool {
+    let t: String = text
+        .trim()
+        .chars()
+        .map(crate::validate::halfwidth)
+        .collect();
+    let mantissa = t.split(['e', 'E']).next().unwrap_or_default();
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    if significant <= 15 {
+        return true;
+    }
+    // A whole number within ±2^53 is exact, digits as typed (its `f64`
+    // may already be rounded).
+    let mut parts = mantissa.split('.');
+    let whole: String = parts
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let fraction_zero = parts.next().is_none_or(|f| f.chars().all(|c| c == '0'));
+    !t.contains(['e', 'E'])
+        && fraction_zero
+        && whole
+            .parse::<u128>()
+            .is_ok_and(|w| w <= u128::from(MAX_EXACT_INTEGER))
+}
+
 pub(crate) fn parse_number(text: &str) -> std::result::Result<f64, String> {
     let t: String = text
         .trim()
@@ -1005,7 +1067,13 @@ impl Crm {
                     continue;
                 };
                 let shown = crate::records::json_text(v).unwrap_or_else(|| v.to_string());
-                let value = format!("{:?}", crate::records::custom_key_value(v));
+                // Text as a unique text field compares it (spelling aside).
+                let value = match v.as_str() {
+                    Some(t) if input.field_type == CustomFieldType::Text => {
+                        format!("text:{}", crate::validate::text_key(t))
+                    }
+                    _ => format!("{:?}", crate::records::custom_key_value(v)),
+                };
                 if let Some(first) = seen.insert(value, named(r)) {
                     return Err(Error::invalid(
                         "unique",
@@ -1356,6 +1424,40 @@ mod tests {
             position: 0,
             version: 1,
         }
+    }
+
+    #[test]
+    fn numbers_are_kept_exactly_or_refused() {
+        let def = number_field();
+        for ok in [
+            "9007199254740992",
+            "-9007199254740991",
+            "123456789012.345",
+            "0.000000000000001",
+            "1000000000000000000000",
+            "9007199254740992.000",
+            "１，２３４",
+        ] {
+            assert!(def.coerce(&Json::String(ok.into())).is_ok(), "{ok}");
+        }
+        for bad in [
+            "9007199254740993",
+            "-9007199254740993",
+            "0.1234567890123456",
+            "9007199254740992.5",
+            "1234567890123456e3",
+        ] {
+            let err = def.coerce(&Json::String(bad.into())).expect_err(bad);
+            assert!(err.contains("significant digits"), "{bad}: {err}");
+        }
+        assert!(
+            def.coerce(&serde_json::json!(9_007_199_254_740_993_u64))
+                .is_err()
+        );
+        assert!(
+            def.coerce(&serde_json::json!(9_007_199_254_740_992_u64))
+                .is_ok()
+        );
     }
 
     #[test]

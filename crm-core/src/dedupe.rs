@@ -261,20 +261,17 @@ fn eq(c: &'static str, v: impl Into<Value>) -> Filter {
     Filter::Cmp(col(c), CmpOp::Eq, v.into())
 }
 
-/// The normalised key of a custom field value: trimmed, lowercased, inner
-/// whitespace collapsed.
-fn custom_key(v: &Json) -> Option<String> {
+/// The normalised key of a custom field value: full-width letters and
+/// digits folded, trimmed, lowercased, inner whitespace collapsed
+/// ([`text_key`](crate::validate::text_key)).
+pub(crate) fn custom_key(v: &Json) -> Option<String> {
     let s = match v {
         Json::String(s) => s.clone(),
         Json::Number(n) => n.to_string(),
         Json::Bool(b) => b.to_string(),
         _ => return None,
     };
-    let k = s
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase();
+    let k = crate::validate::text_key(&s);
     (!k.is_empty()).then_some(k)
 }
 
@@ -504,6 +501,34 @@ pub(crate) fn holder_column(kind: &str) -> &'static str {
 }
 
 /// A key row of `customer`.
+/// Column values a contact takes in a merge.
+type Fill = Vec<(&'static str, Value)>;
+
+/// What a merge of customers does to contacts that duplicate each other
+/// ([`Crm::plan_contact_merges`]).
+#[derive(Default)]
+struct ContactMerges {
+    /// Each contact merged away: the contact it is merged into, and that
+    /// contact's name.
+    absorbed: BTreeMap<Uuid, (Uuid, String)>,
+    /// Contacts of the survivor that take fields: their row and the values.
+    survivors_targets: BTreeMap<Uuid, (Row, Fill)>,
+    /// Contacts of the others (moved anyway) that take fields.
+    others_fills: BTreeMap<Uuid, Fill>,
+}
+
+/// The audited changes of a contact taking `fill` (key columns aside).
+fn contact_fill_changes(row: &Row, fill: &[(&'static str, Value)]) -> Vec<FieldChange> {
+    fill.iter()
+        .filter(|(k, v)| !crate::records::is_derived(k) && row.get(k) != v)
+        .map(|(k, v)| FieldChange {
+            field: (*k).to_string(),
+            before: row.get(k).to_json(),
+            after: v.to_json(),
+        })
+        .collect()
+}
+
 fn key_row(crm: &Crm, company: Uuid, customer: Uuid, kind: &str, key: &str, dup: bool) -> Op {
     let mut values = crm.new_row(company, crm.new_id());
     values.extend([
@@ -1903,7 +1928,11 @@ impl Crm {
     /// survivor's new values, every record pointing at the others moved to
     /// it (contacts also take its owner), the others in the recycle bin with
     /// `merged_into`, audit entries on all of them and a `customer.merged`
-    /// event.
+    /// event. A moved contact that would share its mobile with a live
+    /// contact of the survivor (the contact duplicate rule) is merged into
+    /// that contact instead: it fills the contact's blanks, its follow-ups
+    /// point at it, and it goes to the recycle bin (audited `merge`, with
+    /// `merged_into` naming the contact).
     pub async fn merge_customers(&self, actor: &Actor, spec: &MergeSpec) -> Result<Record> {
         let entity = Entity::Customer;
         if spec.others.is_empty() {
@@ -2171,6 +2200,35 @@ impl Crm {
             expected_version: survivor.version(),
             values,
         });
+        // Contacts of the others that duplicate one the survivor keeps are
+        // merged into it (see `ContactMerges`).
+        let contact_merges = self.plan_contact_merges(actor, &survivor, &others).await?;
+        for (target, (row, fill)) in &contact_merges.survivors_targets {
+            let changes = contact_fill_changes(row, fill);
+            let mut values = fill.clone();
+            values.push(("updated_at", Value::Timestamp(now)));
+            cs.ops.push(Op::Update {
+                table: Table::Contacts,
+                id: *target,
+                expected_version: row.version(),
+                values,
+            });
+            cs.events.push(self.event(
+                company,
+                Table::Contacts,
+                *target,
+                "contact.updated".into(),
+                json!({ "version": row.version() + 1, "changes": &changes }),
+            ));
+            cs.audit.push(self.audit(
+                Some(actor),
+                company,
+                Table::Contacts,
+                *target,
+                "merge",
+                changes,
+            ));
+        }
         // Every record pointing at the others moves to the survivor.
         let other_ids: Vec<Value> = others.iter().map(|o| Value::Id(o.id())).collect();
         let mut moved: BTreeMap<&'static str, usize> = BTreeMap::new();
@@ -2204,21 +2262,57 @@ impl Crm {
                     v.push(("owner_id", survivor.get("owner_id").clone()));
                     v.push(("department_id", survivor.get("department_id").clone()));
                     moved_contacts.push(r.id());
+                    // A duplicate goes to the recycle bin, merged into the
+                    // contact it duplicates; a contact others merge into
+                    // takes what it lacked.
+                    if contact_merges.absorbed.contains_key(&r.id()) {
+                        v.push(("deleted_at", Value::Timestamp(now)));
+                    }
+                    if let Some(fill) = contact_merges.others_fills.get(&r.id()) {
+                        v.extend(fill.iter().cloned());
+                    }
+                }
+                if let Some(target) = r
+                    .get("contact_id")
+                    .as_id()
+                    .and_then(|c| contact_merges.absorbed.get(&c))
+                {
+                    v.push(("contact_id", Value::Id(target.0)));
                 }
                 // Each moved business record's history and consumers learn
                 // its new customer (and a contact its new owner): contacts
                 // and follow-ups as any update of theirs is announced, the
                 // sales documents as moved (their updates say other
                 // things); payments and invoices go with their contract.
-                let moved_changes: Vec<FieldChange> = v
+                let mut moved_changes: Vec<FieldChange> = v
                     .iter()
-                    .filter(|(k, val)| *k != "updated_at" && r.get(k) != val)
+                    .filter(|(k, val)| {
+                        !matches!(*k, "updated_at" | "custom")
+                            && !crate::records::is_derived(k)
+                            && r.get(k) != val
+                    })
                     .map(|(k, val)| FieldChange {
                         field: (*k).to_string(),
                         before: r.get(k).to_json(),
                         after: val.to_json(),
                     })
                     .collect();
+                if table == Table::Contacts {
+                    if let Some((_, fill)) = v.iter().find(|(k, _)| *k == "custom") {
+                        moved_changes.push(FieldChange {
+                            field: "custom".into(),
+                            before: r.get("custom").to_json(),
+                            after: fill.to_json(),
+                        });
+                    }
+                    if let Some((_, name)) = contact_merges.absorbed.get(&r.id()) {
+                        moved_changes.push(FieldChange {
+                            field: "merged_into".into(),
+                            before: Json::Null,
+                            after: json!(name),
+                        });
+                    }
+                }
                 if let Some(e) = Entity::of_table(table).filter(|e| e.is_record()) {
                     let (kind, payload) = match e {
                         Entity::Contact | Entity::FollowUp => (
@@ -2347,6 +2441,125 @@ impl Crm {
         }
         self.apply_indexed(cs).await?;
         self.get_record(actor, entity, spec.survivor).await
+    }
+
+    /// Which contacts of the merged customers duplicate another by the
+    /// contact duplicate rule (one mobile per customer, live contacts): each
+    /// live contact of the others whose mobile a live contact of the
+    /// survivor has — or one of another merged customer met before it (the
+    /// others in order, each's contacts oldest first) — is merged into that
+    /// contact, which takes the fields it lacks (those the actor may write,
+    /// custom ones too) from it.
+    async fn plan_contact_merges(
+        &self,
+        actor: &Actor,
+        survivor: &Row,
+        others: &[Row],
+    ) -> Result<ContactMerges> {
+        let company = actor.company_id.0;
+        let live_contacts = |customer: Uuid| {
+            let mut sel = Select::all(Table::Contacts, company, self.now());
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::And(vec![
+                eq("customer_id", Value::Id(customer)),
+                Filter::IsNull(col("deleted_at")),
+                Filter::NotNull(col("mobile_key")),
+            ]);
+            sel
+        };
+        let mut plan = ContactMerges::default();
+        // The contact holding each mobile key, with its row and what it
+        // takes so far.
+        let mut holders: BTreeMap<String, Uuid> = BTreeMap::new();
+        let mut state: BTreeMap<Uuid, (Row, Fill, bool)> = BTreeMap::new();
+        let sorted = |mut rows: Vec<Row>| {
+            rows.sort_by_key(|r| (r.get("created_at").as_timestamp(), r.id()));
+            rows
+        };
+        let mut lists = vec![(
+            true,
+            sorted(self.store.select(&live_contacts(survivor.id())).await?.rows),
+        )];
+        for o in others {
+            lists.push((
+                false,
+                sorted(self.store.select(&live_contacts(o.id())).await?.rows),
+            ));
+        }
+        let writes = |field: &str| actor.field_access(Entity::Contact, field) == FieldAccess::Full;
+        for (of_survivor, rows) in lists {
+            for r in rows {
+                let Some(key) = r.get("mobile_key").as_text().map(str::to_string) else {
+                    continue;
+                };
+                let Some(target) = holders.get(&key).copied() else {
+                    holders.insert(key, r.id());
+                    state.insert(r.id(), (r, Vec::new(), of_survivor));
+                    continue;
+                };
+                let (trow, fill, _) = state.get_mut(&target).expect("held");
+                let current = |fill: &Fill, c: &str| -> Value {
+                    fill.iter()
+                        .rev()
+                        .find(|(k, _)| *k == c)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_else(|| trow.get(c).clone())
+                };
+                for def in Entity::Contact.fields().iter().filter(|d| d.writable) {
+                    if def.name == "customer_id"
+                        || matches!(def.kind, FieldKind::Ref(_))
+                        || !writes(def.name)
+                    {
+                        continue;
+                    }
+                    if current(fill, def.name).is_null() && !r.get(def.name).is_null() {
+                        let mut cols = match def.kind {
+                            FieldKind::Phone(k) | FieldKind::Mobile(k) => vec![def.name, k],
+                            _ => vec![def.name],
+                        };
+                        if def.name == "birthday" {
+                            cols.push("birthday_md");
+                        }
+                        for c in cols {
+                            fill.push((c, r.get(c).clone()));
+                        }
+                    }
+                }
+                let mut custom = match current(fill, "custom").as_json() {
+                    Some(Json::Object(m)) => m.clone(),
+                    _ => serde_json::Map::new(),
+                };
+                let mut custom_filled = false;
+                if let Some(obj) = r.get("custom").as_json().and_then(Json::as_object) {
+                    for (k, v) in obj {
+                        if custom.get(k).is_none_or(Json::is_null)
+                            && !v.is_null()
+                            && writes(&format!("custom.{k}"))
+                        {
+                            custom.insert(k.clone(), v.clone());
+                            custom_filled = true;
+                        }
+                    }
+                }
+                if custom_filled {
+                    fill.retain(|(k, _)| *k != "custom");
+                    fill.push(("custom", Value::Json(Json::Object(custom))));
+                }
+                let name = trow.get("name").as_text().unwrap_or_default().to_string();
+                plan.absorbed.insert(r.id(), (target, name));
+            }
+        }
+        for (id, (row, fill, of_survivor)) in state {
+            if fill.is_empty() {
+                continue;
+            }
+            if of_survivor {
+                plan.survivors_targets.insert(id, (row, fill));
+            } else {
+                plan.others_fills.insert(id, fill);
+            }
+        }
+        Ok(plan)
     }
 
     /// A guard that no row of `table` (live or in the recycle bin) points at

@@ -817,6 +817,76 @@ impl Crm {
         }
     }
 
+    /// Refuses creating a record for `owner` (another user than the actor)
+    /// unless the actor's create scope covers the record as it would be
+    /// written (the owner and the owner's department: a manager creating
+    /// for a subordinate, a department head for a colleague) and the actor
+    /// could read it afterwards (by scope, or a follow-up through its
+    /// `customer`): nothing is written that its author could not see.
+    pub(crate) async fn check_owner_for_create(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        owner: Uuid,
+        customer: Option<&Row>,
+    ) -> Result<()> {
+        if owner == actor.user_id.0 {
+            return Ok(());
+        }
+        let user = self.user(actor, UserId(owner)).await?;
+        let table = entity.table();
+        let mut row = Row {
+            table,
+            values: vec![Value::Null; table.columns().len()],
+        };
+        row.set("owner_id", Value::Id(owner));
+        row.set("department_id", user.department_id.map(|d| d.0).into());
+        let scope = |action| {
+            actor
+                .scope_for(entity, action)
+                .map_or(("none", "无"), |s| (s.name(), s.name_zh()))
+        };
+        if !actor.covers(entity, Action::Create, &row) {
+            return Err(Error::Forbidden(format!(
+                "{} may not create {} records for another owner, {} ({}): the owner lies outside \
+                 their create scope '{}' ({}无权为{}创建{}：超出新建范围「{}」)",
+                actor.display_name,
+                entity,
+                user.display_name,
+                user.username,
+                scope(Action::Create).0,
+                actor.display_name,
+                user.display_name,
+                entity.name_zh(),
+                scope(Action::Create).1,
+            )));
+        }
+        let readable = actor.covers(entity, Action::Read, &row)
+            || match customer {
+                Some(c) if entity == Entity::FollowUp && actor.can(entity, Action::Read) => {
+                    self.can_on_row(actor, Entity::Customer, Action::Read, c)
+                        .await?
+                }
+                _ => false,
+            };
+        if !readable {
+            return Err(Error::Forbidden(format!(
+                "{} may not create {} records for another owner, {} ({}): they could not read \
+                 the record afterwards (read scope '{}') ({}无权为{}创建{}：创建后超出查看范围「{}」)",
+                actor.display_name,
+                entity,
+                user.display_name,
+                user.username,
+                scope(Action::Read).0,
+                actor.display_name,
+                user.display_name,
+                entity.name_zh(),
+                scope(Action::Read).1,
+            )));
+        }
+        Ok(())
+    }
+
     fn forbid(actor: &Actor, action: Action, entity: Entity, what: &str) -> Error {
         Error::Forbidden(format!(
             "{} may not {} {} {}",
@@ -1099,6 +1169,15 @@ impl Crm {
         }
         for def in customs.iter().filter(|d| d.unique) {
             if let Some(v) = custom.get(&def.key).filter(|v| !v.is_null()) {
+                if def.field_type == CustomFieldType::Text
+                    && let Some(text) = v.as_str()
+                {
+                    guards.extend(
+                        self.check_unique_text(actor, entity, def, text, exclude)
+                            .await?,
+                    );
+                    continue;
+                }
                 let value = custom_key_value(v);
                 checks.push((
                     format!("{} {}", def.label, json_text(v).unwrap_or_default()),
@@ -1143,6 +1222,91 @@ impl Crm {
             );
         }
         Ok(guards)
+    }
+
+    /// Refuses a value of a unique custom text field that a live record of
+    /// the company holds already, spelling aside as the duplicate keys
+    /// compare ([`text_key`](crate::validate::text_key): letter case,
+    /// full-width letters and digits, surrounding and repeated spaces).
+    /// The store compares ASCII letter case aside only, so candidates are
+    /// the values starting with the key in half-width or full-width letters
+    /// (either case), told apart here by their key; the guard repeats that
+    /// search without the candidates seen, under the key's lock, so a writer
+    /// of another spelling of the same value waits and is caught.
+    async fn check_unique_text(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        def: &CustomFieldDef,
+        text: &str,
+        exclude: &[Uuid],
+    ) -> Result<Option<Guard>> {
+        let key = crate::validate::text_key(text);
+        if key.is_empty() {
+            return Ok(None);
+        }
+        let full_lower: String = key.chars().map(crate::validate::fullwidth).collect();
+        let full_upper: String = key
+            .to_uppercase()
+            .chars()
+            .map(crate::validate::fullwidth)
+            .collect();
+        let mut needles = vec![key.clone(), full_lower, full_upper];
+        needles.dedup();
+        let starts = Filter::Or(
+            needles
+                .into_iter()
+                .map(|n| Filter::StartsWith(def.col(), n))
+                .collect(),
+        );
+        let mut sel = Select::all(entity.table(), actor.company_id.0, self.now());
+        sel.lifecycle = Lifecycle::Any;
+        sel.filter = Filter::And(vec![
+            starts.clone(),
+            Filter::IsNull(Col::Column("deleted_at")),
+            Filter::not_among(Col::Column("id"), exclude.iter().copied()),
+        ]);
+        let stored_key = |r: &Row| {
+            r.get("custom")
+                .as_json()
+                .and_then(|c| c.get(&def.key))
+                .and_then(Json::as_str)
+                .map(crate::validate::text_key)
+        };
+        let rows = self.store.select(&sel).await?.rows;
+        if let Some(existing) = rows
+            .iter()
+            .find(|r| stored_key(r).as_deref() == Some(key.as_str()))
+        {
+            return Err(self
+                .duplicate_refusal(actor, entity, &format!("{} {text}", def.label), existing)
+                .await?);
+        }
+        let seen: Vec<Uuid> = rows
+            .iter()
+            .map(Row::id)
+            .chain(exclude.iter().copied())
+            .collect();
+        let mut guard_sel = sel.clone();
+        guard_sel.filter = Filter::And(vec![
+            starts,
+            Filter::IsNull(Col::Column("deleted_at")),
+            Filter::not_among(Col::Column("id"), seen),
+        ]);
+        guard_sel.paging = Paging::Offset {
+            offset: 0,
+            limit: 1,
+        };
+        Ok(Some(Guard {
+            kind: crate::store::GuardKind::Duplicate,
+            keys: vec![guard_key(
+                actor.company_id.0,
+                entity.table(),
+                &Filter::Cmp(def.col(), CmpOp::Eq, Value::Text(key)),
+            )],
+            message: format!("{} {text} was just taken by another record", def.label),
+            select: guard_sel,
+        }))
     }
 
     /// Creates a record.
@@ -1312,11 +1476,8 @@ impl Crm {
             }
             errors.into_result()?;
             let owner = owner.map(|o| o.0);
-            if owner.is_some_and(|o| o != actor.user_id.0) && !actor.can(entity, Action::Transfer) {
-                return Err(Error::Forbidden(format!(
-                    "{} may not create {} records for another owner",
-                    actor.display_name, entity
-                )));
+            if let Some(o) = owner {
+                self.check_owner_for_create(actor, entity, o, None).await?;
             }
             if let Some(ops) = pending {
                 pending_contact_duplicate(entity, &set, &custom, customs, ops)?;
@@ -1336,12 +1497,7 @@ impl Crm {
         }
         let (set, custom, owner) = self.prepare(actor, entity, &fields, customs, true).await?;
         let mut owner = owner.map(|o| o.0);
-        if owner.is_some_and(|o| o != actor.user_id.0) && !actor.can(entity, Action::Transfer) {
-            return Err(Error::Forbidden(format!(
-                "{} may not create {} records for another owner",
-                actor.display_name, entity
-            )));
-        }
+        let named_owner = owner;
         let mut side_ops = Vec::new();
         let mut side_audit = Vec::new();
         let mut live_guard = None;
@@ -1388,33 +1544,7 @@ impl Crm {
                 ));
             }
             if entity == Entity::FollowUp {
-                // A follow-up dated far ahead would keep its customer from
-                // recycling until then.
-                let latest = self.now() + chrono::Duration::days(1);
-                if let Some(at) = set
-                    .get("occurred_at")
-                    .and_then(Value::as_timestamp)
-                    .filter(|at| *at > latest)
-                {
-                    // In the company's local time, to the second: what the
-                    // user reads.
-                    let local = |t: DateTime<Utc>| {
-                        t.with_timezone(&self.config.utc_offset)
-                            .format("%Y-%m-%d %H:%M:%S")
-                            .to_string()
-                    };
-                    return Err(Error::invalid(
-                        "occurred_at (跟进时间)",
-                        format!(
-                            "{} is in the future: a follow-up may be dated at most one day ahead \
-                             (until {}) ({} 晚于允许的 {})",
-                            local(at),
-                            local(latest),
-                            local(at),
-                            local(latest)
-                        ),
-                    ));
-                }
+                self.check_follow_up_dates(&set, true)?;
                 if let Some(contact) = set.get("contact_id").and_then(Value::as_id) {
                     let c = self.live_row(actor, Table::Contacts, contact).await?;
                     if c.get("customer_id").as_id() != Some(cust) {
@@ -1429,6 +1559,16 @@ impl Crm {
                 side_audit.extend(audit);
             }
         }
+        if let Some(o) = named_owner {
+            let crow = match set.get("customer_id").and_then(Value::as_id) {
+                Some(c) if entity == Entity::FollowUp => {
+                    Some(self.live_row(actor, Table::Customers, c).await?)
+                }
+                _ => None,
+            };
+            self.check_owner_for_create(actor, entity, o, crow.as_ref())
+                .await?;
+        }
         let (mut ops, id, payload, mut guards, mut audit) = self
             .finish_insert(actor, entity, set, custom, customs, owner, false, pool)
             .await?;
@@ -1437,6 +1577,70 @@ impl Crm {
         guards.extend(side_guards);
         audit.extend(side_audit);
         Ok((ops, id, payload, guards, audit))
+    }
+
+    /// The rules of a follow-up's dates, alike on create and edit (`set`
+    /// holds its values after the change; `occurred_changed` whether the
+    /// time it occurred is set by this write): it is dated at most one day
+    /// ahead — a follow-up dated far ahead would keep its customer from
+    /// recycling until then — and its next follow-up is not planned before
+    /// it occurred (a date without a time, the same day, is fine).
+    pub(crate) fn check_follow_up_dates(
+        &self,
+        set: &BTreeMap<&'static str, Value>,
+        occurred_changed: bool,
+    ) -> Result<()> {
+        // In the company's local time, to the second: what the user reads.
+        let local = |t: DateTime<Utc>| {
+            t.with_timezone(&self.config.utc_offset)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string()
+        };
+        let latest = self.now() + chrono::Duration::days(1);
+        // Not given on create: it occurs now.
+        let occurred = Some(
+            set.get("occurred_at")
+                .and_then(Value::as_timestamp)
+                .unwrap_or_else(|| self.now()),
+        );
+        if occurred_changed && let Some(at) = occurred.filter(|at| *at > latest) {
+            return Err(Error::invalid(
+                "occurred_at (跟进时间)",
+                format!(
+                    "{} is in the future: a follow-up may be dated at most one day ahead \
+                     (until {}) ({} 晚于允许的 {})",
+                    local(at),
+                    local(latest),
+                    local(at),
+                    local(latest)
+                ),
+            ));
+        }
+        if let (Some(at), Some(next)) = (
+            occurred,
+            set.get("next_follow_up_at").and_then(Value::as_timestamp),
+        ) && next < at
+        {
+            let (at_l, next_l) = (
+                at.with_timezone(&self.config.utc_offset),
+                next.with_timezone(&self.config.utc_offset),
+            );
+            let date_only = next_l.time() == NaiveTime::MIN;
+            if !(date_only && next_l.date_naive() == at_l.date_naive()) {
+                return Err(Error::invalid(
+                    "next_follow_up_at (下次跟进时间)",
+                    format!(
+                        "{} is before the follow-up itself ({}): the next follow-up is planned \
+                         after it ({} 早于本次跟进时间 {})",
+                        local(next),
+                        local(at),
+                        local(next),
+                        local(at)
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The customer update a follow-up implies: last follow-up time and the
@@ -1839,6 +2043,14 @@ impl Crm {
             }
         }
         self.derive(entity, &mut merged)?;
+        if entity == Entity::FollowUp
+            && (set.contains_key("occurred_at") || set.contains_key("next_follow_up_at"))
+        {
+            let occurred_changed = set
+                .get("occurred_at")
+                .is_some_and(|v| v != row.get("occurred_at"));
+            self.check_follow_up_dates(&merged, occurred_changed)?;
+        }
         let mut stored_custom = row
             .get("custom")
             .as_json()
@@ -1848,36 +2060,47 @@ impl Crm {
         for (k, v) in &custom_set {
             stored_custom.insert(k.clone(), v.clone());
         }
-        let merged_custom: BTreeMap<String, Json> = stored_custom.clone().into_iter().collect();
-        let dup_relevant: BTreeMap<String, Json> = custom_set
+        // Only keys whose value changes are checked: re-saving a value a
+        // duplicate already shares (a rule switched to block since, a
+        // record kept on purpose) is not a new duplicate.
+        let old_custom_values = row
+            .get("custom")
+            .as_json()
+            .and_then(Json::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let only_changed: BTreeMap<String, Json> = custom_set
             .iter()
+            .filter(|(k, v)| {
+                old_custom_values
+                    .get(k.as_str())
+                    .map_or(!v.is_null(), |before| {
+                        crate::dedupe::custom_key(before) != crate::dedupe::custom_key(v)
+                    })
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let changed_dup_keys = set
-            .keys()
-            .any(|k| matches!(*k, "name" | "uscc" | "mobile" | "phone" | "email"))
-            || !dup_relevant.is_empty();
+        let key_changed = |k: &str| merged.get(k).is_some_and(|v| v != row.get(k));
+        let changed_dup_keys = ["name_key", "uscc", "mobile_key", "phone_key", "email_key"]
+            .iter()
+            .any(|k| key_changed(k))
+            || !only_changed.is_empty();
         let mut guards = Vec::new();
         if changed_dup_keys {
-            let only_changed: BTreeMap<String, Json> = merged_custom
-                .iter()
-                .filter(|(k, _)| dup_relevant.contains_key(*k))
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
             let mut check = merged.clone();
-            if !set.contains_key("name") {
+            if !key_changed("name_key") {
                 check.remove("name_key");
             }
-            if !set.contains_key("uscc") {
+            if !key_changed("uscc") {
                 check.remove("uscc");
             }
-            if !set.contains_key("mobile") {
+            if !key_changed("mobile_key") {
                 check.remove("mobile_key");
             }
-            if !set.contains_key("phone") {
+            if !key_changed("phone_key") {
                 check.remove("phone_key");
             }
-            if !set.contains_key("email") {
+            if !key_changed("email_key") {
                 check.remove("email");
                 check.remove("email_key");
             }
@@ -2801,8 +3024,16 @@ fn pending_contact_duplicate(
         let stored = get(values, "custom");
         let stored = stored.as_ref().and_then(Value::as_json);
         for def in customs.iter().filter(|d| d.unique) {
+            let same = |a: &Json, b: &Json| match (a.as_str(), b.as_str()) {
+                (Some(a), Some(b)) if def.field_type == CustomFieldType::Text => {
+                    crate::validate::text_key(a) == crate::validate::text_key(b)
+                }
+                _ => a == b,
+            };
             if let Some(v) = custom.get(&def.key).filter(|v| !v.is_null())
-                && stored.and_then(|s| s.get(&def.key)) == Some(v)
+                && stored
+                    .and_then(|s| s.get(&def.key))
+                    .is_some_and(|s| same(s, v))
             {
                 return Err(refuse(format!(
                     "{} {}",

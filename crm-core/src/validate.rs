@@ -445,6 +445,30 @@ pub(crate) fn halfwidth(c: char) -> char {
     }
 }
 
+/// The key a text value is compared by where spelling aside counts (the
+/// duplicate keys of custom fields, unique custom text fields): full-width
+/// ASCII mapped to ASCII, trimmed, inner whitespace collapsed to one space,
+/// lowercased — `ERP-001`, `erp-001` and `ＥＲＰ－００１` have one key.
+pub(crate) fn text_key(s: &str) -> String {
+    s.chars()
+        .map(halfwidth)
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+}
+
+/// Maps ASCII to its full-width variant (U+FF01–U+FF5E, the space to the
+/// ideographic space); other characters are unchanged.
+pub(crate) fn fullwidth(c: char) -> char {
+    match c {
+        ' ' => '\u{3000}',
+        '!'..='~' => char::from_u32(c as u32 + 0xFEE0).unwrap_or(c),
+        _ => c,
+    }
+}
+
 /// Trims and maps full-width ASCII to ASCII.
 fn clean(s: &str) -> String {
     let t = s.trim();

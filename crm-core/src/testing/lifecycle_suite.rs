@@ -1800,18 +1800,19 @@ pub async fn refusals_name_records_by_code_and_say_why(store: Arc<dyn Store>) {
         "{why}"
     );
     // Stale is a conflict; a version never written is invalid input.
+    // (The share wrote the customer: version 2.)
     let edited = w
         .crm
         .update_record(
             &w.wangwu,
             Entity::Customer,
             c.id,
-            1,
+            2,
             fields(json!({"level": "A"})),
         )
         .await
         .expect("a write share edits");
-    assert_eq!(edited.version, 2);
+    assert_eq!(edited.version, 3);
     match w
         .crm
         .update_record(

@@ -152,6 +152,31 @@ macro_rules! permission_scenarios {
             perm_an_unrelated_role_lifts_no_field_rule,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::a_record_for_another_owner_needs_the_create_scope,
+            perm_a_record_for_another_owner_needs_the_create_scope,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::a_merge_merges_contacts_sharing_a_mobile,
+            perm_a_merge_merges_contacts_sharing_a_mobile,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::an_edit_keeping_a_shared_key_is_not_a_new_duplicate,
+            perm_an_edit_keeping_a_shared_key_is_not_a_new_duplicate,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::follow_up_dates_are_checked_on_edit_too,
+            perm_follow_up_dates_are_checked_on_edit_too,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::unique_text_fields_fold_and_numbers_stay_exact,
+            perm_unique_text_fields_fold_and_numbers_stay_exact,
+            $make
+        );
     };
 }
 
@@ -3322,4 +3347,551 @@ pub async fn an_unrelated_role_lifts_no_field_rule(store: Arc<dyn Store>) {
     assert_eq!(by_phone, 0);
     let product = w.crm.product(&later, p.id).await.expect("product");
     assert_eq!(product.cost, None);
+}
+
+/// Creating a record for another owner is allowed when the actor's create
+/// scope covers the record as it would be written (a manager for a
+/// subordinate, a department lead for a colleague of the department, a
+/// role creating follow-ups for all) and the actor could read it
+/// afterwards; it returns the record. Otherwise it is refused before
+/// anything is written, naming the owner — the transfer right alone does
+/// not do.
+pub async fn a_record_for_another_owner_needs_the_create_scope(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let mine = create(
+        &w,
+        &w.zhangsan,
+        Entity::Customer,
+        json!({"name": "张三的客户公司"}),
+    )
+    .await;
+    // zhangsan (own scope, with the transfer right) for wangwu.
+    let err = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Customer,
+            fields(json!({"name": "代建客户公司", "owner_id": "wangwu"})),
+        )
+        .await
+        .expect_err("outside the own scope");
+    match &err {
+        Error::Forbidden(m) => assert!(m.contains("王五") && m.contains("another owner"), "{m}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        found(
+            &w,
+            &w.admin,
+            Entity::Customer,
+            ListQuery::default().search("代建客户")
+        )
+        .await,
+        0,
+        "nothing is written"
+    );
+    for (entity, v) in [
+        (
+            Entity::Contact,
+            json!({"customer_id": mine.id.to_string(), "name": "代建联系人", "owner_id": "wangwu"}),
+        ),
+        (
+            Entity::FollowUp,
+            json!({"customer_id": mine.id.to_string(), "channel": "电话", "content": "代写跟进", "owner_id": "wangwu"}),
+        ),
+    ] {
+        match w.crm.create_record(&w.zhangsan, entity, fields(v)).await {
+            Err(Error::Forbidden(m)) => assert!(m.contains("王五"), "{m}"),
+            other => panic!("{entity}: expected a refusal, got {other:?}"),
+        }
+        assert_eq!(found(&w, &w.admin, entity, ListQuery::default()).await, 0);
+    }
+    // The manager (department tree) for a subordinate: created and returned.
+    let r = w
+        .crm
+        .create_record(
+            &w.lisi,
+            Entity::Customer,
+            fields(json!({"name": "经理代建公司", "owner_id": "zhangsan"})),
+        )
+        .await
+        .expect("a manager creates for a subordinate");
+    assert_eq!(r.owner_id, Some(w.zhangsan.user_id));
+    assert_eq!(r.text("name"), Some("经理代建公司"));
+    // A department lead for a colleague of the department, not another's.
+    let r = w
+        .crm
+        .create_record(
+            &w.zhaoliu,
+            Entity::Contact,
+            fields(json!({"customer_id": mine.id.to_string(), "name": "组长代建", "owner_id": "zhangsan"})),
+        )
+        .await
+        .expect("within the department");
+    assert_eq!(r.owner_id, Some(w.zhangsan.user_id));
+    forbidden_saying(
+        w.crm
+            .create_record(
+                &w.zhaoliu,
+                Entity::Customer,
+                fields(json!({"name": "组长越界公司", "owner_id": "wangwu"})),
+            )
+            .await,
+        "王五",
+    );
+    // A role creating follow-ups for all, without the transfer right.
+    let service = user_granted(
+        &w,
+        "kefu",
+        &[
+            (Entity::Customer, Action::Read, DataScope::All),
+            (Entity::FollowUp, Action::Read, DataScope::All),
+            (Entity::FollowUp, Action::Create, DataScope::All),
+        ],
+        Vec::new(),
+    )
+    .await;
+    let f = w
+        .crm
+        .create_record(
+            &service,
+            Entity::FollowUp,
+            fields(json!({"customer_id": mine.id.to_string(), "channel": "电话", "content": "客服代记", "owner_id": "zhangsan"})),
+        )
+        .await
+        .expect("create scope all");
+    assert_eq!(f.owner_id, Some(w.zhangsan.user_id));
+    // Who may create for all but read only their own is refused up front
+    // rather than told afterwards that the record is not found.
+    let blind = user_granted(
+        &w,
+        "mangqu",
+        &[
+            (Entity::Customer, Action::Read, DataScope::Own),
+            (Entity::Customer, Action::Create, DataScope::All),
+        ],
+        Vec::new(),
+    )
+    .await;
+    forbidden_saying(
+        w.crm
+            .create_record(
+                &blind,
+                Entity::Customer,
+                fields(json!({"name": "看不见的公司", "owner_id": "zhangsan"})),
+            )
+            .await,
+        "could not read",
+    );
+    assert_eq!(
+        found(
+            &w,
+            &w.admin,
+            Entity::Customer,
+            ListQuery::default().search("看不见")
+        )
+        .await,
+        0
+    );
+}
+
+#[track_caller]
+fn forbidden_saying<T: std::fmt::Debug>(result: Result<T, Error>, says: &str) {
+    match result {
+        Err(Error::Forbidden(m)) => assert!(m.contains(says), "{m} (expected '{says}')"),
+        other => panic!("expected a refusal saying '{says}', got {other:?}"),
+    }
+}
+
+/// A merge of customers merges contacts that would duplicate one of the
+/// survivor's (one mobile per customer): the survivor's contact takes what
+/// it lacked, the follow-ups of the duplicate point at it, the duplicate
+/// goes to the recycle bin with a `merge` entry in its history, and the
+/// survivor keeps one live contact per mobile.
+pub async fn a_merge_merges_contacts_sharing_a_mobile(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let a = create(
+        &w,
+        &w.admin,
+        Entity::Customer,
+        json!({"name": "合并甲公司"}),
+    )
+    .await;
+    let b = create(
+        &w,
+        &w.admin,
+        Entity::Customer,
+        json!({"name": "合并乙公司"}),
+    )
+    .await;
+    let keep = create(
+        &w,
+        &w.admin,
+        Entity::Contact,
+        json!({"customer_id": a.id.to_string(), "name": "王经理", "mobile": "13800001111"}),
+    )
+    .await;
+    let dup = create(
+        &w,
+        &w.admin,
+        Entity::Contact,
+        json!({"customer_id": b.id.to_string(), "name": "王经理", "mobile": "138-0000-1111",
+               "email": "wang@example.com", "title": "采购经理"}),
+    )
+    .await;
+    let other = create(
+        &w,
+        &w.admin,
+        Entity::Contact,
+        json!({"customer_id": b.id.to_string(), "name": "李会计", "mobile": "13900002222"}),
+    )
+    .await;
+    let f = create(
+        &w,
+        &w.admin,
+        Entity::FollowUp,
+        json!({"customer_id": b.id.to_string(), "contact_id": dup.id.to_string(), "channel": "电话", "content": "报价"}),
+    )
+    .await;
+    w.crm
+        .merge_customers(
+            &w.admin,
+            &crate::dedupe::MergeSpec {
+                survivor: a.id,
+                others: vec![b.id],
+                take: Default::default(),
+            },
+        )
+        .await
+        .expect("merge");
+    let live = w
+        .crm
+        .list_records(
+            &w.admin,
+            Entity::Contact,
+            &ListQuery::default().filter(Cond::Eq("customer_id".into(), json!(a.id.to_string()))),
+        )
+        .await
+        .expect("contacts");
+    let mut ids: Vec<RecordId> = live.items.iter().map(|c| c.id).collect();
+    ids.sort();
+    let mut expected = vec![keep.id, other.id];
+    expected.sort();
+    assert_eq!(ids, expected, "one live contact per mobile");
+    let kept = w
+        .crm
+        .get_record(&w.admin, Entity::Contact, keep.id)
+        .await
+        .expect("kept");
+    assert_eq!(
+        kept.text("email"),
+        Some("wang@example.com"),
+        "blanks filled"
+    );
+    assert_eq!(kept.text("title"), Some("采购经理"));
+    assert_eq!(
+        kept.text("mobile"),
+        keep.text("mobile"),
+        "its own value stays"
+    );
+    let gone = w
+        .crm
+        .get_record(&w.admin, Entity::Contact, dup.id)
+        .await
+        .expect("in the recycle bin");
+    assert!(gone.deleted_at.is_some());
+    let history = w
+        .crm
+        .history(&w.admin, Entity::Contact, dup.id.0)
+        .await
+        .expect("history");
+    assert!(
+        history
+            .iter()
+            .any(|h| h.action == "merge" && h.changes.iter().any(|c| c.field == "merged_into")),
+        "{history:#?}"
+    );
+    let f = w
+        .crm
+        .get_record(&w.admin, Entity::FollowUp, f.id)
+        .await
+        .expect("follow-up");
+    assert_eq!(f.text("contact_id"), Some(keep.id.to_string().as_str()));
+    // The duplicate stays a duplicate: restoring it is refused.
+    let report = w
+        .crm
+        .restore_records(&w.admin, Entity::Contact, &[dup.id])
+        .await;
+    assert!(report.done.is_empty(), "{report:?}");
+}
+
+/// An edit checks the duplicate keys whose value it changes only:
+/// re-saving a customer's own name or phone, which another customer shares
+/// since before the rule blocked, is not refused; changing to a taken one
+/// is.
+pub async fn an_edit_keeping_a_shared_key_is_not_a_new_duplicate(store: Arc<dyn Store>) {
+    use crate::dedupe::DedupeMode;
+    let w = World::new(store).await;
+    w.crm
+        .set_dedupe_rule(&w.admin, "name", DedupeMode::Off)
+        .await
+        .expect("off");
+    let _a = create(
+        &w,
+        &w.admin,
+        Entity::Customer,
+        json!({"name": "重名科技有限公司", "phone": "010-88886666"}),
+    )
+    .await;
+    let b = create(
+        &w,
+        &w.admin,
+        Entity::Customer,
+        json!({"name": "重名科技有限公司", "phone": "010-88886666"}),
+    )
+    .await;
+    let c = create(&w, &w.admin, Entity::Customer, json!({"name": "别家公司"})).await;
+    for field in ["name", "phone"] {
+        w.crm
+            .set_dedupe_rule(&w.admin, field, DedupeMode::Block)
+            .await
+            .expect("block");
+    }
+    let b = w
+        .crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            b.id,
+            b.version,
+            fields(json!({"name": "重名科技有限公司", "phone": "010 8888 6666", "notes": "y"})),
+        )
+        .await
+        .expect("own values re-saved");
+    assert_eq!(b.text("notes"), Some("y"));
+    for (field, value) in [("name", "重名科技有限公司"), ("phone", "01088886666")] {
+        let err = w
+            .crm
+            .update_record(
+                &w.admin,
+                Entity::Customer,
+                c.id,
+                c.version,
+                fields(json!({ field: value })),
+            )
+            .await
+            .expect_err("a taken value");
+        assert!(matches!(err, Error::Duplicate { .. }), "{field}: {err}");
+    }
+}
+
+/// A follow-up's dates follow one set of rules on create and edit: dated
+/// at most a day ahead, the next follow-up not before it (a bare date of
+/// the same day is fine).
+pub async fn follow_up_dates_are_checked_on_edit_too(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = create(
+        &w,
+        &w.admin,
+        Entity::Customer,
+        json!({"name": "跟进日期公司"}),
+    )
+    .await;
+    let base = |extra: serde_json::Value| {
+        let mut f =
+            fields(json!({"customer_id": c.id.to_string(), "channel": "电话", "content": "沟通"}));
+        f.extend(fields(extra));
+        f
+    };
+    assert!(matches!(
+        w.crm
+            .create_record(
+                &w.admin,
+                Entity::FollowUp,
+                base(json!({"occurred_at": "2099-01-01"}))
+            )
+            .await,
+        Err(Error::Validation(_))
+    ));
+    let err = w
+        .crm
+        .create_record(
+            &w.admin,
+            Entity::FollowUp,
+            base(
+                json!({"occurred_at": "2026-11-20 10:00", "next_follow_up_at": "2026-11-19 09:00"}),
+            ),
+        )
+        .await
+        .expect_err("next before it on add");
+    assert!(err.to_string().contains("next_follow_up_at"), "{err}");
+    let f = w
+        .crm
+        .create_record(
+            &w.admin,
+            Entity::FollowUp,
+            base(json!({"occurred_at": "2026-11-20 10:00", "next_follow_up_at": "2026-11-20"})),
+        )
+        .await
+        .expect("a bare date of the same day");
+    let err = w
+        .crm
+        .update_record(
+            &w.admin,
+            Entity::FollowUp,
+            f.id,
+            f.version,
+            fields(json!({"occurred_at": "2099-01-01 10:00"})),
+        )
+        .await
+        .expect_err("far ahead on edit");
+    assert!(err.to_string().contains("occurred_at"), "{err}");
+    let err = w
+        .crm
+        .update_record(
+            &w.admin,
+            Entity::FollowUp,
+            f.id,
+            f.version,
+            fields(json!({"next_follow_up_at": "2026-11-01 10:00"})),
+        )
+        .await
+        .expect_err("next before it on edit");
+    assert!(err.to_string().contains("next_follow_up_at"), "{err}");
+    w.crm
+        .update_record(
+            &w.admin,
+            Entity::FollowUp,
+            f.id,
+            f.version,
+            fields(json!({"content": "沟通（补记）"})),
+        )
+        .await
+        .expect("other fields edit as before");
+}
+
+/// A unique custom text field compares values as the duplicate keys do:
+/// letter case, full-width letters and digits and surrounding spaces
+/// aside; a value that only starts alike is another value, and a record
+/// re-saving its own value in another spelling is not a duplicate. A
+/// number field refuses numbers it would not keep exactly.
+pub async fn unique_text_fields_fold_and_numbers_stay_exact(store: Arc<dyn Store>) {
+    use crate::custom::{CustomFieldType, NewCustomField};
+    let w = World::new(store).await;
+    for (key, ty, unique) in [
+        ("erp_code", CustomFieldType::Text, true),
+        ("staff", CustomFieldType::Number, false),
+    ] {
+        w.crm
+            .define_custom_field(
+                &w.admin,
+                NewCustomField {
+                    entity: Entity::Customer,
+                    key: key.into(),
+                    label: key.into(),
+                    label_en: None,
+                    field_type: ty,
+                    options: Vec::new(),
+                    required: false,
+                    unique,
+                },
+            )
+            .await
+            .expect("field");
+    }
+    let first = create(
+        &w,
+        &w.admin,
+        Entity::Customer,
+        json!({"name": "编码一公司", "erp_code": "ERP-001"}),
+    )
+    .await;
+    for (i, spelling) in ["erp-001", "ＥＲＰ－００１", " Erp-001 "]
+        .iter()
+        .enumerate()
+    {
+        let err = w
+            .crm
+            .create_record(
+                &w.admin,
+                Entity::Customer,
+                fields(json!({"name": format!("编码重复{i}公司"), "erp_code": spelling})),
+            )
+            .await
+            .expect_err("the same code");
+        assert!(matches!(err, Error::Duplicate { .. }), "{spelling}: {err}");
+    }
+    create(
+        &w,
+        &w.admin,
+        Entity::Customer,
+        json!({"name": "编码二公司", "erp_code": "ERP-0011"}),
+    )
+    .await;
+    let first = w
+        .crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            first.id,
+            first.version,
+            fields(json!({"erp_code": "erp-001"})),
+        )
+        .await
+        .expect("its own code respelled");
+    for bad in [
+        "9007199254740993",
+        "0.1234567890123456",
+        "12345678901234567890.5",
+    ] {
+        let err = w
+            .crm
+            .update_record(
+                &w.admin,
+                Entity::Customer,
+                first.id,
+                first.version,
+                fields(json!({ "staff": bad })),
+            )
+            .await
+            .expect_err("not kept exactly");
+        assert!(
+            err.to_string().contains("significant digits"),
+            "{bad}: {err}"
+        );
+    }
+    let err = w
+        .crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            first.id,
+            first.version,
+            fields(json!({ "staff": 9_007_199_254_740_993_u64 })),
+        )
+        .await
+        .expect_err("a JSON integer beyond 2^53");
+    assert!(err.to_string().contains("significant digits"), "{err}");
+    for (good, stored) in [
+        ("9007199254740992", json!(9007199254740992.0)),
+        ("123456789012.345", json!(123456789012.345)),
+        ("1,200", json!(1200.0)),
+    ] {
+        let r = w
+            .crm
+            .update_record(
+                &w.admin,
+                Entity::Customer,
+                first.id,
+                w.crm
+                    .get_record(&w.admin, Entity::Customer, first.id)
+                    .await
+                    .expect("read")
+                    .version,
+                fields(json!({ "staff": good })),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{good}: {e}"));
+        assert_eq!(r.custom.get("staff"), Some(&stored), "{good}");
+    }
 }
