@@ -730,7 +730,7 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
             "--name",
             "回款审批",
             "--step",
-            "财务审批=users:chenjing",
+            "财务审批=users:ChenJing",
         ],
     );
     let p = zw_json(
@@ -841,9 +841,13 @@ fn products(db: &str) {
     let l = json(db, &["product", "list", "--deleted"]);
     assert_eq!(l["items"][0]["code"], "SV-2288", "{l}");
     fails(db, &["product", "restore", "NO-SUCH"]);
-    let p = json(db, &["product", "restore", "SV-2288"]);
-    assert_eq!(p["deleted"], false);
-    ok(db, &["product", "edit", "SV-2288", "--status", "on_sale"]);
+    // Codes are typed letter case aside, in the recycle bin too.
+    let p = json(db, &["product", "restore", "sv-2288"]);
+    assert_eq!(
+        (&p["deleted"], &p["code"]),
+        (&serde_json::json!(false), &serde_json::json!("SV-2288"))
+    );
+    ok(db, &["product", "edit", "sv-2288", "--status", "on_sale"]);
 }
 
 /// The contract list exported with the sales-list options and picked

@@ -1204,7 +1204,7 @@ impl Crm {
             format!("{entity}.transferred"),
             serde_json::json!({
                 "code": row.get("code").as_text(),
-                "name": row.get("name").as_text(),
+                "name": row.get("name").as_text().or_else(|| row.get("title").as_text()),
                 "from": change.before,
                 "to": change.after,
                 "from_username": self.username_of(before).await,

@@ -746,7 +746,8 @@ fn product_status_zh(s: ProductStatus) -> &'static str {
     }
 }
 
-/// The names of these customers (their id when unreadable).
+/// The names of these customers (said hidden when unreadable, as the
+/// customer lists say it).
 async fn customer_names(
     ctx: &Ctx,
     actor: &Actor,
@@ -762,7 +763,7 @@ async fn customer_names(
             .get_record(actor, Entity::Customer, RecordId(id))
             .await
             .map(|c| c.text("name").unwrap_or_default().to_string())
-            .unwrap_or_else(|_| id.to_string());
+            .unwrap_or_else(|_| crate::hidden(Entity::Customer));
         names.insert(id, name);
     }
     names
@@ -1127,10 +1128,17 @@ pub(crate) async fn product_cmd(ctx: &Ctx, actor: &Actor, cmd: ProductCmd) -> Cl
                 )
                 .await
                 .map_err(err)?;
+            // Codes are unique letter case aside: the one spelled so, else
+            // the one equal but for case.
             let p = bin
                 .items
                 .iter()
                 .find(|p| p.code == code.trim())
+                .or_else(|| {
+                    bin.items
+                        .iter()
+                        .find(|p| p.code.to_lowercase() == code.trim().to_lowercase())
+                })
                 .ok_or_else(|| format!("product {code} is not in the recycle bin"))?;
             let p = ctx
                 .crm
@@ -2600,13 +2608,9 @@ pub(crate) async fn receivables_cmd(ctx: &Ctx, actor: &Actor) -> CliResult {
     let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
     let name = super::users_by_id(&users);
     let mut table = Vec::new();
+    let names = customer_names(ctx, actor, rows.iter().map(|r| r.customer_id)).await;
     for r in &rows {
-        let customer = ctx
-            .crm
-            .get_record(actor, Entity::Customer, crm::ids::RecordId(r.customer_id))
-            .await
-            .map(|c| c.text("name").unwrap_or_default().to_string())
-            .unwrap_or_else(|_| r.customer_id.to_string());
+        let customer = names.get(&r.customer_id).cloned().unwrap_or_default();
         table.push(vec![
             customer,
             name(r.owner_id.map(crm::ids::UserId)),
@@ -2649,10 +2653,13 @@ fn parse_step(spec: &str, roles: &[crm::Role], users: &[crm::org::User]) -> CliR
         Some(r) => (r, SignMode::All),
         None => (rule.strip_suffix("/any").unwrap_or(rule), SignMode::Any),
     };
+    // Usernames letter case aside (they are unique so), display names as
+    // written.
     let user = |k: &str| {
         users
             .iter()
             .find(|u| u.username == k || u.display_name == k)
+            .or_else(|| users.iter().find(|u| u.username.eq_ignore_ascii_case(k)))
             .map(|u| u.id.0)
             .ok_or_else(|| format!("step {spec}: no user {k}"))
     };

@@ -223,6 +223,11 @@ macro_rules! service_scenarios {
             $make
         );
         $each!(
+            $crate::testing::service_suite::a_document_transfer_is_announced_by_its_title,
+            crm_a_document_transfer_is_announced_by_its_title,
+            $make
+        );
+        $each!(
             $crate::testing::service_suite::a_customer_view_counts_what_it_does_not_show,
             crm_a_customer_view_counts_what_it_does_not_show,
             $make
@@ -6236,4 +6241,60 @@ pub async fn user_imports_refuse_shared_names_and_cycles_of_superiors(store: Arc
         .await
         .expect("lisi");
     assert_ne!(lisi.superior_id, Some(w.zhangsan.user_id));
+}
+
+/// A quote or contract has a title, not a name: its transfer is announced
+/// by it.
+pub async fn a_document_transfer_is_announced_by_its_title(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewQuote};
+    let w = crate::testing::sales_suite::with_sales_rights(World::new(store).await).await;
+    let customer = w
+        .customer(&w.zhangsan, "报价转移测试有限公司", json!({}))
+        .await;
+    let quote = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "年度维保报价".into(),
+                customer_id: customer.id.0,
+                lines: vec![LineInput {
+                    product_id: None,
+                    name: "维保".into(),
+                    unit: None,
+                    quantity: 1,
+                    unit_price: Some(Money::cny(10_000)),
+                    discount_bp: 0,
+                    tax_rate: None,
+                }],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    let r = w
+        .crm
+        .transfer_records(
+            &w.lisi,
+            Entity::Quote,
+            &[RecordId(quote.id)],
+            w.zhaoliu.user_id,
+        )
+        .await
+        .expect("transfer");
+    assert!(r.refused.is_empty(), "{r:?}");
+    let e = w
+        .crm
+        .pending_events("docs", 100_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .find(|e| e.event.event_type == "quote.transferred")
+        .expect("quote.transferred");
+    let p = e.event.payload.to_value();
+    assert_eq!(
+        (&p["code"], &p["name"]),
+        (&json!(quote.code), &json!("年度维保报价"))
+    );
 }
