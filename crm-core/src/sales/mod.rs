@@ -142,8 +142,25 @@ impl Crm {
                 continue;
             };
             match lines::compute_line(n, &input, price, list_price, rate.unwrap_or(1300)) {
-                Ok(l) => out.push(l),
+                Ok(l) => match cny_problem(&l.gross) {
+                    Some(problem) => errors.push(format!("lines[{n}].quantity"), problem),
+                    None => out.push(l),
+                },
                 Err((n, f, m)) => errors.push(format!("lines[{n}].{f}"), m),
+            }
+        }
+        // Nor do the lines together.
+        if errors.0.is_empty() {
+            let total = out.iter().map(|l| i128::from(l.amount.minor)).sum::<i128>();
+            if total > i128::from(MAX_SALES_AMOUNT_MINOR) {
+                errors.push(
+                    "lines",
+                    format!(
+                        "the lines add up to more than {} (10万亿元), the most a sales amount \
+                         may be",
+                        crate::money::Money::cny(MAX_SALES_AMOUNT_MINOR)
+                    ),
+                );
             }
         }
         errors.into_result()?;
@@ -359,10 +376,25 @@ pub(crate) fn require_cny(field: &str, m: &crate::money::Money) -> Result<()> {
     }
 }
 
-/// What is wrong with a sales amount that is not CNY; `None` for CNY.
+/// The largest sales amount in fen (10万亿元): far above any contract, and
+/// low enough that the sums of a company's amounts (receivables, totals,
+/// forecasts) stay exact in 64 bits.
+pub const MAX_SALES_AMOUNT_MINOR: i64 = 1_000_000_000_000_000;
+
+/// What is wrong with a sales amount: not CNY, or beyond
+/// [`MAX_SALES_AMOUNT_MINOR`] either way; `None` when it is fine.
 pub(crate) fn cny_problem(m: &crate::money::Money) -> Option<String> {
-    (m.currency.code() != "CNY")
-        .then(|| format!("{m} is not in CNY (元): sales amounts are kept in 元"))
+    if m.currency.code() != "CNY" {
+        return Some(format!(
+            "{m} is not in CNY (元): sales amounts are kept in 元"
+        ));
+    }
+    (m.minor.unsigned_abs() > MAX_SALES_AMOUNT_MINOR.unsigned_abs()).then(|| {
+        format!(
+            "{m} is more than {} (10万亿元), the most a sales amount may be",
+            crate::money::Money::cny(MAX_SALES_AMOUNT_MINOR)
+        )
+    })
 }
 
 /// An optional integer column value.

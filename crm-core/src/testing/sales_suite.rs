@@ -217,8 +217,8 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
-            $crate::testing::sales_suite::forecast_sums_saturate,
-            crm_sales_forecast_sums_saturate,
+            $crate::testing::sales_suite::sales_amounts_have_a_ceiling_and_sums_stay_exact,
+            crm_sales_amounts_have_a_ceiling_and_sums_stay_exact,
             $make
         );
         $each!(
@@ -6933,28 +6933,48 @@ pub async fn finished_contracts_still_take_their_deliveries(store: Arc<dyn Store
     }
 }
 
-/// The forecast sums saturate, as the receivables do: two opportunities
-/// near the largest amount kept do not fail the report.
-pub async fn forecast_sums_saturate(store: Arc<dyn Store>) {
+/// A sales amount is at most 10万亿元 (`MAX_SALES_AMOUNT_MINOR`): one above
+/// is refused, naming the limit, on an opportunity and a contract alike,
+/// so that a company's sums (the forecast, the receivables) stay exact;
+/// two at the limit add up exactly in the forecast.
+pub async fn sales_amounts_have_a_ceiling_and_sums_stay_exact(store: Arc<dyn Store>) {
     use crate::money::Money;
-    use crate::sales::NewOpportunity;
+    use crate::sales::{MAX_SALES_AMOUNT_MINOR, NewContract, NewOpportunity};
     use serde_json::json;
     let w = with_sales_rights(World::new(store).await).await;
     let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
-    for name in ["大单一", "大单二"] {
+    let opportunity = |name: &str, minor: i64| NewOpportunity {
+        name: name.into(),
+        customer_id: customer.id.0,
+        amount: Some(Money::cny(minor)),
+        expected_close: chrono::NaiveDate::from_ymd_opt(2027, 1, 15),
+        ..NewOpportunity::default()
+    };
+    let m = invalid_message(
         w.crm
-            .create_opportunity(
+            .create_opportunity(&w.zhangsan, opportunity("超大单", i64::MAX - 1))
+            .await,
+    );
+    assert!(m.contains("10万亿元"), "{m}");
+    let m = invalid_message(
+        w.crm
+            .create_contract(
                 &w.zhangsan,
-                NewOpportunity {
-                    name: name.into(),
+                NewContract {
+                    title: "超大合同".into(),
                     customer_id: customer.id.0,
-                    amount: Some(Money::cny(i64::MAX - 1)),
-                    expected_close: chrono::NaiveDate::from_ymd_opt(2027, 1, 15),
-                    ..NewOpportunity::default()
+                    amount: Some(Money::cny(92_233_720_368_547_758)),
+                    ..NewContract::default()
                 },
             )
+            .await,
+    );
+    assert!(m.contains("10万亿元"), "{m}");
+    for name in ["大单一", "大单二"] {
+        w.crm
+            .create_opportunity(&w.zhangsan, opportunity(name, MAX_SALES_AMOUNT_MINOR))
             .await
-            .expect("opportunity");
+            .expect("opportunity at the limit");
     }
     let f = w
         .crm
@@ -6962,10 +6982,9 @@ pub async fn forecast_sums_saturate(store: Arc<dyn Store>) {
         .await
         .expect("forecast");
     assert_eq!(f.len(), 1, "{f:?}");
-    assert_eq!((f[0].count, f[0].amount.minor), (2, i64::MAX));
-    assert!(
-        f[0].weighted.minor > 0 && f[0].weighted.minor < i64::MAX,
-        "{f:?}"
+    assert_eq!(
+        (f[0].count, f[0].amount.minor),
+        (2, 2 * MAX_SALES_AMOUNT_MINOR)
     );
 }
 
