@@ -690,7 +690,7 @@ enum EventsCmd {
         #[arg(long, default_value = "erp")]
         consumer: String,
         /// At most this many.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
         limit: u64,
     },
     /// Acknowledges your company's events up to a sequence number
@@ -3495,11 +3495,11 @@ enum PoolCmd {
     Add {
         /// Name, e.g. 华东公海.
         name: String,
-        /// Pool admins (usernames), repeatable.
-        #[arg(long)]
+        /// Pool admins (usernames), repeatable or comma separated.
+        #[arg(long, value_delimiter = ',')]
         admin: Vec<String>,
-        /// Member users (usernames), repeatable.
-        #[arg(long)]
+        /// Member users (usernames), repeatable or comma separated.
+        #[arg(long, value_delimiter = ',')]
         member: Vec<String>,
         /// Member departments (name or id; sub-departments included), repeatable.
         #[arg(long)]
@@ -3562,11 +3562,13 @@ enum PoolCmd {
         /// New name.
         #[arg(long)]
         name: Option<String>,
-        /// Pool admins (usernames), repeatable; replaces the admins.
-        #[arg(long)]
+        /// Pool admins (usernames), repeatable or comma separated; replaces
+        /// the admins.
+        #[arg(long, value_delimiter = ',')]
         admin: Vec<String>,
-        /// Member users (usernames), repeatable; replaces the member users.
-        #[arg(long)]
+        /// Member users (usernames), repeatable or comma separated; replaces
+        /// the member users.
+        #[arg(long, value_delimiter = ',')]
         member: Vec<String>,
         /// Member departments (name or id), repeatable; replaces them.
         #[arg(long)]

@@ -269,6 +269,9 @@ pub fn invoice_number(typed: &str) -> std::result::Result<String, String> {
     Ok(n)
 }
 
+/// The longest reason a payment or invoice is voided with, in characters.
+pub const MAX_VOID_REASON_CHARS: usize = 500;
+
 /// One line of the receivables list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceivableRow {
@@ -890,6 +893,12 @@ impl Crm {
                 "holds a NUL character (\\0)",
             ));
         }
+        if reason.chars().count() > MAX_VOID_REASON_CHARS {
+            return Err(Error::invalid(
+                "reason (作废原因)",
+                format!("is longer than {MAX_VOID_REASON_CHARS} characters"),
+            ));
+        }
         let prow = self
             .store
             .get(Table::Payments, payment)
@@ -1436,6 +1445,12 @@ impl Crm {
             return Err(Error::invalid(
                 "reason (作废原因)",
                 "holds a NUL character (\\0)",
+            ));
+        }
+        if reason.chars().count() > MAX_VOID_REASON_CHARS {
+            return Err(Error::invalid(
+                "reason (作废原因)",
+                format!("is longer than {MAX_VOID_REASON_CHARS} characters"),
             ));
         }
         let irow = self

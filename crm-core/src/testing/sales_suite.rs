@@ -7731,6 +7731,11 @@ pub async fn an_issued_invoice_recorded_by_mistake_is_voided(store: Arc<dyn Stor
         Err(Error::InvalidState(m)) => assert!(m.contains("plan"), "{m}"),
         other => panic!("voiding a plan: {other:?}"),
     }
+    let essay = "开错".repeat(251);
+    match w.crm.void_invoice(&w.zhangsan, wrong.id, &essay).await {
+        Err(Error::Validation(v)) => assert!(v.to_string().contains("500"), "{v}"),
+        other => panic!("a 502-character reason: {other:?}"),
+    }
     assert_eq!(
         w.crm.contract(&w.zhangsan, c.id).await.expect("c").invoiced,
         Money::cny(1_000_000),
