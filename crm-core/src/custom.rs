@@ -535,6 +535,47 @@ pub(crate) fn parse_number(text: &str) -> std::result::Result<f64, String> {
     }
 }
 
+/// Guards that the option lists of the select and multi-select fields a
+/// write gives values (`set`: custom keys) are still those `customs` read:
+/// under the key a change of the field takes (see
+/// [`Crm::update_custom_field`]), so that an option removed at the same
+/// moment and a record given it cannot both pass — the later one is
+/// refused, the record saved again meets the new list.
+pub(crate) fn option_list_guards<'a>(
+    company: uuid::Uuid,
+    customs: &[CustomFieldDef],
+    set: impl IntoIterator<Item = &'a String>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<Guard> {
+    let set: Vec<&String> = set.into_iter().collect();
+    customs
+        .iter()
+        .filter(|d| {
+            matches!(
+                d.field_type,
+                CustomFieldType::Select | CustomFieldType::MultiSelect
+            ) && set.iter().any(|k| **k == d.key)
+        })
+        .map(|d| {
+            let mut changed = Select::all(Table::CustomFields, company, now);
+            changed.lifecycle = Lifecycle::Any;
+            changed.filter = Filter::And(vec![
+                Filter::Cmp(Col::Column("id"), CmpOp::Eq, Value::Id(d.id.0)),
+                Filter::Cmp(Col::Column("version"), CmpOp::Ne, Value::Int(d.version)),
+            ]);
+            Guard {
+                kind: crate::store::GuardKind::State,
+                keys: vec![format!("{company}:custom_field:{}", d.id.0)],
+                select: changed,
+                message: format!(
+                    "the options of {}.{} ({}) were changed meanwhile; save again to meet the new list",
+                    d.entity, d.key, d.label
+                ),
+            }
+        })
+        .collect()
+}
+
 impl Crm {
     fn require_manage_fields(&self, actor: &Actor) -> Result<()> {
         if actor.can(Entity::CustomField, Action::Manage) {

@@ -1716,8 +1716,16 @@ impl Crm {
         let guards = if skip_duplicates {
             Vec::new()
         } else {
-            self.check_duplicates(actor, entity, &set, &custom, customs, None)
-                .await?
+            let mut g = self
+                .check_duplicates(actor, entity, &set, &custom, customs, None)
+                .await?;
+            g.extend(crate::custom::option_list_guards(
+                actor.company_id.0,
+                customs,
+                custom.keys(),
+                self.now(),
+            ));
+            g
         };
         let owner = owner.unwrap_or(actor.user_id.0);
         let owner_dept = if owner == actor.user_id.0 {
@@ -2160,6 +2168,16 @@ impl Crm {
             guards,
             ..ChangeSet::default()
         };
+        // A select value given here meets the option list as read.
+        cs.guards.extend(crate::custom::option_list_guards(
+            actor.company_id.0,
+            &customs,
+            custom_set
+                .iter()
+                .filter(|(k, v)| old_custom_values.get(k.as_str()) != Some(*v))
+                .map(|(k, _)| k),
+            self.now(),
+        ));
         cs.ops.push(Op::Update {
             table: entity.table(),
             id: id.0,

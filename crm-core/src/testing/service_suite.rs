@@ -228,6 +228,11 @@ macro_rules! service_scenarios {
             $make
         );
         $each!(
+            $crate::testing::service_suite::an_option_removed_meanwhile_is_not_saved,
+            crm_an_option_removed_meanwhile_is_not_saved,
+            $make
+        );
+        $each!(
             $crate::testing::service_suite::a_customer_view_counts_what_it_does_not_show,
             crm_a_customer_view_counts_what_it_does_not_show,
             $make
@@ -6296,5 +6301,85 @@ pub async fn a_document_transfer_is_announced_by_its_title(store: Arc<dyn Store>
     assert_eq!(
         (&p["code"], &p["name"]),
         (&json!(quote.code), &json!("年度维保报价"))
+    );
+}
+
+/// An option removed from a select field while a record is being given it
+/// does not end up held by the record: the save meets the new list and is
+/// refused; saved again, the removed option is refused as unknown.
+pub async fn an_option_removed_meanwhile_is_not_saved(store: Arc<dyn Store>) {
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let def = w
+        .crm
+        .define_custom_field(
+            &w.admin,
+            NewCustomField {
+                entity: Entity::Customer,
+                key: "region".into(),
+                label: "销售区域".into(),
+                label_en: None,
+                field_type: CustomFieldType::Select,
+                options: vec!["华东".into(), "华南".into(), "西北".into()],
+                required: false,
+                unique: false,
+            },
+        )
+        .await
+        .expect("field");
+    let c = w
+        .customer(&w.zhangsan, "选项竞态测试有限公司", json!({}))
+        .await;
+    let admin = w.admin.clone();
+    hooked.before_write(Table::Customers, async move {
+        other
+            .update_custom_field(
+                &admin,
+                def.id,
+                def.version,
+                crate::custom::CustomFieldUpdate {
+                    options: Some(vec!["华东".into(), "华南".into()]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("removed while no record holds it");
+    });
+    match w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            c.version,
+            fields(json!({"region": "西北"})),
+        )
+        .await
+    {
+        Err(Error::Conflict { .. } | Error::InvalidState(_)) => {}
+        other => panic!("expected the save refused, got {other:?}"),
+    }
+    let now = w
+        .crm
+        .get_record(&w.zhangsan, Entity::Customer, c.id)
+        .await
+        .expect("read");
+    assert_eq!(
+        now.fields.get("region").cloned().unwrap_or(Json::Null),
+        Json::Null
+    );
+    assert!(
+        w.crm
+            .update_record(
+                &w.zhangsan,
+                Entity::Customer,
+                c.id,
+                now.version,
+                fields(json!({"region": "西北"}))
+            )
+            .await
+            .is_err(),
+        "the removed option is unknown now"
     );
 }
