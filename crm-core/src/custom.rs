@@ -949,24 +949,27 @@ impl Crm {
             let holding = self.holding_option(company, &def, option);
             let n = self.count(holding.clone()).await?;
             if n > 0 {
+                // Named by code only to who may read them (a field manager
+                // need not read every record); the others are counted.
                 let mut some = holding.clone();
                 some.paging = crate::store::Paging::Offset {
                     offset: 0,
-                    limit: 3,
+                    limit: 20,
                 };
-                let codes: Vec<String> = self
-                    .store
-                    .select(&some)
-                    .await?
-                    .rows
-                    .iter()
-                    .map(|r| {
-                        r.get("code")
-                            .as_text()
-                            .map_or_else(|| r.id().to_string(), str::to_string)
-                    })
-                    .collect();
-                let more = if n > codes.len() as u64 { ", …" } else { "" };
+                let mut codes: Vec<String> = Vec::new();
+                for r in self.store.select(&some).await?.rows {
+                    if codes.len() < 3
+                        && self.can_on_row(actor, def.entity, Action::Read, &r).await?
+                        && let Some(code) = r.get("code").as_text()
+                    {
+                        codes.push(code.to_string());
+                    }
+                }
+                let more = match n - codes.len() as u64 {
+                    0 => String::new(),
+                    k if codes.is_empty() => format!("{k} you may not all see"),
+                    k => format!(", {k} more"),
+                };
                 return Err(Error::invalid(
                     "options",
                     format!(

@@ -836,8 +836,9 @@ impl Crm {
     /// back is the latest, as creating it did. The date only for who has
     /// full access to it, as a follow-up's creation. The customer is
     /// written at the version read: a follow-up added meanwhile (which
-    /// updates the customer) makes the change conflict. Nothing is written
-    /// when the dates stand.
+    /// updates the customer) makes the change conflict, and so does another
+    /// follow-up's delete or restore meanwhile (the customer is written
+    /// when the dates stand too).
     async fn follow_up_dates(
         &self,
         actor: &Actor,
@@ -914,11 +915,20 @@ impl Crm {
             });
             values.push(("next_follow_up", next));
         }
+        values.push(("updated_at", Value::Timestamp(self.now())));
         if changes.is_empty() {
-            // The dates stand whatever is added meanwhile.
+            // The dates stand as read — unless another follow-up is
+            // deleted or restored meanwhile, computing its dates from a
+            // list still holding this one: the customer is written at the
+            // version read all the same, so one of the two conflicts.
+            cs.ops.push(Op::Update {
+                table: Table::Customers,
+                id: customer.id(),
+                expected_version: customer.version(),
+                values,
+            });
             return Ok(());
         }
-        values.push(("updated_at", Value::Timestamp(self.now())));
         cs.ops.push(Op::Update {
             table: Table::Customers,
             id: customer.id(),
@@ -1383,13 +1393,14 @@ impl Crm {
             ),
         };
         cs.guards.push(guard);
-        // A customer is shared at the version its owner's right to share it
-        // was checked on: released into a pool (or transferred) meanwhile,
-        // the share conflicts instead of outliving the owner's hands (a
-        // release ends the shares it finds, not one written after it).
-        if entity == Entity::Customer {
+        // A customer (or one of its contacts, which move with it) is shared
+        // at the version its owner's right to share it was checked on:
+        // released into a pool (or transferred) meanwhile, the share
+        // conflicts instead of outliving the owner's hands (a release ends
+        // the shares it finds, not one written after it).
+        if matches!(entity, Entity::Customer | Entity::Contact) {
             cs.ops.push(Op::Update {
-                table: Table::Customers,
+                table: entity.table(),
                 id: id.0,
                 expected_version: row.version(),
                 values: vec![("updated_at", Value::Timestamp(now))],
