@@ -302,3 +302,108 @@ fn contact_export_imports_back_after_its_customer_is_renamed() {
     assert_eq!(v["report"]["created"], 0, "{i}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// Writes a one-sheet workbook of text cells.
+fn write_sheet(path: &Path, rows: &[&[&str]]) {
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let ws = book.add_worksheet();
+    for (r, row) in rows.iter().enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            ws.write_string(r as u32, c as u16, *v).expect("cell");
+        }
+    }
+    book.save(path).expect("save");
+}
+
+#[test]
+fn imports_refuse_archived_contacts_in_groups_and_match_usernames_letter_case_aside() {
+    let tmp = std::env::temp_dir().join(format!("crm-cli-io-groups-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("dir");
+    ok(&tmp, &["demo"]);
+    let contacts: serde_json::Value = serde_json::from_str(&ok(
+        &tmp,
+        &["--json", "contact", "list", "--per-page", "100"],
+    ))
+    .expect("json");
+    let contact = contacts["items"]
+        .as_array()
+        .and_then(|a| {
+            a.iter().find(|c| {
+                c["fields"]["mobile"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            })
+        })
+        .expect("a contact with a mobile")
+        .clone();
+    let code = contact["code"].as_str().expect("code").to_string();
+    let name = contact["fields"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    let mobile = contact["fields"]["mobile"]
+        .as_str()
+        .expect("mobile")
+        .to_string();
+    let customer_id = contact["fields"]["customer_id"].as_str().expect("customer");
+    let customers: serde_json::Value = serde_json::from_str(&ok(
+        &tmp,
+        &["--json", "customer", "list", "--per-page", "100"],
+    ))
+    .expect("json");
+    let customer = customers["items"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["id"].as_str() == Some(customer_id)))
+        .expect("the contact's customer");
+    let customer_code = customer["code"].as_str().expect("code").to_string();
+    let customer_name = customer["fields"]["name"]
+        .as_str()
+        .expect("name")
+        .to_string();
+    ok(&tmp, &["contact", "archive", &code]);
+    write_sheet(
+        &tmp.join("groups.xlsx"),
+        &[
+            &["编号", "客户名称", "联系人1姓名", "联系人1手机"],
+            &[&customer_code, &customer_name, &name, &mobile],
+        ],
+    );
+    let out = run(
+        &tmp,
+        &[
+            "--json",
+            "import",
+            "customer",
+            "groups.xlsx",
+            "--policy",
+            "update",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(v["report"]["rejected"], 1, "{text}");
+    assert_eq!(v["report"]["contacts_created"], 0, "{text}");
+    assert!(text.contains("archived"), "{text}");
+    // Owners by username, letter case aside.
+    write_sheet(
+        &tmp.join("owners.xlsx"),
+        &[&["客户名称", "负责人"], &["大写负责人有限公司", "ZHANGWEI"]],
+    );
+    let i = ok(
+        &tmp,
+        &[
+            "--json",
+            "import",
+            "customer",
+            "owners.xlsx",
+            "--owner",
+            "ZhangWei",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&i).expect("json report");
+    assert_eq!(v["report"]["created"], 1, "{i}");
+    assert_eq!(v["report"]["rejected"], 0, "{i}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -824,7 +824,9 @@ pub enum ColumnRole {
     /// The code of the n-th contact of a customer row (`联系人1编号`,
     /// `Contact 1 Code`: the group's number written out). Never written:
     /// under [`DuplicatePolicy::Update`] it names the contact of the
-    /// customer that the group updates (see [`Crm::begin_import`]).
+    /// customer that the group updates (see [`Crm::begin_import`]); one
+    /// naming a contact in the recycle bin or another customer's refuses
+    /// its row, one naming no contact is the sheet's own numbering.
     ContactCode {
         /// The group number.
         group: u32,
@@ -1011,8 +1013,17 @@ fn map_headers_with(
             Some(key) => customs.iter().any(|d| d.key == key && d.required),
             None => find_field(entity, f).is_some_and(|d| d.required),
         };
-        let masked_own = matches!(entity, Entity::Customer | Entity::Contact)
+        // So is a customer row's contact group column (联系人1手机) the actor
+        // sees masked: read back against the contact the group names.
+        let contact_required = |f: &str| match f.strip_prefix("custom.") {
+            Some(key) => contact_customs.iter().any(|d| d.key == key && d.required),
+            None => find_field(Entity::Contact, f).is_some_and(|d| d.required),
+        };
+        let masked_own = (matches!(entity, Entity::Customer | Entity::Contact)
             && matches!(&role, ColumnRole::Field(f) if !required(f))
+            || entity == Entity::Customer
+                && matches!(&role, ColumnRole::Contact { field, .. }
+                    if field != "name" && !contact_required(field)))
             && written.is_some_and(|(e, f)| actor.field_access(e, f) == FieldAccess::Masked);
         if let Some((e, field)) = written
             && (e.is_record() || e == Entity::Product)
@@ -1513,6 +1524,9 @@ pub struct ImportSession<'a> {
     /// what an export shows them of a stored record in those columns, in
     /// that order; `None` without such columns.
     masked_view: Option<(Vec<usize>, crate::export::ExportConverter)>,
+    /// As `masked_view`, for a customer import's contact group columns
+    /// the actor sees masked (联系人1手机), of the contacts the groups name.
+    contact_masked_view: Option<(Vec<usize>, crate::export::ExportConverter)>,
     /// Guards a batch's writes carry besides its duplicate keys': the
     /// unique custom values of contacts that customer rows create (see
     /// [`ImportSession::contact_uniques_free`]), and that the roles,
@@ -1766,6 +1780,7 @@ impl Crm {
             let u = crate::org::user_from_row(r);
             by_key.insert(u.id.to_string(), u.clone());
             by_key.insert(u.username.clone(), u.clone());
+            by_key.insert(folded_username_key(&u.username), u.clone());
             *names.entry(u.display_name.clone()).or_default() += 1;
             usernames.insert(u.username.to_lowercase(), u.id.0);
             users.insert(u.id.0, u);
@@ -1883,9 +1898,7 @@ impl Crm {
         let owner = match &options.owner {
             Some(key) if entity != Entity::User => {
                 let u = lookups
-                    .users
-                    .as_ref()
-                    .and_then(|m| m.get(key.trim()))
+                    .user(key)
                     .cloned()
                     .ok_or_else(|| Error::invalid("owner", format!("no user '{key}'")))?;
                 if !u.active {
@@ -1977,6 +1990,7 @@ impl Crm {
             batch_guards: Vec::new(),
             atomic_first: None,
             masked_view: None,
+            contact_masked_view: None,
             opts: options,
         };
         let kinds = session
@@ -1998,6 +2012,13 @@ impl Crm {
                     CellKind::Masked
                 }
                 ColumnRole::Field(f) => session.v.kind_of(entity, f),
+                // (As its customer's: see `map_headers_with`.)
+                ColumnRole::Contact { field, .. }
+                    if entity == Entity::Customer
+                        && actor.field_access(Entity::Contact, field) == FieldAccess::Masked =>
+                {
+                    CellKind::Masked
+                }
                 ColumnRole::Contact { field, .. } => session.v.kind_of(Entity::Contact, field),
             })
             .collect();
@@ -2030,6 +2051,23 @@ impl Crm {
             let keys: Vec<String> = masked.iter().map(|(_, f)| f.clone()).collect();
             let view = self.masked_view(actor, entity, &keys, &session.v.customs);
             session.masked_view = Some((masked.into_iter().map(|(i, _)| i).collect(), view));
+        }
+        let contact_masked: Vec<(usize, String)> = session
+            .v
+            .kinds
+            .iter()
+            .zip(&session.v.map.roles)
+            .enumerate()
+            .filter_map(|(i, (kind, role))| match (kind, role) {
+                (CellKind::Masked, ColumnRole::Contact { field, .. }) => Some((i, field.clone())),
+                _ => None,
+            })
+            .collect();
+        if !contact_masked.is_empty() {
+            let keys: Vec<String> = contact_masked.iter().map(|(_, f)| f.clone()).collect();
+            let view = self.masked_view(actor, Entity::Contact, &keys, &session.v.contact_customs);
+            session.contact_masked_view =
+                Some((contact_masked.into_iter().map(|(i, _)| i).collect(), view));
         }
         if session.opts.commit == CommitMode::Batches {
             // A dry run finds the checkpoint too (writing nothing), so it
@@ -3504,10 +3542,11 @@ impl<'a> ImportSession<'a> {
             .find_map(|k| self.holder(existing, k, None).map(Row::id))
     }
 
-    /// The live contacts of the customers that rows with contact groups
-    /// would update (update policy only; one query per [`IN_CHUNK`]
-    /// customers), by customer: a group matching one of them updates it
-    /// (see [`match_contact`]), the others are added.
+    /// The contacts (live or archived, not in the recycle bin) of the
+    /// customers that rows with contact groups would update (update policy
+    /// only; one query per [`IN_CHUNK`] customers), by customer: a group
+    /// matching a live one updates it, one matching an archived one fails
+    /// its row (see [`match_contact`]), the others are added.
     async fn contacts_of_updated(
         &self,
         cands: &[Candidate],
@@ -3526,8 +3565,14 @@ impl<'a> ImportSession<'a> {
         parents.sort_by_key(key_text);
         parents.dedup();
         for chunk in parents.chunks(IN_CHUNK) {
+            // Archived contacts too: a group naming one is refused (it is
+            // unarchived first), not made into a second contact beside it.
             let mut sel = Select::all(Table::Contacts, self.actor.company_id.0, self.crm.now());
-            sel.filter = Filter::In(Col::Column("customer_id"), chunk.to_vec());
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::And(vec![
+                Filter::In(Col::Column("customer_id"), chunk.to_vec()),
+                Filter::IsNull(Col::Column("deleted_at")),
+            ]);
             sel.sort = vec![Sort {
                 col: Col::Column("customer_id"),
                 desc: false,
@@ -3542,6 +3587,95 @@ impl<'a> ImportSession<'a> {
             rows.sort_by_key(Row::id);
         }
         Ok(out)
+    }
+
+    /// The contacts (in any state) the contact groups' code columns
+    /// (联系人1编号) of `cands` name, by code: one query per [`IN_CHUNK`]
+    /// codes, none when no group gives a code.
+    async fn group_code_contacts(&self, cands: &[Candidate]) -> Result<HashMap<String, Row>> {
+        let mut codes: Vec<Value> = cands
+            .iter()
+            .flat_map(|c| c.contacts.iter())
+            .filter_map(|k| k.code.clone().map(Value::Text))
+            .collect();
+        let mut out = HashMap::new();
+        if codes.is_empty() {
+            return Ok(out);
+        }
+        codes.sort_by_key(key_text);
+        codes.dedup();
+        for chunk in codes.chunks(IN_CHUNK) {
+            let mut sel = Select::all(Table::Contacts, self.actor.company_id.0, self.crm.now());
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::In(Col::Column("code"), chunk.to_vec());
+            for r in self.crm.store.select(&sel).await?.rows {
+                if let Some(code) = r.get("code").as_text() {
+                    out.insert(code.to_string(), r);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Why a contact group of row `c` cannot name the contact its code
+    /// column gives (`found`, see [`Self::group_code_contacts`]), the row
+    /// creating a customer (`customer` is `None`) or updating `customer`:
+    /// the contact is in the recycle bin, or another customer's. Only a
+    /// contact the actor may read is told of; another is "no contact of
+    /// this customer". A code naming no contact (a sheet's own numbering)
+    /// is no problem.
+    async fn group_code_problem(
+        &self,
+        c: &Candidate,
+        customer: Option<Uuid>,
+        found: &HashMap<String, Row>,
+    ) -> Result<Option<(String, String)>> {
+        for k in &c.contacts {
+            let g = k.group;
+            let Some(code) = k.code.as_deref() else {
+                continue;
+            };
+            let Some(r) = found.get(code) else {
+                continue;
+            };
+            let binned = !r.get("deleted_at").is_null();
+            let theirs = r.get("customer_id").as_id() == customer && customer.is_some();
+            if !binned && theirs {
+                continue;
+            }
+            let readable = self
+                .crm
+                .can_on_row(&self.actor, Entity::Contact, Action::Read, r)
+                .await?;
+            let name = row_label_name(r);
+            return Ok(Some(if !readable {
+                (
+                    format!("contact {g}: no contact {code} of this customer (联系人{g}编号)"),
+                    format!("联系人{g}：该客户没有编号为 {code} 的联系人（联系人{g}编号）"),
+                )
+            } else if binned {
+                (
+                    format!(
+                        "contact {g}: contact {code} ({name}) is in the recycle bin; restore it \
+                         first, or clear the code (联系人{g}编号) to import the contact as a new one"
+                    ),
+                    format!(
+                        "联系人{g}：编号 {code}（{name}）对应的联系人在回收站中，请先恢复，或清空联系人{g}编号作为新联系人导入"
+                    ),
+                )
+            } else {
+                (
+                    format!(
+                        "contact {g}: contact {code} ({name}) is another customer's contact, not \
+                         this customer's: clear the code (联系人{g}编号) or correct it"
+                    ),
+                    format!(
+                        "联系人{g}：编号 {code}（{name}）是其他客户的联系人，不属于该客户；请清空或更正联系人{g}编号"
+                    ),
+                )
+            }));
+        }
+        Ok(None)
     }
 
     /// The rows of `cands` whose contacts to add hold unique custom values
@@ -5055,6 +5189,7 @@ impl ImportSession<'_> {
             return Ok((ChangeSet::default(), BatchItems::default()));
         }
         let binned = self.binned_codes(entity, &unique, &existing).await?;
+        let group_codes = self.group_code_contacts(&unique).await?;
         let mut creates = Vec::with_capacity(unique.len());
         let mut updates: Vec<PlannedUpdate> = Vec::new();
         let mut update_keys: Vec<DupKey> = Vec::new();
@@ -5141,6 +5276,12 @@ impl ImportSession<'_> {
                         ),
                         "无权为其他负责人创建记录".to_string(),
                     );
+                    continue;
+                }
+                // A contact code naming a stored contact names one of
+                // another customer (or in the recycle bin): not a new one.
+                if let Some((pe, pz)) = self.group_code_problem(&c, None, &group_codes).await? {
+                    self.reject(issues, c.number, IssueKind::Invalid, pe, pz);
                     continue;
                 }
                 // The records still holding its keys are moving away from
@@ -5272,6 +5413,19 @@ impl ImportSession<'_> {
             let contact_updates = if c.contacts.is_empty() {
                 Vec::new()
             } else {
+                if let Some((pe, pz)) = self
+                    .group_code_problem(&c, Some(row.id()), &group_codes)
+                    .await?
+                {
+                    self.reject(
+                        issues,
+                        c.number,
+                        IssueKind::Invalid,
+                        format!("{en}; this row cannot update it: {pe}"),
+                        format!("{zh}；该行不能更新该记录：{pz}"),
+                    );
+                    continue;
+                }
                 match self.contact_updates(&c, row, &stored_contacts).await? {
                     Ok((planned, guards)) => {
                         if !self.opts.dry_run {
@@ -5608,8 +5762,94 @@ impl ImportSession<'_> {
                     .map(|d| (d.en.to_string(), d.zh.to_string()))
                     .unwrap_or_else(|| (f.clone(), f.clone())),
             },
+            Some(ColumnRole::Contact { group, field }) => match field.strip_prefix("custom.") {
+                Some(key) => self
+                    .v
+                    .contact_customs
+                    .iter()
+                    .find(|d| d.key == key)
+                    .map(|d| {
+                        (
+                            format!(
+                                "Contact {group} {}",
+                                d.label_en.clone().unwrap_or_else(|| d.label.clone())
+                            ),
+                            format!("联系人{group}{}", d.label),
+                        )
+                    })
+                    .unwrap_or_else(|| (field.clone(), field.clone())),
+                None => find_field(Entity::Contact, field)
+                    .map(|d| {
+                        (
+                            format!("Contact {group} {}", d.en),
+                            format!("联系人{group}{}", d.zh),
+                        )
+                    })
+                    .unwrap_or_else(|| (field.clone(), field.clone())),
+            },
             _ => (column_name(i), column_name(i)),
         }
+    }
+
+    /// The first masked cell of contact group `group` of row `c` that is
+    /// not what an export shows the actor of the stored contact `contact`
+    /// (any, for a group adding a contact: `None`), as messages in English
+    /// and Chinese; `None` when every one is (they then change nothing).
+    fn contact_masked_mismatch(
+        &self,
+        c: &Candidate,
+        group: usize,
+        contact: Option<&Row>,
+    ) -> Option<(String, String)> {
+        let (cols, view) = self.contact_masked_view.as_ref()?;
+        let mut shown = None;
+        for (i, text) in &c.masked {
+            let Some(at) = cols.iter().position(|c| c == i) else {
+                continue;
+            };
+            if !matches!(self.v.map.roles.get(*i),
+                Some(ColumnRole::Contact { group: g, .. }) if *g as usize == group)
+            {
+                continue;
+            }
+            let (le, lz) = self.column_label(*i);
+            let Some(contact) = contact else {
+                return Some((
+                    format!(
+                        "{le} (column {}): the field is shown masked to {}, so an import cannot \
+                         set it; leave it empty for a new contact",
+                        column_name(*i),
+                        self.actor.display_name
+                    ),
+                    format!(
+                        "{lz}（{} 列）：该字段对你脱敏显示，导入不能填写；新建联系人时请留空",
+                        column_name(*i)
+                    ),
+                ));
+            };
+            let shown = shown.get_or_insert_with(|| view.stored_cells(contact.clone()));
+            let now = shown.get(at).and_then(export_text);
+            if now.as_deref() == Some(text.as_str()) {
+                continue;
+            }
+            let (now_en, now_zh) = match &now {
+                Some(v) => (format!("'{v}'"), format!("「{v}」")),
+                None => ("nothing".to_string(), "空值".to_string()),
+            };
+            return Some((
+                format!(
+                    "{le} (column {}): '{text}' is not the value shown to {} ({now_en}); the \
+                     field is shown masked to them, so an import cannot change it",
+                    column_name(*i),
+                    self.actor.display_name
+                ),
+                format!(
+                    "{lz}（{} 列）：「{text}」与你看到的值（{now_zh}）不同；该字段对你脱敏显示，导入不能修改",
+                    column_name(*i)
+                ),
+            ));
+        }
+        None
     }
 
     /// The first masked cell of a row updating the stored record `row`
@@ -5623,7 +5863,10 @@ impl ImportSession<'_> {
         }
         let shown = view.stored_cells(row.clone());
         for (i, text) in &c.masked {
-            let at = cols.iter().position(|c| c == i)?;
+            // (A contact group's column is the contact's: `contact_updates`.)
+            let Some(at) = cols.iter().position(|c| c == i) else {
+                continue;
+            };
             let now = shown.get(at).and_then(export_text);
             if now.as_deref() == Some(text.as_str()) {
                 continue;
@@ -5650,7 +5893,7 @@ impl ImportSession<'_> {
     }
 
     /// The contacts of `customer` (an existing customer row `c` updates;
-    /// `stored` holds its live contacts) that the row's contact groups
+    /// `stored` holds its contacts, archived too) that the row's contact groups
     /// name (see [`match_contact`]), each checked as an update of the
     /// contact through the API is: the actor may update it, it is not
     /// archived, the merged contact passes the rules, and a mobile or
@@ -5677,7 +5920,13 @@ impl ImportSession<'_> {
                 .and_then(Value::as_text)
                 .unwrap_or_default();
             let contact = match match_contact(k, contacts) {
-                ContactMatch::New => continue,
+                ContactMatch::New => {
+                    // A masked value is not the actor's to give a new contact.
+                    if let Some((pe, pz)) = self.contact_masked_mismatch(c, g, None) {
+                        return Ok(Err((IssueKind::Forbidden, pe, pz)));
+                    }
+                    continue;
+                }
                 ContactMatch::One(r) => r,
                 ContactMatch::Many(n) => {
                     return Ok(Err((
@@ -5723,6 +5972,10 @@ impl ImportSession<'_> {
                     ),
                     format!("联系人{g}：你无权更新联系人 {code}（{name}）"),
                 )));
+            }
+            // A masked cell as the actor was shown it is no change.
+            if let Some((pe, pz)) = self.contact_masked_mismatch(c, g, Some(contact)) {
+                return Ok(Err((IssueKind::Forbidden, pe, pz)));
             }
             if !contact.get("archived_at").is_null() {
                 return Ok(Err((
@@ -6023,7 +6276,7 @@ impl ImportSession<'_> {
                 .and_then(|id| self.users.get(id))
                 .cloned();
             let superior = text("superior_id").and_then(|s| {
-                match self.v.lookups.users.as_ref().and_then(|m| m.get(&s)) {
+                match self.v.lookups.user(&s) {
                     // As `update_user`: a superior kept as it is stays,
                     // deactivated since or not; a new one must be active.
                     Some(u)
@@ -6872,6 +7125,27 @@ fn export_text(v: &ExportValue) -> Option<String> {
     }
 }
 
+/// The key under which [`Lookups::users`] holds a user by its username
+/// with letter case (and full-width forms) folded: usernames are unique
+/// letter case aside, so an import matches them so (display names only as
+/// written). The prefix keeps these keys apart from display names.
+pub(crate) fn folded_username_key(username: &str) -> String {
+    format!("\u{0}username:{}", crate::org::fold_name(username))
+}
+
+impl Lookups {
+    /// The user `key` names among the resolved users: its username letter
+    /// case aside, else its id, exact username or display name (as
+    /// `begin_import` keys them). `None` when none does or the users were
+    /// not resolved.
+    pub(crate) fn user(&self, key: &str) -> Option<&crate::org::User> {
+        let users = self.users.as_ref()?;
+        users
+            .get(&folded_username_key(key))
+            .or_else(|| users.get(key.trim()))
+    }
+}
+
 /// Which of a customer's contacts a contact group of its row names.
 enum ContactMatch<'r> {
     /// None: the group adds a contact.
@@ -6882,10 +7156,11 @@ enum ContactMatch<'r> {
     Many(usize),
 }
 
-/// The contact of a customer (`stored`: its live contacts) that a contact
-/// group names, as a contact import matches contacts: by the group's code
-/// column (联系人1编号) when it names one of them, else by mobile, else —
-/// a group without a mobile — by name within the customer.
+/// The contact of a customer (`stored`: its contacts, archived ones too)
+/// that a contact group names, as a contact import matches contacts: by
+/// the group's code column (联系人1编号) when it names one of them, else
+/// by mobile, else — a group without a mobile — by name within the
+/// customer (live contacts before archived ones).
 fn match_contact<'r>(k: &ContactDraft, stored: &'r [Row]) -> ContactMatch<'r> {
     if let Some(code) = k.code.as_deref()
         && let Some(r) = stored
@@ -6900,13 +7175,20 @@ fn match_contact<'r>(k: &ContactDraft, stored: &'r [Row]) -> ContactMatch<'r> {
             .find(|r| r.get("mobile_key").as_text() == Some(m))
             .map_or(ContactMatch::New, ContactMatch::One);
     }
+    // By name the live contacts first: an archived namesake is named only
+    // when no live contact has the name.
     let name = k.set.get("name").and_then(Value::as_text);
-    let mut same = stored.iter().filter(|r| r.get("name").as_text() == name);
-    match (same.next(), same.count()) {
-        (None, _) => ContactMatch::New,
-        (Some(r), 0) => ContactMatch::One(r),
-        (Some(_), more) => ContactMatch::Many(more + 1),
+    for archived in [false, true] {
+        let mut same = stored.iter().filter(|r| {
+            r.get("archived_at").is_null() != archived && r.get("name").as_text() == name
+        });
+        match (same.next(), same.count()) {
+            (None, _) => {}
+            (Some(r), 0) => return ContactMatch::One(r),
+            (Some(_), more) => return ContactMatch::Many(more + 1),
+        }
     }
+    ContactMatch::New
 }
 
 /// Whether a contact group adds a contact: its row creates a customer

@@ -560,8 +560,8 @@ impl Crm {
         lookups: &Lookups,
     ) -> Result<crate::org::User> {
         match &lookups.users {
-            Some(users) => users
-                .get(key.trim())
+            Some(_) => lookups
+                .user(key)
                 .cloned()
                 .ok_or_else(|| Error::not_found("user", key)),
             None => self.resolve_user(actor, key).await,

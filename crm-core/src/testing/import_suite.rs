@@ -14,6 +14,26 @@
 macro_rules! import_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::import_suite::import_group_matching_an_archived_contact_refuses_its_row,
+            io_import_group_matching_an_archived_contact_refuses_its_row,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_group_codes_of_binned_or_other_customers_contacts_refuse_the_row,
+            io_import_group_codes_of_binned_or_other_customers_contacts_refuse_the_row,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_matches_usernames_letter_case_aside,
+            io_import_matches_usernames_letter_case_aside,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_reads_masked_contact_group_cells_back_as_unchanged,
+            io_import_reads_masked_contact_group_cells_back_as_unchanged,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::import_all_or_nothing_is_bounded,
             io_import_all_or_nothing_is_bounded,
             $make
@@ -5828,4 +5848,370 @@ pub async fn import_reads_masked_cells_back_as_unchanged(store: Arc<dyn Store>) 
     .await;
     assert_eq!((r.created, r.rejected), (1, 1), "{:#?}", r.issues);
     assert_eq!(issue(&r, 2).kind, IssueKind::Forbidden);
+}
+
+/// Under the update policy a contact group matching an archived contact of
+/// its customer (by mobile, by code, or by name when no live contact has
+/// it) refuses its row — the contact is unarchived first — rather than
+/// adding a second contact with that mobile beside it.
+pub async fn import_group_matching_an_archived_contact_refuses_its_row(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let jia = w.customer(&w.admin, "归档联系人有限公司", json!({})).await;
+    let jia_code = jia.code.clone().expect("code");
+    let zw = new_contact(&w, &jia, json!({"name": "张伟", "mobile": "13800000011"})).await;
+    let ln = new_contact(&w, &jia, json!({"name": "李娜", "title": "专员"})).await;
+    let gone = w
+        .crm
+        .archive_records(&w.admin, Entity::Contact, &[zw.id, ln.id])
+        .await;
+    assert!(gone.refused.is_empty(), "{:?}", gone.refused);
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let zw_code = zw.code.clone().expect("code");
+    for (h, cells) in [
+        (
+            vec!["编号", "客户名称", "联系人1姓名", "联系人1手机"],
+            vec![
+                t(&jia_code),
+                t("归档联系人有限公司"),
+                t("张伟"),
+                t("13800000011"),
+            ],
+        ),
+        (
+            vec!["编号", "客户名称", "联系人1姓名", "联系人1编号"],
+            vec![
+                t(&jia_code),
+                t("归档联系人有限公司"),
+                t("张伟新"),
+                t(&zw_code),
+            ],
+        ),
+        (
+            vec!["编号", "客户名称", "联系人1姓名", "联系人1职务"],
+            vec![t(&jia_code), t("归档联系人有限公司"), t("李娜"), t("经理")],
+        ),
+    ] {
+        let r = run(&w, &w.admin, o.clone(), &h, vec![cells]).await;
+        assert_eq!(
+            (r.rejected, r.contacts_created, r.contacts_updated),
+            (1, 0, 0),
+            "{h:?}: {:#?}",
+            r.issues
+        );
+        let i = issue(&r, 2);
+        assert!(i.message_en.contains("archived"), "{}", i.message_en);
+        assert!(i.message_zh.contains("归档"), "{}", i.message_zh);
+    }
+    // Unarchived, the one contact holds the mobile; the sheet updates it.
+    let back = w
+        .crm
+        .unarchive_records(&w.admin, Entity::Contact, &[zw.id])
+        .await;
+    assert!(back.refused.is_empty(), "{:?}", back.refused);
+    let same: Vec<Record> = contacts_of(&w)
+        .await
+        .into_iter()
+        .filter(|c| c.text("mobile") == Some("13800000011"))
+        .collect();
+    assert_eq!(same.len(), 1, "{same:?}");
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &[
+            "编号",
+            "客户名称",
+            "联系人1姓名",
+            "联系人1手机",
+            "联系人1职务",
+        ],
+        vec![vec![
+            t(&jia_code),
+            t("归档联系人有限公司"),
+            t("张伟"),
+            t("13800000011"),
+            t("总监"),
+        ]],
+    )
+    .await;
+    assert_eq!(
+        (r.rejected, r.contacts_created, r.contacts_updated),
+        (0, 0, 1),
+        "{:#?}",
+        r.issues
+    );
+}
+
+/// A contact group's code column (联系人1编号) naming a contact in the
+/// recycle bin, or a contact of another customer, refuses its row (an
+/// update's or a new customer's): restore it or clear the code, or the
+/// code is another customer's contact — told only of a contact the actor
+/// may read; to another actor it is no contact of this customer.
+pub async fn import_group_codes_of_binned_or_other_customers_contacts_refuse_the_row(
+    store: Arc<dyn Store>,
+) {
+    let w = World::new(store.clone()).await;
+    let jia = w.customer(&w.admin, "甲编号有限公司", json!({})).await;
+    let jia_code = jia.code.clone().expect("code");
+    let yi = w.customer(&w.admin, "乙编号有限公司", json!({})).await;
+    let wang = new_contact(&w, &yi, json!({"name": "王芳", "mobile": "13800000021"})).await;
+    let wang_code = wang.code.clone().expect("code");
+    let chen = new_contact(&w, &jia, json!({"name": "陈静", "title": "专员"})).await;
+    let chen_code = chen.code.clone().expect("code");
+    let gone = w
+        .crm
+        .delete_records(&w.admin, Entity::Contact, &[chen.id])
+        .await;
+    assert!(gone.refused.is_empty(), "{:?}", gone.refused);
+    let before = contacts_of(&w).await.len();
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let h = ["编号", "客户名称", "联系人1姓名", "联系人1编号"];
+    for (cells, code, en, zh) in [
+        (
+            vec![t(&jia_code), t("甲编号有限公司"), t("王芳"), t(&wang_code)],
+            &wang_code,
+            "another customer",
+            "其他客户",
+        ),
+        (
+            vec![t(&jia_code), t("甲编号有限公司"), t("陈静"), t(&chen_code)],
+            &chen_code,
+            "recycle bin",
+            "回收站",
+        ),
+        (
+            vec![t(""), t("丙编号有限公司"), t("王芳"), t(&wang_code)],
+            &wang_code,
+            "another customer",
+            "其他客户",
+        ),
+    ] {
+        let r = run(&w, &w.admin, o.clone(), &h, vec![cells]).await;
+        assert_eq!(
+            (
+                r.rejected,
+                r.created,
+                r.contacts_created,
+                r.contacts_updated
+            ),
+            (1, 0, 0, 0),
+            "{:#?}",
+            r.issues
+        );
+        let i = issue(&r, 2);
+        assert_eq!(i.kind, IssueKind::Invalid);
+        assert!(
+            i.message_en.contains(code.as_str()) && i.message_en.contains(en),
+            "{}",
+            i.message_en
+        );
+        assert!(i.message_zh.contains(zh), "{}", i.message_zh);
+    }
+    assert_eq!(contacts_of(&w).await.len(), before);
+    // Someone who may not read 乙's contact learns nothing of it.
+    let r = run(
+        &w,
+        &w.zhangsan,
+        opts(Entity::Customer),
+        &h,
+        vec![vec![t(""), t("丁编号有限公司"), t("王芳"), t(&wang_code)]],
+    )
+    .await;
+    assert_eq!((r.rejected, r.created), (1, 0), "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert!(
+        i.message_en
+            .contains(&format!("no contact {wang_code} of this customer"))
+            && !i.message_en.contains("王芳"),
+        "{}",
+        i.message_en
+    );
+    // A code naming no contact is the sheet's own numbering.
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &h,
+        vec![vec![
+            t(&jia_code),
+            t("甲编号有限公司"),
+            t("赵六"),
+            t("LXR-NONE-1"),
+        ]],
+    )
+    .await;
+    assert_eq!((r.rejected, r.contacts_created), (0, 1), "{:#?}", r.issues);
+}
+
+/// Imports match usernames letter case aside, as everything else does: an
+/// owner column (负责人), the import's owner option, and a user import's
+/// superior (上级); display names still only as written.
+pub async fn import_matches_usernames_letter_case_aside(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &["客户名称", "负责人"],
+        vec![vec![t("大写负责人有限公司"), t("ZHANGSAN")]],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 0), "{:#?}", r.issues);
+    let mut o = opts(Entity::Customer);
+    o.owner = Some("ZhangSan".into());
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &["客户名称"],
+        vec![vec![t("大写选项有限公司")]],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 0), "{:#?}", r.issues);
+    let mine: Vec<Record> = customers(&w, &w.admin)
+        .await
+        .into_iter()
+        .filter(|c| c.text("name").is_some_and(|n| n.starts_with("大写")))
+        .collect();
+    assert_eq!(mine.len(), 2);
+    assert!(
+        mine.iter().all(|c| c.owner_id == Some(w.zhangsan.user_id)),
+        "{mine:?}"
+    );
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::User),
+        &["用户名", "姓名", "上级"],
+        vec![vec![t("xiaoqiang"), t("小强"), t("LISI")]],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 0), "{:#?}", r.issues);
+    let xq = w
+        .crm
+        .user_by_username(&w.admin, "xiaoqiang")
+        .await
+        .expect("imported user");
+    assert_eq!(xq.superior_id, Some(w.lisi.user_id));
+}
+
+/// A user who sees contacts' mobiles masked may import customers with a
+/// contact group's mobile column (联系人1手机): the masked value as they
+/// were shown it of the contact the group names is no change; another
+/// value, or any value for a contact the group adds, refuses the row as
+/// forbidden, in both languages.
+pub async fn import_reads_masked_contact_group_cells_back_as_unchanged(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let masked = user_with_role(
+        &w,
+        "contactmask",
+        role_perms(
+            &[
+                Action::Read,
+                Action::Create,
+                Action::Update,
+                Action::Export,
+                Action::Import,
+            ],
+            DataScope::All,
+        ),
+        vec![FieldRule {
+            entity: Entity::Contact,
+            field: "mobile".into(),
+            access: FieldAccess::Masked,
+        }],
+    )
+    .await;
+    let jia = w.customer(&w.admin, "脱敏联系人有限公司", json!({})).await;
+    let jia_code = jia.code.clone().expect("code");
+    let zw = new_contact(
+        &w,
+        &jia,
+        json!({"name": "张伟", "mobile": "13812345678", "title": "经理"}),
+    )
+    .await;
+    let zw_code = zw.code.clone().expect("code");
+    let (ch, cdata) = exported_sheet(&w, &masked, Entity::Contact, false).await;
+    let at = ch.iter().position(|c| c == "手机").expect("mobile column");
+    let Cell::Text(shown) = cdata[0][at].clone() else {
+        panic!("mobile {:?}", cdata[0][at]);
+    };
+    assert!(shown.contains('*') && shown != "13812345678", "{shown}");
+    let h = [
+        "编号",
+        "客户名称",
+        "联系人1姓名",
+        "联系人1编号",
+        "联系人1手机",
+        "联系人1职务",
+    ];
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let row = |mobile: &str, title: &str| {
+        vec![
+            t(&jia_code),
+            t("脱敏联系人有限公司"),
+            t("张伟"),
+            t(&zw_code),
+            t(mobile),
+            t(title),
+        ]
+    };
+    let r = run(&w, &masked, o.clone(), &h, vec![row(&shown, "总监")]).await;
+    assert_eq!(
+        (r.rejected, r.contacts_updated, r.contacts_created),
+        (0, 1, 0),
+        "{:#?}",
+        r.issues
+    );
+    let stored = contact_named(&w, "张伟").await;
+    assert_eq!(stored.text("mobile"), Some("13812345678"));
+    assert_eq!(stored.text("title"), Some("总监"));
+    // Another value: refused, nothing written.
+    let r = run(&w, &masked, o.clone(), &h, vec![row("138****0000", "顾问")]).await;
+    assert_eq!((r.rejected, r.contacts_updated), (1, 0), "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert_eq!(i.kind, IssueKind::Forbidden);
+    assert!(i.message_en.contains("masked"), "{}", i.message_en);
+    assert!(i.message_zh.contains("脱敏"), "{}", i.message_zh);
+    assert_eq!(contact_named(&w, "张伟").await.text("title"), Some("总监"));
+    // A contact the group adds cannot take a value in it, to an existing
+    // customer or a new one; without one it is added.
+    let h = ["编号", "客户名称", "联系人1姓名", "联系人1手机"];
+    for cells in [
+        vec![
+            t(&jia_code),
+            t("脱敏联系人有限公司"),
+            t("新人"),
+            t("13900000000"),
+        ],
+        vec![t(""), t("脱敏新客户有限公司"), t("新人"), t("13900000000")],
+    ] {
+        let r = run(&w, &masked, o.clone(), &h, vec![cells]).await;
+        assert_eq!(
+            (r.rejected, r.created, r.contacts_created),
+            (1, 0, 0),
+            "{:#?}",
+            r.issues
+        );
+        let i = issue(&r, 2);
+        assert_eq!(i.kind, IssueKind::Forbidden);
+        assert!(i.message_zh.contains("脱敏"), "{}", i.message_zh);
+    }
+    let r = run(
+        &w,
+        &masked,
+        o,
+        &h,
+        vec![vec![
+            t(&jia_code),
+            t("脱敏联系人有限公司"),
+            t("新人"),
+            Cell::Empty,
+        ]],
+    )
+    .await;
+    assert_eq!((r.rejected, r.contacts_created), (0, 1), "{:#?}", r.issues);
 }
