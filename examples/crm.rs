@@ -1300,7 +1300,6 @@ fn written_version(expected: i64, read_back: i64) -> i64 {
     }
 }
 
-/// What stands for a record the actor may not read, in place of its id.
 /// A 360° view section's count: what the user sees, and how many more
 /// the customer has that they may not see.
 fn section_count(s: &crm::view::ViewSection) -> String {
@@ -1311,6 +1310,7 @@ fn section_count(s: &crm::view::ViewSection) -> String {
     }
 }
 
+/// What stands for a record the actor may not read, in place of its id.
 fn hidden(target: Entity) -> String {
     format!("（无权查看的{}）(hidden {target})", target.name_zh())
 }

@@ -441,11 +441,6 @@ pub(crate) fn parse_bool(text: &str) -> Option<bool> {
     }
 }
 
-/// Reads a number as custom number fields take it (saved values and
-/// filters alike): full-width digits are read as ASCII, commas only
-/// separate thousands in groups of three (`1,234.5`, as amounts of money
-/// take them), and the number must be finite. `1,5`, `1.234,56`, `0,500`,
-/// `nan` and `inf` are refused naming the value.
 /// The largest integer a number field (an `f64`) holds exactly, with all
 /// those below it: 2^53.
 const MAX_EXACT_INTEGER: u64 = 1 << 53;
@@ -491,6 +486,11 @@ fn stored_exactly(text: &str) -> bool {
             .is_ok_and(|w| w <= u128::from(MAX_EXACT_INTEGER))
 }
 
+/// Reads a number as custom number fields take it (saved values and
+/// filters alike): full-width digits are read as ASCII, commas only
+/// separate thousands in groups of three (`1,234.5`, as amounts of money
+/// take them), and the number must be finite. `1,5`, `1.234,56`, `0,500`,
+/// `nan` and `inf` are refused naming the value.
 pub(crate) fn parse_number(text: &str) -> std::result::Result<f64, String> {
     let t: String = text
         .trim()

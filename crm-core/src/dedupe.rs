@@ -500,7 +500,6 @@ pub(crate) fn holder_column(kind: &str) -> &'static str {
     }
 }
 
-/// A key row of `customer`.
 /// Column values a contact takes in a merge.
 type Fill = Vec<(&'static str, Value)>;
 
@@ -529,6 +528,7 @@ fn contact_fill_changes(row: &Row, fill: &[(&'static str, Value)]) -> Vec<FieldC
         .collect()
 }
 
+/// A key row of `customer`.
 fn key_row(crm: &Crm, company: Uuid, customer: Uuid, kind: &str, key: &str, dup: bool) -> Op {
     let mut values = crm.new_row(company, crm.new_id());
     values.extend([

@@ -1462,7 +1462,7 @@ impl Crm {
                 return Err(Error::invalid("contact name (姓名)", "is required"));
             }
             // The checks of a plain create: required fields (the customer
-            // is this one), another owner only with the transfer right.
+            // is this one), another owner only within the create scope.
             let mut errors = ValidationErrors::default();
             for def in entity.fields() {
                 if def.required && set.get(def.name).is_none_or(Value::is_null) {
