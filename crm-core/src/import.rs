@@ -1454,6 +1454,11 @@ pub struct ImportSession<'a> {
     /// over the stored ones in `users`: for the check that no row closes a
     /// cycle of superiors.
     superiors: HashMap<Uuid, Option<Uuid>>,
+    /// Whether the actor may create this import's records for another
+    /// owner (an owner column), as a create through the API checks it
+    /// (`Crm::check_owner_for_create`), once per owner: `Some(refusal)`
+    /// when not.
+    owner_checks: HashMap<Uuid, Option<String>>,
     /// Product categories by id, code, name (when unambiguous) and
     /// `parent/child` path (product imports).
     categories: HashMap<String, Uuid>,
@@ -1907,11 +1912,11 @@ impl Crm {
                         format!("user {} is deactivated", u.username),
                     ));
                 }
-                if u.id != actor.user_id && !actor.can(entity, Action::Transfer) {
-                    return Err(Error::Forbidden(format!(
-                        "{} may not import {} records for another owner",
-                        actor.display_name, entity
-                    )));
+                // As a create through the API: within the create scope,
+                // readable afterwards.
+                if u.id != actor.user_id {
+                    self.check_owner_for_create(actor, entity, u.id.0, None)
+                        .await?;
                 }
                 Some(u.id.0)
             }
@@ -1958,6 +1963,7 @@ impl Crm {
             departments,
             roles,
             superiors: HashMap::new(),
+            owner_checks: HashMap::new(),
             categories,
             products,
             binned_products,
@@ -3315,6 +3321,7 @@ impl<'a> ImportSession<'a> {
             CommitMode::Batches => {
                 cs.guards = self.key_guards(&keys, (first, last), false);
                 cs.guards.extend(self.pool_guard());
+                cs.guards.extend(self.option_list_guards());
                 cs.guards.append(&mut self.batch_guards);
                 if self.opts.entity == Entity::Customer {
                     // The duplicate keys now, while the batch before may
@@ -3342,6 +3349,30 @@ impl<'a> ImportSession<'a> {
             }
         }
         Ok(PreparedBatch { issues, write })
+    }
+
+    /// Guards that the option lists of the select fields the sheet's
+    /// columns write are still those the import read when it began (see
+    /// [`crate::custom::option_list_guards`]): an option removed while the
+    /// import runs fails the batch instead of being written (one guard per
+    /// such field and batch).
+    fn option_list_guards(&self) -> Vec<Guard> {
+        let keys: Vec<String> = self
+            .v
+            .map
+            .roles
+            .iter()
+            .filter_map(|r| match r {
+                ColumnRole::Field(f) => f.strip_prefix("custom.").map(str::to_string),
+                _ => None,
+            })
+            .collect();
+        crate::custom::option_list_guards(
+            self.actor.company_id.0,
+            &self.v.customs,
+            keys.iter(),
+            self.crm.now(),
+        )
     }
 
     /// For an import into a pool, the guard refusing its writes once the
@@ -3373,6 +3404,7 @@ impl<'a> ImportSession<'a> {
                     let rows = (self.atomic_first.unwrap_or_default(), self.last_row_seen());
                     cs.guards = self.key_guards(&self.atomic_keys, rows, true);
                     cs.guards.extend(self.pool_guard());
+                    cs.guards.extend(self.option_list_guards());
                     cs.guards.append(&mut self.batch_guards);
                     if self.opts.entity == Entity::Customer {
                         self.crm.index_customer_keys(&mut cs).await?;
@@ -5264,19 +5296,28 @@ impl ImportSession<'_> {
                 }
                 if let Some(o) = c.owner
                     && o != self.actor.user_id.0
-                    && !self.actor.can(entity, Action::Transfer)
                 {
-                    self.reject(
-                        issues,
-                        c.number,
-                        IssueKind::Forbidden,
-                        format!(
-                            "{} may not create {entity} records for another owner",
-                            self.actor.display_name
-                        ),
-                        "无权为其他负责人创建记录".to_string(),
-                    );
-                    continue;
+                    let refusal = match self.owner_checks.get(&o) {
+                        Some(r) => r.clone(),
+                        None => {
+                            let r = match self
+                                .crm
+                                .check_owner_for_create(&self.actor, entity, o, None)
+                                .await
+                            {
+                                Ok(()) => None,
+                                Err(Error::Forbidden(m)) => Some(m),
+                                Err(e) => return Err(e),
+                            };
+                            self.owner_checks.insert(o, r.clone());
+                            r
+                        }
+                    };
+                    if let Some(m) = refusal {
+                        let zh = crate::forbidden_zh::forbidden_zh(&m);
+                        self.reject(issues, c.number, IssueKind::Forbidden, m, zh);
+                        continue;
+                    }
                 }
                 // A contact code naming a stored contact names one of
                 // another customer (or in the recycle bin): not a new one.

@@ -233,6 +233,11 @@ macro_rules! service_scenarios {
             $make
         );
         $each!(
+            $crate::testing::service_suite::an_import_for_another_owner_holds_to_the_create_scope,
+            crm_an_import_for_another_owner_holds_to_the_create_scope,
+            $make
+        );
+        $each!(
             $crate::testing::service_suite::a_customer_view_counts_what_it_does_not_show,
             crm_a_customer_view_counts_what_it_does_not_show,
             $make
@@ -6382,4 +6387,132 @@ pub async fn an_option_removed_meanwhile_is_not_saved(store: Arc<dyn Store>) {
             .is_err(),
         "the removed option is unknown now"
     );
+    // An import giving an option removed while it runs fails as a whole.
+    let fresh = w
+        .crm
+        .custom_fields(&w.admin, Entity::Customer)
+        .await
+        .expect("fields")
+        .into_iter()
+        .find(|d| d.key == "region")
+        .expect("region");
+    let (other, admin) = (
+        Crm::new(w.crm.store().clone(), w.clock.clone()),
+        w.admin.clone(),
+    );
+    hooked.before_write(Table::Customers, async move {
+        other
+            .update_custom_field(
+                &admin,
+                fresh.id,
+                fresh.version,
+                crate::custom::CustomFieldUpdate {
+                    options: Some(vec!["华东".into()]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("华南 removed while no record holds it");
+    });
+    let mut s = w
+        .crm
+        .begin_import(
+            &w.zhangsan,
+            ImportOptions::new(Entity::Customer),
+            &["客户名称".to_string(), "销售区域".to_string()],
+        )
+        .await
+        .expect("begin");
+    s.push(&[SheetRow {
+        number: 2,
+        cells: vec![
+            Cell::Text("华南导入有限公司".into()),
+            Cell::Text("华南".into()),
+        ],
+    }])
+    .await
+    .expect("push");
+    assert!(s.finish().await.is_err(), "the import met the new list");
+    let all = w
+        .crm
+        .store()
+        .select(&crate::store::Select::all(
+            Table::Customers,
+            w.admin.company_id.0,
+            w.crm.now(),
+        ))
+        .await
+        .expect("customers")
+        .rows;
+    assert!(
+        all.iter()
+            .all(|r| r.get("name").as_text() != Some("华南导入有限公司")),
+        "nothing of the import was written"
+    );
+}
+
+/// An import creates records for another owner as a create through the API
+/// does: within the importer's create scope (a manager for the people of
+/// their department), else the row — or, for `--owner`, the import — is
+/// refused, whatever transfer right the importer holds.
+pub async fn an_import_for_another_owner_holds_to_the_create_scope(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let import = |actor: Actor, owner: Option<&str>, rows: Vec<[&str; 2]>| {
+        let crm = w.crm.clone();
+        let owner = owner.map(str::to_string);
+        let rows: Vec<SheetRow> = rows
+            .iter()
+            .enumerate()
+            .map(|(i, r)| SheetRow {
+                number: i as u32 + 2,
+                cells: r.iter().map(|c| Cell::Text(c.to_string())).collect(),
+            })
+            .collect();
+        async move {
+            let mut o = ImportOptions::new(Entity::Customer);
+            o.owner = owner;
+            let h = vec!["客户名称".to_string(), "负责人".to_string()];
+            let mut s = crm.begin_import(&actor, o, &h).await?;
+            s.push(&rows).await?;
+            s.finish().await
+        }
+    };
+    // 李四 manages the sales department: 张三 is within his scope.
+    let r = import(
+        w.lisi.clone(),
+        None,
+        vec![["经理代导入有限公司", "zhangsan"]],
+    )
+    .await
+    .expect("import");
+    assert_eq!(r.created, 1, "{:#?}", r.issues);
+    // 张三 (own scope, a transfer right too) may not import for 王五.
+    let r = import(
+        w.zhangsan.clone(),
+        None,
+        vec![
+            ["代别人导入有限公司", "wangwu"],
+            ["自己的有限公司", "zhangsan"],
+        ],
+    )
+    .await
+    .expect("import");
+    assert_eq!(r.created, 1, "{:#?}", r.issues);
+    assert_eq!(r.issues.len(), 1, "{:#?}", r.issues);
+    assert_eq!(
+        (r.issues[0].row, r.issues[0].kind),
+        (2, IssueKind::Forbidden),
+        "{:#?}",
+        r.issues
+    );
+    match import(
+        w.zhangsan.clone(),
+        Some("wangwu"),
+        vec![["整批代导入有限公司", ""]],
+    )
+    .await
+    {
+        Err(Error::Forbidden(m)) => assert!(m.contains("王五") || m.contains("wangwu"), "{m}"),
+        other => panic!("expected the import refused, got {other:?}"),
+    }
 }
