@@ -272,6 +272,22 @@ pub fn invoice_number(typed: &str) -> std::result::Result<String, String> {
 /// The longest reason a payment or invoice is voided with, in characters.
 pub const MAX_VOID_REASON_CHARS: usize = 500;
 
+/// The reason a payment or an invoice (`what`) is voided with, trimmed:
+/// required, without NUL, at most [`MAX_VOID_REASON_CHARS`] characters.
+fn void_reason<'a>(reason: &'a str, what: &str) -> Result<&'a str> {
+    let reason = reason.trim();
+    let problem = if reason.is_empty() {
+        format!("say why the {what} is voided")
+    } else if reason.contains('\0') {
+        "holds a NUL character (\\0)".to_string()
+    } else if reason.chars().count() > MAX_VOID_REASON_CHARS {
+        format!("is longer than {MAX_VOID_REASON_CHARS} characters")
+    } else {
+        return Ok(reason);
+    };
+    Err(Error::invalid("reason (作废原因)", problem))
+}
+
 /// One line of the receivables list.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceivableRow {
@@ -880,25 +896,7 @@ impl Crm {
         payment: Uuid,
         reason: &str,
     ) -> Result<Payment> {
-        let reason = reason.trim();
-        if reason.is_empty() {
-            return Err(Error::invalid(
-                "reason (作废原因)",
-                "say why the payment is voided",
-            ));
-        }
-        if reason.contains('\0') {
-            return Err(Error::invalid(
-                "reason (作废原因)",
-                "holds a NUL character (\\0)",
-            ));
-        }
-        if reason.chars().count() > MAX_VOID_REASON_CHARS {
-            return Err(Error::invalid(
-                "reason (作废原因)",
-                format!("is longer than {MAX_VOID_REASON_CHARS} characters"),
-            ));
-        }
+        let reason = void_reason(reason, "payment")?;
         let prow = self
             .store
             .get(Table::Payments, payment)
@@ -1434,25 +1432,7 @@ impl Crm {
         invoice: Uuid,
         reason: &str,
     ) -> Result<Invoice> {
-        let reason = reason.trim();
-        if reason.is_empty() {
-            return Err(Error::invalid(
-                "reason (作废原因)",
-                "say why the invoice is voided",
-            ));
-        }
-        if reason.contains('\0') {
-            return Err(Error::invalid(
-                "reason (作废原因)",
-                "holds a NUL character (\\0)",
-            ));
-        }
-        if reason.chars().count() > MAX_VOID_REASON_CHARS {
-            return Err(Error::invalid(
-                "reason (作废原因)",
-                format!("is longer than {MAX_VOID_REASON_CHARS} characters"),
-            ));
-        }
+        let reason = void_reason(reason, "invoice")?;
         let irow = self
             .store
             .get(Table::Invoices, invoice)
