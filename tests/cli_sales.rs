@@ -560,6 +560,12 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
     fails(db, &["opportunity", "show", &opp2]);
     assert!(ok(db, &["opportunity", "restore", &opp2]).contains("restored: 1 done"));
     ok(db, &["opportunity", "show", &opp2]);
+    // Purged for good (彻底删除) only from the recycle bin.
+    fails(db, &["opportunity", "purge", &opp2]);
+    ok(db, &["opportunity", "show", &opp2]);
+    assert!(ok(db, &["opportunity", "delete", &opp2]).contains("deleted: 1 done"));
+    assert!(ok(db, &["opportunity", "purge", &opp2]).contains("purged: 1 done"));
+    fails(db, &["opportunity", "restore", &opp2]);
     // Quotes: validity, versions, pages, shares and the recycle bin.
     let q = zw_json(
         db,

@@ -191,6 +191,11 @@ pub(crate) enum DocCmd {
         /// Code.
         code: String,
     },
+    /// Deletes the document for good (彻底删除), from the recycle bin.
+    Purge {
+        /// Code.
+        code: String,
+    },
     /// Shows who changed what on the document.
     History {
         /// Code.
@@ -2557,6 +2562,13 @@ async fn doc_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: DocCmd) -> CliRe
             let ids = doc_ids(ctx, actor, entity, &code, true).await?;
             on_document(ctx, "restored", &ids, |ids| async move {
                 Ok(ctx.crm.restore_records(actor, entity, &ids).await)
+            })
+            .await?;
+        }
+        DocCmd::Purge { code } => {
+            let ids = doc_ids(ctx, actor, entity, &code, true).await?;
+            on_document(ctx, "purged", &ids, |ids| async move {
+                Ok(ctx.crm.purge_records(actor, entity, &ids).await)
             })
             .await?;
         }
