@@ -1300,6 +1300,23 @@ fn written_version(expected: i64, read_back: i64) -> i64 {
     }
 }
 
+/// The custom field of `e` keyed `key` (`custom.` prefix optional).
+async fn custom_field_named(
+    ctx: &Ctx,
+    actor: &crm::Actor,
+    e: Entity,
+    key: &str,
+) -> CliResult<CustomFieldDef> {
+    let key = key.strip_prefix("custom.").unwrap_or(key);
+    ctx.crm
+        .custom_fields(actor, e)
+        .await
+        .map_err(err)?
+        .into_iter()
+        .find(|d| d.key == key)
+        .ok_or_else(|| format!("{e} has no custom field '{key}'"))
+}
+
 /// A 360° view section's count: what the user sees, and how many more
 /// the customer has that they may not see.
 fn section_count(s: &crm::view::ViewSection) -> String {
@@ -2776,15 +2793,7 @@ async fn field_cmd(ctx: &Ctx, actor: &Actor, cmd: FieldCmd) -> CliResult {
             version,
         } => {
             let e: Entity = entity.parse()?;
-            let key = key.strip_prefix("custom.").unwrap_or(&key).to_string();
-            let def = ctx
-                .crm
-                .custom_fields(actor, e)
-                .await
-                .map_err(err)?
-                .into_iter()
-                .find(|d| d.key == key)
-                .ok_or_else(|| format!("{e} has no custom field '{key}'"))?;
+            let def = custom_field_named(ctx, actor, e, &key).await?;
             let d = ctx
                 .crm
                 .update_custom_field(
@@ -2819,21 +2828,13 @@ async fn field_cmd(ctx: &Ctx, actor: &Actor, cmd: FieldCmd) -> CliResult {
             version,
         } => {
             let e: Entity = entity.parse()?;
-            let key = key.strip_prefix("custom.").unwrap_or(&key).to_string();
-            let def = ctx
-                .crm
-                .custom_fields(actor, e)
-                .await
-                .map_err(err)?
-                .into_iter()
-                .find(|d| d.key == key)
-                .ok_or_else(|| format!("{e} has no custom field '{key}'"))?;
+            let def = custom_field_named(ctx, actor, e, &key).await?;
             ctx.crm
                 .delete_custom_field(actor, def.id, version.unwrap_or(def.version))
                 .await
                 .map_err(err)?;
             ctx.print(json!({"ok": true}), || {
-                format!("removed custom field {entity}.{key}")
+                format!("removed custom field {}.{}", def.entity, def.key)
             });
         }
         FieldCmd::Options {

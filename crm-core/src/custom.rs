@@ -535,6 +535,17 @@ pub(crate) fn parse_number(text: &str) -> std::result::Result<f64, String> {
     }
 }
 
+/// A change of a custom field definition read at `expected` that found it
+/// at `actual`, naming it `entity.key`.
+fn field_conflict(def: &CustomFieldDef, expected: i64, actual: i64) -> Error {
+    Error::Conflict {
+        entity: "custom field".into(),
+        id: format!("{}.{}", def.entity, def.key),
+        expected,
+        actual,
+    }
+}
+
 /// Guards that the option lists of the select and multi-select fields a
 /// write gives values (`set`: custom keys) are still those `customs` read:
 /// under the key a change of the field takes (see
@@ -849,22 +860,7 @@ impl Crm {
     ) -> Result<CustomFieldDef> {
         self.require_manage_fields(actor)?;
         let company = actor.company_id.0;
-        let row = self
-            .store
-            .get(Table::CustomFields, id.0)
-            .await?
-            .filter(|r| r.get("company_id").as_id() == Some(company))
-            .ok_or_else(|| Error::not_found("custom field", id))?;
-        let def = def_from_row(&row)?;
-        let conflict = |actual: i64| Error::Conflict {
-            entity: "custom field".into(),
-            id: format!("{}.{}", def.entity, def.key),
-            expected: expected_version,
-            actual,
-        };
-        if def.version != expected_version || !row.get("deleted_at").is_null() {
-            return Err(conflict(def.version));
-        }
+        let def = self.custom_field_at(actor, id, expected_version).await?;
         let mut errors = ValidationErrors::default();
         let label = match &change.label {
             Some(l) if l.trim().is_empty() => {
@@ -1064,7 +1060,7 @@ impl Crm {
             changes,
         ));
         self.apply(cs).await.map_err(|e| match e {
-            Error::Conflict { actual, .. } => conflict(actual),
+            Error::Conflict { actual, .. } => field_conflict(&def, expected_version, actual),
             e => e,
         })?;
         def_from_row(&self.live_row(actor, Table::CustomFields, id.0).await?)
@@ -1133,6 +1129,28 @@ impl Crm {
         }
     }
 
+    /// The live definition `id` of the actor's company at the version the
+    /// caller read it at: a definition changed or deleted since is a
+    /// conflict naming it (`entity.key`).
+    async fn custom_field_at(
+        &self,
+        actor: &Actor,
+        id: FieldId,
+        expected_version: i64,
+    ) -> Result<CustomFieldDef> {
+        let row = self
+            .store
+            .get(Table::CustomFields, id.0)
+            .await?
+            .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
+            .ok_or_else(|| Error::not_found("custom field", id))?;
+        let def = def_from_row(&row)?;
+        if def.version != expected_version || !row.get("deleted_at").is_null() {
+            return Err(field_conflict(&def, expected_version, def.version));
+        }
+        Ok(def)
+    }
+
     /// Removes the custom field definition `id`, checking the version the
     /// caller read it at ([`CustomFieldDef`] from [`Crm::custom_fields`]):
     /// a definition deleted since (and perhaps defined again under its key,
@@ -1145,22 +1163,7 @@ impl Crm {
         expected_version: i64,
     ) -> Result<()> {
         self.require_manage_fields(actor)?;
-        let row = self
-            .store
-            .get(Table::CustomFields, id.0)
-            .await?
-            .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
-            .ok_or_else(|| Error::not_found("custom field", id))?;
-        let def = def_from_row(&row)?;
-        let conflict = |actual: i64| Error::Conflict {
-            entity: "custom field".into(),
-            id: format!("{}.{}", def.entity, def.key),
-            expected: expected_version,
-            actual,
-        };
-        if def.version != expected_version || !row.get("deleted_at").is_null() {
-            return Err(conflict(def.version));
-        }
+        let def = self.custom_field_at(actor, id, expected_version).await?;
         let mut cs = ChangeSet::default();
         cs.ops.push(Op::Update {
             table: Table::CustomFields,
@@ -1187,7 +1190,7 @@ impl Crm {
             self.drop_dedupe_rule(actor, &def, &mut cs).await?;
         }
         self.apply(cs).await.map_err(|e| match e {
-            Error::Conflict { actual, .. } => conflict(actual),
+            Error::Conflict { actual, .. } => field_conflict(&def, expected_version, actual),
             e => e,
         })
     }

@@ -5783,6 +5783,28 @@ impl ImportSession<'_> {
     }
 
     /// How messages name the field of column `i`, in English and Chinese.
+    /// The refusal of a masked cell (column `i`) holding `text` where the
+    /// actor is shown `now` of the stored value, in English and Chinese.
+    fn masked_changed(&self, i: usize, text: &str, now: Option<&str>) -> (String, String) {
+        let (le, lz) = self.column_label(i);
+        let (now_en, now_zh) = match now {
+            Some(v) => (format!("'{v}'"), format!("「{v}」")),
+            None => ("nothing".to_string(), "空值".to_string()),
+        };
+        (
+            format!(
+                "{le} (column {}): '{text}' is not the value shown to {} ({now_en}); the \
+                 field is shown masked to them, so an import cannot change it",
+                column_name(i),
+                self.actor.display_name
+            ),
+            format!(
+                "{lz}（{} 列）：「{text}」与你看到的值（{now_zh}）不同；该字段对你脱敏显示，导入不能修改",
+                column_name(i)
+            ),
+        )
+    }
+
     fn column_label(&self, i: usize) -> (String, String) {
         let entity = self.opts.entity;
         match self.v.map.roles.get(i) {
@@ -5873,22 +5895,7 @@ impl ImportSession<'_> {
             if now.as_deref() == Some(text.as_str()) {
                 continue;
             }
-            let (now_en, now_zh) = match &now {
-                Some(v) => (format!("'{v}'"), format!("「{v}」")),
-                None => ("nothing".to_string(), "空值".to_string()),
-            };
-            return Some((
-                format!(
-                    "{le} (column {}): '{text}' is not the value shown to {} ({now_en}); the \
-                     field is shown masked to them, so an import cannot change it",
-                    column_name(*i),
-                    self.actor.display_name
-                ),
-                format!(
-                    "{lz}（{} 列）：「{text}」与你看到的值（{now_zh}）不同；该字段对你脱敏显示，导入不能修改",
-                    column_name(*i)
-                ),
-            ));
+            return Some(self.masked_changed(*i, text, now.as_deref()));
         }
         None
     }
@@ -5912,23 +5919,7 @@ impl ImportSession<'_> {
             if now.as_deref() == Some(text.as_str()) {
                 continue;
             }
-            let (le, lz) = self.column_label(*i);
-            let (now_en, now_zh) = match &now {
-                Some(v) => (format!("'{v}'"), format!("「{v}」")),
-                None => ("nothing".to_string(), "空值".to_string()),
-            };
-            return Some((
-                format!(
-                    "{le} (column {}): '{text}' is not the value shown to {} ({now_en}); the \
-                     field is shown masked to them, so an import cannot change it",
-                    column_name(*i),
-                    self.actor.display_name
-                ),
-                format!(
-                    "{lz}（{} 列）：「{text}」与你看到的值（{now_zh}）不同；该字段对你脱敏显示，导入不能修改",
-                    column_name(*i)
-                ),
-            ));
+            return Some(self.masked_changed(*i, text, now.as_deref()));
         }
         None
     }

@@ -251,6 +251,21 @@ pub(crate) fn fold_name(name: &str) -> String {
         .collect()
 }
 
+/// The row of `rows` whose text column `col` is `typed` as spelled, else
+/// the first equal to it but for letter case and full-width letters (see
+/// [`fold_name`]): how a name unique so compared (a username, a product
+/// code) is looked up among the candidates a case-insensitive search found.
+pub(crate) fn spelled_or_folded<'a>(rows: &'a [Row], col: &str, typed: &str) -> Option<&'a Row> {
+    let typed = typed.trim();
+    let folded = fold_name(typed);
+    rows.iter()
+        .find(|r| r.get(col).as_text() == Some(typed))
+        .or_else(|| {
+            rows.iter()
+                .find(|r| r.get(col).as_text().is_some_and(|t| fold_name(t) == folded))
+        })
+}
+
 /// The first of `taken` equal to `name` but for letter case (and
 /// full-width letters).
 fn same_but_case<'a>(name: &str, taken: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -1175,7 +1190,6 @@ impl Crm {
     /// at most one; a pair left by old data yields the first by id).
     async fn user_row_by_login(&self, company: Uuid, typed: &str) -> Result<Option<Row>> {
         let typed = typed.trim();
-        let folded = fold_name(typed);
         let half: String = typed.chars().map(crate::validate::halfwidth).collect();
         let mut sel = Select::all(Table::Users, company, self.now());
         // Case-insensitive (ASCII) prefix matches on both backends; the
@@ -1193,17 +1207,7 @@ impl Crm {
             desc: false,
         }];
         let rows = self.store.select(&sel).await?.rows;
-        let exact = rows
-            .iter()
-            .position(|r| r.get("username").as_text() == Some(typed));
-        let found = exact.or_else(|| {
-            rows.iter().position(|r| {
-                r.get("username")
-                    .as_text()
-                    .is_some_and(|u| fold_name(u) == folded)
-            })
-        });
-        Ok(found.map(|i| rows.into_iter().nth(i).expect("found")))
+        Ok(spelled_or_folded(&rows, "username", typed).cloned())
     }
 
     /// Finds a user by id, or by username when `key` is not a UUID.

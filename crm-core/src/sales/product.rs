@@ -693,14 +693,7 @@ impl Crm {
         let mut sel = Select::all(Table::Products, actor.company_id.0, self.now());
         sel.filter = Filter::StartsWith(Col::Column("code"), code.trim().into());
         let rows = self.store.select(&sel).await?.rows;
-        let code_of = |r: &Row| r.get("code").as_text().unwrap_or_default().to_string();
-        let folded = crate::org::fold_name(code);
-        rows.iter()
-            .find(|r| code_of(r) == code.trim())
-            .or_else(|| {
-                rows.iter()
-                    .find(|r| crate::org::fold_name(&code_of(r)) == folded)
-            })
+        crate::org::spelled_or_folded(&rows, "code", code)
             .map(|r| product_seen(actor, r))
             .ok_or_else(|| Error::not_found("product", code))
     }
