@@ -127,7 +127,7 @@ enum Command {
     Group(GroupCmd),
     /// Customers (客户).
     #[command(subcommand)]
-    Customer(RecordCmd),
+    Customer(CustomerCmd),
     /// Contacts (联系人).
     #[command(subcommand)]
     Contact(RecordCmd),
@@ -380,6 +380,101 @@ struct ListArgs {
     archived: bool,
 }
 
+/// The customer commands: those of every record, and the customer-only ones.
+#[derive(Subcommand)]
+enum CustomerCmd {
+    #[command(flatten)]
+    Record(RecordCmd),
+    #[command(flatten)]
+    Extra(CustomerExtraCmd),
+}
+
+/// The commands only customers have.
+#[derive(Subcommand)]
+enum CustomerExtraCmd {
+    /// The duplicate report, a check before creating
+    /// (`--check name=… phone=…`), the duplicates of one customer (`--of`),
+    /// and the duplicate settings (`--rules`, `--set email=block`).
+    Dupes {
+        /// Only these key fields (name, uscc, phone, email, custom.key).
+        #[arg(long)]
+        field: Vec<String>,
+        /// Check these `field=value` pairs against the customers.
+        #[arg(long, num_args = 1..)]
+        check: Vec<String>,
+        /// The duplicates of this customer (id or code).
+        #[arg(long)]
+        of: Option<String>,
+        /// Show the duplicate settings.
+        #[arg(long)]
+        rules: bool,
+        /// Change a setting: `field=block|warn|off` (administrators).
+        #[arg(long)]
+        set: Vec<String>,
+        /// Recompute every key and flag (administrators).
+        #[arg(long)]
+        rebuild: bool,
+        /// Continue the report after this cursor.
+        #[arg(long)]
+        after: Option<String>,
+        /// Groups per page.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Merges others into a survivor (合并), choosing fields.
+    Merge {
+        /// The customer that stays (id or code).
+        survivor: String,
+        /// The customers merged into it.
+        #[arg(required = true)]
+        others: Vec<String>,
+        /// `field=CODE`: take this field from that customer; repeatable.
+        #[arg(long)]
+        take: Vec<String>,
+    },
+    /// The 360° view (360°客户视图).
+    View {
+        /// Id or code.
+        record: String,
+    },
+    /// Due for follow-up today, or overdue.
+    Due {
+        /// Overdue instead of today.
+        #[arg(long)]
+        overdue: bool,
+        /// Page number (from 1).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        page: u64,
+        /// Rows per page.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+        per_page: u64,
+    },
+    /// Contacts with a birthday in the next days.
+    Birthdays {
+        /// How many days ahead.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+    /// About to be recycled to the pool within days.
+    Expiring {
+        /// How many days ahead.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+    },
+    /// Transferred or assigned to you in the last days.
+    Transferred {
+        /// How many days back.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// Page number (from 1).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        page: u64,
+        /// Rows per page.
+        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+        per_page: u64,
+    },
+}
+
 #[derive(Subcommand)]
 enum RecordCmd {
     /// Adds a record from `field=value` pairs (API names or Chinese labels).
@@ -513,87 +608,6 @@ enum RecordCmd {
     History {
         /// Id or code.
         record: String,
-    },
-    /// Customers: the duplicate report, a check before creating
-    /// (`--check name=… phone=…`), the duplicates of one customer (`--of`),
-    /// and the duplicate settings (`--rules`, `--set email=block`).
-    Dupes {
-        /// Only these key fields (name, uscc, phone, email, custom.key).
-        #[arg(long)]
-        field: Vec<String>,
-        /// Check these `field=value` pairs against the customers.
-        #[arg(long, num_args = 1..)]
-        check: Vec<String>,
-        /// The duplicates of this customer (id or code).
-        #[arg(long)]
-        of: Option<String>,
-        /// Show the duplicate settings.
-        #[arg(long)]
-        rules: bool,
-        /// Change a setting: `field=block|warn|off` (administrators).
-        #[arg(long)]
-        set: Vec<String>,
-        /// Recompute every key and flag (administrators).
-        #[arg(long)]
-        rebuild: bool,
-        /// Continue the report after this cursor.
-        #[arg(long)]
-        after: Option<String>,
-        /// Groups per page.
-        #[arg(long, default_value_t = 50)]
-        limit: usize,
-    },
-    /// Customers: merges others into a survivor (合并), choosing fields.
-    Merge {
-        /// The customer that stays (id or code).
-        survivor: String,
-        /// The customers merged into it.
-        #[arg(required = true)]
-        others: Vec<String>,
-        /// `field=CODE`: take this field from that customer; repeatable.
-        #[arg(long)]
-        take: Vec<String>,
-    },
-    /// Customers: the 360° view (360°客户视图).
-    View {
-        /// Id or code.
-        record: String,
-    },
-    /// Customers: due for follow-up today, or overdue.
-    Due {
-        /// Overdue instead of today.
-        #[arg(long)]
-        overdue: bool,
-        /// Page number (from 1).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
-        page: u64,
-        /// Rows per page.
-        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
-        per_page: u64,
-    },
-    /// Customers: contacts with a birthday in the next days.
-    Birthdays {
-        /// How many days ahead.
-        #[arg(long, default_value_t = 30)]
-        days: u32,
-    },
-    /// Customers: about to be recycled to the pool within days.
-    Expiring {
-        /// How many days ahead.
-        #[arg(long, default_value_t = 7)]
-        days: u32,
-    },
-    /// Customers: transferred or assigned to you in the last days.
-    Transferred {
-        /// How many days back.
-        #[arg(long, default_value_t = 7)]
-        days: u32,
-        /// Page number (from 1).
-        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
-        page: u64,
-        /// Rows per page.
-        #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
-        per_page: u64,
     },
 }
 
@@ -956,7 +970,10 @@ async fn dispatch(ctx: &Ctx, cli: Cli) -> CliResult {
         Command::Dept(cmd) => dept_cmd(ctx, &actor, cmd).await?,
         Command::Role(cmd) => role_cmd(ctx, &actor, cmd).await?,
         Command::Group(cmd) => group_cmd(ctx, &actor, cmd).await?,
-        Command::Customer(cmd) => record_cmd(ctx, &actor, Entity::Customer, cmd).await?,
+        Command::Customer(CustomerCmd::Record(cmd)) => {
+            record_cmd(ctx, &actor, Entity::Customer, cmd).await?
+        }
+        Command::Customer(CustomerCmd::Extra(cmd)) => customer_extra_cmd(ctx, &actor, cmd).await?,
         Command::Contact(cmd) => record_cmd(ctx, &actor, Entity::Contact, cmd).await?,
         Command::Followup(cmd) => record_cmd(ctx, &actor, Entity::FollowUp, cmd).await?,
         Command::Field(cmd) => field_cmd(ctx, &actor, cmd).await?,
@@ -2410,13 +2427,28 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             if fields.is_empty() {
                 return Err("nothing to change: give field=value pairs".into());
             }
-            let current = find_record(ctx, actor, entity, &record, Lifecycle::Active).await?;
-            let expected = version.unwrap_or(current.version);
-            let r = ctx
-                .crm
-                .update_record(actor, entity, current.id, expected, parse_pairs(&fields)?)
-                .await
-                .map_err(err)?;
+            let pairs = parse_pairs(&fields)?;
+            // Without --version the change is meant for the record as it is
+            // now: a write that meets a concurrent edit reads the record
+            // again and applies the same fields on top of it (a few times).
+            // With --version, the version given is the one the change must
+            // meet, and a conflict is reported.
+            let mut attempts = 0;
+            let (expected, r) = loop {
+                let current = find_record(ctx, actor, entity, &record, Lifecycle::Active).await?;
+                let expected = version.unwrap_or(current.version);
+                match ctx
+                    .crm
+                    .update_record(actor, entity, current.id, expected, pairs.clone())
+                    .await
+                {
+                    Ok(r) => break (expected, r),
+                    Err(crm::Error::Conflict { .. }) if version.is_none() && attempts < 4 => {
+                        attempts += 1;
+                    }
+                    Err(e) => return Err(err(e)),
+                }
+            };
             let written = written_version(expected, r.version);
             ctx.print(json!(r), || {
                 let mut line = format!(
@@ -2655,18 +2687,6 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                     u.display_name
                 )
             });
-        }
-        RecordCmd::Dupes { .. }
-        | RecordCmd::Merge { .. }
-        | RecordCmd::View { .. }
-        | RecordCmd::Due { .. }
-        | RecordCmd::Birthdays { .. }
-        | RecordCmd::Expiring { .. }
-        | RecordCmd::Transferred { .. } => {
-            if entity != Entity::Customer {
-                return Err(format!("this command is for customers, not {entity}"));
-            }
-            customer_extra_cmd(ctx, actor, cmd).await?;
         }
         RecordCmd::History { record } => {
             // A record purged for good is named by its id (its code is
@@ -4432,10 +4452,10 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
     Ok(())
 }
 
-async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResult {
+async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: CustomerExtraCmd) -> CliResult {
     use crm::dedupe::{DuplicateQuery, MergeSpec};
     match cmd {
-        RecordCmd::Dupes {
+        CustomerExtraCmd::Dupes {
             field,
             check,
             of,
@@ -4548,7 +4568,7 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 out!("more: --after '{n}'");
             }
         }
-        RecordCmd::Merge {
+        CustomerExtraCmd::Merge {
             survivor,
             others,
             take,
@@ -4584,7 +4604,7 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 )
             });
         }
-        RecordCmd::View { record } => {
+        CustomerExtraCmd::View { record } => {
             let id = customer_id(ctx, actor, &record).await?;
             let v = ctx.crm.customer_view(actor, id).await.map_err(err)?;
             if ctx.json {
@@ -4670,7 +4690,7 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 );
             }
         }
-        RecordCmd::Due {
+        CustomerExtraCmd::Due {
             overdue,
             page,
             per_page,
@@ -4684,7 +4704,7 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
             .map_err(err)?;
             print_records(ctx, actor, Entity::Customer, &p).await?;
         }
-        RecordCmd::Birthdays { days } => {
+        CustomerExtraCmd::Birthdays { days } => {
             let b = ctx.crm.upcoming_birthdays(actor, days).await.map_err(err)?;
             let rows = b
                 .iter()
@@ -4700,7 +4720,7 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 .collect();
             ctx.table(json!(b), &["生日", "天后", "姓名", "职务", "手机"], rows);
         }
-        RecordCmd::Expiring { days } => {
+        CustomerExtraCmd::Expiring { days } => {
             let items = ctx
                 .crm
                 .about_to_be_recycled(actor, days)
@@ -4724,7 +4744,7 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 rows,
             );
         }
-        RecordCmd::Transferred {
+        CustomerExtraCmd::Transferred {
             days,
             page,
             per_page,
@@ -4736,7 +4756,6 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: RecordCmd) -> CliResu
                 .map_err(err)?;
             print_records(ctx, actor, Entity::Customer, &p).await?;
         }
-        _ => {}
     }
     Ok(())
 }

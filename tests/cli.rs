@@ -9,6 +9,19 @@ fn walk_through(db: &str) {
     let out = ok(db, &["demo"]);
     assert!(out.contains("12 customers"), "{out}");
     assert!(fails(db, &["demo"]).contains("exists already"));
+    // Customer-only commands belong to customers: contacts neither list
+    // nor take them.
+    let help = ok(db, &["contact", "--help"]);
+    for only in ["dupes", "merge", "view", "birthdays", "expiring"] {
+        assert!(!help.contains(&format!("  {only} ")), "{only}: {help}");
+        assert!(ok(db, &["customer", "--help"]).contains(&format!("  {only} ")));
+    }
+    let refused = run(db, &["contact", "dupes"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("unrecognized subcommand 'dupes'"),
+        "{refused:?}"
+    );
     // Lists, search by pinyin initials, scoped views.
     let all: serde_json::Value =
         serde_json::from_str(&ok(db, &["--json", "customer", "list"])).expect("json");
