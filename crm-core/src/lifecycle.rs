@@ -1142,6 +1142,9 @@ impl Crm {
             expected_version: row.version(),
             values: values.clone(),
         });
+        // The records whose shares the transfer ends: the record, and a
+        // customer's contacts, which move with it.
+        let mut shared = vec![Value::Id(id.0)];
         if entity == Entity::Customer {
             self.transfer_pool_ops(actor, &row, to.id.0, &mut cs);
             // The caps of the pool governing it bind a transfer as a claim.
@@ -1155,6 +1158,7 @@ impl Crm {
             let mut moved = Vec::new();
             for c in self.store.select(&sel).await?.rows {
                 moved.push(c.id());
+                shared.push(Value::Id(c.id()));
                 cs.ops.push(Op::Update {
                     table: Table::Contacts,
                     id: c.id(),
@@ -1200,6 +1204,32 @@ impl Crm {
             cs.guards
                 .push(self.no_other_contacts_guard(actor.company_id.0, &[&row], &moved));
         }
+        // The shares granted on it end with its owner's hold on it (as when
+        // it goes into a pool): a colleague the old owner let read or edit
+        // it does not keep it in the new owner's hands; the new owner
+        // shares it anew. A share written meanwhile wrote the record at the
+        // version read here, so one of the two writes fails.
+        let mut shares_ended = Vec::new();
+        let mut sel = Select::all(Table::Shares, actor.company_id.0, now);
+        sel.filter = Filter::In(Col::Column("record_id"), shared);
+        for sh in self.store.select(&sel).await?.rows {
+            cs.ops.push(Op::Update {
+                table: Table::Shares,
+                id: sh.id(),
+                expected_version: sh.version(),
+                values: vec![
+                    ("deleted_at", Value::Timestamp(now)),
+                    ("updated_at", Value::Timestamp(now)),
+                ],
+            });
+            if sh.get("record_id").as_id() == Some(id.0)
+                && sh.get("expires_at").as_timestamp().is_none_or(|e| e > now)
+                && let Some(u) = sh.get("user_id").as_id()
+            {
+                shares_ended.push(u);
+            }
+        }
+        let idj = |u: &uuid::Uuid| Json::String(u.to_string());
         let change = FieldChange {
             field: "owner_id".into(),
             before: before
@@ -1219,15 +1249,24 @@ impl Crm {
                 "to": change.after,
                 "from_username": self.username_of(before).await,
                 "to_username": to.username,
+                "shares_ended": shares_ended.iter().map(idj).collect::<Vec<_>>(),
             }),
         ));
+        let mut changes = vec![change];
+        if !shares_ended.is_empty() {
+            changes.push(FieldChange {
+                field: "shares".into(),
+                before: Json::Array(shares_ended.iter().map(idj).collect()),
+                after: Json::Array(Vec::new()),
+            });
+        }
         cs.audit.push(self.audit(
             Some(actor),
             actor.company_id.0,
             entity.table(),
             id.0,
             "transfer",
-            vec![change],
+            changes,
         ));
         self.apply(cs).await
     }
@@ -1351,6 +1390,20 @@ impl Crm {
                 "with",
                 format!("user {} is deactivated", target.username),
             ));
+        }
+        // A write share lets its user change what their roles let them
+        // change, on one more record: a user whose roles change no such
+        // records would hold a share that does nothing.
+        if access == ShareAccess::Write && !self.actor(with).await?.can(entity, Action::Update) {
+            return Err(Error::Forbidden(format!(
+                "{entity} {code} cannot be shared with {} ({}) for editing: their roles do not \
+                 let them edit {entity} records; share it for reading \
+                 ({} 的角色没有{}的编辑权限，请只读共享)",
+                target.username,
+                target.display_name,
+                target.display_name,
+                entity.name_zh()
+            )));
         }
         if expires_at.is_some_and(|e| e <= self.now()) {
             return Err(Error::invalid(

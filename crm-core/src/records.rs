@@ -760,7 +760,8 @@ impl Crm {
     }
 
     /// Whether the actor may do `action` on this row: by data scope, or for
-    /// read and update by a live share.
+    /// read and update by a live share (update only when a role grants the
+    /// actor update on some records of the entity).
     pub(crate) async fn can_on_row(
         &self,
         actor: &Actor,
@@ -809,7 +810,11 @@ impl Crm {
                     _ => Ok(false),
                 }
             }
-            Action::Update => {
+            // A write share widens which records the actor may change, not
+            // what: the actor's roles must let them change some records of
+            // the entity (a read-only role stays read-only, whatever is
+            // shared with it).
+            Action::Update if actor.can(entity, Action::Update) => {
                 self.shared_with(actor, entity.table(), row.id(), true)
                     .await
             }

@@ -111,6 +111,16 @@ macro_rules! lifecycle_scenarios {
             crm_lifecycle_approvals_passed_to_other_approvers_are_announced,
             $make
         );
+        $each!(
+            $crate::testing::lifecycle_suite::a_write_share_gives_no_rights_the_roles_lack,
+            crm_lifecycle_a_write_share_gives_no_rights_the_roles_lack,
+            $make
+        );
+        $each!(
+            $crate::testing::lifecycle_suite::a_transfer_ends_the_shares_of_the_old_owner,
+            crm_lifecycle_a_transfer_ends_the_shares_of_the_old_owner,
+            $make
+        );
     };
 }
 
@@ -2454,5 +2464,303 @@ pub async fn a_share_until_a_date_lasts_through_that_day(store: Arc<dyn Store>) 
             .await
             .is_err(),
         "not the next day"
+    );
+}
+
+/// A share widens which records a user reaches, never what they may do
+/// with them: a write share to a user whose roles change no customers is
+/// refused, naming the user, and a write share given while the user could
+/// edit customers stops letting them edit once their roles no longer do.
+pub async fn a_write_share_gives_no_rights_the_roles_lack(store: Arc<dyn Store>) {
+    use crate::auth::{Action, DataScope, Permission};
+    use crate::org::{NewUser, RoleSpec, UserPatch};
+    let w = World::new(store).await;
+    let reader = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: "客服".into(),
+                is_admin: false,
+                permissions: vec![Permission {
+                    entity: Entity::Customer,
+                    action: Action::Read,
+                    scope: DataScope::All,
+                }],
+                field_rules: Vec::new(),
+            },
+        )
+        .await
+        .expect("role");
+    let kefu = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "kefu".into(),
+                display_name: "刘客服".into(),
+                department_id: Some(w.sales),
+                role_ids: vec![reader.id],
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("user");
+    let c = w.customer(&w.zhangsan, "只读共享有限公司", json!({})).await;
+    let e = w
+        .crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            kefu.id,
+            ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect_err("a write share to a read-only role");
+    let m = e.to_string();
+    assert!(matches!(e, Error::Forbidden(_)), "{e:?}");
+    assert!(m.contains("kefu") && m.contains("for reading"), "{m}");
+    assert!(
+        w.crm
+            .list_shares(&w.zhangsan, Entity::Customer, c.id)
+            .await
+            .expect("shares")
+            .is_empty(),
+        "nothing shared"
+    );
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            kefu.id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("a read share");
+    // Wang Wu may edit his own customers: a write share lets him edit this
+    // one too, until his roles no longer let him edit any.
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect("a write share");
+    let now = w
+        .crm
+        .get_record(&w.wangwu, Entity::Customer, c.id)
+        .await
+        .expect("read through the share");
+    let r = w
+        .crm
+        .update_record(
+            &w.wangwu,
+            Entity::Customer,
+            c.id,
+            now.version,
+            fields(json!({"notes": "共享编辑"})),
+        )
+        .await
+        .expect("edit through the share");
+    let me = w
+        .crm
+        .user(&w.admin, w.wangwu.user_id)
+        .await
+        .expect("wangwu");
+    w.crm
+        .update_user(
+            &w.admin,
+            me.id,
+            me.version,
+            UserPatch {
+                role_ids: Some(vec![reader.id]),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("read-only now");
+    let wangwu = w.crm.actor(w.wangwu.user_id).await.expect("actor");
+    let e = w
+        .crm
+        .update_record(
+            &wangwu,
+            Entity::Customer,
+            c.id,
+            r.version,
+            fields(json!({"notes": "再改"})),
+        )
+        .await
+        .expect_err("no edit right left");
+    assert!(matches!(e, Error::Forbidden(_)), "{e:?}");
+    assert!(
+        w.crm
+            .get_record(&wangwu, Entity::Customer, c.id)
+            .await
+            .is_ok(),
+        "still read through the share"
+    );
+}
+
+/// A transfer ends the shares of the record (and of a customer's contacts,
+/// which move with it): the colleague the old owner shared it with neither
+/// reads nor edits it in the new owner's hands; the event and the history
+/// name whose shares ended.
+pub async fn a_transfer_ends_the_shares_of_the_old_owner(store: Arc<dyn Store>) {
+    let w = with_sales_rights(World::new(store).await).await;
+    let (_, seen) = announced_since(&w, 0).await;
+    let c = w.customer(&w.zhangsan, "转移共享有限公司", json!({})).await;
+    let contact = create(
+        &w,
+        &w.zhangsan,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "共享联系人"}),
+    )
+    .await;
+    for (entity, id) in [(Entity::Customer, c.id), (Entity::Contact, contact.id)] {
+        w.crm
+            .share_record(
+                &w.zhangsan,
+                entity,
+                id,
+                w.zhaoliu.user_id,
+                ShareAccess::Write,
+                None,
+            )
+            .await
+            .expect("share");
+    }
+    let opp = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            crate::sales::NewOpportunity {
+                name: "转移商机".into(),
+                customer_id: c.id.0,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let opp = RecordId(opp.id);
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Opportunity,
+            opp,
+            w.zhaoliu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share the opportunity");
+    // Zhao Liu's department scope covers Zhang San's group: a colleague of
+    // another group is the one who only reads through the share.
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect("share with wangwu");
+    assert!(
+        w.crm
+            .get_record(&w.wangwu, Entity::Customer, c.id)
+            .await
+            .is_ok()
+    );
+    let r = w
+        .crm
+        .transfer_records(&w.zhangsan, Entity::Customer, &[c.id], w.lisi.user_id)
+        .await
+        .expect("transfer");
+    assert!(r.refused.is_empty(), "{r:?}");
+    assert!(
+        w.crm
+            .get_record(&w.wangwu, Entity::Customer, c.id)
+            .await
+            .is_err(),
+        "the share ended with the transfer"
+    );
+    for (entity, id) in [(Entity::Customer, c.id), (Entity::Contact, contact.id)] {
+        assert!(
+            w.crm
+                .list_shares(&w.lisi, entity, id)
+                .await
+                .expect("shares")
+                .is_empty(),
+            "{entity} keeps no share"
+        );
+    }
+    // The opportunity stayed with its owner, and so did its share.
+    assert_eq!(
+        w.crm
+            .list_shares(&w.zhangsan, Entity::Opportunity, opp)
+            .await
+            .expect("shares")
+            .len(),
+        1
+    );
+    let (got, seen) = announced_since(&w, seen).await;
+    let p = got
+        .iter()
+        .find(|(k, r, _)| k == "customer.transferred" && *r == c.id.0)
+        .map(|(_, _, p)| p.clone())
+        .expect("customer.transferred");
+    let mut ended: Vec<String> = p["shares_ended"]
+        .as_array()
+        .expect("shares_ended")
+        .iter()
+        .map(|u| u.as_str().unwrap_or_default().to_string())
+        .collect();
+    ended.sort();
+    let mut expected = vec![
+        w.zhaoliu.user_id.0.to_string(),
+        w.wangwu.user_id.0.to_string(),
+    ];
+    expected.sort();
+    assert_eq!(ended, expected);
+    let history = w
+        .crm
+        .history(&w.admin, Entity::Customer, c.id.0)
+        .await
+        .expect("history");
+    assert!(
+        history
+            .iter()
+            .any(|h| h.action == "transfer" && h.changes.iter().any(|f| f.field == "shares")),
+        "{history:?}"
+    );
+    // A document's transfer ends its own shares too.
+    let r = w
+        .crm
+        .transfer_records(&w.zhangsan, Entity::Opportunity, &[opp], w.lisi.user_id)
+        .await
+        .expect("transfer the opportunity");
+    assert!(r.refused.is_empty(), "{r:?}");
+    assert!(
+        w.crm
+            .list_shares(&w.lisi, Entity::Opportunity, opp)
+            .await
+            .expect("shares")
+            .is_empty()
+    );
+    let (got, _) = announced_since(&w, seen).await;
+    assert!(
+        got.iter().any(|(k, r, p)| k == "opportunity.transferred"
+            && *r == opp.0
+            && p["shares_ended"] == json!([w.zhaoliu.user_id.0.to_string()])),
+        "{got:?}"
     );
 }
