@@ -359,12 +359,22 @@ fn walk_through(db: &str) {
     // A choice field's options are shown without options, set with them.
     let opts = ok(db, &["field", "options", "customer", "category"]);
     assert!(opts.contains("VIP"), "{opts}");
-    ok(
+    // An option the demo's customers hold is not removed.
+    let held = fails(
         db,
         &["field", "options", "customer", "category", "潜在,VIP,战略"],
     );
+    assert!(
+        held.contains("option '普通'") && held.contains("still held"),
+        "{held}"
+    );
+    let kept = "潜在,普通,VIP,代理,合作,分销商,战略";
+    ok(db, &["field", "options", "customer", "category", kept]);
     let list = json(db, &["field", "options", "customer", "category"]);
-    assert_eq!(list["options"], serde_json::json!(["潜在", "VIP", "战略"]));
+    assert_eq!(
+        list["options"],
+        serde_json::json!(kept.split(',').collect::<Vec<_>>())
+    );
     // A list set since the version read is not overwritten.
     let stale = (list["version"].as_i64().expect("version") - 1).to_string();
     assert!(
@@ -384,7 +394,7 @@ fn walk_through(db: &str) {
     );
     assert_eq!(
         json(db, &["field", "options", "customer", "category"])["options"],
-        serde_json::json!(["潜在", "VIP", "战略"])
+        list["options"]
     );
     assert!(fails(db, &["field", "options", "customer", "name"]).contains("not a choice field"));
     ok(

@@ -1,7 +1,8 @@
 //! The example CLI: the outbox commands are for administrators and show one
 //! company's events, money custom fields read in yuan, archived records come
-//! back with `unarchive`, shares are listed, and a contact's values may hold
-//! commas; batches on a filter refuse an empty one and ask for `--yes`
+//! back with `unarchive`, shares are listed (to a user a record is shared
+//! with, their own share only), customers are found by their contacts'
+//! mobiles, and a contact's values may hold commas; batches on a filter refuse an empty one and ask for `--yes`
 //! before touching several records, a partly refused batch fails, an edit
 //! without changes is refused, and restoring a live record says where it is.
 
@@ -100,6 +101,27 @@ fn cli_unarchive_shares_money_and_commas() {
     assert_eq!(shares[0]["access"], "read");
     let out = ok(db, &["customer", "shares", &code]);
     assert!(out.contains("张伟"), "{out}");
+    // Whom else it is shared with is for those who manage it: a user it is
+    // shared with sees their own share only.
+    ok(db, &["customer", "share", &code, "--with", "wangfang"]);
+    let all = json(db, &["customer", "shares", &code]);
+    assert_eq!(all.as_array().map(Vec::len), Some(2), "{all}");
+    let own = json(db, &["--as", "zhangwei", "customer", "shares", &code]);
+    assert_eq!(own.as_array().map(Vec::len), Some(1), "{own}");
+    let out = ok(db, &["--as", "zhangwei", "customer", "shares", &code]);
+    assert!(out.contains("张伟") && !out.contains("王芳"), "{out}");
+    // A customer is found by its contacts' mobiles, unless they are masked.
+    let found = json(db, &["customer", "search", "138 1001 0010"]);
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(
+        found["items"][0]["fields"]["name"],
+        "北京华信智联科技有限公司"
+    );
+    let masked = json(
+        db,
+        &["--as", "liuyang", "customer", "search", "13810010010"],
+    );
+    assert_eq!(masked["total"], 0, "{masked}");
     // A money custom field reads in yuan and round-trips.
     ok(
         db,

@@ -842,6 +842,54 @@ impl Crm {
         sel
     }
 
+    /// Refuses removing `option` (of the field named `what`) while records
+    /// of `entity` hold it — `holding` selects them, live, archived or in
+    /// the recycle bin: the refusal says how many and names a few by code,
+    /// only those the actor may read (a field manager need not read every
+    /// record); the others are counted.
+    async fn option_not_held(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        holding: &Select,
+        option: &str,
+        what: &str,
+    ) -> Result<()> {
+        let n = self.count(holding.clone()).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut some = holding.clone();
+        some.paging = crate::store::Paging::Offset {
+            offset: 0,
+            limit: 20,
+        };
+        let mut codes: Vec<String> = Vec::new();
+        for r in self.store.select(&some).await?.rows {
+            if codes.len() < 3
+                && self.can_on_row(actor, entity, Action::Read, &r).await?
+                && let Some(code) = r.get("code").as_text()
+            {
+                codes.push(code.to_string());
+            }
+        }
+        let more = match n - codes.len() as u64 {
+            0 => String::new(),
+            k if codes.is_empty() => format!("{k} you may not all see"),
+            k => format!(", {k} more"),
+        };
+        Err(Error::invalid(
+            "options",
+            format!(
+                "option '{option}' of {what} is still held by {n} {entity} record{} ({}{more}), \
+                 archived and recycle-bin records included; change them to another option first, \
+                 then remove it (仍有记录使用该选项，请先修改这些记录)",
+                if n == 1 { "" } else { "s" },
+                codes.join(", ")
+            ),
+        ))
+    }
+
     /// Changes the custom field `id` (needs `custom_field:manage`), checking
     /// the version the caller read it at: its label, English label, options
     /// and required flag. Labels are checked as when defining a field.
@@ -943,44 +991,14 @@ impl Crm {
         };
         for option in &removed {
             let holding = self.holding_option(company, &def, option);
-            let n = self.count(holding.clone()).await?;
-            if n > 0 {
-                // Named by code only to who may read them (a field manager
-                // need not read every record); the others are counted.
-                let mut some = holding.clone();
-                some.paging = crate::store::Paging::Offset {
-                    offset: 0,
-                    limit: 20,
-                };
-                let mut codes: Vec<String> = Vec::new();
-                for r in self.store.select(&some).await?.rows {
-                    if codes.len() < 3
-                        && self.can_on_row(actor, def.entity, Action::Read, &r).await?
-                        && let Some(code) = r.get("code").as_text()
-                    {
-                        codes.push(code.to_string());
-                    }
-                }
-                let more = match n - codes.len() as u64 {
-                    0 => String::new(),
-                    k if codes.is_empty() => format!("{k} you may not all see"),
-                    k => format!(", {k} more"),
-                };
-                return Err(Error::invalid(
-                    "options",
-                    format!(
-                        "option '{option}' of {}.{} ({}) is still held by {n} {} record{} ({}{more}), \
-                         archived and recycle-bin records included; change them to another option first, \
-                         then remove it (仍有记录使用该选项，请先修改这些记录)",
-                        def.entity,
-                        def.key,
-                        def.label,
-                        def.entity,
-                        if n == 1 { "" } else { "s" },
-                        codes.join(", ")
-                    ),
-                ));
-            }
+            self.option_not_held(
+                actor,
+                def.entity,
+                &holding,
+                option,
+                &format!("{}.{} ({})", def.entity, def.key, def.label),
+            )
+            .await?;
             // A record given the option meanwhile fails the change.
             cs.guards.push(Guard {
                 kind: crate::store::GuardKind::State,
@@ -1294,6 +1312,12 @@ impl Crm {
     /// categories), needs `custom_field:manage`. `expected_version` is the
     /// [`Picklist::version`] the caller read ([`Crm::picklist_with_version`]):
     /// a list set by someone else since is a conflict, not overwritten.
+    /// Options may be added and reordered; as with a select custom field
+    /// ([`Crm::update_custom_field`]), an option still held by records —
+    /// live, archived or in the recycle bin — cannot be removed (an option
+    /// kept under another case counts as removed: the records hold it as
+    /// stored), and a record given it while the list is written fails the
+    /// change.
     pub async fn set_picklist(
         &self,
         actor: &Actor,
@@ -1334,8 +1358,42 @@ impl Crm {
         if current != expected_version {
             return Err(conflict(current));
         }
+        // The options as read: the company's list, or the defaults.
+        let before: Vec<String> = match (&existing, def.kind) {
+            (Some(r), _) => r
+                .get("options")
+                .as_json()
+                .and_then(|j| serde_json::from_value(j.clone()).ok())
+                .unwrap_or_default(),
+            (None, FieldKind::Choice(defaults)) => defaults.iter().map(|o| o.to_string()).collect(),
+            (None, _) => Vec::new(),
+        };
+        let company = actor.company_id.0;
         let now = self.now();
         let mut cs = ChangeSet::default();
+        for option in before.iter().filter(|o| !options.contains(o)) {
+            let mut holding = Select::all(entity.table(), company, now);
+            holding.lifecycle = Lifecycle::Any;
+            holding.filter = Filter::Cmp(Col::Column(def.name), CmpOp::Eq, option.as_str().into());
+            self.option_not_held(
+                actor,
+                entity,
+                &holding,
+                option,
+                &format!("{entity}.{} ({})", def.name, def.zh),
+            )
+            .await?;
+            // A record given the option meanwhile fails the change.
+            cs.guards.push(Guard {
+                kind: crate::store::GuardKind::State,
+                keys: vec![format!("{company}:picklist:{entity}.{}", def.name)],
+                select: holding,
+                message: format!(
+                    "a {entity} record was given option '{option}' of {} meanwhile; change it first, then remove the option",
+                    def.zh
+                ),
+            });
+        }
         let id = match &existing {
             Some(r) => {
                 cs.ops.push(Op::Update {

@@ -2253,7 +2253,7 @@ impl Crm {
         }
         check_filter_weight(&filters[1..])?;
         if let Some(q) = query.search.as_deref().filter(|q| !q.trim().is_empty()) {
-            filters.push(search_filter(actor, entity, q));
+            filters.push(search_filter(actor, entity, q, self.now()));
         }
         let mut sort = Vec::new();
         for s in &query.sort {
@@ -2924,8 +2924,11 @@ fn decode_cursor(c: &str, len: usize) -> Result<Vec<Value>> {
 /// pinyin keys built from a hidden or masked field. A customer's keys hold
 /// its name's and its short name's readings in one column that cannot be
 /// told apart, so an actor who may not filter by the short name is searched
-/// without pinyin (the name's own text still matches).
-fn search_filter(actor: &Actor, entity: Entity, q: &str) -> Filter {
+/// without pinyin (the name's own text still matches). A customer is also
+/// found by a number (or a run of three digits or more) its contacts have
+/// as mobile or phone ([`contact_phone_search`]); `now` decides which
+/// shares of contacts still count there.
+fn search_filter(actor: &Actor, entity: Entity, q: &str, now: DateTime<Utc>) -> Filter {
     // No stored text holds a NUL (and PostgreSQL refuses one in a query).
     let q = q.replace('\0', "").trim().to_string();
     let py = crate::pinyin::normalise_query(&q);
@@ -2991,13 +2994,41 @@ fn search_filter(actor: &Actor, entity: Entity, q: &str) -> Filter {
         }
         _ => terms.push(("content", "content", &q)),
     }
-    Filter::Or(
-        terms
-            .into_iter()
-            .filter(|(_, field, _)| filterable(actor, entity, field))
-            .map(|(col, _, t)| Filter::Contains(Col::Column(col), t.to_string()))
-            .collect(),
-    )
+    let mut any: Vec<Filter> = terms
+        .into_iter()
+        .filter(|(_, field, _)| filterable(actor, entity, field))
+        .map(|(col, _, t)| Filter::Contains(Col::Column(col), t.to_string()))
+        .collect();
+    if entity == Entity::Customer && all_digits {
+        any.extend(contact_phone_search(actor, &digits, now));
+    }
+    Filter::Or(any)
+}
+
+/// Customers having a contact whose mobile or phone holds `digits` (a whole
+/// number's key, or a run of digits), matched as the contact search
+/// matches them: only through the fields the actor may filter contacts by,
+/// and only among the contacts the actor may read (a match among the
+/// others would reveal what they hold), those in the recycle bin left out.
+/// `None` when the actor may filter by neither field.
+fn contact_phone_search(actor: &Actor, digits: &str, now: DateTime<Utc>) -> Option<Filter> {
+    let keys: Vec<Filter> = [("mobile_key", "mobile"), ("phone_key", "phone")]
+        .into_iter()
+        .filter(|(_, field)| filterable(actor, Entity::Contact, field))
+        .map(|(col, _)| Filter::Contains(Col::Column(col), digits.to_string()))
+        .collect();
+    if keys.is_empty() {
+        return None;
+    }
+    let readable = actor
+        .store_scope(Entity::Contact, Action::Read)
+        .map(|s| s.as_filter(Entity::Contact.table(), now))
+        .unwrap_or(Filter::Or(Vec::new()));
+    Some(Filter::Related {
+        table: Entity::Contact.table(),
+        fk: "customer_id",
+        filter: Box::new(Filter::And(vec![Filter::Or(keys), readable])),
+    })
 }
 
 /// Refuses a contact that duplicates one created earlier in the same change

@@ -177,6 +177,21 @@ macro_rules! permission_scenarios {
             perm_unique_text_fields_fold_and_numbers_stay_exact,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::a_customer_is_found_by_its_contacts_numbers,
+            perm_a_customer_is_found_by_its_contacts_numbers,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::a_sharee_sees_only_their_own_share,
+            perm_a_sharee_sees_only_their_own_share,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::a_transfer_does_not_land_in_a_department_deleted_meanwhile,
+            perm_a_transfer_does_not_land_in_a_department_deleted_meanwhile,
+            $make
+        );
     };
 }
 
@@ -3894,4 +3909,259 @@ pub async fn unique_text_fields_fold_and_numbers_stay_exact(store: Arc<dyn Store
             .unwrap_or_else(|e| panic!("{good}: {e}"));
         assert_eq!(r.custom.get("staff"), Some(&stored), "{good}");
     }
+}
+
+/// A customer search by a whole phone number (as typed, in any layout) or a
+/// run of its digits also finds the customers whose contacts have it as
+/// mobile or phone, as the contact search finds the contacts: only through
+/// contacts the searcher may read and filter by that field, and not through
+/// a contact in the recycle bin.
+pub async fn a_customer_is_found_by_its_contacts_numbers(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w
+        .customer(&w.zhangsan, "联系人号码有限公司", json!({}))
+        .await;
+    let contact = create(
+        &w,
+        &w.zhangsan,
+        Entity::Contact,
+        json!({"customer_id": c.id.to_string(), "name": "钱七", "mobile": "13811112222", "phone": "0755-87651234"}),
+    )
+    .await;
+    let binned = w
+        .customer(&w.zhangsan, "回收站联系人有限公司", json!({}))
+        .await;
+    let gone = create(
+        &w,
+        &w.zhangsan,
+        Entity::Contact,
+        json!({"customer_id": binned.id.to_string(), "name": "孙八", "mobile": "13933334444"}),
+    )
+    .await;
+    assert!(
+        w.crm
+            .delete_records(&w.zhangsan, Entity::Contact, &[gone.id])
+            .await
+            .refused
+            .is_empty()
+    );
+    let search = |actor: &Actor, text: &str| {
+        let q = ListQuery::default().search(text);
+        let (w, actor) = (&w, actor.clone());
+        async move { w.visible(&actor, q).await }
+    };
+    let only_c = (vec![c.id], Some(1));
+    let none = (Vec::new(), Some(0));
+    for text in [
+        "13811112222",
+        "+86 138 1111 2222",
+        "1111222",
+        "(0755) 8765 1234",
+        "87651234",
+    ] {
+        assert_eq!(search(&w.admin, text).await, only_c, "{text}");
+        assert_eq!(search(&w.zhangsan, text).await, only_c, "{text}");
+    }
+    // The binned contact's number finds nothing, nor do two digits.
+    assert_eq!(search(&w.admin, "13933334444").await, none);
+    assert_eq!(search(&w.admin, "3933").await, none);
+    assert_eq!(search(&w.admin, "22").await, none);
+    // A masked mobile is not searched through; the phone still is.
+    let kefu = user_granted(
+        &w,
+        "kefu",
+        &[
+            (Entity::Customer, Action::Read, DataScope::All),
+            (Entity::Contact, Action::Read, DataScope::All),
+        ],
+        vec![rule(Entity::Contact, "mobile", FieldAccess::Masked)],
+    )
+    .await;
+    assert_eq!(search(&kefu, "13811112222").await, none);
+    assert_eq!(search(&kefu, "1111222").await, none);
+    assert_eq!(search(&kefu, "87651234").await, only_c);
+    // One who reads every customer but only their own contacts finds
+    // nothing through a colleague's contact — until it is shared with them.
+    let reader = user_granted(
+        &w,
+        "reader",
+        &[
+            (Entity::Customer, Action::Read, DataScope::All),
+            (Entity::Contact, Action::Read, DataScope::Own),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(search(&reader, "13811112222").await, none);
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Contact,
+            contact.id,
+            reader.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    assert_eq!(search(&reader, "13811112222").await, only_c);
+    // Restored, the binned contact counts again.
+    assert!(
+        w.crm
+            .restore_records(&w.zhangsan, Entity::Contact, &[gone.id])
+            .await
+            .refused
+            .is_empty()
+    );
+    assert_eq!(
+        search(&w.admin, "13933334444").await,
+        (vec![binned.id], Some(1))
+    );
+}
+
+/// Whom a record is shared with is for those who manage it: its owner, an
+/// administrator and whoever may edit, transfer or share it by their own
+/// scope list every share; a user it is shared with (for editing too), or
+/// one who only reads it, sees their own share alone.
+pub async fn a_sharee_sees_only_their_own_share(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "共享名单有限公司", json!({})).await;
+    let guest = user_granted(
+        &w,
+        "guest",
+        &[(Entity::Customer, Action::Read, DataScope::Own)],
+        Vec::new(),
+    )
+    .await;
+    let reader = user_granted(
+        &w,
+        "reader",
+        &[(Entity::Customer, Action::Read, DataScope::All)],
+        Vec::new(),
+    )
+    .await;
+    for (to, access) in [
+        (w.wangwu.user_id, ShareAccess::Write),
+        (guest.user_id, ShareAccess::Read),
+    ] {
+        w.crm
+            .share_record(&w.zhangsan, Entity::Customer, c.id, to, access, None)
+            .await
+            .expect("share");
+    }
+    let shared_with = |actor: &Actor| {
+        let (w, actor) = (&w, actor.clone());
+        async move {
+            let mut users: Vec<_> = w
+                .crm
+                .list_shares(&actor, Entity::Customer, c.id)
+                .await
+                .expect("shares")
+                .into_iter()
+                .map(|s| s.user_id)
+                .collect();
+            users.sort();
+            users
+        }
+    };
+    let mut all = vec![w.wangwu.user_id, guest.user_id];
+    all.sort();
+    // The owner, an administrator, the manager and the group's lead.
+    for actor in [&w.zhangsan, &w.admin, &w.lisi, &w.zhaoliu] {
+        assert_eq!(shared_with(actor).await, all, "{}", actor.display_name);
+    }
+    // Those it is shared with see their own share only.
+    assert_eq!(shared_with(&w.wangwu).await, vec![w.wangwu.user_id]);
+    assert_eq!(shared_with(&guest).await, vec![guest.user_id]);
+    // One who only reads it sees none; one who cannot read it, not it.
+    assert_eq!(shared_with(&reader).await, Vec::new());
+    let stranger = user_granted(&w, "stranger", &[], Vec::new()).await;
+    assert!(matches!(
+        w.crm.list_shares(&stranger, Entity::Customer, c.id).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+/// A record transferred to a user takes the user's department: when the
+/// user moves out and the department is deleted while the transfer is
+/// written, the transfer fails instead of leaving the record in a deleted
+/// department, and made again it takes the user's new department.
+pub async fn a_transfer_does_not_land_in_a_department_deleted_meanwhile(store: Arc<dyn Store>) {
+    use crate::ids::DepartmentId;
+    use crate::org::UserPatch;
+    use crate::schema::Table;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let d = w
+        .crm
+        .create_department(&w.admin, "临时项目部", Some(w.sales))
+        .await
+        .expect("dept")
+        .id;
+    let mover = user_granted(
+        &w,
+        "mover",
+        &[
+            (Entity::Customer, Action::Read, DataScope::Own),
+            (Entity::Customer, Action::Update, DataScope::Own),
+        ],
+        Vec::new(),
+    )
+    .await;
+    let into = |d: DepartmentId| UserPatch {
+        department_id: Some(Some(d)),
+        ..UserPatch::default()
+    };
+    let u = w.crm.user(&w.admin, mover.user_id).await.expect("user");
+    w.crm
+        .update_user(&w.admin, u.id, u.version, into(d))
+        .await
+        .expect("moved into the department");
+    let c = w
+        .customer(&w.zhangsan, "部门删除转移有限公司", json!({}))
+        .await;
+    let (o, admin, id, group1) = (other.clone(), w.admin.clone(), mover.user_id, w.group1);
+    hooked.before_write(Table::Customers, async move {
+        let u = o.user(&admin, id).await.expect("user");
+        o.update_user(&admin, u.id, u.version, into(group1))
+            .await
+            .expect("moved out meanwhile");
+        o.delete_department(&admin, d)
+            .await
+            .expect("deleted meanwhile");
+    });
+    let report = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[c.id], mover.user_id)
+        .await
+        .expect("transfer");
+    assert!(report.done.is_empty(), "{report:?}");
+    assert!(
+        report
+            .refused
+            .iter()
+            .any(|(_, why)| why.contains("deleted meanwhile")),
+        "{report:?}"
+    );
+    let now = w
+        .crm
+        .get_record(&w.admin, Entity::Customer, c.id)
+        .await
+        .expect("customer");
+    assert_eq!(now.owner_id, Some(w.zhangsan.user_id));
+    assert_eq!(now.department_id, Some(w.group1));
+    // Transferred again, it takes the department the user is in now.
+    let report = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[c.id], mover.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(report.done, vec![c.id], "{report:?}");
+    let now = w
+        .crm
+        .get_record(&w.admin, Entity::Customer, c.id)
+        .await
+        .expect("customer");
+    assert_eq!(now.department_id, Some(w.group1));
 }

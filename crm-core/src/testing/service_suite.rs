@@ -247,6 +247,11 @@ macro_rules! service_scenarios {
             crm_user_imports_refuse_shared_names_and_cycles_of_superiors,
             $make
         );
+        $each!(
+            $crate::testing::service_suite::a_choice_option_records_hold_is_not_removed,
+            crm_a_choice_option_records_hold_is_not_removed,
+            $make
+        );
     };
 }
 
@@ -6515,4 +6520,169 @@ pub async fn an_import_for_another_owner_holds_to_the_create_scope(store: Arc<dy
         Err(Error::Forbidden(m)) => assert!(m.contains("王五") || m.contains("wangwu"), "{m}"),
         other => panic!("expected the import refused, got {other:?}"),
     }
+}
+
+/// A built-in choice field's option is removed from the company's list only
+/// while no record holds it, as a select custom field's: live, archived and
+/// recycle-bin records count, an option kept under another case is a
+/// removal, the refusal names the holders the manager may read and counts
+/// the others, and a record given the option while the list is written
+/// fails the change. Adding and reordering options pass.
+pub async fn a_choice_option_records_hold_is_not_removed(store: Arc<dyn Store>) {
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let read = || async {
+        w.crm
+            .picklist_with_version(&w.admin, Entity::Customer, "category")
+            .await
+            .expect("options")
+    };
+    let held = |result: Result<(), Error>, option: &str, named: &str| match result {
+        Err(Error::Validation(v)) => {
+            let m = v.to_string();
+            assert!(
+                m.contains(&format!("option '{option}'"))
+                    && m.contains("still held by 1 customer record")
+                    && m.contains(named),
+                "{m}"
+            );
+        }
+        other => panic!("expected '{option}' refused as held, got {other:?}"),
+    };
+    let vip = w
+        .customer(&w.zhangsan, "选项在用有限公司", json!({"category": "VIP"}))
+        .await;
+    let archived = w
+        .customer(&w.zhangsan, "归档选项有限公司", json!({"category": "代理"}))
+        .await;
+    assert!(
+        w.crm
+            .archive_records(&w.zhangsan, Entity::Customer, &[archived.id])
+            .await
+            .refused
+            .is_empty()
+    );
+    let binned = w
+        .customer(
+            &w.zhangsan,
+            "回收站选项有限公司",
+            json!({"category": "合作"}),
+        )
+        .await;
+    assert!(
+        w.crm
+            .delete_records(&w.zhangsan, Entity::Customer, &[binned.id])
+            .await
+            .refused
+            .is_empty()
+    );
+    let defaults = read().await;
+    assert_eq!(defaults.version, 0);
+    let without = |option: &str| -> Vec<String> {
+        defaults
+            .options
+            .iter()
+            .filter(|o| o.as_str() != option)
+            .cloned()
+            .collect()
+    };
+    for (option, holder) in [("VIP", &vip), ("代理", &archived), ("合作", &binned)] {
+        held(
+            w.crm
+                .set_picklist(&w.admin, Entity::Customer, "category", 0, &without(option))
+                .await,
+            option,
+            holder.code.as_deref().expect("code"),
+        );
+    }
+    // Another case is another stored value.
+    let mut lower = without("VIP");
+    lower.push("vip".into());
+    held(
+        w.crm
+            .set_picklist(&w.admin, Entity::Customer, "category", 0, &lower)
+            .await,
+        "VIP",
+        vip.code.as_deref().expect("code"),
+    );
+    // A manager of fields who may not read the holder learns only a count.
+    let role = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: "字段管理".into(),
+                is_admin: false,
+                permissions: vec![Permission {
+                    entity: Entity::CustomField,
+                    action: Action::Manage,
+                    scope: DataScope::All,
+                }],
+                field_rules: Vec::new(),
+            },
+        )
+        .await
+        .expect("role");
+    let fields_admin = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "ziduan".into(),
+                display_name: "字段管理员".into(),
+                department_id: Some(w.group2),
+                role_ids: vec![role.id],
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("user");
+    let fields_admin = w.crm.actor(fields_admin.id).await.expect("actor");
+    held(
+        w.crm
+            .set_picklist(
+                &fields_admin,
+                Entity::Customer,
+                "category",
+                0,
+                &without("VIP"),
+            )
+            .await,
+        "VIP",
+        "1 you may not all see",
+    );
+    assert_eq!(read().await, defaults, "nothing written");
+    // Reordered, with an option added and one nobody holds removed.
+    let mut kept: Vec<String> = without("潜在");
+    kept.reverse();
+    kept.push("战略".into());
+    w.crm
+        .set_picklist(&w.admin, Entity::Customer, "category", 0, &kept)
+        .await
+        .expect("held options kept");
+    let now = read().await;
+    assert_eq!(now.options, kept);
+    // A record given an option while its removal is written.
+    let c = w.customer(&w.zhangsan, "竞态选项有限公司", json!({})).await;
+    let (o, zs, version) = (other.clone(), w.zhangsan.clone(), c.version);
+    hooked.before_write(Table::Picklists, async move {
+        o.update_record(
+            &zs,
+            Entity::Customer,
+            c.id,
+            version,
+            fields(json!({"category": "战略"})),
+        )
+        .await
+        .expect("given the option meanwhile");
+    });
+    let unheld: Vec<String> = kept.iter().filter(|o| *o != "战略").cloned().collect();
+    invalid_state(
+        w.crm
+            .set_picklist(&w.admin, Entity::Customer, "category", now.version, &unheld)
+            .await,
+        "meanwhile",
+    );
+    assert_eq!(read().await, now, "the list kept its option");
 }
