@@ -163,8 +163,10 @@ enum Command {
     /// Grants the customer roles sales rights and defines default contract
     /// and quote approval flows (administrators).
     SalesSetup,
-    /// Recomputes the pinyin search keys of every record (administrators),
-    /// e.g. after an upgrade changed how they are made.
+    /// Recomputes the pinyin search keys and the name sort keys of every
+    /// record (administrators), e.g. after an upgrade changed how they are
+    /// made; run it once after upgrading a database made before sort keys,
+    /// whose records sort after the others by name until then.
     RebuildSearchKeys,
     /// Writes an Excel import template (导入模板) for customers, contacts, users or products.
     #[cfg(feature = "xlsx")]

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::ids::{CompanyId, DepartmentId, RoleId, UserId};
 use crate::schema::Table;
 use crate::store::{
-    AuditEntry, ChangeSet, FieldChange, Filter, NewEvent, Payload, Row, Select, Store,
+    AuditEntry, ChangeSet, FieldChange, Filter, NewEvent, Op, Payload, Row, Select, Store,
 };
 use crate::value::Value;
 use chrono::{DateTime, FixedOffset, NaiveDate, Utc};
@@ -318,11 +318,13 @@ impl Crm {
         Ok(format!("{key}-{n:04}"))
     }
 
-    /// Applies a change set.
-    pub(crate) async fn apply(&self, changes: ChangeSet) -> Result<()> {
+    /// Applies a change set, with the sort keys of the names and titles it
+    /// writes filled in ([`fill_sort_keys`]).
+    pub(crate) async fn apply(&self, mut changes: ChangeSet) -> Result<()> {
         if changes.is_empty() {
             return Ok(());
         }
+        fill_sort_keys(&mut changes.ops);
         match self.store.apply_owned(changes).await {
             Ok(()) => Ok(()),
             // A record changed meanwhile is named by its code (a row
@@ -657,5 +659,35 @@ fn visible_change(actor: &Actor, entity: Entity, mut c: FieldChange) -> Option<F
             Some(c)
         }
         FieldAccess::Full | FieldAccess::ReadOnly => Some(c),
+    }
+}
+
+/// Sets the sort key ([`SORT_KEYS`](crate::schema::SORT_KEYS)) of every
+/// insert and update in `ops` that sets a column lists sort by one: the
+/// text's [`sort_key`](crate::pinyin::sort_key), or NULL with the text. Every
+/// write of the engine passes here ([`Crm::apply`]), so records, sales
+/// documents, products, imports, merges and undos all keep their keys
+/// without computing them themselves.
+pub(crate) fn fill_sort_keys(ops: &mut [Op]) {
+    for op in ops {
+        let (Op::Insert { table, values } | Op::Update { table, values, .. }) = op else {
+            continue;
+        };
+        for (t, source, key) in crate::schema::SORT_KEYS {
+            if t != table {
+                continue;
+            }
+            let Some(text) = values.iter().find(|(c, _)| c == source).map(|(_, v)| v) else {
+                continue;
+            };
+            let sorted = match text {
+                Value::Text(t) => Value::Text(crate::pinyin::sort_key(t)),
+                _ => Value::Null,
+            };
+            match values.iter_mut().find(|(c, _)| c == key) {
+                Some((_, v)) => *v = sorted,
+                None => values.push((key, sorted)),
+            }
+        }
     }
 }

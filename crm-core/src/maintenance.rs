@@ -6,11 +6,18 @@
 //! every character), rows written before keep their old keys until they are
 //! written again. [`Crm::rebuild_search_keys`] brings every row up to the
 //! current rule.
+//!
+//! Sort keys (`name_sort`, `title_sort`: [`SORT_KEYS`]) are made on every
+//! write that sets the name or title. Rows written before their column
+//! existed (SQLite migration 0014, PostgreSQL 0013) have none: they sort
+//! after every row that has one, by their name, on both stores alike, until
+//! [`Crm::rebuild_search_keys`] fills them (and brings any key made under
+//! an older rule up to date).
 
 use crate::auth::Actor;
 use crate::crm::Crm;
 use crate::error::{Error, Result};
-use crate::schema::Table;
+use crate::schema::{SORT_KEYS, Table};
 use crate::store::{ChangeSet, FieldChange, Lifecycle, Op, Paging, Row, Select};
 use crate::value::Value;
 use serde::Serialize;
@@ -36,8 +43,24 @@ const PAGE: u64 = 1000;
 pub struct SearchKeyStats {
     /// Rows looked at (every table, deleted and archived rows included).
     pub rows: u64,
-    /// Rows whose keys changed.
+    /// Rows whose search or sort keys changed.
     pub updated: u64,
+}
+
+/// The sort keys of a row of `table` under the current rule, with the
+/// column of each (see [`SORT_KEYS`]): NULL when the text is.
+pub fn sort_keys_of(table: Table, row: &Row) -> Vec<(&'static str, Value)> {
+    SORT_KEYS
+        .iter()
+        .filter(|(t, _, _)| *t == table)
+        .map(|(_, text, key)| {
+            let v = match row.get(text).as_text() {
+                Some(t) => Value::Text(crate::pinyin::sort_key(t)),
+                None => Value::Null,
+            };
+            (*key, v)
+        })
+        .collect()
 }
 
 /// The search keys of a row under the current rule: the keys of each
@@ -60,9 +83,10 @@ pub fn search_keys_of(row: &Row, sources: &[&str]) -> String {
 }
 
 impl Crm {
-    /// Recomputes the pinyin search keys of every row of the actor's company
-    /// that has them (administrators): rows written under an older rule are
-    /// found by the current one afterwards. Page by page, each page in one
+    /// Recomputes the pinyin search keys and the sort keys of every row of
+    /// the actor's company that has them (administrators): rows written
+    /// under an older rule are found by the current one afterwards, and
+    /// rows without a sort key get one. Page by page, each page in one
     /// transaction; a row changed meanwhile by someone else fails the page
     /// with a conflict, and running it again finishes the work (rows already
     /// up to date are left alone). Rewritten rows get a new version. One
@@ -94,12 +118,21 @@ impl Crm {
                 let mut cs = ChangeSet::default();
                 for r in &page.rows {
                     let keys = search_keys_of(r, sources);
+                    let mut values = Vec::new();
                     if r.get("pinyin_keys").as_text() != Some(keys.as_str()) {
+                        values.push(("pinyin_keys", Value::Text(keys)));
+                    }
+                    for (col, key) in sort_keys_of(*table, r) {
+                        if r.get(col) != &key {
+                            values.push((col, key));
+                        }
+                    }
+                    if !values.is_empty() {
                         cs.ops.push(Op::Update {
                             table: *table,
                             id: r.id(),
                             expected_version: r.version(),
-                            values: vec![("pinyin_keys", Value::Text(keys))],
+                            values,
                         });
                     }
                 }
@@ -127,5 +160,26 @@ impl Crm {
         })
         .await?;
         Ok(stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rebuild_visits_every_table_with_sort_keys() {
+        for (table, text, key) in SORT_KEYS {
+            assert!(
+                SEARCH_KEY_SOURCES.iter().any(|(t, _)| t == table),
+                "{table} has sort keys but is not rebuilt"
+            );
+            assert!(table.column(text).is_some(), "{table}.{text}");
+            assert!(
+                table.column(key).is_some_and(|c| c.nullable),
+                "{table}.{key}"
+            );
+            assert_eq!(table.sort_key_of(text), Some(*key));
+        }
     }
 }

@@ -4,7 +4,8 @@
 //! keys, stored next to the name; [`normalise_query`] prepares what the user
 //! typed. A record matches when the normalised query is a plain substring of
 //! its keys (`keys LIKE '%' || query || '%'`): the query has no spaces, so
-//! it never matches across two keys.
+//! it never matches across two keys. [`sort_key`] makes the key a list
+//! sorted by name is ordered by (pinyin order, letter case aside).
 //!
 //! **Which readings.** A character is keyed under its commonest reading
 //! (the first the pinyin data gives), except the real-world heteronyms of
@@ -503,6 +504,105 @@ pub fn normalise_query(q: &str) -> String {
         .collect()
 }
 
+/// Opens a Chinese character's syllable in a [`sort_key`]: above every
+/// ASCII letter, digit and punctuation mark, so that letters and digits
+/// sort before Chinese characters, as Excel and WPS sort them.
+pub const SORT_HAN: char = '~';
+
+/// Closes a Chinese character's syllable in a [`sort_key`]: below every
+/// letter, so that a syllable sorts before the longer ones it begins
+/// (西安 `xi an` before 先 `xian`, 李 `li` before 连 `lian`).
+pub const SORT_SYLLABLE_END: char = ' ';
+
+/// Separates a [`sort_key`]'s readings from the text itself: below every
+/// character a key's readings hold, so that a name sorts before the longer
+/// names it begins (张 before 张三).
+pub const SORT_TIE: char = '\u{1}';
+
+/// The commonest toneless reading of a character, as the first search key
+/// spells it (`ü` as `v`), if the pinyin data has one.
+fn commonest(c: char) -> Option<&'static str> {
+    if let Some(rs) = heteronym(c) {
+        return rs.first().copied();
+    }
+    let r = c.to_pinyin()?.plain();
+    Some(umlaut(r).and_then(|u| u.first().copied()).unwrap_or(r))
+}
+
+/// A letter with a Latin accent or a pinyin tone mark as the plain letter
+/// (`é` → `e`, `ǎ` → `a`, `ǚ` → `v`); other characters as they are.
+fn unaccented(c: char) -> char {
+    match c {
+        'à'..='å' | 'ā' | 'ă' | 'ą' | 'ǎ' => 'a',
+        'ç' | 'ć' | 'ĉ' | 'ċ' | 'č' => 'c',
+        'ď' | 'đ' => 'd',
+        'è'..='ë' | 'ē' | 'ĕ' | 'ė' | 'ę' | 'ě' => 'e',
+        'ĝ' | 'ğ' | 'ġ' | 'ģ' => 'g',
+        'ĥ' | 'ħ' => 'h',
+        'ì'..='ï' | 'ĩ' | 'ī' | 'ĭ' | 'į' | 'ı' | 'ǐ' => 'i',
+        'ĵ' => 'j',
+        'ķ' => 'k',
+        'ĺ' | 'ļ' | 'ľ' | 'ŀ' | 'ł' => 'l',
+        'ñ' | 'ń' | 'ņ' | 'ň' => 'n',
+        'ò'..='ö' | 'ø' | 'ō' | 'ŏ' | 'ő' | 'ǒ' => 'o',
+        'ŕ' | 'ŗ' | 'ř' => 'r',
+        'ś' | 'ŝ' | 'ş' | 'š' => 's',
+        'ţ' | 'ť' | 'ŧ' => 't',
+        'ù'..='ü' | 'ũ' | 'ū' | 'ŭ' | 'ů' | 'ű' | 'ų' | 'ǔ' => 'u',
+        'ǖ' | 'ǘ' | 'ǚ' | 'ǜ' => 'v',
+        'ŵ' => 'w',
+        'ý' | 'ÿ' | 'ŷ' => 'y',
+        'ź' | 'ż' | 'ž' => 'z',
+        _ => c,
+    }
+}
+
+/// The key a name or title is sorted by, so that comparing keys byte-wise
+/// (as both stores compare text) gives the order Chinese users expect of a
+/// list sorted by name — pinyin order, as Excel and WPS sort Chinese:
+///
+/// - a Chinese character is its commonest reading (the first one
+///   [`search_keys`] keys it under; `ü` written `v`, which sorts `lü` after
+///   `lu`, `luan` … `luo` as dictionaries do), opened by [`SORT_HAN`] and
+///   closed by [`SORT_SYLLABLE_END`], so that names compare character by
+///   character: 李四 (`li si`) before 张三 (`zhang san`), 西安 (`xi an`)
+///   before 先 (`xian`);
+/// - letters are lowercased, full-width ones read as ASCII and accents
+///   dropped (`Apple`, `ａｐｐｌｅ` and `Äpple` sort together, before
+///   `banana` and `Zebra`); digits and ASCII punctuation are kept as they
+///   are, so letters and digits sort before Chinese characters; whitespace
+///   is one space, control characters are left out, and every other
+///   character (other scripts, Chinese punctuation, characters without
+///   pinyin data) is kept, lowercased, and so sorts after the Chinese
+///   characters;
+/// - [`SORT_TIE`] and the text itself follow, so two different texts never
+///   have one key: names reading alike (王 and 汪, both `wang`; `Apple` and
+///   `apple`) keep one order, by their characters' code points.
+///
+/// An empty text has an empty key.
+pub fn sort_key(text: &str) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    let mut out = String::with_capacity(text.len() * 2 + 1);
+    for c in text.chars().map(crate::validate::halfwidth) {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if let Some(r) = commonest(c) {
+            out.push(SORT_HAN);
+            out.push_str(r);
+            out.push(SORT_SYLLABLE_END);
+        } else if c.is_whitespace() {
+            out.push(' ');
+        } else if !c.is_control() {
+            out.extend(c.to_lowercase().map(unaccented));
+        }
+    }
+    out.push(SORT_TIE);
+    out.push_str(text);
+    out
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -781,6 +881,90 @@ mod tests {
         assert!(finds(name, "haidianou"));
     }
 
+    /// `names` sorted by their sort keys.
+    fn by_sort_key(names: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = names.iter().map(|n| (*n).to_string()).collect();
+        v.sort_by_key(|n| sort_key(n));
+        v
+    }
+
+    #[test]
+    fn sort_key_orders_by_pinyin() {
+        assert!(sort_key("李四") < sort_key("张三"));
+        assert_eq!(
+            by_sort_key(&["张三", "王五", "李四", "赵六", "阿里巴巴", "北京银行"]),
+            ["阿里巴巴", "北京银行", "李四", "王五", "张三", "赵六"]
+        );
+        // Character by character: a syllable before the longer ones it
+        // begins, a name before the longer names it begins.
+        assert_eq!(
+            by_sort_key(&["先锋", "西安", "张三丰", "张三", "张", "连", "李"]),
+            ["李", "连", "西安", "先锋", "张", "张三", "张三丰"]
+        );
+        // `ü` after `u`, as dictionaries order 卢 lu, 罗 luo, 吕 lü.
+        assert_eq!(by_sort_key(&["吕", "罗", "卢"]), ["卢", "罗", "吕"]);
+        // Heteronyms sort by their commonest reading in names.
+        assert!(sort_key("长沙").starts_with("~chang ~sha \u{1}"));
+        assert!(sort_key("曾").starts_with("~zeng "));
+    }
+
+    #[test]
+    fn sort_key_breaks_ties_by_the_text() {
+        // 王 and 汪 are both `wang`: one order, by code point, next to each
+        // other between 万 wan and 为 wei.
+        let (w1, w2) = (sort_key("王"), sort_key("汪"));
+        assert_ne!(w1, w2);
+        assert!(w1.starts_with("~wang \u{1}") && w2.starts_with("~wang \u{1}"));
+        assert_eq!(
+            by_sort_key(&["为", "王", "万", "汪"]),
+            ["万", "汪", "王", "为"]
+        );
+        assert_eq!(by_sort_key(&["汪", "王"]), by_sort_key(&["王", "汪"]));
+        assert_eq!(by_sort_key(&["apple", "Apple"]), ["Apple", "apple"]);
+    }
+
+    #[test]
+    fn sort_key_latin_ignores_case_width_and_accents() {
+        assert_eq!(
+            by_sort_key(&["Zebra", "banana", "Apple", "apricot"]),
+            ["Apple", "apricot", "banana", "Zebra"]
+        );
+        assert_eq!(sort_key("Apple"), "apple\u{1}Apple");
+        // Full-width letters and digits read as ASCII.
+        assert!(sort_key("ＩＢＭ１２").starts_with("ibm12\u{1}"));
+        assert_eq!(
+            by_sort_key(&["ｂｅｔａ", "Alpha", "gamma"]),
+            ["Alpha", "ｂｅｔａ", "gamma"]
+        );
+        assert!(sort_key("Émile").starts_with("emile\u{1}"));
+        assert_eq!(
+            by_sort_key(&["Ezra", "Émile", "Eve"]),
+            ["Émile", "Eve", "Ezra"]
+        );
+    }
+
+    #[test]
+    fn sort_key_mixed_text() {
+        // Digits, then letters, then Chinese characters, at every position.
+        assert_eq!(
+            by_sort_key(&["华为", "IBM中国", "58同城", "阿里", "Apple"]),
+            ["58同城", "Apple", "IBM中国", "阿里", "华为"]
+        );
+        assert_eq!(sort_key("IBM中国"), "ibm~zhong ~guo \u{1}IBM中国");
+        assert_eq!(by_sort_key(&["西a", "西安", "西"]), ["西", "西a", "西安"]);
+        // Full-width punctuation reads as ASCII; the ideographic space is a
+        // space.
+        assert!(sort_key("ＡＢＣ（中国）").starts_with("abc(~zhong ~guo )\u{1}"));
+        assert!(sort_key("张\u{3000}三").starts_with("~zhang  ~san \u{1}"));
+    }
+
+    #[test]
+    fn sort_key_of_empty_text() {
+        assert_eq!(sort_key(""), "");
+        assert!(sort_key("") < sort_key(" "));
+        assert!(sort_key("") < sort_key("a"));
+    }
+
     proptest! {
         #[test]
         fn windows_always_covered(
@@ -798,6 +982,13 @@ mod tests {
             let mut words = String::new();
             let pos = positions(&s, &mut words);
             prop_assert_eq!(search_keys(&s), all_keys(&pos, &words));
+        }
+
+        #[test]
+        fn sort_keys_tell_texts_apart(a in "\\PC{0,12}", b in "\\PC{0,12}") {
+            let (ka, kb) = (sort_key(&a), sort_key(&b));
+            prop_assert_eq!(ka == kb, a == b);
+            prop_assert!(!ka.contains('\0'));
         }
 
         #[test]

@@ -178,7 +178,9 @@ pub struct ListQuery {
     pub conditions: Vec<Cond>,
     /// Fuzzy search over names, codes, phone numbers and pinyin keys.
     pub search: Option<String>,
-    /// Sort keys; default newest first (`-created_at`).
+    /// Sort keys; default newest first (`-created_at`). A name or title
+    /// sorts in pinyin order, letter case aside (its stored
+    /// [`sort_key`](crate::pinyin::sort_key)).
     pub sort: Vec<SortBy>,
     /// Paging.
     pub page: PageRequest,

@@ -2258,7 +2258,25 @@ impl Crm {
         let mut sort = Vec::new();
         for s in &query.sort {
             let col = self.sort_col(actor, entity, &s.field, &customs)?;
+            // A sort key (name, title) is followed by its text: keys tell
+            // texts apart, so the text only orders the rows that have no
+            // key yet (written before the key column existed, until
+            // `rebuild_search_keys`), which both stores sort after every
+            // key (NULLS LAST ascending, FIRST descending).
+            let text = match &col {
+                Col::Column(c) => crate::schema::SORT_KEYS
+                    .iter()
+                    .find(|(t, _, key)| *t == entity.table() && key == c)
+                    .map(|(_, text, _)| *text),
+                Col::Custom { .. } => None,
+            };
             sort.push(Sort { col, desc: s.desc });
+            if let Some(text) = text {
+                sort.push(Sort {
+                    col: Col::Column(text),
+                    desc: s.desc,
+                });
+            }
         }
         if sort.is_empty() {
             sort.push(Sort {
@@ -2318,9 +2336,11 @@ impl Crm {
         })
     }
 
-    /// Resolves a sort key: a field as [`Crm::field_col`] does, or
-    /// `pinyin` (the name's pinyin keys, so only when the name may be
-    /// sorted by, and for customers the short name too).
+    /// Resolves a sort key: a field as [`Crm::field_col`] does — a name
+    /// or title as the column of its sort key
+    /// ([`SORT_KEYS`](crate::schema::SORT_KEYS): pinyin order, letter
+    /// case aside) —, or `pinyin` (the name's pinyin keys, so only when
+    /// the name may be sorted by, and for customers the short name too).
     pub(crate) fn sort_col(
         &self,
         actor: &Actor,
@@ -2358,6 +2378,11 @@ impl Crm {
                 field,
                 format!("{entity} cannot be sorted by {field}"),
             ));
+        }
+        if let Col::Column(c) = &col
+            && let Some(key) = entity.table().sort_key_of(c)
+        {
+            return Ok(Col::Column(key));
         }
         Ok(col)
     }
@@ -2863,7 +2888,14 @@ pub(crate) fn guard_key(company: Uuid, table: Table, filter: &Filter) -> String 
 pub(crate) fn is_derived(col: &str) -> bool {
     matches!(
         col,
-        "name_key" | "pinyin_keys" | "phone_key" | "email_key" | "mobile_key" | "birthday_md"
+        "name_key"
+            | "pinyin_keys"
+            | "phone_key"
+            | "email_key"
+            | "mobile_key"
+            | "birthday_md"
+            | "name_sort"
+            | "title_sort"
     )
 }
 

@@ -168,6 +168,10 @@ const CUSTOMER: &[ColumnDef] = &[
     // The e-mail address lowercased (0009), the key the duplicate checks
     // find e-mail holders by through the customers' own index.
     opt("email_key", Text),
+    // The name's sort key (`pinyin::sort_key`, 0014 on SQLite, 0013 on
+    // PostgreSQL): lists sorted by name are ordered by it. NULL in rows
+    // written before, until `Crm::rebuild_search_keys` fills it.
+    opt("name_sort", Text),
 ];
 const CONTACT: &[ColumnDef] = &[
     col("customer_id", Id),
@@ -187,6 +191,8 @@ const CONTACT: &[ColumnDef] = &[
     opt("notes", Text),
     // The birthday as `MM-DD`, for "birthdays in the next N days" (0002_pools).
     opt("birthday_md", Text),
+    // The name's sort key (see `CUSTOMER`).
+    opt("name_sort", Text),
 ];
 const FOLLOW_UP: &[ColumnDef] = &[
     col("customer_id", Id),
@@ -314,6 +320,8 @@ const PRODUCT: &[ColumnDef] = &[
     opt("description", Text),
     col("status", Text),
     col("custom", Json),
+    // The name's sort key (see `CUSTOMER`).
+    opt("name_sort", Text),
 ];
 const PIPELINE: &[ColumnDef] = &[
     col("name", Text),
@@ -339,6 +347,8 @@ const OPPORTUNITY: &[ColumnDef] = &[
     col("stage_entered_at", Timestamp),
     opt("closed_at", Timestamp),
     opt("notes", Text),
+    // The name's sort key (see `CUSTOMER`).
+    opt("name_sort", Text),
 ];
 
 const QUOTE: &[ColumnDef] = &[
@@ -358,6 +368,8 @@ const QUOTE: &[ColumnDef] = &[
     opt("valid_until", Date),
     opt("contract_id", Id),
     opt("notes", Text),
+    // The title's sort key (see `CUSTOMER`).
+    opt("title_sort", Text),
 ];
 const CONTRACT: &[ColumnDef] = &[
     col("title", Text),
@@ -378,6 +390,8 @@ const CONTRACT: &[ColumnDef] = &[
     col("invoiced", Int),
     opt("terminated_reason", Text),
     opt("notes", Text),
+    // The title's sort key (see `CUSTOMER`).
+    opt("title_sort", Text),
 ];
 const PAYMENT_PLAN: &[ColumnDef] = &[
     col("contract_id", Id),
@@ -419,6 +433,20 @@ const DELIVERY: &[ColumnDef] = &[
     col("delivered_on", Date),
     col("lines", Json),
     opt("notes", Text),
+];
+
+/// The stored sort keys: a table, the text column lists are sorted by, and
+/// the column holding its [`sort_key`](crate::pinyin::sort_key). The core
+/// fills the key whenever a write sets the text (`Crm::apply`), sorts by
+/// the key where a list is sorted by the text, and
+/// `Crm::rebuild_search_keys` fills the keys rows lack.
+pub const SORT_KEYS: &[(Table, &str, &str)] = &[
+    (Table::Customers, "name", "name_sort"),
+    (Table::Contacts, "name", "name_sort"),
+    (Table::Products, "name", "name_sort"),
+    (Table::Opportunities, "name", "name_sort"),
+    (Table::Quotes, "title", "title_sort"),
+    (Table::Contracts, "title", "title_sort"),
 ];
 
 /// Every table the engine stores generically.
@@ -634,6 +662,15 @@ impl Table {
         }
         cols.extend_from_slice(self.specific());
         cols
+    }
+
+    /// The column holding the sort key of `column`, when lists of this
+    /// table sort `column` by one (see [`SORT_KEYS`]).
+    pub fn sort_key_of(self, column: &str) -> Option<&'static str> {
+        SORT_KEYS
+            .iter()
+            .find(|(t, source, _)| *t == self && *source == column)
+            .map(|(_, _, key)| *key)
     }
 
     /// Looks a column up by name.

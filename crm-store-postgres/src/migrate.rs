@@ -63,6 +63,10 @@ const MIGRATIONS: &[Migration] = &[
         version: 12,
         sql: include_str!("../migrations/0012_invoice_void.sql"),
     },
+    Migration {
+        version: 13,
+        sql: include_str!("../migrations/0013_name_sort_keys.sql"),
+    },
 ];
 
 /// The newest schema version this build knows.

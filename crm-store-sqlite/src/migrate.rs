@@ -84,6 +84,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "0013_invoice_void.sql",
         sql: include_str!("../migrations/0013_invoice_void.sql"),
     },
+    Migration {
+        number: 14,
+        name: "0014_name_sort_keys.sql",
+        sql: include_str!("../migrations/0014_name_sort_keys.sql"),
+    },
 ];
 
 /// The schema version this build creates and understands: the highest

@@ -12,6 +12,12 @@
 //!   thousands of owners and departments.
 //! - A contact import whose batch holds mobiles of 1 200 distinct customers
 //!   passes its duplicate guard (one `Or` term per customer).
+//! - Lists sorted by name go in pinyin order, letter case and width aside,
+//!   ascending and descending, over page boundaries (offset and keyset);
+//!   opportunities and products keep the keys that order them so too,
+//!   however written (created, renamed, imported); a row without a sort key
+//!   (written before the key column existed) sorts after the keyed ones on
+//!   both stores until the rebuild gives it its key.
 
 /// Lists the large-query scenarios for [`conformance_tests!`](crate::conformance_tests).
 #[doc(hidden)]
@@ -36,6 +42,21 @@ macro_rules! query_scenarios {
         $each!(
             $crate::testing::query_suite::contact_import_for_many_customers_passes_its_guard,
             query_contact_import_for_many_customers_passes_its_guard,
+            $make
+        );
+        $each!(
+            $crate::testing::query_suite::lists_sorted_by_name_go_in_pinyin_order,
+            query_lists_sorted_by_name_go_in_pinyin_order,
+            $make
+        );
+        $each!(
+            $crate::testing::query_suite::sales_lists_sorted_by_name_go_in_pinyin_order,
+            query_sales_lists_sorted_by_name_go_in_pinyin_order,
+            $make
+        );
+        $each!(
+            $crate::testing::query_suite::rows_without_a_sort_key_sort_alike_until_rebuilt,
+            query_rows_without_a_sort_key_sort_alike_until_rebuilt,
             $make
         );
     };
@@ -565,4 +586,338 @@ pub async fn contact_import_for_many_customers_passes_its_guard(store: Arc<dyn S
         "{:#?}",
         r.issues
     );
+}
+
+// ---------------------------------------------------------------------------
+// Sorting by name
+// ---------------------------------------------------------------------------
+
+/// Customer names in the order a list sorted by name gives them: digits,
+/// then letters (case and width aside), then Chinese characters by pinyin;
+/// 汪 and 王 read alike (`wang`) and keep one order, by code point.
+const CUSTOMERS_BY_NAME: [&str; 10] = [
+    "58同城",
+    "apple studio",
+    "Banana 工作室",
+    "ＩＢＭ中国",
+    "Zebra Labs",
+    "阿里巴巴",
+    "李四贸易",
+    "汪记",
+    "王记",
+    "张三科技",
+];
+
+/// The names of `entity` that `actor` lists sorted by name (descending
+/// with `desc`), read in pages of `per` rows: offset pages, or keyset ones
+/// with `keyset`. Every page but the last is full.
+async fn names_sorted(
+    w: &World,
+    entity: Entity,
+    desc: bool,
+    per: u64,
+    keyset: bool,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    for page in 1.. {
+        let q = ListQuery::default()
+            .sort_by("name", desc)
+            .page(if keyset {
+                PageRequest::Keyset {
+                    after: after.clone(),
+                    limit: per,
+                }
+            } else {
+                PageRequest::Offset {
+                    page,
+                    per_page: per,
+                }
+            })
+            .with_total();
+        let got = w
+            .crm
+            .list_records(&w.admin, entity, &q)
+            .await
+            .unwrap_or_else(|e| panic!("list {entity} sorted by name: {e}"));
+        let n = got.items.len() as u64;
+        for r in &got.items {
+            out.push(r.fields["name"].as_str().unwrap_or_default().to_string());
+        }
+        if !got.has_more {
+            break;
+        }
+        assert_eq!(n, per, "a page before the last is full");
+        after = got.next_cursor.clone();
+        assert!(
+            !keyset || after.is_some(),
+            "a keyset page with more has a cursor"
+        );
+    }
+    out
+}
+
+/// `names` as owned strings.
+fn owned(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| (*n).to_string()).collect()
+}
+
+/// `names` reversed.
+fn reversed(names: &[&str]) -> Vec<String> {
+    names.iter().rev().map(|n| (*n).to_string()).collect()
+}
+
+/// Checks the customers' name order every way a list is read: ascending
+/// and descending, offset pages of 4 (a boundary inside the Chinese names
+/// and one between letters and Chinese) and keyset pages of 3.
+async fn assert_customer_order(w: &World, expected: &[&str]) {
+    for (per, keyset) in [(4, false), (3, true), (100, false)] {
+        assert_eq!(
+            names_sorted(w, Entity::Customer, false, per, keyset).await,
+            owned(expected),
+            "ascending, pages of {per}, keyset {keyset}"
+        );
+        assert_eq!(
+            names_sorted(w, Entity::Customer, true, per, keyset).await,
+            reversed(expected),
+            "descending, pages of {per}, keyset {keyset}"
+        );
+    }
+}
+
+/// Creates the customers of [`CUSTOMERS_BY_NAME`], in another order.
+async fn create_customers_by_name(w: &World) -> Vec<crate::records::Record> {
+    let mut created = Vec::new();
+    for i in [3, 8, 0, 6, 4, 9, 1, 7, 5, 2] {
+        created.push(w.customer(&w.admin, CUSTOMERS_BY_NAME[i], json!({})).await);
+    }
+    created
+}
+
+/// A list of customers sorted by name goes in pinyin order (张三 after
+/// 李四), letter case and full-width letters aside, both ways and across
+/// page boundaries; a rename moves the customer to its new place.
+pub async fn lists_sorted_by_name_go_in_pinyin_order(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let created = create_customers_by_name(&w).await;
+    assert_customer_order(&w, &CUSTOMERS_BY_NAME).await;
+    // Renamed, `Zebra Labs` is 安徽建工 (an), between 阿里巴巴 (a) and 李四.
+    let zebra = created
+        .iter()
+        .find(|r| r.fields["name"] == json!("Zebra Labs"))
+        .expect("Zebra Labs");
+    w.crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            zebra.id,
+            zebra.version,
+            crate::testing::service_suite::fields(json!({"name": "安徽建工"})),
+        )
+        .await
+        .expect("rename");
+    let mut renamed: Vec<&str> = CUSTOMERS_BY_NAME
+        .iter()
+        .copied()
+        .filter(|n| *n != "Zebra Labs")
+        .collect();
+    let at = renamed
+        .iter()
+        .position(|n| *n == "阿里巴巴")
+        .expect("阿里巴巴")
+        + 1;
+    renamed.insert(at, "安徽建工");
+    assert_customer_order(&w, &renamed).await;
+}
+
+/// The `text` column of the live rows of `table`, read as a list sorted
+/// by it reads them (its sort key, then the text), in offset pages of
+/// `per` rows.
+async fn texts_by_sort_key(
+    w: &World,
+    table: Table,
+    text: &'static str,
+    desc: bool,
+    per: u64,
+) -> Vec<String> {
+    let key = table.sort_key_of(text).expect("a sort key");
+    let mut out = Vec::new();
+    for page in 0.. {
+        let mut sel = Select::all(table, w.admin.company_id.0, w.crm.now());
+        sel.sort = [key, text]
+            .into_iter()
+            .map(|c| crate::store::Sort {
+                col: Col::Column(c),
+                desc,
+            })
+            .collect();
+        sel.paging = Paging::Offset {
+            offset: page * per,
+            limit: per,
+        };
+        let got = w.crm.store().select(&sel).await.expect("select");
+        out.extend(
+            got.rows
+                .iter()
+                .map(|r| r.get(text).as_text().unwrap_or_default().to_string()),
+        );
+        if !got.has_more {
+            break;
+        }
+    }
+    out
+}
+
+/// Sales documents and products keep sort keys too, however they are
+/// written (created, renamed, imported): opportunities and products read
+/// by their keys come in pinyin order both ways across page boundaries.
+pub async fn sales_lists_sorted_by_name_go_in_pinyin_order(store: Arc<dyn Store>) {
+    use crate::sales::{NewOpportunity, ProductInput};
+    let w = World::new(store).await;
+    let c = w.customer(&w.admin, "华为技术有限公司", json!({})).await;
+    let opportunities = ["ERP升级", "erp运维", "云服务", "张江数据中心", "中台建设"];
+    for i in [3, 0, 4, 2, 1] {
+        w.crm
+            .create_opportunity(
+                &w.admin,
+                NewOpportunity {
+                    name: opportunities[i].into(),
+                    customer_id: c.id.0,
+                    ..NewOpportunity::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("opportunity {}: {e}", opportunities[i]));
+    }
+    for per in [2, 100] {
+        assert_eq!(
+            texts_by_sort_key(&w, Table::Opportunities, "name", false, per).await,
+            owned(&opportunities)
+        );
+        assert_eq!(
+            texts_by_sort_key(&w, Table::Opportunities, "name", true, per).await,
+            reversed(&opportunities)
+        );
+    }
+    // Products: two created (one renamed), two imported.
+    let mut created = Vec::new();
+    for name in ["张江服务器", "Zebra 打印机"] {
+        created.push(
+            w.crm
+                .create_product(
+                    &w.admin,
+                    ProductInput {
+                        name: Some(name.into()),
+                        list_price: Some(crate::money::Money::cny(100)),
+                        ..ProductInput::default()
+                    },
+                )
+                .await
+                .unwrap_or_else(|e| panic!("product {name}: {e}")),
+        );
+    }
+    w.crm
+        .update_product(
+            &w.admin,
+            created[0].id,
+            created[0].version,
+            ProductInput {
+                name: Some("安全网关".into()),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("rename product");
+    let header: Vec<String> = ["产品名称", "标准价"]
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    let mut session = w
+        .crm
+        .begin_import(&w.admin, ImportOptions::new(Entity::Product), &header)
+        .await
+        .unwrap_or_else(|e| panic!("begin import: {e}"));
+    let rows: Vec<SheetRow> = ["ａｐｐｌｅ 服务器", "路由器"]
+        .iter()
+        .enumerate()
+        .map(|(i, name)| SheetRow {
+            number: i as u32 + 2,
+            cells: vec![Cell::Text((*name).into()), Cell::Text("20".into())],
+        })
+        .collect();
+    session
+        .push(&rows)
+        .await
+        .unwrap_or_else(|e| panic!("push: {e}"));
+    let report = session
+        .finish()
+        .await
+        .unwrap_or_else(|e| panic!("finish: {e}"));
+    assert_eq!(report.created, 2, "{:#?}", report.issues);
+    let products = ["ａｐｐｌｅ 服务器", "Zebra 打印机", "安全网关", "路由器"];
+    for per in [3, 100] {
+        assert_eq!(
+            texts_by_sort_key(&w, Table::Products, "name", false, per).await,
+            owned(&products)
+        );
+        assert_eq!(
+            texts_by_sort_key(&w, Table::Products, "name", true, per).await,
+            reversed(&products)
+        );
+    }
+}
+
+/// A customer whose sort key is missing (a row written before the key
+/// column existed: NULL written through the store) sorts after every
+/// customer with a key, ascending, and before them descending — the same
+/// on both stores —, those without a key by name; the rebuild of the
+/// search keys gives it its key, and its place.
+pub async fn rows_without_a_sort_key_sort_alike_until_rebuilt(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let created = create_customers_by_name(&w).await;
+    let mut unkeyed = Vec::new();
+    for name in ["阿里巴巴", "Zebra Labs"] {
+        let r = created
+            .iter()
+            .find(|r| r.fields["name"] == json!(name))
+            .expect("created");
+        store
+            .apply(&ChangeSet {
+                ops: vec![Op::Update {
+                    table: Table::Customers,
+                    id: r.id.0,
+                    expected_version: r.version,
+                    values: vec![("name_sort", Value::Null)],
+                }],
+                ..ChangeSet::default()
+            })
+            .await
+            .expect("clear the key");
+        unkeyed.push(r.id.0);
+    }
+    let mut before: Vec<&str> = CUSTOMERS_BY_NAME
+        .iter()
+        .copied()
+        .filter(|n| !matches!(*n, "阿里巴巴" | "Zebra Labs"))
+        .collect();
+    before.extend(["Zebra Labs", "阿里巴巴"]);
+    assert_customer_order(&w, &before).await;
+    let stats = w.crm.rebuild_search_keys(&w.admin).await.expect("rebuild");
+    assert_eq!(stats.updated, 2, "{stats:?}");
+    for id in unkeyed {
+        let row = store
+            .get(Table::Customers, id)
+            .await
+            .expect("get")
+            .expect("row");
+        let name = row.get("name").as_text().expect("name").to_string();
+        assert_eq!(
+            row.get("name_sort"),
+            &Value::Text(crate::pinyin::sort_key(&name)),
+            "{name}"
+        );
+    }
+    assert_customer_order(&w, &CUSTOMERS_BY_NAME).await;
+    let again = w.crm.rebuild_search_keys(&w.admin).await.expect("again");
+    assert_eq!(again.updated, 0, "{again:?}");
 }
