@@ -65,10 +65,15 @@ pub const READ_CONNECTIONS: usize = 4;
 /// writer thread of the store's own; see the crate documentation.
 pub struct SqliteStore {
     location: String,
+    /// Closed first (fields drop in this order): the connection closing
+    /// last is then the writer, and the last connection to a WAL database
+    /// checkpoints it and removes the `-wal` file — a read-only one cannot,
+    /// which left every change in the `-wal` file after a process ended,
+    /// so that a plain copy of the database file missed them.
+    readers: Vec<Mutex<Connection>>,
     /// Runs `apply_owned`; stopped and joined before the writer closes.
     thread: writer::WriterThread,
     writer: Arc<writer::Writer>,
-    readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
 }
 
@@ -149,8 +154,9 @@ impl SqliteStore {
         migrate::run(&mut writer, &location, migrate::MIGRATIONS)?;
         // Before the readers open, so they plan with them. Only a planning
         // aid: a read-only file or a long-busy lock is no reason not to open.
-        // The writer reads too (change sets' guards): it loads them now.
-        if stats::write(&mut writer).is_ok() {
+        // The writer reads too (change sets' guards): it loads them now,
+        // when some were added (else it read them with the schema).
+        if stats::write(&mut writer).is_ok_and(|added| added > 0) {
             let _ = writer.execute_batch("ANALYZE sqlite_schema");
         }
         let readers = (0..READ_CONNECTIONS)

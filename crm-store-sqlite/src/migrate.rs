@@ -102,6 +102,26 @@ fn user_version(conn: &Connection) -> rusqlite::Result<i64> {
 /// Whether migration `number` has been applied. Applied numbers are kept in
 /// `schema_migrations`; a database from before that table gets every number
 /// of `migrations` up to its `user_version` recorded first.
+/// Whether `schema_migrations` records every one of `migrations` (read
+/// only: a file without the table, as one from before it existed, is not).
+fn all_recorded(conn: &Connection, migrations: &[Migration]) -> rusqlite::Result<bool> {
+    let has_table: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_schema WHERE type = 'table' AND name = 'schema_migrations'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_table == 0 {
+        return Ok(false);
+    }
+    let mut st = conn.prepare("SELECT 1 FROM schema_migrations WHERE number = ?")?;
+    for m in migrations {
+        if !st.exists([m.number])? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 fn is_applied(conn: &Connection, number: u32, migrations: &[Migration]) -> rusqlite::Result<bool> {
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (number INTEGER PRIMARY KEY) STRICT",
@@ -139,6 +159,13 @@ pub(crate) fn run(
     })?;
     if found > supported {
         return Err(OpenError::NewerSchema { found, supported });
+    }
+    // Every open but the first after an upgrade finds the schema up to
+    // date: that is read without taking the write lock, so opening the
+    // file does not wait on (or time out behind) another process's long
+    // write, such as a bulk import's batch.
+    if found == supported && all_recorded(conn, migrations).unwrap_or(false) {
+        return Ok(());
     }
     let failed = |m: &Migration| {
         let (number, name) = (m.number, m.name);

@@ -49,10 +49,36 @@ fn shape(columns: &[String], unique: bool, partial: bool) -> String {
 /// (two programs opening a new database at once add them once). Returns how
 /// many it added; a connection reads them when it next loads the schema.
 pub(crate) fn write(conn: &mut Connection) -> rusqlite::Result<usize> {
+    // Read first: when every index has its row (every open but the first
+    // after a migration), no write lock is taken, so opening the file
+    // never waits on another process's long write.
+    if complete(conn)? {
+        return Ok(0);
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let added = write_in(&tx)?;
     tx.commit()?;
     Ok(added)
+}
+
+/// Whether `sqlite_stat1` exists and has a row for every index.
+fn complete(conn: &Connection) -> rusqlite::Result<bool> {
+    let has_table: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'sqlite_stat1'",
+        [],
+        |r| r.get(0),
+    )?;
+    if has_table == 0 {
+        return Ok(false);
+    }
+    let missing: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_schema s WHERE s.type = 'index' \
+         AND s.tbl_name NOT LIKE 'sqlite_%' \
+         AND NOT EXISTS (SELECT 1 FROM sqlite_stat1 t WHERE t.tbl = s.tbl_name AND t.idx = s.name)",
+        [],
+        |r| r.get(0),
+    )?;
+    Ok(missing == 0)
 }
 
 fn write_in(conn: &Connection) -> rusqlite::Result<usize> {

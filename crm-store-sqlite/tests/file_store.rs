@@ -515,3 +515,65 @@ async fn pool_caps_hold_against_concurrent_claims_on_a_file() {
     ))
     .await;
 }
+
+/// Closing the store leaves everything in the database file: the `-wal`
+/// file is checkpointed and removed, so a plain copy of the `.db` file (the
+/// usual backup) holds every change.
+#[tokio::test]
+async fn closing_the_store_leaves_everything_in_the_database_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crm.db");
+    {
+        let store = SqliteStore::open(&path).expect("open");
+        store.apply(&insert_counter()).await.expect("insert");
+        // Readers have been used too.
+        assert!(
+            store
+                .get(Table::Departments, counter_id())
+                .await
+                .expect("get")
+                .is_some()
+        );
+    }
+    let wal = dir.path().join("crm.db-wal");
+    assert!(
+        !wal.exists() || std::fs::metadata(&wal).expect("wal").len() == 0,
+        "changes left in the -wal file"
+    );
+    let copy = dir.path().join("copy.db");
+    std::fs::copy(&path, &copy).expect("copy the file alone");
+    assert_eq!(
+        number(&copy, "SELECT COUNT(*) FROM departments WHERE name = '计数器'"),
+        1
+    );
+}
+
+/// Opening an up-to-date database takes no write lock: it opens at once
+/// while another process holds a long write (a bulk import's batch),
+/// instead of waiting behind it and failing as a migration.
+#[tokio::test]
+async fn opening_does_not_wait_on_another_write() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("crm.db");
+    drop(SqliteStore::open(&path).expect("create"));
+    let other = rusqlite::Connection::open(&path).expect("open raw");
+    other
+        .execute_batch("BEGIN IMMEDIATE; UPDATE sequences SET value = value;")
+        .expect("hold the write lock");
+    let started = std::time::Instant::now();
+    let store = SqliteStore::open(&path).expect("open beside a write");
+    // Within the busy timeout: it did not wait for the lock to be let go.
+    assert!(
+        started.elapsed() < crm_store_sqlite::BUSY_TIMEOUT,
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        store
+            .get(Table::Departments, counter_id())
+            .await
+            .expect("read beside a write")
+            .is_none()
+    );
+    other.execute_batch("ROLLBACK").expect("let go");
+}
