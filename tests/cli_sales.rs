@@ -1287,3 +1287,74 @@ fn cli_void_invoice_on_sqlite() {
 fn cli_void_invoice_on_postgres() {
     common::on_postgres("cli_void_invoice", void_invoice);
 }
+
+/// An invoice whose number an older build stored as typed (`r4-x`) is
+/// voided by the number typed in any form (`R4-X`), and its number is not
+/// issued again: both sides are compared normalised.
+#[test]
+fn cli_void_invoice_stored_as_typed_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("crm-cli-void-typed-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let path = dir.join("sales.db");
+    let _ = std::fs::remove_file(&path);
+    let db = path.to_str().expect("path");
+    ok(db, &["demo"]);
+    ok(db, &["sales-setup"]);
+    let customer = json(db, &["--as", "zhangwei", "customer", "list"])["items"][0]["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    let c = zw_json(
+        db,
+        &[
+            "contract",
+            "add",
+            "--customer",
+            &customer,
+            "--title",
+            "旧发票号合同",
+            "--amount",
+            "1000",
+        ],
+    );
+    let code = c["code"].as_str().expect("code").to_string();
+    zw(db, true, &["contract", "submit", &code]);
+    ok(db, &["--as", "chenjing", "approval", "approve", &code]);
+    let invoice = |number: &str| -> Vec<String> {
+        [
+            "--as", "zhangwei", "contract", "invoice", &code, "--amount", "100", "--number", number,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let args = invoice("R4-X");
+    ok(db, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    // As an older build kept it: as typed.
+    let conn = rusqlite::Connection::open(&path).expect("open");
+    let changed = conn
+        .execute(
+            "UPDATE invoices SET number = 'r4-x' WHERE number = 'R4-X'",
+            [],
+        )
+        .expect("update");
+    assert_eq!(changed, 1);
+    drop(conn);
+    let out = zw(
+        db,
+        true,
+        &[
+            "contract",
+            "void-invoice",
+            &code,
+            "R4-X",
+            "--reason",
+            "开错",
+        ],
+    );
+    assert!(out.contains("r4-x") && out.contains("已作废"), "{out}");
+    let args = invoice("ｒ４－Ｘ");
+    let e = fails(db, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(e.contains("voided") && e.contains("'r4-x'"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -543,7 +543,10 @@ async fn closing_the_store_leaves_everything_in_the_database_file() {
     let copy = dir.path().join("copy.db");
     std::fs::copy(&path, &copy).expect("copy the file alone");
     assert_eq!(
-        number(&copy, "SELECT COUNT(*) FROM departments WHERE name = '计数器'"),
+        number(
+            &copy,
+            "SELECT COUNT(*) FROM departments WHERE name = '计数器'"
+        ),
         1
     );
 }

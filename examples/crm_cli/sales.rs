@@ -2127,11 +2127,13 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
             let c = find(code).await?;
             let list = ctx.crm.invoices(actor, c.id).await.map_err(err)?;
             let key = invoice.trim();
-            // Numbers are kept as `invoice_number` folds them.
-            let folded = crm::sales::payment::invoice_number(key).unwrap_or_default();
+            // Numbers are compared folded on both sides (one recorded
+            // before numbers were kept folded is stored as typed).
+            let folded = crm::sales::payment::invoice_number_key(key);
             let Some(i) = list.iter().find(|i| {
-                i.number.as_deref().is_some_and(|n| n == key || n == folded)
-                    || i.id.to_string() == key
+                i.number.as_deref().is_some_and(|n| {
+                    n == key || crm::sales::payment::invoice_number_key(n) == folded
+                }) || i.id.to_string() == key
             }) else {
                 let numbers: Vec<&str> = list.iter().filter_map(|i| i.number.as_deref()).collect();
                 return Err(if numbers.is_empty() {

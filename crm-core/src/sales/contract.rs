@@ -545,7 +545,7 @@ impl Crm {
         }
         let (quote_row, lines) = match quote {
             Some((q, lines)) => (Some(q), lines),
-            None => (None, self.price_lines(actor, &input.lines).await?),
+            None => (None, self.price_lines(actor, &input.lines, &[]).await?),
         };
         let quote_id = quote_row.as_ref().map(Row::id);
         let t = totals(&lines).map_err(|m| Error::invalid("lines", m))?;
@@ -666,7 +666,9 @@ impl Crm {
     /// end dates (e.g. an extension) and notes — its title, signing date,
     /// lines and amount are what was approved, and a change of them is
     /// refused, naming them (see [`ContractPatch`]). A contract pending
-    /// approval, finished or terminated is not changed.
+    /// approval, finished or terminated is not changed. New lines of a
+    /// draft keep the products of its lines, discontinued (停售) ones too;
+    /// a line adding a discontinued product is refused.
     pub async fn update_contract(
         &self,
         actor: &Actor,
@@ -735,7 +737,8 @@ impl Crm {
             return Err(both_lines_and_amount());
         }
         let new_amount = if let Some(lines) = &patch.lines {
-            let priced = self.price_lines(actor, lines).await?;
+            // Its lines keep their products, discontinued ones too.
+            let priced = self.price_lines(actor, lines, &c.lines).await?;
             let t = totals(&priced).map_err(|m| Error::invalid("lines", m))?;
             if priced.is_empty() {
                 return Err(Error::invalid("lines", "give lines or an amount"));

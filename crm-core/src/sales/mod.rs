@@ -84,16 +84,28 @@ impl Crm {
     /// Prices entered lines: catalogue products supply name, unit, price
     /// and tax rate where the line leaves them out, and their list price,
     /// against which a line's effective discount is measured (a typed price
-    /// below it counts as discount); discontinued or deleted products and
-    /// prices not in CNY are refused. Every line's problem is reported at
-    /// once.
+    /// below it counts as discount); deleted products and prices not in
+    /// CNY are refused. A discontinued (停售) product is kept for old
+    /// documents: `kept` holds the products of the lines the document
+    /// already has (a quote's previous version, a contract's lines), once
+    /// per line, and a new set of lines may hold each of them on as many
+    /// lines again; any other line naming a discontinued product is a new
+    /// one and is refused. Every line's problem is reported at once.
     pub(crate) async fn price_lines(
         &self,
         actor: &Actor,
         inputs: &[lines::LineInput],
+        kept: &[lines::Line],
     ) -> Result<Vec<lines::Line>> {
         let mut errors = ValidationErrors::default();
         let mut out = Vec::new();
+        // How many more lines may still hold each product the document
+        // already has.
+        let mut keeps: std::collections::HashMap<uuid::Uuid, usize> =
+            std::collections::HashMap::new();
+        for id in kept.iter().filter_map(|l| l.product_id) {
+            *keeps.entry(id).or_default() += 1;
+        }
         for (i, input) in inputs.iter().enumerate() {
             let n = i + 1;
             let mut input = input.clone();
@@ -105,8 +117,28 @@ impl Crm {
                 continue;
             }
             if let Some(pid) = input.product_id {
-                match self.product(actor, pid).await {
-                    Ok(p) if !p.deleted && p.status == ProductStatus::OnSale => {
+                let product = match self.product(actor, pid).await {
+                    Ok(p) if p.deleted => Err(format!(
+                        "product {} is in the recycle bin (回收站); restore it first",
+                        p.code
+                    )),
+                    Ok(p) if p.status == ProductStatus::OnSale => Ok(p),
+                    Ok(p) => match keeps.get_mut(&pid) {
+                        // A line the document already had keeps its product.
+                        Some(left) if *left > 0 => {
+                            *left -= 1;
+                            Ok(p)
+                        }
+                        _ => Err(format!(
+                            "product {} ({}) is discontinued (停售): the lines that already \
+                             hold it keep it, but no new line adds it",
+                            p.code, p.name
+                        )),
+                    },
+                    Err(_) => Err(format!("no product {pid}")),
+                };
+                match product {
+                    Ok(p) => {
                         if input.name.trim().is_empty() {
                             input.name = p.name.clone();
                         }
@@ -117,18 +149,8 @@ impl Crm {
                         list_price = Some(p.list_price);
                         rate = rate.or(Some(p.tax_rate));
                     }
-                    Ok(p) => {
-                        errors.push(
-                            format!("lines[{n}].product_id"),
-                            format!("product {} is not on sale", p.code),
-                        );
-                        continue;
-                    }
-                    Err(_) => {
-                        errors.push(
-                            format!("lines[{n}].product_id"),
-                            format!("no product {pid}"),
-                        );
+                    Err(problem) => {
+                        errors.push(format!("lines[{n}].product_id"), problem);
                         continue;
                     }
                 }

@@ -269,6 +269,53 @@ pub fn invoice_number(typed: &str) -> std::result::Result<String, String> {
     Ok(n)
 }
 
+/// The form an invoice number is compared in, whatever form it is stored
+/// in: as [`invoice_number`] keeps it (full-width letters and digits as
+/// their ASCII twins, letters in upper case), and without any white space.
+/// Numbers recorded before they were kept so are stored as they were typed
+/// (`ｒ4-x`, `0440 0123`); they meet a number typed now through this key.
+pub fn invoice_number_key(stored: &str) -> String {
+    stored
+        .chars()
+        .map(crate::validate::halfwidth)
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// A filter that finds every invoice whose stored number has the key `n`
+/// (see [`invoice_number_key`]), and a few more, which the caller leaves
+/// out by comparing keys: a stored number differs from its key only by
+/// the ASCII case of its letters (found by a case-insensitive match of
+/// `n`), by a full-width twin or a lower-case form of one of `n`'s
+/// characters, or by white space (each found by that character).
+fn invoice_number_candidates(n: &str) -> Filter {
+    let col = || Col::Column("number");
+    let mut marks: std::collections::BTreeSet<char> =
+        [' ', '\t', '\u{3000}', '\u{a0}'].into_iter().collect();
+    for c in n.chars() {
+        for form in c.to_lowercase().chain(std::iter::once(c)) {
+            if !form.is_ascii() {
+                // (A character of `n` itself is no mark of another form.)
+                if form != c {
+                    marks.insert(form);
+                }
+            } else if ('\u{21}'..='\u{7e}').contains(&form)
+                && let Some(wide) = char::from_u32(form as u32 + 0xFEE0)
+            {
+                marks.insert(wide);
+            }
+        }
+    }
+    let mut any = vec![Filter::Contains(col(), n.to_string())];
+    any.extend(
+        marks
+            .into_iter()
+            .map(|m| Filter::Contains(col(), m.to_string())),
+    );
+    Filter::Or(any)
+}
+
 /// The longest reason a payment or invoice is voided with, in characters.
 pub const MAX_VOID_REASON_CHARS: usize = 500;
 
@@ -393,6 +440,16 @@ pub(crate) fn collected_statuses() -> Vec<Value> {
         .collect()
 }
 
+/// `, recorded as '…'` when an invoice row holds its number `n` in
+/// another form (as typed before numbers were kept normalised), else
+/// nothing.
+fn recorded_as(row: &Row, n: &str) -> String {
+    match row.get("number").as_text() {
+        Some(stored) if stored != n => format!(", recorded as '{stored}'"),
+        _ => String::new(),
+    }
+}
+
 /// Refuses the date of something that has already happened — a payment
 /// received, an invoice issued, goods delivered — when it lies after
 /// `today` (the company's local date): such a record states a fact, and
@@ -414,6 +471,116 @@ pub(crate) fn not_after_today(
         ));
     }
     Ok(())
+}
+
+/// Refuses a date on a contract — a payment received, an invoice issued
+/// or planned — that lies before the contract began: its signing date,
+/// or, for a contract without one, the day it was created (the company's
+/// local date). The message names both dates. `field` names the date,
+/// `what` the record.
+fn not_before_contract(
+    crm: &Crm,
+    contract: &Row,
+    field: &str,
+    what: &str,
+    date: NaiveDate,
+) -> Result<()> {
+    let code = contract.get("code").as_text().unwrap_or_default();
+    let (first, since) = match contract.get("signed_on").as_date() {
+        Some(signed) => (signed, format!("signed on {signed} (签约日期)")),
+        None => {
+            let Some(created) = contract.get("created_at").as_timestamp() else {
+                return Ok(());
+            };
+            let day = created.with_timezone(&crm.config.utc_offset).date_naive();
+            (
+                day,
+                format!("created on {day} and has no signing date (无签约日期，按创建日期)"),
+            )
+        }
+    };
+    if date < first {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "{date} is before contract {code} began: it was {since}; {what} is dated on \
+                 or after that day ({date} 早于合同开始日期 {first})"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a new payment plan (`new`, sorted by due date) that would take
+/// money already received away from the instalments it paid. Payments fill
+/// the instalments oldest due first ([`allocate`]); every instalment of
+/// the current plan (`old`, sorted likewise) that has something received
+/// against it stays: the new plan has instalments due that day adding up
+/// to at least what was received against it, and no instalment of the new
+/// plan due earlier takes that money instead. Each instalment in the way is
+/// named, with its due date, its amount and what was received against it.
+fn kept_paid_instalments(
+    c: &super::contract::Contract,
+    old: &[Row],
+    new: &[PlanInput],
+) -> Result<()> {
+    // (first instalment number, amount, received) per due date.
+    let mut paid: BTreeMap<NaiveDate, (i64, i64, i64)> = BTreeMap::new();
+    let amounts: Vec<i64> = old
+        .iter()
+        .map(|r| r.get("amount").as_int().unwrap_or(0))
+        .collect();
+    for ((r, amount), got) in old
+        .iter()
+        .zip(&amounts)
+        .zip(allocate(&amounts, c.received.minor))
+    {
+        let Some(due) = r.get("due_on").as_date() else {
+            continue;
+        };
+        let n = r.get("instalment").as_int().unwrap_or(0);
+        let e = paid.entry(due).or_insert((n, 0, 0));
+        e.1 += amount;
+        e.2 += got;
+    }
+    let new_amounts: Vec<i64> = new.iter().map(|p| p.amount.minor).collect();
+    // (amount, received) per due date under the new plan.
+    let mut after: BTreeMap<NaiveDate, (i64, i64)> = BTreeMap::new();
+    for (p, got) in new.iter().zip(allocate(&new_amounts, c.received.minor)) {
+        let e = after.entry(p.due_on).or_default();
+        e.0 += p.amount.minor;
+        e.1 += got;
+    }
+    let mut errors = ValidationErrors::default();
+    for (due, (n, amount, got)) in paid.into_iter().filter(|(_, (_, _, got))| *got > 0) {
+        let which = format!(
+            "instalment {n} of contract {} due {due} ({}) has {} received against it",
+            c.code,
+            Money::cny(amount),
+            Money::cny(got)
+        );
+        let problem = match after.get(&due) {
+            None => format!(
+                "{which}; the new plan drops it (已回款的分期不能删除): keep an instalment due \
+                 {due} of at least {}",
+                Money::cny(got)
+            ),
+            Some((a, _)) if *a < got => format!(
+                "{which}; the new plan makes it {}, less than what was received (已回款的分期\
+                 不能少于已回款金额)",
+                Money::cny(*a)
+            ),
+            Some((_, g)) if *g < got => format!(
+                "{which}; under the new plan the payments would fill instalments due earlier \
+                 first and leave it {}: money already received does not move to another \
+                 instalment (已回款不能挪到其他分期)",
+                Money::cny(*g)
+            ),
+            Some(_) => continue,
+        };
+        errors.push("plans", problem);
+    }
+    errors.into_result()
 }
 
 fn base(crm: &Crm, actor: &Actor, id: Uuid) -> Vec<(&'static str, Value)> {
@@ -445,9 +612,13 @@ impl Crm {
     }
 
     /// Replaces a contract's payment plan. The instalments must be positive
-    /// and add up to at most the contract amount. The contract's version is
-    /// bumped in the same change set, so a concurrent plan or change of the
-    /// amount makes one of the writers fail with a conflict.
+    /// and add up to at most the contract amount, and an instalment that
+    /// has money received against it (payments fill the instalments oldest
+    /// due first) is kept: due the same day, of at least what was received,
+    /// with no new instalment due earlier taking that money (each one in
+    /// the way is named). The contract's version is bumped in the same
+    /// change set, so a concurrent plan, change of the amount or payment
+    /// makes one of the writers fail with a conflict.
     pub async fn set_payment_plan(
         &self,
         actor: &Actor,
@@ -510,6 +681,11 @@ impl Crm {
         }
         let mut sorted = plans.clone();
         sorted.sort_by_key(|p| p.due_on);
+        let mut old_plans = self
+            .rows_of_contract(actor, Table::PaymentPlans, contract)
+            .await?;
+        old_plans.sort_by_key(|r| (r.get("due_on").as_date(), r.get("instalment").as_int()));
+        kept_paid_instalments(&c, &old_plans, &sorted)?;
         let mut cs = ChangeSet::default();
         // Serialises plan changes with each other and with changes of the
         // contract amount: the plan was checked against this version.
@@ -519,10 +695,6 @@ impl Crm {
             expected_version: row.version(),
             values: vec![("updated_at", Value::Timestamp(self.now()))],
         });
-        let mut old_plans = self
-            .rows_of_contract(actor, Table::PaymentPlans, contract)
-            .await?;
-        old_plans.sort_by_key(|r| (r.get("due_on").as_date(), r.get("instalment").as_int()));
         for old in &old_plans {
             cs.ops.push(Op::Delete {
                 table: Table::PaymentPlans,
@@ -699,7 +871,9 @@ impl Crm {
 
     /// Records a payment received on an executing contract. Refused when it
     /// would exceed the outstanding amount (payments awaiting approval
-    /// count), or when it is dated after today (the company's local date).
+    /// count), when it is dated after today (the company's local date), or
+    /// before the contract's signing date (without one, the day the
+    /// contract was created).
     /// With a `payment` approval flow the payment waits for approval and
     /// counts as received only once approved.
     pub async fn record_payment(
@@ -727,6 +901,13 @@ impl Crm {
         }
         not_after_today(
             self.today(),
+            "received_on (回款日期)",
+            "a payment",
+            input.received_on,
+        )?;
+        not_before_contract(
+            self,
+            &row,
             "received_on (回款日期)",
             "a payment",
             input.received_on,
@@ -888,7 +1069,9 @@ impl Crm {
     /// contract's received and outstanding amounts change with it, in the
     /// same write); the reason goes into the payment's and the contract's
     /// history and the `payment.voided` event. Needs the right to change
-    /// the contract. A payment awaiting approval is withdrawn or rejected
+    /// the contract (not archived), whatever its status: a finished one is
+    /// owed money again and executes again, a terminated one stays
+    /// terminated. A payment awaiting approval is withdrawn or rejected
     /// instead; a rejected or voided one is refused.
     pub async fn void_payment(
         &self,
@@ -1180,9 +1363,12 @@ impl Crm {
     /// an executing or finished contract (not a terminated one). Issued
     /// invoices add up to at most the contract amount (a voided one no
     /// longer counts), and so do the plans; an issued invoice's number is
-    /// unique in the company (a voided invoice's number stays taken), and
-    /// its date (`date`, today when none is given) is not after today,
-    /// while a plan's date may lie ahead or be left open. Both bump the
+    /// unique in the company (a voided invoice's number stays taken; numbers
+    /// are compared in their normalised form on both sides, so one stored
+    /// as typed by an older build counts), and its date (`date`, today when
+    /// none is given) is not after today, while a plan's date may lie ahead
+    /// or be left open. Neither is dated before the contract's signing date
+    /// (without one, the day the contract was created). Both bump the
     /// contract's version and are audited, so concurrent invoices cannot
     /// both pass the checks.
     pub async fn add_invoice(
@@ -1249,6 +1435,19 @@ impl Crm {
         } else {
             date
         };
+        if let Some(on) = date {
+            not_before_contract(
+                self,
+                &row,
+                "invoice_date (开票日期)",
+                if issued {
+                    "an issued invoice"
+                } else {
+                    "an invoice plan"
+                },
+                on,
+            )?;
+        }
         let company = actor.company_id.0;
         let mut cs = ChangeSet::default();
         if let Some(n) = &number {
@@ -1260,9 +1459,25 @@ impl Crm {
             }
             let mut same = Select::all(Table::Invoices, company, self.now());
             same.filter = Filter::Cmp(Col::Column("number"), CmpOp::Eq, Value::Text(n.clone()));
+            // Numbers recorded before they were kept normalised are stored
+            // as typed: they are found among the candidates and compared by
+            // their key, so `r4-x` stored then meets `R4-X` typed now.
+            let mut candidates = Select::all(Table::Invoices, company, self.now());
+            candidates.filter = invoice_number_candidates(n);
+            let taken: Vec<Row> = self
+                .store
+                .select(&candidates)
+                .await?
+                .rows
+                .into_iter()
+                .filter(|r| {
+                    r.get("number")
+                        .as_text()
+                        .is_some_and(|stored| invoice_number_key(stored) == *n)
+                })
+                .collect();
             // A voided invoice keeps its number: the tax invoice it names
             // is voided paper, and the number is never issued again.
-            let taken = self.store.select(&same).await?.rows;
             if let Some(v) = taken
                 .iter()
                 .find(|r| r.get("status").as_text() == Some(VOIDED))
@@ -1287,11 +1502,23 @@ impl Crm {
                 return Err(Error::Duplicate {
                     entity: "invoice".into(),
                     message: format!(
-                        "invoice number {n} belongs to an invoice voided{on} (已作废); a voided \
-                         invoice's number is not issued again (发票号码已作废，不能再次使用)"
+                        "invoice number {n} belongs to an invoice voided{on}{} (已作废); a \
+                         voided invoice's number is not issued again (发票号码已作废，不能再次使用)",
+                        recorded_as(v, n)
                     ),
                 });
             }
+            if let Some(t) = taken.first() {
+                return Err(Error::Duplicate {
+                    entity: "invoice".into(),
+                    message: format!(
+                        "invoice number {n} is already recorded in this company{}",
+                        recorded_as(t, n)
+                    ),
+                });
+            }
+            // Written now, a number is normalised: the guard compares it
+            // as stored.
             cs.guards.push(
                 self.number_free(
                     same,
@@ -1421,11 +1648,13 @@ impl Crm {
     /// number stays taken: a voided tax invoice's number is never issued
     /// again. The reason goes into the invoice's and the contract's history
     /// and the `invoice.voided` event. Needs the right to change the
-    /// contract, which is executing or finished (not archived, not
-    /// terminated). An invoice plan, or an invoice voided already, is
-    /// refused. The invoice and the contract are written with their
-    /// expected versions, so two voids of one invoice, or a void and an
-    /// invoice added at once, cannot both pass.
+    /// contract, which is executing, finished or terminated (not archived):
+    /// voiding corrects a mistake, so it stays possible once the contract is
+    /// closed, and leaves the contract's status as it is. An invoice plan,
+    /// or an invoice voided already, is refused. The invoice and the
+    /// contract are written with their expected versions, so two voids of
+    /// one invoice, or a void and an invoice added at once, cannot both
+    /// pass.
     pub async fn void_invoice(
         &self,
         actor: &Actor,
@@ -1466,12 +1695,14 @@ impl Crm {
                 i.status_label()
             )));
         }
+        // Voiding corrects a mistake: it stays possible once the contract
+        // is finished or terminated (and changes only the invoiced amount,
+        // never the contract's status).
         match c.status {
-            ContractStatus::Executing | ContractStatus::Finished => {}
-            _ => {
+            ContractStatus::Executing | ContractStatus::Finished | ContractStatus::Terminated => {}
+            ContractStatus::Draft | ContractStatus::PendingApproval => {
                 return Err(Error::InvalidState(format!(
-                    "contract {} is {}; its invoices can no longer change, so the {what} \
-                     is not voided",
+                    "contract {} is {}; it holds no issued invoice, so the {what} is not voided",
                     c.code,
                     c.status.label_zh()
                 )));
@@ -1672,7 +1903,66 @@ mod tests {
         assert_eq!(aging_bucket(91), 3);
     }
 
+    /// Whether a stored number matches a candidate filter as both stores
+    /// run it: `Contains` folds ASCII letters only.
+    fn matches(f: &Filter, stored: &str) -> bool {
+        match f {
+            Filter::Or(any) => any.iter().any(|f| matches(f, stored)),
+            Filter::Contains(_, needle) => stored
+                .to_ascii_lowercase()
+                .contains(&needle.to_ascii_lowercase()),
+            other => panic!("unexpected filter {other:?}"),
+        }
+    }
+
+    #[test]
+    fn invoice_number_keys_fold_width_case_and_spaces() {
+        assert_eq!(invoice_number_key("r4-x"), "R4-X");
+        assert_eq!(invoice_number_key("０４４０　０１２３"), "04400123");
+        assert_eq!(invoice_number_key(" ab１２ "), "AB12");
+        assert_eq!(
+            invoice_number_key("R4-X"),
+            invoice_number("r4-x").expect("a number")
+        );
+        let f = invoice_number_candidates("R4-X");
+        assert!(matches(&f, "R4-X") && matches(&f, "r4-x") && matches(&f, "ｒ4-X"));
+        assert!(!matches(&f, "04400123"));
+    }
+
     proptest! {
+        /// Every form an invoice number may have been stored in (each
+        /// character as typed: half- or full-width, either case; spaces
+        /// between) is found by the candidate filter of its key.
+        #[test]
+        fn stored_forms_are_candidates_of_their_key(
+            chars in proptest::collection::vec(
+                (proptest::sample::select(b"0123456789ABCXYZ-/".to_vec()), 0u8..4, 0u8..8),
+                1..20,
+            ),
+        ) {
+            let mut stored = String::new();
+            let mut key = String::new();
+            for (c, form, space) in chars {
+                let c = char::from(c);
+                key.push(c);
+                let typed = if form % 2 == 1 { c.to_ascii_lowercase() } else { c };
+                let typed = if form >= 2 {
+                    char::from_u32(typed as u32 + 0xFEE0).unwrap_or(typed)
+                } else {
+                    typed
+                };
+                stored.push(typed);
+                match space {
+                    0 => stored.push(' '),
+                    1 => stored.push('\u{3000}'),
+                    _ => {}
+                }
+            }
+            let stored = stored.trim().to_string();
+            prop_assert_eq!(invoice_number_key(&stored), key.clone());
+            prop_assert!(matches(&invoice_number_candidates(&key), &stored), "{}", stored);
+        }
+
         /// Allocation never drifts: what is allocated is the received amount
         /// up to the plans' total, and no instalment gets more than it asks.
         #[test]

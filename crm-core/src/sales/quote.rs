@@ -250,7 +250,7 @@ impl Crm {
             return Err(Error::invalid("lines", "a quote needs at least one line"));
         }
         valid_until_ahead(self.today(), input.valid_until)?;
-        let lines = self.price_lines(actor, &input.lines).await?;
+        let lines = self.price_lines(actor, &input.lines, &[]).await?;
         // Checked before a number is taken: a refused quote leaves no gap
         // in the numbering.
         quote_totals(&lines)?;
@@ -600,7 +600,9 @@ impl Crm {
     /// Revises a quote: a new version with new lines; the old one is
     /// superseded. Quotes pending approval or converted cannot be revised.
     /// The new version keeps the old validity date unless `valid_until`
-    /// gives one; either way it may not have passed already.
+    /// gives one; either way it may not have passed already. A product
+    /// discontinued (停售) since stays on the lines that held it (on as
+    /// many lines as before); a line adding it is refused.
     pub async fn revise_quote(
         &self,
         actor: &Actor,
@@ -674,7 +676,9 @@ impl Crm {
                 format!("{what} was deleted meanwhile; the quote was not revised"),
             ));
         }
-        let priced = self.price_lines(actor, &lines).await?;
+        // The lines of the version revised keep their products, discontinued
+        // ones too; a discontinued product is not added.
+        let priced = self.price_lines(actor, &lines, &old.lines).await?;
         // A new version is a new live quote: not for a customer in the
         // recycle bin (or merged away), and guarded so inside the write.
         let customer = self
@@ -929,9 +933,11 @@ impl Crm {
     }
 
     /// Turns an approved quote into a draft contract with the same lines
-    /// and totals; the quote becomes converted, in the same change set. A
-    /// quote past its validity date (`valid_until`, the last day it holds)
-    /// is refused: it is revised first.
+    /// and totals (products discontinued since the quote was priced
+    /// included: the lines are the approved ones, not priced again); the
+    /// quote becomes converted, in the same change set. A quote past its
+    /// validity date (`valid_until`, the last day it holds) is refused: it
+    /// is revised first.
     pub async fn quote_to_contract(
         &self,
         actor: &Actor,

@@ -296,6 +296,31 @@ macro_rules! sales_scenarios {
             crm_sales_a_binned_products_code_stays_taken,
             $make
         );
+        $each!(
+            $crate::testing::sales_suite::payments_and_invoices_are_not_dated_before_the_contract,
+            crm_sales_payments_and_invoices_are_not_dated_before_the_contract,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::a_terminated_contracts_invoices_and_payments_are_still_voided,
+            crm_sales_a_terminated_contracts_invoices_and_payments_are_still_voided,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::payment_plan_keeps_instalments_already_paid,
+            crm_sales_payment_plan_keeps_instalments_already_paid,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::discontinued_products_stay_on_the_lines_that_hold_them,
+            crm_sales_discontinued_products_stay_on_the_lines_that_hold_them,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::invoice_numbers_stored_as_typed_still_count,
+            crm_sales_invoice_numbers_stored_as_typed_still_count,
+            $make
+        );
     };
 }
 
@@ -3016,6 +3041,7 @@ pub async fn sales_documents_follow_the_opportunity_and_its_stage(store: Arc<dyn
         title: title.into(),
         customer_id: customer.id.0,
         amount: Some(Money::cny(100_000)),
+        signed_on: Some(NaiveDate::from_ymd_opt(2026, 6, 15).expect("date")),
         end_on: Some(ended),
         ..NewContract::default()
     };
@@ -5384,7 +5410,7 @@ pub async fn payments_awaiting_approval_hold_the_contract_open(store: Arc<dyn St
             c.id,
             PaymentInput {
                 amount: Money::cny(300_000),
-                received_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("date"),
+                received_on: w.crm.today(),
                 method: None,
                 receipt_no: None,
                 notes: None,
@@ -5438,7 +5464,7 @@ pub async fn finishing_needs_a_fully_collected_contract(store: Arc<dyn Store>) {
     let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
     let pay = |fen: i64| PaymentInput {
         amount: Money::cny(fen),
-        received_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 20).expect("date"),
+        received_on: w.crm.today(),
         method: None,
         receipt_no: None,
         notes: None,
@@ -7671,8 +7697,8 @@ pub async fn a_payment_recorded_by_mistake_is_voided(store: Arc<dyn Store>) {
 /// reason, or by someone who may not change the contract is refused and
 /// changes nothing; the contract's history and the `invoice.voided` event
 /// carry the reason. Two voids of one invoice, or a void and an invoice
-/// issued at once, cannot both pass; a finished contract's invoice is
-/// voided too, a terminated contract's is not.
+/// issued at once, cannot both pass; a finished or terminated contract's
+/// invoice is voided too, the contract keeping its status.
 pub async fn an_issued_invoice_recorded_by_mistake_is_voided(store: Arc<dyn Store>) {
     use crate::entity::Entity;
     use crate::money::Money;
@@ -7921,10 +7947,17 @@ pub async fn an_issued_invoice_recorded_by_mistake_is_voided(store: Arc<dyn Stor
         .close_contract(&w.zhangsan, ended.id, Some("客户取消"))
         .await
         .expect("terminated");
-    match w.crm.void_invoice(&w.zhangsan, inv.id, "取消").await {
-        Err(Error::InvalidState(m)) => assert!(m.contains(&ended.code), "{m}"),
-        other => panic!("voiding on a terminated contract: {other:?}"),
-    }
+    // Voiding corrects a mistake: a terminated contract's invoice is voided
+    // too, and the contract stays terminated.
+    w.crm
+        .void_invoice(&w.zhangsan, inv.id, "取消")
+        .await
+        .expect("void on a terminated contract");
+    let after = w.crm.contract(&w.zhangsan, ended.id).await.expect("c");
+    assert_eq!(
+        (after.status, after.invoiced),
+        (ContractStatus::Terminated, Money::cny(0))
+    );
 }
 
 /// The message of a validation error (panics on anything else).
@@ -9026,4 +9059,764 @@ pub async fn a_binned_products_code_stays_taken(store: Arc<dyn Store>) {
         .create_product(&w.admin, product(&a.code, "新打印机"))
         .await
         .expect("the old code is free");
+}
+
+/// Nothing is recorded on a contract before it began: a payment received
+/// or an invoice issued (or planned) dated before the contract's signing
+/// date is refused, naming both dates, and so is one dated before the
+/// day a contract without a signing date was created (that day taken in
+/// the company's local time); the contract's first day itself is taken.
+/// Nothing of a refused record is written.
+pub async fn payments_and_invoices_are_not_dated_before_the_contract(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{InvoiceType, NewContract, PaymentInput};
+    use chrono::NaiveDate;
+    use serde_json::json;
+    let d = |m: u32, day: u32| NaiveDate::from_ymd_opt(2026, m, day).expect("date");
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let executing = |title: &'static str, signed_on: Option<NaiveDate>| {
+        let w = &w;
+        async move {
+            let c = w
+                .crm
+                .create_contract(
+                    &w.zhangsan,
+                    NewContract {
+                        title: title.into(),
+                        customer_id: customer.id.0,
+                        amount: Some(Money::cny(1_000_000)),
+                        signed_on,
+                        ..NewContract::default()
+                    },
+                )
+                .await
+                .expect("contract");
+            let (c, _) = w
+                .crm
+                .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+                .await
+                .expect("executing (no flow)");
+            c
+        }
+    };
+    let pay = |on: NaiveDate| PaymentInput {
+        amount: Money::cny(10_000),
+        received_on: on,
+        method: None,
+        receipt_no: None,
+        notes: None,
+    };
+    let invoice = |c: Uuid, number: Option<&str>, on: NaiveDate| {
+        w.crm.add_invoice(
+            &w.zhangsan,
+            c,
+            InvoiceType::VatSpecial,
+            Money::cny(10_000),
+            number.map(str::to_string),
+            Some(on),
+        )
+    };
+    // Signed on 11-01: the day before is refused, naming both dates.
+    let signed = executing("已签约合同", Some(d(11, 1))).await;
+    let m = validation_message(
+        w.crm
+            .record_payment(&w.zhangsan, signed.id, pay(d(10, 31)))
+            .await,
+        "a payment before the signing date",
+    );
+    assert!(
+        m.contains("received_on")
+            && m.contains("2026-10-31")
+            && m.contains("2026-11-01")
+            && m.contains("signed")
+            && m.contains(&signed.code),
+        "{m}"
+    );
+    let m = validation_message(
+        invoice(signed.id, Some("04400101"), d(10, 31)).await,
+        "an invoice before the signing date",
+    );
+    assert!(
+        m.contains("invoice_date") && m.contains("2026-10-31") && m.contains("2026-11-01"),
+        "{m}"
+    );
+    let m = validation_message(
+        invoice(signed.id, None, d(10, 15)).await,
+        "an invoice plan before the signing date",
+    );
+    assert!(m.contains("2026-10-15") && m.contains("2026-11-01"), "{m}");
+    let c = w.crm.contract(&w.zhangsan, signed.id).await.expect("c");
+    assert_eq!((c.received, c.invoiced), (Money::cny(0), Money::cny(0)));
+    assert!(
+        w.crm
+            .collection(&w.zhangsan, signed.id)
+            .await
+            .expect("collection")
+            .payments
+            .is_empty()
+    );
+    assert!(
+        w.crm
+            .invoices(&w.zhangsan, signed.id)
+            .await
+            .expect("invoices")
+            .is_empty()
+    );
+    // The signing day itself is taken.
+    w.crm
+        .record_payment(&w.zhangsan, signed.id, pay(d(11, 1)))
+        .await
+        .expect("a payment on the signing day");
+    invoice(signed.id, Some("04400101"), d(11, 1))
+        .await
+        .expect("an invoice on the signing day");
+    invoice(signed.id, None, d(11, 1))
+        .await
+        .expect("an invoice plan on the signing day");
+    // Without a signing date the contract began the day it was created, in
+    // the company's local time: created at 01:00 on 11-28 in Beijing (still
+    // 11-27 in UTC), 11-27 is before it.
+    w.clock.advance(chrono::Duration::hours(15));
+    assert_eq!(w.crm.today(), d(11, 28));
+    assert_eq!(w.crm.now().date_naive(), d(11, 27));
+    let unsigned = executing("未填签约日期合同", None).await;
+    let m = validation_message(
+        w.crm
+            .record_payment(&w.zhangsan, unsigned.id, pay(d(11, 27)))
+            .await,
+        "a payment before the creation day",
+    );
+    assert!(
+        m.contains("2026-11-27") && m.contains("2026-11-28") && m.contains("no signing date"),
+        "{m}"
+    );
+    let m = validation_message(
+        invoice(unsigned.id, Some("04400102"), d(11, 27)).await,
+        "an invoice before the creation day",
+    );
+    assert!(m.contains("2026-11-27") && m.contains("2026-11-28"), "{m}");
+    w.crm
+        .record_payment(&w.zhangsan, unsigned.id, pay(d(11, 28)))
+        .await
+        .expect("a payment on the creation day");
+    let issued = w
+        .crm
+        .add_invoice(
+            &w.zhangsan,
+            unsigned.id,
+            InvoiceType::VatNormal,
+            Money::cny(10_000),
+            Some("04400102".into()),
+            None,
+        )
+        .await
+        .expect("an invoice dated today");
+    assert_eq!(issued.invoice_date, Some(d(11, 28)));
+    let c = w.crm.contract(&w.zhangsan, unsigned.id).await.expect("c");
+    assert_eq!(
+        (c.received, c.invoiced),
+        (Money::cny(10_000), Money::cny(10_000))
+    );
+}
+
+/// Voiding corrects a mistake, so it stays possible after a contract was
+/// terminated (意外中止): an issued invoice and a confirmed payment of a
+/// terminated contract are voided, the contract's invoiced, received and
+/// outstanding amounts follow in the same write, and the contract stays
+/// terminated — not executing again, not among the receivables or the
+/// contracts not fully collected, and taking no new payment or invoice.
+pub async fn a_terminated_contracts_invoices_and_payments_are_still_voided(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractQuery, ContractStatus, InvoiceType, PaymentInput};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "中止合同", 1_000_000).await;
+    let pay = |fen: i64| PaymentInput {
+        amount: Money::cny(fen),
+        received_on: w.crm.today(),
+        method: None,
+        receipt_no: None,
+        notes: None,
+    };
+    let (kept, _) = w
+        .crm
+        .record_payment(&w.zhangsan, c.id, pay(100_000))
+        .await
+        .expect("payment");
+    let (wrong, _) = w
+        .crm
+        .record_payment(&w.zhangsan, c.id, pay(300_000))
+        .await
+        .expect("payment");
+    let inv = w
+        .crm
+        .add_invoice(
+            &w.zhangsan,
+            c.id,
+            InvoiceType::VatSpecial,
+            Money::cny(400_000),
+            Some("04400201".into()),
+            None,
+        )
+        .await
+        .expect("invoice");
+    let ended = w
+        .crm
+        .close_contract(&w.zhangsan, c.id, Some("客户取消项目"))
+        .await
+        .expect("terminated");
+    assert_eq!(ended.status, ContractStatus::Terminated);
+    ack_all(&w).await;
+    let voided = w
+        .crm
+        .void_invoice(&w.zhangsan, inv.id, "发票抬头错误")
+        .await
+        .expect("an invoice of a terminated contract is voided");
+    assert!(voided.is_voided());
+    let after = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    assert_eq!(after.status, ContractStatus::Terminated);
+    assert_eq!(after.invoiced, Money::cny(0));
+    assert_eq!(after.terminated_reason.as_deref(), Some("客户取消项目"));
+    let p = w
+        .crm
+        .void_payment(&w.zhangsan, wrong.id, "退票")
+        .await
+        .expect("a payment of a terminated contract is voided");
+    assert_eq!(p.status, "voided");
+    let after = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    assert_eq!(after.status, ContractStatus::Terminated, "not reopened");
+    assert_eq!(
+        (after.received, after.outstanding),
+        (Money::cny(100_000), Money::cny(900_000))
+    );
+    let col = w.crm.collection(&w.zhangsan, c.id).await.expect("col");
+    assert_eq!(col.received, Money::cny(100_000));
+    assert_eq!(
+        col.overdue,
+        Money::cny(0),
+        "a terminated contract owes nothing overdue"
+    );
+    assert!(
+        col.payments
+            .iter()
+            .any(|p| p.id == kept.id && p.status == "confirmed")
+    );
+    let types = event_types(&w).await;
+    assert!(
+        types.contains(&"invoice.voided".to_string())
+            && types.contains(&"payment.voided".to_string()),
+        "{types:?}"
+    );
+    // Still closed: not among what is owed, and taking nothing new.
+    assert!(
+        w.crm
+            .receivables(&w.zhangsan)
+            .await
+            .expect("receivables")
+            .is_empty()
+    );
+    let open = w
+        .crm
+        .list_contracts(
+            &w.zhangsan,
+            &ContractQuery {
+                not_fully_received: true,
+                ..ContractQuery::default()
+            },
+        )
+        .await
+        .expect("list");
+    assert!(open.items.iter().all(|x| x.id != c.id), "{:?}", open.items);
+    assert!(matches!(
+        w.crm.record_payment(&w.zhangsan, c.id, pay(100)).await,
+        Err(Error::InvalidState(_))
+    ));
+    assert!(matches!(
+        w.crm
+            .add_invoice(
+                &w.zhangsan,
+                c.id,
+                InvoiceType::VatSpecial,
+                Money::cny(100),
+                Some("04400202".into()),
+                None,
+            )
+            .await,
+        Err(Error::InvalidState(_))
+    ));
+}
+
+/// Replacing a payment plan keeps what was paid: payments fill the
+/// instalments oldest due first, and an instalment with money received
+/// against it is neither dropped, nor made smaller than what was received,
+/// nor robbed of it by a new instalment due earlier — each refused naming
+/// the instalment, its due date and what was received, and writing
+/// nothing. Instalments nothing was received against change freely, a
+/// paid one may grow, and once its payment is voided it may go.
+pub async fn payment_plan_keeps_instalments_already_paid(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{NewContract, PaymentInput, PlanInput};
+    use chrono::NaiveDate;
+    use serde_json::json;
+    let d = |m: u32, day: u32| NaiveDate::from_ymd_opt(2026, m, day).expect("date");
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "分期合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(1_000_000)),
+                signed_on: Some(d(8, 1)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    w.crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("executing (no flow)");
+    let plan = |due: NaiveDate, fen: i64| PlanInput {
+        due_on: due,
+        amount: Money::cny(fen),
+        notes: None,
+    };
+    w.crm
+        .set_payment_plan(
+            &w.zhangsan,
+            c.id,
+            vec![
+                plan(d(9, 1), 300_000),
+                plan(d(10, 1), 300_000),
+                plan(d(11, 1), 400_000),
+            ],
+        )
+        .await
+        .expect("plan");
+    // ¥4,500: instalment 1 paid, ¥1,500 of instalment 2, nothing of 3.
+    let (paid, _) = w
+        .crm
+        .record_payment(
+            &w.zhangsan,
+            c.id,
+            PaymentInput {
+                amount: Money::cny(450_000),
+                received_on: d(10, 10),
+                method: None,
+                receipt_no: None,
+                notes: None,
+            },
+        )
+        .await
+        .expect("payment");
+    let shape = |col: crate::sales::Collection| {
+        col.plans
+            .iter()
+            .map(|p| (p.due_on, p.amount.minor, p.received.minor))
+            .collect::<Vec<_>>()
+    };
+    let before = shape(w.crm.collection(&w.zhangsan, c.id).await.expect("col"));
+    assert_eq!(
+        before,
+        vec![
+            (d(9, 1), 300_000, 300_000),
+            (d(10, 1), 300_000, 150_000),
+            (d(11, 1), 400_000, 0)
+        ]
+    );
+    ack_all(&w).await;
+    // Dropping the paid instalment 1.
+    let m = validation_message(
+        w.crm
+            .set_payment_plan(
+                &w.zhangsan,
+                c.id,
+                vec![plan(d(10, 1), 600_000), plan(d(11, 1), 400_000)],
+            )
+            .await,
+        "a plan dropping a paid instalment",
+    );
+    assert!(
+        m.contains("instalment 1")
+            && m.contains("2026-09-01")
+            && m.contains("¥3,000.00")
+            && m.contains("drops"),
+        "{m}"
+    );
+    // Making instalment 2 smaller than the ¥1,500 received against it.
+    let m = validation_message(
+        w.crm
+            .set_payment_plan(
+                &w.zhangsan,
+                c.id,
+                vec![
+                    plan(d(9, 1), 300_000),
+                    plan(d(10, 1), 100_000),
+                    plan(d(12, 1), 600_000),
+                ],
+            )
+            .await,
+        "a plan shrinking a paid instalment",
+    );
+    assert!(
+        m.contains("instalment 2")
+            && m.contains("2026-10-01")
+            && m.contains("¥1,500.00")
+            && m.contains("¥1,000.00")
+            && !m.contains("instalment 1"),
+        "{m}"
+    );
+    // A new instalment due earlier would take the money instalment 2 got.
+    let m = validation_message(
+        w.crm
+            .set_payment_plan(
+                &w.zhangsan,
+                c.id,
+                vec![
+                    plan(d(8, 15), 100_000),
+                    plan(d(9, 1), 300_000),
+                    plan(d(10, 1), 300_000),
+                    plan(d(11, 1), 300_000),
+                ],
+            )
+            .await,
+        "a plan moving received money to a new instalment",
+    );
+    assert!(
+        m.contains("instalment 2") && m.contains("2026-10-01") && m.contains("does not move"),
+        "{m}"
+    );
+    assert_eq!(
+        shape(w.crm.collection(&w.zhangsan, c.id).await.expect("col")),
+        before,
+        "nothing refused is written"
+    );
+    assert!(event_types(&w).await.is_empty());
+    // The unpaid rest is planned anew, and a paid instalment may grow.
+    let col = w
+        .crm
+        .set_payment_plan(
+            &w.zhangsan,
+            c.id,
+            vec![
+                plan(d(9, 1), 300_000),
+                plan(d(10, 1), 350_000),
+                plan(d(12, 1), 200_000),
+                plan(d(12, 31), 150_000),
+            ],
+        )
+        .await
+        .expect("the unpaid rest planned anew");
+    assert_eq!(
+        shape(col),
+        vec![
+            (d(9, 1), 300_000, 300_000),
+            (d(10, 1), 350_000, 150_000),
+            (d(12, 1), 200_000, 0),
+            (d(12, 31), 150_000, 0)
+        ]
+    );
+    // The payment voided, nothing is received against any instalment.
+    w.crm
+        .void_payment(&w.zhangsan, paid.id, "录错合同")
+        .await
+        .expect("void");
+    let col = w
+        .crm
+        .set_payment_plan(&w.zhangsan, c.id, vec![plan(d(12, 31), 1_000_000)])
+        .await
+        .expect("nothing paid, the plan is free");
+    assert_eq!(shape(col), vec![(d(12, 31), 1_000_000, 0)]);
+}
+
+/// A product discontinued (停售) is kept for old documents: a quote whose
+/// lines hold it is revised keeping those lines (on as many lines as
+/// before) and converted into a contract with them, and a draft contract's
+/// lines are changed keeping it; a new line adding a discontinued product
+/// — to a new quote, a revision or a contract — is refused, naming the
+/// line and the product.
+pub async fn discontinued_products_stay_on_the_lines_that_hold_them(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{
+        ContractPatch, ContractStatus, LineInput, NewContract, NewQuote, ProductInput,
+        ProductStatus, QuoteStatus,
+    };
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let product = |code: &str, name: &str| ProductInput {
+        code: Some(code.into()),
+        name: Some(name.into()),
+        list_price: Some(Money::cny(100_000)),
+        ..ProductInput::default()
+    };
+    let old = w
+        .crm
+        .create_product(&w.admin, product("SV-OLD", "旧款服务器"))
+        .await
+        .expect("product");
+    let other = w
+        .crm
+        .create_product(&w.admin, product("SV-GONE", "另一款旧服务器"))
+        .await
+        .expect("product");
+    let new = w
+        .crm
+        .create_product(&w.admin, product("SV-NEW", "新款服务器"))
+        .await
+        .expect("product");
+    let line = |p: Uuid, quantity: i64| LineInput {
+        product_id: Some(p),
+        name: String::new(),
+        unit: None,
+        quantity,
+        unit_price: None,
+        discount_bp: 0,
+        tax_rate: None,
+    };
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "服务器报价".into(),
+                customer_id: customer.id.0,
+                lines: vec![line(old.id, 2), line(new.id, 1)],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    let contract = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "服务器合同".into(),
+                customer_id: customer.id.0,
+                lines: vec![line(old.id, 1)],
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("draft contract");
+    for p in [&old, &other] {
+        w.crm
+            .update_product(
+                &w.admin,
+                p.id,
+                p.version,
+                ProductInput {
+                    status: Some(ProductStatus::Discontinued),
+                    ..ProductInput::default()
+                },
+            )
+            .await
+            .expect("discontinued");
+    }
+    // A new quote does not offer it.
+    let m = invalid_message(
+        w.crm
+            .create_quote(
+                &w.zhangsan,
+                NewQuote {
+                    title: "新报价".into(),
+                    customer_id: customer.id.0,
+                    lines: vec![line(old.id, 1)],
+                    ..NewQuote::default()
+                },
+            )
+            .await,
+    );
+    assert!(
+        m.contains("lines[1]") && m.contains("SV-OLD") && m.contains("discontinued"),
+        "{m}"
+    );
+    // A revision keeps the line holding it (its quantity changed too).
+    let v2 = w
+        .crm
+        .revise_quote(
+            &w.zhangsan,
+            q.id,
+            vec![line(new.id, 2), line(old.id, 3)],
+            None,
+        )
+        .await
+        .expect("a revision keeping the discontinued product");
+    assert_eq!(v2.quote_version, 2);
+    let held = v2
+        .lines
+        .iter()
+        .find(|l| l.product_id == Some(old.id))
+        .expect("the line keeps its product");
+    assert_eq!((held.name.as_str(), held.quantity), ("旧款服务器", 3));
+    // A second line of it, or a line of another discontinued product, is new.
+    let m = invalid_message(
+        w.crm
+            .revise_quote(
+                &w.zhangsan,
+                v2.id,
+                vec![line(old.id, 1), line(new.id, 1), line(old.id, 1)],
+                None,
+            )
+            .await,
+    );
+    assert!(
+        m.contains("lines[3]") && m.contains("SV-OLD") && !m.contains("lines[1]"),
+        "{m}"
+    );
+    let m = invalid_message(
+        w.crm
+            .revise_quote(
+                &w.zhangsan,
+                v2.id,
+                vec![line(old.id, 1), line(other.id, 1)],
+                None,
+            )
+            .await,
+    );
+    assert!(m.contains("lines[2]") && m.contains("SV-GONE"), "{m}");
+    let current = w.crm.quote(&w.zhangsan, v2.id).await.expect("quote");
+    assert_eq!(
+        (current.quote_version, current.status),
+        (2, QuoteStatus::Draft),
+        "nothing refused is written"
+    );
+    // Approved (no flow) and converted, the contract holds the line.
+    let (approved, _) = w
+        .crm
+        .submit_quote(&w.zhangsan, v2.id, None)
+        .await
+        .expect("submit");
+    assert_eq!(approved.status, QuoteStatus::Approved);
+    let made = w
+        .crm
+        .quote_to_contract(&w.zhangsan, v2.id, NewContract::default())
+        .await
+        .expect("converted with the discontinued product");
+    assert_eq!(made.status, ContractStatus::Draft);
+    assert!(made.lines.iter().any(|l| l.product_id == Some(old.id)));
+    assert_eq!(made.amount, approved.totals.amount);
+    // A draft contract's lines change keeping it, and take no new one.
+    let changed = w
+        .crm
+        .update_contract(
+            &w.zhangsan,
+            contract.id,
+            contract.version,
+            ContractPatch {
+                lines: Some(vec![line(old.id, 4), line(new.id, 1)]),
+                ..ContractPatch::default()
+            },
+        )
+        .await
+        .expect("lines kept");
+    assert_eq!(changed.amount, Money::cny(500_000));
+    let m = invalid_message(
+        w.crm
+            .update_contract(
+                &w.zhangsan,
+                contract.id,
+                changed.version,
+                ContractPatch {
+                    lines: Some(vec![line(old.id, 4), line(other.id, 1)]),
+                    ..ContractPatch::default()
+                },
+            )
+            .await,
+    );
+    assert!(m.contains("lines[2]") && m.contains("SV-GONE"), "{m}");
+}
+
+/// Invoice numbers recorded before they were kept normalised are stored
+/// as typed (lower case, full-width digits, a space inside); a number typed
+/// now meets them all the same: the uniqueness of issued numbers and the
+/// rule that a voided invoice's number is never issued again compare both
+/// sides normalised, and the refusal shows how the old number was stored.
+/// A number that only contains an old one is another number.
+pub async fn invoice_numbers_stored_as_typed_still_count(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::InvoiceType;
+    use crate::schema::Table;
+    use crate::store::{ChangeSet, Op};
+    use crate::value::Value;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "开票合同", 1_000_000).await;
+    // Rows as an older build wrote them: the number as typed, trimmed.
+    let now = w.crm.now();
+    let mut cs = ChangeSet::default();
+    for (number, status) in [
+        ("r4-x", "issued"),
+        ("０４４０ ０１２３", "voided"),
+        ("ab１２", "issued"),
+    ] {
+        cs.ops.push(Op::Insert {
+            table: Table::Invoices,
+            values: vec![
+                ("id", Value::Id(w.crm.new_id())),
+                ("company_id", Value::Id(w.zhangsan.company_id.0)),
+                ("version", Value::Int(1)),
+                ("created_at", Value::Timestamp(now)),
+                ("updated_at", Value::Timestamp(now)),
+                ("contract_id", Value::Id(c.id)),
+                ("customer_id", Value::Id(customer.id.0)),
+                ("kind", Value::Text("issued".into())),
+                ("invoice_type", Value::Text("vat_special".into())),
+                ("amount", Value::Int(100)),
+                ("number", Value::Text(number.into())),
+                ("invoice_date", Value::Date(w.crm.today())),
+                ("status", Value::Text(status.into())),
+            ],
+        });
+    }
+    w.crm.store().apply(&cs).await.expect("legacy rows");
+    let issue = |number: &str| {
+        w.crm.add_invoice(
+            &w.zhangsan,
+            c.id,
+            InvoiceType::VatSpecial,
+            Money::cny(10_000),
+            Some(number.to_string()),
+            None,
+        )
+    };
+    let duplicate = |got: crate::error::Result<crate::sales::Invoice>, what: &str| match got {
+        Err(Error::Duplicate { message, .. }) => message,
+        other => panic!("{what}: expected a duplicate, got {other:?}"),
+    };
+    let m = duplicate(issue("R4-X").await, "an issued number stored in lower case");
+    assert!(
+        m.contains("R4-X") && m.contains("already recorded") && m.contains("'r4-x'"),
+        "{m}"
+    );
+    let m = duplicate(issue("ｒ４－ｘ").await, "typed full-width");
+    assert!(m.contains("R4-X"), "{m}");
+    let m = duplicate(issue("AB12").await, "stored with a full-width digit");
+    assert!(m.contains("'ab１２'"), "{m}");
+    let m = duplicate(
+        issue("04400123").await,
+        "a voided number stored full-width with a space",
+    );
+    assert!(
+        m.contains("04400123") && m.contains("voided") && m.contains("'０４４０ ０１２３'"),
+        "{m}"
+    );
+    // Numbers that merely contain an old one are other numbers.
+    for number in ["4-X", "R4-X9", "0123"] {
+        let i = issue(number)
+            .await
+            .unwrap_or_else(|e| panic!("{number}: {e:?}"));
+        assert_eq!(i.number.as_deref(), Some(number));
+    }
+    assert_eq!(
+        w.crm.contract(&w.zhangsan, c.id).await.expect("c").invoiced,
+        Money::cny(30_000)
+    );
 }
