@@ -407,3 +407,62 @@ fn imports_refuse_archived_contacts_in_groups_and_match_usernames_letter_case_as
     assert_eq!(v["report"]["rejected"], 0, "{i}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// A dry run of a customer file that would take its importer past a
+/// pool's cap is refused as the import itself is — in the same one line
+/// naming the owner, the pool, its cap and what they hold — and neither
+/// writes anything.
+#[test]
+fn a_dry_run_is_refused_by_a_pool_cap_as_the_import_is() {
+    let tmp = std::env::temp_dir().join(format!("crm-cli-io-cap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("dir");
+    ok(&tmp, &["demo"]);
+    ok(
+        &tmp,
+        &[
+            "pool",
+            "add",
+            "封顶公海",
+            "--member",
+            "liqiang",
+            "--cap",
+            "1",
+        ],
+    );
+    let mut book = rust_xlsxwriter::Workbook::new();
+    let ws = book.add_worksheet();
+    for (r, v) in ["客户名称", "封顶一有限公司", "封顶二有限公司"]
+        .iter()
+        .enumerate()
+    {
+        ws.write_string(r as u32, 0, *v).expect("cell");
+    }
+    book.save(tmp.join("capped.xlsx")).expect("save");
+    let mut said = Vec::new();
+    for dry in [true, false] {
+        let mut args = vec!["--as", "liqiang", "import", "customer", "capped.xlsx"];
+        if dry {
+            args.push("--dry-run");
+        }
+        let out = run(&tmp, &args);
+        assert!(!out.status.success(), "{args:?} passed the cap");
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            err.starts_with("error: ") && err.trim().lines().count() == 1,
+            "{err}"
+        );
+        for part in [
+            "李强 already holds",
+            "the limit of pool 封顶公海 is 1",
+            "nothing of the import was written",
+        ] {
+            assert!(err.contains(part), "{args:?}: {err}");
+        }
+        said.push(err);
+    }
+    assert_eq!(said[0], said[1], "the dry run says what the import says");
+    let listed = ok(&tmp, &["customer", "list", "--search", "封顶"]);
+    assert!(!listed.contains("封顶一有限公司"), "{listed}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

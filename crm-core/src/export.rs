@@ -454,6 +454,15 @@ impl Crm {
     }
 }
 
+/// How a contact export writes a contact's customer that the actor may
+/// not read, or whose name is hidden from them (a customer outside their
+/// read scope, say — the contact shared with them): neither its name nor
+/// its id, but this marker, as a masked pool is written. The contact
+/// import reads it back in the customer column as "the contact keeps its
+/// customer" (see [`crate::import::ColumnRole::Field`]); a customer named
+/// exactly so is named by code or id there.
+pub const NOT_SHOWN: &str = "***";
+
 /// The key of a contact export's column of its customer's code.
 const CUSTOMER_CODE_KEY: &str = "customer_code";
 
@@ -767,7 +776,7 @@ impl ExportCursor<'_> {
                 continue;
             }
             // Only names the actor may see, as the target's name rule shows
-            // them; the others stay ids, as the list shows them.
+            // them (for the others see `Converter::ref_value`).
             refs.extend(self.crm.readable_names(&self.actor, r.target, ids).await?);
         }
         Ok(refs)
@@ -965,6 +974,8 @@ struct Converter {
     /// Whether the actor sees contacts' customers in full (not masked):
     /// only then is a customer code column filled.
     customer_shown: bool,
+    /// Whether this is a contact export (see [`Converter::ref_value`]).
+    contact_export: bool,
     ref_fields: Vec<RefField>,
     custom_index: Option<usize>,
     users: HashMap<Uuid, String>,
@@ -1063,6 +1074,7 @@ impl Converter {
             columns,
             plans,
             customer_shown,
+            contact_export: entity == Entity::Contact,
             ref_fields,
             users: labels.users,
             departments: labels.departments,
@@ -1284,11 +1296,7 @@ impl Converter {
                         ));
                     return ExportValue::DateTime(self.local(t));
                 }
-                (FieldKind::Ref(_), Value::Id(u)) => {
-                    return ExportValue::Text(
-                        refs.get(u).cloned().unwrap_or_else(|| u.to_string()),
-                    );
-                }
+                (FieldKind::Ref(_), Value::Id(u)) => return self.ref_value(refs, *u),
                 _ => {}
             }
         }
@@ -1301,6 +1309,18 @@ impl Converter {
         } else {
             self.builtin_value(def.kind, j, refs)
         }
+    }
+
+    /// A referenced record (a contact's customer, a follow-up's contact) by
+    /// the name the actor may read; else a contact's customer as
+    /// [`NOT_SHOWN`], which the contact import reads back, and the others
+    /// by id, as the list shows them.
+    fn ref_value(&self, refs: &HashMap<Uuid, String>, id: Uuid) -> ExportValue {
+        ExportValue::Text(match refs.get(&id) {
+            Some(name) => name.clone(),
+            None if self.contact_export => NOT_SHOWN.to_string(),
+            None => id.to_string(),
+        })
     }
 
     /// A built-in field's (non-null) value as listed.
@@ -1322,12 +1342,11 @@ impl Converter {
                     .map(|(_, zh)| zh.to_string())
                     .unwrap_or(s),
             ),
-            (FieldKind::Ref(_), Json::String(s)) => ExportValue::Text(
-                Uuid::parse_str(&s)
-                    .ok()
-                    .and_then(|u| refs.get(&u).cloned())
-                    .unwrap_or(s),
-            ),
+            // (A masked reference is no id: it stays as masked.)
+            (FieldKind::Ref(_), Json::String(s)) => match Uuid::parse_str(&s) {
+                Ok(u) => self.ref_value(refs, u),
+                Err(_) => ExportValue::Text(s),
+            },
             (_, Json::Array(a)) => {
                 ExportValue::Text(a.iter().filter_map(json_text).collect::<Vec<_>>().join(","))
             }

@@ -805,7 +805,10 @@ fn contact_group(h: &str) -> Option<(u32, String)> {
 #[serde(rename_all = "snake_case")]
 pub enum ColumnRole {
     /// A field of the imported entity: its API name, `custom.key`, or
-    /// `owner_id`.
+    /// `owner_id`. A contact import's customer column holding
+    /// [`crate::export::NOT_SHOWN`] (how an export writes a customer the
+    /// exporter may not see) keeps the customer of the contact the row's
+    /// code names, and refuses a row naming no contact.
     Field(String),
     /// A field of the n-th contact (from 1) of a customer row.
     Contact {
@@ -1392,6 +1395,11 @@ struct Candidate {
     /// The non-empty cells of masked columns, by column (see
     /// [`CellKind::Masked`]).
     masked: Vec<(usize, String)>,
+    /// Whether its customer is the one kept from the contact its code names
+    /// (a contact row whose customer column is
+    /// [`crate::export::NOT_SHOWN`]): it may update that contact, never
+    /// create one.
+    kept_customer: bool,
 }
 
 /// What a batch creates and updates, kept per batch for undo.
@@ -1525,6 +1533,11 @@ pub struct ImportSession<'a> {
     /// it is written.
     atomic_keys: Vec<DupKey>,
     atomic_first: Option<u32>,
+    /// What a dry run of a customer import would have created so far, per
+    /// owner (see [`Creations`]), and the first row it prepared: held to
+    /// the pools' caps as the writes would be (see `dry_run_caps`).
+    dry_creations: Creations,
+    dry_first: Option<u32>,
     /// The columns the actor sees masked (see [`CellKind::Masked`]) and
     /// what an export shows them of a stored record in those columns, in
     /// that order; `None` without such columns.
@@ -1599,6 +1612,9 @@ pub struct BatchWrite<'a> {
     changes: Option<ChangeSet>,
     slots: Vec<CodeSlot>,
     index_keys: bool,
+    /// The sheet rows of the batch, first and last (for its refusal by a
+    /// pool's cap: see [`cap_refusal`]).
+    rows: (u32, u32),
     /// Held until the write is committed or dropped.
     _outstanding: Option<Outstanding>,
 }
@@ -1648,9 +1664,102 @@ impl BatchWrite<'_> {
         }
         // The pools' caps on what owners hold, counted as the batches
         // before this one left them (so here, once they are written).
-        self.crm.creation_caps(&self.actor, &mut cs).await?;
+        self.crm
+            .creation_caps(&self.actor, &mut cs)
+            .await
+            .map_err(|e| cap_refusal(e, Some(self.rows)))?;
         self.crm.apply(cs).await
     }
+}
+
+/// The customers an import creates for owners, per owner and department,
+/// with the closed deals among them: what [`Crm::creation_caps`] counts of
+/// a change set.
+#[derive(Clone, Debug, Default)]
+struct Creations(BTreeMap<(Uuid, Option<Uuid>), (u64, u64)>);
+
+impl Creations {
+    /// Counts the customers `ops` create for an owner (not those created
+    /// into a pool's public area); whether there were any.
+    fn add(&mut self, ops: &[Op]) -> bool {
+        let mut any = false;
+        for op in ops {
+            let Op::Insert {
+                table: Table::Customers,
+                values,
+            } = op
+            else {
+                continue;
+            };
+            let get = |k: &str| values.iter().find(|(c, _)| *c == k).map(|(_, v)| v);
+            let Some(owner) = get("owner_id").and_then(Value::as_id) else {
+                continue;
+            };
+            let department = get("department_id").and_then(Value::as_id);
+            let e = self.0.entry((owner, department)).or_default();
+            e.0 += 1;
+            if get("closed_at").is_some_and(|v| !v.is_null()) {
+                e.1 += 1;
+            }
+            any = true;
+        }
+        any
+    }
+
+    /// A change set creating these customers (only what the caps look
+    /// at: owner, department, whether a deal), for
+    /// [`Crm::creation_caps`] to count; never applied.
+    fn change_set(&self, now: chrono::DateTime<chrono::Utc>) -> ChangeSet {
+        let mut cs = ChangeSet::default();
+        for (&(owner, department), &(n, deals)) in &self.0 {
+            for i in 0..n {
+                let closed = if i < deals {
+                    Value::Timestamp(now)
+                } else {
+                    Value::Null
+                };
+                cs.ops.push(Op::Insert {
+                    table: Table::Customers,
+                    values: vec![
+                        ("owner_id", Value::Id(owner)),
+                        ("department_id", Value::from(department)),
+                        ("closed_at", closed),
+                    ],
+                });
+            }
+        }
+        cs
+    }
+}
+
+/// An import's refusal by a pool's cap on the customers an owner holds
+/// ([`Crm::creation_caps`], which names the owner, the pool, its cap, what
+/// the owner holds and how many more would pass it): said of the whole
+/// import (`rows` `None`: an all-or-nothing import, which writes nothing)
+/// or of a batch's rows (the batches before it stay written).
+fn cap_refusal(e: Error, rows: Option<(u32, u32)>) -> Error {
+    let Error::Forbidden(m) = e else {
+        return e;
+    };
+    Error::Forbidden(match rows {
+        None => format!(
+            "nothing of the import was written: the customers it creates would take an owner \
+             past a pool's cap — {m}; free places in the pool or give its rows another owner \
+             (负责人), then import the file again"
+        ),
+        Some((first, last)) => {
+            let rows = if first == last {
+                format!("row {first}")
+            } else {
+                format!("rows {first}–{last}")
+            };
+            format!(
+                "nothing of {rows} was written (earlier rows stay written): the customers they \
+                 create would take an owner past a pool's cap — {m}; free places in the pool or \
+                 give these rows another owner (负责人), then import the file again"
+            )
+        }
+    })
 }
 
 /// Takes the codes of a batch's created records (one reservation per
@@ -1956,6 +2065,7 @@ impl Crm {
                 },
                 kinds: Arc::new(Vec::new()),
                 customer_codes: Arc::new(HashMap::new()),
+                kept_customers: Arc::new(HashMap::new()),
                 group_codes: Arc::new(Vec::new()),
             },
             users,
@@ -1995,6 +2105,8 @@ impl Crm {
             atomic_keys: Vec::new(),
             batch_guards: Vec::new(),
             atomic_first: None,
+            dry_creations: Creations::default(),
+            dry_first: None,
             masked_view: None,
             contact_masked_view: None,
             opts: options,
@@ -3226,6 +3338,7 @@ impl<'a> ImportSession<'a> {
             changes: None,
             slots: Vec::new(),
             index_keys: false,
+            rows: (0, 0),
             _outstanding: None,
         };
         let Some(first) = rows.first().map(|r| r.number) else {
@@ -3285,6 +3398,16 @@ impl<'a> ImportSession<'a> {
         issues.sort_by_key(|i| i.row);
         self.issues.extend(issues.iter().cloned());
         let replay = self.resume_after.is_some_and(|r| last <= r);
+        if self.opts.dry_run && !self.failed && !replay {
+            // What the batch would create counts toward the pools' caps as
+            // its write would count it: a batch's write is refused over a
+            // cap (counting what the batches before it wrote), so is its
+            // dry run (counting what they would have written).
+            let first_row = *self.dry_first.get_or_insert(first);
+            if self.dry_creations.add(&cs.ops) && self.opts.commit == CommitMode::Batches {
+                self.dry_run_caps(Some((first_row, last))).await?;
+            }
+        }
         if self.failed || self.opts.dry_run || replay {
             return Ok(PreparedBatch { issues, write });
         }
@@ -3344,11 +3467,41 @@ impl<'a> ImportSession<'a> {
                 cs.ops.push(op);
                 write.changes = Some(cs);
                 write.slots = slots;
+                write.rows = (first, last);
                 self.outstanding.fetch_add(1, Ordering::AcqRel);
                 write._outstanding = Some(Outstanding(self.outstanding.clone()));
             }
         }
         Ok(PreparedBatch { issues, write })
+    }
+
+    /// Holds what a dry run would have created so far to the pools' caps,
+    /// as writing it would (see [`Crm::creation_caps`]): refused in the
+    /// words of the write's refusal (for `rows`, a batch of a batched
+    /// import: the dry run's rows up to its last), nothing written.
+    async fn dry_run_caps(&self, rows: Option<(u32, u32)>) -> Result<()> {
+        if self.dry_creations.0.is_empty() {
+            return Ok(());
+        }
+        // Without a cap on what owners hold (most companies) there is
+        // nothing to count: one look at the pools' limits.
+        let pools = Select::all(Table::Pools, self.actor.company_id.0, self.crm.now());
+        let capped = self.crm.store.select(&pools).await?.rows.iter().any(|r| {
+            r.get("limits")
+                .as_json()
+                .and_then(|j| serde_json::from_value::<crate::pool::PoolLimits>(j.clone()).ok())
+                .is_some_and(|l| {
+                    l.max_owned_per_user.is_some() || l.max_owned_per_department.is_some()
+                })
+        });
+        if !capped {
+            return Ok(());
+        }
+        let mut cs = self.dry_creations.change_set(self.crm.now());
+        self.crm
+            .creation_caps(&self.actor, &mut cs)
+            .await
+            .map_err(|e| cap_refusal(e, rows))
     }
 
     /// Guards that the option lists of the select fields the sheet's
@@ -3396,6 +3549,11 @@ impl<'a> ImportSession<'a> {
         };
         // A dry run names only the stored import it would continue.
         let mut import_id = (!self.opts.dry_run || self.resuming).then_some(self.import_id);
+        // An all-or-nothing import is held to the pools' caps as a whole
+        // when it is written: its dry run too.
+        if self.opts.dry_run && self.opts.commit == CommitMode::Atomic && !self.failed {
+            self.dry_run_caps(None).await?;
+        }
         if !self.opts.dry_run {
             match self.opts.commit {
                 CommitMode::Atomic if self.failed => import_id = None,
@@ -3408,7 +3566,10 @@ impl<'a> ImportSession<'a> {
                     cs.guards.append(&mut self.batch_guards);
                     if self.opts.entity == Entity::Customer {
                         self.crm.index_customer_keys(&mut cs).await?;
-                        self.crm.creation_caps(&self.actor, &mut cs).await?;
+                        self.crm
+                            .creation_caps(&self.actor, &mut cs)
+                            .await
+                            .map_err(|e| cap_refusal(e, None))?;
                     }
                     let rows_done = i64::from(self.last_row_seen());
                     cs.ops.insert(0, self.import_insert(status, rows_done));
@@ -4125,6 +4286,10 @@ pub struct RowValidator {
     /// The customers a contact import's customer code column names, by
     /// code (see `resolve_customers`).
     customer_codes: Arc<HashMap<String, Uuid>>,
+    /// The customers of the contacts that a contact import's rows name by
+    /// code where their customer column is [`crate::export::NOT_SHOWN`],
+    /// by the contact's code (see `resolve_kept_customers`).
+    kept_customers: Arc<HashMap<String, Uuid>>,
     /// The contact groups' code columns (group, column), worked out once
     /// from the header: none in most sheets.
     group_codes: Arc<Vec<(u32, usize)>>,
@@ -4267,6 +4432,14 @@ impl RowValidator {
                 ColumnRole::Field(f) => (f, &mut main),
                 ColumnRole::Contact { group, field } => (field, groups.entry(*group).or_default()),
             };
+            // A customer not shown to whoever exported the sheet: kept
+            // (see `kept_customer`).
+            if self.entity == Entity::Contact
+                && field == "customer_id"
+                && cell.to_text().as_deref() == Some(crate::export::NOT_SHOWN)
+            {
+                continue;
+            }
             let kind = self.kinds.get(i).copied().unwrap_or(CellKind::Other);
             if let CellKind::Masked = kind {
                 masked.extend(cell.to_text().map(|t| (i, t)));
@@ -4401,19 +4574,50 @@ impl RowValidator {
         let entity = self.entity;
         let mut problems = Vec::new();
         let (fields, groups, masked) = self.row_fields(row, &mut problems);
+        let kept = self.kept_customer(row);
+        // A kept customer is not the row's to give: the rest of the row is
+        // checked as an update's fields are, its required fields but the
+        // customer below.
         let prepared = crm
             .prepare_with(
                 &self.actor,
                 entity,
                 &fields,
                 &self.customs,
-                true,
+                kept.is_none(),
                 &self.lookups,
             )
             .await;
         let (mut set, custom, owner) = match prepared {
-            Ok(p) => p,
+            Ok((mut set, custom, owner)) => {
+                match kept {
+                    Some(Some(customer)) => {
+                        let mut missing = ValidationErrors::default();
+                        for def in entity.fields() {
+                            if def.required
+                                && def.name != "customer_id"
+                                && !set.contains_key(def.name)
+                            {
+                                missing.push(field_label(def), "is required");
+                            }
+                        }
+                        for def in self.customs.iter() {
+                            if def.required && !custom.contains_key(&def.key) {
+                                missing.push(format!("custom.{}", def.key), "is required");
+                            }
+                        }
+                        problems.extend(self.messages(entity, &fields, &missing, None));
+                        set.insert("customer_id", Value::Id(customer));
+                    }
+                    Some(None) => problems.push(not_shown_customer_problem()),
+                    None => {}
+                }
+                (set, custom, owner)
+            }
             Err(Error::Validation(v)) => {
+                if kept == Some(None) {
+                    problems.push(not_shown_customer_problem());
+                }
                 problems.extend(self.messages(entity, &fields, &v, None));
                 (BTreeMap::new(), BTreeMap::new(), None)
             }
@@ -4552,7 +4756,32 @@ impl RowValidator {
             contacts,
             keys,
             masked,
+            kept_customer: kept.is_some(),
         }))
+    }
+
+    /// Whether a contact row's customer column holds
+    /// [`crate::export::NOT_SHOWN`] (and no customer code names the
+    /// customer instead): then `Some` customer of the contact that the
+    /// row's code names, `None` inside when it names none.
+    fn kept_customer(&self, row: &SheetRow) -> Option<Option<Uuid>> {
+        if self.entity != Entity::Contact {
+            return None;
+        }
+        let text_at = |role: &dyn Fn(&ColumnRole) -> bool| {
+            let i = self.map.roles.iter().position(role)?;
+            row.cells.get(i).and_then(Cell::to_text)
+        };
+        let customer = text_at(&|r| matches!(r, ColumnRole::Field(f) if f == "customer_id"));
+        if customer.as_deref() != Some(crate::export::NOT_SHOWN)
+            || text_at(&|r| *r == ColumnRole::CustomerCode).is_some()
+        {
+            return None;
+        }
+        Some(
+            self.row_code(row)
+                .and_then(|code| self.kept_customers.get(&code).copied()),
+        )
     }
 
     /// The record code a row of a customer or contact import names in its
@@ -4705,6 +4934,24 @@ impl RowValidator {
     }
 }
 
+/// The refusal of a contact row whose customer column holds
+/// [`crate::export::NOT_SHOWN`] but whose code names no contact the row
+/// could update (a new contact needs its customer named).
+fn not_shown_customer_problem() -> (String, String) {
+    let marker = crate::export::NOT_SHOWN;
+    (
+        format!(
+            "Customer: '{marker}' stands for a customer not shown to whoever exported the \
+             sheet; it keeps the customer of the contact the row's code (编号) names, and the \
+             row names no such contact: give the customer's name, code or id"
+        ),
+        format!(
+            "所属客户：「{marker}」表示导出人无权查看的客户，只能保留该行编号所指联系人的客户，\
+             而该行未指向已有联系人；请填写客户名称、编号或 ID"
+        ),
+    )
+}
+
 /// Whether the actor may read customers' names in full (not masked or
 /// hidden), and so name a contact's customer by its name in an import.
 fn reads_customer_names(actor: &Actor) -> bool {
@@ -4720,6 +4967,7 @@ impl ImportSession<'_> {
     /// see.
     async fn resolve_customers(&mut self, rows: &[SheetRow]) -> Result<()> {
         self.resolve_customer_codes(rows).await?;
+        self.resolve_kept_customers(rows).await?;
         let Some(col) = self
             .v
             .map
@@ -4811,6 +5059,42 @@ impl ImportSession<'_> {
                         .insert((Entity::Customer, t.clone()), id);
                 }
                 self.ref_rows.insert(id, r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds the customers of the contacts that a contact import's batch
+    /// names by code in rows whose customer column is
+    /// [`crate::export::NOT_SHOWN`] (see `RowValidator::kept_customer`):
+    /// one query per [`IN_CHUNK`] codes, whoever may see the contacts — a
+    /// row naming one the actor may not update is refused as any update
+    /// of it is, and a row that would create a contact is refused.
+    async fn resolve_kept_customers(&mut self, rows: &[SheetRow]) -> Result<()> {
+        let mut codes: Vec<String> = rows
+            .iter()
+            .filter(|r| self.v.kept_customer(r) == Some(None))
+            .filter_map(|r| self.v.row_code(r))
+            .collect();
+        codes.sort();
+        codes.dedup();
+        for chunk in codes.chunks(IN_CHUNK) {
+            let mut sel = Select::all(Table::Contacts, self.actor.company_id.0, self.crm.now());
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::In(
+                Col::Column("code"),
+                chunk.iter().map(|t| Value::Text(t.clone())).collect(),
+            );
+            sel.sort = vec![Sort {
+                col: Col::Column("code"),
+                desc: false,
+            }];
+            for r in self.crm.store.select(&sel).await?.rows {
+                if let (Some(code), Some(customer)) =
+                    (r.get("code").as_text(), r.get("customer_id").as_id())
+                {
+                    Arc::make_mut(&mut self.v.kept_customers).insert(code.to_string(), customer);
+                }
             }
         }
         Ok(())
@@ -5256,6 +5540,12 @@ impl ImportSession<'_> {
                 .iter()
                 .find_map(|k| self.holder(&existing, k, None).map(|r| (k, r)));
             let Some((k, row)) = hit else {
+                // A customer kept from a contact is not a new contact's.
+                if c.kept_customer {
+                    let (pe, pz) = not_shown_customer_problem();
+                    self.reject(issues, c.number, IssueKind::Invalid, pe, pz);
+                    continue;
+                }
                 // A customer imported into a pool has no owner: a row naming
                 // one is refused, not imported without it.
                 if let (Some(_), Some((_, pool))) = (c.owner, &self.pool) {

@@ -2136,3 +2136,177 @@ fn shared_strings_count_at_every_cell_that_uses_them() {
     let ev = events(&Workbook::from_bytes(bytes, lim).expect("opens")).expect("read");
     assert_eq!(ev.len(), 2);
 }
+
+/// A contact export by a user the contact is shared with, who may not
+/// read its customer, writes the customer as `***` and nowhere its id; the
+/// workbook imported back under the update policy changes nothing, and a
+/// changed title lands with the customer kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_contacts_export_imports_back_keeping_its_hidden_customer() {
+    let w = world().await;
+    let c = w.customer(&w.wangwu, "看不见有限公司", json!({})).await;
+    let contact = w
+        .crm
+        .create_record(
+            &w.wangwu,
+            Entity::Contact,
+            fields(json!({"customer_id": c.id.to_string(), "name": "周敏", "title": "经理"})),
+        )
+        .await
+        .expect("contact");
+    w.crm
+        .share_record(
+            &w.wangwu,
+            Entity::Contact,
+            contact.id,
+            w.zhangsan.user_id,
+            crm_core::ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect("share");
+    let mut out = Cursor::new(Vec::new());
+    let n = crm_io::export(
+        &w.crm,
+        &w.zhangsan,
+        Entity::Contact,
+        ListQuery::default(),
+        &[],
+        Lang::Zh,
+        &mut out,
+        &mut |_| {},
+    )
+    .await
+    .expect("export");
+    assert_eq!(n, 1);
+    let bytes = out.into_inner();
+    let sheet = part(&bytes, "xl/worksheets/sheet1.xml");
+    assert!(!sheet.contains(&c.id.to_string()), "{sheet}");
+    assert!(sheet.contains(crm_core::export::NOT_SHOWN), "{sheet}");
+    let reimport = |bytes: Vec<u8>| {
+        let w = &w;
+        async move {
+            let mut o = ImportOptions::new(Entity::Contact);
+            o.policy = DuplicatePolicy::Update;
+            crm_io::import_workbook(
+                &w.crm,
+                &w.zhangsan,
+                &open(bytes).expect("workbook"),
+                o,
+                &ReadOptions {
+                    sheet: None,
+                    lang: Lang::Zh,
+                },
+                &mut |_| {},
+            )
+            .await
+            .expect("import")
+            .report
+        }
+    };
+    let r = reimport(bytes.clone()).await;
+    assert_eq!(
+        (r.unchanged, r.updated, r.rejected),
+        (1, 0, 0),
+        "{:#?}",
+        r.issues
+    );
+    // The same sheet with another title.
+    let wb = open(bytes).expect("workbook");
+    let ev = events(&wb).expect("read");
+    let (SheetEvent::Header { cells: h, .. }, SheetEvent::Row(row)) = (&ev[0], &ev[1]) else {
+        panic!("header and row")
+    };
+    let cells: Vec<String> = row
+        .cells
+        .iter()
+        .map(|c| c.to_text().unwrap_or_default())
+        .collect();
+    let mut changed = cells.clone();
+    let title = h.iter().position(|c| c == "职务").expect("title");
+    changed[title] = "总监".into();
+    let header: Vec<&str> = h.iter().map(String::as_str).collect();
+    let changed: Vec<&str> = changed.iter().map(String::as_str).collect();
+    let r = reimport(book(&[&header, &changed])).await;
+    assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
+    let after = w
+        .crm
+        .get_record(&w.wangwu, Entity::Contact, contact.id)
+        .await
+        .expect("contact");
+    assert_eq!(after.text("title"), Some("总监"));
+    assert_eq!(after.text("customer_id"), Some(c.id.to_string().as_str()));
+}
+
+/// A dry run of a workbook whose customers would take their owner past a
+/// pool's cap is refused as its import is, in batches too (where the
+/// batches are prepared while the one before is written), and writes
+/// nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_meets_the_pool_caps_its_import_meets() {
+    let w = world().await;
+    w.crm
+        .create_pool(
+            &w.admin,
+            crm_core::pool::PoolSpec {
+                name: "每人两个".into(),
+                admins: vec![w.admin.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.group1],
+                limits: crm_core::pool::PoolLimits {
+                    max_owned_per_user: Some(2),
+                    ..crm_core::pool::PoolLimits::default()
+                },
+            },
+        )
+        .await
+        .expect("pool");
+    let names: Vec<String> = (0..3).map(|i| format!("封顶{i}有限公司")).collect();
+    let mut rows: Vec<Vec<&str>> = vec![vec!["客户名称"]];
+    rows.extend(names.iter().map(|n| vec![n.as_str()]));
+    let rows: Vec<&[&str]> = rows.iter().map(Vec::as_slice).collect();
+    let bytes = book(&rows);
+    for commit in [CommitMode::Atomic, CommitMode::Batches] {
+        let mut said = Vec::new();
+        for dry_run in [true, false] {
+            let mut o = ImportOptions::new(Entity::Customer);
+            o.commit = commit;
+            o.batch_size = 1;
+            o.dry_run = dry_run;
+            let got = crm_io::import_workbook(
+                &w.crm,
+                &w.zhangsan,
+                &open(bytes.clone()).expect("workbook"),
+                o,
+                &ReadOptions {
+                    sheet: None,
+                    lang: Lang::Zh,
+                },
+                &mut |_| {},
+            )
+            .await;
+            match got {
+                Err(IoError::Crm(crm_core::Error::Forbidden(m))) => {
+                    assert!(
+                        m.contains("张三 already holds")
+                            && m.contains("the limit of pool 每人两个 is 2"),
+                        "{commit:?}, dry run {dry_run}: {m}"
+                    );
+                    said.push(m);
+                }
+                other => panic!("{commit:?}, dry run {dry_run}: expected the cap, got {other:?}"),
+            }
+            if dry_run {
+                let list = w
+                    .crm
+                    .list_records(&w.zhangsan, Entity::Customer, &ListQuery::default())
+                    .await
+                    .expect("list");
+                assert!(list.items.is_empty(), "the dry run wrote nothing");
+            }
+        }
+        if commit == CommitMode::Atomic {
+            assert_eq!(said[0], said[1], "the dry run says what the import says");
+        }
+    }
+}

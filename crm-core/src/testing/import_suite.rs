@@ -273,6 +273,16 @@ macro_rules! import_scenarios {
             io_import_reads_masked_cells_back_as_unchanged,
             $make
         );
+        $each!(
+            $crate::testing::import_suite::import_keeps_contact_customers_the_exporter_could_not_see,
+            io_import_keeps_contact_customers_the_exporter_could_not_see,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_dry_run_meets_the_pool_caps_the_write_meets,
+            io_import_dry_run_meets_the_pool_caps_the_write_meets,
+            $make
+        );
     };
 }
 
@@ -6214,4 +6224,365 @@ pub async fn import_reads_masked_contact_group_cells_back_as_unchanged(store: Ar
     )
     .await;
     assert_eq!((r.rejected, r.contacts_created), (0, 1), "{:#?}", r.issues);
+}
+
+/// A contact export by someone who reads a contact but not its customer —
+/// the contact shared with them, or customers' names hidden from them —
+/// writes the customer as `***` ([`crate::export::NOT_SHOWN`]), neither its
+/// name nor its id, read straight from the store or through a search
+/// alike. Re-importing the sheet keeps each contact's customer: under the
+/// update policy unchanged rows are unchanged and a changed title lands,
+/// under skip the rows are duplicates. A `***` row naming no live contact
+/// by its code (none, an unknown one, one in the recycle bin the actor
+/// cannot see) is refused and creates nothing.
+pub async fn import_keeps_contact_customers_the_exporter_could_not_see(store: Arc<dyn Store>) {
+    use crate::export::NOT_SHOWN;
+    let w = World::new(store.clone()).await;
+    let hidden = w.customer(&w.wangwu, "看不见有限公司", json!({})).await;
+    let hidden_id = hidden.id.to_string();
+    let contact = |name: &str| {
+        crate::testing::service_suite::fields(json!({
+            "customer_id": hidden_id,
+            "name": name,
+            "title": "经理",
+            "mobile": "13700000001",
+        }))
+    };
+    let zhou = w
+        .crm
+        .create_record(&w.wangwu, Entity::Contact, contact("周敏"))
+        .await
+        .expect("contact");
+    let mut binned = contact("吴昊");
+    binned.remove("mobile");
+    let binned = w
+        .crm
+        .create_record(&w.wangwu, Entity::Contact, binned)
+        .await
+        .expect("contact");
+    let r = w
+        .crm
+        .delete_records(&w.wangwu, Entity::Contact, &[binned.id])
+        .await;
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    w.crm
+        .share_record(
+            &w.wangwu,
+            Entity::Contact,
+            zhou.id,
+            w.zhangsan.user_id,
+            crate::records::ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect("share");
+    let (h, data) = exported_sheet(&w, &w.zhangsan, Entity::Contact, false).await;
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let col = |n: &str| h.iter().position(|c| *c == n).expect(n);
+    assert_eq!(data.len(), 1, "{data:?}");
+    assert_eq!(data[0][col("所属客户")], t(NOT_SHOWN));
+    assert_eq!(data[0][col("客户编号")], Cell::Empty);
+    assert!(
+        !data[0]
+            .iter()
+            .any(|c| matches!(c, Cell::Text(s) if s.contains(&hidden_id))),
+        "the customer's id is written: {:?}",
+        data[0]
+    );
+    // Through a search, the same cell.
+    let cols = w
+        .crm
+        .export_columns(&w.zhangsan, Entity::Contact, &[])
+        .await
+        .expect("columns");
+    let q = ListQuery {
+        search: Some("周敏".into()),
+        ..ListQuery::default()
+    };
+    let mut cur = w
+        .crm
+        .export_cursor(&w.zhangsan, Entity::Contact, q, cols, 10)
+        .await
+        .expect("cursor");
+    let page = cur.next_page().await.expect("page").expect("a row");
+    assert_eq!(
+        page[0][col("所属客户")],
+        ExportValue::Text(NOT_SHOWN.into())
+    );
+    // Re-imported unchanged, then with a changed title.
+    let mut o = opts(Entity::Contact);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(&w, &w.zhangsan, o.clone(), &h, data.clone()).await;
+    assert_eq!(
+        (r.unchanged, r.updated, r.created, r.rejected),
+        (1, 0, 0, 0),
+        "{:#?}",
+        r.issues
+    );
+    let mut changed = data.clone();
+    changed[0][col("职务")] = t("总监");
+    let r = run(&w, &w.zhangsan, o.clone(), &h, changed).await;
+    assert_eq!(
+        (r.updated, r.created, r.rejected),
+        (1, 0, 0),
+        "{:#?}",
+        r.issues
+    );
+    let after = contact_named(&w, "周敏").await;
+    assert_eq!(after.text("title"), Some("总监"));
+    assert_eq!(after.text("customer_id"), Some(hidden_id.as_str()));
+    let r = run(&w, &w.zhangsan, opts(Entity::Contact), &h, data.clone()).await;
+    assert_eq!(
+        (r.skipped, r.created, r.rejected),
+        (1, 0, 0),
+        "{:#?}",
+        r.issues
+    );
+    // `***` names no customer of a new contact: without a code, with a
+    // code nobody has, with the code of a contact in the recycle bin.
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o.clone(),
+        &["编号", "所属客户", "姓名"],
+        vec![
+            vec![Cell::Empty, t(NOT_SHOWN), t("新人甲")],
+            vec![t("LXR-19990101-0001"), t(NOT_SHOWN), t("新人乙")],
+            vec![
+                t(&binned.code.clone().expect("code")),
+                t(NOT_SHOWN),
+                t("新人丙"),
+            ],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (0, 3), "{:#?}", r.issues);
+    for row in 2..=4 {
+        let i = issue(&r, row);
+        assert_eq!(i.kind, IssueKind::Invalid);
+        assert!(i.message_en.contains("'***'"), "{}", i.message_en);
+        assert!(i.message_zh.contains("所属客户"), "{}", i.message_zh);
+    }
+    assert_eq!(contacts_of(&w).await.len(), 1, "nothing created");
+    // Nor does it open a contact the actor may not update.
+    let mut sun = contact("孙立");
+    sun.remove("mobile");
+    let sun = w
+        .crm
+        .create_record(&w.wangwu, Entity::Contact, sun)
+        .await
+        .expect("contact");
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o.clone(),
+        &["编号", "所属客户", "姓名", "职务"],
+        vec![vec![
+            t(&sun.code.clone().expect("code")),
+            t(NOT_SHOWN),
+            t("孙立"),
+            t("总监"),
+        ]],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (0, 1), "{:#?}", r.issues);
+    assert_eq!(issue(&r, 2).kind, IssueKind::Forbidden);
+    assert_eq!(contact_named(&w, "孙立").await.text("title"), Some("经理"));
+    // Customers' names hidden by a field rule: `***` beside the code, and
+    // a sheet without the code column reads back as well.
+    let blind = user_with_role(
+        &w,
+        "custnames",
+        role_perms(
+            &[Action::Read, Action::Update, Action::Export, Action::Import],
+            DataScope::All,
+        ),
+        vec![FieldRule {
+            entity: Entity::Customer,
+            field: "name".into(),
+            access: FieldAccess::Hidden,
+        }],
+    )
+    .await;
+    let (h, data) = exported_sheet(&w, &blind, Entity::Contact, false).await;
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let col = |n: &str| h.iter().position(|c| *c == n).expect(n);
+    assert_eq!(data.len(), 2);
+    for row in &data {
+        assert_eq!(row[col("所属客户")], t(NOT_SHOWN));
+        assert_eq!(row[col("客户编号")], t(&hidden.code.clone().expect("code")));
+    }
+    let r = run(&w, &blind, o.clone(), &h, data.clone()).await;
+    assert_eq!((r.unchanged, r.rejected), (2, 0), "{:#?}", r.issues);
+    let picks: Vec<String> = ["编号", "姓名", "所属客户", "职务"]
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let cols = w
+        .crm
+        .export_columns(&blind, Entity::Contact, &picks)
+        .await
+        .expect("columns");
+    let mut cur = w
+        .crm
+        .export_cursor(&blind, Entity::Contact, ListQuery::default(), cols, 10)
+        .await
+        .expect("cursor");
+    let page = cur.next_page().await.expect("page").expect("a row");
+    let row: Vec<Cell> = page[0]
+        .iter()
+        .map(|v| match v {
+            ExportValue::Text(s) => t(s),
+            _ => Cell::Empty,
+        })
+        .collect();
+    assert_eq!(row[2], t(NOT_SHOWN));
+    let r = run(
+        &w,
+        &blind,
+        o,
+        &["编号", "姓名", "所属客户", "职务"],
+        vec![row],
+    )
+    .await;
+    assert_eq!((r.unchanged, r.rejected), (1, 0), "{:#?}", r.issues);
+    assert_eq!(
+        contact_named(&w, "周敏").await.text("customer_id"),
+        Some(hidden_id.as_str())
+    );
+}
+
+/// Runs an import pushing `per_push` rows at a time, and gives the error
+/// of the push or the finish that fails, if one does.
+async fn attempt(
+    w: &World,
+    actor: &Actor,
+    opts: ImportOptions,
+    h: &[&str],
+    data: Vec<Vec<Cell>>,
+    per_push: usize,
+) -> Result<ImportReport, Error> {
+    let mut s = w.crm.begin_import(actor, opts, &headers(h)).await?;
+    for chunk in rows(data).chunks(per_push) {
+        s.push(chunk).await?;
+    }
+    s.finish().await
+}
+
+/// A pool's cap on the customers an owner holds binds an import's dry run
+/// as it binds the import's write: a dry run of a file that would take
+/// the owner past the cap is refused as the write is — all or nothing: at
+/// its end, in the very words of the write's refusal; in batches: at the
+/// batch whose write would be refused — and neither writes anything (an
+/// all-or-nothing import not even the rows within the cap). The refusal
+/// names the owner, the pool, the cap and the numbers, and tells what was
+/// (not) written.
+pub async fn import_dry_run_meets_the_pool_caps_the_write_meets(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.crm
+        .create_pool(
+            &w.admin,
+            crate::pool::PoolSpec {
+                name: "每人三个".into(),
+                admins: vec![w.admin.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.group1],
+                limits: crate::pool::PoolLimits {
+                    max_owned_per_user: Some(3),
+                    ..crate::pool::PoolLimits::default()
+                },
+            },
+        )
+        .await
+        .expect("pool");
+    w.customer(&w.zhangsan, "已有客户有限公司", json!({})).await;
+    let owned = |w: &World| {
+        let store = store.clone();
+        let company = w.admin.company_id.0;
+        let now = w.crm.now();
+        let owner = w.zhangsan.user_id.0;
+        async move {
+            let mut sel = Select::all(Table::Customers, company, now);
+            sel.filter = crate::store::Filter::Cmp(
+                crate::store::Col::Column("owner_id"),
+                crate::store::CmpOp::Eq,
+                crate::value::Value::Id(owner),
+            );
+            store.select(&sel).await.expect("select").rows.len()
+        }
+    };
+    let sheet: Vec<Vec<Cell>> = (0..3)
+        .map(|i| vec![t(&format!("超限导入{i}有限公司"))])
+        .collect();
+    let forbidden = |r: Result<ImportReport, Error>, what: &str| match r {
+        Err(Error::Forbidden(m)) => m,
+        other => panic!("{what}: expected the cap, got {other:?}"),
+    };
+    // All or nothing: 1 held and 3 more pass the cap of 3.
+    let mut o = opts(Entity::Customer);
+    o.dry_run = true;
+    let dry = forbidden(
+        attempt(&w, &w.zhangsan, o.clone(), &["客户名称"], sheet.clone(), 2).await,
+        "dry run",
+    );
+    assert_eq!(owned(&w).await, 1);
+    o.dry_run = false;
+    let wet = forbidden(
+        attempt(&w, &w.zhangsan, o, &["客户名称"], sheet.clone(), 2).await,
+        "import",
+    );
+    assert_eq!(dry, wet, "the dry run says what the write says");
+    for part in [
+        "张三 already holds 1 customers, the limit of pool 每人三个 is 3 (3 more would pass it)",
+        "nothing of the import was written",
+        "负责人",
+    ] {
+        assert!(wet.contains(part), "{wet}");
+    }
+    assert_eq!(owned(&w).await, 1, "nothing written");
+    assert!(
+        w.crm
+            .list_imports(&w.zhangsan)
+            .await
+            .expect("imports")
+            .is_empty(),
+        "no import recorded"
+    );
+    // Within the cap, the dry run passes as the import would.
+    let mut o = opts(Entity::Customer);
+    o.dry_run = true;
+    let r = attempt(&w, &w.zhangsan, o, &["客户名称"], sheet[..2].to_vec(), 2)
+        .await
+        .expect("within the cap");
+    assert_eq!(r.created, 2);
+    assert_eq!(owned(&w).await, 1);
+    // In batches of two rows: the first batch fits (1 + 2), the second
+    // would not — its dry run is refused there too, writing nothing.
+    let mut o = opts(Entity::Customer);
+    o.commit = CommitMode::Batches;
+    o.batch_size = 2;
+    o.dry_run = true;
+    let dry = forbidden(
+        attempt(&w, &w.zhangsan, o.clone(), &["客户名称"], sheet.clone(), 2).await,
+        "dry run in batches",
+    );
+    assert!(
+        dry.starts_with("nothing of rows 2–4 was written")
+            && dry.contains("张三 already holds 1 customers, the limit of pool 每人三个 is 3"),
+        "{dry}"
+    );
+    assert_eq!(owned(&w).await, 1);
+    o.dry_run = false;
+    let wet = forbidden(
+        attempt(&w, &w.zhangsan, o, &["客户名称"], sheet, 2).await,
+        "import in batches",
+    );
+    for part in [
+        "nothing of row 4 was written (earlier rows stay written)",
+        "an owner past a pool's cap — 张三 already holds 3 customers, the limit of pool 每人三个 \
+         is 3;",
+    ] {
+        assert!(wet.contains(part), "{wet}");
+    }
+    assert_eq!(owned(&w).await, 3, "the first batch stays written");
 }
