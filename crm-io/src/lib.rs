@@ -131,6 +131,11 @@ impl IoError {
 }
 
 /// Writes the import template of an entity (see [`template_workbook`]).
+/// A template is always one the import reads: more contact groups than a
+/// customer row may have ([`crm_core::import::MAX_CONTACT_GROUPS`]) are
+/// refused, and so is a template wider than the columns the import reads
+/// by default ([`Limits::max_columns`]; only with very many custom
+/// fields).
 pub async fn template(
     crm: &Crm,
     actor: &Actor,
@@ -138,7 +143,34 @@ pub async fn template(
     lang: Lang,
     contact_groups: u32,
 ) -> Result<Vec<u8>, IoError> {
+    let max = crm_core::import::MAX_CONTACT_GROUPS;
+    if contact_groups > max {
+        return Err(crm_core::Error::invalid(
+            "contact_groups",
+            format!(
+                "a customer template has at most {max} contact column groups ({contact_groups} asked for)"
+            ),
+        )
+        .into());
+    }
     let cols = crm.template_columns(actor, entity, contact_groups).await?;
+    let limit = Limits::default().max_columns;
+    if cols.len() > limit as usize {
+        return Err(IoError::TooLarge {
+            what: format!(
+                "a {entity} template of {} columns (its fields{})",
+                cols.len(),
+                if entity == Entity::Customer && contact_groups > 0 {
+                    format!(" and {contact_groups} contact column groups")
+                } else {
+                    String::new()
+                }
+            ),
+            limit: format!(
+                "{limit} columns an import reads; ask for fewer contact column groups, or define fewer custom fields"
+            ),
+        });
+    }
     template_workbook(&cols, lang)
 }
 
@@ -260,6 +292,15 @@ pub async fn import_workbook(
 /// the options' batch size.
 const FIRST_BATCH: usize = 250;
 
+/// Cells (empty ones included: a row holds a cell for each column up to
+/// its last) a batch of rows holds at most; a batch of wide rows ends
+/// sooner than its row count. Rows are read as wide as their sheet, up to
+/// [`Limits::max_columns`] cells each: this caps what a batch takes (a
+/// cell is 32 bytes, plus its text, which [`Limits::max_row_text_bytes`]
+/// bounds) at what the largest batch of a sheet of 256 columns took before
+/// sheets could be wider, about 80 MiB, whatever the width.
+const BATCH_CELLS: usize = crm_core::import::MAX_BATCH_SIZE * 256;
+
 async fn run_import(
     crm: &Crm,
     actor: &Actor,
@@ -295,7 +336,7 @@ async fn import_sheet(
             // A panic (calamine or chrono on a hostile cell, say) ends the
             // import with an error, never as if the sheet had ended there.
             let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                feed(read, &tx, &vrx, batch_size)
+                feed(read, &tx, &vrx, batch_size, BATCH_CELLS)
             }));
             let last = match fed {
                 Ok(Ok(())) => Msg::End,
@@ -316,13 +357,15 @@ async fn import_sheet(
 }
 
 /// The reader thread's work: reads the sheet and sends the header and the
-/// rows in batches (the first ones smaller) until the sheet ends or the
-/// importer stops listening.
+/// rows in batches (the first ones smaller; a batch ends too once its rows
+/// hold `max_cells` cells) until the sheet ends or the importer stops
+/// listening.
 fn feed(
     read: ReadSheet,
     tx: &flume::Sender<Msg>,
     vrx: &flume::Receiver<Option<RowValidator>>,
     batch_size: usize,
+    max_cells: usize,
 ) -> Result<(), IoError> {
     // The first batches are smaller (doubling up to `batch_size`): the
     // importer and the store's writer wait for the first batch, so a small
@@ -330,6 +373,8 @@ fn feed(
     let mut size = batch_size.min(FIRST_BATCH);
     let mut batch = Vec::with_capacity(size);
     let mut validator: Option<RowValidator> = None;
+    // Cells of the rows in `batch`.
+    let mut cells: usize = 0;
     read(&mut |ev| {
         let sent = match ev {
             SheetEvent::Header {
@@ -346,10 +391,12 @@ fn feed(
                 Ok(())
             }
             SheetEvent::Row(r) => {
+                cells += r.cells.len();
                 batch.push(r);
-                if batch.len() < size {
+                if batch.len() < size && cells < max_cells {
                     return Ok(true);
                 }
+                cells = 0;
                 size = (size * 2).min(batch_size);
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(size));
                 let checked = validator.as_ref().map(|v| v.check(&full));
@@ -713,6 +760,71 @@ mod tests {
     use super::*;
     use crm_core::import::Cell;
     use crm_core::testing::service_suite::World;
+
+    /// The cell budget [`BATCH_CELLS`] is counted in: a cell of a row
+    /// takes no more than 32 bytes (its text apart).
+    #[test]
+    fn a_cell_takes_at_most_32_bytes() {
+        assert!(std::mem::size_of::<Cell>() <= 32);
+    }
+
+    /// Batches of wide rows end once they hold the most cells a batch may
+    /// hold, whatever their row count; narrow rows fill the batch size.
+    #[test]
+    fn batches_of_wide_rows_are_cut_by_their_cells() {
+        let rows = |width: usize| -> ReadSheet {
+            Box::new(move |f| {
+                f(SheetEvent::Header {
+                    cells: vec!["a".into(); width],
+                    declared_rows: 40,
+                })?;
+                for number in 2..42 {
+                    f(SheetEvent::Row(SheetRow {
+                        number,
+                        cells: vec![Cell::Text("x".into()); width],
+                    }))?;
+                }
+                Ok(())
+            })
+        };
+        let batches = |width: usize| -> Vec<usize> {
+            let (tx, rx) = flume::unbounded::<Msg>();
+            let (vtx, vrx) = flume::bounded::<Option<RowValidator>>(1);
+            vtx.send(None).expect("validator");
+            feed(rows(width), &tx, &vrx, 10, 100).expect("fed");
+            drop(tx);
+            rx.iter()
+                .filter_map(|m| match m {
+                    Msg::Batch(rows, _) => Some(rows.len()),
+                    _ => None,
+                })
+                .collect()
+        };
+        // 10 rows of 2 cells: within the budget, the batch size counts.
+        assert_eq!(batches(2), vec![10, 10, 10, 10]);
+        // Rows of 30 cells: 4 of them reach 100 cells.
+        assert_eq!(batches(30), vec![4; 10]);
+    }
+
+    /// A customer template has at most the contact groups a row may
+    /// have: more are refused, not cut.
+    #[tokio::test]
+    async fn templates_refuse_more_contact_groups_than_a_row_may_have() {
+        let store: std::sync::Arc<dyn crm_core::store::Store> =
+            std::sync::Arc::new(crm_store_sqlite::SqliteStore::open_in_memory().expect("store"));
+        let w = World::new(store).await;
+        let max = crm_core::import::MAX_CONTACT_GROUPS;
+        template(&w.crm, &w.admin, Entity::Customer, Lang::Zh, max)
+            .await
+            .expect("the most contact groups");
+        let err = template(&w.crm, &w.admin, Entity::Customer, Lang::Zh, max + 1)
+            .await
+            .expect_err("one more is refused");
+        assert!(
+            err.to_string().contains("at most 20 contact column groups"),
+            "{err}"
+        );
+    }
 
     /// A reader that panics part-way (as calamine or chrono may on a
     /// hostile cell) fails the import with the panic's message instead of

@@ -39,7 +39,14 @@ pub struct Limits {
     pub max_parts: usize,
     /// Data rows. Default 1 048 575 (Excel's own maximum below the header).
     pub max_rows: u32,
-    /// Columns. Default 256.
+    /// Columns. Default 1 024: a customer template with the most contact
+    /// column groups (20) has 239 built-in columns, and the rest leaves
+    /// room for several hundred custom fields (a template wider than this
+    /// is refused, see [`crate::template`]). A row is read as a cell per
+    /// column up to its last (32 bytes each, the text apart), so the limit
+    /// bounds a row at 32 KiB; the import cuts batches of wide rows
+    /// shorter, keeping a batch's cells within what 10 000 rows of 256
+    /// columns took.
     pub max_columns: u32,
     /// Non-empty cells. Default 30 million.
     pub max_cells: u64,
@@ -73,7 +80,7 @@ impl Default for Limits {
             max_total_bytes: 1 << 30,
             max_parts: 10_000,
             max_rows: 1_048_575,
-            max_columns: 256,
+            max_columns: 1024,
             max_cells: 30_000_000,
             max_cell_chars: 32_767,
             max_shared_strings: 10_000_000,

@@ -378,6 +378,25 @@ pub(crate) fn col_num(i: usize) -> Result<u16, IoError> {
         .ok_or_else(|| IoError::Write(format!("column {} is beyond Excel's last column", i + 1)))
 }
 
+/// Runs writes to a workbook whose sheet is in constant memory mode:
+/// rust_xlsxwriter panics there when it cannot write the sheet's temporary
+/// file (a full disk, say). The panic is the write's error here, and
+/// `failed` is set: the sheet is not written to again.
+fn guarded<T>(failed: &mut bool, f: impl FnOnce() -> Result<T, IoError>) -> Result<T, IoError> {
+    if *failed {
+        return Err(IoError::Write(
+            "an earlier write to the workbook failed".into(),
+        ));
+    }
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(panic) => {
+            *failed = true;
+            Err(IoError::Write(crate::panic_text(&*panic)))
+        }
+    }
+}
+
 /// The deflate level of error workbooks (rust_xlsxwriter's default is 6).
 const ERROR_BOOK_ZIP_LEVEL: u8 = 2;
 
@@ -390,6 +409,8 @@ pub struct ErrorWorkbook {
     next_row: u32,
     width: usize,
     lang: Lang,
+    /// A write failed (see [`guarded`]).
+    failed: bool,
 }
 
 impl std::fmt::Debug for ErrorWorkbook {
@@ -436,6 +457,7 @@ impl ErrorWorkbook {
             next_row: 1,
             width: n,
             lang,
+            failed: false,
         })
     }
 
@@ -450,7 +472,24 @@ impl ErrorWorkbook {
     /// same order (as far as Excel's columns go). Text longer than a cell
     /// holds (32 767 UTF-16 units) is cut short, and the reason then says
     /// which columns were.
+    /// A failed write (the sheet's temporary file, say) is an error, and
+    /// the workbook takes no more rows.
     pub fn add(
+        &mut self,
+        number: u32,
+        cells: &[Cell],
+        message_zh: &str,
+        message_en: &str,
+    ) -> Result<(), IoError> {
+        let mut failed = self.failed;
+        let added = guarded(&mut failed, || {
+            self.add_unguarded(number, cells, message_zh, message_en)
+        });
+        self.failed = failed;
+        added
+    }
+
+    fn add_unguarded(
         &mut self,
         number: u32,
         cells: &[Cell],
@@ -529,7 +568,12 @@ impl ErrorWorkbook {
     }
 
     /// The finished workbook.
-    pub fn finish(mut self) -> Result<Vec<u8>, IoError> {
+    pub fn finish(self) -> Result<Vec<u8>, IoError> {
+        let mut failed = self.failed;
+        guarded(&mut failed, move || self.finish_unguarded())
+    }
+
+    fn finish_unguarded(mut self) -> Result<Vec<u8>, IoError> {
         let last = self.next_row.saturating_sub(1);
         let width = col_num(self.width + 1)?;
         let ws = self
@@ -549,6 +593,8 @@ pub struct ExportSheet {
     formats: Formats,
     next_row: u32,
     width: u16,
+    /// A write failed (see [`guarded`]).
+    failed: bool,
 }
 
 impl std::fmt::Debug for ExportSheet {
@@ -585,6 +631,7 @@ impl ExportSheet {
             formats,
             next_row: 1,
             width: col_num(columns.len().saturating_sub(1))?,
+            failed: false,
         })
     }
 
@@ -610,7 +657,22 @@ impl ExportSheet {
         }))
     }
 
+    /// Appends one row; a failed write (the sheet's temporary file, say)
+    /// is an error, and the sheet takes no more rows.
     fn add_row<'a, S>(&mut self, values: impl Iterator<Item = Out<'a, S>>) -> Result<(), IoError>
+    where
+        S: AsRef<str> + Into<String>,
+    {
+        let mut failed = self.failed;
+        let added = guarded(&mut failed, || self.add_row_unguarded(values));
+        self.failed = failed;
+        added
+    }
+
+    fn add_row_unguarded<'a, S>(
+        &mut self,
+        values: impl Iterator<Item = Out<'a, S>>,
+    ) -> Result<(), IoError>
     where
         S: AsRef<str> + Into<String>,
     {
@@ -663,7 +725,12 @@ impl ExportSheet {
     }
 
     /// Adds the autofilter over the rows written and saves the workbook.
-    pub fn finish<W: std::io::Write + std::io::Seek + Send>(
+    pub fn finish<W: std::io::Write + std::io::Seek + Send>(self, out: W) -> Result<(), IoError> {
+        let mut failed = self.failed;
+        guarded(&mut failed, move || self.finish_unguarded(out))
+    }
+
+    fn finish_unguarded<W: std::io::Write + std::io::Seek + Send>(
         mut self,
         out: W,
     ) -> Result<(), IoError> {

@@ -1,5 +1,13 @@
 //! The CLI's spreadsheet commands (feature `xlsx`): `template`, `import`,
 //! `export` and `bench-io`, with progress bars on the terminal.
+//!
+//! Every workbook they write (a template, an export, an import's error
+//! workbook) goes through [`OutFile`]: the path is checked before anything
+//! is done (never the workbook being imported, the database or its journal
+//! files; an existing file only when it is a regular file named `*.xlsx`),
+//! the workbook is written to a hidden file beside it, flushed to disk and
+//! renamed into place only once complete, so a failed write (a full disk,
+//! say) is an error naming the file and leaves no truncated workbook.
 
 use super::{CliResult, Ctx, err};
 use clap::Args;
@@ -11,7 +19,8 @@ use crm::store::Lifecycle;
 use crm::{Actor, Cond, Entity, ListQuery};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 #[path = "../../benches/io_bench/mod.rs"]
 mod io_bench;
@@ -21,15 +30,21 @@ mod io_bench;
 pub struct TemplateArgs {
     /// What the template imports: customer, contact, user or product.
     pub entity: Entity,
-    /// Where to write it (default `<entity>-template.xlsx`).
+    /// Where to write it (default `<entity>-template.xlsx`). An existing
+    /// file is replaced only when it is named `*.xlsx`; never the database.
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
     /// Header language: zh or en.
     #[arg(long, default_value = "zh")]
     pub lang: Lang,
-    /// Contact column groups of a customer template (联系人1姓名 …).
+    /// Contact column groups of a customer template (联系人1姓名 …), at
+    /// most 20.
     #[arg(long, default_value_t = 2)]
     pub contacts: u32,
+    /// The database (the global `--db`), which the template must not
+    /// replace.
+    #[arg(from_global)]
+    pub db: String,
 }
 
 /// `crm import`.
@@ -68,6 +83,9 @@ pub struct ImportArgs {
     #[arg(long)]
     pub pool: Option<String>,
     /// Where rejected and skipped rows go (default `<file>.errors.xlsx`).
+    /// Checked before importing: its directory must exist, and an existing
+    /// file is replaced only when it is named `*.xlsx`; never the workbook
+    /// imported or the database.
     #[arg(long)]
     pub errors: Option<PathBuf>,
     /// Language of the error workbook: zh or en.
@@ -85,6 +103,10 @@ pub struct ImportArgs {
     /// List imports instead.
     #[arg(long)]
     pub list: bool,
+    /// The database (the global `--db`), which the error workbook must
+    /// not replace.
+    #[arg(from_global)]
+    pub db: String,
 }
 
 /// `crm export`.
@@ -93,7 +115,11 @@ pub struct ExportArgs {
     /// What to export: customer, contact, follow_up, product, opportunity,
     /// quote or contract.
     pub entity: Entity,
-    /// Where to write (default `<entity>-export.xlsx`).
+    /// Where to write (default `<entity>-export.xlsx`). An existing file is
+    /// replaced only when it is a regular file named `*.xlsx` (and never
+    /// the database): another file is refused, to be removed or named
+    /// otherwise. The workbook is written beside it and replaces it only
+    /// once complete.
     #[arg(long, short = 'o')]
     pub out: Option<PathBuf>,
     /// Conditions like `level=A`, `contacts.mobile^138`; repeatable.
@@ -126,7 +152,8 @@ pub struct ExportArgs {
     /// name).
     #[arg(long, help_heading = "Sales lists")]
     pub customer: Option<String>,
-    /// Opportunities: only this stage key.
+    /// Opportunities: only this stage key (a stage of the company's or a
+    /// department's pipeline, see `opportunity pipeline-show`).
     #[arg(long, help_heading = "Sales lists")]
     pub stage: Option<String>,
     /// Contracts: only this type (sales, service, cooperation, purchase).
@@ -141,6 +168,10 @@ pub struct ExportArgs {
     /// Contracts: only those not fully collected.
     #[arg(long, help_heading = "Sales lists")]
     pub unpaid: bool,
+    /// The database (the global `--db`), which the export must not
+    /// replace.
+    #[arg(from_global)]
+    pub db: String,
 }
 
 impl ExportArgs {
@@ -208,7 +239,10 @@ async fn sales_list(ctx: &Ctx, actor: &Actor, a: &ExportArgs) -> CliResult<Optio
                 ),
                 None => None,
             };
-            q.stage = a.stage.clone();
+            q.stage = match &a.stage {
+                Some(s) => Some(stage_key(ctx, actor, s).await?),
+                None => None,
+            };
             q.customer_id = customer;
         }
         SalesList::Quotes { customer_id, .. } => {
@@ -289,13 +323,21 @@ fn bar(ctx: &Ctx, what: &str) -> ProgressBar {
 }
 
 pub async fn template(ctx: &Ctx, actor: &Actor, a: TemplateArgs) -> CliResult {
-    let bytes = crm::io::template(&ctx.crm, actor, a.entity, a.lang, a.contacts)
-        .await
-        .map_err(err)?;
+    let max = crm::import::MAX_CONTACT_GROUPS;
+    if a.contacts > max {
+        return Err(format!(
+            "--contacts {}: a customer template has at most {max} contact column groups",
+            a.contacts
+        ));
+    }
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from(format!("{}-template.xlsx", a.entity.name())));
-    std::fs::write(&out, bytes).map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let file = OutFile::create(&out, &protected(&a.db, None))?;
+    let bytes = crm::io::template(&ctx.crm, actor, a.entity, a.lang, a.contacts)
+        .await
+        .map_err(err)?;
+    file.finish_with(&bytes)?;
     ctx.print(json!({"template": out.display().to_string()}), || {
         format!(
             "wrote the {} import template to {}",
@@ -369,6 +411,14 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
             "name what to import and the file, e.g. `crm import customer 客户.xlsx`".into(),
         );
     };
+    // The error workbook's file is checked (and its hidden file created)
+    // before anything is imported: an import is never committed only to
+    // find that its rejected rows cannot be written.
+    let errors_path = a
+        .errors
+        .clone()
+        .unwrap_or_else(|| file.with_extension("errors.xlsx"));
+    let errors_file = OutFile::create(&errors_path, &protected(&a.db, Some(&file)))?;
     let wb = Workbook::open(&file, Limits::default()).map_err(err)?;
     let mut o = ImportOptions::new(entity);
     o.policy = a.policy;
@@ -403,20 +453,30 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
         &mut progress,
     )
     .await
-    .map_err(err)?;
+    .map_err(|e| match e {
+        // Only the error workbook is written while importing (its rows go
+        // to a temporary file as they come).
+        crm::io::IoError::Write(m) => format!(
+            "cannot write the error workbook {}: {m}; {}",
+            errors_path.display(),
+            if a.batches && !a.dry_run {
+                "the batches committed before stay written (see `crm import --list`; importing the file again resumes)"
+            } else {
+                "nothing was imported"
+            }
+        ),
+        e => err(e),
+    })?;
     pb.finish_and_clear();
     let r = &out.report;
-    let errors_at = match &out.error_workbook {
-        Some(bytes) => {
-            let path = a
-                .errors
-                .clone()
-                .unwrap_or_else(|| file.with_extension("errors.xlsx"));
-            std::fs::write(&path, bytes)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            Some(path)
-        }
-        None => None,
+    // Without rejected or skipped rows the hidden file is removed (when
+    // dropped) and an existing file of that name is left as it was.
+    let (errors_at, unwritten) = match &out.error_workbook {
+        Some(bytes) => match errors_file.finish_with(bytes) {
+            Ok(()) => (Some(errors_path), None),
+            Err(e) => (None, Some(e)),
+        },
+        None => (None, None),
     };
     ctx.print(
         json!({"report": r, "error_workbook": errors_at.as_ref().map(|p| p.display().to_string())}),
@@ -472,10 +532,45 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
             lines.join("\n")
         },
     );
+    if let Some(e) = unwritten {
+        return Err(unwritten_text(r, &e));
+    }
     if r.status == ImportStatus::Failed {
         return Err(failed_text(r));
     }
     Ok(())
+}
+
+/// The error of an import whose error workbook could not be written
+/// (`e` says why), with what the import left written: a committed import
+/// is named with how to undo it.
+fn unwritten_text(r: &crm::import::ImportReport, e: &str) -> String {
+    if r.dry_run {
+        return format!("{e} (a dry run: nothing was imported)");
+    }
+    if r.status == ImportStatus::Failed {
+        return format!("{e}; {}", failed_text(r));
+    }
+    let mut what = vec![format!("{} created", r.created)];
+    if r.contacts_created > 0 {
+        what.push(format!("{} contacts created", r.contacts_created));
+    }
+    what.push(format!("{} updated", r.updated));
+    if r.contacts_updated > 0 {
+        what.push(format!("{} contacts updated", r.contacts_updated));
+    }
+    what.push(format!("{} skipped", r.skipped));
+    what.push(format!("{} rejected", r.rejected));
+    match r.import_id {
+        Some(i) => format!(
+            "{e}; the import was committed all the same: import {i}, {}; undo it with `crm import --undo {i}`",
+            what.join(", ")
+        ),
+        None => format!(
+            "{e}; the import was committed all the same: {}",
+            what.join(", ")
+        ),
+    }
 }
 
 /// What a failed import (policy fail) left written: nothing, or the
@@ -523,12 +618,11 @@ pub async fn export(ctx: &Ctx, actor: &Actor, a: ExportArgs) -> CliResult {
     };
     let out = a
         .out
+        .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}-export.xlsx", a.entity.name())));
     // Written beside `out` and renamed into place once complete, so that a
     // refused or failed export leaves an existing file as it was.
-    let partial = partial_path(&out)?;
-    let file = std::fs::File::create(&partial)
-        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    let mut file = OutFile::create(&out, &protected(&a.db, None))?;
     let pb = bar(ctx, "exporting");
     let mut progress = |p: crm::io::Progress| pb.set_position(p.rows);
     let n = match sales {
@@ -539,7 +633,7 @@ pub async fn export(ctx: &Ctx, actor: &Actor, a: ExportArgs) -> CliResult {
                 list,
                 &a.fields,
                 a.lang,
-                std::io::BufWriter::new(file),
+                file.writer(),
                 &mut progress,
             )
             .await
@@ -552,24 +646,20 @@ pub async fn export(ctx: &Ctx, actor: &Actor, a: ExportArgs) -> CliResult {
                 q,
                 &a.fields,
                 a.lang,
-                std::io::BufWriter::new(file),
+                file.writer(),
                 &mut progress,
             )
             .await
         }
     };
     pb.finish_and_clear();
-    let n = match n {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(err(e));
-        }
-    };
-    if let Err(e) = std::fs::rename(&partial, &out) {
-        let _ = std::fs::remove_file(&partial);
-        return Err(format!("cannot write {}: {e}", out.display()));
-    }
+    let n = n.map_err(|e| match e {
+        // Writing failed (the sheet's temporary files or the file itself):
+        // said of the file.
+        crm::io::IoError::Write(m) => format!("cannot write {}: {m}", out.display()),
+        e => err(e),
+    })?;
+    file.finish()?;
     ctx.print(
         json!({"rows": n, "file": out.display().to_string()}),
         || format!("exported {n} {} records to {}", a.entity, out.display()),
@@ -577,18 +667,263 @@ pub async fn export(ctx: &Ctx, actor: &Actor, a: ExportArgs) -> CliResult {
     Ok(())
 }
 
-/// The hidden file an export to `out` is written to before it replaces
-/// `out`: in the same directory (so the rename stays on one file system),
-/// named after `out` and this process.
-fn partial_path(out: &std::path::Path) -> CliResult<PathBuf> {
-    let name = out
-        .file_name()
-        .ok_or_else(|| format!("cannot write {}: not a file name", out.display()))?;
-    Ok(out.with_file_name(format!(
-        ".{}.{}.partial",
-        name.to_string_lossy(),
-        std::process::id()
-    )))
+/// The files a workbook the CLI writes must not replace, with what each
+/// is: the workbook being imported, and the SQLite database `db` (as the
+/// global `--db` names it) with its journal files.
+fn protected(db: &str, input: Option<&Path>) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    if let Some(input) = input {
+        out.push((input.to_path_buf(), "the workbook being imported".into()));
+    }
+    let is_file =
+        !(db == ":memory:" || db.starts_with("postgres://") || db.starts_with("postgresql://"));
+    if is_file {
+        out.push((PathBuf::from(db), format!("the database ({db})")));
+        for suffix in ["-wal", "-shm", "-journal"] {
+            out.push((
+                PathBuf::from(format!("{db}{suffix}")),
+                format!("a journal file of the database ({db}{suffix})"),
+            ));
+        }
+    }
+    out
+}
+
+/// `p` as the file system finds it: canonical when it exists, else its
+/// directory's canonical path joined with its name.
+fn resolved(p: &Path) -> Option<PathBuf> {
+    if let Ok(c) = p.canonicalize() {
+        return Some(c);
+    }
+    let name = p.file_name()?;
+    let dir = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    Some(dir.canonicalize().ok()?.join(name))
+}
+
+/// Whether `a` and `b` name the same file: the same canonical path, or
+/// (existing) the same file under another name (a hard link).
+fn same_file(a: &Path, b: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let (Ok(x), Ok(y)) = (std::fs::metadata(a), std::fs::metadata(b))
+            && x.dev() == y.dev()
+            && x.ino() == y.ino()
+        {
+            return true;
+        }
+    }
+    matches!((resolved(a), resolved(b)), (Some(x), Some(y)) if x == y)
+}
+
+/// Whether the file name ends in `.xlsx` (letter case aside).
+fn is_xlsx(p: &Path) -> bool {
+    p.extension()
+        .is_some_and(|e| e.to_string_lossy().eq_ignore_ascii_case("xlsx"))
+}
+
+/// A workbook file being written: checked when created, written to a
+/// hidden file beside its destination, and renamed into place by
+/// [`OutFile::finish`] once flushed to disk. Dropped unfinished (the
+/// command failed), the hidden file is removed and an existing file stays
+/// as it was.
+struct OutFile {
+    /// The path as the command line gave it, for messages.
+    shown: PathBuf,
+    /// Where the workbook goes: the path, or the file a symbolic link
+    /// there points to (the link stays).
+    dest: PathBuf,
+    /// The hidden file written first.
+    partial: PathBuf,
+    /// The hidden file, open; `None` once finished.
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    /// The permissions of the file replaced, kept.
+    permissions: Option<std::fs::Permissions>,
+}
+
+impl OutFile {
+    /// Checks `path` and creates the hidden file beside it. Refused: a
+    /// path in `protected` (named as what it is), a directory that does
+    /// not exist, an existing file that is no regular file (a directory,
+    /// device or pipe: a rename would replace the device itself) or whose
+    /// name does not end in `.xlsx` (the user's own document, or a file of
+    /// another program), and a directory where no file can be created.
+    fn create(path: &Path, protected: &[(PathBuf, String)]) -> CliResult<OutFile> {
+        let shown = path.display();
+        let Some(name) = path.file_name() else {
+            return Err(format!("cannot write {shown}: not a file name"));
+        };
+        for (p, what) in protected {
+            if same_file(path, p) {
+                return Err(format!(
+                    "refusing to write {shown}: it is {what}; choose another file"
+                ));
+            }
+        }
+        let mut dest = path.to_path_buf();
+        let mut permissions = None;
+        if let Ok(m) = std::fs::metadata(path) {
+            if m.is_dir() {
+                return Err(format!("cannot write {shown}: it is a directory"));
+            }
+            if !m.is_file() {
+                return Err(format!(
+                    "cannot write {shown}: it is not a regular file (a device, pipe or socket)"
+                ));
+            }
+            dest = path
+                .canonicalize()
+                .map_err(|e| format!("cannot write {shown}: {e}"))?;
+            if !is_xlsx(&dest) {
+                return Err(format!(
+                    "refusing to replace {shown}: it exists and is not an .xlsx file; remove it or write to another file"
+                ));
+            }
+            permissions = Some(m.permissions());
+        } else {
+            let dir = match path.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            if !dir.is_dir() {
+                return Err(format!(
+                    "cannot write {shown}: the directory {} does not exist",
+                    dir.display()
+                ));
+            }
+        }
+        let name = dest
+            .file_name()
+            .unwrap_or(name)
+            .to_string_lossy()
+            .into_owned();
+        let partial = dest.with_file_name(format!(".{name}.{}.partial", std::process::id()));
+        let open = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&partial)
+        };
+        let file = match open() {
+            // Left by an earlier process of the same id that did not end
+            // normally.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let _ = std::fs::remove_file(&partial);
+                open()
+            }
+            other => other,
+        }
+        .map_err(|e| format!("cannot write {shown}: {e}"))?;
+        Ok(OutFile {
+            shown: path.to_path_buf(),
+            dest,
+            partial,
+            file: Some(std::io::BufWriter::new(file)),
+            permissions,
+        })
+    }
+
+    /// The hidden file, to write the workbook to.
+    fn writer(&mut self) -> &mut std::io::BufWriter<std::fs::File> {
+        self.file.as_mut().expect("an unfinished output file")
+    }
+
+    /// Writes `bytes` and [`OutFile::finish`]es.
+    fn finish_with(mut self, bytes: &[u8]) -> CliResult {
+        let written = self.writer().write_all(bytes);
+        written.map_err(|e| self.failed(e))?;
+        self.finish()
+    }
+
+    /// Flushes the hidden file to disk and renames it into place. Any
+    /// failure (a full disk, say, which can show only when the last bytes
+    /// are flushed or the file synced) is an error naming the file, and
+    /// the hidden file is removed.
+    fn finish(mut self) -> CliResult {
+        let Some(w) = self.file.take() else {
+            return Ok(());
+        };
+        let file = w.into_inner().map_err(|e| self.failed(e.into_error()))?;
+        file.sync_all().map_err(|e| self.failed(e))?;
+        drop(file);
+        if let Some(p) = self.permissions.take() {
+            std::fs::set_permissions(&self.partial, p).map_err(|e| self.failed(e))?;
+        }
+        std::fs::rename(&self.partial, &self.dest).map_err(|e| self.failed(e))?;
+        // Renamed: nothing left to remove.
+        self.partial = PathBuf::new();
+        Ok(())
+    }
+
+    /// The error of a failed write.
+    fn failed(&self, e: std::io::Error) -> String {
+        format!("cannot write {}: {e}", self.shown.display())
+    }
+}
+
+impl Drop for OutFile {
+    fn drop(&mut self) {
+        self.file.take();
+        if !self.partial.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
+}
+
+/// The stage key an export's `--stage` names: a stage of the pipeline new
+/// opportunities of the company or of a department get, or one some
+/// opportunity the actor sees is in (a stage of a pipeline since
+/// replaced). Anything else is refused with the stages there are, instead
+/// of exporting nothing.
+async fn stage_key(ctx: &Ctx, actor: &Actor, stage: &str) -> CliResult<String> {
+    let mut stages: Vec<(String, String)> = Vec::new();
+    let mut add = |def: crm::sales::PipelineDef| {
+        for s in def.stages {
+            if !stages.iter().any(|(k, _)| *k == s.key) {
+                stages.push((s.key, s.name));
+            }
+        }
+    };
+    // The company's pipeline (the standard one when it has none).
+    add(ctx.crm.pipeline_for(actor, None).await.map_err(err)?.1);
+    for d in ctx.crm.list_departments(actor).await.map_err(err)? {
+        add(ctx
+            .crm
+            .pipeline_for(actor, Some(d.id.0))
+            .await
+            .map_err(err)?
+            .1);
+    }
+    if stages.iter().any(|(k, _)| k == stage) {
+        return Ok(stage.to_string());
+    }
+    let held = ctx
+        .crm
+        .list_opportunities(
+            actor,
+            &crm::sales::OpportunityQuery {
+                stage: Some(stage.to_string()),
+                page: 1,
+                per_page: 1,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(err)?;
+    if !held.items.is_empty() {
+        return Ok(stage.to_string());
+    }
+    Err(format!(
+        "unknown opportunity stage '{stage}'; stages: {}",
+        stages
+            .iter()
+            .map(|(k, n)| format!("{k} ({n})"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
 }
 
 pub async fn bench(json: bool, a: BenchArgs) -> CliResult {
