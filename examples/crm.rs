@@ -3372,12 +3372,7 @@ fn view_item_line(table: &str, r: &Record) -> String {
             )
         }),
         "payments" => read!(Payment).map(|p| {
-            let status = match p.status.as_str() {
-                "confirmed" => "已确认",
-                "pending_approval" => "审批中",
-                "rejected" => "已驳回",
-                other => other,
-            };
+            let status = crm::sales::payment_status_label(p.status.as_str()).1;
             format!(
                 "{} {} {}{} · {} · {}",
                 text("contract_code"),

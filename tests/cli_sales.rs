@@ -163,7 +163,12 @@ fn deal(db: &str) {
     assert_eq!(v["contract"]["outstanding"]["minor"], 3_000_000);
     let shown = ok(db, &["--as", "zhangwei", "contract", "show", &contract]);
     assert!(
-        shown.contains("回款 #1") && shown.contains("已作废"),
+        shown.contains("回款 #1") && shown.contains("已作废: 金额录错"),
+        "{shown}"
+    );
+    let shown = call(&["contract", "show", &contract]);
+    assert_eq!(
+        shown["collection"]["payments"][0]["void_reason"], "金额录错",
         "{shown}"
     );
     let p = call(&["contract", "pay", &contract, "--amount", "30000"]);
@@ -1357,4 +1362,247 @@ fn cli_void_invoice_stored_as_typed_on_sqlite() {
     let e = fails(db, &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(e.contains("voided") && e.contains("'r4-x'"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Document lines are read without guessing: an unknown code is refused
+/// (not read as a free-text line at the discount's price), a free-text line
+/// is marked with `=` where its name could be a code, and a free-text line
+/// named as a catalogue product counts a price below its list price as
+/// discount. Contract dates are checked against the signing date, a
+/// contract's start date is changed, and an opportunity's close date is
+/// cleared by an empty value.
+fn lines_dates_and_clearing(db: &str) {
+    ok(db, &["demo"]);
+    ok(db, &["sales-setup"]);
+    ok(
+        db,
+        &[
+            "product",
+            "add",
+            "--code",
+            "P1",
+            "--name",
+            "服务器",
+            "--price",
+            "10000",
+        ],
+    );
+    let customer = "北京华信智联科技有限公司";
+    let quote = |line: &str| {
+        vec![
+            "quote".to_string(),
+            "add".into(),
+            "--customer".into(),
+            customer.into(),
+            "--title".into(),
+            "报价".into(),
+            "--line".into(),
+            line.into(),
+        ]
+    };
+    let refused = |line: &str| {
+        let mut args = vec!["--as".to_string(), "zhangwei".into()];
+        args.extend(quote(line));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        fails(db, &refs)
+    };
+    for (line, says) in [
+        (
+            "P11:2:5",
+            "no product coded P11; a free-text line starts with =",
+        ),
+        ("P9:1", "no product coded P9"),
+        ("Install:1", "no product coded Install"),
+        (
+            "没有这个:1",
+            "no product coded 没有这个; a free-text line needs a price",
+        ),
+        ("=P1:2:5", "P1 is the code of product 服务器"),
+        ("P1:2:5:9", "write P1:QTY[:DISCOUNT%]"),
+        ("=:1:5", "expected CODE:QTY[:DISCOUNT%]"),
+    ] {
+        let e = refused(line);
+        assert!(e.contains(says), "{line}: {e}");
+    }
+    let made = |line: &str| {
+        let mut args = vec!["--as".to_string(), "zhangwei".into()];
+        args.extend(quote(line));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        json(db, &refs)
+    };
+    let q = made("=Install:1:500");
+    assert_eq!(q["lines"][0]["name"], "Install");
+    assert_eq!(q["totals"]["amount"]["minor"], 50_000);
+    assert_eq!(q["totals"]["max_discount_bp"], 0);
+    let q = made("实施服务:1:500");
+    assert_eq!(q["lines"][0]["product_id"], serde_json::Value::Null);
+    // The product's name at half price: a 50 % discount, for approval.
+    let q = made("服务器:2:5000");
+    assert_eq!(q["totals"]["max_discount_bp"], 5000, "{q}");
+    let code = q["code"].as_str().expect("code").to_string();
+    let shown = ok(db, &["--as", "zhangwei", "quote", "show", &code]);
+    assert!(
+        shown.contains("[list price ¥10,000.00: 50% off in all]"),
+        "{shown}"
+    );
+    let s = json(db, &["--as", "zhangwei", "quote", "submit", &code]);
+    assert_eq!(s["quote"]["status"], "pending_approval", "{s}");
+    // Contract dates.
+    let e = fails(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "contract",
+            "add",
+            "--customer",
+            customer,
+            "--title",
+            "日期",
+            "--amount",
+            "1000",
+            "--signed",
+            "2026-12-07",
+            "--end",
+            "2026-01-01",
+        ],
+    );
+    assert!(
+        e.contains("2026-01-01 is before the signing date (签约日期) 2026-12-07"),
+        "{e}"
+    );
+    let c = json(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "contract",
+            "add",
+            "--customer",
+            customer,
+            "--title",
+            "日期",
+            "--amount",
+            "1000",
+            "--signed",
+            "2026-12-07",
+            "--end",
+            "2027-12-31",
+        ],
+    );
+    let contract = c["code"].as_str().expect("code").to_string();
+    let c = json(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "contract",
+            "edit",
+            &contract,
+            "--start",
+            "2027-01-01",
+        ],
+    );
+    assert_eq!(c["start_on"], "2027-01-01", "{c}");
+    let e = fails(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "contract",
+            "edit",
+            &contract,
+            "--end",
+            "2026-12-01",
+        ],
+    );
+    assert!(e.contains("before the start date 2027-01-01"), "{e}");
+    // An opportunity's close date is cleared by an empty value.
+    let o = json(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "opportunity",
+            "add",
+            "--customer",
+            customer,
+            "--name",
+            "清空",
+            "--amount",
+            "1000",
+            "--close",
+            "2027-01-31",
+        ],
+    );
+    let opp = o["code"].as_str().expect("code").to_string();
+    let o = json(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "opportunity",
+            "edit",
+            &opp,
+            "--close",
+            "",
+        ],
+    );
+    assert_eq!(o["expected_close"], serde_json::Value::Null, "{o}");
+    // Opportunity product lines read codes the same way.
+    for (line, says) in [
+        (
+            "P11:2:5",
+            "no product coded P11; a free-text line starts with =",
+        ),
+        ("=P1:2:5", "P1 is the code of product 服务器"),
+        ("=Install:1", "write CODE:QTY[:PRICE] or =NAME:QTY:PRICE"),
+    ] {
+        let e = fails(
+            db,
+            &[
+                "--as",
+                "zhangwei",
+                "opportunity",
+                "edit",
+                &opp,
+                "--product",
+                line,
+            ],
+        );
+        assert!(e.contains(says), "{line}: {e}");
+    }
+    let o = json(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "opportunity",
+            "edit",
+            &opp,
+            "--product",
+            "=Install:1:500",
+            "--product",
+            "P1:2",
+        ],
+    );
+    assert_eq!(o["products"][0]["name"], "Install", "{o}");
+    assert_eq!(o["products"][0]["product_id"], serde_json::Value::Null);
+    assert_eq!(o["products"][1]["unit_price"]["minor"], 1_000_000);
+}
+
+#[test]
+fn cli_sales_lines_dates_and_clearing_on_sqlite() {
+    let dir = std::env::temp_dir().join(format!("crm-cli-sales-lines-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = dir.join("sales.db");
+    let _ = std::fs::remove_file(&db);
+    lines_dates_and_clearing(db.to_str().expect("path"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn cli_sales_lines_dates_and_clearing_on_postgres() {
+    common::on_postgres("cli_sales_lines", lines_dates_and_clearing);
 }

@@ -4,7 +4,7 @@
 //! ```text
 //! crm product add --code SV-2288 --name 机架式服务器 --price 35000 --unit 台
 //! crm --as zhangwei opportunity add --customer KH-20261127-0001 --name 数据中心扩容 --amount 100000 --product SV-2288:3
-//! crm --as zhangwei quote add --customer KH-20261127-0001 --title 服务器报价 --line SV-2288:3:15
+//! crm --as zhangwei quote add --customer KH-20261127-0001 --title 服务器报价 --line SV-2288:3:15 --line =Onsite-Setup:1:5000
 //! crm --as zhangwei quote submit BJ-20261127-0001
 //! crm approval pending
 //! crm --as zhangwei quote contract BJ-20261127-0001 --end 2027-06-30
@@ -227,7 +227,8 @@ pub(crate) enum OpportunityCmd {
         #[arg(long)]
         notes: Option<String>,
         /// A product line `CODE:QTY[:PRICE]` (the list price when none is
-        /// given) or `NAME:QTY:PRICE`; repeatable.
+        /// given) or `=NAME:QTY:PRICE` (a free-text line; the `=` may be
+        /// left out where NAME cannot be a product code); repeatable.
         #[arg(long = "product")]
         products: Vec<String>,
     },
@@ -241,7 +242,8 @@ pub(crate) enum OpportunityCmd {
         /// Expected amount.
         #[arg(long)]
         amount: Option<String>,
-        /// Expected close date.
+        /// Expected close date; an empty value (`--close ""`) clears it
+        /// (refused where the opportunity's stage requires it).
         #[arg(long)]
         close: Option<String>,
         /// Source (来源).
@@ -250,8 +252,9 @@ pub(crate) enum OpportunityCmd {
         /// Notes.
         #[arg(long)]
         notes: Option<String>,
-        /// Product lines `CODE:QTY[:PRICE]` or `NAME:QTY:PRICE`, replacing
-        /// the current ones; repeatable.
+        /// Product lines `CODE:QTY[:PRICE]` or `=NAME:QTY:PRICE` (a
+        /// free-text line; the `=` may be left out where NAME cannot be a
+        /// product code), replacing the current ones; repeatable.
         #[arg(long = "product")]
         products: Vec<String>,
     },
@@ -342,7 +345,12 @@ pub(crate) enum OpportunityCmd {
 /// Quotes (报价).
 #[derive(Subcommand)]
 pub(crate) enum QuoteCmd {
-    /// Adds a quote. Lines: PRODUCT_CODE:QTY[:DISCOUNT%] or NAME:QTY:PRICE[:TAX%[:DISCOUNT%]].
+    /// Adds a quote. Lines: `CODE:QTY[:DISCOUNT%]` for a catalogue product
+    /// (at its list price, less the discount), `=NAME:QTY:PRICE[:TAX%[:DISCOUNT%]]`
+    /// for a free-text line (the `=` may be left out where NAME cannot be a
+    /// product code, e.g. `实施服务:1:5000`). An unknown code is refused,
+    /// and a free-text line named as a catalogue product counts a price
+    /// below the product's list price as discount (for the approval).
     Add {
         /// Customer code or name.
         #[arg(long)]
@@ -353,7 +361,8 @@ pub(crate) enum QuoteCmd {
         /// Opportunity code.
         #[arg(long)]
         opportunity: Option<String>,
-        /// Lines.
+        /// A line, repeatable: `CODE:QTY[:DISCOUNT%]` (a catalogue product) or
+        /// `=NAME:QTY:PRICE[:TAX%[:DISCOUNT%]]` (a free-text line).
         #[arg(long = "line", required = true)]
         lines: Vec<String>,
         /// Valid until (有效期).
@@ -383,7 +392,8 @@ pub(crate) enum QuoteCmd {
     Revise {
         /// Code.
         code: String,
-        /// Lines.
+        /// A line, repeatable: `CODE:QTY[:DISCOUNT%]` (a catalogue product) or
+        /// `=NAME:QTY:PRICE[:TAX%[:DISCOUNT%]]` (a free-text line).
         #[arg(long = "line", required = true)]
         lines: Vec<String>,
         /// Valid until (有效期).
@@ -446,11 +456,13 @@ pub(crate) enum ContractCmd {
         #[arg(long)]
         notes: Option<String>,
     },
-    /// Changes a contract. A draft: title, amount, signing date, end date
-    /// and notes. An approved (executing) one: only its end date and notes;
-    /// its title, amount and signing date are what was approved (terminate
-    /// it and make a new contract for other terms). A contract pending
-    /// approval is changed after withdrawing its approval.
+    /// Changes a contract. A draft: title, amount, signing, start and end
+    /// dates and notes. An approved (executing) one: only its start and end
+    /// dates and notes; its title, amount and signing date are what was
+    /// approved (terminate it and make a new contract for other terms). A
+    /// contract pending approval is changed after withdrawing its approval.
+    /// The end date is neither before the start date nor before the
+    /// signing date.
     Edit {
         /// Code.
         code: String,
@@ -463,6 +475,9 @@ pub(crate) enum ContractCmd {
         /// Signing date (签约日期).
         #[arg(long)]
         signed: Option<String>,
+        /// Start date.
+        #[arg(long)]
+        start: Option<String>,
         /// End date.
         #[arg(long)]
         end: Option<String>,
@@ -852,7 +867,10 @@ fn percent_bp(s: &str) -> CliResult<i64> {
 }
 
 /// An opportunity's product lines from `CODE:QTY[:PRICE]` (a catalogue
-/// product, at its list price unless one is given) or `NAME:QTY:PRICE`.
+/// product, at its list price unless one is given) or `=NAME:QTY:PRICE`
+/// (a free-text line; the `=` may be left out where NAME cannot be a
+/// product code, see [`looks_like_code`]: a mistyped code is refused, not
+/// read as a free-text line).
 async fn opp_lines(
     ctx: &Ctx,
     actor: &Actor,
@@ -860,13 +878,17 @@ async fn opp_lines(
 ) -> CliResult<Vec<crm::sales::OppLine>> {
     let mut out = Vec::new();
     for spec in specs {
-        let parts: Vec<&str> = spec.split(':').collect();
+        let (marked, body) = match spec.trim_start().strip_prefix('=') {
+            Some(rest) => (true, rest),
+            None => (false, spec.as_str()),
+        };
+        let parts: Vec<&str> = body.split(':').collect();
         let (key, q, price) = match parts.as_slice() {
-            [key, q] => (*key, *q, None),
-            [key, q, price] => (*key, *q, Some(money(price)?)),
+            [key, q] if !marked => (key.trim(), *q, None),
+            [key, q, price] if !key.trim().is_empty() => (key.trim(), *q, Some(money(price)?)),
             _ => {
                 return Err(format!(
-                    "product line {spec}: write CODE:QTY[:PRICE] or NAME:QTY:PRICE"
+                    "product line {spec}: write CODE:QTY[:PRICE] or =NAME:QTY:PRICE"
                 ));
             }
         };
@@ -878,6 +900,22 @@ async fn opp_lines(
             Err(crm::Error::NotFound { .. }) => Err(()),
             Err(e) => return Err(err(e)),
         };
+        match &found {
+            Ok(p) if marked => {
+                return Err(format!(
+                    "product line {spec}: {key} is the code of product {}: write \
+                     {key}:QTY[:PRICE] for it, or name the free-text line otherwise",
+                    p.name
+                ));
+            }
+            Err(()) if !marked && looks_like_code(key) => {
+                return Err(format!(
+                    "product line {spec}: no product coded {key}; a free-text line starts with = \
+                     (={key}:QTY:PRICE)"
+                ));
+            }
+            _ => {}
+        }
         let line = match (found, price) {
             (Ok(p), price) => crm::sales::OppLine {
                 product_id: Some(p.id),
@@ -893,7 +931,7 @@ async fn opp_lines(
             },
             (Err(_), None) => {
                 return Err(format!(
-                    "product line {spec}: no product coded {key}; a line without a product needs a price (NAME:QTY:PRICE)"
+                    "product line {spec}: no product coded {key}; a line without a product needs a price (=NAME:QTY:PRICE)"
                 ));
             }
         };
@@ -902,45 +940,116 @@ async fn opp_lines(
     Ok(out)
 }
 
+/// How document lines are written, for help and errors.
+const LINE_SYNTAX: &str = "CODE:QTY[:DISCOUNT%] for a catalogue product, \
+     =NAME:QTY:PRICE[:TAX%[:DISCOUNT%]] for a free-text line";
+
+/// Whether `s` has the shape of a product code (ASCII letters and digits,
+/// `-`, `_`, `.`, full-width ones too): typed as a line's first part, it is
+/// taken for a code, and a free-text line so named needs its leading `=`.
+fn looks_like_code(s: &str) -> bool {
+    let s = s.trim();
+    !s.is_empty()
+        && s.chars().all(|c| {
+            let c = match c {
+                '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+                c => c,
+            };
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')
+        })
+}
+
+/// Document lines (quotes, contracts) from `CODE:QTY[:DISCOUNT%]` (a
+/// catalogue product at its list price, less the discount) or
+/// `=NAME:QTY:PRICE[:TAX%[:DISCOUNT%]]` (a free-text line). A name that
+/// cannot be a code (Chinese, spaces …) may leave out the `=`; one shaped
+/// like a code may not, so that a mistyped code (`P11:2:5` for `P1`) is
+/// refused rather than read as a ¥5 line. A free-text line named as a
+/// product's code is refused (the product is written by its code); one
+/// named as a product counts a price below that product's list price as
+/// discount (the core's pricing).
 async fn parse_lines(ctx: &Ctx, actor: &Actor, specs: &[String]) -> CliResult<Vec<LineInput>> {
     let mut out = Vec::new();
     for spec in specs {
-        let parts: Vec<&str> = spec.split(':').collect();
+        let (marked, body) = match spec.trim_start().strip_prefix('=') {
+            Some(rest) => (true, rest),
+            None => (false, spec.as_str()),
+        };
+        let parts: Vec<&str> = body.split(':').collect();
         let qty = |s: &str| {
-            s.parse::<i64>()
+            s.trim()
+                .parse::<i64>()
                 .map_err(|_| format!("line {spec}: quantity {s} is not a whole number"))
         };
+        let first = parts[0].trim();
+        let product = if first.is_empty() {
+            None
+        } else {
+            match ctx.crm.product_by_code(actor, first).await {
+                Ok(p) => Some(p),
+                Err(crm::Error::NotFound { .. }) => None,
+                Err(e) => return Err(err(e)),
+            }
+        };
+        if !marked {
+            match (&product, parts.as_slice()) {
+                (Some(p), [_, q] | [_, q, _]) => {
+                    out.push(LineInput {
+                        product_id: Some(p.id),
+                        name: String::new(),
+                        unit: None,
+                        quantity: qty(q)?,
+                        unit_price: None,
+                        discount_bp: parts
+                            .get(2)
+                            .map(|d| percent_bp(d))
+                            .transpose()?
+                            .unwrap_or(0),
+                        tax_rate: None,
+                    });
+                    continue;
+                }
+                (Some(p), _) => {
+                    return Err(format!(
+                        "line {spec}: {first} is product {} ({}): write {first}:QTY[:DISCOUNT%] \
+                         (its price is the list price {}, less the discount)",
+                        p.code, p.name, p.list_price
+                    ));
+                }
+                (None, _) if looks_like_code(first) => {
+                    return Err(format!(
+                        "line {spec}: no product coded {first}; a free-text line starts with = \
+                         (={first}:QTY:PRICE[:TAX%[:DISCOUNT%]])"
+                    ));
+                }
+                (None, [_, _]) => {
+                    return Err(format!(
+                        "line {spec}: no product coded {first}; a free-text line needs a price \
+                         ({LINE_SYNTAX})"
+                    ));
+                }
+                (None, _) => {}
+            }
+        } else if let Some(p) = &product {
+            return Err(format!(
+                "line {spec}: {first} is the code of product {}: write {first}:QTY[:DISCOUNT%] \
+                 for it, or name the free-text line otherwise",
+                p.name
+            ));
+        }
         let line = match parts.as_slice() {
-            [code, q] | [code, q, _] if ctx.crm.product_by_code(actor, code).await.is_ok() => {
-                let p = ctx.crm.product_by_code(actor, code).await.map_err(err)?;
+            [name, q, price, rest @ ..] if rest.len() <= 2 && !name.trim().is_empty() => {
                 LineInput {
-                    product_id: Some(p.id),
-                    name: String::new(),
+                    product_id: None,
+                    name: name.trim().to_string(),
                     unit: None,
                     quantity: qty(q)?,
-                    unit_price: None,
-                    discount_bp: parts
-                        .get(2)
-                        .map(|d| percent_bp(d))
-                        .transpose()?
-                        .unwrap_or(0),
-                    tax_rate: None,
+                    unit_price: Some(money(price)?),
+                    tax_rate: rest.first().map(|t| percent_bp(t)).transpose()?,
+                    discount_bp: rest.get(1).map(|d| percent_bp(d)).transpose()?.unwrap_or(0),
                 }
             }
-            [name, q, price, rest @ ..] => LineInput {
-                product_id: None,
-                name: (*name).to_string(),
-                unit: None,
-                quantity: qty(q)?,
-                unit_price: Some(money(price)?),
-                tax_rate: rest.first().map(|t| percent_bp(t)).transpose()?,
-                discount_bp: rest.get(1).map(|d| percent_bp(d)).transpose()?.unwrap_or(0),
-            },
-            _ => {
-                return Err(format!(
-                    "line {spec}: expected PRODUCT_CODE:QTY[:DISCOUNT%] or NAME:QTY:PRICE[:TAX%[:DISCOUNT%]]"
-                ));
-            }
+            _ => return Err(format!("line {spec}: expected {LINE_SYNTAX}")),
         };
         out.push(line);
     }
@@ -1238,7 +1347,8 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
                     crm::sales::OpportunityPatch {
                         name,
                         amount: amount.as_deref().map(money).transpose()?,
-                        expected_close: opt_date(&close)?,
+                        expected_close: opt_date(&close.clone().filter(|c| !c.trim().is_empty()))?,
+                        clear_expected_close: close.as_deref().is_some_and(|c| c.trim().is_empty()),
                         source,
                         notes,
                         products,
@@ -1616,8 +1726,16 @@ pub(crate) async fn quote_cmd(ctx: &Ctx, actor: &Actor, cmd: QuoteCmd) -> CliRes
             lines.push(format!("  valid until {d}"));
         }
         for l in &q.lines {
+            // Priced below the catalogue's list price: how far in all.
+            let below_list = match l.list_price {
+                Some(list) if l.effective_discount_bp() != l.discount_bp => format!(
+                    " [list price {list}: {}% off in all]",
+                    l.effective_discount_bp() as f64 / 100.0
+                ),
+                _ => String::new(),
+            };
             lines.push(format!(
-                "  {} × {} @ {} −{}% = {} (tax {}%: {})",
+                "  {} × {} @ {} −{}% = {} (tax {}%: {}){below_list}",
                 l.name,
                 l.quantity,
                 l.unit_price,
@@ -1903,6 +2021,7 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
             title,
             amount,
             signed,
+            start,
             end,
             notes,
         } => {
@@ -1917,6 +2036,7 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                         title,
                         amount: amount.as_deref().map(money).transpose()?,
                         signed_on: opt_date(&signed)?,
+                        start_on: opt_date(&start)?,
                         end_on: opt_date(&end)?,
                         notes,
                         ..crm::sales::ContractPatch::default()
@@ -1972,7 +2092,10 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                         i + 1,
                         p.received_on,
                         p.amount,
-                        p.status_label_zh(),
+                        match &p.void_reason {
+                            Some(why) => format!("{}: {why}", p.status_label_zh()),
+                            None => p.status_label_zh().to_string(),
+                        },
                         p.receipt_no
                             .as_deref()
                             .map(|r| format!(" 单号 {r}"))

@@ -197,6 +197,38 @@ pub struct ContractPatch {
     pub notes: Option<String>,
 }
 
+/// Refuses a contract's dates as they would stand when its end date is
+/// before its start date or before its signing date (a contract does not
+/// end before it is signed), naming both dates.
+fn check_contract_dates(
+    signed: Option<NaiveDate>,
+    start: Option<NaiveDate>,
+    end: Option<NaiveDate>,
+) -> Result<()> {
+    let Some(e) = end else {
+        return Ok(());
+    };
+    if let Some(s) = start
+        && e < s
+    {
+        return Err(Error::invalid(
+            "end_on (结束日期)",
+            format!("{e} is before the start date {s}"),
+        ));
+    }
+    if let Some(s) = signed
+        && e < s
+    {
+        return Err(Error::invalid(
+            "end_on (结束日期)",
+            format!(
+                "{e} is before the signing date (签约日期) {s}: a contract does not end before it is signed"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A contract as the actor sees it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Contract {
@@ -526,14 +558,7 @@ impl Crm {
         if !input.lines.is_empty() && input.amount.is_some() {
             return Err(both_lines_and_amount());
         }
-        if let (Some(s), Some(e)) = (input.start_on, input.end_on)
-            && e < s
-        {
-            return Err(Error::invalid(
-                "end_on (结束日期)",
-                format!("{e} is before the start date {s}"),
-            ));
-        }
+        check_contract_dates(input.signed_on, input.start_on, input.end_on)?;
         let customer = self
             .sales_record_customer(actor, input.customer_id, "a contract")
             .await?;
@@ -803,15 +828,14 @@ impl Crm {
                 values.push((col, Value::Date(d)));
             }
         }
-        let start = patch.start_on.or(c.start_on);
-        let end = patch.end_on.or(c.end_on);
-        if let (Some(s), Some(e)) = (start, end)
-            && e < s
-        {
-            return Err(Error::invalid(
-                "end_on (结束日期)",
-                format!("{e} is before the start date {s}"),
-            ));
+        // (Checked when a date changes: a contract stored with dates out
+        // of order still takes other changes.)
+        if patch.signed_on.is_some() || patch.start_on.is_some() || patch.end_on.is_some() {
+            check_contract_dates(
+                patch.signed_on.or(c.signed_on),
+                patch.start_on.or(c.start_on),
+                patch.end_on.or(c.end_on),
+            )?;
         }
         if let Some(n) = &patch.notes {
             values.push(("notes", opt_text(Some(n.clone()))));

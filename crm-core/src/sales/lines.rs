@@ -50,9 +50,10 @@ pub struct Line {
     pub unit_price: Money,
     /// The discount in basis points.
     pub discount_bp: i64,
-    /// The catalogue product's list price when the line was priced (`None`
-    /// for a free-text line): what [`Line::effective_discount_bp`] measures
-    /// the line's price against.
+    /// The catalogue product's list price when the line was priced: the
+    /// line's product's, or for a free-text line the list price of the
+    /// catalogue product it is named as (`None` when it names none): what
+    /// [`Line::effective_discount_bp`] measures the line's price against.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub list_price: Option<Money>,
     /// The VAT rate in basis points.

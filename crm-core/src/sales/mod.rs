@@ -84,7 +84,11 @@ impl Crm {
     /// Prices entered lines: catalogue products supply name, unit, price
     /// and tax rate where the line leaves them out, and their list price,
     /// against which a line's effective discount is measured (a typed price
-    /// below it counts as discount); deleted products and prices not in
+    /// below it counts as discount). A free-text line named as a catalogue
+    /// product (letter case, full-width letters and spacing aside) is
+    /// measured against that product's list price alike, so that typing a
+    /// product's name instead of its code does not escape the discount
+    /// approval. Deleted products and prices not in
     /// CNY are refused. A discontinued (停售) product is kept for old
     /// documents: `kept` holds the products of the lines the document
     /// already has (a quote's previous version, a contract's lines), once
@@ -106,12 +110,20 @@ impl Crm {
         for id in kept.iter().filter_map(|l| l.product_id) {
             *keeps.entry(id).or_default() += 1;
         }
+        let namesakes = self.catalogue_namesakes(actor, inputs).await?;
         for (i, input) in inputs.iter().enumerate() {
             let n = i + 1;
             let mut input = input.clone();
             let mut price = input.unit_price;
             let mut rate = input.tax_rate;
-            let mut list_price = None;
+            // A free-text line named as a catalogue product is measured
+            // against that product's list price.
+            let mut list_price = match input.product_id {
+                None => namesakes
+                    .get(&crate::validate::text_key(&input.name))
+                    .copied(),
+                Some(_) => None,
+            };
             if let Some(problem) = price.as_ref().and_then(cny_problem) {
                 errors.push(format!("lines[{n}].unit_price"), problem);
                 continue;
@@ -186,6 +198,77 @@ impl Crm {
             }
         }
         errors.into_result()?;
+        Ok(out)
+    }
+
+    /// The list prices of the live catalogue products named as the
+    /// free-text lines (no product) of `inputs` are, by name compared
+    /// without regard to letter case, full-width letters and spacing (see
+    /// [`text_key`](crate::validate::text_key)); the highest list price
+    /// where products share a name. A free-text line so named is the
+    /// product by another way of entering it: a price below its list price
+    /// is a discount, which approval weighs (see
+    /// [`lines::effective_discount_bp`]). Discontinued products count too:
+    /// their list price is still the reference.
+    async fn catalogue_namesakes(
+        &self,
+        actor: &Actor,
+        inputs: &[lines::LineInput],
+    ) -> Result<std::collections::HashMap<String, Money>> {
+        use crate::store::{Col, Filter, Select};
+        let mut out = std::collections::HashMap::new();
+        let mut probes = Vec::new();
+        for input in inputs.iter().filter(|i| i.product_id.is_none()) {
+            let key = crate::validate::text_key(&input.name);
+            if key.is_empty() {
+                continue;
+            }
+            // Found by a case-insensitive prefix (the stores fold ASCII
+            // letters only), as typed in half- and in full-width letters,
+            // and compared by key.
+            let full = |s: String| -> String {
+                s.chars()
+                    .map(|c| match c {
+                        '!'..='~' => char::from_u32(c as u32 + 0xFEE0).unwrap_or(c),
+                        _ => c,
+                    })
+                    .collect()
+            };
+            // (Up to its first space: the stored name may be spaced
+            // otherwise.)
+            let head = key.split(' ').next().unwrap_or_default().to_string();
+            for p in [full(head.clone()), full(head.to_uppercase()), head] {
+                if !probes.contains(&p) {
+                    probes.push(p);
+                }
+            }
+        }
+        if probes.is_empty() {
+            return Ok(out);
+        }
+        let mut sel = Select::all(Table::Products, actor.company_id.0, self.now());
+        sel.filter = Filter::Or(
+            probes
+                .into_iter()
+                .map(|p| Filter::StartsWith(Col::Column("name"), p))
+                .collect(),
+        );
+        let wanted: std::collections::HashSet<String> = inputs
+            .iter()
+            .filter(|i| i.product_id.is_none())
+            .map(|i| crate::validate::text_key(&i.name))
+            .collect();
+        for row in self.store.select(&sel).await?.rows {
+            let key = crate::validate::text_key(row.get("name").as_text().unwrap_or_default());
+            if !wanted.contains(&key) {
+                continue;
+            }
+            let list = Money::cny(row.get("list_price").as_int().unwrap_or(0));
+            let e = out.entry(key).or_insert(list);
+            if list.minor > e.minor {
+                *e = list;
+            }
+        }
         Ok(out)
     }
 

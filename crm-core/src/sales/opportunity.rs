@@ -79,6 +79,10 @@ pub struct OpportunityPatch {
     pub amount: Option<Money>,
     /// The expected close date.
     pub expected_close: Option<NaiveDate>,
+    /// Clears the expected close date (refused together with a new one,
+    /// and where the opportunity's stage requires it).
+    #[serde(default)]
+    pub clear_expected_close: bool,
     /// The source.
     pub source: Option<String>,
     /// Notes.
@@ -688,6 +692,12 @@ impl Crm {
         if let Some(Err(e)) = patch.amount.map(|a| super::require_cny("amount", &a)) {
             errors.push("amount (预计金额)", e.to_string());
         }
+        if patch.clear_expected_close && patch.expected_close.is_some() {
+            errors.push(
+                "expected_close (预计成交日期)",
+                "give a new date or clear it, not both",
+            );
+        }
         check_lines(
             &mut errors,
             patch.products.as_deref().unwrap_or_default(),
@@ -716,6 +726,9 @@ impl Crm {
         }
         if let Some(d) = patch.expected_close {
             values.push(("expected_close", Value::Date(d)));
+        }
+        if patch.clear_expected_close {
+            values.push(("expected_close", Value::Null));
         }
         if let Some(s) = &patch.source {
             values.push(("source", opt_text(Some(s.clone()))));

@@ -68,32 +68,43 @@ pub struct Payment {
     pub received_on: NaiveDate,
     /// How (bank transfer, cash, acceptance bill …).
     pub method: String,
-    /// `confirmed`, `pending_approval` or `rejected`.
+    /// `confirmed`, `pending_approval`, `rejected`, `withdrawn` (its
+    /// approval withdrawn) or `voided`.
     pub status: String,
     /// The receipt number.
     pub receipt_no: Option<String>,
     /// Notes.
     pub notes: Option<String>,
+    /// Why a voided payment was voided (作废原因), as its history records
+    /// it; `None` for other payments (and where a list leaves it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub void_reason: Option<String>,
 }
+
+/// The status of a payment whose approval was withdrawn (已撤回): like a
+/// rejected one, it never counts as received.
+pub const WITHDRAWN: &str = "withdrawn";
 
 /// The status of a payment voided after it was confirmed (作废): it no
 /// longer counts as received.
 pub const VOIDED: &str = "voided";
 
-/// A payment status (`confirmed`, `pending_approval`, `rejected`, `voided`) in
+/// A payment status (`confirmed`, `pending_approval`, `rejected`,
+/// `withdrawn`, `voided`) in
 /// English and Chinese, as people read it; an unknown one as it is.
 pub fn payment_status_label(status: &str) -> (&str, &str) {
     match status {
         "confirmed" => ("confirmed", "已确认"),
         "pending_approval" => ("pending approval", "审批中"),
         "rejected" => ("rejected", "已驳回"),
+        WITHDRAWN => ("withdrawn", "已撤回"),
         VOIDED => ("voided", "已作废"),
         other => (other, other),
     }
 }
 
 impl Payment {
-    /// The status's Chinese label (已确认, 审批中, 已驳回).
+    /// The status's Chinese label (已确认, 审批中, 已驳回, 已撤回, 已作废).
     pub fn status_label_zh(&self) -> &str {
         payment_status_label(&self.status).1
     }
@@ -390,6 +401,7 @@ pub(crate) fn payment_from_row(r: &Row) -> Payment {
         status: r.get("status").as_text().unwrap_or_default().to_string(),
         receipt_no: r.get("receipt_no").as_text().map(str::to_string),
         notes: r.get("notes").as_text().map(str::to_string),
+        void_reason: None,
     }
 }
 
@@ -770,12 +782,13 @@ impl Crm {
         let plans = self
             .rows_of_contract(actor, Table::PaymentPlans, contract)
             .await?;
-        let payments: Vec<Payment> = self
+        let mut payments = Vec::new();
+        for r in self
             .rows_of_contract(actor, Table::Payments, contract)
             .await?
-            .iter()
-            .map(payment_from_row)
-            .collect();
+        {
+            payments.push(self.with_void_reason(payment_from_row(&r)).await?);
+        }
         let pending: i64 = payments
             .iter()
             .filter(|p| p.status == "pending_approval")
@@ -965,7 +978,7 @@ impl Crm {
         // A bank receipt is recorded once: entered twice (a retry, a double
         // click), the money would be counted twice. A rejected or voided
         // payment's receipt may be entered again (e.g. on the right
-        // contract).
+        // contract), and so may one whose approval was withdrawn.
         if let Some(n) = input
             .receipt_no
             .as_deref()
@@ -978,7 +991,11 @@ impl Crm {
                 Filter::Cmp(Col::Column("receipt_no"), CmpOp::Eq, Value::Text(n.clone())),
                 Filter::Not(Box::new(Filter::In(
                     Col::Column("status"),
-                    vec![Value::Text("rejected".into()), Value::Text(VOIDED.into())],
+                    vec![
+                        Value::Text("rejected".into()),
+                        Value::Text(WITHDRAWN.into()),
+                        Value::Text(VOIDED.into()),
+                    ],
                 ))),
             ]);
             cs.guards.push(
@@ -1203,11 +1220,32 @@ impl Crm {
     }
 
     async fn payment(&self, id: Uuid) -> Result<Payment> {
-        self.store
+        let p = self
+            .store
             .get(Table::Payments, id)
             .await?
             .map(|r| payment_from_row(&r))
-            .ok_or_else(|| Error::not_found("payment", id))
+            .ok_or_else(|| Error::not_found("payment", id))?;
+        self.with_void_reason(p).await
+    }
+
+    /// A payment with the reason it was voided, when it was: the reason
+    /// its history's void entry records (the payment row keeps none).
+    async fn with_void_reason(&self, mut p: Payment) -> Result<Payment> {
+        if p.status != VOIDED {
+            return Ok(p);
+        }
+        p.void_reason = self
+            .store
+            .history(Table::Payments, p.id)
+            .await?
+            .iter()
+            .rev()
+            .filter(|e| e.action == "void")
+            .flat_map(|e| e.changes.iter())
+            .find(|c| c.field == "reason")
+            .and_then(|c| c.after.as_str().map(str::to_string));
+        Ok(p)
     }
 
     /// Adds a confirmed payment to the contract's received amount.
@@ -1255,7 +1293,8 @@ impl Crm {
     }
 
     /// Applies an approval's outcome to its payment (same change set):
-    /// approved payments count as received, rejected ones never do.
+    /// approved payments count as received, rejected ones (and those whose
+    /// approval was withdrawn) never do.
     pub(crate) async fn payment_approval_effect(
         &self,
         actor: &Actor,
@@ -1270,7 +1309,8 @@ impl Crm {
         };
         let status = match info.status {
             Status::Approved => "confirmed",
-            Status::Rejected | Status::Withdrawn => "rejected",
+            Status::Rejected => "rejected",
+            Status::Withdrawn => WITHDRAWN,
             Status::Pending => "pending_approval",
         };
         let current = p.get("status").as_text().unwrap_or_default();

@@ -958,6 +958,26 @@ impl Crm {
                 q.code, q.quote_version
             )));
         }
+        // The customer may have left the actor's reach since the quote was
+        // made (transferred, released to a pool): said so, without its id.
+        match self
+            .readable_row(
+                actor,
+                crate::entity::Entity::Customer,
+                crate::ids::RecordId(q.customer_id),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(Error::NotFound { .. } | Error::Forbidden(_)) => {
+                return Err(Error::Forbidden(format!(
+                    "quote {} v{} is for a customer {} no longer sees (该客户已不在你的可见范围): \
+                     a contract is made by someone who sees the customer",
+                    q.code, q.quote_version, actor.display_name
+                )));
+            }
+            Err(e) => return Err(e),
+        }
         let input = NewContract {
             title: if details.title.trim().is_empty() {
                 q.title.clone()

@@ -7,6 +7,31 @@
 macro_rules! sales_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::sales_suite::free_lines_named_as_products_count_their_discount,
+            crm_sales_free_lines_named_as_products_count_their_discount,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::contract_end_date_is_not_before_its_signing_date,
+            crm_sales_contract_end_date_is_not_before_its_signing_date,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::payment_states_show_withdrawal_and_void_reason,
+            crm_sales_payment_states_show_withdrawal_and_void_reason,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::quote_of_a_customer_out_of_reach_is_not_converted,
+            crm_sales_quote_of_a_customer_out_of_reach_is_not_converted,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::opportunity_close_date_is_cleared_unless_its_stage_requires_it,
+            crm_sales_opportunity_close_date_is_cleared_unless_its_stage_requires_it,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::quote_discount_counts_prices_below_list_price,
             crm_sales_quote_discount_counts_prices_below_list_price,
             $make
@@ -9819,4 +9844,495 @@ pub async fn invoice_numbers_stored_as_typed_still_count(store: Arc<dyn Store>) 
         w.crm.contract(&w.zhangsan, c.id).await.expect("c").invoiced,
         Money::cny(30_000)
     );
+}
+
+/// A free-text line named as a catalogue product (letter case, full-width
+/// letters and spacing aside) is measured against that product's list
+/// price: typing the product's name instead of its code at half price is a
+/// 50 % discount, which the discount approval weighs; a free-text line
+/// named as no product keeps its own discount.
+pub async fn free_lines_named_as_products_count_their_discount(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewQuote, ProductInput, QuoteStatus};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    for (code, name, price) in [("P1", "服务器", 1_000_000), ("SX", "Server  X", 200_000)] {
+        w.crm
+            .create_product(
+                &w.admin,
+                ProductInput {
+                    code: Some(code.into()),
+                    name: Some(name.into()),
+                    list_price: Some(Money::cny(price)),
+                    ..ProductInput::default()
+                },
+            )
+            .await
+            .expect("product");
+    }
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "quote",
+            "报价折扣审批",
+            FlowDef {
+                steps: vec![StepDef {
+                    name: "经理审批".into(),
+                    conditions: vec![Condition::DiscountAbove { bp: 1000 }],
+                    approvers: ApproverRule::Superior { level: 1 },
+                    mode: SignMode::Any,
+                    fallback: Fallback::Admins,
+                }],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("flow");
+    let customer = w.customer(&w.zhangsan, "同名产品有限公司", json!({})).await;
+    let free = |name: &str, price: i64, discount_bp: i64| LineInput {
+        product_id: None,
+        name: name.into(),
+        unit: None,
+        quantity: 2,
+        unit_price: Some(Money::cny(price)),
+        discount_bp,
+        tax_rate: None,
+    };
+    // (line, effective discount, list price it is measured against, status)
+    let cases = [
+        (
+            free("服务器", 500_000, 0),
+            5000,
+            Some(1_000_000),
+            QuoteStatus::PendingApproval,
+        ),
+        (
+            free(" ｓｅｒｖｅｒ x ", 100_000, 0),
+            5000,
+            Some(200_000),
+            QuoteStatus::PendingApproval,
+        ),
+        (
+            free("SERVER X", 190_000, 0),
+            500,
+            Some(200_000),
+            QuoteStatus::Approved,
+        ),
+        (
+            free("服务器", 1_000_000, 0),
+            0,
+            Some(1_000_000),
+            QuoteStatus::Approved,
+        ),
+        (free("服务器安装", 500, 0), 0, None, QuoteStatus::Approved),
+        (free("P11", 500, 0), 0, None, QuoteStatus::Approved),
+    ];
+    for (i, (l, effective, list, status)) in cases.into_iter().enumerate() {
+        let q = w
+            .crm
+            .create_quote(
+                &w.zhangsan,
+                NewQuote {
+                    title: format!("同名报价{i}"),
+                    customer_id: customer.id.0,
+                    lines: vec![l],
+                    ..NewQuote::default()
+                },
+            )
+            .await
+            .expect("quote");
+        assert_eq!(q.totals.max_discount_bp, effective, "case {i}");
+        assert_eq!(q.lines[0].list_price, list.map(Money::cny), "case {i}");
+        assert_eq!(
+            q.lines[0].product_id, None,
+            "case {i}: still a free-text line"
+        );
+        let (q, _) = w
+            .crm
+            .submit_quote(&w.zhangsan, q.id, None)
+            .await
+            .expect("submit");
+        assert_eq!(q.status, status, "case {i}");
+    }
+    // A product in the recycle bin is no reference.
+    let p1 = w.crm.product_by_code(&w.admin, "P1").await.expect("P1");
+    w.crm
+        .set_product_deleted(&w.admin, p1.id, true)
+        .await
+        .expect("delete P1");
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "删除后".into(),
+                customer_id: customer.id.0,
+                lines: vec![free("服务器", 500_000, 0)],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    assert_eq!(q.totals.max_discount_bp, 0);
+}
+
+/// A contract does not end before it is signed: an end date before the
+/// signing date is refused on creation and on an edit (of a draft or of an
+/// executing contract), naming both dates; a contract stored so still takes
+/// edits that leave its dates alone.
+pub async fn contract_end_date_is_not_before_its_signing_date(store: Arc<dyn Store>) {
+    use crate::sales::{ContractPatch, NewContract};
+    use chrono::NaiveDate;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "日期测试有限公司", json!({})).await;
+    let d = |m: u32, day: u32| NaiveDate::from_ymd_opt(2026, m, day).expect("date");
+    let refused = |e: Error, end: NaiveDate, signed: NaiveDate| {
+        let m = e.to_string();
+        assert!(
+            matches!(e, Error::Validation(_))
+                && m.contains("end_on")
+                && m.contains(&end.to_string())
+                && m.contains(&signed.to_string())
+                && m.contains("signing date"),
+            "{m}"
+        );
+    };
+    let new = |signed: NaiveDate, end: NaiveDate| NewContract {
+        title: "日期合同".into(),
+        customer_id: customer.id.0,
+        amount: Some(crate::money::Money::cny(100_000)),
+        signed_on: Some(signed),
+        end_on: Some(end),
+        ..NewContract::default()
+    };
+    let e = w
+        .crm
+        .create_contract(&w.zhangsan, new(d(12, 7), d(1, 1)))
+        .await
+        .expect_err("ends before it is signed");
+    refused(e, d(1, 1), d(12, 7));
+    // Ending on the signing day is fine.
+    let c = w
+        .crm
+        .create_contract(&w.zhangsan, new(d(12, 7), d(12, 7)))
+        .await
+        .expect("ends on the signing day");
+    // A draft: moving the signing date after the end date is refused too.
+    let e = w
+        .crm
+        .update_contract(
+            &w.zhangsan,
+            c.id,
+            c.version,
+            ContractPatch {
+                signed_on: Some(d(12, 8)),
+                ..ContractPatch::default()
+            },
+        )
+        .await
+        .expect_err("signed after its end");
+    refused(e, d(12, 7), d(12, 8));
+    let (c, _) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    assert_eq!(c.status, crate::sales::ContractStatus::Executing);
+    let e = w
+        .crm
+        .update_contract(
+            &w.zhangsan,
+            c.id,
+            c.version,
+            ContractPatch {
+                end_on: Some(d(1, 1)),
+                ..ContractPatch::default()
+            },
+        )
+        .await
+        .expect_err("an executing contract ending before it was signed");
+    refused(e, d(1, 1), d(12, 7));
+    let c = w
+        .crm
+        .update_contract(
+            &w.zhangsan,
+            c.id,
+            c.version,
+            ContractPatch {
+                end_on: Some(d(12, 31)),
+                ..ContractPatch::default()
+            },
+        )
+        .await
+        .expect("extended");
+    assert_eq!(c.end_on, Some(d(12, 31)));
+    // Stored with its dates out of order, it still takes a note.
+    force_row(
+        &w,
+        crate::schema::Table::Contracts,
+        c.id,
+        vec![("end_on", crate::value::Value::Date(d(1, 1)))],
+    )
+    .await;
+    let c = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    let c = w
+        .crm
+        .update_contract(
+            &w.zhangsan,
+            c.id,
+            c.version,
+            ContractPatch {
+                notes: Some("备注".into()),
+                ..ContractPatch::default()
+            },
+        )
+        .await
+        .expect("a note");
+    assert_eq!(c.notes.as_deref(), Some("备注"));
+}
+
+/// A payment whose approval is withdrawn is withdrawn (已撤回), not
+/// rejected, and its receipt number may be entered again; a voided payment
+/// shows why it was voided in the contract's collection.
+pub async fn payment_states_show_withdrawal_and_void_reason(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::PaymentInput;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "回款状态有限公司", json!({})).await;
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "回款合同", 1_000_000).await;
+    let pay = |fen: i64, receipt: &str| PaymentInput {
+        amount: Money::cny(fen),
+        received_on: w.crm.today(),
+        method: None,
+        receipt_no: Some(receipt.into()),
+        notes: None,
+    };
+    // Voided with a reason: the collection shows it.
+    let (p, _) = w
+        .crm
+        .record_payment(&w.zhangsan, c.id, pay(100_000, "R-1"))
+        .await
+        .expect("pay");
+    assert_eq!(p.void_reason, None);
+    let v = w
+        .crm
+        .void_payment(&w.zhangsan, p.id, "金额录错")
+        .await
+        .expect("void");
+    assert_eq!(v.void_reason.as_deref(), Some("金额录错"));
+    let col = w
+        .crm
+        .collection(&w.zhangsan, c.id)
+        .await
+        .expect("collection");
+    let shown = col.payments.iter().find(|x| x.id == p.id).expect("listed");
+    assert_eq!(shown.status, crate::sales::payment::VOIDED);
+    assert_eq!(shown.void_reason.as_deref(), Some("金额录错"));
+    let json = serde_json::to_value(shown).expect("json");
+    assert_eq!(json["void_reason"], "金额录错");
+    // With a payment flow, a withdrawn approval leaves the payment withdrawn.
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "payment",
+            "回款确认",
+            FlowDef {
+                steps: vec![step(
+                    "财务确认",
+                    ApproverRule::Users {
+                        users: vec![w.admin.user_id.0],
+                    },
+                    SignMode::Any,
+                )],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("payment flow");
+    let (p, a) = w
+        .crm
+        .record_payment(&w.zhangsan, c.id, pay(200_000, "R-2"))
+        .await
+        .expect("pending payment");
+    assert_eq!(p.status, "pending_approval");
+    let a = w
+        .crm
+        .withdraw(&w.zhangsan, a.expect("approval").id, None)
+        .await
+        .expect("withdraw");
+    assert_eq!(a.status, Status::Withdrawn);
+    let col = w
+        .crm
+        .collection(&w.zhangsan, c.id)
+        .await
+        .expect("collection");
+    let shown = col.payments.iter().find(|x| x.id == p.id).expect("listed");
+    assert_eq!(shown.status, "withdrawn");
+    assert_eq!(shown.status_label(), "withdrawn (已撤回)");
+    assert_eq!(shown.void_reason, None);
+    assert_eq!(col.received, Money::cny(0));
+    // Its receipt is entered again.
+    let (again, _) = w
+        .crm
+        .record_payment(&w.zhangsan, c.id, pay(200_000, "R-2"))
+        .await
+        .expect("the receipt of a withdrawn payment again");
+    assert_eq!(again.status, "pending_approval");
+    // A rejected one is still rejected.
+    let pending = w.crm.collection(&w.zhangsan, c.id).await.expect("c");
+    assert_eq!(pending.pending, Money::cny(200_000));
+}
+
+/// Converting a quote whose customer the quote's owner no longer sees is
+/// refused saying so, without the customer's id.
+pub async fn quote_of_a_customer_out_of_reach_is_not_converted(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewContract, NewQuote, QuoteStatus};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w
+        .customer(&w.zhangsan, "转走的客户有限公司", json!({}))
+        .await;
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "转走前的报价".into(),
+                customer_id: customer.id.0,
+                lines: vec![LineInput {
+                    product_id: None,
+                    name: "实施服务".into(),
+                    unit: None,
+                    quantity: 1,
+                    unit_price: Some(Money::cny(100_000)),
+                    discount_bp: 0,
+                    tax_rate: None,
+                }],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    let (q, _) = w
+        .crm
+        .submit_quote(&w.zhangsan, q.id, None)
+        .await
+        .expect("submit");
+    assert_eq!(q.status, QuoteStatus::Approved);
+    w.crm
+        .transfer_records(&w.admin, Entity::Customer, &[customer.id], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    let e = w
+        .crm
+        .quote_to_contract(&w.zhangsan, q.id, NewContract::default())
+        .await
+        .expect_err("a customer out of reach");
+    let m = e.to_string();
+    assert!(
+        matches!(e, Error::Forbidden(_))
+            && m.contains(&q.code)
+            && m.contains("no longer sees")
+            && !m.contains(&customer.id.0.to_string()),
+        "{m}"
+    );
+    let q = w.crm.quote(&w.zhangsan, q.id).await.expect("quote");
+    assert_eq!(q.status, QuoteStatus::Approved, "nothing changed");
+}
+
+/// An opportunity's expected close date is cleared, except where its
+/// stage requires it.
+pub async fn opportunity_close_date_is_cleared_unless_its_stage_requires_it(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{NewOpportunity, OpportunityPatch, StageCommand};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "成交日期有限公司", json!({})).await;
+    let date = chrono::NaiveDate::from_ymd_opt(2027, 3, 1);
+    let o = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "清空日期".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(100_000)),
+                expected_close: date,
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let clear = OpportunityPatch {
+        clear_expected_close: true,
+        ..OpportunityPatch::default()
+    };
+    let e = w
+        .crm
+        .update_opportunity(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            OpportunityPatch {
+                expected_close: date,
+                ..clear.clone()
+            },
+        )
+        .await
+        .expect_err("both");
+    assert!(e.to_string().contains("not both"), "{e}");
+    let o = w
+        .crm
+        .update_opportunity(&w.zhangsan, o.id, o.version, clear.clone())
+        .await
+        .expect("cleared");
+    assert_eq!(o.expected_close, None);
+    let o = w
+        .crm
+        .update_opportunity(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            OpportunityPatch {
+                expected_close: date,
+                ..OpportunityPatch::default()
+            },
+        )
+        .await
+        .expect("set again");
+    let o = w
+        .crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            StageCommand::MoveTo("assessment".into()),
+        )
+        .await
+        .expect("assessment");
+    let o = w
+        .crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            StageCommand::MoveTo("needs".into()),
+        )
+        .await
+        .expect("needs");
+    let e = w
+        .crm
+        .update_opportunity(&w.zhangsan, o.id, o.version, clear)
+        .await
+        .expect_err("the stage requires it");
+    assert!(
+        e.to_string().contains("expected_close") && e.to_string().contains("需求分析"),
+        "{e}"
+    );
+    let o = w.crm.opportunity(&w.zhangsan, o.id).await.expect("o");
+    assert_eq!(o.expected_close, date);
 }
