@@ -4346,8 +4346,19 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
                     rows,
                 );
             }
+            // Refused customers named by code (the actor may read them: the
+            // others are only counted), not by id.
             for (id, why) in &s.refused {
-                out!("  refused {id}: {why}");
+                let code = ctx
+                    .crm
+                    .store()
+                    .get(crm::schema::Table::Customers, id.0)
+                    .await
+                    .ok()
+                    .flatten()
+                    .and_then(|r| r.get("code").as_text().map(str::to_string))
+                    .unwrap_or_else(|| id.to_string());
+                out!("  refused {code}: {why}");
             }
             // Customers the actor may not read are only counted.
             if h.total() > 0 {

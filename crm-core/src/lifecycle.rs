@@ -407,7 +407,66 @@ impl Crm {
         Ok((what, guards))
     }
 
+    /// The open (tracking or on hold) opportunities of a customer that are
+    /// neither in the recycle bin nor archived, in words: by code where the
+    /// actor may read them, counted otherwise; `None` when there are none.
+    async fn open_opportunities_named(
+        &self,
+        actor: &Actor,
+        customer: &Row,
+    ) -> Result<Option<String>> {
+        let mut sel = Select::all(Table::Opportunities, actor.company_id.0, self.now());
+        sel.filter = Filter::Cmp(
+            Col::Column("customer_id"),
+            CmpOp::Eq,
+            Value::Id(customer.id()),
+        );
+        let (mut named, mut others) = (Vec::new(), 0usize);
+        for row in self.store.select(&sel).await?.rows {
+            if !crate::sales::opportunity::is_open(&row) {
+                continue;
+            }
+            if self
+                .can_on_row(actor, Entity::Opportunity, Action::Read, &row)
+                .await?
+            {
+                named.push(row.get("code").as_text().unwrap_or_default().to_string());
+            } else {
+                others += 1;
+            }
+        }
+        Ok(open_list(named, others))
+    }
+
+    /// One step of one record. A follow-up's step writes its customer's
+    /// follow-up dates at the version read: when another write of that
+    /// customer (a colleague's follow-up, the owner's edit) committed
+    /// meanwhile, the step is taken again from a fresh read, at most
+    /// [`FOLLOW_UP_TRIES`](crate::records::FOLLOW_UP_TRIES) times — the
+    /// actor changed no customer field, so that is no conflict of theirs.
     async fn step(&self, actor: &Actor, entity: Entity, id: RecordId, step: Step) -> Result<()> {
+        let mut tries = 1;
+        loop {
+            match self.step_once(actor, entity, id, step).await {
+                Err(e)
+                    if entity == Entity::FollowUp
+                        && crate::records::is_customer_conflict(&e)
+                        && tries < crate::records::FOLLOW_UP_TRIES =>
+                {
+                    tries += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn step_once(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        id: RecordId,
+        step: Step,
+    ) -> Result<()> {
         let row = self.owned_row(actor, entity, id).await?;
         let action = match step {
             Step::Archive | Step::Unarchive => Action::Update,
@@ -480,6 +539,23 @@ impl Crm {
             return Err(Error::InvalidState(format!(
                 "customer {code} cannot be {}: {open}; collect what is owed, or terminate the \
                  contracts with a reason first",
+                step.event()
+            )));
+        }
+        // Nor does a customer with open opportunities: in the recycle bin
+        // (or archived), its pipeline would still be forecast and moved on
+        // as if the customer were live. They are won, lost or deleted
+        // first, as a contract owed money is collected first. (Contacts and
+        // follow-ups are the customer's own and go with it; an opportunity
+        // is a sales record of its own, like the contracts.) An
+        // opportunity created meanwhile counts on its customer, whose
+        // version this write carries.
+        if entity == Entity::Customer
+            && matches!(step, Step::Delete | Step::Archive)
+            && let Some(open) = self.open_opportunities_named(actor, &row).await?
+        {
+            return Err(Error::InvalidState(format!(
+                "customer {code} cannot be {}: {open}",
                 step.event()
             )));
         }
@@ -1665,4 +1741,27 @@ impl Crm {
             })
             .collect())
     }
+}
+
+/// A customer's open opportunities, in words, with what to do about them:
+/// "it has open opportunity JH-1; close it …", "it has open opportunities
+/// JH-1, JH-2 and 1 more of others'; close them …", "it has 2 open
+/// opportunities of others'; …"; `None` when there are none.
+fn open_list(named: Vec<String>, others: usize) -> Option<String> {
+    let total = named.len() + others;
+    let noun = if total == 1 {
+        "opportunity"
+    } else {
+        "opportunities"
+    };
+    let them = if total == 1 { "it" } else { "them" };
+    let which = match (named.is_empty(), others) {
+        (true, 0) => return None,
+        (true, n) => format!("{n} open {noun} of others'"),
+        (false, 0) => format!("open {noun} {}", named.join(", ")),
+        (false, n) => format!("open {noun} {} and {n} more of others'", named.join(", ")),
+    };
+    Some(format!(
+        "it has {which}; close {them} (won or lost) or delete {them} first"
+    ))
 }

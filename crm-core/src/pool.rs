@@ -2232,6 +2232,7 @@ impl Crm {
             let mut row = match row {
                 Ok(r) => r,
                 Err(e) => {
+                    let e = self.taken_meanwhile(actor, &set, id, e).await;
                     report.refused.push((id, e.to_string()));
                     continue;
                 }
@@ -2276,10 +2277,97 @@ impl Crm {
                     holding.took(to, guarded);
                     report.done.push(id);
                 }
-                Err(e) => report.refused.push((id, e.to_string())),
+                Err(e) => {
+                    let e = self.taken_meanwhile(actor, &set, id, e).await;
+                    report.refused.push((id, e.to_string()));
+                }
             }
         }
         Ok(report)
+    }
+
+    /// The refusal of a claim of `id` that failed with `e`: when `e` is
+    /// "not found" or a conflict on the customer, and the customer has been
+    /// taken from a pool the actor is a member of (claimed or assigned) by
+    /// then — another claim won the race — says so, naming the new owner
+    /// when the actor may read the customer now; otherwise `e`.
+    async fn taken_meanwhile(&self, actor: &Actor, set: &PoolSet, id: RecordId, e: Error) -> Error {
+        let lost = match &e {
+            Error::NotFound { .. } => true,
+            Error::Conflict { entity, .. } => entity == Entity::Customer.name(),
+            _ => false,
+        };
+        if !lost {
+            return e;
+        }
+        let Ok(row) = self.customer_row(actor, id).await else {
+            return e;
+        };
+        let Some(owner) = row.get("owner_id").as_id() else {
+            return e;
+        };
+        let Ok(Some(mv)) = self.last_move(actor.company_id.0, id.0, None).await else {
+            return e;
+        };
+        let from_members_pool = mv.get("from_place").as_text() == Some(Place::Public.name())
+            && mv
+                .get("pool_id")
+                .as_id()
+                .and_then(|p| set.index(p))
+                .is_some_and(|i| set.is_member(i, actor));
+        if !from_members_pool || mv.get("to_owner").as_id() != Some(owner) {
+            return e;
+        }
+        let who = match self
+            .can_on_row(actor, Entity::Customer, Action::Read, &row)
+            .await
+        {
+            Ok(true) => match self.user(actor, UserId(owner)).await {
+                Ok(u) => u.display_name,
+                Err(_) => "someone else".to_string(),
+            },
+            _ => "someone else".to_string(),
+        };
+        let how = if mv.get("action").as_text() == Some("assign") {
+            format!("assigned to {who}")
+        } else {
+            format!("claimed by {who}")
+        };
+        Error::InvalidState(format!(
+            "customer {} was just {how}; it is no longer in the pool",
+            Self::label(&row)
+        ))
+    }
+
+    /// The latest pool move of a customer (optionally only those taking it
+    /// from `from_owner`).
+    async fn last_move(
+        &self,
+        company: Uuid,
+        customer: Uuid,
+        from_owner: Option<Uuid>,
+    ) -> Result<Option<Row>> {
+        let mut sel = Select::all(Table::PoolMoves, company, self.now());
+        let mut filter = vec![eq("customer_id", Value::Id(customer))];
+        if let Some(o) = from_owner {
+            filter.push(eq("from_owner", Value::Id(o)));
+        }
+        sel.filter = Filter::And(filter);
+        sel.sort = vec![
+            Sort {
+                col: col("created_at"),
+                desc: true,
+            },
+            Sort {
+                col: col("customer_version"),
+                desc: true,
+            },
+        ];
+        sel.paging = Paging::Offset {
+            offset: 0,
+            limit: 1,
+        };
+        Ok(self.store.select(&sel).await?.rows.into_iter().next())
     }
 
     /// Claims one public customer for the actor within the limits of its
@@ -2322,10 +2410,47 @@ impl Crm {
             && let Some(released) = row.get("released_at").as_timestamp()
             && released + days(limits.reclaim_cooldown_days) > now
         {
+            // Named by who took it from the actor: they released it, a
+            // rule recycled it, or someone else (an administrator, whoever
+            // may transfer it) moved it to the pool.
+            let how = match self
+                .last_move(company, row.id(), Some(actor.user_id.0))
+                .await?
+            {
+                Some(mv) if mv.get("rule_id").as_id().is_some() => {
+                    format!(
+                        "customer {} was recycled from {}",
+                        Self::label(row),
+                        actor.display_name
+                    )
+                }
+                Some(mv)
+                    if mv
+                        .get("actor_id")
+                        .as_id()
+                        .is_some_and(|a| a != actor.user_id.0) =>
+                {
+                    let mover = match mv.get("actor_id").as_id() {
+                        Some(a) => self
+                            .user(actor, UserId(a))
+                            .await
+                            .map_or_else(|_| "someone else".to_string(), |u| u.display_name),
+                        None => "someone else".to_string(),
+                    };
+                    format!(
+                        "{mover} moved customer {} from {} to the pool",
+                        Self::label(row),
+                        actor.display_name
+                    )
+                }
+                _ => format!(
+                    "{} gave customer {} up",
+                    actor.display_name,
+                    Self::label(row)
+                ),
+            };
             return Err(Error::Forbidden(format!(
-                "{} gave customer {} up on {}; it may be claimed back from {}",
-                actor.display_name,
-                Self::label(row),
+                "{how} on {}; it may be claimed back from {}",
                 self.local_date(released),
                 self.local_date(released + days(limits.reclaim_cooldown_days))
             )));
@@ -3638,27 +3763,12 @@ impl Crm {
                             report.list(shown, Listed::Recycled, item);
                             continue;
                         }
-                        let moved: Result<()> = async {
-                            let cs = self
-                                .move_changes(
-                                    company,
-                                    row,
-                                    &Move {
-                                        action: "recycle",
-                                        to: Place::Public,
-                                        owner: None,
-                                        pool: Some(&g.pool),
-                                        reason: Some(why),
-                                        rule: Some(rule),
-                                        actor: None,
-                                    },
-                                )
-                                .await?;
-                            self.apply(cs).await
-                        }
-                        .await;
-                        match moved {
-                            Ok(()) => report.list(shown, Listed::Recycled, item),
+                        match self.recycle_one(company, &set, i, row, rule, why, at).await {
+                            Ok(true) => report.list(shown, Listed::Recycled, item),
+                            // Recycled or released by someone else meanwhile
+                            // (another sweep at the same moment), or no
+                            // longer due: nothing to do.
+                            Ok(false) => {}
                             Err(e) => report.list(shown, Listed::Refused(e.to_string()), item),
                         }
                     } else {
@@ -3693,13 +3803,103 @@ impl Crm {
                         ));
                         match self.apply(cs).await {
                             Ok(()) => report.list(shown, Listed::Warned, item),
-                            Err(e) => report.list(shown, Listed::Refused(e.to_string()), item),
+                            Err(e) => {
+                                // Warned by another sweep at the same moment,
+                                // or recycled, released or taken meanwhile:
+                                // nothing to do.
+                                if matches!(&e, Error::Conflict { entity, .. }
+                                    if entity == Entity::Customer.name())
+                                    && self
+                                        .store
+                                        .get(Table::Customers, row.id())
+                                        .await?
+                                        .is_none_or(|r| {
+                                            !Place::of_row(&r).is_owned()
+                                                || r.get("recycle_warned_due").as_timestamp()
+                                                    == Some(due)
+                                        })
+                                {
+                                    continue;
+                                }
+                                report.list(shown, Listed::Refused(e.to_string()), item)
+                            }
                         }
                     }
                 }
             }
         }
         Ok(report)
+    }
+
+    /// Recycles one due customer of pool `i` by `rule`. When the customer
+    /// was changed since it was read (another sweep running at the same
+    /// moment recycled it, its owner released it, edited it or logged a
+    /// follow-up), it is read again: `false` when it is in a pool by now,
+    /// locked, governed by another pool or no longer due at `at` (nothing
+    /// to do), else its recycling is tried again with the rule due now.
+    #[allow(clippy::too_many_arguments)]
+    async fn recycle_one(
+        &self,
+        company: Uuid,
+        set: &PoolSet,
+        i: usize,
+        row: &Row,
+        rule: &RecycleRule,
+        why: String,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let g = &set.pools[i];
+        let (mut row, mut rule, mut why) = (row.clone(), rule, why);
+        let mut tries = 1;
+        loop {
+            let cs = self
+                .move_changes(
+                    company,
+                    &row,
+                    &Move {
+                        action: "recycle",
+                        to: Place::Public,
+                        owner: None,
+                        pool: Some(&g.pool),
+                        reason: Some(why.clone()),
+                        rule: Some(rule),
+                        actor: None,
+                    },
+                )
+                .await?;
+            match self.apply(cs).await {
+                Err(Error::Conflict { entity, .. })
+                    if entity == Entity::Customer.name() && tries < HOLDER_TRIES =>
+                {
+                    tries += 1;
+                    let Some(fresh) =
+                        self.store
+                            .get(Table::Customers, row.id())
+                            .await?
+                            .filter(|r| {
+                                r.get("company_id").as_id() == Some(company)
+                                    && r.get("deleted_at").is_null()
+                                    && r.get("archived_at").is_null()
+                            })
+                    else {
+                        return Ok(false);
+                    };
+                    if !Place::of_row(&fresh).is_owned()
+                        || fresh.get("locked").as_bool() == Some(true)
+                        || set.governing(&fresh) != Some(i)
+                    {
+                        return Ok(false);
+                    }
+                    match self.first_due(&g.rules, &fresh) {
+                        Some((r, due, w)) if due <= at => {
+                            (row, rule, why) = (fresh, r, w);
+                        }
+                        _ => return Ok(false),
+                    }
+                }
+                other => return other.map(|()| true),
+            }
+        }
     }
 
     /// Customers the actor can see that their pools' rules would recycle

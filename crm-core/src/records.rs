@@ -246,6 +246,33 @@ pub(crate) fn customer_contacts_key(company: Uuid, customer: Uuid) -> String {
     format!("{company}:customer_contacts:{customer}")
 }
 
+/// Tries of a follow-up's write (create, delete, restore, purge) whose
+/// customer someone else changed since it was read: each try reads the
+/// customer again and computes its follow-up dates again. Each failed try
+/// means another write of that customer committed.
+pub(crate) const FOLLOW_UP_TRIES: usize = 5;
+
+/// Whether an error is a version conflict on a customer (a follow-up's
+/// change set writes one customer only: its own).
+pub(crate) fn is_customer_conflict(e: &Error) -> bool {
+    matches!(e, Error::Conflict { entity, .. } if entity == Entity::Customer.name())
+}
+
+/// The customer a change set creating a follow-up writes the follow-up
+/// dates of.
+fn follow_up_customer_of(cs: &ChangeSet) -> Option<Uuid> {
+    cs.ops.iter().find_map(|op| match op {
+        Op::Insert {
+            table: Table::FollowUps,
+            values,
+        } => values
+            .iter()
+            .find(|(k, _)| *k == "customer_id")
+            .and_then(|(_, v)| v.as_id()),
+        _ => None,
+    })
+}
+
 impl Crm {
     /// A guard that `customer` is still live (not in the recycle bin) when
     /// the change set commits, for a change set creating a contact of it: a
@@ -1416,10 +1443,83 @@ impl Crm {
             }
             ids.push(RecordId(id));
         }
-        // The caps of the pools that govern the new customers' owners.
-        self.creation_caps(actor, &mut cs).await?;
-        self.apply_indexed(cs).await?;
-        Ok(ids)
+        // A follow-up writes its customer's follow-up dates at the version
+        // read: a colleague's follow-up or edit of that customer committed
+        // meanwhile is no conflict of the author's, who changed no customer
+        // field — the customer is read again and the dates computed again.
+        let follow_up_customer = (entity == Entity::FollowUp && ids.len() == 1)
+            .then(|| follow_up_customer_of(&cs))
+            .flatten();
+        // The caps of the pools that govern the new customers' owners,
+        // counted again when a claim, assignment or another create for the
+        // same owner committed after they were counted (its holder row
+        // changed or was just inserted).
+        let mut holder_tries = 1;
+        let mut customer_tries = 1;
+        loop {
+            let mut attempt = cs.clone();
+            self.creation_caps(actor, &mut attempt).await?;
+            match self.apply_indexed(attempt).await {
+                Err(e) if crate::pool::is_holder_conflict(&e) => {
+                    if holder_tries >= crate::pool::HOLDER_TRIES {
+                        return Err(crate::pool::holders_busy(&actor.display_name));
+                    }
+                    holder_tries += 1;
+                }
+                Err(e)
+                    if follow_up_customer.is_some()
+                        && is_customer_conflict(&e)
+                        && customer_tries < FOLLOW_UP_TRIES =>
+                {
+                    customer_tries += 1;
+                    if let Some(c) = follow_up_customer {
+                        self.refresh_follow_up_customer(actor, &mut cs, c).await?;
+                    }
+                }
+                other => {
+                    other?;
+                    return Ok(ids);
+                }
+            }
+        }
+    }
+
+    /// Writes a follow-up's customer update in `cs` again from the customer
+    /// as stored now (see [`Crm::follow_up_customer_update`]): the last
+    /// follow-up time and next follow-up date of a customer someone else
+    /// changed since it was read.
+    async fn refresh_follow_up_customer(
+        &self,
+        actor: &Actor,
+        cs: &mut ChangeSet,
+        customer: Uuid,
+    ) -> Result<()> {
+        let crow = self.live_row(actor, Table::Customers, customer).await?;
+        let mut set: BTreeMap<&'static str, Value> = BTreeMap::new();
+        for op in &cs.ops {
+            if let Op::Insert {
+                table: Table::FollowUps,
+                values,
+            } = op
+            {
+                for (k, v) in values {
+                    if matches!(*k, "occurred_at" | "next_follow_up_at") {
+                        set.insert(k, v.clone());
+                    }
+                }
+            }
+        }
+        let (op, audit) = self.follow_up_customer_update(actor, &crow, &set);
+        for o in &mut cs.ops {
+            if matches!(o, Op::Update { table: Table::Customers, id, .. } if *id == customer) {
+                *o = op.clone();
+            }
+        }
+        cs.audit.retain(|a| {
+            !(a.table == Table::Customers && a.record_id == customer && a.action == "update")
+        });
+        cs.audit.extend(audit);
+        Ok(())
     }
 
     /// Builds the insert (and side updates) for one record. `pending` holds
@@ -1550,6 +1650,23 @@ impl Crm {
             }
             if entity == Entity::FollowUp {
                 self.check_follow_up_dates(&set, true)?;
+                // Planning the customer's next follow-up edits the customer:
+                // someone who may only read it (a read share, a role that
+                // edits no such customer) records what happened, and the
+                // owner plans what comes next.
+                if set.get("next_follow_up_at").is_some_and(|v| !v.is_null())
+                    && !self
+                        .can_on_row(actor, Entity::Customer, Action::Update, &crow)
+                        .await?
+                {
+                    return Err(Error::Forbidden(format!(
+                        "{} may not set next_follow_up_at (下次跟进时间): it plans the next \
+                         follow-up of customer {}, which they may not edit; leave it out, or \
+                         ask the customer's owner to plan it",
+                        actor.display_name,
+                        crow.get("code").as_text().unwrap_or_default()
+                    )));
+                }
                 if let Some(contact) = set.get("contact_id").and_then(Value::as_id) {
                     let c = self.live_row(actor, Table::Contacts, contact).await?;
                     if c.get("customer_id").as_id() != Some(cust) {
@@ -1651,9 +1768,13 @@ impl Crm {
     /// The customer update a follow-up implies: last follow-up time and the
     /// next follow-up date — the date only for who has full access to that
     /// field (a field rule that makes it read-only or hidden leaves it
-    /// alone, as a merge does; whoever may follow the customer up plans the
-    /// next follow-up, as in Salesforce activities, even with a read share),
-    /// with an audit entry on the customer when it changes.
+    /// alone, as a merge does), with an audit entry on the customer when it
+    /// changes. Only who may edit the customer plans its next follow-up (a
+    /// follow-up setting `next_follow_up_at` is refused to anyone else
+    /// before this); the last follow-up time moves for every follow-up,
+    /// also one logged through a read share: a contact with the customer
+    /// did happen, and it is what the recycling rules count (as most CRMs
+    /// count any logged activity).
     fn follow_up_customer_update(
         &self,
         actor: &Actor,

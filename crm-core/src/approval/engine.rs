@@ -871,9 +871,15 @@ impl Instance {
             .unwrap_or_default()
     }
 
-    /// Whether `user` is among the approvers of any resolved step.
+    /// Whether `user` is the applicant or among the approvers of any
+    /// resolved step.
     pub fn involves(&self, user: Uuid) -> bool {
-        self.applicant == user || self.steps.iter().any(|s| s.approvers.contains(&user))
+        self.applicant == user || self.is_approver(user)
+    }
+
+    /// Whether `user` is among the approvers of any resolved step.
+    pub fn is_approver(&self, user: Uuid) -> bool {
+        self.steps.iter().any(|s| s.approvers.contains(&user))
     }
 
     fn check_approver(&self, actor: Uuid) -> Result<usize, ApprovalError> {

@@ -962,6 +962,25 @@ impl Crm {
         if !may_see {
             return Err(Error::not_found("approval", approval));
         }
+        // A withdrawal drops the document back to a draft: its applicant
+        // answers for it only while they may still read it (a contract
+        // transferred away since is its new owner's to withdraw).
+        if decision == Decision::Withdraw
+            && self
+                .document_hidden(actor, &info, document.as_ref())
+                .await?
+        {
+            if !info.state.is_approver(me) && !actor.can(Entity::ApprovalFlow, Action::Read) {
+                return Err(Error::not_found("approval", approval));
+            }
+            return Err(Error::Forbidden(format!(
+                "{} may not withdraw the approval of {} {}: they may no longer read it; its \
+                 owner may withdraw it",
+                actor.display_name,
+                info.doc_type,
+                info.document_code.as_deref().unwrap_or_default()
+            )));
+        }
         if matches!(decision, Decision::Approve | Decision::Reject(_)) {
             check_document_live(&info, document.as_ref())?;
         }
@@ -1304,16 +1323,64 @@ impl Crm {
         out
     }
 
-    /// An approval the actor is involved in (or may read).
+    /// An approval the actor is involved in (or may read): its approvers
+    /// and who may read approval flows see it; its applicant while they may
+    /// still read the contract or quote it approves (not once it was
+    /// transferred out of their reach).
     pub async fn approval(&self, actor: &Actor, approval: Uuid) -> Result<ApprovalInfo> {
         let row = self
             .live_row(actor, Table::ApprovalInstances, approval)
             .await?;
         let info = info_from_row(&row)?;
-        if info.state.involves(actor.user_id.0) || actor.can(Entity::ApprovalFlow, Action::Read) {
-            Ok(info)
-        } else {
-            Err(Error::not_found("approval", approval))
+        let me = actor.user_id.0;
+        if info.state.is_approver(me) || actor.can(Entity::ApprovalFlow, Action::Read) {
+            return Ok(info);
+        }
+        if info.state.involves(me) {
+            let document = self.document_as_stored(actor, &info).await?;
+            if !self
+                .document_hidden(actor, &info, document.as_ref())
+                .await?
+            {
+                return Ok(info);
+            }
+        }
+        Err(Error::not_found("approval", approval))
+    }
+
+    /// The contract or quote an approval approves, as stored (`None` for
+    /// other documents, or one purged).
+    async fn document_as_stored(&self, actor: &Actor, info: &ApprovalInfo) -> Result<Option<Row>> {
+        if !matches!(info.doc_type.as_str(), "contract" | "quote") {
+            return Ok(None);
+        }
+        let Some(table) = sales_document_table(&info.doc_type) else {
+            return Ok(None);
+        };
+        Ok(self
+            .store
+            .get(table, info.document_id)
+            .await?
+            .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0)))
+    }
+
+    /// Whether `document`, the contract or quote an approval approves, is
+    /// one the actor may not read (any more): e.g. its applicant's after it
+    /// was transferred to someone else.
+    async fn document_hidden(
+        &self,
+        actor: &Actor,
+        info: &ApprovalInfo,
+        document: Option<&Row>,
+    ) -> Result<bool> {
+        let entity = match info.doc_type.as_str() {
+            "contract" => Entity::Contract,
+            "quote" => Entity::Quote,
+            _ => return Ok(false),
+        };
+        match document {
+            Some(row) => Ok(!self.can_on_row(actor, entity, Action::Read, row).await?),
+            None => Ok(false),
         }
     }
 
@@ -1353,7 +1420,9 @@ impl Crm {
             .collect()
     }
 
-    /// Approvals the actor submitted, newest first.
+    /// Approvals the actor submitted, newest first: those of contracts and
+    /// quotes they may still read (one transferred out of their reach is
+    /// its new owner's business).
     pub async fn my_approvals(&self, actor: &Actor) -> Result<Vec<ApprovalInfo>> {
         let mut sel = Select::all(Table::ApprovalInstances, actor.company_id.0, self.now());
         sel.filter = eq("applicant_id", Value::Id(actor.user_id.0));
@@ -1361,13 +1430,19 @@ impl Crm {
             col: Col::Column("updated_at"),
             desc: true,
         }];
-        self.store
-            .select(&sel)
-            .await?
-            .rows
-            .iter()
-            .map(info_from_row)
-            .collect()
+        let mut out = Vec::new();
+        for row in self.store.select(&sel).await?.rows {
+            let info = info_from_row(&row)?;
+            let document = self.document_as_stored(actor, &info).await?;
+            if info.state.is_approver(actor.user_id.0)
+                || !self
+                    .document_hidden(actor, &info, document.as_ref())
+                    .await?
+            {
+                out.push(info);
+            }
+        }
+        Ok(out)
     }
 
     /// Every action taken on an approval, in order.
@@ -1376,7 +1451,15 @@ impl Crm {
         actor: &Actor,
         approval: Uuid,
     ) -> Result<Vec<ApprovalAction>> {
-        self.approval(actor, approval).await?;
+        // The log of what was done: for everyone involved, its applicant
+        // too, even once the document is out of their reach.
+        let row = self
+            .live_row(actor, Table::ApprovalInstances, approval)
+            .await?;
+        let info = info_from_row(&row)?;
+        if !info.state.involves(actor.user_id.0) && !actor.can(Entity::ApprovalFlow, Action::Read) {
+            return Err(Error::not_found("approval", approval));
+        }
         let mut sel = Select::all(Table::ApprovalActions, actor.company_id.0, self.now());
         sel.filter = eq("instance_id", Value::Id(approval));
         sel.sort = vec![Sort {

@@ -508,17 +508,7 @@ impl Crm {
         if named.is_empty() && unnamed == 0 {
             return Ok(None);
         }
-        let mut what = Vec::new();
-        if !named.is_empty() {
-            what.push(named.join(", "));
-        }
-        if unnamed > 0 {
-            what.push(format!("{unnamed} contract(s) of others"));
-        }
-        Ok(Some(format!(
-            "its contracts {} are still owed money or have payments awaiting approval",
-            what.join(" and ")
-        )))
+        Ok(Some(owed_contracts_text(&named, unnamed)))
     }
 
     /// Reads a live contract the actor may edit.
@@ -1297,5 +1287,54 @@ impl Crm {
         );
         sel.filter = Filter::And(filters);
         sel
+    }
+}
+
+/// "its contract HT-1 is", "its contracts HT-1, HT-2 and 1 of others' are",
+/// "1 of its contracts (another user's) is" … still owed money: the
+/// contracts the reader may read by code, the others counted.
+fn owed_contracts_text(named: &[String], unnamed: usize) -> String {
+    let total = named.len() + unnamed;
+    let verb = if total == 1 { "is" } else { "are" };
+    let others = |n: usize| {
+        if n == 1 {
+            "1 of others'".to_string()
+        } else {
+            format!("{n} of others'")
+        }
+    };
+    let subject = match (named.len(), unnamed) {
+        (0, 1) => "1 of its contracts (another user's)".to_string(),
+        (0, n) => format!("{n} of its contracts (other users')"),
+        (1, 0) => format!("its contract {}", named[0]),
+        (_, 0) => format!("its contracts {}", named.join(", ")),
+        (_, n) => format!("its contracts {} and {}", named.join(", "), others(n)),
+    };
+    format!("{subject} {verb} still owed money or awaiting a payment's approval")
+}
+
+#[cfg(test)]
+mod owed_text_tests {
+    use super::owed_contracts_text;
+
+    #[test]
+    fn owed_contracts_read_as_sentences() {
+        let hts = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            owed_contracts_text(&hts(&["HT-1"]), 0),
+            "its contract HT-1 is still owed money or awaiting a payment's approval"
+        );
+        assert_eq!(
+            owed_contracts_text(&hts(&["HT-1", "HT-2"]), 1),
+            "its contracts HT-1, HT-2 and 1 of others' are still owed money or awaiting a payment's approval"
+        );
+        assert_eq!(
+            owed_contracts_text(&[], 1),
+            "1 of its contracts (another user's) is still owed money or awaiting a payment's approval"
+        );
+        assert_eq!(
+            owed_contracts_text(&[], 3),
+            "3 of its contracts (other users') are still owed money or awaiting a payment's approval"
+        );
     }
 }

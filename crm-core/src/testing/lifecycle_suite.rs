@@ -17,6 +17,16 @@ macro_rules! lifecycle_scenarios {
             $make
         );
         $each!(
+            $crate::testing::lifecycle_suite::a_customer_with_open_opportunities_stays_in_the_working_set,
+            crm_lifecycle_a_customer_with_open_opportunities_stays_in_the_working_set,
+            $make
+        );
+        $each!(
+            $crate::testing::lifecycle_suite::a_transferred_documents_approval_is_out_of_its_applicants_hands,
+            crm_lifecycle_a_transferred_documents_approval_is_out_of_its_applicants_hands,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::a_share_until_a_date_lasts_through_that_day,
             crm_lifecycle_a_share_until_a_date_lasts_through_that_day,
             $make
@@ -815,12 +825,12 @@ pub async fn a_child_is_not_restored_while_its_customer_is_not_live(store: Arc<d
         assert_eq!(r.done, vec![id], "{entity}: {r:?}");
     }
     // The customer deleted while the contact's restore is written: the
-    // restore is refused, and the contact stays in the recycle bin.
-    let r = w
-        .crm
-        .delete_records(&w.zhangsan, Entity::Contact, &[contact.id])
-        .await;
-    assert_eq!(r.done, vec![contact.id], "{r:?}");
+    // restore is refused, and the contact stays in the recycle bin. (Its
+    // open opportunity goes first: it would keep the customer.)
+    for (entity, id) in [(Entity::Contact, contact.id), (Entity::Opportunity, opp_id)] {
+        let r = w.crm.delete_records(&w.zhangsan, entity, &[id]).await;
+        assert_eq!(r.done, vec![id], "{r:?}");
+    }
     w.clock.advance(chrono::Duration::minutes(5));
     let (o, actor, id) = (other.clone(), w.zhangsan.clone(), c.id);
     hooked.before_write(Table::Contacts, async move {
@@ -847,6 +857,11 @@ pub async fn a_child_is_not_restored_while_its_customer_is_not_live(store: Arc<d
         .restore_records(&w.zhangsan, Entity::Customer, &[c.id])
         .await;
     assert_eq!(r.done, vec![c.id], "{r:?}");
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Opportunity, &[opp_id])
+        .await;
+    assert_eq!(r.done, vec![opp_id], "{r:?}");
     let r = w
         .crm
         .archive_records(&w.zhangsan, Entity::Opportunity, &[opp_id])
@@ -1055,6 +1070,14 @@ pub async fn a_customer_is_not_purged_while_sales_records_refer_to_it(store: Arc
         )
         .await
         .expect("transfer");
+    // (An open opportunity would keep the customer out of the recycle bin:
+    // it goes there first, and still refers to the customer.)
+    let o = RecordId(opp.id);
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Opportunity, &[o])
+        .await;
+    assert_eq!(r.done, vec![o], "{r:?}");
     let r = w
         .crm
         .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
@@ -1071,13 +1094,7 @@ pub async fn a_customer_is_not_purged_while_sales_records_refer_to_it(store: Arc
         "{m}"
     );
     assert!(row(&w, Table::Customers, c.id.0).await.is_some());
-    // An opportunity in the recycle bin still refers to it.
-    let o = RecordId(opp.id);
-    let r = w
-        .crm
-        .delete_records(&w.zhangsan, Entity::Opportunity, &[o])
-        .await;
-    assert_eq!(r.done, vec![o], "{r:?}");
+    // Whoever may read them all sees them named.
     let m = refusal(
         w.crm
             .purge_records(&w.admin, Entity::Customer, &[c.id])
@@ -2763,4 +2780,159 @@ pub async fn a_transfer_ends_the_shares_of_the_old_owner(store: Arc<dyn Store>) 
             && p["shares_ended"] == json!([w.zhaoliu.user_id.0.to_string()])),
         "{got:?}"
     );
+}
+
+/// A customer with open opportunities is neither deleted nor archived: in
+/// the recycle bin, its pipeline would still be forecast and moved on. The
+/// refusal names the opportunities the actor may read by code and counts
+/// the others; once they are closed or deleted, the customer may go.
+pub async fn a_customer_with_open_opportunities_stays_in_the_working_set(store: Arc<dyn Store>) {
+    use crate::sales::NewOpportunity;
+    let w = with_sales_rights(World::new(store).await).await;
+    let c = w.customer(&w.zhangsan, "商机未结有限公司", json!({})).await;
+    let new = |name: &str| NewOpportunity {
+        name: name.into(),
+        customer_id: c.id.0,
+        ..NewOpportunity::default()
+    };
+    let mine = w
+        .crm
+        .create_opportunity(&w.zhangsan, new("机房改造"))
+        .await
+        .expect("opportunity");
+    // 李四 (the manager) tracks one too, which 张三 may not read.
+    let managers = w
+        .crm
+        .create_opportunity(&w.lisi, new("备件采购"))
+        .await
+        .expect("opportunity");
+    for (what, report) in [
+        (
+            "deleted",
+            w.crm
+                .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+                .await,
+        ),
+        (
+            "archived",
+            w.crm
+                .archive_records(&w.zhangsan, Entity::Customer, &[c.id])
+                .await,
+        ),
+    ] {
+        let why = refusal(report);
+        assert!(
+            why.contains(&format!("cannot be {what}"))
+                && why.contains(&format!(
+                    "open opportunities {} and 1 more of others'",
+                    mine.code
+                ))
+                && why.contains("close them (won or lost) or delete them first"),
+            "{why}"
+        );
+        assert!(!why.contains(&managers.code), "{why}");
+    }
+    for (who, o) in [(&w.zhangsan, mine.id), (&w.lisi, managers.id)] {
+        let r = w
+            .crm
+            .delete_records(who, Entity::Opportunity, &[RecordId(o)])
+            .await;
+        assert_eq!(r.done.len(), 1, "{r:?}");
+    }
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+}
+
+/// After a contract waiting for approval is transferred, its former owner
+/// and applicant, who can no longer read it, neither sees its approval nor
+/// withdraws it (which would drop the new owner's contract back to a
+/// draft); the new owner may withdraw it, and its approver still sees it.
+pub async fn a_transferred_documents_approval_is_out_of_its_applicants_hands(
+    store: Arc<dyn Store>,
+) {
+    use crate::approval::{ApproverRule, Fallback, FlowDef, Restart, SignMode, StepDef};
+    use crate::money::Money;
+    use crate::sales::{ContractStatus, NewContract};
+    let w = with_sales_rights(World::new(store).await).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "contract",
+            "合同审批",
+            FlowDef {
+                steps: vec![StepDef {
+                    name: "经理".into(),
+                    conditions: Vec::new(),
+                    approvers: ApproverRule::Users {
+                        users: vec![w.lisi.user_id.0],
+                    },
+                    mode: SignMode::Any,
+                    fallback: Fallback::Admins,
+                }],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("flow");
+    let c = w.customer(&w.zhangsan, "审批转移有限公司", json!({})).await;
+    let k = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "待审合同".into(),
+                customer_id: c.id.0,
+                amount: Some(Money::cny(50_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (k, a) = w
+        .crm
+        .submit_contract(&w.zhangsan, k.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    assert_eq!(k.status, ContractStatus::PendingApproval);
+    let a = a.expect("approval");
+    assert!(w.crm.approval(&w.zhangsan, a.id).await.is_ok());
+    let r = w
+        .crm
+        .transfer_records(
+            &w.zhangsan,
+            Entity::Contract,
+            &[RecordId(k.id)],
+            w.wangwu.user_id,
+        )
+        .await
+        .expect("transfer");
+    assert_eq!(r.done.len(), 1, "{r:?}");
+    assert!(matches!(
+        w.crm.approval(&w.zhangsan, a.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        !w.crm
+            .my_approvals(&w.zhangsan)
+            .await
+            .expect("mine")
+            .iter()
+            .any(|x| x.id == a.id)
+    );
+    assert!(matches!(
+        w.crm.withdraw(&w.zhangsan, a.id, None).await,
+        Err(Error::NotFound { .. })
+    ));
+    let k2 = w.crm.contract(&w.wangwu, k.id).await.expect("contract");
+    assert_eq!(k2.status, ContractStatus::PendingApproval, "still pending");
+    assert!(w.crm.approval(&w.lisi, a.id).await.is_ok(), "the approver");
+    w.crm
+        .withdraw(&w.wangwu, a.id, None)
+        .await
+        .expect("the new owner withdraws");
+    let k2 = w.crm.contract(&w.wangwu, k.id).await.expect("contract");
+    assert_eq!(k2.status, ContractStatus::Draft);
 }

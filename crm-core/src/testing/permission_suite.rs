@@ -8,6 +8,11 @@
 macro_rules! permission_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::permission_suite::a_read_share_logs_follow_ups_but_plans_nothing,
+            perm_a_read_share_logs_follow_ups_but_plans_nothing,
+            $make
+        );
+        $each!(
             $crate::testing::permission_suite::search_and_pinyin_sort_leave_restricted_fields_out,
             perm_search_and_pinyin_sort_leave_restricted_fields_out,
             $make
@@ -4164,4 +4169,84 @@ pub async fn a_transfer_does_not_land_in_a_department_deleted_meanwhile(store: A
         .await
         .expect("customer");
     assert_eq!(now.department_id, Some(w.group1));
+}
+
+/// A colleague with only a read share of a customer logs a follow-up on it:
+/// the follow-up is saved and dates the customer's last follow-up (a
+/// contact did happen), but planning the customer's next follow-up edits
+/// the customer, so a follow-up setting `next_follow_up_at` is refused to
+/// them, naming why, and the owner's plan stands.
+pub async fn a_read_share_logs_follow_ups_but_plans_nothing(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "只读跟进有限公司", json!({})).await;
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    w.crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            fields(json!({
+                "customer_id": c.id.to_string(), "channel": "call", "content": "首次拜访",
+                "next_follow_up_at": "2026-12-20 09:00"
+            })),
+        )
+        .await
+        .expect("the owner plans");
+    let follow_up = |next: Option<&str>| {
+        let mut f =
+            json!({"customer_id": c.id.to_string(), "channel": "call", "content": "代为回访"});
+        if let Some(n) = next {
+            f["next_follow_up_at"] = json!(n);
+        }
+        fields(f)
+    };
+    w.clock.advance(chrono::Duration::hours(2));
+    match w
+        .crm
+        .create_record(
+            &w.wangwu,
+            Entity::FollowUp,
+            follow_up(Some("2027-06-01 09:00")),
+        )
+        .await
+    {
+        Err(Error::Forbidden(m)) => {
+            assert!(
+                m.contains("next_follow_up_at") && m.contains("may not edit"),
+                "{m}"
+            );
+        }
+        other => panic!("a read share planned the owner's next follow-up: {other:?}"),
+    }
+    w.crm
+        .create_record(&w.wangwu, Entity::FollowUp, follow_up(None))
+        .await
+        .expect("a follow-up without a plan is saved");
+    let r = w
+        .crm
+        .get_record(&w.zhangsan, Entity::Customer, c.id)
+        .await
+        .expect("customer");
+    assert_eq!(r.fields["next_follow_up"], json!("2026-12-20"), "{r:?}");
+    assert_eq!(
+        w.crm
+            .store()
+            .get(crate::schema::Table::Customers, c.id.0)
+            .await
+            .expect("get")
+            .expect("row")
+            .get("last_follow_up_at")
+            .as_timestamp(),
+        Some(w.clock.now()),
+        "the sharee's follow-up is the customer's last"
+    );
 }

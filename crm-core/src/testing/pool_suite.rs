@@ -35,6 +35,26 @@ macro_rules! pool_scenarios {
             $make
         );
         $each!(
+            $crate::testing::pool_suite::follow_ups_at_once_on_one_customer_are_all_saved,
+            pool_follow_ups_at_once_on_one_customer_are_all_saved,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::customers_created_at_once_under_a_cap_count_again,
+            pool_customers_created_at_once_under_a_cap_count_again,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::sweeps_at_once_recycle_each_customer_once,
+            pool_sweeps_at_once_recycle_each_customer_once,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::a_lost_claim_and_the_cooldown_say_who,
+            pool_a_lost_claim_and_the_cooldown_say_who,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::a_claim_meets_a_cap_added_meanwhile,
             a_claim_meets_a_cap_added_meanwhile,
             $make
@@ -4814,4 +4834,301 @@ pub async fn a_deal_date_is_neither_ahead_nor_before_the_customer(store: Arc<dyn
     );
     // Now, again, is still a deal now.
     w.crm.mark_deal(&w.zhangsan, c.id, None).await.expect("now");
+}
+
+/// Colleagues logging follow-ups on one customer at once, or a follow-up
+/// racing the owner's edit of the customer: a follow-up writes the
+/// customer's follow-up dates, and the customer changed after it was read.
+/// The author changed no customer field, so that is no conflict of theirs:
+/// the customer is read again and the dates computed again, and both
+/// writes stand. The same for deleting a follow-up while the owner edits
+/// the customer.
+pub async fn follow_ups_at_once_on_one_customer_are_all_saved(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let c = w.customer(&w.zhangsan, "同时跟进有限公司", json!({})).await;
+    let follow_up = |content: &str, next: Option<&str>| {
+        let mut f = json!({"customer_id": c.id.to_string(), "channel": "call", "content": content});
+        if let Some(n) = next {
+            f["next_follow_up_at"] = json!(n);
+        }
+        fields(f)
+    };
+    // 赵六 (the group's lead) logs a call while 张三's is being written.
+    let (o, lead, theirs) = (
+        other.clone(),
+        w.zhaoliu.clone(),
+        follow_up("组长电话回访", Some("2026-12-01 09:00")),
+    );
+    w.clock.advance(Duration::hours(1));
+    hooked.before_customer_write(async move {
+        o.create_record(&lead, Entity::FollowUp, theirs)
+            .await
+            .expect("the lead's follow-up");
+    });
+    w.clock.advance(Duration::minutes(1));
+    let mine = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            follow_up("张三上门拜访", Some("2026-12-03 10:00")),
+        )
+        .await
+        .expect("a colleague's follow-up meanwhile is no conflict of the author's");
+    let r = row(&w, c.id).await;
+    assert_eq!(
+        r.get("last_follow_up_at").as_timestamp(),
+        Some(day(0) + Duration::minutes(61)),
+        "the latest follow-up dates the customer"
+    );
+    assert_eq!(
+        r.get("next_follow_up").to_json(),
+        json!("2026-12-03"),
+        "the latest follow-up plans the next one"
+    );
+    let listed = w
+        .crm
+        .list_records(
+            &w.zhaoliu,
+            Entity::FollowUp,
+            &ListQuery::default().with_total(),
+        )
+        .await
+        .expect("follow-ups");
+    assert_eq!(listed.total, Some(2), "both follow-ups are saved");
+    // The owner edits the customer while 张三's follow-up is being deleted:
+    // the edit stands, and the dates fall back to the lead's follow-up.
+    let (o, owner, version) = (other.clone(), w.zhangsan.clone(), r.version());
+    hooked.before_customer_write(async move {
+        o.update_record(
+            &owner,
+            Entity::Customer,
+            c.id,
+            version,
+            fields(json!({"notes": "同时修改"})),
+        )
+        .await
+        .expect("the owner's edit");
+    });
+    let report = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::FollowUp, &[mine.id])
+        .await;
+    assert_eq!(report.done, vec![mine.id], "{:?}", report.refused);
+    let r = row(&w, c.id).await;
+    assert_eq!(r.get("notes").to_json(), json!("同时修改"));
+    // (The lead's call was logged at the same minute.)
+    assert_eq!(
+        r.get("last_follow_up_at").as_timestamp(),
+        Some(day(0) + Duration::minutes(61))
+    );
+    assert_eq!(r.get("next_follow_up").to_json(), json!("2026-12-01"));
+}
+
+/// One user creating customers at once under a pool's cap: each create
+/// bumps (the first inserts) the user's holder row, so the later one fails
+/// on it and counts again — it is saved while the cap allows, and refused
+/// in the words of the cap when it does not, never with the store's words
+/// (a table, a constraint, an id).
+pub async fn customers_created_at_once_under_a_cap_count_again(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    pool_of(
+        &w,
+        "每人两个",
+        PoolLimits {
+            max_owned_per_user: Some(2),
+            ..PoolLimits::default()
+        },
+        0,
+    )
+    .await;
+    let (o, me) = (other.clone(), w.zhangsan.clone());
+    hooked.before_write(Table::PoolHolders, async move {
+        o.create_record(
+            &me,
+            Entity::Customer,
+            fields(json!({"name": "同时新建一有限公司"})),
+        )
+        .await
+        .expect("created meanwhile");
+    });
+    w.crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Customer,
+            fields(json!({"name": "同时新建二有限公司"})),
+        )
+        .await
+        .expect("the holder row inserted meanwhile is counted again, not an error");
+    assert!(hooked.holder_conflicts() >= 1, "the creates did meet");
+    // At the cap now: a third one, raced by a fourth, is refused as over
+    // the cap.
+    let (o, me) = (other.clone(), w.zhangsan.clone());
+    hooked.before_write(Table::PoolHolders, async move {
+        let e = o
+            .create_record(
+                &me,
+                Entity::Customer,
+                fields(json!({"name": "同时新建三有限公司"})),
+            )
+            .await
+            .expect_err("over the cap");
+        assert!(e.to_string().contains("already holds 2"), "{e}");
+    });
+    let e = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Customer,
+            fields(json!({"name": "同时新建四有限公司"})),
+        )
+        .await
+        .expect_err("over the cap");
+    let m = e.to_string();
+    assert!(m.contains("already holds 2"), "{m}");
+    assert!(!m.contains("pool_holders"), "{m}");
+}
+
+/// Two sweeps at the same moment: each customer is recycled (or its owner
+/// warned) once, and the sweep that comes second skips the customers the
+/// first recycled or warned about instead of refusing them.
+pub async fn sweeps_at_once_recycle_each_customer_once(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "销售部公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_departments: vec![w.sales],
+                limits: PoolLimits {
+                    warn_days: 3,
+                    ..PoolLimits::default()
+                },
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool");
+    w.crm
+        .add_recycle_rule(&w.lisi, pool.id, RuleSpec::new(RuleKind::NoFollowUp, 10))
+        .await
+        .expect("rule");
+    let a = w
+        .customer(&w.zhangsan, "同时回收一有限公司", json!({}))
+        .await
+        .id;
+    let b = w
+        .customer(&w.zhangsan, "同时回收二有限公司", json!({}))
+        .await
+        .id;
+    w.clock.advance(Duration::days(3));
+    // Due on day 13: its owner is warned on day 11.
+    let d = w
+        .customer(&w.zhangsan, "同时提醒有限公司", json!({}))
+        .await
+        .id;
+    w.clock.advance(Duration::days(8));
+    let sweep = SweepOptions {
+        dry_run: false,
+        at: None,
+        pool: None,
+    };
+    let (o, admin, s) = (other.clone(), w.admin.clone(), sweep.clone());
+    hooked.before_customer_write(async move {
+        let r = o.sweep(&admin, &s).await.expect("the other sweep");
+        assert_eq!(r.recycled.len(), 2, "{r:?}");
+        assert_eq!(r.warned.len(), 1, "{r:?}");
+    });
+    let r = w.crm.sweep(&w.lisi, &sweep).await.expect("sweep");
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    assert!(r.recycled.is_empty(), "recycled twice: {:?}", r.recycled);
+    assert!(r.warned.is_empty(), "warned twice: {:?}", r.warned);
+    assert_eq!(place(&row(&w, d).await), Place::Private);
+    assert_eq!(events_of(&w, "customer.recycle_warning").await.len(), 1);
+    for c in [a, b] {
+        assert_eq!(place(&row(&w, c).await), Place::Public);
+        assert_eq!(
+            w.crm
+                .pool_history(&w.admin, c)
+                .await
+                .expect("history")
+                .iter()
+                .filter(|m| m.action == "recycle")
+                .count(),
+            1
+        );
+    }
+}
+
+/// A claim that loses the race for a customer says that someone else took
+/// it (by name to who may read the customer now), not that the customer
+/// is not found; and a former owner waiting out the cooldown is told who
+/// moved the customer to the pool.
+pub async fn a_lost_claim_and_the_cooldown_say_who(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let b = pool_of(
+        &w,
+        "一组公海",
+        PoolLimits {
+            reclaim_cooldown_days: 5,
+            ..PoolLimits::default()
+        },
+        2,
+    )
+    .await;
+    // 张三 claims b0 while 赵六 waits; 赵六 (the lead) may read it then.
+    let (o, me, b0) = (other.clone(), w.zhangsan.clone(), b[0]);
+    hooked.before_customer_write(async move {
+        let r = o.claim(&me, &[b0]).await.expect("claim");
+        assert_eq!(r.done.len(), 1, "{r:?}");
+    });
+    let r = w.crm.claim(&w.zhaoliu, &[b[0]]).await.expect("claim");
+    assert!(r.done.is_empty());
+    let m = &r.refused[0].1;
+    assert!(m.contains("was just claimed by 张三"), "{m}");
+    // The other way round: 张三 may not read 赵六's customers, so it was
+    // "someone else"; the customer is out of his sight (not found) by the
+    // time he tries.
+    let r = other.claim(&w.zhaoliu, &[b[1]]).await.expect("claim");
+    assert_eq!(r.done, vec![b[1]]);
+    let r = w.crm.claim(&w.zhangsan, &[b[1]]).await.expect("claim");
+    let m = &r.refused[0].1;
+    assert!(m.contains("was just claimed by someone else"), "{m}");
+    assert!(!m.contains("not found"), "{m}");
+    // 李四 (a pool admin) moves 张三's customer to the pool: the cooldown
+    // names him, not 张三, as who gave it up.
+    let pool = w
+        .crm
+        .list_pools(&w.admin)
+        .await
+        .expect("pools")
+        .into_iter()
+        .find(|p| p.name == "一组公海")
+        .expect("pool");
+    let r = w
+        .crm
+        .move_to_pool(&w.lisi, &[b[0]], pool.id, Place::Public, "重新分配")
+        .await
+        .expect("move");
+    assert_eq!(r.done, vec![b[0]], "{:?}", r.refused);
+    let r = w.crm.claim(&w.zhangsan, &[b[0]]).await.expect("claim");
+    let m = &r.refused[0].1;
+    assert!(
+        m.contains("李四 moved customer") && m.contains("from 张三 to the pool"),
+        "{m}"
+    );
+    assert!(m.contains("claimed back from"), "{m}");
+    // Given up by himself, it says so.
+    let r = w.crm.claim(&w.zhangsan, &[b[1]]).await.expect("claim");
+    assert!(!r.done.is_empty() || !r.refused.is_empty());
 }
