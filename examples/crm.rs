@@ -161,7 +161,8 @@ enum Command {
     #[command(subcommand)]
     Approval(sales::ApprovalCmd),
     /// Grants the customer roles sales rights and defines default contract
-    /// and quote approval flows (administrators).
+    /// and quote approval flows (administrators); roles holding sales rights
+    /// already, and flows defined already, are left as they are.
     SalesSetup,
     /// Recomputes the pinyin search keys and the name sort keys of every
     /// record (administrators), e.g. after an upgrade changed how they are

@@ -8,6 +8,16 @@ use common::{fails, json, local_time, ok};
 fn deal(db: &str) {
     ok(db, &["demo"]);
     assert!(ok(db, &["sales-setup"]).contains("contract, quote"));
+    // Run again, it leaves the roles as they are (an administrator's later
+    // changes stand).
+    let again = json(db, &["sales-setup"]);
+    assert_eq!(again["roles"], serde_json::json!([]), "{again}");
+    assert!(
+        again["roles_kept"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|n| n == "销售")),
+        "{again}"
+    );
     ok(
         db,
         &[

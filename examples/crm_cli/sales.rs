@@ -3215,8 +3215,21 @@ pub(crate) async fn approval_cmd(ctx: &Ctx, actor: &Actor, cmd: ApprovalCmd) -> 
 pub(crate) async fn sales_setup(ctx: &Ctx, actor: &Actor) -> CliResult {
     use crm::{Action, Permission};
     let mut granted = Vec::new();
+    let mut kept = Vec::new();
     for role in ctx.crm.list_roles(actor).await.map_err(err)? {
         if role.is_admin {
+            continue;
+        }
+        // A role that holds some sales right was set up already (by an
+        // earlier run or by an administrator): running again leaves it as
+        // it is, never giving back a right that was taken away.
+        if role.permissions.iter().any(|p| {
+            matches!(
+                p.entity,
+                Entity::Opportunity | Entity::Quote | Entity::Contract
+            )
+        }) {
+            kept.push(role.name.clone());
             continue;
         }
         let scope_of = |a: Action| {
@@ -3332,20 +3345,31 @@ pub(crate) async fn sales_setup(ctx: &Ctx, actor: &Actor) -> CliResult {
             .map_err(err)?;
         flows.push("quote");
     }
-    ctx.print(json!({"roles": granted, "flows": flows}), || {
-        format!(
-            "sales rights for {}; approval flows defined: {}",
-            if granted.is_empty() {
-                "no role".to_string()
-            } else {
-                granted.join("、")
-            },
-            if flows.is_empty() {
-                "none (already there)".to_string()
-            } else {
-                flows.join(", ")
-            }
-        )
-    });
+    ctx.print(
+        json!({"roles": granted, "roles_kept": kept, "flows": flows}),
+        || {
+            format!(
+                "sales rights for {}{}; approval flows defined: {}",
+                if granted.is_empty() {
+                    "no role".to_string()
+                } else {
+                    granted.join("、")
+                },
+                if kept.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (left as they are, holding sales rights already: {})",
+                        kept.join("、")
+                    )
+                },
+                if flows.is_empty() {
+                    "none (already there)".to_string()
+                } else {
+                    flows.join(", ")
+                }
+            )
+        },
+    );
     Ok(())
 }
