@@ -466,3 +466,61 @@ fn a_dry_run_is_refused_by_a_pool_cap_as_the_import_is() {
     assert!(!listed.contains("封顶一有限公司"), "{listed}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// An export imported back with `--policy update` after someone changed
+/// one of its customers does not undo that change: the row is refused
+/// (the record's version moved on since the export), the others are
+/// unchanged.
+#[test]
+fn an_untouched_export_does_not_undo_a_later_edit() {
+    let tmp = std::env::temp_dir().join(format!("crm-cli-io-lost-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("dir");
+    ok(&tmp, &["demo"]);
+    let e = ok(&tmp, &["export", "customer", "-o", "customers.xlsx"]);
+    assert!(e.starts_with("exported "), "{e}");
+    let customers: serde_json::Value = serde_json::from_str(&ok(
+        &tmp,
+        &["--json", "customer", "list", "--per-page", "100"],
+    ))
+    .expect("json");
+    let items = customers["items"].as_array().expect("customers");
+    // (A blank cell changes nothing: a customer with an industry.)
+    let code = items
+        .iter()
+        .find(|c| {
+            c["fields"]["industry"]
+                .as_str()
+                .is_some_and(|s| !s.is_empty())
+        })
+        .and_then(|c| c["code"].as_str())
+        .expect("a customer with an industry")
+        .to_string();
+    ok(&tmp, &["customer", "edit", &code, "industry=后来改的行业"]);
+    let i = ok(
+        &tmp,
+        &[
+            "--json",
+            "import",
+            "customer",
+            "customers.xlsx",
+            "--policy",
+            "update",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&i).expect("json report");
+    assert_eq!(v["report"]["updated"], 0, "{i}");
+    assert_eq!(v["report"]["rejected"], 1, "{i}");
+    assert_eq!(v["report"]["unchanged"], items.len() - 1, "{i}");
+    let message = v["report"]["issues"][0]["message_en"]
+        .as_str()
+        .expect("a message");
+    assert!(
+        message.contains(&format!("{code} was changed since this file was exported")),
+        "{message}"
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&tmp, &["--json", "customer", "show", &code])).expect("json");
+    assert_eq!(shown["fields"]["industry"], "后来改的行业", "{shown}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

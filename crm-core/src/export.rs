@@ -79,7 +79,23 @@ const EXPORT_STANDARD: &[(&str, &str, &str, ValueKind)] = &[
     ),
     ("created_at", "创建时间", "Created", ValueKind::DateTime),
     ("updated_at", "更新时间", "Updated", ValueKind::DateTime),
+    // Read back by an import that updates the records: a row of an older
+    // version is refused rather than undoing the changes made since.
+    (
+        VERSION_KEY,
+        VERSION_HEADERS.0,
+        VERSION_HEADERS.1,
+        ValueKind::Number,
+    ),
 ];
+
+/// The key of a record export's version column.
+pub const VERSION_KEY: &str = "version";
+
+/// The Chinese and English headers of a record export's version column:
+/// the version of each record as exported, read back by an import
+/// ([`crate::import::ColumnRole::Version`]).
+pub const VERSION_HEADERS: (&str, &str) = ("版本", "Version");
 
 impl Crm {
     /// The columns of an export of `entity`, in the order picked (field
@@ -159,6 +175,7 @@ impl Crm {
             out.extend(std_col("owner_id"));
             out.extend(std_col("department_id"));
             out.extend(std_col("created_at"));
+            out.extend(std_col(VERSION_KEY));
             return Ok(out);
         }
         for p in picks {
@@ -927,6 +944,8 @@ impl ExportConverter {
 /// How one column's value is found.
 enum Plan {
     Code(Option<usize>),
+    /// The record's version.
+    Version(Option<usize>),
     Owner(Option<usize>),
     Department(Option<usize>),
     Created(Option<usize>),
@@ -1006,6 +1025,7 @@ impl Converter {
             .iter()
             .map(|c| match c.key.as_str() {
                 "code" => Plan::Code(index("code")),
+                VERSION_KEY => Plan::Version(index(VERSION_KEY)),
                 "owner_id" => Plan::Owner(index("owner_id")),
                 "department_id" => Plan::Department(index("department_id")),
                 "created_at" => Plan::Created(index("created_at")),
@@ -1134,6 +1154,7 @@ impl Converter {
                     .clone()
                     .map(ExportValue::Text)
                     .unwrap_or(ExportValue::Empty),
+                Plan::Version(_) => ExportValue::Number(rec.version as f64),
                 Plan::Owner(_) => self.user(rec.owner_id.map(|o| o.0)),
                 Plan::CustomerCode(_) => customer_code(
                     codes,
@@ -1204,6 +1225,10 @@ impl Converter {
                     Some(Value::Text(s)) => ExportValue::Text(s.clone()),
                     _ => ExportValue::Empty,
                 },
+                Plan::Version(i) => value_at(&row, *i)
+                    .and_then(Value::as_int)
+                    .map(|v| ExportValue::Number(v as f64))
+                    .unwrap_or(ExportValue::Empty),
                 Plan::Owner(i) => self.user(value_at(&row, *i).and_then(Value::as_id)),
                 Plan::CustomerCode(i) => customer_code(
                     codes,

@@ -841,6 +841,13 @@ pub enum ColumnRole {
     /// a renamed customer is still found. It stands for the customer
     /// column where a sheet has no other.
     CustomerCode,
+    /// The record's version as its export wrote it (`版本`, `Version`: see
+    /// [`crate::export::VERSION_HEADERS`]) in a customer or contact import.
+    /// Never written: under [`DuplicatePolicy::Update`] a row of a version
+    /// older than the stored record's is refused (the record was changed
+    /// since the sheet was exported, and the row would undo that change);
+    /// a row without one updates as before.
+    Version,
     /// Not imported (an extra column).
     Ignored,
 }
@@ -861,7 +868,8 @@ enum CellKind {
     Custom(CustomFieldType),
     /// An amount kept as text by its field (a product's list price, cost).
     Money,
-    /// A field the actor sees masked (an export writes it so): read as
+    /// A field the actor sees masked (an export writes it so), or one
+    /// read-only for them (a `read_only` field rule): read as
     /// text and never written, only compared with what the actor is shown
     /// of the stored value (see `ImportSession::masked_mismatch`).
     Masked,
@@ -995,6 +1003,9 @@ fn map_headers_with(
         if role.is_none() && is_code_header(entity, &h) {
             role = Some(ColumnRole::Code);
         }
+        if role.is_none() && is_version_header(entity, &h) {
+            role = Some(ColumnRole::Version);
+        }
         let Some(role) = role else {
             ignored.push(h);
             roles.push(ColumnRole::Ignored);
@@ -1006,7 +1017,10 @@ fn map_headers_with(
             ColumnRole::Contact { field, .. } => Some((Entity::Contact, field.as_str())),
             // It sets the contact's customer.
             ColumnRole::CustomerCode => Some((Entity::Contact, "customer_id")),
-            ColumnRole::Code | ColumnRole::ContactCode { .. } | ColumnRole::Ignored => None,
+            ColumnRole::Code
+            | ColumnRole::ContactCode { .. }
+            | ColumnRole::Version
+            | ColumnRole::Ignored => None,
         };
         // A column of the record's own that the actor sees masked, as an
         // export gave it to them, is read back but never written (a value
@@ -1027,7 +1041,12 @@ fn map_headers_with(
             || entity == Entity::Customer
                 && matches!(&role, ColumnRole::Contact { field, .. }
                     if field != "name" && !contact_required(field)))
-            && written.is_some_and(|(e, f)| actor.field_access(e, f) == FieldAccess::Masked);
+            && written.is_some_and(|(e, f)| {
+                matches!(
+                    actor.field_access(e, f),
+                    FieldAccess::Masked | FieldAccess::ReadOnly
+                )
+            });
         if let Some((e, field)) = written
             && (e.is_record() || e == Entity::Product)
             && field != "owner_id"
@@ -1107,6 +1126,14 @@ fn is_code_header(entity: Entity, h: &str) -> bool {
         _ => return false,
     };
     h == "编号" || h.eq_ignore_ascii_case("code") || h == own.0 || h.eq_ignore_ascii_case(own.1)
+}
+
+/// Whether a (cleaned) header of a customer or contact import names the
+/// record's version column of an export (`版本`, `Version` in any case).
+fn is_version_header(entity: Entity, h: &str) -> bool {
+    matches!(entity, Entity::Customer | Entity::Contact)
+        && (h == crate::export::VERSION_HEADERS.0
+            || h.eq_ignore_ascii_case(crate::export::VERSION_HEADERS.1))
 }
 
 /// The Chinese and English headers of the customer's code in a contact
@@ -1392,6 +1419,8 @@ struct Candidate {
     owner: Option<Uuid>,
     contacts: Vec<ContactDraft>,
     keys: Vec<DupKey>,
+    /// The record version the row gives (see [`ColumnRole::Version`]).
+    version: Option<i64>,
     /// The non-empty cells of masked columns, by column (see
     /// [`CellKind::Masked`]).
     masked: Vec<(usize, String)>,
@@ -1447,6 +1476,12 @@ pub struct ImportSession<'a> {
     opts: ImportOptions,
     v: RowValidator,
     users: HashMap<Uuid, User>,
+    /// The company's administrator roles, read when a user import first
+    /// changes someone's roles.
+    admin_roles: Option<HashSet<RoleId>>,
+    /// The roles rows of this user import gave users (see
+    /// [`ImportSession::leaves_no_admin`]).
+    role_changes: HashMap<Uuid, Vec<RoleId>>,
     /// The users by username in lower case only (a user import's duplicate
     /// key: a username differing from a taken one only in letter case is
     /// taken, as `create_user` has it; the lookups of owner columns also
@@ -2009,6 +2044,7 @@ impl Crm {
             }
             None => None,
         };
+        let mut owner_department = None;
         let owner = match &options.owner {
             Some(key) if entity != Entity::User => {
                 let u = lookups
@@ -2027,6 +2063,7 @@ impl Crm {
                     self.check_owner_for_create(actor, entity, u.id.0, None)
                         .await?;
                 }
+                owner_department = u.department_id;
                 Some(u.id.0)
             }
             _ => None,
@@ -2034,13 +2071,45 @@ impl Crm {
         let department = match &options.department {
             Some(key) if entity != Entity::User => {
                 // (A name several departments share is refused as such.)
-                let d = self.resolve_department(actor, key.trim()).await?.id.0;
+                let dept = self.resolve_department(actor, key.trim()).await?;
+                let d = dept.id.0;
                 if Some(DepartmentId(d)) != actor.department_id
                     && !actor.can(entity, Action::Transfer)
                 {
                     return Err(Error::Forbidden(format!(
                         "{} may not import {} records into another department",
                         actor.display_name, entity
+                    )));
+                }
+                // As owners are (`check_owner_for_create`): a department
+                // other than the importer's or the owner's must lie within
+                // the importer's create and read scopes by itself, or the
+                // records would leave the view of those who should see them.
+                let mut probe = Row {
+                    table: entity.table(),
+                    values: vec![Value::Null; entity.table().columns().len()],
+                };
+                probe.set("department_id", Value::Id(d));
+                if entity.is_record()
+                    && Some(DepartmentId(d)) != actor.department_id
+                    && Some(DepartmentId(d)) != owner_department
+                    && !(actor.covers(entity, Action::Create, &probe)
+                        && actor.covers(entity, Action::Read, &probe))
+                {
+                    let scope = actor
+                        .scope_for(entity, Action::Create)
+                        .map_or(("none", "无"), |s| (s.name(), s.name_zh()));
+                    return Err(Error::Forbidden(format!(
+                        "{} may not import {} records into department {}: it lies outside their \
+                         create scope '{}' ({}无权将{}导入部门{}：超出新建范围「{}」)",
+                        actor.display_name,
+                        entity,
+                        dept.name,
+                        scope.0,
+                        actor.display_name,
+                        entity.name_zh(),
+                        dept.name,
+                        scope.1
                     )));
                 }
                 Some(d)
@@ -2069,6 +2138,8 @@ impl Crm {
                 group_codes: Arc::new(Vec::new()),
             },
             users,
+            admin_roles: None,
+            role_changes: HashMap::new(),
             usernames,
             departments,
             roles,
@@ -2120,12 +2191,16 @@ impl Crm {
                 ColumnRole::Ignored
                 | ColumnRole::Code
                 | ColumnRole::ContactCode { .. }
+                | ColumnRole::Version
                 | ColumnRole::CustomerCode => CellKind::Other,
                 // (A required field the actor sees masked refused the header.)
                 ColumnRole::Field(f)
                     if f != "owner_id"
                         && matches!(entity, Entity::Customer | Entity::Contact)
-                        && actor.field_access(entity, f) == FieldAccess::Masked =>
+                        && matches!(
+                            actor.field_access(entity, f),
+                            FieldAccess::Masked | FieldAccess::ReadOnly
+                        ) =>
                 {
                     CellKind::Masked
                 }
@@ -2133,7 +2208,10 @@ impl Crm {
                 // (As its customer's: see `map_headers_with`.)
                 ColumnRole::Contact { field, .. }
                     if entity == Entity::Customer
-                        && actor.field_access(Entity::Contact, field) == FieldAccess::Masked =>
+                        && matches!(
+                            actor.field_access(Entity::Contact, field),
+                            FieldAccess::Masked | FieldAccess::ReadOnly
+                        ) =>
                 {
                     CellKind::Masked
                 }
@@ -2654,26 +2732,53 @@ impl Crm {
         let mut found = Vec::new();
         let mut guards = Vec::new();
         for (table, ids) in by_table {
-            for chunk in ids.chunks(IN_CHUNK) {
+            // A JSON column (a sales record's lines) is searched id by id:
+            // fewer ids per query.
+            let lines = table == Table::Products;
+            for chunk in ids.chunks(if lines { 100 } else { IN_CHUNK }) {
                 for &(rt, col) in undo_referrers(table) {
                     let mut sel = Select::all(rt, company, now);
                     if rt.is_owned() {
                         // The recycle bin and the archive too.
                         sel.lifecycle = Lifecycle::Any;
                     }
-                    sel.filter = Filter::In(
-                        Col::Column(col),
-                        chunk.iter().map(|i| Value::Id(*i)).collect(),
-                    );
+                    sel.filter = if lines {
+                        Filter::Or(
+                            chunk
+                                .iter()
+                                .map(|i| Filter::HoldsId(Col::Column(col), *i))
+                                .collect(),
+                        )
+                    } else {
+                        Filter::In(
+                            Col::Column(col),
+                            chunk.iter().map(|i| Value::Id(*i)).collect(),
+                        )
+                    };
                     let mut mine = Vec::new();
                     for r in self.store.select(&sel).await?.rows {
                         if own.contains(&r.id()) {
                             mine.push(Value::Id(r.id()));
                             continue;
                         }
-                        let Some(target) = r.get(col).as_id().and_then(|i| current.get(&i)) else {
-                            continue;
+                        let targets: Vec<&Row> = if lines {
+                            // Every product of the chunk its lines name.
+                            let text = r.get(col).to_json().to_string();
+                            chunk
+                                .iter()
+                                .filter(|i| text.contains(&i.to_string()))
+                                .filter_map(|i| current.get(i))
+                                .collect()
+                        } else {
+                            r.get(col)
+                                .as_id()
+                                .and_then(|i| current.get(&i))
+                                .into_iter()
+                                .collect()
                         };
+                        if targets.is_empty() {
+                            continue;
+                        }
                         // A business record the actor may not read is not
                         // named (users and departments are the company's
                         // directory; a share names no one).
@@ -2687,7 +2792,6 @@ impl Crm {
                             unseen += 1;
                             continue;
                         }
-                        let (what, whose) = (kind(table), row_label(target));
                         let (rk, rl) = (kind(rt), row_label(&r));
                         let state = if !r.get("deleted_at").is_null() {
                             " (in the recycle bin)"
@@ -2696,15 +2800,25 @@ impl Crm {
                         } else {
                             ""
                         };
-                        found.push(match col {
-                            "owner_id" => format!("user {whose} owns {rk} {rl}{state}"),
-                            "superior_id" => format!("user {whose} is the superior of user {rl}"),
-                            "manager_id" => format!("user {whose} manages department {rl}"),
-                            "record_id" => format!("{what} {whose} has been shared with a user"),
-                            _ => format!(
-                                "{what} {whose} has {rk} {rl}{state} added after the import"
-                            ),
-                        });
+                        for target in targets {
+                            let (what, whose) = (kind(table), row_label(target));
+                            found.push(match col {
+                                "owner_id" => format!("user {whose} owns {rk} {rl}{state}"),
+                                "superior_id" => {
+                                    format!("user {whose} is the superior of user {rl}")
+                                }
+                                "manager_id" => format!("user {whose} manages department {rl}"),
+                                "record_id" => {
+                                    format!("{what} {whose} has been shared with a user")
+                                }
+                                "products" | "lines" => {
+                                    format!("{what} {whose} is used by {rk} {rl}{state}")
+                                }
+                                _ => format!(
+                                    "{what} {whose} has {rk} {rl}{state} added after the import"
+                                ),
+                            });
+                        }
                     }
                     // The same look inside the undo's write, the records
                     // of the import left out.
@@ -2787,6 +2901,12 @@ fn undo_referrers(table: Table) -> &'static [(Table, &'static str)] {
             (Table::Users, "superior_id"),
             (Table::Departments, "manager_id"),
         ],
+        // Products are named inside the lines (JSON) of sales records.
+        Table::Products => &[
+            (Table::Opportunities, "products"),
+            (Table::Quotes, "lines"),
+            (Table::Contracts, "lines"),
+        ],
         _ => &[],
     }
 }
@@ -2807,6 +2927,46 @@ fn import_info(r: &Row) -> ImportInfo {
         actor_id: r.get("actor_id").as_id().unwrap_or_default(),
         created_at: r.get("created_at").as_timestamp().unwrap_or_default(),
     }
+}
+
+/// Whether a stored record `row` with `merged` (its values with a row's
+/// merged in) and the row's custom values differs from what is stored, in
+/// what an update writes (see `ImportSession::update_entries`).
+fn differs(
+    row: &Row,
+    merged: &BTreeMap<&'static str, Value>,
+    custom: &BTreeMap<String, Json>,
+) -> bool {
+    let fields = merged.iter().any(|(k, v)| {
+        !matches!(
+            *k,
+            "version" | "custom" | "id" | "company_id" | "created_at" | "updated_at"
+        ) && !is_derived(k)
+            && row.get(k) != v
+    });
+    let stored = row.get("custom").as_json().and_then(Json::as_object);
+    fields
+        || custom
+            .iter()
+            .any(|(k, v)| stored.and_then(|o| o.get(k)).unwrap_or(&Json::Null) != v)
+}
+
+/// Whether a row updating the stored record `row` changes anything: the
+/// record itself, a contact one of its groups names, or a contact a group
+/// adds.
+fn changes_anything(
+    row: &Row,
+    merged: &BTreeMap<&'static str, Value>,
+    c: &Candidate,
+    contact_updates: &[ContactUpdate],
+) -> bool {
+    differs(row, merged, &c.custom)
+        || c.contacts.iter().any(
+            |k| match contact_updates.iter().find(|u| u.group == k.group) {
+                Some(u) => differs(&u.row, &u.merged, &k.custom),
+                None => true,
+            },
+        )
 }
 
 /// The values of a customer's or contact's row that its duplicate rules
@@ -4420,8 +4580,11 @@ impl RowValidator {
             }
             let (field, target) = match role {
                 // The code is read by `row_code`, a contact's by
-                // `group_code`.
-                ColumnRole::Ignored | ColumnRole::Code | ColumnRole::ContactCode { .. } => {
+                // `group_code`, the version by `row_version`.
+                ColumnRole::Ignored
+                | ColumnRole::Code
+                | ColumnRole::ContactCode { .. }
+                | ColumnRole::Version => {
                     continue;
                 }
                 // Applied after the customer column (it wins).
@@ -4574,6 +4737,13 @@ impl RowValidator {
         let entity = self.entity;
         let mut problems = Vec::new();
         let (fields, groups, masked) = self.row_fields(row, &mut problems);
+        let version = match self.row_version(row) {
+            Ok(v) => v,
+            Err(p) => {
+                problems.push(p);
+                None
+            }
+        };
         let kept = self.kept_customer(row);
         // A kept customer is not the row's to give: the rest of the row is
         // checked as an update's fields are, its required fields but the
@@ -4755,6 +4925,7 @@ impl RowValidator {
             owner: owner.map(|o| o.0),
             contacts,
             keys,
+            version,
             masked,
             kept_customer: kept.is_some(),
         }))
@@ -4782,6 +4953,47 @@ impl RowValidator {
             self.row_code(row)
                 .and_then(|code| self.kept_customers.get(&code).copied()),
         )
+    }
+
+    /// The record version a row of a customer or contact import gives in
+    /// its version column (see [`ColumnRole::Version`]): `None` without
+    /// one, `Err` with the problem for a cell that is no whole number.
+    fn row_version(&self, row: &SheetRow) -> std::result::Result<Option<i64>, (String, String)> {
+        let Some(i) = self
+            .map
+            .roles
+            .iter()
+            .position(|r| *r == ColumnRole::Version)
+        else {
+            return Ok(None);
+        };
+        let cell = match row.cells.get(i) {
+            // Reported by `row_fields`.
+            None | Some(Cell::Error(_)) => return Ok(None),
+            Some(c) if c.is_empty() => return Ok(None),
+            Some(c) => c,
+        };
+        let parsed = match cell {
+            Cell::Number(f) if f.fract() == 0.0 && *f >= 1.0 && *f < MAX_EXACT_NUMBER => {
+                Some(*f as i64)
+            }
+            Cell::Text(s) => s.trim().parse::<i64>().ok().filter(|v| *v >= 1),
+            _ => None,
+        };
+        parsed.map(Some).ok_or_else(|| {
+            let text = cell.to_text().unwrap_or_default();
+            (
+                format!(
+                    "Version (column {}): '{text}' is not a record version; keep the version \
+                     the export wrote, or clear it",
+                    column_name(i)
+                ),
+                format!(
+                    "版本（{} 列）：“{text}”不是有效的记录版本，请保留导出时的版本或清空",
+                    column_name(i)
+                ),
+            )
+        })
     }
 
     /// The record code a row of a customer or contact import names in its
@@ -5566,18 +5778,19 @@ impl ImportSession<'_> {
                 // A masked value is not the actor's to give a new record.
                 if let Some(&(i, _)) = c.masked.first() {
                     let (le, lz) = self.column_label(i);
+                    let (we, wz) = self.kept_words(i);
                     self.reject(
                         issues,
                         c.number,
                         IssueKind::Forbidden,
                         format!(
-                            "{le} (column {}): the field is shown masked to {}, so an import \
+                            "{le} (column {}): the field is {we} {}, so an import \
                              cannot set it; leave it empty for a new {entity}",
                             column_name(i),
                             self.actor.display_name
                         ),
                         format!(
-                            "{lz}（{} 列）：该字段对你脱敏显示，导入不能填写；新建{}时请留空",
+                            "{lz}（{} 列）：该字段{wz}，导入不能填写；新建{}时请留空",
                             column_name(i),
                             entity.name_zh()
                         ),
@@ -5608,6 +5821,19 @@ impl ImportSession<'_> {
                         self.reject(issues, c.number, IssueKind::Forbidden, m, zh);
                         continue;
                     }
+                }
+                // A contact is its customer's owner's: none is added to a
+                // customer only shared with the actor (as `create_record`).
+                if entity == Entity::Contact
+                    && let Some((pe, pz)) = c
+                        .set
+                        .get("customer_id")
+                        .and_then(Value::as_id)
+                        .and_then(|p| self.ref_rows.get(&p))
+                        .and_then(|crow| self.only_shared(crow))
+                {
+                    self.reject(issues, c.number, IssueKind::Forbidden, pe, pz);
+                    continue;
                 }
                 // A contact code naming a stored contact names one of
                 // another customer (or in the recycle bin): not a new one.
@@ -5706,6 +5932,24 @@ impl ImportSession<'_> {
                 );
                 continue;
             }
+            // A contact stays with its customer (as `update_record` has it):
+            // a row naming another customer moves nothing.
+            if entity == Entity::Contact
+                && let Some(to) = c.set.get("customer_id").and_then(Value::as_id)
+                && row.get("customer_id").as_id() != Some(to)
+            {
+                self.reject(
+                    issues,
+                    c.number,
+                    IssueKind::Invalid,
+                    format!(
+                        "{en}; Customer (所属客户): cannot be changed after creation — the row \
+                         names another customer than the contact's"
+                    ),
+                    format!("{zh}；所属客户：创建后不能更改，该行填写的客户不是该联系人的客户"),
+                );
+                continue;
+            }
             // A masked cell as the actor was shown it is no change; any
             // other value would change what they may not.
             if let Some((me, mz)) = self.masked_mismatch(&c, row) {
@@ -5741,8 +5985,9 @@ impl ImportSession<'_> {
             };
             // The contacts its groups name among the customer's, updated as
             // a contact's update would be (the others are added).
-            let contact_updates = if c.contacts.is_empty() {
-                Vec::new()
+            // (Their guards join the batch's once the row is taken.)
+            let (contact_updates, contact_guards) = if c.contacts.is_empty() {
+                (Vec::new(), Vec::new())
             } else {
                 if let Some((pe, pz)) = self
                     .group_code_problem(&c, Some(row.id()), &group_codes)
@@ -5758,12 +6003,7 @@ impl ImportSession<'_> {
                     continue;
                 }
                 match self.contact_updates(&c, row, &stored_contacts).await? {
-                    Ok((planned, guards)) => {
-                        if !self.opts.dry_run {
-                            self.batch_guards.extend(guards);
-                        }
-                        planned
-                    }
+                    Ok(planned) => planned,
                     Err((kind, pe, pz)) => {
                         self.reject(
                             issues,
@@ -5776,6 +6016,53 @@ impl ImportSession<'_> {
                     }
                 }
             };
+            // A row exported before the record's latest change would undo
+            // that change: the sheet is exported again instead. (One that
+            // changes nothing, such as the same sheet imported twice, undoes
+            // nothing.)
+            if let Some(v) = c.version
+                && v < row.version()
+                && changes_anything(row, &merged, &c, &contact_updates)
+            {
+                let now = row.version();
+                let name = row
+                    .get("code")
+                    .as_text()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| row_label(row));
+                self.reject(
+                    issues,
+                    c.number,
+                    IssueKind::Invalid,
+                    format!(
+                        "{name} was changed since this file was exported (version {v}, now \
+                         {now}): export it again and redo the change"
+                    ),
+                    format!(
+                        "{name} 在导出后已被修改（导出时版本 {v}，现为 {now}）：请重新导出后再修改"
+                    ),
+                );
+                continue;
+            }
+            // The contacts its groups add are the customer's owner's: not
+            // added to a customer only shared with the actor.
+            if c.contacts
+                .iter()
+                .any(|k| !contact_updates.iter().any(|u| u.group == k.group))
+                && let Some((pe, pz)) = self.only_shared(row)
+            {
+                self.reject(
+                    issues,
+                    c.number,
+                    IssueKind::Forbidden,
+                    format!("{en}; this row cannot update it: {pe}"),
+                    format!("{zh}；该行不能更新该记录：{pz}"),
+                );
+                continue;
+            }
+            if !self.opts.dry_run {
+                self.batch_guards.extend(contact_guards);
+            }
             self.touched.insert(row.id(), c.number);
             for u in &contact_updates {
                 self.touched.insert(u.row.id(), c.number);
@@ -6077,6 +6364,7 @@ impl ImportSession<'_> {
     /// actor is shown `now` of the stored value, in English and Chinese.
     fn masked_changed(&self, i: usize, text: &str, now: Option<&str>) -> (String, String) {
         let (le, lz) = self.column_label(i);
+        let (we, wz) = self.kept_words(i);
         let (now_en, now_zh) = match now {
             Some(v) => (format!("'{v}'"), format!("「{v}」")),
             None => ("nothing".to_string(), "空值".to_string()),
@@ -6084,15 +6372,33 @@ impl ImportSession<'_> {
         (
             format!(
                 "{le} (column {}): '{text}' is not the value shown to {} ({now_en}); the \
-                 field is shown masked to them, so an import cannot change it",
+                 field is {we} them, so an import cannot change it",
                 column_name(i),
                 self.actor.display_name
             ),
             format!(
-                "{lz}（{} 列）：「{text}」与你看到的值（{now_zh}）不同；该字段对你脱敏显示，导入不能修改",
+                "{lz}（{} 列）：「{text}」与你看到的值（{now_zh}）不同；该字段{wz}，导入不能修改",
                 column_name(i)
             ),
         )
+    }
+
+    /// How a column read back but never written (see [`CellKind::Masked`])
+    /// is shown to the actor, for messages: masked, or read-only (a field
+    /// rule `read_only`: shown as stored, never changed by them).
+    fn kept_words(&self, i: usize) -> (&'static str, &'static str) {
+        let access = match self.v.map.roles.get(i) {
+            Some(ColumnRole::Field(f)) => self.actor.field_access(self.opts.entity, f),
+            Some(ColumnRole::Contact { field, .. }) => {
+                self.actor.field_access(Entity::Contact, field)
+            }
+            _ => FieldAccess::Masked,
+        };
+        if access == FieldAccess::ReadOnly {
+            ("read-only for", "对你只读")
+        } else {
+            ("shown masked to", "对你脱敏显示")
+        }
     }
 
     fn column_label(&self, i: usize) -> (String, String) {
@@ -6166,16 +6472,17 @@ impl ImportSession<'_> {
                 continue;
             }
             let (le, lz) = self.column_label(*i);
+            let (we, wz) = self.kept_words(*i);
             let Some(contact) = contact else {
                 return Some((
                     format!(
-                        "{le} (column {}): the field is shown masked to {}, so an import cannot \
+                        "{le} (column {}): the field is {we} {}, so an import cannot \
                          set it; leave it empty for a new contact",
                         column_name(*i),
                         self.actor.display_name
                     ),
                     format!(
-                        "{lz}（{} 列）：该字段对你脱敏显示，导入不能填写；新建联系人时请留空",
+                        "{lz}（{} 列）：该字段{wz}，导入不能填写；新建联系人时请留空",
                         column_name(*i)
                     ),
                 ));
@@ -6521,7 +6828,60 @@ impl ImportSession<'_> {
         true
     }
 
+    /// Why no contact may be added to the stored customer `crow` by the
+    /// actor, in English and Chinese: it has an owner and is only shared
+    /// with them (as `create_record` refuses it), or `None`.
+    fn only_shared(&self, crow: &Row) -> Option<(String, String)> {
+        if crow.get("owner_id").as_id().is_none()
+            || self.actor.covers(Entity::Customer, Action::Read, crow)
+        {
+            return None;
+        }
+        let code = crow.get("code").as_text().unwrap_or_default();
+        Some((
+            format!(
+                "{} may not add contacts to customer {code}: it is only shared with them, and \
+                 its contacts are its owner's; ask the owner to add the contact",
+                self.actor.display_name
+            ),
+            format!("客户 {code} 仅共享给你，其联系人归负责人所有，不能添加联系人；请让负责人添加"),
+        ))
+    }
+
     // -- users ---------------------------------------------------------------
+
+    /// Whether giving `user` the roles `roles` takes the last active
+    /// administrator's administrator role away (as `update_user` refuses
+    /// it), counting the roles earlier rows of this import gave users.
+    async fn leaves_no_admin(&mut self, user: &User, roles: &[RoleId]) -> Result<bool> {
+        let admin = match &self.admin_roles {
+            Some(a) => a,
+            None => {
+                let ids = self
+                    .crm
+                    .list_roles(&self.actor)
+                    .await?
+                    .into_iter()
+                    .filter(|r| r.is_admin)
+                    .map(|r| r.id)
+                    .collect();
+                self.admin_roles.insert(ids)
+            }
+        };
+        let holds = |ids: &[RoleId]| ids.iter().any(|r| admin.contains(r));
+        let changes = &self.role_changes;
+        let is_admin = |u: &User| match changes.get(&u.id.0) {
+            Some(r) => holds(r),
+            None => holds(&u.role_ids),
+        };
+        if !user.active || !is_admin(user) || holds(roles) {
+            return Ok(false);
+        }
+        Ok(!self
+            .users
+            .values()
+            .any(|o| o.active && o.id != user.id && is_admin(o)))
+    }
 
     async fn user_batch(
         &mut self,
@@ -6718,6 +7078,25 @@ impl ImportSession<'_> {
                     }
                     Err(e) => return Err(e),
                 }
+                // As `update_user`: the last active administrator keeps
+                // an administrator role.
+                if text("role_ids").is_some() && self.leaves_no_admin(&u, &roles).await? {
+                    self.reject(
+                        issues,
+                        row.number,
+                        IssueKind::Invalid,
+                        format!(
+                            "Roles: changing user '{}' would leave the company without an active \
+                             administrator; make another user an administrator first",
+                            u.username
+                        ),
+                        format!(
+                            "角色：修改用户 {} 后公司将没有启用的管理员，请先让其他用户成为管理员",
+                            u.username
+                        ),
+                    );
+                    continue;
+                }
                 let Some(urow) = crm.store.get(Table::Users, u.id.0).await? else {
                     continue;
                 };
@@ -6784,6 +7163,9 @@ impl ImportSession<'_> {
                 });
                 if let Some(s) = superior {
                     self.superiors.insert(u.id.0, Some(s));
+                }
+                if text("role_ids").is_some() {
+                    self.role_changes.insert(u.id.0, roles.clone());
                 }
                 // As `update_user` announces a change, and the undo too.
                 cs.events.push(crm.event(

@@ -283,6 +283,41 @@ macro_rules! import_scenarios {
             io_import_dry_run_meets_the_pool_caps_the_write_meets,
             $make
         );
+        $each!(
+            $crate::testing::import_suite::import_refuses_rows_exported_before_the_records_latest_change,
+            io_import_refuses_rows_exported_before_the_records_latest_change,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_users_keep_an_active_administrator,
+            io_import_users_keep_an_active_administrator,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_adds_no_contacts_to_customers_only_shared,
+            io_import_adds_no_contacts_to_customers_only_shared,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_update_does_not_move_contacts_to_another_customer,
+            io_import_update_does_not_move_contacts_to_another_customer,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_into_a_department_outside_the_create_scope_is_refused,
+            io_import_into_a_department_outside_the_create_scope_is_refused,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_reads_read_only_cells_back_as_unchanged,
+            io_import_reads_read_only_cells_back_as_unchanged,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_undo_refuses_products_used_since,
+            io_import_undo_refuses_products_used_since,
+            $make
+        );
     };
 }
 
@@ -1852,7 +1887,8 @@ pub async fn import_products_with_categories_duplicates_and_undo(store: Arc<dyn 
 
 /// Importing needs the import permission; a header without a required
 /// column, with a field twice, or with a field the actor may not set is
-/// refused before any row is read.
+/// refused before any row is read (a read-only column is read back, and
+/// refuses only the rows giving it a value).
 pub async fn import_needs_permission_and_required_columns(store: Arc<dyn Store>) {
     let w = World::new(store.clone()).await;
     let reader = user_with_role(
@@ -1886,16 +1922,26 @@ pub async fn import_needs_permission_and_required_columns(store: Arc<dyn Store>)
         }],
     )
     .await;
-    assert!(matches!(
-        w.crm
-            .begin_import(
-                &frozen,
-                opts(Entity::Customer),
-                &headers(&["客户名称", "客户级别"])
-            )
-            .await,
-        Err(Error::Forbidden(_))
-    ));
+    // A read-only column is read back (as an export writes it), never
+    // written: a row giving it a value is refused, an empty cell is not.
+    let r = run(
+        &w,
+        &frozen,
+        opts(Entity::Customer),
+        &["客户名称", "客户级别"],
+        vec![
+            vec![t("冻结级别有限公司"), t("A")],
+            vec![t("冻结空级别有限公司"), t("")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 1), "{:#?}", r.issues);
+    assert_eq!(issue(&r, 2).kind, IssueKind::Forbidden);
+    assert!(
+        issue(&r, 2).message_en.contains("read-only"),
+        "{}",
+        issue(&r, 2).message_en
+    );
     match w
         .crm
         .begin_import(
@@ -6585,4 +6631,541 @@ pub async fn import_dry_run_meets_the_pool_caps_the_write_meets(store: Arc<dyn S
         assert!(wet.contains(part), "{wet}");
     }
     assert_eq!(owned(&w).await, 3, "the first batch stays written");
+}
+
+/// An export writes each record's version (版本 / Version); importing it
+/// under the update policy refuses a row exported before the record's
+/// latest change (which the row would otherwise undo), in both languages,
+/// and leaves that change alone; a fresh export updates; a row without a
+/// version updates as before. The version is never written to the record,
+/// and a contact export carries it too.
+pub async fn import_refuses_rows_exported_before_the_records_latest_change(store: Arc<dyn Store>) {
+    use crate::import::ColumnRole;
+    let w = World::new(store.clone()).await;
+    let c = w
+        .customer(&w.zhangsan, "版本有限公司", json!({"address": "旧地址"}))
+        .await;
+    let code = c.code.clone().expect("code");
+    for (english, version_header, remark_header) in
+        [(false, "版本", "详细地址"), (true, "Version", "Address")]
+    {
+        let (h, data) = exported_sheet(&w, &w.zhangsan, Entity::Customer, english).await;
+        let h: Vec<&str> = h.iter().map(String::as_str).collect();
+        let at = |name: &str| h.iter().position(|c| *c == name).expect(name);
+        let stored = find(&w, "版本有限公司").await.expect("customer");
+        assert_eq!(
+            data[0][at(version_header)],
+            Cell::Number(stored.version as f64),
+            "{h:?}"
+        );
+        let map = w
+            .crm
+            .map_headers(&w.zhangsan, Entity::Customer, &headers(&h))
+            .await
+            .expect("map");
+        assert_eq!(map.roles[at(version_header)], ColumnRole::Version);
+        // Someone changes the record after the export.
+        let later = format!("后来的地址{english}");
+        w.crm
+            .update_record(
+                &w.admin,
+                Entity::Customer,
+                stored.id,
+                stored.version,
+                crate::testing::service_suite::fields(json!({"address": later})),
+            )
+            .await
+            .expect("later change");
+        let now = stored.version + 1;
+        // The untouched sheet, and one changing another column: refused.
+        let mut edited = data.clone();
+        edited[0][at(if english { "Industry" } else { "所属行业" })] = t("制造业");
+        for sheet in [data.clone(), edited] {
+            let mut o = opts(Entity::Customer);
+            o.policy = DuplicatePolicy::Update;
+            let r = run(&w, &w.zhangsan, o, &h, sheet).await;
+            assert_eq!(
+                (r.updated, r.unchanged, r.rejected),
+                (0, 0, 1),
+                "{:#?}",
+                r.issues
+            );
+            let i = issue(&r, 2);
+            assert_eq!(i.outcome, RowOutcome::Rejected);
+            assert!(
+                i.message_en.contains(&format!(
+                    "{code} was changed since this file was exported (version {}, now {now}): \
+                     export it again and redo the change",
+                    stored.version
+                )),
+                "{}",
+                i.message_en
+            );
+            assert!(
+                i.message_zh.contains(&format!(
+                    "{code} 在导出后已被修改（导出时版本 {}，现为 {now}）",
+                    stored.version
+                )),
+                "{}",
+                i.message_zh
+            );
+            let kept = find(&w, "版本有限公司").await.expect("customer");
+            assert_eq!(
+                kept.text("address"),
+                Some(later.as_str()),
+                "the later change stays"
+            );
+            assert_eq!(kept.version, now);
+        }
+        // Without the version cell the row updates as before.
+        let mut bare = data.clone();
+        bare[0][at(version_header)] = Cell::Empty;
+        bare[0][at(remark_header)] = t("无版本的修改");
+        let mut o = opts(Entity::Customer);
+        o.policy = DuplicatePolicy::Update;
+        let r = run(&w, &w.zhangsan, o, &h, bare).await;
+        assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
+        // A fresh export updates.
+        let (h, mut data) = exported_sheet(&w, &w.zhangsan, Entity::Customer, english).await;
+        let h: Vec<&str> = h.iter().map(String::as_str).collect();
+        let at = |name: &str| h.iter().position(|c| *c == name).expect(name);
+        data[0][at(remark_header)] = t(&format!("新导出的修改{english}"));
+        let mut o = opts(Entity::Customer);
+        o.policy = DuplicatePolicy::Update;
+        let r = run(&w, &w.zhangsan, o.clone(), &h, data.clone()).await;
+        assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
+        // The same sheet again changes nothing, so undoes nothing.
+        let r = run(&w, &w.zhangsan, o, &h, data).await;
+        assert_eq!((r.unchanged, r.rejected), (1, 0), "{:#?}", r.issues);
+        let after = find(&w, "版本有限公司").await.expect("customer");
+        assert_eq!(
+            after.text("address"),
+            Some(format!("新导出的修改{english}").as_str())
+        );
+        assert!(!after.fields.contains_key("版本") && !after.custom.contains_key("version"));
+    }
+    // A version that is no whole number refuses its row.
+    let (h, mut data) = exported_sheet(&w, &w.zhangsan, Entity::Customer, false).await;
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let at = h.iter().position(|c| *c == "版本").expect("版本");
+    data[0][at] = t("三");
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(&w, &w.zhangsan, o, &h, data).await;
+    assert_eq!(r.rejected, 1, "{:#?}", r.issues);
+    assert!(issue(&r, 2).message_zh.contains("版本"), "{:?}", r.issues);
+    // Contacts: the same.
+    let p = new_contact(&w, &c, json!({"name": "版本联系人", "title": "经理"})).await;
+    let (h, data) = exported_sheet(&w, &w.zhangsan, Entity::Contact, false).await;
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    assert!(h.contains(&"版本"), "{h:?}");
+    w.crm
+        .update_record(
+            &w.admin,
+            Entity::Contact,
+            p.id,
+            p.version,
+            crate::testing::service_suite::fields(json!({"title": "总监"})),
+        )
+        .await
+        .expect("later change");
+    let mut o = opts(Entity::Contact);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(&w, &w.zhangsan, o, &h, data).await;
+    assert_eq!((r.updated, r.rejected), (0, 1), "{:#?}", r.issues);
+    assert_eq!(
+        contact_named(&w, "版本联系人").await.text("title"),
+        Some("总监")
+    );
+}
+
+/// A user import under the update policy does not take the administrator
+/// role from the last active administrator (as `update_user` refuses it),
+/// counting what earlier rows of the file did: a row making another user
+/// an administrator first lets a later row demote the first one.
+pub async fn import_users_keep_an_active_administrator(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let admin_role = w
+        .crm
+        .list_roles(&w.admin)
+        .await
+        .expect("roles")
+        .into_iter()
+        .find(|r| r.is_admin)
+        .expect("an administrator role");
+    let admin_name = w
+        .crm
+        .user_by_username(&w.admin, "admin")
+        .await
+        .expect("admin")
+        .display_name;
+    let h = ["用户名", "姓名", "角色"];
+    let mut o = opts(Entity::User);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &h,
+        vec![vec![t("admin"), t(&admin_name), t("销售")]],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (0, 1), "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert!(
+        i.message_en
+            .contains("would leave the company without an active administrator"),
+        "{}",
+        i.message_en
+    );
+    assert!(i.message_zh.contains("管理员"), "{}", i.message_zh);
+    let admin = w
+        .crm
+        .user_by_username(&w.admin, "admin")
+        .await
+        .expect("admin");
+    assert!(
+        admin.role_ids.contains(&admin_role.id),
+        "still an administrator"
+    );
+    // Another administrator first (row 2), then the demotion (row 3).
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &h,
+        vec![
+            vec![t("lisi"), t("李四"), t(&admin_role.name)],
+            vec![t("admin"), t(&admin_name), t("销售")],
+        ],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (2, 0), "{:#?}", r.issues);
+    // Now lisi is the last one.
+    let lisi = w
+        .crm
+        .actor(w.lisi.user_id)
+        .await
+        .expect("lisi as an administrator");
+    let r = run(
+        &w,
+        &lisi,
+        o,
+        &h,
+        vec![vec![t("lisi"), t("李四"), t("经理")]],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (0, 1), "{:#?}", r.issues);
+    let lisi = w
+        .crm
+        .user_by_username(&w.admin, "lisi")
+        .await
+        .expect("lisi");
+    assert_eq!(lisi.role_ids, vec![admin_role.id]);
+}
+
+/// A contact is its customer's owner's: a contact import does not add one
+/// to a customer only shared with the importer (read or write), nor does a
+/// customer row's contact group under the update policy — as adding the
+/// contact through the API is refused. The importer's own customers take
+/// their contacts.
+pub async fn import_adds_no_contacts_to_customers_only_shared(store: Arc<dyn Store>) {
+    use crate::records::ShareAccess;
+    let w = World::new(store.clone()).await;
+    let read = w.customer(&w.wangwu, "只读共享有限公司", json!({})).await;
+    let write = w.customer(&w.wangwu, "可写共享有限公司", json!({})).await;
+    w.customer(&w.zhangsan, "张三自己有限公司", json!({})).await;
+    for (c, access) in [(&read, ShareAccess::Read), (&write, ShareAccess::Write)] {
+        w.crm
+            .share_record(
+                &w.wangwu,
+                Entity::Customer,
+                c.id,
+                w.zhangsan.user_id,
+                access,
+                None,
+            )
+            .await
+            .expect("share");
+    }
+    let before = contacts_of(&w).await.len();
+    let r = run(
+        &w,
+        &w.zhangsan,
+        opts(Entity::Contact),
+        &["所属客户", "姓名"],
+        vec![
+            vec![t("只读共享有限公司"), t("读共享联系人")],
+            vec![t("可写共享有限公司"), t("写共享联系人")],
+            vec![t("张三自己有限公司"), t("自己的联系人")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 2), "{:#?}", r.issues);
+    for (row, code) in [(2, &read.code), (3, &write.code)] {
+        let i = issue(&r, row);
+        assert_eq!(i.kind, IssueKind::Forbidden);
+        let code = code.clone().expect("code");
+        assert!(
+            i.message_en.contains(&format!(
+                "may not add contacts to customer {code}: it is only shared with them"
+            )),
+            "{}",
+            i.message_en
+        );
+        assert!(i.message_zh.contains("仅共享给你"), "{}", i.message_zh);
+    }
+    assert_eq!(contacts_of(&w).await.len(), before + 1);
+    // A customer row updating the write-shared customer with a contact
+    // group: refused, nothing added.
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o,
+        &["客户名称", "详细地址", "联系人1姓名"],
+        vec![vec![t("可写共享有限公司"), t("新地址"), t("组里的联系人")]],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (0, 1), "{:#?}", r.issues);
+    assert_eq!(issue(&r, 2).kind, IssueKind::Forbidden);
+    assert!(
+        issue(&r, 2).message_en.contains("only shared with them"),
+        "{}",
+        issue(&r, 2).message_en
+    );
+    assert_eq!(contacts_of(&w).await.len(), before + 1);
+}
+
+/// A contact import under the update policy does not move a contact to
+/// another customer (its customer cannot be changed after creation, as
+/// through the API): the row naming the contact by code and another
+/// customer is refused, the contact stays where it is.
+pub async fn import_update_does_not_move_contacts_to_another_customer(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let a = w.customer(&w.zhangsan, "甲方有限公司", json!({})).await;
+    w.customer(&w.zhangsan, "乙方有限公司", json!({})).await;
+    let p = new_contact(&w, &a, json!({"name": "不搬家", "title": "经理"})).await;
+    let mut o = opts(Entity::Contact);
+    o.policy = DuplicatePolicy::Update;
+    let h = ["编号", "所属客户", "姓名", "职务"];
+    let code = p.code.clone().expect("code");
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o.clone(),
+        &h,
+        vec![vec![t(&code), t("乙方有限公司"), t("不搬家"), t("总监")]],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (0, 1), "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert!(
+        i.message_en.contains("cannot be changed after creation"),
+        "{}",
+        i.message_en
+    );
+    assert!(i.message_zh.contains("创建后不能更改"), "{}", i.message_zh);
+    let kept = contact_named(&w, "不搬家").await;
+    assert_eq!(kept.fields["customer_id"], json!(a.id.to_string()));
+    assert_eq!(kept.text("title"), Some("经理"));
+    // Its own customer: updated.
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o,
+        &h,
+        vec![vec![t(&code), t("甲方有限公司"), t("不搬家"), t("总监")]],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
+}
+
+/// An import into a department (`--department`) needs the department
+/// within the importer's create scope, as an owner does: a salesman of
+/// scope "own" imports into his own department only, a manager into the
+/// departments under him.
+pub async fn import_into_a_department_outside_the_create_scope_is_refused(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let h = headers(&["客户名称"]);
+    let mut o = opts(Entity::Customer);
+    o.department = Some("销售二组".into());
+    match w.crm.begin_import(&w.zhangsan, o.clone(), &h).await {
+        Err(Error::Forbidden(m)) => {
+            assert!(m.contains("into department 销售二组"), "{m}");
+            assert!(m.contains("超出新建范围"), "{m}");
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+    }
+    let r = run(
+        &w,
+        &w.lisi,
+        o,
+        &["客户名称"],
+        vec![vec![t("二组的客户有限公司")]],
+    )
+    .await;
+    assert_eq!(r.created, 1, "{:#?}", r.issues);
+    let c = find(&w, "二组的客户有限公司").await.expect("created");
+    assert_eq!(c.department_id, Some(w.group2));
+    let mut o = opts(Entity::Customer);
+    o.department = Some("销售一组".into());
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o,
+        &["客户名称"],
+        vec![vec![t("一组的客户有限公司")]],
+    )
+    .await;
+    assert_eq!(r.created, 1, "{:#?}", r.issues);
+}
+
+/// A column read-only for the importer (a `read_only` field rule) reads
+/// back like a masked one: an untouched export updates its other columns
+/// (the read-only value equal to the stored one is no change), a different
+/// value refuses its row, and a new record cannot take one.
+pub async fn import_reads_read_only_cells_back_as_unchanged(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let ro = user_with_role(
+        &w,
+        "levelro",
+        role_perms(
+            &[
+                Action::Read,
+                Action::Create,
+                Action::Update,
+                Action::Export,
+                Action::Import,
+            ],
+            DataScope::All,
+        ),
+        vec![FieldRule {
+            entity: Entity::Customer,
+            field: "level".into(),
+            access: FieldAccess::ReadOnly,
+        }],
+    )
+    .await;
+    w.customer(&w.admin, "只读级别有限公司", json!({"level": "A"}))
+        .await;
+    let (h, data) = exported_sheet(&w, &ro, Entity::Customer, false).await;
+    let h: Vec<&str> = h.iter().map(String::as_str).collect();
+    let col = |n: &str| h.iter().position(|c| *c == n).expect(n);
+    assert_eq!(data[0][col("客户级别")], t("A"));
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(&w, &ro, o.clone(), &h, data.clone()).await;
+    assert_eq!((r.unchanged, r.rejected), (1, 0), "{:#?}", r.issues);
+    let mut edited = data.clone();
+    edited[0][col("详细地址")] = t("只读以外的修改");
+    let r = run(&w, &ro, o.clone(), &h, edited.clone()).await;
+    assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
+    let stored = find(&w, "只读级别有限公司").await.expect("customer");
+    assert_eq!(stored.text("address"), Some("只读以外的修改"));
+    assert_eq!(stored.text("level"), Some("A"));
+    // A real change of the read-only column: refused.
+    let mut changed = edited.clone();
+    changed[0][col("客户级别")] = t("B");
+    changed[0][col("详细地址")] = t("再改");
+    let r = run(&w, &ro, o.clone(), &h, changed).await;
+    assert_eq!((r.updated, r.rejected), (0, 1), "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert_eq!(i.kind, IssueKind::Forbidden);
+    assert!(i.message_en.contains("read-only"), "{}", i.message_en);
+    assert!(i.message_zh.contains("只读"), "{}", i.message_zh);
+    let stored = find(&w, "只读级别有限公司").await.expect("customer");
+    assert_eq!(
+        (stored.text("level"), stored.text("address")),
+        (Some("A"), Some("只读以外的修改"))
+    );
+    // A new record cannot take a value in it.
+    let r = run(
+        &w,
+        &ro,
+        o,
+        &["客户名称", "客户级别"],
+        vec![vec![t("只读新建有限公司"), t("A")]],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (0, 1), "{:#?}", r.issues);
+    assert_eq!(issue(&r, 2).kind, IssueKind::Forbidden);
+}
+
+/// Undoing a product import that quotes or opportunities now use is
+/// refused (as a customer or user import's undo is when later records
+/// depend on them), naming the products and what uses them; nothing is
+/// undone.
+pub async fn import_undo_refuses_products_used_since(store: Arc<dyn Store>) {
+    use crate::sales::lines::LineInput;
+    use crate::sales::quote::NewQuote;
+    let w = World::new(store.clone()).await;
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Product),
+        &["产品编号", "产品名称", "标准价"],
+        vec![
+            vec![t("UNDO-1"), t("撤销服务器"), t("100")],
+            vec![t("UNDO-2"), t("撤销打印机"), t("50")],
+        ],
+    )
+    .await;
+    assert_eq!(r.created, 2, "{:#?}", r.issues);
+    let products = store
+        .select(&Select::all(
+            Table::Products,
+            w.admin.company_id.0,
+            w.crm.now(),
+        ))
+        .await
+        .expect("products")
+        .rows;
+    let id_of = |code: &str| {
+        products
+            .iter()
+            .find(|p| p.get("code").as_text() == Some(code))
+            .map(|p| p.id())
+            .expect(code)
+    };
+    let customer = w.customer(&w.zhangsan, "用产品有限公司", json!({})).await;
+    let q = w
+        .crm
+        .create_quote(
+            &w.admin,
+            NewQuote {
+                title: "用导入产品的报价".into(),
+                customer_id: customer.id.0,
+                lines: vec![LineInput {
+                    product_id: Some(id_of("UNDO-1")),
+                    name: String::new(),
+                    unit: None,
+                    quantity: 1,
+                    unit_price: None,
+                    discount_bp: 0,
+                    tax_rate: None,
+                }],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    let live = count(&store, &w, Table::Products).await;
+    match w.crm.undo_import(&w.admin, r.import_id.expect("id")).await {
+        Err(Error::InvalidState(m)) => {
+            assert!(
+                m.contains(&format!("product UNDO-1 is used by quote {}", q.code)),
+                "{m}"
+            );
+            assert!(!m.contains("UNDO-2"), "{m}");
+            assert!(m.contains("nothing was undone"), "{m}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(
+        count(&store, &w, Table::Products).await,
+        live,
+        "nothing undone"
+    );
 }
