@@ -1259,6 +1259,12 @@ fn zh_message(kind: Option<CellKind>, raw: Option<&str>, en: &str) -> String {
     if let Some(v) = en.strip_prefix("no user '") {
         return format!("找不到用户「{}」", v.trim_end_matches('\''));
     }
+    if let Some(v) = en.strip_suffix("' is the name of several users; give the username") {
+        return format!(
+            "「{}」是多个用户的姓名，请填写用户名",
+            v.trim_start_matches('\'')
+        );
+    }
     if let Some(v) = en
         .strip_prefix("user ")
         .and_then(|r| r.strip_suffix(" is deactivated"))
@@ -1948,6 +1954,11 @@ impl Crm {
         }
         let mut lookups = Lookups {
             users: Some(by_key),
+            shared_user_names: names
+                .into_iter()
+                .filter(|(_, n)| *n > 1)
+                .map(|(name, _)| name)
+                .collect(),
             ..Lookups::default()
         };
         for e in [entity, Entity::Contact] {
@@ -6976,7 +6987,7 @@ impl ImportSession<'_> {
                     }
                     Some(u) => Some(u.id.0),
                     None => {
-                        errors.push(field_label(&USER_FIELDS[3]), format!("no user '{s}'"));
+                        errors.push(field_label(&USER_FIELDS[3]), self.v.lookups.missing_user(&s));
                         None
                     }
                 }
@@ -7003,6 +7014,14 @@ impl ImportSession<'_> {
                         ),
                     }
                 }
+            }
+            // A new user's login name holds no space, as `create_user`'s.
+            if existing.is_none()
+                && let Some(problem) = text("username")
+                    .as_deref()
+                    .and_then(crate::org::login_name_problem)
+            {
+                errors.push(field_label(&USER_FIELDS[0]), problem);
             }
             problems.extend(self.v.messages(Entity::User, &fields, &errors, None));
             if !problems.is_empty() {

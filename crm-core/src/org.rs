@@ -232,13 +232,21 @@ fn non_empty(errors: &mut ValidationErrors, field: &str, value: &str, max: usize
 /// would not tell apart when typing it.
 fn login_name(errors: &mut ValidationErrors, field: &str, value: &str, max: usize) {
     non_empty(errors, field, value, max);
-    let t = value.trim();
-    if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        errors.push(
-            field,
-            format!("'{t}' holds a space or a control character; a name to log in with has none"),
-        );
+    if let Some(problem) = login_name_problem(value) {
+        errors.push(field, problem);
     }
+}
+
+/// What is wrong with a name to log in with beyond being empty or too
+/// long (a space or a control character in it), for every path that makes
+/// one: `create_user`, user imports.
+pub(crate) fn login_name_problem(value: &str) -> Option<String> {
+    let t = value.trim();
+    t.chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+        .then(|| {
+            format!("'{t}' holds a space or a control character; a name to log in with has none")
+        })
 }
 
 /// A name as names are compared: trimmed, full-width letters and digits

@@ -490,6 +490,24 @@ pub(crate) struct Lookups {
     pub(crate) users: Option<std::collections::HashMap<String, crate::org::User>>,
     /// Referenced records by entity and the key given (id or code).
     pub(crate) refs: std::collections::HashMap<(Entity, String), Uuid>,
+    /// Display names several of the company's users share (with `users`):
+    /// such a name names no one, and is refused as ambiguous, not unknown.
+    pub(crate) shared_user_names: std::collections::HashSet<String>,
+}
+
+impl Lookups {
+    /// Why `key` names no user: a display name several users share, or
+    /// no user at all.
+    pub(crate) fn missing_user(&self, key: &str) -> String {
+        if self.shared_user_names.contains(key.trim()) {
+            format!(
+                "'{}' is the name of several users; give the username",
+                key.trim()
+            )
+        } else {
+            format!("no user '{key}'")
+        }
+    }
 }
 
 /// One input field resolved to where it goes.
@@ -975,7 +993,7 @@ impl Crm {
                         Ok(u) => {
                             errors.push("owner_id", format!("user {} is deactivated", u.username))
                         }
-                        Err(_) => errors.push("owner_id", format!("no user '{key}'")),
+                        Err(_) => errors.push("owner_id", lookups.missing_user(&key)),
                     },
                     None => {
                         errors.push("owner_id", "an owner cannot be cleared here; use transfer")
@@ -1029,7 +1047,7 @@ impl Crm {
                                     custom
                                         .insert(def.key.clone(), Json::String(user.id.to_string()));
                                 }
-                                Err(_) => errors.push(fname, format!("no user '{u}'")),
+                                Err(_) => errors.push(fname, lookups.missing_user(&u)),
                             }
                         }
                         Ok(v) => {

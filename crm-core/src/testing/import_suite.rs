@@ -14,6 +14,11 @@
 macro_rules! import_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::import_suite::import_names_users_as_the_single_record_commands_do,
+            io_import_names_users_as_the_single_record_commands_do,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::import_group_matching_an_archived_contact_refuses_its_row,
             io_import_group_matching_an_archived_contact_refuses_its_row,
             $make
@@ -7167,5 +7172,76 @@ pub async fn import_undo_refuses_products_used_since(store: Arc<dyn Store>) {
         count(&store, &w, Table::Products).await,
         live,
         "nothing undone"
+    );
+}
+
+/// A user named in a sheet by a display name two users share is refused as
+/// ambiguous (not as unknown), in both languages; a new user's username
+/// holds no space, as `create_user` refuses.
+pub async fn import_names_users_as_the_single_record_commands_do(store: Arc<dyn Store>) {
+    use crate::org::NewUser;
+    let w = World::new(store).await;
+    for username in ["zhangwei1", "zhangwei2"] {
+        w.crm
+            .create_user(
+                &w.admin,
+                NewUser {
+                    username: username.into(),
+                    display_name: "张伟".into(),
+                    department_id: Some(w.group1),
+                    ..NewUser::default()
+                },
+            )
+            .await
+            .expect("user");
+    }
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &["客户名称", "负责人"],
+        vec![
+            vec![t("同名负责人有限公司"), t("张伟")],
+            vec![t("用户名负责人有限公司"), t("zhangwei2")],
+            vec![t("无此人有限公司"), t("王大锤")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 2), "{:#?}", r.issues);
+    let shared = issue(&r, 2);
+    assert!(
+        shared
+            .message_en
+            .contains("'张伟' is the name of several users; give the username"),
+        "{shared:?}"
+    );
+    assert!(
+        shared
+            .message_zh
+            .contains("「张伟」是多个用户的姓名，请填写用户名"),
+        "{shared:?}"
+    );
+    let unknown = issue(&r, 4);
+    assert!(
+        unknown.message_en.contains("no user '王大锤'"),
+        "{unknown:?}"
+    );
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::User),
+        &["用户名", "姓名"],
+        vec![vec![t("u 6"), t("空格")], vec![t("u7"), t("无空格")]],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 1), "{:#?}", r.issues);
+    assert!(
+        issue(&r, 2).message_en.contains("holds a space"),
+        "{:?}",
+        issue(&r, 2)
+    );
+    assert!(
+        w.crm.user_by_username(&w.admin, "u 6").await.is_err(),
+        "not created"
     );
 }
