@@ -1291,26 +1291,9 @@ impl Crm {
         // it does not keep it in the new owner's hands; the new owner
         // shares it anew. A share written meanwhile wrote the record at the
         // version read here, so one of the two writes fails.
-        let mut shares_ended = Vec::new();
-        let mut sel = Select::all(Table::Shares, actor.company_id.0, now);
-        sel.filter = Filter::In(Col::Column("record_id"), shared);
-        for sh in self.store.select(&sel).await?.rows {
-            cs.ops.push(Op::Update {
-                table: Table::Shares,
-                id: sh.id(),
-                expected_version: sh.version(),
-                values: vec![
-                    ("deleted_at", Value::Timestamp(now)),
-                    ("updated_at", Value::Timestamp(now)),
-                ],
-            });
-            if sh.get("record_id").as_id() == Some(id.0)
-                && sh.get("expires_at").as_timestamp().is_none_or(|e| e > now)
-                && let Some(u) = sh.get("user_id").as_id()
-            {
-                shares_ended.push(u);
-            }
-        }
+        let shares_ended = self
+            .end_shares(actor.company_id.0, shared, id.0, &mut cs)
+            .await?;
         let idj = |u: &uuid::Uuid| Json::String(u.to_string());
         let change = FieldChange {
             field: "owner_id".into(),
@@ -1388,6 +1371,42 @@ impl Crm {
                 }
             })
             .await)
+    }
+
+    /// Ends, in `cs`, every share of the records `records` (ids), each at
+    /// the version read; returns the users whose live share of `main` (the
+    /// record itself, not its contacts) ended, for the event and the
+    /// history. Used when a record leaves its owner's hands: a transfer, a
+    /// move into a pool.
+    pub(crate) async fn end_shares(
+        &self,
+        company: uuid::Uuid,
+        records: Vec<Value>,
+        main: uuid::Uuid,
+        cs: &mut ChangeSet,
+    ) -> Result<Vec<uuid::Uuid>> {
+        let now = self.now();
+        let mut ended = Vec::new();
+        let mut sel = Select::all(Table::Shares, company, now);
+        sel.filter = Filter::In(Col::Column("record_id"), records);
+        for sh in self.store.select(&sel).await?.rows {
+            cs.ops.push(Op::Update {
+                table: Table::Shares,
+                id: sh.id(),
+                expected_version: sh.version(),
+                values: vec![
+                    ("deleted_at", Value::Timestamp(now)),
+                    ("updated_at", Value::Timestamp(now)),
+                ],
+            });
+            if sh.get("record_id").as_id() == Some(main)
+                && sh.get("expires_at").as_timestamp().is_none_or(|e| e > now)
+                && let Some(u) = sh.get("user_id").as_id()
+            {
+                ended.push(u);
+            }
+        }
+        Ok(ended)
     }
 
     /// When a share given "until" `text` ends: a date without a time means

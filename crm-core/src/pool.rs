@@ -1424,25 +1424,7 @@ impl Crm {
         // as the pool allows; whoever claims it shares it anew).
         let mut shares_ended = Vec::new();
         if from.is_owned() && !mv.to.is_owned() {
-            let mut sel = Select::all(Table::Shares, company, now);
-            sel.filter = Filter::In(Col::Column("record_id"), shared);
-            for sh in self.store.select(&sel).await?.rows {
-                cs.ops.push(Op::Update {
-                    table: Table::Shares,
-                    id: sh.id(),
-                    expected_version: sh.version(),
-                    values: vec![
-                        ("deleted_at", Value::Timestamp(now)),
-                        ("updated_at", Value::Timestamp(now)),
-                    ],
-                });
-                if sh.get("record_id").as_id() == Some(row.id())
-                    && sh.get("expires_at").as_timestamp().is_none_or(|e| e > now)
-                    && let Some(u) = sh.get("user_id").as_id()
-                {
-                    shares_ended.push(u);
-                }
-            }
+            shares_ended = self.end_shares(company, shared, row.id(), &mut cs).await?;
         }
         let pool = mv
             .pool
