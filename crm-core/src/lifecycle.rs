@@ -15,6 +15,24 @@ use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
+/// How a follow-up changes among its customer's live follow-ups, for
+/// [`Crm::follow_up_dates`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum FollowUpChange<'a> {
+    /// Deleted or purged: it leaves them.
+    Gone,
+    /// Restored: it comes back.
+    Back,
+    /// Its time or next follow-up date edited.
+    Edited {
+        /// The follow-up as it will be stored.
+        after: &'a Row,
+        /// Whether the editor may plan the customer's next follow-up (may
+        /// edit the customer): if not, the date stays.
+        plans: bool,
+    },
+}
+
 /// What a lifecycle step does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Step {
@@ -806,7 +824,12 @@ impl Crm {
                 }),
             };
             if let Some(crow) = crow {
-                self.follow_up_dates(actor, &crow, &row, step == Step::Restore, &mut cs)
+                let change = if step == Step::Restore {
+                    FollowUpChange::Back
+                } else {
+                    FollowUpChange::Gone
+                };
+                self.follow_up_dates(actor, &crow, &row, change, &mut cs)
                     .await?;
             }
         }
@@ -903,24 +926,26 @@ impl Crm {
     }
 
     /// Puts a customer's follow-up dates right when one of its follow-ups
-    /// leaves the live ones (deleted, purged: `restored` false) or comes
-    /// back (restored): the last follow-up time is the latest of the live
-    /// follow-ups (archived ones count: they happened), and the next
+    /// (`follow_up`, as stored) leaves the live ones (deleted, purged),
+    /// comes back (restored) or has its dates edited (see
+    /// [`FollowUpChange`]): the last follow-up time is the latest of the
+    /// live follow-ups (archived ones count: they happened), and the next
     /// follow-up date is planned by the latest live follow-up that plans
-    /// one — changed only when the follow-up going was the one that set it
-    /// (a date set on the customer by hand stays), or when the one coming
-    /// back is the latest, as creating it did. The date only for who has
-    /// full access to it, as a follow-up's creation. The customer is
-    /// written at the version read: a follow-up added meanwhile (which
-    /// updates the customer) makes the change conflict, and so does another
-    /// follow-up's delete or restore meanwhile (the customer is written
-    /// when the dates stand too).
-    async fn follow_up_dates(
+    /// one — changed only when the follow-up going (or the date it planned,
+    /// on an edit) was the one that set it (a date set on the customer by
+    /// hand stays), or when the one coming back (or edited) is the latest
+    /// and plans one, as creating it did. The date only for who has full
+    /// access to it, as a follow-up's creation. The customer is written at
+    /// the version read: a follow-up added meanwhile (which updates the
+    /// customer) makes the change conflict, and so does another
+    /// follow-up's delete, restore or edit meanwhile (the customer is
+    /// written when the dates stand too).
+    pub(crate) async fn follow_up_dates(
         &self,
         actor: &Actor,
         customer: &Row,
         follow_up: &Row,
-        restored: bool,
+        change: FollowUpChange<'_>,
         cs: &mut ChangeSet,
     ) -> Result<()> {
         let mut sel = Select::all(Table::FollowUps, actor.company_id.0, self.now());
@@ -935,8 +960,10 @@ impl Crm {
             Filter::not_among(Col::Column("id"), [follow_up.id()]),
         ]);
         let mut live = self.store.select(&sel).await?.rows;
-        if restored {
-            live.push(follow_up.clone());
+        match change {
+            FollowUpChange::Gone => {}
+            FollowUpChange::Back => live.push(follow_up.clone()),
+            FollowUpChange::Edited { after, .. } => live.push(after.clone()),
         }
         let when = |r: &Row| {
             (
@@ -954,13 +981,22 @@ impl Crm {
                 .map(|t| Value::Date(t.with_timezone(&self.config.utc_offset).date_naive()))
         };
         let before_next = customer.get("next_follow_up").clone();
-        let next = if restored {
+        let is_latest = live.first().map(Row::id) == Some(follow_up.id());
+        // The follow-up going (or its date before the edit) set the
+        // customer's date: the latest live follow-up that plans one sets
+        // it now, or none.
+        let fall_back = || {
+            (planned(follow_up).as_ref() == Some(&before_next))
+                .then(|| live.iter().find_map(planned).unwrap_or(Value::Null))
+        };
+        let next = match change {
             // As creating it: the latest plans the next follow-up.
-            planned(follow_up).filter(|_| live.first().map(Row::id) == Some(follow_up.id()))
-        } else if planned(follow_up).as_ref() == Some(&before_next) {
-            Some(live.iter().find_map(planned).unwrap_or(Value::Null))
-        } else {
-            None
+            FollowUpChange::Back => planned(follow_up).filter(|_| is_latest),
+            FollowUpChange::Gone => fall_back(),
+            FollowUpChange::Edited { plans: false, .. } => None,
+            FollowUpChange::Edited { after, .. } => {
+                planned(after).filter(|_| is_latest).or_else(fall_back)
+            }
         }
         .filter(|n| {
             *n != before_next

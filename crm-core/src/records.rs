@@ -246,7 +246,7 @@ pub(crate) fn customer_contacts_key(company: Uuid, customer: Uuid) -> String {
     format!("{company}:customer_contacts:{customer}")
 }
 
-/// Tries of a follow-up's write (create, delete, restore, purge) whose
+/// Tries of a follow-up's write (create, edit, delete, restore, purge) whose
 /// customer someone else changed since it was read: each try reads the
 /// customer again and computes its follow-up dates again. Each failed try
 /// means another write of that customer committed.
@@ -2343,8 +2343,82 @@ impl Crm {
             "update",
             changes,
         ));
-        self.apply_indexed(cs).await?;
+        let dates_changed = ["occurred_at", "next_follow_up_at"]
+            .iter()
+            .any(|k| merged.get(k).is_some_and(|v| v != row.get(k)));
+        if entity == Entity::FollowUp && dates_changed {
+            let after = Row {
+                table: Table::FollowUps,
+                values: Table::FollowUps
+                    .columns()
+                    .iter()
+                    .map(|c| merged.get(c.name).cloned().unwrap_or(Value::Null))
+                    .collect(),
+            };
+            self.apply_follow_up_edit(actor, &row, &after, cs).await?;
+        } else {
+            self.apply_indexed(cs).await?;
+        }
         self.get_record(actor, entity, id).await
+    }
+
+    /// Writes an edit of a follow-up's time or next follow-up date (`cs`,
+    /// the follow-up's own update) together with its customer's follow-up
+    /// dates, computed again from the live follow-ups as deleting and
+    /// restoring one do. Changing the next follow-up date plans the
+    /// customer's next follow-up: refused, as on create, to who may not
+    /// edit the customer. The customer is written at the version read:
+    /// when another write of it committed meanwhile, it is read again and
+    /// the dates computed again, at most [`FOLLOW_UP_TRIES`] times.
+    async fn apply_follow_up_edit(
+        &self,
+        actor: &Actor,
+        before: &Row,
+        after: &Row,
+        cs: ChangeSet,
+    ) -> Result<()> {
+        let Some(customer) = before.get("customer_id").as_id() else {
+            return self.apply_indexed(cs).await;
+        };
+        let next_changed = after.get("next_follow_up_at") != before.get("next_follow_up_at");
+        let mut tries = 1;
+        loop {
+            let mut attempt = cs.clone();
+            let crow = self
+                .store
+                .get(Table::Customers, customer)
+                .await?
+                .filter(|c| {
+                    c.get("company_id").as_id() == Some(actor.company_id.0)
+                        && c.get("deleted_at").is_null()
+                });
+            if let Some(crow) = crow {
+                let plans = self
+                    .can_on_row(actor, Entity::Customer, Action::Update, &crow)
+                    .await?;
+                if next_changed && !plans {
+                    return Err(Error::Forbidden(format!(
+                        "{} may not change next_follow_up_at (下次跟进时间): it plans the next \
+                         follow-up of customer {}, which they may not edit; leave it as it is, \
+                         or ask the customer's owner to plan it",
+                        actor.display_name,
+                        crow.get("code").as_text().unwrap_or_default()
+                    )));
+                }
+                self.follow_up_dates(
+                    actor,
+                    &crow,
+                    before,
+                    crate::lifecycle::FollowUpChange::Edited { after, plans },
+                    &mut attempt,
+                )
+                .await?;
+            }
+            match self.apply_indexed(attempt).await {
+                Err(e) if is_customer_conflict(&e) && tries < FOLLOW_UP_TRIES => tries += 1,
+                other => return other,
+            }
+        }
     }
 
     /// Lists records the actor can see. Conditions, search, sort and paging

@@ -17,6 +17,11 @@ macro_rules! lifecycle_scenarios {
             $make
         );
         $each!(
+            $crate::testing::lifecycle_suite::editing_a_follow_ups_dates_recomputes_its_customers_dates,
+            crm_lifecycle_editing_a_follow_ups_dates_recomputes_its_customers_dates,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::a_customer_with_open_opportunities_stays_in_the_working_set,
             crm_lifecycle_a_customer_with_open_opportunities_stays_in_the_working_set,
             $make
@@ -2420,6 +2425,208 @@ pub async fn deleting_a_follow_up_recomputes_its_customers_dates(store: Arc<dyn 
             .iter()
             .any(|h| h.changes.iter().any(|ch| ch.field == "last_follow_up_at")),
         "{history:?}"
+    );
+}
+
+/// Editing a follow-up's time or next follow-up date puts its customer's
+/// follow-up dates right in the same change, as deleting and restoring it
+/// do: the latest follow-up's new next date moves the customer's, an older
+/// one's does not override it, a later time moves the last follow-up, and
+/// the latest's next date cleared falls back to the one an older follow-up
+/// planned. A colleague's write of the customer meanwhile is no conflict of
+/// the editor's; one who may not edit the customer may not change a next
+/// follow-up date.
+pub async fn editing_a_follow_ups_dates_recomputes_its_customers_dates(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let c = w.customer(&w.zhangsan, "跟进修改有限公司", json!({})).await;
+    let now = w.crm.now();
+    let at = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339();
+    let days = chrono::Duration::days;
+    let older = create(
+        &w,
+        &w.zhangsan,
+        Entity::FollowUp,
+        json!({"customer_id": c.id.to_string(), "channel": "call", "content": "首次沟通",
+               "occurred_at": at(now - days(3)),
+               "next_follow_up_at": at(now + days(7))}),
+    )
+    .await;
+    let latest = create(
+        &w,
+        &w.zhangsan,
+        Entity::FollowUp,
+        json!({"customer_id": c.id.to_string(), "channel": "visit", "content": "上门拜访",
+               "occurred_at": at(now - days(1)),
+               "next_follow_up_at": at(now + days(10))}),
+    )
+    .await;
+    let dates = |w: &World| {
+        let store = w.crm.store().clone();
+        async move {
+            let r = store
+                .get(Table::Customers, c.id.0)
+                .await
+                .expect("get")
+                .expect("customer");
+            (
+                r.get("last_follow_up_at").as_timestamp(),
+                r.get("next_follow_up").clone(),
+            )
+        }
+    };
+    let day = |t: chrono::DateTime<chrono::Utc>| {
+        crate::value::Value::Date(
+            t.with_timezone(&chrono::FixedOffset::east_opt(8 * 3600).expect("offset"))
+                .date_naive(),
+        )
+    };
+    let edit = |actor: &Actor, r: &Record, v: serde_json::Value| {
+        let (crm, actor, id, version) = (w.crm.clone(), actor.clone(), r.id, r.version);
+        async move {
+            crm.update_record(&actor, Entity::FollowUp, id, version, fields(v))
+                .await
+        }
+    };
+    assert_eq!(dates(&w).await, (Some(now - days(1)), day(now + days(10))));
+    // The latest follow-up's next date corrected: the customer's moves.
+    let latest = edit(
+        &w.zhangsan,
+        &latest,
+        json!({"next_follow_up_at": at(now + days(14))}),
+    )
+    .await
+    .expect("edit the latest's next date");
+    assert_eq!(
+        dates(&w).await,
+        (Some(now - days(1)), day(now + days(14))),
+        "the latest follow-up plans the customer's next one"
+    );
+    // An older follow-up's next date does not override the latest's.
+    edit(
+        &w.zhangsan,
+        &older,
+        json!({"next_follow_up_at": at(now + days(5))}),
+    )
+    .await
+    .expect("edit the older's next date");
+    assert_eq!(
+        dates(&w).await,
+        (Some(now - days(1)), day(now + days(14))),
+        "an older follow-up plans nothing"
+    );
+    // Dated later: the customer's last follow-up moves with it.
+    let latest = edit(
+        &w.zhangsan,
+        &latest,
+        json!({"occurred_at": at(now - chrono::Duration::hours(2))}),
+    )
+    .await
+    .expect("edit the latest's time");
+    assert_eq!(
+        dates(&w).await,
+        (Some(now - chrono::Duration::hours(2)), day(now + days(14))),
+        "the last follow-up moves"
+    );
+    // The latest's next date cleared: the older one's plan stands, as if
+    // the latest were deleted.
+    let latest = edit(&w.zhangsan, &latest, json!({"next_follow_up_at": null}))
+        .await
+        .expect("clear the latest's next date");
+    assert_eq!(
+        dates(&w).await,
+        (Some(now - chrono::Duration::hours(2)), day(now + days(5))),
+        "falls back to the older follow-up's plan"
+    );
+    // The owner edits the customer just before the edit writes it: the
+    // edit is computed again from the customer as stored then.
+    let (o, owner, cid) = (other.clone(), w.zhangsan.clone(), c.id);
+    hooked.before_customer_write(async move {
+        let read = o
+            .get_record(&owner, Entity::Customer, cid)
+            .await
+            .expect("customer");
+        o.update_record(
+            &owner,
+            Entity::Customer,
+            cid,
+            read.version,
+            fields(json!({"notes": "同时修改"})),
+        )
+        .await
+        .map(|_| ())
+        .unwrap_or_else(|e| panic!("customer edited meanwhile: {e}"));
+    });
+    let latest = edit(
+        &w.zhangsan,
+        &latest,
+        json!({"next_follow_up_at": at(now + days(20))}),
+    )
+    .await
+    .expect("a customer changed meanwhile is read again");
+    assert_eq!(
+        dates(&w).await,
+        (Some(now - chrono::Duration::hours(2)), day(now + days(20)))
+    );
+    let r = w
+        .crm
+        .get_record(&w.zhangsan, Entity::Customer, c.id)
+        .await
+        .expect("customer");
+    assert_eq!(r.fields["notes"], json!("同时修改"), "{r:?}");
+    assert_eq!(
+        w.crm
+            .get_record(&w.zhangsan, Entity::FollowUp, latest.id)
+            .await
+            .expect("follow-up")
+            .version,
+        latest.version,
+        "the retried edit is written once"
+    );
+    // A colleague with a read share logs a follow-up, and may date it
+    // later, but may not plan the customer's next follow-up by an edit.
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    let theirs = create(
+        &w,
+        &w.wangwu,
+        Entity::FollowUp,
+        json!({"customer_id": c.id.to_string(), "channel": "call", "content": "代为回访",
+               "occurred_at": at(now - chrono::Duration::hours(1))}),
+    )
+    .await;
+    match edit(
+        &w.wangwu,
+        &theirs,
+        json!({"next_follow_up_at": at(now + days(30))}),
+    )
+    .await
+    {
+        Err(Error::Forbidden(m)) => {
+            assert!(
+                m.contains("next_follow_up_at") && m.contains("may not edit"),
+                "{m}"
+            );
+        }
+        other => panic!("a read share planned the owner's next follow-up: {other:?}"),
+    }
+    edit(&w.wangwu, &theirs, json!({"occurred_at": at(now)}))
+        .await
+        .expect("the sharee dates their follow-up");
+    assert_eq!(
+        dates(&w).await,
+        (Some(now), day(now + days(20))),
+        "the sharee's follow-up is the last, the owner's plan stands"
     );
 }
 
