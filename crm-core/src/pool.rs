@@ -2870,6 +2870,19 @@ impl Crm {
                 if from == place && row.get("pool_id").as_id() == Some(set.pools[i].pool.id.0) {
                     return Ok(());
                 }
+                // A customer still owed money stays with its owner, as it
+                // stays out of the recycle bin: in a pool, whoever claims it
+                // would not see the contracts, and the receivable would be a
+                // colleague's for a customer they no longer hold.
+                if from.is_owned()
+                    && let Some(open) = self.contracts_with_money_open(actor, &row).await?
+                {
+                    return Err(Error::InvalidState(format!(
+                        "customer {} cannot go into a pool: {open}; collect what is owed, or \
+                         terminate the contracts with a reason first",
+                        Self::label(&row)
+                    )));
+                }
                 let action = match (from.is_owned(), place) {
                     (_, Place::Invalid) => "invalidate",
                     (true, _) => "release",

@@ -1716,8 +1716,9 @@ pub async fn a_document_is_not_made_for_an_opportunity_closed_meanwhile(store: A
 }
 
 /// A customer whose contract is still owed money is neither deleted nor
-/// archived (its receivables would be a deleted customer's), naming the
-/// contract; once the contract is terminated it may be.
+/// archived (its receivables would be a deleted customer's), nor released
+/// or moved into a pool, naming the contract; once the contract is
+/// terminated it may be.
 pub async fn a_customer_owed_money_stays_in_the_working_set(store: Arc<dyn Store>) {
     use crate::money::Money;
     use crate::sales::{ContractStatus, NewContract, PaymentInput};
@@ -1781,8 +1782,46 @@ pub async fn a_customer_owed_money_stays_in_the_working_set(store: Arc<dyn Store
             "{why}"
         );
     }
+    // Nor does it go into a pool, released or moved.
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            crate::pool::PoolSpec {
+                name: "欠款测试公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.group1],
+                limits: crate::pool::PoolLimits::default(),
+            },
+        )
+        .await
+        .expect("pool");
+    for report in [
+        w.crm
+            .release(&w.zhangsan, &[c.id], "不再跟进", Some(pool.id))
+            .await
+            .expect("release"),
+        w.crm
+            .move_to_pool(
+                &w.zhangsan,
+                &[c.id],
+                pool.id,
+                crate::pool::Place::Invalid,
+                "无效",
+            )
+            .await
+            .expect("move"),
+    ] {
+        let why = refusal(report);
+        assert!(
+            why.contains("cannot go into a pool") && why.contains(&k.code),
+            "{why}"
+        );
+    }
     let live = row(&w, Table::Customers, c.id.0).await.expect("customer");
     assert!(live.get("deleted_at").is_null() && live.get("archived_at").is_null());
+    assert_eq!(live.get("owner_id").as_id(), Some(w.zhangsan.user_id.0));
     let why = refusal(
         w.crm
             .delete_records(&w.admin, Entity::Customer, &[c.id])
