@@ -2009,7 +2009,17 @@ async fn find_record(
     let elsewhere = match lifecycle {
         Lifecycle::Deleted => "is not in the recycle bin",
         Lifecycle::Archived => "is not archived",
-        Lifecycle::Active | Lifecycle::Any => return Err(format!("{entity} {key} not found")),
+        // A live record read otherwise than by data scope (a customer's
+        // follow-up by its new owner, a document by its approver).
+        Lifecycle::Active | Lifecycle::Any => {
+            return match ctx.crm.get_record_by_code(actor, entity, key).await {
+                Ok(r) => {
+                    ctx.name(r.id, key);
+                    Ok(r)
+                }
+                Err(_) => Err(format!("{entity} {key} not found")),
+            };
+        }
     };
     let exists = !ctx
         .crm

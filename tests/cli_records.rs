@@ -4,7 +4,8 @@
 //! with, their own share only), customers are found by their contacts'
 //! mobiles, and a contact's values may hold commas; batches on a filter refuse an empty one and ask for `--yes`
 //! before touching several records, a partly refused batch fails, an edit
-//! without changes is refused, and restoring a live record says where it is.
+//! without changes is refused, restoring a live record says where it is, and
+//! a transferred customer's follow-up opens by its code for the new owner.
 
 mod common;
 
@@ -668,4 +669,47 @@ fn cli_concurrent_edits_each_report_the_version_they_wrote() {
         .expect("version");
     assert!(distinct.iter().all(|v| *v <= last), "{distinct:?} > {last}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A customer's follow-up is opened by its code by whoever reads the
+/// customer: its new owner after a transfer, though the follow-up stays
+/// its author's.
+#[test]
+fn cli_a_transferred_customers_follow_up_opens_by_code() {
+    let (dir, db) = temp_db("follow-up-code");
+    let db = db.as_str();
+    ok(db, &["demo"]);
+    let users = json(db, &["user", "list"]);
+    let wangfang = users
+        .as_array()
+        .expect("users")
+        .iter()
+        .find(|u| u["username"] == "wangfang")
+        .map(|u| u["id"].clone())
+        .expect("wangfang");
+    let list = json(db, &["followup", "list", "--per-page", "50"]);
+    // A follow-up of a customer someone else than 王芳 holds.
+    let (code, customer) = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find_map(|f| {
+            let code = f["code"].as_str()?.to_string();
+            let shown = json(db, &["followup", "show", &code]);
+            let customer = shown["fields"]["customer_id"].as_str()?.to_string();
+            let held = json(db, &["customer", "show", &customer]);
+            (held["owner_id"] != wangfang)
+                .then(|| (code, held["code"].as_str().map(str::to_string)))
+        })
+        .expect("a follow-up of another's customer");
+    let customer = customer.expect("customer code");
+    let to = "wangfang";
+    assert!(
+        fails(db, &["--as", to, "followup", "show", &code]).contains("not found"),
+        "{to} reads no customer of another's"
+    );
+    ok(db, &["customer", "transfer", &customer, "--to", to]);
+    let opened = ok(db, &["--as", to, "followup", "show", &code]);
+    assert!(opened.contains(&code), "{opened}");
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -1995,6 +1995,21 @@ impl Crm {
         }
     }
 
+    /// Loads a live record by its code (or id), masked per the actor's
+    /// field rules, however the actor may read it: by data scope, through
+    /// a share, as an approver of a document, or a follow-up with its
+    /// customer (a list, narrowed by the data scope alone, would not find
+    /// the last two). "Not found" when the actor may not read it.
+    pub async fn get_record_by_code(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        code: &str,
+    ) -> Result<Record> {
+        let row = self.resolve_ref(actor, entity, code).await?;
+        self.get_record(actor, entity, RecordId(row.id())).await
+    }
+
     /// Loads a record the actor can see (including the recycle bin and
     /// history), masked per the actor's field rules.
     pub async fn get_record(&self, actor: &Actor, entity: Entity, id: RecordId) -> Result<Record> {

@@ -2055,6 +2055,23 @@ pub async fn a_customers_follow_ups_are_read_with_it(store: Arc<dyn Store>) {
         .await
         .expect("the new owner reads the customer's follow-up");
     assert_eq!(seen.text("content"), Some("首次拜访"));
+    // By its code too (a list, narrowed by the data scope, does not hold it).
+    let by_code = w
+        .crm
+        .get_record_by_code(
+            &w.wangwu,
+            Entity::FollowUp,
+            f.code.as_deref().expect("code"),
+        )
+        .await
+        .expect("by code");
+    assert_eq!(by_code.id, f.id);
+    assert!(
+        w.crm
+            .get_record_by_code(&w.lisi, Entity::FollowUp, "GJ-00000000-9999")
+            .await
+            .is_err()
+    );
     // Reading is not changing: the follow-up stays its author's.
     assert!(
         w.crm
