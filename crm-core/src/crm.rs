@@ -662,6 +662,12 @@ fn visible_change(actor: &Actor, entity: Entity, mut c: FieldChange) -> Option<F
     }
 }
 
+/// The stored sort key of a name or title: its
+/// [`sort_key`](crate::pinyin::sort_key), NULL without one.
+pub(crate) fn sort_key_value(text: Option<&str>) -> Value {
+    text.map_or(Value::Null, |t| Value::Text(crate::pinyin::sort_key(t)))
+}
+
 /// Sets the sort key ([`SORT_KEYS`](crate::schema::SORT_KEYS)) of every
 /// insert and update in `ops` that sets a column lists sort by one: the
 /// text's [`sort_key`](crate::pinyin::sort_key), or NULL with the text. Every
@@ -680,10 +686,7 @@ pub(crate) fn fill_sort_keys(ops: &mut [Op]) {
             let Some(text) = values.iter().find(|(c, _)| c == source).map(|(_, v)| v) else {
                 continue;
             };
-            let sorted = match text {
-                Value::Text(t) => Value::Text(crate::pinyin::sort_key(t)),
-                _ => Value::Null,
-            };
+            let sorted = sort_key_value(text.as_text());
             match values.iter_mut().find(|(c, _)| c == key) {
                 Some((_, v)) => *v = sorted,
                 None => values.push((key, sorted)),

@@ -3957,21 +3957,28 @@ impl<'a> ImportSession<'a> {
     /// (联系人1编号) of `cands` name, by code: one query per [`IN_CHUNK`]
     /// codes, none when no group gives a code.
     async fn group_code_contacts(&self, cands: &[Candidate]) -> Result<HashMap<String, Row>> {
-        let mut codes: Vec<Value> = cands
+        let codes = cands
             .iter()
             .flat_map(|c| c.contacts.iter())
-            .filter_map(|k| k.code.clone().map(Value::Text))
+            .filter_map(|k| k.code.clone())
             .collect();
+        self.contacts_by_code(codes).await
+    }
+
+    /// The company's contacts (archived and binned ones too) by code, for
+    /// the codes given: one query per [`IN_CHUNK`] codes, whoever may see
+    /// them (the callers tell only of what the actor may read).
+    async fn contacts_by_code(&self, mut codes: Vec<String>) -> Result<HashMap<String, Row>> {
         let mut out = HashMap::new();
-        if codes.is_empty() {
-            return Ok(out);
-        }
-        codes.sort_by_key(key_text);
+        codes.sort();
         codes.dedup();
         for chunk in codes.chunks(IN_CHUNK) {
             let mut sel = Select::all(Table::Contacts, self.actor.company_id.0, self.crm.now());
             sel.lifecycle = Lifecycle::Any;
-            sel.filter = Filter::In(Col::Column("code"), chunk.to_vec());
+            sel.filter = Filter::In(
+                Col::Column("code"),
+                chunk.iter().map(|t| Value::Text(t.clone())).collect(),
+            );
             for r in self.crm.store.select(&sel).await?.rows {
                 if let Some(code) = r.get("code").as_text() {
                     out.insert(code.to_string(), r);
@@ -5294,30 +5301,14 @@ impl ImportSession<'_> {
     /// row naming one the actor may not update is refused as any update
     /// of it is, and a row that would create a contact is refused.
     async fn resolve_kept_customers(&mut self, rows: &[SheetRow]) -> Result<()> {
-        let mut codes: Vec<String> = rows
+        let codes = rows
             .iter()
             .filter(|r| self.v.kept_customer(r) == Some(None))
             .filter_map(|r| self.v.row_code(r))
             .collect();
-        codes.sort();
-        codes.dedup();
-        for chunk in codes.chunks(IN_CHUNK) {
-            let mut sel = Select::all(Table::Contacts, self.actor.company_id.0, self.crm.now());
-            sel.lifecycle = Lifecycle::Any;
-            sel.filter = Filter::In(
-                Col::Column("code"),
-                chunk.iter().map(|t| Value::Text(t.clone())).collect(),
-            );
-            sel.sort = vec![Sort {
-                col: Col::Column("code"),
-                desc: false,
-            }];
-            for r in self.crm.store.select(&sel).await?.rows {
-                if let (Some(code), Some(customer)) =
-                    (r.get("code").as_text(), r.get("customer_id").as_id())
-                {
-                    Arc::make_mut(&mut self.v.kept_customers).insert(code.to_string(), customer);
-                }
+        for (code, r) in self.contacts_by_code(codes).await? {
+            if let Some(customer) = r.get("customer_id").as_id() {
+                Arc::make_mut(&mut self.v.kept_customers).insert(code, customer);
             }
         }
         Ok(())

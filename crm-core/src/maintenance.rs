@@ -53,13 +53,7 @@ pub fn sort_keys_of(table: Table, row: &Row) -> Vec<(&'static str, Value)> {
     SORT_KEYS
         .iter()
         .filter(|(t, _, _)| *t == table)
-        .map(|(_, text, key)| {
-            let v = match row.get(text).as_text() {
-                Some(t) => Value::Text(crate::pinyin::sort_key(t)),
-                None => Value::Null,
-            };
-            (*key, v)
-        })
+        .map(|(_, text, key)| (*key, crate::crm::sort_key_value(row.get(text).as_text())))
         .collect()
 }
 

@@ -258,6 +258,17 @@ pub(crate) fn is_customer_conflict(e: &Error) -> bool {
     matches!(e, Error::Conflict { entity, .. } if entity == Entity::Customer.name())
 }
 
+/// The refusal of a follow-up's next date (`verb`: set, change) to who may
+/// not edit its customer: the date plans the customer's next follow-up.
+fn may_not_plan(actor: &Actor, customer: &Row, verb: &str, instead: &str) -> Error {
+    Error::Forbidden(format!(
+        "{} may not {verb} next_follow_up_at (下次跟进时间): it plans the next follow-up of \
+         customer {}, which they may not edit; {instead}, or ask the customer's owner to plan it",
+        actor.display_name,
+        customer.get("code").as_text().unwrap_or_default()
+    ))
+}
+
 /// The customer a change set creating a follow-up writes the follow-up
 /// dates of.
 fn follow_up_customer_of(cs: &ChangeSet) -> Option<Uuid> {
@@ -1677,13 +1688,7 @@ impl Crm {
                         .can_on_row(actor, Entity::Customer, Action::Update, &crow)
                         .await?
                 {
-                    return Err(Error::Forbidden(format!(
-                        "{} may not set next_follow_up_at (下次跟进时间): it plans the next \
-                         follow-up of customer {}, which they may not edit; leave it out, or \
-                         ask the customer's owner to plan it",
-                        actor.display_name,
-                        crow.get("code").as_text().unwrap_or_default()
-                    )));
+                    return Err(may_not_plan(actor, &crow, "set", "leave it out"));
                 }
                 if let Some(contact) = set.get("contact_id").and_then(Value::as_id) {
                     let c = self.live_row(actor, Table::Contacts, contact).await?;
@@ -2412,13 +2417,7 @@ impl Crm {
                     .can_on_row(actor, Entity::Customer, Action::Update, &crow)
                     .await?;
                 if next_changed && !plans {
-                    return Err(Error::Forbidden(format!(
-                        "{} may not change next_follow_up_at (下次跟进时间): it plans the next \
-                         follow-up of customer {}, which they may not edit; leave it as it is, \
-                         or ask the customer's owner to plan it",
-                        actor.display_name,
-                        crow.get("code").as_text().unwrap_or_default()
-                    )));
+                    return Err(may_not_plan(actor, &crow, "change", "leave it as it is"));
                 }
                 self.follow_up_dates(
                     actor,

@@ -878,10 +878,7 @@ async fn opp_lines(
 ) -> CliResult<Vec<crm::sales::OppLine>> {
     let mut out = Vec::new();
     for spec in specs {
-        let (marked, body) = match spec.trim_start().strip_prefix('=') {
-            Some(rest) => (true, rest),
-            None => (false, spec.as_str()),
-        };
+        let (marked, body) = marked_free_text(spec);
         let parts: Vec<&str> = body.split(':').collect();
         let (key, q, price) = match parts.as_slice() {
             [key, q] if !marked => (key.trim(), *q, None),
@@ -895,11 +892,7 @@ async fn opp_lines(
         let quantity = q
             .parse::<i64>()
             .map_err(|_| format!("product line {spec}: quantity {q} is not a whole number"))?;
-        let found = match ctx.crm.product_by_code(actor, key).await {
-            Ok(p) => Ok(p),
-            Err(crm::Error::NotFound { .. }) => Err(()),
-            Err(e) => return Err(err(e)),
-        };
+        let found = catalogue_product(ctx, actor, key).await?.ok_or(());
         match &found {
             Ok(p) if marked => {
                 return Err(format!(
@@ -940,6 +933,28 @@ async fn opp_lines(
     Ok(out)
 }
 
+/// A line spec with its leading `=` (a free-text line) taken off: whether
+/// it had one, and the rest.
+fn marked_free_text(spec: &str) -> (bool, &str) {
+    match spec.trim_start().strip_prefix('=') {
+        Some(rest) => (true, rest),
+        None => (false, spec),
+    }
+}
+
+/// The catalogue product coded `code`, `None` when there is none.
+async fn catalogue_product(
+    ctx: &Ctx,
+    actor: &Actor,
+    code: &str,
+) -> CliResult<Option<crm::sales::Product>> {
+    match ctx.crm.product_by_code(actor, code).await {
+        Ok(p) => Ok(Some(p)),
+        Err(crm::Error::NotFound { .. }) => Ok(None),
+        Err(e) => Err(err(e)),
+    }
+}
+
 /// How document lines are written, for help and errors.
 const LINE_SYNTAX: &str = "CODE:QTY[:DISCOUNT%] for a catalogue product, \
      =NAME:QTY:PRICE[:TAX%[:DISCOUNT%]] for a free-text line";
@@ -971,10 +986,7 @@ fn looks_like_code(s: &str) -> bool {
 async fn parse_lines(ctx: &Ctx, actor: &Actor, specs: &[String]) -> CliResult<Vec<LineInput>> {
     let mut out = Vec::new();
     for spec in specs {
-        let (marked, body) = match spec.trim_start().strip_prefix('=') {
-            Some(rest) => (true, rest),
-            None => (false, spec.as_str()),
-        };
+        let (marked, body) = marked_free_text(spec);
         let parts: Vec<&str> = body.split(':').collect();
         let qty = |s: &str| {
             s.trim()
@@ -985,11 +997,7 @@ async fn parse_lines(ctx: &Ctx, actor: &Actor, specs: &[String]) -> CliResult<Ve
         let product = if first.is_empty() {
             None
         } else {
-            match ctx.crm.product_by_code(actor, first).await {
-                Ok(p) => Some(p),
-                Err(crm::Error::NotFound { .. }) => None,
-                Err(e) => return Err(err(e)),
-            }
+            catalogue_product(ctx, actor, first).await?
         };
         if !marked {
             match (&product, parts.as_slice()) {

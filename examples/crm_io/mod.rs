@@ -323,21 +323,14 @@ fn bar(ctx: &Ctx, what: &str) -> ProgressBar {
 }
 
 pub async fn template(ctx: &Ctx, actor: &Actor, a: TemplateArgs) -> CliResult {
-    let max = crm::import::MAX_CONTACT_GROUPS;
-    if a.contacts > max {
-        return Err(format!(
-            "--contacts {}: a customer template has at most {max} contact column groups",
-            a.contacts
-        ));
-    }
     let out = a
         .out
         .unwrap_or_else(|| PathBuf::from(format!("{}-template.xlsx", a.entity.name())));
-    let file = OutFile::create(&out, &protected(&a.db, None))?;
+    // Refused (too many contact groups, too wide) before any file is made.
     let bytes = crm::io::template(&ctx.crm, actor, a.entity, a.lang, a.contacts)
         .await
         .map_err(err)?;
-    file.finish_with(&bytes)?;
+    OutFile::create(&out, &protected(&a.db, None))?.finish_with(&bytes)?;
     ctx.print(json!({"template": out.display().to_string()}), || {
         format!(
             "wrote the {} import template to {}",

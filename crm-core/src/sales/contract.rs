@@ -1296,19 +1296,12 @@ impl Crm {
 fn owed_contracts_text(named: &[String], unnamed: usize) -> String {
     let total = named.len() + unnamed;
     let verb = if total == 1 { "is" } else { "are" };
-    let others = |n: usize| {
-        if n == 1 {
-            "1 of others'".to_string()
-        } else {
-            format!("{n} of others'")
-        }
-    };
     let subject = match (named.len(), unnamed) {
         (0, 1) => "1 of its contracts (another user's)".to_string(),
         (0, n) => format!("{n} of its contracts (other users')"),
         (1, 0) => format!("its contract {}", named[0]),
         (_, 0) => format!("its contracts {}", named.join(", ")),
-        (_, n) => format!("its contracts {} and {}", named.join(", "), others(n)),
+        (_, n) => format!("its contracts {} and {n} of others'", named.join(", ")),
     };
     format!("{subject} {verb} still owed money or awaiting a payment's approval")
 }

@@ -147,7 +147,10 @@ impl Crm {
                             p.code, p.name
                         )),
                     },
-                    Err(_) => Err(format!("no product {pid}")),
+                    Err(_) => Err(
+                        "no such product (it may have been removed for good); pick another"
+                            .to_string(),
+                    ),
                 };
                 match product {
                     Ok(p) => {
@@ -226,14 +229,8 @@ impl Crm {
             // Found by a case-insensitive prefix (the stores fold ASCII
             // letters only), as typed in half- and in full-width letters,
             // and compared by key.
-            let full = |s: String| -> String {
-                s.chars()
-                    .map(|c| match c {
-                        '!'..='~' => char::from_u32(c as u32 + 0xFEE0).unwrap_or(c),
-                        _ => c,
-                    })
-                    .collect()
-            };
+            let full =
+                |s: String| -> String { s.chars().map(crate::validate::fullwidth).collect() };
             // (Up to its first space: the stored name may be spaced
             // otherwise.)
             let head = key.split(' ').next().unwrap_or_default().to_string();

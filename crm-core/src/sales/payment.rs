@@ -259,18 +259,14 @@ impl Invoice {
 /// longer than 40 characters (a VAT invoice's number has 8 or 20 digits,
 /// with its 发票代码 12).
 pub fn invoice_number(typed: &str) -> std::result::Result<String, String> {
-    let n: String = typed
-        .trim()
-        .chars()
-        .map(crate::validate::halfwidth)
-        .flat_map(char::to_uppercase)
-        .collect();
-    if n.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    let t = typed.trim();
+    if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
-            "'{}' holds a space or a control character; an invoice number has none",
-            typed.trim()
+            "'{t}' holds a space or a control character; an invoice number has none"
         ));
     }
+    // Without white space, the form numbers are compared in.
+    let n = invoice_number_key(t);
     if n.chars().count() > 40 {
         return Err(format!(
             "'{}…' is longer than 40 characters",
@@ -311,10 +307,11 @@ fn invoice_number_candidates(n: &str) -> Filter {
                 if form != c {
                     marks.insert(form);
                 }
-            } else if ('\u{21}'..='\u{7e}').contains(&form)
-                && let Some(wide) = char::from_u32(form as u32 + 0xFEE0)
-            {
-                marks.insert(wide);
+            } else {
+                let wide = crate::validate::fullwidth(form);
+                if wide != form && form != ' ' {
+                    marks.insert(wide);
+                }
             }
         }
     }
