@@ -443,19 +443,14 @@ impl Crm {
         query: &ListQuery,
         customs: &[CustomFieldDef],
     ) -> Result<Direct> {
-        let scope = actor
-            .store_scope(entity, Action::Read)
-            .unwrap_or(Scope::Restricted {
-                owners: Vec::new(),
-                departments: Vec::new(),
-                shared_with: None,
-            });
-        let mut filters = Vec::with_capacity(query.conditions.len() + 1);
+        let (scope, widened) = crate::records::read_scope(actor, entity, self.now());
+        let mut filters = Vec::with_capacity(query.conditions.len() + 2);
         filters.push(export_scope(actor, entity, self.now()));
+        filters.push(widened);
         for c in &query.conditions {
             filters.push(self.resolve_cond(actor, entity, c, customs).await?);
         }
-        crate::records::check_filter_weight(&filters[1..])?;
+        crate::records::check_filter_weight(&filters[2..])?;
         let mut sort = Vec::with_capacity(query.sort.len());
         for s in &query.sort {
             let col = self.sort_col(actor, entity, &s.field, customs)?;
@@ -544,16 +539,28 @@ fn exportable(entity: Entity) -> Result<()> {
 /// The rows the actor's export grant covers, as a filter beside the read
 /// scope: an export holds only what the actor may both read and export
 /// (`customer:read:all` with `customer:export:own` exports their own
-/// customers and those shared with them).
+/// customers and those shared with them). A follow-up grant reaches the
+/// follow-ups of the customers it would reach too, as reading does
+/// (`followup:export:own` exports the follow-ups of one's own customers,
+/// whoever logged them).
 pub(crate) fn export_scope(
     actor: &Actor,
     entity: Entity,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Filter {
-    actor
-        .store_scope(entity, Action::Export)
-        .map(|s| s.as_filter(entity.table(), now))
-        .unwrap_or(Filter::Or(Vec::new()))
+    match actor.store_scope(entity, Action::Export) {
+        None => Filter::Or(Vec::new()),
+        Some(Scope::All) => Filter::True,
+        Some(s) if entity == Entity::FollowUp => Filter::Or(vec![
+            s.as_filter(entity.table(), now),
+            Filter::Refers {
+                fk: "customer_id",
+                table: crate::schema::Table::Customers,
+                filter: Box::new(s.as_filter(crate::schema::Table::Customers, now)),
+            },
+        ]),
+        Some(s) => s.as_filter(entity.table(), now),
+    }
 }
 
 /// Where an export's rows come from.

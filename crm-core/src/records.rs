@@ -416,6 +416,40 @@ impl Crm {
     }
 }
 
+/// The scope a list of `entity` reads with, and a filter to hold beside
+/// it: the actor's read scope, and for follow-ups also those of customers
+/// the actor may read, as a single follow-up is read with its customer
+/// (see `Crm::can_on_row`): a customer's new owner lists the follow-ups
+/// its former owner logged.
+pub(crate) fn read_scope(actor: &Actor, entity: Entity, now: DateTime<Utc>) -> (Scope, Filter) {
+    let Some(scope) = actor.store_scope(entity, Action::Read) else {
+        return (
+            Scope::Restricted {
+                owners: Vec::new(),
+                departments: Vec::new(),
+                shared_with: None,
+            },
+            Filter::True,
+        );
+    };
+    if entity != Entity::FollowUp || scope == Scope::All || !actor.can(entity, Action::Read) {
+        return (scope, Filter::True);
+    }
+    let customers = actor
+        .store_scope(Entity::Customer, Action::Read)
+        .map(|s| s.as_filter(Table::Customers, now))
+        .unwrap_or(Filter::Or(Vec::new()));
+    let widened = Filter::Or(vec![
+        scope.as_filter(entity.table(), now),
+        Filter::Refers {
+            fk: "customer_id",
+            table: Table::Customers,
+            filter: Box::new(customers),
+        },
+    ]);
+    (Scope::All, widened)
+}
+
 /// Refuses the resolved conditions of a caller's query when, together,
 /// they hold more terms and values than every store binds alike
 /// ([`crate::store::MAX_FILTER_WEIGHT`]).
@@ -2465,20 +2499,15 @@ impl Crm {
             ));
         }
         let customs = self.custom_fields(actor, entity).await?;
-        let scope = scope.unwrap_or_else(|| {
-            actor
-                .store_scope(entity, Action::Read)
-                .unwrap_or(Scope::Restricted {
-                    owners: Vec::new(),
-                    departments: Vec::new(),
-                    shared_with: None,
-                })
-        });
-        let mut filters = vec![extra];
+        let (scope, widened) = match scope {
+            Some(scope) => (scope, Filter::True),
+            None => read_scope(actor, entity, self.now()),
+        };
+        let mut filters = vec![extra, widened];
         for c in &query.conditions {
             filters.push(self.resolve_cond(actor, entity, c, &customs).await?);
         }
-        check_filter_weight(&filters[1..])?;
+        check_filter_weight(&filters[2..])?;
         if let Some(q) = query.search.as_deref().filter(|q| !q.trim().is_empty()) {
             filters.push(search_filter(actor, entity, q, self.now()));
         }

@@ -145,6 +145,17 @@ pub enum Filter {
         /// The condition on the related row.
         filter: Box<Filter>,
     },
+    /// This row's reference column `fk` holds the id of a row of `table`
+    /// (deleted or not) that matches the filter: the other direction of
+    /// [`Filter::Related`]. Lists a follow-up with its customer.
+    Refers {
+        /// This table's column that holds the referenced id.
+        fk: &'static str,
+        /// The referenced table.
+        table: Table,
+        /// The condition on the referenced row.
+        filter: Box<Filter>,
+    },
 }
 
 impl Filter {
@@ -169,7 +180,7 @@ impl Filter {
             Filter::In(c, values) => col(c) + if values.len() > 500 { 1 } else { values.len() },
             Filter::And(parts) | Filter::Or(parts) => parts.iter().map(Filter::weight).sum(),
             Filter::Not(inner) => inner.weight(),
-            Filter::Related { filter, .. } => 1 + filter.weight(),
+            Filter::Related { filter, .. } | Filter::Refers { filter, .. } => 1 + filter.weight(),
         }
     }
 
@@ -191,7 +202,9 @@ impl Filter {
             }
             Filter::And(fs) | Filter::Or(fs) => fs.iter().find_map(|f| f.nul_refusal(table)),
             Filter::Not(f) => f.nul_refusal(table),
-            Filter::Related { table, filter, .. } => filter.nul_refusal(*table),
+            Filter::Related { table, filter, .. } | Filter::Refers { table, filter, .. } => {
+                filter.nul_refusal(*table)
+            }
             _ => None,
         }
     }

@@ -383,6 +383,24 @@ fn filter(
             filter(sql, schema, *related, &r, inner)?;
             sql.push(")");
         }
+        Filter::Refers {
+            fk,
+            table: referred,
+            filter: inner,
+        } => {
+            let fk = column(table, fk)?;
+            if fk.ty != ColType::Id {
+                return Err(invalid(format!("{table}.{} is not a reference", fk.name)));
+            }
+            let r = sql.alias();
+            sql.push(&format!(
+                "EXISTS (SELECT 1 FROM {schema}.{} {r} WHERE {r}.\"id\" = {alias}.{} AND ",
+                ident(referred.name()),
+                ident(fk.name),
+            ));
+            filter(sql, schema, *referred, &r, inner)?;
+            sql.push(")");
+        }
     }
     Ok(())
 }

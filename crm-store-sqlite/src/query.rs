@@ -459,6 +459,26 @@ fn compile_filter(
             compile_filter(q, *related, &r, depth + 1, filter)?;
             q.push(")");
         }
+        Filter::Refers {
+            fk,
+            table: referred,
+            filter,
+        } => {
+            let fk_col = table
+                .column(fk)
+                .ok_or_else(|| invalid(format!("{table} has no column {fk:?}")))?;
+            if fk_col.ty != ColType::Id {
+                return Err(invalid(format!("{table}.{fk} is not a reference")));
+            }
+            let r = format!("r{}", depth + 1);
+            q.push(&format!(
+                "EXISTS (SELECT 1 FROM \"{}\" {r} WHERE {r}.\"id\" = {alias}.\"{}\" AND ",
+                referred.name(),
+                fk_col.name
+            ));
+            compile_filter(q, *referred, &r, depth + 1, filter)?;
+            q.push(")");
+        }
     }
     Ok(())
 }

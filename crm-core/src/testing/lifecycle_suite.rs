@@ -144,6 +144,7 @@ use crate::crm::Crm;
 use crate::entity::Entity;
 use crate::error::Error;
 use crate::ids::{RecordId, UserId};
+use crate::query::ListQuery;
 use crate::records::{Record, ShareAccess};
 use crate::schema::Table;
 use crate::store::Store;
@@ -2040,6 +2041,31 @@ pub async fn a_customers_follow_ups_are_read_with_it(store: Arc<dyn Store>) {
             .await
             .is_err()
     );
+    // 张三's follow-up of a customer that stays his.
+    let other = w
+        .customer(&w.zhangsan, "中兴通讯股份有限公司", json!({}))
+        .await;
+    let kept = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            fields(json!({"customer_id": code(&other), "channel": "call", "content": "另一家"})),
+        )
+        .await
+        .expect("follow-up");
+    let listed = async |actor: &Actor| {
+        let page = w
+            .crm
+            .list_records(actor, Entity::FollowUp, &ListQuery::default().with_total())
+            .await
+            .expect("list");
+        assert_eq!(page.total, Some(page.items.len() as u64));
+        let mut ids: Vec<_> = page.items.iter().map(|r| r.id).collect();
+        ids.sort();
+        ids
+    };
+    assert!(listed(&w.wangwu).await.is_empty());
     let r = w
         .crm
         .transfer_records(&w.admin, Entity::Customer, &[c.id], w.wangwu.user_id)
@@ -2072,6 +2098,37 @@ pub async fn a_customers_follow_ups_are_read_with_it(store: Arc<dyn Store>) {
             .await
             .is_err()
     );
+    // Lists and exports hold it too: the new owner's, only the customer's
+    // timeline; the author's, both of his.
+    assert_eq!(listed(&w.wangwu).await, vec![f.id]);
+    let mut both = vec![f.id, kept.id];
+    both.sort();
+    assert_eq!(listed(&w.zhangsan).await, both);
+    let searched = w
+        .crm
+        .list_records(
+            &w.wangwu,
+            Entity::FollowUp,
+            &ListQuery::default().search("拜访"),
+        )
+        .await
+        .expect("search");
+    assert_eq!(searched.items.len(), 1);
+    let cols = w
+        .crm
+        .export_columns(&w.wangwu, Entity::FollowUp, &[])
+        .await
+        .expect("columns");
+    let mut cur = w
+        .crm
+        .export_cursor(&w.wangwu, Entity::FollowUp, ListQuery::default(), cols, 10)
+        .await
+        .expect("export");
+    let mut exported = 0;
+    while let Some(page) = cur.next_page().await.expect("page") {
+        exported += page.len();
+    }
+    assert_eq!(exported, 1, "the customer's one follow-up");
     // Reading is not changing: the follow-up stays its author's.
     assert!(
         w.crm
