@@ -1435,6 +1435,10 @@ struct Candidate {
     /// [`crate::export::NOT_SHOWN`]): it may update that contact, never
     /// create one.
     kept_customer: bool,
+    /// What the row lacks of the required custom fields, under the update
+    /// policy (see [`RowValidator::required_customs`]): it refuses the row
+    /// only if it would create a record.
+    unmet: Vec<(String, String)>,
 }
 
 /// What a batch creates and updates, kept per batch for undo.
@@ -1899,11 +1903,22 @@ impl Crm {
                 "products have no owner or department (产品无负责人)",
             ));
         }
-        let customs = if entity.is_record() {
+        let mut customs = if entity.is_record() {
             self.custom_fields(actor, entity).await?
         } else {
             Vec::new()
         };
+        // Under the update policy a required custom field is required of
+        // the rows that create a record only: a field made required after
+        // the file was exported leaves its rows updating what they match
+        // (the column missing, or blank), as `update_record` would.
+        let mut required_customs = Vec::new();
+        if options.policy == DuplicatePolicy::Update {
+            for def in customs.iter_mut().filter(|d| d.required) {
+                required_customs.push(def.clone());
+                def.required = false;
+            }
+        }
         let contact_customs = if entity == Entity::Customer {
             self.custom_fields(actor, Entity::Contact).await?
         } else {
@@ -2136,6 +2151,7 @@ impl Crm {
                 entity,
                 map: Arc::new(map),
                 customs: Arc::new(customs),
+                required_customs: Arc::new(required_customs),
                 contact_customs: Arc::new(contact_customs),
                 lookups: Arc::new(lookups),
                 modes: if entity == Entity::Customer {
@@ -4454,7 +4470,11 @@ pub struct RowValidator {
     actor: Actor,
     entity: Entity,
     map: Arc<HeaderMap>,
+    /// The entity's custom fields; under the update policy none required.
     customs: Arc<Vec<CustomFieldDef>>,
+    /// Under the update policy, the required custom fields: checked when a
+    /// row would create a record (see `Candidate::unmet`).
+    required_customs: Arc<Vec<CustomFieldDef>>,
     contact_customs: Arc<Vec<CustomFieldDef>>,
     lookups: Arc<Lookups>,
     /// The company's duplicate-key settings (customer imports).
@@ -4935,6 +4955,17 @@ impl RowValidator {
             // (its other keys then only tell of a second one).
             keys.insert(0, code_key(code));
         }
+        let mut unmet = ValidationErrors::default();
+        for def in self.required_customs.iter() {
+            if custom.get(&def.key).is_none_or(Json::is_null) {
+                unmet.push(format!("custom.{}", def.key), "is required");
+            }
+        }
+        let unmet = if unmet.0.is_empty() {
+            Vec::new()
+        } else {
+            self.messages(entity, &fields, &unmet, None)
+        };
         Ok(Ok(Candidate {
             number: row.number,
             set,
@@ -4946,6 +4977,7 @@ impl RowValidator {
             version,
             masked,
             kept_customer: kept.is_some(),
+            unmet,
         }))
     }
 
@@ -5758,6 +5790,12 @@ impl ImportSession<'_> {
                 if c.kept_customer {
                     let (pe, pz) = not_shown_customer_problem();
                     self.reject(issues, c.number, IssueKind::Invalid, pe, pz);
+                    continue;
+                }
+                // A new record needs the required fields an update may lack.
+                if !c.unmet.is_empty() {
+                    let (en, zh) = join_problems(&c.unmet);
+                    self.reject(issues, c.number, IssueKind::Invalid, en, zh);
                     continue;
                 }
                 // A customer imported into a pool has no owner: a row naming

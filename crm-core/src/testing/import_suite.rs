@@ -323,6 +323,11 @@ macro_rules! import_scenarios {
             io_import_undo_refuses_products_used_since,
             $make
         );
+        $each!(
+            $crate::testing::import_suite::import_update_needs_a_later_required_field_only_for_new_records,
+            io_import_update_needs_a_later_required_field_only_for_new_records,
+            $make
+        );
     };
 }
 
@@ -7244,4 +7249,94 @@ pub async fn import_names_users_as_the_single_record_commands_do(store: Arc<dyn 
         w.crm.user_by_username(&w.admin, "u 6").await.is_err(),
         "not created"
     );
+}
+
+/// A custom field made required after customers were exported leaves an
+/// update import of that export updating the customers it matches (the
+/// column missing, or its cell blank); only a row that would create a
+/// customer needs it. Other policies still need the column.
+pub async fn import_update_needs_a_later_required_field_only_for_new_records(
+    store: Arc<dyn Store>,
+) {
+    let w = World::new(store.clone()).await;
+    w.customer(&w.admin, "甲公司", json!({"level": "C"})).await;
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            new_custom(
+                Entity::Customer,
+                "industry_code",
+                "行业代码",
+                "Industry code",
+                crate::custom::CustomFieldType::Text,
+                &[],
+                true,
+            ),
+        )
+        .await
+        .expect("field");
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &["客户名称", "客户级别"],
+        vec![vec![t("甲公司"), t("A")], vec![t("新公司"), t("B")]],
+    )
+    .await;
+    assert_eq!(
+        (r.updated, r.created, r.rejected),
+        (1, 0, 1),
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(
+        find(&w, "甲公司").await.expect("kept").text("level"),
+        Some("A")
+    );
+    let i = issue(&r, 3);
+    assert_eq!(i.outcome, RowOutcome::Rejected, "{i:#?}");
+    assert!(
+        i.message_en.contains("Industry code") && i.message_en.contains("required"),
+        "{i:#?}"
+    );
+    assert!(i.message_zh.contains("行业代码"), "{i:#?}");
+    assert!(find(&w, "新公司").await.is_none());
+    // With the column: a blank cell leaves the matched customer as it is,
+    // a given one creates.
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &["客户名称", "客户级别", "行业代码"],
+        vec![
+            vec![t("甲公司"), t("B"), t("")],
+            vec![t("新公司"), t("B"), t("I65")],
+            vec![t("另一家公司"), t("B"), t("")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.updated, r.created, r.rejected),
+        (1, 1, 1),
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(issue(&r, 4).outcome, RowOutcome::Rejected);
+    let made = find(&w, "新公司").await.expect("created");
+    assert_eq!(made.custom.get("industry_code"), Some(&json!("I65")));
+    // Skipping duplicates creates every other row: the column is needed.
+    match w
+        .crm
+        .begin_import(
+            &w.admin,
+            opts(Entity::Customer),
+            &headers(&["客户名称", "客户级别"]),
+        )
+        .await
+    {
+        Err(e) => assert!(e.to_string().contains("行业代码"), "{e}"),
+        Ok(_) => panic!("a header without a required column"),
+    }
 }
