@@ -1527,6 +1527,14 @@ impl Crm {
             header_en: d.en.to_string(),
             kind: crate::import::field_value_kind(Entity::Product, d),
         };
+        // Read back by a price-list import (update policy): a row exported
+        // before the product's latest change is refused, not written over it.
+        let version = || ExportColumn {
+            key: VERSION_KEY.to_string(),
+            header_zh: VERSION_HEADERS.0.to_string(),
+            header_en: VERSION_HEADERS.1.to_string(),
+            kind: ValueKind::Number,
+        };
         // A cost a field rule hides is no column; a masked one shows `***`.
         // Without a pick, the cost is a column only for who may set it, so
         // that the default export imports back as a price list.
@@ -1538,12 +1546,18 @@ impl Crm {
                 .iter()
                 .filter(|d| !cost(d) || access == FieldAccess::Full)
                 .map(column)
+                .chain([version()])
                 .collect());
         }
         picks
             .iter()
             .map(|p| {
                 let n = p.trim();
+                if n.eq_ignore_ascii_case(VERSION_KEY)
+                    || crate::import::is_version_header(Entity::Product, n)
+                {
+                    return Ok(version());
+                }
                 match crate::import::find_field(Entity::Product, n) {
                     Some(d) if hidden(d) => Err(Error::Forbidden(format!(
                         "{} may not see product.{} (column '{n}')",
@@ -1621,6 +1635,7 @@ impl Crm {
                             .iter()
                             .find(|(api, _)| *api == p.status.name())
                             .map_or(ExportValue::Empty, |(_, zh)| text(zh)),
+                        VERSION_KEY => ExportValue::Number(p.version as f64),
                         _ => ExportValue::Empty,
                     })
                     .collect()

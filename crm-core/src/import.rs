@@ -1130,10 +1130,22 @@ fn is_code_header(entity: Entity, h: &str) -> bool {
 
 /// Whether a (cleaned) header of a customer or contact import names the
 /// record's version column of an export (`版本`, `Version` in any case).
-fn is_version_header(entity: Entity, h: &str) -> bool {
-    matches!(entity, Entity::Customer | Entity::Contact)
+pub(crate) fn is_version_header(entity: Entity, h: &str) -> bool {
+    matches!(entity, Entity::Customer | Entity::Contact | Entity::Product)
         && (h == crate::export::VERSION_HEADERS.0
             || h.eq_ignore_ascii_case(crate::export::VERSION_HEADERS.1))
+}
+
+/// The refusal of a row exported at version `was` of record `name`, now
+/// at version `now`: writing it would undo the changes made since.
+fn stale_row(name: &str, was: i64, now: i64) -> (String, String) {
+    (
+        format!(
+            "{name} was changed since this file was exported (version {was}, now {now}): \
+             export it again and redo the change"
+        ),
+        format!("{name} 在导出后已被修改（导出时版本 {was}，现为 {now}）：请重新导出后再修改"),
+    )
 }
 
 /// The Chinese and English headers of the customer's code in a contact
@@ -5005,7 +5017,7 @@ impl RowValidator {
         )
     }
 
-    /// The record version a row of a customer or contact import gives in
+    /// The record version a row of a customer, contact or product import gives in
     /// its version column (see [`ColumnRole::Version`]): `None` without
     /// one, `Err` with the problem for a cell that is no whole number.
     fn row_version(&self, row: &SheetRow) -> std::result::Result<Option<i64>, (String, String)> {
@@ -6064,24 +6076,13 @@ impl ImportSession<'_> {
                 && v < row.version()
                 && changes_anything(row, &merged, &c, &contact_updates)
             {
-                let now = row.version();
                 let name = row
                     .get("code")
                     .as_text()
                     .map(str::to_string)
                     .unwrap_or_else(|| row_label(row));
-                self.reject(
-                    issues,
-                    c.number,
-                    IssueKind::Invalid,
-                    format!(
-                        "{name} was changed since this file was exported (version {v}, now \
-                         {now}): export it again and redo the change"
-                    ),
-                    format!(
-                        "{name} 在导出后已被修改（导出时版本 {v}，现为 {now}）：请重新导出后再修改"
-                    ),
-                );
+                let (en, zh) = stale_row(&name, v, row.version());
+                self.reject(issues, c.number, IssueKind::Invalid, en, zh);
                 continue;
             }
             // The contacts its groups add are the customer's owner's: not
@@ -7457,6 +7458,10 @@ impl ImportSession<'_> {
             }
             let mut problems = Vec::new();
             let (fields, ..) = self.v.row_fields(row, &mut problems);
+            let version = self.v.row_version(row).unwrap_or_else(|p| {
+                problems.push(p);
+                None
+            });
             let text = |k: &str| {
                 fields
                     .get(k)
@@ -7674,6 +7679,13 @@ impl ImportSession<'_> {
             let (values, changes) = crate::sales::product::product_changes(&prow, &input);
             if changes.is_empty() {
                 self.counts.unchanged += 1;
+                continue;
+            }
+            // A row exported before the product's latest change (a price
+            // a colleague set since) would undo it.
+            if let Some(v) = version.filter(|v| *v < prow.version()) {
+                let (en, zh) = stale_row(&code, v, prow.version());
+                self.reject(issues, row.number, IssueKind::Invalid, en, zh);
                 continue;
             }
             // The search keys follow the name, and only when it changes.

@@ -1683,8 +1683,10 @@ pub async fn import_products_with_categories_duplicates_and_undo(store: Arc<dyn 
             ExportValue::Text("A4".into()),
             ExportValue::Empty,
             ExportValue::Text("在售".into()),
+            ExportValue::Number(1.0),
         ]]
     );
+    assert_eq!(cols.last().map(|c| c.header_zh.as_str()), Some("版本"));
     let picked = w
         .crm
         .export_columns(&w.admin, Entity::Product, &["Code".into(), "标准价".into()])
@@ -1703,9 +1705,9 @@ pub async fn import_products_with_categories_duplicates_and_undo(store: Arc<dyn 
     let u = run(
         &w,
         &w.admin,
-        o,
-        &["产品编号", "标准价"],
-        vec![row(&["CP-EXIST", "150"])],
+        o.clone(),
+        &["产品编号", "标准价", "版本"],
+        vec![row(&["CP-EXIST", "150", "1"])],
     )
     .await;
     assert_eq!(
@@ -1725,6 +1727,53 @@ pub async fn import_products_with_categories_duplicates_and_undo(store: Arc<dyn 
         .expect("undo update");
     let back = w.crm.product(&w.admin, old.id).await.expect("product");
     assert_eq!(back.list_price.minor, 10_000);
+    // The row of version 1 again: the product changed since (updated,
+    // then undone), so it is refused rather than undoing that; unchanged
+    // values change nothing and pass.
+    assert!(back.version > 1);
+    let stale = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &["产品编号", "标准价", "版本"],
+        vec![row(&["CP-EXIST", "150", "1"])],
+    )
+    .await;
+    assert_eq!(
+        (stale.updated, stale.rejected),
+        (0, 1),
+        "{:#?}",
+        stale.issues
+    );
+    let same = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &["产品编号", "标准价", "版本"],
+        vec![row(&["CP-EXIST", "100", "1"])],
+    )
+    .await;
+    assert_eq!(
+        (same.updated, same.rejected, same.unchanged),
+        (0, 0, 1),
+        "{:#?}",
+        same.issues
+    );
+    let i = issue(&stale, 2);
+    assert!(
+        i.message_en.contains("CP-EXIST") && i.message_en.contains("changed since"),
+        "{i:#?}"
+    );
+    assert!(i.message_zh.contains("导出后已被修改"), "{i:#?}");
+    assert_eq!(
+        w.crm
+            .product(&w.admin, old.id)
+            .await
+            .expect("p")
+            .list_price
+            .minor,
+        10_000
+    );
     w.crm
         .undo_import(&w.admin, r.import_id.expect("import id"))
         .await
