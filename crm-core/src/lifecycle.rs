@@ -362,7 +362,7 @@ impl Crm {
     /// The quotes and contracts of a customer waiting for approval, named
     /// by code where the actor may read them (`None` when there are none),
     /// with guards that none is submitted before the change commits.
-    async fn documents_pending_approval(
+    pub(crate) async fn documents_pending_approval(
         &self,
         actor: &Actor,
         customer: &Row,

@@ -37,7 +37,7 @@ use crate::store::{
     Scope, Select, Sort,
 };
 use crate::value::Value;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -1047,6 +1047,17 @@ impl Crm {
     fn local_date(&self, t: DateTime<Utc>) -> String {
         t.with_timezone(&self.config.utc_offset)
             .format("%Y-%m-%d")
+            .to_string()
+    }
+
+    /// A moment in the company's time zone, to the minute (rounded up, so
+    /// that it is never before the moment).
+    fn local_minute(&self, t: DateTime<Utc>) -> String {
+        let up = t
+            .duration_round_up(chrono::TimeDelta::minutes(1))
+            .unwrap_or(t);
+        up.with_timezone(&self.config.utc_offset)
+            .format("%Y-%m-%d %H:%M")
             .to_string()
     }
 
@@ -2434,7 +2445,10 @@ impl Crm {
             return Err(Error::Forbidden(format!(
                 "{how} on {}; it may be claimed back from {}",
                 self.local_date(released),
-                self.local_date(released + days(limits.reclaim_cooldown_days))
+                // To the minute: the cooldown counts from the moment of
+                // the release, so the day alone would name one on which
+                // the claim is still refused until that hour.
+                self.local_minute(released + days(limits.reclaim_cooldown_days))
             )));
         }
         if let Some(max) = limits.max_claims_per_day {
@@ -2458,6 +2472,7 @@ impl Crm {
             &g.pool,
             holding,
             actor.department_id.is_some(),
+            row,
         )?;
         let guarded = Guarded::by(set, limits, true);
         let to = self
@@ -2565,16 +2580,21 @@ impl Crm {
         }
     }
 
-    /// Refuses a claim or assignment to `who` over the caps of `pool` on
-    /// customers held by a user and by a department.
+    /// Refuses a claim or assignment of customer `row` to `who` over the
+    /// caps of `pool` on customers held by a user and by a department; a
+    /// customer that made a deal (held as one) counts only where deals
+    /// count toward the caps, as in a transfer.
     fn check_caps(
         &self,
         who: &str,
         pool: &Pool,
         holding: &Holding,
         has_department: bool,
+        row: &Row,
     ) -> Result<()> {
-        self.check_caps_adding(who, pool, holding, has_department, (1, 1))
+        let deal = !row.get("closed_at").is_null();
+        let counts = u64::from(!deal || pool.limits.deals_count_toward_cap);
+        self.check_caps_adding(who, pool, holding, has_department, (counts, counts))
     }
 
     /// Refuses a move of `adding` customers (to the user, to the user's
@@ -2883,6 +2903,22 @@ impl Crm {
                         Self::label(&row)
                     )));
                 }
+                // Nor while its quotes or contracts wait for approval: an
+                // approved contract would be owed money by a pool customer
+                // (checked again as the move commits: a submission takes the
+                // customer's key too).
+                let mut pending_guards = Vec::new();
+                if from.is_owned() {
+                    let (pending, guards) = self.documents_pending_approval(actor, &row).await?;
+                    if let Some(what) = pending {
+                        return Err(Error::InvalidState(format!(
+                            "customer {} cannot go into a pool: {what} pending approval; \
+                             withdraw the approvals (撤回) or have them decided first",
+                            Self::label(&row)
+                        )));
+                    }
+                    pending_guards = guards;
+                }
                 let action = match (from.is_owned(), place) {
                     (_, Place::Invalid) => "invalidate",
                     (true, _) => "release",
@@ -2903,6 +2939,8 @@ impl Crm {
                         },
                     )
                     .await?;
+                let mut cs = cs;
+                cs.guards.extend(pending_guards);
                 self.apply(cs).await
             }
             .await;
@@ -2957,7 +2995,13 @@ impl Crm {
                     let pool = &set.pools[i].pool;
                     self.able_to_work_on(Entity::Customer, &row, &target, "assigned")
                         .await?;
-                    self.check_caps(&target.display_name, pool, &holding, department.is_some())?;
+                    self.check_caps(
+                        &target.display_name,
+                        pool,
+                        &holding,
+                        department.is_some(),
+                        &row,
+                    )?;
                     let guarded = Guarded::by(&set, &pool.limits, false);
                     let place = self
                         .give_to_holder(actor, &set, &row, "assign", &holding, department, guarded)
@@ -3750,9 +3794,20 @@ impl Crm {
                 let readable = self
                     .readable_customers(actor, due.iter().map(|(row, ..)| *row))
                     .await?;
+                // A customer still owed money stays with its owner, as a
+                // release keeps it (see `to_pool`): never recycled, nor
+                // warned of; a due one is listed as refused, with why.
+                let ids: Vec<Uuid> = due.iter().map(|(row, ..)| row.id()).collect();
+                let owed = self.customers_owed_money(company, &ids).await?;
                 for (row, rule, due, why) in due {
                     let shown = readable.contains(&row.id());
                     let item = self.sweep_item(actor, g, row, rule, due, sight);
+                    if owed.contains(&row.id()) {
+                        if due <= at {
+                            report.list(shown, Listed::Refused(owed_refusal(row)), item);
+                        }
+                        continue;
+                    }
                     if due <= at {
                         if options.dry_run {
                             report.list(shown, Listed::Recycled, item);
@@ -3885,6 +3940,13 @@ impl Crm {
                     {
                         return Ok(false);
                     }
+                    if !self
+                        .customers_owed_money(company, &[fresh.id()])
+                        .await?
+                        .is_empty()
+                    {
+                        return Err(Error::InvalidState(owed_refusal(&fresh)));
+                    }
                     match self.first_due(&g.rules, &fresh) {
                         Some((r, due, w)) if due <= at => {
                             (row, rule, why) = (fresh, r, w);
@@ -3934,8 +3996,10 @@ impl Crm {
                 )
                 .await?
             {
+                let ids: Vec<Uuid> = rows.iter().map(Row::id).collect();
+                let owed = self.customers_owed_money(company, &ids).await?;
                 for row in rows {
-                    if set.governing(&row) != Some(i) {
+                    if set.governing(&row) != Some(i) || owed.contains(&row.id()) {
                         continue;
                     }
                     // Listed, and in order, by a due date the actor may see:
@@ -4010,8 +4074,16 @@ impl Crm {
                 ));
             }
         }
+        // Owed money keeps it with its owner whatever the rules say.
+        let owed = place.is_owned()
+            && gi.is_some()
+            && !self
+                .customers_owed_money(actor.company_id.0, &[row.id()])
+                .await?
+                .is_empty();
         let next = outcomes
             .iter()
+            .filter(|_| !owed)
             .filter_map(|(due, o)| due.map(|d| (d, o)))
             .min_by_key(|(d, _)| *d)
             .map(|(_, o)| o.clone());
@@ -4029,6 +4101,9 @@ impl Crm {
             (true, Some(_), _) if sight.locked && locked => {
                 "it is locked and is never recycled".to_string()
             }
+            (true, Some(_), _) if owed => "it is still owed money on its contracts, so no rule \
+                 recycles it until that is collected (or the contracts are terminated)"
+                .to_string(),
             (true, Some(_), None) => "no rule will recycle it".to_string(),
             // Who may not see the lock reads the rules' verdicts with the
             // proviso, locked or not: the summary must not tell them apart.
@@ -4111,4 +4186,14 @@ impl Crm {
 pub(crate) fn may_lock(actor: &Actor, row: &Row) -> bool {
     let own = row.get("owner_id").as_id() == Some(actor.user_id.0);
     actor.covers(Entity::Customer, Action::Transfer, row) && (!own || actor.is_admin())
+}
+
+/// Why the sweep leaves a due customer with its owner: money is still owed
+/// on its contracts (see [`Crm::customers_owed_money`]).
+fn owed_refusal(row: &Row) -> String {
+    format!(
+        "customer {} is still owed money on its contracts: it stays with its owner until that \
+         is collected, or the contracts are terminated",
+        Crm::label(row)
+    )
 }

@@ -19,6 +19,7 @@ use crate::value::Value;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
 /// Contract types (合同类型).
@@ -509,6 +510,57 @@ impl Crm {
             return Ok(None);
         }
         Ok(Some(owed_contracts_text(&named, unnamed)))
+    }
+
+    /// The customers among `ids` (of `company`) still owed money: with a
+    /// live contract payments are collected on and money outstanding, or
+    /// with payments awaiting approval (as [`Crm::contract_money_open`]
+    /// counts them, for nobody in particular: the recycling sweep).
+    pub(crate) async fn customers_owed_money(
+        &self,
+        company: Uuid,
+        ids: &[Uuid],
+    ) -> Result<HashSet<Uuid>> {
+        let mut owed = HashSet::new();
+        for chunk in ids.chunks(500) {
+            let mut sel = Select::all(Table::Contracts, company, self.now());
+            sel.filter = Filter::In(
+                Col::Column("customer_id"),
+                chunk.iter().map(|id| Value::Id(*id)).collect(),
+            );
+            let mut of_contract = HashMap::new();
+            for row in self.store.select(&sel).await?.rows {
+                let c = contract_from_row(&row);
+                let customer = row.get("customer_id").as_id().unwrap_or_default();
+                if super::payment::collected_on(&c) && c.outstanding.minor > 0 {
+                    owed.insert(customer);
+                } else {
+                    of_contract.insert(row.id(), customer);
+                }
+            }
+            let contracts: Vec<Value> = of_contract.keys().map(|id| Value::Id(*id)).collect();
+            for part in contracts.chunks(500) {
+                let mut sel = Select::all(Table::Payments, company, self.now());
+                sel.filter = Filter::And(vec![
+                    Filter::In(Col::Column("contract_id"), part.to_vec()),
+                    Filter::Cmp(
+                        Col::Column("status"),
+                        CmpOp::Eq,
+                        Value::from("pending_approval"),
+                    ),
+                ]);
+                for p in self.store.select(&sel).await?.rows {
+                    if let Some(c) = p
+                        .get("contract_id")
+                        .as_id()
+                        .and_then(|c| of_contract.get(&c))
+                    {
+                        owed.insert(*c);
+                    }
+                }
+            }
+        }
+        Ok(owed)
     }
 
     /// Reads a live contract the actor may edit.

@@ -1820,6 +1820,44 @@ pub async fn a_customer_owed_money_stays_in_the_working_set(store: Arc<dyn Store
             "{why}"
         );
     }
+    // Nor does the recycling sweep take it when its rule comes due: it is
+    // listed as refused, with why, is not among those about to be
+    // recycled, and its explanation says so.
+    w.crm
+        .add_recycle_rule(
+            &w.admin,
+            pool.id,
+            crate::pool::RuleSpec::new(crate::pool::RuleKind::NoFollowUp, 30),
+        )
+        .await
+        .expect("rule");
+    w.clock.advance(chrono::Duration::days(31));
+    let sweep = w
+        .crm
+        .sweep(&w.admin, &crate::pool::SweepOptions::default())
+        .await
+        .expect("sweep");
+    assert!(sweep.recycled.is_empty(), "{sweep:#?}");
+    assert!(
+        sweep
+            .refused
+            .iter()
+            .any(|(id, why)| *id == c.id && why.contains("owed money")),
+        "{sweep:#?}"
+    );
+    assert!(
+        w.crm
+            .about_to_be_recycled(&w.zhangsan, 30)
+            .await
+            .expect("upcoming")
+            .is_empty()
+    );
+    let explained = w
+        .crm
+        .explain_recycling(&w.zhangsan, c.id, None)
+        .await
+        .expect("explain");
+    assert!(explained.summary.contains("owed money"), "{explained:#?}");
     let live = row(&w, Table::Customers, c.id.0).await.expect("customer");
     assert!(live.get("deleted_at").is_null() && live.get("archived_at").is_null());
     assert_eq!(live.get("owner_id").as_id(), Some(w.zhangsan.user_id.0));

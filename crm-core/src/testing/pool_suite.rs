@@ -30,6 +30,11 @@ macro_rules! pool_scenarios {
             $make
         );
         $each!(
+            $crate::testing::pool_suite::a_deal_customer_is_claimed_past_a_cap_that_leaves_deals_out,
+            pool_a_deal_customer_is_claimed_past_a_cap_that_leaves_deals_out,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::pool_caps_hold_against_concurrent_claims,
             pool_caps_hold_against_concurrent_claims,
             $make
@@ -1192,7 +1197,9 @@ pub async fn pool_claim_release_assign_within_limits(store: Arc<dyn Store>) {
     );
     let r = w.crm.claim(&w.zhangsan, &[ids[1]]).await.expect("claim");
     assert!(
-        r.refused[0].1.contains("claimed back from 2026-12-05"),
+        r.refused[0]
+            .1
+            .contains("claimed back from 2026-12-05 10:00"),
         "{:?}",
         r.refused
     );
@@ -2766,7 +2773,9 @@ pub async fn pool_operations_match_reference_model(store: Arc<dyn Store>) {
                         let ok = c.place == Place::Public
                             && !cooling
                             && today_claims < PER_DAY
-                            && held(&model, *u) < CAP;
+                            // A customer that made a deal is held as one,
+                            // which the cap does not count here.
+                            && (c.closed || held(&model, *u) < CAP);
                         if ok {
                             let c = &mut model[*i];
                             c.place = if c.closed {
@@ -2810,7 +2819,8 @@ pub async fn pool_operations_match_reference_model(store: Arc<dyn Store>) {
                         .assign(&w.lisi, &[ids[*i]], users[*u].user_id)
                         .await
                         .expect("assign");
-                    let ok = model[*i].place == Place::Public && held(&model, *u) < CAP;
+                    let ok = model[*i].place == Place::Public
+                        && (model[*i].closed || held(&model, *u) < CAP);
                     if ok {
                         let m = &mut model[*i];
                         m.place = if m.closed {
@@ -5131,4 +5141,82 @@ pub async fn a_lost_claim_and_the_cooldown_say_who(store: Arc<dyn Store>) {
     // Given up by himself, it says so.
     let r = w.crm.claim(&w.zhangsan, &[b[1]]).await.expect("claim");
     assert!(!r.done.is_empty() || !r.refused.is_empty());
+}
+
+/// Where deals do not count toward the cap, a customer that made a deal is
+/// claimed and assigned by a user holding as many as the cap allows (it is
+/// held as a deal), as a transfer gives it.
+pub async fn a_deal_customer_is_claimed_past_a_cap_that_leaves_deals_out(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "成交不计公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.group1],
+                limits: PoolLimits {
+                    max_owned_per_user: Some(1),
+                    deals_count_toward_cap: false,
+                    ..PoolLimits::default()
+                },
+            },
+        )
+        .await
+        .expect("pool");
+    let ids = w
+        .crm
+        .import_into_pool(
+            &w.lisi,
+            pool.id,
+            (0..3)
+                .map(|i| fields(json!({"name": format!("成交客户{i}有限公司")})))
+                .collect(),
+        )
+        .await
+        .expect("import");
+    let (potential, deal, other) = (ids[0], ids[1], ids[2]);
+    // 张三 wins a deal with one, then gives it up.
+    let r = w.crm.claim(&w.zhangsan, &[deal]).await.expect("claim");
+    assert_eq!(r.done, vec![deal], "{r:?}");
+    w.crm
+        .mark_deal(&w.zhangsan, deal, None)
+        .await
+        .expect("deal");
+    let r = w
+        .crm
+        .release(&w.zhangsan, &[deal], "转交他人维护", None)
+        .await
+        .expect("release");
+    assert_eq!(r.done, vec![deal], "{r:?}");
+    // 赵六 holds as many potential customers as the cap allows.
+    let r = w.crm.claim(&w.zhaoliu, &[potential]).await.expect("claim");
+    assert_eq!(r.done, vec![potential], "{r:?}");
+    let r = w.crm.claim(&w.zhaoliu, &[other]).await.expect("claim");
+    assert!(r.refused[0].1.contains("already holds 1"), "{r:?}");
+    // The deal customer is no potential one: it is claimed, as a deal.
+    let r = w.crm.claim(&w.zhaoliu, &[deal]).await.expect("claim");
+    assert_eq!(r.done, vec![deal], "{r:?}");
+    assert_eq!(place(&row(&w, deal).await), Place::Deal);
+    // And assigned, by the pool's administrator.
+    let r = w
+        .crm
+        .release(&w.zhaoliu, &[deal], "再次转交", None)
+        .await
+        .expect("release");
+    assert_eq!(r.done, vec![deal], "{r:?}");
+    let r = w
+        .crm
+        .assign(&w.lisi, &[deal], w.zhaoliu.user_id)
+        .await
+        .expect("assign");
+    assert_eq!(r.done, vec![deal], "{r:?}");
+    let r = w
+        .crm
+        .assign(&w.lisi, &[other], w.zhaoliu.user_id)
+        .await
+        .expect("assign");
+    assert!(r.refused[0].1.contains("already holds 1"), "{r:?}");
 }

@@ -7388,6 +7388,35 @@ pub async fn documents_pending_approval_stay_until_decided(store: Arc<dyn Store>
         m.contains(&format!("contract {} is pending approval", c.code)),
         "{m}"
     );
+    // Nor is it released into a pool: approved, its contract would be
+    // owed money by a customer nobody holds.
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            crate::pool::PoolSpec {
+                name: "审批中测试公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.group1],
+                limits: crate::pool::PoolLimits::default(),
+            },
+        )
+        .await
+        .expect("pool");
+    let m = refused(
+        &w.crm
+            .release(&w.zhangsan, &[customer.id], "不再跟进", Some(pool.id))
+            .await
+            .expect("release"),
+        "releasing the customer of a pending contract",
+    );
+    assert!(
+        m.contains("cannot go into a pool")
+            && m.contains(&c.code)
+            && m.contains("pending approval"),
+        "{m}"
+    );
     // Someone the step does not wait for is told so by name, with the
     // document and who it waits for.
     match w.crm.approve(&w.admin, approval.id, None).await {
