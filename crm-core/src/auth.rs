@@ -360,9 +360,10 @@ pub struct Actor {
     pub department_tree: Vec<DepartmentId>,
     /// Every user below this one in the superior chain (not including self).
     pub subordinates: Vec<UserId>,
-    /// For a user without roles, the field rules of every role of the
-    /// company: the strictest of them applies to each field (see
-    /// [`Actor::field_access`]). Empty for a user with roles.
+    /// The field rules of every role of the company: on an entity none of
+    /// the actor's roles grants reading, the strictest of them applies to
+    /// each field (see [`Actor::field_access`]). Empty for an
+    /// administrator.
     pub company_rules: Vec<FieldRule>,
 }
 
@@ -464,33 +465,25 @@ impl Actor {
     ///   do in Salesforce or groups in Odoo);
     /// - a role granting no read on the entity has no say on its fields, so
     ///   a role about something else (say, only follow-ups) never lifts a
-    ///   rule another role sets; when none of the actor's roles grants
-    ///   read on the entity (records seen through shares, or the catalogue
-    ///   that everyone reads), the strictest rule any of them sets applies
-    ///   (full when none sets one);
-    /// - for a user without roles, the strictest rule any role of the
-    ///   company sets for it (full when none does; products' cost is
-    ///   hidden from them).
+    ///   rule another role sets;
+    /// - when none of the actor's roles grants read on the entity (records
+    ///   seen through shares, or the catalogue that everyone reads), and
+    ///   for a user without roles, the strictest rule any role of the
+    ///   company sets for it (full when none does): a role about something
+    ///   else gives no more than no role;
+    /// - products' cost is hidden from a user without roles.
     pub fn field_access(&self, entity: Entity, field: &str) -> FieldAccess {
         if self.is_admin() {
             return FieldAccess::Full;
         }
-        if self.roles.is_empty() {
-            // Products' cost is a right the roles give.
-            if entity == Entity::Product && field == crate::sales::product::COST_FIELD {
-                return FieldAccess::Hidden;
-            }
-            // No role, no grant: what is shared with such a user shows no
-            // more than the strictest role of the company would.
-            return self
-                .company_rules
-                .iter()
-                .filter(|fr| fr.entity == entity && fr.field == field)
-                .map(|fr| fr.access)
-                .max()
-                .unwrap_or(FieldAccess::Full);
+        // Products' cost is a right the roles give.
+        if self.roles.is_empty()
+            && entity == Entity::Product
+            && field == crate::sales::product::COST_FIELD
+        {
+            return FieldAccess::Hidden;
         }
-        access_over(&self.roles, entity, field)
+        access_holding(&self.roles, &self.company_rules, entity, field)
     }
 
     /// What holding all of `roles` together would allow beyond this actor's
@@ -530,7 +523,7 @@ impl Actor {
                 {
                     continue;
                 }
-                let theirs = access_over(roles, entity, &field);
+                let theirs = access_holding(roles, &self.company_rules, entity, &field);
                 if theirs < mine {
                     let names: Vec<&str> = roles.iter().map(|r| r.name.as_str()).collect();
                     return Some(crate::forbidden_zh::roles_open_field(
@@ -580,6 +573,30 @@ impl Actor {
             .map(|r| r.name.as_str())
             .collect()
     }
+}
+
+/// The access to a field that holding all of `roles` gives in a company
+/// whose roles set `company_rules`: as [`access_over`] when one of `roles`
+/// grants read on the entity, else the strictest rule of the company (what
+/// is shared with such a holder shows no more than the strictest role of
+/// the company would).
+fn access_holding(
+    roles: &[Role],
+    company_rules: &[FieldRule],
+    entity: Entity,
+    field: &str,
+) -> FieldAccess {
+    if roles.iter().any(|r| r.grants(entity, Action::Read)) {
+        return access_over(roles, entity, field);
+    }
+    roles
+        .iter()
+        .flat_map(|r| r.field_rules.iter())
+        .chain(company_rules)
+        .filter(|fr| fr.entity == entity && fr.field == field)
+        .map(|fr| fr.access)
+        .max()
+        .unwrap_or(FieldAccess::Full)
 }
 
 /// The access to a field that holding all of `roles` gives.

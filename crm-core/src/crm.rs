@@ -171,9 +171,10 @@ impl Crm {
         .filter(|u| *u != user_id.0)
         .map(UserId)
         .collect();
-        // A user without roles is held to the strictest field rules of the
-        // company's roles.
-        let mut company_rules = if roles.is_empty() {
+        // A user is held to the strictest field rules of the company's
+        // roles on what none of their roles grants reading (what is shared
+        // with them): all of it for a user without roles.
+        let mut company_rules = if !roles.iter().any(|r| r.is_admin) {
             self.store
                 .select(&Select::all(Table::Roles, company, now))
                 .await?

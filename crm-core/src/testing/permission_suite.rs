@@ -1881,7 +1881,9 @@ pub async fn product_cost_follows_field_rules(store: Arc<dyn Store>) {
 /// them: they see such a record as the strictest role of the company would
 /// (a mobile some role masks is masked, an ID number some role hides is
 /// left out, and neither can be searched), while a role's own rules keep
-/// the least restrictive over its holder's roles.
+/// the least restrictive over its holder's roles. A user whose roles grant
+/// nothing on contacts (an HR role) sees a shared contact the same way: a
+/// role about something else lifts no rule.
 pub async fn a_user_without_roles_sees_as_the_strictest_role(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     // A service role that masks mobiles and hides ID numbers.
@@ -1947,6 +1949,42 @@ pub async fn a_user_without_roles_sees_as_the_strictest_role(store: Arc<dyn Stor
         found(
             &w,
             &newcomer,
+            Entity::Contact,
+            ListQuery::default().search("13812345678")
+        )
+        .await,
+        0,
+        "a masked mobile is not searched"
+    );
+    let hr = user_granted(
+        &w,
+        "hr",
+        &[(Entity::FollowUp, Action::Read, DataScope::Own)],
+        Vec::new(),
+    )
+    .await;
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Contact,
+            contact.id,
+            hr.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    let seen = w
+        .crm
+        .get_record(&hr, Entity::Contact, contact.id)
+        .await
+        .expect("a shared contact");
+    assert_eq!(seen.text("mobile"), Some("138****5678"));
+    assert!(!seen.fields.contains_key("id_number"), "{:?}", seen.fields);
+    assert_eq!(
+        found(
+            &w,
+            &hr,
             Entity::Contact,
             ListQuery::default().search("13812345678")
         )
