@@ -806,7 +806,7 @@ impl Crm {
 
     /// Whether a live share for the actor covers the row (`write` needed for
     /// anything but reading).
-    async fn shared_with(
+    pub(crate) async fn shared_with(
         &self,
         actor: &Actor,
         table: Table,

@@ -287,7 +287,10 @@ impl Crm {
 
     /// The customer a new sales record (opportunity, quote, contract) is
     /// for: one the actor may read (else "no customer", not revealing
-    /// whether it exists) and not in the recycle bin or merged away. A
+    /// whether it exists) — by data scope or through a write share: a read
+    /// share is for reading, and a document added through it would change
+    /// the owner's customer (its open opportunities, its deal) — and not
+    /// in the recycle bin or merged away. A
     /// create that does not update the customer row guards it with
     /// [`customer_live_guard`](Crm::customer_live_guard), under the key a
     /// delete, merge or purge of the customer takes.
@@ -309,6 +312,21 @@ impl Crm {
             let code = row.get("code").as_text().unwrap_or_default();
             return Err(Error::InvalidState(format!(
                 "customer {code} is in the recycle bin: restore it before adding {what} to it"
+            )));
+        }
+        if !actor.covers(
+            crate::entity::Entity::Customer,
+            crate::auth::Action::Read,
+            &row,
+        ) && !self
+            .shared_with(actor, Table::Customers, row.id(), true)
+            .await?
+        {
+            let code = row.get("code").as_text().unwrap_or_default();
+            return Err(Error::Forbidden(format!(
+                "{} may not add {what} to customer {code}: it is shared with them to read only; \
+                 ask its owner for a write share, or to add it",
+                actor.display_name
             )));
         }
         Ok(row)

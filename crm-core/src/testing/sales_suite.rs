@@ -12,6 +12,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::a_read_share_adds_no_sales_documents,
+            crm_sales_a_read_share_adds_no_sales_documents,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::contract_end_date_is_not_before_its_signing_date,
             crm_sales_contract_end_date_is_not_before_its_signing_date,
             $make
@@ -10364,4 +10369,111 @@ pub async fn opportunity_close_date_is_cleared_unless_its_stage_requires_it(stor
     );
     let o = w.crm.opportunity(&w.zhangsan, o.id).await.expect("o");
     assert_eq!(o.expected_close, date);
+}
+
+/// A customer shared to read is read, not worked on: its sharee adds no
+/// opportunity, quote or contract to it (each would change the owner's
+/// customer: its open opportunities, its deal); a write share lets them.
+pub async fn a_read_share_adds_no_sales_documents(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::money::Money;
+    use crate::records::ShareAccess;
+    use crate::sales::{LineInput, NewContract, NewOpportunity, NewQuote};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let c = w.customer(&w.zhangsan, "只读共享有限公司", json!({})).await;
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    let opportunity = || NewOpportunity {
+        name: "共享商机".into(),
+        customer_id: c.id.0,
+        amount: Some(Money::cny(1_000)),
+        ..NewOpportunity::default()
+    };
+    let quote = || NewQuote {
+        title: "共享报价".into(),
+        customer_id: c.id.0,
+        lines: vec![LineInput {
+            product_id: None,
+            name: "实施服务".into(),
+            unit: Some("项".into()),
+            quantity: 1,
+            unit_price: Some(Money::cny(1_000)),
+            discount_bp: 0,
+            tax_rate: Some(600),
+        }],
+        ..NewQuote::default()
+    };
+    let contract = || NewContract {
+        title: "共享合同".into(),
+        customer_id: c.id.0,
+        amount: Some(Money::cny(1_000)),
+        ..NewContract::default()
+    };
+    let refusals = [
+        w.crm
+            .create_opportunity(&w.wangwu, opportunity())
+            .await
+            .map(drop),
+        w.crm.create_quote(&w.wangwu, quote()).await.map(drop),
+        w.crm.create_contract(&w.wangwu, contract()).await.map(drop),
+    ];
+    for r in refusals {
+        match r {
+            Err(Error::Forbidden(m)) => {
+                assert!(m.contains("read only") && m.contains("KH-"), "{m}")
+            }
+            other => panic!("a document through a read share: {other:?}"),
+        }
+    }
+    let customer = w
+        .crm
+        .get_record(&w.zhangsan, Entity::Customer, c.id)
+        .await
+        .expect("customer");
+    assert_eq!(customer.fields.get("open_opportunities"), Some(&json!(0)));
+    // A follow-up is still logged through a read share.
+    w.crm
+        .create_record(
+            &w.wangwu,
+            Entity::FollowUp,
+            crate::testing::service_suite::fields(
+                json!({"customer_id": c.id.to_string(), "channel": "call", "content": "回访"}),
+            ),
+        )
+        .await
+        .expect("a follow-up through a read share");
+    // Through a write share the sharee works on it.
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect("share");
+    w.crm
+        .create_opportunity(&w.wangwu, opportunity())
+        .await
+        .expect("an opportunity through a write share");
+    w.crm
+        .create_quote(&w.wangwu, quote())
+        .await
+        .expect("a quote through a write share");
+    w.crm
+        .create_contract(&w.wangwu, contract())
+        .await
+        .expect("a contract through a write share");
 }
