@@ -504,6 +504,10 @@ impl Crm {
             }
             return Err(Error::not_found(entity, id));
         }
+        if entity == Entity::FollowUp {
+            self.follow_up_customer_in_reach(actor, &row, step.name())
+                .await?;
+        }
         let deleted = row.get("deleted_at").as_timestamp();
         let archived = row.get("archived_at").as_timestamp();
         let code = row.get("code").as_text().unwrap_or_default().to_string();

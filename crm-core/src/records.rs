@@ -2165,6 +2165,10 @@ impl Crm {
         if !self.can_on_row(actor, entity, Action::Update, &row).await? {
             return Err(Self::forbid(actor, Action::Update, entity, &name));
         }
+        if entity == Entity::FollowUp {
+            self.follow_up_customer_in_reach(actor, &row, "edit")
+                .await?;
+        }
         // A version never written was not read: not someone else's change.
         if expected_version > row.version() || expected_version < 1 {
             return Err(Error::invalid(
@@ -2414,6 +2418,43 @@ impl Crm {
             self.apply_indexed(cs).await?;
         }
         self.get_record(actor, entity, id).await
+    }
+
+    /// Refuses `doing` (edit, delete, archive, restore, purge) to a
+    /// follow-up whose customer the actor may no longer read: its author
+    /// after the customer was transferred, released or unshared. The
+    /// follow-ups are the customer's timeline, and they set its follow-up
+    /// dates (the due lists, recycling): changed only by who still works
+    /// on it.
+    pub(crate) async fn follow_up_customer_in_reach(
+        &self,
+        actor: &Actor,
+        row: &Row,
+        doing: &str,
+    ) -> Result<()> {
+        let Some(customer) = row.get("customer_id").as_id() else {
+            return Ok(());
+        };
+        let Some(crow) = self
+            .store
+            .get(Table::Customers, customer)
+            .await?
+            .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0))
+        else {
+            return Ok(());
+        };
+        if self
+            .can_on_row(actor, Entity::Customer, Action::Read, &crow)
+            .await?
+        {
+            return Ok(());
+        }
+        Err(Error::Forbidden(format!(
+            "{} may not {doing} follow-up {}: its customer is no longer theirs to read \
+             (transferred, released or no longer shared); the customer's owner keeps its timeline",
+            actor.display_name,
+            row.get("code").as_text().unwrap_or_default()
+        )))
     }
 
     /// Writes an edit of a follow-up's time or next follow-up date (`cs`,

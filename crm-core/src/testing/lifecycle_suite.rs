@@ -2188,6 +2188,44 @@ pub async fn a_customers_follow_ups_are_read_with_it(store: Arc<dyn Store>) {
             .text("content"),
         Some("首次拜访")
     );
+    // Nor does its author, who lost the customer, change the customer's
+    // timeline (and with it its follow-up dates) any more.
+    match w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            f.id,
+            seen.version,
+            fields(json!({"content": "改"})),
+        )
+        .await
+    {
+        Err(Error::Forbidden(m)) => assert!(m.contains("no longer"), "{m}"),
+        other => panic!("the former owner edits: {other:?}"),
+    }
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::FollowUp, &[f.id])
+        .await;
+    assert!(r.done.is_empty(), "{r:?}");
+    assert!(r.refused[0].1.contains("no longer"), "{r:?}");
+    // His follow-up of the customer he kept stays his to change.
+    let kept_now = w
+        .crm
+        .get_record(&w.zhangsan, Entity::FollowUp, kept.id)
+        .await
+        .expect("kept");
+    w.crm
+        .update_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            kept.id,
+            kept_now.version,
+            fields(json!({"content": "改"})),
+        )
+        .await
+        .expect("his own customer's follow-up");
 }
 
 /// A record's department is its owner's: when a user moves to another
