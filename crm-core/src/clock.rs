@@ -55,18 +55,44 @@ pub fn without_leap_second(t: DateTime<Utc>) -> DateTime<Utc> {
     t.with_nanosecond(999_999_000).unwrap_or(t)
 }
 
+/// The counter an engine keeps its ids in order with (see [`new_uuid_in`]).
+pub type IdContext = std::sync::Mutex<uuid::ContextV7>;
+
 /// Builds a time-ordered (v7) UUID for `now`, so that records created later
-/// sort after earlier ones. The random part comes from the `uuid` crate.
+/// sort after earlier ones. The random part comes from the `uuid` crate:
+/// ids made within one millisecond come in any order (see
+/// [`new_uuid_in`]).
 pub fn new_uuid(now: DateTime<Utc>) -> Uuid {
     let secs = now.timestamp().max(0) as u64;
     let nanos = now.timestamp_subsec_nanos();
     Uuid::new_v7(uuid::Timestamp::from_unix(uuid::NoContext, secs, nanos))
 }
 
+/// [`new_uuid`] in the order made, also within one millisecond: the
+/// counter `context` (the `uuid` crate's `ContextV7`; an engine keeps one)
+/// orders them, the rest is random.
+pub fn new_uuid_in(context: &IdContext, now: DateTime<Utc>) -> Uuid {
+    let secs = now.timestamp().max(0) as u64;
+    let nanos = now.timestamp_subsec_nanos();
+    Uuid::new_v7(uuid::Timestamp::from_unix(context, secs, nanos))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod leap_tests {
     use super::*;
+
+    #[test]
+    fn ids_made_within_one_millisecond_keep_their_order() {
+        let now = DateTime::parse_from_rfc3339("2026-12-07T10:00:00.123456Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let context = IdContext::default();
+        let ids: Vec<Uuid> = (0..1_000).map(|_| new_uuid_in(&context, now)).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted);
+    }
 
     #[test]
     fn a_leap_second_is_the_last_microsecond_of_its_minute() {

@@ -2,7 +2,7 @@
 //! domain rules. Every operation takes the acting user's [`Actor`].
 
 use crate::auth::{Action, Actor, Role};
-use crate::clock::{Clock, new_uuid};
+use crate::clock::{Clock, new_uuid_in};
 use crate::entity::Entity;
 use crate::error::{Error, Result};
 use crate::ids::{CompanyId, DepartmentId, RoleId, UserId};
@@ -53,6 +53,8 @@ pub struct Crm {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) config: CrmConfig,
+    /// Keeps the ids this engine makes within one millisecond in order.
+    pub(crate) ids: Arc<crate::clock::IdContext>,
 }
 
 impl std::fmt::Debug for Crm {
@@ -76,6 +78,7 @@ impl Crm {
             store,
             clock,
             config,
+            ids: Arc::default(),
         }
     }
 
@@ -103,7 +106,7 @@ impl Crm {
     }
 
     pub(crate) fn new_id(&self) -> Uuid {
-        new_uuid(self.now())
+        new_uuid_in(&self.ids, self.now())
     }
 
     /// Builds the actor for a user: roles, department subtree and
