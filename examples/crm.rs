@@ -565,6 +565,10 @@ enum RecordCmd {
         /// The new owner (username).
         #[arg(long)]
         to: String,
+        /// Customers only: also the opportunities, quotes and contracts
+        /// their former owner held on them (同时转移商机、报价、合同).
+        #[arg(long)]
+        with_documents: bool,
         /// Or every record you can see matching a filter.
         #[command(flatten)]
         select: SelectArgs,
@@ -2584,18 +2588,75 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
         RecordCmd::Transfer {
             records,
             to,
+            with_documents,
             select,
             yes,
         } => {
+            if with_documents && entity != Entity::Customer {
+                return Err("--with-documents is only for customers".into());
+            }
             let to = resolve_user(ctx, actor, &to).await?;
             let guard = Guard::Confirm("transfer", yes);
             let ids = batch_ids(ctx, actor, entity, &records, &select, guard).await?;
-            let r = ctx
+            if !with_documents {
+                let r = ctx
+                    .crm
+                    .transfer_records(actor, entity, &ids, to.id)
+                    .await
+                    .map_err(err)?;
+                return report(ctx, "transferred", &r);
+            }
+            let (r, docs) = ctx
                 .crm
-                .transfer_records(actor, entity, &ids, to.id)
+                .transfer_customers_with_documents(actor, &ids, to.id)
                 .await
                 .map_err(err)?;
-            report(ctx, "transferred", &r)?;
+            let refused: Vec<Json> = r
+                .refused
+                .iter()
+                .map(|(id, why)| json!([ctx.name_of(*id), ctx.with_names(why)]))
+                .collect();
+            let shown = json!({"done": r.done, "refused": refused, "documents": docs});
+            ctx.print(shown, || {
+                let mut lines = vec![format!(
+                    "transferred: {} done, {} refused",
+                    r.done.len(),
+                    r.refused.len()
+                )];
+                for (id, why) in &r.refused {
+                    lines.push(format!(
+                        "  refused {}: {}",
+                        ctx.name_of(*id),
+                        ctx.with_names(why)
+                    ));
+                }
+                let moved = docs.iter().filter(|d| d.refused.is_none());
+                let mut codes: Vec<&str> = moved.map(|d| d.code.as_str()).collect();
+                codes.dedup();
+                lines.push(format!(
+                    "documents transferred (转移单据): {}",
+                    if codes.is_empty() {
+                        "none".to_string()
+                    } else {
+                        codes.join(", ")
+                    }
+                ));
+                for d in docs.iter() {
+                    if let Some(why) = &d.refused {
+                        lines.push(format!(
+                            "  stayed {} {}: {}",
+                            d.entity,
+                            d.code,
+                            ctx.with_names(why)
+                        ));
+                    }
+                }
+                lines.join("\n")
+            });
+            batch_outcome("transferred", &r)?;
+            if docs.iter().any(|d| d.refused.is_some()) {
+                return Err("some documents were not transferred (see the report)".into());
+            }
         }
         RecordCmd::Share {
             records,

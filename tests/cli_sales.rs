@@ -1157,6 +1157,76 @@ fn cli_document_shares_are_listed_and_revoked() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// `customer transfer --with-documents` hands the former owner's
+/// opportunity and contract of the customer to the new owner, who then
+/// finds them; without the flag they stay.
+#[test]
+fn cli_customer_transfer_takes_its_documents_along() {
+    let dir = std::env::temp_dir().join(format!("crm-cli-transferdocs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = dir.join("cli.db");
+    let _ = std::fs::remove_file(&db);
+    let db = db.to_str().expect("path");
+    ok(db, &["demo"]);
+    ok(db, &["sales-setup"]);
+    let list = json(db, &["--as", "zhangwei", "customer", "list"]);
+    let code = |i: usize| list["items"][i]["code"].as_str().expect("code").to_string();
+    let (moved, kept) = (code(0), code(1));
+    let mut contracts = Vec::new();
+    for customer in [&moved, &kept] {
+        let c = json(
+            db,
+            &[
+                "--as",
+                "zhangwei",
+                "contract",
+                "add",
+                "--customer",
+                customer,
+                "--title",
+                "转移测试",
+                "--amount",
+                "1000",
+            ],
+        );
+        contracts.push(c["code"].as_str().expect("code").to_string());
+    }
+    let r = json(
+        db,
+        &[
+            "customer",
+            "transfer",
+            &moved,
+            "--to",
+            "liqiang",
+            "--with-documents",
+        ],
+    );
+    let docs = r["documents"].as_array().expect("documents");
+    assert!(
+        docs.iter()
+            .any(|d| d["code"] == contracts[0].as_str() && d["refused"].is_null()),
+        "{r}"
+    );
+    ok(db, &["--as", "liqiang", "contract", "show", &contracts[0]]);
+    ok(db, &["customer", "transfer", &kept, "--to", "liqiang"]);
+    let e = fails(db, &["--as", "liqiang", "contract", "show", &contracts[1]]);
+    assert!(e.contains("not found"), "{e}");
+    let e = fails(
+        db,
+        &[
+            "contact",
+            "transfer",
+            "x",
+            "--to",
+            "liqiang",
+            "--with-documents",
+        ],
+    );
+    assert!(e.contains("only for customers"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// An issued invoice recorded by mistake is voided by its number with a
 /// reason (发票作废): listed as 已作废 with the reason, no longer invoiced,
 /// so the corrected invoice is issued; its number is not issued again, and

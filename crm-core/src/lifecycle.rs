@@ -12,6 +12,7 @@ use crate::schema::Table;
 use crate::store::{ChangeSet, CmpOp, Col, FieldChange, Filter, Guard, Lifecycle, Op, Row, Select};
 use crate::value::Value;
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;
 
@@ -1413,6 +1414,76 @@ impl Crm {
             .await)
     }
 
+    /// Transfers customers as [`Crm::transfer_records`] does, each together
+    /// with the sales documents its owner before the transfer held on it —
+    /// its opportunities, quotes (every version) and contracts, live or
+    /// archived — so that the new owner takes over the deals and the money
+    /// still to collect with the customer (转移客户时同时转移商机、报价、合同).
+    /// Each document goes as its own transfer would (the actor's transfer
+    /// right on it, the new owner's rights on it); documents of other
+    /// users stay theirs. Returns the customers' report and what became of
+    /// each document (a quote's versions one by one).
+    pub async fn transfer_customers_with_documents(
+        &self,
+        actor: &Actor,
+        ids: &[RecordId],
+        to: UserId,
+    ) -> Result<(BatchReport, Vec<DocumentTransfer>)> {
+        let company = actor.company_id.0;
+        // Whose each customer was: read before, what it holds moves after.
+        let mut before = std::collections::HashMap::new();
+        for id in ids {
+            if let Some(r) = self.store.get(Table::Customers, id.0).await?
+                && r.get("company_id").as_id() == Some(company)
+                && let Some(o) = r.get("owner_id").as_id()
+            {
+                before.insert(*id, o);
+            }
+        }
+        let customers = self
+            .transfer_records(actor, Entity::Customer, ids, to)
+            .await?;
+        let mut documents = Vec::new();
+        for id in &customers.done {
+            let Some(owner) = before.get(id).copied().filter(|o| *o != to.0) else {
+                continue;
+            };
+            for entity in [Entity::Opportunity, Entity::Quote, Entity::Contract] {
+                let mut sel = Select::all(entity.table(), company, self.now());
+                sel.lifecycle = Lifecycle::Any;
+                sel.filter = Filter::And(vec![
+                    Filter::Cmp(Col::Column("customer_id"), CmpOp::Eq, Value::Id(id.0)),
+                    Filter::Cmp(Col::Column("owner_id"), CmpOp::Eq, Value::Id(owner)),
+                    Filter::IsNull(Col::Column("deleted_at")),
+                ]);
+                sel.sort = vec![crate::store::Sort {
+                    col: Col::Column("id"),
+                    desc: false,
+                }];
+                let rows = self.store.select(&sel).await?.rows;
+                if rows.is_empty() {
+                    continue;
+                }
+                let docs: Vec<RecordId> = rows.iter().map(|r| RecordId(r.id())).collect();
+                let r = self.transfer_records(actor, entity, &docs, to).await?;
+                for row in &rows {
+                    let id = RecordId(row.id());
+                    documents.push(DocumentTransfer {
+                        entity,
+                        id,
+                        code: row.get("code").as_text().unwrap_or_default().to_string(),
+                        refused: r
+                            .refused
+                            .iter()
+                            .find(|(rid, _)| *rid == id)
+                            .map(|(_, why)| why.clone()),
+                    });
+                }
+            }
+        }
+        Ok((customers, documents))
+    }
+
     /// Ends, in `cs`, every share of the records `records` (ids), each at
     /// the version read; returns the users whose live share of `main` (the
     /// record itself, not its contacts) ended, for the event and the
@@ -1823,4 +1894,18 @@ fn open_list(named: Vec<String>, others: usize) -> Option<String> {
     Some(format!(
         "it has {which}; close {them} (won or lost) or delete {them} first"
     ))
+}
+
+/// What became of one sales document in
+/// [`Crm::transfer_customers_with_documents`].
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DocumentTransfer {
+    /// Opportunity, quote or contract.
+    pub entity: Entity,
+    /// The document (a quote's version).
+    pub id: RecordId,
+    /// Its code.
+    pub code: String,
+    /// Why it stayed with its owner; `None` when it was transferred.
+    pub refused: Option<String>,
 }

@@ -17,6 +17,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::a_customer_transferred_with_its_documents,
+            crm_sales_a_customer_transferred_with_its_documents,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::contract_end_date_is_not_before_its_signing_date,
             crm_sales_contract_end_date_is_not_before_its_signing_date,
             $make
@@ -10476,4 +10481,145 @@ pub async fn a_read_share_adds_no_sales_documents(store: Arc<dyn Store>) {
         .create_contract(&w.wangwu, contract())
         .await
         .expect("a contract through a write share");
+}
+
+/// A customer transferred with its documents takes along the opportunities,
+/// quotes (every version) and contracts its former owner held on it: the
+/// new owner sees them in the customer's 360° view and collects the
+/// contract; a colleague's document on it stays the colleague's.
+pub async fn a_customer_transferred_with_its_documents(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::ids::RecordId;
+    use crate::money::Money;
+    use crate::records::ShareAccess;
+    use crate::sales::{LineInput, NewContract, NewOpportunity, NewQuote};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let c = w.customer(&w.zhangsan, "整体转移有限公司", json!({})).await;
+    let opp = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "转移商机".into(),
+                customer_id: c.id.0,
+                amount: Some(Money::cny(50_000)),
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let quote = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "转移报价".into(),
+                customer_id: c.id.0,
+                lines: vec![LineInput {
+                    product_id: None,
+                    name: "实施服务".into(),
+                    unit: Some("项".into()),
+                    quantity: 1,
+                    unit_price: Some(Money::cny(50_000)),
+                    discount_bp: 0,
+                    tax_rate: Some(600),
+                }],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    let contract = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "转移合同".into(),
+                customer_id: c.id.0,
+                amount: Some(Money::cny(50_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    // 赵六 (with a write share) has an opportunity of his own on it.
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.zhaoliu.user_id,
+            ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect("share");
+    let his = w
+        .crm
+        .create_opportunity(
+            &w.zhaoliu,
+            NewOpportunity {
+                name: "同事商机".into(),
+                customer_id: c.id.0,
+                amount: Some(Money::cny(1_000)),
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("a colleague's opportunity");
+    let (customers, documents) = w
+        .crm
+        .transfer_customers_with_documents(&w.admin, &[c.id], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(customers.done, vec![c.id], "{customers:?}");
+    assert!(
+        documents.iter().all(|d| d.refused.is_none()),
+        "{documents:?}"
+    );
+    assert!(documents.iter().any(|d| d.code == contract.code));
+    let mut moved: Vec<RecordId> = documents.iter().map(|d| d.id).collect();
+    moved.sort();
+    let mut expected = vec![RecordId(opp.id), RecordId(quote.id), RecordId(contract.id)];
+    expected.sort();
+    assert_eq!(moved, expected);
+    let me = Some(w.wangwu.user_id.0);
+    assert_eq!(
+        w.crm
+            .opportunity(&w.wangwu, opp.id)
+            .await
+            .expect("opp")
+            .owner_id,
+        me
+    );
+    assert_eq!(
+        w.crm
+            .quote(&w.wangwu, quote.id)
+            .await
+            .expect("quote")
+            .owner_id,
+        me
+    );
+    assert_eq!(
+        w.crm
+            .contract(&w.wangwu, contract.id)
+            .await
+            .expect("contract")
+            .owner_id,
+        me
+    );
+    assert_eq!(
+        w.crm
+            .opportunity(&w.admin, his.id)
+            .await
+            .expect("his")
+            .owner_id,
+        Some(w.zhaoliu.user_id.0)
+    );
+    let view = w.crm.customer_view(&w.wangwu, c.id).await.expect("view");
+    assert_eq!(view.sections["contracts"].total, 1);
+    assert_eq!(view.sections["quotes"].total, 1);
+    // The former owner no longer reads them.
+    assert!(w.crm.contract(&w.zhangsan, contract.id).await.is_err());
 }
