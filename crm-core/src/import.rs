@@ -1346,8 +1346,13 @@ struct DupKey {
     /// the value in English: see [`DupKey::what_en`] and [`DupKey::label`].
     words: (Cow<'static, str>, Cow<'static, str>, &'static str),
     /// The value messages show, when it is not `text` (a name rather than
-    /// its key; a mobile without its customer).
+    /// its key; a mobile without its customer; a unique custom text as
+    /// typed rather than its key).
     shown: Option<String>,
+    /// Whether the key is a unique custom text's
+    /// [`text_key`](crate::validate::text_key) (`text` and `value`), found
+    /// in the store with [`Filter::TextKeyIn`] rather than `In`.
+    by_text_key: bool,
 }
 
 impl DupKey {
@@ -1392,6 +1397,7 @@ fn code_key(code: String) -> DupKey {
         moving: Vec::new(),
         words: ("code".into(), "编号".into(), ""),
         shown: None,
+        by_text_key: false,
     }
 }
 
@@ -1616,8 +1622,16 @@ struct ContactKey {
     group: usize,
     key: String,
     label: String,
+    /// What the store is asked for and the guard locks (a text field's
+    /// [`text_key`](crate::validate::text_key)).
     value: Value,
+    /// What it is compared by.
     text: String,
+    /// The value as messages show it (as typed).
+    shown: String,
+    /// Whether `text` is a text field's key, found in the store with
+    /// [`Filter::TextKeyIn`].
+    by_text_key: bool,
 }
 
 impl ContactKey {
@@ -3009,7 +3023,8 @@ fn changes_anything(
 }
 
 /// The values of a customer's or contact's row that its duplicate rules
-/// compare, as (column or `custom.<key>`, text), empty ones left out; a
+/// compare, as (column or `custom.<key>`, text; custom text by its
+/// [`text_key`](crate::validate::text_key)), empty ones left out; a
 /// contact's mobile with its customer, as they are compared together.
 fn compared_values(get: impl Fn(&str) -> Value) -> BTreeSet<(String, String)> {
     let mut out = BTreeSet::new();
@@ -3026,7 +3041,12 @@ fn compared_values(get: impl Fn(&str) -> Value) -> BTreeSet<(String, String)> {
     }
     if let Some(o) = get("custom").as_json().and_then(Json::as_object) {
         for (k, v) in o.iter().filter(|(_, v)| !v.is_null()) {
-            out.insert((format!("custom.{k}"), key_text(&custom_key_value(v))));
+            // Text spelling aside, as unique fields and rules compare it.
+            let text = match v.as_str() {
+                Some(t) => crate::validate::text_key(t),
+                None => key_text(&custom_key_value(v)),
+            };
+            out.insert((format!("custom.{k}"), text));
         }
     }
     out
@@ -3047,6 +3067,49 @@ fn found_holding(existing: &HashMap<(String, String), Vec<Row>>, k: &DupKey) -> 
         .get(&(k.kind.clone(), k.text.clone()))
         .map(|rows| rows.iter().map(Row::id).collect())
         .unwrap_or_default()
+}
+
+/// A unique custom field's value as a duplicate key (see
+/// [`unique_custom_key`]).
+struct UniqueCustomKey {
+    /// What it is compared by.
+    text: String,
+    /// What the store is asked for, and the guard locks.
+    value: Value,
+    /// The value as typed, when `text` is not.
+    shown: Option<String>,
+    /// Whether `text` is a [`text_key`](crate::validate::text_key).
+    by_text_key: bool,
+}
+
+/// The key of a unique custom field's value: a text field's compares by
+/// its [`text_key`](crate::validate::text_key), as a single record's create
+/// does (`ERP-001`, `erp-001` and `ＥＲＰ－００１` are one value, found in the
+/// store with [`Filter::TextKeyIn`] and locked under the key, as
+/// `check_unique_text` locks it); other fields' by their value. `None` for
+/// text that is only whitespace (no value to compare).
+fn unique_custom_key(def: &CustomFieldDef, v: &Json) -> Option<UniqueCustomKey> {
+    let value = custom_key_value(v);
+    if def.field_type == CustomFieldType::Text
+        && let Some(typed) = v.as_str()
+    {
+        let key = crate::validate::text_key(typed);
+        if key.is_empty() {
+            return None;
+        }
+        return Some(UniqueCustomKey {
+            shown: (key != typed).then(|| typed.to_string()),
+            value: Value::Text(key.clone()),
+            text: key,
+            by_text_key: true,
+        });
+    }
+    Some(UniqueCustomKey {
+        text: key_text(&value),
+        value,
+        shown: None,
+        by_text_key: false,
+    })
 }
 
 /// The text a key value is compared by.
@@ -3908,14 +3971,17 @@ impl<'a> ImportSession<'a> {
         let mut out = Vec::new();
         for def in self.v.contact_customs.iter().filter(|d| d.unique) {
             for contact in c.contacts.iter().filter(|k| adds(k)) {
-                if let Some(v) = contact.custom.get(&def.key).filter(|v| !v.is_null()) {
-                    let value = crate::records::custom_key_value(v);
+                if let Some(v) = contact.custom.get(&def.key).filter(|v| !v.is_null())
+                    && let Some(u) = unique_custom_key(def, v)
+                {
                     out.push(ContactKey {
                         group: contact.group,
                         key: def.key.clone(),
                         label: def.label.clone(),
-                        text: key_text(&value),
-                        value,
+                        shown: u.shown.unwrap_or_else(|| u.text.clone()),
+                        text: u.text,
+                        value: u.value,
+                        by_text_key: u.by_text_key,
                     });
                 }
             }
@@ -4104,34 +4170,37 @@ impl<'a> ImportSession<'a> {
             .zip(&meets)
             .map(|(c, to)| self.contact_keys_where(c, |k| adds_contact(stored, *to, k)))
             .collect();
-        let mut by_field: BTreeMap<&str, (Col, Vec<Value>)> = BTreeMap::new();
+        let mut by_field: BTreeMap<&str, (Col, bool, Vec<Value>)> = BTreeMap::new();
         for ck in keys.iter().flatten() {
             let Some(def) = self.v.contact_customs.iter().find(|d| d.key == ck.key) else {
                 continue;
             };
             by_field
                 .entry(ck.key.as_str())
-                .or_insert_with(|| (def.col(), Vec::new()))
-                .1
+                .or_insert_with(|| (def.col(), ck.by_text_key, Vec::new()))
+                .2
                 .push(ck.value.clone());
         }
         let mut taken: HashSet<(String, String)> = HashSet::new();
-        for (key, (col, mut values)) in by_field {
+        for (key, (col, by_text_key, mut values)) in by_field {
             values.sort_by_key(key_text);
             values.dedup();
             for chunk in values.chunks(IN_CHUNK) {
                 let mut sel = Select::all(Table::Contacts, self.actor.company_id.0, self.crm.now());
                 sel.lifecycle = Lifecycle::Any;
-                sel.filter = Filter::And(vec![
-                    Filter::In(col.clone(), chunk.to_vec()),
-                    Filter::IsNull(Col::Column("deleted_at")),
-                ]);
+                let found = if by_text_key {
+                    Filter::TextKeyIn(col.clone(), chunk.iter().map(key_text).collect())
+                } else {
+                    Filter::In(col.clone(), chunk.to_vec())
+                };
+                sel.filter = Filter::And(vec![found, Filter::IsNull(Col::Column("deleted_at"))]);
                 for r in self.crm.store.select(&sel).await?.rows {
                     if let Some(v) = r.get("custom").as_json().and_then(|j| j.get(key)) {
-                        taken.insert((
-                            key.to_string(),
-                            key_text(&crate::records::custom_key_value(v)),
-                        ));
+                        let text = match v.as_str() {
+                            Some(t) if by_text_key => crate::validate::text_key(t),
+                            _ => key_text(&crate::records::custom_key_value(v)),
+                        };
+                        taken.insert((key.to_string(), text));
                     }
                 }
             }
@@ -4148,11 +4217,11 @@ impl<'a> ImportSession<'a> {
                     IssueKind::Duplicate,
                     format!(
                         "contact {} {} {} already belongs to another contact",
-                        k.group, k.label, k.text
+                        k.group, k.label, k.shown
                     ),
                     format!(
                         "联系人{}的{} {} 已被其他联系人使用",
-                        k.group, k.label, k.text
+                        k.group, k.label, k.shown
                     ),
                 ),
                 None => free.push(c),
@@ -4186,12 +4255,15 @@ impl<'a> ImportSession<'a> {
                         )
                     })
                     .collect();
+                let found = if chunk[0].by_text_key {
+                    // A unique custom text, in any spelling of its key.
+                    Filter::TextKeyIn(col.clone(), chunk.iter().map(|k| k.text.clone()).collect())
+                } else {
+                    Filter::In(col.clone(), chunk.iter().map(|k| k.value.clone()).collect())
+                };
                 let mut select = Select::all(Table::Contacts, company, self.crm.now());
                 select.lifecycle = Lifecycle::Any;
-                select.filter = Filter::And(vec![
-                    Filter::In(col.clone(), chunk.iter().map(|k| k.value.clone()).collect()),
-                    Filter::IsNull(Col::Column("deleted_at")),
-                ]);
+                select.filter = Filter::And(vec![found, Filter::IsNull(Col::Column("deleted_at"))]);
                 guards.push(Guard {
                     kind: crate::store::GuardKind::Duplicate,
                     keys,
@@ -4294,7 +4366,13 @@ impl<'a> ImportSession<'a> {
                             }
                         }
                     }
-                    let found = if per_parent.is_empty() {
+                    let found = if chunk[0].by_text_key {
+                        // A unique custom text, in any spelling of its key.
+                        Filter::TextKeyIn(
+                            chunk[0].col.clone(),
+                            values.iter().map(key_text).collect(),
+                        )
+                    } else if per_parent.is_empty() {
                         Filter::In(chunk[0].col.clone(), values)
                     } else {
                         Filter::Or(
@@ -5096,6 +5174,7 @@ impl RowValidator {
                             "",
                         ),
                         shown: None,
+                        by_text_key: false,
                     });
                 }
                 if let Some(v) =
@@ -5111,6 +5190,7 @@ impl RowValidator {
                         moving: Vec::new(),
                         words: ("name".into(), "客户名称".into(), ""),
                         shown: Some(name),
+                        by_text_key: false,
                     });
                 }
             }
@@ -5130,6 +5210,7 @@ impl RowValidator {
                             " for the same customer",
                         ),
                         shown: Some(t),
+                        by_text_key: false,
                     });
                 }
             }
@@ -5185,22 +5266,25 @@ impl RowValidator {
                     moving: Vec::new(),
                     words: (en, zh, ""),
                     shown: None,
+                    by_text_key: false,
                 });
             }
         }
         for def in self.customs.iter().filter(|d| d.unique) {
             if let Some(v) = custom.get(&def.key).filter(|v| !v.is_null()) {
-                let value = custom_key_value(v);
-                let t = key_text(&value);
+                let Some(u) = unique_custom_key(def, v) else {
+                    continue;
+                };
                 keys.push(DupKey {
                     kind: format!("custom.{}", def.key),
-                    text: t,
+                    text: u.text,
                     col: def.col(),
-                    value,
+                    value: u.value,
                     parent: None,
                     moving: Vec::new(),
                     words: (def.label.clone().into(), def.label.clone().into(), ""),
-                    shown: None,
+                    shown: u.shown,
+                    by_text_key: u.by_text_key,
                 });
             }
         }
@@ -5419,13 +5503,13 @@ impl ImportSession<'_> {
         HashMap<(String, String), Vec<Row>>,
         Option<crate::dedupe::KnownHolders>,
     )> {
-        let mut by_kind: BTreeMap<String, (Col, Vec<Value>)> = BTreeMap::new();
+        let mut by_kind: BTreeMap<String, (Col, bool, Vec<Value>)> = BTreeMap::new();
         for c in cands {
             for k in &c.keys {
                 by_kind
                     .entry(k.kind.clone())
-                    .or_insert_with(|| (k.col.clone(), Vec::new()))
-                    .1
+                    .or_insert_with(|| (k.col.clone(), k.by_text_key, Vec::new()))
+                    .2
                     .push(k.value.clone());
             }
         }
@@ -5435,7 +5519,7 @@ impl ImportSession<'_> {
             company: self.actor.company_id.0,
             ..Default::default()
         };
-        for (kind, (col, mut values)) in by_kind {
+        for (kind, (col, by_text_key, mut values)) in by_kind {
             values.sort_by_key(key_text);
             values.dedup();
             // The key upkeep's kind of a customers' column key.
@@ -5494,16 +5578,19 @@ impl ImportSession<'_> {
             for chunk in values.chunks(IN_CHUNK) {
                 let mut sel = Select::all(table, self.actor.company_id.0, crm.now());
                 sel.lifecycle = Lifecycle::Any;
-                sel.filter = Filter::And(vec![
-                    Filter::In(col.clone(), chunk.to_vec()),
-                    Filter::IsNull(Col::Column("deleted_at")),
-                ]);
-                // Sorted by the key, so that SQLite probes the key's index
-                // instead of walking the table in id order.
-                sel.sort = vec![Sort {
-                    col: col.clone(),
-                    desc: false,
-                }];
+                let holding = if by_text_key {
+                    // A unique custom text, in any spelling of its key.
+                    Filter::TextKeyIn(col.clone(), chunk.iter().map(key_text).collect())
+                } else {
+                    // Sorted by the key, so that SQLite probes the key's
+                    // index instead of walking the table in id order.
+                    sel.sort = vec![Sort {
+                        col: col.clone(),
+                        desc: false,
+                    }];
+                    Filter::In(col.clone(), chunk.to_vec())
+                };
+                sel.filter = Filter::And(vec![holding, Filter::IsNull(Col::Column("deleted_at"))]);
                 for r in crm.store.select(&sel).await?.rows {
                     let text = match (&col, table) {
                         (Col::Column("mobile_key"), Table::Contacts) => format!(
@@ -5516,7 +5603,10 @@ impl ImportSession<'_> {
                             .get("custom")
                             .as_json()
                             .and_then(|j| j.get(key))
-                            .map(|v| key_text(&custom_key_value(v)))
+                            .map(|v| match v.as_str() {
+                                Some(t) if by_text_key => crate::validate::text_key(t),
+                                _ => key_text(&custom_key_value(v)),
+                            })
                             .unwrap_or_default(),
                     };
                     if let Some(h) = holders.as_mut().and_then(|h| h.get_mut(&text)) {
@@ -5721,8 +5811,11 @@ impl ImportSession<'_> {
                         issues,
                         c.number,
                         IssueKind::DuplicateInFile,
-                        format!("contact {} {} {} repeats {en}", ck.group, ck.label, ck.text),
-                        format!("联系人{}的{} {} 与{zh}重复", ck.group, ck.label, ck.text),
+                        format!(
+                            "contact {} {} {} repeats {en}",
+                            ck.group, ck.label, ck.shown
+                        ),
+                        format!("联系人{}的{} {} 与{zh}重复", ck.group, ck.label, ck.shown),
                     );
                 }
                 continue;

@@ -1322,12 +1322,13 @@ impl Crm {
     /// Refuses a value of a unique custom text field that a live record of
     /// the company holds already, spelling aside as the duplicate keys
     /// compare ([`text_key`](crate::validate::text_key): letter case,
-    /// full-width letters and digits, surrounding and repeated spaces).
-    /// The store compares ASCII letter case aside only, so candidates are
-    /// the values starting with the key in half-width or full-width letters
-    /// (either case), told apart here by their key; the guard repeats that
-    /// search without the candidates seen, under the key's lock, so a writer
-    /// of another spelling of the same value waits and is caught.
+    /// full-width letters and digits, surrounding and repeated spaces),
+    /// whatever mix of spellings either value has (`ＥＲＰ-001` holds
+    /// `ERP-001`). The store folds the stored values the same way
+    /// ([`Filter::TextKeyIn`]); the candidates are confirmed here by their
+    /// key. The guard repeats that search without the candidates seen,
+    /// under the key's lock, so a writer of another spelling of the same
+    /// value waits and is caught.
     async fn check_unique_text(
         &self,
         actor: &Actor,
@@ -1340,24 +1341,11 @@ impl Crm {
         if key.is_empty() {
             return Ok(None);
         }
-        let full_lower: String = key.chars().map(crate::validate::fullwidth).collect();
-        let full_upper: String = key
-            .to_uppercase()
-            .chars()
-            .map(crate::validate::fullwidth)
-            .collect();
-        let mut needles = vec![key.clone(), full_lower, full_upper];
-        needles.dedup();
-        let starts = Filter::Or(
-            needles
-                .into_iter()
-                .map(|n| Filter::StartsWith(def.col(), n))
-                .collect(),
-        );
+        let same = Filter::TextKeyIn(def.col(), vec![key.clone()]);
         let mut sel = Select::all(entity.table(), actor.company_id.0, self.now());
         sel.lifecycle = Lifecycle::Any;
         sel.filter = Filter::And(vec![
-            starts.clone(),
+            same.clone(),
             Filter::IsNull(Col::Column("deleted_at")),
             Filter::not_among(Col::Column("id"), exclude.iter().copied()),
         ]);
@@ -1384,7 +1372,7 @@ impl Crm {
             .collect();
         let mut guard_sel = sel.clone();
         guard_sel.filter = Filter::And(vec![
-            starts,
+            same,
             Filter::IsNull(Col::Column("deleted_at")),
             Filter::not_among(Col::Column("id"), seen),
         ]);

@@ -120,6 +120,22 @@ pub enum Filter {
     Contains(Col, String),
     /// Case-insensitive (ASCII) prefix match; `%` and `_` are literal.
     StartsWith(Col, String),
+    /// The column's text, folded as [`text_key`](crate::validate::text_key)
+    /// folds it, is the folded text of one of these keys (an empty list
+    /// matches nothing): full-width ASCII (U+FF01–U+FF5E) read as ASCII and the
+    /// ideographic space (U+3000) as a space, every run of whitespace (as
+    /// Rust's [`char::is_whitespace`] tells it) one space, trimmed, lower
+    /// case. `ERP-001`, `erp-001`, `ＥＲＰ－００１` and `ＥＲＰ-001` have the
+    /// key `erp-001`. How unique custom text fields find a value held in
+    /// another spelling.
+    ///
+    /// SQLite folds with the Rust function itself; PostgreSQL with SQL
+    /// (`translate`, `regexp_replace`, `lower`), whose `lower` follows the
+    /// database's collation: the same for ASCII and full-width letters
+    /// everywhere, and for other letters where the collation knows their
+    /// case (a `C.UTF-8` or language locale); in a `"C"` database they
+    /// match only when stored in the lower case the key has.
+    TextKeyIn(Col, Vec<String>),
     /// `col IS NULL`.
     IsNull(Col),
     /// `col IS NOT NULL`.
@@ -178,6 +194,7 @@ impl Filter {
             | Filter::NotNull(c)
             | Filter::HoldsId(c, _) => 1 + col(c),
             Filter::In(c, values) => col(c) + if values.len() > 500 { 1 } else { values.len() },
+            Filter::TextKeyIn(c, keys) => col(c) + if keys.len() > 500 { 1 } else { keys.len() },
             Filter::And(parts) | Filter::Or(parts) => parts.iter().map(Filter::weight).sum(),
             Filter::Not(inner) => inner.weight(),
             Filter::Related { filter, .. } | Filter::Refers { filter, .. } => 1 + filter.weight(),
@@ -198,6 +215,9 @@ impl Filter {
                 Some(nul_message(table, &name(c)))
             }
             Filter::Contains(c, t) | Filter::StartsWith(c, t) if t.contains('\0') => {
+                Some(nul_message(table, &name(c)))
+            }
+            Filter::TextKeyIn(c, keys) if keys.iter().any(|k| k.contains('\0')) => {
                 Some(nul_message(table, &name(c)))
             }
             Filter::And(fs) | Filter::Or(fs) => fs.iter().find_map(|f| f.nul_refusal(table)),

@@ -449,7 +449,9 @@ pub(crate) fn halfwidth(c: char) -> char {
 /// duplicate keys of custom fields, unique custom text fields): full-width
 /// ASCII mapped to ASCII, trimmed, inner whitespace collapsed to one space,
 /// lowercased — `ERP-001`, `erp-001` and `ＥＲＰ－００１` have one key.
-pub(crate) fn text_key(s: &str) -> String {
+/// Public for the stores, which compare by it
+/// ([`Filter::TextKeyIn`](crate::store::Filter::TextKeyIn)).
+pub fn text_key(s: &str) -> String {
     s.chars()
         .map(halfwidth)
         .collect::<String>()

@@ -304,6 +304,20 @@ fn filter(
         Filter::StartsWith(col, needle) => {
             like(sql, table, alias, col, format!("{}%", escape_like(needle)))?;
         }
+        Filter::TextKeyIn(col, keys) => {
+            let e = expr(sql, table, alias, col)?;
+            e.check_textual(table)?;
+            if keys.is_empty() {
+                sql.push("FALSE");
+            } else {
+                let keys: Vec<String> = keys
+                    .iter()
+                    .map(|k| crm_core::validate::text_key(k))
+                    .collect();
+                let p = sql.param(keys);
+                sql.push(&format!("({} = ANY({p}))", text_key_sql(&e.sql)));
+            }
+        }
         Filter::IsNull(col) => {
             let e = expr(sql, table, alias, col)?;
             sql.push(&format!("({} IS NULL)", e.sql));
@@ -461,6 +475,30 @@ fn array_param(sql: &mut Sql, e: &Expr, values: &[Value]) -> Option<String> {
         })?),
         ColType::Json => return None,
     })
+}
+
+/// The whitespace [`crm_core::validate::text_key`] collapses (Rust's
+/// [`char::is_whitespace`], the Unicode `White_Space` property), as a
+/// regular expression: PostgreSQL's `\s` follows the locale, and misses the
+/// no-break spaces in glibc's.
+const WHITESPACE_RUN: &str =
+    r"[\t\n\v\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+";
+
+/// `expr` folded as [`crm_core::validate::text_key`] folds text, in SQL
+/// ([`Filter::TextKeyIn`]): full-width ASCII and the ideographic space
+/// translated to ASCII, whitespace runs made one space, trimmed, lowered.
+/// `lower` lowers in the expression's collation (the database's): ASCII
+/// (which is what full-width letters are by then) in every one, other
+/// letters where the collation knows their case, as Rust does. The
+/// constants are dollar-quoted: no escape processing, whatever
+/// `standard_conforming_strings` says.
+fn text_key_sql(expr: &str) -> String {
+    let full: String = ('\u{FF01}'..='\u{FF5E}').chain(['\u{3000}']).collect();
+    let half: String = ('!'..='~').chain([' ']).collect();
+    format!(
+        "lower(btrim(regexp_replace(translate({expr}, $tk${full}$tk$, $tk${half}$tk$), \
+         $tk${WHITESPACE_RUN}$tk$, ' ', 'g'), ' '))"
+    )
 }
 
 fn like(

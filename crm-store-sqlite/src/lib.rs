@@ -88,6 +88,7 @@ impl fmt::Debug for SqliteStore {
 
 fn configure(conn: &Connection, writer: bool) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
+    query::register_functions(conn)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     if writer {
         // Only a new, empty database takes it (before WAL is switched on);

@@ -326,6 +326,34 @@ fn compile_chain(
     Ok(())
 }
 
+/// The SQL function [`Filter::TextKeyIn`] folds a column's text with:
+/// [`crm_core::validate::text_key`] of a TEXT argument, NULL for anything
+/// else. Registered on every connection the store opens
+/// ([`register_functions`]); nothing in the schema uses it, so the file
+/// stays readable by any SQLite.
+pub(crate) const TEXT_KEY_FN: &str = "crm_text_key";
+
+/// Registers the store's SQL functions ([`TEXT_KEY_FN`]) on a connection.
+pub(crate) fn register_functions(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    use rusqlite::types::ValueRef;
+    conn.create_scalar_function(
+        TEXT_KEY_FN,
+        1,
+        FunctionFlags::SQLITE_UTF8
+            | FunctionFlags::SQLITE_DETERMINISTIC
+            | FunctionFlags::SQLITE_INNOCUOUS,
+        |ctx| {
+            Ok(match ctx.get_raw(0) {
+                ValueRef::Text(bytes) => Some(crm_core::validate::text_key(
+                    &String::from_utf8_lossy(bytes),
+                )),
+                _ => None,
+            })
+        },
+    )
+}
+
 fn compile_filter(
     q: &mut Query,
     table: Table,
@@ -392,6 +420,23 @@ fn compile_filter(
             q.push(") LIKE lower(");
             q.bind(Sql::Text(pattern));
             q.push(") ESCAPE '\\')");
+        }
+        Filter::TextKeyIn(col, keys) => {
+            let e = resolve(table, col)?;
+            textual(table, &e)?;
+            if keys.is_empty() {
+                q.push("0");
+                return Ok(());
+            }
+            let keys = keys
+                .iter()
+                .map(|k| Sql::Text(crm_core::validate::text_key(k)))
+                .collect();
+            q.push(&format!("({TEXT_KEY_FN}("));
+            push_expr(q, alias, &e);
+            q.push(")");
+            push_in_list(q, keys);
+            q.push(")");
         }
         Filter::IsNull(col) | Filter::NotNull(col) => {
             let e = resolve(table, col)?;

@@ -69,6 +69,11 @@ macro_rules! import_scenarios {
             $make
         );
         $each!(
+            $crate::testing::import_suite::imports_compare_unique_custom_text_by_its_key,
+            crm_import_imports_compare_unique_custom_text_by_its_key,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::import_maps_headers_and_creates_customers_with_contacts,
             io_import_maps_headers_and_creates_customers_with_contacts,
             $make
@@ -3677,6 +3682,233 @@ pub async fn customer_rows_check_their_contacts_unique_values(store: Arc<dyn Sto
     );
     drop(s);
     assert!(find(&w, "庚有限公司").await.is_none());
+}
+
+/// Imports compare unique custom text values as a single create does, by
+/// their [`text_key`](crate::validate::text_key) (letter case, full-width
+/// letters and digits, runs of spaces aside, in any mix): a row holding a
+/// stored value in another spelling is skipped as a duplicate naming the
+/// field, a row repeating an earlier row's value in another spelling is
+/// reported as repeating it — for a customer's field, a contact's in a
+/// contact import, and a contact's in a customer row's contact group — and
+/// a record saved in another spelling while the import runs fails the
+/// batch under the lock keys its create takes.
+pub async fn imports_compare_unique_custom_text_by_its_key(store: Arc<dyn Store>) {
+    use crate::testing::pool_suite::Interleave;
+    use crate::testing::service_suite::fields;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let last_keys = || hooked.guard_keys().last().cloned().unwrap_or_default();
+    for (entity, key, label, en) in [
+        (Entity::Customer, "erp_code", "ERP编码", "ERP code"),
+        (Entity::Contact, "badge", "工牌号", "Badge"),
+    ] {
+        let mut def = new_custom(
+            entity,
+            key,
+            label,
+            en,
+            crate::custom::CustomFieldType::Text,
+            &[],
+            false,
+        );
+        def.unique = true;
+        w.crm
+            .define_custom_field(&w.admin, def)
+            .await
+            .expect("unique field");
+    }
+    w.customer(&w.wangwu, "存量甲有限公司", json!({"erp_code": "ERP-001"}))
+        .await;
+    let holder = w
+        .customer(
+            &w.wangwu,
+            "存量乙有限公司",
+            json!({"erp_code": "ＥＲＰ-002"}),
+        )
+        .await;
+    let contact = |name: &str, badge: &str| {
+        fields(json!({
+            "name": name,
+            "customer_id": holder.id.0.to_string(),
+            "custom.badge": badge,
+        }))
+    };
+    w.crm
+        .create_record(&w.wangwu, Entity::Contact, contact("老联系人", "WX-1"))
+        .await
+        .expect("contact");
+
+    // Customers.
+    let h = ["客户名称", "ERP编码"];
+    let r = run(
+        &w,
+        &w.zhangsan,
+        opts(Entity::Customer),
+        &h,
+        vec![
+            vec![t("导入甲有限公司"), t("erp-001")],
+            vec![t("导入乙有限公司"), t("ERP-002")],
+            vec![t("导入丙有限公司"), t("NEW-1")],
+            vec![t("导入丁有限公司"), t("new-1")],
+            vec![t("导入戊有限公司"), t("ＮＥＷ-2")],
+            vec![t("导入己有限公司"), t("new－２")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.skipped), (2, 4), "{:#?}", r.issues);
+    for (row, typed) in [(2, "erp-001"), (3, "ERP-002")] {
+        let i = issue(&r, row);
+        assert_eq!(i.kind, IssueKind::Duplicate, "{i:?}");
+        assert!(
+            i.message_en
+                .contains(&format!("ERP编码 {typed} already belongs to")),
+            "{i:?}"
+        );
+    }
+    for (row, typed, first) in [(5, "new-1", 4), (7, "new－２", 6)] {
+        let i = issue(&r, row);
+        assert_eq!(i.kind, IssueKind::DuplicateInFile, "{i:?}");
+        assert!(
+            i.message_en
+                .contains(&format!("ERP编码 {typed} repeats row {first} of this file")),
+            "{i:?}"
+        );
+    }
+    assert!(find(&w, "导入丙有限公司").await.is_some());
+    assert!(find(&w, "导入戊有限公司").await.is_some());
+    assert!(find(&w, "导入甲有限公司").await.is_none());
+
+    // Contacts, in a contact import.
+    let code = holder.code.clone().expect("code");
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Contact),
+        &["所属客户", "姓名", "工牌号"],
+        vec![
+            vec![t(&code), t("联系甲"), t("ｗｘ-1")],
+            vec![t(&code), t("联系乙"), t("WX-2")],
+            vec![t(&code), t("联系丙"), t("wx－２")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.skipped), (1, 2), "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert_eq!(i.kind, IssueKind::Duplicate, "{i:?}");
+    assert!(i.message_en.contains("工牌号 ｗｘ-1"), "{i:?}");
+    let i = issue(&r, 4);
+    assert_eq!(i.kind, IssueKind::DuplicateInFile, "{i:?}");
+    assert!(
+        i.message_en.contains("工牌号 wx－２ repeats row 3"),
+        "{i:?}"
+    );
+
+    // Contacts, in customer rows' contact groups.
+    let groups = ["客户名称", "联系人1姓名", "联系人1工牌号"];
+    let r = run(
+        &w,
+        &w.zhangsan,
+        opts(Entity::Customer),
+        &groups,
+        vec![
+            vec![t("组甲有限公司"), t("张组"), t("Wx-1")],
+            vec![t("组乙有限公司"), t("李组"), t("WX-3")],
+            vec![t("组丙有限公司"), t("王组"), t("ｗｘ－３")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.skipped), (1, 2), "{:#?}", r.issues);
+    assert!(
+        issue(&r, 2)
+            .message_en
+            .contains("contact 1 工牌号 Wx-1 already belongs to another contact"),
+        "{:?}",
+        issue(&r, 2)
+    );
+    assert!(
+        issue(&r, 4)
+            .message_en
+            .contains("contact 1 工牌号 ｗｘ－３ repeats row 3 of this file"),
+        "{:?}",
+        issue(&r, 4)
+    );
+
+    // Saved meanwhile in another spelling: the batch is refused.
+    let batched = |entity: Entity| {
+        let mut o = opts(entity);
+        o.commit = CommitMode::Batches;
+        o
+    };
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, batched(Entity::Customer), &headers(&h))
+        .await
+        .expect("begin");
+    let batch = s
+        .prepare(&rows(vec![vec![t("并发甲有限公司"), t("P-9")]]), None)
+        .await
+        .expect("prepare");
+    assert!(batch.issues.is_empty(), "{:?}", batch.issues);
+    w.crm
+        .create_record(
+            &w.wangwu,
+            Entity::Customer,
+            fields(json!({"name": "抢先甲有限公司", "erp_code": "ｐ-9"})),
+        )
+        .await
+        .expect("customer meanwhile");
+    let create = last_keys();
+    refused_as_taken(batch.write.commit().await, "ERP编码", "rows 2–2");
+    assert!(guarded_alike(&create, &last_keys()), "{create:?}");
+    drop(s);
+    assert!(find(&w, "并发甲有限公司").await.is_none());
+
+    let mut s = w
+        .crm
+        .begin_import(
+            &w.admin,
+            batched(Entity::Contact),
+            &headers(&["所属客户", "姓名", "工牌号"]),
+        )
+        .await
+        .expect("begin");
+    let batch = s
+        .prepare(&rows(vec![vec![t(&code), t("并发联系"), t("wx-8")]]), None)
+        .await
+        .expect("prepare");
+    assert!(batch.issues.is_empty(), "{:?}", batch.issues);
+    w.crm
+        .create_record(&w.wangwu, Entity::Contact, contact("抢先联系", "ＷＸ－８"))
+        .await
+        .expect("contact meanwhile");
+    let create = last_keys();
+    refused_as_taken(batch.write.commit().await, "工牌号", "rows 2–2");
+    assert!(guarded_alike(&create, &last_keys()), "{create:?}");
+    drop(s);
+
+    let mut s = w
+        .crm
+        .begin_import(&w.admin, batched(Entity::Customer), &headers(&groups))
+        .await
+        .expect("begin");
+    let batch = s
+        .prepare(
+            &rows(vec![vec![t("并发乙有限公司"), t("赵并"), t("wx-9")]]),
+            None,
+        )
+        .await
+        .expect("prepare");
+    assert!(batch.issues.is_empty(), "{:?}", batch.issues);
+    w.crm
+        .create_record(&w.wangwu, Entity::Contact, contact("抢先联系二", "ＷＸ-9"))
+        .await
+        .expect("contact meanwhile");
+    let create = last_keys();
+    refused_as_taken(batch.write.commit().await, "工牌号", "rows 2–2");
+    assert!(guarded_alike(&create, &last_keys()), "{create:?}");
+    drop(s);
+    assert!(find(&w, "并发乙有限公司").await.is_none());
 }
 
 /// Upcoming birthdays read every match, page by page, and keep the soonest

@@ -183,6 +183,11 @@ macro_rules! permission_scenarios {
             $make
         );
         $each!(
+            $crate::testing::permission_suite::unique_text_fields_hold_across_mixed_spellings,
+            perm_unique_text_fields_hold_across_mixed_spellings,
+            $make
+        );
+        $each!(
             $crate::testing::permission_suite::a_customer_is_found_by_its_contacts_numbers,
             perm_a_customer_is_found_by_its_contacts_numbers,
             $make
@@ -3951,6 +3956,151 @@ pub async fn unique_text_fields_fold_and_numbers_stay_exact(store: Arc<dyn Store
             .await
             .unwrap_or_else(|e| panic!("{good}: {e}"));
         assert_eq!(r.custom.get("staff"), Some(&stored), "{good}");
+    }
+}
+
+/// A unique custom text field refuses a value a record holds in any mix of
+/// spellings — `ＥＲＰ-001` (full-width letters, ASCII digits) and
+/// `ERP-001`, either stored first; `erp  001` and `ERP 001` (a run of
+/// spaces is one) — on create and on edit. A create of another spelling
+/// saved between a create's check and its write is caught by the write's
+/// guard: exactly one of `p-1` and `Ｐ-1` is stored. The stores find the
+/// values as [`text_key`](crate::validate::text_key) folds them
+/// ([`Filter::TextKeyIn`](crate::store::Filter::TextKeyIn)).
+pub async fn unique_text_fields_hold_across_mixed_spellings(store: Arc<dyn Store>) {
+    use crate::custom::{CustomFieldType, NewCustomField};
+    use crate::store::{Col, CustomType, Filter, Select};
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            NewCustomField {
+                entity: Entity::Customer,
+                key: "erp_code".into(),
+                label: "ERP编码".into(),
+                label_en: None,
+                field_type: CustomFieldType::Text,
+                options: Vec::new(),
+                required: false,
+                unique: true,
+            },
+        )
+        .await
+        .expect("field");
+    let new = |name: String, code: &str| fields(json!({"name": name, "erp_code": code}));
+    let pairs = [
+        ("ＥＲＰ-001", "ERP-001"),
+        ("ERP-002", "ＥＲＰ-002"),
+        ("erp  003", "ERP 003"),
+        ("Ｅｒｐ\u{3000}004", "erp 004"),
+        ("erp\u{a0}\t005", "ＥＲＰ\u{2003}005"),
+        ("ｅｒｐ-006", "ERP－006"),
+    ];
+    for (i, (stored, typed)) in pairs.iter().enumerate() {
+        create(
+            &w,
+            &w.admin,
+            Entity::Customer,
+            json!({"name": format!("混写{i}甲公司"), "erp_code": stored}),
+        )
+        .await;
+        let err = w
+            .crm
+            .create_record(
+                &w.admin,
+                Entity::Customer,
+                new(format!("混写{i}乙公司"), typed),
+            )
+            .await
+            .expect_err("another spelling of a stored value");
+        assert!(
+            matches!(&err, Error::Duplicate { .. }) && err.to_string().contains("ERP编码"),
+            "{stored} then {typed}: {err}"
+        );
+    }
+    // An edit to another spelling of a stored value.
+    let mine = create(
+        &w,
+        &w.admin,
+        Entity::Customer,
+        json!({"name": "混写改公司", "erp_code": "OTHER-1"}),
+    )
+    .await;
+    for typed in ["erp-001", "ＥＲＰ-002", "ERP  003"] {
+        let err = w
+            .crm
+            .update_record(
+                &w.admin,
+                Entity::Customer,
+                mine.id,
+                mine.version,
+                fields(json!({ "erp_code": typed })),
+            )
+            .await
+            .expect_err("an edit to another spelling");
+        assert!(matches!(err, Error::Duplicate { .. }), "{typed}: {err}");
+    }
+
+    // The store folds as `text_key` does, on both backends.
+    let col = Col::Custom {
+        key: "erp_code".into(),
+        ty: CustomType::Text,
+    };
+    let holding = |keys: Vec<&str>| {
+        let mut sel = Select::all(
+            crate::schema::Table::Customers,
+            w.admin.company_id.0,
+            w.clock.now(),
+        );
+        sel.filter = Filter::TextKeyIn(col.clone(), keys.into_iter().map(String::from).collect());
+        let store = w.crm.store().clone();
+        async move {
+            let mut names: Vec<String> = store
+                .select(&sel)
+                .await
+                .expect("select")
+                .rows
+                .iter()
+                .filter_map(|r| r.get("name").as_text().map(str::to_string))
+                .collect();
+            names.sort();
+            names
+        }
+    };
+    assert_eq!(
+        holding(vec!["erp-001", "ERP  003", "ｅｒｐ　００５"]).await,
+        ["混写0甲公司", "混写2甲公司", "混写4甲公司"]
+    );
+    assert_eq!(holding(vec!["erp-00"]).await, Vec::<String>::new());
+    assert_eq!(holding(Vec::new()).await, Vec::<String>::new());
+
+    // Two creates of two spellings at once: one passes.
+    for (first, late) in [("Ｐ-1", "p-1"), ("q-1", "Ｑ-1"), ("r  1", "Ｒ 1")] {
+        let (o, actor, code) = (other.clone(), w.wangwu.clone(), first.to_string());
+        hooked.before_customer_write(async move {
+            o.create_record(
+                &actor,
+                Entity::Customer,
+                fields(json!({"name": format!("并发{code}甲公司"), "erp_code": code})),
+            )
+            .await
+            .expect("the other create");
+        });
+        let res = w
+            .crm
+            .create_record(
+                &w.zhangsan,
+                Entity::Customer,
+                new(format!("并发{late}乙公司"), late),
+            )
+            .await;
+        assert!(
+            matches!(res, Err(Error::Duplicate { .. })),
+            "{first} meanwhile, then {late}: {res:?}"
+        );
+        assert_eq!(holding(vec![late]).await.len(), 1, "{first} and {late}");
     }
 }
 
