@@ -385,6 +385,10 @@ pub enum IssueKind {
     Duplicate,
     /// The row duplicates an earlier row of the file.
     DuplicateInFile,
+    /// The row was imported, but shares a key the company's duplicate
+    /// settings only warn of (a phone, an e-mail) with another customer or
+    /// an earlier row: a possible duplicate (疑似重复).
+    PossibleDuplicate,
 }
 
 /// What happened to a row with an issue.
@@ -395,6 +399,9 @@ pub enum RowOutcome {
     Rejected,
     /// Left out on purpose (a duplicate under [`DuplicatePolicy::Skip`]).
     Skipped,
+    /// Imported, with a warning ([`IssueKind::PossibleDuplicate`]); listed
+    /// in [`ImportReport::warnings`], never in the error workbook.
+    Warned,
 }
 
 /// A row that was rejected or skipped, with the reason in English and
@@ -464,6 +471,12 @@ pub struct ImportReport {
     pub ignored_columns: Vec<String>,
     /// Every rejected or skipped row, in sheet order.
     pub issues: Vec<RowIssue>,
+    /// The customers created that may duplicate another customer or an
+    /// earlier row by a key the duplicate settings only warn of (phone and
+    /// e-mail by default), in sheet order: created all the same, as a
+    /// single create is, and told here (and by the duplicate report and a
+    /// `customer.possible_duplicate` event) rather than left silent.
+    pub warnings: Vec<RowIssue>,
 }
 
 /// What undoing an import did.
@@ -1457,6 +1470,10 @@ struct Candidate {
     /// policy (see [`RowValidator::required_customs`]): it refuses the row
     /// only if it would create a record.
     unmet: Vec<(String, String)>,
+    /// The keys the company's duplicate settings only warn of (customers):
+    /// a row creating a customer that shares one is created, with a
+    /// warning.
+    warn_keys: Vec<DupKey>,
 }
 
 /// What a batch creates and updates, kept per batch for undo.
@@ -1548,6 +1565,14 @@ pub struct ImportSession<'a> {
     /// The first row of each duplicate key (kind and text) seen in the
     /// file, by [`seen_key`].
     seen: HashMap<u128, u32>,
+    /// The same for the keys the duplicate settings only warn of, of the
+    /// customers the import creates (see [`Candidate::warn_keys`]).
+    warn_seen: HashMap<u128, u32>,
+    /// The possible duplicates created so far (earlier runs' too), for
+    /// [`ImportReport::warnings`].
+    warnings: Vec<RowIssue>,
+    /// Those of the batch being prepared.
+    batch_warnings: Vec<RowIssue>,
     touched: HashMap<Uuid, u32>,
     /// The duplicate keys (kind, text) that rows of this import give the
     /// records they update: a record's older key of such a kind no longer
@@ -2215,6 +2240,9 @@ impl Crm {
             resuming: false,
             earlier_listed: true,
             earlier_issues: std::collections::VecDeque::new(),
+            warn_seen: HashMap::new(),
+            warnings: Vec::new(),
+            batch_warnings: Vec::new(),
             replayed_rows: 0,
             batch_no: 0,
             atomic: ChangeSet::default(),
@@ -3306,12 +3334,18 @@ impl<'a> ImportSession<'a> {
                 }
                 if !same_rights {
                     for i in &mut earlier_issues {
-                        if i.kind == IssueKind::Duplicate {
+                        if matches!(i.kind, IssueKind::Duplicate | IssueKind::PossibleDuplicate) {
                             withhold_details(i);
                         }
                     }
                 }
                 earlier_issues.sort_by_key(|i| i.row);
+                // The possible duplicates earlier runs created are warnings
+                // of the report, not rows of the error workbook.
+                let (warned, earlier_issues): (Vec<RowIssue>, Vec<RowIssue>) = earlier_issues
+                    .into_iter()
+                    .partition(|i| i.outcome == RowOutcome::Warned);
+                self.warnings = warned;
                 let earlier_skipped = earlier_issues
                     .iter()
                     .filter(|i| i.outcome == RowOutcome::Skipped)
@@ -3629,6 +3663,7 @@ impl<'a> ImportSession<'a> {
             self.batch_guards.clear();
         }
         let before = self.counts;
+        self.batch_warnings.clear();
         let (cs, items) = if self.opts.entity == Entity::User {
             self.user_batch(rows, &mut issues).await?
         } else if self.opts.entity == Entity::Product {
@@ -3659,6 +3694,13 @@ impl<'a> ImportSession<'a> {
         // In sheet order (the checks find a batch's issues step by step).
         issues.sort_by_key(|i| i.row);
         self.issues.extend(issues.iter().cloned());
+        // Nothing of a failed import is created: nothing to warn of.
+        let mut warned = std::mem::take(&mut self.batch_warnings);
+        if self.failed {
+            warned.clear();
+        }
+        warned.sort_by_key(|i| i.row);
+        self.warnings.extend(warned.iter().cloned());
         let replay = self.resume_after.is_some_and(|r| last <= r);
         if self.opts.dry_run && !self.failed && !replay {
             // What the batch would create counts toward the pools' caps as
@@ -3682,6 +3724,7 @@ impl<'a> ImportSession<'a> {
         let kept: Vec<RowIssue> = if self.opts.commit == CommitMode::Batches {
             issues
                 .iter()
+                .chain(&warned)
                 .filter(|i| !self.is_replay(i.row))
                 .cloned()
                 .collect()
@@ -3912,6 +3955,11 @@ impl<'a> ImportSession<'a> {
             resumed_after: self.resume_after,
             ignored_columns: self.v.map.ignored.clone(),
             issues: std::mem::take(&mut self.issues),
+            warnings: {
+                let mut w = std::mem::take(&mut self.warnings);
+                w.sort_by_key(|i| i.row);
+                w
+            },
         })
     }
 
@@ -5039,7 +5087,7 @@ impl RowValidator {
                 )));
             }
         }
-        let mut keys = self.record_keys(entity, &set, &custom);
+        let (mut keys, warn_keys) = self.record_keys(entity, &set, &custom);
         if let Some(code) = self.row_code(row) {
             // First: a row naming a record by its code meets that record
             // (its other keys then only tell of a second one).
@@ -5068,6 +5116,7 @@ impl RowValidator {
             masked,
             kept_customer: kept.is_some(),
             unmet,
+            warn_keys,
         }))
     }
 
@@ -5148,14 +5197,16 @@ impl RowValidator {
     }
 
     /// The duplicate keys of a validated record (the same as
-    /// `check_duplicates` uses).
+    /// `check_duplicates` uses), and apart the keys the company's duplicate
+    /// settings only warn of.
     fn record_keys(
         &self,
         entity: Entity,
         set: &BTreeMap<&'static str, Value>,
         custom: &BTreeMap<String, Json>,
-    ) -> Vec<DupKey> {
+    ) -> (Vec<DupKey>, Vec<DupKey>) {
         let mut keys = Vec::new();
+        let mut warn_keys = Vec::new();
         let get = |k: &str| set.get(k).filter(|v| !v.is_null()).cloned();
         match entity {
             Entity::Customer => {
@@ -5239,9 +5290,14 @@ impl RowValidator {
                 k => set.get(k).cloned().unwrap_or(Value::Null),
             };
             for (kind, key) in crate::dedupe::keys_of(&get, &custom_keys) {
-                if kind == "name" || kind == "uscc" || !modes.blocks(&kind) {
+                if kind == "name" || kind == "uscc" {
                     continue;
                 }
+                let into = match modes.mode(&kind) {
+                    crate::dedupe::DedupeMode::Block => &mut keys,
+                    crate::dedupe::DedupeMode::Warn => &mut warn_keys,
+                    crate::dedupe::DedupeMode::Off => continue,
+                };
                 let (en, zh): (Cow<'static, str>, Cow<'static, str>) = match kind.as_str() {
                     "phone" => ("phone".into(), "电话".into()),
                     "email" => ("e-mail".into(), "邮箱".into()),
@@ -5256,7 +5312,7 @@ impl RowValidator {
                         (label.clone().into(), label.into())
                     }
                 };
-                keys.push(DupKey {
+                into.push(DupKey {
                     // Phones and e-mails through the customers' own columns.
                     col: Col::Column(crate::dedupe::key_column(&kind).unwrap_or("key")),
                     kind: format!("keys.{kind}"),
@@ -5288,7 +5344,7 @@ impl RowValidator {
                 });
             }
         }
-        keys
+        (keys, warn_keys)
     }
 }
 
@@ -5503,15 +5559,27 @@ impl ImportSession<'_> {
         HashMap<(String, String), Vec<Row>>,
         Option<crate::dedupe::KnownHolders>,
     )> {
+        self.existing_keys(table, cands.iter().flat_map(|c| c.keys.iter()))
+            .await
+    }
+
+    /// [`ImportSession::existing`] for any keys (the warn-only keys of
+    /// [`ImportSession::note_possible_duplicates`]).
+    async fn existing_keys(
+        &self,
+        table: Table,
+        keys: impl Iterator<Item = &DupKey>,
+    ) -> Result<(
+        HashMap<(String, String), Vec<Row>>,
+        Option<crate::dedupe::KnownHolders>,
+    )> {
         let mut by_kind: BTreeMap<String, (Col, bool, Vec<Value>)> = BTreeMap::new();
-        for c in cands {
-            for k in &c.keys {
-                by_kind
-                    .entry(k.kind.clone())
-                    .or_insert_with(|| (k.col.clone(), k.by_text_key, Vec::new()))
-                    .2
-                    .push(k.value.clone());
-            }
+        for k in keys {
+            by_kind
+                .entry(k.kind.clone())
+                .or_insert_with(|| (k.col.clone(), k.by_text_key, Vec::new()))
+                .2
+                .push(k.value.clone());
         }
         let crm = self.crm;
         let mut found = HashMap::new();
@@ -5664,6 +5732,58 @@ impl ImportSession<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// Warns of the customers a batch creates that share a key the
+    /// company's duplicate settings only warn of (a phone, an e-mail) with
+    /// a live customer — named as a refused duplicate would be, so one the
+    /// actor may not see is not named — or with an earlier row of the file
+    /// that creates one: [`ImportReport::warnings`]. One query per key kind
+    /// of the batch, none when the rows give no such key.
+    async fn note_possible_duplicates(&mut self, creates: &[Candidate]) -> Result<()> {
+        if creates.iter().all(|c| c.warn_keys.is_empty()) {
+            return Ok(());
+        }
+        let (found, _) = self
+            .existing_keys(
+                Table::Customers,
+                creates.iter().flat_map(|c| c.warn_keys.iter()),
+            )
+            .await?;
+        for c in creates {
+            let mut note = None;
+            for k in &c.warn_keys {
+                if let Some(row) = found
+                    .get(&(k.kind.clone(), k.text.clone()))
+                    .and_then(|rows| rows.first())
+                {
+                    note = Some(self.describe(k, row).await?);
+                    break;
+                }
+                if let Some(first) = self.warn_seen.get(&seen_key(&k.kind, &k.text)) {
+                    note = Some((
+                        format!("{} is also in row {first} of this file", k.what_en()),
+                        format!("{} 与本文件第 {first} 行相同", k.what_zh()),
+                    ));
+                    break;
+                }
+            }
+            for k in &c.warn_keys {
+                self.warn_seen
+                    .entry(seen_key(&k.kind, &k.text))
+                    .or_insert(c.number);
+            }
+            if let Some((en, zh)) = note {
+                self.batch_warnings.push(RowIssue {
+                    row: c.number,
+                    outcome: RowOutcome::Warned,
+                    kind: IssueKind::PossibleDuplicate,
+                    message_en: cut_message(format!("created; possible duplicate: {en}")),
+                    message_zh: cut_message(format!("已导入，疑似重复：{zh}")),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Describes an existing duplicate the way `check_duplicates` does: by
@@ -6223,6 +6343,9 @@ impl ImportSession<'_> {
         }
         if self.failed {
             return Ok((ChangeSet::default(), BatchItems::default()));
+        }
+        if entity == Entity::Customer {
+            self.note_possible_duplicates(&creates).await?;
         }
         // What the probes found free is guarded when the batch is written:
         // another user saving a record with one of these keys meanwhile
@@ -7933,6 +8056,10 @@ fn withhold_details(i: &mut RowIssue) {
     (i.message_en, i.message_zh) = match i.outcome {
         RowOutcome::Skipped => (format!("skipped: {en}"), format!("已跳过：{zh}")),
         RowOutcome::Rejected => (en.to_string(), zh.to_string()),
+        RowOutcome::Warned => (
+            format!("imported; it may duplicate an existing record: {en}"),
+            format!("已导入，疑似重复：{zh}"),
+        ),
     };
 }
 

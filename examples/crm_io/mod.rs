@@ -516,6 +516,18 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
             if r.issues.len() > 10 {
                 lines.push(format!("  … {} more", r.issues.len() - 10));
             }
+            if !r.warnings.is_empty() {
+                lines.push(format!(
+                    "{} possible duplicates (疑似重复) created — see `crm customer dupes`:",
+                    r.warnings.len()
+                ));
+                for i in r.warnings.iter().take(10) {
+                    lines.push(format!("  row {}: {}", i.row, i.message_zh));
+                }
+                if r.warnings.len() > 10 {
+                    lines.push(format!("  … {} more", r.warnings.len() - 10));
+                }
+            }
             if let Some(p) = &errors_at {
                 lines.push(format!(
                     "rejected and skipped rows, with the reason, are in {}",

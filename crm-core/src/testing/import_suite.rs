@@ -333,6 +333,11 @@ macro_rules! import_scenarios {
             io_import_update_needs_a_later_required_field_only_for_new_records,
             $make
         );
+        $each!(
+            $crate::testing::import_suite::import_tells_of_the_possible_duplicates_it_creates,
+            io_import_tells_of_the_possible_duplicates_it_creates,
+            $make
+        );
     };
 }
 
@@ -7619,5 +7624,68 @@ pub async fn import_update_needs_a_later_required_field_only_for_new_records(
     {
         Err(e) => assert!(e.to_string().contains("行业代码"), "{e}"),
         Ok(_) => panic!("a header without a required column"),
+    }
+}
+
+/// Customers an import creates that share a phone or e-mail (keys the
+/// duplicate settings only warn of, by default) with a stored customer or
+/// an earlier row are created, and listed as warnings — not silently, and
+/// not as rows of the error workbook; a holder the importer may not see is
+/// not named. A dry run tells the same.
+pub async fn import_tells_of_the_possible_duplicates_it_creates(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let seen = w
+        .customer(&w.zhangsan, "甲公司", json!({"phone": "010-62345678"}))
+        .await;
+    w.customer(
+        &w.wangwu,
+        "王五的客户",
+        json!({"email": "Sales@Example.com"}),
+    )
+    .await;
+    let h = ["客户名称", "电话", "邮箱"];
+    let data = || {
+        vec![
+            vec![t("乙公司"), t("(010) 6234-5678"), t("")],
+            vec![t("丙公司"), t("13812345678"), t("")],
+            vec![t("丁公司"), t("138-1234-5678"), t("")],
+            vec![t("戊公司"), t(""), t("sales@example.com")],
+            vec![t("己公司"), t("13900001111"), t("own@example.com")],
+        ]
+    };
+    let mut dry = opts(Entity::Customer);
+    dry.dry_run = true;
+    let preview = run(&w, &w.zhangsan, dry, &h, data()).await;
+    let r = run(&w, &w.zhangsan, opts(Entity::Customer), &h, data()).await;
+    for r in [&preview, &r] {
+        assert_eq!(r.created, 5, "{r:#?}");
+        assert!(r.issues.is_empty(), "{:#?}", r.issues);
+        let rows: Vec<u32> = r.warnings.iter().map(|i| i.row).collect();
+        assert_eq!(rows, vec![2, 4, 5], "{:#?}", r.warnings);
+        assert!(
+            r.warnings
+                .iter()
+                .all(|i| i.outcome == RowOutcome::Warned && i.kind == IssueKind::PossibleDuplicate)
+        );
+        let msg = |row: u32| {
+            r.warnings
+                .iter()
+                .find(|i| i.row == row)
+                .map(|i| (i.message_en.clone(), i.message_zh.clone()))
+                .expect("warning")
+        };
+        let (en, zh) = msg(2);
+        assert!(
+            en.contains("possible duplicate") && en.contains(seen.code.as_deref().expect("code")),
+            "{en}"
+        );
+        assert!(zh.contains("疑似重复"), "{zh}");
+        assert!(msg(4).0.contains("row 3 of this file"), "{:?}", msg(4));
+        // 王五's customer is not 张三's to see: not named.
+        let (en, _) = msg(5);
+        assert!(
+            en.contains("possible duplicate") && !en.contains("王五"),
+            "{en}"
+        );
     }
 }
