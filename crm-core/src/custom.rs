@@ -324,8 +324,15 @@ impl CustomFieldDef {
     pub fn coerce(&self, value: &Json) -> std::result::Result<Json, String> {
         let text = match value {
             Json::Null => return Ok(Json::Null),
-            Json::String(s) if s.trim().is_empty() => return Ok(Json::Null),
-            Json::String(s) => s.trim().to_string(),
+            // One line of text: invisible format characters are dropped
+            // (see `validate::strip_invisible`).
+            Json::String(s) => {
+                let s = crate::validate::strip_invisible(s);
+                if s.trim().is_empty() {
+                    return Ok(Json::Null);
+                }
+                s.trim().to_string()
+            }
             other => other.to_string(),
         };
         match self.field_type {
@@ -1529,6 +1536,30 @@ mod tests {
             position: 0,
             version: 1,
         }
+    }
+
+    #[test]
+    fn text_loses_its_invisible_characters() {
+        let def = CustomFieldDef {
+            field_type: CustomFieldType::Text,
+            ..number_field()
+        };
+        assert_eq!(
+            def.coerce(&Json::String(" ERP\u{200B}-001\u{FEFF} ".into())),
+            Ok(Json::String("ERP-001".into()))
+        );
+        assert_eq!(def.coerce(&Json::String("\u{200B}".into())), Ok(Json::Null));
+        let family = "👨\u{200D}👩\u{200D}👧";
+        assert_eq!(
+            def.coerce(&Json::String(family.into())),
+            Ok(Json::String(family.into()))
+        );
+        // A number typed with one is read without it.
+        assert!(
+            number_field()
+                .coerce(&Json::String("12\u{200B}3".into()))
+                .is_ok()
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! on demand, the company-wide report, and merging.
 //!
 //! A customer's keys are normalised values: `name` (the company name without
-//! legal-form suffixes, `name_key`), `uscc` (统一社会信用代码), `phone` (the
+//! legal-form suffixes, `name_key`; an individual's name is none, see
+//! `customer_name_key`), `uscc` (统一社会信用代码), `phone` (the
 //! canonical phone key), `email` (lowercased, `email_key`) and
 //! `custom.<key>` for each custom field configured as a duplicate key. The
 //! first four are columns of the customer with indexes of their own, so the
@@ -275,6 +276,41 @@ pub(crate) fn custom_key(v: &Json) -> Option<String> {
     (!k.is_empty()).then_some(k)
 }
 
+/// The mark ahead of an individual customer's `name_key`: no company name
+/// key holds it (those are letters and digits only).
+const INDIVIDUAL_NAME_MARK: char = '~';
+
+/// A customer's `name_key`: the company name key
+/// ([`crate::validate::company_name_key`]) of its name, marked with
+/// [`INDIVIDUAL_NAME_MARK`] for an individual (个人客户). People share
+/// names (two customers both called 张伟 are two people), so an individual's
+/// name is no duplicate key — it is found by its phone, e-mail or ID — and
+/// never collides with a company of the same name; the marked key still
+/// finds the customer by name (an import naming the customer of a contact).
+pub(crate) fn customer_name_key(name: &str, individual: bool) -> String {
+    let key = crate::validate::company_name_key(name);
+    if individual && !key.is_empty() {
+        format!("{INDIVIDUAL_NAME_MARK}{key}")
+    } else {
+        key
+    }
+}
+
+/// The `name_key`s a customer named `name` may have: a company's and an
+/// individual's ([`customer_name_key`]).
+pub(crate) fn customer_name_keys(name: &str) -> [String; 2] {
+    [
+        customer_name_key(name, false),
+        customer_name_key(name, true),
+    ]
+}
+
+/// Whether a stored `name_key` is a duplicate key: not empty and not an
+/// individual's ([`customer_name_key`]).
+pub(crate) fn is_name_duplicate_key(key: &str) -> bool {
+    !key.is_empty() && !key.starts_with(INDIVIDUAL_NAME_MARK)
+}
+
 /// The keys of a customer, from its column values.
 pub(crate) fn keys_of(
     get: &dyn Fn(&str) -> Value,
@@ -288,7 +324,7 @@ pub(crate) fn keys_of(
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
-    if let Some(k) = text("name_key") {
+    if let Some(k) = text("name_key").filter(|k| is_name_duplicate_key(k)) {
         out.push(("name".to_string(), k));
     }
     if let Some(k) = text("uscc") {

@@ -1248,8 +1248,14 @@ fn zh_message(kind: Option<CellKind>, raw: Option<&str>, en: &str) -> String {
     if let Some((v, m)) = en.split_once("': there is no month ") {
         return format!("「{}」：没有 {m} 月", v.trim_start_matches('\''));
     }
-    if let Some(v) = en.strip_suffix("': the year must have four digits") {
-        return format!("「{}」：年份须为四位数", v.trim_start_matches('\''));
+    if let Some((v, y)) = en
+        .strip_suffix(" is out of range (years 1000 to 9999 are accepted)")
+        .and_then(|rest| rest.split_once("': the year "))
+    {
+        return format!(
+            "「{}」：年份 {y} 超出范围（须在 1000 到 9999 之间）",
+            v.trim_start_matches('\'')
+        );
     }
     if let Some(v) = en.strip_suffix("' is not a date and time (expected e.g. 2026-11-27 14:30)") {
         return format!(
@@ -5228,9 +5234,10 @@ impl RowValidator {
                         by_text_key: false,
                     });
                 }
-                if let Some(v) =
-                    get("name_key").filter(|v| v.as_text().is_some_and(|s| !s.is_empty()))
-                {
+                if let Some(v) = get("name_key").filter(|v| {
+                    v.as_text()
+                        .is_some_and(crate::dedupe::is_name_duplicate_key)
+                }) {
                     let name = get("name").map(|n| key_text(&n)).unwrap_or_default();
                     keys.push(DupKey {
                         kind: "name_key".into(),
@@ -5395,11 +5402,9 @@ impl ImportSession<'_> {
             .iter()
             .filter_map(|r| r.cells.get(col).and_then(Cell::to_text))
             .filter(|t| {
-                !self
-                    .v
-                    .lookups
-                    .refs
-                    .contains_key(&(Entity::Customer, t.clone()))
+                let key = (Entity::Customer, t.clone());
+                !self.v.lookups.refs.contains_key(&key)
+                    && !self.v.lookups.shared_ref_names.contains(&key)
             })
             .collect();
         texts.sort();
@@ -5427,11 +5432,13 @@ impl ImportSession<'_> {
             let as_typed: HashMap<&str, &String> = chunk.iter().map(|t| (t.as_str(), t)).collect();
             let mut by_name_key: HashMap<String, Vec<&String>> = HashMap::new();
             if by_name {
+                // A company's key or an individual's.
                 for t in chunk {
-                    by_name_key
-                        .entry(crate::validate::company_name_key(t))
-                        .or_default()
-                        .push(t);
+                    let [company, individual] = crate::dedupe::customer_name_keys(t);
+                    if individual != company {
+                        by_name_key.entry(individual).or_default().push(t);
+                    }
+                    by_name_key.entry(company).or_default().push(t);
                 }
             }
             let name_keys: Vec<Value> = by_name_key.keys().map(|k| k.as_str().into()).collect();
@@ -5458,13 +5465,22 @@ impl ImportSession<'_> {
                 }];
                 found.extend(crm.store.select(&sel).await?.rows);
             }
+            // A text naming a customer by id or code names that one; by
+            // name, only the one customer of that name (two individuals
+            // may share one: then it names no one, as ambiguous).
+            let mut exact: HashSet<&String> = HashSet::new();
+            let mut named_ids: HashMap<&String, BTreeSet<Uuid>> = HashMap::new();
             for r in found {
                 let id = r.id();
                 let id_text = id.to_string();
                 let mut hits: Vec<&String> = Vec::new();
                 hits.extend(as_typed.get(id_text.as_str()));
                 hits.extend(r.get("code").as_text().and_then(|c| as_typed.get(c)));
+                exact.extend(hits.iter().copied());
                 if let Some(named) = r.get("name_key").as_text().and_then(|k| by_name_key.get(k)) {
+                    for t in named {
+                        named_ids.entry(t).or_default().insert(id);
+                    }
                     hits.extend(named);
                 }
                 for t in hits {
@@ -5473,6 +5489,15 @@ impl ImportSession<'_> {
                         .insert((Entity::Customer, t.clone()), id);
                 }
                 self.ref_rows.insert(id, r);
+            }
+            for (t, ids) in named_ids {
+                if ids.len() > 1 && !exact.contains(t) {
+                    let lookups = Arc::make_mut(&mut self.v.lookups);
+                    lookups.refs.remove(&(Entity::Customer, t.clone()));
+                    lookups
+                        .shared_ref_names
+                        .insert((Entity::Customer, t.clone()));
+                }
             }
         }
         Ok(())
@@ -8744,8 +8769,12 @@ mod tests {
             "「2026-13-01」：没有 13 月"
         );
         assert_eq!(
-            zh_message(None, None, "'0999-01-01': the year must have four digits"),
-            "「0999-01-01」：年份须为四位数"
+            zh_message(
+                None,
+                None,
+                "'0999-01-01': the year 999 is out of range (years 1000 to 9999 are accepted)"
+            ),
+            "「0999-01-01」：年份 999 超出范围（须在 1000 到 9999 之间）"
         );
     }
 }

@@ -77,8 +77,10 @@ pub fn search_keys_of(row: &Row, sources: &[&str]) -> String {
 }
 
 impl Crm {
-    /// Recomputes the pinyin search keys and the sort keys of every row of
-    /// the actor's company that has them (administrators): rows written
+    /// Recomputes the pinyin search keys, the sort keys and the customers'
+    /// name keys (an individual's marked as no duplicate key, see
+    /// `dedupe::customer_name_key`) of every row of the actor's company
+    /// that has them (administrators): rows written
     /// under an older rule are found by the current one afterwards, and
     /// rows without a sort key get one. Page by page, each page in one
     /// transaction; a row changed meanwhile by someone else fails the page
@@ -121,6 +123,17 @@ impl Crm {
                             values.push((col, key));
                         }
                     }
+                    if *table == Table::Customers {
+                        // The name key under the current rule: an
+                        // individual's is no duplicate key.
+                        let key = crate::dedupe::customer_name_key(
+                            r.get("name").as_text().unwrap_or_default(),
+                            r.get("kind").as_text() == Some("individual"),
+                        );
+                        if r.get("name_key").as_text() != Some(key.as_str()) {
+                            values.push(("name_key", Value::Text(key)));
+                        }
+                    }
                     if !values.is_empty() {
                         cs.ops.push(Op::Update {
                             table: *table,
@@ -131,7 +144,12 @@ impl Crm {
                     }
                 }
                 stats.updated += cs.ops.len() as u64;
-                self.apply(cs).await?;
+                if *table == Table::Customers {
+                    // A changed name key changes the duplicate keys' rows.
+                    self.apply_indexed(cs).await?;
+                } else {
+                    self.apply(cs).await?;
+                }
                 if !page.has_more {
                     break;
                 }

@@ -158,7 +158,9 @@ pub fn parse_date(s: &str) -> std::result::Result<NaiveDate, String> {
     let num = |p: &str| p.parse::<u32>().map_err(|_| not_a_date());
     let (y, m, d) = (num(y)?, num(m)?, num(d)?);
     if y < 1000 {
-        return Err(format!("'{t}': the year must have four digits"));
+        return Err(format!(
+            "'{t}': the year {y} is out of range (years 1000 to 9999 are accepted)"
+        ));
     }
     if !(1..=12).contains(&m) {
         return Err(format!("'{t}': there is no month {m}"));
@@ -468,6 +470,17 @@ pub(crate) fn check_filter_weight(conditions: &[Filter]) -> Result<()> {
     Ok(())
 }
 
+/// The longest free text kept on one line: an address. Longer free text
+/// (notes, a follow-up's content) may hold several lines.
+const SINGLE_LINE_MAX: usize = 256;
+
+/// Whether a built-in field holds multi-line free text (notes, a
+/// follow-up's content), kept as typed, invisible characters included (a
+/// zero-width joiner builds emoji sequences there).
+pub(crate) fn is_multiline(def: &FieldDef) -> bool {
+    matches!(def.kind, FieldKind::Text(max) if max > SINGLE_LINE_MAX)
+}
+
 pub(crate) fn json_text(v: &Json) -> Option<String> {
     match v {
         Json::Null => None,
@@ -538,6 +551,10 @@ pub(crate) struct Lookups {
     /// Display names several of the company's users share (with `users`):
     /// such a name names no one, and is refused as ambiguous, not unknown.
     pub(crate) shared_user_names: std::collections::HashSet<String>,
+    /// Names (as given) that several referenced records answer to (two
+    /// individual customers both called 张伟): such a name names no one,
+    /// and is refused as ambiguous, not unknown.
+    pub(crate) shared_ref_names: std::collections::HashSet<(Entity, String)>,
 }
 
 impl Lookups {
@@ -674,7 +691,17 @@ impl Crm {
         if def.kind == FieldKind::Attachments {
             return coerce_attachments(value).map(|j| Columns::one(name, Value::Json(j)));
         }
-        let Some(text) = json_text(value) else {
+        // Single-line values lose their invisible format characters (a
+        // zero-width space in a name or address would make two equal-looking
+        // values differ); multi-line text is kept as typed.
+        let text = json_text(value).and_then(|t| {
+            if is_multiline(def) {
+                return Some(t);
+            }
+            let t = crate::validate::strip_invisible(&t).trim().to_owned();
+            (!t.is_empty()).then_some(t)
+        });
+        let Some(text) = text else {
             return Ok(match def.kind {
                 FieldKind::Phone(k) | FieldKind::Mobile(k) => {
                     Columns::two((name, Value::Null), (k, Value::Null))
@@ -765,6 +792,12 @@ impl Crm {
             FieldKind::Ref(target) => {
                 if let Some(id) = lookups.refs.get(&(target, text.clone())) {
                     return Ok(Columns::one(name, Value::Id(*id)));
+                }
+                if lookups.shared_ref_names.contains(&(target, text.clone())) {
+                    return Err(format!(
+                        "'{text}' is the name of several {target}s; give the code \
+                         (多条记录同名，请填写编号)"
+                    ));
                 }
                 let row = self
                     .resolve_ref(actor, target, &text)
@@ -1139,9 +1172,15 @@ impl Crm {
         }
         match entity {
             Entity::Customer => {
+                if merged.get("kind").is_none_or(Value::is_null) {
+                    merged.insert("kind", "enterprise".into());
+                }
                 let name = text(merged, "name").unwrap_or_default();
                 let short = text(merged, "short_name").unwrap_or_default();
-                let name_key = crate::validate::company_name_key(name);
+                let name_key = crate::dedupe::customer_name_key(
+                    name,
+                    text(merged, "kind") == Some("individual"),
+                );
                 let mut keys = crate::pinyin::search_keys(name);
                 if !short.is_empty() {
                     keys.push(' ');
@@ -1154,9 +1193,6 @@ impl Crm {
                     .filter(|e| !e.is_empty())
                     .map(crate::validate::email_key);
                 merged.insert("email_key", email_key.into());
-                if merged.get("kind").is_none_or(Value::is_null) {
-                    merged.insert("kind", "enterprise".into());
-                }
                 if text(merged, "kind") == Some("individual")
                     && merged.get("uscc").is_some_and(|v| !v.is_null())
                 {
@@ -1232,9 +1268,11 @@ impl Crm {
                         Filter::Cmp(Col::Column("uscc"), CmpOp::Eq, v),
                     ));
                 }
-                if let Some(v) = get("name_key")
-                    .filter(|v| v.as_text().is_some_and(|s| !s.is_empty()) && blocks("name"))
-                {
+                if let Some(v) = get("name_key").filter(|v| {
+                    v.as_text()
+                        .is_some_and(crate::dedupe::is_name_duplicate_key)
+                        && blocks("name")
+                }) {
                     checks.push((
                         format!(
                             "name {}",
@@ -3246,8 +3284,11 @@ fn decode_cursor(c: &str, len: usize) -> Result<Vec<Value>> {
 /// as mobile or phone ([`contact_phone_search`]); `now` decides which
 /// shares of contacts still count there.
 fn search_filter(actor: &Actor, entity: Entity, q: &str, now: DateTime<Utc>) -> Filter {
-    // No stored text holds a NUL (and PostgreSQL refuses one in a query).
-    let q = q.replace('\0', "").trim().to_string();
+    // No stored text holds a NUL (and PostgreSQL refuses one in a query),
+    // and no stored name an invisible format character.
+    let q = crate::validate::strip_invisible(&q.replace('\0', ""))
+        .trim()
+        .to_string();
     let py = crate::pinyin::normalise_query(&q);
     // A whole phone number (`+86 138 0013 8000`, `(0755) 8765 4321`,
     // full-width digits) is searched by the key its validator stores;
@@ -3584,6 +3625,30 @@ mod tests {
 
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_year_before_1000_is_out_of_range() {
+        assert_eq!(
+            parse_date("0001-01-01").unwrap_err(),
+            "'0001-01-01': the year 1 is out of range (years 1000 to 9999 are accepted)"
+        );
+        assert!(parse_date("1000-01-01").is_ok());
+    }
+
+    #[test]
+    fn only_long_free_text_is_multiline() {
+        let field = |e: Entity, n: &str| e.field(n).unwrap();
+        assert!(is_multiline(field(Entity::Customer, "notes")));
+        assert!(is_multiline(field(Entity::FollowUp, "content")));
+        for (e, n) in [
+            (Entity::Customer, "name"),
+            (Entity::Customer, "address"),
+            (Entity::Customer, "email"),
+            (Entity::Contact, "wechat"),
+        ] {
+            assert!(!is_multiline(field(e, n)), "{e}.{n}");
+        }
+    }
 
     #[test]
     fn builtin_api_names_resolve_to_themselves() {

@@ -192,6 +192,10 @@ pub enum Reason {
     },
     /// The web address has no domain name with a dot and is no IP address.
     UrlHost,
+    /// A placeholder typed for an unknown value (a credit code of one
+    /// character repeated, `000000000000000000`), which would otherwise
+    /// make every customer given it a duplicate of the others.
+    Placeholder,
 }
 
 /// A rejected value: what it is, the value, and why.
@@ -288,6 +292,9 @@ impl Invalid {
                 format!("使用了 {scheme} 协议，仅支持 http 和 https")
             }
             Reason::UrlHost => "缺少带点的域名（如 www.example.com）或 IP 地址".to_owned(),
+            Reason::Placeholder => {
+                "是占位符（同一字符重复），不是真实的代码；不知道时请留空".to_owned()
+            }
         };
         format!("{s} {v} {r}")
     }
@@ -378,6 +385,10 @@ impl fmt::Display for Invalid {
             }
             Reason::UrlHost => f.write_str(
                 "has no domain name with a dot (like www.example.com) and no IP address",
+            ),
+            Reason::Placeholder => f.write_str(
+                "is one character repeated, a placeholder, not a real code; leave it empty if \
+                 unknown",
             ),
         }
     }
@@ -471,8 +482,105 @@ pub(crate) fn fullwidth(c: char) -> char {
     }
 }
 
-/// Trims and maps full-width ASCII to ASCII.
+/// Whether `c` is an invisible format character (Unicode general category
+/// Cf): zero-width space, non-joiner and joiner, word joiner, byte-order
+/// mark, soft hyphen, bidirectional marks and the like. Typed or pasted
+/// into a name, code or address they make two equal-looking values differ.
+pub(crate) fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
+}
+
+/// Whether `c` takes part in emoji sequences (pictographs, symbols, the
+/// emoji variation selector, the keycap mark).
+fn is_emoji_part(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00A9}'
+            | '\u{00AE}'
+            | '\u{203C}'
+            | '\u{2049}'
+            | '\u{2122}'
+            | '\u{2139}'
+            | '\u{2194}'..='\u{21AA}'
+            | '\u{231A}'..='\u{23FF}'
+            | '\u{24C2}'
+            | '\u{25AA}'..='\u{27BF}'
+            | '\u{2934}'..='\u{2935}'
+            | '\u{2B05}'..='\u{2B55}'
+            | '\u{3030}'
+            | '\u{303D}'
+            | '\u{3297}'
+            | '\u{3299}'
+            | '\u{FE0F}'
+            | '\u{20E3}'
+            | '\u{1F000}'..='\u{1FAFF}'
+    )
+}
+
+/// A single-line text value (a name, code, phone, e-mail, address, short
+/// custom text) without its invisible format characters (Unicode category
+/// Cf: zero-width space, joiners, word joiner, byte-order mark, soft
+/// hyphen, bidirectional marks …): `dup\u{200B}@example.com` becomes
+/// `dup@example.com`, `零宽\u{200B}测试` becomes `零宽测试`. Kept: a
+/// zero-width joiner between two emoji and the tag characters after a
+/// black flag, which build emoji sequences (`👨‍👩‍👧`, 🏴 subdivision
+/// flags). Multi-line text (notes, a follow-up's content) is left as typed.
+pub fn strip_invisible(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(is_invisible_format) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    for (i, &c) in chars.iter().enumerate() {
+        if !is_invisible_format(c) {
+            out.push(c);
+            continue;
+        }
+        let before = out.chars().next_back();
+        let keep = match c {
+            '\u{200D}' => {
+                before.is_some_and(is_emoji_part)
+                    && chars.get(i + 1).copied().is_some_and(is_emoji_part)
+            }
+            '\u{E0020}'..='\u{E007F}' => {
+                before.is_some_and(|b| b == '\u{1F3F4}' || ('\u{E0020}'..='\u{E007E}').contains(&b))
+            }
+            _ => false,
+        };
+        if keep {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Trims, drops invisible format characters ([`strip_invisible`]) and maps
+/// full-width ASCII to ASCII.
 fn clean(s: &str) -> String {
+    let s = strip_invisible(s);
     let t = s.trim();
     if t.chars().all(|c| halfwidth(c) == c) {
         // Nothing to map, and already trimmed.
@@ -536,12 +644,13 @@ pub fn uscc_check_char(first17: &str) -> Option<char> {
 }
 
 /// Validates a unified social credit code (统一社会信用代码, GB 32100-2015)
-/// and returns it normalised: whitespace removed, full-width characters
+/// and returns it normalised: whitespace and invisible format characters removed, full-width characters
 /// mapped to ASCII, letters uppercased.
 ///
 /// Checked: 18 characters from [`USCC_CHARSET`]; positions 3–8 (the
 /// administrative division code) are digits; position 18 is the check
-/// character of [`uscc_check_char`]. Not checked: the registration authority
+/// character of [`uscc_check_char`]; not one character repeated (a
+/// placeholder such as `000000000000000000`). Not checked: the registration authority
 /// (position 1) and type (position 2) tables, which departments have
 /// extended since 2015, and the embedded organisation code's own check
 /// character (positions 9–17), which some issuers do not follow.
@@ -549,7 +658,7 @@ pub fn uscc(s: &str) -> Result<String, Invalid> {
     let code: String = s
         .chars()
         .map(halfwidth)
-        .filter(|c| !c.is_whitespace())
+        .filter(|c| !c.is_whitespace() && !is_invisible_format(*c))
         .map(|c| c.to_ascii_uppercase())
         .collect();
     if code.is_empty() {
@@ -579,6 +688,12 @@ pub fn uscc(s: &str) -> Result<String, Invalid> {
                 position: i + 1,
             },
         ));
+    }
+    // A placeholder typed for an unknown code (`000000000000000000`) has a
+    // valid check character, and would make every customer given it a
+    // duplicate of the others.
+    if code.bytes().all(|b| Some(&b) == code.as_bytes().first()) {
+        return Err(Invalid::new(Subject::Uscc, code, Reason::Placeholder));
     }
     // All 18 characters are ASCII now, so byte slicing is safe.
     let division = &code[2..8];
@@ -709,7 +824,7 @@ pub fn resident_id(s: &str) -> Result<ResidentId, Invalid> {
     let raw: String = s
         .chars()
         .map(halfwidth)
-        .filter(|c| !c.is_whitespace())
+        .filter(|c| !c.is_whitespace() && !is_invisible_format(*c))
         .map(|c| c.to_ascii_uppercase())
         .collect();
     if raw.is_empty() {
@@ -1526,11 +1641,12 @@ pub fn url(s: &str) -> Result<String, Invalid> {
 pub const PERSON_NAME_MAX: usize = 64;
 
 /// Validates a person's name: trimmed, runs of whitespace inside collapsed
-/// to one space (full-width spaces included), not empty, at most
-/// [`PERSON_NAME_MAX`] characters, no control characters. Any script is
+/// to one space (full-width spaces included), invisible format characters
+/// dropped ([`strip_invisible`]), not empty, at most [`PERSON_NAME_MAX`]
+/// characters, no control characters. Any script is
 /// accepted (`张三`, `欧阳娜娜`, `Zhang San`, `阿卜杜热合曼·买买提`).
 pub fn person_name(s: &str) -> Result<String, Invalid> {
-    let name = s
+    let name = strip_invisible(s)
         .split(|c: char| c.is_whitespace())
         .filter(|w| !w.is_empty())
         .collect::<Vec<_>>()
@@ -2484,6 +2600,81 @@ mod tests {
         assert_eq!(e, "Zhang.San@example.com");
         assert_eq!(email_key(&e), "zhang.san@example.com");
         assert_eq!(email("张三＠Example。CN").unwrap(), "张三@example.cn");
+    }
+
+    #[test]
+    fn invisible_format_characters_are_dropped() {
+        assert_eq!(
+            strip_invisible("dup\u{200B}@example.com"),
+            "dup@example.com"
+        );
+        assert_eq!(strip_invisible("零宽\u{200B}测试"), "零宽测试");
+        for c in [
+            '\u{200B}', '\u{200C}', '\u{200D}', '\u{2060}', '\u{FEFF}', '\u{00AD}', '\u{200E}',
+            '\u{202E}',
+        ] {
+            assert_eq!(strip_invisible(&format!("a{c}b{c}")), "ab", "{:?}", c);
+        }
+        // Nothing to drop: the text itself.
+        assert!(matches!(
+            strip_invisible("华为"),
+            std::borrow::Cow::Borrowed("华为")
+        ));
+        // Emoji sequences keep their joiner and tags.
+        let family = "👨\u{200D}👩\u{200D}👧";
+        assert_eq!(strip_invisible(family), family);
+        let scotland = "🏴\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}";
+        assert_eq!(strip_invisible(scotland), scotland);
+        // A joiner between letters, or a stray tag, is dropped.
+        assert_eq!(strip_invisible("a\u{200D}b\u{E0067}"), "ab");
+        // The validators read the value without them.
+        assert_eq!(email("dup\u{200B}@example.com").unwrap(), "dup@example.com");
+        assert_eq!(
+            email("\u{FEFF}dup@exam\u{00AD}ple.com").unwrap(),
+            "dup@example.com"
+        );
+        assert_eq!(
+            url("www.hua\u{200B}wei.com").unwrap(),
+            "https://www.huawei.com/"
+        );
+        assert_eq!(person_name("张\u{200B}三").unwrap(), "张三");
+        assert_eq!(
+            mobile("138\u{200B}0013\u{2060}8000").unwrap(),
+            "13800138000"
+        );
+        assert_eq!(
+            uscc("91350100M000100Y4\u{200B}3").unwrap(),
+            "91350100M000100Y43"
+        );
+        assert_eq!(
+            resident_id("11010519491231002\u{200B}X").unwrap().number,
+            "11010519491231002X"
+        );
+        assert_eq!(
+            company_name_key(&strip_invisible("零宽\u{200B}测试有限公司")),
+            company_name_key("零宽测试")
+        );
+    }
+
+    #[test]
+    fn uscc_placeholders_are_refused() {
+        for placeholder in ["000000000000000000", "１１１１１１１１１１１１１１１１１１"]
+        {
+            let e = uscc(placeholder).unwrap_err();
+            assert_eq!(e.reason, Reason::Placeholder, "{placeholder}");
+            assert!(
+                e.to_string()
+                    .contains("not a real code; leave it empty if unknown"),
+                "{e}"
+            );
+            assert!(
+                e.message_zh().contains("不知道时请留空"),
+                "{}",
+                e.message_zh()
+            );
+        }
+        // Its check character is right: only the placeholder rule refuses it.
+        assert_eq!(uscc_check_char("00000000000000000"), Some('0'));
     }
 
     #[test]

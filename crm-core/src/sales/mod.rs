@@ -180,7 +180,23 @@ impl Crm {
             };
             match lines::compute_line(n, &input, price, list_price, rate.unwrap_or(1300)) {
                 Ok(l) => match cny_problem(&l.gross) {
-                    Some(problem) => errors.push(format!("lines[{n}].quantity"), problem),
+                    // The price alone is too much: a product's list price
+                    // (stored before prices were capped) the line took.
+                    Some(_) if input.unit_price.is_none() && cny_problem(&price).is_some() => {
+                        errors.push(
+                            format!("lines[{n}].unit_price"),
+                            format!(
+                                "the product's list price {price} is more than {} (10万亿元), \
+                                 the most a sales amount may be; give the line a unit price \
+                                 (产品标准价超过销售金额上限，请填写单价)",
+                                crate::money::Money::cny(MAX_SALES_AMOUNT_MINOR)
+                            ),
+                        )
+                    }
+                    Some(problem) => errors.push(
+                        format!("lines[{n}].quantity"),
+                        format!("{} × {price}: {problem}", input.quantity),
+                    ),
                     None => out.push(l),
                 },
                 Err((n, f, m)) => errors.push(format!("lines[{n}].{f}"), m),
@@ -546,10 +562,12 @@ pub(crate) fn opt_text(v: Option<String>) -> Value {
         .map_or(Value::Null, Value::Text)
 }
 
-/// A required, trimmed text of at most `max` characters.
+/// A required, trimmed single-line text (a name, a title) of at most `max`
+/// characters, its invisible format characters dropped
+/// ([`crate::validate::strip_invisible`]).
 pub(crate) fn req_text(field: &str, v: &str, max: usize) -> Result<String> {
     // No stored text holds a NUL (PostgreSQL stores none).
-    let v = v.replace('\0', "");
+    let v = crate::validate::strip_invisible(&v.replace('\0', "")).into_owned();
     let t = v.trim();
     if t.is_empty() {
         return Err(Error::invalid(field, "is required"));

@@ -467,8 +467,8 @@ impl Crm {
         if input.amount.is_some_and(|a| a.is_negative()) {
             errors.push("amount (预计金额)", "is negative");
         }
-        if let Some(Err(e)) = input.amount.map(|a| super::require_cny("amount", &a)) {
-            errors.push("amount (预计金额)", e.to_string());
+        if let Some(problem) = input.amount.as_ref().and_then(super::cny_problem) {
+            errors.push("amount (预计金额)", problem);
         }
         check_lines(&mut errors, &input.products, &input.competitors);
         errors.into_result()?;
@@ -689,8 +689,8 @@ impl Crm {
         if patch.amount.is_some_and(|a| a.is_negative()) {
             errors.push("amount (预计金额)", "is negative");
         }
-        if let Some(Err(e)) = patch.amount.map(|a| super::require_cny("amount", &a)) {
-            errors.push("amount (预计金额)", e.to_string());
+        if let Some(problem) = patch.amount.as_ref().and_then(super::cny_problem) {
+            errors.push("amount (预计金额)", problem);
         }
         if patch.clear_expected_close && patch.expected_close.is_some() {
             errors.push(

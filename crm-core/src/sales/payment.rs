@@ -71,7 +71,8 @@ pub struct Payment {
     /// `confirmed`, `pending_approval`, `rejected`, `withdrawn` (its
     /// approval withdrawn) or `voided`.
     pub status: String,
-    /// The receipt number.
+    /// The bank receipt number (回款单号), in the form it is compared in
+    /// ([`receipt_number_key`]; as typed when recorded before that).
     pub receipt_no: Option<String>,
     /// Notes.
     pub notes: Option<String>,
@@ -125,7 +126,8 @@ pub struct PaymentInput {
     pub received_on: NaiveDate,
     /// How (default 银行转账).
     pub method: Option<String>,
-    /// The receipt number.
+    /// The bank receipt number (回款单号): recorded once in the company
+    /// among live payments, compared and kept by [`receipt_number_key`].
     pub receipt_no: Option<String>,
     /// Notes.
     pub notes: Option<String>,
@@ -297,7 +299,24 @@ pub fn invoice_number_key(stored: &str) -> String {
 /// `n`), by a full-width twin or a lower-case form of one of `n`'s
 /// characters, or by white space (each found by that character).
 fn invoice_number_candidates(n: &str) -> Filter {
-    let col = || Col::Column("number");
+    number_candidates("number", n)
+}
+
+/// A bank receipt number (回款单号) as it is kept and compared, whatever
+/// form it was typed or stored in: as an invoice number
+/// ([`invoice_number_key`]: full-width letters and digits as their ASCII
+/// twins, letters in upper case, no white space), invisible format
+/// characters dropped — `SJ-001`, `sj-001`, `ＳＪ-001` and `SJ -001` are one
+/// receipt. Receipts recorded before are stored as typed; they meet a
+/// number typed now through this key.
+pub fn receipt_number_key(stored: &str) -> String {
+    invoice_number_key(&crate::validate::strip_invisible(&stored.replace('\0', "")))
+}
+
+/// [`invoice_number_candidates`] over any column of numbers (`number`,
+/// `receipt_no`).
+fn number_candidates(column: &'static str, n: &str) -> Filter {
+    let col = || Col::Column(column);
     let mut marks: std::collections::BTreeSet<char> =
         [' ', '\t', '\u{3000}', '\u{a0}'].into_iter().collect();
     for c in n.chars() {
@@ -967,7 +986,10 @@ impl Crm {
                     .into(),
                 ),
             ),
-            ("receipt_no", opt_text(input.receipt_no.clone())),
+            (
+                "receipt_no",
+                opt_text(input.receipt_no.as_deref().map(receipt_number_key)),
+            ),
             ("notes", opt_text(input.notes.clone())),
             ("recorded_by", Value::Id(actor.user_id.0)),
         ]);
@@ -976,16 +998,14 @@ impl Crm {
         // click), the money would be counted twice. A rejected or voided
         // payment's receipt may be entered again (e.g. on the right
         // contract), and so may one whose approval was withdrawn.
+        // Numbers are compared by their key (`sj-001` is `SJ-001`).
         if let Some(n) = input
             .receipt_no
             .as_deref()
-            .map(|n| n.replace('\0', ""))
-            .map(|n| n.trim().to_string())
+            .map(receipt_number_key)
             .filter(|n| !n.is_empty())
         {
-            let mut same = Select::all(Table::Payments, actor.company_id.0, self.now());
-            same.filter = Filter::And(vec![
-                Filter::Cmp(Col::Column("receipt_no"), CmpOp::Eq, Value::Text(n.clone())),
+            let live = || {
                 Filter::Not(Box::new(Filter::In(
                     Col::Column("status"),
                     vec![
@@ -993,7 +1013,40 @@ impl Crm {
                         Value::Text(WITHDRAWN.into()),
                         Value::Text(VOIDED.into()),
                     ],
-                ))),
+                )))
+            };
+            // Receipts recorded before numbers were kept by their key are
+            // stored as typed: found among the candidates, compared by key.
+            let mut candidates = Select::all(Table::Payments, actor.company_id.0, self.now());
+            candidates.filter = Filter::And(vec![number_candidates("receipt_no", &n), live()]);
+            if let Some(stored) = self
+                .store
+                .select(&candidates)
+                .await?
+                .rows
+                .iter()
+                .filter_map(|r| r.get("receipt_no").as_text())
+                .find(|stored| receipt_number_key(stored) == n)
+            {
+                let as_typed = if stored == n {
+                    String::new()
+                } else {
+                    format!(" (recorded as '{stored}')")
+                };
+                return Err(Error::Duplicate {
+                    entity: "payment".into(),
+                    message: format!(
+                        "receipt number {n} is already recorded on a payment{as_typed} \
+                         (回款单号重复)"
+                    ),
+                });
+            }
+            // Written now, a number is kept by its key: the guard compares
+            // it as stored.
+            let mut same = Select::all(Table::Payments, actor.company_id.0, self.now());
+            same.filter = Filter::And(vec![
+                Filter::Cmp(Col::Column("receipt_no"), CmpOp::Eq, Value::Text(n.clone())),
+                live(),
             ]);
             cs.guards.push(
                 self.number_free(
@@ -1949,6 +2002,26 @@ mod tests {
                 .to_ascii_lowercase()
                 .contains(&needle.to_ascii_lowercase()),
             other => panic!("unexpected filter {other:?}"),
+        }
+    }
+
+    #[test]
+    fn receipt_number_keys_fold_width_case_spaces_and_invisibles() {
+        for typed in [
+            "SJ-001",
+            "sj-001",
+            "ＳＪ-001",
+            "ｓｊ－００１",
+            " SJ -001 ",
+            "SJ\u{200B}-001",
+        ] {
+            assert_eq!(receipt_number_key(typed), "SJ-001", "{typed}");
+        }
+        assert_ne!(receipt_number_key("SJ-0012"), "SJ-001");
+        // Every stored form is among the candidates of its key.
+        let f = number_candidates("receipt_no", "SJ-001");
+        for stored in ["SJ-001", "sj-001", "ＳＪ-001", "SJ -001"] {
+            assert!(matches(&f, stored), "{stored}");
         }
     }
 

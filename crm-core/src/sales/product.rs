@@ -438,6 +438,18 @@ impl Crm {
                 if m.currency.code() != "CNY" {
                     errors.push(field, format!("{m} is not in CNY"));
                 }
+                // A price no sales document could take makes the product
+                // unusable.
+                if m.minor > super::MAX_SALES_AMOUNT_MINOR {
+                    errors.push(
+                        field,
+                        format!(
+                            "{m} is more than {} (10万亿元), the most a sales amount may be \
+                             (超过销售金额上限)",
+                            Money::cny(super::MAX_SALES_AMOUNT_MINOR)
+                        ),
+                    );
+                }
             }
         }
         if let Some(r) = input.tax_rate

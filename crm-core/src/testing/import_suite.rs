@@ -2816,17 +2816,20 @@ pub async fn import_and_a_concurrent_create_do_not_both_pass(store: Arc<dyn Stor
 
 /// The update policy merges only what a row sets: a file without a kind
 /// column (or with an empty kind cell) leaves an individual customer
-/// individual, and a row whose values, merged with the stored record,
+/// (named by its code: its name is no duplicate key) individual, and a row whose values, merged with the stored record,
 /// break a rule spanning fields (an individual customer with a credit
 /// code) is rejected in both languages instead of written.
 pub async fn import_update_keeps_stored_kind_and_checks_merged_record(store: Arc<dyn Store>) {
     let w = World::new(store.clone()).await;
-    w.customer(
-        &w.admin,
-        "个人客户张三",
-        json!({"kind": "individual", "level": "C"}),
-    )
-    .await;
+    // An individual's name is no duplicate key: the rows name it by code.
+    let person = w
+        .customer(
+            &w.admin,
+            "个人客户张三",
+            json!({"kind": "individual", "level": "C"}),
+        )
+        .await;
+    let code = person.code.clone().expect("code");
     let firm = w
         .customer(
             &w.admin,
@@ -2841,8 +2844,8 @@ pub async fn import_update_keeps_stored_kind_and_checks_merged_record(store: Arc
         &w,
         &w.admin,
         o.clone(),
-        &["客户名称", "客户级别"],
-        vec![vec![t("个人客户张三"), t("A")]],
+        &["客户编号", "客户名称", "客户级别"],
+        vec![vec![t(&code), t("个人客户张三"), t("A")]],
     )
     .await;
     assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
@@ -2854,8 +2857,8 @@ pub async fn import_update_keeps_stored_kind_and_checks_merged_record(store: Arc
         &w,
         &w.admin,
         o.clone(),
-        &["客户名称", "客户类型", "客户级别"],
-        vec![vec![t("个人客户张三"), t(""), t("B")]],
+        &["客户编号", "客户名称", "客户类型", "客户级别"],
+        vec![vec![t(&code), t("个人客户张三"), t(""), t("B")]],
     )
     .await;
     assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
@@ -2867,8 +2870,13 @@ pub async fn import_update_keeps_stored_kind_and_checks_merged_record(store: Arc
         &w,
         &w.admin,
         o.clone(),
-        &["客户名称", "客户类型", "客户级别"],
-        vec![vec![t("企业客户有限公司"), t("个人客户"), t("A")]],
+        &["客户编号", "客户名称", "客户类型", "客户级别"],
+        vec![vec![
+            t(firm.code.as_deref().expect("code")),
+            t("企业客户有限公司"),
+            t("个人客户"),
+            t("A"),
+        ]],
     )
     .await;
     assert_eq!((r.updated, r.rejected), (0, 1), "{:#?}", r.issues);
@@ -2900,8 +2908,8 @@ pub async fn import_update_keeps_stored_kind_and_checks_merged_record(store: Arc
         &w,
         &w.admin,
         o,
-        &["客户名称", "统一社会信用代码"],
-        vec![vec![t("个人客户张三"), t(&uscc(4))]],
+        &["客户编号", "客户名称", "统一社会信用代码"],
+        vec![vec![t(&code), t("个人客户张三"), t(&uscc(4))]],
     )
     .await;
     assert_eq!((r.updated, r.rejected), (0, 1), "{:#?}", r.issues);

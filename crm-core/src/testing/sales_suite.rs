@@ -356,6 +356,21 @@ macro_rules! sales_scenarios {
             crm_sales_invoice_numbers_stored_as_typed_still_count,
             $make
         );
+        $each!(
+            $crate::testing::sales_suite::receipt_numbers_are_one_whatever_their_spelling,
+            crm_sales_receipt_numbers_are_one_whatever_their_spelling,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::product_prices_stay_under_the_sales_ceiling,
+            crm_sales_product_prices_stay_under_the_sales_ceiling,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::refusals_name_the_field_and_say_it_once,
+            crm_sales_refusals_name_the_field_and_say_it_once,
+            $make
+        );
     };
 }
 
@@ -10622,4 +10637,317 @@ pub async fn a_customer_transferred_with_its_documents(store: Arc<dyn Store>) {
     assert_eq!(view.sections["quotes"].total, 1);
     // The former owner no longer reads them.
     assert!(w.crm.contract(&w.zhangsan, contract.id).await.is_err());
+}
+
+/// A bank receipt number (回款单号) is one receipt whatever its letter
+/// case, width, spaces or invisible characters: `sj-001`, `ＳＪ-001` are
+/// refused after `SJ-001` (kept in that form), and so is a number meeting
+/// a receipt stored as typed before; another number is not.
+pub async fn receipt_numbers_are_one_whatever_their_spelling(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::PaymentInput;
+    use crate::schema::Table;
+    use crate::store::{ChangeSet, Op};
+    use crate::value::Value;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "回款合同", 1_000_000).await;
+    let pay = |receipt: &str| PaymentInput {
+        amount: Money::cny(1_000),
+        received_on: chrono::NaiveDate::from_ymd_opt(2026, 11, 27).expect("date"),
+        method: None,
+        receipt_no: Some(receipt.into()),
+        notes: None,
+    };
+    let (first, _) = w
+        .crm
+        .record_payment(&w.zhangsan, c.id, pay(" sj-001 "))
+        .await
+        .expect("first receipt");
+    assert_eq!(first.receipt_no.as_deref(), Some("SJ-001"));
+    for again in [
+        "SJ-001",
+        "sj-001",
+        "ＳＪ-001",
+        "ｓｊ－００１",
+        "SJ -001",
+        "SJ\u{200B}-001",
+    ] {
+        match w.crm.record_payment(&w.zhangsan, c.id, pay(again)).await {
+            Err(Error::Duplicate { message, .. }) => {
+                assert!(
+                    message.contains("receipt number SJ-001"),
+                    "{again}: {message}"
+                )
+            }
+            other => panic!("{again}: expected a duplicate, got {other:?}"),
+        }
+    }
+    let (other, _) = w
+        .crm
+        .record_payment(&w.zhangsan, c.id, pay("SJ-0012"))
+        .await
+        .expect("another receipt");
+    // A receipt stored as typed before numbers were kept by their key.
+    let row = w
+        .crm
+        .store()
+        .get(Table::Payments, other.id)
+        .await
+        .expect("get")
+        .expect("row");
+    w.crm
+        .store()
+        .apply(&ChangeSet {
+            ops: vec![Op::Update {
+                table: Table::Payments,
+                id: other.id,
+                expected_version: row.version(),
+                values: vec![("receipt_no", Value::Text("ｓｊ-9 9".into()))],
+            }],
+            ..ChangeSet::default()
+        })
+        .await
+        .expect("legacy receipt");
+    match w.crm.record_payment(&w.zhangsan, c.id, pay("SJ-99")).await {
+        Err(Error::Duplicate { message, .. }) => {
+            assert!(
+                message.contains("receipt number SJ-99") && message.contains("'ｓｊ-9 9'"),
+                "{message}"
+            )
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+}
+
+/// A product's list price or cost above what any sales document may hold
+/// (10万亿元) is refused, naming the field and the limit, on create, on
+/// update and in an import; at the limit it is taken.
+pub async fn product_prices_stay_under_the_sales_ceiling(store: Arc<dyn Store>) {
+    use crate::import::{Cell, ImportOptions, SheetRow};
+    use crate::money::Money;
+    use crate::sales::MAX_SALES_AMOUNT_MINOR;
+    use crate::sales::product::ProductInput;
+    let w = World::new(store).await;
+    let product = |price: &str, cost: Option<&str>| ProductInput {
+        name: Some("天价产品".into()),
+        list_price: Some(Money::parse(price).expect("money")),
+        cost: cost.map(|c| Money::parse(c).expect("money")),
+        ..ProductInput::default()
+    };
+    for price in [
+        "92233720368547758.07",
+        "1000000000000000",
+        "10000000000000.01",
+    ] {
+        let m = invalid_message(w.crm.create_product(&w.admin, product(price, None)).await);
+        assert!(
+            m.contains("list_price (标准价)")
+                && m.contains("is more than ¥10,000,000,000,000.00 (10万亿元)"),
+            "{price}: {m}"
+        );
+    }
+    let m = invalid_message(
+        w.crm
+            .create_product(&w.admin, product("1", Some("1000000000000000")))
+            .await,
+    );
+    assert!(m.contains("cost (成本)") && m.contains("10万亿元"), "{m}");
+    let p = w
+        .crm
+        .create_product(&w.admin, product("10000000000000", Some("10000000000000")))
+        .await
+        .expect("at the limit");
+    assert_eq!(p.list_price, Money::cny(MAX_SALES_AMOUNT_MINOR));
+    let m = invalid_message(
+        w.crm
+            .update_product(
+                &w.admin,
+                p.id,
+                p.version,
+                ProductInput {
+                    list_price: Some(Money::parse("1000000000000000").expect("money")),
+                    ..ProductInput::default()
+                },
+            )
+            .await,
+    );
+    assert!(
+        m.contains("list_price (标准价)") && m.contains("10万亿元"),
+        "{m}"
+    );
+    // An import the same.
+    let mut s = w
+        .crm
+        .begin_import(
+            &w.admin,
+            ImportOptions::new(crate::entity::Entity::Product),
+            &["产品名称".to_string(), "标准价".to_string()],
+        )
+        .await
+        .expect("begin import");
+    s.push(&[
+        SheetRow {
+            number: 2,
+            cells: vec![
+                Cell::Text("导入天价".into()),
+                Cell::Text("1000000000000000".into()),
+            ],
+        },
+        SheetRow {
+            number: 3,
+            cells: vec![Cell::Text("导入平价".into()), Cell::Text("99".into())],
+        },
+    ])
+    .await
+    .expect("push");
+    let r = s.finish().await.expect("finish");
+    assert_eq!((r.created, r.rejected), (1, 1), "{:#?}", r.issues);
+    assert!(
+        r.issues
+            .iter()
+            .any(|i| i.row == 2 && i.message_en.contains("10万亿元")),
+        "{:#?}",
+        r.issues
+    );
+}
+
+/// Refusals name the field at fault and say so once: a date before the
+/// year 1000 is out of range (naming the range); an opportunity's amount
+/// over the ceiling is named once; a quote line taking a product's list
+/// price over the ceiling (stored before prices were capped) blames that
+/// price, not the quantity, and a line whose quantity makes it too much
+/// blames the quantity.
+pub async fn refusals_name_the_field_and_say_it_once(store: Arc<dyn Store>) {
+    use crate::entity::Entity as E;
+    use crate::money::Money;
+    use crate::sales::product::ProductInput;
+    use crate::sales::{LineInput, NewOpportunity, NewQuote};
+    use crate::schema::Table;
+    use crate::store::{ChangeSet, Op};
+    use crate::value::Value;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let e = w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            E::Customer,
+            customer.id,
+            customer.version,
+            crate::testing::service_suite::fields(json!({"next_follow_up": "0001-01-01"})),
+        )
+        .await
+        .expect_err("year 1");
+    let m = e.to_string();
+    assert!(
+        m.contains("the year 1 is out of range (years 1000 to 9999 are accepted)"),
+        "{m}"
+    );
+    let e = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "超大单".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::parse("100000000000000").expect("money")),
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect_err("over the ceiling");
+    let m = e.to_string();
+    assert_eq!(m.matches("invalid input").count(), 1, "{m}");
+    assert_eq!(m.matches("amount").count(), 2, "{m}");
+    assert!(
+        m.contains("amount (预计金额): ¥100,000,000,000,000.00 is more than"),
+        "{m}"
+    );
+    // A product priced before prices were capped.
+    let p = w
+        .crm
+        .create_product(
+            &w.admin,
+            ProductInput {
+                code: Some("Z-21801".into()),
+                name: Some("旧天价".into()),
+                list_price: Some(Money::cny(100)),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("product");
+    let row = w
+        .crm
+        .store()
+        .get(Table::Products, p.id)
+        .await
+        .expect("get")
+        .expect("row");
+    w.crm
+        .store()
+        .apply(&ChangeSet {
+            ops: vec![Op::Update {
+                table: Table::Products,
+                id: p.id,
+                expected_version: row.version(),
+                values: vec![("list_price", Value::Int(i64::MAX))],
+            }],
+            ..ChangeSet::default()
+        })
+        .await
+        .expect("old price");
+    let quote = |line: LineInput| NewQuote {
+        title: "报价".into(),
+        customer_id: customer.id.0,
+        lines: vec![line],
+        ..NewQuote::default()
+    };
+    let line = LineInput {
+        product_id: Some(p.id),
+        name: String::new(),
+        unit: None,
+        quantity: 1,
+        unit_price: None,
+        discount_bp: 100,
+        tax_rate: None,
+    };
+    let m = invalid_message(w.crm.create_quote(&w.zhangsan, quote(line.clone())).await);
+    assert!(
+        m.contains("lines[1].unit_price: the product's list price ¥92,233,720,368,547,758.07")
+            && !m.contains("quantity"),
+        "{m}"
+    );
+    // Its own price, within the ceiling, is taken.
+    w.crm
+        .create_quote(
+            &w.zhangsan,
+            quote(LineInput {
+                unit_price: Some(Money::cny(100)),
+                ..line.clone()
+            }),
+        )
+        .await
+        .expect("a unit price of its own");
+    let m = invalid_message(
+        w.crm
+            .create_quote(
+                &w.zhangsan,
+                quote(LineInput {
+                    quantity: 2,
+                    unit_price: Some(Money::parse("6000000000000").expect("money")),
+                    ..line
+                }),
+            )
+            .await,
+    );
+    assert!(
+        m.contains(
+            "lines[1].quantity: 2 × ¥6,000,000,000,000.00: ¥12,000,000,000,000.00 is more than"
+        ),
+        "{m}"
+    );
 }

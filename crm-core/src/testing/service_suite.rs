@@ -252,6 +252,21 @@ macro_rules! service_scenarios {
             crm_a_choice_option_records_hold_is_not_removed,
             $make
         );
+        $each!(
+            $crate::testing::service_suite::single_line_values_drop_invisible_characters,
+            crm_single_line_values_drop_invisible_characters,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::individuals_sharing_a_name_are_no_duplicates,
+            crm_individuals_sharing_a_name_are_no_duplicates,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::a_placeholder_credit_code_is_refused,
+            crm_a_placeholder_credit_code_is_refused,
+            $make
+        );
     };
 }
 
@@ -6685,4 +6700,383 @@ pub async fn a_choice_option_records_hold_is_not_removed(store: Arc<dyn Store>) 
         "meanwhile",
     );
     assert_eq!(read().await, now, "the list kept its option");
+}
+
+/// Zero-width and other invisible format characters are dropped from
+/// single-line values (names, e-mail addresses, phones, short custom text),
+/// in forms and in imports alike: the duplicate keys meet, the search finds
+/// the name as it looks. Multi-line text (notes) is kept as typed.
+pub async fn single_line_values_drop_invisible_characters(store: Arc<dyn Store>) {
+    use crate::dedupe::DedupeMode;
+    let w = World::new(store).await;
+    w.crm
+        .set_dedupe_rule(&w.admin, "email", DedupeMode::Block)
+        .await
+        .expect("e-mail rule");
+    w.customer(&w.admin, "邮箱甲", json!({"email": "dup@example.com"}))
+        .await;
+    duplicate(
+        w.crm
+            .create_record(
+                &w.admin,
+                Entity::Customer,
+                fields(json!({"name": "邮箱乙", "email": "dup\u{200B}@example.com"})),
+            )
+            .await,
+        "dup@example.com",
+    );
+    let c = w
+        .customer(
+            &w.admin,
+            "零宽\u{200B}测试",
+            json!({
+                "email": "\u{FEFF}zero@example.com",
+                "address": "北京市\u{200B}海淀区",
+                "notes": "第一行\u{200B}\n👨\u{200D}👩",
+            }),
+        )
+        .await;
+    assert_eq!(c.text("name"), Some("零宽测试"));
+    assert_eq!(c.text("email"), Some("zero@example.com"));
+    assert_eq!(c.text("address"), Some("北京市海淀区"));
+    assert_eq!(
+        c.text("notes"),
+        Some("第一行\u{200B}\n👨\u{200D}👩"),
+        "multi-line text is kept as typed"
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, ListQuery::default().search("零宽测试")).await,
+        set(&["零宽测试"])
+    );
+    assert_eq!(
+        names_for(
+            &w,
+            &w.admin,
+            ListQuery::default().search("零宽\u{200B}测试")
+        )
+        .await,
+        set(&["零宽测试"])
+    );
+    // The name key meets the name typed without it.
+    duplicate(
+        w.crm
+            .create_record(
+                &w.admin,
+                Entity::Customer,
+                fields(json!({"name": "零宽测试"})),
+            )
+            .await,
+        "零宽测试",
+    );
+    let k = w
+        .crm
+        .create_record(
+            &w.admin,
+            Entity::Contact,
+            fields(json!({
+                "customer_id": c.id.to_string(),
+                "name": "张\u{200C}三",
+                "mobile": "138\u{200B}0013\u{2060}8000",
+            })),
+        )
+        .await
+        .expect("contact");
+    assert_eq!(k.text("name"), Some("张三"));
+    assert_eq!(k.text("mobile"), Some("13800138000"));
+    // Short custom text too.
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            NewCustomField {
+                entity: Entity::Customer,
+                key: "erp".into(),
+                label: "ERP 编号".into(),
+                label_en: None,
+                field_type: CustomFieldType::Text,
+                options: Vec::new(),
+                required: false,
+                unique: false,
+            },
+        )
+        .await
+        .expect("custom field");
+    let e = w
+        .customer(
+            &w.admin,
+            "自定义甲",
+            json!({"custom.erp": "ERP\u{200B}-001"}),
+        )
+        .await;
+    assert_eq!(e.custom.get("erp"), Some(&json!("ERP-001")));
+
+    // An import goes the same way.
+    let mut s = w
+        .crm
+        .begin_import(
+            &w.admin,
+            ImportOptions::new(Entity::Customer),
+            &["客户名称".to_string(), "邮箱".to_string()],
+        )
+        .await
+        .expect("begin import");
+    let text = |v: &str| Cell::Text(v.into());
+    s.push(&[
+        SheetRow {
+            number: 2,
+            cells: vec![text("导入乙"), text("dup\u{200B}@example.com")],
+        },
+        SheetRow {
+            number: 3,
+            cells: vec![text("导入\u{200B}丙"), text("c\u{00AD}@example.com")],
+        },
+    ])
+    .await
+    .expect("push");
+    let r = s.finish().await.expect("finish");
+    // The row repeating the e-mail behind a zero-width space is the
+    // duplicate it is (skipped, the default for duplicates).
+    assert_eq!((r.created, r.skipped), (1, 1), "{:#?}", r.issues);
+    assert!(
+        r.issues.iter().any(|i| i.row == 2
+            && i.kind == IssueKind::Duplicate
+            && i.message_en
+                .contains("e-mail dup@example.com already belongs to 邮箱甲")),
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(
+        names_for(&w, &w.admin, ListQuery::default().search("导入丙")).await,
+        set(&["导入丙"])
+    );
+}
+
+/// Individual customers (个人客户) are people: two of them, or an
+/// individual and a company, sharing a name are no duplicates, on create,
+/// on update and in the report; a company keeps its name rule, also
+/// against an individual turned into a company. Keys written under the old
+/// rule are rewritten by `rebuild_search_keys`; an import still finds an
+/// individual by name.
+pub async fn individuals_sharing_a_name_are_no_duplicates(store: Arc<dyn Store>) {
+    use crate::dedupe::DuplicateQuery;
+    use crate::store::{ChangeSet, Op};
+    use crate::value::Value;
+    let w = World::new(store).await;
+    let one = w
+        .customer(
+            &w.admin,
+            "张伟",
+            json!({"kind": "individual", "phone": "13800138001"}),
+        )
+        .await;
+    let two = w
+        .customer(
+            &w.admin,
+            "张伟",
+            json!({"kind": "individual", "phone": "13800138002"}),
+        )
+        .await;
+    let company = w
+        .customer(&w.admin, "张伟有限公司", json!({"kind": "enterprise"}))
+        .await;
+    // Another company of that name is still refused.
+    duplicate(
+        w.crm
+            .create_record(
+                &w.admin,
+                Entity::Customer,
+                fields(json!({"name": "张伟公司"})),
+            )
+            .await,
+        "张伟",
+    );
+    // An individual made a company meets the company's name rule.
+    duplicate(
+        w.crm
+            .update_record(
+                &w.admin,
+                Entity::Customer,
+                one.id,
+                one.version,
+                fields(json!({"kind": "enterprise"})),
+            )
+            .await,
+        "张伟",
+    );
+    // A company made an individual frees its name.
+    let company = w
+        .crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            company.id,
+            company.version,
+            fields(json!({"kind": "individual"})),
+        )
+        .await
+        .expect("company to individual");
+    let one = w
+        .crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            one.id,
+            one.version,
+            fields(json!({"kind": "enterprise"})),
+        )
+        .await
+        .expect("the name is free now");
+    let one = w
+        .crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            one.id,
+            one.version,
+            fields(json!({"kind": "individual"})),
+        )
+        .await
+        .expect("back to an individual");
+    // Phones still find the duplicate individuals.
+    let three = w
+        .customer(
+            &w.admin,
+            "张伟",
+            json!({"kind": "individual", "phone": "13800138002"}),
+        )
+        .await;
+    let report = w
+        .crm
+        .duplicate_report(&w.admin, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    let fields_of = |r: &crate::dedupe::DuplicateReport| {
+        r.groups
+            .iter()
+            .map(|g| g.field.clone())
+            .collect::<BTreeSet<_>>()
+    };
+    assert_eq!(fields_of(&report), set(&["phone"]), "{report:#?}");
+
+    // Keys written before: every individual's name key is the company
+    // key, and the rebuild of the duplicate keys finds them shared.
+    for r in [&one, &two, &three, &company] {
+        let row = w
+            .crm
+            .store()
+            .get(Table::Customers, r.id.0)
+            .await
+            .expect("get")
+            .expect("row");
+        assert!(
+            row.get("name_key")
+                .as_text()
+                .is_some_and(|k| k.starts_with('~')),
+            "{:?}",
+            row.get("name_key")
+        );
+        w.crm
+            .store()
+            .apply(&ChangeSet {
+                ops: vec![Op::Update {
+                    table: Table::Customers,
+                    id: r.id.0,
+                    expected_version: row.version(),
+                    values: vec![("name_key", Value::Text("张伟".into()))],
+                }],
+                ..ChangeSet::default()
+            })
+            .await
+            .expect("old key");
+    }
+    w.crm
+        .rebuild_duplicate_keys(&w.admin)
+        .await
+        .expect("rebuild duplicate keys");
+    let report = w
+        .crm
+        .duplicate_report(&w.admin, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    assert_eq!(fields_of(&report), set(&["name", "phone"]), "{report:#?}");
+    let stats = w
+        .crm
+        .rebuild_search_keys(&w.admin)
+        .await
+        .expect("rebuild search keys");
+    assert!(stats.updated >= 4, "{stats:?}");
+    let report = w
+        .crm
+        .duplicate_report(&w.admin, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    assert_eq!(fields_of(&report), set(&["phone"]), "{report:#?}");
+    // Up to date now: a second run rewrites nothing.
+    let again = w
+        .crm
+        .rebuild_search_keys(&w.admin)
+        .await
+        .expect("rebuild search keys");
+    assert_eq!(again.updated, 0);
+
+    // An import names an individual by name.
+    w.customer(&w.admin, "李娜", json!({"kind": "individual"}))
+        .await;
+    let mut s = w
+        .crm
+        .begin_import(
+            &w.admin,
+            ImportOptions::new(Entity::Contact),
+            &["所属客户".to_string(), "姓名".to_string()],
+        )
+        .await
+        .expect("begin import");
+    s.push(&[
+        SheetRow {
+            number: 2,
+            cells: vec![Cell::Text("李娜".into()), Cell::Text("李娜本人".into())],
+        },
+        // Several customers are called 张伟: the name names no one.
+        SheetRow {
+            number: 3,
+            cells: vec![Cell::Text("张伟".into()), Cell::Text("张伟家属".into())],
+        },
+        SheetRow {
+            number: 4,
+            cells: vec![
+                Cell::Text(two.code.clone().expect("code")),
+                Cell::Text("张伟本人".into()),
+            ],
+        },
+    ])
+    .await
+    .expect("push");
+    let r = s.finish().await.expect("finish");
+    assert_eq!((r.created, r.rejected), (2, 1), "{:#?}", r.issues);
+    assert!(
+        r.issues.iter().any(|i| i.row == 3
+            && i.message_en
+                .contains("'张伟' is the name of several customers; give the code")),
+        "{:#?}",
+        r.issues
+    );
+}
+
+/// A credit code of one character repeated (`000000000000000000`, typed
+/// for an unknown code) is refused, so that it never makes the next
+/// customer given it a duplicate.
+pub async fn a_placeholder_credit_code_is_refused(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    for code in ["000000000000000000", "１１１１１１１１１１１１１１１１１１"] {
+        let r = w
+            .crm
+            .create_record(
+                &w.admin,
+                Entity::Customer,
+                fields(json!({"name": "占位公司", "uscc": code})),
+            )
+            .await;
+        invalid(&r, "not a real code; leave it empty if unknown");
+    }
+    w.customer(&w.admin, "占位公司", json!({})).await;
+    w.customer(&w.admin, "另一家公司", json!({})).await;
 }
