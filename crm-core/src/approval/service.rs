@@ -1336,14 +1336,22 @@ impl Crm {
         if info.state.is_approver(me) || actor.can(Entity::ApprovalFlow, Action::Read) {
             return Ok(info);
         }
-        if info.state.involves(me) {
-            let document = self.document_as_stored(actor, &info).await?;
-            if !self
+        // Its applicant, while the document is still theirs to read; and
+        // whoever reads a contract or quote reads how it was approved (the
+        // approval is part of its story, as its history is).
+        let document = self.document_as_stored(actor, &info).await?;
+        let readable_document = matches!(info.doc_type.as_str(), "contract" | "quote")
+            && document.is_some()
+            && !self
                 .document_hidden(actor, &info, document.as_ref())
-                .await?
-            {
-                return Ok(info);
-            }
+                .await?;
+        if readable_document
+            || info.state.involves(me)
+                && !self
+                    .document_hidden(actor, &info, document.as_ref())
+                    .await?
+        {
+            return Ok(info);
         }
         Err(Error::not_found("approval", approval))
     }
@@ -1452,13 +1460,14 @@ impl Crm {
         approval: Uuid,
     ) -> Result<Vec<ApprovalAction>> {
         // The log of what was done: for everyone involved, its applicant
-        // too, even once the document is out of their reach.
+        // too, even once the document is out of their reach, and for whoever
+        // reads the document (see `Crm::approval`).
         let row = self
             .live_row(actor, Table::ApprovalInstances, approval)
             .await?;
         let info = info_from_row(&row)?;
         if !info.state.involves(actor.user_id.0) && !actor.can(Entity::ApprovalFlow, Action::Read) {
-            return Err(Error::not_found("approval", approval));
+            self.approval(actor, approval).await?;
         }
         let mut sel = Select::all(Table::ApprovalActions, actor.company_id.0, self.now());
         sel.filter = eq("instance_id", Value::Id(approval));

@@ -7442,6 +7442,30 @@ pub async fn documents_pending_approval_stay_until_decided(store: Arc<dyn Store>
             && m.contains("pending approval"),
         "{m}"
     );
+    // Whoever reads the contract reads how it is being approved (赵六 reads
+    // his group's contracts, and is no approver); who may not read it
+    // finds no approval.
+    let seen = w
+        .crm
+        .approval_of(&w.zhaoliu, "contract", c.id)
+        .await
+        .expect("a reader of the contract")
+        .expect("its approval");
+    assert_eq!(seen.id, approval.id);
+    w.crm
+        .approval_actions(&w.zhaoliu, approval.id)
+        .await
+        .expect("its log");
+    assert!(matches!(
+        w.crm.approval(&w.wangwu, approval.id).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(
+        w.crm
+            .approval_actions(&w.wangwu, approval.id)
+            .await
+            .is_err()
+    );
     // Someone the step does not wait for is told so by name, with the
     // document and who it waits for.
     match w.crm.approve(&w.admin, approval.id, None).await {
