@@ -4771,7 +4771,7 @@ impl RowValidator {
                 }
                 // Applied after the customer column (it wins).
                 ColumnRole::CustomerCode => {
-                    customer_code = cell.to_text();
+                    customer_code = cell.to_text().map(|t| crate::validate::record_code(&t));
                     continue;
                 }
                 ColumnRole::Field(f) => (f, &mut main),
@@ -5198,7 +5198,7 @@ impl RowValidator {
         match row.cells.get(i)? {
             // Reported by `row_fields`.
             Cell::Error(_) => None,
-            cell => cell.to_text(),
+            cell => cell.to_text().map(|t| crate::validate::record_code(&t)),
         }
     }
 
@@ -5539,6 +5539,7 @@ impl ImportSession<'_> {
         let mut codes: Vec<String> = rows
             .iter()
             .filter_map(|r| r.cells.get(col).and_then(Cell::to_text))
+            .map(|t| crate::validate::record_code(&t))
             .filter(|t| !self.v.customer_codes.contains_key(t))
             .collect();
         codes.sort();

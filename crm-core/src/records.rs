@@ -821,8 +821,10 @@ impl Crm {
         let row = match Uuid::parse_str(key.trim()) {
             Ok(id) => self.store.get(entity.table(), id).await?,
             Err(_) => {
+                // A code as typed: `ｋｈ-…` is `KH-…`.
+                let code = crate::validate::record_code(key);
                 let mut sel = Select::all(entity.table(), actor.company_id.0, self.now());
-                sel.filter = Filter::Cmp(Col::Column("code"), CmpOp::Eq, key.trim().into());
+                sel.filter = Filter::Cmp(Col::Column("code"), CmpOp::Eq, code.into());
                 self.store.select(&sel).await?.rows.into_iter().next()
             }
         };

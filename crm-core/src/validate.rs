@@ -540,6 +540,18 @@ fn is_emoji_part(c: char) -> bool {
     )
 }
 
+/// A record code as typed, as codes are stored: trimmed, without invisible
+/// characters, full-width ASCII read as ASCII, in upper case
+/// (`ｋｈ-20261127-0001` is `KH-20261127-0001`).
+pub fn record_code(s: &str) -> String {
+    strip_invisible(s)
+        .chars()
+        .map(halfwidth)
+        .collect::<String>()
+        .trim()
+        .to_ascii_uppercase()
+}
+
 /// A single-line text value (a name, code, phone, e-mail, address, short
 /// custom text) without its invisible format characters (Unicode category
 /// Cf: zero-width space, joiners, word joiner, byte-order mark, soft

@@ -932,7 +932,7 @@ impl Crm {
         sel.filter = Filter::Cmp(
             Col::Column("code"),
             CmpOp::Eq,
-            Value::Text(code.trim().into()),
+            Value::Text(crate::validate::record_code(code)),
         );
         let row = self
             .store

@@ -485,7 +485,7 @@ impl Crm {
         sel.filter = Filter::Cmp(
             Col::Column("code"),
             CmpOp::Eq,
-            Value::Text(code.trim().into()),
+            Value::Text(crate::validate::record_code(code)),
         );
         sel.sort = vec![Sort {
             col: Col::Column("quote_version"),

@@ -4014,10 +4014,19 @@ pub async fn import_contacts_name_customers_by_code_when_names_are_not_shown(
                 vec![t("猜错乙有限公司"), t("李娜")],
                 vec![t(&code), t("王芳")],
                 vec![t(&secret.id.to_string()), t("赵强")],
+                // The code typed in full width and lower case.
+                vec![
+                    t(&code
+                        .to_lowercase()
+                        .chars()
+                        .map(crate::validate::fullwidth)
+                        .collect::<String>()),
+                    t("孙丽"),
+                ],
             ],
         )
         .await;
-        assert_eq!((r.created, r.rejected), (2, 2), "{:#?}", r.issues);
+        assert_eq!((r.created, r.rejected), (3, 2), "{:#?}", r.issues);
         let (right, wrong) = (issue(&r, 2), issue(&r, 3));
         for i in [right, wrong] {
             assert!(

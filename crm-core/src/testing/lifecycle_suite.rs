@@ -2130,6 +2130,21 @@ pub async fn a_customers_follow_ups_are_read_with_it(store: Arc<dyn Store>) {
         .await
         .expect("by code");
     assert_eq!(by_code.id, f.id);
+    // As typed with a Chinese input method: full width, lower case.
+    let typed: String = f
+        .code
+        .as_deref()
+        .expect("code")
+        .to_lowercase()
+        .chars()
+        .map(crate::validate::fullwidth)
+        .collect();
+    let by_typed = w
+        .crm
+        .get_record_by_code(&w.wangwu, Entity::FollowUp, &typed)
+        .await
+        .expect("by the code typed in full width");
+    assert_eq!(by_typed.id, f.id);
     assert!(
         w.crm
             .get_record_by_code(&w.lisi, Entity::FollowUp, "GJ-00000000-9999")
