@@ -3083,10 +3083,21 @@ impl Crm {
                         }
                         _ => t.trim().to_string(),
                     };
-                    if matches!(cond, Cond::Contains(..)) {
-                        Filter::Contains(col, needle)
+                    let make = |n: String| {
+                        if matches!(cond, Cond::Contains(..)) {
+                            Filter::Contains(col.clone(), n)
+                        } else {
+                            Filter::StartsWith(col.clone(), n)
+                        }
+                    };
+                    // Letters and digits typed in either width find both
+                    // spellings (`ａｐｐ` finds `apple` and `ａｐｐｌｅ`).
+                    let half: String = needle.chars().map(crate::validate::halfwidth).collect();
+                    let full: String = half.chars().map(crate::validate::fullwidth).collect();
+                    if half == full {
+                        make(needle)
                     } else {
-                        Filter::StartsWith(col, needle)
+                        Filter::Or(vec![make(half), make(full)])
                     }
                 }
                 Cond::IsNull(f) => Filter::IsNull(self.field_col(actor, entity, f, customs)?.0),

@@ -21,6 +21,11 @@ macro_rules! filter_scenarios {
             $make
         );
         $each!(
+            $crate::testing::filter_suite::text_filters_find_either_width,
+            filter_text_filters_find_either_width,
+            $make
+        );
+        $each!(
             $crate::testing::filter_suite::yes_no_filters_read_the_words_saving_reads,
             filter_yes_no_filters_read_the_words_saving_reads,
             $make
@@ -1372,4 +1377,20 @@ pub async fn custom_field_changes_are_announced_and_keep_held_options(store: Arc
     assert_eq!(deleted[0]["key"], "channels");
     assert_eq!(deleted[0]["label"], "渠道");
     assert_eq!(deleted[0]["type"], "multi_select");
+}
+
+/// A contains or starts-with condition typed in either width finds the
+/// values spelled in half width and those spelled in full width.
+pub async fn text_filters_find_either_width(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    customer(&w, "apple科技", json!({})).await;
+    customer(&w, "ａｐｐｌｅ贸易", json!({})).await;
+    customer(&w, "香蕉公司", json!({})).await;
+    for typed in ["name~ａｐｐ", "name~app", "name^ａｐｐ", "name^app"] {
+        assert_eq!(
+            customers(&w, &[typed]).await,
+            set(&["apple科技", "ａｐｐｌｅ贸易"]),
+            "{typed}"
+        );
+    }
 }
