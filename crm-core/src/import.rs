@@ -5770,12 +5770,24 @@ impl ImportSession<'_> {
         if creates.iter().all(|c| c.warn_keys.is_empty()) {
             return Ok(());
         }
-        let (found, _) = self
+        let (found, known) = self
             .existing_keys(
                 Table::Customers,
                 creates.iter().flat_map(|c| c.warn_keys.iter()),
             )
             .await?;
+        // What the probe found, the batch's key upkeep need not probe again
+        // (it reads the holders of the phones and e-mails it flags).
+        if let Some(k) = known {
+            match &mut self.known {
+                Some(mine) => {
+                    for (kind, holders) in k.by_kind {
+                        mine.by_kind.entry(kind).or_default().extend(holders);
+                    }
+                }
+                None => self.known = Some(k),
+            }
+        }
         for c in creates {
             let mut note = None;
             for k in &c.warn_keys {
