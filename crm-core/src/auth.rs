@@ -466,9 +466,9 @@ impl Actor {
     /// - a role granting no read on the entity has no say on its fields, so
     ///   a role about something else (say, only follow-ups) never lifts a
     ///   rule another role sets;
-    /// - when none of the actor's roles grants read on the entity (records
-    ///   seen through shares, or the catalogue that everyone reads), and
-    ///   for a user without roles, the strictest rule any role of the
+    /// - when none of the actor's roles grants anything on the entity
+    ///   (records seen through shares), and for a user without roles, the
+    ///   strictest rule any role of the
     ///   company sets for it (full when none does): a role about something
     ///   else gives no more than no role;
     /// - products' cost is hidden from a user without roles.
@@ -577,16 +577,20 @@ impl Actor {
 
 /// The access to a field that holding all of `roles` gives in a company
 /// whose roles set `company_rules`: as [`access_over`] when one of `roles`
-/// grants read on the entity, else the strictest rule of the company (what
-/// is shared with such a holder shows no more than the strictest role of
-/// the company would).
+/// grants anything on the entity (reading it, or another action: a product
+/// manager's role creates and updates products, which everyone reads),
+/// else the strictest rule of the company (what is shared with such a
+/// holder shows no more than the strictest role of the company would).
 fn access_holding(
     roles: &[Role],
     company_rules: &[FieldRule],
     entity: Entity,
     field: &str,
 ) -> FieldAccess {
-    if roles.iter().any(|r| r.grants(entity, Action::Read)) {
+    if roles
+        .iter()
+        .any(|r| r.is_admin || r.permissions.iter().any(|p| p.entity == entity))
+    {
         return access_over(roles, entity, field);
     }
     roles

@@ -3798,13 +3798,13 @@ impl Crm {
                 // release keeps it (see `to_pool`): never recycled, nor
                 // warned of; a due one is listed as refused, with why.
                 let ids: Vec<Uuid> = due.iter().map(|(row, ..)| row.id()).collect();
-                let owed = self.customers_owed_money(company, &ids).await?;
+                let kept = self.customers_kept_by_sales(company, &ids).await?;
                 for (row, rule, due, why) in due {
                     let shown = readable.contains(&row.id());
                     let item = self.sweep_item(actor, g, row, rule, due, sight);
-                    if owed.contains(&row.id()) {
+                    if let Some(by) = kept.get(&row.id()) {
                         if due <= at {
-                            report.list(shown, Listed::Refused(owed_refusal(row)), item);
+                            report.list(shown, Listed::Refused(kept_refusal(row, *by)), item);
                         }
                         continue;
                     }
@@ -3940,12 +3940,12 @@ impl Crm {
                     {
                         return Ok(false);
                     }
-                    if !self
-                        .customers_owed_money(company, &[fresh.id()])
+                    if let Some(by) = self
+                        .customers_kept_by_sales(company, &[fresh.id()])
                         .await?
-                        .is_empty()
+                        .get(&fresh.id())
                     {
-                        return Err(Error::InvalidState(owed_refusal(&fresh)));
+                        return Err(Error::InvalidState(kept_refusal(&fresh, *by)));
                     }
                     match self.first_due(&g.rules, &fresh) {
                         Some((r, due, w)) if due <= at => {
@@ -3997,9 +3997,9 @@ impl Crm {
                 .await?
             {
                 let ids: Vec<Uuid> = rows.iter().map(Row::id).collect();
-                let owed = self.customers_owed_money(company, &ids).await?;
+                let kept = self.customers_kept_by_sales(company, &ids).await?;
                 for row in rows {
-                    if set.governing(&row) != Some(i) || owed.contains(&row.id()) {
+                    if set.governing(&row) != Some(i) || kept.contains_key(&row.id()) {
                         continue;
                     }
                     // Listed, and in order, by a due date the actor may see:
@@ -4075,12 +4075,15 @@ impl Crm {
             }
         }
         // Owed money keeps it with its owner whatever the rules say.
-        let owed = place.is_owned()
-            && gi.is_some()
-            && !self
-                .customers_owed_money(actor.company_id.0, &[row.id()])
+        let kept = if place.is_owned() && gi.is_some() {
+            self.customers_kept_by_sales(actor.company_id.0, &[row.id()])
                 .await?
-                .is_empty();
+                .get(&row.id())
+                .copied()
+        } else {
+            None
+        };
+        let owed = kept.is_some();
         let next = outcomes
             .iter()
             .filter(|_| !owed)
@@ -4101,8 +4104,13 @@ impl Crm {
             (true, Some(_), _) if sight.locked && locked => {
                 "it is locked and is never recycled".to_string()
             }
-            (true, Some(_), _) if owed => "it is still owed money on its contracts, so no rule \
-                 recycles it until that is collected (or the contracts are terminated)"
+            (true, Some(_), _) if kept == Some(crate::sales::contract::KeptBySales::OwedMoney) => {
+                "it is still owed money on its contracts, so no rule recycles it until that is \
+                 collected (or the contracts are terminated)"
+                    .to_string()
+            }
+            (true, Some(_), _) if owed => "a quote or contract of it awaits approval, so no rule \
+                 recycles it until the approval is decided or withdrawn"
                 .to_string(),
             (true, Some(_), None) => "no rule will recycle it".to_string(),
             // Who may not see the lock reads the rules' verdicts with the
@@ -4188,12 +4196,19 @@ pub(crate) fn may_lock(actor: &Actor, row: &Row) -> bool {
     actor.covers(Entity::Customer, Action::Transfer, row) && (!own || actor.is_admin())
 }
 
-/// Why the sweep leaves a due customer with its owner: money is still owed
-/// on its contracts (see [`Crm::customers_owed_money`]).
-fn owed_refusal(row: &Row) -> String {
-    format!(
-        "customer {} is still owed money on its contracts: it stays with its owner until that \
-         is collected, or the contracts are terminated",
-        Crm::label(row)
-    )
+/// Why the sweep leaves a due customer with its owner (see
+/// [`Crm::customers_kept_by_sales`]).
+fn kept_refusal(row: &Row, by: crate::sales::contract::KeptBySales) -> String {
+    match by {
+        crate::sales::contract::KeptBySales::OwedMoney => format!(
+            "customer {} is still owed money on its contracts: it stays with its owner until \
+             that is collected, or the contracts are terminated",
+            Crm::label(row)
+        ),
+        crate::sales::contract::KeptBySales::PendingApproval => format!(
+            "customer {} has a quote or contract awaiting approval: it stays with its owner \
+             until the approval is decided or withdrawn",
+            Crm::label(row)
+        ),
+    }
 }

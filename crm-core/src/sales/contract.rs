@@ -512,15 +512,47 @@ impl Crm {
         Ok(Some(owed_contracts_text(&named, unnamed)))
     }
 
-    /// The customers among `ids` (of `company`) still owed money: with a
-    /// live contract payments are collected on and money outstanding, or
-    /// with payments awaiting approval (as [`Crm::contract_money_open`]
-    /// counts them, for nobody in particular: the recycling sweep).
-    pub(crate) async fn customers_owed_money(
+    /// The customers among `ids` (of `company`) their sales keep with their
+    /// owner, and why: still owed money — a live contract payments are
+    /// collected on with money outstanding, or payments awaiting approval
+    /// (as [`Crm::contract_money_open`] counts them) — or a quote or
+    /// contract awaiting approval (approved, it would be owed by a customer
+    /// nobody holds). For nobody in particular: the recycling sweep.
+    pub(crate) async fn customers_kept_by_sales(
         &self,
         company: Uuid,
         ids: &[Uuid],
-    ) -> Result<HashSet<Uuid>> {
+    ) -> Result<HashMap<Uuid, KeptBySales>> {
+        let mut kept = HashMap::new();
+        for chunk in ids.chunks(500) {
+            for table in [Table::Quotes, Table::Contracts] {
+                let mut sel = Select::all(table, company, self.now());
+                sel.filter = Filter::And(vec![
+                    Filter::In(
+                        Col::Column("customer_id"),
+                        chunk.iter().map(|id| Value::Id(*id)).collect(),
+                    ),
+                    Filter::Cmp(
+                        Col::Column("status"),
+                        CmpOp::Eq,
+                        Value::from(crate::sales::QuoteStatus::PendingApproval.name()),
+                    ),
+                ]);
+                for row in self.store.select(&sel).await?.rows {
+                    if let Some(c) = row.get("customer_id").as_id() {
+                        kept.insert(c, KeptBySales::PendingApproval);
+                    }
+                }
+            }
+        }
+        let owed = self.customers_owed_money(company, ids).await?;
+        kept.extend(owed.into_iter().map(|c| (c, KeptBySales::OwedMoney)));
+        Ok(kept)
+    }
+
+    /// The customers among `ids` still owed money (see
+    /// [`Crm::customers_kept_by_sales`]).
+    async fn customers_owed_money(&self, company: Uuid, ids: &[Uuid]) -> Result<HashSet<Uuid>> {
         let mut owed = HashSet::new();
         for chunk in ids.chunks(500) {
             let mut sel = Select::all(Table::Contracts, company, self.now());
@@ -1382,4 +1414,14 @@ mod owed_text_tests {
             "3 of its contracts (other users') are still owed money or awaiting a payment's approval"
         );
     }
+}
+
+/// Why a customer's sales keep it with its owner (see
+/// [`Crm::customers_kept_by_sales`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeptBySales {
+    /// Money is still owed on its contracts.
+    OwedMoney,
+    /// A quote or contract of it awaits approval.
+    PendingApproval,
 }

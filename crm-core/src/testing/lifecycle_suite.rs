@@ -3340,6 +3340,15 @@ pub async fn a_transferred_documents_approval_is_out_of_its_applicants_hands(
     let k2 = w.crm.contract(&w.wangwu, k.id).await.expect("contract");
     assert_eq!(k2.status, ContractStatus::PendingApproval, "still pending");
     assert!(w.crm.approval(&w.lisi, a.id).await.is_ok(), "the approver");
+    // The new owner finds it by the contract, as `approval withdraw HT-…`
+    // does.
+    let found = w
+        .crm
+        .approval_of(&w.wangwu, "contract", k.id)
+        .await
+        .expect("the new owner reads the contract's approval")
+        .expect("approval");
+    assert_eq!(found.id, a.id);
     w.crm
         .withdraw(&w.wangwu, a.id, None)
         .await

@@ -1667,6 +1667,23 @@ pub async fn product_cost_follows_field_rules(store: Arc<dyn Store>) {
         .await
         .expect("product");
     let cost_of = |p: &crate::sales::Product| p.cost.map(|m| m.minor);
+    // A product manager's role creates and updates products without
+    // reading them (everyone reads the catalogue) and sets no rule: the
+    // cost is theirs in full, whatever other roles hide.
+    let manager = user_granted(
+        &w,
+        "product_manager",
+        &[
+            (Entity::Product, Action::Create, DataScope::All),
+            (Entity::Product, Action::Update, DataScope::All),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(
+        cost_of(&w.crm.product(&manager, p.id).await.expect("product")),
+        Some(2_100_000)
+    );
     let roleless = w
         .crm
         .create_user(

@@ -17,6 +17,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::a_customer_awaiting_approval_is_not_recycled,
+            crm_sales_a_customer_awaiting_approval_is_not_recycled,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::a_customer_transferred_with_its_documents,
             crm_sales_a_customer_transferred_with_its_documents,
             $make
@@ -10974,4 +10979,103 @@ pub async fn refusals_name_the_field_and_say_it_once(store: Arc<dyn Store>) {
         ),
         "{m}"
     );
+}
+
+/// A customer whose contract awaits approval stays with its owner when a
+/// recycling rule comes due, as a release refuses it: approved, the
+/// contract would be owed money by a customer nobody holds. The sweep lists
+/// it as refused, saying why; it is not about to be recycled, and its
+/// explanation says so.
+pub async fn a_customer_awaiting_approval_is_not_recycled(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractStatus, NewContract};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "contract",
+            "合同审批",
+            contract_flow(&w, Restart::FromFirst),
+        )
+        .await
+        .expect("flow");
+    let customer = w.customer(&w.zhangsan, "待审客户有限公司", json!({})).await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "待审合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(10_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (c, _) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    assert_eq!(c.status, ContractStatus::PendingApproval);
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            crate::pool::PoolSpec {
+                name: "待审公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.group1],
+                limits: crate::pool::PoolLimits::default(),
+            },
+        )
+        .await
+        .expect("pool");
+    w.crm
+        .add_recycle_rule(
+            &w.admin,
+            pool.id,
+            crate::pool::RuleSpec::new(crate::pool::RuleKind::NoFollowUp, 30),
+        )
+        .await
+        .expect("rule");
+    w.clock.advance(chrono::Duration::days(31));
+    let sweep = w
+        .crm
+        .sweep(&w.admin, &crate::pool::SweepOptions::default())
+        .await
+        .expect("sweep");
+    assert!(sweep.recycled.is_empty(), "{sweep:#?}");
+    assert!(
+        sweep
+            .refused
+            .iter()
+            .any(|(id, why)| *id == customer.id && why.contains("awaiting approval")),
+        "{sweep:#?}"
+    );
+    assert!(
+        w.crm
+            .about_to_be_recycled(&w.zhangsan, 30)
+            .await
+            .expect("upcoming")
+            .is_empty()
+    );
+    let explained = w
+        .crm
+        .explain_recycling(&w.zhangsan, customer.id, None)
+        .await
+        .expect("explain");
+    assert!(
+        explained.summary.contains("awaits approval"),
+        "{explained:#?}"
+    );
+    let row = w
+        .crm
+        .get_record(&w.zhangsan, crate::entity::Entity::Customer, customer.id)
+        .await
+        .expect("still his");
+    assert_eq!(row.owner_id, Some(w.zhangsan.user_id));
 }
