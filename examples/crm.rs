@@ -2630,9 +2630,20 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                         ctx.with_names(why)
                     ));
                 }
-                let moved = docs.iter().filter(|d| d.refused.is_none());
-                let mut codes: Vec<&str> = moved.map(|d| d.code.as_str()).collect();
-                codes.dedup();
+                // A quote's versions share its code: named once.
+                let mut codes: Vec<&str> = Vec::new();
+                let mut unnamed = 0;
+                for d in docs.iter().filter(|d| d.refused.is_none()) {
+                    match d.code.as_deref() {
+                        Some(c) if !codes.contains(&c) => codes.push(c),
+                        Some(_) => {}
+                        None => unnamed += 1,
+                    }
+                }
+                let mut codes: Vec<String> = codes.into_iter().map(str::to_string).collect();
+                if unnamed > 0 {
+                    codes.push(format!("{unnamed} you may not read"));
+                }
                 lines.push(format!(
                     "documents transferred (转移单据): {}",
                     if codes.is_empty() {
@@ -2646,7 +2657,7 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                         lines.push(format!(
                             "  stayed {} {}: {}",
                             d.entity,
-                            d.code,
+                            d.code.as_deref().unwrap_or("(not yours to read)"),
                             ctx.with_names(why)
                         ));
                     }

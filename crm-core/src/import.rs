@@ -96,7 +96,12 @@ impl Cell {
     pub fn is_empty(&self) -> bool {
         match self {
             Cell::Empty => true,
-            Cell::Text(s) => s.trim().is_empty(),
+            // Whitespace and invisible characters only (a zero-width space
+            // pasted from a web page) is nothing typed either: it neither
+            // sets nor clears a field.
+            Cell::Text(s) => s
+                .chars()
+                .all(|c| c.is_whitespace() || crate::validate::is_invisible_format(c)),
             _ => false,
         }
     }
@@ -1150,8 +1155,19 @@ pub(crate) fn is_version_header(entity: Entity, h: &str) -> bool {
 }
 
 /// The refusal of a row exported at version `was` of record `name`, now
-/// at version `now`: writing it would undo the changes made since.
+/// at version `now`: writing it would undo the changes made since (or,
+/// for a version the record never had, the row is not of this record as
+/// exported).
 fn stale_row(name: &str, was: i64, now: i64) -> (String, String) {
+    if was > now {
+        return (
+            format!(
+                "Version: {name} has no version {was} (it is at version {now}): keep the \
+                 version the export wrote, or clear it"
+            ),
+            format!("版本：{name} 没有版本 {was}（现为 {now}），请保留导出时的版本或清空"),
+        );
+    }
     (
         format!(
             "{name} was changed since this file was exported (version {was}, now {now}): \
@@ -3923,6 +3939,10 @@ impl<'a> ImportSession<'a> {
             c.contacts = e.contacts;
             c.updated = e.updated;
             c.contacts_updated = e.contacts_updated;
+            // Nor is any of its possible duplicates created: only those
+            // earlier runs committed stay.
+            let after = self.resume_after.unwrap_or(0);
+            self.warnings.retain(|w| w.row <= after);
         }
         let (rows, unchanged, skipped, rejected) = if self.earlier_listed {
             // The whole import, as an uninterrupted run would report it:
@@ -6324,8 +6344,8 @@ impl ImportSession<'_> {
             // changes nothing, such as the same sheet imported twice, undoes
             // nothing.)
             if let Some(v) = c.version
-                && v < row.version()
-                && changes_anything(row, &merged, &c, &contact_updates)
+                && v != row.version()
+                && (v > row.version() || changes_anything(row, &merged, &c, &contact_updates))
             {
                 let name = row
                     .get("code")
@@ -7937,7 +7957,7 @@ impl ImportSession<'_> {
             }
             // A row exported before the product's latest change (a price
             // a colleague set since) would undo it.
-            if let Some(v) = version.filter(|v| *v < prow.version()) {
+            if let Some(v) = version.filter(|v| *v != prow.version()) {
                 let (en, zh) = stale_row(&code, v, prow.version());
                 self.reject(issues, row.number, IssueKind::Invalid, en, zh);
                 continue;

@@ -1240,6 +1240,10 @@ impl Crm {
         if before == Some(to.id.0) {
             return Ok(());
         }
+        if entity == Entity::FollowUp {
+            self.follow_up_customer_in_reach(actor, &row, "transfer")
+                .await?;
+        }
         if entity == Entity::Contact {
             self.contact_moves_with_its_customer(actor, &row, to)
                 .await?;
@@ -1468,10 +1472,17 @@ impl Crm {
                 let r = self.transfer_records(actor, entity, &docs, to).await?;
                 for row in &rows {
                     let id = RecordId(row.id());
+                    // Named only to who may read it (now).
+                    let code = match self.store.get(entity.table(), id.0).await? {
+                        Some(now) if self.can_on_row(actor, entity, Action::Read, &now).await? => {
+                            now.get("code").as_text().map(str::to_string)
+                        }
+                        _ => None,
+                    };
                     documents.push(DocumentTransfer {
                         entity,
                         id,
-                        code: row.get("code").as_text().unwrap_or_default().to_string(),
+                        code,
                         refused: r
                             .refused
                             .iter()
@@ -1595,6 +1606,10 @@ impl Crm {
             return Err(Error::InvalidState(format!(
                 "{entity} {code} is in the recycle bin"
             )));
+        }
+        if entity == Entity::FollowUp {
+            self.follow_up_customer_in_reach(actor, &row, "share")
+                .await?;
         }
         let target = self.user(actor, with).await?;
         if !target.active {
@@ -1904,8 +1919,8 @@ pub struct DocumentTransfer {
     pub entity: Entity,
     /// The document (a quote's version).
     pub id: RecordId,
-    /// Its code.
-    pub code: String,
+    /// Its code; `None` when the actor may not read the document.
+    pub code: Option<String>,
     /// Why it stayed with its owner; `None` when it was transferred.
     pub refused: Option<String>,
 }

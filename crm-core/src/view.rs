@@ -685,8 +685,18 @@ impl Crm {
                 after: after.clone(),
                 limit: crate::query::MAX_PAGE_SIZE,
             };
+            // By the actor's own scope: a follow-up list's widening to the
+            // follow-ups of readable customers (read with them, changed by
+            // their authors) selects nothing a batch may act on.
+            let scope = actor.store_scope(entity, Action::Read);
             let page = self
-                .list_records(actor, entity, &q.sort_by("created_at", false))
+                .list_records_with(
+                    actor,
+                    entity,
+                    &q.sort_by("created_at", false),
+                    scope,
+                    Filter::True,
+                )
                 .await?;
             out.extend(page.items.iter().map(|r| r.id));
             if out.len() > MAX_BATCH {

@@ -2224,18 +2224,39 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
             let key = payment.trim();
             let picked = match key.parse::<usize>() {
                 Ok(n) if (1..=col.payments.len()).contains(&n) => Some(&col.payments[n - 1]),
-                _ => col
-                    .payments
-                    .iter()
-                    .find(|p| p.id.to_string() == key || p.receipt_no.as_deref() == Some(key)),
+                _ => {
+                    // A receipt number as typed (compared by its key); a
+                    // number freed by a rejection or a void and recorded
+                    // again names the confirmed payment first.
+                    let wanted = crm::sales::payment::receipt_number_key(key);
+                    let holding: Vec<_> = col
+                        .payments
+                        .iter()
+                        .filter(|p| {
+                            p.id.to_string() == key
+                                || p.receipt_no.as_deref().is_some_and(|r| {
+                                    crm::sales::payment::receipt_number_key(r) == wanted
+                                })
+                        })
+                        .collect();
+                    holding
+                        .iter()
+                        .find(|p| p.status == "confirmed")
+                        .or_else(|| holding.last())
+                        .copied()
+                }
             };
             let Some(p) = picked else {
-                return Err(format!(
-                    "contract {} has no payment {key} (its payments are numbered 1 to {} in \
-                     `contract show`)",
-                    c.code,
-                    col.payments.len()
-                ));
+                return Err(if col.payments.is_empty() {
+                    format!("contract {} has no payments yet", c.code)
+                } else {
+                    format!(
+                        "contract {} has no payment {key} (its payments are numbered 1 to {} \
+                         in `contract show`, or give the receipt number)",
+                        c.code,
+                        col.payments.len()
+                    )
+                });
             };
             let p = ctx
                 .crm

@@ -317,8 +317,14 @@ pub fn receipt_number_key(stored: &str) -> String {
 /// `receipt_no`).
 fn number_candidates(column: &'static str, n: &str) -> Filter {
     let col = || Col::Column(column);
-    let mut marks: std::collections::BTreeSet<char> =
-        [' ', '\t', '\u{3000}', '\u{a0}'].into_iter().collect();
+    // Spaces, and the invisible characters numbers pasted from elsewhere
+    // were stored with before they were dropped.
+    let mut marks: std::collections::BTreeSet<char> = [
+        ' ', '\t', '\u{3000}', '\u{a0}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{200e}',
+        '\u{200f}', '\u{2060}', '\u{feff}', '\u{ad}',
+    ]
+    .into_iter()
+    .collect();
     for c in n.chars() {
         for form in c.to_lowercase().chain(std::iter::once(c)) {
             if !form.is_ascii() {

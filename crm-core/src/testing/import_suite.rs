@@ -1769,6 +1769,26 @@ pub async fn import_products_with_categories_duplicates_and_undo(store: Arc<dyn 
         "{:#?}",
         same.issues
     );
+    // A version the product never had is no export of it.
+    let future = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &["产品编号", "标准价", "版本"],
+        vec![row(&["CP-EXIST", "150", "99"])],
+    )
+    .await;
+    assert_eq!(
+        (future.updated, future.rejected),
+        (0, 1),
+        "{:#?}",
+        future.issues
+    );
+    assert!(
+        issue(&future, 2).message_en.contains("no version 99"),
+        "{:#?}",
+        future.issues
+    );
     let i = issue(&stale, 2);
     assert!(
         i.message_en.contains("CP-EXIST") && i.message_en.contains("changed since"),

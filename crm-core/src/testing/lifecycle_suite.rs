@@ -2225,6 +2225,31 @@ pub async fn a_customers_follow_ups_are_read_with_it(store: Arc<dyn Store>) {
         .await;
     assert!(r.done.is_empty(), "{r:?}");
     assert!(r.refused[0].1.contains("no longer"), "{r:?}");
+    // Nor hands it on: no transfer, no share.
+    let r = w
+        .crm
+        .transfer_records(&w.zhangsan, Entity::FollowUp, &[f.id], w.zhaoliu.user_id)
+        .await
+        .expect("report");
+    assert!(
+        r.done.is_empty() && r.refused[0].1.contains("no longer"),
+        "{r:?}"
+    );
+    match w
+        .crm
+        .share_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            f.id,
+            w.zhaoliu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+    {
+        Err(Error::Forbidden(m)) => assert!(m.contains("no longer"), "{m}"),
+        other => panic!("the former owner shares: {other:?}"),
+    }
     // His follow-up of the customer he kept stays his to change.
     let kept_now = w
         .crm

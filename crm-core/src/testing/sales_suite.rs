@@ -10622,7 +10622,11 @@ pub async fn a_customer_transferred_with_its_documents(store: Arc<dyn Store>) {
         documents.iter().all(|d| d.refused.is_none()),
         "{documents:?}"
     );
-    assert!(documents.iter().any(|d| d.code == contract.code));
+    assert!(
+        documents
+            .iter()
+            .any(|d| d.code.as_deref() == Some(contract.code.as_str()))
+    );
     let mut moved: Vec<RecordId> = documents.iter().map(|d| d.id).collect();
     moved.sort();
     let mut expected = vec![RecordId(opp.id), RecordId(quote.id), RecordId(contract.id)];
