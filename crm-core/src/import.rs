@@ -7800,7 +7800,7 @@ impl ImportSession<'_> {
                     }
                 }
             });
-            let mut input = ProductInput {
+            let input = ProductInput {
                 code: text("code"),
                 name: text("name"),
                 category_id,
@@ -7812,6 +7812,7 @@ impl ImportSession<'_> {
                 description: text("description"),
                 status,
             };
+            let mut input = input.without_nul();
             // The duplicate key: the code when given, else name and spec.
             let key = match &input.code {
                 Some(c) => ("code".to_string(), crate::org::fold_name(c)),

@@ -1032,6 +1032,11 @@ impl Crm {
     /// actor's `user:manage` scope (e.g. in their department tree) and
     /// may not get roles with rights beyond the actor's own.
     pub async fn create_user(&self, actor: &Actor, input: NewUser) -> Result<User> {
+        // Names without invisible characters (a zero-width space would make
+        // a second `user1` that looks like the first).
+        let mut input = input;
+        input.username = crate::validate::single_line(&input.username);
+        input.display_name = crate::validate::single_line(&input.display_name);
         let scope = self.manage_scope(actor, Entity::User)?;
         let mut errors = ValidationErrors::default();
         login_name(&mut errors, "username", &input.username, 64);
@@ -1267,6 +1272,8 @@ impl Crm {
         expected_version: i64,
         patch: UserPatch,
     ) -> Result<User> {
+        let mut patch = patch;
+        patch.display_name = patch.display_name.map(|n| crate::validate::single_line(&n));
         let scope = self.manage_scope(actor, Entity::User)?;
         let row = self.live_row(actor, Table::Users, id.0).await?;
         let before = user_from_row(&row);
@@ -1825,6 +1832,7 @@ impl Crm {
         name: &str,
         parent: Option<DepartmentId>,
     ) -> Result<Department> {
+        let name = &crate::validate::single_line(name);
         let scope = self.manage_scope(actor, Entity::Department)?;
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", name, 64);
@@ -1897,6 +1905,8 @@ impl Crm {
         name: Option<&str>,
         parent: Option<Option<DepartmentId>>,
     ) -> Result<Department> {
+        let cleaned = name.map(crate::validate::single_line);
+        let name = cleaned.as_deref();
         let scope = self.manage_scope(actor, Entity::Department)?;
         let row = self.live_row(actor, Table::Departments, id.0).await?;
         if !department_in_scope(actor, scope, Some(id)) {
@@ -2226,6 +2236,8 @@ impl Crm {
     /// rights (see [`Actor::excess_over`]): no administrator role, no wider
     /// grant, no field shown more openly.
     pub async fn create_role(&self, actor: &Actor, spec: RoleSpec) -> Result<Role> {
+        let mut spec = spec;
+        spec.name = crate::validate::single_line(&spec.name);
         self.require(actor, Entity::Role, Action::Manage)?;
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", &spec.name, 64);
@@ -2286,6 +2298,8 @@ impl Crm {
         expected_version: i64,
         spec: RoleSpec,
     ) -> Result<Role> {
+        let mut spec = spec;
+        spec.name = crate::validate::single_line(&spec.name);
         self.require(actor, Entity::Role, Action::Manage)?;
         let before = self.load_roles(actor, &[id]).await?.remove(0);
         if let Some(why) = actor.excess_over(std::slice::from_ref(&before)) {

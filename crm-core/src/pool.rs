@@ -1661,6 +1661,8 @@ impl Crm {
 
     /// Creates a pool (administrators).
     pub async fn create_pool(&self, actor: &Actor, spec: PoolSpec) -> Result<Pool> {
+        let mut spec = spec;
+        spec.name = crate::validate::single_line(&spec.name);
         Self::require_admin(actor, "create pools")?;
         let name = self.check_pool_spec(actor, &spec, None).await?;
         let company = actor.company_id.0;
@@ -1715,6 +1717,8 @@ impl Crm {
         expected_version: i64,
         spec: PoolSpec,
     ) -> Result<Pool> {
+        let mut spec = spec;
+        spec.name = crate::validate::single_line(&spec.name);
         Self::require_admin(actor, "change pools")?;
         let row = self.live_row(actor, Table::Pools, id.0).await?;
         let name = self.check_pool_spec(actor, &spec, Some(id.0)).await?;

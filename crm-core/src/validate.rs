@@ -540,6 +540,12 @@ fn is_emoji_part(c: char) -> bool {
     )
 }
 
+/// A single-line name as typed, without its invisible format characters
+/// ([`strip_invisible`]); spaces around it are left to the caller's trim.
+pub(crate) fn single_line(s: &str) -> String {
+    strip_invisible(s).into_owned()
+}
+
 /// A record code as typed, as codes are stored: trimmed, without invisible
 /// characters, full-width ASCII read as ASCII, in upper case
 /// (`ｋｈ-20261127-0001` is `KH-20261127-0001`).

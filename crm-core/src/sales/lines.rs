@@ -175,7 +175,7 @@ pub fn compute_line(
         .map_err(|e| err("tax_rate", e.to_string()))?;
     Ok(Line {
         product_id: input.product_id,
-        name: input.name.trim().to_string(),
+        name: crate::validate::single_line(&input.name).trim().to_string(),
         unit: input.unit.clone(),
         quantity: input.quantity,
         unit_price: price,

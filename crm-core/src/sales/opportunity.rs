@@ -454,6 +454,8 @@ impl Crm {
         actor: &Actor,
         input: NewOpportunity,
     ) -> Result<Opportunity> {
+        let mut input = input;
+        input.name = crate::validate::single_line(&input.name);
         if !actor.can(Entity::Opportunity, Action::Create) {
             return Err(Error::Forbidden(format!(
                 "{} may not create opportunities",
@@ -681,6 +683,8 @@ impl Crm {
         expected_version: i64,
         patch: OpportunityPatch,
     ) -> Result<Opportunity> {
+        let mut patch = patch;
+        patch.name = patch.name.map(|n| crate::validate::single_line(&n));
         let row = self.writable_opportunity(actor, id).await?;
         let mut errors = ValidationErrors::default();
         if patch.name.as_deref().is_some_and(|n| n.trim().is_empty()) {

@@ -160,8 +160,9 @@ pub(crate) fn product_created_payload(insert: &Op) -> serde_json::Value {
 
 impl ProductInput {
     /// The input with NUL characters dropped from its texts, as record
-    /// fields drop them (no store keeps one).
-    fn without_nul(mut self) -> Self {
+    /// fields drop them (no store keeps one), and invisible characters from
+    /// its single-line texts (code, name, unit, spec).
+    pub(crate) fn without_nul(mut self) -> Self {
         for t in [
             &mut self.code,
             &mut self.name,
@@ -173,6 +174,19 @@ impl ProductInput {
         .flatten()
         {
             t.retain(|c| c != '\0');
+        }
+        // Single-line values lose their invisible characters (two product
+        // codes that look alike would be two products).
+        for t in [
+            &mut self.code,
+            &mut self.name,
+            &mut self.unit,
+            &mut self.spec,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *t = crate::validate::single_line(t);
         }
         self
     }

@@ -6848,6 +6848,59 @@ pub async fn single_line_values_drop_invisible_characters(store: Arc<dyn Store>)
         names_for(&w, &w.admin, ListQuery::default().search("导入丙")).await,
         set(&["导入丙"])
     );
+    // So do the names of users, departments, roles, pools, products and
+    // opportunities: one that looks like another is that other.
+    let u = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "u\u{200B}ser1".into(),
+                display_name: "用\u{200B}户".into(),
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("user");
+    assert_eq!(
+        (u.username.as_str(), u.display_name.as_str()),
+        ("user1", "用户")
+    );
+    let d = w
+        .crm
+        .create_department(&w.admin, "研\u{200B}发部", None)
+        .await
+        .expect("department");
+    assert_eq!(d.name, "研发部");
+    let p = w
+        .crm
+        .create_product(
+            &w.admin,
+            crate::sales::ProductInput {
+                code: Some("PZ\u{200B}1".into()),
+                name: Some("产品\u{200B}甲".into()),
+                list_price: Some(crate::money::Money::cny(100)),
+                ..crate::sales::ProductInput::default()
+            },
+        )
+        .await
+        .expect("product");
+    assert_eq!((p.code.as_str(), p.name.as_str()), ("PZ1", "产品甲"));
+    assert!(
+        w.crm
+            .create_product(
+                &w.admin,
+                crate::sales::ProductInput {
+                    code: Some("PZ1".into()),
+                    name: Some("产品乙".into()),
+                    list_price: Some(crate::money::Money::cny(100)),
+                    ..crate::sales::ProductInput::default()
+                },
+            )
+            .await
+            .is_err(),
+        "the code is taken"
+    );
 }
 
 /// Individual customers (个人客户) are people: two of them, or an
