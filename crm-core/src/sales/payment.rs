@@ -1263,14 +1263,33 @@ impl Crm {
             "payment_voided",
             contract_changes,
         ));
+        let reopened = c.status == ContractStatus::Finished;
         cs.events.push(self.event(
             actor.company_id.0,
             Table::Payments,
             payment,
             "payment.voided".into(),
             json!({"contract_id": contract, "contract_code": c.code, "amount": p.amount.minor,
-                   "reason": reason, "received": after, "outstanding": total - after}),
+            "reason": reason, "received": after, "outstanding": total - after,
+            "contract_status": if reopened {
+                ContractStatus::Executing.name()
+            } else {
+                c.status.name()
+            }}),
         ));
+        // A host that closed its order on `contract.finished` hears that
+        // the contract runs again.
+        if reopened {
+            cs.events.push(self.event(
+                actor.company_id.0,
+                Table::Contracts,
+                contract,
+                "contract.reopened".into(),
+                json!({"code": c.code, "status": ContractStatus::Executing.name(),
+                       "why": "payment_voided", "payment_id": payment,
+                       "outstanding": total - after}),
+            ));
+        }
         self.apply(cs).await?;
         self.payment(payment).await
     }

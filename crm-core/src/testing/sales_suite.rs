@@ -7796,6 +7796,19 @@ pub async fn a_payment_recorded_by_mistake_is_voided(store: Arc<dyn Store>) {
     let again = w.crm.contract(&w.zhangsan, c.id).await.expect("contract");
     assert_eq!(again.status, crate::sales::ContractStatus::Executing);
     assert_eq!(again.outstanding, Money::cny(500_000));
+    // The host hears that the contract runs again.
+    let events = w
+        .crm
+        .pending_events("reopen-check", 10_000)
+        .await
+        .expect("events");
+    let reopened = events
+        .iter()
+        .find(|e| e.event.record_id == c.id && e.event.event_type == "contract.reopened")
+        .map(|e| e.event.payload.to_value())
+        .expect("contract.reopened");
+    assert_eq!(reopened["status"], serde_json::json!("executing"));
+    assert_eq!(reopened["outstanding"], serde_json::json!(again.outstanding.minor));
 }
 
 /// An issued invoice recorded by mistake is voided (发票作废) with a reason:
