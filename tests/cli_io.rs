@@ -524,3 +524,60 @@ fn an_untouched_export_does_not_undo_a_later_edit() {
     assert_eq!(shown["fields"]["industry"], "后来改的行业", "{shown}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// `import --policy update --blanks-clear` clears what a blank cell leaves
+/// empty; without the flag the stored value stays; the flag without the
+/// update policy is refused.
+#[test]
+fn an_update_import_clears_blank_cells_only_when_asked() {
+    let tmp = std::env::temp_dir().join(format!("crm-cli-io-blanks-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("dir");
+    ok(&tmp, &["demo"]);
+    let added: serde_json::Value = serde_json::from_str(&ok(
+        &tmp,
+        &[
+            "--json",
+            "customer",
+            "add",
+            "name=清空命令测试有限公司",
+            "phone=010-62345678",
+        ],
+    ))
+    .expect("json");
+    let code = added["code"].as_str().expect("code").to_string();
+    let file = tmp.join("blanks.xlsx");
+    write_sheet(
+        &file,
+        &[
+            &["编号", "客户名称", "电话"],
+            &[&code, "清空命令测试有限公司", ""],
+        ],
+    );
+    let f = file.to_str().expect("path");
+    ok(&tmp, &["import", "customer", f, "--policy", "update"]);
+    let show = |tmp: &Path| -> serde_json::Value {
+        serde_json::from_str(&ok(tmp, &["--json", "customer", "show", &code])).expect("json")
+    };
+    assert_eq!(show(&tmp)["fields"]["phone"], "010-62345678");
+    let out = run(&tmp, &["import", "customer", f, "--blanks-clear"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--policy update"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ok(
+        &tmp,
+        &[
+            "import",
+            "customer",
+            f,
+            "--policy",
+            "update",
+            "--blanks-clear",
+        ],
+    );
+    assert!(show(&tmp)["fields"]["phone"].is_null(), "{}", show(&tmp));
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -312,6 +312,13 @@ pub struct ImportOptions {
     /// checkpointed batches instead. Default [`ATOMIC_MAX_ROWS`].
     #[serde(default = "atomic_max_rows")]
     pub atomic_max_rows: u64,
+    /// Under [`DuplicatePolicy::Update`], a blank cell of a column the
+    /// sheet gives clears the value stored in the record it updates (清空):
+    /// a field that is not required, that the actor may change (not a
+    /// masked or read-only column) and that is not a contact group's. By
+    /// default a blank cell leaves the stored value as it is.
+    #[serde(default)]
+    pub blanks_clear: bool,
 }
 
 /// The default of [`ImportOptions::atomic_max_rows`].
@@ -338,6 +345,7 @@ impl ImportOptions {
             file_hash: String::new(),
             sheet: None,
             atomic_max_rows: ATOMIC_MAX_ROWS,
+            blanks_clear: false,
         }
     }
 }
@@ -2215,6 +2223,13 @@ impl Crm {
             }
             _ => None,
         };
+        if options.blanks_clear && options.policy != DuplicatePolicy::Update {
+            return Err(Error::invalid(
+                "blanks_clear",
+                "blank cells clear stored values only when the import updates records \
+                 (--policy update) (仅在更新模式下清空)",
+            ));
+        }
         let mut session = ImportSession {
             crm: self,
             actor: actor.clone(),
@@ -2223,6 +2238,7 @@ impl Crm {
                 actor: actor.clone(),
                 entity,
                 map: Arc::new(map),
+                blanks_clear: options.blanks_clear && options.policy == DuplicatePolicy::Update,
                 customs: Arc::new(customs),
                 required_customs: Arc::new(required_customs),
                 contact_customs: Arc::new(contact_customs),
@@ -3213,6 +3229,16 @@ impl<'a> ImportSession<'a> {
             "department": self.department.map(|d| d.to_string()),
             "pool": self.pool.as_ref().map(|(p, _)| p.to_string()),
         })
+        .as_object()
+        .cloned()
+        .map(|mut o| {
+            // Only when set: imports stored before the option still match.
+            if self.opts.blanks_clear {
+                o.insert("blanks_clear".into(), Json::Bool(true));
+            }
+            Json::Object(o)
+        })
+        .unwrap_or(Json::Null)
     }
 
     /// Finds the interrupted batched import this run continues — the
@@ -4634,6 +4660,9 @@ pub struct RowValidator {
     actor: Actor,
     entity: Entity,
     map: Arc<HeaderMap>,
+    /// Whether a blank cell clears the field (see
+    /// [`ImportOptions::blanks_clear`]).
+    blanks_clear: bool,
     /// The entity's custom fields; under the update policy none required.
     customs: Arc<Vec<CustomFieldDef>>,
     /// Under the update policy, the required custom fields: checked when a
@@ -4768,6 +4797,13 @@ impl RowValidator {
                 continue;
             };
             if cell.is_empty() || *role == ColumnRole::Ignored {
+                if self.blanks_clear
+                    && cell.is_empty()
+                    && let ColumnRole::Field(f) = role
+                    && self.clears(f, self.kinds.get(i).copied())
+                {
+                    main.insert(f.clone(), Json::Null);
+                }
                 continue;
             }
             if let Cell::Error(e) = cell {
@@ -4850,6 +4886,28 @@ impl RowValidator {
             }
         }
         (main, groups, masked)
+    }
+
+    /// Whether a blank cell of the record's field `f` clears it (see
+    /// [`ImportOptions::blanks_clear`]): a built-in field the import
+    /// writes, neither required nor a list of tags or attachments, or a
+    /// custom field not required; never a column the actor sees masked or
+    /// read-only.
+    fn clears(&self, f: &str, kind: Option<CellKind>) -> bool {
+        if matches!(kind, Some(CellKind::Masked)) {
+            return false;
+        }
+        match f.strip_prefix("custom.") {
+            Some(key) => {
+                self.customs.iter().any(|d| d.key == key && !d.required)
+                    && !self.required_customs.iter().any(|d| d.key == key)
+            }
+            None => find_field(self.entity, f).is_some_and(|d| {
+                !d.required
+                    && !matches!(d.kind, FieldKind::Tags | FieldKind::Attachments)
+                    && self.entity.fields().iter().any(|e| e.name == d.name)
+            }),
+        }
     }
 
     /// The code a customer row gives its contact group `group` (see

@@ -64,6 +64,11 @@ pub struct ImportArgs {
     /// Check everything and report, write nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// With --policy update: a blank cell clears the stored value (清空;
+    /// not of required fields, masked or read-only columns, contact
+    /// groups). Default: a blank cell leaves the value as it is.
+    #[arg(long)]
+    pub blanks_clear: bool,
     /// Commit batch by batch with a checkpoint; importing the same sheet
     /// of the same file again with the same options (policy, owner,
     /// department, pool) resumes an interrupted import. Default: all or
@@ -97,6 +102,7 @@ pub struct ImportArgs {
         long,
         conflicts_with_all = [
             "entity", "file", "dry_run", "list", "sheet", "batches", "owner", "department", "pool",
+            "blanks_clear",
         ]
     )]
     pub undo: Option<String>,
@@ -416,6 +422,7 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
     let mut o = ImportOptions::new(entity);
     o.policy = a.policy;
     o.dry_run = a.dry_run;
+    o.blanks_clear = a.blanks_clear;
     o.commit = if a.batches {
         CommitMode::Batches
     } else {

@@ -338,6 +338,11 @@ macro_rules! import_scenarios {
             io_import_tells_of_the_possible_duplicates_it_creates,
             $make
         );
+        $each!(
+            $crate::testing::import_suite::import_update_clears_blank_cells_when_asked,
+            io_import_update_clears_blank_cells_when_asked,
+            $make
+        );
     };
 }
 
@@ -7725,4 +7730,63 @@ pub async fn import_tells_of_the_possible_duplicates_it_creates(store: Arc<dyn S
             "{en}"
         );
     }
+}
+
+/// Under the update policy a blank cell leaves the stored value; asked to
+/// (`blanks_clear`), it clears it — not a required field, and undo gives
+/// the values back. Other policies refuse the option.
+pub async fn import_update_clears_blank_cells_when_asked(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            new_custom(
+                Entity::Customer,
+                "region",
+                "片区",
+                "Region",
+                crate::custom::CustomFieldType::Text,
+                &[],
+                false,
+            ),
+        )
+        .await
+        .expect("field");
+    w.customer(
+        &w.admin,
+        "清空测试有限公司",
+        json!({"phone": "010-62345678", "level": "A", "custom.region": "华北"}),
+    )
+    .await;
+    let h = ["客户名称", "电话", "客户级别", "片区"];
+    let blank_row = || vec![vec![t("清空测试有限公司"), t(""), t(""), t("")]];
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let kept = run(&w, &w.admin, o.clone(), &h, blank_row()).await;
+    assert_eq!((kept.updated, kept.unchanged), (0, 1), "{:#?}", kept.issues);
+    o.blanks_clear = true;
+    let cleared = run(&w, &w.admin, o.clone(), &h, blank_row()).await;
+    assert_eq!(
+        (cleared.updated, cleared.rejected),
+        (1, 0),
+        "{:#?}",
+        cleared.issues
+    );
+    let c = find(&w, "清空测试有限公司").await.expect("customer");
+    assert_eq!(c.text("phone"), None, "{c:#?}");
+    assert_eq!(c.text("level"), None, "{c:#?}");
+    assert!(c.custom.get("region").is_none_or(|v| v.is_null()), "{c:#?}");
+    w.crm
+        .undo_import(&w.admin, cleared.import_id.expect("id"))
+        .await
+        .expect("undo");
+    let c = find(&w, "清空测试有限公司").await.expect("customer");
+    assert_eq!(c.text("level"), Some("A"));
+    assert_eq!(c.custom.get("region"), Some(&json!("华北")));
+    let mut skip = opts(Entity::Customer);
+    skip.blanks_clear = true;
+    assert!(matches!(
+        w.crm.begin_import(&w.admin, skip, &headers(&h)).await,
+        Err(Error::Validation(_))
+    ));
 }

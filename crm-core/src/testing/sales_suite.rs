@@ -7808,7 +7808,10 @@ pub async fn a_payment_recorded_by_mistake_is_voided(store: Arc<dyn Store>) {
         .map(|e| e.event.payload.to_value())
         .expect("contract.reopened");
     assert_eq!(reopened["status"], serde_json::json!("executing"));
-    assert_eq!(reopened["outstanding"], serde_json::json!(again.outstanding.minor));
+    assert_eq!(
+        reopened["outstanding"],
+        serde_json::json!(again.outstanding.minor)
+    );
 }
 
 /// An issued invoice recorded by mistake is voided (发票作废) with a reason:
