@@ -660,6 +660,24 @@ impl Crm {
             let crow = self
                 .restorable_customer(actor, entity, &code, cid, verb)
                 .await?;
+            // A sales document comes back to work on its customer: not at
+            // the hands of who lost the customer (transferred, released)
+            // — its new owner takes it over.
+            if matches!(
+                entity,
+                Entity::Opportunity | Entity::Quote | Entity::Contract
+            ) && !self
+                .can_on_row(actor, Entity::Customer, Action::Read, &crow.0)
+                .await?
+            {
+                return Err(Error::Forbidden(format!(
+                    "{} may not {} {entity} {code}: its customer is no longer theirs to read \
+                     (transferred or released); its owner may transfer it to whoever holds \
+                     the customer now",
+                    actor.display_name,
+                    step.name()
+                )));
+            }
             cs.guards.push(crow.1);
             customer_row = Some(crow.0);
         }

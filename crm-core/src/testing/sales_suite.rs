@@ -10628,6 +10628,25 @@ pub async fn a_customer_transferred_with_its_documents(store: Arc<dyn Store>) {
         )
         .await
         .expect("a colleague's opportunity");
+    // One of 张三's opportunities is in the recycle bin: it stays there.
+    let binned = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "已删商机".into(),
+                customer_id: c.id.0,
+                amount: Some(Money::cny(10_000)),
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Opportunity, &[RecordId(binned.id)])
+        .await;
+    assert_eq!(r.done.len(), 1, "{r:?}");
     let (customers, documents) = w
         .crm
         .transfer_customers_with_documents(&w.admin, &[c.id], w.wangwu.user_id)
@@ -10684,8 +10703,15 @@ pub async fn a_customer_transferred_with_its_documents(store: Arc<dyn Store>) {
     let view = w.crm.customer_view(&w.wangwu, c.id).await.expect("view");
     assert_eq!(view.sections["contracts"].total, 1);
     assert_eq!(view.sections["quotes"].total, 1);
-    // The former owner no longer reads them.
+    // The former owner no longer reads them, nor brings back his binned
+    // opportunity to work on the customer he lost.
     assert!(w.crm.contract(&w.zhangsan, contract.id).await.is_err());
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Opportunity, &[RecordId(binned.id)])
+        .await;
+    assert!(r.done.is_empty(), "{r:?}");
+    assert!(r.refused[0].1.contains("no longer"), "{r:?}");
 }
 
 /// A bank receipt number (回款单号) is one receipt whatever its letter
