@@ -4890,8 +4890,8 @@ impl RowValidator {
 
     /// Whether a blank cell of the record's field `f` clears it (see
     /// [`ImportOptions::blanks_clear`]): a built-in field the import
-    /// writes, neither required nor a list of tags or attachments, or a
-    /// custom field not required; never a column the actor sees masked or
+    /// writes (tags too), neither required nor attachments, or a custom
+    /// field not required; never a column the actor sees masked or
     /// read-only.
     fn clears(&self, f: &str, kind: Option<CellKind>) -> bool {
         if matches!(kind, Some(CellKind::Masked)) {
@@ -4904,7 +4904,7 @@ impl RowValidator {
             }
             None => find_field(self.entity, f).is_some_and(|d| {
                 !d.required
-                    && !matches!(d.kind, FieldKind::Tags | FieldKind::Attachments)
+                    && d.kind != FieldKind::Attachments
                     && self.entity.fields().iter().any(|e| e.name == d.name)
             }),
         }

@@ -672,8 +672,8 @@ impl Crm {
             {
                 return Err(Error::Forbidden(format!(
                     "{} may not {} {entity} {code}: its customer is no longer theirs to read \
-                     (transferred or released); its owner may transfer it to whoever holds \
-                     the customer now",
+                     (transferred or released); an administrator, or a manager over both, may \
+                     restore it and transfer it to whoever holds the customer now",
                     actor.display_name,
                     step.name()
                 )));
@@ -1487,16 +1487,21 @@ impl Crm {
                     continue;
                 }
                 let docs: Vec<RecordId> = rows.iter().map(|r| RecordId(r.id())).collect();
-                let r = self.transfer_records(actor, entity, &docs, to).await?;
+                // Named only to who could read it when asking (their own
+                // documents, which they read no more once transferred).
+                let mut codes = Vec::with_capacity(rows.len());
                 for row in &rows {
+                    codes.push(
+                        if self.can_on_row(actor, entity, Action::Read, row).await? {
+                            row.get("code").as_text().map(str::to_string)
+                        } else {
+                            None
+                        },
+                    );
+                }
+                let r = self.transfer_records(actor, entity, &docs, to).await?;
+                for (row, code) in rows.iter().zip(codes) {
                     let id = RecordId(row.id());
-                    // Named only to who may read it (now).
-                    let code = match self.store.get(entity.table(), id.0).await? {
-                        Some(now) if self.can_on_row(actor, entity, Action::Read, &now).await? => {
-                            now.get("code").as_text().map(str::to_string)
-                        }
-                        _ => None,
-                    };
                     documents.push(DocumentTransfer {
                         entity,
                         id,

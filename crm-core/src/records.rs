@@ -481,6 +481,12 @@ pub(crate) fn is_multiline(def: &FieldDef) -> bool {
     matches!(def.kind, FieldKind::Text(max) if max > SINGLE_LINE_MAX)
 }
 
+/// Whether `col` is the generated record code of a business record (not a
+/// product's own code, which keeps its letter case).
+fn field_is_record_code(entity: Entity, col: &Col) -> bool {
+    entity.is_record() && matches!(col, Col::Column("code"))
+}
+
 pub(crate) fn json_text(v: &Json) -> Option<String> {
     match v {
         Json::Null => None,
@@ -502,11 +508,15 @@ pub(crate) fn json_text(v: &Json) -> Option<String> {
 
 fn tags_to_column(v: &Json) -> Option<String> {
     let mut tags: Vec<String> = match v {
-        Json::Array(a) => a.iter().filter_map(json_text).collect(),
+        Json::Array(a) => a
+            .iter()
+            .filter_map(json_text)
+            .map(|t| crate::validate::strip_invisible(&t).trim().to_string())
+            .collect(),
         other => json_text(other)
             .map(|s| {
                 s.split([',', '，', ';', '；', '、'])
-                    .map(|t| t.trim().to_string())
+                    .map(|t| crate::validate::strip_invisible(t).trim().to_string())
                     .collect()
             })
             .unwrap_or_default(),
@@ -2889,9 +2899,19 @@ impl Crm {
         {
             let mut sel = Select::all(target.table(), actor.company_id.0, self.now());
             sel.lifecycle = Lifecycle::Any;
-            sel.filter = Filter::Cmp(Col::Column("code"), CmpOp::Eq, text.trim().into());
+            sel.filter = Filter::Cmp(
+                Col::Column("code"),
+                CmpOp::Eq,
+                crate::validate::record_code(&text).into(),
+            );
             let found = self.store.select(&sel).await?.rows.into_iter().next();
             return Ok(Value::Id(found.map_or(Uuid::nil(), |r| r.id())));
+        }
+        // A record's own code, as typed (`kh-…`, full width).
+        if field_is_record_code(entity, col)
+            && let Some(text) = json_text(v)
+        {
+            return Ok(Value::Text(crate::validate::record_code(&text)));
         }
         let Some(custom) = custom else {
             return self.typed_value(field, col, ty, def, v);
@@ -3083,21 +3103,23 @@ impl Crm {
                         }
                         _ => t.trim().to_string(),
                     };
-                    let make = |n: String| {
-                        if matches!(cond, Cond::Contains(..)) {
-                            Filter::Contains(col.clone(), n)
-                        } else {
-                            Filter::StartsWith(col.clone(), n)
+                    let prefix = matches!(cond, Cond::StartsWith(..));
+                    match def.map(|d| d.kind) {
+                        // Phone keys are digits already.
+                        Some(FieldKind::Phone(_) | FieldKind::Mobile(_)) => {
+                            if prefix {
+                                Filter::StartsWith(col, needle)
+                            } else {
+                                Filter::Contains(col, needle)
+                            }
                         }
-                    };
-                    // Letters and digits typed in either width find both
-                    // spellings (`ａｐｐ` finds `apple` and `ａｐｐｌｅ`).
-                    let half: String = needle.chars().map(crate::validate::halfwidth).collect();
-                    let full: String = half.chars().map(crate::validate::fullwidth).collect();
-                    if half == full {
-                        make(needle)
-                    } else {
-                        Filter::Or(vec![make(half), make(full)])
+                        // Text in either width and letter case, as typed or
+                        // stored (`ａｐｐ` finds `Apple` and `ＡＰＰＬＥ`).
+                        _ => Filter::TextKeyLike {
+                            col,
+                            needle,
+                            prefix,
+                        },
                     }
                 }
                 Cond::IsNull(f) => Filter::IsNull(self.field_col(actor, entity, f, customs)?.0),

@@ -136,6 +136,18 @@ pub enum Filter {
     /// case (a `C.UTF-8` or language locale); in a `"C"` database they
     /// match only when stored in the lower case the key has.
     TextKeyIn(Col, Vec<String>),
+    /// The column's text, folded as [`Filter::TextKeyIn`] folds it, holds
+    /// the folded needle (anywhere, or at its start with `prefix`); `%` and
+    /// `_` are literal. A condition typed in either width and letter case
+    /// finds every spelling (`ａｐｐ` finds `Apple`, `ＡＰＰＬＥ`, `appＬe`).
+    TextKeyLike {
+        /// The column.
+        col: Col,
+        /// What the text holds.
+        needle: String,
+        /// At its start only.
+        prefix: bool,
+    },
     /// `col IS NULL`.
     IsNull(Col),
     /// `col IS NOT NULL`.
@@ -195,6 +207,7 @@ impl Filter {
             | Filter::HoldsId(c, _) => 1 + col(c),
             Filter::In(c, values) => col(c) + if values.len() > 500 { 1 } else { values.len() },
             Filter::TextKeyIn(c, keys) => col(c) + if keys.len() > 500 { 1 } else { keys.len() },
+            Filter::TextKeyLike { col: c, .. } => 1 + col(c),
             Filter::And(parts) | Filter::Or(parts) => parts.iter().map(Filter::weight).sum(),
             Filter::Not(inner) => inner.weight(),
             Filter::Related { filter, .. } | Filter::Refers { filter, .. } => 1 + filter.weight(),
@@ -218,6 +231,9 @@ impl Filter {
                 Some(nul_message(table, &name(c)))
             }
             Filter::TextKeyIn(c, keys) if keys.iter().any(|k| k.contains('\0')) => {
+                Some(nul_message(table, &name(c)))
+            }
+            Filter::TextKeyLike { col: c, needle, .. } if needle.contains('\0') => {
                 Some(nul_message(table, &name(c)))
             }
             Filter::And(fs) | Filter::Or(fs) => fs.iter().find_map(|f| f.nul_refusal(table)),

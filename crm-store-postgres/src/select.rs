@@ -304,6 +304,27 @@ fn filter(
         Filter::StartsWith(col, needle) => {
             like(sql, table, alias, col, format!("{}%", escape_like(needle)))?;
         }
+        Filter::TextKeyLike {
+            col,
+            needle,
+            prefix,
+        } => {
+            let e = expr(sql, table, alias, col)?;
+            e.check_textual(table)?;
+            let key = escape_like(&crm_core::validate::text_key(needle));
+            let pattern = if *prefix {
+                format!("{key}%")
+            } else {
+                format!("%{key}%")
+            };
+            let p = sql.param(pattern);
+            // The key is lowered already; `LIKE` compares it as is. The
+            // escape is an E'' literal (see `like`).
+            sql.push(&format!(
+                "({} LIKE {p} ESCAPE E'\\\\')",
+                text_key_sql(&e.sql)
+            ));
+        }
         Filter::TextKeyIn(col, keys) => {
             let e = expr(sql, table, alias, col)?;
             e.check_textual(table)?;

@@ -421,6 +421,25 @@ fn compile_filter(
             q.bind(Sql::Text(pattern));
             q.push(") ESCAPE '\\')");
         }
+        Filter::TextKeyLike {
+            col,
+            needle,
+            prefix,
+        } => {
+            let e = resolve(table, col)?;
+            textual(table, &e)?;
+            let key = escape_like(&crm_core::validate::text_key(needle));
+            let pattern = if *prefix {
+                format!("{key}%")
+            } else {
+                format!("%{key}%")
+            };
+            q.push(&format!("({TEXT_KEY_FN}("));
+            push_expr(q, alias, &e);
+            q.push(") LIKE ");
+            q.bind(Sql::Text(pattern));
+            q.push(" ESCAPE '\\')");
+        }
         Filter::TextKeyIn(col, keys) => {
             let e = resolve(table, col)?;
             textual(table, &e)?;

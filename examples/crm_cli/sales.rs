@@ -2522,6 +2522,9 @@ async fn doc_ids(
                 Err(e) => e,
             });
         }
+        for id in &ids {
+            ctx.name(*id, code);
+        }
         return Ok(ids);
     }
     let ids = match entity {

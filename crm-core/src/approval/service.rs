@@ -1340,11 +1340,31 @@ impl Crm {
         // whoever reads a contract or quote reads how it was approved (the
         // approval is part of its story, as its history is).
         let document = self.document_as_stored(actor, &info).await?;
-        let readable_document = matches!(info.doc_type.as_str(), "contract" | "quote")
-            && document.is_some()
-            && !self
-                .document_hidden(actor, &info, document.as_ref())
-                .await?;
+        let readable_document = match info.doc_type.as_str() {
+            "contract" | "quote" => {
+                document.is_some()
+                    && !self
+                        .document_hidden(actor, &info, document.as_ref())
+                        .await?
+            }
+            // A payment's approval with its contract.
+            "payment" => match self.store.get(Table::Payments, info.document_id).await? {
+                Some(p) if p.get("company_id").as_id() == Some(actor.company_id.0) => {
+                    match p.get("contract_id").as_id() {
+                        Some(c) => match self.store.get(Table::Contracts, c).await? {
+                            Some(crow) => {
+                                self.can_on_row(actor, Entity::Contract, Action::Read, &crow)
+                                    .await?
+                            }
+                            None => false,
+                        },
+                        None => false,
+                    }
+                }
+                _ => false,
+            },
+            _ => false,
+        };
         if readable_document
             || info.state.involves(me)
                 && !self

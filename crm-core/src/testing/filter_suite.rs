@@ -1379,18 +1379,66 @@ pub async fn custom_field_changes_are_announced_and_keep_held_options(store: Arc
     assert_eq!(deleted[0]["type"], "multi_select");
 }
 
-/// A contains or starts-with condition typed in either width finds the
-/// values spelled in half width and those spelled in full width.
+/// A contains or starts-with condition typed in either width and letter
+/// case finds every spelling: half width, full width, capitals, a mix;
+/// `%` and `_` stay literal.
 pub async fn text_filters_find_either_width(store: Arc<dyn Store>) {
     let w = World::new(store).await;
-    customer(&w, "apple科技", json!({})).await;
-    customer(&w, "ａｐｐｌｅ贸易", json!({})).await;
+    let apple = customer(&w, "Apple科技", json!({})).await;
+    customer(&w, "ＡＰＰＬＥ贸易", json!({})).await;
+    customer(&w, "appＬe服务", json!({})).await;
     customer(&w, "香蕉公司", json!({})).await;
-    for typed in ["name~ａｐｐ", "name~app", "name^ａｐｐ", "name^app"] {
-        assert_eq!(
-            customers(&w, &[typed]).await,
-            set(&["apple科技", "ａｐｐｌｅ贸易"]),
-            "{typed}"
-        );
+    customer(&w, "百分之50%公司", json!({})).await;
+    let all = set(&["Apple科技", "ＡＰＰＬＥ贸易", "appＬe服务"]);
+    for typed in [
+        "name~ａｐｐ",
+        "name~app",
+        "name~APP",
+        "name^ａｐｐ",
+        "name^App",
+    ] {
+        assert_eq!(customers(&w, &[typed]).await, all, "{typed}");
     }
+    assert_eq!(customers(&w, &["name~ple"]).await, all);
+    assert_eq!(customers(&w, &["name~le服务"]).await, set(&["appＬe服务"]));
+    assert_eq!(customers(&w, &["name~50%"]).await, set(&["百分之50%公司"]));
+    assert_eq!(customers(&w, &["name~5_"]).await, set(&[]));
+    // A code typed with a Chinese input method, lower case and full width.
+    let typed: String = apple
+        .code
+        .as_deref()
+        .expect("code")
+        .to_lowercase()
+        .chars()
+        .map(crate::validate::fullwidth)
+        .collect();
+    assert_eq!(
+        customers(&w, &[&format!("code={typed}")]).await,
+        set(&["Apple科技"])
+    );
+    let contact = w
+        .crm
+        .create_record(
+            &w.admin,
+            crate::entity::Entity::Contact,
+            crate::testing::service_suite::fields(
+                json!({"customer_id": apple.id.to_string(), "name": "联系人甲"}),
+            ),
+        )
+        .await
+        .expect("contact");
+    let found = w
+        .crm
+        .list_records(
+            &w.admin,
+            crate::entity::Entity::Contact,
+            &ListQuery::default()
+                .filter(crate::query::Cond::parse(&format!("customer_id={typed}")).expect("cond")),
+        )
+        .await
+        .expect("contacts");
+    assert_eq!(
+        found.items.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![contact.id]
+    );
 }

@@ -7755,15 +7755,21 @@ pub async fn import_update_clears_blank_cells_when_asked(store: Arc<dyn Store>) 
     w.customer(
         &w.admin,
         "清空测试有限公司",
-        json!({"phone": "010-62345678", "level": "A", "custom.region": "华北"}),
+        json!({"phone": "010-62345678", "level": "A", "custom.region": "华北", "tags": ["重点"]}),
     )
     .await;
-    let h = ["客户名称", "电话", "客户级别", "片区"];
-    let blank_row = || vec![vec![t("清空测试有限公司"), t(""), t(""), t("")]];
+    let h = ["客户名称", "电话", "客户级别", "片区", "标签"];
+    let blank_row = || vec![vec![t("清空测试有限公司"), t(""), t(""), t(""), t("")]];
     let mut o = opts(Entity::Customer);
     o.policy = DuplicatePolicy::Update;
     let kept = run(&w, &w.admin, o.clone(), &h, blank_row()).await;
     assert_eq!((kept.updated, kept.unchanged), (0, 1), "{:#?}", kept.issues);
+    let before = find(&w, "清空测试有限公司").await.expect("customer");
+    assert_eq!(
+        before.fields.get("tags"),
+        Some(&json!(["重点"])),
+        "{before:#?}"
+    );
     o.blanks_clear = true;
     let cleared = run(&w, &w.admin, o.clone(), &h, blank_row()).await;
     assert_eq!(
@@ -7776,6 +7782,12 @@ pub async fn import_update_clears_blank_cells_when_asked(store: Arc<dyn Store>) 
     assert_eq!(c.text("phone"), None, "{c:#?}");
     assert_eq!(c.text("level"), None, "{c:#?}");
     assert!(c.custom.get("region").is_none_or(|v| v.is_null()), "{c:#?}");
+    assert!(
+        c.fields
+            .get("tags")
+            .is_none_or(|v| v.is_null() || v == &json!([])),
+        "{c:#?}"
+    );
     w.crm
         .undo_import(&w.admin, cleared.import_id.expect("id"))
         .await

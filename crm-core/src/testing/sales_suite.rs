@@ -1936,6 +1936,16 @@ pub async fn contract_approval_payments_invoices_and_receivables(store: Arc<dyn 
     ));
     // Not confirmed on a contract in the recycle bin.
     let a = a.expect("approval");
+    // Whoever reads the contract (赵六, his group's) reads the payment's
+    // approval too; who does not (王五) finds none.
+    let seen = w
+        .crm
+        .approval_of(&w.zhaoliu, "payment", p.id)
+        .await
+        .expect("a reader of the contract")
+        .expect("the payment's approval");
+    assert_eq!(seen.id, a.id);
+    assert!(w.crm.approval(&w.wangwu, a.id).await.is_err());
     force_row(
         &w,
         crate::schema::Table::Contracts,
