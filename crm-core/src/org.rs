@@ -2241,7 +2241,6 @@ impl Crm {
         self.require(actor, Entity::Role, Action::Manage)?;
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", &spec.name, 64);
-        let mut spec = spec;
         spec.field_rules = self
             .checked_rules(actor, &spec.field_rules, &[], &mut errors)
             .await?;
@@ -2310,7 +2309,6 @@ impl Crm {
         }
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", &spec.name, 64);
-        let mut spec = spec;
         spec.field_rules = self
             .checked_rules(actor, &spec.field_rules, &before.field_rules, &mut errors)
             .await?;
