@@ -2359,28 +2359,34 @@ async fn warn_duplicates(ctx: &Ctx, actor: &Actor, id: RecordId) -> CliResult {
 /// Prints a batch's report: how many records were done and each refusal
 /// with its reason.
 fn print_report(ctx: &Ctx, verb: &str, r: &crm::BatchReport) {
-    // Refused records as the command line named them (a code stays a
-    // code: the id of a record the actor may not reach is not told).
+    let (refused, lines) = report_parts(ctx, verb, r);
+    ctx.print(json!({"done": r.done, "refused": refused}), || {
+        lines.join("\n")
+    });
+}
+
+/// A batch report's refused records as the command line named them (a
+/// code stays a code: the id of a record the actor may not reach is not
+/// told), for JSON, and its lines for people.
+fn report_parts(ctx: &Ctx, verb: &str, r: &crm::BatchReport) -> (Vec<Json>, Vec<String>) {
     let refused: Vec<Json> = r
         .refused
         .iter()
         .map(|(id, why)| json!([ctx.name_of(*id), ctx.with_names(why)]))
         .collect();
-    ctx.print(json!({"done": r.done, "refused": refused}), || {
-        let mut lines = vec![format!(
-            "{verb}: {} done, {} refused",
-            r.done.len(),
-            r.refused.len()
-        )];
-        for (id, why) in &r.refused {
-            lines.push(format!(
-                "  refused {}: {}",
-                ctx.name_of(*id),
-                ctx.with_names(why)
-            ));
-        }
-        lines.join("\n")
-    });
+    let mut lines = vec![format!(
+        "{verb}: {} done, {} refused",
+        r.done.len(),
+        r.refused.len()
+    )];
+    for (id, why) in &r.refused {
+        lines.push(format!(
+            "  refused {}: {}",
+            ctx.name_of(*id),
+            ctx.with_names(why)
+        ));
+    }
+    (refused, lines)
 }
 
 /// A batch's outcome for the exit status: an error when any record was
@@ -2611,25 +2617,9 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                 .transfer_customers_with_documents(actor, &ids, to.id)
                 .await
                 .map_err(err)?;
-            let refused: Vec<Json> = r
-                .refused
-                .iter()
-                .map(|(id, why)| json!([ctx.name_of(*id), ctx.with_names(why)]))
-                .collect();
+            let (refused, mut lines) = report_parts(ctx, "transferred", &r);
             let shown = json!({"done": r.done, "refused": refused, "documents": docs});
             ctx.print(shown, || {
-                let mut lines = vec![format!(
-                    "transferred: {} done, {} refused",
-                    r.done.len(),
-                    r.refused.len()
-                )];
-                for (id, why) in &r.refused {
-                    lines.push(format!(
-                        "  refused {}: {}",
-                        ctx.name_of(*id),
-                        ctx.with_names(why)
-                    ));
-                }
                 // A quote's versions share its code: named once.
                 let mut codes: Vec<&str> = Vec::new();
                 let mut unnamed = 0;
