@@ -844,6 +844,11 @@ fn products(db: &str) {
     assert_eq!(p["list_price"]["minor"], 3_600_000, "{p}");
     assert_eq!(p["spec"], "2U");
     assert_eq!(p["unit"], "台", "unchanged");
+    let shown = ok(db, &["product", "show", "sv-2288"]);
+    assert!(
+        shown.contains("SV-2288") && shown.contains("36,000.00") && shown.contains("2U"),
+        "{shown}"
+    );
     let l = ok(db, &["product", "list", "--search", "SV-2288"]);
     assert!(l.contains("在售") && l.contains("36,000.00"), "{l}");
     assert!(l.contains("total 1"), "{l}");

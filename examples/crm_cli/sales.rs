@@ -125,6 +125,12 @@ pub(crate) enum ProductCmd {
         #[arg(long)]
         status: Option<String>,
     },
+    /// Shows a product by its code (letter case aside): price, cost (as
+    /// the field rules allow), tax, unit, spec, status, version.
+    Show {
+        /// Product code.
+        code: String,
+    },
     /// Stops selling a product (停售).
     Discontinue {
         /// Product code.
@@ -1268,6 +1274,31 @@ pub(crate) async fn product_cmd(ctx: &Ctx, actor: &Actor, cmd: ProductCmd) -> Cl
                 .await
                 .map_err(err)?;
             ctx.print(json!(p), || format!("product {} restored", p.code));
+        }
+        ProductCmd::Show { code } => {
+            let p = ctx.crm.product_by_code(actor, &code).await.map_err(err)?;
+            ctx.print(json!(p), || {
+                let mut lines = vec![format!(
+                    "{} {} — {} / {}, tax {}%, {}, version {}",
+                    p.code,
+                    p.name,
+                    p.list_price,
+                    p.unit,
+                    p.tax_rate as f64 / 100.0,
+                    product_status_zh(p.status),
+                    p.version
+                )];
+                if let Some(c) = p.cost {
+                    lines.push(format!("  cost (成本) {c}"));
+                }
+                if let Some(s) = &p.spec {
+                    lines.push(format!("  spec (规格) {s}"));
+                }
+                if let Some(d) = &p.description {
+                    lines.push(format!("  {d}"));
+                }
+                lines.join("\n")
+            });
         }
         ProductCmd::Discontinue { code } => {
             let p = ctx.crm.product_by_code(actor, &code).await.map_err(err)?;
