@@ -960,6 +960,23 @@ impl Crm {
             || actor.can(Entity::ApprovalFlow, Action::Read)
             || (decision == Decision::Withdraw && owner == Some(me));
         if !may_see {
+            // One who reads the approval with its document (see
+            // `Crm::approval`) is told they may not act on it, not that it
+            // is not there.
+            if self.approval(actor, approval).await.is_ok() {
+                let verb = match decision {
+                    Decision::Withdraw => "withdraw",
+                    Decision::Approve => "approve",
+                    _ => "decide",
+                };
+                return Err(Error::Forbidden(format!(
+                    "{} may not {verb} the approval of {} {}: only its applicant, its approvers \
+                     or the document's owner may",
+                    actor.display_name,
+                    info.doc_type,
+                    info.document_code.as_deref().unwrap_or_default()
+                )));
+            }
             return Err(Error::not_found("approval", approval));
         }
         // A withdrawal drops the document back to a draft: its applicant

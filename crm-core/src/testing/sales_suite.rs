@@ -7471,6 +7471,11 @@ pub async fn documents_pending_approval_stay_until_decided(store: Arc<dyn Store>
         .approval_actions(&w.zhaoliu, approval.id)
         .await
         .expect("its log");
+    // Reading is not deciding: told so, not told it is not there.
+    match w.crm.withdraw(&w.zhaoliu, approval.id, None).await {
+        Err(Error::Forbidden(m)) => assert!(m.contains("may not withdraw"), "{m}"),
+        other => panic!("a reader withdraws: {other:?}"),
+    }
     assert!(matches!(
         w.crm.approval(&w.wangwu, approval.id).await,
         Err(Error::NotFound { .. })
