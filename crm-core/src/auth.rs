@@ -360,10 +360,10 @@ pub struct Actor {
     pub department_tree: Vec<DepartmentId>,
     /// Every user below this one in the superior chain (not including self).
     pub subordinates: Vec<UserId>,
-    /// The field rules of every role of the company: on an entity none of
-    /// the actor's roles grants reading, the strictest of them applies to
-    /// each field (see [`Actor::field_access`]). Empty for an
-    /// administrator.
+    /// The field rules of every non-administrator role of the company: on
+    /// an entity none of the actor's roles grants anything on, the
+    /// strictest of them applies to each field (see
+    /// [`Actor::field_access`]). Empty for an administrator.
     pub company_rules: Vec<FieldRule>,
 }
 
@@ -468,9 +468,8 @@ impl Actor {
     ///   rule another role sets;
     /// - when none of the actor's roles grants anything on the entity
     ///   (records seen through shares), and for a user without roles, the
-    ///   strictest rule any role of the
-    ///   company sets for it (full when none does): a role about something
-    ///   else gives no more than no role;
+    ///   strictest rule any role of the company sets for it (full when none
+    ///   does): a role about something else gives no more than no role;
     /// - products' cost is hidden from a user without roles.
     pub fn field_access(&self, entity: Entity, field: &str) -> FieldAccess {
         if self.is_admin() {
