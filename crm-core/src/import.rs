@@ -1652,9 +1652,9 @@ pub struct ImportSession<'a> {
     atomic_keys: Vec<DupKey>,
     atomic_first: Option<u32>,
     /// What a dry run of a customer import would have created so far, per
-    /// owner (see [`Creations`]), and the first row it prepared: held to
-    /// the pools' caps as the writes would be (see `dry_run_caps`).
-    dry_creations: Creations,
+    /// owner and department: held to the pools' caps as the writes would
+    /// be (see `dry_run_caps`).
+    dry_creations: crate::pool::CreatedPerOwner,
     dry_first: Option<u32>,
     /// The columns the actor sees masked (see [`CellKind::Masked`]) and
     /// what an export shows them of a stored record in those columns, in
@@ -1795,66 +1795,6 @@ impl BatchWrite<'_> {
             .await
             .map_err(|e| cap_refusal(e, Some(self.rows)))?;
         self.crm.apply(cs).await
-    }
-}
-
-/// The customers an import creates for owners, per owner and department,
-/// with the closed deals among them: what [`Crm::creation_caps`] counts of
-/// a change set.
-#[derive(Clone, Debug, Default)]
-struct Creations(BTreeMap<(Uuid, Option<Uuid>), (u64, u64)>);
-
-impl Creations {
-    /// Counts the customers `ops` create for an owner (not those created
-    /// into a pool's public area); whether there were any.
-    fn add(&mut self, ops: &[Op]) -> bool {
-        let mut any = false;
-        for op in ops {
-            let Op::Insert {
-                table: Table::Customers,
-                values,
-            } = op
-            else {
-                continue;
-            };
-            let get = |k: &str| values.iter().find(|(c, _)| *c == k).map(|(_, v)| v);
-            let Some(owner) = get("owner_id").and_then(Value::as_id) else {
-                continue;
-            };
-            let department = get("department_id").and_then(Value::as_id);
-            let e = self.0.entry((owner, department)).or_default();
-            e.0 += 1;
-            if get("closed_at").is_some_and(|v| !v.is_null()) {
-                e.1 += 1;
-            }
-            any = true;
-        }
-        any
-    }
-
-    /// A change set creating these customers (only what the caps look
-    /// at: owner, department, whether a deal), for
-    /// [`Crm::creation_caps`] to count; never applied.
-    fn change_set(&self, now: chrono::DateTime<chrono::Utc>) -> ChangeSet {
-        let mut cs = ChangeSet::default();
-        for (&(owner, department), &(n, deals)) in &self.0 {
-            for i in 0..n {
-                let closed = if i < deals {
-                    Value::Timestamp(now)
-                } else {
-                    Value::Null
-                };
-                cs.ops.push(Op::Insert {
-                    table: Table::Customers,
-                    values: vec![
-                        ("owner_id", Value::Id(owner)),
-                        ("department_id", Value::from(department)),
-                        ("closed_at", closed),
-                    ],
-                });
-            }
-        }
-        cs
     }
 }
 
@@ -2295,7 +2235,7 @@ impl Crm {
             atomic_keys: Vec::new(),
             batch_guards: Vec::new(),
             atomic_first: None,
-            dry_creations: Creations::default(),
+            dry_creations: crate::pool::CreatedPerOwner::new(),
             dry_first: None,
             masked_view: None,
             contact_masked_view: None,
@@ -3756,7 +3696,9 @@ impl<'a> ImportSession<'a> {
             // cap (counting what the batches before it wrote), so is its
             // dry run (counting what they would have written).
             let first_row = *self.dry_first.get_or_insert(first);
-            if self.dry_creations.add(&cs.ops) && self.opts.commit == CommitMode::Batches {
+            if crate::pool::count_created_customers(&cs.ops, &mut self.dry_creations)
+                && self.opts.commit == CommitMode::Batches
+            {
                 self.dry_run_caps(Some((first_row, last))).await?;
             }
         }
@@ -3833,26 +3775,10 @@ impl<'a> ImportSession<'a> {
     /// words of the write's refusal (for `rows`, a batch of a batched
     /// import: the dry run's rows up to its last), nothing written.
     async fn dry_run_caps(&self, rows: Option<(u32, u32)>) -> Result<()> {
-        if self.dry_creations.0.is_empty() {
-            return Ok(());
-        }
-        // Without a cap on what owners hold (most companies) there is
-        // nothing to count: one look at the pools' limits.
-        let pools = Select::all(Table::Pools, self.actor.company_id.0, self.crm.now());
-        let capped = self.crm.store.select(&pools).await?.rows.iter().any(|r| {
-            r.get("limits")
-                .as_json()
-                .and_then(|j| serde_json::from_value::<crate::pool::PoolLimits>(j.clone()).ok())
-                .is_some_and(|l| {
-                    l.max_owned_per_user.is_some() || l.max_owned_per_department.is_some()
-                })
-        });
-        if !capped {
-            return Ok(());
-        }
-        let mut cs = self.dry_creations.change_set(self.crm.now());
+        // The bumps and guards a write would take are not written.
+        let mut cs = ChangeSet::default();
         self.crm
-            .creation_caps(&self.actor, &mut cs)
+            .creation_caps_of(&self.actor, &self.dry_creations, &mut cs)
             .await
             .map_err(|e| cap_refusal(e, rows))
     }

@@ -2703,35 +2703,21 @@ impl Crm {
     /// pools' settings must be those read). Customers created into a
     /// pool's public area hold no owner and are not counted.
     pub(crate) async fn creation_caps(&self, actor: &Actor, cs: &mut ChangeSet) -> Result<()> {
+        let mut per_owner = CreatedPerOwner::new();
+        count_created_customers(&cs.ops, &mut per_owner);
+        self.creation_caps_of(actor, &per_owner, cs).await
+    }
+
+    /// [`Crm::creation_caps`] of customers counted beforehand (what a dry
+    /// run of an import would have created so far): the bumps and guards
+    /// go into `cs`.
+    pub(crate) async fn creation_caps_of(
+        &self,
+        actor: &Actor,
+        per_owner: &CreatedPerOwner,
+        cs: &mut ChangeSet,
+    ) -> Result<()> {
         let company = actor.company_id.0;
-        // (owner, department) → customers created, closed deals among them.
-        let mut per_owner: BTreeMap<(Uuid, Option<Uuid>), (u64, u64)> = BTreeMap::new();
-        for op in &cs.ops {
-            let Op::Insert {
-                table: Table::Customers,
-                values,
-            } = op
-            else {
-                continue;
-            };
-            let get = |k: &str| {
-                values
-                    .iter()
-                    .find(|(c, _)| *c == k)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or(Value::Null)
-            };
-            let Some(owner) = get("owner_id").as_id() else {
-                continue;
-            };
-            let e = per_owner
-                .entry((owner, get("department_id").as_id()))
-                .or_default();
-            e.0 += 1;
-            if !get("closed_at").is_null() {
-                e.1 += 1;
-            }
-        }
         if per_owner.is_empty() {
             return Ok(());
         }
@@ -2740,7 +2726,7 @@ impl Crm {
             return Ok(());
         }
         let mut per_department: HashMap<Uuid, (u64, u64)> = HashMap::new();
-        for ((_, d), n) in &per_owner {
+        for ((_, d), n) in per_owner {
             if let Some(d) = d {
                 let e = per_department.entry(*d).or_default();
                 e.0 += n.0;
@@ -2748,7 +2734,7 @@ impl Crm {
             }
         }
         let mut bumps: BTreeMap<Uuid, Op> = BTreeMap::new();
-        for ((owner, department), (n, deals)) in &per_owner {
+        for ((owner, department), (n, deals)) in per_owner {
             let mut probe = Row {
                 table: Table::Customers,
                 values: vec![Value::Null; Table::Customers.columns().len()],
@@ -4215,4 +4201,35 @@ fn kept_refusal(row: &Row, by: crate::sales::contract::KeptBySales) -> String {
             Crm::label(row)
         ),
     }
+}
+
+/// Customers created, per owner and department: how many, and the closed
+/// deals among them (what the caps count; see [`Crm::creation_caps`]).
+pub(crate) type CreatedPerOwner = BTreeMap<(Uuid, Option<Uuid>), (u64, u64)>;
+
+/// Adds to `into` the customers `ops` create for an owner (not those created
+/// into a pool's public area, which hold none); whether there were any.
+pub(crate) fn count_created_customers(ops: &[Op], into: &mut CreatedPerOwner) -> bool {
+    let mut any = false;
+    for op in ops {
+        let Op::Insert {
+            table: Table::Customers,
+            values,
+        } = op
+        else {
+            continue;
+        };
+        let get = |k: &str| values.iter().find(|(c, _)| *c == k).map(|(_, v)| v);
+        let Some(owner) = get("owner_id").and_then(Value::as_id) else {
+            continue;
+        };
+        let department = get("department_id").and_then(Value::as_id);
+        let e = into.entry((owner, department)).or_default();
+        e.0 += 1;
+        if get("closed_at").is_some_and(|v| !v.is_null()) {
+            e.1 += 1;
+        }
+        any = true;
+    }
+    any
 }
