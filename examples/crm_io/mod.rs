@@ -563,14 +563,7 @@ fn unwritten_text(r: &crm::import::ImportReport, e: &str) -> String {
     if r.status == ImportStatus::Failed {
         return format!("{e}; {}", failed_text(r));
     }
-    let mut what = vec![format!("{} created", r.created)];
-    if r.contacts_created > 0 {
-        what.push(format!("{} contacts created", r.contacts_created));
-    }
-    what.push(format!("{} updated", r.updated));
-    if r.contacts_updated > 0 {
-        what.push(format!("{} contacts updated", r.contacts_updated));
-    }
+    let mut what = written_parts(r);
     what.push(format!("{} skipped", r.skipped));
     what.push(format!("{} rejected", r.rejected));
     match r.import_id {
@@ -585,6 +578,20 @@ fn unwritten_text(r: &crm::import::ImportReport, e: &str) -> String {
     }
 }
 
+/// What an import wrote, in words: created and updated records (contacts
+/// apart when there are any).
+fn written_parts(r: &crm::import::ImportReport) -> Vec<String> {
+    let mut what = vec![format!("{} created", r.created)];
+    if r.contacts_created > 0 {
+        what.push(format!("{} contacts created", r.contacts_created));
+    }
+    what.push(format!("{} updated", r.updated));
+    if r.contacts_updated > 0 {
+        what.push(format!("{} contacts updated", r.contacts_updated));
+    }
+    what
+}
+
 /// What a failed import (policy fail) left written: nothing, or the
 /// records of the batches committed before it failed (an earlier run's of
 /// a resumed import, or this run's before a duplicate saved meanwhile).
@@ -596,14 +603,7 @@ fn failed_text(r: &crm::import::ImportReport) -> String {
     if written == 0 {
         return "the import failed on duplicates (policy fail): nothing was written".into();
     }
-    let mut what = vec![format!("{} created", r.created)];
-    if r.contacts_created > 0 {
-        what.push(format!("{} contacts created", r.contacts_created));
-    }
-    what.push(format!("{} updated", r.updated));
-    if r.contacts_updated > 0 {
-        what.push(format!("{} contacts updated", r.contacts_updated));
-    }
+    let what = written_parts(r);
     format!(
         "the import failed on duplicates (policy fail); the batches committed before stay written: {}{}",
         what.join(", "),
