@@ -2621,16 +2621,15 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             let shown = json!({"done": r.done, "refused": refused, "documents": docs});
             ctx.print(shown, || {
                 // A quote's versions share its code: named once.
-                let mut codes: Vec<&str> = Vec::new();
+                let mut codes: Vec<String> = Vec::new();
                 let mut unnamed = 0;
                 for d in docs.iter().filter(|d| d.refused.is_none()) {
-                    match d.code.as_deref() {
-                        Some(c) if !codes.contains(&c) => codes.push(c),
+                    match &d.code {
+                        Some(c) if !codes.contains(c) => codes.push(c.clone()),
                         Some(_) => {}
                         None => unnamed += 1,
                     }
                 }
-                let mut codes: Vec<String> = codes.into_iter().map(str::to_string).collect();
                 if unnamed > 0 {
                     codes.push(format!("{unnamed} you may not read"));
                 }

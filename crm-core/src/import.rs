@@ -3161,24 +3161,19 @@ impl<'a> ImportSession<'a> {
     /// entity, the duplicate policy, and the owner, department and pool as
     /// resolved). Stored in the import record's options.
     fn resume_key(&self) -> Json {
-        json!({
+        let mut key = json!({
             "entity": self.opts.entity.name(),
             "sheet": self.opts.sheet,
             "policy": self.opts.policy.name(),
             "owner": self.owner.map(|u| u.to_string()),
             "department": self.department.map(|d| d.to_string()),
             "pool": self.pool.as_ref().map(|(p, _)| p.to_string()),
-        })
-        .as_object()
-        .cloned()
-        .map(|mut o| {
-            // Only when set: imports stored before the option still match.
-            if self.opts.blanks_clear {
-                o.insert("blanks_clear".into(), Json::Bool(true));
-            }
-            Json::Object(o)
-        })
-        .unwrap_or(Json::Null)
+        });
+        // Only when set: imports stored before the option still match.
+        if self.opts.blanks_clear {
+            key["blanks_clear"] = Json::Bool(true);
+        }
+        key
     }
 
     /// Finds the interrupted batched import this run continues — the
