@@ -611,6 +611,61 @@ impl Crm {
         Ok(row)
     }
 
+    /// Who owns the contract a quote becomes, and its department: the
+    /// quote's owner, in their department today, when another user (their
+    /// manager) converts it: the deal stays the salesperson's, in lists,
+    /// receivables and reports. The converter owns it instead when the
+    /// quote's owner may no longer act (deactivated, removed) or lies
+    /// outside the converter's create scope (a write sharee converting).
+    async fn converted_contract_owner(
+        &self,
+        actor: &Actor,
+        quote: &Row,
+    ) -> Result<(Uuid, Option<Uuid>)> {
+        let own = (actor.user_id.0, actor.department_id.map(|d| d.0));
+        let Some(owner) = quote.get("owner_id").as_id() else {
+            return Ok(own);
+        };
+        if owner == actor.user_id.0 {
+            return Ok(own);
+        }
+        let user = match self.user(actor, crate::ids::UserId(owner)).await {
+            Ok(u) if u.active => u,
+            Ok(_) | Err(Error::NotFound { .. } | Error::Forbidden(_)) => return Ok(own),
+            Err(e) => return Err(e),
+        };
+        match self
+            .check_owner_for_create(actor, Entity::Contract, owner, None)
+            .await
+        {
+            Ok(()) => {}
+            Err(Error::Forbidden(_) | Error::NotFound { .. }) => return Ok(own),
+            Err(e) => return Err(e),
+        }
+        // Nor is a contract given to someone who no longer sees its
+        // customer (transferred away since the quote was made).
+        let Some(customer) = quote.get("customer_id").as_id() else {
+            return Ok(own);
+        };
+        let sees = match self.actor(crate::ids::UserId(owner)).await {
+            Ok(them) => match self
+                .readable_row(&them, Entity::Customer, crate::ids::RecordId(customer))
+                .await
+            {
+                Ok(_) => true,
+                Err(Error::NotFound { .. } | Error::Forbidden(_)) => false,
+                Err(e) => return Err(e),
+            },
+            Err(Error::NotFound { .. } | Error::Forbidden(_) | Error::Unauthenticated(_)) => false,
+            Err(e) => return Err(e),
+        };
+        Ok(if sees {
+            (owner, user.department_id.map(|d| d.0))
+        } else {
+            own
+        })
+    }
+
     /// Creates a draft contract for a customer the actor can see.
     pub async fn create_contract(&self, actor: &Actor, input: NewContract) -> Result<Contract> {
         self.create_contract_from(actor, input, None).await
@@ -647,6 +702,10 @@ impl Crm {
             None => (None, self.price_lines(actor, &input.lines, &[]).await?),
         };
         let quote_id = quote_row.as_ref().map(Row::id);
+        let (owner, department) = match &quote_row {
+            Some(q) => self.converted_contract_owner(actor, q).await?,
+            None => (actor.user_id.0, actor.department_id.map(|d| d.0)),
+        };
         let t = totals(&lines).map_err(|m| Error::invalid("lines", m))?;
         let (amount, tax) = if lines.is_empty() {
             let a = input.amount.ok_or_else(|| {
@@ -682,11 +741,8 @@ impl Crm {
             ("version", Value::Int(1)),
             ("created_at", Value::Timestamp(now)),
             ("updated_at", Value::Timestamp(now)),
-            ("owner_id", Value::Id(actor.user_id.0)),
-            (
-                "department_id",
-                actor.department_id.map_or(Value::Null, |d| Value::Id(d.0)),
-            ),
+            ("owner_id", Value::Id(owner)),
+            ("department_id", department.map_or(Value::Null, Value::Id)),
             ("created_by", Value::Id(actor.user_id.0)),
             ("custom", Value::Json(json!({}))),
             ("code", Value::Text(code.clone())),

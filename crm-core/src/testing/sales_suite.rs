@@ -37,6 +37,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::a_converted_quote_stays_its_owners_deal,
+            crm_sales_a_converted_quote_stays_its_owners_deal,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::quote_of_a_customer_out_of_reach_is_not_converted,
             crm_sales_quote_of_a_customer_out_of_reach_is_not_converted,
             $make
@@ -11139,4 +11144,72 @@ pub async fn a_customer_awaiting_approval_is_not_recycled(store: Arc<dyn Store>)
         .await
         .expect("still his");
     assert_eq!(row.owner_id, Some(w.zhangsan.user_id));
+}
+
+/// An approved quote converted by its owner's manager becomes a contract
+/// owned by the quote's owner, in their department (the manager is its
+/// creator): the deal stays the salesperson's. A deactivated owner's quote
+/// becomes the converter's contract.
+pub async fn a_converted_quote_stays_its_owners_deal(store: Arc<dyn Store>) {
+    use crate::sales::{LineInput, NewContract, NewQuote, QuoteStatus};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let approved = |title: &'static str, customer: uuid::Uuid| {
+        let w = &w;
+        async move {
+            let q = w
+                .crm
+                .create_quote(
+                    &w.zhangsan,
+                    NewQuote {
+                        title: title.into(),
+                        customer_id: customer,
+                        lines: vec![LineInput {
+                            product_id: None,
+                            name: "实施服务".into(),
+                            unit: None,
+                            quantity: 2,
+                            unit_price: Some(crate::money::Money::cny(50_000)),
+                            discount_bp: 0,
+                            tax_rate: None,
+                        }],
+                        ..NewQuote::default()
+                    },
+                )
+                .await
+                .expect("quote");
+            let (q, _) = w
+                .crm
+                .submit_quote(&w.zhangsan, q.id, None)
+                .await
+                .expect("submit");
+            assert_eq!(q.status, QuoteStatus::Approved);
+            q
+        }
+    };
+    let customer = w.customer(&w.zhangsan, "经理代转有限公司", json!({})).await;
+    let q = approved("张三的报价", customer.id.0).await;
+    let c = w
+        .crm
+        .quote_to_contract(&w.lisi, q.id, NewContract::default())
+        .await
+        .expect("the manager converts");
+    assert_eq!(c.owner_id, Some(w.zhangsan.user_id.0), "{c:#?}");
+    assert_eq!(c.department_id, Some(w.group1.0), "{c:#?}");
+    let mine = w
+        .crm
+        .contract(&w.zhangsan, c.id)
+        .await
+        .expect("the salesperson reads the contract of their quote");
+    assert_eq!(mine.code, c.code);
+    // Once the salesperson is gone, the converter owns what they convert.
+    let q2 = approved("离职前的报价", customer.id.0).await;
+    deactivate(&w, w.zhangsan.user_id).await;
+    let c2 = w
+        .crm
+        .quote_to_contract(&w.lisi, q2.id, NewContract::default())
+        .await
+        .expect("the manager converts");
+    assert_eq!(c2.owner_id, Some(w.lisi.user_id.0), "{c2:#?}");
+    assert_eq!(c2.department_id, w.lisi.department_id.map(|d| d.0));
 }
