@@ -701,6 +701,15 @@ impl Crm {
                 );
             }
             total = total.saturating_add(p.amount.minor);
+            if let Err(Error::Validation(v)) = not_before_contract(
+                self,
+                &row,
+                &format!("plans[{}].due_on", i + 1),
+                "an instalment",
+                p.due_on,
+            ) {
+                errors.0.extend(v.0);
+            }
         }
         errors.into_result()?;
         if total > c.amount.minor {
@@ -1644,6 +1653,14 @@ impl Crm {
                 .await?,
             );
         } else {
+            // What is invoiced already needs no plan: a plan is for what is
+            // still to invoice.
+            if amount.minor > c.not_invoiced.minor {
+                return Err(Error::InvalidState(format!(
+                    "invoice plan {amount} exceeds what is not yet invoiced on contract {}                      ({}; invoiced {} of {}): an invoice plan is for what remains to invoice                      (开票计划不能超过未开票金额)",
+                    c.code, c.not_invoiced, c.invoiced, c.amount
+                )));
+            }
             let planned: i64 = self
                 .rows_of_contract(actor, Table::Invoices, contract)
                 .await?

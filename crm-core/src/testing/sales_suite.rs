@@ -1818,6 +1818,28 @@ pub async fn contract_approval_payments_invoices_and_receivables(store: Arc<dyn 
         amount: Money::cny(fen),
         notes: None,
     };
+    // No instalment falls due before the contract was signed (8-01).
+    match w
+        .crm
+        .set_payment_plan(
+            &w.zhangsan,
+            c.id,
+            vec![plan(9, 1, 500_000), plan(7, 31, 500_000)],
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => {
+            let m = v.to_string();
+            assert!(
+                v.0.len() == 1
+                    && m.contains("plans[2].due_on")
+                    && m.contains("2026-07-31")
+                    && m.contains("signed on 2026-08-01"),
+                "{m}"
+            )
+        }
+        other => panic!("an instalment due before the signing date: {other:?}"),
+    }
     w.crm
         .set_payment_plan(
             &w.zhangsan,
@@ -2046,6 +2068,25 @@ pub async fn contract_approval_payments_invoices_and_receivables(store: Arc<dyn 
         (c_now.invoiced.minor, c_now.not_invoiced.minor),
         (900_000, 100_000)
     );
+    // A plan is for what remains to invoice: ¥1,000.00 is left, not more.
+    match w
+        .crm
+        .add_invoice(
+            &w.zhangsan,
+            c.id,
+            InvoiceType::VatNormal,
+            Money::cny(100_001),
+            None,
+            Some(d(12, 15)),
+        )
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains("not yet invoiced") && m.contains(&c.code) && m.contains("1,000.00"),
+            "{m}"
+        ),
+        other => panic!("a plan beyond what is not invoiced: {other:?}"),
+    }
     assert_eq!(
         w.crm.invoices(&w.zhangsan, c.id).await.expect("inv").len(),
         2
@@ -2663,7 +2704,7 @@ pub async fn payment_plan_writes_are_serialised(store: Arc<dyn Store>) {
         )
         .await
         .expect("contract");
-    let d = |m: u32| chrono::NaiveDate::from_ymd_opt(2026, m, 1).expect("date");
+    let d = |m: u32| chrono::NaiveDate::from_ymd_opt(2027, m, 1).expect("date");
     let plan = |fen: i64| {
         vec![
             PlanInput {
@@ -3071,6 +3112,7 @@ pub async fn sales_documents_follow_the_opportunity_and_its_stage(store: Arc<dyn
                 title: "终止后不逾期".into(),
                 customer_id: customer.id.0,
                 amount: Some(Money::cny(100_000)),
+                signed_on: Some(NaiveDate::from_ymd_opt(2026, 8, 1).expect("date")),
                 ..NewContract::default()
             },
         )
