@@ -29,10 +29,18 @@ fn deal(db: &str) {
             "机架式服务器",
             "--price",
             "35000",
+            "--cost",
+            "21000",
             "--unit",
             "台",
         ],
     );
+    // Sellers see the price, not the cost behind it.
+    let p = json(db, &["--as", "zhangwei", "product", "show", "SV-2288"]);
+    assert_eq!(p["cost"], serde_json::Value::Null, "{p}");
+    assert_eq!(p["list_price"]["minor"], 3_500_000, "{p}");
+    let p = json(db, &["product", "show", "SV-2288"]);
+    assert_eq!(p["cost"]["minor"], 2_100_000, "{p}");
     let zw = ["--as", "zhangwei"];
     let with =
         |extra: &[&str]| -> Vec<String> { zw.iter().chain(extra).map(|s| s.to_string()).collect() };

@@ -3271,7 +3271,8 @@ pub(crate) async fn approval_cmd(ctx: &Ctx, actor: &Actor, cmd: ApprovalCmd) -> 
 }
 
 /// Gives every role that works with customers the same rights on
-/// opportunities, quotes and contracts (with its customer scope), and
+/// opportunities, quotes and contracts (with its customer scope), hiding
+/// products' cost from those that do not manage products, and
 /// defines default flows: contracts go to the applicant's superior and, from
 /// ¥1,000,000, also to the administrators; quotes with a discount above 10 %
 /// go to the superior. Administrators only.
@@ -3336,6 +3337,24 @@ pub(crate) async fn sales_setup(ctx: &Ctx, actor: &Actor) -> CliResult {
         if !any {
             continue;
         }
+        // Products' cost (成本) is the margin behind every quote: a role
+        // that sells without managing products does not see it, unless an
+        // administrator already said otherwise with a rule of its own.
+        let mut field_rules = role.field_rules.clone();
+        let manages_products = role.permissions.iter().any(|p| {
+            p.entity == Entity::Product && matches!(p.action, Action::Create | Action::Update)
+        });
+        if !manages_products
+            && !field_rules
+                .iter()
+                .any(|r| r.entity == Entity::Product && r.field == crm::sales::product::COST_FIELD)
+        {
+            field_rules.push(crm::FieldRule {
+                entity: Entity::Product,
+                field: crm::sales::product::COST_FIELD.into(),
+                access: crm::FieldAccess::Hidden,
+            });
+        }
         ctx.crm
             .update_role(
                 actor,
@@ -3345,7 +3364,7 @@ pub(crate) async fn sales_setup(ctx: &Ctx, actor: &Actor) -> CliResult {
                     name: role.name.clone(),
                     is_admin: false,
                     permissions,
-                    field_rules: role.field_rules.clone(),
+                    field_rules,
                 },
             )
             .await
