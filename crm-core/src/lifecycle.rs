@@ -565,6 +565,17 @@ impl Crm {
                 step.event()
             )));
         }
+        // Nor one whose contracts are still executing, all paid as they may
+        // be: a payment voided later would be owed by a deleted customer.
+        if entity == Entity::Customer
+            && matches!(step, Step::Delete | Step::Archive)
+            && let Some(open) = self.executing_contracts_named(actor, &row).await?
+        {
+            return Err(Error::InvalidState(format!(
+                "customer {code} cannot be {}: {open}",
+                step.event()
+            )));
+        }
         // Nor does a customer with open opportunities: in the recycle bin
         // (or archived), its pipeline would still be forecast and moved on
         // as if the customer were live. They are won, lost or deleted

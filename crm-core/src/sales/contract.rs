@@ -433,7 +433,67 @@ impl Crm {
                 row.get("code").as_text().unwrap_or_default()
             )));
         }
+        // Nor on a contract whose customer is in the recycle bin: the money
+        // would be owed by a customer nobody works with.
+        if let Some(customer) = row.get("customer_id").as_id()
+            && let Some(c) = self.store.get(Table::Customers, customer).await?
+            && !c.get("deleted_at").is_null()
+        {
+            return Err(Error::InvalidState(format!(
+                "contract {}'s customer {} is in the recycle bin (客户已删除); {what} cannot be                  recorded on it: restore the customer first",
+                row.get("code").as_text().unwrap_or_default(),
+                c.get("code").as_text().unwrap_or_default()
+            )));
+        }
         Ok(row)
+    }
+
+    /// The customer's live contracts still executing (执行中), named by
+    /// code where the actor may read them and counted otherwise, in words;
+    /// `None` when there are none. A customer leaves the working set once
+    /// its contracts are finished or terminated, even when nothing is owed
+    /// on them any more: a payment voided later would be owed again.
+    pub(crate) async fn executing_contracts_named(
+        &self,
+        actor: &Actor,
+        customer: &Row,
+    ) -> Result<Option<String>> {
+        let mut sel = Select::all(Table::Contracts, actor.company_id.0, self.now());
+        sel.filter = Filter::And(vec![
+            Filter::Cmp(
+                Col::Column("customer_id"),
+                CmpOp::Eq,
+                Value::Id(customer.id()),
+            ),
+            Filter::Cmp(
+                Col::Column("status"),
+                CmpOp::Eq,
+                Value::from(ContractStatus::Executing.name()),
+            ),
+        ]);
+        let (mut named, mut unnamed) = (Vec::new(), 0usize);
+        for row in self.store.select(&sel).await?.rows {
+            if self
+                .can_on_row(actor, Entity::Contract, Action::Read, &row)
+                .await?
+            {
+                named.push(row.get("code").as_text().unwrap_or_default().to_string());
+            } else {
+                unnamed += 1;
+            }
+        }
+        let subject = match (named.len(), unnamed) {
+            (0, 0) => return Ok(None),
+            (0, 1) => "1 of its contracts (another user's) is".to_string(),
+            (0, n) => format!("{n} of its contracts (other users') are"),
+            (1, 0) => format!("its contract {} is", named[0]),
+            (_, 0) => format!("its contracts {} are", named.join(", ")),
+            (_, n) => format!("its contracts {} and {n} of others' are", named.join(", ")),
+        };
+        Ok(Some(format!(
+            "{subject} still executing (合同执行中); finish the contracts (完成) or terminate \
+             them with a reason first"
+        )))
     }
 
     /// The live payments of a contract awaiting approval.

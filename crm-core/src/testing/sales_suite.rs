@@ -37,6 +37,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::a_customer_with_an_executing_contract_stays,
+            crm_sales_a_customer_with_an_executing_contract_stays,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::a_converted_quote_stays_its_owners_deal,
             crm_sales_a_converted_quote_stays_its_owners_deal,
             $make
@@ -11254,4 +11259,79 @@ pub async fn a_converted_quote_stays_its_owners_deal(store: Arc<dyn Store>) {
         .expect("the manager converts");
     assert_eq!(c2.owner_id, Some(w.lisi.user_id.0), "{c2:#?}");
     assert_eq!(c2.department_id, w.lisi.department_id.map(|d| d.0));
+}
+
+/// A customer whose contract is still executing stays out of the recycle
+/// bin even when nothing is owed on it any more; once the contract is
+/// finished the customer may go, and nothing more is recorded on the
+/// contract of a customer in the recycle bin (a voided payment would make
+/// the deleted customer owe money again).
+pub async fn a_customer_with_an_executing_contract_stays(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::money::Money;
+    use crate::sales::{ContractStatus, PaymentInput};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "全款未结有限公司", json!({})).await;
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "已付清合同", 50_000).await;
+    let (p, _) = w
+        .crm
+        .record_payment(
+            &w.zhangsan,
+            c.id,
+            PaymentInput {
+                amount: Money::cny(50_000),
+                received_on: w.crm.today(),
+                method: None,
+                receipt_no: None,
+                notes: None,
+            },
+        )
+        .await
+        .expect("paid in full");
+    let c = w.crm.contract(&w.zhangsan, c.id).await.expect("contract");
+    assert_eq!(
+        (c.status, c.outstanding.minor),
+        (ContractStatus::Executing, 0)
+    );
+    let report = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[customer.id])
+        .await;
+    let why = &report.refused.first().expect("refused").1;
+    assert!(
+        report.done.is_empty() && why.contains(&c.code) && why.contains("executing"),
+        "{report:?}"
+    );
+    w.crm
+        .close_contract(&w.zhangsan, c.id, None)
+        .await
+        .expect("finished");
+    let report = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[customer.id])
+        .await;
+    assert_eq!(report.done, vec![customer.id], "{report:?}");
+    match w.crm.void_payment(&w.zhangsan, p.id, "退款").await {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains("recycle bin") && m.contains(&c.code) && m.contains("restore"),
+            "{m}"
+        ),
+        other => panic!("a payment voided for a deleted customer: {other:?}"),
+    }
+    let c = w.crm.contract(&w.zhangsan, c.id).await.expect("contract");
+    assert_eq!(
+        (c.status, c.received.minor),
+        (ContractStatus::Finished, 50_000)
+    );
+    // Restored, the customer's contract takes corrections again.
+    let report = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[customer.id])
+        .await;
+    assert_eq!(report.done.len(), 1, "{report:?}");
+    w.crm
+        .void_payment(&w.zhangsan, p.id, "退款")
+        .await
+        .expect("voided once restored");
 }
