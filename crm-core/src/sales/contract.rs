@@ -201,6 +201,22 @@ pub struct ContractPatch {
 /// Refuses a contract's dates as they would stand when its end date is
 /// before its start date or before its signing date (a contract does not
 /// end before it is signed), naming both dates.
+/// Refuses a signing date ahead of today: it records what happened, and
+/// one ahead would keep every payment and invoice out until then (they
+/// are not dated before it).
+fn signed_not_ahead(today: NaiveDate, signed: Option<NaiveDate>) -> Result<()> {
+    match signed {
+        Some(s) if s > today => Err(Error::invalid(
+            "signed_on (签约日期)",
+            format!(
+                "{s} is in the future (today is {today}): a contract is given its signing \
+                 date once it is signed (签约日期不能晚于今天)"
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn check_contract_dates(
     signed: Option<NaiveDate>,
     start: Option<NaiveDate>,
@@ -747,6 +763,7 @@ impl Crm {
         if !input.lines.is_empty() && input.amount.is_some() {
             return Err(both_lines_and_amount());
         }
+        signed_not_ahead(self.today(), input.signed_on)?;
         check_contract_dates(input.signed_on, input.start_on, input.end_on)?;
         let customer = self
             .sales_record_customer(actor, input.customer_id, "a contract")
@@ -1021,6 +1038,7 @@ impl Crm {
         // (Checked when a date changes: a contract stored with dates out
         // of order still takes other changes.)
         if patch.signed_on.is_some() || patch.start_on.is_some() || patch.end_on.is_some() {
+            signed_not_ahead(self.today(), patch.signed_on)?;
             check_contract_dates(
                 patch.signed_on.or(c.signed_on),
                 patch.start_on.or(c.start_on),

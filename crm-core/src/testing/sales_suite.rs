@@ -10174,14 +10174,14 @@ pub async fn contract_end_date_is_not_before_its_signing_date(store: Arc<dyn Sto
     };
     let e = w
         .crm
-        .create_contract(&w.zhangsan, new(d(12, 7), d(1, 1)))
+        .create_contract(&w.zhangsan, new(d(11, 7), d(1, 1)))
         .await
         .expect_err("ends before it is signed");
-    refused(e, d(1, 1), d(12, 7));
+    refused(e, d(1, 1), d(11, 7));
     // Ending on the signing day is fine.
     let c = w
         .crm
-        .create_contract(&w.zhangsan, new(d(12, 7), d(12, 7)))
+        .create_contract(&w.zhangsan, new(d(11, 7), d(11, 7)))
         .await
         .expect("ends on the signing day");
     // A draft: moving the signing date after the end date is refused too.
@@ -10192,13 +10192,13 @@ pub async fn contract_end_date_is_not_before_its_signing_date(store: Arc<dyn Sto
             c.id,
             c.version,
             ContractPatch {
-                signed_on: Some(d(12, 8)),
+                signed_on: Some(d(11, 8)),
                 ..ContractPatch::default()
             },
         )
         .await
         .expect_err("signed after its end");
-    refused(e, d(12, 7), d(12, 8));
+    refused(e, d(11, 7), d(11, 8));
     let (c, _) = w
         .crm
         .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
@@ -10218,7 +10218,7 @@ pub async fn contract_end_date_is_not_before_its_signing_date(store: Arc<dyn Sto
         )
         .await
         .expect_err("an executing contract ending before it was signed");
-    refused(e, d(1, 1), d(12, 7));
+    refused(e, d(1, 1), d(11, 7));
     let c = w
         .crm
         .update_contract(
@@ -10256,6 +10256,43 @@ pub async fn contract_end_date_is_not_before_its_signing_date(store: Arc<dyn Sto
         .await
         .expect("a note");
     assert_eq!(c.notes.as_deref(), Some("备注"));
+    // A signing date lies on or before today (2026-11-27): one ahead would
+    // keep payments and invoices out until then.
+    let ahead = |e: Error| {
+        let m = e.to_string();
+        assert!(
+            matches!(e, Error::Validation(_))
+                && m.contains("signed_on")
+                && m.contains("2026-11-28")
+                && m.contains("in the future"),
+            "{m}"
+        );
+    };
+    ahead(
+        w.crm
+            .create_contract(&w.zhangsan, new(d(11, 28), d(12, 31)))
+            .await
+            .expect_err("signed tomorrow"),
+    );
+    let draft = w
+        .crm
+        .create_contract(&w.zhangsan, new(d(11, 27), d(12, 31)))
+        .await
+        .expect("signed today");
+    ahead(
+        w.crm
+            .update_contract(
+                &w.zhangsan,
+                draft.id,
+                draft.version,
+                ContractPatch {
+                    signed_on: Some(d(11, 28)),
+                    ..ContractPatch::default()
+                },
+            )
+            .await
+            .expect_err("moved to tomorrow"),
+    );
 }
 
 /// A payment whose approval is withdrawn is withdrawn (已撤回), not
