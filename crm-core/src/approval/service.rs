@@ -952,10 +952,10 @@ impl Crm {
         let info = info_from_row(&row)?;
         let me = actor.user_id.0;
         let document = self.approved_document(actor, &info).await?;
-        let owner = document
+        let governing = self.governing_document(&info, document.as_ref()).await?;
+        let owner = governing
             .as_ref()
-            .filter(|_| matches!(info.doc_type.as_str(), "contract" | "quote"))
-            .and_then(|d| d.get("owner_id").as_id());
+            .and_then(|(_, d)| d.get("owner_id").as_id());
         let may_see = info.state.involves(me)
             || actor.can(Entity::ApprovalFlow, Action::Read)
             || (decision == Decision::Withdraw && owner == Some(me));
@@ -982,10 +982,7 @@ impl Crm {
         // A withdrawal drops the document back to a draft: its applicant
         // answers for it only while they may still read it (a contract
         // transferred away since is its new owner's to withdraw).
-        if decision == Decision::Withdraw
-            && self
-                .document_hidden(actor, &info, document.as_ref())
-                .await?
+        if decision == Decision::Withdraw && self.document_hidden(actor, governing.as_ref()).await?
         {
             if !info.state.is_approver(me) && !actor.can(Entity::ApprovalFlow, Action::Read) {
                 return Err(Error::not_found("approval", approval));
@@ -1357,12 +1354,10 @@ impl Crm {
         // whoever reads a contract or quote reads how it was approved (the
         // approval is part of its story, as its history is).
         let document = self.document_as_stored(actor, &info).await?;
+        let governing = self.governing_document(&info, document.as_ref()).await?;
         let readable_document = match info.doc_type.as_str() {
             "contract" | "quote" => {
-                document.is_some()
-                    && !self
-                        .document_hidden(actor, &info, document.as_ref())
-                        .await?
+                document.is_some() && !self.document_hidden(actor, governing.as_ref()).await?
             }
             // A payment's approval with its contract.
             "payment" => match self.store.get(Table::Payments, info.document_id).await? {
@@ -1383,22 +1378,16 @@ impl Crm {
             _ => false,
         };
         if readable_document
-            || info.state.involves(me)
-                && !self
-                    .document_hidden(actor, &info, document.as_ref())
-                    .await?
+            || info.state.involves(me) && !self.document_hidden(actor, governing.as_ref()).await?
         {
             return Ok(info);
         }
         Err(Error::not_found("approval", approval))
     }
 
-    /// The contract or quote an approval approves, as stored (`None` for
-    /// other documents, or one purged).
+    /// The contract, quote or payment an approval approves, as stored
+    /// (`None` for other documents, or one purged).
     async fn document_as_stored(&self, actor: &Actor, info: &ApprovalInfo) -> Result<Option<Row>> {
-        if !matches!(info.doc_type.as_str(), "contract" | "quote") {
-            return Ok(None);
-        }
         let Some(table) = sales_document_table(&info.doc_type) else {
             return Ok(None);
         };
@@ -1409,24 +1398,47 @@ impl Crm {
             .filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0)))
     }
 
-    /// Whether `document`, the contract or quote an approval approves, is
-    /// one the actor may not read (any more): e.g. its applicant's after it
-    /// was transferred to someone else.
+    /// Whether the record governing an approval's document (see
+    /// [`Crm::governing_document`]) is one the actor may not read (any
+    /// more): e.g. its applicant's after it was transferred to someone
+    /// else.
     async fn document_hidden(
         &self,
         actor: &Actor,
-        info: &ApprovalInfo,
-        document: Option<&Row>,
+        governing: Option<&(Entity, Row)>,
     ) -> Result<bool> {
-        let entity = match info.doc_type.as_str() {
-            "contract" => Entity::Contract,
-            "quote" => Entity::Quote,
-            _ => return Ok(false),
-        };
-        match document {
-            Some(row) => Ok(!self.can_on_row(actor, entity, Action::Read, row).await?),
+        match governing {
+            Some((entity, row)) => Ok(!self.can_on_row(actor, *entity, Action::Read, row).await?),
             None => Ok(false),
         }
+    }
+
+    /// The record whose owner answers for an approval's document, and
+    /// whose readers may follow it: a contract or quote itself, and a
+    /// payment's contract (a payment has no owner of its own: whoever owns
+    /// the contract, transferred as it may have been, answers for the
+    /// money collected on it). `None` for other documents.
+    async fn governing_document(
+        &self,
+        info: &ApprovalInfo,
+        document: Option<&Row>,
+    ) -> Result<Option<(Entity, Row)>> {
+        let Some(row) = document else {
+            return Ok(None);
+        };
+        Ok(match info.doc_type.as_str() {
+            "contract" => Some((Entity::Contract, row.clone())),
+            "quote" => Some((Entity::Quote, row.clone())),
+            "payment" => match row.get("contract_id").as_id() {
+                Some(c) => self
+                    .store
+                    .get(Table::Contracts, c)
+                    .await?
+                    .map(|r| (Entity::Contract, r)),
+                None => None,
+            },
+            _ => None,
+        })
     }
 
     /// The approval of a document, if it was ever submitted.
@@ -1479,10 +1491,9 @@ impl Crm {
         for row in self.store.select(&sel).await?.rows {
             let info = info_from_row(&row)?;
             let document = self.document_as_stored(actor, &info).await?;
+            let governing = self.governing_document(&info, document.as_ref()).await?;
             if info.state.is_approver(actor.user_id.0)
-                || !self
-                    .document_hidden(actor, &info, document.as_ref())
-                    .await?
+                || !self.document_hidden(actor, governing.as_ref()).await?
             {
                 out.push(info);
             }

@@ -42,6 +42,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::a_payment_approval_is_withdrawn_by_the_contracts_owner,
+            crm_sales_a_payment_approval_is_withdrawn_by_the_contracts_owner,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::a_converted_quote_stays_its_owners_deal,
             crm_sales_a_converted_quote_stays_its_owners_deal,
             $make
@@ -11371,4 +11376,74 @@ pub async fn a_customer_with_an_executing_contract_stays(store: Arc<dyn Store>) 
         .void_payment(&w.zhangsan, p.id, "退款")
         .await
         .expect("voided once restored");
+}
+
+/// A payment awaiting approval is answered for by its contract's owner:
+/// once the customer went to another owner with its documents, the new
+/// owner withdraws the payment's approval, and the former owner, who no
+/// longer reads the contract, may not.
+pub async fn a_payment_approval_is_withdrawn_by_the_contracts_owner(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::PaymentInput;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "payment",
+            "回款确认",
+            FlowDef {
+                steps: vec![step(
+                    "财务确认",
+                    ApproverRule::Users {
+                        users: vec![w.admin.user_id.0],
+                    },
+                    SignMode::Any,
+                )],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("payment flow");
+    let customer = w.customer(&w.zhangsan, "回款转交有限公司", json!({})).await;
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "转交合同", 100_000).await;
+    let (_, approval) = w
+        .crm
+        .record_payment(
+            &w.zhangsan,
+            c.id,
+            PaymentInput {
+                amount: Money::cny(40_000),
+                received_on: w.crm.today(),
+                method: None,
+                receipt_no: Some("ZJ-1".into()),
+                notes: None,
+            },
+        )
+        .await
+        .expect("pending payment");
+    let approval = approval.expect("awaits approval");
+    w.crm
+        .transfer_customers_with_documents(&w.admin, &[customer.id], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    assert!(
+        w.crm.contract(&w.zhangsan, c.id).await.is_err(),
+        "the former owner no longer reads the contract"
+    );
+    let e = w
+        .crm
+        .withdraw(&w.zhangsan, approval.id, None)
+        .await
+        .expect_err("the former owner");
+    assert!(
+        matches!(e, Error::NotFound { .. } | Error::Forbidden(_)),
+        "{e:?}"
+    );
+    let done = w
+        .crm
+        .withdraw(&w.wangwu, approval.id, Some("转交后撤回"))
+        .await
+        .expect("the contract's new owner withdraws");
+    assert_eq!(done.status, Status::Withdrawn);
 }
