@@ -1,9 +1,10 @@
 //! Document lines (quotes, contracts) and their exact totals, pure.
 //!
 //! Prices are tax-inclusive (含税价), as Chinese price lists are. Per line:
-//! gross = unit price × quantity; discount = gross × discount rate, rounded
-//! half up to the fen; amount = gross − discount; tax is separated from the
-//! amount at the line's VAT rate (价税分离), net = amount − tax. Document
+//! gross = unit price × quantity; amount = gross × (1 − discount rate),
+//! rounded half up to the fen (四舍五入); discount = gross − amount; tax
+//! is separated from the amount at the line's VAT rate (价税分离),
+//! net = amount − tax. Document
 //! totals are sums of the line values, so every total reconciles with its
 //! lines to the fen by construction.
 
@@ -164,11 +165,13 @@ pub fn compute_line(
     let gross = price
         .checked_mul(input.quantity)
         .map_err(|e| err("quantity", e.to_string()))?;
-    let discount = gross
-        .apply_rate(input.discount_bp, Rounding::HalfUp)
-        .map_err(|e| err("discount", e.to_string()))?;
+    // The amount the customer pays is what is rounded (四舍五入): ¥3.00 at
+    // 12.5 % off is ¥2.63, the discount what is left over.
     let amount = gross
-        .checked_sub(discount)
+        .apply_rate(10_000 - input.discount_bp, Rounding::HalfUp)
+        .map_err(|e| err("discount", e.to_string()))?;
+    let discount = gross
+        .checked_sub(amount)
         .map_err(|e| err("discount", e.to_string()))?;
     let (net, tax) = amount
         .split_tax_inclusive(tax_rate, Rounding::HalfUp)
@@ -249,6 +252,21 @@ mod tests {
             m.starts_with("100.01% off is not between 0% and 100%") && !m.contains("10001"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn the_amount_is_rounded_half_up_not_the_discount() {
+        let amount = |q: i64, fen: i64, bp: i64| {
+            let l = compute_line(1, &input(q, bp), Money::cny(fen), None, 1300).expect("line");
+            assert_eq!(l.gross.minor - l.discount.minor, l.amount.minor);
+            l.amount.minor
+        };
+        assert_eq!(amount(1, 300, 1250), 263, "¥3.00 at 12.5 % off is ¥2.625");
+        assert_eq!(amount(1, 100, 50), 100, "¥1.00 at 0.5 % off is ¥0.995");
+        assert_eq!(amount(1, 1, 5000), 1, "half of 1 分 rounds up, not to free");
+        assert_eq!(amount(3, 35, 5000), 53, "3 × ¥0.35 at half price is ¥0.525");
+        assert_eq!(amount(1, 299, 1250), 262, "¥2.61625 rounds down");
+        assert_eq!(amount(7, 100, 10_000), 0, "100 % off is free");
     }
 
     #[test]
