@@ -861,6 +861,26 @@ impl Crm {
             next.status,
             OppStatus::Won | OppStatus::Lost | OppStatus::Expired
         );
+        // A deal signed is not lost: a contract of the opportunity awaiting
+        // approval, executing or finished keeps it from being lost or
+        // expired (forecasts and win rates would count a signed deal as
+        // lost). Terminated ones do not count.
+        if matches!(next.status, OppStatus::Lost | OppStatus::Expired)
+            && before.status != next.status
+            && let Some(signed) = self.signed_contracts_of(actor, id).await?
+        {
+            return Err(Error::InvalidState(format!(
+                "opportunity {} has {signed}: a signed deal is won (赢单), not {}; mark it won, \
+                 or terminate the contracts first (已签合同的商机不能标记为{})",
+                row.get("code").as_text().unwrap_or_default(),
+                next.status.name(),
+                if next.status == OppStatus::Lost {
+                    "输单"
+                } else {
+                    "过期"
+                }
+            )));
+        }
         let mut values = vec![
             ("stage", Value::Text(next.stage.clone())),
             ("status", Value::Text(next.status.name().into())),
@@ -973,6 +993,54 @@ impl Crm {
         }
         self.apply(cs).await?;
         self.opportunity(actor, id).await
+    }
+
+    /// The opportunity's live contracts that are awaiting approval,
+    /// executing or finished, in words (named by code where the actor may
+    /// read them, counted otherwise); `None` when there are none.
+    async fn signed_contracts_of(&self, actor: &Actor, opportunity: Uuid) -> Result<Option<String>> {
+        use super::contract::ContractStatus as S;
+        let mut sel = Select::all(Table::Contracts, actor.company_id.0, self.now());
+        sel.filter = Filter::And(vec![
+            Filter::Cmp(
+                Col::Column("opportunity_id"),
+                CmpOp::Eq,
+                Value::Id(opportunity),
+            ),
+            Filter::In(
+                Col::Column("status"),
+                [S::PendingApproval, S::Executing, S::Finished]
+                    .iter()
+                    .map(|s| Value::from(s.name()))
+                    .collect(),
+            ),
+        ]);
+        let (mut named, mut unnamed) = (Vec::new(), 0usize);
+        for r in self.store.select(&sel).await?.rows {
+            if self
+                .can_on_row(actor, Entity::Contract, Action::Read, &r)
+                .await?
+            {
+                named.push(format!(
+                    "{} ({})",
+                    r.get("code").as_text().unwrap_or_default(),
+                    S::parse(r.get("status").as_text().unwrap_or_default())
+                        .map(|s| s.label_zh())
+                        .unwrap_or_default()
+                ));
+            } else {
+                unnamed += 1;
+            }
+        }
+        Ok(match (named.len(), unnamed) {
+            (0, 0) => None,
+            (_, 0) => Some(format!("contract {}", named.join(", "))),
+            (0, n) => Some(format!("{n} contract(s) of other users")),
+            (_, n) => Some(format!(
+                "contract {} and {n} of other users",
+                named.join(", ")
+            )),
+        })
     }
 
     pub(crate) fn opportunity_select(&self, actor: &Actor, q: &OpportunityQuery) -> Select {

@@ -47,6 +47,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::a_signed_opportunity_is_not_lost,
+            crm_sales_a_signed_opportunity_is_not_lost,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::a_converted_quote_stays_its_owners_deal,
             crm_sales_a_converted_quote_stays_its_owners_deal,
             $make
@@ -11446,4 +11451,72 @@ pub async fn a_payment_approval_is_withdrawn_by_the_contracts_owner(store: Arc<d
         .await
         .expect("the contract's new owner withdraws");
     assert_eq!(done.status, Status::Withdrawn);
+}
+
+/// An opportunity whose contract awaits approval, executes or is finished
+/// is not marked lost or expired (a signed deal is won); once the contract
+/// is terminated, it may be.
+pub async fn a_signed_opportunity_is_not_lost(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{NewContract, NewOpportunity, OppStatus, StageCommand};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "已签商机有限公司", json!({})).await;
+    let o = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "签了的单".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(80_000)),
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "签约合同".into(),
+                customer_id: customer.id.0,
+                opportunity_id: Some(o.id),
+                amount: Some(Money::cny(80_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (c, _) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("executing");
+    for command in [StageCommand::Lose("价格".into()), StageCommand::Expire] {
+        let o = w.crm.opportunity(&w.zhangsan, o.id).await.expect("o");
+        match w
+            .crm
+            .change_opportunity_stage(&w.zhangsan, o.id, o.version, command)
+            .await
+        {
+            Err(Error::InvalidState(m)) => assert!(
+                m.contains(&c.code) && m.contains(&o.code) && m.contains("won"),
+                "{m}"
+            ),
+            other => panic!("a signed opportunity closed unwon: {other:?}"),
+        }
+    }
+    w.crm
+        .close_contract(&w.zhangsan, c.id, Some("客户取消"))
+        .await
+        .expect("terminated");
+    let o = w.crm.opportunity(&w.zhangsan, o.id).await.expect("o");
+    let o = w
+        .crm
+        .change_opportunity_stage(&w.zhangsan, o.id, o.version, StageCommand::Lose("取消".into()))
+        .await
+        .expect("lost once the contract is terminated");
+    assert_eq!(o.status, OppStatus::Lost);
 }
