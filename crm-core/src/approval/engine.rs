@@ -785,7 +785,11 @@ impl Instance {
     /// Applies the organisation as it is now to the current step of a
     /// pending approval: approvers who are no longer active users and have
     /// not approved are dropped, so nobody waits for them (a 会签 step
-    /// passes once every approver still active approved). A step left with
+    /// passes once every approver still active approved). A step of a role
+    /// or of the applicant's superiors is resolved again: whoever no longer
+    /// holds the role, or is no longer that superior, and has not approved
+    /// is dropped, and whoever holds it now approves instead (never the
+    /// applicant); who approved the step already stays. A step left with
     /// nobody to act passes if somebody approved it already; otherwise its
     /// fallback applies as when nobody resolves at a submission (the
     /// administrators approve, or the step passes). Passed steps are
@@ -797,7 +801,45 @@ impl Instance {
         while next.status == Status::Pending && next.current < next.steps.len() {
             let i = next.current;
             let approved_by = next.approved_by.clone();
+            let applicant = next.applicant;
+            // Which of its definition's steps this is (superiors up to a
+            // level resolve to one step a level).
+            let level = next.steps[..=i]
+                .iter()
+                .filter(|s| s.def_index == next.steps[i].def_index)
+                .count();
             let step = &mut next.steps[i];
+            let holders: Option<Vec<Uuid>> =
+                match flow.steps.get(step.def_index).map(|d| &d.approvers) {
+                    Some(ApproverRule::Role { role_id }) => {
+                        Some(dir.role_members.get(role_id).cloned().unwrap_or_default())
+                    }
+                    Some(ApproverRule::Superior { level }) => {
+                        Some(dir.superior(applicant, *level).into_iter().collect())
+                    }
+                    Some(ApproverRule::SuperiorsUpTo { .. }) => Some(
+                        u32::try_from(level)
+                            .ok()
+                            .and_then(|l| dir.superior(applicant, l))
+                            .into_iter()
+                            .collect(),
+                    ),
+                    _ => None,
+                };
+            if let Some(holders) = holders {
+                let mut approvers: Vec<Uuid> = step
+                    .approvers
+                    .iter()
+                    .copied()
+                    .filter(|u| approved_by.contains(u))
+                    .collect();
+                for u in holders {
+                    if u != applicant && !approvers.contains(&u) {
+                        approvers.push(u);
+                    }
+                }
+                step.approvers = approvers;
+            }
             step.approvers
                 .retain(|u| dir.active_users.contains(u) || approved_by.contains(u));
             if step.approvers.iter().any(|u| !approved_by.contains(u)) {
@@ -827,9 +869,13 @@ impl Instance {
                 step_name: Some(step.name.clone()),
                 to_step: None,
                 comment: Some(if approved_by.is_empty() {
-                    "none of the step's approvers is an active user any more".to_string()
+                    "none of the step's approvers may approve it any more (they left, or no \
+                     longer hold its role or superior position)"
+                        .to_string()
                 } else {
-                    "the approvers still to approve are no longer active users".to_string()
+                    "the approvers still to approve may no longer approve it (they left, or no \
+                     longer hold its role or superior position)"
+                        .to_string()
                 }),
             });
             next.current += 1;

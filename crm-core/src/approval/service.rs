@@ -15,7 +15,8 @@
 //!   current step (or the applicant, to withdraw and resubmit; the owner
 //!   of a contract or quote may withdraw its approval too). Reading one
 //!   needs being involved in it, or `approval_flow:read`.
-//! - Approvers who are no longer active are not waited for (see
+//! - Approvers who are no longer active, or no longer hold the role or
+//!   the superior position their step names, are not waited for (see
 //!   [`Instance::drop_inactive`] and [`refresh_approval`](Crm::refresh_approval)).
 //! - The approval of a contract, quote or payment in the recycle bin (or
 //!   gone) cannot be approved or rejected, only withdrawn.
@@ -1204,8 +1205,10 @@ impl Crm {
     }
 
     /// Brings a pending approval in line with the organisation as it is now
-    /// (e.g. after approvers were deactivated): approvers of its current
-    /// step who are no longer active users are dropped, and a step left
+    /// (e.g. after approvers were deactivated, or a role or superior
+    /// changed hands): approvers of its current step who are no longer
+    /// active users, or no longer hold the step's role or superior
+    /// position, are dropped (the new holders approve), and a step left
     /// with nobody to act passes or falls back as
     /// [`Instance::drop_inactive`] describes — the document follows, e.g. a
     /// contract goes into execution when its last step passes. Approving,

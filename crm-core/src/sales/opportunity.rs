@@ -998,7 +998,11 @@ impl Crm {
     /// The opportunity's live contracts that are awaiting approval,
     /// executing or finished, in words (named by code where the actor may
     /// read them, counted otherwise); `None` when there are none.
-    async fn signed_contracts_of(&self, actor: &Actor, opportunity: Uuid) -> Result<Option<String>> {
+    async fn signed_contracts_of(
+        &self,
+        actor: &Actor,
+        opportunity: Uuid,
+    ) -> Result<Option<String>> {
         use super::contract::ContractStatus as S;
         let mut sel = Select::all(Table::Contracts, actor.company_id.0, self.now());
         sel.filter = Filter::And(vec![

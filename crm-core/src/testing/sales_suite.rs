@@ -11515,7 +11515,12 @@ pub async fn a_signed_opportunity_is_not_lost(store: Arc<dyn Store>) {
     let o = w.crm.opportunity(&w.zhangsan, o.id).await.expect("o");
     let o = w
         .crm
-        .change_opportunity_stage(&w.zhangsan, o.id, o.version, StageCommand::Lose("取消".into()))
+        .change_opportunity_stage(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            StageCommand::Lose("取消".into()),
+        )
         .await
         .expect("lost once the contract is terminated");
     assert_eq!(o.status, OppStatus::Lost);

@@ -406,6 +406,67 @@ fn inactive_approvers_are_not_waited_for() {
     assert_eq!(done.status, Status::Approved);
 }
 
+/// A role's step follows who holds the role now, and a superior's step
+/// who the superior is now: whoever lost the role or the position and has
+/// not approved no longer approves, and the new holder does.
+#[test]
+fn role_and_superior_steps_follow_the_organisation() {
+    let step = |name: &str, approvers: ApproverRule, mode: SignMode| StepDef {
+        name: name.into(),
+        conditions: Vec::new(),
+        approvers,
+        mode,
+        fallback: Fallback::Admins,
+    };
+    let flow = FlowDef {
+        steps: vec![
+            step("上级", ApproverRule::Superior { level: 1 }, SignMode::Any),
+            step("逐级", ApproverRule::SuperiorsUpTo { levels: 2 }, SignMode::Any),
+            step("财务会签", ApproverRule::Role { role_id: u(100) }, SignMode::All),
+        ],
+        restart: Restart::FromFirst,
+    };
+    let (i, _) = Instance::submit(&flow, &dir(), u(1), amount(1), vec![], None).expect("submit");
+    assert_eq!(i.pending_approvers(), vec![u(2)]);
+    // 1's superior is 7 now: 2 no longer approves.
+    let mut d = dir();
+    d.superiors.insert(u(1), u(7));
+    d.superiors.insert(u(7), u(3));
+    let (i, rec) = i.drop_inactive(&flow, &d);
+    assert!(rec.is_empty());
+    assert_eq!(i.pending_approvers(), vec![u(7)]);
+    assert!(i.approve(u(2), None).is_err(), "the former superior");
+    let (i, _) = i.approve(u(7), None).expect("the superior now");
+    // The chain's steps: 7, then 3 (7's superior).
+    let (i, _) = i.drop_inactive(&flow, &d);
+    assert_eq!(i.pending_approvers(), vec![u(7)]);
+    let (i, _) = i.approve(u(7), None).expect("level 1");
+    let (i, _) = i.drop_inactive(&flow, &d);
+    assert_eq!(i.pending_approvers(), vec![u(3)]);
+    let (i, _) = i.approve(u(3), None).expect("level 2");
+    // The role step (会签 of 5 and 6): 5 approves, then 6 loses the role
+    // and 8 gains it: 8 signs instead of 6, and 5's signature stays.
+    let (i, _) = i.drop_inactive(&flow, &d);
+    assert_eq!(i.pending_approvers(), vec![u(5), u(6)]);
+    let (i, _) = i.approve(u(5), None).expect("5");
+    d.role_members.insert(u(100), vec![u(8)]);
+    let (i, rec) = i.drop_inactive(&flow, &d);
+    assert!(rec.is_empty());
+    assert_eq!(i.pending_approvers(), vec![u(8)]);
+    assert!(i.approve(u(6), None).is_err(), "no longer holds the role");
+    let (i, _) = i.approve(u(8), None).expect("8");
+    assert_eq!(i.status, Status::Approved);
+    // Nobody holds the role any more: the fallback (administrators).
+    let (i, _) = Instance::submit(&flow, &dir(), u(1), amount(1), vec![], None).expect("submit");
+    let (i, _) = i.approve(u(2), None).expect("superior");
+    let (i, _) = i.approve(u(2), None).expect("level 1");
+    let (i, _) = i.approve(u(3), None).expect("level 2");
+    let mut d = dir();
+    d.role_members.remove(&u(100));
+    let (i, _) = i.drop_inactive(&flow, &d);
+    assert_eq!(i.pending_approvers(), vec![u(9)]);
+}
+
 #[test]
 fn flow_without_approvers_passes_at_once_and_invalid_flows_are_refused() {
     let flow = FlowDef {
