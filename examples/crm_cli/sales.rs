@@ -564,11 +564,13 @@ pub(crate) enum ContractCmd {
     },
     /// Voids a confirmed payment recorded by mistake (作废): it no longer
     /// counts as received. Name it by its number in `contract show` (1, 2
-    /// …), its receipt number or its id.
+    /// …, or #1, #2 … when a receipt number could be meant), its receipt
+    /// number or its id.
     VoidPayment {
         /// Code.
         code: String,
-        /// The payment: its number in `contract show`, receipt number or id.
+        /// The payment: its number in `contract show` (or #N), receipt
+        /// number or id.
         payment: String,
         /// Why (required).
         #[arg(long)]
@@ -2253,29 +2255,49 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
             let c = find(code).await?;
             let col = ctx.crm.collection(actor, c.id).await.map_err(err)?;
             let key = payment.trim();
-            let picked = match key.parse::<usize>() {
-                Ok(n) if (1..=col.payments.len()).contains(&n) => Some(&col.payments[n - 1]),
-                _ => {
-                    // A receipt number as typed (compared by its key); a
-                    // number freed by a rejection or a void and recorded
-                    // again names the confirmed payment first.
-                    let wanted = crm::sales::payment::receipt_number_key(key);
-                    let holding: Vec<_> = col
-                        .payments
-                        .iter()
-                        .filter(|p| {
-                            p.id.to_string() == key
-                                || p.receipt_no.as_deref().is_some_and(|r| {
-                                    crm::sales::payment::receipt_number_key(r) == wanted
-                                })
-                        })
-                        .collect();
-                    holding
-                        .iter()
-                        .find(|p| p.status == "confirmed")
-                        .or_else(|| holding.last())
-                        .copied()
+            // `#2` is the second payment in `contract show`; a bare number
+            // is the position too, unless it is also a receipt number of
+            // another payment, which is then asked about.
+            let (forced, key) = match key.strip_prefix('#') {
+                Some(k) => (true, k.trim()),
+                None => (false, key),
+            };
+            let at = key
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=col.payments.len()).contains(n))
+                .map(|n| &col.payments[n - 1]);
+            // A receipt number as typed (compared by its key); a number
+            // freed by a rejection or a void and recorded again names the
+            // confirmed payment first.
+            let wanted = crm::sales::payment::receipt_number_key(key);
+            let holding: Vec<_> = col
+                .payments
+                .iter()
+                .filter(|p| {
+                    p.id.to_string() == key
+                        || p.receipt_no
+                            .as_deref()
+                            .is_some_and(|r| crm::sales::payment::receipt_number_key(r) == wanted)
+                })
+                .collect();
+            let by_receipt = holding
+                .iter()
+                .find(|p| p.status == "confirmed")
+                .or_else(|| holding.last())
+                .copied();
+            let picked = match (forced, at, by_receipt) {
+                (true, at, _) => at,
+                (false, Some(a), Some(r)) if a.id != r.id => {
+                    return Err(format!(
+                        "payment {key} of contract {} is ambiguous (有歧义): payment #{key} in \
+                         `contract show` is {} of {}, while receipt number {key} is {} of {}; \
+                         give #{key} for the position, or the payment's id",
+                        c.code, a.amount, a.received_on, r.amount, r.received_on
+                    ));
                 }
+                (false, Some(a), _) => Some(a),
+                (false, None, r) => r,
             };
             let Some(p) = picked else {
                 return Err(if col.payments.is_empty() {

@@ -421,8 +421,16 @@ fn role_and_superior_steps_follow_the_organisation() {
     let flow = FlowDef {
         steps: vec![
             step("上级", ApproverRule::Superior { level: 1 }, SignMode::Any),
-            step("逐级", ApproverRule::SuperiorsUpTo { levels: 2 }, SignMode::Any),
-            step("财务会签", ApproverRule::Role { role_id: u(100) }, SignMode::All),
+            step(
+                "逐级",
+                ApproverRule::SuperiorsUpTo { levels: 2 },
+                SignMode::Any,
+            ),
+            step(
+                "财务会签",
+                ApproverRule::Role { role_id: u(100) },
+                SignMode::All,
+            ),
         ],
         restart: Restart::FromFirst,
     };
