@@ -194,6 +194,53 @@ impl FlowDef {
         Ok(())
     }
 
+    /// Checks what a new definition must meet beyond [`FlowDef::validate`]
+    /// (flows stored before these checks still run): step names distinct
+    /// (the log and the pending list name steps by name), amount
+    /// thresholds not negative (a document's amount is positive), discount
+    /// thresholds between 0 % and 100 %, type conditions naming some type.
+    pub fn check_new(&self) -> Result<(), String> {
+        for (i, s) in self.steps.iter().enumerate() {
+            let n = i + 1;
+            if let Some(j) = self.steps[..i]
+                .iter()
+                .position(|o| o.name.trim() == s.name.trim())
+            {
+                return Err(format!(
+                    "steps {} and {n} are both named {}: give each step its own name \
+                     (审批步骤名称不能重复)",
+                    j + 1,
+                    s.name.trim()
+                ));
+            }
+            for c in &s.conditions {
+                let bad = match c {
+                    Condition::AmountAtLeast { minor } | Condition::AmountBelow { minor }
+                        if *minor < 0 =>
+                    {
+                        Some(format!(
+                            "the amount threshold {} is negative (金额条件不能为负数)",
+                            crate::money::Money::cny(*minor)
+                        ))
+                    }
+                    Condition::DiscountAbove { bp } if !(0..=10_000).contains(bp) => Some(format!(
+                        "the discount threshold {} is not between 0% and 100% (折扣条件须在 0% 与 \
+                         100% 之间)",
+                        crate::money::percent(*bp)
+                    )),
+                    Condition::TypeIn { types } if types.iter().all(|t| t.trim().is_empty()) => {
+                        Some("the type condition names no type (类型条件为空)".to_string())
+                    }
+                    _ => None,
+                };
+                if let Some(bad) = bad {
+                    return Err(format!("step {n} ({}): {bad}", s.name));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the definition: at least one step, names present, levels ≥ 1,
     /// named-user steps with at least one user.
     pub fn validate(&self) -> Result<(), String> {

@@ -319,6 +319,7 @@ impl Crm {
         }
         definition
             .validate()
+            .and_then(|()| definition.check_new())
             .map_err(|m| Error::invalid("definition", m))?;
         // Quotes and payments are submitted by operations that pick no
         // approvers: a step the applicant picks for could never be met.
@@ -339,9 +340,12 @@ impl Crm {
         }
         let company = actor.company_id.0;
         let dir = self.approval_directory(company).await?;
-        definition
-            .check_people(&dir)
-            .map_err(|m| Error::invalid("definition", m))?;
+        if let Err(m) = definition.check_people(&dir) {
+            return Err(Error::invalid(
+                "definition",
+                self.users_named(company, &definition, m).await?,
+            ));
+        }
         let now = self.now();
         let mut sel = Select::all(Table::ApprovalFlows, company, now);
         sel.filter = eq("doc_type", text(doc_type));
@@ -1442,6 +1446,41 @@ impl Crm {
             },
             _ => None,
         })
+    }
+
+    /// `message` with the users a definition names written by username
+    /// and name instead of their ids (the directory a definition is
+    /// checked against knows ids only).
+    async fn users_named(
+        &self,
+        company: Uuid,
+        definition: &FlowDef,
+        message: String,
+    ) -> Result<String> {
+        let mut message = message;
+        for s in &definition.steps {
+            if let ApproverRule::Users { users } = &s.approvers {
+                for u in users {
+                    let id = u.to_string();
+                    if !message.contains(&id) {
+                        continue;
+                    }
+                    if let Some(r) = self.store.get(Table::Users, *u).await?
+                        && r.get("company_id").as_id() == Some(company)
+                    {
+                        message = message.replace(
+                            &id,
+                            &format!(
+                                "{} ({})",
+                                r.get("username").as_text().unwrap_or_default(),
+                                r.get("display_name").as_text().unwrap_or_default()
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(message)
     }
 
     /// The approval of a document, if it was ever submitted.

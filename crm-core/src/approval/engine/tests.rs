@@ -475,6 +475,39 @@ fn role_and_superior_steps_follow_the_organisation() {
     assert_eq!(i.pending_approvers(), vec![u(9)]);
 }
 
+/// A new definition names each step once and sets thresholds a document
+/// can meet: no negative amount, discounts within 0–100 %, a type.
+#[test]
+fn new_definitions_name_steps_once_and_set_sensible_thresholds() {
+    let with = |conditions: Vec<Condition>, second: &str| FlowDef {
+        steps: vec![
+            StepDef {
+                conditions,
+                ..users_step("主管", &[5], SignMode::Any)
+            },
+            users_step(second, &[6], SignMode::Any),
+        ],
+        restart: Restart::FromFirst,
+    };
+    assert_eq!(with(Vec::new(), "财务").check_new(), Ok(()));
+    let e = with(Vec::new(), " 主管 ").check_new().expect_err("twice");
+    assert!(e.contains("steps 1 and 2") && e.contains("主管"), "{e}");
+    for (c, says) in [
+        (Condition::AmountAtLeast { minor: -500 }, "-¥5.00"),
+        (Condition::AmountBelow { minor: -1 }, "negative"),
+        (Condition::DiscountAbove { bp: 10_001 }, "100.01%"),
+        (Condition::DiscountAbove { bp: -1 }, "between 0% and 100%"),
+        (Condition::TypeIn { types: vec![" ".into()] }, "names no type"),
+    ] {
+        let e = with(vec![c.clone()], "财务").check_new().expect_err("refused");
+        assert!(e.starts_with("step 1 (主管)") && e.contains(says), "{c:?}: {e}");
+    }
+    assert_eq!(
+        with(vec![Condition::AmountAtLeast { minor: 0 }], "财务").check_new(),
+        Ok(())
+    );
+}
+
 #[test]
 fn flow_without_approvers_passes_at_once_and_invalid_flows_are_refused() {
     let flow = FlowDef {
