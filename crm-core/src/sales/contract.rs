@@ -1061,6 +1061,11 @@ impl Crm {
             return Ok(c);
         }
         values.push(("updated_at", Value::Timestamp(self.now())));
+        // The host is told which fields changed (the lines as one field).
+        let mut fields: Vec<String> = changes.iter().map(|c| c.field.clone()).collect();
+        if values.iter().any(|(k, v)| *k == "lines" && row.get(k) != v) {
+            fields.push("lines".into());
+        }
         let mut cs = ChangeSet::default();
         cs.ops.push(Op::Update {
             table: Table::Contracts,
@@ -1081,7 +1086,7 @@ impl Crm {
             Table::Contracts,
             id,
             "contract.updated".into(),
-            json!({"code": c.code}),
+            json!({"code": c.code, "fields": fields}),
         ));
         self.apply(cs).await?;
         self.contract(actor, id).await

@@ -758,6 +758,19 @@ impl Crm {
                 values,
             });
         }
+        cs.events.push(self.event(
+            actor.company_id.0,
+            Table::Contracts,
+            contract,
+            "contract.payment_plan_set".into(),
+            json!({"code": c.code,
+                   "plans": sorted
+                       .iter()
+                       .enumerate()
+                       .map(|(i, p)| json!({"instalment": i + 1, "due_on": p.due_on,
+                                            "amount": p.amount.minor}))
+                       .collect::<Vec<_>>()}),
+        ));
         cs.audit.push(self.audit(
             Some(actor),
             actor.company_id.0,
@@ -1748,6 +1761,14 @@ impl Crm {
                 expected_version: row.version(),
                 values: vec![("updated_at", Value::Timestamp(self.now()))],
             });
+            cs.events.push(self.event(
+                company,
+                Table::Contracts,
+                contract,
+                "contract.invoice_planned".into(),
+                json!({"code": c.code, "invoice_id": id, "amount": amount.minor,
+                       "invoice_type": invoice_type.name(), "invoice_date": date}),
+            ));
             cs.audit.push(self.audit(
                 Some(actor),
                 company,

@@ -52,6 +52,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::contract_changes_and_plans_reach_the_host,
+            crm_sales_contract_changes_and_plans_reach_the_host,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::a_converted_quote_stays_its_owners_deal,
             crm_sales_a_converted_quote_stays_its_owners_deal,
             $make
@@ -3615,8 +3620,12 @@ pub async fn approval_flows_name_only_active_people_of_the_company(store: Arc<dy
         "{m}"
     );
     deactivate(&w, w.wangwu.user_id).await;
+    // A user of the company is named by username and name, not by id.
     let m = invalid_message(define(users(&[w.wangwu.user_id])).await);
-    assert!(m.contains(&w.wangwu.user_id.0.to_string()), "{m}");
+    assert!(
+        m.contains("wangwu (王五)") && !m.contains(&w.wangwu.user_id.0.to_string()),
+        "{m}"
+    );
     // Another company's role, an unknown one, one with no active member.
     let foreign_role = other.lisi.roles.first().map(|r| r.id.0).expect("role");
     for role_id in [foreign_role, Uuid::from_u128(0xBAD)] {
@@ -11524,4 +11533,80 @@ pub async fn a_signed_opportunity_is_not_lost(store: Arc<dyn Store>) {
         .await
         .expect("lost once the contract is terminated");
     assert_eq!(o.status, OppStatus::Lost);
+}
+
+/// The host hears what changed on a contract: `contract.updated` names the
+/// fields, and a payment plan or an invoice plan is announced with its
+/// amounts.
+pub async fn contract_changes_and_plans_reach_the_host(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractPatch, InvoiceType, PlanInput};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "事件通知有限公司", json!({})).await;
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "通知合同", 100_000).await;
+    ack_all(&w).await;
+    let end = w.crm.today() + chrono::Duration::days(90);
+    w.crm
+        .update_contract(
+            &w.zhangsan,
+            c.id,
+            c.version,
+            ContractPatch {
+                end_on: Some(end),
+                ..ContractPatch::default()
+            },
+        )
+        .await
+        .expect("extended");
+    w.crm
+        .set_payment_plan(
+            &w.zhangsan,
+            c.id,
+            vec![PlanInput {
+                due_on: end,
+                amount: Money::cny(100_000),
+                notes: None,
+            }],
+        )
+        .await
+        .expect("plan");
+    w.crm
+        .add_invoice(
+            &w.zhangsan,
+            c.id,
+            InvoiceType::VatNormal,
+            Money::cny(60_000),
+            None,
+            Some(end),
+        )
+        .await
+        .expect("invoice plan");
+    let events: Vec<(String, serde_json::Value)> = w
+        .crm
+        .pending_events("erp", 10_000)
+        .await
+        .expect("pending")
+        .into_iter()
+        .map(|e| {
+            (
+                e.event.event_type,
+                serde_json::from_str(e.event.payload.as_str()).expect("json"),
+            )
+        })
+        .collect();
+    let of = |t: &str| {
+        let found: Vec<&serde_json::Value> =
+            events.iter().filter(|(e, _)| e == t).map(|(_, p)| p).collect();
+        assert_eq!(found.len(), 1, "{t} once: {events:#?}");
+        found[0].clone()
+    };
+    assert_eq!(of("contract.updated")["fields"], json!(["end_on"]));
+    let plan = of("contract.payment_plan_set");
+    assert_eq!(plan["code"], json!(c.code));
+    assert_eq!(plan["plans"][0]["amount"], json!(100_000));
+    assert_eq!(plan["plans"][0]["due_on"], json!(end));
+    let planned = of("contract.invoice_planned");
+    assert_eq!(planned["amount"], json!(60_000));
+    assert_eq!(planned["invoice_type"], json!("vat_normal"));
 }

@@ -497,10 +497,20 @@ fn new_definitions_name_steps_once_and_set_sensible_thresholds() {
         (Condition::AmountBelow { minor: -1 }, "negative"),
         (Condition::DiscountAbove { bp: 10_001 }, "100.01%"),
         (Condition::DiscountAbove { bp: -1 }, "between 0% and 100%"),
-        (Condition::TypeIn { types: vec![" ".into()] }, "names no type"),
+        (
+            Condition::TypeIn {
+                types: vec![" ".into()],
+            },
+            "names no type",
+        ),
     ] {
-        let e = with(vec![c.clone()], "财务").check_new().expect_err("refused");
-        assert!(e.starts_with("step 1 (主管)") && e.contains(says), "{c:?}: {e}");
+        let e = with(vec![c.clone()], "财务")
+            .check_new()
+            .expect_err("refused");
+        assert!(
+            e.starts_with("step 1 (主管)") && e.contains(says),
+            "{c:?}: {e}"
+        );
     }
     assert_eq!(
         with(vec![Condition::AmountAtLeast { minor: 0 }], "财务").check_new(),
