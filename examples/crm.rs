@@ -3312,6 +3312,10 @@ async fn demo(ctx: &Ctx) -> CliResult {
         ("陈晨", "IT经理", "18710080008"),
     ];
     let levels = ["A", "B", "C", "B"];
+    // The demo's follow-ups are planned ahead of the day it is run, so that
+    // its data reads the same whenever it is made: none of them is overdue.
+    let today = c.today();
+    let ahead = |days: usize| today + chrono::Days::new(days as u64);
     let mut count = 0;
     for (i, (name, city, region, phone, industry, category)) in companies.iter().enumerate() {
         let owner = &users[i % users.len()];
@@ -3329,7 +3333,10 @@ async fn demo(ctx: &Ctx) -> CliResult {
                 ["展会", "客户介绍", "网络推广", "自主开发"][i % 4].to_string(),
             ),
             ("uscc", demo_uscc(region, 20_260_000 + i as u32 * 7919)),
-            ("next_follow_up", format!("2026-12-{:02}", 1 + i)),
+            (
+                "next_follow_up",
+                ahead(1 + i).format("%Y-%m-%d").to_string(),
+            ),
             (
                 "tags",
                 if i % 3 == 0 {
@@ -3381,7 +3388,7 @@ async fn demo(ctx: &Ctx) -> CliResult {
         );
         fu.insert(
             "next_follow_up_at".into(),
-            json!(format!("2026-12-{:02} 10:00", 10 + i)),
+            json!(format!("{} 10:00", ahead(10 + i).format("%Y-%m-%d"))),
         );
         c.create_record(&owner_actor, Entity::FollowUp, fu)
             .await

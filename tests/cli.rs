@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, json, local_time, ok, run};
+use common::{days_from_today, fails, json, local_time, ok, run};
 
 fn walk_through(db: &str) {
     let out = ok(db, &["demo"]);
@@ -201,21 +201,17 @@ fn walk_through(db: &str) {
         ],
     );
     ok(db, &["--as", "wangfang", "customer", "show", &code]);
-    // Times are shown in the companies' local time: a share's end as typed.
+    // Times are shown in the companies' local time: a share's end as typed
+    // (in the future, as a share's end must be).
+    let until = format!("{} 18:00", days_from_today(24));
     ok(
         db,
         &[
-            "customer",
-            "share",
-            &code,
-            "--with",
-            "chenjing",
-            "--until",
-            "2026-12-31 18:00",
+            "customer", "share", &code, "--with", "chenjing", "--until", &until,
         ],
     );
     let shares = ok(db, &["customer", "shares", &code]);
-    assert!(shares.contains("2026-12-31 18:00"), "{shares}");
+    assert!(shares.contains(&until), "{shares}");
     let shown = json(db, &["customer", "show", &code]);
     let created = local_time(
         shown["created_at"].as_str().expect("created_at"),
@@ -245,7 +241,9 @@ fn walk_through(db: &str) {
             "content=上门演示",
         ],
     );
-    // A follow-up's time reads as it was typed, in local time.
+    // A follow-up's time reads as it was typed, in local time (a visit made
+    // some days ago).
+    let occurred = format!("{} 14:30", days_from_today(-10));
     let visit = json(
         db,
         &[
@@ -254,16 +252,16 @@ fn walk_through(db: &str) {
             &format!("customer_id={code}"),
             "channel=拜访",
             "content=带样品",
-            "occurred_at=2026-11-27 14:30",
+            &format!("occurred_at={occurred}"),
         ],
     );
     let visit = visit["code"].as_str().expect("code").to_string();
     let listed = ok(db, &["followup", "list", "-w", &format!("code={visit}")]);
-    assert!(listed.contains("2026-11-27 14:30"), "{listed}");
+    assert!(listed.contains(&occurred), "{listed}");
     let shown = ok(db, &["followup", "show", &visit]);
-    assert!(shown.contains("2026-11-27 14:30"), "{shown}");
+    assert!(shown.contains(&occurred), "{shown}");
     let view = ok(db, &["customer", "view", &code]);
-    assert!(view.contains("2026-11-27 14:30"), "{view}");
+    assert!(view.contains(&occurred), "{view}");
     ok(db, &["customer", "delete", &code]);
     let bin: serde_json::Value =
         serde_json::from_str(&ok(db, &["--json", "customer", "list", "--deleted"])).expect("json");

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{fails, json, local_time, ok};
+use common::{days_from_today, fails, json, local_time, month_from_now, ok};
 
 fn deal(db: &str) {
     ok(db, &["demo"]);
@@ -49,6 +49,12 @@ fn deal(db: &str) {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         json(db, &refs)
     };
+    // The deal's dates, from today: it closes in some weeks, the contract
+    // runs some months and is paid in two instalments before its end.
+    let close = days_from_today(55);
+    let end = days_from_today(205);
+    let first = format!("{}:50000", days_from_today(24));
+    let second = format!("{}:49250.01", days_from_today(114));
     let o = call(&[
         "opportunity",
         "add",
@@ -59,7 +65,7 @@ fn deal(db: &str) {
         "--amount",
         "100000",
         "--close",
-        "2027-01-31",
+        &close,
     ]);
     let opp = o["code"].as_str().expect("code").to_string();
     call(&["opportunity", "stage", &opp, "--to", "assessment"]);
@@ -134,7 +140,7 @@ fn deal(db: &str) {
     let pending = json(db, &["--as", "chenjing", "approval", "pending"]);
     assert_eq!(pending.as_array().map(Vec::len), Some(1));
     ok(db, &["--as", "chenjing", "approval", "approve", &quote]);
-    let c = call(&["quote", "contract", &quote, "--end", "2027-06-30"]);
+    let c = call(&["quote", "contract", &quote, "--end", &end]);
     let contract = c["code"].as_str().expect("code").to_string();
     assert_eq!(c["status"], "draft");
     // The contract is approved by the superior, then collected.
@@ -147,9 +153,9 @@ fn deal(db: &str) {
         "plan",
         &contract,
         "--instalment",
-        "2026-12-31:50000",
+        &first,
         "--instalment",
-        "2027-03-31:49250.01",
+        &second,
     ]);
     // The plan's amounts read in 元 in the contract's history.
     let h = ok(db, &["--as", "zhangwei", "contract", "history", &contract]);
@@ -189,8 +195,16 @@ fn deal(db: &str) {
         shown["collection"]["payments"][0]["void_reason"], "金额录错",
         "{shown}"
     );
-    let p = call(&["contract", "pay", &contract, "--amount", "30000"]);
+    let p = call(&[
+        "contract", "pay", &contract, "--amount", "30000", "--receipt", "2",
+    ]);
     assert_eq!(p["contract"]["outstanding"]["minor"], 0);
+    // "2" is payment #2 and another payment's receipt number: asked, not
+    // guessed.
+    let args = with(&["contract", "void-payment", &contract, "2", "--reason", "r"]);
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let e = fails(db, &refs);
+    assert!(e.contains("ambiguous") && e.contains("#2"), "{e}");
     let d = call(&[
         "contract", "deliver", &contract, "--line", "1:3", "--line", "2:1",
     ]);
@@ -492,7 +506,10 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
     let p = json(db, &["opportunity", "pipeline-show"]);
     assert_eq!(p["stages"][1]["key"], "assessment", "{p}");
     assert!(ok(db, &["opportunity", "pipeline-show"]).contains("assessment"));
-    // Opportunities: source and notes, renaming, filters and pages.
+    // Opportunities: source and notes, renaming, filters and pages. This
+    // one closes in the middle of the month after next, the month forecast.
+    let month = month_from_now(2);
+    let close = format!("{month}-15");
     let o = zw_json(
         db,
         &[
@@ -505,7 +522,7 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
             "--amount",
             "20000",
             "--close",
-            "2027-02-15",
+            &close,
             "--source",
             "展会",
             "--notes",
@@ -550,19 +567,12 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
     assert_eq!(l["items"].as_array().map(Vec::len), Some(0), "{l}");
     let f = zw_json(
         db,
-        &[
-            "opportunity",
-            "forecast",
-            "--from",
-            "2027-02",
-            "--to",
-            "2027-02",
-        ],
+        &["opportunity", "forecast", "--from", &month, "--to", &month],
     );
     let rows = f.as_array().expect("rows");
     assert!(!rows.is_empty(), "{f}");
-    assert!(rows.iter().all(|r| r["month"] == "2027-02"), "{f}");
-    let f = zw(db, true, &["opportunity", "forecast", "--from", "2027-02"]);
+    assert!(rows.iter().all(|r| r["month"] == month.as_str()), "{f}");
+    let f = zw(db, true, &["opportunity", "forecast", "--from", &month]);
     assert!(f.contains("department") && f.contains("华北"), "{f}");
     assert!(
         fails(db, &["opportunity", "forecast", "--from", "2027-13"]).contains("expected YYYY-MM")
@@ -589,7 +599,10 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
     assert!(ok(db, &["opportunity", "delete", &opp2]).contains("deleted: 1 done"));
     assert!(ok(db, &["opportunity", "purge", &opp2]).contains("purged: 1 done"));
     fails(db, &["opportunity", "restore", &opp2]);
-    // Quotes: validity, versions, pages, shares and the recycle bin.
+    // Quotes: validity, versions, pages, shares and the recycle bin. The
+    // quote is valid for some weeks, its revision for some more.
+    let valid = days_from_today(40);
+    let revised = days_from_today(70);
     let q = zw_json(
         db,
         &[
@@ -602,10 +615,10 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
             "--line",
             "SV-2288:1",
             "--valid-until",
-            "2027-01-15",
+            &valid,
         ],
     );
-    assert_eq!(q["valid_until"], "2027-01-15");
+    assert_eq!(q["valid_until"], valid.as_str());
     let quote2 = q["code"].as_str().expect("code").to_string();
     let q = zw_json(
         db,
@@ -616,14 +629,14 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
             "--line",
             "SV-2288:2",
             "--valid-until",
-            "2027-02-15",
+            &revised,
         ],
     );
     assert_eq!(q["quote_version"], 2);
-    assert_eq!(q["valid_until"], "2027-02-15");
+    assert_eq!(q["valid_until"], revised.as_str());
     let v = zw_json(db, &["quote", "versions", &quote2]);
     assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
-    assert_eq!(v[0]["valid_until"], "2027-01-15");
+    assert_eq!(v[0]["valid_until"], valid.as_str());
     let v = zw(db, true, &["quote", "versions", &quote2]);
     assert!(v.contains("v1") && v.contains("v2"), "{v}");
     let l = zw(db, true, &["quote", "list"]);
@@ -643,6 +656,9 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
     let h = zw_json(db, &["quote", "history", &quote2]);
     assert!(h.as_array().map_or(0, Vec::len) >= 2, "{h}");
     // Contracts: signing date, notes, filters, shares and the recycle bin.
+    // Signed some days ago, then corrected to the day after.
+    let signed = days_from_today(-6);
+    let corrected = days_from_today(-5);
     let c = zw_json(
         db,
         &[
@@ -657,12 +673,12 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
             "--type",
             "service",
             "--signed",
-            "2026-12-01",
+            &signed,
             "--notes",
             "年度维保",
         ],
     );
-    assert_eq!(c["signed_on"], "2026-12-01");
+    assert_eq!(c["signed_on"], signed.as_str());
     assert_eq!(c["notes"], "年度维保");
     let c2 = c["code"].as_str().expect("code").to_string();
     let c = zw_json(
@@ -672,12 +688,12 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
             "edit",
             &c2,
             "--signed",
-            "2026-12-02",
+            &corrected,
             "--notes",
             "年度维保含备件",
         ],
     );
-    assert_eq!(c["signed_on"], "2026-12-02");
+    assert_eq!(c["signed_on"], corrected.as_str());
     assert_eq!(c["notes"], "年度维保含备件");
     let l = zw_json(
         db,
@@ -1625,7 +1641,7 @@ fn lines_dates_and_clearing(db: &str) {
             "--amount",
             "1000",
             "--close",
-            "2027-01-31",
+            &days_from_today(55),
         ],
     );
     let opp = o["code"].as_str().expect("code").to_string();

@@ -2,6 +2,7 @@
 //! built, run it against a database and check its output and errors.
 #![allow(dead_code)] // each test file uses its own subset
 
+use chrono::Datelike;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -92,6 +93,30 @@ pub fn local_time(rfc3339: &str, format: &str) -> String {
         .expect("an RFC 3339 time")
         .with_timezone(&offset)
         .format(format)
+        .to_string()
+}
+
+/// Today in the companies' local time (UTC+8 by default), as the CLI reads
+/// dates: the tests date what they make from it, so that they hold on
+/// whatever day they run.
+pub fn today() -> chrono::NaiveDate {
+    let offset = chrono::FixedOffset::east_opt(8 * 3600).expect("offset");
+    chrono::Utc::now().with_timezone(&offset).date_naive()
+}
+
+/// The date `days` days after today (before it when negative), as
+/// `YYYY-MM-DD`.
+pub fn days_from_today(days: i64) -> String {
+    (today() + chrono::Duration::days(days))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// The month `months` months after this one, as `YYYY-MM`.
+pub fn month_from_now(months: u32) -> String {
+    let first = today().with_day(1).expect("the first of the month");
+    (first + chrono::Months::new(months))
+        .format("%Y-%m")
         .to_string()
 }
 
