@@ -68,7 +68,7 @@ pub enum Error {
     InvalidState(String),
     /// Someone else changed the record since it was read.
     #[error(
-        "{entity} {id} was changed by someone else since you read it (your version {expected}, now {actual}); reload and apply your change again"
+        "{entity} {id} was changed by someone else meanwhile (已被他人修改): the change was made on version {expected}, it is at version {actual} now; reload it and apply the change again"
     )]
     Conflict {
         /// The entity.
