@@ -2021,6 +2021,22 @@ async fn find_record(
                     ctx.name(r.id, key);
                     Ok(r)
                 }
+                // Archived, and the actor may read it: a command on live
+                // records says so ("unarchive it first") ...
+                Err(crm::Error::InvalidState(why)) if lifecycle == Lifecycle::Active => Err(why),
+                // ... and one that reads any record reads it.
+                Err(crm::Error::InvalidState(_)) => {
+                    match any_record_id(ctx, actor, entity, key).await? {
+                        Some(id) => match ctx.crm.get_record(actor, entity, id).await {
+                            Ok(r) => {
+                                ctx.name(r.id, key);
+                                Ok(r)
+                            }
+                            Err(_) => Err(format!("{entity} {key} not found")),
+                        },
+                        None => Err(format!("{entity} {key} not found")),
+                    }
+                }
                 Err(_) => Err(format!("{entity} {key} not found")),
             };
         }
@@ -2037,6 +2053,25 @@ async fn find_record(
     } else {
         format!("{entity} {key} not found")
     })
+}
+
+/// The id of the record with the code `key` that is not in the recycle bin
+/// (live or archived), whether or not the actor may read it.
+async fn any_record_id(
+    ctx: &Ctx,
+    actor: &Actor,
+    entity: Entity,
+    key: &str,
+) -> CliResult<Option<RecordId>> {
+    use crm::store::{CmpOp, Col, Filter, Lifecycle as L, Select};
+    let mut sel = Select::all(entity.table(), actor.company_id.0, ctx.crm.now());
+    sel.lifecycle = L::Any;
+    sel.filter = Filter::And(vec![
+        Filter::Cmp(Col::Column("code"), CmpOp::Eq, key.trim().into()),
+        Filter::IsNull(Col::Column("deleted_at")),
+    ]);
+    let rows = ctx.crm.store().select(&sel).await.map_err(err)?.rows;
+    Ok(rows.first().map(|r| RecordId(r.id())))
 }
 
 async fn find_ids(

@@ -196,7 +196,13 @@ fn deal(db: &str) {
         "{shown}"
     );
     let p = call(&[
-        "contract", "pay", &contract, "--amount", "30000", "--receipt", "2",
+        "contract",
+        "pay",
+        &contract,
+        "--amount",
+        "30000",
+        "--receipt",
+        "2",
     ]);
     assert_eq!(p["contract"]["outstanding"]["minor"], 0);
     // "2" is payment #2 and another payment's receipt number: asked, not

@@ -1265,6 +1265,9 @@ impl Crm {
                 row.get("code").as_text().unwrap_or(&id.to_string())
             )));
         }
+        if !row.get("archived_at").is_null() {
+            return Err(Crm::archived_refusal(entity, &row));
+        }
         let before = row.get("owner_id").as_id();
         if before == Some(to.id.0) {
             return Ok(());
@@ -1301,8 +1304,9 @@ impl Crm {
         // The records whose shares the transfer ends: the record, and a
         // customer's contacts, which move with it.
         let mut shared = vec![Value::Id(id.0)];
+        let mut lock_ended = false;
         if entity == Entity::Customer {
-            self.transfer_pool_ops(actor, &row, to.id.0, &mut cs);
+            lock_ended = self.transfer_pool_ops(actor, &row, to.id.0, &mut cs);
             // The caps of the pool governing it bind a transfer as a claim.
             self.transfer_caps(actor, &row, to, &mut cs).await?;
             // The customer's contacts follow their customer, those in the
@@ -1389,6 +1393,7 @@ impl Crm {
                 "from_username": self.username_of(before).await,
                 "to_username": to.username,
                 "shares_ended": shares_ended.iter().map(idj).collect::<Vec<_>>(),
+                "lock_ended": lock_ended,
             }),
         ));
         let mut changes = vec![change];
@@ -1398,6 +1403,9 @@ impl Crm {
                 before: Json::Array(shares_ended.iter().map(idj).collect()),
                 after: Json::Array(Vec::new()),
             });
+        }
+        if lock_ended {
+            changes.push(crate::pool::lock_ended_change());
         }
         cs.audit.push(self.audit(
             Some(actor),
@@ -1640,6 +1648,9 @@ impl Crm {
             return Err(Error::InvalidState(format!(
                 "{entity} {code} is in the recycle bin"
             )));
+        }
+        if !row.get("archived_at").is_null() {
+            return Err(Crm::archived_refusal(entity, &row));
         }
         if entity == Entity::FollowUp {
             self.follow_up_customer_in_reach(actor, &row, "share")

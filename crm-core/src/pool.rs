@@ -311,7 +311,9 @@ pub struct PoolLimits {
     /// Whether closed-deal customers count toward those caps.
     pub deals_count_toward_cap: bool,
     /// Days after giving a customer up (release or recycling) before the
-    /// former owner may claim it again (0: at once).
+    /// former owner may claim it again (0: at once). The cooldown follows
+    /// the customer: moved since to another pool, the stricter of this
+    /// pool's cooldown and that of the pool it is claimed from holds.
     pub reclaim_cooldown_days: u32,
     /// Days before recycling that the owner is warned (0: no warning).
     pub warn_days: u32,
@@ -1382,6 +1384,14 @@ impl Crm {
         if let Some(p) = mv.pool {
             values.push(("pool_id", Value::Id(p.id.0)));
         }
+        // A lock keeps a customer with the owner it was granted for: it
+        // ends when the customer leaves that owner (released, recycled,
+        // moved into a pool, assigned or claimed by another).
+        let lock_ends =
+            row.get("locked").as_bool() == Some(true) && before_owner != mv.owner.map(|(o, _)| o);
+        if lock_ends {
+            values.push(("locked", Value::Bool(false)));
+        }
         if mv.to.is_owned() {
             if before_owner != mv.owner.map(|(o, _)| o) || !from.is_owned() {
                 values.push(("owned_since", Value::Timestamp(now)));
@@ -1479,6 +1489,9 @@ impl Crm {
                 after: Json::Array(Vec::new()),
             });
         }
+        if lock_ends {
+            changes.push(lock_ended_change());
+        }
         if let Some(r) = &reason {
             changes.push(FieldChange {
                 field: "reason".into(),
@@ -1517,14 +1530,25 @@ impl Crm {
                 "rule_id": idj(mv.rule.map(|r| r.id.0)),
                 "reason": reason,
                 "shares_ended": shares_ended.iter().map(|u| idj(Some(*u))).collect::<Vec<_>>(),
+                "lock_ended": lock_ends,
             }),
         ));
         Ok(cs)
     }
 
     /// What a transfer (转移) adds for a customer: a new holding period, an
-    /// owned place for a customer taken out of a pool, and the history row.
-    pub(crate) fn transfer_pool_ops(&self, actor: &Actor, row: &Row, to: Uuid, cs: &mut ChangeSet) {
+    /// owned place for a customer taken out of a pool, the end of a lock
+    /// granted for its former owner, and the history row. Whether a lock
+    /// ended (for the caller's audit entry, see [`lock_ended_change`]).
+    pub(crate) fn transfer_pool_ops(
+        &self,
+        actor: &Actor,
+        row: &Row,
+        to: Uuid,
+        cs: &mut ChangeSet,
+    ) -> bool {
+        let lock_ends =
+            row.get("locked").as_bool() == Some(true) && row.get("owner_id").as_id() != Some(to);
         let now = self.now();
         let from = Place::of_row(row);
         let place = match from {
@@ -1546,6 +1570,9 @@ impl Crm {
                     ("place", place.name().into()),
                     ("recycle_warned_due", Value::Null),
                 ]);
+                if lock_ends {
+                    values.push(("locked", Value::Bool(false)));
+                }
             }
         }
         cs.ops.push(self.move_insert(
@@ -1561,6 +1588,7 @@ impl Crm {
             None,
             None,
         ));
+        lock_ends
     }
 
     /// A pool history row; `customer` is the customer and its version after
@@ -1627,15 +1655,21 @@ impl Crm {
                 "a pool needs a name of 1 to 64 characters",
             ));
         }
-        let mut sel = Select::all(Table::Pools, actor.company_id.0, self.now());
-        sel.filter = eq("name", name.as_str());
-        if let Some(other) = self.store.select(&sel).await?.rows.first()
-            && Some(other.id()) != except
+        // Names that differ only in letter case, width or spacing
+        // (`hb公海`, `HB公海`, `ＨＢ公海`) name one pool, as the duplicate
+        // keys compare text.
+        // (A company has a few pools: read them all, compared here.)
+        let key = crate::validate::text_key(&name);
+        let pools = self
+            .store
+            .select(&Select::all(Table::Pools, actor.company_id.0, self.now()))
+            .await?
+            .rows;
+        if let Some(other) = pools
+            .iter()
+            .find(|p| Some(p.id()) != except && crate::validate::text_key(&text(p, "name")) == key)
         {
-            return Err(Error::Duplicate {
-                entity: "pool".into(),
-                message: format!("a pool called {name} exists already"),
-            });
+            return Err(Self::pool_name_taken(&name, &text(other, "name")));
         }
         for u in spec.admins.iter().chain(&spec.member_users) {
             self.live_row(actor, Table::Users, u.0).await?;
@@ -1644,6 +1678,45 @@ impl Crm {
             self.live_row(actor, Table::Departments, d.0).await?;
         }
         Ok(name)
+    }
+
+    /// The live pools of a company whose name has the text key `key`
+    /// ([`text_key`](crate::validate::text_key)), but `except`.
+    fn pools_named(company: Uuid, key: &str, except: Option<Uuid>, now: DateTime<Utc>) -> Select {
+        let mut sel = Select::all(Table::Pools, company, now);
+        sel.filter = Filter::And(vec![
+            Filter::TextKeyIn(col("name"), vec![key.to_string()]),
+            Filter::not_among(col("id"), except),
+        ]);
+        sel
+    }
+
+    /// The refusal of a pool name `name` that pool `other` holds (spelling
+    /// aside).
+    fn pool_name_taken(name: &str, other: &str) -> Error {
+        Error::Duplicate {
+            entity: "pool".into(),
+            message: if name == other {
+                format!("a pool called {name} exists already")
+            } else {
+                format!(
+                    "a pool called {other} exists already ({name} differs from it only in \
+                     letter case, width or spacing)"
+                )
+            },
+        }
+    }
+
+    /// A guard that no other pool took the name `name` meanwhile (spelling
+    /// aside), under the key every change to pools takes.
+    fn pool_name_guard(&self, company: Uuid, name: &str, except: Option<Uuid>) -> Guard {
+        let key = crate::validate::text_key(name);
+        Guard {
+            kind: crate::store::GuardKind::Duplicate,
+            keys: vec![pool_limits_key(company)],
+            select: Self::pools_named(company, &key, except, self.now()),
+            message: format!("a pool called {name} was just created by someone else"),
+        }
     }
 
     fn pool_values(name: String, spec: &PoolSpec) -> Vec<(&'static str, Value)> {
@@ -1675,6 +1748,7 @@ impl Crm {
         values.push(("position", Value::Int(i64::try_from(position).unwrap_or(0))));
         let mut cs = ChangeSet::default();
         cs.guards.push(self.pool_change_turn(company));
+        cs.guards.push(self.pool_name_guard(company, &name, None));
         // A member department deleted meanwhile (its delete checks the
         // pools listing it under the same key) fails the write.
         cs.guards.extend(
@@ -1723,10 +1797,12 @@ impl Crm {
         let row = self.live_row(actor, Table::Pools, id.0).await?;
         let name = self.check_pool_spec(actor, &spec, Some(id.0)).await?;
         let before = pool_from_row(&row);
+        let name_guard = self.pool_name_guard(actor.company_id.0, &name, Some(id.0));
         let mut values = Self::pool_values(name, &spec);
         values.push(("updated_at", Value::Timestamp(self.now())));
         let mut cs = ChangeSet::default();
         cs.guards.push(self.pool_change_turn(actor.company_id.0));
+        cs.guards.push(name_guard);
         cs.guards.extend(
             spec.member_departments
                 .iter()
@@ -1738,6 +1814,7 @@ impl Crm {
             expected_version,
             values,
         });
+        let read_name = before.name.clone();
         let before = serde_json::to_value(PoolSpec {
             name: before.name,
             admins: before.admins,
@@ -1771,7 +1848,22 @@ impl Crm {
                 after,
             }],
         ));
-        self.apply(cs).await?;
+        // A pool is known by its name, not its id: a concurrent change
+        // is told naming it (as read).
+        self.apply(cs).await.map_err(|e| match e {
+            Error::Conflict {
+                entity,
+                id: conflicted,
+                expected,
+                actual,
+            } if conflicted == id.to_string() => Error::Conflict {
+                entity,
+                id: read_name.clone(),
+                expected,
+                actual,
+            },
+            e => e,
+        })?;
         self.pool(actor, id).await
     }
 
@@ -2184,7 +2276,9 @@ impl Crm {
 
     /// Claims customers from the public pool (领取) for the actor, within
     /// the pool's limits: per claim (the whole claim is refused), per day,
-    /// the caps on customers held, and the former owner's cooldown. The
+    /// the caps on customers held, and the former owner's cooldown (the
+    /// stricter of the pool the customer went into when it left them and
+    /// the pool it is in now, should an admin have moved it since). The
     /// caps and the daily limit hold against concurrent claims and
     /// assignments: one that commits between this claim's counting and its
     /// write makes it count again (see `Holding`). A customer the actor may
@@ -2403,17 +2497,37 @@ impl Crm {
             )));
         }
         let limits = &g.pool.limits;
-        if row.get("previous_owner_id").as_id() == Some(actor.user_id.0)
-            && let Some(released) = row.get("released_at").as_timestamp()
-            && released + days(limits.reclaim_cooldown_days) > now
+        // The cooldown is about the user and the customer, not the pool it
+        // is in now: moved since to another pool (by an admin), the
+        // stricter of the two pools' cooldowns holds — the one of the pool
+        // it went into when it left the actor, and the one of its pool now.
+        let left = match (
+            row.get("previous_owner_id").as_id() == Some(actor.user_id.0),
+            row.get("released_at").as_timestamp(),
+        ) {
+            (true, Some(released)) => Some((
+                released,
+                self.last_move(company, row.id(), Some(actor.user_id.0))
+                    .await?,
+            )),
+            _ => None,
+        };
+        let cooldown = |mv: &Option<Row>| {
+            let then = mv
+                .as_ref()
+                .and_then(|m| m.get("pool_id").as_id())
+                .and_then(|p| set.index(p))
+                .map_or(0, |j| set.pools[j].pool.limits.reclaim_cooldown_days);
+            then.max(limits.reclaim_cooldown_days)
+        };
+        if let Some((released, mv)) = left
+            && released + days(cooldown(&mv)) > now
         {
+            let until = released + days(cooldown(&mv));
             // Named by who took it from the actor: they released it, a
             // rule recycled it, or someone else (an administrator, whoever
             // may transfer it) moved it to the pool.
-            let how = match self
-                .last_move(company, row.id(), Some(actor.user_id.0))
-                .await?
-            {
+            let how = match mv {
                 Some(mv) if mv.get("rule_id").as_id().is_some() => {
                     format!(
                         "customer {} was recycled from {}",
@@ -2452,7 +2566,7 @@ impl Crm {
                 // To the minute: the cooldown counts from the moment of
                 // the release, so the day alone would name one on which
                 // the claim is still refused until that hour.
-                self.local_minute(released + days(limits.reclaim_cooldown_days))
+                self.local_minute(until)
             )));
         }
         if let Some(max) = limits.max_claims_per_day {
@@ -3516,13 +3630,26 @@ impl Crm {
     /// (readable by scope or share, or shown through its pool, see
     /// [`PoolSet::shows`]); otherwise not found, as if it did not exist, so
     /// that no refusal tells anything about it.
+    /// An archived customer the actor may look at is refused naming its
+    /// state.
     async fn pool_customer_row(&self, actor: &Actor, set: &PoolSet, id: RecordId) -> Result<Row> {
-        let row = self.customer_row(actor, id).await?;
+        let row = self
+            .store
+            .get(Table::Customers, id.0)
+            .await?
+            .filter(|r| {
+                r.get("company_id").as_id() == Some(actor.company_id.0)
+                    && r.get("deleted_at").is_null()
+            })
+            .ok_or_else(|| Error::not_found(Entity::Customer, id))?;
         if set.shows(&row, actor)
             || self
                 .can_on_row(actor, Entity::Customer, Action::Read, &row)
                 .await?
         {
+            if !row.get("archived_at").is_null() {
+                return Err(Self::archived_refusal(Entity::Customer, &row));
+            }
             Ok(row)
         } else {
             Err(Error::not_found(Entity::Customer, id))
@@ -4033,6 +4160,10 @@ impl Crm {
         let gi = set.governing(&row);
         // Each outcome with its due time, shown or not.
         let mut outcomes: Vec<(Option<DateTime<Utc>>, RuleOutcome)> = Vec::new();
+        // A lock exempts it from every rule: none is listed as firing or
+        // due. (Who may not see the lock reads the rules' verdicts as for
+        // any customer, with the summary's proviso.)
+        let lock_shown = sight.locked && locked;
         if let Some(i) = gi
             && place.is_owned()
         {
@@ -4043,6 +4174,13 @@ impl Crm {
                         None,
                         false,
                         "the rule is switched off".to_string(),
+                    )
+                } else if lock_shown {
+                    (
+                        RuleStatus::Exempt,
+                        None,
+                        false,
+                        "it is locked (锁定): no rule recycles it".to_string(),
                     )
                 } else {
                     match self.verdict(r, &row, sight) {
@@ -4091,9 +4229,7 @@ impl Crm {
             }
             (false, _, _) => "it is not held by anyone".to_string(),
             (true, None, _) => "no pool governs it, so no rule applies".to_string(),
-            (true, Some(_), _) if sight.locked && locked => {
-                "it is locked and is never recycled".to_string()
-            }
+            (true, Some(_), _) if lock_shown => "it is locked and is never recycled".to_string(),
             (true, Some(_), _) if kept == Some(crate::sales::contract::KeptBySales::OwedMoney) => {
                 "it is still owed money on its contracts, so no rule recycles it until that is \
                  collected (or the contracts are terminated)"
@@ -4175,6 +4311,16 @@ impl Crm {
             out.insert(place, self.count(sel).await?);
         }
         Ok(out)
+    }
+}
+
+/// The audit change recording that a customer's lock (锁定) ended because
+/// it left the owner the lock was granted for.
+pub(crate) fn lock_ended_change() -> FieldChange {
+    FieldChange {
+        field: "locked".into(),
+        before: Json::Bool(true),
+        after: Json::Bool(false),
     }
 }
 

@@ -812,7 +812,11 @@ impl Crm {
                 let row = self
                     .resolve_ref(actor, target, &text)
                     .await
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| match e {
+                        // Archived: the state and the way out, as such.
+                        Error::InvalidState(why) => why,
+                        e => e.to_string(),
+                    })?;
                 Columns::one(name, Value::Id(row.id()))
             }
             // Handled before the text conversion above.
@@ -822,31 +826,61 @@ impl Crm {
     }
 
     /// Finds a record the actor can see by id or code.
+    /// A record that is not archived; one the actor may read that is
+    /// archived is refused naming the state ("unarchive it first"), one
+    /// they may not read is not found.
     pub(crate) async fn resolve_ref(
         &self,
         actor: &Actor,
         entity: Entity,
         key: &str,
     ) -> Result<Row> {
+        let row = self
+            .lookup_ref(actor, entity, key)
+            .await?
+            .filter(|r| r.get("deleted_at").is_null());
+        match row {
+            Some(r) if self.can_on_row(actor, entity, Action::Read, &r).await? => {
+                if !r.get("archived_at").is_null() {
+                    return Err(Self::archived_refusal(entity, &r));
+                }
+                Ok(r)
+            }
+            _ => Err(Error::not_found(entity, key)),
+        }
+    }
+
+    /// The record of the actor's company with the id or code `key`, in
+    /// whatever state (not checking permissions).
+    async fn lookup_ref(&self, actor: &Actor, entity: Entity, key: &str) -> Result<Option<Row>> {
         let row = match Uuid::parse_str(key.trim()) {
             Ok(id) => self.store.get(entity.table(), id).await?,
             Err(_) => {
                 // A code as typed: `ｋｈ-…` is `KH-…`.
                 let code = crate::validate::record_code(key);
                 let mut sel = Select::all(entity.table(), actor.company_id.0, self.now());
-                sel.filter = Filter::Cmp(Col::Column("code"), CmpOp::Eq, code.into());
+                sel.lifecycle = Lifecycle::Any;
+                sel.filter = Filter::And(vec![
+                    Filter::Cmp(Col::Column("code"), CmpOp::Eq, code.into()),
+                    Filter::IsNull(Col::Column("deleted_at")),
+                ]);
                 self.store.select(&sel).await?.rows.into_iter().next()
             }
         };
-        let row = row.filter(|r| {
-            r.get("company_id").as_id() == Some(actor.company_id.0)
-                && r.get("deleted_at").is_null()
-                && r.get("archived_at").is_null()
-        });
-        match row {
-            Some(r) if self.can_on_row(actor, entity, Action::Read, &r).await? => Ok(r),
-            _ => Err(Error::not_found(entity, key)),
-        }
+        Ok(row.filter(|r| r.get("company_id").as_id() == Some(actor.company_id.0)))
+    }
+
+    /// The refusal of an action on an archived record (已归档), for an
+    /// actor who may read it: it names the state and the way out.
+    pub(crate) fn archived_refusal(entity: Entity, row: &Row) -> Error {
+        let name = row
+            .get("code")
+            .as_text()
+            .map(str::to_string)
+            .unwrap_or_else(|| row.id().to_string());
+        Error::InvalidState(format!(
+            "{entity} {name} is archived (已归档); unarchive it first"
+        ))
     }
 
     /// Whether a live share for the actor covers the row (`write` needed for
@@ -1347,9 +1381,10 @@ impl Crm {
                 limit: 1,
             };
             if let Some(existing) = self.store.select(&sel).await?.rows.into_iter().next() {
-                return Err(self
+                let e = self
                     .duplicate_refusal(actor, entity, &what, &existing)
-                    .await?);
+                    .await?;
+                return Err(archived_holder_noted(e, entity, &existing));
             }
             guards.push(Guard {
                 kind: crate::store::GuardKind::Duplicate,
@@ -1411,9 +1446,10 @@ impl Crm {
             .iter()
             .find(|r| stored_key(r).as_deref() == Some(key.as_str()))
         {
-            return Err(self
+            let e = self
                 .duplicate_refusal(actor, entity, &format!("{} {text}", def.label), existing)
-                .await?);
+                .await?;
+            return Err(archived_holder_noted(e, entity, existing));
         }
         let seen: Vec<Uuid> = rows
             .iter()
@@ -2083,14 +2119,35 @@ impl Crm {
         entity: Entity,
         code: &str,
     ) -> Result<Record> {
-        let row = self.resolve_ref(actor, entity, code).await?;
-        self.get_record(actor, entity, RecordId(row.id())).await
+        let row = match self.resolve_ref(actor, entity, code).await {
+            Ok(row) => row,
+            // A customer in the public area of a pool the actor belongs to
+            // is read through the pool, as in its 360° view.
+            Err(e @ Error::NotFound { .. }) if entity == Entity::Customer => {
+                match self.lookup_ref(actor, entity, code).await? {
+                    Some(r) if r.get("archived_at").is_null() && r.get("deleted_at").is_null() => r,
+                    _ => return Err(e),
+                }
+            }
+            Err(e) => return Err(e),
+        };
+        self.get_record(actor, entity, RecordId(row.id()))
+            .await
+            .map_err(|e| e.not_found_as(entity, code))
     }
 
     /// Loads a record the actor can see (including the recycle bin and
-    /// history), masked per the actor's field rules.
+    /// history), masked per the actor's field rules. A customer is seen as
+    /// in its 360° view ([`Crm::customer_view`]): readable by data scope or
+    /// share, or shown through its pool — in the public area of a pool the
+    /// actor belongs to, the invalid area of one they administer. (Reading
+    /// it so lets the actor neither list nor change it.)
     pub async fn get_record(&self, actor: &Actor, entity: Entity, id: RecordId) -> Result<Record> {
-        let row = self.readable_row(actor, entity, id).await?;
+        let row = if entity == Entity::Customer {
+            self.customer_for_pool_view(actor, id).await?
+        } else {
+            self.readable_row(actor, entity, id).await?
+        };
         let customs = self.custom_fields(actor, entity).await?;
         Ok(self.to_record(actor, entity, &row, &customs))
     }
@@ -2199,6 +2256,9 @@ impl Crm {
             return Err(Error::InvalidState(format!(
                 "{entity} {name} is in the recycle bin; restore it first"
             )));
+        }
+        if !row.get("archived_at").is_null() {
+            return Err(Self::archived_refusal(entity, &row));
         }
         if !self.can_on_row(actor, entity, Action::Update, &row).await? {
             return Err(Self::forbid(actor, Action::Update, entity, &name));
@@ -3641,6 +3701,29 @@ fn phone_needle(t: &str, starts: bool) -> String {
             None => format!("+{d}"),
         },
         None => digits,
+    }
+}
+
+/// A duplicate refusal `e` naming `holder` (by its code), told that the
+/// holder is archived (已归档) when it is: it is in no list of live
+/// records, so the user learns why it was not found there. A refusal that
+/// does not name the holder (one the actor may not see) is left as it is.
+fn archived_holder_noted(e: Error, entity: Entity, holder: &Row) -> Error {
+    let code = holder.get("code").as_text().unwrap_or_default();
+    match e {
+        Error::Duplicate {
+            entity: which,
+            message,
+        } if !holder.get("archived_at").is_null() && !code.is_empty() && message.contains(code) => {
+            Error::Duplicate {
+                entity: which,
+                message: format!(
+                    "{message}; {entity} {code} is archived (已归档), so it is not in the \
+                     {entity} list: unarchive it to work with it"
+                ),
+            }
+        }
+        e => e,
     }
 }
 

@@ -7,6 +7,11 @@
 macro_rules! lifecycle_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::lifecycle_suite::archived_customers_are_refused_naming_the_state,
+            crm_lifecycle_archived_customers_are_refused_naming_the_state,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::a_contact_moves_only_with_its_customer,
             crm_lifecycle_a_contact_moves_only_with_its_customer,
             $make
@@ -3380,4 +3385,132 @@ pub async fn a_transferred_documents_approval_is_out_of_its_applicants_hands(
         .expect("the new owner withdraws");
     let k2 = w.crm.contract(&w.wangwu, k.id).await.expect("contract");
     assert_eq!(k2.status, ContractStatus::Draft);
+}
+
+/// An archived customer (已归档) is refused naming its state — edit,
+/// transfer, share, release and a contact added to it — to whoever may
+/// read it ("unarchive it first"), and stays not found to whoever may not;
+/// a duplicate refusal naming an archived holder says it is archived.
+pub async fn archived_customers_are_refused_naming_the_state(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w.customer(&w.zhangsan, "归档客户有限公司", json!({})).await;
+    let kh = c.code.clone().expect("code");
+    let r = w
+        .crm
+        .archive_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let archived = |m: &str| m.contains(&kh) && m.contains("archived (已归档); unarchive it first");
+    let e = w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            c.version + 1,
+            fields(json!({"phone": "010-65556666"})),
+        )
+        .await
+        .expect_err("edit");
+    assert!(
+        matches!(e, Error::InvalidState(_)) && archived(&e.to_string()),
+        "{e}"
+    );
+    let m = refusal(
+        w.crm
+            .transfer_records(&w.zhangsan, Entity::Customer, &[c.id], w.lisi.user_id)
+            .await
+            .expect("transfer"),
+    );
+    assert!(archived(&m), "{m}");
+    let e = w
+        .crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect_err("share");
+    assert!(archived(&e.to_string()), "{e}");
+    let m = refusal(
+        w.crm
+            .release(&w.zhangsan, &[c.id], "不再跟进", None)
+            .await
+            .expect("release"),
+    );
+    assert!(archived(&m), "{m}");
+    let e = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": kh, "name": "归档联系人"})),
+        )
+        .await
+        .expect_err("contact");
+    assert!(archived(&e.to_string()), "{e}");
+    let e = w
+        .crm
+        .get_record_by_code(&w.zhangsan, Entity::Customer, &kh)
+        .await
+        .expect_err("not live");
+    assert!(archived(&e.to_string()), "{e}");
+    // Who may not read it finds nothing.
+    let m = refusal(
+        w.crm
+            .release(&w.wangwu, &[c.id], "不再跟进", None)
+            .await
+            .expect("release"),
+    );
+    assert!(m.contains("not found"), "{m}");
+    let e = w
+        .crm
+        .create_record(
+            &w.wangwu,
+            Entity::Contact,
+            fields(json!({"customer_id": kh, "name": "归档联系人"})),
+        )
+        .await
+        .expect_err("contact");
+    assert!(!e.to_string().contains("archived"), "{e}");
+    // A duplicate of it is refused naming it archived.
+    let e = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Customer,
+            fields(json!({"name": "归档客户有限公司"})),
+        )
+        .await
+        .expect_err("duplicate");
+    match &e {
+        Error::Duplicate { message, .. } => {
+            assert!(
+                message.contains(&kh) && message.contains("已归档"),
+                "{message}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // Unarchived, it is worked on again.
+    let r = w
+        .crm
+        .unarchive_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let now = row(&w, Table::Customers, c.id.0).await.expect("row");
+    w.crm
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            now.version(),
+            fields(json!({"phone": "010-65556666"})),
+        )
+        .await
+        .expect("edit");
 }

@@ -10,6 +10,26 @@
 macro_rules! pool_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::pool_suite::a_lock_ends_when_its_customer_leaves_the_owner,
+            a_lock_ends_when_its_customer_leaves_the_owner,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::pool_members_read_public_customers_as_the_view_shows_them,
+            pool_members_read_public_customers_as_the_view_shows_them,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::the_reclaim_cooldown_follows_the_customer_to_another_pool,
+            the_reclaim_cooldown_follows_the_customer_to_another_pool,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::pool_names_are_unique_spelling_aside,
+            pool_names_are_unique_spelling_aside,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::pool_caps_bind_transfers_and_creation,
             pool_caps_bind_transfers_and_creation,
             $make
@@ -5219,4 +5239,336 @@ pub async fn a_deal_customer_is_claimed_past_a_cap_that_leaves_deals_out(store: 
         .await
         .expect("assign");
     assert!(r.refused[0].1.contains("already holds 1"), "{r:?}");
+}
+
+/// A lock (锁定) keeps a customer with the owner it was granted for, and
+/// ends when the customer leaves that owner: released (the next claimant
+/// holds an unlocked customer the rules recycle again), or transferred to
+/// another owner — each time recorded in the customer's history. The
+/// explanation of a locked customer lists no rule as firing.
+pub async fn a_lock_ends_when_its_customer_leaves_the_owner(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "锁定公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.sales],
+                limits: PoolLimits::default(),
+            },
+        )
+        .await
+        .expect("pool");
+    w.crm
+        .add_recycle_rule(&w.admin, pool.id, RuleSpec::new(RuleKind::NoFollowUp, 10))
+        .await
+        .expect("rule");
+    let c = w.customer(&w.zhangsan, "锁定客户有限公司", json!({})).await;
+    let locked = w.crm.set_locked(&w.lisi, &[c.id], true).await;
+    assert_eq!(locked.done, vec![c.id], "{locked:?}");
+    // Locked, no rule fires, however far ahead.
+    let far = w.crm.now() + Duration::days(100);
+    let e = w
+        .crm
+        .explain_recycling(&w.admin, c.id, Some(far))
+        .await
+        .expect("explain");
+    assert_eq!(e.summary, "it is locked and is never recycled");
+    assert!(!e.outcomes.is_empty());
+    assert!(
+        e.outcomes
+            .iter()
+            .all(|o| o.status == RuleStatus::Exempt && o.due_at.is_none()),
+        "{:?}",
+        e.outcomes
+    );
+    assert!(e.next.is_none(), "{:?}", e.next);
+    // Released, the lock ends with the owner's hold, in the history.
+    let r = w
+        .crm
+        .release(&w.zhangsan, &[c.id], "不再跟进", None)
+        .await
+        .expect("release");
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    assert_eq!(
+        row(&w, c.id).await.get("locked"),
+        &crate::value::Value::Bool(false)
+    );
+    let lock_ended = |h: &[AuditEntry], action: &str| {
+        h.iter().any(|e| {
+            e.action == action
+                && e.changes.iter().any(|c| {
+                    c.field == "locked" && c.before == json!(true) && c.after == json!(false)
+                })
+        })
+    };
+    let h = w
+        .crm
+        .history(&w.admin, Entity::Customer, c.id.0)
+        .await
+        .expect("history");
+    assert!(lock_ended(&h, "release"), "{h:#?}");
+    // The next claimant holds it unlocked: the rules recycle it again.
+    let r = w.crm.claim(&w.wangwu, &[c.id]).await.expect("claim");
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let e = w
+        .crm
+        .explain_recycling(&w.admin, c.id, Some(far))
+        .await
+        .expect("explain");
+    assert_eq!(e.locked, Some(false));
+    assert!(
+        e.outcomes.iter().any(|o| o.status == RuleStatus::Fires),
+        "{e:?}"
+    );
+    let dry = w
+        .crm
+        .sweep(
+            &w.admin,
+            &SweepOptions {
+                dry_run: true,
+                at: Some(far),
+                pool: None,
+            },
+        )
+        .await
+        .expect("dry run");
+    assert!(dry.recycled.iter().any(|i| i.customer == c.id), "{dry:?}");
+    // Transferred to another owner, a lock ends too.
+    let d = w.customer(&w.zhangsan, "锁定转移有限公司", json!({})).await;
+    let locked = w.crm.set_locked(&w.lisi, &[d.id], true).await;
+    assert_eq!(locked.done, vec![d.id], "{locked:?}");
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[d.id], w.zhaoliu.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(r.done, vec![d.id], "{r:?}");
+    assert_eq!(
+        row(&w, d.id).await.get("locked"),
+        &crate::value::Value::Bool(false)
+    );
+    let h = w
+        .crm
+        .history(&w.admin, Entity::Customer, d.id.0)
+        .await
+        .expect("history");
+    assert!(lock_ended(&h, "transfer"), "{h:#?}");
+    // A customer that is not locked records no lock ending.
+    assert!(!lock_ended(
+        &w.crm
+            .history(&w.admin, Entity::Customer, c.id.0)
+            .await
+            .expect("history"),
+        "claim"
+    ));
+}
+
+/// A member of a pool reads a customer in the pool's public area as its
+/// 360° view shows it — the record by id and by code, and its history —
+/// without its turning up in their list or their being able to change
+/// it; a user outside the pool finds none of it.
+pub async fn pool_members_read_public_customers_as_the_view_shows_them(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "读取公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.group1],
+                limits: PoolLimits::default(),
+            },
+        )
+        .await
+        .expect("pool");
+    let ids = w
+        .crm
+        .import_into_pool(
+            &w.lisi,
+            pool.id,
+            vec![fields(
+                json!({"name": "公海读取有限公司", "phone": "010-61112222"}),
+            )],
+        )
+        .await
+        .expect("import");
+    let c = ids[0];
+    let view = w
+        .crm
+        .customer_view(&w.zhangsan, c)
+        .await
+        .expect("a member views it");
+    let got = w
+        .crm
+        .get_record(&w.zhangsan, Entity::Customer, c)
+        .await
+        .expect("a member reads it");
+    assert_eq!(got, view.customer);
+    let code = got.code.clone().expect("code");
+    let by_code = w
+        .crm
+        .get_record_by_code(&w.zhangsan, Entity::Customer, &code)
+        .await
+        .expect("by code");
+    assert_eq!(by_code, view.customer);
+    let h = w
+        .crm
+        .history(&w.zhangsan, Entity::Customer, c.0)
+        .await
+        .expect("its history");
+    assert_eq!(h.first().map(|e| e.action.as_str()), Some("create"));
+    // Read only: not listed, not changed.
+    let (listed, _) = w.visible(&w.zhangsan, ListQuery::default()).await;
+    assert!(!listed.contains(&c));
+    assert!(
+        w.crm
+            .update_record(
+                &w.zhangsan,
+                Entity::Customer,
+                c,
+                got.version,
+                fields(json!({"phone": "010-63334444"}))
+            )
+            .await
+            .is_err()
+    );
+    let r = w
+        .crm
+        .transfer_records(&w.zhangsan, Entity::Customer, &[c], w.zhangsan.user_id)
+        .await
+        .expect("transfer");
+    assert!(r.done.is_empty(), "{r:?}");
+    // Outside the pool (销售二组): not found, as before.
+    assert!(matches!(
+        w.crm.get_record(&w.wangwu, Entity::Customer, c).await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        w.crm
+            .get_record_by_code(&w.wangwu, Entity::Customer, &code)
+            .await,
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        w.crm.history(&w.wangwu, Entity::Customer, c.0).await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+/// The re-claim cooldown is about the user and the customer: a customer
+/// released into a pool with a cooldown and moved by an admin to a pool
+/// without one is not claimed back by its former owner before the
+/// cooldown of the pool it was released into ends.
+pub async fn the_reclaim_cooldown_follows_the_customer_to_another_pool(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let spec = |name: &str, cooldown: u32| PoolSpec {
+        name: name.into(),
+        admins: vec![w.lisi.user_id],
+        member_users: Vec::new(),
+        member_departments: vec![w.group1],
+        limits: PoolLimits {
+            reclaim_cooldown_days: cooldown,
+            ..PoolLimits::default()
+        },
+    };
+    let strict = w
+        .crm
+        .create_pool(&w.admin, spec("冷却公海", 7))
+        .await
+        .expect("pool");
+    let lax = w
+        .crm
+        .create_pool(&w.admin, spec("无冷却公海", 0))
+        .await
+        .expect("pool");
+    let c = w.customer(&w.zhangsan, "冷却客户有限公司", json!({})).await;
+    let r = w
+        .crm
+        .release(&w.zhangsan, &[c.id], "暂不跟进", Some(strict.id))
+        .await
+        .expect("release");
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let r = w
+        .crm
+        .move_to_pool(&w.lisi, &[c.id], lax.id, Place::Public, "调整公海")
+        .await
+        .expect("move");
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    assert_eq!(row(&w, c.id).await.get("pool_id").as_id(), Some(lax.id.0));
+    let r = w.crm.claim(&w.zhangsan, &[c.id]).await.expect("claim");
+    assert!(r.done.is_empty(), "{r:?}");
+    assert!(r.refused[0].1.contains("may be claimed back from"), "{r:?}");
+    // Anyone else claims it at once; the former owner after 7 days.
+    w.clock.advance(Duration::days(7) + Duration::minutes(1));
+    let r = w.crm.claim(&w.zhangsan, &[c.id]).await.expect("claim");
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+}
+
+/// Pool names differ by more than letter case, width or spacing:
+/// `hb公海`, `HB公海` and `ＨＢ公海` name one pool, on creating and on
+/// renaming. A change that meets another one names the pool by its name.
+pub async fn pool_names_are_unique_spelling_aside(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let spec = |name: &str| PoolSpec {
+        name: name.into(),
+        admins: Vec::new(),
+        member_users: Vec::new(),
+        member_departments: vec![w.sales],
+        limits: PoolLimits::default(),
+    };
+    let hb = w
+        .crm
+        .create_pool(&w.admin, spec("hb公海"))
+        .await
+        .expect("pool");
+    for other in ["HB公海", "ＨＢ公海", " Hb公海 "] {
+        match w.crm.create_pool(&w.admin, spec(other)).await {
+            Err(Error::Duplicate { message, .. }) => {
+                assert!(message.contains("hb公海"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let east = w
+        .crm
+        .create_pool(&w.admin, spec("华东公海"))
+        .await
+        .expect("pool");
+    assert!(matches!(
+        w.crm
+            .update_pool(&w.admin, east.id, east.version, spec("ｈｂ公海"))
+            .await,
+        Err(Error::Duplicate { .. })
+    ));
+    // Its own name in another spelling is no duplicate.
+    let hb2 = w
+        .crm
+        .update_pool(&w.admin, hb.id, hb.version, spec("HB公海"))
+        .await
+        .expect("respelled");
+    assert_eq!(hb2.name, "HB公海");
+    // A change from a stale read names the pool.
+    match w
+        .crm
+        .update_pool(&w.admin, hb.id, hb.version, spec("HB公海"))
+        .await
+    {
+        Err(Error::Conflict { id, .. }) => assert_eq!(id, "HB公海"),
+        other => panic!("{other:?}"),
+    }
+    let names: Vec<String> = w
+        .crm
+        .list_pools(&w.admin)
+        .await
+        .expect("pools")
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(names, vec!["HB公海".to_string(), "华东公海".to_string()]);
 }

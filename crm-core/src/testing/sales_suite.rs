@@ -11596,8 +11596,11 @@ pub async fn contract_changes_and_plans_reach_the_host(store: Arc<dyn Store>) {
         })
         .collect();
     let of = |t: &str| {
-        let found: Vec<&serde_json::Value> =
-            events.iter().filter(|(e, _)| e == t).map(|(_, p)| p).collect();
+        let found: Vec<&serde_json::Value> = events
+            .iter()
+            .filter(|(e, _)| e == t)
+            .map(|(_, p)| p)
+            .collect();
         assert_eq!(found.len(), 1, "{t} once: {events:#?}");
         found[0].clone()
     };
