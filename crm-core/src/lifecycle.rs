@@ -66,6 +66,11 @@ impl Step {
     }
 }
 
+/// How many times an operation given no version (a transfer, a share) is
+/// tried on a record that others keep changing meanwhile before the
+/// conflict is reported.
+const STALE_TRIES: u32 = 4;
+
 impl Crm {
     async fn owned_row(&self, actor: &Actor, entity: Entity, id: RecordId) -> Result<Row> {
         if !entity.is_record() {
@@ -1440,6 +1445,10 @@ impl Crm {
                 // A claim or assignment to the same user (or department)
                 // committed after the caps were counted: count again.
                 let mut tries = 1;
+                // The caller gave no version: a record changed meanwhile
+                // (a colleague's edit) is read again and transferred as it
+                // is now, every check made again.
+                let mut stale = 1;
                 loop {
                     match self.transfer_one(actor, entity, id, target).await {
                         Err(e) if crate::pool::is_holder_conflict(&e) => {
@@ -1448,6 +1457,7 @@ impl Crm {
                             }
                             tries += 1;
                         }
+                        Err(Error::Conflict { .. }) if stale < STALE_TRIES => stale += 1,
                         other => return other,
                     }
                 }
@@ -1601,8 +1611,31 @@ impl Crm {
     }
 
     /// Shares a record with a user, for reading or for editing, optionally
-    /// until a given time. Sharing again replaces the earlier share.
+    /// until a given time. Sharing again replaces the earlier share. A
+    /// record changed meanwhile (the caller gave no version) is read again
+    /// and shared as it is now, every check made again.
     pub async fn share_record(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        id: RecordId,
+        with: UserId,
+        access: ShareAccess,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let mut stale = 1;
+        loop {
+            match self
+                .share_record_once(actor, entity, id, with, access, expires_at)
+                .await
+            {
+                Err(Error::Conflict { .. }) if stale < STALE_TRIES => stale += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn share_record_once(
         &self,
         actor: &Actor,
         entity: Entity,

@@ -10,6 +10,11 @@
 macro_rules! pool_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::pool_suite::a_transfer_or_share_given_no_version_takes_a_meanwhile_edit,
+            crm_pool_a_transfer_or_share_given_no_version_takes_a_meanwhile_edit,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::a_lock_ends_when_its_customer_leaves_the_owner,
             a_lock_ends_when_its_customer_leaves_the_owner,
             $make
@@ -5571,4 +5576,63 @@ pub async fn pool_names_are_unique_spelling_aside(store: Arc<dyn Store>) {
         .map(|p| p.name)
         .collect();
     assert_eq!(names, vec!["HB公海".to_string(), "华东公海".to_string()]);
+}
+
+/// A transfer or a share is given no version: a colleague's edit of the
+/// customer between its read and its write does not make it fail. It reads
+/// the customer again and goes through, and the edit stays.
+pub async fn a_transfer_or_share_given_no_version_takes_a_meanwhile_edit(store: Arc<dyn Store>) {
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let c = w
+        .customer(&w.zhangsan, "并发编辑有限公司", json!({}))
+        .await
+        .id;
+    let edit = |notes: &'static str| {
+        let other = other.clone();
+        let zhangsan = w.zhangsan.clone();
+        async move {
+            let row = other
+                .get_record(&zhangsan, Entity::Customer, c)
+                .await
+                .expect("read");
+            other
+                .update_record(
+                    &zhangsan,
+                    Entity::Customer,
+                    c,
+                    row.version,
+                    fields(json!({"notes": notes})),
+                )
+                .await
+                .expect("the colleague's edit");
+        }
+    };
+    hooked.before_customer_write(edit("共享前的备注"));
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c,
+            w.wangwu.user_id,
+            crate::records::ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("shared though edited meanwhile");
+    hooked.before_customer_write(edit("转移前的备注"));
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[c], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    assert_eq!(r.done, vec![c], "{:?}", r.refused);
+    let now = w
+        .crm
+        .get_record(&w.admin, Entity::Customer, c)
+        .await
+        .expect("customer");
+    assert_eq!(now.owner_id, Some(w.wangwu.user_id));
+    assert_eq!(now.text("notes"), Some("转移前的备注"));
 }
