@@ -4159,58 +4159,72 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
             cooldown,
             warn,
         } => {
-            let p = ctx.crm.resolve_pool(actor, &pool).await.map_err(err)?;
-            let l = &p.limits;
-            let mut spec = PoolSpec {
-                name: name.unwrap_or_else(|| p.name.clone()),
-                admins: p.admins.clone(),
-                member_users: p.member_users.clone(),
-                member_departments: p.member_departments.clone(),
-                limits: PoolLimits {
-                    max_per_claim: limit_arg(max_per_claim, l.max_per_claim, "max-per-claim")?,
-                    max_claims_per_day: limit_arg(max_daily, l.max_claims_per_day, "max-daily")?,
-                    max_owned_per_user: limit_arg(cap, l.max_owned_per_user, "cap")?,
-                    max_owned_per_department: limit_arg(
-                        dept_cap,
-                        l.max_owned_per_department,
-                        "dept-cap",
-                    )?,
-                    deals_count_toward_cap: deals_count.unwrap_or(l.deals_count_toward_cap),
-                    reclaim_cooldown_days: cooldown.unwrap_or(l.reclaim_cooldown_days),
-                    warn_days: warn.unwrap_or(l.warn_days),
-                },
+            // Only what is given changes: the rest is the pool as read.
+            let mut attempt = 0;
+            let p = loop {
+                attempt += 1;
+                let p = ctx.crm.resolve_pool(actor, &pool).await.map_err(err)?;
+                let l = &p.limits;
+                let mut spec = PoolSpec {
+                    name: name.clone().unwrap_or_else(|| p.name.clone()),
+                    admins: p.admins.clone(),
+                    member_users: p.member_users.clone(),
+                    member_departments: p.member_departments.clone(),
+                    limits: PoolLimits {
+                        max_per_claim: limit_arg(
+                            max_per_claim.clone(),
+                            l.max_per_claim,
+                            "max-per-claim",
+                        )?,
+                        max_claims_per_day: limit_arg(
+                            max_daily.clone(),
+                            l.max_claims_per_day,
+                            "max-daily",
+                        )?,
+                        max_owned_per_user: limit_arg(cap.clone(), l.max_owned_per_user, "cap")?,
+                        max_owned_per_department: limit_arg(
+                            dept_cap.clone(),
+                            l.max_owned_per_department,
+                            "dept-cap",
+                        )?,
+                        deals_count_toward_cap: deals_count.unwrap_or(l.deals_count_toward_cap),
+                        reclaim_cooldown_days: cooldown.unwrap_or(l.reclaim_cooldown_days),
+                        warn_days: warn.unwrap_or(l.warn_days),
+                    },
+                };
+                if !admin.is_empty() {
+                    spec.admins.clear();
+                    if !clears(&admin) {
+                        for u in &admin {
+                            spec.admins.push(resolve_user(ctx, actor, u).await?.id);
+                        }
+                    }
+                }
+                if !member.is_empty() {
+                    spec.member_users.clear();
+                    if !clears(&member) {
+                        for u in &member {
+                            spec.member_users
+                                .push(resolve_user(ctx, actor, u).await?.id);
+                        }
+                    }
+                }
+                if !dept.is_empty() {
+                    spec.member_departments.clear();
+                    if !clears(&dept) {
+                        for d in &dept {
+                            spec.member_departments
+                                .push(ctx.crm.resolve_department(actor, d).await.map_err(err)?.id);
+                        }
+                    }
+                }
+                match ctx.crm.update_pool(actor, p.id, p.version, spec).await {
+                    // Changed meanwhile (a rule, the members): the change is
+                    // made again on the pool as it is now.
+                    Err(crm::Error::Conflict { .. }) if attempt < 4 => continue,
+                    done => break done.map_err(err)?,
+                }
             };
-            if !admin.is_empty() {
-                spec.admins.clear();
-                if !clears(&admin) {
-                    for u in admin {
-                        spec.admins.push(resolve_user(ctx, actor, &u).await?.id);
-                    }
-                }
-            }
-            if !member.is_empty() {
-                spec.member_users.clear();
-                if !clears(&member) {
-                    for u in member {
-                        spec.member_users
-                            .push(resolve_user(ctx, actor, &u).await?.id);
-                    }
-                }
-            }
-            if !dept.is_empty() {
-                spec.member_departments.clear();
-                if !clears(&dept) {
-                    for d in dept {
-                        spec.member_departments
-                            .push(ctx.crm.resolve_department(actor, &d).await.map_err(err)?.id);
-                    }
-                }
-            }
-            let p = ctx
-                .crm
-                .update_pool(actor, p.id, p.version, spec)
-                .await
-                .map_err(err)?;
             ctx.print(json!(p), || {
                 format!("updated pool {}; 限制: {}", p.name, limits_text(&p.limits))
             });
