@@ -702,6 +702,41 @@ impl Crm {
                 .extend(self.no_sales_references(actor, &row, &code).await?);
             self.purge_children(actor, &row, &code, &mut cs).await?;
         }
+        if step == Step::Purge && entity == Entity::Quote {
+            // A contract made from this quote keeps its lines and amounts
+            // (they are its own) and forgets the quote gone for good: no
+            // contract points at a quote that is no more.
+            let mut sel = crate::store::Select::all(Table::Contracts, actor.company_id.0, now);
+            sel.lifecycle = crate::store::Lifecycle::Any;
+            sel.filter = crate::store::Filter::Cmp(
+                crate::store::Col::Column("quote_id"),
+                crate::store::CmpOp::Eq,
+                Value::Id(id.0),
+            );
+            for c in self.store.select(&sel).await?.rows {
+                cs.ops.push(Op::Update {
+                    table: Table::Contracts,
+                    id: c.id(),
+                    expected_version: c.version(),
+                    values: vec![
+                        ("quote_id", Value::Null),
+                        ("updated_at", Value::Timestamp(now)),
+                    ],
+                });
+                cs.audit.push(self.audit(
+                    Some(actor),
+                    actor.company_id.0,
+                    Table::Contracts,
+                    c.id(),
+                    "quote_purged",
+                    vec![FieldChange {
+                        field: "quote_id".into(),
+                        before: c.get("quote_id").to_json(),
+                        after: Json::Null,
+                    }],
+                ));
+            }
+        }
         if step == Step::Purge && entity == Entity::Contract {
             // The quote this contract was made from is approved again: gone
             // for good, the contract no longer holds it converted.

@@ -11305,6 +11305,22 @@ pub async fn a_converted_quote_stays_its_owners_deal(store: Arc<dyn Store>) {
         .await
         .expect("the salesperson reads the contract of their quote");
     assert_eq!(mine.code, c.code);
+    assert_eq!(mine.quote_id, Some(q.id));
+    // The quote purged for good: the contract keeps its amount and no
+    // longer points at it.
+    let quote = crate::entity::Entity::Quote;
+    let gone = w
+        .crm
+        .delete_records(&w.zhangsan, quote, &[crate::ids::RecordId(q.id)])
+        .await;
+    assert_eq!(gone.done.len(), 1, "{gone:?}");
+    let gone = w
+        .crm
+        .purge_records(&w.admin, quote, &[crate::ids::RecordId(q.id)])
+        .await;
+    assert_eq!(gone.done.len(), 1, "{gone:?}");
+    let kept = w.crm.contract(&w.zhangsan, c.id).await.expect("contract");
+    assert_eq!((kept.quote_id, kept.amount), (None, c.amount));
     // Once the salesperson is gone, the converter owns what they convert.
     let q2 = approved("离职前的报价", customer.id.0).await;
     deactivate(&w, w.zhangsan.user_id).await;
