@@ -1277,6 +1277,21 @@ impl Names {
                     None => cell(Some(v)),
                 };
             }
+            // The users whose shares a transfer or a release ended.
+            "shares" => {
+                if let Some(users) = v.as_array() {
+                    return users
+                        .iter()
+                        .map(
+                            |u| match u.as_str().and_then(|t| crm::Uuid::parse_str(t).ok()) {
+                                Some(u) => self.user(Some(UserId(u))),
+                                None => cell(Some(u)),
+                            },
+                        )
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                }
+            }
             "department_id" => {
                 if let Some(name) = id().and_then(|d| self.departments.get(&d)) {
                     return name.clone();
@@ -1351,9 +1366,10 @@ fn section_count(s: &crm::view::ViewSection) -> String {
     }
 }
 
-/// What stands for a record the actor may not read, in place of its id.
+/// What stands for a record the actor may not read, in place of its id
+/// (as exports write it).
 fn hidden(target: Entity) -> String {
-    format!("（无权查看的{}）(hidden {target})", target.name_zh())
+    crm::export::hidden_record(target)
 }
 
 /// The record an event is about as users know it: what its payload names
@@ -2739,8 +2755,14 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                                 r.done.len(),
                                 r.refused.len()
                             );
+                            // Each record as the command line named it
+                            // (its code), not by id.
                             for (id, why) in &r.refused {
-                                line.push_str(&format!("\n  refused {id}: {why}"));
+                                line.push_str(&format!(
+                                    "\n  refused {}: {}",
+                                    ctx.name_of(*id),
+                                    ctx.with_names(why)
+                                ));
                             }
                             line
                         })

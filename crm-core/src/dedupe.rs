@@ -26,7 +26,7 @@ use crate::auth::{Action, Actor, FieldAccess, mask};
 use crate::crm::Crm;
 use crate::custom::CustomFieldDef;
 use crate::entity::{Entity, FieldKind, MaskStyle};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ValidationErrors};
 use crate::ids::{RecordId, UserId};
 use crate::pool::Place;
 use crate::records::{Fields, Record};
@@ -238,7 +238,45 @@ pub struct MergeSpec {
     /// The customers merged into it.
     pub others: Vec<RecordId>,
     /// Field by field (API name, label or `custom.key`): whose value to keep.
+    /// A merged customer with nothing in the field is refused (its blank
+    /// would wipe the survivor's value); the survivor itself may be named
+    /// to keep its blank rather than have it filled from the others.
     pub take: BTreeMap<String, RecordId>,
+}
+
+/// Whether a stored value is blank: none, blank text, or an empty JSON
+/// value (no tags, no attachments).
+fn blank(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Text(t) => t.trim().is_empty(),
+        Value::Json(j) => blank_json(j),
+        _ => false,
+    }
+}
+
+/// Whether a JSON value (a custom field's) is blank.
+fn blank_json(j: &Json) -> bool {
+    match j {
+        Json::Null => true,
+        Json::String(t) => t.trim().is_empty(),
+        Json::Array(a) => a.is_empty(),
+        Json::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+/// Notes the refusal of a merge choice naming a merged customer with
+/// nothing in the field: taking it would wipe the survivor's value, not
+/// keep one.
+fn no_value_to_take(errors: &mut ValidationErrors, src: &Row, label: &str, field: &str) {
+    errors.push(
+        field,
+        format!(
+            "{} has no {label} ({field}) to take; leave the field out to keep the survivor's value",
+            src.get("code").as_text().unwrap_or_default()
+        ),
+    );
 }
 
 /// What a rebuild of the keys did.
@@ -2069,6 +2107,7 @@ impl Crm {
         }
         // Explicit choices.
         let mut taken_tags = false;
+        let mut blanks = ValidationErrors::default();
         for (field, from) in &spec.take {
             let src = find(*from).ok_or_else(|| {
                 Error::invalid(
@@ -2088,6 +2127,10 @@ impl Crm {
                         "{} may not change customer.{}",
                         actor.display_name, def.name
                     )));
+                }
+                if src.id() != survivor.id() && blank(src.get(def.name)) {
+                    no_value_to_take(&mut blanks, src, def.zh, def.name);
+                    continue;
                 }
                 taken_tags |= def.kind == FieldKind::Tags;
                 for c in cols_of(def.kind, def.name) {
@@ -2114,8 +2157,15 @@ impl Crm {
                 .and_then(|j| j.get(&def.key))
                 .cloned()
                 .unwrap_or(Json::Null);
+            if src.id() != survivor.id() && blank_json(&v) {
+                let field = format!("custom.{}", def.key);
+                no_value_to_take(&mut blanks, src, &def.label, &field);
+                continue;
+            }
             custom.insert(def.key.clone(), v);
         }
+        // Every choice of a blank at once.
+        blanks.into_result()?;
         // What combines: tags and attachments are united, the activity
         // times take the latest, the next follow-up the earliest (if the
         // actor may write it), open opportunities add up, a lock stays

@@ -392,13 +392,15 @@ impl Crm {
     }
 
     /// The names of the `target` records among `ids` that the actor may
-    /// read (live or archived, not deleted), as the target's name rule
+    /// read (live or archived, and with `deleted` those in the recycle bin
+    /// too, as [`Crm::get_record`] reads them), as the target's name rule
     /// shows them (masked or not at all); the others are left out.
     pub(crate) async fn readable_names(
         &self,
         actor: &Actor,
         target: Entity,
         ids: Vec<Value>,
+        deleted: bool,
     ) -> Result<HashMap<Uuid, String>> {
         let mut names = HashMap::new();
         if ids.is_empty() {
@@ -414,10 +416,14 @@ impl Crm {
         let mut sel = Select::all(target.table(), actor.company_id.0, self.now());
         sel.lifecycle = Lifecycle::Any;
         sel.scope = scope;
-        sel.filter = Filter::And(vec![
-            Filter::In(Col::Column("id"), ids),
-            Filter::IsNull(Col::Column("deleted_at")),
-        ]);
+        sel.filter = if deleted {
+            Filter::In(Col::Column("id"), ids)
+        } else {
+            Filter::And(vec![
+                Filter::In(Col::Column("id"), ids),
+                Filter::IsNull(Col::Column("deleted_at")),
+            ])
+        };
         let style = target
             .field("name")
             .map(FieldDef::mask_style)
@@ -474,6 +480,16 @@ impl Crm {
 /// customer" (see [`crate::import::ColumnRole::Field`]); a customer named
 /// exactly so is named by code or id there.
 pub const NOT_SHOWN: &str = "***";
+
+/// What stands for a referenced record the reader may not read, in place
+/// of its id and name, e.g. `（无权查看的客户）(hidden customer)` for a
+/// follow-up's customer that was transferred away from its author: how the
+/// lists and exports of follow-ups show it (a contact export writes
+/// [`NOT_SHOWN`], which its import reads back). Follow-ups are not imported,
+/// so no import reads it.
+pub fn hidden_record(target: Entity) -> String {
+    format!("（无权查看的{}）(hidden {target})", target.name_zh())
+}
 
 /// The key of a contact export's column of its customer's code.
 const CUSTOMER_CODE_KEY: &str = "customer_code";
@@ -800,8 +816,17 @@ impl ExportCursor<'_> {
                 continue;
             }
             // Only names the actor may see, as the target's name rule shows
-            // them (for the others see `Converter::ref_value`).
-            refs.extend(self.crm.readable_names(&self.actor, r.target, ids).await?);
+            // them (for the others see `Converter::ref_value`). A contact
+            // export names live customers only: its import resolves the
+            // name among them (and reads [`NOT_SHOWN`] back as "keeps its
+            // customer"); the others name one in the recycle bin as the
+            // lists do.
+            let deleted = !self.convert.0.contact_export;
+            refs.extend(
+                self.crm
+                    .readable_names(&self.actor, r.target, ids, deleted)
+                    .await?,
+            );
         }
         Ok(refs)
     }
@@ -1328,7 +1353,9 @@ impl Converter {
                         ));
                     return ExportValue::DateTime(self.local(t));
                 }
-                (FieldKind::Ref(_), Value::Id(u)) => return self.ref_value(refs, *u),
+                (FieldKind::Ref(target), Value::Id(u)) => {
+                    return self.ref_value(refs, target, *u);
+                }
                 _ => {}
             }
         }
@@ -1343,15 +1370,16 @@ impl Converter {
         }
     }
 
-    /// A referenced record (a contact's customer, a follow-up's contact) by
-    /// the name the actor may read; else a contact's customer as
-    /// [`NOT_SHOWN`], which the contact import reads back, and the others
-    /// by id, as the list shows them.
-    fn ref_value(&self, refs: &HashMap<Uuid, String>, id: Uuid) -> ExportValue {
+    /// A referenced record (a contact's customer, a follow-up's customer
+    /// or contact) by the name the actor may read; else a contact's
+    /// customer as [`NOT_SHOWN`], which the contact import reads back, and
+    /// the others as [`hidden_record`] says, as the lists show them: never
+    /// by id (which would tell what the actor may not read).
+    fn ref_value(&self, refs: &HashMap<Uuid, String>, target: Entity, id: Uuid) -> ExportValue {
         ExportValue::Text(match refs.get(&id) {
             Some(name) => name.clone(),
             None if self.contact_export => NOT_SHOWN.to_string(),
-            None => id.to_string(),
+            None => hidden_record(target),
         })
     }
 
@@ -1375,8 +1403,8 @@ impl Converter {
                     .unwrap_or(s),
             ),
             // (A masked reference is no id: it stays as masked.)
-            (FieldKind::Ref(_), Json::String(s)) => match Uuid::parse_str(&s) {
-                Ok(u) => self.ref_value(refs, u),
+            (FieldKind::Ref(target), Json::String(s)) => match Uuid::parse_str(&s) {
+                Ok(u) => self.ref_value(refs, target, u),
                 Err(_) => ExportValue::Text(s),
             },
             (_, Json::Array(a)) => {

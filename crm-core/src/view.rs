@@ -62,9 +62,10 @@ pub struct ViewSection {
     pub items: Vec<Record>,
     /// How many more the customer has that the actor may not see (their
     /// number only: a sharee of the customer is told its contacts are
-    /// there, not shown none). Counted for contacts, follow-ups and the
-    /// records of other modules; 0 for the sales sections, which list
-    /// what the sales lists show.
+    /// there, not shown none). Counted for contacts, follow-ups,
+    /// opportunities, quotes (current versions), contracts and the records
+    /// of other modules; 0 for payments and invoices, which are listed for
+    /// the contracts the actor may read.
     pub hidden: u64,
 }
 
@@ -282,6 +283,14 @@ impl Crm {
         Ok((got.rows, total))
     }
 
+    /// How many rows a select finds whatever the actor's read scope: the
+    /// same filters over the whole company (only the number is read).
+    async fn count_unscoped(&self, sel: &Select) -> Result<u64> {
+        let mut all = sel.clone();
+        all.scope = crate::store::Scope::All;
+        self.count(all).await
+    }
+
     /// The item of a sales document: its record (header and custom fields
     /// as the actor's field rules show them) with the document's fields.
     fn document_item(
@@ -308,12 +317,12 @@ impl Crm {
         customer: RecordId,
         sections: &mut BTreeMap<String, ViewSection>,
     ) -> Result<()> {
-        let section = |entity: Entity, total, items| ViewSection {
+        let section = |entity: Entity, total, items, hidden| ViewSection {
             entity: entity.name().into(),
             title: entity.name_zh().into(),
             total,
             items,
-            hidden: 0,
+            hidden,
         };
         if actor.can(Entity::Opportunity, Action::Read) {
             let q = OpportunityQuery {
@@ -321,6 +330,7 @@ impl Crm {
                 ..OpportunityQuery::default()
             };
             let sel = self.opportunity_select(actor, &q);
+            let everything = self.count_unscoped(&sel).await?;
             let (rows, total) = self.newest_rows(sel, newest_first(&[])).await?;
             let customs = self.custom_fields(actor, Entity::Opportunity).await?;
             let mut pipelines: HashMap<Option<Uuid>, PipelineDef> = HashMap::new();
@@ -339,12 +349,18 @@ impl Crm {
             }
             sections.insert(
                 Table::Opportunities.name().into(),
-                section(Entity::Opportunity, total, items),
+                section(
+                    Entity::Opportunity,
+                    total,
+                    items,
+                    everything.saturating_sub(total),
+                ),
             );
         }
         if actor.can(Entity::Quote, Action::Read) {
             // The current version of each quote (superseded ones left out).
             let sel = self.quote_select(actor, Some(customer.0), None);
+            let everything = self.count_unscoped(&sel).await?;
             let (rows, total) = self.newest_rows(sel, newest_first(&[])).await?;
             let customs = self.custom_fields(actor, Entity::Quote).await?;
             let mut items = Vec::new();
@@ -354,7 +370,12 @@ impl Crm {
             }
             sections.insert(
                 Table::Quotes.name().into(),
-                section(Entity::Quote, total, items),
+                section(
+                    Entity::Quote,
+                    total,
+                    items,
+                    everything.saturating_sub(total),
+                ),
             );
         }
         if !actor.can(Entity::Contract, Action::Read) {
@@ -365,6 +386,7 @@ impl Crm {
             ..ContractQuery::default()
         };
         let sel = self.contract_select(actor, &q);
+        let everything = self.count_unscoped(&sel).await?;
         let (rows, total) = self.newest_rows(sel.clone(), newest_first(&[])).await?;
         let customs = self.custom_fields(actor, Entity::Contract).await?;
         let mut items = Vec::new();
@@ -374,7 +396,12 @@ impl Crm {
         }
         sections.insert(
             Table::Contracts.name().into(),
-            section(Entity::Contract, total, items),
+            section(
+                Entity::Contract,
+                total,
+                items,
+                everything.saturating_sub(total),
+            ),
         );
         // Payments and invoices of every contract of the customer the actor
         // may read (not only of the newest ones listed).

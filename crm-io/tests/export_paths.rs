@@ -223,3 +223,44 @@ async fn direct_and_listed_exports_agree() {
             .any(|v| *v == ExportValue::Text("导出0号有限公司".into()))
     );
 }
+
+/// A follow-up whose customer its author may no longer read (transferred
+/// away) is exported with the list's placeholder in the customer column,
+/// not the customer's id, whether the export reads the store directly or
+/// through the list query (a search text).
+#[tokio::test]
+async fn a_hidden_customer_of_a_follow_up_is_no_id_on_either_path() {
+    let w = world().await;
+    let c = w.customer(&w.zhangsan, "转走客户有限公司", json!({})).await;
+    w.crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            fields(json!({"customer_id": c.id.to_string(), "channel": "call", "content": "转走前的电话"})),
+        )
+        .await
+        .expect("follow-up");
+    w.crm
+        .transfer_records(&w.zhangsan, Entity::Customer, &[c.id], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    let cols = w
+        .crm
+        .export_columns(&w.zhangsan, Entity::FollowUp, &[])
+        .await
+        .expect("columns");
+    let at = cols
+        .iter()
+        .position(|c| c.key == "customer_id")
+        .expect("a customer column");
+    for q in [ListQuery::default(), ListQuery::default().search("转走前")] {
+        let got = rows(&w, &w.zhangsan, Entity::FollowUp, q.clone()).await;
+        assert_eq!(got.len(), 1, "{q:?}");
+        assert_eq!(
+            got[0][at],
+            ExportValue::Text("（无权查看的客户）(hidden customer)".into()),
+            "{q:?}"
+        );
+        assert!(!format!("{got:?}").contains(&c.id.to_string()), "{got:?}");
+    }
+}

@@ -450,6 +450,7 @@ impl SalesExportCursor<'_> {
                     &self.actor,
                     Entity::Customer,
                     ids(|r| r.get("customer_id").as_id()),
+                    false,
                 )
                 .await?
         } else {
@@ -461,6 +462,7 @@ impl SalesExportCursor<'_> {
                     &self.actor,
                     Entity::Opportunity,
                     ids(|r| r.get("opportunity_id").as_id()),
+                    false,
                 )
                 .await?
         } else {

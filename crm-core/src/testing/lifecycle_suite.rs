@@ -264,7 +264,23 @@ pub async fn changes_to_children_and_products_are_announced(store: Arc<dyn Store
     let (got, last) = announced_since(&w, seen).await;
     seen = last;
     assert!(has(&got, "contact.transferred", contact.id), "{got:#?}");
-    // A merge: the other's contact moves, and the survivor's phone changes.
+    // A merge: the other's contact moves, and the survivor's phone changes
+    // (to the other's: a blank is not taken).
+    let current = w
+        .crm
+        .get_record(&w.admin, Entity::Customer, c.id)
+        .await
+        .expect("the other");
+    w.crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            c.id,
+            current.version,
+            fields(json!({"phone": "021-51234567"})),
+        )
+        .await
+        .expect("the other's phone");
     let survivor = w
         .customer(
             &w.admin,

@@ -243,6 +243,21 @@ macro_rules! service_scenarios {
             $make
         );
         $each!(
+            $crate::testing::service_suite::a_customer_view_counts_sales_documents_it_does_not_show,
+            crm_a_customer_view_counts_sales_documents_it_does_not_show,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::a_merge_takes_no_blank_from_a_merged_customer,
+            crm_a_merge_takes_no_blank_from_a_merged_customer,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::a_follow_up_export_names_no_hidden_customer_by_id,
+            crm_a_follow_up_export_names_no_hidden_customer_by_id,
+            $make
+        );
+        $each!(
             $crate::testing::service_suite::user_imports_refuse_shared_names_and_cycles_of_superiors,
             crm_user_imports_refuse_shared_names_and_cycles_of_superiors,
             $make
@@ -6168,6 +6183,355 @@ pub async fn a_customer_view_counts_what_it_does_not_show(store: Arc<dyn Store>)
         .await
         .expect("the owner's view");
     assert_eq!((v.contacts.total, v.contacts.hidden), (2, 0));
+}
+
+/// The sales sections of a customer's 360° view count, like its contacts,
+/// the documents the reader may not see (their number only): a sharee of
+/// the customer is told of the owner's opportunity, quote (its current
+/// version once) and contract, and the owner of a colleague's opportunity
+/// on the shared customer.
+pub async fn a_customer_view_counts_sales_documents_it_does_not_show(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewContract, NewOpportunity, NewQuote};
+    let w = crate::testing::sales_suite::with_sales_rights(World::new(store).await).await;
+    let c = w
+        .customer(&w.zhangsan, "视图商机计数有限公司", json!({}))
+        .await;
+    let opportunity = |name: &str| NewOpportunity {
+        name: name.into(),
+        customer_id: c.id.0,
+        ..NewOpportunity::default()
+    };
+    let own = w
+        .crm
+        .create_opportunity(&w.zhangsan, opportunity("张三的商机"))
+        .await
+        .expect("opportunity");
+    let line = |price: i64| LineInput {
+        product_id: None,
+        name: "服务".into(),
+        unit: None,
+        quantity: 1,
+        unit_price: Some(Money::cny(price)),
+        discount_bp: 0,
+        tax_rate: None,
+    };
+    let quote = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "计数报价".into(),
+                customer_id: c.id.0,
+                opportunity_id: Some(own.id),
+                lines: vec![line(10_000)],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    w.crm
+        .revise_quote(&w.zhangsan, quote.id, vec![line(9_000)], None)
+        .await
+        .expect("a second version");
+    w.crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "计数合同".into(),
+                customer_id: c.id.0,
+                amount: Some(Money::cny(100_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let share = |access| {
+        w.crm.share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            access,
+            None,
+        )
+    };
+    share(ShareAccess::Read).await.expect("share");
+    let counts = |v: &crate::view::CustomerView| {
+        ["opportunities", "quotes", "contracts"].map(|name| {
+            let s = v
+                .sections
+                .get(name)
+                .unwrap_or_else(|| panic!("a {name} section: {:?}", v.sections.keys()));
+            assert_eq!(s.items.len() as u64, s.total, "{name}: {s:?}");
+            (s.total, s.hidden)
+        })
+    };
+    let v = w
+        .crm
+        .customer_view(&w.wangwu, c.id)
+        .await
+        .expect("the sharee's view");
+    assert_eq!(counts(&v), [(0, 1), (0, 1), (0, 1)]);
+    let v = w
+        .crm
+        .customer_view(&w.zhangsan, c.id)
+        .await
+        .expect("the owner's view");
+    assert_eq!(counts(&v), [(1, 0), (1, 0), (1, 0)]);
+
+    // Shared writable, 王五 adds an opportunity of his own on it.
+    share(ShareAccess::Write).await.expect("share writable");
+    w.crm
+        .create_opportunity(&w.wangwu, opportunity("王五的商机"))
+        .await
+        .expect("the sharee's opportunity");
+    let v = w
+        .crm
+        .customer_view(&w.wangwu, c.id)
+        .await
+        .expect("the sharee's view");
+    assert_eq!(counts(&v), [(1, 1), (0, 1), (0, 1)]);
+    let v = w
+        .crm
+        .customer_view(&w.zhangsan, c.id)
+        .await
+        .expect("the owner's view");
+    assert_eq!(counts(&v), [(1, 1), (1, 0), (1, 0)]);
+    let v = w
+        .crm
+        .customer_view(&w.admin, c.id)
+        .await
+        .expect("the administrator's view");
+    assert_eq!(counts(&v), [(2, 0), (1, 0), (1, 0)]);
+}
+
+/// A merge choice naming a merged customer with nothing in the field is
+/// refused, by the customer's code and the field's label, and nothing is
+/// merged: its blank would wipe the survivor's value. Naming the survivor
+/// keeps its blank (the others' value is not filled in).
+pub async fn a_merge_takes_no_blank_from_a_merged_customer(store: Arc<dyn Store>) {
+    use crate::dedupe::MergeSpec;
+    use std::collections::BTreeMap;
+    let w = World::new(store).await;
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            NewCustomField {
+                entity: Entity::Customer,
+                key: "erp_code".into(),
+                label: "ERP编码".into(),
+                label_en: None,
+                field_type: CustomFieldType::Text,
+                options: Vec::new(),
+                required: false,
+                unique: false,
+            },
+        )
+        .await
+        .expect("custom field");
+    let a = w
+        .customer(
+            &w.zhangsan,
+            "合并留值甲有限公司",
+            json!({"short_name": "合并甲", "city": "北京", "custom.erp_code": "E-1"}),
+        )
+        .await;
+    let b = w
+        .customer(
+            &w.zhangsan,
+            "合并留值乙有限公司",
+            json!({"website": "https://b.example.cn"}),
+        )
+        .await;
+    let b_code = b.code.clone().expect("a code");
+    let spec = |take: &[(&str, RecordId)]| MergeSpec {
+        survivor: a.id,
+        others: vec![b.id],
+        take: take
+            .iter()
+            .map(|(f, id)| (f.to_string(), *id))
+            .collect::<BTreeMap<_, _>>(),
+    };
+    for (take, labels) in [
+        (
+            vec![("short_name", b.id), ("city", b.id)],
+            vec!["简称 (short_name)", "城市 (city)"],
+        ),
+        (vec![("city", a.id), ("城市", b.id)], vec!["城市 (city)"]),
+        (
+            vec![("custom.erp_code", b.id)],
+            vec!["ERP编码 (custom.erp_code)"],
+        ),
+    ] {
+        match w.crm.merge_customers(&w.zhangsan, &spec(&take)).await {
+            Err(Error::Validation(v)) => {
+                assert_eq!(v.0.len(), labels.len(), "{v}");
+                for label in labels {
+                    assert!(
+                        v.to_string()
+                            .contains(&format!("{b_code} has no {label} to take")),
+                        "{v}"
+                    );
+                }
+            }
+            other => panic!("{take:?}: {other:?}"),
+        }
+    }
+    let still = w
+        .crm
+        .get_record(&w.zhangsan, Entity::Customer, b.id)
+        .await
+        .expect("not merged away");
+    assert!(still.deleted_at.is_none());
+
+    // The survivor's own blank may be kept; its values stay.
+    let merged = w
+        .crm
+        .merge_customers(&w.zhangsan, &spec(&[("website", a.id)]))
+        .await
+        .expect("merge");
+    assert_eq!(merged.text("short_name"), Some("合并甲"));
+    assert_eq!(merged.text("city"), Some("北京"));
+    assert_eq!(merged.custom.get("erp_code"), Some(&json!("E-1")));
+    assert!(
+        merged.fields.get("website").is_none_or(Json::is_null),
+        "{:?}",
+        merged.fields.get("website")
+    );
+}
+
+/// A follow-up export writes a customer or contact its reader may not
+/// read (the customer transferred away from the follow-up's author) as the
+/// follow-up list shows it, `（无权查看的客户）(hidden customer)`, never by
+/// id; a recycle-bin export names a deleted customer its reader may read,
+/// as the list of the recycle bin does. Follow-ups are not imported, so no
+/// import reads the placeholder back.
+pub async fn a_follow_up_export_names_no_hidden_customer_by_id(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let export = async |actor: &Actor, q: ListQuery| {
+        let picks: Vec<String> = ["code", "customer_id", "contact_id", "version"]
+            .iter()
+            .map(|p| p.to_string())
+            .collect();
+        let cols = w
+            .crm
+            .export_columns(actor, Entity::FollowUp, &picks)
+            .await
+            .expect("columns");
+        let mut cur = w
+            .crm
+            .export_cursor(actor, Entity::FollowUp, q, cols, 10)
+            .await
+            .expect("cursor");
+        let mut rows = Vec::new();
+        while let Some(page) = cur.next_page().await.expect("page") {
+            rows.extend(page.into_iter().map(|r| {
+                r.into_iter()
+                    .map(|v| match v {
+                        ExportValue::Text(t) => t,
+                        ExportValue::Number(n) => n.to_string(),
+                        other => format!("{other:?}"),
+                    })
+                    .collect::<Vec<_>>()
+            }));
+        }
+        rows
+    };
+    let c = w
+        .customer(&w.zhangsan, "导出隐藏客户有限公司", json!({}))
+        .await;
+    let contact = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": c.id.to_string(), "name": "钱经理"})),
+        )
+        .await
+        .expect("contact");
+    let f = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            fields(json!({
+                "customer_id": c.id.to_string(),
+                "contact_id": contact.id.to_string(),
+                "channel": "call",
+                "content": "首次电话",
+            })),
+        )
+        .await
+        .expect("follow-up");
+    let code = f.code.clone().expect("a code");
+    let rows = export(&w.zhangsan, ListQuery::default()).await;
+    assert_eq!(
+        rows,
+        vec![vec![
+            code.clone(),
+            "导出隐藏客户有限公司".to_string(),
+            "钱经理".to_string(),
+            "1".to_string()
+        ]]
+    );
+    w.crm
+        .transfer_records(&w.zhangsan, Entity::Customer, &[c.id], w.wangwu.user_id)
+        .await
+        .expect("transfer");
+    // The author still reads (and exports) the follow-up, not its customer
+    // or contact: neither their names nor their ids are written.
+    let rows = export(&w.zhangsan, ListQuery::default()).await;
+    assert_eq!(
+        rows,
+        vec![vec![
+            code.clone(),
+            "（无权查看的客户）(hidden customer)".to_string(),
+            "（无权查看的联系人）(hidden contact)".to_string(),
+            "1".to_string()
+        ]]
+    );
+    let text = format!("{rows:?}");
+    assert!(
+        !text.contains(&c.id.to_string()) && !text.contains(&contact.id.to_string()),
+        "{text}"
+    );
+    // No follow-up import reads the placeholder back.
+    assert!(matches!(
+        w.crm
+            .template_columns(&w.zhangsan, Entity::FollowUp, 0)
+            .await,
+        Err(Error::Validation(_))
+    ));
+
+    // In the recycle bin with its customer: the administrator reads the
+    // deleted customer, and its name is written, as the bin's list shows it.
+    let report = w
+        .crm
+        .delete_records(&w.admin, Entity::Customer, &[c.id])
+        .await;
+    assert!(report.refused.is_empty(), "{report:?}");
+    let binned = ListQuery::default().lifecycle(Lifecycle::Deleted);
+    let listed = w
+        .crm
+        .list_records(&w.admin, Entity::FollowUp, &binned)
+        .await
+        .expect("the bin");
+    assert_eq!(
+        listed.items.len(),
+        1,
+        "the follow-up went with its customer"
+    );
+    let rows = export(&w.admin, binned).await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0][..3],
+        [
+            code,
+            "导出隐藏客户有限公司".to_string(),
+            "钱经理".to_string()
+        ]
+    );
 }
 
 /// A user import names departments and roles by name: a name several
