@@ -1205,9 +1205,23 @@ impl Crm {
 
     /// The username of a user, as events name owners (none for no user or
     /// one not found).
-    async fn username_of(&self, id: Option<uuid::Uuid>) -> Option<String> {
+    pub(crate) async fn username_of(&self, id: Option<uuid::Uuid>) -> Option<String> {
         let row = self.store.get(Table::Users, id?).await.ok()??;
         row.get("username").as_text().map(str::to_string)
+    }
+
+    /// The usernames of `ids`, in order (an id whose user is gone stays an
+    /// id): for events naming users beside their ids.
+    pub(crate) async fn usernames_of(&self, ids: &[uuid::Uuid]) -> Vec<String> {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.push(
+                self.username_of(Some(*id))
+                    .await
+                    .unwrap_or_else(|| id.to_string()),
+            );
+        }
+        out
     }
 
     /// Refuses to transfer a contact of a customer on its own: a
@@ -1433,6 +1447,7 @@ impl Crm {
                 "from_username": self.username_of(before).await,
                 "to_username": to.username,
                 "shares_ended": shares_ended.iter().map(idj).collect::<Vec<_>>(),
+                "shares_ended_usernames": self.usernames_of(&shares_ended).await,
                 "lock_ended": lock_ended,
             }),
         ));

@@ -1530,6 +1530,7 @@ impl Crm {
                 "rule_id": idj(mv.rule.map(|r| r.id.0)),
                 "reason": reason,
                 "shares_ended": shares_ended.iter().map(|u| idj(Some(*u))).collect::<Vec<_>>(),
+                "shares_ended_usernames": self.usernames_of(&shares_ended).await,
                 "lock_ended": lock_ends,
             }),
         ));

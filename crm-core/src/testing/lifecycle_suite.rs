@@ -3234,7 +3234,8 @@ pub async fn a_transfer_ends_the_shares_of_the_old_owner(store: Arc<dyn Store>) 
     assert!(
         got.iter().any(|(k, r, p)| k == "opportunity.transferred"
             && *r == opp.0
-            && p["shares_ended"] == json!([w.zhaoliu.user_id.0.to_string()])),
+            && p["shares_ended"] == json!([w.zhaoliu.user_id.0.to_string()])
+            && p["shares_ended_usernames"] == json!(["zhaoliu"])),
         "{got:?}"
     );
 }
