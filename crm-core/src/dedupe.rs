@@ -2015,6 +2015,13 @@ impl Crm {
                 "name at least one customer to merge into the survivor",
             ));
         }
+        if spec.others.contains(&spec.survivor) {
+            return Err(Error::invalid(
+                "others",
+                "the survivor is among the customers to merge into it: a customer is not \
+                 merged into itself (客户不能与自身合并)",
+            ));
+        }
         let mut distinct = BTreeSet::from([spec.survivor]);
         for o in &spec.others {
             if !distinct.insert(*o) {

@@ -2973,9 +2973,12 @@ impl Crm {
                 } else {
                     let src = row.get("pool_id").as_id().and_then(|p| set.index(p));
                     if !src.is_some_and(|i| set.is_admin(i, actor)) {
-                        return Err(Error::Forbidden(format!(
-                            "{} does not administer the pool of customer {}",
-                            actor.display_name,
+                        // Nobody holds it to release; moving it within the
+                        // pools is its administrators'.
+                        return Err(Error::InvalidState(format!(
+                            "customer {} is in a pool already, held by nobody (已在公海): \
+                             nobody holds it to release, and only its pool's administrators \
+                             move it within the pools",
                             Self::label(&row)
                         )));
                     }

@@ -3726,7 +3726,15 @@ pub async fn pool_operations_reveal_nothing_to_outsiders(store: Arc<dyn Store>) 
         .move_to_pool(&w.zhaoliu, &[public.id], pool.id, Place::Invalid, "无效")
         .await
         .expect("move");
-    assert!(refusal(r)[0].contains("does not administer"));
+    assert!(refusal(r)[0].contains("only its pool's administrators"));
+    // Nor does a member release a customer nobody holds.
+    let r = w
+        .crm
+        .release(&w.zhaoliu, &[public.id], "再退回", None)
+        .await
+        .expect("release");
+    let why = &refusal(r)[0];
+    assert!(why.contains("held by nobody") && why.contains("已在公海"), "{why}");
 
     // The pool's own list: current customers only.
     for lifecycle in [Lifecycle::Deleted, Lifecycle::Archived, Lifecycle::Any] {

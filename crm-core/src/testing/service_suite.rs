@@ -6390,6 +6390,21 @@ pub async fn a_merge_takes_no_blank_from_a_merged_customer(store: Arc<dyn Store>
         .await
         .expect("not merged away");
     assert!(still.deleted_at.is_none());
+    // Nor is a customer merged into itself.
+    match w
+        .crm
+        .merge_customers(
+            &w.zhangsan,
+            &MergeSpec {
+                others: vec![a.id],
+                ..spec(&[])
+            },
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => assert!(v.to_string().contains("into itself"), "{v}"),
+        other => panic!("merged into itself: {other:?}"),
+    }
 
     // The survivor's own blank may be kept; its values stay.
     let merged = w
