@@ -2993,11 +2993,12 @@ async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str, using: ApprovalUse) ->
     let fits = |a: &&ApprovalInfo| match using {
         ApprovalUse::Show => a.status == Status::Pending,
         ApprovalUse::Decide => a.status == Status::Pending && a.pending_with.contains(&me),
-        // The owner of a contract or quote may withdraw its approval too
-        // (the engine checks who owns it).
+        // The owner of a contract or quote may withdraw its approval too,
+        // and a payment's with its contract (the engine checks who owns it).
         ApprovalUse::Withdraw => {
             a.status == Status::Pending
-                && (a.applicant_id == me || matches!(a.doc_type.as_str(), "contract" | "quote"))
+                && (a.applicant_id == me
+                    || matches!(a.doc_type.as_str(), "contract" | "quote" | "payment"))
         }
     };
     let fitting: Vec<&ApprovalInfo> = found.iter().filter(fits).collect();
@@ -3009,8 +3010,12 @@ async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str, using: ApprovalUse) ->
                 .iter()
                 .map(|a| format!("{} {}", a.doc_type, a.id))
                 .collect();
+            let what = match using {
+                ApprovalUse::Withdraw => "pending approvals you may withdraw",
+                _ => "approvals waiting for you",
+            };
             return Err(format!(
-                "{key} has {} approvals waiting for you ({}): give the id",
+                "{key} has {} {what} ({}): give the id (有多个审批，请指定审批编号)",
                 fitting.len(),
                 ids.join(", ")
             ));
