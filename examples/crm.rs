@@ -3090,7 +3090,11 @@ async fn events_cmd(ctx: &Ctx, actor: &Actor, cmd: EventsCmd) -> CliResult {
                     "{consumer} had acknowledged every event before {n} already; nothing changed \
                      (the next pending event is {n})"
                 ),
-                _ => format!("{consumer} acknowledged up to {seq}"),
+                Some(_) => format!("{consumer} acknowledged up to {seq}"),
+                None => format!(
+                    "{consumer} had acknowledged every event already; nothing changed (nothing \
+                     is pending)"
+                ),
             });
         }
     }

@@ -229,6 +229,15 @@ fn cli_pending_events_read_past_other_companies() {
     );
     let demo_left = json(db, &["--company", "DEMO", "events", "pending"]);
     assert_eq!(demo_left.as_array().map(Vec::len), Some(0), "{demo_left}");
+    // With nothing pending, an older position changes nothing and says so;
+    // a negative one is no position.
+    let out = ok(db, &["--company", "DEMO", "events", "ack", "1"]);
+    assert!(
+        out.contains("nothing changed") && !out.contains("acknowledged up to"),
+        "{out}"
+    );
+    let e = fails(db, &["--company", "DEMO", "events", "ack", "--", "-1"]);
+    assert!(e.contains("not an event's position"), "{e}");
     let other_left = json(
         db,
         &["--company", "OTHER", "events", "pending", "--limit", "1000"],

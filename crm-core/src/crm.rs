@@ -509,6 +509,12 @@ impl Crm {
     /// Moves the position kept under `cursor` to `seq`, unless past the
     /// newest event.
     async fn ack_at(&self, cursor: &str, seq: i64) -> Result<()> {
+        if seq < 0 {
+            return Err(Error::invalid(
+                "seq",
+                format!("{seq} is not an event's position: positions start at 1"),
+            ));
+        }
         let last = self.store.outbox_last_seq().await?;
         if seq > last {
             return Err(Error::invalid(
