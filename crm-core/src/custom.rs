@@ -461,6 +461,27 @@ fn inexact_number(text: &str) -> String {
     )
 }
 
+/// The refusal of a number a spreadsheet cell holds (an `f64`: the digits
+/// as typed are gone) that a number field would not keep as typed, with
+/// the reason a value saved through the API gets
+/// ([`CustomFieldDef::coerce`]): more than 15 significant digits, unless a
+/// whole number below 2^53 (a cell holding 2^53 or beyond may have rounded
+/// what was typed, 9007199254740993 to 9007199254740992). `None` when the
+/// number is kept.
+pub(crate) fn inexact_cell_number(f: f64) -> Option<String> {
+    if !f.is_finite() {
+        return Some(format!("'{f}' is not a finite number"));
+    }
+    if f.fract() == 0.0 && f.abs() < MAX_EXACT_INTEGER as f64 {
+        return None;
+    }
+    // The shortest text that reads back as the same `f64`, no exponent.
+    let text = format!("{f}");
+    let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    (significant > 15).then(|| inexact_number(&text))
+}
+
 /// Whether `text`, as [`parse_number`] reads it, is kept exactly: at
 /// most 15 significant digits (leading and trailing zeros aside), or a
 /// whole number within ±2^53.
@@ -1594,6 +1615,30 @@ mod tests {
             def.coerce(&serde_json::json!(9_007_199_254_740_992_u64))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn cell_numbers_are_refused_as_typed_numbers_are() {
+        for ok in [
+            12.5,
+            9_007_199_254_740_991.0,
+            -9_007_199_254_740_991.0,
+            1e20,
+            123_456_789_012.345,
+            0.000_000_000_000_001,
+            1e308,
+        ] {
+            assert_eq!(inexact_cell_number(ok), None, "{ok}");
+        }
+        for bad in [
+            12_345_678_901_234_567.0,
+            9_007_199_254_740_992.0,
+            1.234_567_890_123_456_7,
+            0.123_456_789_012_345_6,
+        ] {
+            let err = inexact_cell_number(bad).expect("refused");
+            assert!(err.contains("significant digits"), "{bad}: {err}");
+        }
     }
 
     #[test]

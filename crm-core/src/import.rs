@@ -1062,11 +1062,17 @@ fn map_headers_with(
             Some(key) => contact_customs.iter().any(|d| d.key == key && d.required),
             None => find_field(Entity::Contact, f).is_some_and(|d| d.required),
         };
+        // So is a product's cost the actor sees masked (`***`): a value
+        // other than the one shown refuses its row.
         let masked_own = (matches!(entity, Entity::Customer | Entity::Contact)
             && matches!(&role, ColumnRole::Field(f) if !required(f))
             || entity == Entity::Customer
                 && matches!(&role, ColumnRole::Contact { field, .. }
-                    if field != "name" && !contact_required(field)))
+                    if field != "name" && !contact_required(field))
+            || entity == Entity::Product
+                && matches!(&role, ColumnRole::Field(f)
+                    if f == crate::sales::product::COST_FIELD
+                        && actor.field_access(entity, f) == FieldAccess::Masked))
             && written.is_some_and(|(e, f)| {
                 matches!(
                     actor.field_access(e, f),
@@ -1462,6 +1468,9 @@ struct ContactUpdate {
     group: usize,
     row: Row,
     merged: BTreeMap<&'static str, Value>,
+    /// The group's custom values, those holding masks of the stored ones
+    /// left out (see [`ImportSession::unmask_contact`]).
+    custom: BTreeMap<String, Json>,
 }
 
 /// A row updating a stored record: the row, the record, its values with
@@ -1491,6 +1500,16 @@ struct Candidate {
     /// The non-empty cells of masked columns, by column (see
     /// [`CellKind::Masked`]).
     masked: Vec<(usize, String)>,
+    /// The cells of the other columns of maskable fields that hold a `*`,
+    /// by column: one that is what a masked export shows of the stored
+    /// value (an administrator re-importing a sheet a masked colleague
+    /// exported) changes nothing (see `ImportSession::unmask`).
+    starred: Vec<(usize, String)>,
+    /// Those of `starred` that are no valid value of their field (a masked
+    /// phone `138****5678`), left out of the row's values, with why, in
+    /// English and Chinese: the row is refused unless each is what a masked
+    /// export shows of the record it updates.
+    held: Vec<(usize, (String, String))>,
     /// Whether its customer is the one kept from the contact its code names
     /// (a contact row whose customer column is
     /// [`crate::export::NOT_SHOWN`]): it may update that contact, never
@@ -1663,6 +1682,13 @@ pub struct ImportSession<'a> {
     /// As `masked_view`, for a customer import's contact group columns
     /// the actor sees masked (联系人1手机), of the contacts the groups name.
     contact_masked_view: Option<(Vec<usize>, crate::export::ExportConverter)>,
+    /// The other columns of maskable fields (see `Candidate::starred`) and
+    /// what an export shows of them to a role masking them all: a cell
+    /// holding that of the stored value changes nothing, whoever imports
+    /// it (see [`ImportSession::unmask`]).
+    starred_view: Option<(Vec<usize>, crate::export::ExportConverter)>,
+    /// As `starred_view`, for a customer import's contact group columns.
+    contact_starred_view: Option<(Vec<usize>, crate::export::ExportConverter)>,
     /// Guards a batch's writes carry besides its duplicate keys': the
     /// unique custom values of contacts that customer rows create (see
     /// [`ImportSession::contact_uniques_free`]), and that the roles,
@@ -2179,6 +2205,7 @@ impl Crm {
                 entity,
                 map: Arc::new(map),
                 blanks_clear: options.blanks_clear && options.policy == DuplicatePolicy::Update,
+                update: options.policy == DuplicatePolicy::Update,
                 customs: Arc::new(customs),
                 required_customs: Arc::new(required_customs),
                 contact_customs: Arc::new(contact_customs),
@@ -2239,6 +2266,8 @@ impl Crm {
             dry_first: None,
             masked_view: None,
             contact_masked_view: None,
+            starred_view: None,
+            contact_starred_view: None,
             opts: options,
         };
         let kinds = session
@@ -2255,7 +2284,10 @@ impl Crm {
                 // (A required field the actor sees masked refused the header.)
                 ColumnRole::Field(f)
                     if f != "owner_id"
-                        && matches!(entity, Entity::Customer | Entity::Contact)
+                        && (matches!(entity, Entity::Customer | Entity::Contact)
+                            || entity == Entity::Product
+                                && f == crate::sales::product::COST_FIELD
+                                && actor.field_access(entity, f) == FieldAccess::Masked)
                         && matches!(
                             actor.field_access(entity, f),
                             FieldAccess::Masked | FieldAccess::ReadOnly
@@ -2302,7 +2334,8 @@ impl Crm {
                 _ => None,
             })
             .collect();
-        if !masked.is_empty() {
+        // (A product's masked cost is compared in `product_batch`.)
+        if !masked.is_empty() && entity != Entity::Product {
             let keys: Vec<String> = masked.iter().map(|(_, f)| f.clone()).collect();
             let view = self.masked_view(actor, entity, &keys, &session.v.customs);
             session.masked_view = Some((masked.into_iter().map(|(i, _)| i).collect(), view));
@@ -2323,6 +2356,40 @@ impl Crm {
             let view = self.masked_view(actor, Entity::Contact, &keys, &session.v.contact_customs);
             session.contact_masked_view =
                 Some((contact_masked.into_iter().map(|(i, _)| i).collect(), view));
+        }
+        for contact in [false, true] {
+            let cols: Vec<(usize, String)> = session
+                .v
+                .kinds
+                .iter()
+                .zip(&session.v.map.roles)
+                .enumerate()
+                .filter(|(_, (kind, role))| {
+                    !matches!(kind, CellKind::Masked)
+                        && maskable(entity, role, &session.v.customs, &session.v.contact_customs)
+                })
+                .filter_map(|(i, (_, role))| match role {
+                    ColumnRole::Field(f) if !contact => Some((i, f.clone())),
+                    ColumnRole::Contact { field, .. } if contact => Some((i, field.clone())),
+                    _ => None,
+                })
+                .collect();
+            if cols.is_empty() {
+                continue;
+            }
+            let (on, customs) = if contact {
+                (Entity::Contact, &session.v.contact_customs)
+            } else {
+                (entity, &session.v.customs)
+            };
+            let keys: Vec<String> = cols.iter().map(|(_, f)| f.clone()).collect();
+            let view = self.masked_view(&masking_actor(actor, on, &keys), on, &keys, customs);
+            let view = Some((cols.into_iter().map(|(i, _)| i).collect(), view));
+            if contact {
+                session.contact_starred_view = view;
+            } else {
+                session.starred_view = view;
+            }
         }
         if session.opts.commit == CommitMode::Batches {
             // A dry run finds the checkpoint too (writing nothing), so it
@@ -3007,7 +3074,18 @@ fn differs(
     fields
         || custom
             .iter()
-            .any(|(k, v)| stored.and_then(|o| o.get(k)).unwrap_or(&Json::Null) != v)
+            .any(|(k, v)| !same_custom(stored.and_then(|o| o.get(k)).unwrap_or(&Json::Null), v))
+}
+
+/// Whether a stored custom value and an imported one are the same: numbers
+/// by their value, as every store gives them back (PostgreSQL's `jsonb`
+/// gives `12345678901234568` for the `1.2345678901234568e16` saved), the
+/// rest as they are.
+fn same_custom(stored: &Json, imported: &Json) -> bool {
+    match (stored, imported) {
+        (Json::Number(a), Json::Number(b)) => a == b || a.as_f64() == b.as_f64(),
+        _ => stored == imported,
+    }
 }
 
 /// Whether a row updating the stored record `row` changes anything: the
@@ -3022,7 +3100,7 @@ fn changes_anything(
     differs(row, merged, &c.custom)
         || c.contacts.iter().any(
             |k| match contact_updates.iter().find(|u| u.group == k.group) {
-                Some(u) => differs(&u.row, &u.merged, &k.custom),
+                Some(u) => differs(&u.row, &u.merged, &u.custom),
                 None => true,
             },
         )
@@ -4584,6 +4662,10 @@ pub struct RowValidator {
     /// Whether a blank cell clears the field (see
     /// [`ImportOptions::blanks_clear`]).
     blanks_clear: bool,
+    /// Whether rows matching a stored record update it
+    /// ([`DuplicatePolicy::Update`]): a blank required cell then leaves
+    /// the stored value (see `Candidate::unmet`).
+    update: bool,
     /// The entity's custom fields; under the update policy none required.
     customs: Arc<Vec<CustomFieldDef>>,
     /// Under the update policy, the required custom fields: checked when a
@@ -4700,18 +4782,25 @@ impl RowValidator {
             .unwrap_or(CellKind::Other)
     }
 
-    /// The main fields and the contact groups of a row, and the cells of
-    /// masked columns (by column, as text: see [`CellKind::Masked`]); error
-    /// cells are reported as problems.
+    /// The main fields and the contact groups of a row, the cells of
+    /// masked columns (by column, as text: see [`CellKind::Masked`]) and
+    /// the cells of other columns of maskable fields holding a `*` (see
+    /// `Candidate::starred`); error cells are reported as problems.
     #[allow(clippy::type_complexity)]
     fn row_fields(
         &self,
         row: &SheetRow,
         errors: &mut Vec<(String, String)>,
-    ) -> (Fields, BTreeMap<u32, Fields>, Vec<(usize, String)>) {
+    ) -> (
+        Fields,
+        BTreeMap<u32, Fields>,
+        Vec<(usize, String)>,
+        Vec<(usize, String)>,
+    ) {
         let mut main = Fields::new();
         let mut groups: BTreeMap<u32, Fields> = BTreeMap::new();
         let mut masked = Vec::new();
+        let mut starred = Vec::new();
         let mut customer_code = None;
         for (i, role) in self.map.roles.iter().enumerate() {
             let Some(cell) = row.cells.get(i) else {
@@ -4767,6 +4856,11 @@ impl RowValidator {
                 masked.extend(cell.to_text().map(|t| (i, t)));
                 continue;
             }
+            if maskable(self.entity, role, &self.customs, &self.contact_customs)
+                && let Some(t) = cell.to_text().filter(|t| t.contains('*'))
+            {
+                starred.push((i, t));
+            }
             if let Cell::Number(f) = cell
                 && f.abs() >= MAX_EXACT_NUMBER
                 && kind.is_text_like()
@@ -4782,6 +4876,20 @@ impl RowValidator {
                         column_name(i)
                     ),
                 ));
+                continue;
+            }
+            // A number cell a number field would not keep as typed is
+            // refused as the API refuses the typed number.
+            if let (Cell::Number(f), CellKind::Custom(CustomFieldType::Number)) = (cell, kind)
+                && let Some(reason) = crate::custom::inexact_cell_number(*f)
+            {
+                let (entity, group) = match role {
+                    ColumnRole::Contact { group, .. } => (Entity::Contact, Some(*group)),
+                    _ => (self.entity, None),
+                };
+                let mut invalid = ValidationErrors::default();
+                invalid.push(field.clone(), reason);
+                errors.extend(self.messages(entity, &Fields::new(), &invalid, group));
                 continue;
             }
             if let Some(v) = Self::cell_json(cell, kind) {
@@ -4806,7 +4914,7 @@ impl RowValidator {
                 }
             }
         }
-        (main, groups, masked)
+        (main, groups, masked, starred)
     }
 
     /// Whether a blank cell of the record's field `f` clears it (see
@@ -4917,7 +5025,10 @@ impl RowValidator {
         let crm = &self.crm;
         let entity = self.entity;
         let mut problems = Vec::new();
-        let (fields, groups, masked) = self.row_fields(row, &mut problems);
+        let (mut fields, mut groups, masked, starred) = self.row_fields(row, &mut problems);
+        let held = self
+            .hold_starred(&starred, &mut fields, &mut groups)
+            .await?;
         let version = match self.row_version(row) {
             Ok(v) => v,
             Err(p) => {
@@ -4926,6 +5037,45 @@ impl RowValidator {
             }
         };
         let kept = self.kept_customer(row);
+        // Under the update policy a blank required cell leaves the stored
+        // value of a record the row updates: it is required only of a row
+        // creating one (see `Candidate::unmet`). (Not where the row gives
+        // a required reference, which only a creating row may give: a
+        // contact's customer.)
+        let lenient = self.update
+            && kept.is_none()
+            && !entity.fields().iter().any(|d| {
+                d.required && matches!(d.kind, FieldKind::Ref(_)) && fields.contains_key(d.name)
+            });
+        let mut unmet = ValidationErrors::default();
+        // Where it does (a contact row naming its customer), the other
+        // blank required fields pass the check as a stand-in value, taken
+        // out again below.
+        let stand_ins: Vec<&'static FieldDef> = if self.update && kept.is_none() && !lenient {
+            entity
+                .fields()
+                .iter()
+                .filter(|d| {
+                    d.required
+                        && matches!(
+                            d.kind,
+                            FieldKind::PersonName | FieldKind::CompanyName | FieldKind::Text(_)
+                        )
+                        && !fields.contains_key(d.name)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let checked = if stand_ins.is_empty() {
+            Cow::Borrowed(&fields)
+        } else {
+            let mut with = fields.clone();
+            for d in &stand_ins {
+                with.insert(d.name.to_string(), Json::String("-".into()));
+            }
+            Cow::Owned(with)
+        };
         // A kept customer is not the row's to give: the rest of the row is
         // checked as an update's fields are, its required fields but the
         // customer below.
@@ -4933,14 +5083,26 @@ impl RowValidator {
             .prepare_with(
                 &self.actor,
                 entity,
-                &fields,
+                &checked,
                 &self.customs,
-                kept.is_none(),
+                kept.is_none() && !lenient,
                 &self.lookups,
             )
             .await;
+        drop(checked);
         let (mut set, custom, owner) = match prepared {
             Ok((mut set, custom, owner)) => {
+                if lenient {
+                    for def in entity.fields() {
+                        if def.required && !set.contains_key(def.name) {
+                            unmet.push(field_label(def), "is required");
+                        }
+                    }
+                }
+                for def in &stand_ins {
+                    set.remove(def.name);
+                    unmet.push(field_label(def), "is required");
+                }
                 match kept {
                     Some(Some(customer)) => {
                         let mut missing = ValidationErrors::default();
@@ -5098,7 +5260,6 @@ impl RowValidator {
             // (its other keys then only tell of a second one).
             keys.insert(0, code_key(code));
         }
-        let mut unmet = ValidationErrors::default();
         for def in self.required_customs.iter() {
             if custom.get(&def.key).is_none_or(Json::is_null) {
                 unmet.push(format!("custom.{}", def.key), "is required");
@@ -5119,10 +5280,59 @@ impl RowValidator {
             keys,
             version,
             masked,
+            starred,
+            held,
             kept_customer: kept.is_some(),
             unmet,
             warn_keys,
         }))
+    }
+
+    /// Takes out of the row's values (`fields`, its contact groups'
+    /// `groups`) the `starred` cells that are no valid value of their field
+    /// (as a masked export writes a phone, `138****5678`), each with why it
+    /// is not, in English and Chinese (see `Candidate::held`).
+    async fn hold_starred(
+        &self,
+        starred: &[(usize, String)],
+        fields: &mut Fields,
+        groups: &mut BTreeMap<u32, Fields>,
+    ) -> Result<Vec<(usize, (String, String))>> {
+        let mut held = Vec::new();
+        for (i, _) in starred {
+            let (entity, customs, field, group) = match self.map.roles.get(*i) {
+                Some(ColumnRole::Field(f)) => (self.entity, &self.customs, f, None),
+                Some(ColumnRole::Contact { group, field }) => {
+                    (Entity::Contact, &self.contact_customs, field, Some(*group))
+                }
+                _ => continue,
+            };
+            let values = match group {
+                Some(g) => match groups.get_mut(&g) {
+                    Some(v) => v,
+                    None => continue,
+                },
+                None => &mut *fields,
+            };
+            let Some(value) = values.get(field) else {
+                continue;
+            };
+            let one: Fields = [(field.clone(), value.clone())].into_iter().collect();
+            match self
+                .crm
+                .prepare_with(&self.actor, entity, &one, customs, false, &self.lookups)
+                .await
+            {
+                Err(Error::Validation(v)) => {
+                    values.remove(field);
+                    let problems = self.messages(entity, &one, &v, group);
+                    held.push((*i, join_problems(&problems)));
+                }
+                Ok(_) | Err(Error::Forbidden(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(held)
     }
 
     /// Whether a contact row's customer column holds
@@ -5357,6 +5567,88 @@ impl RowValidator {
 /// The refusal of a contact row whose customer column holds
 /// [`crate::export::NOT_SHOWN`] but whose code names no contact the row
 /// could update (a new contact needs its customer named).
+/// Whether the column `role` of an `entity` import is a field a role may
+/// show masked, which a masked export writes as a mask of the value (see
+/// `Candidate::starred`): a writable built-in field of the record (a
+/// customer row's contact group's: of the contact) other than a reference,
+/// the owner and attachments, or a custom field.
+fn maskable(
+    entity: Entity,
+    role: &ColumnRole,
+    customs: &[CustomFieldDef],
+    contact_customs: &[CustomFieldDef],
+) -> bool {
+    let (entity, field, customs) = match role {
+        ColumnRole::Field(f) => (entity, f, customs),
+        ColumnRole::Contact { field, .. } => (Entity::Contact, field, contact_customs),
+        _ => return false,
+    };
+    if !matches!(entity, Entity::Customer | Entity::Contact) {
+        return false;
+    }
+    match field.strip_prefix("custom.") {
+        Some(key) => customs.iter().any(|d| d.key == key),
+        None => entity.fields().iter().any(|d| {
+            d.name == field
+                && d.writable
+                && !matches!(d.kind, FieldKind::Ref(_) | FieldKind::Attachments)
+        }),
+    }
+}
+
+/// Leaves the field `f` (an API name or `custom.key`) out of a row's values:
+/// a built-in field with its key column (`phone_key`), a custom field.
+fn drop_field(
+    f: &str,
+    set: &mut BTreeMap<&'static str, Value>,
+    custom: &mut BTreeMap<String, Json>,
+) {
+    match f.strip_prefix("custom.") {
+        Some(key) => {
+            custom.remove(key);
+        }
+        None => {
+            let key = format!("{f}_key");
+            set.retain(|k, _| *k != f && *k != key);
+        }
+    }
+}
+
+/// The kinds of the duplicate keys (see `DupKey::kind`) the field `f`
+/// gives a row.
+fn key_kinds(f: &str) -> Vec<String> {
+    match f {
+        "name" => vec!["name_key".into()],
+        "uscc" => vec!["uscc".into()],
+        f => vec![f.to_string(), format!("keys.{f}")],
+    }
+}
+
+/// `actor` as a role masking the fields `keys` of `entity` (and granting
+/// nothing) would have them see those fields: for
+/// [`ImportSession::unmask`], which compares cells with what such a role's
+/// export shows.
+fn masking_actor(actor: &Actor, entity: Entity, keys: &[String]) -> Actor {
+    let mut masked = actor.clone();
+    masked.roles = vec![crate::auth::Role {
+        id: RoleId(Uuid::nil()),
+        name: String::new(),
+        is_admin: false,
+        permissions: Vec::new(),
+        field_rules: keys
+            .iter()
+            .map(|k| crate::auth::FieldRule {
+                entity,
+                field: k.clone(),
+                access: FieldAccess::Masked,
+            })
+            .collect(),
+        version: 0,
+    }];
+    masked.company_rules = Vec::new();
+    masked
+}
+
 fn not_shown_customer_problem() -> (String, String) {
     let marker = crate::export::NOT_SHOWN;
     (
@@ -6046,7 +6338,7 @@ impl ImportSession<'_> {
             let hit = c
                 .keys
                 .iter()
-                .find_map(|k| self.holder(&existing, k, None).map(|r| (k, r)));
+                .find_map(|k| self.holder(&existing, k, None).map(|r| (k.clone(), r)));
             let Some((k, row)) = hit else {
                 // A customer kept from a contact is not a new contact's.
                 if c.kept_customer {
@@ -6075,6 +6367,12 @@ impl ImportSession<'_> {
                             "负责人：导入公海 {pool} 的客户没有负责人，请将负责人留空，或不导入公海"
                         ),
                     );
+                    continue;
+                }
+                // A cell no valid value (a mask) gives a new record nothing.
+                if let Some((_, (pe, pz))) = c.held.first() {
+                    let (pe, pz) = (pe.clone(), pz.clone());
+                    self.reject(issues, c.number, IssueKind::Invalid, pe, pz);
                     continue;
                 }
                 // A masked value is not the actor's to give a new record.
@@ -6152,9 +6450,24 @@ impl ImportSession<'_> {
                 creates.push(c);
                 continue;
             };
+            let k = &k;
             let (en, zh) = self.describe(k, row).await?;
             if self.opts.policy != DuplicatePolicy::Update {
                 self.duplicate(issues, c.number, IssueKind::Duplicate, en, zh);
+                continue;
+            }
+            // A cell holding what a masked export shows of the stored value
+            // changes nothing; another one that is no valid value refuses
+            // the row.
+            let mut c = c;
+            if let Some((pe, pz)) = self.unmask(&mut c, row) {
+                self.reject(
+                    issues,
+                    c.number,
+                    IssueKind::Invalid,
+                    format!("{en}; this row cannot update it: {pe}"),
+                    format!("{zh}；该行不能更新该记录：{pz}"),
+                );
                 continue;
             }
             // A row matching two records (its credit code one, its name
@@ -6201,6 +6514,19 @@ impl ImportSession<'_> {
                     IssueKind::Forbidden,
                     format!("{en}; {} may not update it", self.actor.display_name),
                     format!("{zh}；你无权更新该记录"),
+                );
+                continue;
+            }
+            // A customer found by a phone or an e-mail under another name is
+            // not renamed by the match: the row names the customer it means
+            // by its code, or by its name.
+            if let Some((pe, pz)) = self.renames_by_other_key(&c, k, row) {
+                self.reject(
+                    issues,
+                    c.number,
+                    IssueKind::Duplicate,
+                    format!("{en}; {pe}"),
+                    format!("{zh}；{pz}"),
                 );
                 continue;
             }
@@ -6503,7 +6829,7 @@ impl ImportSession<'_> {
                             &mut items,
                             Entity::Contact,
                             contact,
-                            &k.custom,
+                            &u.custom,
                             number,
                             merged,
                         ) {
@@ -6791,6 +7117,125 @@ impl ImportSession<'_> {
         None
     }
 
+    /// Leaves out of row `c`, which updates the stored record `row`, the
+    /// cells of its `starred` columns (see `Candidate::starred`) that hold
+    /// what an export masking the field shows of the stored value (北***号
+    /// for the stored address): they change nothing, whoever imports them.
+    /// A `held` cell of the record that is not such a mask refuses the
+    /// row: why, in English and Chinese.
+    fn unmask(&self, c: &mut Candidate, row: &Row) -> Option<(String, String)> {
+        if let Some((cols, view)) = self.starred_view.as_ref()
+            && !c.starred.is_empty()
+        {
+            let mut shown = None;
+            let mut same = Vec::new();
+            for (i, text) in &c.starred {
+                let Some(at) = cols.iter().position(|x| x == i) else {
+                    continue;
+                };
+                let shown = shown.get_or_insert_with(|| view.stored_cells(row.clone()));
+                if shown.get(at).and_then(export_text).as_deref() == Some(text.as_str()) {
+                    same.push(*i);
+                }
+            }
+            for i in same {
+                if let Some(ColumnRole::Field(f)) = self.v.map.roles.get(i) {
+                    drop_field(f, &mut c.set, &mut c.custom);
+                    let kinds = key_kinds(f);
+                    c.keys.retain(|k| !kinds.contains(&k.kind));
+                }
+                c.held.retain(|(h, _)| *h != i);
+            }
+        }
+        c.held
+            .iter()
+            .find(|(i, _)| matches!(self.v.map.roles.get(*i), Some(ColumnRole::Field(_))))
+            .map(|(_, p)| p.clone())
+    }
+
+    /// As [`ImportSession::unmask`], for contact group `group` of row `c`
+    /// updating the stored contact `contact` (`None`: adding one, which
+    /// no held cell may): the group's values with the cells holding masks
+    /// of the stored ones left out, or why the row is refused.
+    #[allow(clippy::type_complexity)]
+    fn unmask_contact(
+        &self,
+        c: &Candidate,
+        k: &ContactDraft,
+        contact: Option<&Row>,
+    ) -> std::result::Result<
+        (BTreeMap<&'static str, Value>, BTreeMap<String, Json>),
+        (String, String),
+    > {
+        let in_group = |i: usize| {
+            matches!(self.v.map.roles.get(i),
+                Some(ColumnRole::Contact { group, .. }) if *group as usize == k.group)
+        };
+        let (mut set, mut custom) = (k.set.clone(), k.custom.clone());
+        let mut held: Vec<&(usize, (String, String))> =
+            c.held.iter().filter(|(i, _)| in_group(*i)).collect();
+        if let (Some((cols, view)), Some(contact)) = (self.contact_starred_view.as_ref(), contact) {
+            let mut shown = None;
+            for (i, text) in c.starred.iter().filter(|(i, _)| in_group(*i)) {
+                let Some(at) = cols.iter().position(|x| x == i) else {
+                    continue;
+                };
+                let shown = shown.get_or_insert_with(|| view.stored_cells(contact.clone()));
+                if shown.get(at).and_then(export_text).as_deref() == Some(text.as_str()) {
+                    if let Some(ColumnRole::Contact { field, .. }) = self.v.map.roles.get(*i) {
+                        drop_field(field, &mut set, &mut custom);
+                    }
+                    held.retain(|(h, _)| h != i);
+                }
+            }
+        }
+        match held.first() {
+            Some((_, p)) => Err(p.clone()),
+            None => Ok((set, custom)),
+        }
+    }
+
+    /// Why a customer row must not update the stored customer `row` that
+    /// its key `k` found: `k` is a phone or an e-mail (which colleagues and
+    /// branches share, unlike the code, the credit code or a custom key
+    /// naming the customer), and the row names the customer otherwise
+    /// (its name's duplicate key is not the stored one's), which would
+    /// rename it silently. In English and Chinese; `None` when the update
+    /// may go ahead.
+    fn renames_by_other_key(
+        &self,
+        c: &Candidate,
+        k: &DupKey,
+        row: &Row,
+    ) -> Option<(String, String)> {
+        if self.opts.entity != Entity::Customer
+            || !matches!(k.kind.as_str(), "keys.phone" | "keys.email")
+        {
+            return None;
+        }
+        let name = c.set.get("name").and_then(Value::as_text)?;
+        // (Compared as names whatever kind of customer either says.)
+        let stored = row.get("name").as_text().unwrap_or_default();
+        if crate::dedupe::customer_name_key(name, false)
+            == crate::dedupe::customer_name_key(stored, false)
+        {
+            return None;
+        }
+        Some((
+            format!(
+                "the row's name {name} is not that customer's, and a match by {} alone does \
+                 not rename it: give the customer's code (编号) to rename it on purpose, or its \
+                 own name to update it",
+                k.label()
+            ),
+            format!(
+                "该行的客户名称「{name}」与该客户不同，仅凭{}匹配不会改名：如需改名请填写该客户的编号，\
+                 如需更新请填写该客户的名称",
+                k.words.1
+            ),
+        ))
+    }
+
     /// The first masked cell of a row updating the stored record `row`
     /// that is not what an export shows the actor of the stored value
     /// (`138****5678` for 13812345678), as messages in English and
@@ -6848,6 +7293,9 @@ impl ImportSession<'_> {
                     if let Some((pe, pz)) = self.contact_masked_mismatch(c, g, None) {
                         return Ok(Err((IssueKind::Forbidden, pe, pz)));
                     }
+                    if let Err((pe, pz)) = self.unmask_contact(c, k, None) {
+                        return Ok(Err((IssueKind::Invalid, pe, pz)));
+                    }
                     continue;
                 }
                 ContactMatch::One(r) => r,
@@ -6900,6 +7348,11 @@ impl ImportSession<'_> {
             if let Some((pe, pz)) = self.contact_masked_mismatch(c, g, Some(contact)) {
                 return Ok(Err((IssueKind::Forbidden, pe, pz)));
             }
+            // So is a cell holding what a masked export shows of it.
+            let (set, custom) = match self.unmask_contact(c, k, Some(contact)) {
+                Ok(v) => v,
+                Err((pe, pz)) => return Ok(Err((IssueKind::Invalid, pe, pz))),
+            };
             if !contact.get("archived_at").is_null() {
                 return Ok(Err((
                     IssueKind::Invalid,
@@ -6916,7 +7369,7 @@ impl ImportSession<'_> {
                 .iter()
                 .map(|col| (col.name, contact.get(col.name).clone()))
                 .collect();
-            for (f, v) in &k.set {
+            for (f, v) in &set {
                 merged.insert(*f, v.clone());
             }
             if let Err(e) = self.crm.derive(Entity::Contact, &mut merged) {
@@ -6936,8 +7389,7 @@ impl ImportSession<'_> {
             // As `update_record`: the keys the group changes are checked,
             // the contact itself left out.
             let stored_custom = contact.get("custom").as_json().and_then(Json::as_object);
-            let changed_custom: BTreeMap<String, Json> = k
-                .custom
+            let changed_custom: BTreeMap<String, Json> = custom
                 .iter()
                 .filter(|(key, v)| {
                     self.v
@@ -6982,6 +7434,7 @@ impl ImportSession<'_> {
                 group: g,
                 row: contact.clone(),
                 merged,
+                custom,
             });
         }
         Ok(Ok((out, guards)))
@@ -7066,7 +7519,7 @@ impl ImportSession<'_> {
         let mut new_custom = old_custom.clone();
         for (k, v) in custom {
             let was = old_custom.get(k).cloned().unwrap_or(Json::Null);
-            if &was != v {
+            if !same_custom(&was, v) {
                 changes.push(FieldChange {
                     field: format!("custom.{k}"),
                     before: was,
@@ -7710,7 +8163,7 @@ impl ImportSession<'_> {
                 self.counts.rows += 1;
             }
             let mut problems = Vec::new();
-            let (fields, ..) = self.v.row_fields(row, &mut problems);
+            let (fields, _, masked, _) = self.v.row_fields(row, &mut problems);
             let version = self.v.row_version(row).unwrap_or_else(|p| {
                 problems.push(p);
                 None
@@ -7900,6 +8353,27 @@ impl ImportSession<'_> {
                     );
                     continue;
                 }
+                // A cost the actor sees masked is not theirs to give a new
+                // product.
+                if let Some(&(i, _)) = masked.first() {
+                    let (we, wz) = self.kept_words(i);
+                    self.reject(
+                        issues,
+                        row.number,
+                        IssueKind::Forbidden,
+                        format!(
+                            "{what_en}: Cost (column {}): the field is {we} {}, so an import \
+                             cannot set it; leave it empty for a new product",
+                            column_name(i),
+                            self.actor.display_name
+                        ),
+                        format!(
+                            "{what_zh}：成本（{} 列）：该字段{wz}，导入不能填写；新建产品时请留空",
+                            column_name(i)
+                        ),
+                    );
+                    continue;
+                }
                 creates.push(input);
                 continue;
             };
@@ -7929,6 +8403,23 @@ impl ImportSession<'_> {
                     format!("{zh}；你无权更新产品"),
                 );
                 continue;
+            }
+            // A masked cost as the actor was shown it (`***`, as an export
+            // shows it) is no change; another value would change what they
+            // may not.
+            if let Some((i, text)) = masked.first() {
+                const SHOWN: &str = "***";
+                if text != SHOWN {
+                    let (me, mz) = self.masked_changed(*i, text, Some(SHOWN));
+                    self.reject(
+                        issues,
+                        row.number,
+                        IssueKind::Forbidden,
+                        format!("{en}; {me}"),
+                        format!("{zh}；{mz}"),
+                    );
+                    continue;
+                }
             }
             let (values, changes) = crate::sales::product::product_changes(&prow, &input);
             if changes.is_empty() {

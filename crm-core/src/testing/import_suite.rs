@@ -14,6 +14,31 @@
 macro_rules! import_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::import_suite::import_reads_mask_renderings_back_as_unchanged,
+            io_import_reads_mask_renderings_back_as_unchanged,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_reads_a_masked_product_cost_back_as_unchanged,
+            io_import_reads_a_masked_product_cost_back_as_unchanged,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_update_by_phone_does_not_rename_a_customer,
+            io_import_update_by_phone_does_not_rename_a_customer,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_update_keeps_a_blank_required_cell,
+            io_import_update_keeps_a_blank_required_cell,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_checks_number_fields_as_the_api_does,
+            io_import_checks_number_fields_as_the_api_does,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::import_names_users_as_the_single_record_commands_do,
             io_import_names_users_as_the_single_record_commands_do,
             $make
@@ -7801,4 +7826,560 @@ pub async fn import_update_clears_blank_cells_when_asked(store: Arc<dyn Store>) 
         w.crm.begin_import(&w.admin, skip, &headers(&h)).await,
         Err(Error::Validation(_))
     ));
+}
+
+/// What a masked export shows of a stored value (`北***号` for an address,
+/// `010*****5678` for a phone, `***` for a number) read back by anyone —
+/// here an administrator who sees the values in full — under the update
+/// policy changes nothing: the customer's built-in and custom fields and
+/// its contact's keep their values while a real change on the row lands.
+/// A cell with a `*` that is another value is a value: a valid one is
+/// written, one that is no valid value (a phone) refuses its row, as it
+/// does on a row creating a customer.
+pub async fn import_reads_mask_renderings_back_as_unchanged(store: Arc<dyn Store>) {
+    use crate::auth::mask;
+    use crate::entity::MaskStyle;
+    let w = World::new(store.clone()).await;
+    for (key, label, ty) in [
+        ("secret", "机密备注", crate::custom::CustomFieldType::Text),
+        ("score", "评分", crate::custom::CustomFieldType::Number),
+    ] {
+        w.crm
+            .define_custom_field(
+                &w.admin,
+                new_custom(Entity::Customer, key, label, key, ty, &[], false),
+            )
+            .await
+            .expect("custom field");
+    }
+    let masked = user_with_role(
+        &w,
+        "maskexport",
+        role_perms(&[Action::Read, Action::Export], DataScope::All),
+        ["address", "phone", "custom.secret", "custom.score"]
+            .into_iter()
+            .map(|f| FieldRule {
+                entity: Entity::Customer,
+                field: f.into(),
+                access: FieldAccess::Masked,
+            })
+            .chain(std::iter::once(FieldRule {
+                entity: Entity::Contact,
+                field: "wechat".into(),
+                access: FieldAccess::Masked,
+            }))
+            .collect(),
+    )
+    .await;
+    let address = "北京市海淀区中关村大街1号";
+    let jia = w
+        .customer(
+            &w.admin,
+            "脱敏回读有限公司",
+            json!({
+                "address": address,
+                "phone": "010-62345678",
+                "custom.secret": "只给管理员看",
+                "custom.score": 87.5,
+            }),
+        )
+        .await;
+    let code = jia.code.clone().expect("code");
+    let zw = new_contact(
+        &w,
+        &jia,
+        json!({"name": "张伟", "mobile": "13812345678", "wechat": "zhangwei_wx"}),
+    )
+    .await;
+    let zw_code = zw.code.clone().expect("code");
+    // The masked colleague's export, read back by the administrator.
+    let (h, data) = exported_sheet(&w, &masked, Entity::Customer, false).await;
+    let at = |name: &str| h.iter().position(|c| c == name).expect(name);
+    let row = data
+        .iter()
+        .find(|r| r[at("编号")] == t(&code))
+        .expect("exported row")
+        .clone();
+    assert_eq!(row[at("详细地址")], t(&mask(MaskStyle::Text, address)));
+    assert_eq!(row[at("评分")], t("***"));
+    let hs: Vec<&str> = h.iter().map(String::as_str).collect();
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(&w, &w.admin, o.clone(), &hs, vec![row.clone()]).await;
+    assert_eq!(
+        (r.rejected, r.updated, r.unchanged),
+        (0, 0, 1),
+        "{:#?}",
+        r.issues
+    );
+    let stored = find(&w, "脱敏回读有限公司").await.expect("customer");
+    assert_eq!(stored.text("address"), Some(address));
+    assert_eq!(stored.text("phone"), Some("010-62345678"));
+    assert_eq!(stored.custom.get("secret"), Some(&json!("只给管理员看")));
+    assert_eq!(
+        stored
+            .custom
+            .get("score")
+            .and_then(serde_json::Value::as_f64),
+        Some(87.5)
+    );
+    // A contact group's masked cells too, beside a real change.
+    let h = [
+        "编号",
+        "客户名称",
+        "详细地址",
+        "联系人1编号",
+        "联系人1姓名",
+        "联系人1手机",
+        "联系人1微信",
+        "联系人1职务",
+    ];
+    let group = |addr: &str, mobile: &str, title: &str| {
+        vec![
+            t(&code),
+            t("脱敏回读有限公司"),
+            t(addr),
+            t(&zw_code),
+            t("张伟"),
+            t(mobile),
+            t(&mask(MaskStyle::Text, "zhangwei_wx")),
+            t(title),
+        ]
+    };
+    let shown_address = mask(MaskStyle::Text, address);
+    let shown_mobile = mask(MaskStyle::Phone, "13812345678");
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &h,
+        vec![group(&shown_address, &shown_mobile, "总监")],
+    )
+    .await;
+    assert_eq!((r.rejected, r.contacts_updated), (0, 1), "{:#?}", r.issues);
+    let c = contact_named(&w, "张伟").await;
+    assert_eq!(c.text("wechat"), Some("zhangwei_wx"));
+    assert_eq!(c.text("mobile"), Some("13812345678"));
+    assert_eq!(c.text("title"), Some("总监"));
+    assert_eq!(
+        find(&w, "脱敏回读有限公司")
+            .await
+            .expect("customer")
+            .text("address"),
+        Some(address)
+    );
+    // A masked-looking phone that is not the stored one's mask: refused,
+    // nothing written.
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &h,
+        vec![group(&shown_address, "138****0000", "顾问")],
+    )
+    .await;
+    assert_eq!((r.rejected, r.contacts_updated), (1, 0), "{:#?}", r.issues);
+    assert_eq!(issue(&r, 2).kind, IssueKind::Invalid);
+    assert_eq!(contact_named(&w, "张伟").await.text("title"), Some("总监"));
+    // A valid value with a star is a value.
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &h,
+        vec![group("北*号", &shown_mobile, "总监")],
+    )
+    .await;
+    assert_eq!((r.rejected, r.updated), (0, 1), "{:#?}", r.issues);
+    assert_eq!(
+        find(&w, "脱敏回读有限公司")
+            .await
+            .expect("customer")
+            .text("address"),
+        Some("北*号")
+    );
+    // A new customer cannot take a mask for a phone.
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &["客户名称", "电话"],
+        vec![vec![t("脱敏新建有限公司"), t("010*****5678")]],
+    )
+    .await;
+    assert_eq!((r.rejected, r.created), (1, 0), "{:#?}", r.issues);
+}
+
+/// A user whose role masks products' cost exports it as `***`; their own
+/// export imported back under the update policy (a dry run too) reads the
+/// masked column back as unchanged, while a row giving another cost, or a
+/// cost for a new product, is refused by itself, naming the column.
+pub async fn import_reads_a_masked_product_cost_back_as_unchanged(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::ProductInput;
+    let w = World::new(store.clone()).await;
+    let perms = [
+        Action::Read,
+        Action::Create,
+        Action::Update,
+        Action::Export,
+        Action::Import,
+    ]
+    .into_iter()
+    .map(|action| Permission {
+        entity: Entity::Product,
+        action,
+        scope: DataScope::All,
+    })
+    .collect();
+    let masked = user_with_role(
+        &w,
+        "costmask",
+        perms,
+        vec![FieldRule {
+            entity: Entity::Product,
+            field: "cost".into(),
+            access: FieldAccess::Masked,
+        }],
+    )
+    .await;
+    for (code, name) in [("MC-1", "脱敏成本甲"), ("MC-2", "脱敏成本乙")] {
+        w.crm
+            .create_product(
+                &w.admin,
+                ProductInput {
+                    code: Some(code.into()),
+                    name: Some(name.into()),
+                    list_price: Some(Money::cny(100)),
+                    cost: Some(Money::cny(60)),
+                    ..ProductInput::default()
+                },
+            )
+            .await
+            .expect("product");
+    }
+    let cols = w
+        .crm
+        .export_columns(
+            &masked,
+            Entity::Product,
+            &["产品编号", "产品名称", "标准价", "成本"].map(String::from),
+        )
+        .await
+        .expect("export columns");
+    let (page, _) = w
+        .crm
+        .product_export_page(
+            &masked,
+            &cols,
+            &crate::sales::product::ProductQuery {
+                page: 1,
+                per_page: 10,
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("export page");
+    let h: Vec<String> = cols.iter().map(|c| c.header_zh.clone()).collect();
+    let mut data: Vec<Vec<Cell>> = page
+        .into_iter()
+        .map(|row| {
+            row.into_iter()
+                .map(|v| match v {
+                    ExportValue::Empty => Cell::Empty,
+                    ExportValue::Text(s) => t(&s),
+                    ExportValue::Number(n) => Cell::Number(n),
+                    ExportValue::Money(m) => Cell::Number(m as f64 / 100.0),
+                    ExportValue::Date(d) => Cell::Date(d),
+                    ExportValue::DateTime(d) => Cell::DateTime(d),
+                    ExportValue::Bool(b) => Cell::Bool(b),
+                })
+                .collect()
+        })
+        .collect();
+    let code_at = h.iter().position(|c| c == "产品编号").expect("code column");
+    data.sort_by_key(|r| format!("{:?}", r[code_at]));
+    let hs: Vec<&str> = h.iter().map(String::as_str).collect();
+    let cost_at = h.iter().position(|c| c == "成本").expect("cost column");
+    let price_at = h.iter().position(|c| c == "标准价").expect("price column");
+    assert!(data.iter().all(|r| r[cost_at] == t("***")), "{data:?}");
+    let mut o = opts(Entity::Product);
+    o.policy = DuplicatePolicy::Update;
+    for dry_run in [true, false] {
+        let mut o = o.clone();
+        o.dry_run = dry_run;
+        let r = run(&w, &masked, o, &hs, data.clone()).await;
+        assert_eq!(
+            (r.rejected, r.updated, r.unchanged),
+            (0, 0, 2),
+            "{:#?}",
+            r.issues
+        );
+    }
+    // A price change beside the masked cost lands; another cost is
+    // refused on its row only.
+    let mut rows = data.clone();
+    rows[0][price_at] = Cell::Number(120.0);
+    rows[1][price_at] = Cell::Number(130.0);
+    rows[1][cost_at] = t("50");
+    let r = run(&w, &masked, o.clone(), &hs, rows).await;
+    assert_eq!((r.rejected, r.updated), (1, 1), "{:#?}", r.issues);
+    let i = issue(&r, 3);
+    assert_eq!(i.kind, IssueKind::Forbidden);
+    assert!(i.message_zh.contains("成本"), "{}", i.message_zh);
+    for (code, price) in [("MC-1", 12_000), ("MC-2", 100)] {
+        let p = w
+            .crm
+            .product_by_code(&w.admin, code)
+            .await
+            .expect("product");
+        assert_eq!(p.list_price.minor, price, "{code}");
+        assert_eq!(p.cost.map(|c| c.minor), Some(60), "{code}");
+    }
+    // A new product cannot take a cost from them.
+    let r = run(
+        &w,
+        &masked,
+        o,
+        &["产品编号", "产品名称", "标准价", "成本"],
+        vec![
+            vec![t("MC-3"), t("脱敏成本丙"), t("10"), t("5")],
+            vec![t("MC-4"), t("脱敏成本丁"), t("10"), Cell::Empty],
+        ],
+    )
+    .await;
+    assert_eq!((r.rejected, r.created), (1, 1), "{:#?}", r.issues);
+    assert_eq!(issue(&r, 2).kind, IssueKind::Forbidden);
+}
+
+/// Under the update policy a customer row found only by a phone (refused
+/// as a duplicate) whose name is another customer's name does not rename
+/// the customer it found: the row is refused, naming the row's name, the
+/// customer and the key, and how to update it on purpose. The code, or
+/// the customer's own name, still update it; with names only warned of, a
+/// row whose phone is one customer's and whose name is another's renames
+/// neither.
+pub async fn import_update_by_phone_does_not_rename_a_customer(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.crm
+        .set_dedupe_rule(&w.admin, "phone", crate::dedupe::DedupeMode::Block)
+        .await
+        .expect("phones refused");
+    let hx = w
+        .customer(
+            &w.admin,
+            "北京华信智联科技有限公司",
+            json!({"phone": "010-62340001"}),
+        )
+        .await;
+    let code = hx.code.clone().expect("code");
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let h = ["编号", "客户名称", "电话", "备注"];
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &h,
+        vec![vec![t(""), t("新客户ABC"), t("010-62340001"), t("改名")]],
+    )
+    .await;
+    assert_eq!((r.rejected, r.updated), (1, 0), "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert!(
+        i.message_en.contains("新客户ABC")
+            && i.message_en.contains(&code)
+            && i.message_en.contains("phone"),
+        "{}",
+        i.message_en
+    );
+    assert!(
+        i.message_zh.contains("新客户ABC") && i.message_zh.contains("编号"),
+        "{}",
+        i.message_zh
+    );
+    assert!(find(&w, "北京华信智联科技有限公司").await.is_some());
+    // Its own name, or its code, update it on purpose.
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &h,
+        vec![vec![
+            t(""),
+            t("北京华信智联科技有限公司"),
+            t("010-62340001"),
+            t("同名"),
+        ]],
+    )
+    .await;
+    assert_eq!((r.rejected, r.updated), (0, 1), "{:#?}", r.issues);
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &h,
+        vec![vec![
+            t(&code),
+            t("华信新名有限公司"),
+            t("010-62340001"),
+            t("改名"),
+        ]],
+    )
+    .await;
+    assert_eq!((r.rejected, r.updated), (0, 1), "{:#?}", r.issues);
+    assert!(find(&w, "华信新名有限公司").await.is_some());
+    // Names only warned of: the phone finds one, the name another.
+    w.crm
+        .set_dedupe_rule(&w.admin, "name", crate::dedupe::DedupeMode::Warn)
+        .await
+        .expect("names warned of");
+    w.customer(&w.admin, "另一家有限公司", json!({})).await;
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &h,
+        vec![vec![t(""), t("另一家有限公司"), t("010-62340001"), t("")]],
+    )
+    .await;
+    assert_eq!((r.rejected, r.updated), (1, 0), "{:#?}", r.issues);
+    assert!(find(&w, "华信新名有限公司").await.is_some());
+    assert!(find(&w, "另一家有限公司").await.is_some());
+}
+
+/// Under the update policy a row updating a customer by its code with the
+/// required name left blank keeps the stored name, as any blank cell keeps
+/// its value; a row that would create a customer still needs it.
+pub async fn import_update_keeps_a_blank_required_cell(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let jia = w.customer(&w.admin, "必填留空有限公司", json!({})).await;
+    let code = jia.code.clone().expect("code");
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let h = ["编号", "客户名称", "备注"];
+    let r = run(
+        &w,
+        &w.admin,
+        o.clone(),
+        &h,
+        vec![
+            vec![t(&code), Cell::Empty, t("名称留空")],
+            vec![t(""), Cell::Empty, t("新建缺名称")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.rejected, r.updated, r.created),
+        (1, 1, 0),
+        "{:#?}",
+        r.issues
+    );
+    let i = issue(&r, 3);
+    assert!(i.message_zh.contains("客户名称"), "{}", i.message_zh);
+    let stored = find(&w, "必填留空有限公司").await.expect("name kept");
+    assert_eq!(stored.text("notes"), Some("名称留空"));
+    // Under another policy the name is required of every row.
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &h,
+        vec![vec![t(&code), Cell::Empty, t("")]],
+    )
+    .await;
+    assert_eq!(r.rejected, 1, "{:#?}", r.issues);
+    // A contact row naming its customer: its blank name is kept too.
+    let zw = new_contact(&w, &jia, json!({"name": "留空联系人", "title": "经理"})).await;
+    let zw_code = zw.code.clone().expect("code");
+    let mut o = opts(Entity::Contact);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &["编号", "所属客户", "姓名", "职务"],
+        vec![
+            vec![t(&zw_code), t("必填留空有限公司"), Cell::Empty, t("总监")],
+            vec![t(""), t("必填留空有限公司"), Cell::Empty, t("顾问")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.rejected, r.updated, r.created),
+        (1, 1, 0),
+        "{:#?}",
+        r.issues
+    );
+    assert!(issue(&r, 3).message_zh.contains("姓名"), "{:#?}", r.issues);
+    let c = contact_named(&w, "留空联系人").await;
+    assert_eq!(c.text("title"), Some("总监"));
+}
+
+/// Number custom fields take from an import what they take through the
+/// API: a number cell holding more significant digits than the field
+/// keeps, or a whole number from 2^53 on, and typed text such numbers, are
+/// refused with the API's reason; an export read back is unchanged on
+/// every store.
+pub async fn import_checks_number_fields_as_the_api_does(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            new_custom(
+                Entity::Customer,
+                "cnt",
+                "数量",
+                "Count",
+                crate::custom::CustomFieldType::Number,
+                &[],
+                false,
+            ),
+        )
+        .await
+        .expect("number field");
+    let api = w
+        .crm
+        .create_record(
+            &w.admin,
+            Entity::Customer,
+            crate::testing::service_suite::fields(
+                json!({"name": "数字甲有限公司", "custom.cnt": "12345678901234567"}),
+            ),
+        )
+        .await
+        .expect_err("the API refuses it");
+    let reason = "has more significant digits than a number field keeps exactly";
+    assert!(api.to_string().contains(reason), "{api}");
+    let h = ["客户名称", "数量"];
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &h,
+        vec![
+            vec![t("数字甲有限公司"), Cell::Number(12_345_678_901_234_567.0)],
+            vec![t("数字乙有限公司"), Cell::Number(9_007_199_254_740_993.0)],
+            vec![t("数字丙有限公司"), Cell::Number(1.234_567_890_123_456_7)],
+            vec![t("数字丁有限公司"), t("9007199254740993")],
+            vec![t("数字戊有限公司"), Cell::Number(1e16)],
+            vec![t("数字己有限公司"), Cell::Number(123_456_789.125)],
+        ],
+    )
+    .await;
+    assert_eq!((r.rejected, r.created), (4, 2), "{:#?}", r.issues);
+    for row in 2..=5 {
+        let i = issue(&r, row);
+        assert!(i.message_en.contains(reason), "{i:#?}");
+        assert!(i.message_zh.contains("数量"), "{i:#?}");
+    }
+    // Read back from an export: nothing changes, on either store.
+    let (h, data) = exported_sheet(&w, &w.admin, Entity::Customer, false).await;
+    let hs: Vec<&str> = h.iter().map(String::as_str).collect();
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    for _ in 0..2 {
+        let r = run(&w, &w.admin, o.clone(), &hs, data.clone()).await;
+        assert_eq!((r.rejected, r.updated), (0, 0), "{:#?}", r.issues);
+    }
 }
