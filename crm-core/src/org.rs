@@ -1454,7 +1454,17 @@ impl Crm {
         self.apply(cs).await?;
         if before.active && patch.active == Some(false) {
             // Approvals waiting for them do not wait any more.
-            self.refresh_approvals_waiting_for(actor, id.0).await;
+            self.refresh_approvals_waiting_for(actor, Some(id.0)).await;
+        } else if patch
+            .role_ids
+            .as_ref()
+            .is_some_and(|r| *r != before.role_ids)
+            || patch
+                .superior_id
+                .is_some_and(|s| s != before.superior_id)
+        {
+            // Role and superior steps follow who holds them now.
+            self.refresh_approvals_waiting_for(actor, None).await;
         }
         self.user(actor, id).await
     }

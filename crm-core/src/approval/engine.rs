@@ -215,17 +215,19 @@ impl FlowDef {
             }
             for c in &s.conditions {
                 let bad = match c {
-                    Condition::AmountAtLeast { minor } | Condition::AmountBelow { minor }
-                        if *minor < 0 =>
-                    {
-                        Some(format!(
-                            "the amount threshold {} is negative (金额条件不能为负数)",
-                            crate::money::Money::cny(*minor)
-                        ))
-                    }
-                    Condition::DiscountAbove { bp } if !(0..=10_000).contains(bp) => Some(format!(
-                        "the discount threshold {} is not between 0% and 100% (折扣条件须在 0% 与 \
-                         100% 之间)",
+                    Condition::AmountAtLeast { minor } if *minor < 0 => Some(format!(
+                        "the amount threshold {} is negative (金额条件不能为负数)",
+                        crate::money::Money::cny(*minor)
+                    )),
+                    // No document's amount is below zero, or below ¥0.00.
+                    Condition::AmountBelow { minor } if *minor <= 0 => Some(format!(
+                        "no document's amount is below {} (金额条件须大于零)",
+                        crate::money::Money::cny(*minor)
+                    )),
+                    // No discount is above 100 %.
+                    Condition::DiscountAbove { bp } if !(0..10_000).contains(bp) => Some(format!(
+                        "the discount threshold {} is not from 0% up to below 100% (折扣条件须在 \
+                         0% 与 100% 之间)",
                         crate::money::percent(*bp)
                     )),
                     Condition::TypeIn { types } if types.iter().all(|t| t.trim().is_empty()) => {
@@ -850,39 +852,98 @@ impl Instance {
             let approved_by = next.approved_by.clone();
             let applicant = next.applicant;
             // Which of its definition's steps this is (superiors up to a
-            // level resolve to one step a level).
+            // level resolve to one step a level), and who approve the
+            // earlier steps of the same definition step.
+            let def_index = next.steps[i].def_index;
             let level = next.steps[..=i]
                 .iter()
-                .filter(|s| s.def_index == next.steps[i].def_index)
+                .filter(|s| s.def_index == def_index)
                 .count();
+            let earlier: Vec<Uuid> = next.steps[..i]
+                .iter()
+                .filter(|s| s.def_index == def_index)
+                .flat_map(|s| s.approvers.iter().copied())
+                .collect();
+            let rule = flow.steps.get(def_index).map(|d| &d.approvers);
+            let fallback = flow
+                .steps
+                .get(def_index)
+                .map(|d| d.fallback)
+                .unwrap_or_default();
+            // The applicant's active superiors today, nearest first.
+            let chain: Vec<Uuid> = (1..=64)
+                .map_while(|l| dir.superior(applicant, l))
+                .collect();
             let step = &mut next.steps[i];
-            let holders: Option<Vec<Uuid>> =
-                match flow.steps.get(step.def_index).map(|d| &d.approvers) {
-                    Some(ApproverRule::Role { role_id }) => {
-                        Some(dir.role_members.get(role_id).cloned().unwrap_or_default())
-                    }
-                    Some(ApproverRule::Superior { level }) => {
-                        Some(dir.superior(applicant, *level).into_iter().collect())
-                    }
-                    Some(ApproverRule::SuperiorsUpTo { .. }) => Some(
-                        u32::try_from(level)
-                            .ok()
-                            .and_then(|l| dir.superior(applicant, l))
+            let waiting: Vec<Uuid> = step
+                .approvers
+                .iter()
+                .copied()
+                .filter(|u| !approved_by.contains(u))
+                .collect();
+            // Who holds the step's role or superior position now (`None`:
+            // the step names its approvers, who stay).
+            let holders: Option<Vec<Uuid>> = match rule {
+                Some(ApproverRule::Role { role_id }) => {
+                    Some(dir.role_members.get(role_id).cloned().unwrap_or_default())
+                }
+                // A superior still above the applicant keeps the step, at
+                // whatever level the chain puts them now (a manager leaving
+                // between them moves nobody); one who is not is replaced by
+                // the superior at the step's level, unless an earlier level
+                // of the step has them already.
+                Some(ApproverRule::Superior { .. } | ApproverRule::SuperiorsUpTo { .. }) => {
+                    let kept: Vec<Uuid> = waiting
+                        .iter()
+                        .copied()
+                        .filter(|u| chain.contains(u))
+                        .collect();
+                    let n = match rule {
+                        Some(ApproverRule::Superior { level }) => *level,
+                        _ => u32::try_from(level).unwrap_or(u32::MAX),
+                    };
+                    Some(if kept.is_empty() {
+                        dir.superior(applicant, n)
+                            .filter(|u| !earlier.contains(u))
                             .into_iter()
-                            .collect(),
-                    ),
-                    _ => None,
-                };
+                            .collect()
+                    } else {
+                        kept
+                    })
+                }
+                _ => None,
+            };
+            let mut no_fallback = false;
             if let Some(holders) = holders {
+                let holders: Vec<Uuid> = holders
+                    .into_iter()
+                    .filter(|u| *u != applicant && dir.active_users.contains(u))
+                    .collect();
                 let mut approvers: Vec<Uuid> = step
                     .approvers
                     .iter()
                     .copied()
                     .filter(|u| approved_by.contains(u))
                     .collect();
-                for u in holders {
-                    if u != applicant && !approvers.contains(&u) {
-                        approvers.push(u);
+                if holders.is_empty() {
+                    // Nobody holds it: a step the administrators took over
+                    // by its fallback stays theirs (a 会签 of them waits
+                    // for each); a level of superiors the chain no longer
+                    // reaches passes, as at a submission.
+                    if fallback == Fallback::Admins {
+                        for u in &waiting {
+                            if dir.admins.contains(u) && !approvers.contains(u) {
+                                approvers.push(*u);
+                            }
+                        }
+                    }
+                    no_fallback =
+                        matches!(rule, Some(ApproverRule::SuperiorsUpTo { .. })) && level > 1;
+                } else {
+                    for u in holders {
+                        if !approvers.contains(&u) {
+                            approvers.push(u);
+                        }
                     }
                 }
                 step.approvers = approvers;
@@ -892,12 +953,7 @@ impl Instance {
             if step.approvers.iter().any(|u| !approved_by.contains(u)) {
                 break;
             }
-            let fallback = flow
-                .steps
-                .get(step.def_index)
-                .map(|d| d.fallback)
-                .unwrap_or_default();
-            if approved_by.is_empty() && fallback == Fallback::Admins {
+            if approved_by.is_empty() && fallback == Fallback::Admins && !no_fallback {
                 let admins: Vec<Uuid> = dir
                     .admins
                     .iter()

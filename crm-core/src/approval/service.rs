@@ -961,7 +961,17 @@ impl Crm {
         let owner = governing
             .as_ref()
             .and_then(|(_, d)| d.get("owner_id").as_id());
+        // Who holds a step's role or superior position now acts on it
+        // (see `Instance::drop_inactive`), whether or not the approval was
+        // brought in line since they took it over.
+        let flow = self.running_flow(&row).await?;
+        let dir = self.approval_directory(actor.company_id.0).await?;
         let may_see = info.state.involves(me)
+            || info
+                .state
+                .drop_inactive(&flow.definition, &dir)
+                .0
+                .involves(me)
             || actor.can(Entity::ApprovalFlow, Action::Read)
             || (decision == Decision::Withdraw && owner == Some(me));
         if !may_see {
@@ -1015,8 +1025,6 @@ impl Crm {
         // brought in line with the organisation before and after an
         // approver's decision (see `Instance::drop_inactive`). A withdrawal
         // takes the approval as it is.
-        let flow = self.running_flow(&row).await?;
-        let dir = self.approval_directory(actor.company_id.0).await?;
         let (current, mut records) = match decision {
             Decision::Withdraw => (info.state.clone(), Vec::new()),
             _ => info.state.drop_inactive(&flow.definition, &dir),
@@ -1234,18 +1242,25 @@ impl Crm {
     }
 
     /// Refreshes the pending approvals waiting for `user` (just
-    /// deactivated by `actor`), as [`refresh_approval`](Crm::refresh_approval)
-    /// does, so that a step left with nobody falls back at once (e.g. to
-    /// the administrators' pending lists). Best effort: an approval that
-    /// cannot be refreshed now (its document in the recycle bin, a
-    /// concurrent decision) is left as it is, and is brought in line by
-    /// the next decision on it.
-    pub(crate) async fn refresh_approvals_waiting_for(&self, actor: &Actor, user: Uuid) {
+    /// deactivated by `actor`) — every pending approval of the company
+    /// when `user` is `None` (a user's roles or superior changed, which
+    /// moves role and superior steps) — as
+    /// [`refresh_approval`](Crm::refresh_approval) does, so that a step
+    /// left with nobody falls back at once (e.g. to the administrators'
+    /// pending lists) and a step's new holder finds it in their pending
+    /// list. Best effort: an approval that cannot be refreshed now (its
+    /// document in the recycle bin, a concurrent decision) is left as it
+    /// is, and is brought in line by the next decision on it.
+    pub(crate) async fn refresh_approvals_waiting_for(&self, actor: &Actor, user: Option<Uuid>) {
         let mut sel = Select::all(Table::ApprovalInstances, actor.company_id.0, self.now());
-        sel.filter = Filter::And(vec![
-            eq("status", text(Status::Pending.name())),
-            Filter::Contains(Col::Column("pending_with"), user.to_string()),
-        ]);
+        let mut filters = vec![eq("status", text(Status::Pending.name()))];
+        if let Some(user) = user {
+            filters.push(Filter::Contains(
+                Col::Column("pending_with"),
+                user.to_string(),
+            ));
+        }
+        sel.filter = Filter::And(filters);
         let Ok(found) = self.store.select(&sel).await else {
             return;
         };

@@ -456,7 +456,8 @@ impl Crm {
             && !c.get("deleted_at").is_null()
         {
             return Err(Error::InvalidState(format!(
-                "contract {}'s customer {} is in the recycle bin (客户已删除); {what} cannot be                  recorded on it: restore the customer first",
+                "contract {}'s customer {} is in the recycle bin (客户已删除); {what} cannot be \
+                 recorded on it: restore the customer first",
                 row.get("code").as_text().unwrap_or_default(),
                 c.get("code").as_text().unwrap_or_default()
             )));
@@ -474,7 +475,9 @@ impl Crm {
         actor: &Actor,
         customer: &Row,
     ) -> Result<Option<String>> {
+        // Archived ones too: unarchived, they execute again.
         let mut sel = Select::all(Table::Contracts, actor.company_id.0, self.now());
+        sel.lifecycle = crate::store::Lifecycle::Any;
         sel.filter = Filter::And(vec![
             Filter::Cmp(
                 Col::Column("customer_id"),
@@ -486,6 +489,7 @@ impl Crm {
                 CmpOp::Eq,
                 Value::from(ContractStatus::Executing.name()),
             ),
+            Filter::IsNull(Col::Column("deleted_at")),
         ]);
         let (mut named, mut unnamed) = (Vec::new(), 0usize);
         for row in self.store.select(&sel).await?.rows {

@@ -1670,7 +1670,9 @@ impl Crm {
             // still to invoice.
             if amount.minor > c.not_invoiced.minor {
                 return Err(Error::InvalidState(format!(
-                    "invoice plan {amount} exceeds what is not yet invoiced on contract {}                      ({}; invoiced {} of {}): an invoice plan is for what remains to invoice                      (开票计划不能超过未开票金额)",
+                    "invoice plan {amount} exceeds what is not yet invoiced on contract {} \
+                     ({}; invoiced {} of {}): an invoice plan is for what remains to invoice \
+                     (开票计划不能超过未开票金额)",
                     c.code, c.not_invoiced, c.invoiced, c.amount
                 )));
             }

@@ -57,6 +57,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::a_superior_step_follows_a_new_superior,
+            crm_sales_a_superior_step_follows_a_new_superior,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::a_converted_quote_stays_its_owners_deal,
             crm_sales_a_converted_quote_stays_its_owners_deal,
             $make
@@ -11628,4 +11633,62 @@ pub async fn contract_changes_and_plans_reach_the_host(store: Arc<dyn Store>) {
     let planned = of("contract.invoice_planned");
     assert_eq!(planned["amount"], json!(60_000));
     assert_eq!(planned["invoice_type"], json!("vat_normal"));
+}
+
+/// A superior's step goes to whoever is the applicant's superior now: when
+/// the applicant's superior changes, the pending approval moves to the new
+/// superior's list at once, and the former superior no longer approves.
+pub async fn a_superior_step_follows_a_new_superior(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            GENERIC_DOC,
+            "上级审批",
+            FlowDef {
+                steps: vec![step(
+                    "直属上级",
+                    ApproverRule::Superior { level: 1 },
+                    SignMode::Any,
+                )],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("flow");
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(Uuid::from_u128(0xD0C5), 10_000))
+        .await
+        .expect("submit");
+    assert_eq!(a.pending_with, vec![w.lisi.user_id.0]);
+    let me = w.crm.user(&w.admin, w.zhangsan.user_id).await.expect("user");
+    w.crm
+        .update_user(
+            &w.admin,
+            w.zhangsan.user_id,
+            me.version,
+            crate::org::UserPatch {
+                superior_id: Some(Some(w.zhaoliu.user_id)),
+                ..crate::org::UserPatch::default()
+            },
+        )
+        .await
+        .expect("a new superior");
+    let theirs = w.crm.pending_approvals(&w.zhaoliu).await.expect("pending");
+    assert_eq!(theirs.iter().map(|x| x.id).collect::<Vec<_>>(), vec![a.id]);
+    assert!(
+        w.crm
+            .pending_approvals(&w.lisi)
+            .await
+            .expect("pending")
+            .is_empty()
+    );
+    assert!(w.crm.approve(&w.lisi, a.id, None).await.is_err());
+    let done = w
+        .crm
+        .approve(&w.zhaoliu, a.id, None)
+        .await
+        .expect("the superior now");
+    assert_eq!(done.status, Status::Approved);
 }

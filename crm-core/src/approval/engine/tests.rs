@@ -464,6 +464,36 @@ fn role_and_superior_steps_follow_the_organisation() {
     assert!(i.approve(u(6), None).is_err(), "no longer holds the role");
     let (i, _) = i.approve(u(8), None).expect("8");
     assert_eq!(i.status, Status::Approved);
+    // A level's superior leaving after approving moves no later level:
+    // level 2 stays 3, the next one above 2, not 4.
+    let chain = FlowDef {
+        steps: vec![step("逐级", ApproverRule::SuperiorsUpTo { levels: 3 }, SignMode::Any)],
+        restart: Restart::FromFirst,
+    };
+    let (c, _) = Instance::submit(&chain, &dir(), u(1), amount(1), vec![], None).expect("submit");
+    let (c, _) = c.approve(u(2), None).expect("level 1");
+    let mut gone = dir();
+    gone.active_users.remove(&u(2));
+    let (c, _) = c.drop_inactive(&chain, &gone);
+    assert_eq!(c.pending_approvers(), vec![u(3)]);
+    let (c, _) = c.approve(u(3), None).expect("level 2");
+    let (c, _) = c.drop_inactive(&chain, &gone);
+    assert_eq!(c.pending_approvers(), vec![u(4)]);
+    // A 会签 the administrators took over (nobody holds the role) waits
+    // for each of them.
+    let empty_role = FlowDef {
+        steps: vec![step("财务会签", ApproverRule::Role { role_id: u(102) }, SignMode::All)],
+        restart: Restart::FromFirst,
+    };
+    let mut two_admins = dir();
+    two_admins.admins = vec![u(8), u(9)];
+    let (a, _) =
+        Instance::submit(&empty_role, &two_admins, u(1), amount(1), vec![], None).expect("submit");
+    assert_eq!(a.pending_approvers(), vec![u(8), u(9)]);
+    let (a, _) = a.approve(u(8), None).expect("8");
+    let (a, rec) = a.drop_inactive(&empty_role, &two_admins);
+    assert!(rec.is_empty(), "{rec:?}");
+    assert_eq!(a.pending_approvers(), vec![u(9)]);
     // Nobody holds the role any more: the fallback (administrators).
     let (i, _) = Instance::submit(&flow, &dir(), u(1), amount(1), vec![], None).expect("submit");
     let (i, _) = i.approve(u(2), None).expect("superior");
@@ -494,9 +524,9 @@ fn new_definitions_name_steps_once_and_set_sensible_thresholds() {
     assert!(e.contains("steps 1 and 2") && e.contains("主管"), "{e}");
     for (c, says) in [
         (Condition::AmountAtLeast { minor: -500 }, "-¥5.00"),
-        (Condition::AmountBelow { minor: -1 }, "negative"),
-        (Condition::DiscountAbove { bp: 10_001 }, "100.01%"),
-        (Condition::DiscountAbove { bp: -1 }, "between 0% and 100%"),
+        (Condition::AmountBelow { minor: 0 }, "no document's amount is below ¥0.00"),
+        (Condition::DiscountAbove { bp: 10_000 }, "100%"),
+        (Condition::DiscountAbove { bp: -1 }, "up to below 100%"),
         (
             Condition::TypeIn {
                 types: vec![" ".into()],
