@@ -2083,7 +2083,11 @@ async fn any_record_id(
     let mut sel = Select::all(entity.table(), actor.company_id.0, ctx.crm.now());
     sel.lifecycle = L::Any;
     sel.filter = Filter::And(vec![
-        Filter::Cmp(Col::Column("code"), CmpOp::Eq, key.trim().into()),
+        Filter::Cmp(
+            Col::Column("code"),
+            CmpOp::Eq,
+            crm::validate::record_code(key).into(),
+        ),
         Filter::IsNull(Col::Column("deleted_at")),
     ]);
     let rows = ctx.crm.store().select(&sel).await.map_err(err)?.rows;
@@ -3934,7 +3938,11 @@ async fn find_customer_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<Opti
     );
     sel.lifecycle = L::Any;
     sel.filter = Filter::And(vec![
-        Filter::Cmp(Col::Column("code"), CmpOp::Eq, key.trim().into()),
+        Filter::Cmp(
+            Col::Column("code"),
+            CmpOp::Eq,
+            crm::validate::record_code(key).into(),
+        ),
         Filter::IsNull(Col::Column("deleted_at")),
     ]);
     let rows = ctx.crm.store().select(&sel).await.map_err(err)?.rows;
@@ -4185,11 +4193,14 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
             cooldown,
             warn,
         } => {
-            // Only what is given changes: the rest is the pool as read.
+            // Only what is given changes: the rest is the pool as read
+            // (read again by its id when it changed meanwhile, renamed as
+            // it may have been).
+            let pool_id = ctx.crm.resolve_pool(actor, &pool).await.map_err(err)?.id;
             let mut attempt = 0;
             let p = loop {
                 attempt += 1;
-                let p = ctx.crm.resolve_pool(actor, &pool).await.map_err(err)?;
+                let p = ctx.crm.pool(actor, pool_id).await.map_err(err)?;
                 let l = &p.limits;
                 let mut spec = PoolSpec {
                     name: name.clone().unwrap_or_else(|| p.name.clone()),

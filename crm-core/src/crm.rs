@@ -385,6 +385,25 @@ impl Crm {
                 .get_record(actor, entity, crate::ids::RecordId(id))
                 .await
             {
+                // A public customer read through its pool (as its 360° view
+                // shows it) keeps its past to those who hold or may read it
+                // otherwise: earlier owners' values, transfers and shares
+                // are not the pool's to show (its moves are in `pool
+                // history`).
+                Ok(r) if entity == Entity::Customer => {
+                    if let Err(Error::NotFound { .. }) = self
+                        .readable_row(actor, entity, crate::ids::RecordId(id))
+                        .await
+                    {
+                        return Err(Error::Forbidden(format!(
+                            "{} reads customer {} through its pool, not its history: a public \
+                             customer's history is for who holds or may read it otherwise \
+                             (公海客户的历史仅对可查看该客户的人可见; its moves are in `pool history`)",
+                            actor.display_name,
+                            r.code.as_deref().unwrap_or_default()
+                        )));
+                    }
+                }
                 Ok(_) => {}
                 Err(Error::NotFound { .. })
                     if actor.is_admin() && self.store.get(entity.table(), id).await?.is_none() =>

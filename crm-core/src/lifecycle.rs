@@ -1482,6 +1482,20 @@ impl Crm {
         ids: &[RecordId],
         to: UserId,
     ) -> Result<BatchReport> {
+        self.transfer_records_reading(actor, entity, ids, to, STALE_TRIES)
+            .await
+    }
+
+    /// [`Crm::transfer_records`], reading a record changed meanwhile again
+    /// up to `stale_tries` times in all (1: a conflict is reported).
+    async fn transfer_records_reading(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        ids: &[RecordId],
+        to: UserId,
+        stale_tries: u32,
+    ) -> Result<BatchReport> {
         let target = self.user(actor, to).await?;
         if !target.active {
             return Err(Error::invalid(
@@ -1507,7 +1521,7 @@ impl Crm {
                             }
                             tries += 1;
                         }
-                        Err(Error::Conflict { .. }) if stale < STALE_TRIES => stale += 1,
+                        Err(Error::Conflict { .. }) if stale < stale_tries => stale += 1,
                         other => return other,
                     }
                 }
@@ -1541,8 +1555,10 @@ impl Crm {
                 before.insert(*id, o);
             }
         }
+        // A customer changed meanwhile is reported, not read again: its
+        // documents are the owner's read above.
         let customers = self
-            .transfer_records(actor, Entity::Customer, ids, to)
+            .transfer_records_reading(actor, Entity::Customer, ids, to, 1)
             .await?;
         let mut documents = Vec::new();
         for id in &customers.done {

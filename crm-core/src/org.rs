@@ -1459,9 +1459,7 @@ impl Crm {
             .role_ids
             .as_ref()
             .is_some_and(|r| *r != before.role_ids)
-            || patch
-                .superior_id
-                .is_some_and(|s| s != before.superior_id)
+            || patch.superior_id.is_some_and(|s| s != before.superior_id)
         {
             // Role and superior steps follow who holds them now.
             self.refresh_approvals_waiting_for(actor, None).await;

@@ -871,9 +871,7 @@ impl Instance {
                 .map(|d| d.fallback)
                 .unwrap_or_default();
             // The applicant's active superiors today, nearest first.
-            let chain: Vec<Uuid> = (1..=64)
-                .map_while(|l| dir.superior(applicant, l))
-                .collect();
+            let chain: Vec<Uuid> = (1..=64).map_while(|l| dir.superior(applicant, l)).collect();
             let step = &mut next.steps[i];
             let waiting: Vec<Uuid> = step
                 .approvers

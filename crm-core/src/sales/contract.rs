@@ -728,6 +728,14 @@ impl Crm {
             return Ok(own);
         };
         let sees = match self.actor(crate::ids::UserId(owner)).await {
+            // Nor to someone whose roles do not work on contracts (they
+            // could neither read nor change their own).
+            Ok(them)
+                if !(them.can(Entity::Contract, Action::Read)
+                    && them.can(Entity::Contract, Action::Update)) =>
+            {
+                false
+            }
             Ok(them) => match self
                 .readable_row(&them, Entity::Customer, crate::ids::RecordId(customer))
                 .await

@@ -11662,7 +11662,11 @@ pub async fn a_superior_step_follows_a_new_superior(store: Arc<dyn Store>) {
         .await
         .expect("submit");
     assert_eq!(a.pending_with, vec![w.lisi.user_id.0]);
-    let me = w.crm.user(&w.admin, w.zhangsan.user_id).await.expect("user");
+    let me = w
+        .crm
+        .user(&w.admin, w.zhangsan.user_id)
+        .await
+        .expect("user");
     w.crm
         .update_user(
             &w.admin,

@@ -467,7 +467,11 @@ fn role_and_superior_steps_follow_the_organisation() {
     // A level's superior leaving after approving moves no later level:
     // level 2 stays 3, the next one above 2, not 4.
     let chain = FlowDef {
-        steps: vec![step("逐级", ApproverRule::SuperiorsUpTo { levels: 3 }, SignMode::Any)],
+        steps: vec![step(
+            "逐级",
+            ApproverRule::SuperiorsUpTo { levels: 3 },
+            SignMode::Any,
+        )],
         restart: Restart::FromFirst,
     };
     let (c, _) = Instance::submit(&chain, &dir(), u(1), amount(1), vec![], None).expect("submit");
@@ -482,7 +486,11 @@ fn role_and_superior_steps_follow_the_organisation() {
     // A 会签 the administrators took over (nobody holds the role) waits
     // for each of them.
     let empty_role = FlowDef {
-        steps: vec![step("财务会签", ApproverRule::Role { role_id: u(102) }, SignMode::All)],
+        steps: vec![step(
+            "财务会签",
+            ApproverRule::Role { role_id: u(102) },
+            SignMode::All,
+        )],
         restart: Restart::FromFirst,
     };
     let mut two_admins = dir();
@@ -524,7 +532,10 @@ fn new_definitions_name_steps_once_and_set_sensible_thresholds() {
     assert!(e.contains("steps 1 and 2") && e.contains("主管"), "{e}");
     for (c, says) in [
         (Condition::AmountAtLeast { minor: -500 }, "-¥5.00"),
-        (Condition::AmountBelow { minor: 0 }, "no document's amount is below ¥0.00"),
+        (
+            Condition::AmountBelow { minor: 0 },
+            "no document's amount is below ¥0.00",
+        ),
         (Condition::DiscountAbove { bp: 10_000 }, "100%"),
         (Condition::DiscountAbove { bp: -1 }, "up to below 100%"),
         (
