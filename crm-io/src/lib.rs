@@ -212,9 +212,20 @@ pub fn file_digest(bytes: &[u8]) -> String {
     s
 }
 
+/// Cells of a batch's rows as the sheet holds them, where the rows give the
+/// import another reading (see [`SheetEvent::Original`] and [`cut_long`]):
+/// the row's number, the column and the original cell.
+type Originals = Vec<(u32, usize, crm_core::import::Cell)>;
+
+/// What the session hands the reader once it has the header: the row
+/// validator, and for each column the most characters its field can take
+/// (`None`: no bound known), past which a cell is cut for the import (see
+/// [`cut_long`]).
+type ReaderSetup = (Option<RowValidator>, Vec<Option<usize>>);
+
 enum Msg {
     Header(Vec<String>, u32),
-    Batch(Vec<SheetRow>, Option<Vec<Checked>>),
+    Batch(Vec<SheetRow>, Option<Vec<Checked>>, Originals),
     Failed(IoError),
     /// Every row of the sheet was sent. A reader that stops without saying
     /// so (or [`Msg::Failed`]) did not finish: the import fails.
@@ -261,6 +272,18 @@ pub async fn import_workbook(
         options.file_hash = file_digest(wb.bytes());
     }
     let sheet = wb.resolve_sheet(read.sheet.as_deref())?;
+    // Limits a sheet could otherwise reach only after much work: its text,
+    // and the rows an all-or-nothing import (its dry run too) may hold.
+    let rows = wb.survey(Some(&sheet))?;
+    if options.commit == CommitMode::Atomic && rows > options.atomic_max_rows {
+        return Err(crm_core::Error::InvalidState(format!(
+            "the sheet has {rows} rows; an all-or-nothing import holds all it writes until its \
+             end, so it takes at most {} rows: import this file in checkpointed batches (the \
+             CLI's --batches), which commit as they go and resume; nothing was written",
+            options.atomic_max_rows
+        ))
+        .into());
+    }
     // The sheet read identifies the import, with the digest.
     options.sheet = Some(sheet.clone());
     if options.policy == DuplicatePolicy::Fail
@@ -329,7 +352,7 @@ async fn import_sheet(
     let batch_size = options.batch_size.max(1);
     let (tx, rx) = flume::bounded::<Msg>(2);
     // The session hands the reader its validator once it has the header.
-    let (vtx, vrx) = flume::bounded::<Option<RowValidator>>(1);
+    let (vtx, vrx) = flume::bounded::<ReaderSetup>(1);
     let reader = std::thread::Builder::new()
         .name("crm-io-reader".into())
         .spawn(move || {
@@ -363,7 +386,7 @@ async fn import_sheet(
 fn feed(
     read: ReadSheet,
     tx: &flume::Sender<Msg>,
-    vrx: &flume::Receiver<Option<RowValidator>>,
+    vrx: &flume::Receiver<ReaderSetup>,
     batch_size: usize,
     max_cells: usize,
 ) -> Result<(), IoError> {
@@ -373,8 +396,13 @@ fn feed(
     let mut size = batch_size.min(FIRST_BATCH);
     let mut batch = Vec::with_capacity(size);
     let mut validator: Option<RowValidator> = None;
-    // Cells of the rows in `batch`.
+    let mut caps: Vec<Option<usize>> = Vec::new();
+    // The next row's cells as stored, and those of the rows in `batch`.
+    let mut pending: Vec<(usize, crm_core::import::Cell)> = Vec::new();
+    let mut originals: Originals = Vec::new();
+    // Cells of the rows in `batch`, and the bytes of their text.
     let mut cells: usize = 0;
+    let mut text: usize = 0;
     read(&mut |ev| {
         let sent = match ev {
             SheetEvent::Header {
@@ -385,22 +413,43 @@ fn feed(
                     return Ok(false);
                 }
                 match vrx.recv() {
-                    Ok(v) => validator = v,
+                    Ok((v, c)) => (validator, caps) = (v, c),
                     Err(_) => return Ok(false),
                 }
                 Ok(())
             }
-            SheetEvent::Row(r) => {
+            SheetEvent::Original { column, cell } => {
+                pending.push((column, cell));
+                return Ok(true);
+            }
+            SheetEvent::Row(mut r) => {
+                // This row's originals are those from here on.
+                let first = originals.len();
+                for (column, cell) in pending.drain(..) {
+                    originals.push((r.number, column, cell));
+                }
+                for (i, cell) in r.cells.iter_mut().enumerate() {
+                    // Counted whole: a cut cell's original stays with the
+                    // batch, for the error workbook.
+                    if let crm_core::import::Cell::Text(t) = cell {
+                        text += t.len();
+                    }
+                    if let Some(original) = cut_long(cell, caps.get(i).copied().flatten())
+                        && !originals[first..].iter().any(|(_, c, _)| *c == i)
+                    {
+                        originals.push((r.number, i, original));
+                    }
+                }
                 cells += r.cells.len();
                 batch.push(r);
-                if batch.len() < size && cells < max_cells {
+                if batch.len() < size && cells < max_cells && text < BATCH_TEXT {
                     return Ok(true);
                 }
-                cells = 0;
+                (cells, text) = (0, 0);
                 size = (size * 2).min(batch_size);
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(size));
                 let checked = validator.as_ref().map(|v| v.check(&full));
-                tx.send(Msg::Batch(full, checked))
+                tx.send(Msg::Batch(full, checked, std::mem::take(&mut originals)))
             }
         };
         // The importer stopped listening: stop reading.
@@ -408,9 +457,85 @@ fn feed(
     })?;
     if !batch.is_empty() {
         let checked = validator.as_ref().map(|v| v.check(&batch));
-        let _ = tx.send(Msg::Batch(batch, checked));
+        let _ = tx.send(Msg::Batch(batch, checked, originals));
     }
     Ok(())
+}
+
+/// Bytes of text the rows of a batch hold at most (a row of long texts ends
+/// its batch sooner): with two batches in flight and one being written,
+/// what a sheet of long cells keeps in memory stays bounded.
+const BATCH_TEXT: usize = 32 << 20;
+
+/// The most characters any field with a bound takes (a customer's or
+/// product's long free text), and what a column takes whose field's own
+/// bound is not known here (a custom field, a code).
+const LONGEST_FIELD: usize = 4000;
+
+/// The most characters the field of each column can take: a text field its
+/// own bound, a company name 128, any other field [`LONGEST_FIELD`]; `None`
+/// where any length may be valid (tags) and for columns not imported.
+fn column_caps(entity: Entity, map: &crm_core::import::HeaderMap) -> Vec<Option<usize>> {
+    use crm_core::entity::FieldKind;
+    use crm_core::import::ColumnRole;
+    let cap = |entity: Entity, field: &str| -> Option<usize> {
+        if field.starts_with("custom.") {
+            return Some(LONGEST_FIELD);
+        }
+        match crm_core::import::import_fields(entity)
+            .into_iter()
+            .find(|d| d.name == field)
+            .map(|d| d.kind)
+        {
+            Some(FieldKind::Text(n)) => Some(n.min(LONGEST_FIELD)),
+            Some(FieldKind::CompanyName) => Some(128),
+            Some(FieldKind::Tags | FieldKind::Attachments) => None,
+            _ => Some(LONGEST_FIELD),
+        }
+    };
+    map.roles
+        .iter()
+        .map(|role| match role {
+            ColumnRole::Field(f) => cap(entity, f),
+            ColumnRole::Contact { field, .. } => cap(Entity::Contact, field),
+            ColumnRole::Code
+            | ColumnRole::ContactCode { .. }
+            | ColumnRole::CustomerCode
+            | ColumnRole::Version => Some(LONGEST_FIELD),
+            ColumnRole::Ignored => None,
+        })
+        .collect()
+}
+
+/// Cuts a text longer than its column's field can take (`cap`
+/// characters) for the import, which then refuses it as too long without
+/// working through all of it (normalising, keys, pinyin): the cut keeps the
+/// text up to its `cap + 1`-th character that stays once cleaned, so it is
+/// still too long after trimming. Returns the original, for the error
+/// workbook, when it cut.
+fn cut_long(
+    cell: &mut crm_core::import::Cell,
+    cap: Option<usize>,
+) -> Option<crm_core::import::Cell> {
+    let (crm_core::import::Cell::Text(t), Some(cap)) = (&*cell, cap) else {
+        return None;
+    };
+    // A text of at most `cap` bytes has at most `cap` characters.
+    if t.len() <= cap + 1 {
+        return None;
+    }
+    let mut kept = 0;
+    let end = t.char_indices().find_map(|(at, c)| {
+        if read::stays(c) {
+            kept += 1;
+        }
+        (kept > cap).then(|| at + c.len_utf8())
+    })?;
+    if end == t.len() {
+        return None;
+    }
+    let short = crm_core::import::Cell::Text(t[..end].to_string());
+    Some(std::mem::replace(cell, short))
 }
 
 /// The error of a reader that went away without reaching the end of the
@@ -424,7 +549,11 @@ type Finishing = std::thread::JoinHandle<Result<Vec<u8>, IoError>>;
 
 /// What the reader handed over next, prepared.
 enum Step<'a> {
-    Batch(Vec<SheetRow>, Box<crm_core::Result<PreparedBatch<'a>>>),
+    Batch(
+        Vec<SheetRow>,
+        Box<crm_core::Result<PreparedBatch<'a>>>,
+        Originals,
+    ),
     Failed(IoError),
     Skip,
     /// The sheet ended: the error workbook, being finished on a thread of
@@ -438,7 +567,7 @@ async fn consume(
     options: ImportOptions,
     lang: Lang,
     rx: flume::Receiver<Msg>,
-    vtx: flume::Sender<Option<RowValidator>>,
+    vtx: flume::Sender<ReaderSetup>,
     progress: &mut (dyn FnMut(Progress) + Send),
 ) -> Result<ImportOutcome, IoError> {
     let (headers, total) = match rx.recv_async().await {
@@ -449,8 +578,10 @@ async fn consume(
         }
         Err(_) => return Err(stopped()),
     };
+    let entity = options.entity;
     let mut session = crm.begin_import(actor, options, &headers).await?;
-    let _ = vtx.send_async(session.validator()).await;
+    let caps = column_caps(entity, session.header_map());
+    let _ = vtx.send_async((session.validator(), caps)).await;
     let mut errors: Option<ErrorWorkbook> = None;
     let error_workbook;
     let mut done: u64 = 0;
@@ -473,9 +604,9 @@ async fn consume(
         };
         let next = async {
             match rx.recv_async().await {
-                Ok(Msg::Batch(batch, checked)) => {
+                Ok(Msg::Batch(batch, checked, originals)) => {
                     let prepared = session.prepare(&batch, checked).await;
-                    Step::Batch(batch, Box::new(prepared))
+                    Step::Batch(batch, Box::new(prepared), originals)
                 }
                 Ok(Msg::Failed(e)) => Step::Failed(e),
                 Ok(Msg::Header(..)) => Step::Skip,
@@ -506,8 +637,8 @@ async fn consume(
                 total: total.max(done),
             });
         }
-        let (batch, prepared) = match step {
-            Step::Batch(batch, prepared) => (batch, (*prepared)?),
+        let (batch, prepared, originals) = match step {
+            Step::Batch(batch, prepared, originals) => (batch, (*prepared)?, originals),
             Step::Failed(e) => return Err(e),
             Step::Skip => continue,
             Step::End(finishing) => {
@@ -530,7 +661,24 @@ async fn consume(
             for i in &prepared.issues {
                 // The batch is in sheet order.
                 if let Ok(at) = batch.binary_search_by_key(&i.row, |r| r.number) {
-                    wb.add(i.row, &batch[at].cells, &i.message_zh, &i.message_en)?;
+                    // The row as the sheet holds it.
+                    // Originals come in sheet order, as the rows.
+                    let from = originals.partition_point(|(n, _, _)| *n < i.row);
+                    let mut own = originals[from..]
+                        .iter()
+                        .take_while(|(n, _, _)| *n == i.row)
+                        .peekable();
+                    if own.peek().is_none() {
+                        wb.add(i.row, &batch[at].cells, &i.message_zh, &i.message_en)?;
+                    } else {
+                        let mut cells = batch[at].cells.clone();
+                        for (_, c, cell) in own {
+                            if let Some(slot) = cells.get_mut(*c) {
+                                *slot = cell.clone();
+                            }
+                        }
+                        wb.add(i.row, &cells, &i.message_zh, &i.message_en)?;
+                    }
                 }
             }
         }
@@ -789,13 +937,13 @@ mod tests {
         };
         let batches = |width: usize| -> Vec<usize> {
             let (tx, rx) = flume::unbounded::<Msg>();
-            let (vtx, vrx) = flume::bounded::<Option<RowValidator>>(1);
-            vtx.send(None).expect("validator");
+            let (vtx, vrx) = flume::bounded::<ReaderSetup>(1);
+            vtx.send((None, Vec::new())).expect("validator");
             feed(rows(width), &tx, &vrx, 10, 100).expect("fed");
             drop(tx);
             rx.iter()
                 .filter_map(|m| match m {
-                    Msg::Batch(rows, _) => Some(rows.len()),
+                    Msg::Batch(rows, ..) => Some(rows.len()),
                     _ => None,
                 })
                 .collect()

@@ -120,6 +120,17 @@ pub enum SheetEvent {
     },
     /// A data row.
     Row(SheetRow),
+    /// A cell of the next data row as the sheet holds it, where the row
+    /// gives the import another reading of it: a date-formatted number
+    /// that is no date (a time of day alone, Excel's phantom 1900-02-29,
+    /// day 0) is read as the text the sheet shows, and this is the number.
+    /// The error workbook gives the original back.
+    Original {
+        /// The cell's column (0-based).
+        column: usize,
+        /// The cell as stored.
+        cell: Cell,
+    },
 }
 
 impl Workbook {
@@ -227,15 +238,20 @@ impl Workbook {
         // right, each once, so a row holds at most `max_columns` cells.
         let mut last_col: Option<u32> = None;
         let mut cells: Vec<(u32, Cell)> = Vec::new();
+        // The current row's cells as stored, where they are read otherwise.
+        let mut originals: Vec<(u32, Cell)> = Vec::new();
+        let mut units = Utf16Cache::default();
         let mut count: u64 = 0;
         // Text bytes of the current row and of the sheet, as read.
         let (mut row_text, mut text): (u64, u64) = (0, 0);
         let mut flush = |row: u32,
                          cells: &mut Vec<(u32, Cell)>,
+                         originals: &mut Vec<(u32, Cell)>,
                          header: &mut Option<(u32, usize)>|
          -> Result<bool, IoError> {
             if cells.iter().all(|(_, c)| c.is_empty()) {
                 cells.clear();
+                originals.clear();
                 return Ok(true);
             }
             let out = match header {
@@ -276,6 +292,14 @@ impl Workbook {
                     for (c, cell) in cells.drain(..) {
                         out[c as usize] = cell;
                     }
+                    for (c, cell) in originals.drain(..) {
+                        if !f(SheetEvent::Original {
+                            column: c as usize,
+                            cell,
+                        })? {
+                            return Ok(false);
+                        }
+                    }
                     f(SheetEvent::Row(SheetRow {
                         number: row + 1,
                         cells: out,
@@ -283,6 +307,7 @@ impl Workbook {
                 }
             };
             cells.clear();
+            originals.clear();
             Ok(out)
         };
         loop {
@@ -311,7 +336,7 @@ impl Workbook {
                         u64::from(cur) + 1
                     )));
                 }
-                if !flush(cur, &mut cells, &mut header)? {
+                if !flush(cur, &mut cells, &mut originals, &mut header)? {
                     return Ok(());
                 }
                 last_col = None;
@@ -335,7 +360,10 @@ impl Workbook {
             }
             current = Some(row);
             last_col = Some(col);
-            let value = convert(cell.get_value(), &lim, row, col)?;
+            let (value, original) = convert(cell.get_value(), &lim, row, col, &mut units)?;
+            if let Some(o) = original {
+                originals.push((col, o));
+            }
             if let Cell::Text(t) = &value {
                 let n = t.len() as u64;
                 row_text += n;
@@ -365,13 +393,126 @@ impl Workbook {
             }
         }
         if let Some(cur) = current {
-            flush(cur, &mut cells, &mut header)?;
+            flush(cur, &mut cells, &mut originals, &mut header)?;
         }
         if header.is_none() {
             return Err(IoError::Empty(name));
         }
         Ok(())
     }
+}
+
+impl Workbook {
+    /// Goes through the sheet once without building its rows, before an
+    /// import does any work on them: refuses it where the text its cells
+    /// hold (a shared string counted at every cell that uses it) exceeds
+    /// [`Limits::max_text_bytes`], as [`Workbook::read`] would only once
+    /// it got there, and returns the number of data rows (the non-empty
+    /// rows after the header), which an import may not hold more of than
+    /// it takes. It costs a parse of the sheet, a shared string's text at
+    /// a cell a pointer's look-up.
+    pub fn survey(&self, sheet: Option<&str>) -> Result<u64, IoError> {
+        let name = self.resolve_sheet(sheet)?;
+        let lim = self.limits;
+        let mut xlsx = open_xlsx(&self.bytes)?;
+        let mut reader = xlsx
+            .worksheet_cells_reader(&name)
+            .map_err(|e| IoError::Broken(e.to_string()))?;
+        let (mut text, mut rows, mut cells): (u64, u64, u64) = (0, 0, 0);
+        let mut header = false;
+        let mut current: Option<(u32, bool)> = None;
+        let end_row = |filled: bool, header: &mut bool, rows: &mut u64| {
+            if filled {
+                if *header {
+                    *rows += 1;
+                } else {
+                    *header = true;
+                }
+            }
+        };
+        while let Some(cell) = reader
+            .next_cell()
+            .map_err(|e| IoError::Broken(e.to_string()))?
+        {
+            let (row, _) = cell.get_position();
+            let filled = match cell.get_value() {
+                DataRef::Empty => false,
+                DataRef::String(s) => {
+                    text += s.len() as u64;
+                    !blank(s)
+                }
+                DataRef::SharedString(s) => {
+                    text += s.len() as u64;
+                    !blank(s)
+                }
+                _ => true,
+            };
+            if text > lim.max_text_bytes {
+                return Err(IoError::TooLarge {
+                    what: "the sheet".into(),
+                    limit: format!("{} bytes of text", lim.max_text_bytes),
+                });
+            }
+            if filled {
+                cells += 1;
+                if cells > lim.max_cells {
+                    return Err(IoError::TooLarge {
+                        what: "the sheet".into(),
+                        limit: format!("{} cells", lim.max_cells),
+                    });
+                }
+            }
+            current = match current {
+                Some((r, f)) if r == row => Some((r, f || filled)),
+                Some((_, f)) => {
+                    end_row(f, &mut header, &mut rows);
+                    Some((row, filled))
+                }
+                None => Some((row, filled)),
+            };
+        }
+        if let Some((_, f)) = current {
+            end_row(f, &mut header, &mut rows);
+        }
+        Ok(rows)
+    }
+}
+
+/// Whether a text is nothing typed: whitespace and invisible format
+/// characters only (as [`Cell::is_empty`] tells).
+fn blank(s: &str) -> bool {
+    s.chars().all(|c| !stays(c))
+}
+
+/// Whether a character stays in a value once it is cleaned: neither
+/// whitespace (trimmed) nor an invisible format character (dropped from
+/// single-line values; the engine's set, Unicode category Cf).
+pub(crate) fn stays(c: char) -> bool {
+    !c.is_whitespace()
+        && !matches!(
+            c,
+            '\u{00AD}'
+                | '\u{0600}'..='\u{0605}'
+                | '\u{061C}'
+                | '\u{06DD}'
+                | '\u{070F}'
+                | '\u{0890}'..='\u{0891}'
+                | '\u{08E2}'
+                | '\u{180E}'
+                | '\u{200B}'..='\u{200F}'
+                | '\u{202A}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{206F}'
+                | '\u{FEFF}'
+                | '\u{FFF9}'..='\u{FFFB}'
+                | '\u{110BD}'
+                | '\u{110CD}'
+                | '\u{13430}'..='\u{1343F}'
+                | '\u{1BCA0}'..='\u{1BCA3}'
+                | '\u{1D173}'..='\u{1D17A}'
+                | '\u{E0001}'
+                | '\u{E0020}'..='\u{E007F}'
+        )
 }
 
 fn open_xlsx(bytes: &Arc<[u8]>) -> Result<Xlsx<Cursor<Arc<[u8]>>>, IoError> {
@@ -826,44 +967,53 @@ fn worksheets(book: &str, rels: &str, dir: &str) -> Vec<(String, Option<String>)
 /// Excel's date serials: 1 (1900-01-01) up to 9999-12-31 23:59:59.999.
 const EXCEL_SERIALS: std::ops::Range<f64> = 1.0..2_958_466.0;
 
-/// A date-formatted number as a date, or, outside Excel's dates, as an
-/// error value of the cell: Excel shows such a cell as `#####`, and the
-/// import rejects its row with the reason rather than guessing a value.
-fn excel_date(d: &calamine::ExcelDateTime) -> Cell {
+/// A date-formatted number as the import reads it, and the number itself
+/// when that reading is not the cell's value (the error workbook gives the
+/// original back). A date is a date; a time of day alone, or a number that
+/// is no day, is read as the text the sheet shows (`09:30`, Excel's
+/// phantom `1900-02-29`, `1900-01-00` for 0), which a text field takes and
+/// a date field refuses naming it; a number beyond Excel's dates (shown as
+/// `#####`) is read as the number it is, which a date field refuses too.
+fn excel_date(d: &calamine::ExcelDateTime) -> (Cell, Option<Cell>) {
     let serial = d.as_f64();
-    // The whole part is the day: 0 is no day at all (a time of day only,
-    // which calamine would turn into 1899-12-31), and in the 1900 date
-    // system 60 is Excel's 1900-02-29, a day that never was (calamine reads
-    // it as 1900-02-28, the core as 1900-03-01). The 1904 system has no such
-    // day: its serials compare unequal to the same serial in 1900's.
-    let day = serial.floor();
-    if serial == 0.0 {
-        return Cell::Error(
-            "#VALUE! (date number 0 is a time of day without a date / \
-             日期数值只有时间，没有日期)"
-                .into(),
-        );
-    }
-    // A time of day alone (`9:30` typed into a cell): its text, as the
-    // sheet shows it, which a text field takes and a date field refuses
-    // by name — and which the error workbook gives back as typed.
-    if (0.0..1.0).contains(&serial) {
-        let secs = (serial * 86_400.0).round() as u32;
+    let original = Some(Cell::Number(serial));
+    // A time of day, `h:mm` or `h:mm:ss`.
+    let clock = |fraction: f64| {
+        let secs = (fraction * 86_400.0).round() as u32;
         let (h, m, s) = (secs / 3600 % 24, secs / 60 % 60, secs % 60);
-        return Cell::Text(if s == 0 {
+        if s == 0 {
             format!("{h:02}:{m:02}")
         } else {
             format!("{h:02}:{m:02}:{s:02}")
-        });
+        }
+    };
+    // A time of day alone (`9:30` typed into a cell): its text, as the
+    // sheet shows it, which a text field takes and a date field refuses
+    // by name — and which the error workbook gives back as the number.
+    if serial > 0.0 && serial < 1.0 {
+        return (Cell::Text(clock(serial)), original);
     }
-    if day == 60.0
-        && *d == calamine::ExcelDateTime::new(serial, calamine::ExcelDateTimeType::DateTime, false)
-    {
-        let value = crm_core::import::number_text(serial);
-        return Cell::Error(format!(
-            "#VALUE! (date number {value} is 1900-02-29, a day that does not exist / \
-             日期数值为不存在的 1900-02-29)"
-        ));
+    // The whole part is the day: 0 is Excel's `1900-01-00`, no day at all
+    // (calamine would turn it into 1899-12-31), and in the 1900 date system
+    // 60 is Excel's 1900-02-29, a day that never was (calamine reads it as
+    // 1900-02-28, the core as 1900-03-01). The 1904 system has neither:
+    // its serials compare unequal to the same serial in 1900's.
+    let day = serial.floor();
+    let system_1900 =
+        *d == calamine::ExcelDateTime::new(serial, calamine::ExcelDateTimeType::DateTime, false);
+    let phantom = match day {
+        0.0 if system_1900 => Some("1900-01-00"),
+        60.0 if system_1900 => Some("1900-02-29"),
+        _ => None,
+    };
+    if let Some(shown) = phantom {
+        let fraction = serial - day;
+        let text = if fraction > 0.0 {
+            format!("{shown} {}", clock(fraction))
+        } else {
+            shown.to_string()
+        };
+        return (Cell::Text(text), original);
     }
     // Calamine turns the serial into milliseconds for chrono, which panics
     // far outside Excel's dates: the range is checked first.
@@ -875,30 +1025,41 @@ fn excel_date(d: &calamine::ExcelDateTime) -> Cell {
     match dt {
         Some(dt) if chrono::Datelike::year(&dt) <= 9999 => {
             if dt.time() == chrono::NaiveTime::MIN {
-                Cell::Date(dt.date())
+                (Cell::Date(dt.date()), None)
             } else {
-                Cell::DateTime(dt)
+                (Cell::DateTime(dt), None)
             }
         }
-        _ => {
-            let value = if serial.is_finite() && serial.abs() < 1e16 {
-                crm_core::import::number_text(serial)
-            } else {
-                format!("{serial:e}")
-            };
-            Cell::Error(format!(
-                "#NUM! (date number {value} is outside Excel's dates, 1900-01-01 to \
-                 9999-12-31 / 日期数值超出 Excel 的日期范围)"
-            ))
-        }
+        // Outside Excel's dates: the number, as it is stored.
+        _ => (Cell::Number(serial), None),
     }
 }
 
-fn convert(v: &DataRef<'_>, lim: &Limits, row: u32, col: u32) -> Result<Cell, IoError> {
+/// A number as a spreadsheet shows it in the General format: at most 15
+/// significant digits, so the binary noise of a stored value or formula
+/// (`0.30000000000000004` for `=0.1+0.2`) is gone and a text field takes
+/// what the sheet shows (`0.3`). Whole numbers stay exact (up to 15
+/// digits, as the sheet keeps them).
+fn shown_number(f: f64) -> f64 {
+    if !f.is_finite() || f == 0.0 {
+        return f;
+    }
+    format!("{f:.14e}").parse().unwrap_or(f)
+}
+
+/// A cell as the import reads it, and the cell as the sheet holds it when
+/// that differs (see [`excel_date`]).
+fn convert(
+    v: &DataRef<'_>,
+    lim: &Limits,
+    row: u32,
+    col: u32,
+    units: &mut Utf16Cache,
+) -> Result<(Cell, Option<Cell>), IoError> {
     // Counted as Excel counts (UTF-16 units); the length in UTF-8 bytes is
     // never less, so short texts are not counted at all.
-    let long = |s: &str| {
-        if s.len() > lim.max_cell_chars && s.encode_utf16().count() > lim.max_cell_chars {
+    let long = |s: &str, units: Option<&mut Utf16Cache>| {
+        if s.len() > lim.max_cell_chars && utf16_len(s, units) > lim.max_cell_chars {
             Err(IoError::TooLarge {
                 what: format!("cell {}{}", column_name(col as usize), u64::from(row) + 1),
                 limit: format!(
@@ -910,29 +1071,69 @@ fn convert(v: &DataRef<'_>, lim: &Limits, row: u32, col: u32) -> Result<Cell, Io
             Ok(())
         }
     };
-    Ok(match v {
-        DataRef::Empty => Cell::Empty,
-        DataRef::String(s) => {
-            long(s)?;
-            Cell::Text(s.clone())
-        }
-        DataRef::SharedString(s) => {
-            long(s)?;
-            Cell::Text((*s).to_string())
-        }
-        DataRef::Int(i) => Cell::Number(*i as f64),
-        DataRef::Float(f) => Cell::Number(*f),
-        DataRef::Bool(b) => Cell::Bool(*b),
-        DataRef::DateTime(d) if d.is_datetime() => excel_date(d),
-        // A duration (`[h]:mm`) stays the number it is.
-        DataRef::DateTime(d) => Cell::Number(d.as_f64()),
-        DataRef::DateTimeIso(s) => chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
-            .map(Cell::DateTime)
-            .or_else(|_| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Cell::Date))
-            .unwrap_or_else(|_| Cell::Text(s.clone())),
-        DataRef::DurationIso(s) => Cell::Text(s.clone()),
-        DataRef::Error(e) => Cell::Error(e.to_string()),
-    })
+    Ok((
+        match v {
+            DataRef::Empty => Cell::Empty,
+            DataRef::String(s) => {
+                long(s, None)?;
+                Cell::Text(s.clone())
+            }
+            // Shared strings live as long as the reader: their addresses
+            // tell them apart.
+            DataRef::SharedString(s) => {
+                long(s, Some(units))?;
+                Cell::Text((*s).to_string())
+            }
+            DataRef::Int(i) => Cell::Number(*i as f64),
+            DataRef::Float(f) => Cell::Number(shown_number(*f)),
+            DataRef::Bool(b) => Cell::Bool(*b),
+            DataRef::DateTime(d) if d.is_datetime() => return Ok(excel_date(d)),
+            // A duration (`[h]:mm`) stays the number it is.
+            DataRef::DateTime(d) => Cell::Number(shown_number(d.as_f64())),
+            DataRef::DateTimeIso(s) => {
+                chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
+                    .map(Cell::DateTime)
+                    .or_else(|_| chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Cell::Date))
+                    .unwrap_or_else(|_| Cell::Text(s.clone()))
+            }
+            DataRef::DurationIso(s) => Cell::Text(s.clone()),
+            DataRef::Error(e) => Cell::Error(e.to_string()),
+        },
+        None,
+    ))
+}
+
+/// The UTF-16 length of long texts, remembered for the last shared string
+/// measured: a sheet can point every row at one long shared string, which
+/// is then measured once, not at every cell.
+#[derive(Default)]
+struct Utf16Cache {
+    /// The address and byte length of the last string measured, and its
+    /// length in UTF-16 units.
+    last: Option<(usize, usize, usize)>,
+}
+
+/// The length of a text in UTF-16 units, remembered in `cache` (for
+/// strings that live as long as it: shared strings).
+fn utf16_len(s: &str, cache: Option<&mut Utf16Cache>) -> usize {
+    let key = (s.as_ptr() as usize, s.len());
+    if let Some(Some((p, l, n))) = cache.as_ref().map(|c| c.last)
+        && (p, l) == key
+    {
+        return n;
+    }
+    // A character takes one unit, two from four UTF-8 bytes on: every byte
+    // that is no continuation byte starts one, a lead byte of four starts
+    // two.
+    let n = s
+        .as_bytes()
+        .iter()
+        .map(|b| usize::from(b & 0xC0 != 0x80) + usize::from(*b >= 0xF0))
+        .sum();
+    if let Some(c) = cache {
+        c.last = Some((key.0, key.1, n));
+    }
+    n
 }
 
 /// A tag the markup scanner ([`Markup`]) found, reported as quick-xml
@@ -1206,10 +1407,12 @@ fn text_bound(lim: &Limits) -> u64 {
     (lim.max_cell_chars as u64).saturating_mul(8) + (128 << 10)
 }
 
-/// A name kept to compare end tags with: a name too long to keep is kept
-/// as `>`, which no end tag's name matches.
-fn kept(name: Option<&[u8]>) -> Vec<u8> {
-    name.map_or_else(|| b">".to_vec(), <[u8]>::to_vec)
+/// Keeps a name in `buf` to compare end tags with (reusing its room: a
+/// part may hold millions of strings): a name too long to keep is kept as
+/// `>`, which no end tag's name matches.
+fn keep(buf: &mut Vec<u8>, name: Option<&[u8]>) {
+    buf.clear();
+    buf.extend_from_slice(name.unwrap_or(b">"));
 }
 
 /// Whether a tag's name has the local part `want`.
@@ -1223,23 +1426,33 @@ fn is(name: Option<&[u8]>, want: &[u8]) -> bool {
 /// (each up to the end tag of its own name, whatever else comes between).
 #[derive(Default)]
 struct SiText {
-    si: Option<Vec<u8>>,
-    t: Option<Vec<u8>>,
+    /// The open string's tag name, when one is open.
+    si: Vec<u8>,
+    in_si: bool,
+    /// The open text element's tag name, when one is open.
+    t: Vec<u8>,
+    in_t: bool,
     len: u64,
 }
 
 impl SiText {
     /// Follows one tag; returns the text length of the string so far.
     fn tag(&mut self, tag: &Tag<'_>) -> u64 {
-        match (*tag, &self.si, &self.t) {
-            (Tag::Start(n), None, _) if is(n, b"si") => {
-                self.si = Some(kept(n));
+        match *tag {
+            Tag::Start(n) if !self.in_si && is(n, b"si") => {
+                keep(&mut self.si, n);
+                self.in_si = true;
                 self.len = 0;
             }
-            (Tag::Start(n), Some(_), None) if is(n, b"t") => self.t = Some(kept(n)),
-            (Tag::End(n), _, Some(t)) if n == Some(t.as_slice()) => self.t = None,
-            (Tag::End(n), Some(si), None) if n == Some(si.as_slice()) => self.si = None,
-            (Tag::Text(k), _, Some(_)) => self.len += k,
+            Tag::Start(n) if self.in_si && !self.in_t && is(n, b"t") => {
+                keep(&mut self.t, n);
+                self.in_t = true;
+            }
+            Tag::End(n) if self.in_t && n == Some(self.t.as_slice()) => self.in_t = false,
+            Tag::End(n) if self.in_si && !self.in_t && n == Some(self.si.as_slice()) => {
+                self.in_si = false;
+            }
+            Tag::Text(k) if self.in_t => self.len += k,
             _ => {}
         }
         self.len

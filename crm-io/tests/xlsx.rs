@@ -328,7 +328,7 @@ async fn fail_policy_error_workbook_lists_every_duplicate_row() {
             .iter()
             .filter_map(|e| match e {
                 SheetEvent::Row(r) => Some((r.cells[0].to_text(), r.cells[2].to_text())),
-                SheetEvent::Header { .. } => None,
+                SheetEvent::Header { .. } | SheetEvent::Original { .. } => None,
             })
             .collect();
         assert_eq!(
@@ -391,7 +391,7 @@ async fn interrupt(
         .into_iter()
         .filter_map(|e| match e {
             SheetEvent::Row(r) => Some(r),
-            SheetEvent::Header { .. } => None,
+            SheetEvent::Header { .. } | SheetEvent::Original { .. } => None,
         })
         .take(upto)
         .collect();
@@ -519,7 +519,7 @@ async fn a_resumed_import_returns_the_rows_earlier_batches_skipped() {
                 r.cells[0].to_text().unwrap_or_default(),
                 r.cells[1].to_text().unwrap_or_default(),
             )),
-            SheetEvent::Header { .. } => None,
+            SheetEvent::Header { .. } | SheetEvent::Original { .. } => None,
         })
         .collect();
     assert_eq!(
@@ -1183,10 +1183,8 @@ async fn a_date_cell_outside_excels_dates_rejects_its_row_not_the_rest() {
     let SheetEvent::Row(r) = &ev[2] else {
         panic!("row")
     };
-    match &r.cells[1] {
-        crm_core::import::Cell::Error(e) => assert!(e.contains("-1000000000000"), "{e}"),
-        other => panic!("expected a bad value, got {other:?}"),
-    }
+    // Beyond Excel's dates (shown as `#####`): the number as stored.
+    assert_eq!(r.cells[1], crm_core::import::Cell::Number(-1e12));
     for commit in [CommitMode::Atomic, CommitMode::Batches] {
         let w = world().await;
         let mut o = ImportOptions::new(Entity::Customer);
@@ -1199,7 +1197,12 @@ async fn a_date_cell_outside_excels_dates_rejects_its_row_not_the_rest() {
         assert_eq!(r.status, ImportStatus::Done);
         assert_eq!((r.created, r.rejected), (2, 2), "{:#?}", r.issues);
         assert_eq!(r.issues.iter().map(|i| i.row).collect::<Vec<_>>(), [3, 4]);
-        assert!(r.issues[0].message_en.contains("outside Excel's dates"));
+        assert_eq!(
+            r.issues[0].message_en,
+            "Next follow-up: '-1000000000000' is not a date (expected e.g. 2026-11-27)",
+            "{:#?}",
+            r.issues
+        );
         assert!(out.error_workbook.is_some());
     }
 }
@@ -1426,48 +1429,145 @@ async fn date_cells_without_a_day_or_on_1900_02_29_reject_their_row() {
     }
     let bytes = b.save_to_buffer().expect("save");
     let ev = events(&open(bytes.clone()).expect("opens")).expect("reads");
-    let cell = |i: usize| match &ev[i] {
-        SheetEvent::Row(r) => r.cells[1].clone(),
-        other => panic!("row expected, got {other:?}"),
-    };
-    for (i, want) in [(1, "time of day"), (3, "1900-02-29")] {
-        match cell(i) {
-            Cell::Error(e) => assert!(e.contains(want), "{e}"),
-            other => panic!("row {i}: expected a bad value, got {other:?}"),
-        }
-    }
-    // A time alone reads as the sheet shows it: a date field refuses it by
-    // name, a text field would take it.
+    let rows: Vec<&crm_core::import::SheetRow> = ev
+        .iter()
+        .filter_map(|e| match e {
+            SheetEvent::Row(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    let originals: Vec<(usize, &Cell)> = ev
+        .iter()
+        .filter_map(|e| match e {
+            SheetEvent::Original { column, cell } => Some((*column, cell)),
+            _ => None,
+        })
+        .collect();
+    let cell = |i: usize| rows[i - 1].cells[1].clone();
+    // A number that is no day reads as the sheet shows it, a time of day
+    // alone too; the original comes with it, for the error workbook.
+    assert_eq!(cell(1), Cell::Text("1900-01-00".into()));
     assert_eq!(cell(2), Cell::Text("12:00".into()));
-    assert!(matches!(cell(4), Cell::Error(e) if e.contains("1900-02-29")));
+    assert_eq!(cell(3), Cell::Text("1900-02-29".into()));
+    assert_eq!(cell(4), Cell::Text("1900-02-29 06:00".into()));
+    assert_eq!(
+        originals,
+        [
+            (1, &Cell::Number(0.0)),
+            (1, &Cell::Number(0.5)),
+            (1, &Cell::Number(60.0)),
+            (1, &Cell::Number(60.25)),
+        ]
+    );
     let day = |y, m, d| Cell::Date(chrono::NaiveDate::from_ymd_opt(y, m, d).expect("day"));
     assert_eq!(cell(5), day(1900, 1, 1));
     assert_eq!(cell(6), day(1900, 2, 28));
     assert_eq!(cell(7), day(1900, 3, 1));
-    let w = world().await;
-    let out = import(&w, bytes, ImportOptions::new(Entity::Customer), Lang::En)
+    for lang in [Lang::Zh, Lang::En] {
+        let w = world().await;
+        let out = import(
+            &w,
+            bytes.clone(),
+            ImportOptions::new(Entity::Customer),
+            lang,
+        )
         .await
         .expect("import");
-    let r = &out.report;
-    assert_eq!(r.rejected, 4, "{:#?}", r.issues);
-    let mut rows: Vec<_> = r.issues.iter().map(|i| i.row).collect();
-    rows.dedup();
-    assert_eq!(rows, [2, 3, 4, 5]);
-    assert!(
-        r.issues[0].message_en.contains("time of day"),
+        let r = &out.report;
+        assert_eq!(r.rejected, 4, "{:#?}", r.issues);
+        let mut rows: Vec<_> = r.issues.iter().map(|i| i.row).collect();
+        rows.dedup();
+        assert_eq!(rows, [2, 3, 4, 5]);
+        let en: Vec<&str> = r.issues.iter().map(|i| i.message_en.as_str()).collect();
+        let zh: Vec<&str> = r.issues.iter().map(|i| i.message_zh.as_str()).collect();
+        assert!(en[0].contains("'1900-01-00': there is no day 0"), "{en:#?}");
+        assert!(en[1].contains("'12:00' is not a date"), "{en:#?}");
+        assert!(
+            en[2].contains("'1900-02-29': there is no day 29"),
+            "{en:#?}"
+        );
+        assert!(en[3].contains("1900-02-29"), "{en:#?}");
+        assert!(
+            zh[2].contains("「1900-02-29」：1900 年 2 月没有 29 日"),
+            "{zh:#?}"
+        );
+        // No spreadsheet error is named, and each language stays itself.
+        for m in en.iter().chain(&zh) {
+            assert!(!m.contains("#VALUE") && !m.contains("错误值"), "{m}");
+        }
+        for m in &zh {
+            assert!(!m.contains("date number") && !m.contains("is not"), "{m}");
+        }
+        // The error workbook gives the cells back as the sheet held them.
+        let errors = out.error_workbook.expect("error workbook");
+        let ev = events(&open(errors).expect("readable")).expect("read");
+        let back: Vec<Cell> = ev
+            .iter()
+            .filter_map(|e| match e {
+                SheetEvent::Row(r) => Some(r.cells[1].clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            back,
+            [
+                Cell::Number(0.0),
+                Cell::Number(0.5),
+                Cell::Number(60.0),
+                Cell::Number(60.25)
+            ]
+        );
+    }
+}
+
+/// Number cells read into a text field read as the sheet shows them
+/// (General format: 15 significant digits, no float noise, whole numbers
+/// without `.0`); a boolean comes back in the error workbook as a boolean.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn numbers_read_as_shown_and_booleans_come_back_as_booleans() {
+    use crm_core::import::Cell;
+    let mut b = Book::new();
+    let ws = b.add_worksheet();
+    for (c, h) in ["客户名称", "简称", "备注", "电话"].iter().enumerate() {
+        ws.write_string(0, c as u16, *h).expect("w");
+    }
+    ws.write_string(1, 0, "甲有限公司").expect("w");
+    ws.write_number(1, 1, 0.1 + 0.2).expect("w");
+    ws.write_number(1, 2, 112.999_999_999_999_99).expect("w");
+    ws.write_number(1, 3, 13_812_345_678.0).expect("w");
+    ws.write_string(2, 0, "乙有限公司").expect("w");
+    ws.write_boolean(2, 1, true).expect("w");
+    ws.write_string(2, 3, "not a phone").expect("w");
+    let bytes = b.save_to_buffer().expect("save");
+    assert!(part(&bytes, "xl/worksheets/sheet1.xml").contains("0.30000000000000004"));
+    let w = world().await;
+    let out = import(&w, bytes, ImportOptions::new(Entity::Customer), Lang::Zh)
+        .await
+        .expect("import");
+    assert_eq!(
+        (out.report.created, out.report.rejected),
+        (1, 1),
         "{:#?}",
-        r.issues
+        out.report.issues
     );
-    assert!(
-        r.issues[1].message_en.contains("'12:00' is not a date"),
-        "{:#?}",
-        r.issues
-    );
-    assert!(
-        r.issues[2].message_en.contains("1900-02-29"),
-        "{:#?}",
-        r.issues
-    );
+    let list = w
+        .crm
+        .list_records(&w.admin, Entity::Customer, &ListQuery::default())
+        .await
+        .expect("list");
+    let c = list
+        .items
+        .iter()
+        .find(|c| c.text("name") == Some("甲有限公司"))
+        .expect("imported");
+    assert_eq!(c.text("short_name"), Some("0.3"), "{c:?}");
+    assert_eq!(c.text("notes"), Some("113"), "{c:?}");
+    let errors = out.error_workbook.expect("error workbook");
+    let ev = events(&open(errors).expect("readable")).expect("read");
+    let SheetEvent::Row(r) = &ev[1] else {
+        panic!("row")
+    };
+    assert_eq!(r.cells[1], Cell::Bool(true));
 }
 
 fn choice_column(key: &str, options: Vec<String>) -> crm_core::import::TemplateColumn {
@@ -1548,6 +1648,7 @@ fn template_lists_fit_excels_limits_whatever_the_options() {
             match e {
                 SheetEvent::Header { cells, .. } => lists.extend(cells),
                 SheetEvent::Row(r) => lists.extend(r.cells.iter().filter_map(|c| c.to_text())),
+                SheetEvent::Original { .. } => {}
             }
             Ok(true)
         })

@@ -507,7 +507,10 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
                 r.unchanged,
                 r.skipped,
                 r.rejected,
+                // A dry run writes nothing, so it names no import to undo
+                // (a resumed one's id is that of the interrupted import).
                 r.import_id
+                    .filter(|_| !r.dry_run)
                     .map(|i| format!("; import {i} (undo with `crm import --undo {i}`)"))
                     .unwrap_or_default()
             )];
