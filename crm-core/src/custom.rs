@@ -556,6 +556,14 @@ pub(crate) fn parse_number(text: &str) -> std::result::Result<f64, String> {
         return Err(not_a_number());
     }
     let n: f64 = plain.parse().map_err(|_| not_a_number())?;
+    // `0.1e-400` reads as 0: a value too small to keep is not zero.
+    let mantissa = plain.split(['e', 'E']).next().unwrap_or_default();
+    if n == 0.0 && mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b)) {
+        return Err(format!(
+            "'{text}' is too small for a number field to keep: it would be stored as 0 \
+             (数值过小，无法保存)"
+        ));
+    }
     if n.is_finite() {
         Ok(n)
     } else {
@@ -1607,6 +1615,12 @@ mod tests {
             let err = def.coerce(&Json::String(bad.into())).expect_err(bad);
             assert!(err.contains("significant digits"), "{bad}: {err}");
         }
+        // A value too small to keep is not stored as 0; zero is zero.
+        let err = def
+            .coerce(&Json::String("0.1e-400".into()))
+            .expect_err("underflow");
+        assert!(err.contains("too small"), "{err}");
+        assert!(def.coerce(&Json::String("0.0e-400".into())).is_ok());
         assert!(
             def.coerce(&serde_json::json!(9_007_199_254_740_993_u64))
                 .is_err()

@@ -694,6 +694,19 @@ impl Crm {
                     step.name()
                 )));
             }
+            // Nor does a sales document come back to work on an archived
+            // customer (nothing is recorded on one): unarchived first.
+            if matches!(
+                entity,
+                Entity::Opportunity | Entity::Quote | Entity::Contract
+            ) && !crow.0.get("archived_at").is_null()
+            {
+                return Err(Error::InvalidState(format!(
+                    "{entity} {code} cannot be {verb}: its customer {} is archived (已归档); \
+                     unarchive the customer first",
+                    crow.0.get("code").as_text().unwrap_or_default()
+                )));
+            }
             cs.guards.push(crow.1);
             customer_row = Some(crow.0);
         }

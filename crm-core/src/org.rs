@@ -1146,6 +1146,11 @@ impl Crm {
             }),
         ));
         self.apply(cs).await?;
+        // A role step with nobody (its administrators' meanwhile) is the
+        // new holder's at once.
+        if !input.role_ids.is_empty() {
+            self.refresh_approvals_waiting_for(actor, None).await;
+        }
         self.user(actor, UserId(id)).await
     }
 
@@ -1455,10 +1460,11 @@ impl Crm {
         if before.active && patch.active == Some(false) {
             // Approvals waiting for them do not wait any more.
             self.refresh_approvals_waiting_for(actor, Some(id.0)).await;
-        } else if patch
-            .role_ids
-            .as_ref()
-            .is_some_and(|r| *r != before.role_ids)
+        } else if (!before.active && patch.active == Some(true))
+            || patch
+                .role_ids
+                .as_ref()
+                .is_some_and(|r| *r != before.role_ids)
             || patch.superior_id.is_some_and(|s| s != before.superior_id)
         {
             // Role and superior steps follow who holds them now.

@@ -1346,15 +1346,26 @@ impl Crm {
     /// Reads a customer of the actor's company that is neither deleted nor
     /// archived (not checking permissions).
     async fn customer_row(&self, actor: &Actor, id: RecordId) -> Result<Row> {
-        self.store
+        let row = self
+            .store
             .get(Table::Customers, id.0)
             .await?
             .filter(|r| {
                 r.get("company_id").as_id() == Some(actor.company_id.0)
                     && r.get("deleted_at").is_null()
-                    && r.get("archived_at").is_null()
             })
-            .ok_or_else(|| Error::not_found(Entity::Customer, id))
+            .ok_or_else(|| Error::not_found(Entity::Customer, id))?;
+        // Archived: named as such to who may read it, not found to others.
+        if !row.get("archived_at").is_null() {
+            if self
+                .can_on_row(actor, Entity::Customer, Action::Read, &row)
+                .await?
+            {
+                return Err(Self::archived_refusal(Entity::Customer, &row));
+            }
+            return Err(Error::not_found(Entity::Customer, id));
+        }
+        Ok(row)
     }
 
     fn label(row: &Row) -> String {
@@ -1921,7 +1932,9 @@ impl Crm {
         self.list_pools(actor)
             .await?
             .into_iter()
-            .find(|p| p.name == key.trim())
+            // Names are unique letter case, width and spacing aside, and
+            // found so.
+            .find(|p| crate::validate::text_key(&p.name) == crate::validate::text_key(key))
             .ok_or_else(|| Error::not_found("pool", key))
     }
 
@@ -3368,6 +3381,9 @@ impl Crm {
                 "customer {} is in the recycle bin",
                 Self::label(&row)
             )));
+        }
+        if !row.get("archived_at").is_null() {
+            return Err(Self::archived_refusal(Entity::Customer, &row));
         }
         if !self
             .can_on_row(actor, Entity::Customer, Action::Update, &row)

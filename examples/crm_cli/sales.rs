@@ -2254,13 +2254,13 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
         } => {
             let c = find(code).await?;
             let col = ctx.crm.collection(actor, c.id).await.map_err(err)?;
-            let key = payment.trim();
+            let whole = payment.trim();
             // `#2` is the second payment in `contract show`; a bare number
-            // is the position too, unless it is also a receipt number of
-            // another payment, which is then asked about.
-            let (forced, key) = match key.strip_prefix('#') {
+            // is the position too. Either is asked about when it is also
+            // another payment's receipt number as typed.
+            let (forced, key) = match whole.strip_prefix('#') {
                 Some(k) => (true, k.trim()),
-                None => (false, key),
+                None => (false, whole),
             };
             let at = key
                 .parse::<usize>()
@@ -2270,12 +2270,12 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
             // A receipt number as typed (compared by its key); a number
             // freed by a rejection or a void and recorded again names the
             // confirmed payment first.
-            let wanted = crm::sales::payment::receipt_number_key(key);
+            let wanted = crm::sales::payment::receipt_number_key(whole);
             let holding: Vec<_> = col
                 .payments
                 .iter()
                 .filter(|p| {
-                    p.id.to_string() == key
+                    p.id.to_string() == whole
                         || p.receipt_no
                             .as_deref()
                             .is_some_and(|r| crm::sales::payment::receipt_number_key(r) == wanted)
@@ -2287,15 +2287,24 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                 .or_else(|| holding.last())
                 .copied();
             let picked = match (forced, at, by_receipt) {
-                (true, at, _) => at,
-                (false, Some(a), Some(r)) if a.id != r.id => {
+                (_, Some(a), Some(r)) if a.id != r.id => {
                     return Err(format!(
-                        "payment {key} of contract {} is ambiguous (有歧义): payment #{key} in \
-                         `contract show` is {} of {}, while receipt number {key} is {} of {}; \
-                         give #{key} for the position, or the payment's id",
-                        c.code, a.amount, a.received_on, r.amount, r.received_on
+                        "payment {whole} of contract {} is ambiguous (有歧义): payment #{key} in \
+                         `contract show` is {} of {}, while receipt number {whole} is {} of {}; \
+                         give {} for the position, or the payment's id (`contract show --json`)",
+                        c.code,
+                        a.amount,
+                        a.received_on,
+                        r.amount,
+                        r.received_on,
+                        if forced {
+                            "the position without #".to_string()
+                        } else {
+                            format!("#{key}")
+                        }
                     ));
                 }
+                (true, at, _) => at,
                 (false, Some(a), _) => Some(a),
                 (false, None, r) => r,
             };

@@ -870,8 +870,16 @@ impl Instance {
                 .get(def_index)
                 .map(|d| d.fallback)
                 .unwrap_or_default();
-            // The applicant's active superiors today, nearest first.
-            let chain: Vec<Uuid> = (1..=64).map_while(|l| dir.superior(applicant, l)).collect();
+            // Who holds the level below this one of a chain of superiors.
+            let below = if level == 1 {
+                Some(applicant)
+            } else {
+                next.steps[..i]
+                    .iter()
+                    .rev()
+                    .find(|s| s.def_index == def_index)
+                    .and_then(|s| s.approvers.first().copied())
+            };
             let step = &mut next.steps[i];
             let waiting: Vec<Uuid> = step
                 .approvers
@@ -885,30 +893,21 @@ impl Instance {
                 Some(ApproverRule::Role { role_id }) => {
                     Some(dir.role_members.get(role_id).cloned().unwrap_or_default())
                 }
-                // A superior still above the applicant keeps the step, at
-                // whatever level the chain puts them now (a manager leaving
-                // between them moves nobody); one who is not is replaced by
-                // the superior at the step's level, unless an earlier level
-                // of the step has them already.
-                Some(ApproverRule::Superior { .. } | ApproverRule::SuperiorsUpTo { .. }) => {
-                    let kept: Vec<Uuid> = waiting
-                        .iter()
-                        .copied()
-                        .filter(|u| chain.contains(u))
-                        .collect();
-                    let n = match rule {
-                        Some(ApproverRule::Superior { level }) => *level,
-                        _ => u32::try_from(level).unwrap_or(u32::MAX),
-                    };
-                    Some(if kept.is_empty() {
-                        dir.superior(applicant, n)
-                            .filter(|u| !earlier.contains(u))
-                            .into_iter()
-                            .collect()
-                    } else {
-                        kept
-                    })
+                // The applicant's superior at the step's level today; a
+                // level of a chain of superiors is the one above whoever
+                // holds the level below (a manager leaving after approving
+                // moves no later level), and never someone an earlier
+                // level of the step has.
+                Some(ApproverRule::Superior { level: n }) => {
+                    Some(dir.superior(applicant, *n).into_iter().collect())
                 }
+                Some(ApproverRule::SuperiorsUpTo { .. }) => Some(
+                    below
+                        .and_then(|b| dir.superior(b, 1))
+                        .filter(|u| !earlier.contains(u))
+                        .into_iter()
+                        .collect(),
+                ),
                 _ => None,
             };
             let mut no_fallback = false;

@@ -201,6 +201,56 @@ pub struct ContractPatch {
 /// Refuses a contract's dates as they would stand when its end date is
 /// before its start date or before its signing date (a contract does not
 /// end before it is signed), naming both dates.
+impl Crm {
+    /// Refuses moving a contract's signing date to `signed` while an
+    /// instalment of its payment plan falls due, a payment was received
+    /// or an invoice is dated before it: none of them is dated before the
+    /// contract began. Each is named.
+    async fn nothing_dated_before(
+        &self,
+        actor: &Actor,
+        c: &Contract,
+        signed: NaiveDate,
+    ) -> Result<()> {
+        let mut before = Vec::new();
+        for (table, column, what) in [
+            (Table::PaymentPlans, "due_on", "instalment due"),
+            (Table::Payments, "received_on", "payment received"),
+            (Table::Invoices, "invoice_date", "invoice dated"),
+        ] {
+            for r in self.rows_of_contract(actor, table, c.id).await? {
+                if matches!(
+                    r.get("status").as_text(),
+                    Some("voided" | "rejected" | "withdrawn")
+                ) {
+                    continue;
+                }
+                if let Some(d) = r.get(column).as_date()
+                    && d < signed
+                {
+                    before.push(format!(
+                        "{what} {d} ({})",
+                        Money::cny(r.get("amount").as_int().unwrap_or(0))
+                    ));
+                }
+            }
+        }
+        if before.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "signed_on (签约日期)",
+            format!(
+                "contract {} cannot be signed on {signed}: {} lie before that day; change the \
+                 plan or void what was recorded by mistake first (签约日期不能晚于已有的回款计划、\
+                 回款或开票日期)",
+                c.code,
+                before.join(", ")
+            ),
+        ))
+    }
+}
+
 /// Refuses a signing date ahead of today: it records what happened, and
 /// one ahead would keep every payment and invoice out until then (they
 /// are not dated before it).
@@ -449,15 +499,20 @@ impl Crm {
                 row.get("code").as_text().unwrap_or_default()
             )));
         }
-        // Nor on a contract whose customer is in the recycle bin: the money
-        // would be owed by a customer nobody works with.
+        // Nor on a contract whose customer is in the recycle bin or
+        // archived: the money would be owed by a customer nobody works with.
         if let Some(customer) = row.get("customer_id").as_id()
             && let Some(c) = self.store.get(Table::Customers, customer).await?
-            && !c.get("deleted_at").is_null()
+            && (!c.get("deleted_at").is_null() || !c.get("archived_at").is_null())
         {
+            let (state, undo) = if c.get("deleted_at").is_null() {
+                ("archived (客户已归档)", "unarchive")
+            } else {
+                ("in the recycle bin (客户已删除)", "restore")
+            };
             return Err(Error::InvalidState(format!(
-                "contract {}'s customer {} is in the recycle bin (客户已删除); {what} cannot be \
-                 recorded on it: restore the customer first",
+                "contract {}'s customer {} is {state}; {what} cannot be recorded on it: {undo} \
+                 the customer first",
                 row.get("code").as_text().unwrap_or_default(),
                 c.get("code").as_text().unwrap_or_default()
             )));
@@ -1051,6 +1106,9 @@ impl Crm {
         // of order still takes other changes.)
         if patch.signed_on.is_some() || patch.start_on.is_some() || patch.end_on.is_some() {
             signed_not_ahead(self.today(), patch.signed_on)?;
+            if let Some(signed) = patch.signed_on {
+                self.nothing_dated_before(actor, &c, signed).await?;
+            }
             check_contract_dates(
                 patch.signed_on.or(c.signed_on),
                 patch.start_on.or(c.start_on),
@@ -1164,6 +1222,13 @@ impl Crm {
                 c.customer_id,
             )
             .await?;
+        let opportunity_guards = match c.opportunity_id {
+            Some(o) => {
+                self.opportunity_still_open(actor, o, &format!("submitting contract {}", c.code))
+                    .await?
+            }
+            None => Vec::new(),
+        };
         if self.approval_flow(actor, "contract").await?.is_none()
             && self
                 .approval_of(actor, "contract", id)
@@ -1176,6 +1241,7 @@ impl Crm {
             self.set_contract_status(actor, &row, ContractStatus::Executing, &mut cs);
             self.contract_deal_closed(actor, &row, &mut cs).await?;
             cs.guards.push(customer);
+            cs.guards.extend(opportunity_guards.clone());
             cs.events.push(self.event(
                 actor.company_id.0,
                 Table::Contracts,
@@ -1209,6 +1275,7 @@ impl Crm {
             .await?;
         let mut changes = t.changes;
         changes.guards.push(customer);
+        changes.guards.extend(opportunity_guards);
         self.apply(changes).await?;
         Ok((self.contract(actor, id).await?, Some(t.info)))
     }

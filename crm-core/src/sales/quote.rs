@@ -1108,6 +1108,39 @@ fn valid_until_ahead(today: NaiveDate, valid_until: Option<NaiveDate>) -> Result
     Ok(())
 }
 
+impl Crm {
+    /// Refuses submitting a document (`doing` says what) made for the
+    /// opportunity `id` once it was closed without a deal (lost or
+    /// expired): a contract going into execution on a lost opportunity
+    /// would be a won deal counted as lost. Returns the guards that keep it
+    /// open until the submission commits.
+    pub(crate) async fn opportunity_still_open(
+        &self,
+        actor: &Actor,
+        id: Uuid,
+        doing: &str,
+    ) -> Result<Vec<Guard>> {
+        let Some(row) = self.store.get(Table::Opportunities, id).await? else {
+            return Ok(Vec::new());
+        };
+        if !row.get("deleted_at").is_null() {
+            return Ok(Vec::new());
+        }
+        let status = row
+            .get("status")
+            .as_text()
+            .and_then(super::pipeline::OppStatus::parse)
+            .unwrap_or(super::pipeline::OppStatus::Tracking);
+        let what = format!(
+            "opportunity {} ({})",
+            row.get("code").as_text().unwrap_or_default(),
+            row.get("name").as_text().unwrap_or_default()
+        );
+        open_for_documents(status, &what, doing)?;
+        Ok(self.opportunity_open_guards(actor.company_id.0, id, &what, doing))
+    }
+}
+
 /// Refuses a new document for an opportunity closed without a deal (lost
 /// or expired): `what` names it, `doing` what waits for it to be reopened.
 fn open_for_documents(status: super::pipeline::OppStatus, what: &str, doing: &str) -> Result<()> {

@@ -62,6 +62,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::a_contract_keeps_its_dates_deal_and_customer_in_line,
+            crm_sales_a_contract_keeps_its_dates_deal_and_customer_in_line,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::a_converted_quote_stays_its_owners_deal,
             crm_sales_a_converted_quote_stays_its_owners_deal,
             $make
@@ -11695,4 +11700,141 @@ pub async fn a_superior_step_follows_a_new_superior(store: Arc<dyn Store>) {
         .await
         .expect("the superior now");
     assert_eq!(done.status, Status::Approved);
+}
+
+/// A contract of a lost opportunity is not submitted until the
+/// opportunity is reopened; a signing date does not move past a plan's
+/// instalment; an archived customer takes no deal mark and no lock, and
+/// says why.
+pub async fn a_contract_keeps_its_dates_deal_and_customer_in_line(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::money::Money;
+    use crate::sales::{ContractPatch, NewContract, NewOpportunity, PlanInput, StageCommand};
+    use chrono::NaiveDate;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "合同一致有限公司", json!({})).await;
+    // A lost opportunity's draft contract waits for it to be reopened.
+    let o = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "丢了的单".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(5_000)),
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    let d = |m: u32, day: u32| NaiveDate::from_ymd_opt(2026, m, day).expect("date");
+    let draft = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "丢单合同".into(),
+                customer_id: customer.id.0,
+                opportunity_id: Some(o.id),
+                amount: Some(Money::cny(5_000)),
+                signed_on: Some(d(11, 1)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("draft");
+    w.crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            o.id,
+            o.version,
+            StageCommand::Lose("价格".into()),
+        )
+        .await
+        .expect("lost");
+    match w
+        .crm
+        .submit_contract(&w.zhangsan, draft.id, Vec::new(), None)
+        .await
+    {
+        Err(Error::InvalidState(m)) => assert!(m.contains(&o.code) && m.contains("reopen"), "{m}"),
+        other => panic!("a lost opportunity's contract submitted: {other:?}"),
+    }
+    // An instalment due 11-10 keeps the signing date from moving past it.
+    w.crm
+        .set_payment_plan(
+            &w.zhangsan,
+            draft.id,
+            vec![PlanInput {
+                due_on: d(11, 10),
+                amount: Money::cny(5_000),
+                notes: None,
+            }],
+        )
+        .await
+        .expect("plan");
+    let now = w.crm.contract(&w.zhangsan, draft.id).await.expect("c");
+    match w
+        .crm
+        .update_contract(
+            &w.zhangsan,
+            draft.id,
+            now.version,
+            ContractPatch {
+                signed_on: Some(d(11, 15)),
+                ..ContractPatch::default()
+            },
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => {
+            let m = v.to_string();
+            assert!(m.contains("instalment due 2026-11-10"), "{m}")
+        }
+        other => panic!("signed after an instalment: {other:?}"),
+    }
+    // An archived customer is named as such, and takes back no contract
+    // from the recycle bin.
+    let other = w.customer(&w.zhangsan, "归档成交有限公司", json!({})).await;
+    let binned = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "回收站合同".into(),
+                customer_id: other.id.0,
+                amount: Some(Money::cny(1_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("draft");
+    let binned_id = [crate::ids::RecordId(binned.id)];
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Contract, &binned_id)
+        .await;
+    assert_eq!(r.done.len(), 1, "{r:?}");
+    let r = w
+        .crm
+        .archive_records(&w.zhangsan, Entity::Customer, &[other.id])
+        .await;
+    assert_eq!(r.done.len(), 1, "{r:?}");
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Contract, &binned_id)
+        .await;
+    let why = &r.refused.first().expect("refused").1;
+    assert!(
+        why.contains("archived") && why.contains("unarchive"),
+        "{why}"
+    );
+    match w.crm.mark_deal(&w.zhangsan, other.id, None).await {
+        Err(e) => assert!(e.to_string().contains("archived"), "{e}"),
+        Ok(()) => panic!("a deal marked on an archived customer"),
+    }
+    let r = w.crm.set_locked(&w.lisi, &[other.id], true).await;
+    let why = &r.refused.first().expect("refused").1;
+    assert!(why.contains("archived"), "{why}");
 }

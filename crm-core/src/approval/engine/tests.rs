@@ -464,6 +464,14 @@ fn role_and_superior_steps_follow_the_organisation() {
     assert!(i.approve(u(6), None).is_err(), "no longer holds the role");
     let (i, _) = i.approve(u(8), None).expect("8");
     assert_eq!(i.status, Status::Approved);
+    // A team lead put between the applicant and their superior takes the
+    // superior's step, though the former superior is still above them.
+    let (t, _) = Instance::submit(&flow, &dir(), u(1), amount(1), vec![], None).expect("submit");
+    let mut lead = dir();
+    lead.superiors.insert(u(1), u(7));
+    lead.superiors.insert(u(7), u(2));
+    let (t, _) = t.drop_inactive(&flow, &lead);
+    assert_eq!(t.pending_approvers(), vec![u(7)]);
     // A level's superior leaving after approving moves no later level:
     // level 2 stays 3, the next one above 2, not 4.
     let chain = FlowDef {
