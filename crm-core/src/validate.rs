@@ -486,7 +486,7 @@ pub(crate) fn fullwidth(c: char) -> char {
 /// Cf): zero-width space, non-joiner and joiner, word joiner, byte-order
 /// mark, soft hyphen, bidirectional marks and the like. Typed or pasted
 /// into a name, code or address they make two equal-looking values differ.
-pub(crate) fn is_invisible_format(c: char) -> bool {
+pub fn is_invisible_format(c: char) -> bool {
     matches!(
         c,
         '\u{00AD}'

@@ -488,31 +488,7 @@ fn blank(s: &str) -> bool {
 /// whitespace (trimmed) nor an invisible format character (dropped from
 /// single-line values; the engine's set, Unicode category Cf).
 pub(crate) fn stays(c: char) -> bool {
-    !c.is_whitespace()
-        && !matches!(
-            c,
-            '\u{00AD}'
-                | '\u{0600}'..='\u{0605}'
-                | '\u{061C}'
-                | '\u{06DD}'
-                | '\u{070F}'
-                | '\u{0890}'..='\u{0891}'
-                | '\u{08E2}'
-                | '\u{180E}'
-                | '\u{200B}'..='\u{200F}'
-                | '\u{202A}'..='\u{202E}'
-                | '\u{2060}'..='\u{2064}'
-                | '\u{2066}'..='\u{206F}'
-                | '\u{FEFF}'
-                | '\u{FFF9}'..='\u{FFFB}'
-                | '\u{110BD}'
-                | '\u{110CD}'
-                | '\u{13430}'..='\u{1343F}'
-                | '\u{1BCA0}'..='\u{1BCA3}'
-                | '\u{1D173}'..='\u{1D17A}'
-                | '\u{E0001}'
-                | '\u{E0020}'..='\u{E007F}'
-        )
+    !c.is_whitespace() && !crm_core::validate::is_invisible_format(c)
 }
 
 fn open_xlsx(bytes: &Arc<[u8]>) -> Result<Xlsx<Cursor<Arc<[u8]>>>, IoError> {
