@@ -3927,26 +3927,10 @@ async fn customer_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<RecordId>
 /// A customer id by id or code as [`customer_id`] finds it; `None` when no
 /// customer has the code.
 async fn find_customer_id(ctx: &Ctx, actor: &Actor, key: &str) -> CliResult<Option<RecordId>> {
-    use crm::store::{CmpOp, Col, Filter, Lifecycle as L, Select};
     if let Ok(id) = key.trim().parse::<RecordId>() {
         return Ok(Some(id));
     }
-    let mut sel = Select::all(
-        crm::schema::Table::Customers,
-        actor.company_id.0,
-        ctx.crm.now(),
-    );
-    sel.lifecycle = L::Any;
-    sel.filter = Filter::And(vec![
-        Filter::Cmp(
-            Col::Column("code"),
-            CmpOp::Eq,
-            crm::validate::record_code(key).into(),
-        ),
-        Filter::IsNull(Col::Column("deleted_at")),
-    ]);
-    let rows = ctx.crm.store().select(&sel).await.map_err(err)?.rows;
-    let id = rows.first().map(|r| RecordId(r.id()));
+    let id = any_record_id(ctx, actor, Entity::Customer, key).await?;
     if let Some(id) = id {
         ctx.name(id, key);
     }

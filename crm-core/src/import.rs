@@ -2709,6 +2709,13 @@ impl Crm {
             }
             Err(e) => return Err(e),
         }
+        // Users removed, or given back their roles, superior or activity,
+        // move role and superior steps of pending approvals.
+        let users_touched = created.iter().any(|(t, _)| *t == Table::Users)
+            || updated.iter().any(|u| u.table == Table::Users);
+        if users_touched {
+            self.refresh_approvals_waiting_for(actor, None).await;
+        }
         Ok(UndoReport {
             import_id,
             removed,
@@ -3949,6 +3956,18 @@ impl<'a> ImportSession<'a> {
                         })
                         .await?;
                 }
+            }
+            // Users created with roles, or whose roles, superior or
+            // activity changed, move role and superior steps of pending
+            // approvals, as `create_user` and `update_user` have it.
+            let written = self.counts.created + self.counts.updated > 0;
+            if self.opts.entity == Entity::User
+                && written
+                && !(self.failed && self.opts.commit == CommitMode::Atomic)
+            {
+                self.crm
+                    .refresh_approvals_waiting_for(&self.actor, None)
+                    .await;
             }
         }
         let mut c = self.counts;

@@ -557,6 +557,19 @@ impl Crm {
                 step.event()
             )));
         }
+        // Nor is a contract still executing deleted, all paid as it may be:
+        // its payments would drop out of what was collected, and a payment
+        // voided later would be owed on a deleted contract. It is finished
+        // or terminated first (archiving keeps it, and is allowed).
+        if entity == Entity::Contract
+            && step == Step::Delete
+            && row.get("status").as_text() == Some(crate::sales::ContractStatus::Executing.name())
+        {
+            return Err(Error::InvalidState(format!(
+                "contract {code} is still executing (合同执行中) and cannot be deleted: finish \
+                 it (完成) or terminate it with a reason first"
+            )));
+        }
         // Nor does a customer whose contracts are still owed money (or have
         // payments awaiting approval) leave the working set: its
         // receivables would be a deleted customer's.

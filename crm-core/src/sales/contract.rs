@@ -557,17 +557,13 @@ impl Crm {
                 unnamed += 1;
             }
         }
-        let subject = match (named.len(), unnamed) {
-            (0, 0) => return Ok(None),
-            (0, 1) => "1 of its contracts (another user's) is".to_string(),
-            (0, n) => format!("{n} of its contracts (other users') are"),
-            (1, 0) => format!("its contract {} is", named[0]),
-            (_, 0) => format!("its contracts {} are", named.join(", ")),
-            (_, n) => format!("its contracts {} and {n} of others' are", named.join(", ")),
-        };
+        if named.is_empty() && unnamed == 0 {
+            return Ok(None);
+        }
         Ok(Some(format!(
-            "{subject} still executing (合同执行中); finish the contracts (完成) or terminate \
-             them with a reason first"
+            "{} still executing (合同执行中); finish the contracts (完成) or terminate \
+             them with a reason first",
+            contracts_subject(&named, unnamed)
         )))
     }
 
@@ -1596,8 +1592,17 @@ impl Crm {
 /// "1 of its contracts (another user's) is" … still owed money: the
 /// contracts the reader may read by code, the others counted.
 fn owed_contracts_text(named: &[String], unnamed: usize) -> String {
-    let total = named.len() + unnamed;
-    let verb = if total == 1 { "is" } else { "are" };
+    format!(
+        "{} still owed money or awaiting a payment's approval",
+        contracts_subject(named, unnamed)
+    )
+}
+
+/// "its contract HT-1 is", "its contracts HT-1, HT-2 and 1 of others' are",
+/// "2 of its contracts (other users') are": a customer's contracts named by
+/// code where the reader may read them and counted otherwise, with the verb.
+fn contracts_subject(named: &[String], unnamed: usize) -> String {
+    let verb = if named.len() + unnamed == 1 { "is" } else { "are" };
     let subject = match (named.len(), unnamed) {
         (0, 1) => "1 of its contracts (another user's)".to_string(),
         (0, n) => format!("{n} of its contracts (other users')"),
@@ -1605,7 +1610,7 @@ fn owed_contracts_text(named: &[String], unnamed: usize) -> String {
         (_, 0) => format!("its contracts {}", named.join(", ")),
         (_, n) => format!("its contracts {} and {n} of others'", named.join(", ")),
     };
-    format!("{subject} {verb} still owed money or awaiting a payment's approval")
+    format!("{subject} {verb}")
 }
 
 #[cfg(test)]

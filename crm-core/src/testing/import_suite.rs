@@ -184,6 +184,11 @@ macro_rules! import_scenarios {
             $make
         );
         $each!(
+            $crate::testing::import_suite::a_user_import_moves_the_approvals_it_touches,
+            io_a_user_import_moves_the_approvals_it_touches,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::import_undo_refused_while_later_records_refer_to_it,
             io_import_undo_refused_while_later_records_refer_to_it,
             $make
@@ -3051,6 +3056,84 @@ pub async fn import_users_match_existing_users_by_username_only(store: Arc<dyn S
             .display_name,
         "李四二号"
     );
+}
+
+/// A user import that gives someone a new superior moves that person's
+/// pending superior step to the new superior at once, as editing the user
+/// does; undoing the import moves it back.
+pub async fn a_user_import_moves_the_approvals_it_touches(store: Arc<dyn Store>) {
+    use crate::approval::{
+        ApproverRule, Facts, Fallback, FlowDef, Restart, SignMode, StepDef, SubmitRequest,
+    };
+    let w = World::new(store).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "purchase_order",
+            "上级审批",
+            FlowDef {
+                steps: vec![StepDef {
+                    name: "直属上级".into(),
+                    conditions: Vec::new(),
+                    approvers: ApproverRule::Superior { level: 1 },
+                    mode: SignMode::Any,
+                    fallback: Fallback::AutoPass,
+                }],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("flow");
+    let a = w
+        .crm
+        .submit_for_approval(
+            &w.zhangsan,
+            SubmitRequest {
+                doc_type: "purchase_order".into(),
+                document_id: uuid::Uuid::from_u128(0x1A9),
+                document_code: Some("CG-1".into()),
+                title: Some("采购".into()),
+                facts: Facts {
+                    amount_minor: Some(10_000),
+                    kind: None,
+                    discount_bp: None,
+                },
+                picked: Vec::new(),
+                comment: None,
+            },
+        )
+        .await
+        .expect("submit");
+    assert_eq!(a.pending_with, vec![w.lisi.user_id.0]);
+    let pending = |u: &Actor| {
+        let crm = w.crm.clone();
+        let u = u.clone();
+        async move {
+            crm.pending_approvals(&u)
+                .await
+                .expect("pending")
+                .into_iter()
+                .map(|x| x.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut o = opts(Entity::User);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &["用户名", "姓名", "上级"],
+        vec![vec![t("zhangsan"), t("张三"), t("zhaoliu")]],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
+    assert_eq!(pending(&w.zhaoliu).await, vec![a.id]);
+    assert!(pending(&w.lisi).await.is_empty());
+    let id = r.import_id.expect("an import id");
+    w.crm.undo_import(&w.admin, id).await.expect("undo");
+    assert_eq!(pending(&w.lisi).await, vec![a.id]);
+    assert!(pending(&w.zhaoliu).await.is_empty());
 }
 
 /// Undo is refused while a record saved after the import refers to one it

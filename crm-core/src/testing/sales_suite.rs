@@ -6371,8 +6371,9 @@ async fn contract_step(w: &World, step: &str, id: Uuid) -> std::result::Result<(
 
 /// A contract still owed money, or with payments awaiting approval, is
 /// neither deleted nor archived (the refusal names the contract and what
-/// is outstanding), so it stays among the receivables; a draft, a
-/// terminated or a fully collected one is. An archived contract takes no
+/// is outstanding), so it stays among the receivables; a draft or a
+/// terminated one is, and a fully collected one is archived (deleted only
+/// once finished or terminated). An archived contract takes no
 /// payment, invoice, payment plan or delivery until it is unarchived.
 pub async fn contracts_owed_money_stay_in_the_working_set(store: Arc<dyn Store>) {
     use crate::money::Money;
@@ -6498,6 +6499,15 @@ pub async fn contracts_owed_money_stay_in_the_working_set(store: Arc<dyn Store>)
             .expect("c")
             .outstanding,
         Money::cny(0)
+    );
+    // Collected but still executing, it is not deleted (it is finished or
+    // terminated first); it is archived.
+    let m = contract_step(&w, "delete", held.id)
+        .await
+        .expect_err("an executing contract stays out of the recycle bin");
+    assert!(
+        m.contains(&held.code) && m.contains("executing") && m.contains("terminate"),
+        "{m}"
     );
     contract_step(&w, "archive", held.id)
         .await
