@@ -396,7 +396,7 @@ impl PgStore {
                 table.push(a.table.name());
                 record.push(a.record_id);
                 actor.push(a.actor_id);
-                at.push(a.at);
+                at.push(crate::sql::floor_micros(a.at));
                 action.push(a.action.as_str());
                 diff.push(
                     serde_json::to_value(&a.changes).map_err(|e| Failure::Store(backend(e)))?,
@@ -452,7 +452,7 @@ impl PgStore {
                 table.push(e.table.name());
                 record.push(e.record_id);
                 payload.push(e.payload.as_str());
-                at.push(e.at);
+                at.push(crate::sql::floor_micros(e.at));
             }
             sqlx::query(AssertSqlSafe(format!(
                 "INSERT INTO {} (company_id, event_type, table_name, record_id, payload, at) \

@@ -771,6 +771,44 @@ pub async fn timestamps_keep_microseconds_and_order_by_time(store: Arc<dyn Store
         .await,
         uids(&[6])
     );
+    // Audit entries and events are floored alike.
+    apply_ok(
+        &store,
+        ChangeSet {
+            audit: vec![audit(
+                uid(6),
+                Table::Customers,
+                "update",
+                "1999-12-31T23:59:59.9999995Z",
+                vec![],
+            )],
+            events: vec![event(
+                uid(6),
+                "customer.updated",
+                json!({}),
+                "1999-12-31T23:59:59.9999995Z",
+            )],
+            ..ChangeSet::default()
+        },
+    )
+    .await;
+    let floored = ts("1999-12-31T23:59:59.999999Z");
+    let history = store
+        .history(Table::Customers, uid(6))
+        .await
+        .unwrap_or_else(|e| panic!("history: {e}"));
+    assert_eq!(
+        history.iter().map(|a| a.at).collect::<Vec<_>>(),
+        vec![floored]
+    );
+    let pending = store
+        .outbox_pending("floored", 100)
+        .await
+        .unwrap_or_else(|e| panic!("outbox: {e}"));
+    assert_eq!(
+        pending.iter().map(|e| e.event.at).collect::<Vec<_>>(),
+        vec![floored]
+    );
     // A leap second is the last microsecond of its minute, in values and in
     // filters alike: after every earlier instant, before the next minute.
     add_customer(
