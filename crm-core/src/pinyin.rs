@@ -246,9 +246,10 @@ fn positions(name: &str, words: &mut String) -> Vec<Position> {
             flush(&mut start, words, &mut out);
             out.push(p);
         } else if c.is_alphanumeric() {
-            // Letters of other scripts, and Han characters without data.
+            // Letters of other scripts (accents dropped: `Müller` is
+            // keyed `muller`), and Han characters without data.
             start.get_or_insert(words.len());
-            words.extend(c.to_lowercase());
+            words.extend(c.to_lowercase().map(unaccented));
         } else {
             flush(&mut start, words, &mut out);
         }
@@ -420,7 +421,10 @@ fn prune(keys: Keys) -> String {
 ///   `huaweijishu`, `jishu`, `hwjs` and `yxgs` all match.
 /// - Letters and digits are kept, lowercased, as one unit in both forms:
 ///   `IBM中国` matches `ibm`, `ibmzhongguo` and `ibmzg`. Full-width letters
-///   count as letters; punctuation and spaces are dropped.
+///   count as letters; punctuation and spaces are dropped. Latin letters
+///   lose their accents (`Müller` → `muller`, `Société` → `societe`), so
+///   that a search finds them whatever the case and with or without
+///   accents.
 /// - `ü` is written both `v` and `u` (吕 → `lv`, `lu`); tones are ignored.
 ///
 /// **Several readings.** A character is keyed under its commonest reading,
@@ -492,15 +496,16 @@ fn all_keys(pos: &[Position], words: &str) -> String {
 }
 
 /// Normalises a search query for matching against [`search_keys`]:
-/// full-width letters mapped to ASCII, lowercased, whitespace and
-/// apostrophes (syllable separators such as `xi'an`) removed, `ü` written
-/// `v`.
+/// full-width letters mapped to ASCII, lowercased, accents and tone marks
+/// dropped as the keys drop them (`MÜLLER` → `muller`, `lü` → `lu`, which
+/// 吕 is keyed under beside `lv`; `ǚ` → `v`), whitespace and apostrophes
+/// (syllable separators such as `xi'an`) removed.
 pub fn normalise_query(q: &str) -> String {
     q.chars()
         .map(crate::validate::halfwidth)
         .flat_map(char::to_lowercase)
         .filter(|c| !c.is_whitespace() && !matches!(c, '\'' | '’' | '‘' | '`'))
-        .map(|c| if c == 'ü' { 'v' } else { c })
+        .map(unaccented)
         .collect()
 }
 
@@ -739,6 +744,21 @@ mod tests {
             assert!(finds("吕布", q), "{q}");
         }
         assert!(finds("吕布", "lü bu"));
+        assert!(finds("吕布", "lǚbù"));
+        // Latin names whatever the case, with or without accents.
+        for q in ["müller", "MÜLLER", "Muller", "mullergmbh"] {
+            assert!(finds("Müller GmbH", q), "{q}");
+        }
+        for q in ["über", "ÜBER", "uber"] {
+            assert!(finds("Über Technologies", q), "{q}");
+        }
+        for q in ["ürün", "ÜRÜN", "urun"] {
+            assert!(finds("Ürün Ltd", q), "{q}");
+        }
+        for q in ["société générale", "SOCIETE GENERALE", "générale"] {
+            assert!(finds("Société Générale", q), "{q}");
+        }
+        assert!(!finds("Müller GmbH", "miller"));
         assert!(finds("西安", "xi'an"));
         for q in ["lvse", "luse", "nvshi", "nushi", "lueying", "lveying"] {
             assert!(finds("绿色女士略影", q), "{q}");
