@@ -274,6 +274,20 @@ pub(crate) fn spelled_or_folded<'a>(rows: &'a [Row], col: &str, typed: &str) -> 
         })
 }
 
+/// The items of `all` named `key` as typed (trimmed), else those named so
+/// but for letter case and full-width letters (see [`fold_name`]): how a
+/// department, role or group is found by a name someone typed (`sales
+/// emea` finds `Sales EMEA`), several meaning an ambiguous name.
+fn named_as<'a, T>(all: &'a [T], name: impl Fn(&T) -> &str, key: &str) -> Vec<&'a T> {
+    let key = key.trim();
+    let exact: Vec<&T> = all.iter().filter(|x| name(x) == key).collect();
+    if !exact.is_empty() {
+        return exact;
+    }
+    let folded = fold_name(key);
+    all.iter().filter(|x| fold_name(name(x)) == folded).collect()
+}
+
 /// The first of `taken` equal to `name` but for letter case (and
 /// full-width letters).
 fn same_but_case<'a>(name: &str, taken: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
@@ -2212,7 +2226,8 @@ impl Crm {
             .collect())
     }
 
-    /// Finds a department by id or by name. A name several departments
+    /// Finds a department by id or by name (as typed, else letter case
+    /// aside). A name several departments
     /// share (under different parents, or kept from before names were
     /// checked) is refused as ambiguous, naming each with its parent and
     /// id: acting on one of them by chance would act on the wrong one.
@@ -2224,7 +2239,7 @@ impl Crm {
                 .find(|d| d.id == id)
                 .ok_or_else(|| Error::not_found("department", key));
         }
-        let named: Vec<&Department> = all.iter().filter(|d| d.name == key.trim()).collect();
+        let named = named_as(&all, |d| &d.name, key);
         match named.as_slice() {
             [] => Err(Error::not_found("department", key)),
             [one] => Ok((*one).clone()),
@@ -2513,7 +2528,8 @@ impl Crm {
         Ok(roles)
     }
 
-    /// Finds a role by id or by name. A name several roles share (kept
+    /// Finds a role by id or by name (as typed, else letter case aside). A
+    /// name several roles share (kept
     /// from before names were checked) is refused as ambiguous, naming
     /// their ids.
     pub async fn resolve_role(&self, actor: &Actor, key: &str) -> Result<Role> {
@@ -2524,10 +2540,10 @@ impl Crm {
                 .find(|r| r.id == id)
                 .ok_or_else(|| Error::not_found("role", key));
         }
-        let mut named: Vec<Role> = all.into_iter().filter(|r| r.name == key.trim()).collect();
+        let named = named_as(&all, |r| &r.name, key);
         match named.len() {
             0 => Err(Error::not_found("role", key)),
-            1 => Ok(named.remove(0)),
+            1 => Ok(named[0].clone()),
             _ => Err(ambiguous(
                 "role",
                 "角色",
@@ -2537,7 +2553,8 @@ impl Crm {
         }
     }
 
-    /// Finds a user group by id or by name. A name several groups share
+    /// Finds a user group by id or by name (as typed, else letter case
+    /// aside). A name several groups share
     /// (kept from before names were checked) is refused as ambiguous,
     /// naming their ids.
     pub async fn resolve_group(&self, actor: &Actor, key: &str) -> Result<UserGroup> {
@@ -2548,10 +2565,10 @@ impl Crm {
                 .find(|g| g.id == id)
                 .ok_or_else(|| Error::not_found("user group", key));
         }
-        let mut named: Vec<UserGroup> = all.into_iter().filter(|g| g.name == key.trim()).collect();
+        let named = named_as(&all, |g| &g.name, key);
         match named.len() {
             0 => Err(Error::not_found("user group", key)),
-            1 => Ok(named.remove(0)),
+            1 => Ok(named[0].clone()),
             _ => Err(ambiguous(
                 "user group",
                 "用户组",

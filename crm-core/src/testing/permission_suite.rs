@@ -202,6 +202,11 @@ macro_rules! permission_scenarios {
             perm_a_transfer_does_not_land_in_a_department_deleted_meanwhile,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::departments_roles_and_groups_are_found_letter_case_aside,
+            perm_departments_roles_and_groups_are_found_letter_case_aside,
+            $make
+        );
     };
 }
 
@@ -4454,4 +4459,84 @@ pub async fn a_read_share_logs_follow_ups_but_plans_nothing(store: Arc<dyn Store
         Some(w.clock.now()),
         "the sharee's follow-up is the customer's last"
     );
+}
+
+/// Departments, roles and user groups are found by their names as typed,
+/// else letter case and full-width letters aside (`sales emea` finds
+/// `Sales EMEA`); a name spelled exactly wins over one equal but for case,
+/// and a name several share but for case is ambiguous.
+pub async fn departments_roles_and_groups_are_found_letter_case_aside(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let emea = w
+        .crm
+        .create_department(&w.admin, "Sales EMEA", None)
+        .await
+        .expect("department");
+    for typed in ["sales emea", " SALES EMEA ", "Ｓales ＥＭＥＡ"] {
+        let found = w
+            .crm
+            .resolve_department(&w.admin, typed)
+            .await
+            .unwrap_or_else(|e| panic!("{typed}: {e}"));
+        assert_eq!(found.id, emea.id, "{typed}");
+    }
+    // Under another parent, a name equal but for case: the exact spelling
+    // wins, another spelling is ambiguous.
+    let other = w
+        .crm
+        .create_department(&w.admin, "sales emea", Some(emea.id))
+        .await
+        .expect("a sub-department");
+    assert_eq!(
+        w.crm
+            .resolve_department(&w.admin, "sales emea")
+            .await
+            .expect("exact")
+            .id,
+        other.id
+    );
+    let err = w
+        .crm
+        .resolve_department(&w.admin, "SALES EMEA")
+        .await
+        .expect_err("two departments");
+    assert!(err.to_string().contains("SALES EMEA"), "{err}");
+    let rep = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: "Sales Rep".into(),
+                is_admin: false,
+                permissions: Vec::new(),
+                field_rules: Vec::new(),
+            },
+        )
+        .await
+        .expect("role");
+    assert_eq!(
+        w.crm
+            .resolve_role(&w.admin, "sales rep")
+            .await
+            .expect("role")
+            .id,
+        rep.id
+    );
+    let group = w
+        .crm
+        .create_group(&w.admin, "Key Accounts", &[])
+        .await
+        .expect("group");
+    assert_eq!(
+        w.crm
+            .resolve_group(&w.admin, "KEY accounts")
+            .await
+            .expect("group")
+            .id,
+        group.id
+    );
+    assert!(matches!(
+        w.crm.resolve_role(&w.admin, "Sales Reps").await,
+        Err(Error::NotFound { .. })
+    ));
 }
