@@ -258,6 +258,20 @@ fn a_failed_import_says_nothing_was_created() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("nothing was written"), "{args:?}: {err}");
     }
+    // The reasons printed are in the language asked for.
+    let reason = |lang: &str| {
+        let said = ok(
+            &tmp,
+            &["import", "customer", "fail.xlsx", "--dry-run", "--lang", lang],
+        );
+        said.lines()
+            .find(|l| l.trim_start().starts_with("row 4:"))
+            .unwrap_or_else(|| panic!("{lang}: {said}"))
+            .to_string()
+    };
+    let (en, zh) = (reason("en"), reason("zh"));
+    assert!(en.contains("skipped: name") && en.contains("already belongs to"), "{en}");
+    assert!(!zh.contains("already belongs to"), "{zh}");
     let _ = std::fs::remove_dir_all(&tmp);
 }
 

@@ -93,7 +93,7 @@ pub struct ImportArgs {
     /// imported or the database.
     #[arg(long)]
     pub errors: Option<PathBuf>,
-    /// Language of the error workbook: zh or en.
+    /// Language of the error workbook and of the reasons printed: zh or en.
     #[arg(long, default_value = "zh")]
     pub lang: Lang,
     /// Undo the import with this id instead (on its own: no entity, file,
@@ -469,6 +469,7 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
     })?;
     pb.finish_and_clear();
     let r = &out.report;
+    let lang = a.lang;
     // Without rejected or skipped rows the hidden file is removed (when
     // dropped) and an existing file of that name is left as it was.
     let (errors_at, unwritten) = match &out.error_workbook {
@@ -520,8 +521,14 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
             if !r.ignored_columns.is_empty() {
                 lines.push(format!("ignored columns: {}", r.ignored_columns.join(", ")));
             }
+            // The reasons in the language asked for, as the error workbook
+            // gives them.
+            let reason = |i: &crm::import::RowIssue| match lang {
+                crm::io::Lang::En => i.message_en.clone(),
+                crm::io::Lang::Zh => i.message_zh.clone(),
+            };
             for i in r.issues.iter().take(10) {
-                lines.push(format!("  row {}: {}", i.row, i.message_zh));
+                lines.push(format!("  row {}: {}", i.row, reason(i)));
             }
             if r.issues.len() > 10 {
                 lines.push(format!("  … {} more", r.issues.len() - 10));
@@ -532,7 +539,7 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
                     r.warnings.len()
                 ));
                 for i in r.warnings.iter().take(10) {
-                    lines.push(format!("  row {}: {}", i.row, i.message_zh));
+                    lines.push(format!("  row {}: {}", i.row, reason(i)));
                 }
                 if r.warnings.len() > 10 {
                     lines.push(format!("  … {} more", r.warnings.len() - 10));
