@@ -456,6 +456,28 @@ impl Crm {
             }
         }
         let mut entries = self.store.history(entity.table(), id).await?;
+        // Who else the record is shared with is for those who manage it, as
+        // `list_shares` has it: anyone else reading the history sees the
+        // entries of their own share only.
+        if entity.is_record()
+            && let Ok(row) = self
+                .readable_row(actor, entity, crate::ids::RecordId(id))
+                .await
+            && !crate::lifecycle::sees_all_shares(actor, entity, &row)
+        {
+            let own = self
+                .username_of(Some(actor.user_id.0))
+                .await
+                .map(|u| format!("share:{u}"));
+            entries.retain_mut(|e| {
+                let had = !e.changes.is_empty();
+                e.changes.retain(|c| {
+                    c.field != "shares"
+                        && (!c.field.starts_with("share:") || Some(&c.field) == own.as_ref())
+                });
+                !(had && e.changes.is_empty() && matches!(e.action.as_str(), "share" | "unshare"))
+            });
+        }
         if (entity.is_record() || entity == Entity::Product)
             && !actor.restricted_fields(entity).is_empty()
         {

@@ -2032,12 +2032,7 @@ impl Crm {
             ));
         }
         let row = self.readable_row(actor, entity, id).await?;
-        let sees_all = actor.is_admin()
-            || row.get("owner_id").as_id() == Some(actor.user_id.0)
-            || [Action::Update, Action::Transfer, Action::Share]
-                .into_iter()
-                .any(|a| actor.covers(entity, a, &row));
-        let only = (!sees_all).then_some(actor.user_id);
+        let only = (!sees_all_shares(actor, entity, &row)).then_some(actor.user_id);
         let now = self.now();
         Ok(self
             .share_rows(actor, entity.table(), id.0, only)
@@ -2056,6 +2051,18 @@ impl Crm {
             })
             .collect())
     }
+}
+
+/// Whether `actor` sees every share of the record `row` (its owner, an
+/// administrator, whoever may edit, transfer or share it by their own data
+/// scope), not only their own: in [`Crm::list_shares`] and in the record's
+/// history.
+pub(crate) fn sees_all_shares(actor: &Actor, entity: Entity, row: &Row) -> bool {
+    actor.is_admin()
+        || row.get("owner_id").as_id() == Some(actor.user_id.0)
+        || [Action::Update, Action::Transfer, Action::Share]
+            .into_iter()
+            .any(|a| actor.covers(entity, a, row))
 }
 
 /// A customer's open opportunities, in words, with what to do about them:

@@ -4290,6 +4290,38 @@ pub async fn a_sharee_sees_only_their_own_share(store: Arc<dyn Store>) {
     assert_eq!(shared_with(&guest).await, vec![guest.user_id]);
     // One who only reads it sees none; one who cannot read it, not it.
     assert_eq!(shared_with(&reader).await, Vec::new());
+    // The history alike: a sharee reads their own share's entries, not who
+    // else has the record; the owner reads them all.
+    let shares_in_history = |actor: &Actor| {
+        let (w, actor) = (&w, actor.clone());
+        async move {
+            let mut fields: Vec<String> = w
+                .crm
+                .history(&actor, Entity::Customer, c.id.0)
+                .await
+                .expect("history")
+                .into_iter()
+                .flat_map(|e| e.changes)
+                .map(|ch| ch.field)
+                .filter(|f| f.starts_with("share"))
+                .collect();
+            fields.sort();
+            fields
+        }
+    };
+    assert_eq!(
+        shares_in_history(&w.zhangsan).await,
+        vec!["share:guest".to_string(), "share:wangwu".to_string()]
+    );
+    assert_eq!(
+        shares_in_history(&guest).await,
+        vec!["share:guest".to_string()]
+    );
+    assert_eq!(
+        shares_in_history(&w.wangwu).await,
+        vec!["share:wangwu".to_string()]
+    );
+    assert_eq!(shares_in_history(&reader).await, Vec::<String>::new());
     let stranger = user_granted(&w, "stranger", &[], Vec::new()).await;
     assert!(matches!(
         w.crm.list_shares(&stranger, Entity::Customer, c.id).await,
