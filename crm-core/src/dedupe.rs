@@ -227,8 +227,8 @@ pub struct DuplicateReport {
 }
 
 /// A merge: the survivor keeps its id, code and history; the others' values
-/// fill the survivor's blanks (in the fields the merging user may write)
-/// unless `take` says otherwise, their contacts,
+/// fill the survivor's blanks (in every field, those the merging user may
+/// not write or see too) unless `take` says otherwise, their contacts,
 /// follow-ups, pool history and every other record pointing at them move to
 /// the survivor, and they go to the recycle bin marked `merged_into`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -1994,10 +1994,12 @@ impl Crm {
     /// Merges customers into one (合并客户). The actor must be allowed to
     /// edit the survivor and to delete each of the others, and may only
     /// choose fields it has full access to. The survivor's blanks are filled
-    /// (and tags and attachments united) only in fields the actor may write
-    /// (full access); fields its rules make read-only, masked or hidden stay
-    /// as the survivor has them — the merged customers keep their values in
-    /// the recycle bin; a merged customer's lock passes to the survivor only
+    /// from the others, and tags and attachments united, in every field —
+    /// also those the actor's rules make read-only, masked or hidden: a
+    /// merged customer is never restored, so a value not carried over
+    /// would be lost, and filling a blank chooses nothing (the actor sees
+    /// no more than before); the next follow-up takes the earliest only
+    /// where the actor may write it; a merged customer's lock passes to the survivor only
     /// when the actor may lock it (see `set_locked`). One change set: the
     /// survivor's new values, every record pointing at the others moved to
     /// it (contacts also take its owner), the others in the recycle bin with
@@ -2086,10 +2088,11 @@ impl Crm {
             .cloned()
             .unwrap_or_default();
         // Blanks of the survivor are filled from the others, in order — in
-        // the fields the actor may write: a merge is an edit of the survivor.
+        // every field, those the actor may not write or see too: the merged
+        // customers are not restored, so what is not carried over is lost.
         let writes = |field: &str| actor.field_access(entity, field) == FieldAccess::Full;
         for def in entity.fields().iter().filter(|d| d.writable) {
-            if matches!(def.kind, FieldKind::Tags | FieldKind::Attachments) || !writes(def.name) {
+            if matches!(def.kind, FieldKind::Tags | FieldKind::Attachments) {
                 continue;
             }
             if merged.get(def.name).is_some_and(Value::is_null)
@@ -2103,10 +2106,7 @@ impl Crm {
         for o in &others {
             if let Some(obj) = o.get("custom").as_json().and_then(Json::as_object) {
                 for (k, v) in obj {
-                    if custom.get(k).is_none_or(Json::is_null)
-                        && !v.is_null()
-                        && writes(&format!("custom.{k}"))
-                    {
+                    if custom.get(k).is_none_or(Json::is_null) && !v.is_null() {
                         custom.insert(k.clone(), v.clone());
                     }
                 }
@@ -2177,7 +2177,7 @@ impl Crm {
         // times take the latest, the next follow-up the earliest (if the
         // actor may write it), open opportunities add up, a lock stays
         // (passed on only by an actor who may lock).
-        if !taken_tags && writes("tags") {
+        if !taken_tags {
             let mut tags: BTreeSet<String> = BTreeSet::new();
             for r in &all {
                 if let Some(t) = r.get("tags").as_text() {
@@ -2194,7 +2194,7 @@ impl Crm {
                 },
             );
         }
-        if writes("attachments") {
+        {
             let mut attachments: Vec<Json> = Vec::new();
             for r in &all {
                 if let Some(a) = r.get("attachments").as_json().and_then(Json::as_array) {
@@ -2541,8 +2541,8 @@ impl Crm {
     /// live contact of the others whose mobile a live contact of the
     /// survivor has — or one of another merged customer met before it (the
     /// others in order, each's contacts oldest first) — is merged into that
-    /// contact, which takes the fields it lacks (those the actor may write,
-    /// custom ones too) from it.
+    /// contact, which takes the fields it lacks (every field, custom ones
+    /// too, those the actor may not write or see as well) from it.
     async fn plan_contact_merges(
         &self,
         actor: &Actor,
@@ -2579,7 +2579,6 @@ impl Crm {
                 sorted(self.store.select(&live_contacts(o.id())).await?.rows),
             ));
         }
-        let writes = |field: &str| actor.field_access(Entity::Contact, field) == FieldAccess::Full;
         for (of_survivor, rows) in lists {
             for r in rows {
                 let Some(key) = r.get("mobile_key").as_text().map(str::to_string) else {
@@ -2599,10 +2598,9 @@ impl Crm {
                         .unwrap_or_else(|| trow.get(c).clone())
                 };
                 for def in Entity::Contact.fields().iter().filter(|d| d.writable) {
-                    if def.name == "customer_id"
-                        || matches!(def.kind, FieldKind::Ref(_))
-                        || !writes(def.name)
-                    {
+                    // Every field, those the actor may not write too: the
+                    // merged contact is not restored.
+                    if def.name == "customer_id" || matches!(def.kind, FieldKind::Ref(_)) {
                         continue;
                     }
                     if current(fill, def.name).is_null() && !r.get(def.name).is_null() {
@@ -2625,10 +2623,7 @@ impl Crm {
                 let mut custom_filled = false;
                 if let Some(obj) = r.get("custom").as_json().and_then(Json::as_object) {
                     for (k, v) in obj {
-                        if custom.get(k).is_none_or(Json::is_null)
-                            && !v.is_null()
-                            && writes(&format!("custom.{k}"))
-                        {
+                        if custom.get(k).is_none_or(Json::is_null) && !v.is_null() {
                             custom.insert(k.clone(), v.clone());
                             custom_filled = true;
                         }

@@ -2222,10 +2222,11 @@ pub async fn a_hidden_short_name_is_not_found_by_its_pinyin(store: Arc<dyn Store
     assert_eq!(found(&w, &plain, Entity::Customer, by_pinyin).await, 1);
 }
 
-/// A merge by a sales person leaves the next follow-up date alone when
-/// their field rule makes it read-only, and does not pass on a lock a
-/// manager put on the customer merged away; an administrator's merge does
-/// both. A follow-up of theirs leaves the date alone too.
+/// A merge by a sales person whose field rule makes the next follow-up
+/// date read-only still carries the merged customer's date into the
+/// survivor's blank (the merged customer is not restored), but does not
+/// pass on a lock a manager put on it; an administrator's merge does both.
+/// A follow-up of theirs leaves the date alone.
 pub async fn a_merge_keeps_protected_fields_and_managers_locks(store: Arc<dyn Store>) {
     use crate::dedupe::MergeSpec;
     use crate::schema::Table;
@@ -2300,7 +2301,10 @@ pub async fn a_merge_keeps_protected_fields_and_managers_locks(store: Arc<dyn St
         .merge_customers(&rep, &spec(s, d))
         .await
         .expect("rep merges");
-    assert_eq!(stored(s).await, (None, false));
+    assert_eq!(
+        stored(s).await,
+        (chrono::NaiveDate::from_ymd_opt(2026, 12, 20), false)
+    );
     let (s, d) = pair(2).await;
     w.crm
         .merge_customers(&w.admin, &spec(s, d))

@@ -150,8 +150,8 @@ macro_rules! pool_scenarios {
             $make
         );
         $each!(
-            $crate::testing::pool_suite::merge_fills_only_writable_fields,
-            pool_merge_fills_only_writable_fields,
+            $crate::testing::pool_suite::merge_fills_blanks_also_in_fields_the_merger_may_not_write,
+            pool_merge_fills_blanks_also_in_fields_the_merger_may_not_write,
             $make
         );
         $each!(
@@ -3789,9 +3789,10 @@ pub async fn pool_operations_reveal_nothing_to_outsiders(store: Arc<dyn Store>) 
     assert_eq!(r.done, vec![public.id], "{r:?}");
 }
 
-/// A merge fills the survivor's blanks (and unites tags) only in fields the
-/// merging user may write: read-only and hidden fields stay as they were.
-pub async fn merge_fills_only_writable_fields(store: Arc<dyn Store>) {
+/// A merge fills the survivor's blanks (and unites tags) in every field,
+/// also those read-only or hidden from the merging user: the merged
+/// customer is not restored, so a value left behind would be lost.
+pub async fn merge_fills_blanks_also_in_fields_the_merger_may_not_write(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     w.crm
         .define_custom_field(
@@ -3844,17 +3845,22 @@ pub async fn merge_fills_only_writable_fields(store: Arc<dyn Store>) {
         .await
         .expect("merge");
     let kept = row(&w, a.id).await;
-    assert!(kept.get("city").is_null(), "{kept:?}");
-    assert!(kept.get("industry").is_null(), "{kept:?}");
+    assert_eq!(kept.get("city").as_text(), Some("北京"), "{kept:?}");
+    assert_eq!(kept.get("industry").as_text(), Some("制造"), "{kept:?}");
     assert_eq!(kept.get("notes").as_text(), Some("老客户"));
-    assert_eq!(kept.get("tags").as_text(), Some(",重点,"));
-    assert!(
-        kept.get("custom")
-            .as_json()
-            .and_then(|c| c.get("erp_code"))
-            .is_none_or(|v| v.is_null()),
+    assert_eq!(kept.get("tags").as_text(), Some(",渠道,重点,"));
+    assert_eq!(
+        kept.get("custom").as_json().and_then(|c| c.get("erp_code")),
+        Some(&json!("E-9")),
         "{kept:?}"
     );
+    // The merging user still sees no more than their rules show.
+    let seen = w
+        .crm
+        .get_record(&merger, Entity::Customer, a.id)
+        .await
+        .expect("survivor");
+    assert!(seen.fields.get("industry").is_none(), "{seen:?}");
     assert_eq!(row(&w, b.id).await.get("merged_into").as_id(), Some(a.id.0));
 }
 
