@@ -2328,7 +2328,7 @@ async fn print_shares(ctx: &Ctx, actor: &Actor, entity: Entity, id: RecordId) ->
                     ShareAccess::Read => "read 只读".to_string(),
                     ShareAccess::Write => "write 读写".to_string(),
                 },
-                s.expires_at.map(|d| local(ctx, d)).unwrap_or_default(),
+                s.expires_at.map(|d| until(ctx, d)).unwrap_or_default(),
                 name(Some(s.granted_by)),
             ]
         })
@@ -3966,6 +3966,18 @@ fn local(ctx: &Ctx, t: DateTime<Utc>) -> String {
     t.with_timezone(&ctx.crm.config().utc_offset)
         .format("%Y-%m-%d %H:%M")
         .to_string()
+}
+
+/// When something given "until" a moment ends, in local time: a moment at
+/// local midnight reads as the day before, through its end (`--until
+/// 2027-01-31` is shown `2027-01-31 24:00`, not `2027-02-01 00:00`).
+fn until(ctx: &Ctx, t: DateTime<Utc>) -> String {
+    let l = t.with_timezone(&ctx.crm.config().utc_offset);
+    if l.format("%H:%M:%S%.f").to_string() == "00:00:00" {
+        let day = l.date_naive().pred_opt().unwrap_or(l.date_naive());
+        return format!("{} 24:00", day.format("%Y-%m-%d"));
+    }
+    l.format("%Y-%m-%d %H:%M").to_string()
 }
 
 /// A time in the companies' local time zone, to the second.

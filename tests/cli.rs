@@ -212,6 +212,15 @@ fn walk_through(db: &str) {
     );
     let shares = ok(db, &["customer", "shares", &code]);
     assert!(shares.contains(&until), "{shares}");
+    // A day alone is through that day: shown as its end, not as the next
+    // day's midnight.
+    let day = days_from_today(30);
+    ok(
+        db,
+        &["customer", "share", &code, "--with", "liqiang", "--until", &day],
+    );
+    let shares = ok(db, &["customer", "shares", &code]);
+    assert!(shares.contains(&format!("{day} 24:00")), "{shares}");
     let shown = json(db, &["customer", "show", &code]);
     let created = local_time(
         shown["created_at"].as_str().expect("created_at"),

@@ -3314,6 +3314,13 @@ pub(crate) async fn approval_cmd(ctx: &Ctx, actor: &Actor, cmd: ApprovalCmd) -> 
 /// go to the superior. Administrators only.
 pub(crate) async fn sales_setup(ctx: &Ctx, actor: &Actor) -> CliResult {
     use crm::{Action, Permission};
+    // For administrators, whether or not there is anything left to do.
+    if !actor.is_admin() {
+        return Err(format!(
+            "{} may not run sales-setup: it is for administrators (仅管理员可执行)",
+            actor.display_name
+        ));
+    }
     let mut granted = Vec::new();
     let mut kept = Vec::new();
     for role in ctx.crm.list_roles(actor).await.map_err(err)? {

@@ -87,7 +87,8 @@ pub struct ImportArgs {
     /// Customer pool to import into (its public area, no owner; pool admins).
     #[arg(long)]
     pub pool: Option<String>,
-    /// Where rejected and skipped rows go (default `<file>.errors.xlsx`).
+    /// Where rejected and skipped rows go (default: beside the file, its
+    /// extension replaced: `客户.xlsx` → `客户.errors.xlsx`).
     /// Checked before importing: its directory must exist, and an existing
     /// file is replaced only when it is named `*.xlsx`; never the workbook
     /// imported or the database.
