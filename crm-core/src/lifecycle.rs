@@ -1587,7 +1587,46 @@ impl Crm {
             .transfer_records_reading(actor, Entity::Customer, ids, to, 1)
             .await?;
         let mut documents = Vec::new();
-        for id in &customers.done {
+        let moved = self
+            .transfer_documents_of(actor, &customers.done, &before, to, &mut documents)
+            .await;
+        if let Err(e) = moved {
+            // The customers are with the new owner already: say so, and
+            // what is left to do, instead of an error that reads as if
+            // nothing happened.
+            let left: Vec<String> = documents
+                .iter()
+                .filter(|d| d.refused.is_none())
+                .filter_map(|d| d.code.clone())
+                .collect();
+            return Err(Error::InvalidState(format!(
+                "{} customer(s) were transferred, but moving their sales documents stopped: {e}; \
+                 {}the documents not moved stay with their former owner: transfer them on their \
+                 own (opportunity, quote, contract transfer)",
+                customers.done.len(),
+                if left.is_empty() {
+                    String::new()
+                } else {
+                    format!("moved: {}; ", left.join(", "))
+                }
+            )));
+        }
+        Ok((customers, documents))
+    }
+
+    /// The document phase of [`Crm::transfer_customers_with_documents`]:
+    /// the documents each transferred customer's former owner (`before`)
+    /// held on it go to `to`, each reported in `documents` as it goes.
+    async fn transfer_documents_of(
+        &self,
+        actor: &Actor,
+        done: &[RecordId],
+        before: &std::collections::HashMap<RecordId, uuid::Uuid>,
+        to: UserId,
+        documents: &mut Vec<DocumentTransfer>,
+    ) -> Result<()> {
+        let company = actor.company_id.0;
+        for id in done {
             let Some(owner) = before.get(id).copied().filter(|o| *o != to.0) else {
                 continue;
             };
@@ -1636,7 +1675,7 @@ impl Crm {
                 }
             }
         }
-        Ok((customers, documents))
+        Ok(())
     }
 
     /// Ends, in `cs`, every share of the records `records` (ids), each at

@@ -141,6 +141,11 @@ macro_rules! lifecycle_scenarios {
             crm_lifecycle_a_transfer_ends_the_shares_of_the_old_owner,
             $make
         );
+        $each!(
+            $crate::testing::lifecycle_suite::a_transfer_with_documents_stopped_midway_says_what_moved,
+            crm_lifecycle_a_transfer_with_documents_stopped_midway_says_what_moved,
+            $make
+        );
     };
 }
 
@@ -3530,4 +3535,103 @@ pub async fn archived_customers_are_refused_naming_the_state(store: Arc<dyn Stor
         )
         .await
         .expect("edit");
+}
+
+/// A transfer of customers with their documents that fails after the
+/// customers moved does not read as if nothing happened: a document whose
+/// write failed is reported refused with the reason, and when the store
+/// fails while the documents are looked for, the error says the customers
+/// were transferred and what is left to do; the documents not moved are
+/// still their former owner's, to be transferred on their own.
+pub async fn a_transfer_with_documents_stopped_midway_says_what_moved(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::NewOpportunity;
+    use crate::testing::pool_suite::Interleave;
+    let hooked = Arc::new(Interleave::new(store));
+    let w = crate::testing::sales_suite::with_sales_rights(World::new(hooked.clone()).await).await;
+    let c = w
+        .customer(&w.zhangsan, "中途转移有限公司", serde_json::json!({}))
+        .await;
+    let o = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            NewOpportunity {
+                name: "中途商机".into(),
+                customer_id: c.id.0,
+                amount: Some(Money::cny(10_000)),
+                ..NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
+    hooked.fail_next_write_to(Table::Opportunities);
+    let (customers, docs) = w
+        .crm
+        .transfer_customers_with_documents(&w.admin, &[c.id], w.wangwu.user_id)
+        .await
+        .expect("reported");
+    assert_eq!(customers.done, vec![c.id]);
+    assert_eq!(docs.len(), 1, "{docs:?}");
+    assert!(
+        docs[0]
+            .refused
+            .as_deref()
+            .is_some_and(|m| m.contains("connection lost")),
+        "{docs:?}"
+    );
+    // Back with its owner, then the store fails while the documents are
+    // looked for.
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[c.id], w.zhangsan.user_id)
+        .await
+        .expect("back");
+    assert_eq!(r.done.len(), 1, "{r:?}");
+    hooked.fail_next_select_of(Table::Opportunities);
+    let e = w
+        .crm
+        .transfer_customers_with_documents(&w.admin, &[c.id], w.wangwu.user_id)
+        .await
+        .expect_err("the document phase failed");
+    let m = e.to_string();
+    assert!(
+        m.contains("1 customer(s) were transferred")
+            && m.contains("connection lost")
+            && m.contains("transfer them on their own"),
+        "{m}"
+    );
+    let owner = |t: Table, id: uuid::Uuid| {
+        let w = &w;
+        async move {
+            w.crm
+                .store()
+                .get(t, id)
+                .await
+                .expect("get")
+                .expect("row")
+                .get("owner_id")
+                .as_id()
+        }
+    };
+    assert_eq!(
+        owner(Table::Customers, c.id.0).await,
+        Some(w.wangwu.user_id.0)
+    );
+    assert_eq!(
+        owner(Table::Opportunities, o.id).await,
+        Some(w.zhangsan.user_id.0)
+    );
+    // Transferred on its own, it follows.
+    let r = w
+        .crm
+        .transfer_records(
+            &w.admin,
+            Entity::Opportunity,
+            &[RecordId(o.id)],
+            w.wangwu.user_id,
+        )
+        .await
+        .expect("transfer");
+    assert_eq!(r.done.len(), 1, "{r:?}");
 }

@@ -315,6 +315,10 @@ pub(crate) struct Interleave {
     holder_conflicts: AtomicUsize,
     /// The guard keys of every change set applied with guards, in order.
     guard_keys: Mutex<Vec<Vec<String>>>,
+    /// A table whose next write fails as the backend failing would.
+    fail_write: Mutex<Option<Table>>,
+    /// A table whose next select fails so.
+    fail_select: Mutex<Option<Table>>,
 }
 
 impl Interleave {
@@ -326,7 +330,40 @@ impl Interleave {
             after_count: Mutex::new(None),
             holder_conflicts: AtomicUsize::new(0),
             guard_keys: Mutex::new(Vec::new()),
+            fail_write: Mutex::new(None),
+            fail_select: Mutex::new(None),
         }
+    }
+
+    /// Makes the next select of `table` fail, as a store whose backend went
+    /// away fails.
+    pub(crate) fn fail_next_select_of(&self, table: Table) {
+        *self.fail_select.lock().expect("fail") = Some(table);
+    }
+
+    /// Makes the next change set that writes to `table` fail, as a store
+    /// whose backend went away fails, without writing anything.
+    pub(crate) fn fail_next_write_to(&self, table: Table) {
+        *self.fail_write.lock().expect("fail") = Some(table);
+    }
+
+    /// The failure [`Interleave::fail_next_write_to`] asked for, once.
+    fn injected_failure(&self, changes: &ChangeSet) -> Result<(), StoreError> {
+        let mut slot = self.fail_write.lock().expect("fail");
+        let Some(t) = *slot else { return Ok(()) };
+        let writes = changes.ops.iter().any(|op| match op {
+            Op::Insert { table, .. } | Op::Update { table, .. } | Op::Delete { table, .. } => {
+                *table == t
+            }
+        });
+        if !writes {
+            return Ok(());
+        }
+        *slot = None;
+        Err(StoreError::Backend {
+            backend: "interleave",
+            source: "connection lost (injected)".into(),
+        })
     }
 
     /// The guard keys of the change sets applied with guards so far, in order.
@@ -426,12 +463,14 @@ impl Store for Interleave {
     }
     async fn apply(&self, changes: &ChangeSet) -> Result<(), StoreError> {
         self.before(changes).await;
+        self.injected_failure(changes)?;
         let done = self.inner.apply(changes).await;
         self.after(&done);
         done
     }
     async fn apply_owned(&self, changes: ChangeSet) -> Result<(), StoreError> {
         self.before(&changes).await;
+        self.injected_failure(&changes)?;
         let done = self.inner.apply_owned(changes).await;
         self.after(&done);
         done
@@ -440,6 +479,16 @@ impl Store for Interleave {
         self.inner.get(table, id).await
     }
     async fn select(&self, select: &Select) -> Result<Selected, StoreError> {
+        {
+            let mut slot = self.fail_select.lock().expect("fail");
+            if *slot == Some(select.table) {
+                *slot = None;
+                return Err(StoreError::Backend {
+                    backend: "interleave",
+                    source: "connection lost (injected)".into(),
+                });
+            }
+        }
         let found = self.inner.select(select).await;
         if let Some(work) = Interleave::take(&self.after_select, |t| t == select.table) {
             work.await;
