@@ -368,6 +368,59 @@ impl Crm {
     /// The quotes and contracts of a customer waiting for approval, named
     /// by code where the actor may read them (`None` when there are none),
     /// with guards that none is submitted before the change commits.
+    /// A guard, under the customer's key, that none of `customer`'s live
+    /// contracts is owed money (collected on, with money outstanding) or,
+    /// with `executing`, still executing when the change commits: a payment
+    /// voided meanwhile (which reopens a finished contract and makes it
+    /// owed again) takes that key too, so a customer does not leave the
+    /// working set, or its owner, with a contract it owes on.
+    pub(crate) fn contracts_open_guard(
+        &self,
+        actor: &Actor,
+        customer: &Row,
+        executing: bool,
+    ) -> crate::store::Guard {
+        use crate::store::{CmpOp, Col, Filter, Select};
+        let company = actor.company_id.0;
+        let mut sel = Select::all(Table::Contracts, company, self.now());
+        sel.lifecycle = Lifecycle::Any;
+        let mut open = vec![Filter::And(vec![
+            Filter::In(
+                Col::Column("status"),
+                crate::sales::payment::collected_statuses(),
+            ),
+            Filter::Cmp(Col::Column("outstanding"), CmpOp::Gt, Value::Int(0)),
+        ])];
+        if executing {
+            open.push(Filter::Cmp(
+                Col::Column("status"),
+                CmpOp::Eq,
+                crate::sales::ContractStatus::Executing.name().into(),
+            ));
+        }
+        sel.filter = Filter::And(vec![
+            Filter::Cmp(
+                Col::Column("customer_id"),
+                CmpOp::Eq,
+                Value::Id(customer.id()),
+            ),
+            Filter::IsNull(Col::Column("deleted_at")),
+            Filter::Or(open),
+        ]);
+        crate::store::Guard {
+            kind: crate::store::GuardKind::State,
+            keys: vec![crate::records::customer_contacts_key(
+                company,
+                customer.id(),
+            )],
+            select: sel,
+            message: format!(
+                "a contract of customer {} was reopened or became owed money meanwhile; try again",
+                customer.get("code").as_text().unwrap_or_default()
+            ),
+        }
+    }
+
     pub(crate) async fn documents_pending_approval(
         &self,
         actor: &Actor,
@@ -638,6 +691,7 @@ impl Crm {
                 )));
             }
             cs.guards.extend(guards);
+            cs.guards.push(self.contracts_open_guard(actor, &row, true));
         }
         // A customer merged into another came back empty (its contacts,
         // follow-ups and sales records belong to the survivor now), a

@@ -3039,6 +3039,7 @@ impl Crm {
                         )));
                     }
                     pending_guards = guards;
+                    pending_guards.push(self.contracts_open_guard(actor, &row, false));
                 }
                 let action = match (from.is_owned(), place) {
                     (_, Place::Invalid) => "invalidate",

@@ -142,6 +142,11 @@ macro_rules! lifecycle_scenarios {
             $make
         );
         $each!(
+            $crate::testing::lifecycle_suite::a_customer_does_not_leave_with_a_contract_reopened_meanwhile,
+            crm_lifecycle_a_customer_does_not_leave_with_a_contract_reopened_meanwhile,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::a_transfer_with_documents_stopped_midway_says_what_moved,
             crm_lifecycle_a_transfer_with_documents_stopped_midway_says_what_moved,
             $make
@@ -3634,4 +3639,85 @@ pub async fn a_transfer_with_documents_stopped_midway_says_what_moved(store: Arc
         .await
         .expect("transfer");
     assert_eq!(r.done.len(), 1, "{r:?}");
+}
+
+/// A payment voided on a customer's finished contract while the customer
+/// is being deleted reopens the contract (owed money again): the deletion,
+/// checked before the void, is refused as it commits instead of leaving an
+/// executing contract on a customer in the recycle bin.
+pub async fn a_customer_does_not_leave_with_a_contract_reopened_meanwhile(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractStatus, NewContract, PaymentInput};
+    use crate::testing::pool_suite::Interleave;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = crate::testing::sales_suite::with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = Crm::new(store, w.clock.clone());
+    let c = w
+        .customer(&w.zhangsan, "重开合同有限公司", serde_json::json!({}))
+        .await;
+    let k = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "已完成合同".into(),
+                customer_id: c.id.0,
+                amount: Some(Money::cny(100_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    w.crm
+        .submit_contract(&w.zhangsan, k.id, Vec::new(), None)
+        .await
+        .expect("executing");
+    let (p, _) = w
+        .crm
+        .record_payment(
+            &w.zhangsan,
+            k.id,
+            PaymentInput {
+                amount: Money::cny(100_000),
+                received_on: w.crm.today(),
+                method: None,
+                receipt_no: Some("CK-1".into()),
+                notes: None,
+            },
+        )
+        .await
+        .expect("paid");
+    let k = w
+        .crm
+        .close_contract(&w.zhangsan, k.id, None)
+        .await
+        .expect("finished");
+    assert_eq!(k.status, ContractStatus::Finished);
+    let void = {
+        let (other, actor, pid) = (other.clone(), w.zhangsan.clone(), p.id);
+        async move {
+            other
+                .void_payment(&actor, pid, "金额录错")
+                .await
+                .expect("voided meanwhile");
+        }
+    };
+    hooked.before_customer_write(void);
+    let r = w.crm.delete_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
+    assert!(r.done.is_empty(), "{r:?}");
+    let why = &r.refused.first().expect("refused").1;
+    assert!(why.contains("reopened"), "{why}");
+    let k = w.crm.contract(&w.zhangsan, k.id).await.expect("contract");
+    assert_eq!(
+        (k.status, k.outstanding),
+        (ContractStatus::Executing, Money::cny(100_000))
+    );
+    let live = w
+        .crm
+        .store()
+        .get(Table::Customers, c.id.0)
+        .await
+        .expect("get")
+        .expect("row");
+    assert!(live.get("deleted_at").is_null());
 }
