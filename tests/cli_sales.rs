@@ -1390,6 +1390,70 @@ fn void_invoice(db: &str) {
     assert!(events.contains("invoice.voided"), "{events}");
     let h = zw(db, true, &["contract", "history", &code]);
     assert!(h.contains("invoice_voided") && h.contains("抬头错"), "{h}");
+    // Invoice plans and invoices stay within the amount, and issuing
+    // fulfils the open plans: none is left open once all is invoiced.
+    let c = zw_json(
+        db,
+        &[
+            "contract",
+            "add",
+            "--customer",
+            &customer,
+            "--title",
+            "开票计划测试",
+            "--amount",
+            "100",
+        ],
+    );
+    let code = c["code"].as_str().expect("code").to_string();
+    zw(db, true, &["contract", "submit", &code]);
+    ok(db, &["--as", "chenjing", "approval", "approve", &code]);
+    let plan = |amount: &str, on: &str| {
+        vec![
+            "contract", "invoice", &code, "--amount", amount, "--date", on,
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<String>>()
+    };
+    zw(
+        db,
+        true,
+        &[
+            "contract", "invoice", &code, "--amount", "60", "--number", "INV-1",
+        ],
+    );
+    let first = plan("40", &days_from_today(40));
+    zw(
+        db,
+        true,
+        &first.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let second = plan("40", &days_from_today(70));
+    let mut args = vec!["--as", "zhangwei"];
+    args.extend(second.iter().map(String::as_str));
+    let e = fails(db, &args);
+    assert!(e.contains("left to plan") && e.contains("¥0.00"), "{e}");
+    zw(
+        db,
+        true,
+        &[
+            "contract", "invoice", &code, "--amount", "40", "--number", "INV-2",
+        ],
+    );
+    let list = zw(db, true, &["contract", "invoices", &code]);
+    assert!(
+        list.contains("invoiced ¥100.00 of ¥100.00") && list.contains("计划已开票"),
+        "{list}"
+    );
+    let rows = zw_json(db, &["contract", "invoices", &code]);
+    let open = rows
+        .as_array()
+        .expect("invoices")
+        .iter()
+        .filter(|i| i["status"] == "planned")
+        .count();
+    assert_eq!(open, 0, "{rows}");
 }
 
 #[test]
@@ -1551,6 +1615,61 @@ fn lines_dates_and_clearing(db: &str) {
     assert_eq!(q["totals"]["max_discount_bp"], 0);
     let q = made("实施服务:1:500");
     assert_eq!(q["lines"][0]["product_id"], serde_json::Value::Null);
+    // Quantities typed in full-width digits read as amounts do.
+    let q = made("P1:３");
+    assert_eq!(q["lines"][0]["quantity"], 3, "{q}");
+    let q = made("=Install:１２:500:６％");
+    assert_eq!(q["lines"][0]["quantity"], 12, "{q}");
+    assert_eq!(q["lines"][0]["tax_rate"], 600, "{q}");
+    assert!(refused("P1:３.５").contains("quantity ３.５ is not a whole number"));
+    // An opportunity's product lines are a sales amount too: over the
+    // ceiling they are refused as a quote's lines are, in the same words.
+    let over = "the lines add up to more than ¥10,000,000,000,000.00 (10万亿元), the most a \
+                sales amount may be";
+    let o = |product: &str| {
+        fails(
+            db,
+            &[
+                "--as",
+                "zhangwei",
+                "opportunity",
+                "add",
+                "--customer",
+                customer,
+                "--name",
+                "超大机会",
+                "--product",
+                product,
+                "--product",
+                product,
+            ],
+        )
+    };
+    let e = o("=Svc:1:6000000000000");
+    assert!(e.contains(over), "{e}");
+    assert!(refused("=Svc:2:6000000000000").contains("10万亿元"));
+    let e = o("=Svc:1000000:99999999.99");
+    assert!(
+        e.contains("is more than ¥10,000,000,000,000.00 (10万亿元)"),
+        "{e}"
+    );
+    let o = json(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "opportunity",
+            "add",
+            "--customer",
+            customer,
+            "--name",
+            "全角数量",
+            "--product",
+            "P1:２",
+        ],
+    );
+    assert_eq!(o["products"][0]["quantity"], 2, "{o}");
+    assert_eq!(o["amount"]["minor"], 2_000_000, "{o}");
     // The product's name at half price: a 50 % discount, for approval.
     let q = made("服务器:2:5000");
     assert_eq!(q["totals"]["max_discount_bp"], 5000, "{q}");

@@ -849,10 +849,29 @@ async fn category_id(ctx: &Ctx, actor: &Actor, code: &str) -> CliResult<Uuid> {
         .ok_or_else(|| format!("no product category {code}"))
 }
 
-/// A percentage (`12.5`, `12.5%`) in basis points: 0 to 100, at most two
-/// decimals.
+/// `s` with full-width letters, digits and punctuation (`３`, `．`, `％`)
+/// and the ideographic space as their ASCII twins, as Chinese input
+/// methods type them: quantities and percentages read so, as amounts do.
+fn narrow(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+/// A line's quantity: a whole number, full-width digits too (`３`).
+fn quantity(s: &str) -> Option<i64> {
+    narrow(s).trim().parse::<i64>().ok()
+}
+
+/// A percentage (`12.5`, `12.5%`, full-width `１２．５％` too) in basis
+/// points: 0 to 100, at most two decimals.
 fn percent_bp(s: &str) -> CliResult<i64> {
-    let t = s.trim().trim_end_matches(['%', '％']).trim();
+    let narrowed = narrow(s);
+    let t = narrowed.trim().trim_end_matches('%').trim();
     let (whole, frac) = t.split_once('.').unwrap_or((t, ""));
     let digits = |d: &str| d.bytes().all(|b| b.is_ascii_digit());
     if whole.is_empty() || !digits(whole) || !digits(frac) {
@@ -897,9 +916,8 @@ async fn opp_lines(
                 ));
             }
         };
-        let quantity = q
-            .parse::<i64>()
-            .map_err(|_| format!("product line {spec}: quantity {q} is not a whole number"))?;
+        let quantity = quantity(q)
+            .ok_or_else(|| format!("product line {spec}: quantity {q} is not a whole number"))?;
         let found = catalogue_product(ctx, actor, key).await?.ok_or(());
         match &found {
             Ok(p) if marked => {
@@ -997,9 +1015,7 @@ async fn parse_lines(ctx: &Ctx, actor: &Actor, specs: &[String]) -> CliResult<Ve
         let (marked, body) = marked_free_text(spec);
         let parts: Vec<&str> = body.split(':').collect();
         let qty = |s: &str| {
-            s.trim()
-                .parse::<i64>()
-                .map_err(|_| format!("line {spec}: quantity {s} is not a whole number"))
+            quantity(s).ok_or_else(|| format!("line {spec}: quantity {s} is not a whole number"))
         };
         let first = parts[0].trim();
         let product = if first.is_empty() {
@@ -2415,12 +2431,12 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                     .split_once(':')
                     .ok_or_else(|| format!("line {l}: expected LINE:QTY"))?;
                 parsed.push(crm::sales::DeliveryLine {
-                    line: n
+                    line: narrow(n)
+                        .trim()
                         .parse()
                         .map_err(|_| format!("line {l}: {n} is not a line number"))?,
-                    quantity: q
-                        .parse()
-                        .map_err(|_| format!("line {l}: {q} is not a quantity"))?,
+                    quantity: quantity(q)
+                        .ok_or_else(|| format!("line {l}: {q} is not a quantity"))?,
                 });
             }
             let on = match when {

@@ -1602,7 +1602,11 @@ fn owed_contracts_text(named: &[String], unnamed: usize) -> String {
 /// "2 of its contracts (other users') are": a customer's contracts named by
 /// code where the reader may read them and counted otherwise, with the verb.
 fn contracts_subject(named: &[String], unnamed: usize) -> String {
-    let verb = if named.len() + unnamed == 1 { "is" } else { "are" };
+    let verb = if named.len() + unnamed == 1 {
+        "is"
+    } else {
+        "are"
+    };
     let subject = match (named.len(), unnamed) {
         (0, 1) => "1 of its contracts (another user's)".to_string(),
         (0, n) => format!("{n} of its contracts (other users')"),

@@ -205,15 +205,8 @@ impl Crm {
         // Nor do the lines together.
         if errors.0.is_empty() {
             let total = out.iter().map(|l| i128::from(l.amount.minor)).sum::<i128>();
-            if total > i128::from(MAX_SALES_AMOUNT_MINOR) {
-                errors.push(
-                    "lines",
-                    format!(
-                        "the lines add up to more than {} (10万亿元), the most a sales amount \
-                         may be",
-                        crate::money::Money::cny(MAX_SALES_AMOUNT_MINOR)
-                    ),
-                );
+            if let Some(problem) = lines_total_problem(total) {
+                errors.push("lines", problem);
             }
         }
         errors.into_result()?;
@@ -533,6 +526,46 @@ pub(crate) fn cny_problem(m: &crate::money::Money) -> Option<String> {
     })
 }
 
+/// Why lines (a quote's, a contract's, an opportunity's products) adding
+/// up to `total` fen are refused: more than [`MAX_SALES_AMOUNT_MINOR`], the
+/// most a sales amount may be, however the total was reached; `None` when
+/// within it. One wording for every document.
+pub(crate) fn lines_total_problem(total: i128) -> Option<String> {
+    (total > i128::from(MAX_SALES_AMOUNT_MINOR)).then(|| {
+        format!(
+            "the lines add up to more than {} (10万亿元), the most a sales amount may be",
+            crate::money::Money::cny(MAX_SALES_AMOUNT_MINOR)
+        )
+    })
+}
+
+/// An exact sum of amounts for a report (a forecast, the receivables):
+/// added in 128 bits, so it never wraps nor clamps, and read back as an
+/// amount only when one holds it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ExactSum(i128);
+
+impl ExactSum {
+    /// Adds `minor` fen.
+    pub(crate) fn add(&mut self, minor: i64) {
+        self.0 += i128::from(minor);
+    }
+
+    /// The sum as an amount in CNY; an error naming `what` was summed when
+    /// it is beyond what an amount holds (over 9万亿亿 fen: thousands of
+    /// documents at the largest sales amount).
+    pub(crate) fn money(self, what: &str) -> Result<Money> {
+        i64::try_from(self.0).map(Money::cny).map_err(|_| {
+            Error::InvalidState(format!(
+                "{what} add up to {} fen, more than an amount holds ({}); narrow the report \
+                 (金额合计超出上限，请缩小范围)",
+                self.0,
+                Money::cny(i64::MAX)
+            ))
+        })
+    }
+}
+
 /// An optional integer column value.
 /// The search of a sales list: a text found in the code, the name or title
 /// column `named`, or the pinyin initials; `None` for a blank text.
@@ -588,4 +621,40 @@ pub fn money_json(m: Money) -> serde_json::Value {
         "amount": m.to_decimal_string(),
         "display": m.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_sums_neither_wrap_nor_clamp() {
+        let mut s = ExactSum::default();
+        s.add(i64::MAX);
+        s.add(-1);
+        assert_eq!(s.money("x").expect("fits"), Money::cny(i64::MAX - 1));
+        s.add(2);
+        match s.money("the forecast's expected amounts for 2027-03") {
+            Err(Error::InvalidState(m)) => assert!(
+                m.starts_with("the forecast's expected amounts for 2027-03 add up to")
+                    && m.contains("more than an amount holds"),
+                "{m}"
+            ),
+            other => panic!("a sum beyond an amount: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lines_over_the_ceiling_are_named_once_for_every_document() {
+        assert_eq!(
+            lines_total_problem(i128::from(MAX_SALES_AMOUNT_MINOR)),
+            None
+        );
+        let m = lines_total_problem(i128::from(MAX_SALES_AMOUNT_MINOR) + 1).expect("over");
+        assert_eq!(
+            m,
+            "the lines add up to more than ¥10,000,000,000,000.00 (10万亿元), the most a sales \
+             amount may be"
+        );
+    }
 }

@@ -186,20 +186,25 @@ fn weighted(amount: Money, probability: u8) -> Money {
         .unwrap_or(amount)
 }
 
+/// The sum of the product lines (unit price × quantity), the amount of an
+/// opportunity given none. Like a quote's lines, each line and the lines
+/// together are at most [`MAX_SALES_AMOUNT_MINOR`](super::MAX_SALES_AMOUNT_MINOR)
+/// (refused by [`check_lines`] before this is reached, in the same words).
 fn lines_total(lines: &[OppLine]) -> Result<Money> {
-    let mut total = Money::cny(0);
-    for l in lines {
-        let t = l
-            .unit_price
-            .checked_mul(l.quantity)
-            .and_then(|t| total.checked_add(t))
-            .map_err(|e| Error::invalid("products", e.to_string()))?;
-        total = t;
+    let total = lines
+        .iter()
+        .map(|l| i128::from(l.unit_price.minor) * i128::from(l.quantity))
+        .sum::<i128>();
+    if let Some(problem) = super::lines_total_problem(total) {
+        return Err(Error::invalid("products", problem));
     }
-    Ok(total)
+    i64::try_from(total)
+        .map(Money::cny)
+        .map_err(|_| Error::invalid("products", "the lines add up to less than nothing"))
 }
 
 fn check_lines(errors: &mut ValidationErrors, lines: &[OppLine], competitors: &[Competitor]) {
+    let before = errors.0.len();
     for (i, l) in lines.iter().enumerate() {
         if l.quantity <= 0 {
             errors.push(
@@ -222,6 +227,31 @@ fn check_lines(errors: &mut ValidationErrors, lines: &[OppLine], competitors: &[
         if l.name.trim().is_empty() {
             errors.push(format!("products[{}].name", i + 1), "is required");
         }
+        // A line is a sales amount too, as a quote's line is.
+        if l.quantity > 0 && !l.unit_price.is_negative() && l.unit_price.currency == Currency::CNY {
+            let problem = match l.unit_price.checked_mul(l.quantity) {
+                Ok(gross) => super::cny_problem(&gross),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(problem) = problem {
+                errors.push(
+                    format!("products[{}].quantity", i + 1),
+                    format!("{} × {}: {problem}", l.quantity, l.unit_price),
+                );
+            }
+        }
+    }
+    // Nor do the lines together (a line refused above is counted too: it
+    // is over the limit already).
+    let total = lines
+        .iter()
+        .filter(|l| l.quantity > 0 && !l.unit_price.is_negative())
+        .map(|l| i128::from(l.unit_price.minor) * i128::from(l.quantity))
+        .sum::<i128>();
+    if errors.0.len() == before
+        && let Some(problem) = super::lines_total_problem(total)
+    {
+        errors.push("products", problem);
     }
     for (i, c) in competitors.iter().enumerate() {
         if c.name.trim().is_empty() {
@@ -1120,8 +1150,10 @@ impl Crm {
     /// The weighted forecast (amount × probability) of the open (tracking)
     /// opportunities the actor may see, by owner, department and expected
     /// close month, optionally only for months from `from` to `to`
-    /// (`YYYY-MM`, inclusive). A group's sums saturate at the largest
-    /// amount kept rather than fail the report.
+    /// (`YYYY-MM`, inclusive). A group's sums are exact: one beyond what
+    /// an amount holds (thousands of opportunities at the largest sales
+    /// amount in one group) fails the report, naming the group, rather
+    /// than show a wrong total.
     pub async fn opportunity_forecast(
         &self,
         actor: &Actor,
@@ -1155,7 +1187,11 @@ impl Crm {
             sel.filter = Filter::And(extra);
         }
         let rows = self.store.select(&sel).await?.rows;
-        let mut groups: BTreeMap<(String, String, String), ForecastRow> = BTreeMap::new();
+        // Each group's sums, exact (see `ExactSum`).
+        let mut groups: BTreeMap<
+            (String, String, String),
+            (ForecastRow, super::ExactSum, super::ExactSum),
+        > = BTreeMap::new();
         for r in rows {
             let amount = Money::cny(r.get("amount").as_int().unwrap_or(0));
             let p = r.get("probability").as_int().unwrap_or(0).clamp(0, 100) as u8;
@@ -1170,21 +1206,34 @@ impl Crm {
                 dept.map(|o| o.to_string()).unwrap_or_default(),
                 month.clone(),
             );
-            let g = groups.entry(key).or_insert_with(|| ForecastRow {
-                owner_id: owner,
-                department_id: dept,
-                month,
-                count: 0,
-                amount: Money::cny(0),
-                weighted: Money::cny(0),
+            let (g, sum, weighted_sum) = groups.entry(key).or_insert_with(|| {
+                (
+                    ForecastRow {
+                        owner_id: owner,
+                        department_id: dept,
+                        month,
+                        count: 0,
+                        amount: Money::cny(0),
+                        weighted: Money::cny(0),
+                    },
+                    super::ExactSum::default(),
+                    super::ExactSum::default(),
+                )
             });
             g.count += 1;
-            // Saturating, as the receivables are: amounts near the largest
-            // one kept must not fail the whole report.
-            g.amount = Money::cny(g.amount.minor.saturating_add(amount.minor));
-            g.weighted = Money::cny(g.weighted.minor.saturating_add(weighted(amount, p).minor));
+            sum.add(amount.minor);
+            weighted_sum.add(weighted(amount, p).minor);
         }
-        Ok(groups.into_values().collect())
+        // Exact or refused: a sum is never clamped to the largest amount.
+        groups
+            .into_values()
+            .map(|(mut g, sum, weighted_sum)| {
+                let what = |of: &str| format!("the forecast's {of} for {}", g.month);
+                g.amount = sum.money(&what("expected amounts"))?;
+                g.weighted = weighted_sum.money(&what("weighted amounts"))?;
+                Ok(g)
+            })
+            .collect()
     }
 }
 

@@ -205,8 +205,9 @@ pub struct Invoice {
     pub number: Option<String>,
     /// The planned or issue date.
     pub invoice_date: Option<NaiveDate>,
-    /// `planned` (a plan), `issued`, or `voided` (作废: an issued invoice
-    /// voided afterwards, which no longer counts as invoiced).
+    /// `planned` (an open plan), `fulfilled` (a plan issued invoices have
+    /// fulfilled), `issued`, or `voided` (作废: an issued invoice voided
+    /// afterwards, which no longer counts as invoiced).
     #[serde(default)]
     pub status: String,
     /// Why it was voided.
@@ -224,13 +225,55 @@ pub struct Invoice {
 pub const INVOICE_PLANNED: &str = "planned";
 /// The status of an issued invoice that counts as invoiced.
 pub const INVOICE_ISSUED: &str = "issued";
+/// The status of an invoice plan that issued invoices have fulfilled
+/// (计划已开票): no longer open, kept for the record (see
+/// [`Crm::add_invoice`]).
+pub const INVOICE_PLAN_FULFILLED: &str = "fulfilled";
 
-/// An invoice status (`planned`, `issued`, `voided`) in English and
+/// How many times a write given no expected version (a payment, an
+/// invoice, an invoice plan) is tried on a contract that others keep
+/// changing meanwhile before the conflict is reported: each try reads the
+/// contract again and makes every check again, so clerks recording at once
+/// all get an answer on the merits (saved, or refused as overpayment).
+const CONTRACT_TRIES: u32 = 5;
+
+/// Whether an invoice row is an open invoice plan: a plan neither
+/// fulfilled by issued invoices nor otherwise closed (a plan an older build
+/// wrote holds no status, and is open).
+fn is_open_plan(r: &Row) -> bool {
+    r.get("kind").as_text() == Some("plan")
+        && r.get("status")
+            .as_text()
+            .is_none_or(|s| s == INVOICE_PLANNED)
+}
+
+/// The open invoice plans among a contract's invoice rows in the order
+/// issued invoices fulfil them: earliest planned date first, undated plans
+/// last, then oldest first (the rows come oldest first).
+fn open_plans_in_order(rows: &[Row]) -> Vec<&Row> {
+    let mut open: Vec<&Row> = rows.iter().filter(|r| is_open_plan(r)).collect();
+    open.sort_by_key(|r| {
+        let d = r.get("invoice_date").as_date();
+        (d.is_none(), d)
+    });
+    open
+}
+
+/// How an issued invoice of `amount` fen fulfils the open plans `plans`
+/// (their amounts, in [`open_plans_in_order`] order): for each plan, what
+/// of it the invoice takes. Plans are taken whole while the invoice lasts;
+/// the plan it reaches last may be taken in part; the rest take nothing.
+pub fn fulfil_plans(plans: &[i64], amount: i64) -> Vec<i64> {
+    allocate(plans, amount)
+}
+
+/// An invoice status (`planned`, `fulfilled`, `issued`, `voided`) in English and
 /// Chinese, as people read it; an unknown one as it is.
 pub fn invoice_status_label(status: &str) -> (&str, &str) {
     match status {
         INVOICE_PLANNED => ("planned", "开票计划"),
         INVOICE_ISSUED => ("issued", "已开票"),
+        INVOICE_PLAN_FULFILLED => ("fulfilled", "计划已开票"),
         VOIDED => ("voided", "已作废"),
         other => (other, other),
     }
@@ -689,7 +732,8 @@ impl Crm {
             )));
         }
         let mut errors = ValidationErrors::default();
-        let mut total = 0i64;
+        // Exact: instalments each within the limit may add up beyond it.
+        let mut total = 0i128;
         for (i, p) in plans.iter().enumerate() {
             if let Err(e) = super::require_cny("amount", &p.amount) {
                 errors.push(format!("plans[{}].amount", i + 1), e.to_string());
@@ -700,7 +744,7 @@ impl Crm {
                     format!("{} is not positive", p.amount),
                 );
             }
-            total = total.saturating_add(p.amount.minor);
+            total += i128::from(p.amount.minor);
             if let Err(Error::Validation(v)) = not_before_contract(
                 self,
                 &row,
@@ -712,12 +756,13 @@ impl Crm {
             }
         }
         errors.into_result()?;
-        if total > c.amount.minor {
+        if total > i128::from(c.amount.minor) {
+            let total = i64::try_from(total)
+                .map_or_else(|_| format!("{total} fen"), |t| Money::cny(t).to_string());
             return Err(Error::invalid(
                 "plans",
                 format!(
-                    "the instalments add up to {}, more than the contract amount {}",
-                    Money::cny(total),
+                    "the instalments add up to {total}, more than the contract amount {}",
                     c.amount
                 ),
             ));
@@ -932,8 +977,33 @@ impl Crm {
     /// before the contract's signing date (without one, the day the
     /// contract was created).
     /// With a `payment` approval flow the payment waits for approval and
-    /// counts as received only once approved.
+    /// counts as received only once approved. The payment is written with
+    /// the contract's version as read, and the caller gives none: a
+    /// contract changed meanwhile (another clerk's payment, say) is read
+    /// again and every check made again, up to five tries, so payments
+    /// recorded at once are each saved or refused on the merits (as
+    /// overpayment) rather than reported as a conflict.
     pub async fn record_payment(
+        &self,
+        actor: &Actor,
+        contract: Uuid,
+        input: PaymentInput,
+    ) -> Result<(Payment, Option<ApprovalInfo>)> {
+        let mut tries = 1;
+        loop {
+            match self
+                .record_payment_once(actor, contract, input.clone())
+                .await
+            {
+                Err(Error::Conflict { .. }) if tries < CONTRACT_TRIES => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// One try of [`record_payment`](Crm::record_payment), on the contract
+    /// as read now.
+    async fn record_payment_once(
         &self,
         actor: &Actor,
         contract: Uuid,
@@ -1507,8 +1577,56 @@ impl Crm {
     /// or be left open. Neither is dated before the contract's signing date
     /// (without one, the day the contract was created). Both bump the
     /// contract's version and are audited, so concurrent invoices cannot
-    /// both pass the checks.
+    /// both pass the checks; the caller gives no version, so a contract
+    /// changed meanwhile is read again and every check made again (up to
+    /// five tries) before the conflict is reported.
+    ///
+    /// Invoice plans and issued invoices together stay within the contract
+    /// amount: a new plan is at most what is left to plan (the contract
+    /// amount less what is invoiced and less the open plans), and is
+    /// refused naming it. An issued invoice fulfils the open plans in turn
+    /// (开票冲减计划): earliest planned date first, undated plans last, then
+    /// the oldest plan first ([`fulfil_plans`]). A plan it covers whole is
+    /// marked fulfilled (`fulfilled`, 计划已开票) and kept for the record;
+    /// the one it covers in part is reduced by what it covers and stays
+    /// open for the rest (¥40 planned, ¥30 invoiced: ¥10 stays planned).
+    /// So once everything is invoiced no plan is open. Each plan so changed
+    /// is written at the version read, and the contract's history and the
+    /// `contract.invoiced` event name them. Voiding an invoice
+    /// ([`void_invoice`](Crm::void_invoice)) does not reopen the plans it
+    /// fulfilled: what it voids is to invoice again, unplanned, and may be
+    /// planned anew or issued directly.
     pub async fn add_invoice(
+        &self,
+        actor: &Actor,
+        contract: Uuid,
+        invoice_type: InvoiceType,
+        amount: Money,
+        issued_number: Option<String>,
+        date: Option<NaiveDate>,
+    ) -> Result<Invoice> {
+        let mut tries = 1;
+        loop {
+            match self
+                .add_invoice_once(
+                    actor,
+                    contract,
+                    invoice_type,
+                    amount,
+                    issued_number.clone(),
+                    date,
+                )
+                .await
+            {
+                Err(Error::Conflict { .. }) if tries < CONTRACT_TRIES => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// One try of [`add_invoice`](Crm::add_invoice), on the contract as
+    /// read now.
+    async fn add_invoice_once(
         &self,
         actor: &Actor,
         contract: Uuid,
@@ -1587,6 +1705,13 @@ impl Crm {
         }
         let company = actor.company_id.0;
         let mut cs = ChangeSet::default();
+        let invoice_rows = self
+            .rows_of_contract(actor, Table::Invoices, contract)
+            .await?;
+        let open_plans = open_plans_in_order(&invoice_rows);
+        // What the open plans take of each (issued invoices only), and
+        // what they leave open.
+        let mut fulfilled: Vec<(&Row, i64)> = Vec::new();
         if let Some(n) = &number {
             if amount.minor > c.not_invoiced.minor {
                 return Err(Error::InvalidState(format!(
@@ -1665,32 +1790,37 @@ impl Crm {
                 )
                 .await?,
             );
-        } else {
-            // What is invoiced already needs no plan: a plan is for what is
-            // still to invoice.
-            if amount.minor > c.not_invoiced.minor {
-                return Err(Error::InvalidState(format!(
-                    "invoice plan {amount} exceeds what is not yet invoiced on contract {} \
-                     ({}; invoiced {} of {}): an invoice plan is for what remains to invoice \
-                     (开票计划不能超过未开票金额)",
-                    c.code, c.not_invoiced, c.invoiced, c.amount
-                )));
-            }
-            let planned: i64 = self
-                .rows_of_contract(actor, Table::Invoices, contract)
-                .await?
+            // The invoice fulfils the open plans, earliest first.
+            let amounts: Vec<i64> = open_plans
                 .iter()
-                .filter(|r| r.get("kind").as_text() == Some("plan"))
                 .map(|r| r.get("amount").as_int().unwrap_or(0))
+                .collect();
+            for (r, took) in open_plans.iter().zip(fulfil_plans(&amounts, amount.minor)) {
+                if took > 0 {
+                    fulfilled.push((r, took));
+                }
+            }
+        } else {
+            // What is invoiced or planned already needs no plan: a plan is
+            // for what is still to invoice and not yet planned.
+            let open: i128 = open_plans
+                .iter()
+                .map(|r| i128::from(r.get("amount").as_int().unwrap_or(0).max(0)))
                 .sum();
-            if planned.saturating_add(amount.minor) > c.amount.minor {
+            let left = (i128::from(c.not_invoiced.minor) - open).max(0);
+            if i128::from(amount.minor) > left {
+                let open = i64::try_from(open)
+                    .map_or_else(|_| format!("{open} fen"), |o| Money::cny(o).to_string());
                 return Err(Error::InvalidState(format!(
-                    "invoice plan {amount} would bring the invoice plans of contract {} to {}, \
-                     more than the contract amount {} (planned so far {})",
+                    "invoice plan {amount} is more than is left to plan on contract {}: {} \
+                     (contract amount {}, invoiced {}, not yet invoiced {}, open invoice plans \
+                     {open}): an invoice plan is for what remains to invoice and is not planned \
+                     yet (开票计划加已开票不能超过合同金额)",
                     c.code,
-                    Money::cny(planned.saturating_add(amount.minor)),
+                    Money::cny(i64::try_from(left).unwrap_or(0)),
                     c.amount,
-                    Money::cny(planned)
+                    c.invoiced,
+                    c.not_invoiced
                 )));
             }
         }
@@ -1734,17 +1864,52 @@ impl Crm {
                     ("updated_at", Value::Timestamp(self.now())),
                 ],
             });
+            // The plans it fulfils: each at the version read.
+            let mut plans_before = Vec::new();
+            let mut plans_after = Vec::new();
+            for (plan, took) in &fulfilled {
+                let planned = plan.get("amount").as_int().unwrap_or(0);
+                let rest = planned - took;
+                let mut values = vec![("updated_at", Value::Timestamp(self.now()))];
+                if rest > 0 {
+                    values.push(("amount", Value::Int(rest)));
+                } else {
+                    values.push(("status", Value::Text(INVOICE_PLAN_FULFILLED.into())));
+                }
+                cs.ops.push(Op::Update {
+                    table: Table::Invoices,
+                    id: plan.id(),
+                    expected_version: plan.version(),
+                    values,
+                });
+                plans_before.push(json!({"invoice_id": plan.id(), "amount": planned,
+                                         "invoice_date": plan.get("invoice_date").as_date(),
+                                         "status": INVOICE_PLANNED}));
+                plans_after.push(json!({"invoice_id": plan.id(), "amount": rest.max(0),
+                                        "invoice_date": plan.get("invoice_date").as_date(),
+                                        "invoiced": took,
+                                        "status": if rest > 0 { INVOICE_PLANNED }
+                                                  else { INVOICE_PLAN_FULFILLED }}));
+            }
+            let mut changes = vec![FieldChange {
+                field: "invoiced".into(),
+                before: json!(before),
+                after: json!(before + amount.minor),
+            }];
+            if !fulfilled.is_empty() {
+                changes.push(FieldChange {
+                    field: "invoice_plans".into(),
+                    before: json!(plans_before),
+                    after: json!(plans_after),
+                });
+            }
             cs.audit.push(self.audit(
                 Some(actor),
                 company,
                 Table::Contracts,
                 contract,
                 "invoice",
-                vec![FieldChange {
-                    field: "invoiced".into(),
-                    before: json!(before),
-                    after: json!(before + amount.minor),
-                }],
+                changes,
             ));
             cs.events.push(self.event(
                 company,
@@ -1752,7 +1917,8 @@ impl Crm {
                 contract,
                 "contract.invoiced".into(),
                 json!({"code": c.code, "invoice_id": id, "number": number,
-                       "amount": amount.minor, "invoice_type": invoice_type.name()}),
+                       "amount": amount.minor, "invoice_type": invoice_type.name(),
+                       "plans_fulfilled": plans_after}),
             ));
         } else {
             // Serialises plans of the same contract (the total was checked
@@ -1809,7 +1975,10 @@ impl Crm {
     /// or an invoice voided already, is refused. The invoice and the
     /// contract are written with their expected versions, so two voids of
     /// one invoice, or a void and an invoice added at once, cannot both
-    /// pass.
+    /// pass. The invoice plans it fulfilled stay fulfilled (see
+    /// [`add_invoice`](Crm::add_invoice)): what it voids is to invoice
+    /// again, and open plans and issued invoices still add up to at most
+    /// the contract amount.
     pub async fn void_invoice(
         &self,
         actor: &Actor,
@@ -1995,7 +2164,10 @@ impl Crm {
                 .or_default()
                 .push(p);
         }
-        let mut out: BTreeMap<(Uuid, Option<Uuid>), ReceivableRow> = BTreeMap::new();
+        // Each row's sums, exact (see `ExactSum`): outstanding, overdue,
+        // current and the four aging buckets.
+        let mut out: BTreeMap<(Uuid, Option<Uuid>), (ReceivableRow, [super::ExactSum; 7])> =
+            BTreeMap::new();
         for r in &contracts {
             let c = contract_from_row(r);
             let col = self.collection_of(
@@ -2006,38 +2178,49 @@ impl Crm {
                 plans_by.get(&c.id).map(Vec::as_slice).unwrap_or_default(),
                 Vec::new(),
             );
-            let e = out
-                .entry((c.customer_id, c.owner_id))
-                .or_insert_with(|| ReceivableRow {
-                    customer_id: c.customer_id,
-                    owner_id: c.owner_id,
-                    contracts: 0,
-                    outstanding: Money::cny(0),
-                    current: Money::cny(0),
-                    overdue: Money::cny(0),
-                    aging: [Money::cny(0); 4],
-                });
+            let (e, sums) = out.entry((c.customer_id, c.owner_id)).or_insert_with(|| {
+                (
+                    ReceivableRow {
+                        customer_id: c.customer_id,
+                        owner_id: c.owner_id,
+                        contracts: 0,
+                        outstanding: Money::cny(0),
+                        current: Money::cny(0),
+                        overdue: Money::cny(0),
+                        aging: [Money::cny(0); 4],
+                    },
+                    [super::ExactSum::default(); 7],
+                )
+            });
             e.contracts += 1;
-            // Saturating: a company's totals must not wrap (or panic) on
-            // huge contract amounts.
-            e.outstanding.minor = e.outstanding.minor.saturating_add(col.outstanding.minor);
-            e.overdue.minor = e.overdue.minor.saturating_add(col.overdue.minor);
-            e.current.minor = e
-                .current
-                .minor
-                .saturating_add(col.outstanding.minor.saturating_sub(col.overdue.minor));
+            // Exact: a company's totals neither wrap nor clamp on huge
+            // contract amounts.
+            sums[0].add(col.outstanding.minor);
+            sums[1].add(col.overdue.minor);
+            sums[2].add(col.outstanding.minor);
+            sums[2].add(-col.overdue.minor);
             for p in &col.plans {
                 if p.days_overdue > 0 {
-                    let bucket = &mut e.aging[aging_bucket(p.days_overdue)].minor;
-                    *bucket = bucket.saturating_add(p.outstanding.minor);
+                    sums[3 + aging_bucket(p.days_overdue)].add(p.outstanding.minor);
                 }
             }
             if col.unplanned_days_overdue > 0 {
-                let bucket = &mut e.aging[aging_bucket(col.unplanned_days_overdue)].minor;
-                *bucket = bucket.saturating_add(col.unplanned.minor);
+                sums[3 + aging_bucket(col.unplanned_days_overdue)].add(col.unplanned.minor);
             }
         }
-        Ok(out.into_values().collect())
+        out.into_values()
+            .map(|(mut e, sums)| {
+                let what =
+                    |of: &str| format!("the receivables' {of} of customer {}", e.customer_id);
+                e.outstanding = sums[0].money(&what("outstanding amounts"))?;
+                e.overdue = sums[1].money(&what("overdue amounts"))?;
+                e.current = sums[2].money(&what("amounts not yet due"))?;
+                for (i, bucket) in e.aging.iter_mut().enumerate() {
+                    *bucket = sums[3 + i].money(&what("overdue amounts by age"))?;
+                }
+                Ok(e)
+            })
+            .collect()
     }
 }
 

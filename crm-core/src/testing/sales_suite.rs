@@ -411,6 +411,21 @@ macro_rules! sales_scenarios {
             crm_sales_refusals_name_the_field_and_say_it_once,
             $make
         );
+        $each!(
+            $crate::testing::sales_suite::opportunity_and_contract_lines_stay_under_the_ceiling,
+            crm_sales_opportunity_and_contract_lines_stay_under_the_ceiling,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::issued_invoices_fulfil_the_open_invoice_plans,
+            crm_sales_issued_invoices_fulfil_the_open_invoice_plans,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::payments_and_invoices_recorded_at_once_are_retried,
+            crm_sales_payments_and_invoices_recorded_at_once_are_retried,
+            $make
+        );
     };
 }
 
@@ -11847,4 +11862,410 @@ pub async fn a_contract_keeps_its_dates_deal_and_customer_in_line(store: Arc<dyn
     let r = w.crm.set_locked(&w.lisi, &[other.id], true).await;
     let why = &r.refused.first().expect("refused").1;
     assert!(why.contains("archived"), "{why}");
+}
+
+/// An opportunity's product lines are a sales amount as a quote's and a
+/// contract's lines are: a line, or the lines together, beyond the ceiling
+/// (10万亿元) are refused in the same words, on create and on edit, while
+/// lines at the ceiling are taken. The forecast sums exactly: amounts an
+/// older build let past the ceiling make it fail naming the problem, never
+/// clamp to the largest amount.
+pub async fn opportunity_and_contract_lines_stay_under_the_ceiling(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{
+        LineInput, MAX_SALES_AMOUNT_MINOR, NewContract, NewOpportunity, NewQuote, OppLine,
+        OpportunityPatch,
+    };
+    use crate::schema::Table;
+    use crate::value::Value;
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let over = "the lines add up to more than ¥10,000,000,000,000.00 (10万亿元), the most a \
+                sales amount may be";
+    let opp_line = |quantity: i64, fen: i64| OppLine {
+        product_id: None,
+        name: "服务".into(),
+        quantity,
+        unit_price: Money::cny(fen),
+    };
+    let doc_line = |quantity: i64, fen: i64| LineInput {
+        product_id: None,
+        name: "服务".into(),
+        unit: None,
+        quantity,
+        unit_price: Some(Money::cny(fen)),
+        discount_bp: 0,
+        tax_rate: None,
+    };
+    let opportunity = |products: Vec<OppLine>| NewOpportunity {
+        name: "超大机会".into(),
+        customer_id: customer.id.0,
+        products,
+        ..NewOpportunity::default()
+    };
+    // One line beyond the ceiling (¥99,999,999.99 × 1,000,000).
+    let m = invalid_message(
+        w.crm
+            .create_opportunity(
+                &w.zhangsan,
+                opportunity(vec![opp_line(1_000_000, 9_999_999_999)]),
+            )
+            .await,
+    );
+    assert!(
+        m.contains("products[1].quantity")
+            && m.contains("¥99,999,999,990,000.00 is more than ¥10,000,000,000,000.00 (10万亿元)"),
+        "{m}"
+    );
+    // Lines each within it, together beyond it: as a quote's and a
+    // contract's lines are refused, in the same words.
+    let half = MAX_SALES_AMOUNT_MINOR / 2;
+    let m = invalid_message(
+        w.crm
+            .create_opportunity(
+                &w.zhangsan,
+                opportunity(vec![opp_line(1, half), opp_line(1, half + 1)]),
+            )
+            .await,
+    );
+    assert!(m.contains("products") && m.contains(over), "{m}");
+    let m = invalid_message(
+        w.crm
+            .create_quote(
+                &w.zhangsan,
+                NewQuote {
+                    title: "超大报价".into(),
+                    customer_id: customer.id.0,
+                    lines: vec![doc_line(1, half), doc_line(1, half + 1)],
+                    ..NewQuote::default()
+                },
+            )
+            .await,
+    );
+    assert!(m.contains(over), "{m}");
+    let m = invalid_message(
+        w.crm
+            .create_contract(
+                &w.zhangsan,
+                NewContract {
+                    title: "超大合同".into(),
+                    customer_id: customer.id.0,
+                    lines: vec![doc_line(1, half), doc_line(1, half + 1)],
+                    ..NewContract::default()
+                },
+            )
+            .await,
+    );
+    assert!(m.contains(over), "{m}");
+    // At the ceiling, taken; edited beyond it, refused and unchanged.
+    let o = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            opportunity(vec![opp_line(1, half), opp_line(1, half)]),
+        )
+        .await
+        .expect("lines at the ceiling");
+    assert_eq!(o.amount.minor, MAX_SALES_AMOUNT_MINOR);
+    let m = invalid_message(
+        w.crm
+            .update_opportunity(
+                &w.zhangsan,
+                o.id,
+                o.version,
+                OpportunityPatch {
+                    products: Some(vec![opp_line(2, half), opp_line(1, 1)]),
+                    ..OpportunityPatch::default()
+                },
+            )
+            .await,
+    );
+    assert!(m.contains(over), "{m}");
+    let m = invalid_message(
+        w.crm
+            .update_opportunity(
+                &w.zhangsan,
+                o.id,
+                o.version,
+                OpportunityPatch {
+                    products: Some(vec![opp_line(1_000_000, 9_999_999_999)]),
+                    ..OpportunityPatch::default()
+                },
+            )
+            .await,
+    );
+    assert!(m.contains("10万亿元"), "{m}");
+    let now = w.crm.opportunity(&w.zhangsan, o.id).await.expect("o");
+    assert_eq!(now.amount.minor, MAX_SALES_AMOUNT_MINOR);
+    // Amounts an older build let past the ceiling: the forecast's sum is
+    // beyond what an amount holds, and it says so rather than clamp.
+    let o2 = w
+        .crm
+        .create_opportunity(&w.zhangsan, opportunity(vec![opp_line(1, 1)]))
+        .await
+        .expect("o2");
+    for id in [o.id, o2.id] {
+        force_row(
+            &w,
+            Table::Opportunities,
+            id,
+            vec![("amount", Value::Int(i64::MAX - 1))],
+        )
+        .await;
+    }
+    match w.crm.opportunity_forecast(&w.zhangsan, None, None).await {
+        Err(Error::InvalidState(m)) => {
+            assert!(
+                m.contains("forecast") && m.contains("more than an amount holds"),
+                "{m}"
+            )
+        }
+        other => panic!("a forecast beyond what an amount holds: {other:?}"),
+    }
+}
+
+/// Invoice plans and issued invoices together stay within the contract
+/// amount: a plan beyond what is left to plan is refused naming it; an
+/// issued invoice fulfils the open plans earliest date first (undated
+/// last), reducing the one it covers in part, so nothing is left planned
+/// once all is invoiced; voiding an invoice leaves the plans it fulfilled
+/// fulfilled and frees its amount to plan or invoice again.
+pub async fn issued_invoices_fulfil_the_open_invoice_plans(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::money::Money;
+    use crate::sales::payment::{INVOICE_PLAN_FULFILLED, INVOICE_PLANNED};
+    use crate::sales::{Invoice, InvoiceType};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let d = |m: u32, day: u32| chrono::NaiveDate::from_ymd_opt(2027, m, day);
+    let add = |c: Uuid, fen: i64, number: Option<&str>, on: Option<chrono::NaiveDate>| {
+        w.crm.add_invoice(
+            &w.zhangsan,
+            c,
+            InvoiceType::VatNormal,
+            Money::cny(fen),
+            number.map(str::to_string),
+            on,
+        )
+    };
+    let open = |list: &[Invoice]| -> Vec<i64> {
+        list.iter()
+            .filter(|i| i.kind == "plan" && i.status == INVOICE_PLANNED)
+            .map(|i| i.amount.minor)
+            .collect()
+    };
+    // The tester's case: ¥100, ¥60 issued, ¥40 planned; another ¥40 plan
+    // is refused, and issuing the last ¥40 leaves no plan open.
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "一号合同", 10_000).await;
+    add(c.id, 6_000, Some("INV-1"), None).await.expect("INV-1");
+    add(c.id, 4_000, None, d(1, 15)).await.expect("plan");
+    match add(c.id, 4_000, None, d(2, 15)).await {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains("left to plan on contract")
+                && m.contains(&c.code)
+                && m.contains(": ¥0.00")
+                && m.contains("open invoice plans ¥40.00"),
+            "{m}"
+        ),
+        other => panic!("a plan beyond what is left to plan: {other:?}"),
+    }
+    add(c.id, 4_000, Some("INV-2"), None).await.expect("INV-2");
+    let list = w.crm.invoices(&w.zhangsan, c.id).await.expect("invoices");
+    assert!(open(&list).is_empty(), "{list:?}");
+    assert!(
+        list.iter().any(|i| i.kind == "plan"
+            && i.status == INVOICE_PLAN_FULFILLED
+            && i.amount.minor == 4_000),
+        "{list:?}"
+    );
+    let now = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    assert_eq!(now.invoiced.minor, 10_000);
+    // Plans fulfilled in turn: the earliest first, the undated last, the
+    // one covered in part reduced to what is left of it.
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "二号合同", 10_000).await;
+    add(c.id, 2_000, None, None).await.expect("undated plan");
+    add(c.id, 3_000, None, d(2, 1))
+        .await
+        .expect("February plan");
+    add(c.id, 5_000, None, d(1, 1)).await.expect("January plan");
+    assert!(matches!(
+        add(c.id, 1, None, d(3, 1)).await,
+        Err(Error::InvalidState(_))
+    ));
+    let inv = add(c.id, 6_000, Some("INV-3"), None).await.expect("INV-3");
+    let list = w.crm.invoices(&w.zhangsan, c.id).await.expect("invoices");
+    let plan_on = |on: Option<chrono::NaiveDate>| {
+        list.iter()
+            .find(|i| i.kind == "plan" && i.invoice_date == on)
+            .map(|i| (i.amount.minor, i.status.clone()))
+            .expect("plan")
+    };
+    assert_eq!(
+        plan_on(d(1, 1)),
+        (5_000, INVOICE_PLAN_FULFILLED.to_string())
+    );
+    assert_eq!(plan_on(d(2, 1)), (2_000, INVOICE_PLANNED.to_string()));
+    assert_eq!(plan_on(None), (2_000, INVOICE_PLANNED.to_string()));
+    assert_eq!(
+        open(&list).iter().sum::<i64>(),
+        4_000,
+        "what is not invoiced"
+    );
+    let history = w
+        .crm
+        .history(&w.zhangsan, Entity::Contract, c.id)
+        .await
+        .expect("history");
+    assert!(
+        history
+            .iter()
+            .any(|e| e.action == "invoice" && e.changes.iter().any(|f| f.field == "invoice_plans")),
+        "{history:?}"
+    );
+    assert!(matches!(
+        add(c.id, 1, None, d(3, 1)).await,
+        Err(Error::InvalidState(_))
+    ));
+    // Voided, the invoice frees its amount; the plans it fulfilled stay so.
+    w.crm
+        .void_invoice(&w.zhangsan, inv.id, "开错抬头")
+        .await
+        .expect("void");
+    let list = w.crm.invoices(&w.zhangsan, c.id).await.expect("invoices");
+    assert_eq!(open(&list).iter().sum::<i64>(), 4_000, "{list:?}");
+    match add(c.id, 6_001, None, d(3, 1)).await {
+        Err(Error::InvalidState(m)) => assert!(m.contains(": ¥60.00"), "{m}"),
+        other => panic!("a plan beyond what is left to plan: {other:?}"),
+    }
+    add(c.id, 6_000, None, d(3, 1)).await.expect("plan again");
+    // Everything invoiced at once: no plan is left open.
+    add(c.id, 10_000, Some("INV-4"), None).await.expect("INV-4");
+    let list = w.crm.invoices(&w.zhangsan, c.id).await.expect("invoices");
+    assert!(open(&list).is_empty(), "{list:?}");
+}
+
+/// Payments and invoices given no version are read again and checked
+/// again when the contract changed meanwhile (another clerk's payment or
+/// invoice), on every backend alike: a payment that still fits is saved, one
+/// that no longer does is refused as overpayment, never reported as a
+/// conflict.
+pub async fn payments_and_invoices_recorded_at_once_are_retried(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{InvoiceType, PaymentInput};
+    use crate::schema::Table;
+    use serde_json::json;
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = crate::crm::Crm::new(store, w.clock.clone());
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "一号合同", 10_000).await;
+    let pay = |fen: i64| PaymentInput {
+        amount: Money::cny(fen),
+        received_on: w.crm.today(),
+        method: None,
+        receipt_no: None,
+        notes: None,
+    };
+    let meanwhile = |fen: i64| {
+        let (o, zs, id, p) = (other.clone(), w.zhangsan.clone(), c.id, pay(fen));
+        async move {
+            o.record_payment(&zs, id, p)
+                .await
+                .expect("the other payment");
+        }
+    };
+    // Another ¥30 lands between this one's read and its write: it is
+    // read again, and still fits.
+    hooked.before_write(Table::Payments, meanwhile(3_000));
+    w.crm
+        .record_payment(&w.zhangsan, c.id, pay(3_000))
+        .await
+        .expect("saved after another payment");
+    let now = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    assert_eq!(now.received.minor, 6_000);
+    // Another ¥30 lands: ¥10 is left, so this ¥30 is overpayment.
+    hooked.before_write(Table::Payments, meanwhile(3_000));
+    match w.crm.record_payment(&w.zhangsan, c.id, pay(3_000)).await {
+        Err(Error::InvalidState(m)) => assert!(m.contains("overpayment"), "{m}"),
+        other => panic!("a payment no longer fitting: {other:?}"),
+    }
+    let now = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    assert_eq!((now.received.minor, now.outstanding.minor), (9_000, 1_000));
+    // An invoice issued while a plan is added: the plan is checked again
+    // against what is left to plan, and saved.
+    let (o, zs, id) = (other.clone(), w.zhangsan.clone(), c.id);
+    hooked.before_write(Table::Invoices, async move {
+        o.add_invoice(
+            &zs,
+            id,
+            InvoiceType::VatNormal,
+            Money::cny(6_000),
+            Some("INV-9".into()),
+            None,
+        )
+        .await
+        .expect("the other invoice");
+    });
+    w.crm
+        .add_invoice(
+            &w.zhangsan,
+            c.id,
+            InvoiceType::VatNormal,
+            Money::cny(4_000),
+            None,
+            chrono::NaiveDate::from_ymd_opt(2027, 1, 15),
+        )
+        .await
+        .expect("plan saved after the other invoice");
+    let now = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    assert_eq!(now.invoiced.minor, 6_000);
+    // Ten clerks record ¥30 on a ¥100 contract at once: three are saved,
+    // seven refused as overpayment, none reported as a conflict (each
+    // clerk's write conflicts at most once per payment saved meanwhile).
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "二号合同", 10_000).await;
+    let clerks: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send>>> = (0..10)
+        .map(|_| {
+            let (o, zs, id, p) = (other.clone(), w.zhangsan.clone(), c.id, pay(3_000));
+            Box::pin(async move { o.record_payment(&zs, id, p).await.map(|_| ()) }) as _
+        })
+        .collect();
+    let (mut saved, mut refused) = (0, 0);
+    for done in all_at_once(clerks).await {
+        match done {
+            Ok(()) => saved += 1,
+            Err(Error::InvalidState(m)) if m.contains("overpayment") => refused += 1,
+            Err(e) => panic!("a payment recorded at once: {e:?}"),
+        }
+    }
+    assert_eq!((saved, refused), (3, 7));
+    let now = w.crm.contract(&w.zhangsan, c.id).await.expect("c");
+    assert_eq!((now.received.minor, now.outstanding.minor), (9_000, 1_000));
+}
+
+/// Runs `work` concurrently (interleaved at their awaits, on whatever
+/// runtime runs the test) and returns their outputs in order.
+async fn all_at_once<T>(
+    mut work: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>>,
+) -> Vec<T> {
+    let mut out: Vec<Option<T>> = work.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (f, done) in work.iter_mut().zip(out.iter_mut()) {
+            if done.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *done = Some(v),
+                    std::task::Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|o| o.expect("finished")).collect()
 }
