@@ -317,6 +317,8 @@ impl Crm {
         if name.trim().is_empty() {
             return Err(Error::invalid("name", "an approval flow needs a name"));
         }
+        let mut definition = definition;
+        sales_conditions(doc_type, &mut definition).map_err(|m| Error::invalid("definition", m))?;
         definition
             .validate()
             .and_then(|()| definition.check_new())
@@ -572,6 +574,22 @@ impl Crm {
         self.submission_of(actor, req, true).await
     }
 
+    /// An engine error as [`engine_error`] gives it, a user who cannot be
+    /// picked named by name rather than id.
+    async fn picked_named(&self, e: ApprovalError) -> Error {
+        match e {
+            ApprovalError::BadPick(u) => Error::invalid(
+                "picked",
+                format!(
+                    "{} cannot be picked as an approver: not an active user of this company \
+                     (只能选择本公司启用的用户)",
+                    self.user_named(u).await
+                ),
+            ),
+            other => engine_error(other),
+        }
+    }
+
     /// A user as messages name them (`张三 (zhangsan)`).
     async fn user_named(&self, id: Uuid) -> String {
         match self.store.get(Table::Users, id).await {
@@ -647,6 +665,27 @@ impl Crm {
         let existing = self
             .approval_row_for(company, &req.doc_type, req.document_id)
             .await?;
+        // A generic document resubmitted keeps its title, code and facts
+        // unless new ones are given: a resubmission naming only the
+        // document must not drop the amount or kind a step's condition
+        // reads (and skip that step). Sales documents give theirs, read
+        // from the stored document.
+        let filled;
+        let req = match &existing {
+            Some(row) if !owner_checked => {
+                let prior = info_from_row(row)?;
+                let mut r = req.clone();
+                let was = &prior.state.facts;
+                r.facts.amount_minor = r.facts.amount_minor.or(was.amount_minor);
+                r.facts.kind = r.facts.kind.clone().or_else(|| was.kind.clone());
+                r.facts.discount_bp = r.facts.discount_bp.or(was.discount_bp);
+                r.title = r.title.clone().or(prior.title);
+                r.document_code = r.document_code.clone().or(prior.document_code);
+                filled = r;
+                &filled
+            }
+            _ => req,
+        };
         let (flow, before, next, records, seq0, row) = match existing {
             Some(row) => {
                 let info = info_from_row(&row)?;
@@ -699,7 +738,8 @@ impl Crm {
                             )
                             .await);
                     }
-                    other => other.map_err(engine_error)?,
+                    Err(e) => return Err(self.picked_named(e).await),
+                    Ok(done) => done,
                 };
                 let seq0 = self.approval_action_count(row.id()).await?;
                 (flow, Some(info.status), next, records, seq0, Some(row))
@@ -714,15 +754,17 @@ impl Crm {
                             req.doc_type
                         ))
                     })?;
-                let (next, records) = Instance::submit(
+                let (next, records) = match Instance::submit(
                     &flow.definition,
                     &dir,
                     actor.user_id.0,
                     req.facts.clone(),
                     req.picked.clone(),
                     req.comment.as_deref(),
-                )
-                .map_err(engine_error)?;
+                ) {
+                    Ok(done) => done,
+                    Err(e) => return Err(self.picked_named(e).await),
+                };
                 (flow, None, next, records, 0, None)
             }
         };
@@ -979,14 +1021,35 @@ impl Crm {
             // `Crm::approval`) is told they may not act on it, not that it
             // is not there.
             if self.approval(actor, approval).await.is_ok() {
-                let verb = match decision {
-                    Decision::Withdraw => "withdraw",
-                    Decision::Approve => "approve",
-                    _ => "decide",
+                let (verb, who) = match decision {
+                    Decision::Withdraw => (
+                        "withdraw",
+                        "only its applicant or the document's owner may".to_string(),
+                    ),
+                    d => {
+                        let mut names = Vec::new();
+                        for u in &info.pending_with {
+                            names.push(self.user_named(*u).await);
+                        }
+                        (
+                            if d == Decision::Approve {
+                                "approve"
+                            } else {
+                                "decide"
+                            },
+                            if names.is_empty() {
+                                "only the approvers of its current step may".to_string()
+                            } else {
+                                format!(
+                                    "only the approvers of its current step may; it waits for {}",
+                                    names.join(", ")
+                                )
+                            },
+                        )
+                    }
                 };
                 return Err(Error::Forbidden(format!(
-                    "{} may not {verb} the approval of {} {}: only its applicant, its approvers \
-                     or the document's owner may",
+                    "{} may not {verb} the approval of {} {}: {who}",
                     actor.display_name,
                     info.doc_type,
                     info.document_code.as_deref().unwrap_or_default()
@@ -1598,4 +1661,57 @@ impl Crm {
             })
             .collect())
     }
+}
+
+/// Checks the conditions of a flow for a sales document type against what
+/// its documents can hold, so that no step silently never applies: a
+/// contract's type condition names contract types (the Chinese labels
+/// `contract show` prints are taken and stored as the API names), quotes
+/// and payments have no type, and payments no discount. Other document
+/// types are the host's and are taken as given.
+fn sales_conditions(doc_type: &str, definition: &mut FlowDef) -> std::result::Result<(), String> {
+    use crate::approval::Condition;
+    use crate::sales::ContractType;
+    for s in &mut definition.steps {
+        for c in &mut s.conditions {
+            match (doc_type, c) {
+                ("contract", Condition::TypeIn { types }) => {
+                    for t in types.iter_mut() {
+                        match ContractType::parse(t) {
+                            Some(ct) => *t = ct.name().to_string(),
+                            None => {
+                                let known: Vec<String> = ContractType::ALL
+                                    .iter()
+                                    .map(|k| format!("{} ({})", k.name(), k.label_zh()))
+                                    .collect();
+                                return Err(format!(
+                                    "step '{}': '{}' is no contract type; contract types are {} \
+                                     (合同类型不存在)",
+                                    s.name,
+                                    t.trim(),
+                                    known.join(", ")
+                                ));
+                            }
+                        }
+                    }
+                }
+                ("quote" | "payment", Condition::TypeIn { .. }) => {
+                    return Err(format!(
+                        "step '{}': {doc_type}s have no type, so a type condition would never \
+                         apply (报价和回款没有类型条件)",
+                        s.name
+                    ));
+                }
+                ("payment", Condition::DiscountAbove { .. }) => {
+                    return Err(format!(
+                        "step '{}': payments have no discount, so a discount condition would \
+                         never apply (回款没有折扣条件)",
+                        s.name
+                    ));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }

@@ -412,6 +412,16 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::a_resubmission_keeps_what_its_steps_read,
+            crm_sales_a_resubmission_keeps_what_its_steps_read,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::sales_flow_conditions_name_what_documents_hold,
+            crm_sales_sales_flow_conditions_name_what_documents_hold,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::opportunity_and_contract_lines_stay_under_the_ceiling,
             crm_sales_opportunity_and_contract_lines_stay_under_the_ceiling,
             $make
@@ -12268,4 +12278,146 @@ async fn all_at_once<T>(
     })
     .await;
     out.into_iter().map(|o| o.expect("finished")).collect()
+}
+
+/// A generic document resubmitted naming only the document keeps the
+/// amount, kind and title it was submitted with: the step its amount
+/// brings in is not skipped.
+pub async fn a_resubmission_keeps_what_its_steps_read(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let mut big = step(
+        "大额",
+        ApproverRule::Users {
+            users: vec![w.admin.user_id.0],
+        },
+        SignMode::Any,
+    );
+    big.conditions = vec![Condition::AmountAtLeast { minor: 100_000 }];
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            GENERIC_DOC,
+            "采购审批",
+            FlowDef {
+                steps: vec![
+                    step(
+                        "直属上级",
+                        ApproverRule::Superior { level: 1 },
+                        SignMode::Any,
+                    ),
+                    big,
+                ],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("flow");
+    let doc = Uuid::from_u128(0xFAC7);
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, request(doc, 200_000))
+        .await
+        .expect("submit");
+    w.crm
+        .reject(&w.lisi, a.id, RejectTo::Applicant, Some("改日期"))
+        .await
+        .expect("rejected");
+    let again = w
+        .crm
+        .submit_for_approval(
+            &w.zhangsan,
+            SubmitRequest {
+                doc_type: GENERIC_DOC.into(),
+                document_id: doc,
+                ..SubmitRequest::default()
+            },
+        )
+        .await
+        .expect("resubmitted");
+    assert_eq!(again.state.facts.amount_minor, Some(200_000));
+    assert_eq!(again.title.as_deref(), Some("华为服务器采购合同"));
+    let after = w.crm.approve(&w.lisi, a.id, None).await.expect("superior");
+    assert_eq!(after.status, Status::Pending, "{after:?}");
+    assert_eq!(after.pending_with, vec![w.admin.user_id.0]);
+}
+
+/// A contract flow's type condition names contract types — the Chinese
+/// label is taken and applies — and an unknown type is refused naming the
+/// types; quotes and payments take no type condition, payments no
+/// discount condition: no step is defined that silently never applies. A
+/// reader of the contract not on its step is told who it waits for.
+pub async fn sales_flow_conditions_name_what_documents_hold(store: Arc<dyn Store>) {
+    let w = with_sales_rights(World::new(store).await).await;
+    let typed = |t: &str| {
+        let mut s = step(
+            "法务",
+            ApproverRule::Users {
+                users: vec![w.admin.user_id.0],
+            },
+            SignMode::Any,
+        );
+        s.conditions = vec![Condition::TypeIn {
+            types: vec![t.to_string()],
+        }];
+        FlowDef {
+            steps: vec![s],
+            restart: Restart::FromFirst,
+        }
+    };
+    let f = w
+        .crm
+        .define_approval_flow(&w.admin, "contract", "法务审批", typed("销售合同"))
+        .await
+        .expect("a label");
+    assert_eq!(
+        f.definition.steps[0].conditions,
+        vec![Condition::TypeIn {
+            types: vec!["sales".into()]
+        }]
+    );
+    let customer = w
+        .customer(&w.zhangsan, "类型条件有限公司", serde_json::json!({}))
+        .await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            crate::sales::NewContract {
+                title: "销售类".into(),
+                customer_id: customer.id.0,
+                amount: Some(crate::money::Money::cny(5_000)),
+                ..crate::sales::NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (c, a) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submit");
+    let a = a.expect("the step applies to a sales contract");
+    assert_eq!(c.status, crate::sales::ContractStatus::PendingApproval);
+    match w.crm.approve(&w.lisi, a.id, None).await {
+        Err(Error::Forbidden(m)) => assert!(m.contains("it waits for"), "{m}"),
+        other => panic!("a reader not on the step: {other:?}"),
+    }
+    let refusal = |doc: &str, def: FlowDef| {
+        let w = &w;
+        let doc = doc.to_string();
+        async move {
+            match w.crm.define_approval_flow(&w.admin, &doc, "x", def).await {
+                Err(Error::Validation(e)) => e.to_string(),
+                other => panic!("{doc}: {other:?}"),
+            }
+        }
+    };
+    let m = refusal("contract", typed("销售")).await;
+    assert!(m.contains("'销售' is no contract type") && m.contains("sales (销售合同)"), "{m}");
+    let m = refusal("quote", typed("sales")).await;
+    assert!(m.contains("quotes have no type"), "{m}");
+    let mut disc = typed("sales");
+    disc.steps[0].conditions = vec![Condition::DiscountAbove { bp: 500 }];
+    let m = refusal("payment", disc).await;
+    assert!(m.contains("payments have no discount"), "{m}");
 }
