@@ -217,7 +217,9 @@ fn walk_through(db: &str) {
     let day = days_from_today(30);
     ok(
         db,
-        &["customer", "share", &code, "--with", "liqiang", "--until", &day],
+        &[
+            "customer", "share", &code, "--with", "liqiang", "--until", &day,
+        ],
     );
     let shares = ok(db, &["customer", "shares", &code]);
     assert!(shares.contains(&format!("{day} 24:00")), "{shares}");

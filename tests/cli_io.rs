@@ -262,7 +262,14 @@ fn a_failed_import_says_nothing_was_created() {
     let reason = |lang: &str| {
         let said = ok(
             &tmp,
-            &["import", "customer", "fail.xlsx", "--dry-run", "--lang", lang],
+            &[
+                "import",
+                "customer",
+                "fail.xlsx",
+                "--dry-run",
+                "--lang",
+                lang,
+            ],
         );
         said.lines()
             .find(|l| l.trim_start().starts_with("row 4:"))
@@ -270,7 +277,10 @@ fn a_failed_import_says_nothing_was_created() {
             .to_string()
     };
     let (en, zh) = (reason("en"), reason("zh"));
-    assert!(en.contains("skipped: name") && en.contains("already belongs to"), "{en}");
+    assert!(
+        en.contains("skipped: name") && en.contains("already belongs to"),
+        "{en}"
+    );
     assert!(!zh.contains("already belongs to"), "{zh}");
     let _ = std::fs::remove_dir_all(&tmp);
 }

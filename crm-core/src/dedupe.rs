@@ -2066,6 +2066,21 @@ impl Crm {
             }
             others.push(row);
         }
+        // A customer someone holds is not merged into a public one: its
+        // holder would lose it (and its deals, locks and documents would
+        // sit in the pool) without any release. The public one is claimed
+        // or assigned first, or merged into the held one.
+        if survivor.get("owner_id").is_null()
+            && let Some(held) = others.iter().find(|o| !o.get("owner_id").is_null())
+        {
+            return Err(Error::InvalidState(format!(
+                "customer {} is held by someone and customer {} is in a public pool (公海): \
+                 merge the public one into the held one, or claim or assign it first \
+                 (不能将私有客户合并到公海客户)",
+                held.get("code").as_text().unwrap_or_default(),
+                survivor.get("code").as_text().unwrap_or_default()
+            )));
+        }
         let customs = self.custom_fields(actor, entity).await?;
         let all: Vec<&Row> = std::iter::once(&survivor).chain(others.iter()).collect();
         let find = |id: RecordId| all.iter().find(|r| r.id() == id.0).copied();

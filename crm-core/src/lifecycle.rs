@@ -1851,6 +1851,14 @@ impl Crm {
                 format!("{entity} {code} cannot be shared with the one sharing it"),
             ));
         }
+        // A public customer is worked on by whoever claims it (caps and
+        // cooldowns apply): a share would let someone work on it without.
+        if allowed && entity == Entity::Customer && row.get("owner_id").is_null() {
+            return Err(Error::InvalidState(format!(
+                "customer {code} is in a public pool (公海), held by nobody: it is not shared; \
+                 whoever works on it claims it, or is assigned it (公海客户不能共享)"
+            )));
+        }
         if !allowed {
             return Err(Error::Forbidden(format!(
                 "{} may not share {entity} {code}{}",

@@ -285,7 +285,9 @@ fn named_as<'a, T>(all: &'a [T], name: impl Fn(&T) -> &str, key: &str) -> Vec<&'
         return exact;
     }
     let folded = fold_name(key);
-    all.iter().filter(|x| fold_name(name(x)) == folded).collect()
+    all.iter()
+        .filter(|x| fold_name(name(x)) == folded)
+        .collect()
 }
 
 /// The first of `taken` equal to `name` but for letter case (and

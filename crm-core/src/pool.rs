@@ -2342,6 +2342,25 @@ impl Crm {
                     continue;
                 }
             };
+            // Claimed, the customer is theirs: one whose roles do not let
+            // them edit their own customers would hold it without being
+            // able to work on it or give it back (as an assignment or a
+            // transfer to them is refused).
+            let mut theirs = row.clone();
+            theirs.set("owner_id", Value::Id(actor.user_id.0));
+            theirs.set("department_id", actor.department_id.map(|d| d.0).into());
+            if !actor.covers(Entity::Customer, Action::Update, &theirs) {
+                report.refused.push((
+                    id,
+                    format!(
+                        "{} may not claim customer {}: their roles do not let them edit \
+                         customers they own (角色没有客户编辑权限，不能领取)",
+                        actor.display_name,
+                        Self::label(&row)
+                    ),
+                ));
+                continue;
+            }
             let mut tries = 1;
             let outcome = loop {
                 let outcome = self
@@ -3252,6 +3271,15 @@ impl Crm {
                 if row.get("locked").as_bool() == Some(locked) {
                     return Ok(());
                 }
+                // A lock keeps a customer with its holder: a public one has
+                // none (a claim would end the lock at once).
+                if locked && row.get("owner_id").is_null() {
+                    return Err(Error::InvalidState(format!(
+                        "customer {} is in a public pool (公海), held by nobody: a lock keeps a \
+                         customer with its holder; assign it first (公海客户不能锁定)",
+                        Self::label(&row)
+                    )));
+                }
                 let mut cs = ChangeSet::default();
                 cs.ops.push(Op::Update {
                     table: Table::Customers,
@@ -3454,6 +3482,16 @@ impl Crm {
         id: RecordId,
         at: Option<DateTime<Utc>>,
     ) -> Result<()> {
+        // A deal is its holder's: a public customer, held by nobody, is
+        // claimed (or assigned) first, and its deal then marked with it.
+        let held = self.sales_activity_row(actor, id).await?;
+        if held.get("owner_id").is_null() {
+            return Err(Error::InvalidState(format!(
+                "customer {} is in a public pool (公海), held by nobody: claim or assign it \
+                 before marking a deal (公海客户请先领取或分配)",
+                Self::label(&held)
+            )));
+        }
         let Some(at) = at else {
             return self
                 .record_sales_activity(

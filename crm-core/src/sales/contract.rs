@@ -915,6 +915,8 @@ impl Crm {
         ];
         let mut cs = ChangeSet::default();
         cs.guards.push(self.customer_live_guard(company, &customer));
+        cs.guards
+            .push(self.customer_kept_guard(company, &customer, "the contract"));
         // The opportunity it closes is still open (not lost or expired)
         // when the contract is written.
         cs.guards.extend(opportunity_guards);
@@ -1270,6 +1272,10 @@ impl Crm {
             )
             .await?;
         let mut changes = t.changes;
+        // The approval routes on the contract as read here: an edit
+        // committed since (a new amount) fails the submission instead of
+        // running on facts it no longer has.
+        super::pin_read_version(&mut changes, Table::Contracts, id, row.version());
         changes.guards.push(customer);
         changes.guards.extend(opportunity_guards);
         self.apply(changes).await?;

@@ -341,6 +341,29 @@ impl Crm {
         Ok(row)
     }
 
+    /// A guard that `customer` still has the owner read when a document
+    /// created for it commits: a transfer, claim, release or assignment
+    /// meanwhile (each takes the customer's contacts key) would leave the
+    /// new document with someone who no longer holds the customer.
+    pub(crate) fn customer_kept_guard(
+        &self,
+        company: uuid::Uuid,
+        customer: &Row,
+        what: &str,
+    ) -> crate::store::Guard {
+        let owners =
+            std::collections::BTreeMap::from([(customer.id(), customer.get("owner_id").as_id())]);
+        self.owners_unchanged_guard(
+            company,
+            &owners,
+            format!(
+                "customer {} changed hands meanwhile; {what} was not added: add it again if \
+                 the customer is still yours to work on",
+                customer.get("code").as_text().unwrap_or_default()
+            ),
+        )
+    }
+
     /// Refuses `doing` something (submitting, revising) with a document
     /// (`what`, e.g. `contract HT-…`) of a customer in the recycle bin, and
     /// guards that the customer is still live when the change commits
@@ -364,13 +387,44 @@ impl Crm {
                 "{what}'s customer is in the recycle bin: restore it before {doing}"
             )));
         }
-        Ok(self.deleted_meanwhile_guard(
-            Table::Customers,
-            company,
-            &[customer],
-            vec![crate::records::customer_contacts_key(company, customer)],
-            format!("{what}'s customer was deleted or merged into another meanwhile"),
-        ))
+        if !row.get("archived_at").is_null() {
+            return Err(Error::InvalidState(format!(
+                "{what}'s customer is archived (客户已归档): unarchive it before {doing}"
+            )));
+        }
+        if row.get("owner_id").is_null() {
+            return Err(Error::InvalidState(format!(
+                "{what}'s customer is in a public pool (公海), held by nobody: claim or assign \
+                 it before {doing}"
+            )));
+        }
+        // Checked again as the change commits, under the key deleting,
+        // archiving and releasing the customer take (each guards that no
+        // document of it awaits approval).
+        use crate::store::{Col, Filter};
+        let mut select = crate::store::Select::all(Table::Customers, company, self.now());
+        select.lifecycle = crate::store::Lifecycle::Any;
+        select.filter = Filter::And(vec![
+            Filter::Cmp(
+                Col::Column("id"),
+                crate::store::CmpOp::Eq,
+                Value::Id(customer),
+            ),
+            Filter::Or(vec![
+                Filter::NotNull(Col::Column("deleted_at")),
+                Filter::NotNull(Col::Column("archived_at")),
+                Filter::IsNull(Col::Column("owner_id")),
+            ]),
+        ]);
+        Ok(crate::store::Guard {
+            kind: crate::store::GuardKind::State,
+            keys: vec![crate::records::customer_contacts_key(company, customer)],
+            select,
+            message: format!(
+                "{what}'s customer was deleted, archived, merged into another or released to a \
+                 pool meanwhile"
+            ),
+        })
     }
 
     /// The row of a customer whose sales activity is recorded; `None` when
@@ -494,6 +548,22 @@ pub fn approval_submit_operation(doc_type: &str) -> Option<&'static str> {
         .iter()
         .find(|(t, _)| *t == doc_type)
         .map(|(_, op)| *op)
+}
+
+/// Makes the first update of the row `id` of `table` in `cs` expect
+/// `version`, the version its caller read (and took the facts of an
+/// approval from): an effect that read the row again later would
+/// otherwise write over a change committed in between.
+pub(crate) fn pin_read_version(cs: &mut ChangeSet, table: Table, id: uuid::Uuid, version: i64) {
+    if let Some(Op::Update {
+        expected_version, ..
+    }) = cs
+        .ops
+        .iter_mut()
+        .find(|op| matches!(op, Op::Update { table: t, id: i, .. } if *t == table && *i == id))
+    {
+        *expected_version = version;
+    }
 }
 
 /// Refuses an amount that is not CNY: sales amounts are stored as 分 of

@@ -1278,11 +1278,24 @@ impl Crm {
                 )));
             }
         }
+        // Voided, the money is owed again: by a customer someone holds,
+        // live and in the working set — checked again as the void commits,
+        // under the key deleting, archiving and releasing the customer take
+        // (each guarding that none of its contracts is owed then).
+        let customer_guard = self
+            .document_customer_guard(
+                actor,
+                &format!("contract {}", c.code),
+                "voiding a payment",
+                c.customer_id,
+            )
+            .await?;
         let received = row.get("received").as_int().unwrap_or(0);
         let total = row.get("amount").as_int().unwrap_or(0);
         let after = received - p.amount.minor;
         let now = self.now();
         let mut cs = ChangeSet::default();
+        cs.guards.push(customer_guard);
         cs.ops.push(Op::Update {
             table: Table::Payments,
             id: payment,

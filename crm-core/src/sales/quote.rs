@@ -259,6 +259,8 @@ impl Crm {
         let mut cs = ChangeSet::default();
         cs.guards
             .push(self.customer_live_guard(actor.company_id.0, &customer));
+        cs.guards
+            .push(self.customer_kept_guard(actor.company_id.0, &customer, "the quote"));
         cs.guards.extend(opportunity_guards);
         self.insert_quote(
             actor,
@@ -845,6 +847,9 @@ impl Crm {
             )
             .await?;
         let mut changes = t.changes;
+        // The approval routes on the quote as read here (see
+        // `submit_contract`).
+        super::pin_read_version(&mut changes, Table::Quotes, id, row.version());
         changes.guards.push(customer);
         self.apply(changes).await?;
         Ok((self.quote(actor, id).await?, Some(t.info)))

@@ -3703,7 +3703,10 @@ pub async fn a_customer_does_not_leave_with_a_contract_reopened_meanwhile(store:
         }
     };
     hooked.before_customer_write(void);
-    let r = w.crm.delete_records(&w.zhangsan, Entity::Customer, &[c.id]).await;
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await;
     assert!(r.done.is_empty(), "{r:?}");
     let why = &r.refused.first().expect("refused").1;
     assert!(why.contains("reopened"), "{why}");

@@ -150,6 +150,11 @@ macro_rules! pool_scenarios {
             $make
         );
         $each!(
+            $crate::testing::pool_suite::a_public_customer_is_worked_on_only_once_held,
+            pool_a_public_customer_is_worked_on_only_once_held,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::merge_fills_blanks_also_in_fields_the_merger_may_not_write,
             pool_merge_fills_blanks_also_in_fields_the_merger_may_not_write,
             $make
@@ -5707,4 +5712,149 @@ pub async fn a_transfer_or_share_given_no_version_takes_a_meanwhile_edit(store: 
         .expect("customer");
     assert_eq!(now.owner_id, Some(w.wangwu.user_id));
     assert_eq!(now.text("notes"), Some("转移前的备注"));
+}
+
+/// A customer in a public pool, held by nobody, is worked on only once
+/// claimed or assigned: a member whose roles do not let them edit their
+/// own customers may not claim it (they could neither work on it nor give
+/// it back); it takes no deal mark, lock or share; no held customer is
+/// merged into it; and no sales document of it is submitted, nor a payment
+/// on one voided.
+pub async fn a_public_customer_is_worked_on_only_once_held(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{NewContract, PaymentInput};
+    let w = crate::testing::sales_suite::with_sales_rights(World::new(store).await).await;
+    let reader = user_with_rules(&w, "只读成员", &[Action::Read], &[]).await;
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "公海甲".into(),
+                admins: vec![w.lisi.user_id],
+                member_users: vec![reader.user_id],
+                member_departments: vec![w.group1],
+                ..PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool");
+    let ids = w
+        .crm
+        .import_into_pool(
+            &w.lisi,
+            pool.id,
+            vec![fields(json!({"name": "公海乙有限公司"}))],
+        )
+        .await
+        .expect("import");
+    let public = ids[0];
+    let r = w.crm.claim(&reader, &[public]).await.expect("claim");
+    assert!(r.done.is_empty(), "{r:?}");
+    assert!(
+        r.refused[0].1.contains("may not claim") && r.refused[0].1.contains("edit"),
+        "{r:?}"
+    );
+    let still = row(&w, public).await;
+    assert!(still.get("owner_id").is_null(), "{still:?}");
+    let m = w
+        .crm
+        .mark_deal(&w.admin, public, None)
+        .await
+        .expect_err("no deal on a public customer")
+        .to_string();
+    assert!(m.contains("public pool"), "{m}");
+    let r = w.crm.set_locked(&w.admin, &[public], true).await;
+    assert!(
+        r.done.is_empty() && r.refused[0].1.contains("public pool"),
+        "{r:?}"
+    );
+    let m = w
+        .crm
+        .share_record(
+            &w.admin,
+            Entity::Customer,
+            public,
+            w.wangwu.user_id,
+            ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect_err("no share of a public customer")
+        .to_string();
+    assert!(m.contains("public pool"), "{m}");
+    let held = w.customer(&w.zhangsan, "私有丙有限公司", json!({})).await;
+    let m = w
+        .crm
+        .merge_customers(
+            &w.admin,
+            &MergeSpec {
+                survivor: public,
+                others: vec![held.id],
+                take: BTreeMap::new(),
+            },
+        )
+        .await
+        .expect_err("a held customer is not merged into a public one")
+        .to_string();
+    assert!(m.contains("public pool"), "{m}");
+    // A draft contract, and one paid in full, of a customer then released.
+    let contract = |title: &str| {
+        let (w, title, c) = (&w, title.to_string(), held.id.0);
+        async move {
+            w.crm
+                .create_contract(
+                    &w.zhangsan,
+                    NewContract {
+                        title,
+                        customer_id: c,
+                        amount: Some(Money::cny(10_000)),
+                        ..NewContract::default()
+                    },
+                )
+                .await
+                .expect("contract")
+        }
+    };
+    let draft = contract("草稿").await;
+    let paid = contract("已付").await;
+    w.crm
+        .submit_contract(&w.zhangsan, paid.id, Vec::new(), None)
+        .await
+        .expect("executing");
+    let (payment, _) = w
+        .crm
+        .record_payment(
+            &w.zhangsan,
+            paid.id,
+            PaymentInput {
+                amount: Money::cny(10_000),
+                received_on: w.crm.today(),
+                method: None,
+                receipt_no: Some("GH-1".into()),
+                notes: None,
+            },
+        )
+        .await
+        .expect("paid");
+    let r = w
+        .crm
+        .release(&w.zhangsan, &[held.id], "放弃", Some(pool.id))
+        .await
+        .expect("release");
+    assert_eq!(r.done, vec![held.id], "{r:?}");
+    let m = w
+        .crm
+        .submit_contract(&w.zhangsan, draft.id, Vec::new(), None)
+        .await
+        .expect_err("no submission for a public customer")
+        .to_string();
+    assert!(m.contains("public pool"), "{m}");
+    let m = w
+        .crm
+        .void_payment(&w.zhangsan, payment.id, "录错")
+        .await
+        .expect_err("no money owed by a public customer")
+        .to_string();
+    assert!(m.contains("public pool"), "{m}");
 }

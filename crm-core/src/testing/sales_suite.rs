@@ -412,6 +412,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::a_submission_routes_on_the_contract_it_read,
+            crm_sales_a_submission_routes_on_the_contract_it_read,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::a_resubmission_keeps_what_its_steps_read,
             crm_sales_a_resubmission_keeps_what_its_steps_read,
             $make
@@ -12413,11 +12418,146 @@ pub async fn sales_flow_conditions_name_what_documents_hold(store: Arc<dyn Store
         }
     };
     let m = refusal("contract", typed("销售")).await;
-    assert!(m.contains("'销售' is no contract type") && m.contains("sales (销售合同)"), "{m}");
+    assert!(
+        m.contains("'销售' is no contract type") && m.contains("sales (销售合同)"),
+        "{m}"
+    );
     let m = refusal("quote", typed("sales")).await;
     assert!(m.contains("quotes have no type"), "{m}");
     let mut disc = typed("sales");
     disc.steps[0].conditions = vec![Condition::DiscountAbove { bp: 500 }];
     let m = refusal("payment", disc).await;
     assert!(m.contains("payments have no discount"), "{m}");
+}
+
+/// A contract edited (a new amount) while it is being submitted fails the
+/// submission instead of running an approval routed on the amount read
+/// before: submitted again, it takes the step its new amount brings in. A
+/// contract added for a customer transferred meanwhile is refused, not
+/// left with who no longer holds the customer.
+pub async fn a_submission_routes_on_the_contract_it_read(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractPatch, ContractStatus, NewContract};
+    use crate::schema::Table;
+    use crate::testing::pool_suite::Interleave;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = crate::crm::Crm::new(store, w.clock.clone());
+    let mut big = step(
+        "总经理",
+        ApproverRule::Users {
+            users: vec![w.admin.user_id.0],
+        },
+        SignMode::Any,
+    );
+    big.conditions = vec![Condition::AmountAtLeast { minor: 5_000_000 }];
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "contract",
+            "大额合同",
+            FlowDef {
+                steps: vec![
+                    step(
+                        "直属上级",
+                        ApproverRule::Superior { level: 1 },
+                        SignMode::Any,
+                    ),
+                    big,
+                ],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("flow");
+    let customer = w
+        .customer(&w.zhangsan, "提交竞速有限公司", serde_json::json!({}))
+        .await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "小单".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(100_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let edit = {
+        let (other, actor, id, v) = (other.clone(), w.zhangsan.clone(), c.id, c.version);
+        async move {
+            other
+                .update_contract(
+                    &actor,
+                    id,
+                    v,
+                    ContractPatch {
+                        amount: Some(Money::cny(9_999_900)),
+                        ..ContractPatch::default()
+                    },
+                )
+                .await
+                .expect("edited meanwhile");
+        }
+    };
+    // The flow is read after the contract, before the approval is built.
+    hooked.after_select(Table::ApprovalFlows, edit);
+    match w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+    {
+        Err(Error::Conflict { .. }) => {}
+        other => panic!("a submission over an edit made meanwhile: {other:?}"),
+    }
+    let now = w.crm.contract(&w.zhangsan, c.id).await.expect("contract");
+    assert_eq!(
+        (now.status, now.amount),
+        (ContractStatus::Draft, Money::cny(9_999_900))
+    );
+    let (_, a) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submitted again");
+    let a = a.expect("approval");
+    assert_eq!(a.state.facts.amount_minor, Some(9_999_900));
+    let after = w.crm.approve(&w.lisi, a.id, None).await.expect("superior");
+    assert_eq!(after.pending_with, vec![w.admin.user_id.0], "{after:?}");
+
+    // The customer transferred while a contract is added for it.
+    let transfer = {
+        let (other, admin, id, to) = (
+            other.clone(),
+            w.admin.clone(),
+            customer.id,
+            w.wangwu.user_id,
+        );
+        async move {
+            let r = other
+                .transfer_records(&admin, crate::entity::Entity::Customer, &[id], to)
+                .await
+                .expect("transfer");
+            assert_eq!(r.done.len(), 1, "{r:?}");
+        }
+    };
+    hooked.before_write(Table::Contracts, transfer);
+    let m = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "转走后".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(1_000)),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect_err("the customer changed hands")
+        .to_string();
+    assert!(m.contains("changed hands"), "{m}");
 }
