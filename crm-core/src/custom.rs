@@ -371,10 +371,15 @@ impl CustomFieldDef {
             }
             // Kept as 分 of CNY: an amount in another currency is refused,
             // not stored as that many 分.
+            // Held to the cap of the built-in amounts (10万亿元), in their
+            // words: beyond it sums and sorting lose precision.
             CustomFieldType::Money => {
-                crate::money::Money::parse_in(&text, crate::money::Currency::CNY)
-                    .map(|m| Json::from(m.minor))
-                    .map_err(|e| format!("'{text}': {e} (money fields are kept in 元)"))
+                let m = crate::money::Money::parse_in(&text, crate::money::Currency::CNY)
+                    .map_err(|e| format!("'{text}': {e} (money fields are kept in 元)"))?;
+                match crate::sales::cny_problem(&m) {
+                    Some(problem) => Err(problem),
+                    None => Ok(Json::from(m.minor)),
+                }
             }
             CustomFieldType::Date => crate::records::parse_date(&text)
                 .map(|d| Json::String(d.format("%Y-%m-%d").to_string())),
@@ -621,6 +626,51 @@ pub(crate) fn option_list_guards<'a>(
             }
         })
         .collect()
+}
+
+/// The key [`Crm::set_picklist`] takes for the option list of the built-in
+/// choice field `entity.field`, and the writes giving the field a value
+/// guard under (see [`picklist_guard`]).
+fn picklist_key(company: uuid::Uuid, entity: Entity, field: &str) -> String {
+    format!("{company}:picklist:{entity}.{field}")
+}
+
+/// Guards that the option list of the built-in choice field `entity.field`
+/// is still the one read at `version` (0: none was set, the defaults
+/// served, and none is set since), under the key
+/// [`Crm::set_picklist`] takes: an option removed at the same moment and a
+/// record given it cannot both pass — the later one is refused, the record
+/// saved again meets the new list. As [`option_list_guards`] for select
+/// custom fields.
+pub(crate) fn picklist_guard(
+    company: uuid::Uuid,
+    entity: Entity,
+    field: &str,
+    version: i64,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Guard {
+    let mut changed = Select::all(Table::Picklists, company, now);
+    let mut filter = vec![
+        Filter::Cmp(Col::Column("entity"), CmpOp::Eq, entity.name().into()),
+        Filter::Cmp(Col::Column("field"), CmpOp::Eq, field.into()),
+    ];
+    if version > 0 {
+        filter.push(Filter::Cmp(
+            Col::Column("version"),
+            CmpOp::Ne,
+            Value::Int(version),
+        ));
+    }
+    changed.filter = Filter::And(filter);
+    let zh = entity.field(field).map_or("", |d| d.zh);
+    Guard {
+        kind: crate::store::GuardKind::State,
+        keys: vec![picklist_key(company, entity, field)],
+        select: changed,
+        message: format!(
+            "the options of {entity}.{field} ({zh}) were changed meanwhile; save again to meet the new list"
+        ),
+    }
 }
 
 impl Crm {
@@ -1422,7 +1472,7 @@ impl Crm {
             // A record given the option meanwhile fails the change.
             cs.guards.push(Guard {
                 kind: crate::store::GuardKind::State,
-                keys: vec![format!("{company}:picklist:{entity}.{}", def.name)],
+                keys: vec![picklist_key(company, entity, def.name)],
                 select: holding,
                 message: format!(
                     "a {entity} record was given option '{option}' of {} meanwhile; change it first, then remove the option",
@@ -1545,6 +1595,59 @@ impl Crm {
             },
         })
     }
+
+    /// Guards that the option lists of the built-in choice fields a write
+    /// gives a value (`set`: column values; `Null`s are passed over, and
+    /// so are values `before`, the stored row an update changes, holds
+    /// already) are still those the value was checked against
+    /// ([`picklist_guard`]). The lists are read again here, with their
+    /// versions: a value one no longer holds (an option removed since the
+    /// write's checks) is refused now.
+    pub(crate) async fn picklist_guards(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        set: &std::collections::BTreeMap<&'static str, Value>,
+        before: Option<&Row>,
+    ) -> Result<Vec<Guard>> {
+        let mut guards = Vec::new();
+        let mut errors = ValidationErrors::default();
+        for (&name, value) in set {
+            if before.is_some_and(|r| r.get(name) == value) {
+                continue;
+            }
+            let Some(def) = entity
+                .fields()
+                .iter()
+                .find(|f| f.name == name && matches!(f.kind, FieldKind::Choice(_)))
+            else {
+                continue;
+            };
+            let Some(text) = value.as_text() else {
+                continue;
+            };
+            let list = self.picklist_with_version(actor, entity, def.name).await?;
+            if !list.options.iter().any(|o| o == text) {
+                errors.push(
+                    crate::records::field_label(def),
+                    format!(
+                        "'{text}' is not one of: {} (the options were changed meanwhile)",
+                        list.options.join(", ")
+                    ),
+                );
+                continue;
+            }
+            guards.push(picklist_guard(
+                actor.company_id.0,
+                entity,
+                def.name,
+                list.version,
+                self.now(),
+            ));
+        }
+        errors.into_result()?;
+        Ok(guards)
+    }
 }
 
 #[cfg(test)]
@@ -1629,6 +1732,33 @@ mod tests {
             def.coerce(&serde_json::json!(9_007_199_254_740_992_u64))
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn money_fields_hold_to_the_cap_of_sales_amounts() {
+        let def = CustomFieldDef {
+            field_type: CustomFieldType::Money,
+            ..number_field()
+        };
+        assert_eq!(
+            def.coerce(&Json::String("10000000000000".into())),
+            Ok(Json::from(crate::sales::MAX_SALES_AMOUNT_MINOR))
+        );
+        assert_eq!(
+            def.coerce(&Json::String("-10000000000000".into())),
+            Ok(Json::from(-crate::sales::MAX_SALES_AMOUNT_MINOR))
+        );
+        for bad in [
+            "92233720368547758.07",
+            "10000000000000.01",
+            "-10000000000001",
+        ] {
+            let err = def.coerce(&Json::String(bad.into())).expect_err(bad);
+            assert!(
+                err.contains("(10万亿元), the most a sales amount may be"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

@@ -1576,6 +1576,11 @@ pub struct ImportSession<'a> {
     /// The roles rows of this user import gave users (see
     /// [`ImportSession::leaves_no_admin`]).
     role_changes: HashMap<Uuid, Vec<RoleId>>,
+    /// Whether the batch being prepared (an all-or-nothing import: any
+    /// batch) changes a user's roles: its write then checks, with what the
+    /// store holds at that moment, that an active administrator remains,
+    /// and bumps the administrator roles (see [`Crm::admins_kept_by`]).
+    roles_written: bool,
     /// The users by username in lower case only (a user import's duplicate
     /// key: a username differing from a taken one only in letter case is
     /// taken, as `create_user` has it; the lookups of owner columns also
@@ -1764,6 +1769,10 @@ pub struct BatchWrite<'a> {
     changes: Option<ChangeSet>,
     slots: Vec<CodeSlot>,
     index_keys: bool,
+    /// Whether the batch changes users' roles: its commit checks that an
+    /// active administrator remains and bumps the administrator roles
+    /// ([`Crm::admins_kept_by`]).
+    keep_admin: bool,
     /// The sheet rows of the batch, first and last (for its refusal by a
     /// pool's cap: see [`cap_refusal`]).
     rows: (u32, u32),
@@ -1820,7 +1829,44 @@ impl BatchWrite<'_> {
             .creation_caps(&self.actor, &mut cs)
             .await
             .map_err(|e| cap_refusal(e, Some(self.rows)))?;
+        if self.keep_admin {
+            keep_an_admin(self.crm, &self.actor, &mut cs, Some(self.rows)).await?;
+        }
         self.crm.apply(cs).await
+    }
+}
+
+/// For a user import's write that changes users' roles (`rows`: a batch's
+/// sheet rows; `None`, an all-or-nothing import): refused when, with what
+/// the store holds now, the company would be left without an active
+/// administrator (another administrator demoted since the rows were
+/// checked); else, when it takes someone's administrator rights away, the
+/// administrator roles are bumped in `cs`, as `update_user` bumps them, so
+/// that a demotion through the API at the same moment conflicts with it.
+async fn keep_an_admin(
+    crm: &Crm,
+    actor: &Actor,
+    cs: &mut ChangeSet,
+    rows: Option<(u32, u32)>,
+) -> Result<()> {
+    match crm.admins_kept_by(actor, cs).await {
+        Ok(Some(ops)) => {
+            cs.ops.extend(ops);
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(Error::InvalidState(m)) => Err(Error::InvalidState(match rows {
+            None => format!("nothing of the import was written: {m}"),
+            Some((first, last)) => format!(
+                "nothing of {} was written (earlier rows stay written): {m}",
+                if first == last {
+                    format!("row {first}")
+                } else {
+                    format!("rows {first}–{last}")
+                }
+            ),
+        })),
+        Err(e) => Err(e),
     }
 }
 
@@ -2032,8 +2078,11 @@ impl Crm {
                     && !lookups.picklists.contains_key(def.name)
                     && (e == entity || entity == Entity::Customer)
                 {
-                    let opts = self.picklist(actor, e, def.name).await?;
-                    lookups.picklists.insert(def.name, opts);
+                    let list = self.picklist_with_version(actor, e, def.name).await?;
+                    lookups.picklists.insert(def.name, list.options);
+                    lookups
+                        .picklist_versions
+                        .insert(def.name, (e, list.version));
                 }
             }
         }
@@ -2223,6 +2272,7 @@ impl Crm {
             users,
             admin_roles: None,
             role_changes: HashMap::new(),
+            roles_written: false,
             usernames,
             departments,
             roles,
@@ -2676,6 +2726,43 @@ impl Crm {
             ));
             cs.audit
                 .push(self.audit(Some(actor), company, u.table, u.id, "import_undo", changes));
+        }
+        // A user given back their department takes the records they own
+        // back with them, as the import moved them (`update_user`).
+        for u in updated.iter().filter(|u| u.table == Table::Users) {
+            let Some(r) = current.get(&u.id) else {
+                continue;
+            };
+            if let Some((_, before)) = u.before.iter().find(|(c, _)| c == "department_id")
+                && before != r.get("department_id")
+            {
+                let department = before.as_id().map(DepartmentId);
+                self.restamp_departments(actor, UserId(u.id), department, &mut cs)
+                    .await?;
+            }
+        }
+        // Users removed (deactivated) or given back their roles: the last
+        // active administrator keeps their rights, as through the API.
+        let writes_users = cs.ops.iter().any(|op| {
+            matches!(
+                op,
+                Op::Update {
+                    table: Table::Users,
+                    ..
+                }
+            )
+        });
+        if writes_users {
+            match self.admins_kept_by(actor, &cs).await {
+                Ok(Some(ops)) => cs.ops.extend(ops),
+                Ok(None) => {}
+                Err(Error::InvalidState(m)) => {
+                    return Err(Error::InvalidState(format!(
+                        "cannot undo import {import_id}: {m}; nothing was undone"
+                    )));
+                }
+                Err(e) => return Err(e),
+            }
         }
         self.index_customer_keys(&mut cs).await?;
         cs.ops.push(Op::Update {
@@ -3702,6 +3789,7 @@ impl<'a> ImportSession<'a> {
             changes: None,
             slots: Vec::new(),
             index_keys: false,
+            keep_admin: false,
             rows: (0, 0),
             _outstanding: None,
         };
@@ -3729,6 +3817,7 @@ impl<'a> ImportSession<'a> {
         self.batch_keys.clear();
         if self.opts.commit == CommitMode::Batches {
             self.batch_guards.clear();
+            self.roles_written = false;
         }
         let before = self.counts;
         self.batch_warnings.clear();
@@ -3842,6 +3931,7 @@ impl<'a> ImportSession<'a> {
                 cs.ops.push(op);
                 write.changes = Some(cs);
                 write.slots = slots;
+                write.keep_admin = self.roles_written;
                 write.rows = (first, last);
                 self.outstanding.fetch_add(1, Ordering::AcqRel);
                 write._outstanding = Some(Outstanding(self.outstanding.clone()));
@@ -3879,12 +3969,41 @@ impl<'a> ImportSession<'a> {
                 _ => None,
             })
             .collect();
-        crate::custom::option_list_guards(
+        let mut guards = crate::custom::option_list_guards(
             self.actor.company_id.0,
             &self.v.customs,
             keys.iter(),
             self.crm.now(),
-        )
+        );
+        // The built-in choice fields' lists, as read when the import began
+        // (the rows were checked against them).
+        let mut choices: Vec<(Entity, &str)> = self
+            .v
+            .map
+            .roles
+            .iter()
+            .filter_map(|r| match r {
+                ColumnRole::Field(f) => Some((self.opts.entity, f.as_str())),
+                ColumnRole::Contact { field, .. } => Some((Entity::Contact, field.as_str())),
+                _ => None,
+            })
+            .collect();
+        choices.sort_unstable_by_key(|(e, f)| (e.name(), *f));
+        choices.dedup();
+        for (on, f) in choices {
+            if let Some(&(entity, version)) = self.v.lookups.picklist_versions.get(f)
+                && entity == on
+            {
+                guards.push(crate::custom::picklist_guard(
+                    self.actor.company_id.0,
+                    entity,
+                    f,
+                    version,
+                    self.crm.now(),
+                ));
+            }
+        }
+        guards
     }
 
     /// For an import into a pool, the guard refusing its writes once the
@@ -3929,6 +4048,9 @@ impl<'a> ImportSession<'a> {
                             .creation_caps(&self.actor, &mut cs)
                             .await
                             .map_err(|e| cap_refusal(e, None))?;
+                    }
+                    if self.roles_written {
+                        keep_an_admin(self.crm, &self.actor, &mut cs, None).await?;
                     }
                     let rows_done = i64::from(self.last_row_seen());
                     cs.ops.insert(0, self.import_insert(status, rows_done));
@@ -7928,6 +8050,10 @@ impl ImportSession<'_> {
                 if values.iter().any(|(c, _)| *c == "department_id") {
                     referred.extend(department.map(|d| (false, d)));
                 }
+                let moves = values.iter().any(|(c, _)| *c == "department_id");
+                if values.iter().any(|(c, _)| *c == "role_ids") {
+                    self.roles_written = true;
+                }
                 values.push(("updated_at", Value::Timestamp(crm.now())));
                 cs.ops.push(Op::Update {
                     table: Table::Users,
@@ -7935,6 +8061,17 @@ impl ImportSession<'_> {
                     expected_version: urow.version(),
                     values,
                 });
+                // As `update_user`: the records the user owns go with them
+                // into their new department (the undo brings them back).
+                if moves {
+                    crm.restamp_departments(
+                        &self.actor,
+                        u.id,
+                        department.map(DepartmentId),
+                        &mut cs,
+                    )
+                    .await?;
+                }
                 if let Some(s) = superior {
                     self.superiors.insert(u.id.0, Some(s));
                 }

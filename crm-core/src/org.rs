@@ -666,8 +666,18 @@ impl Crm {
                 "{what} would leave the company without an active administrator; make another user an administrator first"
             )));
         }
+        Ok(self.admin_role_bumps(&admin_roles))
+    }
+
+    /// Writes that bump the version of each of `roles` (the administrator
+    /// roles a check that an active administrator remains relied on, at
+    /// the versions it read): two changes taking administrator rights away
+    /// at once then conflict instead of both passing. A change set takes
+    /// them once: two updates of one role at one expected version in one
+    /// change set would conflict with each other.
+    pub(crate) fn admin_role_bumps(&self, roles: &[Role]) -> Vec<Op> {
         let now = self.now();
-        Ok(admin_roles
+        roles
             .iter()
             .map(|r| Op::Update {
                 table: Table::Roles,
@@ -675,7 +685,111 @@ impl Crm {
                 expected_version: r.version,
                 values: vec![("updated_at", Value::Timestamp(now))],
             })
-            .collect())
+            .collect()
+    }
+
+    /// For a change set writing users in bulk (a user import's batch, the
+    /// undo of an import), as [`Crm::keep_an_admin`] for a single change:
+    /// reads the company's administrator roles and users now and works out
+    /// who holds an administrator role once `cs` is written (its user
+    /// inserts, and its user updates of `role_ids`, `active` and
+    /// `deleted_at`). `Ok(None)` when it takes nobody's administrator
+    /// rights away. Else, when an active administrator remains, the writes
+    /// bumping every administrator role, to add to `cs`; when none would,
+    /// [`Error::InvalidState`] naming who loses their rights — the caller
+    /// says what is refused.
+    pub(crate) async fn admins_kept_by(
+        &self,
+        actor: &Actor,
+        cs: &ChangeSet,
+    ) -> Result<Option<Vec<Op>>> {
+        let admin_roles: Vec<Role> = self
+            .list_roles(actor)
+            .await?
+            .into_iter()
+            .filter(|r| r.is_admin)
+            .collect();
+        let holds_admin =
+            |ids: &[RoleId]| ids.iter().any(|r| admin_roles.iter().any(|a| a.id == *r));
+        let users = self.list_users(actor, None).await?;
+        let by_id: std::collections::HashMap<Uuid, &User> =
+            users.iter().map(|u| (u.id.0, u)).collect();
+        // Each user as the change set leaves them: (label, admin before, admin after).
+        let mut after: std::collections::HashMap<Uuid, (String, bool, bool)> = users
+            .iter()
+            .map(|u| {
+                let admin = u.active && holds_admin(&u.role_ids);
+                (
+                    u.id.0,
+                    (user_label(&u.display_name, &u.username), admin, admin),
+                )
+            })
+            .collect();
+        for op in &cs.ops {
+            match op {
+                Op::Update {
+                    table: Table::Users,
+                    id,
+                    values,
+                    ..
+                } => {
+                    let Some(u) = by_id.get(id) else {
+                        continue;
+                    };
+                    let mut active = u.active;
+                    let mut roles = u.role_ids.clone();
+                    for (col, v) in values {
+                        match *col {
+                            "active" => active = v.as_bool().unwrap_or(active),
+                            "deleted_at" if !v.is_null() => active = false,
+                            "role_ids" => {
+                                roles = json_ids(v).into_iter().map(RoleId).collect();
+                            }
+                            _ => {}
+                        }
+                    }
+                    if let Some(e) = after.get_mut(id) {
+                        e.2 = active && holds_admin(&roles);
+                    }
+                }
+                Op::Insert {
+                    table: Table::Users,
+                    values,
+                } => {
+                    let get = |k: &str| values.iter().find(|(c, _)| *c == k).map(|(_, v)| v);
+                    let Some(id) = get("id").and_then(Value::as_id) else {
+                        continue;
+                    };
+                    let active = get("active").and_then(Value::as_bool).unwrap_or(true);
+                    let roles: Vec<RoleId> = get("role_ids")
+                        .map(|v| json_ids(v).into_iter().map(RoleId).collect())
+                        .unwrap_or_default();
+                    let name = get("username")
+                        .and_then(Value::as_text)
+                        .unwrap_or_default()
+                        .to_string();
+                    after.insert(id, (name, false, active && holds_admin(&roles)));
+                }
+                _ => {}
+            }
+        }
+        let mut losing: Vec<&str> = after
+            .values()
+            .filter(|(_, before, now)| *before && !*now)
+            .map(|(name, ..)| name.as_str())
+            .collect();
+        if losing.is_empty() {
+            return Ok(None);
+        }
+        if after.values().any(|(_, _, now)| *now) {
+            return Ok(Some(self.admin_role_bumps(&admin_roles)));
+        }
+        losing.sort_unstable();
+        Err(Error::InvalidState(format!(
+            "it would leave the company without an active administrator ({} would lose their \
+             administrator rights); make another user an administrator first",
+            losing.join(", ")
+        )))
     }
 
     /// A guard that `department` is still live when the change set commits,
@@ -1492,7 +1606,7 @@ impl Crm {
     /// Moves the records a user owns (live, archived or in the recycle bin)
     /// to the user's new department, each audited and announced as an
     /// update of its department.
-    async fn restamp_departments(
+    pub(crate) async fn restamp_departments(
         &self,
         actor: &Actor,
         user: UserId,

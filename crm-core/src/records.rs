@@ -554,6 +554,10 @@ pub(crate) type Prepared = (
 pub(crate) struct Lookups {
     /// Options of built-in choice fields, by field API name.
     pub(crate) picklists: std::collections::HashMap<&'static str, Vec<String>>,
+    /// The entity and version of each list in `picklists` (0: the
+    /// defaults, no list set), for the guards of the writes that give a
+    /// value from it ([`crate::custom::picklist_guard`]).
+    pub(crate) picklist_versions: std::collections::HashMap<&'static str, (Entity, i64)>,
     /// The company's users by id and by username; `None` reads the store.
     pub(crate) users: Option<std::collections::HashMap<String, crate::org::User>>,
     /// Referenced records by entity and the key given (id or code).
@@ -1982,6 +1986,8 @@ impl Crm {
                 custom.keys(),
                 self.now(),
             ));
+            // So do the built-in choice fields' values.
+            g.extend(self.picklist_guards(actor, entity, &set, None).await?);
             g
         };
         let owner = owner.unwrap_or(actor.user_id.0);
@@ -2478,6 +2484,11 @@ impl Crm {
                 .map(|(k, _)| k),
             self.now(),
         ));
+        // So does a built-in choice field's new value.
+        cs.guards.extend(
+            self.picklist_guards(actor, entity, &set, Some(&row))
+                .await?,
+        );
         cs.ops.push(Op::Update {
             table: entity.table(),
             id: id.0,

@@ -576,16 +576,28 @@ impl Crm {
 
     /// An engine error as [`engine_error`] gives it, a user who cannot be
     /// picked named by name rather than id.
-    async fn picked_named(&self, e: ApprovalError) -> Error {
+    async fn picked_named(&self, company: Uuid, e: ApprovalError) -> Error {
         match e {
-            ApprovalError::BadPick(u) => Error::invalid(
-                "picked",
-                format!(
-                    "{} cannot be picked as an approver: not an active user of this company \
-                     (只能选择本公司启用的用户)",
+            ApprovalError::BadPick(u) => {
+                // Named only within the company: another company's user
+                // stays an id.
+                let ours = matches!(
+                    self.store.get(Table::Users, u).await,
+                    Ok(Some(r)) if r.get("company_id").as_id() == Some(company)
+                );
+                let who = if ours {
                     self.user_named(u).await
-                ),
-            ),
+                } else {
+                    format!("user {u}")
+                };
+                Error::invalid(
+                    "picked",
+                    format!(
+                        "{who} cannot be picked as an approver: not an active user of this \
+                         company (只能选择本公司启用的用户)"
+                    ),
+                )
+            }
             other => engine_error(other),
         }
     }
@@ -738,7 +750,7 @@ impl Crm {
                             )
                             .await);
                     }
-                    Err(e) => return Err(self.picked_named(e).await),
+                    Err(e) => return Err(self.picked_named(company, e).await),
                     Ok(done) => done,
                 };
                 let seq0 = self.approval_action_count(row.id()).await?;
@@ -763,7 +775,7 @@ impl Crm {
                     req.comment.as_deref(),
                 ) {
                     Ok(done) => done,
-                    Err(e) => return Err(self.picked_named(e).await),
+                    Err(e) => return Err(self.picked_named(company, e).await),
                 };
                 (flow, None, next, records, 0, None)
             }

@@ -373,6 +373,36 @@ macro_rules! import_scenarios {
             io_import_update_clears_blank_cells_when_asked,
             $make
         );
+        $each!(
+            $crate::testing::import_suite::a_user_import_moves_the_records_of_the_users_it_moves,
+            io_a_user_import_moves_the_records_of_the_users_it_moves,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_undo_keeps_an_active_administrator,
+            io_import_undo_keeps_an_active_administrator,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_undo_giving_back_roles_keeps_an_active_administrator,
+            io_import_undo_giving_back_roles_keeps_an_active_administrator,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::a_user_import_and_a_concurrent_demotion_keep_an_administrator,
+            io_a_user_import_and_a_concurrent_demotion_keep_an_administrator,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::money_custom_fields_hold_to_the_amount_cap,
+            io_money_custom_fields_hold_to_the_amount_cap,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_guards_the_built_in_option_lists_it_read,
+            io_import_guards_the_built_in_option_lists_it_read,
+            $make
+        );
     };
 }
 
@@ -8465,4 +8495,535 @@ pub async fn import_checks_number_fields_as_the_api_does(store: Arc<dyn Store>) 
         let r = run(&w, &w.admin, o.clone(), &hs, data.clone()).await;
         assert_eq!((r.rejected, r.updated), (0, 0), "{:#?}", r.issues);
     }
+}
+
+/// The administrator roles of the world's company.
+async fn admin_role(w: &World) -> crate::auth::Role {
+    w.crm
+        .list_roles(&w.admin)
+        .await
+        .expect("roles")
+        .into_iter()
+        .find(|r| r.is_admin)
+        .expect("an administrator role")
+}
+
+/// Who of the company is an active user holding an administrator role.
+async fn active_admins(w: &World) -> Vec<String> {
+    let admin_roles: Vec<crate::ids::RoleId> = w
+        .crm
+        .list_roles(&w.admin)
+        .await
+        .expect("roles")
+        .into_iter()
+        .filter(|r| r.is_admin)
+        .map(|r| r.id)
+        .collect();
+    let mut out: Vec<String> = w
+        .crm
+        .list_users(&w.admin, None)
+        .await
+        .expect("users")
+        .into_iter()
+        .filter(|u| u.active && u.role_ids.iter().any(|r| admin_roles.contains(r)))
+        .map(|u| u.username)
+        .collect();
+    out.sort();
+    out
+}
+
+/// A user import that moves a user to another department moves the records
+/// they own with them (live, archived or in the recycle bin), each audited,
+/// as editing the user does; undoing the import moves them back.
+pub async fn a_user_import_moves_the_records_of_the_users_it_moves(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let kept = w.customer(&w.zhangsan, "随人甲有限公司", json!({})).await;
+    let binned = w.customer(&w.zhangsan, "随人乙有限公司", json!({})).await;
+    let gone = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[binned.id])
+        .await;
+    assert_eq!(gone.done, vec![binned.id], "{:?}", gone.refused);
+    let contact = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            crate::testing::service_suite::fields(
+                json!({"customer_id": kept.id.to_string(), "name": "随人联系"}),
+            ),
+        )
+        .await
+        .expect("contact");
+    let others = w.customer(&w.wangwu, "不动有限公司", json!({})).await;
+    let department_of = |entity: Entity, id: crate::ids::RecordId| {
+        let w = &w;
+        async move {
+            w.crm
+                .store()
+                .get(entity.table(), id.0)
+                .await
+                .expect("get")
+                .expect("row")
+                .get("department_id")
+                .as_id()
+        }
+    };
+    let mut o = opts(Entity::User);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &["用户名", "姓名", "部门"],
+        vec![vec![t("zhangsan"), t("张三"), t("销售二组")]],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
+    let group2 = Some(w.group2.0);
+    assert_eq!(department_of(Entity::Customer, kept.id).await, group2);
+    assert_eq!(department_of(Entity::Customer, binned.id).await, group2);
+    assert_eq!(department_of(Entity::Contact, contact.id).await, group2);
+    assert_eq!(
+        department_of(Entity::Customer, others.id).await,
+        Some(w.group2.0)
+    );
+    // The move is on the record's history, as a transfer's is.
+    let history = w
+        .crm
+        .history(&w.admin, Entity::Customer, kept.id.0)
+        .await
+        .expect("history");
+    assert!(
+        history
+            .iter()
+            .any(|h| h.changes.iter().any(|c| c.field == "department_id")),
+        "{history:#?}"
+    );
+    // zhaoliu leads group one: the customer left his scope with its owner.
+    let seen = w
+        .crm
+        .get_record(&w.zhaoliu, Entity::Customer, kept.id)
+        .await;
+    assert!(matches!(seen, Err(Error::NotFound { .. })), "{seen:?}");
+    let id = r.import_id.expect("an import id");
+    w.crm.undo_import(&w.admin, id).await.expect("undo");
+    let group1 = Some(w.group1.0);
+    assert_eq!(
+        w.crm
+            .user(&w.admin, w.zhangsan.user_id)
+            .await
+            .expect("zhangsan")
+            .department_id,
+        Some(w.group1)
+    );
+    assert_eq!(department_of(Entity::Customer, kept.id).await, group1);
+    assert_eq!(department_of(Entity::Customer, binned.id).await, group1);
+    assert_eq!(department_of(Entity::Contact, contact.id).await, group1);
+    assert_eq!(
+        department_of(Entity::Customer, others.id).await,
+        Some(w.group2.0)
+    );
+    w.crm
+        .get_record(&w.zhaoliu, Entity::Customer, kept.id)
+        .await
+        .expect("back in zhaoliu's department");
+}
+
+/// The undo of a user import keeps an active administrator: an import that
+/// created an administrator, whose importer then gave up their own
+/// administrator role, is not undone while that would deactivate the only
+/// active administrator left ("nothing was undone"); once another user is
+/// an administrator, it is.
+pub async fn import_undo_keeps_an_active_administrator(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let admin_role = admin_role(&w).await;
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::User),
+        &["用户名", "姓名", "部门", "角色"],
+        vec![vec![
+            t("newadmin"),
+            t("新管理员"),
+            t("销售部"),
+            t(&admin_role.name),
+        ]],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 0), "{:#?}", r.issues);
+    let import = r.import_id.expect("an import id");
+    let seller = w
+        .crm
+        .list_roles(&w.admin)
+        .await
+        .expect("roles")
+        .into_iter()
+        .find(|r| r.name == "销售")
+        .expect("seller role");
+    let me = w
+        .crm
+        .user(&w.admin, w.admin.user_id)
+        .await
+        .expect("admin user");
+    w.crm
+        .update_user(
+            &w.admin,
+            me.id,
+            me.version,
+            crate::org::UserPatch {
+                role_ids: Some(vec![seller.id]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("the importer gives up their administrator role");
+    assert_eq!(active_admins(&w).await, vec!["newadmin".to_string()]);
+    let importer = w.crm.actor(w.admin.user_id).await.expect("actor");
+    match w.crm.undo_import(&importer, import).await {
+        Err(Error::InvalidState(m)) => {
+            assert!(
+                m.contains(&format!("cannot undo import {import}"))
+                    && m.contains("without an active administrator")
+                    && m.contains("newadmin")
+                    && m.ends_with("nothing was undone"),
+                "{m}"
+            );
+        }
+        other => panic!("expected the undo refused, got {other:?}"),
+    }
+    assert_eq!(active_admins(&w).await, vec!["newadmin".to_string()]);
+    // Another administrator (made by the new one): the undo goes through.
+    let newadmin = w
+        .crm
+        .user_by_username(&importer, "newadmin")
+        .await
+        .expect("newadmin");
+    let newadmin = w.crm.actor(newadmin.id).await.expect("actor");
+    let lisi = w.crm.user(&newadmin, w.lisi.user_id).await.expect("lisi");
+    w.crm
+        .update_user(
+            &newadmin,
+            lisi.id,
+            lisi.version,
+            crate::org::UserPatch {
+                role_ids: Some(vec![admin_role.id]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("lisi made an administrator");
+    w.crm
+        .undo_import(&importer, import)
+        .await
+        .expect("undo once another administrator remains");
+    assert_eq!(active_admins(&w).await, vec!["lisi".to_string()]);
+}
+
+/// The undo of a user import that gave a user back an administrator role
+/// is refused when restoring their earlier roles would leave no active
+/// administrator.
+pub async fn import_undo_giving_back_roles_keeps_an_active_administrator(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let admin_role = admin_role(&w).await;
+    let mut o = opts(Entity::User);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &["用户名", "姓名", "角色"],
+        vec![vec![t("lisi"), t("李四"), t(&admin_role.name)]],
+    )
+    .await;
+    assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
+    let import = r.import_id.expect("an import id");
+    let lisi = w.crm.actor(w.lisi.user_id).await.expect("actor");
+    let me = w
+        .crm
+        .user(&lisi, w.admin.user_id)
+        .await
+        .expect("admin user");
+    w.crm
+        .update_user(
+            &lisi,
+            me.id,
+            me.version,
+            crate::org::UserPatch {
+                active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("lisi deactivates the first administrator");
+    match w.crm.undo_import(&lisi, import).await {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains("without an active administrator")
+                && m.contains("lisi")
+                && m.ends_with("nothing was undone"),
+            "{m}"
+        ),
+        other => panic!("expected the undo refused, got {other:?}"),
+    }
+    assert_eq!(active_admins(&w).await, vec!["lisi".to_string()]);
+}
+
+/// A user import demoting one administrator and an edit through the API
+/// demoting the other at the same moment do not both pass: each checked
+/// that the other administrator remains, and both bump the administrator
+/// roles, so the later write conflicts. The company keeps an active
+/// administrator.
+pub async fn a_user_import_and_a_concurrent_demotion_keep_an_administrator(store: Arc<dyn Store>) {
+    use crate::testing::pool_suite::Interleave;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = crate::crm::Crm::new(store, w.clock.clone());
+    let admin_role = admin_role(&w).await;
+    let lisi = w.crm.user(&w.admin, w.lisi.user_id).await.expect("lisi");
+    w.crm
+        .update_user(
+            &w.admin,
+            lisi.id,
+            lisi.version,
+            crate::org::UserPatch {
+                role_ids: Some(vec![admin_role.id]),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("lisi made an administrator");
+    let lisi = w.crm.actor(w.lisi.user_id).await.expect("actor");
+    for commit in [CommitMode::Atomic, CommitMode::Batches] {
+        // lisi demotes the first administrator while admin's import of a
+        // sheet demoting lisi is being written.
+        let me = other
+            .user(&lisi, w.admin.user_id)
+            .await
+            .expect("admin user");
+        let seller = w
+            .crm
+            .list_roles(&w.admin)
+            .await
+            .expect("roles")
+            .into_iter()
+            .find(|r| r.name == "销售")
+            .expect("seller role");
+        let (by, demote) = (lisi.clone(), seller.id);
+        let other2 = other.clone();
+        hooked.before_write(Table::Users, async move {
+            other2
+                .update_user(
+                    &by,
+                    me.id,
+                    me.version,
+                    crate::org::UserPatch {
+                        role_ids: Some(vec![demote]),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("the concurrent demotion");
+        });
+        let mut o = opts(Entity::User);
+        o.policy = DuplicatePolicy::Update;
+        o.commit = commit;
+        let mut s = w
+            .crm
+            .begin_import(&w.admin, o, &headers(&["用户名", "姓名", "角色"]))
+            .await
+            .expect("begin");
+        let pushed = s
+            .push(&rows(vec![vec![t("lisi"), t("李四"), t("销售")]]))
+            .await;
+        let done = match pushed {
+            Ok(_) => s.finish().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        assert!(
+            matches!(done, Err(Error::Conflict { .. })),
+            "{commit:?}: {done:?}"
+        );
+        assert_eq!(
+            active_admins(&w).await,
+            vec!["lisi".to_string()],
+            "{commit:?}"
+        );
+        // Make admin an administrator again for the next round.
+        let me = w
+            .crm
+            .user(&lisi, w.admin.user_id)
+            .await
+            .expect("admin user");
+        w.crm
+            .update_user(
+                &lisi,
+                me.id,
+                me.version,
+                crate::org::UserPatch {
+                    role_ids: Some(vec![admin_role.id]),
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("admin an administrator again");
+    }
+}
+
+/// Money custom fields hold to the cap of the built-in amounts (10万亿元),
+/// through the API and imports alike, in the same words: a larger amount
+/// would sort imprecisely and not survive an export and import.
+pub async fn money_custom_fields_hold_to_the_amount_cap(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            new_custom(
+                Entity::Customer,
+                "annual_revenue",
+                "年营收",
+                "Annual revenue",
+                crate::custom::CustomFieldType::Money,
+                &[],
+                false,
+            ),
+        )
+        .await
+        .expect("money field");
+    let too_much = w
+        .crm
+        .create_record(
+            &w.admin,
+            Entity::Customer,
+            crate::testing::service_suite::fields(
+                json!({"name": "巨款有限公司", "annual_revenue": "92233720368547758.07"}),
+            ),
+        )
+        .await;
+    match &too_much {
+        Err(e @ Error::Validation(_)) => {
+            let text = e.to_string();
+            assert!(
+                text.contains("(10万亿元), the most a sales amount may be"),
+                "{text}"
+            );
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let ok = w
+        .crm
+        .create_record(
+            &w.admin,
+            Entity::Customer,
+            crate::testing::service_suite::fields(
+                json!({"name": "大款有限公司", "annual_revenue": "10000000000000"}),
+            ),
+        )
+        .await
+        .expect("at the cap");
+    assert_eq!(
+        ok.custom.get("annual_revenue"),
+        Some(&json!(crate::sales::MAX_SALES_AMOUNT_MINOR))
+    );
+    let big = w
+        .crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            ok.id,
+            ok.version,
+            crate::testing::service_suite::fields(json!({"annual_revenue": "-10000000000000.01"})),
+        )
+        .await;
+    assert!(matches!(big, Err(Error::Validation(_))), "{big:?}");
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &["客户名称", "年营收"],
+        vec![
+            vec![t("导入巨款有限公司"), t("92233720368547758.07")],
+            vec![t("导入正常有限公司"), t("1234.56")],
+        ],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 1), "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert!(
+        i.message_en
+            .contains("(10万亿元), the most a sales amount may be"),
+        "{i:#?}"
+    );
+    assert!(find(&w, "导入巨款有限公司").await.is_none());
+}
+
+/// An import guards the option lists of the built-in choice fields its
+/// columns write as it read them when it began: an option removed before
+/// the import's write (here: between its checks and its write) fails the
+/// write instead of leaving records holding the removed option.
+pub async fn import_guards_the_built_in_option_lists_it_read(store: Arc<dyn Store>) {
+    use crate::testing::pool_suite::Interleave;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = crate::crm::Crm::new(store, w.clock.clone());
+    for (n, commit) in [CommitMode::Atomic, CommitMode::Batches]
+        .into_iter()
+        .enumerate()
+    {
+        let list = w
+            .crm
+            .picklist_with_version(&w.admin, Entity::Customer, "level")
+            .await
+            .expect("list");
+        assert!(list.options.iter().any(|o| o == "D"), "{list:?}");
+        let (crm, admin, version) = (other.clone(), w.admin.clone(), list.version);
+        let kept: Vec<String> = list.options.iter().filter(|o| *o != "D").cloned().collect();
+        hooked.before_customer_write(async move {
+            crm.set_picklist(&admin, Entity::Customer, "level", version, &kept)
+                .await
+                .expect("option D removed meanwhile");
+        });
+        let mut o = opts(Entity::Customer);
+        o.commit = commit;
+        let name = format!("级别D{n}有限公司");
+        let mut s = w
+            .crm
+            .begin_import(&w.admin, o, &headers(&["客户名称", "客户级别"]))
+            .await
+            .expect("begin");
+        let pushed = s.push(&rows(vec![vec![t(&name), t("D")]])).await;
+        let done = match pushed {
+            Ok(_) => s.finish().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match done {
+            Err(Error::InvalidState(m)) => assert!(
+                m.contains("the options of customer.level (客户级别) were changed meanwhile"),
+                "{commit:?}: {m}"
+            ),
+            other => panic!("{commit:?}: expected the write refused, got {other:?}"),
+        }
+        assert!(find(&w, &name).await.is_none(), "{commit:?}");
+        // Put D back for the next round.
+        let list = w
+            .crm
+            .picklist_with_version(&w.admin, Entity::Customer, "level")
+            .await
+            .expect("list");
+        let mut back = list.options.clone();
+        back.push("D".into());
+        w.crm
+            .set_picklist(&w.admin, Entity::Customer, "level", list.version, &back)
+            .await
+            .expect("D again");
+    }
+    // With the list unchanged, the same import goes through.
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &["客户名称", "客户级别"],
+        vec![vec![t("级别D有限公司"), t("D")]],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 0), "{:#?}", r.issues);
 }

@@ -3487,13 +3487,20 @@ pub async fn approval_applicant_never_approves_own_submission(store: Arc<dyn Sto
         m.contains("自选审批人") && m.contains("pick at least one"),
         "{m}"
     );
-    for stranger in [w.wangwu.user_id.0, other.lisi.user_id.0] {
-        let m = invalid_message(submit(vec![stranger]).await);
-        assert!(
-            m.contains(&stranger.to_string()) && m.contains("not an active user"),
-            "{m}"
-        );
-    }
+    // A deactivated colleague is named; another company's user is not.
+    let m = invalid_message(submit(vec![w.wangwu.user_id.0]).await);
+    assert!(
+        m.contains("(wangwu)") && m.contains("not an active user"),
+        "{m}"
+    );
+    let stranger = other.lisi.user_id.0;
+    let m = invalid_message(submit(vec![stranger]).await);
+    assert!(
+        m.contains(&stranger.to_string())
+            && m.contains("not an active user")
+            && !m.contains("(lisi)"),
+        "{m}"
+    );
     assert!(
         w.crm
             .approval_of(&w.zhangsan, GENERIC_DOC, doc)

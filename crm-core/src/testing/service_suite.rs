@@ -282,6 +282,11 @@ macro_rules! service_scenarios {
             crm_a_placeholder_credit_code_is_refused,
             $make
         );
+        $each!(
+            $crate::testing::service_suite::record_writes_guard_the_built_in_option_lists_they_read,
+            crm_record_writes_guard_the_built_in_option_lists_they_read,
+            $make
+        );
     };
 }
 
@@ -7517,4 +7522,123 @@ pub async fn a_placeholder_credit_code_is_refused(store: Arc<dyn Store>) {
     }
     w.customer(&w.admin, "占位公司", json!({})).await;
     w.customer(&w.admin, "另一家公司", json!({})).await;
+}
+
+/// Creating or editing a record guards the option list of each built-in
+/// choice field it gives a value as it read it: an option removed between
+/// the record's checks and its write refuses the write ("were changed
+/// meanwhile"), so no record keeps an option its list no longer has; the
+/// list's removal saw no record holding it, and the record saved again
+/// meets the new list. Removed before the record's last read of the list,
+/// the value is refused as not one of the options.
+pub async fn record_writes_guard_the_built_in_option_lists_they_read(store: Arc<dyn Store>) {
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Crm::new(store, w.clock.clone());
+    let remove = |field: &'static str, option: &'static str| {
+        let (crm, admin) = (other.clone(), w.admin.clone());
+        async move {
+            let list = crm
+                .picklist_with_version(&admin, Entity::Customer, field)
+                .await
+                .expect("list");
+            let kept: Vec<String> = list.options.into_iter().filter(|o| o != option).collect();
+            crm.set_picklist(&admin, Entity::Customer, field, list.version, &kept)
+                .await
+                .expect("option removed meanwhile");
+        }
+    };
+    let options = |field: &'static str| {
+        let w = &w;
+        async move {
+            w.crm
+                .picklist(&w.admin, Entity::Customer, field)
+                .await
+                .expect("list")
+        }
+    };
+    // A create, the default list (no list set yet).
+    hooked.before_customer_write(remove("level", "D"));
+    let made = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Customer,
+            fields(json!({"name": "选项甲有限公司", "level": "D"})),
+        )
+        .await;
+    match &made {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains("the options of customer.level (客户级别) were changed meanwhile"),
+            "{m}"
+        ),
+        other => panic!("expected the create refused, got {other:?}"),
+    }
+    assert!(!options("level").await.contains(&"D".to_string()));
+    // An update, a list set before.
+    let c = w
+        .customer(&w.zhangsan, "选项乙有限公司", json!({"category": "普通"}))
+        .await;
+    hooked.before_customer_write(remove("category", "VIP"));
+    let edited = w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            c.version,
+            fields(json!({"category": "VIP"})),
+        )
+        .await;
+    match &edited {
+        Err(Error::InvalidState(m)) => assert!(
+            m.contains("the options of customer.category (客户分类) were changed meanwhile"),
+            "{m}"
+        ),
+        other => panic!("expected the update refused, got {other:?}"),
+    }
+    let stored = w
+        .crm
+        .get_record(&w.admin, Entity::Customer, c.id)
+        .await
+        .expect("customer");
+    assert_eq!(stored.text("category"), Some("普通"));
+    // An update leaving the value as stored needs no guard of its list.
+    hooked.before_customer_write(remove("category", "代理"));
+    let edited = w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            stored.version,
+            fields(json!({"category": "普通", "notes": "照旧"})),
+        )
+        .await
+        .expect("an unchanged option is kept");
+    assert_eq!(edited.text("category"), Some("普通"));
+    // Removed before the write read the list: refused as no option.
+    hooked.after_select(Table::Picklists, remove("source", "展会"));
+    let made = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Customer,
+            fields(json!({"name": "选项丙有限公司", "source": "展会"})),
+        )
+        .await;
+    assert!(matches!(made, Err(Error::Validation(_))), "{made:?}");
+    // With the lists unchanged, the writes pass.
+    let ok = w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            edited.version,
+            fields(json!({"category": "合作", "level": "A"})),
+        )
+        .await
+        .expect("options of the lists");
+    assert_eq!(ok.text("category"), Some("合作"));
 }
