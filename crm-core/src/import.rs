@@ -3028,6 +3028,13 @@ impl Crm {
                                     format!("user {whose} is the superior of user {rl}")
                                 }
                                 "manager_id" => format!("user {whose} manages department {rl}"),
+                                "actor_id" => format!(
+                                    "user {whose} has acted on approvals (their decisions are \
+                                     on record)"
+                                ),
+                                "applicant_id" => {
+                                    format!("user {whose} has applied for approvals")
+                                }
                                 "record_id" => {
                                     format!("{what} {whose} has been shared with a user")
                                 }
@@ -3074,6 +3081,9 @@ impl Crm {
                 }
             }
         }
+        // (A user who decided several approvals is named once.)
+        let mut seen = HashSet::new();
+        found.retain(|f| seen.insert(f.clone()));
         Ok((found, unseen, guards))
     }
 
@@ -3120,6 +3130,9 @@ fn undo_referrers(table: Table) -> &'static [(Table, &'static str)] {
             (Table::Contracts, "owner_id"),
             (Table::Users, "superior_id"),
             (Table::Departments, "manager_id"),
+            // Their decisions and submissions are the approvals' record.
+            (Table::ApprovalActions, "actor_id"),
+            (Table::ApprovalInstances, "applicant_id"),
         ],
         // Products are named inside the lines (JSON) of sales records.
         Table::Products => &[

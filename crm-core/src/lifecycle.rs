@@ -1406,6 +1406,20 @@ impl Crm {
         if before == Some(to.id.0) {
             return Ok(());
         }
+        // A quote or contract waiting for approval is the approvers' to
+        // decide: moved meanwhile, it could land with one of them, who
+        // would approve a document of their own. It is withdrawn (撤回)
+        // first, as before it is deleted or archived.
+        if matches!(entity, Entity::Quote | Entity::Contract)
+            && row.get("status").as_text()
+                == Some(crate::sales::QuoteStatus::PendingApproval.name())
+        {
+            return Err(Error::InvalidState(format!(
+                "{entity} {} is pending approval; withdraw its approval (撤回) before it can be \
+                 transferred",
+                row.get("code").as_text().unwrap_or(&id.to_string())
+            )));
+        }
         if entity == Entity::FollowUp {
             self.follow_up_customer_in_reach(actor, &row, "transfer")
                 .await?;

@@ -2084,6 +2084,43 @@ impl Crm {
         Ok(())
     }
 
+    /// The levels of a rule's `level_days` as the customers' level (客户级别)
+    /// spells them — `a` is `A` — refusing a level that is none of the
+    /// options (it would never match, and its customers would be recycled
+    /// on the rule's other days) and one given twice.
+    async fn canonical_levels(&self, actor: &Actor, spec: &mut RuleSpec) -> Result<()> {
+        if spec.level_days.is_empty() {
+            return Ok(());
+        }
+        let options = self.picklist(actor, Entity::Customer, "level").await?;
+        let mut out = BTreeMap::new();
+        for (given, days) in &spec.level_days {
+            let folded = crate::org::fold_name(given);
+            let Some(level) = options
+                .iter()
+                .find(|o| o.as_str() == given.trim())
+                .or_else(|| options.iter().find(|o| crate::org::fold_name(o) == folded))
+            else {
+                return Err(Error::invalid(
+                    "level_days",
+                    format!(
+                        "'{}' is no customer level (客户级别不存在); the levels are {}",
+                        given.trim(),
+                        options.join(", ")
+                    ),
+                ));
+            };
+            if out.insert(level.clone(), *days).is_some() {
+                return Err(Error::invalid(
+                    "level_days",
+                    format!("level {level} is given twice (客户级别重复)"),
+                ));
+            }
+        }
+        spec.level_days = out;
+        Ok(())
+    }
+
     fn rule_values(spec: &RuleSpec) -> Vec<(&'static str, Value)> {
         vec![
             ("kind", spec.kind.name().into()),
@@ -2125,6 +2162,8 @@ impl Crm {
     ) -> Result<RecycleRule> {
         Self::check_rule(&spec)?;
         let (set, i) = self.admin_pool(actor, pool).await?;
+        let mut spec = spec;
+        self.canonical_levels(actor, &mut spec).await?;
         let company = actor.company_id.0;
         let id = self.new_id();
         let mut values = self.new_row(company, id);
@@ -2166,6 +2205,8 @@ impl Crm {
         spec: RuleSpec,
     ) -> Result<RecycleRule> {
         Self::check_rule(&spec)?;
+        let mut spec = spec;
+        self.canonical_levels(actor, &mut spec).await?;
         let row = self.live_row(actor, Table::PoolRules, id.0).await?;
         let before = rule_from_row(&row)?;
         let (set, i) = self.admin_pool(actor, before.pool_id).await?;

@@ -829,8 +829,8 @@ impl Crm {
         Ok(out)
     }
 
-    /// Finds a record the actor can see by id or code.
-    /// A record that is not archived; one the actor may read that is
+    /// Finds a record the actor can see by id or code (a customer also by
+    /// its name). A record that is not archived; one the actor may read that is
     /// archived is refused naming the state ("unarchive it first"), one
     /// they may not read is not found.
     pub(crate) async fn resolve_ref(
@@ -839,10 +839,40 @@ impl Crm {
         entity: Entity,
         key: &str,
     ) -> Result<Row> {
-        let row = self
+        let mut row = self
             .lookup_ref(actor, entity, key)
             .await?
             .filter(|r| r.get("deleted_at").is_null());
+        // A customer is also found by its name as typed, among those the
+        // actor may read (`customer_id=华为技术有限公司`), as the sales
+        // documents' `--customer` finds it; a name several share is
+        // refused, asking for the code.
+        if row.is_none() && entity == Entity::Customer && !key.trim().is_empty() {
+            let mut sel = Select::all(entity.table(), actor.company_id.0, self.now());
+            sel.filter = Filter::Cmp(Col::Column("name"), CmpOp::Eq, key.trim().into());
+            let mut named = Vec::new();
+            for r in self.store.select(&sel).await?.rows {
+                if self.can_on_row(actor, entity, Action::Read, &r).await? {
+                    named.push(r);
+                }
+            }
+            if named.len() > 1 {
+                return Err(Error::invalid(
+                    "customer_id",
+                    format!(
+                        "{} customers you may read are named {}: give the code ({})",
+                        named.len(),
+                        key.trim(),
+                        named
+                            .iter()
+                            .map(|r| r.get("code").as_text().unwrap_or_default().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            row = named.pop();
+        }
         match row {
             Some(r) if self.can_on_row(actor, entity, Action::Read, &r).await? => {
                 if !r.get("archived_at").is_null() {

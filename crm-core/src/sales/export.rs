@@ -450,7 +450,7 @@ impl SalesExportCursor<'_> {
                     &self.actor,
                     Entity::Customer,
                     ids(|r| r.get("customer_id").as_id()),
-                    false,
+                    true,
                 )
                 .await?
         } else {
@@ -462,7 +462,7 @@ impl SalesExportCursor<'_> {
                     &self.actor,
                     Entity::Opportunity,
                     ids(|r| r.get("opportunity_id").as_id()),
-                    false,
+                    true,
                 )
                 .await?
         } else {
@@ -482,6 +482,18 @@ impl SalesExportCursor<'_> {
             id.and_then(|i| names.get(&i).cloned())
                 .map_or(ExportValue::Empty, ExportValue::Text)
         };
+        // A customer or opportunity the reader may not read stands as the
+        // follow-up exports and the lists show it, not as a blank.
+        let referenced = |names: &HashMap<Uuid, String>, id: Option<Uuid>, target: Entity| match id
+        {
+            Some(i) => ExportValue::Text(
+                names
+                    .get(&i)
+                    .cloned()
+                    .unwrap_or_else(|| crate::export::hidden_record(target)),
+            ),
+            None => ExportValue::Empty,
+        };
         let rows = got
             .rows
             .iter()
@@ -491,8 +503,12 @@ impl SalesExportCursor<'_> {
                 self.columns
                     .iter()
                     .map(|c| match c.key.as_str() {
-                        "customer_id" => name(&customers, id("customer_id")),
-                        "opportunity_id" => name(&opportunities, id("opportunity_id")),
+                        "customer_id" => {
+                            referenced(&customers, id("customer_id"), Entity::Customer)
+                        }
+                        "opportunity_id" => {
+                            referenced(&opportunities, id("opportunity_id"), Entity::Opportunity)
+                        }
                         "owner_id" => name(&self.users, id("owner_id")),
                         "department_id" => name(&self.departments, id("department_id")),
                         "created_at" => local(row.get("created_at").as_timestamp()),

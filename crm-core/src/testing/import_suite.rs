@@ -184,6 +184,11 @@ macro_rules! import_scenarios {
             $make
         );
         $each!(
+            $crate::testing::import_suite::an_imported_approver_is_not_undone,
+            io_an_imported_approver_is_not_undone,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::a_user_import_moves_the_approvals_it_touches,
             io_a_user_import_moves_the_approvals_it_touches,
             $make
@@ -3086,6 +3091,87 @@ pub async fn import_users_match_existing_users_by_username_only(store: Arc<dyn S
             .display_name,
         "李四二号"
     );
+}
+
+/// A user an import created who has since decided an approval is not
+/// removed by undoing the import: the decision stays on record under their
+/// name, and the refusal says why.
+pub async fn an_imported_approver_is_not_undone(store: Arc<dyn Store>) {
+    use crate::approval::{
+        ApproverRule, Facts, Fallback, FlowDef, Restart, SignMode, StepDef, SubmitRequest,
+    };
+    let w = World::new(store).await;
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::User),
+        &["用户名", "姓名"],
+        vec![vec![t("caiwu7"), t("七财务")]],
+    )
+    .await;
+    assert_eq!(r.created, 1, "{:#?}", r.issues);
+    let id = r.import_id.expect("an import id");
+    let caiwu = w
+        .crm
+        .user_by_username(&w.admin, "caiwu7")
+        .await
+        .expect("imported");
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "purchase_order",
+            "财务审批",
+            FlowDef {
+                steps: vec![StepDef {
+                    name: "财务".into(),
+                    conditions: Vec::new(),
+                    approvers: ApproverRule::Users {
+                        users: vec![caiwu.id.0],
+                    },
+                    mode: SignMode::Any,
+                    fallback: Fallback::AutoPass,
+                }],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("flow");
+    let a = w
+        .crm
+        .submit_for_approval(
+            &w.zhangsan,
+            SubmitRequest {
+                doc_type: "purchase_order".into(),
+                document_id: uuid::Uuid::from_u128(0xCA1),
+                document_code: Some("CG-7".into()),
+                title: None,
+                facts: Facts::default(),
+                picked: Vec::new(),
+                comment: None,
+            },
+        )
+        .await
+        .expect("submit");
+    let approver = w.crm.actor(caiwu.id).await.expect("actor");
+    w.crm
+        .approve(&approver, a.id, Some("同意"))
+        .await
+        .expect("approved");
+    match w.crm.undo_import(&w.admin, id).await {
+        Err(Error::InvalidState(m)) => {
+            assert!(
+                m.contains("caiwu7") && m.contains("acted on approvals"),
+                "{m}"
+            )
+        }
+        other => panic!("undoing an approver's import: {other:?}"),
+    }
+    let still = w
+        .crm
+        .user_by_username(&w.admin, "caiwu7")
+        .await
+        .expect("kept");
+    assert!(still.active);
 }
 
 /// A user import that gives someone a new superior moves that person's

@@ -142,6 +142,11 @@ macro_rules! lifecycle_scenarios {
             $make
         );
         $each!(
+            $crate::testing::lifecycle_suite::a_customer_is_named_by_its_name_too,
+            crm_lifecycle_a_customer_is_named_by_its_name_too,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::a_customer_does_not_leave_with_a_contract_reopened_meanwhile,
             crm_lifecycle_a_customer_does_not_leave_with_a_contract_reopened_meanwhile,
             $make
@@ -3723,4 +3728,48 @@ pub async fn a_customer_does_not_leave_with_a_contract_reopened_meanwhile(store:
         .expect("get")
         .expect("row");
     assert!(live.get("deleted_at").is_null());
+}
+
+/// A follow-up (any record pointing at a customer) names its customer by
+/// id, code or name: a name finds only a customer the actor may read.
+pub async fn a_customer_is_named_by_its_name_too(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w
+        .customer(&w.zhangsan, "按名称跟进有限公司", serde_json::json!({}))
+        .await;
+    let f = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            crate::testing::service_suite::fields(serde_json::json!({
+                "customer_id": "按名称跟进有限公司",
+                "channel": "call",
+                "content": "按名称",
+            })),
+        )
+        .await
+        .expect("by name");
+    assert_eq!(
+        f.fields.get("customer_id").and_then(|v| v.as_str()),
+        Some(c.id.to_string().as_str())
+    );
+    // Another's customer, not readable: not found by its name either.
+    let hidden = w
+        .customer(&w.wangwu, "他人名下有限公司", serde_json::json!({}))
+        .await;
+    let e = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            crate::testing::service_suite::fields(serde_json::json!({
+                "customer_id": "他人名下有限公司",
+                "channel": "call",
+                "content": "看不到",
+            })),
+        )
+        .await
+        .expect_err("not the actor's");
+    assert!(!e.to_string().contains(&hidden.id.to_string()), "{e}");
 }

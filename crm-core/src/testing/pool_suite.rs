@@ -1419,12 +1419,34 @@ pub async fn recycling_sweep_dry_run_warnings_and_idempotence(store: Arc<dyn Sto
         .await
         .expect("pool");
     let mut follow = RuleSpec::new(RuleKind::NoFollowUp, 10);
-    follow.level_days.insert("A".into(), 20);
+    // A level as the customers' level spells it, letter case aside.
+    follow.level_days.insert("a".into(), 20);
     let follow = w
         .crm
         .add_recycle_rule(&w.lisi, pool.id, follow)
         .await
         .expect("rule");
+    assert_eq!(
+        follow.spec.level_days,
+        BTreeMap::from([("A".to_string(), 20)])
+    );
+    // No level the customers cannot have, none given twice.
+    for levels in [vec![("Z", 5)], vec![("A", 5), ("a", 9)]] {
+        let mut bad = RuleSpec::new(RuleKind::NoFollowUp, 10);
+        for (l, d) in levels {
+            bad.level_days.insert(l.into(), d);
+        }
+        match w.crm.add_recycle_rule(&w.lisi, pool.id, bad).await {
+            Err(Error::Validation(e)) => {
+                let m = e.to_string();
+                assert!(
+                    m.contains("no customer level") || m.contains("twice"),
+                    "{m}"
+                );
+            }
+            other => panic!("a rule's levels: {other:?}"),
+        }
+    }
     let mut no_deal = RuleSpec::new(RuleKind::NoDeal, 30);
     no_deal.exempt_deals = true;
     let no_deal = w

@@ -4751,7 +4751,8 @@ pub async fn sales_exports_hold_to_read_and_export_scope(store: Arc<dyn Store>) 
     assert_eq!(rows, vec![vec![V::Text(c1.code.clone())]]);
 
     // A seller exports their own, and what is shared with them, but names
-    // the customer only when they may read it.
+    // the customer only when they may read it (else as the lists show a
+    // hidden customer).
     w.crm
         .share_record(
             &w.wangwu,
@@ -4777,7 +4778,10 @@ pub async fn sales_exports_hold_to_read_and_export_scope(store: Arc<dyn Store>) 
         rows,
         vec![
             vec![V::Text(c3.code.clone()), V::Text("华为技术有限公司".into())],
-            vec![V::Text(c2.code.clone()), V::Empty],
+            vec![
+                V::Text(c2.code.clone()),
+                V::Text(crate::export::hidden_record(Entity::Customer))
+            ],
             vec![V::Text(c1.code.clone()), V::Text("华为技术有限公司".into())],
         ]
     );
@@ -12439,9 +12443,10 @@ pub async fn sales_flow_conditions_name_what_documents_hold(store: Arc<dyn Store
 
 /// A contract edited (a new amount) while it is being submitted fails the
 /// submission instead of running an approval routed on the amount read
-/// before: submitted again, it takes the step its new amount brings in. A
-/// contract added for a customer transferred meanwhile is refused, not
-/// left with who no longer holds the customer.
+/// before: submitted again, it takes the step its new amount brings in,
+/// and is not transferred while pending. A contract added for a customer
+/// transferred meanwhile is refused, not left with who no longer holds the
+/// customer.
 pub async fn a_submission_routes_on_the_contract_it_read(store: Arc<dyn Store>) {
     use crate::money::Money;
     use crate::sales::{ContractPatch, ContractStatus, NewContract};
@@ -12534,6 +12539,21 @@ pub async fn a_submission_routes_on_the_contract_it_read(store: Arc<dyn Store>) 
     assert_eq!(a.state.facts.amount_minor, Some(9_999_900));
     let after = w.crm.approve(&w.lisi, a.id, None).await.expect("superior");
     assert_eq!(after.pending_with, vec![w.admin.user_id.0], "{after:?}");
+    // Pending, it is not transferred (it could land with its approver).
+    let r = w
+        .crm
+        .transfer_records(
+            &w.admin,
+            crate::entity::Entity::Contract,
+            &[crate::ids::RecordId(c.id)],
+            w.lisi.user_id,
+        )
+        .await
+        .expect("transfer");
+    assert!(
+        r.done.is_empty() && r.refused[0].1.contains("pending approval"),
+        "{r:?}"
+    );
 
     // The customer transferred while a contract is added for it.
     let transfer = {
