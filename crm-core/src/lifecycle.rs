@@ -1406,18 +1406,22 @@ impl Crm {
         if before == Some(to.id.0) {
             return Ok(());
         }
-        // A quote or contract waiting for approval is the approvers' to
-        // decide: moved meanwhile, it could land with one of them, who
-        // would approve a document of their own. It is withdrawn (撤回)
-        // first, as before it is deleted or archived.
+        // A quote or contract waiting for approval does not go to one of
+        // its approvers, who would then approve a document of their own.
         if matches!(entity, Entity::Quote | Entity::Contract)
             && row.get("status").as_text()
                 == Some(crate::sales::QuoteStatus::PendingApproval.name())
+            && self
+                .approves_pending(actor.company_id.0, entity.name(), id.0, to.id.0)
+                .await?
         {
             return Err(Error::InvalidState(format!(
-                "{entity} {} is pending approval; withdraw its approval (撤回) before it can be \
-                 transferred",
-                row.get("code").as_text().unwrap_or(&id.to_string())
+                "{entity} {} is pending approval and {} ({}) approves it: a document is not \
+                 given to who approves it; withdraw its approval (撤回) first, or give it to \
+                 someone else",
+                row.get("code").as_text().unwrap_or(&id.to_string()),
+                to.display_name,
+                to.username
             )));
         }
         if entity == Entity::FollowUp {

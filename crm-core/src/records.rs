@@ -846,8 +846,13 @@ impl Crm {
         // A customer is also found by its name as typed, among those the
         // actor may read (`customer_id=华为技术有限公司`), as the sales
         // documents' `--customer` finds it; a name several share is
-        // refused, asking for the code.
-        if row.is_none() && entity == Entity::Customer && !key.trim().is_empty() {
+        // refused, asking for the code. Not for who may not see customers'
+        // names (a match would tell a hidden name).
+        if row.is_none()
+            && entity == Entity::Customer
+            && !key.trim().is_empty()
+            && filterable(actor, entity, "name")
+        {
             let mut sel = Select::all(entity.table(), actor.company_id.0, self.now());
             sel.filter = Filter::Cmp(Col::Column("name"), CmpOp::Eq, key.trim().into());
             let mut named = Vec::new();

@@ -602,6 +602,22 @@ impl Crm {
         }
     }
 
+    /// Whether `user` approves on any step of the pending approval of the
+    /// document `document` of `doc_type` (none pending: no).
+    pub(crate) async fn approves_pending(
+        &self,
+        company: Uuid,
+        doc_type: &str,
+        document: Uuid,
+        user: Uuid,
+    ) -> Result<bool> {
+        let Some(row) = self.approval_row_for(company, doc_type, document).await? else {
+            return Ok(false);
+        };
+        let info = info_from_row(&row)?;
+        Ok(info.status == Status::Pending && info.state.is_approver(user))
+    }
+
     /// A user as messages name them (`张三 (zhangsan)`).
     async fn user_named(&self, id: Uuid) -> String {
         match self.store.get(Table::Users, id).await {

@@ -12444,7 +12444,7 @@ pub async fn sales_flow_conditions_name_what_documents_hold(store: Arc<dyn Store
 /// A contract edited (a new amount) while it is being submitted fails the
 /// submission instead of running an approval routed on the amount read
 /// before: submitted again, it takes the step its new amount brings in,
-/// and is not transferred while pending. A contract added for a customer
+/// and is not given to one of its approvers while pending. A contract added for a customer
 /// transferred meanwhile is refused, not left with who no longer holds the
 /// customer.
 pub async fn a_submission_routes_on_the_contract_it_read(store: Arc<dyn Store>) {
@@ -12539,7 +12539,7 @@ pub async fn a_submission_routes_on_the_contract_it_read(store: Arc<dyn Store>) 
     assert_eq!(a.state.facts.amount_minor, Some(9_999_900));
     let after = w.crm.approve(&w.lisi, a.id, None).await.expect("superior");
     assert_eq!(after.pending_with, vec![w.admin.user_id.0], "{after:?}");
-    // Pending, it is not transferred (it could land with its approver).
+    // Pending, it is not given to one of its approvers.
     let r = w
         .crm
         .transfer_records(
@@ -12551,7 +12551,7 @@ pub async fn a_submission_routes_on_the_contract_it_read(store: Arc<dyn Store>) 
         .await
         .expect("transfer");
     assert!(
-        r.done.is_empty() && r.refused[0].1.contains("pending approval"),
+        r.done.is_empty() && r.refused[0].1.contains("approves it"),
         "{r:?}"
     );
 
