@@ -260,7 +260,7 @@ fn open_plans_in_order(rows: &[Row]) -> Vec<&Row> {
 }
 
 /// How an issued invoice of `amount` fen fulfils the open plans `plans`
-/// (their amounts, in [`open_plans_in_order`] order): for each plan, what
+/// (their amounts, earliest invoice date first, undated ones last): for each plan, what
 /// of it the invoice takes. Plans are taken whole while the invoice lasts;
 /// the plan it reaches last may be taken in part; the rest take nothing.
 pub fn fulfil_plans(plans: &[i64], amount: i64) -> Vec<i64> {
