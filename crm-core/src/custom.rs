@@ -371,15 +371,24 @@ impl CustomFieldDef {
             }
             // Kept as 分 of CNY: an amount in another currency is refused,
             // not stored as that many 分.
-            // Held to the cap of the built-in amounts (10万亿元), in their
-            // words: beyond it sums and sorting lose precision.
+            // Held to the cap of the built-in amounts (10万亿元) either
+            // way: beyond it sums and sorting lose precision.
             CustomFieldType::Money => {
                 let m = crate::money::Money::parse_in(&text, crate::money::Currency::CNY)
                     .map_err(|e| format!("'{text}': {e} (money fields are kept in 元)"))?;
-                match crate::sales::cny_problem(&m) {
-                    Some(problem) => Err(problem),
-                    None => Ok(Json::from(m.minor)),
+                let cap = crate::sales::MAX_SALES_AMOUNT_MINOR;
+                if m.minor.unsigned_abs() > cap.unsigned_abs() {
+                    let (side, bound, most) = if m.minor < 0 {
+                        ("less than", crate::money::Money::cny(-cap), "the least")
+                    } else {
+                        ("more than", crate::money::Money::cny(cap), "the most")
+                    };
+                    return Err(format!(
+                        "{m} is {side} {bound} (10万亿元), {most} an amount may be \
+                         (金额超出范围)"
+                    ));
                 }
+                Ok(Json::from(m.minor))
             }
             CustomFieldType::Date => crate::records::parse_date(&text)
                 .map(|d| Json::String(d.format("%Y-%m-%d").to_string())),
@@ -1748,14 +1757,17 @@ mod tests {
             def.coerce(&Json::String("-10000000000000".into())),
             Ok(Json::from(-crate::sales::MAX_SALES_AMOUNT_MINOR))
         );
-        for bad in [
-            "92233720368547758.07",
-            "10000000000000.01",
-            "-10000000000001",
+        for (bad, side) in [
+            (
+                "92233720368547758.07",
+                "is more than ¥10,000,000,000,000.00",
+            ),
+            ("10000000000000.01", "is more than ¥10,000,000,000,000.00"),
+            ("-10000000000001", "is less than -¥10,000,000,000,000.00"),
         ] {
             let err = def.coerce(&Json::String(bad.into())).expect_err(bad);
             assert!(
-                err.contains("(10万亿元), the most a sales amount may be"),
+                err.contains(side) && err.contains("an amount may be"),
                 "{bad}: {err}"
             );
         }

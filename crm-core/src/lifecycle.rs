@@ -376,12 +376,11 @@ impl Crm {
     /// working set, or its owner, with a contract it owes on.
     pub(crate) fn contracts_open_guard(
         &self,
-        actor: &Actor,
+        company: uuid::Uuid,
         customer: &Row,
         executing: bool,
     ) -> crate::store::Guard {
         use crate::store::{CmpOp, Col, Filter, Select};
-        let company = actor.company_id.0;
         let mut sel = Select::all(Table::Contracts, company, self.now());
         sel.lifecycle = Lifecycle::Any;
         let mut open = vec![Filter::And(vec![
@@ -421,6 +420,51 @@ impl Crm {
         }
     }
 
+    /// Guards, under the customer's key, that no quote or contract of
+    /// `customer` awaits approval when the change commits (a submission
+    /// takes that key too): for a change that takes the customer out of
+    /// its owner's hands or the working set.
+    pub(crate) fn pending_documents_guards(
+        &self,
+        company: uuid::Uuid,
+        customer: &Row,
+    ) -> Vec<crate::store::Guard> {
+        use crate::store::{CmpOp, Col, Filter, Select};
+        [
+            (Table::Quotes, Entity::Quote),
+            (Table::Contracts, Entity::Contract),
+        ]
+        .into_iter()
+        .map(|(table, doc)| {
+            let mut sel = Select::all(table, company, self.now());
+            sel.filter = Filter::And(vec![
+                Filter::Cmp(
+                    Col::Column("customer_id"),
+                    CmpOp::Eq,
+                    Value::Id(customer.id()),
+                ),
+                Filter::Cmp(
+                    Col::Column("status"),
+                    CmpOp::Eq,
+                    crate::sales::QuoteStatus::PendingApproval.name().into(),
+                ),
+            ]);
+            crate::store::Guard {
+                kind: crate::store::GuardKind::State,
+                keys: vec![crate::records::customer_contacts_key(
+                    company,
+                    customer.id(),
+                )],
+                select: sel,
+                message: format!(
+                    "a {doc} of customer {} was submitted for approval meanwhile; try again",
+                    customer.get("code").as_text().unwrap_or_default()
+                ),
+            }
+        })
+        .collect()
+    }
+
     pub(crate) async fn documents_pending_approval(
         &self,
         actor: &Actor,
@@ -457,19 +501,8 @@ impl Crm {
                     hidden += 1;
                 }
             }
-            guards.push(crate::store::Guard {
-                kind: crate::store::GuardKind::State,
-                keys: vec![crate::records::customer_contacts_key(
-                    company,
-                    customer.id(),
-                )],
-                select: sel,
-                message: format!(
-                    "a {doc} of customer {} was submitted for approval meanwhile; try again",
-                    customer.get("code").as_text().unwrap_or_default()
-                ),
-            });
         }
+        guards.extend(self.pending_documents_guards(company, customer));
         if hidden > 0 {
             named.push(format!("{hidden} document(s) of others"));
         }
@@ -691,7 +724,8 @@ impl Crm {
                 )));
             }
             cs.guards.extend(guards);
-            cs.guards.push(self.contracts_open_guard(actor, &row, true));
+            cs.guards
+                .push(self.contracts_open_guard(actor.company_id.0, &row, true));
         }
         // A customer merged into another came back empty (its contacts,
         // follow-ups and sales records belong to the survivor now), a

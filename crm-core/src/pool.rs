@@ -2205,11 +2205,11 @@ impl Crm {
         spec: RuleSpec,
     ) -> Result<RecycleRule> {
         Self::check_rule(&spec)?;
-        let mut spec = spec;
-        self.canonical_levels(actor, &mut spec).await?;
         let row = self.live_row(actor, Table::PoolRules, id.0).await?;
         let before = rule_from_row(&row)?;
         let (set, i) = self.admin_pool(actor, before.pool_id).await?;
+        let mut spec = spec;
+        self.canonical_levels(actor, &mut spec).await?;
         let mut values = Self::rule_values(&spec);
         values.push(("updated_at", Value::Timestamp(self.now())));
         let mut cs = ChangeSet::default();
@@ -3099,7 +3099,7 @@ impl Crm {
                         )));
                     }
                     pending_guards = guards;
-                    pending_guards.push(self.contracts_open_guard(actor, &row, false));
+                    pending_guards.push(self.contracts_open_guard(company, &row, false));
                 }
                 let action = match (from.is_owned(), place) {
                     (_, Place::Invalid) => "invalidate",
@@ -4119,7 +4119,7 @@ impl Crm {
         let (mut row, mut rule, mut why) = (row.clone(), rule, why);
         let mut tries = 1;
         loop {
-            let cs = self
+            let mut cs = self
                 .move_changes(
                     company,
                     &row,
@@ -4134,6 +4134,16 @@ impl Crm {
                     },
                 )
                 .await?;
+            // What keeps a customer with its owner (money owed, a document
+            // awaiting approval), read before, is checked again as the
+            // move commits: a payment voided or a document submitted
+            // meanwhile keeps it.
+            if row.get("owner_id").as_id().is_some() {
+                cs.guards
+                    .push(self.contracts_open_guard(company, &row, false));
+                cs.guards
+                    .extend(self.pending_documents_guards(company, &row));
+            }
             match self.apply(cs).await {
                 Err(Error::Conflict { entity, .. })
                     if entity == Entity::Customer.name() && tries < HOLDER_TRIES =>

@@ -813,14 +813,20 @@ impl Crm {
                          (多条记录同名，请填写编号)"
                     ));
                 }
-                let row = self
-                    .resolve_ref(actor, target, &text)
-                    .await
-                    .map_err(|e| match e {
-                        // Archived: the state and the way out, as such.
-                        Error::InvalidState(why) => why,
-                        e => e.to_string(),
-                    })?;
+                let row = match self.resolve_ref(actor, target, &text).await {
+                    Ok(row) => row,
+                    // A customer is also named by its name, as the sales
+                    // documents' `--customer` names it.
+                    Err(Error::NotFound { .. })
+                        if target == Entity::Customer
+                            && let Some(row) = self.customer_named(actor, &text).await? =>
+                    {
+                        row
+                    }
+                    // Archived: the state and the way out, as such.
+                    Err(Error::InvalidState(why)) => return Err(why),
+                    Err(e) => return Err(e.to_string()),
+                };
                 Columns::one(name, Value::Id(row.id()))
             }
             // Handled before the text conversion above.
@@ -829,8 +835,8 @@ impl Crm {
         Ok(out)
     }
 
-    /// Finds a record the actor can see by id or code (a customer also by
-    /// its name). A record that is not archived; one the actor may read that is
+    /// Finds a record the actor can see by id or code.
+    /// A record that is not archived; one the actor may read that is
     /// archived is refused naming the state ("unarchive it first"), one
     /// they may not read is not found.
     pub(crate) async fn resolve_ref(
@@ -839,45 +845,10 @@ impl Crm {
         entity: Entity,
         key: &str,
     ) -> Result<Row> {
-        let mut row = self
+        let row = self
             .lookup_ref(actor, entity, key)
             .await?
             .filter(|r| r.get("deleted_at").is_null());
-        // A customer is also found by its name as typed, among those the
-        // actor may read (`customer_id=华为技术有限公司`), as the sales
-        // documents' `--customer` finds it; a name several share is
-        // refused, asking for the code. Not for who may not see customers'
-        // names (a match would tell a hidden name).
-        if row.is_none()
-            && entity == Entity::Customer
-            && !key.trim().is_empty()
-            && filterable(actor, entity, "name")
-        {
-            let mut sel = Select::all(entity.table(), actor.company_id.0, self.now());
-            sel.filter = Filter::Cmp(Col::Column("name"), CmpOp::Eq, key.trim().into());
-            let mut named = Vec::new();
-            for r in self.store.select(&sel).await?.rows {
-                if self.can_on_row(actor, entity, Action::Read, &r).await? {
-                    named.push(r);
-                }
-            }
-            if named.len() > 1 {
-                return Err(Error::invalid(
-                    "customer_id",
-                    format!(
-                        "{} customers you may read are named {}: give the code ({})",
-                        named.len(),
-                        key.trim(),
-                        named
-                            .iter()
-                            .map(|r| r.get("code").as_text().unwrap_or_default().to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
-            row = named.pop();
-        }
         match row {
             Some(r) if self.can_on_row(actor, entity, Action::Read, &r).await? => {
                 if !r.get("archived_at").is_null() {
@@ -886,6 +857,63 @@ impl Crm {
                 Ok(r)
             }
             _ => Err(Error::not_found(entity, key)),
+        }
+    }
+
+    /// The customer named `name` as typed among those the actor may read
+    /// (not in the recycle bin), for a field pointing at a customer
+    /// (`customer_id=华为技术有限公司`): `Ok(None)` when there is none, or
+    /// when the actor may not see customers' names (a match would tell a
+    /// hidden name); an archived one or a name several share is refused,
+    /// naming the problem.
+    async fn customer_named(
+        &self,
+        actor: &Actor,
+        name: &str,
+    ) -> std::result::Result<Option<Row>, String> {
+        let name = name.trim();
+        if name.is_empty() || !filterable(actor, Entity::Customer, "name") {
+            return Ok(None);
+        }
+        let mut sel = Select::all(Table::Customers, actor.company_id.0, self.now());
+        sel.lifecycle = Lifecycle::Any;
+        sel.filter = Filter::And(vec![
+            Filter::Cmp(Col::Column("name"), CmpOp::Eq, name.into()),
+            Filter::IsNull(Col::Column("deleted_at")),
+        ]);
+        let rows = self
+            .store
+            .select(&sel)
+            .await
+            .map_err(|e| e.to_string())?
+            .rows;
+        let mut named = Vec::new();
+        for r in rows {
+            if self
+                .can_on_row(actor, Entity::Customer, Action::Read, &r)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                named.push(r);
+            }
+        }
+        match named.len() {
+            0 => Ok(None),
+            1 => {
+                let r = named.remove(0);
+                if !r.get("archived_at").is_null() {
+                    return Err(Self::archived_refusal(Entity::Customer, &r).to_string());
+                }
+                Ok(Some(r))
+            }
+            n => Err(format!(
+                "{n} customers are named {name}: give the code ({}) (多条记录同名，请填写编号)",
+                named
+                    .iter()
+                    .map(|r| r.get("code").as_text().unwrap_or_default().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
         }
     }
 

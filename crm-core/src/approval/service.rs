@@ -615,7 +615,21 @@ impl Crm {
             return Ok(false);
         };
         let info = info_from_row(&row)?;
-        Ok(info.status == Status::Pending && info.state.is_approver(user))
+        if info.status != Status::Pending {
+            return Ok(false);
+        }
+        if info.state.is_approver(user) {
+            return Ok(true);
+        }
+        // Who holds a role or superior step today acts on it too (see
+        // `decision`).
+        let flow = self.running_flow(&row).await?;
+        let dir = self.approval_directory(company).await?;
+        Ok(info
+            .state
+            .drop_inactive(&flow.definition, &dir)
+            .0
+            .is_approver(user))
     }
 
     /// A user as messages name them (`张三 (zhangsan)`).
@@ -992,6 +1006,8 @@ impl Crm {
             "actor_id": actor.user_id.0,
             "pending_with": info.pending_with,
             "comment": first.comment,
+            // The step acted on (an approval, a rejection, a return).
+            "step": first.step_name,
         }));
         changes.events.push(self.event(
             company,
@@ -1000,7 +1016,12 @@ impl Crm {
             format!("approval.{name}"),
             payload.clone(),
         ));
-        if matches!(info.status, Status::Approved | Status::Rejected) && before != Some(info.status)
+        // The document's own event, so that a consumer of `contract.*`
+        // learns it went back to a draft on a withdrawal too.
+        if matches!(
+            info.status,
+            Status::Approved | Status::Rejected | Status::Withdrawn
+        ) && before != Some(info.status)
         {
             changes.events.push(self.event(
                 company,
@@ -1704,7 +1725,9 @@ fn sales_conditions(doc_type: &str, definition: &mut FlowDef) -> std::result::Re
         for c in &mut s.conditions {
             match (doc_type, c) {
                 ("contract", Condition::TypeIn { types }) => {
-                    for t in types.iter_mut() {
+                    // (A blank entry is left to `check_new`, which names
+                    // an empty condition.)
+                    for t in types.iter_mut().filter(|t| !t.trim().is_empty()) {
                         match ContractType::parse(t) {
                             Some(ct) => *t = ct.name().to_string(),
                             None => {

@@ -65,11 +65,11 @@ impl ContractType {
         }
     }
 
-    /// Parses an API name or Chinese label.
+    /// Parses an API name (letter case aside) or Chinese label.
     pub fn parse(s: &str) -> Option<ContractType> {
         ContractType::ALL
             .into_iter()
-            .find(|t| t.name() == s.trim() || t.label_zh() == s.trim())
+            .find(|t| t.name().eq_ignore_ascii_case(s.trim()) || t.label_zh() == s.trim())
     }
 }
 

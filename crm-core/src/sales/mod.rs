@@ -364,11 +364,12 @@ impl Crm {
         )
     }
 
-    /// Refuses `doing` something (submitting, revising) with a document
-    /// (`what`, e.g. `contract HT-…`) of a customer in the recycle bin, and
-    /// guards that the customer is still live when the change commits
-    /// (under the key its delete or merge takes, whose own guard finds a
-    /// document pending then).
+    /// Refuses `doing` something (submitting, revising a quote, voiding a
+    /// payment) with a document (`what`, e.g. `contract HT-…`) of a
+    /// customer in the recycle bin, archived, or in a public pool (held by
+    /// nobody), and guards the same when the change commits (under the key
+    /// its delete, archive, release or merge takes, whose own guards find a
+    /// document pending or a contract owed then).
     pub(crate) async fn document_customer_guard(
         &self,
         actor: &Actor,
@@ -589,10 +590,17 @@ pub(crate) fn cny_problem(m: &crate::money::Money) -> Option<String> {
         ));
     }
     (m.minor.unsigned_abs() > MAX_SALES_AMOUNT_MINOR.unsigned_abs()).then(|| {
-        format!(
-            "{m} is more than {} (10万亿元), the most a sales amount may be",
-            crate::money::Money::cny(MAX_SALES_AMOUNT_MINOR)
-        )
+        if m.minor < 0 {
+            format!(
+                "{m} is less than {} (10万亿元), the least a sales amount may be",
+                crate::money::Money::cny(-MAX_SALES_AMOUNT_MINOR)
+            )
+        } else {
+            format!(
+                "{m} is more than {} (10万亿元), the most a sales amount may be",
+                crate::money::Money::cny(MAX_SALES_AMOUNT_MINOR)
+            )
+        }
     })
 }
 

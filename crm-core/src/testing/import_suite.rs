@@ -8989,7 +8989,7 @@ pub async fn money_custom_fields_hold_to_the_amount_cap(store: Arc<dyn Store>) {
         Err(e @ Error::Validation(_)) => {
             let text = e.to_string();
             assert!(
-                text.contains("(10万亿元), the most a sales amount may be"),
+                text.contains("(10万亿元), the most an amount may be"),
                 "{text}"
             );
         }
@@ -9036,7 +9036,7 @@ pub async fn money_custom_fields_hold_to_the_amount_cap(store: Arc<dyn Store>) {
     let i = issue(&r, 2);
     assert!(
         i.message_en
-            .contains("(10万亿元), the most a sales amount may be"),
+            .contains("(10万亿元), the most an amount may be"),
         "{i:#?}"
     );
     assert!(find(&w, "导入巨款有限公司").await.is_none());

@@ -6389,6 +6389,16 @@ pub async fn approval_of_a_sales_document_is_withdrawn_by_its_owner(store: Arc<d
         w.crm.contract(&w.wangwu, c.id).await.expect("c").status,
         ContractStatus::Draft
     );
+    // Announced for the contract too, as an approval or a rejection is.
+    let withdrawn: Vec<_> = w
+        .crm
+        .pending_events("erp", 10_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .filter(|e| e.event.event_type == "contract.withdrawn")
+        .collect();
+    assert_eq!(withdrawn.len(), 1, "{withdrawn:?}");
 }
 
 /// Applies one lifecycle step to one contract: `Ok` when done, else the
