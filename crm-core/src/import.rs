@@ -2537,6 +2537,55 @@ impl Crm {
                 }
             }
         }
+        // An undo needs the rights the import needed, as the actor holds
+        // them now, and the rights to remove what it created and to change
+        // back what it updated: a user demoted since undoes nothing they
+        // may no longer do.
+        if let Ok(entity) = row
+            .get("entity")
+            .as_text()
+            .unwrap_or_default()
+            .parse::<Entity>()
+        {
+            let needed = if entity == Entity::User {
+                Action::Manage
+            } else {
+                Action::Import
+            };
+            if !actor.can(entity, needed) {
+                return Err(Error::Forbidden(format!(
+                    "{} may not undo import {import_id}: they may no longer import {entity} \
+                     records; nothing was undone",
+                    actor.display_name
+                )));
+            }
+        }
+        for (t, id) in &created {
+            if let (Some(e), Some(r)) = (Entity::of_table(*t), current.get(id))
+                && e.is_record()
+                && !actor.covers(e, Action::Delete, r)
+            {
+                return Err(Error::Forbidden(format!(
+                    "{} may not undo import {import_id}: they may not delete {e} {}; nothing \
+                     was undone",
+                    actor.display_name,
+                    row_label(r)
+                )));
+            }
+        }
+        for u in &updated {
+            if let (Some(e), Some(r)) = (Entity::of_table(u.table), current.get(&u.id))
+                && e.is_record()
+                && !actor.covers(e, Action::Update, r)
+            {
+                return Err(Error::Forbidden(format!(
+                    "{} may not undo import {import_id}: they may not edit {e} {}; nothing was \
+                     undone",
+                    actor.display_name,
+                    row_label(r)
+                )));
+            }
+        }
         let mut changed = Vec::new();
         for (t, id) in &created {
             if let Some(r) = current.get(id)

@@ -184,6 +184,11 @@ macro_rules! import_scenarios {
             $make
         );
         $each!(
+            $crate::testing::import_suite::an_undo_needs_the_rights_held_now,
+            io_an_undo_needs_the_rights_held_now,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::an_imported_approver_is_not_undone,
             io_an_imported_approver_is_not_undone,
             $make
@@ -3090,6 +3095,67 @@ pub async fn import_users_match_existing_users_by_username_only(store: Arc<dyn S
             .expect("created")
             .display_name,
         "李四二号"
+    );
+}
+
+/// Undoing an import needs the rights the import needed, as its runner
+/// holds them now: an administrator demoted since undoes nothing.
+pub async fn an_undo_needs_the_rights_held_now(store: Arc<dyn Store>) {
+    use crate::org::{NewUser, UserPatch};
+    let w = World::new(store).await;
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::User),
+        &["用户名", "姓名"],
+        vec![vec![t("bob"), t("鲍勃")]],
+    )
+    .await;
+    assert_eq!(r.created, 1, "{:#?}", r.issues);
+    let id = r.import_id.expect("an import id");
+    let roles = w.crm.list_roles(&w.admin).await.expect("roles");
+    let admin_role = roles.iter().find(|r| r.is_admin).expect("admin role").id;
+    let plain = roles.iter().find(|r| !r.is_admin).expect("a plain role").id;
+    let other = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "admin2".into(),
+                display_name: "管理员二".into(),
+                role_ids: vec![admin_role],
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("second admin");
+    let other = w.crm.actor(other.id).await.expect("actor");
+    let me = w.crm.user(&w.admin, w.admin.user_id).await.expect("me");
+    w.crm
+        .update_user(
+            &other,
+            w.admin.user_id,
+            me.version,
+            UserPatch {
+                role_ids: Some(vec![plain]),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("demoted");
+    let demoted = w.crm.actor(w.admin.user_id).await.expect("actor");
+    match w.crm.undo_import(&demoted, id).await {
+        Err(Error::Forbidden(m)) => {
+            assert!(m.contains("may no longer import user records"), "{m}")
+        }
+        other => panic!("a demoted administrator's undo: {other:?}"),
+    }
+    assert!(
+        w.crm
+            .user_by_username(&other, "bob")
+            .await
+            .expect("bob")
+            .active
     );
 }
 
@@ -8718,9 +8784,9 @@ pub async fn a_user_import_moves_the_records_of_the_users_it_moves(store: Arc<dy
 
 /// The undo of a user import keeps an active administrator: an import that
 /// created an administrator, whose importer then gave up their own
-/// administrator role, is not undone while that would deactivate the only
-/// active administrator left ("nothing was undone"); once another user is
-/// an administrator, it is.
+/// administrator role (and with it the right to undo it), is not undone
+/// while that would deactivate the only active administrator left
+/// ("nothing was undone"); once another user is an administrator, it is.
 pub async fn import_undo_keeps_an_active_administrator(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let admin_role = admin_role(&w).await;
@@ -8766,7 +8832,22 @@ pub async fn import_undo_keeps_an_active_administrator(store: Arc<dyn Store>) {
         .expect("the importer gives up their administrator role");
     assert_eq!(active_admins(&w).await, vec!["newadmin".to_string()]);
     let importer = w.crm.actor(w.admin.user_id).await.expect("actor");
+    // Demoted, the importer may not undo it at all.
     match w.crm.undo_import(&importer, import).await {
+        Err(Error::Forbidden(m)) => {
+            assert!(m.contains("may no longer import user records"), "{m}")
+        }
+        other => panic!("a demoted importer's undo: {other:?}"),
+    }
+    // The new administrator may undo anyone's import, but not this one
+    // while it would deactivate them, the only active administrator.
+    let newadmin = w
+        .crm
+        .user_by_username(&importer, "newadmin")
+        .await
+        .expect("newadmin");
+    let newadmin = w.crm.actor(newadmin.id).await.expect("actor");
+    match w.crm.undo_import(&newadmin, import).await {
         Err(Error::InvalidState(m)) => {
             assert!(
                 m.contains(&format!("cannot undo import {import}"))
@@ -8780,12 +8861,6 @@ pub async fn import_undo_keeps_an_active_administrator(store: Arc<dyn Store>) {
     }
     assert_eq!(active_admins(&w).await, vec!["newadmin".to_string()]);
     // Another administrator (made by the new one): the undo goes through.
-    let newadmin = w
-        .crm
-        .user_by_username(&importer, "newadmin")
-        .await
-        .expect("newadmin");
-    let newadmin = w.crm.actor(newadmin.id).await.expect("actor");
     let lisi = w.crm.user(&newadmin, w.lisi.user_id).await.expect("lisi");
     w.crm
         .update_user(
@@ -8800,7 +8875,7 @@ pub async fn import_undo_keeps_an_active_administrator(store: Arc<dyn Store>) {
         .await
         .expect("lisi made an administrator");
     w.crm
-        .undo_import(&importer, import)
+        .undo_import(&newadmin, import)
         .await
         .expect("undo once another administrator remains");
     assert_eq!(active_admins(&w).await, vec!["lisi".to_string()]);

@@ -3728,6 +3728,59 @@ pub async fn a_customer_does_not_leave_with_a_contract_reopened_meanwhile(store:
         .expect("get")
         .expect("row");
     assert!(live.get("deleted_at").is_null());
+
+    // Paid and finished again, then released into a pool while the
+    // payment is voided: the release is refused as it commits.
+    let (p2, _) = w
+        .crm
+        .record_payment(
+            &w.zhangsan,
+            k.id,
+            PaymentInput {
+                amount: Money::cny(100_000),
+                received_on: w.crm.today(),
+                method: None,
+                receipt_no: Some("CK-2".into()),
+                notes: None,
+            },
+        )
+        .await
+        .expect("paid again");
+    w.crm
+        .close_contract(&w.zhangsan, k.id, None)
+        .await
+        .expect("finished again");
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            crate::pool::PoolSpec {
+                name: "重开公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_departments: vec![w.group1, w.group2, w.sales],
+                ..crate::pool::PoolSpec::default()
+            },
+        )
+        .await
+        .expect("pool");
+    let void = {
+        let (other, actor, pid) = (other.clone(), w.zhangsan.clone(), p2.id);
+        async move {
+            other
+                .void_payment(&actor, pid, "又录错")
+                .await
+                .expect("voided meanwhile");
+        }
+    };
+    hooked.before_customer_write(void);
+    let r = w
+        .crm
+        .release(&w.zhangsan, &[c.id], "不再跟进", Some(pool.id))
+        .await
+        .expect("release");
+    assert!(r.done.is_empty(), "{r:?}");
+    let why = &r.refused.first().expect("refused").1;
+    assert!(why.contains("reopened"), "{why}");
 }
 
 /// A follow-up (any record pointing at a customer) names its customer by
