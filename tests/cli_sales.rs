@@ -738,6 +738,20 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
     assert!(
         zw(db, true, &["contract", "share", &c2, "--with", "wangfang"]).contains("shared: 1 done")
     );
+    // A day alone is through that day, as for customers.
+    let through = days_from_today(40);
+    assert!(
+        zw(
+            db,
+            true,
+            &[
+                "contract", "share", &c2, "--with", "liqiang", "--until", &through
+            ]
+        )
+        .contains("shared: 1 done")
+    );
+    let listed = zw(db, true, &["contract", "shares", &c2]);
+    assert!(listed.contains(&format!("{through} 24:00")), "{listed}");
     let hj = zw_json(db, &["contract", "history", &c2]);
     assert!(hj.as_array().map_or(0, Vec::len) >= 2, "{hj}");
     let h = zw(db, true, &["contract", "history", &c2]);

@@ -2097,6 +2097,11 @@ impl Crm {
                     .entry(d.name.clone())
                     .and_modify(|e| *e = None)
                     .or_insert(Some(d.id.0));
+                // Letter case aside, as the resolvers find names.
+                departments
+                    .entry(folded_name_key(&d.name))
+                    .and_modify(|e| *e = None)
+                    .or_insert(Some(d.id.0));
             }
         }
         if entity == Entity::User {
@@ -2104,6 +2109,10 @@ impl Crm {
                 roles.insert(r.id.to_string(), Some(r.id));
                 roles
                     .entry(r.name.clone())
+                    .and_modify(|e| *e = None)
+                    .or_insert(Some(r.id));
+                roles
+                    .entry(folded_name_key(&r.name))
                     .and_modify(|e| *e = None)
                     .or_insert(Some(r.id));
             }
@@ -2617,6 +2626,15 @@ impl Crm {
         // written.
         let (refs, unseen, ref_guards) =
             self.undo_references(actor, &created, &current, now).await?;
+        // Approvals a created user acted on stay on record: nothing can be
+        // moved away, so the undo is refused for good (the user can be
+        // deactivated instead).
+        if let Some(acted) = refs.iter().find(|r| r.ends_with("approvals")) {
+            return Err(Error::InvalidState(format!(
+                "cannot undo import {import_id}: {acted}, which stay on record; a user with \
+                 approvals cannot be removed — deactivate the user instead; nothing was undone"
+            )));
+        }
         if !refs.is_empty() || unseen > 0 {
             let n = refs.len();
             let mut refs = refs;
@@ -3077,10 +3095,7 @@ impl Crm {
                                     format!("user {whose} is the superior of user {rl}")
                                 }
                                 "manager_id" => format!("user {whose} manages department {rl}"),
-                                "actor_id" => format!(
-                                    "user {whose} has acted on approvals (their decisions are \
-                                     on record)"
-                                ),
+                                "actor_id" => format!("user {whose} has acted on approvals"),
                                 "applicant_id" => {
                                     format!("user {whose} has applied for approvals")
                                 }
@@ -3290,6 +3305,13 @@ fn compared_values(get: impl Fn(&str) -> Value) -> BTreeSet<(String, String)> {
         }
     }
     out
+}
+
+/// The key a department or role name is also found by, letter case and
+/// full-width letters aside (see `org::fold_name`), apart from the names
+/// as spelled.
+fn folded_name_key(name: &str) -> String {
+    format!("\u{1}{}", crate::org::fold_name(name))
 }
 
 fn row_label(r: &Row) -> String {
@@ -7882,24 +7904,30 @@ impl ImportSession<'_> {
                     .map_err(|msg| errors.push(field_label(&USER_FIELDS[6]), msg))
                     .ok()
             });
-            let department = text("department_id").and_then(|d| match self.departments.get(&d) {
-                Some(Some(id)) => Some(*id),
-                Some(None) => {
-                    errors.push(
-                        field_label(&USER_FIELDS[2]),
-                        format!(
-                            "several departments are named {d}; give the department's id \
+            let department = text("department_id").and_then(|d| {
+                match self
+                    .departments
+                    .get(&d)
+                    .or_else(|| self.departments.get(&folded_name_key(&d)))
+                {
+                    Some(Some(id)) => Some(*id),
+                    Some(None) => {
+                        errors.push(
+                            field_label(&USER_FIELDS[2]),
+                            format!(
+                                "several departments are named {d}; give the department's id \
                              (部门名称重复，请填写部门ID)"
-                        ),
-                    );
-                    None
-                }
-                None => {
-                    errors.push(
-                        field_label(&USER_FIELDS[2]),
-                        format!("department {d} not found"),
-                    );
-                    None
+                            ),
+                        );
+                        None
+                    }
+                    None => {
+                        errors.push(
+                            field_label(&USER_FIELDS[2]),
+                            format!("department {d} not found"),
+                        );
+                        None
+                    }
                 }
             });
             // The user the row names, letter case aside (see `usernames`).
@@ -7938,7 +7966,11 @@ impl ImportSession<'_> {
                     .map(str::trim)
                     .filter(|s| !s.is_empty())
                 {
-                    match self.roles.get(name) {
+                    match self
+                        .roles
+                        .get(name)
+                        .or_else(|| self.roles.get(&folded_name_key(name)))
+                    {
                         Some(Some(id)) => roles.push(*id),
                         Some(None) => errors.push(
                             field_label(&USER_FIELDS[4]),

@@ -1820,12 +1820,18 @@ impl Crm {
         Ok(ended)
     }
 
-    /// When a share given "until" `text` ends: a date without a time means
-    /// through that day, so the share ends at the end of that day in the
-    /// company's time zone (the start of the next day); a date with a time
-    /// ends then. Refused when that is not in the future.
+    /// When a share given "until" `text` ends: a date without a time (or
+    /// with `24:00`) means through that day, so the share ends at the end
+    /// of that day in the company's time zone (the start of the next day);
+    /// a date with a time ends then. Refused when that is not in the future.
     pub fn share_end(&self, text: &str) -> std::result::Result<DateTime<Utc>, String> {
         let t = text.trim();
+        // `2027-01-31 24:00` (as a share's end is shown) is that day's end.
+        let t = t
+            .strip_suffix("24:00")
+            .map(str::trim_end)
+            .filter(|d| crate::records::parse_date(d).is_ok())
+            .unwrap_or(t);
         let end = match crate::records::parse_date(t) {
             Ok(day) if !t.contains(':') => {
                 let next = day

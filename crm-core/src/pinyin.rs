@@ -249,7 +249,9 @@ fn positions(name: &str, words: &mut String) -> Vec<Position> {
             // Letters of other scripts (accents dropped: `Müller` is
             // keyed `muller`), and Han characters without data.
             start.get_or_insert(words.len());
-            words.extend(c.to_lowercase().map(unaccented));
+            for l in c.to_lowercase() {
+                push_folded(words, l);
+            }
         } else {
             flush(&mut start, words, &mut out);
         }
@@ -501,12 +503,30 @@ fn all_keys(pos: &[Position], words: &str) -> String {
 /// 吕 is keyed under beside `lv`; `ǚ` → `v`), whitespace and apostrophes
 /// (syllable separators such as `xi'an`) removed.
 pub fn normalise_query(q: &str) -> String {
-    q.chars()
+    let mut out = String::with_capacity(q.len());
+    for c in q
+        .chars()
         .map(crate::validate::halfwidth)
         .flat_map(char::to_lowercase)
         .filter(|c| !c.is_whitespace() && !matches!(c, '\'' | '’' | '‘' | '`'))
-        .map(unaccented)
-        .collect()
+    {
+        push_folded(&mut out, c);
+    }
+    out
+}
+
+/// Pushes a lowercase letter as keys and queries spell it: accents and
+/// tone marks dropped ([`unaccented`]), the ligatures and sharp s written
+/// out (`ß` → `ss`, `æ` → `ae`, `œ` → `oe`), combining marks left out (the
+/// dot of `İ` lowercased).
+fn push_folded(out: &mut String, c: char) {
+    match c {
+        'ß' => out.push_str("ss"),
+        'æ' => out.push_str("ae"),
+        'œ' => out.push_str("oe"),
+        '\u{300}'..='\u{36f}' => {}
+        c => out.push(unaccented(c)),
+    }
 }
 
 /// Opens a Chinese character's syllable in a [`sort_key`]: above every
@@ -757,6 +777,16 @@ mod tests {
         }
         for q in ["société générale", "SOCIETE GENERALE", "générale"] {
             assert!(finds("Société Générale", q), "{q}");
+        }
+        for (name, q) in [
+            ("Straße AG", "strasse"),
+            ("STRASSE AG", "straße"),
+            ("ÆON Ørsted", "aeon"),
+            ("ÆON Ørsted", "orsted"),
+            ("İstanbul Ltd", "istanbul"),
+            ("Œuvre SA", "oeuvre"),
+        ] {
+            assert!(finds(name, q), "{name}: {q}");
         }
         assert!(!finds("Müller GmbH", "miller"));
         assert!(finds("西安", "xi'an"));

@@ -2752,8 +2752,9 @@ async fn doc_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: DocCmd) -> CliRe
             let ids = doc_ids(ctx, actor, entity, &code, false).await?;
             let u = super::resolve_user(ctx, actor, &with).await?;
             let access: ShareAccess = access.parse()?;
+            // A day alone is through that day, as for customers.
             let until = match until {
-                Some(t) => Some(ctx.crm.parse_datetime(&t)?),
+                Some(t) => Some(ctx.crm.share_end(&t).map_err(|e| format!("--until: {e}"))?),
                 None => None,
             };
             on_document(ctx, "shared", &ids, |ids| async move {

@@ -184,6 +184,11 @@ macro_rules! import_scenarios {
             $make
         );
         $each!(
+            $crate::testing::import_suite::user_imports_name_departments_and_roles_letter_case_aside,
+            io_user_imports_name_departments_and_roles_letter_case_aside,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::an_undo_needs_the_rights_held_now,
             io_an_undo_needs_the_rights_held_now,
             $make
@@ -3095,6 +3100,63 @@ pub async fn import_users_match_existing_users_by_username_only(store: Arc<dyn S
             .expect("created")
             .display_name,
         "李四二号"
+    );
+}
+
+/// A user import names departments and roles as the resolvers find them:
+/// as spelled, else letter case aside; names equal but for case are
+/// ambiguous.
+pub async fn user_imports_name_departments_and_roles_letter_case_aside(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let emea = w
+        .crm
+        .create_department(&w.admin, "Sales EMEA", None)
+        .await
+        .expect("department");
+    let role = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: "Key Account".into(),
+                is_admin: false,
+                permissions: Vec::new(),
+                field_rules: Vec::new(),
+            },
+        )
+        .await
+        .expect("role");
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::User),
+        &["用户名", "姓名", "部门", "角色"],
+        vec![vec![t("y1"), t("Y1"), t("sales emea"), t("KEY account")]],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (1, 0), "{:#?}", r.issues);
+    let y1 = w.crm.user_by_username(&w.admin, "y1").await.expect("y1");
+    assert_eq!(
+        (y1.department_id, y1.role_ids),
+        (Some(emea.id), vec![role.id])
+    );
+    w.crm
+        .create_department(&w.admin, "sales emea", Some(emea.id))
+        .await
+        .expect("a sub-department spelled otherwise");
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::User),
+        &["用户名", "姓名", "部门"],
+        vec![vec![t("y2"), t("Y2"), t("SALES EMEA")]],
+    )
+    .await;
+    assert_eq!(r.rejected, 1, "{:#?}", r.issues);
+    assert!(
+        issue(&r, 2).message_en.contains("several departments"),
+        "{:#?}",
+        r.issues
     );
 }
 

@@ -2921,6 +2921,11 @@ pub async fn a_share_until_a_date_lasts_through_that_day(store: Arc<dyn Store>) 
         w.crm.share_end("2026-12-08 18:00").expect("a time"),
         local("2026-12-08 18:00")
     );
+    // As a share's end is shown: that day's end.
+    assert_eq!(
+        w.crm.share_end("2026-12-08 24:00").expect("the day's end"),
+        local("2026-12-09 00:00")
+    );
     for past in ["2026-11-26", "2026-11-27 09:00"] {
         let m = w.crm.share_end(past).expect_err(past);
         assert!(m.contains("in the future"), "{m}");
