@@ -2082,25 +2082,31 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
             end,
             notes,
         } => {
-            let c = find(code).await?;
-            let c = ctx
-                .crm
-                .update_contract(
-                    actor,
-                    c.id,
-                    c.version,
-                    crm::sales::ContractPatch {
-                        title,
-                        amount: amount.as_deref().map(money).transpose()?,
-                        signed_on: opt_date(&signed)?,
-                        start_on: opt_date(&start)?,
-                        end_on: opt_date(&end)?,
-                        notes,
-                        ..crm::sales::ContractPatch::default()
-                    },
-                )
-                .await
-                .map_err(err)?;
+            let patch = crm::sales::ContractPatch {
+                title,
+                amount: amount.as_deref().map(money).transpose()?,
+                signed_on: opt_date(&signed)?,
+                start_on: opt_date(&start)?,
+                end_on: opt_date(&end)?,
+                notes,
+                ..crm::sales::ContractPatch::default()
+            };
+            // The command takes no version: a contract changed by someone
+            // else meanwhile (another field edited, a payment recorded) is
+            // read again and the change applied to it as it is now, every
+            // check made again.
+            let mut tries = 0;
+            let c = loop {
+                let c = find(code.clone()).await?;
+                match ctx
+                    .crm
+                    .update_contract(actor, c.id, c.version, patch.clone())
+                    .await
+                {
+                    Err(crm::Error::Conflict { .. }) if tries < 5 => tries += 1,
+                    other => break other.map_err(err)?,
+                }
+            };
             ctx.print(json!(c), || {
                 format!(
                     "contract {} {} {} until {}",

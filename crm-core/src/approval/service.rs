@@ -707,8 +707,8 @@ impl Crm {
         let existing = self
             .approval_row_for(company, &req.doc_type, req.document_id)
             .await?;
-        // A generic document resubmitted keeps its title, code and facts
-        // unless new ones are given: a resubmission naming only the
+        // A generic document resubmitted keeps its title, code, facts and
+        // picked approvers unless new ones are given: a resubmission naming only the
         // document must not drop the amount or kind a step's condition
         // reads (and skip that step). Sales documents give theirs, read
         // from the stored document.
@@ -716,6 +716,7 @@ impl Crm {
         let req = match &existing {
             Some(row) if !owner_checked => {
                 let prior = info_from_row(row)?;
+                let was_picked = prior.state.picked.clone();
                 let mut r = req.clone();
                 let was = &prior.state.facts;
                 r.facts.amount_minor = r.facts.amount_minor.or(was.amount_minor);
@@ -723,6 +724,11 @@ impl Crm {
                 r.facts.discount_bp = r.facts.discount_bp.or(was.discount_bp);
                 r.title = r.title.clone().or(prior.title);
                 r.document_code = r.document_code.clone().or(prior.document_code);
+                // The approvers the applicant picked, unless picked anew
+                // (a new applicant picks their own).
+                if r.picked.is_empty() && prior.applicant_id == actor.user_id.0 {
+                    r.picked = was_picked;
+                }
                 filled = r;
                 &filled
             }

@@ -12365,6 +12365,45 @@ pub async fn a_resubmission_keeps_what_its_steps_read(store: Arc<dyn Store>) {
     let after = w.crm.approve(&w.lisi, a.id, None).await.expect("superior");
     assert_eq!(after.status, Status::Pending, "{after:?}");
     assert_eq!(after.pending_with, vec![w.admin.user_id.0]);
+    // The approvers the applicant picked are kept too.
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "leave",
+            "请假",
+            FlowDef {
+                steps: vec![step("自选", ApproverRule::ApplicantPicks, SignMode::Any)],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("leave flow");
+    let leave = Uuid::from_u128(0x1EAF);
+    let mut first = request(leave, 1);
+    first.doc_type = "leave".into();
+    first.picked = vec![w.zhaoliu.user_id.0];
+    let l = w
+        .crm
+        .submit_for_approval(&w.zhangsan, first)
+        .await
+        .expect("leave");
+    w.crm
+        .reject(&w.zhaoliu, l.id, RejectTo::Applicant, None)
+        .await
+        .expect("rejected");
+    let again = w
+        .crm
+        .submit_for_approval(
+            &w.zhangsan,
+            SubmitRequest {
+                doc_type: "leave".into(),
+                document_id: leave,
+                ..SubmitRequest::default()
+            },
+        )
+        .await
+        .expect("resubmitted with the same picks");
+    assert_eq!(again.pending_with, vec![w.zhaoliu.user_id.0]);
 }
 
 /// A contract flow's type condition names contract types — the Chinese
