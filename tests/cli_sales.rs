@@ -370,6 +370,24 @@ fn leave_requests(db: &str, contract: &str) {
     );
     assert!(said.contains("for leave QJ-002: "), "{said}");
     assert!(said.contains("at 主管, waiting for 陈静"), "{said}");
+    // Another applicant's document with the same code: shown by id, not
+    // one of the two by chance.
+    ok(
+        db,
+        &[
+            "--as",
+            "wangfang",
+            "approval",
+            "submit",
+            "leave",
+            "--document",
+            "QJ-002",
+            "--title",
+            "调休",
+        ],
+    );
+    let both = fails(db, &["--as", "chenjing", "approval", "show", "QJ-002"]);
+    assert!(both.contains("has 2 pending approvals"), "{both}");
     // Pending twice is refused.
     fails(
         db,

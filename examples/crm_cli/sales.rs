@@ -3036,7 +3036,14 @@ async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str, using: ApprovalUse) ->
     let fitting: Vec<&ApprovalInfo> = found.iter().filter(fits).collect();
     match (using, fitting.as_slice()) {
         (_, [one]) => return Ok(one.id),
-        (ApprovalUse::Show, [first, ..]) => return Ok(first.id),
+        // A contract's approval before its payments' (they share its
+        // code); two documents of one type sharing the code (two
+        // applicants' `QJ-001`) are told apart by id below.
+        (ApprovalUse::Show, [first, rest @ ..])
+            if rest.iter().all(|a| a.doc_type != first.doc_type) =>
+        {
+            return Ok(first.id);
+        }
         (_, [_, _, ..]) => {
             let ids: Vec<String> = fitting
                 .iter()
@@ -3044,6 +3051,7 @@ async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str, using: ApprovalUse) ->
                 .collect();
             let what = match using {
                 ApprovalUse::Withdraw => "pending approvals you may withdraw",
+                ApprovalUse::Show => "pending approvals",
                 _ => "approvals waiting for you",
             };
             return Err(format!(
