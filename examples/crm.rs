@@ -311,14 +311,15 @@ enum RoleCmd {
     },
     /// Lists roles.
     List,
-    /// Replaces a role's grants and field rules.
+    /// Replaces a role's grants, or its field rules, or both: what is not
+    /// given is kept; `--perm none` / `--field none` clears it.
     Edit {
         /// Role name.
         name: String,
-        /// Grants, repeatable.
+        /// Grants, repeatable (replacing all; `none` for no grant).
         #[arg(long = "perm")]
         permissions: Vec<String>,
-        /// Field rules, repeatable.
+        /// Field rules, repeatable (replacing all; `none` for no rule).
         #[arg(long = "field")]
         fields: Vec<String>,
     },
@@ -1830,7 +1831,34 @@ async fn role_cmd(ctx: &Ctx, actor: &Actor, cmd: RoleCmd) -> CliResult {
             fields,
         } => {
             let r = ctx.crm.resolve_role(actor, &name).await.map_err(err)?;
-            let spec = role_spec(r.name.clone(), permissions, fields, r.is_admin)?;
+            if permissions.is_empty() && fields.is_empty() {
+                return Err(format!(
+                    "nothing to change for role {}: give --perm or --field (`none` clears them)",
+                    r.name
+                ));
+            }
+            // What is not given is kept; `none` alone clears it.
+            let cleared = |v: &[String]| v.len() == 1 && v[0].trim().eq_ignore_ascii_case("none");
+            let mut spec = role_spec(
+                r.name.clone(),
+                if cleared(&permissions) {
+                    Vec::new()
+                } else {
+                    permissions.clone()
+                },
+                if cleared(&fields) {
+                    Vec::new()
+                } else {
+                    fields.clone()
+                },
+                r.is_admin,
+            )?;
+            if permissions.is_empty() {
+                spec.permissions = r.permissions.clone();
+            }
+            if fields.is_empty() {
+                spec.field_rules = r.field_rules.clone();
+            }
             let r = ctx
                 .crm
                 .update_role(actor, r.id, r.version, spec)

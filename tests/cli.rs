@@ -351,6 +351,29 @@ fn walk_through(db: &str) {
     assert!(ok(db, &["group", "edit", &group, "none"]).contains("0 members"));
     // Roles and groups are deleted; a role only once nobody holds it.
     ok(db, &["role", "add", "实习", "--perm", "customer:read:own"]);
+    // Editing the field rules keeps the grants, and the other way round.
+    ok(
+        db,
+        &["role", "edit", "实习", "--field", "customer.phone=masked"],
+    );
+    let roles = json(db, &["role", "list"]);
+    let role = roles
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["name"] == "实习"))
+        .cloned()
+        .expect("the role");
+    assert_eq!(role["permissions"].as_array().map(Vec::len), Some(1), "{role}");
+    assert_eq!(role["field_rules"].as_array().map(Vec::len), Some(1), "{role}");
+    ok(db, &["role", "edit", "实习", "--field", "none"]);
+    let roles = json(db, &["role", "list"]);
+    let role = roles
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["name"] == "实习"))
+        .cloned()
+        .expect("the role");
+    assert_eq!(role["permissions"].as_array().map(Vec::len), Some(1), "{role}");
+    assert_eq!(role["field_rules"].as_array().map(Vec::len), Some(0), "{role}");
+    assert!(fails(db, &["role", "edit", "实习"]).contains("nothing to change"));
     ok(db, &["user", "edit", "tangseng", "--role", "实习"]);
     let held = fails(db, &["role", "delete", "实习"]);
     assert!(held.contains("still held by 1 user (tangseng)"), "{held}");

@@ -771,6 +771,35 @@ impl Crm {
                     ),
                 });
             }
+            // Keys head the English columns: a label equal to another
+            // field's key (or a key equal to another's label) would make
+            // one header name two fields, and a template fail to import.
+            if let Some(same) = new_labels.iter().find(|l| same_label(l, &d.key)) {
+                return Err(Error::Duplicate {
+                    entity: "custom_field".into(),
+                    message: format!(
+                        "'{}' is the key of {}'s custom field {}: a label may not name another \
+                         field; give the new field another label (标签与其他字段的键重复)",
+                        same.trim(),
+                        input.entity,
+                        d.label
+                    ),
+                });
+            }
+            if theirs
+                .into_iter()
+                .flatten()
+                .any(|t| same_label(&input.key, t))
+            {
+                return Err(Error::Duplicate {
+                    entity: "custom_field".into(),
+                    message: format!(
+                        "'{}' is a label of {}'s custom field '{}': a key may not name another \
+                         field; give the new field another key (键与其他字段的标签重复)",
+                        input.key, input.entity, d.key
+                    ),
+                });
+            }
         }
         let options: Vec<String> = input
             .options
@@ -1063,6 +1092,19 @@ impl Crm {
                             def.entity,
                             same.trim(),
                             d.key,
+                            d.label
+                        ),
+                    });
+                }
+                // Nor another field's key (see `define_custom_field`).
+                if let Some(same) = new_labels.iter().find(|l| same_label(l, &d.key)) {
+                    return Err(Error::Duplicate {
+                        entity: "custom_field".into(),
+                        message: format!(
+                            "'{}' is the key of {}'s custom field {}: a label may not name \
+                             another field; choose another label (标签与其他字段的键重复)",
+                            same.trim(),
+                            def.entity,
                             d.label
                         ),
                     });

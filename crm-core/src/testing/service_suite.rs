@@ -4337,6 +4337,20 @@ pub async fn custom_field_labels_and_unique_keys_hold(store: Arc<dyn Store>) {
         1,
         "{defs:?}"
     );
+    // A label is no other field's key, nor a key another field's label
+    // (keys head the English columns).
+    w.crm
+        .define_custom_field(&w.admin, labelled("alpha", "beta"))
+        .await
+        .expect("an ASCII label");
+    for (key, label) in [("delta", "region_a"), ("beta", "贝塔")] {
+        match w.crm.define_custom_field(&w.admin, labelled(key, label)).await {
+            Err(Error::Duplicate { message, .. }) => {
+                assert!(message.contains("may not name another field"), "{message}")
+            }
+            other => panic!("{key}/{label}: {other:?}"),
+        }
+    }
     // Values stay when their field is deleted.
     let badge = w
         .crm
