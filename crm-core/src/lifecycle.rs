@@ -1252,7 +1252,7 @@ impl Crm {
         Fut: std::future::Future<Output = Result<()>>,
     {
         let mut report = BatchReport::default();
-        for id in ids {
+        for id in &distinct_ids(ids) {
             match f(*id).await {
                 Ok(()) => report.done.push(*id),
                 Err(e) => report.refused.push((*id, e.to_string())),
@@ -1628,6 +1628,7 @@ impl Crm {
         to: UserId,
         stale_tries: u32,
     ) -> Result<BatchReport> {
+        let ids = &distinct_ids(ids);
         let target = self.user(actor, to).await?;
         if !target.active {
             return Err(Error::invalid(
@@ -2210,6 +2211,14 @@ impl Crm {
             })
             .collect())
     }
+}
+
+/// `ids` without repeats, in their order: a batch acts on a record named
+/// twice once (the second time would read as refused, or as done by
+/// someone else).
+pub(crate) fn distinct_ids(ids: &[RecordId]) -> Vec<RecordId> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
 }
 
 /// Whether `actor` sees every share of the record `row` (its owner, an

@@ -2340,6 +2340,7 @@ impl Crm {
     /// not look at (neither readable nor in the public area of a pool they
     /// belong to) is refused as not found and not counted.
     pub async fn claim(&self, actor: &Actor, ids: &[RecordId]) -> Result<BatchReport> {
+        let ids = &crate::lifecycle::distinct_ids(ids);
         let company = actor.company_id.0;
         let set = self.pool_set(company).await?;
         let mut per_pool: HashMap<Uuid, u32> = HashMap::new();
@@ -3010,6 +3011,7 @@ impl Crm {
         to: Option<PoolId>,
         place: Place,
     ) -> Result<BatchReport> {
+        let ids = &crate::lifecycle::distinct_ids(ids);
         let reason = reason.trim();
         if reason.is_empty() {
             return Err(Error::invalid(
@@ -3138,6 +3140,7 @@ impl Crm {
     /// pool. The user's caps of that pool apply; the cooldown does not. A
     /// customer the actor may not look at is refused as not found.
     pub async fn assign(&self, actor: &Actor, ids: &[RecordId], to: UserId) -> Result<BatchReport> {
+        let ids = &crate::lifecycle::distinct_ids(ids);
         let target = self.user(actor, to).await?;
         if !target.active {
             return Err(Error::invalid(
@@ -3291,6 +3294,7 @@ impl Crm {
     /// recycled. Managers only: the actor must be allowed to transfer the
     /// customer and, unless an administrator, must not be its owner.
     pub async fn set_locked(&self, actor: &Actor, ids: &[RecordId], locked: bool) -> BatchReport {
+        let ids = &crate::lifecycle::distinct_ids(ids);
         let mut report = BatchReport::default();
         for id in ids {
             let outcome: Result<()> = async {
