@@ -362,8 +362,16 @@ fn walk_through(db: &str) {
         .and_then(|a| a.iter().find(|r| r["name"] == "实习"))
         .cloned()
         .expect("the role");
-    assert_eq!(role["permissions"].as_array().map(Vec::len), Some(1), "{role}");
-    assert_eq!(role["field_rules"].as_array().map(Vec::len), Some(1), "{role}");
+    assert_eq!(
+        role["permissions"].as_array().map(Vec::len),
+        Some(1),
+        "{role}"
+    );
+    assert_eq!(
+        role["field_rules"].as_array().map(Vec::len),
+        Some(1),
+        "{role}"
+    );
     ok(db, &["role", "edit", "实习", "--field", "none"]);
     let roles = json(db, &["role", "list"]);
     let role = roles
@@ -371,8 +379,16 @@ fn walk_through(db: &str) {
         .and_then(|a| a.iter().find(|r| r["name"] == "实习"))
         .cloned()
         .expect("the role");
-    assert_eq!(role["permissions"].as_array().map(Vec::len), Some(1), "{role}");
-    assert_eq!(role["field_rules"].as_array().map(Vec::len), Some(0), "{role}");
+    assert_eq!(
+        role["permissions"].as_array().map(Vec::len),
+        Some(1),
+        "{role}"
+    );
+    assert_eq!(
+        role["field_rules"].as_array().map(Vec::len),
+        Some(0),
+        "{role}"
+    );
     assert!(fails(db, &["role", "edit", "实习"]).contains("nothing to change"));
     ok(db, &["user", "edit", "tangseng", "--role", "实习"]);
     let held = fails(db, &["role", "delete", "实习"]);

@@ -4782,7 +4782,7 @@ impl<'a> ImportSession<'a> {
     fn role_name(&self, id: RoleId) -> String {
         self.roles
             .iter()
-            .find(|(k, r)| **r == Some(id) && k.parse::<Uuid>().is_err())
+            .find(|(k, r)| **r == Some(id) && k.parse::<Uuid>().is_err() && !k.starts_with('\u{1}'))
             .map_or_else(|| id.to_string(), |(k, _)| k.clone())
     }
 

@@ -725,14 +725,29 @@ impl Crm {
         };
         let out = match def.kind {
             FieldKind::Text(max) => {
+                let multiline = is_multiline(def);
+                // A line break typed into a one-line value (Alt+Enter in a
+                // spreadsheet cell) is a space.
+                let text = if multiline {
+                    text
+                } else {
+                    crate::validate::one_line(&text)
+                };
                 if text.chars().count() > max {
                     return Err(format!("is longer than {max} characters"));
+                }
+                if let Some(problem) = crate::validate::control_problem(&text, multiline) {
+                    return Err(problem);
                 }
                 Columns::one(name, text.into())
             }
             FieldKind::CompanyName => {
+                let text = crate::validate::one_line(&text);
                 if text.chars().count() > 128 {
                     return Err("is longer than 128 characters".into());
+                }
+                if let Some(problem) = crate::validate::control_problem(&text, false) {
+                    return Err(problem);
                 }
                 Columns::one(name, text.into())
             }

@@ -1651,6 +1651,35 @@ pub fn url(s: &str) -> Result<String, Invalid> {
     Ok(parsed.to_string())
 }
 
+/// A one-line value with its line breaks and tabs as single spaces (a
+/// line break typed into a spreadsheet cell with Alt+Enter), trimmed.
+pub fn one_line(s: &str) -> String {
+    if !s.contains(['\n', '\r', '\t']) {
+        return s.to_string();
+    }
+    s.split(['\n', '\r', '\t'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Why `s` may not be stored as text: a control character (an escape
+/// sequence or a bell would act on the terminal of whoever lists it);
+/// `multiline` text keeps its line breaks and tabs. `None` when there is
+/// none.
+pub fn control_problem(s: &str, multiline: bool) -> Option<String> {
+    let (i, ch) = s
+        .chars()
+        .enumerate()
+        .find(|(_, c)| c.is_control() && !(multiline && matches!(c, '\n' | '\r' | '\t')))?;
+    Some(format!(
+        "holds a control character (U+{:04X}) at position {}; text holds none (不能包含控制字符)",
+        u32::from(ch),
+        i + 1
+    ))
+}
+
 // ---------------------------------------------------------------------------
 // Names
 // ---------------------------------------------------------------------------

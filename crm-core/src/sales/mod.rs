@@ -678,7 +678,7 @@ pub(crate) fn opt_text(v: Option<String>) -> Value {
 /// ([`crate::validate::strip_invisible`]).
 pub(crate) fn req_text(field: &str, v: &str, max: usize) -> Result<String> {
     // No stored text holds a NUL (PostgreSQL stores none).
-    let v = crate::validate::strip_invisible(&v.replace('\0', "")).into_owned();
+    let v = crate::validate::one_line(&crate::validate::strip_invisible(&v.replace('\0', "")));
     let t = v.trim();
     if t.is_empty() {
         return Err(Error::invalid(field, "is required"));
@@ -688,6 +688,9 @@ pub(crate) fn req_text(field: &str, v: &str, max: usize) -> Result<String> {
             field,
             format!("is longer than {max} characters"),
         ));
+    }
+    if let Some(problem) = crate::validate::control_problem(t, false) {
+        return Err(Error::invalid(field, problem));
     }
     Ok(t.to_string())
 }

@@ -142,6 +142,11 @@ macro_rules! lifecycle_scenarios {
             $make
         );
         $each!(
+            $crate::testing::lifecycle_suite::text_holds_no_control_characters,
+            crm_lifecycle_text_holds_no_control_characters,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::a_customer_is_named_by_its_name_too,
             crm_lifecycle_a_customer_is_named_by_its_name_too,
             $make
@@ -3830,4 +3835,52 @@ pub async fn a_customer_is_named_by_its_name_too(store: Arc<dyn Store>) {
         .await
         .expect_err("not the actor's");
     assert!(!e.to_string().contains(&hidden.id.to_string()), "{e}");
+}
+
+/// Names and one-line text hold no control characters (an escape sequence
+/// would act on the terminal of whoever lists them): they are refused,
+/// naming the character; a line break typed into a one-line value is a
+/// space, and multi-line notes keep theirs.
+pub async fn text_holds_no_control_characters(store: Arc<dyn Store>) {
+    use crate::testing::service_suite::fields;
+    let w = crate::testing::sales_suite::with_sales_rights(World::new(store).await).await;
+    let e = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Customer,
+            fields(serde_json::json!({"name": "红色\u{1b}[31m有限公司"})),
+        )
+        .await
+        .expect_err("an escape in a name");
+    assert!(e.to_string().contains("U+001B"), "{e}");
+    let c = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Customer,
+            fields(serde_json::json!({
+                "name": "换行地址有限公司",
+                "address": "北京市海淀区\n中关村大街1号",
+                "notes": "第一行\n第二行",
+            })),
+        )
+        .await
+        .expect("a line break in a one-line value");
+    assert_eq!(c.text("address"), Some("北京市海淀区 中关村大街1号"));
+    assert_eq!(c.text("notes"), Some("第一行\n第二行"));
+    let e = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            crate::sales::NewContract {
+                title: "铃声\u{7}合同".into(),
+                customer_id: c.id.0,
+                amount: Some(crate::money::Money::cny(100)),
+                ..crate::sales::NewContract::default()
+            },
+        )
+        .await
+        .expect_err("a bell in a title");
+    assert!(e.to_string().contains("U+0007"), "{e}");
 }

@@ -5883,7 +5883,11 @@ pub async fn a_public_customer_is_worked_on_only_once_held(store: Arc<dyn Store>
         .to_string();
     assert!(m.contains("public pool"), "{m}");
     // Named twice, a customer is claimed once, and nothing reads refused.
-    let r = w.crm.claim(&w.zhangsan, &[public, public]).await.expect("claim");
+    let r = w
+        .crm
+        .claim(&w.zhangsan, &[public, public])
+        .await
+        .expect("claim");
     assert_eq!((r.done, r.refused.len()), (vec![public], 0));
     let r = w
         .crm

@@ -4344,7 +4344,11 @@ pub async fn custom_field_labels_and_unique_keys_hold(store: Arc<dyn Store>) {
         .await
         .expect("an ASCII label");
     for (key, label) in [("delta", "region_a"), ("beta", "贝塔")] {
-        match w.crm.define_custom_field(&w.admin, labelled(key, label)).await {
+        match w
+            .crm
+            .define_custom_field(&w.admin, labelled(key, label))
+            .await
+        {
             Err(Error::Duplicate { message, .. }) => {
                 assert!(message.contains("may not name another field"), "{message}")
             }
