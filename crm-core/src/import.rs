@@ -1958,12 +1958,7 @@ impl Crm {
         headers: &[String],
     ) -> Result<ImportSession<'_>> {
         let entity = options.entity;
-        let needed = if entity == Entity::User {
-            Action::Manage
-        } else {
-            Action::Import
-        };
-        if !actor.can(entity, needed) {
+        if !actor.can(entity, import_right(entity)) {
             return Err(Error::Forbidden(format!(
                 "{} may not import {} records",
                 actor.display_name, entity
@@ -2556,12 +2551,7 @@ impl Crm {
             .unwrap_or_default()
             .parse::<Entity>()
         {
-            let needed = if entity == Entity::User {
-                Action::Manage
-            } else {
-                Action::Import
-            };
-            if !actor.can(entity, needed) {
+            if !actor.can(entity, import_right(entity)) {
                 return Err(Error::Forbidden(format!(
                     "{} may not undo import {import_id}: they may no longer import {entity} \
                      records; nothing was undone",
@@ -3305,6 +3295,16 @@ fn compared_values(get: impl Fn(&str) -> Value) -> BTreeSet<(String, String)> {
         }
     }
     out
+}
+
+/// The right an import of `entity` needs (and its undo): `user:manage` for
+/// users, the entity's `import` right otherwise.
+fn import_right(entity: Entity) -> Action {
+    if entity == Entity::User {
+        Action::Manage
+    } else {
+        Action::Import
+    }
 }
 
 /// The key a department or role name is also found by, letter case and

@@ -406,18 +406,15 @@ impl Crm {
             Filter::IsNull(Col::Column("deleted_at")),
             Filter::Or(open),
         ]);
-        crate::store::Guard {
-            kind: crate::store::GuardKind::State,
-            keys: vec![crate::records::customer_contacts_key(
-                company,
-                customer.id(),
-            )],
-            select: sel,
-            message: format!(
+        customer_state_guard(
+            company,
+            customer,
+            sel,
+            format!(
                 "a contract of customer {} was reopened or became owed money meanwhile; try again",
                 customer.get("code").as_text().unwrap_or_default()
             ),
-        }
+        )
     }
 
     /// Guards, under the customer's key, that no quote or contract of
@@ -449,18 +446,15 @@ impl Crm {
                     crate::sales::QuoteStatus::PendingApproval.name().into(),
                 ),
             ]);
-            crate::store::Guard {
-                kind: crate::store::GuardKind::State,
-                keys: vec![crate::records::customer_contacts_key(
-                    company,
-                    customer.id(),
-                )],
-                select: sel,
-                message: format!(
+            customer_state_guard(
+                company,
+                customer,
+                sel,
+                format!(
                     "a {doc} of customer {} was submitted for approval meanwhile; try again",
                     customer.get("code").as_text().unwrap_or_default()
                 ),
-            }
+            )
         })
         .collect()
     }
@@ -470,28 +464,11 @@ impl Crm {
         actor: &Actor,
         customer: &Row,
     ) -> Result<(Option<String>, Vec<crate::store::Guard>)> {
-        use crate::store::{CmpOp, Col, Filter, Select};
-        let company = actor.company_id.0;
         let (mut named, mut hidden) = (Vec::new(), 0usize);
-        let mut guards = Vec::new();
-        for (table, doc) in [
-            (Table::Quotes, Entity::Quote),
-            (Table::Contracts, Entity::Contract),
-        ] {
-            let mut sel = Select::all(table, company, self.now());
-            sel.filter = Filter::And(vec![
-                Filter::Cmp(
-                    Col::Column("customer_id"),
-                    CmpOp::Eq,
-                    Value::Id(customer.id()),
-                ),
-                Filter::Cmp(
-                    Col::Column("status"),
-                    CmpOp::Eq,
-                    crate::sales::QuoteStatus::PendingApproval.name().into(),
-                ),
-            ]);
-            for r in self.store.select(&sel).await?.rows {
+        // The guards' own selects find the documents pending now.
+        let guards = self.pending_documents_guards(actor.company_id.0, customer);
+        for (g, doc) in guards.iter().zip([Entity::Quote, Entity::Contract]) {
+            for r in self.store.select(&g.select).await?.rows {
                 if self.can_on_row(actor, doc, Action::Read, &r).await? {
                     named.push(format!(
                         "{doc} {}",
@@ -502,7 +479,6 @@ impl Crm {
                 }
             }
         }
-        guards.extend(self.pending_documents_guards(company, customer));
         if hidden > 0 {
             named.push(format!("{hidden} document(s) of others"));
         }
@@ -2210,6 +2186,26 @@ impl Crm {
                 granted_by: UserId(r.get("granted_by").as_id().unwrap_or_default()),
             })
             .collect())
+    }
+}
+
+/// A guard that `select` finds nothing when the change commits, under
+/// `customer`'s contacts key (which its delete, archive, release, merge
+/// and the writes of its documents take).
+fn customer_state_guard(
+    company: uuid::Uuid,
+    customer: &Row,
+    select: crate::store::Select,
+    message: String,
+) -> crate::store::Guard {
+    crate::store::Guard {
+        kind: crate::store::GuardKind::State,
+        keys: vec![crate::records::customer_contacts_key(
+            company,
+            customer.id(),
+        )],
+        select,
+        message,
     }
 }
 
