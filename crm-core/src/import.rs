@@ -2550,14 +2550,13 @@ impl Crm {
             .as_text()
             .unwrap_or_default()
             .parse::<Entity>()
+            && !actor.can(entity, import_right(entity))
         {
-            if !actor.can(entity, import_right(entity)) {
-                return Err(Error::Forbidden(format!(
-                    "{} may not undo import {import_id}: they may no longer import {entity} \
-                     records; nothing was undone",
-                    actor.display_name
-                )));
-            }
+            return Err(Error::Forbidden(format!(
+                "{} may not undo import {import_id}: they may no longer import {entity} \
+                 records; nothing was undone",
+                actor.display_name
+            )));
         }
         for (t, id) in &created {
             if let (Some(e), Some(r)) = (Entity::of_table(*t), current.get(id))
