@@ -365,6 +365,9 @@ impl CustomFieldDef {
                         n
                     }
                 };
+                // Negative zero is zero (PostgreSQL's JSON keeps no sign on
+                // it; both stores keep the same value).
+                let n = if n == 0.0 { 0.0 } else { n };
                 serde_json::Number::from_f64(n)
                     .map(Json::Number)
                     .ok_or_else(|| format!("'{text}' is not a finite number"))
@@ -735,6 +738,15 @@ impl Crm {
             }
         }
         check_options(input.field_type, &input.options, &mut errors);
+        // A yes/no field holds two values: unique, only two records could
+        // ever hold one.
+        if input.unique && input.field_type == CustomFieldType::Boolean {
+            errors.push(
+                "unique",
+                "a yes/no field cannot be unique: only two records could hold a value \
+                 (是/否字段不能设为唯一)",
+            );
+        }
         errors.into_result()?;
         let company = actor.company_id.0;
         let existing = self.custom_fields(actor, input.entity).await?;
@@ -1718,6 +1730,18 @@ mod tests {
             unique: false,
             position: 0,
             version: 1,
+        }
+    }
+
+    #[test]
+    fn negative_zero_is_zero() {
+        for typed in [
+            Json::String("-0".into()),
+            Json::String("-0.0".into()),
+            serde_json::json!(-0.0),
+        ] {
+            let v = number_field().coerce(&typed).expect("zero");
+            assert_eq!(v.to_string(), "0.0", "{typed}");
         }
     }
 

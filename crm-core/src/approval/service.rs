@@ -702,6 +702,16 @@ impl Crm {
         check_doc_type(&req.doc_type)?;
         check_no_nul("comment", req.comment.as_deref())?;
         check_no_nul("title", req.title.as_deref())?;
+        if req
+            .document_code
+            .as_deref()
+            .is_some_and(|c| c.trim().is_empty())
+        {
+            return Err(Error::invalid(
+                "document_code",
+                "is blank: name the document by its code, or give none (单据编号不能为空白)",
+            ));
+        }
         let company = actor.company_id.0;
         let dir = self.approval_directory(company).await?;
         let existing = self

@@ -12339,6 +12339,12 @@ pub async fn a_resubmission_keeps_what_its_steps_read(store: Arc<dyn Store>) {
         .await
         .expect("flow");
     let doc = Uuid::from_u128(0xFAC7);
+    let mut blank = request(doc, 200_000);
+    blank.document_code = Some("  ".into());
+    assert!(matches!(
+        w.crm.submit_for_approval(&w.zhangsan, blank).await,
+        Err(Error::Validation(_))
+    ));
     let a = w
         .crm
         .submit_for_approval(&w.zhangsan, request(doc, 200_000))

@@ -4355,6 +4355,24 @@ pub async fn custom_field_labels_and_unique_keys_hold(store: Arc<dyn Store>) {
             other => panic!("{key}/{label}: {other:?}"),
         }
     }
+    // A yes/no field is not unique.
+    match w
+        .crm
+        .define_custom_field(
+            &w.admin,
+            custom_def(
+                Entity::Customer,
+                "vip_flag",
+                CustomFieldType::Boolean,
+                false,
+                true,
+            ),
+        )
+        .await
+    {
+        Err(Error::Validation(e)) => assert!(e.to_string().contains("cannot be unique"), "{e}"),
+        other => panic!("a unique yes/no field: {other:?}"),
+    }
     // Values stay when their field is deleted.
     let badge = w
         .crm
