@@ -203,10 +203,15 @@ fn group_from_row(r: &Row) -> UserGroup {
     }
 }
 
+/// Ids as a JSON list, each once (a member or role named twice is held
+/// once), in their order.
 fn ids_json<T: Copy + Into<Uuid>>(ids: &[T]) -> Value {
+    let mut seen = std::collections::HashSet::new();
     Value::Json(serde_json::Value::Array(
         ids.iter()
-            .map(|i| serde_json::Value::String((*i).into().to_string()))
+            .map(|i| (*i).into())
+            .filter(|u: &Uuid| seen.insert(*u))
+            .map(|u| serde_json::Value::String(u.to_string()))
             .collect(),
     ))
 }

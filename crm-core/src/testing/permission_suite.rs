@@ -4558,11 +4558,22 @@ pub async fn departments_roles_and_groups_are_found_letter_case_aside(store: Arc
             .id,
         rep.id
     );
+    // A member named twice is a member once.
     let group = w
         .crm
-        .create_group(&w.admin, "Key Accounts", &[])
+        .create_group(
+            &w.admin,
+            "Key Accounts",
+            &[w.zhangsan.user_id, w.zhangsan.user_id],
+        )
         .await
         .expect("group");
+    let held = w
+        .crm
+        .resolve_group(&w.admin, "Key Accounts")
+        .await
+        .expect("group");
+    assert_eq!(held.members, vec![w.zhangsan.user_id]);
     assert_eq!(
         w.crm
             .resolve_group(&w.admin, "KEY accounts")
