@@ -2613,12 +2613,12 @@ impl Crm {
         // imported user) do not change the created records' versions: they
         // are looked for on their own, and guarded while the undo is
         // written.
-        let (refs, unseen, ref_guards) =
+        let (refs, unseen, ref_guards, on_record) =
             self.undo_references(actor, &created, &current, now).await?;
         // Approvals a created user acted on stay on record: nothing can be
         // moved away, so the undo is refused for good (the user can be
         // deactivated instead).
-        if let Some(acted) = refs.iter().find(|r| r.ends_with("approvals")) {
+        if let Some(acted) = on_record {
             return Err(Error::InvalidState(format!(
                 "cannot undo import {import_id}: {acted}, which stay on record; a user with \
                  approvals cannot be removed — deactivate the user instead; nothing was undone"
@@ -2990,9 +2990,12 @@ impl Crm {
         created: &[(Table, Uuid)],
         current: &HashMap<Uuid, Row>,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<(Vec<String>, usize, Vec<Guard>)> {
+    ) -> Result<(Vec<String>, usize, Vec<Guard>, Option<String>)> {
         let company = actor.company_id.0;
         let mut unseen = 0;
+        // The first approval a created user acted on or applied for: it
+        // stays on record, so nothing can be moved away to undo.
+        let mut on_record = None;
         let own: HashSet<Uuid> = created.iter().map(|(_, id)| *id).collect();
         let mut by_table: BTreeMap<Table, Vec<Uuid>> = BTreeMap::new();
         for (t, id) in created {
@@ -3078,7 +3081,7 @@ impl Crm {
                         };
                         for target in targets {
                             let (what, whose) = (kind(table), row_label(target));
-                            found.push(match col {
+                            let said = match col {
                                 "owner_id" => format!("user {whose} owns {rk} {rl}{state}"),
                                 "superior_id" => {
                                     format!("user {whose} is the superior of user {rl}")
@@ -3097,7 +3100,11 @@ impl Crm {
                                 _ => format!(
                                     "{what} {whose} has {rk} {rl}{state} added after the import"
                                 ),
-                            });
+                            };
+                            if matches!(col, "actor_id" | "applicant_id") {
+                                on_record.get_or_insert_with(|| said.clone());
+                            }
+                            found.push(said);
                         }
                     }
                     // The same look inside the undo's write, the records
@@ -3137,7 +3144,7 @@ impl Crm {
         // (A user who decided several approvals is named once.)
         let mut seen = HashSet::new();
         found.retain(|f| seen.insert(f.clone()));
-        Ok((found, unseen, guards))
+        Ok((found, unseen, guards, on_record))
     }
 
     /// Allocates `n` consecutive human codes of a document type at once.

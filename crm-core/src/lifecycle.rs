@@ -420,7 +420,8 @@ impl Crm {
     /// Guards, under the customer's key, that no quote or contract of
     /// `customer` awaits approval when the change commits (a submission
     /// takes that key too): for a change that takes the customer out of
-    /// its owner's hands or the working set.
+    /// its owner's hands or the working set. Quotes' first, then
+    /// contracts' (`documents_pending_approval` reads them in that order).
     pub(crate) fn pending_documents_guards(
         &self,
         company: uuid::Uuid,

@@ -917,7 +917,11 @@ impl Crm {
             1 => {
                 let r = named.remove(0);
                 if !r.get("archived_at").is_null() {
-                    return Err(Self::archived_refusal(Entity::Customer, &r).to_string());
+                    // The state and the way out, as `resolve_ref` says it.
+                    return Err(match Self::archived_refusal(Entity::Customer, &r) {
+                        Error::InvalidState(why) => why,
+                        e => e.to_string(),
+                    });
                 }
                 Ok(Some(r))
             }
