@@ -817,6 +817,22 @@ async fn run(cli: Cli) -> CliResult {
         Command::BenchIo(a) => return io_cmds::bench(cli.json, a).await,
         command => Cli { command, ..cli },
     };
+    // Only `init` and `demo` make a database: any other command naming a
+    // file that is not there (a typo in `--db`) would otherwise leave an
+    // empty database behind and say there is no company in it.
+    let is_file = !(cli.db == ":memory:"
+        || cli.db.starts_with("postgres://")
+        || cli.db.starts_with("postgresql://"));
+    if is_file
+        && !matches!(cli.command, Command::Init { .. } | Command::Demo)
+        && !std::path::Path::new(&cli.db).exists()
+    {
+        return Err(format!(
+            "there is no database at {}: check the path given with --db (or CRM_DB), or create \
+             one with `crm --db {} init …` or `crm --db {} demo`",
+            cli.db, cli.db, cli.db
+        ));
+    }
     let store = crm::open_store(&cli.db)
         .await
         .map_err(|e| format!("cannot open {}: {e}", cli.db))?;

@@ -687,7 +687,23 @@ fn cli_walkthrough_on_sqlite() {
     let db = dir.join("cli.db");
     let _ = std::fs::remove_file(&db);
     walk_through(db.to_str().expect("path"));
-    assert!(fails("/nonexistent-dir/x.db", &["customer", "list"]).contains("cannot open"));
+    // A mistyped --db names no database: refused, and no empty file left
+    // behind (only `init` and `demo` create one).
+    assert!(fails("/nonexistent-dir/x.db", &["customer", "list"]).contains("there is no database"));
+    let typo = dir.join("clii.db");
+    let m = fails(typo.to_str().expect("path"), &["customer", "list"]);
+    assert!(
+        m.contains("there is no database at") && m.contains("init"),
+        "{m}"
+    );
+    assert!(!typo.exists(), "no file made by a mistyped --db");
+    assert!(
+        fails(
+            "/nonexistent-dir/x.db",
+            &["init", "--name", "甲", "--code", "JIA"]
+        )
+        .contains("cannot open")
+    );
     // A reader that went away (`crm customer list | head -1`) ends the CLI
     // quietly with success instead of a panic on the closed pipe.
     for args in [

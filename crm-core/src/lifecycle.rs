@@ -731,6 +731,22 @@ impl Crm {
                 ),
             }));
         }
+        // A customer coming back into the working set is its owner's again,
+        // within the caps of its pool as a claim is (out of it, it counted
+        // toward none).
+        if entity == Entity::Customer
+            && (step == Step::Unarchive || (step == Step::Restore && archived.is_none()))
+            && let Err(e) = self.comeback_caps(actor, &row, &mut cs).await
+        {
+            return Err(match e {
+                Error::Forbidden(m) => Error::Forbidden(format!(
+                    "customer {code} cannot be {}: {m}; transfer some of those customers, or \
+                     raise the limit, first",
+                    step.event()
+                )),
+                other => other,
+            });
+        }
         // The customer a child record (contact, follow-up, opportunity,
         // quote, contract) belongs to.
         let customer_id = if entity == Entity::Customer {
@@ -826,6 +842,35 @@ impl Crm {
                         after: Json::Null,
                     }],
                 ));
+            }
+        }
+        // Payments and invoices are finance records (and an invoice number
+        // stays taken): a contract holding any stays in the recycle bin,
+        // whence it may be restored, rather than taking them with it.
+        if step == Step::Purge && entity == Entity::Contract {
+            let mut held = Vec::new();
+            for (table, one, many) in [
+                (Table::Payments, "payment (回款)", "payments (回款)"),
+                (Table::Invoices, "invoice (开票)", "invoices (开票)"),
+            ] {
+                let mut sel = crate::store::Select::all(table, actor.company_id.0, now);
+                sel.lifecycle = crate::store::Lifecycle::Any;
+                sel.filter = crate::store::Filter::Cmp(
+                    crate::store::Col::Column("contract_id"),
+                    crate::store::CmpOp::Eq,
+                    Value::Id(id.0),
+                );
+                let n = self.count(sel).await?;
+                if n > 0 {
+                    held.push(format!("{n} {}", if n == 1 { one } else { many }));
+                }
+            }
+            if !held.is_empty() {
+                return Err(Error::InvalidState(format!(
+                    "contract {code} holds {} on record: finance records are kept, so it stays \
+                     in the recycle bin (it may be restored) and is not purged",
+                    held.join(" and ")
+                )));
             }
         }
         if step == Step::Purge && entity == Entity::Contract {

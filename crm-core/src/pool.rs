@@ -2883,6 +2883,58 @@ impl Crm {
         Ok(())
     }
 
+    /// Holds a customer coming back into the working set (restored from the
+    /// recycle bin, unarchived) to the caps of the pool that governs it, as
+    /// a claim is: out of the working set it counted toward no cap, so its
+    /// owner and their department take it on again — refused over a cap,
+    /// and guarded against moves counted at the same moment (the holder
+    /// rows are bumped in `cs`, and the pools' settings must be those
+    /// read). A public customer (no owner) counts toward none.
+    pub(crate) async fn comeback_caps(
+        &self,
+        actor: &Actor,
+        row: &Row,
+        cs: &mut ChangeSet,
+    ) -> Result<()> {
+        let Some(owner) = row
+            .get("owner_id")
+            .as_id()
+            .filter(|_| Place::of_row(row).is_owned())
+        else {
+            return Ok(());
+        };
+        let company = actor.company_id.0;
+        let set = self.pool_set(company).await?;
+        if !set.caps(|l| l.max_owned_per_user) && !set.caps(|l| l.max_owned_per_department) {
+            return Ok(());
+        }
+        let Some(i) = set.governing(row) else {
+            return Ok(());
+        };
+        let pool = &set.pools[i].pool;
+        let department = row.get("department_id").as_id();
+        let deal = !row.get("closed_at").is_null();
+        let counts = u64::from(!deal || pool.limits.deals_count_toward_cap);
+        let holding = self.holding(&set, company, owner, department).await?;
+        let who = if owner == actor.user_id.0 {
+            actor.display_name.clone()
+        } else {
+            // A user gone from the directory is named by id.
+            match self.store.get(Table::Users, owner).await? {
+                Some(u) => crate::org::user_label(
+                    u.get("display_name").as_text().unwrap_or_default(),
+                    u.get("username").as_text().unwrap_or_default(),
+                ),
+                None => owner.to_string(),
+            }
+        };
+        self.check_caps_adding(&who, pool, &holding, department.is_some(), (counts, counts))?;
+        cs.ops
+            .extend(holding.guard(self, company, Guarded::by(&set, &pool.limits, false)));
+        cs.guards.push(self.pool_limits_guard(company, &set));
+        Ok(())
+    }
+
     /// Holds the customers a change set creates for owners (their creators,
     /// or the owners named) to the caps of the pools that govern them (the
     /// pool of the owner or the owner's department): one count per owner

@@ -1389,6 +1389,22 @@ impl Crm {
     ) -> Result<Contract> {
         let row = self.writable_contract(actor, id).await?;
         let c = contract_from_row(&row);
+        // Ending a contract cannot be undone: like deleting it, it is for
+        // whoever's role covers the contract (its owner, their managers), not
+        // for a colleague it is shared with, who may work on it.
+        if !actor.covers(Entity::Contract, Action::Update, &row) {
+            return Err(Error::Forbidden(format!(
+                "{} may not {} contract {}: it is shared with them, and ending a contract \
+                 (完成/中止) is for its owner or whoever's role covers it",
+                actor.display_name,
+                if terminate_reason.is_some() {
+                    "terminate"
+                } else {
+                    "finish"
+                },
+                c.code
+            )));
+        }
         let target = match terminate_reason {
             Some(r) => {
                 if r.trim().is_empty() {

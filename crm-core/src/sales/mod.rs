@@ -85,8 +85,8 @@ impl Crm {
     /// and tax rate where the line leaves them out, and their list price,
     /// against which a line's effective discount is measured (a typed price
     /// below it counts as discount). A free-text line named as a catalogue
-    /// product (letter case, full-width letters and spacing aside) is
-    /// measured against that product's list price alike, so that typing a
+    /// product's name or code (letter case, full-width letters and spacing
+    /// aside) is measured against that product's list price alike, so that typing a
     /// product's name instead of its code does not escape the discount
     /// approval. Deleted products and prices not in
     /// CNY are refused. A discontinued (停售) product is kept for old
@@ -252,11 +252,18 @@ impl Crm {
         if probes.is_empty() {
             return Ok(out);
         }
+        // Named as a product's name, or as its code (`=ＳＶ－１` for the
+        // product coded SV-1 is that product all the same).
         let mut sel = Select::all(Table::Products, actor.company_id.0, self.now());
         sel.filter = Filter::Or(
             probes
                 .into_iter()
-                .map(|p| Filter::StartsWith(Col::Column("name"), p))
+                .flat_map(|p| {
+                    [
+                        Filter::StartsWith(Col::Column("name"), p.clone()),
+                        Filter::StartsWith(Col::Column("code"), p),
+                    ]
+                })
                 .collect(),
         );
         let wanted: std::collections::HashSet<String> = inputs
@@ -265,14 +272,16 @@ impl Crm {
             .map(|i| crate::validate::text_key(&i.name))
             .collect();
         for row in self.store.select(&sel).await?.rows {
-            let key = crate::validate::text_key(row.get("name").as_text().unwrap_or_default());
-            if !wanted.contains(&key) {
-                continue;
-            }
             let list = Money::cny(row.get("list_price").as_int().unwrap_or(0));
-            let e = out.entry(key).or_insert(list);
-            if list.minor > e.minor {
-                *e = list;
+            for col in ["name", "code"] {
+                let key = crate::validate::text_key(row.get(col).as_text().unwrap_or_default());
+                if !wanted.contains(&key) {
+                    continue;
+                }
+                let e = out.entry(key).or_insert(list);
+                if list.minor > e.minor {
+                    *e = list;
+                }
             }
         }
         Ok(out)

@@ -717,7 +717,29 @@ impl Crm {
     /// equal but for letter case (codes are unique so compared).
     pub async fn product_by_code(&self, actor: &Actor, code: &str) -> Result<Product> {
         let mut sel = Select::all(Table::Products, actor.company_id.0, self.now());
-        sel.filter = Filter::StartsWith(Col::Column("code"), code.trim().into());
+        // Found by a case-insensitive prefix (the stores fold ASCII letters
+        // only) as typed, in half- and in full-width letters, and compared
+        // folded: `ＳＶ－１` finds SV-1.
+        let typed = code.trim();
+        let half: String = typed.chars().map(crate::validate::halfwidth).collect();
+        let full = |s: &str| -> String { s.chars().map(crate::validate::fullwidth).collect() };
+        let mut probes: Vec<String> = Vec::new();
+        for p in [
+            typed.to_string(),
+            full(&half.to_uppercase()),
+            full(&half.to_lowercase()),
+            half,
+        ] {
+            if !probes.contains(&p) {
+                probes.push(p);
+            }
+        }
+        sel.filter = Filter::Or(
+            probes
+                .into_iter()
+                .map(|p| Filter::StartsWith(Col::Column("code"), p))
+                .collect(),
+        );
         let rows = self.store.select(&sel).await?.rows;
         crate::org::spelled_or_folded(&rows, "code", code)
             .map(|r| product_seen(actor, r))

@@ -12,6 +12,11 @@ macro_rules! lifecycle_scenarios {
             $make
         );
         $each!(
+            $crate::testing::lifecycle_suite::a_customer_back_in_the_working_set_counts_toward_the_caps,
+            crm_lifecycle_a_customer_back_in_the_working_set_counts_toward_the_caps,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::a_contact_moves_only_with_its_customer,
             crm_lifecycle_a_contact_moves_only_with_its_customer,
             $make
@@ -3883,4 +3888,96 @@ pub async fn text_holds_no_control_characters(store: Arc<dyn Store>) {
         .await
         .expect_err("a bell in a title");
     assert!(e.to_string().contains("U+0007"), "{e}");
+}
+
+/// A customer restored from the recycle bin or unarchived is its owner's
+/// again, within the caps of its pool as a claim is: out of the working
+/// set it counted toward none, so bringing it back past the owner's limit
+/// is refused, naming the limit, and changes nothing.
+pub async fn a_customer_back_in_the_working_set_counts_toward_the_caps(store: Arc<dyn Store>) {
+    use crate::pool::{PoolLimits, PoolSpec};
+    let w = World::new(store).await;
+    w.crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "一组公海".into(),
+                admins: Vec::new(),
+                member_users: Vec::new(),
+                member_departments: vec![w.group1],
+                limits: PoolLimits {
+                    max_owned_per_user: Some(1),
+                    ..PoolLimits::default()
+                },
+            },
+        )
+        .await
+        .expect("pool");
+    let a = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[a.id])
+        .await;
+    assert_eq!(r.done, vec![a.id], "{r:?}");
+    let b = w.customer(&w.zhangsan, "腾讯科技有限公司", json!({})).await;
+    // Restoring A would make two: refused, A stays in the recycle bin.
+    let m = refusal(
+        w.crm
+            .restore_records(&w.zhangsan, Entity::Customer, &[a.id])
+            .await,
+    );
+    assert!(
+        m.contains(&code(&a)) && m.contains("cannot be restored") && m.contains("一组公海"),
+        "{m}"
+    );
+    let stored = row(&w, Table::Customers, a.id.0).await.expect("customer");
+    assert!(
+        !stored.get("deleted_at").is_null(),
+        "still in the recycle bin"
+    );
+    // Archiving B makes room; A comes back; B cannot then be unarchived.
+    let r = w
+        .crm
+        .archive_records(&w.zhangsan, Entity::Customer, &[b.id])
+        .await;
+    assert_eq!(r.done, vec![b.id], "{r:?}");
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[a.id])
+        .await;
+    assert_eq!(r.done, vec![a.id], "{r:?}");
+    let m = refusal(
+        w.crm
+            .unarchive_records(&w.admin, Entity::Customer, &[b.id])
+            .await,
+    );
+    assert!(
+        m.contains(&code(&b)) && m.contains("cannot be unarchived") && m.contains("limit"),
+        "{m}"
+    );
+    let stored = row(&w, Table::Customers, b.id.0).await.expect("customer");
+    assert!(!stored.get("archived_at").is_null(), "still archived");
+    // Restoring an archived customer from the recycle bin leaves it
+    // archived: it takes no room, and is not refused.
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[b.id])
+        .await;
+    assert_eq!(r.done, vec![b.id], "{r:?}");
+    let r = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[b.id])
+        .await;
+    assert_eq!(r.done, vec![b.id], "{r:?}");
+    // Once A has gone again, B comes back.
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[a.id])
+        .await;
+    assert_eq!(r.done, vec![a.id], "{r:?}");
+    let r = w
+        .crm
+        .unarchive_records(&w.zhangsan, Entity::Customer, &[b.id])
+        .await;
+    assert_eq!(r.done, vec![b.id], "{r:?}");
 }

@@ -5665,6 +5665,27 @@ pub async fn finishing_needs_a_fully_collected_contract(store: Arc<dyn Store>) {
         .record_payment(&w.zhangsan, c.id, pay(300_000))
         .await
         .expect("payment");
+    // A colleague it is shared with for writing works on it, but does not
+    // end it: finishing or terminating is for whom the role covers it.
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            crate::entity::Entity::Contract,
+            crate::ids::RecordId(c.id),
+            w.wangwu.user_id,
+            crate::records::ShareAccess::Write,
+            None,
+        )
+        .await
+        .expect("share");
+    for reason in [Some("客户破产"), None] {
+        match w.crm.close_contract(&w.wangwu, c.id, reason).await {
+            Err(Error::Forbidden(m)) => {
+                assert!(m.contains(&c.code) && m.contains("shared with them"), "{m}")
+            }
+            other => panic!("a write sharee ending a contract: {other:?}"),
+        }
+    }
     match w.crm.close_contract(&w.zhangsan, c.id, None).await {
         Err(Error::InvalidState(m)) => {
             assert!(m.contains("¥7,000.00") && m.contains("terminate"), "{m}")
@@ -5725,6 +5746,59 @@ pub async fn finishing_needs_a_fully_collected_contract(store: Arc<dyn Store>) {
         (paid.status, paid.outstanding.minor),
         (ContractStatus::Finished, 0)
     );
+    // Finished, it may go to the recycle bin, but not be purged with its
+    // payment: finance records are kept. A contract holding none is.
+    let contract = crate::entity::Entity::Contract;
+    let r = w
+        .crm
+        .delete_records(&w.zhangsan, contract, &[crate::ids::RecordId(paid.id)])
+        .await;
+    assert_eq!(r.done.len(), 1, "{r:?}");
+    for actor in [&w.zhangsan, &w.admin] {
+        let r = w
+            .crm
+            .purge_records(actor, contract, &[crate::ids::RecordId(paid.id)])
+            .await;
+        assert!(r.done.is_empty(), "{r:?}");
+        let m = &r.refused[0].1;
+        assert!(
+            m.contains(&paid.code) && m.contains("1 payment (回款)") && m.contains("recycle bin"),
+            "{m}"
+        );
+    }
+    assert!(
+        w.crm
+            .store()
+            .get(crate::schema::Table::Contracts, paid.id)
+            .await
+            .expect("get")
+            .is_some(),
+        "kept"
+    );
+    let draft = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            crate::sales::NewContract {
+                title: "草稿合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(100_000)),
+                ..crate::sales::NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let ids = [crate::ids::RecordId(draft.id)];
+    assert_eq!(
+        w.crm
+            .delete_records(&w.zhangsan, contract, &ids)
+            .await
+            .done
+            .len(),
+        1
+    );
+    let r = w.crm.purge_records(&w.zhangsan, contract, &ids).await;
+    assert_eq!(r.done.len(), 1, "{r:?}");
 }
 
 /// Invoice plans add up to at most the contract amount, are audited and
@@ -10102,9 +10176,10 @@ pub async fn invoice_numbers_stored_as_typed_still_count(store: Arc<dyn Store>) 
     );
 }
 
-/// A free-text line named as a catalogue product (letter case, full-width
-/// letters and spacing aside) is measured against that product's list
-/// price: typing the product's name instead of its code at half price is a
+/// A free-text line named as a catalogue product or its code (letter case,
+/// full-width letters and spacing aside) is measured against that
+/// product's list price: typing the product's name instead of its code at
+/// half price is a
 /// 50 % discount, which the discount approval weighs; a free-text line
 /// named as no product keeps its own discount.
 pub async fn free_lines_named_as_products_count_their_discount(store: Arc<dyn Store>) {
@@ -10182,6 +10257,19 @@ pub async fn free_lines_named_as_products_count_their_discount(store: Arc<dyn St
         ),
         (free("服务器安装", 500, 0), 0, None, QuoteStatus::Approved),
         (free("P11", 500, 0), 0, None, QuoteStatus::Approved),
+        // Named as a product's code, in full-width letters or not.
+        (
+            free("Ｐ１", 500_000, 0),
+            5000,
+            Some(1_000_000),
+            QuoteStatus::PendingApproval,
+        ),
+        (
+            free("sx", 100_000, 0),
+            5000,
+            Some(200_000),
+            QuoteStatus::PendingApproval,
+        ),
     ];
     for (i, (l, effective, list, status)) in cases.into_iter().enumerate() {
         let q = w
@@ -10209,6 +10297,11 @@ pub async fn free_lines_named_as_products_count_their_discount(store: Arc<dyn St
             .await
             .expect("submit");
         assert_eq!(q.status, status, "case {i}");
+    }
+    // A code typed in full-width letters, in either case, finds it.
+    for typed in ["Ｐ１", "ｐ１", " p1 "] {
+        let p = w.crm.product_by_code(&w.admin, typed).await.expect(typed);
+        assert_eq!(p.code, "P1", "{typed}");
     }
     // A product in the recycle bin is no reference.
     let p1 = w.crm.product_by_code(&w.admin, "P1").await.expect("P1");
