@@ -3572,11 +3572,13 @@ fn view_item_line(table: &str, r: &Record) -> String {
             )
         }),
         "invoices" => read!(Invoice).map(|i| {
+            // A plan says whether it was invoiced since (计划已开票), as
+            // `contract invoices` does: else it reads as another invoice.
             let kind = match i.kind.as_str() {
-                _ if i.is_voided() => "已作废",
-                "plan" => "开票计划",
-                "issued" => "已开票",
-                other => other,
+                _ if i.is_voided() => "已作废".to_string(),
+                "plan" => i.status_label_zh().to_string(),
+                "issued" => "已开票".to_string(),
+                other => other.to_string(),
             };
             format!(
                 "{} {} {} · {} · {}",

@@ -1654,6 +1654,15 @@ fn lines_dates_and_clearing(db: &str) {
     assert_eq!(q["lines"][0]["quantity"], 12, "{q}");
     assert_eq!(q["lines"][0]["tax_rate"], 600, "{q}");
     assert!(refused("P1:３.５").contains("quantity ３.５ is not a whole number"));
+    let m = refused("P1:99999999999999999999");
+    assert!(
+        m.contains("quantity 99999999999999999999 is too large"),
+        "{m}"
+    );
+    // A free-text line named as a product's code in full-width letters is
+    // that product's code all the same.
+    let m = refused("=Ｐ１:1:500");
+    assert!(m.contains("is the code of product"), "{m}");
     // An opportunity's product lines are a sales amount too: over the
     // ceiling they are refused as a quote's lines are, in the same words.
     let over = "the lines add up to more than ¥10,000,000,000,000.00 (10万亿元), the most a \

@@ -863,8 +863,15 @@ fn narrow(s: &str) -> String {
 }
 
 /// A line's quantity: a whole number, full-width digits too (`３`).
-fn quantity(s: &str) -> Option<i64> {
-    narrow(s).trim().parse::<i64>().ok()
+fn quantity(s: &str) -> Result<i64, String> {
+    let narrowed = narrow(s);
+    let t = narrowed.trim();
+    t.parse::<i64>().map_err(|e| match e.kind() {
+        std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => {
+            format!("{s} is too large for a quantity")
+        }
+        _ => format!("{s} is not a whole number"),
+    })
 }
 
 /// A percentage (`12.5`, `12.5%`, full-width `１２．５％` too) in basis
@@ -916,8 +923,7 @@ async fn opp_lines(
                 ));
             }
         };
-        let quantity = quantity(q)
-            .ok_or_else(|| format!("product line {spec}: quantity {q} is not a whole number"))?;
+        let quantity = quantity(q).map_err(|why| format!("product line {spec}: quantity {why}"))?;
         let found = catalogue_product(ctx, actor, key).await?.ok_or(());
         match &found {
             Ok(p) if marked => {
@@ -981,6 +987,33 @@ async fn catalogue_product(
     }
 }
 
+/// A quote's or contract's lines as `show` prints them, one text each.
+fn document_lines(lines: &[crm::sales::Line]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| {
+            // Priced below the catalogue's list price: how far in all.
+            let below_list = match l.list_price {
+                Some(list) if l.effective_discount_bp() != l.discount_bp => format!(
+                    " [list price {list}: {}% off in all]",
+                    l.effective_discount_bp() as f64 / 100.0
+                ),
+                _ => String::new(),
+            };
+            format!(
+                "  {} × {} @ {} −{}% = {} (tax {}%: {}){below_list}",
+                l.name,
+                l.quantity,
+                l.unit_price,
+                l.discount_bp as f64 / 100.0,
+                l.amount,
+                l.tax_rate / 100,
+                l.tax
+            )
+        })
+        .collect()
+}
+
 /// How document lines are written, for help and errors.
 const LINE_SYNTAX: &str = "CODE:QTY[:DISCOUNT%] for a catalogue product, \
      =NAME:QTY:PRICE[:TAX%[:DISCOUNT%]] for a free-text line";
@@ -1014,9 +1047,7 @@ async fn parse_lines(ctx: &Ctx, actor: &Actor, specs: &[String]) -> CliResult<Ve
     for spec in specs {
         let (marked, body) = marked_free_text(spec);
         let parts: Vec<&str> = body.split(':').collect();
-        let qty = |s: &str| {
-            quantity(s).ok_or_else(|| format!("line {spec}: quantity {s} is not a whole number"))
-        };
+        let qty = |s: &str| quantity(s).map_err(|why| format!("line {spec}: quantity {why}"));
         let first = parts[0].trim();
         let product = if first.is_empty() {
             None
@@ -1533,6 +1564,16 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
                     o.amount,
                     o.weighted
                 )];
+                for l in &o.products {
+                    let total = l
+                        .unit_price
+                        .checked_mul(l.quantity)
+                        .map_or_else(|_| "—".to_string(), |m| m.to_string());
+                    lines.push(format!(
+                        "  {} × {} @ {} = {total}",
+                        l.name, l.quantity, l.unit_price
+                    ));
+                }
                 lines.push("stage history:".into());
                 for (v, who) in o.history.iter().zip(&movers) {
                     let mut line =
@@ -1782,26 +1823,7 @@ pub(crate) async fn quote_cmd(ctx: &Ctx, actor: &Actor, cmd: QuoteCmd) -> CliRes
         if let Some(d) = q.valid_until {
             lines.push(format!("  valid until {d}"));
         }
-        for l in &q.lines {
-            // Priced below the catalogue's list price: how far in all.
-            let below_list = match l.list_price {
-                Some(list) if l.effective_discount_bp() != l.discount_bp => format!(
-                    " [list price {list}: {}% off in all]",
-                    l.effective_discount_bp() as f64 / 100.0
-                ),
-                _ => String::new(),
-            };
-            lines.push(format!(
-                "  {} × {} @ {} −{}% = {} (tax {}%: {}){below_list}",
-                l.name,
-                l.quantity,
-                l.unit_price,
-                l.discount_bp as f64 / 100.0,
-                l.amount,
-                l.tax_rate / 100,
-                l.tax
-            ));
-        }
+        lines.extend(document_lines(&q.lines));
         lines.join("\n")
     };
     match cmd {
@@ -2135,6 +2157,7 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                         col.received, col.outstanding, col.overdue, c.invoiced
                     ),
                 ];
+                lines.extend(document_lines(&c.lines));
                 for p in &col.plans {
                     lines.push(format!(
                         "  第{}期 {} {} 已收 {}{}",
@@ -2441,8 +2464,7 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                         .trim()
                         .parse()
                         .map_err(|_| format!("line {l}: {n} is not a line number"))?,
-                    quantity: quantity(q)
-                        .ok_or_else(|| format!("line {l}: {q} is not a quantity"))?,
+                    quantity: quantity(q).map_err(|why| format!("line {l}: quantity {why}"))?,
                 });
             }
             let on = match when {

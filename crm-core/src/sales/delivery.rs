@@ -157,6 +157,13 @@ impl Crm {
             "a delivery",
             delivered_on,
         )?;
+        super::payment::not_before_contract(
+            self,
+            &row,
+            "delivered_on (发货日期)",
+            "a delivery",
+            delivered_on,
+        )?;
         if lines.is_empty() {
             return Err(Error::invalid(
                 "lines",

@@ -504,6 +504,8 @@ impl Crm {
         }
         check_lines(&mut errors, &input.products, &input.competitors);
         errors.into_result()?;
+        self.check_line_products(actor, &input.products, &[])
+            .await?;
         // Read before the open opportunities are counted: its version
         // guards the count (see `customer_sales_activity_of`).
         let customer = self
@@ -682,6 +684,57 @@ impl Crm {
             .map_err(|e| e.not_found_as(Entity::Opportunity, code.trim()))
     }
 
+    /// Checks the catalogue products of an opportunity's lines as a
+    /// quote's are checked: a product of the company, not in the recycle
+    /// bin, and on sale — a discontinued (停售) product is kept by the
+    /// lines that already hold it (`kept`: the opportunity's lines before
+    /// an edit), once per line, and added by no new one.
+    async fn check_line_products(
+        &self,
+        actor: &Actor,
+        lines: &[OppLine],
+        kept: &[OppLine],
+    ) -> Result<()> {
+        let mut keeps: std::collections::HashMap<Uuid, usize> = std::collections::HashMap::new();
+        for id in kept.iter().filter_map(|l| l.product_id) {
+            *keeps.entry(id).or_default() += 1;
+        }
+        let mut errors = ValidationErrors::default();
+        for (i, l) in lines.iter().enumerate() {
+            let Some(pid) = l.product_id else {
+                continue;
+            };
+            let field = format!("products[{}].product_id", i + 1);
+            match self.product(actor, pid).await {
+                Ok(p) if p.deleted => errors.push(
+                    field,
+                    format!(
+                        "product {} is in the recycle bin (回收站); restore it first",
+                        p.code
+                    ),
+                ),
+                Ok(p) if p.status == super::ProductStatus::OnSale => {}
+                Ok(p) => match keeps.get_mut(&pid) {
+                    Some(left) if *left > 0 => *left -= 1,
+                    _ => errors.push(
+                        field,
+                        format!(
+                            "product {} ({}) is discontinued (停售): the lines that already \
+                             hold it keep it, but no new line adds it",
+                            p.code, p.name
+                        ),
+                    ),
+                },
+                Err(Error::NotFound { .. }) => errors.push(
+                    field,
+                    "no such product (it may have been removed for good); pick another",
+                ),
+                Err(e) => return Err(e),
+            }
+        }
+        errors.into_result()
+    }
+
     async fn writable_opportunity(&self, actor: &Actor, id: Uuid) -> Result<Row> {
         let row = self
             .readable_row(actor, Entity::Opportunity, RecordId(id))
@@ -738,6 +791,10 @@ impl Crm {
             patch.competitors.as_deref().unwrap_or_default(),
         );
         errors.into_result()?;
+        if let Some(lines) = &patch.products {
+            let before: Vec<OppLine> = from_json(row.get("products"));
+            self.check_line_products(actor, lines, &before).await?;
+        }
         let mut values: Vec<(&'static str, Value)> = Vec::new();
         if let Some(n) = &patch.name {
             values.push(("name", Value::Text(n.trim().into())));
@@ -1160,6 +1217,14 @@ impl Crm {
         from: Option<NaiveDate>,
         to: Option<NaiveDate>,
     ) -> Result<Vec<ForecastRow>> {
+        if let (Some(f), Some(t)) = (from, to)
+            && f > t
+        {
+            return Err(Error::invalid(
+                "from",
+                format!("{f} is after the end of the period, {t}: give the earlier date first"),
+            ));
+        }
         let mut sel = self.opportunity_select(
             actor,
             &OpportunityQuery {

@@ -551,11 +551,11 @@ pub(crate) fn not_after_today(
 }
 
 /// Refuses a date on a contract — a payment received, an invoice issued
-/// or planned — that lies before the contract began: its signing date,
+/// or planned, a delivery — that lies before the contract began: its signing date,
 /// or, for a contract without one, the day it was created (the company's
 /// local date). The message names both dates. `field` names the date,
 /// `what` the record.
-fn not_before_contract(
+pub(crate) fn not_before_contract(
     crm: &Crm,
     contract: &Row,
     field: &str,
@@ -864,7 +864,8 @@ impl Crm {
     }
 
     /// A contract's plans, payments, received, outstanding and overdue
-    /// amounts as of today (a terminated contract has nothing overdue).
+    /// amounts as of today (only a contract being collected has anything
+    /// overdue: not a draft, one awaiting approval, nor a terminated one).
     pub async fn collection(&self, actor: &Actor, contract: Uuid) -> Result<Collection> {
         let row = self.contract_row(actor, contract).await?;
         let c = contract_from_row(&row);
@@ -891,9 +892,11 @@ impl Crm {
             &plans,
             payments,
         );
-        // A terminated contract will not be paid: nothing of it is overdue
-        // (the receivables leave it out likewise); its outstanding stays.
-        if c.status == ContractStatus::Terminated {
+        // Only a contract being collected has anything overdue, as the
+        // receivables count it: a terminated one will not be paid, and a
+        // draft or one awaiting approval is owed nothing yet (its
+        // outstanding stays, as what it will be owed).
+        if !collected_on(&c) {
             col.overdue = Money::cny(0);
             for p in &mut col.plans {
                 p.days_overdue = 0;

@@ -1463,6 +1463,16 @@ pub async fn opportunity_stages_scope_transfer_and_forecast(store: Arc<dyn Store
             .expect("empty")
             .is_empty()
     );
+    // A period ending before it begins is refused, not an empty report.
+    let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).expect("date");
+    match w
+        .crm
+        .opportunity_forecast(&w.lisi, Some(day(2028, 3, 1)), Some(day(2028, 2, 29)))
+        .await
+    {
+        Err(Error::Validation(v)) => assert!(v.to_string().contains("2028-03-01"), "{v}"),
+        other => panic!("a period backwards: {other:?}"),
+    }
     let list = w
         .crm
         .list_opportunities(
@@ -2378,6 +2388,29 @@ pub async fn department_pipelines_and_deliveries(store: Arc<dyn Store>) {
         .expect("submit");
     assert!(approval.is_none());
     assert_eq!(c.status, crate::sales::ContractStatus::Executing);
+    // Not dated before the contract began (no signing date: the day it
+    // was made), as its payments and invoices are not.
+    let made = w.crm.today();
+    match w
+        .crm
+        .record_delivery(
+            &w.zhangsan,
+            c.id,
+            made.pred_opt().expect("date"),
+            vec![DeliveryLine {
+                line: 1,
+                quantity: 1,
+            }],
+            None,
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => {
+            let m = v.to_string();
+            assert!(m.contains("before contract") && m.contains(&c.code), "{m}")
+        }
+        other => panic!("a delivery before the contract began: {other:?}"),
+    }
     let p = w
         .crm
         .record_delivery(
@@ -3260,6 +3293,17 @@ pub async fn sales_documents_follow_the_opportunity_and_its_stage(store: Arc<dyn
         .create_contract(&w.zhangsan, contract("无计划"))
         .await
         .expect("contract");
+    // A draft is owed nothing yet: nothing of it is overdue, though its
+    // end date has passed (the receivables leave it out too).
+    let col = w
+        .crm
+        .collection(&w.zhangsan, unplanned.id)
+        .await
+        .expect("col");
+    assert_eq!(
+        (col.overdue, col.unplanned_days_overdue, col.outstanding),
+        (Money::cny(0), 0, Money::cny(100_000))
+    );
     w.crm
         .submit_contract(&w.zhangsan, unplanned.id, Vec::new(), None)
         .await
@@ -9960,6 +10004,25 @@ pub async fn discontinued_products_stay_on_the_lines_that_hold_them(store: Arc<d
         )
         .await
         .expect("draft contract");
+    let opp_line = |p: &crate::sales::Product, quantity: i64| crate::sales::OppLine {
+        product_id: Some(p.id),
+        name: p.name.clone(),
+        quantity,
+        unit_price: p.list_price,
+    };
+    let opp = w
+        .crm
+        .create_opportunity(
+            &w.zhangsan,
+            crate::sales::NewOpportunity {
+                name: "服务器商机".into(),
+                customer_id: customer.id.0,
+                products: vec![opp_line(&old, 1)],
+                ..crate::sales::NewOpportunity::default()
+            },
+        )
+        .await
+        .expect("opportunity");
     for p in [&old, &other] {
         w.crm
             .update_product(
@@ -9992,6 +10055,52 @@ pub async fn discontinued_products_stay_on_the_lines_that_hold_them(store: Arc<d
         m.contains("lines[1]") && m.contains("SV-OLD") && m.contains("discontinued"),
         "{m}"
     );
+    // Nor does a new opportunity; one holding it keeps it, and adds no
+    // other discontinued product.
+    let m = invalid_message(
+        w.crm
+            .create_opportunity(
+                &w.zhangsan,
+                crate::sales::NewOpportunity {
+                    name: "新商机".into(),
+                    customer_id: customer.id.0,
+                    products: vec![opp_line(&old, 1)],
+                    ..crate::sales::NewOpportunity::default()
+                },
+            )
+            .await,
+    );
+    assert!(
+        m.contains("products[1]") && m.contains("SV-OLD") && m.contains("discontinued"),
+        "{m}"
+    );
+    let opp = w
+        .crm
+        .update_opportunity(
+            &w.zhangsan,
+            opp.id,
+            opp.version,
+            crate::sales::OpportunityPatch {
+                products: Some(vec![opp_line(&new, 1), opp_line(&old, 5)]),
+                ..crate::sales::OpportunityPatch::default()
+            },
+        )
+        .await
+        .expect("the line keeps its discontinued product");
+    let m = invalid_message(
+        w.crm
+            .update_opportunity(
+                &w.zhangsan,
+                opp.id,
+                opp.version,
+                crate::sales::OpportunityPatch {
+                    products: Some(vec![opp_line(&old, 5), opp_line(&other, 1)]),
+                    ..crate::sales::OpportunityPatch::default()
+                },
+            )
+            .await,
+    );
+    assert!(m.contains("products[2]") && m.contains("SV-GONE"), "{m}");
     // A revision keeps the line holding it (its quantity changed too).
     let v2 = w
         .crm
