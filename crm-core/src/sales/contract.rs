@@ -1113,6 +1113,36 @@ impl Crm {
                 patch.end_on.or(c.end_on),
             )?;
         }
+        // What no instalment schedules falls due on the end date: moved
+        // later, what is overdue of it stays due all the same.
+        if let Some(end) = patch.end_on.filter(|e| Some(*e) != c.end_on) {
+            let today = self.today();
+            let plans: Vec<(NaiveDate, i64)> = {
+                let mut p: Vec<(NaiveDate, i64)> = self
+                    .rows_of_contract(actor, Table::PaymentPlans, id)
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        (
+                            r.get("due_on").as_date().unwrap_or(today),
+                            r.get("amount").as_int().unwrap_or(0),
+                        )
+                    })
+                    .collect();
+                p.sort();
+                p
+            };
+            let overdue = |end_on| {
+                super::payment::overdue_minor(
+                    c.amount.minor,
+                    end_on,
+                    c.received.minor,
+                    &plans,
+                    today,
+                )
+            };
+            super::payment::overdue_not_put_off(actor, &c, overdue(c.end_on), overdue(Some(end)))?;
+        }
         if let Some(n) = &patch.notes {
             values.push(("notes", opt_text(Some(n.clone()))));
         }

@@ -445,6 +445,60 @@ pub fn allocate(plans: &[i64], received: i64) -> Vec<i64> {
         .collect()
 }
 
+/// What is overdue on `today` on a contract of `amount` (fen) that has
+/// `received`: of its instalments (due date and amount, sorted by due
+/// date; payments fill the earliest first, see [`allocate`]) what is past
+/// due and not received, and what no instalment schedules once `end_on`
+/// has passed ([`Crm::collection`] in one figure).
+pub(crate) fn overdue_minor(
+    amount: i64,
+    end_on: Option<NaiveDate>,
+    received: i64,
+    plans: &[(NaiveDate, i64)],
+    today: NaiveDate,
+) -> i64 {
+    let amounts: Vec<i64> = plans.iter().map(|(_, a)| *a).collect();
+    let got = allocate(&amounts, received);
+    let mut overdue: i64 = plans
+        .iter()
+        .zip(got)
+        .filter(|((due, a), g)| *due < today && a - g > 0)
+        .map(|((_, a), g)| a - g)
+        .sum();
+    let planned: i64 = amounts.iter().map(|a| (*a).max(0)).sum();
+    let beyond = (received - planned).max(0);
+    let unplanned = (amount - planned - beyond).max(0);
+    if unplanned > 0 && end_on.is_some_and(|e| e < today) {
+        overdue += unplanned;
+    }
+    overdue
+}
+
+/// Refuses a change of a contract's terms (its payment plan, its end date)
+/// that would put off money already overdue (`before` fen overdue today,
+/// `after` under the change), unless an administrator makes it: the aging
+/// a finance clerk relies on is not the salesperson's to clear. Only a
+/// contract being collected has anything overdue.
+pub(crate) fn overdue_not_put_off(
+    actor: &Actor,
+    c: &super::contract::Contract,
+    before: i64,
+    after: i64,
+) -> Result<()> {
+    if after >= before || actor.is_admin() || !collected_on(c) {
+        return Ok(());
+    }
+    Err(Error::Forbidden(format!(
+        "contract {} has {} overdue today; the change would leave {} of it overdue, putting \
+         off {}: what is overdue stays due (collect it, or terminate the contract with a \
+         reason); only an administrator may reschedule it",
+        c.code,
+        Money::cny(before),
+        Money::cny(after),
+        Money::cny(before - after)
+    )))
+}
+
 /// The aging bucket (0–3) of an amount `days` past due (≥ 1).
 pub fn aging_bucket(days: i64) -> usize {
     match days {
@@ -774,6 +828,22 @@ impl Crm {
             .await?;
         old_plans.sort_by_key(|r| (r.get("due_on").as_date(), r.get("instalment").as_int()));
         kept_paid_instalments(&c, &old_plans, &sorted)?;
+        let today = self.today();
+        let old: Vec<(NaiveDate, i64)> = old_plans
+            .iter()
+            .map(|r| {
+                (
+                    r.get("due_on").as_date().unwrap_or(today),
+                    r.get("amount").as_int().unwrap_or(0),
+                )
+            })
+            .collect();
+        let new: Vec<(NaiveDate, i64)> =
+            sorted.iter().map(|p| (p.due_on, p.amount.minor)).collect();
+        let overdue = |plans: &[(NaiveDate, i64)]| {
+            overdue_minor(c.amount.minor, c.end_on, c.received.minor, plans, today)
+        };
+        overdue_not_put_off(actor, &c, overdue(&old), overdue(&new))?;
         let mut cs = ChangeSet::default();
         // Serialises plan changes with each other and with changes of the
         // contract amount: the plan was checked against this version.
@@ -923,7 +993,6 @@ impl Crm {
             .map(|r| r.get("amount").as_int().unwrap_or(0))
             .collect();
         let got = allocate(&amounts, received.minor);
-        let mut overdue = 0;
         let statuses: Vec<PlanStatus> = plans
             .iter()
             .zip(amounts.iter().zip(got))
@@ -935,9 +1004,6 @@ impl Crm {
                 } else {
                     0
                 };
-                if days > 0 {
-                    overdue += outstanding;
-                }
                 PlanStatus {
                     id: r.id(),
                     instalment: r.get("instalment").as_int().unwrap_or(0),
@@ -958,9 +1024,11 @@ impl Crm {
             Some(e) if unplanned > 0 && e < today => (today - e).num_days(),
             _ => 0,
         };
-        if unplanned_days > 0 {
-            overdue += unplanned;
-        }
+        let dated: Vec<(NaiveDate, i64)> = statuses
+            .iter()
+            .map(|p| (p.due_on, p.amount.minor))
+            .collect();
+        let overdue = overdue_minor(amount.minor, end_on, received.minor, &dated, today);
         Collection {
             amount: *amount,
             received,

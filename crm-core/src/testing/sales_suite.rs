@@ -387,6 +387,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::overdue_money_is_not_put_off_by_new_terms,
+            crm_sales_overdue_money_is_not_put_off_by_new_terms,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::discontinued_products_stay_on_the_lines_that_hold_them,
             crm_sales_discontinued_products_stay_on_the_lines_that_hold_them,
             $make
@@ -9896,11 +9901,12 @@ pub async fn payment_plan_keeps_instalments_already_paid(store: Arc<dyn Store>) 
         "nothing refused is written"
     );
     assert!(event_types(&w).await.is_empty());
-    // The unpaid rest is planned anew, and a paid instalment may grow.
+    // The unpaid rest is planned anew, and a paid instalment may grow (by
+    // an administrator: it puts off money overdue today).
     let col = w
         .crm
         .set_payment_plan(
-            &w.zhangsan,
+            &w.admin,
             c.id,
             vec![
                 plan(d(9, 1), 300_000),
@@ -9927,9 +9933,9 @@ pub async fn payment_plan_keeps_instalments_already_paid(store: Arc<dyn Store>) 
         .expect("void");
     let col = w
         .crm
-        .set_payment_plan(&w.zhangsan, c.id, vec![plan(d(12, 31), 1_000_000)])
+        .set_payment_plan(&w.admin, c.id, vec![plan(d(12, 31), 1_000_000)])
         .await
-        .expect("nothing paid, the plan is free");
+        .expect("nothing paid, the plan is free (of what was paid)");
     assert_eq!(shape(col), vec![(d(12, 31), 1_000_000, 0)]);
 }
 
@@ -10511,10 +10517,12 @@ pub async fn contract_end_date_is_not_before_its_signing_date(store: Arc<dyn Sto
         .await
         .expect_err("an executing contract ending before it was signed");
     refused(e, d(1, 1), d(11, 7));
+    // (Extended by an administrator: what its end date made due is
+    // overdue today, and put off.)
     let c = w
         .crm
         .update_contract(
-            &w.zhangsan,
+            &w.admin,
             c.id,
             c.version,
             ContractPatch {
@@ -12844,4 +12852,111 @@ pub async fn a_submission_routes_on_the_contract_it_read(store: Arc<dyn Store>) 
         .expect_err("the customer changed hands")
         .to_string();
     assert!(m.contains("changed hands"), "{m}");
+}
+
+/// What is overdue stays due: a salesperson may not clear a contract's
+/// aging by moving its instalments, or its end date (what no instalment
+/// schedules falls due on it), later; what is not yet due may move, and
+/// an administrator may reschedule anything.
+pub async fn overdue_money_is_not_put_off_by_new_terms(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{ContractPatch, PlanInput};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let today = w.crm.today();
+    let day = |n: i64| today + chrono::Duration::days(n);
+    let plan = |due, fen| PlanInput {
+        due_on: due,
+        amount: Money::cny(fen),
+        notes: None,
+    };
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "分期合同", 300_000).await;
+    w.crm
+        .set_payment_plan(
+            &w.zhangsan,
+            c.id,
+            vec![plan(day(10), 100_000), plan(day(40), 200_000)],
+        )
+        .await
+        .expect("plan");
+    w.clock.advance(chrono::Duration::days(20));
+    let col = w.crm.collection(&w.zhangsan, c.id).await.expect("col");
+    assert_eq!(col.overdue, Money::cny(100_000));
+    // The overdue instalment moved later: refused, naming what it puts off.
+    match w
+        .crm
+        .set_payment_plan(
+            &w.zhangsan,
+            c.id,
+            vec![plan(day(50), 100_000), plan(day(60), 200_000)],
+        )
+        .await
+    {
+        Err(Error::Forbidden(m)) => assert!(
+            m.contains(&c.code) && m.contains("¥1,000.00 overdue") && m.contains("administrator"),
+            "{m}"
+        ),
+        other => panic!("putting off overdue money: {other:?}"),
+    }
+    // What is not due yet moves; what is overdue stays.
+    w.crm
+        .set_payment_plan(
+            &w.zhangsan,
+            c.id,
+            vec![plan(day(10), 100_000), plan(day(70), 200_000)],
+        )
+        .await
+        .expect("the instalment not yet due moves");
+    // An administrator reschedules.
+    let col = w
+        .crm
+        .set_payment_plan(
+            &w.admin,
+            c.id,
+            vec![plan(day(50), 100_000), plan(day(70), 200_000)],
+        )
+        .await
+        .expect("an administrator reschedules");
+    assert_eq!(col.overdue, Money::cny(0));
+    // Without a plan, the end date is when it all falls due.
+    let c2 = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            crate::sales::NewContract {
+                title: "一次付清合同".into(),
+                customer_id: customer.id.0,
+                amount: Some(Money::cny(50_000)),
+                end_on: Some(w.crm.today() + chrono::Duration::days(5)),
+                ..crate::sales::NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    w.crm
+        .submit_contract(&w.zhangsan, c2.id, Vec::new(), None)
+        .await
+        .expect("executing");
+    w.clock.advance(chrono::Duration::days(10));
+    let c2 = w.crm.contract(&w.zhangsan, c2.id).await.expect("c2");
+    let later = ContractPatch {
+        end_on: Some(w.crm.today() + chrono::Duration::days(60)),
+        ..ContractPatch::default()
+    };
+    match w
+        .crm
+        .update_contract(&w.zhangsan, c2.id, c2.version, later.clone())
+        .await
+    {
+        Err(Error::Forbidden(m)) => assert!(m.contains("¥500.00 overdue"), "{m}"),
+        other => panic!("putting off the end date: {other:?}"),
+    }
+    let c2 = w
+        .crm
+        .update_contract(&w.admin, c2.id, c2.version, later)
+        .await
+        .expect("an administrator moves it");
+    let col = w.crm.collection(&w.zhangsan, c2.id).await.expect("col");
+    assert_eq!(col.overdue, Money::cny(0));
 }
