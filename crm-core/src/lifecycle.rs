@@ -989,8 +989,13 @@ impl Crm {
                 values,
             });
         }
+        // An opportunity deleted no longer dates its customer's last
+        // opportunity (the pools' "no opportunity within N days" rules read
+        // it: one made and deleted again keeps no customer from recycling);
+        // one restored does again.
+        let redates = entity == Entity::Opportunity && matches!(step, Step::Delete | Step::Restore);
         if entity == Entity::Opportunity
-            && crate::sales::opportunity::is_open(&row)
+            && (crate::sales::opportunity::is_open(&row) || redates)
             && let Some(cid) = customer_id
         {
             // The customer's count of open opportunities counts active ones:
@@ -1006,15 +1011,35 @@ impl Crm {
                 None => self.sales_customer_row(actor, cid).await?,
             };
             if let Some(crow) = crow {
-                let open = self.open_opportunities(actor, cid, Some(id.0)).await?
-                    + i64::from(counted_after);
+                let open = if crate::sales::opportunity::is_open(&row) {
+                    Some(
+                        self.open_opportunities(actor, cid, Some(id.0)).await?
+                            + i64::from(counted_after),
+                    )
+                } else {
+                    None
+                };
+                // Only the opportunity that dates the customer's last one
+                // takes the date away (a host may have reported others
+                // through `record_sales_activity`); a restored one dates it
+                // again if it is the latest.
+                let created = row.get("created_at").as_timestamp();
+                let last = if step == Step::Delete
+                    && created.is_some()
+                    && crow.get("last_opportunity_at").as_timestamp() == created
+                {
+                    Some(self.last_opportunity_created(actor, cid, id.0).await?)
+                } else {
+                    None
+                };
                 self.customer_sales_activity_of(
                     actor,
                     &crow,
                     crate::pool::SalesActivity {
-                        opportunity_at: None,
-                        open_opportunities: Some(open),
+                        opportunity_at: created.filter(|_| step == Step::Restore),
+                        open_opportunities: open,
                         deal_closed_at: None,
+                        last_opportunity_is: last,
                     },
                     &mut cs,
                 )?;
@@ -1293,6 +1318,34 @@ impl Crm {
     ) -> BatchReport {
         self.batch(ids, |id| self.step(actor, entity, id, Step::Delete))
             .await
+    }
+
+    /// When the latest opportunity of customer `customer` not in the
+    /// recycle bin, other than `opportunity` (being deleted), was created;
+    /// `None` when there is none.
+    async fn last_opportunity_created(
+        &self,
+        actor: &Actor,
+        customer: uuid::Uuid,
+        opportunity: uuid::Uuid,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let mut sel =
+            crate::store::Select::all(Table::Opportunities, actor.company_id.0, self.now());
+        sel.lifecycle = crate::store::Lifecycle::Any;
+        sel.filter = crate::store::Filter::Cmp(
+            crate::store::Col::Column("customer_id"),
+            crate::store::CmpOp::Eq,
+            Value::Id(customer),
+        );
+        Ok(self
+            .store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .filter(|r| r.id() != opportunity && r.get("deleted_at").is_null())
+            .filter_map(|r| r.get("created_at").as_timestamp())
+            .max())
     }
 
     /// Brings records back from the recycle bin.

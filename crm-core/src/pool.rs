@@ -751,6 +751,11 @@ pub struct SalesActivity {
     /// A deal was closed at this time (成交): an owned customer moves to the
     /// closed-deal customers.
     pub deal_closed_at: Option<DateTime<Utc>>,
+    /// The customer's last opportunity, worked out again (an opportunity
+    /// deleted or restored): its `last_opportunity_at` is set to exactly
+    /// this, `Some(None)` when no opportunity is left, earlier or not.
+    #[serde(default)]
+    pub last_opportunity_is: Option<Option<DateTime<Utc>>>,
 }
 
 /// A pool with its rules and resolved membership, for governance.
@@ -3446,6 +3451,17 @@ impl Crm {
         };
         later("last_opportunity_at", activity.opportunity_at, &mut values);
         later("closed_at", activity.deal_closed_at, &mut values);
+        if let Some(last) = activity.last_opportunity_is
+            && row.get("last_opportunity_at").as_timestamp() != last
+        {
+            let after = last.map_or(Value::Null, Value::Timestamp);
+            changes.push(FieldChange {
+                field: "last_opportunity_at".into(),
+                before: row.get("last_opportunity_at").to_json(),
+                after: after.to_json(),
+            });
+            values.push(("last_opportunity_at", after));
+        }
         if let Some(n) = activity.open_opportunities {
             if n < 0 {
                 return Err(Error::invalid("open_opportunities", "cannot be negative"));
@@ -3596,6 +3612,7 @@ impl Crm {
                     id,
                     SalesActivity {
                         deal_closed_at: Some(self.now()),
+                        last_opportunity_is: None,
                         ..SalesActivity::default()
                     },
                 )
@@ -3635,6 +3652,7 @@ impl Crm {
         }
         let activity = SalesActivity {
             deal_closed_at: Some(at),
+            last_opportunity_is: None,
             ..SalesActivity::default()
         };
         let (ops, _) = self.sales_activity_ops(Some(actor), &row, &activity)?;

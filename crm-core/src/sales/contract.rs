@@ -1387,6 +1387,7 @@ impl Crm {
             c.customer_id,
             crate::pool::SalesActivity {
                 deal_closed_at: Some(self.now()),
+                last_opportunity_is: None,
                 ..crate::pool::SalesActivity::default()
             },
             cs,

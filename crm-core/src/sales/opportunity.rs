@@ -604,6 +604,7 @@ impl Crm {
                 opportunity_at: Some(now),
                 open_opportunities: Some(open),
                 deal_closed_at: None,
+                last_opportunity_is: None,
             },
             &mut cs,
         )?;
@@ -1073,6 +1074,7 @@ impl Crm {
                         opportunity_at: None,
                         open_opportunities: Some(open),
                         deal_closed_at: (next.status == OppStatus::Won).then_some(now),
+                        last_opportunity_is: None,
                     },
                     &mut cs,
                 )?;

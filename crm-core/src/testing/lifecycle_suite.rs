@@ -17,6 +17,11 @@ macro_rules! lifecycle_scenarios {
             $make
         );
         $each!(
+            $crate::testing::lifecycle_suite::a_deleted_opportunity_no_longer_dates_its_customer,
+            crm_lifecycle_a_deleted_opportunity_no_longer_dates_its_customer,
+            $make
+        );
+        $each!(
             $crate::testing::lifecycle_suite::a_contact_moves_only_with_its_customer,
             crm_lifecycle_a_contact_moves_only_with_its_customer,
             $make
@@ -3980,4 +3985,86 @@ pub async fn a_customer_back_in_the_working_set_counts_toward_the_caps(store: Ar
         .unarchive_records(&w.zhangsan, Entity::Customer, &[b.id])
         .await;
     assert_eq!(r.done, vec![b.id], "{r:?}");
+}
+
+/// An opportunity deleted no longer dates its customer's last opportunity
+/// (which the pools' "no opportunity within N days" rules read): made and
+/// deleted again, it keeps no customer from being recycled. The one before
+/// dates it again, or nothing; restored, the opportunity dates it again.
+/// Deleting an opportunity older than the last one changes nothing.
+pub async fn a_deleted_opportunity_no_longer_dates_its_customer(store: Arc<dyn Store>) {
+    use crate::sales::NewOpportunity;
+    let w = with_sales_rights(World::new(store).await).await;
+    let c = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let new = |name: &str| NewOpportunity {
+        name: name.into(),
+        customer_id: c.id.0,
+        ..NewOpportunity::default()
+    };
+    let customer = c.id.0;
+    let last = |w: &World| {
+        let store = w.crm.store().clone();
+        async move {
+            store
+                .get(Table::Customers, customer)
+                .await
+                .expect("get")
+                .expect("customer")
+                .get("last_opportunity_at")
+                .as_timestamp()
+        }
+    };
+    let first = w
+        .crm
+        .create_opportunity(&w.zhangsan, new("数据中心"))
+        .await
+        .expect("first");
+    w.clock.advance(chrono::Duration::days(3));
+    let second = w
+        .crm
+        .create_opportunity(&w.zhangsan, new("云服务"))
+        .await
+        .expect("second");
+    let created = |id: Uuid| {
+        let store = w.crm.store().clone();
+        async move {
+            store
+                .get(Table::Opportunities, id)
+                .await
+                .expect("get")
+                .expect("opportunity")
+                .get("created_at")
+                .as_timestamp()
+        }
+    };
+    let (first_at, second_at) = (created(first.id).await, created(second.id).await);
+    assert!(first_at < second_at);
+    assert_eq!(last(&w).await, second_at);
+    let (a, b) = (RecordId(first.id), RecordId(second.id));
+    let done = |r: crate::records::BatchReport| assert_eq!(r.done.len(), 1, "{r:?}");
+    done(
+        w.crm
+            .delete_records(&w.zhangsan, Entity::Opportunity, &[b])
+            .await,
+    );
+    assert_eq!(last(&w).await, first_at, "the one before");
+    done(
+        w.crm
+            .restore_records(&w.zhangsan, Entity::Opportunity, &[b])
+            .await,
+    );
+    assert_eq!(last(&w).await, second_at, "restored");
+    // The older one goes: the last stays.
+    done(
+        w.crm
+            .delete_records(&w.zhangsan, Entity::Opportunity, &[a])
+            .await,
+    );
+    assert_eq!(last(&w).await, second_at);
+    done(
+        w.crm
+            .delete_records(&w.zhangsan, Entity::Opportunity, &[b])
+            .await,
+    );
+    assert_eq!(last(&w).await, None, "none left");
 }

@@ -3451,6 +3451,7 @@ pub async fn place_and_recycling_show_no_field_rules_hide(store: Arc<dyn Store>)
                 opportunity_at: Some(w.crm.now()),
                 open_opportunities: Some(2),
                 deal_closed_at: None,
+                last_opportunity_is: None,
             },
         )
         .await
