@@ -304,7 +304,10 @@ impl Invoice {
 /// longer than 40 characters (a VAT invoice's number has 8 or 20 digits,
 /// with its 发票代码 12).
 pub fn invoice_number(typed: &str) -> std::result::Result<String, String> {
-    let t = typed.trim();
+    // Invisible format characters (a zero-width space pasted along) are
+    // no part of a number: `INV\u{200B}1` is INV1, and meets it.
+    let visible = crate::validate::strip_invisible(typed);
+    let t = visible.trim();
     if t.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(format!(
             "'{t}' holds a space or a control character; an invoice number has none"
@@ -323,11 +326,12 @@ pub fn invoice_number(typed: &str) -> std::result::Result<String, String> {
 
 /// The form an invoice number is compared in, whatever form it is stored
 /// in: as [`invoice_number`] keeps it (full-width letters and digits as
-/// their ASCII twins, letters in upper case), and without any white space.
+/// their ASCII twins, letters in upper case), and without any white space
+/// or invisible format character.
 /// Numbers recorded before they were kept so are stored as they were typed
 /// (`ｒ4-x`, `0440 0123`); they meet a number typed now through this key.
 pub fn invoice_number_key(stored: &str) -> String {
-    stored
+    crate::validate::strip_invisible(&stored.replace('\0', ""))
         .chars()
         .map(crate::validate::halfwidth)
         .filter(|c| !c.is_whitespace())
@@ -353,7 +357,7 @@ fn invoice_number_candidates(n: &str) -> Filter {
 /// receipt. Receipts recorded before are stored as typed; they meet a
 /// number typed now through this key.
 pub fn receipt_number_key(stored: &str) -> String {
-    invoice_number_key(&crate::validate::strip_invisible(&stored.replace('\0', "")))
+    invoice_number_key(stored)
 }
 
 /// [`invoice_number_candidates`] over any column of numbers (`number`,
@@ -364,7 +368,8 @@ fn number_candidates(column: &'static str, n: &str) -> Filter {
     // were stored with before they were dropped.
     let mut marks: std::collections::BTreeSet<char> = [
         ' ', '\t', '\u{3000}', '\u{a0}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{200e}',
-        '\u{200f}', '\u{2060}', '\u{feff}', '\u{ad}',
+        '\u{200f}', '\u{2060}', '\u{feff}', '\u{ad}', '\u{202a}', '\u{202b}', '\u{202c}',
+        '\u{202d}', '\u{202e}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
     ]
     .into_iter()
     .collect();
@@ -2362,6 +2367,11 @@ mod tests {
         assert_eq!(invoice_number_key("r4-x"), "R4-X");
         assert_eq!(invoice_number_key("０４４０　０１２３"), "04400123");
         assert_eq!(invoice_number_key(" ab１２ "), "AB12");
+        for hidden in ['\u{200b}', '\u{ad}', '\u{feff}', '\u{202e}'] {
+            let typed = format!("INV{hidden}1");
+            assert_eq!(invoice_number(&typed).as_deref(), Ok("INV1"), "{typed:?}");
+            assert_eq!(invoice_number_key(&typed), "INV1", "{typed:?}");
+        }
         assert_eq!(
             invoice_number_key("R4-X"),
             invoice_number("r4-x").expect("a number")
