@@ -112,7 +112,9 @@ impl Cond {
     }
 }
 
-/// A sort key.
+/// A sort key. Records with the field blank come last whether it sorts
+/// ascending or descending, then `id` ascending breaks ties (see
+/// [`Sort`](crate::store::Sort)).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SortBy {
     /// The field.
@@ -180,7 +182,8 @@ pub struct ListQuery {
     pub search: Option<String>,
     /// Sort keys; default newest first (`-created_at`). A name or title
     /// sorts in pinyin order, letter case aside (its stored
-    /// [`sort_key`](crate::pinyin::sort_key)).
+    /// [`sort_key`](crate::pinyin::sort_key)). Blanks come last in both
+    /// directions.
     pub sort: Vec<SortBy>,
     /// Paging.
     pub page: PageRequest,

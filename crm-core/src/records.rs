@@ -2750,7 +2750,7 @@ impl Crm {
             // texts apart, so the text only orders the rows that have no
             // key yet (written before the key column existed, until
             // `rebuild_search_keys`), which both stores sort after every
-            // key (NULLS LAST ascending, FIRST descending).
+            // key in both directions (NULLS LAST).
             let text = match &col {
                 Col::Column(c) => crate::schema::SORT_KEYS
                     .iter()

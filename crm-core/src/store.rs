@@ -319,6 +319,12 @@ impl Scope {
     }
 }
 /// A sort key; the store always appends `id` ascending as the final tie-breaker.
+///
+/// NULL (a blank: a missing value, or a custom field missing or of another
+/// type) sorts after every value in both directions — ascending and
+/// descending lists alike end with their blanks, as spreadsheets and CRMs
+/// show them (SQL's `NULLS LAST` on both keys). Keyset cursors
+/// ([`Paging::Keyset`]) follow the same order.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sort {
     /// The column.

@@ -120,6 +120,15 @@ fn encode_for(table: Table, e: &Expr, v: &Value) -> Result<Sql, StoreError> {
     }
 }
 
+/// Whether the expression may be NULL: a custom field always (missing or
+/// of another type), a column when the schema allows it.
+fn nullable(e: &Expr) -> bool {
+    match e {
+        Expr::Column(c) => c.nullable,
+        Expr::Custom { .. } => true,
+    }
+}
+
 fn describe(table: Table, e: &Expr) -> String {
     match e {
         Expr::Column(c) => format!("{table}.{}", c.name),
@@ -630,8 +639,8 @@ fn compile_where(s: &Select) -> Result<Query, StoreError> {
 }
 
 /// The keyset condition "strictly after `after` in sort order", where NULL
-/// sorts after every value (ascending NULLS LAST, descending NULLS FIRST)
-/// and `id` ascending breaks ties.
+/// sorts after every value in both directions (NULLS LAST, ascending and
+/// descending) and `id` ascending breaks ties.
 fn compile_keyset(
     table: Table,
     keys: &[(Expr, bool)],
@@ -680,26 +689,22 @@ fn compile_keyset(
         } else {
             let (e, desc) = &keys[i];
             let v = &after[i];
-            match (v.is_null(), desc) {
-                (true, false) => q.push("0"),
-                (true, true) => {
-                    push_expr(&mut q, "t", e);
-                    q.push(" IS NOT NULL");
-                }
-                (false, false) => {
-                    q.push("(");
-                    push_expr(&mut q, "t", e);
-                    q.push(" > ");
-                    q.bind(encode_for(table, e, v)?);
+            if v.is_null() {
+                // Nothing sorts after NULL but other NULLs (equal here).
+                q.push("0");
+            } else {
+                // A value is followed by the values past it, then by NULL
+                // (which a NOT NULL column never holds).
+                q.push("(");
+                push_expr(&mut q, "t", e);
+                q.push(if *desc { " < " } else { " > " });
+                q.bind(encode_for(table, e, v)?);
+                if nullable(e) {
                     q.push(" OR ");
                     push_expr(&mut q, "t", e);
-                    q.push(" IS NULL)");
+                    q.push(" IS NULL");
                 }
-                (false, true) => {
-                    push_expr(&mut q, "t", e);
-                    q.push(" < ");
-                    q.bind(encode_for(table, e, v)?);
-                }
+                q.push(")");
             }
         }
         q.push(")");
@@ -766,7 +771,7 @@ pub(crate) fn compile_select(s: &Select) -> Result<CompiledSelect, StoreError> {
     for (e, desc) in &keys {
         push_expr(&mut page, "t", e);
         page.push(if *desc {
-            " DESC NULLS FIRST, "
+            " DESC NULLS LAST, "
         } else {
             " ASC NULLS LAST, "
         });

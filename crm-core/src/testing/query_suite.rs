@@ -17,7 +17,12 @@
 //!   opportunities and products keep the keys that order them so too,
 //!   however written (created, renamed, imported); a row without a sort key
 //!   (written before the key column existed) sorts after the keyed ones on
-//!   both stores until the rebuild gives it its key.
+//!   both stores, both ways, until the rebuild gives it its key.
+//! - Blanks (NULL) sort last ascending and descending alike, on columns
+//!   and custom fields, with several keys of mixed directions; offset and
+//!   keyset pages whose boundaries fall among the blanks lose and repeat
+//!   no row (compared with the order computed in memory), in the store and
+//!   in the engine's record lists.
 
 /// Lists the large-query scenarios for [`conformance_tests!`](crate::conformance_tests).
 #[doc(hidden)]
@@ -59,6 +64,16 @@ macro_rules! query_scenarios {
             query_rows_without_a_sort_key_sort_alike_until_rebuilt,
             $make
         );
+        $each!(
+            $crate::testing::query_suite::blanks_sort_last_both_ways_across_pages,
+            query_blanks_sort_last_both_ways_across_pages,
+            $make
+        );
+        $each!(
+            $crate::testing::query_suite::record_lists_put_blanks_last_both_ways,
+            query_record_lists_put_blanks_last_both_ways,
+            $make
+        );
     };
 }
 
@@ -67,12 +82,13 @@ use crate::import::{Cell, ImportOptions, SheetRow};
 use crate::query::{ListQuery, PageRequest};
 use crate::schema::{ColType, Table};
 use crate::store::{
-    ChangeSet, CmpOp, Col, CustomType, Filter, Op, Paging, Row, Scope, Select, Store,
+    ChangeSet, CmpOp, Col, CustomType, Filter, Op, Paging, Row, Scope, Select, Sort, Store,
 };
 use crate::testing::service_suite::World;
 use crate::value::Value;
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde_json::json;
+use std::cmp::Ordering;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -671,15 +687,22 @@ fn reversed(names: &[&str]) -> Vec<String> {
 /// and descending, offset pages of 4 (a boundary inside the Chinese names
 /// and one between letters and Chinese) and keyset pages of 3.
 async fn assert_customer_order(w: &World, expected: &[&str]) {
+    let descending: Vec<&str> = expected.iter().rev().copied().collect();
+    assert_customer_orders(w, expected, &descending).await;
+}
+
+/// [`assert_customer_order`] with the descending order given apart (it is
+/// not the ascending one reversed when some names have no sort key).
+async fn assert_customer_orders(w: &World, ascending: &[&str], descending: &[&str]) {
     for (per, keyset) in [(4, false), (3, true), (100, false)] {
         assert_eq!(
             names_sorted(w, Entity::Customer, false, per, keyset).await,
-            owned(expected),
+            owned(ascending),
             "ascending, pages of {per}, keyset {keyset}"
         );
         assert_eq!(
             names_sorted(w, Entity::Customer, true, per, keyset).await,
-            reversed(expected),
+            owned(descending),
             "descending, pages of {per}, keyset {keyset}"
         );
     }
@@ -746,7 +769,7 @@ async fn texts_by_sort_key(
         let mut sel = Select::all(table, w.admin.company_id.0, w.crm.now());
         sel.sort = [key, text]
             .into_iter()
-            .map(|c| crate::store::Sort {
+            .map(|c| Sort {
                 col: Col::Column(c),
                 desc,
             })
@@ -869,9 +892,9 @@ pub async fn sales_lists_sorted_by_name_go_in_pinyin_order(store: Arc<dyn Store>
 
 /// A customer whose sort key is missing (a row written before the key
 /// column existed: NULL written through the store) sorts after every
-/// customer with a key, ascending, and before them descending — the same
-/// on both stores —, those without a key by name; the rebuild of the
-/// search keys gives it its key, and its place.
+/// customer with a key, ascending and descending alike — the same on both
+/// stores —, those without a key by name (in the list's direction); the
+/// rebuild of the search keys gives it its key, and its place.
 pub async fn rows_without_a_sort_key_sort_alike_until_rebuilt(store: Arc<dyn Store>) {
     let w = World::new(store.clone()).await;
     let created = create_customers_by_name(&w).await;
@@ -895,13 +918,18 @@ pub async fn rows_without_a_sort_key_sort_alike_until_rebuilt(store: Arc<dyn Sto
             .expect("clear the key");
         unkeyed.push(r.id.0);
     }
-    let mut before: Vec<&str> = CUSTOMERS_BY_NAME
+    let keyed: Vec<&str> = CUSTOMERS_BY_NAME
         .iter()
         .copied()
         .filter(|n| !matches!(*n, "阿里巴巴" | "Zebra Labs"))
         .collect();
-    before.extend(["Zebra Labs", "阿里巴巴"]);
-    assert_customer_order(&w, &before).await;
+    // The keyed names in order, then the others by name (`Z` before `阿`
+    // in byte order), in both directions.
+    let mut ascending = keyed.clone();
+    ascending.extend(["Zebra Labs", "阿里巴巴"]);
+    let mut descending: Vec<&str> = keyed.iter().rev().copied().collect();
+    descending.extend(["阿里巴巴", "Zebra Labs"]);
+    assert_customer_orders(&w, &ascending, &descending).await;
     let stats = w.crm.rebuild_search_keys(&w.admin).await.expect("rebuild");
     assert_eq!(stats.updated, 2, "{stats:?}");
     for id in unkeyed {
@@ -920,4 +948,389 @@ pub async fn rows_without_a_sort_key_sort_alike_until_rebuilt(store: Arc<dyn Sto
     assert_customer_order(&w, &CUSTOMERS_BY_NAME).await;
     let again = w.crm.rebuild_search_keys(&w.admin).await.expect("again");
     assert_eq!(again.updated, 0, "{again:?}");
+}
+
+/// A value of a sort key as the stores compare it, for the expected
+/// orders computed in memory.
+#[derive(Clone, Debug, PartialEq)]
+enum Key {
+    Text(String),
+    Day(NaiveDate),
+    Number(f64),
+}
+
+impl Key {
+    fn cmp(&self, other: &Key) -> Ordering {
+        match (self, other) {
+            (Key::Text(a), Key::Text(b)) => a.as_bytes().cmp(b.as_bytes()),
+            (Key::Day(a), Key::Day(b)) => a.cmp(b),
+            (Key::Number(a), Key::Number(b)) => a.total_cmp(b),
+            _ => panic!("scenario bug: {self:?} compared with {other:?}"),
+        }
+    }
+}
+
+/// The order of the sort contract over one key: blanks after every value in
+/// both directions, values ascending or descending.
+fn blanks_last(a: &Option<Key>, b: &Option<Key>, desc: bool) -> Ordering {
+    match (a, b) {
+        (None, None) => Ordering::Equal,
+        (None, Some(_)) => Ordering::Greater,
+        (Some(_), None) => Ordering::Less,
+        (Some(x), Some(y)) if desc => y.cmp(x),
+        (Some(x), Some(y)) => x.cmp(y),
+    }
+}
+
+/// One row of [`fill_blanks`]: its number and the values of its sort keys.
+struct BlankRow {
+    n: u128,
+    level: Option<Key>,
+    follow_up: Option<Key>,
+    score: Option<Key>,
+    name: Key,
+}
+
+/// The score custom field.
+fn score() -> Col {
+    custom("score", CustomType::Number)
+}
+
+impl BlankRow {
+    /// The value of a sort key of [`blanks_sort_last_both_ways_across_pages`].
+    fn key(&self, col: &Col) -> Option<Key> {
+        match col {
+            Col::Column("level") => self.level.clone(),
+            Col::Column("next_follow_up") => self.follow_up.clone(),
+            Col::Column("name") => Some(self.name.clone()),
+            Col::Custom { key, .. } if key == "score" => self.score.clone(),
+            other => panic!("scenario bug: no key {other:?}"),
+        }
+    }
+}
+
+/// Inserts 45 customers of [`company`], ids not in insertion order, whose
+/// level (three values), next follow-up date (four days) and custom score
+/// (numbers, some of another type, some missing) are blank for many rows
+/// and tie for the others, and whose names tie in fives; returns them as
+/// the sort keys see them.
+async fn fill_blanks(store: &Arc<dyn Store>) -> Vec<BlankRow> {
+    let levels = [Some("B"), None, Some("A"), None, Some("C")];
+    let mut rows = Vec::new();
+    let mut ops = Vec::new();
+    for i in 0..45u128 {
+        let n = 1 + (i * 17) % 45;
+        let level = levels[(i % 5) as usize];
+        let follow_up = (i % 3 != 0).then(|| day((i * 7) % 4));
+        // A number, text (another type: blank to a number sort) or nothing.
+        let (score, stored) = match i % 4 {
+            0 => (
+                Some(Key::Number((i % 6) as f64)),
+                json!({"score": (i % 6) as f64}),
+            ),
+            1 => (None, json!({"score": "7"})),
+            2 => (None, json!({})),
+            _ => (Some(Key::Number(2.5)), json!({"score": 2.5})),
+        };
+        let name = format!("客户{}", i % 9);
+        let mut values = Vec::new();
+        for c in Table::Customers.columns() {
+            let v = match c.name {
+                "id" => Value::Id(uid(n)),
+                "company_id" => Value::Id(company()),
+                "version" => Value::Int(1),
+                "created_at" | "updated_at" => Value::Timestamp(t0()),
+                "name" => Value::Text(name.clone()),
+                "level" => match level {
+                    Some(l) => Value::Text(l.into()),
+                    None => continue,
+                },
+                "next_follow_up" => match follow_up {
+                    Some(d) => Value::Date(d),
+                    None => continue,
+                },
+                "custom" => Value::Json(stored.clone()),
+                _ if c.nullable => continue,
+                _ => match c.ty {
+                    ColType::Id => Value::Id(Uuid::nil()),
+                    ColType::Text => Value::Text("-".into()),
+                    ColType::Int => Value::Int(0),
+                    ColType::Bool => Value::Bool(false),
+                    ColType::Date => Value::Date(day(0)),
+                    ColType::Timestamp => Value::Timestamp(t0()),
+                    ColType::Json => Value::Json(json!([])),
+                },
+            };
+            values.push((c.name, v));
+        }
+        ops.push(Op::Insert {
+            table: Table::Customers,
+            values,
+        });
+        rows.push(BlankRow {
+            n,
+            level: level.map(|l| Key::Text(l.into())),
+            follow_up: follow_up.map(Key::Day),
+            score,
+            name: Key::Text(name),
+        });
+    }
+    let changes = ChangeSet {
+        ops,
+        ..ChangeSet::default()
+    };
+    if let Err(e) = store.apply(&changes).await {
+        panic!("filling customers failed: {e} ({e:?})");
+    }
+    rows
+}
+
+/// The keyset cursor after `row` under `sort`: its sort key values as the
+/// store compares them, then its id.
+fn cursor_after(row: &Row, sort: &[Sort]) -> Vec<Value> {
+    let mut after: Vec<Value> = sort
+        .iter()
+        .map(|s| match &s.col {
+            Col::Column(c) => row.get(c).clone(),
+            Col::Custom { key, .. } => row
+                .get("custom")
+                .as_json()
+                .and_then(|j| j.get(key))
+                .and_then(serde_json::Value::as_f64)
+                .map_or(Value::Null, Value::Float),
+        })
+        .collect();
+    after.push(Value::Id(row.id()));
+    after
+}
+
+/// The rows of `base` read in pages of `per`, by offset or by keyset;
+/// every page but the last is full and the total is the same on each.
+async fn paged(store: &Arc<dyn Store>, base: &Select, per: u64, keyset: bool) -> Vec<u128> {
+    let mut out = Vec::new();
+    let mut after = None;
+    for page in 0..200u64 {
+        let mut s = base.clone();
+        s.with_total = true;
+        s.paging = if keyset {
+            Paging::Keyset {
+                after: after.clone(),
+                limit: per,
+            }
+        } else {
+            Paging::Offset {
+                offset: page * per,
+                limit: per,
+            }
+        };
+        let got = store
+            .select(&s)
+            .await
+            .unwrap_or_else(|e| panic!("select page {page} of {per}: {e}"));
+        assert_eq!(got.total, Some(45), "total of page {page} of {per}");
+        out.extend(got.rows.iter().map(|r| r.id().as_u128()));
+        if !got.has_more {
+            return out;
+        }
+        assert_eq!(got.rows.len() as u64, per, "a page before the last is full");
+        after = got.rows.last().map(|r| cursor_after(r, &base.sort));
+    }
+    panic!("paging of {per} did not end");
+}
+
+/// Blanks (NULL, and a custom number field missing or holding text) sort
+/// after every value ascending and descending alike, on one key and on
+/// several of mixed directions, with `id` ascending breaking ties; offset
+/// and keyset pages of several sizes, whose boundaries fall among the
+/// blanks, read exactly the full order (nothing lost or repeated).
+pub async fn blanks_sort_last_both_ways_across_pages(store: Arc<dyn Store>) {
+    let rows = fill_blanks(&store).await;
+    let asc = |col: Col| Sort { col, desc: false };
+    let desc = |col: Col| Sort { col, desc: true };
+    let level = || Col::Column("level");
+    let follow_up = || Col::Column("next_follow_up");
+    let name = || Col::Column("name");
+    let sorts = vec![
+        vec![desc(level())],
+        vec![asc(level())],
+        vec![desc(follow_up())],
+        vec![desc(score())],
+        vec![asc(score())],
+        vec![desc(follow_up()), asc(level())],
+        vec![asc(level()), desc(follow_up()), desc(name())],
+        vec![desc(level()), desc(score()), asc(follow_up())],
+        vec![desc(score()), asc(level()), desc(follow_up())],
+        vec![desc(name()), desc(level())],
+    ];
+    for sort in sorts {
+        let mut expected: Vec<&BlankRow> = rows.iter().collect();
+        expected.sort_by(|a, b| {
+            sort.iter()
+                .map(|s| blanks_last(&a.key(&s.col), &b.key(&s.col), s.desc))
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+                .then(a.n.cmp(&b.n))
+        });
+        // The first key's blanks close the list, whatever its direction.
+        let first = &sort[0].col;
+        let blanks = rows.iter().filter(|r| r.key(first).is_none()).count();
+        assert!(
+            expected[expected.len() - blanks..]
+                .iter()
+                .all(|r| r.key(first).is_none()),
+            "scenario bug: blanks not last in the expected order"
+        );
+        let expected: Vec<u128> = expected.iter().map(|r| r.n).collect();
+        let base = Select {
+            sort: sort.clone(),
+            ..filtered(Filter::True)
+        };
+        assert_eq!(numbers(&store, &base).await, expected, "{sort:?}");
+        for per in [1, 2, 4, 7, 45] {
+            for keyset in [false, true] {
+                assert_eq!(
+                    paged(&store, &base, per, keyset).await,
+                    expected,
+                    "{sort:?}, pages of {per}, keyset {keyset}"
+                );
+            }
+        }
+    }
+    // A keyset page starting right after a blank: the blanks after it by
+    // id, then nothing more.
+    let base = Select {
+        sort: vec![desc(follow_up())],
+        ..filtered(Filter::True)
+    };
+    let blank: Vec<u128> = {
+        let mut b: Vec<u128> = rows
+            .iter()
+            .filter(|r| r.follow_up.is_none())
+            .map(|r| r.n)
+            .collect();
+        b.sort_unstable();
+        b
+    };
+    let s = Select {
+        paging: Paging::Keyset {
+            after: Some(vec![Value::Null, Value::Id(uid(blank[1]))]),
+            limit: 100,
+        },
+        ..base.clone()
+    };
+    assert_eq!(numbers(&store, &s).await, blank[2..].to_vec());
+    // After the last dated row: every blank.
+    let latest = rows
+        .iter()
+        .filter_map(|r| match &r.follow_up {
+            Some(Key::Day(d)) => Some((*d, r.n)),
+            _ => None,
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
+        .expect("dated rows");
+    let s = Select {
+        paging: Paging::Keyset {
+            after: Some(vec![Value::Date(latest.0), Value::Id(uid(latest.1))]),
+            limit: 100,
+        },
+        ..base
+    };
+    assert_eq!(numbers(&store, &s).await, blank);
+}
+
+/// The engine's record lists keep the contract: customers without a next
+/// follow-up date or a level come after the others whether the list sorts
+/// by them ascending or descending, read in offset pages or with the
+/// list's own keyset cursors whose boundaries fall among the blanks.
+pub async fn record_lists_put_blanks_last_both_ways(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let mut made = Vec::new();
+    for i in 0..11u32 {
+        let mut extra = serde_json::Map::new();
+        if i % 3 != 0 {
+            extra.insert(
+                "next_follow_up".into(),
+                json!(format!("2026-12-{:02}", 1 + i % 4)),
+            );
+        }
+        if i % 2 == 0 {
+            extra.insert("level".into(), json!(if i % 4 == 0 { "A" } else { "B" }));
+        }
+        let r = w
+            .customer(
+                &w.admin,
+                &format!("客户{i:02}"),
+                serde_json::Value::Object(extra),
+            )
+            .await;
+        made.push((
+            r.fields["name"].as_str().unwrap_or_default().to_string(),
+            r.fields["next_follow_up"].as_str().map(str::to_string),
+            r.fields["level"].as_str().map(str::to_string),
+            r.id.0,
+        ));
+    }
+    let text = |v: &Option<String>| v.clone().map(Key::Text);
+    for (sort, keys) in [
+        (vec!["-next_follow_up"], vec![(1, true)]),
+        (vec!["next_follow_up"], vec![(1, false)]),
+        (
+            vec!["-level", "next_follow_up"],
+            vec![(2, true), (1, false)],
+        ),
+        (
+            vec!["level", "-next_follow_up"],
+            vec![(2, false), (1, true)],
+        ),
+    ] {
+        let mut expected = made.clone();
+        expected.sort_by(|a, b| {
+            keys.iter()
+                .map(|(k, desc)| {
+                    let (x, y) = if *k == 1 { (&a.1, &b.1) } else { (&a.2, &b.2) };
+                    blanks_last(&text(x), &text(y), *desc)
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(Ordering::Equal)
+                .then(a.3.cmp(&b.3))
+        });
+        let expected: Vec<String> = expected.into_iter().map(|r| r.0).collect();
+        for (per, keyset) in [(2, false), (2, true), (3, true), (100, false)] {
+            let mut got = Vec::new();
+            let mut after: Option<String> = None;
+            for page in 1..100 {
+                let mut q = ListQuery::default().with_total();
+                for s in &sort {
+                    q.sort.push(crate::query::SortBy::parse(s));
+                }
+                q = q.page(if keyset {
+                    PageRequest::Keyset {
+                        after: after.clone(),
+                        limit: per,
+                    }
+                } else {
+                    PageRequest::Offset {
+                        page,
+                        per_page: per,
+                    }
+                });
+                let list = w
+                    .crm
+                    .list_records(&w.admin, Entity::Customer, &q)
+                    .await
+                    .unwrap_or_else(|e| panic!("list sorted by {sort:?}: {e}"));
+                assert_eq!(list.total, Some(11), "{sort:?}");
+                got.extend(
+                    list.items
+                        .iter()
+                        .map(|r| r.fields["name"].as_str().unwrap_or_default().to_string()),
+                );
+                if !list.has_more {
+                    break;
+                }
+                after = list.next_cursor.clone();
+            }
+            assert_eq!(got, expected, "{sort:?}, pages of {per}, keyset {keyset}");
+        }
+    }
 }

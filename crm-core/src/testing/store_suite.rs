@@ -49,7 +49,7 @@ macro_rules! store_scenarios {
         $each!($crate::testing::store_suite::companies_are_isolated, store_companies_are_isolated, $make);
         $each!($crate::testing::store_suite::scope_restricts_by_owner_department_and_share, store_scope_restricts_by_owner_department_and_share, $make);
         $each!($crate::testing::store_suite::lifecycle_selects_active_deleted_archived_any, store_lifecycle_selects_active_deleted_archived_any, $make);
-        $each!($crate::testing::store_suite::sort_puts_nulls_last_ascending_first_descending, store_sort_puts_nulls_last_ascending_first_descending, $make);
+        $each!($crate::testing::store_suite::sort_puts_nulls_last_both_ways, store_sort_puts_nulls_last_both_ways, $make);
         $each!($crate::testing::store_suite::sort_text_is_byte_order, store_sort_text_is_byte_order, $make);
         $each!($crate::testing::store_suite::offset_paging_pages_and_has_more, store_offset_paging_pages_and_has_more, $make);
         $each!($crate::testing::store_suite::keyset_paging_with_mixed_directions_equals_full_list, store_keyset_paging_with_mixed_directions_equals_full_list, $make);
@@ -365,13 +365,21 @@ async fn walk_keyset(store: &Arc<dyn Store>, base: &Select, limit: u64, total: u
     panic!("keyset paging did not end");
 }
 
-/// NULL sorts after every value.
+/// NULL sorts after every value, ascending.
 fn nulls_last<T: Ord>(a: &Option<T>, b: &Option<T>) -> Ordering {
     match (a, b) {
         (None, None) => Ordering::Equal,
         (None, Some(_)) => Ordering::Greater,
         (Some(_), None) => Ordering::Less,
         (Some(x), Some(y)) => x.cmp(y),
+    }
+}
+
+/// NULL sorts after every value, descending too.
+fn nulls_last_desc<T: Ord>(a: &Option<T>, b: &Option<T>) -> Ordering {
+    match (a, b) {
+        (Some(x), Some(y)) => y.cmp(x),
+        _ => nulls_last(a, b),
     }
 }
 
@@ -1585,7 +1593,7 @@ pub async fn filter_custom_text_number_bool(store: Arc<dyn Store>) {
 }
 
 /// Sorting by custom fields: numbers numerically, text byte-wise, NULLs
-/// (missing, JSON null, other type) last ascending and first descending.
+/// (missing, JSON null, other type) last, ascending and descending alike.
 pub async fn sort_by_custom_fields(store: Arc<dyn Store>) {
     add_custom_rows(&store).await;
     let c = Table::Customers;
@@ -1596,7 +1604,7 @@ pub async fn sort_by_custom_fields(store: Arc<dyn Store>) {
     );
     assert_eq!(
         ids(&store, &sorted(c, vec![desc(score())])).await,
-        uids(&[4, 5, 3, 1, 2, 6])
+        uids(&[3, 1, 2, 6, 4, 5])
     );
     // 华东 (E4 B8 9C) < 华北 (E5 8C 97) in byte order.
     let region = || custom("region", CustomType::Text);
@@ -1606,12 +1614,12 @@ pub async fn sort_by_custom_fields(store: Arc<dyn Store>) {
     );
     assert_eq!(
         ids(&store, &sorted(c, vec![asc(region()), desc(score())])).await,
-        uids(&[3, 1, 2, 4, 5, 6])
+        uids(&[3, 1, 2, 6, 4, 5])
     );
     let vip = || custom("vip", CustomType::Bool);
     assert_eq!(
         ids(&store, &sorted(c, vec![desc(vip())])).await,
-        uids(&[3, 4, 5, 6, 1, 2])
+        uids(&[1, 2, 3, 4, 5, 6])
     );
 }
 
@@ -1892,9 +1900,10 @@ pub async fn lifecycle_selects_active_deleted_archived_any(store: Arc<dyn Store>
 // Sorting and paging
 // ---------------------------------------------------------------------------
 
-/// Ascending sorts put NULL last, descending first; `id` ascending breaks
-/// ties in both directions.
-pub async fn sort_puts_nulls_last_ascending_first_descending(store: Arc<dyn Store>) {
+/// NULL sorts last, ascending and descending alike (blanks after every
+/// value, as spreadsheets show them); `id` ascending breaks ties in both
+/// directions.
+pub async fn sort_puts_nulls_last_both_ways(store: Arc<dyn Store>) {
     for (n, level, name) in [
         (5, Some("B"), "x"),
         (2, None, "y"),
@@ -1919,7 +1928,7 @@ pub async fn sort_puts_nulls_last_ascending_first_descending(store: Arc<dyn Stor
     );
     assert_eq!(
         ids(&store, &sorted(c, vec![desc(column("level"))])).await,
-        uids(&[2, 4, 1, 5, 3])
+        uids(&[1, 5, 3, 2, 4])
     );
     assert_eq!(
         ids(
@@ -1935,7 +1944,7 @@ pub async fn sort_puts_nulls_last_ascending_first_descending(store: Arc<dyn Stor
             &sorted(c, vec![desc(column("level")), desc(column("name"))])
         )
         .await,
-        uids(&[2, 4, 1, 5, 3])
+        uids(&[1, 5, 3, 2, 4])
     );
     assert_eq!(
         ids(
@@ -2067,7 +2076,7 @@ pub async fn keyset_paging_with_mixed_directions_equals_full_list(store: Arc<dyn
 
     rows.sort_by(|a, b| {
         nulls_last(&a.0, &b.0)
-            .then_with(|| nulls_last(&a.1, &b.1).reverse())
+            .then_with(|| nulls_last_desc(&a.1, &b.1))
             .then_with(|| a.2.as_bytes().cmp(b.2.as_bytes()))
             .then_with(|| a.3.cmp(&b.3))
     });
@@ -2104,14 +2113,21 @@ pub async fn keyset_paging_with_mixed_directions_equals_full_list(store: Arc<dyn
             "filtered pages of {limit}"
         );
     }
-    // Descending on every key, too.
+    // Descending on every key, too, NULLs still last.
     let all_desc = sorted(
         Table::Customers,
         vec![desc(column("level")), desc(column("name"))],
     );
-    let full = ids(&store, &all_desc).await;
-    assert_eq!(full.len(), 23);
-    assert_eq!(walk_keyset(&store, &all_desc, 4, 23).await, full);
+    rows.sort_by(|a, b| {
+        nulls_last_desc(&a.0, &b.0)
+            .then_with(|| b.2.as_bytes().cmp(a.2.as_bytes()))
+            .then_with(|| a.3.cmp(&b.3))
+    });
+    let full: Vec<Uuid> = rows.iter().map(|r| r.3).collect();
+    assert_eq!(ids(&store, &all_desc).await, full);
+    for limit in [1, 4] {
+        assert_eq!(walk_keyset(&store, &all_desc, limit, 23).await, full);
+    }
 }
 
 /// Keyset paging over a custom number field (with ties between `9` and
@@ -2129,7 +2145,7 @@ pub async fn keyset_paging_over_a_custom_field(store: Arc<dyn Store>) {
         Table::Customers,
         vec![desc(custom("score", CustomType::Number))],
     );
-    let expected = uids(&[4, 5, 3, 1, 7, 2, 6]);
+    let expected = uids(&[3, 1, 7, 2, 6, 4, 5]);
     assert_eq!(ids(&store, &base).await, expected);
     for limit in [1, 2, 3] {
         assert_eq!(
