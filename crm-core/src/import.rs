@@ -1376,7 +1376,10 @@ fn zh_message(kind: Option<CellKind>, raw: Option<&str>, en: &str) -> String {
 /// One duplicate key of a validated row.
 #[derive(Clone, Debug)]
 struct DupKey {
-    /// Which key: `uscc`, `name_key`, `mobile_key`, `username`, `custom.x`.
+    /// Which key: `uscc`, `name_key`, `mobile_key`, `username`, `custom.x`,
+    /// a contact's name without a mobile ([`CONTACT_NAME_KEY`]), an
+    /// individual's name with a phone or e-mail (`person.phone`,
+    /// `person.email`: see [`person_keys`]).
     kind: String,
     /// The value as compared (for contacts prefixed by the customer id).
     text: String,
@@ -1384,8 +1387,12 @@ struct DupKey {
     value: Value,
     /// The query column.
     col: Col,
-    /// The customer a contact's mobile is unique within.
-    parent: Option<Value>,
+    /// The column and value the key is paired with: the customer a
+    /// contact's mobile (or, without a mobile, its name) is compared
+    /// within, an individual's name key its phone or e-mail goes with
+    /// (see [`shared_key`]). The key's `text` is then the pair's,
+    /// `{parent}:{value}`.
+    parent: Option<(&'static str, Value)>,
     /// The records the guard of this key leaves out: for a created record,
     /// those the store still shows holding the key that rows of this import
     /// move away from it (see `rekeyed`); for an updated one, the record
@@ -1447,6 +1454,113 @@ fn code_key(code: String) -> DupKey {
         words: ("code".into(), "编号".into(), ""),
         shown: None,
         by_text_key: false,
+    }
+}
+
+/// The kind of a contact's name within its customer as a duplicate key of
+/// a contact row without a mobile (see [`contact_name_key`]).
+const CONTACT_NAME_KEY: &str = "contact_name";
+
+/// Whether several stored records may hold a duplicate key of `kind` (a
+/// contact's name within its customer, an individual's name with a phone
+/// or e-mail): nothing unique in the store, so a row meets the record
+/// holding it only when one does — live records before archived ones —
+/// and is refused as ambiguous when several do (see
+/// [`ImportSession::matched`]). Such a key does not make a row matching
+/// one record by another key a match of two.
+fn shared_key(kind: &str) -> bool {
+    kind == CONTACT_NAME_KEY || kind.starts_with("person.")
+}
+
+/// The duplicate key of a contact without a mobile: its name within its
+/// customer `customer` (as stored, compared exactly, as [`match_contact`]
+/// compares it). `None` without a name.
+fn contact_name_key(customer: &Value, set: &BTreeMap<&'static str, Value>) -> Option<DupKey> {
+    let name = set.get("name").filter(|v| !v.is_null())?.clone();
+    let shown = key_text(&name);
+    Some(DupKey {
+        kind: CONTACT_NAME_KEY.into(),
+        text: format!("{}:{shown}", key_text(customer)),
+        col: Col::Column("name"),
+        value: name,
+        parent: Some(("customer_id", customer.clone())),
+        moving: Vec::new(),
+        words: (
+            "name".into(),
+            "同一客户的联系人姓名".into(),
+            " for the same customer",
+        ),
+        shown: Some(shown),
+        by_text_key: false,
+    })
+}
+
+/// The duplicate keys of an individual customer (个人客户): its name key
+/// with its phone key, and with its e-mail key. An individual's name alone
+/// is no duplicate key (two people may share a name: see
+/// [`crate::dedupe::customer_name_key`]), and a phone or e-mail alone only
+/// warns by default; the same name with the same phone or e-mail is the
+/// same person. None for an enterprise customer (its name is a key of its
+/// own).
+fn person_keys(set: &BTreeMap<&'static str, Value>) -> Vec<DupKey> {
+    let text = |k: &str| {
+        set.get(k)
+            .and_then(Value::as_text)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+    };
+    let Some(name_key) = text("name_key").filter(|k| !crate::dedupe::is_name_duplicate_key(k))
+    else {
+        return Vec::new();
+    };
+    let name = text("name").unwrap_or_default();
+    let mut out = Vec::new();
+    for (field, column, en, zh) in [
+        ("phone", "phone_key", "name and phone", "姓名及电话"),
+        ("email", "email_key", "name and e-mail", "姓名及邮箱"),
+    ] {
+        let Some(key) = text(column) else {
+            continue;
+        };
+        let shown = text(field).unwrap_or(key);
+        out.push(DupKey {
+            kind: format!("person.{field}"),
+            text: format!("{name_key}:{key}"),
+            col: Col::Column(column),
+            value: Value::Text(key.to_string()),
+            parent: Some(("name_key", Value::Text(name_key.to_string()))),
+            moving: Vec::new(),
+            words: (en.into(), zh.into(), ""),
+            shown: Some(format!("{name}, {shown}")),
+            by_text_key: false,
+        });
+    }
+    out
+}
+
+/// The refusal of a row whose key `k`, one several records may hold (see
+/// [`shared_key`]), `n` records hold, in English and Chinese: it asks for
+/// what tells them apart, as a customer row's contact group naming several
+/// contacts is asked.
+fn ambiguous_match(entity: Entity, k: &DupKey, n: usize) -> (String, String) {
+    if entity == Entity::Contact {
+        let name = k.shown.as_deref().unwrap_or(&k.text);
+        (
+            format!(
+                "contact {name} matches {n} contacts of the customer: give its code (编号) or \
+                 mobile to tell which"
+            ),
+            format!("联系人 {name} 对应该客户的 {n} 个联系人，请填写联系人编号或手机以区分"),
+        )
+    } else {
+        (
+            format!(
+                "{} matches {n} individual customers: give the customer's code (编号) to tell \
+                 which",
+                k.what_en()
+            ),
+            format!("{} 对应 {n} 个个人客户，请填写客户编号以区分", k.what_zh()),
+        )
     }
 }
 
@@ -4319,15 +4433,16 @@ impl<'a> ImportSession<'a> {
         out
     }
 
-    /// The customer a row would update under the update policy (the first
-    /// record `existing` found holding one of its keys).
+    /// The customer a row would update under the update policy (the
+    /// record it meets by its keys: see [`ImportSession::matched`]).
     fn meets(&self, c: &Candidate, existing: &HashMap<(String, String), Vec<Row>>) -> Option<Uuid> {
         if self.opts.policy != DuplicatePolicy::Update {
             return None;
         }
-        c.keys
-            .iter()
-            .find_map(|k| self.holder(existing, k, None).map(Row::id))
+        self.matched(existing, c)
+            .ok()
+            .flatten()
+            .map(|(_, r)| r.id())
     }
 
     /// The contacts (live or archived, not in the recycle bin) of the
@@ -4666,19 +4781,22 @@ impl<'a> ImportSession<'a> {
                     sel
                 } else {
                     let mut values = Vec::with_capacity(chunk.len());
-                    // A contact's mobile is unique within its customer.
-                    let mut per_parent: BTreeMap<String, (Value, Vec<Value>)> = BTreeMap::new();
+                    // A contact's mobile is unique within its customer (a
+                    // key paired with another column's value: see
+                    // `DupKey::parent`).
+                    let mut per_parent: BTreeMap<String, (&'static str, Value, Vec<Value>)> =
+                        BTreeMap::new();
                     for k in chunk {
                         let same = Filter::Cmp(k.col.clone(), CmpOp::Eq, k.value.clone());
                         match &k.parent {
-                            Some(parent) => {
+                            Some((parent_col, parent)) => {
                                 lock_keys.push(guard_key(
                                     company,
                                     table,
                                     &Filter::And(vec![
                                         same,
                                         Filter::Cmp(
-                                            Col::Column("customer_id"),
+                                            Col::Column(parent_col),
                                             CmpOp::Eq,
                                             parent.clone(),
                                         ),
@@ -4686,8 +4804,8 @@ impl<'a> ImportSession<'a> {
                                 ));
                                 per_parent
                                     .entry(key_text(parent))
-                                    .or_insert_with(|| (parent.clone(), Vec::new()))
-                                    .1
+                                    .or_insert_with(|| (parent_col, parent.clone(), Vec::new()))
+                                    .2
                                     .push(k.value.clone());
                             }
                             None => {
@@ -4708,9 +4826,9 @@ impl<'a> ImportSession<'a> {
                         Filter::Or(
                             per_parent
                                 .into_values()
-                                .map(|(parent, values)| {
+                                .map(|(parent_col, parent, values)| {
                                     Filter::And(vec![
-                                        Filter::Cmp(Col::Column("customer_id"), CmpOp::Eq, parent),
+                                        Filter::Cmp(Col::Column(parent_col), CmpOp::Eq, parent),
                                         Filter::In(chunk[0].col.clone(), values),
                                     ])
                                 })
@@ -4749,6 +4867,42 @@ impl<'a> ImportSession<'a> {
             .get(&(k.kind.clone(), k.text.clone()))?
             .iter()
             .find(|r| Some(r.id()) != except && !self.rekeyed_away(r.id(), k))
+    }
+
+    /// The record a row meets by its keys, tried in their order: the first
+    /// record found holding a key (see [`ImportSession::holder`]); by a
+    /// key several records may hold (see [`shared_key`]), the one live
+    /// record holding it, else the one archived record. `Err` with the key
+    /// and how many records hold it when several do: the row cannot tell
+    /// which it names.
+    #[allow(clippy::type_complexity)]
+    fn matched<'r, 'c>(
+        &self,
+        existing: &'r HashMap<(String, String), Vec<Row>>,
+        c: &'c Candidate,
+    ) -> std::result::Result<Option<(&'c DupKey, &'r Row)>, (&'c DupKey, usize)> {
+        for k in &c.keys {
+            if !shared_key(&k.kind) {
+                if let Some(r) = self.holder(existing, k, None) {
+                    return Ok(Some((k, r)));
+                }
+                continue;
+            }
+            let holding = existing
+                .get(&(k.kind.clone(), k.text.clone()))
+                .map_or(&[][..], Vec::as_slice);
+            for archived in [false, true] {
+                let mut same = holding.iter().filter(|r| {
+                    r.get("archived_at").is_null() != archived && !self.rekeyed_away(r.id(), k)
+                });
+                match (same.next(), same.count()) {
+                    (None, _) => {}
+                    (Some(r), 0) => return Ok(Some((k, r))),
+                    (Some(_), more) => return Err((k, more + 1)),
+                }
+            }
+        }
+        Ok(None)
     }
 
     /// Whether a row of this import gave record `id` another key of `k`'s
@@ -5691,6 +5845,7 @@ impl RowValidator {
                         by_text_key: false,
                     });
                 }
+                keys.extend(person_keys(set));
             }
             Entity::Contact => {
                 if let (Some(m), Some(c)) = (get("mobile_key"), get("customer_id")) {
@@ -5700,7 +5855,7 @@ impl RowValidator {
                         text: format!("{}:{t}", key_text(&c)),
                         col: Col::Column("mobile_key"),
                         value: m,
-                        parent: Some(c),
+                        parent: Some(("customer_id", c)),
                         moving: Vec::new(),
                         words: (
                             "mobile".into(),
@@ -5710,6 +5865,11 @@ impl RowValidator {
                         shown: Some(t),
                         by_text_key: false,
                     });
+                } else if let Some(c) = get("customer_id") {
+                    // Without a mobile a contact is its customer's contact
+                    // of that name, as a customer row's contact group is
+                    // (see `match_contact`).
+                    keys.extend(contact_name_key(&c, set));
                 }
             }
             _ => {}
@@ -5851,7 +6011,7 @@ fn key_kinds(f: &str) -> Vec<String> {
     match f {
         "name" => vec!["name_key".into()],
         "uscc" => vec!["uscc".into()],
-        f => vec![f.to_string(), format!("keys.{f}")],
+        f => vec![f.to_string(), format!("keys.{f}"), format!("person.{f}")],
     }
 }
 
@@ -6121,13 +6281,25 @@ impl ImportSession<'_> {
         HashMap<(String, String), Vec<Row>>,
         Option<crate::dedupe::KnownHolders>,
     )> {
-        let mut by_kind: BTreeMap<String, (Col, bool, Vec<Value>)> = BTreeMap::new();
+        // Per kind: the column, whether by text key, the values, and the
+        // column of the values they are paired with and those values (see
+        // `DupKey::parent`).
+        type Probe = (Col, bool, Vec<Value>, Option<&'static str>, Vec<Value>);
+        let mut by_kind: BTreeMap<String, Probe> = BTreeMap::new();
         for k in keys {
-            by_kind
-                .entry(k.kind.clone())
-                .or_insert_with(|| (k.col.clone(), k.by_text_key, Vec::new()))
-                .2
-                .push(k.value.clone());
+            let probe = by_kind.entry(k.kind.clone()).or_insert_with(|| {
+                (
+                    k.col.clone(),
+                    k.by_text_key,
+                    Vec::new(),
+                    k.parent.as_ref().map(|(c, _)| *c),
+                    Vec::new(),
+                )
+            });
+            probe.2.push(k.value.clone());
+            if let Some((_, p)) = &k.parent {
+                probe.4.push(p.clone());
+            }
         }
         let crm = self.crm;
         let mut found = HashMap::new();
@@ -6135,9 +6307,19 @@ impl ImportSession<'_> {
             company: self.actor.company_id.0,
             ..Default::default()
         };
-        for (kind, (col, by_text_key, mut values)) in by_kind {
+        for (kind, (col, by_text_key, mut values, parent_col, mut parents)) in by_kind {
             values.sort_by_key(key_text);
             values.dedup();
+            parents.sort_by_key(key_text);
+            parents.dedup();
+            // The pairs of a shared key are probed by both their values (a
+            // common name is held by many contacts of other customers).
+            let paired = match parent_col {
+                Some(p) if shared_key(&kind) && parents.len() <= IN_CHUNK => {
+                    Filter::In(Col::Column(p), parents)
+                }
+                _ => Filter::True,
+            };
             // The key upkeep's kind of a customers' column key.
             let column = if table == Table::Customers {
                 match kind.as_str() {
@@ -6206,15 +6388,17 @@ impl ImportSession<'_> {
                     }];
                     Filter::In(col.clone(), chunk.to_vec())
                 };
-                sel.filter = Filter::And(vec![holding, Filter::IsNull(Col::Column("deleted_at"))]);
+                sel.filter = Filter::And(vec![
+                    holding,
+                    paired.clone(),
+                    Filter::IsNull(Col::Column("deleted_at")),
+                ]);
                 for r in crm.store.select(&sel).await?.rows {
-                    let text = match (&col, table) {
-                        (Col::Column("mobile_key"), Table::Contacts) => format!(
-                            "{}:{}",
-                            key_text(r.get("customer_id")),
-                            key_text(r.get("mobile_key"))
-                        ),
-                        (Col::Column(c), _) => key_text(r.get(c)),
+                    let text = match (&col, parent_col) {
+                        (Col::Column(c), Some(p)) => {
+                            format!("{}:{}", key_text(r.get(p)), key_text(r.get(c)))
+                        }
+                        (Col::Column(c), None) => key_text(r.get(c)),
                         (Col::Custom { key, .. }, _) => r
                             .get("custom")
                             .as_json()
@@ -6459,6 +6643,21 @@ impl ImportSession<'_> {
             for s in &seen {
                 self.seen.entry(*s).or_insert(c.number);
             }
+            // A contact row with a mobile gives its name too: a later row
+            // naming the customer's contact by that name alone (without a
+            // mobile) names this one.
+            if entity == Entity::Contact
+                && c.keys.iter().any(|k| k.kind == "mobile_key")
+                && let Some(k) = c
+                    .set
+                    .get("customer_id")
+                    .filter(|p| !p.is_null())
+                    .and_then(|p| contact_name_key(p, &c.set))
+            {
+                self.seen
+                    .entry(seen_key(&k.kind, &k.text))
+                    .or_insert(c.number);
+            }
             // The unique custom values of its contacts, within the file
             // (two contacts of one row included).
             for ck in self.contact_keys(&c) {
@@ -6566,10 +6765,14 @@ impl ImportSession<'_> {
             }
             // Every record holding the key counts, but one a row of this
             // import moved away from it.
-            let hit = c
-                .keys
-                .iter()
-                .find_map(|k| self.holder(&existing, k, None).map(|r| (k.clone(), r)));
+            let hit = match self.matched(&existing, &c) {
+                Ok(hit) => hit.map(|(k, r)| (k.clone(), r)),
+                Err((k, n)) => {
+                    let (en, zh) = ambiguous_match(entity, k, n);
+                    self.reject(issues, c.number, IssueKind::Invalid, en, zh);
+                    continue;
+                }
+            };
             let Some((k, row)) = hit else {
                 // A customer kept from a contact is not a new contact's.
                 if c.kept_customer {
@@ -6707,6 +6910,8 @@ impl ImportSession<'_> {
             let refusing = |kind: &str| match (kind, self.v.modes.as_deref()) {
                 ("name_key", Some(m)) => m.blocks("name"),
                 ("uscc", Some(m)) => m.blocks("uscc"),
+                // Several records may hold it: no other record's key.
+                (k, _) if shared_key(k) => false,
                 _ => true,
             };
             let other = c
@@ -6916,14 +7121,22 @@ impl ImportSession<'_> {
                 self.touched.insert(u.row.id(), c.number);
             }
             // (The record keeps its code, whatever code the row names.)
-            self.rekeyed.insert(
-                row.id(),
-                c.keys
-                    .iter()
-                    .filter(|k| k.kind != CODE_KEY)
-                    .map(|k| (k.kind.clone(), k.text.clone()))
-                    .collect(),
-            );
+            let mut rekeyed: Vec<(String, String)> = c
+                .keys
+                .iter()
+                .filter(|k| k.kind != CODE_KEY)
+                .map(|k| (k.kind.clone(), k.text.clone()))
+                .collect();
+            // A contact's name names it as the update leaves it, whichever
+            // key the row met it by (a row without a mobile finds it by
+            // that name).
+            if entity == Entity::Contact
+                && !rekeyed.iter().any(|(kind, _)| kind == CONTACT_NAME_KEY)
+                && let Some(k) = contact_name_key(row.get("customer_id"), &merged)
+            {
+                rekeyed.push((k.kind, k.text));
+            }
+            self.rekeyed.insert(row.id(), rekeyed);
             // The keys it gives the record are guarded too: the record
             // itself and whoever the probe found holding them do not count,
             // a record saved meanwhile does.

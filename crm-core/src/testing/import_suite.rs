@@ -418,6 +418,26 @@ macro_rules! import_scenarios {
             io_import_guards_the_built_in_option_lists_it_read,
             $make
         );
+        $each!(
+            $crate::testing::import_suite::import_finds_contacts_without_a_mobile_by_name,
+            io_import_finds_contacts_without_a_mobile_by_name,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_contact_rows_without_a_mobile_name_one_contact,
+            io_import_contact_rows_without_a_mobile_name_one_contact,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_finds_an_individual_by_name_and_phone,
+            io_import_finds_an_individual_by_name_and_phone,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_resumed_finds_contacts_without_a_mobile_by_name,
+            io_import_resumed_finds_contacts_without_a_mobile_by_name,
+            $make
+        );
     };
 }
 
@@ -9249,4 +9269,579 @@ pub async fn import_guards_the_built_in_option_lists_it_read(store: Arc<dyn Stor
     )
     .await;
     assert_eq!((r.created, r.rejected), (1, 0), "{:#?}", r.issues);
+}
+
+/// The contacts of the customer `customer`, archived ones too.
+async fn contacts_of_customer(w: &World, customer: &Record) -> Vec<Record> {
+    let id = customer.id.to_string();
+    contacts_of(w)
+        .await
+        .into_iter()
+        .filter(|r| r.text("customer_id") == Some(id.as_str()))
+        .collect()
+}
+
+/// The customers named `name`.
+async fn people(w: &World, name: &str) -> Vec<Record> {
+    customers(w, &w.admin)
+        .await
+        .into_iter()
+        .filter(|r| r.text("name") == Some(name))
+        .collect()
+}
+
+/// What a report says of each row, for comparing two runs.
+fn said(r: &ImportReport) -> Vec<(u32, RowOutcome, IssueKind, String, String)> {
+    r.issues
+        .iter()
+        .map(|i| {
+            (
+                i.row,
+                i.outcome,
+                i.kind,
+                i.message_en.clone(),
+                i.message_zh.clone(),
+            )
+        })
+        .collect()
+}
+
+/// A contact row without a mobile names its customer's contact of that
+/// name, as a customer row's contact group does (a contact without a
+/// mobile has no other key): the same sheet imported again skips each row
+/// as a duplicate naming the contact — a dry run reports the same —,
+/// updates the contact under `update` (given back by the undo), and fails
+/// under `fail`; a second row of a file naming the same customer and name
+/// is a duplicate within the file. Nothing is created twice; a namesake of
+/// another customer is another contact.
+pub async fn import_finds_contacts_without_a_mobile_by_name(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let hw = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let tx = w.customer(&w.zhangsan, "腾讯科技有限公司", json!({})).await;
+    let h = ["所属客户", "姓名", "手机", "职务"];
+    let row = |customer: &str, name: &str, title: &str| vec![t(customer), t(name), t(""), t(title)];
+    let data = vec![
+        row("华为技术有限公司", "张伟", "经理"), // 2
+        row("华为技术有限公司", "李娜", ""),     // 3
+        row("华为技术有限公司", "张伟", "总监"), // 4: repeats row 2
+        row("腾讯科技有限公司", "张伟", ""),     // 5: another customer's
+    ];
+    let r = run(&w, &w.zhangsan, opts(Entity::Contact), &h, data.clone()).await;
+    assert_eq!(
+        (r.created, r.skipped, r.rejected),
+        (3, 1, 0),
+        "{:#?}",
+        r.issues
+    );
+    let i = issue(&r, 4);
+    assert_eq!(
+        (i.outcome, i.kind),
+        (RowOutcome::Skipped, IssueKind::DuplicateInFile)
+    );
+    assert!(
+        i.message_en
+            .contains("name 张伟 for the same customer repeats row 2"),
+        "{}",
+        i.message_en
+    );
+    assert!(
+        i.message_zh
+            .contains("同一客户的联系人姓名 张伟 与本文件第 2 行重复"),
+        "{}",
+        i.message_zh
+    );
+    assert_eq!(contacts_of_customer(&w, &hw).await.len(), 2);
+    assert_eq!(contacts_of_customer(&w, &tx).await.len(), 1);
+    let zw = contacts_of_customer(&w, &hw)
+        .await
+        .into_iter()
+        .find(|c| c.text("name") == Some("张伟"))
+        .expect("张伟");
+    let code = zw.code.clone().expect("code");
+    assert_eq!(zw.text("title"), Some("经理"));
+    // The same sheet again: every row a duplicate, in a dry run alike.
+    let mut reports = Vec::new();
+    for dry_run in [true, false] {
+        let mut o = opts(Entity::Contact);
+        o.dry_run = dry_run;
+        let r = run(&w, &w.zhangsan, o, &h, data.clone()).await;
+        assert_eq!(
+            (r.created, r.skipped, r.rejected),
+            (0, 4, 0),
+            "dry run {dry_run}: {:#?}",
+            r.issues
+        );
+        let i = issue(&r, 2);
+        assert_eq!(
+            (i.outcome, i.kind),
+            (RowOutcome::Skipped, IssueKind::Duplicate)
+        );
+        assert!(
+            i.message_en.contains(&format!(
+                "name 张伟 for the same customer already belongs to 张伟 ({code})"
+            )),
+            "{}",
+            i.message_en
+        );
+        assert!(
+            i.message_zh
+                .contains(&format!("同一客户的联系人姓名 张伟 已存在：张伟（{code}）")),
+            "{}",
+            i.message_zh
+        );
+        assert_eq!(issue(&r, 4).kind, IssueKind::DuplicateInFile);
+        reports.push(said(&r));
+    }
+    assert_eq!(
+        reports[0], reports[1],
+        "a dry run reports what the run does"
+    );
+    assert_eq!(contacts_of(&w).await.len(), 3, "nothing created twice");
+    // Update: the contact named is updated, the undo gives its title back.
+    let mut o = opts(Entity::Contact);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o.clone(),
+        &h,
+        vec![
+            row("华为技术有限公司", "张伟", "总监"),
+            row("华为技术有限公司", "李娜", ""),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.created, r.updated, r.unchanged, r.rejected),
+        (0, 1, 1, 0),
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(contacts_of(&w).await.len(), 3);
+    let zw = contact_named(&w, "张伟").await;
+    let zw = if zw.text("customer_id") == Some(hw.id.to_string().as_str()) {
+        zw
+    } else {
+        contacts_of_customer(&w, &hw)
+            .await
+            .into_iter()
+            .find(|c| c.text("name") == Some("张伟"))
+            .expect("张伟")
+    };
+    assert_eq!(zw.text("title"), Some("总监"));
+    assert_eq!(zw.code.as_deref(), Some(code.as_str()), "the same contact");
+    w.crm
+        .undo_import(&w.zhangsan, r.import_id.expect("id"))
+        .await
+        .expect("undo");
+    let zw = contacts_of_customer(&w, &hw)
+        .await
+        .into_iter()
+        .find(|c| c.text("name") == Some("张伟"))
+        .expect("张伟");
+    assert_eq!(zw.text("title"), Some("经理"), "the undo gives it back");
+    assert_eq!(contacts_of(&w).await.len(), 3);
+    // Fail: the duplicate fails the import, naming the contact.
+    let mut o = opts(Entity::Contact);
+    o.policy = DuplicatePolicy::Fail;
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o,
+        &h,
+        vec![
+            row("华为技术有限公司", "王芳", ""),
+            row("华为技术有限公司", "张伟", ""),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.created, r.rejected),
+        (ImportStatus::Failed, 0, 1),
+        "{:#?}",
+        r.issues
+    );
+    let i = issue(&r, 3);
+    assert_eq!(
+        (i.outcome, i.kind),
+        (RowOutcome::Rejected, IssueKind::Duplicate)
+    );
+    assert!(
+        i.message_en
+            .contains(&format!("already belongs to 张伟 ({code})")),
+        "{}",
+        i.message_en
+    );
+    assert_eq!(contacts_of(&w).await.len(), 3, "nothing written");
+}
+
+/// A contact row with a mobile keeps its own key: a mobile no contact of
+/// the customer has creates a contact beside a namesake without one. A
+/// row without a mobile naming a name two contacts of the customer share
+/// is refused, asking for the contact's code or mobile to tell which —
+/// under every policy, in a dry run alike — and one naming a name only an
+/// archived contact has meets that contact (live ones first).
+pub async fn import_contact_rows_without_a_mobile_name_one_contact(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let hw = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    new_contact(&w, &hw, json!({"name": "张伟", "title": "经理"})).await;
+    let h = ["所属客户", "姓名", "手机", "职务"];
+    let r = run(
+        &w,
+        &w.zhangsan,
+        opts(Entity::Contact),
+        &h,
+        vec![vec![
+            t("华为技术有限公司"),
+            t("张伟"),
+            t("13800000001"),
+            t("工程师"),
+        ]],
+    )
+    .await;
+    assert_eq!(
+        (r.created, r.skipped, r.rejected),
+        (1, 0, 0),
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(
+        contacts_of_customer(&w, &hw).await.len(),
+        2,
+        "a namesake created"
+    );
+    for policy in [
+        DuplicatePolicy::Skip,
+        DuplicatePolicy::Update,
+        DuplicatePolicy::Fail,
+    ] {
+        for dry_run in [true, false] {
+            let mut o = opts(Entity::Contact);
+            o.policy = policy;
+            o.dry_run = dry_run;
+            let r = run(
+                &w,
+                &w.zhangsan,
+                o,
+                &h,
+                vec![vec![t("华为技术有限公司"), t("张伟"), t(""), t("总监")]],
+            )
+            .await;
+            assert_eq!(
+                (r.created, r.updated, r.skipped, r.rejected),
+                (0, 0, 0, 1),
+                "{policy:?}, dry run {dry_run}: {:#?}",
+                r.issues
+            );
+            let i = issue(&r, 2);
+            assert_eq!(
+                (i.outcome, i.kind),
+                (RowOutcome::Rejected, IssueKind::Invalid)
+            );
+            assert!(
+                i.message_en.contains(
+                    "contact 张伟 matches 2 contacts of the customer: give its code (编号) or \
+                     mobile to tell which"
+                ),
+                "{}",
+                i.message_en
+            );
+            assert!(
+                i.message_zh
+                    .contains("联系人 张伟 对应该客户的 2 个联系人，请填写联系人编号或手机以区分"),
+                "{}",
+                i.message_zh
+            );
+        }
+    }
+    let titles: Vec<Option<String>> = contacts_of_customer(&w, &hw)
+        .await
+        .iter()
+        .map(|c| c.text("title").map(str::to_string))
+        .collect();
+    assert_eq!(titles.len(), 2);
+    assert!(!titles.contains(&Some("总监".to_string())), "{titles:?}");
+    // A name only an archived contact has names that contact: skipped as
+    // its duplicate, refused under update until it is unarchived.
+    let old = new_contact(&w, &hw, json!({"name": "老王"})).await;
+    let report = w
+        .crm
+        .archive_records(&w.admin, Entity::Contact, &[old.id])
+        .await;
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    let r = run(
+        &w,
+        &w.zhangsan,
+        opts(Entity::Contact),
+        &h,
+        vec![vec![t("华为技术有限公司"), t("老王"), t(""), t("")]],
+    )
+    .await;
+    assert_eq!((r.created, r.skipped), (0, 1), "{:#?}", r.issues);
+    let mut o = opts(Entity::Contact);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o,
+        &h,
+        vec![vec![t("华为技术有限公司"), t("老王"), t(""), t("顾问")]],
+    )
+    .await;
+    assert_eq!(
+        (r.created, r.updated, r.rejected),
+        (0, 0, 1),
+        "{:#?}",
+        r.issues
+    );
+    assert!(
+        issue(&r, 2).message_en.contains("it is archived"),
+        "{}",
+        issue(&r, 2).message_en
+    );
+}
+
+/// An individual customer (个人客户) whose name and phone — or name and
+/// e-mail — are those of one individual customer of the company is that
+/// customer's duplicate: the same sheet imported again skips it (a dry
+/// run says the same) or, under `update`, updates it; nothing is created
+/// twice. Two people sharing a name with different phones are two
+/// customers, and a row whose name and phone two stored individuals share
+/// is refused as ambiguous.
+pub async fn import_finds_an_individual_by_name_and_phone(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let h = ["客户名称", "客户类型", "电话", "邮箱", "客户级别"];
+    let person = |name: &str, phone: &str, email: &str, level: &str| {
+        vec![t(name), t("个人客户"), t(phone), t(email), t(level)]
+    };
+    let data = vec![
+        person("张伟", "13800000001", "", "C"),      // 2
+        person("张伟", "13800000002", "", "C"),      // 3: another 张伟
+        person("李娜", "", "lina@example.com", "C"), // 4
+    ];
+    let r = run(&w, &w.zhangsan, opts(Entity::Customer), &h, data.clone()).await;
+    assert_eq!(
+        (r.created, r.skipped, r.rejected),
+        (3, 0, 0),
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(people(&w, "张伟").await.len(), 2, "two people of one name");
+    let first = people(&w, "张伟")
+        .await
+        .into_iter()
+        .find(|r| r.text("phone") == Some("13800000001"))
+        .expect("张伟 13800000001");
+    let code = first.code.clone().expect("code");
+    // Again: skipped, in a dry run alike.
+    let mut reports = Vec::new();
+    for dry_run in [true, false] {
+        let mut o = opts(Entity::Customer);
+        o.dry_run = dry_run;
+        let r = run(&w, &w.zhangsan, o, &h, data.clone()).await;
+        assert_eq!(
+            (r.created, r.skipped, r.rejected),
+            (0, 3, 0),
+            "dry run {dry_run}: {:#?}",
+            r.issues
+        );
+        let i = issue(&r, 2);
+        assert_eq!(
+            (i.outcome, i.kind),
+            (RowOutcome::Skipped, IssueKind::Duplicate)
+        );
+        assert!(
+            i.message_en.contains(&format!(
+                "name and phone 张伟, 13800000001 already belongs to 张伟 ({code})"
+            )),
+            "{}",
+            i.message_en
+        );
+        assert!(
+            i.message_zh.contains(&format!(
+                "姓名及电话 张伟, 13800000001 已存在：张伟（{code}）"
+            )),
+            "{}",
+            i.message_zh
+        );
+        assert!(
+            issue(&r, 4).message_en.contains("name and e-mail 李娜"),
+            "{}",
+            issue(&r, 4).message_en
+        );
+        reports.push(said(&r));
+    }
+    assert_eq!(
+        reports[0], reports[1],
+        "a dry run reports what the run does"
+    );
+    assert_eq!(
+        customers(&w, &w.admin).await.len(),
+        3,
+        "nothing created twice"
+    );
+    // Update: each row updates its own person.
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o.clone(),
+        &h,
+        vec![
+            person("张伟", "13800000001", "", "A"),
+            person("张伟", "13800000002", "", "C"),
+            person("李娜", "", "lina@example.com", "B"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.created, r.updated, r.unchanged, r.rejected),
+        (0, 2, 1, 0),
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(
+        customers(&w, &w.admin).await.len(),
+        3,
+        "nothing created twice"
+    );
+    let levels: Vec<(Option<String>, Option<String>)> = people(&w, "张伟")
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r.text("phone").map(str::to_string),
+                r.text("level").map(str::to_string),
+            )
+        })
+        .collect();
+    assert!(
+        levels.contains(&(Some("13800000001".into()), Some("A".into())))
+            && levels.contains(&(Some("13800000002".into()), Some("C".into()))),
+        "{levels:?}"
+    );
+    assert_eq!(people(&w, "李娜").await[0].text("level"), Some("B"));
+    // The same name with a new phone is a new person (the shared name is
+    // no duplicate); the phone of another person is a possible duplicate
+    // only, as before.
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o.clone(),
+        &h,
+        vec![
+            person("张伟", "13800000003", "", "C"),
+            person("王芳", "13800000001", "", "C"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.created, r.updated, r.rejected),
+        (2, 0, 0),
+        "{:#?}",
+        r.issues
+    );
+    assert_eq!(people(&w, "张伟").await.len(), 3);
+    // Two stored people with one name and one phone: the row cannot tell
+    // which it names.
+    w.customer(
+        &w.zhangsan,
+        "赵强",
+        json!({"kind": "individual", "phone": "13900000009"}),
+    )
+    .await;
+    w.customer(
+        &w.zhangsan,
+        "赵强",
+        json!({"kind": "individual", "phone": "13900000009"}),
+    )
+    .await;
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o,
+        &h,
+        vec![person("赵强", "13900000009", "", "A")],
+    )
+    .await;
+    assert_eq!(
+        (r.created, r.updated, r.rejected),
+        (0, 0, 1),
+        "{:#?}",
+        r.issues
+    );
+    assert!(
+        issue(&r, 2).message_en.contains(
+            "name and phone 赵强, 13900000009 matches 2 individual customers: give the \
+             customer's code (编号) to tell which"
+        ),
+        "{}",
+        issue(&r, 2).message_en
+    );
+}
+
+/// A batched contact import without mobiles, interrupted and run again,
+/// continues after its last committed batch: a row naming a contact a
+/// committed row created (same customer, same name) is a duplicate within
+/// the file, as it was the first time; nobody is created twice.
+pub async fn import_resumed_finds_contacts_without_a_mobile_by_name(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let hw = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let h = headers(&["所属客户", "姓名", "手机"]);
+    let row = |name: &str| vec![t("华为技术有限公司"), t(name), t("")];
+    let data = vec![
+        row("张伟"), // 2
+        row("李娜"), // 3
+        row("张伟"), // 4: repeats row 2
+        row("王芳"), // 5
+        row("李娜"), // 6: repeats row 3
+    ];
+    let mut o = opts(Entity::Contact);
+    o.commit = CommitMode::Batches;
+    o.batch_size = 2;
+    o.file_name = "contacts.xlsx".into();
+    o.file_hash = "sha256:contacts".into();
+    {
+        let mut s = w
+            .crm
+            .begin_import(&w.zhangsan, o.clone(), &h)
+            .await
+            .expect("begin");
+        let all = rows(data.clone());
+        s.push(&all[0..2]).await.expect("batch 1");
+        // Interrupted: dropped without finish.
+    }
+    assert_eq!(contacts_of_customer(&w, &hw).await.len(), 2);
+    let mut s = w.crm.begin_import(&w.zhangsan, o, &h).await.expect("again");
+    assert_eq!(s.resume_after(), Some(3));
+    for chunk in rows(data).chunks(2) {
+        s.push(chunk).await.expect("push");
+    }
+    let r = s.finish().await.expect("finish");
+    assert_eq!(r.status, ImportStatus::Done);
+    assert_eq!(
+        (r.created, r.skipped, r.rejected),
+        (3, 2, 0),
+        "{:#?}",
+        r.issues
+    );
+    for (row, first) in [(4, 2), (6, 3)] {
+        let i = issue(&r, row);
+        assert_eq!(i.kind, IssueKind::DuplicateInFile);
+        assert!(
+            i.message_en.contains(&format!("repeats row {first}")),
+            "{}",
+            i.message_en
+        );
+    }
+    let mut names: Vec<String> = contacts_of_customer(&w, &hw)
+        .await
+        .iter()
+        .filter_map(|c| c.text("name").map(str::to_string))
+        .collect();
+    names.sort();
+    let mut want = vec!["张伟".to_string(), "李娜".into(), "王芳".into()];
+    want.sort();
+    assert_eq!(names, want, "nobody created twice");
 }
