@@ -577,7 +577,7 @@ impl Crm {
         };
         let folded = crate::org::fold_name(code);
         let mut probe = sel.clone();
-        probe.filter = not_except(Filter::StartsWith(Col::Column("code"), code.trim().into()));
+        probe.filter = not_except(code_spellings(code));
         sel.filter = not_except(Filter::In(
             Col::Column("code"),
             crate::org::name_spellings(code),
@@ -713,33 +713,12 @@ impl Crm {
             .ok_or_else(|| Error::not_found("product", id))
     }
 
-    /// Finds a live product by code: the one spelled so, else the one
+    /// Finds a live product by code: the one spelled so (full-width letters
+    /// and digits as their ASCII twins), else the one
     /// equal but for letter case (codes are unique so compared).
     pub async fn product_by_code(&self, actor: &Actor, code: &str) -> Result<Product> {
         let mut sel = Select::all(Table::Products, actor.company_id.0, self.now());
-        // Found by a case-insensitive prefix (the stores fold ASCII letters
-        // only) as typed, in half- and in full-width letters, and compared
-        // folded: `ＳＶ－１` finds SV-1.
-        let typed = code.trim();
-        let half: String = typed.chars().map(crate::validate::halfwidth).collect();
-        let full = |s: &str| -> String { s.chars().map(crate::validate::fullwidth).collect() };
-        let mut probes: Vec<String> = Vec::new();
-        for p in [
-            typed.to_string(),
-            full(&half.to_uppercase()),
-            full(&half.to_lowercase()),
-            half,
-        ] {
-            if !probes.contains(&p) {
-                probes.push(p);
-            }
-        }
-        sel.filter = Filter::Or(
-            probes
-                .into_iter()
-                .map(|p| Filter::StartsWith(Col::Column("code"), p))
-                .collect(),
-        );
+        sel.filter = code_spellings(code);
         let rows = self.store.select(&sel).await?.rows;
         crate::org::spelled_or_folded(&rows, "code", code)
             .map(|r| product_seen(actor, r))
@@ -1008,4 +987,31 @@ pub fn product_json(p: &Product) -> serde_json::Value {
         "tax_rate": p.tax_rate,
         "status": p.status.name(),
     })
+}
+
+/// The products whose code may equal `typed` but for letter case and
+/// full-width letters and digits, found by a case-insensitive prefix (the
+/// stores fold ASCII letters only) as typed, in half- and in full-width
+/// letters: the caller compares them folded (`ＳＶ－１` is SV-1).
+fn code_spellings(typed: &str) -> Filter {
+    let typed = typed.trim();
+    let half: String = typed.chars().map(crate::validate::halfwidth).collect();
+    let full = |s: &str| -> String { s.chars().map(crate::validate::fullwidth).collect() };
+    let mut probes: Vec<String> = Vec::new();
+    for p in [
+        typed.to_string(),
+        full(&half.to_uppercase()),
+        full(&half.to_lowercase()),
+        half,
+    ] {
+        if !probes.contains(&p) {
+            probes.push(p);
+        }
+    }
+    Filter::Or(
+        probes
+            .into_iter()
+            .map(|p| Filter::StartsWith(Col::Column("code"), p))
+            .collect(),
+    )
 }
