@@ -164,10 +164,17 @@ enum Command {
     /// and quote approval flows (administrators); roles holding sales rights
     /// already, and flows defined already, are left as they are.
     SalesSetup,
-    /// Recomputes the pinyin search keys and the name sort keys of every
-    /// record (administrators), e.g. after an upgrade changed how they are
-    /// made; run it once after upgrading a database made before sort keys,
-    /// whose records sort after the others by name until then.
+    /// Recomputes the pinyin search keys, the name sort keys and the
+    /// customers' duplicate name keys of every record (administrators): run
+    /// it once after upgrading.
+    ///
+    /// An upgrade may change how the keys are made. A database made before
+    /// sort keys has records that sort after the others by name until this
+    /// runs; one made before name keys folded accents and traditional
+    /// Chinese (Müller GmbH and Muller GmbH, 華為技術有限公司 and
+    /// 华为技术有限公司) has customers that are duplicates under the new
+    /// key, and afterwards they show in `crm customer dupes` (nothing is
+    /// merged or refused: merge them there).
     RebuildSearchKeys,
     /// Writes an Excel import template (导入模板) for customers, contacts, users or products.
     #[cfg(feature = "xlsx")]

@@ -13,6 +13,15 @@
 //! after every row that has one, by their name, on both stores alike, until
 //! [`Crm::rebuild_search_keys`] fills them (and brings any key made under
 //! an older rule up to date).
+//!
+//! Customers' name keys (`name_key`, the duplicate key of a company's name)
+//! are made on every write too. A release changed them (Latin accents and
+//! ligatures folded, traditional Chinese read as simplified: `Müller GmbH`
+//! and `Muller GmbH`, `華為技術有限公司` and `华为技术有限公司` now share
+//! one), so customers saved before keep keys that miss such duplicates;
+//! [`Crm::rebuild_search_keys`] recomputes them and the duplicate key rows
+//! and flags with them, and the customers that became duplicates show in
+//! the duplicate report. Run it once after upgrading.
 
 use crate::auth::Actor;
 use crate::crm::Crm;
@@ -79,10 +88,17 @@ pub fn search_keys_of(row: &Row, sources: &[&str]) -> String {
 impl Crm {
     /// Recomputes the pinyin search keys, the sort keys and the customers'
     /// name keys (an individual's marked as no duplicate key, see
-    /// `dedupe::customer_name_key`) of every row of the actor's company
-    /// that has them (administrators): rows written
+    /// `dedupe::customer_name_key`; accents and traditional Chinese folded,
+    /// see [`crate::validate::company_name_key`]) of every row of the
+    /// actor's company that has them (administrators): rows written
     /// under an older rule are found by the current one afterwards, and
-    /// rows without a sort key get one. Page by page, each page in one
+    /// rows without a sort key get one. A customer whose name key changes
+    /// has its duplicate key rows and the duplicate flags of the customers
+    /// sharing its old and new keys brought into line as any write of a
+    /// customer does (`Crm::apply_indexed`), so customers that became
+    /// duplicates under the new key show in the duplicate report: none is
+    /// merged, and the rebuild is never refused as a duplicate (only new
+    /// customers are). Page by page, each page in one
     /// transaction; a row changed meanwhile by someone else fails the page
     /// with a conflict, and running it again finishes the work (rows already
     /// up to date are left alone). Rewritten rows get a new version. One
@@ -145,7 +161,11 @@ impl Crm {
                 }
                 stats.updated += cs.ops.len() as u64;
                 if *table == Table::Customers {
-                    // A changed name key changes the duplicate keys' rows.
+                    // A changed name key changes the duplicate keys' rows:
+                    // indexed as any write of customers is (the rows of the
+                    // old key and the new one, and the flags of the other
+                    // customers holding them), refusing nothing, since
+                    // these customers exist already.
                     self.apply_indexed(cs).await?;
                 } else {
                     self.apply(cs).await?;

@@ -518,8 +518,9 @@ pub fn normalise_query(q: &str) -> String {
 /// Pushes a lowercase letter as keys and queries spell it: accents and
 /// tone marks dropped ([`unaccented`]), the ligatures and sharp s written
 /// out (`ß` → `ss`, `æ` → `ae`, `œ` → `oe`), combining marks left out (the
-/// dot of `İ` lowercased).
-fn push_folded(out: &mut String, c: char) {
+/// dot of `İ` lowercased). Company name keys fold letters the same way
+/// ([`crate::validate::company_name_key`]).
+pub(crate) fn push_folded(out: &mut String, c: char) {
     match c {
         'ß' => out.push_str("ss"),
         'æ' => out.push_str("ae"),

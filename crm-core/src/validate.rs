@@ -1765,8 +1765,12 @@ enum NameToken {
 }
 
 /// Splits a name into tokens, writing the words, lowercased, into `words`.
+/// Traditional Chinese characters are read as simplified ([`simplified`]),
+/// letters lowercased and folded as search folds them (accents dropped,
+/// `ß` → `ss`, `æ` → `ae`, `œ` → `oe`: `Müller` is the word `muller`).
 fn name_tokens(name: &str, words: &mut String, out: &mut Vec<NameToken>) {
     let mut start: Option<usize> = None;
+    let mut folded = String::new();
     // `letter`: known to be alphanumeric (a CJK ideograph).
     let mut token = |c: char, letter: bool| {
         if !letter && c.is_ascii_alphanumeric() {
@@ -1781,17 +1785,79 @@ fn name_tokens(name: &str, words: &mut String, out: &mut Vec<NameToken>) {
             out.push(NameToken::Char(c));
         }
     };
-    for c in name.chars().map(halfwidth) {
+    for c in name.chars().map(halfwidth).map(simplified) {
         if is_cjk_ideograph(c) {
             // Alphanumeric and its own lowercase: skip the table look-ups.
             token(c, true);
         } else {
-            c.to_lowercase().for_each(|c| token(c, false));
+            for l in c.to_lowercase() {
+                folded.clear();
+                crate::pinyin::push_folded(&mut folded, l);
+                folded.chars().for_each(|c| token(c, false));
+            }
         }
     }
     if let Some(s) = start {
         out.push(NameToken::Word(s, words.len()));
     }
+}
+
+/// Whether `c` is a CJK ideograph of a block a traditional character may
+/// be written in: the unified ideographs (U+4E00–U+9FFF), extension A
+/// (U+3400–U+4DBF), the supplementary planes' extensions (U+20000–U+3FFFF)
+/// and the compatibility ideographs (U+F900–U+FAFF, U+2F800–U+2FA1F).
+fn is_han(c: char) -> bool {
+    is_cjk_ideograph(c)
+        || ('\u{3400}'..='\u{4DBF}').contains(&c)
+        || ('\u{F900}'..='\u{FAFF}').contains(&c)
+        || ('\u{20000}'..='\u{3FFFF}').contains(&c)
+}
+
+/// A traditional Chinese character as its simplified form (`華` → `华`,
+/// `臺` → `台`, `後` → `后`), character by character as OpenCC's table of
+/// characters maps them (the one `zhconv` ships; its phrases are not used:
+/// a name key needs the same character for the same character whatever
+/// stands beside it); a simplified character, or any other, as it is. A
+/// character the table maps to one it maps again (`薴` → `苧` → `苎`) is
+/// followed to the end, so the result is its own simplified form.
+pub(crate) fn simplified(c: char) -> char {
+    /// The table's characters, each mapped to the end of its chain; made
+    /// once, on first use.
+    static TABLE: std::sync::OnceLock<std::collections::HashMap<char, char>> =
+        std::sync::OnceLock::new();
+    if !is_han(c) {
+        return c;
+    }
+    let table = TABLE.get_or_init(|| {
+        let mut map = std::collections::HashMap::new();
+        for table in zhconv::get_builtin_tables(zhconv::Variant::ZhHans) {
+            for (from, to) in zhconv::tables::expand_table(*table) {
+                let (mut f, mut t) = (from.chars(), to.chars());
+                if let (Some(a), None, Some(b), None) = (f.next(), f.next(), t.next(), t.next())
+                    && a != b
+                {
+                    map.insert(a, b);
+                }
+            }
+        }
+        // The table's chains are one step long: a few steps are plenty.
+        let ends: Vec<(char, char)> = map
+            .iter()
+            .map(|(&a, &b)| {
+                let mut end = b;
+                for _ in 0..4 {
+                    match map.get(&end) {
+                        Some(&next) if next != end => end = next,
+                        _ => break,
+                    }
+                }
+                (a, end)
+            })
+            .collect();
+        map.extend(ends);
+        map
+    });
+    table.get(&c).copied().unwrap_or(c)
 }
 
 /// Whether `c` is in the CJK Unified Ideographs block (U+4E00–U+9FFF):
@@ -1847,10 +1913,15 @@ fn ends_with_chars(tokens: &[NameToken], suffix: &str) -> bool {
 /// The duplicate-detection key of a company name.
 ///
 /// Steps: full-width ASCII is mapped to ASCII (`（中国）` → `(中国)`),
-/// everything lowercased; the name is split into ASCII words and single
-/// other characters, dropping whitespace, punctuation and symbols
-/// (parentheses included, so `阿里巴巴（中国）有限公司` → `阿里巴巴中国`
-/// and `阿里巴巴中国有限公司` gives the same key); legal-form suffixes are
+/// traditional Chinese characters to simplified ones, character by
+/// character as OpenCC's table maps them (`華為技術有限公司` → `华为技术`),
+/// everything lowercased and Latin letters folded as search folds them —
+/// accents dropped, `ß` → `ss`, `æ` → `ae`, `œ` → `oe` (`Müller GmbH` and
+/// `Muller GmbH` → `muller`, `Société Générale` → `societegenerale`); the
+/// name is split into ASCII words and single other characters, dropping
+/// whitespace, punctuation and symbols (parentheses included, so
+/// `阿里巴巴（中国）有限公司` → `阿里巴巴中国` and `阿里巴巴中国有限公司`
+/// gives the same key); legal-form suffixes are
 /// stripped from the end repeatedly — 股份有限公司, 有限责任公司, 股份公司,
 /// 有限公司, 总公司, 集团, 公司, and the whole English words co, company,
 /// ltd, limited, inc, incorporated, corp, corporation, llc, llp, plc, gmbh,
@@ -2874,6 +2945,101 @@ mod tests {
         }
     }
 
+    #[test]
+    fn company_keys_fold_latin_letters() {
+        let same = [
+            ("Müller GmbH", "Muller GmbH", "muller"),
+            ("MÜLLER GMBH", "muller gmbh", "muller"),
+            ("Société Générale", "Societe Generale", "societegenerale"),
+            ("Straße AG", "Strasse AG", "strasseag"),
+            ("Æther Ltd", "Aether Ltd", "aether"),
+            ("Œuvre Inc.", "Oeuvre Inc.", "oeuvre"),
+            ("Nestlé S.A.", "Nestle SA", "nestlesa"),
+            ("Ｍüｌｌｅｒ　ＧｍｂＨ", "Muller GmbH", "muller"),
+            // Decomposed accents: the combining mark is left out.
+            ("Mu\u{308}ller GmbH", "Muller GmbH", "muller"),
+            ("İstanbul Co", "istanbul", "istanbul"),
+        ];
+        for (a, b, want) in same {
+            assert_eq!(company_name_key(a), want, "{a}");
+            assert_eq!(company_name_key(b), want, "{b}");
+        }
+        // A folded word ends in a legal-form suffix like any other.
+        assert_eq!(company_name_key("Ça Va Limited"), "cava");
+        // Other scripts keep their letters, lowercased.
+        assert_eq!(company_name_key("Газпром"), "газпром");
+        assert_ne!(
+            company_name_key("Müller GmbH"),
+            company_name_key("Miller GmbH")
+        );
+    }
+
+    #[test]
+    fn company_keys_fold_traditional_chinese() {
+        let same = [
+            ("華為技術有限公司", "华为技术有限公司", "华为技术"),
+            (
+                "臺灣積體電路製造股份有限公司",
+                "台湾积体电路制造股份有限公司",
+                "台湾积体电路制造",
+            ),
+            (
+                "鴻海精密工業股份有限公司",
+                "鸿海精密工业股份有限公司",
+                "鸿海精密工业",
+            ),
+            (
+                "長榮海運（香港）有限公司",
+                "长荣海运(香港)有限公司",
+                "长荣海运香港",
+            ),
+            ("國泰人壽集團", "国泰人寿", "国泰人寿"),
+            // Traditional legal forms are stripped like simplified ones.
+            ("小米科技有限責任公司", "小米科技", "小米科技"),
+            ("中國建築工程總公司", "中国建筑工程", "中国建筑工程"),
+        ];
+        for (a, b, want) in same {
+            assert_eq!(company_name_key(a), want, "{a}");
+            assert_eq!(company_name_key(b), want, "{b}");
+        }
+        // A traditional branch stays a branch.
+        assert_eq!(
+            company_name_key("華為技術有限公司北京分公司"),
+            "华为技术有限公司北京分公司"
+        );
+        // Character by character, whatever stands beside it.
+        assert_eq!(simplified('乾'), '乾');
+        assert_eq!(simplified('後'), '后');
+        assert_eq!(simplified('a'), 'a');
+        assert_eq!(simplified('华'), '华');
+        // A chain of the table is followed to its end.
+        assert_eq!(simplified('薴'), simplified('苧'));
+    }
+
+    #[test]
+    fn simplified_is_its_own_simplified_form() {
+        let converter = zhconv::get_builtin_converter(zhconv::Variant::ZhHans);
+        let ranges = [0x3400..=0x4DBFu32, 0x4E00..=0x9FFF, 0xF900..=0xFAFF];
+        let mut changed = 0;
+        for u in ranges.into_iter().flatten() {
+            let Some(c) = char::from_u32(u).filter(|c| c.is_alphanumeric()) else {
+                continue;
+            };
+            let s = simplified(c);
+            assert_eq!(simplified(s), s, "{c} → {s}");
+            // As zhconv's converter reads the character alone.
+            let mut buf = [0u8; 4];
+            let alone = converter.convert(c.encode_utf8(&mut buf));
+            let one = alone.chars().next().filter(|_| alone.chars().count() == 1);
+            assert_eq!(one.map(simplified), Some(s), "{c}: {alone}");
+            // Still a letter of no case: the key keeps it as it is.
+            assert!(s.is_alphanumeric() && s.to_lowercase().eq([s]), "{c} → {s}");
+            changed += usize::from(s != c);
+        }
+        // The table is there (OpenCC's has some 3,000 characters here).
+        assert!(changed > 2500, "{changed}");
+    }
+
     proptest! {
         #[test]
         fn company_key_idempotent(s in "\\PC{0,30}") {
@@ -2928,9 +3094,10 @@ mod tests {
     }
 
     /// The company name key as first written (one `String` per word, a
-    /// fresh token list per pass), to compare the faster one with.
+    /// fresh token list per pass, the whole name folded first), to compare
+    /// the faster one with.
     mod reference {
-        use super::super::{EN_SUFFIXES, ZH_SUFFIXES, halfwidth};
+        use super::super::{EN_SUFFIXES, ZH_SUFFIXES, halfwidth, simplified};
 
         #[derive(PartialEq)]
         enum NameToken {
@@ -2941,7 +3108,16 @@ mod tests {
         fn name_tokens(name: &str) -> Vec<NameToken> {
             let mut out = Vec::new();
             let mut word = String::new();
-            for c in name.chars().map(halfwidth).flat_map(char::to_lowercase) {
+            let mut folded = String::new();
+            for l in name
+                .chars()
+                .map(halfwidth)
+                .map(simplified)
+                .flat_map(char::to_lowercase)
+            {
+                crate::pinyin::push_folded(&mut folded, l);
+            }
+            for c in folded.chars() {
                 if c.is_ascii_alphanumeric() {
                     word.push(c);
                     continue;

@@ -194,6 +194,16 @@ macro_rules! pool_scenarios {
             pool_changes_and_deletions_are_announced,
             $make
         );
+        $each!(
+            $crate::testing::pool_suite::duplicate_names_fold_accents_and_traditional_chinese,
+            pool_duplicate_names_fold_accents_and_traditional_chinese,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::rebuilt_name_keys_show_new_duplicates_in_the_report,
+            pool_rebuilt_name_keys_show_new_duplicates_in_the_report,
+            $make
+        );
     };
 }
 
@@ -5895,4 +5905,153 @@ pub async fn a_public_customer_is_worked_on_only_once_held(store: Arc<dyn Store>
         .delete_records(&w.zhangsan, Entity::Customer, &[public, public])
         .await;
     assert_eq!((r.done, r.refused.len()), (vec![public], 0));
+}
+
+/// A company's name key folds Latin letters as search does and traditional
+/// Chinese characters to simplified ones: the name, refusing duplicates by
+/// default, refuses `Muller GmbH` after `Müller GmbH`, `Societe Generale`
+/// after `Société Générale` and `華為技術有限公司` after `华为技术有限公司`
+/// (and the other way round), on create and on an edit to the name.
+pub async fn duplicate_names_fold_accents_and_traditional_chinese(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let pairs = [
+        ("Müller GmbH", "Muller GmbH"),
+        ("Société Générale", "SOCIETE GENERALE"),
+        ("华为技术有限公司", "華為技術有限公司"),
+        ("臺灣積體電路製造股份有限公司", "台湾积体电路制造有限公司"),
+    ];
+    for (first, second) in pairs {
+        let held = w.customer(&w.admin, first, json!({})).await;
+        let err = w
+            .crm
+            .create_record(&w.admin, Entity::Customer, fields(json!({"name": second})))
+            .await
+            .expect_err(second);
+        match &err {
+            Error::Duplicate { message, .. } => {
+                assert!(message.contains(first), "{second}: {message}");
+            }
+            other => panic!("{second}: expected a duplicate of {first}, got {other:?}"),
+        }
+        let dupes = w
+            .crm
+            .find_duplicates(&w.admin, &fields(json!({"name": second})))
+            .await
+            .expect("find");
+        assert_eq!(
+            dupes.iter().map(|d| d.customer).collect::<Vec<_>>(),
+            vec![Some(held.id)],
+            "{second}: {dupes:?}"
+        );
+    }
+    // An edit to a spelling of a name taken is refused alike.
+    let other = w.customer(&w.admin, "甲乙丙有限公司", json!({})).await;
+    let err = w
+        .crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            other.id,
+            other.version,
+            fields(json!({"name": "MULLER gmbh"})),
+        )
+        .await
+        .expect_err("a spelling of Müller GmbH");
+    assert!(matches!(err, Error::Duplicate { .. }), "{err:?}");
+    // Different names stay apart.
+    w.customer(&w.admin, "Miller GmbH", json!({})).await;
+    w.customer(&w.admin, "华为技术有限公司北京分公司", json!({}))
+        .await;
+}
+
+/// A database made before name keys folded accents and traditional Chinese
+/// holds customers that are duplicates under the new key but not under the
+/// stored one: `rebuild_search_keys` recomputes their name keys and the
+/// duplicate key rows, after which the report shows each pair — nothing
+/// merged, nothing refused — and a second run changes nothing.
+pub async fn rebuilt_name_keys_show_new_duplicates_in_the_report(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    // Each first customer as an older build saved it: its name key as the
+    // old rule made it (accents and traditional characters kept).
+    let mut pairs = Vec::new();
+    for (first, old_key, second) in [
+        ("Müller GmbH", "müller", "Muller GmbH"),
+        ("華為技術有限公司", "華為技術", "华为技术有限公司"),
+    ] {
+        let a = w.customer(&w.admin, first, json!({})).await;
+        let stored = row(&w, a.id).await;
+        w.crm
+            .store()
+            .apply(&ChangeSet {
+                ops: vec![Op::Update {
+                    table: Table::Customers,
+                    id: a.id.0,
+                    expected_version: stored.version(),
+                    values: vec![("name_key", old_key.into())],
+                }],
+                ..ChangeSet::default()
+            })
+            .await
+            .expect("old key");
+        // The other spelling was taken then: the old key did not meet it.
+        let b = w.customer(&w.admin, second, json!({})).await;
+        pairs.push((a.id, b.id));
+    }
+    let name_groups = |report: &crate::dedupe::DuplicateReport| {
+        report
+            .groups
+            .iter()
+            .filter(|g| g.field == "name")
+            .map(|g| g.members.iter().map(|m| m.id).collect::<BTreeSet<_>>())
+            .collect::<BTreeSet<_>>()
+    };
+    let report = company_report(&w).await;
+    assert!(name_groups(&report).is_empty(), "{report:#?}");
+    assert!(key_rows(&w, "name").await.is_empty());
+
+    let stats = w
+        .crm
+        .rebuild_search_keys(&w.admin)
+        .await
+        .expect("rebuild search keys");
+    assert!(stats.updated >= 2, "{stats:?}");
+    let want: BTreeSet<BTreeSet<RecordId>> =
+        pairs.iter().map(|&(a, b)| BTreeSet::from([a, b])).collect();
+    let report = company_report(&w).await;
+    assert_eq!(name_groups(&report), want, "{report:#?}");
+    let flagged: BTreeSet<(RecordId, bool)> = pairs
+        .iter()
+        .flat_map(|&(a, b)| [(a, true), (b, true)])
+        .collect();
+    assert_eq!(key_rows(&w, "name").await, flagged);
+    for &(a, b) in &pairs {
+        // Nothing merged: both are still there, each a duplicate of the other.
+        assert!(row(&w, a).await.get("deleted_at").is_null());
+        assert!(row(&w, b).await.get("deleted_at").is_null());
+        let of_a = w.crm.duplicates_of(&w.admin, a).await.expect("duplicates");
+        assert_eq!(
+            of_a.iter().map(|d| d.customer).collect::<Vec<_>>(),
+            vec![Some(b)],
+            "{of_a:?}"
+        );
+    }
+    // Up to date: a second run rewrites nothing, and the full rebuild of
+    // the duplicate keys finds nothing to repair.
+    let again = w
+        .crm
+        .rebuild_search_keys(&w.admin)
+        .await
+        .expect("rebuild search keys");
+    assert_eq!(again.updated, 0, "{again:?}");
+    let repaired = w
+        .crm
+        .rebuild_duplicate_keys(&w.admin)
+        .await
+        .expect("rebuild duplicate keys");
+    assert_eq!(
+        (repaired.added, repaired.removed, repaired.flagged),
+        (0, 0, 0),
+        "{repaired:?}"
+    );
+    assert_eq!(name_groups(&company_report(&w).await), want);
 }
