@@ -240,9 +240,16 @@ enum UserCmd {
         /// Superior (username; "none" clears).
         #[arg(long)]
         superior: Option<String>,
-        /// Roles (names), replacing the current ones.
+        /// Roles (names), replacing the current ones ("none" takes every
+        /// role away).
         #[arg(long)]
         role: Vec<String>,
+        /// E-mail ("none" clears).
+        #[arg(long)]
+        email: Option<String>,
+        /// Mobile ("none" clears).
+        #[arg(long)]
+        mobile: Option<String>,
         /// Deactivate the user.
         #[arg(long)]
         deactivate: bool,
@@ -1635,12 +1642,22 @@ async fn user_cmd(ctx: &Ctx, actor: &Actor, cmd: UserCmd) -> CliResult {
             dept,
             superior,
             role,
+            email,
+            mobile,
             deactivate,
             activate,
         } => {
             let u = resolve_user(ctx, actor, &username).await?;
+            // `none` (or an empty value) clears a contact detail.
+            let cleared = |v: Option<String>| {
+                v.map(|v| {
+                    (!v.trim().is_empty() && !v.trim().eq_ignore_ascii_case("none")).then_some(v)
+                })
+            };
             let mut patch = UserPatch {
                 display_name: name,
+                email: cleared(email),
+                mobile: cleared(mobile),
                 ..UserPatch::default()
             };
             if let Some(d) = dept {
@@ -1657,9 +1674,17 @@ async fn user_cmd(ctx: &Ctx, actor: &Actor, cmd: UserCmd) -> CliResult {
                     Some(resolve_user(ctx, actor, &s).await?.id)
                 });
             }
-            if !role.is_empty() {
+            if role.len() == 1 && role[0].trim().eq_ignore_ascii_case("none") {
+                patch.role_ids = Some(Vec::new());
+            } else if !role.is_empty() {
                 let mut ids = Vec::new();
                 for r in role {
+                    if r.trim().eq_ignore_ascii_case("none") {
+                        return Err(
+                            "--role none takes every role away: give it alone, not with other roles"
+                                .into(),
+                        );
+                    }
                     ids.push(ctx.crm.resolve_role(actor, &r).await.map_err(err)?.id);
                 }
                 patch.role_ids = Some(ids);
@@ -1670,12 +1695,19 @@ async fn user_cmd(ctx: &Ctx, actor: &Actor, cmd: UserCmd) -> CliResult {
             if activate {
                 patch.active = Some(true);
             }
+            let read = u.version;
             let u = ctx
                 .crm
                 .update_user(actor, u.id, u.version, patch)
                 .await
                 .map_err(err)?;
-            ctx.print(json!(u), || format!("updated user {}", u.username));
+            ctx.print(json!(u), || {
+                if u.version == read {
+                    format!("user {} unchanged (nothing to change)", u.username)
+                } else {
+                    format!("updated user {}", u.username)
+                }
+            });
             if deactivate {
                 warn_records_left(ctx, actor, &u).await?;
             }
@@ -2393,16 +2425,14 @@ async fn print_shares(ctx: &Ctx, actor: &Actor, entity: Entity, id: RecordId) ->
 }
 
 /// Tells (on standard error) what a deactivated user still owns, which
-/// nobody works on until it is transferred.
+/// nobody works on until it is transferred: their records (archived
+/// customers and those in the recycle bin counted apart, as a transfer
+/// does not take them), the pools they administer and the active users
+/// whose superior they are (a deactivated superior approves nothing:
+/// approvals pass over them).
 async fn warn_records_left(ctx: &Ctx, actor: &Actor, u: &crm::org::User) -> CliResult {
-    let mut left = Vec::new();
-    for entity in [
-        Entity::Customer,
-        Entity::Opportunity,
-        Entity::Quote,
-        Entity::Contract,
-    ] {
-        let q = ListQuery::default()
+    let owned = |entity: Entity, lifecycle: Lifecycle| {
+        let mut q = ListQuery::default()
             .filter(Cond::Eq(
                 "owner_id".into(),
                 Json::String(u.id.0.to_string()),
@@ -2412,28 +2442,100 @@ async fn warn_records_left(ctx: &Ctx, actor: &Actor, u: &crm::org::User) -> CliR
                 per_page: 1,
             })
             .with_total();
-        // What the actor may not list is not told.
-        if let Ok(page) = ctx.crm.list_records(actor, entity, &q).await
-            && let Some(n) = page.total.filter(|n| *n > 0)
-        {
+        q.lifecycle = lifecycle;
+        async move {
+            // What the actor may not list is not told.
+            ctx.crm
+                .list_records(actor, entity, &q)
+                .await
+                .ok()
+                .and_then(|page| page.total)
+                .filter(|n| *n > 0)
+        }
+    };
+    let mut left = Vec::new();
+    for entity in [
+        Entity::Customer,
+        Entity::Opportunity,
+        Entity::Quote,
+        Entity::Contract,
+    ] {
+        if let Some(n) = owned(entity, Lifecycle::Active).await {
             left.push((entity, n));
         }
     }
-    if left.is_empty() {
-        return Ok(());
-    }
-    let _ = std::io::Write::flush(&mut std::io::stdout());
-    let what: Vec<String> = left
-        .iter()
-        .map(|(e, n)| format!("{n} {} ({})", e.name(), e.name_zh()))
+    let archived = owned(Entity::Customer, Lifecycle::Archived).await;
+    let binned = owned(Entity::Customer, Lifecycle::Deleted).await;
+    let pools: Vec<String> = ctx
+        .crm
+        .list_pools(actor)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p.admins.contains(&u.id))
+        .map(|p| p.name)
         .collect();
-    eprintln!(
-        "note: {} still owns {}; hand them over, e.g. `crm customer transfer --where \
-         owner_id={} --to <username> --yes`",
-        u.display_name,
-        what.join(", "),
-        u.username
-    );
+    let reports: Vec<String> = ctx
+        .crm
+        .list_users(actor, None)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|x| x.active && x.superior_id == Some(u.id))
+        .map(|x| x.username)
+        .collect();
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    if !left.is_empty() {
+        let what: Vec<String> = left
+            .iter()
+            .map(|(e, n)| format!("{n} {} ({})", e.name(), e.name_zh()))
+            .collect();
+        let documents = left.iter().any(|(e, _)| *e != Entity::Customer);
+        eprintln!(
+            "note: {} still owns {}; hand them over, e.g. `crm customer transfer --where \
+             owner_id={} --to <username>{} --yes`",
+            u.display_name,
+            what.join(", "),
+            u.username,
+            if documents { " --with-documents" } else { "" }
+        );
+    }
+    let mut put_away = Vec::new();
+    if let Some(n) = archived {
+        put_away.push(format!(
+            "{n} archived (已归档; `crm customer unarchive` first)"
+        ));
+    }
+    if let Some(n) = binned {
+        put_away.push(format!(
+            "{n} in the recycle bin (回收站; `crm customer restore` first)"
+        ));
+    }
+    if !put_away.is_empty() {
+        eprintln!(
+            "note: {} also owns customers a transfer does not take: {}",
+            u.display_name,
+            put_away.join(", ")
+        );
+    }
+    if !pools.is_empty() {
+        eprintln!(
+            "note: {} administers the pool(s) {}; give them another administrator \
+             (`crm pool edit <pool> --admin <username>`)",
+            u.display_name,
+            pools.join(", ")
+        );
+    }
+    if !reports.is_empty() {
+        eprintln!(
+            "note: {} is the superior of {} active user(s): {}; approvals pass over a \
+             deactivated superior, so give them another (`crm user edit <username> --superior \
+             <username>`)",
+            u.display_name,
+            reports.len(),
+            reports.join(", ")
+        );
+    }
     Ok(())
 }
 
@@ -2628,6 +2730,7 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
             } else {
                 Lifecycle::Active
             };
+            let q = named_in_filters(ctx, actor, q).await?;
             let page = ctx.crm.list_records(actor, entity, &q).await.map_err(err)?;
             print_records(ctx, actor, entity, &page).await?;
         }
@@ -3652,6 +3755,164 @@ impl SelectArgs {
     }
 }
 
+/// A query whose conditions on the owner, the creator and the owning
+/// department name them as the user commands do: a user by username or
+/// display name, letter case, width and accents aside (`émile müller`
+/// finds Émile Müller), a department by name. Each such value becomes the
+/// id; a name several users or departments answer to is refused, naming
+/// them. A value naming none is left for the engine to refuse.
+async fn named_in_filters(ctx: &Ctx, actor: &Actor, mut q: ListQuery) -> CliResult<ListQuery> {
+    let mut users = None;
+    let mut conditions = Vec::with_capacity(q.conditions.len());
+    for c in std::mem::take(&mut q.conditions) {
+        conditions.push(named_in(ctx, actor, c, &mut users).await?);
+    }
+    q.conditions = conditions;
+    Ok(q)
+}
+
+/// What a filter column holds when it names a user or a department.
+#[derive(Clone, Copy, PartialEq)]
+enum NamedColumn {
+    User,
+    Department,
+}
+
+/// Whether the field a condition names (by API name, Chinese or English
+/// label, as the engine takes them) holds a user's or a department's id.
+fn named_column(field: &str) -> Option<NamedColumn> {
+    let f = field.trim();
+    let (name, _, _) = crm::entity::STANDARD_FIELDS
+        .iter()
+        .find(|(n, zh, en)| *n == f || *zh == f || en.eq_ignore_ascii_case(f))?;
+    match *name {
+        "owner_id" | "created_by" => Some(NamedColumn::User),
+        "department_id" => Some(NamedColumn::Department),
+        _ => None,
+    }
+}
+
+/// One condition of [`named_in_filters`], its inner ones too; `users` is
+/// the company's users, read at the first user named.
+fn named_in<'a>(
+    ctx: &'a Ctx,
+    actor: &'a Actor,
+    c: Cond,
+    users: &'a mut Option<Vec<User>>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = CliResult<Cond>> + 'a>> {
+    Box::pin(async move {
+        Ok(match c {
+            Cond::Eq(f, v) => {
+                let v = named_value(ctx, actor, &f, v, users).await?;
+                Cond::Eq(f, v)
+            }
+            Cond::Ne(f, v) => {
+                let v = named_value(ctx, actor, &f, v, users).await?;
+                Cond::Ne(f, v)
+            }
+            Cond::In(f, vs) => {
+                let mut out = Vec::with_capacity(vs.len());
+                for v in vs {
+                    out.push(named_value(ctx, actor, &f, v, users).await?);
+                }
+                Cond::In(f, out)
+            }
+            Cond::And(cs) => {
+                let mut out = Vec::with_capacity(cs.len());
+                for c in cs {
+                    out.push(named_in(ctx, actor, c, users).await?);
+                }
+                Cond::And(out)
+            }
+            Cond::Or(cs) => {
+                let mut out = Vec::with_capacity(cs.len());
+                for c in cs {
+                    out.push(named_in(ctx, actor, c, users).await?);
+                }
+                Cond::Or(out)
+            }
+            Cond::Not(c) => Cond::Not(Box::new(named_in(ctx, actor, *c, users).await?)),
+            Cond::Related(r, c) => {
+                Cond::Related(r, Box::new(named_in(ctx, actor, *c, users).await?))
+            }
+            other => other,
+        })
+    })
+}
+
+/// A value of a condition on `field` as [`named_in_filters`] gives it.
+async fn named_value(
+    ctx: &Ctx,
+    actor: &Actor,
+    field: &str,
+    v: Json,
+    users: &mut Option<Vec<User>>,
+) -> CliResult<Json> {
+    let (Some(column), Json::String(text)) = (named_column(field), &v) else {
+        return Ok(v);
+    };
+    if text.trim().is_empty() || crm::Uuid::parse_str(text.trim()).is_ok() {
+        return Ok(v);
+    }
+    Ok(match column {
+        NamedColumn::Department => Json::String(
+            ctx.crm
+                .resolve_department(actor, text)
+                .await
+                .map_err(err)?
+                .id
+                .to_string(),
+        ),
+        NamedColumn::User => {
+            if users.is_none() {
+                *users = Some(ctx.crm.list_users(actor, None).await.map_err(err)?);
+            }
+            match user_named_loosely(users.as_deref().unwrap_or_default(), text)? {
+                Some(id) => Json::String(id.to_string()),
+                None => v,
+            }
+        }
+    })
+}
+
+/// The user `text` names among `users`: the username or the display name
+/// as typed, else letter case, full-width letters and accents aside
+/// ([`crm::pinyin::normalise_query`]). A name several users answer to is
+/// refused, naming their usernames; `None` when nobody answers to it.
+fn user_named_loosely(users: &[User], text: &str) -> CliResult<Option<UserId>> {
+    let typed = text.trim();
+    let one = |found: Vec<&User>| -> CliResult<Option<UserId>> {
+        match found.as_slice() {
+            [] => Ok(None),
+            [u] => Ok(Some(u.id)),
+            more => Err(format!(
+                "'{typed}' is the name of several users ({}); give the username",
+                more.iter()
+                    .map(|u| format!("{} {}", u.username, u.display_name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    };
+    if let Some(u) = users.iter().find(|u| u.username == typed) {
+        return Ok(Some(u.id));
+    }
+    let exact = one(users.iter().filter(|u| u.display_name == typed).collect())?;
+    if exact.is_some() {
+        return Ok(exact);
+    }
+    let key = crm::pinyin::normalise_query(typed);
+    if key.is_empty() {
+        return Ok(None);
+    }
+    let folded = |s: &str| crm::pinyin::normalise_query(s) == key;
+    let by_username = one(users.iter().filter(|u| folded(&u.username)).collect())?;
+    if by_username.is_some() {
+        return Ok(by_username);
+    }
+    one(users.iter().filter(|u| folded(&u.display_name)).collect())
+}
+
 /// How a batch on a filter goes ahead: `Confirm` for a batch that
 /// removes, moves or hands records away, which acts on more than one
 /// selected record only with `--yes`.
@@ -3681,7 +3942,7 @@ async fn batch_ids(
     if !records.is_empty() {
         return Err("name records or give a filter (--where/--search), not both".into());
     }
-    let q = select.query()?;
+    let q = named_in_filters(ctx, actor, select.query()?).await?;
     let ids = ctx
         .crm
         .resolve_targets(actor, entity, &crm::view::Targets::Matching(q))
@@ -4928,19 +5189,30 @@ async fn customer_extra_cmd(ctx: &Ctx, actor: &Actor, cmd: CustomerExtraCmd) -> 
         }
         CustomerExtraCmd::Birthdays { days } => {
             let b = ctx.crm.upcoming_birthdays(actor, days).await.map_err(err)?;
-            let rows = b
-                .iter()
-                .map(|x| {
-                    vec![
-                        x.date.to_string(),
-                        x.in_days.to_string(),
-                        x.contact.text("name").unwrap_or_default().to_string(),
-                        x.contact.text("title").unwrap_or_default().to_string(),
-                        x.contact.text("mobile").unwrap_or_default().to_string(),
-                    ]
-                })
-                .collect();
-            ctx.table(json!(b), &["生日", "天后", "姓名", "职务", "手机"], rows);
+            // The contact by its code, its customer by code and name (one
+            // the actor may not read is not told).
+            let mut names = Names::load(ctx, actor).await?;
+            let mut rows = Vec::new();
+            for x in &b {
+                let customer = match x.contact.fields.get("customer_id").and_then(Json::as_str) {
+                    Some(id) => names.record(ctx, actor, Entity::Customer, id).await,
+                    None => String::new(),
+                };
+                rows.push(vec![
+                    x.date.to_string(),
+                    x.in_days.to_string(),
+                    x.contact.code.clone().unwrap_or_default(),
+                    x.contact.text("name").unwrap_or_default().to_string(),
+                    customer,
+                    x.contact.text("title").unwrap_or_default().to_string(),
+                    x.contact.text("mobile").unwrap_or_default().to_string(),
+                ]);
+            }
+            ctx.table(
+                json!(b),
+                &["生日", "天后", "编号", "姓名", "客户", "职务", "手机"],
+                rows,
+            );
         }
         CustomerExtraCmd::Expiring { days } => {
             let items = ctx

@@ -1405,6 +1405,8 @@ impl Crm {
     /// rights beyond the actor's own before or after it. Nobody may take
     /// the company's last active administrator's rights away. A new
     /// superior must be active and must not report to the user already.
+    /// An edit that changes nothing writes nothing: no new version, no
+    /// event, no audit entry.
     pub async fn update_user(
         &self,
         actor: &Actor,
@@ -1527,6 +1529,11 @@ impl Crm {
             change("active", before.active.into(), a.into());
         }
         errors.into_result()?;
+        if changes.is_empty() {
+            // Nothing changes: nothing is written, announced or audited
+            // (no new version), as a record's edit that changes nothing.
+            return Ok(before);
+        }
         // Roles left as they are count as the live ones the user holds.
         let kept: Vec<RoleId> = roles_before.iter().map(|r| r.id).collect();
         let roles_after = self
@@ -2384,7 +2391,9 @@ impl Crm {
     /// the company's roles (letter case aside). Unless the actor is an
     /// administrator, the role may grant nothing beyond the actor's own
     /// rights (see [`Actor::excess_over`]): no administrator role, no wider
-    /// grant, no field shown more openly.
+    /// grant, no field shown more openly. No role takes a grant on users
+    /// other than `user:manage` (every user reads the directory; that grant
+    /// alone manages users).
     pub async fn create_role(&self, actor: &Actor, spec: RoleSpec) -> Result<Role> {
         let mut spec = spec;
         spec.name = crate::validate::single_line(&spec.name);
@@ -2440,6 +2449,8 @@ impl Crm {
     /// would be may grant anything beyond the actor's own rights (see
     /// [`Actor::excess_over`]). Nobody may turn the administrator role of
     /// the company's last active administrator into an ordinary one.
+    /// An administrator role's grants and field rules are not changed (an
+    /// administrator may do everything whatever they are); its name may be.
     pub async fn update_role(
         &self,
         actor: &Actor,
@@ -2463,6 +2474,9 @@ impl Crm {
             .checked_rules(actor, &spec.field_rules, &before.field_rules, &mut errors)
             .await?;
         check_scopes(&spec.permissions, &before.permissions, &mut errors);
+        if spec.is_admin {
+            check_admin_role_rights(&before, &spec, &mut errors);
+        }
         errors.into_result()?;
         if let Some(why) = actor.excess_over(&[spec_role(&spec)]) {
             return Err(Error::Forbidden(format!(
@@ -2930,6 +2944,43 @@ fn role_values(spec: &RoleSpec) -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// Refuses a change to the grants or field rules of a role that is (or
+/// becomes) an administrator role: administrators may do and see
+/// everything whatever their roles grant, so such a change would do
+/// nothing while seeming to. Grants and rules are compared as sets (their
+/// order aside); renaming the role is left alone.
+fn check_admin_role_rights(before: &Role, spec: &RoleSpec, errors: &mut ValidationErrors) {
+    let same = |a: &[Permission], b: &[Permission]| {
+        a.iter().all(|p| b.contains(p)) && b.iter().all(|p| a.contains(p))
+    };
+    if !same(&spec.permissions, &before.permissions) {
+        errors.push(
+            "permissions",
+            format!(
+                "role '{}' is an administrator role (管理员角色): administrators may do everything whatever the role grants, so its permissions cannot be changed",
+                before.name
+            ),
+        );
+    }
+    let rules_same = spec
+        .field_rules
+        .iter()
+        .all(|r| before.field_rules.contains(r))
+        && before
+            .field_rules
+            .iter()
+            .all(|r| spec.field_rules.contains(r));
+    if !rules_same {
+        errors.push(
+            "field_rules",
+            format!(
+                "role '{}' is an administrator role (管理员角色): administrators see and edit every field whatever the role's field rules, so its field rules cannot be changed",
+                before.name
+            ),
+        );
+    }
+}
+
 /// What belongs to the whole company rather than to an owner or a branch:
 /// a grant on it takes the scope `all` (a narrower one would restrict
 /// nothing while seeming to).
@@ -2941,10 +2992,26 @@ const COMPANY_WIDE: [Entity; 5] = [
     Entity::Product,
 ];
 
-/// Refuses a grant on a company-wide entity with a scope other than `all`
-/// (one the role already holds is kept).
+/// Refuses a grant on a company-wide entity with a scope other than `all`,
+/// and a grant on users other than `user:manage` (every user reads the
+/// directory, and only `user:manage` manages users: another grant would
+/// do nothing while seeming to). One the role already holds is kept, so
+/// that a role stored before these were refused loads and stays editable.
 fn check_scopes(perms: &[Permission], held: &[Permission], errors: &mut ValidationErrors) {
     for p in perms {
+        if p.entity == Entity::User && p.action != Action::Manage && !held.contains(p) {
+            errors.push(
+                "permissions",
+                format!(
+                    "{}:{}:{}: every user reads the user directory and only user:manage creates, changes or deactivates users, so a user:{} grant does nothing; grant user:manage[:scope] instead",
+                    p.entity.name(),
+                    p.action.name(),
+                    p.scope.name(),
+                    p.action.name()
+                ),
+            );
+            continue;
+        }
         if COMPANY_WIDE.contains(&p.entity) && p.scope != DataScope::All && !held.contains(p) {
             errors.push(
                 "permissions",

@@ -1659,12 +1659,18 @@ impl Crm {
         }
     }
 
+    /// Checks a pool's name (free among the company's pools, spelling
+    /// aside), its users and departments (live ones of the company), and
+    /// returns the name as stored. A deactivated user is refused as a new
+    /// administrator or member, as groups refuse one; one already holding
+    /// that place in `current` (the pool as read, on an edit) is kept.
     async fn check_pool_spec(
         &self,
         actor: &Actor,
         spec: &PoolSpec,
-        except: Option<Uuid>,
+        current: Option<&Pool>,
     ) -> Result<String> {
+        let except = current.map(|p| p.id.0);
         let name = spec.name.trim().to_string();
         if name.is_empty() || name.chars().count() > 64 {
             return Err(Error::invalid(
@@ -1688,8 +1694,38 @@ impl Crm {
         {
             return Err(Self::pool_name_taken(&name, &text(other, "name")));
         }
-        for u in spec.admins.iter().chain(&spec.member_users) {
-            self.live_row(actor, Table::Users, u.0).await?;
+        for (field, users, held, what) in [
+            (
+                "admins",
+                &spec.admins,
+                current.map(|p| p.admins.as_slice()),
+                "administer a pool",
+            ),
+            (
+                "member_users",
+                &spec.member_users,
+                current.map(|p| p.member_users.as_slice()),
+                "join a pool",
+            ),
+        ] {
+            let mut inactive = Vec::new();
+            for u in users {
+                let user =
+                    crate::org::user_from_row(&self.live_row(actor, Table::Users, u.0).await?);
+                if !user.active && !held.unwrap_or_default().contains(u) {
+                    inactive.push(crate::org::user_label(&user.display_name, &user.username));
+                }
+            }
+            if !inactive.is_empty() {
+                return Err(Error::invalid(
+                    field,
+                    format!(
+                        "{} {} deactivated (已停用); a deactivated user cannot {what}",
+                        inactive.join(", "),
+                        if inactive.len() == 1 { "is" } else { "are" }
+                    ),
+                ));
+            }
         }
         for d in &spec.member_departments {
             self.live_row(actor, Table::Departments, d.0).await?;
@@ -1812,8 +1848,8 @@ impl Crm {
         spec.name = crate::validate::single_line(&spec.name);
         Self::require_admin(actor, "change pools")?;
         let row = self.live_row(actor, Table::Pools, id.0).await?;
-        let name = self.check_pool_spec(actor, &spec, Some(id.0)).await?;
         let before = pool_from_row(&row);
+        let name = self.check_pool_spec(actor, &spec, Some(&before)).await?;
         let name_guard = self.pool_name_guard(actor.company_id.0, &name, Some(id.0));
         let mut values = Self::pool_values(name, &spec);
         values.push(("updated_at", Value::Timestamp(self.now())));

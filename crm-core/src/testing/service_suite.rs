@@ -287,6 +287,26 @@ macro_rules! service_scenarios {
             crm_record_writes_guard_the_built_in_option_lists_they_read,
             $make
         );
+        $each!(
+            $crate::testing::service_suite::pools_take_no_deactivated_admins_or_members,
+            crm_pools_take_no_deactivated_admins_or_members,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::grants_on_users_other_than_manage_are_refused,
+            crm_grants_on_users_other_than_manage_are_refused,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::an_administrator_roles_rights_are_not_edited,
+            crm_an_administrator_roles_rights_are_not_edited,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::a_user_edit_changing_nothing_writes_nothing,
+            crm_a_user_edit_changing_nothing_writes_nothing,
+            $make
+        );
     };
 }
 
@@ -7677,4 +7697,322 @@ pub async fn record_writes_guard_the_built_in_option_lists_they_read(store: Arc<
         .await
         .expect("options of the lists");
     assert_eq!(ok.text("category"), Some("合作"));
+}
+
+/// A deactivated user is refused as a new pool administrator or member, on
+/// creating a pool and on changing one, as groups refuse them; one already
+/// administering or in the pool is kept on an edit (as a group keeps a
+/// member deactivated since), and becoming an administrator from a member
+/// counts as new.
+pub async fn pools_take_no_deactivated_admins_or_members(store: Arc<dyn Store>) {
+    use crate::pool::PoolSpec;
+    let w = World::new(store).await;
+    let deactivate = |id: UserId| {
+        let w = &w;
+        async move {
+            let u = w.crm.user(&w.admin, id).await.expect("user");
+            w.crm
+                .update_user(
+                    &w.admin,
+                    id,
+                    u.version,
+                    UserPatch {
+                        active: Some(false),
+                        ..UserPatch::default()
+                    },
+                )
+                .await
+                .expect("deactivated")
+        }
+    };
+    let pool = |admins: Vec<UserId>, members: Vec<UserId>| PoolSpec {
+        name: "停用公海".into(),
+        admins,
+        member_users: members,
+        ..PoolSpec::default()
+    };
+    deactivate(w.wangwu.user_id).await;
+    let made = w
+        .crm
+        .create_pool(&w.admin, pool(vec![w.wangwu.user_id], Vec::new()))
+        .await;
+    invalid(&made, "王五 (wangwu) is deactivated (已停用)");
+    invalid(&made, "cannot administer a pool");
+    let made = w
+        .crm
+        .create_pool(
+            &w.admin,
+            pool(vec![w.admin.user_id], vec![w.wangwu.user_id]),
+        )
+        .await;
+    invalid(&made, "a deactivated user cannot join a pool");
+    // Active users pass; deactivated later, they stay on an edit.
+    let p = w
+        .crm
+        .create_pool(
+            &w.admin,
+            pool(
+                vec![w.admin.user_id, w.zhaoliu.user_id],
+                vec![w.zhangsan.user_id],
+            ),
+        )
+        .await
+        .expect("pool of active users");
+    deactivate(w.zhaoliu.user_id).await;
+    deactivate(w.zhangsan.user_id).await;
+    let kept = w
+        .crm
+        .update_pool(
+            &w.admin,
+            p.id,
+            p.version,
+            pool(
+                vec![w.admin.user_id, w.zhaoliu.user_id],
+                vec![w.zhangsan.user_id],
+            ),
+        )
+        .await
+        .expect("those already in the pool are kept");
+    assert_eq!(kept.admins, vec![w.admin.user_id, w.zhaoliu.user_id]);
+    assert_eq!(kept.member_users, vec![w.zhangsan.user_id]);
+    // New ones are not: a deactivated admin or member, nor a member made
+    // administrator.
+    for (admins, members, says) in [
+        (
+            vec![w.wangwu.user_id],
+            Vec::new(),
+            "cannot administer a pool",
+        ),
+        (
+            vec![w.admin.user_id],
+            vec![w.zhangsan.user_id, w.wangwu.user_id],
+            "王五 (wangwu) is deactivated",
+        ),
+        (
+            vec![w.admin.user_id, w.zhangsan.user_id],
+            Vec::new(),
+            "张三 (zhangsan) is deactivated",
+        ),
+    ] {
+        let edited = w
+            .crm
+            .update_pool(&w.admin, p.id, kept.version, pool(admins, members))
+            .await;
+        invalid(&edited, says);
+    }
+    let stored = w.crm.pool(&w.admin, p.id).await.expect("pool");
+    assert_eq!(stored.version, kept.version);
+}
+
+/// Grants on users other than `user:manage` (every user reads the
+/// directory; only `user:manage` manages users) are refused on creating or
+/// changing a role, saying why; a role stored with one by an older build
+/// still loads and stays editable with it kept.
+pub async fn grants_on_users_other_than_manage_are_refused(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    for p in ["user:read:own", "user:create:all", "user:update:department"] {
+        let made = w
+            .crm
+            .create_role(&w.admin, spec("用户读者", false, &[p], &[]))
+            .await;
+        invalid(&made, p);
+        invalid(&made, "only user:manage");
+    }
+    let r = w
+        .crm
+        .create_role(
+            &w.admin,
+            spec(
+                "用户管理",
+                false,
+                &["user:manage:department_tree", "customer:read:own"],
+                &[],
+            ),
+        )
+        .await
+        .expect("user:manage is a grant");
+    let edited = w
+        .crm
+        .update_role(
+            &w.admin,
+            r.id,
+            r.version,
+            spec("用户管理", false, &["user:delete:all"], &[]),
+        )
+        .await;
+    invalid(&edited, "user:delete:all");
+    // Stored before such grants were refused: loads, and an edit keeping it
+    // passes.
+    let old = grants(&["customer:read:own", "user:read:all"]);
+    w.crm
+        .store()
+        .apply(&crate::store::ChangeSet {
+            ops: vec![crate::store::Op::Update {
+                table: Table::Roles,
+                id: r.id.0,
+                expected_version: r.version,
+                values: vec![(
+                    "permissions",
+                    crate::value::Value::Json(serde_json::to_value(&old).expect("json")),
+                )],
+            }],
+            ..crate::store::ChangeSet::default()
+        })
+        .await
+        .expect("stored");
+    let loaded = w
+        .crm
+        .resolve_role(&w.admin, "用户管理")
+        .await
+        .expect("loads");
+    assert_eq!(loaded.permissions, old);
+    let renamed = w
+        .crm
+        .update_role(
+            &w.admin,
+            r.id,
+            loaded.version,
+            RoleSpec {
+                name: "用户管理二".into(),
+                is_admin: false,
+                permissions: old.clone(),
+                field_rules: Vec::new(),
+            },
+        )
+        .await
+        .expect("an edit keeping the old grant");
+    assert_eq!(renamed.permissions, old);
+}
+
+/// An administrator role's grants and field rules are not changed (an
+/// administrator may do and see everything whatever they are): such an
+/// edit is refused, saying why, and nothing is written; renaming it
+/// passes.
+pub async fn an_administrator_roles_rights_are_not_edited(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let admin = admin_role(&w).await;
+    let edited = w
+        .crm
+        .update_role(
+            &w.admin,
+            admin.id,
+            admin.version,
+            spec(&admin.name, true, &["customer:read:own"], &[]),
+        )
+        .await;
+    invalid(&edited, "is an administrator role");
+    invalid(&edited, "permissions cannot be changed");
+    let edited = w
+        .crm
+        .update_role(
+            &w.admin,
+            admin.id,
+            admin.version,
+            spec(&admin.name, true, &[], &["customer.phone=hidden"]),
+        )
+        .await;
+    invalid(&edited, "field rules cannot be changed");
+    let stored = admin_role(&w).await;
+    assert_eq!(stored.version, admin.version);
+    assert!(stored.permissions.is_empty() && stored.field_rules.is_empty());
+    let renamed = w
+        .crm
+        .update_role(
+            &w.admin,
+            admin.id,
+            admin.version,
+            spec("超级管理员", true, &[], &[]),
+        )
+        .await
+        .expect("renamed");
+    assert_eq!(renamed.name, "超级管理员");
+}
+
+/// A user edit that changes nothing (the same name, activating an active
+/// user, the same roles) writes nothing: no new version, no `user.updated`
+/// event, no audit entry. One that changes something still does all three.
+pub async fn a_user_edit_changing_nothing_writes_nothing(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let last_seq = |w: &World| {
+        let crm = w.crm.clone();
+        async move {
+            crm.pending_events("user-mirror", 100_000)
+                .await
+                .expect("events")
+                .last()
+                .map_or(0, |e| e.seq)
+        }
+    };
+    let user_events = |w: &World, after: i64| {
+        let crm = w.crm.clone();
+        async move {
+            crm.pending_events("user-mirror", 100_000)
+                .await
+                .expect("events")
+                .into_iter()
+                .filter(|e| e.seq > after && e.event.event_type == "user.updated")
+                .count()
+        }
+    };
+    let history = |w: &World| {
+        let (crm, admin, id) = (w.crm.clone(), w.admin.clone(), w.zhangsan.user_id);
+        async move {
+            crm.history(&admin, Entity::User, id.0)
+                .await
+                .expect("history")
+                .len()
+        }
+    };
+    let before = w
+        .crm
+        .user(&w.admin, w.zhangsan.user_id)
+        .await
+        .expect("user");
+    let seen = last_seq(&w).await;
+    let audited = history(&w).await;
+    for patch in [
+        UserPatch {
+            display_name: Some("张三".into()),
+            ..UserPatch::default()
+        },
+        UserPatch {
+            active: Some(true),
+            ..UserPatch::default()
+        },
+        UserPatch {
+            role_ids: Some(before.role_ids.clone()),
+            department_id: Some(before.department_id),
+            superior_id: Some(before.superior_id),
+            email: Some(None),
+            mobile: Some(None),
+            ..UserPatch::default()
+        },
+    ] {
+        let u = w
+            .crm
+            .update_user(&w.admin, before.id, before.version, patch)
+            .await
+            .expect("an edit changing nothing");
+        assert_eq!(u.version, before.version);
+    }
+    let stored = w.crm.user(&w.admin, before.id).await.expect("user");
+    assert_eq!(stored.version, before.version);
+    assert_eq!(user_events(&w, seen).await, 0);
+    assert_eq!(history(&w).await, audited);
+    let changed = w
+        .crm
+        .update_user(
+            &w.admin,
+            before.id,
+            before.version,
+            UserPatch {
+                display_name: Some("张叁".into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("a change");
+    assert_eq!(changed.version, before.version + 1);
+    assert_eq!(user_events(&w, seen).await, 1);
+    assert_eq!(history(&w).await, audited + 1);
 }
