@@ -692,10 +692,23 @@ impl ExportSheet {
             let col = col_num(i)?;
             let v = match v {
                 Out::Text(s) => {
-                    if needs_quote_prefix(s.as_ref()) {
-                        ws.write_string_with_format(r, col, s, &f.quoted)?;
+                    // A value longer than a cell holds (a note pasted in
+                    // whole, say) is cut to what Excel takes, ending in `…`,
+                    // rather than failing the whole export; the record
+                    // keeps it all.
+                    let (fits, cut) = fit_text(s.as_ref(), MAX_CELL_TEXT);
+                    let shown;
+                    let text: &str = if cut {
+                        let (head, _) = fit_text(fits, MAX_CELL_TEXT - 1);
+                        shown = format!("{head}…");
+                        &shown
                     } else {
-                        ws.write_string(r, col, s)?;
+                        s.as_ref()
+                    };
+                    if needs_quote_prefix(text) {
+                        ws.write_string_with_format(r, col, text, &f.quoted)?;
+                    } else {
+                        ws.write_string(r, col, text)?;
                     }
                     continue;
                 }

@@ -2411,3 +2411,46 @@ async fn a_dry_run_meets_the_pool_caps_its_import_meets() {
         }
     }
 }
+
+/// A text longer than a cell holds (Excel takes 32 767 characters) is cut
+/// to that, ending in `…`, instead of failing the whole export; shorter
+/// texts are written whole.
+#[test]
+fn an_export_cuts_a_text_longer_than_a_cell_instead_of_failing() {
+    use crm_core::import::{ExportColumn, ExportValue, ValueKind};
+    let columns = [("name", "名称"), ("notes", "备注")].map(|(key, zh)| ExportColumn {
+        key: key.into(),
+        header_zh: zh.into(),
+        header_en: key.into(),
+        kind: ValueKind::Text,
+    });
+    let mut sheet = crm_io::ExportSheet::new(&columns, "数据", Lang::Zh).expect("sheet");
+    let long = "长".repeat(40_000);
+    sheet
+        .add(&[
+            ExportValue::Text("长文本".into()),
+            ExportValue::Text(long.clone()),
+        ])
+        .expect("a row with an over-long text");
+    let whole = "短".repeat(32_767);
+    sheet
+        .add(&[
+            ExportValue::Text("刚好".into()),
+            ExportValue::Text(whole.clone()),
+        ])
+        .expect("a row at the limit");
+    let mut out = Cursor::new(Vec::new());
+    sheet.finish(&mut out).expect("finish");
+    let bytes = out.into_inner();
+    let xml = part(&bytes, "xl/worksheets/sheet1.xml");
+    let cut = format!("{}…<", "长".repeat(32_766));
+    assert!(xml.contains(&cut), "cut to the limit, ending in …");
+    assert!(
+        !xml.contains(&"长".repeat(32_767)),
+        "nothing past the limit"
+    );
+    assert!(
+        xml.contains(&format!(">{whole}<")),
+        "a text at the limit is whole"
+    );
+}

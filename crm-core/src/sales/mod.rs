@@ -110,6 +110,18 @@ impl Crm {
         for id in kept.iter().filter_map(|l| l.product_id) {
             *keeps.entry(id).or_default() += 1;
         }
+        // A line's name is a product's name at most (an export cell, a
+        // printed document take it whole): longer, nothing else is
+        // looked at.
+        for (i, input) in inputs.iter().enumerate() {
+            if input.name.trim().chars().count() > LINE_NAME_MAX {
+                errors.push(
+                    format!("lines[{}].name", i + 1),
+                    format!("is longer than {LINE_NAME_MAX} characters"),
+                );
+            }
+        }
+        errors.clone().into_result()?;
         let namesakes = self.catalogue_namesakes(actor, inputs).await?;
         for (i, input) in inputs.iter().enumerate() {
             let n = i + 1;
@@ -674,6 +686,10 @@ pub(crate) fn search_filter(
 pub(crate) fn opt_int(v: Option<i64>) -> Value {
     v.map_or(Value::Null, Value::Int)
 }
+
+/// The most characters a document line's name may hold (a product's name
+/// does).
+pub(crate) const LINE_NAME_MAX: usize = 128;
 
 /// An optional text column value; blank text is NULL.
 pub(crate) fn opt_text(v: Option<String>) -> Value {

@@ -203,6 +203,31 @@ fn lines_total(lines: &[OppLine]) -> Result<Money> {
         .map_err(|_| Error::invalid("products", "the lines add up to less than nothing"))
 }
 
+/// The most characters an opportunity's name (as a contract's title), its
+/// source and its notes may hold.
+const NAME_MAX: usize = 128;
+const SOURCE_MAX: usize = 64;
+const NOTES_MAX: usize = 2000;
+
+/// Refuses an opportunity's name, source or notes longer than they may be
+/// (an export cell, a list column take them whole).
+fn text_lengths(
+    errors: &mut ValidationErrors,
+    name: Option<&str>,
+    source: Option<&str>,
+    notes: Option<&str>,
+) {
+    for (field, text, max) in [
+        ("name (机会名称)", name, NAME_MAX),
+        ("source (来源)", source, SOURCE_MAX),
+        ("notes (备注)", notes, NOTES_MAX),
+    ] {
+        if text.is_some_and(|t| t.trim().chars().count() > max) {
+            errors.push(field, format!("is longer than {max} characters"));
+        }
+    }
+}
+
 fn check_lines(errors: &mut ValidationErrors, lines: &[OppLine], competitors: &[Competitor]) {
     let before = errors.0.len();
     for (i, l) in lines.iter().enumerate() {
@@ -226,6 +251,11 @@ fn check_lines(errors: &mut ValidationErrors, lines: &[OppLine], competitors: &[
         }
         if l.name.trim().is_empty() {
             errors.push(format!("products[{}].name", i + 1), "is required");
+        } else if l.name.trim().chars().count() > NAME_MAX {
+            errors.push(
+                format!("products[{}].name", i + 1),
+                format!("is longer than {NAME_MAX} characters"),
+            );
         }
         // A line is a sales amount too, as a quote's line is.
         if l.quantity > 0 && !l.unit_price.is_negative() && l.unit_price.currency == Currency::CNY {
@@ -496,6 +526,12 @@ impl Crm {
         if input.name.trim().is_empty() {
             errors.push("name (机会名称)", "is required");
         }
+        text_lengths(
+            &mut errors,
+            Some(&input.name),
+            input.source.as_deref(),
+            input.notes.as_deref(),
+        );
         if input.amount.is_some_and(|a| a.is_negative()) {
             errors.push("amount (预计金额)", "is negative");
         }
@@ -774,6 +810,12 @@ impl Crm {
         if patch.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
             errors.push("name (机会名称)", "is required");
         }
+        text_lengths(
+            &mut errors,
+            patch.name.as_deref(),
+            patch.source.as_deref(),
+            patch.notes.as_deref(),
+        );
         if patch.amount.is_some_and(|a| a.is_negative()) {
             errors.push("amount (预计金额)", "is negative");
         }

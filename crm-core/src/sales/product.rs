@@ -438,6 +438,20 @@ impl Crm {
         {
             errors.push("name (产品名称)", "is longer than 128 characters");
         }
+        // As the import template holds them: an export cell, a document
+        // line, a list column each take what a product's texts may be.
+        for (field, text, max) in [
+            ("unit (单位)", &input.unit, 16),
+            ("spec (规格型号)", &input.spec, 200),
+            ("description (描述)", &input.description, 2000),
+        ] {
+            if text
+                .as_deref()
+                .is_some_and(|t| t.trim().chars().count() > max)
+            {
+                errors.push(field, format!("is longer than {max} characters"));
+            }
+        }
         if creating && input.list_price.is_none() {
             errors.push("list_price (标准价)", "is required");
         }

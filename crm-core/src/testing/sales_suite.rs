@@ -387,6 +387,11 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::sales_texts_are_held_to_their_lengths,
+            crm_sales_sales_texts_are_held_to_their_lengths,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::overdue_money_is_not_put_off_by_new_terms,
             crm_sales_overdue_money_is_not_put_off_by_new_terms,
             $make
@@ -12959,4 +12964,101 @@ pub async fn overdue_money_is_not_put_off_by_new_terms(store: Arc<dyn Store>) {
         .expect("an administrator moves it");
     let col = w.crm.collection(&w.zhangsan, c2.id).await.expect("col");
     assert_eq!(col.overdue, Money::cny(0));
+}
+
+/// A product's unit, specification and description, an opportunity's
+/// name, source and notes (and its lines' names), and a quote's free-text
+/// line names are held to their lengths, as the import template holds
+/// them: a 40 000-character value is refused, naming the field, rather
+/// than stored to break every export of the list.
+pub async fn sales_texts_are_held_to_their_lengths(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{LineInput, NewOpportunity, NewQuote, OppLine, ProductInput};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let long = "长".repeat(40_000);
+    let product = |f: &dyn Fn(&mut ProductInput)| {
+        let mut p = ProductInput {
+            name: Some("服务器".into()),
+            list_price: Some(Money::cny(100)),
+            ..ProductInput::default()
+        };
+        f(&mut p);
+        p
+    };
+    for (field, input) in [
+        ("unit", product(&|p| p.unit = Some("台".repeat(17)))),
+        ("spec", product(&|p| p.spec = Some("规".repeat(201)))),
+        (
+            "description",
+            product(&|p| p.description = Some(long.clone())),
+        ),
+    ] {
+        let m = invalid_message(w.crm.create_product(&w.admin, input).await);
+        assert!(
+            m.contains(field) && m.contains("longer than"),
+            "{field}: {m}"
+        );
+    }
+    w.crm
+        .create_product(&w.admin, product(&|p| p.unit = Some("台".repeat(16))))
+        .await
+        .expect("a unit of 16 characters");
+    let opp = |f: &dyn Fn(&mut NewOpportunity)| {
+        let mut o = NewOpportunity {
+            name: "商机".into(),
+            customer_id: customer.id.0,
+            ..NewOpportunity::default()
+        };
+        f(&mut o);
+        o
+    };
+    for (field, input) in [
+        ("name", opp(&|o| o.name = long.clone())),
+        ("source", opp(&|o| o.source = Some("源".repeat(65)))),
+        ("notes", opp(&|o| o.notes = Some(long.clone()))),
+        (
+            "products[1].name",
+            opp(&|o| {
+                o.products = vec![OppLine {
+                    product_id: None,
+                    name: long.clone(),
+                    quantity: 1,
+                    unit_price: Money::cny(100),
+                }]
+            }),
+        ),
+    ] {
+        let m = invalid_message(w.crm.create_opportunity(&w.zhangsan, input).await);
+        assert!(
+            m.contains(field) && m.contains("longer than"),
+            "{field}: {m}"
+        );
+    }
+    let m = invalid_message(
+        w.crm
+            .create_quote(
+                &w.zhangsan,
+                NewQuote {
+                    title: "长行".into(),
+                    customer_id: customer.id.0,
+                    lines: vec![LineInput {
+                        product_id: None,
+                        name: long.clone(),
+                        unit: None,
+                        quantity: 1,
+                        unit_price: Some(Money::cny(100)),
+                        discount_bp: 0,
+                        tax_rate: None,
+                    }],
+                    ..NewQuote::default()
+                },
+            )
+            .await,
+    );
+    assert!(
+        m.contains("lines[1].name") && m.contains("longer than 128"),
+        "{m}"
+    );
 }
