@@ -832,18 +832,17 @@ async fn run(cli: Cli) -> CliResult {
         command => Cli { command, ..cli },
     };
     // Only `init` and `demo` make a database: any other command naming a
-    // file that is not there (a typo in `--db`) would otherwise leave an
-    // empty database behind and say there is no company in it.
-    let is_file = !(cli.db == ":memory:"
-        || cli.db.starts_with("postgres://")
-        || cli.db.starts_with("postgresql://"));
-    if is_file
-        && !matches!(cli.command, Command::Init { .. } | Command::Demo)
-        && !std::path::Path::new(&cli.db).exists()
+    // file or schema that is not there (a typo in `--db`) would otherwise
+    // leave an empty database behind and say there is no company in it.
+    if !matches!(cli.command, Command::Init { .. } | Command::Demo)
+        && !crm::store_exists(&cli.db)
+            .await
+            .map_err(|e| format!("cannot open {}: {e}", cli.db))?
     {
         return Err(format!(
-            "there is no database at {}: check the path given with --db (or CRM_DB), or create \
-             one with `crm --db {} init …` or `crm --db {} demo`",
+            "there is no database at {}: check the location given with --db (or CRM_DB; for \
+             PostgreSQL its ?schema=), or create one with `crm --db '{}' init …` or `crm --db \
+             '{}' demo`",
             cli.db, cli.db, cli.db
         ));
     }

@@ -64,6 +64,27 @@ pub async fn open_store(location: &str) -> Result<Arc<dyn store::Store>, OpenSto
     )))
 }
 
+/// Whether a store is already at `location` (see [`open_store`]), without
+/// making one: a SQLite file that exists, a PostgreSQL schema that exists;
+/// `:memory:` is always there. Opening a store makes it where it is not,
+/// which a mistyped location should not do.
+pub async fn store_exists(location: &str) -> Result<bool, OpenStoreError> {
+    let is_pg = location.starts_with("postgres://") || location.starts_with("postgresql://");
+    if is_pg {
+        #[cfg(feature = "postgres")]
+        {
+            let (url, schema) = split_schema(location);
+            let schema = schema.unwrap_or_else(|| "crm".to_string());
+            return Ok(crm_store_postgres::PgStore::schema_exists(&url, &schema).await?);
+        }
+        #[cfg(not(feature = "postgres"))]
+        return Err(OpenStoreError::Unsupported(format!(
+            "{location} is a PostgreSQL URL but this build has no `postgres` feature"
+        )));
+    }
+    Ok(location == ":memory:" || std::path::Path::new(location).exists())
+}
+
 /// Splits a `schema=` query parameter off a PostgreSQL URL.
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 fn split_schema(url: &str) -> (String, Option<String>) {

@@ -734,6 +734,22 @@ fn cli_walkthrough_on_sqlite() {
 #[test]
 fn cli_walkthrough_on_postgres() {
     common::on_postgres("cli", walk_through);
+    // A mistyped schema names no database: refused, and not made (a
+    // second try is refused alike, and the library finds no schema).
+    let base = std::env::var("CRM_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_string());
+    let schema = format!("crm_typo_{}", std::process::id());
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}schema={schema}");
+    for _ in 0..2 {
+        let m = fails(&url, &["customer", "list"]);
+        assert!(m.contains("there is no database at"), "{m}");
+    }
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let made = rt
+        .block_on(crm::postgres::PgStore::schema_exists(&base, &schema))
+        .expect("look");
+    assert!(!made, "no schema made by a mistyped --db");
 }
 
 /// Pools, the sweep's dry run with its explanation, duplicates, merge, the

@@ -1318,6 +1318,22 @@ impl Crm {
                     keys.push(' ');
                     keys.push_str(&crate::pinyin::search_keys(short));
                 }
+                // A company name the duplicate check can compare: `---` or
+                // `（）` name nobody, and would each be saved again and
+                // again past the name rule.
+                if !name.trim().is_empty()
+                    && text(merged, "kind") != Some("individual")
+                    && name_key.is_empty()
+                {
+                    return Err(Error::invalid(
+                        "name (客户名称)",
+                        format!(
+                            "'{}' names no company: it holds no letter, digit or Chinese \
+                             character (客户名称无效)",
+                            name.trim()
+                        ),
+                    ));
+                }
                 merged.insert("name_key", name_key.into());
                 merged.insert("pinyin_keys", keys.into());
                 let email_key = text(merged, "email")

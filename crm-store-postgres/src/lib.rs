@@ -205,6 +205,25 @@ impl PgStore {
         PgStore::from_pool(pool, options).await
     }
 
+    /// Whether `schema` exists in the database at `url` (a store was made
+    /// there), without making it: [`PgStore::connect`] creates a schema it
+    /// does not find, which a mistyped name should not do.
+    pub async fn schema_exists(url: &str, schema: &str) -> Result<bool, OpenError> {
+        use sqlx::Connection as _;
+        validate_schema(schema)?;
+        let mut conn = sqlx::PgConnection::connect(url)
+            .await
+            .map_err(OpenError::Connect)?;
+        let found: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(schema)
+                .fetch_one(&mut conn)
+                .await
+                .map_err(OpenError::Connect)?;
+        let _ = conn.close().await;
+        Ok(found)
+    }
+
     /// Uses a pool the host already has. Statements are schema-qualified, so
     /// the pool's `search_path` does not matter and is left alone;
     /// `max_connections` is ignored. Creates the schema if needed and applies

@@ -5962,6 +5962,24 @@ pub async fn duplicate_names_fold_accents_and_traditional_chinese(store: Arc<dyn
     w.customer(&w.admin, "Miller GmbH", json!({})).await;
     w.customer(&w.admin, "华为技术有限公司北京分公司", json!({}))
         .await;
+    // A company name the check cannot compare names no company: refused,
+    // naming it (it would be saved again and again past the name rule).
+    for name in ["---", "（）", "😀", "·-·"] {
+        match w
+            .crm
+            .create_record(&w.admin, Entity::Customer, fields(json!({"name": name})))
+            .await
+        {
+            Err(Error::Validation(v)) => {
+                let m = v.to_string();
+                assert!(m.contains("names no company") && m.contains(name), "{m}");
+            }
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+    // An individual is no company: any name is theirs.
+    w.customer(&w.admin, "😀", json!({"kind": "individual"}))
+        .await;
 }
 
 /// A database made before name keys folded accents and traditional Chinese
