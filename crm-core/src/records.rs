@@ -3268,6 +3268,23 @@ impl Crm {
                     }
                     let needle = match def.map(|d| d.kind) {
                         Some(FieldKind::Phone(_) | FieldKind::Mobile(_)) => {
+                            // Phones are compared by their digits: a value
+                            // with letters, or none, would match by what is
+                            // left (every number, for `abc`).
+                            if t.chars().any(char::is_alphabetic)
+                                || !t
+                                    .chars()
+                                    .any(|c| crate::validate::halfwidth(c).is_ascii_digit())
+                            {
+                                return Err(Error::invalid(
+                                    f.clone(),
+                                    format!(
+                                        "'{}' is no part of a phone number: a phone is searched \
+                                         by its digits (e.g. 138, 0755-2878)",
+                                        t.trim()
+                                    ),
+                                ));
+                            }
                             phone_needle(t, matches!(cond, Cond::StartsWith(..)))
                         }
                         _ => t.trim().to_string(),

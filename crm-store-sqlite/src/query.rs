@@ -414,6 +414,24 @@ fn compile_filter(
             push_in_list(q, values);
             q.push(")");
         }
+        Filter::Contains(col, needle) | Filter::StartsWith(col, needle)
+            if needle.len() > LONG_NEEDLE =>
+        {
+            // Past what a LIKE pattern may be (SQLite refuses one of more
+            // than 50 000 bytes as "too complex"): found by position, with
+            // the same folding.
+            let e = resolve(table, col)?;
+            textual(table, &e)?;
+            q.push("(instr(lower(");
+            push_expr(q, alias, &e);
+            q.push("), lower(");
+            q.bind(Sql::Text(needle.clone()));
+            q.push(if matches!(f, Filter::Contains(..)) {
+                ")) > 0)"
+            } else {
+                ")) = 1)"
+            });
+        }
         Filter::Contains(col, needle) | Filter::StartsWith(col, needle) => {
             let e = resolve(table, col)?;
             textual(table, &e)?;
@@ -429,6 +447,19 @@ fn compile_filter(
             q.push(") LIKE lower(");
             q.bind(Sql::Text(pattern));
             q.push(") ESCAPE '\\')");
+        }
+        Filter::TextKeyLike {
+            col,
+            needle,
+            prefix,
+        } if needle.len() > LONG_NEEDLE => {
+            let e = resolve(table, col)?;
+            textual(table, &e)?;
+            q.push(&format!("(instr({TEXT_KEY_FN}("));
+            push_expr(q, alias, &e);
+            q.push("), ");
+            q.bind(Sql::Text(crm_core::validate::text_key(needle)));
+            q.push(if *prefix { ") = 1)" } else { ") > 0)" });
         }
         Filter::TextKeyLike {
             col,
@@ -637,6 +668,11 @@ fn compile_where(s: &Select) -> Result<Query, StoreError> {
     }
     Ok(q)
 }
+
+/// The longest text (in bytes) searched for with `LIKE`: SQLite refuses a
+/// pattern of more than 50 000 bytes, so a longer one is found with
+/// `instr` instead (the same folding, no index either way).
+const LONG_NEEDLE: usize = 10_000;
 
 /// The keyset condition "strictly after `after` in sort order", where NULL
 /// sorts after every value in both directions (NULLS LAST, ascending and

@@ -35,6 +35,11 @@ macro_rules! query_scenarios {
             $make
         );
         $each!(
+            $crate::testing::query_suite::long_search_texts_select_the_right_rows,
+            query_long_search_texts_select_the_right_rows,
+            $make
+        );
+        $each!(
             $crate::testing::query_suite::long_in_lists_select_the_right_rows,
             query_long_in_lists_select_the_right_rows,
             $make
@@ -1333,4 +1338,65 @@ pub async fn record_lists_put_blanks_last_both_ways(store: Arc<dyn Store>) {
             assert_eq!(got, expected, "{sort:?}, pages of {per}, keyset {keyset}");
         }
     }
+}
+
+/// Searching for a text far longer than any name (60 000 bytes and more:
+/// a paste gone wrong, or a long note quoted) finds the rows holding it,
+/// letter case aside, and nothing else, on both stores alike — SQLite
+/// refuses a `LIKE` pattern of more than 50 000 bytes, so it must not be
+/// asked one.
+pub async fn long_search_texts_select_the_right_rows(store: Arc<dyn Store>) {
+    fill(&store).await;
+    let long = format!("{}Tail", "长".repeat(25_000));
+    for (n, text) in [(7u128, format!("前言{long}后记")), (8, long.clone())] {
+        let row = store
+            .get(Table::Customers, uid(n))
+            .await
+            .expect("get")
+            .expect("row");
+        let changes = ChangeSet {
+            ops: vec![Op::Update {
+                table: Table::Customers,
+                id: uid(n),
+                expected_version: row.version(),
+                values: vec![("notes", Value::Text(text))],
+            }],
+            ..ChangeSet::default()
+        };
+        store.apply(&changes).await.expect("notes");
+    }
+    let notes = || Col::Column("notes");
+    let upper = long.replace("Tail", "TAIL");
+    assert_eq!(
+        matching(&store, Filter::Contains(notes(), upper.clone())).await,
+        vec![7, 8]
+    );
+    assert_eq!(
+        matching(&store, Filter::StartsWith(notes(), upper.clone())).await,
+        vec![8]
+    );
+    let absent = format!("{long}!");
+    assert!(
+        matching(&store, Filter::Contains(notes(), absent.clone()))
+            .await
+            .is_empty()
+    );
+    assert!(
+        matching(&store, Filter::Contains(Col::Column("name"), absent))
+            .await
+            .is_empty()
+    );
+    // The text-key search (unique custom texts, spelling aside) alike.
+    assert_eq!(
+        matching(
+            &store,
+            Filter::TextKeyLike {
+                col: notes(),
+                needle: upper,
+                prefix: false,
+            },
+        )
+        .await,
+        vec![7, 8]
+    );
 }

@@ -1467,6 +1467,23 @@ pub async fn filters_every_operator_and_related(store: Arc<dyn Store>) {
         .await
         .expect_err("unknown field");
     assert!(err.to_string().contains("colour"), "{err}");
+    // A phone is searched by its digits: a value without any, or with
+    // letters, is refused rather than matching every number.
+    for typed in ["phone~abc", "phone~0755abc", "contacts.mobile^+", "phone^-"] {
+        let err = w
+            .crm
+            .list_records(
+                &w.admin,
+                Entity::Customer,
+                &q(Cond::parse(typed).expect("parse")),
+            )
+            .await
+            .expect_err(typed);
+        assert!(
+            err.to_string().contains("no part of a phone number"),
+            "{typed}: {err}"
+        );
+    }
     let err = w
         .crm
         .list_records(&w.admin, Entity::Customer, &q(eq("next_follow_up", "soon")))
