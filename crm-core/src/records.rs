@@ -3365,6 +3365,9 @@ impl Crm {
     }
 }
 
+/// The most attachments one record holds.
+const MAX_ATTACHMENTS: usize = 200;
+
 fn coerce_attachments(v: &Json) -> std::result::Result<Json, String> {
     let items = match v {
         Json::Null => return Ok(Json::Array(Vec::new())),
@@ -3374,22 +3377,50 @@ fn coerce_attachments(v: &Json) -> std::result::Result<Json, String> {
             .map_err(|_| "must be a JSON list of {name, kind, uri, size}".to_string())?,
         _ => return Err("must be a list of {name, kind, uri, size}".into()),
     };
+    if items.len() > MAX_ATTACHMENTS {
+        return Err(format!(
+            "holds {} attachments; a record holds at most {MAX_ATTACHMENTS}",
+            items.len()
+        ));
+    }
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let name = item
-            .get("name")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .trim()
-            .to_string();
-        let uri = item
-            .get("uri")
-            .and_then(Json::as_str)
-            .unwrap_or_default()
-            .trim()
-            .to_string();
+        // Invisible characters are no name, NUL none of anything (no
+        // store keeps one); a name or a link is one line.
+        let text = |k: &str| {
+            let raw = item.get(k).and_then(Json::as_str).unwrap_or_default();
+            crate::validate::one_line(&crate::validate::strip_invisible(&raw.replace('\0', "")))
+                .trim()
+                .to_string()
+        };
+        let (name, uri) = (text("name"), text("uri"));
         if name.is_empty() || uri.is_empty() {
             return Err(format!("attachment {} needs a name and a uri", i + 1));
+        }
+        for (what, t, max) in [("name", &name, 255), ("uri", &uri, 2048)] {
+            if t.chars().count() > max {
+                return Err(format!(
+                    "attachment {}'s {what} is longer than {max} characters",
+                    i + 1
+                ));
+            }
+        }
+        // A link someone clicks: a web address or a storage key, never
+        // one that runs script in a browser (`javascript:`, `data:` …).
+        let scheme = uri
+            .split_once(':')
+            .map(|(s, _)| s.to_ascii_lowercase())
+            .filter(|s| {
+                s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+.-".contains(c))
+            });
+        if let Some(scheme) = scheme
+            && !["http", "https", "oss", "s3", "cos", "obs", "file"].contains(&scheme.as_str())
+        {
+            return Err(format!(
+                "attachment '{name}' links to a '{scheme}:' address; an attachment's uri is an \
+                 http(s) address or a storage key"
+            ));
         }
         let kind = item.get("kind").and_then(Json::as_str).unwrap_or("file");
         if !["image", "file", "audio", "video"].contains(&kind) {
@@ -3397,7 +3428,18 @@ fn coerce_attachments(v: &Json) -> std::result::Result<Json, String> {
                 "attachment '{name}' has kind '{kind}'; expected image, file, audio or video"
             ));
         }
-        let size = item.get("size").and_then(Json::as_i64).unwrap_or(0);
+        let size = match item.get("size") {
+            None | Some(Json::Null) => 0,
+            Some(v) => match v.as_i64() {
+                Some(n) if n >= 0 => n,
+                _ => {
+                    return Err(format!(
+                        "attachment '{name}' has size {v}; a size is a whole number of bytes, \
+                         0 or more"
+                    ));
+                }
+            },
+        };
         out.push(serde_json::json!({"name": name, "kind": kind, "uri": uri, "size": size}));
     }
     Ok(Json::Array(out))

@@ -734,6 +734,54 @@ pub async fn customer_roundtrip_code_and_history(store: Arc<dyn Store>) {
         .customer(&w.zhangsan, "中兴通讯股份有限公司", json!({}))
         .await;
     assert_eq!(second.code.as_deref(), Some("KH-20261127-0002"));
+    // An attachment links to a web address or a storage key, has a visible
+    // name and a size of bytes: anything else is refused, naming it.
+    for (attachment, says) in [
+        (
+            json!({"name": "a.pdf", "uri": "javascript:alert(1)"}),
+            "'javascript:'",
+        ),
+        (
+            json!({"name": "a.html", "uri": "data:text/html,<b>x</b>"}),
+            "'data:'",
+        ),
+        (
+            json!({"name": "a.pdf", "uri": "files/2", "size": -1}),
+            "size -1",
+        ),
+        (
+            json!({"name": "a.pdf", "uri": "files/2", "size": 1e30}),
+            "a whole number of bytes",
+        ),
+        (
+            json!({"name": "\u{202e}\u{200b}", "uri": "files/2"}),
+            "needs a name",
+        ),
+        (json!({"name": "a\u{0}b.pdf", "uri": "files/2"}), ""),
+    ] {
+        let got = w
+            .crm
+            .update_record(
+                &w.zhangsan,
+                Entity::Customer,
+                second.id,
+                second.version,
+                fields(json!({"attachments": [attachment]})),
+            )
+            .await;
+        match (&got, says) {
+            (Ok(r), "") => {
+                assert_eq!(r.fields["attachments"][0]["name"], json!("ab.pdf"));
+            }
+            (Err(Error::Validation(v)), says) if !says.is_empty() => {
+                assert!(v.to_string().contains(says), "{attachment}: {v}");
+            }
+            _ => panic!("{attachment}: {got:?}"),
+        }
+        if got.is_ok() {
+            break;
+        }
+    }
 
     let updated = w
         .crm
