@@ -2064,7 +2064,7 @@ fn parse_pairs(pairs: &[String]) -> CliResult<Fields> {
             .split_once('=')
             .ok_or_else(|| format!("'{p}' must look like field=value"))?;
         let v = v.trim();
-        out.insert(
+        let before = out.insert(
             k.trim().to_string(),
             if v.is_empty() {
                 Json::Null
@@ -2072,6 +2072,9 @@ fn parse_pairs(pairs: &[String]) -> CliResult<Fields> {
                 Json::String(v.to_string())
             },
         );
+        if before.is_some() {
+            return Err(format!("{} is given twice; give each field once", k.trim()));
+        }
     }
     Ok(out)
 }
@@ -4320,7 +4323,12 @@ fn level_days(levels: &[String]) -> CliResult<std::collections::BTreeMap<String,
             .trim()
             .parse()
             .map_err(|_| format!("'{v}' is not a number of days"))?;
-        out.insert(k.trim().to_string(), n);
+        if out.insert(k.trim().to_string(), n).is_some() {
+            return Err(format!(
+                "level {} is given twice; give each level once",
+                k.trim()
+            ));
+        }
     }
     Ok(out)
 }

@@ -8,6 +8,19 @@ use common::{days_from_today, fails, json, local_time, ok, run};
 fn walk_through(db: &str) {
     let out = ok(db, &["demo"]);
     assert!(out.contains("12 customers"), "{out}");
+    // A field given twice on the command line is refused, not the last
+    // one kept.
+    let m = fails(
+        db,
+        &[
+            "customer",
+            "add",
+            "name=重复字段有限公司",
+            "level=A",
+            "level=D",
+        ],
+    );
+    assert!(m.contains("level is given twice"), "{m}");
     assert!(fails(db, &["demo"]).contains("exists already"));
     // Customer-only commands belong to customers: contacts neither list
     // nor take them.

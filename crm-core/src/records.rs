@@ -1194,7 +1194,26 @@ impl Crm {
         let mut set: BTreeMap<&'static str, Value> = BTreeMap::new();
         let mut custom: BTreeMap<String, Json> = BTreeMap::new();
         let mut owner = None;
+        // A field named twice (by its key and its label: `level=A 级别=B`)
+        // would keep one of the values unsaid: refused, naming both.
+        let mut named: BTreeMap<String, &String> = BTreeMap::new();
         for (name, value) in fields {
+            let target = match Self::resolve_target(entity, name, customs) {
+                Some(Target::Builtin(def)) => Some(def.name.to_string()),
+                Some(Target::Custom(def)) => Some(format!("custom.{}", def.key)),
+                Some(Target::Owner) => Some("owner_id".to_string()),
+                None => None,
+            };
+            if let Some(t) = target {
+                if let Some(first) = named.get(&t) {
+                    errors.push(
+                        name.clone(),
+                        format!("'{first}' and '{name}' name the same field ({t}); give it once"),
+                    );
+                    continue;
+                }
+                named.insert(t, name);
+            }
             match Self::resolve_target(entity, name, customs) {
                 None => errors.push(name.clone(), format!("{entity} has no field '{name}'")),
                 Some(Target::Owner) => match json_text(value) {

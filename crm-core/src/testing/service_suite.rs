@@ -821,6 +821,28 @@ pub async fn customer_roundtrip_code_and_history(store: Arc<dyn Store>) {
         (level.before.clone(), level.after.clone()),
         (json!("A"), json!("B"))
     );
+    // A field named twice, by its key and by its label, is refused: one
+    // value would be dropped unsaid.
+    match w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            updated.version,
+            fields(json!({"level": "A", "级别": "D"})),
+        )
+        .await
+    {
+        Err(Error::Validation(v)) => {
+            let m = v.to_string();
+            assert!(
+                m.contains("name the same field") && m.contains("级别"),
+                "{m}"
+            );
+        }
+        other => panic!("a field named twice: {other:?}"),
+    }
     // An update that changes nothing writes nothing.
     let same = w
         .crm
