@@ -329,6 +329,12 @@ fn unknown_stages_are_refused() {
         "{err}"
     );
     assert!(!tmp.join("o.xlsx").exists());
+    // The list refuses it alike, rather than listing nothing.
+    let err = fails(&tmp, &["opportunity", "list", "--stage", "bogus"]);
+    assert!(
+        err.contains("unknown opportunity stage 'bogus'") && err.contains("initial"),
+        "{err}"
+    );
     // An opportunity in the standard pipeline's first stage.
     let customers: serde_json::Value =
         serde_json::from_str(&ok(&tmp, &["--json", "customer", "list"])).expect("json");

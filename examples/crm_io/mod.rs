@@ -247,7 +247,7 @@ async fn sales_list(ctx: &Ctx, actor: &Actor, a: &ExportArgs) -> CliResult<Optio
                 None => None,
             };
             q.stage = match &a.stage {
-                Some(s) => Some(stage_key(ctx, actor, s).await?),
+                Some(s) => Some(super::sales::stage_key(ctx, actor, s).await?),
                 None => None,
             };
             q.customer_id = customer;
@@ -894,59 +894,6 @@ impl Drop for OutFile {
             let _ = std::fs::remove_file(&self.partial);
         }
     }
-}
-
-/// The stage key an export's `--stage` names: a stage of the pipeline new
-/// opportunities of the company or of a department get, or one some
-/// opportunity the actor sees is in (a stage of a pipeline since
-/// replaced). Anything else is refused with the stages there are, instead
-/// of exporting nothing.
-async fn stage_key(ctx: &Ctx, actor: &Actor, stage: &str) -> CliResult<String> {
-    let mut stages: Vec<(String, String)> = Vec::new();
-    let mut add = |def: crm::sales::PipelineDef| {
-        for s in def.stages {
-            if !stages.iter().any(|(k, _)| *k == s.key) {
-                stages.push((s.key, s.name));
-            }
-        }
-    };
-    // The company's pipeline (the standard one when it has none).
-    add(ctx.crm.pipeline_for(actor, None).await.map_err(err)?.1);
-    for d in ctx.crm.list_departments(actor).await.map_err(err)? {
-        add(ctx
-            .crm
-            .pipeline_for(actor, Some(d.id.0))
-            .await
-            .map_err(err)?
-            .1);
-    }
-    if stages.iter().any(|(k, _)| k == stage) {
-        return Ok(stage.to_string());
-    }
-    let held = ctx
-        .crm
-        .list_opportunities(
-            actor,
-            &crm::sales::OpportunityQuery {
-                stage: Some(stage.to_string()),
-                page: 1,
-                per_page: 1,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(err)?;
-    if !held.items.is_empty() {
-        return Ok(stage.to_string());
-    }
-    Err(format!(
-        "unknown opportunity stage '{stage}'; stages: {}",
-        stages
-            .iter()
-            .map(|(k, n)| format!("{k} ({n})"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    ))
 }
 
 pub async fn bench(json: bool, a: BenchArgs) -> CliResult {
