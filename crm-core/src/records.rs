@@ -1198,13 +1198,14 @@ impl Crm {
         // would keep one of the values unsaid: refused, naming both.
         let mut named: BTreeMap<String, &String> = BTreeMap::new();
         for (name, value) in fields {
-            let target = match Self::resolve_target(entity, name, customs) {
+            let resolved = Self::resolve_target(entity, name, customs);
+            let field = match &resolved {
                 Some(Target::Builtin(def)) => Some(def.name.to_string()),
                 Some(Target::Custom(def)) => Some(format!("custom.{}", def.key)),
                 Some(Target::Owner) => Some("owner_id".to_string()),
                 None => None,
             };
-            if let Some(t) = target {
+            if let Some(t) = field {
                 if let Some(first) = named.get(&t) {
                     errors.push(
                         name.clone(),
@@ -1214,7 +1215,7 @@ impl Crm {
                 }
                 named.insert(t, name);
             }
-            match Self::resolve_target(entity, name, customs) {
+            match resolved {
                 None => errors.push(name.clone(), format!("{entity} has no field '{name}'")),
                 Some(Target::Owner) => match json_text(value) {
                     Some(key) => match self.lookup_user(actor, &key, lookups).await {

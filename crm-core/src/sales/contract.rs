@@ -1117,21 +1117,12 @@ impl Crm {
         // later, what is overdue of it stays due all the same.
         if let Some(end) = patch.end_on.filter(|e| Some(*e) != c.end_on) {
             let today = self.today();
-            let plans: Vec<(NaiveDate, i64)> = {
-                let mut p: Vec<(NaiveDate, i64)> = self
+            let plans = super::payment::dated_plans(
+                &self
                     .rows_of_contract(actor, Table::PaymentPlans, id)
-                    .await?
-                    .iter()
-                    .map(|r| {
-                        (
-                            r.get("due_on").as_date().unwrap_or(today),
-                            r.get("amount").as_int().unwrap_or(0),
-                        )
-                    })
-                    .collect();
-                p.sort();
-                p
-            };
+                    .await?,
+                today,
+            );
             let overdue = |end_on| {
                 super::payment::overdue_minor(
                     c.amount.minor,

@@ -105,11 +105,7 @@ impl Crm {
         let mut out = Vec::new();
         // How many more lines may still hold each product the document
         // already has.
-        let mut keeps: std::collections::HashMap<uuid::Uuid, usize> =
-            std::collections::HashMap::new();
-        for id in kept.iter().filter_map(|l| l.product_id) {
-            *keeps.entry(id).or_default() += 1;
-        }
+        let mut keeps = kept_products(kept.iter().filter_map(|l| l.product_id));
         // A line's name is a product's name at most (an export cell, a
         // printed document take it whole): longer, nothing else is
         // looked at.
@@ -141,30 +137,7 @@ impl Crm {
                 continue;
             }
             if let Some(pid) = input.product_id {
-                let product = match self.product(actor, pid).await {
-                    Ok(p) if p.deleted => Err(format!(
-                        "product {} is in the recycle bin (回收站); restore it first",
-                        p.code
-                    )),
-                    Ok(p) if p.status == ProductStatus::OnSale => Ok(p),
-                    Ok(p) => match keeps.get_mut(&pid) {
-                        // A line the document already had keeps its product.
-                        Some(left) if *left > 0 => {
-                            *left -= 1;
-                            Ok(p)
-                        }
-                        _ => Err(format!(
-                            "product {} ({}) is discontinued (停售): the lines that already \
-                             hold it keep it, but no new line adds it",
-                            p.code, p.name
-                        )),
-                    },
-                    Err(_) => Err(
-                        "no such product (it may have been removed for good); pick another"
-                            .to_string(),
-                    ),
-                };
-                match product {
+                match self.line_product(actor, pid, &mut keeps).await? {
                     Ok(p) => {
                         if input.name.trim().is_empty() {
                             input.name = p.name.clone();
@@ -247,15 +220,11 @@ impl Crm {
             if key.is_empty() {
                 continue;
             }
-            // Found by a case-insensitive prefix (the stores fold ASCII
-            // letters only), as typed in half- and in full-width letters,
-            // and compared by key.
-            let full =
-                |s: String| -> String { s.chars().map(crate::validate::fullwidth).collect() };
-            // (Up to its first space: the stored name may be spaced
-            // otherwise.)
-            let head = key.split(' ').next().unwrap_or_default().to_string();
-            for p in [full(head.clone()), full(head.to_uppercase()), head] {
+            // Found by a case-insensitive prefix in either width, and
+            // compared by key (up to its first space: the stored name may
+            // be spaced otherwise).
+            let head = key.split(' ').next().unwrap_or_default();
+            for p in product::prefix_spellings(head) {
                 if !probes.contains(&p) {
                     probes.push(p);
                 }
@@ -297,6 +266,42 @@ impl Crm {
             }
         }
         Ok(out)
+    }
+
+    /// The catalogue product `pid` a new set of lines names, or why no line
+    /// may name it: it must be the company's and not in the recycle bin,
+    /// and on sale — a discontinued (停售) one only on as many lines as
+    /// `keeps` (see [`kept_products`]) still holds for it, which this
+    /// counts down. Quotes', contracts' and opportunities' lines alike.
+    pub(crate) async fn line_product(
+        &self,
+        actor: &Actor,
+        pid: uuid::Uuid,
+        keeps: &mut std::collections::HashMap<uuid::Uuid, usize>,
+    ) -> Result<std::result::Result<Product, String>> {
+        Ok(match self.product(actor, pid).await {
+            Ok(p) if p.deleted => Err(format!(
+                "product {} is in the recycle bin (回收站); restore it first",
+                p.code
+            )),
+            Ok(p) if p.status == ProductStatus::OnSale => Ok(p),
+            Ok(p) => match keeps.get_mut(&pid) {
+                // A line the document already had keeps its product.
+                Some(left) if *left > 0 => {
+                    *left -= 1;
+                    Ok(p)
+                }
+                _ => Err(format!(
+                    "product {} ({}) is discontinued (停售): the lines that already hold it \
+                     keep it, but no new line adds it",
+                    p.code, p.name
+                )),
+            },
+            Err(Error::NotFound { .. }) => {
+                Err("no such product (it may have been removed for good); pick another".to_string())
+            }
+            Err(e) => return Err(e),
+        })
     }
 
     /// Adds to a change set what the customer pools need to know about a
@@ -685,6 +690,19 @@ pub(crate) fn search_filter(
 
 pub(crate) fn opt_int(v: Option<i64>) -> Value {
     v.map_or(Value::Null, Value::Int)
+}
+
+/// How many lines each product of a document's lines (`held`, once per
+/// line) may still be held on by a new set of lines: a discontinued
+/// product stays on as many lines as before ([`Crm::line_product`]).
+pub(crate) fn kept_products(
+    held: impl Iterator<Item = uuid::Uuid>,
+) -> std::collections::HashMap<uuid::Uuid, usize> {
+    let mut keeps = std::collections::HashMap::new();
+    for id in held {
+        *keeps.entry(id).or_default() += 1;
+    }
+    keeps
 }
 
 /// The most characters a document line's name may hold (a product's name

@@ -732,41 +732,13 @@ impl Crm {
         lines: &[OppLine],
         kept: &[OppLine],
     ) -> Result<()> {
-        let mut keeps: std::collections::HashMap<Uuid, usize> = std::collections::HashMap::new();
-        for id in kept.iter().filter_map(|l| l.product_id) {
-            *keeps.entry(id).or_default() += 1;
-        }
+        let mut keeps = super::kept_products(kept.iter().filter_map(|l| l.product_id));
         let mut errors = ValidationErrors::default();
         for (i, l) in lines.iter().enumerate() {
-            let Some(pid) = l.product_id else {
-                continue;
-            };
-            let field = format!("products[{}].product_id", i + 1);
-            match self.product(actor, pid).await {
-                Ok(p) if p.deleted => errors.push(
-                    field,
-                    format!(
-                        "product {} is in the recycle bin (回收站); restore it first",
-                        p.code
-                    ),
-                ),
-                Ok(p) if p.status == super::ProductStatus::OnSale => {}
-                Ok(p) => match keeps.get_mut(&pid) {
-                    Some(left) if *left > 0 => *left -= 1,
-                    _ => errors.push(
-                        field,
-                        format!(
-                            "product {} ({}) is discontinued (停售): the lines that already \
-                             hold it keep it, but no new line adds it",
-                            p.code, p.name
-                        ),
-                    ),
-                },
-                Err(Error::NotFound { .. }) => errors.push(
-                    field,
-                    "no such product (it may have been removed for good); pick another",
-                ),
-                Err(e) => return Err(e),
+            if let Some(pid) = l.product_id
+                && let Err(problem) = self.line_product(actor, pid, &mut keeps).await?
+            {
+                errors.push(format!("products[{}].product_id", i + 1), problem);
             }
         }
         errors.into_result()

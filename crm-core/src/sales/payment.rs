@@ -479,6 +479,22 @@ pub(crate) fn overdue_minor(
     overdue
 }
 
+/// Instalment rows as (due date, amount) pairs sorted by due date, as
+/// [`overdue_minor`] takes them (a row without a date as due `today`).
+pub(crate) fn dated_plans(rows: &[Row], today: NaiveDate) -> Vec<(NaiveDate, i64)> {
+    let mut plans: Vec<(NaiveDate, i64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.get("due_on").as_date().unwrap_or(today),
+                r.get("amount").as_int().unwrap_or(0),
+            )
+        })
+        .collect();
+    plans.sort_by_key(|(due, _)| *due);
+    plans
+}
+
 /// Refuses a change of a contract's terms (its payment plan, its end date)
 /// that would put off money already overdue (`before` fen overdue today,
 /// `after` under the change), unless an administrator makes it: the aging
@@ -834,15 +850,7 @@ impl Crm {
         old_plans.sort_by_key(|r| (r.get("due_on").as_date(), r.get("instalment").as_int()));
         kept_paid_instalments(&c, &old_plans, &sorted)?;
         let today = self.today();
-        let old: Vec<(NaiveDate, i64)> = old_plans
-            .iter()
-            .map(|r| {
-                (
-                    r.get("due_on").as_date().unwrap_or(today),
-                    r.get("amount").as_int().unwrap_or(0),
-                )
-            })
-            .collect();
+        let old = dated_plans(&old_plans, today);
         let new: Vec<(NaiveDate, i64)> =
             sorted.iter().map(|p| (p.due_on, p.amount.minor)).collect();
         let overdue = |plans: &[(NaiveDate, i64)]| {

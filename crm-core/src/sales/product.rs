@@ -1008,6 +1008,19 @@ pub fn product_json(p: &Product) -> serde_json::Value {
 /// stores fold ASCII letters only) as typed, in half- and in full-width
 /// letters: the caller compares them folded (`ＳＶ－１` is SV-1).
 fn code_spellings(typed: &str) -> Filter {
+    Filter::Or(
+        prefix_spellings(typed)
+            .into_iter()
+            .map(|p| Filter::StartsWith(Col::Column("code"), p))
+            .collect(),
+    )
+}
+
+/// The spellings a case-insensitive prefix probe (the stores fold ASCII
+/// letters only) looks for `typed` in so as to find it whatever its width
+/// and letter case: as typed, in half-width letters, and in full-width
+/// ones upper and lower case; the caller compares what it finds folded.
+pub(crate) fn prefix_spellings(typed: &str) -> Vec<String> {
     let typed = typed.trim();
     let half: String = typed.chars().map(crate::validate::halfwidth).collect();
     let full = |s: &str| -> String { s.chars().map(crate::validate::fullwidth).collect() };
@@ -1022,10 +1035,5 @@ fn code_spellings(typed: &str) -> Filter {
             probes.push(p);
         }
     }
-    Filter::Or(
-        probes
-            .into_iter()
-            .map(|p| Filter::StartsWith(Col::Column("code"), p))
-            .collect(),
-    )
+    probes
 }
