@@ -9012,20 +9012,18 @@ impl ImportSession<'_> {
             .chunks(IN_CHUNK)
             .map(|chunk| {
                 let mut select = Select::all(Table::Products, company, self.crm.now());
-                // As a single create guards a code: the spellings it is
-                // typed again in, under its folded key.
-                select.filter = Filter::In(
-                    Col::Column("code"),
-                    chunk
-                        .iter()
-                        .flat_map(|c| crate::org::name_spellings(c))
-                        .collect(),
-                );
+                // As a single create guards a code: any spelling of it,
+                // under its key.
+                let keys: Vec<String> = chunk
+                    .iter()
+                    .map(|c| crate::sales::product::code_key(c))
+                    .collect();
+                select.filter = crate::sales::product::codes_keyed(keys.clone());
                 Guard {
                     kind: crate::store::GuardKind::Duplicate,
-                    keys: chunk
+                    keys: keys
                         .iter()
-                        .map(|c| format!("{company}:product_code:{}", crate::org::fold_name(c)))
+                        .map(|k| crate::sales::product::code_lock(company, k))
                         .collect(),
                     select,
                     message: format!(

@@ -188,6 +188,12 @@ impl ProductInput {
         {
             *t = crate::validate::single_line(t);
         }
+        // A code is kept in half-width letters and digits (`ＳＶ－１` is
+        // saved as `SV-1`), so that the stores' case-insensitive prefix
+        // searches find it however it is typed again.
+        if let Some(c) = &mut self.code {
+            *c = c.trim().chars().map(crate::validate::halfwidth).collect();
+        }
         self
     }
 }
@@ -589,20 +595,10 @@ impl Crm {
             ]),
             None => f,
         };
-        let folded = crate::org::fold_name(code);
-        let mut probe = sel.clone();
-        probe.filter = not_except(code_spellings(code));
-        sel.filter = not_except(Filter::In(
-            Col::Column("code"),
-            crate::org::name_spellings(code),
-        ));
-        let rows = self.store.select(&probe).await?.rows;
-        let taken = rows.iter().find(|r| {
-            r.get("code")
-                .as_text()
-                .is_some_and(|c| crate::org::fold_name(c) == folded)
-        });
-        if let Some(r) = taken {
+        let key = code_key(code);
+        sel.filter = not_except(codes_keyed(vec![key.clone()]));
+        let rows = self.store.select(&sel).await?.rows;
+        if let Some(r) = rows.first() {
             let name = r.get("name").as_text().unwrap_or_default();
             let held = r.get("code").as_text().unwrap_or_default();
             let name = if held == code.trim() {
@@ -630,7 +626,7 @@ impl Crm {
         }
         Ok(crate::store::Guard {
             kind: crate::store::GuardKind::Duplicate,
-            keys: vec![format!("{company}:product_code:{folded}")],
+            keys: vec![code_lock(company, &key)],
             select: sel,
             message: format!(
                 "product code (产品编号) {code} was just given to another product; give the product another code"
@@ -1001,6 +997,26 @@ pub fn product_json(p: &Product) -> serde_json::Value {
         "tax_rate": p.tax_rate,
         "status": p.status.name(),
     })
+}
+
+/// The key product codes are unique by: letter case, width and runs of
+/// spaces aside ([`crate::validate::text_key`]), so that `sv-1`, `SV-1`
+/// and `ＳＶ－１` are one code, to a search, a create and a concurrent
+/// create alike.
+pub(crate) fn code_key(code: &str) -> String {
+    crate::validate::text_key(code.trim())
+}
+
+/// The products whose code has one of `keys` ([`code_key`]), whatever the
+/// spelling stored: what a code's guard looks for inside the write.
+pub(crate) fn codes_keyed(keys: Vec<String>) -> Filter {
+    Filter::TextKeyIn(Col::Column("code"), keys)
+}
+
+/// The lock key two writes giving a company's products the code keyed
+/// `key` take turns on.
+pub(crate) fn code_lock(company: Uuid, key: &str) -> String {
+    format!("{company}:product_code:{key}")
 }
 
 /// The products whose code may equal `typed` but for letter case and

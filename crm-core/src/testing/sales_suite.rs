@@ -4417,7 +4417,7 @@ pub async fn product_names_codes_and_line_prices_are_checked(store: Arc<dyn Stor
     use serde_json::json;
     let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
     let w = with_sales_rights(World::new(hooked.clone()).await).await;
-    let other = crate::crm::Crm::new(store, w.clock.clone());
+    let other = crate::crm::Crm::new(store.clone(), w.clock.clone());
     let product = |code: &str, name: &str| ProductInput {
         code: Some(code.into()),
         name: Some(name.into()),
@@ -4528,6 +4528,38 @@ pub async fn product_names_codes_and_line_prices_are_checked(store: Arc<dyn Stor
             .name,
         "先到的产品"
     );
+    // The same, the other session typing the code in another letter case
+    // (the guard inside the write compares codes as the check does).
+    let admin = w.admin.clone();
+    let other = crate::crm::Crm::new(store, w.clock.clone());
+    hooked.before_write(crate::schema::Table::Products, async move {
+        other
+            .create_product(&admin, product("sv-10", "小写先到"))
+            .await
+            .expect("created meanwhile");
+    });
+    let m = duplicate(
+        w.crm
+            .create_product(&w.admin, product("Sv-10", "大小写后到"))
+            .await,
+    );
+    assert!(m.contains("Sv-10") && m.contains("another product"), "{m}");
+    // A code typed in full-width letters is kept in half-width ones, and
+    // taken for any spelling of it, whichever came first.
+    let full = w
+        .crm
+        .create_product(&w.admin, product("ＸＹＺ-7", "全角编号"))
+        .await
+        .expect("full-width code");
+    assert_eq!(full.code, "XYZ-7");
+    for typed in ["xyz-7", "XＹZ-7", "ｘｙｚ－７"] {
+        let m = duplicate(
+            w.crm
+                .create_product(&w.admin, product(typed, "同编号"))
+                .await,
+        );
+        assert!(m.contains("全角编号"), "{typed}: {m}");
+    }
     // A line priced in dollars is refused by its number.
     let customer = w.customer(&w.zhangsan, "币种报价有限公司", json!({})).await;
     let line = |price: Money| LineInput {
