@@ -1661,7 +1661,12 @@ impl Crm {
         let mut seen = BTreeSet::new();
         for (kind, key) in keys {
             let mode = modes.mode(kind);
-            if mode == DedupeMode::Off {
+            // A key field hidden from the actor tells nothing, not even
+            // that two customers hold one value in it (the report leaves
+            // such fields out, and a check by one is refused).
+            if mode == DedupeMode::Off
+                || actor.field_access(Entity::Customer, kind) == FieldAccess::Hidden
+            {
                 continue;
             }
             let mut sel = holders_select(company, kind, vec![key.as_str().into()], self.now());

@@ -3283,14 +3283,15 @@ pub async fn duplicates_follow_field_rules(store: Arc<dyn Store>) {
             "{matches:?}"
         );
     }
+    // A hidden key field shows no match at all: not even that the two
+    // customers share a value in it.
     let view = w.crm.customer_view(&hidden, a.id).await.expect("view");
     let direct = w.crm.duplicates_of(&hidden, a.id).await.expect("matches");
     for matches in [&view.possible_duplicates, &direct] {
-        let m = matches
-            .iter()
-            .find(|m| m.field == "phone")
-            .expect("b's phone");
-        assert_eq!((m.value.as_str(), m.name.as_deref()), ("", None));
+        assert!(
+            matches.iter().all(|m| m.field != "phone"),
+            "{matches:?}"
+        );
     }
     // The report, page by page.
     let page = |actor: &crate::auth::Actor, after: Option<String>| {
