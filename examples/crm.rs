@@ -1357,6 +1357,24 @@ impl Names {
     }
 }
 
+/// How many times a change given without a version (an edit without
+/// `--version`, a pool's settings) is applied again to the record as it is
+/// now after a colleague's change reached it first: enough for a dozen
+/// people at one record at once.
+const EDIT_TRIES: u32 = 16;
+
+/// A short pause before such a change is tried again: longer each time, and
+/// spread by the clock's nanoseconds, so that writers who met once do not
+/// meet again in step.
+fn back_off(attempt: u32) {
+    let spread = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos() % 8));
+    std::thread::sleep(std::time::Duration::from_millis(
+        u64::from(attempt.min(8)) * 4 + spread,
+    ));
+}
+
 /// The version an edit's own write produced. `update_record` writes the
 /// version after the one it was given (`expected`) and then reads the
 /// record again, by which time another edit may have moved it on; an edit
@@ -2676,8 +2694,11 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                     .await
                 {
                     Ok(r) => break (expected, r),
-                    Err(crm::Error::Conflict { .. }) if version.is_none() && attempts < 4 => {
+                    Err(crm::Error::Conflict { .. })
+                        if version.is_none() && attempts < EDIT_TRIES =>
+                    {
                         attempts += 1;
+                        back_off(attempts);
                     }
                     Err(e) => return Err(err(e)),
                 }
@@ -4575,7 +4596,10 @@ async fn pool_cmd(ctx: &Ctx, actor: &Actor, cmd: PoolCmd) -> CliResult {
                 match ctx.crm.update_pool(actor, p.id, p.version, spec).await {
                     // Changed meanwhile (a rule, the members): the change is
                     // made again on the pool as it is now.
-                    Err(crm::Error::Conflict { .. }) if attempt < 4 => continue,
+                    Err(crm::Error::Conflict { .. }) if attempt < EDIT_TRIES => {
+                        back_off(attempt);
+                        continue;
+                    }
                     done => break done.map_err(err)?,
                 }
             };

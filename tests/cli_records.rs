@@ -5,7 +5,8 @@
 //! mobiles, and a contact's values may hold commas; batches on a filter refuse an empty one and ask for `--yes`
 //! before touching several records, a partly refused batch fails, an edit
 //! without changes is refused, restoring a live record says where it is, and
-//! a transferred customer's follow-up opens by its code for the new owner.
+//! a transferred customer's follow-up opens by its code for the new owner;
+//! a dozen edits without `--version` at once all land.
 
 mod common;
 
@@ -721,4 +722,50 @@ fn cli_a_transferred_customers_follow_up_opens_by_code() {
     let opened = ok(db, &["--as", to, "followup", "show", &code]);
     assert!(opened.contains(&code), "{opened}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Edits given without `--version` are meant for the record as it is now:
+/// a dozen colleagues editing one customer at once all land, each applied
+/// on top of the others, none refused as a conflict.
+fn versionless_edits_all_land(db: &str) {
+    ok(db, &["demo"]);
+    let list = json(db, &["customer", "list"]);
+    let code = list["items"][0]["code"].as_str().expect("code").to_string();
+    let before = json(db, &["customer", "show", &code])["version"]
+        .as_i64()
+        .expect("version");
+    const EDITORS: i64 = 12;
+    let runs: Vec<_> = (0..EDITORS)
+        .map(|i| {
+            let (db, code) = (db.to_string(), code.clone());
+            std::thread::spawn(move || {
+                run(&db, &["customer", "edit", &code, &format!("notes=同事{i}")])
+            })
+        })
+        .collect();
+    for r in runs {
+        let out = r.join().expect("edit");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let after = json(db, &["customer", "show", &code])["version"]
+        .as_i64()
+        .expect("version");
+    assert_eq!(after, before + EDITORS);
+}
+
+#[test]
+fn cli_versionless_edits_all_land() {
+    let (dir, db) = temp_db("versionless");
+    versionless_edits_all_land(&db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn cli_versionless_edits_all_land_on_postgres() {
+    common::on_postgres("cli_versionless", versionless_edits_all_land);
 }

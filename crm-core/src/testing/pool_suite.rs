@@ -3288,10 +3288,7 @@ pub async fn duplicates_follow_field_rules(store: Arc<dyn Store>) {
     let view = w.crm.customer_view(&hidden, a.id).await.expect("view");
     let direct = w.crm.duplicates_of(&hidden, a.id).await.expect("matches");
     for matches in [&view.possible_duplicates, &direct] {
-        assert!(
-            matches.iter().all(|m| m.field != "phone"),
-            "{matches:?}"
-        );
+        assert!(matches.iter().all(|m| m.field != "phone"), "{matches:?}");
     }
     // The report, page by page.
     let page = |actor: &crate::auth::Actor, after: Option<String>| {
