@@ -26,6 +26,10 @@ pub enum OpenStoreError {
     /// The location names a backend this build does not include.
     #[error("{0}")]
     Unsupported(String),
+    /// The location cannot be read as one store (a PostgreSQL URL naming
+    /// its schema twice).
+    #[error("{0}")]
+    Location(String),
 }
 
 /// Opens a store from a location: a `postgres://` or `postgresql://` URL
@@ -36,7 +40,7 @@ pub async fn open_store(location: &str) -> Result<Arc<dyn store::Store>, OpenSto
     if is_pg {
         #[cfg(feature = "postgres")]
         {
-            let (url, schema) = split_schema(location);
+            let (url, schema) = split_schema(location)?;
             let options = crm_store_postgres::PgOptions {
                 schema: schema.unwrap_or_else(|| "crm".to_string()),
                 ..Default::default()
@@ -73,7 +77,7 @@ pub async fn store_exists(location: &str) -> Result<bool, OpenStoreError> {
     if is_pg {
         #[cfg(feature = "postgres")]
         {
-            let (url, schema) = split_schema(location);
+            let (url, schema) = split_schema(location)?;
             let schema = schema.unwrap_or_else(|| "crm".to_string());
             return Ok(crm_store_postgres::PgStore::schema_exists(&url, &schema).await?);
         }
@@ -85,29 +89,38 @@ pub async fn store_exists(location: &str) -> Result<bool, OpenStoreError> {
     Ok(location == ":memory:" || std::path::Path::new(location).exists())
 }
 
-/// Splits a `schema=` query parameter off a PostgreSQL URL.
+/// Splits a `schema=` query parameter off a PostgreSQL URL. A URL naming
+/// the schema twice is refused: which of the two was meant is not known,
+/// and opening the other would show (or create) another database.
 #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
-fn split_schema(url: &str) -> (String, Option<String>) {
+fn split_schema(url: &str) -> Result<(String, Option<String>), OpenStoreError> {
     let Some((base, query)) = url.split_once('?') else {
-        return (url.to_string(), None);
+        return Ok((url.to_string(), None));
     };
-    let mut schema = None;
+    let mut schemas = Vec::new();
     let rest: Vec<&str> = query
         .split('&')
         .filter(|kv| match kv.strip_prefix("schema=") {
             Some(s) => {
-                schema = Some(s.to_string());
+                schemas.push(s.to_string());
                 false
             }
             None => true,
         })
         .collect();
+    if schemas.len() > 1 {
+        return Err(OpenStoreError::Location(format!(
+            "the PostgreSQL URL names the schema {} times ({}): give `schema=` once",
+            schemas.len(),
+            schemas.join(", ")
+        )));
+    }
     let url = if rest.is_empty() {
         base.to_string()
     } else {
         format!("{base}?{}", rest.join("&"))
     };
-    (url, schema)
+    Ok((url, schemas.pop()))
 }
 
 #[cfg(test)]
@@ -117,15 +130,19 @@ mod tests {
     #[test]
     fn schema_parameter_is_split_off() {
         assert_eq!(
-            split_schema("postgres://u@h/db?schema=erp_crm&sslmode=disable"),
+            split_schema("postgres://u@h/db?schema=erp_crm&sslmode=disable").expect("one schema"),
             (
                 "postgres://u@h/db?sslmode=disable".to_string(),
                 Some("erp_crm".to_string())
             )
         );
         assert_eq!(
-            split_schema("postgres://u@h/db"),
+            split_schema("postgres://u@h/db").expect("no schema"),
             ("postgres://u@h/db".to_string(), None)
         );
+        let e = split_schema("postgres://u@h/db?schema=a&sslmode=disable&schema=b")
+            .expect_err("two schemas")
+            .to_string();
+        assert!(e.contains("2 times") && e.contains("a, b"), "{e}");
     }
 }
