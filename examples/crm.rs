@@ -2332,13 +2332,22 @@ async fn print_records(
 }
 
 /// A custom field's value for people: money fields are stored in minor
-/// units (fen) and shown in yuan with two decimals, the way they are typed.
+/// units (fen) and shown in yuan with two decimals, the way they are typed;
+/// multi-select options as a list, without the commas that bound them in
+/// the stored column.
 fn custom_cell(customs: &[CustomFieldDef], key: &str, v: &Json) -> String {
-    let money = customs
-        .iter()
-        .any(|d| d.key == key && d.field_type == CustomFieldType::Money);
-    match v.as_i64() {
-        Some(minor) if money => crm::money::Money::cny(minor).to_decimal_string(),
+    let ty = customs.iter().find(|d| d.key == key).map(|d| d.field_type);
+    match (ty, v) {
+        (Some(CustomFieldType::Money), Json::Number(n)) if n.is_i64() => {
+            crm::money::Money::cny(n.as_i64().unwrap_or_default()).to_decimal_string()
+        }
+        // Options as `show` lists them: a history entry holds the column
+        // as stored (`,German,English,`).
+        (Some(CustomFieldType::MultiSelect), Json::String(t)) => t
+            .split(',')
+            .filter(|o| !o.is_empty())
+            .collect::<Vec<_>>()
+            .join(","),
         _ => cell(Some(v)),
     }
 }

@@ -491,6 +491,31 @@ fn cli_show_names_customers_pools_and_custom_fields_not_ids() {
         .find(|l| l.contains("1000.00"))
         .expect("budget row");
     assert!(line.contains("预算"), "{line}");
+    // A multi-select field's options in its history as `show` lists them.
+    ok(
+        db,
+        &[
+            "field",
+            "add",
+            "customer",
+            "langs",
+            "语言",
+            "--type",
+            "multi_select",
+            "--options",
+            "German,English,French",
+        ],
+    );
+    ok(
+        db,
+        &["customer", "edit", &customer_code, "langs=German,English"],
+    );
+    ok(db, &["customer", "edit", &customer_code, "langs=French"]);
+    let history = ok(db, &["customer", "history", &customer_code]);
+    assert!(
+        history.contains("custom.langs: German,English → French"),
+        "{history}"
+    );
     // A customer's pool by name, in its record and in its history after
     // the pool is deleted.
     ok(
