@@ -309,6 +309,147 @@ fn deal(db: &str) {
     export_contracts(db, &contract);
     follow_on(db, &opp, &contract);
     leave_requests(db, &contract);
+    edits_hold_to_the_version_read(db);
+}
+
+/// `opportunity edit`, `contract edit` and `product edit` take the version
+/// read (`--version`, as record edits do): an edit made on a version
+/// someone changed since is refused, naming the versions, and changes
+/// nothing; without it the edit applies to the record as it is now.
+fn edits_hold_to_the_version_read(db: &str) {
+    let zw = |args: &[&str]| {
+        let mut all = vec!["--as", "zhangwei"];
+        all.extend_from_slice(args);
+        all.iter().map(|s| s.to_string()).collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>, good: bool| {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        if good {
+            ok(db, &refs)
+        } else {
+            fails(db, &refs)
+        }
+    };
+    let o = json(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "opportunity",
+            "add",
+            "--customer",
+            "北京华信智联科技有限公司",
+            "--name",
+            "版本测试商机",
+        ],
+    );
+    let opp = o["code"].as_str().expect("code").to_string();
+    let read = o["version"].as_i64().expect("version").to_string();
+    // Someone else edits it first; the edit made on the version read is
+    // refused.
+    run(zw(&["opportunity", "edit", &opp, "--notes", "先改"]), true);
+    let e = run(
+        zw(&[
+            "opportunity",
+            "edit",
+            &opp,
+            "--notes",
+            "后改",
+            "--version",
+            &read,
+        ]),
+        false,
+    );
+    assert!(
+        e.contains("changed by someone else") && e.contains(&format!("version {read}")),
+        "{e}"
+    );
+    let o = json(db, &["--as", "zhangwei", "opportunity", "show", &opp]);
+    assert!(
+        o.to_string().contains("先改") && !o.to_string().contains("后改"),
+        "{o}"
+    );
+    let c = json(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "contract",
+            "add",
+            "--customer",
+            "北京华信智联科技有限公司",
+            "--title",
+            "版本测试合同",
+            "--amount",
+            "1000",
+        ],
+    );
+    let contract = c["code"].as_str().expect("code").to_string();
+    let read = c["version"].as_i64().expect("version").to_string();
+    run(
+        zw(&["contract", "edit", &contract, "--notes", "先改"]),
+        true,
+    );
+    let e = run(
+        zw(&[
+            "contract",
+            "edit",
+            &contract,
+            "--title",
+            "后改",
+            "--version",
+            &read,
+        ]),
+        false,
+    );
+    assert!(
+        e.contains("changed by someone else") && e.contains(&format!("version {read}")),
+        "{e}"
+    );
+    let shown = json(db, &["--as", "zhangwei", "contract", "show", &contract]);
+    assert_eq!(shown["contract"]["title"], "版本测试合同", "{shown}");
+    let now = shown["contract"]["version"]
+        .as_i64()
+        .expect("version")
+        .to_string();
+    run(
+        zw(&[
+            "contract",
+            "edit",
+            &contract,
+            "--title",
+            "后改",
+            "--version",
+            &now,
+        ]),
+        true,
+    );
+    let p = json(db, &["product", "show", "SV-2288"]);
+    let read = p["version"].as_i64().expect("version").to_string();
+    let unit = p["unit"].clone();
+    ok(db, &["product", "edit", "SV-2288", "--spec", "4U-版本测试"]);
+    let e = fails(
+        db,
+        &[
+            "product",
+            "edit",
+            "SV-2288",
+            "--unit",
+            "箱",
+            "--version",
+            &read,
+        ],
+    );
+    assert!(
+        e.contains("changed by someone else") && e.contains(&format!("version {read}")),
+        "{e}"
+    );
+    let p = json(db, &["product", "show", "SV-2288"]);
+    assert_eq!(
+        (&p["unit"], &p["spec"]),
+        (&unit, &serde_json::json!("4U-版本测试")),
+        "{p}"
+    );
 }
 
 /// A document type of the company's own: leave requests (请假条) go to the
@@ -370,24 +511,30 @@ fn leave_requests(db: &str, contract: &str) {
     );
     assert!(said.contains("for leave QJ-002: "), "{said}");
     assert!(said.contains("at 主管, waiting for 陈静"), "{said}");
-    // Another applicant's document with the same code: shown by id, not
-    // one of the two by chance.
-    ok(
-        db,
-        &[
-            "--as",
-            "wangfang",
-            "approval",
-            "submit",
-            "leave",
-            "--document",
-            "QJ-002",
-            "--title",
-            "调休",
-        ],
+    // A code names one leave request: another applicant's request under
+    // it is refused, naming it, and makes no second approval.
+    let taken = [
+        "--as",
+        "wangfang",
+        "approval",
+        "submit",
+        "leave",
+        "--document",
+        "QJ-002",
+        "--title",
+        "调休",
+    ];
+    let e = fails(db, &taken);
+    assert!(
+        e.contains("leave QJ-002") && e.contains("only its applicant may resubmit it"),
+        "{e}"
     );
-    let both = fails(db, &["--as", "chenjing", "approval", "show", "QJ-002"]);
-    assert!(both.contains("has 2 pending approvals"), "{both}");
+    let shown = json(db, &["--as", "chenjing", "approval", "show", "QJ-002"]);
+    assert_eq!(shown["approval"]["title"], "病假半天", "{shown}");
+    // An administrator, neither its applicant nor an approver, finds it by
+    // its code too.
+    let shown = ok(db, &["approval", "show", "QJ-001"]);
+    assert!(shown.contains("leave QJ-001 年假三天"), "{shown}");
     // Pending twice is refused.
     fails(
         db,
@@ -447,6 +594,11 @@ fn leave_requests(db: &str, contract: &str) {
     );
     assert_eq!(again["id"], second.as_str(), "{again}");
     assert_eq!(again["status"], "pending", "{again}");
+    // Rejected, the code stays its applicant's.
+    ok(db, &["--as", "chenjing", "approval", "reject", &second]);
+    let e = fails(db, &taken);
+    assert!(e.contains("only its applicant may resubmit it"), "{e}");
+    zw_json(db, &["approval", "submit", "leave", "--document", "QJ-002"]);
     let mine = zw_json(db, &["approval", "mine"]);
     assert_eq!(
         mine.as_array()
@@ -505,6 +657,34 @@ fn leave_requests(db: &str, contract: &str) {
         ],
     );
     assert!(e.contains("amount 'abc' is not a number"), "{e}");
+    // Who reads every contract reads the contract's approval, and is told
+    // who may refresh it rather than that it does not exist.
+    ok(
+        db,
+        &["role", "add", "合同查阅", "--perm", "contract:read:all"],
+    );
+    ok(
+        db,
+        &[
+            "user",
+            "add",
+            "shenji",
+            "审计",
+            "--role",
+            "合同查阅",
+            "--dept",
+            "销售部",
+        ],
+    );
+    let shown = ok(db, &["--as", "shenji", "approval", "show", contract]);
+    assert!(shown.contains(&format!("contract {contract}")), "{shown}");
+    let e = fails(db, &["--as", "shenji", "approval", "refresh", contract]);
+    assert!(
+        e.contains("may not refresh the approval of contract")
+            && e.contains("only its applicant (张伟 (zhangwei))"),
+        "{e}"
+    );
+    assert!(!e.contains("not found"), "{e}");
 }
 
 /// Runs the CLI as zhangwei, with `--json` unless `human`.

@@ -124,6 +124,11 @@ pub(crate) enum ProductCmd {
         /// Status: on_sale (在售) or discontinued (停售).
         #[arg(long)]
         status: Option<String>,
+        /// The version you read (`show --json`); refused if someone
+        /// changed it since. Without it the change applies to the product as
+        /// it is now.
+        #[arg(long)]
+        version: Option<i64>,
     },
     /// Shows a product by its code (letter case aside): price, cost (as
     /// the field rules allow), tax, unit, spec, status, version.
@@ -263,6 +268,11 @@ pub(crate) enum OpportunityCmd {
         /// product code), replacing the current ones; repeatable.
         #[arg(long = "product")]
         products: Vec<String>,
+        /// The version you read (`show --json`); refused if someone
+        /// changed it since. Without it the change applies to the opportunity as
+        /// it is now.
+        #[arg(long)]
+        version: Option<i64>,
     },
     /// Lists opportunities the actor may see, 100 a page.
     List {
@@ -490,6 +500,11 @@ pub(crate) enum ContractCmd {
         /// Notes.
         #[arg(long)]
         notes: Option<String>,
+        /// The version you read (`show --json`); refused if someone
+        /// changed it since. Without it the change applies to the contract as
+        /// it is now.
+        #[arg(long)]
+        version: Option<i64>,
     },
     /// Lists contracts, 100 a page.
     List {
@@ -673,7 +688,8 @@ pub(crate) enum ApprovalCmd {
         /// Document type, as given to `approval flow`.
         doc_type: String,
         /// The document: an id, or a code (submitting the same code again
-        /// resubmits it after a rejection or a withdrawal).
+        /// resubmits it after a rejection or a withdrawal; a code another
+        /// user's request of the type holds is refused).
         #[arg(long)]
         document: String,
         /// Title shown in the pending lists.
@@ -1289,6 +1305,7 @@ pub(crate) async fn product_cmd(ctx: &Ctx, actor: &Actor, cmd: ProductCmd) -> Cl
             category,
             spec,
             status,
+            version,
         } => {
             let p = ctx.crm.product_by_code(actor, &code).await.map_err(err)?;
             let category_id = match category {
@@ -1306,7 +1323,7 @@ pub(crate) async fn product_cmd(ctx: &Ctx, actor: &Actor, cmd: ProductCmd) -> Cl
                 .update_product(
                     actor,
                     p.id,
-                    p.version,
+                    version.unwrap_or(p.version),
                     ProductInput {
                         name,
                         category_id,
@@ -1468,6 +1485,7 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
             source,
             notes,
             products,
+            version,
         } => {
             let products = if products.is_empty() {
                 None
@@ -1484,7 +1502,7 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
                 .update_opportunity(
                     actor,
                     o.id,
-                    o.version,
+                    version.unwrap_or(o.version),
                     crm::sales::OpportunityPatch {
                         name,
                         amount: amount.as_deref().map(money).transpose()?,
@@ -2160,6 +2178,7 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
             start,
             end,
             notes,
+            version,
         } => {
             let patch = crm::sales::ContractPatch {
                 title,
@@ -2170,19 +2189,22 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                 notes,
                 ..crm::sales::ContractPatch::default()
             };
-            // The command takes no version: a contract changed by someone
-            // else meanwhile (another field edited, a payment recorded) is
-            // read again and the change applied to it as it is now, every
-            // check made again.
+            // Without --version, a contract changed by someone else
+            // meanwhile (another field edited, a payment recorded) is read
+            // again and the change applied to it as it is now, every check
+            // made again. With it, the change must meet that version: one
+            // changed since is refused, naming both versions.
             let mut tries = 0;
             let c = loop {
                 let c = find(code.clone()).await?;
                 match ctx
                     .crm
-                    .update_contract(actor, c.id, c.version, patch.clone())
+                    .update_contract(actor, c.id, version.unwrap_or(c.version), patch.clone())
                     .await
                 {
-                    Err(crm::Error::Conflict { .. }) if tries < 5 => tries += 1,
+                    Err(crm::Error::Conflict { .. }) if version.is_none() && tries < 5 => {
+                        tries += 1;
+                    }
                     other => break other.map_err(err)?,
                 }
             };
@@ -3060,11 +3082,12 @@ enum ApprovalUse {
 
 /// An approval by id, or by the code of its document: a contract's code
 /// finds the contract's approval and its payments' approvals, a quote's
-/// code the quote's; any other code is looked for among the approvals
-/// waiting for the actor and those the actor submitted (so an approver who
-/// may not read the contract still finds a payment's approval by its
-/// code). To decide or withdraw, the one approval waiting for this actor's
-/// action is taken; several are refused with their ids.
+/// code the quote's; and any code the approvals the actor may read with
+/// it (`Crm::approvals_with_code`: an approver who may not read the
+/// contract still finds a payment's approval by its code, an
+/// administrator a leave request's). To decide or withdraw, the one
+/// approval waiting for this actor's action is taken; several are refused
+/// with their ids.
 async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str, using: ApprovalUse) -> CliResult<Uuid> {
     if let Ok(id) = key.parse::<Uuid>() {
         return Ok(id);
@@ -3090,13 +3113,11 @@ async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str, using: ApprovalUse) ->
             }
         }
     }
-    let mut others = ctx.crm.pending_approvals(actor).await.map_err(err)?;
-    others.extend(ctx.crm.my_approvals(actor).await.map_err(err)?);
-    // (A quote's approval names its version: `BJ-… v2`.)
-    let names_key = |code: &str| code == key || code.split(" v").next() == Some(key);
-    for a in others {
-        if a.document_code.as_deref().is_some_and(names_key) && !found.iter().any(|f| f.id == a.id)
-        {
+    // Every approval of a document with this code the actor may read: an
+    // administrator finds a leave request by its code as its applicant
+    // and approvers do. (A quote's approval names its version: `BJ-… v2`.)
+    for a in ctx.crm.approvals_with_code(actor, key).await.map_err(err)? {
+        if !found.iter().any(|f| f.id == a.id) {
             found.push(a);
         }
     }
@@ -3116,8 +3137,9 @@ async fn approval_id(ctx: &Ctx, actor: &Actor, key: &str, using: ApprovalUse) ->
     match (using, fitting.as_slice()) {
         (_, [one]) => return Ok(one.id),
         // A contract's approval before its payments' (they share its
-        // code); two documents of one type sharing the code (two
-        // applicants' `QJ-001`) are told apart by id below.
+        // code); two documents of one type sharing the code (approvals
+        // made before a code named one document) are told apart by id
+        // below.
         (ApprovalUse::Show, [first, rest @ ..])
             if rest.iter().all(|a| a.doc_type != first.doc_type) =>
         {

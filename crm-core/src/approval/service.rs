@@ -20,6 +20,16 @@
 //!   [`Instance::drop_inactive`] and [`refresh_approval`](Crm::refresh_approval)).
 //! - The approval of a contract, quote or payment in the recycle bin (or
 //!   gone) cannot be approved or rejected, only withdrawn.
+//! - A document has one approval, and a host document's code (a leave
+//!   request's `QJ-1`) names one document of its type: a submission under
+//!   a code another document's approval holds is refused, whatever that
+//!   approval's status, also when both are written at once (a guard keyed
+//!   by type and code). Only its applicant resubmits it.
+//! - Events: `approval.*` are about the approval (its table and id);
+//!   `<doc_type>.approved`/`.rejected`/`.withdrawn` of a contract, quote or
+//!   payment are about the document (its table and id, the approval's id
+//!   in the payload as `approval_id`); a host document's event names the
+//!   approval. `approval.submitted` names the step the approval waits at.
 
 use super::engine::{
     ActionRecord, ApprovalError, ApproverRule, Directory, Facts, FlowDef, Instance, RejectTo,
@@ -64,7 +74,9 @@ pub struct SubmitRequest {
     pub doc_type: String,
     /// The document.
     pub document_id: Uuid,
-    /// The document's human code, e.g. `HT-20261127-0001`.
+    /// The document's human code, e.g. `HT-20261127-0001`. For a host
+    /// document type it names one document: a submission under a code
+    /// another document's approval of the type holds is refused.
     pub document_code: Option<String>,
     /// A title shown in pending lists.
     pub title: Option<String>,
@@ -523,6 +535,59 @@ impl Crm {
             && info.state.steps.iter().any(|s| s.approvers.contains(&me)))
     }
 
+    /// The approvals of `doc_type` whose document code is `code` and whose
+    /// document is not `document`: a host document's code names one
+    /// document of its type, whoever submits it.
+    fn approvals_holding_code(
+        &self,
+        company: Uuid,
+        doc_type: &str,
+        code: &str,
+        document: Uuid,
+    ) -> Select {
+        let mut sel = Select::all(Table::ApprovalInstances, company, self.now());
+        sel.filter = Filter::And(vec![
+            eq("doc_type", text(doc_type)),
+            eq("document_code", text(code)),
+            Filter::Cmp(Col::Column("document_id"), CmpOp::Ne, Value::Id(document)),
+        ]);
+        sel
+    }
+
+    /// The refusal of a submission naming, by `code`, a document of
+    /// `doc_type` whose approval `holder` is: another user's (named when
+    /// the actor may read that approval), or the actor's own for another
+    /// document.
+    async fn code_held(&self, actor: &Actor, doc_type: &str, code: &str, holder: &Row) -> Error {
+        let info = match info_from_row(holder) {
+            Ok(info) => info,
+            Err(e) => return e,
+        };
+        let why = if info.applicant_id == actor.user_id.0 {
+            format!(
+                "you submitted another document under this code (approval {}, {}); resubmit \
+                 that one, or give this document its own code",
+                info.id,
+                info.status.label_zh()
+            )
+        } else {
+            let who = if self.approval(actor, info.id).await.is_ok() {
+                format!(
+                    "{} submitted it (approval {}, {})",
+                    self.user_named(info.applicant_id).await,
+                    info.id,
+                    info.status.label_zh()
+                )
+            } else {
+                "another user submitted it".to_string()
+            };
+            format!("{who}; only its applicant may resubmit it, so give this document its own code")
+        };
+        Error::InvalidState(format!(
+            "{doc_type} {code} is already submitted for approval: {why} (单据编号已被占用)"
+        ))
+    }
+
     async fn approval_row_for(
         &self,
         company: Uuid,
@@ -534,8 +599,10 @@ impl Crm {
     }
 
     /// Builds the change set of a submission (or resubmission) without
-    /// applying it. Fails when no flow is defined for the document type or
-    /// the document is already pending or approved.
+    /// applying it. Fails when no flow is defined for the document type,
+    /// the document is already pending or approved, or its code is held by
+    /// another document's approval of the type (and, when applied, if
+    /// such an approval was written meanwhile).
     ///
     /// Sales documents (contracts, quotes, payments) are refused: their
     /// approvals change the documents, so they are submitted only through
@@ -744,6 +811,36 @@ impl Crm {
             }
             _ => req,
         };
+        // A host document's code names one document of its type: a
+        // submission under a code another document's approval holds (its
+        // applicant's, pending or not) is refused, and so is one whose
+        // code such an approval took meanwhile (the guard below). Sales
+        // documents' codes are the engine's own (a payment's approval
+        // carries its contract's code).
+        let code_guard = match (&req.document_code, sales_document_table(&req.doc_type)) {
+            (Some(code), None) => {
+                let sel =
+                    self.approvals_holding_code(company, &req.doc_type, code, req.document_id);
+                if let Some(holder) = self.store.select(&sel).await?.rows.first() {
+                    return Err(self.code_held(actor, &req.doc_type, code, holder).await);
+                }
+                Some(Guard {
+                    kind: crate::store::GuardKind::State,
+                    keys: vec![format!(
+                        "{company}:approval_instances:{}:code:{code}",
+                        req.doc_type
+                    )],
+                    select: sel,
+                    message: format!(
+                        "{} {code} was submitted for approval by another user meanwhile: only \
+                         its applicant may resubmit it, so give this document its own code \
+                         (单据编号已被占用)",
+                        req.doc_type
+                    ),
+                })
+            }
+            _ => None,
+        };
         let (flow, before, next, records, seq0, row) = match existing {
             Some(row) => {
                 let info = info_from_row(&row)?;
@@ -898,6 +995,7 @@ impl Crm {
                 });
             }
         }
+        changes.guards.extend(code_guard);
         let version = row.as_ref().map_or(1, |r| r.version() + 1);
         let info = ApprovalInfo {
             id,
@@ -1022,8 +1120,9 @@ impl Crm {
             "actor_id": actor.user_id.0,
             "pending_with": info.pending_with,
             "comment": first.comment,
-            // The step acted on (an approval, a rejection, a return).
-            "step": first.step_name,
+            // The step acted on (an approval, a rejection, a return); for
+            // a submission, the step the approval waits at.
+            "step": first.step_name.clone().or_else(|| info.current_step.clone()),
         }));
         changes.events.push(self.event(
             company,
@@ -1033,16 +1132,24 @@ impl Crm {
             payload.clone(),
         ));
         // The document's own event, so that a consumer of `contract.*`
-        // learns it went back to a draft on a withdrawal too.
+        // learns it went back to a draft on a withdrawal too. A sales
+        // document's event is about the document (its table and id, as
+        // its other events are; the approval's id is in the payload); a
+        // host document has no table here, so its event names the
+        // approval.
         if matches!(
             info.status,
             Status::Approved | Status::Rejected | Status::Withdrawn
         ) && before != Some(info.status)
         {
+            let (table, record) = match sales_document_table(&info.doc_type) {
+                Some(table) => (table, info.document_id),
+                None => (Table::ApprovalInstances, info.id),
+            };
             changes.events.push(self.event(
                 company,
-                Table::ApprovalInstances,
-                info.id,
+                table,
+                record,
                 format!("{}.{}", info.doc_type, info.status.name()),
                 payload,
             ));
@@ -1353,18 +1460,52 @@ impl Crm {
     /// [`Instance::drop_inactive`] describes — the document follows, e.g. a
     /// contract goes into execution when its last step passes. Approving,
     /// rejecting and withdrawing do the same on their own; this is for an
-    /// approval nobody can act on any more. Anybody who may read the
-    /// approval may ask for it; nothing is written when nothing changes.
+    /// approval nobody can act on any more. Its applicant, its approvers
+    /// (and who holds a step's role or superior position now) and who may
+    /// read approval flows (administrators) may ask for it; anybody else
+    /// who may read the approval (e.g. with its contract) is refused,
+    /// told who may. Nothing is written when nothing changes.
     pub async fn refresh_approval(&self, actor: &Actor, approval: Uuid) -> Result<ApprovalInfo> {
         let row = self
             .live_row(actor, Table::ApprovalInstances, approval)
             .await?;
         let info = info_from_row(&row)?;
-        if !info.state.involves(actor.user_id.0) && !actor.can(Entity::ApprovalFlow, Action::Read) {
-            return Err(Error::not_found("approval", approval));
-        }
+        let me = actor.user_id.0;
         let flow = self.running_flow(&row).await?;
         let dir = self.approval_directory(actor.company_id.0).await?;
+        let may = info.state.involves(me)
+            || actor.can(Entity::ApprovalFlow, Action::Read)
+            || info
+                .state
+                .drop_inactive(&flow.definition, &dir)
+                .0
+                .involves(me);
+        if !may {
+            // One who reads the approval (with its document) is told who
+            // may refresh it, not that it is not there.
+            if self.approval(actor, approval).await.is_err() {
+                return Err(Error::not_found("approval", approval));
+            }
+            let applicant = self.user_named(info.applicant_id).await;
+            let mut waiting = Vec::new();
+            for u in &info.pending_with {
+                waiting.push(self.user_named(*u).await);
+            }
+            let approvers = if waiting.is_empty() {
+                "its approvers".to_string()
+            } else {
+                format!("its approvers (it waits for {})", waiting.join(", "))
+            };
+            return Err(Error::Forbidden(format!(
+                "{} may not refresh the approval of {} {}: only its applicant ({applicant}), \
+                 {approvers} and who may read approval flows (administrators) may",
+                actor.display_name,
+                info.doc_type,
+                info.document_code
+                    .clone()
+                    .unwrap_or_else(|| info.document_id.to_string())
+            )));
+        }
         self.refresh_approval_row(actor, &row, info, &flow, &dir)
             .await
     }
@@ -1640,6 +1781,52 @@ impl Crm {
             Some(r) => Ok(Some(self.approval(actor, r.id()).await?)),
             None => Ok(None),
         }
+    }
+
+    /// The approvals whose document has the code `code` that the actor may
+    /// read (see [`approval`](Crm::approval)), oldest first: a host
+    /// document's (one a type), a contract's and its payments', and a
+    /// quote's versions (`BJ-… v2` is found by `BJ-…` too). Administrators
+    /// and who may read approval flows find any; others those they are
+    /// involved in or read with the document.
+    pub async fn approvals_with_code(
+        &self,
+        actor: &Actor,
+        code: &str,
+    ) -> Result<Vec<ApprovalInfo>> {
+        let code = code.trim();
+        if code.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut sel = Select::all(Table::ApprovalInstances, actor.company_id.0, self.now());
+        sel.filter = Filter::Or(vec![
+            eq("document_code", text(code)),
+            Filter::StartsWith(Col::Column("document_code"), format!("{code} v")),
+        ]);
+        sel.sort = vec![Sort {
+            col: Col::Column("id"),
+            desc: false,
+        }];
+        let mut out = Vec::new();
+        for row in self.store.select(&sel).await?.rows {
+            // (The prefix match is letter case aside; a quote version's
+            // code is the quote's and ` v` with its number.)
+            let named = row.get("document_code").as_text().is_some_and(|c| {
+                c == code
+                    || c.strip_prefix(code)
+                        .and_then(|v| v.strip_prefix(" v"))
+                        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+            });
+            if !named {
+                continue;
+            }
+            match self.approval(actor, row.id()).await {
+                Ok(info) => out.push(info),
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// Approvals waiting for the actor (待我审批), oldest first.

@@ -207,6 +207,21 @@ macro_rules! permission_scenarios {
             perm_departments_roles_and_groups_are_found_letter_case_aside,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::a_host_documents_code_names_one_approval,
+            perm_a_host_documents_code_names_one_approval,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::approval_events_name_the_step_and_the_document,
+            perm_approval_events_name_the_step_and_the_document,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::a_reader_of_an_approval_is_told_who_may_refresh_it,
+            perm_a_reader_of_an_approval_is_told_who_may_refresh_it,
+            $make
+        );
     };
 }
 
@@ -4586,4 +4601,317 @@ pub async fn departments_roles_and_groups_are_found_letter_case_aside(store: Arc
         w.crm.resolve_role(&w.admin, "Sales Reps").await,
         Err(Error::NotFound { .. })
     ));
+}
+
+/// A flow of one step, the applicant's direct superior, for `doc_type`.
+async fn superior_flow(w: &World, doc_type: &str) {
+    use crate::approval::{ApproverRule, Fallback, FlowDef, Restart, SignMode, StepDef};
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            doc_type,
+            "主管审批",
+            FlowDef {
+                steps: vec![StepDef {
+                    name: "主管".into(),
+                    conditions: Vec::new(),
+                    approvers: ApproverRule::Superior { level: 1 },
+                    mode: SignMode::Any,
+                    fallback: Fallback::Admins,
+                }],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("flow");
+}
+
+/// A leave request (请假条) with a code, as a host submits it.
+fn leave(document: u128, code: &str, title: &str) -> crate::approval::SubmitRequest {
+    crate::approval::SubmitRequest {
+        doc_type: "leave".into(),
+        document_id: uuid::Uuid::from_u128(document),
+        document_code: Some(code.into()),
+        title: Some(title.into()),
+        ..crate::approval::SubmitRequest::default()
+    }
+}
+
+/// The message of an invalid-state refusal.
+fn refused_saying<T: std::fmt::Debug>(result: Result<T, Error>, says: &[&str]) {
+    match result {
+        Err(Error::InvalidState(m)) => {
+            for s in says {
+                assert!(m.contains(s), "{s:?} in {m}");
+            }
+        }
+        other => panic!("expected a refusal saying {says:?}, got {other:?}"),
+    }
+}
+
+/// A host document's code names one document of its type: another user's
+/// submission under a code whose approval is pending is refused, naming
+/// the code (and the applicant, to who may read that approval), and so is
+/// one after that approval was rejected (only its applicant resubmits,
+/// the same approval); two first submissions of one code at once do not
+/// both get in. An administrator, the applicant and the approvers find
+/// the approval by its code; a user not involved does not.
+pub async fn a_host_documents_code_names_one_approval(store: Arc<dyn Store>) {
+    use crate::approval::{RejectTo, Status};
+    let w = World::new(store).await;
+    superior_flow(&w, "leave").await;
+    let a = w
+        .crm
+        .submit_for_approval(&w.zhangsan, leave(0x1EA1, "QJ-1", "年假"))
+        .await
+        .expect("zhangsan's leave");
+    assert_eq!(a.status, Status::Pending);
+    assert_eq!(a.pending_with, vec![w.lisi.user_id.0]);
+    // Another user's request under the same code: refused, the code named.
+    refused_saying(
+        w.crm
+            .submit_for_approval(&w.wangwu, leave(0x1EA2, "QJ-1", "冒名"))
+            .await,
+        &["leave QJ-1", "only its applicant may resubmit it"],
+    );
+    // An administrator submitting it is told whose it is.
+    refused_saying(
+        w.crm
+            .submit_for_approval(&w.admin, leave(0x1EA3, "QJ-1", "冒名"))
+            .await,
+        &["leave QJ-1", "zhangsan", &a.id.to_string()],
+    );
+    // Found by its code by whoever may read it: the administrator (who
+    // is neither its applicant nor an approver), the applicant, the
+    // approver; not by a user it does not involve.
+    for (who, n) in [
+        (&w.admin, 1),
+        (&w.zhangsan, 1),
+        (&w.lisi, 1),
+        (&w.wangwu, 0),
+    ] {
+        let found = w
+            .crm
+            .approvals_with_code(who, "QJ-1")
+            .await
+            .expect("by code");
+        assert_eq!(found.len(), n, "{}: {found:?}", who.display_name);
+        assert!(found.iter().all(|f| f.id == a.id), "{found:?}");
+    }
+    assert!(
+        w.crm
+            .approvals_with_code(&w.admin, "QJ-")
+            .await
+            .expect("by code")
+            .is_empty(),
+        "a code is matched whole"
+    );
+    // Rejected: still the applicant's code.
+    w.crm
+        .reject(&w.lisi, a.id, RejectTo::Applicant, Some("请补充"))
+        .await
+        .expect("rejected");
+    refused_saying(
+        w.crm
+            .submit_for_approval(&w.wangwu, leave(0x1EA2, "QJ-1", "冒名"))
+            .await,
+        &["leave QJ-1", "only its applicant may resubmit it"],
+    );
+    let again = w
+        .crm
+        .submit_for_approval(&w.zhangsan, leave(0x1EA1, "QJ-1", "年假"))
+        .await
+        .expect("resubmitted by its applicant");
+    assert_eq!((again.id, again.status), (a.id, Status::Pending));
+    // The applicant's own second document under the code is refused too.
+    refused_saying(
+        w.crm
+            .submit_for_approval(&w.zhangsan, leave(0x1EA4, "QJ-1", "再请"))
+            .await,
+        &[
+            "leave QJ-1",
+            "you submitted another document under this code",
+        ],
+    );
+    // Another document type may use the code.
+    superior_flow(&w, "trip").await;
+    let mut trip = leave(0x7219, "QJ-1", "出差");
+    trip.doc_type = "trip".into();
+    w.crm
+        .submit_for_approval(&w.wangwu, trip)
+        .await
+        .expect("a trip under the same code");
+    // Two first submissions of one new code at once: both are built
+    // before either is written; the second to write is refused.
+    let first = w
+        .crm
+        .submission(&w.zhangsan, &leave(0x1EB1, "QJ-2", "病假"))
+        .await
+        .expect("built");
+    let second = w
+        .crm
+        .submission(&w.wangwu, &leave(0x1EB2, "QJ-2", "调休"))
+        .await
+        .expect("built");
+    w.crm.apply(first.changes).await.expect("first written");
+    refused_saying(
+        w.crm.apply(second.changes).await,
+        &["leave QJ-2", "meanwhile"],
+    );
+    let held = w
+        .crm
+        .approvals_with_code(&w.admin, "QJ-2")
+        .await
+        .expect("by code");
+    assert_eq!(
+        held.iter().map(|h| h.applicant_id).collect::<Vec<_>>(),
+        vec![w.zhangsan.user_id.0]
+    );
+}
+
+/// Approval events carry what a host acts on: `approval.submitted` the
+/// step the approval waits at; a contract's `contract.approved` is about
+/// the contract (its table and id), the approval's id in the payload; a
+/// host document's `leave.approved` names its approval.
+pub async fn approval_events_name_the_step_and_the_document(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::NewContract;
+    use crate::schema::Table;
+    let w = crate::testing::sales_suite::with_sales_rights(World::new(store).await).await;
+    superior_flow(&w, "contract").await;
+    superior_flow(&w, "leave").await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "华为年度服务合同".into(),
+                customer_id: customer.id.0,
+                contract_type: Some(crate::sales::ContractType::Service),
+                amount: Some(Money::cny(1_000_000)),
+                signed_on: chrono::NaiveDate::from_ymd_opt(2026, 8, 1),
+                start_on: chrono::NaiveDate::from_ymd_opt(2026, 8, 1),
+                end_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 15),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let all = w.crm.pending_events("erp", 10_000).await.expect("events");
+    if let Some(last) = all.last() {
+        w.crm.ack_events("erp", last.seq).await.expect("ack");
+    }
+    let (_, a) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submitted");
+    let a = a.expect("an approval");
+    let l = w
+        .crm
+        .submit_for_approval(&w.zhangsan, leave(0x1EA1, "QJ-1", "年假"))
+        .await
+        .expect("leave");
+    w.crm.approve(&w.lisi, a.id, None).await.expect("approved");
+    w.crm.approve(&w.lisi, l.id, None).await.expect("approved");
+    let events = w.crm.pending_events("erp", 10_000).await.expect("events");
+    let of = |t: &str, doc: uuid::Uuid| {
+        events
+            .iter()
+            .map(|e| &e.event)
+            .find(|e| e.event_type == t && e.payload.to_value()["document_id"] == json!(doc))
+            .unwrap_or_else(|| panic!("{t} of {doc} in {events:?}"))
+    };
+    for doc in [c.id, l.document_id] {
+        let submitted = of("approval.submitted", doc);
+        assert_eq!(submitted.payload.to_value()["step"], json!("主管"));
+        assert_eq!(submitted.table, Table::ApprovalInstances);
+    }
+    let approved = of("contract.approved", c.id);
+    assert_eq!(
+        (approved.table, approved.record_id),
+        (Table::Contracts, c.id),
+        "{approved:?}"
+    );
+    let p = approved.payload.to_value();
+    assert_eq!(p["approval_id"], json!(a.id), "{p}");
+    assert_eq!(p["document_code"], json!(c.code), "{p}");
+    let approved = of("leave.approved", l.document_id);
+    assert_eq!(
+        (approved.table, approved.record_id),
+        (Table::ApprovalInstances, l.id)
+    );
+    // The approval's own event names the approval.
+    let approval = of("approval.approved", c.id);
+    assert_eq!(
+        (approval.table, approval.record_id),
+        (Table::ApprovalInstances, a.id)
+    );
+}
+
+/// Who may read a contract reads its approval, but only its applicant,
+/// its approvers and administrators refresh it: anybody else who reads it
+/// is told who may, not that it does not exist; a user who may not read
+/// it is told it is not there.
+pub async fn a_reader_of_an_approval_is_told_who_may_refresh_it(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::NewContract;
+    let w = crate::testing::sales_suite::with_sales_rights(World::new(store).await).await;
+    superior_flow(&w, "contract").await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "华为年度服务合同".into(),
+                customer_id: customer.id.0,
+                contract_type: Some(crate::sales::ContractType::Service),
+                amount: Some(Money::cny(1_000_000)),
+                signed_on: chrono::NaiveDate::from_ymd_opt(2026, 8, 1),
+                start_on: chrono::NaiveDate::from_ymd_opt(2026, 8, 1),
+                end_on: chrono::NaiveDate::from_ymd_opt(2026, 12, 15),
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (_, a) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("submitted");
+    let a = a.expect("an approval");
+    // zhaoliu reads group one's contracts, and so the approval, and is
+    // neither its applicant nor an approver, nor reads approval flows.
+    assert!(!w.zhaoliu.can(Entity::ApprovalFlow, Action::Read));
+    w.crm
+        .approval(&w.zhaoliu, a.id)
+        .await
+        .expect("read with the contract");
+    assert_eq!(
+        w.crm
+            .approvals_with_code(&w.zhaoliu, &c.code)
+            .await
+            .expect("by code")
+            .len(),
+        1
+    );
+    forbidden_saying(
+        w.crm.refresh_approval(&w.zhaoliu, a.id).await,
+        "may not refresh the approval of contract",
+    );
+    forbidden_saying(
+        w.crm.refresh_approval(&w.zhaoliu, a.id).await,
+        "only its applicant (",
+    );
+    match w.crm.refresh_approval(&w.wangwu, a.id).await {
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("wangwu may not read it: {other:?}"),
+    }
+    for who in [&w.zhangsan, &w.lisi, &w.admin] {
+        let r = w.crm.refresh_approval(who, a.id).await.expect("refreshed");
+        assert_eq!(r.pending_with, vec![w.lisi.user_id.0]);
+    }
 }

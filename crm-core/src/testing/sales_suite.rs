@@ -505,7 +505,8 @@ fn request(doc: Uuid, minor: i64) -> SubmitRequest {
     SubmitRequest {
         doc_type: GENERIC_DOC.into(),
         document_id: doc,
-        document_code: Some("CG-20261127-0001".into()),
+        // A code names one document (one approval) of its type.
+        document_code: Some(format!("CG-{:X}", doc.as_u128())),
         title: Some("华为服务器采购合同".into()),
         facts: Facts {
             amount_minor: Some(minor),
