@@ -26,8 +26,8 @@ pub enum OpenStoreError {
     /// The location names a backend this build does not include.
     #[error("{0}")]
     Unsupported(String),
-    /// The location cannot be read as one store (a PostgreSQL URL naming
-    /// its schema twice).
+    /// The location cannot be read as one store (blank, or a PostgreSQL
+    /// URL naming its schema twice).
     #[error("{0}")]
     Location(String),
 }
@@ -36,6 +36,7 @@ pub enum OpenStoreError {
 /// (feature `postgres`; the schema comes from a `schema` query parameter,
 /// default `crm`), `:memory:`, or a SQLite file path (feature `sqlite`).
 pub async fn open_store(location: &str) -> Result<Arc<dyn store::Store>, OpenStoreError> {
+    no_blank_location(location)?;
     let is_pg = location.starts_with("postgres://") || location.starts_with("postgresql://");
     if is_pg {
         #[cfg(feature = "postgres")]
@@ -73,6 +74,7 @@ pub async fn open_store(location: &str) -> Result<Arc<dyn store::Store>, OpenSto
 /// `:memory:` is always there. Opening a store makes it where it is not,
 /// which a mistyped location should not do.
 pub async fn store_exists(location: &str) -> Result<bool, OpenStoreError> {
+    no_blank_location(location)?;
     let is_pg = location.starts_with("postgres://") || location.starts_with("postgresql://");
     if is_pg {
         #[cfg(feature = "postgres")]
@@ -87,6 +89,19 @@ pub async fn store_exists(location: &str) -> Result<bool, OpenStoreError> {
         )));
     }
     Ok(location == ":memory:" || std::path::Path::new(location).exists())
+}
+
+/// Refuses a blank location (an unset variable, say): SQLite would open a
+/// private temporary database for each connection, so that the store's
+/// writer and readers would each see another, empty, database.
+fn no_blank_location(location: &str) -> Result<(), OpenStoreError> {
+    if location.trim().is_empty() {
+        return Err(OpenStoreError::Location(
+            "no store location given: name a SQLite file, `:memory:` or a postgres:// URL"
+                .to_string(),
+        ));
+    }
+    Ok(())
 }
 
 /// Splits a `schema=` query parameter off a PostgreSQL URL. A URL naming
@@ -144,5 +159,15 @@ mod tests {
             .expect_err("two schemas")
             .to_string();
         assert!(e.contains("2 times") && e.contains("a, b"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_blank_location_is_refused() {
+        for blank in ["", "  "] {
+            let e = super::open_store(blank).await.err().expect("refused");
+            assert!(e.to_string().contains("no store location"), "{e}");
+            let e = super::store_exists(blank).await.expect_err("refused");
+            assert!(e.to_string().contains("no store location"), "{e}");
+        }
     }
 }

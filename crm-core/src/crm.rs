@@ -93,9 +93,22 @@ impl Crm {
     }
 
     /// Now, from the injected clock.
+    ///
+    /// A host clock outside the years 1000 to 9999 (a broken one: dates,
+    /// record codes and the stores keep four-digit years) is taken as the
+    /// nearest end of that range.
     pub fn now(&self) -> DateTime<Utc> {
         // A leap second from the host's clock, as every store keeps it.
-        crate::clock::without_leap_second(self.clock.now())
+        let now = crate::clock::without_leap_second(self.clock.now());
+        let first = NaiveDate::from_ymd_opt(1000, 1, 2)
+            .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+        let last = NaiveDate::from_ymd_opt(9999, 12, 30)
+            .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+        match (first, last) {
+            (Some(first), _) if now < first => first,
+            (_, Some(last)) if now > last => last,
+            _ => now,
+        }
     }
 
     /// Today in the companies' local time.

@@ -148,8 +148,11 @@ impl From<StoreError> for Error {
             StoreError::NotFound { table, id } => {
                 Error::not_found(crate::crm::entity_name(table), id)
             }
+            // Named as the engine's own checks name it (`customer`, not
+            // the table): a duplicate caught by the store inside a
+            // concurrent write is the same error as one caught before.
             StoreError::Unique { table, detail } => Error::Duplicate {
-                entity: table.to_string(),
+                entity: crate::crm::entity_name(table),
                 message: detail,
             },
             StoreError::Refused { detail, .. } => Error::InvalidState(detail),

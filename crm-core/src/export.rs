@@ -453,7 +453,7 @@ impl Crm {
         let mut filters = Vec::with_capacity(query.conditions.len() + 2);
         filters.push(export_scope(actor, entity, self.now()));
         filters.push(widened);
-        for c in &query.conditions {
+        for c in &crate::query::prepared_conditions(&query.conditions)? {
             filters.push(self.resolve_cond(actor, entity, c, customs).await?);
         }
         crate::records::check_filter_weight(&filters[2..])?;

@@ -112,6 +112,98 @@ impl Cond {
     }
 }
 
+/// How deeply a caller's conditions may nest (`And`, `Or`, `Not` and
+/// `Related` inside each other): far more than a person or a form builds,
+/// and little enough that resolving and compiling them stays within any
+/// thread's stack.
+pub const MAX_COND_DEPTH: usize = 32;
+
+impl Cond {
+    /// How deeply this condition nests (a comparison is 1), counted without
+    /// recursion, so that any depth is measured safely.
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut stack = vec![(self, 1usize)];
+        while let Some((c, d)) = stack.pop() {
+            deepest = deepest.max(d);
+            match c {
+                Cond::And(cs) | Cond::Or(cs) => stack.extend(cs.iter().map(|c| (c, d + 1))),
+                Cond::Not(c) | Cond::Related(_, c) => stack.push((c, d + 1)),
+                _ => {}
+            }
+        }
+        deepest
+    }
+
+    /// The same condition with each `Not` taken into what it negates, so
+    /// that `Not(c)` matches exactly the records `c` does not — those
+    /// without a value in the field included, as [`Cond::Ne`] does: `Not`
+    /// of `level=A` is `level!=A`, of `amount<5` is `amount>=5` or blank, of
+    /// `And` the `Or` of the negations (and the other way round); `Not` of
+    /// a text match (`Contains`, `StartsWith`) keeps the blanks with an
+    /// `IsNull`, and `Not` of a related records' condition (no such
+    /// record) stays as it is. A comparison in a store is neither true nor
+    /// false on a blank, so a plain negation would leave blanks out of both.
+    /// The caller checks [`Cond::depth`] first (this recurses).
+    pub fn without_not(self) -> Cond {
+        match self {
+            Cond::Not(c) => c.negated(),
+            Cond::And(cs) => Cond::And(cs.into_iter().map(Cond::without_not).collect()),
+            Cond::Or(cs) => Cond::Or(cs.into_iter().map(Cond::without_not).collect()),
+            Cond::Related(r, c) => Cond::Related(r, Box::new(c.without_not())),
+            c => c,
+        }
+    }
+
+    /// The complement of this condition (see [`Cond::without_not`]).
+    fn negated(self) -> Cond {
+        let or_blank = |c: Cond, f: String| Cond::Or(vec![c, Cond::IsNull(f)]);
+        match self {
+            Cond::Eq(f, v) => Cond::Ne(f, v),
+            Cond::Ne(f, v) => Cond::Eq(f, v),
+            Cond::Lt(f, v) => or_blank(Cond::Ge(f.clone(), v), f),
+            Cond::Le(f, v) => or_blank(Cond::Gt(f.clone(), v), f),
+            Cond::Gt(f, v) => or_blank(Cond::Le(f.clone(), v), f),
+            Cond::Ge(f, v) => or_blank(Cond::Lt(f.clone(), v), f),
+            Cond::In(f, vs) => Cond::And(vs.into_iter().map(|v| Cond::Ne(f.clone(), v)).collect()),
+            Cond::IsNull(f) => Cond::NotNull(f),
+            Cond::NotNull(f) => Cond::IsNull(f),
+            c @ (Cond::Contains(..) | Cond::StartsWith(..)) => {
+                let f = match &c {
+                    Cond::Contains(f, _) | Cond::StartsWith(f, _) => f.clone(),
+                    _ => String::new(),
+                };
+                or_blank(Cond::Not(Box::new(c)), f)
+            }
+            Cond::And(cs) => Cond::Or(cs.into_iter().map(Cond::negated).collect()),
+            Cond::Or(cs) => Cond::And(cs.into_iter().map(Cond::negated).collect()),
+            Cond::Not(c) => c.without_not(),
+            Cond::Related(r, c) => Cond::Not(Box::new(Cond::Related(r, Box::new(c.without_not())))),
+        }
+    }
+}
+
+/// A caller's conditions made ready to resolve: each no deeper than
+/// [`MAX_COND_DEPTH`] (else refused, naming the depth), with `Not` taken
+/// into what it negates ([`Cond::without_not`]).
+pub(crate) fn prepared_conditions(conditions: &[Cond]) -> crate::error::Result<Vec<Cond>> {
+    conditions
+        .iter()
+        .map(|c| {
+            let depth = c.depth();
+            if depth > MAX_COND_DEPTH {
+                return Err(crate::error::Error::invalid(
+                    "filter",
+                    format!(
+                        "a condition nests {depth} levels deep, more than the {MAX_COND_DEPTH} a query may (条件嵌套过深)"
+                    ),
+                ));
+            }
+            Ok(c.clone().without_not())
+        })
+        .collect()
+}
+
 /// A sort key. Records with the field blank come last whether it sorts
 /// ascending or descending, then `id` ascending breaks ties (see
 /// [`Sort`](crate::store::Sort)).

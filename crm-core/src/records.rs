@@ -2772,7 +2772,7 @@ impl Crm {
             None => read_scope(actor, entity, self.now()),
         };
         let mut filters = vec![extra, widened];
-        for c in &query.conditions {
+        for c in &crate::query::prepared_conditions(&query.conditions)? {
             filters.push(self.resolve_cond(actor, entity, c, &customs).await?);
         }
         check_filter_weight(&filters[2..])?;

@@ -2,8 +2,10 @@
 //! is — custom dates, numbers, amounts, yes/no words, options and users,
 //! built-in identifiers (ID numbers, credit codes, e-mail addresses), tags
 //! and multi-selects, dates with times, phone numbers in searches — so that
-//! a record matches the text that saved it, alike on every backend; and
-//! a deleted custom field's duplicate rule goes with it.
+//! a record matches the text that saved it, alike on every backend; a
+//! deleted custom field's duplicate rule goes with it; `Not` is the
+//! complement of its condition, blanks included, and nesting is bounded;
+//! a broken host clock is held to four-digit years.
 
 /// Lists the filter scenarios for [`conformance_tests!`](crate::conformance_tests).
 #[doc(hidden)]
@@ -98,6 +100,16 @@ macro_rules! filter_scenarios {
         $each!(
             $crate::testing::filter_suite::custom_field_changes_are_announced_and_keep_held_options,
             filter_custom_field_changes_are_announced_and_keep_held_options,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::not_matches_what_its_condition_does_not,
+            filter_not_matches_what_its_condition_does_not,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::a_broken_host_clock_is_held_to_four_digit_years,
+            filter_a_broken_host_clock_is_held_to_four_digit_years,
             $make
         );
     };
@@ -1441,4 +1453,95 @@ pub async fn text_filters_find_either_width(store: Arc<dyn Store>) {
         found.items.iter().map(|r| r.id).collect::<Vec<_>>(),
         vec![contact.id]
     );
+}
+
+/// `Not(c)` matches exactly the records `c` does not, blanks included (as
+/// `!=` does), through comparisons, lists, text matches, `And`, `Or` and
+/// double negation; conditions nested deeper than the engine takes are
+/// refused by name, up to the depth a JSON query can hold, instead of
+/// running into the end of the stack.
+pub async fn not_matches_what_its_condition_does_not(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(&w, "headcount", "人数", CustomFieldType::Number, &[]).await;
+    customer(
+        &w,
+        "甲公司",
+        json!({"level": "A", "custom.headcount": "10"}),
+    )
+    .await;
+    customer(&w, "乙公司", json!({})).await;
+    customer(&w, "丙公司", json!({"level": "B", "custom.headcount": "3"})).await;
+    let not = |c: &str| Cond::Not(Box::new(parse(c)));
+    let names = |conds: Vec<Cond>| {
+        let w = &w;
+        async move {
+            query(w, &w.admin, Entity::Customer, conds, None)
+                .await
+                .expect("accepted")
+        }
+    };
+    for (c, want) in [
+        ("level=A", &["乙公司", "丙公司"][..]),
+        ("level!=A", &["甲公司"][..]),
+        ("custom.headcount<5", &["甲公司", "乙公司"][..]),
+        ("custom.headcount>=5", &["乙公司", "丙公司"][..]),
+        ("level:in:A,B", &["乙公司"][..]),
+        ("name~甲", &["乙公司", "丙公司"][..]),
+        ("level:null", &["甲公司", "丙公司"][..]),
+    ] {
+        assert_eq!(names(vec![not(c)]).await, set(want), "not {c}");
+        // Whatever a condition and its negation match, together, is all.
+        let mut both = names(vec![parse(c)]).await;
+        both.extend(names(vec![not(c)]).await);
+        assert_eq!(both, set(&["甲公司", "乙公司", "丙公司"]), "{c}");
+    }
+    let and = Cond::And(vec![parse("level=A"), parse("name~甲")]);
+    assert_eq!(
+        names(vec![Cond::Not(Box::new(and))]).await,
+        set(&["乙公司", "丙公司"])
+    );
+    let or = Cond::Or(vec![parse("level=A"), parse("level=B")]);
+    assert_eq!(names(vec![Cond::Not(Box::new(or))]).await, set(&["乙公司"]));
+    assert_eq!(
+        names(vec![Cond::Not(Box::new(not("level=A")))]).await,
+        set(&["甲公司"])
+    );
+    // Nested to the limit it runs; one deeper, or far deeper, is refused.
+    let nested = |depth: usize| {
+        let mut c = parse("level=A");
+        for _ in 1..depth {
+            c = Cond::Not(Box::new(c));
+        }
+        c
+    };
+    let deepest = nested(crate::query::MAX_COND_DEPTH);
+    assert_eq!(deepest.depth(), crate::query::MAX_COND_DEPTH);
+    names(vec![deepest]).await;
+    // (As deep as a JSON query deserialises: serde_json stops at 128.)
+    for depth in [crate::query::MAX_COND_DEPTH + 1, 100, 127] {
+        match query(&w, &w.admin, Entity::Customer, vec![nested(depth)], None).await {
+            Err(Error::Validation(v)) => {
+                let m = v.to_string();
+                assert!(m.contains(&format!("{depth} levels")), "{m}");
+            }
+            other => panic!("depth {depth}: {other:?}"),
+        }
+    }
+}
+
+/// A host clock past the years dates are kept in (a broken one) does not
+/// bring the engine down: it is taken as the nearest end of the years
+/// 1000 to 9999, and records get four-digit dates in their codes.
+pub async fn a_broken_host_clock_is_held_to_four_digit_years(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    for (at, year) in [
+        (chrono::DateTime::<Utc>::MAX_UTC, "9999"),
+        (chrono::DateTime::<Utc>::MIN_UTC, "1000"),
+    ] {
+        w.clock.set(at);
+        let r = customer(&w, &format!("时钟{year}有限公司"), json!({})).await;
+        let code = r.code.clone().unwrap_or_default();
+        assert!(code.starts_with(&format!("KH-{year}")), "{code}");
+        assert_eq!(w.crm.today().format("%Y").to_string(), year);
+    }
 }
