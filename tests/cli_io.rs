@@ -605,3 +605,60 @@ fn an_update_import_clears_blank_cells_only_when_asked() {
     assert!(show(&tmp)["fields"]["phone"].is_null(), "{}", show(&tmp));
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// `--lang en` speaks English only: a sheet without a required column is
+/// refused without the Chinese hint the engine adds for Chinese readers
+/// (缺少必填列), which `--lang zh` keeps; a user template's instructions
+/// describe a user import, not a customer import.
+#[test]
+fn english_output_leaves_out_chinese_hints_and_templates_describe_their_entity() {
+    let tmp = std::env::temp_dir().join(format!("crm-cli-io-en-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("dir");
+    ok(&tmp, &["demo"]);
+    write_sheet(&tmp.join("no-name.xlsx"), &[&["Phone"], &["010-12345678"]]);
+    let said = |lang: &str| {
+        let out = run(
+            &tmp,
+            &["import", "customer", "no-name.xlsx", "--lang", lang],
+        );
+        assert!(!out.status.success(), "{lang}");
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let en = said("en");
+    assert!(
+        en.contains("is missing") && !en.contains("缺少必填列"),
+        "{en}"
+    );
+    let zh = said("zh");
+    assert!(zh.contains("缺少必填列"), "{zh}");
+    for lang in ["en", "zh"] {
+        ok(
+            &tmp,
+            &["template", "user", "-o", "users.xlsx", "--lang", lang],
+        );
+        use calamine::Reader;
+        let mut book: calamine::Xlsx<_> =
+            calamine::open_workbook(tmp.join("users.xlsx")).expect("template");
+        let sheet = if lang == "en" {
+            "Instructions"
+        } else {
+            "填写说明"
+        };
+        let range = book.worksheet_range(sheet).expect("instructions");
+        let text = range
+            .get_value((0, 0))
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        assert!(
+            !text.contains("credit code") && !text.contains("统一社会信用代码"),
+            "{lang}: a customer import described"
+        );
+        assert!(
+            text.contains("username") || text.contains("用户名"),
+            "{lang}: {text}"
+        );
+        let _ = std::fs::remove_file(tmp.join("users.xlsx"));
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -149,7 +149,14 @@ impl Crm {
         let custom_col = |d: &CustomFieldDef| ExportColumn {
             key: format!("custom.{}", d.key),
             header_zh: d.label.clone(),
-            header_en: d.label_en.clone().unwrap_or_else(|| d.key.clone()),
+            // Without an English label, the label the company gave it (as
+            // the English import template heads it), else its key.
+            header_en: d
+                .label_en
+                .clone()
+                .filter(|l| !l.trim().is_empty())
+                .or_else(|| Some(d.label.clone()).filter(|l| !l.trim().is_empty()))
+                .unwrap_or_else(|| d.key.clone()),
             kind: custom_value_kind(d.field_type),
         };
         let customer_code = customer_code_column(actor, entity, &customs);

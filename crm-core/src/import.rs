@@ -1221,6 +1221,58 @@ pub fn column_name(mut i: usize) -> String {
 // ---------------------------------------------------------------------------
 
 /// The Chinese twin of a validation message produced by `prepare`/`derive`.
+/// A message without the Chinese hint in parentheses that ends it, and
+/// that hint: `'王' is the name of several customers; give the code
+/// (多条记录同名，请填写编号)` → the English part and `多条记录同名，请填写编号`.
+/// A hint is a phrase (three Chinese characters or more): a value's
+/// Chinese spelling (`is not yes/no (是/否)`) stays. A message without one
+/// comes back whole, with `None`.
+fn split_zh_tail(message: &str) -> (&str, Option<&str>) {
+    let split = message
+        .strip_suffix(')')
+        .and_then(|m| m.rsplit_once(" ("))
+        .filter(|(_, tail)| {
+            tail.chars()
+                .filter(|c| ('\u{4E00}'..='\u{9FFF}').contains(c))
+                .count()
+                >= 3
+        });
+    match split {
+        Some((text, tail)) => (text, Some(tail)),
+        None => (message, None),
+    }
+}
+
+/// A message for English-only output: every Chinese hint in parentheses
+/// (` (缺少必填列)`, ` (多条记录同名，请填写编号)`: a phrase of three
+/// Chinese characters or more) left out, wherever it stands; the engine's
+/// messages carry them for Chinese readers of the one message.
+pub fn english_only(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = rest.find(" (") {
+        let (before, from) = rest.split_at(at);
+        out.push_str(before);
+        match from[2..].find(')') {
+            Some(end)
+                if from[2..2 + end]
+                    .chars()
+                    .filter(|c| ('\u{4E00}'..='\u{9FFF}').contains(c))
+                    .count()
+                    >= 3 =>
+            {
+                rest = &from[2 + end + 1..];
+            }
+            _ => {
+                out.push_str(" (");
+                rest = &from[2..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 fn zh_message(kind: Option<CellKind>, raw: Option<&str>, en: &str) -> String {
     if let (Some(CellKind::Builtin(k)), Some(raw)) = (kind, raw) {
         let invalid = match k {
@@ -1325,6 +1377,37 @@ fn zh_message(kind: Option<CellKind>, raw: Option<&str>, en: &str) -> String {
             "「{}」是多个用户的姓名，请填写用户名",
             v.trim_start_matches('\'')
         );
+    }
+    if let Some((v, what)) = en
+        .split_once("' is the name of several ")
+        .and_then(|(v, r)| {
+            Some((
+                v,
+                r.strip_suffix("s; give the code (多条记录同名，请填写编号)")?,
+            ))
+        })
+    {
+        let what = match what {
+            "customer" => "客户",
+            "contact" => "联系人",
+            _ => "记录",
+        };
+        return format!(
+            "「{}」是多个{what}的名称，请填写编号",
+            v.trim_start_matches('\'')
+        );
+    }
+    if let Some(d) = en
+        .strip_prefix("several departments are named ")
+        .and_then(|r| r.strip_suffix("; give the department's id (部门名称重复，请填写部门ID)"))
+    {
+        return format!("有多个部门名为「{d}」，请填写部门ID");
+    }
+    if let Some(r) = en
+        .strip_prefix("several roles are named ")
+        .and_then(|r| r.strip_suffix("; give the role's id (角色名称重复，请填写角色ID)"))
+    {
+        return format!("有多个角色名为「{r}」，请填写角色ID");
     }
     if let Some(v) = en
         .strip_prefix("user ")
@@ -1472,15 +1555,37 @@ fn shared_key(kind: &str) -> bool {
     kind == CONTACT_NAME_KEY || kind.starts_with("person.")
 }
 
+/// The key a contact's name is compared by where it is the contact's only
+/// key (a row or contact group without a mobile): spelling aside, as
+/// customer names and search compare names — full-width forms as ASCII,
+/// whitespace trimmed and collapsed, lower case
+/// ([`text_key`](crate::validate::text_key)), traditional Chinese
+/// characters as simplified ones ([`crate::validate::simplified`]),
+/// accents, decomposed marks and ligatures folded as search folds them
+/// ([`crate::pinyin::push_folded`]: `JÜRGEN WEISS` and `jürgen weiß` have
+/// one key), and every apostrophe as `'` (`O’Neil`, `O'Neil`). Word
+/// boundaries count (`Ann A Lee` is not `Anna Lee`).
+fn contact_name_fold(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in crate::validate::text_key(name).chars() {
+        match c {
+            '\u{2019}' | '\u{2018}' | '\u{02BC}' | '\u{00B4}' | '`' => out.push('\''),
+            c => crate::pinyin::push_folded(&mut out, crate::validate::simplified(c)),
+        }
+    }
+    out
+}
+
 /// The duplicate key of a contact without a mobile: its name within its
-/// customer `customer` (as stored, compared exactly, as [`match_contact`]
-/// compares it). `None` without a name.
+/// customer `customer`, compared by [`contact_name_fold`] (as
+/// [`match_contact`] compares it; the key's value, which guards lock, is
+/// the name as given). `None` without a name.
 fn contact_name_key(customer: &Value, set: &BTreeMap<&'static str, Value>) -> Option<DupKey> {
     let name = set.get("name").filter(|v| !v.is_null())?.clone();
     let shown = key_text(&name);
     Some(DupKey {
         kind: CONTACT_NAME_KEY.into(),
-        text: format!("{}:{shown}", key_text(customer)),
+        text: format!("{}:{}", key_text(customer), contact_name_fold(&shown)),
         col: Col::Column("name"),
         value: name,
         parent: Some(("customer_id", customer.clone())),
@@ -2384,6 +2489,7 @@ impl Crm {
                 },
                 kinds: Arc::new(Vec::new()),
                 customer_codes: Arc::new(HashMap::new()),
+                shared_customer_names: Arc::new(HashMap::new()),
                 kept_customers: Arc::new(HashMap::new()),
                 group_codes: Arc::new(Vec::new()),
             },
@@ -5065,6 +5171,11 @@ pub struct RowValidator {
     /// The customers a contact import's customer code column names, by
     /// code (see `resolve_customers`).
     customer_codes: Arc<HashMap<String, Uuid>>,
+    /// The customer names of a contact import's customer column that
+    /// several customers answer to, with those customers (see
+    /// `resolve_customers`): a row naming one of them by code as well
+    /// names that one, any other code names another customer.
+    shared_customer_names: Arc<HashMap<String, BTreeSet<Uuid>>>,
     /// The customers of the contacts that a contact import's rows name by
     /// code where their customer column is [`crate::export::NOT_SHOWN`],
     /// by the contact's code (see `resolve_kept_customers`).
@@ -5220,7 +5331,9 @@ impl RowValidator {
                 | ColumnRole::Version => {
                     continue;
                 }
-                // Applied after the customer column (it wins).
+                // Applied after the customer column (it wins over a name
+                // that names no customer; one naming another customer
+                // refuses the row).
                 ColumnRole::CustomerCode => {
                     customer_code = cell.to_text().map(|t| crate::validate::record_code(&t));
                     continue;
@@ -5282,11 +5395,18 @@ impl RowValidator {
             }
         }
         if let Some(code) = customer_code {
-            // The customer by its code, whatever name the row gives it.
+            // The customer by its code, unless the row's customer column
+            // names another one (a name that names none, as a renamed
+            // customer's, gives way to the code).
             match self.customer_codes.get(&code) {
-                Some(id) => {
-                    main.insert("customer_id".into(), Json::String(id.to_string()));
-                }
+                Some(id) => match main.get("customer_id") {
+                    Some(Json::String(named)) if self.names_another_customer(named, *id) => {
+                        errors.push(another_customer_named(named, &code));
+                    }
+                    _ => {
+                        main.insert("customer_id".into(), Json::String(id.to_string()));
+                    }
+                },
                 None => {
                     let (zh, en) = CUSTOMER_CODE_HEADERS;
                     errors.push((
@@ -5300,6 +5420,22 @@ impl RowValidator {
             }
         }
         (main, groups, masked, starred)
+    }
+
+    /// Whether the text of a contact row's customer column names a
+    /// customer (by id, code or name, as `resolve_customers` found it)
+    /// other than `id`, the customer its customer code column names: a
+    /// name several customers answer to when `id` is none of them. A text
+    /// naming no customer (one renamed since the sheet was written) does
+    /// not: the code names the customer.
+    fn names_another_customer(&self, named: &str, id: Uuid) -> bool {
+        let key = (Entity::Customer, named.to_string());
+        if let Some(found) = self.lookups.refs.get(&key) {
+            return *found != id;
+        }
+        self.shared_customer_names
+            .get(named)
+            .is_some_and(|ids| !ids.contains(&id))
     }
 
     /// Whether a blank cell of the record's field `f` clears it (see
@@ -5362,7 +5498,7 @@ impl RowValidator {
                 let (label_en, label_zh, key) = match (def, custom) {
                     (Some(d), _) => (d.en.to_string(), d.zh.to_string(), d.name.to_string()),
                     (None, Some(c)) => (
-                        c.label_en.clone().unwrap_or_else(|| c.key.clone()),
+                        c.label_en.clone().unwrap_or_else(|| c.label.clone()),
                         c.label.clone(),
                         format!("custom.{}", c.key),
                     ),
@@ -5375,8 +5511,16 @@ impl RowValidator {
                 let kind = def
                     .map(|d| CellKind::Builtin(d.kind))
                     .or(custom.map(|c| CellKind::Custom(c.field_type)));
+                // A Chinese hint the engine gives its English message
+                // (`… (多条记录同名，请填写编号)`) is for the Chinese one.
+                let (en_text, zh_tail) = split_zh_tail(&e.message);
                 let mut zh = zh_message(kind, raw.as_deref(), &e.message);
-                let mut en = e.message.clone();
+                if zh == e.message
+                    && let Some(tail) = zh_tail
+                {
+                    zh = format!("{en_text}（{tail}）");
+                }
+                let mut en = en_text.to_string();
                 // Who may not read customers' names names them by id or code
                 // only (see `resolve_customers`): the error says so.
                 if entity == Entity::Contact
@@ -6057,6 +6201,25 @@ fn not_shown_customer_problem() -> (String, String) {
 
 /// Whether the actor may read customers' names in full (not masked or
 /// hidden), and so name a contact's customer by its name in an import.
+/// The refusal of a contact row whose customer column names `named`, a
+/// customer other than the one its customer code column names (`code`),
+/// in English and Chinese: the row names two customers, and attaching the
+/// contact to either could be wrong (codes are given anew when customers
+/// move between databases).
+fn another_customer_named(named: &str, code: &str) -> (String, String) {
+    let (zh, en) = CUSTOMER_CODE_HEADERS;
+    (
+        format!(
+            "the customer '{named}' is not the customer of {en} {code}: the row names two \
+             customers; correct the customer or its code (or leave one of them blank)"
+        ),
+        format!(
+            "客户「{named}」与{zh} {code} 对应的不是同一个客户：该行指向两个客户，\
+             请更正客户或客户编号（或清空其中之一）"
+        ),
+    )
+}
+
 fn reads_customer_names(actor: &Actor) -> bool {
     crate::records::filterable(actor, Entity::Customer, "name")
 }
@@ -6179,6 +6342,7 @@ impl ImportSession<'_> {
                     lookups
                         .shared_ref_names
                         .insert((Entity::Customer, t.clone()));
+                    Arc::make_mut(&mut self.v.shared_customer_names).insert(t.clone(), ids);
                 }
             }
         }
@@ -6286,7 +6450,12 @@ impl ImportSession<'_> {
         // `DupKey::parent`).
         type Probe = (Col, bool, Vec<Value>, Option<&'static str>, Vec<Value>);
         let mut by_kind: BTreeMap<String, Probe> = BTreeMap::new();
+        // The contact names sought, as compared (see `contact_name_key`).
+        let mut contact_names: HashSet<String> = HashSet::new();
         for k in keys {
+            if k.kind == CONTACT_NAME_KEY {
+                contact_names.insert(k.text.clone());
+            }
             let probe = by_kind.entry(k.kind.clone()).or_insert_with(|| {
                 (
                     k.col.clone(),
@@ -6312,6 +6481,45 @@ impl ImportSession<'_> {
             values.dedup();
             parents.sort_by_key(key_text);
             parents.dedup();
+            if kind == CONTACT_NAME_KEY
+                && let Some(p) = parent_col
+            {
+                // Names compare folded (`contact_name_fold`), which no
+                // index holds: the contacts of the customers named, folded
+                // here (a customer's contacts, not the company's).
+                for chunk in parents.chunks(IN_CHUNK) {
+                    let mut sel = Select::all(table, self.actor.company_id.0, crm.now());
+                    sel.lifecycle = Lifecycle::Any;
+                    sel.filter = Filter::And(vec![
+                        Filter::In(Col::Column(p), chunk.to_vec()),
+                        Filter::IsNull(Col::Column("deleted_at")),
+                    ]);
+                    sel.sort = vec![Sort {
+                        col: Col::Column(p),
+                        desc: false,
+                    }];
+                    for r in crm.store.select(&sel).await?.rows {
+                        let text = format!(
+                            "{}:{}",
+                            key_text(r.get(p)),
+                            contact_name_fold(r.get("name").as_text().unwrap_or_default())
+                        );
+                        if contact_names.contains(&text) {
+                            found
+                                .entry((kind.clone(), text))
+                                .or_insert_with(Vec::new)
+                                .push(r);
+                        }
+                    }
+                }
+                // In creation order (ids are time-ordered).
+                for ((k, _), rows) in found.iter_mut() {
+                    if *k == kind {
+                        rows.sort_by_key(Row::id);
+                    }
+                }
+                continue;
+            }
             // The pairs of a shared key are probed by both their values (a
             // common name is held by many contacts of other customers).
             let paired = match parent_col {
@@ -8074,6 +8282,38 @@ impl ImportSession<'_> {
             .any(|o| o.active && o.id != user.id && is_admin(o)))
     }
 
+    /// Makes a user a row of this import creates nameable by the rows
+    /// after it (as their superior), as `begin_import` keys the stored
+    /// users: by id, username (letter case aside too), `name (username)`,
+    /// and display name unless another user has it (then that name names
+    /// no one, as two stored users sharing it). Its superior counts in the
+    /// cycle checks of later rows.
+    fn name_created_user(&mut self, u: crate::org::User) {
+        self.superiors.insert(u.id.0, u.superior_id.map(|s| s.0));
+        let lookups = Arc::make_mut(&mut self.v.lookups);
+        let Some(users) = lookups.users.as_mut() else {
+            return;
+        };
+        let display = u.display_name.clone();
+        match users.get(&display) {
+            None if !lookups.shared_user_names.contains(&display) => {
+                users.insert(display, u.clone());
+            }
+            // Another user's display name (not a username or an id).
+            Some(other) if other.display_name == display && other.username != display => {
+                users.remove(&display);
+                lookups.shared_user_names.insert(display);
+            }
+            _ => {}
+        }
+        users
+            .entry(crate::org::user_label(&u.display_name, &u.username))
+            .or_insert_with(|| u.clone());
+        users.insert(u.id.to_string(), u.clone());
+        users.insert(folded_username_key(&u.username), u.clone());
+        users.insert(u.username.clone(), u);
+    }
+
     async fn user_batch(
         &mut self,
         rows: &[SheetRow],
@@ -8424,6 +8664,11 @@ impl ImportSession<'_> {
             if self.failed {
                 continue;
             }
+            // A new user without a department joins the importer's, as
+            // `user add` without `--dept` does: a user of no department,
+            // and the customers they own, would drop out of every
+            // department-scoped view.
+            let department = department.or(self.actor.department_id.map(|d| d.0));
             let after = UserState {
                 id: None,
                 department_id: department.map(DepartmentId),
@@ -8499,6 +8744,21 @@ impl ImportSession<'_> {
                 }),
             ));
             items.created.push((Table::Users, id));
+            self.name_created_user(crate::org::User {
+                id: UserId(id),
+                company_id: self.actor.company_id,
+                username: username.clone(),
+                display_name: display.clone(),
+                department_id: department.map(DepartmentId),
+                superior_id: superior.map(UserId),
+                role_ids: roles.clone(),
+                email: None,
+                mobile: None,
+                active: true,
+                has_password: false,
+                locked_until: None,
+                version: 1,
+            });
             created.push(username);
             self.counts.created += 1;
         }
@@ -9157,10 +9417,15 @@ fn match_contact<'r>(k: &ContactDraft, stored: &'r [Row]) -> ContactMatch<'r> {
     }
     // By name the live contacts first: an archived namesake is named only
     // when no live contact has the name.
-    let name = k.set.get("name").and_then(Value::as_text);
+    let name = k
+        .set
+        .get("name")
+        .and_then(Value::as_text)
+        .map(contact_name_fold);
     for archived in [false, true] {
         let mut same = stored.iter().filter(|r| {
-            r.get("archived_at").is_null() != archived && r.get("name").as_text() == name
+            r.get("archived_at").is_null() != archived
+                && r.get("name").as_text().map(contact_name_fold) == name
         });
         match (same.next(), same.count()) {
             (None, _) => {}
@@ -9184,13 +9449,13 @@ fn adds_contact(stored: &HashMap<Uuid, Vec<Row>>, to: Option<Uuid>, k: &ContactD
 }
 
 /// How a contact is recognised among a customer's contacts: its mobile, or
-/// its name when it has none.
+/// its name ([`contact_name_fold`]) when it has none.
 fn contact_identity(set: &BTreeMap<&'static str, Value>) -> String {
     match set.get("mobile_key").and_then(Value::as_text) {
         Some(m) => format!("m:{m}"),
         None => format!(
             "n:{}",
-            set.get("name").and_then(Value::as_text).unwrap_or_default()
+            contact_name_fold(set.get("name").and_then(Value::as_text).unwrap_or_default())
         ),
     }
 }
@@ -9510,9 +9775,11 @@ impl Crm {
                 out.push(TemplateColumn {
                     key: format!("{pk}custom.{}", def.key),
                     header_zh: format!("{pz}{}", def.label),
+                    // Without an English label, the label (which the
+                    // import reads as well), never the internal key.
                     header_en: format!(
                         "{pe}{}",
-                        def.label_en.clone().unwrap_or_else(|| def.key.clone())
+                        def.label_en.clone().unwrap_or_else(|| def.label.clone())
                     ),
                     required: def.required,
                     options: if multi {
@@ -9678,6 +9945,28 @@ mod tests {
         assert_eq!(column_name(25), "Z");
         assert_eq!(column_name(26), "AA");
         assert_eq!(column_name(16383), "XFD");
+    }
+
+    #[test]
+    fn english_output_leaves_out_chinese_hints_only() {
+        assert_eq!(
+            english_only(
+                "invalid input: 客户名称: the required column 客户名称 (Customer name) is \
+                 missing (缺少必填列); x: 'a' is not yes/no (是/否)"
+            ),
+            "invalid input: 客户名称: the required column 客户名称 (Customer name) is \
+             missing; x: 'a' is not yes/no (是/否)"
+        );
+        assert_eq!(
+            split_zh_tail(
+                "'王' is the name of several customers; give the code (多条记录同名，请填写编号)"
+            ),
+            (
+                "'王' is the name of several customers; give the code",
+                Some("多条记录同名，请填写编号")
+            )
+        );
+        assert_eq!(split_zh_tail("'a' is not yes/no (是/否)").1, None);
     }
 
     #[test]

@@ -25,7 +25,9 @@ mod read;
 mod write;
 
 pub use read::{Limits, SheetEvent, Workbook};
-pub use write::{ErrorWorkbook, ExportSheet, needs_quote_prefix, template_workbook};
+pub use write::{
+    ErrorWorkbook, ExportSheet, needs_quote_prefix, template_workbook, template_workbook_for,
+};
 
 use crm_core::import::{
     BatchWrite, Checked, CommitMode, DuplicatePolicy, ImportOptions, ImportReport, IssueKind,
@@ -108,6 +110,22 @@ pub enum IoError {
 }
 
 impl IoError {
+    /// The message for English-only output: as displayed, without the
+    /// Chinese hints the engine's messages carry for Chinese readers
+    /// (see [`crm_core::import::english_only`]).
+    pub fn message_en(&self) -> String {
+        crm_core::import::english_only(&self.to_string())
+    }
+
+    /// The message in the language asked for ([`IoError::message_en`],
+    /// [`IoError::message_zh`]).
+    pub fn message(&self, lang: Lang) -> String {
+        match lang {
+            Lang::En => self.message_en(),
+            Lang::Zh => self.message_zh(),
+        }
+    }
+
     /// The message in Chinese, for users of Chinese front ends.
     pub fn message_zh(&self) -> String {
         match self {
@@ -171,7 +189,7 @@ pub async fn template(
             ),
         });
     }
-    template_workbook(&cols, lang)
+    template_workbook_for(entity, &cols, lang)
 }
 
 /// Progress of an import or export.

@@ -96,6 +96,9 @@ impl Default for Limits {
 pub struct Workbook {
     bytes: Arc<[u8]>,
     sheets: Vec<String>,
+    /// Whether each of `sheets` is hidden (`state="hidden"` or
+    /// `"veryHidden"` in `workbook.xml`).
+    hidden: Vec<bool>,
     limits: Limits,
 }
 
@@ -173,20 +176,31 @@ impl Workbook {
             ));
         }
         let bytes: Arc<[u8]> = bytes.into();
-        let sheets = prescan(&bytes, &limits)?;
+        let (sheets, hidden): (Vec<String>, Vec<bool>) =
+            prescan(&bytes, &limits)?.into_iter().unzip();
         if sheets.is_empty() {
             return Err(IoError::NotExcel("the workbook has no worksheet".into()));
         }
         Ok(Workbook {
             bytes,
             sheets,
+            hidden,
             limits,
         })
     }
 
-    /// The names of the worksheets, in workbook order.
+    /// The names of the worksheets, in workbook order (hidden ones too).
     pub fn sheet_names(&self) -> &[String] {
         &self.sheets
+    }
+
+    /// Whether the worksheet named `name` is hidden (Excel's 隐藏 and
+    /// "very hidden" alike); `false` for a name that is no worksheet.
+    pub fn is_hidden(&self, name: &str) -> bool {
+        self.sheets
+            .iter()
+            .position(|n| n == name)
+            .is_some_and(|i| self.hidden[i])
     }
 
     /// The workbook's bytes.
@@ -199,11 +213,19 @@ impl Workbook {
         self.limits
     }
 
-    /// The sheet to read: the worksheet named, else the first worksheet
-    /// (chart sheets are none).
+    /// The sheet to read: the worksheet named (hidden or not), else the
+    /// first visible worksheet — the sheet a person opening the file sees
+    /// first, not a hidden one ahead of it (a lookup list, an old version)
+    /// —, else (every worksheet hidden) the first (chart sheets are none).
     pub fn resolve_sheet(&self, sheet: Option<&str>) -> Result<String, IoError> {
         match sheet {
-            None => Ok(self.sheets[0].clone()),
+            None => Ok(self
+                .sheets
+                .iter()
+                .zip(&self.hidden)
+                .find(|(_, hidden)| !**hidden)
+                .map_or(&self.sheets[0], |(name, _)| name)
+                .clone()),
             Some(s) => self
                 .sheets
                 .iter()
@@ -509,8 +531,8 @@ fn normalized(name: &str) -> String {
 /// Decompresses every part once, counting real bytes against the limits,
 /// checks what calamine would otherwise trust (the shared string count it
 /// reserves memory for, and the strings it keeps), and returns the sheet
-/// names of `workbook.xml`.
-fn prescan(bytes: &Arc<[u8]>, lim: &Limits) -> Result<Vec<String>, IoError> {
+/// names of `workbook.xml`, each with whether it is hidden.
+fn prescan(bytes: &Arc<[u8]>, lim: &Limits) -> Result<Vec<(String, bool)>, IoError> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes.clone()))
         .map_err(|e| IoError::NotExcel(format!("the file is not a readable zip: {e}")))?;
     if zip.len() > lim.max_parts {
@@ -597,7 +619,7 @@ fn prescan(bytes: &Arc<[u8]>, lim: &Limits) -> Result<Vec<String>, IoError> {
             }
         }
     }
-    Ok(sheets.into_iter().map(|(n, _)| n).collect())
+    Ok(sheets.into_iter().map(|(n, _, h)| (n, h)).collect())
 }
 
 /// A part of the zip as it decompresses, its bytes (and those of the whole
@@ -893,8 +915,10 @@ fn workbook_part(package_rels: &str) -> (String, String) {
 /// `id` looked up there) points to, `dir` (the workbook part's folder)
 /// prefixed unless absolute. Chart sheets and dialog sheets are left out:
 /// they hold no cells to import. A sheet whose relationship is missing is
-/// kept without a part (calamine then refuses the workbook).
-fn worksheets(book: &str, rels: &str, dir: &str) -> Vec<(String, Option<String>)> {
+/// kept without a part (calamine then refuses the workbook). Each comes
+/// with whether it is hidden (its `state`, as calamine's `sheets_metadata`
+/// reads it: `hidden` or `veryHidden`).
+fn worksheets(book: &str, rels: &str, dir: &str) -> Vec<(String, Option<String>, bool)> {
     let mut targets = std::collections::HashMap::new();
     start_tags(rels, |e| {
         if e.local_name().as_ref() != "Relationship" {
@@ -918,12 +942,14 @@ fn worksheets(book: &str, rels: &str, dir: &str) -> Vec<(String, Option<String>)
         if e.local_name().as_ref() != "sheet" {
             return;
         }
-        let (mut name, mut id) = (String::new(), "");
+        let (mut name, mut id, mut hidden) = (String::new(), "", false);
         for (k, v) in raw_attributes(e.attributes_raw()) {
             if k == "name" {
                 name = quick_xml::escape::unescape(v).map_or_else(|_| v.to_string(), Into::into);
             } else if k == "id" || k.ends_with(":id") {
                 id = v;
+            } else if k == "state" {
+                hidden = matches!(v, "hidden" | "veryHidden");
             }
         }
         let path = match targets.get(id) {
@@ -935,7 +961,7 @@ fn worksheets(book: &str, rels: &str, dir: &str) -> Vec<(String, Option<String>)
             )),
             None => None,
         };
-        out.push((name, path));
+        out.push((name, path, hidden));
     });
     out
 }

@@ -12,6 +12,7 @@
 
 use crate::{IoError, Lang};
 use chrono::NaiveTime;
+use crm_core::Entity;
 use crm_core::import::{Cell, ExportColumn, ExportValue, TemplateColumn, ValueKind};
 use rust_xlsxwriter::{
     Color, DataValidation, Format, FormatBorder, Formula, Workbook as XlsxBook, Worksheet,
@@ -172,8 +173,51 @@ fn header_text(c: &TemplateColumn, lang: Lang) -> String {
 /// for codes and phone numbers so Excel keeps their digits, date format for
 /// dates), an example sheet with a sample row, and an instructions sheet
 /// listing every column with whether it is required, what to enter and the
-/// allowed values.
+/// allowed values. The instructions describe a customer import; see
+/// [`template_workbook_for`] for another entity's.
 pub fn template_workbook(columns: &[TemplateColumn], lang: Lang) -> Result<Vec<u8>, IoError> {
+    template_workbook_for(Entity::Customer, columns, lang)
+}
+
+/// The instructions sheet's opening paragraph for an import of `entity`:
+/// how its rows are filled in and how a row is recognised as a duplicate.
+fn template_intro(entity: Entity, lang: Lang) -> &'static str {
+    match (entity, lang) {
+        (Entity::Contact, Lang::Zh) => {
+            "在「导入数据」表第 1 行之下逐行填写，一行一个联系人；带 * 的列必填；列的顺序可以调整，多余的列会被忽略；表头中文、英文均可。所属客户可填客户名称或客户编号（两者都填时须是同一客户）。联系人按同一客户下的手机号识别重复，没有手机号时按姓名（不区分大小写、重音、全角半角）识别，按导入时选择的策略跳过、更新或报错；出错的行会连同原因导出到错误文件，改正后可重新导入。"
+        }
+        (Entity::Contact, Lang::En) => {
+            "Fill in the Data sheet below row 1, one contact per row; columns marked * are required; columns may be reordered, extra columns are ignored, headers may be Chinese or English. Name each contact's customer by its name or its customer code (both given, they must name the same customer). A contact is a duplicate by its mobile within its customer, or, without a mobile, by its name (letter case, accents and full-width letters aside); duplicates are skipped, updated or refused as chosen for the import; rejected rows come back in an error workbook with the reason, to fix and import again."
+        }
+        (Entity::User, Lang::Zh) => {
+            "在「导入数据」表第 1 行之下逐行填写，一行一个用户；带 * 的列必填；列的顺序可以调整，多余的列会被忽略；表头中文、英文均可。用户按用户名识别（不区分大小写），已存在的用户名按导入时选择的策略跳过、更新或报错。部门、角色填名称（多个角色用逗号分隔），不填部门时新用户归入导入人所在部门；上级填用户名或姓名，可以是本文件前面各行新建的用户。出错的行会连同原因导出到错误文件，改正后可重新导入。"
+        }
+        (Entity::User, Lang::En) => {
+            "Fill in the Data sheet below row 1, one user per row; columns marked * are required; columns may be reordered, extra columns are ignored, headers may be Chinese or English. A user is recognised by the username, letter case aside: an existing username is skipped, updated or refused as chosen for the import. Name departments and roles by name (several roles separated by commas); a new user without a department joins the importer's department. The superior is a username or display name, also of a user an earlier row of the file creates. Rejected rows come back in an error workbook with the reason, to fix and import again."
+        }
+        (Entity::Product, Lang::Zh) => {
+            "在「导入数据」表第 1 行之下逐行填写，一行一个产品；带 * 的列必填；列的顺序可以调整，多余的列会被忽略；表头中文、英文均可。产品按编号识别重复，没有编号时按名称加规格识别，按导入时选择的策略跳过、更新或报错（按更新导入编号和价格即为价目表）；编号留空时自动生成。分类可填编号、名称或路径（如 办公设备/打印机）；价格以元为单位，精确到分；税率可填 13%、13 或 0.13。出错的行会连同原因导出到错误文件，改正后可重新导入。"
+        }
+        (Entity::Product, Lang::En) => {
+            "Fill in the Data sheet below row 1, one product per row; columns marked * are required; columns may be reordered, extra columns are ignored, headers may be Chinese or English. A product is a duplicate by its code, or, without one, by its name and specification; duplicates are skipped, updated or refused as chosen for the import (codes and prices imported to update make a price list); an empty code gets an automatic one. Name the category by its code, name or path (Office/Printers); prices are in yuan, exact to the fen; tax rates as 13%, 13 or 0.13. Rejected rows come back in an error workbook with the reason, to fix and import again."
+        }
+        (_, Lang::Zh) => {
+            "在「导入数据」表第 1 行之下逐行填写，一行一条记录；带 * 的列必填；列的顺序可以调整，多余的列会被忽略；表头中文、英文均可。客户可带多个联系人（联系人1姓名、联系人1手机、联系人2姓名……）。重复数据（统一社会信用代码、客户名称、联系人手机）会被识别，按导入时选择的策略跳过、更新或报错；出错的行会连同原因导出到错误文件，改正后可重新导入。"
+        }
+        (_, Lang::En) => {
+            "Fill in the Data sheet below row 1, one record per row; columns marked * are required; columns may be reordered, extra columns are ignored, headers may be Chinese or English. A customer may carry several contacts (Contact 1 Name, Contact 1 Mobile, Contact 2 Name …). Duplicates (credit code, customer name, contact mobile) are detected and skipped, updated or refused as chosen for the import; rejected rows come back in an error workbook with the reason, to fix and import again."
+        }
+    }
+}
+
+/// [`template_workbook`] for an import of `entity`: its instructions sheet
+/// describes that import (how its rows are recognised as duplicates, how
+/// they name related records).
+pub fn template_workbook_for(
+    entity: Entity,
+    columns: &[TemplateColumn],
+    lang: Lang,
+) -> Result<Vec<u8>, IoError> {
     let f = Formats::new();
     let mut book = XlsxBook::new();
     let (data_name, example_name, help_name, lists_name) = match lang {
@@ -252,14 +296,7 @@ pub fn template_workbook(columns: &[TemplateColumn], lang: Lang) -> Result<Vec<u
                 "Example",
             ],
         };
-        let intro = match lang {
-            Lang::Zh => {
-                "在「导入数据」表第 1 行之下逐行填写，一行一条记录；带 * 的列必填；列的顺序可以调整，多余的列会被忽略；表头中文、英文均可。客户可带多个联系人（联系人1姓名、联系人1手机、联系人2姓名……）。重复数据（统一社会信用代码、客户名称、联系人手机）会被识别，按导入时选择的策略跳过、更新或报错；出错的行会连同原因导出到错误文件，改正后可重新导入。"
-            }
-            Lang::En => {
-                "Fill in the Data sheet below row 1, one record per row; columns marked * are required; columns may be reordered, extra columns are ignored, headers may be Chinese or English. A customer may carry several contacts (Contact 1 Name, Contact 1 Mobile, Contact 2 Name …). Duplicates (credit code, customer name, contact mobile) are detected and skipped, updated or refused as chosen for the import; rejected rows come back in an error workbook with the reason, to fix and import again."
-            }
-        };
+        let intro = template_intro(entity, lang);
         ws.set_column_width(0, 22)?;
         ws.set_column_width(1, 8)?;
         ws.set_column_width(2, 40)?;

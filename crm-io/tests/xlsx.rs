@@ -2101,6 +2101,69 @@ async fn the_default_sheet_is_the_first_worksheet_named_as_calamine_names_it() {
     ));
 }
 
+/// A hidden sheet ahead of the visible one (an old version, a lookup
+/// list) is not what the file shows: the sheet read by default is the
+/// first visible worksheet, as calamine's `sheets_metadata` tells them
+/// (hidden and very hidden alike); a hidden sheet is read when named, and
+/// a workbook of hidden sheets only reads its first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_sheet_is_the_first_visible_worksheet() {
+    let mut b = Book::new();
+    let old = b.add_worksheet();
+    old.set_name("旧版").expect("name");
+    old.write_string(0, 0, "客户名称").expect("w");
+    old.write_string(1, 0, "旧有限公司").expect("w");
+    let now = b.add_worksheet();
+    now.set_name("客户").expect("name");
+    now.write_string(0, 0, "客户名称").expect("w");
+    now.write_string(1, 0, "新有限公司").expect("w");
+    let bytes = b.save_to_buffer().expect("save");
+    // (The writer hides no first sheet: hidden as Excel writes it.)
+    let plain = part(&bytes, "xl/workbook.xml");
+    let book_xml = plain.replace("name=\"旧版\"", "name=\"旧版\" state=\"hidden\"");
+    assert_ne!(book_xml, plain);
+    let bytes = rezip(
+        &bytes,
+        &[("xl/workbook.xml", book_xml.clone().into_bytes())],
+    );
+    let wb = open(bytes.clone()).expect("opens");
+    assert_eq!(wb.sheet_names(), ["旧版", "客户"]);
+    assert!(wb.is_hidden("旧版") && !wb.is_hidden("客户"));
+    assert_eq!(wb.resolve_sheet(None).expect("sheet"), "客户");
+    let first_cell = |ev: &[SheetEvent]| match &ev[1] {
+        SheetEvent::Row(r) => r.cells[0].clone(),
+        e => panic!("{e:?}"),
+    };
+    let ev = events(&wb).expect("reads");
+    assert_eq!(
+        first_cell(&ev),
+        crm_core::import::Cell::Text("新有限公司".into())
+    );
+    // Named, the hidden sheet is read.
+    let mut named = Vec::new();
+    wb.read(Some("旧版"), |e| {
+        named.push(e);
+        Ok(true)
+    })
+    .expect("reads");
+    assert_eq!(
+        first_cell(&named),
+        crm_core::import::Cell::Text("旧有限公司".into())
+    );
+    // Very hidden alike; every sheet hidden: the first.
+    let very = book_xml.replace("state=\"hidden\"", "state=\"veryHidden\"");
+    let wb = open(rezip(
+        &bytes,
+        &[("xl/workbook.xml", very.clone().into_bytes())],
+    ))
+    .expect("opens");
+    assert_eq!(wb.resolve_sheet(None).expect("sheet"), "客户");
+    let all = very.replace("name=\"客户\"", "name=\"客户\" state=\"hidden\"");
+    assert_ne!(all, very);
+    let wb = open(rezip(&bytes, &[("xl/workbook.xml", all.into_bytes())])).expect("opens");
+    assert_eq!(wb.resolve_sheet(None).expect("sheet"), "旧版");
+}
+
 /// Excel has no day before 1900-01-01: such dates are written as ISO text,
 /// which reads back as the same date, in exports and error workbooks.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

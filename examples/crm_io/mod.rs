@@ -466,6 +466,8 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
                 "nothing was imported"
             }
         ),
+        // English output without the Chinese hints of the engine's words.
+        e if a.lang == Lang::En => e.message_en(),
         e => err(e),
     })?;
     pb.finish_and_clear();

@@ -14,6 +14,26 @@
 macro_rules! import_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::import_suite::import_contact_row_naming_two_customers_is_refused,
+            io_import_contact_row_naming_two_customers_is_refused,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_matches_contact_names_spelling_aside,
+            io_import_matches_contact_names_spelling_aside,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_users_default_their_department_and_name_earlier_rows,
+            io_import_users_default_their_department_and_name_earlier_rows,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::english_templates_head_custom_fields_with_their_labels,
+            io_english_templates_head_custom_fields_with_their_labels,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::import_reads_mask_renderings_back_as_unchanged,
             io_import_reads_mask_renderings_back_as_unchanged,
             $make
@@ -9844,4 +9864,394 @@ pub async fn import_resumed_finds_contacts_without_a_mobile_by_name(store: Arc<d
     let mut want = vec!["张伟".to_string(), "李娜".into(), "王芳".into()];
     want.sort();
     assert_eq!(names, want, "nobody created twice");
+}
+
+/// A contact row whose customer column names one customer and whose
+/// customer code column another (customers and contacts exported from one
+/// database into another, where the codes were given anew) names two
+/// customers: it is refused, saying so, rather than attached to the code's
+/// customer. A name no customer has (the code's customer renamed since)
+/// gives way to the code; a name several customers share names the code's
+/// customer when it is one of them, in both spellings of the headers.
+pub async fn import_contact_row_naming_two_customers_is_refused(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let muller = w
+        .customer(&w.zhangsan, "Müller & Söhne GmbH", json!({}))
+        .await;
+    let acme = w.customer(&w.zhangsan, "Acme Corp.", json!({})).await;
+    let muller_code = muller.code.clone().expect("code");
+    let acme_code = acme.code.clone().expect("code");
+    // Two individual customers sharing a name.
+    let zw1 = w
+        .customer(&w.zhangsan, "张伟", json!({"kind": "individual"}))
+        .await;
+    let zw2 = w
+        .customer(&w.zhangsan, "张伟", json!({"kind": "individual"}))
+        .await;
+    let zw2_code = zw2.code.clone().expect("code");
+    for english in [false, true] {
+        let h = if english {
+            ["Customer", "Customer code", "Name", "Mobile"]
+        } else {
+            ["所属客户", "客户编号", "姓名", "手机"]
+        };
+        let suffix = if english { "en" } else { "zh" };
+        let r = run(
+            &w,
+            &w.zhangsan,
+            opts(Entity::Contact),
+            &h,
+            vec![
+                // 2: Acme by name, Müller by code: refused.
+                vec![
+                    t("Acme Corp."),
+                    t(&muller_code),
+                    t(&format!("Wrong Place {suffix}")),
+                    t(if english {
+                        "+1 646 555 0177"
+                    } else {
+                        "+1 646 555 0178"
+                    }),
+                ],
+                // 3: a name no customer has: the code's customer.
+                vec![
+                    t("Müller und Söhne (alt)"),
+                    t(&muller_code),
+                    t(&format!("Renamed {suffix}")),
+                    t(""),
+                ],
+                // 4: the same customer both ways, the name spelled otherwise.
+                vec![
+                    t("ACME CORP"),
+                    t(&acme_code),
+                    t(&format!("Right Place {suffix}")),
+                    t(""),
+                ],
+                // 5: a shared name, the code one of its customers.
+                vec![
+                    t("张伟"),
+                    t(&zw2_code),
+                    t(&format!("张伟的助理 {suffix}")),
+                    t(""),
+                ],
+                // 6: a shared name, the code another customer's.
+                vec![
+                    t("张伟"),
+                    t(&acme_code),
+                    t(&format!("Nobody {suffix}")),
+                    t(""),
+                ],
+                // 7: a shared name alone names no one.
+                vec![
+                    t("张伟"),
+                    t(""),
+                    t(&format!("Nobody either {suffix}")),
+                    t(""),
+                ],
+            ],
+        )
+        .await;
+        assert_eq!(
+            (r.created, r.rejected),
+            (3, 3),
+            "english {english}: {:#?}",
+            r.issues
+        );
+        for row in [2, 6] {
+            let i = issue(&r, row);
+            assert_eq!(
+                (i.outcome, i.kind),
+                (RowOutcome::Rejected, IssueKind::Invalid)
+            );
+            assert!(
+                i.message_en
+                    .contains("is not the customer of Customer code")
+                    && i.message_en.contains("names two customers"),
+                "{}",
+                i.message_en
+            );
+            assert!(i.message_zh.contains("不是同一个客户"), "{}", i.message_zh);
+        }
+        // Each language its own words.
+        let i = issue(&r, 7);
+        assert!(
+            i.message_en
+                .contains("'张伟' is the name of several customers; give the code")
+                && !i.message_en.contains("多条记录同名"),
+            "{}",
+            i.message_en
+        );
+        assert!(
+            i.message_zh
+                .contains("「张伟」是多个客户的名称，请填写编号"),
+            "{}",
+            i.message_zh
+        );
+        let under = |c: &Record, name: String| {
+            let c = c.clone();
+            let w = &w;
+            async move {
+                contacts_of_customer(w, &c)
+                    .await
+                    .iter()
+                    .any(|r| r.text("name") == Some(name.as_str()))
+            }
+        };
+        assert!(under(&muller, format!("Renamed {suffix}")).await);
+        assert!(under(&acme, format!("Right Place {suffix}")).await);
+        assert!(under(&zw2, format!("张伟的助理 {suffix}")).await);
+        assert!(!under(&zw1, format!("张伟的助理 {suffix}")).await);
+        assert!(
+            !contacts_of(&w)
+                .await
+                .iter()
+                .any(|r| r.text("name") == Some(format!("Wrong Place {suffix}").as_str())),
+            "nothing attached to the code's customer"
+        );
+    }
+}
+
+/// A contact without a mobile is named by its name spelling aside, as
+/// customers' names are: letter case, accents and `ß`, decomposed accents,
+/// full-width letters and the kind of apostrophe do not make another
+/// contact — neither against the store (a contact import skips such rows
+/// as duplicates, a customer import's contact group updates the stored
+/// contact under `update`) nor between two rows of one file; a name with
+/// other words (`Ann A Lee` beside `Anna Lee`) is another contact.
+pub async fn import_matches_contact_names_spelling_aside(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let c = w.customer(&w.admin, "Weiß Handels GmbH", json!({})).await;
+    let code = c.code.clone().expect("code");
+    new_contact(&w, &c, json!({"name": "Jürgen Weiß", "title": "CEO"})).await;
+    new_contact(&w, &c, json!({"name": "Bob O'Neil"})).await;
+    new_contact(&w, &c, json!({"name": "Anna Lee"})).await;
+    let h = ["所属客户", "姓名", "手机"];
+    let row = |name: &str| vec![t("Weiß Handels GmbH"), t(name), t("")];
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Contact),
+        &h,
+        vec![
+            row("JÜRGEN WEISS"),        // 2: stored
+            row("jürgen weiß"),         // 3: stored
+            row("Ju\u{308}rgen Weiss"), // 4: stored (decomposed)
+            row("Bob O’Neil"),          // 5: stored
+            row("ＢＯＢ Ｏ'ＮＥＩＬ"),  // 6: stored (full width)
+            row("Ann A Lee"),           // 7: new
+            row("Clara Schön"),         // 8: new
+            row("CLARA SCHON"),         // 9: repeats row 8
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.created, r.skipped, r.rejected),
+        (2, 6, 0),
+        "{:#?}",
+        r.issues
+    );
+    for row in [2, 5] {
+        assert_eq!(issue(&r, row).kind, IssueKind::Duplicate, "row {row}");
+    }
+    for (row, first) in [(3, 2), (4, 2), (6, 5), (9, 8)] {
+        let i = issue(&r, row);
+        assert_eq!(i.kind, IssueKind::DuplicateInFile, "row {row}");
+        assert!(
+            i.message_en.contains(&format!("repeats row {first}")),
+            "{}",
+            i.message_en
+        );
+    }
+    assert_eq!(contacts_of_customer(&w, &c).await.len(), 5);
+    // A customer import's contact groups, under update.
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &[
+            "编号",
+            "客户名称",
+            "联系人1姓名",
+            "联系人1职务",
+            "联系人2姓名",
+            "联系人2职务",
+        ],
+        vec![vec![
+            t(&code),
+            t("Weiß Handels GmbH"),
+            t("Ju\u{308}rgen WEISS"),
+            t("CTO"),
+            t("BOB O’NEIL"),
+            t("Buyer"),
+        ]],
+    )
+    .await;
+    assert_eq!(
+        (r.rejected, r.contacts_created, r.contacts_updated),
+        (0, 0, 2),
+        "{:#?}",
+        r.issues
+    );
+    let all = contacts_of_customer(&w, &c).await;
+    assert_eq!(all.len(), 5, "nobody added twice");
+    assert!(
+        all.iter().any(|r| r.text("title") == Some("CTO")),
+        "{all:?}"
+    );
+    assert!(
+        all.iter().any(|r| r.text("title") == Some("Buyer")),
+        "{all:?}"
+    );
+}
+
+/// A user row without a department puts the new user in the importer's
+/// department, as `user add` without `--dept` does (the administrator's:
+/// the root), never in none — their customers would drop out of every
+/// department-scoped view —; an updated user keeps theirs. A row may name
+/// as superior a user an earlier row of the file creates, by username in
+/// any letter case or by display name, in the same batch or a later one,
+/// in a dry run alike; a later row's user is not known yet. The undo
+/// removes them all.
+pub async fn import_users_default_their_department_and_name_earlier_rows(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let root = w.admin.department_id;
+    assert!(root.is_some());
+    let h = ["用户名", "姓名", "上级"];
+    let data = vec![
+        vec![t("mschmidt"), t("Maria Schmidt"), t("")], // 2
+        vec![t("jdoe"), t("John Doe"), t("mschmidt")],  // 3: same batch
+        vec![t("akim"), t("Anna Kim"), t("MSCHMIDT")],  // 4: next batch
+        vec![t("bpark"), t("Bo Park"), t("John Doe")],  // 5: by display name
+        vec![t("clee"), t("Chris Lee"), t("zlater")],   // 6: a later row's
+        vec![t("zlater"), t("Zed Later"), t("")],       // 7
+    ];
+    for commit in [CommitMode::Atomic, CommitMode::Batches] {
+        let mut o = opts(Entity::User);
+        o.dry_run = true;
+        o.commit = commit;
+        let dry = run(&w, &w.admin, o.clone(), &h, data.clone()).await;
+        o.dry_run = false;
+        let r = run(&w, &w.admin, o, &h, data.clone()).await;
+        assert_eq!(said(&dry), said(&r), "a dry run reports what the run does");
+        assert_eq!(
+            (r.created, r.rejected),
+            (5, 1),
+            "{commit:?}: {:#?}",
+            r.issues
+        );
+        let i = issue(&r, 6);
+        assert!(
+            i.message_en.contains("no user 'zlater'"),
+            "{}",
+            i.message_en
+        );
+        let user = |name: &'static str| {
+            let w = &w;
+            async move {
+                w.crm
+                    .user_by_username(&w.admin, name)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: {e}"))
+            }
+        };
+        let ms = user("mschmidt").await;
+        assert_eq!(ms.department_id, root, "the importer's department");
+        let jd = user("jdoe").await;
+        assert_eq!(jd.superior_id, Some(ms.id));
+        assert_eq!(user("akim").await.superior_id, Some(ms.id));
+        assert_eq!(user("bpark").await.superior_id, Some(jd.id));
+        assert_eq!(user("zlater").await.department_id, root);
+        w.crm
+            .undo_import(&w.admin, r.import_id.expect("id"))
+            .await
+            .expect("undo");
+        for name in ["mschmidt", "jdoe", "akim", "bpark", "zlater"] {
+            assert!(
+                w.crm.user_by_username(&w.admin, name).await.is_err(),
+                "{name} undone"
+            );
+        }
+    }
+    // An update without a department column leaves the department alone.
+    let mut o = opts(Entity::User);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &["用户名", "姓名"],
+        vec![vec![t("zhangsan"), t("张三丰")]],
+    )
+    .await;
+    assert_eq!(r.updated, 1, "{:#?}", r.issues);
+    let zs = w
+        .crm
+        .user_by_username(&w.admin, "zhangsan")
+        .await
+        .expect("zhangsan");
+    assert_eq!(zs.department_id, Some(w.group1));
+}
+
+/// A custom field without an English label heads its English template
+/// column with its label (which the import reads back), never with its
+/// internal key; with one, with that.
+pub async fn english_templates_head_custom_fields_with_their_labels(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let mut plain = new_custom(
+        Entity::Customer,
+        "cf_region_x",
+        "大区",
+        "",
+        crate::custom::CustomFieldType::Text,
+        &[],
+        false,
+    );
+    plain.label_en = None;
+    w.crm
+        .define_custom_field(&w.admin, plain)
+        .await
+        .expect("field");
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            new_custom(
+                Entity::Customer,
+                "cf_capital",
+                "注册资本",
+                "Capital",
+                crate::custom::CustomFieldType::Number,
+                &[],
+                false,
+            ),
+        )
+        .await
+        .expect("field");
+    let cols = w
+        .crm
+        .template_columns(&w.admin, Entity::Customer, 0)
+        .await
+        .expect("columns");
+    let col = |key: &str| {
+        cols.iter()
+            .find(|c| c.key == key)
+            .unwrap_or_else(|| panic!("no {key}: {cols:?}"))
+    };
+    assert_eq!(col("custom.cf_region_x").header_en, "大区");
+    assert_eq!(col("custom.cf_capital").header_en, "Capital");
+    // The English header reads back as the field.
+    let h = vec![
+        "Name".to_string(),
+        col("custom.cf_region_x").header_en.clone(),
+    ];
+    let map = w
+        .crm
+        .map_headers(&w.admin, Entity::Customer, &h)
+        .await
+        .expect("map");
+    assert_eq!(
+        map.roles[1],
+        crate::import::ColumnRole::Field("custom.cf_region_x".into())
+    );
 }
