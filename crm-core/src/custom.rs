@@ -1466,7 +1466,8 @@ impl Crm {
     /// live, archived or in the recycle bin — cannot be removed (an option
     /// kept under another case counts as removed: the records hold it as
     /// stored), and a record given it while the list is written fails the
-    /// change.
+    /// change. The host gets `picklist.updated` with the options added and
+    /// removed; the list as it is changes nothing and writes nothing.
     pub async fn set_picklist(
         &self,
         actor: &Actor,
@@ -1517,6 +1518,10 @@ impl Crm {
             (None, FieldKind::Choice(defaults)) => defaults.iter().map(|o| o.to_string()).collect(),
             (None, _) => Vec::new(),
         };
+        // The list as it is changes nothing: nothing is written.
+        if options == before {
+            return Ok(());
+        }
         let company = actor.company_id.0;
         let now = self.now();
         let mut cs = ChangeSet::default();
@@ -1573,17 +1578,41 @@ impl Crm {
                 id
             }
         };
+        let change = FieldChange {
+            field: format!("{entity}.{}", def.name),
+            before: existing
+                .as_ref()
+                .map(|r| r.get("options").to_json())
+                .unwrap_or(Json::Null),
+            after: serde_json::json!(options),
+        };
+        // Announced as a select custom field's options are
+        // (`custom_field.updated`'s `options_added` / `options_removed`).
+        let added: Vec<&String> = options.iter().filter(|o| !before.contains(o)).collect();
+        let removed: Vec<&String> = before.iter().filter(|o| !options.contains(o)).collect();
+        cs.events.push(self.event(
+            company,
+            Table::Picklists,
+            id,
+            "picklist.updated".into(),
+            serde_json::json!({
+                "entity": entity.name(),
+                "field": def.name,
+                "label": def.zh,
+                "options": &options,
+                "options_added": added,
+                "options_removed": removed,
+                "version": current + 1,
+                "changes": [&change],
+            }),
+        ));
         cs.audit.push(self.audit(
             Some(actor),
             actor.company_id.0,
             Table::Picklists,
             id,
             "update",
-            vec![FieldChange {
-                field: format!("{entity}.{}", def.name),
-                before: existing.map(|r| r.get("options").to_json()).unwrap_or(Json::Null),
-                after: serde_json::json!(options),
-            }],
+            vec![change],
         ));
         match self.apply(cs).await {
             Ok(()) => Ok(()),

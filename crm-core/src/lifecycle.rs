@@ -1123,10 +1123,15 @@ impl Crm {
                     k.table,
                     k.id(),
                     format!("{kind}.{}", step.event()),
-                    serde_json::json!({
-                        "code": k.get("code").as_text(),
-                        "with_customer": code,
-                    }),
+                    with_version(
+                        serde_json::json!({
+                            "code": k.get("code").as_text(),
+                            "with_customer": code,
+                        }),
+                        &cs.ops,
+                        k.table,
+                        k.id(),
+                    ),
                 ));
             }
         }
@@ -1155,7 +1160,12 @@ impl Crm {
             entity.table(),
             id.0,
             format!("{entity}.{}", step.event()),
-            serde_json::json!({ "code": code }),
+            with_version(
+                serde_json::json!({ "code": code }),
+                &cs.ops,
+                entity.table(),
+                id.0,
+            ),
         ));
         self.apply_indexed(cs).await
     }
@@ -1282,6 +1292,17 @@ impl Crm {
             expected_version: customer.version(),
             values,
         });
+        cs.events.push(self.event(
+            actor.company_id.0,
+            Table::Customers,
+            customer.id(),
+            "customer.updated".into(),
+            serde_json::json!({
+                "code": customer.get("code").to_json(),
+                "version": customer.version() + 1,
+                "changes": &changes,
+            }),
+        ));
         cs.audit.push(self.audit(
             Some(actor),
             actor.company_id.0,
@@ -1513,7 +1534,12 @@ impl Crm {
         }
         let before = row.get("owner_id").as_id();
         if before == Some(to.id.0) {
-            return Ok(());
+            return Err(Error::InvalidState(format!(
+                "{entity} {} is already owned by {} ({}); nothing changed (已是其负责人，未作更改)",
+                row.get("code").as_text().unwrap_or(&id.to_string()),
+                to.username,
+                to.display_name
+            )));
         }
         // A quote or contract waiting for approval does not go to one of
         // its approvers, who would then approve a document of their own.
@@ -1608,6 +1634,7 @@ impl Crm {
                         "from_username": self.username_of(c.get("owner_id").as_id()).await,
                         "to_username": to.username,
                         "with_customer": row.get("code").as_text(),
+                        "version": c.version() + 1,
                     }),
                 ));
                 cs.audit.push(self.audit(
@@ -1656,8 +1683,17 @@ impl Crm {
                 "shares_ended": shares_ended.iter().map(idj).collect::<Vec<_>>(),
                 "shares_ended_usernames": self.usernames_of(&shares_ended).await,
                 "lock_ended": lock_ended,
+                "version": row.version() + 1,
             }),
         ));
+        if entity == Entity::Quote
+            && let Some(e) = cs.events.last_mut()
+        {
+            // A quote's versions share its code: each says which it is.
+            let mut payload = e.payload.to_value();
+            payload["quote_version"] = row.get("quote_version").to_json();
+            e.payload = payload.into();
+        }
         let mut changes = vec![change];
         if !shares_ended.is_empty() {
             changes.push(FieldChange {
@@ -1930,7 +1966,9 @@ impl Crm {
     }
 
     /// Shares a record with a user, for reading or for editing, optionally
-    /// until a given time. Sharing again replaces the earlier share. A
+    /// until a given time. Sharing again replaces the earlier share; the
+    /// same share again (same access and end) changes nothing and writes
+    /// nothing. A
     /// record changed meanwhile (the caller gave no version) is read again
     /// and shared as it is now, every check made again.
     pub async fn share_record(
@@ -2048,6 +2086,19 @@ impl Crm {
         let olds = self
             .share_rows(actor, entity.table(), id.0, Some(with))
             .await?;
+        let access_name = match access {
+            ShareAccess::Read => "read",
+            ShareAccess::Write => "write",
+        };
+        // The same share again (same user, access and end) changes
+        // nothing: nothing is written, announced or recorded.
+        let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
+        if let [old] = olds.as_slice()
+            && old.get("access").as_text() == Some(access_name)
+            && micros(old.get("expires_at").as_timestamp()) == micros(expires_at)
+        {
+            return Ok(());
+        }
         // Two shares of the record to the user at once would both find no
         // earlier share (or the same ones): under a key per record and user,
         // none but those replaced here may be live when this one is written.
@@ -2100,10 +2151,6 @@ impl Crm {
             });
         }
         let sid = self.new_id();
-        let access_name = match access {
-            ShareAccess::Read => "read",
-            ShareAccess::Write => "write",
-        };
         cs.ops.push(Op::Insert {
             table: Table::Shares,
             values: [
@@ -2131,6 +2178,14 @@ impl Crm {
             format!("{entity}.shared"),
             serde_json::json!({"user_id": with, "access": access_name, "expires_at": expires_at}),
         ));
+        if matches!(entity, Entity::Customer | Entity::Contact)
+            && let Some(e) = cs.events.last_mut()
+        {
+            // The record is written too (see above): its new version.
+            let mut payload = e.payload.to_value();
+            payload["version"] = serde_json::json!(row.version() + 1);
+            e.payload = payload.into();
+        }
         cs.audit.push(self.audit(
             Some(actor),
             actor.company_id.0,
@@ -2363,4 +2418,23 @@ pub struct DocumentTransfer {
     pub code: Option<String>,
     /// Why it stayed with its owner; `None` when it was transferred.
     pub refused: Option<String>,
+}
+
+/// An event's payload with the version the change set's update of row `id`
+/// of `table` gives it (`version`), when the change set updates it (a purge
+/// deletes it: no version).
+pub(crate) fn with_version(mut payload: Json, ops: &[Op], table: Table, id: uuid::Uuid) -> Json {
+    let version = ops.iter().rev().find_map(|op| match op {
+        Op::Update {
+            table: t,
+            id: i,
+            expected_version,
+            ..
+        } if *t == table && *i == id => Some(expected_version + 1),
+        _ => None,
+    });
+    if let (Some(v), Some(map)) = (version, payload.as_object_mut()) {
+        map.insert("version".into(), Json::from(v));
+    }
+    payload
 }

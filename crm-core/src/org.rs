@@ -1043,6 +1043,60 @@ impl Crm {
             "company.created".into(),
             serde_json::json!({"name": input.name.trim(), "code": input.code.trim(), "admin_user_id": user}),
         ));
+        // What the company starts with is announced as its own creation
+        // would be: the root department, the administrator role and the
+        // administrator.
+        cs.audit.push(self.audit(
+            None,
+            company,
+            Table::Departments,
+            dept,
+            "create",
+            vec![FieldChange {
+                field: "name".into(),
+                before: serde_json::Value::Null,
+                after: input.name.trim().into(),
+            }],
+        ));
+        cs.audit.push(self.audit(
+            None,
+            company,
+            Table::Roles,
+            role,
+            "create",
+            vec![FieldChange {
+                field: "role".into(),
+                before: serde_json::Value::Null,
+                after: serde_json::json!({"name": "管理员", "is_admin": true, "permissions": [], "field_rules": []}),
+            }],
+        ));
+        self.announce_org_changes(&mut cs);
+        cs.audit.push(self.audit(
+            None,
+            company,
+            Table::Users,
+            user,
+            "create",
+            vec![FieldChange {
+                field: "username".into(),
+                before: serde_json::Value::Null,
+                after: input.admin_username.trim().into(),
+            }],
+        ));
+        cs.events.push(self.event(
+            company,
+            Table::Users,
+            user,
+            "user.created".into(),
+            serde_json::json!({
+                "username": input.admin_username.trim(),
+                "display_name": input.admin_display_name.trim(),
+                "department_id": dept,
+                "superior_id": null,
+                "role_ids": [role],
+                "roles": ["管理员"],
+            }),
+        ));
         self.apply(cs).await.map_err(|e| match e {
             Error::Duplicate { .. } => Error::Duplicate {
                 entity: "company".into(),
@@ -1667,6 +1721,15 @@ impl Crm {
     /// `user_group.deleted` …) with the changes and the name, so that a host
     /// mirroring the organisation sees it change.
     fn announce_org_changes(&self, cs: &mut ChangeSet) {
+        self.announce_org_changes_of(cs, None);
+    }
+
+    /// [`announce_org_changes`](Crm::announce_org_changes) of a change set
+    /// changing or deleting `read` (the row as read): its name when the
+    /// change leaves the name alone. Every event carries the version the
+    /// change gives the record; a `created` one also its starting values
+    /// (parent, members, grants …) beside its name.
+    fn announce_org_changes_of(&self, cs: &mut ChangeSet, read: Option<&Row>) {
         let mut events = Vec::new();
         for a in &cs.audit {
             let kind = match a.table {
@@ -1710,13 +1773,51 @@ impl Crm {
                     }
                 })
                 .cloned()
-                .or(written);
+                .or(written)
+                .or_else(|| {
+                    read.filter(|r| r.id() == a.record_id)
+                        .map(|r| r.get("name").to_json())
+                });
+            let mut payload = serde_json::json!({ "name": name, "changes": &a.changes });
+            for op in &cs.ops {
+                match op {
+                    Op::Insert { table, values }
+                        if *table == a.table
+                            && values
+                                .iter()
+                                .any(|(k, v)| *k == "id" && v.as_id() == Some(a.record_id)) =>
+                    {
+                        for (k, v) in values {
+                            if !matches!(
+                                *k,
+                                "id" | "company_id"
+                                    | "created_at"
+                                    | "updated_at"
+                                    | "deleted_at"
+                                    | "name"
+                                    | "changes"
+                            ) {
+                                payload[*k] = v.to_json();
+                            }
+                        }
+                    }
+                    Op::Update {
+                        table,
+                        id,
+                        expected_version,
+                        ..
+                    } if *table == a.table && *id == a.record_id => {
+                        payload["version"] = serde_json::json!(expected_version + 1);
+                    }
+                    _ => {}
+                }
+            }
             events.push(self.event(
                 a.company_id,
                 a.table,
                 a.record_id,
                 format!("{kind}.{done}"),
-                serde_json::json!({ "name": name, "changes": &a.changes }),
+                payload,
             ));
         }
         cs.events.extend(events);
@@ -2052,7 +2153,8 @@ impl Crm {
     /// Renamed or moved, its name must be free among its (new) siblings.
     /// Unless the actor's `department:manage` grant covers all
     /// departments, the department and its new parent must lie within its
-    /// scope (the actor's department, or its tree).
+    /// scope (the actor's department, or its tree). Its name and parent as
+    /// they are change nothing: it is returned as it is, nothing written.
     pub async fn update_department(
         &self,
         actor: &Actor,
@@ -2082,11 +2184,20 @@ impl Crm {
             non_empty(&mut errors, "name", n, 64);
             errors.into_result()?;
             values.push(("name", n.trim().into()));
-            changes.push(FieldChange {
-                field: "name".into(),
-                before: row.get("name").to_json(),
-                after: n.trim().into(),
-            });
+            if n.trim() != text(&row, "name") {
+                changes.push(FieldChange {
+                    field: "name".into(),
+                    before: row.get("name").to_json(),
+                    after: n.trim().into(),
+                });
+            }
+        }
+        // A name and a parent as they are change nothing: the department
+        // is returned as it is, nothing written, announced or recorded.
+        let current_parent = row.get("parent_id").as_id().map(DepartmentId);
+        let parent = parent.filter(|p| *p != current_parent);
+        if changes.is_empty() && parent.is_none() {
+            return Ok(department_from_row(&row));
         }
         if let Some(p) = parent {
             if !department_in_scope(actor, scope, p) {
@@ -2162,7 +2273,6 @@ impl Crm {
             });
         }
         // A new name, or a new parent, must not be a sibling's name.
-        let current_parent = row.get("parent_id").as_id().map(DepartmentId);
         let renamed = name.is_some_and(|n| n.trim() != text(&row, "name"));
         let moved = parent.is_some_and(|p| p != current_parent);
         if renamed || moved {
@@ -2187,7 +2297,7 @@ impl Crm {
             "update",
             changes,
         ));
-        self.announce_org_changes(&mut cs);
+        self.announce_org_changes_of(&mut cs, Some(&row));
         self.apply(cs).await?;
         Ok(department_from_row(
             &self.live_row(actor, Table::Departments, id.0).await?,
@@ -2333,7 +2443,7 @@ impl Crm {
             "delete",
             Vec::new(),
         ));
-        self.announce_org_changes(&mut cs);
+        self.announce_org_changes_of(&mut cs, Some(&row));
         self.apply(cs).await
     }
 
@@ -2451,6 +2561,8 @@ impl Crm {
     /// the company's last active administrator into an ordinary one.
     /// An administrator role's grants and field rules are not changed (an
     /// administrator may do everything whatever they are); its name may be.
+    /// The definition as it is (grants and field rules in any order)
+    /// changes nothing: the role is returned as it is, nothing written.
     pub async fn update_role(
         &self,
         actor: &Actor,
@@ -2483,6 +2595,22 @@ impl Crm {
                 "{} may not give role '{}' these rights: {why}; only an administrator can grant rights beyond their own",
                 actor.display_name, before.name
             )));
+        }
+        // A definition as it is changes nothing: the role is returned as
+        // it is, nothing written, announced or recorded.
+        let after = spec_role(&spec);
+        let same_set = |a: &[Permission], b: &[Permission]| {
+            a.len() == b.len() && a.iter().all(|x| b.contains(x))
+        };
+        let same_rules = |a: &[FieldRule], b: &[FieldRule]| {
+            a.len() == b.len() && a.iter().all(|x| b.contains(x))
+        };
+        if after.name == before.name
+            && after.is_admin == before.is_admin
+            && same_set(&after.permissions, &before.permissions)
+            && same_rules(&after.field_rules, &before.field_rules)
+        {
+            return Ok(before);
         }
         let mut cs = ChangeSet::default();
         if spec.name.trim() != before.name {
@@ -2634,6 +2762,11 @@ impl Crm {
             }],
         ));
         self.announce_org_changes(&mut cs);
+        if let Some(e) = cs.events.last_mut() {
+            let mut payload = e.payload.to_value();
+            payload["name"] = serde_json::json!(role.name);
+            e.payload = payload.into();
+        }
         self.apply(cs).await
     }
 
@@ -2792,7 +2925,8 @@ impl Crm {
     }
 
     /// Replaces a group's members. A deactivated user is refused as a new
-    /// member.
+    /// member. The members as they are (in any order) change nothing: the
+    /// group is returned as it is, nothing written.
     pub async fn set_group_members(
         &self,
         actor: &Actor,
@@ -2807,6 +2941,12 @@ impl Crm {
             .map(UserId)
             .collect();
         self.check_group_members(actor, members, &current).await?;
+        // The members as they are change nothing: the group is returned
+        // as it is, nothing written, announced or recorded.
+        let distinct: std::collections::BTreeSet<UserId> = members.iter().copied().collect();
+        if distinct == current.iter().copied().collect() {
+            return Ok(group_from_row(&row));
+        }
         let mut cs = ChangeSet::default();
         cs.ops.push(Op::Update {
             table: Table::UserGroups,
@@ -2829,7 +2969,7 @@ impl Crm {
                 after: ids_json(members).to_json(),
             }],
         ));
-        self.announce_org_changes(&mut cs);
+        self.announce_org_changes_of(&mut cs, Some(&row));
         self.apply(cs).await?;
         Ok(group_from_row(
             &self.live_row(actor, Table::UserGroups, id.0).await?,
@@ -2870,7 +3010,7 @@ impl Crm {
                 after: serde_json::Value::Null,
             }],
         ));
-        self.announce_org_changes(&mut cs);
+        self.announce_org_changes_of(&mut cs, Some(&row));
         self.apply(cs).await
     }
 

@@ -1442,6 +1442,9 @@ impl Crm {
             shared.extend(handled.iter().map(|c| Value::Id(*c)));
             cs.guards
                 .push(self.no_other_contacts_guard(company, &[row], &handled));
+            let to_owner = mv.owner.map(|(o, _)| o);
+            let to_username = self.username_of(to_owner).await;
+            let before_username = self.username_of(before_owner).await;
             for c in contacts {
                 cs.ops.push(Op::Update {
                     table: Table::Contacts,
@@ -1453,6 +1456,52 @@ impl Crm {
                         ("updated_at", Value::Timestamp(now)),
                     ],
                 });
+                // Each contact's move in its own history, and announced
+                // (as a transfer announces `contact.transferred`).
+                let mut changes = Vec::new();
+                if c.get("owner_id").as_id() != to_owner {
+                    changes.push(FieldChange {
+                        field: "owner_id".into(),
+                        before: c.get("owner_id").to_json(),
+                        after: owner.to_json(),
+                    });
+                }
+                if *c.get("department_id") != dept {
+                    changes.push(FieldChange {
+                        field: "department_id".into(),
+                        before: c.get("department_id").to_json(),
+                        after: dept.to_json(),
+                    });
+                }
+                cs.events.push(self.event(
+                    company,
+                    Table::Contacts,
+                    c.id(),
+                    format!("contact.{}", Self::move_event_name(mv.action)),
+                    json!({
+                        "code": c.get("code").to_json(),
+                        "name": c.get("name").to_json(),
+                        "from": c.get("owner_id").to_json(),
+                        "to": owner.to_json(),
+                        "from_username": if c.get("owner_id").as_id() == before_owner {
+                            before_username.clone()
+                        } else {
+                            self.username_of(c.get("owner_id").as_id()).await
+                        },
+                        "to_username": to_username,
+                        "with_customer": row.get("code").to_json(),
+                        "version": c.version() + 1,
+                        "changes": &changes,
+                    }),
+                ));
+                cs.audit.push(self.audit(
+                    mv.actor,
+                    company,
+                    Table::Contacts,
+                    c.id(),
+                    mv.action,
+                    changes,
+                ));
             }
         }
         // A customer going into a pool leaves its owner's hands, and so do
@@ -1523,14 +1572,7 @@ impl Crm {
             mv.action,
             changes,
         ));
-        let event = match mv.action {
-            "claim" => "claimed",
-            "release" => "released",
-            "assign" => "assigned",
-            "recycle" => "recycled",
-            "invalidate" => "invalidated",
-            _ => "moved",
-        };
+        let event = Self::move_event_name(mv.action);
         cs.events.push(self.event(
             company,
             Table::Customers,
@@ -1548,9 +1590,24 @@ impl Crm {
                 "shares_ended": shares_ended.iter().map(|u| idj(Some(*u))).collect::<Vec<_>>(),
                 "shares_ended_usernames": self.usernames_of(&shares_ended).await,
                 "lock_ended": lock_ends,
+                "version": row.version() + 1,
             }),
         ));
         Ok(cs)
+    }
+
+    /// The event name (after `customer.` or `contact.`) of a pool move's
+    /// action: `claimed`, `released`, `assigned`, `recycled`,
+    /// `invalidated`, else `moved`.
+    fn move_event_name(action: &str) -> &'static str {
+        match action {
+            "claim" => "claimed",
+            "release" => "released",
+            "assign" => "assigned",
+            "recycle" => "recycled",
+            "invalidate" => "invalidated",
+            _ => "moved",
+        }
     }
 
     /// What a transfer (转移) adds for a customer: a new holding period, an
@@ -1830,7 +1887,14 @@ impl Crm {
             Table::Pools,
             id,
             "pool.created".into(),
-            json!({"name": name}),
+            json!({
+                "name": name,
+                "version": 1,
+                "admins": ids_json(&spec.admins).to_json(),
+                "member_users": ids_json(&spec.member_users).to_json(),
+                "member_departments": ids_json(&spec.member_departments).to_json(),
+                "limits": &spec.limits,
+            }),
         ));
         self.apply(cs).await?;
         self.pool(actor, PoolId(id)).await
@@ -3385,7 +3449,9 @@ impl Crm {
 
     /// Locks or unlocks customers (锁定): locked customers are never
     /// recycled. Managers only: the actor must be allowed to transfer the
-    /// customer and, unless an administrator, must not be its owner.
+    /// customer and, unless an administrator, must not be its owner. A
+    /// customer already locked (or unlocked) is refused as nothing to
+    /// change, saying so, and nothing is written.
     pub async fn set_locked(&self, actor: &Actor, ids: &[RecordId], locked: bool) -> BatchReport {
         let ids = &crate::lifecycle::distinct_ids(ids);
         let mut report = BatchReport::default();
@@ -3407,7 +3473,16 @@ impl Crm {
                     return Err(Error::not_found(Entity::Customer, id));
                 }
                 if row.get("locked").as_bool() == Some(locked) {
-                    return Ok(());
+                    return Err(Error::InvalidState(format!(
+                        "customer {} {}; nothing changed ({}，未作更改)",
+                        Self::label(&row),
+                        if locked {
+                            "is locked already"
+                        } else {
+                            "is not locked"
+                        },
+                        if locked { "已锁定" } else { "未锁定" }
+                    )));
                 }
                 // A lock keeps a customer with its holder: a public one has
                 // none (a claim would end the lock at once).
@@ -3446,7 +3521,7 @@ impl Crm {
                     Table::Customers,
                     id.0,
                     format!("customer.{action}ed"),
-                    json!({"code": row.get("code").to_json()}),
+                    json!({"code": row.get("code").to_json(), "version": row.version() + 1}),
                 ));
                 self.apply(cs).await
             }
@@ -3462,7 +3537,10 @@ impl Crm {
     /// The operations recording sales activity on a customer row: the
     /// customer update and, when a deal moves an owned customer to the
     /// closed-deal customers, the pool history row. For the sales module to
-    /// add to its own change sets (opportunity created, won, closed …).
+    /// add to its own change sets (opportunity created, won, closed …),
+    /// with the customer's event and audit entry from
+    /// [`announce_sales_activity`](Crm::announce_sales_activity) when
+    /// there are any operations.
     pub(crate) fn sales_activity_ops(
         &self,
         actor: Option<&Actor>,
@@ -3594,37 +3672,58 @@ impl Crm {
             ops,
             ..ChangeSet::default()
         };
+        self.announce_sales_activity(actor, &row, changes, &mut cs);
+        self.apply(cs).await
+    }
+
+    /// Adds to a change set that carries [`sales_activity_ops`]
+    /// (Crm::sales_activity_ops) of `row` the customer's event and audit
+    /// entry: `customer.deal_closed` (audit `deal`) when the deal date
+    /// changed, else `customer.sales_activity`, with the customer's code,
+    /// the field changes and the version the update gives it.
+    pub(crate) fn announce_sales_activity(
+        &self,
+        actor: &Actor,
+        row: &Row,
+        changes: Vec<FieldChange>,
+        cs: &mut ChangeSet,
+    ) {
         let deal = changes.iter().any(|c| c.field == "closed_at");
         cs.events.push(
             self.event(
                 actor.company_id.0,
                 Table::Customers,
-                id.0,
+                row.id(),
                 if deal {
                     "customer.deal_closed"
                 } else {
                     "customer.sales_activity"
                 }
                 .into(),
-                json!({"code": row.get("code").to_json(), "changes": &changes}),
+                json!({
+                    "code": row.get("code").to_json(),
+                    "changes": &changes,
+                    "version": row.version() + 1,
+                }),
             ),
         );
         cs.audit.push(self.audit(
             Some(actor),
             actor.company_id.0,
             Table::Customers,
-            id.0,
+            row.id(),
             if deal { "deal" } else { "sales_activity" },
             changes,
         ));
-        self.apply(cs).await
     }
 
     /// Marks a customer as closed-deal (成交) now or at `at`: it moves to the
     /// closed-deal customers and the "no deal" rules stop counting. A deal
     /// date later than today (in the company's time zone) or before the
     /// customer was created is refused; so is one that changes nothing (a
-    /// later deal is already recorded), saying so.
+    /// deal no earlier is already recorded), saying so — a deal now too. A
+    /// later deal of a closed-deal customer is a new deal: it moves the
+    /// deal date.
     pub async fn mark_deal(
         &self,
         actor: &Actor,
@@ -3641,20 +3740,10 @@ impl Crm {
                 Self::label(&held)
             )));
         }
-        let Some(at) = at else {
-            return self
-                .record_sales_activity(
-                    actor,
-                    id,
-                    SalesActivity {
-                        deal_closed_at: Some(self.now()),
-                        last_opportunity_is: None,
-                        ..SalesActivity::default()
-                    },
-                )
-                .await;
-        };
-        let row = self.sales_activity_row(actor, id).await?;
+        // A deal now is dated now, and refused as a dated one is when it
+        // changes nothing (a deal already recorded at this very time).
+        let at = at.unwrap_or_else(|| self.now());
+        let row = held;
         let label = Self::label(&row);
         let today = self.local_date(self.now());
         if self.local_date(at) > today {

@@ -1650,6 +1650,8 @@ impl Crm {
                 .build_insert(actor, entity, &fields, &customs, None, None)
                 .await?;
             let company = actor.company_id.0;
+            // The customer a follow-up dates gets its own event.
+            let side_events = self.side_customer_events(&ops, &side_audit).await?;
             cs.ops.extend(ops);
             cs.guards.extend(guards);
             cs.audit.extend(side_audit);
@@ -1668,6 +1670,7 @@ impl Crm {
                 format!("{entity}.created"),
                 payload,
             ));
+            cs.events.extend(side_events);
             if let Some(contacts) = &contacts {
                 let contact_customs = self.custom_fields(actor, Entity::Contact).await?;
                 for c in contacts {
@@ -1777,6 +1780,16 @@ impl Crm {
         cs.audit.retain(|a| {
             !(a.table == Table::Customers && a.record_id == customer && a.action == "update")
         });
+        cs.events.retain(|e| {
+            !(e.table == Table::Customers
+                && e.record_id == customer
+                && e.event_type == "customer.updated")
+        });
+        let audit: Vec<AuditEntry> = audit.into_iter().collect();
+        cs.events.extend(
+            self.side_customer_events(std::slice::from_ref(&op), &audit)
+                .await?,
+        );
         cs.audit.extend(audit);
         Ok(())
     }
@@ -2041,13 +2054,18 @@ impl Crm {
         let last = customer.get("last_follow_up_at").as_timestamp();
         let mut values: Vec<(&'static str, Value)> =
             vec![("updated_at", Value::Timestamp(self.now()))];
+        let mut changes = Vec::new();
         if last.is_none_or(|l| occurred > l) {
+            changes.push(FieldChange {
+                field: "last_follow_up_at".into(),
+                before: customer.get("last_follow_up_at").to_json(),
+                after: Value::Timestamp(occurred).to_json(),
+            });
             values.push(("last_follow_up_at", Value::Timestamp(occurred)));
         }
         // Only the latest follow-up plans the next one: a back-dated entry
         // leaves the customer's next follow-up date alone.
         let latest = last.is_none_or(|l| occurred >= l);
-        let mut audit = None;
         if latest
             && actor.field_access(Entity::Customer, "next_follow_up") == FieldAccess::Full
             && let Some(next) = set.get("next_follow_up_at").and_then(Value::as_timestamp)
@@ -2055,21 +2073,24 @@ impl Crm {
             let next = Value::Date(next.with_timezone(&self.config.utc_offset).date_naive());
             let before = customer.get("next_follow_up");
             if *before != next {
-                audit = Some(self.audit(
-                    Some(actor),
-                    actor.company_id.0,
-                    Table::Customers,
-                    customer.id(),
-                    "update",
-                    vec![FieldChange {
-                        field: "next_follow_up".into(),
-                        before: output_json(Entity::Customer, "next_follow_up", before),
-                        after: output_json(Entity::Customer, "next_follow_up", &next),
-                    }],
-                ));
+                changes.push(FieldChange {
+                    field: "next_follow_up".into(),
+                    before: output_json(Entity::Customer, "next_follow_up", before),
+                    after: output_json(Entity::Customer, "next_follow_up", &next),
+                });
             }
             values.push(("next_follow_up", next));
         }
+        let audit = (!changes.is_empty()).then(|| {
+            self.audit(
+                Some(actor),
+                actor.company_id.0,
+                Table::Customers,
+                customer.id(),
+                "update",
+                changes,
+            )
+        });
         let op = Op::Update {
             table: Table::Customers,
             id: customer.id(),
@@ -2077,6 +2098,48 @@ impl Crm {
             values,
         };
         (op, audit)
+    }
+
+    /// The `customer.updated` events of the customer updates a change set
+    /// makes besides its own record (a follow-up's customer dates): one per
+    /// audit entry of such an update in `audit`, with the customer's code,
+    /// its changes and the version the change set's update of the customer
+    /// gives it.
+    pub(crate) async fn side_customer_events(
+        &self,
+        ops: &[Op],
+        audit: &[AuditEntry],
+    ) -> Result<Vec<crate::store::NewEvent>> {
+        let mut events = Vec::new();
+        for a in audit
+            .iter()
+            .filter(|a| a.table == Table::Customers && a.action == "update")
+        {
+            let Some(version) = ops.iter().find_map(|op| match op {
+                Op::Update {
+                    table: Table::Customers,
+                    id,
+                    expected_version,
+                    ..
+                } if *id == a.record_id => Some(expected_version + 1),
+                _ => None,
+            }) else {
+                continue;
+            };
+            let code = self
+                .store
+                .get(Table::Customers, a.record_id)
+                .await?
+                .map_or(Json::Null, |r| r.get("code").to_json());
+            events.push(self.event(
+                a.company_id,
+                Table::Customers,
+                a.record_id,
+                "customer.updated".into(),
+                serde_json::json!({"code": code, "version": version, "changes": &a.changes}),
+            ));
+        }
+        Ok(events)
     }
 
     #[allow(clippy::too_many_arguments)]

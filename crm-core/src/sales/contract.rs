@@ -965,7 +965,9 @@ impl Crm {
     /// refused, naming them (see [`ContractPatch`]). A contract pending
     /// approval, finished or terminated is not changed. New lines of a
     /// draft keep the products of its lines, discontinued (停售) ones too;
-    /// a line adding a discontinued product is refused.
+    /// a line adding a discontinued product is refused. A patch giving
+    /// the values the contract has changes nothing: the contract is
+    /// returned as it is, at its version, and nothing is written.
     pub async fn update_contract(
         &self,
         actor: &Actor,
@@ -1146,15 +1148,17 @@ impl Crm {
                 after: v.to_json(),
             })
             .collect();
-        if values.is_empty() {
-            return Ok(c);
-        }
-        values.push(("updated_at", Value::Timestamp(self.now())));
         // The host is told which fields changed (the lines as one field).
         let mut fields: Vec<String> = changes.iter().map(|c| c.field.clone()).collect();
         if values.iter().any(|(k, v)| *k == "lines" && row.get(k) != v) {
             fields.push("lines".into());
         }
+        // Values as they are change nothing: the contract is returned as
+        // it is, nothing written, announced or recorded.
+        if fields.is_empty() {
+            return Ok(c);
+        }
+        values.push(("updated_at", Value::Timestamp(self.now())));
         let mut cs = ChangeSet::default();
         cs.ops.push(Op::Update {
             table: Table::Contracts,
@@ -1168,14 +1172,19 @@ impl Crm {
             Table::Contracts,
             id,
             "update",
-            changes,
+            changes.clone(),
         ));
         cs.events.push(self.event(
             actor.company_id.0,
             Table::Contracts,
             id,
             "contract.updated".into(),
-            json!({"code": c.code, "fields": fields}),
+            json!({
+                "code": c.code,
+                "fields": fields,
+                "version": expected_version + 1,
+                "changes": &changes,
+            }),
         ));
         self.apply(cs).await?;
         self.contract(actor, id).await

@@ -306,7 +306,9 @@ impl Crm {
 
     /// Adds to a change set what the customer pools need to know about a
     /// customer's sales (opportunity created, open opportunities, deal
-    /// closed): the customer row's update and its audit entry.
+    /// closed): the customer row's update, its event (`customer.deal_closed`
+    /// or `customer.sales_activity`, with the changes and new version) and
+    /// its audit entry.
     pub(crate) async fn customer_sales_activity(
         &self,
         actor: &Actor,
@@ -504,14 +506,7 @@ impl Crm {
             return Ok(());
         }
         cs.ops.extend(ops);
-        cs.audit.push(self.audit(
-            Some(actor),
-            actor.company_id.0,
-            Table::Customers,
-            customer,
-            "sales_activity",
-            changes,
-        ));
+        self.announce_sales_activity(actor, row, changes, cs);
         Ok(())
     }
 

@@ -770,7 +770,9 @@ impl Crm {
     /// with no new instalment due earlier taking that money (each one in
     /// the way is named). The contract's version is bumped in the same
     /// change set, so a concurrent plan, change of the amount or payment
-    /// makes one of the writers fail with a conflict.
+    /// makes one of the writers fail with a conflict. The plan as it is
+    /// (same instalments, due dates, amounts and notes) changes nothing and
+    /// writes nothing.
     pub async fn set_payment_plan(
         &self,
         actor: &Actor,
@@ -778,14 +780,18 @@ impl Crm {
         plans: Vec<PlanInput>,
     ) -> Result<Collection> {
         let cs = self.payment_plan_changes(actor, contract, plans).await?;
-        self.apply(cs).await?;
+        // The plan as it is: nothing written, announced or recorded.
+        if !cs.ops.is_empty() {
+            self.apply(cs).await?;
+        }
         self.collection(actor, contract).await
     }
 
     /// Builds the change set of [`set_payment_plan`](Crm::set_payment_plan)
     /// without applying it: the plan checked against the contract as read
     /// now, and the contract's version bump that makes the write fail if
-    /// the contract changed in between.
+    /// the contract changed in between; an empty change set for the plan
+    /// as it is.
     pub(crate) async fn payment_plan_changes(
         &self,
         actor: &Actor,
@@ -857,6 +863,16 @@ impl Crm {
             overdue_minor(c.amount.minor, c.end_on, c.received.minor, plans, today)
         };
         overdue_not_put_off(actor, &c, overdue(&old), overdue(&new))?;
+        // The plan as it is changes nothing: an empty change set.
+        let unchanged = old_plans.len() == sorted.len()
+            && old_plans.iter().zip(&sorted).all(|(r, p)| {
+                r.get("due_on").as_date() == Some(p.due_on)
+                    && r.get("amount").as_int() == Some(p.amount.minor)
+                    && *r.get("notes") == opt_text(p.notes.clone())
+            });
+        if unchanged {
+            return Ok(ChangeSet::default());
+        }
         let mut cs = ChangeSet::default();
         // Serialises plan changes with each other and with changes of the
         // contract amount: the plan was checked against this version.
@@ -1257,7 +1273,7 @@ impl Crm {
             }],
         ));
         if !needs_approval {
-            self.add_received(actor, &row, input.amount.minor, id, &mut cs);
+            self.add_received(actor, &row, input.amount.minor, id, None, &mut cs);
             self.apply(cs).await?;
             let p = self.payment(id).await?;
             return Ok((p, None));
@@ -1307,7 +1323,7 @@ impl Crm {
                     }
                 }
             }
-            self.add_received(actor, &row, input.amount.minor, id, &mut cs);
+            self.add_received(actor, &row, input.amount.minor, id, None, &mut cs);
         }
         self.apply(cs).await?;
         Ok((self.payment(id).await?, Some(t.info)))
@@ -1512,15 +1528,43 @@ impl Crm {
         Ok(p)
     }
 
-    /// Adds a confirmed payment to the contract's received amount.
+    /// Adds a confirmed payment to the contract's received amount. The
+    /// payment's row is `stored` when it was written before, else its
+    /// insert in `cs`: the event names its receipt number, date and method.
     fn add_received(
         &self,
         actor: &Actor,
         contract: &Row,
         amount: i64,
         payment: Uuid,
+        stored: Option<&Row>,
         cs: &mut ChangeSet,
     ) {
+        let fact = |col: &str| -> serde_json::Value {
+            if let Some(r) = stored {
+                return r.get(col).to_json();
+            }
+            cs.ops
+                .iter()
+                .find_map(|op| match op {
+                    Op::Insert {
+                        table: Table::Payments,
+                        values,
+                    } if values
+                        .iter()
+                        .any(|(k, v)| *k == "id" && v.as_id() == Some(payment)) =>
+                    {
+                        values
+                            .iter()
+                            .find(|(k, _)| *k == col)
+                            .map(|(_, v)| v.to_json())
+                    }
+                    _ => None,
+                })
+                .unwrap_or(serde_json::Value::Null)
+        };
+        let (receipt_no, received_on, method) =
+            (fact("receipt_no"), fact("received_on"), fact("method"));
         let received = contract.get("received").as_int().unwrap_or(0);
         let total = contract.get("amount").as_int().unwrap_or(0);
         let after = received + amount;
@@ -1552,7 +1596,9 @@ impl Crm {
             contract.id(),
             "contract.payment_received".into(),
             json!({"code": contract.get("code").to_json(), "payment_id": payment,
-                   "amount": amount, "received": after, "outstanding": total - after}),
+                   "amount": amount, "received": after, "outstanding": total - after,
+                   "receipt_no": receipt_no, "received_on": received_on, "method": method,
+                   "version": contract.version() + 1}),
         ));
     }
 
@@ -1658,7 +1704,7 @@ impl Crm {
                     c.outstanding
                 )));
             }
-            self.add_received(actor, &row, amount, p.id(), cs);
+            self.add_received(actor, &row, amount, p.id(), Some(&p), cs);
         }
         Ok(())
     }
@@ -1982,7 +2028,10 @@ impl Crm {
                 plans_before.push(json!({"invoice_id": plan.id(), "amount": planned,
                                          "invoice_date": plan.get("invoice_date").as_date(),
                                          "status": INVOICE_PLANNED}));
-                plans_after.push(json!({"invoice_id": plan.id(), "amount": rest.max(0),
+                // A fulfilled plan keeps its amount; a part taken leaves the rest.
+                plans_after.push(json!({"invoice_id": plan.id(),
+                                        "amount": if rest > 0 { rest } else { planned },
+                                        "remaining": rest.max(0),
                                         "invoice_date": plan.get("invoice_date").as_date(),
                                         "invoiced": took,
                                         "status": if rest > 0 { INVOICE_PLANNED }
@@ -2015,7 +2064,8 @@ impl Crm {
                 "contract.invoiced".into(),
                 json!({"code": c.code, "invoice_id": id, "number": number,
                        "amount": amount.minor, "invoice_type": invoice_type.name(),
-                       "plans_fulfilled": plans_after}),
+                       "invoice_date": date, "plans_fulfilled": plans_after,
+                       "version": row.version() + 1}),
             ));
         } else {
             // Serialises plans of the same contract (the total was checked

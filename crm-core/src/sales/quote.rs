@@ -404,6 +404,7 @@ impl Crm {
         let t = quote_totals(&q.lines)?;
         let now = self.now();
         let company = actor.company_id.0;
+        let owner_id = q.owner.to_json();
         let lines_json = serde_json::to_value(&q.lines)
             .map_err(|e| Error::InvalidState(format!("cannot encode lines: {e}")))?;
         cs.ops.push(Op::Insert {
@@ -462,7 +463,9 @@ impl Crm {
             Table::Quotes,
             q.id,
             "quote.created".into(),
-            json!({"code": q.code, "quote_version": q.quote_version, "amount": t.amount.minor}),
+            json!({"code": q.code, "quote_version": q.quote_version, "amount": t.amount.minor,
+                   "customer_id": q.customer_id, "owner_id": owner_id,
+                   "opportunity_id": q.opportunity_id}),
         ));
         Ok(())
     }

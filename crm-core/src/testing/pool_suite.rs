@@ -10,6 +10,16 @@
 macro_rules! pool_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::pool_suite::pool_moves_announce_the_contacts_and_versions,
+            crm_pool_moves_announce_the_contacts_and_versions,
+            $make
+        );
+        $each!(
+            $crate::testing::pool_suite::pool_operations_that_change_nothing_say_so,
+            crm_pool_operations_that_change_nothing_say_so,
+            $make
+        );
+        $each!(
             $crate::testing::pool_suite::a_transfer_or_share_given_no_version_takes_a_meanwhile_edit,
             crm_pool_a_transfer_or_share_given_no_version_takes_a_meanwhile_edit,
             $make
@@ -6070,4 +6080,126 @@ pub async fn rebuilt_name_keys_show_new_duplicates_in_the_report(store: Arc<dyn 
         "{repaired:?}"
     );
     assert_eq!(name_groups(&company_report(&w).await), want);
+}
+
+/// A customer released, claimed, assigned or moved within a pool takes its
+/// contacts with it: each contact's move is announced
+/// (`contact.released`, `contact.claimed` …, naming the customer) with its
+/// new version, and the customer's event carries its new version too.
+pub async fn pool_moves_announce_the_contacts_and_versions(store: Arc<dyn Store>) {
+    use crate::testing::service_suite::announced_at_version;
+    let w = World::new(store).await;
+    let pool = w
+        .crm
+        .create_pool(
+            &w.admin,
+            PoolSpec {
+                name: "华东公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.group1],
+                limits: PoolLimits::default(),
+            },
+        )
+        .await
+        .expect("pool");
+    let c = w
+        .customer(&w.zhangsan, "北京华信智联科技有限公司", json!({}))
+        .await;
+    let contact = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": c.id.to_string(), "name": "吴工"})),
+        )
+        .await
+        .expect("contact");
+    let code = row(&w, c.id).await.get("code").to_json();
+    let (customer, contact) = (c.id.0, contact.id.0);
+    let check = async |kind: &str, from: Option<UserId>, to: Option<UserId>| {
+        let (got, _) = announced_at_version(&w, Table::Customers, customer).await;
+        assert_eq!(got, format!("customer.{kind}"));
+        let (got, payload) = announced_at_version(&w, Table::Contacts, contact).await;
+        assert_eq!(got, format!("contact.{kind}"), "{payload}");
+        let id = |u: Option<UserId>| u.map_or(json!(null), |u| json!(u.to_string()));
+        assert_eq!((&payload["from"], &payload["to"]), (&id(from), &id(to)));
+        assert_eq!(payload["with_customer"], code);
+    };
+    let done = |r: Result<crate::records::BatchReport, Error>| {
+        let r = r.expect("batch");
+        assert!(r.refused.is_empty() && r.done.len() == 1, "{r:?}");
+    };
+    done(
+        w.crm
+            .release(&w.zhangsan, &[c.id], "暂无需求", Some(pool.id))
+            .await,
+    );
+    check("released", Some(w.zhangsan.user_id), None).await;
+    done(w.crm.claim(&w.zhaoliu, &[c.id]).await);
+    check("claimed", None, Some(w.zhaoliu.user_id)).await;
+    done(
+        w.crm
+            .move_to_pool(&w.lisi, &[c.id], pool.id, Place::Invalid, "空号")
+            .await,
+    );
+    check("invalidated", Some(w.zhaoliu.user_id), None).await;
+    done(w.crm.assign(&w.lisi, &[c.id], w.zhangsan.user_id).await);
+    check("assigned", None, Some(w.zhangsan.user_id)).await;
+}
+
+/// Pool operations that would change nothing write nothing and say so: a
+/// deal marked now again at the very time of the one recorded, a second
+/// lock, a transfer to the customer's owner.
+pub async fn pool_operations_that_change_nothing_say_so(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w
+        .customer(&w.zhangsan, "北京华信智联科技有限公司", json!({}))
+        .await;
+    w.crm
+        .mark_deal(&w.zhangsan, c.id, None)
+        .await
+        .expect("deal");
+    let before = row(&w, c.id).await;
+    assert_eq!(place(&before), Place::Deal);
+    let events = event_count(&w).await;
+    match w.crm.mark_deal(&w.zhangsan, c.id, None).await {
+        Err(Error::InvalidState(m)) => {
+            assert!(
+                m.contains("already") && m.contains("nothing changed"),
+                "{m}"
+            )
+        }
+        other => panic!("a deal marked again: {other:?}"),
+    }
+    let after = row(&w, c.id).await;
+    assert_eq!(after.version(), before.version());
+    assert_eq!(after.get("closed_at"), before.get("closed_at"));
+    assert_eq!(event_count(&w).await, events);
+    // Locked twice: the second says so and writes nothing.
+    let r = w.crm.set_locked(&w.lisi, &[c.id], true).await;
+    assert_eq!(r.done, vec![c.id], "{r:?}");
+    let locked = row(&w, c.id).await;
+    let events = event_count(&w).await;
+    let r = w.crm.set_locked(&w.lisi, &[c.id], true).await;
+    assert!(r.done.is_empty(), "{r:?}");
+    assert!(
+        r.refused.len() == 1 && r.refused[0].1.contains("locked already"),
+        "{r:?}"
+    );
+    assert_eq!(row(&w, c.id).await.version(), locked.version());
+    assert_eq!(event_count(&w).await, events);
+    // Transferred to its owner: refused, naming the owner.
+    let r = w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[c.id], w.zhangsan.user_id)
+        .await
+        .expect("transfer");
+    assert!(r.done.is_empty(), "{r:?}");
+    assert!(
+        r.refused.len() == 1 && r.refused[0].1.contains("already owned by"),
+        "{r:?}"
+    );
+    assert_eq!(row(&w, c.id).await.version(), locked.version());
+    assert_eq!(event_count(&w).await, events);
 }

@@ -7,6 +7,16 @@
 macro_rules! sales_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::sales_suite::sales_events_hold_their_facts_and_no_empty_changes,
+            crm_sales_events_hold_their_facts_and_no_empty_changes,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::sales_activity_announces_the_customer,
+            crm_sales_activity_announces_the_customer,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::free_lines_named_as_products_count_their_discount,
             crm_sales_free_lines_named_as_products_count_their_discount,
             $make
@@ -13094,4 +13104,280 @@ pub async fn sales_texts_are_held_to_their_lengths(store: Arc<dyn Store>) {
         m.contains("lines[1].name") && m.contains("longer than 128"),
         "{m}"
     );
+}
+
+/// What a sale changes on its customer (open opportunities, last
+/// opportunity, a deal moving it to the closed-deal customers) is
+/// announced on the customer: an opportunity created, lost, deleted or
+/// won and a contract approved each give the customer an event
+/// (`customer.sales_activity`, `customer.deal_closed` for a deal) with the
+/// changes and the version the customer has now.
+pub async fn sales_activity_announces_the_customer(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::ids::RecordId;
+    use crate::money::Money;
+    use crate::pool::Place;
+    use crate::sales::{NewOpportunity, OppLine, StageCommand};
+    use crate::schema::Table;
+    use crate::testing::service_suite::{announced_at_version, changed_fields};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let c = customer.id.0;
+    let new = |name: &str| NewOpportunity {
+        name: name.into(),
+        customer_id: c,
+        products: vec![OppLine {
+            product_id: None,
+            name: "服务器".into(),
+            quantity: 2,
+            unit_price: Money::cny(50_000),
+        }],
+        expected_close: chrono::NaiveDate::from_ymd_opt(2027, 3, 1),
+        ..NewOpportunity::default()
+    };
+    let first = w
+        .crm
+        .create_opportunity(&w.zhangsan, new("数据中心"))
+        .await
+        .expect("opportunity");
+    let (kind, payload) = announced_at_version(&w, Table::Customers, c).await;
+    assert_eq!(kind, "customer.sales_activity");
+    assert!(
+        changed_fields(&payload).contains("open_opportunities")
+            && changed_fields(&payload).contains("last_opportunity_at"),
+        "{payload}"
+    );
+    let second = w
+        .crm
+        .create_opportunity(&w.zhangsan, new("园区网络"))
+        .await
+        .expect("opportunity");
+    announced_at_version(&w, Table::Customers, c).await;
+    w.crm
+        .change_opportunity_stage(
+            &w.zhangsan,
+            second.id,
+            second.version,
+            StageCommand::Lose("价格".into()),
+        )
+        .await
+        .expect("lost");
+    let (kind, payload) = announced_at_version(&w, Table::Customers, c).await;
+    assert_eq!(kind, "customer.sales_activity");
+    assert!(
+        changed_fields(&payload).contains("open_opportunities"),
+        "{payload}"
+    );
+    let report = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Opportunity, &[RecordId(second.id)])
+        .await;
+    assert!(report.refused.is_empty(), "{report:?}");
+    announced_at_version(&w, Table::Customers, c).await;
+    w.crm
+        .change_opportunity_stage(&w.zhangsan, first.id, first.version, StageCommand::Win)
+        .await
+        .expect("won");
+    let (kind, payload) = announced_at_version(&w, Table::Customers, c).await;
+    assert_eq!(kind, "customer.deal_closed", "{payload}");
+    assert!(changed_fields(&payload).contains("closed_at"), "{payload}");
+    // A contract approved closes a deal of another customer.
+    let other = w
+        .customer(&w.zhangsan, "中兴通讯股份有限公司", json!({}))
+        .await;
+    w.crm
+        .define_approval_flow(&w.admin, "contract", "合同审批", superior_flow())
+        .await
+        .expect("flow");
+    let (_, a) = pending_contract(&w, other.id.0, "服务器采购合同").await;
+    w.crm.approve(&w.lisi, a.id, None).await.expect("approve");
+    let (kind, payload) = announced_at_version(&w, Table::Customers, other.id.0).await;
+    assert_eq!(kind, "customer.deal_closed", "{payload}");
+    assert!(
+        changed_fields(&payload).contains("closed_at")
+            && changed_fields(&payload).contains("place"),
+        "{payload}"
+    );
+    let row = w
+        .crm
+        .store()
+        .get(Table::Customers, other.id.0)
+        .await
+        .expect("get")
+        .expect("customer");
+    assert_eq!(Place::of_row(&row), Place::Deal);
+}
+
+/// Sales events carry what a host needs to mirror them — a quote's
+/// customer, owner and opportunity; a payment's receipt number, date and
+/// method; an invoice's date and the plan amounts it fulfilled; a quote
+/// version's number when transferred — and an edit or a payment plan that
+/// changes nothing writes and announces nothing.
+pub async fn sales_events_hold_their_facts_and_no_empty_changes(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::ids::RecordId;
+    use crate::money::Money;
+    use crate::sales::{ContractPatch, InvoiceType, LineInput, NewQuote, PaymentInput, PlanInput};
+    use crate::testing::service_suite::{newest_event, outbox_len};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let day = |m: u32, d: u32| chrono::NaiveDate::from_ymd_opt(2026, m, d).expect("date");
+    let c =
+        new_executing_contract(&w, &w.zhangsan, customer.id.0, "服务器采购合同", 1_000_000).await;
+    // Notes as they are: nothing written.
+    let c = w
+        .crm
+        .update_contract(
+            &w.zhangsan,
+            c.id,
+            c.version,
+            ContractPatch {
+                notes: Some("n1".into()),
+                ..ContractPatch::default()
+            },
+        )
+        .await
+        .expect("notes");
+    let events = outbox_len(&w).await;
+    let same = w
+        .crm
+        .update_contract(
+            &w.zhangsan,
+            c.id,
+            c.version,
+            ContractPatch {
+                notes: Some("n1".into()),
+                ..ContractPatch::default()
+            },
+        )
+        .await
+        .expect("the same notes");
+    assert_eq!(same.version, c.version);
+    assert_eq!(outbox_len(&w).await, events);
+    // The same payment plan again: nothing written.
+    let plan = vec![PlanInput {
+        due_on: day(12, 31),
+        amount: Money::cny(400_000),
+        notes: None,
+    }];
+    w.crm
+        .set_payment_plan(&w.zhangsan, c.id, plan.clone())
+        .await
+        .expect("plan");
+    let events = outbox_len(&w).await;
+    let version = w.crm.contract(&w.zhangsan, c.id).await.expect("c").version;
+    w.crm
+        .set_payment_plan(&w.zhangsan, c.id, plan)
+        .await
+        .expect("the same plan");
+    assert_eq!(
+        w.crm.contract(&w.zhangsan, c.id).await.expect("c").version,
+        version
+    );
+    assert_eq!(outbox_len(&w).await, events);
+    // A payment's facts.
+    w.crm
+        .record_payment(
+            &w.zhangsan,
+            c.id,
+            PaymentInput {
+                amount: Money::cny(100_000),
+                received_on: day(11, 27),
+                method: Some("bank".into()),
+                receipt_no: Some("HD-0001".into()),
+                notes: None,
+            },
+        )
+        .await
+        .expect("payment");
+    let paid = newest_event(&w, "contract.payment_received").await;
+    assert_eq!(paid["receipt_no"], json!("HD-0001"), "{paid}");
+    assert_eq!(paid["received_on"], json!("2026-11-27"), "{paid}");
+    assert!(paid["method"].is_string(), "{paid}");
+    // An invoice fulfilling a plan: its date, and the plan's amount.
+    w.crm
+        .add_invoice(
+            &w.zhangsan,
+            c.id,
+            InvoiceType::VatSpecial,
+            Money::cny(300_000),
+            None,
+            Some(day(12, 1)),
+        )
+        .await
+        .expect("invoice plan");
+    w.crm
+        .add_invoice(
+            &w.zhangsan,
+            c.id,
+            InvoiceType::VatSpecial,
+            Money::cny(300_000),
+            Some("04400123".into()),
+            Some(day(11, 27)),
+        )
+        .await
+        .expect("issued");
+    let invoiced = newest_event(&w, "contract.invoiced").await;
+    assert_eq!(invoiced["invoice_date"], json!("2026-11-27"), "{invoiced}");
+    assert_eq!(
+        invoiced["plans_fulfilled"][0]["status"],
+        json!("fulfilled"),
+        "{invoiced}"
+    );
+    assert_eq!(
+        invoiced["plans_fulfilled"][0]["amount"],
+        json!(300_000),
+        "{invoiced}"
+    );
+    // A quote's customer, owner and opportunity; its version when transferred.
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "服务器报价".into(),
+                customer_id: customer.id.0,
+                opportunity_id: None,
+                lines: vec![LineInput {
+                    product_id: None,
+                    name: "服务器".into(),
+                    unit: None,
+                    quantity: 1,
+                    unit_price: Some(Money::cny(50_000)),
+                    discount_bp: 0,
+                    tax_rate: None,
+                }],
+                valid_until: None,
+                notes: None,
+            },
+        )
+        .await
+        .expect("quote");
+    let created = newest_event(&w, "quote.created").await;
+    assert_eq!(
+        created["customer_id"],
+        json!(customer.id.0.to_string()),
+        "{created}"
+    );
+    assert_eq!(
+        created["owner_id"],
+        json!(w.zhangsan.user_id.0.to_string()),
+        "{created}"
+    );
+    assert!(created.get("opportunity_id").is_some(), "{created}");
+    let report = w
+        .crm
+        .transfer_records(
+            &w.zhangsan,
+            Entity::Quote,
+            &[RecordId(q.id)],
+            w.zhaoliu.user_id,
+        )
+        .await
+        .expect("transfer");
+    assert_eq!(report.done.len(), 1, "{report:?}");
+    let moved = newest_event(&w, "quote.transferred").await;
+    assert_eq!(moved["quote_version"], json!(q.quote_version), "{moved}");
 }

@@ -8,6 +8,26 @@
 macro_rules! service_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::service_suite::customer_lifecycle_events_carry_the_version,
+            crm_customer_lifecycle_events_carry_the_version,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::changes_that_change_nothing_announce_nothing,
+            crm_changes_that_change_nothing_announce_nothing,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::creations_and_org_changes_announce_what_they_hold,
+            crm_creations_and_org_changes_announce_what_they_hold,
+            $make
+        );
+        $each!(
+            $crate::testing::service_suite::follow_up_dates_announce_the_customer,
+            crm_follow_up_dates_announce_the_customer,
+            $make
+        );
+        $each!(
             $crate::testing::service_suite::login_lockout_and_password_change,
             crm_login_lockout_and_password_change,
             $make
@@ -518,6 +538,585 @@ impl World {
             .expect("list");
         (page.items.iter().map(|r| r.id).collect(), page.total)
     }
+}
+
+/// The newest outbox event about row `id` of `table` (not acknowledged by
+/// the consumer `outbox-check`, which never acknowledges), checked to carry
+/// the version the row has now: the change that gave the row its version
+/// was announced. Returns the event's type and payload.
+pub async fn announced_at_version(w: &World, table: Table, id: uuid::Uuid) -> (String, Json) {
+    let row = w
+        .crm
+        .store()
+        .get(table, id)
+        .await
+        .expect("get")
+        .expect("the row exists");
+    let events = w
+        .crm
+        .pending_events("outbox-check", 100_000)
+        .await
+        .expect("pending");
+    let last = events
+        .iter()
+        .rev()
+        .find(|e| e.event.table == table && e.event.record_id == id)
+        .unwrap_or_else(|| panic!("no event about {table:?} {id}"));
+    let payload = last.event.payload.to_value();
+    assert_eq!(
+        payload.get("version").and_then(Json::as_i64),
+        Some(row.version()),
+        "the newest event about {table:?} {id} ({}: {payload}) announces its version {}",
+        last.event.event_type,
+        row.version()
+    );
+    (last.event.event_type.clone(), payload)
+}
+
+/// The fields named by the `changes` of an event payload.
+pub fn changed_fields(payload: &Json) -> BTreeSet<String> {
+    payload["changes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c["field"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A follow-up created, edited, deleted or restored moves its customer's
+/// follow-up dates and version: each time the customer gets its own
+/// `customer.updated` event with the changes and the new version.
+pub async fn follow_up_dates_announce_the_customer(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w
+        .customer(&w.zhangsan, "北京华信智联科技有限公司", json!({}))
+        .await;
+    let set = |v: Json| fields(v);
+    let f = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            set(json!({
+                "customer_id": c.id.0.to_string(),
+                "channel": "call",
+                "content": "电话沟通",
+                "next_follow_up_at": "2026-12-03 10:00",
+            })),
+        )
+        .await
+        .expect("follow-up");
+    let (kind, payload) = announced_at_version(&w, Table::Customers, c.id.0).await;
+    assert_eq!(kind, "customer.updated");
+    assert_eq!(
+        changed_fields(&payload),
+        BTreeSet::from(["last_follow_up_at".into(), "next_follow_up".into()]),
+        "{payload}"
+    );
+    let f = w
+        .crm
+        .update_record(
+            &w.zhangsan,
+            Entity::FollowUp,
+            f.id,
+            f.version,
+            set(json!({"next_follow_up_at": "2026-12-05 10:00"})),
+        )
+        .await
+        .expect("edit");
+    let (kind, payload) = announced_at_version(&w, Table::Customers, c.id.0).await;
+    assert_eq!(kind, "customer.updated");
+    assert!(
+        changed_fields(&payload).contains("next_follow_up"),
+        "{payload}"
+    );
+    let report = w
+        .crm
+        .delete_records(&w.zhangsan, Entity::FollowUp, &[f.id])
+        .await;
+    assert_eq!(report.done, vec![f.id], "{report:?}");
+    let (kind, payload) = announced_at_version(&w, Table::Customers, c.id.0).await;
+    assert_eq!(kind, "customer.updated");
+    assert_eq!(
+        changed_fields(&payload),
+        BTreeSet::from(["last_follow_up_at".into(), "next_follow_up".into()]),
+        "{payload}"
+    );
+    let report = w
+        .crm
+        .restore_records(&w.zhangsan, Entity::FollowUp, &[f.id])
+        .await;
+    assert_eq!(report.done, vec![f.id], "{report:?}");
+    let (kind, _) = announced_at_version(&w, Table::Customers, c.id.0).await;
+    assert_eq!(kind, "customer.updated");
+}
+
+/// The number of events in the outbox (never acknowledged by `outbox-check`).
+pub async fn outbox_len(w: &World) -> usize {
+    w.crm
+        .pending_events("outbox-check", 100_000)
+        .await
+        .expect("pending")
+        .len()
+}
+
+/// The newest event of a type in the outbox, its payload.
+pub async fn newest_event(w: &World, kind: &str) -> Json {
+    w.crm
+        .pending_events("outbox-check", 100_000)
+        .await
+        .expect("pending")
+        .iter()
+        .rev()
+        .find(|e| e.event.event_type == kind)
+        .map(|e| e.event.payload.to_value())
+        .unwrap_or_else(|| panic!("no {kind} event"))
+}
+
+/// Writes that would change nothing — the same share again, a department
+/// renamed to its name or moved to its parent, a role given its
+/// definition, a group its members, an option list its options — write
+/// nothing: no version, event or history entry.
+pub async fn changes_that_change_nothing_announce_nothing(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w
+        .customer(&w.zhangsan, "北京华信智联科技有限公司", json!({}))
+        .await;
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    let shared = w
+        .crm
+        .store()
+        .get(Table::Customers, c.id.0)
+        .await
+        .expect("get")
+        .expect("row");
+    let (kind, _) = announced_at_version(&w, Table::Customers, c.id.0).await;
+    assert_eq!(kind, "customer.shared");
+    let events = outbox_len(&w).await;
+    let history = w
+        .crm
+        .store()
+        .history(Table::Customers, c.id.0)
+        .await
+        .expect("history")
+        .len();
+    w.crm
+        .share_record(
+            &w.zhangsan,
+            Entity::Customer,
+            c.id,
+            w.wangwu.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("the same share again");
+    let again = w
+        .crm
+        .store()
+        .get(Table::Customers, c.id.0)
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!(
+        again.version(),
+        shared.version(),
+        "the same share writes nothing"
+    );
+    assert_eq!(outbox_len(&w).await, events);
+    assert_eq!(
+        w.crm
+            .store()
+            .history(Table::Customers, c.id.0)
+            .await
+            .expect("history")
+            .len(),
+        history
+    );
+    // Departments, roles, groups, option lists.
+    let d = w
+        .crm
+        .create_department(&w.admin, "华南区", Some(w.sales))
+        .await
+        .expect("department");
+    let events = outbox_len(&w).await;
+    let same = w
+        .crm
+        .update_department(&w.admin, d.id, d.version, Some(" 华南区 "), None)
+        .await
+        .expect("same name");
+    assert_eq!(same.version, d.version);
+    let same = w
+        .crm
+        .update_department(&w.admin, d.id, d.version, None, Some(Some(w.sales)))
+        .await
+        .expect("same parent");
+    assert_eq!(same.version, d.version);
+    let role = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: "客服".into(),
+                is_admin: false,
+                permissions: vec![Permission {
+                    entity: Entity::Customer,
+                    action: Action::Read,
+                    scope: DataScope::All,
+                }],
+                field_rules: Vec::new(),
+            },
+        )
+        .await
+        .expect("role");
+    let events_after_role = outbox_len(&w).await;
+    assert_eq!(events_after_role, events + 1);
+    let same = w
+        .crm
+        .update_role(
+            &w.admin,
+            role.id,
+            role.version,
+            RoleSpec {
+                name: "客服".into(),
+                is_admin: false,
+                permissions: role.permissions.clone(),
+                field_rules: Vec::new(),
+            },
+        )
+        .await
+        .expect("same role");
+    assert_eq!(same.version, role.version);
+    let group = w
+        .crm
+        .create_group(
+            &w.admin,
+            "华南小组",
+            &[w.zhangsan.user_id, w.wangwu.user_id],
+        )
+        .await
+        .expect("group");
+    let events = outbox_len(&w).await;
+    let same = w
+        .crm
+        .set_group_members(
+            &w.admin,
+            group.id,
+            group.version,
+            &[w.wangwu.user_id, w.zhangsan.user_id],
+        )
+        .await
+        .expect("same members");
+    assert_eq!(same.version, group.version);
+    let list = w
+        .crm
+        .picklist_with_version(&w.admin, Entity::Customer, "category")
+        .await
+        .expect("list");
+    w.crm
+        .set_picklist(
+            &w.admin,
+            Entity::Customer,
+            "category",
+            list.version,
+            &list.options,
+        )
+        .await
+        .expect("same list");
+    assert_eq!(
+        w.crm
+            .picklist_with_version(&w.admin, Entity::Customer, "category")
+            .await
+            .expect("list")
+            .version,
+        list.version
+    );
+    assert_eq!(outbox_len(&w).await, events, "nothing announced");
+}
+
+/// What a creation starts with is in its event (a department's parent, a
+/// group's members, a pool's admins and limits, the first department, role
+/// and administrator of a new company); every organisation event names
+/// its record, also a deletion or a move; an option list changed is
+/// announced with the options added and removed.
+pub async fn creations_and_org_changes_announce_what_they_hold(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let d = w
+        .crm
+        .create_department(&w.admin, "华南区", Some(w.sales))
+        .await
+        .expect("department");
+    let created = newest_event(&w, "department.created").await;
+    assert_eq!(
+        created["parent_id"],
+        json!(w.sales.0.to_string()),
+        "{created}"
+    );
+    assert_eq!(created["version"], json!(1), "{created}");
+    let moved = w
+        .crm
+        .update_department(&w.admin, d.id, d.version, None, Some(Some(w.group1)))
+        .await
+        .expect("moved");
+    let updated = newest_event(&w, "department.updated").await;
+    assert_eq!(updated["name"], json!("华南区"), "{updated}");
+    assert_eq!(updated["version"], json!(moved.version), "{updated}");
+    w.crm
+        .delete_department(&w.admin, d.id)
+        .await
+        .expect("delete");
+    assert_eq!(
+        newest_event(&w, "department.deleted").await["name"],
+        json!("华南区")
+    );
+    let group = w
+        .crm
+        .create_group(&w.admin, "华南小组", &[w.zhangsan.user_id])
+        .await
+        .expect("group");
+    let created = newest_event(&w, "user_group.created").await;
+    assert_eq!(
+        created["member_ids"],
+        json!([w.zhangsan.user_id.0.to_string()]),
+        "{created}"
+    );
+    let group = w
+        .crm
+        .set_group_members(&w.admin, group.id, group.version, &[w.wangwu.user_id])
+        .await
+        .expect("members");
+    assert_eq!(
+        newest_event(&w, "user_group.updated").await["name"],
+        json!("华南小组")
+    );
+    w.crm
+        .delete_group(&w.admin, group.id, group.version)
+        .await
+        .expect("delete group");
+    assert_eq!(
+        newest_event(&w, "user_group.deleted").await["name"],
+        json!("华南小组")
+    );
+    let role = w
+        .crm
+        .create_role(
+            &w.admin,
+            RoleSpec {
+                name: "客服".into(),
+                is_admin: false,
+                permissions: Vec::new(),
+                field_rules: Vec::new(),
+            },
+        )
+        .await
+        .expect("role");
+    w.crm
+        .delete_role(&w.admin, role.id, role.version)
+        .await
+        .expect("delete role");
+    assert_eq!(
+        newest_event(&w, "role.deleted").await["name"],
+        json!("客服")
+    );
+    // An option list changed.
+    let list = w
+        .crm
+        .picklist_with_version(&w.admin, Entity::Customer, "category")
+        .await
+        .expect("list");
+    let mut options = list.options.clone();
+    options.push("战略客户".into());
+    w.crm
+        .set_picklist(
+            &w.admin,
+            Entity::Customer,
+            "category",
+            list.version,
+            &options,
+        )
+        .await
+        .expect("list set");
+    let set = newest_event(&w, "picklist.updated").await;
+    assert_eq!(set["options_added"], json!(["战略客户"]), "{set}");
+    assert_eq!(set["options_removed"], json!([]), "{set}");
+    assert_eq!(set["field"], json!("category"), "{set}");
+    // A pool's starting state.
+    w.crm
+        .create_pool(
+            &w.admin,
+            crate::pool::PoolSpec {
+                name: "华东公海".into(),
+                admins: vec![w.lisi.user_id],
+                member_users: Vec::new(),
+                member_departments: vec![w.group1],
+                limits: crate::pool::PoolLimits {
+                    max_owned_per_user: Some(3),
+                    reclaim_cooldown_days: 7,
+                    ..crate::pool::PoolLimits::default()
+                },
+            },
+        )
+        .await
+        .expect("pool");
+    let pool = newest_event(&w, "pool.created").await;
+    assert_eq!(
+        pool["admins"],
+        json!([w.lisi.user_id.0.to_string()]),
+        "{pool}"
+    );
+    assert_eq!(
+        pool["member_departments"],
+        json!([w.group1.0.to_string()]),
+        "{pool}"
+    );
+    assert_eq!(pool["limits"]["max_owned_per_user"], json!(3), "{pool}");
+    assert_eq!(pool["limits"]["reclaim_cooldown_days"], json!(7), "{pool}");
+    // A new company: its first department, role and administrator.
+    let (company, admin) = w
+        .crm
+        .bootstrap(NewCompany {
+            name: "深圳新创科技有限公司".into(),
+            code: "SZXC".into(),
+            admin_username: "boss".into(),
+            admin_display_name: "老板".into(),
+            admin_password: None,
+        })
+        .await
+        .expect("company");
+    let events = w
+        .crm
+        .pending_events("outbox-check", 100_000)
+        .await
+        .expect("pending");
+    let of_company: Vec<(String, Json)> = events
+        .iter()
+        .filter(|e| e.event.company_id == company.id.0)
+        .map(|e| (e.event.event_type.clone(), e.event.payload.to_value()))
+        .collect();
+    let kinds: BTreeSet<&str> = of_company.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from([
+            "company.created",
+            "department.created",
+            "role.created",
+            "user.created"
+        ]),
+        "{of_company:?}"
+    );
+    let user = &of_company
+        .iter()
+        .find(|(k, _)| k == "user.created")
+        .expect("user")
+        .1;
+    assert_eq!(user["username"], json!("boss"));
+    assert_eq!(
+        events
+            .iter()
+            .find(|e| e.event.event_type == "user.created" && e.event.company_id == company.id.0)
+            .map(|e| e.event.record_id),
+        Some(admin.0)
+    );
+}
+
+/// A customer archived, unarchived, deleted, restored, transferred or
+/// shared: each event carries the version the customer has now, and so do
+/// its contacts' events.
+pub async fn customer_lifecycle_events_carry_the_version(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let c = w
+        .customer(&w.zhangsan, "北京华信智联科技有限公司", json!({}))
+        .await;
+    let contact = w
+        .crm
+        .create_record(
+            &w.zhangsan,
+            Entity::Contact,
+            fields(json!({"customer_id": c.id.to_string(), "name": "吴工"})),
+        )
+        .await
+        .expect("contact");
+    let one = |r: crate::records::BatchReport| assert_eq!(r.done.len(), 1, "{r:?}");
+    one(w
+        .crm
+        .archive_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await);
+    assert_eq!(
+        announced_at_version(&w, Table::Customers, c.id.0).await.0,
+        "customer.archived"
+    );
+    one(w
+        .crm
+        .unarchive_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await);
+    assert_eq!(
+        announced_at_version(&w, Table::Customers, c.id.0).await.0,
+        "customer.unarchived"
+    );
+    one(w
+        .crm
+        .delete_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await);
+    assert_eq!(
+        announced_at_version(&w, Table::Customers, c.id.0).await.0,
+        "customer.deleted"
+    );
+    assert_eq!(
+        announced_at_version(&w, Table::Contacts, contact.id.0)
+            .await
+            .0,
+        "contact.deleted"
+    );
+    one(w
+        .crm
+        .restore_records(&w.zhangsan, Entity::Customer, &[c.id])
+        .await);
+    assert_eq!(
+        announced_at_version(&w, Table::Customers, c.id.0).await.0,
+        "customer.restored"
+    );
+    one(w
+        .crm
+        .transfer_records(&w.admin, Entity::Customer, &[c.id], w.wangwu.user_id)
+        .await
+        .expect("transfer"));
+    assert_eq!(
+        announced_at_version(&w, Table::Customers, c.id.0).await.0,
+        "customer.transferred"
+    );
+    assert_eq!(
+        announced_at_version(&w, Table::Contacts, contact.id.0)
+            .await
+            .0,
+        "contact.transferred"
+    );
+    w.crm
+        .share_record(
+            &w.wangwu,
+            Entity::Customer,
+            c.id,
+            w.zhangsan.user_id,
+            ShareAccess::Read,
+            None,
+        )
+        .await
+        .expect("share");
+    assert_eq!(
+        announced_at_version(&w, Table::Customers, c.id.0).await.0,
+        "customer.shared"
+    );
 }
 
 /// Builds input fields from a JSON object.
