@@ -612,6 +612,14 @@ pub fn company_consumer(consumer: &str, company: CompanyId) -> String {
     format!("{consumer}@{}", company.0)
 }
 
+/// How many times a write given no expected version (a follow-up, a
+/// payment, a claim, a transfer …) is made again, on the records read
+/// again, after colleagues' writes to the same records committed first:
+/// each failed try means one of theirs landed, so this many is enough for
+/// a dozen or so people at one record at once before the conflict is
+/// reported.
+pub(crate) const WRITE_TRIES: u32 = 16;
+
 pub(crate) fn entity_name(table: Table) -> String {
     if let Some(e) = Entity::of_table(table) {
         return e.name().to_string();

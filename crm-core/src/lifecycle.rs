@@ -69,7 +69,7 @@ impl Step {
 /// How many times an operation given no version (a transfer, a share) is
 /// tried on a record that others keep changing meanwhile before the
 /// conflict is reported.
-const STALE_TRIES: u32 = 4;
+const STALE_TRIES: u32 = crate::crm::WRITE_TRIES;
 
 impl Crm {
     async fn owned_row(&self, actor: &Actor, entity: Entity, id: RecordId) -> Result<Row> {

@@ -155,7 +155,7 @@ pool_id_type!(
 /// Tries of one claim or assignment whose holder rows another one changed
 /// meanwhile (each failed try means another one committed), before it is
 /// refused with [`holders_busy`].
-pub(crate) const HOLDER_TRIES: usize = 5;
+pub(crate) const HOLDER_TRIES: usize = crate::crm::WRITE_TRIES as usize;
 
 /// What a user and the user's department hold when a claim or assignment
 /// checks the pools' caps, with the versions of their `pool_holders` rows

@@ -252,7 +252,7 @@ pub(crate) fn customer_contacts_key(company: Uuid, customer: Uuid) -> String {
 /// customer someone else changed since it was read: each try reads the
 /// customer again and computes its follow-up dates again. Each failed try
 /// means another write of that customer committed.
-pub(crate) const FOLLOW_UP_TRIES: usize = 5;
+pub(crate) const FOLLOW_UP_TRIES: usize = crate::crm::WRITE_TRIES as usize;
 
 /// Whether an error is a version conflict on a customer (a follow-up's
 /// change set writes one customer only: its own).

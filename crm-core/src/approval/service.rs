@@ -1407,6 +1407,33 @@ impl Crm {
         })
     }
 
+    /// Builds and applies a decision. A write that meets another record of
+    /// the decision changed meanwhile (the contract, by another approval's
+    /// effect or a payment) is decided again on what is stored now; one
+    /// that meets the approval itself changed (another approver acted on
+    /// it) is reported, as the decision was made on what that changed.
+    async fn decide(
+        &self,
+        actor: &Actor,
+        approval: Uuid,
+        decision: Decision,
+        comment: Option<&str>,
+    ) -> Result<ApprovalInfo> {
+        let mut tries = 1;
+        loop {
+            let t = self.decision(actor, approval, decision, comment).await?;
+            match self.apply(t.changes).await {
+                Ok(()) => return Ok(t.info),
+                Err(Error::Conflict { ref id, .. })
+                    if tries < crate::crm::WRITE_TRIES && *id != approval.to_string() =>
+                {
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Approves the current step (同意).
     pub async fn approve(
         &self,
@@ -1414,11 +1441,8 @@ impl Crm {
         approval: Uuid,
         comment: Option<&str>,
     ) -> Result<ApprovalInfo> {
-        let t = self
-            .decision(actor, approval, Decision::Approve, comment)
-            .await?;
-        self.apply(t.changes).await?;
-        Ok(t.info)
+        self.decide(actor, approval, Decision::Approve, comment)
+            .await
     }
 
     /// Rejects, to the applicant or back to an earlier step (驳回).
@@ -1429,11 +1453,8 @@ impl Crm {
         to: RejectTo,
         comment: Option<&str>,
     ) -> Result<ApprovalInfo> {
-        let t = self
-            .decision(actor, approval, Decision::Reject(to), comment)
-            .await?;
-        self.apply(t.changes).await?;
-        Ok(t.info)
+        self.decide(actor, approval, Decision::Reject(to), comment)
+            .await
     }
 
     /// Withdraws a pending approval (撤回): its applicant, or the owner of
@@ -1444,11 +1465,8 @@ impl Crm {
         approval: Uuid,
         comment: Option<&str>,
     ) -> Result<ApprovalInfo> {
-        let t = self
-            .decision(actor, approval, Decision::Withdraw, comment)
-            .await?;
-        self.apply(t.changes).await?;
-        Ok(t.info)
+        self.decide(actor, approval, Decision::Withdraw, comment)
+            .await
     }
 
     /// Brings a pending approval in line with the organisation as it is now

@@ -126,8 +126,32 @@ impl Crm {
 
     /// Records a delivery of an executing contract's lines; refuses
     /// quantities beyond what remains of a line, and a `delivered_on` after
-    /// today (the company's local date).
+    /// today (the company's local date). The caller gives no version: a
+    /// contract another delivery (or payment) changed meanwhile is read
+    /// again and every check made again, so deliveries recorded at once are
+    /// each saved or refused on the merits (as more than remains).
     pub async fn record_delivery(
+        &self,
+        actor: &Actor,
+        contract: Uuid,
+        delivered_on: NaiveDate,
+        lines: Vec<DeliveryLine>,
+        notes: Option<String>,
+    ) -> Result<Vec<LineProgress>> {
+        let mut tries = 1;
+        loop {
+            match self
+                .record_delivery_once(actor, contract, delivered_on, lines.clone(), notes.clone())
+                .await
+            {
+                Err(Error::Conflict { .. }) if tries < crate::crm::WRITE_TRIES => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// One try of [`Crm::record_delivery`].
+    async fn record_delivery_once(
         &self,
         actor: &Actor,
         contract: Uuid,

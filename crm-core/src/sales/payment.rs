@@ -235,7 +235,7 @@ pub const INVOICE_PLAN_FULFILLED: &str = "fulfilled";
 /// changing meanwhile before the conflict is reported: each try reads the
 /// contract again and makes every check again, so clerks recording at once
 /// all get an answer on the merits (saved, or refused as overpayment).
-const CONTRACT_TRIES: u32 = 5;
+const CONTRACT_TRIES: u32 = crate::crm::WRITE_TRIES;
 
 /// Whether an invoice row is an open invoice plan: a plan neither
 /// fulfilled by issued invoices nor otherwise closed (a plan an older build
@@ -1080,7 +1080,7 @@ impl Crm {
     /// counts as received only once approved. The payment is written with
     /// the contract's version as read, and the caller gives none: a
     /// contract changed meanwhile (another clerk's payment, say) is read
-    /// again and every check made again, up to five tries, so payments
+    /// again and every check made again (up to `WRITE_TRIES` tries), so payments
     /// recorded at once are each saved or refused on the merits (as
     /// overpayment) rather than reported as a conflict.
     pub async fn record_payment(

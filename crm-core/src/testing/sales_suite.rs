@@ -17,6 +17,16 @@ macro_rules! sales_scenarios {
             $make
         );
         $each!(
+            $crate::testing::sales_suite::payment_approvals_of_one_contract_approved_at_once,
+            crm_sales_payment_approvals_of_one_contract_approved_at_once,
+            $make
+        );
+        $each!(
+            $crate::testing::sales_suite::deliveries_recorded_at_once_are_each_saved,
+            crm_sales_deliveries_recorded_at_once_are_each_saved,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::free_lines_named_as_products_count_their_discount,
             crm_sales_free_lines_named_as_products_count_their_discount,
             $make
@@ -13380,4 +13390,137 @@ pub async fn sales_events_hold_their_facts_and_no_empty_changes(store: Arc<dyn S
     assert_eq!(report.done.len(), 1, "{report:?}");
     let moved = newest_event(&w, "quote.transferred").await;
     assert_eq!(moved["quote_version"], json!(q.quote_version), "{moved}");
+}
+
+/// Deliveries recorded at once on one contract (the caller gives no
+/// version) are each saved or refused on the merits: one written just
+/// before another's write makes that one read the contract again, not fail
+/// as a conflict; past what remains of the line, the later is refused.
+pub async fn deliveries_recorded_at_once_are_each_saved(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::{DeliveryLine, LineInput, NewContract};
+    use serde_json::json;
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = crate::crm::Crm::new(store, w.clock.clone());
+    let customer = w.customer(&w.zhangsan, "同时发货有限公司", json!({})).await;
+    let c = w
+        .crm
+        .create_contract(
+            &w.zhangsan,
+            NewContract {
+                title: "同时发货合同".into(),
+                customer_id: customer.id.0,
+                lines: vec![LineInput {
+                    product_id: None,
+                    name: "服务器".into(),
+                    unit: Some("台".into()),
+                    quantity: 3,
+                    unit_price: Some(Money::cny(10_000)),
+                    discount_bp: 0,
+                    tax_rate: None,
+                }],
+                ..NewContract::default()
+            },
+        )
+        .await
+        .expect("contract");
+    let (c, _) = w
+        .crm
+        .submit_contract(&w.zhangsan, c.id, Vec::new(), None)
+        .await
+        .expect("executing");
+    let today = w.crm.today();
+    let one = |quantity| vec![DeliveryLine { line: 1, quantity }];
+    for (meanwhile, mine, delivered) in [(1, 1, 2), (1, 1, 3)] {
+        let (o, actor, id) = (other.clone(), w.zhangsan.clone(), c.id);
+        hooked.before_write(crate::schema::Table::Deliveries, async move {
+            o.record_delivery(&actor, id, today, one(meanwhile), None)
+                .await
+                .expect("delivered meanwhile");
+        });
+        let got = w
+            .crm
+            .record_delivery(&w.zhangsan, c.id, today, one(mine), None)
+            .await;
+        if delivered <= 2 {
+            let progress = got.expect("saved on the contract as it is now");
+            assert_eq!(progress[0].delivered, delivered, "{progress:?}");
+        } else {
+            // Two went first: one more than remains is refused by name.
+            let e = got.expect_err("more than remains");
+            assert!(!matches!(e, Error::Conflict { .. }), "{e}");
+        }
+    }
+}
+
+/// Two payments of one contract confirmed at once by their approver: the
+/// one whose write meets the contract just changed by the other's
+/// confirmation is decided again on the contract as it is now, not refused
+/// as a conflict; both count as received.
+pub async fn payment_approvals_of_one_contract_approved_at_once(store: Arc<dyn Store>) {
+    use crate::money::Money;
+    use crate::sales::PaymentInput;
+    use serde_json::json;
+    let hooked = Arc::new(crate::testing::pool_suite::Interleave::new(store.clone()));
+    let w = with_sales_rights(World::new(hooked.clone()).await).await;
+    let other = crate::crm::Crm::new(store, w.clock.clone());
+    let customer = w.customer(&w.zhangsan, "同时确认有限公司", json!({})).await;
+    let c = new_executing_contract(&w, &w.zhangsan, customer.id.0, "确认合同", 1_000_000).await;
+    w.crm
+        .define_approval_flow(
+            &w.admin,
+            "payment",
+            "回款确认",
+            FlowDef {
+                steps: vec![step(
+                    "财务确认",
+                    ApproverRule::Users {
+                        users: vec![w.admin.user_id.0],
+                    },
+                    SignMode::Any,
+                )],
+                restart: Restart::FromFirst,
+            },
+        )
+        .await
+        .expect("payment flow");
+    let mut approvals = Vec::new();
+    for fen in [300_000, 200_000] {
+        let (_, a) = w
+            .crm
+            .record_payment(
+                &w.zhangsan,
+                c.id,
+                PaymentInput {
+                    amount: Money::cny(fen),
+                    received_on: w.crm.today(),
+                    method: None,
+                    receipt_no: None,
+                    notes: None,
+                },
+            )
+            .await
+            .expect("payment");
+        approvals.push(a.expect("awaits approval").id);
+    }
+    let (o, admin, first) = (other.clone(), w.admin.clone(), approvals[0]);
+    hooked.before_write(crate::schema::Table::ApprovalInstances, async move {
+        o.approve(&admin, first, None)
+            .await
+            .expect("confirmed meanwhile");
+    });
+    w.crm
+        .approve(&w.admin, approvals[1], None)
+        .await
+        .expect("decided again on the contract as it is now");
+    let col = w
+        .crm
+        .collection(&w.zhangsan, c.id)
+        .await
+        .expect("collection");
+    assert_eq!(
+        (col.received, col.pending),
+        (Money::cny(500_000), Money::cny(0))
+    );
 }
