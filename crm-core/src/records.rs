@@ -1215,6 +1215,27 @@ impl Crm {
                 }
                 named.insert(t, name);
             }
+            // A structured value where the field takes one (an object, or a
+            // list where no list is taken) is nothing a person typed: it is
+            // refused rather than saved as its JSON text.
+            let takes_list = match &resolved {
+                Some(Target::Builtin(d)) => {
+                    matches!(d.kind, FieldKind::Tags | FieldKind::Attachments)
+                }
+                Some(Target::Custom(d)) => d.field_type == CustomFieldType::MultiSelect,
+                _ => false,
+            };
+            let takes_object = matches!(
+                &resolved,
+                Some(Target::Builtin(d)) if matches!(d.kind, FieldKind::Attachments)
+            );
+            if (value.is_object() && !takes_object) || (value.is_array() && !takes_list) {
+                errors.push(
+                    name.clone(),
+                    "takes one value (text, a number, a date or yes/no), not a JSON object or list",
+                );
+                continue;
+            }
             match resolved {
                 None => errors.push(name.clone(), format!("{entity} has no field '{name}'")),
                 Some(Target::Owner) => match json_text(value) {

@@ -108,6 +108,11 @@ macro_rules! filter_scenarios {
             $make
         );
         $each!(
+            $crate::testing::filter_suite::structured_values_are_no_text,
+            filter_structured_values_are_no_text,
+            $make
+        );
+        $each!(
             $crate::testing::filter_suite::a_broken_host_clock_is_held_to_four_digit_years,
             filter_a_broken_host_clock_is_held_to_four_digit_years,
             $make
@@ -1544,4 +1549,45 @@ pub async fn a_broken_host_clock_is_held_to_four_digit_years(store: Arc<dyn Stor
         assert!(code.starts_with(&format!("KH-{year}")), "{code}");
         assert_eq!(w.crm.today().format("%Y").to_string(), year);
     }
+}
+
+/// A JSON object, or a list where the field takes one value, is refused by
+/// the field's name instead of being saved as its JSON text (`{"a":1}` as a
+/// customer's name); tags and multi-select fields still take lists.
+pub async fn structured_values_are_no_text(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(
+        &w,
+        "langs",
+        "语言",
+        CustomFieldType::MultiSelect,
+        &["德语", "英语"],
+    )
+    .await;
+    for (field, value) in [
+        ("name", json!({"a": 1})),
+        ("name", json!(["甲", "乙"])),
+        ("notes", json!({"text": "备注"})),
+        ("level", json!(["A"])),
+    ] {
+        let mut f = fields(json!({"name": "结构值有限公司"}));
+        f.insert(field.to_string(), value.clone());
+        match w.crm.create_record(&w.admin, Entity::Customer, f).await {
+            Err(Error::Validation(v)) => {
+                let m = v.to_string();
+                assert!(
+                    m.contains(field) && m.contains("JSON object or list"),
+                    "{m}"
+                );
+            }
+            other => panic!("{field}={value}: {other:?}"),
+        }
+    }
+    let r = customer(
+        &w,
+        "列表值有限公司",
+        json!({"tags": ["重点", "华北"], "custom.langs": ["德语", "英语"]}),
+    )
+    .await;
+    assert_eq!(r.fields["name"], json!("列表值有限公司"));
 }
