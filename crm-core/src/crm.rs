@@ -597,6 +597,7 @@ impl Crm {
 /// ([`company_consumer`]): `erp@<company id>` given as a name would share
 /// that company's position.
 fn consumer_name(consumer: &str) -> Result<()> {
+    crate::validate::refuse_nul("consumer", [consumer])?;
     if consumer.trim().is_empty() || consumer.contains('@') {
         return Err(Error::invalid(
             "consumer",

@@ -325,9 +325,10 @@ impl CustomFieldDef {
         let text = match value {
             Json::Null => return Ok(Json::Null),
             // One line of text: invisible format characters are dropped
-            // (see `validate::strip_invisible`).
+            // (see `validate::strip_invisible`), and NUL, as from a
+            // built-in field's text.
             Json::String(s) => {
-                let s = crate::validate::strip_invisible(s);
+                let s = crate::validate::strip_invisible(s).replace('\0', "");
                 if s.trim().is_empty() {
                     return Ok(Json::Null);
                 }
@@ -704,6 +705,9 @@ impl Crm {
         input: NewCustomField,
     ) -> Result<CustomFieldDef> {
         self.require_manage_fields(actor)?;
+        crate::validate::refuse_nul("label", [input.label.as_str()])?;
+        crate::validate::refuse_nul("label_en", input.label_en.as_deref())?;
+        crate::validate::refuse_nul("options", input.options.iter().map(String::as_str))?;
         let mut errors = ValidationErrors::default();
         if !input.entity.is_record() {
             errors.push(
@@ -1043,6 +1047,12 @@ impl Crm {
         change: CustomFieldUpdate,
     ) -> Result<CustomFieldDef> {
         self.require_manage_fields(actor)?;
+        crate::validate::refuse_nul("label", change.label.as_deref())?;
+        crate::validate::refuse_nul("label_en", change.label_en.as_deref())?;
+        crate::validate::refuse_nul(
+            "options",
+            change.options.iter().flatten().map(String::as_str),
+        )?;
         let company = actor.company_id.0;
         let def = self.custom_field_at(actor, id, expected_version).await?;
         let mut errors = ValidationErrors::default();
@@ -1477,6 +1487,7 @@ impl Crm {
         options: &[String],
     ) -> Result<()> {
         self.require_manage_fields(actor)?;
+        crate::validate::refuse_nul("options", options.iter().map(String::as_str))?;
         let def = entity
             .field(field)
             .filter(|f| matches!(f.kind, FieldKind::Choice(_)))

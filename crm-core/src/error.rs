@@ -156,6 +156,11 @@ impl From<StoreError> for Error {
                 message: detail,
             },
             StoreError::Refused { detail, .. } => Error::InvalidState(detail),
+            // Text holding a NUL, named by its column.
+            StoreError::Invalid { detail, .. } => {
+                let (field, message) = detail.split_once(": ").unwrap_or(("value", &detail));
+                Error::invalid(field, message)
+            }
             other => Error::Store(other),
         }
     }

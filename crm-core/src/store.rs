@@ -498,6 +498,15 @@ pub fn nul_message(table: Table, column: &str) -> String {
     format!("{table}.{column}: text cannot hold a NUL character (\\0)")
 }
 
+/// The refusal of a value holding a NUL character, compared with or
+/// written to `column` of `table` ([`StoreError::Invalid`]).
+pub fn nul_refused(table: Table, column: &str) -> StoreError {
+    StoreError::Invalid {
+        table,
+        detail: nul_message(table, column),
+    }
+}
+
 /// How many ops from the start of `ops` insert into the same table and set
 /// the same columns in the same order (0 when the first is no insert).
 /// Stores write such a run with one statement (PostgreSQL) or one prepared
@@ -846,6 +855,16 @@ pub enum StoreError {
         /// The table the guard looked at.
         table: Table,
         /// The guard's message.
+        detail: String,
+    },
+    /// A value no store keeps was given (text holding a NUL character), in
+    /// a write or in a filter: the caller's input, not a failure of the
+    /// backend.
+    #[error("{detail}")]
+    Invalid {
+        /// The table.
+        table: Table,
+        /// What was refused, naming the column.
         detail: String,
     },
     /// Any other backend failure.

@@ -482,6 +482,22 @@ pub(crate) fn fullwidth(c: char) -> char {
     }
 }
 
+/// Refuses a value holding a NUL character, which no store keeps (a host
+/// passing a C string's bytes, say), naming the field: asked for where a
+/// name or option is kept as given rather than cleaned.
+pub fn refuse_nul<'a>(
+    field: &str,
+    values: impl IntoIterator<Item = &'a str>,
+) -> crate::error::Result<()> {
+    if values.into_iter().any(|v| v.contains('\0')) {
+        return Err(crate::error::Error::invalid(
+            field,
+            "holds a NUL character (\\0), which no text may",
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `c` is an invisible format character (Unicode general category
 /// Cf): zero-width space, non-joiner and joiner, word joiner, byte-order
 /// mark, soft hyphen, bidirectional marks and the like. Typed or pasted

@@ -237,7 +237,7 @@ pub(crate) fn where_clause(sql: &mut Sql, schema: &str, sel: &Select) -> Result<
         }
     }
     if let Some(m) = sel.filter.nul_refusal(table) {
-        return Err(invalid(m));
+        return Err(StoreError::Invalid { table, detail: m });
     }
     sql.push(" AND ");
     filter(sql, schema, table, "t", &sel.filter)

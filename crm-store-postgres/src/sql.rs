@@ -165,7 +165,7 @@ impl Sql {
         v: &Value,
     ) -> Result<String, StoreError> {
         if v.holds_nul() {
-            return Err(invalid(crm_core::store::nul_message(table, col.name)));
+            return Err(crm_core::store::nul_refused(table, col.name));
         }
         Ok(match (col.ty, v) {
             (ty, Value::Null) => self.null_param(Ty::of_col(ty)),

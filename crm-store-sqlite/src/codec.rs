@@ -135,7 +135,7 @@ pub(crate) fn encode_ref<'a>(
 /// Encodes a value for a physical column of `table`.
 pub(crate) fn encode(table: Table, col: &ColumnDef, v: &Value) -> Result<Sql, StoreError> {
     if v.holds_nul() {
-        return Err(invalid(crm_core::store::nul_message(table, col.name)));
+        return Err(crm_core::store::nul_refused(table, col.name));
     }
     Ok(match (col.ty, v) {
         (_, Value::Null) => Sql::Null,

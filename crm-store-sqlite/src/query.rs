@@ -660,7 +660,7 @@ fn compile_where(s: &Select) -> Result<Query, StoreError> {
         }
     }
     if let Some(m) = s.filter.nul_refusal(table) {
-        return Err(crate::codec::invalid(m));
+        return Err(StoreError::Invalid { table, detail: m });
     }
     if s.filter != Filter::True {
         q.push(" AND ");

@@ -113,6 +113,11 @@ macro_rules! filter_scenarios {
             $make
         );
         $each!(
+            $crate::testing::filter_suite::nul_characters_are_refused_as_input,
+            filter_nul_characters_are_refused_as_input,
+            $make
+        );
+        $each!(
             $crate::testing::filter_suite::a_broken_host_clock_is_held_to_four_digit_years,
             filter_a_broken_host_clock_is_held_to_four_digit_years,
             $make
@@ -1590,4 +1595,81 @@ pub async fn structured_values_are_no_text(store: Arc<dyn Store>) {
     )
     .await;
     assert_eq!(r.fields["name"], json!("列表值有限公司"));
+}
+
+/// A NUL character in a lookup, a custom field's definition or a consumer's
+/// name is the caller's bad input on every store: a validation error naming
+/// the field, never a store failure (which a host would take for its
+/// database going away); in a value it is dropped, from custom text as
+/// from built-in text.
+pub async fn nul_characters_are_refused_as_input(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(&w, "erp", "ERP编码", CustomFieldType::Text, &[]).await;
+    let invalid = |what: &str, got: Result<(), Error>, field: &str| match got {
+        Err(Error::Validation(v)) => {
+            let m = v.to_string();
+            assert!(m.contains(field) && m.contains("NUL"), "{what}: {m}");
+        }
+        other => panic!("{what}: expected a validation error, got {other:?}"),
+    };
+    invalid(
+        "record by code",
+        w.crm
+            .get_record_by_code(&w.admin, Entity::Customer, "KH\0-1")
+            .await
+            .map(drop),
+        "code",
+    );
+    invalid(
+        "user by username",
+        w.crm.user_by_username(&w.admin, "ad\0min").await.map(drop),
+        "username",
+    );
+    // In a value, NUL is dropped, from custom text as from a built-in
+    // field's.
+    let r = w
+        .crm
+        .create_record(
+            &w.admin,
+            Entity::Customer,
+            fields(json!({"name": "空字符\u{0}有限公司", "custom.erp": "E\u{0}1"})),
+        )
+        .await
+        .expect("saved without the NUL");
+    assert_eq!(
+        (r.fields["name"].clone(), r.custom["erp"].clone()),
+        (json!("空字符有限公司"), json!("E1"))
+    );
+    for (what, new) in [
+        ("label", ("bad1", "标\0签", vec![])),
+        ("options", ("bad2", "选项", vec!["甲\0".to_string()])),
+    ] {
+        let got = w
+            .crm
+            .define_custom_field(
+                &w.admin,
+                NewCustomField {
+                    entity: Entity::Customer,
+                    key: new.0.into(),
+                    label: new.1.into(),
+                    label_en: None,
+                    field_type: CustomFieldType::Select,
+                    options: if new.2.is_empty() {
+                        vec!["甲".into()]
+                    } else {
+                        new.2
+                    },
+                    required: false,
+                    unique: false,
+                },
+            )
+            .await
+            .map(drop);
+        invalid(what, got, what);
+    }
+    invalid(
+        "consumer",
+        w.crm.pending_events("erp\0sync", 10).await.map(drop),
+        "consumer",
+    );
 }
