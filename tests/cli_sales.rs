@@ -2061,3 +2061,82 @@ fn cli_sales_lines_dates_and_clearing_on_sqlite() {
 fn cli_sales_lines_dates_and_clearing_on_postgres() {
     common::on_postgres("cli_sales_lines", lines_dates_and_clearing);
 }
+
+/// A contract's history names the customers it moved between (a merge) by
+/// code and name, and to a reader of contracts who may not read customers
+/// as hidden customers: never by id.
+#[test]
+fn cli_contract_history_names_customers_or_hides_them() {
+    let dir = std::env::temp_dir().join(format!("crm-cli-dochistory-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db = dir.join("cli.db");
+    let _ = std::fs::remove_file(&db);
+    let db = db.to_str().expect("path");
+    ok(db, &["demo"]);
+    ok(db, &["sales-setup"]);
+    ok(
+        db,
+        &["role", "add", "合同只读", "--perm", "contract:read:all"],
+    );
+    ok(db, &["user", "add", "ctr", "合同员", "--role", "合同只读"]);
+    let code = |name: &str| {
+        json(
+            db,
+            &[
+                "--as",
+                "zhangwei",
+                "customer",
+                "add",
+                &format!("name={name}"),
+            ],
+        )["code"]
+            .as_str()
+            .expect("code")
+            .to_string()
+    };
+    let (a, b) = (code("合并甲有限公司"), code("合并乙有限公司"));
+    let contract = json(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "contract",
+            "add",
+            "--customer",
+            &a,
+            "--title",
+            "合并合同",
+            "--amount",
+            "50",
+        ],
+    )["code"]
+        .as_str()
+        .expect("contract code")
+        .to_string();
+    ok(db, &["customer", "merge", &b, &a]);
+    let ids: Vec<String> = [&a, &b]
+        .iter()
+        .map(|c| {
+            json(db, &["customer", "show", c.as_str()])["id"]
+                .as_str()
+                .expect("id")
+                .to_string()
+        })
+        .collect();
+    let admin = ok(db, &["contract", "history", &contract]);
+    assert!(
+        admin.contains(&format!(
+            "customer_id: {a} 合并甲有限公司 → {b} 合并乙有限公司"
+        )),
+        "{admin}"
+    );
+    let reader = ok(db, &["--as", "ctr", "contract", "history", &contract]);
+    assert!(
+        reader.contains("customer_id: （无权查看的客户）"),
+        "{reader}"
+    );
+    for id in &ids {
+        assert!(!reader.contains(id.as_str()), "{reader}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2930,6 +2930,44 @@ async fn doc_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: DocCmd) -> CliRe
             entries.sort_by_key(|e| e.at);
             let users = ctx.crm.list_users(actor, None).await.map_err(err)?;
             let name = super::users_by_id(&users);
+            // The customers the entries name, by code and name, or as
+            // hidden to whoever may not read them (never by id).
+            let mut customers: std::collections::BTreeMap<String, String> =
+                std::collections::BTreeMap::new();
+            for c in entries.iter().flat_map(|e| &e.changes) {
+                if c.field != "customer_id" {
+                    continue;
+                }
+                for v in [&c.before, &c.after] {
+                    let Some(id) = v.as_str().and_then(|t| crm::Uuid::parse_str(t).ok()) else {
+                        continue;
+                    };
+                    if customers.contains_key(&id.to_string()) {
+                        continue;
+                    }
+                    let label = match ctx
+                        .crm
+                        .get_record(actor, Entity::Customer, crm::ids::RecordId(id))
+                        .await
+                    {
+                        Ok(r) => format!(
+                            "{} {}",
+                            r.code.clone().unwrap_or_default(),
+                            r.text("name").unwrap_or_default()
+                        )
+                        .trim()
+                        .to_string(),
+                        Err(_) => crm::export::hidden_record(Entity::Customer),
+                    };
+                    customers.insert(id.to_string(), label);
+                }
+            }
+            let cell = |field: &str, v: &serde_json::Value| match v.as_str() {
+                Some(t) if field == "customer_id" && customers.contains_key(t) => {
+                    customers[t].clone()
+                }
+                _ => history_cell(ctx, field, v),
+            };
             let rows = entries
                 .iter()
                 .map(|e| {
@@ -2943,8 +2981,8 @@ async fn doc_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: DocCmd) -> CliRe
                                 format!(
                                     "{}: {} → {}",
                                     c.field,
-                                    history_cell(ctx, &c.field, &c.before),
-                                    history_cell(ctx, &c.field, &c.after)
+                                    cell(&c.field, &c.before),
+                                    cell(&c.field, &c.after)
                                 )
                             })
                             .collect::<Vec<_>>()
