@@ -662,3 +662,38 @@ fn english_output_leaves_out_chinese_hints_and_templates_describe_their_entity()
     }
     let _ = std::fs::remove_dir_all(&tmp);
 }
+
+/// An import whose rows were all rejected wrote nothing: it reports them,
+/// writes the error workbook and fails; its dry run only reports.
+#[test]
+fn an_import_rejecting_every_row_fails_after_its_report() {
+    let tmp = std::env::temp_dir().join(format!("crm-cli-io-rejected-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).expect("dir");
+    ok(&tmp, &["demo"]);
+    write_sheet(
+        &tmp.join("bad.xlsx"),
+        &[
+            &["产品编号", "产品名称", "单位", "标准价", "税率"],
+            &["REJ-001", "碎纸机", "台", "-5", "13%"],
+        ],
+    );
+    let d = ok(&tmp, &["import", "product", "bad.xlsx", "--dry-run"]);
+    assert!(d.contains("0 created") && d.contains("1 rejected"), "{d}");
+    let out = run(&tmp, &["import", "product", "bad.xlsx"]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}\n{err}");
+    assert!(
+        said.contains("0 created") && said.contains("1 rejected"),
+        "{said}"
+    );
+    assert!(
+        err.contains("error: no row was imported (1 rejected)") && err.contains("bad.errors.xlsx"),
+        "{err}"
+    );
+    assert!(tmp.join("bad.errors.xlsx").exists());
+    let listed = ok(&tmp, &["product", "list"]);
+    assert!(!listed.contains("REJ-001"), "{listed}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -1894,6 +1894,9 @@ pub struct ImportSession<'a> {
     /// it is written.
     atomic_keys: Vec<DupKey>,
     atomic_first: Option<u32>,
+    /// The records an all-or-nothing import updates: table, id, version
+    /// read, sheet row (see [`changed_meanwhile`]).
+    atomic_updated: Vec<(Table, Uuid, i64, u32)>,
     /// What a dry run of a customer import would have created so far, per
     /// owner and department: held to the pools' caps as the writes would
     /// be (see `dry_run_caps`).
@@ -1995,6 +1998,10 @@ pub struct BatchWrite<'a> {
     /// The sheet rows of the batch, first and last (for its refusal by a
     /// pool's cap: see [`cap_refusal`]).
     rows: (u32, u32),
+    /// The records the batch updates: table, id, version read, sheet row
+    /// (to name the rows of records changed meanwhile: see
+    /// [`changed_meanwhile`]).
+    updated: Vec<(Table, Uuid, i64, u32)>,
     /// Held until the write is committed or dropped.
     _outstanding: Option<Outstanding>,
 }
@@ -2051,8 +2058,67 @@ impl BatchWrite<'_> {
         if self.keep_admin {
             keep_an_admin(self.crm, &self.actor, &mut cs, Some(self.rows)).await?;
         }
-        self.crm.apply(cs).await
+        match self.crm.apply(cs).await {
+            Err(e @ Error::Conflict { .. }) => {
+                Err(changed_meanwhile(self.crm, e, &self.updated, Some(self.rows)).await)
+            }
+            other => other,
+        }
     }
+}
+
+/// The refusal of an import's write (`rows`: a batch's sheet rows; `None`,
+/// an all-or-nothing import) that failed as a conflict `e`: a record it
+/// updates (`updated`: table, id, version read, sheet row) was changed by
+/// someone else between the import's read and its write. Names the rows of
+/// the records changed meanwhile (read again now) and says that nothing of
+/// the write was written; `e` is kept when it is not a conflict or no
+/// record the write updates changed.
+async fn changed_meanwhile(
+    crm: &Crm,
+    e: Error,
+    updated: &[(Table, Uuid, i64, u32)],
+    rows: Option<(u32, u32)>,
+) -> Error {
+    if !matches!(e, Error::Conflict { .. }) {
+        return e;
+    }
+    let mut named = Vec::new();
+    for (table, rid, version, number) in updated {
+        if named.len() == 5 {
+            break;
+        }
+        let now = match crm.store.get(*table, *rid).await {
+            Ok(Some(r)) if r.version() != *version => r,
+            _ => continue,
+        };
+        let what = Entity::of_table(*table).map_or("record", |e| e.name());
+        named.push(format!(
+            "row {number}: {what} {} was changed by someone else meanwhile (read at version \
+             {version}, now {}; 已被他人修改)",
+            row_label(&now),
+            now.version()
+        ));
+    }
+    // Another record changed meanwhile (a role, a user's): the conflict
+    // as it is.
+    if named.is_empty() {
+        return e;
+    }
+    let written = match rows {
+        None => "nothing of the import was written".to_string(),
+        Some((first, last)) if first == last => {
+            format!("nothing of row {first} was written (earlier rows stay written)")
+        }
+        Some((first, last)) => {
+            format!("nothing of rows {first}–{last} was written (earlier rows stay written)")
+        }
+    };
+    Error::InvalidState(format!(
+        "{}; {written}: import the file again to apply these rows to the records as they are \
+         now",
+        named.join("; ")
+    ))
 }
 
 /// For a user import's write that changes users' roles (`rows`: a batch's
@@ -2536,6 +2602,7 @@ impl Crm {
             atomic_keys: Vec::new(),
             batch_guards: Vec::new(),
             atomic_first: None,
+            atomic_updated: Vec::new(),
             dry_creations: crate::pool::CreatedPerOwner::new(),
             dry_first: None,
             masked_view: None,
@@ -2959,7 +3026,12 @@ impl Crm {
                 } else {
                     format!("{entity}.purged")
                 },
-                json!({ "import_id": import_id }),
+                // Like every other purge or delete event, it names the
+                // record by its code (users have none: their username).
+                json!({
+                    "import_id": import_id,
+                    "code": r.get("code").as_text().or_else(|| r.get("username").as_text()),
+                }),
             ));
         }
         let mut restored = 0;
@@ -4101,6 +4173,7 @@ impl<'a> ImportSession<'a> {
             index_keys: false,
             keep_admin: false,
             rows: (0, 0),
+            updated: Vec::new(),
             _outstanding: None,
         };
         let Some(first) = rows.first().map(|r| r.number) else {
@@ -4209,6 +4282,12 @@ impl<'a> ImportSession<'a> {
             CommitMode::Atomic => {
                 self.atomic_keys.extend(keys);
                 self.atomic_first.get_or_insert(first);
+                self.atomic_updated.extend(
+                    items
+                        .updated
+                        .iter()
+                        .map(|u| (u.table, u.id, u.version - 1, u.row)),
+                );
                 // Codes now: the batch's indexes change once merged.
                 assign_codes(self.crm, &self.actor, &mut cs, &slots).await?;
                 self.atomic.ops.extend(cs.ops);
@@ -4243,6 +4322,11 @@ impl<'a> ImportSession<'a> {
                 write.slots = slots;
                 write.keep_admin = self.roles_written;
                 write.rows = (first, last);
+                write.updated = items
+                    .updated
+                    .iter()
+                    .map(|u| (u.table, u.id, u.version - 1, u.row))
+                    .collect();
                 self.outstanding.fetch_add(1, Ordering::AcqRel);
                 write._outstanding = Some(Outstanding(self.outstanding.clone()));
             }
@@ -4376,7 +4460,11 @@ impl<'a> ImportSession<'a> {
                             after: Json::String(self.opts.file_name.clone()),
                         }],
                     ));
-                    self.crm.apply(cs).await?;
+                    if let Err(e) = self.crm.apply(cs).await {
+                        return Err(
+                            changed_meanwhile(self.crm, e, &self.atomic_updated, None).await
+                        );
+                    }
                 }
                 CommitMode::Batches => {
                     let rows_done = i64::from(self.last_row_seen());

@@ -397,7 +397,11 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
         let id: crm::ids::RecordId = id
             .parse()
             .map_err(|_| format!("'{id}' is not an import id"))?;
-        let r = ctx.crm.undo_import(actor, id.0).await.map_err(err)?;
+        let r = ctx
+            .crm
+            .undo_import(actor, id.0)
+            .await
+            .map_err(|e| undo_error(id.0, e))?;
         ctx.print(json!(r), || {
             format!(
                 "undid import {}: {} records removed, {} restored",
@@ -563,7 +567,42 @@ pub async fn import(ctx: &Ctx, actor: &Actor, a: ImportArgs) -> CliResult {
     if r.status == ImportStatus::Failed {
         return Err(failed_text(r));
     }
+    // An import whose rows were all rejected wrote nothing: like any batch
+    // command that does nothing, it fails (a dry run only reports).
+    let done =
+        r.created + r.contacts_created + r.updated + r.contacts_updated + r.unchanged + r.skipped;
+    if !r.dry_run && r.rejected > 0 && done == 0 {
+        return Err(format!(
+            "no row was imported ({} rejected); {}",
+            r.rejected,
+            match &errors_at {
+                Some(p) => format!(
+                    "see the error workbook {} for the reasons, correct the rows and import them again",
+                    p.display()
+                ),
+                None => "correct the rows and import them again".to_string(),
+            }
+        ));
+    }
     Ok(())
+}
+
+/// The error of `crm import --undo` for import `id`: a record changed
+/// between the undo's read and its write is named, with the undo left
+/// undone (the engine's conflict asks to reload and apply again).
+fn undo_error(id: impl std::fmt::Display, e: crm::Error) -> String {
+    match e {
+        crm::Error::Conflict {
+            entity,
+            id: record,
+            expected,
+            actual,
+        } => format!(
+            "cannot undo import {id}: {entity} {record} was changed by someone else meanwhile \
+             (read at version {expected}, now {actual}; 已被他人修改); nothing was undone"
+        ),
+        e => err(e),
+    }
 }
 
 /// The error of an import whose error workbook could not be written

@@ -14,6 +14,16 @@
 macro_rules! import_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::import_suite::import_racing_an_edit_names_the_row_changed_meanwhile,
+            io_import_racing_an_edit_names_the_row_changed_meanwhile,
+            $make
+        );
+        $each!(
+            $crate::testing::import_suite::import_undo_purge_events_carry_the_code,
+            io_import_undo_purge_events_carry_the_code,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::import_contact_row_naming_two_customers_is_refused,
             io_import_contact_row_naming_two_customers_is_refused,
             $make
@@ -1093,6 +1103,154 @@ pub async fn import_dry_run_changes_nothing(store: Arc<dyn Store>) {
     assert_eq!((r.created, r.skipped, r.rejected), (1, 1, 1));
     let n = find(&w, "新一有限公司").await.expect("created");
     assert_eq!(n.code.as_deref(), Some("KH-20261127-0002"));
+}
+
+/// A record an import updates that someone else changes between the
+/// import's read and its write fails the write with a message naming the
+/// row and the record and saying what was not written (a batch, or the
+/// whole all-or-nothing import); an undo racing an edit fails as a
+/// conflict naming the record, nothing undone.
+pub async fn import_racing_an_edit_names_the_row_changed_meanwhile(store: Arc<dyn Store>) {
+    use crate::testing::pool_suite::Interleave;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let other = Arc::new(crate::crm::Crm::new(store.clone(), w.clock.clone()));
+    let x = w
+        .customer(&w.admin, "并发甲有限公司", json!({"level": "C"}))
+        .await;
+    let code = x.code.clone().expect("code");
+    let h = ["客户名称", "客户级别"];
+    let data = vec![
+        vec![t("并发甲有限公司"), t("A")],
+        vec![t("并发乙有限公司"), t("B")],
+    ];
+    let edit_x = |level: &'static str| {
+        let (other, admin) = (other.clone(), w.admin.clone());
+        let id = x.id;
+        async move {
+            let r = other
+                .get_record(&admin, Entity::Customer, id)
+                .await
+                .expect("read");
+            let mut f = crate::records::Fields::new();
+            f.insert("level".into(), json!(level));
+            other
+                .update_record(&admin, Entity::Customer, id, r.version, f)
+                .await
+                .expect("edited meanwhile");
+        }
+    };
+    for commit in [CommitMode::Batches, CommitMode::Atomic] {
+        let level = if commit == CommitMode::Batches {
+            "B"
+        } else {
+            "D"
+        };
+        let mut o = opts(Entity::Customer);
+        o.policy = DuplicatePolicy::Update;
+        o.commit = commit;
+        let mut s = w
+            .crm
+            .begin_import(&w.admin, o, &headers(&h))
+            .await
+            .expect("begin");
+        hooked.before_write(Table::Customers, edit_x(level));
+        let pushed = s.push(&rows(data.clone())).await;
+        let m = match (commit, pushed) {
+            (CommitMode::Batches, Err(Error::InvalidState(m))) => m,
+            (CommitMode::Atomic, Ok(_)) => match s.finish().await {
+                Err(Error::InvalidState(m)) => m,
+                other => panic!("expected a refusal, got {other:?}"),
+            },
+            (_, other) => panic!("{commit:?}: expected a refusal, got {other:?}"),
+        };
+        assert!(
+            m.contains(&format!(
+                "row 2: customer {code} was changed by someone else meanwhile"
+            )) && m.contains(if commit == CommitMode::Batches {
+                "nothing of rows 2–3 was written"
+            } else {
+                "nothing of the import was written"
+            }),
+            "{commit:?}: {m}"
+        );
+        let now = find(&w, "并发甲有限公司").await.expect("kept");
+        assert_eq!(now.text("level"), Some(level), "{commit:?}");
+        assert!(find(&w, "并发乙有限公司").await.is_none(), "{commit:?}");
+    }
+    // An undo racing an edit.
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(&w, &w.admin, o, &h, vec![vec![t("并发甲有限公司"), t("A")]]).await;
+    assert_eq!(r.updated, 1, "{:#?}", r.issues);
+    let id = r.import_id.expect("id");
+    hooked.before_write(Table::Customers, edit_x("C"));
+    // It fails as a conflict naming the record (the CLI says that nothing
+    // was undone): nothing is given back.
+    match w.crm.undo_import(&w.admin, id).await {
+        Err(Error::Conflict { entity, id, .. }) => {
+            assert_eq!((entity.as_str(), id.as_str()), ("customer", code.as_str()))
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let now = find(&w, "并发甲有限公司").await.expect("kept");
+    assert_eq!(now.text("level"), Some("C"));
+    let imports = w.crm.list_imports(&w.admin).await.expect("imports");
+    let undone = imports.iter().find(|i| i.id == id).expect("listed");
+    assert_eq!(undone.status, ImportStatus::Done);
+}
+
+/// The purge events an import undo writes name each record by its code, as
+/// every other purge event does, besides the import they undo.
+pub async fn import_undo_purge_events_carry_the_code(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let h = ["客户名称", "客户级别", "联系人1姓名", "联系人1手机"];
+    let r = run(
+        &w,
+        &w.admin,
+        opts(Entity::Customer),
+        &h,
+        vec![vec![
+            t("撤销事件有限公司"),
+            t("B"),
+            t("王芳"),
+            t("13812345679"),
+        ]],
+    )
+    .await;
+    assert_eq!((r.created, r.contacts_created), (1, 1), "{:#?}", r.issues);
+    let c = find(&w, "撤销事件有限公司").await.expect("created");
+    let code = c.code.clone().expect("code");
+    let before = w
+        .crm
+        .pending_events("undo-events", 100_000)
+        .await
+        .expect("events")
+        .last()
+        .map_or(0, |e| e.seq);
+    w.crm.ack_events("undo-events", before).await.expect("ack");
+    let id = r.import_id.expect("import id");
+    w.crm.undo_import(&w.admin, id).await.expect("undo");
+    let events = w
+        .crm
+        .pending_events("undo-events", 100)
+        .await
+        .expect("events");
+    for kind in ["customer.purged", "contact.purged"] {
+        let e = events
+            .iter()
+            .find(|e| e.event.event_type == kind)
+            .unwrap_or_else(|| panic!("{kind} in {events:#?}"));
+        let payload = e.event.payload.to_value();
+        assert_eq!(payload["import_id"], json!(id), "{kind}: {payload}");
+        assert!(
+            payload["code"].as_str().is_some_and(|s| !s.is_empty()),
+            "{kind}: {payload}"
+        );
+        if kind == "customer.purged" {
+            assert_eq!(payload["code"], json!(code), "{payload}");
+        }
+    }
 }
 
 /// Undo removes what the import created (contacts with their customers)
