@@ -538,10 +538,15 @@ fn stored_exactly(text: &str) -> bool {
 /// take them), and the number must be finite. `1,5`, `1.234,56`, `0,500`,
 /// `nan` and `inf` are refused naming the value.
 pub(crate) fn parse_number(text: &str) -> std::result::Result<f64, String> {
+    // Full-width digits, and the minus sign (U+2212) spreadsheets and
+    // typesetting put for a hyphen, read as amounts read them.
     let t: String = text
         .trim()
         .chars()
-        .map(crate::validate::halfwidth)
+        .map(|c| match c {
+            '−' => '-',
+            c => crate::validate::halfwidth(c),
+        })
         .collect();
     let not_a_number = || format!("'{text}' is not a number");
     let unsigned = t.strip_prefix(['-', '+']).unwrap_or(&t);
@@ -1771,6 +1776,22 @@ mod tests {
             position: 0,
             version: 1,
         }
+    }
+
+    #[test]
+    fn numbers_take_the_minus_sign_as_amounts_do() {
+        for typed in ["−5", "-5", "－5", " −5.0 "] {
+            let v = number_field()
+                .coerce(&Json::String(typed.into()))
+                .unwrap_or_else(|e| panic!("{typed}: {e}"));
+            assert_eq!(v, serde_json::json!(-5.0), "{typed}");
+        }
+        assert_eq!(
+            crate::money::Money::parse_in("−5", crate::money::Currency::CNY)
+                .expect("amount")
+                .minor,
+            -500
+        );
     }
 
     #[test]
