@@ -1217,19 +1217,17 @@ impl Crm {
             }
             // A structured value where the field takes one (an object, or a
             // list where no list is taken) is nothing a person typed: it is
-            // refused rather than saved as its JSON text.
-            let takes_list = match &resolved {
-                Some(Target::Builtin(d)) => {
-                    matches!(d.kind, FieldKind::Tags | FieldKind::Attachments)
-                }
-                Some(Target::Custom(d)) => d.field_type == CustomFieldType::MultiSelect,
-                _ => false,
+            // refused rather than saved as its JSON text. Attachments check
+            // their own shape; tags and multi-selects take lists.
+            let (attachments, takes_list) = match &resolved {
+                Some(Target::Builtin(d)) => (
+                    matches!(d.kind, FieldKind::Attachments),
+                    matches!(d.kind, FieldKind::Tags | FieldKind::Attachments),
+                ),
+                Some(Target::Custom(d)) => (false, d.field_type == CustomFieldType::MultiSelect),
+                _ => (false, false),
             };
-            let takes_object = matches!(
-                &resolved,
-                Some(Target::Builtin(d)) if matches!(d.kind, FieldKind::Attachments)
-            );
-            if (value.is_object() && !takes_object) || (value.is_array() && !takes_list) {
+            if !attachments && (value.is_object() || (value.is_array() && !takes_list)) {
                 errors.push(
                     name.clone(),
                     "takes one value (text, a number, a date or yes/no), not a JSON object or list",
