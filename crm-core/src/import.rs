@@ -6308,6 +6308,22 @@ fn another_customer_named(named: &str, code: &str) -> (String, String) {
     )
 }
 
+/// Why no contact is added to the customer `crow` when it is archived
+/// (已归档), in English and Chinese; `None` when it is not.
+fn archived_customer_problem(crow: &Row) -> Option<(String, String)> {
+    if crow.get("archived_at").is_null() {
+        return None;
+    }
+    let code = crow.get("code").as_text().unwrap_or_default();
+    Some((
+        format!(
+            "Customer (所属客户): customer {code} is archived; unarchive it before adding \
+             contacts to it"
+        ),
+        format!("所属客户：客户 {code} 已归档，请先取消归档再添加联系人"),
+    ))
+}
+
 fn reads_customer_names(actor: &Actor) -> bool {
     crate::records::filterable(actor, Entity::Customer, "name")
 }
@@ -6389,9 +6405,15 @@ impl ImportSession<'_> {
                 if values.is_empty() {
                     continue;
                 }
+                // Archived customers too: a row of one's contacts may
+                // update them (see `archived_customer_problem`).
                 let mut sel = Select::all(Table::Customers, self.actor.company_id.0, crm.now());
                 sel.scope = scope.clone();
-                sel.filter = Filter::In(Col::Column(column), values);
+                sel.lifecycle = Lifecycle::Any;
+                sel.filter = Filter::And(vec![
+                    Filter::In(Col::Column(column), values),
+                    Filter::IsNull(Col::Column("deleted_at")),
+                ]);
                 sel.sort = vec![Sort {
                     col: Col::Column(column),
                     desc: false,
@@ -6484,10 +6506,14 @@ impl ImportSession<'_> {
         for chunk in codes.chunks(IN_CHUNK) {
             let mut sel = Select::all(Table::Customers, self.actor.company_id.0, self.crm.now());
             sel.scope = scope.clone();
-            sel.filter = Filter::In(
-                Col::Column("code"),
-                chunk.iter().map(|t| Value::Text(t.clone())).collect(),
-            );
+            sel.lifecycle = Lifecycle::Any;
+            sel.filter = Filter::And(vec![
+                Filter::In(
+                    Col::Column("code"),
+                    chunk.iter().map(|t| Value::Text(t.clone())).collect(),
+                ),
+                Filter::IsNull(Col::Column("deleted_at")),
+            ]);
             for r in self.crm.store.select(&sel).await?.rows {
                 let Some(code) = r.get("code").as_text().map(str::to_string) else {
                     continue;
@@ -7152,6 +7178,19 @@ impl ImportSession<'_> {
                         continue;
                     }
                 }
+                // No contact is added to an archived customer (as through
+                // the API); its contacts may still be updated.
+                if entity == Entity::Contact
+                    && let Some((pe, pz)) = c
+                        .set
+                        .get("customer_id")
+                        .and_then(Value::as_id)
+                        .and_then(|p| self.ref_rows.get(&p))
+                        .and_then(archived_customer_problem)
+                {
+                    self.reject(issues, c.number, IssueKind::Invalid, pe, pz);
+                    continue;
+                }
                 // A contact is its customer's owner's: none is added to a
                 // customer only shared with the actor (as `create_record`).
                 if entity == Entity::Contact
@@ -7259,18 +7298,6 @@ impl ImportSession<'_> {
                     IssueKind::Duplicate,
                     format!("{en}; {pe}"),
                     format!("{zh}；{pz}"),
-                );
-                continue;
-            }
-            // An archived record is changed after it is unarchived, as
-            // through the API.
-            if !row.get("archived_at").is_null() {
-                self.reject(
-                    issues,
-                    c.number,
-                    IssueKind::Invalid,
-                    format!("{en}; it is archived: unarchive it before updating it"),
-                    format!("{zh}；该记录已归档，请先取消归档再更新"),
                 );
                 continue;
             }
@@ -7391,6 +7418,21 @@ impl ImportSession<'_> {
                     .unwrap_or_else(|| row_label(row));
                 let (en, zh) = stale_row(&name, v, row.version());
                 self.reject(issues, c.number, IssueKind::Invalid, en, zh);
+                continue;
+            }
+            // An archived record is changed after it is unarchived, as
+            // through the API; a row leaving it as it is (an exported sheet
+            // imported back) is unchanged.
+            if !row.get("archived_at").is_null()
+                && changes_anything(row, &merged, &c, &contact_updates)
+            {
+                self.reject(
+                    issues,
+                    c.number,
+                    IssueKind::Invalid,
+                    format!("{en}; it is archived: unarchive it before updating it"),
+                    format!("{zh}；该记录已归档，请先取消归档再更新"),
+                );
                 continue;
             }
             // The contacts its groups add are the customer's owner's: not

@@ -1318,26 +1318,37 @@ pub(crate) async fn product_cmd(ctx: &Ctx, actor: &Actor, cmd: ProductCmd) -> Cl
                 })?),
                 None => None,
             };
-            let p = ctx
-                .crm
-                .update_product(
-                    actor,
-                    p.id,
-                    version.unwrap_or(p.version),
-                    ProductInput {
-                        name,
-                        category_id,
-                        unit,
-                        list_price: price.as_deref().map(money).transpose()?,
-                        cost: cost.as_deref().map(money).transpose()?,
-                        tax_rate: tax.map(|t| t * 100),
-                        spec,
-                        status,
-                        ..ProductInput::default()
-                    },
-                )
-                .await
-                .map_err(err)?;
+            let input = ProductInput {
+                name,
+                category_id,
+                unit,
+                list_price: price.as_deref().map(money).transpose()?,
+                cost: cost.as_deref().map(money).transpose()?,
+                tax_rate: tax.map(|t| t * 100),
+                spec,
+                status,
+                ..ProductInput::default()
+            };
+            // Without --version, a product changed by someone else meanwhile
+            // is read again and the change applied to it as it is now.
+            let mut p = p;
+            let mut tries = 0;
+            let p = loop {
+                match ctx
+                    .crm
+                    .update_product(actor, p.id, version.unwrap_or(p.version), input.clone())
+                    .await
+                {
+                    Err(crm::Error::Conflict { .. })
+                        if version.is_none() && tries < super::EDIT_TRIES =>
+                    {
+                        tries += 1;
+                        super::back_off(tries);
+                        p = ctx.crm.product_by_code(actor, &code).await.map_err(err)?;
+                    }
+                    other => break other.map_err(err)?,
+                }
+            };
             ctx.print(json!(p), || {
                 format!(
                     "product {} {} {} / {}, tax {}%, {}",
@@ -1420,20 +1431,25 @@ pub(crate) async fn product_cmd(ctx: &Ctx, actor: &Actor, cmd: ProductCmd) -> Cl
             });
         }
         ProductCmd::Discontinue { code } => {
-            let p = ctx.crm.product_by_code(actor, &code).await.map_err(err)?;
-            let p = ctx
-                .crm
-                .update_product(
-                    actor,
-                    p.id,
-                    p.version,
-                    ProductInput {
-                        status: Some(ProductStatus::Discontinued),
-                        ..ProductInput::default()
-                    },
-                )
-                .await
-                .map_err(err)?;
+            let input = ProductInput {
+                status: Some(ProductStatus::Discontinued),
+                ..ProductInput::default()
+            };
+            let mut tries = 0;
+            let p = loop {
+                let p = ctx.crm.product_by_code(actor, &code).await.map_err(err)?;
+                match ctx
+                    .crm
+                    .update_product(actor, p.id, p.version, input.clone())
+                    .await
+                {
+                    Err(crm::Error::Conflict { .. }) if tries < super::EDIT_TRIES => {
+                        tries += 1;
+                        super::back_off(tries);
+                    }
+                    other => break other.map_err(err)?,
+                }
+            };
             ctx.print(json!(p), || format!("product {} discontinued", p.code));
         }
     }
@@ -1497,25 +1513,41 @@ pub(crate) async fn opportunity_cmd(ctx: &Ctx, actor: &Actor, cmd: OpportunityCm
                 .opportunity_by_code(actor, &code)
                 .await
                 .map_err(err)?;
-            let o = ctx
-                .crm
-                .update_opportunity(
-                    actor,
-                    o.id,
-                    version.unwrap_or(o.version),
-                    crm::sales::OpportunityPatch {
-                        name,
-                        amount: amount.as_deref().map(money).transpose()?,
-                        expected_close: opt_date(&close.clone().filter(|c| !c.trim().is_empty()))?,
-                        clear_expected_close: close.as_deref().is_some_and(|c| c.trim().is_empty()),
-                        source,
-                        notes,
-                        products,
-                        ..crm::sales::OpportunityPatch::default()
-                    },
-                )
-                .await
-                .map_err(err)?;
+            let patch = crm::sales::OpportunityPatch {
+                name,
+                amount: amount.as_deref().map(money).transpose()?,
+                expected_close: opt_date(&close.clone().filter(|c| !c.trim().is_empty()))?,
+                clear_expected_close: close.as_deref().is_some_and(|c| c.trim().is_empty()),
+                source,
+                notes,
+                products,
+                ..crm::sales::OpportunityPatch::default()
+            };
+            // Without --version, an opportunity changed by someone else
+            // meanwhile is read again and the change applied to it as it is
+            // now, every check made again.
+            let mut o = o;
+            let mut tries = 0;
+            let o = loop {
+                match ctx
+                    .crm
+                    .update_opportunity(actor, o.id, version.unwrap_or(o.version), patch.clone())
+                    .await
+                {
+                    Err(crm::Error::Conflict { .. })
+                        if version.is_none() && tries < super::EDIT_TRIES =>
+                    {
+                        tries += 1;
+                        super::back_off(tries);
+                        o = ctx
+                            .crm
+                            .opportunity_by_code(actor, &code)
+                            .await
+                            .map_err(err)?;
+                    }
+                    other => break other.map_err(err)?,
+                }
+            };
             ctx.print(json!(o), || {
                 format!("{} {} {} weighted {}", o.code, o.name, o.amount, o.weighted)
             });
@@ -2202,20 +2234,18 @@ pub(crate) async fn contract_cmd(ctx: &Ctx, actor: &Actor, cmd: ContractCmd) -> 
                     .update_contract(actor, c.id, version.unwrap_or(c.version), patch.clone())
                     .await
                 {
-                    Err(crm::Error::Conflict { .. }) if version.is_none() && tries < 5 => {
+                    Err(crm::Error::Conflict { .. })
+                        if version.is_none() && tries < super::EDIT_TRIES =>
+                    {
                         tries += 1;
+                        super::back_off(tries);
                     }
                     other => break other.map_err(err)?,
                 }
             };
             ctx.print(json!(c), || {
-                format!(
-                    "contract {} {} {} until {}",
-                    c.code,
-                    c.title,
-                    c.amount,
-                    c.end_on.map(|d| d.to_string()).unwrap_or_default()
-                )
+                let until = c.end_on.map(|d| format!(" until {d}")).unwrap_or_default();
+                format!("contract {} {} {}{until}", c.code, c.title, c.amount)
             });
         }
         ContractCmd::Show { code } => {

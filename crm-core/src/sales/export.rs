@@ -120,9 +120,17 @@ const QUOTE_COLUMNS: &[ColumnDef] = &[
     ("opportunity_id", "销售机会", "Opportunity", ValueKind::Text),
     ("quote_version", "版本", "Version", ValueKind::Number),
     ("status", "状态", "Status", ValueKind::Text),
-    ("gross", "原价合计", "Gross", ValueKind::Money),
+    ("gross", "折前金额", "Gross", ValueKind::Money),
     ("discount", "折扣金额", "Discount", ValueKind::Money),
     ("amount", "报价金额", "Amount", ValueKind::Money),
+    ("list_total", "标价合计", "List total", ValueKind::Money),
+    ("below_list", "低于标价", "Below list", ValueKind::Money),
+    (
+        "max_discount",
+        "最高折扣率%",
+        "Max discount %",
+        ValueKind::Number,
+    ),
     ("tax", "税额", "Tax", ValueKind::Money),
     ("valid_until", "有效期至", "Valid until", ValueKind::Date),
     ("notes", "备注", "Notes", ValueKind::Text),
@@ -379,6 +387,12 @@ impl Doc {
                 "gross" => money(q.totals.gross),
                 "discount" => money(q.totals.discount),
                 "amount" => money(q.totals.amount),
+                "list_total" => money(list_total(&q.lines)),
+                "below_list" => {
+                    let list = list_total(&q.lines);
+                    money(Money::cny((list.minor - q.totals.amount.minor).max(0)))
+                }
+                "max_discount" => ExportValue::Number(q.totals.max_discount_bp as f64 / 100.0),
                 "tax" => money(q.totals.tax),
                 "valid_until" => date(q.valid_until),
                 "notes" => opt_text(&q.notes),
@@ -539,4 +553,21 @@ impl SalesExportCursor<'_> {
             _ => Doc::Contract(contract_from_row(row)),
         })
     }
+}
+
+/// What a quote's lines come to at the catalogue's list prices (标价合计):
+/// each catalogue line at its list price, or at its own price where that
+/// is higher; lines without a list price at their own price. What the
+/// quote comes to below it ([`Quote::totals`]' amount taken from it) is the
+/// discount that approval looks at, the line discounts and the prices typed
+/// below list together.
+fn list_total(lines: &[crate::sales::Line]) -> Money {
+    let mut minor: i128 = 0;
+    for l in lines {
+        let at_list = l
+            .list_price
+            .map_or(0, |p| i128::from(p.minor) * i128::from(l.quantity));
+        minor += at_list.max(i128::from(l.gross.minor));
+    }
+    Money::cny(i64::try_from(minor).unwrap_or(i64::MAX))
 }

@@ -24,6 +24,11 @@ macro_rules! import_scenarios {
             $make
         );
         $each!(
+            $crate::testing::import_suite::import_contacts_of_an_archived_customer_read_back,
+            io_import_contacts_of_an_archived_customer_read_back,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::import_contact_row_naming_two_customers_is_refused,
             io_import_contact_row_naming_two_customers_is_refused,
             $make
@@ -6020,6 +6025,25 @@ pub async fn import_matches_customer_codes_and_keeps_codes_the_engines(store: Ar
     let i = issue(&r, 2);
     assert!(i.message_en.contains("archived"), "{}", i.message_en);
     assert!(find(&w, "归档改名有限公司").await.is_none());
+    // A row leaving the archived record as it is (an exported sheet read
+    // back) changes nothing: unchanged, not refused.
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    o.file_hash = "archived-unchanged".into();
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o,
+        &h,
+        vec![vec![t(&code(&shelved)), t("归档有限公司"), t("")]],
+    )
+    .await;
+    assert_eq!(
+        (r.updated, r.unchanged, r.rejected),
+        (0, 1, 0),
+        "{:#?}",
+        r.issues
+    );
     assert!(find(&w, "新开有限公司").await.is_some());
 }
 
@@ -9651,6 +9675,104 @@ pub async fn import_finds_contacts_without_a_mobile_by_name(store: Arc<dyn Store
         i.message_en
     );
     assert_eq!(contacts_of(&w).await.len(), 3, "nothing written");
+}
+
+/// The contacts of an archived customer (which stay in the contact lists)
+/// read back as an export writes them: skipped as duplicates, unchanged
+/// under the update policy and updated as through the API — naming the
+/// customer by code or by name —; only a row adding a contact to the
+/// archived customer is refused, saying so in both languages.
+pub async fn import_contacts_of_an_archived_customer_read_back(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    let hw = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    new_contact(
+        &w,
+        &hw,
+        json!({"name": "张伟", "mobile": "13800000001", "title": "经理"}),
+    )
+    .await;
+    let r = w
+        .crm
+        .archive_records(&w.zhangsan, Entity::Customer, &[hw.id])
+        .await;
+    assert!(r.refused.is_empty(), "{:?}", r.refused);
+    let hw_code = hw.code.clone().expect("code");
+    let h = ["所属客户", "客户编号", "姓名", "手机", "职务"];
+    let row = |title: &str| {
+        vec![
+            t("华为技术有限公司"),
+            t(&hw_code),
+            t("张伟"),
+            t("13800000001"),
+            t(title),
+        ]
+    };
+    let r = run(
+        &w,
+        &w.zhangsan,
+        opts(Entity::Contact),
+        &h,
+        vec![row("经理")],
+    )
+    .await;
+    assert_eq!(
+        (r.skipped, r.created, r.rejected),
+        (1, 0, 0),
+        "{:#?}",
+        r.issues
+    );
+    let mut o = opts(Entity::Contact);
+    o.policy = DuplicatePolicy::Update;
+    o.file_hash = "same".into();
+    let r = run(&w, &w.zhangsan, o, &h, vec![row("经理")]).await;
+    assert_eq!(
+        (r.unchanged, r.updated, r.rejected),
+        (1, 0, 0),
+        "{:#?}",
+        r.issues
+    );
+    let mut o = opts(Entity::Contact);
+    o.policy = DuplicatePolicy::Update;
+    o.file_hash = "title".into();
+    let r = run(&w, &w.zhangsan, o, &h, vec![row("总监")]).await;
+    assert_eq!((r.updated, r.rejected), (1, 0), "{:#?}", r.issues);
+    let titles: Vec<Option<String>> = contacts_of_customer(&w, &hw)
+        .await
+        .iter()
+        .map(|c| c.text("title").map(str::to_string))
+        .collect();
+    assert_eq!(titles, vec![Some("总监".to_string())]);
+    // A new contact is not added to the archived customer.
+    let mut o = opts(Entity::Contact);
+    o.file_hash = "new".into();
+    let r = run(
+        &w,
+        &w.zhangsan,
+        o,
+        &h,
+        vec![vec![
+            t("华为技术有限公司"),
+            t(&hw_code),
+            t("李娜"),
+            t("13800000002"),
+            t(""),
+        ]],
+    )
+    .await;
+    assert_eq!((r.created, r.rejected), (0, 1), "{:#?}", r.issues);
+    let i = issue(&r, 2);
+    assert!(
+        i.message_en.contains("archived") && i.message_en.contains(&hw_code),
+        "{}",
+        i.message_en
+    );
+    assert!(
+        i.message_zh.contains("已归档") && !i.message_zh.contains("archived"),
+        "{}",
+        i.message_zh
+    );
+    assert!(!i.message_zh.contains("找不到"), "{}", i.message_zh);
+    assert_eq!(contacts_of_customer(&w, &hw).await.len(), 1);
 }
 
 /// A contact row with a mobile keeps its own key: a mobile no contact of

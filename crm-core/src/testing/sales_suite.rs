@@ -7,6 +7,11 @@
 macro_rules! sales_scenarios {
     ($each:path; $make:expr) => {
         $each!(
+            $crate::testing::sales_suite::quote_export_tells_the_discount_off_list,
+            crm_quote_export_tells_the_discount_off_list,
+            $make
+        );
+        $each!(
             $crate::testing::sales_suite::sales_events_hold_their_facts_and_no_empty_changes,
             crm_sales_events_hold_their_facts_and_no_empty_changes,
             $make
@@ -4681,6 +4686,120 @@ async fn sales_exported(
         rows.extend(page);
     }
     Ok((headers, rows))
+}
+
+/// A quote's export tells what approval looks at: beside the gross before
+/// the lines' own discounts (折前金额) and those discounts, the lines at list
+/// price (标价合计), how far the quote comes below it (低于标价) — a price
+/// typed below the list price counts, as it does for approval — and the
+/// greatest discount of a line (最高折扣率).
+pub async fn quote_export_tells_the_discount_off_list(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::export::ExportValue as V;
+    use crate::money::Money;
+    use crate::sales::{NewQuote, ProductInput, SalesList, lines::LineInput};
+    use serde_json::json;
+    let w = with_sales_rights(World::new(store).await).await;
+    let pen = w
+        .crm
+        .create_product(
+            &w.admin,
+            ProductInput {
+                code: Some("PEN".into()),
+                name: Some("签字笔".into()),
+                list_price: Some(Money::cny(300)),
+                tax_rate: Some(1300),
+                ..ProductInput::default()
+            },
+        )
+        .await
+        .expect("product");
+    let customer = w.customer(&w.zhangsan, "华为技术有限公司", json!({})).await;
+    let line = |product_id: Option<Uuid>, name: &str, quantity: i64, fen: i64, bp: i64| LineInput {
+        product_id,
+        name: name.into(),
+        unit: None,
+        quantity,
+        unit_price: Some(Money::cny(fen)),
+        discount_bp: bp,
+        tax_rate: Some(1300),
+    };
+    let q = w
+        .crm
+        .create_quote(
+            &w.zhangsan,
+            NewQuote {
+                title: "办公用品".into(),
+                customer_id: customer.id.0,
+                lines: vec![
+                    // ¥2.50 against a list price of ¥3.00: 16.67 % off.
+                    line(Some(pen.id), "签字笔", 1, 250, 0),
+                    // A line of its own, 10 % off ¥10.00 × 2.
+                    line(None, "装订", 2, 1_000, 1_000),
+                ],
+                ..NewQuote::default()
+            },
+        )
+        .await
+        .expect("quote");
+    let (headers, rows) = sales_exported(
+        &w,
+        &w.admin,
+        SalesList::Quotes {
+            customer_id: None,
+            search: None,
+        },
+        &[
+            "code",
+            "gross",
+            "discount",
+            "amount",
+            "list_total",
+            "below_list",
+            "max_discount",
+        ],
+        false,
+        100,
+    )
+    .await
+    .expect("export");
+    assert_eq!(
+        headers,
+        vec![
+            "报价单号",
+            "折前金额",
+            "折扣金额",
+            "报价金额",
+            "标价合计",
+            "低于标价",
+            "最高折扣率%"
+        ]
+    );
+    assert_eq!(
+        rows,
+        vec![vec![
+            V::Text(q.code.clone()),
+            // 2.50 + 20.00 before the lines' discounts; 2.00 off the second.
+            V::Money(2_250),
+            V::Money(200),
+            V::Money(2_050),
+            // 3.00 + 20.00 at list price: 2.50 below it in all.
+            V::Money(2_300),
+            V::Money(250),
+            V::Number(16.67),
+        ]]
+    );
+    // English headers.
+    let columns = w
+        .crm
+        .export_columns(
+            &w.admin,
+            Entity::Quote,
+            &["List total".into(), "Below list".into()],
+        )
+        .await
+        .expect("english picks");
+    assert_eq!(columns.len(), 2);
 }
 
 /// Opportunities, quotes and contracts export as their lists find them,
