@@ -1735,6 +1735,21 @@ impl Crm {
                 "a pool needs a name of 1 to 64 characters",
             ));
         }
+        // Day counts as long as a recycling rule's at most (ten years).
+        for (field, n) in [
+            (
+                "limits.reclaim_cooldown_days",
+                spec.limits.reclaim_cooldown_days,
+            ),
+            ("limits.warn_days", spec.limits.warn_days),
+        ] {
+            if n > 3650 {
+                return Err(Error::invalid(
+                    field,
+                    format!("{n} days: at most 3650 days (最多 3650 天)"),
+                ));
+            }
+        }
         // Names that differ only in letter case, width or spacing
         // (`hb公海`, `HB公海`, `ＨＢ公海`) name one pool, as the duplicate
         // keys compare text.

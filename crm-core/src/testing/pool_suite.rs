@@ -1155,6 +1155,22 @@ pub async fn pool_claim_release_assign_within_limits(store: Arc<dyn Store>) {
         w.crm.create_pool(&w.lisi, spec.clone()).await,
         Err(Error::Forbidden(_))
     ));
+    // Day counts of ten years at most, as a recycling rule's.
+    for (cooldown, warn, field) in [
+        (3651, 0, "limits.reclaim_cooldown_days"),
+        (0, 100_000, "limits.warn_days"),
+    ] {
+        let mut long = spec.clone();
+        long.name = "十年公海".into();
+        long.limits.reclaim_cooldown_days = cooldown;
+        long.limits.warn_days = warn;
+        match w.crm.create_pool(&w.admin, long).await {
+            Err(Error::Validation(v)) => {
+                assert!(v.0.iter().any(|e| e.field == field), "{v:?}")
+            }
+            other => panic!("{field}: {other:?}"),
+        }
+    }
     let pool = w
         .crm
         .create_pool(&w.admin, spec.clone())
