@@ -838,6 +838,25 @@ fn follow_on(db: &str, opp: &str, contract: &str) {
     );
     assert_eq!(q["quote_version"], 2);
     assert_eq!(q["valid_until"], revised.as_str());
+    // A revision of the version read: one revised since is refused.
+    let e = fails(
+        db,
+        &[
+            "--as",
+            "zhangwei",
+            "quote",
+            "revise",
+            &quote2,
+            "--line",
+            "SV-2288:3",
+            "--version",
+            "1",
+        ],
+    );
+    assert!(
+        e.contains("revised since v1") && e.contains("v2 now"),
+        "{e}"
+    );
     let v = zw_json(db, &["quote", "versions", &quote2]);
     assert_eq!(v.as_array().map(Vec::len), Some(2), "{v}");
     assert_eq!(v[0]["valid_until"], valid.as_str());

@@ -415,6 +415,10 @@ pub(crate) enum QuoteCmd {
         /// Valid until (有效期).
         #[arg(long)]
         valid_until: Option<String>,
+        /// The quote version you revise (`v2` in `quote show`): refused when
+        /// a colleague revised the quote since.
+        #[arg(long)]
+        version: Option<i64>,
     },
     /// Submits a quote (approval when a discount is above the flow's threshold).
     Submit {
@@ -2039,8 +2043,21 @@ pub(crate) async fn quote_cmd(ctx: &Ctx, actor: &Actor, cmd: QuoteCmd) -> CliRes
             code,
             lines,
             valid_until,
+            version,
         } => {
             let q = ctx.crm.quote_by_code(actor, &code).await.map_err(err)?;
+            // The version found is the current one, and only it may be
+            // revised (a version superseded meanwhile is refused inside the
+            // write): one other than the version given was revised since.
+            if let Some(v) = version
+                && v != q.quote_version
+            {
+                return Err(format!(
+                    "quote {code} was revised since v{v}: it is at v{} now (已被他人修改); \
+                     look at `crm quote show {code}` and revise that version",
+                    q.quote_version
+                ));
+            }
             let lines = parse_lines(ctx, actor, &lines).await?;
             let q = ctx
                 .crm
