@@ -251,10 +251,10 @@ enum UserCmd {
         #[arg(long)]
         mobile: Option<String>,
         /// Deactivate the user.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "activate")]
         deactivate: bool,
         /// Activate the user.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "deactivate")]
         activate: bool,
     },
     /// Sets a user's password (administrators).
@@ -1558,7 +1558,17 @@ async fn user_cmd(ctx: &Ctx, actor: &Actor, cmd: UserCmd) -> CliResult {
                 .map_err(err)?;
             let depts = ctx.crm.list_departments(actor).await.map_err(err)?;
             let roles = ctx.crm.list_roles(actor).await.map_err(err)?;
-            let name = users_by_id(&users);
+            // A superior outside the search's results is named all the
+            // same: by every user, not only those found.
+            let everyone = match search.as_deref().filter(|q| !q.trim().is_empty()) {
+                Some(_) => ctx.crm.list_users(actor, None).await.map_err(err)?,
+                None => Vec::new(),
+            };
+            let name = users_by_id(if everyone.is_empty() {
+                &users
+            } else {
+                &everyone
+            });
             let rows = users
                 .iter()
                 .map(|u| {
@@ -1678,7 +1688,8 @@ async fn user_cmd(ctx: &Ctx, actor: &Actor, cmd: UserCmd) -> CliResult {
                 ..UserPatch::default()
             };
             if let Some(d) = dept {
-                patch.department_id = Some(if d == "none" {
+                // No department is named `none` (letter case aside).
+                patch.department_id = Some(if d.trim().eq_ignore_ascii_case("none") {
                     None
                 } else {
                     Some(ctx.crm.resolve_department(actor, &d).await.map_err(err)?.id)
@@ -1808,7 +1819,7 @@ async fn dept_cmd(ctx: &Ctx, actor: &Actor, cmd: DeptCmd) -> CliResult {
                 .await
                 .map_err(err)?;
             let parent = match parent {
-                Some(p) if p == "none" => Some(None),
+                Some(p) if p.trim().eq_ignore_ascii_case("none") => Some(None),
                 Some(p) => Some(Some(
                     ctx.crm.resolve_department(actor, &p).await.map_err(err)?.id,
                 )),

@@ -316,3 +316,131 @@ fn cli_birthdays_show_the_contact_and_customer_codes() {
     assert!(line.contains(&customer_code), "{table}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `user list SEARCH` names a superior outside the results as the plain
+/// list does (王芳's superior 陈静, not an id); `user edit` refuses
+/// `--deactivate` with `--activate` (changing nothing) and reads
+/// `--dept NONE` as `--dept none`; `dept add` refuses `none` and a name
+/// holding a line break; `user.*` events name the user in `events pending`.
+fn user_commands_name_and_refuse(db: &str) {
+    ok(db, &["demo"]);
+    let table = ok(db, &["user", "list", "王芳"]);
+    let line = table
+        .lines()
+        .find(|l| l.contains("wangfang"))
+        .unwrap_or_else(|| panic!("wangfang in {table}"));
+    assert!(line.contains("陈静"), "{table}");
+    let chen = json(db, &["user", "show", "chenjing"]);
+    let chen_id = chen["id"].as_str().expect("id");
+    assert!(!table.contains(chen_id), "{table}");
+
+    let before = json(db, &["user", "show", "wangfang"]);
+    let out = run(
+        db,
+        &["user", "edit", "wangfang", "--deactivate", "--activate"],
+    );
+    assert!(!out.status.success(), "both flags accepted");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("cannot be used with"), "{said}");
+    assert!(!said.contains("hand"), "{said}");
+    let after = json(db, &["user", "show", "wangfang"]);
+    assert_eq!(after["version"], before["version"]);
+    assert_eq!(after["active"], true);
+
+    assert!(before["department_id"].is_string(), "{before}");
+    ok(db, &["user", "edit", "wangfang", "--dept", "NONE"]);
+    assert!(json(db, &["user", "show", "wangfang"])["department_id"].is_null());
+
+    let e = fails(db, &["dept", "add", "None"]);
+    assert!(e.contains("none"), "{e}");
+    let e = fails(db, &["dept", "add", "市场部\n财务部"]);
+    assert!(e.contains("control character"), "{e}");
+    let e = fails(db, &["role", "add", "none"]);
+    assert!(e.contains("none"), "{e}");
+    let e = fails(db, &["group", "add", "NONE"]);
+    assert!(e.contains("none"), "{e}");
+    let tree = ok(db, &["dept", "list"]);
+    assert!(!tree.contains("财务部"), "{tree}");
+
+    // The user's events name the user, as a department's name it.
+    ok(db, &["user", "edit", "wangfang", "--name", "王芳芳"]);
+    let events = ok(
+        db,
+        &[
+            "events",
+            "pending",
+            "--consumer",
+            "cli-users",
+            "--limit",
+            "100000",
+        ],
+    );
+    let line = events
+        .lines()
+        .rfind(|l| l.contains("user.updated"))
+        .unwrap_or_else(|| panic!("user.updated in {events}"));
+    assert!(line.contains("wangfang"), "{events}");
+}
+
+#[test]
+fn cli_user_commands_name_and_refuse_on_sqlite() {
+    let (dir, db) = temp_db("users-name-refuse");
+    user_commands_name_and_refuse(&db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn cli_user_commands_name_and_refuse_on_postgres() {
+    common::on_postgres("cli_users_name_refuse", user_commands_name_and_refuse);
+}
+
+/// Two administrators of a fresh company deactivating each other at once:
+/// never a role's "changed by someone else" (nobody edited a role), and
+/// the company keeps an active administrator whatever the order.
+fn admins_deactivating_each_other(db: &str) {
+    ok(db, &["init", "--name", "q", "--code", "C", "--admin", "a"]);
+    ok(
+        db,
+        &["--as", "a", "user", "add", "b", "B", "--role", "管理员"],
+    );
+    let one = std::thread::scope(|s| {
+        let x = s.spawn(|| run(db, &["--as", "a", "user", "edit", "b", "--deactivate"]));
+        let y = s.spawn(|| run(db, &["--as", "b", "user", "edit", "a", "--deactivate"]));
+        [x.join().expect("a"), y.join().expect("b")]
+    });
+    for out in &one {
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!said.contains("role "), "{said}");
+    }
+    // Listed by whichever of them is still active.
+    let users: serde_json::Value = ["a", "b"]
+        .iter()
+        .find_map(|who| {
+            let out = run(db, &["--json", "--as", who, "user", "list"]);
+            out.status
+                .success()
+                .then(|| serde_json::from_slice(&out.stdout).expect("json"))
+        })
+        .expect("an active administrator lists the users");
+    let active = users
+        .as_array()
+        .expect("users")
+        .iter()
+        .filter(|u| u["active"] == true)
+        .count();
+    assert!(active >= 1, "{users}");
+}
+
+#[test]
+fn cli_admins_deactivating_each_other_on_sqlite() {
+    let (dir, db) = temp_db("users-admins-race");
+    admins_deactivating_each_other(&db);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn cli_admins_deactivating_each_other_on_postgres() {
+    common::on_postgres("cli_users_admins_race", admins_deactivating_each_other);
+}

@@ -1273,6 +1273,10 @@ pub fn english_only(message: &str) -> String {
     out
 }
 
+/// Why a user row naming the user itself as superior is refused, as
+/// `update_user` says it.
+const OWN_SUPERIOR: &str = "a user cannot be their own superior";
+
 fn zh_message(kind: Option<CellKind>, raw: Option<&str>, en: &str) -> String {
     if let (Some(CellKind::Builtin(k)), Some(raw)) = (kind, raw) {
         let invalid = match k {
@@ -1291,6 +1295,9 @@ fn zh_message(kind: Option<CellKind>, raw: Option<&str>, en: &str) -> String {
     }
     if en == "is required" {
         return "必填".into();
+    }
+    if en == OWN_SUPERIOR {
+        return "用户不能是自己的上级".into();
     }
     if let Some(n) = en
         .strip_prefix("is longer than ")
@@ -8542,6 +8549,16 @@ impl ImportSession<'_> {
                         None
                     }
                     Some(u) => Some(u.id.0),
+                    // A new user's row naming the user itself (who is not
+                    // there yet to be found): refused as `update_user`
+                    // refuses it.
+                    None if text("username").is_some_and(|n| {
+                        crate::org::fold_name(&n) == crate::org::fold_name(&s)
+                    }) =>
+                    {
+                        errors.push(field_label(&USER_FIELDS[3]), OWN_SUPERIOR);
+                        None
+                    }
                     None => {
                         errors.push(field_label(&USER_FIELDS[3]), self.v.lookups.missing_user(&s));
                         None
@@ -8768,6 +8785,8 @@ impl ImportSession<'_> {
                     u.id.0,
                     "user.updated".into(),
                     json!({
+                        "username": u.username,
+                        "display_name": display,
                         "version": urow.version() + 1,
                         "import_id": self.import_id,
                         "changes": &changes,
@@ -8863,6 +8882,7 @@ impl ImportSession<'_> {
                 json!({
                     "username": username,
                     "display_name": display,
+                    "version": 1,
                     "department_id": department,
                     "superior_id": superior,
                     "role_ids": &roles,

@@ -232,6 +232,44 @@ fn non_empty(errors: &mut ValidationErrors, field: &str, value: &str, max: usize
     }
 }
 
+/// A name of a department, role or user group (`what`, in English and
+/// Chinese): besides [`non_empty`], one line without control characters
+/// (a line break would show a department that is not there in the tree),
+/// and not `none`, letter case aside, which the command line reads as
+/// "no department" or "no role" (`user edit --dept none`).
+fn org_name(errors: &mut ValidationErrors, value: &str, what: (&str, &str)) {
+    non_empty(errors, "name", value, 64);
+    if let Some(problem) = org_name_problem(value, what) {
+        errors.push("name", problem);
+    }
+}
+
+/// Whether a name holds a line break or another control character (a NUL
+/// is refused on its own, see [`non_empty`]).
+fn breaks_lines(name: &str) -> bool {
+    name.chars()
+        .any(|c| c != '\0' && (c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')))
+}
+
+/// What is wrong with `value` as a department, role or user group name
+/// beyond being empty or too long: see [`org_name`].
+fn org_name_problem(value: &str, (what, what_zh): (&str, &str)) -> Option<String> {
+    let t = value.trim();
+    if breaks_lines(t) {
+        return Some(format!(
+            "'{}' holds a line break or another control character; a {what} name is one line \
+             ({what_zh}名称不能包含换行或控制字符)",
+            t.escape_debug()
+        ));
+    }
+    (fold_name(t) == "none").then(|| {
+        format!(
+            "'{t}' cannot be a {what} name: the command line reads `none` as no {what} \
+             ({what_zh}名称不能为 none); give the {what} another name"
+        )
+    })
+}
+
 /// A name typed to log in (a company code, a username): besides
 /// [`non_empty`], no spaces or control characters inside it, which a user
 /// would not tell apart when typing it.
@@ -341,6 +379,20 @@ pub(crate) fn name_spellings(name: &str) -> Vec<Value> {
     out.sort();
     out.dedup();
     out.into_iter().map(Value::from).collect()
+}
+
+/// How many times a change taking administrator rights away is checked
+/// and written while other such changes keep coming first (see
+/// [`Crm::update_user`]).
+const ADMIN_CHECK_ATTEMPTS: usize = 16;
+
+/// The refusal of `what` (`Changing user 'wangfang'`) when other changes of
+/// who is an administrator kept coming first through every attempt.
+fn admins_kept_changing(what: &str) -> Error {
+    Error::InvalidState(format!(
+        "{what} takes administrator rights away, and the company's administrators kept \
+         changing meanwhile (管理员正被他人同时修改); check who is an administrator and try again"
+    ))
 }
 
 /// How many times a login (or a check of the current password) reads the
@@ -912,8 +964,8 @@ impl Crm {
     /// A guard that none of `usernames` (letter case aside, as people type
     /// them again: as typed, in lower and in upper case) was taken by a
     /// user created meanwhile, for a change set creating users with them:
-    /// every creation of a username takes the key of its lower-case form,
-    /// so two creations of one name at once take turns.
+    /// every creation of a username takes the key of its folded form (see
+    /// [`fold_name`]), so two creations of one name at once take turns.
     pub(crate) fn usernames_free_guard(&self, company: Uuid, usernames: &[&str]) -> Guard {
         let spellings: Vec<Value> = usernames.iter().flat_map(|u| name_spellings(u)).collect();
         let mut select = Select::all(Table::Users, company, self.now());
@@ -922,7 +974,7 @@ impl Crm {
             kind: crate::store::GuardKind::Duplicate,
             keys: usernames
                 .iter()
-                .map(|u| format!("{company}:username:{}", u.trim().to_lowercase()))
+                .map(|u| format!("{company}:username:{}", fold_name(u)))
                 .collect(),
             select,
             message: match usernames {
@@ -953,6 +1005,17 @@ impl Crm {
     pub async fn bootstrap(&self, input: NewCompany) -> Result<(Company, UserId)> {
         let mut errors = ValidationErrors::default();
         non_empty(&mut errors, "name", &input.name, 128);
+        // The company's name is its root department's too: one line.
+        if breaks_lines(input.name.trim()) {
+            errors.push(
+                "name",
+                format!(
+                    "'{}' holds a line break or another control character; a company name is \
+                     one line (公司名称不能包含换行或控制字符)",
+                    input.name.trim().escape_debug()
+                ),
+            );
+        }
         login_name(&mut errors, "code", &input.code, 32);
         login_name(&mut errors, "admin_username", &input.admin_username, 64);
         non_empty(
@@ -1091,6 +1154,7 @@ impl Crm {
             serde_json::json!({
                 "username": input.admin_username.trim(),
                 "display_name": input.admin_display_name.trim(),
+                "version": 1,
                 "department_id": dept,
                 "superior_id": null,
                 "role_ids": [role],
@@ -1328,6 +1392,7 @@ impl Crm {
             serde_json::json!({
                 "username": input.username.trim(),
                 "display_name": input.display_name.trim(),
+                "version": 1,
                 "department_id": input.department_id,
                 "superior_id": input.superior_id,
                 "role_ids": &input.role_ids,
@@ -1414,6 +1479,16 @@ impl Crm {
             desc: false,
         }];
         let rows = self.store.select(&sel).await?.rows;
+        if let Some(found) = spelled_or_folded(&rows, "username", typed) {
+            return Ok(Some(found.clone()));
+        }
+        // The stores fold ASCII letters only: `émile` does not find
+        // `Émile` by prefix, though the duplicate check (which compares
+        // every username folded) takes them for one. Compared so, as
+        // `create_user` compares them, before saying there is none.
+        let mut all = Select::all(Table::Users, company, self.now());
+        all.sort = sel.sort;
+        let rows = self.store.select(&all).await?.rows;
         Ok(spelled_or_folded(&rows, "username", typed).cloned())
     }
 
@@ -1461,7 +1536,48 @@ impl Crm {
     /// superior must be active and must not report to the user already.
     /// An edit that changes nothing writes nothing: no new version, no
     /// event, no audit entry.
+    ///
+    /// A change taking administrator rights away made at the same moment as
+    /// another one (two administrators deactivating each other) is checked
+    /// again, as the other left the company: it passes when an active
+    /// administrator still remains, else it is refused as leaving the
+    /// company without one.
     pub async fn update_user(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        expected_version: i64,
+        patch: UserPatch,
+    ) -> Result<User> {
+        for _ in 1..ADMIN_CHECK_ATTEMPTS {
+            match self
+                .update_user_once(actor, id, expected_version, patch.clone())
+                .await
+            {
+                // Only the administrator roles the check relied on are
+                // written besides the user: another change of who is an
+                // administrator came first. Checked again.
+                Err(Error::Conflict { entity, .. }) if entity == "role" => {}
+                other => return other,
+            }
+        }
+        match self
+            .update_user_once(actor, id, expected_version, patch)
+            .await
+        {
+            Err(Error::Conflict { entity, .. }) if entity == "role" => {
+                let who = self
+                    .user(actor, id)
+                    .await
+                    .map_or_else(|_| id.to_string(), |u| u.username);
+                Err(admins_kept_changing(&format!("Changing user '{who}'")))
+            }
+            other => other,
+        }
+    }
+
+    /// One attempt of [`Crm::update_user`].
+    async fn update_user_once(
         &self,
         actor: &Actor,
         id: UserId,
@@ -1642,7 +1758,17 @@ impl Crm {
             Table::Users,
             id.0,
             "user.updated".into(),
-            serde_json::json!({ "changes": &changes }),
+            // Named as it leaves the user (a host mirroring the directory
+            // finds the user by username), with the version it gives them.
+            serde_json::json!({
+                "username": before.username,
+                "display_name": patch
+                    .display_name
+                    .as_deref()
+                    .map_or(before.display_name.as_str(), str::trim),
+                "version": expected_version + 1,
+                "changes": &changes,
+            }),
         ));
         cs.audit.push(self.audit(
             Some(actor),
@@ -2092,7 +2218,7 @@ impl Crm {
         let name = &crate::validate::single_line(name);
         let scope = self.manage_scope(actor, Entity::Department)?;
         let mut errors = ValidationErrors::default();
-        non_empty(&mut errors, "name", name, 64);
+        org_name(&mut errors, name, NameScope::Department(parent).what());
         errors.into_result()?;
         if !department_in_scope(actor, scope, parent) {
             return Err(Error::Forbidden(format!(
@@ -2181,7 +2307,12 @@ impl Crm {
         let mut changes = Vec::new();
         if let Some(n) = name {
             let mut errors = ValidationErrors::default();
-            non_empty(&mut errors, "name", n, 64);
+            if n.trim() == text(&row, "name") {
+                non_empty(&mut errors, "name", n, 64);
+            } else {
+                // A new name; one kept as it is stays, whatever it is.
+                org_name(&mut errors, n, NameScope::Department(None).what());
+            }
             errors.into_result()?;
             values.push(("name", n.trim().into()));
             if n.trim() != text(&row, "name") {
@@ -2509,7 +2640,7 @@ impl Crm {
         spec.name = crate::validate::single_line(&spec.name);
         self.require(actor, Entity::Role, Action::Manage)?;
         let mut errors = ValidationErrors::default();
-        non_empty(&mut errors, "name", &spec.name, 64);
+        org_name(&mut errors, &spec.name, NameScope::Role.what());
         spec.field_rules = self
             .checked_rules(actor, &spec.field_rules, &[], &mut errors)
             .await?;
@@ -2563,7 +2694,43 @@ impl Crm {
     /// administrator may do everything whatever they are); its name may be.
     /// The definition as it is (grants and field rules in any order)
     /// changes nothing: the role is returned as it is, nothing written.
+    /// Turning an administrator role into an ordinary one at the same
+    /// moment as another change of who is an administrator is checked
+    /// again, as that change left the company (see [`Crm::update_user`]).
     pub async fn update_role(
+        &self,
+        actor: &Actor,
+        id: RoleId,
+        expected_version: i64,
+        spec: RoleSpec,
+    ) -> Result<Role> {
+        let other_role = |e: &Error| matches!(e, Error::Conflict { entity, id: r, .. } if entity == "role" && *r != id.to_string());
+        for _ in 1..ADMIN_CHECK_ATTEMPTS {
+            match self
+                .update_role_once(actor, id, expected_version, spec.clone())
+                .await
+            {
+                // Another administrator role the check relied on was
+                // written meanwhile (not this one, which the caller read):
+                // checked again.
+                Err(e) if other_role(&e) => {}
+                other => return other,
+            }
+        }
+        match self
+            .update_role_once(actor, id, expected_version, spec.clone())
+            .await
+        {
+            Err(e) if other_role(&e) => Err(admins_kept_changing(&format!(
+                "Making role '{}' an ordinary role",
+                spec.name.trim()
+            ))),
+            other => other,
+        }
+    }
+
+    /// One attempt of [`Crm::update_role`].
+    async fn update_role_once(
         &self,
         actor: &Actor,
         id: RoleId,
@@ -2581,7 +2748,12 @@ impl Crm {
             )));
         }
         let mut errors = ValidationErrors::default();
-        non_empty(&mut errors, "name", &spec.name, 64);
+        if spec.name.trim() == before.name {
+            non_empty(&mut errors, "name", &spec.name, 64);
+        } else {
+            // A new name; one kept as it is stays, whatever it is.
+            org_name(&mut errors, &spec.name, NameScope::Role.what());
+        }
         spec.field_rules = self
             .checked_rules(actor, &spec.field_rules, &before.field_rules, &mut errors)
             .await?;
@@ -2855,9 +3027,10 @@ impl Crm {
         name: &str,
         members: &[UserId],
     ) -> Result<UserGroup> {
+        let name = &crate::validate::single_line(name);
         self.require(actor, Entity::UserGroup, Action::Manage)?;
         let mut errors = ValidationErrors::default();
-        non_empty(&mut errors, "name", name, 64);
+        org_name(&mut errors, name, NameScope::Group.what());
         errors.into_result()?;
         self.check_group_members(actor, members, &[]).await?;
         // Groups are named by name (on the command line, to share with):

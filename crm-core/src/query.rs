@@ -5,7 +5,9 @@
 //! carries the actor's data scope, so pages and counts only ever contain what
 //! the actor may see.
 
-use crate::store::Lifecycle;
+use crate::store::{CmpOp, Col, Filter, Lifecycle};
+use crate::value::Value;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
@@ -202,6 +204,95 @@ pub(crate) fn prepared_conditions(conditions: &[Cond]) -> crate::error::Result<V
             Ok(c.clone().without_not())
         })
         .collect()
+}
+
+/// How much time a date-time filter value typed as `text` stands for: a
+/// whole day for a date (`2026-12-08`, `2026年12月8日`), a whole minute
+/// for a time to the minute, a whole second for one to the second; `None`
+/// (the instant itself) for a time with a fraction of a second. Stored
+/// instants carry microseconds, so `created_at=2026-12-08` or
+/// `created_at=2026-12-08 07:28:38` means every instant of that day or
+/// second.
+fn instant_unit(text: &str) -> Option<chrono::Duration> {
+    let t: String = text
+        .trim()
+        .chars()
+        .map(crate::validate::halfwidth)
+        .collect();
+    if chrono::DateTime::parse_from_rfc3339(&t).is_ok() {
+        // RFC 3339 always has seconds (and an offset with a colon).
+        return (!t.contains(['.', ','])).then(|| chrono::Duration::seconds(1));
+    }
+    match t.matches(':').count() {
+        0 => Some(chrono::Duration::days(1)),
+        1 => Some(chrono::Duration::minutes(1)),
+        _ if t.contains(['.', ',']) && t.rfind(':') < t.rfind(['.', ',']) => None,
+        _ => Some(chrono::Duration::seconds(1)),
+    }
+}
+
+/// A span of time: from its start (included) to its end (excluded).
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
+impl crate::Crm {
+    /// The instants `[start, end)` a filter value of a date-time field
+    /// stands for ([`instant_unit`]): a date the whole day in the company's
+    /// time zone (as [`Crm::parse_datetime`](crate::Crm::parse_datetime)
+    /// reads it), a time to the second that whole second. `None` for an
+    /// exact instant. An error when the text is no date and time.
+    pub(crate) fn instant_span(&self, text: &str) -> std::result::Result<Option<Span>, String> {
+        let start = self.parse_datetime(text)?;
+        Ok(instant_unit(text).map(|unit| (start, start + unit)))
+    }
+}
+
+/// A date-time field compared with every instant of `[start, end)` (a day
+/// or a second typed, see [`crate::Crm::instant_span`]): equal means within
+/// it, not equal outside it (or blank, as `!=` always includes blanks),
+/// `<` before it, `<=` before its end, `>` from its end on, `>=` from its
+/// start on. So `created_at<=2026-12-08` includes that whole day and
+/// `created_at>2026-12-08` starts the next day.
+pub(crate) fn span_filter(col: Col, op: CmpOp, start: DateTime<Utc>, end: DateTime<Utc>) -> Filter {
+    let cmp = |op, at: DateTime<Utc>| Filter::Cmp(col.clone(), op, Value::Timestamp(at));
+    match op {
+        CmpOp::Eq => Filter::And(vec![cmp(CmpOp::Ge, start), cmp(CmpOp::Lt, end)]),
+        CmpOp::Ne => Filter::Or(vec![
+            Filter::IsNull(col.clone()),
+            cmp(CmpOp::Lt, start),
+            cmp(CmpOp::Ge, end),
+        ]),
+        CmpOp::Lt => cmp(CmpOp::Lt, start),
+        CmpOp::Le => cmp(CmpOp::Lt, end),
+        CmpOp::Gt => cmp(CmpOp::Ge, end),
+        CmpOp::Ge => cmp(CmpOp::Ge, start),
+    }
+}
+
+/// An e-mail field compared for equality (`=`, `!=`, `in`) with addresses
+/// (validated, or as typed), whatever the letter case of either, as the
+/// duplicate key compares them ([`crate::validate::email_key`] lowercases
+/// the whole address): `email=foo@bar.com` finds `Foo@bar.com`. A `None`
+/// among `values` is a blank; `!=` (`negate`) also matches blanks. Other
+/// comparisons stay byte-wise.
+pub(crate) fn email_filter(col: Col, values: Vec<Option<String>>, negate: bool) -> Filter {
+    let blank = values.iter().any(Option::is_none);
+    let keys: Vec<String> = values.into_iter().flatten().collect();
+    let mut any = Vec::new();
+    if !keys.is_empty() {
+        any.push(Filter::TextKeyIn(col.clone(), keys));
+    }
+    if blank {
+        any.push(Filter::IsNull(col.clone()));
+    }
+    let matches = match any.len() {
+        1 => any.remove(0),
+        _ => Filter::Or(any),
+    };
+    if negate {
+        Filter::Or(vec![Filter::IsNull(col), Filter::Not(Box::new(matches))])
+    } else {
+        matches
+    }
 }
 
 /// A sort key. Records with the field blank come last whether it sorts

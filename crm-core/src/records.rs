@@ -3111,10 +3111,7 @@ impl Crm {
         Ok(match ty {
             ColType::Json => return Err(bad(format!("'{field}' cannot be compared with a value"))),
             ColType::Text => Value::Text(text),
-            ColType::Int => Value::Int(
-                text.parse()
-                    .map_err(|_| bad(format!("'{text}' is not a whole number")))?,
-            ),
+            ColType::Int => Value::Int(crate::validate::whole_number(&text).map_err(bad)?),
             ColType::Bool => Value::Bool(filter_bool(field, &text)?),
             ColType::Date => Value::Date(parse_date(&text).map_err(bad)?),
             ColType::Timestamp => Value::Timestamp(self.parse_datetime(&text).map_err(bad)?),
@@ -3270,13 +3267,29 @@ impl Crm {
                 _ => has,
             });
         }
-        Ok(if value.is_null() {
-            match op {
+        Ok(match value {
+            Value::Null => match op {
                 CmpOp::Ne => Filter::NotNull(col),
                 _ => Filter::IsNull(col),
+            },
+            // A date or a time to the second: every instant of it.
+            Value::Timestamp(_) if custom.is_none() => {
+                match self
+                    .instant_span(&json_text(v).unwrap_or_default())
+                    .map_err(|m| Error::invalid(f, m))?
+                {
+                    Some((start, end)) => crate::query::span_filter(col, op, start, end),
+                    None => Filter::Cmp(col, op, value),
+                }
             }
-        } else {
-            Filter::Cmp(col, op, value)
+            // Whatever the letter case, as the duplicate key compares.
+            Value::Text(t)
+                if matches!(op, CmpOp::Eq | CmpOp::Ne)
+                    && def.is_some_and(|d| d.kind == FieldKind::Email) =>
+            {
+                crate::query::email_filter(col, vec![Some(t)], op == CmpOp::Ne)
+            }
+            value => Filter::Cmp(col, op, value),
         })
     }
 
@@ -3352,6 +3365,34 @@ impl Crm {
                                 })
                                 .collect(),
                         )
+                    } else if def.is_some_and(|d| d.kind == FieldKind::Email) {
+                        // Whatever the letter case, as `=` compares.
+                        crate::query::email_filter(
+                            col,
+                            values
+                                .into_iter()
+                                .map(|v| v.as_text().map(str::to_string))
+                                .collect(),
+                            false,
+                        )
+                    } else if ty == ColType::Timestamp && custom.is_none() {
+                        // Each date or time to the second: every instant of it.
+                        let mut any = Vec::new();
+                        for (v, value) in vs.iter().zip(values) {
+                            let span = match json_text(v) {
+                                Some(t) if !value.is_null() => {
+                                    self.instant_span(&t).map_err(|m| Error::invalid(f, m))?
+                                }
+                                _ => None,
+                            };
+                            any.push(match span {
+                                Some((start, end)) => {
+                                    crate::query::span_filter(col.clone(), CmpOp::Eq, start, end)
+                                }
+                                None => Filter::In(col.clone(), vec![value]),
+                            });
+                        }
+                        Filter::Or(any)
                     } else {
                         Filter::In(col, values)
                     }
@@ -3720,7 +3761,19 @@ fn search_filter(actor: &Actor, entity: Entity, q: &str, now: DateTime<Utc>) -> 
     let mut any: Vec<Filter> = terms
         .into_iter()
         .filter(|(_, field, _)| filterable(actor, entity, field))
-        .map(|(col, _, t)| Filter::Contains(Col::Column(col), t.to_string()))
+        .map(|(col, _, t)| match col {
+            // Keys, folded when made.
+            "pinyin_keys" | "phone_key" | "mobile_key" => {
+                Filter::Contains(Col::Column(col), t.to_string())
+            }
+            // Text in either width, letter case, with or without accents,
+            // traditional or simplified, as a `~` filter finds it.
+            _ => Filter::TextKeyLike {
+                col: Col::Column(col),
+                needle: t.to_string(),
+                prefix: false,
+            },
+        })
         .collect();
     if entity == Entity::Customer && all_digits {
         any.extend(contact_phone_search(actor, &digits, now));

@@ -136,10 +136,17 @@ pub enum Filter {
     /// case (a `C.UTF-8` or language locale); in a `"C"` database they
     /// match only when stored in the lower case the key has.
     TextKeyIn(Col, Vec<String>),
-    /// The column's text, folded as [`Filter::TextKeyIn`] folds it, holds
-    /// the folded needle (anywhere, or at its start with `prefix`); `%` and
-    /// `_` are literal. A condition typed in either width and letter case
-    /// finds every spelling (`ａｐｐ` finds `Apple`, `ＡＰＰＬＥ`, `appＬe`).
+    /// The column's text, folded as
+    /// [`search_key`](crate::validate::search_key) folds it, holds the
+    /// folded needle (anywhere, or at its start with `prefix`); `%` and `_`
+    /// are literal. A condition typed in either width, letter case, with or
+    /// without accents, in traditional or simplified Chinese finds every
+    /// spelling (`ａｐｐ` finds `Apple`, `ＡＰＰＬＥ`, `appＬe`; `muller`
+    /// finds `Müller`; `華為` finds `华为`). SQLite folds with the Rust
+    /// function itself, PostgreSQL with plain string functions folding the
+    /// characters that can match
+    /// ([`search_translation`](crate::validate::search_translation)):
+    /// both alike, whatever the database's collation.
     TextKeyLike {
         /// The column.
         col: Col,
@@ -207,7 +214,11 @@ impl Filter {
             | Filter::HoldsId(c, _) => 1 + col(c),
             Filter::In(c, values) => col(c) + if values.len() > 500 { 1 } else { values.len() },
             Filter::TextKeyIn(c, keys) => col(c) + if keys.len() > 500 { 1 } else { keys.len() },
-            Filter::TextKeyLike { col: c, .. } => 1 + col(c),
+            // PostgreSQL binds the folding's maps too (see
+            // `validate::SEARCH_TRANSLATION_PARAMS`).
+            Filter::TextKeyLike { col: c, .. } => {
+                1 + col(c) + crate::validate::SEARCH_TRANSLATION_PARAMS
+            }
             Filter::And(parts) | Filter::Or(parts) => parts.iter().map(Filter::weight).sum(),
             Filter::Not(inner) => inner.weight(),
             Filter::Related { filter, .. } | Filter::Refers { filter, .. } => 1 + filter.weight(),

@@ -118,6 +118,29 @@ pub enum Reason {
         /// The maximum.
         max: usize,
     },
+    /// A USCC's first character names no registration authority
+    /// (GB 32100-2015: 1–9, A–G, N or Y).
+    Authority {
+        /// The character found.
+        ch: char,
+    },
+    /// A USCC's second character is no organisation type its registration
+    /// authority assigns (GB 32100-2015: e.g. 1, 2 or 3 under 9, market
+    /// regulation).
+    OrganisationType {
+        /// The registration authority (position 1).
+        authority: char,
+        /// The character found (position 2).
+        ch: char,
+        /// The types that authority assigns.
+        allowed: &'static str,
+    },
+    /// A resident ID number's region code (positions 1–6) starts with no
+    /// province's code (GB 11643-1999, GB/T 2260).
+    Region {
+        /// The first two digits.
+        code: String,
+    },
     /// USCC positions 3–8 (administrative division) are not six digits.
     Division {
         /// The six characters found.
@@ -250,6 +273,23 @@ impl Invalid {
             Reason::TooLong { actual, max } => {
                 format!("长度为 {actual} 个字符，最多允许 {max} 个")
             }
+            Reason::Authority { ch } => format!(
+                "的第 1 位登记管理部门代码“{}”无效（GB 32100：应为 1–9、A–G、N 或 Y）",
+                ch.escape_debug()
+            ),
+            Reason::OrganisationType {
+                authority,
+                ch,
+                allowed,
+            } => format!(
+                "的第 2 位机构类别代码“{}”无效（GB 32100：登记管理部门 {authority} 的机构类别为 {}）",
+                ch.escape_debug(),
+                spaced(allowed, "、")
+            ),
+            Reason::Region { code } => format!(
+                "的地址码以 {code} 开头，不是任何省级行政区的代码（GB 11643：前两位应为 11–15、\
+                 21–23、31–37、41–46、50–54、61–65、71、81–83，外国人永久居留身份证为 9 加省级代码）"
+            ),
             Reason::Division { code } => {
                 format!("第 3–8 位的行政区划码 {code} 应为 6 位数字")
             }
@@ -330,6 +370,29 @@ impl fmt::Display for Invalid {
             Reason::TooLong { actual, max } => {
                 write!(f, "has {actual} characters, at most {max} are allowed")
             }
+            Reason::Authority { ch } => write!(
+                f,
+                "has registration authority code '{}' at position 1, which does not exist \
+                 (GB 32100: 1-9, A-G, N or Y)",
+                ch.escape_debug()
+            ),
+            Reason::OrganisationType {
+                authority,
+                ch,
+                allowed,
+            } => write!(
+                f,
+                "has organisation type '{}' at position 2, which registration authority \
+                 {authority} does not assign (GB 32100: {})",
+                ch.escape_debug(),
+                spaced(allowed, ", ")
+            ),
+            Reason::Region { code } => write!(
+                f,
+                "has a region code starting with {code}, which is no province's code \
+                 (GB 11643: 11-15, 21-23, 31-37, 41-46, 50-54, 61-65, 71, 81-83, or 9 and a \
+                 province's code for a foreigner's permanent residence card)"
+            ),
             Reason::Division { code } => write!(
                 f,
                 "has administrative division code {code} at positions 3-8, which must be 6 digits"
@@ -420,6 +483,15 @@ fn hint_zh(subject: Subject) -> &'static str {
         Subject::PersonName => "（不允许控制字符）",
         Subject::Email | Subject::Url => "",
     }
+}
+
+/// The characters of `chars` joined by `sep`.
+fn spaced(chars: &str, sep: &str) -> String {
+    chars
+        .chars()
+        .map(String::from)
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 fn list(items: &[usize], sep: &str) -> String {
@@ -677,6 +749,33 @@ pub fn uscc_check_char(first17: &str) -> Option<char> {
         .map(|b| char::from(*b))
 }
 
+/// The registration authority codes a unified social credit code may start
+/// with (GB 32100-2015, 4.1 and the codes assigned since): 1 机构编制, 2 外交,
+/// 3 司法行政, 4 文化, 5 民政, 6 旅游, 7 宗教, 8 工会, 9 市场监管 (工商),
+/// A 中央军委改革和编制办公室, B–G departments added since, N 农业, Y 其他.
+pub const USCC_AUTHORITIES: &str = "123456789ABCDEFGNY";
+
+/// The organisation types (position 2 of a credit code) a registration
+/// authority assigns, as GB 32100-2015 lists them: 1 机构编制: 1 机关,
+/// 2 事业单位, 3 群众团体, 9 其他; 2 外交: 1, 9; 3 司法行政: 1 律师事务所,
+/// 2 公证处, 3 基层法律服务所, 4 司法鉴定机构, 5 仲裁委员会, 9 其他;
+/// 4 文化: 1, 9; 5 民政: 1 社会团体, 2 民办非企业单位, 3 基金会, 9 其他;
+/// 6 旅游: 1, 2, 9; 7 宗教: 1, 2, 9; 8 工会: 1, 9; 9 市场监管: 1 企业,
+/// 2 个体工商户, 3 农民专业合作社; A: 1, 9; N 农业: 1, 2, 3, 9; Y 其他: 1.
+/// `None` for the authorities added since (B–G), whose types are not
+/// published in the standard.
+pub fn uscc_organisation_types(authority: char) -> Option<&'static str> {
+    Some(match authority {
+        '1' | '5' | 'N' => "1239",
+        '2' | '4' | '8' | 'A' => "19",
+        '3' => "123459",
+        '6' | '7' => "129",
+        '9' => "123",
+        'Y' => "1",
+        _ => return None,
+    })
+}
+
 /// Validates a unified social credit code (统一社会信用代码, GB 32100-2015)
 /// and returns it normalised: whitespace and invisible format characters removed, full-width characters
 /// mapped to ASCII, letters uppercased.
@@ -684,10 +783,13 @@ pub fn uscc_check_char(first17: &str) -> Option<char> {
 /// Checked: 18 characters from [`USCC_CHARSET`]; positions 3–8 (the
 /// administrative division code) are digits; position 18 is the check
 /// character of [`uscc_check_char`]; not one character repeated (a
-/// placeholder such as `000000000000000000`). Not checked: the registration authority
-/// (position 1) and type (position 2) tables, which departments have
-/// extended since 2015, and the embedded organisation code's own check
-/// character (positions 9–17), which some issuers do not follow.
+/// placeholder such as `000000000000000000`); position 1, the registration
+/// authority, is one of 1–9, A–G, N, Y ([`USCC_AUTHORITIES`]: GB 32100's
+/// table, with the letters departments have been given since 2015); position
+/// 2, the organisation type, is one that authority assigns, for the
+/// authorities whose types GB 32100 lists ([`uscc_organisation_types`]).
+/// Not checked: the embedded organisation code's own check character
+/// (positions 9–17), which some issuers do not follow.
 pub fn uscc(s: &str) -> Result<String, Invalid> {
     let code: String = s
         .chars()
@@ -728,6 +830,28 @@ pub fn uscc(s: &str) -> Result<String, Invalid> {
     // duplicate of the others.
     if code.bytes().all(|b| Some(&b) == code.as_bytes().first()) {
         return Err(Invalid::new(Subject::Uscc, code, Reason::Placeholder));
+    }
+    let mut chars = code.chars();
+    let (authority, kind) = (chars.next().unwrap_or('?'), chars.next().unwrap_or('?'));
+    if !USCC_AUTHORITIES.contains(authority) {
+        return Err(Invalid::new(
+            Subject::Uscc,
+            code,
+            Reason::Authority { ch: authority },
+        ));
+    }
+    if let Some(allowed) = uscc_organisation_types(authority)
+        && !allowed.contains(kind)
+    {
+        return Err(Invalid::new(
+            Subject::Uscc,
+            code,
+            Reason::OrganisationType {
+                authority,
+                ch: kind,
+                allowed,
+            },
+        ));
     }
     // All 18 characters are ASCII now, so byte slicing is safe.
     let division = &code[2..8];
@@ -774,6 +898,21 @@ pub fn resident_id_check_char(first17: &str) -> Option<char> {
     ID_CHECK
         .get(usize::try_from(sum % 11).ok()?)
         .map(|b| char::from(*b))
+}
+
+/// The province-level codes of the mainland (GB/T 2260): the first two
+/// digits of a mainland resident ID number.
+const MAINLAND_PROVINCES: [&str; 31] = [
+    "11", "12", "13", "14", "15", "21", "22", "23", "31", "32", "33", "34", "35", "36", "37", "41",
+    "42", "43", "44", "45", "46", "50", "51", "52", "53", "54", "61", "62", "63", "64", "65",
+];
+
+/// Whether two digits begin the region code of a resident ID number
+/// (GB 11643-1999, whose address code is GB/T 2260's): a mainland
+/// province's code ([`MAINLAND_PROVINCES`]), 71 (Taiwan), or 81, 82, 83 (the
+/// residence permits of residents of Hong Kong, Macao and Taiwan).
+pub fn resident_id_province(two: &str) -> bool {
+    MAINLAND_PROVINCES.contains(&two) || matches!(two, "71" | "81" | "82" | "83")
 }
 
 /// A person's sex as recorded in a resident ID number.
@@ -842,8 +981,12 @@ impl ResidentId {
 /// whitespace is removed and full-width digits mapped to ASCII. The birth
 /// date (positions 7–14) must be a real calendar date on or after
 /// 1900-01-01, and the check character must match
-/// [`resident_id_check_char`]. The region code (positions 1–6) is not
-/// checked against the division table, which changes every year.
+/// [`resident_id_check_char`]. The region code (positions 1–6) starts with
+/// a province's code ([`resident_id_province`]: 11–15, 21–23, 31–37, 41–46,
+/// 50–54, 61–65, 71, 81–83; or 9 and a mainland province's code, a
+/// foreigner's permanent residence card of 2023, numbered alike); the rest
+/// of it is not checked against the division table, which changes every
+/// year.
 ///
 /// Legacy 15-digit numbers (first generation, issued until 2004: 6-digit
 /// region, `YYMMDD` birth date in the 1900s, 3-digit sequence, no check
@@ -890,6 +1033,19 @@ pub fn resident_id(s: &str) -> Result<ResidentId, Invalid> {
         ));
     }
     // ASCII from here on.
+    // A mainland, Taiwan, Hong Kong or Macao region; or 9 and the issuing
+    // province (a foreigner's permanent residence card, 2023).
+    let region_known = resident_id_province(&raw[..2])
+        || (raw.starts_with('9') && MAINLAND_PROVINCES.contains(&&raw[1..3]));
+    if !region_known {
+        return Err(Invalid::new(
+            Subject::ResidentId,
+            raw.clone(),
+            Reason::Region {
+                code: raw[..2].to_owned(),
+            },
+        ));
+    }
     let upgraded = len == 15;
     let body17 = if upgraded {
         format!("{}19{}", &raw[..6], &raw[6..15])
@@ -1587,10 +1743,64 @@ pub fn email(s: &str) -> Result<String, Invalid> {
         .with_required_tld()
         .without_domain_literal()
         .without_display_text();
-    match email_address::EmailAddress::parse_with_options(&address, options) {
-        Ok(_) => Ok(address),
-        Err(e) => Err(Invalid::new(Subject::Email, t, email_reason(&e))),
+    if let Err(e) = email_address::EmailAddress::parse_with_options(&address, options) {
+        return Err(Invalid::new(Subject::Email, t, email_reason(&e)));
     }
+    // A host name's own rules, which the address syntax leaves open
+    // (`a@x_y.com`, `a@-x.com`): read as the web address check reads a
+    // host, an international name in its ASCII (punycode) form.
+    let ascii = match url::Host::parse(&domain) {
+        Ok(url::Host::Domain(d)) => d,
+        _ => domain.clone(),
+    };
+    if let Some((en, zh)) = domain_problem(&ascii) {
+        return Err(Invalid::new(
+            Subject::Email,
+            t,
+            Reason::EmailSyntax { en, zh },
+        ));
+    }
+    Ok(address)
+}
+
+/// What is wrong with a domain name by the rules of host names (RFC 1035,
+/// RFC 1123), if anything, in English and Chinese: a part (label) empty,
+/// longer than 63 characters, starting or ending with a hyphen, or holding
+/// an ASCII character other than a letter, a digit or a hyphen (an
+/// underscore, say). Characters beyond ASCII are left to the IDNA rules
+/// (an international name is checked in its punycode form, which has none).
+fn domain_problem(domain: &str) -> Option<(&'static str, &'static str)> {
+    for label in domain.split('.') {
+        if label.is_empty() {
+            return Some((
+                "the domain has an empty part (two dots in a row, or a dot at an end)",
+                "域名中有空的部分（连续的点或首尾的点）",
+            ));
+        }
+        if label.chars().count() > 63 {
+            return Some((
+                "a part of the domain is longer than 63 characters",
+                "域名的某一段超过 63 个字符",
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Some((
+                "a part of the domain starts or ends with a hyphen",
+                "域名的某一段以短横线开头或结尾",
+            ));
+        }
+        if label
+            .chars()
+            .any(|c| c.is_ascii() && !(c.is_ascii_alphanumeric() || c == '-'))
+        {
+            return Some((
+                "the domain holds a character a host name cannot (only letters, digits, hyphens \
+                 and dots; no underscore)",
+                "域名中有主机名不允许的字符（只能有字母、数字、短横线和点，不能有下划线）",
+            ));
+        }
+    }
+    None
 }
 
 /// The duplicate-detection key of an address returned by [`email`]: the
@@ -1641,7 +1851,10 @@ fn leading_scheme(s: &str) -> Option<&str> {
 ///
 /// Without a scheme `https://` is assumed (`www.huawei.com` →
 /// `https://www.huawei.com/`). Only `http` and `https` are accepted, and
-/// the host must be a domain name with a dot or an IP address.
+/// the host must be a domain name with a dot or an IP address; a domain
+/// name follows the rules of host names as an e-mail address's domain
+/// does (no empty part as in `x..com`, no part starting or ending with a
+/// hyphen as in `-bad-.com`, no underscore).
 pub fn url(s: &str) -> Result<String, Invalid> {
     let t = clean(s);
     if t.is_empty() {
@@ -1660,7 +1873,11 @@ pub fn url(s: &str) -> Result<String, Invalid> {
     let parsed =
         url::Url::parse(&text).map_err(|e| Invalid::new(Subject::Url, t.clone(), url_reason(e)))?;
     match parsed.host() {
-        Some(url::Host::Domain(d)) if d.contains('.') && !d.ends_with('.') => {}
+        Some(url::Host::Domain(d)) if d.contains('.') && !d.ends_with('.') => {
+            if let Some((en, zh)) = domain_problem(d) {
+                return Err(Invalid::new(Subject::Url, t, Reason::UrlSyntax { en, zh }));
+            }
+        }
         Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => {}
         _ => return Err(Invalid::new(Subject::Url, t, Reason::UrlHost)),
     }
@@ -1837,14 +2054,18 @@ fn is_han(c: char) -> bool {
 /// character the table maps to one it maps again (`薴` → `苧` → `苎`) is
 /// followed to the end, so the result is its own simplified form.
 pub(crate) fn simplified(c: char) -> char {
-    /// The table's characters, each mapped to the end of its chain; made
-    /// once, on first use.
-    static TABLE: std::sync::OnceLock<std::collections::HashMap<char, char>> =
-        std::sync::OnceLock::new();
     if !is_han(c) {
         return c;
     }
-    let table = TABLE.get_or_init(|| {
+    simplified_table().get(&c).copied().unwrap_or(c)
+}
+
+/// The traditional characters [`simplified`] maps, each to the end of its
+/// chain; made once, on first use.
+fn simplified_table() -> &'static std::collections::HashMap<char, char> {
+    static TABLE: std::sync::OnceLock<std::collections::HashMap<char, char>> =
+        std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
         let mut map = std::collections::HashMap::new();
         for table in zhconv::get_builtin_tables(zhconv::Variant::ZhHans) {
             for (from, to) in zhconv::tables::expand_table(*table) {
@@ -1872,8 +2093,177 @@ pub(crate) fn simplified(c: char) -> char {
             .collect();
         map.extend(ends);
         map
-    });
-    table.get(&c).copied().unwrap_or(c)
+    })
+}
+
+/// Pushes one character as [`search_key`] folds it: full-width ASCII as
+/// ASCII, a traditional Chinese character as its simplified form
+/// ([`simplified`]), letters lowercased with their accents dropped and
+/// ligatures written out as search keys fold them
+/// ([`crate::pinyin::push_folded`]: `Ü` → `u`, `ß` → `ss`, combining marks
+/// left out).
+fn push_search_folded(out: &mut String, c: char) {
+    let c = simplified(halfwidth(c));
+    if is_cjk_ideograph(c) {
+        out.push(c);
+        return;
+    }
+    for l in c.to_lowercase() {
+        crate::pinyin::push_folded(out, l);
+    }
+}
+
+/// The key a text is searched by, so that a search or a `~` / `^` filter
+/// finds a name however it is spelled: every character folded as
+/// [`push_search_folded`] folds it (full width, traditional Chinese, letter
+/// case and accents aside: `ＩＢＭ中国`, `華為技術`, `MÜLLER` and `Société`
+/// have the keys `ibm中国`, `华为技术`, `muller` and `societe`), then every
+/// run of whitespace one space, trimmed — the folding of the name
+/// duplicate key ([`company_name_key`]) without its dropping of
+/// punctuation and legal forms. Public for the stores, which compare by it
+/// ([`Filter::TextKeyLike`](crate::store::Filter::TextKeyLike)).
+pub fn search_key(s: &str) -> String {
+    let mut folded = String::with_capacity(s.len());
+    for c in s.chars() {
+        push_search_folded(&mut folded, c);
+    }
+    let mut out = String::with_capacity(folded.len());
+    for word in folded.split_whitespace() {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out
+}
+
+/// How a store without [`search_key`] as a function folds a text so that
+/// it holds a search key `key` exactly where [`search_key`] of it does
+/// (see [`search_translation`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SearchTranslation {
+    /// Characters each folding to a single character of the key, followed by
+    /// every character the folding drops (combining marks).
+    pub from: String,
+    /// What the characters of `from` fold to, one each: shorter than `from`
+    /// by the dropped characters, which SQL's `translate` then deletes.
+    pub to: String,
+    /// Characters folding to several characters that occur in the key
+    /// (`ß` → `ss` for a key with an `s`), replaced before translating.
+    pub replace: Vec<(char, &'static str)>,
+}
+
+/// The characters whose [`push_search_folded`] folding differs from
+/// themselves, by what they fold to: one character, several, or none.
+struct FoldInverse {
+    single: std::collections::HashMap<char, Vec<char>>,
+    multi: Vec<(char, &'static str)>,
+    dropped: Vec<char>,
+}
+
+fn fold_inverse() -> &'static FoldInverse {
+    static INVERSE: std::sync::OnceLock<FoldInverse> = std::sync::OnceLock::new();
+    INVERSE.get_or_init(|| {
+        let mut inv = FoldInverse {
+            single: std::collections::HashMap::new(),
+            multi: Vec::new(),
+            dropped: Vec::new(),
+        };
+        let mut add = |c: char| {
+            let mut f = String::new();
+            push_search_folded(&mut f, c);
+            let mut chars = f.chars();
+            match (chars.next(), chars.next()) {
+                (None, _) => inv.dropped.push(c),
+                (Some(x), None) if x == c => {}
+                (Some(x), None) => inv.single.entry(x).or_default().push(c),
+                _ => inv.multi.push((c, Box::leak(f.into_boxed_str()))),
+            }
+        };
+        // Every character outside the Chinese blocks that can fold (case,
+        // width and accents are all below U+20000), then the traditional
+        // characters of the table (Chinese characters fold by it alone).
+        (0..0x20000u32)
+            .filter_map(char::from_u32)
+            .filter(|c| !is_han(*c))
+            .for_each(&mut add);
+        let mut han: Vec<char> = simplified_table().keys().copied().collect();
+        han.sort_unstable();
+        han.into_iter().for_each(add);
+        for cs in inv.single.values_mut() {
+            cs.sort_unstable();
+        }
+        inv
+    })
+}
+
+/// What a store folds a column's text with, in plain string functions
+/// (`replace`, then `translate`), so that it holds the search key `key`
+/// (itself a [`search_key`]) exactly where [`search_key`] of the text
+/// does: every character whose folding holds a character of the key is
+/// folded, and every character the folding drops is dropped; any other
+/// character is left as it is, which changes no match, since neither it
+/// nor its folding is in the key. Whitespace runs are the store's to
+/// collapse. Bounded by the key: a few characters per character of it.
+pub fn search_translation(key: &str) -> SearchTranslation {
+    let inv = fold_inverse();
+    let mut out = SearchTranslation::default();
+    let mut seen = std::collections::BTreeSet::new();
+    for x in key.chars() {
+        if !seen.insert(x) {
+            continue;
+        }
+        for &c in inv.single.get(&x).map(Vec::as_slice).unwrap_or_default() {
+            out.from.push(c);
+            out.to.push(x);
+        }
+    }
+    out.from.extend(inv.dropped.iter());
+    out.replace = inv
+        .multi
+        .iter()
+        .filter(|(_, f)| f.chars().any(|c| seen.contains(&c)))
+        .copied()
+        .collect();
+    out
+}
+
+/// The most parameters a store binds for a [`search_translation`]: its
+/// `from` and `to`, and two per replaced character (there are six that fold
+/// to several: `ß`, `ẞ`, `æ`, `Æ`, `œ`, `Œ`).
+pub const SEARCH_TRANSLATION_PARAMS: usize = 2 + 2 * 6;
+
+/// A whole number as a filter reads one: full-width digits and the minus
+/// sign (U+2212) as ASCII, commas separating thousands in groups of three
+/// (`1,000`, `-12,345`), as number fields take them; an error naming the
+/// text otherwise.
+pub fn whole_number(text: &str) -> Result<i64, String> {
+    let t: String = text
+        .trim()
+        .chars()
+        .map(|c| match c {
+            '−' => '-',
+            c => halfwidth(c),
+        })
+        .collect();
+    let not_whole = || format!("'{}' is not a whole number", text.trim());
+    let unsigned = t.strip_prefix(['-', '+']).unwrap_or(&t);
+    if unsigned.contains(',') {
+        let groups: Vec<&str> = unsigned.split(',').collect();
+        let grouped = groups
+            .first()
+            .is_some_and(|g| (1..=3).contains(&g.len()) && !g.starts_with('0'))
+            && groups[1..].iter().all(|g| g.len() == 3)
+            && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()));
+        if !grouped {
+            return Err(format!(
+                "'{}' is not a whole number: commas may only separate thousands, in groups of \
+                 three (e.g. 1,000)",
+                text.trim()
+            ));
+        }
+    }
+    t.replace(',', "").parse().map_err(|_| not_whole())
 }
 
 /// Whether `c` is in the CJK Unified Ideographs block (U+4E00–U+9FFF):
@@ -1977,6 +2367,183 @@ mod tests {
 
     fn d(y: i32, m: u32, day: u32) -> NaiveDate {
         NaiveDate::from_ymd_opt(y, m, day).unwrap()
+    }
+
+    // --- Search keys, whole numbers, host names, authorities, regions ----
+
+    #[test]
+    fn search_key_folds_width_case_accents_and_script() {
+        assert_eq!(search_key("ＩＢＭ中国"), "ibm中国");
+        assert_eq!(search_key("華為技術"), "华为技术");
+        assert_eq!(search_key("阿里巴巴（中国）"), "阿里巴巴(中国)");
+        assert_eq!(search_key("  MÜLLER\u{3000}GmbH "), "muller gmbh");
+        assert_eq!(search_key("Mu\u{0308}ller"), "muller");
+        assert_eq!(search_key("Société Straße"), "societe strasse");
+        assert_eq!(search_key("ＫＨ－２０２６"), "kh-2026");
+    }
+
+    #[test]
+    fn search_key_folding_is_idempotent_and_its_translation_bounded() {
+        let inv = fold_inverse();
+        for (&x, cs) in &inv.single {
+            assert_eq!(
+                search_key(&x.to_string()),
+                x.to_string().trim(),
+                "{x:?} {cs:?}"
+            );
+        }
+        assert!(inv.multi.len() <= 6, "{:?}", inv.multi);
+        for (c, f) in &inv.multi {
+            assert_eq!(search_key(f), *f, "{c}");
+        }
+        let t = search_translation("strasse œuvre");
+        assert!(2 + 2 * t.replace.len() <= SEARCH_TRANSLATION_PARAMS);
+        assert!(t.from.contains('Ü') || t.from.contains('ß') || t.from.contains('Ｓ'));
+    }
+
+    /// The translation a store without the Rust function folds with, done
+    /// in Rust as SQL does it: it finds a key exactly where `search_key`
+    /// does.
+    fn translated(text: &str, key: &str) -> String {
+        let t = search_translation(key);
+        let mut s = text.to_string();
+        for (c, with) in &t.replace {
+            s = s.replace(*c, with);
+        }
+        let to: Vec<char> = t.to.chars().collect();
+        let from: Vec<char> = t.from.chars().collect();
+        let mapped: String = s
+            .chars()
+            .filter_map(|c| match from.iter().position(|f| *f == c) {
+                Some(i) => to.get(i).copied(),
+                None => Some(c),
+            })
+            .collect();
+        mapped.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    proptest! {
+        #[test]
+        fn translation_finds_what_the_search_key_finds(
+            text in "[a-zA-ZÀ-ÿĀ-žßẞ華為华为\u{0300}\u{0308}ＡＢａｂ \t　]{0,12}",
+            needle in "[a-zA-ZÀ-ÿßẞ華为ａＢ ]{1,4}",
+        ) {
+            let key = search_key(&needle);
+            let folded = search_key(&text);
+            let other = translated(&text, &key);
+            prop_assert_eq!(folded.contains(&key), other.contains(&key));
+            prop_assert_eq!(folded.starts_with(&key), other.starts_with(&key));
+        }
+    }
+
+    #[test]
+    fn whole_numbers_take_thousands_separators() {
+        assert_eq!(whole_number("1,000"), Ok(1000));
+        assert_eq!(whole_number(" −12,345 "), Ok(-12345));
+        assert_eq!(whole_number("１，０００"), Ok(1000));
+        assert_eq!(whole_number("42"), Ok(42));
+        for bad in ["1,00", "1,0000", ",100", "01,000", "1.5", "abc", ""] {
+            assert!(whole_number(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn host_names_follow_the_rules_of_host_names() {
+        for bad in [
+            "http://x..com",
+            "https://-bad-.com",
+            "https://bad-.example.com",
+            "https://x_y.com",
+            "www.a..b.cn",
+        ] {
+            let e = url(bad).expect_err(bad);
+            assert!(matches!(e.reason, Reason::UrlSyntax { .. }), "{bad}: {e}");
+        }
+        for good in [
+            "https://www.huawei.com",
+            "http://a-b.example.cn/x_y",
+            "https://例子.中国",
+            "xn--fsqu00a.xn--fiqs8s",
+        ] {
+            assert!(url(good).is_ok(), "{good}");
+        }
+        for bad in ["a@x_y.com", "a@-x.com", "a@x-.com"] {
+            let e = email(bad).expect_err(bad);
+            assert!(matches!(e.reason, Reason::EmailSyntax { .. }), "{bad}: {e}");
+        }
+        assert!(email("a_b@x-y.com").is_ok());
+        assert!(email("张三@例子.中国").is_ok());
+        let e = email("a@x_y.com").expect_err("underscore");
+        assert!(e.to_string().contains("underscore"), "{e}");
+        assert!(e.message_zh().contains("下划线"), "{}", e.message_zh());
+    }
+
+    /// A credit code with the given first two characters and positions
+    /// 3–17, completed with its check character.
+    fn uscc_with(head: &str) -> String {
+        let first17 = format!("{head}110108MA01ABCD1");
+        let check = uscc_check_char(&first17).unwrap();
+        format!("{first17}{check}")
+    }
+
+    #[test]
+    fn uscc_registration_authority_and_type_are_checked() {
+        for bad in ["00110108MA01ABCD1T", "H1110108MA01ABCD16"] {
+            let code = format!("{}{}", &bad[..17], uscc_check_char(&bad[..17]).unwrap());
+            let e = uscc(&code).expect_err(&code);
+            assert!(matches!(e.reason, Reason::Authority { .. }), "{e}");
+            assert!(e.to_string().contains("GB 32100"), "{e}");
+            assert!(
+                e.message_zh().contains("登记管理部门"),
+                "{}",
+                e.message_zh()
+            );
+        }
+        for head in ["00", "H1", "01", "P1"] {
+            assert!(uscc(&uscc_with(head)).is_err(), "{head}");
+        }
+        for head in ["94", "90", "Y2", "12"] {
+            let e = uscc(&uscc_with(if head == "12" { "14" } else { head })).expect_err(head);
+            assert!(matches!(e.reason, Reason::OrganisationType { .. }), "{e}");
+        }
+        for head in [
+            "91", "92", "93", "11", "12", "13", "19", "31", "35", "51", "52", "53", "N2", "Y1",
+            "A1", "B5", "G9",
+        ] {
+            assert!(uscc(&uscc_with(head)).is_ok(), "{head}");
+        }
+        for real in REAL_USCC {
+            assert!(uscc(real).is_ok(), "{real}");
+        }
+    }
+
+    #[test]
+    fn resident_id_region_starts_with_a_province() {
+        let with = |head: &str| {
+            let first17 = format!("{head}0119491231002");
+            let first17 = &first17[..17];
+            format!("{first17}{}", resident_id_check_char(first17).unwrap())
+        };
+        let e = resident_id("000105194912310024").expect_err("region 00");
+        assert!(matches!(e.reason, Reason::Region { .. }), "{e}");
+        assert!(e.to_string().contains("GB 11643"), "{e}");
+        for bad in [
+            "0001", "1601", "3901", "4701", "5501", "6601", "7201", "8401", "9001", "9701",
+        ] {
+            assert!(resident_id(&with(bad)).is_err(), "{bad}");
+        }
+        for good in [
+            "1101", "1501", "2301", "3701", "4601", "5401", "6501", "7101", "8101", "8301", "9111",
+            "9442",
+        ] {
+            assert!(
+                resident_id(&with(good)).is_ok(),
+                "{good}: {:?}",
+                resident_id(&with(good))
+            );
+        }
+        // A 15-digit number too.
+        assert!(resident_id("000105491231002").is_err());
     }
 
     // --- USCC -----------------------------------------------------------
@@ -2085,14 +2652,28 @@ mod tests {
         proptest::sample::select(USCC_CHARSET.chars().collect::<Vec<_>>())
     }
 
+    /// A registration authority and an organisation type it assigns (any
+    /// type under the authorities whose types are not listed).
+    fn uscc_head() -> impl Strategy<Value = (char, char)> {
+        let pairs: Vec<(char, char)> = USCC_AUTHORITIES
+            .chars()
+            .flat_map(|a| {
+                USCC_CHARSET
+                    .chars()
+                    .filter(move |t| uscc_organisation_types(a).is_none_or(|ts| ts.contains(*t)))
+                    .map(move |t| (a, t))
+            })
+            .collect();
+        proptest::sample::select(pairs)
+    }
+
     fn arb_uscc() -> impl Strategy<Value = String> {
         (
-            uscc_char(),
-            uscc_char(),
+            uscc_head(),
             "[0-9]{6}",
             proptest::collection::vec(uscc_char(), 9),
         )
-            .prop_map(|(a, b, div, rest)| {
+            .prop_map(|((a, b), div, rest)| {
                 let body: String = format!("{a}{b}{div}{}", rest.iter().collect::<String>());
                 let c = uscc_check_char(&body).unwrap();
                 format!("{body}{c}")
@@ -2229,10 +2810,16 @@ mod tests {
     }
 
     fn arb_id() -> impl Strategy<Value = String> {
-        ("[1-8][0-9]{5}", 0i64..73_000, "[0-9]{3}").prop_map(|(area, days, seq)| {
-            let date = d(1900, 1, 1) + chrono::Duration::days(days);
-            make_id(&format!("{area}{}{seq}", date.format("%Y%m%d")))
-        })
+        (
+            proptest::sample::select(MAINLAND_PROVINCES.to_vec()),
+            "[0-9]{4}",
+            0i64..73_000,
+            "[0-9]{3}",
+        )
+            .prop_map(|(province, area, days, seq)| {
+                let date = d(1900, 1, 1) + chrono::Duration::days(days);
+                make_id(&format!("{province}{area}{}{seq}", date.format("%Y%m%d")))
+            })
     }
 
     proptest! {

@@ -320,19 +320,18 @@ fn filter(
         } => {
             let e = expr(sql, table, alias, col)?;
             e.check_textual(table)?;
-            let key = escape_like(&crm_core::validate::text_key(needle));
+            let key = crm_core::validate::search_key(needle);
+            let folded = search_key_sql(sql, &e.sql, &key);
+            let key = escape_like(&key);
             let pattern = if *prefix {
                 format!("{key}%")
             } else {
                 format!("%{key}%")
             };
             let p = sql.param(pattern);
-            // The key is lowered already; `LIKE` compares it as is. The
+            // The key is folded already; `LIKE` compares it as is. The
             // escape is an E'' literal (see `like`).
-            sql.push(&format!(
-                "({} LIKE {p} ESCAPE E'\\\\')",
-                text_key_sql(&e.sql)
-            ));
+            sql.push(&format!("({folded} LIKE {p} ESCAPE E'\\\\')"));
         }
         Filter::TextKeyIn(col, keys) => {
             let e = expr(sql, table, alias, col)?;
@@ -528,6 +527,29 @@ fn text_key_sql(expr: &str) -> String {
     format!(
         "lower(btrim(regexp_replace(translate({expr}, $tk${full}$tk$, $tk${half}$tk$), \
          $tk${WHITESPACE_RUN}$tk$, ' ', 'g'), ' '))"
+    )
+}
+
+/// `expr` folded so that it holds the search key `key` exactly where
+/// [`crm_core::validate::search_key`] of it does ([`Filter::TextKeyLike`]):
+/// the characters folding to several characters of the key replaced, those
+/// folding to one translated, those the folding drops deleted
+/// ([`crm_core::validate::search_translation`], bound as parameters),
+/// whitespace runs made one space, trimmed. Only characters that can be
+/// part of a match are folded, so the maps stay a few characters per
+/// character of the key, and the folding needs neither a function in the
+/// database nor its collation's idea of letter case.
+fn search_key_sql(sql: &mut Sql, expr: &str, key: &str) -> String {
+    let t = crm_core::validate::search_translation(key);
+    let mut folded = expr.to_string();
+    for (c, with) in t.replace {
+        let (c, with) = (sql.param(c.to_string()), sql.param(with.to_string()));
+        folded = format!("replace({folded}, {c}, {with})");
+    }
+    let (from, to) = (sql.param(t.from), sql.param(t.to));
+    format!(
+        "btrim(regexp_replace(translate({folded}, {from}, {to}), \
+         $tk${WHITESPACE_RUN}$tk$, ' ', 'g'), ' ')"
     )
 }
 

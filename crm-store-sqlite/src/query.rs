@@ -342,25 +342,36 @@ fn compile_chain(
 /// stays readable by any SQLite.
 pub(crate) const TEXT_KEY_FN: &str = "crm_text_key";
 
-/// Registers the store's SQL functions ([`TEXT_KEY_FN`]) on a connection.
+/// The SQL function [`Filter::TextKeyLike`] folds a column's text with:
+/// [`crm_core::validate::search_key`] of a TEXT argument, NULL for anything
+/// else. Registered beside [`TEXT_KEY_FN`].
+pub(crate) const SEARCH_KEY_FN: &str = "crm_search_key";
+
+/// Registers the store's SQL functions ([`TEXT_KEY_FN`],
+/// [`SEARCH_KEY_FN`]) on a connection.
 pub(crate) fn register_functions(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     use rusqlite::types::ValueRef;
-    conn.create_scalar_function(
-        TEXT_KEY_FN,
-        1,
-        FunctionFlags::SQLITE_UTF8
-            | FunctionFlags::SQLITE_DETERMINISTIC
-            | FunctionFlags::SQLITE_INNOCUOUS,
-        |ctx| {
-            Ok(match ctx.get_raw(0) {
-                ValueRef::Text(bytes) => Some(crm_core::validate::text_key(
-                    &String::from_utf8_lossy(bytes),
-                )),
-                _ => None,
-            })
-        },
-    )
+    let folds: [(&str, fn(&str) -> String); 2] = [
+        (TEXT_KEY_FN, crm_core::validate::text_key),
+        (SEARCH_KEY_FN, crm_core::validate::search_key),
+    ];
+    for (name, fold) in folds {
+        conn.create_scalar_function(
+            name,
+            1,
+            FunctionFlags::SQLITE_UTF8
+                | FunctionFlags::SQLITE_DETERMINISTIC
+                | FunctionFlags::SQLITE_INNOCUOUS,
+            move |ctx| {
+                Ok(match ctx.get_raw(0) {
+                    ValueRef::Text(bytes) => Some(fold(&String::from_utf8_lossy(bytes))),
+                    _ => None,
+                })
+            },
+        )?;
+    }
+    Ok(())
 }
 
 fn compile_filter(
@@ -455,10 +466,10 @@ fn compile_filter(
         } if needle.len() > LONG_NEEDLE => {
             let e = resolve(table, col)?;
             textual(table, &e)?;
-            q.push(&format!("(instr({TEXT_KEY_FN}("));
+            q.push(&format!("(instr({SEARCH_KEY_FN}("));
             push_expr(q, alias, &e);
             q.push("), ");
-            q.bind(Sql::Text(crm_core::validate::text_key(needle)));
+            q.bind(Sql::Text(crm_core::validate::search_key(needle)));
             q.push(if *prefix { ") = 1)" } else { ") > 0)" });
         }
         Filter::TextKeyLike {
@@ -468,13 +479,15 @@ fn compile_filter(
         } => {
             let e = resolve(table, col)?;
             textual(table, &e)?;
-            let key = escape_like(&crm_core::validate::text_key(needle));
+            let key = escape_like(&crm_core::validate::search_key(needle));
             let pattern = if *prefix {
                 format!("{key}%")
             } else {
                 format!("%{key}%")
             };
-            q.push(&format!("({TEXT_KEY_FN}("));
+            // SQLite's LIKE folds ASCII case too, which changes nothing:
+            // both sides are lowercase already.
+            q.push(&format!("({SEARCH_KEY_FN}("));
             push_expr(q, alias, &e);
             q.push(") LIKE ");
             q.bind(Sql::Text(pattern));

@@ -674,11 +674,17 @@ pub(crate) fn search_filter(
 ) -> Option<crate::store::Filter> {
     use crate::store::{Col, Filter};
     let s = search.map(str::trim).filter(|s| !s.is_empty())?;
-    let c = |col: &'static str, t: &str| Filter::Contains(Col::Column(col), t.to_string());
-    let mut any = vec![c("code", s), c(named, s)];
+    // Text in either width, letter case, with or without accents,
+    // traditional or simplified, as the records' search finds it.
+    let c = |col: &'static str| Filter::TextKeyLike {
+        col: Col::Column(col),
+        needle: s.to_string(),
+        prefix: false,
+    };
+    let mut any = vec![c("code"), c(named)];
     let py = crate::pinyin::normalise_query(s);
     if !py.is_empty() {
-        any.push(c("pinyin_keys", &py));
+        any.push(Filter::Contains(Col::Column("pinyin_keys"), py));
     }
     Some(Filter::Or(any))
 }

@@ -222,6 +222,31 @@ macro_rules! permission_scenarios {
             perm_a_reader_of_an_approval_is_told_who_may_refresh_it,
             $make
         );
+        $each!(
+            $crate::testing::permission_suite::usernames_are_found_as_their_duplicate_check_folds_them,
+            perm_usernames_are_found_as_their_duplicate_check_folds_them,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::org_names_are_one_line_and_never_none,
+            perm_org_names_are_one_line_and_never_none,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::user_events_carry_the_name_and_the_version,
+            perm_user_events_carry_the_name_and_the_version,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::admins_deactivated_at_once_are_checked_again,
+            perm_admins_deactivated_at_once_are_checked_again,
+            $make
+        );
+        $each!(
+            $crate::testing::permission_suite::a_user_import_row_cannot_be_its_own_superior,
+            perm_a_user_import_row_cannot_be_its_own_superior,
+            $make
+        );
     };
 }
 
@@ -4914,4 +4939,447 @@ pub async fn a_reader_of_an_approval_is_told_who_may_refresh_it(store: Arc<dyn S
         let r = w.crm.refresh_approval(who, a.id).await.expect("refreshed");
         assert_eq!(r.pending_with, vec![w.lisi.user_id.0]);
     }
+}
+
+/// A username is found under every spelling its duplicate check takes for
+/// it: letter case beyond ASCII (`émile` for `Émile`) and full-width
+/// letters (`abc` for `ＡＢＣ`), by `user_by_username`, `resolve_user`,
+/// `user_id_by_login` and a login; a spelling taken exactly wins.
+pub async fn usernames_are_found_as_their_duplicate_check_folds_them(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let add = |username: &str, password: Option<&str>| NewUser {
+        username: username.into(),
+        display_name: format!("{username}的姓名"),
+        department_id: Some(w.group1),
+        password: password.map(str::to_string),
+        ..NewUser::default()
+    };
+    let emile = w
+        .crm
+        .create_user(&w.admin, add("Émile", Some("Emile#2026pw")))
+        .await
+        .expect("Émile");
+    let err = w
+        .crm
+        .create_user(&w.admin, add("émile", None))
+        .await
+        .expect_err("taken letter case aside");
+    assert!(matches!(err, Error::Duplicate { .. }), "{err}");
+    let abc = w
+        .crm
+        .create_user(&w.admin, add("ＡＢＣ", None))
+        .await
+        .expect("ＡＢＣ");
+    assert!(w.crm.create_user(&w.admin, add("abc", None)).await.is_err());
+    let company = w.admin.company_id;
+    for (typed, who) in [
+        ("émile", emile.id),
+        ("ÉMILE", emile.id),
+        (" Émile ", emile.id),
+        ("abc", abc.id),
+        ("ABC", abc.id),
+        ("ａｂｃ", abc.id),
+    ] {
+        let u = w
+            .crm
+            .user_by_username(&w.admin, typed)
+            .await
+            .unwrap_or_else(|e| panic!("{typed}: {e}"));
+        assert_eq!(u.id, who, "{typed}");
+        let u = w
+            .crm
+            .resolve_user(&w.zhangsan, typed)
+            .await
+            .unwrap_or_else(|e| panic!("{typed}: {e}"));
+        assert_eq!(u.id, who, "{typed}");
+        assert_eq!(
+            w.crm.user_id_by_login(company, typed).await.expect("login"),
+            Some(who),
+            "{typed}"
+        );
+    }
+    let code = w.crm.company(company).await.expect("company").code;
+    let me = w
+        .crm
+        .authenticate(&code, "émile", "Emile#2026pw")
+        .await
+        .expect("a login by another spelling");
+    assert_eq!(me.user_id, emile.id);
+    assert!(matches!(
+        w.crm.user_by_username(&w.admin, "émil").await,
+        Err(Error::NotFound { .. })
+    ));
+}
+
+/// `none` (letter case aside) is no department, role or group name — the
+/// command line reads it as "clear" — and none of them holds a line break
+/// or another control character (a department `市场部\n财务部` would show
+/// a root department that is not there): refused when created and when
+/// renamed, saying why. A name kept as it is stays editable.
+pub async fn org_names_are_one_line_and_never_none(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    let refused = |r: Result<(), Error>, why: &str| {
+        let e = r.expect_err(why);
+        assert!(matches!(e, Error::Validation(_)), "{e}");
+        assert!(e.to_string().contains(why), "{e}");
+    };
+    let role = |name: &str| RoleSpec {
+        name: name.into(),
+        is_admin: false,
+        permissions: Vec::new(),
+        field_rules: Vec::new(),
+    };
+    for none in ["none", "NONE", " None ", "ｎｏｎｅ"] {
+        refused(
+            w.crm
+                .create_department(&w.admin, none, Some(w.sales))
+                .await
+                .map(|_| ()),
+            "none",
+        );
+        refused(
+            w.crm.create_role(&w.admin, role(none)).await.map(|_| ()),
+            "none",
+        );
+        refused(
+            w.crm.create_group(&w.admin, none, &[]).await.map(|_| ()),
+            "none",
+        );
+    }
+    for bad in [
+        "市场部\n财务部",
+        "市场\r部",
+        "市\t场",
+        "市场部\u{2028}财务部",
+    ] {
+        refused(
+            w.crm
+                .create_department(&w.admin, bad, Some(w.sales))
+                .await
+                .map(|_| ()),
+            "control character",
+        );
+        refused(
+            w.crm.create_role(&w.admin, role(bad)).await.map(|_| ()),
+            "control character",
+        );
+        refused(
+            w.crm.create_group(&w.admin, bad, &[]).await.map(|_| ()),
+            "control character",
+        );
+    }
+    let departments = w.crm.list_departments(&w.admin).await.expect("list");
+    assert!(
+        departments
+            .iter()
+            .all(|d| !d.name.contains('\n') && !d.name.eq_ignore_ascii_case("none")),
+        "{departments:?}"
+    );
+    // Renaming: refused the same way.
+    let d = w
+        .crm
+        .create_department(&w.admin, "市场部", Some(w.sales))
+        .await
+        .expect("department");
+    refused(
+        w.crm
+            .update_department(&w.admin, d.id, d.version, Some("None"), None)
+            .await
+            .map(|_| ()),
+        "none",
+    );
+    refused(
+        w.crm
+            .update_department(&w.admin, d.id, d.version, Some("市场\n部"), None)
+            .await
+            .map(|_| ()),
+        "control character",
+    );
+    let r = w
+        .crm
+        .create_role(&w.admin, role("市场专员"))
+        .await
+        .expect("role");
+    refused(
+        w.crm
+            .update_role(&w.admin, r.id, r.version, role("none"))
+            .await
+            .map(|_| ()),
+        "none",
+    );
+    refused(
+        w.crm
+            .update_role(&w.admin, r.id, r.version, role("市场\n专员"))
+            .await
+            .map(|_| ()),
+        "control character",
+    );
+    // Names as they should be pass, `none` inside a longer name too.
+    w.crm
+        .update_department(&w.admin, d.id, d.version, Some("市场部 none"), None)
+        .await
+        .expect("a name holding the word");
+    w.crm
+        .create_group(&w.admin, "nonexistent", &[])
+        .await
+        .expect("a group whose name starts so");
+}
+
+/// The organisation's `user.*` events name the user (username and display
+/// name as the change leaves them) and carry the version the change gives
+/// the user, as `department.*` and `role.*` events do: a creation (through
+/// the API and a user import), an edit, a deactivation.
+pub async fn user_events_carry_the_name_and_the_version(store: Arc<dyn Store>) {
+    use crate::import::{Cell, ImportOptions, SheetRow};
+    use crate::org::UserPatch;
+    let w = World::new(store).await;
+    let seen = w
+        .crm
+        .pending_events("user-events", 100_000)
+        .await
+        .expect("events");
+    if let Some(last) = seen.last() {
+        w.crm
+            .ack_events("user-events", last.seq)
+            .await
+            .expect("ack");
+    }
+    let u = w
+        .crm
+        .create_user(
+            &w.admin,
+            NewUser {
+                username: "shijian".into(),
+                display_name: "事件".into(),
+                department_id: Some(w.group1),
+                ..NewUser::default()
+            },
+        )
+        .await
+        .expect("user");
+    let renamed = w
+        .crm
+        .update_user(
+            &w.admin,
+            u.id,
+            u.version,
+            UserPatch {
+                display_name: Some(" 事件甲 ".into()),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("renamed");
+    let off = w
+        .crm
+        .update_user(
+            &w.admin,
+            u.id,
+            renamed.version,
+            UserPatch {
+                active: Some(false),
+                ..UserPatch::default()
+            },
+        )
+        .await
+        .expect("deactivated");
+    let mut session = w
+        .crm
+        .begin_import(
+            &w.admin,
+            ImportOptions::new(Entity::User),
+            &["用户名".to_string(), "姓名".to_string()],
+        )
+        .await
+        .expect("begin");
+    session
+        .push(&[SheetRow {
+            number: 2,
+            cells: vec![
+                Cell::Text("daorushijian".into()),
+                Cell::Text("导入事件".into()),
+            ],
+        }])
+        .await
+        .expect("push");
+    let report = session.finish().await.expect("finish");
+    assert_eq!(report.created, 1, "{:#?}", report.issues);
+    let imported = w
+        .crm
+        .user_by_username(&w.admin, "daorushijian")
+        .await
+        .expect("imported");
+    let events: Vec<_> = w
+        .crm
+        .pending_events("user-events", 100_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.event)
+        .filter(|e| e.event_type.starts_with("user."))
+        .collect();
+    let payloads: Vec<(String, serde_json::Value)> = events
+        .iter()
+        .map(|e| (e.event_type.clone(), e.payload.to_value()))
+        .collect();
+    assert_eq!(payloads.len(), 4, "{payloads:#?}");
+    let expected = [
+        ("user.created", "shijian", "事件", u.version),
+        ("user.updated", "shijian", "事件甲", renamed.version),
+        ("user.updated", "shijian", "事件甲", off.version),
+        ("user.created", "daorushijian", "导入事件", imported.version),
+    ];
+    for ((kind, p), (want, username, display, version)) in payloads.iter().zip(expected) {
+        assert_eq!(kind, want, "{p}");
+        assert_eq!(p["username"], json!(username), "{kind}: {p}");
+        assert_eq!(p["display_name"], json!(display), "{kind}: {p}");
+        assert_eq!(p["version"], json!(version), "{kind}: {p}");
+    }
+    assert_eq!(payloads[2].1["changes"][0]["field"], json!("active"));
+}
+
+/// Two administrators' rights taken away at the same moment (each
+/// deactivating another administrator) are checked one after the other:
+/// with a third administrator left, both pass — the late one is checked
+/// again instead of failing as a role "changed by someone else" — and
+/// where none would be left the late one is refused as leaving the
+/// company without an active administrator, never as a role's conflict.
+pub async fn admins_deactivated_at_once_are_checked_again(store: Arc<dyn Store>) {
+    use crate::org::{User, UserPatch};
+    use crate::schema::Table;
+    let hooked = Arc::new(Interleave::new(store.clone()));
+    let w = World::new(hooked.clone()).await;
+    let inner = store.clone();
+    let other = Crm::new(store, w.clock.clone());
+    let admin_role = w
+        .crm
+        .list_roles(&w.admin)
+        .await
+        .expect("roles")
+        .into_iter()
+        .find(|r| r.is_admin)
+        .expect("administrator role");
+    let admin_user = |name: &'static str| NewUser {
+        username: name.into(),
+        display_name: name.into(),
+        department_id: w.admin.department_id,
+        role_ids: vec![admin_role.id],
+        ..NewUser::default()
+    };
+    let b = w
+        .crm
+        .create_user(&w.admin, admin_user("guanli_b"))
+        .await
+        .expect("b");
+    let c = w
+        .crm
+        .create_user(&w.admin, admin_user("guanli_c"))
+        .await
+        .expect("c");
+    let off = UserPatch {
+        active: Some(false),
+        ..UserPatch::default()
+    };
+    // The first administrator deactivates c while b is deactivated by the
+    // first one through another engine: the first administrator remains.
+    let (admin, b_id, b_version, patch) = (w.admin.clone(), b.id, b.version, off.clone());
+    hooked.before_write(Table::Users, async move {
+        other
+            .update_user(&admin, b_id, b_version, patch)
+            .await
+            .expect("b deactivated");
+    });
+    let c_off = w
+        .crm
+        .update_user(&w.admin, c.id, c.version, off.clone())
+        .await
+        .expect("checked again: the first administrator remains");
+    assert!(!c_off.active);
+    // Now the first administrator and d: each deactivates the other at
+    // once. The late one is refused as leaving no administrator.
+    let d = w
+        .crm
+        .create_user(&w.admin, admin_user("guanli_d"))
+        .await
+        .expect("d");
+    let d_actor = w.crm.actor(d.id).await.expect("d acts");
+    let me: User = w.crm.user(&w.admin, w.admin.user_id).await.expect("me");
+    let (me_id, me_version, patch) = (me.id, me.version, off.clone());
+    let plain = Crm::new(inner, w.clock.clone());
+    hooked.before_write(Table::Users, async move {
+        plain
+            .update_user(&d_actor, me_id, me_version, patch)
+            .await
+            .expect("the first administrator deactivated");
+    });
+    let late = w
+        .crm
+        .update_user(&w.admin, d.id, d.version, off.clone())
+        .await;
+    let err = late.expect_err("no administrator would be left");
+    assert!(
+        matches!(&err, Error::InvalidState(m) if m.contains("without an active administrator")),
+        "{err}"
+    );
+    let admins = w
+        .crm
+        .list_users(&w.admin, None)
+        .await
+        .expect("users")
+        .into_iter()
+        .filter(|u| u.active && u.role_ids.contains(&admin_role.id))
+        .map(|u| u.username)
+        .collect::<Vec<_>>();
+    assert_eq!(admins, vec!["guanli_d".to_string()]);
+}
+
+/// A user import row naming the new user itself as its superior is
+/// refused for that reason, in English and Chinese, as `update_user`
+/// refuses it — not as a superior that is not found.
+pub async fn a_user_import_row_cannot_be_its_own_superior(store: Arc<dyn Store>) {
+    use crate::import::{Cell, ImportOptions, SheetRow};
+    let w = World::new(store).await;
+    let mut session = w
+        .crm
+        .begin_import(
+            &w.admin,
+            ImportOptions::new(Entity::User),
+            &[
+                "用户名*".to_string(),
+                "姓名*".to_string(),
+                "上级".to_string(),
+            ],
+        )
+        .await
+        .expect("begin");
+    let text = |v: &str| Cell::Text(v.into());
+    session
+        .push(&[
+            SheetRow {
+                number: 2,
+                cells: vec![text("selfsup"), text("自己"), text("SelfSup")],
+            },
+            SheetRow {
+                number: 3,
+                cells: vec![text("nosup"), text("无上级"), text("nobody_here")],
+            },
+        ])
+        .await
+        .expect("push");
+    let report = session.finish().await.expect("finish");
+    assert_eq!(report.rejected, 2, "{:#?}", report.issues);
+    let own = report.issues.iter().find(|i| i.row == 2).expect("row 2");
+    assert!(
+        own.message_en
+            .contains("a user cannot be their own superior"),
+        "{own:#?}"
+    );
+    assert!(
+        own.message_zh.contains("用户不能是自己的上级") && !own.message_zh.contains("找不到"),
+        "{own:#?}"
+    );
+    // Another name not found is still said so.
+    let missing = report.issues.iter().find(|i| i.row == 3).expect("row 3");
+    assert!(missing.message_zh.contains("找不到用户"), "{missing:#?}");
+    assert!(w.crm.user_by_username(&w.admin, "selfsup").await.is_err());
 }

@@ -68,6 +68,9 @@ macro_rules! store_scenarios {
         $each!($crate::testing::store_suite::outbox_redelivers_until_acked_in_order_per_consumer, store_outbox_redelivers_until_acked_in_order_per_consumer, $make);
         $each!($crate::testing::store_suite::outbox_pending_of_one_company_passes_over_the_others, store_outbox_pending_of_one_company_passes_over_the_others, $make);
         $each!($crate::testing::store_suite::bulk_change_sets_apply_whole_in_order_or_not_at_all, store_bulk_change_sets_apply_whole_in_order_or_not_at_all, $make);
+        $each!($crate::testing::store_suite::text_key_like_folds_width_case_accents_and_script_alike, store_text_key_like_folds_width_case_accents_and_script_alike, $make);
+        $each!($crate::testing::store_suite::searches_and_filters_fold_as_the_duplicate_key, store_searches_and_filters_fold_as_the_duplicate_key, $make);
+        $each!($crate::testing::store_suite::date_time_filters_take_whole_days_and_seconds, store_date_time_filters_take_whole_days_and_seconds, $make);
     };
 }
 
@@ -3399,4 +3402,357 @@ pub async fn bulk_change_sets_apply_whole_in_order_or_not_at_all(store: Arc<dyn 
             .len(),
         250
     );
+}
+
+/// `TextKeyLike` folds a column's text as [`crate::validate::search_key`]
+/// does, on every backend alike: full width, letter case, accents (also as
+/// combining marks), ligatures and traditional Chinese aside, anywhere or
+/// at the start, on columns and custom text fields; each match is exactly
+/// the one the Rust folding gives.
+pub async fn text_key_like_folds_width_case_accents_and_script_alike(store: Arc<dyn Store>) {
+    let names: [&str; 12] = [
+        "Müller GmbH",
+        "MULLER AG",
+        "Mu\u{0308}ller  KG",
+        "华为技术有限公司",
+        "華為電子有限公司",
+        "阿里巴巴（中国）网络技术有限公司",
+        "ＩＢＭ中国有限公司",
+        "Straße Bau",
+        "Société Générale",
+        "JÜRGEN Œuvre",
+        "Apple Inc.",
+        "ǅemal Ωmega \u{212a}elvin",
+    ];
+    for (i, name) in names.iter().enumerate() {
+        let n = i as u128 + 1;
+        let custom = serde_json::json!({ "note": name.to_uppercase() });
+        add_customer(&store, n, name, vec![("custom", Value::Json(custom))]).await;
+    }
+    let note = Col::Custom {
+        key: "note".into(),
+        ty: CustomType::Text,
+    };
+    let needles = [
+        "muller",
+        "MÜLLER",
+        "mu\u{0308}ller",
+        "ｍｕｌｌｅｒ",
+        "ller kg",
+        "華為",
+        "华为",
+        "為電",
+        "华为电子",
+        "阿里巴巴(中国)",
+        "ibm中国",
+        "ＩＢＭ",
+        "strasse",
+        "STRASSE",
+        "ß",
+        "societe",
+        "GÉNÉRALE",
+        "jurgen",
+        "oeuvre",
+        "œ",
+        "apple inc.",
+        "Ａｐｐｌｅ Ｉｎｃ．",
+        "dzemal",
+        "ǆ",
+        "ωmega",
+        "kelvin",
+        "%",
+        "_",
+        "有限公司",
+        "x",
+    ];
+    for needle in needles {
+        let key = crate::validate::search_key(needle);
+        for prefix in [false, true] {
+            let expected = |fold: &dyn Fn(&str) -> String| -> Vec<Uuid> {
+                names
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, name)| {
+                        let folded = crate::validate::search_key(&fold(name));
+                        if prefix {
+                            folded.starts_with(&key)
+                        } else {
+                            folded.contains(&key)
+                        }
+                    })
+                    .map(|(i, _)| uid(i as u128 + 1))
+                    .collect()
+            };
+            for (col, fold) in [
+                (
+                    Col::Column("name"),
+                    &(|s: &str| s.to_string()) as &dyn Fn(&str) -> String,
+                ),
+                (note.clone(), &|s: &str| s.to_uppercase()),
+            ] {
+                let found = matching(
+                    &store,
+                    Table::Customers,
+                    Filter::TextKeyLike {
+                        col: col.clone(),
+                        needle: needle.to_string(),
+                        prefix,
+                    },
+                )
+                .await;
+                assert_eq!(
+                    found,
+                    expected(fold),
+                    "{needle:?} prefix {prefix} on {col:?}"
+                );
+            }
+        }
+    }
+    // The cases the folding is for.
+    let like = |needle: &str| Filter::TextKeyLike {
+        col: Col::Column("name"),
+        needle: needle.into(),
+        prefix: false,
+    };
+    assert_eq!(
+        matching(&store, Table::Customers, like("muller")).await,
+        uids(&[1, 2, 3])
+    );
+    assert_eq!(
+        matching(&store, Table::Customers, like("華為")).await,
+        uids(&[4, 5])
+    );
+    assert_eq!(
+        matching(&store, Table::Customers, like("阿里巴巴(中国)")).await,
+        uids(&[6])
+    );
+}
+
+/// A search and a `~` filter find a name typed in either width, letter
+/// case, with or without accents, in traditional or simplified Chinese
+/// (as the name duplicate key folds it); `=` on an e-mail address ignores
+/// letter case (customers, contacts, and customers by their contacts);
+/// whole-number filters take thousands separators.
+pub async fn searches_and_filters_fold_as_the_duplicate_key(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::query::{Cond, ListQuery, PageRequest};
+    use crate::testing::service_suite::{World, fields};
+    use serde_json::json;
+    let w = World::new(store).await;
+    for (name, extra) in [
+        ("阿里巴巴（中国）网络技术有限公司", json!({})),
+        ("IBM中国有限公司", json!({})),
+        ("Apple Inc.", json!({"email": "Foo@Bar.com"})),
+        ("华为技术有限公司", json!({})),
+        ("華為電子有限公司", json!({})),
+        ("Müller GmbH", json!({})),
+        ("Société Générale", json!({})),
+    ] {
+        w.customer(&w.admin, name, extra).await;
+    }
+    let apple = w
+        .crm
+        .list_records(
+            &w.admin,
+            Entity::Customer,
+            &ListQuery::default().search("Apple"),
+        )
+        .await
+        .expect("search")
+        .items
+        .remove(0);
+    let mut contact = fields(json!({"name": "Jürgen Weber", "email": "Jurgen.W@Bar.com"}));
+    contact.insert("customer_id".into(), json!(apple.id.0.to_string()));
+    w.crm
+        .create_record(&w.admin, Entity::Contact, contact)
+        .await
+        .expect("contact");
+    let code = apple.code.clone().expect("a code");
+    let wide_code: String = code.chars().map(crate::validate::fullwidth).collect();
+    let names = |entity: Entity, conds: &[&str], search: Option<&str>| {
+        let mut q = ListQuery {
+            conditions: conds
+                .iter()
+                .map(|c| Cond::parse(c).unwrap_or_else(|e| panic!("{c}: {e}")))
+                .collect(),
+            ..ListQuery::default()
+        }
+        .page(PageRequest::Offset {
+            page: 1,
+            per_page: 100,
+        });
+        if let Some(s) = search {
+            q = q.search(s);
+        }
+        let crm = &w.crm;
+        let admin = &w.admin;
+        let label = format!("{conds:?} {search:?}");
+        async move {
+            let mut found: Vec<String> = crm
+                .list_records(admin, entity, &q)
+                .await
+                .unwrap_or_else(|e| panic!("{label}: {e}"))
+                .items
+                .iter()
+                .map(|r| r.text("name").unwrap_or_default().to_string())
+                .collect();
+            found.sort();
+            found
+        }
+    };
+    for (typed, expected) in [
+        ("阿里巴巴(中国)", vec!["阿里巴巴（中国）网络技术有限公司"]),
+        ("ＩＢＭ中国", vec!["IBM中国有限公司"]),
+        ("Ａｐｐｌｅ Ｉｎｃ．", vec!["Apple Inc."]),
+        (wide_code.as_str(), vec!["Apple Inc."]),
+        ("華為技術", vec!["华为技术有限公司"]),
+        ("华为", vec!["华为技术有限公司", "華為電子有限公司"]),
+        ("MULLER", vec!["Müller GmbH"]),
+    ] {
+        let expected: Vec<String> = expected.into_iter().map(String::from).collect();
+        assert_eq!(
+            names(Entity::Customer, &[], Some(typed)).await,
+            expected,
+            "search {typed}"
+        );
+        let cond = format!("name~{typed}");
+        if typed != wide_code {
+            assert_eq!(
+                names(Entity::Customer, &[&cond], None).await,
+                expected,
+                "{cond}"
+            );
+        }
+    }
+    for cond in ["name~societe", "name~SOCIÉTÉ GÉN", "name^société"] {
+        assert_eq!(
+            names(Entity::Customer, &[cond], None).await,
+            vec!["Société Générale".to_string()],
+            "{cond}"
+        );
+    }
+    assert_eq!(
+        names(Entity::Contact, &["name~JURGEN"], None).await,
+        vec!["Jürgen Weber".to_string()]
+    );
+    // E-mail equality ignores letter case.
+    let apple_only = vec!["Apple Inc.".to_string()];
+    for cond in [
+        "email=foo@bar.com",
+        "email=FOO@BAR.COM",
+        "email:in:x@y.com,foo@bar.com",
+        "contacts.email=jurgen.w@bar.com",
+    ] {
+        assert_eq!(
+            names(Entity::Customer, &[cond], None).await,
+            apple_only,
+            "{cond}"
+        );
+    }
+    assert_eq!(
+        names(Entity::Customer, &["email!=foo@bar.com"], None)
+            .await
+            .len(),
+        6
+    );
+    assert_eq!(
+        names(Entity::Contact, &["email=JURGEN.W@BAR.COM"], None).await,
+        vec!["Jürgen Weber".to_string()]
+    );
+    // Thousands separators in whole-number fields.
+    assert_eq!(
+        names(Entity::Customer, &["open_opportunities<1,000"], None)
+            .await
+            .len(),
+        7
+    );
+    assert!(
+        names(Entity::Customer, &["open_opportunities>=1,000"], None)
+            .await
+            .is_empty()
+    );
+    let refused = w
+        .crm
+        .list_records(
+            &w.admin,
+            Entity::Customer,
+            &ListQuery::default().filter(Cond::parse("open_opportunities<1,00").expect("parse")),
+        )
+        .await
+        .expect_err("1,00 is no number");
+    assert!(refused.to_string().contains("1,00"), "{refused}");
+}
+
+/// A date given for a date-time field means that whole day in the
+/// company's time zone, a time to the second that whole second (stored
+/// instants carry microseconds), for `=`, `!=`, `in`, and consistently for
+/// `<`, `<=`, `>`, `>=`.
+pub async fn date_time_filters_take_whole_days_and_seconds(store: Arc<dyn Store>) {
+    use crate::entity::Entity;
+    use crate::query::{Cond, ListQuery, PageRequest};
+    use crate::testing::service_suite::World;
+    use chrono::TimeZone;
+    use serde_json::json;
+    let w = World::new(store).await;
+    let local = |y, m, d, h, mi, s, micro| {
+        w.crm
+            .config
+            .utc_offset
+            .with_ymd_and_hms(y, m, d, h, mi, s)
+            .single()
+            .expect("valid")
+            .with_timezone(&Utc)
+            + chrono::Duration::microseconds(micro)
+    };
+    for (name, at) in [
+        ("before", local(2026, 12, 7, 23, 59, 59, 999_999)),
+        ("morning", local(2026, 12, 8, 7, 28, 38, 123_456)),
+        ("midnight", local(2026, 12, 8, 0, 0, 0, 0)),
+        ("after", local(2026, 12, 9, 0, 0, 0, 0)),
+    ] {
+        w.clock.set(at);
+        w.customer(&w.admin, name, json!({})).await;
+    }
+    let names = |cond: &str| {
+        let q = ListQuery::default()
+            .filter(Cond::parse(cond).unwrap_or_else(|e| panic!("{cond}: {e}")))
+            .page(PageRequest::Offset {
+                page: 1,
+                per_page: 100,
+            });
+        let crm = &w.crm;
+        let admin = &w.admin;
+        let cond = cond.to_string();
+        async move {
+            let mut found: Vec<String> = crm
+                .list_records(admin, Entity::Customer, &q)
+                .await
+                .unwrap_or_else(|e| panic!("{cond}: {e}"))
+                .items
+                .iter()
+                .map(|r| r.text("name").unwrap_or_default().to_string())
+                .collect();
+            found.sort();
+            found.join(",")
+        }
+    };
+    for (cond, expected) in [
+        ("created_at=2026-12-08", "midnight,morning"),
+        ("created_at=2026年12月8日", "midnight,morning"),
+        ("created_at!=2026-12-08", "after,before"),
+        ("created_at:in:2026-12-07,2026-12-09", "after,before"),
+        ("created_at:in:2026-12-08", "midnight,morning"),
+        ("created_at=2026-12-08 07:28:38", "morning"),
+        ("created_at=2026-12-08 07:28", "morning"),
+        ("created_at=2026-12-08 07:28:39", ""),
+        ("created_at<2026-12-08", "before"),
+        ("created_at<=2026-12-08", "before,midnight,morning"),
+        ("created_at>2026-12-08", "after"),
+        ("created_at>=2026-12-08", "after,midnight,morning"),
+        ("created_at<=2026-12-08 07:28:38", "before,midnight,morning"),
+        ("created_at>2026-12-08 07:28:38", "after"),
+        ("created_at>=2026-12-08T07:28:38+08:00", "after,morning"),
+    ] {
+        assert_eq!(names(cond).await, expected, "{cond}");
+    }
 }
