@@ -2344,21 +2344,23 @@ async fn print_records(
 
 /// A custom field's value for people: money fields are stored in minor
 /// units (fen) and shown in yuan with two decimals, the way they are typed;
+/// numbers without a needless `.0` (120, as typed, not the stored 120.0);
 /// multi-select options as a list, without the commas that bound them in
 /// the stored column.
 fn custom_cell(customs: &[CustomFieldDef], key: &str, v: &Json) -> String {
     let ty = customs.iter().find(|d| d.key == key).map(|d| d.field_type);
     match (ty, v) {
-        (Some(CustomFieldType::Money), Json::Number(n)) if n.is_i64() => {
-            crm::money::Money::cny(n.as_i64().unwrap_or_default()).to_decimal_string()
-        }
-        // Options as `show` lists them: a history entry holds the column
-        // as stored (`,German,English,`).
-        (Some(CustomFieldType::MultiSelect), Json::String(t)) => t
-            .split(',')
-            .filter(|o| !o.is_empty())
-            .collect::<Vec<_>>()
-            .join(","),
+        // As typed: money in yuan, numbers without a needless `.0` (120),
+        // options as `show` lists them (a history entry holds the column as
+        // stored, `,German,English,`).
+        (
+            Some(
+                ty @ (CustomFieldType::Money
+                | CustomFieldType::Number
+                | CustomFieldType::MultiSelect),
+            ),
+            Json::Number(_) | Json::String(_),
+        ) => ty.display(v),
         _ => cell(Some(v)),
     }
 }
@@ -3031,12 +3033,25 @@ async fn record_cmd(ctx: &Ctx, actor: &Actor, entity: Entity, cmd: RecordCmd) ->
                 },
             };
             let h = ctx.crm.history(actor, entity, id).await.map_err(err)?;
-            let customs = ctx.crm.custom_fields(actor, entity).await.map_err(err)?;
+            // Each value by the field it was written under, deleted since
+            // or not (a money field's 分 in yuan, a user field's id by name).
+            let ever = ctx
+                .crm
+                .custom_fields_ever(actor, entity)
+                .await
+                .map_err(err)?;
+            let mut keys: Vec<&str> = ever.iter().map(|f| f.def.key.as_str()).collect();
+            keys.sort_unstable();
+            keys.dedup();
             // Owners, customers, pools and departments by the names users
             // know, not by id.
             let mut names = Names::load(ctx, actor).await?;
             let mut rows = Vec::with_capacity(h.len());
             for e in &h {
+                let customs: Vec<CustomFieldDef> = keys
+                    .iter()
+                    .filter_map(|k| crm::custom::field_as_of(&ever, k, e.at).cloned())
+                    .collect();
                 let mut changes = Vec::with_capacity(e.changes.len());
                 for c in &e.changes {
                     let before = names

@@ -6,7 +6,9 @@
 //! before touching several records, a partly refused batch fails, an edit
 //! without changes is refused, restoring a live record says where it is, and
 //! a transferred customer's follow-up opens by its code for the new owner;
-//! a dozen edits without `--version` at once all land.
+//! a dozen edits without `--version` at once all land; custom values read
+//! as typed in `show`, the history and the duplicate report, and users are
+//! given by display name.
 
 mod common;
 
@@ -793,4 +795,95 @@ fn cli_versionless_edits_all_land() {
 #[test]
 fn cli_versionless_edits_all_land_on_postgres() {
     common::on_postgres("cli_versionless", versionless_edits_all_land);
+}
+
+/// Custom values read as typed in `show`, the history (after their field is
+/// deleted too) and the duplicate report: numbers without `.0`, money in
+/// yuan, users by name; users are given by display name on add and edit
+/// as in filters, and a deactivated one is given nothing new.
+#[test]
+fn cli_custom_values_read_as_typed() {
+    let (dir, db) = temp_db("custom-values");
+    let db = db.as_str();
+    ok(db, &["demo"]);
+    for (key, label, ty) in [
+        ("am", "客户经理", "user"),
+        ("budget", "预算", "money"),
+        ("headcount", "员工数", "number"),
+    ] {
+        ok(db, &["field", "add", "customer", key, label, "--type", ty]);
+    }
+    let list = json(db, &["customer", "list"]);
+    let codes: Vec<String> = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .take(3)
+        .map(|r| r["code"].as_str().expect("code").to_string())
+        .collect();
+    let (a, b, c) = (&codes[0], &codes[1], &codes[2]);
+    ok(
+        db,
+        &[
+            "customer",
+            "edit",
+            a,
+            "am=王芳",
+            "budget=100",
+            "headcount=120",
+        ],
+    );
+    ok(db, &["customer", "edit", a, "budget=12345.67"]);
+    ok(
+        db,
+        &[
+            "customer",
+            "edit",
+            b,
+            "am=wangfang",
+            "budget=12345.67",
+            "headcount=120",
+        ],
+    );
+    let out = ok(
+        db,
+        &["customer", "add", "name=显示名有限公司", "负责人=王芳"],
+    );
+    assert!(out.contains("显示名有限公司"), "{out}");
+    let out = ok(db, &["customer", "show", a]);
+    assert!(out.contains("王芳") && out.contains("12345.67"), "{out}");
+    assert!(out.contains("120 ") && !out.contains("120.0"), "{out}");
+    for f in ["custom.am", "custom.budget", "custom.headcount"] {
+        ok(db, &["customer", "dupes", "--set", &format!("{f}=warn")]);
+    }
+    let out = ok(db, &["customer", "dupes"]);
+    for reason in [
+        "same 客户经理 王芳",
+        "same 预算 12345.67",
+        "same 员工数 120 ",
+    ] {
+        assert!(out.contains(reason), "{reason}: {out}");
+    }
+    ok(
+        db,
+        &["customer", "dupes", "--set", "custom.headcount=block"],
+    );
+    let e = fails(db, &["customer", "edit", c, "headcount=120"]);
+    assert!(e.contains("员工数 120 already belongs"), "{e}");
+    // History reads money in yuan before and after the field is deleted.
+    let out = ok(db, &["customer", "history", a]);
+    assert!(out.contains("custom.budget: 100.00 → 12345.67"), "{out}");
+    assert!(
+        out.contains("custom.headcount:  → 120 ") && !out.contains("120.0"),
+        "{out}"
+    );
+    ok(db, &["field", "delete", "customer", "budget"]);
+    let out = ok(db, &["customer", "history", a]);
+    assert!(out.contains("custom.budget: 100.00 → 12345.67"), "{out}");
+    // A deactivated user is no new manager; the one a record has stays.
+    ok(db, &["user", "edit", "wangfang", "--deactivate"]);
+    let e = fails(db, &["customer", "edit", c, "am=wangfang"]);
+    assert!(e.contains("user wangfang is deactivated"), "{e}");
+    ok(db, &["customer", "edit", a, "am=wangfang", "city=苏州"]);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,6 +12,7 @@ use crate::store::{
     ChangeSet, CmpOp, Col, CustomType, FieldChange, Filter, Guard, Lifecycle, Op, Row, Select, Sort,
 };
 use crate::value::Value;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::str::FromStr;
@@ -74,6 +75,51 @@ impl CustomFieldType {
             CustomFieldType::Number | CustomFieldType::Money => CustomType::Number,
             CustomFieldType::Boolean => CustomType::Bool,
             _ => CustomType::Text,
+        }
+    }
+
+    /// A stored value of a field of this type as people type and read it:
+    /// money in 元 with two decimals (kept in 分: `12345.67`), a number
+    /// without a needless fraction (`120`, not `120.0`), the options of a
+    /// multi-select as a list (`a,b`, kept as `,a,b,`), other text as kept;
+    /// no value is empty. A user field keeps the user's id, which the
+    /// caller names.
+    pub fn display(self, v: &Json) -> String {
+        match (self, v) {
+            (_, Json::Null) => String::new(),
+            (CustomFieldType::Money, Json::Number(n)) if n.is_i64() => {
+                crate::money::Money::cny(n.as_i64().unwrap_or_default()).to_decimal_string()
+            }
+            (CustomFieldType::Number, Json::Number(n)) => match n.as_f64() {
+                Some(f) => crate::import::number_text(f),
+                None => n.to_string(),
+            },
+            (CustomFieldType::MultiSelect, Json::String(t)) => t
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .collect::<Vec<_>>()
+                .join(","),
+            (_, Json::String(t)) => t.clone(),
+            (_, other) => other.to_string(),
+        }
+    }
+
+    /// A duplicate key of a field of this type (the text key of its stored
+    /// value, see [`crate::dedupe`]) as people type the value: money in 元
+    /// (`12345.67`, not the 分 kept), a number without a needless fraction
+    /// (`120`); other keys as they are (a user field's key is the user's
+    /// id, which the caller names).
+    pub fn key_display(self, key: &str) -> String {
+        match self {
+            CustomFieldType::Money => match key.parse::<i64>() {
+                Ok(fen) => crate::money::Money::cny(fen).to_decimal_string(),
+                Err(_) => key.to_string(),
+            },
+            CustomFieldType::Number => match key.parse::<f64>() {
+                Ok(f) if f.is_finite() => crate::import::number_text(f),
+                _ => key.to_string(),
+            },
+            _ => key.to_string(),
         }
     }
 }
@@ -241,6 +287,36 @@ fn def_from_row(r: &Row) -> Result<CustomFieldDef> {
     })
 }
 
+/// A custom field as defined from `defined_at` until `deleted_at` (see
+/// [`Crm::custom_fields_ever`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PastCustomField {
+    /// The definition (the last one it had).
+    pub def: CustomFieldDef,
+    /// When it was defined.
+    pub defined_at: DateTime<Utc>,
+    /// When it was deleted; `None` while it lives.
+    pub deleted_at: Option<DateTime<Utc>>,
+}
+
+/// The definition the custom field keyed `key` had at `at`, among
+/// `fields` (from [`Crm::custom_fields_ever`]): the one defined then,
+/// else the live one, else the one deleted last. A key may be defined
+/// again after its field was deleted, with another type: a value written
+/// before is read by the field it was written under.
+pub fn field_as_of<'a>(
+    fields: &'a [PastCustomField],
+    key: &str,
+    at: DateTime<Utc>,
+) -> Option<&'a CustomFieldDef> {
+    let keyed = || fields.iter().filter(|f| f.def.key == key);
+    keyed()
+        .rfind(|f| f.defined_at <= at && f.deleted_at.is_none_or(|d| at < d))
+        .or_else(|| keyed().find(|f| f.deleted_at.is_none()))
+        .or_else(|| keyed().max_by_key(|f| f.deleted_at))
+        .map(|f| &f.def)
+}
+
 /// A label as labels are compared: header decorations and full-width forms
 /// folded as imports read headers, then in lower case.
 fn label_key(label: &str) -> String {
@@ -252,13 +328,35 @@ fn same_label(a: &str, b: &str) -> bool {
     label_key(a) == label_key(b)
 }
 
+/// The headers of the columns an import or export of `entity` has beside
+/// its fields and standard columns ([`crate::entity::STANDARD_FIELDS`]),
+/// as (Chinese, English): the record code by the entity's own name for it
+/// (`客户编号`, read by a customer import as the code; `联系人编号`), and a
+/// contact's customer by code ([`crate::import::CUSTOMER_CODE_HEADERS`],
+/// beside 所属客户 in a contact export, read back by the contact import).
+/// The standard columns hold the rest: `编号`/`Code`, `负责人`/`Owner`,
+/// `所属部门`, `版本`/`Version` (an export's version column,
+/// [`crate::export::VERSION_HEADERS`]) …
+fn column_headers(entity: Entity) -> &'static [(&'static str, &'static str)] {
+    match entity {
+        Entity::Customer => &[crate::import::CUSTOMER_CODE_HEADERS],
+        Entity::Contact => &[
+            ("联系人编号", "Contact code"),
+            crate::import::CUSTOMER_CODE_HEADERS,
+        ],
+        _ => &[],
+    }
+}
+
 /// Why `label` cannot label a custom field of `entity`, if it cannot: it
-/// is (any case aside) the name, label or alias of one of the entity's
-/// built-in fields or of a standard column (编号, 负责人, 创建时间 …), or,
-/// for customers, a header the import reads as a contact column group
+/// is (letter case and full-width forms aside) the name, label or alias of
+/// one of the entity's built-in fields, of a standard column (编号, 负责人,
+/// 版本, 创建时间 …), a header an import or export of the entity gives
+/// another column ([`column_headers`]: 客户编号, Contact code …), or, for
+/// customers, a header the import reads as a contact column group
 /// (starting with 联系人 or Contact). An import or export would otherwise
 /// have two columns of that name, and a value under it could never reach
-/// the custom field.
+/// the custom field (or would be read as another column).
 pub(crate) fn builtin_label(entity: Entity, label: &str) -> Option<String> {
     let key = label_key(label);
     if key.is_empty() {
@@ -280,6 +378,13 @@ pub(crate) fn builtin_label(entity: Entity, label: &str) -> Option<String> {
         if [*name, *zh, *en].into_iter().any(|n| label_key(n) == key) {
             return Some(format!(
                 "'{shown}' names the standard column {zh} ({name}) every {entity} has; choose another label"
+            ));
+        }
+    }
+    for (zh, en) in column_headers(entity) {
+        if [*zh, *en].into_iter().any(|n| label_key(n) == key) {
+            return Some(format!(
+                "'{shown}' names the column {zh} ({en}) of {entity} imports and exports; choose another label"
             ));
         }
     }
@@ -1472,6 +1577,44 @@ impl Crm {
             .collect()
     }
 
+    /// Every custom field `entity` has had, deleted ones too, oldest
+    /// first, with when each was defined and deleted: what reads values
+    /// written under a field deleted since (a record's history: a money
+    /// field's 分 in 元, a user field's id by name) reads them by
+    /// ([`field_as_of`]).
+    pub async fn custom_fields_ever(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+    ) -> Result<Vec<PastCustomField>> {
+        let mut sel = Select::all(Table::CustomFields, actor.company_id.0, self.now());
+        sel.lifecycle = Lifecycle::Any;
+        sel.filter = Filter::Cmp(Col::Column("entity"), CmpOp::Eq, entity.name().into());
+        sel.sort = vec![
+            Sort {
+                col: Col::Column("created_at"),
+                desc: false,
+            },
+            Sort {
+                col: Col::Column("id"),
+                desc: false,
+            },
+        ];
+        self.store
+            .select(&sel)
+            .await?
+            .rows
+            .iter()
+            .map(|r| {
+                Ok(PastCustomField {
+                    def: def_from_row(r)?,
+                    defined_at: r.get("created_at").as_timestamp().unwrap_or_default(),
+                    deleted_at: r.get("deleted_at").as_timestamp(),
+                })
+            })
+            .collect()
+    }
+
     /// Replaces the options of a built-in choice field (e.g. customer
     /// categories), needs `custom_field:manage`. `expected_version` is the
     /// [`Picklist::version`] the caller read ([`Crm::picklist_with_version`]):
@@ -1975,5 +2118,100 @@ mod tests {
         for t in ["maybe", "2", ""] {
             assert_eq!(parse_bool(t), None, "{t}");
         }
+    }
+
+    #[test]
+    fn values_and_keys_read_as_typed() {
+        use serde_json::json;
+        let t = |ty: CustomFieldType, v: Json| ty.display(&v);
+        assert_eq!(t(CustomFieldType::Money, json!(1_234_567)), "12345.67");
+        assert_eq!(t(CustomFieldType::Money, json!(-50)), "-0.50");
+        assert_eq!(t(CustomFieldType::Number, json!(120.0)), "120");
+        assert_eq!(t(CustomFieldType::Number, json!(0.25)), "0.25");
+        assert_eq!(t(CustomFieldType::MultiSelect, json!(",甲,乙,")), "甲,乙");
+        assert_eq!(t(CustomFieldType::Text, json!("120.0")), "120.0");
+        assert_eq!(t(CustomFieldType::Number, Json::Null), "");
+        // Duplicate keys: the text key of the stored value.
+        let key = |v: Json| crate::dedupe::custom_key(&v).expect("a key");
+        assert_eq!(
+            CustomFieldType::Money.key_display(&key(json!(1_234_567))),
+            "12345.67"
+        );
+        assert_eq!(
+            CustomFieldType::Number.key_display(&key(json!(120.0))),
+            "120"
+        );
+        assert_eq!(CustomFieldType::Number.key_display(&key(json!(1.5))), "1.5");
+        assert_eq!(CustomFieldType::Text.key_display("abc"), "abc");
+    }
+
+    #[test]
+    fn labels_name_no_import_or_export_column() {
+        for (entity, label) in [
+            (Entity::Customer, "客户编号"),
+            (Entity::Customer, "CUSTOMER code"),
+            (Entity::Contact, "客户编号"),
+            (Entity::Contact, "Ｃｕｓｔｏｍｅｒ Ｃｏｄｅ"),
+            (Entity::Contact, "联系人编号"),
+            (Entity::Contact, "contact CODE"),
+            (Entity::Contact, "版本"),
+            (Entity::Contact, "version"),
+            (Entity::Customer, "owner"),
+            (Entity::Customer, "编号"),
+        ] {
+            assert!(builtin_label(entity, label).is_some(), "{entity} {label}");
+        }
+        // Headers of the export's columns are the ones the import reads.
+        for (zh, en) in [
+            crate::import::CUSTOMER_CODE_HEADERS,
+            crate::export::VERSION_HEADERS,
+        ] {
+            for h in [zh, en] {
+                assert!(builtin_label(Entity::Contact, h).is_some(), "{h}");
+            }
+        }
+        assert!(builtin_label(Entity::Customer, "客户编码说明").is_none());
+        assert!(builtin_label(Entity::Contact, "客户等级").is_none());
+    }
+
+    #[test]
+    fn history_reads_a_key_by_the_field_of_its_time() {
+        use chrono::TimeZone;
+        let at = |s: i64| {
+            Utc.timestamp_opt(1_800_000_000 + s, 0)
+                .single()
+                .expect("time")
+        };
+        let def = |label: &str, ty| CustomFieldDef {
+            label: label.into(),
+            key: "budget".into(),
+            field_type: ty,
+            ..number_field()
+        };
+        let fields = vec![
+            PastCustomField {
+                def: def("旧", CustomFieldType::Money),
+                defined_at: at(0),
+                deleted_at: Some(at(10)),
+            },
+            PastCustomField {
+                def: def("新", CustomFieldType::Money),
+                defined_at: at(20),
+                deleted_at: None,
+            },
+        ];
+        let label = |s| field_as_of(&fields, "budget", at(s)).map(|d| d.label.as_str());
+        assert_eq!(label(5), Some("旧"));
+        assert_eq!(label(25), Some("新"));
+        // Between the two, and before either: the live one.
+        assert_eq!(label(15), Some("新"));
+        assert_eq!(label(-5), Some("新"));
+        assert_eq!(field_as_of(&fields, "other", at(5)), None);
+        // Deleted for good: the one deleted last.
+        let gone = vec![fields[0].clone()];
+        assert_eq!(
+            field_as_of(&gone, "budget", at(50)).map(|d| d.label.as_str()),
+            Some("旧")
+        );
     }
 }

@@ -138,8 +138,10 @@ impl Modes {
 pub struct DuplicateMatch {
     /// The key field (`name`, `uscc`, `phone`, `email`, `custom.<key>`).
     pub field: String,
-    /// The normalised value both share, masked when the actor's field rule
-    /// for the key field masks it, empty when the rule hides it.
+    /// The normalised value both share, as people type it (a money
+    /// field's in 元, a number's without a needless fraction, a user
+    /// field's by the user's name), masked when the actor's field rule for
+    /// the key field masks it, empty when the rule hides it.
     pub value: String,
     /// What the company's setting does with such a match.
     pub mode: DedupeMode,
@@ -202,8 +204,10 @@ pub struct DuplicateMember {
 pub struct DuplicateGroup {
     /// The key field.
     pub field: String,
-    /// The shared normalised value (the report holds only key fields the
-    /// actor may read in full).
+    /// The shared normalised value, as people type it: a money field's in
+    /// 元, a number's without a needless fraction, a user field's by the
+    /// user's name (the report holds only key fields the actor may read in
+    /// full).
     pub value: String,
     /// Why they matched, in words (with the value as shown in `value`).
     pub reason: String,
@@ -447,6 +451,46 @@ fn field_label(field: &str, customs: &[CustomFieldDef]) -> String {
         .find(|d| d.key == key)
         .map(|d| d.label.clone())
         .unwrap_or_else(|| field.to_string())
+}
+
+/// A duplicate key of the key field `field` as people type its value (see
+/// [`crate::custom::CustomFieldType::key_display`]): a money field's in 元
+/// (`12345.67`, not the 分 kept), a number's without a needless fraction
+/// (`120`), a user field's by the user's name (`王芳`, looked up in `users`
+/// and noted there); built-in keys as they are.
+async fn key_shown(
+    crm: &Crm,
+    actor: &Actor,
+    field: &str,
+    key: &str,
+    customs: &[CustomFieldDef],
+    users: &mut HashMap<Uuid, Option<String>>,
+) -> String {
+    let Some(def) = field
+        .strip_prefix("custom.")
+        .and_then(|k| customs.iter().find(|d| d.key == k))
+    else {
+        return key.to_string();
+    };
+    if def.field_type != crate::custom::CustomFieldType::User {
+        return def.field_type.key_display(key);
+    }
+    let Ok(id) = Uuid::parse_str(key) else {
+        return key.to_string();
+    };
+    let name = match users.get(&id) {
+        Some(name) => name.clone(),
+        None => {
+            let name = crm
+                .user(actor, UserId(id))
+                .await
+                .ok()
+                .map(|u| u.display_name);
+            users.insert(id, name.clone());
+            name
+        }
+    };
+    name.unwrap_or_else(|| key.to_string())
 }
 
 /// What a run of [`Crm::index_customer_keys_noting`] worked out: the
@@ -1631,7 +1675,9 @@ impl Crm {
             }
             if let Some(existing) = first {
                 let customs = self.custom_fields(actor, Entity::Customer).await?;
-                let what = format!("{} {key}", field_label(&kind, &customs));
+                let shown =
+                    key_shown(self, actor, &kind, &key, &customs, &mut HashMap::new()).await;
+                let what = format!("{} {shown}", field_label(&kind, &customs));
                 return Err(self
                     .duplicate_refusal(actor, Entity::Customer, &what, &existing)
                     .await?);
@@ -1659,6 +1705,12 @@ impl Crm {
         let modes = self.dedupe_modes(company).await?;
         let mut out = Vec::new();
         let mut seen = BTreeSet::new();
+        let customs = if keys.iter().any(|(k, _)| k.starts_with("custom.")) {
+            self.custom_fields(actor, Entity::Customer).await?
+        } else {
+            Vec::new()
+        };
+        let mut users = HashMap::new();
         for (kind, key) in keys {
             let mode = modes.mode(kind);
             // A key field hidden from the actor tells nothing, not even
@@ -1674,6 +1726,7 @@ impl Crm {
                 offset: 0,
                 limit: 50,
             };
+            let shown = key_shown(self, actor, kind, key, &customs, &mut users).await;
             for cid in self.holders(&sel).await? {
                 if Some(cid) == exclude || !seen.insert((kind.clone(), cid)) {
                     continue;
@@ -1692,7 +1745,7 @@ impl Crm {
                 let known = visible || self.config.reveal_duplicate_owner;
                 out.push(DuplicateMatch {
                     field: kind.clone(),
-                    value: shown_value(actor, Entity::Customer, kind, key).unwrap_or_default(),
+                    value: shown_value(actor, Entity::Customer, kind, &shown).unwrap_or_default(),
                     mode,
                     visible,
                     customer: known.then_some(RecordId(cid)),
@@ -1735,8 +1788,17 @@ impl Crm {
         let customs = self.custom_fields(actor, Entity::Customer).await?;
         // Nothing is changed here: a field the actor may not set (hidden,
         // masked, read-only) is refused as one they may not look by.
+        // A check by a deactivated user finds the customers holding them.
         let (mut set, custom, _) = self
-            .prepare(actor, Entity::Customer, fields, &customs, false)
+            .prepare_keeping(
+                actor,
+                Entity::Customer,
+                fields,
+                &customs,
+                false,
+                &crate::records::Lookups::default(),
+                crate::records::Inactive::Allowed,
+            )
             .await
             .map_err(|e| match e {
                 Error::Forbidden(m) => {
@@ -1835,6 +1897,8 @@ impl Crm {
             query.fields.clone()
         };
         let shows_place = readable("place");
+        // The names of the users user-field keys name, as they are met.
+        let mut users = HashMap::new();
         let scope = actor.store_scope(Entity::Customer, Action::Read).unwrap_or(
             crate::store::Scope::Restricted {
                 owners: Vec::new(),
@@ -1933,12 +1997,13 @@ impl Crm {
                     (x.created_at, &x.code, x.id).cmp(&(y.created_at, &y.code, y.id))
                 });
                 let hidden = ids.len() - members.len();
+                let shown = key_shown(self, actor, &field, &key, &customs, &mut users).await;
                 found.push((
                     key.clone(),
                     DuplicateGroup {
-                        reason: match_reason(actor, &field, &key, &customs),
+                        reason: match_reason(actor, &field, &shown, &customs),
                         mode: modes.mode(&field),
-                        value: shown_value(actor, Entity::Customer, &field, &key)
+                        value: shown_value(actor, Entity::Customer, &field, &shown)
                             .unwrap_or_default(),
                         field,
                         members,

@@ -586,6 +586,37 @@ impl Lookups {
     }
 }
 
+/// Which deactivated users [`Crm::prepare_keeping`] lets a user-type
+/// custom field hold: a deactivated user is given nothing new, as an owner
+/// is not, but a record keeps the one it holds.
+#[derive(Clone, Copy)]
+pub(crate) enum Inactive<'a> {
+    /// None (a new record, an import row).
+    Refused,
+    /// The one each field holds in these stored custom values (an edit
+    /// naming the value the record has).
+    Kept(&'a Json),
+    /// Any: nothing is written (a duplicate check by the value).
+    Allowed,
+}
+
+impl Inactive<'_> {
+    /// Whether the custom field `key` may be given the deactivated `user`.
+    fn allows(self, key: &str, user: UserId) -> bool {
+        match self {
+            Inactive::Refused => false,
+            Inactive::Allowed => true,
+            Inactive::Kept(stored) => {
+                stored
+                    .get(key)
+                    .and_then(Json::as_str)
+                    .and_then(|s| Uuid::parse_str(s).ok())
+                    == Some(user.0)
+            }
+        }
+    }
+}
+
 /// One input field resolved to where it goes.
 pub(crate) enum Target<'a> {
     Builtin(&'static FieldDef),
@@ -672,21 +703,73 @@ impl Crm {
         ))
     }
 
-    /// A user by id or username: from the lookups when they hold the
-    /// company's users, else from the store.
+    /// A stored custom value as a refusal names it: as people type it
+    /// ([`CustomFieldType::display`]: money in 元, a number without a
+    /// needless fraction), a user by name.
+    async fn custom_value_shown(&self, actor: &Actor, def: &CustomFieldDef, v: &Json) -> String {
+        if def.field_type == CustomFieldType::User
+            && let Some(id) = v.as_str().and_then(|s| Uuid::parse_str(s).ok())
+            && let Ok(u) = self.user(actor, UserId(id)).await
+        {
+            return u.display_name;
+        }
+        def.field_type.display(v)
+    }
+
+    /// The user `key` names: from the lookups when they hold the company's
+    /// users, else from the store ([`Crm::user_named_by`]). `Ok(Err(why))`
+    /// when it names no one (no such user, or a display name several
+    /// users share).
     async fn lookup_user(
         &self,
         actor: &Actor,
         key: &str,
         lookups: &Lookups,
-    ) -> Result<crate::org::User> {
+    ) -> Result<std::result::Result<crate::org::User, String>> {
         match &lookups.users {
-            Some(_) => lookups
+            Some(_) => Ok(lookups
                 .user(key)
                 .cloned()
-                .ok_or_else(|| Error::not_found("user", key)),
-            None => self.resolve_user(actor, key).await,
+                .ok_or_else(|| lookups.missing_user(key))),
+            None => self.user_named_by(actor, key).await,
         }
+    }
+
+    /// The user of the company `key` names as a value of the owner or of a
+    /// user-type custom field: an id, a username (letter case aside), a
+    /// display name only one user has, or `name (username)` as exports
+    /// write a name several users share — as imports and filters read
+    /// users. `Ok(Err(why))` when it names no one; a display name several
+    /// users share is refused naming their usernames.
+    pub(crate) async fn user_named_by(
+        &self,
+        actor: &Actor,
+        key: &str,
+    ) -> Result<std::result::Result<crate::org::User, String>> {
+        let key = key.trim();
+        let missing = || Ok(Err(format!("no user '{key}'")));
+        if let Ok(id) = key.parse::<UserId>() {
+            return match self.user(actor, id).await {
+                Ok(u) => Ok(Ok(u)),
+                Err(Error::NotFound { .. }) => missing(),
+                Err(e) => Err(e),
+            };
+        }
+        match self.user_by_username(actor, key).await {
+            Ok(u) => return Ok(Ok(u)),
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        // `王芳 (wangfang)`: the user of that username, when that is their name.
+        if let Some((name, username)) = key.strip_suffix(')').and_then(|k| k.rsplit_once(" (")) {
+            match self.user_by_username(actor, username).await {
+                Ok(u) if u.display_name == name.trim() => return Ok(Ok(u)),
+                Ok(_) | Err(Error::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let users = self.list_users(actor, Some(key)).await?;
+        Ok(user_by_display_name(&users, key).cloned())
     }
 
     /// Validates one built-in value into the column values it sets.
@@ -1190,6 +1273,31 @@ impl Crm {
         creating: bool,
         lookups: &Lookups,
     ) -> Result<Prepared> {
+        self.prepare_keeping(
+            actor,
+            entity,
+            fields,
+            customs,
+            creating,
+            lookups,
+            Inactive::Refused,
+        )
+        .await
+    }
+
+    /// [`Crm::prepare_with`], told which deactivated users a user-type
+    /// custom field may still be given (the owner never is).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn prepare_keeping(
+        &self,
+        actor: &Actor,
+        entity: Entity,
+        fields: &Fields,
+        customs: &[CustomFieldDef],
+        creating: bool,
+        lookups: &Lookups,
+        inactive: Inactive<'_>,
+    ) -> Result<Prepared> {
         let mut errors = ValidationErrors::default();
         let mut set: BTreeMap<&'static str, Value> = BTreeMap::new();
         let mut custom: BTreeMap<String, Json> = BTreeMap::new();
@@ -1237,12 +1345,12 @@ impl Crm {
             match resolved {
                 None => errors.push(name.clone(), format!("{entity} has no field '{name}'")),
                 Some(Target::Owner) => match json_text(value) {
-                    Some(key) => match self.lookup_user(actor, &key, lookups).await {
+                    Some(key) => match self.lookup_user(actor, &key, lookups).await? {
                         Ok(u) if u.active => owner = Some(u.id),
                         Ok(u) => {
                             errors.push("owner_id", format!("user {} is deactivated", u.username))
                         }
-                        Err(_) => errors.push("owner_id", lookups.missing_user(&key)),
+                        Err(why) => errors.push("owner_id", why),
                     },
                     None => {
                         errors.push("owner_id", "an owner cannot be cleared here; use transfer")
@@ -1291,12 +1399,20 @@ impl Crm {
                     }
                     match def.coerce(value) {
                         Ok(Json::String(u)) if def.field_type == CustomFieldType::User => {
-                            match self.lookup_user(actor, &u, lookups).await {
+                            match self.lookup_user(actor, &u, lookups).await? {
+                                // A deactivated user is given nothing new
+                                // (as an owner): only a value kept as it is.
+                                Ok(user) if !user.active && !inactive.allows(&def.key, user.id) => {
+                                    errors.push(
+                                        fname,
+                                        format!("user {} is deactivated", user.username),
+                                    );
+                                }
                                 Ok(user) => {
                                     custom
                                         .insert(def.key.clone(), Json::String(user.id.to_string()));
                                 }
-                                Err(_) => errors.push(fname, lookups.missing_user(&u)),
+                                Err(why) => errors.push(fname, why),
                             }
                         }
                         Ok(v) => {
@@ -1500,7 +1616,11 @@ impl Crm {
                 }
                 let value = custom_key_value(v);
                 checks.push((
-                    format!("{} {}", def.label, json_text(v).unwrap_or_default()),
+                    format!(
+                        "{} {}",
+                        def.label,
+                        self.custom_value_shown(actor, def, v).await
+                    ),
                     Filter::Cmp(def.col(), CmpOp::Eq, value),
                 ));
             }
@@ -2528,8 +2648,18 @@ impl Crm {
             _ => {}
         }
         let customs = self.custom_fields(actor, entity).await?;
+        // A user field naming the deactivated user it holds keeps them.
+        let stored_custom = row.get("custom").to_json();
         let (set, custom_set, owner) = self
-            .prepare(actor, entity, &fields, &customs, false)
+            .prepare_keeping(
+                actor,
+                entity,
+                &fields,
+                &customs,
+                false,
+                &Lookups::default(),
+                Inactive::Kept(&stored_custom),
+            )
             .await?;
         if owner.is_some() {
             return Err(Error::invalid(
@@ -3868,7 +3998,7 @@ fn pending_contact_duplicate(
                 return Err(refuse(format!(
                     "{} {}",
                     def.label,
-                    json_text(v).unwrap_or_default()
+                    def.field_type.display(v)
                 )));
             }
         }
@@ -3992,13 +4122,29 @@ fn user_named(users: &[crate::org::User], field: &str, text: &str) -> Result<Uui
     if let Some(u) = users.iter().find(|u| u.username == text.trim()) {
         return Ok(u.id.0);
     }
+    user_by_display_name(users, text)
+        .map(|u| u.id.0)
+        .map_err(|m| Error::invalid(field, m))
+}
+
+/// The one user among `users` whose display name is `text` (trimmed); no
+/// one, or a name several users share (refused naming their usernames, so
+/// that the user can give one), is an error in words.
+fn user_by_display_name<'u>(
+    users: &'u [crate::org::User],
+    text: &str,
+) -> std::result::Result<&'u crate::org::User, String> {
+    let text = text.trim();
     let named: Vec<&crate::org::User> = users.iter().filter(|u| u.display_name == text).collect();
     match named.as_slice() {
-        [one] => Ok(one.id.0),
-        [] => Err(Error::invalid(field, format!("no user '{text}'"))),
-        _ => Err(Error::invalid(
-            field,
-            format!("'{text}' is the name of several users; give the username"),
+        [one] => Ok(one),
+        [] => Err(format!("no user '{text}'")),
+        more => Err(format!(
+            "'{text}' is the name of several users ({}); give the username",
+            more.iter()
+                .map(|u| u.username.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         )),
     }
 }

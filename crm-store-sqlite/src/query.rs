@@ -352,7 +352,8 @@ pub(crate) const SEARCH_KEY_FN: &str = "crm_search_key";
 pub(crate) fn register_functions(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
     use rusqlite::functions::FunctionFlags;
     use rusqlite::types::ValueRef;
-    let folds: [(&str, fn(&str) -> String); 2] = [
+    type Fold = fn(&str) -> String;
+    let folds: [(&str, Fold); 2] = [
         (TEXT_KEY_FN, crm_core::validate::text_key),
         (SEARCH_KEY_FN, crm_core::validate::search_key),
     ];

@@ -2,8 +2,12 @@
 //! is — custom dates, numbers, amounts, yes/no words, options and users,
 //! built-in identifiers (ID numbers, credit codes, e-mail addresses), tags
 //! and multi-selects, dates with times, phone numbers in searches — so that
-//! a record matches the text that saved it, alike on every backend; a
-//! deleted custom field's duplicate rule goes with it; `Not` is the
+//! a record matches the text that saved it, alike on every backend, and
+//! saving names users as filters do (a deactivated user given nothing
+//! new); duplicates show custom values as typed; a deleted custom field's
+//! duplicate rule goes with it, and its definition still reads the
+//! history written under it; custom labels name no column imports and
+//! exports give something else; `Not` is the
 //! complement of its condition, blanks included, and nesting is bounded;
 //! a broken host clock is held to four-digit years.
 
@@ -120,6 +124,21 @@ macro_rules! filter_scenarios {
         $each!(
             $crate::testing::filter_suite::a_broken_host_clock_is_held_to_four_digit_years,
             filter_a_broken_host_clock_is_held_to_four_digit_years,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::saving_names_users_as_filters_do,
+            filter_saving_names_users_as_filters_do,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::duplicates_show_values_as_typed,
+            filter_duplicates_show_values_as_typed,
+            $make
+        );
+        $each!(
+            $crate::testing::filter_suite::deleted_fields_still_read_their_history,
+            filter_deleted_fields_still_read_their_history,
             $make
         );
     };
@@ -1024,12 +1043,15 @@ async fn try_define(
 }
 
 /// A custom field's label (Chinese or English, any case, full-width
-/// aside) cannot be a built-in field's name, label or alias, a standard
-/// column's label (编号, 负责人 …), a header a customer import reads as a
+/// aside), given or changed to, cannot be a built-in field's name, label
+/// or alias, a standard column's label (编号, 负责人, 版本 …), a header an
+/// import or export gives another column (客户编号 / Customer code,
+/// 联系人编号 / Contact code), a header a customer import reads as a
 /// contact column (联系人…, Contact…), or another custom field's label of
 /// the entity: exports would write two columns of that name, which the
 /// import refuses, and a value under it could never reach the custom
-/// field. A label that merely contains one is fine.
+/// field (or would be read as the other column). A label that merely
+/// contains one is fine.
 pub async fn custom_labels_name_no_other_column(store: Arc<dyn Store>) {
     let w = World::new(store).await;
     let text = CustomFieldType::Text;
@@ -1052,6 +1074,38 @@ pub async fn custom_labels_name_no_other_column(store: Arc<dyn Store>) {
         (Entity::Contact, "所属客户", None, "所属客户"),
         (Entity::Contact, "客户", None, "所属客户"),
         (Entity::FollowUp, "联系人", None, "联系人"),
+        // The columns imports and exports give other things: the record
+        // code by the entity's name for it, a contact's customer by code,
+        // the version.
+        (Entity::Customer, "客户编号", None, "客户编号"),
+        (
+            Entity::Customer,
+            "客户代码",
+            Some("customer CODE"),
+            "客户编号",
+        ),
+        (Entity::Contact, "客户编号", None, "客户编号"),
+        (
+            Entity::Contact,
+            "客户代码",
+            Some("Customer Code"),
+            "客户编号",
+        ),
+        (
+            Entity::Contact,
+            "Ｃｕｓｔｏｍｅｒ ｃｏｄｅ",
+            None,
+            "客户编号",
+        ),
+        (Entity::Contact, "联系人编号", None, "联系人编号"),
+        (
+            Entity::Contact,
+            "联系人代码",
+            Some("contact code"),
+            "联系人编号",
+        ),
+        (Entity::Contact, "版本", None, "版本"),
+        (Entity::Customer, "修订", Some("VERSION"), "版本"),
     ] {
         match try_define(&w, entity, "extra", label, label_en, text, &[]).await {
             Err(Error::Validation(v)) => {
@@ -1087,6 +1141,41 @@ pub async fn custom_labels_name_no_other_column(store: Arc<dyn Store>) {
     )
     .await
     .expect("contacts read no contact columns");
+    // Nor can a label be changed to one.
+    let spare = try_define(&w, Entity::Contact, "spare", "备用", None, text, &[])
+        .await
+        .expect("a contact field");
+    let spare_customer = try_define(&w, Entity::Customer, "spare", "备用", None, text, &[])
+        .await
+        .expect("a customer field");
+    for (def, label, label_en, what) in [
+        (&spare, Some("客户编号"), None, "客户编号"),
+        (&spare, None, Some("customer code"), "客户编号"),
+        (&spare, Some("联系人编号"), None, "联系人编号"),
+        (&spare_customer, Some("客户编号"), None, "客户编号"),
+        (&spare_customer, None, Some("Version"), "版本"),
+    ] {
+        let change = CustomFieldUpdate {
+            label: label.map(str::to_string),
+            label_en: label_en.map(str::to_string),
+            ..CustomFieldUpdate::default()
+        };
+        match w
+            .crm
+            .update_custom_field(&w.admin, def.id, def.version, change)
+            .await
+        {
+            Err(Error::Validation(v)) => {
+                let m = v.to_string();
+                assert!(m.contains(what), "{label:?} {label_en:?}: {m}");
+            }
+            other => panic!("{label:?} {label_en:?}: expected a refusal, got {other:?}"),
+        }
+    }
+    w.crm
+        .delete_custom_field(&w.admin, spare_customer.id, spare_customer.version)
+        .await
+        .expect("delete the spare customer field");
     // Another custom field's label, in either language and any case.
     for (label, label_en) in [
         ("所在城市", None),
@@ -1671,5 +1760,399 @@ pub async fn nul_characters_are_refused_as_input(store: Arc<dyn Store>) {
         "consumer",
         w.crm.pending_events("erp\0sync", 10).await.map(drop),
         "consumer",
+    );
+}
+
+/// Adds a user with a display name (another user may have it too).
+async fn add_user(w: &World, username: &str, name: &str) -> crate::org::User {
+    w.crm
+        .create_user(
+            &w.admin,
+            crate::org::NewUser {
+                username: username.into(),
+                display_name: name.into(),
+                department_id: Some(w.group1),
+                ..crate::org::NewUser::default()
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("add {username}: {e}"))
+}
+
+/// Deactivates a user.
+async fn deactivate(w: &World, id: crate::ids::UserId) {
+    let u = w.crm.user(&w.admin, id).await.expect("user");
+    w.crm
+        .update_user(
+            &w.admin,
+            id,
+            u.version,
+            crate::org::UserPatch {
+                active: Some(false),
+                ..crate::org::UserPatch::default()
+            },
+        )
+        .await
+        .expect("deactivate");
+}
+
+/// The validation message of a refused save.
+fn refusal<T: std::fmt::Debug>(r: Result<T, Error>, what: &str) -> String {
+    match r {
+        Err(Error::Validation(v)) => v.to_string(),
+        other => panic!("{what}: expected a validation error, got {other:?}"),
+    }
+}
+
+/// Saving names users as filters and imports do: the owner and a user
+/// field take an id, a username, a display name only one user has, or
+/// `name (username)`; a display name two users share is refused naming
+/// both usernames. A deactivated user is given nothing new — as owner or
+/// in a user field, on create and on edit — while a record keeps the one
+/// its field holds, and a duplicate check may still look by them.
+pub async fn saving_names_users_as_filters_do(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(&w, "am", "客户经理", CustomFieldType::User, &[]).await;
+    let a = customer(&w, "甲公司", json!({"客户经理": "张三", "负责人": "李四"})).await;
+    assert_eq!(a.owner_id, Some(w.lisi.user_id));
+    assert_eq!(
+        a.custom.get("am"),
+        Some(&json!(w.zhangsan.user_id.to_string()))
+    );
+    let a = w
+        .crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            a.id,
+            a.version,
+            fields(json!({"custom.am": "王五"})),
+        )
+        .await
+        .expect("edit by display name");
+    assert_eq!(
+        a.custom.get("am"),
+        Some(&json!(w.wangwu.user_id.to_string()))
+    );
+    // A name two users share names neither.
+    let other = add_user(&w, "zhangsan2", "张三").await;
+    for (field, value) in [("custom.am", "张三"), ("owner_id", "张三")] {
+        let m = refusal(
+            w.crm
+                .create_record(
+                    &w.admin,
+                    Entity::Customer,
+                    fields(json!({"name": "乙公司", field: value})),
+                )
+                .await,
+            field,
+        );
+        assert!(
+            m.contains(field) && m.contains("zhangsan,") && m.contains("zhangsan2"),
+            "{field}: {m}"
+        );
+    }
+    let m = refusal(
+        w.crm
+            .update_record(
+                &w.admin,
+                Entity::Customer,
+                a.id,
+                a.version,
+                fields(json!({"custom.am": "张三"})),
+            )
+            .await,
+        "edit",
+    );
+    assert!(m.contains("zhangsan2"), "{m}");
+    // Told apart as exports write them.
+    let a = w
+        .crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            a.id,
+            a.version,
+            fields(json!({"custom.am": "张三 (zhangsan2)"})),
+        )
+        .await
+        .expect("name (username)");
+    assert_eq!(a.custom.get("am"), Some(&json!(other.id.to_string())));
+    refusal(
+        w.crm
+            .update_record(
+                &w.admin,
+                Entity::Customer,
+                a.id,
+                a.version,
+                fields(json!({"custom.am": "nobody"})),
+            )
+            .await,
+        "no such user",
+    );
+    // A deactivated user: kept where held, given to no one else.
+    deactivate(&w, other.id).await;
+    let a = w
+        .crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            a.id,
+            a.version,
+            fields(json!({"custom.am": "zhangsan2", "city": "苏州"})),
+        )
+        .await
+        .expect("the user the field holds stays");
+    assert_eq!(a.custom.get("am"), Some(&json!(other.id.to_string())));
+    let b = customer(&w, "丙公司", json!({})).await;
+    for value in ["zhangsan2", &other.id.to_string()] {
+        let m = refusal(
+            w.crm
+                .update_record(
+                    &w.admin,
+                    Entity::Customer,
+                    b.id,
+                    b.version,
+                    fields(json!({"custom.am": value})),
+                )
+                .await,
+            value,
+        );
+        assert!(
+            m.contains("custom.am") && m.contains("zhangsan2 is deactivated"),
+            "{value}: {m}"
+        );
+    }
+    let m = refusal(
+        w.crm
+            .create_record(
+                &w.admin,
+                Entity::Customer,
+                fields(json!({"name": "丁公司", "客户经理": "zhangsan2"})),
+            )
+            .await,
+        "create",
+    );
+    assert!(m.contains("zhangsan2 is deactivated"), "{m}");
+    let m = refusal(
+        w.crm
+            .create_record(
+                &w.admin,
+                Entity::Customer,
+                fields(json!({"name": "丁公司", "owner_id": "zhangsan2"})),
+            )
+            .await,
+        "owner",
+    );
+    assert!(m.contains("zhangsan2 is deactivated"), "{m}");
+    // Looking for the customers a deactivated user is the manager of.
+    w.crm
+        .set_dedupe_rule(&w.admin, "custom.am", DedupeMode::Warn)
+        .await
+        .expect("rule");
+    let found = w
+        .crm
+        .find_duplicates(&w.admin, &fields(json!({"custom.am": "zhangsan2"})))
+        .await
+        .expect("a check by a deactivated user");
+    assert!(found.iter().any(|m| m.customer == Some(a.id)), "{found:?}");
+}
+
+/// The duplicate report, the matches of a customer and the refusal of a
+/// duplicate show a custom key's value as people type it: a money field's
+/// in 元 (not the 分 kept), a number's without a needless fraction, a user
+/// field's by the user's name; so does a unique field's refusal.
+pub async fn duplicates_show_values_as_typed(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(&w, "am", "客户经理", CustomFieldType::User, &[]).await;
+    define(&w, "budget", "预算", CustomFieldType::Money, &[]).await;
+    define(&w, "headcount", "员工数", CustomFieldType::Number, &[]).await;
+    for f in ["custom.am", "custom.budget", "custom.headcount"] {
+        w.crm
+            .set_dedupe_rule(&w.admin, f, DedupeMode::Warn)
+            .await
+            .unwrap_or_else(|e| panic!("{f}: {e}"));
+    }
+    let values =
+        json!({"custom.am": "zhangsan", "custom.budget": "12345.67", "custom.headcount": "120"});
+    let a = customer(&w, "甲公司", values.clone()).await;
+    customer(&w, "乙公司", values.clone()).await;
+    let report = w
+        .crm
+        .duplicate_report(&w.admin, &DuplicateQuery::default())
+        .await
+        .expect("report");
+    let shown: BTreeSet<(String, String, String)> = report
+        .groups
+        .iter()
+        .map(|g| (g.field.clone(), g.value.clone(), g.reason.clone()))
+        .collect();
+    let expected: BTreeSet<(String, String, String)> = [
+        ("custom.am", "张三", "same 客户经理 张三"),
+        ("custom.budget", "12345.67", "same 预算 12345.67"),
+        ("custom.headcount", "120", "same 员工数 120"),
+    ]
+    .into_iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(shown, expected, "{report:?}");
+    let matches = w.crm.duplicates_of(&w.admin, a.id).await.expect("matches");
+    let shown: BTreeSet<(String, String)> = matches
+        .iter()
+        .map(|m| (m.field.clone(), m.value.clone()))
+        .collect();
+    assert_eq!(
+        shown,
+        expected
+            .iter()
+            .map(|(f, v, _)| (f.clone(), v.clone()))
+            .collect(),
+        "{matches:?}"
+    );
+    // A refusing rule names the value so too.
+    for (f, value, typed) in [
+        ("custom.budget", json!("12345.67"), "预算 12345.67"),
+        ("custom.headcount", json!(120), "员工数 120 "),
+        ("custom.am", json!("zhangsan"), "客户经理 张三 "),
+    ] {
+        w.crm
+            .set_dedupe_rule(&w.admin, f, DedupeMode::Block)
+            .await
+            .expect("block");
+        match w
+            .crm
+            .create_record(
+                &w.admin,
+                Entity::Customer,
+                fields(json!({"name": "丙公司", f: value})),
+            )
+            .await
+        {
+            Err(Error::Duplicate { message, .. }) => {
+                assert!(message.contains(typed), "{f}: {message}");
+            }
+            other => panic!("{f}: expected a duplicate, got {other:?}"),
+        }
+        w.crm
+            .set_dedupe_rule(&w.admin, f, DedupeMode::Off)
+            .await
+            .expect("off");
+    }
+    // A unique field's refusal names the amount in 元 too.
+    let def = w
+        .crm
+        .define_custom_field(
+            &w.admin,
+            NewCustomField {
+                entity: Entity::Customer,
+                key: "deposit".into(),
+                label: "保证金".into(),
+                label_en: None,
+                field_type: CustomFieldType::Money,
+                options: Vec::new(),
+                required: false,
+                unique: true,
+            },
+        )
+        .await
+        .expect("unique money field");
+    customer(&w, "丁公司", json!({"custom.deposit": "500"})).await;
+    match w
+        .crm
+        .create_record(
+            &w.admin,
+            Entity::Customer,
+            fields(json!({"name": "戊公司", "custom.deposit": "500.00"})),
+        )
+        .await
+    {
+        Err(Error::Duplicate { message, .. }) => {
+            assert!(message.contains("保证金 500.00 "), "{message}");
+        }
+        other => panic!("{}: expected a duplicate, got {other:?}", def.key),
+    }
+}
+
+/// A custom field deleted (or defined again since) still tells how the
+/// values written under it read: [`crate::custom::field_as_of`] finds the
+/// definition a key had when a history entry was written.
+pub async fn deleted_fields_still_read_their_history(store: Arc<dyn Store>) {
+    let w = World::new(store).await;
+    define(&w, "budget", "预算", CustomFieldType::Money, &[]).await;
+    let a = customer(&w, "甲公司", json!({"custom.budget": "100"})).await;
+    w.clock.advance(chrono::Duration::seconds(5));
+    w.crm
+        .update_record(
+            &w.admin,
+            Entity::Customer,
+            a.id,
+            a.version,
+            fields(json!({"custom.budget": "12345.67"})),
+        )
+        .await
+        .expect("edit");
+    w.clock.advance(chrono::Duration::seconds(5));
+    let def = w
+        .crm
+        .custom_fields(&w.admin, Entity::Customer)
+        .await
+        .expect("fields")
+        .into_iter()
+        .find(|d| d.key == "budget")
+        .expect("budget");
+    w.crm
+        .delete_custom_field(&w.admin, def.id, def.version)
+        .await
+        .expect("delete");
+    assert!(
+        w.crm
+            .custom_fields(&w.admin, Entity::Customer)
+            .await
+            .expect("fields")
+            .is_empty()
+    );
+    let ever = w
+        .crm
+        .custom_fields_ever(&w.admin, Entity::Customer)
+        .await
+        .expect("every field");
+    assert_eq!(ever.len(), 1, "{ever:?}");
+    assert!(ever[0].deleted_at.is_some(), "{ever:?}");
+    let history = w
+        .crm
+        .history(&w.admin, Entity::Customer, a.id.0)
+        .await
+        .expect("history");
+    let mut read = Vec::new();
+    for e in &history {
+        for c in e.changes.iter().filter(|c| c.field == "custom.budget") {
+            let def = crate::custom::field_as_of(&ever, "budget", e.at).expect("its field");
+            read.push(format!(
+                "{} → {}",
+                def.field_type.display(&c.before),
+                def.field_type.display(&c.after)
+            ));
+        }
+    }
+    assert_eq!(read, vec![" → 100.00", "100.00 → 12345.67"], "{history:?}");
+    // Defined again (as a money field, as the values held require), a key
+    // reads old entries by the field they were written under.
+    w.clock.advance(chrono::Duration::seconds(5));
+    define(&w, "budget", "预算二", CustomFieldType::Money, &[]).await;
+    let ever = w
+        .crm
+        .custom_fields_ever(&w.admin, Entity::Customer)
+        .await
+        .expect("every field");
+    assert_eq!(ever.len(), 2, "{ever:?}");
+    let at = |e: &crate::store::AuditEntry| {
+        crate::custom::field_as_of(&ever, "budget", e.at)
+            .map(|d| d.label.clone())
+            .unwrap_or_default()
+    };
+    assert!(history.iter().all(|e| at(e) == "预算"), "{ever:?}");
+    assert_eq!(
+        crate::custom::field_as_of(&ever, "budget", w.crm.now()).map(|d| d.label.as_str()),
+        Some("预算二")
     );
 }
