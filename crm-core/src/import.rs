@@ -1749,6 +1749,38 @@ struct Candidate {
     /// a row creating a customer that shares one is created, with a
     /// warning.
     warn_keys: Vec<DupKey>,
+    /// The deactivated users the row names: they refuse a row creating a
+    /// record, and one updating a record that does not hold them there
+    /// already (an exported sheet of a colleague who left reads back).
+    inactive: Vec<InactiveNamed>,
+}
+
+/// A deactivated user an import row names (see `Candidate::inactive`).
+#[derive(Clone, Debug)]
+struct InactiveNamed {
+    /// The user-type custom field, `None` for the owner.
+    key: Option<String>,
+    /// The user.
+    id: Uuid,
+    /// Why it is refused, in English and Chinese.
+    why: (String, String),
+}
+
+impl InactiveNamed {
+    /// Whether the stored `row` holds the user there already.
+    fn held_by(&self, row: &Row) -> bool {
+        match &self.key {
+            None => row.get("owner_id").as_id() == Some(self.id),
+            Some(k) => {
+                row.get("custom")
+                    .to_json()
+                    .get(k)
+                    .and_then(Json::as_str)
+                    .and_then(|t| Uuid::parse_str(t).ok())
+                    == Some(self.id)
+            }
+        }
+    }
 }
 
 /// What a batch creates and updates, kept per batch for undo.
@@ -5703,14 +5735,17 @@ impl RowValidator {
         // A kept customer is not the row's to give: the rest of the row is
         // checked as an update's fields are, its required fields but the
         // customer below.
+        // Deactivated users are taken here and told apart below: a row
+        // may keep one its record holds (see `Candidate::inactive`).
         let prepared = crm
-            .prepare_with(
+            .prepare_keeping(
                 &self.actor,
                 entity,
                 &checked,
                 &self.customs,
                 kept.is_none() && !lenient,
                 &self.lookups,
+                crate::records::Inactive::Allowed,
             )
             .await;
         drop(checked);
@@ -5797,6 +5832,7 @@ impl RowValidator {
         }
         // (Whether the row may name another owner is decided once it is
         // known to create a record or to update one: see `record_batch`.)
+        let inactive = self.inactive_named(entity, &fields, owner, &custom);
         let mut contacts = Vec::new();
         for (g, cf) in &groups {
             // The contact's required custom fields, as a contact import
@@ -5909,7 +5945,61 @@ impl RowValidator {
             kept_customer: kept.is_some(),
             unmet,
             warn_keys,
+            inactive,
         }))
+    }
+
+    /// The deactivated users the row names — as owner, or in user-type
+    /// custom fields — with why each is refused where it is new (see
+    /// `Candidate::inactive`).
+    fn inactive_named(
+        &self,
+        entity: Entity,
+        fields: &Fields,
+        owner: Option<crate::ids::UserId>,
+        custom: &BTreeMap<String, Json>,
+    ) -> Vec<InactiveNamed> {
+        let Some(users) = &self.lookups.users else {
+            return Vec::new();
+        };
+        let deactivated = |id: Uuid| {
+            users
+                .get(&id.to_string())
+                .filter(|u| !u.active)
+                .map(|u| u.username.clone())
+        };
+        let mut out = Vec::new();
+        let mut push = |field: String, key: Option<String>, id: Uuid, username: String| {
+            let mut v = ValidationErrors::default();
+            v.push(field, format!("user {username} is deactivated"));
+            if let Some(why) = self.messages(entity, fields, &v, None).into_iter().next() {
+                out.push(InactiveNamed { key, id, why });
+            }
+        };
+        if let Some(o) = owner
+            && let Some(name) = deactivated(o.0)
+        {
+            push("owner_id".into(), None, o.0, name);
+        }
+        for def in self.customs.iter() {
+            if def.field_type != CustomFieldType::User {
+                continue;
+            }
+            if let Some(id) = custom
+                .get(&def.key)
+                .and_then(Json::as_str)
+                .and_then(|t| Uuid::parse_str(t).ok())
+                && let Some(name) = deactivated(id)
+            {
+                push(
+                    format!("custom.{}", def.key),
+                    Some(def.key.clone()),
+                    id,
+                    name,
+                );
+            }
+        }
+        out
     }
 
     /// Takes out of the row's values (`fields`, its contact groups'
@@ -7109,6 +7199,12 @@ impl ImportSession<'_> {
                     self.reject(issues, c.number, IssueKind::Invalid, pe, pz);
                     continue;
                 }
+                // A new record is given no deactivated user.
+                if let Some(i) = c.inactive.first() {
+                    let (en, zh) = i.why.clone();
+                    self.reject(issues, c.number, IssueKind::Invalid, en, zh);
+                    continue;
+                }
                 // A new record needs the required fields an update may lack.
                 if !c.unmet.is_empty() {
                     let (en, zh) = join_problems(&c.unmet);
@@ -7305,6 +7401,19 @@ impl ImportSession<'_> {
                     IssueKind::Duplicate,
                     format!("{en}; {pe}"),
                     format!("{zh}；{pz}"),
+                );
+                continue;
+            }
+            // A deactivated user the record holds there already is kept;
+            // none is given anew.
+            if let Some(i) = c.inactive.iter().find(|i| !i.held_by(row)) {
+                let (pe, pz) = i.why.clone();
+                self.reject(
+                    issues,
+                    c.number,
+                    IssueKind::Invalid,
+                    format!("{en}; this row cannot update it: {pe}"),
+                    format!("{zh}；该行不能更新该记录：{pz}"),
                 );
                 continue;
             }

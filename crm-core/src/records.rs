@@ -596,7 +596,9 @@ pub(crate) enum Inactive<'a> {
     /// The one each field holds in these stored custom values (an edit
     /// naming the value the record has).
     Kept(&'a Json),
-    /// Any: nothing is written (a duplicate check by the value).
+    /// Any, the owner too: nothing is written (a duplicate check by the
+    /// value), or the caller checks them against the stored record (an
+    /// import row, once it is known to update one).
     Allowed,
 }
 
@@ -1346,7 +1348,9 @@ impl Crm {
                 None => errors.push(name.clone(), format!("{entity} has no field '{name}'")),
                 Some(Target::Owner) => match json_text(value) {
                     Some(key) => match self.lookup_user(actor, &key, lookups).await? {
-                        Ok(u) if u.active => owner = Some(u.id),
+                        Ok(u) if u.active || matches!(inactive, Inactive::Allowed) => {
+                            owner = Some(u.id)
+                        }
                         Ok(u) => {
                             errors.push("owner_id", format!("user {} is deactivated", u.username))
                         }

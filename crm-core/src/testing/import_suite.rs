@@ -24,6 +24,11 @@ macro_rules! import_scenarios {
             $make
         );
         $each!(
+            $crate::testing::import_suite::import_keeps_a_deactivated_user_a_record_holds,
+            io_import_keeps_a_deactivated_user_a_record_holds,
+            $make
+        );
+        $each!(
             $crate::testing::import_suite::import_contacts_of_an_archived_customer_read_back,
             io_import_contacts_of_an_archived_customer_read_back,
             $make
@@ -9675,6 +9680,89 @@ pub async fn import_finds_contacts_without_a_mobile_by_name(store: Arc<dyn Store
         i.message_en
     );
     assert_eq!(contacts_of(&w).await.len(), 3, "nothing written");
+}
+
+/// A sheet naming a colleague who has left (deactivated) — as owner or in
+/// a user-type custom field — reads back: a row updating a record that
+/// holds that user there already keeps them; a row giving them to a new
+/// record, or to a record that does not hold them, is refused naming the
+/// user, as saving through the API is.
+pub async fn import_keeps_a_deactivated_user_a_record_holds(store: Arc<dyn Store>) {
+    let w = World::new(store.clone()).await;
+    w.crm
+        .define_custom_field(
+            &w.admin,
+            new_custom(
+                Entity::Customer,
+                "am",
+                "客户经理",
+                "Account manager",
+                crate::custom::CustomFieldType::User,
+                &[],
+                false,
+            ),
+        )
+        .await
+        .expect("user field");
+    let kept = w
+        .customer(&w.wangwu, "王五老客户有限公司", json!({"am": "wangwu"}))
+        .await;
+    let other = w.customer(&w.zhangsan, "张三客户有限公司", json!({})).await;
+    let ww = w
+        .crm
+        .user(&w.admin, w.wangwu.user_id)
+        .await
+        .expect("wangwu");
+    w.crm
+        .update_user(
+            &w.admin,
+            ww.id,
+            ww.version,
+            crate::org::UserPatch {
+                active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("wangwu leaves");
+    let h = ["编号", "客户名称", "负责人", "客户经理"];
+    let code = |r: &Record| r.code.clone().expect("code");
+    let mut o = opts(Entity::Customer);
+    o.policy = DuplicatePolicy::Update;
+    let r = run(
+        &w,
+        &w.admin,
+        o,
+        &h,
+        vec![
+            // As exported: kept.
+            vec![
+                t(&code(&kept)),
+                t("王五老客户有限公司"),
+                t("wangwu"),
+                t("wangwu"),
+            ],
+            // The leaver given to a record that does not hold them.
+            vec![t(&code(&other)), t("张三客户有限公司"), t(""), t("wangwu")],
+            // Or to a new one, as owner.
+            vec![t(""), t("新客户有限公司"), t("wangwu"), t("")],
+        ],
+    )
+    .await;
+    assert_eq!(
+        (r.unchanged, r.updated, r.created, r.rejected),
+        (1, 0, 0, 2),
+        "{:#?}",
+        r.issues
+    );
+    for row in [3, 4] {
+        let i = issue(&r, row);
+        assert!(
+            i.message_en.contains("wangwu is deactivated") && i.message_zh.contains("已停用"),
+            "{i:?}"
+        );
+    }
+    assert!(find(&w, "新客户有限公司").await.is_none());
 }
 
 /// The contacts of an archived customer (which stay in the contact lists)
