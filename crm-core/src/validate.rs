@@ -909,7 +909,7 @@ const MAINLAND_PROVINCES: [&str; 31] = [
 
 /// Whether two digits begin the region code of a resident ID number
 /// (GB 11643-1999, whose address code is GB/T 2260's): a mainland
-/// province's code ([`MAINLAND_PROVINCES`]), 71 (Taiwan), or 81, 82, 83 (the
+/// province's code (`MAINLAND_PROVINCES`), 71 (Taiwan), or 81, 82, 83 (the
 /// residence permits of residents of Hong Kong, Macao and Taiwan).
 pub fn resident_id_province(two: &str) -> bool {
     MAINLAND_PROVINCES.contains(&two) || matches!(two, "71" | "81" | "82" | "83")
@@ -2115,7 +2115,7 @@ fn push_search_folded(out: &mut String, c: char) {
 
 /// The key a text is searched by, so that a search or a `~` / `^` filter
 /// finds a name however it is spelled: every character folded as
-/// [`push_search_folded`] folds it (full width, traditional Chinese, letter
+/// `push_search_folded` folds it (full width, traditional Chinese, letter
 /// case and accents aside: `ＩＢＭ中国`, `華為技術`, `MÜLLER` and `Société`
 /// have the keys `ibm中国`, `华为技术`, `muller` and `societe`), then every
 /// run of whitespace one space, trimmed — the folding of the name
