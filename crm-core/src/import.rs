@@ -5214,6 +5214,26 @@ impl<'a> ImportSession<'a> {
         None
     }
 
+    /// [`Self::reject`] for a row that names a record it cannot update:
+    /// what it matched (`(en, zh)`, from `describe`) and why not
+    /// (`(pe, pz)`).
+    fn reject_update(
+        &mut self,
+        issues: &mut Vec<RowIssue>,
+        number: u32,
+        kind: IssueKind,
+        (en, zh): (&str, &str),
+        (pe, pz): (String, String),
+    ) {
+        self.reject(
+            issues,
+            number,
+            kind,
+            format!("{en}; this row cannot update it: {pe}"),
+            format!("{zh}；该行不能更新该记录：{pz}"),
+        );
+    }
+
     fn reject(
         &mut self,
         issues: &mut Vec<RowIssue>,
@@ -7333,13 +7353,7 @@ impl ImportSession<'_> {
             // the row.
             let mut c = c;
             if let Some((pe, pz)) = self.unmask(&mut c, row) {
-                self.reject(
-                    issues,
-                    c.number,
-                    IssueKind::Invalid,
-                    format!("{en}; this row cannot update it: {pe}"),
-                    format!("{zh}；该行不能更新该记录：{pz}"),
-                );
+                self.reject_update(issues, c.number, IssueKind::Invalid, (&en, &zh), (pe, pz));
                 continue;
             }
             // A row matching two records (its credit code one, its name
@@ -7408,13 +7422,7 @@ impl ImportSession<'_> {
             // none is given anew.
             if let Some(i) = c.inactive.iter().find(|i| !i.held_by(row)) {
                 let (pe, pz) = i.why.clone();
-                self.reject(
-                    issues,
-                    c.number,
-                    IssueKind::Invalid,
-                    format!("{en}; this row cannot update it: {pe}"),
-                    format!("{zh}；该行不能更新该记录：{pz}"),
-                );
+                self.reject_update(issues, c.number, IssueKind::Invalid, (&en, &zh), (pe, pz));
                 continue;
             }
             // An update keeps the record's owner (as the API's does): an
@@ -7496,25 +7504,13 @@ impl ImportSession<'_> {
                     .group_code_problem(&c, Some(row.id()), &group_codes)
                     .await?
                 {
-                    self.reject(
-                        issues,
-                        c.number,
-                        IssueKind::Invalid,
-                        format!("{en}; this row cannot update it: {pe}"),
-                        format!("{zh}；该行不能更新该记录：{pz}"),
-                    );
+                    self.reject_update(issues, c.number, IssueKind::Invalid, (&en, &zh), (pe, pz));
                     continue;
                 }
                 match self.contact_updates(&c, row, &stored_contacts).await? {
                     Ok(planned) => planned,
                     Err((kind, pe, pz)) => {
-                        self.reject(
-                            issues,
-                            c.number,
-                            kind,
-                            format!("{en}; this row cannot update it: {pe}"),
-                            format!("{zh}；该行不能更新该记录：{pz}"),
-                        );
+                        self.reject_update(issues, c.number, kind, (&en, &zh), (pe, pz));
                         continue;
                     }
                 }
@@ -7558,13 +7554,7 @@ impl ImportSession<'_> {
                 .any(|k| !contact_updates.iter().any(|u| u.group == k.group))
                 && let Some((pe, pz)) = self.only_shared(row)
             {
-                self.reject(
-                    issues,
-                    c.number,
-                    IssueKind::Forbidden,
-                    format!("{en}; this row cannot update it: {pe}"),
-                    format!("{zh}；该行不能更新该记录：{pz}"),
-                );
+                self.reject_update(issues, c.number, IssueKind::Forbidden, (&en, &zh), (pe, pz));
                 continue;
             }
             if !self.opts.dry_run {
